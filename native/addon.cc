@@ -1,0 +1,110 @@
+// Addon entry: instance data, teardown hook, exports and the small free functions.
+#include "addon.h"
+
+#include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include <cerrno>
+
+#include "args.h"
+#include "errors.h"
+
+namespace moat {
+
+AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+void Registry::HandleClosed() {
+  if (--closingHandles == 0 && hook != nullptr) {
+    napi_remove_async_cleanup_hook(hook);
+    hook = nullptr;
+  }
+}
+
+void Registry::TearDown(napi_async_cleanup_hook_handle handle) {
+  tearingDown = true;
+  std::unordered_set<Closable*> open;
+  open.swap(live);
+  for (Closable* c : open) c->Release();
+  // Ring buffers close uv poll handles; Node keeps the loop turning until we say we're done.
+  if (closingHandles == 0) {
+    napi_remove_async_cleanup_hook(handle);
+  } else {
+    hook = handle;
+  }
+}
+
+namespace {
+
+void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  auto* holder = static_cast<std::shared_ptr<Registry>*>(arg);
+  std::shared_ptr<Registry> registry = std::move(*holder);
+  delete holder;
+  registry->TearDown(handle);
+}
+
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Value ctor = Arg(info, 0);
+  if (!ctor.IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass expects a class");
+  Data(info.Env()).errorClass = Napi::Persistent(ctor.As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {
+  LogCapture capture;
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) ThrowErrno(info.Env(), "libbpf_num_possible_cpus", -n, "", &capture);
+  return Napi::Number::New(info.Env(), n);
+}
+
+Napi::Value IfIndex(const Napi::CallbackInfo& info) {
+  std::string name = StringArg(Arg(info, 0), "name");
+  unsigned int index = if_nametoindex(name.c_str());
+  if (index == 0) ThrowErrno(info.Env(), "if_nametoindex", errno ? errno : ENODEV, name);
+  return Napi::Number::New(info.Env(), index);
+}
+
+Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrint();
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);
+
+  auto* holder = new std::shared_ptr<Registry>(data->registry);
+  if (napi_add_async_cleanup_hook(env, OnTeardown, holder, nullptr) != napi_ok) {
+    delete holder;
+    throw Napi::Error::New(env, "moat_native: napi_add_async_cleanup_hook failed");
+  }
+
+  Napi::Function object = InitBpfObject(env);
+  Napi::Function map = InitBpfMap(env);
+  Napi::Function program = InitBpfProgram(env);
+  Napi::Function link = InitBpfLink(env);
+  Napi::Function ring = InitRingBuffer(env);
+  data->objectCtor = Napi::Persistent(object);
+  data->mapCtor = Napi::Persistent(map);
+  data->programCtor = Napi::Persistent(program);
+  data->linkCtor = Napi::Persistent(link);
+  data->ringCtor = Napi::Persistent(ring);
+
+  exports.Set("BpfObject", object);
+  exports.Set("BpfMap", map);
+  exports.Set("BpfProgram", program);
+  exports.Set("BpfLink", link);
+  exports.Set("RingBuffer", ring);
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
+  exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
+  exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace moat
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return moat::Init(env, exports); }
+
+NODE_API_MODULE(moat_native, InitModule)

@@ -1,0 +1,42 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** What a command writes to; tests pass their own. */
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/** An expected failure: the CLI prints `message` (no stack) and exits with `exitCode`. */
+export class UsageError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = "UsageError";
+    this.exitCode = exitCode;
+  }
+}
+
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options?: ParseArgsConfig["options"];
+  /** Resolves to the process exit code; only cli/main.ts exits. */
+  run: (args: { values: OptionValues; positionals: string[] }, io: Io) => Promise<number>;
+}
+
+export function parseCommandArgs(command: Command, argv: string[]) {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: command.options ?? {},
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as OptionValues, positionals };
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\nusage: ${command.usage}`);
+  }
+}

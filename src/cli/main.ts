@@ -1,0 +1,63 @@
+// moat's command-line entry point: the only place that exits the process.
+import { commands } from "./commands/index.ts";
+import { parseCommandArgs, UsageError, type Io } from "./command.ts";
+
+const io: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    "moat: detect and prevent unknown network connections (eBPF)",
+    "",
+    "usage: moat <command> [options]",
+    "",
+    "commands:",
+    ...lines,
+    "",
+    "moat <command> --help shows a command's usage.",
+  ].join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    io.out(help());
+    return name ? 0 : 2;
+  }
+  if (name === "--version") {
+    io.out("moat 0.1.0");
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.out(`usage: ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  return command.run(parseCommandArgs(command, rest), io);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      io.err(`moat: ${err.message}`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof Error && "code" in err && typeof err.code === "string") {
+      // expected failures carry a code: one sentence, no stack
+      io.err(`moat: ${err.message}`);
+      process.exitCode = 1;
+    } else {
+      io.err(
+        `moat: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      );
+      process.exitCode = 70;
+    }
+  },
+);

@@ -1,0 +1,102 @@
+// One layer3 list entry as written ("10.0.0.0/8", "!a-b", "set:corp", "*.example.org") -> its meaning.
+// Pure: shared by the loader and anything that needs to read entries the same way.
+
+import { familyBits, familyMax, formatIp, parseIp, type Family } from "./ip.ts";
+import { fail, ok, type Parsed } from "./parsed.ts";
+
+export type AddressTarget =
+  | { kind: "interval"; family: Family; start: bigint; end: bigint; hostBitsSet?: boolean }
+  | { kind: "hostname"; name: string; wildcard: boolean }
+  | { kind: "set"; set: string };
+
+export interface ParsedAddressEntry {
+  negate: boolean;
+  target: AddressTarget;
+}
+
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/** A DNS name: dot-separated labels, not all-numeric at the end (so "10.0.0.300" is a bad IPv4, not a host). */
+export function parseHostname(text: string): Parsed<{ name: string; wildcard: boolean }> {
+  const wildcard = text.startsWith("*.");
+  const name = (wildcard ? text.slice(2) : text).toLowerCase().replace(/\.$/, "");
+  const labels = name.split(".");
+  if (name.length === 0 || name.length > 253 || !labels.every((l) => LABEL.test(l)))
+    return fail(`'${text}' is not a valid hostname`);
+  if (/^\d+$/.test(labels[labels.length - 1] ?? ""))
+    return fail(`'${text}' is not a valid hostname (its last label is a number)`);
+  return ok({ name, wildcard });
+}
+
+function parseCidr(text: string): Parsed<AddressTarget> {
+  const [addr = "", len = "", extra] = text.split("/");
+  if (extra !== undefined) return fail(`'${text}' is not a CIDR (more than one '/')`);
+  const ip = parseIp(addr);
+  if (!ip.ok) return ip;
+  const bits = familyBits(ip.value.family);
+  if (!/^\d{1,3}$/.test(len) || Number(len) > bits)
+    return fail(
+      `'${text}' has a bad prefix length '/${len}' (0-${bits} for IPv${ip.value.family})`,
+    );
+  const hostBits = BigInt(bits - Number(len));
+  const hostMask = (1n << hostBits) - 1n;
+  const start = ip.value.value & (familyMax(ip.value.family) ^ hostMask);
+  return ok({
+    kind: "interval",
+    family: ip.value.family,
+    start,
+    end: start | hostMask,
+    hostBitsSet: (ip.value.value & hostMask) !== 0n,
+  });
+}
+
+function parseRange(text: string, from: string, to: string): Parsed<AddressTarget> {
+  const a = parseIp(from);
+  if (!a.ok) return a;
+  const b = parseIp(to);
+  if (!b.ok) return b;
+  if (a.value.family !== b.value.family)
+    return fail(`'${text}' mixes IPv${a.value.family} and IPv${b.value.family}`);
+  if (a.value.value > b.value.value) return fail(`'${text}' is an empty range (start > end)`);
+  return ok({ kind: "interval", family: a.value.family, start: a.value.value, end: b.value.value });
+}
+
+const SET_REF = /^set:(.*)$/;
+const RANGE = /^([0-9a-fA-F:.]*[.:][0-9a-fA-F:.]*)-([0-9a-fA-F:.]*[.:][0-9a-fA-F:.]*)$/;
+
+/** Reads an entry; the error says what the text looked like it tried to be. */
+export function parseAddressEntry(text: string): Parsed<ParsedAddressEntry> {
+  const negate = text.startsWith("!");
+  const body = (negate ? text.slice(1) : text).trim();
+  if (body === "") return fail(`'${text}' is empty after '!'`);
+  if (body.startsWith("!")) return fail(`'${text}' has more than one '!'`);
+  const target = parseTarget(body);
+  return target.ok ? ok({ negate, target: target.value }) : target;
+}
+
+function parseTarget(body: string): Parsed<AddressTarget> {
+  const setRef = SET_REF.exec(body);
+  if (setRef) return ok({ kind: "set", set: setRef[1] ?? "" });
+  if (body.includes("/")) return parseCidr(body);
+  const range = RANGE.exec(body);
+  if (range) return parseRange(body, range[1] ?? "", range[2] ?? "");
+  if (body.includes(":") || /^[0-9.]+$/.test(body)) {
+    const ip = parseIp(body);
+    if (!ip.ok) return ip;
+    return ok({
+      kind: "interval",
+      family: ip.value.family,
+      start: ip.value.value,
+      end: ip.value.value,
+    });
+  }
+  const host = parseHostname(body);
+  if (host.ok) return ok({ kind: "hostname", ...host.value });
+  return fail(`'${body}' is not an IP address, CIDR, "a-b" range, set:NAME or hostname`);
+}
+
+/** "10.1.2.3/8" means 10.0.0.0/8: say so, since the writer may have meant a single host. */
+export function hostBitsWarning(text: string, family: Family, start: bigint): string {
+  const prefix = text.split("/")[1] ?? "";
+  return `'${text}' has host bits set: it means ${formatIp({ family, value: start })}/${prefix}`;
+}

@@ -1,0 +1,71 @@
+// What the semantic checks share: the source (for positions), the diagnostics so far, the schema's
+// findings (to skip values the schema already rejected), and the host that reads set files.
+
+import { diagnostic, type Diagnostic, type SourcePos } from "./diagnostics.ts";
+import type { SchemaProblem } from "./schema-check.ts";
+import type { PathSegment, PolicySource } from "./yaml-source.ts";
+
+/** How the loader reaches files: Node's fs in the CLI and daemon, something else in a browser. */
+export interface PolicyHost {
+  /** The text of a file; throws (with a message saying why) if it cannot be read. */
+  readFile(path: string): string;
+  /** `path` as written in the policy (absolute, or relative to the policy file's folder). */
+  resolve(policyFile: string, path: string): string;
+}
+
+/** Keywords after which the value's type is not what the schema promises. */
+const TYPE_BREAKING = new Set(["type", "anyOf", "const", "enum"]);
+
+export class CheckContext {
+  readonly source: PolicySource;
+  readonly host: PolicyHost;
+  readonly diagnostics: Diagnostic[] = [];
+  private readonly problems: SchemaProblem[];
+
+  constructor(source: PolicySource, problems: SchemaProblem[], host: PolicyHost) {
+    this.source = source;
+    this.problems = problems;
+    this.host = host;
+  }
+
+  pos(path: readonly PathSegment[]): SourcePos {
+    return this.source.pos(path);
+  }
+
+  error(path: readonly PathSegment[], message: string): void {
+    this.diagnostics.push(diagnostic(this.source.pos(path), message));
+  }
+
+  warn(path: readonly PathSegment[], message: string): void {
+    this.diagnostics.push(diagnostic(this.source.pos(path), message, "warning"));
+  }
+
+  report(pos: SourcePos, message: string, severity: "error" | "warning" = "error"): void {
+    this.diagnostics.push(diagnostic(pos, message, severity));
+  }
+
+  /** Whether the value at `path` has the type the schema says (its contents may still be wrong). */
+  typed(path: readonly PathSegment[]): boolean {
+    return !this.problems.some(
+      (p) =>
+        p.path.length <= path.length &&
+        p.path.every((seg, i) => path[i] === seg) &&
+        (TYPE_BREAKING.has(p.keyword) ||
+          (p.path.length === path.length && p.keyword === "required")),
+    );
+  }
+
+  /**
+   * Whether the value at `path` passed the schema: nothing wrong at or under it, and no ancestor of
+   * the wrong type. Semantic checks read only clean values, so every error is reported once.
+   */
+  clean(path: readonly PathSegment[]): boolean {
+    return !this.problems.some((p) => {
+      const under = path.every((seg, i) => p.path[i] === seg);
+      // an unknown key is reported, but it does not change the type of anything read here
+      if (under) return p.keyword !== "additionalProperties";
+      const above = p.path.length < path.length && p.path.every((seg, i) => path[i] === seg);
+      return above && TYPE_BREAKING.has(p.keyword);
+    });
+  }
+}

@@ -1,0 +1,62 @@
+// Diagnostics: what the policy loader reports, and the one error it throws.
+
+/** Where something is in a policy file (or a set file): 1-based line and column, and its path. */
+export interface SourcePos {
+  file: string;
+  line: number;
+  col: number;
+  /** Path of the node in the policy, e.g. "rules[2].layer4.port[0]"; "(root)" for the document. */
+  path: string;
+}
+
+export type Severity = "error" | "warning";
+
+export interface Diagnostic extends SourcePos {
+  message: string;
+  severity: Severity;
+}
+
+/**
+ * `FILE:LINE:COL path: message`; warnings say so after the path, like a compiler does,
+ * so an error line is exactly the contract's shape and a warning cannot be mistaken for one.
+ */
+export function formatDiagnostic(d: Diagnostic): string {
+  const kind = d.severity === "warning" ? "warning: " : "";
+  return `${d.file}:${d.line}:${d.col} ${d.path}: ${kind}${d.message}`;
+}
+
+export function diagnostic(
+  pos: SourcePos,
+  message: string,
+  severity: Severity = "error",
+): Diagnostic {
+  return { file: pos.file, line: pos.line, col: pos.col, path: pos.path, message, severity };
+}
+
+export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
+  return diagnostics.some((d) => d.severity === "error");
+}
+
+/** Policy files first (in the order met), then by line and column. */
+export function sortDiagnostics(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  const fileOrder = new Map<string, number>();
+  for (const d of diagnostics) if (!fileOrder.has(d.file)) fileOrder.set(d.file, fileOrder.size);
+  return [...diagnostics].sort(
+    (a, b) =>
+      (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) ||
+      a.line - b.line ||
+      a.col - b.col,
+  );
+}
+
+/** A policy that cannot be used: every problem found, one per line in `message`. */
+export class PolicyError extends Error {
+  readonly code = "EPOLICY";
+  readonly diagnostics: Diagnostic[];
+
+  constructor(diagnostics: Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join("\n"));
+    this.name = "PolicyError";
+    this.diagnostics = diagnostics;
+  }
+}

@@ -1,0 +1,224 @@
+// The normalized policy: everything the evaluator and the compiler need, already parsed and checked.
+//
+// Representation choices (documented in docs/policy.md too):
+// - Addresses are closed intervals [start, end] of unsigned integers as bigint (32-bit for IPv4,
+//   128-bit for IPv6) with the family beside them. bigint, not Buffer: the model is also used in the
+//   browser; the compiler turns an interval into LPM prefixes or key bytes itself.
+// - A `set:NAME` entry keeps its name and carries the set's resolved entries, so matching needs no
+//   lookup and explanations can say "in set:corp".
+// - Ports are closed ranges [lo, hi]; port set references are flattened (each range remembers its set).
+// - Protocols are IP protocol numbers (tcp 6, udp 17, icmp 1, icmpv6 58); null = any.
+// - Every section keeps the position it was written at, for diagnostics and `moat explain`.
+
+import type { SourcePos } from "./diagnostics.ts";
+import type { Family } from "./ip.ts";
+
+export type { Family, SourcePos };
+export type Direction = "ingress" | "egress";
+export type RuleDirection = Direction | "any";
+export type Action = "allow" | "block";
+export type Mode = "detect" | "prevent";
+
+interface EntryBase {
+  /** As written, e.g. "!10.0.0.0/8" or "set:corp". */
+  text: string;
+  /** A leading "!": the entry excludes what it names. */
+  negate: boolean;
+  pos: SourcePos;
+}
+
+export interface IntervalEntry extends EntryBase {
+  kind: "interval";
+  family: Family;
+  start: bigint;
+  end: bigint;
+}
+
+/** A DNS name whose learned addresses match; `wildcard` = "*.name" (any subdomain, not name itself). */
+export interface HostnameEntry extends EntryBase {
+  kind: "hostname";
+  name: string;
+  wildcard: boolean;
+}
+
+/** A set reference; `entries` are the set's own entries (sets do not reference other sets). */
+export interface SetEntry extends EntryBase {
+  kind: "set";
+  set: string;
+  entries: AddressEntry[];
+}
+
+export type AddressEntry = IntervalEntry | HostnameEntry | SetEntry;
+
+/** Matches if the address is in some non-negated entry (or there are none) and in no negated one. */
+export interface AddressList {
+  entries: AddressEntry[];
+  pos: SourcePos;
+}
+
+export interface PortRange {
+  lo: number;
+  hi: number;
+  /** The entry as written ("8000-8999", "22") or, for a set's entry, "set:NAME". */
+  text: string;
+  /** The set this range came from, if any. */
+  set?: string;
+  pos: SourcePos;
+}
+
+export interface Layer3 {
+  remote?: AddressList;
+  local?: AddressList;
+  pos: SourcePos;
+}
+
+export const PROTOCOL_NUMBERS = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 } as const;
+
+export interface Layer4 {
+  /** IP protocol number; null = any. */
+  protocol: number | null;
+  /** Server-side port ranges; undefined = any port (a rule with ports only matches tcp and udp). */
+  ports?: PortRange[];
+  sourcePorts?: PortRange[];
+  /** ICMP type and (absent = any) code; only with icmp/icmpv6. */
+  icmp?: { type: number; code?: number; pos: SourcePos };
+  /** TCP only: an allowed connection older than this is reset. */
+  maxDuration?: { seconds: number; pos: SourcePos };
+  pos: SourcePos;
+}
+
+export interface ProcessMatch {
+  /** Each list matches if any glob matches; absent = anything. */
+  path?: string[];
+  name?: string[];
+  user?: (number | string)[];
+  cgroup?: string[];
+  container?: { id?: string; name?: string; image?: string };
+  pos: SourcePos;
+}
+
+export interface InterfaceMatch {
+  name?: string[];
+  tunnel?: boolean;
+  pos: SourcePos;
+}
+
+export interface HttpMatch {
+  host?: string[];
+  method?: string[];
+  path?: string[];
+  /** Lower-cased header name -> glob on its value. */
+  headers?: Record<string, string>;
+  version?: string[];
+}
+
+export interface TlsMatch {
+  sni?: string[];
+  /** Comparisons like { op: ">=", version: "1.2" }. */
+  version?: { op: "=" | ">=" | "<=" | ">" | "<"; version: string }[];
+  certificate?: { subject_cn?: string; issuer?: string; valid?: boolean };
+}
+
+export interface DnsMatch {
+  name?: string[];
+  over_tls?: boolean;
+}
+
+export interface SshMatch {
+  host_key?: string[];
+  version?: string[];
+}
+
+/** The connection matches the sub-section of its own application protocol (one of them). */
+export interface Layer7Match {
+  http?: HttpMatch;
+  tls?: TlsMatch;
+  dns?: DnsMatch;
+  ssh?: SshMatch;
+  pos: SourcePos;
+}
+
+/** What a rule or a redirect matches. An absent section matches anything. */
+export interface Match {
+  direction: RuleDirection;
+  layer3?: Layer3;
+  layer4?: Layer4;
+  process?: ProcessMatch;
+  interface?: InterfaceMatch;
+  layer7?: Layer7Match;
+}
+
+export interface Rule extends Match {
+  /** 0-based position in `rules`. */
+  index: number;
+  name: string;
+  action: Action;
+  /** The rule's own mode if it sets one, else the policy's. */
+  mode: Mode;
+  /** Whether the rule sets `mode` itself. */
+  ownMode: boolean;
+  /** Report allowed matches too (blocks and detections are always reported). */
+  log: boolean;
+  /** Position of the rule (its first key). */
+  pos: SourcePos;
+}
+
+export interface AddressSet {
+  name: string;
+  kind: "address";
+  entries: AddressEntry[];
+  file?: string;
+  pos: SourcePos;
+}
+
+export interface PortSet {
+  name: string;
+  kind: "port";
+  entries: PortRange[];
+  file?: string;
+  pos: SourcePos;
+}
+
+/** A set with no entries (e.g. an empty blocklist file): usable where either kind is expected. */
+export interface EmptySet {
+  name: string;
+  kind: "empty";
+  entries: [];
+  file?: string;
+  pos: SourcePos;
+}
+
+export type PolicySet = AddressSet | PortSet | EmptySet;
+
+export interface Redirect extends Match {
+  name: string;
+  to: { ip: string; family: Family; port: number };
+  proxyProtocol?: "v1" | "v2";
+  pos: SourcePos;
+}
+
+export interface Located<T> {
+  value: T;
+  pos: SourcePos;
+}
+
+export interface PolicyModel {
+  /** The policy file as named by the caller. */
+  file: string;
+  version: 1;
+  mode: Mode;
+  defaults: { ingress: Action; egress: Action; pos?: SourcePos };
+  attach: { interfaces: Located<string[]>; cgroup?: Located<string> };
+  sets: Map<string, PolicySet>;
+  rules: Rule[];
+  redirects: Redirect[];
+  logging: { audit?: Located<{ path: string }> };
+  otel?: Located<{ endpoint: string }>;
+  eventPublisher?: Located<{
+    webhooks: { url: string; types?: string[] }[];
+    nats?: { url: string; subject: string };
+  }>;
+  api?: Located<{ listen: string; tokenFile?: string }>;
+  /** Set files read (absolute or relative to the working directory), for reload-on-change. */
+  setFiles: string[];
+}

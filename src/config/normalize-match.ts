@@ -1,0 +1,272 @@
+// The matching part of a rule or redirect (layer3, layer4, process, interface, layer7) -> model,
+// with the checks that need more than the schema: address and port syntax, set references, and which
+// layer4 fields make sense with which protocol.
+
+import { hostBitsWarning, parseAddressEntry, parseHostname } from "./address-entry.ts";
+import type { CheckContext } from "./check-context.ts";
+import { parseDuration } from "./duration.ts";
+import {
+  PROTOCOL_NUMBERS,
+  type AddressEntry,
+  type AddressList,
+  type Layer3,
+  type Layer4,
+  type Layer7Match,
+  type Match,
+  type PolicySet,
+  type PortRange,
+  type ProcessMatch,
+  type TlsMatch,
+} from "./model.ts";
+import { parsePortEntry } from "./port-entry.ts";
+import type { Layer4Document, Layer7Document, MatchDocument } from "./schema-rule.ts";
+import type { PathSegment } from "./yaml-source.ts";
+
+const TCP: number = PROTOCOL_NUMBERS.tcp;
+const UDP: number = PROTOCOL_NUMBERS.udp;
+const ICMPS: number[] = [PROTOCOL_NUMBERS.icmp, PROTOCOL_NUMBERS.icmpv6];
+
+/** Builds the match at `path`; returns undefined if anything in it was wrong (already reported). */
+export function normalizeMatch(
+  ctx: CheckContext,
+  doc: MatchDocument,
+  path: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): Match | undefined {
+  const before = ctx.diagnostics.length;
+  const match: Match = { direction: doc.direction };
+  if (doc.layer3 && ctx.typed([...path, "layer3"])) {
+    const at = [...path, "layer3"];
+    const layer3: Layer3 = { pos: ctx.pos(at) };
+    for (const side of ["remote", "local"] as const) {
+      const entries = doc.layer3[side];
+      if (entries && ctx.typed([...at, side]))
+        layer3[side] = addressList(ctx, entries, [...at, side], sets);
+    }
+    match.layer3 = layer3;
+  }
+  if (doc.layer4 && ctx.typed([...path, "layer4"]))
+    match.layer4 = layer4(ctx, doc.layer4, [...path, "layer4"], sets);
+  if (doc.process && ctx.clean([...path, "process"]))
+    match.process = process(ctx, doc.process, path);
+  if (doc.interface && ctx.clean([...path, "interface"]))
+    match.interface = { ...doc.interface, pos: ctx.pos([...path, "interface"]) };
+  if (doc.layer7 && ctx.typed([...path, "layer7"]))
+    match.layer7 = layer7(ctx, doc.layer7, [...path, "layer7"]);
+  const fresh = ctx.diagnostics.slice(before);
+  return fresh.some((d) => d.severity === "error") ? undefined : match;
+}
+
+function addressList(
+  ctx: CheckContext,
+  entries: string[],
+  path: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): AddressList {
+  const list: AddressList = { entries: [], pos: ctx.pos(path) };
+  entries.forEach((text, i) => {
+    const at = [...path, i];
+    if (!ctx.clean(at)) return;
+    const parsed = parseAddressEntry(text);
+    if (!parsed.ok) return ctx.error(at, parsed.error);
+    const { negate, target } = parsed.value;
+    const pos = ctx.pos(at);
+    if (target.kind === "interval") {
+      if (target.hostBitsSet) ctx.warn(at, hostBitsWarning(text, target.family, target.start));
+      const { family, start, end } = target;
+      list.entries.push({ kind: "interval", text, negate, pos, family, start, end });
+    } else if (target.kind === "hostname") {
+      list.entries.push({ ...target, text, negate, pos });
+    } else {
+      const set = lookupSet(ctx, at, target.set, "address", sets);
+      if (set) list.entries.push({ kind: "set", set: target.set, text, negate, pos, entries: set });
+    }
+  });
+  return list;
+}
+
+/** A set reference must name a set of the kind the field needs (an empty set fits either). */
+function lookupSet(
+  ctx: CheckContext,
+  at: PathSegment[],
+  name: string,
+  kind: "address",
+  sets: ReadonlyMap<string, PolicySet>,
+): AddressEntry[] | undefined;
+function lookupSet(
+  ctx: CheckContext,
+  at: PathSegment[],
+  name: string,
+  kind: "port",
+  sets: ReadonlyMap<string, PolicySet>,
+): PortRange[] | undefined;
+function lookupSet(
+  ctx: CheckContext,
+  at: PathSegment[],
+  name: string,
+  kind: "address" | "port",
+  sets: ReadonlyMap<string, PolicySet>,
+): AddressEntry[] | PortRange[] | undefined {
+  const set = sets.get(name);
+  if (!set) {
+    // a set that exists but had errors is not in `sets`: do not call it unknown
+    if (ctx.source.data && hasSet(ctx.source.data, name)) return undefined;
+    ctx.error(at, `unknown set '${name}'`);
+    return undefined;
+  }
+  if (set.kind === "empty") return [];
+  if (set.kind !== kind) {
+    const field = kind === "address" ? "addresses" : "ports";
+    const article = set.kind === "address" ? "an" : "a";
+    ctx.error(at, `set '${name}' is ${article} ${set.kind} set; this field needs ${field}`);
+    return undefined;
+  }
+  return set.entries;
+}
+
+function hasSet(data: unknown, name: string): boolean {
+  const sets = (data as { sets?: unknown }).sets;
+  return typeof sets === "object" && sets !== null && Object.hasOwn(sets, name);
+}
+
+function portList(
+  ctx: CheckContext,
+  entries: (number | string)[],
+  path: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): PortRange[] {
+  const ranges: PortRange[] = [];
+  entries.forEach((entry, i) => {
+    const at = [...path, i];
+    if (!ctx.clean(at)) return;
+    const parsed = parsePortEntry(entry);
+    if (!parsed.ok) return ctx.error(at, parsed.error);
+    const pos = ctx.pos(at);
+    if (parsed.value.kind === "range") {
+      ranges.push({ lo: parsed.value.lo, hi: parsed.value.hi, text: String(entry), pos });
+      return;
+    }
+    const set = lookupSet(ctx, at, parsed.value.set, "port", sets);
+    for (const r of set ?? []) ranges.push({ ...r, text: `set:${parsed.value.set}`, pos });
+  });
+  return ranges;
+}
+
+function layer4(
+  ctx: CheckContext,
+  doc: Layer4Document,
+  path: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): Layer4 {
+  // a protocol the schema rejected is unknown: skip the checks that depend on it
+  const known = ctx.clean([...path, "protocol"]);
+  const protocol =
+    !known || doc.protocol === undefined || doc.protocol === "any"
+      ? null
+      : typeof doc.protocol === "number"
+        ? doc.protocol
+        : PROTOCOL_NUMBERS[doc.protocol];
+  const name = doc.protocol === undefined ? "any" : String(doc.protocol);
+  const result: Layer4 = { protocol, pos: ctx.pos(path) };
+  // ports exist for tcp and udp; "any" with ports means "tcp or udp on these ports"
+  for (const field of ["port", "source_port"] as const) {
+    const entries = doc[field];
+    if (!entries || !ctx.typed([...path, field])) continue;
+    if (protocol !== null && protocol !== TCP && protocol !== UDP) {
+      ctx.error(
+        [...path, field],
+        `'${field}' needs protocol tcp, udp or any (protocol is ${name})`,
+      );
+      continue;
+    }
+    const ranges = portList(ctx, entries, [...path, field], sets);
+    if (field === "port") result.ports = ranges;
+    else result.sourcePorts = ranges;
+  }
+  if (doc.icmp && known && ctx.clean([...path, "icmp"])) {
+    if (protocol === null || !ICMPS.includes(protocol))
+      ctx.error([...path, "icmp"], `'icmp' needs protocol icmp or icmpv6 (protocol is ${name})`);
+    else result.icmp = { ...doc.icmp, pos: ctx.pos([...path, "icmp"]) };
+  }
+  if (doc.max_duration !== undefined && ctx.clean([...path, "max_duration"])) {
+    const at = [...path, "max_duration"];
+    const seconds = parseDuration(doc.max_duration);
+    if (known && protocol !== TCP)
+      ctx.error(at, `'max_duration' needs protocol tcp (protocol is ${name})`);
+    else if (!seconds.ok) ctx.error(at, seconds.error);
+    else result.maxDuration = { seconds: seconds.value, pos: ctx.pos(at) };
+  }
+  return result;
+}
+
+const list = (v: string | string[] | undefined) => (v === undefined ? undefined : [v].flat());
+
+function process(
+  ctx: CheckContext,
+  doc: NonNullable<MatchDocument["process"]>,
+  path: PathSegment[],
+): ProcessMatch {
+  const at = [...path, "process"];
+  const cgroups = list(doc.cgroup);
+  cgroups?.forEach((c, i) => {
+    if (!c.startsWith("/"))
+      ctx.error(
+        typeof doc.cgroup === "string" ? [...at, "cgroup"] : [...at, "cgroup", i],
+        `cgroup '${c}' must start with '/'`,
+      );
+  });
+  const result: ProcessMatch = { pos: ctx.pos(at) };
+  if (doc.path !== undefined) result.path = list(doc.path);
+  if (doc.name !== undefined) result.name = list(doc.name);
+  if (doc.user !== undefined) result.user = doc.user;
+  if (cgroups) result.cgroup = cgroups;
+  if (doc.container) result.container = doc.container;
+  return result;
+}
+
+function hostPatterns(ctx: CheckContext, names: string[] | undefined, at: PathSegment[]): void {
+  if (!ctx.typed(at)) return;
+  names?.forEach((name, i) => {
+    if (!ctx.clean([...at, i])) return;
+    const host = parseHostname(name);
+    if (!host.ok) ctx.error([...at, i], `${host.error} (write a name or "*.domain")`);
+  });
+}
+
+function layer7(ctx: CheckContext, doc: Layer7Document, path: PathSegment[]): Layer7Match {
+  const result: Layer7Match = { pos: ctx.pos(path) };
+  if (Object.keys(doc).length === 0)
+    ctx.error(path, "an empty 'layer7' matches no protocol; name http, tls, dns or ssh");
+  if (doc.http && ctx.typed([...path, "http"])) {
+    hostPatterns(ctx, doc.http.host, [...path, "http", "host"]);
+    const headers = doc.http.headers
+      ? Object.fromEntries(Object.entries(doc.http.headers).map(([k, v]) => [k.toLowerCase(), v]))
+      : undefined;
+    result.http = { ...doc.http, ...(headers ? { headers } : {}) };
+    if (doc.http.method) result.http.method = doc.http.method.map((m) => m.toUpperCase());
+  }
+  if (doc.tls && ctx.typed([...path, "tls"])) {
+    hostPatterns(ctx, doc.tls.sni, [...path, "tls", "sni"]);
+    const { version, ...rest } = doc.tls;
+    const tls: TlsMatch = rest;
+    if (version && ctx.clean([...path, "tls", "version"])) tls.version = version.map(tlsVersion);
+    result.tls = tls;
+  }
+  if (doc.dns && ctx.typed([...path, "dns"])) {
+    hostPatterns(ctx, doc.dns.name, [...path, "dns", "name"]);
+    result.dns = doc.dns;
+  }
+  if (doc.ssh) result.ssh = doc.ssh;
+  return result;
+}
+
+type TlsVersion = NonNullable<TlsMatch["version"]>[number];
+
+/** ">=1.2" -> { op: ">=", version: "1.2" } (the schema already checked the shape). */
+function tlsVersion(text: string): TlsVersion {
+  const op =
+    (["=", ">=", "<=", ">", "<"] as const).find(
+      (o) => text.startsWith(o) && !text.startsWith(`${o}=`),
+    ) ?? "=";
+  return { op, version: text.replace(/^[<>=]+/, "") };
+}

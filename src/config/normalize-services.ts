@@ -1,0 +1,84 @@
+// attach, logging, otel, event_publisher and api: the daemon's settings, checked for what a value
+// must look like beyond its type (absolute paths, URLs, a token for TCP listeners).
+
+import type { CheckContext } from "./check-context.ts";
+import type { PolicyModel } from "./model.ts";
+import type { PolicyDocument } from "./schema.ts";
+import type { PathSegment } from "./yaml-source.ts";
+
+type Services = Pick<PolicyModel, "logging" | "otel" | "eventPublisher" | "api">;
+
+const IFNAME_MAX = 15; // IFNAMSIZ - 1
+
+export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services {
+  const services: Services = { logging: {} };
+  const interfaces = ctx.clean(["attach", "interfaces"]) ? doc.attach?.interfaces : undefined;
+  interfaces?.forEach((name, i) => {
+    const at = ["attach", "interfaces", i];
+    if (/[\s/]/.test(name)) ctx.error(at, `'${name}' is not an interface name or glob`);
+    else if (!/[*?[]/.test(name) && name.length > IFNAME_MAX)
+      ctx.error(at, `'${name}' is longer than ${IFNAME_MAX} characters, the kernel's limit`);
+  });
+  if (doc.attach?.cgroup !== undefined && ctx.clean(["attach", "cgroup"]))
+    absolutePath(ctx, doc.attach.cgroup, ["attach", "cgroup"]);
+
+  const audit = doc.logging?.audit;
+  if (audit && ctx.clean(["logging", "audit"])) {
+    absolutePath(ctx, audit.path, ["logging", "audit", "path"]);
+    services.logging.audit = { value: { path: audit.path }, pos: ctx.pos(["logging", "audit"]) };
+  }
+  if (doc.otel && ctx.clean(["otel"])) {
+    url(ctx, doc.otel.endpoint, ["otel", "endpoint"], ["http:", "https:"]);
+    services.otel = { value: { endpoint: doc.otel.endpoint }, pos: ctx.pos(["otel"]) };
+  }
+  const publisher = doc.event_publisher;
+  if (publisher && ctx.clean(["event_publisher"])) {
+    publisher.webhooks?.forEach((hook, i) =>
+      url(ctx, hook.url, ["event_publisher", "webhooks", i, "url"], ["http:", "https:"]),
+    );
+    if (publisher.nats)
+      url(ctx, publisher.nats.url, ["event_publisher", "nats", "url"], ["nats:", "tls:"]);
+    services.eventPublisher = {
+      value: {
+        webhooks: publisher.webhooks ?? [],
+        ...(publisher.nats ? { nats: publisher.nats } : {}),
+      },
+      pos: ctx.pos(["event_publisher"]),
+    };
+  }
+  if (doc.api && ctx.clean(["api"])) {
+    const { listen, token_file: tokenFile } = doc.api;
+    if (listen.startsWith("unix:")) absolutePath(ctx, listen.slice(5), ["api", "listen"]);
+    else if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen))
+      ctx.error(["api", "listen"], `'${listen}' is not unix:/PATH or HOST:PORT`);
+    else if (tokenFile === undefined)
+      ctx.error(
+        ["api", "listen"],
+        "a TCP listener needs 'token_file' (the API is root-only otherwise)",
+      );
+    if (tokenFile !== undefined) absolutePath(ctx, tokenFile, ["api", "token_file"]);
+    services.api = {
+      value: { listen, ...(tokenFile !== undefined ? { tokenFile } : {}) },
+      pos: ctx.pos(["api"]),
+    };
+  }
+  return services;
+}
+
+function absolutePath(ctx: CheckContext, path: string, at: PathSegment[]): void {
+  if (!path.startsWith("/")) ctx.error(at, `'${path}' must be an absolute path`);
+}
+
+function url(ctx: CheckContext, text: string, at: PathSegment[], schemes: string[]): void {
+  let scheme: string;
+  try {
+    scheme = new URL(text).protocol;
+  } catch {
+    return ctx.error(at, `'${text}' is not a URL`);
+  }
+  if (!schemes.includes(scheme))
+    ctx.error(
+      at,
+      `'${text}' must be a ${schemes.map((s) => s.replace(":", "://")).join(" or ")} URL`,
+    );
+}

@@ -1,0 +1,134 @@
+// sets: inline lists or { file } -> typed sets (address or port), each entry checked where it is written.
+
+import { hostBitsWarning, parseAddressEntry } from "./address-entry.ts";
+import type { CheckContext } from "./check-context.ts";
+import type { SourcePos } from "./diagnostics.ts";
+import type { AddressEntry, PolicySet, PortRange } from "./model.ts";
+import { looksLikePort, parsePortEntry } from "./port-entry.ts";
+import type { PolicyDocument } from "./schema.ts";
+
+const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+interface RawEntry {
+  value: number | string;
+  pos: SourcePos;
+}
+
+export interface SetsResult {
+  sets: Map<string, PolicySet>;
+  files: string[];
+}
+
+export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResult {
+  const sets = new Map<string, PolicySet>();
+  const files: string[] = [];
+  for (const [name, value] of Object.entries(doc.sets ?? {})) {
+    const path = ["sets", name];
+    if (!SET_NAME.test(name))
+      ctx.report(
+        ctx.source.keyPos(path),
+        `set name '${name}' must be letters, digits, '_', '.' and '-', starting with a letter or digit`,
+      );
+    if (!ctx.clean(path)) continue;
+    let raw: RawEntry[];
+    let file: string | undefined;
+    if (Array.isArray(value)) {
+      raw = value.map((v, i) => ({ value: v, pos: ctx.pos([...path, i]) }));
+    } else {
+      file = ctx.host.resolve(ctx.source.file, value.file);
+      const read = readSetFile(ctx, file, [...path, "file"], `sets.${name}`);
+      if (!read) continue;
+      files.push(file);
+      raw = read;
+    }
+    const set = buildSet(ctx, name, raw, ctx.pos(path), file);
+    if (set) sets.set(name, set);
+  }
+  return { sets, files };
+}
+
+/** One entry a line; "#" starts a comment; blank lines are skipped. */
+function readSetFile(
+  ctx: CheckContext,
+  file: string,
+  at: (string | number)[],
+  setPath: string,
+): RawEntry[] | undefined {
+  let text: string;
+  try {
+    text = ctx.host.readFile(file);
+  } catch (err) {
+    ctx.error(at, `cannot read set file '${file}': ${(err as Error).message}`);
+    return undefined;
+  }
+  const entries: RawEntry[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const content = line.replace(/#.*$/, "");
+    const trimmed = content.trim();
+    if (trimmed === "") return;
+    const col = content.indexOf(trimmed) + 1;
+    entries.push({ value: trimmed, pos: { file, line: i + 1, col, path: setPath } });
+  });
+  return entries;
+}
+
+function buildSet(
+  ctx: CheckContext,
+  name: string,
+  raw: RawEntry[],
+  pos: SourcePos,
+  file: string | undefined,
+): PolicySet | undefined {
+  const first = raw[0];
+  if (!first) return { name, kind: "empty", entries: [], file, pos };
+  const kind = looksLikePort(first.value) ? "port" : "address";
+  const ports: PortRange[] = [];
+  const addresses: AddressEntry[] = [];
+  let ok = true;
+  for (const entry of raw) {
+    const entryKind = looksLikePort(entry.value) ? "port" : "address";
+    if (entryKind !== kind) {
+      ctx.report(
+        entry.pos,
+        `set '${name}' mixes ports and addresses: '${entry.value}' is ${article(entryKind)}, ` +
+          `its first entry '${first.value}' is ${article(kind)}`,
+      );
+      ok = false;
+      continue;
+    }
+    if (kind === "port") {
+      const port = parsePortEntry(entry.value);
+      if (!port.ok) ctx.report(entry.pos, port.error);
+      else if (port.value.kind === "set")
+        ctx.report(entry.pos, `'${entry.value}': sets cannot reference other sets`);
+      else ports.push({ ...port.value, text: String(entry.value), set: name, pos: entry.pos });
+      ok &&= port.ok && port.value.kind === "range";
+      continue;
+    }
+    const parsed = parseAddressEntry(String(entry.value));
+    if (!parsed.ok) {
+      ctx.report(entry.pos, parsed.error);
+      ok = false;
+      continue;
+    }
+    const { negate, target } = parsed.value;
+    const text = String(entry.value);
+    if (target.kind === "set") {
+      ctx.report(entry.pos, `'${text}': sets cannot reference other sets`);
+      ok = false;
+    } else if (target.kind === "interval") {
+      if (target.hostBitsSet)
+        ctx.report(entry.pos, hostBitsWarning(text, target.family, target.start), "warning");
+      const { family, start, end } = target;
+      addresses.push({ kind: "interval", text, negate, pos: entry.pos, family, start, end });
+    } else {
+      addresses.push({ ...target, text, negate, pos: entry.pos });
+    }
+  }
+  if (!ok) return undefined;
+  return kind === "port"
+    ? { name, kind, entries: ports, file, pos }
+    : { name, kind, entries: addresses, file, pos };
+}
+
+const article = (kind: string) => (kind === "port" ? "a port" : "an address");

@@ -1,0 +1,132 @@
+// The schema-valid document -> the normalized model, with every semantic check that needs more than
+// the schema. Returns the model only when nothing was wrong; every problem found is in ctx.
+
+import type { CheckContext } from "./check-context.ts";
+import { parseIp } from "./ip.ts";
+import type { Action, PolicyModel, PolicySet, Redirect, Rule } from "./model.ts";
+import { normalizeMatch } from "./normalize-match.ts";
+import { normalizeSets } from "./normalize-sets.ts";
+import type { PolicyDocument } from "./schema.ts";
+import { checkServices } from "./normalize-services.ts";
+
+export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
+  const { sets, files } = ctx.typed(["sets"])
+    ? normalizeSets(ctx, doc)
+    : { sets: new Map(), files: [] };
+  const mode = doc.mode ?? "detect";
+  if (doc.mode === undefined)
+    ctx.warn(
+      ["mode"],
+      "'mode' is not set: moat runs in detect mode (reports, never drops); set mode: prevent to enforce",
+    );
+  const rules = ctx.typed(["rules"]) ? normalizeRules(ctx, doc, sets, mode) : [];
+  const redirects = ctx.typed(["redirect"]) ? normalizeRedirects(ctx, doc, sets) : [];
+  const services = checkServices(ctx, doc);
+  if (ctx.diagnostics.some((d) => d.severity === "error")) return undefined;
+  const defaults: PolicyModel["defaults"] = {
+    ingress: doc.defaults?.ingress ?? "allow",
+    egress: doc.defaults?.egress ?? "allow",
+  };
+  if (doc.defaults) defaults.pos = ctx.pos(["defaults"]);
+  return {
+    file: ctx.source.file,
+    version: 1,
+    mode,
+    defaults,
+    attach: {
+      interfaces: {
+        value: doc.attach?.interfaces ?? ["*"],
+        pos: ctx.pos(["attach", "interfaces"]),
+      },
+      ...(doc.attach?.cgroup !== undefined
+        ? { cgroup: { value: doc.attach.cgroup, pos: ctx.pos(["attach", "cgroup"]) } }
+        : {}),
+    },
+    sets,
+    rules,
+    redirects,
+    ...services,
+    setFiles: files,
+  };
+}
+
+function normalizeRules(
+  ctx: CheckContext,
+  doc: PolicyDocument,
+  sets: ReadonlyMap<string, PolicySet>,
+  globalMode: "detect" | "prevent",
+): Rule[] {
+  const rules: Rule[] = [];
+  const names = new Map<string, number>();
+  (doc.rules ?? []).forEach((raw, index) => {
+    const path = ["rules", index];
+    if (typeof raw !== "object" || raw === null) return; // the schema said so
+    if (ctx.clean([...path, "name"])) {
+      const first = names.get(raw.name);
+      if (first !== undefined)
+        ctx.error(
+          [...path, "name"],
+          `duplicate rule name '${raw.name}' (first used at line ${ctx.pos(["rules", first]).line})`,
+        );
+      else names.set(raw.name, index);
+    }
+    const match = normalizeMatch(ctx, raw, path, sets);
+    if (raw.layer4?.max_duration !== undefined && raw.action === "block")
+      ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
+    if (!match || !ctx.typed(path)) return;
+    rules.push({
+      ...match,
+      index,
+      name: raw.name,
+      action: raw.action as Action,
+      mode: raw.mode ?? globalMode,
+      ownMode: raw.mode !== undefined,
+      log: raw.log ?? false,
+      pos: ctx.pos(path),
+    });
+  });
+  return rules;
+}
+
+function normalizeRedirects(
+  ctx: CheckContext,
+  doc: PolicyDocument,
+  sets: ReadonlyMap<string, PolicySet>,
+): Redirect[] {
+  const redirects: Redirect[] = [];
+  const names = new Set<string>();
+  (doc.redirect ?? []).forEach((raw, index) => {
+    const path = ["redirect", index];
+    if (typeof raw !== "object" || raw === null) return; // the schema said so
+    if (ctx.clean([...path, "name"])) {
+      if (names.has(raw.name))
+        ctx.error([...path, "name"], `duplicate redirect name '${raw.name}'`);
+      names.add(raw.name);
+    }
+    const match = ctx.clean([...path, "match"])
+      ? normalizeMatch(ctx, raw.match, [...path, "match"], sets)
+      : undefined;
+    const to = ctx.clean([...path, "to"]) ? parseEndpoint(raw.to) : undefined;
+    if (to === undefined && ctx.clean([...path, "to"]))
+      ctx.error([...path, "to"], `'${raw.to}' is not IP:PORT (write [v6]:PORT for IPv6)`);
+    if (!match || !to || !ctx.typed(path)) return;
+    redirects.push({
+      ...match,
+      name: raw.name,
+      to,
+      ...(raw.proxy_protocol ? { proxyProtocol: raw.proxy_protocol } : {}),
+      pos: ctx.pos(path),
+    });
+  });
+  return redirects;
+}
+
+/** "127.0.0.1:8888" or "[::1]:8888". */
+export function parseEndpoint(text: string): Redirect["to"] | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const ip = parseIp(m[1] ?? "");
+  const port = Number(m[2]);
+  if (!ip.ok || port > 65535) return undefined;
+  return { ip: m[1] ?? "", family: ip.value.family, port };
+}

@@ -1,0 +1,53 @@
+// Policy text -> normalized model, or every problem found. No Node APIs: files are reached through
+// the host, so the web playground can run the same checks.
+
+import { CheckContext, type PolicyHost } from "./check-context.ts";
+import { hasErrors, PolicyError, sortDiagnostics, type Diagnostic } from "./diagnostics.ts";
+import type { PolicyModel } from "./model.ts";
+import { normalizePolicy } from "./normalize.ts";
+import { checkSchema } from "./schema-check.ts";
+import type { PolicyDocument } from "./schema.ts";
+import { findShadowedRules } from "./shadowing.ts";
+import { PolicySource } from "./yaml-source.ts";
+
+export interface PolicyCheck {
+  /** The model, when there is no error (warnings may remain). */
+  model?: PolicyModel;
+  /** Every error and warning, in file order. */
+  diagnostics: Diagnostic[];
+}
+
+/** Checks everything and reports everything; never throws for a bad policy. */
+export function checkPolicySource(text: string, fileName: string, host: PolicyHost): PolicyCheck {
+  const source = new PolicySource(fileName, text);
+  const diagnostics = [...source.diagnostics];
+  if (!source.parsed) return { diagnostics: sortDiagnostics(diagnostics) };
+  if (source.data === null || source.data === undefined) {
+    const at = source.pos([]);
+    diagnostics.push({
+      ...at,
+      message: "the policy is empty; it needs at least 'version: 1'",
+      severity: "error",
+    });
+    return { diagnostics };
+  }
+  const schema = checkSchema(source);
+  diagnostics.push(...schema.diagnostics);
+  const isMapping = typeof source.data === "object" && !Array.isArray(source.data);
+  if (!isMapping) return { diagnostics: sortDiagnostics(diagnostics) };
+  const ctx = new CheckContext(source, schema.problems, host);
+  const model = normalizePolicy(ctx, source.data as PolicyDocument);
+  diagnostics.push(...ctx.diagnostics);
+  if (model && !hasErrors(diagnostics)) {
+    diagnostics.push(...findShadowedRules(model));
+    return { model, diagnostics: sortDiagnostics(diagnostics) };
+  }
+  return { diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/** The model, or a PolicyError carrying every error (and warning) found. */
+export function parsePolicyWith(text: string, fileName: string, host: PolicyHost): PolicyModel {
+  const { model, diagnostics } = checkPolicySource(text, fileName, host);
+  if (!model) throw new PolicyError(diagnostics);
+  return model;
+}

@@ -1,0 +1,206 @@
+// The schema of one rule: what it matches (layer3, layer4, process, interface, layer7) and what it does.
+// Field names are the contract of docs/policy.md and the shared policy-language page: never rename.
+
+import { Type, type Static } from "@sinclair/typebox";
+import { List, Section, StringEnum } from "./schema-helpers.ts";
+
+export const ACTIONS = ["allow", "block"] as const;
+export const MODES = ["detect", "prevent"] as const;
+export const RULE_DIRECTIONS = ["ingress", "egress", "any"] as const;
+export const PROTOCOL_NAMES = ["tcp", "udp", "icmp", "icmpv6", "any"] as const;
+
+const RULE_NAME = "^[a-z0-9][a-z0-9-]*$";
+
+export const AddressEntrySchema = Type.String({
+  minLength: 1,
+  description:
+    'IP, CIDR, "a-b" range, set:NAME, hostname or "*.domain" (DNS-learned); a leading "!" excludes',
+});
+
+export const AddressListSchema = List(
+  AddressEntrySchema,
+  "matches if the address is in some entry and in no '!' entry; empty or absent matches anything",
+);
+
+export const PortEntrySchema = Type.Union(
+  [Type.Integer({ minimum: 0, maximum: 65535 }), Type.String({ minLength: 1 })],
+  {
+    description: 'port, "a-b" range or set:NAME',
+    errorMessage: 'must be a port, "a-b" range or set:NAME',
+  },
+);
+
+const PortListSchema = (description: string) => List(PortEntrySchema, description);
+
+export const Layer3Schema = Section(
+  {
+    remote: Type.Optional(AddressListSchema),
+    local: Type.Optional(AddressListSchema),
+  },
+  { description: "addresses of the peer (remote) and of this host (local)" },
+);
+
+export const IcmpSchema = Section(
+  {
+    type: Type.Integer({
+      minimum: 0,
+      maximum: 255,
+      description: "ICMP type, e.g. 8 = echo request",
+    }),
+    code: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 255, description: "absent = any code" }),
+    ),
+  },
+  { description: "only with protocol icmp or icmpv6" },
+);
+
+export const Layer4Schema = Section(
+  {
+    protocol: Type.Optional(
+      Type.Union([StringEnum(PROTOCOL_NAMES), Type.Integer({ minimum: 0, maximum: 255 })], {
+        description: "tcp | udp | icmp | icmpv6 | any (default), or an IP protocol number",
+        errorMessage: "must be one of tcp, udp, icmp, icmpv6, any, or a protocol number 0-255",
+      }),
+    ),
+    port: Type.Optional(PortListSchema("the server port of the connection (tcp/udp)")),
+    source_port: Type.Optional(PortListSchema("the client port of the connection (tcp/udp)")),
+    icmp: Type.Optional(IcmpSchema),
+    max_duration: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
+        description:
+          'TCP only: an allowed connection older than this is reset ("8h", "30m", "90s")',
+        errorMessage: 'must be a duration like "90s", "30m", "8h", "1d"',
+      }),
+    ),
+  },
+  { description: "protocol and ports" },
+);
+
+const Globs = (description: string) =>
+  Type.Union([Type.String({ minLength: 1 }), List(Type.String({ minLength: 1 }))], {
+    description,
+    errorMessage: "must be a string or a list of strings",
+  });
+
+export const ProcessSchema = Section(
+  {
+    path: Type.Optional(Globs("glob on the executable path")),
+    name: Type.Optional(Globs("the process name (comm), glob")),
+    user: Type.Optional(
+      List(
+        Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], {
+          errorMessage: "must be a uid or a user name",
+        }),
+        "uid or user name",
+      ),
+    ),
+    cgroup: Type.Optional(Globs("cgroup v2 path; matches that cgroup and everything under it")),
+    container: Type.Optional(
+      Section({
+        id: Type.Optional(Type.String({ minLength: 1, description: "glob on the container id" })),
+        name: Type.Optional(
+          Type.String({ minLength: 1, description: "glob on the container name" }),
+        ),
+        image: Type.Optional(Type.String({ minLength: 1, description: "glob on the image" })),
+      }),
+    ),
+  },
+  { description: "who owns the socket on this host (socket-level hooks)" },
+);
+
+export const InterfaceSchema = Section(
+  {
+    name: Type.Optional(List(Type.String({ minLength: 1 }), "interface names or globs")),
+    tunnel: Type.Optional(
+      Type.Boolean({
+        description: "true = only tunnelled paths (wireguard, vxlan, gre...), false = none",
+      }),
+    ),
+  },
+  { description: "the interface the connection actually leaves or enters by" },
+);
+
+const Strings = (description: string) => List(Type.String({ minLength: 1 }), description);
+
+export const HttpSchema = Section({
+  host: Type.Optional(Strings('host names; "*." = any subdomain, exact otherwise')),
+  method: Type.Optional(Strings("request methods, e.g. GET")),
+  path: Type.Optional(Strings("globs on the request path")),
+  headers: Type.Optional(
+    Type.Record(Type.String(), Type.String(), { description: "header name -> glob on its value" }),
+  ),
+  version: Type.Optional(List(StringEnum(["1.0", "1.1", "2", "3"]), "HTTP versions")),
+});
+
+export const TlsSchema = Section({
+  sni: Type.Optional(Strings('server names; "*." = any subdomain')),
+  version: Type.Optional(
+    List(
+      Type.String({
+        pattern: "^(>=|<=|>|<|=)?1\\.[0-3]$",
+        errorMessage: 'must be a TLS version like "1.2" or ">=1.2"',
+      }),
+      'TLS versions: "1.2", ">=1.2", "<1.3"',
+    ),
+  ),
+  certificate: Type.Optional(
+    Section({
+      subject_cn: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
+      issuer: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
+      valid: Type.Optional(Type.Boolean({ description: "chain verifies and dates are current" })),
+    }),
+  ),
+});
+
+export const DnsSchema = Section({
+  name: Type.Optional(Strings("queried names allowed (allow rule) or refused (block rule)")),
+  over_tls: Type.Optional(Type.Boolean({ description: "true = DNS over TLS (port 853)" })),
+});
+
+export const SshSchema = Section({
+  host_key: Type.Optional(Strings("server host key fingerprints (SHA256:...)")),
+  version: Type.Optional(Strings("globs on the SSH version banner")),
+});
+
+export const Layer7Schema = Section(
+  {
+    http: Type.Optional(HttpSchema),
+    tls: Type.Optional(TlsSchema),
+    dns: Type.Optional(DnsSchema),
+    ssh: Type.Optional(SshSchema),
+  },
+  { description: "application protocol; a connection matches the sub-section of its own protocol" },
+);
+
+/** What a rule (or a redirect) matches: every section named must match. */
+export const MatchProperties = {
+  direction: StringEnum(
+    RULE_DIRECTIONS,
+    "ingress (remote initiates) | egress (this host initiates) | any",
+  ),
+  layer3: Type.Optional(Layer3Schema),
+  layer4: Type.Optional(Layer4Schema),
+  process: Type.Optional(ProcessSchema),
+  interface: Type.Optional(InterfaceSchema),
+  layer7: Type.Optional(Layer7Schema),
+};
+
+export const MatchSchema = Section(MatchProperties);
+
+export const RuleSchema = Section({
+  name: Type.String({
+    pattern: RULE_NAME,
+    description: "unique; lowercase letters, digits and '-'",
+    errorMessage: "must be lowercase letters, digits and '-', starting with a letter or digit",
+  }),
+  ...MatchProperties,
+  action: StringEnum(ACTIONS, "allow | block"),
+  mode: Type.Optional(StringEnum(MODES, "overrides the global mode for this rule only")),
+  log: Type.Optional(
+    Type.Boolean({ description: "also report allowed matches (blocks are always reported)" }),
+  ),
+});
+
+export type MatchDocument = Static<typeof MatchSchema>;
+export type Layer4Document = Static<typeof Layer4Schema>;
+export type Layer7Document = Static<typeof Layer7Schema>;

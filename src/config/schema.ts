@@ -1,0 +1,116 @@
+// The policy file's schema: the single source of the TypeScript types and of schema/moat.schema.json.
+
+import { Type, type Static } from "@sinclair/typebox";
+import { List, Section, StringEnum } from "./schema-helpers.ts";
+import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
+
+export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
+
+const SetEntrySchema = Type.Union([Type.Integer(), Type.String({ minLength: 1 })], {
+  description: "an address entry (as in layer3) or a port entry (as in layer4)",
+  errorMessage: "must be an address or a port",
+});
+
+const SetSchema = Type.Union(
+  [
+    List(SetEntrySchema, "inline entries: addresses or ports (not both)"),
+    Section(
+      { file: Type.String({ minLength: 1, description: "relative to the policy file's folder" }) },
+      { description: "one entry a line, # comments; reloaded on change" },
+    ),
+  ],
+  { errorMessage: "must be a list of entries or { file: PATH }" },
+);
+
+const DefaultsSchema = Section(
+  {
+    ingress: Type.Optional(StringEnum(ACTIONS, "verdict for an unknown inbound connection")),
+    egress: Type.Optional(StringEnum(ACTIONS, "verdict for an unknown outbound connection")),
+  },
+  {
+    description: 'verdict for a connection no rule matches ("unknown connection"); allow if absent',
+  },
+);
+
+const AttachSchema = Section({
+  interfaces: Type.Optional(
+    List(Type.String({ minLength: 1 }), 'names or globs; "*" = every non-loopback interface'),
+  ),
+  cgroup: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: "cgroup v2 subtree whose processes get socket hooks",
+    }),
+  ),
+});
+
+const RedirectSchema = Section({
+  name: Type.String({
+    pattern: "^[a-z0-9][a-z0-9-]*$",
+    errorMessage: "must be lowercase letters, digits and '-', starting with a letter or digit",
+  }),
+  match: MatchSchema,
+  to: Type.String({ minLength: 1, description: "proxy address IP:PORT ([v6]:PORT)" }),
+  proxy_protocol: Type.Optional(StringEnum(["v1", "v2"], "PROXY protocol header to send")),
+});
+
+const LoggingSchema = Section({
+  audit: Type.Optional(
+    Section({ path: Type.String({ minLength: 1, description: "human-readable audit log" }) }),
+  ),
+});
+
+const OtelSchema = Section({
+  endpoint: Type.String({ minLength: 1, description: "OTLP/HTTP endpoint URL" }),
+});
+
+const EventPublisherSchema = Section({
+  webhooks: Type.Optional(
+    List(
+      Section({
+        url: Type.String({ minLength: 1 }),
+        types: Type.Optional(List(StringEnum(EVENT_TYPES), "event types sent; absent = all")),
+      }),
+    ),
+  ),
+  nats: Type.Optional(
+    Section({ url: Type.String({ minLength: 1 }), subject: Type.String({ minLength: 1 }) }),
+  ),
+});
+
+const ApiSchema = Section({
+  listen: Type.String({
+    minLength: 1,
+    description: "unix:/PATH or HOST:PORT; TCP listeners need token_file",
+  }),
+  token_file: Type.Optional(
+    Type.String({ minLength: 1, description: "file holding the bearer token" }),
+  ),
+});
+
+export const PolicySchema = Section(
+  {
+    version: Type.Literal(1, { description: "policy language version" }),
+    mode: Type.Optional(
+      StringEnum(MODES, "detect (default) never drops and reports what prevent would do"),
+    ),
+    defaults: Type.Optional(DefaultsSchema),
+    attach: Type.Optional(AttachSchema),
+    sets: Type.Optional(
+      Type.Record(Type.String(), SetSchema, {
+        description: 'named lists, referenced as "set:NAME"',
+      }),
+    ),
+    rules: Type.Optional(List(RuleSchema, "evaluated top to bottom; the first match decides")),
+    redirect: Type.Optional(List(RedirectSchema, "send matching connections to a proxy")),
+    logging: Type.Optional(LoggingSchema),
+    otel: Type.Optional(OtelSchema),
+    event_publisher: Type.Optional(EventPublisherSchema),
+    api: Type.Optional(ApiSchema),
+  },
+  { title: "moat policy", description: "moat firewall policy (version 1)" },
+);
+
+/** A policy file as written, once it passed the schema. */
+export type PolicyDocument = Static<typeof PolicySchema>;
+export type RuleDocument = Static<typeof RuleSchema>;

@@ -1,0 +1,98 @@
+// Which parts of a valid policy the running datapath cannot enforce yet. The daemon refuses such a
+// policy (an unenforced rule would be a silent hole); `moat check` shows them as warnings.
+
+import { diagnostic, PolicyError, type Diagnostic, type SourcePos } from "./diagnostics.ts";
+import type { AddressEntry, PolicyModel } from "./model.ts";
+
+/** Every feature name `unsupportedFeatures` knows, and where its enforcement comes from. */
+export const FEATURES = {
+  layer3: "packet hooks",
+  "layer3.hostnames": "DNS-learned addresses land with the DNS issue",
+  layer4: "packet hooks",
+  "layer4.max_duration": "connection lifetime limits land with connection tracking timeouts",
+  process: "socket hooks land with the process/interface issue",
+  interface: "socket hooks land with the process/interface issue",
+  layer7: "the L7 proxy lands with the layer7 issue",
+  redirect: "redirection lands with the layer7 proxy issue",
+  defaults: "packet hooks",
+  "attach.interfaces": "packet hooks",
+  "attach.cgroup": "socket hooks land with the process/interface issue",
+  sets: "packet hooks",
+  "logging.audit": "the audit log",
+  otel: "OpenTelemetry export lands with the observability issue",
+  event_publisher: "event publishing lands with the event publisher issue",
+  api: "the API lands with the API issue",
+} as const;
+
+export type Feature = keyof typeof FEATURES;
+
+/** What this version's datapath enforces. */
+export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
+  "layer3",
+  "layer4",
+  "defaults",
+  "attach.interfaces",
+  "logging.audit",
+  "sets",
+]);
+
+interface Use {
+  feature: Feature;
+  pos: SourcePos;
+  /** How the message names what is used, e.g. "'process'" or "'*.example.org' (a hostname)". */
+  what: string;
+}
+
+/** One error per use of a feature not in `supported`, at the position it is written. */
+export function unsupportedFeatures(
+  model: PolicyModel,
+  supported: ReadonlySet<string>,
+): Diagnostic[] {
+  return featureUses(model)
+    .filter((use) => !supported.has(use.feature))
+    .map((use) =>
+      diagnostic(
+        use.pos,
+        `${use.what} is not supported yet by this version of moat (${FEATURES[use.feature]})`,
+      ),
+    );
+}
+
+/** Throws PolicyError listing every unsupported use; for the daemon's load and reload. */
+export function assertSupported(model: PolicyModel, supported: ReadonlySet<string>): void {
+  const problems = unsupportedFeatures(model, supported);
+  if (problems.length > 0) throw new PolicyError(problems);
+}
+
+function featureUses(model: PolicyModel): Use[] {
+  const uses: Use[] = [];
+  const use = (feature: Feature, pos: SourcePos | undefined, what = `'${feature}'`) => {
+    if (pos) uses.push({ feature, pos, what });
+  };
+  const hostnames = (entries: AddressEntry[]) => {
+    for (const e of entries)
+      if (e.kind === "hostname") use("layer3.hostnames", e.pos, `'${e.text}' (a hostname)`);
+  };
+  use("defaults", model.defaults.pos);
+  use("attach.cgroup", model.attach.cgroup?.pos);
+  for (const set of model.sets.values()) {
+    use("sets", set.pos);
+    if (set.kind === "address") hostnames(set.entries);
+  }
+  for (const rule of model.rules) {
+    use("layer3", rule.layer3?.pos);
+    hostnames(rule.layer3?.remote?.entries ?? []);
+    hostnames(rule.layer3?.local?.entries ?? []);
+    use("layer4", rule.layer4?.pos);
+    use("layer4.max_duration", rule.layer4?.maxDuration?.pos, "'max_duration'");
+    use("process", rule.process?.pos);
+    use("interface", rule.interface?.pos);
+    use("layer7", rule.layer7?.pos);
+  }
+  for (const redirect of model.redirects) use("redirect", redirect.pos);
+  use("logging.audit", model.logging.audit?.pos, "'logging.audit'");
+  use("otel", model.otel?.pos);
+  use("event_publisher", model.eventPublisher?.pos);
+  use("api", model.api?.pos);
+  return uses;
+}

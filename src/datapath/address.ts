@@ -1,0 +1,44 @@
+// Addresses as the kernel reports them: 16 bytes, IPv4 as ::ffff:a.b.c.d.
+
+export function formatAddress(bytes: Buffer, family: number): string {
+  if (family === 4) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  // compress the longest run of zero groups, as inet_ntop does
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+
+/** Parses "a.b.c.d" or an IPv6 address into network-order bytes (4 or 16). */
+export function parseAddress(text: string): Buffer {
+  if (text.includes(".") && !text.includes(":")) {
+    const parts = text.split(".").map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+      throw new Error(`not an IPv4 address: ${text}`);
+    }
+    return Buffer.from(parts);
+  }
+  const [head = "", tail] = text.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? 0 : 8 - h.length - t.length;
+  const groups = [...h, ...Array<string>(fill).fill("0"), ...t];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) {
+    throw new Error(`not an IPv6 address: ${text}`);
+  }
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}

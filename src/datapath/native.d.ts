@@ -1,0 +1,258 @@
+// Types of every export of the native addon (native/, built to native/build/Release/moat_native.node).
+// The addon is mechanism only: libbpf objects, programs, links, maps, ring buffers, test runs.
+
+/** Options for BpfObject.open. */
+export interface OpenOptions {
+  /** Directory where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned/reused. */
+  pinRoot?: string;
+}
+
+export interface MapInfo {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+}
+
+export interface ProgramInfo {
+  name: string;
+  /** ELF section, e.g. "xdp", "tc", "cgroup/connect4" */
+  section: string;
+  /** enum bpf_prog_type */
+  type: number;
+  /** enum bpf_attach_type the program expects */
+  expectedAttachType: number;
+}
+
+export interface TestRunOptions {
+  /** Packet (or input) data. */
+  data?: Buffer;
+  /** Size of the output data buffer; defaults to data.length + 256. */
+  dataOutSize?: number;
+  /** Context in (e.g. struct xdp_md / __sk_buff bytes). */
+  ctx?: Buffer;
+  ctxOutSize?: number;
+  /** Number of runs (kernel repeat); default 1. */
+  repeat?: number;
+  flags?: number;
+  /** CPU for BPF_F_TEST_RUN_ON_CPU. */
+  cpu?: number;
+}
+
+export interface TestRunResult {
+  /** Program return value (verdict). */
+  retval: number;
+  /** Average ns per run as reported by the kernel. */
+  duration: number;
+  dataOut: Buffer;
+  ctxOut: Buffer | null;
+}
+
+export interface BatchResult {
+  keys: Buffer;
+  values: Buffer;
+  count: number;
+  /** Opaque cursor for the next call; null when iteration is complete. */
+  next: Buffer | null;
+}
+
+export interface CreateMapOptions {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  name?: string;
+  flags?: number;
+  /** For map-in-map outer maps: an inner map serving as template. */
+  innerMap?: BpfMap;
+}
+
+export type XdpMode = "native" | "generic" | "offload" | "auto";
+export type TcDirection = "ingress" | "egress";
+
+export interface TcAttachOptions {
+  /**
+   * "auto" (default): a tcx link, or a clsact filter when the kernel has no tcx (EINVAL /
+   * EOPNOTSUPP). "tcx": tcx link only. "clsact": clsact filter only.
+   */
+  mode?: "auto" | "tcx" | "clsact";
+}
+
+/** Cgroup attach points by name (mapped to enum bpf_attach_type in the addon). */
+export type CgroupAttach =
+  | "connect4"
+  | "connect6"
+  | "sendmsg4"
+  | "sendmsg6"
+  | "recvmsg4"
+  | "recvmsg6"
+  | "getpeername4"
+  | "getpeername6"
+  | "getsockname4"
+  | "getsockname6"
+  | "sock_ops"
+  | "sock_create"
+  | "skb_ingress"
+  | "skb_egress";
+
+export declare class BpfObject {
+  /** bpf_object__open_file; nothing is loaded yet. */
+  static open(path: string, options?: OpenOptions): BpfObject;
+  readonly path: string;
+  readonly loaded: boolean;
+  maps(): MapInfo[];
+  programs(): ProgramInfo[];
+  /** Before load: resize a map (bpf_map__set_max_entries). */
+  setMaxEntries(map: string, maxEntries: number): void;
+  /** Before load: overwrite a global variable in .rodata/.data/.bss by name (size must match). */
+  setGlobal(name: string, value: Buffer): void;
+  /** Before load: disable autoload of a program. */
+  setAutoload(program: string, autoload: boolean): void;
+  /** Load into the kernel. On failure throws NativeError with `log` = verifier log. */
+  load(): void;
+  /** A loaded map by name (its own fd: usable after close()). */
+  map(name: string): BpfMap;
+  /** A loaded program by name (function name; its own fd: usable after close()). */
+  program(name: string): BpfProgram;
+  /** Unloads programs and maps not held elsewhere (links keep their programs). */
+  close(): void;
+}
+
+export declare class BpfMap {
+  static create(options: CreateMapOptions): BpfMap;
+  static openPinned(path: string): BpfMap;
+  readonly name: string;
+  readonly fd: number;
+  readonly type: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  /** Number of values per key for per-CPU maps (possible CPUs), else 1. */
+  readonly valuesPerKey: number;
+  /** Bytes of one lookup result: valuesPerKey * round_up(valueSize, 8) for per-CPU maps, else valueSize. */
+  readonly valueBufferSize: number;
+  id(): number;
+  lookup(key: Buffer | null): Buffer | null;
+  /** Lookup-and-delete (queues/stacks: key null). */
+  lookupAndDelete(key: Buffer | null): Buffer | null;
+  update(key: Buffer, value: Buffer, flags?: number): void;
+  /** Returns false when the key was absent (ENOENT). */
+  delete(key: Buffer): boolean;
+  /** Next key after `key` (null = first); null at the end. */
+  nextKey(key: Buffer | null): Buffer | null;
+  /** keys/values are `count` records packed back to back; returns how many were applied. */
+  updateBatch(keys: Buffer, values: Buffer, count: number, flags?: number): number;
+  /** Returns how many were deleted; a missing key stops the batch there (no error). */
+  deleteBatch(keys: Buffer, count: number): number;
+  /** One page of a batch lookup; pass `next` back as cursor (hash maps: ENOSPC if maxCount < a bucket). */
+  lookupBatch(cursor: Buffer | null, maxCount: number): BatchResult;
+  lookupAndDeleteBatch(cursor: Buffer | null, maxCount: number): BatchResult;
+  /** Map-in-map: put `inner` at `key` of this outer map (atomic swap of the inner map). */
+  setInner(key: Buffer, inner: BpfMap): void;
+  pin(path: string): void;
+  unpin(path: string): void;
+  /** Freeze the map (read-only for user space from now on). */
+  freeze(): void;
+  /** Closes this handle's fd (the map lives on while pinned or used elsewhere); fd becomes -1. */
+  close(): void;
+}
+
+export declare class BpfLink {
+  static openPinned(path: string): BpfLink;
+  /** -1 for non-link attachments (clsact tc filters) and after destroy(). */
+  readonly fd: number;
+  /** "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "pinned" */
+  readonly kind: string;
+  /** Kernel link id; 0 for a clsact tc filter; EBADF after destroy(). */
+  id(): number;
+  /** Pin at a bpffs path (EOPNOTSUPP for clsact tc filters). */
+  pin(path: string): void;
+  /** Remove the pin made by pin() (or the one openPinned() opened). */
+  unpin(): void;
+  /**
+   * Detach the program and release the link. Idempotent. A pinned link stays attached
+   * until it is unpinned and every handle to it is destroyed.
+   */
+  destroy(): void;
+}
+
+export interface UprobeOptions {
+  /** Symbol name in the binary, or use offset. */
+  func?: string;
+  offset?: number;
+  pid?: number;
+  retprobe?: boolean;
+}
+
+export declare class BpfProgram {
+  readonly name: string;
+  readonly section: string;
+  readonly fd: number;
+  readonly type: number;
+  id(): number;
+  attachXdp(ifindex: number, mode?: XdpMode): BpfLink;
+  /** tcx link where the kernel has it, clsact filter otherwise (see TcAttachOptions). */
+  attachTc(ifindex: number, direction: TcDirection, options?: TcAttachOptions): BpfLink;
+  attachCgroup(cgroupPath: string, attach: CgroupAttach): BpfLink;
+  attachUprobe(binaryPath: string, options: UprobeOptions): BpfLink;
+  testRun(options: TestRunOptions): TestRunResult;
+  /** Same as testRun, on the libuv thread pool (the event loop keeps running). */
+  testRunAsync(options: TestRunOptions): Promise<TestRunResult>;
+  pin(path: string): void;
+  /** Closes this handle's program fd (links keep the program attached); fd becomes -1. */
+  close(): void;
+}
+
+export interface RingBufferOptions {
+  /** Most records packed into one batch before JS gets it (default 4096). */
+  maxBatch?: number;
+}
+
+/**
+ * Records reach `onBatch` packed into one Buffer: for each record a little-endian u32 length,
+ * then the record bytes, then zero padding to an 8-byte boundary. The Buffer is JS-owned.
+ * An exception thrown by `onBatch` propagates out of drain(); during event-loop delivery it
+ * becomes an uncaught exception (process "uncaughtException").
+ */
+export declare class RingBuffer {
+  constructor(
+    map: BpfMap,
+    onBatch: (batch: Buffer, count: number) => void,
+    options?: RingBufferOptions,
+  );
+  /** Consume everything available now, synchronously (delivers batches); returns records consumed. */
+  drain(): number;
+  /**
+   * Stop polling and free the ring. Idempotent. An open RingBuffer keeps itself (and the
+   * event loop) alive, like a socket; a batch is delivered per loop turn at most.
+   */
+  close(): void;
+}
+
+export interface NativeErrorFields {
+  /** Stable code: the errno name ("EPERM", "ENOENT", ...) or "EUNKNOWN". */
+  code: string;
+  errno: number;
+  /** The libbpf / syscall operation that failed. */
+  op: string;
+  /** Verifier / libbpf log captured during the failing call, when there is one. */
+  log?: string;
+}
+
+export interface NativeAddon {
+  BpfObject: typeof BpfObject;
+  BpfMap: typeof BpfMap;
+  BpfProgram: typeof BpfProgram;
+  BpfLink: typeof BpfLink;
+  RingBuffer: typeof RingBuffer;
+  /** The JS error class the addon throws (set once at load). */
+  setErrorClass(ctor: new (message: string, fields: NativeErrorFields) => Error): void;
+  /** Number of possible CPUs (libbpf_num_possible_cpus). */
+  numPossibleCpus(): number;
+  /** if_nametoindex. */
+  ifindex(name: string): number;
+  libbpfVersion(): string;
+}

@@ -1,0 +1,59 @@
+// What moat cannot run without, each missing piece named in one sentence with how to get it.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { release } from "node:os";
+
+export class PrerequisiteError extends Error {
+  readonly code = "EPREREQ";
+  constructor(message: string) {
+    super(message);
+    this.name = "PrerequisiteError";
+  }
+}
+
+/** Mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo (never hard-coded). */
+export function cgroup2Mount(
+  mountinfo = readFileSync("/proc/self/mountinfo", "utf8"),
+): string | null {
+  for (const line of mountinfo.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (right?.startsWith("cgroup2 ")) return left?.split(" ")[4] ?? null;
+  }
+  return null;
+}
+
+function bpffsMounted(mountinfo: string): boolean {
+  return mountinfo.split("\n").some((l) => l.includes(" /sys/fs/bpf ") && l.includes(" - bpf "));
+}
+
+export function checkPrerequisites(): void {
+  if (process.getuid?.() !== 0) {
+    throw new PrerequisiteError(
+      "moat must run as root (loading eBPF programs needs it); run it with sudo.",
+    );
+  }
+  if (!existsSync("/sys/kernel/btf/vmlinux")) {
+    throw new PrerequisiteError(
+      "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); boot a kernel built with CONFIG_DEBUG_INFO_BTF=y.",
+    );
+  }
+  const [major = 0, minor = 0] = release().split(".").map(Number);
+  if (major < 6 || (major === 6 && minor < 1)) {
+    throw new PrerequisiteError(
+      `kernel ${release()} is too old; moat needs Linux 6.1 or newer (Debian 12's kernel or later).`,
+    );
+  }
+  mountBpffs();
+}
+
+/** Pins need the BPF filesystem; mount it where the system has not (as systemd would). */
+function mountBpffs(): void {
+  if (bpffsMounted(readFileSync("/proc/self/mountinfo", "utf8"))) return;
+  try {
+    execFileSync("mount", ["-t", "bpf", "bpf", "/sys/fs/bpf"], { stdio: "pipe" });
+  } catch (err) {
+    throw new PrerequisiteError(
+      `the BPF filesystem is not mounted at /sys/fs/bpf and mounting it failed (${(err as Error).message.trim()}); mount it with 'mount -t bpf bpf /sys/fs/bpf'.`,
+    );
+  }
+}

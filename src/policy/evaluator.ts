@@ -1,0 +1,201 @@
+// The reference evaluator: the meaning of a policy, as a pure function (no Node APIs; it runs in the
+// browser too). The kernel datapath is tested against it; `moat explain` and the playground use it.
+//
+// First match wins; no match -> defaults.<direction> (rule "default"). In detect mode a block is
+// reported as "detected" and nothing is dropped; a rule's own mode overrides the policy's.
+//
+// Unknown facts: a rule whose process, interface or layer7 section (or a hostname entry) cannot be
+// judged from the facts given "maybe" matches. The evaluator never guesses: if a "maybe" rule comes
+// before the first rule that surely matches, the result is { verdict: "deferred" } with the facts
+// that would decide and every possible decision, in order. A packet hook that meets such a
+// connection hands it to the later hook that has those facts.
+
+import { parseIp, unmapIpv4 } from "../config/ip.ts";
+import { formatDuration } from "../config/duration.ts";
+import {
+  PROTOCOL_NUMBERS,
+  type Action,
+  type Mode,
+  type PolicyModel,
+  type Rule,
+} from "../config/model.ts";
+import {
+  FactsError,
+  type ConnectionFacts,
+  type EndpointFacts,
+  type ProtocolFact,
+} from "./facts.ts";
+import { protocolName } from "./match-layer4.ts";
+import { matchRule, type PreparedFacts } from "./match-rule.ts";
+import type { Outcome } from "./tri.ts";
+
+export { FactsError, type ConnectionFacts } from "./facts.ts";
+
+export interface Decision {
+  verdict: "allowed" | "blocked" | "detected";
+  action: Action;
+  /** The rule's name, or "default". */
+  rule: string;
+  mode: Mode;
+  /** In words, e.g. "rule ssh-from-corp (line 12): remote 10.1.2.3 in set:corp, tcp port 22". */
+  reason: string;
+  /** Line of the deciding rule in the policy file (absent for the defaults). */
+  line?: number;
+  /** Whether an event is reported: always for blocked/detected; for allowed only with `log: true`. */
+  report: boolean;
+  /** An allowed TCP connection older than this is reset (the rule's max_duration). */
+  maxDurationSeconds?: number;
+}
+
+export interface Deferred {
+  verdict: "deferred";
+  /** The first rule that could not be judged. */
+  rule: string;
+  reason: string;
+  /** The unknown facts that would decide, e.g. ["process"]. */
+  needs: string[];
+  /** What the decision can be, in rule order; the last one is certain to apply if none before it does. */
+  possible: Decision[];
+}
+
+export type Evaluation = Decision | Deferred;
+
+export function evaluate(policy: PolicyModel, facts: ConnectionFacts): Evaluation {
+  const prepared = prepare(facts);
+  const possible: Decision[] = [];
+  const pending: { rule: Rule; needs: string[] }[] = [];
+  for (const rule of policy.rules) {
+    const outcome = matchRule(rule, prepared);
+    if (outcome.result === "no") continue;
+    const decision = decide(rule, outcome, facts.direction);
+    if (outcome.result === "yes") {
+      if (pending.length === 0) return decision;
+      return defer(pending, [...possible, decision]);
+    }
+    pending.push({ rule, needs: outcome.needs });
+    possible.push(decision);
+  }
+  const fallback = byDefault(policy, facts.direction);
+  return pending.length === 0 ? fallback : defer(pending, [...possible, fallback]);
+}
+
+function verdictOf(action: Action, mode: Mode): Decision["verdict"] {
+  if (action === "allow") return "allowed";
+  return mode === "prevent" ? "blocked" : "detected";
+}
+
+const DETECT_NOTE = "; detect mode: reported, not dropped";
+
+function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
+  const verdict = verdictOf(rule.action, rule.mode);
+  const { because, needs } = outcome;
+  const known = because.join(", ");
+  const what =
+    outcome.result === "maybe"
+      ? `${known ? `${known}, ` : ""}if ${needs.join(", ")} match`
+      : known || describeEmpty(rule, direction);
+  const decision: Decision = {
+    verdict,
+    action: rule.action,
+    rule: rule.name,
+    mode: rule.mode,
+    reason: `rule ${rule.name} (line ${rule.pos.line}): ${what}${verdict === "detected" ? DETECT_NOTE : ""}`,
+    line: rule.pos.line,
+    report: verdict !== "allowed" || rule.log,
+  };
+  const max = rule.layer4?.maxDuration;
+  if (max && rule.action === "allow") {
+    decision.maxDurationSeconds = max.seconds;
+    decision.reason += `; reset after ${formatDuration(max.seconds)}`;
+  }
+  return decision;
+}
+
+/** A rule with nothing to report matched because it names no condition that could fail. */
+function describeEmpty(rule: Rule, direction: string): string {
+  return rule.direction === "any"
+    ? "matches every connection"
+    : `matches every ${direction} connection`;
+}
+
+function byDefault(policy: PolicyModel, direction: "ingress" | "egress"): Decision {
+  const action = policy.defaults[direction];
+  const verdict = verdictOf(action, policy.mode);
+  return {
+    verdict,
+    action,
+    rule: "default",
+    mode: policy.mode,
+    reason: `no rule matched; defaults.${direction} = ${action}${verdict === "detected" ? DETECT_NOTE : ""}`,
+    report: verdict !== "allowed",
+  };
+}
+
+function defer(pending: { rule: Rule; needs: string[] }[], possible: Decision[]): Deferred {
+  const first = pending[0]?.rule;
+  const needs = [...new Set(pending.flatMap((p) => p.needs))];
+  const rules = pending.map((p) => `${p.rule.name} (line ${p.rule.pos.line})`).join(", ");
+  const outcomes = possible.map((d) => `${d.verdict} by ${d.rule}`).join(", else ");
+  return {
+    verdict: "deferred",
+    rule: first?.name ?? "default",
+    reason: `cannot decide without ${needs.join(", ")}: rule ${rules} may match; ${outcomes}`,
+    needs,
+    possible,
+  };
+}
+
+const PROTOCOLS: Record<string, number> = PROTOCOL_NUMBERS;
+
+function protocolNumber(protocol: ProtocolFact): number {
+  const n = typeof protocol === "number" ? protocol : PROTOCOLS[protocol];
+  if (n === undefined || !Number.isInteger(n) || n < 0 || n > 255)
+    throw new FactsError(
+      `'${String(protocol)}' is not a protocol (tcp, udp, icmp, icmpv6 or 0-255)`,
+    );
+  return n;
+}
+
+function address(endpoint: EndpointFacts, side: string, family: 4 | 6): PreparedFacts["local"] {
+  const parsed = parseIp(endpoint.ip);
+  if (!parsed.ok) throw new FactsError(`${side} address: ${parsed.error}`);
+  if (parsed.value.family !== family)
+    throw new FactsError(`${side} address ${endpoint.ip} is not IPv${family}`);
+  // "::ffff:a.b.c.d" is IPv4 on the wire, and is judged as such
+  const result: PreparedFacts["local"] = { address: unmapIpv4(parsed.value), text: endpoint.ip };
+  if (endpoint.names) result.names = endpoint.names;
+  return result;
+}
+
+function port(endpoint: EndpointFacts, side: string, protocol: number): number | undefined {
+  if (endpoint.port === undefined) {
+    if (protocol === PROTOCOL_NUMBERS.tcp || protocol === PROTOCOL_NUMBERS.udp)
+      throw new FactsError(`${side} port is missing (${protocolName(protocol)} has ports)`);
+    return undefined;
+  }
+  if (!Number.isInteger(endpoint.port) || endpoint.port < 0 || endpoint.port > 65535)
+    throw new FactsError(`${side} port ${endpoint.port} is out of range 0-65535`);
+  return endpoint.port;
+}
+
+function prepare(facts: ConnectionFacts): PreparedFacts {
+  if (facts.direction !== "ingress" && facts.direction !== "egress")
+    throw new FactsError(`direction must be ingress or egress, got '${String(facts.direction)}'`);
+  const protocol = protocolNumber(facts.protocol);
+  const localPort = port(facts.local, "local", protocol);
+  const remotePort = port(facts.remote, "remote", protocol);
+  const ingress = facts.direction === "ingress";
+  return {
+    direction: facts.direction,
+    local: address(facts.local, "local", facts.family),
+    remote: address(facts.remote, "remote", facts.family),
+    transport: {
+      protocol,
+      // the server side is this host for ingress, the peer for egress
+      serverPort: ingress ? localPort : remotePort,
+      clientPort: ingress ? remotePort : localPort,
+      ...(facts.icmp ? { icmp: facts.icmp } : {}),
+    },
+    raw: facts,
+  };
+}

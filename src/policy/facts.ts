@@ -1,0 +1,87 @@
+// What is known about a connection when it is judged. Packet hooks know the 5-tuple; socket hooks
+// add the process, the route check adds the interface, the L7 proxy adds layer7, the DNS cache adds
+// the names of an address. A fact that is absent is unknown, which is not the same as empty.
+
+export type ProtocolFact = "tcp" | "udp" | "icmp" | "icmpv6" | number;
+
+export interface EndpointFacts {
+  ip: string;
+  /** Required for tcp and udp. */
+  port?: number;
+  /** DNS names known to resolve to this address (for hostname entries); absent = unknown. */
+  names?: string[];
+}
+
+export interface ProcessFacts {
+  path: string;
+  /** comm */
+  name: string;
+  uid: number;
+  /** The user's name, if known (for rules that name users). */
+  user?: string;
+  cgroup: string;
+  /** null = not in a container; absent = unknown. */
+  container?: { id: string; name: string; image: string } | null;
+}
+
+export interface InterfaceFacts {
+  name: string;
+  tunnel: boolean;
+}
+
+export interface HttpFacts {
+  host: string;
+  method: string;
+  path: string;
+  /** Header names in any case. */
+  headers: Record<string, string>;
+  version: string;
+}
+
+export interface TlsFacts {
+  sni?: string;
+  version: string;
+  /** Absent until the server's certificate has been seen. */
+  certificate?: { subject_cn: string; issuer: string; valid: boolean };
+}
+
+export interface DnsFacts {
+  name: string;
+  over_tls?: boolean;
+}
+
+export interface SshFacts {
+  version: string;
+  /** Absent until the key exchange. */
+  host_key?: string;
+}
+
+/** The application protocol seen on the connection: the one key present. */
+export interface Layer7Facts {
+  http?: HttpFacts;
+  tls?: TlsFacts;
+  dns?: DnsFacts;
+  ssh?: SshFacts;
+}
+
+export interface ConnectionFacts {
+  /** Who initiated: ingress = the remote peer, egress = this host. */
+  direction: "ingress" | "egress";
+  protocol: ProtocolFact;
+  family: 4 | 6;
+  local: EndpointFacts;
+  remote: EndpointFacts;
+  icmp?: { type: number; code: number };
+  process?: ProcessFacts;
+  interface?: InterfaceFacts;
+  layer7?: Layer7Facts;
+}
+
+/** Facts that cannot describe a connection (a bad address, a missing port): the caller's mistake. */
+export class FactsError extends Error {
+  readonly code = "EFACTS";
+  constructor(message: string) {
+    super(message);
+    this.name = "FactsError";
+  }
+}

@@ -1,0 +1,33 @@
+// Does one rule (or redirect) match a connection? Every section it names must match.
+
+import type { IpAddress } from "../config/ip.ts";
+import type { Direction, Match } from "../config/model.ts";
+import type { ConnectionFacts } from "./facts.ts";
+import { matchAddressList } from "./match-address.ts";
+import { matchInterface, matchProcess } from "./match-context.ts";
+import { matchLayer4, type TransportFacts } from "./match-layer4.ts";
+import { matchLayer7 } from "./match-layer7.ts";
+import { all, no, type Outcome } from "./tri.ts";
+
+/** Facts with the text parsed once per evaluation. */
+export interface PreparedFacts {
+  direction: Direction;
+  local: { address: IpAddress; text: string; names?: string[] };
+  remote: { address: IpAddress; text: string; names?: string[] };
+  transport: TransportFacts;
+  raw: ConnectionFacts;
+}
+
+export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
+  if (rule.direction !== "any" && rule.direction !== facts.direction) return no();
+  const parts: Outcome[] = [];
+  if (rule.layer3?.remote) parts.push(matchAddressList(rule.layer3.remote, "remote", facts.remote));
+  if (rule.layer3?.local) parts.push(matchAddressList(rule.layer3.local, "local", facts.local));
+  if (rule.layer4) parts.push(matchLayer4(rule.layer4, facts.transport));
+  // cheap, known sections first: a "no" there settles it without the unknown ones
+  if (parts.some((p) => p.result === "no")) return no();
+  if (rule.process) parts.push(matchProcess(rule.process, facts.raw.process));
+  if (rule.interface) parts.push(matchInterface(rule.interface, facts.raw.interface));
+  if (rule.layer7) parts.push(matchLayer7(rule.layer7, facts.raw.layer7));
+  return all(parts);
+}

@@ -1,0 +1,145 @@
+// `moat explain` as a user runs it: the verdict, the deciding rule, the mode and the reason.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+
+function moat(...args: string[]): { code: number | null; stdout: string[]; stderr: string } {
+  const run = spawnSync("bin/moat", args, { encoding: "utf8" });
+  return { code: run.status, stdout: run.stdout.split("\n").filter(Boolean), stderr: run.stderr };
+}
+
+const SERVER = "examples/server.yaml";
+const DEFAULTED = "ingress (default; --direction egress if the left side is this host)";
+
+test("an inbound connection no rule allows: blocked by default", () => {
+  const result = moat("explain", SERVER, "tcp", "203.0.113.9:51514", "->", "10.0.0.1:22");
+  assert.equal(result.code, 0);
+  assert.deepEqual(result.stdout, [
+    `connection: ${DEFAULTED} tcp 203.0.113.9:51514 -> 10.0.0.1:22 (remote -> local)`,
+    "verdict: blocked",
+    "action: block",
+    "rule: default",
+    "mode: prevent",
+    "reason: no rule matched; defaults.ingress = block",
+  ]);
+});
+
+test("IPv6 with brackets, an allowing rule from a set", () => {
+  const result = moat("explain", SERVER, "tcp", "[fd00::9]:50000", "->", "[fd00::1]:22");
+  assert.deepEqual(result.stdout, [
+    `connection: ${DEFAULTED} tcp [fd00::9]:50000 -> [fd00::1]:22 (remote -> local)`,
+    "verdict: allowed",
+    "action: allow",
+    "rule: ssh-from-admins",
+    "mode: prevent",
+    "reason: rule ssh-from-admins (line 17): remote fd00::9 in set:admins, tcp port 22",
+  ]);
+});
+
+test("icmp with type and code; 'to' instead of the arrow", () => {
+  const result = moat(
+    "explain",
+    SERVER,
+    "icmp",
+    "10.0.0.2",
+    "to",
+    "10.0.0.1",
+    "type",
+    "8",
+    "code",
+    "0",
+  );
+  assert.deepEqual(result.stdout.slice(1), [
+    "verdict: allowed",
+    "action: allow",
+    "rule: ping",
+    "mode: prevent",
+    "reason: rule ping (line 31): icmp type 8 code 0",
+  ]);
+});
+
+test("--direction egress: the left side is this host; detect mode reports without dropping", () => {
+  const result = moat(
+    "explain",
+    "examples/workstation.yaml",
+    "udp",
+    "10.0.0.5:40000",
+    "->",
+    "203.0.113.7:5000",
+    "--direction",
+    "egress",
+  );
+  assert.deepEqual(result.stdout, [
+    "connection: egress udp 10.0.0.5:40000 -> 203.0.113.7:5000 (local -> remote)",
+    "verdict: detected",
+    "action: block",
+    "rule: default",
+    "mode: detect",
+    "reason: no rule matched; defaults.egress = block; detect mode: reported, not dropped",
+  ]);
+});
+
+test("a rule the packet facts cannot decide: deferred, with the possible outcomes", () => {
+  const result = moat(
+    "explain",
+    "test/fixtures/policies/full.yaml",
+    "tcp",
+    "10.0.0.5:40000",
+    "->",
+    "203.0.113.7:443",
+    "--direction",
+    "egress",
+  );
+  assert.deepEqual(result.stdout, [
+    "connection: egress tcp 10.0.0.5:40000 -> 203.0.113.7:443 (local -> remote)",
+    "verdict: deferred",
+    "rule: curl-only",
+    "needs: process, interface, layer7, DNS names of the remote address",
+    "reason: cannot decide without process, interface, layer7, DNS names of the remote address: rule curl-only (line 34), no-tracker (line 63) may match; allowed by curl-only, else blocked by no-tracker, else allowed by default",
+    "possible: allowed by curl-only (rule curl-only (line 34): if process, interface, layer7 match)",
+    "possible: blocked by no-tracker (rule no-tracker (line 63): if DNS names of the remote address match)",
+    "possible: allowed by default (no rule matched; defaults.egress = allow)",
+  ]);
+});
+
+test("mistakes get a usage message and exit 2", () => {
+  const unquoted = moat("explain", SERVER, "tcp", "1.2.3.4:5", "-");
+  assert.equal(unquoted.code, 2);
+  assert.match(unquoted.stderr, /^moat: a lone '-': an unquoted -> in a shell is '-' plus a '>'/);
+  const noPort = moat("explain", SERVER, "tcp", "1.2.3.4", "->", "10.0.0.1:22");
+  assert.equal(noPort.code, 2);
+  assert.match(noPort.stderr, /^moat: the client '1.2.3.4' needs a port \(tcp has ports\)\n/);
+  const badDirection = moat(
+    "explain",
+    SERVER,
+    "tcp",
+    "1.2.3.4:5",
+    "->",
+    "10.0.0.1:22",
+    "--direction",
+    "in",
+  );
+  assert.equal(badDirection.stderr, "moat: --direction must be ingress or egress, got 'in'\n");
+});
+
+test("a policy with errors is not explained: the errors are shown, exit 1", () => {
+  const result = moat(
+    "explain",
+    "test/fixtures/policies/schema-errors.yaml",
+    "tcp",
+    "1.2.3.4:5",
+    "->",
+    "10.0.0.1:22",
+  );
+  assert.equal(result.code, 1);
+  const lines = result.stderr.trim().split("\n");
+  assert.equal(
+    lines[0],
+    "test/fixtures/policies/schema-errors.yaml:1:10 version: must be 1, got 2",
+  );
+  assert.equal(
+    lines.at(-1),
+    "test/fixtures/policies/schema-errors.yaml: the policy has errors; run 'moat check test/fixtures/policies/schema-errors.yaml'",
+  );
+});
