@@ -1,0 +1,103 @@
+// The compiled form of a policy's L3/L4 rules: lookup tables the kernel walks with a fixed
+// number of map lookups, whatever the number of rules (docs/classifier.md). Produced by
+// compile(), written to the kernel by src/datapath (one inner map per table, atomic slot flip),
+// and walked in TS by lookupImage() so the compiler can be tested against the reference
+// evaluator without a kernel.
+
+/** "No rule" in the rule-valued tables. */
+export const RULE_NONE = 0xffffffff;
+
+/** Protocol slots of the port-class table: tcp 0, udp 1, icmp 2, icmpv6 3, other 4. */
+export const PROTO_SLOTS = 5;
+export const PORT_CLASS_SIZE = 2 * PROTO_SLOTS * 65536;
+export const SPORT_CLASS_SIZE = 65537;
+
+export const DIRECTION_INDEX = { ingress: 0, egress: 1 } as const;
+
+/**
+ * Index into portClass: direction, protocol slot and the "port value":
+ * tcp/udp -> server (destination) port; icmp/icmpv6 -> type << 8 | code; other -> protocol number.
+ */
+export function portIndex(dir: number, slot: number, value: number): number {
+  return ((dir * PROTO_SLOTS + slot) << 16) | value;
+}
+
+/** Index into sportClass: 0 for protocols without ports, 1 + client port for tcp/udp. */
+export function sportIndex(ported: boolean, clientPort: number): number {
+  return ported ? 1 + clientPort : 0;
+}
+
+export interface LpmEntry {
+  prefixlen: number;
+  /** Network order, 4 or 16 bytes. */
+  addr: Uint8Array;
+  /** Class id (> 0; a miss is class 0). */
+  cls: number;
+}
+
+export interface ImageRule {
+  /** Rule name, or "default" for the two default pseudo-rules. */
+  name: string;
+  action: "allow" | "block";
+  /** Effective mode (rule's own, else the policy's). */
+  mode: "detect" | "prevent";
+  /** Report allowed matches too (blocks and detections are always reported). */
+  log: boolean;
+  /** TCP connections allowed by this rule are reset after this many seconds; 0 = never. */
+  maxDurationSeconds: number;
+}
+
+export interface ClassifierImage {
+  /** rules[0..ruleCount-1] are the policy's rules in order; then default ingress, default egress. */
+  rules: ImageRule[];
+  ruleCount: number;
+  defaultRule: { ingress: number; egress: number };
+  /** Remote / local address -> class (LPM; miss = class 0). */
+  remote4: LpmEntry[];
+  remote6: LpmEntry[];
+  local4: LpmEntry[];
+  local6: LpmEntry[];
+  /** Class counts: remote (nr), local (nl), client port (ns), port (np), X (nx), Y (ny). */
+  nr: number;
+  nl: number;
+  ns: number;
+  np: number;
+  nx: number;
+  ny: number;
+  /** PORT_CLASS_SIZE entries: portIndex(...) -> port class. */
+  portClass: Uint32Array;
+  /** SPORT_CLASS_SIZE entries: sportIndex(...) -> client-port class. */
+  sportClass: Uint32Array;
+  /** nl * ns entries: lx[lclass * ns + sclass] -> X. */
+  lx: Uint32Array;
+  /** np * nx entries: px[pclass * nx + x] -> Y. */
+  px: Uint32Array;
+  /** Sparse (remote class, Y) -> first rule naming remote addresses that matches both. */
+  remoteY: { r: Uint32Array; y: Uint32Array; rule: Uint32Array };
+  /** ny entries: first rule without a remote constraint matching Y, or RULE_NONE. */
+  anyRemote: Uint32Array;
+  /**
+   * nr * 2 entries, remoteOnly[rclass * 2 + dir]: first rule whose only constraints are the remote
+   * address and the direction (so it matches every Y of that direction), or RULE_NONE. Keeps
+   * block lists out of the (remote, Y) hash.
+   */
+  remoteOnly: Uint32Array;
+}
+
+/**
+ * Kernel facts of a new connection, as the XDP/TC programs see them. IPv4-mapped IPv6 addresses
+ * are IPv4. `portValue`/`ported` follow portIndex/sportIndex.
+ */
+export interface PacketFacts {
+  direction: "ingress" | "egress";
+  family: 4 | 6;
+  protocol: number;
+  remote: Uint8Array;
+  local: Uint8Array;
+  /** tcp/udp destination port; ignored otherwise. */
+  serverPort: number;
+  /** tcp/udp source port; ignored otherwise. */
+  clientPort: number;
+  icmpType: number;
+  icmpCode: number;
+}
