@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Every struct and enum shared between moat's BPF programs and user space.
  * Fixed-width types, explicit padding, sizes asserted; user space codecs are
- * checked against the BTF of the built objects (test/unit/abi.test.ts). */
+ * checked against the BTF of the built objects (test/unit/abi.test.ts).
+ * Addresses are 16 bytes everywhere: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
+ * network order. Ports are host order. */
 #ifndef MOAT_ABI_H
 #define MOAT_ABI_H
 
-#define MOAT_ABI_VERSION 1
+#define MOAT_ABI_VERSION 2
+
+/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
+#define MOAT_RULE_NONE 0xffffffffu
+/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */
+#define MOAT_PROTO_SLOTS 5
+#define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
+#define MOAT_SPORT_CLASS_SIZE 65537
 
 /* LPM trie key for IPv4: prefixlen in host order, address in network order. */
 struct moat_lpm4_key {
@@ -21,15 +30,109 @@ struct moat_lpm6_key {
 };
 _Static_assert(sizeof(struct moat_lpm6_key) == 20, "moat_lpm6_key");
 
-/* Per-CPU packet counters, indexed by enum moat_counter. */
-enum moat_counter {
-	MOAT_CNT_PASS = 0,
-	MOAT_CNT_DROP = 1,
-	MOAT_CNT_NON_IP = 2,
-	MOAT_CNT_MALFORMED = 3,
-	MOAT_CNT_EVENT_LOST = 4,
-	MOAT_CNT_MAX = 8,
+/* remote_y key: (remote class, Y class). */
+struct moat_ry_key {
+	__u32 r;
+	__u32 y;
 };
+_Static_assert(sizeof(struct moat_ry_key) == 8, "moat_ry_key");
+
+enum moat_direction {
+	MOAT_DIR_INGRESS = 0,
+	MOAT_DIR_EGRESS = 1,
+};
+
+enum moat_action {
+	MOAT_ACTION_ALLOW = 1,
+	MOAT_ACTION_BLOCK = 2,
+};
+
+enum moat_mode {
+	MOAT_MODE_DETECT = 1,
+	MOAT_MODE_PREVENT = 2,
+};
+
+/* One rule of the rules table (policy rules in order, then default ingress, default egress). */
+struct moat_rule {
+	__u8 action; /* enum moat_action */
+	__u8 mode;   /* enum moat_mode: effective mode, the policy's folded in */
+	__u8 log;    /* report allowed connections too */
+	__u8 pad;
+	__u32 max_duration_s; /* tcp: allowed connections are cut after this; 0 = never */
+};
+_Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
+
+/* What the programs need to walk one generation's tables. */
+struct moat_meta {
+	__u32 generation;	/* 0 = no policy in this slot */
+	__u32 ns;		/* client-port classes */
+	__u32 nx;		/* X classes */
+	__u32 rule_count;	/* policy rules, defaults excluded */
+	__u32 default_rule[2];	/* by enum moat_direction */
+	__u32 stats_rows;	/* rows of the rule_stats table (one per cpu, fewer if huge) */
+	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
+	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct moat_meta) == 32, "moat_meta");
+
+/* The one entry of the state map, read once per packet. User space writes the idle slot's
+ * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
+struct moat_state {
+	__u32 active; /* slot of the live policy: 0 or 1 */
+	__u32 pad;
+	struct moat_meta meta[2];
+};
+_Static_assert(sizeof(struct moat_state) == 72, "moat_state");
+
+/* Packets and bytes of one counter. */
+struct moat_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct moat_counter) == 16, "moat_counter");
+
+enum moat_counter_index {
+	MOAT_CNT_PASS = 0,	  /* every packet passed (XDP_PASS/XDP_TX, TC_ACT_OK) */
+	MOAT_CNT_DROP = 1,	  /* every packet dropped */
+	MOAT_CNT_NON_IP = 2,	  /* ARP and other non-IP frames (passed) */
+	MOAT_CNT_MALFORMED = 3,	  /* truncated or invalid headers (dropped in prevent) */
+	MOAT_CNT_EVENT_LOST = 4,  /* ring buffer reservation failed */
+	MOAT_CNT_NO_POLICY = 5,	  /* passed before the first policy */
+	MOAT_CNT_NEW = 6,	  /* packets judged by the policy tables */
+	MOAT_CNT_ESTABLISHED = 7, /* packets decided by a conntrack entry */
+	MOAT_CNT_ALLOWED = 8,	  /* packets of allowed connections */
+	MOAT_CNT_BLOCKED = 9,	  /* packets of blocked connections (dropped) */
+	MOAT_CNT_DETECTED = 10,	  /* packets of detected connections (passed) */
+	MOAT_CNT_CT_CREATED = 11, /* conntrack entries created (also the connection id sequence) */
+	MOAT_CNT_CT_FULL = 12,	  /* conntrack insert failed: judged without caching */
+	MOAT_CNT_CT_EXPIRED = 13, /* entry found but timed out: judged again */
+	MOAT_CNT_REJUDGED = 14,	  /* entries judged again after a policy flip */
+	MOAT_CNT_FRAGMENT = 15,	  /* non-first fragments decided by their first fragment */
+	MOAT_CNT_FRAGMENT_ORPHAN = 16, /* non-first fragments judged with ports 0 */
+	MOAT_CNT_RELATED = 17,	       /* icmp errors passed for an allowed connection */
+	MOAT_CNT_CUT = 18,	       /* packets of connections past max_duration (dropped) */
+	MOAT_CNT_RESET = 19,  /* resets sent, or probes passed, for connections past max_duration */
+	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
+	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
+	MOAT_CNT_MAX = 32,
+};
+
+/* The one per-CPU value of the counters map: every counter, indexed by enum
+ * moat_counter_index (one lookup per packet). */
+struct moat_counters {
+	struct moat_counter c[MOAT_CNT_MAX];
+};
+_Static_assert(sizeof(struct moat_counters) == 512, "moat_counters");
+
+/* Counters of one rule in one generation. The rule_stats table holds stats_rows rows of
+ * rule_count + 2 entries; a cpu adds to row cpu % stats_rows (atomically). */
+struct moat_rule_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 connections; /* connections the rule judged (first packets, re-judgings) */
+};
+_Static_assert(sizeof(struct moat_rule_stats) == 24, "moat_rule_stats");
 
 enum moat_event_type {
 	MOAT_EV_ALLOWED = 1,
@@ -43,24 +146,120 @@ enum moat_hook {
 	MOAT_HOOK_TC_EGRESS = 2,
 };
 
-/* One judged packet, reported through the events ring buffer.
- * Addresses are IPv4-mapped IPv6 (::ffff:a.b.c.d) for IPv4; ports in host order. */
-struct moat_event {
-	__u64 ts_ns; /* bpf_ktime_get_ns() */
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport;
-	__u16 dport;
-	__u32 ifindex;
-	__u32 rule; /* rule index, or MOAT_RULE_DEFAULT_* */
-	__u8 type; /* enum moat_event_type */
-	__u8 hook; /* enum moat_hook */
+/* why an event was sent */
+enum moat_reason {
+	MOAT_REASON_NEW = 1,	      /* first packet of a connection */
+	MOAT_REASON_REJUDGED = 2,     /* a new policy changed the connection's verdict */
+	MOAT_REASON_UNTRACKED = 3,    /* judged, but the conntrack table was full */
+	MOAT_REASON_FIN = 4,	      /* closed: fin both ways */
+	MOAT_REASON_RST = 5,	      /* closed: reset */
+	MOAT_REASON_MAX_DURATION = 6, /* closed: cut by the rule's max_duration */
+};
+
+/* tcp connection states */
+enum moat_tcp_state {
+	MOAT_TCP_NONE = 0, /* not tcp */
+	MOAT_TCP_SYN_SENT = 1,
+	MOAT_TCP_SYN_RECV = 2,
+	MOAT_TCP_ESTABLISHED = 3,
+	MOAT_TCP_FIN_WAIT = 4,	/* one side sent fin */
+	MOAT_TCP_TIME_WAIT = 5, /* both sides sent fin */
+	MOAT_TCP_CLOSED = 6,	/* reset, or cut by max_duration */
+};
+
+/* conntrack key: the 5-tuple normalized so both directions find the entry. Side 0 is the
+ * lower (address, port) in an arbitrary but fixed order, side 1 the higher. ICMP echo: port = echo
+ * id on both sides; other ICMP: port = type << 8 | code on both sides; other protocols: ports 0. */
+struct moat_ct_key {
+	__u8 addr0[16];
+	__u8 addr1[16];
+	__u16 port0;
+	__u16 port1;
 	__u8 family; /* 4 or 6 */
-	__u8 protocol; /* IPPROTO_* */
+	__u8 protocol;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct moat_ct_key) == 40, "moat_ct_key");
+
+/* ct flags */
+#define MOAT_CT_FIN_INIT 0x01	/* the initiator sent fin */
+#define MOAT_CT_FIN_RESP 0x02	/* the responder sent fin */
+#define MOAT_CT_REPORTED 0x04	/* the opening was reported: report the close too */
+#define MOAT_CT_CLOSE_SENT 0x08 /* the closed event was sent */
+#define MOAT_CT_REPLIED 0x10	/* the responder sent a packet */
+#define MOAT_CT_MIDSTREAM 0x20	/* tcp entry created by a packet that was not a syn */
+#define MOAT_CT_CUT 0x40	/* cut by max_duration */
+
+/* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
+struct moat_ct {
+	__u64 id;	   /* connection id: unique per entry */
+	__u64 created_ns;  /* bpf_ktime_get_ns() of the first packet */
+	__u64 last_ns;	   /* last packet */
+	__u64 deadline_ns; /* max_duration cut time; 0 = none */
+	__u64 packets[2];  /* [0] sent by the initiator, [1] by the responder */
+	__u64 bytes[2];
+	__u32 rule;	  /* deciding rule in `generation` */
+	__u32 generation; /* policy generation that judged it */
+	__u32 ifindex;	  /* interface of the first packet */
+	__u32 flags;	  /* MOAT_CT_* (u32: updated with atomics) */
+	__u8 initiator;	  /* key side (0/1) that sent the first packet */
+	__u8 direction;	  /* enum moat_direction */
+	__u8 verdict;	  /* enum moat_event_type: allowed, blocked or detected */
+	__u8 mode;	  /* enum moat_mode of the deciding rule */
+	__u8 tcp_state;	  /* enum moat_tcp_state */
+	__u8 icmp_type;	  /* of the first packet (re-judging needs it) */
+	__u8 icmp_code;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct moat_ct) == 88, "moat_ct");
+
+/* non-first fragments follow the verdict of their datagram's first fragment */
+struct moat_frag_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id; /* ipv4 identification or ipv6 fragment id */
+	__u8 family;
+	__u8 protocol;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct moat_frag_key) == 40, "moat_frag_key");
+
+struct moat_frag {
+	__u64 ts_ns;
+	__u32 rule;
+	__u8 drop; /* the first fragment was dropped */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct moat_frag) == 16, "moat_frag");
+
+/* One reported verdict or close, through the events ring buffer. Oriented by the
+ * connection: local is this host, remote the peer; direction says who initiated. */
+struct moat_event {
+	__u64 ts_ns;	   /* bpf_ktime_get_ns() */
+	__u64 conn_id;	   /* moat_ct.id; 0 when untracked */
+	__u64 packets;	   /* closed: both ways */
+	__u64 bytes;	   /* closed: both ways */
+	__u64 duration_ns; /* closed: last packet - first packet */
+	__u8 local[16];
+	__u8 remote[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 ifindex;
+	__u32 rule; /* rule index in `generation`, MOAT_RULE_NONE if none */
+	__u32 generation;
+	__u8 type;	/* enum moat_event_type */
+	__u8 hook;	/* enum moat_hook of the packet that caused the event */
+	__u8 family;	/* 4 or 6 */
+	__u8 protocol;	/* IPPROTO_* */
+	__u8 direction; /* enum moat_direction */
+	__u8 mode;	/* enum moat_mode of the rule */
+	__u8 verdict;	/* closed: the connection's verdict; else == type */
+	__u8 reason;	/* enum moat_reason */
 	__u8 icmp_type;
 	__u8 icmp_code;
-	__u8 pad[6];
+	__u8 tcp_state; /* closed: the state reached */
+	__u8 pad[5];
 };
-_Static_assert(sizeof(struct moat_event) == 64, "moat_event");
+_Static_assert(sizeof(struct moat_event) == 104, "moat_event");
 
 #endif /* MOAT_ABI_H */

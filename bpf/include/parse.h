@@ -13,6 +13,17 @@
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define MOAT_MAX_VLAN 2
+#define MOAT_MAX_EXT 6 /* ipv6 extension headers walked before giving up */
+
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_DSTOPTS_ 60
+#define IPPROTO_ICMPV6_ 58
+
+#define PARSE_MALFORMED -1
+#define PARSE_TOO_DEEP -2
 
 struct cursor {
 	void *pos;
@@ -24,39 +35,64 @@ struct vlan_hdr_moat {
 	__be16 proto;
 };
 
-/* ethernet header plus up to two VLAN tags; returns the L3 ethertype (host order) or -1 */
+struct ipv6_frag_moat {
+	__u8 nexthdr;
+	__u8 reserved;	 /* the length of the other extension headers */
+	__be16 frag_off; /* offset << 3 | M */
+	__be32 id;
+};
+
+/* the first 8 bytes of every icmp / icmpv6 message */
+struct icmp_moat {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be16 id; /* echo */
+	__be16 seq;
+};
+
+/* ethernet header plus up to two VLAN tags; returns the L3 ethertype (host order),
+ * PARSE_MALFORMED (truncated) or PARSE_TOO_DEEP (a third tag) */
 static __always_inline int parse_eth(struct cursor *c)
 {
 	struct ethhdr *eth = c->pos;
 	if ((void *)(eth + 1) > c->end)
-		return -1;
+		return PARSE_MALFORMED;
 	c->pos = eth + 1;
 	__u16 proto = bpf_ntohs(eth->h_proto);
 
 #pragma unroll
 	for (int i = 0; i < MOAT_MAX_VLAN; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
-			break;
+			return proto;
 		struct vlan_hdr_moat *vh = c->pos;
 		if ((void *)(vh + 1) > c->end)
-			return -1;
+			return PARSE_MALFORMED;
 		c->pos = vh + 1;
 		proto = bpf_ntohs(vh->proto);
 	}
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
+		return PARSE_TOO_DEEP;
 	return proto;
 }
 
-/* IPv4 header with options; returns the L4 protocol or -1 (truncated, bad IHL) */
+/* IPv4 header with options; returns the L4 protocol or -1 (truncated, bad version or IHL,
+ * total length shorter than the header) */
 static __always_inline int parse_ipv4(struct cursor *c, struct iphdr **out)
 {
 	struct iphdr *ip = c->pos;
 	if ((void *)(ip + 1) > c->end)
-		return -1;
+		return PARSE_MALFORMED;
 	if (ip->version != 4 || ip->ihl < 5)
-		return -1;
-	void *next = (void *)ip + ip->ihl * 4;
+		return PARSE_MALFORMED;
+	__u32 hlen = ip->ihl * 4;
+	__u16 tot = bpf_ntohs(ip->tot_len);
+	/* tot_len 0 is big tcp (gso packets over 64k) */
+	if (tot && tot < hlen)
+		return PARSE_MALFORMED;
+	void *next = (void *)ip + hlen;
 	if (next > c->end)
-		return -1;
+		return PARSE_MALFORMED;
 	c->pos = next;
 	*out = ip;
 	return ip->protocol;
@@ -67,12 +103,106 @@ static __always_inline int parse_ipv6(struct cursor *c, struct ipv6hdr **out)
 {
 	struct ipv6hdr *ip6 = c->pos;
 	if ((void *)(ip6 + 1) > c->end)
-		return -1;
+		return PARSE_MALFORMED;
 	if (ip6->version != 6)
-		return -1;
+		return PARSE_MALFORMED;
 	c->pos = ip6 + 1;
 	*out = ip6;
 	return ip6->nexthdr;
+}
+
+#define IPV6_EXT_MASK                                                                              \
+	((1ull << IPPROTO_HOPOPTS_) | (1ull << IPPROTO_ROUTING_) | (1ull << IPPROTO_FRAGMENT_) |   \
+	 (1ull << IPPROTO_AH_) | (1ull << IPPROTO_DSTOPTS_))
+
+/* hop-by-hop, routing, fragment, authentication or destination options */
+static __always_inline int ipv6_is_ext(int nexthdr)
+{
+	return nexthdr < 64 && ((IPV6_EXT_MASK >> nexthdr) & 1);
+}
+
+/* what a fragment header says */
+struct frag_info {
+	__u32 id;
+	__u16 offset; /* in 8-byte units; 0 = first fragment */
+	__u8 more;
+	__u8 seen; /* a fragment header was found */
+};
+
+/* walks up to MOAT_MAX_EXT extension headers after the fixed IPv6 header; returns the
+ * L4 protocol, -1 (truncated) or PARSE_TOO_DEEP (a longer chain). A non-first fragment
+ * stops the walk: what follows its fragment header is not a header. */
+static __always_inline int parse_ipv6_ext(struct cursor *c, int nexthdr, struct frag_info *fi)
+{
+	for (int i = 0; i < MOAT_MAX_EXT; i++) {
+		if (!ipv6_is_ext(nexthdr))
+			return nexthdr;
+		/* every extension header is at least 8 bytes */
+		struct ipv6_frag_moat *eh = c->pos;
+		if ((void *)(eh + 1) > c->end)
+			return PARSE_MALFORMED;
+		__u32 len;
+		if (nexthdr == IPPROTO_FRAGMENT_) {
+			__u16 off = bpf_ntohs(eh->frag_off);
+			fi->seen = 1;
+			fi->offset = off >> 3;
+			fi->more = off & 1;
+			fi->id = bpf_ntohl(eh->id);
+			len = 8;
+		} else if (nexthdr == IPPROTO_AH_) {
+			/* ah counts 4-byte units minus 2, the others 8-byte units minus 1 */
+			len = (eh->reserved + 2) * 4;
+		} else {
+			len = (eh->reserved + 1) * 8;
+		}
+		nexthdr = eh->nexthdr;
+		void *next = c->pos + len;
+		if (next > c->end)
+			return PARSE_MALFORMED;
+		c->pos = next;
+		if (fi->offset)
+			return nexthdr;
+	}
+	if (ipv6_is_ext(nexthdr))
+		return PARSE_TOO_DEEP;
+	return nexthdr;
+}
+
+/* TCP header (options included); 0 or -1 (truncated, data offset < 5) */
+static __always_inline int parse_tcp(struct cursor *c, struct tcphdr **out)
+{
+	struct tcphdr *tcp = c->pos;
+	if ((void *)(tcp + 1) > c->end)
+		return PARSE_MALFORMED;
+	if (tcp->doff < 5)
+		return PARSE_MALFORMED;
+	void *next = (void *)tcp + tcp->doff * 4;
+	if (next > c->end)
+		return PARSE_MALFORMED;
+	c->pos = next;
+	*out = tcp;
+	return 0;
+}
+
+static __always_inline int parse_udp(struct cursor *c, struct udphdr **out)
+{
+	struct udphdr *udp = c->pos;
+	if ((void *)(udp + 1) > c->end)
+		return PARSE_MALFORMED;
+	c->pos = udp + 1;
+	*out = udp;
+	return 0;
+}
+
+/* icmp and icmpv6: every message has at least 8 bytes of header */
+static __always_inline int parse_icmp(struct cursor *c, struct icmp_moat **out)
+{
+	struct icmp_moat *icmp = c->pos;
+	if ((void *)(icmp + 1) > c->end)
+		return PARSE_MALFORMED;
+	c->pos = icmp + 1;
+	*out = icmp;
+	return 0;
 }
 
 #endif /* MOAT_PARSE_H */

@@ -3,12 +3,19 @@
 // (covered only by several earlier rules together) are not found.
 
 import { diagnostic, type Diagnostic } from "./diagnostics.ts";
-import { covers, normalize, subtract, union, type IntervalSet } from "./intervals.ts";
+import { covers, normalize, subtract, type Interval, type IntervalSet } from "./intervals.ts";
 import { familyMax } from "./ip.ts";
 import type { AddressEntry, AddressList, Layer4, PolicyModel, PortRange, Rule } from "./model.ts";
 
+/**
+ * Pairwise comparison is quadratic: above this many rules (generated block lists, say) the
+ * check is skipped rather than making `moat check` and reloads slow (docs/policy.md).
+ */
+export const SHADOW_CHECK_MAX_RULES = 2000;
+
 export function findShadowedRules(model: PolicyModel): Diagnostic[] {
   const found: Diagnostic[] = [];
+  if (model.rules.length > SHADOW_CHECK_MAX_RULES) return found;
   model.rules.forEach((later, i) => {
     const earlier = model.rules.slice(0, i).find((rule) => coversRule(rule, later));
     if (earlier)
@@ -52,10 +59,6 @@ interface AddressSpace {
 const UNIVERSE: AddressSpace = { v4: [[0n, familyMax(4)]], v6: [[0n, familyMax(6)]] };
 const NOTHING: AddressSpace = { v4: [], v6: [] };
 
-const plus = (a: AddressSpace, b: AddressSpace): AddressSpace => ({
-  v4: union(a.v4, b.v4),
-  v6: union(a.v6, b.v6),
-});
 const minus = (a: AddressSpace, b: AddressSpace): AddressSpace => ({
   v4: subtract(a.v4, b.v4),
   v6: subtract(a.v6, b.v6),
@@ -70,8 +73,18 @@ const flip = (bound: Bound): Bound => (bound === "lower" ? "upper" : "lower");
  */
 function addresses(list: AddressList, bound: Bound): AddressSpace {
   if (list.entries.length === 0) return UNIVERSE;
-  return entriesSpace(list.entries, bound, UNIVERSE);
+  const memo = bound === "lower" ? lowerMemo : upperMemo;
+  let space = memo.get(list);
+  if (!space) {
+    space = entriesSpace(list.entries, bound, UNIVERSE);
+    memo.set(list, space);
+  }
+  return space;
 }
+
+// a list is compared with every later rule: compute its address space once
+const lowerMemo = new WeakMap<AddressList, AddressSpace>();
+const upperMemo = new WeakMap<AddressList, AddressSpace>();
 
 /** List semantics; `noPositives` is what a list of only "!" entries starts from. */
 function entriesSpace(
@@ -79,19 +92,21 @@ function entriesSpace(
   bound: Bound,
   noPositives: AddressSpace,
 ): AddressSpace {
-  let positive = NOTHING;
-  let negative = NOTHING;
+  // collect every interval first and normalize once: adding one by one is quadratic in big sets
+  const positive = { v4: [] as Interval[], v6: [] as Interval[] };
+  const negative = { v4: [] as Interval[], v6: [] as Interval[] };
   let anyPositive = false;
   for (const entry of entries) {
     // an excluded entry removes as much as it may match from "lower", as much as it surely matches from "upper"
     const space = entrySpace(entry, entry.negate ? flip(bound) : bound);
-    if (entry.negate) negative = plus(negative, space);
-    else {
-      positive = plus(positive, space);
-      anyPositive = true;
-    }
+    const into = entry.negate ? negative : positive;
+    for (const i of space.v4) into.v4.push(i);
+    for (const i of space.v6) into.v6.push(i);
+    if (!entry.negate) anyPositive = true;
   }
-  return minus(anyPositive ? positive : noPositives, negative);
+  const pos = { v4: normalize(positive.v4), v6: normalize(positive.v6) };
+  const neg = { v4: normalize(negative.v4), v6: normalize(negative.v6) };
+  return minus(anyPositive ? pos : noPositives, neg);
 }
 
 function entrySpace(entry: AddressEntry, bound: Bound): AddressSpace {

@@ -30,6 +30,7 @@ export type Feature = keyof typeof FEATURES;
 export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "layer3",
   "layer4",
+  "layer4.max_duration",
   "defaults",
   "attach.interfaces",
   "logging.audit",

@@ -1,17 +1,68 @@
 // Codecs for every struct in bpf/include/moat_abi.h, and its enums.
 import { defineStruct } from "./struct.ts";
 
+/** Counters (enum moat_counter_index): entries of the per-CPU `counters` map's value. */
 export const Counter = {
   pass: 0,
   drop: 1,
   nonIp: 2,
   malformed: 3,
   eventLost: 4,
-  max: 8,
+  noPolicy: 5,
+  new: 6,
+  established: 7,
+  allowed: 8,
+  blocked: 9,
+  detected: 10,
+  ctCreated: 11,
+  ctFull: 12,
+  ctExpired: 13,
+  rejudged: 14,
+  fragment: 15,
+  fragmentOrphan: 16,
+  related: 17,
+  cut: 18,
+  reset: 19,
+  closed: 20,
+  tableMiss: 21,
+  max: 32,
 } as const;
+
+export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
 export const Hook = { xdpIngress: 1, tcEgress: 2 } as const;
+export const Direction = { ingress: 0, egress: 1 } as const;
+export const Action = { allow: 1, block: 2 } as const;
+export const Mode = { detect: 1, prevent: 2 } as const;
+export const Reason = {
+  new: 1,
+  rejudged: 2,
+  untracked: 3,
+  fin: 4,
+  rst: 5,
+  maxDuration: 6,
+} as const;
+export const TcpState = {
+  none: 0,
+  synSent: 1,
+  synRecv: 2,
+  established: 3,
+  finWait: 4,
+  timeWait: 5,
+  closed: 6,
+} as const;
+export const CtFlag = {
+  finInit: 0x01,
+  finResp: 0x02,
+  reported: 0x04,
+  closeSent: 0x08,
+  replied: 0x10,
+  midstream: 0x20,
+  cut: 0x40,
+} as const;
+
+export const RULE_NONE = 0xffffffff;
 
 export const lpm4Key = defineStruct("moat_lpm4_key", 8, {
   prefixlen: { offset: 0, type: "u32" },
@@ -23,21 +74,133 @@ export const lpm6Key = defineStruct("moat_lpm6_key", 20, {
   addr: { offset: 4, bytes: 16 },
 });
 
-export const event = defineStruct("moat_event", 64, {
-  ts_ns: { offset: 0, type: "u64" },
-  saddr: { offset: 8, bytes: 16 },
-  daddr: { offset: 24, bytes: 16 },
-  sport: { offset: 40, type: "u16" },
-  dport: { offset: 42, type: "u16" },
-  ifindex: { offset: 44, type: "u32" },
-  rule: { offset: 48, type: "u32" },
-  type: { offset: 52, type: "u8" },
-  hook: { offset: 53, type: "u8" },
-  family: { offset: 54, type: "u8" },
-  protocol: { offset: 55, type: "u8" },
-  icmp_type: { offset: 56, type: "u8" },
-  icmp_code: { offset: 57, type: "u8" },
+export const ryKey = defineStruct("moat_ry_key", 8, {
+  r: { offset: 0, type: "u32" },
+  y: { offset: 4, type: "u32" },
 });
 
-/** Every codec, for the BTF layout check. */
-export const codecs = [lpm4Key, lpm6Key, event];
+export const rule = defineStruct("moat_rule", 8, {
+  action: { offset: 0, type: "u8" },
+  mode: { offset: 1, type: "u8" },
+  log: { offset: 2, type: "u8" },
+  max_duration_s: { offset: 4, type: "u32" },
+});
+
+export const meta = defineStruct("moat_meta", 32, {
+  generation: { offset: 0, type: "u32" },
+  ns: { offset: 4, type: "u32" },
+  nx: { offset: 8, type: "u32" },
+  rule_count: { offset: 12, type: "u32" },
+  default_rule: { offset: 16, bytes: 8 },
+  stats_rows: { offset: 24, type: "u32" },
+  drop_malformed: { offset: 28, bytes: 2 },
+  stats_atomic: { offset: 30, type: "u8" },
+});
+
+export const state = defineStruct("moat_state", 72, {
+  active: { offset: 0, type: "u32" },
+  meta: { offset: 8, bytes: 64 },
+});
+
+export const counter = defineStruct("moat_counter", 16, {
+  packets: { offset: 0, type: "u64" },
+  bytes: { offset: 8, type: "u64" },
+});
+
+/** The counters map's one per-CPU value: Counter.max moat_counter entries. */
+export const counters = defineStruct("moat_counters", 16 * Counter.max, {
+  c: { offset: 0, bytes: 16 * Counter.max },
+});
+
+export const ruleStats = defineStruct("moat_rule_stats", 24, {
+  packets: { offset: 0, type: "u64" },
+  bytes: { offset: 8, type: "u64" },
+  connections: { offset: 16, type: "u64" },
+});
+
+export const ctKey = defineStruct("moat_ct_key", 40, {
+  addr0: { offset: 0, bytes: 16 },
+  addr1: { offset: 16, bytes: 16 },
+  port0: { offset: 32, type: "u16" },
+  port1: { offset: 34, type: "u16" },
+  family: { offset: 36, type: "u8" },
+  protocol: { offset: 37, type: "u8" },
+});
+
+export const ct = defineStruct("moat_ct", 88, {
+  id: { offset: 0, type: "u64" },
+  created_ns: { offset: 8, type: "u64" },
+  last_ns: { offset: 16, type: "u64" },
+  deadline_ns: { offset: 24, type: "u64" },
+  packets: { offset: 32, bytes: 16 },
+  bytes: { offset: 48, bytes: 16 },
+  rule: { offset: 64, type: "u32" },
+  generation: { offset: 68, type: "u32" },
+  ifindex: { offset: 72, type: "u32" },
+  flags: { offset: 76, type: "u32" },
+  initiator: { offset: 80, type: "u8" },
+  direction: { offset: 81, type: "u8" },
+  verdict: { offset: 82, type: "u8" },
+  mode: { offset: 83, type: "u8" },
+  tcp_state: { offset: 84, type: "u8" },
+  icmp_type: { offset: 85, type: "u8" },
+  icmp_code: { offset: 86, type: "u8" },
+});
+
+export const fragKey = defineStruct("moat_frag_key", 40, {
+  src: { offset: 0, bytes: 16 },
+  dst: { offset: 16, bytes: 16 },
+  id: { offset: 32, type: "u32" },
+  family: { offset: 36, type: "u8" },
+  protocol: { offset: 37, type: "u8" },
+});
+
+export const frag = defineStruct("moat_frag", 16, {
+  ts_ns: { offset: 0, type: "u64" },
+  rule: { offset: 8, type: "u32" },
+  drop: { offset: 12, type: "u8" },
+});
+
+export const event = defineStruct("moat_event", 104, {
+  ts_ns: { offset: 0, type: "u64" },
+  conn_id: { offset: 8, type: "u64" },
+  packets: { offset: 16, type: "u64" },
+  bytes: { offset: 24, type: "u64" },
+  duration_ns: { offset: 32, type: "u64" },
+  local: { offset: 40, bytes: 16 },
+  remote: { offset: 56, bytes: 16 },
+  local_port: { offset: 72, type: "u16" },
+  remote_port: { offset: 74, type: "u16" },
+  ifindex: { offset: 76, type: "u32" },
+  rule: { offset: 80, type: "u32" },
+  generation: { offset: 84, type: "u32" },
+  type: { offset: 88, type: "u8" },
+  hook: { offset: 89, type: "u8" },
+  family: { offset: 90, type: "u8" },
+  protocol: { offset: 91, type: "u8" },
+  direction: { offset: 92, type: "u8" },
+  mode: { offset: 93, type: "u8" },
+  verdict: { offset: 94, type: "u8" },
+  reason: { offset: 95, type: "u8" },
+  icmp_type: { offset: 96, type: "u8" },
+  icmp_code: { offset: 97, type: "u8" },
+  tcp_state: { offset: 98, type: "u8" },
+});
+
+/** Every codec, for the BTF layout check (test/unit/abi.test.ts). */
+export const codecs = [
+  lpm4Key,
+  lpm6Key,
+  ryKey,
+  rule,
+  meta,
+  state,
+  counter,
+  counters,
+  ruleStats,
+  ctKey,
+  ct,
+  fragKey,
+  frag,
+  event,
+];

@@ -1,15 +1,26 @@
-// Loads moat's BPF objects, attaches them to the chosen interfaces, pins the links so the
-// policy outlives a crashed daemon, and detaches everything on stop().
+// Loads moat.bpf.o, attaches its XDP (ingress) and TC (egress) programs to the chosen
+// interfaces, pins the links so the policy outlives a crashed daemon, writes compiled policies
+// atomically, reads counters, events and the connection table, and detaches on stop().
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Counter, lpm4Key, lpm6Key } from "./abi.ts";
+import {
+  counter as counterCodec,
+  counters as countersCodec,
+  Counter,
+  type CounterName,
+} from "./abi.ts";
 import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { native } from "./addon.ts";
-import type { BpfLink, BpfMap, BpfObject, RingBuffer, XdpMode } from "./native.d.ts";
+import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
+import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
+import type { BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer, XdpMode } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
+import { unsupportedLink } from "./link-type.ts";
+import type { ClassifierImage } from "../policy/compile/image.ts";
 import { records } from "./ringbuf-batch.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
+export const OBJECT_FILE = "moat.bpf.o";
 
 export interface Attachment {
   program: string;
@@ -22,61 +33,112 @@ export interface Attachment {
   pin: string | null;
 }
 
+/** Conntrack idle timeouts in seconds, by state (load-time knobs of moat.bpf.o). */
+export interface Timeouts {
+  tcpSyn: number;
+  tcpEstablished: number;
+  tcpFin: number;
+  tcpClose: number;
+  udp: number;
+  icmp: number;
+  other: number;
+}
+
+const TIMEOUT_GLOBALS: Record<keyof Timeouts, string> = {
+  tcpSyn: "ct_tcp_syn_s",
+  tcpEstablished: "ct_tcp_established_s",
+  tcpFin: "ct_tcp_fin_s",
+  tcpClose: "ct_tcp_close_s",
+  udp: "ct_udp_s",
+  icmp: "ct_icmp_s",
+  other: "ct_other_s",
+};
+
 export interface DatapathOptions {
+  /** Interfaces to attach to; [] loads without attaching (tests drive it with test runs). */
   interfaces: NetInterface[];
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
+  /** Conntrack table size (default 65536 entries). */
+  conntrackEntries?: number;
+  timeouts?: Partial<Timeouts>;
+  /** A compiled policy applied before anything is attached (the daemon always gives one). */
+  image?: ClassifierImage;
 }
 
-interface Loaded {
-  object: BpfObject;
-  file: string;
-}
+export type Counters = Record<CounterName, { packets: bigint; bytes: bigint }>;
 
-function loadObject(file: string): Loaded {
-  const path = `${objectsDir}${file}`;
+function openObject(options: DatapathOptions): BpfObject {
+  const path = `${objectsDir}${OBJECT_FILE}`;
   if (!existsSync(path)) {
     throw Object.assign(new Error(`${path} is missing; run 'make build' first.`), {
       code: "ENOBPFOBJ",
     });
   }
   const object = native().BpfObject.open(path);
-  object.load();
-  return { object, file };
+  try {
+    if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
+    for (const [key, seconds] of Object.entries(options.timeouts ?? {})) {
+      const value = Buffer.alloc(4);
+      value.writeUInt32LE(seconds);
+      object.setGlobal(TIMEOUT_GLOBALS[key as keyof Timeouts], value);
+    }
+    object.load();
+    return object;
+  } catch (err) {
+    object.close();
+    throw err;
+  }
 }
 
 export class Datapath {
   readonly attachments: Attachment[] = [];
+  /** Interfaces not attached to, and why (e.g. an L3 device without Ethernet headers). */
+  readonly skipped: { interface: string; reason: string }[] = [];
   readonly objects: { file: string; programs: string[] }[] = [];
+  /** The loaded object; its programs are test-run by the bpf tests. */
+  readonly object: BpfObject;
+  readonly xdp: BpfProgram;
+  readonly tc: BpfProgram;
   private readonly links: BpfLink[] = [];
-  private readonly loaded: Loaded[] = [];
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
-  private readonly ingress: BpfObject;
-  private readonly egress: BpfObject;
+  private readonly policy: PolicyMaps;
+  private readonly maps: { conntrack: BpfMap; counters: BpfMap; events: BpfMap };
+  private stopped = false;
 
   private constructor(options: DatapathOptions) {
     this.pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
-    const ingress = loadObject("xdp_ingress.bpf.o");
-    const egress = loadObject("tc_egress.bpf.o");
-    this.loaded.push(ingress, egress);
-    this.ingress = ingress.object;
-    this.egress = egress.object;
-    for (const { object, file } of this.loaded) {
-      this.objects.push({ file, programs: object.programs().map((p) => p.name) });
-    }
+    this.object = openObject(options);
+    this.objects.push({ file: OBJECT_FILE, programs: this.object.programs().map((p) => p.name) });
+    this.xdp = this.object.program("moat_xdp_ingress");
+    this.tc = this.object.program("moat_tc_egress");
+    this.policy = new PolicyMaps(this.object);
+    this.maps = {
+      conntrack: this.object.map("conntrack"),
+      counters: this.object.map("counters"),
+      events: this.object.map("events"),
+    };
   }
 
-  /** Loads and attaches; on any failure detaches what was attached and rethrows. */
+  /**
+   * Loads, applies `image` if given, attaches; on any failure detaches what was attached and
+   * rethrows. Until the first apply() the programs pass every packet (counted as noPolicy).
+   */
   static start(options: DatapathOptions): Datapath {
     const dp = new Datapath(options);
     try {
-      if (dp.pinRoot) {
+      if (options.image) dp.apply(options.image);
+      if (dp.pinRoot && options.interfaces.length > 0) {
         removeTree(dp.pinRoot); // links left by a daemon that died: this one takes over
         ensureDir(dp.pinRoot);
       }
-      for (const nic of options.interfaces) dp.attachInterface(nic, options.xdpMode ?? "auto");
+      for (const nic of options.interfaces) {
+        const reason = unsupportedLink(nic.name);
+        if (reason) dp.skipped.push({ interface: nic.name, reason });
+        else dp.attach(nic, options.xdpMode ?? "auto");
+      }
       return dp;
     } catch (err) {
       dp.stop();
@@ -84,14 +146,13 @@ export class Datapath {
     }
   }
 
-  private attachInterface(nic: NetInterface, xdpMode: XdpMode): void {
-    const xdp = this.ingress.program("moat_xdp_ingress");
-    const [xdpLink, mode] = this.attachXdp(xdp.attachXdp.bind(xdp), nic, xdpMode);
-    this.track(xdpLink, { program: xdp.name, hook: "xdp", mode, ...this.where(nic) });
-    const tc = this.egress.program("moat_tc_egress");
-    const tcLink = tc.attachTc(nic.ifindex, "egress");
+  /** Attaches XDP (ingress) and TC (egress) to one more interface. */
+  attach(nic: NetInterface, xdpMode: XdpMode = "auto"): void {
+    const [xdpLink, mode] = this.attachXdp(nic, xdpMode);
+    this.track(xdpLink, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+    const tcLink = this.tc.attachTc(nic.ifindex, "egress");
     this.track(tcLink, {
-      program: tc.name,
+      program: this.tc.name,
       hook: "tc-egress",
       mode: tcLink.kind,
       ...this.where(nic),
@@ -103,16 +164,12 @@ export class Datapath {
   }
 
   /** "auto" tries native XDP first, then generic (veth without a peer program, old drivers). */
-  private attachXdp(
-    attach: (ifindex: number, mode: XdpMode) => BpfLink,
-    nic: NetInterface,
-    mode: XdpMode,
-  ): [BpfLink, string] {
-    if (mode !== "auto") return [attach(nic.ifindex, mode), mode];
+  private attachXdp(nic: NetInterface, mode: XdpMode): [BpfLink, string] {
+    if (mode !== "auto") return [this.xdp.attachXdp(nic.ifindex, mode), mode];
     try {
-      return [attach(nic.ifindex, "native"), "native"];
+      return [this.xdp.attachXdp(nic.ifindex, "native"), "native"];
     } catch {
-      return [attach(nic.ifindex, "generic"), "generic"];
+      return [this.xdp.attachXdp(nic.ifindex, "generic"), "generic"];
     }
   }
 
@@ -120,58 +177,77 @@ export class Datapath {
     this.links.push(link);
     let pin: string | null = null;
     if (this.pinRoot && link.fd >= 0) {
+      ensureDir(this.pinRoot);
       pin = `${this.pinRoot}/link_${a.hook}_${a.interface}`;
       link.pin(pin);
     }
     this.attachments.push({ ...a, linkId: link.id(), pin });
   }
 
-  /** Blocks traffic to `prefix` (foundation deny list; replaced by the policy tables). */
-  denyDestination(address: Buffer, prefixlen: number): void {
-    this.denyMap(address).update(this.denyKey(address, prefixlen), Buffer.from([1]));
+  /** Makes `image` the live policy, atomically (every packet sees the old or the new one). */
+  apply(image: ClassifierImage): ApplyResult {
+    return this.policy.apply(image);
   }
 
-  allowDestination(address: Buffer, prefixlen: number): boolean {
-    return this.denyMap(address).delete(this.denyKey(address, prefixlen));
+  /** The live policy generation (0 before the first apply). */
+  get generation(): number {
+    return this.policy.generation;
   }
 
-  private denyMap(address: Buffer): BpfMap {
-    return this.ingress.map(address.length === 4 ? "deny_v4" : "deny_v6");
+  /** Name of rule `index` of `generation` (live or previous), or null. */
+  ruleName(index: number, generation: number): string | null {
+    return this.policy.ruleName(index, generation);
   }
 
-  private denyKey(address: Buffer, prefixlen: number): Buffer {
-    const codec = address.length === 4 ? lpm4Key : lpm6Key;
-    return codec.encode({ prefixlen, addr: address });
-  }
-
-  /** Packet counters summed over CPUs and both hooks. */
-  counters(): Record<keyof typeof Counter, bigint> {
-    const out = {} as Record<keyof typeof Counter, bigint>;
-    for (const [name, index] of Object.entries(Counter) as [keyof typeof Counter, number][]) {
-      out[name] = 0n;
-      if (index >= Counter.max) continue;
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(index);
-      for (const object of [this.ingress, this.egress]) {
-        const map = object.map("counters");
-        const value = map.lookup(key);
-        if (!value) continue;
-        for (let cpu = 0; cpu < map.valuesPerKey; cpu++)
-          out[name] += value.readBigUInt64LE(cpu * 8);
+  /** Packet counters summed over CPUs. */
+  counters(): Counters {
+    const out = {} as Counters;
+    const map = this.maps.counters;
+    const value = map.lookup(Buffer.alloc(4)) ?? Buffer.alloc(map.valueBufferSize);
+    const stride = (countersCodec.size + 7) & ~7;
+    for (const [name, index] of Object.entries(Counter) as [CounterName | "max", number][]) {
+      if (name === "max") continue;
+      const sum = { packets: 0n, bytes: 0n };
+      for (let cpu = 0; cpu < map.valuesPerKey; cpu++) {
+        const c = counterCodec.decode(value, cpu * stride + index * counterCodec.size);
+        sum.packets += c.packets;
+        sum.bytes += c.bytes;
       }
+      out[name] = sum;
     }
     return out;
   }
 
+  /** Per-rule packets, bytes and connections of the live generation. */
+  ruleCounters(): { generation: number; rules: RuleCounter[] } {
+    return this.policy.ruleCounters();
+  }
+
+  /** The connection table, entry by entry. */
+  conntrack(): Generator<ConntrackEntry> {
+    return conntrackEntries(this.maps.conntrack);
+  }
+
+  /** The conntrack map itself (re-judging, occupancy, tests). */
+  get conntrackMap(): BpfMap {
+    return this.maps.conntrack;
+  }
+
+  /** Forgets every tracked connection (their next packets are judged as new). */
+  clearConntrack(): number {
+    return clearConntrack(this.maps.conntrack);
+  }
+
   /** Delivers every event record (a copy) to `onRecord`. */
-  subscribe(onRecord: (record: Buffer) => void): void {
-    const ring = new (native().RingBuffer)(this.ingress.map("events"), (batch) => {
+  subscribe(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);
+    return ring;
   }
 
-  /** Detaches every link, removes pins, unloads objects. Safe to call twice. */
+  /** Detaches every link, removes pins, unloads the object. Safe to call twice. */
   stop(): void {
     for (const ring of this.rings) ring.close();
     this.rings = [];
@@ -183,7 +259,13 @@ export class Datapath {
       }
       link.destroy();
     }
-    if (this.pinRoot) removeTree(this.pinRoot);
-    for (const { object } of this.loaded.splice(0)) object.close();
+    if (this.pinRoot && this.attachments.length > 0) removeTree(this.pinRoot);
+    if (this.stopped) return;
+    this.stopped = true;
+    this.policy.close();
+    for (const m of Object.values(this.maps)) m.close();
+    this.xdp.close();
+    this.tc.close();
+    this.object.close();
   }
 }

@@ -1,8 +1,10 @@
-// Decodes kernel event records into moat's event format (policy-language.md, "Events").
-import { event as eventCodec, EventType } from "./abi.ts";
+// Decodes kernel event records (struct moat_event) into moat's event format
+// (policy-language.md, "Events").
+import { event as eventCodec, EventType, Hook, Mode, Reason, RULE_NONE, TcpState } from "./abi.ts";
 import { formatAddress } from "./address.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
+export type EventReason = "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration";
 
 export interface Endpoint {
   ip: string;
@@ -21,6 +23,20 @@ export interface MoatEvent {
   interface: string | null;
   process: null;
   layer7: null;
+  /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
+  connection: string | null;
+  /** Why the event was sent: a new connection, a reload changed its verdict, or how it closed. */
+  reason: EventReason;
+  /** The connection's verdict (for "closed": the verdict it had). */
+  verdict: "allowed" | "blocked" | "detected";
+  /** icmp / icmpv6 type and code of the connection's first packet. */
+  icmp?: { type: number; code: number };
+  /** closed: both directions, first packet to last. */
+  stats?: { packets: number; bytes: number; durationMs: number };
+  /** The hook whose packet caused the event. */
+  hook: "xdp" | "tc";
+  /** Policy generation that judged the connection. */
+  generation: number;
 }
 
 const kinds: Record<number, EventKind> = {
@@ -29,6 +45,10 @@ const kinds: Record<number, EventKind> = {
   [EventType.detected]: "detected",
   [EventType.closed]: "closed",
 };
+
+const reasons = Object.fromEntries(
+  Object.entries(Reason).map(([k, v]) => [v, k === "maxDuration" ? "max_duration" : k]),
+) as Record<number, EventReason>;
 
 const protocols: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
 
@@ -39,36 +59,63 @@ export function protocolName(n: number): string {
 export interface DecodeContext {
   /** ns since boot -> wall clock: Date.now() - monotonic offset */
   bootTimeMs: number;
-  ruleName: (index: number) => string;
+  /** The rule `index` of policy `generation` (index is MOAT_RULE_NONE before any policy). */
+  rule: (index: number, generation: number) => { name: string } | undefined;
   interfaceName: (ifindex: number) => string | null;
-  mode: "detect" | "prevent";
 }
 
-/** Ingress events (XDP) have the remote as source; egress (TC) as destination. */
+const verdictOf = (n: number): MoatEvent["verdict"] =>
+  n === EventType.allowed ? "allowed" : n === EventType.detected ? "detected" : "blocked";
+
+/** Local is this host and remote the peer, whichever hook saw the packet. */
 export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   const e = eventCodec.decode(record);
-  const src = { ip: formatAddress(e.saddr, e.family), port: e.sport };
-  const dst = { ip: formatAddress(e.daddr, e.family), port: e.dport };
-  const ingress = e.hook === 1;
-  return {
+  const rule =
+    e.rule === RULE_NONE ? "none" : (ctx.rule(e.rule, e.generation)?.name ?? `#${e.rule}`);
+  const ev: MoatEvent = {
     time: new Date(ctx.bootTimeMs + Number(e.ts_ns / 1_000_000n)).toISOString(),
     type: kinds[e.type] ?? "blocked",
-    mode: ctx.mode,
-    rule: ctx.ruleName(e.rule),
-    direction: ingress ? "ingress" : "egress",
+    mode: e.mode === Mode.detect ? "detect" : "prevent",
+    rule,
+    direction: e.direction === 0 ? "ingress" : "egress",
     protocol: protocolName(e.protocol),
-    local: ingress ? dst : src,
-    remote: ingress ? src : dst,
+    local: { ip: formatAddress(e.local, e.family), port: e.local_port },
+    remote: { ip: formatAddress(e.remote, e.family), port: e.remote_port },
     interface: ctx.interfaceName(e.ifindex),
     process: null,
     layer7: null,
+    connection: e.conn_id === 0n ? null : e.conn_id.toString(16),
+    reason: reasons[e.reason] ?? "new",
+    verdict: verdictOf(e.verdict),
+    hook: e.hook === Hook.xdpIngress ? "xdp" : "tc",
+    generation: e.generation,
   };
+  if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };
+  if (e.type === EventType.closed) {
+    ev.stats = {
+      packets: Number(e.packets),
+      bytes: Number(e.bytes),
+      durationMs: Number(e.duration_ns / 1000n) / 1000,
+    };
+  }
+  return ev;
 }
+
+/** TCP state names, for messages. */
+export const tcpStateName = (n: number): string =>
+  Object.entries(TcpState).find(([, v]) => v === n)?.[0] ?? String(n);
 
 /** The audit-log line: the event in words. */
 export function formatEventLine(ev: MoatEvent): string {
   const ep = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`);
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  return `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${on} by rule ${ev.rule}`;
+  const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${on} by rule ${ev.rule}`;
+  if (ev.type === "closed" && ev.stats) {
+    const reason = ev.reason.replace("_", " ");
+    const s = ev.stats;
+    return `${line} (${reason}, ${s.packets} packets, ${s.bytes} bytes, ${(s.durationMs / 1000).toFixed(1)} s)`;
+  }
+  if (ev.reason === "rejudged") return `${line} (policy reloaded)`;
+  return line;
 }

@@ -38,8 +38,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       await daemon.waitFor(/^moat is running/);
       const out = daemon.lines.join("\n");
-      assert.match(out, /^loaded xdp_ingress\.bpf\.o: moat_xdp_ingress$/m);
-      assert.match(out, /^loaded tc_egress\.bpf\.o: moat_tc_egress$/m);
+      assert.match(out, /^loaded moat\.bpf\.o: moat_xdp_ingress, moat_tc_egress$/m);
       assert.match(
         out,
         new RegExp(

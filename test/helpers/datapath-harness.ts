@@ -1,14 +1,33 @@
-// Runs moat's datapath inside a network namespace (started with `nsenter --net=...`) and obeys
-// line commands on stdin, answering on stdout: for tests that drive traffic from another namespace.
-//   deny ADDR PREFIXLEN | allow ADDR PREFIXLEN | counters | quit
+// Runs moat's datapath inside a network namespace (started with `nsenter --net=...`) with a
+// policy file read by the real loader and compiler, and obeys line commands on stdin, answering
+// on stdout: for tests that drive traffic from another namespace.
+//   argv: INTERFACE POLICY_FILE
+//   policy FILE (apply another policy file) | counters | quit
 import { createInterface } from "node:readline";
 import { Datapath } from "../../src/datapath/datapath.ts";
 import { listInterfaces, selectInterfaces } from "../../src/datapath/interfaces.ts";
-import { parseAddress } from "../../src/datapath/address.ts";
 import { decodeEvent, formatEventLine } from "../../src/datapath/events.ts";
+import { assertSupported, DATAPATH_FEATURES, loadPolicyFile } from "../../src/config/index.ts";
+import { compile } from "../../src/policy/compile/compile.ts";
+import type { ImageRule } from "../../src/policy/compile/image.ts";
+
+// the packet datapath also enforces max_duration (docs/datapath.md)
+const FEATURES = new Set([...DATAPATH_FEATURES, "layer4.max_duration"]);
+
+function loadForDatapath(path: string) {
+  const model = loadPolicyFile(path);
+  assertSupported(model, FEATURES);
+  return { image: compile(model) };
+}
 
 const nic = process.argv[2] ?? "";
-const dp = Datapath.start({ interfaces: selectInterfaces([nic], listInterfaces()), pinRoot: null });
+const first = loadForDatapath(process.argv[3] ?? "");
+const dp = Datapath.start({
+  interfaces: selectInterfaces([nic], listInterfaces()),
+  pinRoot: null,
+  image: first.image,
+});
+const rules = new Map<number, ImageRule[]>([[dp.generation, first.image.rules]]);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 dp.subscribe((record) =>
@@ -16,8 +35,7 @@ dp.subscribe((record) =>
     `event ${formatEventLine(
       decodeEvent(record, {
         bootTimeMs: 0,
-        mode: "prevent",
-        ruleName: () => "deny-list",
+        rule: (index, generation) => rules.get(generation)?.[index],
         interfaceName: () => nic,
       }),
     )}`,
@@ -27,23 +45,28 @@ say(`ready ${JSON.stringify(dp.attachments)}`);
 
 const rl = createInterface({ input: process.stdin });
 rl.on("line", (line) => {
-  const [cmd, addr = "", plen = "0"] = line.trim().split(/\s+/);
+  const [cmd, arg = ""] = line.trim().split(/\s+/);
   try {
-    if (cmd === "deny") dp.denyDestination(parseAddress(addr), Number(plen));
-    else if (cmd === "allow") dp.allowDestination(parseAddress(addr), Number(plen));
-    else if (cmd === "counters") {
-      const c = dp.counters();
-      return say(
-        `counters ${JSON.stringify(c, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v))}`,
+    if (cmd === "policy") {
+      const { image } = loadForDatapath(arg);
+      const { generation } = dp.apply(image);
+      rules.set(generation, image.rules);
+      return say(`applied ${generation}`);
+    }
+    if (cmd === "counters") {
+      const packets = Object.fromEntries(
+        Object.entries(dp.counters()).map(([k, v]) => [k, Number(v.packets)]),
       );
-    } else if (cmd === "quit") {
+      return say(`counters ${JSON.stringify(packets)}`);
+    }
+    if (cmd === "quit") {
       dp.stop();
       say("bye");
       rl.close();
       process.stdin.destroy(); // nothing else keeps the process alive
       return;
     }
-    say("ok");
+    say(`error unknown command ${cmd}`);
   } catch (err) {
     say(`error ${(err as Error).message}`);
   }

@@ -1,14 +1,17 @@
 // Every TS codec matches the C struct in the built objects' BTF: size, offsets, field sizes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { codecs } from "../../src/datapath/abi.ts";
 import { fieldSize } from "../../src/datapath/struct.ts";
 import { readStructs, type StructLayout } from "../helpers/btf.ts";
 
 const dir = "build/bpf";
-const objects = readdirSync(dir).filter((f) => f.endsWith(".bpf.o"));
+// moat.bpf.o first: an object left over from an older build must not shadow its structs
+const objects = readdirSync(dir)
+  .filter((f) => f.endsWith(".bpf.o"))
+  .sort((a, b) => Number(b === "moat.bpf.o") - Number(a === "moat.bpf.o") || a.localeCompare(b));
 
 function findLayout(name: string): StructLayout {
   for (const file of objects) {
@@ -41,3 +44,14 @@ for (const codec of codecs) {
     }
   });
 }
+
+test("every struct of bpf/include/moat_abi.h has a codec", () => {
+  const header = readFileSync("bpf/include/moat_abi.h", "utf8");
+  const structs = [...header.matchAll(/^struct (moat_\w+) \{/gm)].map((m) => m[1]);
+  assert.ok(structs.length > 0);
+  assert.deepEqual(
+    structs.filter((name) => !codecs.some((c) => c.name === name)),
+    [],
+    "structs without a codec in src/datapath/abi.ts",
+  );
+});

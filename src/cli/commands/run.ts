@@ -5,7 +5,8 @@ export const runCommand: Command = {
   name: "run",
   summary: "run the moat daemon in the foreground (Ctrl-C detaches everything and exits)",
   usage:
-    "moat run [--policy FILE] [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]",
+    "moat run --policy FILE [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
+    "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.",
   options: {
     policy: { type: "string" },
     interface: { type: "string", multiple: true },
@@ -14,21 +15,25 @@ export const runCommand: Command = {
     "pin-dir": { type: "string" },
   },
   async run({ values }, io) {
-    const interfaces = (values.interface as string[] | undefined) ?? ["*"];
+    const policyPath = typeof values.policy === "string" ? values.policy : "examples/default.yaml";
     const pinDir = typeof values["pin-dir"] === "string" ? values["pin-dir"] : undefined;
     const daemon = startDaemon({
-      interfaces,
+      policyPath,
+      interfaces: values.interface as string[] | undefined,
       json: values.json === true,
       pinRoot: values["no-pin"] ? null : pinDir,
       log: io.out,
     });
-    const onSignal = () => daemon.stop();
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    const handlers: [NodeJS.Signals, () => void][] = [
+      ["SIGINT", () => daemon.stop()],
+      ["SIGTERM", () => daemon.stop()],
+      ["SIGHUP", () => daemon.reload("SIGHUP")],
+      ["SIGUSR1", () => daemon.reopenLogs()],
+    ];
+    for (const [signal, handler] of handlers) process.on(signal, handler);
     io.out("moat is running; Ctrl-C to stop");
     await daemon.stopped;
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const [signal, handler] of handlers) process.off(signal, handler);
     return 0;
   },
 };

@@ -29,7 +29,7 @@ export function sportIndex(ported: boolean, clientPort: number): number {
 
 export interface LpmEntry {
   prefixlen: number;
-  /** Network order, 4 or 16 bytes. */
+  /** Network order, 4 or 16 bytes. May be a view into a buffer shared by a trie's entries. */
   addr: Uint8Array;
   /** Class id (> 0; a miss is class 0). */
   cls: number;

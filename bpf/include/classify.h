@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The table walk of docs/classifier.md: the facts of a new connection -> the first
+ * matching rule, with a fixed number of lookups whatever the number of rules. */
+#ifndef MOAT_CLASSIFY_H
+#define MOAT_CLASSIFY_H
+
+#include "maps.h"
+#include "counters.h"
+#include "parse.h"
+
+/* what a rule can constrain, as the initiator's first packet shows it */
+struct facts {
+	__u8 remote[16]; /* ipv4 mapped */
+	__u8 local[16];
+	__u16 client_port;
+	__u16 server_port;
+	__u8 dir; /* enum moat_direction */
+	__u8 family;
+	__u8 proto;
+	__u8 icmp_type;
+	__u8 icmp_code;
+};
+
+static __always_inline int addr_is_v4mapped(const __u8 *a)
+{
+	__u32 zero = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		zero |= a[i];
+	return !zero && a[10] == 0xff && a[11] == 0xff;
+}
+
+/* the address's class in one generation's v4 or v6 trie; a miss is class 0. An ipv6
+ * packet's ipv4-mapped address is judged as ipv4, as the reference evaluator does. */
+static __always_inline __u32 lpm_class(__u32 table, __u32 slot, const __u8 *addr, __u8 family)
+{
+	__u32 idx = table * 2 + slot;
+	__u32 *cls;
+
+	if (family == 4 || addr_is_v4mapped(addr)) {
+		void *trie = bpf_map_lookup_elem(&tbl_lpm4, &idx);
+		if (!trie)
+			return 0;
+		struct moat_lpm4_key k = {.prefixlen = 32};
+		__builtin_memcpy(k.addr, addr + 12, 4);
+		cls = bpf_map_lookup_elem(trie, &k);
+	} else {
+		void *trie = bpf_map_lookup_elem(&tbl_lpm6, &idx);
+		if (!trie)
+			return 0;
+		struct moat_lpm6_key k = {.prefixlen = 128};
+		__builtin_memcpy(k.addr, addr, 16);
+		cls = bpf_map_lookup_elem(trie, &k);
+	}
+	return cls ? *cls : 0;
+}
+
+/* one u32 of one generation's array table; -1 when missing (an inconsistent image) */
+static __always_inline int table_u32(__u32 table_id, __u32 slot, __u32 idx, __u32 *out)
+{
+	__u32 outer_idx = table_id * 2 + slot;
+	void *table = bpf_map_lookup_elem(&tbl_u32, &outer_idx);
+	if (!table)
+		return -1;
+	__u32 *v = bpf_map_lookup_elem(table, &idx);
+	if (!v)
+		return -1;
+	*out = *v;
+	return 0;
+}
+
+static __always_inline int proto_ported(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+}
+
+/* (direction, protocol slot, port value): tcp/udp server port, icmp type << 8 | code,
+ * other protocols their number */
+static __always_inline __u32 port_index(const struct facts *f)
+{
+	__u32 pslot, value;
+
+	if (f->proto == IPPROTO_TCP) {
+		pslot = 0;
+		value = f->server_port;
+	} else if (f->proto == IPPROTO_UDP) {
+		pslot = 1;
+		value = f->server_port;
+	} else if (f->proto == IPPROTO_ICMP) {
+		pslot = 2;
+		value = (__u32)f->icmp_type << 8 | f->icmp_code;
+	} else if (f->proto == IPPROTO_ICMPV6_) {
+		pslot = 3;
+		value = (__u32)f->icmp_type << 8 | f->icmp_code;
+	} else {
+		pslot = 4;
+		value = f->proto;
+	}
+	return ((f->dir * MOAT_PROTO_SLOTS + pslot) << 16) | value;
+}
+
+/* the deciding rule's index in generation `slot` (a default rule when none matches).
+ * A global function: verified once, whatever the state of its callers */
+__noinline __u32 classify(__u32 slot, const struct moat_meta *m, const struct facts *f)
+{
+	if (!m || !f)
+		return MOAT_RULE_NONE;
+
+	__u32 dflt = f->dir ? m->default_rule[1] : m->default_rule[0];
+	__u32 rclass = lpm_class(T_REMOTE, slot, f->remote, f->family);
+	__u32 lclass = lpm_class(T_LOCAL, slot, f->local, f->family);
+	__u32 pclass, sclass, x, y, r;
+	__u32 rule = MOAT_RULE_NONE;
+
+	/* per-dimension classes, then their combinations */
+	if (table_u32(T_PORT_CLASS, slot, port_index(f), &pclass))
+		goto miss;
+	__u32 sidx = proto_ported(f->proto) ? 1 + (__u32)f->client_port : 0;
+	if (table_u32(T_SPORT_CLASS, slot, sidx, &sclass))
+		goto miss;
+	if (table_u32(T_LX, slot, lclass * m->ns + sclass, &x))
+		goto miss;
+	if (table_u32(T_PX, slot, pclass * m->nx + x, &y))
+		goto miss;
+
+	/* first rule naming remotes, first without remote constraint, first remote-only */
+	void *ry = bpf_map_lookup_elem(&tbl_remote_y, &slot);
+	if (!ry)
+		goto miss;
+	struct moat_ry_key k = {.r = rclass, .y = y};
+	__u32 *hit = bpf_map_lookup_elem(ry, &k);
+	if (hit)
+		rule = *hit;
+	if (table_u32(T_ANY_REMOTE, slot, y, &r))
+		goto miss;
+	if (r < rule)
+		rule = r;
+	if (table_u32(T_REMOTE_ONLY, slot, rclass * 2 + (f->dir & 1), &r))
+		goto miss;
+	if (r < rule)
+		rule = r;
+	return rule == MOAT_RULE_NONE ? dflt : rule;
+miss:
+	count(MOAT_CNT_TABLE_MISS, 0);
+	return dflt;
+}
+
+/* the rule's entry; a missing one (inconsistent image) reads as allow, counted */
+static __always_inline void rule_get(__u32 slot, __u32 rule, struct moat_rule *out)
+{
+	void *rules = bpf_map_lookup_elem(&tbl_rules, &slot);
+	struct moat_rule *r = rules ? bpf_map_lookup_elem(rules, &rule) : NULL;
+
+	if (r) {
+		*out = *r;
+		return;
+	}
+	count(MOAT_CNT_TABLE_MISS, 0);
+	out->action = MOAT_ACTION_ALLOW;
+	out->mode = MOAT_MODE_DETECT;
+	out->log = 0;
+	out->max_duration_s = 0;
+}
+
+/* allow -> allowed; block + prevent -> blocked; block + detect -> detected */
+static __always_inline __u8 verdict_of(const struct moat_rule *r)
+{
+	if (r->action == MOAT_ACTION_ALLOW)
+		return MOAT_EV_ALLOWED;
+	return r->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED;
+}
+
+#endif /* MOAT_CLASSIFY_H */

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Events: one ring-buffer record per reported verdict or close, oriented by the
+ * connection (local = this host). A full ring is counted, never waited for. */
+#ifndef MOAT_EVENTS_H
+#define MOAT_EVENTS_H
+
+#include "maps.h"
+#include "counters.h"
+#include "classify.h"
+
+struct ev_from {
+	__u8 hook; /* enum moat_hook */
+	__u32 ifindex;
+};
+
+/* reports connection (k, ct): type is the verdict or MOAT_EV_CLOSED. A global function:
+ * verified once */
+__noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 type, __u8 reason,
+		    const struct ev_from *from)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!k || !ct || !from)
+		return -1;
+	struct moat_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(MOAT_CNT_EVENT_LOST, 0);
+		return -1;
+	}
+	/* the remote is the initiator of an ingress connection, the responder otherwise */
+	int remote_side = ct->direction == MOAT_DIR_INGRESS ? ct->initiator : !ct->initiator;
+	int ported = proto_ported(k->protocol);
+
+	if (remote_side) {
+		__builtin_memcpy(ev->remote, k->addr1, 16);
+		__builtin_memcpy(ev->local, k->addr0, 16);
+		ev->remote_port = ported ? k->port1 : 0;
+		ev->local_port = ported ? k->port0 : 0;
+	} else {
+		__builtin_memcpy(ev->remote, k->addr0, 16);
+		__builtin_memcpy(ev->local, k->addr1, 16);
+		ev->remote_port = ported ? k->port0 : 0;
+		ev->local_port = ported ? k->port1 : 0;
+	}
+	ev->ts_ns = now;
+	ev->conn_id = ct->id;
+	ev->packets = ct->packets[0] + ct->packets[1];
+	ev->bytes = ct->bytes[0] + ct->bytes[1];
+	ev->duration_ns = type == MOAT_EV_CLOSED ? ct->last_ns - ct->created_ns : 0;
+	ev->ifindex = from->ifindex;
+	ev->rule = ct->rule;
+	ev->generation = ct->generation;
+	ev->type = type;
+	ev->hook = from->hook;
+	ev->family = k->family;
+	ev->protocol = k->protocol;
+	ev->direction = ct->direction;
+	ev->mode = ct->mode;
+	ev->verdict = ct->verdict;
+	ev->reason = reason;
+	ev->icmp_type = ct->icmp_type;
+	ev->icmp_code = ct->icmp_code;
+	ev->tcp_state = ct->tcp_state;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* counts the close once (whoever sets MOAT_CT_CLOSE_SENT first) and reports it when the
+ * opening was reported, or when moat itself cut the connection */
+static __always_inline void emit_closed(const struct moat_ct_key *k, struct moat_ct *ct,
+					__u8 reason, const struct ev_from *from)
+{
+	__u32 old = __sync_fetch_and_or(&ct->flags, MOAT_CT_CLOSE_SENT);
+
+	if (old & MOAT_CT_CLOSE_SENT)
+		return;
+	count(MOAT_CNT_CLOSED, 0);
+	if ((old & MOAT_CT_REPORTED) || reason == MOAT_REASON_MAX_DURATION)
+		emit(k, ct, MOAT_EV_CLOSED, reason, from);
+}
+
+#endif /* MOAT_EVENTS_H */

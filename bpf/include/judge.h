@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* One packet's verdict, shared by the XDP and TC programs: the first packet of a
+ * connection is judged by the policy tables, later ones by its conntrack entry. */
+#ifndef MOAT_JUDGE_H
+#define MOAT_JUDGE_H
+
+#include "maps.h"
+#include "counters.h"
+#include "packet.h"
+#include "classify.h"
+#include "conntrack.h"
+#include "events.h"
+
+enum judge_out {
+	OUT_PASS = 0,
+	OUT_DROP = 1,
+	OUT_CUT = 2, /* past max_duration: drop, and reset where the hook can */
+};
+
+/* where the packet was seen */
+struct hook {
+	struct ev_from from;
+	__u32 len; /* bytes */
+	__u8 dir;  /* enum moat_direction of a connection this packet would open */
+};
+
+/* what every step of one packet's judging needs */
+struct judge_ctx {
+	const struct hook *h;
+	const struct moat_meta *m; /* the live slot's meta */
+	struct moat_counters *cnt; /* this cpu's counters */
+	__u64 now;
+	__u32 slot; /* the live slot, read once */
+	__u32 len;
+};
+
+static __always_inline void tally(const struct judge_ctx *j, __u32 which)
+{
+	count_in(j->cnt, which, j->len);
+}
+
+/* the facts of a connection this packet opens */
+static __always_inline void facts_of_packet(const struct pkt *p, __u8 dir, struct facts *f)
+{
+	if (dir == MOAT_DIR_INGRESS) {
+		__builtin_memcpy(f->remote, p->t.src, 16);
+		__builtin_memcpy(f->local, p->t.dst, 16);
+	} else {
+		__builtin_memcpy(f->remote, p->t.dst, 16);
+		__builtin_memcpy(f->local, p->t.src, 16);
+	}
+	f->client_port = p->t.sport;
+	f->server_port = p->t.dport;
+	f->dir = dir;
+	f->family = p->t.family;
+	f->proto = p->t.proto;
+	f->icmp_type = p->icmp_type;
+	f->icmp_code = p->icmp_code;
+}
+
+/* the facts of a tracked connection: its first packet's, from the key and initiator */
+static __always_inline void facts_of_ct(const struct moat_ct_key *k, const struct moat_ct *ct,
+					struct facts *f)
+{
+	const __u8 *init = k->addr0, *resp = k->addr1;
+	__u16 iport = k->port0, rport = k->port1;
+
+	if (ct->initiator) {
+		init = k->addr1;
+		resp = k->addr0;
+		iport = k->port1;
+		rport = k->port0;
+	}
+	f->dir = ct->direction & 1;
+	if (f->dir == MOAT_DIR_INGRESS) {
+		__builtin_memcpy(f->remote, init, 16);
+		__builtin_memcpy(f->local, resp, 16);
+	} else {
+		__builtin_memcpy(f->remote, resp, 16);
+		__builtin_memcpy(f->local, init, 16);
+	}
+	f->client_port = iport;
+	f->server_port = rport;
+	f->family = k->family;
+	f->proto = k->protocol;
+	f->icmp_type = ct->icmp_type;
+	f->icmp_code = ct->icmp_code;
+}
+
+static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const struct moat_rule *r,
+					  __u8 proto, __u32 generation)
+{
+	ct->rule = rule;
+	ct->verdict = verdict_of(r);
+	ct->mode = r->mode;
+	ct->generation = generation;
+	ct->deadline_ns = 0;
+	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP)
+		ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
+}
+
+static __always_inline int out_of(const struct judge_ctx *j, __u8 verdict)
+{
+	if (verdict == MOAT_EV_BLOCKED) {
+		tally(j, MOAT_CNT_BLOCKED);
+		return OUT_DROP;
+	}
+	tally(j, verdict == MOAT_EV_DETECTED ? MOAT_CNT_DETECTED : MOAT_CNT_ALLOWED);
+	return OUT_PASS;
+}
+
+/* unique per entry: this cpu's creation count and the cpu */
+static __always_inline __u64 next_conn_id(const struct judge_ctx *j)
+{
+	struct moat_counters *c = j->cnt;
+
+	if (!c)
+		return 0;
+	__u64 n = ++c->c[MOAT_CNT_CT_CREATED].packets;
+	return n << 12 | (bpf_get_smp_processor_id() & 0xfff);
+}
+
+/* a new policy generation: judge the connection again from its first packet's facts */
+static __always_inline void rejudge(const struct judge_ctx *j, const struct moat_ct_key *k,
+				    struct moat_ct *ct)
+{
+	struct facts f;
+	struct moat_rule r;
+
+	facts_of_ct(k, ct, &f);
+	__u32 rule = classify(j->slot, j->m, &f);
+	rule_get(j->slot, rule, &r);
+	__u8 before = ct->verdict;
+	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
+	count_in(j->cnt, MOAT_CNT_REJUDGED, 0);
+	count_rule(j->slot, j->m, rule, 0, 1);
+	if (ct->verdict == before)
+		return;
+	if (ct->verdict != MOAT_EV_ALLOWED || r.log) {
+		__sync_fetch_and_or(&ct->flags, MOAT_CT_REPORTED);
+		emit(k, ct, ct->verdict, MOAT_REASON_REJUDGED, &j->h->from);
+	}
+}
+
+/* the first packet of a connection: judge, remember, report */
+static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt *p,
+				     const struct moat_ct_key *k, int src_side)
+{
+	struct facts f;
+	struct moat_rule r;
+	struct moat_ct ct = {};
+	__u8 reason = MOAT_REASON_NEW;
+
+	facts_of_packet(p, j->h->dir, &f);
+	__u32 rule = classify(j->slot, j->m, &f);
+	rule_get(j->slot, rule, &r);
+
+	ct.created_ns = j->now;
+	ct.last_ns = j->now;
+	ct.packets[0] = 1;
+	ct.bytes[0] = j->len;
+	ct.ifindex = j->h->from.ifindex;
+	ct.initiator = src_side;
+	ct.direction = j->h->dir;
+	ct.icmp_type = p->icmp_type;
+	ct.icmp_code = p->icmp_code;
+	if (p->t.proto == IPPROTO_TCP) {
+		ct.tcp_state = tcp_first_state(p->tcp_flags);
+		if (ct.tcp_state != MOAT_TCP_SYN_SENT)
+			ct.flags |= MOAT_CT_MIDSTREAM;
+	}
+	set_judgement(&ct, rule, &r, p->t.proto, j->m->generation);
+	int report = ct.verdict != MOAT_EV_ALLOWED || r.log;
+	if (report)
+		ct.flags |= MOAT_CT_REPORTED;
+	tally(j, MOAT_CNT_NEW);
+	count_rule(j->slot, j->m, rule, j->len, 1);
+
+	/* an echo reply opens nothing: judged, not remembered (no pre-authorized requests) */
+	if (!((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_) &&
+	      icmp_is_echo_reply(p->t.proto, p->icmp_type))) {
+		ct.id = next_conn_id(j);
+		if (bpf_map_update_elem(&conntrack, k, &ct, BPF_ANY)) {
+			tally(j, MOAT_CNT_CT_FULL);
+			ct.id = 0;
+			reason = MOAT_REASON_UNTRACKED;
+		}
+	}
+	if (report)
+		emit(k, &ct, ct.verdict, reason, &j->h->from);
+	return out_of(j, ct.verdict);
+}
+
+/* a connection past its rule's max_duration: closed, its packets cut */
+static __always_inline int cut(const struct judge_ctx *j, const struct moat_ct_key *k,
+			       struct moat_ct *ct)
+{
+	ct->tcp_state = MOAT_TCP_CLOSED;
+	if (!(ct->flags & MOAT_CT_CUT))
+		__sync_fetch_and_or(&ct->flags, MOAT_CT_CUT);
+	emit_closed(k, ct, MOAT_REASON_MAX_DURATION, &j->h->from);
+	tally(j, MOAT_CNT_CUT);
+	return OUT_CUT;
+}
+
+/* a later packet of a tracked connection: one lookup decided it */
+static __always_inline int established(const struct judge_ctx *j, const struct pkt *p,
+				       const struct moat_ct_key *k, struct moat_ct *ct,
+				       int src_side)
+{
+	__u8 from = src_side != ct->initiator;
+
+	if (ct->generation != j->m->generation)
+		rejudge(j, k, ct);
+	ct->last_ns = j->now;
+	/* plain adds: each side's counters are written by one direction, whose packets a
+	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */
+	if (from) {
+		ct->packets[1] += 1;
+		ct->bytes[1] += j->len;
+		if (!(ct->flags & MOAT_CT_REPLIED))
+			__sync_fetch_and_or(&ct->flags, MOAT_CT_REPLIED);
+	} else {
+		ct->packets[0] += 1;
+		ct->bytes[0] += j->len;
+	}
+	tally(j, MOAT_CNT_ESTABLISHED);
+	count_rule(j->slot, j->m, ct->rule, j->len, 0);
+
+	if (p->t.proto == IPPROTO_TCP) {
+		/* resets of a cut connection pass: ours, or the peers' own */
+		if (ct->verdict == MOAT_EV_ALLOWED && ct->deadline_ns &&
+		    j->now >= ct->deadline_ns && !(p->tcp_flags & TCP_RST))
+			return cut(j, k, ct);
+		__u8 reason = tcp_track(ct, from, p->tcp_flags);
+		if (reason)
+			emit_closed(k, ct, reason, &j->h->from);
+	}
+	return out_of(j, ct->verdict);
+}
+
+/* an icmp error about a connection that is not blocked passes with it */
+static __always_inline int related_pass(const struct judge_ctx *j, const struct pkt *p)
+{
+	struct moat_ct_key rk __attribute__((aligned(8)));
+
+	ct_key(&p->rel, &rk);
+	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &rk);
+	if (!ct || ct->verdict == MOAT_EV_BLOCKED)
+		return 0;
+	return !(j->now > ct->last_ns && j->now - ct->last_ns > ct_timeout_ns(ct, rk.protocol));
+}
+
+static __always_inline void frag_key(const struct pkt *p, struct moat_frag_key *fk)
+{
+	__builtin_memcpy(fk->src, p->t.src, 16);
+	__builtin_memcpy(fk->dst, p->t.dst, 16);
+	fk->id = p->frag_id;
+	fk->family = p->t.family;
+	fk->protocol = p->t.proto;
+	fk->pad[0] = 0;
+	fk->pad[1] = 0;
+}
+
+/* a non-first fragment has no ports: it follows its first fragment's verdict; without
+ * one (out of order, evicted), it is judged by the policy with ports 0 */
+static __always_inline int judge_fragment(const struct judge_ctx *j, const struct pkt *p)
+{
+	struct moat_frag_key fk __attribute__((aligned(8)));
+	struct facts f;
+	struct moat_rule r;
+
+	frag_key(p, &fk);
+	struct moat_frag *first = bpf_map_lookup_elem(&frags, &fk);
+	if (first) {
+		tally(j, MOAT_CNT_FRAGMENT);
+		return first->drop ? OUT_DROP : OUT_PASS;
+	}
+	tally(j, MOAT_CNT_FRAGMENT_ORPHAN);
+	facts_of_packet(p, j->h->dir, &f);
+	__u32 rule = classify(j->slot, j->m, &f);
+	rule_get(j->slot, rule, &r);
+	count_rule(j->slot, j->m, rule, j->len, 0);
+	return out_of(j, verdict_of(&r));
+}
+
+static __always_inline void frag_record(const struct judge_ctx *j, const struct pkt *p, int out)
+{
+	struct moat_frag_key fk __attribute__((aligned(8)));
+	struct moat_frag v = {.ts_ns = j->now, .drop = out != OUT_PASS};
+
+	frag_key(p, &fk);
+	bpf_map_update_elem(&frags, &fk, &v, BPF_ANY);
+}
+
+/* a parsed ip packet under a live policy */
+static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
+{
+	j->now = bpf_ktime_get_ns();
+	if (p->frag == FRAG_LATER)
+		return judge_fragment(j, p);
+	if (p->has_rel && related_pass(j, p)) {
+		tally(j, MOAT_CNT_RELATED);
+		return OUT_PASS;
+	}
+
+	struct moat_ct_key k __attribute__((aligned(8)));
+	int side = ct_key(&p->t, &k);
+	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
+	int out;
+	if (ct && ct_usable(ct, p, j->now))
+		out = established(j, p, &k, ct, side);
+	else
+		out = judge_new(j, p, &k, side);
+	if (p->frag == FRAG_FIRST)
+		frag_record(j, p, out);
+	return out;
+}
+
+/* the verdict of a parsed frame (enum pkt_kind) */
+static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p, int kind)
+{
+	__u32 zero = 0;
+
+	if (kind == PKT_NON_IP) {
+		tally(j, MOAT_CNT_NON_IP);
+		return OUT_PASS;
+	}
+	/* the live slot, read once: every lookup below uses the same generation */
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return OUT_PASS;
+	j->slot = *(volatile __u32 *)&st->active & 1;
+	/* a flip rewrites the live slot's meta with the same bytes: safe to read in place */
+	j->m = &st->meta[j->slot];
+
+	if (kind == PKT_MALFORMED) {
+		tally(j, MOAT_CNT_MALFORMED);
+		__u8 drop = j->h->dir ? j->m->drop_malformed[1] : j->m->drop_malformed[0];
+		return j->m->generation && drop ? OUT_DROP : OUT_PASS;
+	}
+	/* no policy yet: pass (the daemon applies one before attaching) */
+	if (!j->m->generation) {
+		tally(j, MOAT_CNT_NO_POLICY);
+		return OUT_PASS;
+	}
+	return judge_ip(j, p);
+}
+
+/* A global function: verified once, on its own, whatever the paths through the parser
+ * that lead to it. Counts the packet as passed or dropped. */
+__noinline int moat_judge(const struct pkt *p, int kind, const struct hook *h)
+{
+	if (!p || !h)
+		return OUT_PASS;
+	struct judge_ctx j = {.h = h, .cnt = counters_get(), .len = h->len};
+
+	int out = judge_frame(&j, p, kind);
+	tally(&j, out == OUT_PASS ? MOAT_CNT_PASS : MOAT_CNT_DROP);
+	return out;
+}
+
+#endif /* MOAT_JUDGE_H */

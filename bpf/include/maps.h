@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Every map of moat.bpf.o. Policy tables are inner maps of two-slot array-of-maps,
+ * built by user space for each generation (src/datapath/policy-maps.ts); the state map
+ * says which slot is live. Conntrack, fragments, counters and events are shared by the
+ * XDP and TC programs. */
+#ifndef MOAT_MAPS_H
+#define MOAT_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "moat_abi.h"
+
+/* complete types in the object's BTF (map definitions alone leave some as forward
+ * declarations): libbpf sizes the inner maps from them, test/unit/abi.test.ts checks
+ * the user-space codecs against them */
+struct moat_lpm4_key *moat_btf_lpm4 __attribute__((unused));
+struct moat_lpm6_key *moat_btf_lpm6 __attribute__((unused));
+struct moat_ry_key *moat_btf_ry __attribute__((unused));
+struct moat_rule *moat_btf_rule __attribute__((unused));
+struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
+struct moat_event *moat_btf_event __attribute__((unused));
+
+/* inner map templates: user space creates maps of the same type, sizes and flags */
+struct inner_lpm4 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct moat_lpm4_key);
+	__type(value, __u32);
+};
+
+struct inner_lpm6 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct moat_lpm6_key);
+	__type(value, __u32);
+};
+
+/* BPF_F_INNER_MAP: each generation's array may have its own size */
+struct inner_u32 {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct inner_ry {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct moat_ry_key);
+	__type(value, __u32);
+};
+
+struct inner_rules {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_rule);
+};
+
+struct inner_stats {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_rule_stats);
+};
+
+/* key: 0; value: live slot and both slots' meta; written by user space (apply) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_state);
+} state SEC(".maps");
+
+/* the tables of one generation live at index table * 2 + slot of the outer map of their
+ * kind: one outer map per kind, so a reload writes six of them (each write of a
+ * map-in-map waits for an rcu grace period) */
+enum moat_lpm_table {
+	T_REMOTE = 0, /* remote address -> remote class */
+	T_LOCAL = 1,  /* local address -> local class */
+};
+
+enum moat_u32_table {
+	T_PORT_CLASS = 0,  /* (dir * 5 + proto slot) << 16 | port value -> port class */
+	T_SPORT_CLASS = 1, /* 0, or 1 + client port -> client-port class */
+	T_LX = 2,	   /* lclass * ns + sclass -> X */
+	T_PX = 3,	   /* pclass * nx + X -> Y */
+	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
+	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
+	T_U32_TABLES = 6,
+};
+
+/* key: table * 2 + slot; value: an ipv4 trie (enum moat_lpm_table); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__array(values, struct inner_lpm4);
+} tbl_lpm4 SEC(".maps");
+
+/* key: table * 2 + slot; value: an ipv6 trie (enum moat_lpm_table); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__array(values, struct inner_lpm6);
+} tbl_lpm6 SEC(".maps");
+
+/* key: table * 2 + slot; value: a u32 array (enum moat_u32_table); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2 * T_U32_TABLES);
+	__type(key, __u32);
+	__array(values, struct inner_u32);
+} tbl_u32 SEC(".maps");
+
+/* key: slot; value: (remote class, Y) -> first rule naming remotes; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_ry);
+} tbl_remote_y SEC(".maps");
+
+/* key: slot; value: rule index -> struct moat_rule; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_rules);
+} tbl_rules SEC(".maps");
+
+/* key: slot; value: row * (rule_count + 2) + rule -> struct moat_rule_stats; created by
+ * user space, written by the programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_stats);
+} tbl_rule_stats SEC(".maps");
+
+/* key: normalized 5-tuple; value: struct moat_ct; written by both programs (and the
+ * daemon when it re-judges); resized by user space before load */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_ct_key);
+	__type(value, struct moat_ct);
+} conntrack SEC(".maps");
+
+/* key: datagram of a first fragment; value: its verdict; written by both programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct moat_frag_key);
+	__type(value, struct moat_frag);
+} frags SEC(".maps");
+
+/* key: 0; value: every counter (packets, bytes); written by both programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_counters);
+} counters SEC(".maps");
+
+/* struct moat_event records; written by both programs, read by the daemon */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+#endif /* MOAT_MAPS_H */

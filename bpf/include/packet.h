@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The facts of one frame: addresses, protocol, ports, tcp flags, icmp type and code,
+ * fragment position, and for icmp errors the embedded packet's tuple. */
+#ifndef MOAT_PACKET_H
+#define MOAT_PACKET_H
+
+#include "parse.h"
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+enum pkt_kind {
+	PKT_IP = 0,
+	PKT_NON_IP = 1,
+	PKT_MALFORMED = 2,
+};
+
+enum pkt_frag {
+	FRAG_NONE = 0,
+	FRAG_FIRST = 1, /* offset 0, more fragments follow: judged normally */
+	FRAG_LATER = 2, /* no l4 header */
+};
+
+/* addresses 16 bytes (ipv4 mapped), ports host order */
+struct tuple {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport; /* tcp/udp; icmp: the flow id (echo id, or type << 8 | code) */
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u8 pad[2];
+} __attribute__((aligned(8)));
+
+struct pkt {
+	struct tuple t;
+	struct tuple rel; /* icmp errors: the embedded packet (valid if has_rel) */
+	__u32 frag_id;
+	__u32 seq; /* tcp, host order */
+	__u32 ack;
+	__u16 l3_off; /* from the start of the frame */
+	__u16 l4_off;
+	__u16 l4_len; /* tcp: header length */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 frag; /* enum pkt_frag */
+	__u8 has_rel;
+	__u8 ext; /* ipv4 options or ipv6 extension headers present */
+};
+
+static __always_inline void addr_v4(__u8 *dst, const void *src)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, src, 4);
+}
+
+/* echo request / reply: v4 8 / 0, v6 128 / 129 */
+static __always_inline int icmp_is_echo(__u8 proto, __u8 type)
+{
+	return proto == IPPROTO_ICMP ? (type & ~8) == 0 : (type & ~1) == 128;
+}
+
+static __always_inline int icmp_is_echo_reply(__u8 proto, __u8 type)
+{
+	return proto == IPPROTO_ICMP ? type == 0 : type == 129;
+}
+
+/* v4: destination unreachable, time exceeded, parameter problem; v6: the same and
+ * packet too big */
+#define ICMP4_ERRORS ((1u << 3) | (1u << 11) | (1u << 12))
+
+static __always_inline int icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type < 32 && ((ICMP4_ERRORS >> type) & 1);
+	return (__u8)(type - 1) < 4;
+}
+
+/* the packet inside an icmp error (its ip header and first 8 bytes); 0 or -1 */
+static __always_inline int parse_embedded(struct cursor *c, struct tuple *rel, __u8 family)
+{
+	int proto;
+
+	if (family == 4) {
+		struct iphdr *ip;
+		proto = parse_ipv4(c, &ip);
+		if (proto < 0)
+			return -1;
+		addr_v4(rel->src, &ip->saddr);
+		addr_v4(rel->dst, &ip->daddr);
+	} else {
+		struct ipv6hdr *ip6;
+		proto = parse_ipv6(c, &ip6);
+		if (proto < 0 || ipv6_is_ext(proto))
+			return -1;
+		__builtin_memcpy(rel->src, &ip6->saddr, 16);
+		__builtin_memcpy(rel->dst, &ip6->daddr, 16);
+	}
+	rel->family = family;
+	rel->proto = proto;
+	struct icmp_moat *l4 = c->pos;
+	if ((void *)(l4 + 1) > c->end)
+		return -1;
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		/* the first 4 bytes of tcp and udp are the ports */
+		__be16 *ports = (__be16 *)l4;
+		rel->sport = bpf_ntohs(ports[0]);
+		rel->dport = bpf_ntohs(ports[1]);
+		return 0;
+	}
+	if ((proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_) && icmp_is_echo(proto, l4->type)) {
+		rel->sport = bpf_ntohs(l4->id);
+		rel->dport = rel->sport;
+		return 0;
+	}
+	return -1;
+}
+
+/* the l4 header of a first fragment or an unfragmented packet; 0 or -1 */
+static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
+{
+	struct tuple *t = &p->t;
+
+	if (t->proto == IPPROTO_TCP) {
+		struct tcphdr *tcp;
+		if (parse_tcp(c, &tcp) < 0)
+			return -1;
+		t->sport = bpf_ntohs(tcp->source);
+		t->dport = bpf_ntohs(tcp->dest);
+		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->seq = bpf_ntohl(tcp->seq);
+		p->ack = bpf_ntohl(tcp->ack_seq);
+		p->l4_len = tcp->doff * 4;
+		return 0;
+	}
+	if (t->proto == IPPROTO_UDP) {
+		struct udphdr *udp;
+		if (parse_udp(c, &udp) < 0)
+			return -1;
+		t->sport = bpf_ntohs(udp->source);
+		t->dport = bpf_ntohs(udp->dest);
+		return 0;
+	}
+	if (t->proto == IPPROTO_ICMP || t->proto == IPPROTO_ICMPV6_) {
+		struct icmp_moat *icmp;
+		if (parse_icmp(c, &icmp) < 0)
+			return -1;
+		__u8 type = icmp->type;
+		p->icmp_type = type;
+		p->icmp_code = icmp->code;
+		/* the flow: echo id, or the message type and code */
+		t->sport = icmp_is_echo(t->proto, type) ? bpf_ntohs(icmp->id)
+							: (__u16)type << 8 | icmp->code;
+		t->dport = t->sport;
+		if (icmp_is_error(t->proto, type))
+			p->has_rel = parse_embedded(c, &p->rel, t->family) == 0;
+		return 0;
+	}
+	/* other protocols: no ports */
+	return 0;
+}
+
+enum {
+	PKT_L4 = 3, /* parse_l3: the l4 header follows at p->l4_off */
+};
+
+/* ethernet, vlan, ip (v6: extension headers); fills p up to l4_off */
+static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
+{
+	void *start = c->pos;
+	int eth_proto = parse_eth(c);
+
+	__builtin_memset(p, 0, sizeof(*p));
+	if (eth_proto < 0)
+		return PKT_MALFORMED;
+	if (eth_proto != ETH_P_IP && eth_proto != ETH_P_IPV6)
+		return PKT_NON_IP;
+	p->l3_off = c->pos - start;
+
+	if (eth_proto == ETH_P_IP) {
+		struct iphdr *ip;
+		int proto = parse_ipv4(c, &ip);
+		if (proto < 0)
+			return PKT_MALFORMED;
+		p->t.family = 4;
+		p->t.proto = proto;
+		p->ext = ip->ihl != 5;
+		addr_v4(p->t.src, &ip->saddr);
+		addr_v4(p->t.dst, &ip->daddr);
+		__u16 frag = bpf_ntohs(ip->frag_off);
+		if (frag & 0x1fff)
+			p->frag = FRAG_LATER;
+		else if (frag & 0x2000)
+			p->frag = FRAG_FIRST;
+		p->frag_id = bpf_ntohs(ip->id);
+	} else {
+		struct ipv6hdr *ip6;
+		struct frag_info fi = {};
+		int nexthdr = parse_ipv6(c, &ip6);
+		if (nexthdr < 0)
+			return PKT_MALFORMED;
+		__builtin_memcpy(p->t.src, &ip6->saddr, 16);
+		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
+		p->t.family = 6;
+		p->ext = ipv6_is_ext(nexthdr);
+		nexthdr = parse_ipv6_ext(c, nexthdr, &fi);
+		if (nexthdr < 0)
+			return PKT_MALFORMED;
+		p->t.proto = nexthdr;
+		p->frag_id = fi.id;
+		if (fi.offset)
+			p->frag = FRAG_LATER;
+		else if (fi.more)
+			p->frag = FRAG_FIRST;
+	}
+	if (p->frag == FRAG_LATER)
+		return PKT_IP;
+	p->l4_off = c->pos - start;
+	return PKT_L4;
+}
+
+/* l4 headers start at most this far into the frame */
+#define MOAT_L4_MAX 16384
+
+/* global functions: each is verified once per program, not once per path that leads
+ * to it; l3 and l4 are apart so the paths through one do not multiply the other's */
+__noinline int moat_l4_xdp(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	struct cursor c = {.end = (void *)(long)ctx->data_end};
+
+	if (!p || p->l4_off > MOAT_L4_MAX)
+		return PKT_MALFORMED;
+	c.pos = data + p->l4_off;
+	return parse_l4(&c, p) < 0 ? PKT_MALFORMED : PKT_IP;
+}
+
+__noinline int moat_parse_xdp(struct xdp_md *ctx, struct pkt *p)
+{
+	struct cursor c = {.pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end};
+
+	if (!p)
+		return PKT_MALFORMED;
+	int kind = parse_l3(&c, p);
+	return kind == PKT_L4 ? moat_l4_xdp(ctx, p) : kind;
+}
+
+__noinline int moat_l4_skb(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	struct cursor c = {.end = (void *)(long)skb->data_end};
+
+	if (!p || p->l4_off > MOAT_L4_MAX)
+		return PKT_MALFORMED;
+	c.pos = data + p->l4_off;
+	return parse_l4(&c, p) < 0 ? PKT_MALFORMED : PKT_IP;
+}
+
+__noinline int moat_parse_skb(struct __sk_buff *skb, struct pkt *p)
+{
+	struct cursor c = {.pos = (void *)(long)skb->data, .end = (void *)(long)skb->data_end};
+
+	if (!p)
+		return PKT_MALFORMED;
+	int kind = parse_l3(&c, p);
+	return kind == PKT_L4 ? moat_l4_skb(skb, p) : kind;
+}
+
+#endif /* MOAT_PACKET_H */

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
+ * then judge it with the same tables and the same conntrack (include/judge.h). */
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "moat_abi.h"
+#include "judge.h"
+#include "reset.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+/* headers beyond the linear part of an skb are pulled in up to this many bytes */
+#define MOAT_PULL_MAX 512
+
+SEC("xdp")
+int moat_xdp_ingress(struct xdp_md *ctx)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_XDP_INGRESS, .ifindex = ctx->ingress_ifindex},
+	    .len = ctx->data_end - ctx->data,
+	    .dir = MOAT_DIR_INGRESS,
+	};
+	struct pkt p;
+
+	int out = moat_judge(&p, moat_parse_xdp(ctx, &p), &h);
+	if (out == OUT_PASS)
+		return XDP_PASS;
+	/* past max_duration: the packet becomes a probe that makes both ends reset */
+	if (out == OUT_CUT && moat_probe_xdp(ctx, &p) == 0) {
+		count(MOAT_CNT_RESET, 0);
+		return XDP_PASS;
+	}
+	return XDP_DROP;
+}
+
+SEC("tc")
+int moat_tc_egress(struct __sk_buff *skb)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
+	    .len = skb->len,
+	    .dir = MOAT_DIR_EGRESS,
+	};
+	struct pkt p;
+
+	int kind = moat_parse_skb(skb, &p);
+	/* headers past the linear part: pull them in and parse again */
+	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
+		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
+		kind = moat_parse_skb(skb, &p);
+	}
+	int out = moat_judge(&p, kind, &h);
+	if (out == OUT_PASS)
+		return TC_ACT_OK;
+	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
+	if (out == OUT_CUT && moat_reset_skb(skb, &p) == 0) {
+		count(MOAT_CNT_RESET, 0);
+		return TC_ACT_OK;
+	}
+	return TC_ACT_SHOT;
+}

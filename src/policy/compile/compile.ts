@@ -1,0 +1,219 @@
+// PolicyModel -> ClassifierImage (docs/classifier.md): classes per dimension, their
+// combinations, the final rule tables and the LPM tries, each checked against its budget.
+
+import type { Action, PolicyModel, Rule } from "../../config/model.ts";
+import { addressDimension, valueDimension, type Runs } from "./classes.ts";
+import { combine } from "./combine.ts";
+import { analyze } from "./dimensions.ts";
+import { sizeError, topRules } from "./errors.ts";
+import {
+  anyRemoteTable,
+  remoteOnlyTable,
+  remoteYTable,
+  yDirections,
+  type RuleFlags,
+} from "./final.ts";
+import { and, ruleFlags } from "./flags.ts";
+import type { ClassifierImage, ImageRule, LpmEntry } from "./image.ts";
+import { countLpm4, countLpm6, lpmEntries4, lpmEntries6 } from "./lpm.ts";
+import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
+import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
+
+/** Table budgets: a policy that needs more is refused (EPOLICYSIZE), never truncated. */
+export interface Budgets {
+  /** Entries of each LPM trie (remote4, remote6, local4, local6). */
+  lpmEntries: number;
+  /** Entries of the sparse (remote class, Y) table. */
+  remoteY: number;
+  /** nl * ns: the local x client-port table. */
+  localSport: number;
+  /** np * nx: the port x X table. */
+  portX: number;
+}
+
+export const DEFAULT_BUDGETS: Budgets = {
+  lpmEntries: 4_000_000,
+  remoteY: 4_000_000,
+  localSport: 16_000_000,
+  portX: 16_000_000,
+};
+
+export interface CompileOptions {
+  budgets?: Partial<Budgets>;
+  /** Called after each phase with its duration (for bench/compile.ts). */
+  onPhase?: (phase: string, ms: number) => void;
+}
+
+function imageRule(rule: Rule): ImageRule {
+  const max = rule.layer4?.maxDuration;
+  return {
+    name: rule.name,
+    action: rule.action,
+    mode: rule.mode,
+    log: rule.log,
+    maxDurationSeconds: max && rule.action === "allow" ? max.seconds : 0,
+  };
+}
+
+function defaultRule(model: PolicyModel, action: Action): ImageRule {
+  return { name: "default", action, mode: model.mode, log: false, maxDurationSeconds: 0 };
+}
+
+export function compile(model: PolicyModel, options: CompileOptions = {}): ClassifierImage {
+  const budgets = { ...DEFAULT_BUDGETS, ...options.budgets };
+  let last = performance.now();
+  const phase = (name: string): void => {
+    const now = performance.now();
+    options.onPhase?.(name, now - last);
+    last = now;
+  };
+  const { rules: dims, regions } = analyze(model);
+  phase("regions");
+  const n = dims.length;
+  const z = zobrist(n);
+  const f = ruleFlags(dims);
+  const { active } = f;
+  const notRemoteOnly = active.map((a, i) => (a === 1 && f.remoteOnly[i] === 0 ? 1 : 0));
+  const size6 = regions.spaces.size6;
+
+  // base dimensions; a class's rule list stops at its first rule that matches every value of
+  // every dimension not yet combined with it
+  const remote = addressDimension(
+    dims,
+    (d) => d.remote,
+    active,
+    size6,
+    new ClassStore(z, and(active, f.wildLocal, f.wildSport, f.wildPort)),
+    z,
+  );
+  phase("remote classes");
+  const local = addressDimension(
+    dims,
+    (d) => d.local,
+    notRemoteOnly,
+    size6,
+    new ClassStore(z, and(active, f.wildRemote, f.wildSport, f.wildPort)),
+    z,
+  );
+  phase("local classes");
+  const port = valueDimension(
+    dims,
+    (d) => d.port,
+    notRemoteOnly,
+    PORT_SPACE,
+    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildSport)),
+    z,
+  );
+  const sport = valueDimension(
+    dims,
+    (d) => d.sport,
+    notRemoteOnly,
+    SPORT_SPACE,
+    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildPort)),
+    z,
+  );
+  phase("port classes");
+
+  const lpm = (runs: Runs, family: 4 | 6, side: "remote" | "local"): LpmEntry[] => {
+    const points = regions.spaces.points6;
+    const count = family === 4 ? countLpm4(runs) : countLpm6(runs, points);
+    if (count > budgets.lpmEntries) {
+      const ranges = dims.map((d) => (d[side]?.[family === 4 ? "v4" : "v6"].length ?? 0) / 2);
+      throw sizeError(
+        `the ${side} IPv${family} trie`,
+        count,
+        budgets.lpmEntries,
+        topRules(model.rules, ranges, ["address range", "address ranges"]),
+      );
+    }
+    return family === 4 ? lpmEntries4(runs, count) : lpmEntries6(runs, points, count);
+  };
+  const remote4 = lpm(remote.v4, 4, "remote");
+  const remote6 = lpm(remote.v6, 6, "remote");
+  const local4 = lpm(local.v4, 4, "local");
+  const local6 = lpm(local.v6, 6, "local");
+  phase("lpm");
+
+  const pairs = (what: string, a: ClassSets, b: ClassSets, budget: number): void => {
+    const count = a.count * b.count;
+    if (count <= budget) return;
+    const perRule = classesPerRule(a, n);
+    classesPerRule(b, n).forEach((c, i) => (perRule[i]! += c));
+    throw sizeError(
+      `${what} (${a.count} x ${b.count} classes)`,
+      count,
+      budget,
+      topRules(model.rules, perRule, ["class", "classes"]),
+    );
+  };
+
+  // X = local x client port; Y = port x X
+  pairs("the local address x client port table", local.sets, sport.sets, budgets.localSport);
+  const x = combine(
+    local.sets,
+    sport.sets,
+    f.wildLocal,
+    f.wildSport,
+    new ClassStore(z, and(active, f.wildRemote, f.wildPort)),
+    z,
+  );
+  const wildX = and(active, f.wildLocal, f.wildSport);
+  pairs("the port x (local, client port) table", port.sets, x.sets, budgets.portX);
+  const y = combine(port.sets, x.sets, f.wildPort, wildX, new ClassStore(z, f.wildRemote), z);
+  phase("combine");
+
+  const flags: RuleFlags = {
+    wildRemote: f.wildRemote,
+    remoteOnly: f.remoteOnly,
+    directions: f.directions,
+    firstEverywhere: f.catchAll,
+  };
+  const remoteOnly = remoteOnlyTable(remote.sets, flags);
+  const anyRemote = anyRemoteTable(y.sets, flags);
+  const remoteY = remoteYTable(
+    remote.sets,
+    y.sets,
+    flags,
+    anyRemote,
+    remoteOnly,
+    yDirections(port.table, port.sets.count, x.sets.count, y.table, y.sets.count),
+    budgets.remoteY,
+    (count, perRule, partial) => {
+      throw sizeError(
+        "the remote x Y hash",
+        count,
+        budgets.remoteY,
+        topRules(model.rules, perRule, ["entry", "entries"]),
+        partial,
+      );
+    },
+  );
+
+  phase("final");
+  return {
+    rules: [
+      ...model.rules.map(imageRule),
+      defaultRule(model, model.defaults.ingress),
+      defaultRule(model, model.defaults.egress),
+    ],
+    ruleCount: n,
+    defaultRule: { ingress: n, egress: n + 1 },
+    remote4,
+    remote6,
+    local4,
+    local6,
+    nr: remote.sets.count,
+    nl: local.sets.count,
+    ns: sport.sets.count,
+    np: port.sets.count,
+    nx: x.sets.count,
+    ny: y.sets.count,
+    portClass: port.table,
+    sportClass: sport.table,
+    lx: x.table,
+    px: y.table,
+    remoteY,
+    anyRemote,
+    remoteOnly,
+  };
+}

@@ -1,0 +1,91 @@
+// The kernel agrees with the reference evaluator: random policies (YAML -> parsePolicy ->
+// compile -> apply) x random first packets through BPF_PROG_TEST_RUN, one fresh connection
+// each. The verdict (pass/drop), and the event (its type and rule, or none) must be what
+// evaluate() decides.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { parsePolicy } from "../../src/config/index.ts";
+import { compile } from "../../src/policy/compile/compile.ts";
+import { evaluate } from "../../src/policy/evaluator.ts";
+import { KernelLab } from "../helpers/kernel-lab.ts";
+import {
+  edges,
+  firstPacket,
+  packetDice,
+  policySpec,
+  policyText,
+  rule,
+  type PacketDice,
+  type PolicySpec,
+} from "../helpers/policy-gen.ts";
+
+// CLASSIFIER_PROPERTY_SCALE=10 runs ten times as many policies (for a longer hunt)
+const SCALE = Number(process.env.CLASSIFIER_PROPERTY_SCALE ?? 1);
+const PACKETS = 150;
+
+let lab: KernelLab;
+const tally = { cases: 0, byRule: 0, dropped: 0, detected: 0, reported: 0 };
+
+before(() => {
+  lab = new KernelLab();
+});
+after(() => {
+  lab.close();
+  console.log(`classifier property: ${JSON.stringify(tally)}`);
+});
+
+function check(spec: PolicySpec, dice: PacketDice[]): void {
+  const text = policyText(spec);
+  const model = parsePolicy(text, "p.yaml");
+  lab.apply(compile(model));
+  const e = edges(model);
+  for (const d of dice) {
+    const p = firstPacket(e, d);
+    const expected = evaluate(model, p.facts);
+    assert.ok(expected.verdict !== "deferred", "only packet-decidable rules are generated");
+    const got = lab.run(p.hook, p.spec);
+    const events = lab.events();
+    lab.dp.clearConntrack();
+    const where = `${JSON.stringify(p.facts)}\npolicy:\n${text}evaluator: ${expected.reason}`;
+    assert.equal(got.verdict, expected.verdict === "blocked" ? "drop" : "pass", where);
+    assert.deepEqual(
+      events.map((ev) => `${ev.type} ${ev.rule} ${ev.mode}`),
+      expected.report ? [`${expected.verdict} ${expected.rule} ${expected.mode}`] : [],
+      `events: ${where}`,
+    );
+    tally.cases++;
+    if (expected.rule !== "default") tally.byRule++;
+    if (got.verdict === "drop") tally.dropped++;
+    if (expected.verdict === "detected") tally.detected++;
+    if (expected.report) tally.reported++;
+  }
+}
+
+test("first packets are judged as the reference evaluator judges them", () => {
+  fc.assert(
+    fc.property(
+      policySpec,
+      fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }),
+      check,
+    ),
+    { numRuns: 30 * SCALE },
+  );
+});
+
+test("longer policies (10 to 40 rules) too", () => {
+  const longer = policySpec.chain((s) =>
+    fc.array(rule, { minLength: 10, maxLength: 40 }).map((rules) => ({ ...s, rules })),
+  );
+  fc.assert(
+    fc.property(longer, fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }), check),
+    { numRuns: 8 * SCALE },
+  );
+});
+
+test("the properties are not vacuous", () => {
+  assert.ok(tally.cases >= 5000, `${tally.cases} cases`);
+  assert.ok(tally.byRule > tally.cases / 5, `decided by a rule: ${tally.byRule}`);
+  assert.ok(tally.dropped > tally.cases / 20, `dropped: ${tally.dropped}`);
+  assert.ok(tally.detected > tally.cases / 20, `detected: ${tally.detected}`);
+});

@@ -1,0 +1,84 @@
+// Connection tracking with real traffic: two namespaces joined by veth, moat on b's interface.
+// A TCP connection past its rule's max_duration is reset at both ends, and nothing sent after
+// the deadline reaches the other side.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLab } from "../helpers/netns.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { inNamespace, NODE, ROOT } from "../helpers/paths.ts";
+
+const SERVER = `
+const net = require("node:net");
+net.createServer((s) => {
+  s.on("data", (d) => { console.log("server got " + String(d).trim()); s.write(d); });
+  s.on("error", (e) => console.log("server error " + e.code));
+  s.on("close", () => console.log("server closed"));
+}).listen(8080, () => console.log("listening"));
+`;
+
+const CLIENT = (host: string) => `
+const s = require("node:net").connect(8080, "${host}", () => {
+  s.write("hello\\n");
+  setTimeout(() => s.write("too late\\n"), 2500);
+});
+s.on("data", (d) => console.log("client got " + String(d).trim()));
+s.on("error", (e) => console.log("client error " + e.code));
+s.on("close", () => console.log("client closed"));
+`;
+
+test(
+  "a tcp connection past max_duration is reset at both ends, with real traffic",
+  { timeout: 60_000 },
+  async (t) => {
+    const lab = createLab(t.name);
+    const dir = mkdtempSync(join(tmpdir(), "moat-maxdur-"));
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(
+      policy,
+      `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - name: short
+    direction: ingress
+    action: allow
+    log: true
+    layer4: { protocol: tcp, port: [8080], max_duration: 2s }
+  - name: neighbours
+    direction: ingress
+    action: allow
+    layer4: { protocol: icmpv6 }
+`,
+    );
+    const harness = spawnLines(
+      ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, policy]),
+    );
+    const server = spawnLines("ip", ["netns", "exec", lab.b, NODE, "-e", SERVER]);
+    try {
+      await harness.waitFor(/^ready /);
+      await server.waitFor(/^listening$/);
+      const client = spawnLines("ip", ["netns", "exec", lab.a, NODE, "-e", CLIENT(lab.v4.b)]);
+      await client.waitFor(/^client got hello$/);
+      await client.waitFor(/^client error ECONNRESET$/, 10_000);
+      await server.waitFor(/^server error ECONNRESET$/, 10_000);
+      assert.ok(!server.lines.includes("server got too late"), "nothing after the deadline");
+      const closed = await harness.waitFor(/^event .* CLOSED ingress tcp /);
+      assert.match(closed, /by rule short \(max duration, \d+ packets/);
+      harness.send("counters");
+      const counters = JSON.parse((await harness.waitFor(/^counters /)).slice(9)) as Record<
+        string,
+        number
+      >;
+      assert.ok((counters.cut ?? 0) >= 1 && (counters.reset ?? 0) >= 1, JSON.stringify(counters));
+      client.kill();
+    } finally {
+      harness.kill();
+      server.kill();
+      lab.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -1,0 +1,104 @@
+// moat.bpf.o loaded without attaching, driven with BPF_PROG_TEST_RUN: apply a policy (YAML ->
+// parsePolicy -> compile -> apply), run frames through the XDP or TC program, read the verdict,
+// the events and the counters. For test/bpf/*.test.ts.
+import assert from "node:assert/strict";
+import { parsePolicy } from "../../src/config/index.ts";
+import { compile } from "../../src/policy/compile/compile.ts";
+import type { ClassifierImage } from "../../src/policy/compile/image.ts";
+import { Datapath, type Counters, type DatapathOptions } from "../../src/datapath/datapath.ts";
+import type { CounterName } from "../../src/datapath/abi.ts";
+import { decodeEvent, type MoatEvent } from "../../src/datapath/events.ts";
+import type { RingBuffer } from "../../src/datapath/native.d.ts";
+import { packet, type PacketSpec } from "./packets.ts";
+
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+export const XDP_TX = 3;
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+
+export type HookName = "xdp" | "tc";
+export type Verdict = "pass" | "drop" | "tx";
+
+const verdicts: Record<HookName, Record<number, Verdict>> = {
+  xdp: { [XDP_PASS]: "pass", [XDP_DROP]: "drop", [XDP_TX]: "tx" },
+  tc: { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop" },
+};
+
+export interface RunResult {
+  verdict: Verdict;
+  retval: number;
+  /** The frame after the program (a reset built in place, for example). */
+  data: Buffer;
+  duration: number;
+}
+
+export class KernelLab {
+  readonly dp: Datapath;
+  private readonly ring: RingBuffer;
+  private readonly images = new Map<number, ClassifierImage>();
+  private pending: MoatEvent[] = [];
+
+  constructor(options: Partial<DatapathOptions> = {}) {
+    this.dp = Datapath.start({ interfaces: [], pinRoot: null, ...options });
+    this.ring = this.dp.subscribe((record) => {
+      this.pending.push(
+        decodeEvent(record, {
+          bootTimeMs: 0,
+          rule: (index, generation) => this.images.get(generation)?.rules[index],
+          interfaceName: () => null,
+        }),
+      );
+    });
+  }
+
+  /** Compiles and applies a policy; forgets tracked connections and pending events. */
+  policy(yaml: string, options: { keepConntrack?: boolean } = {}): ClassifierImage {
+    const image = compile(parsePolicy(yaml, "test.yaml"));
+    this.apply(image, options);
+    return image;
+  }
+
+  apply(image: ClassifierImage, options: { keepConntrack?: boolean } = {}): number {
+    const { generation } = this.dp.apply(image);
+    this.images.set(generation, image);
+    if (!options.keepConntrack) this.dp.clearConntrack();
+    this.events();
+    return generation;
+  }
+
+  run(hook: HookName, frame: Buffer | PacketSpec, repeat = 1): RunResult {
+    const data = Buffer.isBuffer(frame) ? frame : packet(frame);
+    const r = this.dp[hook].testRun({ data, repeat });
+    const verdict = verdicts[hook][r.retval];
+    assert.ok(verdict, `${hook} returned ${r.retval}`);
+    return { verdict, retval: r.retval, data: r.dataOut, duration: r.duration };
+  }
+
+  /** Events reported since the last call. */
+  events(): MoatEvent[] {
+    this.ring.drain();
+    const out = this.pending;
+    this.pending = [];
+    return out;
+  }
+
+  counters(): Counters {
+    return this.dp.counters();
+  }
+
+  /** Packet-count differences between two counter snapshots, for the names given. */
+  static delta(
+    before: Counters,
+    after: Counters,
+    names: CounterName[],
+  ): Partial<Record<CounterName, number>> {
+    const out: Partial<Record<CounterName, number>> = {};
+    for (const n of names) out[n] = Number(after[n].packets - before[n].packets);
+    return out;
+  }
+
+  close(): void {
+    this.dp.stop();
+  }
+}

@@ -1,0 +1,132 @@
+// A lab with moat running: namespace b runs test servers and the moat daemon (bin/moat run)
+// on its veth; namespace a is the remote peer with real clients (nmap, curl, ping, nc).
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLab, type Lab } from "./netns.ts";
+import { spawnLines, type LineChild } from "./child.ts";
+import { MOAT, NODE, ROOT } from "./paths.ts";
+
+export interface MoatLab extends Lab {
+  dir: string;
+  policyPath: string;
+  auditPath: string;
+  daemon: LineChild;
+  /** Replaces the policy file (the daemon reloads on change). */
+  writePolicy(text: string): void;
+  audit(): string;
+  /** nmap SYN scan from a: port -> state ("open", "closed", "filtered"). */
+  scan(ports: number[], target?: string): Map<number, string>;
+  /** curl from a; returns curl's exit status and body. */
+  curl(url: string, extra?: string[]): { status: number; body: string };
+  close(): Promise<void>;
+}
+
+/** `policy(lab)` gets the lab (names, addresses, paths) and returns the policy YAML. */
+export async function startMoatLab(
+  testName: string,
+  policy: (lab: Lab & { auditPath: string }) => string,
+  servers: string[] = ["tcp:22,80,443,8080", "udp:53,5353"],
+): Promise<MoatLab> {
+  const lab = createLab(testName);
+  const dir = mkdtempSync(join(tmpdir(), `moat-${lab.tag}-`));
+  const policyPath = join(dir, "policy.yaml");
+  const auditPath = join(dir, "log", "audit.log");
+  const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
+  writeFileSync(policyPath, policy({ ...lab, auditPath }));
+  const children: ChildProcess[] = [];
+  let daemon: LineChild | undefined;
+  try {
+    const srv = spawnLines("ip", [
+      "netns",
+      "exec",
+      lab.b,
+      NODE,
+      "--disable-warning=ExperimentalWarning",
+      `${ROOT}test/helpers/servers.ts`,
+      ...servers,
+    ]);
+    children.push(srv.proc);
+    await srv.waitFor(/^listening$/);
+    daemon = spawnLines("nsenter", [
+      `--net=/run/netns/${lab.b}`,
+      MOAT,
+      "run",
+      "--policy",
+      policyPath,
+      "--pin-dir",
+      pinDir,
+    ]);
+    await daemon.waitFor(/^moat is running/);
+  } catch (err) {
+    daemon?.kill("SIGKILL");
+    for (const c of children) c.kill();
+    spawnSync("rm", ["-rf", pinDir, dir]);
+    lab.cleanup();
+    throw err;
+  }
+  const running = daemon;
+  const result: MoatLab = {
+    ...lab,
+    dir,
+    policyPath,
+    auditPath,
+    daemon: running,
+    writePolicy: (text) => writeFileSync(policyPath, text),
+    audit: () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : ""),
+    scan(ports, target = lab.v4.b) {
+      const r = spawnSync(
+        "ip",
+        [
+          "netns",
+          "exec",
+          lab.a,
+          "nmap",
+          "-sS",
+          "-Pn",
+          "-n",
+          "--max-retries",
+          "1",
+          "--initial-rtt-timeout",
+          "100ms",
+          "--max-rtt-timeout",
+          "300ms",
+          "-p",
+          ports.join(","),
+          ...(target.includes(":") ? ["-6"] : []),
+          target,
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      const states = new Map<number, string>();
+      for (const m of r.stdout.matchAll(/^(\d+)\/tcp\s+(\S+)/gm))
+        states.set(Number(m[1]), m[2] ?? "");
+      // nmap folds ports of one state into "Not shown: N filtered tcp ports"
+      const folded = /Not shown: \d+ (\S+) tcp ports/.exec(r.stdout)?.[1];
+      for (const p of ports) if (!states.has(p) && folded) states.set(p, folded);
+      return states;
+    },
+    curl(url, extra = []) {
+      const r = spawnSync(
+        "ip",
+        ["netns", "exec", lab.a, "curl", "-sS", "--max-time", "3", ...extra, url],
+        {
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+      );
+      return { status: r.status ?? -1, body: r.stdout };
+    },
+    async close() {
+      running.kill("SIGTERM");
+      await Promise.race([running.exited, new Promise((r) => setTimeout(r, 5000))]);
+      running.kill("SIGKILL");
+      for (const c of children) c.kill();
+      spawnSync("rm", ["-rf", pinDir]);
+      rmSync(dir, { recursive: true, force: true });
+      lab.cleanup();
+    },
+  };
+  return result;
+}

@@ -1,0 +1,163 @@
+// Compiler steps 2-4: classes per dimension (sweep, dedup by rule set, wildcards implicit, lists
+// cut after a rule that wins everywhere), LPM prefixes from runs, and the X/Y combination.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parsePolicy } from "../../src/config/index.ts";
+import { denseTable, sweep } from "../../src/policy/compile/classes.ts";
+import { combine } from "../../src/policy/compile/combine.ts";
+import { compile } from "../../src/policy/compile/compile.ts";
+import { lpmEntries4, countLpm4, lpmEntries6, countLpm6 } from "../../src/policy/compile/lpm.ts";
+import {
+  ClassStore,
+  classRules,
+  zobrist,
+  type ClassSets,
+} from "../../src/policy/compile/set-index.ts";
+
+const flat = (...values: number[]) => Float64Array.from(values);
+const setsOf = (sets: ClassSets) =>
+  Array.from({ length: sets.count }, (_, c) => [...classRules(sets, c)]);
+
+test("sweep: one class per distinct rule set, runs merged, class 0 = no rule", () => {
+  const z = zobrist(3);
+  const store = new ClassStore(z, null);
+  store.classOf([]);
+  const runs = sweep(
+    100,
+    [
+      { rule: 0, region: flat(10, 50) },
+      { rule: 1, region: flat(20, 30, 60, 70) },
+      // same set as rule 1 alone would be {1}; {2} only on [80, 90)
+      { rule: 2, region: flat(80, 90) },
+    ],
+    store,
+    z,
+  );
+  assert.deepEqual(setsOf(store.finish()), [[], [0], [0, 1], [1], [2]]);
+  assert.deepEqual([...runs.starts], [0, 10, 20, 30, 50, 60, 70, 80, 90]);
+  assert.deepEqual([...runs.classes], [0, 1, 2, 1, 0, 3, 0, 4, 0]);
+  const table = denseTable(runs);
+  assert.equal(table[25], 2);
+  assert.equal(table[99], 0);
+});
+
+test("sweep: the same rule set in two places is one class", () => {
+  const z = zobrist(2);
+  const store = new ClassStore(z, null);
+  const runs = sweep(
+    10,
+    [
+      { rule: 0, region: flat(1, 3, 6, 8) },
+      { rule: 1, region: flat(1, 3, 6, 8) },
+    ],
+    store,
+    z,
+  );
+  assert.equal(store.count, 2);
+  assert.deepEqual([...runs.classes], [0, 1, 0, 1, 0]);
+});
+
+test("a class's rule list stops after a rule that matches every other dimension", () => {
+  const z = zobrist(3);
+  const terminal = Uint8Array.of(0, 1, 0);
+  const store = new ClassStore(z, terminal);
+  assert.equal(store.classOf([0, 1, 2]), store.classOf([0, 1]));
+  assert.notEqual(store.classOf([0, 2]), store.classOf([0, 1]));
+  assert.deepEqual(setsOf(store.finish()), [
+    [0, 1],
+    [0, 2],
+  ]);
+});
+
+test("compile: a catch-all rule does not multiply classes; overlapping remotes split them", () => {
+  const image = compile(
+    parsePolicy(
+      `version: 1
+mode: prevent
+defaults: { ingress: block, egress: block }
+rules:
+  - { name: a, direction: ingress, action: allow, layer3: { remote: [10.0.0.0/8] }, layer4: { protocol: tcp, port: [22] } }
+  - { name: b, direction: ingress, action: allow, layer3: { remote: [10.1.0.0/16] }, layer4: { protocol: tcp, port: [80] } }
+  - { name: c, direction: any, action: allow }
+  - { name: d, direction: any, action: block, layer3: { remote: [192.0.2.0/24] } }
+`,
+      "p.yaml",
+    ),
+  );
+  // remote: miss, {a}, {a, b}; d comes after the catch-all c and is dropped
+  assert.equal(image.nr, 3);
+  // 10.1/16 is {a, b}; the rest of 10/8 is {a}, in aligned blocks
+  assert.deepEqual(
+    image.remote4.map((e) => `${[...e.addr].join(".")}/${e.prefixlen}=${e.cls}`),
+    [
+      "10.0.0.0/16=1",
+      "10.1.0.0/16=2",
+      "10.2.0.0/15=1",
+      "10.4.0.0/14=1",
+      "10.8.0.0/13=1",
+      "10.16.0.0/12=1",
+      "10.32.0.0/11=1",
+      "10.64.0.0/10=1",
+      "10.128.0.0/9=1",
+    ],
+  );
+  assert.equal(image.np, 3, "port classes: tcp 22 ingress, tcp 80 ingress, everything else");
+  assert.deepEqual([...image.anyRemote].sort(), [2, 2, 2], "c decides wherever a and b do not");
+});
+
+test("LPM: a run becomes the fewest aligned prefixes; class 0 runs are not written", () => {
+  // [10.0.0.1, 10.0.0.7) -> .1/32 .2/31 .4/31 .6/32
+  const base = 10 * 2 ** 24;
+  const runs = {
+    size: 2 ** 32,
+    starts: flat(0, base + 1, base + 7),
+    classes: Uint32Array.of(0, 5, 0),
+  };
+  const count = countLpm4(runs);
+  const entries = lpmEntries4(runs, count);
+  assert.equal(count, 4);
+  assert.deepEqual(
+    entries.map((e) => `${[...e.addr].join(".")}/${e.prefixlen}=${e.cls}`),
+    ["10.0.0.1/32=5", "10.0.0.2/31=5", "10.0.0.4/31=5", "10.0.0.6/32=5"],
+  );
+  const everything = { size: 2 ** 32, starts: flat(0), classes: Uint32Array.of(1) };
+  assert.deepEqual(
+    lpmEntries4(everything, countLpm4(everything)).map((e) => e.prefixlen),
+    [0],
+  );
+});
+
+test("LPM: IPv6 runs are over ranks and map back to addresses", () => {
+  const base = 0x20010db8n << 96n;
+  const points = [0n, base, base + (1n << 96n), 1n << 128n];
+  const runs = { size: 3, starts: flat(0, 1, 2), classes: Uint32Array.of(0, 7, 0) };
+  const entries = lpmEntries6(runs, points, countLpm6(runs, points));
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]!.prefixlen, 32);
+  assert.deepEqual([...entries[0]!.addr.subarray(0, 4)], [0x20, 0x01, 0x0d, 0xb8]);
+  assert.equal(entries[0]!.cls, 7);
+});
+
+test("combine: pairs keep S_A ∩ S_B's explicit part, wildcards stay implicit", () => {
+  // rules: 0 explicit in A only, 1 explicit in B only, 2 explicit in both, 3 wildcard in both
+  const z = zobrist(4);
+  const wildA = Uint8Array.of(0, 1, 0, 1);
+  const wildB = Uint8Array.of(1, 0, 0, 1);
+  const sets = (lists: number[][]): ClassSets => {
+    const store = new ClassStore(z, null);
+    for (const l of lists) store.classOf(l);
+    return store.finish();
+  };
+  const a = sets([[], [0], [0, 2]]);
+  const b = sets([[], [1], [1, 2], [2]]);
+  const { table, sets: c } = combine(a, b, wildA, wildB, new ClassStore(z, null), z);
+  const pair = (ca: number, cb: number) => [...classRules(c, table[ca * b.count + cb]!)];
+  assert.deepEqual(pair(0, 0), []);
+  assert.deepEqual(pair(1, 0), [0]);
+  assert.deepEqual(pair(0, 1), [1]);
+  assert.deepEqual(pair(2, 2), [0, 1, 2]);
+  assert.deepEqual(pair(2, 1), [0, 1], "2 is explicit in B and not in B's class 1");
+  assert.deepEqual(pair(1, 3), [0], "2 is explicit in A and not in A's class 1");
+  assert.equal(table[1 * b.count + 3], table[1 * b.count + 0], "equal sets share a class");
+});
