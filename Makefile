@@ -78,7 +78,8 @@ test-unit: deps
 	$(NODE) $(TEST_FLAGS) 'test/unit/**/*.test.ts'
 
 bench: setup
-	$(NODE) --disable-warning=ExperimentalWarning bench/run.ts
+	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/compile.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/classifier.ts
 
 clean:
 	rm -rf $(BUILD) native/build

@@ -12,6 +12,7 @@ import { compile } from "../src/policy/compile/compile.ts";
 import { evaluate } from "../src/policy/evaluator.ts";
 import type { PolicyModel } from "../src/config/index.ts";
 import { packet } from "../test/helpers/packets.ts";
+import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
 import { mixedModel } from "./compile.ts";
 
 const DISTINCT = 4096;
@@ -64,6 +65,7 @@ function checkVerdicts(dp: Datapath, model: PolicyModel, packets: ReturnType<typ
   for (const p of packets.slice(0, 256)) {
     const want = evaluate(model, {
       direction: "ingress",
+      family: 4,
       protocol: "tcp",
       local: { ip: LOCAL, port: p.dport },
       remote: { ip: p.src, port: p.sport },
@@ -75,12 +77,15 @@ function checkVerdicts(dp: Datapath, model: PolicyModel, packets: ReturnType<typ
 }
 
 const dp = Datapath.start({ interfaces: [], pinRoot: null });
+const anchor = anchorXdp(dp.xdp);
 const packets = frames(7);
+console.error("measuring the floor");
 const floorNew = newCost(dp, packets);
 const floorEst = establishedCost(dp, packets);
 const rows = [];
 const raw: Record<string, unknown> = { floorNew, floorEst };
 for (const n of SIZES) {
+  console.error(`${n} rules`);
   const model = mixedModel(n);
   // random remotes mostly miss the rules: the kernel walks every table either way (no early exit)
   const image = compile(model);
@@ -96,6 +101,7 @@ for (const n of SIZES) {
     "EST - floor": Math.round(est - floorEst),
   });
 }
+anchor.release();
 dp.stop();
 const at10 = rows[0]?.["NEW ns"] ?? 1;
 const at100k = rows.at(-1)?.["NEW ns"] ?? 0;

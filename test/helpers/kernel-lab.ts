@@ -10,6 +10,7 @@ import type { CounterName } from "../../src/datapath/abi.ts";
 import { decodeEvent, type MoatEvent } from "../../src/datapath/events.ts";
 import type { RingBuffer } from "../../src/datapath/native.d.ts";
 import { packet, type PacketSpec } from "./packets.ts";
+import { anchorXdp, type XdpAnchor } from "./xdp-anchor.ts";
 
 export const XDP_DROP = 1;
 export const XDP_PASS = 2;
@@ -38,9 +39,11 @@ export class KernelLab {
   private readonly ring: RingBuffer;
   private readonly images = new Map<number, ClassifierImage>();
   private pending: MoatEvent[] = [];
+  private readonly anchor: XdpAnchor;
 
   constructor(options: Partial<DatapathOptions> = {}) {
     this.dp = Datapath.start({ interfaces: [], pinRoot: null, ...options });
+    this.anchor = anchorXdp(this.dp.xdp);
     this.ring = this.dp.subscribe((record) => {
       this.pending.push(
         decodeEvent(record, {
@@ -99,6 +102,7 @@ export class KernelLab {
   }
 
   close(): void {
+    this.anchor.release();
     this.dp.stop();
   }
 }
