@@ -68,9 +68,10 @@ export function startDaemon(options: DaemonOptions): Daemon {
   }
   for (const s of datapath.skipped) log(`skipped ${s.interface}: ${s.reason}`);
   if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
-  const describe = (p: LoadedPolicy, generation: number, ms: number) =>
-    `policy ${options.policyPath} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode} (${ms.toFixed(1)} ms)`;
-  log(describe(active, datapath.generation, 0));
+  const describe = (p: LoadedPolicy, generation: number, ms?: number) =>
+    `policy ${options.policyPath} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +
+    (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`);
+  log(describe(active, datapath.generation));
 
   const bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   datapath.subscribe((record) =>
