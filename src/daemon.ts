@@ -9,6 +9,7 @@ import { watchFiles } from "./config/watch.ts";
 import { loadForDatapath, type LoadedPolicy } from "./policy/load-for-datapath.ts";
 import type { ImageRule } from "./policy/compile/image.ts";
 import { createOutputs } from "./observe/outputs.ts";
+import { lossReport } from "./observe/loss-report.ts";
 
 export interface DaemonOptions {
   policyPath: string;
@@ -35,6 +36,8 @@ export interface Daemon {
   /** Resolves once stop() has detached everything. */
   stopped: Promise<void>;
 }
+
+const LOSS_REPORT_MS = 5000;
 
 /** Rule tables of recent generations, so a late event still names the rule that decided it. */
 const KEPT_GENERATIONS = 4;
@@ -84,6 +87,17 @@ export function startDaemon(options: DaemonOptions): Daemon {
     ),
   );
 
+  // losses are counted in the kernel and reported here, never silent
+  let lastCounts = datapath.counters();
+  const reportLoss = () => {
+    const now = datapath.counters();
+    const line = lossReport(lastCounts, now);
+    lastCounts = now;
+    if (line) log(line);
+  };
+  const lossTimer = setInterval(reportLoss, LOSS_REPORT_MS);
+  lossTimer.unref();
+
   const watcher = watchFiles(() => reload("file changed"));
   watcher.set([options.policyPath, ...active.model.setFiles]);
 
@@ -121,6 +135,8 @@ export function startDaemon(options: DaemonOptions): Daemon {
     stop() {
       if (done) return;
       done = true;
+      clearInterval(lossTimer);
+      reportLoss();
       watcher.close();
       datapath.stop();
       outputs.close();

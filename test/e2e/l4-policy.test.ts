@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { statSync } from "node:fs";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 
@@ -75,6 +76,9 @@ test("prevent mode: nmap sees exactly the open ports, blocks are audited", async
     assert.equal(lab.inB("ping", ["-c", "1", "-w", "2", lab.v4.a]), 0, "egress ping and its reply");
 
     await lab.daemon.waitFor(/BLOCKED ingress tcp .* -> .*:8080 on /);
+    const st = statSync(lab.auditPath);
+    assert.equal(st.mode & 0o777, 0o600, "audit log is 0600");
+    assert.equal(st.uid, 0, "audit log is owned by root");
     const audit = lab.audit();
     assert.match(
       audit,
