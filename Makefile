@@ -20,6 +20,8 @@ NATIVE_SRCS := native/binding.gyp $(wildcard native/*.cc native/*.h)
 
 TEST_FLAGS := --test --test-concurrency=1 --test-timeout=180000 --disable-warning=ExperimentalWarning
 TEST_GLOBS := 'test/unit/**/*.test.ts' 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
+# kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
+PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml
 
 .PHONY: help setup preflight deps build bpf native run test test-unit check bench clean
@@ -72,6 +74,7 @@ check: deps
 	npm run check
 
 test: setup check
+	scripts/retry-hung.sh 3 120 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS)
 	$(NODE) $(TEST_FLAGS) $(TEST_GLOBS)
 
 test-unit: deps
