@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parsePolicy, type PolicyModel } from "../../src/config/index.ts";
 import { formatIp } from "../../src/config/ip.ts";
-import type { AddressEntry, PortRange } from "../../src/config/model.ts";
 import { evaluate, type ConnectionFacts } from "../../src/policy/evaluator.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
 import type { ClassifierImage, PacketFacts } from "../../src/policy/compile/image.ts";
 import { imageDecision, lookupImage } from "../../src/policy/compile/lookup.ts";
+import { edges, type Edges } from "../helpers/policy-gen.ts";
 
 // ---- policies ----------------------------------------------------------------------------
 
@@ -192,48 +192,6 @@ function policyText(spec: PolicySpec): string {
 // ---- connections -------------------------------------------------------------------------
 
 /** Interesting values of the policy: interval bounds and their neighbours, port-range edges. */
-interface Edges {
-  v4: bigint[];
-  v6: bigint[];
-  ports: number[];
-  protocols: number[];
-  icmp: number[];
-}
-
-function edges(model: PolicyModel): Edges {
-  const e: Edges = {
-    v4: [0n, 0xffffffffn],
-    v6: [0n, (1n << 128n) - 1n],
-    ports: [0, 65535],
-    protocols: [],
-    icmp: [],
-  };
-  const addAddress = (entries: AddressEntry[]) => {
-    for (const x of entries) {
-      if (x.kind === "set") addAddress(x.entries);
-      else if (x.kind === "interval") {
-        const max = x.family === 4 ? 0xffffffffn : (1n << 128n) - 1n;
-        const list = x.family === 4 ? e.v4 : e.v6;
-        for (const v of [x.start, x.end, x.start - 1n, x.end + 1n])
-          if (v >= 0n && v <= max) list.push(v);
-      }
-    }
-  };
-  const addPorts = (ranges: PortRange[] | undefined) => {
-    for (const r of ranges ?? [])
-      for (const p of [r.lo, r.hi, r.lo - 1, r.hi + 1]) if (p >= 0 && p <= 65535) e.ports.push(p);
-  };
-  for (const r of model.rules) {
-    addAddress(r.layer3?.remote?.entries ?? []);
-    addAddress(r.layer3?.local?.entries ?? []);
-    addPorts(r.layer4?.ports);
-    addPorts(r.layer4?.sourcePorts);
-    if (r.layer4?.protocol != null) e.protocols.push(r.layer4.protocol);
-    if (r.layer4?.icmp) e.icmp.push(r.layer4.icmp.type);
-  }
-  return e;
-}
-
 const packetDice = fc.record({
   egress: fc.boolean(),
   protocol: fc.nat(20),
