@@ -1,0 +1,61 @@
+// The contract between the event pipeline and the places events go (audit log, history,
+// API subscribers, OpenTelemetry, webhooks, NATS). The pipeline gives every sink its own
+// bounded queue, so a slow or dead sink never slows the datapath or another sink.
+import type { MoatEvent } from "../datapath/events.ts";
+import type { CounterName } from "../datapath/abi.ts";
+
+export interface EventSink {
+  /** Shown in status, metrics and drop reports ("audit", "history", "otel", "nats", ...). */
+  readonly name: string;
+  /**
+   * Delivers a batch, in order. The pipeline does not call write() again for this sink until
+   * the returned promise settles; a rejection is counted as a failed batch and the sink keeps
+   * receiving later events.
+   */
+  write(batch: readonly MoatEvent[]): void | Promise<void>;
+  /** Flushes what it can and releases its resources. */
+  close(): void | Promise<void>;
+}
+
+/** Per-sink accounting, as the pipeline counts it. */
+export interface SinkStats {
+  name: string;
+  delivered: number;
+  /** Events dropped because the sink's queue was full. */
+  dropped: number;
+  /** Batches whose write() threw or rejected. */
+  failed: number;
+  queued: number;
+}
+
+export interface RuleStats {
+  name: string;
+  packets: bigint;
+  bytes: bigint;
+  connections: bigint;
+}
+
+/**
+ * What the daemon knows about itself at one moment: read by the API's status, Prometheus
+ * /metrics and OpenTelemetry metrics alike, so the three never disagree.
+ */
+export interface MoatSnapshot {
+  mode: "detect" | "prevent";
+  policyPath: string;
+  /** sha256 of the policy file's bytes, hex. */
+  policyHash: string;
+  generation: number;
+  reloads: { ok: number; refused: number };
+  attached: { interface: string; hook: string; mode: string }[];
+  /** Kernel packet counters summed over CPUs (Counter in src/datapath/abi.ts). */
+  counters: Record<CounterName, { packets: bigint; bytes: bigint }>;
+  rules: RuleStats[];
+  /** Events by type since start, counted as the pipeline received them. */
+  events: Record<MoatEvent["type"], number>;
+  /** Ring-buffer records the kernel could not deliver (counters.eventLost.packets). */
+  ringLost: bigint;
+  conntrack: { entries: number; capacity: number };
+  sinks: SinkStats[];
+}
+
+export type SnapshotSource = () => MoatSnapshot;
