@@ -1,0 +1,59 @@
+// One OTLP log record per event: the audit line as the body, the event as attributes, the
+// severity by verdict, and the connection's span as context (so a backend links the two).
+import { SeverityNumber, type Context } from "@opentelemetry/api";
+import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import type { Resource } from "@opentelemetry/resources";
+import {
+  BatchLogRecordProcessor,
+  LoggerProvider,
+  type ReadableLogRecord,
+} from "@opentelemetry/sdk-logs";
+import { formatEventLine, type MoatEvent } from "../../datapath/events.ts";
+import { eventAttributes } from "./attributes.ts";
+import { FailureCountingExporter } from "./export-failures.ts";
+
+/** blocked > detected (would have been blocked) > allowed and closes. */
+const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
+  blocked: [SeverityNumber.WARN2, "WARN2"],
+  detected: [SeverityNumber.WARN, "WARN"],
+  allowed: [SeverityNumber.INFO, "INFO"],
+  closed: [SeverityNumber.INFO, "INFO"],
+};
+
+export interface EventLogs {
+  emit(ev: MoatEvent, context?: Context): void;
+  flush(): Promise<void>;
+  /** Records the collector did not take. */
+  lost(): number;
+  lastError(): Error | undefined;
+  shutdown(): Promise<void>;
+}
+
+export function createEventLogs(url: string, resource: Resource, timeoutMs: number): EventLogs {
+  const exporter = new FailureCountingExporter<ReadableLogRecord>(
+    new OTLPLogExporter({ url, timeoutMillis: timeoutMs }),
+  );
+  const provider = new LoggerProvider({
+    resource,
+    processors: [new BatchLogRecordProcessor({ exporter, exportTimeoutMillis: timeoutMs })],
+  });
+  const logger = provider.getLogger("moat.events");
+  return {
+    emit(ev, context) {
+      const [severityNumber, severityText] = SEVERITY[ev.type];
+      logger.emit({
+        eventName: `moat.connection.${ev.type}`,
+        timestamp: new Date(ev.time),
+        severityNumber,
+        severityText,
+        body: formatEventLine(ev),
+        attributes: eventAttributes(ev),
+        ...(context ? { context } : {}),
+      });
+    },
+    flush: () => provider.forceFlush(),
+    lost: () => exporter.lost,
+    lastError: () => exporter.lastError,
+    shutdown: () => provider.shutdown(),
+  };
+}

@@ -1,0 +1,128 @@
+// OTel metrics: connections counted from events as they pass, everything else observed from
+// the daemon's snapshot at each collection, so OTel, Prometheus and the API's status agree.
+import type { Attributes } from "@opentelemetry/api";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
+import type { Resource } from "@opentelemetry/resources";
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
+import type { MoatEvent } from "../../datapath/events.ts";
+import type { SnapshotSource } from "../sink.ts";
+
+export interface EventMetrics {
+  /** Counts a verdict event (not closes, not re-judgements) in moat.connections. */
+  count(ev: MoatEvent): void;
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface MetricsOptions {
+  url: string;
+  resource: Resource;
+  snapshot: SnapshotSource;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Log records and spans the collector did not take, by signal. */
+  lost: () => { logs: number; traces: number };
+}
+
+export function createEventMetrics(o: MetricsOptions): EventMetrics {
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new OTLPMetricExporter({ url: o.url, timeoutMillis: o.timeoutMs }),
+    exportIntervalMillis: o.intervalMs,
+    exportTimeoutMillis: Math.min(o.timeoutMs, o.intervalMs),
+  });
+  const provider = new MeterProvider({ resource: o.resource, readers: [reader] });
+  const meter = provider.getMeter("moat");
+
+  const connections = meter.createCounter("moat.connections", {
+    description: "Reported connections by verdict, rule and direction",
+    unit: "{connection}",
+  });
+  const counter = (name: string, description: string, unit: string) =>
+    meter.createObservableCounter(name, { description, unit });
+  const gauge = (name: string, description: string, unit: string) =>
+    meter.createObservableGauge(name, { description, unit });
+  const ruleBytes = counter("moat.rule.bytes", "Bytes of the connections a rule decided", "By");
+  const rulePackets = counter(
+    "moat.rule.packets",
+    "Packets of the connections a rule decided",
+    "{packet}",
+  );
+  const ruleConnections = counter(
+    "moat.rule.connections",
+    "Connections a rule judged (all, reported or not)",
+    "{connection}",
+  );
+  const ringLost = counter(
+    "moat.events.lost",
+    "Events the kernel could not put in the ring buffer",
+    "{event}",
+  );
+  const sinkDropped = counter(
+    "moat.sink.dropped",
+    "Events a sink's queue dropped because it was full",
+    "{event}",
+  );
+  const sinkFailed = counter("moat.sink.failed", "Batches a sink failed to deliver", "{batch}");
+  const reloads = counter("moat.policy.reloads", "Policy reloads by result", "{reload}");
+  const ctEntries = gauge(
+    "moat.conntrack.entries",
+    "Connection-tracking entries in use",
+    "{entry}",
+  );
+  const ctCapacity = gauge("moat.conntrack.capacity", "Connection-tracking table size", "{entry}");
+  const otelLost = counter(
+    "moat.otel.lost",
+    "Log records and spans the OTLP endpoint did not take",
+    "{item}",
+  );
+
+  // one snapshot per collection for all instruments
+  meter.addBatchObservableCallback(
+    (r) => {
+      const s = o.snapshot();
+      for (const rule of s.rules) {
+        const at: Attributes = { "moat.rule": rule.name };
+        r.observe(ruleBytes, Number(rule.bytes), at);
+        r.observe(rulePackets, Number(rule.packets), at);
+        r.observe(ruleConnections, Number(rule.connections), at);
+      }
+      r.observe(ringLost, Number(s.ringLost));
+      for (const sink of s.sinks) {
+        r.observe(sinkDropped, sink.dropped, { "moat.sink": sink.name });
+        r.observe(sinkFailed, sink.failed, { "moat.sink": sink.name });
+      }
+      r.observe(reloads, s.reloads.ok, { "moat.result": "ok" });
+      r.observe(reloads, s.reloads.refused, { "moat.result": "refused" });
+      r.observe(ctEntries, s.conntrack.entries);
+      r.observe(ctCapacity, s.conntrack.capacity);
+      const lost = o.lost();
+      r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
+      r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
+    },
+    [
+      ruleBytes,
+      rulePackets,
+      ruleConnections,
+      ringLost,
+      sinkDropped,
+      sinkFailed,
+      reloads,
+      ctEntries,
+      ctCapacity,
+      otelLost,
+    ],
+  );
+
+  return {
+    count(ev) {
+      if (ev.type === "closed" || ev.reason === "rejudged") return;
+      connections.add(1, {
+        "moat.verdict": ev.verdict,
+        "moat.rule": ev.rule,
+        "moat.direction": ev.direction,
+      });
+    },
+    flush: () => provider.forceFlush(),
+    shutdown: () => provider.shutdown(),
+  };
+}

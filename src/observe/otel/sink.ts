@@ -1,0 +1,88 @@
+// The `otel` section as a sink: every event becomes a log record, feeds its connection's span
+// and the connection counter; metrics are also exported on their own timer. write() flushes
+// what it added, so a slow collector backs up the pipeline's queue for this sink (counted there)
+// and an export failure rejects the batch (counted as failed) instead of vanishing.
+import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import type { EventSink, SnapshotSource } from "../sink.ts";
+import { createEventLogs } from "./logs.ts";
+import { createEventMetrics } from "./metrics.ts";
+import { moatResource } from "./resource.ts";
+import { createConnectionTraces } from "./traces.ts";
+
+export interface OtelOptions {
+  /** OTLP/HTTP base URL; /v1/logs, /v1/traces and /v1/metrics are appended. */
+  endpoint: string;
+  snapshot: SnapshotSource;
+  /** How often metrics are exported (default 15 s). */
+  metricIntervalMs?: number;
+  /** One export's time limit, retries included (default 10 s). */
+  timeoutMs?: number;
+  /** Spans of connections waiting for their close (default 10000). */
+  maxOpenSpans?: number;
+}
+
+export interface OtelExport {
+  sink: EventSink;
+  /** Flushes and stops all three signals; ends still-open spans (marked shutdown). */
+  shutdown(): Promise<void>;
+}
+
+export function signalUrl(endpoint: string, signal: "logs" | "traces" | "metrics"): string {
+  return `${endpoint.replace(/\/+$/, "")}/v1/${signal}`;
+}
+
+export function createOtelExport(o: OtelOptions): OtelExport {
+  const resource = moatResource();
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const logs = createEventLogs(signalUrl(o.endpoint, "logs"), resource, timeoutMs);
+  const traces = createConnectionTraces(
+    signalUrl(o.endpoint, "traces"),
+    resource,
+    timeoutMs,
+    o.maxOpenSpans ?? 10_000,
+  );
+  const metrics = createEventMetrics({
+    url: signalUrl(o.endpoint, "metrics"),
+    resource,
+    snapshot: o.snapshot,
+    intervalMs: o.metricIntervalMs ?? 15_000,
+    timeoutMs,
+    lost: () => ({ logs: logs.lost(), traces: traces.lost() }),
+  });
+
+  let stopped: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopped ??= Promise.allSettled([logs.shutdown(), traces.shutdown(), metrics.shutdown()]).then(
+      () => undefined,
+    ));
+
+  const sink: EventSink = {
+    name: "otel",
+    async write(batch) {
+      for (const ev of batch) {
+        const span = traces.spans.record(ev);
+        logs.emit(ev, span ? trace.setSpan(ROOT_CONTEXT, span) : undefined);
+        metrics.count(ev);
+      }
+      const before = logs.lost() + traces.lost();
+      // a processor's flush may also reject with the exporter's error(s); the count decides
+      const flushed = await Promise.allSettled([logs.flush(), traces.flush()]);
+      const lost = logs.lost() + traces.lost() - before;
+      const refused = flushed.find((f) => f.status === "rejected");
+      if (lost > 0 || refused) {
+        const why = logs.lastError() ?? traces.lastError() ?? refused?.reason;
+        throw new Error(
+          `otel: ${o.endpoint} did not take ${lost} log records/spans: ${describe(why)}`,
+        );
+      }
+    },
+    close: shutdown,
+  };
+  return { sink, shutdown };
+}
+
+function describe(e: unknown): string {
+  if (Array.isArray(e)) return e.map(describe).join("; ");
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
