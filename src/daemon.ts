@@ -1,15 +1,37 @@
-// The moat daemon: loads the policy, compiles it into the datapath, attaches, reports every
-// event, and reloads atomically on demand (SIGHUP, file change, API). Never exits the process.
+// The moat daemon: loads the policy, compiles it into the datapath, attaches, sends every event
+// through the pipeline to its sinks (stdout, audit log, history, API subscribers, the policy's
+// own), serves the API, and reloads atomically on demand (SIGHUP, file change, API). Never exits
+// the process.
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
-import { formatDiagnostic, PolicyError } from "./config/index.ts";
+import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
+import { diagnostic } from "./config/diagnostics.ts";
 import { watchFiles } from "./config/watch.ts";
-import { loadForDatapath, type LoadedPolicy } from "./policy/load-for-datapath.ts";
+import type { LoadedPolicy } from "./policy/load-for-datapath.ts";
 import type { ImageRule } from "./policy/compile/image.ts";
-import { createOutputs } from "./observe/outputs.ts";
 import { lossReport } from "./observe/loss-report.ts";
+import { EventPipeline } from "./observe/pipeline.ts";
+import { stdoutSink } from "./observe/stdout-sink.ts";
+import { auditSink } from "./observe/audit-sink.ts";
+import { HistoryStore } from "./observe/history/store.ts";
+import { historySink } from "./observe/history/sink.ts";
+import { snapshotSource } from "./observe/snapshot.ts";
+import { sinksFromPolicy, type PolicySinks } from "./observe/policy-sinks.ts";
+import type { SnapshotSource } from "./observe/sink.ts";
+import { startApi, type ApiServer, type ListenerOptions } from "./api/server.ts";
+import { DEFAULT_SOCKET } from "./api/listen.ts";
+import type { ApiControl } from "./api/control.ts";
+import {
+  compilePolicyText,
+  sha256,
+  validatePolicyText,
+  withMode,
+  writePolicyFile,
+} from "./daemon/policy-text.ts";
+
+export const DEFAULT_HISTORY = "/var/lib/moat/history.db";
 
 export interface DaemonOptions {
   policyPath: string;
@@ -17,6 +39,10 @@ export interface DaemonOptions {
   interfaces?: string[];
   json: boolean;
   pinRoot?: string | null;
+  /** The root-only API socket (default /run/moat/api.sock); null = no unix socket. */
+  apiSocket?: string | null;
+  /** Overrides logging.history.path; null turns the history off. */
+  historyPath?: string | null;
   log: (line: string) => void;
 }
 
@@ -28,12 +54,19 @@ export interface ReloadResult {
 
 export interface Daemon {
   datapath: Datapath;
+  /** Resolves once the API listens (rejects, after stopping, if it cannot). */
+  ready: Promise<void>;
+  /** Where the API listens. */
+  apiAddresses(): string[];
+  snapshot: SnapshotSource;
   /** Re-reads the policy file; an invalid one is refused and the running policy stays. */
   reload(reason: string): ReloadResult;
+  /** Applies `text` as the policy (and saves it to the policy file), on behalf of `who`. */
+  apply(text: string, who: string): ReloadResult;
   /** Reopens the audit log (after logrotate). */
   reopenLogs(): void;
   stop(): void;
-  /** Resolves once stop() has detached everything. */
+  /** Resolves once stop() has detached everything and closed every sink. */
   stopped: Promise<void>;
 }
 
@@ -42,22 +75,79 @@ const LOSS_REPORT_MS = 5000;
 /** Rule tables of recent generations, so a late event still names the rule that decided it. */
 const KEPT_GENERATIONS = 4;
 
+interface Running extends LoadedPolicy {
+  text: string;
+  hash: string;
+}
+
+function readPolicy(path: string): Running {
+  let text: string;
+  try {
+    text = nodeHost.readFile(path);
+  } catch (err) {
+    const at = { file: path, line: 1, col: 1, path: "(file)" };
+    throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
+  }
+  return { ...compilePolicyText(text, path), text, hash: sha256(text) };
+}
+
+const errorLines = (err: unknown, path: string): string[] =>
+  err instanceof PolicyError
+    ? err.diagnostics.map(formatDiagnostic)
+    : [`${path}: ${(err as Error).message}`];
+
+function historyStore(model: PolicyModel, options: DaemonOptions): HistoryStore | null {
+  const conf = model.logging.history?.value;
+  const path =
+    options.historyPath === undefined ? (conf?.path ?? DEFAULT_HISTORY) : options.historyPath;
+  if (path === null) return null;
+  return new HistoryStore(path, {
+    ...(conf?.maxAgeSeconds ? { maxAgeSeconds: conf.maxAgeSeconds } : {}),
+    ...(conf?.maxBytes ? { maxBytes: conf.maxBytes } : {}),
+  });
+}
+
+function apiListeners(model: PolicyModel, options: DaemonOptions): ListenerOptions[] {
+  const socket = options.apiSocket === undefined ? DEFAULT_SOCKET : options.apiSocket;
+  const conf = model.api?.value;
+  const listeners: ListenerOptions[] = [];
+  // the policy may move the unix socket; a TCP listener comes in addition to it
+  if (conf?.listen.startsWith("unix:") && options.apiSocket === undefined)
+    listeners.push({ listen: conf.listen });
+  else if (socket !== null) listeners.push({ listen: `unix:${socket}` });
+  if (conf && !conf.listen.startsWith("unix:")) {
+    listeners.push({
+      listen: conf.listen,
+      ...(conf.tokenFile ? { tokenFile: conf.tokenFile } : {}),
+      ...(conf.tls ? { tls: conf.tls } : {}),
+    });
+  }
+  return listeners;
+}
+
 export function startDaemon(options: DaemonOptions): Daemon {
   checkPrerequisites();
   const { log } = options;
-  let active: LoadedPolicy = loadForDatapath(options.policyPath);
-  const outputs = createOutputs(log, options.json);
-  outputs.setAuditPath(active.model.logging.audit?.value.path ?? null);
+  let active = readPolicy(options.policyPath);
+  const pipeline = new EventPipeline();
+  const audit = auditSink();
+  audit.setPath(active.model.logging.audit?.value.path ?? null);
+  pipeline.add(stdoutSink(log, options.json));
+  pipeline.add(audit);
+  const history = historyStore(active.model, options);
+  if (history) pipeline.add(historySink(history, log));
 
   const all = listInterfaces();
   const names = new Map(all.map((n) => [n.ifindex, n.name]));
   const patterns = options.interfaces ?? active.model.attach.interfaces.value;
   const nics = selectInterfaces(patterns, all);
-  const datapath = Datapath.start({
-    interfaces: nics,
-    pinRoot: options.pinRoot,
-    image: active.image,
-  });
+  let datapath: Datapath;
+  try {
+    datapath = Datapath.start({ interfaces: nics, pinRoot: options.pinRoot, image: active.image });
+  } catch (err) {
+    void pipeline.close();
+    throw err;
+  }
   const rulesByGeneration = new Map<number, ImageRule[]>([
     [datapath.generation, active.image.rules],
   ]);
@@ -76,9 +166,23 @@ export function startDaemon(options: DaemonOptions): Daemon {
     (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`);
   log(describe(active, datapath.generation));
 
+  const reloads = { ok: 0, refused: 0 };
+  const snapshot = snapshotSource(
+    datapath,
+    {
+      mode: () => active.model.mode,
+      policyPath: options.policyPath,
+      policyHash: () => active.hash,
+      reloads,
+    },
+    pipeline,
+  );
+  let policySinks: PolicySinks = sinksFromPolicy(active.model, snapshot);
+  for (const sink of policySinks.sinks) pipeline.add(sink);
+
   const bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   datapath.subscribe((record) =>
-    outputs.emit(
+    pipeline.push(
       decodeEvent(record, {
         bootTimeMs,
         rule: (index, generation) => rulesByGeneration.get(generation)?.[index],
@@ -98,50 +202,142 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const lossTimer = setInterval(reportLoss, LOSS_REPORT_MS);
   lossTimer.unref();
 
+  /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
+  let selfWritten: string | null = null;
   const watcher = watchFiles(() => reload("file changed"));
   watcher.set([options.policyPath, ...active.model.setFiles]);
 
-  function reload(reason: string): ReloadResult {
-    let next: LoadedPolicy;
+  function refuse(reason: string, errors: string[]): ReloadResult {
+    reloads.refused++;
+    log(`reload refused (${reason}), keeping generation ${datapath.generation}:`);
+    for (const e of errors) log(e);
+    return { ok: false, generation: datapath.generation, errors };
+  }
+
+  /** The one path every policy change takes: check, compile, swap atomically, re-plumb sinks. */
+  function install(next: Running, reason: string): ReloadResult {
+    let nextSinks: PolicySinks;
     try {
-      next = loadForDatapath(options.policyPath);
-      outputs.setAuditPath(next.model.logging.audit?.value.path ?? null);
+      audit.setPath(next.model.logging.audit?.value.path ?? null);
+      nextSinks = sinksFromPolicy(next.model, snapshot);
     } catch (err) {
-      const errors =
-        err instanceof PolicyError
-          ? err.diagnostics.map(formatDiagnostic)
-          : [`${options.policyPath}: ${(err as Error).message}`];
-      log(`reload refused (${reason}), keeping generation ${datapath.generation}:`);
-      for (const e of errors) log(e);
-      return { ok: false, generation: datapath.generation, errors };
+      return refuse(reason, errorLines(err, options.policyPath));
     }
     const { generation, ms } = datapath.apply(next.image);
     active = next;
+    reloads.ok++;
     rulesByGeneration.set(generation, next.image.rules);
     rulesByGeneration.delete(generation - KEPT_GENERATIONS);
     watcher.set([options.policyPath, ...next.model.setFiles]);
+    const old = policySinks;
+    policySinks = nextSinks;
+    for (const sink of nextSinks.sinks) pipeline.add(sink);
+    void Promise.all(old.sinks.map((s) => pipeline.remove(s))).then(() => old.close());
     log(describe(next, generation, ms));
     return { ok: true, generation, errors: [] };
   }
 
+  function reload(reason: string): ReloadResult {
+    let next: Running;
+    try {
+      next = readPolicy(options.policyPath);
+    } catch (err) {
+      return refuse(reason, errorLines(err, options.policyPath));
+    }
+    if (reason === "file changed" && selfWritten === next.hash) {
+      selfWritten = null; // the API's own write: already applied
+      return { ok: true, generation: datapath.generation, errors: [] };
+    }
+    return install(next, reason);
+  }
+
+  function apply(text: string, who: string, what = "policy"): ReloadResult {
+    const hash = sha256(text);
+    let next: Running;
+    try {
+      next = { ...compilePolicyText(text, options.policyPath), text, hash };
+    } catch (err) {
+      const result = refuse(`${what} from ${who}`, errorLines(err, options.policyPath));
+      audit.note(
+        `POLICY REFUSED ${what} from ${who} (sha256 ${hash}): ${result.errors.length} errors`,
+      );
+      return result;
+    }
+    const result = install(next, `${what} from ${who}`);
+    if (!result.ok) return result;
+    try {
+      selfWritten = hash;
+      writePolicyFile(options.policyPath, text);
+    } catch (err) {
+      selfWritten = null;
+      log(`warning: applied, but could not save ${options.policyPath}: ${(err as Error).message}`);
+    }
+    const line = `POLICY APPLIED ${what} by ${who}: generation ${result.generation}, mode ${next.model.mode}, sha256 ${hash}`;
+    audit.note(line);
+    log(line);
+    return result;
+  }
+
+  const control: ApiControl = {
+    snapshot,
+    policy: () => ({
+      path: options.policyPath,
+      text: active.text,
+      hash: active.hash,
+      generation: datapath.generation,
+      mode: active.model.mode,
+    }),
+    validate: (text) => validatePolicyText(text, options.policyPath),
+    apply: (text, who) => apply(text, who),
+    setMode: (mode, who) => apply(withMode(active.text, mode), who, `mode ${mode}`),
+    queryHistory: (query) => history?.query(query) ?? null,
+    addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
+    removeSink: (sink) => pipeline.remove(sink),
+    log,
+  };
+
+  let api: ApiServer | null = null;
+  let done = false;
   let resolve: () => void = () => {};
   const stopped = new Promise<void>((r) => (resolve = r));
-  let done = false;
+
+  function stop(): void {
+    if (done) return;
+    done = true;
+    clearInterval(lossTimer);
+    reportLoss();
+    watcher.close();
+    datapath.stop();
+    log("detached all programs; bye");
+    void (async () => {
+      await api?.close();
+      await pipeline.close();
+      await policySinks.close();
+      resolve();
+    })();
+  }
+
+  const ready = startApi(control, apiListeners(active.model, options)).then(
+    (server) => {
+      api = server;
+      for (const address of server.addresses) log(`api listening on ${address}`);
+      if (done) void server.close();
+    },
+    (err: unknown) => {
+      stop();
+      throw err;
+    },
+  );
+
   return {
     datapath,
+    ready,
+    apiAddresses: () => api?.addresses ?? [],
+    snapshot,
     reload,
-    reopenLogs: () => outputs.reopen(),
+    apply: (text, who) => apply(text, who),
+    reopenLogs: () => audit.reopen(),
     stopped,
-    stop() {
-      if (done) return;
-      done = true;
-      clearInterval(lossTimer);
-      reportLoss();
-      watcher.close();
-      datapath.stop();
-      outputs.close();
-      log("detached all programs; bye");
-      resolve();
-    },
+    stop,
   };
 }

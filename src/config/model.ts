@@ -212,13 +212,16 @@ export interface PolicyModel {
   sets: Map<string, PolicySet>;
   rules: Rule[];
   redirects: Redirect[];
-  logging: { audit?: Located<{ path: string }> };
+  logging: {
+    audit?: Located<{ path: string }>;
+    history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;
+  };
   otel?: Located<{ endpoint: string }>;
   eventPublisher?: Located<{
     webhooks: { url: string; types?: string[] }[];
     nats?: { url: string; subject: string };
   }>;
-  api?: Located<{ listen: string; tokenFile?: string }>;
+  api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
 }

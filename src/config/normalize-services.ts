@@ -5,6 +5,8 @@ import type { CheckContext } from "./check-context.ts";
 import type { PolicyModel } from "./model.ts";
 import type { PolicyDocument } from "./schema.ts";
 import type { PathSegment } from "./yaml-source.ts";
+import { parseDuration } from "./duration.ts";
+import { parseSize } from "./size.ts";
 
 type Services = Pick<PolicyModel, "logging" | "otel" | "eventPublisher" | "api">;
 
@@ -26,6 +28,25 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
   if (audit && ctx.clean(["logging", "audit"])) {
     absolutePath(ctx, audit.path, ["logging", "audit", "path"]);
     services.logging.audit = { value: { path: audit.path }, pos: ctx.pos(["logging", "audit"]) };
+  }
+  const history = doc.logging?.history;
+  if (history && ctx.clean(["logging", "history"])) {
+    const value: { path?: string; maxAgeSeconds?: number; maxBytes?: number } = {};
+    if (history.path !== undefined) {
+      absolutePath(ctx, history.path, ["logging", "history", "path"]);
+      value.path = history.path;
+    }
+    if (history.max_age !== undefined) {
+      const age = parseDuration(history.max_age);
+      if (age.ok) value.maxAgeSeconds = age.value;
+      else ctx.error(["logging", "history", "max_age"], age.error);
+    }
+    if (history.max_size !== undefined) {
+      const size = parseSize(history.max_size);
+      if (size.ok) value.maxBytes = size.value;
+      else ctx.error(["logging", "history", "max_size"], size.error);
+    }
+    services.logging.history = { value, pos: ctx.pos(["logging", "history"]) };
   }
   if (doc.otel && ctx.clean(["otel"])) {
     url(ctx, doc.otel.endpoint, ["otel", "endpoint"], ["http:", "https:"]);
@@ -49,7 +70,7 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
   if (doc.api && ctx.clean(["api"])) {
     const { listen, token_file: tokenFile } = doc.api;
     if (listen.startsWith("unix:")) absolutePath(ctx, listen.slice(5), ["api", "listen"]);
-    else if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen))
+    else if (!/^(?:tcp:)?(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen))
       ctx.error(["api", "listen"], `'${listen}' is not unix:/PATH or HOST:PORT`);
     else if (tokenFile === undefined)
       ctx.error(
@@ -57,8 +78,19 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
         "a TCP listener needs 'token_file' (the API is root-only otherwise)",
       );
     if (tokenFile !== undefined) absolutePath(ctx, tokenFile, ["api", "token_file"]);
+    const tls = doc.api.tls;
+    if (tls) {
+      absolutePath(ctx, tls.cert, ["api", "tls", "cert"]);
+      absolutePath(ctx, tls.key, ["api", "tls", "key"]);
+      if (listen.startsWith("unix:"))
+        ctx.error(["api", "tls"], "TLS is for TCP listeners; a unix socket needs none");
+    }
     services.api = {
-      value: { listen, ...(tokenFile !== undefined ? { tokenFile } : {}) },
+      value: {
+        listen,
+        ...(tokenFile !== undefined ? { tokenFile } : {}),
+        ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+      },
       pos: ctx.pos(["api"]),
     };
   }

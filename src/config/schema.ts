@@ -58,6 +58,29 @@ const LoggingSchema = Section({
   audit: Type.Optional(
     Section({ path: Type.String({ minLength: 1, description: "human-readable audit log" }) }),
   ),
+  history: Type.Optional(
+    Section(
+      {
+        path: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: "SQLite file (default /var/lib/moat/history.db)",
+          }),
+        ),
+        max_age: Type.Optional(
+          Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
+            description: "events older than this are deleted, e.g. 30d (default 30d)",
+          }),
+        ),
+        max_size: Type.Optional(
+          Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
+            description: "the store is kept under this size, e.g. 500MB (default 1GB)",
+          }),
+        ),
+      },
+      { description: "the event history the API and 'moat events' query" },
+    ),
+  ),
 });
 
 const OtelSchema = Section({
@@ -85,6 +108,15 @@ const ApiSchema = Section({
   }),
   token_file: Type.Optional(
     Type.String({ minLength: 1, description: "file holding the bearer token" }),
+  ),
+  tls: Type.Optional(
+    Section(
+      {
+        cert: Type.String({ minLength: 1, description: "PEM certificate (chain) file" }),
+        key: Type.String({ minLength: 1, description: "PEM private key file" }),
+      },
+      { description: "serve a TCP listener over TLS" },
+    ),
   ),
 });
 

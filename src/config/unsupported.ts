@@ -19,9 +19,10 @@ export const FEATURES = {
   "attach.cgroup": "socket hooks land with the process/interface issue",
   sets: "packet hooks",
   "logging.audit": "the audit log",
+  "logging.history": "the event history store",
   otel: "OpenTelemetry export lands with the observability issue",
   event_publisher: "event publishing lands with the event publisher issue",
-  api: "the API lands with the API issue",
+  api: "the API",
 } as const;
 
 export type Feature = keyof typeof FEATURES;
@@ -34,7 +35,9 @@ export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "defaults",
   "attach.interfaces",
   "logging.audit",
+  "logging.history",
   "sets",
+  "api",
 ]);
 
 interface Use {
@@ -92,6 +95,7 @@ function featureUses(model: PolicyModel): Use[] {
   }
   for (const redirect of model.redirects) use("redirect", redirect.pos);
   use("logging.audit", model.logging.audit?.pos, "'logging.audit'");
+  use("logging.history", model.logging.history?.pos, "'logging.history'");
   use("otel", model.otel?.pos);
   use("event_publisher", model.eventPublisher?.pos);
   use("api", model.api?.pos);

@@ -1,4 +1,4 @@
-import type { Command } from "../command.ts";
+import { UsageError, type Command } from "../command.ts";
 import { startDaemon } from "../../daemon.ts";
 
 export const runCommand: Command = {
@@ -6,6 +6,7 @@ export const runCommand: Command = {
   summary: "run the moat daemon in the foreground (Ctrl-C detaches everything and exits)",
   usage:
     "moat run --policy FILE [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
+    "         [--api unix:PATH | --api none] [--history FILE | --history none]\n" +
     "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.",
   options: {
     policy: { type: "string" },
@@ -13,17 +14,28 @@ export const runCommand: Command = {
     json: { type: "boolean" },
     "no-pin": { type: "boolean" },
     "pin-dir": { type: "string" },
+    api: { type: "string" },
+    history: { type: "string" },
   },
   async run({ values }, io) {
     const policyPath = typeof values.policy === "string" ? values.policy : "examples/default.yaml";
     const pinDir = typeof values["pin-dir"] === "string" ? values["pin-dir"] : undefined;
+    const api = typeof values.api === "string" ? values.api : undefined;
+    if (api !== undefined && api !== "none" && !api.startsWith("unix:"))
+      throw new UsageError(
+        "--api takes unix:PATH or none (a TCP listener is set in the policy's api section)",
+      );
+    const history = typeof values.history === "string" ? values.history : undefined;
     const daemon = startDaemon({
       policyPath,
       interfaces: values.interface as string[] | undefined,
       json: values.json === true,
       pinRoot: values["no-pin"] ? null : pinDir,
+      ...(api !== undefined ? { apiSocket: api === "none" ? null : api.slice(5) } : {}),
+      ...(history !== undefined ? { historyPath: history === "none" ? null : history } : {}),
       log: io.out,
     });
+    await daemon.ready;
     const handlers: [NodeJS.Signals, () => void][] = [
       ["SIGINT", () => daemon.stop()],
       ["SIGTERM", () => daemon.stop()],

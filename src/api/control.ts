@@ -1,0 +1,41 @@
+// What the API asks of the daemon. The daemon implements it; tests may fake it.
+import type { EventSink, SnapshotSource } from "../observe/sink.ts";
+import type { SinkOptions } from "../observe/pipeline.ts";
+import type { HistoryPage, HistoryQuery } from "../observe/history/store.ts";
+
+export interface PolicyView {
+  path: string;
+  /** The running policy's text, as applied. */
+  text: string;
+  /** sha256 of `text`, hex. */
+  hash: string;
+  generation: number;
+  mode: "detect" | "prevent";
+}
+
+export interface ValidateResult {
+  ok: boolean;
+  /** FILE:LINE:COL path: message, the way `moat check` prints them. */
+  errors: string[];
+  warnings: string[];
+}
+
+export interface ApplyOutcome {
+  ok: boolean;
+  generation: number;
+  errors: string[];
+}
+
+export interface ApiControl {
+  snapshot: SnapshotSource;
+  policy(): PolicyView;
+  validate(text: string): ValidateResult;
+  /** Same path as a reload: an invalid policy is refused and the running one stays. */
+  apply(text: string, who: string): ApplyOutcome;
+  setMode(mode: "detect" | "prevent", who: string): ApplyOutcome;
+  /** null when the history store is off. */
+  queryHistory(query: HistoryQuery): HistoryPage | null;
+  addSink(sink: EventSink, options?: SinkOptions): void;
+  removeSink(sink: EventSink): Promise<void>;
+  log(line: string): void;
+}

@@ -1,0 +1,132 @@
+// Prometheus text exposition (format 0.0.4) of a MoatSnapshot and the API's own counters.
+import type { MoatSnapshot } from "../observe/sink.ts";
+
+export interface ApiCounters {
+  requests: number;
+  unauthorized: number;
+}
+
+type Labels = Record<string, string>;
+
+const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+class Exposition {
+  private readonly lines: string[] = [];
+  metric(
+    name: string,
+    type: "counter" | "gauge",
+    help: string,
+    samples: [Labels, number | bigint][],
+  ): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      const l = Object.entries(labels)
+        .map(([k, v]) => `${k}="${escape(v)}"`)
+        .join(",");
+      this.lines.push(`${name}${l ? `{${l}}` : ""} ${value.toString()}`);
+    }
+  }
+  text(): string {
+    return `${this.lines.join("\n")}\n`;
+  }
+}
+
+export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
+  const e = new Exposition();
+  e.metric("moat_info", "gauge", "The running policy (value is always 1).", [
+    [{ mode: s.mode, policy_hash: s.policyHash, policy_path: s.policyPath }, 1],
+  ]);
+  e.metric("moat_policy_generation", "gauge", "Generation of the live policy.", [
+    [{}, s.generation],
+  ]);
+  e.metric("moat_policy_reloads_total", "counter", "Policy reloads, applied or refused.", [
+    [{ result: "ok" }, s.reloads.ok],
+    [{ result: "refused" }, s.reloads.refused],
+  ]);
+  e.metric(
+    "moat_attached",
+    "gauge",
+    "Programs attached, by interface and hook.",
+    s.attached.map((a) => [{ interface: a.interface, hook: a.hook, mode: a.mode }, 1]),
+  );
+  const counters = Object.entries(s.counters);
+  e.metric(
+    "moat_datapath_packets_total",
+    "counter",
+    "Kernel packet counters summed over CPUs.",
+    counters.map(([name, c]) => [{ counter: name }, c.packets]),
+  );
+  e.metric(
+    "moat_datapath_bytes_total",
+    "counter",
+    "Kernel byte counters summed over CPUs.",
+    counters.map(([name, c]) => [{ counter: name }, c.bytes]),
+  );
+  e.metric(
+    "moat_rule_packets_total",
+    "counter",
+    "Packets of connections each rule decided.",
+    s.rules.map((r) => [{ rule: r.name }, r.packets]),
+  );
+  e.metric(
+    "moat_rule_bytes_total",
+    "counter",
+    "Bytes of connections each rule decided.",
+    s.rules.map((r) => [{ rule: r.name }, r.bytes]),
+  );
+  e.metric(
+    "moat_rule_connections_total",
+    "counter",
+    "Connections each rule judged.",
+    s.rules.map((r) => [{ rule: r.name }, r.connections]),
+  );
+  e.metric(
+    "moat_events_total",
+    "counter",
+    "Events received from the kernel, by type.",
+    Object.entries(s.events).map(([type, n]) => [{ type }, n]),
+  );
+  e.metric("moat_ring_lost_events_total", "counter", "Events the kernel could not deliver.", [
+    [{}, s.ringLost],
+  ]);
+  e.metric("moat_conntrack_entries", "gauge", "Connections tracked now.", [
+    [{}, s.conntrack.entries],
+  ]);
+  e.metric("moat_conntrack_capacity", "gauge", "Size of the connection table.", [
+    [{}, s.conntrack.capacity],
+  ]);
+  const sinks = (pick: (x: MoatSnapshot["sinks"][number]) => number): [Labels, number][] =>
+    s.sinks.map((x) => [{ sink: x.name }, pick(x)]);
+  e.metric(
+    "moat_sink_delivered_events_total",
+    "counter",
+    "Events each sink took.",
+    sinks((x) => x.delivered),
+  );
+  e.metric(
+    "moat_sink_dropped_events_total",
+    "counter",
+    "Events dropped because a sink's queue was full.",
+    sinks((x) => x.dropped),
+  );
+  e.metric(
+    "moat_sink_failed_batches_total",
+    "counter",
+    "Batches a sink failed to write.",
+    sinks((x) => x.failed),
+  );
+  e.metric(
+    "moat_sink_queued_events",
+    "gauge",
+    "Events waiting in each sink's queue.",
+    sinks((x) => x.queued),
+  );
+  e.metric("moat_api_requests_total", "counter", "API requests received.", [[{}, api.requests]]);
+  e.metric(
+    "moat_api_unauthorized_requests_total",
+    "counter",
+    "API requests refused for a missing or wrong token.",
+    [[{}, api.unauthorized]],
+  );
+  return e.text();
+}

@@ -1,0 +1,163 @@
+// The OpenAPI 3 description served at /openapi.json.
+const json = { "application/json": { schema: { type: "object" } } };
+const error = {
+  description: "error",
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        properties: {
+          error: {
+            type: "object",
+            required: ["code", "message"],
+            properties: {
+              code: { type: "string" },
+              message: { type: "string" },
+              details: { type: "array", items: { type: "string" } },
+            },
+          },
+        },
+      },
+    },
+  },
+};
+const filters = ["type", "verdict", "rule", "direction", "remote", "process", "container"].map(
+  (name) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: { type: "string" },
+    description:
+      name === "type"
+        ? "comma-separated: allowed, blocked, detected, closed"
+        : name === "remote"
+          ? "remote address or CIDR"
+          : name === "process"
+            ? "process name or pid"
+            : name === "container"
+              ? "container id prefix or name"
+              : undefined,
+  }),
+);
+const policyBody = {
+  required: true,
+  content: {
+    "application/yaml": { schema: { type: "string" } },
+    "text/plain": { schema: { type: "string" } },
+  },
+};
+
+export const OPENAPI = {
+  openapi: "3.0.3",
+  info: {
+    title: "moat API",
+    version: "1",
+    description:
+      "Status, policy, mode, events and metrics of the moat daemon. The unix socket is root-only; TCP listeners need a bearer token.",
+  },
+  components: {
+    securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+  },
+  security: [{ bearer: [] }],
+  paths: {
+    "/v1/status": {
+      get: {
+        summary: "mode, policy hash, attached hooks, counters, losses, sinks",
+        responses: { 200: { description: "status", content: json }, default: error },
+      },
+    },
+    "/v1/rules": {
+      get: {
+        summary: "per-rule packets, bytes and connections",
+        responses: { 200: { description: "rules", content: json }, default: error },
+      },
+    },
+    "/v1/policy": {
+      get: {
+        summary: "the running policy (text, hash, generation, mode)",
+        responses: { 200: { description: "policy", content: json }, default: error },
+      },
+      put: {
+        summary:
+          "apply a policy atomically (refused with its errors if invalid; the running policy stays)",
+        requestBody: policyBody,
+        responses: { 200: { description: "applied", content: json }, 422: error, default: error },
+      },
+    },
+    "/v1/policy/validate": {
+      post: {
+        summary: "check a policy without applying it",
+        requestBody: policyBody,
+        responses: { 200: { description: "result", content: json }, default: error },
+      },
+    },
+    "/v1/mode": {
+      put: {
+        summary: "switch detect/prevent without a restart (a reload)",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["mode"],
+                properties: { mode: { type: "string", enum: ["detect", "prevent"] } },
+              },
+            },
+          },
+        },
+        responses: { 200: { description: "switched", content: json }, default: error },
+      },
+    },
+    "/v1/events": {
+      get: {
+        summary: "stored events, newest first, a page at a time",
+        parameters: [
+          ...filters,
+          { name: "since", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
+          { name: "until", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
+          {
+            name: "before",
+            in: "query",
+            schema: { type: "integer" },
+            description: "page cursor (`next` of the previous page)",
+          },
+          { name: "limit", in: "query", schema: { type: "integer", maximum: 1000 } },
+        ],
+        responses: { 200: { description: "{events, next}", content: json }, default: error },
+      },
+    },
+    "/v1/events/stream": {
+      get: {
+        summary: "live events (Server-Sent Events, one `data:` JSON event each)",
+        parameters: filters,
+        responses: {
+          200: {
+            description: "event stream",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          default: error,
+        },
+      },
+    },
+    "/metrics": {
+      get: {
+        summary: "Prometheus metrics",
+        responses: {
+          200: {
+            description: "text exposition",
+            content: { "text/plain": { schema: { type: "string" } } },
+          },
+          default: error,
+        },
+      },
+    },
+    "/openapi.json": {
+      get: {
+        summary: "this document",
+        security: [],
+        responses: { 200: { description: "OpenAPI 3", content: json } },
+      },
+    },
+  },
+} as const;

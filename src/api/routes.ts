@@ -1,0 +1,118 @@
+// The API's endpoints: method + path -> handler. Handlers throw HttpError for expected failures.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FilterError, parseFilter } from "../observe/filter.ts";
+import type { HistoryQuery } from "../observe/history/store.ts";
+import type { ApiControl } from "./control.ts";
+import { HttpError } from "./errors.ts";
+import { readBody, readJson, sendJson } from "./json.ts";
+import { prometheusText, type ApiCounters } from "./metrics.ts";
+import { OPENAPI } from "./openapi.ts";
+import { subscribe } from "./sse.ts";
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Who is asking: the token's name, or "unix socket (root)". */
+  who: string;
+  control: ApiControl;
+  counters: ApiCounters;
+}
+
+type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+/** Paths that answer without a token (nothing secret in them). */
+export const PUBLIC_PATHS = new Set(["/openapi.json"]);
+
+export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
+  "/openapi.json": { GET: ({ res }) => sendJson(res, 200, OPENAPI) },
+  "/v1/status": { GET: ({ res, control }) => sendJson(res, 200, control.snapshot()) },
+  "/v1/rules": {
+    GET: ({ res, control }) => {
+      const s = control.snapshot();
+      sendJson(res, 200, { generation: s.generation, rules: s.rules });
+    },
+  },
+  "/v1/policy": {
+    GET: ({ res, control }) => sendJson(res, 200, control.policy()),
+    PUT: async ({ req, res, control, who }) => {
+      const outcome = control.apply(await readBody(req), who);
+      if (!outcome.ok)
+        throw new HttpError(
+          422,
+          "EPOLICY",
+          `policy refused; generation ${outcome.generation} keeps running`,
+          outcome.errors,
+        );
+      sendJson(res, 200, outcome);
+    },
+  },
+  "/v1/policy/validate": {
+    POST: async ({ req, res, control }) =>
+      sendJson(res, 200, control.validate(await readBody(req))),
+  },
+  "/v1/mode": {
+    PUT: async ({ req, res, control, who }) => {
+      const body = readJson(await readBody(req));
+      const mode = (body as { mode?: unknown } | null)?.mode;
+      if (mode !== "detect" && mode !== "prevent")
+        throw new HttpError(400, "EBADMODE", 'body must be {"mode": "detect" | "prevent"}');
+      const outcome = control.setMode(mode, who);
+      if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
+      sendJson(res, 200, { ...outcome, mode });
+    },
+  },
+  "/v1/events": {
+    GET: ({ res, url, control }) => {
+      const page = control.queryHistory(historyQuery(url.searchParams));
+      if (!page) throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
+      sendJson(res, 200, page);
+    },
+  },
+  "/v1/events/stream": {
+    GET: ({ req, res, url, control }) => subscribe(req, res, filterOf(url.searchParams), control),
+  },
+  "/metrics": {
+    GET: ({ res, control, counters }) => {
+      res
+        .writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
+        .end(prometheusText(control.snapshot(), counters));
+    },
+  },
+};
+
+function filterOf(params: URLSearchParams) {
+  try {
+    return parseFilter(params);
+  } catch (err) {
+    if (err instanceof FilterError) throw new HttpError(400, "EFILTER", err.message);
+    throw err;
+  }
+}
+
+function historyQuery(params: URLSearchParams): HistoryQuery {
+  const q: HistoryQuery = filterOf(params);
+  const time = (name: string) => {
+    const text = params.get(name);
+    if (!text) return undefined;
+    const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    if (Number.isNaN(ms)) throw new HttpError(400, "EBADTIME", `${name} '${text}' is not a time`);
+    return ms;
+  };
+  const int = (name: string) => {
+    const text = params.get(name);
+    if (!text) return undefined;
+    if (!/^\d+$/.test(text))
+      throw new HttpError(400, "EBADPARAM", `${name} must be a whole number`);
+    return Number(text);
+  };
+  const since = time("since");
+  const until = time("until");
+  const before = int("before");
+  const limit = int("limit");
+  if (since !== undefined) q.since = since;
+  if (until !== undefined) q.until = until;
+  if (before !== undefined) q.before = before;
+  if (limit !== undefined) q.limit = limit;
+  return q;
+}

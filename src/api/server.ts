@@ -1,0 +1,116 @@
+// The API server: HTTP/1.1 on a root-only unix socket (no token: only root can connect) and
+// optionally on TCP (bearer token on every request but /openapi.json; TLS with cert and key).
+import { createServer as createHttp, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttps } from "node:https";
+import { readFileSync, rmSync } from "node:fs";
+import type { Server } from "node:net";
+import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
+import type { ApiControl } from "./control.ts";
+import { HttpError, sendError } from "./errors.ts";
+import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
+import type { ApiCounters } from "./metrics.ts";
+import { PUBLIC_PATHS, ROUTES } from "./routes.ts";
+
+export interface ListenerOptions {
+  /** "unix:/PATH" or "HOST:PORT". */
+  listen: string;
+  /** Required for TCP. */
+  tokenFile?: string;
+  tls?: { cert: string; key: string };
+}
+
+export interface ApiServer {
+  /** Where each listener is bound (TCP port 0 resolved). */
+  readonly addresses: string[];
+  readonly counters: ApiCounters;
+  close(): Promise<void>;
+}
+
+/** The unix-socket identity: node cannot read SO_PEERCRED, but only root can open the socket. */
+export const UNIX_IDENTITY = "unix socket (root)";
+
+export async function startApi(
+  control: ApiControl,
+  listeners: ListenerOptions[],
+): Promise<ApiServer> {
+  const counters: ApiCounters = { requests: 0, unauthorized: 0 };
+  const servers: { server: Server; spec: ListenSpec }[] = [];
+  const addresses: string[] = [];
+  try {
+    for (const options of listeners) {
+      const spec = parseListen(options.listen);
+      const server = createListener(spec, options, control, counters);
+      const bound = await listen(server, spec);
+      servers.push({ server, spec: bound });
+      addresses.push(formatListen(bound));
+    }
+  } catch (err) {
+    await closeAll(servers);
+    throw err;
+  }
+  return { addresses, counters, close: () => closeAll(servers) };
+}
+
+function createListener(
+  spec: ListenSpec,
+  options: ListenerOptions,
+  control: ApiControl,
+  counters: ApiCounters,
+): Server {
+  let tokens: Token[] | null = null;
+  if (spec.kind === "tcp") {
+    if (!options.tokenFile)
+      throw new ApiConfigError(`API listener ${options.listen} is TCP and needs a token file`);
+    tokens = readTokenFile(options.tokenFile);
+  }
+  const handle = (req: IncomingMessage, res: ServerResponse) =>
+    void dispatch(req, res, tokens, control, counters);
+  if (spec.kind === "tcp" && options.tls) {
+    return createHttps(
+      { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) },
+      handle,
+    );
+  }
+  return createHttp(handle);
+}
+
+async function dispatch(
+  req: IncomingMessage,
+  res: ServerResponse,
+  tokens: Token[] | null,
+  control: ApiControl,
+  counters: ApiCounters,
+): Promise<void> {
+  counters.requests++;
+  try {
+    const url = new URL(req.url ?? "/", "http://moat");
+    let who = UNIX_IDENTITY;
+    if (tokens && !PUBLIC_PATHS.has(url.pathname)) {
+      const name = authenticate(tokens, req.headers.authorization);
+      if (name === null) {
+        counters.unauthorized++;
+        throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
+      }
+      who = `token ${name}`;
+    }
+    const route = ROUTES[url.pathname];
+    if (!route) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
+    const handler = route[req.method ?? "GET"];
+    if (!handler)
+      throw new HttpError(405, "EMETHOD", `${req.method} is not allowed on ${url.pathname}`);
+    await handler({ req, res, url, who, control, counters });
+  } catch (err) {
+    sendError(res, err, control.log);
+  }
+}
+
+async function closeAll(servers: { server: Server; spec: ListenSpec }[]): Promise<void> {
+  for (const { server, spec } of servers) {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // SSE subscribers hold connections open; end them
+      (server as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+    });
+    if (spec.kind === "unix") rmSync(spec.path, { force: true });
+  }
+}

@@ -1,0 +1,39 @@
+// moat status: what the running daemon is doing (mode, policy, hooks, counters, losses).
+import type { Command } from "../command.ts";
+import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
+import type { MoatSnapshot } from "../../observe/sink.ts";
+
+/** The snapshot as JSON carries bigints as numbers. */
+type Num<T> = T extends bigint ? number : T extends object ? { [K in keyof T]: Num<T[K]> } : T;
+export type StatusJson = Num<MoatSnapshot>;
+
+export function formatStatus(s: StatusJson): string[] {
+  const c = s.counters;
+  const lines = [
+    `mode: ${s.mode}`,
+    `policy: ${s.policyPath} (generation ${s.generation}, sha256 ${s.policyHash.slice(0, 12)})`,
+    `reloads: ${s.reloads.ok} applied, ${s.reloads.refused} refused`,
+    `attached: ${s.attached.map((a) => `${a.interface} ${a.hook} ${a.mode}`).join(", ") || "nothing"}`,
+    `packets: ${c.pass.packets} passed, ${c.drop.packets} dropped; connections: ${c.allowed.packets} allowed, ${c.blocked.packets} blocked, ${c.detected.packets} detected`,
+    `events: ${Object.entries(s.events)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(", ")}`,
+    `loss: ${s.ringLost} events lost in the kernel, ${c.ctFull.packets} connections untracked (table full)`,
+    `conntrack: ${s.conntrack.entries}/${s.conntrack.capacity} entries`,
+    `sinks: ${s.sinks.map((x) => `${x.name} ${x.delivered} delivered, ${x.dropped} dropped${x.failed ? `, ${x.failed} failed` : ""}`).join("; ")}`,
+  ];
+  return lines;
+}
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "show the running daemon's mode, policy, hooks, counters and losses",
+  usage: `moat status [--json] ${API_USAGE}`,
+  options: { ...API_OPTIONS, json: { type: "boolean" } },
+  async run({ values }, io) {
+    const status = await call<StatusJson>(apiTarget(values), "GET", "/v1/status");
+    if (values.json) io.out(JSON.stringify(status));
+    else for (const line of formatStatus(status)) io.out(line);
+    return 0;
+  },
+};

@@ -1,0 +1,53 @@
+// moat top: a live view of the top blocked/detected remotes, processes and rules, redrawn in
+// place every second. --once prints one frame from recent history and exits.
+import type { Command } from "../command.ts";
+import { API_OPTIONS, API_USAGE, apiTarget, call, streamEvents } from "../api/client.ts";
+import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
+import { emptyTop, renderTop, tally } from "../top-view.ts";
+import type { HistoryPage } from "../../observe/history/store.ts";
+
+const HOME_AND_CLEAR = "\x1b[H\x1b[J";
+
+export const topCommand: Command = {
+  name: "top",
+  summary: "live view of the top blocked/detected remotes, processes and rules",
+  usage: `moat top [--once] [--rows N] ${FILTER_USAGE}\n  ${API_USAGE}`,
+  options: {
+    ...API_OPTIONS,
+    ...FILTER_OPTIONS,
+    once: { type: "boolean" },
+    rows: { type: "string" },
+  },
+  async run({ values }, io) {
+    const target = apiTarget(values);
+    const query = filterQuery(values);
+    const rows = typeof values.rows === "string" ? Number(values.rows) || 10 : 10;
+    const width = () => Math.min(process.stdout.columns || 80, 120);
+    if (values.once) {
+      const history = new URLSearchParams(query);
+      if (!history.has("type")) history.set("type", "blocked,detected");
+      history.set("limit", "1000");
+      const page = await call<HistoryPage>(target, "GET", `/v1/events?${history.toString()}`);
+      const oldest = page.events.at(-1);
+      const data = emptyTop(oldest ? Date.parse(oldest.time) : Date.now());
+      for (const event of page.events) tally(data, event);
+      for (const line of renderTop(data, { now: Date.now(), width: width(), rows })) io.out(line);
+      return 0;
+    }
+    const data = emptyTop(Date.now());
+    const draw = () =>
+      process.stdout.write(
+        HOME_AND_CLEAR +
+          renderTop(data, { now: Date.now(), width: width(), rows }).join("\n") +
+          "\n",
+      );
+    const timer = setInterval(draw, 1000);
+    draw();
+    try {
+      for await (const event of streamEvents(target, query)) tally(data, event);
+    } finally {
+      clearInterval(timer);
+    }
+    return 0;
+  },
+};

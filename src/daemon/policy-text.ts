@@ -1,0 +1,73 @@
+// Policy text as the daemon handles it: checked and compiled from text (the file, or a body the
+// API received), rewritten for a mode switch, and written back to the policy file atomically.
+import { createHash } from "node:crypto";
+import { renameSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { parseDocument } from "yaml";
+import {
+  checkPolicySource,
+  DATAPATH_FEATURES,
+  formatDiagnostic,
+  nodeHost,
+  parsePolicy,
+  PolicyError,
+  assertSupported,
+  sortDiagnostics,
+  unsupportedFeatures,
+} from "../config/index.ts";
+import { compile } from "../policy/compile/compile.ts";
+import type { LoadedPolicy } from "../policy/load-for-datapath.ts";
+import type { ValidateResult } from "../api/control.ts";
+
+export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+/** `fileName` names the text in diagnostics and anchors relative set files. */
+export function compilePolicyText(text: string, fileName: string): LoadedPolicy {
+  const model = parsePolicy(text, fileName);
+  assertSupported(model, DATAPATH_FEATURES);
+  return { model, image: compile(model) };
+}
+
+/** Every problem the daemon would refuse the text for (unsupported features are errors here). */
+export function validatePolicyText(text: string, fileName: string): ValidateResult {
+  let check;
+  try {
+    check = checkPolicySource(text, fileName, nodeHost);
+  } catch (err) {
+    if (err instanceof PolicyError)
+      return { ok: false, errors: err.diagnostics.map(formatDiagnostic), warnings: [] };
+    throw err;
+  }
+  const unsupported = check.model ? unsupportedFeatures(check.model, DATAPATH_FEATURES) : [];
+  const all = sortDiagnostics([...check.diagnostics, ...unsupported]);
+  const errors = all.filter((d) => d.severity === "error").map(formatDiagnostic);
+  const warnings = all.filter((d) => d.severity === "warning").map(formatDiagnostic);
+  if (errors.length === 0 && check.model) {
+    try {
+      compile(check.model);
+    } catch (err) {
+      errors.push(`${fileName}: ${(err as Error).message}`);
+    }
+  }
+  return { ok: errors.length === 0, errors, warnings };
+}
+
+/** The same text with `mode:` set (comments and layout kept). */
+export function withMode(text: string, mode: "detect" | "prevent"): string {
+  const doc = parseDocument(text);
+  doc.set("mode", mode);
+  return doc.toString();
+}
+
+/** Replaces the file by rename, so a reader never sees half a policy; keeps its mode. */
+export function writePolicyFile(path: string, text: string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.moat-${process.pid}.tmp`);
+  let mode = 0o600;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    // a new file
+  }
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, path);
+}

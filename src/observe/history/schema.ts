@@ -1,0 +1,30 @@
+// The history table and its indexes. process_* and container_* stay NULL until the socket
+// hooks attribute connections to processes.
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS events (
+  id             INTEGER PRIMARY KEY,
+  time_ms        INTEGER NOT NULL,
+  type           TEXT NOT NULL,
+  verdict        TEXT NOT NULL,
+  rule           TEXT NOT NULL,
+  direction      TEXT NOT NULL,
+  protocol       TEXT NOT NULL,
+  remote_family  INTEGER,
+  remote_key     BLOB,
+  remote_ip      TEXT NOT NULL,
+  process_name   TEXT,
+  process_pid    INTEGER,
+  container_id   TEXT,
+  container_name TEXT,
+  connection     TEXT,
+  json           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, id);
+CREATE INDEX IF NOT EXISTS events_verdict ON events (verdict, id);
+CREATE INDEX IF NOT EXISTS events_rule ON events (rule, id);
+CREATE INDEX IF NOT EXISTS events_remote ON events (remote_family, remote_key);
+CREATE INDEX IF NOT EXISTS events_process ON events (process_name, id);
+CREATE INDEX IF NOT EXISTS events_container ON events (container_id, id);
+CREATE INDEX IF NOT EXISTS events_connection ON events (connection);
+`;

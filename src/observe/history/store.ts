@@ -1,0 +1,160 @@
+// The event history: SQLite (better-sqlite3) in WAL mode, one row per event, indexed for the
+// queries the API offers (time, type/verdict, rule, remote, process, container), pruned by age
+// and size. Rows are written a pipeline batch per transaction, so a crash loses at most what
+// was still queued (well under a second).
+import Database from "better-sqlite3";
+import { chmodSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { MoatEvent } from "../../datapath/events.ts";
+import { containerOf, processOf, remoteAddress, type EventFilter } from "../filter.ts";
+import { SCHEMA_SQL } from "./schema.ts";
+import { addressKey, whereClause } from "./where.ts";
+
+export interface HistoryOptions {
+  /** Events older than this are deleted (default 30 days). */
+  maxAgeSeconds?: number;
+  /** The database is kept under this many bytes by deleting the oldest events (default 1 GiB). */
+  maxBytes?: number;
+}
+
+export interface HistoryQuery extends EventFilter {
+  /** ISO time or ms since the epoch; inclusive. */
+  since?: number;
+  until?: number;
+  /** Page cursor: only events older than this id (from a previous page's `next`). */
+  before?: number;
+  /** Page size (default 100, at most 1000). */
+  limit?: number;
+}
+
+export interface HistoryPage {
+  events: (MoatEvent & { id: number })[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  next: number | null;
+}
+
+export interface HistoryStats {
+  events: number;
+  bytes: number;
+  pruned: number;
+}
+
+const DAY = 86_400;
+
+export class HistoryStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly maxAgeSeconds: number;
+  private readonly maxBytes: number;
+  private readonly insertRow: Database.Statement;
+  private readonly insertMany: (batch: readonly MoatEvent[]) => void;
+  private pruned = 0;
+
+  constructor(path: string, options: HistoryOptions = {}) {
+    this.path = path;
+    this.maxAgeSeconds = options.maxAgeSeconds ?? 30 * DAY;
+    this.maxBytes = options.maxBytes ?? 1 << 30;
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    if (path !== ":memory:") chmodSync(path, 0o600);
+    // auto_vacuum only takes effect before the first table exists; later opens keep it
+    this.db.pragma("auto_vacuum = INCREMENTAL");
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(SCHEMA_SQL);
+    this.insertRow = this.db.prepare(
+      `INSERT INTO events (time_ms, type, verdict, rule, direction, protocol, remote_family,
+         remote_key, remote_ip, process_name, process_pid, container_id, container_name,
+         connection, json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertMany = this.db.transaction((batch: readonly MoatEvent[]) => {
+      for (const e of batch) this.insertRow.run(...row(e));
+    });
+  }
+
+  insert(batch: readonly MoatEvent[]): void {
+    if (batch.length) this.insertMany(batch);
+  }
+
+  /** Newest first, `limit` at a time. */
+  query(q: HistoryQuery = {}): HistoryPage {
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const { sql, params } = whereClause(q);
+    const rows = this.db
+      .prepare(`SELECT id, json FROM events ${sql} ORDER BY id DESC LIMIT ?`)
+      .all(...params, limit + 1) as { id: number; json: string }[];
+    const page = rows.slice(0, limit);
+    const events = page.map((r) => ({ ...(JSON.parse(r.json) as MoatEvent), id: r.id }));
+    const last = page.at(-1);
+    return { events, next: rows.length > limit && last ? last.id : null };
+  }
+
+  /** Deletes events past the age limit, then the oldest until the size limit holds. */
+  prune(now = Date.now()): number {
+    let deleted = this.db
+      .prepare("DELETE FROM events WHERE time_ms < ?")
+      .run(now - this.maxAgeSeconds * 1000).changes;
+    for (let round = 0; round < 20 && this.bytes() > this.maxBytes; round++) {
+      const count = this.count();
+      if (count === 0) break;
+      // aim 10% under the limit so pruning does not run on every insert
+      const keep = Math.floor((count * this.maxBytes * 0.9) / this.bytes());
+      const drop = Math.max(1, count - keep);
+      deleted += this.db
+        .prepare(
+          "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?)",
+        )
+        .run(drop - 1).changes;
+      this.db.pragma("incremental_vacuum");
+    }
+    if (deleted > 0) this.db.pragma("incremental_vacuum");
+    this.pruned += deleted;
+    return deleted;
+  }
+
+  stats(): HistoryStats {
+    return { events: this.count(), bytes: this.bytes(), pruned: this.pruned };
+  }
+
+  close(): void {
+    if (!this.db.open) return;
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    this.db.close();
+  }
+
+  private count(): number {
+    return (this.db.prepare("SELECT count(*) AS n FROM events").get() as { n: number }).n;
+  }
+
+  /** Bytes in use (pages not on the free list); WAL pages not yet checkpointed included. */
+  private bytes(): number {
+    const pages = this.db.pragma("page_count", { simple: true }) as number;
+    const free = this.db.pragma("freelist_count", { simple: true }) as number;
+    const size = this.db.pragma("page_size", { simple: true }) as number;
+    return (pages - free) * size;
+  }
+}
+
+function row(e: MoatEvent): unknown[] {
+  const remote = remoteAddress(e);
+  const process = processOf(e);
+  const container = containerOf(e);
+  return [
+    Date.parse(e.time),
+    e.type,
+    e.verdict,
+    e.rule,
+    e.direction,
+    e.protocol,
+    remote?.family ?? null,
+    remote ? addressKey(remote.family, remote.value) : null,
+    e.remote.ip,
+    process?.name ?? null,
+    process?.pid ?? null,
+    container?.id ?? null,
+    container?.name ?? null,
+    e.connection,
+    JSON.stringify(e),
+  ];
+}

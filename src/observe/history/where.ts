@@ -1,0 +1,53 @@
+// A history query's filters as an SQL WHERE clause with bound parameters (never interpolated).
+import type { HistoryQuery } from "./store.ts";
+
+export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] } {
+  const terms: string[] = [];
+  const params: unknown[] = [];
+  const add = (term: string, ...values: unknown[]) => {
+    terms.push(term);
+    params.push(...values);
+  };
+  if (q.types?.length) add(`type IN (${q.types.map(() => "?").join(", ")})`, ...q.types);
+  if (q.verdict) add("verdict = ?", q.verdict);
+  if (q.rule) add("rule = ?", q.rule);
+  if (q.direction) add("direction = ?", q.direction);
+  if (q.remote) {
+    const r = q.remote;
+    add(
+      "remote_family = ? AND remote_key BETWEEN ? AND ?",
+      r.family,
+      addressKey(r.family, r.start),
+      addressKey(r.family, r.end),
+    );
+  }
+  if (q.process) {
+    if (/^\d+$/.test(q.process))
+      add("(process_name = ? OR process_pid = ?)", q.process, Number(q.process));
+    else add("process_name = ?", q.process);
+  }
+  if (q.container)
+    add(
+      "(container_name = ? OR container_id LIKE ? ESCAPE '\\')",
+      q.container,
+      `${escapeLike(q.container)}%`,
+    );
+  if (q.since !== undefined) add("time_ms >= ?", q.since);
+  if (q.until !== undefined) add("time_ms <= ?", q.until);
+  if (q.before !== undefined) add("id < ?", q.before);
+  return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params };
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Big-endian bytes: memcmp order is numeric order, so a CIDR is a BETWEEN on an index. */
+export function addressKey(family: 4 | 6, value: bigint): Buffer {
+  const bytes = family === 4 ? 4 : 16;
+  const out = Buffer.alloc(bytes);
+  let v = value;
+  for (let i = bytes - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+// One stream of decoded events fanned out to every sink. Each sink has its own bounded queue and
+// its own delivery loop: push() only appends to queues (never waits on a sink), so a slow or dead
+// sink fills its own queue and loses events there, counted, while the others keep up.
+import type { MoatEvent } from "../datapath/events.ts";
+import type { EventSink, SinkStats } from "./sink.ts";
+
+export interface SinkOptions {
+  /** Events held for this sink before new ones are dropped (default 65536). */
+  capacity?: number;
+  /** Most events handed to one write() (default 4096). */
+  maxBatch?: number;
+}
+
+const DEFAULT_CAPACITY = 65_536;
+const DEFAULT_BATCH = 4096;
+
+class SinkQueue {
+  readonly sink: EventSink;
+  readonly stats: SinkStats;
+  private readonly capacity: number;
+  private readonly maxBatch: number;
+  private queue: MoatEvent[] = [];
+  private head = 0;
+  private busy = false;
+  private closed = false;
+  private idle: (() => void)[] = [];
+
+  constructor(sink: EventSink, options: SinkOptions) {
+    this.sink = sink;
+    this.capacity = options.capacity ?? DEFAULT_CAPACITY;
+    this.maxBatch = options.maxBatch ?? DEFAULT_BATCH;
+    this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, queued: 0 };
+  }
+
+  push(event: MoatEvent): void {
+    if (this.closed) return;
+    if (this.stats.queued >= this.capacity) {
+      this.stats.dropped++;
+      return;
+    }
+    this.queue.push(event);
+    this.stats.queued++;
+    if (!this.busy) {
+      this.busy = true;
+      // deliver after the current turn: events of one ring-buffer poll go out as one batch
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.stats.queued > 0 && !this.closed) {
+      const batch = this.queue.slice(this.head, this.head + this.maxBatch);
+      this.head += batch.length;
+      if (this.head >= this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      this.stats.queued -= batch.length;
+      try {
+        await this.sink.write(batch);
+        this.stats.delivered += batch.length;
+      } catch {
+        this.stats.failed++;
+      }
+    }
+    this.busy = false;
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  /** Resolves when everything queued so far was handed to the sink (or the sink was closed). */
+  flushed(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stats.queued = 0;
+    this.queue = [];
+    this.head = 0;
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+}
+
+export class EventPipeline {
+  private sinks: SinkQueue[] = [];
+  /** Stats of sinks already removed, so drops stay visible after a reload replaced a sink. */
+  private readonly retired = new Map<string, SinkStats>();
+  readonly events: Record<MoatEvent["type"], number> = {
+    allowed: 0,
+    blocked: 0,
+    detected: 0,
+    closed: 0,
+  };
+
+  add(sink: EventSink, options: SinkOptions = {}): void {
+    this.sinks.push(new SinkQueue(sink, options));
+  }
+
+  /** Takes `sink` out, lets it finish the batch it is writing (up to `graceMs`), closes it. */
+  async remove(sink: EventSink, graceMs = 1000): Promise<void> {
+    const index = this.sinks.findIndex((q) => q.sink === sink);
+    if (index < 0) return;
+    const [q] = this.sinks.splice(index, 1);
+    if (!q) return;
+    await Promise.race([q.flushed(), delay(graceMs)]);
+    q.close();
+    this.retire(q.stats);
+    try {
+      await sink.close();
+    } catch {
+      // a sink that fails to close has nothing more to give
+    }
+  }
+
+  push(event: MoatEvent): void {
+    this.events[event.type]++;
+    for (const q of this.sinks) q.push(event);
+  }
+
+  /** Live and removed sinks' accounting; a name seen twice is summed. */
+  stats(): SinkStats[] {
+    const byName = new Map<string, SinkStats>();
+    for (const s of this.retired.values()) byName.set(s.name, { ...s });
+    for (const q of this.sinks) {
+      const prev = byName.get(q.stats.name);
+      byName.set(q.stats.name, prev ? sum(prev, q.stats) : { ...q.stats });
+    }
+    return [...byName.values()];
+  }
+
+  /** Resolves when every sink was handed what is queued now (tests, shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all(this.sinks.map((q) => q.flushed()));
+  }
+
+  /** Delivers what is queued (each sink gets `graceMs`), then closes every sink. */
+  async close(graceMs = 1000): Promise<void> {
+    for (const q of [...this.sinks]) await this.remove(q.sink, graceMs);
+  }
+
+  private retire(stats: SinkStats): void {
+    const prev = this.retired.get(stats.name);
+    this.retired.set(stats.name, prev ? sum(prev, stats) : { ...stats, queued: 0 });
+  }
+}
+
+function sum(a: SinkStats, b: SinkStats): SinkStats {
+  return {
+    name: a.name,
+    delivered: a.delivered + b.delivered,
+    dropped: a.dropped + b.dropped,
+    failed: a.failed + b.failed,
+    queued: a.queued + b.queued,
+  };
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -1,0 +1,78 @@
+// MoatSnapshot from the live datapath and the daemon's state: what status, /metrics and
+// OpenTelemetry metrics all read, so they never disagree.
+import type { Counters } from "../datapath/datapath.ts";
+import type { Attachment } from "../datapath/datapath.ts";
+import type { RuleCounter } from "../datapath/policy-maps.ts";
+import type { BpfMap } from "../datapath/native.d.ts";
+import type { EventPipeline } from "./pipeline.ts";
+import type { MoatSnapshot, SnapshotSource } from "./sink.ts";
+
+/** The parts of Datapath a snapshot reads (tests pass a fake). */
+export interface SnapshotDatapath {
+  readonly attachments: readonly Attachment[];
+  readonly generation: number;
+  counters(): Counters;
+  ruleCounters(): { generation: number; rules: RuleCounter[] };
+  readonly conntrackMap: Pick<BpfMap, "lookupBatch" | "maxEntries">;
+}
+
+export interface SnapshotState {
+  mode(): MoatSnapshot["mode"];
+  policyPath: string;
+  policyHash(): string;
+  reloads: { ok: number; refused: number };
+}
+
+/** Counting the table walks it; a snapshot taken more often than this reuses the last count. */
+const CONNTRACK_COUNT_MS = 1000;
+
+export function snapshotSource(
+  datapath: SnapshotDatapath,
+  state: SnapshotState,
+  pipeline: EventPipeline,
+): SnapshotSource {
+  let counted = { at: -Infinity, entries: 0 };
+  const conntrackEntries = () => {
+    const now = performance.now();
+    if (now - counted.at >= CONNTRACK_COUNT_MS)
+      counted = { at: now, entries: countEntries(datapath.conntrackMap) };
+    return counted.entries;
+  };
+  return () => {
+    const counters = datapath.counters();
+    return {
+      mode: state.mode(),
+      policyPath: state.policyPath,
+      policyHash: state.policyHash(),
+      generation: datapath.generation,
+      reloads: { ...state.reloads },
+      attached: datapath.attachments.map((a) => ({
+        interface: a.interface,
+        hook: a.hook,
+        mode: a.mode,
+      })),
+      counters,
+      rules: datapath.ruleCounters().rules.map((r) => ({
+        name: r.name,
+        packets: r.packets,
+        bytes: r.bytes,
+        connections: r.connections,
+      })),
+      events: { ...pipeline.events },
+      ringLost: counters.eventLost.packets,
+      conntrack: { entries: conntrackEntries(), capacity: datapath.conntrackMap.maxEntries },
+      sinks: pipeline.stats(),
+    };
+  };
+}
+
+function countEntries(map: Pick<BpfMap, "lookupBatch">): number {
+  let n = 0;
+  let cursor: Buffer | null = null;
+  do {
+    const page = map.lookupBatch(cursor, 4096);
+    n += page.count;
+    cursor = page.next;
+  } while (cursor);
+  return n;
+}

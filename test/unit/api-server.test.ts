@@ -1,0 +1,212 @@
+// The API over real HTTP: the root-only unix socket and a TCP listener with bearer tokens
+// (401s counted), the OpenAPI document, policy validation with positions, live SSE with filters,
+// the history query, and Prometheus text.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startApi, UNIX_IDENTITY } from "../../src/api/server.ts";
+import type { ApiControl } from "../../src/api/control.ts";
+import { EventPipeline } from "../../src/observe/pipeline.ts";
+import { HistoryStore } from "../../src/observe/history/store.ts";
+import { historySink } from "../../src/observe/history/sink.ts";
+import { validatePolicyText } from "../../src/daemon/policy-text.ts";
+import type { MoatSnapshot } from "../../src/observe/sink.ts";
+import { Counter, type CounterName } from "../../src/datapath/abi.ts";
+import { fakeEvent } from "../helpers/events.ts";
+import { http, sse } from "../helpers/api-client.ts";
+
+const TOKEN = "s3cret-token-for-tests-0123456789";
+
+function snapshotOf(pipeline: EventPipeline): MoatSnapshot {
+  const counters = Object.fromEntries(
+    Object.keys(Counter)
+      .filter((k) => k !== "max")
+      .map((k) => [k, { packets: 0n, bytes: 0n }]),
+  ) as Record<CounterName, { packets: bigint; bytes: bigint }>;
+  counters.drop = { packets: 7n, bytes: 420n };
+  return {
+    mode: "prevent",
+    policyPath: "/etc/moat/policy.yaml",
+    policyHash: "ab".repeat(32),
+    generation: 3,
+    reloads: { ok: 2, refused: 1 },
+    attached: [{ interface: "eth0", hook: "xdp", mode: "native" }],
+    counters,
+    rules: [{ name: "ssh", packets: 10n, bytes: 1000n, connections: 2n }],
+    events: { ...pipeline.events },
+    ringLost: 0n,
+    conntrack: { entries: 5, capacity: 65536 },
+    sinks: pipeline.stats(),
+  };
+}
+
+async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
+  const dir = mkdtempSync(join(tmpdir(), "moat-api-"));
+  const tokenFile = join(dir, "token");
+  writeFileSync(tokenFile, `prometheus ${TOKEN}\n`, { mode: 0o600 });
+  const pipeline = new EventPipeline();
+  const store = new HistoryStore(join(dir, "history.db"));
+  pipeline.add(historySink(store, () => {}));
+  const applied: string[] = [];
+  const control: ApiControl = {
+    snapshot: () => snapshotOf(pipeline),
+    policy: () => ({
+      path: "/p.yaml",
+      text: "version: 1\n",
+      hash: "x",
+      generation: 3,
+      mode: "prevent",
+    }),
+    validate: (text) => validatePolicyText(text, "/p.yaml"),
+    apply: (text, who) => {
+      const v = validatePolicyText(text, "/p.yaml");
+      if (v.ok) applied.push(who);
+      return { ok: v.ok, generation: v.ok ? 4 : 3, errors: v.errors };
+    },
+    setMode: () => ({ ok: true, generation: 4, errors: [] }),
+    queryHistory: (q) => store.query(q),
+    addSink: (sink, options) => pipeline.add(sink, options),
+    removeSink: (sink) => pipeline.remove(sink),
+    log: () => {},
+  };
+  const socketPath = join(dir, "run", "api.sock");
+  const api = await startApi(control, [
+    { listen: `unix:${socketPath}` },
+    { listen: "127.0.0.1:0", tokenFile },
+  ]);
+  t.after(async () => {
+    await api.close();
+    await pipeline.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const port = Number(api.addresses[1]?.split(":").at(-1));
+  return { dir, api, pipeline, socketPath, port, applied, tokenFile };
+}
+
+test("the unix socket is root-only and needs no token; TCP needs one and counts refusals", async (t) => {
+  const { api, socketPath, port, applied } = await setUp(t);
+  assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+  assert.equal(statSync(join(socketPath, "..")).mode & 0o777, 0o700);
+
+  const status = await http({ socketPath }, "GET", "/v1/status");
+  assert.equal(status.status, 200);
+  const body = JSON.parse(status.body) as { mode: string; counters: { drop: { packets: number } } };
+  assert.equal(body.mode, "prevent");
+  assert.equal(body.counters.drop.packets, 7);
+
+  const missing = await http({ port }, "GET", "/v1/status");
+  assert.equal(missing.status, 401);
+  assert.equal(missing.headers["www-authenticate"], 'Bearer realm="moat"');
+  assert.deepEqual(JSON.parse(missing.body), {
+    error: { code: "EUNAUTHORIZED", message: "a valid bearer token is required" },
+  });
+  const wrong = await http({ port, token: `${TOKEN}x` }, "GET", "/v1/status");
+  assert.equal(wrong.status, 401);
+  assert.equal(api.counters.unauthorized, 2);
+  assert.equal((await http({ port, token: TOKEN }, "GET", "/v1/status")).status, 200);
+  assert.equal(api.counters.unauthorized, 2);
+
+  const metrics = await http({ port, token: TOKEN }, "GET", "/metrics");
+  assert.match(metrics.body, /^moat_api_unauthorized_requests_total 2$/m);
+  assert.match(metrics.body, /^moat_datapath_packets_total\{counter="drop"\} 7$/m);
+  assert.match(metrics.body, /^moat_rule_connections_total\{rule="ssh"\} 2$/m);
+
+  const ok = await http({ port, token: TOKEN }, "PUT", "/v1/policy", "version: 1\nmode: prevent\n");
+  assert.equal(ok.status, 200);
+  const viaSocket = await http({ socketPath }, "PUT", "/v1/policy", "version: 1\nmode: prevent\n");
+  assert.equal(viaSocket.status, 200);
+  assert.deepEqual(applied, ["token prometheus", UNIX_IDENTITY]);
+});
+
+test("a token file readable by others is refused at start", async (t) => {
+  const { dir, tokenFile } = await setUp(t);
+  chmodSync(tokenFile, 0o644);
+  const control = {} as ApiControl;
+  await assert.rejects(startApi(control, [{ listen: "127.0.0.1:0", tokenFile }]), {
+    code: "EAPICONFIG",
+    message: `API token file ${tokenFile} is readable or writable by group/others (mode 644); chmod 600 it`,
+  });
+  assert.ok(dir);
+});
+
+test("/openapi.json is an OpenAPI 3 document listing every endpoint", async (t) => {
+  const { port } = await setUp(t);
+  const doc = await http({ port }, "GET", "/openapi.json");
+  assert.equal(doc.status, 200);
+  const parsed = JSON.parse(doc.body) as { openapi: string; paths: Record<string, unknown> };
+  assert.match(parsed.openapi, /^3\./);
+  for (const path of [
+    "/v1/status",
+    "/v1/policy",
+    "/v1/policy/validate",
+    "/v1/mode",
+    "/v1/events",
+    "/v1/events/stream",
+    "/v1/rules",
+    "/metrics",
+  ])
+    assert.ok(path in parsed.paths, path);
+});
+
+test("validate reports FILE:LINE:COL errors; apply of a bad policy is a 422 with them", async (t) => {
+  const { socketPath } = await setUp(t);
+  const bad = "version: 1\nrules:\n  - name: x\n    direction: sideways\n    action: allow\n";
+  const v = await http({ socketPath }, "POST", "/v1/policy/validate", bad);
+  assert.equal(v.status, 200);
+  const result = JSON.parse(v.body) as { ok: boolean; errors: string[] };
+  assert.equal(result.ok, false);
+  assert.match(result.errors[0] ?? "", /^\/p\.yaml:4:16 rules\[0\]\.direction: /);
+  const applied = await http({ socketPath }, "PUT", "/v1/policy", bad);
+  assert.equal(applied.status, 422);
+  const err = JSON.parse(applied.body) as { error: { code: string; details: string[] } };
+  assert.equal(err.error.code, "EPOLICY");
+  assert.deepEqual(err.error.details, result.errors);
+});
+
+test("SSE subscribers get live events matching their filter; history pages them", async (t) => {
+  const { pipeline, socketPath, port } = await setUp(t);
+  const blockedFromNet = sse(
+    { socketPath },
+    "/v1/events/stream?type=blocked&remote=198.51.100.0/24",
+  );
+  const all = sse({ port, token: TOKEN }, "/v1/events/stream");
+  t.after(() => {
+    blockedFromNet.close();
+    all.close();
+  });
+  assert.equal(await blockedFromNet.opened, 200);
+  assert.equal(await all.opened, 200);
+  pipeline.push(
+    fakeEvent({ type: "allowed", verdict: "allowed", remote: { ip: "198.51.100.7", port: 1 } }),
+  );
+  pipeline.push(fakeEvent({ remote: { ip: "198.51.100.8", port: 2 } }));
+  pipeline.push(fakeEvent({ remote: { ip: "192.0.2.1", port: 3 } }));
+  await all.waitFor(3);
+  await blockedFromNet.waitFor(1);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(
+    blockedFromNet.events.map((e) => (e as { remote: { ip: string } }).remote.ip),
+    ["198.51.100.8"],
+  );
+
+  const page = await http({ socketPath }, "GET", "/v1/events?remote=198.51.100.0/24&limit=1");
+  const p = JSON.parse(page.body) as { events: { remote: { ip: string } }[]; next: number | null };
+  assert.deepEqual(
+    p.events.map((e) => e.remote.ip),
+    ["198.51.100.8"],
+  );
+  assert.ok(p.next);
+  const next = await http(
+    { socketPath },
+    "GET",
+    `/v1/events?remote=198.51.100.0/24&before=${p.next}`,
+  );
+  assert.deepEqual(
+    (JSON.parse(next.body) as typeof p).events.map((e) => e.remote.ip),
+    ["198.51.100.7"],
+  );
+  const bad = await http({ socketPath }, "GET", "/v1/events/stream?remote=nonsense");
+  assert.equal(bad.status, 400);
+});

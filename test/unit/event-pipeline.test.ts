@@ -1,0 +1,107 @@
+// The pipeline fans events out to every sink; a stalled sink loses events in its own queue,
+// counted exactly, while the others get everything at full speed.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { EventPipeline } from "../../src/observe/pipeline.ts";
+import type { EventSink } from "../../src/observe/sink.ts";
+import type { MoatEvent } from "../../src/datapath/events.ts";
+import { fakeEvent } from "../helpers/events.ts";
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+function collector(name: string): EventSink & { got: MoatEvent[] } {
+  const got: MoatEvent[] = [];
+  return { name, got, write: (batch) => void got.push(...batch), close() {} };
+}
+
+test("a stalled sink does not slow the others; its drops are counted exactly", async () => {
+  const pipeline = new EventPipeline();
+  const fast = collector("fast");
+  let stalledWrites = 0;
+  let release: () => void = () => {};
+  const stalled: EventSink = {
+    name: "stalled",
+    write() {
+      stalledWrites++;
+      return new Promise<void>((resolve) => (release = resolve)); // never settles until released
+    },
+    close() {},
+  };
+  const capacity = 100;
+  pipeline.add(fast);
+  pipeline.add(stalled, { capacity, maxBatch: 10 });
+
+  pipeline.push(fakeEvent({ connection: "first" }));
+  await turn(); // the stalled sink took one batch (1 event) and hangs in it
+  const total = 50_000;
+  const started = performance.now();
+  for (let i = 0; i < total; i++) pipeline.push(fakeEvent({ connection: i.toString(16) }));
+  const pushMs = performance.now() - started;
+  await turn();
+  await turn();
+
+  assert.equal(fast.got.length, total + 1, "the fast sink got every event");
+  assert.equal(stalledWrites, 1, "the stalled sink was not called again while stuck");
+  const stats = new Map(pipeline.stats().map((s) => [s.name, s]));
+  assert.deepEqual(stats.get("fast"), {
+    name: "fast",
+    delivered: total + 1,
+    dropped: 0,
+    failed: 0,
+    queued: 0,
+  });
+  assert.deepEqual(stats.get("stalled"), {
+    name: "stalled",
+    delivered: 0,
+    dropped: total - capacity,
+    failed: 0,
+    queued: capacity,
+  });
+  assert.ok(pushMs < 1000, `pushing ${total} events took ${pushMs.toFixed(0)} ms`);
+  assert.deepEqual(pipeline.events, { allowed: 0, blocked: total + 1, detected: 0, closed: 0 });
+
+  release();
+  await pipeline.close(100);
+});
+
+test("a sink that throws is counted as failed and keeps receiving later events", async () => {
+  const pipeline = new EventPipeline();
+  let calls = 0;
+  const got: string[] = [];
+  pipeline.add({
+    name: "flaky",
+    write(batch) {
+      calls++;
+      if (calls === 1) throw new Error("disk full");
+      for (const e of batch) got.push(e.connection ?? "");
+    },
+    close() {},
+  });
+  pipeline.push(fakeEvent({ connection: "a" }));
+  await pipeline.flush();
+  pipeline.push(fakeEvent({ connection: "b" }));
+  await pipeline.flush();
+  assert.deepEqual(got, ["b"]);
+  assert.deepEqual(pipeline.stats()[0], {
+    name: "flaky",
+    delivered: 1,
+    dropped: 0,
+    failed: 1,
+    queued: 0,
+  });
+  await pipeline.close();
+});
+
+test("a removed sink is closed and its counts stay in the stats", async () => {
+  const pipeline = new EventPipeline();
+  let closed = false;
+  const sink: EventSink = { name: "otel", write() {}, close: () => void (closed = true) };
+  pipeline.add(sink);
+  pipeline.push(fakeEvent());
+  await pipeline.remove(sink);
+  pipeline.push(fakeEvent());
+  assert.equal(closed, true);
+  assert.deepEqual(pipeline.stats(), [
+    { name: "otel", delivered: 1, dropped: 0, failed: 0, queued: 0 },
+  ]);
+});

@@ -1,0 +1,119 @@
+// The event history: filtered, paged queries; retention by age and size; kept across a restart.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HistoryStore } from "../../src/observe/history/store.ts";
+import { parseFilter } from "../../src/observe/filter.ts";
+import { fakeEvent } from "../helpers/events.ts";
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "moat-history-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const filter = (q: string) => parseFilter(new URLSearchParams(q));
+
+test("queries filter by type, rule, direction, remote CIDR and time; pages walk newest first", (t) => {
+  const store = new HistoryStore(join(tempDir(t), "h.db"));
+  t.after(() => store.close());
+  const base = Date.parse("2026-11-22T10:00:00Z");
+  const events = Array.from({ length: 250 }, (_, i) =>
+    fakeEvent({
+      time: new Date(base + i * 1000).toISOString(),
+      type: i % 5 === 0 ? "allowed" : "blocked",
+      verdict: i % 5 === 0 ? "allowed" : "blocked",
+      rule: i % 2 ? "ssh" : "default",
+      direction: i % 3 ? "ingress" : "egress",
+      remote: {
+        ip: i < 200 ? `10.1.${i >> 8}.${i & 255}` : `2001:db8::${i.toString(16)}`,
+        port: 1000 + i,
+      },
+      connection: i.toString(16),
+    }),
+  );
+  store.insert(events);
+
+  const blocked = store.query({ ...filter("type=blocked"), limit: 1000 });
+  assert.equal(blocked.events.length, 200);
+  assert.ok(blocked.events.every((e) => e.type === "blocked"));
+
+  const sshIngress = store.query({ ...filter("rule=ssh&direction=ingress"), limit: 1000 }).events;
+  assert.equal(sshIngress.length, events.filter((_, i) => i % 2 && i % 3).length);
+
+  const cidr = store.query({ ...filter("remote=10.1.0.64/26"), limit: 1000 }).events;
+  assert.deepEqual(
+    cidr.map((e) => e.remote.ip).sort(),
+    Array.from({ length: 64 }, (_, i) => `10.1.0.${64 + i}`).sort(),
+  );
+  const v6 = store.query({ ...filter("remote=2001:db8::/32"), limit: 1000 }).events;
+  assert.equal(v6.length, 50);
+
+  const window = store.query({ since: base + 10_000, until: base + 19_000, limit: 1000 }).events;
+  assert.equal(window.length, 10);
+
+  // paging: 250 events, 100 a page, newest first, no overlap
+  const seen: string[] = [];
+  let before: number | undefined;
+  let pages = 0;
+  do {
+    const page = store.query({ limit: 100, ...(before ? { before } : {}) });
+    seen.push(...page.events.map((e) => e.connection ?? ""));
+    before = page.next ?? undefined;
+    pages++;
+  } while (before);
+  assert.equal(pages, 3);
+  assert.deepEqual(seen, events.map((e) => e.connection).reverse());
+});
+
+test("history survives closing and reopening the database (a daemon restart)", (t) => {
+  const path = join(tempDir(t), "h.db");
+  const first = new HistoryStore(path);
+  first.insert([fakeEvent({ connection: "before-restart" })]);
+  first.close();
+  assert.equal(statSync(path).mode & 0o777, 0o600, "the database is root-only");
+  const second = new HistoryStore(path);
+  t.after(() => second.close());
+  second.insert([fakeEvent({ connection: "after-restart" })]);
+  assert.deepEqual(
+    second.query().events.map((e) => e.connection),
+    ["after-restart", "before-restart"],
+  );
+});
+
+test("retention deletes events older than max_age and keeps the store under max_size", (t) => {
+  const dir = tempDir(t);
+  const now = Date.parse("2026-11-22T12:00:00Z");
+  const aged = new HistoryStore(join(dir, "age.db"), { maxAgeSeconds: 3600 });
+  t.after(() => aged.close());
+  aged.insert([
+    fakeEvent({ time: new Date(now - 7200_000).toISOString(), connection: "old" }),
+    fakeEvent({ time: new Date(now - 60_000).toISOString(), connection: "recent" }),
+  ]);
+  assert.equal(aged.prune(now), 1);
+  assert.deepEqual(
+    aged.query().events.map((e) => e.connection),
+    ["recent"],
+  );
+
+  const maxBytes = 256 * 1024;
+  const sized = new HistoryStore(join(dir, "size.db"), { maxBytes });
+  t.after(() => sized.close());
+  const pad = "x".repeat(200);
+  for (let batch = 0; batch < 10; batch++)
+    sized.insert(
+      Array.from({ length: 500 }, (_, i) =>
+        fakeEvent({ rule: `r-${pad}`, connection: `${batch}-${i}` }),
+      ),
+    );
+  assert.ok(sized.stats().bytes > maxBytes, "the test wrote more than the limit");
+  const deleted = sized.prune(now);
+  const after = sized.stats();
+  assert.ok(deleted > 0);
+  assert.ok(after.bytes <= maxBytes, `${after.bytes} bytes after pruning, limit ${maxBytes}`);
+  const newest = sized.query({ limit: 1 }).events[0];
+  assert.equal(newest?.connection, "9-499", "the newest events are the ones kept");
+  assert.equal(after.events + deleted, 5000);
+});
