@@ -7,6 +7,7 @@
 #include "moat_abi.h"
 #include "judge.h"
 #include "reset.h"
+#include "bench.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -14,6 +15,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TC_ACT_SHOT 2
 /* headers beyond the linear part of an skb are pulled in up to this many bytes */
 #define MOAT_PULL_MAX 512
+
+/* key: 0 for xdp, 1 for tc; value: the packet being judged, kept off the 512-byte stack
+ * that the judging and classifying subprograms share; written by both programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} scratch SEC(".maps");
 
 SEC("xdp")
 int moat_xdp_ingress(struct xdp_md *ctx)
@@ -23,13 +33,18 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	    .len = ctx->data_end - ctx->data,
 	    .dir = MOAT_DIR_INGRESS,
 	};
-	struct pkt p;
+	__u32 key = 0;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return XDP_PASS;
 
-	int out = moat_judge(&p, moat_parse_xdp(ctx, &p), &h);
+	int kind = moat_parse_xdp(ctx, p);
+	bench_rotate(p, kind);
+	int out = moat_judge(p, kind, &h);
 	if (out == OUT_PASS)
 		return XDP_PASS;
 	/* past max_duration: the packet becomes a probe that makes both ends reset */
-	if (out == OUT_CUT && moat_probe_xdp(ctx, &p) == 0) {
+	if (out == OUT_CUT && moat_probe_xdp(ctx, p) == 0) {
 		count(MOAT_CNT_RESET, 0);
 		return XDP_PASS;
 	}
@@ -44,19 +59,22 @@ int moat_tc_egress(struct __sk_buff *skb)
 	    .len = skb->len,
 	    .dir = MOAT_DIR_EGRESS,
 	};
-	struct pkt p;
+	__u32 key = 1;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
 
-	int kind = moat_parse_skb(skb, &p);
+	int kind = moat_parse_skb(skb, p);
 	/* headers past the linear part: pull them in and parse again */
 	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
-		kind = moat_parse_skb(skb, &p);
+		kind = moat_parse_skb(skb, p);
 	}
-	int out = moat_judge(&p, kind, &h);
+	int out = moat_judge(p, kind, &h);
 	if (out == OUT_PASS)
 		return TC_ACT_OK;
 	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
-	if (out == OUT_CUT && moat_reset_skb(skb, &p) == 0) {
+	if (out == OUT_CUT && moat_reset_skb(skb, p) == 0) {
 		count(MOAT_CNT_RESET, 0);
 		return TC_ACT_OK;
 	}

@@ -31,29 +31,65 @@ static __always_inline int addr_is_v4mapped(const __u8 *a)
 	return !zero && a[10] == 0xff && a[11] == 0xff;
 }
 
-/* the address's class in one generation's v4 or v6 trie; a miss is class 0. An ipv6
- * packet's ipv4-mapped address is judged as ipv4, as the reference evaluator does. */
+/* the class of ipv4 address `a` (host order) in one generation's directory: one read for
+ * a uniform /16, else a binary search of its segment (docs/classifier.md) */
+static __always_inline __u32 dir4_class(__u32 idx, __u32 a)
+{
+	void *dir = bpf_map_lookup_elem(&tbl_dir4, &idx);
+	if (!dir)
+		return 0;
+	__u32 key = a >> 16;
+	__u64 *e = bpf_map_lookup_elem(dir, &key);
+	if (!e)
+		return 0;
+	__u32 high = *e >> 32, first = (__u32)*e;
+	if (high == MOAT_DIR4_UNIFORM)
+		return first;
+
+	__u32 low = a & 0xffff, lo = 0, hi = high;
+	for (int i = 0; i < MOAT_DIR4_STEPS; i++) {
+		if (hi - lo <= 1)
+			break;
+		__u32 mid = (lo + hi) / 2;
+		key = first + mid;
+		e = bpf_map_lookup_elem(dir, &key);
+		if (!e)
+			return 0;
+		if ((__u32)(*e >> 32) <= low)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	key = first + lo;
+	e = bpf_map_lookup_elem(dir, &key);
+	return e ? (__u32)*e : 0;
+}
+
+/* the class of ipv6 address `addr` in one generation's trie; a miss is class 0 */
+static __noinline __u32 lpm6_class(__u32 idx, const __u8 *addr)
+{
+	void *trie = bpf_map_lookup_elem(&tbl_lpm6, &idx);
+	if (!trie || !addr)
+		return 0;
+	struct moat_lpm6_key k = {.prefixlen = 128};
+	__builtin_memcpy(k.addr, addr, 16);
+	__u32 *cls = bpf_map_lookup_elem(trie, &k);
+	return cls ? *cls : 0;
+}
+
+/* the address's class in one generation's v4 directory or v6 trie. An ipv6 packet's
+ * ipv4-mapped address is judged as ipv4, as the reference evaluator does. Both lookups are
+ * subprograms of their own: their keys stay off classify()'s stack (512 bytes for the chain) */
 static __always_inline __u32 lpm_class(__u32 table, __u32 slot, const __u8 *addr, __u8 family)
 {
 	__u32 idx = table * 2 + slot;
-	__u32 *cls;
 
 	if (family == 4 || addr_is_v4mapped(addr)) {
-		void *trie = bpf_map_lookup_elem(&tbl_lpm4, &idx);
-		if (!trie)
-			return 0;
-		struct moat_lpm4_key k = {.prefixlen = 32};
-		__builtin_memcpy(k.addr, addr + 12, 4);
-		cls = bpf_map_lookup_elem(trie, &k);
-	} else {
-		void *trie = bpf_map_lookup_elem(&tbl_lpm6, &idx);
-		if (!trie)
-			return 0;
-		struct moat_lpm6_key k = {.prefixlen = 128};
-		__builtin_memcpy(k.addr, addr, 16);
-		cls = bpf_map_lookup_elem(trie, &k);
+		__be32 a;
+		__builtin_memcpy(&a, addr + 12, 4);
+		return dir4_class(idx, bpf_ntohl(a));
 	}
-	return cls ? *cls : 0;
+	return lpm6_class(idx, addr);
 }
 
 /* one u32 of one generation's array table; -1 when missing (an inconsistent image) */

@@ -13,7 +13,6 @@
 /* complete types in the object's BTF (map definitions alone leave some as forward
  * declarations): libbpf sizes the inner maps from them, test/unit/abi.test.ts checks
  * the user-space codecs against them */
-struct moat_lpm4_key *moat_btf_lpm4 __attribute__((unused));
 struct moat_lpm6_key *moat_btf_lpm6 __attribute__((unused));
 struct moat_ry_key *moat_btf_ry __attribute__((unused));
 struct moat_rule *moat_btf_rule __attribute__((unused));
@@ -21,12 +20,13 @@ struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
 
 /* inner map templates: user space creates maps of the same type, sizes and flags */
-struct inner_lpm4 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+/* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
+struct inner_dir4 {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
 	__uint(max_entries, 1);
-	__type(key, struct moat_lpm4_key);
-	__type(value, __u32);
+	__type(key, __u32);
+	__type(value, __u64);
 };
 
 struct inner_lpm6 {
@@ -96,13 +96,14 @@ enum moat_u32_table {
 	T_U32_TABLES = 6,
 };
 
-/* key: table * 2 + slot; value: an ipv4 trie (enum moat_lpm_table); written by user space */
+/* key: table * 2 + slot; value: an ipv4 directory (enum moat_lpm_table); written by user
+ * space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 4);
 	__type(key, __u32);
-	__array(values, struct inner_lpm4);
-} tbl_lpm4 SEC(".maps");
+	__array(values, struct inner_dir4);
+} tbl_dir4 SEC(".maps");
 
 /* key: table * 2 + slot; value: an ipv6 trie (enum moat_lpm_table); written by user space */
 struct {

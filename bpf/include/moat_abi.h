@@ -16,12 +16,12 @@
 #define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
 #define MOAT_SPORT_CLASS_SIZE 65537
 
-/* LPM trie key for IPv4: prefixlen in host order, address in network order. */
-struct moat_lpm4_key {
-	__u32 prefixlen;
-	__u8 addr[4];
-};
-_Static_assert(sizeof(struct moat_lpm4_key) == 8, "moat_lpm4_key");
+/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
+ * the high word, or its segment (high: entry count, low: first index); a segment entry is
+ * (high: first address, low 16 bits; low: class). */
+#define MOAT_DIR4_TOP 65536
+#define MOAT_DIR4_UNIFORM 0x80000000u
+#define MOAT_DIR4_STEPS 17 /* binary search steps over a segment of <= 65536 entries */
 
 /* LPM trie key for IPv6. */
 struct moat_lpm6_key {

@@ -64,11 +64,6 @@ export const CtFlag = {
 
 export const RULE_NONE = 0xffffffff;
 
-export const lpm4Key = defineStruct("moat_lpm4_key", 8, {
-  prefixlen: { offset: 0, type: "u32" },
-  addr: { offset: 4, bytes: 4 },
-});
-
 export const lpm6Key = defineStruct("moat_lpm6_key", 20, {
   prefixlen: { offset: 0, type: "u32" },
   addr: { offset: 4, bytes: 16 },
@@ -189,7 +184,6 @@ export const event = defineStruct("moat_event", 104, {
 
 /** Every codec, for the BTF layout check (test/unit/abi.test.ts). */
 export const codecs = [
-  lpm4Key,
   lpm6Key,
   ryKey,
   rule,

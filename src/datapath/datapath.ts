@@ -65,6 +65,8 @@ export interface DatapathOptions {
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
   image?: ClassifierImage;
+  /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
+  globals?: Record<string, number>;
 }
 
 export type Counters = Record<CounterName, { packets: bigint; bytes: bigint }>;
@@ -79,10 +81,13 @@ function openObject(options: DatapathOptions): BpfObject {
   const object = native().BpfObject.open(path);
   try {
     if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
-    for (const [key, seconds] of Object.entries(options.timeouts ?? {})) {
+    const globals: Record<string, number> = { ...options.globals };
+    for (const [key, seconds] of Object.entries(options.timeouts ?? {}))
+      globals[TIMEOUT_GLOBALS[key as keyof Timeouts]] = seconds;
+    for (const [name, n] of Object.entries(globals)) {
       const value = Buffer.alloc(4);
-      value.writeUInt32LE(seconds);
-      object.setGlobal(TIMEOUT_GLOBALS[key as keyof Timeouts], value);
+      value.writeUInt32LE(n);
+      object.setGlobal(name, value);
     }
     object.load();
     return object;

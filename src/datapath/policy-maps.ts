@@ -19,6 +19,7 @@ import {
   type ClassifierImage,
   type LpmEntry,
 } from "../policy/compile/image.ts";
+import type { Dir4 } from "../policy/compile/dir4.ts";
 
 const MAP_HASH = 1;
 const MAP_ARRAY = 2;
@@ -31,7 +32,7 @@ const BPF_F_INNER_MAP = 0x1000;
  * index t * 2 + s (bpf/include/maps.h).
  */
 const OUTERS = {
-  lpm4: ["remote4", "local4"],
+  dir4: ["remote4", "local4"],
   lpm6: ["remote6", "local6"],
   u32: ["port_class", "sport_class", "lx", "px", "any_remote", "remote_only"],
   remote_y: ["remote_y"],
@@ -102,8 +103,19 @@ function fill(map: BpfMap, keys: Buffer, values: Buffer, count: number): void {
   if (done !== count) throw new Error(`map ${map.name}: ${done} of ${count} entries written`);
 }
 
-function lpmMap(name: string, entries: LpmEntry[], v6: boolean): BpfMap {
-  const bytes = v6 ? 16 : 4;
+/** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
+function dir4Map(name: string, dir: Dir4): BpfMap {
+  const map = createMap(name, MAP_ARRAY, 4, 8, dir.length, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * dir.length);
+  for (let i = 0; i < dir.length; i++) keys.writeUInt32LE(i, 4 * i);
+  // [low, high] word pairs are the u64 values' little-endian bytes
+  const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
+  fill(map, keys, values, dir.length);
+  return map;
+}
+
+function lpm6Map(name: string, entries: LpmEntry[]): BpfMap {
+  const bytes = 16;
   const keySize = 4 + bytes;
   const map = createMap(name, MAP_LPM_TRIE, keySize, 4, entries.length, BPF_F_NO_PREALLOC);
   const keys = Buffer.alloc(keySize * entries.length);
@@ -239,10 +251,10 @@ export class PolicyMaps {
     );
     const inners: Record<string, BpfMap> = {};
     try {
-      inners.remote4 = lpmMap("moat_remote4", image.remote4, false);
-      inners.remote6 = lpmMap("moat_remote6", image.remote6, true);
-      inners.local4 = lpmMap("moat_local4", image.local4, false);
-      inners.local6 = lpmMap("moat_local6", image.local6, true);
+      inners.remote4 = dir4Map("moat_remote4", image.remote4);
+      inners.remote6 = lpm6Map("moat_remote6", image.remote6);
+      inners.local4 = dir4Map("moat_local4", image.local4);
+      inners.local6 = lpm6Map("moat_local6", image.local6);
       inners.port_class = u32Array("moat_port_class", image.portClass, PORT_CLASS_SIZE);
       inners.sport_class = u32Array("moat_sport_cls", image.sportClass, SPORT_CLASS_SIZE);
       inners.lx = u32Array("moat_lx", image.lx);

@@ -7,7 +7,8 @@ import { parsePolicy } from "../../src/config/index.ts";
 import { denseTable, sweep } from "../../src/policy/compile/classes.ts";
 import { combine } from "../../src/policy/compile/combine.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
-import { lpmEntries4, countLpm4, lpmEntries6, countLpm6 } from "../../src/policy/compile/lpm.ts";
+import { lpmEntries6, countLpm6 } from "../../src/policy/compile/lpm.ts";
+import { countDir4, dir4, dir4Lookup, DIR4_TOP } from "../../src/policy/compile/dir4.ts";
 import {
   ClassStore,
   classRules,
@@ -16,6 +17,7 @@ import {
 } from "../../src/policy/compile/set-index.ts";
 
 const flat = (...values: number[]) => Float64Array.from(values);
+const ip4 = (a: string) => a.split(".").reduce((v, part) => v * 256 + Number(part), 0);
 const setsOf = (sets: ClassSets) =>
   Array.from({ length: sets.count }, (_, c) => [...classRules(sets, c)]);
 
@@ -88,44 +90,56 @@ rules:
   // remote: miss, {a}, {a, b}; d comes after the catch-all c and is dropped
   assert.equal(image.nr, 3);
   // 10.1/16 is {a, b}; the rest of 10/8 is {a}, in aligned blocks
+  const cls = (a: string) => dir4Lookup(image.remote4, ip4(a));
   assert.deepEqual(
-    image.remote4.map((e) => `${[...e.addr].join(".")}/${e.prefixlen}=${e.cls}`),
     [
-      "10.0.0.0/16=1",
-      "10.1.0.0/16=2",
-      "10.2.0.0/15=1",
-      "10.4.0.0/14=1",
-      "10.8.0.0/13=1",
-      "10.16.0.0/12=1",
-      "10.32.0.0/11=1",
-      "10.64.0.0/10=1",
-      "10.128.0.0/9=1",
-    ],
+      "9.255.255.255",
+      "10.0.0.0",
+      "10.1.0.0",
+      "10.1.255.255",
+      "10.2.0.0",
+      "10.255.255.255",
+      "11.0.0.0",
+    ].map(cls),
+    [0, 1, 2, 2, 1, 1, 0],
   );
+  assert.equal(image.remote4.length, DIR4_TOP, "whole /16s only: no segments");
   assert.equal(image.np, 3, "port classes: tcp 22 ingress, tcp 80 ingress, everything else");
   assert.deepEqual([...image.anyRemote].sort(), [2, 2, 2], "c decides wherever a and b do not");
 });
 
-test("LPM: a run becomes the fewest aligned prefixes; class 0 runs are not written", () => {
-  // [10.0.0.1, 10.0.0.7) -> .1/32 .2/31 .4/31 .6/32
+test("IPv4 directory: a uniform /16 is one entry, a mixed one a searched segment", () => {
+  // [10.0.0.1, 10.0.0.7) has class 5 inside the /16 10.0; everything else is class 0
   const base = 10 * 2 ** 24;
   const runs = {
     size: 2 ** 32,
     starts: flat(0, base + 1, base + 7),
     classes: Uint32Array.of(0, 5, 0),
   };
-  const count = countLpm4(runs);
-  const entries = lpmEntries4(runs, count);
-  assert.equal(count, 4);
+  const count = countDir4(runs);
+  assert.equal(count, DIR4_TOP + 3);
+  const dir = dir4(runs, count);
+  const cls = (a: string) => dir4Lookup(dir, ip4(a));
   assert.deepEqual(
-    entries.map((e) => `${[...e.addr].join(".")}/${e.prefixlen}=${e.cls}`),
-    ["10.0.0.1/32=5", "10.0.0.2/31=5", "10.0.0.4/31=5", "10.0.0.6/32=5"],
+    ["0.0.0.0", "10.0.0.0", "10.0.0.1", "10.0.0.6", "10.0.0.7", "10.0.255.255", "10.1.0.0"].map(
+      cls,
+    ),
+    [0, 0, 5, 5, 0, 0, 0],
   );
-  const everything = { size: 2 ** 32, starts: flat(0), classes: Uint32Array.of(1) };
-  assert.deepEqual(
-    lpmEntries4(everything, countLpm4(everything)).map((e) => e.prefixlen),
-    [0],
-  );
+  // a /16 cut into 65536 pieces: every address is found by the 16-step search
+  const pieces = Array.from({ length: 65536 }, (_, i) => base + i);
+  const many = {
+    size: 2 ** 32,
+    starts: flat(0, ...pieces, base + 65536),
+    classes: Uint32Array.from({ length: 65538 }, (_, i) =>
+      i === 0 || i === 65537 ? 0 : 2 - (i % 2),
+    ),
+  };
+  const big = dir4(many, countDir4(many));
+  for (const i of [0, 1, 2, 12345, 65534, 65535])
+    assert.equal(dir4Lookup(big, base + i), 1 + (i % 2));
+  assert.equal(dir4Lookup(big, base + 65536), 0);
+  assert.equal(dir4Lookup(big, base - 1), 0);
 });
 
 test("LPM: IPv6 runs are over ranks and map back to addresses", () => {

@@ -2,6 +2,7 @@
 // image's rule list and defaults, the decision a user sees, budgets (EPOLICYSIZE) and what the
 // packet classifier cannot compile (EPOLICYUNSUPPORTED).
 
+import { dir4Lookup } from "../../src/policy/compile/dir4.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parsePolicy } from "../../src/config/index.ts";
@@ -112,7 +113,7 @@ test("a block list goes to remoteOnly, per direction, and never into remoteY", (
   assert.equal(ruleOf(image, packet({ remote: "203.0.1.1" })), "ssh");
   // the ssh entry for the block list's class can never win, so it is not stored
   assert.equal(image.remoteY.r.length, 1);
-  const blocked = image.remote4.find((e) => e.addr.join(".") === "203.0.113.0")!.cls;
+  const blocked = dir4Lookup(image.remote4, (203 * 2 ** 24 + 113 * 2 ** 8) >>> 0);
   assert.equal(image.remoteOnly[blocked * 2], 0);
   assert.equal(image.remoteOnly[blocked * 2 + 1], RULE_NONE);
 });
@@ -188,7 +189,7 @@ test("an IPv6 rule never matches a packet the kernel reports as IPv4 (mapped add
     policy(`  - { name: mapped, direction: any, action: allow, layer3: { remote: ["::ffff:10.0.0.0/104"] } }
 `),
   );
-  assert.equal(image.remote4.length, 0);
+  assert.equal(dir4Lookup(image.remote4, 10 * 2 ** 24 + 1), 0, "no IPv4 address has a class");
   assert.equal(ruleOf(image, packet({ remote: "10.0.0.1" })), "default");
 });
 
@@ -213,8 +214,8 @@ test("a policy over a budget is refused with the dimension, the count and the ru
       },
     );
   refuse(
-    { budgets: { lpmEntries: 4 } },
-    /the remote IPv4 trie needs 5 entries \(limit 4\); most come from rule many \(line \d+\): 4 address ranges, rule few/,
+    { budgets: { lpmEntries: 65_540 } },
+    /the remote IPv4 address table needs 65,547 entries \(limit 65,540\); most come from rule many \(line \d+\): 4 address ranges, rule few/,
   );
   refuse(
     { budgets: { portX: 3 } },

@@ -15,13 +15,14 @@ import {
 } from "./final.ts";
 import { and, ruleFlags } from "./flags.ts";
 import type { ClassifierImage, ImageRule, LpmEntry } from "./image.ts";
-import { countLpm4, countLpm6, lpmEntries4, lpmEntries6 } from "./lpm.ts";
+import { countLpm6, lpmEntries6 } from "./lpm.ts";
+import { countDir4, dir4, type Dir4 } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
 import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
 
 /** Table budgets: a policy that needs more is refused (EPOLICYSIZE), never truncated. */
 export interface Budgets {
-  /** Entries of each LPM trie (remote4, remote6, local4, local6). */
+  /** Entries of each address table (the IPv4 directories, the IPv6 LPM tries). */
   lpmEntries: number;
   /** Entries of the sparse (remote class, Y) table. */
   remoteY: number;
@@ -114,24 +115,31 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
   );
   phase("port classes");
 
-  const lpm = (runs: Runs, family: 4 | 6, side: "remote" | "local"): LpmEntry[] => {
-    const points = regions.spaces.points6;
-    const count = family === 4 ? countLpm4(runs) : countLpm6(runs, points);
-    if (count > budgets.lpmEntries) {
-      const ranges = dims.map((d) => (d[side]?.[family === 4 ? "v4" : "v6"].length ?? 0) / 2);
-      throw sizeError(
-        `the ${side} IPv${family} trie`,
-        count,
-        budgets.lpmEntries,
-        topRules(model.rules, ranges, ["address range", "address ranges"]),
-      );
-    }
-    return family === 4 ? lpmEntries4(runs, count) : lpmEntries6(runs, points, count);
+  const tooBig = (side: "remote" | "local", family: 4 | 6, count: number): void => {
+    if (count <= budgets.lpmEntries) return;
+    const ranges = dims.map((d) => (d[side]?.[family === 4 ? "v4" : "v6"].length ?? 0) / 2);
+    throw sizeError(
+      `the ${side} IPv${family} address table`,
+      count,
+      budgets.lpmEntries,
+      topRules(model.rules, ranges, ["address range", "address ranges"]),
+    );
   };
-  const remote4 = lpm(remote.v4, 4, "remote");
-  const remote6 = lpm(remote.v6, 6, "remote");
-  const local4 = lpm(local.v4, 4, "local");
-  const local6 = lpm(local.v6, 6, "local");
+  const table4 = (runs: Runs, side: "remote" | "local"): Dir4 => {
+    const count = countDir4(runs);
+    tooBig(side, 4, count);
+    return dir4(runs, count);
+  };
+  const trie6 = (runs: Runs, side: "remote" | "local"): LpmEntry[] => {
+    const points = regions.spaces.points6;
+    const count = countLpm6(runs, points);
+    tooBig(side, 6, count);
+    return lpmEntries6(runs, points, count);
+  };
+  const remote4 = table4(remote.v4, "remote");
+  const remote6 = trie6(remote.v6, "remote");
+  const local4 = table4(local.v4, "local");
+  const local6 = trie6(local.v6, "local");
   phase("lpm");
 
   const pairs = (what: string, a: ClassSets, b: ClassSets, budget: number): void => {

@@ -4,6 +4,8 @@
 // and walked in TS by lookupImage() so the compiler can be tested against the reference
 // evaluator without a kernel.
 
+import type { Dir4 } from "./dir4.ts";
+
 /** "No rule" in the rule-valued tables. */
 export const RULE_NONE = 0xffffffff;
 
@@ -52,10 +54,10 @@ export interface ClassifierImage {
   rules: ImageRule[];
   ruleCount: number;
   defaultRule: { ingress: number; egress: number };
-  /** Remote / local address -> class (LPM; miss = class 0). */
-  remote4: LpmEntry[];
+  /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
+  remote4: Dir4;
   remote6: LpmEntry[];
-  local4: LpmEntry[];
+  local4: Dir4;
   local6: LpmEntry[];
   /** Class counts: remote (nr), local (nl), client port (ns), port (np), X (nx), Y (ny). */
   nr: number;

@@ -11,6 +11,7 @@ import {
   type LpmEntry,
   type PacketFacts,
 } from "./image.ts";
+import { dir4Lookup } from "./dir4.ts";
 import { SLOT_ICMP, SLOT_ICMPV6, SLOT_OTHER, isPorted, protocolSlot } from "./ports.ts";
 
 /** Longest-prefix match over one trie's entries: prefix length (longest first) -> key -> class. */
@@ -21,15 +22,15 @@ interface Trie {
 }
 
 interface Prepared {
-  remote4: Trie;
   remote6: Trie;
-  local4: Trie;
   local6: Trie;
   /** r * ny + y -> rule */
   remoteY: Map<number, number>;
 }
 
 const prepared = new WeakMap<ClassifierImage, Prepared>();
+
+const u32 = (b: Uint8Array): number => ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 
 function toBigint(bytes: Uint8Array): bigint {
   let v = 0n;
@@ -63,9 +64,7 @@ function prepare(image: ClassifierImage): Prepared {
     const { r, y, rule } = image.remoteY;
     for (let k = 0; k < r.length; k++) remoteY.set(r[k]! * image.ny + y[k]!, rule[k]!);
     p = {
-      remote4: trie(image.remote4, 32),
       remote6: trie(image.remote6, 128),
-      local4: trie(image.local4, 32),
       local6: trie(image.local6, 128),
       remoteY,
     };
@@ -87,8 +86,8 @@ export function lookupImage(image: ClassifierImage, facts: PacketFacts): number 
   const p = prepare(image);
   const dir = DIRECTION_INDEX[facts.direction];
   const v4 = facts.family === 4;
-  const rc = lpmLookup(v4 ? p.remote4 : p.remote6, facts.remote);
-  const lc = lpmLookup(v4 ? p.local4 : p.local6, facts.local);
+  const rc = v4 ? dir4Lookup(image.remote4, u32(facts.remote)) : lpmLookup(p.remote6, facts.remote);
+  const lc = v4 ? dir4Lookup(image.local4, u32(facts.local)) : lpmLookup(p.local6, facts.local);
   const ported = isPorted(facts.protocol);
   const pc = image.portClass[portIndex(dir, protocolSlot(facts.protocol), portValue(facts))]!;
   const sc = image.sportClass[sportIndex(ported, facts.clientPort)]!;
