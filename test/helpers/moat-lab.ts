@@ -12,6 +12,8 @@ export interface MoatLab extends Lab {
   dir: string;
   policyPath: string;
   auditPath: string;
+  /** The daemon's API socket (in `dir`, not /run/moat). */
+  apiSocket: string;
   daemon: LineChild;
   /** Replaces the policy file (the daemon reloads on change). */
   writePolicy(text: string): void;
@@ -33,6 +35,7 @@ export async function startMoatLab(
   const dir = mkdtempSync(join(tmpdir(), `moat-${lab.tag}-`));
   const policyPath = join(dir, "policy.yaml");
   const auditPath = join(dir, "log", "audit.log");
+  const apiSocket = join(dir, "api.sock");
   const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
   writeFileSync(policyPath, policy({ ...lab, auditPath }));
   const children: ChildProcess[] = [];
@@ -57,6 +60,10 @@ export async function startMoatLab(
       policyPath,
       "--pin-dir",
       pinDir,
+      "--api",
+      `unix:${apiSocket}`,
+      "--history",
+      join(dir, "history.db"),
     ]);
     await daemon.waitFor(/^moat is running/);
   } catch (err) {
@@ -72,6 +79,7 @@ export async function startMoatLab(
     dir,
     policyPath,
     auditPath,
+    apiSocket,
     daemon: running,
     writePolicy: (text) => writeFileSync(policyPath, text),
     audit: () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : ""),

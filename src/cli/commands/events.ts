@@ -23,7 +23,8 @@ export const eventsCommand: Command = {
     const query = filterQuery(values);
     const print = (e: MoatEvent) => io.out(values.json ? JSON.stringify(e) : formatEventLine(e));
     if (values.follow) {
-      for await (const event of streamEvents(target, query)) print(event);
+      const opened = () => io.err("following live events; Ctrl-C to stop");
+      for await (const event of streamEvents(target, query, opened)) print(event);
       return 0;
     }
     if (typeof values.limit === "string") {

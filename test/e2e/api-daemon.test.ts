@@ -1,0 +1,156 @@
+// The real daemon driven through its API with the CLI a user would type: status, stored and live
+// events of real traffic, policy apply (a bad policy refused, the running generation kept; a good
+// one applied and audited with who made it), mode switch without restart; and a non-root user
+// can neither reach the API socket nor read the audit log.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { startMoatLab } from "../helpers/moat-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { MOAT } from "../helpers/paths.ts";
+import type { Lab } from "../helpers/netns.ts";
+
+function policy(lab: Lab & { auditPath: string }, web: boolean, mode = "prevent"): string {
+  return `version: 1
+mode: ${mode}
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+logging: { audit: { path: ${lab.auditPath} } }
+rules:
+  - name: ssh
+    direction: ingress
+    action: allow
+    layer4: { protocol: tcp, port: [22] }
+${web ? "  - name: web\n    direction: ingress\n    action: allow\n    layer4: { protocol: tcp, port: [80] }\n" : ""}`;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function moat(args: string[], asNobody = false): Run {
+  const [cmd, argv] = asNobody
+    ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", MOAT, ...args]]
+    : [MOAT, args];
+  const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function until<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Ev {
+  type: string;
+  rule: string;
+  remote: { ip: string };
+  local: { port: number };
+}
+
+test("status, events, policy apply and mode switch through the API of a running daemon", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, false));
+  t.after(() => lab.close());
+  const api = ["--api", `unix:${lab.apiSocket}`];
+  const status = () =>
+    JSON.parse(moat(["status", "--json", ...api]).stdout) as {
+      mode: string;
+      generation: number;
+      attached: { interface: string; hook: string }[];
+    };
+
+  const before = status();
+  assert.equal(before.mode, "prevent");
+  assert.deepEqual(before.attached.map((a) => `${a.interface} ${a.hook}`).sort(), [
+    `${lab.ifB} tc-egress`,
+    `${lab.ifB} xdp`,
+  ]);
+  const text = moat(["status", ...api]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^mode: prevent$/m);
+
+  // live subscription first, then traffic: a blocked connection to port 80
+  const follow = spawnLines(MOAT, ["events", "--follow", "--json", "--type", "blocked", ...api]);
+  t.after(() => follow.kill("SIGKILL"));
+  await until("the subscription", () =>
+    follow.stderr.some((l) => l.startsWith("following live events")) ? true : undefined,
+  );
+  assert.notEqual(lab.curl(`http://${lab.v4.b}:80/`).status, 0, "port 80 is blocked");
+  const live = JSON.parse(await follow.waitFor(/"local":\{"ip":"[^"]+","port":80\}/)) as Ev;
+  assert.equal(live.type, "blocked");
+  assert.equal(live.rule, "default");
+  assert.equal(live.remote.ip, lab.v4.a);
+
+  // the same event from the history store
+  const stored = await until("the blocked event in history", () => {
+    const r = moat(["events", "--json", "--type", "blocked", "--remote", `${lab.v4.a}/32`, ...api]);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Ev);
+    return events.find((e) => e.local.port === 80);
+  });
+  assert.equal(stored.rule, "default");
+
+  // a bad policy is refused with its position; the running generation stays
+  const bad = join(lab.dir, "bad.yaml");
+  writeFileSync(
+    bad,
+    "version: 1\nrules:\n  - name: Web\n    direction: ingress\n    action: allow\n",
+  );
+  const refused = moat(["policy", "apply", bad, ...api]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, new RegExp(`^${lab.policyPath}:3:11 rules\\[0\\]\\.name: `, "m"));
+  assert.match(refused.stderr, new RegExp(`generation ${before.generation} keeps running`));
+  assert.equal(status().generation, before.generation);
+
+  // a good one is applied atomically and audited with who applied it
+  const good = join(lab.dir, "good.yaml");
+  writeFileSync(good, policy(lab, true));
+  const applied = moat(["policy", "apply", good, ...api]);
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.equal(applied.stdout.trim(), `applied ${good}: generation ${before.generation + 1}`);
+  assert.equal(lab.curl(`http://${lab.v4.b}:80/`).status, 0, "port 80 is open now");
+  assert.match(
+    lab.audit(),
+    new RegExp(
+      `POLICY APPLIED policy by unix socket \\(root\\): generation ${before.generation + 1}, mode prevent`,
+    ),
+  );
+
+  // mode switch: detect lets the blocked port through, without a restart
+  assert.notEqual(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 blocked in prevent");
+  const switched = moat(["mode", "detect", ...api]);
+  assert.equal(switched.code, 0, switched.stderr);
+  assert.equal(status().mode, "detect");
+  assert.equal(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 passes in detect");
+  assert.match(lab.audit(), /POLICY APPLIED mode detect by unix socket \(root\)/);
+  await lab.daemon.waitFor(/POLICY APPLIED mode detect by unix socket \(root\)/);
+
+  // a non-root user: EACCES on the socket and on the audit log, even where directories let it pass
+  chmodSync(lab.dir, 0o755);
+  chmodSync(dirname(lab.auditPath), 0o755);
+  const nobody = moat(["status", ...api], true);
+  assert.equal(nobody.code, 1);
+  assert.equal(
+    nobody.stderr.trim(),
+    `moat: cannot reach the moat daemon at unix:${lab.apiSocket}: EACCES (the API socket is root-only; run as root)`,
+  );
+  const cat = spawnSync(
+    "setpriv",
+    ["--reuid=65534", "--regid=65534", "--clear-groups", "cat", lab.auditPath],
+    { encoding: "utf8" },
+  );
+  assert.equal(cat.status, 1);
+  assert.match(cat.stderr, /Permission denied/);
+});
