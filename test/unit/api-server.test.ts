@@ -12,35 +12,10 @@ import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { historySink } from "../../src/observe/history/sink.ts";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
-import type { MoatSnapshot } from "../../src/observe/sink.ts";
-import { Counter, type CounterName } from "../../src/datapath/abi.ts";
-import { fakeEvent } from "../helpers/events.ts";
+import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
 import { http, sse } from "../helpers/api-client.ts";
 
 const TOKEN = "s3cret-token-for-tests-0123456789";
-
-function snapshotOf(pipeline: EventPipeline): MoatSnapshot {
-  const counters = Object.fromEntries(
-    Object.keys(Counter)
-      .filter((k) => k !== "max")
-      .map((k) => [k, { packets: 0n, bytes: 0n }]),
-  ) as Record<CounterName, { packets: bigint; bytes: bigint }>;
-  counters.drop = { packets: 7n, bytes: 420n };
-  return {
-    mode: "prevent",
-    policyPath: "/etc/moat/policy.yaml",
-    policyHash: "ab".repeat(32),
-    generation: 3,
-    reloads: { ok: 2, refused: 1 },
-    attached: [{ interface: "eth0", hook: "xdp", mode: "native" }],
-    counters,
-    rules: [{ name: "ssh", packets: 10n, bytes: 1000n, connections: 2n }],
-    events: { ...pipeline.events },
-    ringLost: 0n,
-    conntrack: { entries: 5, capacity: 65536 },
-    sinks: pipeline.stats(),
-  };
-}
 
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-api-"));
@@ -51,7 +26,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   pipeline.add(historySink(store, () => {}));
   const applied: string[] = [];
   const control: ApiControl = {
-    snapshot: () => snapshotOf(pipeline),
+    snapshot: () => fakeSnapshot(pipeline),
     policy: () => ({
       path: "/p.yaml",
       text: "version: 1\n",
