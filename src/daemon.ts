@@ -218,11 +218,23 @@ export function startDaemon(options: DaemonOptions): Daemon {
   function install(next: Running, reason: string): ReloadResult {
     let nextSinks: PolicySinks;
     try {
-      audit.setPath(next.model.logging.audit?.value.path ?? null);
       nextSinks = sinksFromPolicy(next.model, snapshot);
     } catch (err) {
       return refuse(reason, errorLines(err, options.policyPath));
     }
+    try {
+      audit.setPath(next.model.logging.audit?.value.path ?? null);
+    } catch (err) {
+      void nextSinks.close();
+      return refuse(reason, errorLines(err, options.policyPath));
+    }
+    // listeners and the store are opened once; say so rather than half-apply them
+    for (const [name, before, after] of [
+      ["api", active.model.api?.value, next.model.api?.value],
+      ["logging.history", active.model.logging.history?.value, next.model.logging.history?.value],
+    ] as const)
+      if (JSON.stringify(before) !== JSON.stringify(after))
+        log(`note: the change to '${name}' takes effect when moat restarts`);
     const { generation, ms } = datapath.apply(next.image);
     active = next;
     reloads.ok++;
