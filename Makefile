@@ -83,6 +83,7 @@ test-unit: deps
 bench: setup
 	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/compile.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/classifier.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/reload.ts
 
 clean:
 	rm -rf $(BUILD) native/build

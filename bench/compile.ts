@@ -91,7 +91,7 @@ export function mixedModel(count: number): PolicyModel {
 }
 
 /** A block list rule using a set of `count` random CIDRs (/shortest../32), then an ssh rule. */
-function bigSetModel(count: number, shortest: number): PolicyModel {
+export function bigSetModel(count: number, shortest: number): PolicyModel {
   const text = `${HEADER}sets:
   blocklist: { file: blocklist.txt }
 rules:
