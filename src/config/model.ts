@@ -218,7 +218,7 @@ export interface PolicyModel {
   };
   otel?: Located<{ endpoint: string }>;
   eventPublisher?: Located<{
-    webhooks: { url: string; types?: string[] }[];
+    webhooks: { url: string; types?: string[]; secretFile?: string }[];
     nats?: { url: string; subject: string };
   }>;
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;

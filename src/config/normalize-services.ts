@@ -54,14 +54,20 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
   }
   const publisher = doc.event_publisher;
   if (publisher && ctx.clean(["event_publisher"])) {
-    publisher.webhooks?.forEach((hook, i) =>
-      url(ctx, hook.url, ["event_publisher", "webhooks", i, "url"], ["http:", "https:"]),
-    );
+    publisher.webhooks?.forEach((hook, i) => {
+      url(ctx, hook.url, ["event_publisher", "webhooks", i, "url"], ["http:", "https:"]);
+      if (hook.secret_file !== undefined)
+        absolutePath(ctx, hook.secret_file, ["event_publisher", "webhooks", i, "secret_file"]);
+    });
     if (publisher.nats)
       url(ctx, publisher.nats.url, ["event_publisher", "nats", "url"], ["nats:", "tls:"]);
     services.eventPublisher = {
       value: {
-        webhooks: publisher.webhooks ?? [],
+        webhooks: (publisher.webhooks ?? []).map(({ url, types, secret_file: secretFile }) => ({
+          url,
+          ...(types ? { types } : {}),
+          ...(secretFile !== undefined ? { secretFile } : {}),
+        })),
         ...(publisher.nats ? { nats: publisher.nats } : {}),
       },
       pos: ctx.pos(["event_publisher"]),

@@ -93,6 +93,12 @@ const EventPublisherSchema = Section({
       Section({
         url: Type.String({ minLength: 1 }),
         types: Type.Optional(List(StringEnum(EVENT_TYPES), "event types sent; absent = all")),
+        secret_file: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: "root-only file holding the HMAC-SHA256 key that signs each delivery",
+          }),
+        ),
       }),
     ),
   ),

@@ -20,8 +20,8 @@ export const FEATURES = {
   sets: "packet hooks",
   "logging.audit": "the audit log",
   "logging.history": "the event history store",
-  otel: "OpenTelemetry export lands with the observability issue",
-  event_publisher: "event publishing lands with the event publisher issue",
+  otel: "OpenTelemetry export",
+  event_publisher: "webhooks and NATS",
   api: "the API",
 } as const;
 
@@ -38,6 +38,8 @@ export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "logging.history",
   "sets",
   "api",
+  "otel",
+  "event_publisher",
 ]);
 
 interface Use {

@@ -2,6 +2,10 @@
 // the pipeline beside its own (audit log, history, API subscribers) at start and on reload.
 import type { PolicyModel } from "../config/model.ts";
 import type { EventSink, SnapshotSource } from "./sink.ts";
+import { createOtelExport, type OtelExport } from "./otel/sink.ts";
+import { NatsSink } from "./publish/nats.ts";
+import { readSecretFile } from "./publish/secret.ts";
+import { WebhookSink } from "./publish/webhook.ts";
 
 export interface PolicySinks {
   sinks: EventSink[];
@@ -9,7 +13,39 @@ export interface PolicySinks {
   close(): Promise<void>;
 }
 
-/** Until OpenTelemetry and the publishers land, a policy using them is refused at load. */
-export function sinksFromPolicy(_model: PolicyModel, _snapshot: SnapshotSource): PolicySinks {
-  return { sinks: [], close: async () => {} };
+/**
+ * Builds the sinks; throws (and starts nothing) when one cannot be set up, e.g. a webhook key
+ * file that others can read, so the daemon refuses that policy and keeps the running one.
+ */
+export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): PolicySinks {
+  const publisher = model.eventPublisher?.value;
+  // every key first: nothing is started if one is refused
+  const hooks = (publisher?.webhooks ?? []).map((hook) => ({
+    ...hook,
+    secret: hook.secretFile === undefined ? undefined : readSecretFile(hook.secretFile),
+  }));
+
+  const sinks: EventSink[] = [];
+  let otel: OtelExport | undefined;
+  if (model.otel) {
+    otel = createOtelExport({ endpoint: model.otel.value.endpoint, snapshot });
+    sinks.push(otel.sink);
+  }
+  for (const hook of hooks)
+    sinks.push(
+      new WebhookSink({
+        url: hook.url,
+        ...(hook.types ? { types: hook.types } : {}),
+        ...(hook.secret ? { secret: hook.secret } : {}),
+      }),
+    );
+  if (publisher?.nats) sinks.push(new NatsSink(publisher.nats));
+
+  return {
+    sinks,
+    async close() {
+      // each close is idempotent: the pipeline may have closed these sinks already
+      await Promise.allSettled([otel?.shutdown(), ...sinks.map((s) => s.close())]);
+    },
+  };
 }

@@ -22,8 +22,6 @@ test("every feature the datapath lacks is named at its position", () => {
     `${FULL}:47:7 rules[2].layer7: 'layer7' is not supported yet by this version of moat (the L7 proxy lands with the layer7 issue)`,
     `${FULL}:67:16 rules[3].layer3.remote[0]: '*.tracker.example' (a hostname) is not supported yet by this version of moat (DNS-learned addresses land with the DNS issue)`,
     `${FULL}:69:5 redirect[0]: 'redirect' is not supported yet by this version of moat (redirection lands with the layer7 proxy issue)`,
-    `${FULL}:76:3 otel: 'otel' is not supported yet by this version of moat (OpenTelemetry export lands with the observability issue)`,
-    `${FULL}:78:3 event_publisher: 'event_publisher' is not supported yet by this version of moat (event publishing lands with the event publisher issue)`,
   ]);
 });
 
@@ -38,7 +36,7 @@ test("the caller says what is supported; a supported feature is not reported", (
   ]);
   assert.deepEqual(
     unsupportedFeatures(model, more).map((d) => d.path),
-    ["rules[2].layer7", "rules[3].layer3.remote[0]", "redirect[0]", "otel", "event_publisher"],
+    ["rules[2].layer7", "rules[3].layer3.remote[0]", "redirect[0]"],
   );
   assert.deepEqual(
     unsupportedFeatures(model, new Set(["layer3"]))
@@ -58,7 +56,7 @@ test("hostnames inside a set are reported where the set lists them", () => {
 test("assertSupported throws a PolicyError listing them; examples pass it", () => {
   assert.throws(
     () => assertSupported(loadPolicyFile(FULL), DATAPATH_FEATURES),
-    (err: unknown) => err instanceof PolicyError && err.diagnostics.length === 8,
+    (err: unknown) => err instanceof PolicyError && err.diagnostics.length === 6,
   );
   for (const name of ["default", "server", "workstation"])
     assertSupported(loadPolicyFile(`examples/${name}.yaml`), DATAPATH_FEATURES);
