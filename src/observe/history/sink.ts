@@ -6,13 +6,15 @@ import type { HistoryStore } from "./store.ts";
 const PRUNE_EVERY_MS = 60_000;
 
 export function historySink(store: HistoryStore, log: (line: string) => void): EventSink {
-  const timer = setInterval(() => {
+  const prune = () => {
     try {
       store.prune();
     } catch (err) {
       log(`warning: history pruning failed: ${(err as Error).message}`);
     }
-  }, PRUNE_EVERY_MS);
+  };
+  prune(); // limits may have shrunk since the last run
+  const timer = setInterval(prune, PRUNE_EVERY_MS);
   timer.unref();
   return {
     name: "history",
