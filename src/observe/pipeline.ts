@@ -48,7 +48,7 @@ class SinkQueue {
   }
 
   private async drain(): Promise<void> {
-    while (this.stats.queued > 0 && !this.closed) {
+    while (this.head < this.queue.length && !this.closed) {
       const batch = this.queue.slice(this.head, this.head + this.maxBatch);
       this.head += batch.length;
       if (this.head >= this.queue.length) {
@@ -58,13 +58,14 @@ class SinkQueue {
         this.queue = this.queue.slice(this.head);
         this.head = 0;
       }
-      this.stats.queued -= batch.length;
+      // a batch being written still counts as queued: every event is delivered, dropped or queued
       try {
         await this.sink.write(batch);
         this.stats.delivered += batch.length;
       } catch {
         this.stats.failed++;
       }
+      if (!this.closed) this.stats.queued -= batch.length;
     }
     this.busy = false;
     for (const resolve of this.idle.splice(0)) resolve();

@@ -46,6 +46,7 @@ export function sse(where: Where, path: string) {
   const events: unknown[] = [];
   let onEvent = () => {};
   let close = () => {};
+  let pause = () => {};
   const opened = new Promise<number>((resolve, reject) => {
     const req = request(
       {
@@ -56,6 +57,7 @@ export function sse(where: Where, path: string) {
         headers: where.token ? { authorization: `Bearer ${where.token}` } : {},
       },
       (res) => {
+        pause = () => res.pause();
         let buffer = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
@@ -81,6 +83,8 @@ export function sse(where: Where, path: string) {
     events,
     opened,
     close: () => close(),
+    /** Stops reading: the server's socket buffers fill and its writes stall. */
+    pause: () => pause(),
     /** Resolves once `n` events arrived (or rejects after `ms`). */
     waitFor(n: number, ms = 5000): Promise<void> {
       return new Promise((resolve, reject) => {

@@ -185,3 +185,34 @@ test("SSE subscribers get live events matching their filter; history pages them"
   const bad = await http({ socketPath }, "GET", "/v1/events/stream?remote=nonsense");
   assert.equal(bad.status, 400);
 });
+
+test("a stalled SSE subscriber loses events in its own queue, counted; history gets all", async (t) => {
+  const { pipeline, socketPath } = await setUp(t);
+  const stalled = sse({ socketPath }, "/v1/events/stream");
+  t.after(() => stalled.close());
+  assert.equal(await stalled.opened, 200);
+  stalled.pause();
+  const total = 60_000;
+  for (let i = 0; i < total; i++) {
+    pipeline.push(fakeEvent({ connection: i.toString(16) }));
+    if (i % 5000 === 0) await new Promise((r) => setImmediate(r)); // let the sinks run
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const sinks = new Map(pipeline.stats().map((s) => [s.name, s]));
+  const history = sinks.get("history");
+  const subscriber = sinks.get("api-subscriber");
+  assert.equal(history?.delivered, total, "history got every event");
+  assert.equal(history?.dropped, 0);
+  assert.ok(subscriber && subscriber.dropped > 0, "the stalled subscriber dropped events");
+  assert.equal(
+    subscriber.delivered + subscriber.dropped + subscriber.queued,
+    total,
+    "every event is delivered, dropped or queued: none unaccounted",
+  );
+  const status = JSON.parse((await http({ socketPath }, "GET", "/v1/status")).body) as {
+    sinks: { name: string; dropped: number }[];
+  };
+  assert.ok(
+    (status.sinks.find((s) => s.name === "api-subscriber")?.dropped ?? 0) >= subscriber.dropped,
+  );
+});
