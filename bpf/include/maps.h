@@ -46,9 +46,9 @@ struct inner_u32 {
 	__type(value, __u32);
 };
 
+/* preallocated: filled in one batch at every reload, and never grows after */
 struct inner_ry {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
 	__type(key, struct moat_ry_key);
 	__type(value, __u32);

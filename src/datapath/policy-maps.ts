@@ -153,7 +153,7 @@ function u32Array(name: string, data: Uint32Array, size = data.length): BpfMap {
 function remoteYMap(image: ClassifierImage): BpfMap {
   const { r, y, rule } = image.remoteY;
   const n = r.length;
-  const map = createMap("moat_remote_y", MAP_HASH, 8, 4, n, BPF_F_NO_PREALLOC);
+  const map = createMap("moat_remote_y", MAP_HASH, 8, 4, n, 0);
   const keys = Buffer.alloc(8 * n);
   const values = Buffer.alloc(4 * n);
   for (let i = 0; i < n; i++) {
