@@ -3,9 +3,9 @@
 import type { PolicyModel } from "../config/model.ts";
 import type { EventSink, SnapshotSource } from "./sink.ts";
 import { createOtelExport, type OtelExport } from "./otel/sink.ts";
-import { NatsSink } from "./publish/nats.ts";
+import { natsPublisher } from "./publish/nats.ts";
 import { readSecretFile } from "./publish/secret.ts";
-import { WebhookSink } from "./publish/webhook.ts";
+import { webhookPublisher } from "./publish/webhook.ts";
 
 export interface PolicySinks {
   sinks: EventSink[];
@@ -31,15 +31,19 @@ export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): P
     otel = createOtelExport({ endpoint: model.otel.value.endpoint, snapshot });
     sinks.push(otel.sink);
   }
+  const context = { snapshot };
   for (const hook of hooks)
     sinks.push(
-      new WebhookSink({
-        url: hook.url,
-        ...(hook.types ? { types: hook.types } : {}),
-        ...(hook.secret ? { secret: hook.secret } : {}),
-      }),
+      webhookPublisher(
+        {
+          url: hook.url,
+          ...(hook.types ? { types: hook.types } : {}),
+          ...(hook.secret ? { secret: hook.secret } : {}),
+        },
+        context,
+      ),
     );
-  if (publisher?.nats) sinks.push(new NatsSink(publisher.nats));
+  if (publisher?.nats) sinks.push(natsPublisher(publisher.nats, context));
 
   return {
     sinks,

@@ -5,6 +5,7 @@
 import { connect, DebugEvents, Events, type NatsConnection } from "nats";
 import type { MoatEvent } from "../../datapath/events.ts";
 import type { EventSink } from "../sink.ts";
+import type { PublisherFactory } from "./adapter.ts";
 import { sleep } from "./backoff.ts";
 
 export interface NatsOptions {
@@ -108,3 +109,5 @@ export class NatsSink implements EventSink {
     await this.connecting;
   }
 }
+
+export const natsPublisher: PublisherFactory<NatsOptions> = (o) => new NatsSink(o);

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { MoatEvent } from "../../datapath/events.ts";
 import type { EventSink } from "../sink.ts";
+import type { PublisherFactory } from "./adapter.ts";
 import { backoffMs, sleep } from "./backoff.ts";
 import { DELIVERY_HEADER, sign, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "./signature.ts";
 
@@ -122,3 +123,5 @@ export class WebhookSink implements EventSink {
     this.closing.abort();
   }
 }
+
+export const webhookPublisher: PublisherFactory<WebhookOptions> = (o) => new WebhookSink(o);
