@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { createOtelExport } from "../../src/observe/otel/sink.ts";
 import { startOtlpReceiver, type OtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { closeOf, moatEvent, snapshot } from "../helpers/moat-events.ts";
+import type { MoatEvent } from "../../src/datapath/events.ts";
 
 const VERSION = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
 const NS_PER_MS = 1_000_000n;
@@ -109,6 +110,44 @@ test("every event becomes a log record with semantic-convention and moat attribu
       assert.equal(detected.attributes["destination.port"], 53);
       assert.equal(detected.attributes["moat.mode"], "detect");
       assert.equal(detected.attributes["process.pid"], undefined, "no process facts yet");
+    } finally {
+      await otel.shutdown();
+    }
+  }));
+
+test("process attribution, once events carry it, maps to process.* and container.id", () =>
+  withReceiver(async (r) => {
+    const otel = createOtelExport({ endpoint: r.url, snapshot: () => snapshot() });
+    try {
+      const process = {
+        pid: 812,
+        name: "sshd",
+        path: "/usr/sbin/sshd",
+        user: 0,
+        cgroup: "/system.slice/ssh.service",
+        container: "4f2a9c",
+      };
+      // the socket hooks' events (policy-language.md, "Events"); today's type says null
+      const ev = { ...moatEvent({ connection: "p1" }), process } as unknown as MoatEvent;
+      await otel.sink.write([ev]);
+      assert.deepEqual(
+        pick(r.logs[0]?.attributes ?? {}, [
+          "process.pid",
+          "process.executable.name",
+          "process.executable.path",
+          "process.user.id",
+          "process.linux.cgroup",
+          "container.id",
+        ]),
+        {
+          "process.pid": 812,
+          "process.executable.name": "sshd",
+          "process.executable.path": "/usr/sbin/sshd",
+          "process.user.id": 0,
+          "process.linux.cgroup": "/system.slice/ssh.service",
+          "container.id": "4f2a9c",
+        },
+      );
     } finally {
       await otel.shutdown();
     }
