@@ -129,7 +129,8 @@ export const OPENAPI = {
     },
     "/v1/events/stream": {
       get: {
-        summary: "live events (Server-Sent Events, one `data:` JSON event each)",
+        summary:
+          "live events (Server-Sent Events, one `data:` JSON event each; or a WebSocket upgrade, one JSON text message each)",
         parameters: filters,
         responses: {
           200: {

@@ -81,7 +81,7 @@ export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   },
 };
 
-function filterOf(params: URLSearchParams) {
+export function filterOf(params: URLSearchParams) {
   try {
     return parseFilter(params);
   } catch (err) {

@@ -1,15 +1,23 @@
 // The API server: HTTP/1.1 on a root-only unix socket (no token: only root can connect) and
 // optionally on TCP (bearer token on every request but /openapi.json; TLS with cert and key).
-import { createServer as createHttp, type IncomingMessage, type ServerResponse } from "node:http";
+// Live events: SSE on GET /v1/events/stream, or a WebSocket upgrade of the same path.
+import {
+  createServer as createHttp,
+  STATUS_CODES,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttps } from "node:https";
 import { readFileSync, rmSync } from "node:fs";
 import type { Server } from "node:net";
+import type { Duplex } from "node:stream";
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
 import type { ApiControl } from "./control.ts";
 import { HttpError, sendError } from "./errors.ts";
 import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
 import type { ApiCounters } from "./metrics.ts";
-import { PUBLIC_PATHS, ROUTES } from "./routes.ts";
+import { filterOf, PUBLIC_PATHS, ROUTES } from "./routes.ts";
+import { acceptWebSocket } from "./websocket.ts";
 
 export interface ListenerOptions {
   /** "unix:/PATH" or "HOST:PORT". */
@@ -65,13 +73,57 @@ function createListener(
   }
   const handle = (req: IncomingMessage, res: ServerResponse) =>
     void dispatch(req, res, tokens, control, counters);
-  if (spec.kind === "tcp" && options.tls) {
-    return createHttps(
-      { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) },
-      handle,
-    );
+  const server =
+    spec.kind === "tcp" && options.tls
+      ? createHttps(
+          { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) },
+          handle,
+        )
+      : createHttp(handle);
+  const upgraded = new Set<Duplex>();
+  upgradedSockets.set(server, upgraded);
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+    counters.requests++;
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+    try {
+      const url = new URL(req.url ?? "/", "http://moat");
+      identify(tokens, req, url, counters);
+      if (
+        url.pathname !== "/v1/events/stream" ||
+        req.headers.upgrade?.toLowerCase() !== "websocket"
+      )
+        throw new HttpError(404, "ENOTFOUND", `no WebSocket endpoint ${url.pathname}`);
+      acceptWebSocket(req, socket, filterOf(url.searchParams), control);
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : 500;
+      const body = `${err instanceof HttpError ? err.message : "internal error"}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nconnection: close\r\n` +
+          `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+  });
+  return server;
+}
+
+/** WebSocket connections: the HTTP server no longer tracks them once upgraded. */
+const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
+
+/** Who is asking; throws 401 (counted) on a TCP listener without a valid token. */
+function identify(
+  tokens: Token[] | null,
+  req: IncomingMessage,
+  url: URL,
+  counters: ApiCounters,
+): string {
+  if (!tokens || PUBLIC_PATHS.has(url.pathname)) return UNIX_IDENTITY;
+  const name = authenticate(tokens, req.headers.authorization);
+  if (name === null) {
+    counters.unauthorized++;
+    throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
   }
-  return createHttp(handle);
+  return `token ${name}`;
 }
 
 async function dispatch(
@@ -84,15 +136,7 @@ async function dispatch(
   counters.requests++;
   try {
     const url = new URL(req.url ?? "/", "http://moat");
-    let who = UNIX_IDENTITY;
-    if (tokens && !PUBLIC_PATHS.has(url.pathname)) {
-      const name = authenticate(tokens, req.headers.authorization);
-      if (name === null) {
-        counters.unauthorized++;
-        throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
-      }
-      who = `token ${name}`;
-    }
+    const who = identify(tokens, req, url, counters);
     const route = ROUTES[url.pathname];
     if (!route) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
     const handler = route[req.method ?? "GET"];
@@ -108,8 +152,9 @@ async function closeAll(servers: { server: Server; spec: ListenSpec }[]): Promis
   for (const { server, spec } of servers) {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      // SSE subscribers hold connections open; end them
+      // SSE and WebSocket subscribers hold connections open; end them
       (server as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+      for (const socket of upgradedSockets.get(server) ?? []) socket.destroy();
     });
     if (spec.kind === "unix") rmSync(spec.path, { force: true });
   }

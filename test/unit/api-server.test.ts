@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request } from "node:http";
 import { join } from "node:path";
 import { startApi, UNIX_IDENTITY } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
@@ -214,5 +215,61 @@ test("a stalled SSE subscriber loses events in its own queue, counted; history g
   };
   assert.ok(
     (status.sinks.find((s) => s.name === "api-subscriber")?.dropped ?? 0) >= subscriber.dropped,
+  );
+});
+
+test("a WebSocket client (Node's own) gets filtered live events; without a token it is refused", async (t) => {
+  const { api, pipeline, port } = await setUp(t);
+  const url = `ws://127.0.0.1:${port}/v1/events/stream?type=detected`;
+  const handshake = await new Promise<number>((resolve, reject) => {
+    const req = request({
+      host: "127.0.0.1",
+      port,
+      path: "/v1/events/stream",
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        authorization: "Bearer wrong-token-wrong-token",
+      },
+    });
+    req.on("response", (res) => resolve(res.statusCode ?? 0));
+    req.on("upgrade", () => resolve(101));
+    req.on("error", reject);
+    req.end();
+  });
+  assert.equal(handshake, 401);
+  assert.equal(api.counters.unauthorized, 1);
+  const refused = new WebSocket(url);
+  const refusal = await new Promise<string>((resolve) => {
+    refused.onerror = () => resolve("error");
+    refused.onopen = () => resolve("open");
+  });
+  assert.equal(refusal, "error", "Node's WebSocket without a token does not open");
+
+  // undici's WebSocket takes request headers as a non-standard option
+  const init = { headers: { authorization: `Bearer ${TOKEN}` } } as unknown as string[];
+  const ws = new WebSocket(url, init);
+  t.after(() => ws.close());
+  const got: { type: string; connection: string }[] = [];
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("the WebSocket did not open"));
+  });
+  const arrived = new Promise<void>((resolve) => {
+    ws.onmessage = (m: MessageEvent) => {
+      got.push(JSON.parse(String(m.data)) as (typeof got)[number]);
+      if (got.length === 2) resolve();
+    };
+  });
+  await new Promise((r) => setTimeout(r, 50)); // the server registers the subscriber on upgrade
+  pipeline.push(fakeEvent({ type: "detected", verdict: "detected", connection: "d1" }));
+  pipeline.push(fakeEvent({ type: "blocked", connection: "b1" }));
+  pipeline.push(fakeEvent({ type: "detected", verdict: "detected", connection: "d2" }));
+  await arrived;
+  assert.deepEqual(
+    got.map((e) => `${e.type} ${e.connection}`),
+    ["detected d1", "detected d2"],
   );
 });

@@ -1,0 +1,98 @@
+// Live events over WebSocket (RFC 6455), server side only as far as moat needs: the handshake,
+// one text message per event, ping/pong and close. Client messages are otherwise ignored.
+import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { EventFilter } from "../observe/filter.ts";
+import type { ApiControl } from "./control.ts";
+import { toJson } from "./json.ts";
+import { addSubscriber } from "./subscriber.ts";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const OP = { text: 0x1, close: 0x8, ping: 0x9, pong: 0xa } as const;
+
+function frame(opcode: number, payload: Buffer): Buffer {
+  const n = payload.length;
+  const head =
+    n < 126
+      ? Buffer.from([0x80 | opcode, n])
+      : n < 65536
+        ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
+        : Buffer.concat([Buffer.from([0x80 | opcode, 127]), u64(n)]);
+  return Buffer.concat([head, payload]);
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}
+
+/** Client frames (always masked); calls `on` per complete frame, keeps the rest. */
+function parser(on: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
+  let buffer = Buffer.alloc(0);
+  return (chunk) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (;;) {
+      if (buffer.length < 2) return;
+      const opcode = (buffer[0] ?? 0) & 0x0f;
+      let len = (buffer[1] ?? 0) & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (buffer.length < 4) return;
+        len = buffer.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buffer.length < 10) return;
+        len = Number(buffer.readBigUInt64BE(2));
+        at = 10;
+      }
+      const masked = ((buffer[1] ?? 0) & 0x80) !== 0;
+      const end = at + (masked ? 4 : 0) + len;
+      if (buffer.length < end) return;
+      const payload = Buffer.from(buffer.subarray(end - len, end));
+      if (masked) for (let i = 0; i < len; i++) payload[i]! ^= buffer[at + (i & 3)]!;
+      buffer = buffer.subarray(end);
+      on(opcode, payload);
+    }
+  };
+}
+
+export function acceptWebSocket(
+  req: IncomingMessage,
+  socket: Duplex,
+  filter: EventFilter,
+  control: ApiControl,
+): void {
+  const key = req.headers["sec-websocket-key"];
+  const accept = createHash("sha1")
+    .update(`${String(key)}${GUID}`)
+    .digest("base64");
+  socket.write(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
+  const done = addSubscriber(
+    filter,
+    {
+      send: (events) => {
+        let ok = true;
+        for (const e of events) ok = socket.write(frame(OP.text, Buffer.from(toJson(e))));
+        return ok;
+      },
+      keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
+      onceDrain: (resolve) => socket.once("drain", resolve),
+      end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
+    },
+    control,
+  );
+  socket.on(
+    "data",
+    parser((opcode, payload) => {
+      if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
+      else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
+    }),
+  );
+  socket.once("close", done);
+  socket.once("error", done);
+}
