@@ -1,0 +1,190 @@
+// iproute2's view of a namespace -> the image the kernel map is built from. Pure, so tests can
+// feed it dumps. The kernel consults the local table before main (ip rule 0, then 32766); the
+// image is one longest-prefix table, so local entries are folded in to win the same way.
+import type { Family } from "../config/ip.ts";
+import type { RawLink, RawRoute, RawRule } from "./ip-json.ts";
+import { parseRouteDst, prefixContains, prefixText, type Prefix } from "./prefix.ts";
+import { isTunnelLink } from "./tunnel.ts";
+import type { LinkInfo, RouteEntry, RouteImage, RouteNote } from "./types.ts";
+
+/** Everything read from one namespace at one time. */
+export interface NamespaceDump {
+  links: RawLink[];
+  main4: RawRoute[];
+  main6: RawRoute[];
+  local4: RawRoute[];
+  local6: RawRoute[];
+  rules4: RawRule[];
+  rules6: RawRule[];
+}
+
+export interface BuiltImage {
+  image: RouteImage;
+  links: LinkInfo[];
+  notes: RouteNote[];
+}
+
+const REJECT_TYPES = new Set(["blackhole", "unreachable", "prohibit", "throw"]);
+/** Delivered to this host: the kernel sends these through loopback whatever dev the table says. */
+const LOCAL_TYPES = new Set(["local", "anycast"]);
+/** Sent out of the route's own device. */
+const DEVICE_TYPES = new Set(["unicast", "broadcast", "multicast"]);
+
+type Target = Pick<RouteEntry, "ifindex" | "tunnel" | "reject" | "ifname">;
+interface Candidate extends Prefix {
+  target: Target;
+  metric: number;
+}
+
+const REJECT: Target = { ifindex: 0, tunnel: false, reject: true, ifname: "" };
+
+function linkTarget(link: LinkInfo): Target {
+  return { ifindex: link.ifindex, tunnel: link.tunnel, reject: false, ifname: link.ifname };
+}
+
+function resolve(
+  route: RawRoute,
+  family: Family,
+  byName: Map<string, LinkInfo>,
+  loopback: LinkInfo | undefined,
+  note: (reason: string) => void,
+): Target | null {
+  if (REJECT_TYPES.has(route.type)) return REJECT;
+  if (LOCAL_TYPES.has(route.type)) {
+    if (loopback) return linkTarget(loopback);
+    note("local route but no loopback interface");
+    return null;
+  }
+  if (!DEVICE_TYPES.has(route.type)) {
+    note(`route type ${route.type} is not mirrored`);
+    return null;
+  }
+  let dev = route.dev;
+  if (!dev && route.nexthops.length > 0) {
+    // multipath: the kernel hashes each flow onto one nexthop; the image can hold only one
+    const alive = route.nexthops.filter((n) => n.dev && !n.flags.includes("dead"));
+    dev = alive[0]?.dev ?? "";
+    if (route.nexthops.length > 1)
+      note(`multipath route: the image uses the first nexthop (${dev || "none alive"})`);
+  }
+  if (!dev) {
+    note(family === 6 ? "route without a device" : "route without a device (nexthop object?)");
+    return null;
+  }
+  const link = byName.get(dev);
+  if (!link) {
+    note(`device ${dev} not in the link list (it changed while being read)`);
+    return null;
+  }
+  return linkTarget(link);
+}
+
+/** One table's routes, one candidate per prefix: lowest metric first, then dump order. */
+function tableCandidates(
+  routes: RawRoute[],
+  family: Family,
+  byName: Map<string, LinkInfo>,
+  loopback: LinkInfo | undefined,
+  notes: RouteNote[],
+): Map<string, Candidate> {
+  const best = new Map<string, Candidate>();
+  for (const route of routes) {
+    const note = (reason: string) => notes.push({ family, prefix: route.dst, reason });
+    if (route.tos && !/^(0|0x0+)$/.test(route.tos)) {
+      note(`route selects tos ${route.tos}; connections with tos 0 never match it, skipped`);
+      continue;
+    }
+    if (route.flags.includes("dead")) continue;
+    const prefix = parseRouteDst(route.dst, family);
+    if (!prefix) {
+      note("unreadable destination, skipped");
+      continue;
+    }
+    const target = resolve(route, family, byName, loopback, note);
+    if (!target) continue;
+    const key = prefixText(prefix);
+    const held = best.get(key);
+    if (!held || route.metric < held.metric)
+      best.set(key, { ...prefix, target, metric: route.metric });
+  }
+  return best;
+}
+
+/** Local-table prefixes win over any main-table prefix, however specific (rule 0 comes first). */
+function mergeLocal(main: Map<string, Candidate>, local: Map<string, Candidate>): Candidate[] {
+  const locals = [...local.values()].sort((a, b) => b.prefixlen - a.prefixlen);
+  const merged = new Map(local);
+  for (const [key, route] of main) {
+    if (merged.has(key)) continue;
+    // a main route inside a local prefix: addresses in it still resolve to that local entry
+    const owner = locals.find((l) => prefixContains(l, route));
+    merged.set(key, owner ? { ...route, target: owner.target } : route);
+  }
+  return [...merged.values()];
+}
+
+function compareEntries(a: RouteEntry, b: RouteEntry): number {
+  if (a.prefixlen !== b.prefixlen) return b.prefixlen - a.prefixlen;
+  for (let i = 0; i < a.addr.length; i++) {
+    const d = (a.addr[i] ?? 0) - (b.addr[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function familyEntries(
+  family: Family,
+  main: RawRoute[],
+  local: RawRoute[],
+  byName: Map<string, LinkInfo>,
+  loopback: LinkInfo | undefined,
+  notes: RouteNote[],
+): RouteEntry[] {
+  const merged = mergeLocal(
+    tableCandidates(main, family, byName, loopback, notes),
+    tableCandidates(local, family, byName, loopback, notes),
+  );
+  return merged
+    .map((c): RouteEntry => ({ addr: c.addr, prefixlen: c.prefixlen, ...c.target }))
+    .sort(compareEntries);
+}
+
+const DEFAULT_RULES = new Set(["0:local", "32766:main", "32767:default"]);
+
+function ruleNotes(rules: RawRule[], family: Family): RouteNote[] {
+  const extra = rules.filter(
+    (r) => r.selective || r.action !== "" || !DEFAULT_RULES.has(`${r.priority}:${r.table}`),
+  );
+  if (extra.length === 0) return [];
+  const list = extra.map((r) => `${r.priority}:${r.table || r.action}`).join(", ");
+  return [
+    {
+      family,
+      prefix: "",
+      reason: `policy routing rules (${list}) are not mirrored: the image follows the local and main tables only`,
+    },
+  ];
+}
+
+export function toLinkInfo(raw: RawLink): LinkInfo {
+  return { ifindex: raw.ifindex, ifname: raw.ifname, kind: raw.kind, tunnel: isTunnelLink(raw) };
+}
+
+export function buildImage(dump: NamespaceDump): BuiltImage {
+  const links = dump.links.filter((l) => l.ifindex > 0 && l.ifname).map(toLinkInfo);
+  const byName = new Map(links.map((l) => [l.ifname, l]));
+  const lo = dump.links.find((l) => l.flags.includes("LOOPBACK"))?.ifname ?? "lo";
+  const loopback = byName.get(lo);
+  const notes: RouteNote[] = [...ruleNotes(dump.rules4, 4), ...ruleNotes(dump.rules6, 6)];
+  const image: RouteImage = {
+    v4: familyEntries(4, dump.main4, dump.local4, byName, loopback, notes),
+    v6: familyEntries(6, dump.main6, dump.local6, byName, loopback, notes),
+  };
+  if (image.v6.some((e) => e.prefixlen <= 64 && e.addr[0] === 0xfe && (e.addr[1] ?? 0) >> 6 === 2))
+    notes.push({
+      family: 6,
+      prefix: "fe80::/10",
+      reason: "link-local destinations leave by the socket's scope id, not by the route",
+    });
+  return { image, links, notes };
+}
