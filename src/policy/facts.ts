@@ -2,6 +2,10 @@
 // add the process, the route check adds the interface, the L7 proxy adds layer7, the DNS cache adds
 // the names of an address. A fact that is absent is unknown, which is not the same as empty.
 
+import type { ContainerFacts, ProcessFacts } from "../attribution/types.ts";
+
+export type { ContainerFacts, ProcessFacts } from "../attribution/types.ts";
+
 export type ProtocolFact = "tcp" | "udp" | "icmp" | "icmpv6" | number;
 
 export interface EndpointFacts {
@@ -12,17 +16,14 @@ export interface EndpointFacts {
   names?: string[];
 }
 
-export interface ProcessFacts {
-  path: string;
-  /** comm */
-  name: string;
-  uid: number;
-  /** The user's name, if known (for rules that name users). */
-  user?: string;
-  cgroup: string;
+/**
+ * The process as attribution reports it (src/attribution), or part of it: a field left out is
+ * unknown (`moat explain` with some fields given) and a rule that needs it is "maybe".
+ */
+export type KnownProcess = Partial<Omit<ProcessFacts, "container">> & {
   /** null = not in a container; absent = unknown. */
-  container?: { id: string; name: string; image: string } | null;
-}
+  container?: Partial<ContainerFacts> | null;
+};
 
 export interface InterfaceFacts {
   name: string;
@@ -72,8 +73,10 @@ export interface ConnectionFacts {
   local: EndpointFacts;
   remote: EndpointFacts;
   icmp?: { type: number; code: number };
-  process?: ProcessFacts;
-  interface?: InterfaceFacts;
+  /** A full ProcessFacts from attribution fits; absent fields are unknown. */
+  process?: KnownProcess;
+  /** Absent fields are unknown. */
+  interface?: Partial<InterfaceFacts>;
   layer7?: Layer7Facts;
 }
 

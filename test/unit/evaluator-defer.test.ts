@@ -58,7 +58,7 @@ const out = (
 const curl = {
   path: "/usr/bin/curl",
   name: "curl",
-  uid: 1000,
+  user: 1000,
   cgroup: "/user.slice",
   container: null,
 };
@@ -131,7 +131,7 @@ test("with the process known, the process rule decides", () => {
 });
 
 test("user names need the name fact; without it a named user is unknown", () => {
-  const bob = { ...curl, uid: 1001 };
+  const bob = { ...curl, user: 1001 };
   const known = {
     interface: { name: "eth0", tunnel: false },
     layer7: {},
@@ -142,7 +142,7 @@ test("user names need the name fact; without it a named user is unknown", () => 
   assert.deepEqual(unknownName.needs, ["user name"]);
   const alice = evaluate(
     policy,
-    out("203.0.113.9", 443, { ...known, process: { ...bob, user: "alice" } }),
+    out("203.0.113.9", 443, { ...known, process: { ...bob, userName: "alice" } }),
   );
   assert.deepEqual([alice.verdict, alice.rule], ["allowed", "curl-to-api"]);
 });
@@ -216,7 +216,7 @@ test("cgroup matches the cgroup and everything under it; container fields are gl
   const nginx = {
     path: "/usr/sbin/nginx",
     name: "nginx",
-    uid: 33,
+    user: 33,
     cgroup: "/system.slice/nginx.service/worker",
     container: { id: "3f2a", name: "web", image: "nginx:1.27" },
   };

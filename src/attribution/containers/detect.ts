@@ -1,0 +1,49 @@
+// Which container a cgroup path belongs to, from the names the runtimes give their cgroups.
+// Pure. The deepest matching component wins, so a process in a sub-cgroup of a container (systemd
+// inside the container, or a runtime's "init" leaf) is still the container's.
+//
+//   docker      /system.slice/docker-<id>.scope         (systemd cgroup driver)
+//               /docker/<id>                            (cgroupfs driver)
+//   containerd  .../cri-containerd-<id>.scope           (systemd driver, Kubernetes)
+//               /kubepods/<qos>/pod<uid>/<id>           (cgroupfs driver; CRI-O names its own)
+//   podman      .../libpod-<id>.scope, also in user.slice for rootless
+//               /libpod_parent/libpod-<id>              (cgroupfs manager)
+//   cri-o       .../crio-<id>.scope, /kubepods/.../crio-<id>
+// The runtimes' monitors (libpod-conmon-<id>.scope, crio-conmon-<id>.scope) are not containers.
+
+export type Runtime = "docker" | "containerd" | "podman" | "crio";
+
+export interface ContainerRef {
+  /** Runtimes whose state may hold this id, most likely first. */
+  runtimes: Runtime[];
+  id: string;
+}
+
+const ID = "([0-9a-f]{64})";
+const SCOPED: [RegExp, Runtime[]][] = [
+  [new RegExp(`^docker-${ID}\\.scope$`), ["docker"]],
+  [new RegExp(`^cri-containerd-${ID}\\.scope$`), ["containerd"]],
+  [new RegExp(`^libpod-${ID}(?:\\.scope)?$`), ["podman"]],
+  [new RegExp(`^crio-${ID}(?:\\.scope)?$`), ["crio"]],
+];
+const BARE = new RegExp(`^${ID}$`);
+
+export function containerRefOf(cgroup: string): ContainerRef | null {
+  const parts = cgroup.split("/").filter(Boolean);
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i] ?? "";
+    for (const [pattern, runtimes] of SCOPED) {
+      const id = pattern.exec(part)?.[1];
+      if (id) return { runtimes, id };
+    }
+    const bare = BARE.exec(part)?.[1];
+    if (bare) {
+      const parent = parts[i - 1] ?? "";
+      if (parent === "docker") return { runtimes: ["docker"], id: bare };
+      // cgroupfs-driver Kubernetes: containerd or docker (cri-dockerd) put the bare id there
+      if (parts[0] === "kubepods" || parts[0] === "kubepods.slice")
+        return { runtimes: ["containerd", "docker", "crio"], id: bare };
+    }
+  }
+  return null;
+}

@@ -1,0 +1,119 @@
+// Container facts by cgroup path: detect the runtime from the path, read its state files, cache.
+// New containers are found on the first lookup that misses (a miss is retried after a short
+// while, since the state file may not be written yet); cached ones are re-checked against their
+// file's mtime so a rename or a removed container is noticed.
+
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { ContainerFacts } from "../types.ts";
+import { containerdContainer } from "./containerd.ts";
+import { crioContainer } from "./crio.ts";
+import { containerRefOf, type Runtime } from "./detect.ts";
+import { dockerContainer } from "./docker.ts";
+import { podmanContainer } from "./podman.ts";
+import type { StateHit } from "./state-file.ts";
+
+export interface RuntimeRoots {
+  /** Docker data roots (default /var/lib/docker). */
+  docker?: string[];
+  /** containerd runtime v2 task roots (default /run/containerd/io.containerd.runtime.v2.task). */
+  containerd?: string[];
+  /** containers/storage roots for podman and CRI-O (default /var/lib/containers/storage). */
+  containersStorage?: string[];
+  /** Home directories whose ~/.local/share/containers/storage hold rootless podman state. */
+  homes?: () => string[];
+}
+
+export interface DirectoryOptions {
+  roots?: RuntimeRoots;
+  /** How long a found container is trusted before its state file's mtime is checked again. */
+  revalidateMs?: number;
+  /** How long a container id without state files is not looked up again. */
+  missRetryMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  hit: StateHit | null;
+  checkedAt: number;
+  mtimeMs: number;
+}
+
+const MAX_ENTRIES = 4096;
+
+export class ContainerDirectory {
+  #roots: Required<RuntimeRoots>;
+  #revalidateMs: number;
+  #missRetryMs: number;
+  #now: () => number;
+  #cache = new Map<string, Entry>();
+
+  constructor(options: DirectoryOptions = {}) {
+    const r = options.roots ?? {};
+    this.#roots = {
+      docker: r.docker ?? ["/var/lib/docker"],
+      containerd: r.containerd ?? ["/run/containerd/io.containerd.runtime.v2.task"],
+      containersStorage: r.containersStorage ?? ["/var/lib/containers/storage"],
+      homes: r.homes ?? (() => []),
+    };
+    this.#revalidateMs = options.revalidateMs ?? 2000;
+    this.#missRetryMs = options.missRetryMs ?? 250;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The container a cgroup path belongs to; null if none (or its runtime's state is not found). */
+  ofCgroup(cgroup: string): ContainerFacts | null {
+    const ref = containerRefOf(cgroup);
+    if (!ref) return null;
+    const key = `${ref.runtimes.join(",")}/${ref.id}`;
+    const now = this.#now();
+    const cached = this.#cache.get(key);
+    if (cached && this.#fresh(cached, now)) return cached.hit?.container ?? null;
+    const hit = this.#find(ref.runtimes, ref.id);
+    this.#remember(key, { hit, checkedAt: now, mtimeMs: hit ? mtime(hit.file) : 0 });
+    return hit?.container ?? null;
+  }
+
+  #fresh(entry: Entry, now: number): boolean {
+    if (!entry.hit) return now - entry.checkedAt < this.#missRetryMs;
+    if (now - entry.checkedAt < this.#revalidateMs) return true;
+    if (mtime(entry.hit.file) !== entry.mtimeMs) return false;
+    entry.checkedAt = now;
+    return true;
+  }
+
+  #remember(key: string, entry: Entry): void {
+    this.#cache.delete(key);
+    this.#cache.set(key, entry);
+    // oldest first in insertion order
+    if (this.#cache.size > MAX_ENTRIES) this.#cache.delete(this.#cache.keys().next().value ?? "");
+  }
+
+  #find(runtimes: Runtime[], id: string): StateHit | null {
+    const storage = [
+      ...this.#roots.containersStorage,
+      ...this.#roots.homes().map((h) => join(h, ".local/share/containers/storage")),
+    ];
+    for (const runtime of runtimes) {
+      const hit =
+        runtime === "docker"
+          ? dockerContainer(id, this.#roots.docker)
+          : runtime === "containerd"
+            ? containerdContainer(id, this.#roots.containerd)
+            : runtime === "podman"
+              ? podmanContainer(id, storage)
+              : crioContainer(id, storage);
+      if (hit) return hit;
+    }
+    return null;
+  }
+}
+
+/** -1 when the file is gone: never equal to a recorded mtime, so a removed container is re-read. */
+function mtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
