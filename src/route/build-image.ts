@@ -1,6 +1,6 @@
 // iproute2's view of a namespace -> the image the kernel map is built from. Pure, so tests can
-// feed it dumps. The kernel consults the local table before main (ip rule 0, then 32766); the
-// image is one longest-prefix table, so local entries are folded in to win the same way.
+// feed it dumps. The image is one longest-prefix table: the local table is folded into main the
+// way the kernel's lookup order makes it win (see mergeLocal).
 import type { Family } from "../config/ip.ts";
 import type { RawLink, RawRoute, RawRule } from "./ip-json.ts";
 import { parseRouteDst, prefixContains, prefixText, type Prefix } from "./prefix.ts";
@@ -110,15 +110,29 @@ function tableCandidates(
   return best;
 }
 
-/** Local-table prefixes win over any main-table prefix, however specific (rule 0 comes first). */
-function mergeLocal(main: Map<string, Candidate>, local: Map<string, Candidate>): Candidate[] {
+/**
+ * Merges the local table into main. IPv6, and IPv4 once policy rules exist, look up the local
+ * table first (rule 0): a local prefix then wins over any main prefix, however specific. With
+ * only the default rules, IPv4 keeps both tables in one trie and the longest prefix wins.
+ */
+function mergeLocal(
+  main: Map<string, Candidate>,
+  local: Map<string, Candidate>,
+  localFirst: boolean,
+  note: (prefix: string, reason: string) => void,
+): Candidate[] {
   const locals = [...local.values()].sort((a, b) => b.prefixlen - a.prefixlen);
   const merged = new Map(local);
   for (const [key, route] of main) {
     if (merged.has(key)) continue;
-    // a main route inside a local prefix: addresses in it still resolve to that local entry
     const owner = locals.find((l) => prefixContains(l, route));
-    merged.set(key, owner ? { ...route, target: owner.target } : route);
+    if (owner && !localFirst)
+      note(
+        key,
+        `inside local ${prefixText(owner)}: the kernel prefers it only if ip rules were ever added here`,
+      );
+    // addresses in a main route inside a local prefix still resolve to that local entry
+    merged.set(key, owner && localFirst ? { ...route, target: owner.target } : route);
   }
   return [...merged.values()];
 }
@@ -134,6 +148,7 @@ function compareEntries(a: RouteEntry, b: RouteEntry): number {
 
 function familyEntries(
   family: Family,
+  localFirst: boolean,
   main: RawRoute[],
   local: RawRoute[],
   byName: Map<string, LinkInfo>,
@@ -143,7 +158,24 @@ function familyEntries(
   const merged = mergeLocal(
     tableCandidates(main, family, byName, loopback, notes),
     tableCandidates(local, family, byName, loopback, notes),
+    localFirst,
+    (prefix, reason) => notes.push({ family, prefix, reason }),
   );
+  if (loopback) {
+    // connect() to 0.0.0.0 or :: goes to this host by loopback before any table is consulted
+    const size = family === 4 ? 4 : 16;
+    const any: Candidate = {
+      family,
+      addr: new Uint8Array(size),
+      prefixlen: size * 8,
+      target: linkTarget(loopback),
+      metric: 0,
+    };
+    const rest = merged.filter(
+      (c) => !(c.prefixlen === any.prefixlen && c.addr.every((b) => b === 0)),
+    );
+    merged.splice(0, merged.length, ...rest, any);
+  }
   return merged
     .map((c): RouteEntry => ({ addr: c.addr, prefixlen: c.prefixlen, ...c.target }))
     .sort(compareEntries);
@@ -151,10 +183,14 @@ function familyEntries(
 
 const DEFAULT_RULES = new Set(["0:local", "32766:main", "32767:default"]);
 
-function ruleNotes(rules: RawRule[], family: Family): RouteNote[] {
-  const extra = rules.filter(
+/** Rules beyond the defaults (local, main, default tables for all traffic). */
+function customRules(rules: RawRule[]): RawRule[] {
+  return rules.filter(
     (r) => r.selective || r.action !== "" || !DEFAULT_RULES.has(`${r.priority}:${r.table}`),
   );
+}
+
+function ruleNotes(extra: RawRule[], family: Family): RouteNote[] {
   if (extra.length === 0) return [];
   const list = extra.map((r) => `${r.priority}:${r.table || r.action}`).join(", ");
   return [
@@ -175,10 +211,11 @@ export function buildImage(dump: NamespaceDump): BuiltImage {
   const byName = new Map(links.map((l) => [l.ifname, l]));
   const lo = dump.links.find((l) => l.flags.includes("LOOPBACK"))?.ifname ?? "lo";
   const loopback = byName.get(lo);
-  const notes: RouteNote[] = [...ruleNotes(dump.rules4, 4), ...ruleNotes(dump.rules6, 6)];
+  const custom4 = customRules(dump.rules4);
+  const notes: RouteNote[] = [...ruleNotes(custom4, 4), ...ruleNotes(customRules(dump.rules6), 6)];
   const image: RouteImage = {
-    v4: familyEntries(4, dump.main4, dump.local4, byName, loopback, notes),
-    v6: familyEntries(6, dump.main6, dump.local6, byName, loopback, notes),
+    v4: familyEntries(4, custom4.length > 0, dump.main4, dump.local4, byName, loopback, notes),
+    v6: familyEntries(6, true, dump.main6, dump.local6, byName, loopback, notes),
   };
   if (image.v6.some((e) => e.prefixlen <= 64 && e.addr[0] === 0xfe && (e.addr[1] ?? 0) >> 6 === 2))
     notes.push({
