@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
- * then judge it with the same tables and the same conntrack (include/judge.h). */
+ * then judge it with the same tables and the same conntrack (include/judge.h). The socket
+ * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -8,6 +9,7 @@
 #include "judge.h"
 #include "reset.h"
 #include "bench.h"
+#include "sock_hooks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -58,6 +60,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
 	    .len = skb->len,
 	    .dir = MOAT_DIR_EGRESS,
+	    .cookie = bpf_get_socket_cookie(skb),
 	};
 	__u32 key = 1;
 	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);

@@ -4,7 +4,7 @@
 // the process.
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
-import { checkPrerequisites } from "./datapath/prerequisites.ts";
+import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
 import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
 import { diagnostic } from "./config/diagnostics.ts";
@@ -143,7 +143,12 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const nics = selectInterfaces(patterns, all);
   let datapath: Datapath;
   try {
-    datapath = Datapath.start({ interfaces: nics, pinRoot: options.pinRoot, image: active.image });
+    datapath = Datapath.start({
+      interfaces: nics,
+      pinRoot: options.pinRoot,
+      image: active.image,
+      cgroup: cgroupDirectory(active.model.attach.cgroup?.value),
+    });
   } catch (err) {
     void pipeline.close();
     throw err;

@@ -62,6 +62,7 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 	ev->icmp_code = ct->icmp_code;
 	ev->tcp_state = ct->tcp_state;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->owner = ct->owner;
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

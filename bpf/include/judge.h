@@ -20,8 +20,9 @@ enum judge_out {
 /* where the packet was seen */
 struct hook {
 	struct ev_from from;
-	__u32 len; /* bytes */
-	__u8 dir;  /* enum moat_direction of a connection this packet would open */
+	__u32 len;    /* bytes */
+	__u8 dir;     /* enum moat_direction of a connection this packet would open */
+	__u64 cookie; /* tc: the local socket's cookie (0: none), to find its owner */
 };
 
 /* what every step of one packet's judging needs */
@@ -142,53 +143,74 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	}
 }
 
+/* the owner the socket hooks recorded for this packet's socket and destination, if any */
+static __always_inline void owner_of(const struct judge_ctx *j, const struct pkt *p,
+				     struct moat_owner *o)
+{
+	if (!j->h->cookie)
+		return;
+	struct moat_sock_key sk = {
+	    .cookie = j->h->cookie, .port = p->t.dport, .protocol = p->t.proto};
+	__builtin_memcpy(sk.addr, p->t.dst, 16);
+	struct moat_sock *s = bpf_map_lookup_elem(&socks, &sk);
+	if (s)
+		*o = s->owner;
+}
+
 /* the first packet of a connection: judge, remember, report */
 static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt *p,
 				     const struct moat_ct_key *k, int src_side)
 {
 	struct facts f;
 	struct moat_rule r;
-	struct moat_ct ct = {};
+	/* the new entry is built in per-cpu scratch: 120 bytes the shared stack cannot spare */
+	__u32 idx = j->h->from.hook & 3;
+	struct moat_ct *ct = bpf_map_lookup_elem(&ct_scratch, &idx);
 	__u8 reason = MOAT_REASON_NEW;
+
+	if (!ct)
+		return OUT_PASS;
+	__builtin_memset(ct, 0, sizeof(*ct));
 
 	facts_of_packet(p, j->h->dir, &f);
 	__u32 rule = classify(j->slot, j->m, &f);
 	rule_get(j->slot, rule, &r);
 
-	ct.created_ns = j->now;
-	ct.last_ns = j->now;
-	ct.packets[0] = 1;
-	ct.bytes[0] = j->len;
-	ct.ifindex = j->h->from.ifindex;
-	ct.initiator = src_side;
-	ct.direction = j->h->dir;
-	ct.icmp_type = p->icmp_type;
-	ct.icmp_code = p->icmp_code;
+	ct->created_ns = j->now;
+	ct->last_ns = j->now;
+	ct->packets[0] = 1;
+	ct->bytes[0] = j->len;
+	ct->ifindex = j->h->from.ifindex;
+	ct->initiator = src_side;
+	ct->direction = j->h->dir;
+	ct->icmp_type = p->icmp_type;
+	ct->icmp_code = p->icmp_code;
 	if (p->t.proto == IPPROTO_TCP) {
-		ct.tcp_state = tcp_first_state(p->tcp_flags);
-		if (ct.tcp_state != MOAT_TCP_SYN_SENT)
-			ct.flags |= MOAT_CT_MIDSTREAM;
+		ct->tcp_state = tcp_first_state(p->tcp_flags);
+		if (ct->tcp_state != MOAT_TCP_SYN_SENT)
+			ct->flags |= MOAT_CT_MIDSTREAM;
 	}
-	set_judgement(&ct, rule, &r, p->t.proto, j->m->generation);
-	int report = ct.verdict != MOAT_EV_ALLOWED || r.log;
+	set_judgement(ct, rule, &r, p->t.proto, j->m->generation);
+	owner_of(j, p, &ct->owner);
+	int report = ct->verdict != MOAT_EV_ALLOWED || r.log;
 	if (report)
-		ct.flags |= MOAT_CT_REPORTED;
+		ct->flags |= MOAT_CT_REPORTED;
 	tally(j, MOAT_CNT_NEW);
 	count_rule(j->slot, j->m, rule, j->len, 1);
 
 	/* an echo reply opens nothing: judged, not remembered (no pre-authorized requests) */
 	if (!((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_) &&
 	      icmp_is_echo_reply(p->t.proto, p->icmp_type))) {
-		ct.id = next_conn_id(j);
-		if (bpf_map_update_elem(&conntrack, k, &ct, BPF_ANY)) {
+		ct->id = next_conn_id(j);
+		if (bpf_map_update_elem(&conntrack, k, ct, BPF_ANY)) {
 			tally(j, MOAT_CNT_CT_FULL);
-			ct.id = 0;
+			ct->id = 0;
 			reason = MOAT_REASON_UNTRACKED;
 		}
 	}
 	if (report)
-		emit(k, &ct, ct.verdict, reason, &j->h->from);
-	return out_of(j, ct.verdict);
+		emit(k, ct, ct->verdict, reason, &j->h->from);
+	return out_of(j, ct->verdict);
 }
 
 /* a connection past its rule's max_duration: closed, its packets cut */

@@ -18,6 +18,7 @@ struct moat_ry_key *moat_btf_ry __attribute__((unused));
 struct moat_rule *moat_btf_rule __attribute__((unused));
 struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
+struct moat_owner *moat_btf_owner __attribute__((unused));
 
 /* inner map templates: user space creates maps of the same type, sizes and flags */
 /* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
@@ -170,6 +171,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct moat_counters);
 } counters SEC(".maps");
+
+/* key: enum moat_hook & 3; value: a new conntrack entry being built (per cpu: a hook
+ * never interrupts itself on one cpu); written by both packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct moat_ct);
+} ct_scratch SEC(".maps");
+
+/* key: socket cookie and destination; value: the socket's owner and the socket hooks'
+ * verdict; written by connect4/6 and sendmsg4/6, read by the tc program to attribute the
+ * connection it tracks */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_sock_key);
+	__type(value, struct moat_sock);
+} socks SEC(".maps");
 
 /* struct moat_event records; written by both programs, read by the daemon */
 struct {

@@ -73,8 +73,12 @@ struct moat_meta {
 	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
 	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
 	__u8 pad;
+	/* socket hooks: the first egress rule constraining the local address or client port,
+	 * which connect() does not know yet (rule_count + 2 if none) */
+	__u32 first_local_rule;
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct moat_meta) == 32, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 40, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -83,7 +87,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 72, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 88, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -144,7 +148,38 @@ enum moat_event_type {
 enum moat_hook {
 	MOAT_HOOK_XDP_INGRESS = 1,
 	MOAT_HOOK_TC_EGRESS = 2,
+	MOAT_HOOK_CONNECT = 3, /* cgroup connect4/6 */
+	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
 };
+
+/* Who owns a local socket, as the socket hooks see it (user space adds the path, user
+ * name, cgroup path and container). pid 0: not known (no local socket, or not attached). */
+struct moat_owner {
+	__u64 cgroup_id; /* cgroup v2 id: the inode number of its directory */
+	__u32 pid;	 /* thread group id */
+	__u32 uid;
+	char comm[16];
+};
+_Static_assert(sizeof(struct moat_owner) == 32, "moat_owner");
+
+/* A connect() or sendmsg() judged by the socket hooks: socket cookie and destination. */
+struct moat_sock_key {
+	__u64 cookie;
+	__u8 addr[16]; /* ipv4 mapped */
+	__u16 port;    /* host order */
+	__u8 protocol;
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct moat_sock_key) == 32, "moat_sock_key");
+
+struct moat_sock {
+	struct moat_owner owner;
+	__u32 rule;	  /* deciding rule, MOAT_RULE_NONE when deferred to the packet hooks */
+	__u32 generation; /* policy generation that judged it */
+	__u8 verdict;	  /* enum moat_event_type */
+	__u8 pad[7];
+};
+_Static_assert(sizeof(struct moat_sock) == 48, "moat_sock");
 
 /* why an event was sent */
 enum moat_reason {
@@ -210,8 +245,9 @@ struct moat_ct {
 	__u8 icmp_type;	  /* of the first packet (re-judging needs it) */
 	__u8 icmp_code;
 	__u8 pad;
+	struct moat_owner owner; /* the local socket's owner, from the socket hooks */
 };
-_Static_assert(sizeof(struct moat_ct) == 88, "moat_ct");
+_Static_assert(sizeof(struct moat_ct) == 120, "moat_ct");
 
 /* non-first fragments follow the verdict of their datagram's first fragment */
 struct moat_frag_key {
@@ -259,7 +295,8 @@ struct moat_event {
 	__u8 icmp_code;
 	__u8 tcp_state; /* closed: the state reached */
 	__u8 pad[5];
+	struct moat_owner owner;
 };
-_Static_assert(sizeof(struct moat_event) == 104, "moat_event");
+_Static_assert(sizeof(struct moat_event) == 136, "moat_event");
 
 #endif /* MOAT_ABI_H */

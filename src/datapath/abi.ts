@@ -31,7 +31,7 @@ export const Counter = {
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
-export const Hook = { xdpIngress: 1, tcEgress: 2 } as const;
+export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
@@ -81,7 +81,7 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 32, {
+export const meta = defineStruct("moat_meta", 40, {
   generation: { offset: 0, type: "u32" },
   ns: { offset: 4, type: "u32" },
   nx: { offset: 8, type: "u32" },
@@ -90,11 +90,34 @@ export const meta = defineStruct("moat_meta", 32, {
   stats_rows: { offset: 24, type: "u32" },
   drop_malformed: { offset: 28, bytes: 2 },
   stats_atomic: { offset: 30, type: "u8" },
+  first_local_rule: { offset: 32, type: "u32" },
 });
 
-export const state = defineStruct("moat_state", 72, {
+export const state = defineStruct("moat_state", 88, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 64 },
+  meta: { offset: 8, bytes: 80 },
+});
+
+/** Who owns a local socket, as the socket hooks see it (pid 0: not known). */
+export const owner = defineStruct("moat_owner", 32, {
+  cgroup_id: { offset: 0, type: "u64" },
+  pid: { offset: 8, type: "u32" },
+  uid: { offset: 12, type: "u32" },
+  comm: { offset: 16, bytes: 16 },
+});
+
+export const sockKey = defineStruct("moat_sock_key", 32, {
+  cookie: { offset: 0, type: "u64" },
+  addr: { offset: 8, bytes: 16 },
+  port: { offset: 24, type: "u16" },
+  protocol: { offset: 26, type: "u8" },
+});
+
+export const sock = defineStruct("moat_sock", 48, {
+  owner: { offset: 0, bytes: 32 },
+  rule: { offset: 32, type: "u32" },
+  generation: { offset: 36, type: "u32" },
+  verdict: { offset: 40, type: "u8" },
 });
 
 export const counter = defineStruct("moat_counter", 16, {
@@ -122,7 +145,7 @@ export const ctKey = defineStruct("moat_ct_key", 40, {
   protocol: { offset: 37, type: "u8" },
 });
 
-export const ct = defineStruct("moat_ct", 88, {
+export const ct = defineStruct("moat_ct", 120, {
   id: { offset: 0, type: "u64" },
   created_ns: { offset: 8, type: "u64" },
   last_ns: { offset: 16, type: "u64" },
@@ -140,6 +163,7 @@ export const ct = defineStruct("moat_ct", 88, {
   tcp_state: { offset: 84, type: "u8" },
   icmp_type: { offset: 85, type: "u8" },
   icmp_code: { offset: 86, type: "u8" },
+  owner: { offset: 88, bytes: 32 },
 });
 
 export const fragKey = defineStruct("moat_frag_key", 40, {
@@ -156,7 +180,7 @@ export const frag = defineStruct("moat_frag", 16, {
   drop: { offset: 12, type: "u8" },
 });
 
-export const event = defineStruct("moat_event", 104, {
+export const event = defineStruct("moat_event", 136, {
   ts_ns: { offset: 0, type: "u64" },
   conn_id: { offset: 8, type: "u64" },
   packets: { offset: 16, type: "u64" },
@@ -180,6 +204,7 @@ export const event = defineStruct("moat_event", 104, {
   icmp_type: { offset: 96, type: "u8" },
   icmp_code: { offset: 97, type: "u8" },
   tcp_state: { offset: 98, type: "u8" },
+  owner: { offset: 104, bytes: 32 },
 });
 
 /** Every codec, for the BTF layout check (test/unit/abi.test.ts). */
@@ -189,6 +214,9 @@ export const codecs = [
   rule,
   meta,
   state,
+  owner,
+  sockKey,
+  sock,
   counter,
   counters,
   ruleStats,

@@ -13,7 +13,15 @@ import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { native } from "./addon.ts";
 import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
-import type { BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer, XdpMode } from "./native.d.ts";
+import type {
+  BpfLink,
+  BpfMap,
+  BpfObject,
+  BpfProgram,
+  CgroupAttach,
+  RingBuffer,
+  XdpMode,
+} from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
@@ -22,9 +30,18 @@ import { records } from "./ringbuf-batch.ts";
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
 
+/** The socket-hook programs of moat.bpf.o and where each attaches. */
+const SOCKET_HOOKS: [string, CgroupAttach][] = [
+  ["moat_connect4", "connect4"],
+  ["moat_connect6", "connect6"],
+  ["moat_sendmsg4", "sendmsg4"],
+  ["moat_sendmsg6", "sendmsg6"],
+];
+
 export interface Attachment {
   program: string;
-  hook: "xdp" | "tc-egress";
+  hook: "xdp" | "tc-egress" | CgroupAttach;
+  /** The interface, or for socket hooks the cgroup directory. */
   interface: string;
   ifindex: number;
   /** "native"/"generic" for XDP; "tcx"/"tc" for TC */
@@ -65,6 +82,8 @@ export interface DatapathOptions {
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
   image?: ClassifierImage;
+  /** A cgroup v2 directory whose processes get the socket hooks (attach.cgroup). */
+  cgroup?: string;
   /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
   globals?: Record<string, number>;
 }
@@ -135,7 +154,7 @@ export class Datapath {
     const dp = new Datapath(options);
     try {
       if (options.image) dp.apply(options.image);
-      if (dp.pinRoot && options.interfaces.length > 0) {
+      if (dp.pinRoot && (options.interfaces.length > 0 || options.cgroup)) {
         removeTree(dp.pinRoot); // links left by a daemon that died: this one takes over
         ensureDir(dp.pinRoot);
       }
@@ -144,6 +163,7 @@ export class Datapath {
         if (reason) dp.skipped.push({ interface: nic.name, reason });
         else dp.attach(nic, options.xdpMode ?? "auto");
       }
+      if (options.cgroup) dp.attachCgroup(options.cgroup);
       return dp;
     } catch (err) {
       dp.stop();
@@ -162,6 +182,17 @@ export class Datapath {
       mode: tcLink.kind,
       ...this.where(nic),
     });
+  }
+
+  /**
+   * Attaches the socket hooks (connect4/6, sendmsg4/6) to a cgroup v2 directory: its processes'
+   * connect() and unconnected sendmsg() are judged before anything is sent.
+   */
+  attachCgroup(directory: string): void {
+    for (const [program, hook] of SOCKET_HOOKS) {
+      const link = this.object.program(program).attachCgroup(directory, hook);
+      this.track(link, { program, hook, mode: "cgroup", interface: directory, ifindex: 0 });
+    }
   }
 
   private where(nic: NetInterface) {
@@ -183,7 +214,8 @@ export class Datapath {
     let pin: string | null = null;
     if (this.pinRoot && link.fd >= 0) {
       ensureDir(this.pinRoot);
-      pin = `${this.pinRoot}/link_${a.hook}_${a.interface}`;
+      const where = a.ifindex ? a.interface : `cgroup${a.interface.replaceAll("/", "_")}`;
+      pin = `${this.pinRoot}/link_${a.hook}_${where}`;
       link.pin(pin);
     }
     this.attachments.push({ ...a, linkId: link.id(), pin });

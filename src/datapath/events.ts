@@ -1,6 +1,15 @@
 // Decodes kernel event records (struct moat_event) into moat's event format
 // (policy-language.md, "Events").
-import { event as eventCodec, EventType, Hook, Mode, Reason, RULE_NONE, TcpState } from "./abi.ts";
+import {
+  event as eventCodec,
+  EventType,
+  Hook,
+  Mode,
+  owner as ownerCodec,
+  Reason,
+  RULE_NONE,
+  TcpState,
+} from "./abi.ts";
 import { formatAddress } from "./address.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
@@ -9,6 +18,34 @@ export type EventReason = "new" | "rejudged" | "untracked" | "fin" | "rst" | "ma
 export interface Endpoint {
   ip: string;
   port: number;
+}
+
+export interface EventContainer {
+  id: string;
+  name: string | null;
+  image: string | null;
+}
+
+/** The local process that owns the connection's socket (policy-language.md, "Events"). */
+export interface EventProcess {
+  pid: number;
+  /** comm */
+  name: string;
+  /** Executable path; null when the process was gone before it was read. */
+  path: string | null;
+  /** uid */
+  user: number;
+  /** cgroup v2 path; null when not found. */
+  cgroup: string | null;
+  container: EventContainer | null;
+}
+
+/** What the kernel records of a socket's owner. */
+export interface KernelOwner {
+  pid: number;
+  uid: number;
+  cgroupId: bigint;
+  comm: string;
 }
 
 export interface MoatEvent {
@@ -21,7 +58,8 @@ export interface MoatEvent {
   local: Endpoint;
   remote: Endpoint;
   interface: string | null;
-  process: null;
+  /** The local socket's owner, when a socket hook saw it (else null). */
+  process: EventProcess | null;
   layer7: null;
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
@@ -33,8 +71,8 @@ export interface MoatEvent {
   icmp?: { type: number; code: number };
   /** closed: both directions, first packet to last. */
   stats?: { packets: number; bytes: number; durationMs: number };
-  /** The hook whose packet caused the event. */
-  hook: "xdp" | "tc";
+  /** The hook that caused the event: a packet (xdp, tc) or a socket call (connect, sendmsg). */
+  hook: "xdp" | "tc" | "connect" | "sendmsg";
   /** Policy generation that judged the connection. */
   generation: number;
 }
@@ -62,7 +100,34 @@ export interface DecodeContext {
   /** The rule `index` of policy `generation` (index is MOAT_RULE_NONE before any policy). */
   rule: (index: number, generation: number) => { name: string } | undefined;
   interfaceName: (ifindex: number) => string | null;
+  /** The full process facts of a kernel owner (src/attribution); default: what the kernel has. */
+  process?: (owner: KernelOwner) => EventProcess | null;
 }
+
+const hooks: Record<number, MoatEvent["hook"]> = {
+  [Hook.xdpIngress]: "xdp",
+  [Hook.tcEgress]: "tc",
+  [Hook.connect]: "connect",
+  [Hook.sendmsg]: "sendmsg",
+};
+
+/** The kernel's owner record, or null when no socket hook saw the socket. */
+export function decodeOwner(bytes: Buffer): KernelOwner | null {
+  const o = ownerCodec.decode(bytes);
+  if (o.pid === 0) return null;
+  const end = o.comm.indexOf(0);
+  const comm = o.comm.subarray(0, end < 0 ? o.comm.length : end).toString("utf8");
+  return { pid: o.pid, uid: o.uid, cgroupId: o.cgroup_id, comm };
+}
+
+const kernelOnly = (o: KernelOwner): EventProcess => ({
+  pid: o.pid,
+  name: o.comm,
+  path: null,
+  user: o.uid,
+  cgroup: null,
+  container: null,
+});
 
 const verdictOf = (n: number): MoatEvent["verdict"] =>
   n === EventType.allowed ? "allowed" : n === EventType.detected ? "detected" : "blocked";
@@ -70,6 +135,7 @@ const verdictOf = (n: number): MoatEvent["verdict"] =>
 /** Local is this host and remote the peer, whichever hook saw the packet. */
 export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   const e = eventCodec.decode(record);
+  const owner = decodeOwner(e.owner);
   const rule =
     e.rule === RULE_NONE ? "none" : (ctx.rule(e.rule, e.generation)?.name ?? `#${e.rule}`);
   const ev: MoatEvent = {
@@ -81,13 +147,13 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
     protocol: protocolName(e.protocol),
     local: { ip: formatAddress(e.local, e.family), port: e.local_port },
     remote: { ip: formatAddress(e.remote, e.family), port: e.remote_port },
-    interface: ctx.interfaceName(e.ifindex),
-    process: null,
+    interface: e.ifindex ? ctx.interfaceName(e.ifindex) : null,
+    process: owner ? (ctx.process ?? kernelOnly)(owner) : null,
     layer7: null,
     connection: e.conn_id === 0n ? null : e.conn_id.toString(16),
     reason: reasons[e.reason] ?? "new",
     verdict: verdictOf(e.verdict),
-    hook: e.hook === Hook.xdpIngress ? "xdp" : "tc",
+    hook: hooks[e.hook] ?? "tc",
     generation: e.generation,
   };
   if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };
@@ -114,8 +180,10 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");
     const s = ev.stats;
-    return `${line} (${reason}, ${s.packets} packets, ${s.bytes} bytes, ${(s.durationMs / 1000).toFixed(1)} s)`;
+    const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
+    return `${line}${who} (${reason}, ${s.packets} packets, ${s.bytes} bytes, ${(s.durationMs / 1000).toFixed(1)} s)`;
   }
-  if (ev.reason === "rejudged") return `${line} (policy reloaded)`;
-  return line;
+  const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
+  if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  return line + who;
 }

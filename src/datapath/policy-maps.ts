@@ -302,6 +302,7 @@ export class PolicyMaps {
             prevent(image.defaultRule.egress),
           ]),
           stats_atomic: rows < cpus ? 1 : 0,
+          first_local_rule: image.firstLocalRule,
         },
         next,
         8 + idle * metaCodec.size,

@@ -2,6 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
+import { join } from "node:path";
 
 export class PrerequisiteError extends Error {
   readonly code = "EPREREQ";
@@ -20,6 +21,21 @@ export function cgroup2Mount(
     if (right?.startsWith("cgroup2 ")) return left?.split(" ")[4] ?? null;
   }
   return null;
+}
+
+/**
+ * The directory of attach.cgroup (a path inside the cgroup v2 hierarchy, "/" for all of it),
+ * or undefined when the policy names none. Throws PrerequisiteError when it does not exist.
+ */
+export function cgroupDirectory(cgroup: string | undefined): string | undefined {
+  if (cgroup === undefined) return undefined;
+  const mount = cgroup2Mount();
+  if (!mount) throw new PrerequisiteError("attach.cgroup needs the cgroup v2 hierarchy mounted");
+  const dir = join(mount, cgroup);
+  if (!existsSync(dir)) {
+    throw new PrerequisiteError(`attach.cgroup ${cgroup}: ${dir} does not exist`);
+  }
+  return dir;
 }
 
 function bpffsMounted(mountinfo: string): boolean {

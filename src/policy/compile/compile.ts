@@ -60,6 +60,18 @@ function defaultRule(model: PolicyModel, action: Action): ImageRule {
   return { name: "default", action, mode: model.mode, log: false, maxDurationSeconds: 0 };
 }
 
+/**
+ * The first rule that can decide an egress connection by its local address or client port,
+ * which connect() does not know yet: the socket hooks leave decisions from there on to the
+ * packet hooks. rules.length + 2 (past the defaults) when there is none.
+ */
+function firstLocalRule(model: PolicyModel): number {
+  const i = model.rules.findIndex(
+    (r) => r.direction !== "ingress" && (r.layer3?.local || r.layer4?.sourcePorts),
+  );
+  return i < 0 ? model.rules.length + 2 : i;
+}
+
 export function compile(model: PolicyModel, options: CompileOptions = {}): ClassifierImage {
   const budgets = { ...DEFAULT_BUDGETS, ...options.budgets };
   let last = performance.now();
@@ -206,6 +218,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     ],
     ruleCount: n,
     defaultRule: { ingress: n, egress: n + 1 },
+    firstLocalRule: firstLocalRule(model),
     remote4,
     remote6,
     local4,

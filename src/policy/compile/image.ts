@@ -54,6 +54,8 @@ export interface ClassifierImage {
   rules: ImageRule[];
   ruleCount: number;
   defaultRule: { ingress: number; egress: number };
+  /** Socket hooks: decisions by this rule or later wait for the packet hooks (no local facts). */
+  firstLocalRule: number;
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The socket hooks (cgroup connect4/6, sendmsg4/6): a local process's connect() or
+ * unconnected sendmsg() is judged by the same tables as packets, before anything leaves,
+ * so a blocked one fails at once with EPERM. The owner (pid, uid, cgroup, comm) is
+ * recorded by socket cookie and destination, and the tc program copies it into the
+ * connection it tracks, so every event of the connection names its process. */
+#ifndef MOAT_SOCK_HOOKS_H
+#define MOAT_SOCK_HOOKS_H
+
+#include "judge.h"
+
+#define SOCK_ALLOW 1
+#define SOCK_DENY 0
+
+static __always_inline void owner_now(struct moat_owner *o)
+{
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	o->pid = bpf_get_current_pid_tgid() >> 32;
+	o->uid = (__u32)uid_gid;
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+/* the facts connect() knows: the destination, and the source if the socket is bound */
+static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct tuple *t)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return -1;
+	__builtin_memset(t, 0, sizeof(*t));
+	if (v6) {
+		__u32 *dst = (__u32 *)t->dst, *src = (__u32 *)t->src;
+		dst[0] = ctx->user_ip6[0];
+		dst[1] = ctx->user_ip6[1];
+		dst[2] = ctx->user_ip6[2];
+		dst[3] = ctx->user_ip6[3];
+		src[0] = sk->src_ip6[0];
+		src[1] = sk->src_ip6[1];
+		src[2] = sk->src_ip6[2];
+		src[3] = sk->src_ip6[3];
+		t->family = addr_is_v4mapped(t->dst) ? 4 : 6;
+	} else {
+		__u32 dst = ctx->user_ip4, src = sk->src_ip4;
+		addr_v4(t->dst, &dst);
+		addr_v4(t->src, &src);
+		t->family = 4;
+	}
+	t->dport = bpf_ntohs((__u16)ctx->user_port);
+	t->sport = (__u16)sk->src_port;
+	t->proto = ctx->protocol;
+	return 0;
+}
+
+/* a blocked connect()/sendmsg(): reported here, as no packet will be. A subprogram: its
+ * connection record stays off the hook's own stack */
+static __noinline void report_denied(const struct tuple *t, const struct moat_sock *s,
+				     const struct moat_rule *r, __u8 hook)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+	struct moat_ct ct = {};
+	struct ev_from from = {.hook = hook};
+
+	if (!t || !s || !r)
+		return;
+	int side = ct_key(t, &k);
+	ct.initiator = side;
+	ct.direction = MOAT_DIR_EGRESS;
+	ct.rule = s->rule;
+	ct.generation = s->generation;
+	ct.verdict = s->verdict;
+	ct.mode = r->mode;
+	ct.owner = s->owner;
+	emit(&k, &ct, s->verdict, MOAT_REASON_NEW, &from);
+}
+
+/* judges a connect()/sendmsg() to a tcp or udp destination */
+static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 hook)
+{
+	struct tuple t;
+	__u32 zero = 0;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return SOCK_ALLOW;
+	if (sock_facts(ctx, v6, &t))
+		return SOCK_ALLOW;
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return SOCK_ALLOW;
+	__u32 slot = *(volatile __u32 *)&st->active & 1;
+	const struct moat_meta *m = &st->meta[slot];
+	if (!m->generation)
+		return SOCK_ALLOW;
+
+	struct moat_sock_key key = {
+	    .cookie = bpf_get_socket_cookie(ctx), .port = t.dport, .protocol = t.proto};
+	__builtin_memcpy(key.addr, t.dst, 16);
+	struct moat_sock *seen = bpf_map_lookup_elem(&socks, &key);
+	/* an unconnected udp socket sends to the same destination again: judged already */
+	if (seen && seen->generation == m->generation)
+		return seen->verdict == MOAT_EV_BLOCKED ? SOCK_DENY : SOCK_ALLOW;
+
+	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};
+	__builtin_memcpy(f.remote, t.dst, 16);
+	__builtin_memcpy(f.local, t.src, 16);
+	f.server_port = t.dport;
+	f.client_port = t.sport;
+	__u32 rule = classify(slot, m, &f);
+
+	struct moat_sock s = {.generation = m->generation, .rule = MOAT_RULE_NONE};
+	struct moat_rule r;
+	owner_now(&s.owner);
+	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
+	if (!t.sport && rule >= m->first_local_rule) {
+		s.verdict = MOAT_EV_ALLOWED;
+		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+		return SOCK_ALLOW;
+	}
+	rule_get(slot, rule, &r);
+	s.rule = rule;
+	s.verdict = verdict_of(&r);
+	bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+	if (s.verdict != MOAT_EV_BLOCKED)
+		return SOCK_ALLOW;
+	count(MOAT_CNT_BLOCKED, 0);
+	report_denied(&t, &s, &r, hook);
+	return SOCK_DENY;
+}
+
+SEC("cgroup/connect4")
+int moat_connect4(struct bpf_sock_addr *ctx)
+{
+	return judge_sock(ctx, 0, MOAT_HOOK_CONNECT);
+}
+
+SEC("cgroup/connect6")
+int moat_connect6(struct bpf_sock_addr *ctx)
+{
+	return judge_sock(ctx, 1, MOAT_HOOK_CONNECT);
+}
+
+SEC("cgroup/sendmsg4")
+int moat_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return judge_sock(ctx, 0, MOAT_HOOK_SENDMSG);
+}
+
+SEC("cgroup/sendmsg6")
+int moat_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return judge_sock(ctx, 1, MOAT_HOOK_SENDMSG);
+}
+
+#endif /* MOAT_SOCK_HOOKS_H */
