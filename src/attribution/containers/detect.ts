@@ -5,7 +5,7 @@
 //   docker      /system.slice/docker-<id>.scope         (systemd cgroup driver)
 //               /docker/<id>                            (cgroupfs driver)
 //   containerd  .../cri-containerd-<id>.scope           (systemd driver, Kubernetes)
-//               /kubepods/<qos>/pod<uid>/<id>           (cgroupfs driver; CRI-O names its own)
+//               .../kubepods/<qos>/pod<uid>/<id>        (cgroupfs driver)
 //   podman      .../libpod-<id>.scope, also in user.slice for rootless
 //               /libpod_parent/libpod-<id>              (cgroupfs manager)
 //   cri-o       .../crio-<id>.scope, /kubepods/.../crio-<id>
@@ -40,8 +40,9 @@ export function containerRefOf(cgroup: string): ContainerRef | null {
     if (bare) {
       const parent = parts[i - 1] ?? "";
       if (parent === "docker") return { runtimes: ["docker"], id: bare };
-      // cgroupfs-driver Kubernetes: containerd or docker (cri-dockerd) put the bare id there
-      if (parts[0] === "kubepods" || parts[0] === "kubepods.slice")
+      // cgroupfs-driver Kubernetes (under kubelet's --cgroup-root, so not always at the top):
+      // containerd, docker (cri-dockerd) or CRI-O put the bare id there
+      if (parts.slice(0, i).some((p) => p.startsWith("kubepods")))
         return { runtimes: ["containerd", "docker", "crio"], id: bare };
     }
   }

@@ -8,18 +8,26 @@ import type { PolicyModel } from "../../config/model.ts";
 import { parseConnectionText } from "../../policy/connection-text.ts";
 import { evaluate, type Decision } from "../../policy/evaluator.ts";
 import type { ConnectionFacts } from "../../policy/facts.ts";
+import { formatProcess, PROCESS_FIELDS } from "../../policy/process-text.ts";
+import { addContext } from "./explain-context.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
+             [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
 
   The left side opened the connection; the right side is the server.
   --direction ingress (default): the right side is this host (a peer connects in).
   --direction egress: the left side is this host (it connects out).
   Quote the arrow in a shell ('->'), write 'to', or leave it out.
+  --process: the local process owning the socket; keys ${PROCESS_FIELDS.join(", ")}
+    (user is a uid or a name; container=none = not in a container). Keys left out are unknown.
+  --interface: the interface the connection is routed by (not a tunnel unless --tunnel).
 
   moat explain policy.yaml tcp 203.0.113.9:51514 '->' 10.0.0.1:22
   moat explain policy.yaml udp 10.0.0.1:40000 to 9.9.9.9:53 --direction egress
   moat explain policy.yaml tcp [2001:db8::9]:50000 '->' [2001:db8::1]:443
-  moat explain policy.yaml icmp 10.0.0.2 '->' 10.0.0.1 type 8 code 0`;
+  moat explain policy.yaml icmp 10.0.0.2 '->' 10.0.0.1 type 8 code 0
+  moat explain policy.yaml tcp 10.0.0.1:40000 '->' 1.2.3.4:443 --direction egress \\
+    --process path=/usr/bin/curl,name=curl,user=1000,cgroup=/user.slice --interface wg0 --tunnel`;
 
 export const explainCommand: Command = {
   name: "explain",
@@ -27,6 +35,10 @@ export const explainCommand: Command = {
   usage: USAGE,
   options: {
     direction: { type: "string" },
+    process: { type: "string", multiple: true },
+    interface: { type: "string" },
+    tunnel: { type: "boolean" },
+    "no-tunnel": { type: "boolean" },
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
     arrow: { type: "boolean", short: ">", multiple: true },
   },
@@ -38,6 +50,7 @@ export const explainCommand: Command = {
       throw new UsageError(`--direction must be ingress or egress, got '${String(direction)}'`);
     const parsed = parseConnectionText(words, direction);
     if (!parsed.ok) throw new UsageError(`${parsed.error}\nusage: ${USAGE}`);
+    addContext(parsed.value, values);
     const model = loadForExplain(file, io);
     if (!model) return 1;
     print(model, parsed.value, values.direction === undefined, io);
@@ -74,6 +87,8 @@ function print(model: PolicyModel, facts: ConnectionFacts, defaulted: boolean, i
     `connection: ${facts.direction}${how} ${String(facts.protocol)} ` +
       `${endpoint(client, facts.family)} -> ${endpoint(server, facts.family)}${icmp} (${roles})`,
   );
+  if (facts.process) io.out(`process: ${formatProcess(facts.process)}`);
+  if (facts.interface) io.out(`interface: ${formatInterface(facts.interface)}`);
   const result = evaluate(model, facts);
   if (result.verdict !== "deferred") return printDecision(result, io);
   io.out("verdict: deferred");
@@ -89,4 +104,9 @@ function printDecision(d: Decision, io: Io): void {
   io.out(`rule: ${d.rule}`);
   io.out(`mode: ${d.mode}`);
   io.out(`reason: ${d.reason}`);
+}
+
+function formatInterface(i: NonNullable<ConnectionFacts["interface"]>): string {
+  const tunnel = i.tunnel === undefined ? "" : i.tunnel ? "tunnel" : "not a tunnel";
+  return [i.name, tunnel].filter(Boolean).join(", ");
 }
