@@ -65,7 +65,15 @@ export async function startRouteMirror(options: RouteMirrorOptions = {}): Promis
     const changed = next !== fingerprint;
     fingerprint = next;
     current = { ...built, generation: current.generation + (changed ? 1 : 0) };
-    if (changed && current.generation > 1) for (const l of listeners) l(current);
+    if (changed && current.generation > 1)
+      for (const l of listeners) {
+        // a failing listener must not stop the others or the mirror
+        try {
+          l(current);
+        } catch (err) {
+          report(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
     return current;
   }
 
