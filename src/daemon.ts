@@ -4,6 +4,7 @@
 // the process.
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
+import { Attribution } from "./attribution/index.ts";
 import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
 import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
@@ -185,6 +186,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   let policySinks: PolicySinks = sinksFromPolicy(active.model, snapshot);
   for (const sink of policySinks.sinks) pipeline.add(sink);
 
+  const attribution = new Attribution();
   const bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   datapath.subscribe((record) =>
     pipeline.push(
@@ -192,6 +194,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
         bootTimeMs,
         rule: (index, generation) => rulesByGeneration.get(generation)?.[index],
         interfaceName: (i) => names.get(i) ?? null,
+        process: (owner) => attribution.attribute(owner),
       }),
     ),
   );

@@ -49,6 +49,12 @@ export class CgroupIndex {
     return this.#paths.get(id) ?? null;
   }
 
+  /** Every cgroup now, by id (a fresh walk). */
+  all(): Map<bigint, string> {
+    this.rescan();
+    return new Map(this.#paths);
+  }
+
   /** Walk the whole tree and index every cgroup by id. */
   rescan(): void {
     this.#lastScan = this.#now();

@@ -11,6 +11,7 @@ import {
   TcpState,
 } from "./abi.ts";
 import { formatAddress } from "./address.ts";
+import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
 export type EventReason = "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration";
@@ -18,34 +19,6 @@ export type EventReason = "new" | "rejudged" | "untracked" | "fin" | "rst" | "ma
 export interface Endpoint {
   ip: string;
   port: number;
-}
-
-export interface EventContainer {
-  id: string;
-  name: string | null;
-  image: string | null;
-}
-
-/** The local process that owns the connection's socket (policy-language.md, "Events"). */
-export interface EventProcess {
-  pid: number;
-  /** comm */
-  name: string;
-  /** Executable path; null when the process was gone before it was read. */
-  path: string | null;
-  /** uid */
-  user: number;
-  /** cgroup v2 path; null when not found. */
-  cgroup: string | null;
-  container: EventContainer | null;
-}
-
-/** What the kernel records of a socket's owner. */
-export interface KernelOwner {
-  pid: number;
-  uid: number;
-  cgroupId: bigint;
-  comm: string;
 }
 
 export interface MoatEvent {
@@ -59,7 +32,7 @@ export interface MoatEvent {
   remote: Endpoint;
   interface: string | null;
   /** The local socket's owner, when a socket hook saw it (else null). */
-  process: EventProcess | null;
+  process: ProcessFacts | null;
   layer7: null;
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
@@ -101,7 +74,7 @@ export interface DecodeContext {
   rule: (index: number, generation: number) => { name: string } | undefined;
   interfaceName: (ifindex: number) => string | null;
   /** The full process facts of a kernel owner (src/attribution); default: what the kernel has. */
-  process?: (owner: KernelOwner) => EventProcess | null;
+  process?: (owner: KernelOwner) => ProcessFacts;
 }
 
 const hooks: Record<number, MoatEvent["hook"]> = {
@@ -120,12 +93,12 @@ export function decodeOwner(bytes: Buffer): KernelOwner | null {
   return { pid: o.pid, uid: o.uid, cgroupId: o.cgroup_id, comm };
 }
 
-const kernelOnly = (o: KernelOwner): EventProcess => ({
+const kernelOnly = (o: KernelOwner): ProcessFacts => ({
   pid: o.pid,
   name: o.comm,
-  path: null,
+  path: "",
   user: o.uid,
-  cgroup: null,
+  cgroup: "",
   container: null,
 });
 

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
+import { findCgroup2Mount } from "../attribution/cgroup-mount.ts";
 
 export class PrerequisiteError extends Error {
   readonly code = "EPREREQ";
@@ -13,15 +14,7 @@ export class PrerequisiteError extends Error {
 }
 
 /** Mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo (never hard-coded). */
-export function cgroup2Mount(
-  mountinfo = readFileSync("/proc/self/mountinfo", "utf8"),
-): string | null {
-  for (const line of mountinfo.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (right?.startsWith("cgroup2 ")) return left?.split(" ")[4] ?? null;
-  }
-  return null;
-}
+export const cgroup2Mount = (): string | null => findCgroup2Mount()?.mountPoint ?? null;
 
 /**
  * The directory of attach.cgroup (a path inside the cgroup v2 hierarchy, "/" for all of it),
