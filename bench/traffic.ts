@@ -29,12 +29,16 @@ function random(seed: number): () => number {
 
 const dotted = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join(".");
 
-/** `count` disjoint random CIDRs /16../32 (nftables refuses overlapping intervals). */
+/**
+ * `count` disjoint random CIDRs (nftables refuses overlapping intervals): /16../32, or /24../32
+ * from 100k entries on, where /16s would cover too much of the space to leave room for them.
+ */
 function blockList(count: number): { cidrs: string[]; starts: number[]; sizes: number[] } {
   const rand = random(count);
+  const shortest = count >= 100_000 ? 24 : 16;
   const picked = new Map<number, number>();
   while (picked.size < count * 1.2) {
-    const len = 16 + Math.floor(rand() * 17);
+    const len = shortest + Math.floor(rand() * (33 - shortest));
     const size = 2 ** (32 - len);
     const start = Math.floor((rand() * 2 ** 32) / size) * size;
     picked.set(start, Math.max(size, picked.get(start) ?? 0));

@@ -5,6 +5,8 @@
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { Attribution } from "./attribution/index.ts";
+import { readProcessUniverse } from "./policy/process-universe.ts";
+import type { UniverseReader } from "./policy/load-for-datapath.ts";
 import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
 import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
@@ -81,7 +83,7 @@ interface Running extends LoadedPolicy {
   hash: string;
 }
 
-function readPolicy(path: string): Running {
+function readPolicy(path: string, universe: UniverseReader): Running {
   let text: string;
   try {
     text = nodeHost.readFile(path);
@@ -89,7 +91,7 @@ function readPolicy(path: string): Running {
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  return { ...compilePolicyText(text, path), text, hash: sha256(text) };
+  return { ...compilePolicyText(text, path, universe), text, hash: sha256(text) };
 }
 
 const errorLines = (err: unknown, path: string): string[] =>
@@ -129,7 +131,10 @@ function apiListeners(model: PolicyModel, options: DaemonOptions): ListenerOptio
 export function startDaemon(options: DaemonOptions): Daemon {
   checkPrerequisites();
   const { log } = options;
-  let active = readPolicy(options.policyPath);
+  // who owns a socket: events' process facts, and what process rules resolve to on this host
+  const attribution = new Attribution();
+  const universe: UniverseReader = (model) => readProcessUniverse(model, attribution);
+  let active = readPolicy(options.policyPath, universe);
   const pipeline = new EventPipeline();
   const audit = auditSink();
   audit.setPath(active.model.logging.audit?.value.path ?? null);
@@ -186,7 +191,6 @@ export function startDaemon(options: DaemonOptions): Daemon {
   let policySinks: PolicySinks = sinksFromPolicy(active.model, snapshot);
   for (const sink of policySinks.sinks) pipeline.add(sink);
 
-  const attribution = new Attribution();
   const bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   datapath.subscribe((record) =>
     pipeline.push(
@@ -260,7 +264,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   function reload(reason: string): ReloadResult {
     let next: Running;
     try {
-      next = readPolicy(options.policyPath);
+      next = readPolicy(options.policyPath, universe);
     } catch (err) {
       return refuse(reason, errorLines(err, options.policyPath));
     }
@@ -275,7 +279,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
     const hash = sha256(text);
     let next: Running;
     try {
-      next = { ...compilePolicyText(text, options.policyPath), text, hash };
+      next = { ...compilePolicyText(text, options.policyPath, universe), text, hash };
     } catch (err) {
       const result = refuse(`${what} from ${who}`, errorLines(err, options.policyPath));
       audit.note(

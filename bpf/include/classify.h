@@ -80,9 +80,10 @@ static __noinline __u32 lpm6_class(__u32 idx, const __u8 *addr)
 /* the address's class in one generation's v4 directory or v6 trie. An ipv6 packet's
  * ipv4-mapped address is judged as ipv4, as the reference evaluator does. Both lookups are
  * subprograms of their own: their keys stay off classify()'s stack (512 bytes for the chain) */
-static __always_inline __u32 lpm_class(__u32 table, __u32 slot, const __u8 *addr, __u8 family)
+static __always_inline __u32 lpm_class(__u32 table, __u32 slot, __u32 image, const __u8 *addr,
+				       __u8 family)
 {
-	__u32 idx = table * 2 + slot;
+	__u32 idx = outer_index(image, 2, table, slot);
 
 	if (family == 4 || addr_is_v4mapped(addr)) {
 		__be32 a;
@@ -93,9 +94,9 @@ static __always_inline __u32 lpm_class(__u32 table, __u32 slot, const __u8 *addr
 }
 
 /* one u32 of one generation's array table; -1 when missing (an inconsistent image) */
-static __always_inline int table_u32(__u32 table_id, __u32 slot, __u32 idx, __u32 *out)
+static __always_inline int table_u32(__u32 table_id, __u32 slot, __u32 image, __u32 idx, __u32 *out)
 {
-	__u32 outer_idx = table_id * 2 + slot;
+	__u32 outer_idx = outer_index(image, T_U32_TABLES, table_id, slot);
 	void *table = bpf_map_lookup_elem(&tbl_u32, &outer_idx);
 	if (!table)
 		return -1;
@@ -136,43 +137,46 @@ static __always_inline __u32 port_index(const struct facts *f)
 	return ((f->dir * MOAT_PROTO_SLOTS + pslot) << 16) | value;
 }
 
-/* the deciding rule's index in generation `slot` (a default rule when none matches).
- * A global function: verified once, whatever the state of its callers */
-__noinline __u32 classify(__u32 slot, const struct moat_meta *m, const struct facts *f)
+/* the deciding rule's index in generation `slot`, by table image `image` (0: packet hooks,
+ * 1: socket hooks with process rules), a default rule when none matches. A global function:
+ * verified once, whatever the state of its callers */
+__noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, const struct facts *f)
 {
 	if (!m || !f)
 		return MOAT_RULE_NONE;
 
 	__u32 dflt = f->dir ? m->default_rule[1] : m->default_rule[0];
-	__u32 rclass = lpm_class(T_REMOTE, slot, f->remote, f->family);
-	__u32 lclass = lpm_class(T_LOCAL, slot, f->local, f->family);
+	__u32 ns = image ? m->sock_ns : m->ns, nx = image ? m->sock_nx : m->nx;
+	__u32 rclass = lpm_class(T_REMOTE, slot, image, f->remote, f->family);
+	__u32 lclass = lpm_class(T_LOCAL, slot, image, f->local, f->family);
 	__u32 pclass, sclass, x, y, r;
 	__u32 rule = MOAT_RULE_NONE;
 
 	/* per-dimension classes, then their combinations */
-	if (table_u32(T_PORT_CLASS, slot, port_index(f), &pclass))
+	if (table_u32(T_PORT_CLASS, slot, image, port_index(f), &pclass))
 		goto miss;
 	__u32 sidx = proto_ported(f->proto) ? 1 + (__u32)f->client_port : 0;
-	if (table_u32(T_SPORT_CLASS, slot, sidx, &sclass))
+	if (table_u32(T_SPORT_CLASS, slot, image, sidx, &sclass))
 		goto miss;
-	if (table_u32(T_LX, slot, lclass * m->ns + sclass, &x))
+	if (table_u32(T_LX, slot, image, lclass * ns + sclass, &x))
 		goto miss;
-	if (table_u32(T_PX, slot, pclass * m->nx + x, &y))
+	if (table_u32(T_PX, slot, image, pclass * nx + x, &y))
 		goto miss;
 
 	/* first rule naming remotes, first without remote constraint, first remote-only */
-	void *ry = bpf_map_lookup_elem(&tbl_remote_y, &slot);
+	__u32 ry_idx = outer_index(image, 1, 0, slot);
+	void *ry = bpf_map_lookup_elem(&tbl_remote_y, &ry_idx);
 	if (!ry)
 		goto miss;
 	struct moat_ry_key k = {.r = rclass, .y = y};
 	__u32 *hit = bpf_map_lookup_elem(ry, &k);
 	if (hit)
 		rule = *hit;
-	if (table_u32(T_ANY_REMOTE, slot, y, &r))
+	if (table_u32(T_ANY_REMOTE, slot, image, y, &r))
 		goto miss;
 	if (r < rule)
 		rule = r;
-	if (table_u32(T_REMOTE_ONLY, slot, rclass * 2 + (f->dir & 1), &r))
+	if (table_u32(T_REMOTE_ONLY, slot, image, rclass * 2 + (f->dir & 1), &r))
 		goto miss;
 	if (r < rule)
 		rule = r;
@@ -180,6 +184,54 @@ __noinline __u32 classify(__u32 slot, const struct moat_meta *m, const struct fa
 miss:
 	count(MOAT_CNT_TABLE_MISS, 0);
 	return dflt;
+}
+
+/* a u32 -> u32 class in one of a slot's process key maps; a miss is class 0 */
+static __always_inline __u32 key_class(void *outer, __u32 slot, const void *key)
+{
+	void *inner = bpf_map_lookup_elem(outer, &slot);
+	__u32 *v = inner ? bpf_map_lookup_elem(inner, key) : NULL;
+	return v ? *v : 0;
+}
+
+/* a socket owner's process class in generation `slot` (docs/socket-hooks.md): four key
+ * lookups, three combination lookups. A global function, like classify() */
+__noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const struct moat_owner *o)
+{
+	if (!m || !o)
+		return 0;
+	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev};
+	struct moat_lpm6_key comm = {.prefixlen = 128};
+	__u32 uid = o->uid, a, b, p;
+	__u64 cgroup = o->cgroup_id;
+
+	__builtin_memcpy(comm.addr, o->comm, 16);
+	__u32 cp = key_class(&tbl_proc_exe, slot, &exe);
+	__u32 cn = key_class(&tbl_proc_comm, slot, &comm);
+	__u32 cu = key_class(&tbl_proc_uid, slot, &uid);
+	__u32 cc = key_class(&tbl_proc_cgroup, slot, &cgroup);
+	if (table_u32(T_PROC_A, slot, 1, cp * m->proc_nn + cn, &a) ||
+	    table_u32(T_PROC_B, slot, 1, a * m->proc_nu + cu, &b) ||
+	    table_u32(T_PROC_P, slot, 1, b * m->proc_nc + cc, &p)) {
+		count(MOAT_CNT_TABLE_MISS, 0);
+		return 0;
+	}
+	return p;
+}
+
+/* the rule deciding a connection whose owner is known: by the socket hooks' tables and the
+ * owner's process class, unless that decision needs the local address or client port, then
+ * by the packet hooks' tables (which have both in `f`) */
+static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *m, struct facts *f,
+					    const struct moat_owner *o)
+{
+	if (!m->socket_image)
+		return classify(slot, 0, m, f);
+	__u16 port = f->client_port;
+	f->client_port = process_class(slot, m, o);
+	__u32 rule = classify(slot, 1, m, f);
+	f->client_port = port;
+	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

@@ -129,7 +129,8 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	struct moat_rule r;
 
 	facts_of_ct(k, ct, &f);
-	__u32 rule = classify(j->slot, j->m, &f);
+	__u32 rule = ct->owner.pid ? classify_owned(j->slot, j->m, &f, &ct->owner)
+				   : classify(j->slot, 0, j->m, &f);
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
@@ -143,18 +144,27 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	}
 }
 
-/* the owner the socket hooks recorded for this packet's socket and destination, if any */
-static __always_inline void owner_of(const struct judge_ctx *j, const struct pkt *p,
-				     struct moat_owner *o)
+/* what the socket hooks recorded for this packet's socket and destination, if anything */
+static __always_inline struct moat_sock *sock_of(const struct judge_ctx *j, const struct pkt *p)
 {
 	if (!j->h->cookie)
-		return;
+		return NULL;
 	struct moat_sock_key sk = {
 	    .cookie = j->h->cookie, .port = p->t.dport, .protocol = p->t.proto};
 	__builtin_memcpy(sk.addr, p->t.dst, 16);
-	struct moat_sock *s = bpf_map_lookup_elem(&socks, &sk);
-	if (s)
-		*o = s->owner;
+	return bpf_map_lookup_elem(&socks, &sk);
+}
+
+/* the rule deciding a new connection: the socket hooks' decision for it when they made one
+ * under this policy, else the tables (with the owner's process class if a hook saw it) */
+static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts *f,
+					const struct moat_sock *s)
+{
+	if (!s)
+		return classify(j->slot, 0, j->m, f);
+	if (s->rule != MOAT_RULE_NONE && s->generation == j->m->generation)
+		return s->rule;
+	return classify_owned(j->slot, j->m, f, &s->owner);
 }
 
 /* the first packet of a connection: judge, remember, report */
@@ -173,7 +183,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	__builtin_memset(ct, 0, sizeof(*ct));
 
 	facts_of_packet(p, j->h->dir, &f);
-	__u32 rule = classify(j->slot, j->m, &f);
+	struct moat_sock *s = sock_of(j, p);
+	__u32 rule = decide_new(j, &f, s);
 	rule_get(j->slot, rule, &r);
 
 	ct->created_ns = j->now;
@@ -191,7 +202,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 			ct->flags |= MOAT_CT_MIDSTREAM;
 	}
 	set_judgement(ct, rule, &r, p->t.proto, j->m->generation);
-	owner_of(j, p, &ct->owner);
+	if (s)
+		ct->owner = s->owner;
 	int report = ct->verdict != MOAT_EV_ALLOWED || r.log;
 	if (report)
 		ct->flags |= MOAT_CT_REPORTED;
@@ -300,7 +312,7 @@ static __always_inline int judge_fragment(const struct judge_ctx *j, const struc
 	}
 	tally(j, MOAT_CNT_FRAGMENT_ORPHAN);
 	facts_of_packet(p, j->h->dir, &f);
-	__u32 rule = classify(j->slot, j->m, &f);
+	__u32 rule = classify(j->slot, 0, j->m, &f);
 	rule_get(j->slot, rule, &r);
 	count_rule(j->slot, j->m, rule, j->len, 0);
 	return out_of(j, verdict_of(&r));

@@ -19,6 +19,7 @@ struct moat_rule *moat_btf_rule __attribute__((unused));
 struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
+struct moat_exe_key *moat_btf_exe __attribute__((unused));
 
 /* inner map templates: user space creates maps of the same type, sizes and flags */
 /* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
@@ -52,6 +53,27 @@ struct inner_ry {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, struct moat_ry_key);
+	__type(value, __u32);
+};
+
+struct inner_exe {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct moat_exe_key);
+	__type(value, __u32);
+};
+
+struct inner_uid {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct inner_cgroup {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
 	__type(value, __u32);
 };
 
@@ -94,41 +116,87 @@ enum moat_u32_table {
 	T_PX = 3,	   /* pclass * nx + X -> Y */
 	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
 	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
-	T_U32_TABLES = 6,
+	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
+	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
+	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> process class */
+	T_U32_TABLES = 9,
 };
 
-/* key: table * 2 + slot; value: an ipv4 directory (enum moat_lpm_table); written by user
- * space */
+/* Two table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
+ * processes. A table's outer index is (image * tables + table) * 2 + slot. */
+#define MOAT_IMAGES 2
+static __always_inline __u32 outer_index(__u32 image, __u32 tables, __u32 table, __u32 slot)
+{
+	return ((image & 1) * tables + table) * 2 + (slot & 1);
+}
+
+/* key: outer_index(image, 2, table, slot); value: an ipv4 directory (enum moat_lpm_table);
+ * written by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 4);
+	__uint(max_entries, 4 * MOAT_IMAGES);
 	__type(key, __u32);
 	__array(values, struct inner_dir4);
 } tbl_dir4 SEC(".maps");
 
-/* key: table * 2 + slot; value: an ipv6 trie (enum moat_lpm_table); written by user space */
+/* key: outer_index(image, 2, table, slot); value: an ipv6 trie (enum moat_lpm_table);
+ * written by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 4);
+	__uint(max_entries, 4 * MOAT_IMAGES);
 	__type(key, __u32);
 	__array(values, struct inner_lpm6);
 } tbl_lpm6 SEC(".maps");
 
-/* key: table * 2 + slot; value: a u32 array (enum moat_u32_table); written by user space */
+/* key: outer_index(image, T_U32_TABLES, table, slot); value: a u32 array (enum
+ * moat_u32_table); written by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2 * T_U32_TABLES);
+	__uint(max_entries, 2 * T_U32_TABLES * MOAT_IMAGES);
 	__type(key, __u32);
 	__array(values, struct inner_u32);
 } tbl_u32 SEC(".maps");
 
-/* key: slot; value: (remote class, Y) -> first rule naming remotes; written by user space */
+/* key: outer_index(image, 1, 0, slot); value: (remote class, Y) -> first rule naming
+ * remotes; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2 * MOAT_IMAGES);
+	__type(key, __u32);
+	__array(values, struct inner_ry);
+} tbl_remote_y SEC(".maps");
+
+/* key: slot; value: executable (inode, device) -> path class; written by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 2);
 	__type(key, __u32);
-	__array(values, struct inner_ry);
-} tbl_remote_y SEC(".maps");
+	__array(values, struct inner_exe);
+} tbl_proc_exe SEC(".maps");
+
+/* key: slot; value: uid -> user class; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_uid);
+} tbl_proc_uid SEC(".maps");
+
+/* key: slot; value: cgroup id -> cgroup class; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_cgroup);
+} tbl_proc_cgroup SEC(".maps");
+
+/* key: slot; value: comm (as a 128-bit lpm key) -> name class; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_lpm6);
+} tbl_proc_comm SEC(".maps");
 
 /* key: slot; value: rule index -> struct moat_rule; written by user space */
 struct {

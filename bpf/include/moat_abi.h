@@ -76,9 +76,17 @@ struct moat_meta {
 	/* socket hooks: the first egress rule constraining the local address or client port,
 	 * which connect() does not know yet (rule_count + 2 if none) */
 	__u32 first_local_rule;
-	__u32 pad2;
+	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
+	__u8 socket_image;
+	__u8 pad2[3];
+	__u32 sock_ns; /* image 1's client-port (process) classes */
+	__u32 sock_nx; /* image 1's X classes */
+	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
+	__u32 proc_nu;
+	__u32 proc_nc;
+	__u32 pad3;
 };
-_Static_assert(sizeof(struct moat_meta) == 40, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 64, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -87,7 +95,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 88, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 136, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -156,11 +164,22 @@ enum moat_hook {
  * name, cgroup path and container). pid 0: not known (no local socket, or not attached). */
 struct moat_owner {
 	__u64 cgroup_id; /* cgroup v2 id: the inode number of its directory */
-	__u32 pid;	 /* thread group id */
+	__u64 exe_ino;	 /* the executable's inode and device (MKDEV) */
+	__u32 exe_dev;
+	__u32 pid; /* thread group id */
 	__u32 uid;
+	__u32 pad;
 	char comm[16];
 };
-_Static_assert(sizeof(struct moat_owner) == 32, "moat_owner");
+_Static_assert(sizeof(struct moat_owner) == 48, "moat_owner");
+
+/* The process rules' path key: an executable by inode. */
+struct moat_exe_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct moat_exe_key) == 16, "moat_exe_key");
 
 /* A connect() or sendmsg() judged by the socket hooks: socket cookie and destination. */
 struct moat_sock_key {
@@ -179,7 +198,7 @@ struct moat_sock {
 	__u8 verdict;	  /* enum moat_event_type */
 	__u8 pad[7];
 };
-_Static_assert(sizeof(struct moat_sock) == 48, "moat_sock");
+_Static_assert(sizeof(struct moat_sock) == 64, "moat_sock");
 
 /* why an event was sent */
 enum moat_reason {
@@ -247,7 +266,7 @@ struct moat_ct {
 	__u8 pad;
 	struct moat_owner owner; /* the local socket's owner, from the socket hooks */
 };
-_Static_assert(sizeof(struct moat_ct) == 120, "moat_ct");
+_Static_assert(sizeof(struct moat_ct) == 136, "moat_ct");
 
 /* non-first fragments follow the verdict of their datagram's first fragment */
 struct moat_frag_key {
@@ -297,6 +316,6 @@ struct moat_event {
 	__u8 pad[5];
 	struct moat_owner owner;
 };
-_Static_assert(sizeof(struct moat_event) == 136, "moat_event");
+_Static_assert(sizeof(struct moat_event) == 152, "moat_event");
 
 #endif /* MOAT_ABI_H */

@@ -7,6 +7,7 @@
 #ifndef MOAT_SOCK_HOOKS_H
 #define MOAT_SOCK_HOOKS_H
 
+#include <bpf/bpf_core_read.h>
 #include "judge.h"
 
 #define SOCK_ALLOW 1
@@ -14,8 +15,12 @@
 
 static __always_inline void owner_now(struct moat_owner *o)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
+	/* the executable by inode: what the process rules' path globs resolved to */
+	o->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+	o->exe_dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();
@@ -106,13 +111,19 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	__builtin_memcpy(f.local, t.src, 16);
 	f.server_port = t.dport;
 	f.client_port = t.sport;
-	__u32 rule = classify(slot, m, &f);
-
 	struct moat_sock s = {.generation = m->generation, .rule = MOAT_RULE_NONE};
 	struct moat_rule r;
 	owner_now(&s.owner);
+
+	/* with process rules, the process class takes the client port's place (never known
+	 * here then): docs/socket-hooks.md */
+	__u32 image = m->socket_image;
+	if (image)
+		f.client_port = process_class(slot, m, &s.owner);
+	__u32 rule = classify(slot, image, m, &f);
+
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
-	if (!t.sport && rule >= m->first_local_rule) {
+	if ((image || !t.sport) && rule >= m->first_local_rule) {
 		s.verdict = MOAT_EV_ALLOWED;
 		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
 		return SOCK_ALLOW;

@@ -11,21 +11,27 @@ import {
   nodeHost,
   parsePolicy,
   PolicyError,
-  assertSupported,
   sortDiagnostics,
   unsupportedFeatures,
 } from "../config/index.ts";
-import { compile } from "../policy/compile/compile.ts";
-import type { LoadedPolicy } from "../policy/load-for-datapath.ts";
+import { compilePolicy } from "../policy/compile/policy-image.ts";
+import {
+  prepareForDatapath,
+  type LoadedPolicy,
+  type UniverseReader,
+} from "../policy/load-for-datapath.ts";
+import { processRuleProblems } from "../policy/process-support.ts";
 import type { ValidateResult } from "../api/control.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
 /** `fileName` names the text in diagnostics and anchors relative set files. */
-export function compilePolicyText(text: string, fileName: string): LoadedPolicy {
-  const model = parsePolicy(text, fileName);
-  assertSupported(model, DATAPATH_FEATURES);
-  return { model, image: compile(model) };
+export function compilePolicyText(
+  text: string,
+  fileName: string,
+  universe?: UniverseReader,
+): LoadedPolicy {
+  return prepareForDatapath(parsePolicy(text, fileName), universe);
 }
 
 /** Every problem the daemon would refuse the text for (unsupported features are errors here). */
@@ -38,13 +44,15 @@ export function validatePolicyText(text: string, fileName: string): ValidateResu
       return { ok: false, errors: err.diagnostics.map(formatDiagnostic), warnings: [] };
     throw err;
   }
-  const unsupported = check.model ? unsupportedFeatures(check.model, DATAPATH_FEATURES) : [];
+  const unsupported = check.model
+    ? [...unsupportedFeatures(check.model, DATAPATH_FEATURES), ...processRuleProblems(check.model)]
+    : [];
   const all = sortDiagnostics([...check.diagnostics, ...unsupported]);
   const errors = all.filter((d) => d.severity === "error").map(formatDiagnostic);
   const warnings = all.filter((d) => d.severity === "warning").map(formatDiagnostic);
   if (errors.length === 0 && check.model) {
     try {
-      compile(check.model);
+      compilePolicy(check.model, null);
     } catch (err) {
       errors.push(`${fileName}: ${(err as Error).message}`);
     }

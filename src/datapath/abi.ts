@@ -81,7 +81,7 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 40, {
+export const meta = defineStruct("moat_meta", 64, {
   generation: { offset: 0, type: "u32" },
   ns: { offset: 4, type: "u32" },
   nx: { offset: 8, type: "u32" },
@@ -91,19 +91,32 @@ export const meta = defineStruct("moat_meta", 40, {
   drop_malformed: { offset: 28, bytes: 2 },
   stats_atomic: { offset: 30, type: "u8" },
   first_local_rule: { offset: 32, type: "u32" },
+  socket_image: { offset: 36, type: "u8" },
+  sock_ns: { offset: 40, type: "u32" },
+  sock_nx: { offset: 44, type: "u32" },
+  proc_nn: { offset: 48, type: "u32" },
+  proc_nu: { offset: 52, type: "u32" },
+  proc_nc: { offset: 56, type: "u32" },
 });
 
-export const state = defineStruct("moat_state", 88, {
+export const state = defineStruct("moat_state", 136, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 80 },
+  meta: { offset: 8, bytes: 128 },
 });
 
 /** Who owns a local socket, as the socket hooks see it (pid 0: not known). */
-export const owner = defineStruct("moat_owner", 32, {
+export const owner = defineStruct("moat_owner", 48, {
   cgroup_id: { offset: 0, type: "u64" },
-  pid: { offset: 8, type: "u32" },
-  uid: { offset: 12, type: "u32" },
-  comm: { offset: 16, bytes: 16 },
+  exe_ino: { offset: 8, type: "u64" },
+  exe_dev: { offset: 16, type: "u32" },
+  pid: { offset: 20, type: "u32" },
+  uid: { offset: 24, type: "u32" },
+  comm: { offset: 32, bytes: 16 },
+});
+
+export const exeKey = defineStruct("moat_exe_key", 16, {
+  ino: { offset: 0, type: "u64" },
+  dev: { offset: 8, type: "u32" },
 });
 
 export const sockKey = defineStruct("moat_sock_key", 32, {
@@ -113,11 +126,11 @@ export const sockKey = defineStruct("moat_sock_key", 32, {
   protocol: { offset: 26, type: "u8" },
 });
 
-export const sock = defineStruct("moat_sock", 48, {
-  owner: { offset: 0, bytes: 32 },
-  rule: { offset: 32, type: "u32" },
-  generation: { offset: 36, type: "u32" },
-  verdict: { offset: 40, type: "u8" },
+export const sock = defineStruct("moat_sock", 64, {
+  owner: { offset: 0, bytes: 48 },
+  rule: { offset: 48, type: "u32" },
+  generation: { offset: 52, type: "u32" },
+  verdict: { offset: 56, type: "u8" },
 });
 
 export const counter = defineStruct("moat_counter", 16, {
@@ -145,7 +158,7 @@ export const ctKey = defineStruct("moat_ct_key", 40, {
   protocol: { offset: 37, type: "u8" },
 });
 
-export const ct = defineStruct("moat_ct", 120, {
+export const ct = defineStruct("moat_ct", 136, {
   id: { offset: 0, type: "u64" },
   created_ns: { offset: 8, type: "u64" },
   last_ns: { offset: 16, type: "u64" },
@@ -163,7 +176,7 @@ export const ct = defineStruct("moat_ct", 120, {
   tcp_state: { offset: 84, type: "u8" },
   icmp_type: { offset: 85, type: "u8" },
   icmp_code: { offset: 86, type: "u8" },
-  owner: { offset: 88, bytes: 32 },
+  owner: { offset: 88, bytes: 48 },
 });
 
 export const fragKey = defineStruct("moat_frag_key", 40, {
@@ -180,7 +193,7 @@ export const frag = defineStruct("moat_frag", 16, {
   drop: { offset: 12, type: "u8" },
 });
 
-export const event = defineStruct("moat_event", 136, {
+export const event = defineStruct("moat_event", 152, {
   ts_ns: { offset: 0, type: "u64" },
   conn_id: { offset: 8, type: "u64" },
   packets: { offset: 16, type: "u64" },
@@ -204,7 +217,7 @@ export const event = defineStruct("moat_event", 136, {
   icmp_type: { offset: 96, type: "u8" },
   icmp_code: { offset: 97, type: "u8" },
   tcp_state: { offset: 98, type: "u8" },
-  owner: { offset: 104, bytes: 32 },
+  owner: { offset: 104, bytes: 48 },
 });
 
 /** Every codec, for the BTF layout check (test/unit/abi.test.ts). */
@@ -215,6 +228,7 @@ export const codecs = [
   meta,
   state,
   owner,
+  exeKey,
   sockKey,
   sock,
   counter,

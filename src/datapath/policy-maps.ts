@@ -3,42 +3,50 @@
 // idle slot's meta is written, then one write flips `state.active`. Each packet reads `active`
 // once and uses that slot's tables and meta only, so it is judged by the old or the new policy,
 // never a mix (docs/classifier.md, "Atomic reload").
-import {
-  Action,
-  Mode,
-  meta as metaCodec,
-  rule as ruleCodec,
-  ruleStats as ruleStatsCodec,
-  state as stateCodec,
-} from "./abi.ts";
+import { meta as metaCodec, ruleStats as ruleStatsCodec, state as stateCodec } from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { ClassifierImage } from "../policy/compile/image.ts";
 import {
-  PORT_CLASS_SIZE,
-  SPORT_CLASS_SIZE,
-  type ClassifierImage,
-  type LpmEntry,
-} from "../policy/compile/image.ts";
-import type { Dir4 } from "../policy/compile/dir4.ts";
-
-const MAP_HASH = 1;
-const MAP_ARRAY = 2;
-const MAP_LPM_TRIE = 11;
-const BPF_F_NO_PREALLOC = 1;
-const BPF_F_INNER_MAP = 0x1000;
+  BPF_F_INNER_MAP,
+  MAP_ARRAY,
+  checkImage,
+  createMap,
+  fill,
+  processMaps,
+  rulesMap,
+  tableMaps,
+} from "./table-maps.ts";
 
 /**
- * The outer maps (tbl_NAME) and the tables they hold, in table order: table t of slot s is at
- * index t * 2 + s (bpf/include/maps.h).
+ * The outer maps (tbl_NAME) and the tables they hold, in table order. Per-image tables are at
+ * index (image * tables + t) * 2 + slot, the others at slot (outer_index in bpf/include/maps.h).
  */
 const OUTERS = {
   dir4: ["remote4", "local4"],
   lpm6: ["remote6", "local6"],
-  u32: ["port_class", "sport_class", "lx", "px", "any_remote", "remote_only"],
+  u32: [
+    "port_class",
+    "sport_class",
+    "lx",
+    "px",
+    "any_remote",
+    "remote_only",
+    "proc_a",
+    "proc_b",
+    "proc_p",
+  ],
   remote_y: ["remote_y"],
   rules: ["rules"],
   rule_stats: ["rule_stats"],
+  proc_exe: ["proc_exe"],
+  proc_uid: ["proc_uid"],
+  proc_comm: ["proc_comm"],
+  proc_cgroup: ["proc_cgroup"],
 } as const;
+
+/** Outer maps with a table image dimension; the rest are indexed by slot alone. */
+const PER_IMAGE = new Set<string>(["dir4", "lpm6", "u32", "remote_y"]);
 
 /** rule_stats rows are capped so a huge policy on a many-core machine stays within this. */
 const RULE_STATS_BUDGET = 64 << 20;
@@ -79,129 +87,6 @@ function u32Key(i: number): Buffer {
   return b;
 }
 
-function createMap(
-  name: string,
-  type: number,
-  keySize: number,
-  valueSize: number,
-  maxEntries: number,
-  flags: number,
-): BpfMap {
-  return native().BpfMap.create({
-    type,
-    keySize,
-    valueSize,
-    maxEntries: Math.max(1, maxEntries),
-    flags,
-    name,
-  });
-}
-
-function fill(map: BpfMap, keys: Buffer, values: Buffer, count: number): void {
-  if (count === 0) return;
-  const done = map.updateBatch(keys, values, count);
-  if (done !== count) throw new Error(`map ${map.name}: ${done} of ${count} entries written`);
-}
-
-/** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
-function dir4Map(name: string, dir: Dir4): BpfMap {
-  const map = createMap(name, MAP_ARRAY, 4, 8, dir.length, BPF_F_INNER_MAP);
-  const keys = Buffer.alloc(4 * dir.length);
-  for (let i = 0; i < dir.length; i++) keys.writeUInt32LE(i, 4 * i);
-  // [low, high] word pairs are the u64 values' little-endian bytes
-  const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
-  fill(map, keys, values, dir.length);
-  return map;
-}
-
-function lpm6Map(name: string, entries: LpmEntry[]): BpfMap {
-  const bytes = 16;
-  const keySize = 4 + bytes;
-  const map = createMap(name, MAP_LPM_TRIE, keySize, 4, entries.length, BPF_F_NO_PREALLOC);
-  const keys = Buffer.alloc(keySize * entries.length);
-  const values = Buffer.alloc(4 * entries.length);
-  entries.forEach((e, i) => {
-    if (e.addr.length !== bytes) throw new Error(`${name}: address of ${e.addr.length} bytes`);
-    keys.writeUInt32LE(e.prefixlen, i * keySize);
-    keys.set(e.addr, i * keySize + 4);
-    values.writeUInt32LE(e.cls, i * 4);
-  });
-  fill(map, keys, values, entries.length);
-  return map;
-}
-
-/** An array of u32 sized `size`; only non-zero entries are written (arrays start zeroed). */
-function u32Array(name: string, data: Uint32Array, size = data.length): BpfMap {
-  if (data.length !== size) throw new Error(`${name}: ${data.length} entries, expected ${size}`);
-  const map = createMap(name, MAP_ARRAY, 4, 4, size, BPF_F_INNER_MAP);
-  let n = 0;
-  for (const v of data) if (v !== 0) n++;
-  const keys = Buffer.alloc(4 * n);
-  const values = Buffer.alloc(4 * n);
-  let at = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] ?? 0;
-    if (v === 0) continue;
-    keys.writeUInt32LE(i, at);
-    values.writeUInt32LE(v, at);
-    at += 4;
-  }
-  fill(map, keys, values, n);
-  return map;
-}
-
-function remoteYMap(image: ClassifierImage): BpfMap {
-  const { r, y, rule } = image.remoteY;
-  const n = r.length;
-  const map = createMap("moat_remote_y", MAP_HASH, 8, 4, n, 0);
-  const keys = Buffer.alloc(8 * n);
-  const values = Buffer.alloc(4 * n);
-  for (let i = 0; i < n; i++) {
-    keys.writeUInt32LE(r[i] ?? 0, i * 8);
-    keys.writeUInt32LE(y[i] ?? 0, i * 8 + 4);
-    values.writeUInt32LE(rule[i] ?? 0, i * 4);
-  }
-  fill(map, keys, values, n);
-  return map;
-}
-
-function rulesMap(image: ClassifierImage): BpfMap {
-  const n = image.rules.length;
-  const map = createMap("moat_rules", MAP_ARRAY, 4, ruleCodec.size, n, BPF_F_INNER_MAP);
-  const keys = Buffer.alloc(4 * n);
-  const values = Buffer.alloc(ruleCodec.size * n);
-  image.rules.forEach((r, i) => {
-    keys.writeUInt32LE(i, i * 4);
-    ruleCodec.encode(
-      {
-        action: Action[r.action],
-        mode: Mode[r.mode],
-        log: r.log ? 1 : 0,
-        max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
-      },
-      values,
-      i * ruleCodec.size,
-    );
-  });
-  fill(map, keys, values, n);
-  return map;
-}
-
-function checkImage(image: ClassifierImage): void {
-  const expect = (what: string, got: number, want: number) => {
-    if (got !== want) throw new Error(`classifier image: ${what} has ${got} entries, not ${want}`);
-  };
-  expect("rules", image.rules.length, image.ruleCount + 2);
-  expect("lx", image.lx.length, image.nl * image.ns);
-  expect("px", image.px.length, image.np * image.nx);
-  expect("anyRemote", image.anyRemote.length, image.ny);
-  expect("remoteOnly", image.remoteOnly.length, image.nr * 2);
-  for (const d of ["ingress", "egress"] as const) {
-    const i = image.defaultRule[d];
-    if (!image.rules[i]) throw new Error(`classifier image: default ${d} rule ${i} missing`);
-  }
-}
-
 /** The policy tables of a loaded moat.bpf.o: apply(), and the live generation's rule counters. */
 export class PolicyMaps {
   private readonly state: BpfMap;
@@ -233,6 +118,7 @@ export class PolicyMaps {
   apply(image: ClassifierImage): ApplyResult {
     const start = performance.now();
     checkImage(image);
+    if (image.socket) checkImage(image.socket.image);
     const { raw, active, metas } = this.readState();
     const generation = Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0) + 1;
     const idle = active ^ 1;
@@ -249,21 +135,22 @@ export class PolicyMaps {
       1,
       Math.min(cpus, Math.floor(RULE_STATS_BUDGET / (stride * ruleStatsCodec.size))),
     );
-    const inners: Record<string, BpfMap> = {};
+    // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes
+    const images: Record<string, BpfMap>[] = [];
+    const shared: Record<string, BpfMap> = {};
+    const closeAll = () => {
+      for (const set of [...images, shared]) for (const m of Object.values(set)) m.close();
+    };
     try {
-      inners.remote4 = dir4Map("moat_remote4", image.remote4);
-      inners.remote6 = lpm6Map("moat_remote6", image.remote6);
-      inners.local4 = dir4Map("moat_local4", image.local4);
-      inners.local6 = lpm6Map("moat_local6", image.local6);
-      inners.port_class = u32Array("moat_port_class", image.portClass, PORT_CLASS_SIZE);
-      inners.sport_class = u32Array("moat_sport_cls", image.sportClass, SPORT_CLASS_SIZE);
-      inners.lx = u32Array("moat_lx", image.lx);
-      inners.px = u32Array("moat_px", image.px);
-      inners.remote_y = remoteYMap(image);
-      inners.any_remote = u32Array("moat_any_remote", image.anyRemote);
-      inners.remote_only = u32Array("moat_rem_only", image.remoteOnly);
-      inners.rules = rulesMap(image);
-      inners.rule_stats = createMap(
+      images.push(tableMaps(image, ""));
+      if (image.socket) {
+        images.push({
+          ...tableMaps(image.socket.image, "s_"),
+          ...processMaps(image.socket.process),
+        });
+      }
+      shared.rules = rulesMap(image);
+      shared.rule_stats = createMap(
         "moat_rule_stats",
         MAP_ARRAY,
         4,
@@ -274,15 +161,25 @@ export class PolicyMaps {
 
       // the tables into the idle slot (one batch per outer map), then its meta, then the flip
       for (const [outer, tables] of Object.entries(OUTERS)) {
-        const keys = Buffer.alloc(4 * tables.length);
-        const values = Buffer.alloc(4 * tables.length);
+        const entries: [number, BpfMap][] = [];
         tables.forEach((name, t) => {
-          const inner = inners[name];
-          if (!inner) throw new Error(`no inner map for ${name}`);
-          keys.writeUInt32LE(t * 2 + idle, 4 * t);
-          values.writeUInt32LE(inner.fd, 4 * t);
+          if (!PER_IMAGE.has(outer)) {
+            const inner = shared[name] ?? images[1]?.[name];
+            if (inner) entries.push([idle, inner]);
+            return;
+          }
+          images.forEach((maps, i) => {
+            const inner = maps[name];
+            if (inner) entries.push([(i * tables.length + t) * 2 + idle, inner]);
+          });
         });
-        fill(this.outers[outer as keyof typeof OUTERS], keys, values, tables.length);
+        const keys = Buffer.alloc(4 * entries.length);
+        const values = Buffer.alloc(4 * entries.length);
+        entries.forEach(([index, inner], k) => {
+          keys.writeUInt32LE(index, 4 * k);
+          values.writeUInt32LE(inner.fd, 4 * k);
+        });
+        fill(this.outers[outer as keyof typeof OUTERS], keys, values, entries.length);
       }
       const next = Buffer.from(raw);
       const defaultRule = Buffer.alloc(8);
@@ -303,6 +200,12 @@ export class PolicyMaps {
           ]),
           stats_atomic: rows < cpus ? 1 : 0,
           first_local_rule: image.firstLocalRule,
+          socket_image: image.socket ? 1 : 0,
+          sock_ns: image.socket?.image.ns ?? 0,
+          sock_nx: image.socket?.image.nx ?? 0,
+          proc_nn: image.socket?.process.nn ?? 0,
+          proc_nu: image.socket?.process.nu ?? 0,
+          proc_nc: image.socket?.process.nc ?? 0,
         },
         next,
         8 + idle * metaCodec.size,
@@ -312,18 +215,20 @@ export class PolicyMaps {
       this.state.update(zeroKey, next);
       this.lastFlip = performance.now();
     } catch (err) {
-      for (const m of Object.values(inners)) m.close();
+      closeAll();
       throw err;
     }
 
     // the outer maps hold the inner maps now; keep only the rule counters' handle
-    for (const [name, m] of Object.entries(inners)) if (name !== "rule_stats") m.close();
+    const ruleStats = shared.rule_stats as BpfMap;
+    delete shared.rule_stats;
+    closeAll();
     this.generations[idle]?.ruleStats.close();
     this.generations[idle] = {
       generation,
       slot: idle,
       names: image.rules.map((r) => r.name),
-      ruleStats: inners.rule_stats as BpfMap,
+      ruleStats,
       rows,
     };
     return { generation, ms: performance.now() - start };

@@ -3,19 +3,35 @@ import {
   assertSupported,
   DATAPATH_FEATURES,
   loadPolicyFile,
+  PolicyError,
   type PolicyModel,
 } from "../config/index.ts";
-import { compile } from "./compile/compile.ts";
 import type { ClassifierImage } from "./compile/image.ts";
+import { compilePolicy } from "./compile/policy-image.ts";
+import type { ProcessUniverse } from "./compile/process.ts";
+import { processRuleProblems } from "./process-support.ts";
 
 export interface LoadedPolicy {
   model: PolicyModel;
   image: ClassifierImage;
 }
 
-/** Throws PolicyError (every diagnostic, FILE:LINE:COL) or a compile error with a code. */
-export function loadForDatapath(path: string): LoadedPolicy {
-  const model = loadPolicyFile(path);
+/** Reads what the process rules can name on this host (src/policy/process-universe.ts). */
+export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
+
+/**
+ * A loaded model -> kernel tables, refusing what the datapath cannot enforce (PolicyError with
+ * every diagnostic). Without `universe`, process rules match nothing (tests of the packet path).
+ */
+export function prepareForDatapath(model: PolicyModel, universe?: UniverseReader): LoadedPolicy {
   assertSupported(model, DATAPATH_FEATURES);
-  return { model, image: compile(model) };
+  const problems = processRuleProblems(model);
+  if (problems.length > 0) throw new PolicyError(problems);
+  const named = model.rules.some((r) => r.process);
+  return { model, image: compilePolicy(model, named && universe ? universe(model) : null) };
+}
+
+/** Throws PolicyError (every diagnostic, FILE:LINE:COL) or a compile error with a code. */
+export function loadForDatapath(path: string, universe?: UniverseReader): LoadedPolicy {
+  return prepareForDatapath(loadPolicyFile(path), universe);
 }

@@ -38,7 +38,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       await daemon.waitFor(/^moat is running/);
       const out = daemon.lines.join("\n");
-      assert.match(out, /^loaded moat\.bpf\.o: moat_xdp_ingress, moat_tc_egress$/m);
+      assert.match(
+        out,
+        /^loaded moat\.bpf\.o: moat_connect4, moat_connect6, moat_sendmsg4, moat_sendmsg6, moat_xdp_ingress, moat_tc_egress$/m,
+      );
       assert.match(
         out,
         new RegExp(

@@ -3,42 +3,21 @@
 // reports them, and every event names the process (comm and pid) behind the connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
+import { runIn, udpSend, type Run } from "../helpers/cgroup-run.ts";
 
 const mount = cgroup2Mount();
 if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
 const cgroup = `/moat-test-sock-${process.pid}`;
 const cgroupDir = join(mount, cgroup);
 
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs a command in namespace `ns`, inside the test cgroup when `inCgroup`. */
-function run(ns: string, inCgroup: boolean, cmd: string[]): Run {
-  const enter = inCgroup ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
-  const t = performance.now();
-  const r = spawnSync(
-    "nsenter",
-    [`--net=/run/netns/${ns}`, "sh", "-c", `${enter}exec "$@"`, "sh", ...cmd],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return {
-    status: r.status ?? -1,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    ms: performance.now() - t,
-  };
-}
+const run = (ns: string, inCgroup: boolean, cmd: string[]): Run =>
+  runIn(ns, inCgroup ? cgroupDir : null, cmd);
 
 test("connect() and sendto() from the attached cgroup are judged at the socket", async (t) => {
   mkdirSync(cgroupDir, { recursive: true });
@@ -110,11 +89,7 @@ rules:
   });
 
   await t.test("an unconnected UDP sendto() gets EPERM", async () => {
-    const r = run(lab.b, true, [
-      "python3",
-      "-c",
-      `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ntry:\n    s.sendto(b"q", ("${lab.v4.a}", 53))\n    print("sent")\nexcept PermissionError:\n    print("EPERM")`,
-    ]);
+    const r = run(lab.b, true, udpSend(lab.v4.a, 53));
     assert.equal(r.stdout.trim(), "EPERM", r.stderr);
     await lab.daemon.waitFor(/BLOCKED egress udp .*:53 .*by rule no-dns \(python3 pid \d+\)/);
   });

@@ -1,6 +1,7 @@
 // moat check FILE...: validate policy files and print every problem with its position.
 
 import type { Command } from "../command.ts";
+import { processRuleProblems } from "../../policy/process-support.ts";
 import {
   checkPolicyFile,
   DATAPATH_FEATURES,
@@ -44,10 +45,12 @@ function checkOne(file: string): { diagnostics: Diagnostic[]; summary: string } 
   const { model } = result;
   // what the datapath cannot enforce yet would be refused by the daemon: say so, as a warning
   const unsupported = model
-    ? unsupportedFeatures(model, DATAPATH_FEATURES).map((d) => ({
-        ...d,
-        severity: "warning" as const,
-      }))
+    ? [...unsupportedFeatures(model, DATAPATH_FEATURES), ...processRuleProblems(model)].map(
+        (d) => ({
+          ...d,
+          severity: "warning" as const,
+        }),
+      )
     : [];
   const diagnostics = sortDiagnostics([...result.diagnostics, ...unsupported]);
   const errors = diagnostics.filter((d) => d.severity === "error").length;

@@ -5,6 +5,7 @@
 // evaluator without a kernel.
 
 import type { Dir4 } from "./dir4.ts";
+import type { ProcessImage } from "./process.ts";
 
 /** "No rule" in the rule-valued tables. */
 export const RULE_NONE = 0xffffffff;
@@ -56,6 +57,11 @@ export interface ClassifierImage {
   defaultRule: { ingress: number; egress: number };
   /** Socket hooks: decisions by this rule or later wait for the packet hooks (no local facts). */
   firstLocalRule: number;
+  /**
+   * When rules name processes: the socket hooks' own tables (the process class in the client-port
+   * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
+   */
+  socket?: { image: ClassifierImage; process: ProcessImage };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

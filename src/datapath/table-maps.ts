@@ -1,0 +1,206 @@
+// Builders of the inner maps one table image is written to (docs/classifier.md): one BPF map
+// per table, created and filled in user space, then placed into the outer maps by PolicyMaps.
+import { Action, Mode, exeKey as exeKeyCodec, rule as ruleCodec } from "./abi.ts";
+import { native } from "./addon.ts";
+import type { BpfMap } from "./native.d.ts";
+import {
+  PORT_CLASS_SIZE,
+  SPORT_CLASS_SIZE,
+  type ClassifierImage,
+  type LpmEntry,
+} from "../policy/compile/image.ts";
+import type { Dir4 } from "../policy/compile/dir4.ts";
+import type { ProcessImage } from "../policy/compile/process.ts";
+
+const MAP_HASH = 1;
+export const MAP_ARRAY = 2;
+const MAP_LPM_TRIE = 11;
+const BPF_F_NO_PREALLOC = 1;
+export const BPF_F_INNER_MAP = 0x1000;
+
+export function createMap(
+  name: string,
+  type: number,
+  keySize: number,
+  valueSize: number,
+  maxEntries: number,
+  flags: number,
+): BpfMap {
+  return native().BpfMap.create({
+    type,
+    keySize,
+    valueSize,
+    maxEntries: Math.max(1, maxEntries),
+    flags,
+    name,
+  });
+}
+
+export function fill(map: BpfMap, keys: Buffer, values: Buffer, count: number): void {
+  if (count === 0) return;
+  const done = map.updateBatch(keys, values, count);
+  if (done !== count) throw new Error(`map ${map.name}: ${done} of ${count} entries written`);
+}
+
+/** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
+function dir4Map(name: string, dir: Dir4): BpfMap {
+  const map = createMap(name, MAP_ARRAY, 4, 8, dir.length, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * dir.length);
+  for (let i = 0; i < dir.length; i++) keys.writeUInt32LE(i, 4 * i);
+  // [low, high] word pairs are the u64 values' little-endian bytes
+  const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
+  fill(map, keys, values, dir.length);
+  return map;
+}
+
+function lpm6Map(name: string, entries: LpmEntry[]): BpfMap {
+  const bytes = 16;
+  const keySize = 4 + bytes;
+  const map = createMap(name, MAP_LPM_TRIE, keySize, 4, entries.length, BPF_F_NO_PREALLOC);
+  const keys = Buffer.alloc(keySize * entries.length);
+  const values = Buffer.alloc(4 * entries.length);
+  entries.forEach((e, i) => {
+    if (e.addr.length !== bytes) throw new Error(`${name}: address of ${e.addr.length} bytes`);
+    keys.writeUInt32LE(e.prefixlen, i * keySize);
+    keys.set(e.addr, i * keySize + 4);
+    values.writeUInt32LE(e.cls, i * 4);
+  });
+  fill(map, keys, values, entries.length);
+  return map;
+}
+
+/** An array of u32 sized `size`; only non-zero entries are written (arrays start zeroed). */
+function u32Array(name: string, data: Uint32Array, size = data.length): BpfMap {
+  if (data.length !== size) throw new Error(`${name}: ${data.length} entries, expected ${size}`);
+  const map = createMap(name, MAP_ARRAY, 4, 4, size, BPF_F_INNER_MAP);
+  let n = 0;
+  for (const v of data) if (v !== 0) n++;
+  const keys = Buffer.alloc(4 * n);
+  const values = Buffer.alloc(4 * n);
+  let at = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] ?? 0;
+    if (v === 0) continue;
+    keys.writeUInt32LE(i, at);
+    values.writeUInt32LE(v, at);
+    at += 4;
+  }
+  fill(map, keys, values, n);
+  return map;
+}
+
+function remoteYMap(image: ClassifierImage): BpfMap {
+  const { r, y, rule } = image.remoteY;
+  const n = r.length;
+  const map = createMap("moat_remote_y", MAP_HASH, 8, 4, n, 0);
+  const keys = Buffer.alloc(8 * n);
+  const values = Buffer.alloc(4 * n);
+  for (let i = 0; i < n; i++) {
+    keys.writeUInt32LE(r[i] ?? 0, i * 8);
+    keys.writeUInt32LE(y[i] ?? 0, i * 8 + 4);
+    values.writeUInt32LE(rule[i] ?? 0, i * 4);
+  }
+  fill(map, keys, values, n);
+  return map;
+}
+
+export function rulesMap(image: ClassifierImage): BpfMap {
+  const n = image.rules.length;
+  const map = createMap("moat_rules", MAP_ARRAY, 4, ruleCodec.size, n, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * n);
+  const values = Buffer.alloc(ruleCodec.size * n);
+  image.rules.forEach((r, i) => {
+    keys.writeUInt32LE(i, i * 4);
+    ruleCodec.encode(
+      {
+        action: Action[r.action],
+        mode: Mode[r.mode],
+        log: r.log ? 1 : 0,
+        max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
+      },
+      values,
+      i * ruleCodec.size,
+    );
+  });
+  fill(map, keys, values, n);
+  return map;
+}
+
+export function checkImage(image: ClassifierImage): void {
+  const expect = (what: string, got: number, want: number) => {
+    if (got !== want) throw new Error(`classifier image: ${what} has ${got} entries, not ${want}`);
+  };
+  expect("rules", image.rules.length, image.ruleCount + 2);
+  expect("lx", image.lx.length, image.nl * image.ns);
+  expect("px", image.px.length, image.np * image.nx);
+  expect("anyRemote", image.anyRemote.length, image.ny);
+  expect("remoteOnly", image.remoteOnly.length, image.nr * 2);
+  for (const d of ["ingress", "egress"] as const) {
+    const i = image.defaultRule[d];
+    if (!image.rules[i]) throw new Error(`classifier image: default ${d} rule ${i} missing`);
+  }
+}
+
+/** The inner maps of one table image, by the names PolicyMaps places them under. */
+export function tableMaps(image: ClassifierImage, tag: string): Record<string, BpfMap> {
+  const out: Record<string, BpfMap> = {};
+  try {
+    out.remote4 = dir4Map(`moat_${tag}remote4`, image.remote4);
+    out.remote6 = lpm6Map(`moat_${tag}remote6`, image.remote6);
+    out.local4 = dir4Map(`moat_${tag}local4`, image.local4);
+    out.local6 = lpm6Map(`moat_${tag}local6`, image.local6);
+    out.port_class = u32Array(`moat_${tag}port_cls`, image.portClass, PORT_CLASS_SIZE);
+    out.sport_class = u32Array(`moat_${tag}sport_cls`, image.sportClass, SPORT_CLASS_SIZE);
+    out.lx = u32Array(`moat_${tag}lx`, image.lx);
+    out.px = u32Array(`moat_${tag}px`, image.px);
+    out.remote_y = remoteYMap(image);
+    out.any_remote = u32Array(`moat_${tag}any_rem`, image.anyRemote);
+    out.remote_only = u32Array(`moat_${tag}rem_only`, image.remoteOnly);
+    return out;
+  } catch (err) {
+    for (const m of Object.values(out)) m.close();
+    throw err;
+  }
+}
+
+function hashMap(name: string, keySize: number, keys: Buffer, values: Buffer, n: number): BpfMap {
+  const map = createMap(name, MAP_HASH, keySize, 4, n, 0);
+  fill(map, keys, values, n);
+  return map;
+}
+
+/** The process classes' key maps and combination tables (src/policy/compile/process.ts). */
+export function processMaps(p: ProcessImage): Record<string, BpfMap> {
+  const out: Record<string, BpfMap> = {};
+  try {
+    const exe = { keys: Buffer.alloc(16 * p.exe.length), values: Buffer.alloc(4 * p.exe.length) };
+    p.exe.forEach((e, i) => {
+      exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, exe.keys, 16 * i);
+      exe.values.writeUInt32LE(e.cls, 4 * i);
+    });
+    out.proc_exe = hashMap("moat_proc_exe", 16, exe.keys, exe.values, p.exe.length);
+    const uid = { keys: Buffer.alloc(4 * p.uid.length), values: Buffer.alloc(4 * p.uid.length) };
+    p.uid.forEach((u, i) => {
+      uid.keys.writeUInt32LE(u.uid, 4 * i);
+      uid.values.writeUInt32LE(u.cls, 4 * i);
+    });
+    out.proc_uid = hashMap("moat_proc_uid", 4, uid.keys, uid.values, p.uid.length);
+    const cg = {
+      keys: Buffer.alloc(8 * p.cgroup.length),
+      values: Buffer.alloc(4 * p.cgroup.length),
+    };
+    p.cgroup.forEach((c, i) => {
+      cg.keys.writeBigUInt64LE(c.id, 8 * i);
+      cg.values.writeUInt32LE(c.cls, 4 * i);
+    });
+    out.proc_cgroup = hashMap("moat_proc_cgroup", 8, cg.keys, cg.values, p.cgroup.length);
+    out.proc_comm = lpm6Map("moat_proc_comm", p.comm);
+    out.proc_a = u32Array("moat_proc_a", p.a);
+    out.proc_b = u32Array("moat_proc_b", p.b);
+    out.proc_p = u32Array("moat_proc_p", p.p);
+    return out;
+  } catch (err) {
+    for (const m of Object.values(out)) m.close();
+    throw err;
+  }
+}

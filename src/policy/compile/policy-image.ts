@@ -1,0 +1,88 @@
+// A policy -> what the kernel loads: the packet hooks' tables and, when rules name processes, the
+// socket hooks' own tables plus the process classes (docs/socket-hooks.md).
+//
+// Packet hooks never know the process, so for them a process rule matches nothing. The socket
+// hooks know it but not the client port (connect() runs before it is chosen), so for them a
+// process rule's client ports become the process classes it matches: the kernel passes the
+// caller's process class where a packet's client port would go. Rule indexes are the same in both.
+
+import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
+import { compile, type CompileOptions } from "./compile.ts";
+import type { ClassifierImage } from "./image.ts";
+import { compileProcess, type ProcessUniverse } from "./process.ts";
+
+/** Everything minus everything: an address list no address is in. */
+function nothing(pos: SourcePos): AddressList {
+  const entry = (family: 4 | 6, end: bigint) => ({
+    kind: "interval" as const,
+    text: "!*",
+    negate: true,
+    pos,
+    family,
+    start: 0n,
+    end,
+  });
+  return { entries: [entry(4, (1n << 32n) - 1n), entry(6, (1n << 128n) - 1n)], pos };
+}
+
+/** The rule without its process section, for the tables (which carry it another way). */
+function withoutProcess(r: Rule): Rule {
+  const out = { ...r };
+  delete out.process;
+  return out;
+}
+
+const unmatchable = (r: Rule): Rule => ({
+  ...withoutProcess(r),
+  layer3: { remote: nothing(r.pos), pos: r.pos },
+});
+
+/** The rules as the packet hooks judge them. */
+export function packetModel(model: PolicyModel): PolicyModel {
+  if (!model.rules.some((r) => r.process)) return model;
+  return { ...model, rules: model.rules.map((r) => (r.process ? unmatchable(r) : r)) };
+}
+
+/** Runs of consecutive class numbers as client-port ranges. */
+function asPorts(classes: number[], pos: SourcePos): NonNullable<Layer4["sourcePorts"]> {
+  const out: NonNullable<Layer4["sourcePorts"]> = [];
+  for (const c of classes) {
+    const last = out.at(-1);
+    if (last && last.hi === c - 1) last.hi = c;
+    else out.push({ lo: c, hi: c, text: `process class ${c}`, pos });
+  }
+  return out;
+}
+
+/** The rules as the socket hooks judge them: the process class in the client-port slot. */
+function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): PolicyModel {
+  const rules = model.rules.map((r): Rule => {
+    // a client port is unknown at connect(): decisions that need one wait for the packet hooks
+    if (!r.process && !r.layer4?.sourcePorts) return r;
+    const layer4: Layer4 = { ...(r.layer4 ?? { protocol: null, pos: r.pos }) };
+    delete layer4.sourcePorts;
+    if (!r.process) return { ...r, layer4 };
+    const classes = classesOf.get(r.index) ?? [];
+    if (classes.length === 0) return unmatchable(r);
+    return { ...withoutProcess(r), layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
+  });
+  return { ...model, rules };
+}
+
+/**
+ * The kernel image of a policy. `universe` (what is on this host) is needed only when rules name
+ * processes; without it they match nothing anywhere.
+ */
+export function compilePolicy(
+  model: PolicyModel,
+  universe: ProcessUniverse | null,
+  options: CompileOptions = {},
+): ClassifierImage {
+  const image = compile(packetModel(model), options);
+  const proc = universe ? compileProcess(model, universe) : null;
+  if (!proc) return image;
+  return {
+    ...image,
+    socket: { image: compile(socketModel(model, proc.classesOf), options), process: proc },
+  };
+}

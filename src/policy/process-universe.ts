@@ -1,0 +1,94 @@
+// What the process rules can name on this host, read for the compiler (compile/process.ts): the
+// executables their path globs match (by real path, as /proc/PID/exe shows it), user names, and
+// every cgroup with its container. Read at load and re-read by the daemon to notice changes.
+import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { PolicyModel } from "../config/model.ts";
+import type { Attribution } from "../attribution/index.ts";
+import { globMatch } from "./glob.ts";
+import type { ProcessUniverse } from "./compile/process.ts";
+
+/** A path glob walks at most this many directory entries. */
+const WALK_LIMIT = 200_000;
+
+/** The kernel's dev_t (MKDEV: major << 20 | minor) from stat's (new_encode_dev). */
+export function kernelDev(dev: number): number {
+  const major = (dev >>> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
+  return ((major << 20) | minor) >>> 0;
+}
+
+/** The directory a glob's matches live under: everything before its first wildcard. */
+export function globRoot(pattern: string): string {
+  const wild = pattern.search(/[*?]/);
+  return wild < 0 ? pattern : dirname(pattern.slice(0, wild + 1));
+}
+
+function* files(root: string, budget: { left: number }): Generator<string> {
+  let st;
+  try {
+    st = lstatSync(root);
+  } catch {
+    return;
+  }
+  if (st.isFile() || st.isSymbolicLink()) {
+    yield root;
+    return;
+  }
+  if (!st.isDirectory()) return;
+  let entries;
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (--budget.left < 0) return;
+    const path = join(root, e.name);
+    if (e.isDirectory()) yield* files(path, budget);
+    else if (e.isFile() || e.isSymbolicLink()) yield path;
+  }
+}
+
+/** Executables the rules' path globs match, each once, by real path. */
+function executables(patterns: string[]): ProcessUniverse["executables"] {
+  const seen = new Map<string, ProcessUniverse["executables"][number]>();
+  for (const pattern of patterns) {
+    const budget = { left: WALK_LIMIT };
+    for (const path of files(globRoot(pattern), budget)) {
+      let real;
+      try {
+        real = realpathSync(path);
+      } catch {
+        continue;
+      }
+      if (seen.has(real) || !globMatch(pattern, real)) continue;
+      try {
+        const st = statSync(real, { bigint: true });
+        if (st.isFile())
+          seen.set(real, { dev: kernelDev(Number(st.dev)), ino: st.ino, path: real });
+      } catch {
+        // removed while walking
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+export function readProcessUniverse(model: PolicyModel, attribution: Attribution): ProcessUniverse {
+  const rules = model.rules.filter((r) => r.process);
+  const names = rules.flatMap((r) => (r.process!.user ?? []).filter((u) => typeof u === "string"));
+  const users = new Map<string, number>();
+  for (const n of names) {
+    const uid = attribution.users.uidOf(n);
+    if (uid !== undefined) users.set(n, uid);
+  }
+  const cgroups = [...(attribution.cgroups?.all() ?? new Map<bigint, string>())].map(
+    ([id, path]) => ({ id, path, container: attribution.containerOf(path) }),
+  );
+  return {
+    executables: executables(rules.flatMap((r) => r.process!.path ?? [])),
+    users,
+    cgroups,
+  };
+}

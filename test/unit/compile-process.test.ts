@@ -1,0 +1,122 @@
+// The process classes (src/policy/compile/process.ts) against the reference evaluator: for random
+// process rules, hosts and processes, a rule is in the class the kernel would compute exactly
+// when the evaluator says its process section matches.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { parsePolicy } from "../../src/config/index.ts";
+import { compileProcess, processClass, commRange } from "../../src/policy/compile/process.ts";
+import type { ProcessUniverse } from "../../src/policy/compile/process.ts";
+import { matchProcess } from "../../src/policy/match-context.ts";
+import type { ProcessFacts } from "../../src/attribution/index.ts";
+
+const PATHS = ["/usr/bin/curl", "/usr/bin/wget", "/usr/local/bin/app", "/opt/tool/run"];
+const PATH_GLOBS = ["/usr/bin/curl", "/usr/bin/*", "/usr/*", "/opt/tool/*", "/nowhere/x"];
+const NAMES = ["curl", "wget", "python3", "python3.11", "app", "ssh"];
+const NAME_PATTERNS = ["curl", "python3*", "py*", "app", "s*", "wget"];
+const USERS: (number | string)[] = [0, 1000, "nobody", "www-data", "ghost"];
+const UIDS = [0, 33, 1000, 65534];
+const CGROUPS = [
+  "/",
+  "/system.slice",
+  "/system.slice/nginx.service",
+  "/user.slice/u-1000",
+  "/docker/abc",
+];
+const CGROUP_GLOBS = ["/system.slice", "/system.slice/nginx.service", "/user.slice/*", "/docker/*"];
+
+const universe: ProcessUniverse = {
+  executables: PATHS.map((path, i) => ({ dev: 7, ino: BigInt(100 + i), path })),
+  users: new Map([
+    ["nobody", 65534],
+    ["www-data", 33],
+  ]),
+  cgroups: CGROUPS.map((path, i) => ({
+    id: BigInt(500 + i),
+    path,
+    container:
+      path === "/docker/abc" ? { id: "abc".padEnd(64, "0"), name: "web", image: "nginx:1" } : null,
+  })),
+};
+
+const section = fc.record(
+  {
+    path: fc.subarray(PATH_GLOBS, { minLength: 1 }),
+    name: fc.subarray(NAME_PATTERNS, { minLength: 1 }),
+    user: fc.subarray(USERS, { minLength: 1 }),
+    cgroup: fc.subarray(CGROUP_GLOBS, { minLength: 1 }),
+    container: fc.constantFrom({ name: "web" }, { image: "nginx:*" }, { name: "db" }),
+  },
+  { requiredKeys: [] },
+);
+
+const yamlOf = (sections: Record<string, unknown>[]): string =>
+  `version: 1\nattach: { cgroup: / }\nrules:\n` +
+  sections
+    .map(
+      (p, i) =>
+        `  - { name: r${i}, direction: egress, action: allow, process: ${JSON.stringify(p)} }\n`,
+    )
+    .join("");
+
+const process = fc.record({
+  exe: fc.integer({ min: 0, max: PATHS.length }),
+  name: fc.constantFrom(...NAMES),
+  uid: fc.constantFrom(...UIDS),
+  cgroup: fc.integer({ min: 0, max: CGROUPS.length - 1 }),
+});
+
+test("a rule is in the kernel's process class exactly when its process section matches", () => {
+  let matched = 0;
+  fc.assert(
+    fc.property(
+      fc.array(section, { minLength: 1, maxLength: 5 }),
+      fc.array(process, { minLength: 1, maxLength: 20 }),
+      (sections, procs) => {
+        const model = parsePolicy(yamlOf(sections), "p.yaml");
+        const img = compileProcess(model, universe);
+        assert.ok(img);
+        for (const p of procs) {
+          const exe = universe.executables[p.exe];
+          const cg = universe.cgroups[p.cgroup]!;
+          const cls = processClass(img, {
+            dev: exe?.dev ?? 1,
+            ino: exe?.ino ?? 1n,
+            comm: p.name,
+            uid: p.uid,
+            cgroupId: cg.id,
+          });
+          const facts: ProcessFacts = {
+            pid: 1,
+            name: p.name,
+            path: exe?.path ?? "/elsewhere/unknown",
+            user: p.uid,
+            userName: [...universe.users].find(([, u]) => u === p.uid)?.[0] ?? null,
+            cgroup: cg.path,
+            container: cg.container,
+          };
+          for (const rule of model.rules) {
+            const want = matchProcess(rule.process!, facts).result === "yes";
+            const got = img.classesOf.get(rule.index)!.includes(cls);
+            if (want) matched++;
+            assert.equal(
+              got,
+              want,
+              `${rule.name} ${JSON.stringify(rule.process)} vs ${JSON.stringify(facts)}`,
+            );
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+  assert.ok(matched > 100, `only ${matched} matches: the generator is too narrow`);
+});
+
+test("names: exact and trailing '*' only, as comm holds them", () => {
+  assert.ok(commRange("curl"));
+  assert.ok(commRange("python3*"));
+  assert.equal(commRange("*sh"), null);
+  assert.equal(commRange("a?c"), null);
+  assert.equal(commRange("a-name-longer-than-15"), null);
+});
