@@ -5,7 +5,7 @@
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { Attribution } from "./attribution/index.ts";
-import { readProcessUniverse } from "./policy/process-universe.ts";
+import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
 import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
@@ -74,6 +74,8 @@ export interface Daemon {
 }
 
 const LOSS_REPORT_MS = 5000;
+/** How often the executables, users and cgroups that process rules name are read again. */
+const UNIVERSE_MS = 3000;
 
 /** Rule tables of recent generations, so a late event still names the rule that decided it. */
 const KEPT_GENERATIONS = 4;
@@ -133,7 +135,12 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const { log } = options;
   // who owns a socket: events' process facts, and what process rules resolve to on this host
   const attribution = new Attribution();
-  const universe: UniverseReader = (model) => readProcessUniverse(model, attribution);
+  let resolved = "";
+  const universe: UniverseReader = (model) => {
+    const u = readProcessUniverse(model, attribution);
+    resolved = universeFingerprint(u);
+    return u;
+  };
   let active = readPolicy(options.policyPath, universe);
   const pipeline = new EventPipeline();
   const audit = auditSink();
@@ -213,6 +220,25 @@ export function startDaemon(options: DaemonOptions): Daemon {
   };
   const lossTimer = setInterval(reportLoss, LOSS_REPORT_MS);
   lossTimer.unref();
+
+  // process rules name executables, users and cgroups (containers) that come and go: when what
+  // they resolve to changes, the running policy is compiled again and swapped in
+  const universeTimer = setInterval(() => {
+    if (!active.model.rules.some((r) => r.process)) return;
+    const u = readProcessUniverse(active.model, attribution);
+    if (universeFingerprint(u) === resolved) return;
+    try {
+      const next = {
+        ...compilePolicyText(active.text, options.policyPath, universe),
+        text: active.text,
+        hash: active.hash,
+      };
+      install(next, "processes changed");
+    } catch (err) {
+      log(`processes changed, the policy could not be compiled again: ${(err as Error).message}`);
+    }
+  }, UNIVERSE_MS);
+  universeTimer.unref();
 
   /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
   let selfWritten: string | null = null;
@@ -329,6 +355,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
     if (done) return;
     done = true;
     clearInterval(lossTimer);
+    clearInterval(universeTimer);
     reportLoss();
     watcher.close();
     datapath.stop();

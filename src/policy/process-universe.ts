@@ -92,3 +92,11 @@ export function readProcessUniverse(model: PolicyModel, attribution: Attribution
     cgroups,
   };
 }
+
+/** Equal for two reads of an unchanged host: the daemon re-applies the policy when it differs. */
+export function universeFingerprint(u: ProcessUniverse): string {
+  const exe = u.executables.map((e) => `${e.dev}:${e.ino}:${e.path}`).sort();
+  const users = [...u.users].map(([n, id]) => `${n}:${id}`).sort();
+  const cgroups = u.cgroups.map((c) => `${c.id}:${c.path}:${c.container?.id ?? ""}`).sort();
+  return JSON.stringify([exe, users, cgroups]);
+}

@@ -4,7 +4,7 @@
 // packet-level block of port 80 does not stop curl's connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { startMoatLab } from "../helpers/moat-lab.ts";
@@ -17,12 +17,14 @@ if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
 const cgroup = `/moat-test-proc-${process.pid}`;
 const dir = join(mount, cgroup);
 const sub = join(dir, "batch");
+const late = join(dir, "late");
 
 test("process rules: path, user, name and cgroup decide at connect()", async (t) => {
   mkdirSync(sub, { recursive: true });
   let closeLab = async () => {};
   t.after(async () => {
     await closeLab();
+    if (existsSync(late)) rmdirSync(late);
     rmdirSync(sub);
     rmdirSync(dir);
   });
@@ -39,6 +41,7 @@ rules:
   - { name: not-nobody, direction: egress, action: block, process: { user: [nobody] }, layer4: { protocol: tcp, port: [8080] } }
   - { name: no-python-dns, direction: egress, action: block, process: { name: [python3*] }, layer4: { protocol: udp, port: [53] } }
   - { name: batch-no-tls, direction: egress, action: block, process: { cgroup: ${cgroup}/batch }, layer4: { protocol: tcp, port: [443] } }
+  - { name: late-no-8080, direction: egress, action: block, process: { cgroup: ${cgroup}/late }, layer4: { protocol: tcp, port: [8080] } }
 `,
     [],
   );
@@ -90,5 +93,16 @@ rules:
   await t.test("the batch cgroup is refused port 443, its parent is not", () => {
     assert.equal(curl(443, sub).status, 7);
     assert.equal(curl(443, dir).status, 0);
+  });
+
+  await t.test("a cgroup made while moat runs is found, and its rule applies", async () => {
+    mkdirSync(late);
+    let status = curl(8080, late).status;
+    for (let i = 0; i < 40 && status !== 7; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = curl(8080, late).status;
+    }
+    assert.equal(status, 7, "curl from the new cgroup still reaches port 8080");
+    await lab.daemon.waitFor(/BLOCKED egress tcp .*:8080 .*by rule late-no-8080 \(curl pid/);
   });
 });
