@@ -1,0 +1,205 @@
+// The socket hooks agree with the reference evaluator through real connect() and sendto() calls:
+// random policies of process and L3/L4 rules x random clients (three executables, two users, two
+// cgroups) x random destinations. A client gets EPERM exactly when evaluate(), given the client's
+// full process facts, says "blocked". The clients run in a network namespace with no route out:
+// an allowed connect() fails with ENETUNREACH, so nothing leaves the machine.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { parsePolicy } from "../../src/config/index.ts";
+import { Attribution } from "../../src/attribution/index.ts";
+import { Datapath } from "../../src/datapath/datapath.ts";
+import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
+import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
+import { evaluate } from "../../src/policy/evaluator.ts";
+import { readProcessUniverse } from "../../src/policy/process-universe.ts";
+
+const POLICIES = 12;
+const CLIENTS = 25;
+const REMOTES = ["10.61.0.1", "10.61.0.2", "10.62.5.5", "192.0.2.77"];
+const PORTS = [53, 80, 443, 8080];
+const PROGRAMS = ["alpha", "beta", "gamma"];
+const USERS = [
+  { uid: 0, name: "root" },
+  { uid: 65534, name: "nobody" },
+];
+
+const tag = `moat-sockprop-${process.pid}`;
+const mount = cgroup2Mount();
+let dir = "";
+let cgroupRoot = "";
+let dp: Datapath;
+const attribution = new Attribution();
+const tally = { cases: 0, blocked: 0, byProcessRule: 0 };
+
+/** The client: one non-blocking connect() or one sendto(), printing how the call ended. */
+const CLIENT = `
+import socket, sys
+proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.setblocking(False)
+try:
+    if proto == "tcp":
+        s.connect((host, port))
+    else:
+        s.sendto(b"q", (host, port))
+    print("passed")
+except PermissionError:
+    print("EPERM")
+except OSError:
+    print("passed")
+`;
+
+before(() => {
+  if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
+  dir = mkdtempSync(join(tmpdir(), "moat-sockprop-"));
+  // three executables with their own inodes and names (comm = file name)
+  for (const p of PROGRAMS) copyFileSync("/usr/bin/python3", join(dir, p));
+  execFileSync("chmod", ["755", dir, ...PROGRAMS.map((p) => join(dir, p))]);
+  cgroupRoot = join(mount, tag);
+  for (const c of ["a", "b"]) mkdirSync(join(cgroupRoot, c), { recursive: true });
+  execFileSync("ip", ["netns", "add", tag]);
+  execFileSync("ip", ["-n", tag, "link", "set", "lo", "up"]);
+  dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cgroupRoot });
+});
+
+after(() => {
+  dp?.stop();
+  spawnSync("ip", ["netns", "del", tag]);
+  for (const c of ["a", "b"]) rmdirSync(join(cgroupRoot, c));
+  rmdirSync(cgroupRoot);
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`socket property: ${JSON.stringify(tally)}`);
+});
+
+const processSection = fc.record(
+  {
+    path: fc.subarray(
+      PROGRAMS.map((p) => `DIR/${p}`),
+      { minLength: 1 },
+    ),
+    name: fc.subarray(["alpha", "be*", "gamma", "python3"], { minLength: 1 }),
+    user: fc.subarray(["root", 65534], { minLength: 1 }),
+    cgroup: fc.subarray([`/${tag}/a`, `/${tag}/b`, `/${tag}`], { minLength: 1 }),
+  },
+  { requiredKeys: [] },
+);
+
+const ruleSpec = fc.record({
+  action: fc.constantFrom("allow", "block"),
+  detect: fc.boolean(),
+  remote: fc.option(fc.subarray(["10.61.0.0/16", "10.61.0.2", "192.0.2.0/24"], { minLength: 1 })),
+  proto: fc.constantFrom("tcp", "udp", "any"),
+  ports: fc.option(fc.subarray(PORTS, { minLength: 1 })),
+  process: fc.oneof(
+    { arbitrary: processSection, weight: 3 },
+    { arbitrary: fc.constant(null), weight: 1 },
+  ),
+});
+
+function policyText(rules: Rule[], dflt: string): string {
+  const lines = rules.map((r, i) => {
+    const parts = [`name: r${i}`, "direction: egress", `action: ${r.action}`];
+    if (r.detect) parts.push("mode: detect");
+    if (r.remote) parts.push(`layer3: { remote: ${JSON.stringify(r.remote)} }`);
+    const l4: string[] = [];
+    if (r.proto !== "any") l4.push(`protocol: ${r.proto}`);
+    if (r.ports) l4.push(`port: ${JSON.stringify(r.ports)}`);
+    if (l4.length > 0) parts.push(`layer4: { ${l4.join(", ")} }`);
+    if (r.process) parts.push(`process: ${JSON.stringify(r.process).replaceAll("DIR", dir)}`);
+    return `  - { ${parts.join(", ")} }`;
+  });
+  return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: ${dflt} }
+attach: { cgroup: /${tag} }
+rules:
+${lines.join("\n")}
+`;
+}
+
+type Rule = {
+  action: string;
+  detect: boolean;
+  remote: string[] | null;
+  proto: string;
+  ports: number[] | null;
+  process: Record<string, unknown> | null;
+};
+
+const client = fc.record({
+  program: fc.constantFrom(...PROGRAMS),
+  user: fc.constantFrom(...USERS),
+  cgroup: fc.constantFrom("a", "b"),
+  proto: fc.constantFrom("tcp", "udp"),
+  remote: fc.constantFrom(...REMOTES),
+  port: fc.constantFrom(...PORTS),
+});
+
+test("connect() and sendto() get EPERM exactly when the evaluator blocks", () => {
+  fc.assert(
+    fc.property(
+      fc.array(ruleSpec, { minLength: 1, maxLength: 6 }),
+      fc.constantFrom("allow", "block"),
+      fc.array(client, { minLength: CLIENTS, maxLength: CLIENTS }),
+      (rules, dflt, clients) => {
+        const text = policyText(rules as Rule[], dflt);
+        const model = parsePolicy(text, "p.yaml");
+        dp.apply(compilePolicy(model, readProcessUniverse(model, attribution)));
+        for (const c of clients) {
+          const exe = join(dir, c.program);
+          const cg = join(cgroupRoot, c.cgroup);
+          const setpriv =
+            c.user.uid === 0 ? [] : ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+          const r = spawnSync(
+            "nsenter",
+            [
+              `--net=/run/netns/${tag}`,
+              "sh",
+              "-c",
+              `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
+              "sh",
+              ...setpriv,
+              exe,
+              "-c",
+              CLIENT,
+              c.proto,
+              c.remote,
+              String(c.port),
+            ],
+            { encoding: "utf8", timeout: 10_000 },
+          );
+          const got = r.stdout.trim();
+          const expected = evaluate(model, {
+            direction: "egress",
+            family: 4,
+            protocol: c.proto,
+            local: { ip: "0.0.0.0", port: 0 },
+            remote: { ip: c.remote, port: c.port },
+            process: {
+              pid: 1,
+              name: c.program,
+              path: exe,
+              user: c.user.uid,
+              userName: c.user.name,
+              cgroup: `/${tag}/${c.cgroup}`,
+              container: null,
+            },
+          });
+          const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr}`;
+          assert.notEqual(expected.verdict, "deferred", where);
+          assert.equal(got, expected.verdict === "blocked" ? "EPERM" : "passed", where);
+          tally.cases++;
+          if (got === "EPERM") tally.blocked++;
+          if (model.rules.find((x) => x.name === expected.rule)?.process) tally.byProcessRule++;
+        }
+      },
+    ),
+    { numRuns: POLICIES },
+  );
+  assert.ok(tally.blocked > 20 && tally.byProcessRule > 20, JSON.stringify(tally));
+});
