@@ -10,7 +10,7 @@ import { compile } from "../src/policy/compile/compile.ts";
 import type { ClassifierImage } from "../src/policy/compile/image.ts";
 
 /** Deterministic random numbers (mulberry32), so runs are comparable. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let s = seed | 0;
   return () => {
     s = (s + 0x6d2b79f5) | 0;
@@ -21,7 +21,7 @@ function random(seed: number): () => number {
 }
 
 /** A random IPv4 CIDR with a prefix length in [shortest, 32]. */
-function cidr(rand: () => number, shortest = 16): string {
+export function cidr(rand: () => number, shortest = 16): string {
   const len = shortest + Math.floor(rand() * (33 - shortest));
   const value = Math.floor(rand() * 2 ** 32);
   const net = len === 0 ? 0 : (value & ~((2 ** (32 - len) - 1) | 0)) >>> 0;
