@@ -6,6 +6,7 @@ import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { Attribution } from "./attribution/index.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
+import { socketRule } from "./policy/compile/process.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
 import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
@@ -221,10 +222,10 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const lossTimer = setInterval(reportLoss, LOSS_REPORT_MS);
   lossTimer.unref();
 
-  // process rules name executables, users and cgroups (containers) that come and go: when what
-  // they resolve to changes, the running policy is compiled again and swapped in
+  // process and interface rules name executables, users, cgroups (containers), links and routes
+  // that come and go: when what they resolve to changes, the policy is compiled again and swapped
   const universeTimer = setInterval(() => {
-    if (!active.model.rules.some((r) => r.process)) return;
+    if (!active.model.rules.some(socketRule)) return;
     const u = readProcessUniverse(active.model, attribution);
     if (universeFingerprint(u) === resolved) return;
     try {

@@ -194,25 +194,32 @@ static __always_inline __u32 key_class(void *outer, __u32 slot, const void *key)
 	return v ? *v : 0;
 }
 
-/* a socket owner's process class in generation `slot` (docs/socket-hooks.md): four key
- * lookups, three combination lookups. A global function, like classify() */
-__noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const struct moat_owner *o)
+/* the class of a connection's owner and route in generation `slot` (docs/socket-hooks.md):
+ * five key lookups (the route of f's remote address gives the interface), four combination
+ * lookups.
+ * A global function, like classify() */
+__noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
+			       const struct facts *f)
 {
-	if (!m || !o)
+	if (!m || !o || !f)
 		return 0;
 	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev};
-	struct moat_lpm6_key comm = {.prefixlen = 128};
-	__u32 uid = o->uid, a, b, p;
+	struct moat_lpm6_key key = {.prefixlen = 128};
+	__u32 uid = o->uid, a, b, c, p;
 	__u64 cgroup = o->cgroup_id;
 
-	__builtin_memcpy(comm.addr, o->comm, 16);
+	__builtin_memcpy(key.addr, o->comm, 16);
 	__u32 cp = key_class(&tbl_proc_exe, slot, &exe);
-	__u32 cn = key_class(&tbl_proc_comm, slot, &comm);
+	__u32 cn = key_class(&tbl_proc_comm, slot, &key);
 	__u32 cu = key_class(&tbl_proc_uid, slot, &uid);
 	__u32 cc = key_class(&tbl_proc_cgroup, slot, &cgroup);
+	__builtin_memcpy(key.addr, f->remote, 16);
+	__u32 ifindex = key_class(&tbl_proc_route, slot, &key);
+	__u32 ci = key_class(&tbl_proc_iface, slot, &ifindex);
 	if (table_u32(T_PROC_A, slot, 1, cp * m->proc_nn + cn, &a) ||
 	    table_u32(T_PROC_B, slot, 1, a * m->proc_nu + cu, &b) ||
-	    table_u32(T_PROC_P, slot, 1, b * m->proc_nc + cc, &p)) {
+	    table_u32(T_PROC_P, slot, 1, b * m->proc_nc + cc, &c) ||
+	    table_u32(T_PROC_D, slot, 1, c * m->proc_ni + ci, &p)) {
 		count(MOAT_CNT_TABLE_MISS, 0);
 		return 0;
 	}
@@ -228,7 +235,7 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 	if (!m->socket_image)
 		return classify(slot, 0, m, f);
 	__u16 port = f->client_port;
-	f->client_port = process_class(slot, m, o);
+	f->client_port = process_class(slot, m, o, f);
 	__u32 rule = classify(slot, 1, m, f);
 	f->client_port = port;
 	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);

@@ -118,8 +118,9 @@ enum moat_u32_table {
 	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
 	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
 	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
-	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> process class */
-	T_U32_TABLES = 9,
+	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> c */
+	T_PROC_D = 9,	   /* image 1: c * ni + interface class -> process class */
+	T_U32_TABLES = 10,
 };
 
 /* Two table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
@@ -197,6 +198,23 @@ struct {
 	__type(key, __u32);
 	__array(values, struct inner_lpm6);
 } tbl_proc_comm SEC(".maps");
+
+/* key: slot; value: destination (128-bit, ipv4 mapped) -> ifindex its route leaves by, the
+ * route mirror (src/route); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_lpm6);
+} tbl_proc_route SEC(".maps");
+
+/* key: slot; value: ifindex -> interface class; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_uid);
+} tbl_proc_iface SEC(".maps");
 
 /* key: slot; value: rule index -> struct moat_rule; written by user space */
 struct {

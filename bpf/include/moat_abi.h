@@ -84,7 +84,7 @@ struct moat_meta {
 	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
 	__u32 proc_nu;
 	__u32 proc_nc;
-	__u32 pad3;
+	__u32 proc_ni; /* interface classes */
 };
 _Static_assert(sizeof(struct moat_meta) == 64, "moat_meta");
 

@@ -119,7 +119,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	 * here then): docs/socket-hooks.md */
 	__u32 image = m->socket_image;
 	if (image)
-		f.client_port = process_class(slot, m, &s.owner);
+		f.client_port = process_class(slot, m, &s.owner, &f);
 	__u32 rule = classify(slot, image, m, &f);
 
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */

@@ -97,6 +97,7 @@ export const meta = defineStruct("moat_meta", 64, {
   proc_nn: { offset: 48, type: "u32" },
   proc_nu: { offset: 52, type: "u32" },
   proc_nc: { offset: 56, type: "u32" },
+  proc_ni: { offset: 60, type: "u32" },
 });
 
 export const state = defineStruct("moat_state", 136, {

@@ -35,6 +35,7 @@ const OUTERS = {
     "proc_a",
     "proc_b",
     "proc_p",
+    "proc_d",
   ],
   remote_y: ["remote_y"],
   rules: ["rules"],
@@ -43,6 +44,8 @@ const OUTERS = {
   proc_uid: ["proc_uid"],
   proc_comm: ["proc_comm"],
   proc_cgroup: ["proc_cgroup"],
+  proc_route: ["proc_route"],
+  proc_iface: ["proc_iface"],
 } as const;
 
 /** Outer maps with a table image dimension; the rest are indexed by slot alone. */
@@ -206,6 +209,7 @@ export class PolicyMaps {
           proc_nn: image.socket?.process.nn ?? 0,
           proc_nu: image.socket?.process.nu ?? 0,
           proc_nc: image.socket?.process.nc ?? 0,
+          proc_ni: image.socket?.process.ni ?? 0,
         },
         next,
         8 + idle * metaCodec.size,

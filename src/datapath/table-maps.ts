@@ -195,9 +195,20 @@ export function processMaps(p: ProcessImage): Record<string, BpfMap> {
     });
     out.proc_cgroup = hashMap("moat_proc_cgroup", 8, cg.keys, cg.values, p.cgroup.length);
     out.proc_comm = lpm6Map("moat_proc_comm", p.comm);
+    out.proc_route = lpm6Map("moat_proc_route", p.route);
+    const ifc = {
+      keys: Buffer.alloc(4 * p.iface.length),
+      values: Buffer.alloc(4 * p.iface.length),
+    };
+    p.iface.forEach((f, i) => {
+      ifc.keys.writeUInt32LE(f.ifindex, 4 * i);
+      ifc.values.writeUInt32LE(f.cls, 4 * i);
+    });
+    out.proc_iface = hashMap("moat_proc_iface", 4, ifc.keys, ifc.values, p.iface.length);
     out.proc_a = u32Array("moat_proc_a", p.a);
     out.proc_b = u32Array("moat_proc_b", p.b);
     out.proc_p = u32Array("moat_proc_p", p.p);
+    out.proc_d = u32Array("moat_proc_d", p.d);
     return out;
   } catch (err) {
     for (const m of Object.values(out)) m.close();

@@ -8,7 +8,7 @@ import {
 } from "../config/index.ts";
 import type { ClassifierImage } from "./compile/image.ts";
 import { compilePolicy } from "./compile/policy-image.ts";
-import type { ProcessUniverse } from "./compile/process.ts";
+import { socketRule, type ProcessUniverse } from "./compile/process.ts";
 import { processRuleProblems } from "./process-support.ts";
 
 export interface LoadedPolicy {
@@ -27,7 +27,7 @@ export function prepareForDatapath(model: PolicyModel, universe?: UniverseReader
   assertSupported(model, DATAPATH_FEATURES);
   const problems = processRuleProblems(model);
   if (problems.length > 0) throw new PolicyError(problems);
-  const named = model.rules.some((r) => r.process);
+  const named = model.rules.some(socketRule);
   return { model, image: compilePolicy(model, named && universe ? universe(model) : null) };
 }
 

@@ -1,4 +1,4 @@
-// Which process rules the socket hooks can enforce (docs/socket-hooks.md), checked at load so a
+// Which process and interface rules the socket hooks can enforce (docs/socket-hooks.md), checked at load so a
 // rule is never silently left unenforced: each problem is a diagnostic at the rule's position.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import type { PolicyModel } from "../config/model.ts";
@@ -10,33 +10,36 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
     (r) => r.direction !== "ingress" && (r.layer3?.local || r.layer4?.sourcePorts),
   );
   for (const rule of model.rules) {
-    const p = rule.process;
-    if (!p) continue;
-    const at = (field: string) => ({ ...p.pos, path: `${p.pos.path}${field}` });
+    const section = rule.process ?? rule.interface;
+    if (!section) continue;
+    const what = rule.process ? "a process" : "an interface";
     if (rule.direction !== "egress") {
       out.push(
         diagnostic(
-          p.pos,
-          `rule '${rule.name}' names a process but is not 'direction: egress': the socket hooks judge connections this host opens; the process of an incoming connection is not known to this version`,
+          section.pos,
+          `rule '${rule.name}' names ${what} but is not 'direction: egress': the socket hooks judge connections this host opens; for an incoming connection this version knows neither`,
         ),
       );
     }
     if (!model.attach.cgroup) {
       out.push(
         diagnostic(
-          p.pos,
-          `rule '${rule.name}' names a process: set attach.cgroup (e.g. "/") so the socket hooks see the processes`,
+          section.pos,
+          `rule '${rule.name}' names ${what}: set attach.cgroup (e.g. "/") so the socket hooks see the connections`,
         ),
       );
     }
     if (firstLocal && firstLocal.index < rule.index) {
       out.push(
         diagnostic(
-          p.pos,
-          `rule '${rule.name}' names a process after rule '${firstLocal.name}' (line ${firstLocal.pos.line}), which needs the local address or source port: connect() knows neither, so move the process rule above it`,
+          section.pos,
+          `rule '${rule.name}' names ${what} after rule '${firstLocal.name}' (line ${firstLocal.pos.line}), which needs the local address or source port: connect() knows neither, so move it above`,
         ),
       );
     }
+    const p = rule.process;
+    if (!p) continue;
+    const at = (field: string) => ({ ...p.pos, path: `${p.pos.path}${field}` });
     for (const name of p.name ?? []) {
       if (!commRange(name)) {
         out.push(

@@ -1,12 +1,14 @@
-// What the process rules can name on this host, read for the compiler (compile/process.ts): the
-// executables their path globs match (by real path, as /proc/PID/exe shows it), user names, and
-// every cgroup with its container. Read at load and re-read by the daemon to notice changes.
+// What the process and interface rules can name on this host, read for the compiler
+// (compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
+// shows it), user names, every cgroup with its container, and the route mirror's links and
+// routes. Read at load and re-read by the daemon to notice changes.
 import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { PolicyModel } from "../config/model.ts";
 import type { Attribution } from "../attribution/index.ts";
 import { globMatch } from "./glob.ts";
-import type { ProcessUniverse } from "./compile/process.ts";
+import { socketRule, type ProcessUniverse } from "./compile/process.ts";
+import { imageFingerprint, readRouteImageSync } from "../route/index.ts";
 
 /** A path glob walks at most this many directory entries. */
 const WALK_LIMIT = 200_000;
@@ -76,8 +78,8 @@ function executables(patterns: string[]): ProcessUniverse["executables"] {
 }
 
 export function readProcessUniverse(model: PolicyModel, attribution: Attribution): ProcessUniverse {
-  const rules = model.rules.filter((r) => r.process);
-  const names = rules.flatMap((r) => (r.process!.user ?? []).filter((u) => typeof u === "string"));
+  const rules = model.rules.filter(socketRule);
+  const names = rules.flatMap((r) => (r.process?.user ?? []).filter((u) => typeof u === "string"));
   const users = new Map<string, number>();
   for (const n of names) {
     const uid = attribution.users.uidOf(n);
@@ -87,9 +89,13 @@ export function readProcessUniverse(model: PolicyModel, attribution: Attribution
     ([id, path]) => ({ id, path, container: attribution.containerOf(path) }),
   );
   return {
-    executables: executables(rules.flatMap((r) => r.process!.path ?? [])),
+    executables: executables(rules.flatMap((r) => r.process?.path ?? [])),
     users,
     cgroups,
+    // interface rules only: a read of this namespace's links and routes
+    routes: rules.some((r) => r.interface)
+      ? readRouteImageSync()
+      : { image: { v4: [], v6: [] }, links: [], notes: [] },
   };
 }
 
@@ -98,5 +104,6 @@ export function universeFingerprint(u: ProcessUniverse): string {
   const exe = u.executables.map((e) => `${e.dev}:${e.ino}:${e.path}`).sort();
   const users = [...u.users].map(([n, id]) => `${n}:${id}`).sort();
   const cgroups = u.cgroups.map((c) => `${c.id}:${c.path}:${c.container?.id ?? ""}`).sort();
-  return JSON.stringify([exe, users, cgroups]);
+  const links = u.routes.links.map((l) => `${l.ifindex}:${l.ifname}:${l.tunnel}`).sort();
+  return JSON.stringify([exe, users, cgroups, links, imageFingerprint(u.routes.image)]);
 }

@@ -5,7 +5,7 @@ export type { NamespaceOptions } from "./ip-command.ts";
 export { IpCommandError } from "./ip-command.ts";
 export type { BuiltImage, NamespaceDump } from "./build-image.ts";
 export { buildImage } from "./build-image.ts";
-export { readNamespace, readRouteImage } from "./read.ts";
+export { readNamespace, readRouteImage, readRouteImageSync } from "./read.ts";
 export { lookup } from "./lookup.ts";
 export { isTunnelLink } from "./tunnel.ts";
 export type { RouteChangeListener, RouteMirror, RouteMirrorOptions } from "./mirror.ts";

@@ -37,6 +37,7 @@ const universe: ProcessUniverse = {
     container:
       path === "/docker/abc" ? { id: "abc".padEnd(64, "0"), name: "web", image: "nginx:1" } : null,
   })),
+  routes: { image: { v4: [], v6: [] }, links: [], notes: [] },
 };
 
 const section = fc.record(

@@ -1,15 +1,16 @@
 // A policy -> what the kernel loads: the packet hooks' tables and, when rules name processes, the
 // socket hooks' own tables plus the process classes (docs/socket-hooks.md).
 //
-// Packet hooks never know the process, so for them a process rule matches nothing. The socket
-// hooks know it but not the client port (connect() runs before it is chosen), so for them a
-// process rule's client ports become the process classes it matches: the kernel passes the
-// caller's process class where a packet's client port would go. Rule indexes are the same in both.
+// Packet hooks never know the process (nor, for now, judge by interface), so for them a process or
+// interface rule matches nothing. The socket hooks know both but not the client port (connect()
+// runs before it is chosen), so for them such a rule's client ports become the classes it matches
+// (compile/process.ts): the kernel passes the caller's class where a packet's client port would
+// go. Rule indexes are the same in both.
 
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
 import { compile, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
-import { compileProcess, type ProcessUniverse } from "./process.ts";
+import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 
 /** Everything minus everything: an address list no address is in. */
 function nothing(pos: SourcePos): AddressList {
@@ -25,10 +26,11 @@ function nothing(pos: SourcePos): AddressList {
   return { entries: [entry(4, (1n << 32n) - 1n), entry(6, (1n << 128n) - 1n)], pos };
 }
 
-/** The rule without its process section, for the tables (which carry it another way). */
+/** The rule without its process and interface sections (the tables carry them another way). */
 function withoutProcess(r: Rule): Rule {
   const out = { ...r };
   delete out.process;
+  delete out.interface;
   return out;
 }
 
@@ -39,8 +41,8 @@ const unmatchable = (r: Rule): Rule => ({
 
 /** The rules as the packet hooks judge them. */
 export function packetModel(model: PolicyModel): PolicyModel {
-  if (!model.rules.some((r) => r.process)) return model;
-  return { ...model, rules: model.rules.map((r) => (r.process ? unmatchable(r) : r)) };
+  if (!model.rules.some(socketRule)) return model;
+  return { ...model, rules: model.rules.map((r) => (socketRule(r) ? unmatchable(r) : r)) };
 }
 
 /** Runs of consecutive class numbers as client-port ranges. */
@@ -58,10 +60,10 @@ function asPorts(classes: number[], pos: SourcePos): NonNullable<Layer4["sourceP
 function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): PolicyModel {
   const rules = model.rules.map((r): Rule => {
     // a client port is unknown at connect(): decisions that need one wait for the packet hooks
-    if (!r.process && !r.layer4?.sourcePorts) return r;
+    if (!socketRule(r) && !r.layer4?.sourcePorts) return r;
     const layer4: Layer4 = { ...(r.layer4 ?? { protocol: null, pos: r.pos }) };
     delete layer4.sourcePorts;
-    if (!r.process) return { ...r, layer4 };
+    if (!socketRule(r)) return { ...r, layer4 };
     const classes = classesOf.get(r.index) ?? [];
     if (classes.length === 0) return unmatchable(r);
     return { ...withoutProcess(r), layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };

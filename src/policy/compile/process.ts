@@ -1,14 +1,16 @@
-// Process classes for the socket hooks (docs/socket-hooks.md): the rules' `process` sections,
-// resolved against what exists on this host, become four small key -> class tables the kernel
-// reads with the caller's executable inode, comm, uid and cgroup id, and three combination tables
-// that turn those four classes into one process class P. No per-rule loop: seven lookups.
+// Process classes for the socket hooks (docs/socket-hooks.md): the rules' `process` and
+// `interface` sections, resolved against what exists on this host, become five small key -> class
+// tables the kernel reads with the caller's executable inode, comm, uid, cgroup id and the
+// interface the route mirror says the destination leaves by, and four combination tables that
+// turn those five classes into one class P. No per-rule loop: a fixed dozen lookups.
 //
-// A field class is the set of process rules whose constraint on that field the key satisfies
-// (rules that do not constrain the field are in every class of it). Class 0 of every field is
-// the set of keys no pattern names (a kernel miss). P is the intersection of the four sets: the
-// process rules the caller's whole process section matches.
+// A field class is the set of such rules whose constraint on that field the key satisfies (rules
+// that do not constrain the field are in every class of it). Class 0 of every field is the set of
+// keys no pattern names (a kernel miss). P is the intersection of the five sets: the rules whose
+// whole process and interface sections the connection matches.
 
-import type { PolicyModel, ProcessMatch } from "../../config/model.ts";
+import type { InterfaceMatch, PolicyModel, ProcessMatch, Rule } from "../../config/model.ts";
+import type { BuiltImage } from "../../route/index.ts";
 import type { ContainerFacts } from "../../attribution/types.ts";
 import { globMatch } from "../glob.ts";
 import { containerIdMatch, imageMatch, inCgroup, splitUsers } from "../match-context.ts";
@@ -24,6 +26,8 @@ export interface ProcessUniverse {
   users: Map<string, number>;
   /** Every cgroup directory, with its container if it is one's. */
   cgroups: { id: bigint; path: string; container: ContainerFacts | null }[];
+  /** The route mirror (src/route): interfaces and the routes to them. */
+  routes: BuiltImage;
 }
 
 export interface ProcessImage {
@@ -36,10 +40,16 @@ export interface ProcessImage {
   nn: number;
   nu: number;
   nc: number;
-  /** A[path * nn + name] -> a; B[a * nu + user] -> b; P[b * nc + cgroup] -> process class. */
+  /** Route mirror: destination (v4 mapped) -> the interface's ifindex (0: no route, reject). */
+  route: LpmEntry[];
+  iface: { ifindex: number; cls: number }[];
+  ni: number;
+  /** A[path * nn + name] -> a; B[a * nu + user] -> b; C[b * nc + cgroup] -> c;
+   * D[c * ni + interface] -> the class P. */
   a: Uint32Array;
   b: Uint32Array;
   p: Uint32Array;
+  d: Uint32Array;
   /** Number of process classes (P values). */
   count: number;
   /** Policy rule index -> the process classes its process section matches. */
@@ -144,22 +154,52 @@ function combine(x: number[][], y: number[][], what: string): { table: Uint32Arr
   return { table, ids };
 }
 
-/** The process rules' classes on this host; null when no rule has a process section. */
+/** Rules the socket hooks judge by who and where: a process or an interface section. */
+export const socketRule = (r: Rule): boolean => !!(r.process || r.interface);
+
+const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
+
+function interfaceMatches(
+  m: InterfaceMatch | undefined,
+  link: { ifname: string; tunnel: boolean },
+): boolean {
+  if (!m) return true;
+  if (m.name && !m.name.some((g) => globMatch(g, link.ifname))) return false;
+  return m.tunnel === undefined || m.tunnel === link.tunnel;
+}
+
+/** The mirror's routes as 128-bit LPM entries (IPv4 mapped), valued by ifindex. */
+function routeEntries(routes: BuiltImage): LpmEntry[] {
+  const v4 = routes.image.v4.map((e) => {
+    const addr = new Uint8Array(16);
+    addr[10] = 0xff;
+    addr[11] = 0xff;
+    addr.set(e.addr, 12);
+    return { prefixlen: 96 + e.prefixlen, addr, cls: e.reject ? 0 : e.ifindex };
+  });
+  const v6 = routes.image.v6.map((e) => ({
+    prefixlen: e.prefixlen,
+    addr: e.addr,
+    cls: e.reject ? 0 : e.ifindex,
+  }));
+  return [...v4, ...v6];
+}
+
+/** The socket rules' classes on this host; null when no rule names a process or interface. */
 export function compileProcess(model: PolicyModel, universe: ProcessUniverse): ProcessImage | null {
-  const rules = model.rules.filter((r) => r.process);
+  const rules = model.rules.filter(socketRule);
   if (rules.length === 0) return null;
   const ordinals = rules.map((_, j) => j);
+  const sectionOf = (j: number): ProcessMatch => rules[j]!.process ?? ANY_PROCESS;
   const wildWhere = (unconstrained: (p: ProcessMatch) => boolean) =>
-    ordinals.filter((j) => unconstrained(rules[j]!.process!));
+    ordinals.filter((j) => unconstrained(sectionOf(j)));
 
   // path: executables found on this host whose real path a rule's glob matches
   const path = field(wildWhere((p) => !p.path));
   const exe = universe.executables
     .map((e) => ({
       ...e,
-      cls: path.of(
-        ordinals.filter((j) => rules[j]!.process!.path?.some((g) => globMatch(g, e.path))),
-      ),
+      cls: path.of(ordinals.filter((j) => sectionOf(j).path?.some((g) => globMatch(g, e.path)))),
     }))
     .filter((e) => e.cls !== 0)
     .map(({ dev, ino, cls }) => ({ dev, ino, cls }));
@@ -170,11 +210,11 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
     const { uids, names } = splitUsers(p.user ?? []);
     return [...uids, ...names.flatMap((n) => universe.users.get(n) ?? [])];
   };
-  const named = [...new Set(rules.flatMap((r) => uidsOf(r.process!)))];
+  const named = [...new Set(ordinals.flatMap((j) => uidsOf(sectionOf(j))))];
   const uid = named
     .map((u) => ({
       uid: u,
-      cls: user.of(ordinals.filter((j) => uidsOf(rules[j]!.process!).includes(u))),
+      cls: user.of(ordinals.filter((j) => uidsOf(sectionOf(j)).includes(u))),
     }))
     .filter((u) => u.cls !== 0);
 
@@ -185,7 +225,7 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
       id: c.id,
       cls: cg.of(
         ordinals.filter((j) => {
-          const p = rules[j]!.process!;
+          const p = sectionOf(j);
           return (p.cgroup || p.container) && cgroupMatches(p, c);
         }),
       ),
@@ -195,7 +235,7 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
   // name: comm ranges swept into pieces, each piece's class, then LPM prefixes
   const name = field(wildWhere((p) => !p.name));
   const ranges = ordinals.map((j) =>
-    (rules[j]!.process!.name ?? []).flatMap((n) => {
+    (sectionOf(j).name ?? []).flatMap((n) => {
       const range = commRange(n);
       return range ? [range] : [];
     }),
@@ -219,13 +259,25 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
   };
   const comm = lpmEntries6(runs, points, countLpm6(runs, points));
 
+  // interface: every interface the route mirror knows, by ifindex
+  const ifc = field(ordinals.filter((j) => !rules[j]!.interface));
+  const iface = universe.routes.links
+    .map((l) => ({
+      ifindex: l.ifindex,
+      cls: ifc.of(
+        ordinals.filter((j) => rules[j]!.interface && interfaceMatches(rules[j]!.interface, l)),
+      ),
+    }))
+    .filter((i) => i.cls !== 0);
+
   const a = combine(path.ids.sets, name.ids.sets, "path x name");
   const b = combine(a.ids.sets, user.ids.sets, "(path, name) x user");
   const p = combine(b.ids.sets, cg.ids.sets, "(path, name, user) x cgroup");
-  if (p.ids.sets.length > MAX_PROCESS_CLASSES) {
+  const d = combine(p.ids.sets, ifc.ids.sets, "process x interface");
+  if (d.ids.sets.length > MAX_PROCESS_CLASSES) {
     throw Object.assign(
       new Error(
-        `the process rules make ${p.ids.sets.length} process classes (limit ${MAX_PROCESS_CLASSES})`,
+        `the process and interface rules make ${d.ids.sets.length} classes (limit ${MAX_PROCESS_CLASSES})`,
       ),
       { code: "EPOLICYSIZE" },
     );
@@ -234,7 +286,7 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
   rules.forEach((r, j) =>
     classesOf.set(
       r.index,
-      p.ids.sets.flatMap((set, cls) => (set.includes(j) ? [cls] : [])),
+      d.ids.sets.flatMap((set, cls) => (set.includes(j) ? [cls] : [])),
     ),
   );
   return {
@@ -245,35 +297,51 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
     nn: name.ids.sets.length,
     nu: user.ids.sets.length,
     nc: cg.ids.sets.length,
+    route: routeEntries(universe.routes),
+    iface,
+    ni: ifc.ids.sets.length,
     a: a.table,
     b: b.table,
     p: p.table,
-    count: p.ids.sets.length,
+    d: d.table,
+    count: d.ids.sets.length,
     classesOf,
   };
 }
 
 /** The class of a process, as the kernel computes it (for tests and the TS table walk). */
-export function processClass(
-  img: ProcessImage,
-  keys: { dev: number; ino: bigint; comm: string; uid: number; cgroupId: bigint },
-): number {
-  const cp = img.exe.find((e) => e.dev === keys.dev && e.ino === keys.ino)?.cls ?? 0;
-  const v = commValue(keys.comm);
-  let cn = 0;
+/** Longest-prefix match of a 128-bit value over LPM entries; 0 on a miss. */
+function lpm128(entries: LpmEntry[], v: bigint): number {
+  let cls = 0;
   let best = -1;
-  for (const e of img.comm) {
+  for (const e of entries) {
     let key = 0n;
     for (const byte of e.addr) key = (key << 8n) | BigInt(byte);
     const shift = BigInt(128 - e.prefixlen);
     if (e.prefixlen > best && v >> shift === key >> shift) {
       best = e.prefixlen;
-      cn = e.cls;
+      cls = e.cls;
     }
   }
+  return cls;
+}
+
+export function processClass(
+  img: ProcessImage,
+  keys: { dev: number; ino: bigint; comm: string; uid: number; cgroupId: bigint },
+  /** The destination, 16 bytes (IPv4 mapped); none: no route. */
+  destination?: Uint8Array,
+): number {
+  const cp = img.exe.find((e) => e.dev === keys.dev && e.ino === keys.ino)?.cls ?? 0;
+  const cn = lpm128(img.comm, commValue(keys.comm));
   const cu = img.uid.find((u) => u.uid === keys.uid)?.cls ?? 0;
   const cc = img.cgroup.find((c) => c.id === keys.cgroupId)?.cls ?? 0;
+  let dst = 0n;
+  for (const byte of destination ?? []) dst = (dst << 8n) | BigInt(byte);
+  const ifindex = destination ? lpm128(img.route, dst) : 0;
+  const ci = img.iface.find((i) => i.ifindex === ifindex)?.cls ?? 0;
   const a = img.a[cp * img.nn + cn]!;
   const b = img.b[a * img.nu + cu]!;
-  return img.p[b * img.nc + cc]!;
+  const c = img.p[b * img.nc + cc]!;
+  return img.d[c * img.ni + ci]!;
 }

@@ -1,0 +1,90 @@
+// Route-aware rules at connect(): moat's host (namespace b) has its veth and a tun device with
+// routes through it; `interface` rules decide by the interface the route mirror says the
+// destination leaves by, before the SYN is sent, and follow a route added while moat runs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
+import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
+import { startMoatLab } from "../helpers/moat-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { NODE, ROOT } from "../helpers/paths.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
+
+const mount = cgroup2Mount();
+if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
+const cgroup = `/moat-test-iface-${process.pid}`;
+const dir = join(mount, cgroup);
+const TUN_NET = "10.77.0.0/16";
+const LATER_NET = "10.78.0.0/16";
+
+test("interface rules: the route's interface and tunnel flag decide at connect()", async (t) => {
+  mkdirSync(dir, { recursive: true });
+  let closeLab = async () => {};
+  t.after(async () => {
+    await closeLab();
+    if (existsSync(dir)) rmdirSync(dir);
+  });
+  const lab = await startMoatLab(
+    "interface rules",
+    (l) => {
+      // the tun device and its route exist before moat starts (namespace b is moat's host)
+      execFileSync("ip", ["-n", l.b, "tuntap", "add", "mode", "tun", "name", "tunx"]);
+      execFileSync("ip", ["-n", l.b, "link", "set", "tunx", "up"]);
+      execFileSync("ip", ["-n", l.b, "route", "add", TUN_NET, "dev", "tunx"]);
+      return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
+rules:
+  - { name: no-tunnel-web, direction: egress, action: block, interface: { tunnel: true }, layer4: { protocol: tcp, port: [80] } }
+  - { name: lan-8080, direction: egress, action: allow, interface: { name: ["${l.ifB}"] }, layer4: { protocol: tcp, port: [8080] } }
+  - { name: no-8080, direction: egress, action: block, layer4: { protocol: tcp, port: [8080] } }
+`;
+    },
+    [],
+  );
+  const peer = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.a,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}test/helpers/servers.ts`,
+    "tcp:80,8080",
+  ]);
+  closeLab = async () => {
+    peer.kill();
+    await lab.close();
+  };
+  await peer.waitFor(/^listening$/);
+  const curl = (host: string, port: number) =>
+    runIn(lab.b, dir, ["curl", "-sS", "--max-time", "2", `http://${host}:${port}/`]);
+
+  await t.test("over the veth: port 80 and 8080 pass", () => {
+    assert.equal(curl(lab.v4.a, 80).status, 0);
+    assert.equal(curl(lab.v4.a, 8080).status, 0);
+  });
+
+  await t.test(
+    "into the tunnel: port 80 gets EPERM (tunnel), 8080 too (not the veth)",
+    async () => {
+      const web = curl("10.77.0.5", 80);
+      assert.equal(web.status, 7, web.stderr);
+      assert.ok(web.ms < 1500, `curl took ${Math.round(web.ms)} ms`);
+      await lab.daemon.waitFor(/BLOCKED egress tcp .*10\.77\.0\.5:80 .*by rule no-tunnel-web/);
+      assert.equal(curl("10.77.0.5", 8080).status, 7);
+    },
+  );
+
+  await t.test("a route added while moat runs is followed", async () => {
+    execFileSync("ip", ["-n", lab.b, "route", "add", LATER_NET, "dev", "tunx"]);
+    let status = curl("10.78.0.9", 80).status;
+    for (let i = 0; i < 40 && status !== 7; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = curl("10.78.0.9", 80).status;
+    }
+    assert.equal(status, 7, "a connection into the new tunnel route was not refused");
+  });
+});
