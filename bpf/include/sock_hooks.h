@@ -13,14 +13,17 @@
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
 
-static __always_inline void owner_now(struct moat_owner *o)
+static __always_inline void owner_now(struct moat_owner *o, int exe)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
-	/* the executable by inode: what the process rules' path globs resolved to */
-	o->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
-	o->exe_dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+	/* the executable by inode, for process rules' path globs: only when rules name processes
+	 * (probe reads are a tenth of this hook's cost) */
+	if (exe) {
+		o->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+		o->exe_dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+	}
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();
@@ -113,7 +116,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	f.client_port = t.sport;
 	struct moat_sock s = {.generation = m->generation, .rule = MOAT_RULE_NONE};
 	struct moat_rule r;
-	owner_now(&s.owner);
+	owner_now(&s.owner, m->socket_image);
 
 	/* with process rules, the process class takes the client port's place (never known
 	 * here then): docs/socket-hooks.md */
