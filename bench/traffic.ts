@@ -290,9 +290,19 @@ async function main(): Promise<void> {
   );
 }
 
+const cleanup = () => {
+  lab.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+};
+// an interrupted run leaves no namespaces behind (the moat child exits with its stdin)
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 try {
   await main();
 } finally {
-  lab.cleanup();
-  rmSync(dir, { recursive: true, force: true });
+  cleanup();
 }
