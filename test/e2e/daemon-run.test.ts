@@ -2,8 +2,10 @@
 // detaches everything and exits 0, leaving no moat links, programs or pins behind.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createLab, sh } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT } from "../helpers/paths.ts";
@@ -26,6 +28,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
     const linksBefore = linkIds();
     const programsBefore = moatPrograms();
+    // the API socket and the history in a temp dir: a test leaves nothing in /run or /var/lib
+    const tmp = mkdtempSync(join(tmpdir(), "moat-run-"));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
     const daemon = spawnLines("nsenter", [
       `--net=/run/netns/${lab.b}`,
       MOAT,
@@ -34,6 +39,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       lab.ifB,
       "--pin-dir",
       pinDir,
+      "--api",
+      `unix:${join(tmp, "api.sock")}`,
+      "--history",
+      join(tmp, "history.db"),
     ]);
     try {
       await daemon.waitFor(/^moat is running/);
