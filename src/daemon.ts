@@ -19,7 +19,7 @@ import { lossReport } from "./observe/loss-report.ts";
 import { EventPipeline } from "./observe/pipeline.ts";
 import { stdoutSink } from "./observe/stdout-sink.ts";
 import { auditSink } from "./observe/audit-sink.ts";
-import { HistoryStore } from "./observe/history/store.ts";
+import { HistoryWorker } from "./observe/history/remote.ts";
 import { historySink } from "./observe/history/sink.ts";
 import { snapshotSource } from "./observe/snapshot.ts";
 import { sinksFromPolicy, type PolicySinks } from "./observe/policy-sinks.ts";
@@ -102,12 +102,12 @@ const errorLines = (err: unknown, path: string): string[] =>
     ? err.diagnostics.map(formatDiagnostic)
     : [`${path}: ${(err as Error).message}`];
 
-function historyStore(model: PolicyModel, options: DaemonOptions): HistoryStore | null {
+function historyStore(model: PolicyModel, options: DaemonOptions): HistoryWorker | null {
   const conf = model.logging.history?.value;
   const path =
     options.historyPath === undefined ? (conf?.path ?? DEFAULT_HISTORY) : options.historyPath;
   if (path === null) return null;
-  return new HistoryStore(path, {
+  return new HistoryWorker(path, {
     ...(conf?.maxAgeSeconds ? { maxAgeSeconds: conf.maxAgeSeconds } : {}),
     ...(conf?.maxBytes ? { maxBytes: conf.maxBytes } : {}),
   });
@@ -149,6 +149,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   pipeline.add(stdoutSink(log, options.json));
   pipeline.add(audit);
   const history = historyStore(active.model, options);
+  history?.ready.catch((err: Error) => log(`warning: no event history: ${err.message}`));
   if (history) pipeline.add(historySink(history, log));
 
   const all = listInterfaces();

@@ -34,7 +34,7 @@ export interface ApiControl {
   apply(text: string, who: string): ApplyOutcome;
   setMode(mode: "detect" | "prevent", who: string): ApplyOutcome;
   /** null when the history store is off. */
-  queryHistory(query: HistoryQuery): HistoryPage | null;
+  queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   addSink(sink: EventSink, options?: SinkOptions): void;
   removeSink(sink: EventSink): Promise<void>;
   log(line: string): void;

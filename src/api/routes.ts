@@ -63,8 +63,8 @@ export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
     },
   },
   "/v1/events": {
-    GET: ({ res, url, control }) => {
-      const page = control.queryHistory(historyQuery(url.searchParams));
+    GET: async ({ res, url, control }) => {
+      const page = await control.queryHistory(historyQuery(url.searchParams));
       if (!page) throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
       sendJson(res, 200, page);
     },

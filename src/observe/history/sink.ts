@@ -1,29 +1,33 @@
 // The history store as a pipeline sink; prunes on a timer so retention holds while running.
+// Works with the store itself or with its worker thread (remote.ts), which the daemon uses.
 import type { MoatEvent } from "../../datapath/events.ts";
 import type { EventSink } from "../sink.ts";
-import type { HistoryStore } from "./store.ts";
 
 const PRUNE_EVERY_MS = 60_000;
 
-export function historySink(store: HistoryStore, log: (line: string) => void): EventSink {
-  const prune = () => {
-    try {
-      store.prune();
-    } catch (err) {
-      log(`warning: history pruning failed: ${(err as Error).message}`);
-    }
-  };
-  prune(); // limits may have shrunk since the last run
-  const timer = setInterval(prune, PRUNE_EVERY_MS);
+/** What the sink needs of a store: HistoryStore (synchronous) or HistoryWorker. */
+export interface HistoryBackend {
+  insert(batch: readonly MoatEvent[]): void | Promise<void>;
+  prune(): number | Promise<number>;
+  close(): void | Promise<void>;
+}
+
+export function historySink(store: HistoryBackend, log: (line: string) => void): EventSink {
+  const prune = () =>
+    Promise.resolve()
+      .then(() => store.prune())
+      .catch((err: Error) => log(`warning: history pruning failed: ${err.message}`));
+  void prune(); // limits may have shrunk since the last run
+  const timer = setInterval(() => void prune(), PRUNE_EVERY_MS);
   timer.unref();
   return {
     name: "history",
     write(batch: readonly MoatEvent[]) {
-      store.insert(batch);
+      return store.insert(batch);
     },
     close() {
       clearInterval(timer);
-      store.close();
+      return store.close();
     },
   };
 }

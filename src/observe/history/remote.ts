@@ -1,0 +1,91 @@
+// The history store in a worker thread (worker.ts), with the same operations as HistoryStore,
+// answered asynchronously: the daemon's event loop only pays for handing a batch over.
+import { Worker } from "node:worker_threads";
+import type { MoatEvent } from "../../datapath/events.ts";
+import type { HistoryOptions, HistoryPage, HistoryQuery } from "./store.ts";
+
+export type HistoryRequest =
+  | { id: number; op: "insert"; batch: readonly MoatEvent[] }
+  | { id: number; op: "query"; query: HistoryQuery }
+  | { id: number; op: "prune" }
+  | { id: number; op: "close" };
+
+export interface HistoryResponse {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: string;
+}
+
+type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+
+export class HistoryWorker {
+  readonly path: string;
+  /** Resolves once the store is open; rejects with why it could not be. */
+  readonly ready: Promise<void>;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #next = 1;
+  #closed = false;
+
+  constructor(path: string, options: HistoryOptions = {}) {
+    this.path = path;
+    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), {
+      workerData: { path, options },
+    });
+    this.ready = new Promise((resolve, reject) =>
+      this.#pending.set(0, {
+        resolve: () => resolve(),
+        reject,
+      }),
+    );
+    this.ready.catch(() => {}); // the daemon reports it; an unobserved rejection must not crash
+    this.#worker.on("message", (res: HistoryResponse) => {
+      const p = this.#pending.get(res.id);
+      if (!p) return;
+      this.#pending.delete(res.id);
+      if (res.ok) p.resolve(res.value);
+      else p.reject(new Error(`history ${this.path}: ${res.error ?? "failed"}`));
+    });
+    this.#worker.on("error", (err) => this.#failAll(err));
+    this.#worker.on("exit", () => this.#failAll(new Error(`history ${this.path}: worker exited`)));
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  #call(req: WithoutId<HistoryRequest>): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new Error(`history ${this.path}: closed`));
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...req, id });
+    });
+  }
+
+  insert(batch: readonly MoatEvent[]): Promise<void> {
+    return batch.length
+      ? (this.#call({ op: "insert", batch }) as Promise<void>)
+      : Promise.resolve();
+  }
+
+  query(query: HistoryQuery = {}): Promise<HistoryPage> {
+    return this.#call({ op: "query", query }) as Promise<HistoryPage>;
+  }
+
+  prune(): Promise<number> {
+    return this.#call({ op: "prune" }) as Promise<number>;
+  }
+
+  /** Checkpoints and closes the database, then ends the thread. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const done = this.#call({ op: "close" }).catch(() => {});
+    this.#closed = true;
+    await done;
+    await this.#worker.terminate();
+  }
+}
