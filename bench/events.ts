@@ -23,7 +23,7 @@ import { compile } from "../src/policy/compile/compile.ts";
 import { EventPipeline } from "../src/observe/pipeline.ts";
 import { auditSink } from "../src/observe/audit-sink.ts";
 import { historySink } from "../src/observe/history/sink.ts";
-import { HistoryStore } from "../src/observe/history/store.ts";
+import { HistoryWorker } from "../src/observe/history/remote.ts";
 import { snapshotSource } from "../src/observe/snapshot.ts";
 import type { EventSink } from "../src/observe/sink.ts";
 import { startApi } from "../src/api/server.ts";
@@ -172,7 +172,9 @@ const pipeline = new EventPipeline();
 const audit = auditSink();
 audit.setPath(join(tmp, "audit.log"));
 pipeline.add(timed(audit));
-const store = new HistoryStore(join(tmp, "history.db"));
+// as the daemon does: the store in its worker thread
+const store = new HistoryWorker(join(tmp, "history.db"));
+await store.ready;
 pipeline.add(timed(historySink(store, (line) => console.error(line))));
 
 const wrapped = new Map<EventSink, EventSink>();
