@@ -201,5 +201,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks", () =>
     ),
     { numRuns: POLICIES },
   );
-  assert.ok(tally.blocked > 20 && tally.byProcessRule > 20, JSON.stringify(tally));
+  // not vacuous: runs see 80-170 blocks and 19-46 process-rule decisions; a broken generator
+  // or hook would give none
+  assert.ok(tally.blocked >= 20 && tally.byProcessRule >= 5, JSON.stringify(tally));
 });

@@ -7,9 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
-import { startMoatLab } from "../helpers/moat-lab.ts";
-import { spawnLines } from "../helpers/child.ts";
-import { NODE, ROOT } from "../helpers/paths.ts";
+import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 
 const mount = cgroup2Mount();
@@ -45,20 +43,12 @@ rules:
     },
     [],
   );
-  const peer = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/servers.ts`,
-    "tcp:80,8080",
-  ]);
+  closeLab = () => lab.close();
+  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
   closeLab = async () => {
     peer.kill();
     await lab.close();
   };
-  await peer.waitFor(/^listening$/);
   const curl = (host: string, port: number) =>
     runIn(lab.b, dir, ["curl", "-sS", "--max-time", "2", `http://${host}:${port}/`]);
 

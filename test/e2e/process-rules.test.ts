@@ -7,9 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
-import { startMoatLab } from "../helpers/moat-lab.ts";
-import { spawnLines } from "../helpers/child.ts";
-import { NODE, ROOT } from "../helpers/paths.ts";
+import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
 import { runIn, udpSend } from "../helpers/cgroup-run.ts";
 
 const mount = cgroup2Mount();
@@ -45,21 +43,12 @@ rules:
 `,
     [],
   );
-  const peer = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/servers.ts`,
-    "tcp:80,443,8080",
-    "udp:53",
-  ]);
+  closeLab = () => lab.close();
+  const peer = await startPeerServers(lab, ["tcp:80,443,8080", "udp:53"]);
   closeLab = async () => {
     peer.kill();
     await lab.close();
   };
-  await peer.waitFor(/^listening$/);
   const url = (port: number) => `http://${lab.v4.a}:${port}/`;
   const curl = (port: number, where = dir, as: string[] = []) =>
     runIn(lab.b, where, [...as, "curl", "-sS", "--max-time", "3", url(port)]);

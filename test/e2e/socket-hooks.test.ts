@@ -6,9 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
-import { startMoatLab } from "../helpers/moat-lab.ts";
-import { spawnLines } from "../helpers/child.ts";
-import { NODE, ROOT } from "../helpers/paths.ts";
+import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
 import { runIn, udpSend, type Run } from "../helpers/cgroup-run.ts";
 
 const mount = cgroup2Mount();
@@ -42,21 +40,12 @@ rules:
     [],
   );
   // the servers live in namespace a this time: namespace b (moat's host) connects out
-  const peer = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/servers.ts`,
-    "tcp:80,443,8080",
-    "udp:53",
-  ]);
+  closeLab = () => lab.close();
+  const peer = await startPeerServers(lab, ["tcp:80,443,8080", "udp:53"]);
   closeLab = async () => {
     peer.kill();
     await lab.close();
   };
-  await peer.waitFor(/^listening$/);
   const curl = (port: number, inCgroup = true, host = lab.v4.a) =>
     run(lab.b, inCgroup, ["curl", "-sS", "--max-time", "3", `http://${host}:${port}/`]);
 

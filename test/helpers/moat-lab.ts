@@ -138,3 +138,26 @@ export async function startMoatLab(
   };
   return result;
 }
+
+/**
+ * The test servers (servers.ts) in namespace a, the remote side, for labs where moat's host
+ * (namespace b) connects out. Resolves once they listen; kill() them when done.
+ */
+export async function startPeerServers(lab: Lab, specs: string[]): Promise<LineChild> {
+  const peer = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.a,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}test/helpers/servers.ts`,
+    ...specs,
+  ]);
+  try {
+    await peer.waitFor(/^listening$/);
+  } catch (err) {
+    peer.kill();
+    throw err;
+  }
+  return peer;
+}
