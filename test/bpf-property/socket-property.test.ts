@@ -67,12 +67,25 @@ before(() => {
   dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cgroupRoot });
 });
 
+/** Removes this run's namespace, cgroups and files; each step runs even if another fails. */
+function cleanup(root: string, ns: string, files: string): void {
+  const steps = [
+    () => spawnSync("ip", ["netns", "del", ns]),
+    ...["a", "b", ""].map((c) => () => rmdirSync(join(root, c))),
+    () => rmSync(files, { recursive: true, force: true }),
+  ];
+  for (const step of steps) {
+    try {
+      step();
+    } catch {
+      // a cgroup still busy is reported by the next run's before()
+    }
+  }
+}
+
 after(() => {
   dp?.stop();
-  spawnSync("ip", ["netns", "del", tag]);
-  for (const c of ["a", "b"]) rmdirSync(join(cgroupRoot, c));
-  rmdirSync(cgroupRoot);
-  rmSync(dir, { recursive: true, force: true });
+  cleanup(cgroupRoot, tag, dir);
   console.log(`socket property: ${JSON.stringify(tally)}`);
 });
 
