@@ -4,7 +4,7 @@
 // (the loader's shadowing check is quadratic in the rule count).
 import { parsePolicy, type PolicyModel } from "../src/config/index.ts";
 import type { AddressList, Rule } from "../src/config/model.ts";
-import { cidr, random } from "./compile.ts";
+import { cidr, cidrEntry, random } from "./compile.ts";
 
 const HEADER = "version: 1\nmode: prevent\ndefaults: { ingress: allow, egress: block }\n";
 
@@ -33,19 +33,7 @@ export interface ProbeRule {
 const pos = { file: "bench.yaml", line: 1, col: 1, path: "rules" };
 
 function addresses(text: string): AddressList {
-  const [address = "", len = "32"] = text.split("/");
-  const start = address.split(".").reduce((v, part) => (v << 8n) | BigInt(part), 0n);
-  const end = start | ((1n << BigInt(32 - Number(len))) - 1n);
-  const entry = {
-    kind: "interval" as const,
-    text,
-    negate: false,
-    pos,
-    family: 4 as const,
-    start,
-    end,
-  };
-  return { entries: [entry], pos };
+  return { entries: [cidrEntry(text, pos)], pos };
 }
 
 /** A random remote, never in 127/8: no random rule judges the probe connections. */

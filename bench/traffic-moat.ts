@@ -7,6 +7,7 @@ import { parsePolicy } from "../src/config/index.ts";
 import { Datapath } from "../src/datapath/datapath.ts";
 import { listInterfaces } from "../src/datapath/interfaces.ts";
 import { compile } from "../src/policy/compile/compile.ts";
+import { cidrEntry } from "./compile.ts";
 
 const [device = "", listFile = ""] = process.argv.slice(2);
 const model = parsePolicy(
@@ -27,10 +28,7 @@ const pos = { file: "blocklist.txt", line: 1, col: 1, path: "sets.blocklist" };
 set.entries.length = 0;
 for (const text of readFileSync(listFile, "utf8").split("\n")) {
   if (!text) continue;
-  const [address = "", len = "32"] = text.split("/");
-  const start = address.split(".").reduce((v, part) => (v << 8n) | BigInt(part), 0n);
-  const end = start | ((1n << BigInt(32 - Number(len))) - 1n);
-  set.entries.push({ kind: "interval", text, negate: false, pos, family: 4, start, end });
+  set.entries.push(cidrEntry(text, pos));
 }
 
 const nic = listInterfaces().find((n) => n.name === device);

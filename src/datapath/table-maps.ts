@@ -163,9 +163,21 @@ export function tableMaps(image: ClassifierImage, tag: string): Record<string, B
   }
 }
 
-function hashMap(name: string, keySize: number, keys: Buffer, values: Buffer, n: number): BpfMap {
-  const map = createMap(name, MAP_HASH, keySize, 4, n, 0);
-  fill(map, keys, values, n);
+/** A hash of `key -> class` entries; `writeKey` puts entry i's key at `offset`. */
+function classMap<T extends { cls: number }>(
+  name: string,
+  keySize: number,
+  entries: readonly T[],
+  writeKey: (entry: T, keys: Buffer, offset: number) => void,
+): BpfMap {
+  const keys = Buffer.alloc(keySize * entries.length);
+  const values = Buffer.alloc(4 * entries.length);
+  entries.forEach((e, i) => {
+    writeKey(e, keys, keySize * i);
+    values.writeUInt32LE(e.cls, 4 * i);
+  });
+  const map = createMap(name, MAP_HASH, keySize, 4, entries.length, 0);
+  fill(map, keys, values, entries.length);
   return map;
 }
 
@@ -173,38 +185,18 @@ function hashMap(name: string, keySize: number, keys: Buffer, values: Buffer, n:
 export function processMaps(p: ProcessImage): Record<string, BpfMap> {
   const out: Record<string, BpfMap> = {};
   try {
-    const exe = { keys: Buffer.alloc(16 * p.exe.length), values: Buffer.alloc(4 * p.exe.length) };
-    p.exe.forEach((e, i) => {
-      exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, exe.keys, 16 * i);
-      exe.values.writeUInt32LE(e.cls, 4 * i);
-    });
-    out.proc_exe = hashMap("moat_proc_exe", 16, exe.keys, exe.values, p.exe.length);
-    const uid = { keys: Buffer.alloc(4 * p.uid.length), values: Buffer.alloc(4 * p.uid.length) };
-    p.uid.forEach((u, i) => {
-      uid.keys.writeUInt32LE(u.uid, 4 * i);
-      uid.values.writeUInt32LE(u.cls, 4 * i);
-    });
-    out.proc_uid = hashMap("moat_proc_uid", 4, uid.keys, uid.values, p.uid.length);
-    const cg = {
-      keys: Buffer.alloc(8 * p.cgroup.length),
-      values: Buffer.alloc(4 * p.cgroup.length),
-    };
-    p.cgroup.forEach((c, i) => {
-      cg.keys.writeBigUInt64LE(c.id, 8 * i);
-      cg.values.writeUInt32LE(c.cls, 4 * i);
-    });
-    out.proc_cgroup = hashMap("moat_proc_cgroup", 8, cg.keys, cg.values, p.cgroup.length);
+    out.proc_exe = classMap("moat_proc_exe", 16, p.exe, (e, k, at) =>
+      exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, k, at),
+    );
+    out.proc_uid = classMap("moat_proc_uid", 4, p.uid, (u, k, at) => k.writeUInt32LE(u.uid, at));
+    out.proc_cgroup = classMap("moat_proc_cgroup", 8, p.cgroup, (c, k, at) =>
+      k.writeBigUInt64LE(c.id, at),
+    );
     out.proc_comm = lpm6Map("moat_proc_comm", p.comm);
     out.proc_route = lpm6Map("moat_proc_route", p.route);
-    const ifc = {
-      keys: Buffer.alloc(4 * p.iface.length),
-      values: Buffer.alloc(4 * p.iface.length),
-    };
-    p.iface.forEach((f, i) => {
-      ifc.keys.writeUInt32LE(f.ifindex, 4 * i);
-      ifc.values.writeUInt32LE(f.cls, 4 * i);
-    });
-    out.proc_iface = hashMap("moat_proc_iface", 4, ifc.keys, ifc.values, p.iface.length);
+    out.proc_iface = classMap("moat_proc_iface", 4, p.iface, (f, k, at) =>
+      k.writeUInt32LE(f.ifindex, at),
+    );
     out.proc_a = u32Array("moat_proc_a", p.a);
     out.proc_b = u32Array("moat_proc_b", p.b);
     out.proc_p = u32Array("moat_proc_p", p.p);

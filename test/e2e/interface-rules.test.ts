@@ -4,25 +4,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
-import { join } from "node:path";
-import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn } from "../helpers/cgroup-run.ts";
+import { runIn, testCgroup } from "../helpers/cgroup-run.ts";
 
-const mount = cgroup2Mount();
-if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
-const cgroup = `/moat-test-iface-${process.pid}`;
-const dir = join(mount, cgroup);
 const TUN_NET = "10.77.0.0/16";
 const LATER_NET = "10.78.0.0/16";
 
 test("interface rules: the route's interface and tunnel flag decide at connect()", async (t) => {
-  mkdirSync(dir, { recursive: true });
+  const { cgroup, dir, remove } = testCgroup("iface");
   let closeLab = async () => {};
   t.after(async () => {
     await closeLab();
-    if (existsSync(dir)) rmdirSync(dir);
+    remove();
   });
   const lab = await startMoatLab(
     "interface rules",

@@ -4,27 +4,20 @@
 // packet-level block of port 80 does not stop curl's connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, udpSend } from "../helpers/cgroup-run.ts";
-
-const mount = cgroup2Mount();
-if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
-const cgroup = `/moat-test-proc-${process.pid}`;
-const dir = join(mount, cgroup);
-const sub = join(dir, "batch");
-const late = join(dir, "late");
+import { runIn, testCgroup, udpSend } from "../helpers/cgroup-run.ts";
 
 test("process rules: path, user, name and cgroup decide at connect()", async (t) => {
-  mkdirSync(sub, { recursive: true });
+  const { cgroup, dir, remove } = testCgroup("proc");
+  const sub = join(dir, "batch");
+  const late = join(dir, "late");
+  mkdirSync(sub);
   let closeLab = async () => {};
   t.after(async () => {
     await closeLab();
-    if (existsSync(late)) rmdirSync(late);
-    rmdirSync(sub);
-    rmdirSync(dir);
+    remove();
   });
   const lab = await startMoatLab(
     "process rules",

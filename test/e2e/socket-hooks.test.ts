@@ -3,26 +3,17 @@
 // reports them, and every event names the process (comm and pid) behind the connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmdirSync } from "node:fs";
-import { join } from "node:path";
-import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, udpSend, type Run } from "../helpers/cgroup-run.ts";
-
-const mount = cgroup2Mount();
-if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
-const cgroup = `/moat-test-sock-${process.pid}`;
-const cgroupDir = join(mount, cgroup);
-
-const run = (ns: string, inCgroup: boolean, cmd: string[]): Run =>
-  runIn(ns, inCgroup ? cgroupDir : null, cmd);
+import { runIn, testCgroup, udpSend } from "../helpers/cgroup-run.ts";
 
 test("connect() and sendto() from the attached cgroup are judged at the socket", async (t) => {
-  mkdirSync(cgroupDir, { recursive: true });
+  const { cgroup, dir, remove } = testCgroup("sock");
+  const run = (ns: string, inCgroup: boolean, cmd: string[]) =>
+    runIn(ns, inCgroup ? dir : null, cmd);
   let closeLab = async () => {};
   t.after(async () => {
     await closeLab();
-    rmdirSync(cgroupDir);
+    remove();
   });
   const lab = await startMoatLab(
     "socket hooks",

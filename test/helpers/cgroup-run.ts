@@ -1,6 +1,9 @@
 // Runs a real client as a process of a given cgroup (and network namespace), the way the socket
 // hooks see it: the shell moves itself into the cgroup, then execs the client.
 import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
+import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 
 export interface Run {
   status: number;
@@ -27,3 +30,28 @@ export const udpSend = (host: string, port: number): string[] => [
   "-c",
   `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ntry:\n    s.sendto(b"q", ("${host}", ${port}))\n    print("sent")\nexcept PermissionError:\n    print("EPERM")`,
 ];
+
+export interface TestCgroup {
+  /** The path inside the cgroup v2 hierarchy, as attach.cgroup names it. */
+  cgroup: string;
+  /** Its directory. */
+  dir: string;
+  /** Removes it and any child cgroups the test made (their processes must have exited). */
+  remove(): void;
+}
+
+/** A cgroup of this test process, made now, named `/moat-test-KIND-PID`. */
+export function testCgroup(kind: string): TestCgroup {
+  const mount = cgroup2Mount();
+  if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
+  const cgroup = `/moat-test-${kind}-${process.pid}`;
+  const dir = join(mount, cgroup);
+  mkdirSync(dir, { recursive: true });
+  const remove = (path: string): void => {
+    if (!existsSync(path)) return;
+    for (const e of readdirSync(path, { withFileTypes: true }))
+      if (e.isDirectory()) remove(join(path, e.name));
+    rmdirSync(path);
+  };
+  return { cgroup, dir, remove: () => remove(dir) };
+}
