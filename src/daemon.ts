@@ -4,7 +4,7 @@
 // the process.
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
-import { Attribution } from "./attribution/index.ts";
+import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
 import { socketRule } from "./policy/compile/process.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
@@ -47,6 +47,11 @@ export interface DaemonOptions {
   apiSocket?: string | null;
   /** Overrides logging.history.path; null turns the history off. */
   historyPath?: string | null;
+  /**
+   * Data roots of other dockerds (their --data-root), read for container names and images in
+   * addition to /var/lib/docker.
+   */
+  dockerRoots?: string[];
   log: (line: string) => void;
 }
 
@@ -135,7 +140,9 @@ export function startDaemon(options: DaemonOptions): Daemon {
   checkPrerequisites();
   const { log } = options;
   // who owns a socket: events' process facts, and what process rules resolve to on this host
-  const attribution = new Attribution();
+  const attribution = new Attribution({
+    roots: { docker: [DOCKER_ROOT, ...(options.dockerRoots ?? [])] },
+  });
   let resolved = "";
   const universe: UniverseReader = (model) => {
     const u = readProcessUniverse(model, attribution);

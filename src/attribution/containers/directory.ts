@@ -13,6 +13,9 @@ import { dockerContainer } from "./docker.ts";
 import { podmanContainer } from "./podman.ts";
 import type { StateHit } from "./state-file.ts";
 
+/** Docker's default data root (dockerd --data-root). */
+export const DOCKER_ROOT = "/var/lib/docker";
+
 export interface RuntimeRoots {
   /** Docker data roots (default /var/lib/docker). */
   docker?: string[];
@@ -51,7 +54,7 @@ export class ContainerDirectory {
   constructor(options: DirectoryOptions = {}) {
     const r = options.roots ?? {};
     this.#roots = {
-      docker: r.docker ?? ["/var/lib/docker"],
+      docker: r.docker ?? [DOCKER_ROOT],
       containerd: r.containerd ?? ["/run/containerd/io.containerd.runtime.v2.task"],
       containersStorage: r.containersStorage ?? ["/var/lib/containers/storage"],
       homes: r.homes ?? (() => []),

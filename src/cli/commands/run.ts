@@ -7,6 +7,9 @@ export const runCommand: Command = {
   usage:
     "moat run --policy FILE [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
     "         [--api unix:PATH | --api none] [--history FILE | --history none]\n" +
+    "         [--docker-root DIR]...\n" +
+    "  --docker-root: the data root of a dockerd started with --data-root DIR (read for container\n" +
+    "  names and images, in addition to /var/lib/docker).\n" +
     "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.",
   options: {
     policy: { type: "string" },
@@ -16,6 +19,7 @@ export const runCommand: Command = {
     "pin-dir": { type: "string" },
     api: { type: "string" },
     history: { type: "string" },
+    "docker-root": { type: "string", multiple: true },
   },
   async run({ values }, io) {
     const policyPath = typeof values.policy === "string" ? values.policy : "examples/default.yaml";
@@ -33,6 +37,7 @@ export const runCommand: Command = {
       pinRoot: values["no-pin"] ? null : pinDir,
       ...(api !== undefined ? { apiSocket: api === "none" ? null : api.slice(5) } : {}),
       ...(history !== undefined ? { historyPath: history === "none" ? null : history } : {}),
+      ...(values["docker-root"] ? { dockerRoots: values["docker-root"] as string[] } : {}),
       log: io.out,
     });
     await daemon.ready;
