@@ -182,6 +182,7 @@ const refuse = () => {
   throw new Error("not part of this bench");
 };
 const control: ApiControl = {
+  original: () => null,
   snapshot: snapshotSource(
     dp,
     {

@@ -3,6 +3,12 @@
 
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
 
 #include <cerrno>
 
@@ -63,6 +69,20 @@ Napi::Value IfIndex(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), index);
 }
 
+// The cookie of this process's network namespace (SO_NETNS_COOKIE), as bpf_get_netns_cookie()
+// gives it to programs: lets them tell moat's own namespace from a container's.
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(info.Env(), "socket", errno);
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  int rc = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  int err = errno;
+  close(fd);
+  if (rc < 0) ThrowErrno(info.Env(), "getsockopt SO_NETNS_COOKIE", err);
+  return Napi::BigInt::New(info.Env(), cookie);
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -96,6 +116,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RingBuffer", ring);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
+  exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
   return exports;

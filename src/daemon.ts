@@ -6,7 +6,7 @@ import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
-import { socketRule } from "./policy/compile/process.ts";
+import { namesProcesses } from "./policy/compile/policy-image.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
 import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
@@ -14,7 +14,8 @@ import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./con
 import { diagnostic } from "./config/diagnostics.ts";
 import { watchFiles } from "./config/watch.ts";
 import type { LoadedPolicy } from "./policy/load-for-datapath.ts";
-import type { ImageRule } from "./policy/compile/image.ts";
+import type { ClassifierImage, ImageRule } from "./policy/compile/image.ts";
+import { Relay } from "./redirect/relay.ts";
 import { lossReport } from "./observe/loss-report.ts";
 import { EventPipeline } from "./observe/pipeline.ts";
 import { stdoutSink } from "./observe/stdout-sink.ts";
@@ -136,7 +137,7 @@ function apiListeners(model: PolicyModel, options: DaemonOptions): ListenerOptio
   return listeners;
 }
 
-export function startDaemon(options: DaemonOptions): Daemon {
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   checkPrerequisites();
   const { log } = options;
   // who owns a socket: events' process facts, and what process rules resolve to on this host
@@ -164,17 +165,38 @@ export function startDaemon(options: DaemonOptions): Daemon {
   const patterns = options.interfaces ?? active.model.attach.interfaces.value;
   const nics = selectInterfaces(patterns, all);
   let datapath: Datapath;
+  // redirects with a PROXY header go through moat's relay (src/redirect/relay.ts)
+  const relay = await Relay.open({
+    original: (peer) => datapath.originalOf(peer, "tcp"),
+    redirect: (index, generation) => datapath.redirectOf(index, generation),
+    log,
+  });
+  const viaRelay = (image: ClassifierImage): ClassifierImage => {
+    for (const t of image.redirect?.targets ?? []) {
+      if (!t.proxyProtocol) continue;
+      const via = relay.addressFor(t.family);
+      if (!via)
+        throw new Error(
+          `redirect ${t.name}: moat's relay has no IPv${t.family} loopback to listen on`,
+        );
+      t.via = via;
+    }
+    return image;
+  };
   try {
     datapath = Datapath.start({
       interfaces: nics,
       pinRoot: options.pinRoot,
-      image: active.image,
+      image: viaRelay(active.image),
       cgroup: cgroupDirectory(active.model.attach.cgroup?.value),
     });
   } catch (err) {
+    relay.close();
     void pipeline.close();
     throw err;
   }
+  // moat's own connections (the relay's, exporters') are never redirected
+  datapath.exemptFromRedirects(process.pid);
   const rulesByGeneration = new Map<number, ImageRule[]>([
     [datapath.generation, active.image.rules],
   ]);
@@ -215,6 +237,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
         rule: (index, generation) => rulesByGeneration.get(generation)?.[index],
         interfaceName: (i) => names.get(i) ?? null,
         process: (owner) => attribution.attribute(owner),
+        redirect: (index, generation) => datapath.redirectOf(index, generation),
       }),
     ),
   );
@@ -233,7 +256,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again and swapped
   const universeTimer = setInterval(() => {
-    if (!active.model.rules.some(socketRule)) return;
+    if (!namesProcesses(active.model)) return;
     const u = readProcessUniverse(active.model, attribution);
     if (universeFingerprint(u) === resolved) return;
     try {
@@ -282,7 +305,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
     ] as const)
       if (JSON.stringify(before) !== JSON.stringify(after))
         log(`note: the change to '${name}' takes effect when moat restarts`);
-    const { generation, ms } = datapath.apply(next.image);
+    const { generation, ms } = datapath.apply(viaRelay(next.image));
     active = next;
     reloads.ok++;
     rulesByGeneration.set(generation, next.image.rules);
@@ -350,6 +373,18 @@ export function startDaemon(options: DaemonOptions): Daemon {
     apply: (text, who) => apply(text, who),
     setMode: (mode, who) => apply(withMode(active.text, mode), who, `mode ${mode}`),
     queryHistory: (query) => history?.query(query) ?? null,
+    original: (peer, protocol) => {
+      const o = datapath.originalOf(peer, protocol);
+      if (!o) return null;
+      const p = o.owner ? attribution.attribute(o.owner) : null;
+      return {
+        original: o.original,
+        protocol: o.protocol,
+        redirect: datapath.redirectOf(o.redirect, o.generation)?.name ?? `#${o.redirect}`,
+        target: o.target,
+        process: p ? { pid: p.pid, name: p.name, user: p.user } : null,
+      };
+    },
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
     log,
@@ -367,6 +402,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
     clearInterval(universeTimer);
     reportLoss();
     watcher.close();
+    relay.close();
     datapath.stop();
     log("detached all programs; bye");
     void (async () => {

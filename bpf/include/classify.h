@@ -138,15 +138,16 @@ static __always_inline __u32 port_index(const struct facts *f)
 }
 
 /* the deciding rule's index in generation `slot`, by table image `image` (0: packet hooks,
- * 1: socket hooks with process rules), a default rule when none matches. A global function:
- * verified once, whatever the state of its callers */
+ * 1: socket hooks with process rules, 2: redirects), a default rule when none matches. A global
+ * function: verified once, whatever the state of its callers */
 __noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, const struct facts *f)
 {
 	if (!m || !f)
 		return MOAT_RULE_NONE;
 
 	__u32 dflt = f->dir ? m->default_rule[1] : m->default_rule[0];
-	__u32 ns = image ? m->sock_ns : m->ns, nx = image ? m->sock_nx : m->nx;
+	__u32 ns = image == 2 ? m->redir_ns : image ? m->sock_ns : m->ns;
+	__u32 nx = image == 2 ? m->redir_nx : image ? m->sock_nx : m->nx;
 	__u32 rclass = lpm_class(T_REMOTE, slot, image, f->remote, f->family);
 	__u32 lclass = lpm_class(T_LOCAL, slot, image, f->local, f->family);
 	__u32 pclass, sclass, x, y, r;

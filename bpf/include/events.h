@@ -11,6 +11,7 @@
 struct ev_from {
 	__u8 hook; /* enum moat_hook */
 	__u32 ifindex;
+	__u32 redirect; /* a redirect's index + 1; 0: none */
 };
 
 /* reports connection (k, ct): type is the verdict or MOAT_EV_CLOSED. A global function:
@@ -61,7 +62,8 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 	ev->icmp_type = ct->icmp_type;
 	ev->icmp_code = ct->icmp_code;
 	ev->tcp_state = ct->tcp_state;
-	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->pad = 0;
+	ev->redirect = from->redirect;
 	ev->owner = ct->owner;
 	bpf_ringbuf_submit(ev, 0);
 	return 0;

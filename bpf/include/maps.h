@@ -123,12 +123,13 @@ enum moat_u32_table {
 	T_U32_TABLES = 10,
 };
 
-/* Two table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
- * processes. A table's outer index is (image * tables + table) * 2 + slot. */
-#define MOAT_IMAGES 2
+/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
+ * processes, 2 for the redirects. A table's outer index is (image * tables + table) * 2 +
+ * slot. */
+#define MOAT_IMAGES 3
 static __always_inline __u32 outer_index(__u32 image, __u32 tables, __u32 table, __u32 slot)
 {
-	return ((image & 1) * tables + table) * 2 + (slot & 1);
+	return ((image < MOAT_IMAGES ? image : 0) * tables + table) * 2 + (slot & 1);
 }
 
 /* key: outer_index(image, 2, table, slot); value: an ipv4 directory (enum moat_lpm_table);

@@ -85,8 +85,14 @@ struct moat_meta {
 	__u32 proc_nu;
 	__u32 proc_nc;
 	__u32 proc_ni; /* interface classes */
+	/* redirects (table image 2, docs/redirect.md): how many; a classified index below this
+	 * is one, the defaults are not */
+	__u32 redirect_count;
+	__u32 redir_ns; /* image 2's client-port classes */
+	__u32 redir_nx; /* image 2's X classes */
+	__u32 pad3;
 };
-_Static_assert(sizeof(struct moat_meta) == 64, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 80, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -95,7 +101,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 136, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 168, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -127,6 +133,7 @@ enum moat_counter_index {
 	MOAT_CNT_RESET = 19,  /* resets sent, or probes passed, for connections past max_duration */
 	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
 	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
+	MOAT_CNT_REDIRECTED = 22, /* connect()/sendmsg() calls sent to a redirect's target */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -196,7 +203,8 @@ struct moat_sock {
 	__u32 rule;	  /* deciding rule, MOAT_RULE_NONE when deferred to the packet hooks */
 	__u32 generation; /* policy generation that judged it */
 	__u8 verdict;	  /* enum moat_event_type */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 redirect; /* redirected: the redirect's index + 1; else 0 */
 };
 _Static_assert(sizeof(struct moat_sock) == 64, "moat_sock");
 
@@ -208,6 +216,7 @@ enum moat_reason {
 	MOAT_REASON_FIN = 4,	      /* closed: fin both ways */
 	MOAT_REASON_RST = 5,	      /* closed: reset */
 	MOAT_REASON_MAX_DURATION = 6, /* closed: cut by the rule's max_duration */
+	MOAT_REASON_REDIRECTED = 7,   /* connect()/sendmsg() sent to a redirect's target */
 };
 
 /* tcp connection states */
@@ -313,9 +322,42 @@ struct moat_event {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 tcp_state; /* closed: the state reached */
-	__u8 pad[5];
+	__u8 pad;
+	__u32 redirect; /* redirected: the redirect's index + 1; else 0 */
 	struct moat_owner owner;
 };
 _Static_assert(sizeof(struct moat_event) == 152, "moat_event");
+
+/* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header
+ * and connects to `to` */
+struct moat_redirect {
+	__u8 addr[16]; /* ipv4 mapped */
+	__u16 port;    /* host order */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct moat_redirect) == 20, "moat_redirect");
+
+/* a socket address: a redirect target, or a redirected client as its proxy sees it */
+struct moat_endpoint {
+	__u8 addr[16]; /* ipv4 mapped; all zero: any address */
+	__u16 port;    /* host order */
+	__u8 protocol;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct moat_endpoint) == 20, "moat_endpoint");
+
+/* a redirected connection: where its client meant to go, and who the client is */
+struct moat_original {
+	__u8 addr[16]; /* the original destination, ipv4 mapped */
+	__u16 port;    /* host order */
+	__u8 family;
+	__u8 protocol;
+	__u32 redirect;		     /* the redirect's index in `generation` */
+	__u32 generation;	     /* policy generation that redirected it */
+	struct moat_redirect target; /* where it was sent */
+	struct moat_owner owner;
+};
+_Static_assert(sizeof(struct moat_original) == 96, "moat_original");
 
 #endif /* MOAT_ABI_H */

@@ -9,6 +9,7 @@
 
 #include <bpf/bpf_core_read.h>
 #include "judge.h"
+#include "redirect.h"
 
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
@@ -61,16 +62,15 @@ static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct 
 	return 0;
 }
 
-/* a blocked connect()/sendmsg(): reported here, as no packet will be. A subprogram: its
- * connection record stays off the hook's own stack */
-static __noinline void report_denied(const struct tuple *t, const struct moat_sock *s,
-				     const struct moat_rule *r, __u8 hook)
+/* a blocked or redirected connect()/sendmsg(): reported here, as no packet (or none the
+ * packet hooks see) will be. A subprogram: its connection record stays off the hook's stack */
+static __noinline void report_sock(const struct tuple *t, const struct moat_sock *s,
+				   const struct moat_rule *r, const struct ev_from *from)
 {
 	struct moat_ct_key k __attribute__((aligned(8)));
 	struct moat_ct ct = {};
-	struct ev_from from = {.hook = hook};
 
-	if (!t || !s || !r)
+	if (!t || !s || !r || !from)
 		return;
 	int side = ct_key(t, &k);
 	ct.initiator = side;
@@ -80,10 +80,11 @@ static __noinline void report_denied(const struct tuple *t, const struct moat_so
 	ct.verdict = s->verdict;
 	ct.mode = r->mode;
 	ct.owner = s->owner;
-	emit(&k, &ct, s->verdict, MOAT_REASON_NEW, &from);
+	emit(&k, &ct, s->verdict, from->redirect ? MOAT_REASON_REDIRECTED : MOAT_REASON_NEW, from);
 }
 
-/* judges a connect()/sendmsg() to a tcp or udp destination */
+/* judges a connect()/sendmsg() to a tcp or udp destination, and redirects it if a redirect
+ * matches what the rules let through */
 static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 hook)
 {
 	struct tuple t;
@@ -100,14 +101,20 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	const struct moat_meta *m = &st->meta[slot];
 	if (!m->generation)
 		return SOCK_ALLOW;
+	__u32 how = (v6 ? 1 : 0) | slot << 1;
 
 	struct moat_sock_key key = {
 	    .cookie = bpf_get_socket_cookie(ctx), .port = t.dport, .protocol = t.proto};
 	__builtin_memcpy(key.addr, t.dst, 16);
 	struct moat_sock *seen = bpf_map_lookup_elem(&socks, &key);
 	/* an unconnected udp socket sends to the same destination again: judged already */
-	if (seen && seen->generation == m->generation)
-		return seen->verdict == MOAT_EV_BLOCKED ? SOCK_DENY : SOCK_ALLOW;
+	if (seen && seen->generation == m->generation) {
+		if (seen->verdict == MOAT_EV_BLOCKED)
+			return SOCK_DENY;
+		if (seen->redirect)
+			redirect_sock(ctx, &key, seen, how | (seen->redirect - 1) << 2);
+		return SOCK_ALLOW;
+	}
 
 	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};
 	__builtin_memcpy(f.remote, t.dst, 16);
@@ -116,6 +123,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	f.client_port = t.sport;
 	struct moat_sock s = {.generation = m->generation, .rule = MOAT_RULE_NONE};
 	struct moat_rule r;
+	struct ev_from from = {.hook = hook};
 	owner_now(&s.owner, m->socket_image);
 
 	/* with process rules, the process class takes the client port's place (never known
@@ -134,12 +142,26 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	rule_get(slot, rule, &r);
 	s.rule = rule;
 	s.verdict = verdict_of(&r);
+	if (s.verdict == MOAT_EV_BLOCKED) {
+		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+		count(MOAT_CNT_BLOCKED, 0);
+		report_sock(&t, &s, &r, &from);
+		return SOCK_DENY;
+	}
+
+	__u32 idx = redirect_of(slot, m, &f, &s.owner);
+	if (idx != MOAT_RULE_NONE) {
+		s.redirect = idx + 1;
+		if (redirect_sock(ctx, &key, &s, how | idx << 2) == 0) {
+			from.redirect = s.redirect;
+			count(MOAT_CNT_REDIRECTED, 0);
+			report_sock(&t, &s, &r, &from);
+		} else {
+			s.redirect = 0;
+		}
+	}
 	bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
-	if (s.verdict != MOAT_EV_BLOCKED)
-		return SOCK_ALLOW;
-	count(MOAT_CNT_BLOCKED, 0);
-	report_denied(&t, &s, &r, hook);
-	return SOCK_DENY;
+	return SOCK_ALLOW;
 }
 
 SEC("cgroup/connect4")

@@ -3,6 +3,17 @@ import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/store.ts";
 
+/** A redirected client's original destination, for its proxy (docs/redirect.md). */
+export interface OriginalView {
+  original: { ip: string; port: number };
+  protocol: "tcp" | "udp";
+  /** The redirect's name. */
+  redirect: string;
+  /** Where the kernel sent the client. */
+  target: { ip: string; port: number };
+  process: { pid: number; name: string; user: number } | null;
+}
+
 export interface PolicyView {
   path: string;
   /** The running policy's text, as applied. */
@@ -35,6 +46,8 @@ export interface ApiControl {
   setMode(mode: "detect" | "prevent", who: string): ApplyOutcome;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
+  /** The original destination of redirected client `peer`, or null if none is known. */
+  original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   addSink(sink: EventSink, options?: SinkOptions): void;
   removeSink(sink: EventSink): Promise<void>;
   log(line: string): void;

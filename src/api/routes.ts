@@ -62,6 +62,22 @@ export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
       sendJson(res, 200, { ...outcome, mode });
     },
   },
+  "/v1/redirects/original": {
+    GET: ({ res, url, control }) => {
+      const peer = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(url.searchParams.get("peer") ?? "");
+      const protocol = url.searchParams.get("protocol") ?? "tcp";
+      if (!peer || (protocol !== "tcp" && protocol !== "udp"))
+        throw new HttpError(
+          400,
+          "EBADPEER",
+          "give peer=IP:PORT (the client as the proxy sees it) and protocol=tcp|udp",
+        );
+      const found = control.original({ ip: peer[1] ?? "", port: Number(peer[2]) }, protocol);
+      if (!found)
+        throw new HttpError(404, "ENOTREDIRECTED", "no redirected connection from that peer");
+      sendJson(res, 200, found);
+    },
+  },
   "/v1/events": {
     GET: async ({ res, url, control }) => {
       const page = await control.queryHistory(historyQuery(url.searchParams));

@@ -21,6 +21,7 @@ import {
   type UniverseReader,
 } from "../policy/load-for-datapath.ts";
 import { processRuleProblems } from "../policy/process-support.ts";
+import { redirectProblems } from "../policy/redirect-support.ts";
 import type { ValidateResult } from "../api/control.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
@@ -45,7 +46,11 @@ export function validatePolicyText(text: string, fileName: string): ValidateResu
     throw err;
   }
   const unsupported = check.model
-    ? [...unsupportedFeatures(check.model, DATAPATH_FEATURES), ...processRuleProblems(check.model)]
+    ? [
+        ...unsupportedFeatures(check.model, DATAPATH_FEATURES),
+        ...processRuleProblems(check.model),
+        ...redirectProblems(check.model),
+      ]
     : [];
   const all = sortDiagnostics([...check.diagnostics, ...unsupported]);
   const errors = all.filter((d) => d.severity === "error").map(formatDiagnostic);

@@ -25,6 +25,7 @@ export const Counter = {
   reset: 19,
   closed: 20,
   tableMiss: 21,
+  redirected: 22,
   max: 32,
 } as const;
 
@@ -42,6 +43,7 @@ export const Reason = {
   fin: 4,
   rst: 5,
   maxDuration: 6,
+  redirected: 7,
 } as const;
 export const TcpState = {
   none: 0,
@@ -81,7 +83,7 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 64, {
+export const meta = defineStruct("moat_meta", 80, {
   generation: { offset: 0, type: "u32" },
   ns: { offset: 4, type: "u32" },
   nx: { offset: 8, type: "u32" },
@@ -98,11 +100,14 @@ export const meta = defineStruct("moat_meta", 64, {
   proc_nu: { offset: 52, type: "u32" },
   proc_nc: { offset: 56, type: "u32" },
   proc_ni: { offset: 60, type: "u32" },
+  redirect_count: { offset: 64, type: "u32" },
+  redir_ns: { offset: 68, type: "u32" },
+  redir_nx: { offset: 72, type: "u32" },
 });
 
-export const state = defineStruct("moat_state", 136, {
+export const state = defineStruct("moat_state", 168, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 128 },
+  meta: { offset: 8, bytes: 160 },
 });
 
 /** Who owns a local socket, as the socket hooks see it (pid 0: not known). */
@@ -132,6 +137,7 @@ export const sock = defineStruct("moat_sock", 64, {
   rule: { offset: 48, type: "u32" },
   generation: { offset: 52, type: "u32" },
   verdict: { offset: 56, type: "u8" },
+  redirect: { offset: 60, type: "u32" },
 });
 
 export const counter = defineStruct("moat_counter", 16, {
@@ -218,7 +224,31 @@ export const event = defineStruct("moat_event", 152, {
   icmp_type: { offset: 96, type: "u8" },
   icmp_code: { offset: 97, type: "u8" },
   tcp_state: { offset: 98, type: "u8" },
+  redirect: { offset: 100, type: "u32" },
   owner: { offset: 104, bytes: 48 },
+});
+
+export const redirect = defineStruct("moat_redirect", 20, {
+  addr: { offset: 0, bytes: 16 },
+  port: { offset: 16, type: "u16" },
+  family: { offset: 18, type: "u8" },
+});
+
+export const endpoint = defineStruct("moat_endpoint", 20, {
+  addr: { offset: 0, bytes: 16 },
+  port: { offset: 16, type: "u16" },
+  protocol: { offset: 18, type: "u8" },
+});
+
+export const original = defineStruct("moat_original", 96, {
+  addr: { offset: 0, bytes: 16 },
+  port: { offset: 16, type: "u16" },
+  family: { offset: 18, type: "u8" },
+  protocol: { offset: 19, type: "u8" },
+  redirect: { offset: 20, type: "u32" },
+  generation: { offset: 24, type: "u32" },
+  target: { offset: 28, bytes: 20 },
+  owner: { offset: 48, bytes: 48 },
 });
 
 /** Every codec, for the BTF layout check (test/unit/abi.test.ts). */
@@ -240,4 +270,7 @@ export const codecs = [
   fragKey,
   frag,
   event,
+  redirect,
+  endpoint,
+  original,
 ];

@@ -42,3 +42,14 @@ export function parseAddress(text: string): Buffer {
   groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
   return out;
 }
+
+/** An address as the kernel keys it: 16 bytes, IPv4 as ::ffff:a.b.c.d. */
+export function mappedAddress(text: string): Buffer {
+  const raw = parseAddress(text);
+  if (raw.length === 16) return raw;
+  const out = Buffer.alloc(16);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  raw.copy(out, 12);
+  return out;
+}

@@ -25,6 +25,8 @@ import type {
 import type { NetInterface } from "./interfaces.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
+import type { RedirectTarget } from "../policy/compile/redirect.ts";
+import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import { records } from "./ringbuf-batch.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
@@ -36,6 +38,13 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_connect6", "connect6"],
   ["moat_sendmsg4", "sendmsg4"],
   ["moat_sendmsg6", "sendmsg6"],
+  ["moat_getpeername4", "getpeername4"],
+  ["moat_getpeername6", "getpeername6"],
+  ["moat_recvmsg4", "recvmsg4"],
+  ["moat_recvmsg6", "recvmsg6"],
+  ["moat_sockops", "sock_ops"],
+  ["moat_post_bind4", "post_bind4"],
+  ["moat_post_bind6", "post_bind6"],
 ];
 
 export interface Attachment {
@@ -185,8 +194,9 @@ export class Datapath {
   }
 
   /**
-   * Attaches the socket hooks (connect4/6, sendmsg4/6) to a cgroup v2 directory: its processes'
-   * connect() and unconnected sendmsg() are judged before anything is sent.
+   * Attaches the socket hooks to a cgroup v2 directory: its processes' connect() and unconnected
+   * sendmsg() are judged (and redirected) before anything is sent; getpeername, recvmsg, sock_ops
+   * and post_bind carry redirects out (docs/redirect.md).
    */
   attachCgroup(directory: string): void {
     for (const [program, hook] of SOCKET_HOOKS) {
@@ -234,6 +244,21 @@ export class Datapath {
   /** Name of rule `index` of `generation` (live or previous), or null. */
   ruleName(index: number, generation: number): string | null {
     return this.policy.ruleName(index, generation);
+  }
+
+  /** Redirect `index` of `generation` (live or previous), or null. */
+  redirectOf(index: number, generation: number): RedirectTarget | null {
+    return this.policy.redirectOf(index, generation);
+  }
+
+  /** The original destination of a redirected client, as its proxy sees it (docs/redirect.md). */
+  originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
+    return this.policy.redirects.originalOf(peer, protocol);
+  }
+
+  /** A process whose connections are never redirected (moat itself, a proxy). */
+  exemptFromRedirects(pid: number): void {
+    this.policy.redirects.exemptProcess(pid);
   }
 
   /** Packet counters summed over CPUs. */

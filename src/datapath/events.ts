@@ -14,7 +14,8 @@ import { formatAddress } from "./address.ts";
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
-export type EventReason = "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration";
+export type EventReason =
+  "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration" | "redirected";
 
 export interface Endpoint {
   ip: string;
@@ -48,6 +49,8 @@ export interface MoatEvent {
   hook: "xdp" | "tc" | "connect" | "sendmsg";
   /** Policy generation that judged the connection. */
   generation: number;
+  /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
+  redirect?: { name: string; to: Endpoint };
 }
 
 const kinds: Record<number, EventKind> = {
@@ -75,6 +78,11 @@ export interface DecodeContext {
   interfaceName: (ifindex: number) => string | null;
   /** The full process facts of a kernel owner (src/attribution); default: what the kernel has. */
   process?: (owner: KernelOwner) => ProcessFacts;
+  /** Redirect `index` of policy `generation`. */
+  redirect?: (
+    index: number,
+    generation: number,
+  ) => { name: string; ip: string; port: number } | null;
 }
 
 const hooks: Record<number, MoatEvent["hook"]> = {
@@ -129,6 +137,13 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
     hook: hooks[e.hook] ?? "tc",
     generation: e.generation,
   };
+  if (e.redirect > 0) {
+    const r = ctx.redirect?.(e.redirect - 1, e.generation);
+    ev.redirect = {
+      name: r?.name ?? `#${e.redirect - 1}`,
+      to: { ip: r?.ip ?? "", port: r?.port ?? 0 },
+    };
+  }
   if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };
   if (e.type === EventType.closed) {
     ev.stats = {
@@ -158,5 +173,7 @@ export function formatEventLine(ev: MoatEvent): string {
   }
   const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  if (ev.redirect)
+    return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${ev.redirect.name}`;
   return line + who;
 }

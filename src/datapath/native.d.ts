@@ -96,7 +96,9 @@ export type CgroupAttach =
   | "sock_ops"
   | "sock_create"
   | "skb_ingress"
-  | "skb_egress";
+  | "skb_egress"
+  | "post_bind4"
+  | "post_bind6";
 
 export declare class BpfObject {
   /** bpf_object__open_file; nothing is loaded yet. */
@@ -252,6 +254,8 @@ export interface NativeAddon {
   setErrorClass(ctor: new (message: string, fields: NativeErrorFields) => Error): void;
   /** Number of possible CPUs (libbpf_num_possible_cpus). */
   numPossibleCpus(): number;
+  /** This process's network namespace cookie (SO_NETNS_COOKIE). */
+  netnsCookie(): bigint;
   /** if_nametoindex. */
   ifindex(name: string): number;
   libbpfVersion(): string;

@@ -7,6 +7,8 @@ import { meta as metaCodec, ruleStats as ruleStatsCodec, state as stateCodec } f
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
+import type { RedirectTarget } from "../policy/compile/redirect.ts";
+import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import {
   BPF_F_INNER_MAP,
   MAP_ARRAY,
@@ -46,6 +48,7 @@ const OUTERS = {
   proc_cgroup: ["proc_cgroup"],
   proc_route: ["proc_route"],
   proc_iface: ["proc_iface"],
+  redirects: ["redirects"],
 } as const;
 
 /** Outer maps with a table image dimension; the rest are indexed by slot alone. */
@@ -78,6 +81,7 @@ interface Generation {
   generation: number;
   slot: number;
   names: string[];
+  redirects: RedirectTarget[];
   ruleStats: BpfMap;
   rows: number;
 }
@@ -97,8 +101,11 @@ export class PolicyMaps {
   private readonly generations: (Generation | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
 
+  readonly redirects: RedirectMaps;
+
   constructor(object: BpfObject) {
     this.state = object.map("state");
+    this.redirects = new RedirectMaps(object);
     this.outers = Object.fromEntries(
       Object.keys(OUTERS).map((n) => [n, object.map(`tbl_${n}`)]),
     ) as Record<keyof typeof OUTERS, BpfMap>;
@@ -122,6 +129,7 @@ export class PolicyMaps {
     const start = performance.now();
     checkImage(image);
     if (image.socket) checkImage(image.socket.image);
+    if (image.redirect) checkImage(image.redirect.image);
     const { raw, active, metas } = this.readState();
     const generation = Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0) + 1;
     const idle = active ^ 1;
@@ -138,19 +146,25 @@ export class PolicyMaps {
       1,
       Math.min(cpus, Math.floor(RULE_STATS_BUDGET / (stride * ruleStatsCodec.size))),
     );
-    // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes
+    // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes;
+    // image 2: the redirects' (sparse: a missing image leaves its outer entries alone)
     const images: Record<string, BpfMap>[] = [];
     const shared: Record<string, BpfMap> = {};
     const closeAll = () => {
-      for (const set of [...images, shared]) for (const m of Object.values(set)) m.close();
+      for (const set of [...images, shared]) for (const m of Object.values(set ?? {})) m.close();
     };
     try {
-      images.push(tableMaps(image, ""));
+      images[0] = tableMaps(image, "");
       if (image.socket) {
-        images.push({
+        images[1] = {
           ...tableMaps(image.socket.image, "s_"),
           ...processMaps(image.socket.process),
-        });
+        };
+      }
+      const targets = image.redirect?.targets ?? [];
+      if (image.redirect) {
+        images[2] = tableMaps(image.redirect.image, "r_");
+        shared.redirects = redirectsMap(targets.map((t) => t.via ?? t));
       }
       shared.rules = rulesMap(image);
       shared.rule_stats = createMap(
@@ -210,14 +224,22 @@ export class PolicyMaps {
           proc_nu: image.socket?.process.nu ?? 0,
           proc_nc: image.socket?.process.nc ?? 0,
           proc_ni: image.socket?.process.ni ?? 0,
+          redirect_count: targets.length,
+          redir_ns: image.redirect?.image.ns ?? 0,
+          redir_nx: image.redirect?.image.nx ?? 0,
         },
         next,
         8 + idle * metaCodec.size,
+      );
+      // targets are known before a redirect to them goes live, and forgotten after it is gone
+      const dropStale = this.redirects.setTargets(
+        targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
       );
       this.state.update(zeroKey, next);
       next.writeUInt32LE(idle, 0);
       this.state.update(zeroKey, next);
       this.lastFlip = performance.now();
+      dropStale();
     } catch (err) {
       closeAll();
       throw err;
@@ -232,6 +254,7 @@ export class PolicyMaps {
       generation,
       slot: idle,
       names: image.rules.map((r) => r.name),
+      redirects: image.redirect?.targets ?? [],
       ruleStats,
       rows,
     };
@@ -242,6 +265,12 @@ export class PolicyMaps {
   ruleName(index: number, generation: number): string | null {
     const g = this.generations.find((x) => x?.generation === generation);
     return g?.names[index] ?? null;
+  }
+
+  /** Redirect `index` of `generation` (the live or the previous one), else null. */
+  redirectOf(index: number, generation: number): RedirectTarget | null {
+    const g = this.generations.find((x) => x?.generation === generation);
+    return g?.redirects[index] ?? null;
   }
 
   /** Counters of every rule of the live generation (default pseudo-rules last). */

@@ -7,9 +7,10 @@ import {
   type PolicyModel,
 } from "../config/index.ts";
 import type { ClassifierImage } from "./compile/image.ts";
-import { compilePolicy } from "./compile/policy-image.ts";
-import { socketRule, type ProcessUniverse } from "./compile/process.ts";
+import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+import type { ProcessUniverse } from "./compile/process.ts";
 import { processRuleProblems } from "./process-support.ts";
+import { redirectProblems, unreachableTargets } from "./redirect-support.ts";
 
 export interface LoadedPolicy {
   model: PolicyModel;
@@ -21,14 +22,19 @@ export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
 
 /**
  * A loaded model -> kernel tables, refusing what the datapath cannot enforce (PolicyError with
- * every diagnostic). Without `universe`, process rules match nothing (tests of the packet path).
+ * every diagnostic). Without `universe`, process rules match nothing (tests of the packet path)
+ * and redirect targets are not checked against this host's routes.
  */
 export function prepareForDatapath(model: PolicyModel, universe?: UniverseReader): LoadedPolicy {
   assertSupported(model, DATAPATH_FEATURES);
-  const problems = processRuleProblems(model);
+  const problems = [...processRuleProblems(model), ...redirectProblems(model)];
   if (problems.length > 0) throw new PolicyError(problems);
-  const named = model.rules.some(socketRule);
-  return { model, image: compilePolicy(model, named && universe ? universe(model) : null) };
+  const host = namesProcesses(model) && universe ? universe(model) : null;
+  if (universe && model.redirects.length > 0) {
+    const unreachable = unreachableTargets(model, host);
+    if (unreachable.length > 0) throw new PolicyError(unreachable);
+  }
+  return { model, image: compilePolicy(model, host) };
 }
 
 /** Throws PolicyError (every diagnostic, FILE:LINE:COL) or a compile error with a code. */

@@ -8,6 +8,7 @@ import type { PolicyModel } from "../config/model.ts";
 import type { Attribution } from "../attribution/index.ts";
 import { globMatch } from "./glob.ts";
 import { socketRule, type ProcessUniverse } from "./compile/process.ts";
+import { withRedirects } from "./compile/redirect.ts";
 import { imageFingerprint, readRouteImageSync } from "../route/index.ts";
 
 /** A path glob walks at most this many directory entries. */
@@ -78,7 +79,7 @@ function executables(patterns: string[]): ProcessUniverse["executables"] {
 }
 
 export function readProcessUniverse(model: PolicyModel, attribution: Attribution): ProcessUniverse {
-  const rules = model.rules.filter(socketRule);
+  const rules = withRedirects(model).rules.filter(socketRule);
   const names = rules.flatMap((r) => (r.process?.user ?? []).filter((u) => typeof u === "string"));
   const users = new Map<string, number>();
   for (const n of names) {

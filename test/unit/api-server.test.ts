@@ -27,6 +27,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   pipeline.add(historySink(store, () => {}));
   const applied: string[] = [];
   const control: ApiControl = {
+    original: () => null,
     snapshot: () => fakeSnapshot(pipeline),
     policy: () => ({
       path: "/p.yaml",

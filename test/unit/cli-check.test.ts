@@ -68,12 +68,12 @@ test("warnings: unreachable rules; the file is still ok (exit 0)", () => {
 test("features the daemon would refuse are warnings in check", () => {
   const result = moat("check", `${F}/full.yaml`);
   assert.equal(result.code, 0);
-  assert.equal(result.stdout.length, 4);
+  assert.equal(result.stdout.length, 3);
   assert.equal(
     result.stdout[0],
     `${F}/full.yaml:47:7 rules[2].layer7: warning: 'layer7' is not supported yet by this version of moat (the L7 proxy lands with the layer7 issue)`,
   );
-  assert.equal(result.stdout[3], `${F}/full.yaml: ok, 4 rules, 3 sets, 3 warnings`);
+  assert.equal(result.stdout[2], `${F}/full.yaml: ok, 4 rules, 3 sets, 2 warnings`);
 });
 
 test("several files: one summary each; exit 1 if any has errors", () => {

@@ -18,7 +18,6 @@ test("every feature the datapath lacks is named at its position", () => {
   assert.deepEqual(unsupportedFeatures(model, DATAPATH_FEATURES).map(formatDiagnostic), [
     `${FULL}:47:7 rules[2].layer7: 'layer7' is not supported yet by this version of moat (the L7 proxy lands with the layer7 issue)`,
     `${FULL}:67:16 rules[3].layer3.remote[0]: '*.tracker.example' (a hostname) is not supported yet by this version of moat (DNS-learned addresses land with the DNS issue)`,
-    `${FULL}:69:5 redirect[0]: 'redirect' is not supported yet by this version of moat (redirection lands with the layer7 proxy issue)`,
   ]);
 });
 
@@ -33,7 +32,7 @@ test("the caller says what is supported; a supported feature is not reported", (
   ]);
   assert.deepEqual(
     unsupportedFeatures(model, more).map((d) => d.path),
-    ["rules[2].layer7", "rules[3].layer3.remote[0]", "redirect[0]"],
+    ["rules[2].layer7", "rules[3].layer3.remote[0]"],
   );
   assert.deepEqual(
     unsupportedFeatures(model, new Set(["layer3"]))
@@ -53,7 +52,7 @@ test("hostnames inside a set are reported where the set lists them", () => {
 test("assertSupported throws a PolicyError listing them; examples pass it", () => {
   assert.throws(
     () => assertSupported(loadPolicyFile(FULL), DATAPATH_FEATURES),
-    (err: unknown) => err instanceof PolicyError && err.diagnostics.length === 3,
+    (err: unknown) => err instanceof PolicyError && err.diagnostics.length === 2,
   );
   for (const name of ["default", "server", "workstation"])
     assertSupported(loadPolicyFile(`examples/${name}.yaml`), DATAPATH_FEATURES);

@@ -30,7 +30,7 @@ export const runCommand: Command = {
         "--api takes unix:PATH or none (a TCP listener is set in the policy's api section)",
       );
     const history = typeof values.history === "string" ? values.history : undefined;
-    const daemon = startDaemon({
+    const daemon = await startDaemon({
       policyPath,
       interfaces: values.interface as string[] | undefined,
       json: values.json === true,

@@ -6,6 +6,7 @@
 
 import type { Dir4 } from "./dir4.ts";
 import type { ProcessImage } from "./process.ts";
+import type { RedirectImage } from "./redirect.ts";
 
 /** "No rule" in the rule-valued tables. */
 export const RULE_NONE = 0xffffffff;
@@ -62,6 +63,8 @@ export interface ClassifierImage {
    * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
    */
   socket?: { image: ClassifierImage; process: ProcessImage };
+  /** When the policy has redirects: their own tables and targets (compile/redirect.ts). */
+  redirect?: RedirectImage;
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -11,6 +11,7 @@ import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../co
 import { compile, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
 import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
+import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
 /** Everything minus everything: an address list no address is in. */
 function nothing(pos: SourcePos): AddressList {
@@ -71,20 +72,34 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
   return { ...model, rules };
 }
 
+/** Whether rules or redirects name processes or interfaces (then a universe is needed). */
+export function namesProcesses(model: PolicyModel): boolean {
+  return withRedirects(model).rules.some(socketRule);
+}
+
 /**
- * The kernel image of a policy. `universe` (what is on this host) is needed only when rules name
- * processes; without it they match nothing anywhere.
+ * The kernel image of a policy. `universe` (what is on this host) is needed only when rules or
+ * redirects name processes; without it they match nothing anywhere.
  */
 export function compilePolicy(
   model: PolicyModel,
   universe: ProcessUniverse | null,
   options: CompileOptions = {},
 ): ClassifierImage {
-  const image = compile(packetModel(model), options);
-  const proc = universe ? compileProcess(model, universe) : null;
-  if (!proc) return image;
-  return {
-    ...image,
-    socket: { image: compile(socketModel(model, proc.classesOf), options), process: proc },
-  };
+  const image: ClassifierImage = compile(packetModel(model), options);
+  // one set of process classes for the rules and the redirects (compile/redirect.ts)
+  const proc = universe ? compileProcess(withRedirects(model), universe) : null;
+  if (proc) {
+    image.socket = {
+      image: compile(socketModel(model, proc.classesOf), options),
+      process: proc,
+    };
+  }
+  if (model.redirects.length > 0) {
+    image.redirect = {
+      image: compile(socketModel(redirectModel(model), proc?.classesOf ?? new Map()), options),
+      targets: redirectTargets(model),
+    };
+  }
+  return image;
 }

@@ -124,7 +124,7 @@ export function commRange(pattern: string): [bigint, bigint] | null {
   return [lo, star === null ? lo + 1n : lo + (1n << free)];
 }
 
-function cgroupMatches(rule: ProcessMatch, c: ProcessUniverse["cgroups"][number]): boolean {
+export function cgroupMatches(rule: ProcessMatch, c: ProcessUniverse["cgroups"][number]): boolean {
   if (rule.cgroup && !rule.cgroup.some((p) => inCgroup(p, c.path))) return false;
   const want = rule.container;
   if (!want) return true;

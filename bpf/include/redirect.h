@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Redirects (docs/redirect.md): a connect() or unconnected sendmsg() that the rules let through
+ * and a redirect matches goes to the redirect's target instead. Which redirect matches is one
+ * more table walk (image 2), as rules are judged: no per-redirect loop.
+ * The original destination is kept by socket cookie (for getpeername and recvmsg, which
+ * show it to the client again) and by the client's address as the proxy sees it (for the
+ * proxy's lookup: sock_ops adds it once tcp has chosen the client port).
+ * No loop: a connection to a target, or from a process that listens on one (post_bind), or
+ * from moat itself, is never redirected. */
+#ifndef MOAT_REDIRECT_H
+#define MOAT_REDIRECT_H
+
+#include "judge.h"
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+
+struct inner_redirects {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_redirect);
+};
+
+/* key: slot; value: redirect index -> where it sends connections; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_redirects);
+} tbl_redirects SEC(".maps");
+
+/* key: every target (address and port, and the same with an all-zero address); written by
+ * user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct moat_endpoint);
+	__type(value, __u8);
+} redirect_targets SEC(".maps");
+
+/* key: tgid of a process never redirected (moat, a process that bound a target); written by
+ * user space and post_bind4/6 */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} redirect_exempt SEC(".maps");
+
+/* key: 0; value: the cookie of moat's network namespace, where a loopback target is moat's
+ * host (0: not told, the initial namespace); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} home_netns SEC(".maps");
+
+/* key: socket cookie; value: the socket's last redirected destination; written by
+ * connect4/6 and sendmsg4/6 */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct moat_original);
+} redirected SEC(".maps");
+
+/* key: the redirected client as its proxy sees it (an all-zero address when the client's
+ * socket was bound to none); value: its original destination; written by sock_ops (tcp)
+ * and sendmsg4/6 (udp), read by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_endpoint);
+	__type(value, struct moat_original);
+} originals SEC(".maps");
+
+static __always_inline int is_target(const __u8 *addr, __u16 port, __u8 proto)
+{
+	struct moat_endpoint e = {.port = port, .protocol = proto};
+
+	__builtin_memcpy(e.addr, addr, 16);
+	return bpf_map_lookup_elem(&redirect_targets, &e) != NULL;
+}
+
+static __always_inline int is_loopback(const struct moat_redirect *to)
+{
+	if (to->family == 4)
+		return to->addr[12] == 127;
+	__u32 high = 0;
+#pragma unroll
+	for (int i = 0; i < 15; i++)
+		high |= to->addr[i];
+	return !high && to->addr[15] == 1;
+}
+
+/* the socket address the caller passed, as a 16-byte address and a port */
+static __always_inline void sock_addr_read(const struct bpf_sock_addr *ctx, int v6, __u8 *addr,
+					   __u16 *port)
+{
+	if (v6) {
+		__u32 *a = (__u32 *)addr;
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+	} else {
+		__u32 a = ctx->user_ip4;
+		addr_v4(addr, &a);
+	}
+	*port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+/* rewrites the caller's socket address; an ipv4 socket cannot take an ipv6 one (-1) */
+static __always_inline int sock_addr_write(struct bpf_sock_addr *ctx, int v6, const __u8 *addr,
+					   __u16 port)
+{
+	if (v6) {
+		const __u32 *a = (const __u32 *)addr;
+		ctx->user_ip6[0] = a[0];
+		ctx->user_ip6[1] = a[1];
+		ctx->user_ip6[2] = a[2];
+		ctx->user_ip6[3] = a[3];
+	} else {
+		if (!addr_is_v4mapped(addr))
+			return -1;
+		__u32 a;
+		__builtin_memcpy(&a, addr + 12, 4);
+		ctx->user_ip4 = a;
+	}
+	ctx->user_port = bpf_htons(port);
+	return 0;
+}
+
+/* sends the caller (socket `key`, owner and verdict `s`) to redirect `idx`'s target; 0 if it
+ * did. `how`: bit 0 the socket is ipv6, bit 1 the policy slot, the rest the redirect index. A
+ * subprogram: the original destination stays off the hook's stack */
+static __noinline int redirect_sock(struct bpf_sock_addr *ctx, const struct moat_sock_key *key,
+				    const struct moat_sock *s, __u32 how)
+{
+	__u32 v6 = how & 1, slot = (how >> 1) & 1, idx = how >> 2;
+	void *targets = bpf_map_lookup_elem(&tbl_redirects, &slot);
+	const struct moat_redirect *found = targets ? bpf_map_lookup_elem(targets, &idx) : NULL;
+
+	if (!ctx || !key || !s || !found)
+		return -1;
+	const struct moat_redirect *to = found;
+	/* a loopback target means moat's host: only from moat's network namespace */
+	if (is_loopback(to)) {
+		__u32 zero = 0;
+		__u64 *home = bpf_map_lookup_elem(&home_netns, &zero);
+		__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
+		if (bpf_get_netns_cookie(ctx) != want)
+			return -1;
+	}
+	if (sock_addr_write(ctx, v6, to->addr, to->port))
+		return -1;
+
+	struct moat_original o = {
+	    .port = key->port,
+	    .family = addr_is_v4mapped(key->addr) ? 4 : 6,
+	    .protocol = key->protocol,
+	    .redirect = idx,
+	    .generation = s->generation,
+	    .target = *to,
+	    .owner = s->owner,
+	};
+	__builtin_memcpy(o.addr, key->addr, 16);
+	__u64 cookie = key->cookie;
+	bpf_map_update_elem(&redirected, &cookie, &o, BPF_ANY);
+
+	/* the packet hooks see the target as the destination: the same decision and owner */
+	struct moat_sock_key tk = *key;
+	__builtin_memcpy(tk.addr, to->addr, 16);
+	tk.port = to->port;
+	bpf_map_update_elem(&socks, &tk, s, BPF_ANY);
+
+	/* udp has its port by now (sendmsg binds first): the proxy can look the client up */
+	struct bpf_sock *sk = ctx->sk;
+	if (o.protocol != IPPROTO_UDP || !sk)
+		return 0;
+	struct moat_endpoint e = {.port = (__u16)sk->src_port, .protocol = IPPROTO_UDP};
+	if (v6) {
+		__u32 *a = (__u32 *)e.addr;
+		a[0] = sk->src_ip6[0];
+		a[1] = sk->src_ip6[1];
+		a[2] = sk->src_ip6[2];
+		a[3] = sk->src_ip6[3];
+	} else if (sk->src_ip4) {
+		__u32 a = sk->src_ip4;
+		addr_v4(e.addr, &a);
+	}
+	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
+	return 0;
+}
+
+/* the redirect for a connection the rules let through: its index, or MOAT_RULE_NONE */
+static __always_inline __u32 redirect_of(__u32 slot, const struct moat_meta *m,
+					 const struct facts *f, const struct moat_owner *owner)
+{
+	if (!m->redirect_count)
+		return MOAT_RULE_NONE;
+	/* no loop: never from a proxy or moat, never to a target */
+	if (is_target(f->remote, f->server_port, f->proto) ||
+	    bpf_map_lookup_elem(&redirect_exempt, &owner->pid))
+		return MOAT_RULE_NONE;
+	__u32 idx = classify(slot, 2, m, f);
+	return idx < m->redirect_count ? idx : MOAT_RULE_NONE;
+}
+
+/* getpeername and recvmsg: a redirected socket's peer is shown as the original destination */
+static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct moat_original *o = bpf_map_lookup_elem(&redirected, &cookie);
+	__u8 addr[16];
+	__u16 port;
+
+	if (!o)
+		return;
+	sock_addr_read(ctx, v6, addr, &port);
+	if (port != o->target.port || __builtin_memcmp(addr, o->target.addr, 16))
+		return;
+	sock_addr_write(ctx, v6, o->addr, o->port);
+}
+
+SEC("cgroup/getpeername4")
+int moat_getpeername4(struct bpf_sock_addr *ctx)
+{
+	restore_peer(ctx, 0);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int moat_getpeername6(struct bpf_sock_addr *ctx)
+{
+	restore_peer(ctx, 1);
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int moat_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	restore_peer(ctx, 0);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int moat_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	restore_peer(ctx, 1);
+	return 1;
+}
+
+/* tcp has chosen the client's port: index the original destination by the client's address */
+SEC("sockops")
+int moat_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct moat_original *o = bpf_map_lookup_elem(&redirected, &cookie);
+	if (!o)
+		return 1;
+	struct moat_endpoint e = {.port = (__u16)skops->local_port, .protocol = IPPROTO_TCP};
+	if (skops->family == AF_INET6_) {
+		__u32 *a = (__u32 *)e.addr;
+		a[0] = skops->local_ip6[0];
+		a[1] = skops->local_ip6[1];
+		a[2] = skops->local_ip6[2];
+		a[3] = skops->local_ip6[3];
+	} else {
+		__u32 a = skops->local_ip4;
+		addr_v4(e.addr, &a);
+	}
+	bpf_map_update_elem(&originals, &e, o, BPF_ANY);
+	return 1;
+}
+
+/* a process binding a target is its proxy: its own connections are never redirected */
+static __always_inline int note_proxy(struct bpf_sock *sk, int v6)
+{
+	struct moat_endpoint e = {.port = (__u16)sk->src_port, .protocol = (__u8)sk->protocol};
+
+	if (v6) {
+		__u32 *a = (__u32 *)e.addr;
+		a[0] = sk->src_ip6[0];
+		a[1] = sk->src_ip6[1];
+		a[2] = sk->src_ip6[2];
+		a[3] = sk->src_ip6[3];
+	} else if (sk->src_ip4) {
+		__u32 a = sk->src_ip4;
+		addr_v4(e.addr, &a);
+	}
+	if (bpf_map_lookup_elem(&redirect_targets, &e)) {
+		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+		__u8 one = 1;
+		bpf_map_update_elem(&redirect_exempt, &pid, &one, BPF_ANY);
+	}
+	return 1;
+}
+
+SEC("cgroup/post_bind4")
+int moat_post_bind4(struct bpf_sock *sk)
+{
+	return note_proxy(sk, 0);
+}
+
+SEC("cgroup/post_bind6")
+int moat_post_bind6(struct bpf_sock *sk)
+{
+	return note_proxy(sk, 1);
+}
+
+#endif /* MOAT_REDIRECT_H */

@@ -1,0 +1,136 @@
+// The kernel's redirect state (bpf/include/redirect.h) as user space writes and reads it: where
+// each redirect sends connections, which endpoints are targets (never redirected again, and whoever
+// binds one is a proxy), which processes are never redirected, and the original destination of a
+// redirected client.
+import {
+  endpoint as endpointCodec,
+  original as originalCodec,
+  owner as ownerCodec,
+  redirect as redirectCodec,
+} from "./abi.ts";
+import { formatAddress, mappedAddress } from "./address.ts";
+import { decodeOwner } from "./events.ts";
+import { native } from "./addon.ts";
+import type { BpfMap, BpfObject } from "./native.d.ts";
+import { BPF_F_INNER_MAP, MAP_ARRAY, createMap, fill } from "./table-maps.ts";
+import type { KernelOwner } from "../attribution/index.ts";
+
+export interface SocketAddress {
+  ip: string;
+  port: number;
+}
+
+/** Where a redirected client meant to go, as the kernel recorded it at connect(). */
+export interface OriginalDestination {
+  original: SocketAddress;
+  protocol: "tcp" | "udp";
+  /** The redirect's index in `generation`. */
+  redirect: number;
+  generation: number;
+  /** Where the kernel sent it (the redirect's target, or moat's relay). */
+  target: SocketAddress;
+  owner: KernelOwner | null;
+}
+
+const PROTOCOL = { tcp: 6, udp: 17 } as const;
+
+function endpointKey(ip: string | null, port: number, protocol: number): Buffer {
+  const key = Buffer.alloc(endpointCodec.size);
+  endpointCodec.encode(
+    { addr: ip === null ? Buffer.alloc(16) : mappedAddress(ip), port, protocol },
+    key,
+  );
+  return key;
+}
+
+const isV4 = (addr: Buffer): boolean =>
+  addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+
+/** The inner map of tbl_redirects: redirect index -> where it sends connections. */
+export function redirectsMap(targets: readonly SocketAddress[]): BpfMap {
+  const n = Math.max(targets.length, 1);
+  const map = createMap("moat_redirects", MAP_ARRAY, 4, redirectCodec.size, n, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * targets.length);
+  const values = Buffer.alloc(redirectCodec.size * targets.length);
+  targets.forEach((t, i) => {
+    keys.writeUInt32LE(i, 4 * i);
+    const addr = mappedAddress(t.ip);
+    redirectCodec.encode(
+      { addr, port: t.port, family: isV4(addr) ? 4 : 6 },
+      values,
+      i * redirectCodec.size,
+    );
+  });
+  if (targets.length > 0) fill(map, keys, values, targets.length);
+  return map;
+}
+
+export class RedirectMaps {
+  private readonly targets: BpfMap;
+  private readonly exempt: BpfMap;
+  private readonly originals: BpfMap;
+  private live = new Set<string>();
+
+  constructor(object: BpfObject) {
+    this.targets = object.map("redirect_targets");
+    this.exempt = object.map("redirect_exempt");
+    this.originals = object.map("originals");
+    // a loopback target means this namespace's loopback: only its own clients are sent there
+    const home = Buffer.alloc(8);
+    home.writeBigUInt64LE(native().netnsCookie());
+    object.map("home_netns").update(Buffer.alloc(4), home);
+  }
+
+  /**
+   * Adds every endpoint (tcp and udp, and with an all-zero address for a process that binds the
+   * port on any address) to the targets; returns a function that removes the previous ones.
+   */
+  setTargets(endpoints: readonly SocketAddress[]): () => void {
+    const next = new Set<string>();
+    for (const e of endpoints) {
+      for (const protocol of Object.values(PROTOCOL)) {
+        next.add(endpointKey(e.ip, e.port, protocol).toString("hex"));
+        next.add(endpointKey(null, e.port, protocol).toString("hex"));
+      }
+    }
+    const one = Buffer.from([1]);
+    for (const k of next) if (!this.live.has(k)) this.targets.update(Buffer.from(k, "hex"), one);
+    const stale = [...this.live].filter((k) => !next.has(k));
+    this.live = next;
+    return () => {
+      for (const k of stale) this.targets.delete(Buffer.from(k, "hex"));
+    };
+  }
+
+  /** A process whose connections are never redirected (moat itself, a proxy). */
+  exemptProcess(pid: number): void {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    this.exempt.update(key, Buffer.from([1]));
+  }
+
+  /**
+   * The original destination of the redirected client `peer` (the address the proxy sees): by
+   * its exact address, else by its port alone (a udp socket bound to no address).
+   */
+  originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
+    const p = PROTOCOL[protocol];
+    const raw =
+      this.originals.lookup(endpointKey(peer.ip, peer.port, p)) ??
+      this.originals.lookup(endpointKey(null, peer.port, p));
+    if (!raw) return null;
+    const o = originalCodec.decode(raw);
+    const family = (addr: Buffer) => (isV4(addr) ? 4 : 6);
+    return {
+      original: { ip: formatAddress(o.addr, family(o.addr)), port: o.port },
+      protocol,
+      redirect: o.redirect,
+      generation: o.generation,
+      target: (() => {
+        const t = redirectCodec.decode(o.target);
+        return { ip: formatAddress(t.addr, family(t.addr)), port: t.port };
+      })(),
+      owner: decodeOwner(o.owner.subarray(0, ownerCodec.size)),
+    };
+  }
+}
