@@ -45,6 +45,8 @@ export interface Decision {
   report: boolean;
   /** An allowed TCP connection older than this is reset (the rule's max_duration). */
   maxDurationSeconds?: number;
+  /** An egress connection let through is sent to this redirect's target (docs/redirect.md). */
+  redirect?: { name: string; to: string; proxyProtocol?: "v1" | "v2"; line: number };
 }
 
 export interface Deferred {
@@ -62,6 +64,47 @@ export type Evaluation = Decision | Deferred;
 
 export function evaluate(policy: PolicyModel, facts: ConnectionFacts): Evaluation {
   const prepared = prepare(facts);
+  const result = evaluateRules(policy, prepared, facts);
+  return result.verdict === "deferred" ? result : withRedirect(policy, prepared, result);
+}
+
+/**
+ * Redirects apply to what the rules let through at connect() (egress, tcp or udp): the first
+ * that surely matches sends the connection to its target. One that may match (its process or
+ * interface is not in the facts) stops the search, noted in the reason: the kernel knows.
+ */
+function withRedirect(policy: PolicyModel, facts: PreparedFacts, d: Decision): Decision {
+  const { protocol } = facts.transport;
+  if (d.verdict === "blocked" || facts.direction !== "egress") return d;
+  if (protocol !== PROTOCOL_NUMBERS.tcp && protocol !== PROTOCOL_NUMBERS.udp) return d;
+  for (const r of policy.redirects) {
+    const outcome = matchRule(r, facts);
+    if (outcome.result === "no") continue;
+    const to = r.to.family === 6 ? `[${r.to.ip}]:${r.to.port}` : `${r.to.ip}:${r.to.port}`;
+    if (outcome.result === "maybe")
+      return {
+        ...d,
+        reason: `${d.reason}; redirect ${r.name} (line ${r.pos.line}) sends it to ${to} if ${outcome.needs.join(", ")} match`,
+      };
+    return {
+      ...d,
+      reason: `${d.reason}; redirected to ${to} by redirect ${r.name} (line ${r.pos.line})`,
+      redirect: {
+        name: r.name,
+        to,
+        line: r.pos.line,
+        ...(r.proxyProtocol ? { proxyProtocol: r.proxyProtocol } : {}),
+      },
+    };
+  }
+  return d;
+}
+
+function evaluateRules(
+  policy: PolicyModel,
+  prepared: PreparedFacts,
+  facts: ConnectionFacts,
+): Evaluation {
   const possible: Decision[] = [];
   const pending: { rule: Rule; needs: string[] }[] = [];
   for (const rule of policy.rules) {

@@ -1,11 +1,12 @@
 // The socket hooks agree with the reference evaluator through real connect() and sendto() calls:
-// random policies of process and L3/L4 rules x random clients (three executables, two users, two
-// cgroups) x random destinations. A client gets EPERM exactly when evaluate(), given the client's
-// full process facts, says "blocked". The clients run in a network namespace with no route out:
-// an allowed connect() fails with ENETUNREACH, so nothing leaves the machine.
+// random policies of process and L3/L4 rules and redirects x random clients (three executables,
+// two users, two cgroups) x random destinations. A client gets EPERM exactly when evaluate(), given
+// the client's full process facts, says "blocked", and reaches redirect i's target exactly when it
+// names redirect i. The clients run in a network namespace with no route out: an allowed connect()
+// fails with ENETUNREACH, so nothing leaves the machine; the redirect targets listen inside it.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,27 +35,60 @@ let dir = "";
 let cgroupRoot = "";
 let dp: Datapath;
 const attribution = new Attribution();
-const tally = { cases: 0, blocked: 0, byProcessRule: 0 };
+const tally = { cases: 0, blocked: 0, byProcessRule: 0, redirected: 0 };
+/** Redirect i sends to TARGET:TARGET_PORT + i, where a server answers "r<i>". */
+const TARGET = "10.99.0.1";
+const TARGET_PORT = 20001;
+const REDIRECTS = 3;
+let targets: ReturnType<typeof spawn> | null = null;
 
-/** The client: one non-blocking connect() or one sendto(), printing how the call ended. */
+/** The targets: tcp and udp on each port, answering with the redirect's index. */
+const TARGETS = `
+import selectors, socket
+sel = selectors.DefaultSelector()
+for i in range(${REDIRECTS}):
+    t = socket.socket()
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("${TARGET}", ${TARGET_PORT} + i))
+    t.listen(64)
+    sel.register(t, selectors.EVENT_READ, ("tcp", i))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("${TARGET}", ${TARGET_PORT} + i))
+    sel.register(u, selectors.EVENT_READ, ("udp", i))
+print("listening", flush=True)
+while True:
+    for key, _ in sel.select():
+        kind, i = key.data
+        if kind == "tcp":
+            c, _ = key.fileobj.accept()
+            c.sendall(b"r%d" % i)
+            c.close()
+        else:
+            _, peer = key.fileobj.recvfrom(64)
+            key.fileobj.sendto(b"r%d" % i, peer)
+`;
+
+/** The client: one connect() or one sendto(), printing how it ended: EPERM, passed (no route),
+ * or the answer of the redirect target it reached. */
 const CLIENT = `
 import socket, sys
 proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-s.setblocking(False)
+s.settimeout(2)
 try:
     if proto == "tcp":
         s.connect((host, port))
+        print(s.recv(8).decode())
     else:
         s.sendto(b"q", (host, port))
-    print("passed")
+        print(s.recvfrom(8)[0].decode())
 except PermissionError:
     print("EPERM")
 except OSError:
     print("passed")
 `;
 
-before(() => {
+before(async () => {
   if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
   dir = mkdtempSync(join(tmpdir(), "moat-sockprop-"));
   // three executables with their own inodes and names (comm = file name)
@@ -64,6 +98,14 @@ before(() => {
   for (const c of ["a", "b"]) mkdirSync(join(cgroupRoot, c), { recursive: true });
   execFileSync("ip", ["netns", "add", tag]);
   execFileSync("ip", ["-n", tag, "link", "set", "lo", "up"]);
+  execFileSync("ip", ["-n", tag, "addr", "add", `${TARGET}/32`, "dev", "lo"]);
+  targets = spawn("nsenter", [`--net=/run/netns/${tag}`, "python3", "-c", TARGETS], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    targets?.stdout?.once("data", () => resolve());
+    targets?.once("exit", (code) => reject(new Error(`redirect targets exited (${code})`)));
+  });
   dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cgroupRoot });
 });
 
@@ -84,6 +126,7 @@ function cleanup(root: string, ns: string, files: string): void {
 }
 
 after(() => {
+  targets?.kill();
   dp?.stop();
   cleanup(cgroupRoot, tag, dir);
   console.log(`socket property: ${JSON.stringify(tally)}`);
@@ -114,35 +157,51 @@ const ruleSpec = fc.record({
   ),
 });
 
-function policyText(rules: Rule[], dflt: string): string {
+/** A rule's or a redirect's match sections, as YAML flow entries. */
+function matchParts(r: Match): string[] {
+  const parts: string[] = [];
+  if (r.remote) parts.push(`layer3: { remote: ${JSON.stringify(r.remote)} }`);
+  const l4: string[] = [];
+  if (r.proto !== "any") l4.push(`protocol: ${r.proto}`);
+  if (r.ports) l4.push(`port: ${JSON.stringify(r.ports)}`);
+  if (l4.length > 0) parts.push(`layer4: { ${l4.join(", ")} }`);
+  if (r.process) parts.push(`process: ${JSON.stringify(r.process).replaceAll("DIR", dir)}`);
+  return parts;
+}
+
+function policyText(rules: Rule[], redirects: Match[], dflt: string): string {
   const lines = rules.map((r, i) => {
     const parts = [`name: r${i}`, "direction: egress", `action: ${r.action}`];
     if (r.detect) parts.push("mode: detect");
-    if (r.remote) parts.push(`layer3: { remote: ${JSON.stringify(r.remote)} }`);
-    const l4: string[] = [];
-    if (r.proto !== "any") l4.push(`protocol: ${r.proto}`);
-    if (r.ports) l4.push(`port: ${JSON.stringify(r.ports)}`);
-    if (l4.length > 0) parts.push(`layer4: { ${l4.join(", ")} }`);
-    if (r.process) parts.push(`process: ${JSON.stringify(r.process).replaceAll("DIR", dir)}`);
-    return `  - { ${parts.join(", ")} }`;
+    return `  - { ${[...parts, ...matchParts(r)].join(", ")} }`;
   });
+  const sends = redirects.map(
+    (r, i) =>
+      `  - { name: to${i}, to: "${TARGET}:${TARGET_PORT + i}", match: { ${["direction: egress", ...matchParts(r)].join(", ")} } }`,
+  );
   return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: ${dflt} }
 attach: { cgroup: /${tag} }
 rules:
 ${lines.join("\n")}
-`;
+${sends.length > 0 ? `redirect:\n${sends.join("\n")}\n` : ""}`;
 }
 
-type Rule = {
-  action: string;
-  detect: boolean;
+type Match = {
   remote: string[] | null;
   proto: string;
   ports: number[] | null;
   process: Record<string, unknown> | null;
 };
+type Rule = Match & { action: string; detect: boolean };
+
+const redirectSpec = fc.record({
+  remote: fc.option(fc.subarray(["10.61.0.0/16", "10.62.5.5", "192.0.2.0/24"], { minLength: 1 })),
+  proto: fc.constantFrom("tcp", "udp", "any"),
+  ports: fc.option(fc.subarray(PORTS, { minLength: 1 })),
+  process: fc.option(processSection),
+});
 
 const client = fc.record({
   program: fc.constantFrom(...PROGRAMS),
@@ -153,14 +212,15 @@ const client = fc.record({
   port: fc.constantFrom(...PORTS),
 });
 
-test("connect() and sendto() get EPERM exactly when the evaluator blocks", () => {
+test("connect() and sendto() get EPERM exactly when the evaluator blocks, and reach the redirect it names", () => {
   fc.assert(
     fc.property(
       fc.array(ruleSpec, { minLength: 1, maxLength: 6 }),
+      fc.array(redirectSpec, { maxLength: REDIRECTS }),
       fc.constantFrom("allow", "block"),
       fc.array(client, { minLength: CLIENTS, maxLength: CLIENTS }),
-      (rules, dflt, clients) => {
-        const text = policyText(rules as Rule[], dflt);
+      (rules, redirects, dflt, clients) => {
+        const text = policyText(rules as Rule[], redirects as Match[], dflt);
         const model = parsePolicy(text, "p.yaml");
         dp.apply(compilePolicy(model, readProcessUniverse(model, attribution)));
         for (const c of clients) {
@@ -204,10 +264,12 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks", () =>
             },
           });
           const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr}`;
-          assert.notEqual(expected.verdict, "deferred", where);
-          assert.equal(got, expected.verdict === "blocked" ? "EPERM" : "passed", where);
+          assert.ok(expected.verdict !== "deferred", where);
+          const redirect = expected.redirect ? `r${expected.redirect.name.slice(2)}` : "passed";
+          assert.equal(got, expected.verdict === "blocked" ? "EPERM" : redirect, where);
           tally.cases++;
           if (got === "EPERM") tally.blocked++;
+          if (got.startsWith("r")) tally.redirected++;
           if (model.rules.find((x) => x.name === expected.rule)?.process) tally.byProcessRule++;
         }
       },
@@ -216,5 +278,8 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks", () =>
   );
   // not vacuous: runs see 80-170 blocks and 19-46 process-rule decisions; a broken generator
   // or hook would give none
-  assert.ok(tally.blocked >= 20 && tally.byProcessRule >= 5, JSON.stringify(tally));
+  assert.ok(
+    tally.blocked >= 20 && tally.byProcessRule >= 5 && tally.redirected >= 5,
+    JSON.stringify(tally),
+  );
 });

@@ -103,6 +103,7 @@ function printDecision(d: Decision, io: Io): void {
   io.out(`action: ${d.action}`);
   io.out(`rule: ${d.rule}`);
   io.out(`mode: ${d.mode}`);
+  if (d.redirect) io.out(`redirect: ${d.redirect.name} -> ${d.redirect.to}`);
   io.out(`reason: ${d.reason}`);
 }
 
