@@ -41,6 +41,9 @@ redirect:
   - name: to-forward
     match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: tcp, port: [443] } }
     to: 127.0.0.1:${PROXY.forward}
+  - name: v6-to-v4
+    match: { direction: egress, layer3: { remote: ["${l.v6.a}"] }, layer4: { protocol: tcp, port: [80] } }
+    to: 127.0.0.1:${PROXY.lookup}
   - name: dns-udp
     match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: udp, port: [5353] } }
     to: 127.0.0.1:${PROXY.udp}
@@ -106,6 +109,20 @@ redirect:
     const [peerName, body] = r.stdout.split("\n");
     assert.equal(peerName, `('${lab.v4.a}', 80)`);
     assert.match(body ?? "", /"redirect":"to-lookup"/);
+  });
+
+  await t.test("IPv6: a v6 socket is sent to an IPv4 target and still sees its v6 peer", () => {
+    const r = run([
+      "python3",
+      "-c",
+      `import socket\ns = socket.create_connection(("${lab.v6.a}", 80), timeout=5)\nprint(s.getpeername()[:2])\ns.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")\nprint(s.recv(4096).decode().split("\\r\\n\\r\\n")[1])`,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const [peerName, body] = r.stdout.split("\n");
+    assert.equal(peerName, `('${lab.v6.a}', 80)`);
+    const found = JSON.parse(body ?? "") as { original: unknown; redirect: string };
+    assert.deepEqual(found.original, { ip: lab.v6.a, port: 80 });
+    assert.equal(found.redirect, "v6-to-v4");
   });
 
   await t.test("with proxy_protocol v2, moat's relay sends a PROXY v2 header first", () => {
