@@ -109,6 +109,26 @@ export const OPENAPI = {
         responses: { 200: { description: "switched", content: json }, default: error },
       },
     },
+    "/v1/redirects/original": {
+      get: {
+        summary: "for a proxy: where a redirected client meant to go (docs/redirect.md)",
+        parameters: [
+          {
+            name: "peer",
+            in: "query",
+            required: true,
+            schema: { type: "string" },
+            description:
+              "the client as the proxy's accepted socket shows it: IP:PORT or [IPv6]:PORT",
+          },
+          { name: "protocol", in: "query", schema: { type: "string", enum: ["tcp", "udp"] } },
+        ],
+        responses: {
+          200: { description: "{original, protocol, redirect, target, process}", content: json },
+          default: error,
+        },
+      },
+    },
     "/v1/events": {
       get: {
         summary: "stored events, newest first, a page at a time",
