@@ -28,7 +28,10 @@ static __always_inline void owner_now(struct moat_owner *o, int exe)
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	/* the process's name, not the calling thread's: threads name themselves (dig's libuv
+	 * workers are "isc-net-0000"), rules and events mean the process */
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_core_read_str(o->comm, sizeof(o->comm), &leader->comm);
 }
 
 /* the facts connect() knows: the destination, and the source if the socket is bound */
