@@ -96,6 +96,25 @@ static __always_inline int is_loopback(const struct moat_redirect *to)
 	return !high && to->addr[15] == 1;
 }
 
+/* where socket `sk` is bound; an unbound address (any) is all zero */
+static __always_inline void bound_endpoint(const struct bpf_sock *sk, int v6,
+					   struct moat_endpoint *e)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	e->port = (__u16)sk->src_port;
+	e->protocol = (__u8)sk->protocol;
+	if (v6) {
+		__u32 *a = (__u32 *)e->addr;
+		a[0] = sk->src_ip6[0];
+		a[1] = sk->src_ip6[1];
+		a[2] = sk->src_ip6[2];
+		a[3] = sk->src_ip6[3];
+	} else if (sk->src_ip4) {
+		__u32 a = sk->src_ip4;
+		addr_v4(e->addr, &a);
+	}
+}
+
 /* the socket address the caller passed, as a 16-byte address and a port */
 static __always_inline void sock_addr_read(const struct bpf_sock_addr *ctx, int v6, __u8 *addr,
 					   __u16 *port)
@@ -181,17 +200,8 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, const struct moat
 	struct bpf_sock *sk = ctx->sk;
 	if (o.protocol != IPPROTO_UDP || !sk)
 		return 0;
-	struct moat_endpoint e = {.port = (__u16)sk->src_port, .protocol = IPPROTO_UDP};
-	if (v6) {
-		__u32 *a = (__u32 *)e.addr;
-		a[0] = sk->src_ip6[0];
-		a[1] = sk->src_ip6[1];
-		a[2] = sk->src_ip6[2];
-		a[3] = sk->src_ip6[3];
-	} else if (sk->src_ip4) {
-		__u32 a = sk->src_ip4;
-		addr_v4(e.addr, &a);
-	}
+	struct moat_endpoint e;
+	bound_endpoint(sk, v6, &e);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return 0;
 }
@@ -282,18 +292,9 @@ int moat_sockops(struct bpf_sock_ops *skops)
 /* a process binding a target is its proxy: its own connections are never redirected */
 static __always_inline int note_proxy(struct bpf_sock *sk, int v6)
 {
-	struct moat_endpoint e = {.port = (__u16)sk->src_port, .protocol = (__u8)sk->protocol};
+	struct moat_endpoint e;
 
-	if (v6) {
-		__u32 *a = (__u32 *)e.addr;
-		a[0] = sk->src_ip6[0];
-		a[1] = sk->src_ip6[1];
-		a[2] = sk->src_ip6[2];
-		a[3] = sk->src_ip6[3];
-	} else if (sk->src_ip4) {
-		__u32 a = sk->src_ip4;
-		addr_v4(e.addr, &a);
-	}
+	bound_endpoint(sk, v6, &e);
 	if (bpf_map_lookup_elem(&redirect_targets, &e)) {
 		__u32 pid = bpf_get_current_pid_tgid() >> 32;
 		__u8 one = 1;
