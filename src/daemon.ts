@@ -8,7 +8,8 @@ import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
 import { namesProcesses } from "./policy/compile/policy-image.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
-import { cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
+import { cgroup2Mount, cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
+import { watchCgroups } from "./policy/cgroup-watch.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
 import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
 import { diagnostic } from "./config/diagnostics.ts";
@@ -255,7 +256,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again and swapped
-  const universeTimer = setInterval(() => {
+  const checkUniverse = () => {
     if (!namesProcesses(active.model)) return;
     const u = readProcessUniverse(active.model, attribution);
     if (universeFingerprint(u) === resolved) return;
@@ -269,8 +270,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     } catch (err) {
       log(`processes changed, the policy could not be compiled again: ${(err as Error).message}`);
     }
-  }, UNIVERSE_MS);
+  };
+  const universeTimer = setInterval(checkUniverse, UNIVERSE_MS);
   universeTimer.unref();
+  // a new cgroup (a container starting) is resolved at once, not at the next re-read
+  const mount = cgroup2Mount();
+  const cgroupWatch = mount ? watchCgroups(mount, checkUniverse) : null;
 
   /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
   let selfWritten: string | null = null;
@@ -400,6 +405,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     done = true;
     clearInterval(lossTimer);
     clearInterval(universeTimer);
+    cgroupWatch?.close();
     reportLoss();
     watcher.close();
     relay.close();
