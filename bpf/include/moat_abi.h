@@ -85,8 +85,11 @@ struct moat_meta {
 	__u32 proc_nu;
 	__u32 proc_nc;
 	__u32 proc_ni; /* interface classes */
+	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
+	__u8 post_route;
+	__u8 pad3[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 64, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 68, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -95,7 +98,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 136, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 144, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -127,6 +130,9 @@ enum moat_counter_index {
 	MOAT_CNT_RESET = 19,  /* resets sent, or probes passed, for connections past max_duration */
 	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
 	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
+	/* first packets that left by another interface than the route mirror predicted at
+	 * connect(): judged again by the post-route check */
+	MOAT_CNT_POST_ROUTE_MISS = 22,
 	MOAT_CNT_MAX = 32,
 };
 
@@ -158,6 +164,8 @@ enum moat_hook {
 	MOAT_HOOK_TC_EGRESS = 2,
 	MOAT_HOOK_CONNECT = 3, /* cgroup connect4/6 */
 	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
+	/* cgroup_skb egress: a connection's first packet, after routing (post_route.h) */
+	MOAT_HOOK_POST_ROUTE = 5,
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user
@@ -197,8 +205,18 @@ struct moat_sock {
 	__u32 generation; /* policy generation that judged it */
 	__u8 verdict;	  /* enum moat_event_type */
 	__u8 pad[7];
+	/* the post-route check (post_route.h): the interface the route mirror predicted at
+	 * connect() (0: none), then the real one once checked; MOAT_POST_* flags */
+	__u32 ifindex;
+	__u8 post_route;
+	__u8 pad2[3];
 };
-_Static_assert(sizeof(struct moat_sock) == 64, "moat_sock");
+_Static_assert(sizeof(struct moat_sock) == 72, "moat_sock");
+
+/* moat_sock.post_route */
+#define MOAT_POST_PENDING 0x01	/* armed at connect(): the first packet is checked */
+#define MOAT_POST_BLOCKED 0x02	/* the real interface blocks it: every packet is dropped */
+#define MOAT_POST_REPORTED 0x04 /* the check reported it: the tc hook does not again */
 
 /* why an event was sent */
 enum moat_reason {

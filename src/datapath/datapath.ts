@@ -30,12 +30,13 @@ import { records } from "./ringbuf-batch.ts";
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
 
-/** The socket-hook programs of moat.bpf.o and where each attaches. */
+/** The socket-hook programs of moat.bpf.o and where each attaches (with the post-route check). */
 const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_connect4", "connect4"],
   ["moat_connect6", "connect6"],
   ["moat_sendmsg4", "sendmsg4"],
   ["moat_sendmsg6", "sendmsg6"],
+  ["moat_post_route", "skb_egress"],
 ];
 
 export interface Attachment {
@@ -186,7 +187,9 @@ export class Datapath {
 
   /**
    * Attaches the socket hooks (connect4/6, sendmsg4/6) to a cgroup v2 directory: its processes'
-   * connect() and unconnected sendmsg() are judged before anything is sent.
+   * connect() and unconnected sendmsg() are judged before anything is sent. With them, the
+   * post-route check (cgroup_skb egress) judges again a first packet that leaves by another
+   * interface than the route mirror predicted (docs/route-aware.md).
    */
   attachCgroup(directory: string): void {
     for (const [program, hook] of SOCKET_HOOKS) {

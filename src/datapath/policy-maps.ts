@@ -210,6 +210,7 @@ export class PolicyMaps {
           proc_nu: image.socket?.process.nu ?? 0,
           proc_nc: image.socket?.process.nc ?? 0,
           proc_ni: image.socket?.process.ni ?? 0,
+          post_route: image.socket?.process.interfaces ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,
