@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
  * then judge it with the same tables and the same conntrack (include/judge.h). The socket
- * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables. */
+ * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, and the
+ * post-route check (include/post_route.h) judges its first packet again when it leaves by
+ * another interface than the route mirror predicted. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -9,6 +11,7 @@
 #include "judge.h"
 #include "reset.h"
 #include "bench.h"
+#include "post_route.h"
 #include "sock_hooks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

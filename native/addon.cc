@@ -119,6 +119,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
+  exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   return exports;
 }
 

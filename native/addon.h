@@ -55,4 +55,7 @@ Napi::Function InitBpfProgram(Napi::Env env);
 Napi::Function InitBpfLink(Napi::Env env);
 Napi::Function InitRingBuffer(Napi::Env env);
 
+// Free functions defined in their own files.
+Napi::Value SockDestroy(const Napi::CallbackInfo& info);
+
 }  // namespace moat

@@ -9,7 +9,8 @@
         "map.cc",
         "program.cc",
         "link.cc",
-        "ringbuf.cc"
+        "ringbuf.cc",
+        "sockdiag.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

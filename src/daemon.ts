@@ -4,6 +4,7 @@
 // the process.
 import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
+import { destroyBlockedSocket } from "./datapath/post-route.ts";
 import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
 import { namesProcesses } from "./policy/compile/policy-image.ts";
@@ -84,6 +85,8 @@ export interface Daemon {
 const LOSS_REPORT_MS = 5000;
 /** How often the executables, users and cgroups that process rules name are read again. */
 const UNIVERSE_MS = 3000;
+/** An event naming an unknown interface reads the interface list again, at most this often. */
+const NAMES_REREAD_MS = 1000;
 
 /** Rule tables of recent generations, so a late event still names the rule that decided it. */
 const KEPT_GENERATIONS = 4;
@@ -230,18 +233,36 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let policySinks: PolicySinks = sinksFromPolicy(active.model, snapshot);
   for (const sink of policySinks.sinks) pipeline.add(sink);
 
+  // interfaces made after start (a VPN coming up): named on their first event
+  let namesRead = performance.now();
+  const interfaceName = (ifindex: number): string | null => {
+    if (!names.has(ifindex) && performance.now() - namesRead > NAMES_REREAD_MS) {
+      namesRead = performance.now();
+      for (const n of listInterfaces()) names.set(n.ifindex, n.name);
+    }
+    return names.get(ifindex) ?? null;
+  };
   const bootTimeMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
-  datapath.subscribe((record) =>
+  let destroyWarned = false;
+  datapath.subscribe((record) => {
+    // the post-route check dropped a SYN: the socket goes first, so connect() fails at once
+    const destroyed = destroyBlockedSocket(record);
+    if (destroyed?.error && !destroyWarned) {
+      destroyWarned = true;
+      log(
+        `warning: a socket blocked after routing could not be destroyed (its connect() will time out): ${destroyed.error.message}`,
+      );
+    }
     pipeline.push(
       decodeEvent(record, {
         bootTimeMs,
         rule: (index, generation) => rulesByGeneration.get(generation)?.[index],
-        interfaceName: (i) => names.get(i) ?? null,
+        interfaceName,
         process: (owner) => attribution.attribute(owner),
         redirect: (index, generation) => datapath.redirectOf(index, generation),
       }),
-    ),
-  );
+    );
+  });
 
   // losses are counted in the kernel and reported here, never silent
   let lastCounts = datapath.counters();

@@ -195,14 +195,24 @@ static __always_inline __u32 key_class(void *outer, __u32 slot, const void *key)
 	return v ? *v : 0;
 }
 
-/* the class of a connection's owner and route in generation `slot` (docs/socket-hooks.md):
- * five key lookups (the route of f's remote address gives the interface), four combination
- * lookups.
- * A global function, like classify() */
-__noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
-			       const struct facts *f)
+/* the interface the route mirror says f's remote address leaves by (0: no route, or a reject
+ * route) in generation `slot` */
+static __always_inline __u32 mirror_ifindex(__u32 slot, const struct facts *f)
 {
-	if (!m || !o || !f)
+	struct moat_lpm6_key key = {.prefixlen = 128};
+
+	__builtin_memcpy(key.addr, f->remote, 16);
+	return key_class(&tbl_proc_route, slot, &key);
+}
+
+/* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
+ * (docs/socket-hooks.md): five key lookups, four combination lookups. The socket hooks give
+ * the interface the route mirror predicts, the post-route check the real one.
+ * A global function, like classify() */
+__noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
+				  __u32 ifindex)
+{
+	if (!m || !o)
 		return 0;
 	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev};
 	struct moat_lpm6_key key = {.prefixlen = 128};
@@ -214,8 +224,6 @@ __noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const stru
 	__u32 cn = key_class(&tbl_proc_comm, slot, &key);
 	__u32 cu = key_class(&tbl_proc_uid, slot, &uid);
 	__u32 cc = key_class(&tbl_proc_cgroup, slot, &cgroup);
-	__builtin_memcpy(key.addr, f->remote, 16);
-	__u32 ifindex = key_class(&tbl_proc_route, slot, &key);
 	__u32 ci = key_class(&tbl_proc_iface, slot, &ifindex);
 	if (table_u32(T_PROC_A, slot, 1, cp * m->proc_nn + cn, &a) ||
 	    table_u32(T_PROC_B, slot, 1, a * m->proc_nu + cu, &b) ||
@@ -227,19 +235,37 @@ __noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const stru
 	return p;
 }
 
-/* the rule deciding a connection whose owner is known: by the socket hooks' tables and the
- * owner's process class, unless that decision needs the local address or client port, then
- * by the packet hooks' tables (which have both in `f`) */
+/* the class of a connection's owner and route: the route of f's remote address in the mirror
+ * gives the interface */
+static __always_inline __u32 process_class(__u32 slot, const struct moat_meta *m,
+					   const struct moat_owner *o, const struct facts *f)
+{
+	return process_class_at(slot, m, o, mirror_ifindex(slot, f));
+}
+
+/* the rule deciding a connection whose owner is known and which leaves by `ifindex`: by the
+ * socket hooks' tables and the owner's process class, unless that decision needs the local
+ * address or client port, then by the packet hooks' tables (which have both in `f`) */
+static __always_inline __u32 classify_owned_at(__u32 slot, const struct moat_meta *m,
+					       struct facts *f, const struct moat_owner *o,
+					       __u32 ifindex)
+{
+	if (!m->socket_image)
+		return classify(slot, 0, m, f);
+	__u16 port = f->client_port;
+	f->client_port = process_class_at(slot, m, o, ifindex);
+	__u32 rule = classify(slot, 1, m, f);
+	f->client_port = port;
+	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);
+}
+
+/* the same, leaving by the interface the route mirror predicts */
 static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *m, struct facts *f,
 					    const struct moat_owner *o)
 {
 	if (!m->socket_image)
 		return classify(slot, 0, m, f);
-	__u16 port = f->client_port;
-	f->client_port = process_class(slot, m, o, f);
-	__u32 rule = classify(slot, 1, m, f);
-	f->client_port = port;
-	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);
+	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, f));
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

@@ -220,7 +220,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 			reason = MOAT_REASON_UNTRACKED;
 		}
 	}
-	if (report)
+	/* the post-route check reported it already, on the same interface */
+	if (report && !(s && (s->post_route & MOAT_POST_REPORTED)))
 		emit(k, ct, ct->verdict, reason, &j->h->from);
 	return out_of(j, ct->verdict);
 }

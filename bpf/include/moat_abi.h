@@ -90,7 +90,9 @@ struct moat_meta {
 	__u32 redirect_count;
 	__u32 redir_ns; /* image 2's client-port classes */
 	__u32 redir_nx; /* image 2's X classes */
-	__u32 pad3;
+	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
+	__u8 post_route;
+	__u8 pad3[3];
 };
 _Static_assert(sizeof(struct moat_meta) == 80, "moat_meta");
 
@@ -134,6 +136,9 @@ enum moat_counter_index {
 	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
 	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
 	MOAT_CNT_REDIRECTED = 22, /* connect()/sendmsg() calls sent to a redirect's target */
+	/* first packets that left by another interface than the route mirror predicted at
+	 * connect(): judged again by the post-route check */
+	MOAT_CNT_POST_ROUTE_MISS = 23,
 	MOAT_CNT_MAX = 32,
 };
 
@@ -165,6 +170,8 @@ enum moat_hook {
 	MOAT_HOOK_TC_EGRESS = 2,
 	MOAT_HOOK_CONNECT = 3, /* cgroup connect4/6 */
 	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
+	/* cgroup_skb egress: a connection's first packet, after routing (post_route.h) */
+	MOAT_HOOK_POST_ROUTE = 5,
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user
@@ -205,8 +212,18 @@ struct moat_sock {
 	__u8 verdict;	  /* enum moat_event_type */
 	__u8 pad[3];
 	__u32 redirect; /* redirected: the redirect's index + 1; else 0 */
+	/* the post-route check (post_route.h): the interface the route mirror predicted at
+	 * connect() (0: none), then the real one once checked; MOAT_POST_* flags */
+	__u32 ifindex;
+	__u8 post_route;
+	__u8 pad2[3];
 };
-_Static_assert(sizeof(struct moat_sock) == 64, "moat_sock");
+_Static_assert(sizeof(struct moat_sock) == 72, "moat_sock");
+
+/* moat_sock.post_route */
+#define MOAT_POST_PENDING 0x01	/* armed at connect(): the first packet is checked */
+#define MOAT_POST_BLOCKED 0x02	/* the real interface blocks it: every packet is dropped */
+#define MOAT_POST_REPORTED 0x04 /* the check reported it: the tc hook does not again */
 
 /* why an event was sent */
 enum moat_reason {

@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "judge.h"
 #include "redirect.h"
+#include "post_route.h"
 
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
@@ -112,6 +113,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	struct moat_sock *seen = bpf_map_lookup_elem(&socks, &key);
 	/* an unconnected udp socket sends to the same destination again: judged already */
 	if (seen && seen->generation == m->generation) {
+		post_route_rearm(ctx, seen);
 		if (seen->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
 		if (seen->redirect)
@@ -133,12 +135,13 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	 * here then): docs/socket-hooks.md */
 	__u32 image = m->socket_image;
 	if (image)
-		f.client_port = process_class(slot, m, &s.owner, &f);
+		f.client_port = post_route_class(slot, m, &s, &f);
 	__u32 rule = classify(slot, image, m, &f);
 
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
 	if ((image || !t.sport) && rule >= m->first_local_rule) {
 		s.verdict = MOAT_EV_ALLOWED;
+		post_route_arm(ctx, m, &s);
 		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
 		return SOCK_ALLOW;
 	}
@@ -163,6 +166,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			s.redirect = 0;
 		}
 	}
+	/* a redirected connection leaves for its target on purpose: no interface check */
+	if (!s.redirect)
+		post_route_arm(ctx, m, &s);
 	bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
 	return SOCK_ALLOW;
 }

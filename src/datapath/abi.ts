@@ -26,13 +26,14 @@ export const Counter = {
   closed: 20,
   tableMiss: 21,
   redirected: 22,
+  postRouteMiss: 23,
   max: 32,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
-export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4 } as const;
+export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4, postRoute: 5 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
@@ -103,6 +104,7 @@ export const meta = defineStruct("moat_meta", 80, {
   redirect_count: { offset: 64, type: "u32" },
   redir_ns: { offset: 68, type: "u32" },
   redir_nx: { offset: 72, type: "u32" },
+  post_route: { offset: 76, type: "u8" },
 });
 
 export const state = defineStruct("moat_state", 168, {
@@ -132,13 +134,18 @@ export const sockKey = defineStruct("moat_sock_key", 32, {
   protocol: { offset: 26, type: "u8" },
 });
 
-export const sock = defineStruct("moat_sock", 64, {
+export const sock = defineStruct("moat_sock", 72, {
   owner: { offset: 0, bytes: 48 },
   rule: { offset: 48, type: "u32" },
   generation: { offset: 52, type: "u32" },
   verdict: { offset: 56, type: "u8" },
   redirect: { offset: 60, type: "u32" },
+  ifindex: { offset: 64, type: "u32" },
+  post_route: { offset: 68, type: "u8" },
 });
+
+/** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
+export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04 } as const;
 
 export const counter = defineStruct("moat_counter", 16, {
   packets: { offset: 0, type: "u64" },

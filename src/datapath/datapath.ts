@@ -32,7 +32,7 @@ import { records } from "./ringbuf-batch.ts";
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
 
-/** The socket-hook programs of moat.bpf.o and where each attaches. */
+/** The socket-hook programs of moat.bpf.o and where each attaches (with the post-route check). */
 const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_connect4", "connect4"],
   ["moat_connect6", "connect6"],
@@ -45,6 +45,7 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_sockops", "sock_ops"],
   ["moat_post_bind4", "post_bind4"],
   ["moat_post_bind6", "post_bind6"],
+  ["moat_post_route", "skb_egress"],
 ];
 
 export interface Attachment {
@@ -196,7 +197,9 @@ export class Datapath {
   /**
    * Attaches the socket hooks to a cgroup v2 directory: its processes' connect() and unconnected
    * sendmsg() are judged (and redirected) before anything is sent; getpeername, recvmsg, sock_ops
-   * and post_bind carry redirects out (docs/redirect.md).
+   * and post_bind carry redirects out (docs/redirect.md). With them, the post-route check
+   * (cgroup_skb egress) judges again a first packet that leaves by another interface than the
+   * route mirror predicted (docs/route-aware.md).
    */
   attachCgroup(directory: string): void {
     for (const [program, hook] of SOCKET_HOOKS) {

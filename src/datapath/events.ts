@@ -45,8 +45,11 @@ export interface MoatEvent {
   icmp?: { type: number; code: number };
   /** closed: both directions, first packet to last. */
   stats?: { packets: number; bytes: number; durationMs: number };
-  /** The hook that caused the event: a packet (xdp, tc) or a socket call (connect, sendmsg). */
-  hook: "xdp" | "tc" | "connect" | "sendmsg";
+  /**
+   * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), or the
+   * post-route check of a connection's first packet (post_route: judged by the real interface).
+   */
+  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -90,6 +93,7 @@ const hooks: Record<number, MoatEvent["hook"]> = {
   [Hook.tcEgress]: "tc",
   [Hook.connect]: "connect",
   [Hook.sendmsg]: "sendmsg",
+  [Hook.postRoute]: "post_route",
 };
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */
@@ -175,5 +179,7 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
   if (ev.redirect)
     return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${ev.redirect.name}`;
+  // judged by the interface the packet really left by, not the route mirror's
+  if (ev.hook === "post_route") return `${line}${who} (after routing)`;
   return line + who;
 }

@@ -244,6 +244,22 @@ export interface NativeErrorFields {
   log?: string;
 }
 
+/** One socket by its exact tuple, for sockDestroy. */
+export interface SocketTuple {
+  family: 4 | 6;
+  /** 6 (tcp) or 17 (udp) */
+  protocol: number;
+  /** 4 or 16 bytes (IPv4 mapped when family is 4) */
+  local: Buffer;
+  localPort: number;
+  remote: Buffer;
+  remotePort: number;
+  /** The device a socket is bound to (SO_BINDTODEVICE) must be given to find it; 0: none. */
+  ifindex?: number;
+  /** The socket cookie, when known: the socket must have it. */
+  cookie?: bigint;
+}
+
 export interface NativeAddon {
   BpfObject: typeof BpfObject;
   BpfMap: typeof BpfMap;
@@ -259,4 +275,10 @@ export interface NativeAddon {
   /** if_nametoindex. */
   ifindex(name: string): number;
   libbpfVersion(): string;
+  /**
+   * SOCK_DESTROY over NETLINK_SOCK_DIAG (what `ss -K` sends), in this network namespace: the
+   * kernel aborts the socket (a waiting connect() fails with ECONNABORTED). True when destroyed,
+   * false when there is no such socket; EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY.
+   */
+  sockDestroy(socket: SocketTuple): boolean;
 }

@@ -227,6 +227,7 @@ export class PolicyMaps {
           redirect_count: targets.length,
           redir_ns: image.redirect?.image.ns ?? 0,
           redir_nx: image.redirect?.image.nx ?? 0,
+          post_route: image.socket?.process.interfaces ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,

@@ -44,6 +44,8 @@ export interface ProcessImage {
   route: LpmEntry[];
   iface: { ifindex: number; cls: number }[];
   ni: number;
+  /** Some rule has an `interface` section: the kernel checks the real interface after routing. */
+  interfaces: boolean;
   /** A[path * nn + name] -> a; B[a * nu + user] -> b; C[b * nc + cgroup] -> c;
    * D[c * ni + interface] -> the class P. */
   a: Uint32Array;
@@ -300,6 +302,7 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
     route: routeEntries(universe.routes),
     iface,
     ni: ifc.ids.sets.length,
+    interfaces: rules.some((r) => r.interface),
     a: a.table,
     b: b.table,
     p: p.table,

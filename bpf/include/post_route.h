@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The post-route check (docs/route-aware.md): connect() judges interface rules by the route
+ * mirror's prediction; the first packet of such a connection, seen by a cgroup_skb egress
+ * program after the kernel has routed it, shows the real output device. When that device is
+ * not the predicted one (policy routing, SO_BINDTODEVICE, a route newer than the mirror), the
+ * connection is judged again with the real interface's class: a block drops the packet (and
+ * every later one), is reported, and the daemon destroys the socket so that connect() fails
+ * at once. Only sockets armed at connect() under rules that name interfaces do any work; every
+ * other packet costs one array lookup (no interface rules) or one socket-storage lookup. */
+#ifndef MOAT_POST_ROUTE_H
+#define MOAT_POST_ROUTE_H
+
+#include "judge.h"
+
+#define CG_SKB_PASS 1
+#define CG_SKB_DROP 0
+
+/* the socket's mark: a socket-local word, so a packet of an unmarked socket is passed after
+ * one lookup, without parsing it or looking up its socket record */
+#define POST_SK_PENDING 0x01 /* a destination of this socket awaits its first packet's check */
+#define POST_SK_BLOCKED 0x02 /* a destination of this socket was blocked after routing */
+
+/* key: a socket; value: POST_SK_* flags; written by connect4/6, sendmsg4/6 and post_route */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} post_route_socks SEC(".maps");
+
+/* connect()/sendmsg(): the interface the route mirror predicts, recorded in the socket record,
+ * and the class of the owner leaving by it */
+static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta *m,
+					      struct moat_sock *s, const struct facts *f)
+{
+	s->ifindex = mirror_ifindex(slot, f);
+	return process_class_at(slot, m, &s->owner, s->ifindex);
+}
+
+/* marks the socket: its next packet is checked after routing */
+static __always_inline void post_route_mark(struct bpf_sock_addr *ctx)
+{
+	__u32 *mark =
+	    bpf_sk_storage_get(&post_route_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (mark && !(*mark & POST_SK_PENDING))
+		__sync_fetch_and_or(mark, POST_SK_PENDING);
+}
+
+/* connect()/sendmsg() let through under rules that name interfaces: arm the check of the
+ * connection's first packet (socket record `s` is about to be stored) */
+static __always_inline void post_route_arm(struct bpf_sock_addr *ctx, const struct moat_meta *m,
+					   struct moat_sock *s)
+{
+	if (!m->post_route || s->verdict == MOAT_EV_BLOCKED)
+		return;
+	s->post_route = MOAT_POST_PENDING;
+	post_route_mark(ctx);
+}
+
+/* sendmsg() again to a destination judged already: its check may still be waiting (the first
+ * datagram was never sent) */
+static __always_inline void post_route_rearm(struct bpf_sock_addr *ctx, const struct moat_sock *s)
+{
+	if (s->post_route & MOAT_POST_PENDING)
+		post_route_mark(ctx);
+}
+
+/* the packet's tuple (cgroup_skb data starts at the network header); -1 when it has no ports
+ * to find its socket record by (not tcp or udp, a later fragment, ipv6 extension headers
+ * other than a fragment header) */
+static __always_inline int post_route_tuple(struct __sk_buff *skb, struct tuple *t)
+{
+	__u32 l4;
+	__u16 ports[2];
+
+	__builtin_memset(t, 0, sizeof(*t));
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return -1;
+		addr_v4(t->src, &ip.saddr);
+		addr_v4(t->dst, &ip.daddr);
+		t->family = 4;
+		t->proto = ip.protocol;
+		l4 = (__u32)ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return -1;
+		__builtin_memcpy(t->src, &ip6.saddr, 16);
+		__builtin_memcpy(t->dst, &ip6.daddr, 16);
+		t->family = 6;
+		t->proto = ip6.nexthdr;
+		l4 = sizeof(ip6);
+		if (t->proto == IPPROTO_FRAGMENT_) {
+			struct ipv6_frag_moat fh;
+			if (bpf_skb_load_bytes(skb, l4, &fh, sizeof(fh)))
+				return -1;
+			if (fh.frag_off & bpf_htons(0xfff8))
+				return -1;
+			t->proto = fh.nexthdr;
+			l4 += sizeof(fh);
+		}
+	} else {
+		return -1;
+	}
+	if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
+		return -1;
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)))
+		return -1;
+	t->sport = bpf_ntohs(ports[0]);
+	t->dport = bpf_ntohs(ports[1]);
+	return 0;
+}
+
+/* reports a connection the post-route check blocked or detected, on the real interface. A
+ * subprogram: its connection record stays off the program's stack */
+static __noinline void post_route_report(const struct tuple *t, const struct moat_sock *s,
+					 __u8 mode, __u32 ifindex)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+	struct moat_ct ct = {};
+	struct ev_from from = {.hook = MOAT_HOOK_POST_ROUTE, .ifindex = ifindex};
+
+	if (!t || !s)
+		return;
+	ct.initiator = ct_key(t, &k);
+	ct.direction = MOAT_DIR_EGRESS;
+	ct.rule = s->rule;
+	ct.generation = s->generation;
+	ct.verdict = s->verdict;
+	ct.mode = mode;
+	ct.ifindex = ifindex;
+	ct.owner = s->owner;
+	emit(&k, &ct, s->verdict, MOAT_REASON_NEW, &from);
+}
+
+/* a packet of a marked socket: the check of its destination's first packet, or the drop of a
+ * packet to a destination the check blocked */
+static __noinline int post_route_check(struct __sk_buff *skb, __u32 *mark)
+{
+	struct tuple t;
+	__u32 zero = 0;
+
+	if (!mark || post_route_tuple(skb, &t))
+		return CG_SKB_PASS;
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return CG_SKB_PASS;
+	__u32 slot = *(volatile __u32 *)&st->active & 1;
+	const struct moat_meta *m = &st->meta[slot];
+
+	struct moat_sock_key key = {
+	    .cookie = bpf_get_socket_cookie(skb), .port = t.dport, .protocol = t.proto};
+	__builtin_memcpy(key.addr, t.dst, 16);
+	struct moat_sock *s = bpf_map_lookup_elem(&socks, &key);
+	if (!s)
+		return CG_SKB_PASS;
+	if (s->post_route & MOAT_POST_BLOCKED) {
+		count(MOAT_CNT_BLOCKED, skb->len);
+		return CG_SKB_DROP;
+	}
+	if (!(s->post_route & MOAT_POST_PENDING))
+		return CG_SKB_PASS;
+	/* checked once: the destination's first packet */
+	s->post_route &= ~MOAT_POST_PENDING;
+	if (!(*mark & POST_SK_BLOCKED))
+		*mark = 0;
+
+	__u32 real = skb->ifindex;
+	if (real == s->ifindex || !m->generation || !m->post_route)
+		return CG_SKB_PASS;
+	count(MOAT_CNT_POST_ROUTE_MISS, skb->len);
+
+	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};
+	__builtin_memcpy(f.remote, t.dst, 16);
+	__builtin_memcpy(f.local, t.src, 16);
+	f.server_port = t.dport;
+	f.client_port = t.sport;
+	__u32 rule = classify_owned_at(slot, m, &f, &s->owner, real);
+	struct moat_rule r;
+	rule_get(slot, rule, &r);
+
+	/* the real decision: the tc hook adopts it for the connection it tracks */
+	s->rule = rule;
+	s->generation = m->generation;
+	s->verdict = verdict_of(&r);
+	s->ifindex = real;
+	if (s->verdict == MOAT_EV_ALLOWED)
+		return CG_SKB_PASS;
+	s->post_route |= MOAT_POST_REPORTED;
+	post_route_report(&t, s, r.mode, real);
+	if (s->verdict != MOAT_EV_BLOCKED)
+		return CG_SKB_PASS;
+	s->post_route |= MOAT_POST_BLOCKED;
+	__sync_fetch_and_or(mark, POST_SK_BLOCKED);
+	count(MOAT_CNT_BLOCKED, skb->len);
+	return CG_SKB_DROP;
+}
+
+SEC("cgroup_skb/egress")
+int moat_post_route(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+
+	if (!st)
+		return CG_SKB_PASS;
+	/* no rule names an interface: nothing was armed */
+	__u32 slot = *(volatile __u32 *)&st->active & 1;
+	if (!st->meta[slot].post_route)
+		return CG_SKB_PASS;
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return CG_SKB_PASS;
+	__u32 *mark = bpf_sk_storage_get(&post_route_socks, sk, 0, 0);
+	if (!mark || !*mark)
+		return CG_SKB_PASS;
+	return post_route_check(skb, mark);
+}
+
+#endif /* MOAT_POST_ROUTE_H */
