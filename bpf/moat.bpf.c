@@ -45,7 +45,7 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 
 	int kind = moat_parse_xdp(ctx, p);
 	bench_rotate(p, kind);
-	int out = moat_judge(p, kind, &h);
+	int out = moat_judge(p, kind, &h, NULL);
 	if (out == OUT_PASS)
 		return XDP_PASS;
 	/* past max_duration: the packet becomes a probe that makes both ends reset */
@@ -63,7 +63,6 @@ int moat_tc_egress(struct __sk_buff *skb)
 	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
 	    .len = skb->len,
 	    .dir = MOAT_DIR_EGRESS,
-	    .cookie = bpf_get_socket_cookie(skb),
 	};
 	__u32 key = 1;
 	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
@@ -76,7 +75,14 @@ int moat_tc_egress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
 	}
-	int out = moat_judge(p, kind, &h);
+	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
+	const struct moat_sock *s = NULL;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (sk)
+		s = bpf_sk_storage_get(&socks, sk, 0, 0);
+	int out = moat_judge(p, kind, &h, s);
 	if (out == OUT_PASS)
 		return TC_ACT_OK;
 	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */

@@ -20,14 +20,14 @@ enum judge_out {
 /* where the packet was seen */
 struct hook {
 	struct ev_from from;
-	__u32 len;    /* bytes */
-	__u8 dir;     /* enum moat_direction of a connection this packet would open */
-	__u64 cookie; /* tc: the local socket's cookie (0: none), to find its owner */
+	__u32 len; /* bytes */
+	__u8 dir;  /* enum moat_direction of a connection this packet would open */
 };
 
 /* what every step of one packet's judging needs */
 struct judge_ctx {
 	const struct hook *h;
+	const struct moat_sock *s; /* tc: the local socket's record, if the socket hooks made one */
 	const struct moat_meta *m; /* the live slot's meta */
 	struct moat_counters *cnt; /* this cpu's counters */
 	__u64 now;
@@ -144,25 +144,27 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	}
 }
 
-/* what the socket hooks recorded for this packet's socket and destination, if anything */
-static __always_inline struct moat_sock *sock_of(const struct judge_ctx *j, const struct pkt *p)
+/* whether the socket hooks' record is about this packet's destination: the one the caller
+ * named, or the target it was redirected to */
+static __always_inline int sock_is_for(const struct moat_sock *s, const struct pkt *p)
 {
-	if (!j->h->cookie)
-		return NULL;
-	struct moat_sock_key sk = {
-	    .cookie = j->h->cookie, .port = p->t.dport, .protocol = p->t.proto};
-	__builtin_memcpy(sk.addr, p->t.dst, 16);
-	return bpf_map_lookup_elem(&socks, &sk);
+	if (s->protocol != p->t.proto)
+		return 0;
+	if (s->port == p->t.dport && !__builtin_memcmp(s->addr, p->t.dst, 16))
+		return 1;
+	return s->redirect && s->target_port == p->t.dport &&
+	       !__builtin_memcmp(s->target, p->t.dst, 16);
 }
 
 /* the rule deciding a new connection: the socket hooks' decision for it when they made one
- * under this policy, else the tables (with the owner's process class if a hook saw it) */
+ * under this policy, else the tables (with the owner's process class if a hook saw the
+ * socket) */
 static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts *f,
-					const struct moat_sock *s)
+					const struct moat_sock *s, const struct pkt *p)
 {
 	if (!s)
 		return classify(j->slot, 0, j->m, f);
-	if (s->rule != MOAT_RULE_NONE && s->generation == j->m->generation)
+	if (s->rule != MOAT_RULE_NONE && s->generation == j->m->generation && sock_is_for(s, p))
 		return s->rule;
 	return classify_owned(j->slot, j->m, f, &s->owner);
 }
@@ -183,8 +185,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	__builtin_memset(ct, 0, sizeof(*ct));
 
 	facts_of_packet(p, j->h->dir, &f);
-	struct moat_sock *s = sock_of(j, p);
-	__u32 rule = decide_new(j, &f, s);
+	const struct moat_sock *s = j->s;
+	__u32 rule = decide_new(j, &f, s, p);
 	rule_get(j->slot, rule, &r);
 
 	ct->created_ns = j->now;
@@ -384,11 +386,12 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 
 /* A global function: verified once, on its own, whatever the paths through the parser
  * that lead to it. Counts the packet as passed or dropped. */
-__noinline int moat_judge(const struct pkt *p, int kind, const struct hook *h)
+__noinline int moat_judge(const struct pkt *p, int kind, const struct hook *h,
+			  const struct moat_sock *s)
 {
 	if (!p || !h)
 		return OUT_PASS;
-	struct judge_ctx j = {.h = h, .cnt = counters_get(), .len = h->len};
+	struct judge_ctx j = {.h = h, .s = s, .cnt = counters_get(), .len = h->len};
 
 	int out = judge_frame(&j, p, kind);
 	tally(&j, out == OUT_PASS ? MOAT_CNT_PASS : MOAT_CNT_DROP);

@@ -268,13 +268,14 @@ struct {
 	__type(value, struct moat_ct);
 } ct_scratch SEC(".maps");
 
-/* key: socket cookie and destination; value: the socket's owner and the socket hooks'
- * verdict; written by connect4/6 and sendmsg4/6, read by the tc program to attribute the
- * connection it tracks */
+/* key: a local socket; value: its owner and the socket hooks' decision for its latest
+ * destination (struct moat_sock); written by connect4/6, sendmsg4/6 and the post-route check,
+ * read by the tc program (to attribute the connection it tracks), getpeername4/6, recvmsg4/6
+ * and sock_ops. Per socket: found through the socket, gone with it, no hashing, no lru */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct moat_sock_key);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct moat_sock);
 } socks SEC(".maps");
 

@@ -195,30 +195,26 @@ struct moat_exe_key {
 };
 _Static_assert(sizeof(struct moat_exe_key) == 16, "moat_exe_key");
 
-/* A connect() or sendmsg() judged by the socket hooks: socket cookie and destination. */
-struct moat_sock_key {
-	__u64 cookie;
-	__u8 addr[16]; /* ipv4 mapped */
-	__u16 port;    /* host order */
-	__u8 protocol;
-	__u8 pad[5];
-};
-_Static_assert(sizeof(struct moat_sock_key) == 32, "moat_sock_key");
-
+/* A local socket's record (socket storage `socks`): its owner, and the socket hooks' decision
+ * for its latest destination. An unconnected udp socket that sends elsewhere is judged again. */
 struct moat_sock {
 	struct moat_owner owner;
 	__u32 rule;	  /* deciding rule, MOAT_RULE_NONE when deferred to the packet hooks */
-	__u32 generation; /* policy generation that judged it */
+	__u32 generation; /* policy generation that judged it (0: none yet) */
 	__u8 verdict;	  /* enum moat_event_type */
-	__u8 pad[3];
-	__u32 redirect; /* redirected: the redirect's index + 1; else 0 */
+	__u8 protocol;	  /* the destination's */
+	__u16 port;	  /* the destination port, host order */
+	__u32 redirect;	  /* redirected: the redirect's index + 1; else 0 */
 	/* the post-route check (post_route.h): the interface the route mirror predicted at
 	 * connect() (0: none), then the real one once checked; MOAT_POST_* flags */
 	__u32 ifindex;
 	__u8 post_route;
-	__u8 pad2[3];
+	__u8 pad;
+	__u16 target_port; /* redirected: where it was sent */
+	__u8 addr[16];	   /* the destination, ipv4 mapped */
+	__u8 target[16];
 };
-_Static_assert(sizeof(struct moat_sock) == 72, "moat_sock");
+_Static_assert(sizeof(struct moat_sock) == 104, "moat_sock");
 
 /* moat_sock.post_route */
 #define MOAT_POST_PENDING 0x01	/* armed at connect(): the first packet is checked */

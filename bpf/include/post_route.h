@@ -15,19 +15,6 @@
 #define CG_SKB_PASS 1
 #define CG_SKB_DROP 0
 
-/* the socket's mark: a socket-local word, so a packet of an unmarked socket is passed after
- * one lookup, without parsing it or looking up its socket record */
-#define POST_SK_PENDING 0x01 /* a destination of this socket awaits its first packet's check */
-#define POST_SK_BLOCKED 0x02 /* a destination of this socket was blocked after routing */
-
-/* key: a socket; value: POST_SK_* flags; written by connect4/6, sendmsg4/6 and post_route */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u32);
-} post_route_socks SEC(".maps");
-
 /* connect()/sendmsg(): the interface the route mirror predicts, recorded in the socket record,
  * and the class of the owner leaving by it */
 static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta *m,
@@ -37,33 +24,12 @@ static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta
 	return process_class_at(slot, m, &s->owner, s->ifindex);
 }
 
-/* marks the socket: its next packet is checked after routing */
-static __always_inline void post_route_mark(struct bpf_sock_addr *ctx)
-{
-	__u32 *mark =
-	    bpf_sk_storage_get(&post_route_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-
-	if (mark && !(*mark & POST_SK_PENDING))
-		__sync_fetch_and_or(mark, POST_SK_PENDING);
-}
-
 /* connect()/sendmsg() let through under rules that name interfaces: arm the check of the
- * connection's first packet (socket record `s` is about to be stored) */
-static __always_inline void post_route_arm(struct bpf_sock_addr *ctx, const struct moat_meta *m,
-					   struct moat_sock *s)
+ * connection's first packet (in the socket's record) */
+static __always_inline void post_route_arm(const struct moat_meta *m, struct moat_sock *s)
 {
-	if (!m->post_route || s->verdict == MOAT_EV_BLOCKED)
-		return;
-	s->post_route = MOAT_POST_PENDING;
-	post_route_mark(ctx);
-}
-
-/* sendmsg() again to a destination judged already: its check may still be waiting (the first
- * datagram was never sent) */
-static __always_inline void post_route_rearm(struct bpf_sock_addr *ctx, const struct moat_sock *s)
-{
-	if (s->post_route & MOAT_POST_PENDING)
-		post_route_mark(ctx);
+	if (m->post_route && s->verdict != MOAT_EV_BLOCKED)
+		s->post_route = MOAT_POST_PENDING;
 }
 
 /* the packet's tuple (cgroup_skb data starts at the network header); -1 when it has no ports
@@ -138,14 +104,14 @@ static __noinline void post_route_report(const struct tuple *t, const struct moa
 	emit(&k, &ct, s->verdict, MOAT_REASON_NEW, &from);
 }
 
-/* a packet of a marked socket: the check of its destination's first packet, or the drop of a
+/* a packet of an armed socket: the check of its destination's first packet, or the drop of a
  * packet to a destination the check blocked */
-static __noinline int post_route_check(struct __sk_buff *skb, __u32 *mark)
+static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *s)
 {
 	struct tuple t;
 	__u32 zero = 0;
 
-	if (!mark || post_route_tuple(skb, &t))
+	if (!s || post_route_tuple(skb, &t))
 		return CG_SKB_PASS;
 	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
 	if (!st)
@@ -153,11 +119,8 @@ static __noinline int post_route_check(struct __sk_buff *skb, __u32 *mark)
 	__u32 slot = *(volatile __u32 *)&st->active & 1;
 	const struct moat_meta *m = &st->meta[slot];
 
-	struct moat_sock_key key = {
-	    .cookie = bpf_get_socket_cookie(skb), .port = t.dport, .protocol = t.proto};
-	__builtin_memcpy(key.addr, t.dst, 16);
-	struct moat_sock *s = bpf_map_lookup_elem(&socks, &key);
-	if (!s)
+	/* the record is about the socket's latest destination; another one is not checked */
+	if (s->protocol != t.proto || s->port != t.dport || __builtin_memcmp(s->addr, t.dst, 16))
 		return CG_SKB_PASS;
 	if (s->post_route & MOAT_POST_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, skb->len);
@@ -167,8 +130,6 @@ static __noinline int post_route_check(struct __sk_buff *skb, __u32 *mark)
 		return CG_SKB_PASS;
 	/* checked once: the destination's first packet */
 	s->post_route &= ~MOAT_POST_PENDING;
-	if (!(*mark & POST_SK_BLOCKED))
-		*mark = 0;
 
 	__u32 real = skb->ifindex;
 	if (real == s->ifindex || !m->generation || !m->post_route)
@@ -196,7 +157,6 @@ static __noinline int post_route_check(struct __sk_buff *skb, __u32 *mark)
 	if (s->verdict != MOAT_EV_BLOCKED)
 		return CG_SKB_PASS;
 	s->post_route |= MOAT_POST_BLOCKED;
-	__sync_fetch_and_or(mark, POST_SK_BLOCKED);
 	count(MOAT_CNT_BLOCKED, skb->len);
 	return CG_SKB_DROP;
 }
@@ -214,12 +174,14 @@ int moat_post_route(struct __sk_buff *skb)
 	if (!st->meta[slot].post_route)
 		return CG_SKB_PASS;
 	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return CG_SKB_PASS;
-	__u32 *mark = bpf_sk_storage_get(&post_route_socks, sk, 0, 0);
-	if (!mark || !*mark)
+	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, 0);
+	if (!s || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
 		return CG_SKB_PASS;
-	return post_route_check(skb, mark);
+	return post_route_check(skb, s);
 }
 
 #endif /* MOAT_POST_ROUTE_H */

@@ -2,7 +2,7 @@
 /* Redirects (docs/redirect.md): a connect() or unconnected sendmsg() that the rules let through
  * and a redirect matches goes to the redirect's target instead. Which redirect matches is one
  * more table walk (image 2), as rules are judged: no per-redirect loop.
- * The original destination is kept by socket cookie (for getpeername and recvmsg, which
+ * The original destination is kept in the socket's record (for getpeername and recvmsg, which
  * show it to the client again) and by the client's address as the proxy sees it (for the
  * proxy's lookup: sock_ops adds it once tcp has chosen the client port).
  * No loop: a connection to a target, or from a process that listens on one (post_bind), or
@@ -57,15 +57,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } home_netns SEC(".maps");
-
-/* key: socket cookie; value: the socket's last redirected destination; written by
- * connect4/6 and sendmsg4/6 */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct moat_original);
-} redirected SEC(".maps");
 
 /* key: the redirected client as its proxy sees it (an all-zero address when the client's
  * socket was bound to none); value: its original destination; written by sock_ops (tcp)
@@ -153,19 +144,33 @@ static __always_inline int sock_addr_write(struct bpf_sock_addr *ctx, int v6, co
 	return 0;
 }
 
-/* sends the caller (socket `key`, owner and verdict `s`) to redirect `idx`'s target; 0 if it
- * did. `how`: bit 0 the socket is ipv6, bit 1 the policy slot, the rest the redirect index. A
- * subprogram: the original destination stays off the hook's stack */
-static __noinline int redirect_sock(struct bpf_sock_addr *ctx, const struct moat_sock_key *key,
-				    const struct moat_sock *s, __u32 how)
+/* a redirected socket's record as its proxy's lookup gives it */
+static __always_inline void original_of(const struct moat_sock *s, struct moat_original *o)
+{
+	__builtin_memcpy(o->addr, s->addr, 16);
+	o->port = s->port;
+	o->family = addr_is_v4mapped(s->addr) ? 4 : 6;
+	o->protocol = s->protocol;
+	o->redirect = s->redirect - 1;
+	o->generation = s->generation;
+	__builtin_memcpy(o->target.addr, s->target, 16);
+	o->target.port = s->target_port;
+	o->target.family = addr_is_v4mapped(s->target) ? 4 : 6;
+	o->target.pad = 0;
+	o->owner = s->owner;
+}
+
+/* sends the caller (its socket's record `s`, judged and let through) to a redirect's target;
+ * 0 if it did. `how`: bit 0 the socket is ipv6, bit 1 the policy slot, the rest the redirect
+ * index. A subprogram: the original destination stays off the hook's stack */
+static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock *s, __u32 how)
 {
 	__u32 v6 = how & 1, slot = (how >> 1) & 1, idx = how >> 2;
 	void *targets = bpf_map_lookup_elem(&tbl_redirects, &slot);
-	const struct moat_redirect *found = targets ? bpf_map_lookup_elem(targets, &idx) : NULL;
+	const struct moat_redirect *to = targets ? bpf_map_lookup_elem(targets, &idx) : NULL;
 
-	if (!ctx || !key || !s || !found)
+	if (!ctx || !s || !to)
 		return -1;
-	const struct moat_redirect *to = found;
 	/* a loopback target means moat's host: only from moat's network namespace */
 	if (is_loopback(to)) {
 		__u32 zero = 0;
@@ -176,32 +181,18 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, const struct moat
 	}
 	if (sock_addr_write(ctx, v6, to->addr, to->port))
 		return -1;
-
-	struct moat_original o = {
-	    .port = key->port,
-	    .family = addr_is_v4mapped(key->addr) ? 4 : 6,
-	    .protocol = key->protocol,
-	    .redirect = idx,
-	    .generation = s->generation,
-	    .target = *to,
-	    .owner = s->owner,
-	};
-	__builtin_memcpy(o.addr, key->addr, 16);
-	__u64 cookie = key->cookie;
-	bpf_map_update_elem(&redirected, &cookie, &o, BPF_ANY);
-
-	/* the packet hooks see the target as the destination: the same decision and owner */
-	struct moat_sock_key tk = *key;
-	__builtin_memcpy(tk.addr, to->addr, 16);
-	tk.port = to->port;
-	bpf_map_update_elem(&socks, &tk, s, BPF_ANY);
+	s->redirect = idx + 1;
+	__builtin_memcpy(s->target, to->addr, 16);
+	s->target_port = to->port;
 
 	/* udp has its port by now (sendmsg binds first): the proxy can look the client up */
 	struct bpf_sock *sk = ctx->sk;
-	if (o.protocol != IPPROTO_UDP || !sk)
+	if (s->protocol != IPPROTO_UDP || !sk)
 		return 0;
 	struct moat_endpoint e;
+	struct moat_original o;
 	bound_endpoint(sk, v6, &e);
+	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return 0;
 }
@@ -223,17 +214,17 @@ static __always_inline __u32 redirect_of(__u32 slot, const struct moat_meta *m,
 /* getpeername and recvmsg: a redirected socket's peer is shown as the original destination */
 static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct moat_original *o = bpf_map_lookup_elem(&redirected, &cookie);
+	struct bpf_sock *sk = ctx->sk;
+	const struct moat_sock *s = sk ? bpf_sk_storage_get(&socks, sk, 0, 0) : NULL;
 	__u8 addr[16];
 	__u16 port;
 
-	if (!o)
+	if (!s || !s->redirect)
 		return;
 	sock_addr_read(ctx, v6, addr, &port);
-	if (port != o->target.port || __builtin_memcmp(addr, o->target.addr, 16))
+	if (port != s->target_port || __builtin_memcmp(addr, s->target, 16))
 		return;
-	sock_addr_write(ctx, v6, o->addr, o->port);
+	sock_addr_write(ctx, v6, s->addr, s->port);
 }
 
 SEC("cgroup/getpeername4")
@@ -270,9 +261,9 @@ int moat_sockops(struct bpf_sock_ops *skops)
 {
 	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
 		return 1;
-	__u64 cookie = bpf_get_socket_cookie(skops);
-	struct moat_original *o = bpf_map_lookup_elem(&redirected, &cookie);
-	if (!o)
+	struct bpf_sock *sk = skops->sk;
+	const struct moat_sock *s = sk ? bpf_sk_storage_get(&socks, sk, 0, 0) : NULL;
+	if (!s || !s->redirect)
 		return 1;
 	struct moat_endpoint e = {.port = (__u16)skops->local_port, .protocol = IPPROTO_TCP};
 	if (skops->family == AF_INET6_) {
@@ -285,7 +276,9 @@ int moat_sockops(struct bpf_sock_ops *skops)
 		__u32 a = skops->local_ip4;
 		addr_v4(e.addr, &a);
 	}
-	bpf_map_update_elem(&originals, &e, o, BPF_ANY);
+	struct moat_original o;
+	original_of(s, &o);
+	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return 1;
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The socket hooks (cgroup connect4/6, sendmsg4/6): a local process's connect() or
  * unconnected sendmsg() is judged by the same tables as packets, before anything leaves,
- * so a blocked one fails at once with EPERM. The owner (pid, uid, cgroup, comm) is
- * recorded by socket cookie and destination, and the tc program copies it into the
- * connection it tracks, so every event of the connection names its process. */
+ * so a blocked one fails at once with EPERM. The owner (pid, uid, cgroup, comm) and the
+ * decision are recorded in the socket's storage, and the tc program copies the owner into
+ * the connection it tracks, so every event of the connection names its process. */
 #ifndef MOAT_SOCK_HOOKS_H
 #define MOAT_SOCK_HOOKS_H
 
@@ -87,8 +87,33 @@ static __noinline void report_sock(const struct tuple *t, const struct moat_sock
 	emit(&k, &ct, s->verdict, from->redirect ? MOAT_REASON_REDIRECTED : MOAT_REASON_NEW, from);
 }
 
+/* key: 0; value: a socket record for a socket whose storage could not be made (no memory):
+ * judged all the same, not remembered */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_sock);
+} sock_scratch SEC(".maps");
+
+/* the socket's record, made if it has none; NULL only if even the scratch one is missing */
+static __always_inline struct moat_sock *sock_record(struct bpf_sock_addr *ctx)
+{
+	__u32 zero = 0;
+	struct moat_sock *s = bpf_sk_storage_get(&socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (s)
+		return s;
+	count(MOAT_CNT_TABLE_MISS, 0);
+	s = bpf_map_lookup_elem(&sock_scratch, &zero);
+	if (s)
+		s->generation = 0;
+	return s;
+}
+
 /* judges a connect()/sendmsg() to a tcp or udp destination, and redirects it if a redirect
- * matches what the rules let through */
+ * matches what the rules let through. The decision goes into the socket's record, where the
+ * tc program, the post-route check, getpeername, recvmsg and sock_ops find it */
 static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 hook)
 {
 	struct tuple t;
@@ -106,18 +131,17 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (!m->generation)
 		return SOCK_ALLOW;
 	__u32 how = (v6 ? 1 : 0) | slot << 1;
+	struct moat_sock *s = sock_record(ctx);
+	if (!s)
+		return SOCK_ALLOW;
 
-	struct moat_sock_key key = {
-	    .cookie = bpf_get_socket_cookie(ctx), .port = t.dport, .protocol = t.proto};
-	__builtin_memcpy(key.addr, t.dst, 16);
-	struct moat_sock *seen = bpf_map_lookup_elem(&socks, &key);
 	/* an unconnected udp socket sends to the same destination again: judged already */
-	if (seen && seen->generation == m->generation) {
-		post_route_rearm(ctx, seen);
-		if (seen->verdict == MOAT_EV_BLOCKED)
+	if (s->generation == m->generation && s->port == t.dport && s->protocol == t.proto &&
+	    !__builtin_memcmp(s->addr, t.dst, 16)) {
+		if (s->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
-		if (seen->redirect)
-			redirect_sock(ctx, &key, seen, how | (seen->redirect - 1) << 2);
+		if (s->redirect)
+			redirect_sock(ctx, s, how | (s->redirect - 1) << 2);
 		return SOCK_ALLOW;
 	}
 
@@ -126,50 +150,47 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	__builtin_memcpy(f.local, t.src, 16);
 	f.server_port = t.dport;
 	f.client_port = t.sport;
-	struct moat_sock s = {.generation = m->generation, .rule = MOAT_RULE_NONE};
 	struct moat_rule r;
 	struct ev_from from = {.hook = hook};
-	owner_now(&s.owner, m->socket_image);
+	__builtin_memset(s, 0, sizeof(*s));
+	s->generation = m->generation;
+	s->rule = MOAT_RULE_NONE;
+	s->protocol = t.proto;
+	s->port = t.dport;
+	__builtin_memcpy(s->addr, t.dst, 16);
+	owner_now(&s->owner, m->socket_image);
 
 	/* with process rules, the process class takes the client port's place (never known
 	 * here then): docs/socket-hooks.md */
 	__u32 image = m->socket_image;
 	if (image)
-		f.client_port = post_route_class(slot, m, &s, &f);
+		f.client_port = post_route_class(slot, m, s, &f);
 	__u32 rule = classify(slot, image, m, &f);
 
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
 	if ((image || !t.sport) && rule >= m->first_local_rule) {
-		s.verdict = MOAT_EV_ALLOWED;
-		post_route_arm(ctx, m, &s);
-		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+		s->verdict = MOAT_EV_ALLOWED;
+		post_route_arm(m, s);
 		return SOCK_ALLOW;
 	}
 	rule_get(slot, rule, &r);
-	s.rule = rule;
-	s.verdict = verdict_of(&r);
-	if (s.verdict == MOAT_EV_BLOCKED) {
-		bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+	s->rule = rule;
+	s->verdict = verdict_of(&r);
+	if (s->verdict == MOAT_EV_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, 0);
-		report_sock(&t, &s, &r, &from);
+		report_sock(&t, s, &r, &from);
 		return SOCK_DENY;
 	}
 
-	__u32 idx = redirect_of(slot, m, &f, &s.owner);
-	if (idx != MOAT_RULE_NONE) {
-		s.redirect = idx + 1;
-		if (redirect_sock(ctx, &key, &s, how | idx << 2) == 0) {
-			from.redirect = s.redirect;
-			count(MOAT_CNT_REDIRECTED, 0);
-			report_sock(&t, &s, &r, &from);
-		} else {
-			s.redirect = 0;
-		}
+	__u32 idx = redirect_of(slot, m, &f, &s->owner);
+	if (idx != MOAT_RULE_NONE && redirect_sock(ctx, s, how | idx << 2) == 0) {
+		from.redirect = s->redirect;
+		count(MOAT_CNT_REDIRECTED, 0);
+		report_sock(&t, s, &r, &from);
 	}
 	/* a redirected connection leaves for its target on purpose: no interface check */
-	if (!s.redirect)
-		post_route_arm(ctx, m, &s);
-	bpf_map_update_elem(&socks, &key, &s, BPF_ANY);
+	if (!s->redirect)
+		post_route_arm(m, s);
 	return SOCK_ALLOW;
 }
 

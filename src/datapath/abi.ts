@@ -127,21 +127,19 @@ export const exeKey = defineStruct("moat_exe_key", 16, {
   dev: { offset: 8, type: "u32" },
 });
 
-export const sockKey = defineStruct("moat_sock_key", 32, {
-  cookie: { offset: 0, type: "u64" },
-  addr: { offset: 8, bytes: 16 },
-  port: { offset: 24, type: "u16" },
-  protocol: { offset: 26, type: "u8" },
-});
-
-export const sock = defineStruct("moat_sock", 72, {
+export const sock = defineStruct("moat_sock", 104, {
   owner: { offset: 0, bytes: 48 },
   rule: { offset: 48, type: "u32" },
   generation: { offset: 52, type: "u32" },
   verdict: { offset: 56, type: "u8" },
+  protocol: { offset: 57, type: "u8" },
+  port: { offset: 58, type: "u16" },
   redirect: { offset: 60, type: "u32" },
   ifindex: { offset: 64, type: "u32" },
   post_route: { offset: 68, type: "u8" },
+  target_port: { offset: 70, type: "u16" },
+  addr: { offset: 72, bytes: 16 },
+  target: { offset: 88, bytes: 16 },
 });
 
 /** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
@@ -267,7 +265,6 @@ export const codecs = [
   state,
   owner,
   exeKey,
-  sockKey,
   sock,
   counter,
   counters,
