@@ -15,19 +15,16 @@ interface BpftoolLink {
   prog_id: number;
 }
 
-const linkIds = () =>
-  (JSON.parse(sh("bpftool", ["link", "list", "-j"])) as BpftoolLink[]).map((l) => l.id).sort();
-const moatPrograms = () =>
-  (JSON.parse(sh("bpftool", ["prog", "list", "-j"])) as { name?: string }[])
-    .map((p) => p.name ?? "")
-    .filter((n) => n.startsWith("moat_"));
+// other moat instances may run meanwhile (another test run): only this daemon's links and
+// programs are counted, by the link ids it prints
+const links = () => JSON.parse(sh("bpftool", ["link", "list", "-j"])) as BpftoolLink[];
+const programIds = () =>
+  new Set((JSON.parse(sh("bpftool", ["prog", "list", "-j"])) as { id: number }[]).map((p) => p.id));
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   test(`moat run attaches, pins, and cleans up on ${signal}`, async (t) => {
     const lab = createLab(t.name);
     const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
-    const linksBefore = linkIds();
-    const programsBefore = moatPrograms();
     // the API socket and the history in a temp dir: a test leaves nothing in /run or /var/lib
     const tmp = mkdtempSync(join(tmpdir(), "moat-run-"));
     t.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -66,16 +63,28 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         ),
       );
 
-      const during = linkIds();
-      assert.equal(during.length, linksBefore.length + 2, "two new links while running");
+      const mine = [...out.matchAll(/^attached .*, link (\d+)/gm)].map((m) => Number(m[1]));
+      assert.equal(mine.length, 2, "two links: xdp and tc");
+      const live = links().filter((l) => mine.includes(l.id));
+      assert.equal(live.length, 2, "both links exist while running");
       assert.ok(existsSync(`${pinDir}/link_xdp_${lab.ifB}`), "xdp link pinned");
       assert.ok(existsSync(`${pinDir}/link_tc-egress_${lab.ifB}`), "tc link pinned");
 
       daemon.kill(signal);
       assert.equal(await daemon.exited, 0, `exit code; stderr: ${daemon.stderr.join("\n")}`);
       assert.match(daemon.lines.join("\n"), /detached all programs/);
-      assert.deepEqual(linkIds(), linksBefore, "bpftool link list after equals before");
-      assert.deepEqual(moatPrograms(), programsBefore, "no moat programs left");
+      const after = new Set(links().map((l) => l.id));
+      assert.deepEqual(
+        mine.filter((id) => after.has(id)),
+        [],
+        "its links are gone",
+      );
+      const programs = programIds();
+      assert.deepEqual(
+        live.map((l) => l.prog_id).filter((id) => programs.has(id)),
+        [],
+        "its programs are unloaded",
+      );
       assert.equal(existsSync(pinDir), false, "pin directory removed");
     } finally {
       daemon.kill("SIGKILL");
