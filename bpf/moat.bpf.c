@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
  * then judge it with the same tables and the same conntrack (include/judge.h). The socket
- * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables. */
+ * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, the
+ * accept hooks (include/accept_hooks.h) the connections a local socket receives. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -10,6 +11,7 @@
 #include "reset.h"
 #include "bench.h"
 #include "sock_hooks.h"
+#include "accept_hooks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -44,6 +44,8 @@ constexpr CgroupAttachName kCgroupAttach[] = {
     {"sock_create", BPF_CGROUP_INET_SOCK_CREATE},
     {"skb_ingress", BPF_CGROUP_INET_INGRESS},
     {"skb_egress", BPF_CGROUP_INET_EGRESS},
+    {"post_bind4", BPF_CGROUP_INET4_POST_BIND},
+    {"post_bind6", BPF_CGROUP_INET6_POST_BIND},
 };
 
 // ---- BPF_PROG_TEST_RUN, usable on the JS thread and on the libuv pool ----

@@ -227,8 +227,8 @@ __noinline __u32 process_class(__u32 slot, const struct moat_meta *m, const stru
 }
 
 /* the rule deciding a connection whose owner is known: by the socket hooks' tables and the
- * owner's process class, unless that decision needs the local address or client port, then
- * by the packet hooks' tables (which have both in `f`) */
+ * owner's process class, unless that decision needs the local address or client port (egress)
+ * or the client port (ingress), then by the packet hooks' tables (which have both in `f`) */
 static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *m, struct facts *f,
 					    const struct moat_owner *o)
 {
@@ -238,7 +238,9 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 	f->client_port = process_class(slot, m, o, f);
 	__u32 rule = classify(slot, 1, m, f);
 	f->client_port = port;
-	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);
+	__u32 first =
+	    f->dir == MOAT_DIR_INGRESS ? m->first_ingress_sport_rule : m->first_local_rule;
+	return rule < first ? rule : classify(slot, 0, m, f);
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

@@ -85,8 +85,17 @@ struct moat_meta {
 	__u32 proc_nu;
 	__u32 proc_nc;
 	__u32 proc_ni; /* interface classes */
+	/* the accept hook (docs/socket-hooks.md, "The accept side"): xdp passes a new ingress tcp
+	 * connection undecided when the packet hooks' rule is this one or later (rule_count + 2 if
+	 * no process rule judges ingress) */
+	__u32 first_ingress_process_rule;
+	/* the accept hook judges by table image 1 below this rule (the first ingress rule naming
+	 * client ports, which image 1's process classes replace), by image 0 from it */
+	__u32 first_ingress_sport_rule;
+	__u8 accept; /* 1: the accept hook is attached; xdp leaves ingress entries to it */
+	__u8 pad4[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 64, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 76, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -95,7 +104,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 136, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 160, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -127,6 +136,8 @@ enum moat_counter_index {
 	MOAT_CNT_RESET = 19,  /* resets sent, or probes passed, for connections past max_duration */
 	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
 	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
+	MOAT_CNT_DEFERRED = 23,	  /* ingress syns passed undecided to the accept hook */
+	MOAT_CNT_UNOWNED = 24,	  /* accepted connections whose socket has no owner record */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -158,6 +169,7 @@ enum moat_hook {
 	MOAT_HOOK_TC_EGRESS = 2,
 	MOAT_HOOK_CONNECT = 3, /* cgroup connect4/6 */
 	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
+	MOAT_HOOK_ACCEPT = 5,  /* cgroup_skb ingress: a local socket receives a new connection */
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user
@@ -243,6 +255,10 @@ _Static_assert(sizeof(struct moat_ct_key) == 40, "moat_ct_key");
 #define MOAT_CT_REPLIED 0x10	/* the responder sent a packet */
 #define MOAT_CT_MIDSTREAM 0x20	/* tcp entry created by a packet that was not a syn */
 #define MOAT_CT_CUT 0x40	/* cut by max_duration */
+/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening event */
+#define MOAT_CT_AWAIT 0x80
+/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
+#define MOAT_CT_PENDING 0x100
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {

@@ -25,13 +25,15 @@ export const Counter = {
   reset: 19,
   closed: 20,
   tableMiss: 21,
+  deferred: 23,
+  unowned: 24,
   max: 32,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
-export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4 } as const;
+export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4, accept: 5 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
@@ -60,6 +62,8 @@ export const CtFlag = {
   replied: 0x10,
   midstream: 0x20,
   cut: 0x40,
+  await: 0x80,
+  pending: 0x100,
 } as const;
 
 export const RULE_NONE = 0xffffffff;
@@ -81,7 +85,7 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 64, {
+export const meta = defineStruct("moat_meta", 76, {
   generation: { offset: 0, type: "u32" },
   ns: { offset: 4, type: "u32" },
   nx: { offset: 8, type: "u32" },
@@ -98,11 +102,14 @@ export const meta = defineStruct("moat_meta", 64, {
   proc_nu: { offset: 52, type: "u32" },
   proc_nc: { offset: 56, type: "u32" },
   proc_ni: { offset: 60, type: "u32" },
+  first_ingress_process_rule: { offset: 64, type: "u32" },
+  first_ingress_sport_rule: { offset: 68, type: "u32" },
+  accept: { offset: 72, type: "u8" },
 });
 
-export const state = defineStruct("moat_state", 136, {
+export const state = defineStruct("moat_state", 160, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 128 },
+  meta: { offset: 8, bytes: 152 },
 });
 
 /** Who owns a local socket, as the socket hooks see it (pid 0: not known). */

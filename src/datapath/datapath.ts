@@ -7,6 +7,7 @@ import {
   counter as counterCodec,
   counters as countersCodec,
   Counter,
+  owner as ownerCodec,
   type CounterName,
 } from "./abi.ts";
 import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
@@ -23,6 +24,7 @@ import type {
   XdpMode,
 } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
+import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
 import { records } from "./ringbuf-batch.ts";
@@ -36,6 +38,10 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_connect6", "connect6"],
   ["moat_sendmsg4", "sendmsg4"],
   ["moat_sendmsg6", "sendmsg6"],
+  // the accept side: who binds a socket, and the connections its sockets receive
+  ["moat_accept_bind4", "post_bind4"],
+  ["moat_accept_bind6", "post_bind6"],
+  ["moat_accept", "skb_ingress"],
 ];
 
 export interface Attachment {
@@ -129,7 +135,12 @@ export class Datapath {
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
   private readonly policy: PolicyMaps;
-  private readonly maps: { conntrack: BpfMap; counters: BpfMap; events: BpfMap };
+  private readonly maps: {
+    conntrack: BpfMap;
+    counters: BpfMap;
+    events: BpfMap;
+    ownerCookies: BpfMap;
+  };
   private stopped = false;
 
   private constructor(options: DatapathOptions) {
@@ -143,7 +154,10 @@ export class Datapath {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
+      ownerCookies: this.object.map("owner_cookies"),
     };
+    // XDP leaves new ingress connections to the accept hook only when it will be attached
+    this.policy.accept = !!options.cgroup;
   }
 
   /**
@@ -186,7 +200,9 @@ export class Datapath {
 
   /**
    * Attaches the socket hooks (connect4/6, sendmsg4/6) to a cgroup v2 directory: its processes'
-   * connect() and unconnected sendmsg() are judged before anything is sent.
+   * connect() and unconnected sendmsg() are judged before anything is sent. The accept hooks
+   * (post_bind4/6, cgroup_skb ingress) attribute, and judge by process, the connections its
+   * sockets receive (docs/socket-hooks.md, "The accept side").
    */
   attachCgroup(directory: string): void {
     for (const [program, hook] of SOCKET_HOOKS) {
@@ -258,6 +274,31 @@ export class Datapath {
   /** Per-rule packets, bytes and connections of the live generation. */
   ruleCounters(): { generation: number; rules: RuleCounter[] } {
     return this.policy.ruleCounters();
+  }
+
+  /**
+   * Owners of sockets bound before the accept hooks were attached, by socket cookie (what
+   * post_bind records for later ones); returns how many were written.
+   */
+  seedOwners(owners: SocketOwner[]): number {
+    const key = Buffer.alloc(8);
+    let n = 0;
+    for (const o of owners) {
+      key.writeBigUInt64LE(o.cookie);
+      const comm = Buffer.alloc(16);
+      comm.write(o.comm.slice(0, 15), "utf8");
+      const value = ownerCodec.encode({
+        cgroup_id: o.cgroupId,
+        exe_ino: o.exeIno,
+        exe_dev: o.exeDev,
+        pid: o.pid,
+        uid: o.uid,
+        comm,
+      });
+      this.maps.ownerCookies.update(key, value);
+      n++;
+    }
+    return n;
   }
 
   /** The connection table, entry by entry. */

@@ -44,8 +44,11 @@ export interface MoatEvent {
   icmp?: { type: number; code: number };
   /** closed: both directions, first packet to last. */
   stats?: { packets: number; bytes: number; durationMs: number };
-  /** The hook that caused the event: a packet (xdp, tc) or a socket call (connect, sendmsg). */
-  hook: "xdp" | "tc" | "connect" | "sendmsg";
+  /**
+   * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), or a
+   * local socket receiving a new connection (accept).
+   */
+  hook: "xdp" | "tc" | "connect" | "sendmsg" | "accept";
   /** Policy generation that judged the connection. */
   generation: number;
 }
@@ -82,6 +85,7 @@ const hooks: Record<number, MoatEvent["hook"]> = {
   [Hook.tcEgress]: "tc",
   [Hook.connect]: "connect",
   [Hook.sendmsg]: "sendmsg",
+  [Hook.accept]: "accept",
 };
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */

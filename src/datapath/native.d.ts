@@ -96,7 +96,9 @@ export type CgroupAttach =
   | "sock_ops"
   | "sock_create"
   | "skb_ingress"
-  | "skb_egress";
+  | "skb_egress"
+  | "post_bind4"
+  | "post_bind6";
 
 export declare class BpfObject {
   /** bpf_object__open_file; nothing is loaded yet. */

@@ -96,6 +96,11 @@ export class PolicyMaps {
   private readonly outers: Record<keyof typeof OUTERS, BpfMap>;
   private readonly generations: (Generation | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
+  /**
+   * The accept hook is attached (docs/socket-hooks.md, "The accept side"): XDP leaves new
+   * ingress connections to it. Written to each policy's meta by apply().
+   */
+  accept = false;
 
   constructor(object: BpfObject) {
     this.state = object.map("state");
@@ -210,6 +215,9 @@ export class PolicyMaps {
           proc_nu: image.socket?.process.nu ?? 0,
           proc_nc: image.socket?.process.nc ?? 0,
           proc_ni: image.socket?.process.ni ?? 0,
+          first_ingress_process_rule: image.firstIngressProcessRule,
+          first_ingress_sport_rule: image.firstIngressSportRule,
+          accept: this.accept ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,

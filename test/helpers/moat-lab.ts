@@ -25,11 +25,20 @@ export interface MoatLab extends Lab {
   close(): Promise<void>;
 }
 
+export interface MoatLabOptions {
+  /**
+   * Runs once the namespaces exist, before the daemon starts (which then sees what it made);
+   * returns more arguments for `moat run`, if any.
+   */
+  beforeDaemon?: (lab: Lab) => Promise<string[] | void>;
+}
+
 /** `policy(lab)` gets the lab (names, addresses, paths) and returns the policy YAML. */
 export async function startMoatLab(
   testName: string,
   policy: (lab: Lab & { auditPath: string }) => string,
   servers: string[] = ["tcp:22,80,443,8080", "udp:53,5353"],
+  options: MoatLabOptions = {},
 ): Promise<MoatLab> {
   const lab = createLab(testName);
   const dir = mkdtempSync(join(tmpdir(), `moat-${lab.tag}-`));
@@ -52,6 +61,7 @@ export async function startMoatLab(
     ]);
     children.push(srv.proc);
     await srv.waitFor(/^listening$/);
+    const daemonArgs = (await options.beforeDaemon?.(lab)) ?? [];
     daemon = spawnLines("nsenter", [
       `--net=/run/netns/${lab.b}`,
       MOAT,
@@ -64,6 +74,7 @@ export async function startMoatLab(
       `unix:${apiSocket}`,
       "--history",
       join(dir, "history.db"),
+      ...daemonArgs,
     ]);
     await daemon.waitFor(/^moat is running/);
   } catch (err) {

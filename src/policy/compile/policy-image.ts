@@ -8,7 +8,7 @@
 // go. Rule indexes are the same in both.
 
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
-import { compile, type CompileOptions } from "./compile.ts";
+import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
 import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 
@@ -80,7 +80,12 @@ export function compilePolicy(
   universe: ProcessUniverse | null,
   options: CompileOptions = {},
 ): ClassifierImage {
-  const image = compile(packetModel(model), options);
+  const image = {
+    ...compile(packetModel(model), options),
+    // the accept side (docs/socket-hooks.md): from the model as written, process sections and all
+    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
+    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+  };
   const proc = universe ? compileProcess(model, universe) : null;
   if (!proc) return image;
   return {
