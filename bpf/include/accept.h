@@ -15,6 +15,7 @@
 #include "counters.h"
 #include "packet.h"
 #include "events.h"
+#include "classify.h"
 
 /* key: a socket (bpf_sk_storage); value: who bound it; written by post_bind4/6, read by the
  * accept hook */
@@ -34,23 +35,43 @@ struct {
 	__type(value, struct moat_owner);
 } owner_cookies SEC(".maps");
 
-/* the flags of a new entry that the accept hook completes: an ingress udp flow or tcp syn
- * that passes (a blocked one reaches no socket), and for a tcp syn whose rule is at or after
- * the first ingress process rule, the verdict too */
-static __always_inline __u32 accept_await(const struct moat_meta *m, __u8 dir, const struct pkt *p,
-					  __u32 rule, __u8 verdict)
+static __always_inline int is_syn(const struct pkt *p)
 {
-	if (dir != MOAT_DIR_INGRESS || !m->accept)
+	return p->t.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+}
+
+/* whether a process rule may decide a new ingress connection that the packet hooks' tables
+ * give to `rule`: the socket hooks' tables find an earlier rule when every process rule
+ * matches (process class MOAT_ANY_PROCESS). They match a superset of what the packet hooks'
+ * do (process rules; rules naming client ports, which they do not have), so an earlier rule
+ * is one that may match; the same rule means no process rule can */
+static __always_inline int accept_may_decide(__u32 slot, const struct moat_meta *m, struct facts *f,
+					     __u32 rule)
+{
+	if (!m->socket_image || rule < m->first_ingress_process_rule)
 		return 0;
-	if (p->t.proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
-	    rule >= m->first_ingress_process_rule)
+	__u16 port = f->client_port;
+	f->client_port = MOAT_ANY_PROCESS;
+	__u32 any = classify(slot, 1, m, f);
+	f->client_port = port;
+	return any < rule;
+}
+
+/* the flags of a new entry that the accept hook completes: an ingress udp flow or tcp syn
+ * that passes (a blocked one reaches no socket), and for a tcp syn that a process rule may
+ * decide, the verdict too */
+static __always_inline __u32 accept_await(__u32 slot, const struct moat_meta *m,
+					  const struct pkt *p, struct facts *f, __u32 rule,
+					  __u8 verdict)
+{
+	if (f->dir != MOAT_DIR_INGRESS || !m->accept)
+		return 0;
+	if (is_syn(p) && accept_may_decide(slot, m, f, rule))
 		return MOAT_CT_AWAIT | MOAT_CT_PENDING;
 	if (verdict == MOAT_EV_BLOCKED)
 		return 0;
-	if (p->t.proto == IPPROTO_UDP ||
-	    (p->t.proto == IPPROTO_TCP &&
-	     (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN))
+	if (p->t.proto == IPPROTO_UDP || is_syn(p))
 		return MOAT_CT_AWAIT;
 	return 0;
 }
@@ -59,8 +80,7 @@ static __always_inline __u32 accept_await(const struct moat_meta *m, __u8 dir, c
  * undecided again (the hook did not run for the first one) */
 static __always_inline int accept_waits(const struct moat_ct *ct, const struct pkt *p, __u8 from)
 {
-	return (ct->flags & MOAT_CT_PENDING) && !from && p->t.proto == IPPROTO_TCP &&
-	       (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+	return (ct->flags & MOAT_CT_PENDING) && !from && is_syn(p);
 }
 
 /* an entry no accept hook completed: the packet hooks' verdict stands, without a process,

@@ -15,6 +15,9 @@
 #define MOAT_PROTO_SLOTS 5
 #define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
 #define MOAT_SPORT_CLASS_SIZE 65537
+/* the process class every process rule matches (none computed is it): XDP asks the socket
+ * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
+#define MOAT_ANY_PROCESS 65535
 
 /* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
  * the high word, or its segment (high: entry count, low: first index); a segment entry is

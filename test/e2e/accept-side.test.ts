@@ -1,10 +1,14 @@
 // The accept side (docs/socket-hooks.md, "The accept side"): connections a remote peer opens to
 // servers in attach.cgroup. Every event of such a connection (its opening, its close) names the
 // server's process: pid, name, executable, user, cgroup; so does a UDP flow's, and so does one to
-// a server that was listening before moat started (its owner is read from sock_diag).
+// a server that was listening before moat started (its owner is read from sock_diag). Ingress
+// process rules are judged there too: the same peer is let in to one server and not another.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { realpathSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { testCgroup } from "../helpers/cgroup-run.ts";
 import { peerConnect, serveIn, type Server } from "../helpers/accept-lab.ts";
@@ -131,6 +135,119 @@ rules:
       const [opened] = await eventsWhere((e) => e.local.port === 7009 && e.type === "allowed");
       assert.equal(opened?.hook, "tc");
       assert.equal(opened?.process, null);
+    },
+  );
+});
+
+test("ingress process rules: the accept hook judges a connection by its listener's owner", async (t) => {
+  const { cgroup, dir, remove } = testCgroup("accept-rules");
+  // two executables of their own (comm = file name): copies of Debian's python3
+  const bin = mkdtempSync(join(tmpdir(), "moat-accept-"));
+  for (const p of ["alpha", "beta", "gamma"]) copyFileSync("/usr/bin/python3", join(bin, p));
+  execFileSync("chmod", ["755", bin, ...["alpha", "beta", "gamma"].map((p) => join(bin, p))]);
+  const servers: Server[] = [];
+  let closeLab = async () => {};
+  t.after(async () => {
+    for (const s of servers) await s.stop();
+    await closeLab();
+    remove();
+    rmSync(bin, { recursive: true, force: true });
+  });
+  const lab = await startMoatLab(
+    "accept rules",
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
+logging: { audit: { path: ${l.auditPath} } }
+rules:
+  - { name: neighbours, direction: any, action: allow, layer4: { protocol: icmpv6 } }
+  - { name: alpha-in, direction: ingress, action: allow, log: true, layer4: { protocol: tcp, port: [7101, 7103] }, process: { path: ${bin}/alpha } }
+  - { name: not-nobody, direction: ingress, action: block, layer4: { protocol: tcp, port: [7102, 7104] }, process: { user: [nobody] } }
+  - { name: watch-gamma, direction: ingress, action: block, mode: detect, layer4: { protocol: tcp }, process: { name: [gamma] } }
+  - { name: web-in, direction: ingress, action: allow, layer4: { protocol: tcp, port: [7102, 7104] } }
+`,
+    [],
+  );
+  closeLab = () => lab.close();
+  const start = async (specs: string[], options: { exe?: string; as?: string[] }) => {
+    const s = await serveIn(lab.b, dir, specs, options);
+    servers.push(s);
+    return s;
+  };
+  const alpha = await start(["tcp:7101"], { exe: join(bin, "alpha") });
+  const beta = await start(["tcp:7103"], { exe: join(bin, "beta") });
+  await start(["tcp:7102"], { exe: "/usr/bin/python3" });
+  const nobody = await start(["tcp:7104"], {
+    exe: "/usr/bin/python3",
+    as: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+  });
+  const gamma = await start(["tcp:7105"], { exe: join(bin, "gamma") });
+
+  /** What the peer sees, and how long it took. */
+  const connect = (port: number, host = lab.v4.b) => {
+    const t0 = performance.now();
+    const seen = peerConnect(lab.a, "tcp", host, port, 1);
+    return { seen, ms: performance.now() - t0 };
+  };
+
+  await t.test("alpha's listener is open to the peer, by executable path", async () => {
+    assert.equal(connect(7101).seen, "alpha 7101");
+    await lab.daemon.waitFor(
+      new RegExp(
+        `ALLOWED ingress tcp .* -> ${lab.v4.b}:7101 .*by rule alpha-in \\(alpha pid ${alpha.pid}\\)`,
+      ),
+    );
+  });
+
+  await t.test("beta's is closed to the same peer: the SYN is dropped, and reported", async () => {
+    const r = connect(7103);
+    assert.equal(r.seen, "timeout");
+    assert.ok(r.ms < 5000, `${Math.round(r.ms)} ms`);
+    await lab.daemon.waitFor(
+      new RegExp(
+        `BLOCKED ingress tcp .* -> ${lab.v4.b}:7103 .*by rule default \\(beta pid ${beta.pid}\\)`,
+      ),
+    );
+    // a blocked connection stays blocked: its SYN sent again (after 1 s) is dropped too
+    assert.equal(peerConnect(lab.a, "tcp", lab.v4.b, 7103, 2.5), "timeout");
+  });
+
+  await t.test("a listener of user nobody is closed, root's on the same rule is open", async () => {
+    assert.equal(connect(7102).seen, "python3 7102");
+    assert.equal(connect(7104).seen, "timeout");
+    await lab.daemon.waitFor(
+      new RegExp(
+        `BLOCKED ingress tcp .* -> ${lab.v4.b}:7104 .*by rule not-nobody \\(python3 pid ${nobody.pid}\\)`,
+      ),
+    );
+  });
+
+  await t.test("over IPv6 too", async () => {
+    assert.equal(connect(7101, lab.v6.b).seen, "alpha 7101");
+    assert.equal(connect(7103, lab.v6.b).seen, "timeout");
+  });
+
+  await t.test(
+    "detect mode lets the connection through and reports it with its process",
+    async () => {
+      assert.equal(connect(7105).seen, "gamma 7105");
+      await lab.daemon.waitFor(
+        new RegExp(
+          `DETECTED ingress tcp .* -> ${lab.v4.b}:7105 .*by rule watch-gamma \\(gamma pid ${gamma.pid}\\)`,
+        ),
+      );
+    },
+  );
+
+  await t.test(
+    "no listener: XDP's verdict stands (the default blocks), settled at the tc hook",
+    async () => {
+      assert.equal(connect(7199).seen, "timeout");
+      const line = await lab.daemon.waitFor(
+        /BLOCKED ingress tcp .* -> [\d.]+:7199 .*by rule default/,
+      );
+      assert.doesNotMatch(line, /pid/);
     },
   );
 });

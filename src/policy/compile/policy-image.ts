@@ -10,7 +10,7 @@
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
-import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
+import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 
 /** Everything minus everything: an address list no address is in. */
 function nothing(pos: SourcePos): AddressList {
@@ -64,7 +64,9 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
     const layer4: Layer4 = { ...(r.layer4 ?? { protocol: null, pos: r.pos }) };
     delete layer4.sourcePorts;
     if (!socketRule(r)) return { ...r, layer4 };
-    const classes = classesOf.get(r.index) ?? [];
+    const classes = [...(classesOf.get(r.index) ?? [])];
+    // docs/socket-hooks.md, "The accept side": XDP's "may a process rule decide?"
+    if (r.process) classes.push(ANY_PROCESS_CLASS);
     if (classes.length === 0) return unmatchable(r);
     return { ...withoutProcess(r), layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
   });
