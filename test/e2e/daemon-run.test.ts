@@ -49,7 +49,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const out = daemon.lines.join("\n");
       assert.match(
         out,
-        /^loaded moat\.bpf\.o: moat_connect4, moat_connect6, moat_sendmsg4, moat_sendmsg6, moat_xdp_ingress, moat_tc_egress$/m,
+        /^loaded moat\.bpf\.o: moat_connect4, moat_connect6, moat_sendmsg4, moat_sendmsg6, moat_accept_bind4, moat_accept_bind6, moat_accept, moat_xdp_ingress, moat_tc_egress$/m,
       );
       assert.match(
         out,
