@@ -139,8 +139,8 @@ enum moat_counter_index {
 	MOAT_CNT_RESET = 19,  /* resets sent, or probes passed, for connections past max_duration */
 	MOAT_CNT_CLOSED = 20, /* tcp connections closed (fin both ways, rst) */
 	MOAT_CNT_TABLE_MISS = 21, /* inconsistent tables: judged by the default rule */
-	MOAT_CNT_DEFERRED = 23,	  /* ingress syns passed undecided to the accept hook */
-	MOAT_CNT_UNOWNED = 24,	  /* accepted connections whose socket has no owner record */
+	MOAT_CNT_DEFERRED = 24,	  /* ingress syns passed undecided to the accept hook */
+	MOAT_CNT_UNOWNED = 25,	  /* accepted connections whose socket has no owner record */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -172,7 +172,7 @@ enum moat_hook {
 	MOAT_HOOK_TC_EGRESS = 2,
 	MOAT_HOOK_CONNECT = 3, /* cgroup connect4/6 */
 	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
-	MOAT_HOOK_ACCEPT = 5,  /* cgroup_skb ingress: a local socket receives a new connection */
+	MOAT_HOOK_ACCEPT = 6,  /* cgroup_skb ingress: a local socket receives a new connection */
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user

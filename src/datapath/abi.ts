@@ -25,15 +25,15 @@ export const Counter = {
   reset: 19,
   closed: 20,
   tableMiss: 21,
-  deferred: 23,
-  unowned: 24,
+  deferred: 24,
+  unowned: 25,
   max: 32,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
-export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4, accept: 5 } as const;
+export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4, accept: 6 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
