@@ -231,7 +231,8 @@ export class Datapath {
     if (this.pinRoot && link.fd >= 0) {
       ensureDir(this.pinRoot);
       const where = a.ifindex ? a.interface : `cgroup${a.interface.replaceAll("/", "_")}`;
-      pin = `${this.pinRoot}/link_${a.hook}_${where}`;
+      // a cgroup hook by its program: two programs may share an attach point (post_bind4/6)
+      pin = `${this.pinRoot}/link_${a.ifindex ? a.hook : a.program}_${where}`;
       link.pin(pin);
     }
     this.attachments.push({ ...a, linkId: link.id(), pin });
