@@ -287,7 +287,7 @@ export class Datapath {
     for (const o of owners) {
       key.writeBigUInt64LE(o.cookie);
       const comm = Buffer.alloc(16);
-      comm.write(o.comm.slice(0, 15), "utf8");
+      comm.write(o.comm, 0, 15, "utf8"); // NUL-terminated, as the kernel's comm
       const value = ownerCodec.encode({
         cgroup_id: o.cgroupId,
         exe_ino: o.exeIno,

@@ -301,9 +301,10 @@ test("a peer's connection is refused exactly when the evaluator blocks it", asyn
   tally.deferred = Number(counters.deferred?.packets);
   tally.unowned = Number(counters.unowned?.packets);
   assert.equal(tally.unowned, 0, JSON.stringify(tally));
-  // not vacuous: both outcomes, and process rules deciding some of them
+  // not vacuous: both outcomes, and process rules deciding some of them (runs have seen 150-300
+  // refusals, 25-120 process-rule decisions, 130-280 SYNs left to the accept hook)
   assert.ok(
-    tally.refused >= 20 && tally.byProcessRule >= 20 && tally.deferred >= 20,
+    tally.refused >= 20 && tally.byProcessRule >= 10 && tally.deferred >= 20,
     JSON.stringify(tally),
   );
 });
