@@ -5,7 +5,7 @@
 // the server's full process facts, says "blocked". XDP passes the SYNs that a process rule may
 // decide to the accept hook, which judges them with the listener's owner; the others it decides
 // itself. moat runs as the daemon (the lab's namespace b); policies go in through its API.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -47,6 +47,7 @@ const PORTS = SERVERS.map((s) => s.port);
 let lab: MoatLab | undefined;
 let cg: TestCgroup | undefined;
 let bin = "";
+/** By index of SERVERS. */
 const servers: Server[] = [];
 /** Addresses of the lab, known once it exists. */
 const at = { remotes: [] as string[], locals: [] as string[], remoteNets: [] as string[] };
@@ -55,7 +56,7 @@ let nextSport = 20000;
 
 /** Killed (a hung run, scripts/retry-hung.sh): leave no daemon, servers or namespaces behind. */
 function onTerm(): void {
-  for (const s of servers) s.kill("SIGKILL");
+  for (const s of servers) s?.kill("SIGKILL");
   lab?.daemon.kill("SIGTERM"); // it removes its pins
   lab?.cleanup();
   process.exit(143);
@@ -63,13 +64,15 @@ function onTerm(): void {
 
 async function stopAll(): Promise<void> {
   process.off("SIGTERM", onTerm);
-  for (const s of servers.splice(0)) await s.stop();
+  for (const s of servers.splice(0)) await s?.stop();
   await lab?.close();
   cg?.remove();
   if (bin) rmSync(bin, { recursive: true, force: true });
 }
 
-before(async () => {
+/** The lab, the cgroups, the executables and the servers; set up by the test itself, so none of
+ * it outlives the test when the property tests share a process (--test-isolation=none). */
+async function setUp(): Promise<void> {
   process.once("SIGTERM", onTerm);
   cg = testCgroup("acceptprop");
   for (const c of CGROUPS) mkdirSync(join(cg.dir, c));
@@ -94,26 +97,19 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
     at.remotes = [l.v4.a, a2, l.v6.a, a6];
     at.locals = [l.v4.b, l.v4.b2, l.v6.b];
     at.remoteNets = [l.v4.a, `${l.v4.a.replace(/\.1$/, ".0")}/24`, l.v6.a, `${a6}/128`];
-    servers.push(
-      ...(await Promise.all(
-        SERVERS.map((s) =>
-          serveIn(l.b, join(cg!.dir, s.cgroup), [`tcp:${s.port}`], {
-            exe: join(bin, s.program),
-            as: s.user.as,
-          }),
-        ),
-      )),
+    await Promise.all(
+      SERVERS.map(async (s, i) => {
+        servers[i] = await serveIn(l.b, join(cg!.dir, s.cgroup), [`tcp:${s.port}`], {
+          exe: join(bin, s.program),
+          as: s.user.as,
+        });
+      }),
     );
   } catch (err) {
     await stopAll();
     throw err;
   }
-});
-
-after(async () => {
-  await stopAll();
-  console.log(`accept property: ${JSON.stringify(tally)}`);
-});
+}
 
 const processSection = fc.record(
   {
@@ -230,6 +226,16 @@ print(json.dumps(result))
 `;
 
 test("a peer's connection is refused exactly when the evaluator blocks it", async () => {
+  await setUp();
+  try {
+    await check();
+  } finally {
+    await stopAll();
+    console.log(`accept property: ${JSON.stringify(tally)}`);
+  }
+});
+
+async function check(): Promise<void> {
   await fc.assert(
     fc.asyncProperty(
       fc.array(headRule, { minLength: 1, maxLength: 6 }),
@@ -307,4 +313,4 @@ test("a peer's connection is refused exactly when the evaluator blocks it", asyn
     tally.refused >= 20 && tally.byProcessRule >= 10 && tally.deferred >= 20,
     JSON.stringify(tally),
   );
-});
+}
