@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
  * then judge it with the same tables and the same conntrack (include/judge.h). The socket
- * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, and the
+ * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, the
  * post-route check (include/post_route.h) judges its first packet again when it leaves by
- * another interface than the route mirror predicted. */
+ * another interface than the route mirror predicted, and the accept hooks
+ * (include/accept_hooks.h) judge the connections a local socket receives. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -13,6 +14,7 @@
 #include "bench.h"
 #include "post_route.h"
 #include "sock_hooks.h"
+#include "accept_hooks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -6,6 +6,7 @@ import { Datapath } from "./datapath/datapath.ts";
 import { decodeEvent } from "./datapath/events.ts";
 import { destroyBlockedSocket } from "./datapath/post-route.ts";
 import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
+import { boundSocketOwners } from "./attribution/listeners.ts";
 import { readProcessUniverse, universeFingerprint } from "./policy/process-universe.ts";
 import { namesProcesses } from "./policy/compile/policy-image.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
@@ -213,6 +214,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
   }
   for (const s of datapath.skipped) log(`skipped ${s.interface}: ${s.reason}`);
+  // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
+  if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
+    const seeded = datapath.seedOwners(boundSocketOwners(attribution));
+    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
+  }
   if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
   const describe = (p: LoadedPolicy, generation: number, ms?: number) =>
     `policy ${options.policyPath} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +

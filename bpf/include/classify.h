@@ -145,7 +145,9 @@ __noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, co
 	if (!m || !f)
 		return MOAT_RULE_NONE;
 
-	__u32 dflt = f->dir ? m->default_rule[1] : m->default_rule[0];
+	/* the policy's defaults; none for the redirects (their image's own default indexes
+	 * could be taken for a redirect's) */
+	__u32 dflt = image == 2 ? MOAT_RULE_NONE : f->dir ? m->default_rule[1] : m->default_rule[0];
 	__u32 ns = image == 2 ? m->redir_ns : image ? m->sock_ns : m->ns;
 	__u32 nx = image == 2 ? m->redir_nx : image ? m->sock_nx : m->nx;
 	__u32 rclass = lpm_class(T_REMOTE, slot, image, f->remote, f->family);
@@ -245,7 +247,8 @@ static __always_inline __u32 process_class(__u32 slot, const struct moat_meta *m
 
 /* the rule deciding a connection whose owner is known and which leaves by `ifindex`: by the
  * socket hooks' tables and the owner's process class, unless that decision needs the local
- * address or client port, then by the packet hooks' tables (which have both in `f`) */
+ * address or client port (egress) or the client port (ingress), then by the packet hooks'
+ * tables (which have both in `f`) */
 static __always_inline __u32 classify_owned_at(__u32 slot, const struct moat_meta *m,
 					       struct facts *f, const struct moat_owner *o,
 					       __u32 ifindex)
@@ -256,7 +259,9 @@ static __always_inline __u32 classify_owned_at(__u32 slot, const struct moat_met
 	f->client_port = process_class_at(slot, m, o, ifindex);
 	__u32 rule = classify(slot, 1, m, f);
 	f->client_port = port;
-	return rule < m->first_local_rule ? rule : classify(slot, 0, m, f);
+	__u32 first =
+	    f->dir == MOAT_DIR_INGRESS ? m->first_ingress_sport_rule : m->first_local_rule;
+	return rule < first ? rule : classify(slot, 0, m, f);
 }
 
 /* the same, leaving by the interface the route mirror predicts */

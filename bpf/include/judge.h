@@ -10,6 +10,7 @@
 #include "classify.h"
 #include "conntrack.h"
 #include "events.h"
+#include "accept.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -209,8 +210,11 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	int report = ct->verdict != MOAT_EV_ALLOWED || r.log;
 	if (report)
 		ct->flags |= MOAT_CT_REPORTED;
+	/* an ingress connection to a local socket: the accept hook completes it (accept.h) */
+	ct->flags |= accept_await(j->slot, j->m, p, &f, rule, ct->verdict);
 	tally(j, MOAT_CNT_NEW);
-	count_rule(j->slot, j->m, rule, j->len, 1);
+	if (!(ct->flags & MOAT_CT_PENDING))
+		count_rule(j->slot, j->m, rule, j->len, 1);
 
 	/* an echo reply opens nothing: judged, not remembered (no pre-authorized requests) */
 	if (!((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_) &&
@@ -220,11 +224,20 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 			tally(j, MOAT_CNT_CT_FULL);
 			ct->id = 0;
 			reason = MOAT_REASON_UNTRACKED;
+			/* no entry for the accept hook to complete: decided here */
+			if (ct->flags & MOAT_CT_PENDING)
+				count_rule(j->slot, j->m, rule, j->len, 1);
+			ct->flags &= ~(MOAT_CT_AWAIT | MOAT_CT_PENDING);
 		}
 	}
-	/* the post-route check reported it already, on the same interface */
-	if (report && !(s && (s->post_route & MOAT_POST_REPORTED)))
+	/* the post-route check reported it already, on the same interface; the accept hook
+	 * reports what it awaits, with the owner */
+	if (report && !(ct->flags & MOAT_CT_AWAIT) && !(s && (s->post_route & MOAT_POST_REPORTED)))
 		emit(k, ct, ct->verdict, reason, &j->h->from);
+	if (ct->flags & MOAT_CT_PENDING) {
+		tally(j, MOAT_CNT_DEFERRED);
+		return OUT_PASS;
+	}
 	return out_of(j, ct->verdict);
 }
 
@@ -273,6 +286,13 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 		if (reason)
 			emit_closed(k, ct, reason, &j->h->from);
 	}
+	if (ct->flags & MOAT_CT_AWAIT) {
+		if (accept_waits(ct, p, from)) {
+			tally(j, MOAT_CNT_DEFERRED);
+			return OUT_PASS;
+		}
+		accept_settle(j->slot, j->m, k, ct, &j->h->from);
+	}
 	return out_of(j, ct->verdict);
 }
 
@@ -283,7 +303,12 @@ static __always_inline int related_pass(const struct judge_ctx *j, const struct 
 
 	ct_key(&p->rel, &rk);
 	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &rk);
-	if (!ct || ct->verdict == MOAT_EV_BLOCKED)
+	if (!ct)
+		return 0;
+	/* the stack's answer to a connection no accept hook completed (port unreachable) */
+	if (ct->flags & MOAT_CT_AWAIT)
+		accept_settle(j->slot, j->m, &rk, ct, &j->h->from);
+	if (ct->verdict == MOAT_EV_BLOCKED)
 		return 0;
 	return !(j->now > ct->last_ns && j->now - ct->last_ns > ct_timeout_ns(ct, rk.protocol));
 }

@@ -15,6 +15,9 @@
 #define MOAT_PROTO_SLOTS 5
 #define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
 #define MOAT_SPORT_CLASS_SIZE 65537
+/* the process class every process rule matches (none computed is it): XDP asks the socket
+ * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
+#define MOAT_ANY_PROCESS 65535
 
 /* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
  * the high word, or its segment (high: entry count, low: first index); a segment entry is
@@ -93,8 +96,17 @@ struct moat_meta {
 	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
 	__u8 post_route;
 	__u8 pad3[3];
+	/* the accept hook (docs/socket-hooks.md, "The accept side"): xdp passes a new ingress tcp
+	 * connection undecided when the packet hooks' rule is this one or later (rule_count + 2 if
+	 * no process rule judges ingress) */
+	__u32 first_ingress_process_rule;
+	/* the accept hook judges by table image 1 below this rule (the first ingress rule naming
+	 * client ports, which image 1's process classes replace), by image 0 from it */
+	__u32 first_ingress_sport_rule;
+	__u8 accept; /* 1: the accept hook is attached; xdp leaves ingress entries to it */
+	__u8 pad4[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 80, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 92, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -103,7 +115,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 168, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 192, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -139,6 +151,8 @@ enum moat_counter_index {
 	/* first packets that left by another interface than the route mirror predicted at
 	 * connect(): judged again by the post-route check */
 	MOAT_CNT_POST_ROUTE_MISS = 23,
+	MOAT_CNT_DEFERRED = 24, /* ingress syns passed undecided to the accept hook */
+	MOAT_CNT_UNOWNED = 25,	/* accepted connections whose socket has no owner record */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -172,6 +186,7 @@ enum moat_hook {
 	MOAT_HOOK_SENDMSG = 4, /* cgroup sendmsg4/6 (unconnected udp) */
 	/* cgroup_skb egress: a connection's first packet, after routing (post_route.h) */
 	MOAT_HOOK_POST_ROUTE = 5,
+	MOAT_HOOK_ACCEPT = 6, /* cgroup_skb ingress: a local socket receives a new connection */
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user
@@ -265,6 +280,10 @@ _Static_assert(sizeof(struct moat_ct_key) == 40, "moat_ct_key");
 #define MOAT_CT_REPLIED 0x10	/* the responder sent a packet */
 #define MOAT_CT_MIDSTREAM 0x20	/* tcp entry created by a packet that was not a syn */
 #define MOAT_CT_CUT 0x40	/* cut by max_duration */
+/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening event */
+#define MOAT_CT_AWAIT 0x80
+/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
+#define MOAT_CT_PENDING 0x100
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {

@@ -282,8 +282,9 @@ int moat_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* a process binding a target is its proxy: its own connections are never redirected */
-static __always_inline int note_proxy(struct bpf_sock *sk, int v6)
+/* post_bind4/6 (accept_hooks.h): a process binding a target is its proxy, whose own
+ * connections are never redirected */
+static __always_inline void note_proxy(struct bpf_sock *sk, int v6)
 {
 	struct moat_endpoint e;
 
@@ -293,19 +294,6 @@ static __always_inline int note_proxy(struct bpf_sock *sk, int v6)
 		__u8 one = 1;
 		bpf_map_update_elem(&redirect_exempt, &pid, &one, BPF_ANY);
 	}
-	return 1;
-}
-
-SEC("cgroup/post_bind4")
-int moat_post_bind4(struct bpf_sock *sk)
-{
-	return note_proxy(sk, 0);
-}
-
-SEC("cgroup/post_bind6")
-int moat_post_bind6(struct bpf_sock *sk)
-{
-	return note_proxy(sk, 1);
 }
 
 #endif /* MOAT_REDIRECT_H */

@@ -27,13 +27,22 @@ export const Counter = {
   tableMiss: 21,
   redirected: 22,
   postRouteMiss: 23,
+  deferred: 24,
+  unowned: 25,
   max: 32,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
 export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
-export const Hook = { xdpIngress: 1, tcEgress: 2, connect: 3, sendmsg: 4, postRoute: 5 } as const;
+export const Hook = {
+  xdpIngress: 1,
+  tcEgress: 2,
+  connect: 3,
+  sendmsg: 4,
+  postRoute: 5,
+  accept: 6,
+} as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
@@ -63,6 +72,8 @@ export const CtFlag = {
   replied: 0x10,
   midstream: 0x20,
   cut: 0x40,
+  await: 0x80,
+  pending: 0x100,
 } as const;
 
 export const RULE_NONE = 0xffffffff;
@@ -84,7 +95,7 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 80, {
+export const meta = defineStruct("moat_meta", 92, {
   generation: { offset: 0, type: "u32" },
   ns: { offset: 4, type: "u32" },
   nx: { offset: 8, type: "u32" },
@@ -105,11 +116,14 @@ export const meta = defineStruct("moat_meta", 80, {
   redir_ns: { offset: 68, type: "u32" },
   redir_nx: { offset: 72, type: "u32" },
   post_route: { offset: 76, type: "u8" },
+  first_ingress_process_rule: { offset: 80, type: "u32" },
+  first_ingress_sport_rule: { offset: 84, type: "u32" },
+  accept: { offset: 88, type: "u8" },
 });
 
-export const state = defineStruct("moat_state", 168, {
+export const state = defineStruct("moat_state", 192, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 160 },
+  meta: { offset: 8, bytes: 184 },
 });
 
 /** Who owns a local socket, as the socket hooks see it (pid 0: not known). */

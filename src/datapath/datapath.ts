@@ -7,6 +7,7 @@ import {
   counter as counterCodec,
   counters as countersCodec,
   Counter,
+  owner as ownerCodec,
   type CounterName,
 } from "./abi.ts";
 import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
@@ -23,6 +24,7 @@ import type {
   XdpMode,
 } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
+import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
@@ -43,9 +45,12 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_recvmsg4", "recvmsg4"],
   ["moat_recvmsg6", "recvmsg6"],
   ["moat_sockops", "sock_ops"],
+  // who binds a socket (the accept side), and which processes are proxies (redirects)
   ["moat_post_bind4", "post_bind4"],
   ["moat_post_bind6", "post_bind6"],
   ["moat_post_route", "skb_egress"],
+  // the accept side: the connections the cgroup's sockets receive
+  ["moat_accept", "skb_ingress"],
 ];
 
 export interface Attachment {
@@ -139,7 +144,12 @@ export class Datapath {
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
   private readonly policy: PolicyMaps;
-  private readonly maps: { conntrack: BpfMap; counters: BpfMap; events: BpfMap };
+  private readonly maps: {
+    conntrack: BpfMap;
+    counters: BpfMap;
+    events: BpfMap;
+    ownerCookies: BpfMap;
+  };
   private stopped = false;
 
   private constructor(options: DatapathOptions) {
@@ -153,7 +163,10 @@ export class Datapath {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
+      ownerCookies: this.object.map("owner_cookies"),
     };
+    // XDP leaves new ingress connections to the accept hook only when it will be attached
+    this.policy.accept = !!options.cgroup;
   }
 
   /**
@@ -199,7 +212,9 @@ export class Datapath {
    * sendmsg() are judged (and redirected) before anything is sent; getpeername, recvmsg, sock_ops
    * and post_bind carry redirects out (docs/redirect.md). With them, the post-route check
    * (cgroup_skb egress) judges again a first packet that leaves by another interface than the
-   * route mirror predicted (docs/route-aware.md).
+   * route mirror predicted (docs/route-aware.md), and the accept hooks (post_bind4/6, cgroup_skb
+   * ingress) attribute, and judge by process, the connections its sockets receive
+   * (docs/socket-hooks.md, "The accept side").
    */
   attachCgroup(directory: string): void {
     for (const [program, hook] of SOCKET_HOOKS) {
@@ -228,7 +243,8 @@ export class Datapath {
     if (this.pinRoot && link.fd >= 0) {
       ensureDir(this.pinRoot);
       const where = a.ifindex ? a.interface : `cgroup${a.interface.replaceAll("/", "_")}`;
-      pin = `${this.pinRoot}/link_${a.hook}_${where}`;
+      // a cgroup hook by its program: two programs may share an attach point (post_bind4/6)
+      pin = `${this.pinRoot}/link_${a.ifindex ? a.hook : a.program}_${where}`;
       link.pin(pin);
     }
     this.attachments.push({ ...a, linkId: link.id(), pin });
@@ -286,6 +302,31 @@ export class Datapath {
   /** Per-rule packets, bytes and connections of the live generation. */
   ruleCounters(): { generation: number; rules: RuleCounter[] } {
     return this.policy.ruleCounters();
+  }
+
+  /**
+   * Owners of sockets bound before the accept hooks were attached, by socket cookie (what
+   * post_bind records for later ones); returns how many were written.
+   */
+  seedOwners(owners: SocketOwner[]): number {
+    const key = Buffer.alloc(8);
+    let n = 0;
+    for (const o of owners) {
+      key.writeBigUInt64LE(o.cookie);
+      const comm = Buffer.alloc(16);
+      comm.write(o.comm, 0, 15, "utf8"); // NUL-terminated, as the kernel's comm
+      const value = ownerCodec.encode({
+        cgroup_id: o.cgroupId,
+        exe_ino: o.exeIno,
+        exe_dev: o.exeDev,
+        pid: o.pid,
+        uid: o.uid,
+        comm,
+      });
+      this.maps.ownerCookies.update(key, value);
+      n++;
+    }
+    return n;
   }
 
   /** The connection table, entry by entry. */

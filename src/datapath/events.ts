@@ -46,10 +46,11 @@ export interface MoatEvent {
   /** closed: both directions, first packet to last. */
   stats?: { packets: number; bytes: number; durationMs: number };
   /**
-   * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), or the
-   * post-route check of a connection's first packet (post_route: judged by the real interface).
+   * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
+   * post-route check of a connection's first packet (post_route: judged by the real interface),
+   * or a local socket receiving a new connection (accept).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route";
+  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -94,6 +95,7 @@ const hooks: Record<number, MoatEvent["hook"]> = {
   [Hook.connect]: "connect",
   [Hook.sendmsg]: "sendmsg",
   [Hook.postRoute]: "post_route",
+  [Hook.accept]: "accept",
 };
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */

@@ -100,6 +100,11 @@ export class PolicyMaps {
   private readonly outers: Record<keyof typeof OUTERS, BpfMap>;
   private readonly generations: (Generation | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
+  /**
+   * The accept hook is attached (docs/socket-hooks.md, "The accept side"): XDP leaves new
+   * ingress connections to it. Written to each policy's meta by apply().
+   */
+  accept = false;
 
   readonly redirects: RedirectMaps;
 
@@ -228,6 +233,9 @@ export class PolicyMaps {
           redir_ns: image.redirect?.image.ns ?? 0,
           redir_nx: image.redirect?.image.nx ?? 0,
           post_route: image.socket?.process.interfaces ? 1 : 0,
+          first_ingress_process_rule: image.firstIngressProcessRule,
+          first_ingress_sport_rule: image.firstIngressSportRule,
+          accept: this.accept ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,

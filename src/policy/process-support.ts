@@ -1,7 +1,12 @@
 // Which process and interface rules the socket hooks can enforce (docs/socket-hooks.md), checked at load so a
 // rule is never silently left unenforced: each problem is a diagnostic at the rule's position.
+//
+// Outgoing connections are judged at connect()/sendmsg(), which know neither the local address nor
+// the client port. Incoming ones are judged by the accept hook (docs/socket-hooks.md, "The accept
+// side"), at the listener a TCP SYN reaches: it knows the listener's owner, not the interface, and
+// its process tables have no client port.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
-import type { PolicyModel } from "../config/model.ts";
+import { PROTOCOL_NUMBERS, type PolicyModel } from "../config/model.ts";
 import { commRange } from "./compile/process.ts";
 
 export function processRuleProblems(model: PolicyModel): Diagnostic[] {
@@ -9,15 +14,37 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
   const firstLocal = model.rules.find(
     (r) => r.direction !== "ingress" && (r.layer3?.local || r.layer4?.sourcePorts),
   );
+  const firstSport = model.rules.find((r) => r.direction !== "egress" && r.layer4?.sourcePorts);
   for (const rule of model.rules) {
     const section = rule.process ?? rule.interface;
     if (!section) continue;
     const what = rule.process ? "a process" : "an interface";
-    if (rule.direction !== "egress") {
+    const ingress = rule.direction !== "egress";
+    if (ingress && rule.interface) {
       out.push(
         diagnostic(
-          section.pos,
-          `rule '${rule.name}' names ${what} but is not 'direction: egress': the socket hooks judge connections this host opens; for an incoming connection this version knows neither`,
+          rule.interface.pos,
+          `rule '${rule.name}' names an interface but is not 'direction: egress': for an incoming connection this version does not know the interface it entered by`,
+        ),
+      );
+    }
+    if (ingress && rule.process && rule.layer4?.protocol !== PROTOCOL_NUMBERS.tcp) {
+      out.push(
+        diagnostic(
+          rule.process.pos,
+          `rule '${rule.name}' names a process for incoming connections but does not say 'layer4: { protocol: tcp }': the accept hook judges a TCP connection at its listener, before anything reaches the process; a UDP datagram would reach its socket before the owner is known${rule.direction === "any" ? " (for outgoing connections only, write 'direction: egress')" : ""}`,
+        ),
+      );
+    }
+    if (ingress && rule.process && firstSport && firstSport.index <= rule.index) {
+      const where =
+        firstSport === rule
+          ? "and a source port: the accept hook judges process rules by tables without the client port, so drop 'source_port' from it"
+          : `after rule '${firstSport.name}' (line ${firstSport.pos.line}), which judges incoming connections by source port: the accept hook judges process rules by tables without the client port, so move it above`;
+      out.push(
+        diagnostic(
+          rule.process.pos,
+          `rule '${rule.name}' names a process for incoming connections ${where}`,
         ),
       );
     }
@@ -29,7 +56,7 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
         ),
       );
     }
-    if (firstLocal && firstLocal.index < rule.index) {
+    if (rule.direction !== "ingress" && firstLocal && firstLocal.index < rule.index) {
       out.push(
         diagnostic(
           section.pos,

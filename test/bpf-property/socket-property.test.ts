@@ -84,8 +84,9 @@ try:
         print(s.recvfrom(8)[0].decode())
 except PermissionError:
     print("EPERM")
-except OSError:
+except OSError as e:
     print("passed")
+    print(e, file=sys.stderr)
 `;
 
 before(async () => {
@@ -274,7 +275,15 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
         }
       },
     ),
-    { numRuns: POLICIES },
+    // no shrinking: each try costs real processes, and the first counterexample says enough.
+    // FC_SEED and FC_PATH (from a failure's report) replay it
+    {
+      numRuns: POLICIES,
+      endOnFailure: true,
+      ...(process.env.FC_SEED
+        ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH }
+        : {}),
+    },
   );
   // not vacuous: runs see 80-170 blocks and 19-46 process-rule decisions; a broken generator
   // or hook would give none

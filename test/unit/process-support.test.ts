@@ -30,9 +30,8 @@ rules:
     interface: { tunnel: true }
 `),
     [
-      "p.yaml:10:14 rules[1].process: rule 'inbound' names a process but is not 'direction: egress': the socket hooks judge connections this host opens; for an incoming connection this version knows neither",
+      "p.yaml:10:14 rules[1].process: rule 'inbound' names a process for incoming connections but does not say 'layer4: { protocol: tcp }': the accept hook judges a TCP connection at its listener, before anything reaches the process; a UDP datagram would reach its socket before the owner is known",
       `p.yaml:10:14 rules[1].process: rule 'inbound' names a process: set attach.cgroup (e.g. "/") so the socket hooks see the connections`,
-      "p.yaml:10:14 rules[1].process: rule 'inbound' names a process after rule 'local-first' (line 3), which needs the local address or source port: connect() knows neither, so move it above",
       `p.yaml:14:14 rules[2].process: rule 'odd-name' names a process: set attach.cgroup (e.g. "/") so the socket hooks see the connections`,
       "p.yaml:14:14 rules[2].process: rule 'odd-name' names a process after rule 'local-first' (line 3), which needs the local address or source port: connect() knows neither, so move it above",
       "p.yaml:14:14 rules[2].process.name: process name '*sh': the kernel matches a name (at most 15 bytes, as comm holds it) exactly or by a trailing '*' only",
@@ -43,13 +42,36 @@ rules:
   );
 });
 
-test("egress process and interface rules with attach.cgroup pass", () => {
+test("incoming connections: process rules on TCP above any source-port rule; no interface", () => {
+  assert.deepEqual(
+    problems(`version: 1
+attach: { cgroup: / }
+rules:
+  - { name: dns-any, direction: any, action: allow, layer4: { protocol: udp }, process: { name: [unbound] } }
+  - { name: tunnel-in, direction: ingress, action: block, layer4: { protocol: tcp }, interface: { tunnel: true } }
+  - { name: own-port, direction: ingress, action: allow, layer4: { protocol: tcp, source_port: [22] }, process: { user: [0] } }
+  - { name: late-sshd, direction: ingress, action: allow, layer4: { protocol: tcp, port: [22] }, process: { name: [sshd] } }
+`),
+    [
+      "p.yaml:4:89 rules[0].process: rule 'dns-any' names a process for incoming connections but does not say 'layer4: { protocol: tcp }': the accept hook judges a TCP connection at its listener, before anything reaches the process; a UDP datagram would reach its socket before the owner is known (for outgoing connections only, write 'direction: egress')",
+      "p.yaml:5:97 rules[1].interface: rule 'tunnel-in' names an interface but is not 'direction: egress': for an incoming connection this version does not know the interface it entered by",
+      "p.yaml:6:113 rules[2].process: rule 'own-port' names a process for incoming connections and a source port: the accept hook judges process rules by tables without the client port, so drop 'source_port' from it",
+      "p.yaml:7:107 rules[3].process: rule 'late-sshd' names a process for incoming connections after rule 'own-port' (line 6), which judges incoming connections by source port: the accept hook judges process rules by tables without the client port, so move it above",
+    ],
+  );
+});
+
+test("enforceable process and interface rules with attach.cgroup pass", () => {
   assert.deepEqual(
     problems(`version: 1
 attach: { cgroup: / }
 rules:
   - { name: curl, direction: egress, action: allow, process: { path: [/usr/bin/curl], name: ["cu*"] } }
   - { name: vpn, direction: egress, action: block, interface: { tunnel: true } }
+  - { name: sshd-in, direction: ingress, action: allow, layer4: { protocol: tcp, port: [22] }, process: { name: [sshd], user: [root] } }
+  - { name: web-any, direction: any, action: allow, layer4: { protocol: tcp }, process: { cgroup: /system.slice/nginx.service } }
+  - { name: high-ports-in, direction: ingress, action: block, layer4: { protocol: tcp, source_port: ["0-1023"] } }
+  - { name: local-out, direction: egress, action: allow, layer3: { local: [10.0.0.1] } }
 `),
     [],
   );

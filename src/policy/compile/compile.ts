@@ -72,6 +72,12 @@ function firstLocalRule(model: PolicyModel): number {
   return i < 0 ? model.rules.length + 2 : i;
 }
 
+/** The first rule judging ingress connections with `is`; rules.length + 2 (none) if none. */
+export function firstIngressRule(model: PolicyModel, is: (r: Rule) => boolean): number {
+  const i = model.rules.findIndex((r) => r.direction !== "egress" && is(r));
+  return i < 0 ? model.rules.length + 2 : i;
+}
+
 export function compile(model: PolicyModel, options: CompileOptions = {}): ClassifierImage {
   const budgets = { ...DEFAULT_BUDGETS, ...options.budgets };
   let last = performance.now();
@@ -219,6 +225,8 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     ruleCount: n,
     defaultRule: { ingress: n, egress: n + 1 },
     firstLocalRule: firstLocalRule(model),
+    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
+    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     remote4,
     remote6,
     local4,

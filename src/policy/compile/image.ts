@@ -59,6 +59,18 @@ export interface ClassifierImage {
   /** Socket hooks: decisions by this rule or later wait for the packet hooks (no local facts). */
   firstLocalRule: number;
   /**
+   * The accept side (docs/socket-hooks.md): XDP passes a new ingress TCP connection undecided,
+   * for the accept hook to judge with the listener's owner, when its packet-level rule is this one
+   * or later (the first rule with a process section that judges ingress); ruleCount + 2 if none.
+   */
+  firstIngressProcessRule: number;
+  /**
+   * The accept hook judges by the socket image below this rule (the first rule that judges
+   * ingress by client port, which the socket image replaces by process classes), by the packet
+   * image from it; ruleCount + 2 if none.
+   */
+  firstIngressSportRule: number;
+  /**
    * When rules name processes: the socket hooks' own tables (the process class in the client-port
    * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
    */

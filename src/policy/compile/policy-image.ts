@@ -8,9 +8,9 @@
 // go. Rule indexes are the same in both.
 
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
-import { compile, type CompileOptions } from "./compile.ts";
+import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
-import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
+import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
 /** Everything minus everything: an address list no address is in. */
@@ -65,7 +65,9 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
     const layer4: Layer4 = { ...(r.layer4 ?? { protocol: null, pos: r.pos }) };
     delete layer4.sourcePorts;
     if (!socketRule(r)) return { ...r, layer4 };
-    const classes = classesOf.get(r.index) ?? [];
+    const classes = [...(classesOf.get(r.index) ?? [])];
+    // docs/socket-hooks.md, "The accept side": XDP's "may a process rule decide?"
+    if (r.process) classes.push(ANY_PROCESS_CLASS);
     if (classes.length === 0) return unmatchable(r);
     return { ...withoutProcess(r), layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
   });
@@ -86,7 +88,12 @@ export function compilePolicy(
   universe: ProcessUniverse | null,
   options: CompileOptions = {},
 ): ClassifierImage {
-  const image: ClassifierImage = compile(packetModel(model), options);
+  const image: ClassifierImage = {
+    ...compile(packetModel(model), options),
+    // the accept side (docs/socket-hooks.md): from the model as written, process sections and all
+    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
+    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+  };
   // one set of process classes for the rules and the redirects (compile/redirect.ts)
   const proc = universe ? compileProcess(withRedirects(model), universe) : null;
   if (proc) {

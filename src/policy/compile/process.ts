@@ -59,7 +59,12 @@ export interface ProcessImage {
 }
 
 /** At most this many process classes: P travels in the client-port slot (docs/socket-hooks.md). */
-export const MAX_PROCESS_CLASSES = 65536;
+export const MAX_PROCESS_CLASSES = 65535;
+/**
+ * The one more class that every process rule matches and no process has (MOAT_ANY_PROCESS): XDP
+ * asks the socket image with it whether a process rule may decide an incoming connection.
+ */
+export const ANY_PROCESS_CLASS = 65535;
 const MAX_TABLE = 4_000_000;
 
 /** Rule sets (sorted ordinals of process rules), numbered in order of first appearance. */
