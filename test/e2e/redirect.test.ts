@@ -51,7 +51,7 @@ redirect:
     [],
   );
   closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:80,443,8080,9000", "udp:5353"]);
+  const peer = await startPeerServers(lab, ["tcp:22,80,443,8080,9000", "udp:5353"]);
   children.push(peer);
 
   // the proxies live on moat's host (namespace b); the forwarding one inside the attached cgroup
@@ -144,6 +144,13 @@ redirect:
     const r = curl(9000);
     assert.equal(r.status, 7, r.stderr);
     assert.ok(r.ms < 2000, `curl took ${Math.round(r.ms)} ms`);
+  });
+
+  await t.test("a connection no redirect matches goes where it was going", () => {
+    // one rule, five redirects: the redirects' "none" must not be read as one of them
+    const r = curl(22);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "port 22\n");
   });
 
   await t.test("outside the attached cgroup nothing is redirected", () => {
