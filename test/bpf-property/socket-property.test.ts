@@ -18,6 +18,7 @@ import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
 import { readProcessUniverse } from "../../src/policy/process-universe.ts";
+import { sweepStale } from "../helpers/cgroup-run.ts";
 
 const POLICIES = 12;
 const CLIENTS = 25;
@@ -91,6 +92,7 @@ except OSError as e:
 
 before(async () => {
   if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
+  sweepStale();
   dir = mkdtempSync(join(tmpdir(), "moat-sockprop-"));
   // three executables with their own inodes and names (comm = file name)
   for (const p of PROGRAMS) copyFileSync("/usr/bin/python3", join(dir, p));

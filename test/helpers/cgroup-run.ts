@@ -40,18 +40,45 @@ export interface TestCgroup {
   remove(): void;
 }
 
+/** Removes a cgroup directory and its children (their processes must have exited). */
+function removeCgroup(path: string): void {
+  if (!existsSync(path)) return;
+  for (const e of readdirSync(path, { withFileTypes: true }))
+    if (e.isDirectory()) removeCgroup(join(path, e.name));
+  rmdirSync(path);
+}
+
+/** Test cgroups and namespaces are named after the test process's pid. */
+const PER_PID = /^moat-(?:sockprop|test-[a-z0-9-]+?)-(\d+)$/;
+
+/**
+ * Removes what killed test runs left behind (a hung try that scripts/retry-hung.sh killed runs no
+ * clean-up): cgroups and namespaces named after a process that is gone.
+ */
+export function sweepStale(): void {
+  const gone = (name: string) => {
+    const pid = PER_PID.exec(name)?.[1];
+    return pid !== undefined && !existsSync(`/proc/${pid}`);
+  };
+  const mount = cgroup2Mount();
+  for (const name of mount ? readdirSync(mount) : []) {
+    try {
+      if (gone(name)) removeCgroup(join(mount ?? "", name));
+    } catch {
+      // still busy: the next sweep
+    }
+  }
+  const namespaces = existsSync("/run/netns") ? readdirSync("/run/netns") : [];
+  for (const name of namespaces.filter(gone)) spawnSync("ip", ["netns", "del", name]);
+}
+
 /** A cgroup of this test process, made now, named `/moat-test-KIND-PID`. */
 export function testCgroup(kind: string): TestCgroup {
   const mount = cgroup2Mount();
   if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
+  sweepStale();
   const cgroup = `/moat-test-${kind}-${process.pid}`;
   const dir = join(mount, cgroup);
   mkdirSync(dir, { recursive: true });
-  const remove = (path: string): void => {
-    if (!existsSync(path)) return;
-    for (const e of readdirSync(path, { withFileTypes: true }))
-      if (e.isDirectory()) remove(join(path, e.name));
-    rmdirSync(path);
-  };
-  return { cgroup, dir, remove: () => remove(dir) };
+  return { cgroup, dir, remove: () => removeCgroup(dir) };
 }
