@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startMoatLab } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 
 const LOCAL_RESOLVER = 5300;
@@ -33,17 +33,12 @@ function dnsmasq(ns: string, listen: string, port: number, answer: string, dir: 
 }
 
 test("dig's UDP queries: judged by process, redirected, answered as if from the server asked", async (t) => {
-  const { cgroup, dir: cgroupDir, remove } = testCgroup("dns");
+  const cg = cgroupForTest(t, "dns");
+  const { cgroup, dir: cgroupDir } = cg;
   const dir = mkdtempSync(join(tmpdir(), "moat-dns-"));
-  const children: LineChild[] = [];
-  let closeLab = async () => {};
-  t.after(async () => {
-    for (const c of children) c.kill();
-    await closeLab();
-    remove();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const lab = await startMoatLab(
+  cg.onClose(() => rmSync(dir, { recursive: true, force: true }));
+  const lab = await startCgroupLab(
+    cg,
     "dns clients",
     (l) => `version: 1
 mode: prevent
@@ -63,10 +58,12 @@ redirect:
 `,
     [],
   );
-  closeLab = () => lab.close();
-  children.push(dnsmasq(lab.a, lab.v4.a, 53, "10.7.7.7", dir));
-  children.push(dnsmasq(lab.a, lab.v6.a, 53, "10.7.7.7", dir));
-  children.push(dnsmasq(lab.b, "127.0.0.1", LOCAL_RESOLVER, "10.8.8.8", dir));
+  for (const resolver of [
+    dnsmasq(lab.a, lab.v4.a, 53, "10.7.7.7", dir),
+    dnsmasq(lab.a, lab.v6.a, 53, "10.7.7.7", dir),
+    dnsmasq(lab.b, "127.0.0.1", LOCAL_RESOLVER, "10.8.8.8", dir),
+  ])
+    cg.onClose(() => resolver.kill());
 
   const dig = (server: string, asNobody = false) =>
     runIn(lab.b, cgroupDir, [

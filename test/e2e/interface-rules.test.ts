@@ -4,20 +4,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
 
 const TUN_NET = "10.77.0.0/16";
 const LATER_NET = "10.78.0.0/16";
 
 test("interface rules: the route's interface and tunnel flag decide at connect()", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("iface");
-  let closeLab = async () => {};
-  t.after(async () => {
-    await closeLab();
-    remove();
-  });
-  const lab = await startMoatLab(
+  const cg = cgroupForTest(t, "iface");
+  const { cgroup, dir } = cg;
+  const lab = await startCgroupLab(
+    cg,
     "interface rules",
     (l) => {
       // the tun device and its route exist before moat starts (namespace b is moat's host)
@@ -34,14 +31,8 @@ rules:
   - { name: no-8080, direction: egress, action: block, layer4: { protocol: tcp, port: [8080] } }
 `;
     },
-    [],
+    ["tcp:80,8080"],
   );
-  closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
-  closeLab = async () => {
-    peer.kill();
-    await lab.close();
-  };
   const curl = (host: string, port: number) =>
     runIn(lab.b, dir, ["curl", "-sS", "--max-time", "2", `http://${host}:${port}/`]);
 

@@ -8,8 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
 import { http } from "../helpers/api-client.ts";
 
 const EVIL_B = "10.66.0.1";
@@ -51,12 +51,8 @@ interface Client {
 }
 
 test("post-route check: a connection that leaves by another interface than predicted", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("postroute");
-  let closeLab = async () => {};
-  t.after(async () => {
-    await closeLab();
-    remove();
-  });
+  const cg = cgroupForTest(t, "postroute");
+  const { cgroup, dir } = cg;
   const policy = (mode: string, cg: string, ifB: string) => `version: 1
 mode: ${mode}
 defaults: { ingress: allow, egress: allow }
@@ -64,7 +60,8 @@ attach: { interfaces: [${ifB}], cgroup: ${cg} }
 rules:
   - { name: no-evil, direction: egress, action: block, interface: { name: [evil0] } }
 `;
-  const lab = await startMoatLab(
+  const lab = await startCgroupLab(
+    cg,
     "post-route check",
     (l) => {
       // a second link between the namespaces, and a routing table that uses it for one uid
@@ -78,14 +75,8 @@ rules:
       ip("-n", l.b, "rule", "add", "uidrange", `${UID}-${UID}`, "lookup", "4242", "pref", "1000");
       return policy("prevent", cgroup, l.ifB);
     },
-    [],
+    ["tcp:80", "udp:53"],
   );
-  closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:80", "udp:53"]);
-  closeLab = async () => {
-    peer.kill();
-    await lab.close();
-  };
 
   const client = (host: string, port: number, proto: "tcp" | "udp", how: "" | "bind" | "uid") => {
     const py = [

@@ -6,20 +6,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup, udpSend } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn, udpSend } from "../helpers/cgroup-run.ts";
 
 test("process rules: path, user, name and cgroup decide at connect()", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("proc");
+  const cg = cgroupForTest(t, "proc");
+  const { cgroup, dir } = cg;
   const sub = join(dir, "batch");
   const late = join(dir, "late");
   mkdirSync(sub);
-  let closeLab = async () => {};
-  t.after(async () => {
-    await closeLab();
-    remove();
-  });
-  const lab = await startMoatLab(
+  const lab = await startCgroupLab(
+    cg,
     "process rules",
     (l) => `version: 1
 mode: prevent
@@ -34,14 +31,8 @@ rules:
   - { name: batch-no-tls, direction: egress, action: block, process: { cgroup: ${cgroup}/batch }, layer4: { protocol: tcp, port: [443] } }
   - { name: late-no-8080, direction: egress, action: block, process: { cgroup: ${cgroup}/late }, layer4: { protocol: tcp, port: [8080] } }
 `,
-    [],
+    ["tcp:80,443,8080", "udp:53"],
   );
-  closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:80,443,8080", "udp:53"]);
-  closeLab = async () => {
-    peer.kill();
-    await lab.close();
-  };
   const url = (port: number) => `http://${lab.v4.a}:${port}/`;
   const curl = (port: number, where = dir, as: string[] = []) =>
     runIn(lab.b, where, [...as, "curl", "-sS", "--max-time", "3", url(port)]);

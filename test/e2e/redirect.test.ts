@@ -5,23 +5,18 @@
 // clients cannot reach is refused at load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup } from "../helpers/cgroup-run.ts";
-import { spawnLines, type LineChild } from "../helpers/child.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
+import { spawnLines } from "../helpers/child.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 
 const PROXY = { lookup: 18001, v2: 18002, forward: 18003, udp: 18004 } as const;
 
 test("redirects send connections to a proxy that learns where they were going", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("redirect");
-  const children: LineChild[] = [];
-  let closeLab = async () => {};
-  t.after(async () => {
-    for (const c of children) c.kill();
-    await closeLab();
-    remove();
-  });
-  const lab = await startMoatLab(
+  const cg = cgroupForTest(t, "redirect");
+  const { cgroup, dir } = cg;
+  const lab = await startCgroupLab(
+    cg,
     "redirect",
     (l) => `version: 1
 mode: prevent
@@ -48,11 +43,8 @@ redirect:
     match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: udp, port: [5353] } }
     to: 127.0.0.1:${PROXY.udp}
 `,
-    [],
+    ["tcp:22,80,443,8080,9000", "udp:5353"],
   );
-  closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:22,80,443,8080,9000", "udp:5353"]);
-  children.push(peer);
 
   // the proxies live on moat's host (namespace b); the forwarding one inside the attached cgroup
   const proxy = async (mode: string, port: number, inCgroup = false) => {
@@ -70,7 +62,7 @@ redirect:
       String(port),
       lab.apiSocket,
     ]);
-    children.push(child);
+    cg.onClose(() => child.kill());
     await child.waitFor(/^listening$/);
   };
   await proxy("lookup", PROXY.lookup);

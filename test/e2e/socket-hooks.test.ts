@@ -3,19 +3,16 @@
 // reports them, and every event names the process (comm and pid) behind the connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startMoatLab, startPeerServers } from "../helpers/moat-lab.ts";
-import { runIn, testCgroup, udpSend } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn, udpSend } from "../helpers/cgroup-run.ts";
 
 test("connect() and sendto() from the attached cgroup are judged at the socket", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("sock");
+  const cg = cgroupForTest(t, "sock");
+  const { cgroup, dir } = cg;
   const run = (ns: string, inCgroup: boolean, cmd: string[]) =>
     runIn(ns, inCgroup ? dir : null, cmd);
-  let closeLab = async () => {};
-  t.after(async () => {
-    await closeLab();
-    remove();
-  });
-  const lab = await startMoatLab(
+  const lab = await startCgroupLab(
+    cg,
     "socket hooks",
     (l) => `version: 1
 mode: prevent
@@ -28,15 +25,8 @@ rules:
   - { name: watch-443, direction: egress, action: block, mode: detect, layer4: { protocol: tcp, port: [443] } }
   - { name: no-dns, direction: egress, action: block, layer4: { protocol: udp, port: [53] } }
 `,
-    [],
+    ["tcp:80,443,8080", "udp:53"],
   );
-  // the servers live in namespace a this time: namespace b (moat's host) connects out
-  closeLab = () => lab.close();
-  const peer = await startPeerServers(lab, ["tcp:80,443,8080", "udp:53"]);
-  closeLab = async () => {
-    peer.kill();
-    await lab.close();
-  };
   const curl = (port: number, inCgroup = true, host = lab.v4.a) =>
     run(lab.b, inCgroup, ["curl", "-sS", "--max-time", "3", `http://${host}:${port}/`]);
 

@@ -1,0 +1,42 @@
+// The set-up the socket-hook e2e tests share: a cgroup of the test's own for attach.cgroup, the
+// moat lab (the daemon in namespace b) and the peer servers in namespace a, all gone when the
+// test ends, whichever step failed.
+import type { TestContext } from "node:test";
+import { testCgroup } from "./cgroup-run.ts";
+import { startMoatLab, startPeerServers, type MoatLab } from "./moat-lab.ts";
+import type { Lab } from "./netns.ts";
+
+export interface CgroupForTest {
+  /** The path inside the cgroup v2 hierarchy, as attach.cgroup names it. */
+  cgroup: string;
+  /** Its directory. */
+  dir: string;
+  /** Runs `fn` when the test ends: the last registered first, the cgroup's removal last. */
+  onClose(fn: () => unknown): void;
+}
+
+/** A cgroup of this test (`/moat-test-KIND-PID`), removed when the test ends. */
+export function cgroupForTest(t: TestContext, kind: string): CgroupForTest {
+  const { cgroup, dir, remove } = testCgroup(kind);
+  const closers: (() => unknown)[] = [remove];
+  t.after(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+  return { cgroup, dir, onClose: (fn) => closers.push(fn) };
+}
+
+/** The moat lab with `policy`, and peer servers (servers.ts specs) in namespace a. */
+export async function startCgroupLab(
+  cg: CgroupForTest,
+  name: string,
+  policy: (lab: Lab & { auditPath: string }) => string,
+  peers: string[],
+): Promise<MoatLab> {
+  const lab = await startMoatLab(name, policy, []);
+  cg.onClose(() => lab.close());
+  if (peers.length > 0) {
+    const peer = await startPeerServers(lab, peers);
+    cg.onClose(() => peer.kill());
+  }
+  return lab;
+}
