@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { findCgroup2Mount } from "../../src/attribution/cgroup-mount.ts";
 import type { RuntimeRoots } from "../../src/attribution/containers/directory.ts";
+import { labNamespace } from "./netns.ts";
 
 export type FakeRuntime = "docker" | "containerd" | "podman" | "crio";
 
@@ -120,7 +121,7 @@ function makeContainer(lab: ContainerLab, spec: FakeContainerSpec, n: number): F
   const cgroupDir = join(lab.mount, cgroup);
   mkdirSync(cgroupDir, { recursive: true });
   const state = writeState(lab.stateRoot, spec.runtime, { id, name, image });
-  const netns = spec.netns ? `moat-${lab.tag}-c${n}` : undefined;
+  const netns = spec.netns ? labNamespace(lab.tag, `c${n}`) : undefined;
   if (netns) {
     spawnSync("ip", ["netns", "del", netns], { stdio: "ignore" });
     run("ip", ["netns", "add", netns]);

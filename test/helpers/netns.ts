@@ -1,7 +1,9 @@
-// A network-namespace lab for tests: names derived from the test name, everything removed on
-// every exit path (call lab.cleanup() in a finally/after hook; it never throws).
+// A network-namespace lab for tests: names derived from the test name and the test process's pid
+// (two runs at once never share a namespace), everything removed on every exit path (call
+// lab.cleanup() in a finally/after hook; it never throws).
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { sweepStale } from "./cgroup-run.ts";
 
 export function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -34,14 +36,20 @@ export interface Lab {
   cleanup(): void;
 }
 
-/** Two namespaces joined by a veth pair, named after the test. */
+/** A namespace name for this test process; what a killed run leaves is swept by its pid. */
+export function labNamespace(tag: string, role: string): string {
+  return `moat-test-${tag}${role}-${process.pid}`;
+}
+
+/** Two namespaces joined by a veth pair, named after the test and this process. */
 export function createLab(testName: string): Lab {
+  sweepStale(); // what killed runs left behind
   const tag = tagFor(testName);
   const octet = parseInt(tag.slice(0, 2), 16);
   const lab: Lab = {
     tag,
-    a: `moat-${tag}-a`,
-    b: `moat-${tag}-b`,
+    a: labNamespace(tag, "a"),
+    b: labNamespace(tag, "b"),
     ifA: `mt${tag}a`,
     ifB: `mt${tag}b`,
     v4: { a: `10.231.${octet}.1`, b: `10.231.${octet}.2`, b2: `10.231.${octet}.3` },
@@ -53,7 +61,6 @@ export function createLab(testName: string): Lab {
     },
   };
   try {
-    lab.cleanup(); // leftovers of an earlier, killed run
     sh("ip", ["netns", "add", lab.a]);
     sh("ip", ["netns", "add", lab.b]);
     sh("ip", [
