@@ -11,6 +11,7 @@ export { findCgroup2Mount, parseMountinfo, type Cgroup2Mount } from "./cgroup-mo
 export { ContainerDirectory, DOCKER_ROOT, type RuntimeRoots } from "./containers/directory.ts";
 export { containerRefOf, type ContainerRef, type Runtime } from "./containers/detect.ts";
 export { UserTable } from "./users.ts";
+export { kernelDev } from "./kernel-dev.ts";
 
 let shared: Attribution | undefined;
 /** One instance with the host's defaults, made on first use. */

@@ -1,6 +1,6 @@
 // The `moat top` frame: top blocked/detected remotes, processes and rules, as plain text lines.
 // Pure (data in, lines out) so it is tested without a terminal.
-import type { MoatEvent } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
 import { processOf } from "../observe/filter.ts";
 
 export interface Tally {

@@ -9,7 +9,7 @@
 
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
-import type { ClassifierImage } from "./image.ts";
+import type { PolicyImage } from "./kernel-image.ts";
 import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
@@ -87,12 +87,15 @@ export function compilePolicy(
   model: PolicyModel,
   universe: ProcessUniverse | null,
   options: CompileOptions = {},
-): ClassifierImage {
-  const image: ClassifierImage = {
-    ...compile(packetModel(model), options),
-    // the accept side (docs/socket-hooks.md): from the model as written, process sections and all
-    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
-    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+): PolicyImage {
+  const image: PolicyImage = {
+    packet: {
+      ...compile(packetModel(model), options),
+      // the accept side (docs/socket-hooks.md): from the model as written, process sections and
+      // all
+      firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
+      firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+    },
   };
   // one set of process classes for the rules and the redirects (compile/redirect.ts)
   const proc = universe ? compileProcess(withRedirects(model), universe) : null;
