@@ -42,7 +42,7 @@ export function connectionAttributes(ev: MoatEvent): Attributes {
     [ATTR_NETWORK_TYPE]: ev.local.ip.includes(":") ? "ipv6" : "ipv4",
     [ATTR_SOURCE_ADDRESS]: source.ip,
     [ATTR_DESTINATION_ADDRESS]: destination.ip,
-    // the initiator is the client and the other end the server, as policy-language.md defines
+    // the initiator is the client and the other end the server, as docs/policy.md defines
     [ATTR_CLIENT_ADDRESS]: source.ip,
     [ATTR_SERVER_ADDRESS]: destination.ip,
     "moat.direction": ev.direction,

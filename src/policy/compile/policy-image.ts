@@ -1,7 +1,7 @@
 // A policy -> what the kernel loads: the packet hooks' tables and, when rules name processes, the
 // socket hooks' own tables plus the process classes (docs/socket-hooks.md).
 //
-// Packet hooks never know the process (nor, for now, judge by interface), so for them a process or
+// Packet hooks never know the process (nor judge by interface), so for them a process or
 // interface rule matches nothing. The socket hooks know both but not the client port (connect()
 // runs before it is chosen), so for them such a rule's client ports become the classes it matches
 // (compile/process.ts): the kernel passes the caller's class where a packet's client port would
