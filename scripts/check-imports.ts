@@ -1,12 +1,14 @@
 // The import boundaries of src/, checked by `npm run check`: no import cycles (type imports
-// included), each folder imports only from the layers below it or beside it, and src/policy
-// (the evaluator and compiler, which the browser runs too) reaches nothing from `node:` or the
-// host, not even through what it imports. Prints each violation and exits 1 if there is one.
+// included); each folder imports only from the layers below it or beside it; the daemon and the
+// CLI import another folder only through its face (its index.ts; the daemon's is daemon.ts); and
+// src/policy (the evaluator and compiler, which the browser runs too) reaches nothing from
+// `node:`, not even through what it imports. Prints each violation and exits 1 if there is one.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** The repository (or, for the script's own test, the directory given as the first argument). */
+const ROOT = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), ".."));
 const SRC = join(ROOT, "src");
 
 /** Top to bottom: a layer imports only from layers below it and from the side folders. */
@@ -23,6 +25,10 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser). */
 const PURE = ["policy"];
+/** Folders that import others only through their face. */
+const THROUGH_FACES = ["cli", "daemon"];
+const faceOf = (folder: string): string =>
+  join(SRC, folder === "daemon" ? "daemon.ts" : join(folder, "index.ts"));
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -85,6 +91,8 @@ for (const [from, imports] of graph) {
     }
     const [a, b] = [folderOf(from), folderOf(i.to)];
     if (!allowed(a, b)) problems.push(`${rel(from)}: ${a} may not import ${b} (${rel(i.to)})`);
+    else if (a !== b && THROUGH_FACES.includes(a) && i.to !== faceOf(b))
+      problems.push(`${rel(from)}: imports ${rel(i.to)}; import ${rel(faceOf(b))} instead`);
   }
 }
 

@@ -2,28 +2,25 @@
 // through the pipeline to its sinks (stdout, audit log, history, API subscribers, the policy's
 // own), serves the API, and reloads atomically on demand (SIGHUP, file change, API). Never exits
 // the process. This file wires the parts in src/daemon/ together.
-import { Datapath } from "./datapath/datapath.ts";
-import { destroyBlockedSocket } from "./datapath/post-route.ts";
 import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
-import { boundSocketOwners } from "./attribution/listeners.ts";
-import { cgroup2Mount, cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
-import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
-import { watchFiles } from "./host/file-watch.ts";
-import { Relay } from "./redirect/relay.ts";
-import { EventPipeline } from "./observe/pipeline.ts";
-import { stdoutSink } from "./observe/stdout-sink.ts";
-import { auditSink } from "./observe/audit-sink.ts";
-import { historySink } from "./observe/history/sink.ts";
-import { snapshotSource } from "./observe/snapshot.ts";
-import type { SnapshotSource } from "./observe/sink.ts";
-import { startApi, type ApiServer } from "./api/server.ts";
+import {
+  cgroup2Mount,
+  checkPrerequisites,
+  destroyBlockedSocket,
+  listInterfaces,
+  type Datapath,
+} from "./datapath/index.ts";
+import { watchFiles } from "./host/index.ts";
+import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
-import { apiListeners, historyStore } from "./daemon/at-start.ts";
-import { attachLines } from "./daemon/attach-log.ts";
+import { apiListeners } from "./daemon/at-start.ts";
+import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { startEventPath } from "./daemon/event-path.ts";
 import { hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
+import { serveApi } from "./daemon/serve-api.ts";
+import { startDatapath } from "./daemon/start-datapath.ts";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
@@ -73,45 +70,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const universe = hostUniverse(attribution);
   const initial = readPolicyFile(policyPath, universe.read);
-  const pipeline = new EventPipeline();
-  const audit = auditSink();
-  audit.setPath(initial.model.logging.audit?.value.path ?? null);
-  pipeline.add(stdoutSink(log, options.json));
-  pipeline.add(audit);
-  const history = historyStore(initial.model, options.historyPath);
-  history?.ready.catch((err: Error) => log(`warning: no event history: ${err.message}`));
-  if (history) pipeline.add(historySink(history, log));
-
-  const patterns = options.interfaces ?? initial.model.attach.interfaces.value;
-  const nics = selectInterfaces(patterns, listInterfaces());
-  let datapath: Datapath;
-  // redirects with a PROXY header go through moat's relay (src/redirect/relay.ts)
-  const relay = await Relay.open({
-    original: (peer) => datapath.originalOf(peer, "tcp"),
-    redirect: (index, generation) => datapath.redirectOf(index, generation),
-    log,
-  });
-  try {
-    datapath = Datapath.start({
-      interfaces: nics,
-      pinRoot: options.pinRoot,
-      image: relay.route(initial.image),
-      cgroup: cgroupDirectory(initial.model.attach.cgroup?.value),
-    });
-  } catch (err) {
-    relay.close();
-    void pipeline.close();
-    throw err;
-  }
-  // moat's own connections (the relay's, exporters') are never redirected
-  datapath.exemptFromRedirects(process.pid);
-  for (const line of attachLines(datapath)) log(line);
-  // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
-  if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
-    const seeded = datapath.seedOwners(boundSocketOwners(attribution));
-    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
-  }
-  if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
+  const { pipeline, audit, history } = daemonSinks(initial.model, options);
+  const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
+    (err: unknown) => {
+      void pipeline.close();
+      throw err;
+    },
+  );
 
   const events = startEventPath({
     source: datapath,
@@ -169,11 +134,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     snapshot,
     log,
   });
-  let api: ApiServer | null = null;
   let done = false;
-  let resolve: () => void = () => {};
-  const stopped = new Promise<void>((r) => (resolve = r));
-
+  let resolveStopped = () => {};
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
   function stop(): void {
     if (done) return;
     done = true;
@@ -184,29 +147,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     datapath.stop();
     log("detached all programs; bye");
     void (async () => {
-      await api?.close();
+      await api.close();
       await pipeline.close();
       await plumbing.close();
-      resolve();
+      resolveStopped();
     })();
   }
-
-  const ready = startApi(control, apiListeners(initial.model, options.apiSocket)).then(
-    (server) => {
-      api = server;
-      for (const address of server.addresses) log(`api listening on ${address}`);
-      if (done) void server.close();
-    },
-    (err: unknown) => {
-      stop();
-      throw err;
-    },
-  );
+  const api = serveApi(control, apiListeners(initial.model, options.apiSocket), stop);
 
   return {
     datapath,
-    ready,
-    apiAddresses: () => api?.addresses ?? [],
+    ready: api.ready,
+    apiAddresses: () => api.addresses(),
     snapshot,
     reload: (reason) => policy.reload(reason),
     apply: (text, who) => policy.apply(text, who),

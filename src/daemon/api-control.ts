@@ -2,11 +2,9 @@
 // lifecycle for the policy and its changes, the datapath and attribution for a redirected
 // client's original destination, the pipeline for live subscribers, the store for history.
 import type { Attribution } from "../attribution/index.ts";
-import type { ApiControl } from "../api/control.ts";
-import type { Datapath } from "../datapath/datapath.ts";
-import type { HistoryWorker } from "../observe/history/remote.ts";
-import type { EventPipeline } from "../observe/pipeline.ts";
-import type { SnapshotSource } from "../observe/sink.ts";
+import type { ApiControl } from "../api/index.ts";
+import type { Datapath } from "../datapath/index.ts";
+import type { EventPipeline, HistoryWorker, SnapshotSource } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import { validatePolicyText } from "./policy-text.ts";
 

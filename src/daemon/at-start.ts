@@ -1,9 +1,8 @@
 // The parts of the policy the daemon reads once, at start (a reload notes a change to them and
 // keeps them): the event history store and the API's listeners. The command line overrides both.
 import type { PolicyModel } from "../config/index.ts";
-import { DEFAULT_SOCKET } from "../api/listen.ts";
-import type { ListenerOptions } from "../api/server.ts";
-import { HistoryWorker } from "../observe/history/remote.ts";
+import { DEFAULT_SOCKET, type ListenerOptions } from "../api/index.ts";
+import { HistoryWorker } from "../observe/index.ts";
 
 export const DEFAULT_HISTORY = "/var/lib/moat/history.db";
 

@@ -1,5 +1,5 @@
 // The lines the daemon logs at start about what it loaded and attached, and what it skipped.
-import type { Datapath } from "../datapath/datapath.ts";
+import type { Datapath } from "../datapath/index.ts";
 
 export function attachLines(
   datapath: Pick<Datapath, "objects" | "attachments" | "skipped">,

@@ -3,12 +3,14 @@
 // post-route block first destroys its socket, so connect() fails at once. Losses (ring buffer
 // full, conntrack full) are counted in the kernel and reported here, never silent.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
-import type { GenerationRecord } from "../datapath/generations.ts";
-import { decodeEvent } from "../datapath/events.ts";
-import type { MoatEvent } from "../datapath/event.ts";
-import type { NetInterface } from "../datapath/interfaces.ts";
-import type { DestroyedSocket } from "../datapath/post-route.ts";
-import { lossReport, type PacketCounts } from "../observe/loss-report.ts";
+import {
+  decodeEvent,
+  type DestroyedSocket,
+  type GenerationRecord,
+  type MoatEvent,
+  type NetInterface,
+} from "../datapath/index.ts";
+import { lossReport, type PacketCounts } from "../observe/index.ts";
 
 /** The parts of the datapath the event path reads. */
 export interface EventSource {

@@ -4,10 +4,8 @@
 // cgroup (a container) appears.
 import type { Attribution } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import { namesProcesses } from "../policy/compile/policy-image.ts";
-import type { ProcessUniverse } from "../policy/compile/process.ts";
-import { readProcessUniverse, universeFingerprint } from "../host/process-universe.ts";
-import { watchCgroups } from "../host/cgroup-watch.ts";
+import { namesProcesses, type ProcessUniverse } from "../policy/index.ts";
+import { readProcessUniverse, universeFingerprint, watchCgroups } from "../host/index.ts";
 
 /** How often the executables, users and cgroups that process rules name are read again. */
 const UNIVERSE_MS = 3000;

@@ -3,11 +3,10 @@
 // name changed on the host): read, check, compile, ready what the policy configures besides the
 // datapath, swap atomically, audit. A policy that fails any step is refused with every error and
 // the running one stays.
-import { formatDiagnostic, nodeHost, PolicyError } from "../config/index.ts";
-import { diagnostic } from "../config/diagnostics.ts";
+import { diagnostic, formatDiagnostic, nodeHost, PolicyError } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import type { PolicyImage } from "../policy/compile/kernel-image.ts";
-import type { ApplyOutcome } from "../api/control.ts";
+import type { PolicyImage } from "../policy/index.ts";
+import type { ApplyOutcome } from "../api/index.ts";
 import {
   compilePolicyText,
   sha256,

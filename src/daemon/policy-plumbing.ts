@@ -4,10 +4,13 @@
 // policy's are readied before the swap (a bad key file or audit path refuses the policy) and
 // switched to after it.
 import type { PolicyModel } from "../config/index.ts";
-import type { AuditSink } from "../observe/audit-sink.ts";
-import type { EventPipeline } from "../observe/pipeline.ts";
-import { sinksFromPolicy, type PolicySinks } from "../observe/policy-sinks.ts";
-import type { SnapshotSource } from "../observe/sink.ts";
+import {
+  type AuditSink,
+  type EventPipeline,
+  type PolicySinks,
+  sinksFromPolicy,
+  type SnapshotSource,
+} from "../observe/index.ts";
 import type { PolicyPlumbing, PreparedPlumbing } from "./policy-lifecycle.ts";
 
 export interface PlumbingOptions {

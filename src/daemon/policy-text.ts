@@ -16,13 +16,16 @@ import {
   unsupportedFeatures,
 } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import { compilePolicy, namesProcesses } from "../policy/compile/policy-image.ts";
-import type { PolicyImage } from "../policy/compile/kernel-image.ts";
-import type { ProcessUniverse } from "../policy/compile/process.ts";
-import { processRuleProblems } from "../policy/process-support.ts";
-import { redirectProblems } from "../policy/redirect-support.ts";
-import { unreachableTargets } from "../host/redirect-reach.ts";
-import type { ValidateResult } from "../api/control.ts";
+import {
+  compilePolicy,
+  namesProcesses,
+  type PolicyImage,
+  processRuleProblems,
+  type ProcessUniverse,
+  redirectProblems,
+} from "../policy/index.ts";
+import { unreachableTargets } from "../host/index.ts";
+import type { ValidateResult } from "../api/index.ts";
 
 export interface LoadedPolicy {
   model: PolicyModel;
