@@ -138,8 +138,8 @@ try {
     console.error(`${n} rules`);
     const model = mixedModel(n);
     const image = compile(model);
-    fresh.apply(image);
-    tracked.apply(image);
+    fresh.apply({ packet: image });
+    tracked.apply({ packet: image });
     checkVerdicts(fresh, model, image);
     const nw = cost(fresh);
     const est = establishedCost();

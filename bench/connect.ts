@@ -16,7 +16,7 @@ import { Attribution } from "../src/attribution/index.ts";
 import { Datapath } from "../src/datapath/datapath.ts";
 import { cgroup2Mount } from "../src/datapath/prerequisites.ts";
 import { compilePolicy } from "../src/policy/compile/policy-image.ts";
-import { readProcessUniverse } from "../src/policy/process-universe.ts";
+import { readProcessUniverse } from "../src/host/process-universe.ts";
 import { enableBpfStats, programStats, type RunStats } from "./bpf-stats.ts";
 import { connectModel } from "./connect-model.ts";
 import { median, quantile, writeResult } from "./results.ts";

@@ -49,7 +49,7 @@ const image = compile(policy);
 const dp = Datapath.start({
   interfaces: [],
   pinRoot: null,
-  image,
+  image: { packet: image },
   globals: { bench_keys: 4096, bench_fresh: 1 },
 });
 const anchor = anchorXdp(dp.xdp);

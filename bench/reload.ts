@@ -56,7 +56,7 @@ const syn = (dport: number) =>
 
 async function swap(dp: Datapath, name: string, from: PolicyModel, to: () => PolicyModel) {
   const oldImage = compile(from);
-  dp.apply(oldImage);
+  dp.apply({ packet: oldImage });
   const model = to();
   const t0 = performance.now();
   const image = compile(model);
@@ -70,7 +70,7 @@ async function swap(dp: Datapath, name: string, from: PolicyModel, to: () => Pol
   const runs = Array.from({ length: RUNS }, (_, i) =>
     dp.xdp.testRunAsync({ data: syn(ports[i % ports.length]!), repeat: REPEAT }).catch(() => null),
   );
-  const { ms: applyMs } = dp.apply(image);
+  const { ms: applyMs } = dp.apply({ packet: image });
   // packets judged by the time apply() returned (the flip is its last step): between 0 and
   // all of them means the runs straddled the swap
   const atSwap = dp.counters();

@@ -33,7 +33,7 @@ for (const text of readFileSync(listFile, "utf8").split("\n")) {
 
 const nic = listInterfaces().find((n) => n.name === device);
 if (!nic) throw new Error(`no interface ${device}`);
-const dp = Datapath.start({ interfaces: [], pinRoot: null, image: compile(model) });
+const dp = Datapath.start({ interfaces: [], pinRoot: null, image: { packet: compile(model) } });
 // generic (skb) XDP: native XDP on a veth hands frames over through a 256-entry ring that
 // pushes back on the sender, which trafgen's TX ring treats as fatal. Generic mode judges
 // the same skbs nftables' netdev ingress hook sees.

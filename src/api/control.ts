@@ -1,7 +1,7 @@
 // What the API asks of the daemon. The daemon implements it; tests may fake it.
 import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
-import type { HistoryPage, HistoryQuery } from "../observe/history/store.ts";
+import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {

@@ -1,7 +1,7 @@
 // The API's endpoints: method + path -> handler. Handlers throw HttpError for expected failures.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { FilterError, parseFilter } from "../observe/filter.ts";
-import type { HistoryQuery } from "../observe/history/store.ts";
+import type { HistoryQuery } from "../observe/history/query.ts";
 import type { ApiControl } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";

@@ -1,6 +1,6 @@
 // A live subscriber as its own pipeline sink, whatever carries it (SSE or WebSocket): one that
 // reads slowly fills its own queue and loses events there (counted as sink "api-subscriber").
-import type { MoatEvent } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
 import { matchesFilter, type EventFilter } from "../observe/filter.ts";
 import type { EventSink } from "../observe/sink.ts";
 import type { ApiControl } from "./control.ts";

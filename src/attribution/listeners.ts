@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { kernelDev } from "../policy/process-universe.ts";
+import { kernelDev } from "./kernel-dev.ts";
 import type { Attribution } from "./attributor.ts";
 
 /** Who owns a socket the kernel knows by cookie: the `moat_owner` record the hooks write. */

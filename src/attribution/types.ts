@@ -1,4 +1,4 @@
-// Who owns a socket: the `process` object of an event (policy-language.md, "Events"). Pure types,
+// Who owns a socket: the `process` object of an event (docs/attribution.md). Pure types,
 // shared by attribution (which builds them) and the reference evaluator (which judges them).
 
 export interface ContainerFacts {

@@ -1,7 +1,7 @@
 // The `moat top` frame: top blocked/detected remotes, processes and rules, as plain text lines.
 // Pure (data in, lines out) so it is tested without a terminal.
-import type { MoatEvent } from "../datapath/events.ts";
-import { processOf } from "../observe/filter.ts";
+import type { MoatEvent } from "../datapath/index.ts";
+import { processOf } from "../observe/index.ts";
 
 export interface Tally {
   blocked: number;

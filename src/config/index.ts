@@ -4,6 +4,7 @@ export { checkPolicyFile, loadPolicyFile, nodeHost, parsePolicy } from "./load.t
 export { checkPolicySource, parsePolicyWith, type PolicyCheck } from "./parse.ts";
 export type { PolicyHost } from "./check-context.ts";
 export {
+  diagnostic,
   formatDiagnostic,
   PolicyError,
   sortDiagnostics,

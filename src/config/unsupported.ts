@@ -7,12 +7,12 @@ import type { AddressEntry, PolicyModel } from "./model.ts";
 /** Every feature name `unsupportedFeatures` knows, and where its enforcement comes from. */
 export const FEATURES = {
   layer3: "packet hooks",
-  "layer3.hostnames": "DNS-learned addresses land with the DNS issue",
+  "layer3.hostnames": "moat does not learn addresses from DNS answers",
   layer4: "packet hooks",
-  "layer4.max_duration": "connection lifetime limits land with connection tracking timeouts",
+  "layer4.max_duration": "connection tracking (a reset after max_duration)",
   process: "the socket hooks (connect and sendmsg, egress)",
   interface: "the socket hooks with the route mirror (egress)",
-  layer7: "the L7 proxy lands with the layer7 issue",
+  layer7: "moat has no layer 7 proxy",
   redirect: "the socket hooks (connect and sendmsg, egress)",
   defaults: "packet hooks",
   "attach.interfaces": "packet hooks",

@@ -5,6 +5,7 @@ import { renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseDocument } from "yaml";
 import {
+  assertSupported,
   checkPolicySource,
   DATAPATH_FEATURES,
   formatDiagnostic,
@@ -14,15 +15,42 @@ import {
   sortDiagnostics,
   unsupportedFeatures,
 } from "../config/index.ts";
-import { compilePolicy } from "../policy/compile/policy-image.ts";
+import type { PolicyModel } from "../config/index.ts";
 import {
-  prepareForDatapath,
-  type LoadedPolicy,
-  type UniverseReader,
-} from "../policy/load-for-datapath.ts";
-import { processRuleProblems } from "../policy/process-support.ts";
-import { redirectProblems } from "../policy/redirect-support.ts";
-import type { ValidateResult } from "../api/control.ts";
+  compilePolicy,
+  namesProcesses,
+  type PolicyImage,
+  processRuleProblems,
+  type ProcessUniverse,
+  redirectProblems,
+} from "../policy/index.ts";
+import { unreachableTargets } from "../host/index.ts";
+import type { ValidateResult } from "../api/index.ts";
+
+export interface LoadedPolicy {
+  model: PolicyModel;
+  image: PolicyImage;
+}
+
+/** Reads what the process rules can name on this host (src/host/process-universe.ts). */
+export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
+
+/**
+ * A loaded model -> kernel tables, refusing what the datapath cannot enforce (PolicyError with
+ * every diagnostic). Without `universe`, process rules match nothing (tests of the packet path)
+ * and redirect targets are not checked against this host's routes.
+ */
+export function prepareForDatapath(model: PolicyModel, universe?: UniverseReader): LoadedPolicy {
+  assertSupported(model, DATAPATH_FEATURES);
+  const problems = [...processRuleProblems(model), ...redirectProblems(model)];
+  if (problems.length > 0) throw new PolicyError(problems);
+  const host = namesProcesses(model) && universe ? universe(model) : null;
+  if (universe && model.redirects.length > 0) {
+    const unreachable = unreachableTargets(model, host);
+    if (unreachable.length > 0) throw new PolicyError(unreachable);
+  }
+  return { model, image: compilePolicy(model, host) };
+}
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 

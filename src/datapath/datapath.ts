@@ -13,6 +13,7 @@ import {
 import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { native } from "./addon.ts";
 import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
+import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
 import type {
   BpfLink,
@@ -26,7 +27,7 @@ import type {
 import type { NetInterface } from "./interfaces.ts";
 import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
-import type { ClassifierImage } from "../policy/compile/image.ts";
+import type { PolicyImage } from "../policy/compile/kernel-image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
 import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import { records } from "./ringbuf-batch.ts";
@@ -96,7 +97,7 @@ export interface DatapathOptions {
   conntrackEntries?: number;
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
-  image?: ClassifierImage;
+  image?: PolicyImage;
   /** A cgroup v2 directory whose processes get the socket hooks (attach.cgroup). */
   cgroup?: string;
   /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
@@ -251,7 +252,7 @@ export class Datapath {
   }
 
   /** Makes `image` the live policy, atomically (every packet sees the old or the new one). */
-  apply(image: ClassifierImage): ApplyResult {
+  apply(image: PolicyImage): ApplyResult {
     return this.policy.apply(image);
   }
 
@@ -260,14 +261,14 @@ export class Datapath {
     return this.policy.generation;
   }
 
-  /** Name of rule `index` of `generation` (live or previous), or null. */
-  ruleName(index: number, generation: number): string | null {
-    return this.policy.ruleName(index, generation);
+  /** The rules and redirects of the live generation and the few before it. */
+  get contents(): GenerationRecord {
+    return this.policy.contents;
   }
 
-  /** Redirect `index` of `generation` (live or previous), or null. */
+  /** Redirect `index` of `generation` (live or recent), or null. */
   redirectOf(index: number, generation: number): RedirectTarget | null {
-    return this.policy.redirectOf(index, generation);
+    return this.policy.contents.redirect(index, generation);
   }
 
   /** The original destination of a redirected client, as its proxy sees it (docs/redirect.md). */

@@ -1,4 +1,4 @@
-// Writes a compiled policy (ClassifierImage) into the kernel atomically: every table goes into
+// Writes a compiled policy (PolicyImage) into the kernel atomically: every table goes into
 // a fresh inner map, the inner maps go into the idle slot of their two-slot array-of-maps, the
 // idle slot's meta is written, then one write flips `state.active`. Each packet reads `active`
 // once and uses that slot's tables and meta only, so it is judged by the old or the new policy,
@@ -6,8 +6,8 @@
 import { meta as metaCodec, ruleStats as ruleStatsCodec, state as stateCodec } from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
-import type { ClassifierImage } from "../policy/compile/image.ts";
-import type { RedirectTarget } from "../policy/compile/redirect.ts";
+import type { PolicyImage } from "../policy/compile/kernel-image.ts";
+import { GenerationRecord } from "./generations.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import {
   BPF_F_INNER_MAP,
@@ -77,13 +77,10 @@ export interface RuleCounter {
   connections: bigint;
 }
 
-interface Generation {
+/** A slot's generation and the handle of its rule counters (its contents are in `contents`). */
+interface Slot {
   generation: number;
-  slot: number;
-  names: string[];
-  redirects: RedirectTarget[];
   ruleStats: BpfMap;
-  rows: number;
 }
 
 const zeroKey = Buffer.alloc(4);
@@ -98,7 +95,7 @@ function u32Key(i: number): Buffer {
 export class PolicyMaps {
   private readonly state: BpfMap;
   private readonly outers: Record<keyof typeof OUTERS, BpfMap>;
-  private readonly generations: (Generation | undefined)[] = [undefined, undefined];
+  private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
   /**
    * The accept hook is attached (docs/socket-hooks.md, "The accept side"): XDP leaves new
@@ -107,6 +104,8 @@ export class PolicyMaps {
   accept = false;
 
   readonly redirects: RedirectMaps;
+  /** The rules and redirects of the recent generations, by generation. */
+  readonly contents = new GenerationRecord();
 
   constructor(object: BpfObject) {
     this.state = object.map("state");
@@ -129,12 +128,13 @@ export class PolicyMaps {
     return metas[active]?.generation ?? 0;
   }
 
-  /** Writes `image` into the idle slot and makes it live; the previous policy stays in the other. */
-  apply(image: ClassifierImage): ApplyResult {
+  /** Writes `policy` into the idle slot and makes it live; the previous one stays in the other. */
+  apply(policy: PolicyImage): ApplyResult {
     const start = performance.now();
+    const image = policy.packet;
     checkImage(image);
-    if (image.socket) checkImage(image.socket.image);
-    if (image.redirect) checkImage(image.redirect.image);
+    if (policy.socket) checkImage(policy.socket.image);
+    if (policy.redirect) checkImage(policy.redirect.image);
     const { raw, active, metas } = this.readState();
     const generation = Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0) + 1;
     const idle = active ^ 1;
@@ -160,15 +160,15 @@ export class PolicyMaps {
     };
     try {
       images[0] = tableMaps(image, "");
-      if (image.socket) {
+      if (policy.socket) {
         images[1] = {
-          ...tableMaps(image.socket.image, "s_"),
-          ...processMaps(image.socket.process),
+          ...tableMaps(policy.socket.image, "s_"),
+          ...processMaps(policy.socket.process),
         };
       }
-      const targets = image.redirect?.targets ?? [];
-      if (image.redirect) {
-        images[2] = tableMaps(image.redirect.image, "r_");
+      const targets = policy.redirect?.targets ?? [];
+      if (policy.redirect) {
+        images[2] = tableMaps(policy.redirect.image, "r_");
         shared.redirects = redirectsMap(targets.map((t) => t.via ?? t));
       }
       shared.rules = rulesMap(image);
@@ -222,17 +222,17 @@ export class PolicyMaps {
           ]),
           stats_atomic: rows < cpus ? 1 : 0,
           first_local_rule: image.firstLocalRule,
-          socket_image: image.socket ? 1 : 0,
-          sock_ns: image.socket?.image.ns ?? 0,
-          sock_nx: image.socket?.image.nx ?? 0,
-          proc_nn: image.socket?.process.nn ?? 0,
-          proc_nu: image.socket?.process.nu ?? 0,
-          proc_nc: image.socket?.process.nc ?? 0,
-          proc_ni: image.socket?.process.ni ?? 0,
+          socket_image: policy.socket ? 1 : 0,
+          sock_ns: policy.socket?.image.ns ?? 0,
+          sock_nx: policy.socket?.image.nx ?? 0,
+          proc_nn: policy.socket?.process.nn ?? 0,
+          proc_nu: policy.socket?.process.nu ?? 0,
+          proc_nc: policy.socket?.process.nc ?? 0,
+          proc_ni: policy.socket?.process.ni ?? 0,
           redirect_count: targets.length,
-          redir_ns: image.redirect?.image.ns ?? 0,
-          redir_nx: image.redirect?.image.nx ?? 0,
-          post_route: image.socket?.process.interfaces ? 1 : 0,
+          redir_ns: policy.redirect?.image.ns ?? 0,
+          redir_nx: policy.redirect?.image.nx ?? 0,
+          post_route: policy.socket?.process.interfaces ? 1 : 0,
           first_ingress_process_rule: image.firstIngressProcessRule,
           first_ingress_sport_rule: image.firstIngressSportRule,
           accept: this.accept ? 1 : 0,
@@ -259,27 +259,12 @@ export class PolicyMaps {
     delete shared.rule_stats;
     closeAll();
     this.generations[idle]?.ruleStats.close();
-    this.generations[idle] = {
-      generation,
-      slot: idle,
-      names: image.rules.map((r) => r.name),
-      redirects: image.redirect?.targets ?? [],
-      ruleStats,
-      rows,
-    };
+    this.generations[idle] = { generation, ruleStats };
+    this.contents.record(generation, {
+      rules: image.rules,
+      redirects: policy.redirect?.targets ?? [],
+    });
     return { generation, ms: performance.now() - start };
-  }
-
-  /** Rule name of `index` in `generation` (the live or the previous one), else null. */
-  ruleName(index: number, generation: number): string | null {
-    const g = this.generations.find((x) => x?.generation === generation);
-    return g?.names[index] ?? null;
-  }
-
-  /** Redirect `index` of `generation` (the live or the previous one), else null. */
-  redirectOf(index: number, generation: number): RedirectTarget | null {
-    const g = this.generations.find((x) => x?.generation === generation);
-    return g?.redirects[index] ?? null;
   }
 
   /** Counters of every rule of the live generation (default pseudo-rules last). */
@@ -287,8 +272,9 @@ export class PolicyMaps {
     const { active } = this.readState();
     const g = this.generations[active];
     if (!g) return { generation: 0, rules: [] };
-    const stride = g.names.length;
-    const rules: RuleCounter[] = g.names.map((name, index) => ({
+    const names = (this.contents.of(g.generation)?.rules ?? []).map((r) => r.name);
+    const stride = names.length;
+    const rules: RuleCounter[] = names.map((name, index) => ({
       index,
       name,
       packets: 0n,

@@ -7,9 +7,10 @@ import {
   PORT_CLASS_SIZE,
   SPORT_CLASS_SIZE,
   type ClassifierImage,
+  type Dir4,
   type LpmEntry,
 } from "../policy/compile/image.ts";
-import type { Dir4 } from "../policy/compile/dir4.ts";
+
 import type { ProcessImage } from "../policy/compile/process.ts";
 
 const MAP_HASH = 1;

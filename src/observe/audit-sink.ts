@@ -1,7 +1,7 @@
 // The audit log as a pipeline sink. Its path follows the policy (a reload may move it) and the
 // daemon also writes policy changes into it, with who made them.
-import type { MoatEvent } from "../datapath/events.ts";
-import { formatEventLine } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
+import { formatEventLine } from "../datapath/event.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { EventSink } from "./sink.ts";
 

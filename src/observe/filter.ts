@@ -1,6 +1,6 @@
 // Event filters shared by the live subscription (match in memory) and the history query (SQL):
 // type, verdict, rule, direction, remote CIDR, process, container. Every given field must match.
-import type { MoatEvent } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
 import { parseIp, unmapIpv4, type IpAddress } from "../config/ip.ts";
 
 export interface RemoteRange {
@@ -120,22 +120,13 @@ export function matchesFilter(filter: EventFilter, event: MoatEvent): boolean {
   return true;
 }
 
-/**
- * Process and container as the process issue will fill them in (event.process is null until
- * then); read structurally so this module does not depend on that shape landing first.
- */
+/** The event's process (pid and name), or null when no socket hook saw its socket. */
 export function processOf(event: MoatEvent): { pid: number; name: string } | null {
-  const p = event.process as unknown;
-  if (!p || typeof p !== "object") return null;
-  const { pid, name } = p as { pid?: unknown; name?: unknown };
-  return typeof pid === "number" && typeof name === "string" ? { pid, name } : null;
+  return event.process ? { pid: event.process.pid, name: event.process.name } : null;
 }
 
+/** The event's container (id and name), or null when its process is not in one. */
 export function containerOf(event: MoatEvent): { id: string; name: string } | null {
-  const p = event.process as unknown;
-  if (!p || typeof p !== "object") return null;
-  const c = (p as { container?: unknown }).container;
-  if (!c || typeof c !== "object") return null;
-  const { id, name } = c as { id?: unknown; name?: unknown };
-  return typeof id === "string" ? { id, name: typeof name === "string" ? name : "" } : null;
+  const c = event.process?.container;
+  return c ? { id: c.id, name: c.name } : null;
 }

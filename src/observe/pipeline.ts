@@ -1,7 +1,7 @@
 // One stream of decoded events fanned out to every sink. Each sink has its own bounded queue and
 // its own delivery loop: push() only appends to queues (never waits on a sink), so a slow or dead
 // sink fills its own queue and loses events there, counted, while the others keep up.
-import type { MoatEvent } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
 import type { EventSink, SinkStats } from "./sink.ts";
 
 export interface SinkOptions {

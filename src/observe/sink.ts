@@ -1,7 +1,7 @@
 // The contract between the event pipeline and the places events go (audit log, history,
 // API subscribers, OpenTelemetry, webhooks, NATS). The pipeline gives every sink its own
 // bounded queue, so a slow or dead sink never slows the datapath or another sink.
-import type { MoatEvent } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
 import type { CounterName } from "../datapath/abi.ts";
 
 export interface EventSink {

@@ -1,6 +1,6 @@
 // The daemon's own output: one line (or one JSON object) per event.
-import type { MoatEvent } from "../datapath/events.ts";
-import { formatEventLine } from "../datapath/events.ts";
+import type { MoatEvent } from "../datapath/event.ts";
+import { formatEventLine } from "../datapath/event.ts";
 import type { EventSink } from "./sink.ts";
 
 export function stdoutSink(log: (line: string) => void, json: boolean): EventSink {

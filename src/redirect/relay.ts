@@ -6,6 +6,7 @@
 // Its own connections are never redirected: `to` is a target, and moat's pid is exempt.
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { OriginalDestination, SocketAddress } from "../datapath/redirect-maps.ts";
+import type { PolicyImage } from "../policy/compile/kernel-image.ts";
 import { proxyHeader } from "./proxy-header.ts";
 
 /** Where a redirect goes and with which header. */
@@ -56,6 +57,20 @@ export class Relay {
     const bound = this.servers[family]?.address();
     if (!bound || typeof bound === "string") return null;
     return { ip: bound.address, port: bound.port };
+  }
+
+  /** Sends `image`'s redirects that want a PROXY header through this relay (sets their `via`). */
+  route(image: PolicyImage): PolicyImage {
+    for (const t of image.redirect?.targets ?? []) {
+      if (!t.proxyProtocol) continue;
+      const via = this.addressFor(t.family);
+      if (!via)
+        throw new Error(
+          `redirect ${t.name}: moat's relay has no IPv${t.family} loopback to listen on`,
+        );
+      t.via = via;
+    }
+    return image;
   }
 
   close(): void {

@@ -17,7 +17,7 @@ import { Datapath } from "../../src/datapath/datapath.ts";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
-import { readProcessUniverse } from "../../src/policy/process-universe.ts";
+import { readProcessUniverse } from "../../src/host/process-universe.ts";
 import { sweepStale } from "../helpers/cgroup-run.ts";
 
 const POLICIES = 12;

@@ -13,7 +13,7 @@ import { startMoatLab } from "../helpers/moat-lab.ts";
 import { testCgroup } from "../helpers/cgroup-run.ts";
 import { peerConnect, serveIn, type Server } from "../helpers/accept-lab.ts";
 import { http } from "../helpers/api-client.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 
 // Debian's python3 (the one on PATH may be a pyenv shim script)
 const PYTHON = realpathSync("/usr/bin/python3");

@@ -6,7 +6,8 @@
 import { createInterface } from "node:readline";
 import { Datapath } from "../../src/datapath/datapath.ts";
 import { listInterfaces, selectInterfaces } from "../../src/datapath/interfaces.ts";
-import { decodeEvent, formatEventLine } from "../../src/datapath/events.ts";
+import { decodeEvent } from "../../src/datapath/events.ts";
+import { formatEventLine } from "../../src/datapath/event.ts";
 import { assertSupported, DATAPATH_FEATURES, loadPolicyFile } from "../../src/config/index.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
 import type { ImageRule } from "../../src/policy/compile/image.ts";
@@ -17,7 +18,7 @@ const FEATURES = new Set([...DATAPATH_FEATURES, "layer4.max_duration"]);
 function loadForDatapath(path: string) {
   const model = loadPolicyFile(path);
   assertSupported(model, FEATURES);
-  return { image: compile(model) };
+  return { image: { packet: compile(model) } };
 }
 
 const nic = process.argv[2] ?? "";
@@ -27,7 +28,7 @@ const dp = Datapath.start({
   pinRoot: null,
   image: first.image,
 });
-const rules = new Map<number, ImageRule[]>([[dp.generation, first.image.rules]]);
+const rules = new Map<number, ImageRule[]>([[dp.generation, first.image.packet.rules]]);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 dp.subscribe((record) =>
@@ -50,7 +51,7 @@ rl.on("line", (line) => {
     if (cmd === "policy") {
       const { image } = loadForDatapath(arg);
       const { generation } = dp.apply(image);
-      rules.set(generation, image.rules);
+      rules.set(generation, image.packet.rules);
       return say(`applied ${generation}`);
     }
     if (cmd === "counters") {

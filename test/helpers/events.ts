@@ -1,5 +1,5 @@
 // Synthetic MoatEvents for observe/API tests.
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import type { MoatSnapshot } from "../../src/observe/sink.ts";
 import type { EventPipeline } from "../../src/observe/pipeline.ts";
 import { Counter, type CounterName } from "../../src/datapath/abi.ts";

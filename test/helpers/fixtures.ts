@@ -2,7 +2,7 @@
 // counters}, each run through BPF_PROG_TEST_RUN on a fresh connection table.
 import assert from "node:assert/strict";
 import type { CounterName } from "../../src/datapath/abi.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import { KernelLab, type HookName, type Verdict } from "./kernel-lab.ts";
 import type { PacketSpec } from "./packets.ts";
 

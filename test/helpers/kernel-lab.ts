@@ -7,7 +7,8 @@ import { compile } from "../../src/policy/compile/compile.ts";
 import type { ClassifierImage } from "../../src/policy/compile/image.ts";
 import { Datapath, type Counters, type DatapathOptions } from "../../src/datapath/datapath.ts";
 import type { CounterName } from "../../src/datapath/abi.ts";
-import { decodeEvent, type MoatEvent } from "../../src/datapath/events.ts";
+import { decodeEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import type { RingBuffer } from "../../src/datapath/native.d.ts";
 import { packet, type PacketSpec } from "./packets.ts";
 import { anchorXdp, type XdpAnchor } from "./xdp-anchor.ts";
@@ -63,7 +64,7 @@ export class KernelLab {
   }
 
   apply(image: ClassifierImage, options: { keepConntrack?: boolean } = {}): number {
-    const { generation } = this.dp.apply(image);
+    const { generation } = this.dp.apply({ packet: image });
     this.images.set(generation, image);
     if (!options.keepConntrack) this.dp.clearConntrack();
     this.events();

@@ -1,6 +1,6 @@
 // MoatEvent and MoatSnapshot values for sink tests, built the way the decoder and daemon would.
 import { Counter, type CounterName } from "../../src/datapath/abi.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import type { MoatSnapshot } from "../../src/observe/sink.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00.000Z");

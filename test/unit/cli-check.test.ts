@@ -71,7 +71,7 @@ test("features the daemon would refuse are warnings in check", () => {
   assert.equal(result.stdout.length, 3);
   assert.equal(
     result.stdout[0],
-    `${F}/full.yaml:47:7 rules[2].layer7: warning: 'layer7' is not supported yet by this version of moat (the L7 proxy lands with the layer7 issue)`,
+    `${F}/full.yaml:47:7 rules[2].layer7: warning: 'layer7' is not supported yet by this version of moat (moat has no layer 7 proxy)`,
   );
   assert.equal(result.stdout[2], `${F}/full.yaml: ok, 4 rules, 3 sets, 2 warnings`);
 });

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import type { EventSink } from "../../src/observe/sink.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
 const turn = () => new Promise((r) => setImmediate(r));

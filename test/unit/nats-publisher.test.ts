@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, connect as tcpConnect, type AddressInfo } from "node:net";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { NatsSink } from "../../src/observe/publish/nats.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import { moatEvent } from "../helpers/moat-events.ts";
 
 const NATS_SERVER = "/usr/sbin/nats-server";

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createOtelExport } from "../../src/observe/otel/sink.ts";
 import { startOtlpReceiver, type OtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { closeOf, moatEvent, snapshot } from "../helpers/moat-events.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 
 const VERSION = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
 const NS_PER_MS = 1_000_000n;
@@ -115,20 +115,20 @@ test("every event becomes a log record with semantic-convention and moat attribu
     }
   }));
 
-test("process attribution, once events carry it, maps to process.* and container.id", () =>
+test("process attribution maps to process.* and the container's id to container.id", () =>
   withReceiver(async (r) => {
     const otel = createOtelExport({ endpoint: r.url, snapshot: () => snapshot() });
     try {
+      const id = "4f2a9c" + "0".repeat(58);
       const process = {
         pid: 812,
         name: "sshd",
         path: "/usr/sbin/sshd",
         user: 0,
-        cgroup: "/system.slice/ssh.service",
-        container: "4f2a9c",
+        cgroup: `/system.slice/docker-${id}.scope`,
+        container: { id, name: "web", image: "nginx:1.27" },
       };
-      // the socket hooks' events (policy-language.md, "Events"); today's type says null
-      const ev = { ...moatEvent({ connection: "p1" }), process } as unknown as MoatEvent;
+      const ev: MoatEvent = { ...moatEvent({ connection: "p1" }), process };
       await otel.sink.write([ev]);
       assert.deepEqual(
         pick(r.logs[0]?.attributes ?? {}, [
@@ -144,8 +144,8 @@ test("process attribution, once events carry it, maps to process.* and container
           "process.executable.name": "sshd",
           "process.executable.path": "/usr/sbin/sshd",
           "process.user.id": 0,
-          "process.linux.cgroup": "/system.slice/ssh.service",
-          "container.id": "4f2a9c",
+          "process.linux.cgroup": `/system.slice/docker-${id}.scope`,
+          "container.id": id,
         },
       );
     } finally {

@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { event as eventCodec, EventType, Hook } from "../../src/datapath/abi.ts";
-import { decodeEvent, formatEventLine } from "../../src/datapath/events.ts";
+import { decodeEvent } from "../../src/datapath/events.ts";
+import { formatEventLine } from "../../src/datapath/event.ts";
 import { destroyBlockedSocket } from "../../src/datapath/post-route.ts";
 import type { SocketTuple } from "../../src/datapath/native.d.ts";
 

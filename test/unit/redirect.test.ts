@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatDiagnostic, parsePolicy } from "../../src/config/index.ts";
 import { evaluate, type Decision } from "../../src/policy/evaluator.ts";
-import { redirectProblems, unreachableTargets } from "../../src/policy/redirect-support.ts";
+import { redirectProblems } from "../../src/policy/redirect-support.ts";
+import { unreachableTargets } from "../../src/host/redirect-reach.ts";
 import { proxyHeaderV1, proxyHeaderV2 } from "../../src/redirect/proxy-header.ts";
 
 test("PROXY v2: signature, command, TCP over IPv4, addresses and ports", () => {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { WebhookSink } from "../../src/observe/publish/webhook.ts";
 import { readSecretFile } from "../../src/observe/publish/secret.ts";
 import { verify } from "../../src/observe/publish/signature.ts";
-import type { MoatEvent } from "../../src/datapath/events.ts";
+import type { MoatEvent } from "../../src/datapath/event.ts";
 import { closeOf, moatEvent } from "../helpers/moat-events.ts";
 
 interface Delivery {

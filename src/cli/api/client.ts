@@ -4,8 +4,8 @@ import { request as httpRequest, type IncomingMessage, type RequestOptions } fro
 import { request as httpsRequest } from "node:https";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import type { MoatEvent } from "../../datapath/events.ts";
-import { DEFAULT_SOCKET } from "../../api/listen.ts";
+import type { MoatEvent } from "../../datapath/index.ts";
+import { DEFAULT_SOCKET } from "../../api/index.ts";
 import type { OptionValues } from "../command.ts";
 
 export interface ApiTarget {

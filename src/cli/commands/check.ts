@@ -1,7 +1,7 @@
 // moat check FILE...: validate policy files and print every problem with its position.
 
 import type { Command } from "../command.ts";
-import { processRuleProblems } from "../../policy/process-support.ts";
+import { processRuleProblems } from "../../policy/index.ts";
 import {
   checkPolicyFile,
   DATAPATH_FEATURES,

@@ -3,8 +3,8 @@ import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call, streamEvents } from "../api/client.ts";
 import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
-import { formatEventLine, type MoatEvent } from "../../datapath/events.ts";
-import type { HistoryPage } from "../../observe/history/store.ts";
+import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
+import type { HistoryPage } from "../../observe/index.ts";
 
 export const eventsCommand: Command = {
   name: "events",

@@ -3,9 +3,8 @@
 // attribution would see them.
 
 import { UsageError, type OptionValues } from "../command.ts";
-import { UserTable } from "../../attribution/users.ts";
-import type { ConnectionFacts } from "../../policy/facts.ts";
-import { parseProcessText } from "../../policy/process-text.ts";
+import { UserTable } from "../../attribution/index.ts";
+import { type ConnectionFacts, parseProcessText } from "../../policy/index.ts";
 
 export function addContext(facts: ConnectionFacts, values: OptionValues, passwd?: string): void {
   const texts = values.process;

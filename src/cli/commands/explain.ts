@@ -3,12 +3,20 @@
 
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
-import { checkPolicyFile, formatDiagnostic, PolicyError } from "../../config/index.ts";
-import type { PolicyModel } from "../../config/model.ts";
-import { parseConnectionText } from "../../policy/connection-text.ts";
-import { evaluate, type Decision } from "../../policy/evaluator.ts";
-import type { ConnectionFacts } from "../../policy/facts.ts";
-import { formatProcess, PROCESS_FIELDS } from "../../policy/process-text.ts";
+import {
+  checkPolicyFile,
+  formatDiagnostic,
+  PolicyError,
+  type PolicyModel,
+} from "../../config/index.ts";
+import {
+  type ConnectionFacts,
+  type Decision,
+  evaluate,
+  formatProcess,
+  parseConnectionText,
+  PROCESS_FIELDS,
+} from "../../policy/index.ts";
 import { addContext } from "./explain-context.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]

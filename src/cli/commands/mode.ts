@@ -2,7 +2,7 @@
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
-import type { ApplyOutcome } from "../../api/control.ts";
+import type { ApplyOutcome } from "../../api/index.ts";
 
 export const modeCommand: Command = {
   name: "mode",

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, ApiClientError, call } from "../api/client.ts";
-import type { ApplyOutcome, PolicyView, ValidateResult } from "../../api/control.ts";
+import type { ApplyOutcome, PolicyView, ValidateResult } from "../../api/index.ts";
 
 const USAGE = `moat policy apply FILE | validate FILE | show ${API_USAGE}`;
 

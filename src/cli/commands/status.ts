@@ -1,7 +1,7 @@
 // moat status: what the running daemon is doing (mode, policy, hooks, counters, losses).
 import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
-import type { MoatSnapshot } from "../../observe/sink.ts";
+import type { MoatSnapshot } from "../../observe/index.ts";
 
 /** The snapshot as JSON carries bigints as numbers. */
 type Num<T> = T extends bigint ? number : T extends object ? { [K in keyof T]: Num<T[K]> } : T;

@@ -4,7 +4,7 @@ import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call, streamEvents } from "../api/client.ts";
 import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
 import { emptyTop, renderTop, tally } from "../top-view.ts";
-import type { HistoryPage } from "../../observe/history/store.ts";
+import type { HistoryPage } from "../../observe/index.ts";
 
 const HOME_AND_CLEAR = "\x1b[H\x1b[J";
 

@@ -1,8 +1,9 @@
 // The history store in a worker thread (worker.ts), with the same operations as HistoryStore,
 // answered asynchronously: the daemon's event loop only pays for handing a batch over.
 import { Worker } from "node:worker_threads";
-import type { MoatEvent } from "../../datapath/events.ts";
-import type { HistoryOptions, HistoryPage, HistoryQuery } from "./store.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
+import type { HistoryPage, HistoryQuery } from "./query.ts";
+import type { HistoryOptions } from "./store.ts";
 
 export type HistoryRequest =
   | { id: number; op: "insert"; batch: readonly MoatEvent[] }

@@ -1,6 +1,6 @@
 // The history store as a pipeline sink; prunes on a timer so retention holds while running.
 // Works with the store itself or with its worker thread (remote.ts), which the daemon uses.
-import type { MoatEvent } from "../../datapath/events.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
 import type { EventSink } from "../sink.ts";
 
 const PRUNE_EVERY_MS = 60_000;

@@ -5,8 +5,9 @@
 import Database from "better-sqlite3";
 import { chmodSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { MoatEvent } from "../../datapath/events.ts";
-import { containerOf, processOf, remoteAddress, type EventFilter } from "../filter.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
+import { containerOf, processOf, remoteAddress } from "../filter.ts";
+import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
 import { addressKey, whereClause } from "./where.ts";
 
@@ -15,22 +16,6 @@ export interface HistoryOptions {
   maxAgeSeconds?: number;
   /** The database is kept under this many bytes by deleting the oldest events (default 1 GiB). */
   maxBytes?: number;
-}
-
-export interface HistoryQuery extends EventFilter {
-  /** ISO time or ms since the epoch; inclusive. */
-  since?: number;
-  until?: number;
-  /** Page cursor: only events older than this id (from a previous page's `next`). */
-  before?: number;
-  /** Page size (default 100, at most 1000). */
-  limit?: number;
-}
-
-export interface HistoryPage {
-  events: (MoatEvent & { id: number })[];
-  /** Pass as `before` for the next (older) page; null on the last page. */
-  next: number | null;
 }
 
 export interface HistoryStats {

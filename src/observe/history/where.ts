@@ -1,5 +1,5 @@
 // A history query's filters as an SQL WHERE clause with bound parameters (never interpolated).
-import type { HistoryQuery } from "./store.ts";
+import type { HistoryQuery } from "./query.ts";
 
 export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] } {
   const terms: string[] = [];

@@ -11,7 +11,7 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
 } from "@opentelemetry/semantic-conventions";
-import type { Endpoint, MoatEvent } from "../../datapath/events.ts";
+import type { Endpoint, MoatEvent } from "../../datapath/event.ts";
 
 // Incubating in semantic-conventions (the package advises copying rather than importing them).
 const ATTR_SOURCE_ADDRESS = "source.address";
@@ -24,19 +24,6 @@ const ATTR_PROCESS_EXECUTABLE_NAME = "process.executable.name";
 const ATTR_PROCESS_EXECUTABLE_PATH = "process.executable.path";
 const ATTR_PROCESS_USER_ID = "process.user.id";
 const ATTR_PROCESS_LINUX_CGROUP = "process.linux.cgroup";
-
-/**
- * The attribution the socket hooks will add to events (policy-language.md, "Events"); read
- * loosely so that events without it (today's packet hooks) and with it both map.
- */
-interface ProcessFacts {
-  pid?: number;
-  name?: string;
-  path?: string;
-  user?: number;
-  cgroup?: string;
-  container?: string | null;
-}
 
 const PORTLESS = new Set(["icmp", "icmpv6"]);
 
@@ -55,7 +42,7 @@ export function connectionAttributes(ev: MoatEvent): Attributes {
     [ATTR_NETWORK_TYPE]: ev.local.ip.includes(":") ? "ipv6" : "ipv4",
     [ATTR_SOURCE_ADDRESS]: source.ip,
     [ATTR_DESTINATION_ADDRESS]: destination.ip,
-    // the initiator is the client and the other end the server, as policy-language.md defines
+    // the initiator is the client and the other end the server, as docs/policy.md defines
     [ATTR_CLIENT_ADDRESS]: source.ip,
     [ATTR_SERVER_ADDRESS]: destination.ip,
     "moat.direction": ev.direction,
@@ -77,19 +64,20 @@ export function connectionAttributes(ev: MoatEvent): Attributes {
   }
   if (ev.interface) a[ATTR_NETWORK_INTERFACE_NAME] = ev.interface;
   if (ev.connection) a["moat.connection.id"] = ev.connection;
-  Object.assign(a, processAttributes((ev as { process: ProcessFacts | null }).process));
+  Object.assign(a, processAttributes(ev.process));
   return a;
 }
 
-function processAttributes(p: ProcessFacts | null): Attributes {
+function processAttributes(p: MoatEvent["process"]): Attributes {
   if (!p) return {};
-  const a: Attributes = {};
-  if (p.pid !== undefined) a[ATTR_PROCESS_PID] = p.pid;
-  if (p.name !== undefined) a[ATTR_PROCESS_EXECUTABLE_NAME] = p.name;
-  if (p.path !== undefined) a[ATTR_PROCESS_EXECUTABLE_PATH] = p.path;
-  if (p.user !== undefined) a[ATTR_PROCESS_USER_ID] = p.user;
-  if (p.cgroup !== undefined) a[ATTR_PROCESS_LINUX_CGROUP] = p.cgroup;
-  if (p.container) a[ATTR_CONTAINER_ID] = p.container;
+  const a: Attributes = {
+    [ATTR_PROCESS_PID]: p.pid,
+    [ATTR_PROCESS_EXECUTABLE_NAME]: p.name,
+    [ATTR_PROCESS_EXECUTABLE_PATH]: p.path,
+    [ATTR_PROCESS_USER_ID]: p.user,
+    [ATTR_PROCESS_LINUX_CGROUP]: p.cgroup,
+  };
+  if (p.container) a[ATTR_CONTAINER_ID] = p.container.id;
   return a;
 }
 

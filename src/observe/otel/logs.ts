@@ -8,7 +8,7 @@ import {
   LoggerProvider,
   type ReadableLogRecord,
 } from "@opentelemetry/sdk-logs";
-import { formatEventLine, type MoatEvent } from "../../datapath/events.ts";
+import { formatEventLine, type MoatEvent } from "../../datapath/event.ts";
 import { eventAttributes } from "./attributes.ts";
 import { FailureCountingExporter } from "./export-failures.ts";
 

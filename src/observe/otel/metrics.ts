@@ -4,7 +4,7 @@ import type { Attributes } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import type { Resource } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
-import type { MoatEvent } from "../../datapath/events.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
 import type { SnapshotSource } from "../sink.ts";
 
 export interface EventMetrics {

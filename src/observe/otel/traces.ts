@@ -7,7 +7,7 @@ import { SpanKind, type Span, type Tracer } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import type { Resource } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace";
-import type { MoatEvent } from "../../datapath/events.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
 import { closeAttributes, connectionAttributes } from "./attributes.ts";
 import { FailureCountingExporter } from "./export-failures.ts";
 

@@ -3,7 +3,7 @@
 // rather than buffered without bound. A write resolves once the server confirmed (PING/PONG
 // flush) what it published, so a stalled server backs up only this sink's queue.
 import { connect, DebugEvents, Events, type NatsConnection } from "nats";
-import type { MoatEvent } from "../../datapath/events.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { sleep } from "./backoff.ts";

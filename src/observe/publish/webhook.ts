@@ -3,7 +3,7 @@
 // bounded in attempts and in time; then the batch is dropped, counted, and write() rejects so
 // the pipeline counts the failed batch too. A dead receiver only ever backs up this sink's queue.
 import { randomUUID } from "node:crypto";
-import type { MoatEvent } from "../../datapath/events.ts";
+import type { MoatEvent } from "../../datapath/event.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { backoffMs, sleep } from "./backoff.ts";

@@ -14,9 +14,9 @@ import {
   type RuleFlags,
 } from "./final.ts";
 import { and, ruleFlags } from "./flags.ts";
-import type { ClassifierImage, ImageRule, LpmEntry } from "./image.ts";
+import type { ClassifierImage, Dir4, ImageRule, LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
-import { countDir4, dir4, type Dir4 } from "./dir4.ts";
+import { countDir4, dir4 } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
 import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
 

@@ -11,15 +11,10 @@
 //   whose start is at or below the address's low 16 bits (a binary search of <= 16 steps).
 
 import type { Runs } from "./classes.ts";
+import type { Dir4 } from "./image.ts";
 
 export const DIR4_TOP = 65536;
 export const DIR4_UNIFORM = 0x80000000;
-
-export interface Dir4 {
-  /** 2 * length words: entry i is words[2i] (low) and words[2i+1] (high). */
-  words: Uint32Array;
-  length: number;
-}
 
 const runEnd = (runs: Runs, k: number): number =>
   k + 1 < runs.starts.length ? runs.starts[k + 1]! : runs.size;

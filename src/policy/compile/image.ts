@@ -1,12 +1,7 @@
 // The compiled form of a policy's L3/L4 rules: lookup tables the kernel walks with a fixed
 // number of map lookups, whatever the number of rules (docs/classifier.md). Produced by
-// compile(), written to the kernel by src/datapath (one inner map per table, atomic slot flip),
-// and walked in TS by lookupImage() so the compiler can be tested against the reference
-// evaluator without a kernel.
-
-import type { Dir4 } from "./dir4.ts";
-import type { ProcessImage } from "./process.ts";
-import type { RedirectImage } from "./redirect.ts";
+// compile(), handed to src/datapath inside a PolicyImage (kernel-image.ts), and walked in TS by
+// lookupImage() so the compiler can be tested against the reference evaluator without a kernel.
 
 /** "No rule" in the rule-valued tables. */
 export const RULE_NONE = 0xffffffff;
@@ -29,6 +24,13 @@ export function portIndex(dir: number, slot: number, value: number): number {
 /** Index into sportClass: 0 for protocols without ports, 1 + client port for tcp/udp. */
 export function sportIndex(ported: boolean, clientPort: number): number {
   return ported ? 1 + clientPort : 0;
+}
+
+/** An IPv4 address directory (dir4.ts builds and describes it). */
+export interface Dir4 {
+  /** 2 * length words: entry i is words[2i] (low) and words[2i+1] (high). */
+  words: Uint32Array;
+  length: number;
 }
 
 export interface LpmEntry {
@@ -70,13 +72,6 @@ export interface ClassifierImage {
    * image from it; ruleCount + 2 if none.
    */
   firstIngressSportRule: number;
-  /**
-   * When rules name processes: the socket hooks' own tables (the process class in the client-port
-   * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
-   */
-  socket?: { image: ClassifierImage; process: ProcessImage };
-  /** When the policy has redirects: their own tables and targets (compile/redirect.ts). */
-  redirect?: RedirectImage;
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -1,7 +1,7 @@
 // A policy -> what the kernel loads: the packet hooks' tables and, when rules name processes, the
 // socket hooks' own tables plus the process classes (docs/socket-hooks.md).
 //
-// Packet hooks never know the process (nor, for now, judge by interface), so for them a process or
+// Packet hooks never know the process (nor judge by interface), so for them a process or
 // interface rule matches nothing. The socket hooks know both but not the client port (connect()
 // runs before it is chosen), so for them such a rule's client ports become the classes it matches
 // (compile/process.ts): the kernel passes the caller's class where a packet's client port would
@@ -9,7 +9,7 @@
 
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
-import type { ClassifierImage } from "./image.ts";
+import type { PolicyImage } from "./kernel-image.ts";
 import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
@@ -87,12 +87,15 @@ export function compilePolicy(
   model: PolicyModel,
   universe: ProcessUniverse | null,
   options: CompileOptions = {},
-): ClassifierImage {
-  const image: ClassifierImage = {
-    ...compile(packetModel(model), options),
-    // the accept side (docs/socket-hooks.md): from the model as written, process sections and all
-    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
-    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+): PolicyImage {
+  const image: PolicyImage = {
+    packet: {
+      ...compile(packetModel(model), options),
+      // the accept side (docs/socket-hooks.md): from the model as written, process sections and
+      // all
+      firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
+      firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+    },
   };
   // one set of process classes for the rules and the redirects (compile/redirect.ts)
   const proc = universe ? compileProcess(withRedirects(model), universe) : null;

@@ -18,7 +18,7 @@ import type { Runs } from "./classes.ts";
 import type { LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
 
-/** What is on this host now, for the kernel's keys (src/policy/process-universe.ts reads it). */
+/** What is on this host now, for the kernel's keys (src/host/process-universe.ts reads it). */
 export interface ProcessUniverse {
   /** Executables some rule's path glob may name; `dev` in the kernel's encoding (MKDEV). */
   executables: { dev: number; ino: bigint; path: string }[];
@@ -112,10 +112,11 @@ function field(wild: number[]): { ids: SetIds; of: (named: number[]) => number }
 
 const COMM_BYTES = 16;
 const COMM_END = 1n << 128n;
+const utf8 = new TextEncoder();
 
 /** comm bytes as a 128-bit number, NUL padded (what bpf_get_current_comm() writes). */
 function commValue(text: string): bigint {
-  const bytes = Buffer.from(text, "utf8");
+  const bytes = utf8.encode(text);
   let v = 0n;
   for (let i = 0; i < COMM_BYTES; i++) v = (v << 8n) | BigInt(bytes[i] ?? 0);
   return v;
@@ -125,9 +126,10 @@ function commValue(text: string): bigint {
 export function commRange(pattern: string): [bigint, bigint] | null {
   const star = pattern.endsWith("*") ? pattern.slice(0, -1) : null;
   const literal = star ?? pattern;
-  if (/[*?]/.test(literal) || Buffer.byteLength(literal) > COMM_BYTES - 1) return null;
+  const length = utf8.encode(literal).length;
+  if (/[*?]/.test(literal) || length > COMM_BYTES - 1) return null;
   const lo = commValue(literal);
-  const free = BigInt(8 * (COMM_BYTES - Buffer.byteLength(literal)));
+  const free = BigInt(8 * (COMM_BYTES - length));
   return [lo, star === null ? lo + 1n : lo + (1n << free)];
 }
 

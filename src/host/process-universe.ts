@@ -1,25 +1,18 @@
 // What the process and interface rules can name on this host, read for the compiler
-// (compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
+// (src/policy/compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
 // shows it), user names, every cgroup with its container, and the route mirror's links and
 // routes. Read at load and re-read by the daemon to notice changes.
 import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { PolicyModel } from "../config/model.ts";
-import type { Attribution } from "../attribution/index.ts";
-import { globMatch } from "./glob.ts";
-import { socketRule, type ProcessUniverse } from "./compile/process.ts";
-import { withRedirects } from "./compile/redirect.ts";
+import { kernelDev, type Attribution } from "../attribution/index.ts";
+import { globMatch } from "../policy/glob.ts";
+import { socketRule, type ProcessUniverse } from "../policy/compile/process.ts";
+import { withRedirects } from "../policy/compile/redirect.ts";
 import { imageFingerprint, readRouteImageSync } from "../route/index.ts";
 
 /** A path glob walks at most this many directory entries. */
 const WALK_LIMIT = 200_000;
-
-/** The kernel's dev_t (MKDEV: major << 20 | minor) from stat's (new_encode_dev). */
-export function kernelDev(dev: number): number {
-  const major = (dev >>> 8) & 0xfff;
-  const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
-  return ((major << 20) | minor) >>> 0;
-}
 
 /** The directory a glob's matches live under: everything before its first wildcard. */
 export function globRoot(pattern: string): string {

@@ -1,0 +1,53 @@
+// What the API asks of the daemon (ApiControl), answered by the daemon's parts: the policy
+// lifecycle for the policy and its changes, the datapath and attribution for a redirected
+// client's original destination, the pipeline for live subscribers, the store for history.
+import type { Attribution } from "../attribution/index.ts";
+import type { ApiControl } from "../api/index.ts";
+import type { Datapath } from "../datapath/index.ts";
+import type { EventPipeline, HistoryWorker, SnapshotSource } from "../observe/index.ts";
+import type { PolicyLifecycle } from "./policy-lifecycle.ts";
+import { validatePolicyText } from "./policy-text.ts";
+
+export interface ControlParts {
+  policyPath: string;
+  policy: PolicyLifecycle;
+  datapath: Pick<Datapath, "generation" | "originalOf" | "redirectOf">;
+  attribution: Pick<Attribution, "attribute">;
+  pipeline: Pick<EventPipeline, "add" | "remove">;
+  history: HistoryWorker | null;
+  snapshot: SnapshotSource;
+  log: (line: string) => void;
+}
+
+export function apiControl(parts: ControlParts): ApiControl {
+  const { policy, datapath, pipeline, log } = parts;
+  return {
+    snapshot: parts.snapshot,
+    policy: () => ({
+      path: parts.policyPath,
+      text: policy.active.text,
+      hash: policy.active.hash,
+      generation: datapath.generation,
+      mode: policy.active.model.mode,
+    }),
+    validate: (text) => validatePolicyText(text, parts.policyPath),
+    apply: (text, who) => policy.apply(text, who),
+    setMode: (mode, who) => policy.setMode(mode, who),
+    queryHistory: (query) => parts.history?.query(query) ?? null,
+    original: (peer, protocol) => {
+      const o = datapath.originalOf(peer, protocol);
+      if (!o) return null;
+      const p = o.owner ? parts.attribution.attribute(o.owner) : null;
+      return {
+        original: o.original,
+        protocol: o.protocol,
+        redirect: datapath.redirectOf(o.redirect, o.generation)?.name ?? `#${o.redirect}`,
+        target: o.target,
+        process: p ? { pid: p.pid, name: p.name, user: p.user } : null,
+      };
+    },
+    addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
+    removeSink: (sink) => pipeline.remove(sink),
+    log,
+  };
+}

@@ -1,0 +1,16 @@
+// The lines the daemon logs at start about what it loaded and attached, and what it skipped.
+import type { Datapath } from "../datapath/index.ts";
+
+export function attachLines(
+  datapath: Pick<Datapath, "objects" | "attachments" | "skipped">,
+): string[] {
+  const lines = datapath.objects.map((o) => `loaded ${o.file}: ${o.programs.join(", ")}`);
+  for (const a of datapath.attachments) {
+    const pin = a.pin ? `, pinned at ${a.pin}` : "";
+    lines.push(
+      `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${pin}`,
+    );
+  }
+  for (const s of datapath.skipped) lines.push(`skipped ${s.interface}: ${s.reason}`);
+  return lines;
+}

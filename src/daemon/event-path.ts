@@ -1,0 +1,107 @@
+// The event path: every kernel event record is decoded (rule and redirect names from the
+// generation record, interface names, the owner's process facts) and pushed to the pipeline; a
+// post-route block first destroys its socket, so connect() fails at once. Losses (ring buffer
+// full, conntrack full) are counted in the kernel and reported here, never silent.
+import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
+import {
+  decodeEvent,
+  type DestroyedSocket,
+  type GenerationRecord,
+  type MoatEvent,
+  type NetInterface,
+} from "../datapath/index.ts";
+import { lossReport, type PacketCounts } from "../observe/index.ts";
+
+/** The parts of the datapath the event path reads. */
+export interface EventSource {
+  subscribe(onRecord: (record: Buffer) => void): unknown;
+  counters(): PacketCounts;
+  readonly contents: Pick<GenerationRecord, "rule" | "redirect">;
+}
+
+export interface EventPathOptions {
+  source: EventSource;
+  push: (event: MoatEvent) => void;
+  /** The full process facts of a socket's kernel owner. */
+  process: (owner: KernelOwner) => ProcessFacts;
+  /** This namespace's interfaces (read again when an event names an unknown one). */
+  interfaces: () => NetInterface[];
+  /** Destroys the socket of a post-route blocked connection (null: not such an event). */
+  destroy: (record: Buffer) => DestroyedSocket | null;
+  log: (line: string) => void;
+  /** Wall clock at boot, in ms (kernel timestamps are ns since boot). */
+  bootTimeMs?: number;
+  lossReportMs?: number;
+  namesRereadMs?: number;
+}
+
+const LOSS_REPORT_MS = 5000;
+/** An event naming an unknown interface reads the interface list again, at most this often. */
+const NAMES_REREAD_MS = 1000;
+
+export interface EventPath {
+  /** Logs the losses since the last report, if any. */
+  reportLoss(): void;
+  /** Stops the loss timer and reports what was lost since the last report. */
+  close(): void;
+}
+
+/** Interface names by ifindex; an interface made after start (a VPN) is named on first sight. */
+function interfaceNames(list: () => NetInterface[], rereadMs: number) {
+  const names = new Map(list().map((n) => [n.ifindex, n.name]));
+  let read = performance.now();
+  return (ifindex: number): string | null => {
+    if (!names.has(ifindex) && performance.now() - read > rereadMs) {
+      read = performance.now();
+      for (const n of list()) names.set(n.ifindex, n.name);
+    }
+    return names.get(ifindex) ?? null;
+  };
+}
+
+export function startEventPath(options: EventPathOptions): EventPath {
+  const { source, log } = options;
+  const bootTimeMs =
+    options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+  const interfaceName = interfaceNames(
+    options.interfaces,
+    options.namesRereadMs ?? NAMES_REREAD_MS,
+  );
+  const context = {
+    bootTimeMs,
+    rule: (index: number, generation: number) =>
+      source.contents.rule(index, generation) ?? undefined,
+    interfaceName,
+    process: options.process,
+    redirect: (index: number, generation: number) => source.contents.redirect(index, generation),
+  };
+  let destroyWarned = false;
+  source.subscribe((record) => {
+    // the post-route check dropped a SYN: the socket goes first, so connect() fails at once
+    const destroyed = options.destroy(record);
+    if (destroyed?.error && !destroyWarned) {
+      destroyWarned = true;
+      log(
+        `warning: a socket blocked after routing could not be destroyed (its connect() will time out): ${destroyed.error.message}`,
+      );
+    }
+    options.push(decodeEvent(record, context));
+  });
+
+  let last = source.counters();
+  const reportLoss = () => {
+    const now = source.counters();
+    const line = lossReport(last, now);
+    last = now;
+    if (line) log(line);
+  };
+  const timer = setInterval(reportLoss, options.lossReportMs ?? LOSS_REPORT_MS);
+  timer.unref();
+  return {
+    reportLoss,
+    close() {
+      clearInterval(timer);
+      reportLoss();
+    },
+  };
+}

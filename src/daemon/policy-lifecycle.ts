@@ -1,0 +1,200 @@
+// The policy lifecycle: the one path every policy change takes (the file at start, a reload on
+// SIGHUP or a file change, a policy or mode from the API, a recompile when what process rules
+// name changed on the host): read, check, compile, ready what the policy configures besides the
+// datapath, swap atomically, audit. A policy that fails any step is refused with every error and
+// the running one stays.
+import { diagnostic, formatDiagnostic, nodeHost, PolicyError } from "../config/index.ts";
+import type { PolicyModel } from "../config/index.ts";
+import type { PolicyImage } from "../policy/index.ts";
+import type { ApplyOutcome } from "../api/index.ts";
+import {
+  compilePolicyText,
+  sha256,
+  withMode,
+  writePolicyFile,
+  type LoadedPolicy,
+  type UniverseReader,
+} from "./policy-text.ts";
+
+/** A compiled policy and the text it came from. */
+export interface RunningPolicy extends LoadedPolicy {
+  text: string;
+  hash: string;
+}
+
+/** What a reload or an apply did: the generation running after it, and why it was refused. */
+export type ReloadResult = ApplyOutcome;
+
+/** Where the compiled policy goes (the Datapath). */
+export interface PolicyTarget {
+  readonly generation: number;
+  apply(image: PolicyImage): { generation: number; ms: number };
+}
+
+/** What a policy configures besides the datapath (sinks, audit log path, watched files). */
+export interface PolicyPlumbing {
+  /** Readies `next`'s; throws (having started nothing) to refuse the policy. */
+  prepare(next: PolicyModel, current: PolicyModel): PreparedPlumbing;
+}
+
+export interface PreparedPlumbing {
+  /** `next` is live: switch to what was readied. */
+  commit(): void;
+  /** `next` did not go live: close what was readied. */
+  abandon(): void;
+}
+
+export interface PolicyLifecycleOptions {
+  /** The policy file: read on reload, written when the API applies a policy. */
+  path: string;
+  /** The policy running now (read with readPolicyFile, already applied to `target`). */
+  initial: RunningPolicy;
+  target: PolicyTarget;
+  plumbing: PolicyPlumbing;
+  /** Writes a line into the audit log at once. */
+  audit: (line: string) => void;
+  log: (line: string) => void;
+  /** What process rules resolve to on this host; without it they match nothing. */
+  universe?: UniverseReader;
+  /** Readies an image for the target (redirect targets through moat's relay). */
+  route?: (image: PolicyImage) => PolicyImage;
+}
+
+/** Reads and compiles the policy file; throws PolicyError (FILE:LINE:COL) or a compile error. */
+export function readPolicyFile(path: string, universe?: UniverseReader): RunningPolicy {
+  let text: string;
+  try {
+    text = nodeHost.readFile(path);
+  } catch (err) {
+    const at = { file: path, line: 1, col: 1, path: "(file)" };
+    throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
+  }
+  return { ...compilePolicyText(text, path, universe), text, hash: sha256(text) };
+}
+
+const errorLines = (err: unknown, path: string): string[] =>
+  err instanceof PolicyError
+    ? err.diagnostics.map(formatDiagnostic)
+    : [`${path}: ${(err as Error).message}`];
+
+export class PolicyLifecycle {
+  /** Policies applied and refused since start (status and metrics read these). */
+  readonly reloads = { ok: 0, refused: 0 };
+  private running: RunningPolicy;
+  /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
+  private selfWritten: string | null = null;
+  private readonly options: PolicyLifecycleOptions;
+
+  constructor(options: PolicyLifecycleOptions) {
+    this.options = options;
+    this.running = options.initial;
+  }
+
+  /** The policy running now. */
+  get active(): RunningPolicy {
+    return this.running;
+  }
+
+  /** The log line of an applied policy. */
+  describe(p: LoadedPolicy, generation: number, ms?: number): string {
+    return (
+      `policy ${this.options.path} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +
+      (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`)
+    );
+  }
+
+  /** Re-reads the policy file; an invalid one is refused and the running policy stays. */
+  reload(reason: string): ReloadResult {
+    let next: RunningPolicy;
+    try {
+      next = readPolicyFile(this.options.path, this.options.universe);
+    } catch (err) {
+      return this.refuse(reason, errorLines(err, this.options.path));
+    }
+    if (reason === "file changed" && this.selfWritten === next.hash) {
+      this.selfWritten = null; // the API's own write: already applied
+      return { ok: true, generation: this.options.target.generation, errors: [] };
+    }
+    return this.install(next, reason);
+  }
+
+  /** Compiles the running text again (what its process rules name changed on the host). */
+  recompile(reason: string): void {
+    const { text, hash } = this.running;
+    try {
+      const next = { ...this.compile(text), text, hash };
+      this.install(next, reason);
+    } catch (err) {
+      this.options.log(
+        `${reason}, the policy could not be compiled again: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Applies `text` as the policy and saves it to the policy file, on behalf of `who`. */
+  apply(text: string, who: string, what = "policy"): ReloadResult {
+    const { path, audit, log } = this.options;
+    const hash = sha256(text);
+    let next: RunningPolicy;
+    try {
+      next = { ...this.compile(text), text, hash };
+    } catch (err) {
+      const result = this.refuse(`${what} from ${who}`, errorLines(err, path));
+      audit(`POLICY REFUSED ${what} from ${who} (sha256 ${hash}): ${result.errors.length} errors`);
+      return result;
+    }
+    const result = this.install(next, `${what} from ${who}`);
+    if (!result.ok) return result;
+    try {
+      this.selfWritten = hash;
+      writePolicyFile(path, text);
+    } catch (err) {
+      this.selfWritten = null;
+      log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
+    }
+    const line = `POLICY APPLIED ${what} by ${who}: generation ${result.generation}, mode ${next.model.mode}, sha256 ${hash}`;
+    audit(line);
+    log(line);
+    return result;
+  }
+
+  /** Switches the running policy's mode (the file keeps its comments and layout). */
+  setMode(mode: "detect" | "prevent", who: string): ReloadResult {
+    return this.apply(withMode(this.running.text, mode), who, `mode ${mode}`);
+  }
+
+  private compile(text: string): LoadedPolicy {
+    return compilePolicyText(text, this.options.path, this.options.universe);
+  }
+
+  private refuse(reason: string, errors: string[]): ReloadResult {
+    const { target, log } = this.options;
+    this.reloads.refused++;
+    log(`reload refused (${reason}), keeping generation ${target.generation}:`);
+    for (const e of errors) log(e);
+    return { ok: false, generation: target.generation, errors };
+  }
+
+  /** The one path every policy change takes: ready the plumbing, swap atomically, commit. */
+  private install(next: RunningPolicy, reason: string): ReloadResult {
+    const { target, plumbing, route, log } = this.options;
+    let prepared: PreparedPlumbing;
+    try {
+      prepared = plumbing.prepare(next.model, this.running.model);
+    } catch (err) {
+      return this.refuse(reason, errorLines(err, this.options.path));
+    }
+    let applied: { generation: number; ms: number };
+    try {
+      applied = target.apply(route ? route(next.image) : next.image);
+    } catch (err) {
+      prepared.abandon();
+      throw err;
+    }
+    this.running = next;
+    this.reloads.ok++;
+    prepared.commit();
+    log(this.describe(next, applied.generation, applied.ms));
+    return { ok: true, generation: applied.generation, errors: [] };
+  }
+}

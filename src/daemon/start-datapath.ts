@@ -1,0 +1,57 @@
+// The daemon's datapath at start: moat's relay for redirects with a PROXY header, the programs
+// loaded with the first policy already applied and attached to the chosen interfaces and the
+// cgroup, moat's own connections exempt from redirects, the owners of sockets bound before the
+// accept hooks, and a log line for each thing loaded, attached or skipped.
+import { boundSocketOwners, type Attribution } from "../attribution/index.ts";
+import type { PolicyModel } from "../config/index.ts";
+import { cgroupDirectory, Datapath, listInterfaces, selectInterfaces } from "../datapath/index.ts";
+import type { PolicyImage } from "../policy/index.ts";
+import { Relay } from "../redirect/index.ts";
+import { attachLines } from "./attach-log.ts";
+
+export interface DatapathStart {
+  model: PolicyModel;
+  image: PolicyImage;
+  /** Overrides the policy's attach.interfaces. */
+  interfaces?: string[];
+  pinRoot?: string | null;
+  attribution: Attribution;
+  log: (line: string) => void;
+}
+
+/** Throws (having closed what it opened) when the programs cannot be loaded or attached. */
+export async function startDatapath(
+  start: DatapathStart,
+): Promise<{ datapath: Datapath; relay: Relay }> {
+  const { model, log } = start;
+  const patterns = start.interfaces ?? model.attach.interfaces.value;
+  const nics = selectInterfaces(patterns, listInterfaces());
+  let datapath: Datapath | undefined;
+  // redirects with a PROXY header go through moat's relay (src/redirect/relay.ts)
+  const relay = await Relay.open({
+    original: (peer) => datapath?.originalOf(peer, "tcp") ?? null,
+    redirect: (index, generation) => datapath?.redirectOf(index, generation) ?? null,
+    log,
+  });
+  try {
+    datapath = Datapath.start({
+      interfaces: nics,
+      pinRoot: start.pinRoot,
+      image: relay.route(start.image),
+      cgroup: cgroupDirectory(model.attach.cgroup?.value),
+    });
+  } catch (err) {
+    relay.close();
+    throw err;
+  }
+  // moat's own connections (the relay's, exporters') are never redirected
+  datapath.exemptFromRedirects(process.pid);
+  for (const line of attachLines(datapath)) log(line);
+  // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
+  if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
+    const seeded = datapath.seedOwners(boundSocketOwners(start.attribution));
+    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
+  }
+  if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
+  return { datapath, relay };
+}

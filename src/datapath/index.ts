@@ -1,0 +1,28 @@
+// The datapath: loads and attaches moat's kernel programs, writes compiled policies atomically,
+// reads counters and the connection table, and decodes kernel events into moat's event.
+export {
+  Datapath,
+  type Attachment,
+  type Counters,
+  type DatapathOptions,
+  type Timeouts,
+} from "./datapath.ts";
+export { decodeEvent, type DecodeContext } from "./events.ts";
+export {
+  formatEventLine,
+  type Endpoint,
+  type EventKind,
+  type EventReason,
+  type MoatEvent,
+} from "./event.ts";
+export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
+export { listInterfaces, selectInterfaces, type NetInterface } from "./interfaces.ts";
+export { destroyBlockedSocket, type DestroyedSocket } from "./post-route.ts";
+export {
+  cgroup2Mount,
+  cgroupDirectory,
+  checkPrerequisites,
+  PrerequisiteError,
+} from "./prerequisites.ts";
+export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
+export type { ApplyResult, RuleCounter } from "./policy-maps.ts";

@@ -1,0 +1,22 @@
+// Observability: the event pipeline and its sinks (stdout, audit log, history, the policy's
+// OpenTelemetry and publishers), the snapshot status and metrics read, loss reports, and event
+// filters (docs/observability.md).
+export { EventPipeline, type SinkOptions } from "./pipeline.ts";
+export type { EventSink, MoatSnapshot, SinkStats, SnapshotSource } from "./sink.ts";
+export { stdoutSink } from "./stdout-sink.ts";
+export { auditSink, type AuditSink } from "./audit-sink.ts";
+export { HistoryWorker } from "./history/remote.ts";
+export { historySink } from "./history/sink.ts";
+export type { HistoryPage, HistoryQuery } from "./history/query.ts";
+export { snapshotSource, type SnapshotDatapath, type SnapshotState } from "./snapshot.ts";
+export { sinksFromPolicy, type PolicySinks } from "./policy-sinks.ts";
+export { lossReport, type PacketCounts } from "./loss-report.ts";
+export {
+  containerOf,
+  FilterError,
+  filterParams,
+  matchesFilter,
+  parseFilter,
+  processOf,
+  type EventFilter,
+} from "./filter.ts";

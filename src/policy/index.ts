@@ -1,0 +1,14 @@
+// The policy's meaning, pure (no host access, nothing from node:, so a browser runs it too): the
+// reference evaluator that judges a connection and explains why, and the compiler from a policy
+// model to the PolicyImage the datapath loads.
+export { evaluate, type Decision } from "./evaluator.ts";
+export type { ConnectionFacts } from "./facts.ts";
+export { parseConnectionText } from "./connection-text.ts";
+export { formatProcess, parseProcessText, PROCESS_FIELDS } from "./process-text.ts";
+export { processRuleProblems } from "./process-support.ts";
+export { redirectProblems } from "./redirect-support.ts";
+export { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+export type { PolicyImage } from "./compile/kernel-image.ts";
+export type { ClassifierImage, ImageRule } from "./compile/image.ts";
+export type { ProcessUniverse } from "./compile/process.ts";
+export type { RedirectTarget } from "./compile/redirect.ts";

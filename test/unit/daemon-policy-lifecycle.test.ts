@@ -1,0 +1,145 @@
+// The daemon's policy lifecycle with the real checker and compiler and a policy file on disk:
+// a reload applies a good file and refuses a bad one (every error, the running generation kept);
+// what the policy configures besides the datapath is readied first (a refusal there refuses the
+// policy) and switched to after the swap; an API apply is audited with who made it, saved to the
+// file, and its own file-change event is not a second reload; a mode switch keeps the text.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
+import type { PolicyModel } from "../../src/config/index.ts";
+import {
+  PolicyLifecycle,
+  readPolicyFile,
+  type PolicyPlumbing,
+} from "../../src/daemon/policy-lifecycle.ts";
+
+const policy = (rules: string[], mode = "prevent") => `version: 1
+mode: ${mode}
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [lo] }
+rules:
+${rules.map((name, i) => `  - name: ${name}\n    direction: ingress\n    action: allow\n    layer4: { protocol: tcp, port: [${22 + i}] }\n`).join("")}`;
+
+function harness(t: { after: (fn: () => void) => void }, refuse?: (m: PolicyModel) => boolean) {
+  const dir = mkdtempSync(join(tmpdir(), `moat-lifecycle-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "policy.yaml");
+  writeFileSync(path, policy(["ssh"]));
+  const applied: PolicyImage[] = [];
+  const target = {
+    generation: 1,
+    apply(image: PolicyImage) {
+      applied.push(image);
+      return { generation: ++this.generation, ms: 0.5 };
+    },
+  };
+  const plumbed: string[] = [];
+  const plumbing: PolicyPlumbing = {
+    prepare(next) {
+      if (refuse?.(next)) throw new Error("webhook key file is readable by others");
+      const names = next.rules.map((r) => r.name).join(",");
+      plumbed.push(`ready ${names}`);
+      return {
+        commit: () => plumbed.push(`commit ${names}`),
+        abandon: () => plumbed.push(`abandon ${names}`),
+      };
+    },
+  };
+  const audit: string[] = [];
+  const lines: string[] = [];
+  const lifecycle = new PolicyLifecycle({
+    path,
+    initial: readPolicyFile(path),
+    target,
+    plumbing,
+    audit: (l) => audit.push(l),
+    log: (l) => lines.push(l),
+  });
+  return { path, lifecycle, target, applied, plumbed, audit, lines };
+}
+
+test("a reload applies a good policy file and refuses a bad one, keeping the running one", (t) => {
+  const h = harness(t);
+  writeFileSync(h.path, policy(["ssh", "web"]));
+  const ok = h.lifecycle.reload("SIGHUP");
+  assert.deepEqual(ok, { ok: true, generation: 2, errors: [] });
+  assert.deepEqual(
+    h.applied[0]?.packet.rules.map((r) => r.name),
+    ["ssh", "web", "default", "default"],
+  );
+  assert.deepEqual(h.plumbed, ["ready ssh,web", "commit ssh,web"]);
+  assert.match(h.lines.at(-1) ?? "", /applied: generation 2, 2 rules, mode prevent \(0\.5 ms\)/);
+
+  writeFileSync(h.path, policy(["ssh"]).replace("action: allow", "action: maybe"));
+  const bad = h.lifecycle.reload("SIGHUP");
+  assert.equal(bad.ok, false);
+  assert.equal(bad.generation, 2);
+  assert.match(bad.errors[0] ?? "", /policy\.yaml:\d+:\d+/, "FILE:LINE:COL");
+  assert.ok(h.lines.includes("reload refused (SIGHUP), keeping generation 2:"));
+  assert.equal(h.applied.length, 1);
+  assert.deepEqual(h.lifecycle.reloads, { ok: 1, refused: 1 });
+  assert.deepEqual(
+    h.lifecycle.active.model.rules.map((r) => r.name),
+    ["ssh", "web"],
+  );
+});
+
+test("a policy whose plumbing cannot be readied is refused before the swap", (t) => {
+  const h = harness(t, (m) => m.rules.some((r) => r.name === "hooked"));
+  const result = h.lifecycle.apply(policy(["hooked"]), "root");
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.errors, [`${h.path}: webhook key file is readable by others`]);
+  assert.equal(h.applied.length, 0);
+  assert.equal(h.lifecycle.active.model.rules[0]?.name, "ssh");
+});
+
+test("an API apply is audited and saved; its own file change is not applied twice", (t) => {
+  const h = harness(t);
+  const text = policy(["ssh", "api"]);
+  const result = h.lifecycle.apply(text, "uid 0");
+  assert.deepEqual(result, { ok: true, generation: 2, errors: [] });
+  assert.equal(readFileSync(h.path, "utf8"), text);
+  assert.match(
+    h.audit[0] ?? "",
+    /^POLICY APPLIED policy by uid 0: generation 2, mode prevent, sha256 [0-9a-f]{64}$/,
+  );
+  assert.deepEqual(h.lifecycle.reload("file changed"), { ok: true, generation: 2, errors: [] });
+  assert.equal(h.applied.length, 1, "the write's own change event applied nothing");
+
+  const refused = h.lifecycle.apply("version: 1\nrules: 3\n", "uid 0");
+  assert.equal(refused.ok, false);
+  assert.match(
+    h.audit[1] ?? "",
+    /^POLICY REFUSED policy from uid 0 \(sha256 [0-9a-f]{64}\): \d+ errors$/,
+  );
+  assert.equal(readFileSync(h.path, "utf8"), text, "a refused policy is not saved");
+});
+
+test("a mode switch applies the running text with the new mode", (t) => {
+  const h = harness(t);
+  const result = h.lifecycle.setMode("detect", "uid 0");
+  assert.equal(result.ok, true);
+  assert.equal(h.lifecycle.active.model.mode, "detect");
+  assert.equal(h.applied[0]?.packet.rules[0]?.mode, "detect");
+  assert.match(readFileSync(h.path, "utf8"), /^mode: detect$/m);
+  assert.match(h.audit[0] ?? "", /^POLICY APPLIED mode detect by uid 0/);
+});
+
+test("a recompile applies the same text again; one that fails is logged and changes nothing", (t) => {
+  const h = harness(t);
+  h.lifecycle.recompile("processes changed");
+  assert.equal(h.applied.length, 1);
+  assert.equal(h.target.generation, 2);
+  h.target.apply = () => {
+    throw new Error("map create failed");
+  };
+  h.lifecycle.recompile("processes changed");
+  assert.match(
+    h.lines.at(-1) ?? "",
+    /processes changed, the policy could not be compiled again: map create failed/,
+  );
+  assert.deepEqual(h.plumbed.slice(-2), ["ready ssh", "abandon ssh"]);
+});

@@ -1,0 +1,38 @@
+// The record of what each policy generation contains: the rules and redirects of the live one
+// and of the few before it, by index; older ones are forgotten.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GenerationRecord, KEPT_GENERATIONS } from "../../src/datapath/generations.ts";
+import type { ImageRule } from "../../src/policy/compile/image.ts";
+
+const rule = (name: string): ImageRule => ({
+  name,
+  action: "block",
+  mode: "prevent",
+  log: false,
+  maxDurationSeconds: 0,
+});
+
+test("the rules and redirects of recent generations, by index", () => {
+  const r = new GenerationRecord();
+  r.record(1, {
+    rules: [rule("a"), rule("b")],
+    redirects: [{ name: "p", ip: "::1", family: 6, port: 8080 }],
+  });
+  r.record(2, { rules: [rule("c")], redirects: [] });
+  assert.equal(r.rule(1, 1)?.name, "b");
+  assert.equal(r.rule(0, 2)?.name, "c");
+  assert.equal(r.rule(1, 2), null);
+  assert.equal(r.redirect(0, 1)?.name, "p");
+  assert.equal(r.redirect(0, 2), null);
+  assert.equal(r.rule(0, 3), null, "a generation never recorded");
+});
+
+test(`the last ${KEPT_GENERATIONS} generations are kept`, () => {
+  const r = new GenerationRecord();
+  for (let g = 1; g <= KEPT_GENERATIONS + 2; g++)
+    r.record(g, { rules: [rule(`r${g}`)], redirects: [] });
+  assert.equal(r.of(2), null);
+  assert.equal(r.rule(0, 3)?.name, "r3");
+  assert.equal(r.rule(0, KEPT_GENERATIONS + 2)?.name, `r${KEPT_GENERATIONS + 2}`);
+});
