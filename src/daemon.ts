@@ -209,10 +209,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   for (const o of datapath.objects) log(`loaded ${o.file}: ${o.programs.join(", ")}`);
   for (const a of datapath.attachments) {
     const pin = a.pin ? `, pinned at ${a.pin}` : "";
+    const how = a.updated ? " (updated in place)" : "";
     log(
-      `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${pin}`,
+      `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${how}${pin}`,
     );
   }
+  for (const line of datapath.pinnedReport()) log(line);
   for (const s of datapath.skipped) log(`skipped ${s.interface}: ${s.reason}`);
   // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
   if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {

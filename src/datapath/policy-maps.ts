@@ -108,7 +108,11 @@ export class PolicyMaps {
 
   readonly redirects: RedirectMaps;
 
-  constructor(object: BpfObject) {
+  /** The last generation a previous daemon applied: generations continue after it. */
+  private readonly generationFloor: number;
+
+  constructor(object: BpfObject, generationFloor = 0) {
+    this.generationFloor = generationFloor;
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.outers = Object.fromEntries(
@@ -136,7 +140,10 @@ export class PolicyMaps {
     if (image.socket) checkImage(image.socket.image);
     if (image.redirect) checkImage(image.redirect.image);
     const { raw, active, metas } = this.readState();
-    const generation = Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0) + 1;
+    // continues from the pinned state: entries judged by an older policy never look judged
+    // by this one
+    const generation =
+      Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0, this.generationFloor) + 1;
     const idle = active ^ 1;
     const previous = this.generations[idle];
     if (previous && performance.now() - this.lastFlip < GRACE_MS) {
