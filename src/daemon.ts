@@ -19,6 +19,7 @@ import { watchFiles } from "./config/watch.ts";
 import type { LoadedPolicy } from "./policy/load-for-datapath.ts";
 import type { ClassifierImage, ImageRule } from "./policy/compile/image.ts";
 import { Relay } from "./redirect/relay.ts";
+import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { lossReport } from "./observe/loss-report.ts";
 import { EventPipeline } from "./observe/pipeline.ts";
 import { stdoutSink } from "./observe/stdout-sink.ts";
@@ -282,6 +283,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   };
   const lossTimer = setInterval(reportLoss, LOSS_REPORT_MS);
   lossTimer.unref();
+  const heartbeat = startHeartbeat(datapath);
 
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again and swapped
@@ -433,6 +435,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     clearInterval(lossTimer);
+    heartbeat.stop();
     clearInterval(universeTimer);
     cgroupWatch?.close();
     reportLoss();

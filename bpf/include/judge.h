@@ -12,6 +12,7 @@
 #include "events.h"
 #include "accept.h"
 #include "local_sock.h"
+#include "heartbeat.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -439,6 +440,10 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 	/* no policy yet: pass (the daemon applies one before attaching) */
 	if (!j->m->generation) {
 		tally(j, MOAT_CNT_NO_POLICY);
+		return OUT_PASS;
+	}
+	if (daemon_gone(j->m)) {
+		tally(j, MOAT_CNT_DAEMON_GONE);
 		return OUT_PASS;
 	}
 	return judge_ip(j, p);

@@ -163,6 +163,7 @@ export class Datapath {
     counters: BpfMap;
     events: BpfMap;
     ownerCookies: BpfMap;
+    heartbeat: BpfMap;
   };
   private stopped = false;
 
@@ -189,6 +190,7 @@ export class Datapath {
       counters: this.object.map("counters"),
       events: this.object.map("events"),
       ownerCookies: this.object.map("owner_cookies"),
+      heartbeat: this.object.map("heartbeat"),
     };
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
@@ -202,6 +204,8 @@ export class Datapath {
     const dp = new Datapath(options);
     try {
       if (dp.pinned && dp.adoption) dp.pinned.pin(dp.object, dp.adoption);
+      // a daemon runs again: hooks that fell back to allow without one judge from now on
+      dp.heartbeat();
       // the policy goes live in maps the old programs may share, before any link changes
       if (options.image) dp.apply(options.image);
       for (const nic of options.interfaces) {
@@ -359,6 +363,16 @@ export class Datapath {
   /** A process whose connections are never redirected (moat itself, a proxy). */
   exemptFromRedirects(pid: number): void {
     this.policy.redirects.exemptProcess(pid);
+  }
+
+  /**
+   * Tells the kernel the daemon is alive (CLOCK_MONOTONIC, as bpf_ktime_get_ns): under
+   * failure.daemon allow, the hooks pass everything once this is older than the grace period.
+   */
+  heartbeat(): void {
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(process.hrtime.bigint());
+    this.maps.heartbeat.update(Buffer.alloc(4), value);
   }
 
   /** Packet counters summed over CPUs. */

@@ -228,6 +228,7 @@ export class PolicyMaps {
             prevent(image.defaultRule.egress),
           ]),
           stats_atomic: rows < cpus ? 1 : 0,
+          daemon_allow: image.daemonFailure === "allow" ? 1 : 0,
           first_local_rule: image.firstLocalRule,
           socket_image: image.socket ? 1 : 0,
           sock_ns: image.socket?.image.ns ?? 0,

@@ -75,6 +75,11 @@ export interface ClassifierImage {
    * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
    */
   socket?: { image: ClassifierImage; process: ProcessImage };
+  /**
+   * failure.daemon: "allow" lets the hooks pass everything once the daemon's heartbeat is late
+   * (bpf/include/heartbeat.h); absent or "enforce" keeps judging. The top image only.
+   */
+  daemonFailure?: "enforce" | "allow";
   /** When the policy has redirects: their own tables and targets (compile/redirect.ts). */
   redirect?: RedirectImage;
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
