@@ -221,7 +221,9 @@ export class Datapath {
       }
       return dp;
     } catch (err) {
-      dp.stop();
+      // a start that took over from a previous daemon leaves its pins enforcing, as that
+      // daemon's death did: a failed restart never opens the host
+      dp.stop({ keepPins: !!dp.adoption?.adopted.length });
       throw err;
     }
   }
@@ -448,19 +450,25 @@ export class Datapath {
     return ring;
   }
 
-  /** Detaches every link, removes pins, unloads the object. Safe to call twice. */
-  stop(): void {
+  /**
+   * Detaches every link, removes pins, unloads the object. Safe to call twice. With
+   * `keepPins`, only this process's handles close: pinned links stay attached and pinned maps
+   * stay, for the next daemon.
+   */
+  stop(options: { keepPins?: boolean } = {}): void {
     for (const ring of this.rings) ring.close();
     this.rings = [];
     for (const link of this.links.splice(0)) {
-      try {
-        link.unpin();
-      } catch {
-        // not pinned
+      if (!options.keepPins) {
+        try {
+          link.unpin();
+        } catch {
+          // not pinned
+        }
       }
       link.destroy();
     }
-    if (this.pinRoot && this.pinned) removeTree(this.pinRoot);
+    if (this.pinRoot && this.pinned && !options.keepPins) removeTree(this.pinRoot);
     if (this.stopped) return;
     this.stopped = true;
     this.pinned?.close();

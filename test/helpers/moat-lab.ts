@@ -109,7 +109,8 @@ export async function startMoatLab(
       running.kill(signal);
       await running.exited;
       running = spawnDaemon();
-      await running.waitFor(/^moat is running/);
+      // a start loads and verifies every program: seconds on a busy machine
+      await running.waitFor(/^moat is running/, 60_000);
       return running;
     },
     writePolicy: (text) => writeFileSync(policyPath, text),
