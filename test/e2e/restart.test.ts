@@ -2,13 +2,15 @@
 // until the new daemon updates them in place, the new one adopts the pinned connection table
 // and policy state, and generations continue. Seen from the peer namespace: a blocked port
 // probed every 10 ms never accepts a connection, and an allowed connection the host opened,
-// whose peer keeps sending under `defaults.ingress: block`, is never cut.
+// whose peer keeps sending under `defaults.ingress: block`, is never cut; not even by a restart
+// that cannot adopt the connection table (its layout version differs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { native } from "../../src/datapath/addon.ts";
 
 // each start loads and verifies 15 programs: 3-9 s on a shared 2-core machine, so the test
 // restarts 5 times (the same path each time) to stay near a minute
@@ -89,6 +91,20 @@ test(
         generations.push(generation(await lab.restart("SIGKILL")));
         await flowing(follow, received(follow), `after restart ${i}`);
       }
+
+      // a build whose conntrack layout differs: the table is not adopted but created empty, and
+      // the stream's packets find its local socket established instead
+      const record = native().BpfMap.openPinned(`${lab.pinDir}/abi`);
+      const key = Buffer.alloc(16);
+      key.write("conntrack");
+      record.update(key, Buffer.alloc(8)); // layout version 0
+      record.close();
+      const upgraded = await lab.restart("SIGKILL");
+      assert.match(
+        upgraded.lines.join("\n"),
+        /pinned conntrack maps not adopted \(layout version 0, this build has 1\): created empty/,
+      );
+      await flowing(follow, received(follow), "after a restart with an empty conntrack table");
       await new Promise((r) => setTimeout(r, 200));
       probe.kill("SIGTERM");
       const summary = await probe.waitFor(/^probes \d+ accepted \d+$/);

@@ -14,6 +14,8 @@ export interface MoatLab extends Lab {
   auditPath: string;
   /** The daemon's API socket (in `dir`, not /run/moat). */
   apiSocket: string;
+  /** The daemon's pin directory (per run, under /sys/fs/bpf). */
+  pinDir: string;
   /** The running daemon (a new one after restart()). */
   readonly daemon: LineChild;
   /**
@@ -102,6 +104,7 @@ export async function startMoatLab(
     policyPath,
     auditPath,
     apiSocket,
+    pinDir,
     get daemon() {
       return running;
     },
