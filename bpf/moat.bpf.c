@@ -47,7 +47,7 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 
 	int kind = moat_parse_xdp(ctx, p);
 	bench_rotate(p, kind);
-	int out = moat_judge(p, kind, &h, NULL);
+	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS)
 		return XDP_PASS;
 	/* past max_duration: the packet becomes a probe that makes both ends reset */
@@ -84,7 +84,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 		sk = bpf_sk_fullsock(sk);
 	if (sk)
 		s = bpf_sk_storage_get(&socks, sk, 0, 0);
-	int out = moat_judge(p, kind, &h, s);
+	int out = moat_judge(skb, p, kind, &h, s);
 	if (out == OUT_PASS)
 		return TC_ACT_OK;
 	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */

@@ -1,6 +1,8 @@
 // Addon entry: instance data, teardown hook, exports and the small free functions.
 #include "addon.h"
 
+#include <bpf/bpf.h>
+#include <linux/if_link.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -83,6 +85,25 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), cookie);
 }
 
+// The XDP attach mode of an interface (bpf_xdp_query): "native", "generic", "offload",
+// "multi" or "none"; tells which mode a pinned XDP link was attached in.
+Napi::Value XdpAttachMode(const Napi::CallbackInfo& info) {
+  uint32_t ifindex = U32Arg(Arg(info, 0), "ifindex");
+  auto opts = ZeroOpts<bpf_xdp_query_opts>();
+  LogCapture capture;
+  int rc = bpf_xdp_query(static_cast<int>(ifindex), 0, &opts);
+  if (rc < 0) ThrowErrno(info.Env(), "bpf_xdp_query", -rc, std::to_string(ifindex), &capture);
+  const char* mode = "none";
+  switch (opts.attach_mode) {
+    case XDP_ATTACHED_DRV: mode = "native"; break;
+    case XDP_ATTACHED_SKB: mode = "generic"; break;
+    case XDP_ATTACHED_HW: mode = "offload"; break;
+    case XDP_ATTACHED_MULTI: mode = "multi"; break;
+    default: break;
+  }
+  return Napi::String::New(info.Env(), mode);
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -118,6 +139,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
+  exports.Set("xdpAttachMode", Napi::Function::New(env, XdpAttachMode, "xdpAttachMode"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   return exports;

@@ -49,6 +49,7 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
                            InstanceMethod<&BpfLink::Id>("id"),
                            InstanceMethod<&BpfLink::Pin>("pin"),
                            InstanceMethod<&BpfLink::Unpin>("unpin"),
+                           InstanceMethod<&BpfLink::Update>("update"),
                            InstanceMethod<&BpfLink::Destroy>("destroy"),
                        });
   }
@@ -141,6 +142,20 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
     if (pinPath_.empty()) ThrowErrno(env, "unlink", EINVAL, spec_.kind + " link is not pinned");
     if (unlink(pinPath_.c_str()) < 0) ThrowErrno(env, "unlink", errno, pinPath_);
     pinPath_.clear();
+    return env.Undefined();
+  }
+
+  // Replaces the link's program in place (bpf_link_update): the hook never runs without one.
+  Napi::Value Update(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = Fd(env, "bpf_link_update");
+    Napi::Value program = Arg(info, 0);
+    if (!program.IsObject()) throw Napi::TypeError::New(env, "program must be a BpfProgram");
+    int32_t progFd = I32Arg(program.As<Napi::Object>().Get("fd"), "program.fd");
+    if (progFd < 0) ThrowErrno(env, "bpf_link_update", EBADF, "program is closed");
+    LogCapture capture;
+    int rc = bpf_link_update(fd, progFd, nullptr);
+    if (rc < 0) ThrowErrno(env, "bpf_link_update", -rc, spec_.kind, &capture);
     return env.Undefined();
   }
 

@@ -78,6 +78,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Closable {
                            InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
                            InstanceMethod<&BpfObject::SetGlobal>("setGlobal"),
                            InstanceMethod<&BpfObject::SetAutoload>("setAutoload"),
+                           InstanceMethod<&BpfObject::ReuseMap>("reuseMap"),
                            InstanceMethod<&BpfObject::Load>("load"),
                            InstanceMethod<&BpfObject::Map>("map"),
                            InstanceMethod<&BpfObject::Program>("program"),
@@ -242,6 +243,23 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Closable {
     return env.Undefined();
   }
 
+  // Before load: the object's map `name` becomes `existing` (bpf_map__reuse_fd), so the
+  // programs loaded next share it with whoever else holds it (a pinned map).
+  Napi::Value ReuseMap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "bpf_map__reuse_fd";
+    struct bpf_object* obj = Obj(env, op);
+    std::string name = StringArg(Arg(info, 0), "map");
+    const MapSpec& existing = MapArg(env, Arg(info, 1), "existing");
+    RequireNotLoaded(env, op);
+    struct bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (map == nullptr) ThrowErrno(env, op, ENOENT, "no map named '" + name + "' in " + path_);
+    LogCapture capture;
+    int rc = bpf_map__reuse_fd(map, existing.fd);
+    if (rc < 0) ThrowErrno(env, op, -rc, name, &capture);
+    return env.Undefined();
+  }
+
   Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* op = "bpf_object__load";
@@ -263,6 +281,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Closable {
     struct bpf_object* obj = RequireLoaded(env, op);
     std::string name = StringArg(Arg(info, 0), "name");
     struct bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (map == nullptr && name.size() >= BPF_OBJ_NAME_LEN) {
+      // a reused map carries the kernel's name, cut to BPF_OBJ_NAME_LEN - 1 characters
+      std::string cut = name.substr(0, BPF_OBJ_NAME_LEN - 1);
+      map = bpf_object__find_map_by_name(obj, cut.c_str());
+    }
     if (map == nullptr) ThrowErrno(env, op, ENOENT, "no map named '" + name + "' in " + path_);
     int fd = failed_ ? -1 : bpf_map__fd(map);
     if (fd < 0) ThrowErrno(env, op, ENOENT, "map '" + name + "' was not created");

@@ -16,6 +16,7 @@ import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { startEventPath } from "./daemon/event-path.ts";
+import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
@@ -78,6 +79,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
   );
 
+  // failure.daemon: allow: the kernel passes everything once these beats stop
+  const heartbeat = startHeartbeat(datapath);
   const events = startEventPath({
     source: datapath,
     push: (event) => pipeline.push(event),
@@ -141,6 +144,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
+    heartbeat.stop();
     events.close();
     watcher.close();
     relay.close();

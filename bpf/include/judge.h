@@ -11,6 +11,8 @@
 #include "conntrack.h"
 #include "events.h"
 #include "accept.h"
+#include "local_sock.h"
+#include "heartbeat.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -27,6 +29,7 @@ struct hook {
 
 /* what every step of one packet's judging needs */
 struct judge_ctx {
+	void *ctx; /* the program's context (xdp_md or __sk_buff): socket lookups */
 	const struct hook *h;
 	const struct moat_sock *s; /* tc: the local socket's record, if the socket hooks made one */
 	const struct moat_meta *m; /* the live slot's meta */
@@ -170,6 +173,36 @@ static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts 
 	return classify_owned(j->slot, j->m, f, &s->owner);
 }
 
+/* A mid-stream tcp packet with no entry that the policy would block as a new connection: if a
+ * local socket has this connection established, the table lost its entry (a restart that could
+ * not adopt it, an lru eviction), and the connection may have been opened the other way. Judged
+ * the other way too: the connection's own rule if that one lets it through. */
+static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
+						   struct facts *f, const struct moat_sock *s,
+						   __u32 rule, struct moat_rule *r, struct moat_ct *ct,
+						   int src_side)
+{
+	struct facts other = *f;
+	struct moat_rule r2;
+
+	if (!local_tcp_flows(j->ctx, p, j->h->dir))
+		return rule;
+	/* the packet travels from responder to initiator: the other side opened it */
+	other.dir = f->dir ^ 1;
+	other.client_port = f->server_port;
+	other.server_port = f->client_port;
+	__u32 rule2 = s ? classify_owned(j->slot, j->m, &other, &s->owner)
+			: classify(j->slot, 0, j->m, &other);
+	rule_get(j->slot, rule2, &r2);
+	if (verdict_of(&r2) == MOAT_EV_BLOCKED)
+		return rule;
+	*f = other;
+	*r = r2;
+	ct->initiator = !src_side;
+	ct->direction = other.dir;
+	return rule2;
+}
+
 /* the first packet of a connection: judge, remember, report */
 static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt *p,
 				     const struct moat_ct_key *k, int src_side)
@@ -189,14 +222,17 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	const struct moat_sock *s = j->s;
 	__u32 rule = decide_new(j, &f, s, p);
 	rule_get(j->slot, rule, &r);
+	ct->initiator = src_side;
+	ct->direction = j->h->dir;
+	if (verdict_of(&r) == MOAT_EV_BLOCKED && p->t.proto == IPPROTO_TCP &&
+	    tcp_first_state(p->tcp_flags) == MOAT_TCP_ESTABLISHED)
+		rule = judge_local_midstream(j, p, &f, s, rule, &r, ct, src_side);
 
 	ct->created_ns = j->now;
 	ct->last_ns = j->now;
 	ct->packets[0] = 1;
 	ct->bytes[0] = j->len;
 	ct->ifindex = j->h->from.ifindex;
-	ct->initiator = src_side;
-	ct->direction = j->h->dir;
 	ct->icmp_type = p->icmp_type;
 	ct->icmp_code = p->icmp_code;
 	if (p->t.proto == IPPROTO_TCP) {
@@ -406,17 +442,26 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 		tally(j, MOAT_CNT_NO_POLICY);
 		return OUT_PASS;
 	}
+	if (daemon_gone(j->m)) {
+		tally(j, MOAT_CNT_DAEMON_GONE);
+		return OUT_PASS;
+	}
 	return judge_ip(j, p);
 }
 
+/* a global function's argument that is the program's context (the kernel reads the tag) */
+#ifndef __arg_ctx
+#define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
+#endif
+
 /* A global function: verified once, on its own, whatever the paths through the parser
  * that lead to it. Counts the packet as passed or dropped. */
-__noinline int moat_judge(const struct pkt *p, int kind, const struct hook *h,
-			  const struct moat_sock *s)
+__noinline int moat_judge(void *ctx __arg_ctx, const struct pkt *p, int kind,
+			  const struct hook *h, const struct moat_sock *s)
 {
 	if (!p || !h)
 		return OUT_PASS;
-	struct judge_ctx j = {.h = h, .s = s, .cnt = counters_get(), .len = h->len};
+	struct judge_ctx j = {.ctx = ctx, .h = h, .s = s, .cnt = counters_get(), .len = h->len};
 
 	int out = judge_frame(&j, p, kind);
 	tally(&j, out == OUT_PASS ? MOAT_CNT_PASS : MOAT_CNT_DROP);

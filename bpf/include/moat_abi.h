@@ -75,7 +75,7 @@ struct moat_meta {
 	__u32 stats_rows;	/* rows of the rule_stats table (one per cpu, fewer if huge) */
 	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
 	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
-	__u8 pad;
+	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
 	/* socket hooks: the first egress rule constraining the local address or client port,
 	 * which connect() does not know yet (rule_count + 2 if none) */
 	__u32 first_local_rule;
@@ -153,6 +153,7 @@ enum moat_counter_index {
 	MOAT_CNT_POST_ROUTE_MISS = 23,
 	MOAT_CNT_DEFERRED = 24, /* ingress syns passed undecided to the accept hook */
 	MOAT_CNT_UNOWNED = 25,	/* accepted connections whose socket has no owner record */
+	MOAT_CNT_DAEMON_GONE = 26, /* passed unjudged: failure.daemon allow, the daemon is gone */
 	MOAT_CNT_MAX = 32,
 };
 

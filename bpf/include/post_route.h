@@ -118,6 +118,8 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 		return CG_SKB_PASS;
 	__u32 slot = *(volatile __u32 *)&st->active & 1;
 	const struct moat_meta *m = &st->meta[slot];
+	if (daemon_gone(m))
+		return CG_SKB_PASS;
 
 	/* the record is about the socket's latest destination; another one is not checked */
 	if (s->protocol != t.proto || s->port != t.dport || __builtin_memcmp(s->addr, t.dst, 16))

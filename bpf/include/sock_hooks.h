@@ -130,6 +130,10 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	const struct moat_meta *m = &st->meta[slot];
 	if (!m->generation)
 		return SOCK_ALLOW;
+	if (daemon_gone(m)) {
+		count(MOAT_CNT_DAEMON_GONE, 0);
+		return SOCK_ALLOW;
+	}
 	__u32 how = (v6 ? 1 : 0) | slot << 1;
 	struct moat_sock *s = sock_record(ctx);
 	if (!s)

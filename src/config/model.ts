@@ -12,6 +12,7 @@
 
 import type { SourcePos } from "./diagnostics.ts";
 import type { Family } from "./ip.ts";
+import type { DaemonFailure } from "./failure-daemon.ts";
 
 export type { Family, SourcePos };
 export type Direction = "ingress" | "egress";
@@ -222,6 +223,7 @@ export interface PolicyModel {
     nats?: { url: string; subject: string };
   }>;
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
+  failure: { daemon: DaemonFailure };
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
 }

@@ -8,6 +8,7 @@ import { normalizeMatch } from "./normalize-match.ts";
 import { normalizeSets } from "./normalize-sets.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { checkServices } from "./normalize-services.ts";
+import { daemonFailure } from "./failure-daemon.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -46,6 +47,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     rules,
     redirects,
     ...services,
+    failure: { daemon: daemonFailure(doc) },
     setFiles: files,
   };
 }

@@ -3,6 +3,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
+import { FailureDaemonSchema } from "./failure-daemon.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
 
@@ -53,6 +54,11 @@ const RedirectSchema = Section({
   to: Type.String({ minLength: 1, description: "proxy address IP:PORT ([v6]:PORT)" }),
   proxy_protocol: Type.Optional(StringEnum(["v1", "v2"], "PROXY protocol header to send")),
 });
+
+const FailureSchema = Section(
+  { daemon: Type.Optional(FailureDaemonSchema) },
+  { description: "what moat does when something it relies on fails" },
+);
 
 const LoggingSchema = Section({
   audit: Type.Optional(
@@ -145,6 +151,7 @@ export const PolicySchema = Section(
     otel: Type.Optional(OtelSchema),
     event_publisher: Type.Optional(EventPublisherSchema),
     api: Type.Optional(ApiSchema),
+    failure: Type.Optional(FailureSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

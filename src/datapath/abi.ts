@@ -29,6 +29,7 @@ export const Counter = {
   postRouteMiss: 23,
   deferred: 24,
   unowned: 25,
+  daemonGone: 26,
   max: 32,
 } as const;
 
@@ -104,6 +105,7 @@ export const meta = defineStruct("moat_meta", 92, {
   stats_rows: { offset: 24, type: "u32" },
   drop_malformed: { offset: 28, bytes: 2 },
   stats_atomic: { offset: 30, type: "u8" },
+  daemon_allow: { offset: 31, type: "u8" },
   first_local_rule: { offset: 32, type: "u32" },
   socket_image: { offset: 36, type: "u8" },
   sock_ns: { offset: 40, type: "u32" },

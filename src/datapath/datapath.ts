@@ -11,6 +11,8 @@ import {
   type CounterName,
 } from "./abi.ts";
 import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
+import { PinnedMaps, type Adoption } from "./pinned-maps.ts";
+import { attachPinned, detachStaleLinks, type PinnedAttach } from "./pinned-links.ts";
 import { native } from "./addon.ts";
 import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
 import type { GenerationRecord } from "./generations.ts";
@@ -64,6 +66,8 @@ export interface Attachment {
   mode: string;
   linkId: number;
   pin: string | null;
+  /** A link a previous daemon pinned, given this daemon's program in place. */
+  updated: boolean;
 }
 
 /** Conntrack idle timeouts in seconds, by state (load-time knobs of moat.bpf.o). */
@@ -106,7 +110,10 @@ export interface DatapathOptions {
 
 export type Counters = Record<CounterName, { packets: bigint; bytes: bigint }>;
 
-function openObject(options: DatapathOptions): BpfObject {
+function openObject(
+  options: DatapathOptions,
+  pinned: PinnedMaps | null,
+): { object: BpfObject; adoption: Adoption | null } {
   const path = `${objectsDir}${OBJECT_FILE}`;
   if (!existsSync(path)) {
     throw Object.assign(new Error(`${path} is missing; run 'make build' first.`), {
@@ -124,8 +131,9 @@ function openObject(options: DatapathOptions): BpfObject {
       value.writeUInt32LE(n);
       object.setGlobal(name, value);
     }
+    const adoption = pinned ? pinned.adopt(object) : null;
     object.load();
-    return object;
+    return { object, adoption };
   } catch (err) {
     object.close();
     throw err;
@@ -144,27 +152,46 @@ export class Datapath {
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
+  /** The maps left pinned for the next daemon (null: nothing attached or pinned). */
+  private readonly pinned: PinnedMaps | null;
+  /** Which pinned map groups this daemon adopted, and which it created empty. */
+  readonly adoption: Adoption | null;
+  /** What a start could not do the usual way (a hook not updated in place, and why). */
+  readonly notes: string[] = [];
   private readonly policy: PolicyMaps;
   private readonly maps: {
     conntrack: BpfMap;
     counters: BpfMap;
     events: BpfMap;
     ownerCookies: BpfMap;
+    heartbeat: BpfMap;
   };
   private stopped = false;
 
   private constructor(options: DatapathOptions) {
     this.pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
-    this.object = openObject(options);
+    // a daemon that attaches adopts what the previous one left pinned (docs/datapath.md)
+    const attaching = options.interfaces.length > 0 || !!options.cgroup;
+    this.pinned = this.pinRoot && attaching ? new PinnedMaps(this.pinRoot) : null;
+    let opened;
+    try {
+      opened = openObject(options, this.pinned);
+    } catch (err) {
+      this.pinned?.close();
+      throw err;
+    }
+    this.object = opened.object;
+    this.adoption = opened.adoption;
     this.objects.push({ file: OBJECT_FILE, programs: this.object.programs().map((p) => p.name) });
     this.xdp = this.object.program("moat_xdp_ingress");
     this.tc = this.object.program("moat_tc_egress");
-    this.policy = new PolicyMaps(this.object);
+    this.policy = new PolicyMaps(this.object, this.pinned?.generation ?? 0);
     this.maps = {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
       ownerCookies: this.object.map("owner_cookies"),
+      heartbeat: this.object.map("heartbeat"),
     };
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
@@ -177,33 +204,60 @@ export class Datapath {
   static start(options: DatapathOptions): Datapath {
     const dp = new Datapath(options);
     try {
+      if (dp.pinned && dp.adoption) dp.pinned.pin(dp.object, dp.adoption);
+      // a daemon runs again: hooks that fell back to allow without one judge from now on
+      dp.heartbeat();
+      // the policy goes live in maps the old programs may share, before any link changes
       if (options.image) dp.apply(options.image);
-      if (dp.pinRoot && (options.interfaces.length > 0 || options.cgroup)) {
-        removeTree(dp.pinRoot); // links left by a daemon that died: this one takes over
-        ensureDir(dp.pinRoot);
-      }
       for (const nic of options.interfaces) {
         const reason = unsupportedLink(nic.name);
         if (reason) dp.skipped.push({ interface: nic.name, reason });
         else dp.attach(nic, options.xdpMode ?? "auto");
       }
       if (options.cgroup) dp.attachCgroup(options.cgroup);
+      // hooks a previous daemon used and this one does not: detached once the new ones run
+      if (dp.pinned && dp.pinRoot) {
+        const keep = new Set(dp.attachments.flatMap((a) => (a.pin ? [a.pin] : [])));
+        for (const pin of detachStaleLinks(dp.pinRoot, keep)) dp.notes.push(`detached ${pin}`);
+      }
       return dp;
     } catch (err) {
-      dp.stop();
+      // a start that took over from a previous daemon leaves its pins enforcing, as that
+      // daemon's death did: a failed restart never opens the host
+      dp.stop({ keepPins: !!dp.adoption?.adopted.length });
       throw err;
     }
   }
 
   /** Attaches XDP (ingress) and TC (egress) to one more interface. */
   attach(nic: NetInterface, xdpMode: XdpMode = "auto"): void {
-    const [xdpLink, mode] = this.attachXdp(nic, xdpMode);
-    this.track(xdpLink, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
-    const tcLink = this.tc.attachTc(nic.ifindex, "egress");
-    this.track(tcLink, {
+    const xdpPin = this.pinPath("xdp", nic.name);
+    let mode = xdpMode;
+    const xdp = attachPinned(
+      xdpPin,
+      this.xdp,
+      () => {
+        const [link, chosen] = this.attachXdp(nic, xdpMode);
+        mode = chosen as XdpMode;
+        return link;
+      },
+      false,
+    );
+    if (xdp.updated) {
+      // native and generic XDP exclude each other on an interface: the pinned link keeps its mode
+      mode = native().xdpAttachMode(nic.ifindex) as XdpMode;
+      if (xdpMode !== "auto" && xdpMode !== mode)
+        this.notes.push(
+          `xdp on ${nic.name} stays ${mode} (pinned link updated in place); ${xdpMode} takes effect after moat stops cleanly`,
+        );
+    }
+    this.track(xdp, xdpPin, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+    const tcPin = this.pinPath("tc-egress", nic.name);
+    const tc = attachPinned(tcPin, this.tc, () => this.tc.attachTc(nic.ifindex, "egress"), true);
+    this.track(tc, tcPin, {
       program: this.tc.name,
       hook: "tc-egress",
-      mode: tcLink.kind,
+      mode: tc.updated ? "tcx" : tc.link.kind,
       ...this.where(nic),
     });
   }
@@ -218,9 +272,19 @@ export class Datapath {
    * (docs/socket-hooks.md, "The accept side").
    */
   attachCgroup(directory: string): void {
+    const where = `cgroup${directory.replaceAll("/", "_")}`;
     for (const [program, hook] of SOCKET_HOOKS) {
-      const link = this.object.program(program).attachCgroup(directory, hook);
-      this.track(link, { program, hook, mode: "cgroup", interface: directory, ifindex: 0 });
+      const prog = this.object.program(program);
+      // a cgroup hook by its program: two programs may share an attach point (post_bind4/6)
+      const pin = this.pinPath(program, where);
+      const attached = attachPinned(pin, prog, () => prog.attachCgroup(directory, hook), true);
+      this.track(attached, pin, {
+        program,
+        hook,
+        mode: "cgroup",
+        interface: directory,
+        ifindex: 0,
+      });
     }
   }
 
@@ -238,22 +302,45 @@ export class Datapath {
     }
   }
 
-  private track(link: BpfLink, a: Omit<Attachment, "linkId" | "pin">): void {
+  /** Where the link of `what` (a hook, or a cgroup hook's program) on `where` is pinned. */
+  private pinPath(what: string, where: string): string | null {
+    if (!this.pinRoot) return null;
+    ensureDir(this.pinRoot);
+    return `${this.pinRoot}/link_${what}_${where}`;
+  }
+
+  private track(
+    attached: PinnedAttach,
+    pin: string | null,
+    a: Omit<Attachment, "linkId" | "pin" | "updated">,
+  ): void {
+    const { link } = attached;
     this.links.push(link);
-    let pin: string | null = null;
-    if (this.pinRoot && link.fd >= 0) {
-      ensureDir(this.pinRoot);
-      const where = a.ifindex ? a.interface : `cgroup${a.interface.replaceAll("/", "_")}`;
-      // a cgroup hook by its program: two programs may share an attach point (post_bind4/6)
-      pin = `${this.pinRoot}/link_${a.ifindex ? a.hook : a.program}_${where}`;
-      link.pin(pin);
-    }
-    this.attachments.push({ ...a, linkId: link.id(), pin });
+    if (attached.note) this.notes.push(attached.note);
+    this.attachments.push({
+      ...a,
+      linkId: link.id(),
+      pin: link.fd >= 0 ? pin : null,
+      updated: attached.updated,
+    });
+  }
+
+  /** What this start adopted from the pinned tree and what it could not do in place, as lines. */
+  pinnedReport(): string[] {
+    const lines: string[] = [];
+    const a = this.adoption;
+    if (a && a.adopted.length > 0) lines.push(`adopted pinned maps: ${a.adopted.join(", ")}`);
+    const empty = (a?.fresh ?? []).filter((f) => f.reason !== "nothing pinned");
+    for (const f of empty)
+      lines.push(`pinned ${f.group} maps not adopted (${f.reason}): created empty`);
+    return [...lines, ...this.notes];
   }
 
   /** Makes `image` the live policy, atomically (every packet sees the old or the new one). */
   apply(image: PolicyImage): ApplyResult {
-    return this.policy.apply(image);
+    const result = this.policy.apply(image);
+    this.pinned?.setGeneration(result.generation);
+    return result;
   }
 
   /** The live policy generation (0 before the first apply). */
@@ -279,6 +366,16 @@ export class Datapath {
   /** A process whose connections are never redirected (moat itself, a proxy). */
   exemptFromRedirects(pid: number): void {
     this.policy.redirects.exemptProcess(pid);
+  }
+
+  /**
+   * Tells the kernel the daemon is alive (CLOCK_MONOTONIC, as bpf_ktime_get_ns): under
+   * failure.daemon allow, the hooks pass everything once this is older than the grace period.
+   */
+  heartbeat(): void {
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(process.hrtime.bigint());
+    this.maps.heartbeat.update(Buffer.alloc(4), value);
   }
 
   /** Packet counters summed over CPUs. */
@@ -354,21 +451,28 @@ export class Datapath {
     return ring;
   }
 
-  /** Detaches every link, removes pins, unloads the object. Safe to call twice. */
-  stop(): void {
+  /**
+   * Detaches every link, removes pins, unloads the object. Safe to call twice. With
+   * `keepPins`, only this process's handles close: pinned links stay attached and pinned maps
+   * stay, for the next daemon.
+   */
+  stop(options: { keepPins?: boolean } = {}): void {
     for (const ring of this.rings) ring.close();
     this.rings = [];
     for (const link of this.links.splice(0)) {
-      try {
-        link.unpin();
-      } catch {
-        // not pinned
+      if (!options.keepPins) {
+        try {
+          link.unpin();
+        } catch {
+          // not pinned
+        }
       }
       link.destroy();
     }
-    if (this.pinRoot && this.attachments.length > 0) removeTree(this.pinRoot);
+    if (this.pinRoot && this.pinned && !options.keepPins) removeTree(this.pinRoot);
     if (this.stopped) return;
     this.stopped = true;
+    this.pinned?.close();
     this.policy.close();
     for (const m of Object.values(this.maps)) m.close();
     this.xdp.close();

@@ -111,6 +111,11 @@ export declare class BpfObject {
   setMaxEntries(map: string, maxEntries: number): void;
   /** Before load: overwrite a global variable in .rodata/.data/.bss by name (size must match). */
   setGlobal(name: string, value: Buffer): void;
+  /**
+   * Before load: map `name` becomes `existing` (bpf_map__reuse_fd): the programs loaded next
+   * share it. Its name becomes the kernel's (cut to 15 characters; map() finds it by either).
+   */
+  reuseMap(name: string, existing: BpfMap): void;
   /** Before load: disable autoload of a program. */
   setAutoload(program: string, autoload: boolean): void;
   /** Load into the kernel. On failure throws NativeError with `log` = verifier log. */
@@ -172,6 +177,8 @@ export declare class BpfLink {
   id(): number;
   /** Pin at a bpffs path (EOPNOTSUPP for clsact tc filters). */
   pin(path: string): void;
+  /** Replaces the link's program in place (bpf_link_update): the hook is never without one. */
+  update(program: BpfProgram): void;
   /** Remove the pin made by pin() (or the one openPinned() opened). */
   unpin(): void;
   /**
@@ -275,6 +282,8 @@ export interface NativeAddon {
   /** if_nametoindex. */
   ifindex(name: string): number;
   libbpfVersion(): string;
+  /** The XDP attach mode on an interface (bpf_xdp_query). */
+  xdpAttachMode(ifindex: number): "native" | "generic" | "offload" | "multi" | "none";
   /**
    * SOCK_DESTROY over NETLINK_SOCK_DIAG (what `ss -K` sends), in this network namespace: the
    * kernel aborts the socket (a waiting connect() fails with ECONNABORTED). True when destroyed,

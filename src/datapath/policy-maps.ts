@@ -107,7 +107,11 @@ export class PolicyMaps {
   /** The rules and redirects of the recent generations, by generation. */
   readonly contents = new GenerationRecord();
 
-  constructor(object: BpfObject) {
+  /** The last generation a previous daemon applied: generations continue after it. */
+  private readonly generationFloor: number;
+
+  constructor(object: BpfObject, generationFloor = 0) {
+    this.generationFloor = generationFloor;
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.outers = Object.fromEntries(
@@ -136,7 +140,10 @@ export class PolicyMaps {
     if (policy.socket) checkImage(policy.socket.image);
     if (policy.redirect) checkImage(policy.redirect.image);
     const { raw, active, metas } = this.readState();
-    const generation = Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0) + 1;
+    // continues from the pinned state: entries judged by an older policy never look judged
+    // by this one
+    const generation =
+      Math.max(metas[0]?.generation ?? 0, metas[1]?.generation ?? 0, this.generationFloor) + 1;
     const idle = active ^ 1;
     const previous = this.generations[idle];
     if (previous && performance.now() - this.lastFlip < GRACE_MS) {
@@ -221,6 +228,7 @@ export class PolicyMaps {
             prevent(image.defaultRule.egress),
           ]),
           stats_atomic: rows < cpus ? 1 : 0,
+          daemon_allow: image.daemonFailure === "allow" ? 1 : 0,
           first_local_rule: image.firstLocalRule,
           socket_image: policy.socket ? 1 : 0,
           sock_ns: policy.socket?.image.ns ?? 0,

@@ -75,6 +75,9 @@ export class RedirectMaps {
     this.targets = object.map("redirect_targets");
     this.exempt = object.map("redirect_exempt");
     this.originals = object.map("originals");
+    // targets a previous daemon wrote into an adopted map: dropped by the first setTargets()
+    for (let k = this.targets.nextKey(null); k; k = this.targets.nextKey(k))
+      this.live.add(k.toString("hex"));
     // a loopback target means this namespace's loopback: only its own clients are sent there
     const home = Buffer.alloc(8);
     home.writeBigUInt64LE(native().netnsCookie());

@@ -686,6 +686,38 @@ test("XDP attach by link (generic and native), pin, destroy", () => {
   }
 });
 
+test("a second object reuses the first one's map and takes over its XDP link in place", () => {
+  const first = loadObject("addon_attach");
+  const shared = first.map("deny_port");
+  const second = loadObject("addon_attach", (o) => o.reuseMap("deny_port", shared));
+  const ifindex = addon.ifindex(vethA);
+  const link = first.program("xdp_pass").attachXdp(ifindex, "generic");
+  try {
+    const reused = second.map("deny_port");
+    assert.equal(reused.id(), shared.id(), "one map, two objects");
+    reused.update(u32(0), u32(8080));
+    assert.deepEqual(shared.lookup(u32(0)), u32(8080));
+
+    const id = link.id();
+    const next = second.program("xdp_pass");
+    link.update(next);
+    assert.equal(link.id(), id, "the same link");
+    assert.match(
+      sh("bpftool", ["link", "show", "id", String(id)]),
+      new RegExp(`prog ${next.id()}`),
+    );
+    assert.equal(addon.xdpAttachMode(ifindex), "generic");
+    assertNativeError(() => link.update({ fd: -1 } as BpfProgram), "EBADF");
+    reused.close();
+  } finally {
+    link.destroy();
+    shared.close();
+    first.close();
+    second.close();
+  }
+  assert.equal(addon.xdpAttachMode(ifindex), "none");
+});
+
 test("TC attach: tcx link, and the clsact filter fallback", () => {
   const o = loadObject("addon_attach");
   try {

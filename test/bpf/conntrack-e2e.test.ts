@@ -82,3 +82,70 @@ rules:
     }
   },
 );
+
+test(
+  "a connection the host opened survives the loss of its conntrack entry: its local socket is established",
+  { timeout: 60_000 },
+  async (t) => {
+    const lab = createLab(t.name);
+    const dir = mkdtempSync(join(tmpdir(), "moat-midstream-"));
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(
+      policy,
+      `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - name: neighbours
+    direction: ingress
+    action: allow
+    layer4: { protocol: icmpv6 }
+`,
+    );
+    const traffic = `${ROOT}test/helpers/traffic.ts`;
+    const harness = spawnLines(
+      ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, policy]),
+    );
+    const feed = spawnLines("ip", ["netns", "exec", lab.a, NODE, traffic, "feed", "7070"]);
+    let follow: ReturnType<typeof spawnLines> | undefined;
+    try {
+      await harness.waitFor(/^ready /);
+      await feed.waitFor(/^listening$/);
+      follow = spawnLines("ip", [
+        "netns",
+        "exec",
+        lab.b,
+        NODE,
+        traffic,
+        "follow",
+        lab.v4.a,
+        "7070",
+      ]);
+      const bytes = () =>
+        Number(follow?.lines.findLast((l) => l.startsWith("bytes "))?.slice(6) ?? 0);
+      const grows = async (what: string) => {
+        const from = bytes();
+        for (let i = 0; i < 60 && bytes() <= from; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(bytes() > from, `${what}: no byte arrived in 3 s (stuck at ${from})`);
+      };
+      await grows("before");
+      // the peer's next packet is mid-stream data with no entry: ingress, which the policy blocks
+      for (let i = 0; i < 5; i++) {
+        harness.send("forget");
+        await harness.waitFor(/^forgot \d+$/);
+        await grows(`after the table was cleared (${i + 1})`);
+      }
+      assert.equal(
+        follow.lines.find((l) => l.startsWith("closed ")),
+        undefined,
+        "never closed",
+      );
+    } finally {
+      follow?.kill();
+      feed.kill();
+      harness.kill();
+      lab.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -166,6 +166,17 @@ redirect:
     );
   });
 
+  await t.test("after kill -9 and a restart, redirects and moat's relay still work", async () => {
+    const daemon = await lab.restart("SIGKILL");
+    assert.match(daemon.lines.join("\n"), /adopted pinned maps: .*redirects/);
+    const relayed = curl(8080);
+    assert.equal(relayed.status, 0, relayed.stderr);
+    assert.match(relayed.stdout.trim(), new RegExp(`^v2 src=127\\.0\\.0\\.1:\\d+ dst=${a}:8080$`));
+    const looked = curl(80);
+    assert.equal(looked.status, 0, looked.stderr);
+    assert.equal((JSON.parse(looked.stdout) as { redirect: string }).redirect, "to-lookup");
+  });
+
   await t.test(
     "a target the clients cannot reach is refused at load; the policy stays",
     async () => {

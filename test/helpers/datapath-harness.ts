@@ -2,7 +2,8 @@
 // policy file read by the real loader and compiler, and obeys line commands on stdin, answering
 // on stdout: for tests that drive traffic from another namespace.
 //   argv: INTERFACE POLICY_FILE
-//   policy FILE (apply another policy file) | counters | quit
+//   policy FILE (apply another policy file) | counters | forget (clear the connection table)
+//   | quit
 import { createInterface } from "node:readline";
 import { Datapath } from "../../src/datapath/datapath.ts";
 import { listInterfaces, selectInterfaces } from "../../src/datapath/interfaces.ts";
@@ -60,6 +61,7 @@ rl.on("line", (line) => {
       );
       return say(`counters ${JSON.stringify(packets)}`);
     }
+    if (cmd === "forget") return say(`forgot ${dp.clearConntrack()}`);
     if (cmd === "quit") {
       dp.stop();
       say("bye");

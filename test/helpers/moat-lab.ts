@@ -14,7 +14,15 @@ export interface MoatLab extends Lab {
   auditPath: string;
   /** The daemon's API socket (in `dir`, not /run/moat). */
   apiSocket: string;
-  daemon: LineChild;
+  /** The daemon's pin directory (per run, under /sys/fs/bpf). */
+  pinDir: string;
+  /** The running daemon (a new one after restart()). */
+  readonly daemon: LineChild;
+  /**
+   * Ends the daemon with `signal` (SIGKILL: it runs no clean-up, its pins stay) and starts it
+   * again with the same arguments and pin directory; resolves once the new one runs.
+   */
+  restart(signal?: NodeJS.Signals): Promise<LineChild>;
   /** Replaces the policy file (the daemon reloads on change). */
   writePolicy(text: string): void;
   audit(): string;
@@ -49,6 +57,9 @@ export async function startMoatLab(
   writeFileSync(policyPath, policy({ ...lab, auditPath }));
   const children: ChildProcess[] = [];
   let daemon: LineChild | undefined;
+  let spawnDaemon: () => LineChild = () => {
+    throw new Error("the daemon has not started");
+  };
   try {
     const srv = spawnLines("ip", [
       "netns",
@@ -62,20 +73,22 @@ export async function startMoatLab(
     children.push(srv.proc);
     await srv.waitFor(/^listening$/);
     const daemonArgs = (await options.beforeDaemon?.(lab)) ?? [];
-    daemon = spawnLines("nsenter", [
-      `--net=/run/netns/${lab.b}`,
-      MOAT,
-      "run",
-      "--policy",
-      policyPath,
-      "--pin-dir",
-      pinDir,
-      "--api",
-      `unix:${apiSocket}`,
-      "--history",
-      join(dir, "history.db"),
-      ...daemonArgs,
-    ]);
+    spawnDaemon = () =>
+      spawnLines("nsenter", [
+        `--net=/run/netns/${lab.b}`,
+        MOAT,
+        "run",
+        "--policy",
+        policyPath,
+        "--pin-dir",
+        pinDir,
+        "--api",
+        `unix:${apiSocket}`,
+        "--history",
+        join(dir, "history.db"),
+        ...daemonArgs,
+      ]);
+    daemon = spawnDaemon();
     await daemon.waitFor(/^moat is running/);
   } catch (err) {
     daemon?.kill("SIGKILL");
@@ -84,14 +97,25 @@ export async function startMoatLab(
     lab.cleanup();
     throw err;
   }
-  const running = daemon;
+  let running = daemon;
   const result: MoatLab = {
     ...lab,
     dir,
     policyPath,
     auditPath,
     apiSocket,
-    daemon: running,
+    pinDir,
+    get daemon() {
+      return running;
+    },
+    async restart(signal = "SIGKILL") {
+      running.kill(signal);
+      await running.exited;
+      running = spawnDaemon();
+      // a start loads and verifies every program: seconds on a busy machine
+      await running.waitFor(/^moat is running/, 60_000);
+      return running;
+    },
     writePolicy: (text) => writeFileSync(policyPath, text),
     audit: () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : ""),
     scan(ports, target = lab.v4.b) {

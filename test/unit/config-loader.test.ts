@@ -356,3 +356,15 @@ test("every example policy loads", () => {
     assert.ok(model.rules.length > 0, name);
   }
 });
+
+test("failure.daemon: enforce by default, allow when asked, anything else is an error", () => {
+  const base = "version: 1\nmode: prevent\n";
+  assert.equal(parsePolicy(base, "p.yaml").failure.daemon, "enforce");
+  assert.equal(
+    parsePolicy(`${base}failure: { daemon: allow }\n`, "p.yaml").failure.daemon,
+    "allow",
+  );
+  const errors = parseErrors(`${base}failure:\n  daemon: open\n`);
+  assert.equal(errors.length, 1, errors.join("\n"));
+  assert.match(errors[0] ?? "", /^p\.yaml:4:11 failure\.daemon: /);
+});

@@ -227,6 +227,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstLocalRule: firstLocalRule(model),
     firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+    daemonFailure: model.failure.daemon,
     remote4,
     remote6,
     local4,

@@ -72,6 +72,11 @@ export interface ClassifierImage {
    * image from it; ruleCount + 2 if none.
    */
   firstIngressSportRule: number;
+  /**
+   * failure.daemon: "allow" lets the hooks pass everything once the daemon's heartbeat is late
+   * (bpf/include/heartbeat.h); absent or "enforce" keeps judging. The top image only.
+   */
+  daemonFailure?: "enforce" | "allow";
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Whether a tcp packet belongs to a connection a local socket has established: asked before a
+ * mid-stream packet with no conntrack entry (the table was lost with a restart that could not
+ * adopt it, or the lru evicted the entry) is judged as a new connection. */
+#ifndef MOAT_LOCAL_SOCK_H
+#define MOAT_LOCAL_SOCK_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "moat_abi.h"
+#include "packet.h"
+
+/* tcp states in which a socket exchanges data (include/net/tcp_states.h) */
+#define TCPS_ESTABLISHED 1
+#define TCPS_FIN_WAIT1 4
+#define TCPS_FIN_WAIT2 5
+#define TCPS_CLOSE_WAIT 8
+#define TCPS_LAST_ACK 9
+#define TCPS_CLOSING 11
+
+static __always_inline int tcp_state_flows(__u32 state)
+{
+	return state == TCPS_ESTABLISHED || state == TCPS_FIN_WAIT1 || state == TCPS_FIN_WAIT2 ||
+	       state == TCPS_CLOSE_WAIT || state == TCPS_LAST_ACK || state == TCPS_CLOSING;
+}
+
+/* 1 when a local tcp socket of this namespace is connected to the packet's peer on these
+ * ports and still exchanging data; `dir` says which way the packet goes (ingress: it arrives,
+ * its source is the peer) */
+static __always_inline int local_tcp_flows(void *ctx, const struct pkt *p, __u8 dir)
+{
+	struct bpf_sock_tuple t = {};
+	const __u8 *remote = dir == MOAT_DIR_INGRESS ? p->t.src : p->t.dst;
+	const __u8 *local = dir == MOAT_DIR_INGRESS ? p->t.dst : p->t.src;
+	__u16 rport = dir == MOAT_DIR_INGRESS ? p->t.sport : p->t.dport;
+	__u16 lport = dir == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
+	__u32 size;
+
+	/* the tuple as a packet arriving from the peer carries it */
+	if (p->t.family == 4) {
+		__builtin_memcpy(&t.ipv4.saddr, remote + 12, 4);
+		__builtin_memcpy(&t.ipv4.daddr, local + 12, 4);
+		t.ipv4.sport = bpf_htons(rport);
+		t.ipv4.dport = bpf_htons(lport);
+		size = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, remote, 16);
+		__builtin_memcpy(t.ipv6.daddr, local, 16);
+		t.ipv6.sport = bpf_htons(rport);
+		t.ipv6.dport = bpf_htons(lport);
+		size = sizeof(t.ipv6);
+	}
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	__u32 state = sk->state;
+	bpf_sk_release(sk);
+	return tcp_state_flows(state);
+}
+
+#endif /* MOAT_LOCAL_SOCK_H */

@@ -1,0 +1,186 @@
+// The maps a daemon leaves pinned for the next one (docs/datapath.md, "Restart and upgrade"):
+// the policy slots, the connection table, socket records, counters, redirect state, events. A
+// new daemon adopts each group whose layout version it shares (bpf_map__reuse_fd before load),
+// so its programs and the old ones judge with the same state; a group whose layout changed is
+// created empty. A small record map beside them holds each group's layout version and the last
+// policy generation, so generations continue even when the policy group is not adopted.
+import { existsSync, readdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { native } from "./addon.ts";
+import { ensureDir } from "./bpffs.ts";
+import type { BpfMap, BpfObject, MapInfo } from "./native.d.ts";
+
+/**
+ * Maps adopted together, with the version of the layout they hold. Bump a group's version
+ * when what one of its maps holds changes: its key or value struct in bpf/include/moat_abi.h,
+ * its type or flags, or what an entry means. A group is adopted whole or not at all: the
+ * policy state names slots of the outer maps, so they only make sense together.
+ */
+export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
+  policy: {
+    version: 1,
+    maps: [
+      "state",
+      "tbl_dir4",
+      "tbl_lpm6",
+      "tbl_u32",
+      "tbl_remote_y",
+      "tbl_rules",
+      "tbl_rule_stats",
+      "tbl_proc_exe",
+      "tbl_proc_uid",
+      "tbl_proc_comm",
+      "tbl_proc_cgroup",
+      "tbl_proc_route",
+      "tbl_proc_iface",
+      "tbl_redirects",
+    ],
+  },
+  // connection ids come from the created-entries counter: adopted with the table they number
+  conntrack: { version: 1, maps: ["conntrack", "frags", "counters"] },
+  sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
+  redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
+  events: { version: 1, maps: ["events"] },
+  daemon: { version: 1, maps: ["heartbeat"] },
+};
+
+const RECORD_KEY = 16;
+const GENERATION = "generation";
+const MAP_HASH = 1;
+
+function recordKey(name: string): Buffer {
+  const key = Buffer.alloc(RECORD_KEY);
+  key.write(name, 0, RECORD_KEY - 1, "utf8");
+  return key;
+}
+
+/** What a start found pinned and did with it, for the daemon's log. */
+export interface Adoption {
+  /** Groups whose pinned maps the new programs share. */
+  adopted: string[];
+  /** Groups created empty, and why (layout changed, size changed, nothing pinned). */
+  fresh: { group: string; reason: string }[];
+}
+
+const sameShape = (a: MapInfo, b: Pick<BpfMap, "type" | "keySize" | "valueSize" | "maxEntries">) =>
+  a.type === b.type &&
+  a.keySize === b.keySize &&
+  a.valueSize === b.valueSize &&
+  a.maxEntries === b.maxEntries;
+
+/** The pinned maps under one pin root: adopt them into an object before load, pin after. */
+export class PinnedMaps {
+  readonly dir: string;
+  private readonly record: BpfMap;
+  /** The last policy generation a daemon applied with these pins (0: none). */
+  readonly generation: number;
+  private readonly versions = new Map<string, number>();
+
+  constructor(root: string) {
+    ensureDir(root);
+    this.dir = join(root, "maps");
+    ensureDir(this.dir);
+    const path = join(root, "abi");
+    if (existsSync(path)) {
+      this.record = native().BpfMap.openPinned(path);
+    } else {
+      this.record = native().BpfMap.create({
+        type: MAP_HASH,
+        keySize: RECORD_KEY,
+        valueSize: 8,
+        maxEntries: 64,
+        name: "moat_abi",
+      });
+      this.record.pin(path);
+    }
+    for (const group of Object.keys(MAP_GROUPS)) {
+      const v = this.record.lookup(recordKey(group));
+      if (v) this.versions.set(group, Number(v.readBigUInt64LE()));
+    }
+    const g = this.record.lookup(recordKey(GENERATION));
+    this.generation = g ? Number(g.readBigUInt64LE()) : 0;
+  }
+
+  /**
+   * Before load: every group whose pinned maps have this build's layout version and shape
+   * becomes the object's (reuse_fd); the others are created by load().
+   */
+  adopt(object: BpfObject): Adoption {
+    const result: Adoption = { adopted: [], fresh: [] };
+    const infos = new Map(object.maps().map((m) => [m.name, m]));
+    for (const [group, { version, maps }] of Object.entries(MAP_GROUPS)) {
+      const pinned = this.versions.get(group);
+      if (pinned === undefined) {
+        result.fresh.push({ group, reason: "nothing pinned" });
+        continue;
+      }
+      if (pinned !== version) {
+        result.fresh.push({ group, reason: `layout version ${pinned}, this build has ${version}` });
+        continue;
+      }
+      const opened: BpfMap[] = [];
+      let reason = "";
+      for (const name of maps) {
+        const path = join(this.dir, name);
+        const info = infos.get(name);
+        if (!info || !existsSync(path)) {
+          reason = `${name} is not pinned`;
+          break;
+        }
+        const map = native().BpfMap.openPinned(path);
+        opened.push(map);
+        if (!sameShape(info, map)) {
+          reason = `${name} has ${map.maxEntries} entries of ${map.keySize}+${map.valueSize} bytes, this build wants ${info.maxEntries} of ${info.keySize}+${info.valueSize}`;
+          break;
+        }
+      }
+      if (reason) result.fresh.push({ group, reason });
+      else {
+        maps.forEach((name, i) => object.reuseMap(name, opened[i] as BpfMap));
+        result.adopted.push(group);
+      }
+      // the object holds its own duplicate of each adopted fd
+      for (const m of opened) m.close();
+    }
+    return result;
+  }
+
+  /**
+   * After load: pins every group's maps (replacing the pins of a group created empty: the old
+   * programs keep their maps until their links are updated) and records the layout versions.
+   */
+  pin(object: BpfObject, adoption: Adoption): void {
+    for (const { group } of adoption.fresh) {
+      for (const name of MAP_GROUPS[group]?.maps ?? []) {
+        const path = join(this.dir, name);
+        if (existsSync(path)) unlinkSync(path);
+        const map = object.map(name);
+        try {
+          map.pin(path);
+        } finally {
+          map.close();
+        }
+      }
+    }
+    const value = Buffer.alloc(8);
+    for (const [group, { version }] of Object.entries(MAP_GROUPS)) {
+      value.writeBigUInt64LE(BigInt(version));
+      this.record.update(recordKey(group), value);
+    }
+    // pins of maps this build no longer has
+    const known = new Set(Object.values(MAP_GROUPS).flatMap((g) => g.maps));
+    for (const name of readdirSync(this.dir))
+      if (!known.has(name)) unlinkSync(join(this.dir, name));
+  }
+
+  /** Remembers the live generation, so a next daemon continues after it. */
+  setGeneration(generation: number): void {
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(BigInt(generation));
+    this.record.update(recordKey(GENERATION), value);
+  }
+
+  close(): void {
+    this.record.close();
+  }
+}

@@ -1,0 +1,63 @@
+// failure.daemon, seen from the peer: under `allow`, a daemon killed with SIGKILL stops
+// beating and, after the grace period, the kernel lets everything through (a blocked port
+// opens) until a daemon runs again; under `enforce` (the default) the dead daemon's programs
+// keep blocking.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import type { Lab } from "../helpers/netns.ts";
+
+const policy = (lab: Lab & { auditPath: string }, failure: string) => `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+rules:
+  - name: ssh
+    direction: ingress
+    action: allow
+    layer4: { protocol: tcp, port: [22] }
+  - name: icmpv6
+    direction: ingress
+    action: allow
+    layer4: { protocol: icmpv6 }
+${failure}`;
+
+/** Whether a TCP connection from a to b's port 80 (blocked by the policy) opens. */
+const opens = (lab: MoatLab) => lab.inA("nc", ["-z", "-w", "1", lab.v4.b, "80"], 5000) === 0;
+
+async function killDaemon(lab: MoatLab): Promise<void> {
+  lab.daemon.kill("SIGKILL");
+  await lab.daemon.exited;
+}
+
+test(
+  "failure.daemon allow: a dead daemon's hooks let everything through after the grace period; enforce keeps blocking",
+  { timeout: 180_000 },
+  async (t) => {
+    const lab = await startMoatLab(t.name, (l) => policy(l, "failure: { daemon: allow }"));
+    try {
+      assert.equal(opens(lab), false, "port 80 is blocked while the daemon runs");
+
+      await killDaemon(lab);
+      let opened = false;
+      for (let i = 0; i < 30 && !opened; i++) {
+        opened = opens(lab);
+        if (!opened) await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.ok(opened, "port 80 opens once the heartbeat is late");
+
+      // a daemon runs again: it beats before anything else, and the policy is enforced
+      await lab.restart("SIGKILL");
+      assert.equal(opens(lab), false, "port 80 is blocked again with a daemon");
+
+      // enforce (the default): the programs of a dead daemon keep judging
+      lab.writePolicy(policy(lab, ""));
+      await lab.daemon.waitFor(/ applied: generation \d+/);
+      await killDaemon(lab);
+      await new Promise((r) => setTimeout(r, 7000)); // past the 5 s grace period
+      assert.equal(opens(lab), false, "port 80 stays blocked under enforce");
+    } finally {
+      await lab.close();
+    }
+  },
+);
