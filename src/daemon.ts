@@ -12,7 +12,8 @@ import { namesProcesses } from "./policy/compile/policy-image.ts";
 import type { UniverseReader } from "./policy/load-for-datapath.ts";
 import { cgroup2Mount, cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { watchCgroups } from "./policy/cgroup-watch.ts";
-import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
+import { listInterfaces, planInterfaces } from "./datapath/interfaces.ts";
+import { attachHooks, describeAttachment, watchAttach } from "./datapath/attach-watch.ts";
 import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
 import { diagnostic } from "./config/diagnostics.ts";
 import { watchFiles } from "./config/watch.ts";
@@ -168,7 +169,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const all = listInterfaces();
   const names = new Map(all.map((n) => [n.ifindex, n.name]));
   const patterns = options.interfaces ?? active.model.attach.interfaces.value;
-  const nics = selectInterfaces(patterns, all);
+  const nics = planInterfaces(attachHooks(active.model, options.interfaces), all);
   let datapath: Datapath;
   // redirects with a PROXY header go through moat's relay (src/redirect/relay.ts)
   const relay = await Relay.open({
@@ -207,12 +208,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   ]);
 
   for (const o of datapath.objects) log(`loaded ${o.file}: ${o.programs.join(", ")}`);
-  for (const a of datapath.attachments) {
-    const pin = a.pin ? `, pinned at ${a.pin}` : "";
-    log(
-      `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${pin}`,
-    );
-  }
+  for (const a of datapath.attachments) log(describeAttachment(a));
   for (const s of datapath.skipped) log(`skipped ${s.interface}: ${s.reason}`);
   // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
   if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
@@ -220,6 +216,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
   }
   if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
+  // interfaces made or deleted later, and reloads that change `attach`
+  const attachWatch = watchAttach({
+    datapath,
+    hooks: attachHooks(active.model, options.interfaces),
+    cgroup: cgroupDirectory(active.model.attach.cgroup?.value),
+    log,
+    onCgroupAttached: () => datapath.seedOwners(boundSocketOwners(attribution)),
+  });
   const describe = (p: LoadedPolicy, generation: number, ms?: number) =>
     `policy ${options.policyPath} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +
     (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`);
@@ -242,6 +246,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // interfaces made after start (a VPN coming up): named on their first event
   let namesRead = performance.now();
   const interfaceName = (ifindex: number): string | null => {
+    const attached = datapath.attachments.find((a) => a.ifindex === ifindex);
+    if (attached) return attached.interface;
     if (!names.has(ifindex) && performance.now() - namesRead > NAMES_REREAD_MS) {
       namesRead = performance.now();
       for (const n of listInterfaces()) names.set(n.ifindex, n.name);
@@ -337,6 +343,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ] as const)
       if (JSON.stringify(before) !== JSON.stringify(after))
         log(`note: the change to '${name}' takes effect when moat restarts`);
+    try {
+      const cgroup = cgroupDirectory(next.model.attach.cgroup?.value);
+      attachWatch.update(attachHooks(next.model, options.interfaces), cgroup);
+    } catch (err) {
+      void nextSinks.close();
+      return refuse(reason, errorLines(err, options.policyPath));
+    }
     const { generation, ms } = datapath.apply(viaRelay(next.image));
     active = next;
     reloads.ok++;
@@ -436,6 +449,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     reportLoss();
     watcher.close();
     relay.close();
+    void attachWatch.close();
     datapath.stop();
     log("detached all programs; bye");
     void (async () => {

@@ -187,6 +187,7 @@ enum moat_hook {
 	/* cgroup_skb egress: a connection's first packet, after routing (post_route.h) */
 	MOAT_HOOK_POST_ROUTE = 5,
 	MOAT_HOOK_ACCEPT = 6, /* cgroup_skb ingress: a local socket receives a new connection */
+	MOAT_HOOK_TC_INGRESS = 7, /* tc ingress, where the policy chose it over xdp */
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user

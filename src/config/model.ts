@@ -197,6 +197,12 @@ export interface Redirect extends Match {
   pos: SourcePos;
 }
 
+/** One attach.interfaces entry: a name or glob and the hook that judges incoming packets. */
+export interface InterfaceHooks {
+  name: string;
+  ingress: "xdp" | "tc";
+}
+
 export interface Located<T> {
   value: T;
   pos: SourcePos;
@@ -208,7 +214,13 @@ export interface PolicyModel {
   version: 1;
   mode: Mode;
   defaults: { ingress: Action; egress: Action; pos?: SourcePos };
-  attach: { interfaces: Located<string[]>; cgroup?: Located<string> };
+  attach: {
+    /** The patterns of attach.interfaces, in order. */
+    interfaces: Located<string[]>;
+    /** The same entries with the hook each gives incoming packets (xdp when not said). */
+    hooks: InterfaceHooks[];
+    cgroup?: Located<string>;
+  };
   sets: Map<string, PolicySet>;
   rules: Rule[];
   redirects: Redirect[];

@@ -28,6 +28,11 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     egress: doc.defaults?.egress ?? "allow",
   };
   if (doc.defaults) defaults.pos = ctx.pos(["defaults"]);
+  const hooks = (doc.attach?.interfaces ?? ["*"]).map((e) =>
+    typeof e === "string"
+      ? { name: e, ingress: "xdp" as const }
+      : { ingress: "xdp" as const, ...e },
+  );
   return {
     file: ctx.source.file,
     version: 1,
@@ -35,9 +40,10 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     defaults,
     attach: {
       interfaces: {
-        value: doc.attach?.interfaces ?? ["*"],
+        value: hooks.map((h) => h.name),
         pos: ctx.pos(["attach", "interfaces"]),
       },
+      hooks,
       ...(doc.attach?.cgroup !== undefined
         ? { cgroup: { value: doc.attach.cgroup, pos: ctx.pos(["attach", "cgroup"]) } }
         : {}),

@@ -32,9 +32,33 @@ const DefaultsSchema = Section(
   },
 );
 
+export const INGRESS_HOOKS = ["xdp", "tc"] as const;
+
+const InterfaceEntrySchema = Type.Union(
+  [
+    Type.String({ minLength: 1, description: "a name or glob; incoming packets judged at XDP" }),
+    Section(
+      {
+        name: Type.String({ minLength: 1, description: 'a name or glob; "*" = every one but lo' }),
+        ingress: Type.Optional(
+          StringEnum(
+            INGRESS_HOOKS,
+            "the hook that judges incoming packets: xdp (default) or tc (cheaper on veths)",
+          ),
+        ),
+      },
+      { description: "an interface pattern with the hooks it gets" },
+    ),
+  ],
+  { errorMessage: "must be an interface name or glob, or { name, ingress }" },
+);
+
 const AttachSchema = Section({
   interfaces: Type.Optional(
-    List(Type.String({ minLength: 1 }), 'names or globs; "*" = every non-loopback interface'),
+    List(
+      InterfaceEntrySchema,
+      'names or globs; "*" = every non-loopback interface; the first entry that matches decides',
+    ),
   ),
   cgroup: Type.Optional(
     Type.String({

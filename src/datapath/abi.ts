@@ -42,6 +42,7 @@ export const Hook = {
   sendmsg: 4,
   postRoute: 5,
   accept: 6,
+  tcIngress: 7,
 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;

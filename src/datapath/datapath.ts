@@ -1,4 +1,4 @@
-// Loads moat.bpf.o, attaches its XDP (ingress) and TC (egress) programs to the chosen
+// Loads moat.bpf.o, attaches its XDP or TC (ingress) and TC (egress) programs to the chosen
 // interfaces, pins the links so the policy outlives a crashed daemon, writes compiled policies
 // atomically, reads counters, events and the connection table, and detaches on stop().
 import { existsSync } from "node:fs";
@@ -55,7 +55,7 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
 
 export interface Attachment {
   program: string;
-  hook: "xdp" | "tc-egress" | CgroupAttach;
+  hook: "xdp" | "tc-ingress" | "tc-egress" | CgroupAttach;
   /** The interface, or for socket hooks the cgroup directory. */
   interface: string;
   ifindex: number;
@@ -86,9 +86,15 @@ const TIMEOUT_GLOBALS: Record<keyof Timeouts, string> = {
   other: "ct_other_s",
 };
 
+/** Which program judges an interface's incoming packets (attach.interfaces' `ingress`). */
+export type IngressHook = "xdp" | "tc";
+
 export interface DatapathOptions {
-  /** Interfaces to attach to; [] loads without attaching (tests drive it with test runs). */
-  interfaces: NetInterface[];
+  /**
+   * Interfaces to attach to, each with the hook of its incoming packets (XDP if not said); []
+   * loads without attaching (tests drive it with test runs).
+   */
+  interfaces: (NetInterface & { ingress?: IngressHook })[];
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
@@ -140,6 +146,7 @@ export class Datapath {
   readonly object: BpfObject;
   readonly xdp: BpfProgram;
   readonly tc: BpfProgram;
+  readonly tcIngress: BpfProgram;
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
@@ -158,6 +165,7 @@ export class Datapath {
     this.objects.push({ file: OBJECT_FILE, programs: this.object.programs().map((p) => p.name) });
     this.xdp = this.object.program("moat_xdp_ingress");
     this.tc = this.object.program("moat_tc_egress");
+    this.tcIngress = this.object.program("moat_tc_ingress");
     this.policy = new PolicyMaps(this.object);
     this.maps = {
       conntrack: this.object.map("conntrack"),
@@ -184,7 +192,7 @@ export class Datapath {
       for (const nic of options.interfaces) {
         const reason = unsupportedLink(nic.name);
         if (reason) dp.skipped.push({ interface: nic.name, reason });
-        else dp.attach(nic, options.xdpMode ?? "auto");
+        else dp.attach(nic, options.xdpMode ?? "auto", nic.ingress);
       }
       if (options.cgroup) dp.attachCgroup(options.cgroup);
       return dp;
@@ -194,10 +202,16 @@ export class Datapath {
     }
   }
 
-  /** Attaches XDP (ingress) and TC (egress) to one more interface. */
-  attach(nic: NetInterface, xdpMode: XdpMode = "auto"): void {
-    const [xdpLink, mode] = this.attachXdp(nic, xdpMode);
-    this.track(xdpLink, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+  /** Attaches XDP or TC (ingress) and TC (egress) to one more interface. */
+  attach(nic: NetInterface, xdpMode: XdpMode = "auto", ingress: IngressHook = "xdp"): void {
+    if (ingress === "tc") {
+      const link = this.tcIngress.attachTc(nic.ifindex, "ingress");
+      const a = { program: this.tcIngress.name, hook: "tc-ingress", mode: link.kind } as const;
+      this.track(link, { ...a, ...this.where(nic) });
+    } else {
+      const [xdpLink, mode] = this.attachXdp(nic, xdpMode);
+      this.track(xdpLink, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+    }
     const tcLink = this.tc.attachTc(nic.ifindex, "egress");
     this.track(tcLink, {
       program: this.tc.name,
@@ -221,6 +235,29 @@ export class Datapath {
       const link = this.object.program(program).attachCgroup(directory, hook);
       this.track(link, { program, hook, mode: "cgroup", interface: directory, ifindex: 0 });
     }
+  }
+
+  /**
+   * Detaches and unpins every link on interface `ifindex` (or, with 0, on cgroup directory
+   * `where`); returns what was released. A deleted interface's links are already detached by
+   * the kernel: this closes them and removes their pins.
+   */
+  release(where: string, ifindex: number): Attachment[] {
+    const gone: Attachment[] = [];
+    for (let i = this.attachments.length - 1; i >= 0; i--) {
+      const a = this.attachments[i]!;
+      if (ifindex ? a.ifindex !== ifindex : a.ifindex !== 0 || a.interface !== where) continue;
+      const [link] = this.links.splice(i, 1);
+      if (a.pin) link?.unpin();
+      link?.destroy();
+      gone.unshift(...this.attachments.splice(i, 1));
+    }
+    return gone;
+  }
+
+  /** Whether the accept hooks are attached (new ingress connections wait for them). */
+  set acceptHooks(on: boolean) {
+    this.policy.accept = on;
   }
 
   private where(nic: NetInterface) {
@@ -372,6 +409,7 @@ export class Datapath {
     for (const m of Object.values(this.maps)) m.close();
     this.xdp.close();
     this.tc.close();
+    this.tcIngress.close();
     this.object.close();
   }
 }

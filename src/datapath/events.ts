@@ -96,6 +96,7 @@ const hooks: Record<number, MoatEvent["hook"]> = {
   [Hook.sendmsg]: "sendmsg",
   [Hook.postRoute]: "post_route",
   [Hook.accept]: "accept",
+  [Hook.tcIngress]: "tc",
 };
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */

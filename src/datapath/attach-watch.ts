@@ -1,0 +1,205 @@
+// Keeps the packet programs on the interfaces `attach.interfaces` selects while the host changes:
+// an interface created later (a container's veth, a VPN) gets them, a deleted or renamed one is
+// released (links closed, pins removed), and a reload that changes `attach` (interfaces, their
+// ingress hook, cgroup) applies it. rtnetlink link events arrive through `ip -o monitor link`,
+// used only as a trigger: what is attached is decided from the kernel's own list of interfaces
+// (/proc/self/net/dev, if_nametoindex), never from the monitor's text.
+import type { ChildProcess } from "node:child_process";
+import type { InterfaceHooks, PolicyModel } from "../config/model.ts";
+import { spawnIp } from "../route/ip-command.ts";
+import type { Attachment, Datapath } from "./datapath.ts";
+import { listInterfaces, planInterfaces, type PlannedInterface } from "./interfaces.ts";
+import { unsupportedLink } from "./link-type.ts";
+import type { XdpMode } from "./native.d.ts";
+
+export interface AttachWatchOptions {
+  datapath: Datapath;
+  /** The attach.interfaces entries in force. */
+  hooks: InterfaceHooks[];
+  /** The cgroup directory the socket hooks are attached to (attach.cgroup), if any. */
+  cgroup: string | undefined;
+  xdpMode?: XdpMode;
+  log: (line: string) => void;
+  /** The socket hooks were attached to a new cgroup: seed the owners of sockets bound before. */
+  onCgroupAttached?: () => void;
+  /** Wait this long after a link event before looking (default 50 ms): one look per burst. */
+  debounceMs?: number;
+  /** Look this often even without events, a net for missed ones (default 30 s; 0 = never). */
+  resyncMs?: number;
+}
+
+export interface AttachWatch {
+  /** Applies a changed attach section: attaches what it adds, releases what it drops. */
+  update(hooks: InterfaceHooks[], cgroup: string | undefined): void;
+  /** Brings the attachments in line with the host's interfaces now. */
+  sync(): void;
+  close(): Promise<void>;
+}
+
+/** The log line of one attachment. */
+export function describeAttachment(a: Attachment): string {
+  const pin = a.pin ? `, pinned at ${a.pin}` : "";
+  return `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${pin}`;
+}
+
+/** attach.interfaces of `model`, or the command line's names (XDP ingress) when it gives some. */
+export function attachHooks(model: PolicyModel, override?: string[]): InterfaceHooks[] {
+  return override ? override.map((name) => ({ name, ingress: "xdp" })) : model.attach.hooks;
+}
+
+const RESPAWN_MS = 1_000;
+
+/** What is attached to each interface now: its name and the hook of its incoming packets. */
+function attachedInterfaces(datapath: Datapath): Map<number, { name: string; ingress: string }> {
+  const out = new Map<number, { name: string; ingress: string }>();
+  for (const a of datapath.attachments) {
+    if (!a.ifindex) continue;
+    const seen = out.get(a.ifindex) ?? { name: a.interface, ingress: "" };
+    if (a.hook === "xdp") seen.ingress = "xdp";
+    if (a.hook === "tc-ingress") seen.ingress = "tc";
+    out.set(a.ifindex, seen);
+  }
+  return out;
+}
+
+export function watchAttach(options: AttachWatchOptions): AttachWatch {
+  const { datapath, log } = options;
+  let hooks = options.hooks;
+  let cgroup = options.cgroup;
+  /** Interfaces moat cannot judge (no Ethernet header), by "ifindex name": asked once. */
+  const unsupported = new Map<string, string | null>();
+  let closed = false;
+  let monitor: ChildProcess | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  let respawn: NodeJS.Timeout | undefined;
+
+  const reasonNotTo = (nic: PlannedInterface): string | null => {
+    const key = `${nic.ifindex} ${nic.name}`;
+    if (!unsupported.has(key)) {
+      const reason = unsupportedLink(nic.name);
+      unsupported.set(key, reason);
+      if (reason) log(`skipped ${nic.name}: ${reason}`);
+    }
+    return unsupported.get(key) ?? null;
+  };
+
+  const release = (name: string, ifindex: number, why: string) => {
+    for (const a of datapath.release(name, ifindex))
+      log(`released ${a.program} from ${a.interface} (ifindex ${a.ifindex}) ${a.hook}: ${why}`);
+  };
+
+  function sync(): void {
+    if (closed) return;
+    let all;
+    try {
+      all = listInterfaces();
+    } catch (err) {
+      log(`warning: cannot list interfaces: ${(err as Error).message}`);
+      return;
+    }
+    const wanted = new Map(
+      planInterfaces(hooks, all)
+        .filter((nic) => !reasonNotTo(nic))
+        .map((nic) => [nic.ifindex, nic]),
+    );
+    const present = new Set(all.map((n) => n.ifindex));
+    for (const [ifindex, had] of attachedInterfaces(datapath)) {
+      const want = wanted.get(ifindex);
+      if (want && want.name === had.name && want.ingress === had.ingress) {
+        wanted.delete(ifindex);
+        continue;
+      }
+      const why = !present.has(ifindex)
+        ? "the interface is gone"
+        : want
+          ? want.name !== had.name
+            ? `renamed to ${want.name}`
+            : `ingress hook now ${want.ingress}`
+          : "attach.interfaces no longer selects it";
+      release(had.name, ifindex, why);
+    }
+    for (const nic of wanted.values()) {
+      const before = datapath.attachments.length;
+      try {
+        datapath.attach(nic, options.xdpMode ?? "auto", nic.ingress);
+      } catch (err) {
+        // half attached (xdp but not tc): release that half, try again at the next event
+        release(nic.name, nic.ifindex, "attaching failed");
+        log(`warning: cannot attach to ${nic.name}: ${(err as Error).message}`);
+        continue;
+      }
+      for (const a of datapath.attachments.slice(before)) log(describeAttachment(a));
+    }
+    for (const key of unsupported.keys())
+      if (!present.has(Number(key.split(" ")[0]))) unsupported.delete(key);
+  }
+
+  function updateCgroup(next: string | undefined): void {
+    if (next === cgroup) return;
+    const before = datapath.attachments.length;
+    if (next) {
+      datapath.attachCgroup(next);
+      for (const a of datapath.attachments.slice(before)) log(describeAttachment(a));
+    }
+    // the next apply tells XDP whether new ingress connections wait for the accept hook
+    datapath.acceptHooks = !!next;
+    if (cgroup) release(cgroup, 0, "attach.cgroup changed");
+    cgroup = next;
+    if (next) options.onCgroupAttached?.();
+  }
+
+  const trigger = () => {
+    if (debounce || closed) return;
+    debounce = setTimeout(() => {
+      debounce = undefined;
+      sync();
+    }, options.debounceMs ?? 50);
+  };
+
+  function spawnMonitor(): void {
+    const child = spawnIp({}, ["-o", "monitor", "link"]);
+    monitor = child;
+    let stderr = "";
+    child.stdout?.on("data", trigger);
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", (err) => log(`warning: ip monitor link: ${err.message}`));
+    child.on("exit", (code, signal) => {
+      if (monitor === child) monitor = undefined;
+      if (closed) return;
+      log(`warning: ip monitor link exited (${signal ?? code}): ${stderr.trim()}; restarting it`);
+      respawn = setTimeout(() => {
+        spawnMonitor();
+        trigger();
+      }, RESPAWN_MS);
+    });
+    // ip subscribes a moment after it starts: one more look covers links made meanwhile
+    child.once("spawn", trigger);
+  }
+
+  spawnMonitor();
+  const resyncMs = options.resyncMs ?? 30_000;
+  const resync = resyncMs > 0 ? setInterval(sync, resyncMs) : undefined;
+  resync?.unref();
+
+  return {
+    update(nextHooks, nextCgroup) {
+      hooks = nextHooks;
+      updateCgroup(nextCgroup);
+      sync();
+    },
+    sync,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(debounce);
+      clearTimeout(respawn);
+      clearInterval(resync);
+      const child = monitor;
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await gone;
+      }
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// Attachments follow the host and the policy: a veth made after the daemon started gets the
+// programs (a blocked port on it is dropped), deleting it releases them (links closed, pins
+// removed), and a reload that changes attach.interfaces (or an entry's ingress hook) attaches and
+// detaches, seen by real clients in the lab.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import { sh, status, type Lab } from "../helpers/netns.ts";
+
+function policy(lab: Lab & { auditPath: string }, interfaces: string): string {
+  return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: ${interfaces} }
+rules:
+  - name: no-8080
+    direction: ingress
+    action: block
+    layer4: { protocol: tcp, port: [8080] }
+`;
+}
+
+/** curl's exit status: 0 answered, 28 timed out (dropped), 7 refused. */
+const probe = (lab: MoatLab, ip: string, port: number) =>
+  lab.curl(`http://${ip}:${port}/`, ["--max-time", "2"]).status;
+
+const pinDir = (lab: Lab) => `/sys/fs/bpf/moat-test-${lab.tag}`;
+
+/** Link ids named by the daemon's "attached PROGRAM to NAME ..." lines. */
+function linkIds(lab: MoatLab, name: string): number[] {
+  return lab.daemon.lines
+    .filter((l) => l.startsWith("attached ") && l.includes(` to ${name} `))
+    .map((l) => Number(/, link (\d+)/.exec(l)?.[1]));
+}
+
+test("a veth made after start gets the programs; deleting it releases them", async (t) => {
+  const tag = (await import("../helpers/netns.ts")).tagFor(t.name);
+  const late = `mt${tag}v1`;
+  const peer = `mt${tag}w1`;
+  const octet = parseInt(tag.slice(0, 2), 16);
+  const [a, b] = [`10.232.${octet}.1`, `10.232.${octet}.2`];
+  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}, "mt${tag}v*"]`));
+  try {
+    sh("ip", ["link", "add", late, "netns", lab.b, "type", "veth", "peer", peer, "netns", lab.a]);
+    sh("ip", ["-n", lab.b, "addr", "add", `${b}/24`, "dev", late]);
+    sh("ip", ["-n", lab.a, "addr", "add", `${a}/24`, "dev", peer]);
+    sh("ip", ["-n", lab.b, "link", "set", late, "up"]);
+    sh("ip", ["-n", lab.a, "link", "set", peer, "up"]);
+    await lab.daemon.waitFor(new RegExp(`^attached moat_xdp_ingress to ${late} `));
+    await lab.daemon.waitFor(new RegExp(`^attached moat_tc_egress to ${late} `));
+
+    assert.equal(probe(lab, b, 80), 0, "an allowed port answers through the new veth");
+    assert.equal(probe(lab, b, 8080), 28, "the blocked port is dropped on the new veth");
+    await lab.daemon.waitFor(new RegExp(`BLOCKED ingress tcp .* -> ${b}:8080 on ${late}`));
+    const pins = [`${pinDir(lab)}/link_xdp_${late}`, `${pinDir(lab)}/link_tc-egress_${late}`];
+    for (const p of pins) assert.ok(existsSync(p), `${p} pinned`);
+    const ids = linkIds(lab, late);
+    assert.equal(ids.length, 2);
+
+    sh("ip", ["-n", lab.b, "link", "del", late]);
+    await lab.daemon.waitFor(new RegExp(`^released moat_xdp_ingress from ${late} .*gone`));
+    await lab.daemon.waitFor(new RegExp(`^released moat_tc_egress from ${late} `));
+    for (const p of pins) assert.ok(!existsSync(p), `${p} removed`);
+    for (const id of ids)
+      assert.notEqual(
+        status("bpftool", ["link", "show", "id", String(id)]),
+        0,
+        `link ${id} closed`,
+      );
+    // the lab's own interface keeps its programs
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "8080 still dropped on the lab's veth");
+  } finally {
+    await lab.close();
+  }
+});
+
+test("a reload that changes attach.interfaces attaches and detaches", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, `[mt${l.tag}zz]`));
+  const reload = async (interfaces: string, wait: RegExp[]) => {
+    lab.writePolicy(policy({ ...lab, auditPath: lab.auditPath }, interfaces));
+    for (const w of wait) await lab.daemon.waitFor(w);
+  };
+  try {
+    assert.equal(probe(lab, lab.v4.b, 8080), 0, "nothing attached: 8080 answers");
+
+    // XDP would cost a container veth most of its throughput: its entry can ask for tc
+    await reload(`[{ name: ${lab.ifB}, ingress: tc }]`, [
+      new RegExp(`^attached moat_tc_ingress to ${lab.ifB} \\(ifindex \\d+\\) tc-ingress tcx`),
+      /applied: generation 2/,
+    ]);
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc ingress drops 8080");
+    assert.equal(probe(lab, lab.v4.b, 80), 0, "tc ingress passes 80");
+    await lab.daemon.waitFor(/BLOCKED ingress tcp .*:8080 on /);
+
+    await reload(`[${lab.ifB}]`, [
+      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
+      new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} `),
+      /applied: generation 3/,
+    ]);
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080");
+
+    await reload(`[mt${lab.tag}zz]`, [
+      new RegExp(`^released moat_xdp_ingress from ${lab.ifB} .*no longer selects it`),
+      /applied: generation 4/,
+    ]);
+    assert.equal(probe(lab, lab.v4.b, 8080), 0, "detached: 8080 answers again");
+    assert.ok(!existsSync(`${pinDir(lab)}/link_xdp_${lab.ifB}`), "its pin is removed");
+  } finally {
+    await lab.close();
+  }
+});
