@@ -194,7 +194,16 @@ export interface Redirect extends Match {
   name: string;
   to: { ip: string; family: Family; port: number };
   proxyProtocol?: "v1" | "v2";
+  /** What happens when the target does not listen (failure.helper when not said). */
+  onUnavailable?: "block" | "allow";
   pos: SourcePos;
+}
+
+/** The failure section: what moat does when something it relies on fails. */
+export interface Failure {
+  /** A redirect's target does not listen: block the connection or let it go where it was going. */
+  helper: "block" | "allow";
+  pos?: SourcePos;
 }
 
 /** One attach.interfaces entry: a name or glob and the hook that judges incoming packets. */
@@ -224,6 +233,7 @@ export interface PolicyModel {
   sets: Map<string, PolicySet>;
   rules: Rule[];
   redirects: Redirect[];
+  failure: Failure;
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;

@@ -51,6 +51,10 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     sets,
     rules,
     redirects,
+    failure: {
+      helper: doc.failure?.helper ?? "block",
+      ...(doc.failure ? { pos: ctx.pos(["failure"]) } : {}),
+    },
     ...services,
     setFiles: files,
   };
@@ -116,16 +120,26 @@ function normalizeRedirects(
     if (to === undefined && ctx.clean([...path, "to"]))
       ctx.error([...path, "to"], `'${raw.to}' is not IP:PORT (write [v6]:PORT for IPv6)`);
     if (!match || !to || !ctx.typed(path)) return;
+    // moat's relay (proxy_protocol) is on loopback; any other target elsewhere cannot be asked
+    if (raw.on_unavailable && !raw.proxy_protocol && !isLoopback(to))
+      ctx.warn(
+        [...path, "on_unavailable"],
+        `${raw.to} is not a loopback address: moat cannot tell whether it listens, so on_unavailable never applies`,
+      );
     redirects.push({
       ...match,
       name: raw.name,
       to,
       ...(raw.proxy_protocol ? { proxyProtocol: raw.proxy_protocol } : {}),
+      ...(raw.on_unavailable ? { onUnavailable: raw.on_unavailable } : {}),
       pos: ctx.pos(path),
     });
   });
   return redirects;
 }
+
+const isLoopback = (to: Redirect["to"]): boolean =>
+  to.family === 4 ? to.ip.startsWith("127.") : to.ip === "::1";
 
 /** "127.0.0.1:8888" or "[::1]:8888". */
 export function parseEndpoint(text: string): Redirect["to"] | undefined {

@@ -5,6 +5,7 @@ import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
+export const FAILURE_ACTIONS = ["block", "allow"] as const;
 
 const SetEntrySchema = Type.Union([Type.Integer(), Type.String({ minLength: 1 })], {
   description: "an address entry (as in layer3) or a port entry (as in layer4)",
@@ -76,7 +77,26 @@ const RedirectSchema = Section({
   match: MatchSchema,
   to: Type.String({ minLength: 1, description: "proxy address IP:PORT ([v6]:PORT)" }),
   proxy_protocol: Type.Optional(StringEnum(["v1", "v2"], "PROXY protocol header to send")),
+  on_unavailable: Type.Optional(
+    StringEnum(FAILURE_ACTIONS, "when the target does not listen; failure.helper if absent"),
+  ),
 });
+
+/**
+ * What moat does when something it relies on fails. Each property is one kind of failure with
+ * its own documented default; a new kind is one more property.
+ */
+const FailureSchema = Section(
+  {
+    helper: Type.Optional(
+      StringEnum(
+        FAILURE_ACTIONS,
+        "a redirect's target (moat's relay, a local proxy) does not listen: block (default) the connection, or allow it to its original destination",
+      ),
+    ),
+  },
+  { description: "what moat does when something it relies on fails" },
+);
 
 const LoggingSchema = Section({
   audit: Type.Optional(
@@ -169,6 +189,7 @@ export const PolicySchema = Section(
     otel: Type.Optional(OtelSchema),
     event_publisher: Type.Optional(EventPublisherSchema),
     api: Type.Optional(ApiSchema),
+    failure: Type.Optional(FailureSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -29,6 +29,7 @@ export const Counter = {
   postRouteMiss: 23,
   deferred: 24,
   unowned: 25,
+  unavailable: 26,
   max: 32,
 } as const;
 
@@ -47,6 +48,8 @@ export const Hook = {
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
+/** enum moat_unavailable: what a redirect does when its target does not listen. */
+export const Unavailable = { block: 0, allow: 1 } as const;
 export const Reason = {
   new: 1,
   rejudged: 2,
@@ -55,6 +58,7 @@ export const Reason = {
   rst: 5,
   maxDuration: 6,
   redirected: 7,
+  unavailable: 8,
 } as const;
 export const TcpState = {
   none: 0,
@@ -252,6 +256,7 @@ export const redirect = defineStruct("moat_redirect", 20, {
   addr: { offset: 0, bytes: 16 },
   port: { offset: 16, type: "u16" },
   family: { offset: 18, type: "u8" },
+  unavailable: { offset: 19, type: "u8" },
 });
 
 export const endpoint = defineStruct("moat_endpoint", 20, {

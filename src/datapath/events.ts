@@ -15,7 +15,15 @@ import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
 export type EventReason =
-  "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration" | "redirected";
+  | "new"
+  | "rejudged"
+  | "untracked"
+  | "fin"
+  | "rst"
+  | "max_duration"
+  | "redirected"
+  /** a redirect's target did not listen; `redirect` names it (failure.helper decided) */
+  | "unavailable";
 
 export interface Endpoint {
   ip: string;
@@ -86,7 +94,7 @@ export interface DecodeContext {
   redirect?: (
     index: number,
     generation: number,
-  ) => { name: string; ip: string; port: number } | null;
+  ) => { name: string; ip: string; port: number; via?: { ip: string; port: number } } | null;
 }
 
 const hooks: Record<number, MoatEvent["hook"]> = {
@@ -146,9 +154,11 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   };
   if (e.redirect > 0) {
     const r = ctx.redirect?.(e.redirect - 1, e.generation);
+    // an unavailable target is where the kernel sends connections: moat's relay, if any
+    const to = (e.reason === Reason.unavailable ? r?.via : undefined) ?? r;
     ev.redirect = {
       name: r?.name ?? `#${e.redirect - 1}`,
-      to: { ip: r?.ip ?? "", port: r?.port ?? 0 },
+      to: { ip: to?.ip ?? "", port: to?.port ?? 0 },
     };
   }
   if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };
@@ -180,6 +190,8 @@ export function formatEventLine(ev: MoatEvent): string {
   }
   const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  if (ev.redirect && ev.reason === "unavailable")
+    return `${line}${who}, redirect ${ev.redirect.name}: ${ep(ev.redirect.to)} is unavailable`;
   if (ev.redirect)
     return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${ev.redirect.name}`;
   // judged by the interface the packet really left by, not the route mirror's

@@ -169,7 +169,10 @@ export class PolicyMaps {
       const targets = image.redirect?.targets ?? [];
       if (image.redirect) {
         images[2] = tableMaps(image.redirect.image, "r_");
-        shared.redirects = redirectsMap(targets.map((t) => t.via ?? t));
+        // the kernel sends connections to the relay when there is one, and checks it listens
+        shared.redirects = redirectsMap(
+          targets.map((t) => ({ ...(t.via ?? t), unavailable: t.unavailable })),
+        );
       }
       shared.rules = rulesMap(image);
       shared.rule_stats = createMap(
