@@ -325,7 +325,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   /** The one path every policy change takes: check, compile, swap atomically, re-plumb sinks. */
   function install(next: Running, reason: string): ReloadResult {
     let nextSinks: PolicySinks;
+    let cgroup: string | undefined;
     try {
+      cgroup = cgroupDirectory(next.model.attach.cgroup?.value);
       nextSinks = sinksFromPolicy(next.model, snapshot);
     } catch (err) {
       return refuse(reason, errorLines(err, options.policyPath));
@@ -344,7 +346,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (JSON.stringify(before) !== JSON.stringify(after))
         log(`note: the change to '${name}' takes effect when moat restarts`);
     try {
-      const cgroup = cgroupDirectory(next.model.attach.cgroup?.value);
       attachWatch.update(attachHooks(next.model, options.interfaces), cgroup);
     } catch (err) {
       void nextSinks.close();

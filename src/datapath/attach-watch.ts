@@ -138,7 +138,12 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
     if (next === cgroup) return;
     const before = datapath.attachments.length;
     if (next) {
-      datapath.attachCgroup(next);
+      try {
+        datapath.attachCgroup(next);
+      } catch (err) {
+        datapath.release(next, 0); // half attached: none of it, the old cgroup keeps its hooks
+        throw err;
+      }
       for (const a of datapath.attachments.slice(before)) log(describeAttachment(a));
     }
     // the next apply tells XDP whether new ingress connections wait for the accept hook

@@ -1,12 +1,14 @@
 // Attachments follow the host and the policy: a veth made after the daemon started gets the
 // programs (a blocked port on it is dropped), deleting it releases them (links closed, pins
 // removed), and a reload that changes attach.interfaces (or an entry's ingress hook) attaches and
-// detaches, seen by real clients in the lab.
+// detaches (the socket hooks too, when attach.cgroup changes), seen by real clients in the lab.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
-import { sh, status, type Lab } from "../helpers/netns.ts";
+import { sh, status, tagFor, type Lab } from "../helpers/netns.ts";
 
 function policy(lab: Lab & { auditPath: string }, interfaces: string): string {
   return `version: 1
@@ -35,7 +37,7 @@ function linkIds(lab: MoatLab, name: string): number[] {
 }
 
 test("a veth made after start gets the programs; deleting it releases them", async (t) => {
-  const tag = (await import("../helpers/netns.ts")).tagFor(t.name);
+  const tag = tagFor(t.name);
   const late = `mt${tag}v1`;
   const peer = `mt${tag}w1`;
   const octet = parseInt(tag.slice(0, 2), 16);
@@ -109,4 +111,37 @@ test("a reload that changes attach.interfaces attaches and detaches", async (t) 
   } finally {
     await lab.close();
   }
+});
+
+test("a reload that sets or drops attach.cgroup attaches or releases the socket hooks", async (t) => {
+  const cg = cgroupForTest(t, "attachcg");
+  const egress = (l: Lab, cgroup: string) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}]${cgroup} }
+rules:
+  - { name: no-9000, direction: egress, action: block, layer4: { protocol: tcp, port: [9000] } }
+`;
+  const lab = await startCgroupLab(cg, "attach-cgroup", (l) => egress(l, ""), ["tcp:9000"]);
+  /** connect() from the cgroup: the errno name, or "timeout" (the SYN dropped at tc). */
+  const connect = () => {
+    const r = runIn(lab.b, cg.dir, [
+      "python3",
+      "-c",
+      `import socket, errno\ntry:\n  socket.create_connection(("${lab.v4.a}", 9000), timeout=2)\n  print("connected")\nexcept socket.timeout:\n  print("timeout")\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno, e))`,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  assert.equal(connect(), "timeout", "no socket hooks: the packet hook drops the SYN");
+
+  lab.writePolicy(egress(lab, `, cgroup: ${cg.cgroup}`));
+  await lab.daemon.waitFor(/^attached moat_connect4 to .* connect4 cgroup/);
+  await lab.daemon.waitFor(/applied: generation 2/);
+  assert.equal(connect(), "EPERM", "the connect hook refuses at once");
+
+  lab.writePolicy(egress(lab, ""));
+  await lab.daemon.waitFor(/^released moat_connect4 from .*attach\.cgroup changed/);
+  await lab.daemon.waitFor(/applied: generation 3/);
+  assert.equal(connect(), "timeout", "released: back to the packet hook");
 });
