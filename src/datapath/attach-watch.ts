@@ -68,6 +68,10 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
   let cgroup = options.cgroup;
   /** Interfaces moat cannot judge (no Ethernet header), by "ifindex name": asked once. */
   const unsupported = new Map<string, string | null>();
+  /** Names already said to be skipped (the daemon says so for those it found at start). */
+  const announced = new Set(datapath.skipped.map((s) => s.interface));
+  /** Attachments that failed, by "ifindex name hook": tried again after a reload only. */
+  const failed = new Set<string>();
   let closed = false;
   let monitor: ChildProcess | undefined;
   let debounce: NodeJS.Timeout | undefined;
@@ -78,7 +82,8 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
     if (!unsupported.has(key)) {
       const reason = unsupportedLink(nic.name);
       unsupported.set(key, reason);
-      if (reason) log(`skipped ${nic.name}: ${reason}`);
+      if (reason && !announced.has(nic.name)) log(`skipped ${nic.name}: ${reason}`);
+      if (reason) announced.add(nic.name);
     }
     return unsupported.get(key) ?? null;
   };
@@ -119,19 +124,23 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
       release(had.name, ifindex, why);
     }
     for (const nic of wanted.values()) {
+      const key = `${nic.ifindex} ${nic.name} ${nic.ingress}`;
+      if (failed.has(key)) continue;
       const before = datapath.attachments.length;
       try {
         datapath.attach(nic, options.xdpMode ?? "auto", nic.ingress);
       } catch (err) {
-        // half attached (xdp but not tc): release that half, try again at the next event
+        // half attached (xdp but not tc): release that half; a reload tries again
         release(nic.name, nic.ifindex, "attaching failed");
+        failed.add(key);
         log(`warning: cannot attach to ${nic.name}: ${(err as Error).message}`);
         continue;
       }
       for (const a of datapath.attachments.slice(before)) log(describeAttachment(a));
     }
-    for (const key of unsupported.keys())
-      if (!present.has(Number(key.split(" ")[0]))) unsupported.delete(key);
+    for (const cache of [unsupported, failed])
+      for (const key of cache.keys())
+        if (!present.has(Number(key.split(" ")[0]))) cache.delete(key);
   }
 
   function updateCgroup(next: string | undefined): void {
@@ -189,6 +198,7 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
   return {
     update(nextHooks, nextCgroup) {
       hooks = nextHooks;
+      failed.clear();
       updateCgroup(nextCgroup);
       sync();
     },
