@@ -9,6 +9,10 @@ import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { sh, status, tagFor, type Lab } from "../helpers/netns.ts";
+import { ROOT } from "../helpers/paths.ts";
+
+/** A test object with a plain XDP program (bpf/test/addon_attach.bpf.c). */
+const ADDON_OBJECT = `${ROOT}build/bpf/test/addon_attach.bpf.o`;
 
 function policy(lab: Lab & { auditPath: string }, interfaces: string): string {
   return `version: 1
@@ -72,6 +76,55 @@ test("a veth made after start gets the programs; deleting it releases them", asy
       );
     // the lab's own interface keeps its programs
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "8080 still dropped on the lab's veth");
+  } finally {
+    await lab.close();
+  }
+});
+
+test("an interface that cannot be attached is warned about once, the rest keeps working", async (t) => {
+  const tag = tagFor(t.name);
+  const [busy, peer] = [`mt${tag}v3`, `mt${tag}w3`];
+  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}, "mt${tag}v*"]`));
+  try {
+    // another XDP program, attached through netlink, excludes moat's XDP link (EBUSY); it is
+    // attached under a name moat does not select, then renamed into the pattern
+    sh("ip", [
+      "link",
+      "add",
+      "tmpbusy",
+      "netns",
+      lab.b,
+      "type",
+      "veth",
+      "peer",
+      peer,
+      "netns",
+      lab.a,
+    ]);
+    sh("ip", [
+      "-n",
+      lab.b,
+      "link",
+      "set",
+      "dev",
+      "tmpbusy",
+      "xdpgeneric",
+      "obj",
+      ADDON_OBJECT,
+      "sec",
+      "xdp",
+    ]);
+    sh("ip", ["-n", lab.b, "link", "set", "dev", "tmpbusy", "name", busy]);
+    await lab.daemon.waitFor(new RegExp(`^warning: cannot attach to ${busy}: `));
+    // more link events on it: no new attempt, no new warning
+    for (const state of ["up", "down", "up"]) sh("ip", ["-n", lab.b, "link", "set", busy, state]);
+    await new Promise((r) => setTimeout(r, 1000));
+    const warnings = lab.daemon.lines.filter((l) =>
+      l.startsWith(`warning: cannot attach to ${busy}`),
+    );
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.deepEqual(linkIds(lab, busy), [], "nothing of moat's is left on it");
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "the lab's veth is still judged");
   } finally {
     await lab.close();
   }
