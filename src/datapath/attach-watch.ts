@@ -102,13 +102,17 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
       log(`warning: cannot list interfaces: ${(err as Error).message}`);
       return;
     }
+    const attached = attachedInterfaces(datapath);
+    // an interface attached under its name has the Ethernet header moat parses: not asked again
+    const supported = (nic: PlannedInterface) =>
+      attached.get(nic.ifindex)?.name === nic.name || !reasonNotTo(nic);
     const wanted = new Map(
       planInterfaces(hooks, all)
-        .filter((nic) => !reasonNotTo(nic))
+        .filter(supported)
         .map((nic) => [nic.ifindex, nic]),
     );
     const present = new Set(all.map((n) => n.ifindex));
-    for (const [ifindex, had] of attachedInterfaces(datapath)) {
+    for (const [ifindex, had] of attached) {
       const want = wanted.get(ifindex);
       if (want && want.name === had.name && want.ingress === had.ingress) {
         wanted.delete(ifindex);
