@@ -4,12 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import { runIn } from "../helpers/cgroup-run.ts";
+import { runIn, udpSend } from "../helpers/cgroup-run.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
 
-const PORT = { down: 18101, downAllow: 18102 } as const;
+const PORT = { down: 18101, downAllow: 18102, downBlock: 18103, udp: 18104 } as const;
 
 function policy(l: Lab & { auditPath: string }, cgroup: string, failure: string): string {
   return `version: 1
@@ -26,6 +26,13 @@ redirect:
     match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: tcp, port: [443] } }
     to: 127.0.0.1:${PORT.downAllow}
     on_unavailable: allow
+  - name: to-down-block
+    match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: tcp, port: [9443] } }
+    to: 127.0.0.1:${PORT.downBlock}
+    on_unavailable: block
+  - name: udp-down
+    match: { direction: egress, layer3: { remote: [${l.v4.a}] }, layer4: { protocol: udp, port: [5353] } }
+    to: 127.0.0.1:${PORT.udp}
 `;
 }
 
@@ -59,6 +66,11 @@ test("a redirect whose target is not listening: blocked or let through, as the p
     },
   );
 
+  await t.test("UDP: sendto() a redirect whose target has no socket fails with EPERM", () => {
+    const r = runIn(lab.b, dir, udpSend(lab.v4.a, 5353));
+    assert.equal(r.stdout.trim(), "EPERM", r.stderr);
+  });
+
   await t.test("on_unavailable: allow: the connection goes where it was going", async () => {
     assert.equal(connect(443), "ok port 443");
     await lab.daemon.waitFor(
@@ -84,9 +96,13 @@ test("a redirect whose target is not listening: blocked or let through, as the p
     assert.equal(connect(80), "EPERM", "stopped again: blocked again");
   });
 
-  await t.test("failure.helper: allow lets every redirect's connections through", async () => {
-    lab.writePolicy(policy({ ...lab }, cgroup, "failure: { helper: allow }"));
-    await lab.daemon.waitFor(/applied: generation 2/);
-    assert.equal(connect(80), "ok port 80");
-  });
+  await t.test(
+    "failure.helper: allow lets them through, unless a redirect says block",
+    async () => {
+      lab.writePolicy(policy({ ...lab }, cgroup, "failure: { helper: allow }"));
+      await lab.daemon.waitFor(/applied: generation 2/);
+      assert.equal(connect(80), "ok port 80");
+      assert.equal(connect(9443), "EPERM", "a redirect's own on_unavailable: block still blocks");
+    },
+  );
 });
