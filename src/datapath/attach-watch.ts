@@ -4,9 +4,8 @@
 // ingress hook, cgroup) applies it. rtnetlink link events arrive through `ip -o monitor link`,
 // used only as a trigger: what is attached is decided from the kernel's own list of interfaces
 // (/proc/self/net/dev, if_nametoindex), never from the monitor's text.
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import type { InterfaceHooks, PolicyModel } from "../config/model.ts";
-import { spawnIp } from "../route/ip-command.ts";
 import type { Attachment, Datapath } from "./datapath.ts";
 import { listInterfaces, planInterfaces, type PlannedInterface } from "./interfaces.ts";
 import { unsupportedLink } from "./link-type.ts";
@@ -175,7 +174,10 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
   };
 
   function spawnMonitor(): void {
-    const child = spawnIp({}, ["-o", "monitor", "link"]);
+    // the kernel ends the monitor when the daemon dies, even by SIGKILL (parent-death signal)
+    const child = spawn("setpriv", ["--pdeathsig", "TERM", "ip", "-o", "monitor", "link"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     monitor = child;
     let stderr = "";
     child.stdout?.on("data", trigger);

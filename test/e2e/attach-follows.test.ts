@@ -4,7 +4,7 @@
 // detaches (the socket hooks too, when attach.cgroup changes), seen by real clients in the lab.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
@@ -125,6 +125,43 @@ test("an interface that cannot be attached is warned about once, the rest keeps 
     assert.equal(warnings.length, 1, warnings.join("\n"));
     assert.deepEqual(linkIds(lab, busy), [], "nothing of moat's is left on it");
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "the lab's veth is still judged");
+  } finally {
+    await lab.close();
+  }
+});
+
+/** Processes whose parent is `pid` (and theirs), by /proc. */
+function descendants(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== pid) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ").trim();
+      out.push({ pid: Number(entry), cmdline }, ...descendants(Number(entry)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+test("a daemon killed with SIGKILL leaves no link monitor behind", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}]`));
+  try {
+    const pid = lab.daemon.proc.pid ?? 0;
+    const monitors = () =>
+      descendants(pid).filter((p) => p.cmdline.startsWith("ip -o monitor link"));
+    const [monitor] = monitors();
+    assert.ok(monitor, `the daemon runs ip -o monitor link: ${JSON.stringify(descendants(pid))}`);
+    lab.daemon.kill("SIGKILL");
+    await lab.daemon.exited;
+    const end = Date.now() + 3000;
+    while (existsSync(`/proc/${monitor.pid}`) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!existsSync(`/proc/${monitor.pid}`), `ip monitor (pid ${monitor.pid}) ended with it`);
   } finally {
     await lab.close();
   }
