@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* moat's packet programs: XDP on ingress, TC (tcx) on egress. Both parse the frame,
+/* moat's packet programs: XDP on ingress (or TC ingress where the policy asks for it), TC
+ * (tcx) on egress. Each parses the frame,
  * then judge it with the same tables and the same conntrack (include/judge.h). The socket
  * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, the
  * post-route check (include/post_route.h) judges its first packet again when it leaves by
@@ -23,11 +24,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* headers beyond the linear part of an skb are pulled in up to this many bytes */
 #define MOAT_PULL_MAX 512
 
-/* key: 0 for xdp, 1 for tc; value: the packet being judged, kept off the 512-byte stack
- * that the judging and classifying subprograms share; written by both programs */
+/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress; value: the packet being judged, kept
+ * off the 512-byte stack that the judging and classifying subprograms share; written by the
+ * packet programs */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, struct pkt);
 } scratch SEC(".maps");
@@ -93,4 +95,30 @@ int moat_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	return TC_ACT_SHOT;
+}
+
+/* ingress at tc instead of xdp, for interfaces where native xdp costs more than it saves
+ * (container veths): the same judging, on the skb the stack already built */
+SEC("tc")
+int moat_tc_ingress(struct __sk_buff *skb)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_TC_INGRESS, .ifindex = skb->ifindex},
+	    .len = skb->len,
+	    .dir = MOAT_DIR_INGRESS,
+	};
+	__u32 key = 2;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
+
+	int kind = moat_parse_skb(skb, p);
+	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
+		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
+		kind = moat_parse_skb(skb, p);
+	}
+	int out = moat_judge(p, kind, &h, NULL);
+	/* past max_duration: dropped here; the egress program resets both ends when the local
+	 * side next sends */
+	return out == OUT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
 }

@@ -2,12 +2,15 @@
 // through the pipeline to its sinks (stdout, audit log, history, API subscribers, the policy's
 // own), serves the API, and reloads atomically on demand (SIGHUP, file change, API). Never exits
 // the process. This file wires the parts in src/daemon/ together.
-import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
+import { Attribution, boundSocketOwners, DOCKER_ROOT } from "./attribution/index.ts";
 import {
+  attachHooks,
   cgroup2Mount,
+  cgroupDirectory,
   checkPrerequisites,
   destroyBlockedSocket,
   listInterfaces,
+  watchAttach,
   type Datapath,
 } from "./datapath/index.ts";
 import { watchFiles } from "./host/index.ts";
@@ -78,6 +81,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       throw err;
     },
   );
+  // interfaces and cgroups that come, go or change with a reload get or lose the programs
+  const attach = (model: typeof initial.model) => ({
+    hooks: attachHooks(model, options.interfaces),
+    cgroup: cgroupDirectory(model.attach.cgroup?.value),
+  });
+  const attachWatch = watchAttach({
+    datapath,
+    ...attach(initial.model),
+    log,
+    onCgroupAttached: () => datapath.seedOwners(boundSocketOwners(attribution)),
+  });
 
   // failure.daemon: allow: the kernel passes everything once these beats stop
   const heartbeat = startHeartbeat(datapath);
@@ -86,6 +100,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     push: (event) => pipeline.push(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,
+    attachedName: (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     destroy: (record) => destroyBlockedSocket(record),
     log,
   });
@@ -108,6 +123,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     audit,
     snapshot,
     watch: watcher,
+    attach: (model) => {
+      const next = attach(model);
+      attachWatch.update(next.hooks, next.cgroup);
+    },
     log,
   });
   const policy = new PolicyLifecycle({
@@ -148,6 +167,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     events.close();
     watcher.close();
     relay.close();
+    void attachWatch.close();
     datapath.stop();
     log("detached all programs; bye");
     void (async () => {

@@ -210,7 +210,7 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	struct facts f;
 	struct moat_rule r;
 	/* the new entry is built in per-cpu scratch: 120 bytes the shared stack cannot spare */
-	__u32 idx = j->h->from.hook & 3;
+	__u32 idx = j->h->from.hook & 7;
 	struct moat_ct *ct = bpf_map_lookup_elem(&ct_scratch, &idx);
 	__u8 reason = MOAT_REASON_NEW;
 

@@ -259,11 +259,11 @@ struct {
 	__type(value, struct moat_counters);
 } counters SEC(".maps");
 
-/* key: enum moat_hook & 3; value: a new conntrack entry being built (per cpu: a hook
- * never interrupts itself on one cpu); written by both packet programs */
+/* key: enum moat_hook & 7; value: a new conntrack entry being built (per cpu: a hook
+ * never interrupts itself on one cpu); written by the packet programs and the hooks */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 8);
 	__type(key, __u32);
 	__type(value, struct moat_ct);
 } ct_scratch SEC(".maps");

@@ -154,6 +154,8 @@ enum moat_counter_index {
 	MOAT_CNT_DEFERRED = 24, /* ingress syns passed undecided to the accept hook */
 	MOAT_CNT_UNOWNED = 25,	/* accepted connections whose socket has no owner record */
 	MOAT_CNT_DAEMON_GONE = 26, /* passed unjudged: failure.daemon allow, the daemon is gone */
+	/* connect()/sendmsg() calls whose redirect target did not listen (failure.helper) */
+	MOAT_CNT_UNAVAILABLE = 27,
 	MOAT_CNT_MAX = 32,
 };
 
@@ -188,6 +190,8 @@ enum moat_hook {
 	/* cgroup_skb egress: a connection's first packet, after routing (post_route.h) */
 	MOAT_HOOK_POST_ROUTE = 5,
 	MOAT_HOOK_ACCEPT = 6, /* cgroup_skb ingress: a local socket receives a new connection */
+	/* tc ingress, on interfaces whose policy entry chose it over xdp */
+	MOAT_HOOK_TC_INGRESS = 7,
 };
 
 /* Who owns a local socket, as the socket hooks see it (user space adds the path, user
@@ -246,6 +250,7 @@ enum moat_reason {
 	MOAT_REASON_RST = 5,	      /* closed: reset */
 	MOAT_REASON_MAX_DURATION = 6, /* closed: cut by the rule's max_duration */
 	MOAT_REASON_REDIRECTED = 7,   /* connect()/sendmsg() sent to a redirect's target */
+	MOAT_REASON_UNAVAILABLE = 8,  /* a redirect's target did not listen (failure.helper) */
 };
 
 /* tcp connection states */
@@ -361,13 +366,19 @@ struct moat_event {
 };
 _Static_assert(sizeof(struct moat_event) == 152, "moat_event");
 
+/* what a redirect does when its target does not listen (failure.helper, on_unavailable) */
+enum moat_unavailable {
+	MOAT_UNAVAILABLE_BLOCK = 0,
+	MOAT_UNAVAILABLE_ALLOW = 1,
+};
+
 /* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header
  * and connects to `to` */
 struct moat_redirect {
-	__u8 addr[16]; /* ipv4 mapped */
-	__u16 port;    /* host order */
-	__u8 family;   /* 4 or 6 */
-	__u8 pad;
+	__u8 addr[16];	  /* ipv4 mapped */
+	__u16 port;	  /* host order */
+	__u8 family;	  /* 4 or 6 */
+	__u8 unavailable; /* enum moat_unavailable */
 };
 _Static_assert(sizeof(struct moat_redirect) == 20, "moat_redirect");
 

@@ -156,13 +156,51 @@ static __always_inline void original_of(const struct moat_sock *s, struct moat_o
 	__builtin_memcpy(o->target.addr, s->target, 16);
 	o->target.port = s->target_port;
 	o->target.family = addr_is_v4mapped(s->target) ? 4 : 6;
-	o->target.pad = 0;
+	o->target.unavailable = 0;
 	o->owner = s->owner;
 }
 
+#define BPF_F_CURRENT_NETNS_ (-1)
+
+/* what redirect_sock did */
+enum {
+	REDIRECT_NONE = -1,
+	REDIRECT_SENT = 0,
+	/* the target does not listen: the caller goes where it was going, or is refused */
+	REDIRECT_DOWN_ALLOW = 1,
+	REDIRECT_DOWN_BLOCK = 2,
+};
+
+/* whether a socket listens on a loopback target, in the caller's network namespace (a target
+ * elsewhere cannot be asked here) */
+static __always_inline int target_listens(struct bpf_sock_addr *ctx, const struct moat_redirect *to,
+					  __u8 proto)
+{
+	struct bpf_sock_tuple tup = {};
+	__u32 size;
+
+	if (to->family == 4) {
+		__builtin_memcpy(&tup.ipv4.daddr, to->addr + 12, 4);
+		tup.ipv4.dport = bpf_htons(to->port);
+		size = sizeof(tup.ipv4);
+	} else {
+		__builtin_memcpy(tup.ipv6.daddr, to->addr, 16);
+		tup.ipv6.dport = bpf_htons(to->port);
+		size = sizeof(tup.ipv6);
+	}
+	struct bpf_sock *sk = proto == IPPROTO_UDP
+				  ? bpf_sk_lookup_udp(ctx, &tup, size, BPF_F_CURRENT_NETNS_, 0)
+				  : bpf_sk_lookup_tcp(ctx, &tup, size, BPF_F_CURRENT_NETNS_, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
 /* sends the caller (its socket's record `s`, judged and let through) to a redirect's target;
- * 0 if it did. `how`: bit 0 the socket is ipv6, bit 1 the policy slot, the rest the redirect
- * index. A subprogram: the original destination stays off the hook's stack */
+ * REDIRECT_SENT if it did, REDIRECT_DOWN_* if the target does not listen. `how`: bit 0 the
+ * socket is ipv6, bit 1 the policy slot, the rest the redirect index. A subprogram: the
+ * original destination stays off the hook's stack */
 static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock *s, __u32 how)
 {
 	__u32 v6 = how & 1, slot = (how >> 1) & 1, idx = how >> 2;
@@ -178,6 +216,10 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 		__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
 		if (bpf_get_netns_cookie(ctx) != want)
 			return -1;
+		/* moat's relay or a local proxy that is not there: failure.helper decides */
+		if (!target_listens(ctx, to, s->protocol))
+			return to->unavailable == MOAT_UNAVAILABLE_ALLOW ? REDIRECT_DOWN_ALLOW
+									 : REDIRECT_DOWN_BLOCK;
 	}
 	if (sock_addr_write(ctx, v6, to->addr, to->port))
 		return -1;

@@ -68,14 +68,14 @@ static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct 
 
 /* a blocked or redirected connect()/sendmsg(): reported here, as no packet (or none the
  * packet hooks see) will be. A subprogram: its connection record stays off the hook's stack */
-static __noinline void report_sock(const struct tuple *t, const struct moat_sock *s,
-				   const struct moat_rule *r, const struct ev_from *from)
+__noinline int report_sock(const struct tuple *t, const struct moat_sock *s,
+			   const struct moat_rule *r, const struct ev_from *from, __u8 reason)
 {
 	struct moat_ct_key k __attribute__((aligned(8)));
 	struct moat_ct ct = {};
 
 	if (!t || !s || !r || !from)
-		return;
+		return -1;
 	int side = ct_key(t, &k);
 	ct.initiator = side;
 	ct.direction = MOAT_DIR_EGRESS;
@@ -84,7 +84,7 @@ static __noinline void report_sock(const struct tuple *t, const struct moat_sock
 	ct.verdict = s->verdict;
 	ct.mode = r->mode;
 	ct.owner = s->owner;
-	emit(&k, &ct, s->verdict, from->redirect ? MOAT_REASON_REDIRECTED : MOAT_REASON_NEW, from);
+	return emit(&k, &ct, s->verdict, reason, from);
 }
 
 /* key: 0; value: a socket record for a socket whose storage could not be made (no memory):
@@ -144,8 +144,11 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	    !__builtin_memcmp(s->addr, t.dst, 16)) {
 		if (s->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
-		if (s->redirect)
-			redirect_sock(ctx, s, how | (s->redirect - 1) << 2);
+		if (s->redirect &&
+		    redirect_sock(ctx, s, how | (s->redirect - 1) << 2) == REDIRECT_DOWN_BLOCK) {
+			count(MOAT_CNT_UNAVAILABLE, 0);
+			return SOCK_DENY;
+		}
 		return SOCK_ALLOW;
 	}
 
@@ -182,15 +185,30 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	s->verdict = verdict_of(&r);
 	if (s->verdict == MOAT_EV_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, 0);
-		report_sock(&t, s, &r, &from);
+		report_sock(&t, s, &r, &from, MOAT_REASON_NEW);
 		return SOCK_DENY;
 	}
 
 	__u32 idx = redirect_of(slot, m, &f, &s->owner);
-	if (idx != MOAT_RULE_NONE && redirect_sock(ctx, s, how | idx << 2) == 0) {
+	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
+	if (sent == REDIRECT_SENT) {
 		from.redirect = s->redirect;
 		count(MOAT_CNT_REDIRECTED, 0);
-		report_sock(&t, s, &r, &from);
+		report_sock(&t, s, &r, &from, MOAT_REASON_REDIRECTED);
+	} else if (sent > REDIRECT_SENT) {
+		/* the target does not listen: refused (detected in detect mode) or let through to
+		 * where it was going, always reported */
+		from.redirect = idx + 1;
+		count(MOAT_CNT_UNAVAILABLE, 0);
+		int prevent = r.mode == MOAT_MODE_PREVENT;
+		if (sent == REDIRECT_DOWN_BLOCK)
+			s->verdict = prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED;
+		report_sock(&t, s, &r, &from, MOAT_REASON_UNAVAILABLE);
+		if (s->verdict == MOAT_EV_BLOCKED) {
+			/* judged again at the next call: the target may be back */
+			s->generation = 0;
+			return SOCK_DENY;
+		}
 	}
 	/* a redirected connection leaves for its target on purpose: no interface check */
 	if (!s->redirect)

@@ -195,7 +195,24 @@ export interface Redirect extends Match {
   name: string;
   to: { ip: string; family: Family; port: number };
   proxyProtocol?: "v1" | "v2";
+  /** What happens when the target does not listen (failure.helper when not said). */
+  onUnavailable?: "block" | "allow";
   pos: SourcePos;
+}
+
+/** The failure section: what moat does when something it relies on fails. */
+export interface Failure {
+  /** The daemon stops or dies: its programs keep judging, or let everything through. */
+  daemon: DaemonFailure;
+  /** A redirect's target does not listen: block the connection or let it go where it was going. */
+  helper: "block" | "allow";
+  pos?: SourcePos;
+}
+
+/** One attach.interfaces entry: a name or glob and the hook that judges incoming packets. */
+export interface InterfaceHooks {
+  name: string;
+  ingress: "xdp" | "tc";
 }
 
 export interface Located<T> {
@@ -209,10 +226,17 @@ export interface PolicyModel {
   version: 1;
   mode: Mode;
   defaults: { ingress: Action; egress: Action; pos?: SourcePos };
-  attach: { interfaces: Located<string[]>; cgroup?: Located<string> };
+  attach: {
+    /** The patterns of attach.interfaces, in order. */
+    interfaces: Located<string[]>;
+    /** The same entries with the hook each gives incoming packets (xdp when not said). */
+    hooks: InterfaceHooks[];
+    cgroup?: Located<string>;
+  };
   sets: Map<string, PolicySet>;
   rules: Rule[];
   redirects: Redirect[];
+  failure: Failure;
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;
@@ -223,7 +247,6 @@ export interface PolicyModel {
     nats?: { url: string; subject: string };
   }>;
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
-  failure: { daemon: DaemonFailure };
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
 }

@@ -15,8 +15,10 @@ const IFNAME_MAX = 15; // IFNAMSIZ - 1
 export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services {
   const services: Services = { logging: {} };
   const interfaces = ctx.clean(["attach", "interfaces"]) ? doc.attach?.interfaces : undefined;
-  interfaces?.forEach((name, i) => {
-    const at = ["attach", "interfaces", i];
+  interfaces?.forEach((entry, i) => {
+    const name = typeof entry === "string" ? entry : entry.name;
+    const at =
+      typeof entry === "string" ? ["attach", "interfaces", i] : ["attach", "interfaces", i, "name"];
     if (/[\s/]/.test(name)) ctx.error(at, `'${name}' is not an interface name or glob`);
     else if (!/[*?[]/.test(name) && name.length > IFNAME_MAX)
       ctx.error(at, `'${name}' is longer than ${IFNAME_MAX} characters, the kernel's limit`);

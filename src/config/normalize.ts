@@ -29,6 +29,11 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     egress: doc.defaults?.egress ?? "allow",
   };
   if (doc.defaults) defaults.pos = ctx.pos(["defaults"]);
+  const hooks = (doc.attach?.interfaces ?? ["*"]).map((e) =>
+    typeof e === "string"
+      ? { name: e, ingress: "xdp" as const }
+      : { ingress: "xdp" as const, ...e },
+  );
   return {
     file: ctx.source.file,
     version: 1,
@@ -36,9 +41,10 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     defaults,
     attach: {
       interfaces: {
-        value: doc.attach?.interfaces ?? ["*"],
+        value: hooks.map((h) => h.name),
         pos: ctx.pos(["attach", "interfaces"]),
       },
+      hooks,
       ...(doc.attach?.cgroup !== undefined
         ? { cgroup: { value: doc.attach.cgroup, pos: ctx.pos(["attach", "cgroup"]) } }
         : {}),
@@ -46,8 +52,12 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     sets,
     rules,
     redirects,
+    failure: {
+      daemon: daemonFailure(doc),
+      helper: doc.failure?.helper ?? "block",
+      ...(doc.failure ? { pos: ctx.pos(["failure"]) } : {}),
+    },
     ...services,
-    failure: { daemon: daemonFailure(doc) },
     setFiles: files,
   };
 }
@@ -112,16 +122,26 @@ function normalizeRedirects(
     if (to === undefined && ctx.clean([...path, "to"]))
       ctx.error([...path, "to"], `'${raw.to}' is not IP:PORT (write [v6]:PORT for IPv6)`);
     if (!match || !to || !ctx.typed(path)) return;
+    // moat's relay (proxy_protocol) is on loopback; any other target elsewhere cannot be asked
+    if (raw.on_unavailable && !raw.proxy_protocol && !isLoopback(to))
+      ctx.warn(
+        [...path, "on_unavailable"],
+        `${raw.to} is not a loopback address: moat cannot tell whether it listens, so on_unavailable never applies`,
+      );
     redirects.push({
       ...match,
       name: raw.name,
       to,
       ...(raw.proxy_protocol ? { proxyProtocol: raw.proxy_protocol } : {}),
+      ...(raw.on_unavailable ? { onUnavailable: raw.on_unavailable } : {}),
       pos: ctx.pos(path),
     });
   });
   return redirects;
 }
+
+const isLoopback = (to: Redirect["to"]): boolean =>
+  to.family === 4 ? to.ip.startsWith("127.") : to.ip === "::1";
 
 /** "127.0.0.1:8888" or "[::1]:8888". */
 export function parseEndpoint(text: string): Redirect["to"] | undefined {

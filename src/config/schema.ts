@@ -6,6 +6,7 @@ import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
+export const FAILURE_ACTIONS = ["block", "allow"] as const;
 
 const SetEntrySchema = Type.Union([Type.Integer(), Type.String({ minLength: 1 })], {
   description: "an address entry (as in layer3) or a port entry (as in layer4)",
@@ -33,9 +34,33 @@ const DefaultsSchema = Section(
   },
 );
 
+export const INGRESS_HOOKS = ["xdp", "tc"] as const;
+
+const InterfaceEntrySchema = Type.Union(
+  [
+    Type.String({ minLength: 1, description: "a name or glob; incoming packets judged at XDP" }),
+    Section(
+      {
+        name: Type.String({ minLength: 1, description: 'a name or glob; "*" = every one but lo' }),
+        ingress: Type.Optional(
+          StringEnum(
+            INGRESS_HOOKS,
+            "the hook that judges incoming packets: xdp (default) or tc (cheaper on veths)",
+          ),
+        ),
+      },
+      { description: "an interface pattern with the hooks it gets" },
+    ),
+  ],
+  { errorMessage: "must be an interface name or glob, or { name, ingress }" },
+);
+
 const AttachSchema = Section({
   interfaces: Type.Optional(
-    List(Type.String({ minLength: 1 }), 'names or globs; "*" = every non-loopback interface'),
+    List(
+      InterfaceEntrySchema,
+      'names or globs; "*" = every non-loopback interface; the first entry that matches decides',
+    ),
   ),
   cgroup: Type.Optional(
     Type.String({
@@ -53,10 +78,21 @@ const RedirectSchema = Section({
   match: MatchSchema,
   to: Type.String({ minLength: 1, description: "proxy address IP:PORT ([v6]:PORT)" }),
   proxy_protocol: Type.Optional(StringEnum(["v1", "v2"], "PROXY protocol header to send")),
+  on_unavailable: Type.Optional(
+    StringEnum(FAILURE_ACTIONS, "when the target does not listen; failure.helper if absent"),
+  ),
 });
 
 const FailureSchema = Section(
-  { daemon: Type.Optional(FailureDaemonSchema) },
+  {
+    daemon: Type.Optional(FailureDaemonSchema),
+    helper: Type.Optional(
+      StringEnum(
+        FAILURE_ACTIONS,
+        "a redirect's target (moat's relay, a local proxy) does not listen: block (default) the connection, or allow it to its original destination",
+      ),
+    ),
+  },
   { description: "what moat does when something it relies on fails" },
 );
 

@@ -26,6 +26,8 @@ export interface EventPathOptions {
   process: (owner: KernelOwner) => ProcessFacts;
   /** This namespace's interfaces (read again when an event names an unknown one). */
   interfaces: () => NetInterface[];
+  /** The name of an interface moat attached to (known before any event names it). */
+  attachedName?: (ifindex: number) => string | undefined;
   /** Destroys the socket of a post-route blocked connection (null: not such an event). */
   destroy: (record: Buffer) => DestroyedSocket | null;
   log: (line: string) => void;
@@ -47,10 +49,16 @@ export interface EventPath {
 }
 
 /** Interface names by ifindex; an interface made after start (a VPN) is named on first sight. */
-function interfaceNames(list: () => NetInterface[], rereadMs: number) {
+function interfaceNames(
+  list: () => NetInterface[],
+  rereadMs: number,
+  attached: (ifindex: number) => string | undefined = () => undefined,
+) {
   const names = new Map(list().map((n) => [n.ifindex, n.name]));
   let read = performance.now();
   return (ifindex: number): string | null => {
+    const name = attached(ifindex);
+    if (name) return name;
     if (!names.has(ifindex) && performance.now() - read > rereadMs) {
       read = performance.now();
       for (const n of list()) names.set(n.ifindex, n.name);
@@ -66,6 +74,7 @@ export function startEventPath(options: EventPathOptions): EventPath {
   const interfaceName = interfaceNames(
     options.interfaces,
     options.namesRereadMs ?? NAMES_REREAD_MS,
+    options.attachedName,
   );
   const context = {
     bootTimeMs,

@@ -20,6 +20,8 @@ export interface PlumbingOptions {
   snapshot: SnapshotSource;
   /** The watched files (policy and set files). */
   watch: { set(paths: string[]): void };
+  /** Applies the policy's attach section (throws, changing nothing, when it cannot). */
+  attach?: (model: PolicyModel) => void;
   log: (line: string) => void;
 }
 
@@ -49,6 +51,7 @@ export function policyPlumbing(initial: PolicyModel, options: PlumbingOptions): 
       const sinks = sinksFromPolicy(next, snapshot);
       try {
         audit.setPath(next.logging.audit?.value.path ?? null);
+        options.attach?.(next);
       } catch (err) {
         void sinks.close();
         throw err;

@@ -4,7 +4,13 @@
 // accept hooks, and a log line for each thing loaded, attached or skipped.
 import { boundSocketOwners, type Attribution } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import { cgroupDirectory, Datapath, listInterfaces, selectInterfaces } from "../datapath/index.ts";
+import {
+  attachHooks,
+  cgroupDirectory,
+  Datapath,
+  listInterfaces,
+  planInterfaces,
+} from "../datapath/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import { Relay } from "../redirect/index.ts";
 import { attachLines } from "./attach-log.ts";
@@ -25,7 +31,7 @@ export async function startDatapath(
 ): Promise<{ datapath: Datapath; relay: Relay }> {
   const { model, log } = start;
   const patterns = start.interfaces ?? model.attach.interfaces.value;
-  const nics = selectInterfaces(patterns, listInterfaces());
+  const nics = planInterfaces(attachHooks(model, start.interfaces), listInterfaces());
   let datapath: Datapath | undefined;
   // redirects with a PROXY header go through moat's relay (src/redirect/relay.ts)
   const relay = await Relay.open({

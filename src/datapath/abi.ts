@@ -30,6 +30,7 @@ export const Counter = {
   deferred: 24,
   unowned: 25,
   daemonGone: 26,
+  unavailable: 27,
   max: 32,
 } as const;
 
@@ -43,10 +44,13 @@ export const Hook = {
   sendmsg: 4,
   postRoute: 5,
   accept: 6,
+  tcIngress: 7,
 } as const;
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
+/** enum moat_unavailable: what a redirect does when its target does not listen. */
+export const Unavailable = { block: 0, allow: 1 } as const;
 export const Reason = {
   new: 1,
   rejudged: 2,
@@ -55,6 +59,7 @@ export const Reason = {
   rst: 5,
   maxDuration: 6,
   redirected: 7,
+  unavailable: 8,
 } as const;
 export const TcpState = {
   none: 0,
@@ -253,6 +258,7 @@ export const redirect = defineStruct("moat_redirect", 20, {
   addr: { offset: 0, bytes: 16 },
   port: { offset: 16, type: "u16" },
   family: { offset: 18, type: "u8" },
+  unavailable: { offset: 19, type: "u8" },
 });
 
 export const endpoint = defineStruct("moat_endpoint", 20, {

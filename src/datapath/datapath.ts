@@ -1,4 +1,4 @@
-// Loads moat.bpf.o, attaches its XDP (ingress) and TC (egress) programs to the chosen
+// Loads moat.bpf.o, attaches its XDP or TC (ingress) and TC (egress) programs to the chosen
 // interfaces, pins the links so the policy outlives a crashed daemon, writes compiled policies
 // atomically, reads counters, events and the connection table, and detaches on stop().
 import { existsSync } from "node:fs";
@@ -58,7 +58,7 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
 
 export interface Attachment {
   program: string;
-  hook: "xdp" | "tc-egress" | CgroupAttach;
+  hook: "xdp" | "tc-ingress" | "tc-egress" | CgroupAttach;
   /** The interface, or for socket hooks the cgroup directory. */
   interface: string;
   ifindex: number;
@@ -91,9 +91,15 @@ const TIMEOUT_GLOBALS: Record<keyof Timeouts, string> = {
   other: "ct_other_s",
 };
 
+/** Which program judges an interface's incoming packets (attach.interfaces' `ingress`). */
+export type IngressHook = "xdp" | "tc";
+
 export interface DatapathOptions {
-  /** Interfaces to attach to; [] loads without attaching (tests drive it with test runs). */
-  interfaces: NetInterface[];
+  /**
+   * Interfaces to attach to, each with the hook of its incoming packets (XDP if not said); []
+   * loads without attaching (tests drive it with test runs).
+   */
+  interfaces: (NetInterface & { ingress?: IngressHook })[];
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
@@ -149,6 +155,7 @@ export class Datapath {
   readonly object: BpfObject;
   readonly xdp: BpfProgram;
   readonly tc: BpfProgram;
+  readonly tcIngress: BpfProgram;
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
@@ -185,6 +192,7 @@ export class Datapath {
     this.objects.push({ file: OBJECT_FILE, programs: this.object.programs().map((p) => p.name) });
     this.xdp = this.object.program("moat_xdp_ingress");
     this.tc = this.object.program("moat_tc_egress");
+    this.tcIngress = this.object.program("moat_tc_ingress");
     this.policy = new PolicyMaps(this.object, this.pinned?.generation ?? 0);
     this.maps = {
       conntrack: this.object.map("conntrack"),
@@ -212,7 +220,7 @@ export class Datapath {
       for (const nic of options.interfaces) {
         const reason = unsupportedLink(nic.name);
         if (reason) dp.skipped.push({ interface: nic.name, reason });
-        else dp.attach(nic, options.xdpMode ?? "auto");
+        else dp.attach(nic, options.xdpMode ?? "auto", nic.ingress);
       }
       if (options.cgroup) dp.attachCgroup(options.cgroup);
       // hooks a previous daemon used and this one does not: detached once the new ones run
@@ -229,29 +237,10 @@ export class Datapath {
     }
   }
 
-  /** Attaches XDP (ingress) and TC (egress) to one more interface. */
-  attach(nic: NetInterface, xdpMode: XdpMode = "auto"): void {
-    const xdpPin = this.pinPath("xdp", nic.name);
-    let mode = xdpMode;
-    const xdp = attachPinned(
-      xdpPin,
-      this.xdp,
-      () => {
-        const [link, chosen] = this.attachXdp(nic, xdpMode);
-        mode = chosen as XdpMode;
-        return link;
-      },
-      false,
-    );
-    if (xdp.updated) {
-      // native and generic XDP exclude each other on an interface: the pinned link keeps its mode
-      mode = native().xdpAttachMode(nic.ifindex) as XdpMode;
-      if (xdpMode !== "auto" && xdpMode !== mode)
-        this.notes.push(
-          `xdp on ${nic.name} stays ${mode} (pinned link updated in place); ${xdpMode} takes effect after moat stops cleanly`,
-        );
-    }
-    this.track(xdp, xdpPin, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+  /** Attaches XDP or TC (ingress) and TC (egress) to one more interface. */
+  attach(nic: NetInterface, xdpMode: XdpMode = "auto", ingress: IngressHook = "xdp"): void {
+    if (ingress === "tc") this.attachTcIngress(nic);
+    else this.attachXdpIngress(nic, xdpMode);
     const tcPin = this.pinPath("tc-egress", nic.name);
     const tc = attachPinned(tcPin, this.tc, () => this.tc.attachTc(nic.ifindex, "egress"), true);
     this.track(tc, tcPin, {
@@ -286,6 +275,61 @@ export class Datapath {
         ifindex: 0,
       });
     }
+  }
+
+  /**
+   * Detaches and unpins every link on interface `ifindex` (or, with 0, on cgroup directory
+   * `where`); returns what was released. A deleted interface's links are already detached by
+   * the kernel: this closes them and removes their pins.
+   */
+  release(where: string, ifindex: number): Attachment[] {
+    const gone: Attachment[] = [];
+    for (let i = this.attachments.length - 1; i >= 0; i--) {
+      const a = this.attachments[i]!;
+      if (ifindex ? a.ifindex !== ifindex : a.ifindex !== 0 || a.interface !== where) continue;
+      const [link] = this.links.splice(i, 1);
+      if (a.pin) link?.unpin();
+      link?.destroy();
+      gone.unshift(...this.attachments.splice(i, 1));
+    }
+    return gone;
+  }
+
+  /** Whether the accept hooks are attached (new ingress connections wait for them). */
+  set acceptHooks(on: boolean) {
+    this.policy.accept = on;
+  }
+
+  private attachTcIngress(nic: NetInterface): void {
+    const pin = this.pinPath("tc-ingress", nic.name);
+    const prog = this.tcIngress;
+    const tc = attachPinned(pin, prog, () => prog.attachTc(nic.ifindex, "ingress"), true);
+    const mode = tc.updated ? "tcx" : tc.link.kind;
+    this.track(tc, pin, { program: prog.name, hook: "tc-ingress", mode, ...this.where(nic) });
+  }
+
+  private attachXdpIngress(nic: NetInterface, xdpMode: XdpMode): void {
+    const xdpPin = this.pinPath("xdp", nic.name);
+    let mode = xdpMode;
+    const xdp = attachPinned(
+      xdpPin,
+      this.xdp,
+      () => {
+        const [link, chosen] = this.attachXdp(nic, xdpMode);
+        mode = chosen as XdpMode;
+        return link;
+      },
+      false,
+    );
+    if (xdp.updated) {
+      // native and generic XDP exclude each other on an interface: the pinned link keeps its mode
+      mode = native().xdpAttachMode(nic.ifindex) as XdpMode;
+      if (xdpMode !== "auto" && xdpMode !== mode)
+        this.notes.push(
+          `xdp on ${nic.name} stays ${mode} (pinned link updated in place); ${xdpMode} takes effect after moat stops cleanly`,
+        );
+    }
+    this.track(xdp, xdpPin, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
   }
 
   private where(nic: NetInterface) {
@@ -477,6 +521,7 @@ export class Datapath {
     for (const m of Object.values(this.maps)) m.close();
     this.xdp.close();
     this.tc.close();
+    this.tcIngress.close();
     this.object.close();
   }
 }

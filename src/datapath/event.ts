@@ -6,7 +6,15 @@ import type { ProcessFacts } from "../attribution/types.ts";
 
 export type EventKind = "allowed" | "blocked" | "detected" | "closed";
 export type EventReason =
-  "new" | "rejudged" | "untracked" | "fin" | "rst" | "max_duration" | "redirected";
+  | "new"
+  | "rejudged"
+  | "untracked"
+  | "fin"
+  | "rst"
+  | "max_duration"
+  | "redirected"
+  /** a redirect's target did not listen; `redirect` names it (failure.helper decided) */
+  | "unavailable";
 
 export interface Endpoint {
   ip: string;
@@ -62,6 +70,8 @@ export function formatEventLine(ev: MoatEvent): string {
   }
   const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  if (ev.redirect && ev.reason === "unavailable")
+    return `${line}${who}, redirect ${ev.redirect.name}: ${ep(ev.redirect.to)} is unavailable`;
   if (ev.redirect)
     return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${ev.redirect.name}`;
   // judged by the interface the packet really left by, not the route mirror's

@@ -42,7 +42,7 @@ export interface DecodeContext {
   redirect?: (
     index: number,
     generation: number,
-  ) => { name: string; ip: string; port: number } | null;
+  ) => { name: string; ip: string; port: number; via?: { ip: string; port: number } } | null;
 }
 
 const hooks: Record<number, MoatEvent["hook"]> = {
@@ -52,6 +52,7 @@ const hooks: Record<number, MoatEvent["hook"]> = {
   [Hook.sendmsg]: "sendmsg",
   [Hook.postRoute]: "post_route",
   [Hook.accept]: "accept",
+  [Hook.tcIngress]: "tc",
 };
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */
@@ -101,9 +102,11 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   };
   if (e.redirect > 0) {
     const r = ctx.redirect?.(e.redirect - 1, e.generation);
+    // an unavailable target is where the kernel sends connections: moat's relay, if any
+    const to = (e.reason === Reason.unavailable ? r?.via : undefined) ?? r;
     ev.redirect = {
       name: r?.name ?? `#${e.redirect - 1}`,
-      to: { ip: r?.ip ?? "", port: r?.port ?? 0 },
+      to: { ip: to?.ip ?? "", port: to?.port ?? 0 },
     };
   }
   if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };

@@ -16,7 +16,8 @@ export {
   type MoatEvent,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
-export { listInterfaces, selectInterfaces, type NetInterface } from "./interfaces.ts";
+export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
+export { attachHooks, describeAttachment, watchAttach, type AttachWatch } from "./attach-watch.ts";
 export { destroyBlockedSocket, type DestroyedSocket } from "./post-route.ts";
 export {
   cgroup2Mount,

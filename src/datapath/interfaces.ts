@@ -2,6 +2,7 @@
 // /proc/self/net follows the namespace the process is in (sysfs may show another one).
 import { readFileSync } from "node:fs";
 import { native } from "./addon.ts";
+import type { InterfaceHooks } from "../config/model.ts";
 
 export interface NetInterface {
   name: string;
@@ -10,11 +11,15 @@ export interface NetInterface {
 
 export function listInterfaces(): NetInterface[] {
   const lines = readFileSync("/proc/self/net/dev", "utf8").split("\n").slice(2);
-  return lines
-    .map((l) => l.split(":")[0]?.trim() ?? "")
-    .filter(Boolean)
-    .map((name) => ({ name, ifindex: native().ifindex(name) }))
-    .sort((a, b) => a.ifindex - b.ifindex);
+  const out: NetInterface[] = [];
+  for (const name of lines.map((l) => l.split(":")[0]?.trim() ?? "").filter(Boolean)) {
+    try {
+      out.push({ name, ifindex: native().ifindex(name) });
+    } catch {
+      // deleted since the list was read
+    }
+  }
+  return out.sort((a, b) => a.ifindex - b.ifindex);
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -25,9 +30,28 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
+const matches = (pattern: string, name: string): boolean =>
+  pattern === "*" ? name !== "lo" : globToRegExp(pattern).test(name);
+
 /** "*" means every interface but loopback; other entries are names or globs. */
 export function selectInterfaces(patterns: string[], all = listInterfaces()): NetInterface[] {
-  return all.filter((nic) =>
-    patterns.some((p) => (p === "*" ? nic.name !== "lo" : globToRegExp(p).test(nic.name))),
-  );
+  return all.filter((nic) => patterns.some((p) => matches(p, nic.name)));
+}
+
+/** An interface to attach to, with the hook its incoming packets get. */
+export interface PlannedInterface extends NetInterface {
+  ingress: InterfaceHooks["ingress"];
+}
+
+/** The interfaces attach.interfaces selects; the first entry that matches one decides its hook. */
+export function planInterfaces(
+  entries: InterfaceHooks[],
+  all = listInterfaces(),
+): PlannedInterface[] {
+  const planned: PlannedInterface[] = [];
+  for (const nic of all) {
+    const entry = entries.find((e) => matches(e.name, nic.name));
+    if (entry) planned.push({ ...nic, ingress: entry.ingress });
+  }
+  return planned;
 }

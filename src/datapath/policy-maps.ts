@@ -176,7 +176,10 @@ export class PolicyMaps {
       const targets = policy.redirect?.targets ?? [];
       if (policy.redirect) {
         images[2] = tableMaps(policy.redirect.image, "r_");
-        shared.redirects = redirectsMap(targets.map((t) => t.via ?? t));
+        // the kernel sends connections to the relay when there is one, and checks it listens
+        shared.redirects = redirectsMap(
+          targets.map((t) => ({ ...(t.via ?? t), unavailable: t.unavailable })),
+        );
       }
       shared.rules = rulesMap(image);
       shared.rule_stats = createMap(

@@ -7,6 +7,7 @@ import {
   original as originalCodec,
   owner as ownerCodec,
   redirect as redirectCodec,
+  Unavailable,
 } from "./abi.ts";
 import { formatAddress, mappedAddress } from "./address.ts";
 import { decodeOwner } from "./events.ts";
@@ -47,7 +48,9 @@ const isV4 = (addr: Buffer): boolean =>
   addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
 
 /** The inner map of tbl_redirects: redirect index -> where it sends connections. */
-export function redirectsMap(targets: readonly SocketAddress[]): BpfMap {
+export function redirectsMap(
+  targets: readonly (SocketAddress & { unavailable?: "block" | "allow" })[],
+): BpfMap {
   const n = Math.max(targets.length, 1);
   const map = createMap("moat_redirects", MAP_ARRAY, 4, redirectCodec.size, n, BPF_F_INNER_MAP);
   const keys = Buffer.alloc(4 * targets.length);
@@ -56,7 +59,12 @@ export function redirectsMap(targets: readonly SocketAddress[]): BpfMap {
     keys.writeUInt32LE(i, 4 * i);
     const addr = mappedAddress(t.ip);
     redirectCodec.encode(
-      { addr, port: t.port, family: isV4(addr) ? 4 : 6 },
+      {
+        addr,
+        port: t.port,
+        family: isV4(addr) ? 4 : 6,
+        unavailable: t.unavailable === "allow" ? Unavailable.allow : Unavailable.block,
+      },
       values,
       i * redirectCodec.size,
     );

@@ -549,6 +549,12 @@ describe("classifier", () => {
     for (const f of matching) test(f.description, () => runFixture(lab, f));
   });
 
+  // attach.interfaces entries with `ingress: tc`: the same verdicts, events and counters
+  describe("rule fields at tc ingress (judged as XDP judges them)", () => {
+    for (const f of matching.filter((f) => f.hook === "xdp"))
+      test(f.description, () => runFixture(lab, { ...f, hook: "tc-ingress" }));
+  });
+
   describe("malformed and unusual frames (prevent)", () => {
     for (const f of malformed) test(f.description, () => runFixture(lab, f));
   });

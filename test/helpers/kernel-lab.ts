@@ -19,12 +19,14 @@ export const XDP_TX = 3;
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
 
-export type HookName = "xdp" | "tc";
+/** xdp and tc-ingress judge what arrives, tc what leaves. */
+export type HookName = "xdp" | "tc" | "tc-ingress";
 export type Verdict = "pass" | "drop" | "tx";
 
 const verdicts: Record<HookName, Record<number, Verdict>> = {
   xdp: { [XDP_PASS]: "pass", [XDP_DROP]: "drop", [XDP_TX]: "tx" },
   tc: { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop" },
+  "tc-ingress": { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop" },
 };
 
 export interface RunResult {
@@ -73,7 +75,8 @@ export class KernelLab {
 
   run(hook: HookName, frame: Buffer | PacketSpec, repeat = 1): RunResult {
     const data = Buffer.isBuffer(frame) ? frame : packet(frame);
-    const r = this.dp[hook].testRun({ data, repeat });
+    const program = { xdp: this.dp.xdp, tc: this.dp.tc, "tc-ingress": this.dp.tcIngress }[hook];
+    const r = program.testRun({ data, repeat });
     const verdict = verdicts[hook][r.retval];
     assert.ok(verdict, `${hook} returned ${r.retval}`);
     return { verdict, retval: r.retval, data: r.dataOut, duration: r.duration };

@@ -79,7 +79,9 @@ test("an event names the rule and the redirect of the generation that judged it"
   t.after(() => h.path.close());
   h.contents.record(1, {
     rules: [rule("web-old")],
-    redirects: [{ name: "proxy-old", ip: "127.0.0.1", family: 4, port: 3128 }],
+    redirects: [
+      { name: "proxy-old", ip: "127.0.0.1", family: 4, port: 3128, unavailable: "block" },
+    ],
   });
   h.contents.record(2, { rules: [rule("web")], redirects: [] });
   h.deliver(record({ generation: 1, redirect: 1 }));

@@ -17,7 +17,7 @@ test("the rules and redirects of recent generations, by index", () => {
   const r = new GenerationRecord();
   r.record(1, {
     rules: [rule("a"), rule("b")],
-    redirects: [{ name: "p", ip: "::1", family: 6, port: 8080 }],
+    redirects: [{ name: "p", ip: "::1", family: 6, port: 8080, unavailable: "block" }],
   });
   r.record(2, { rules: [rule("c")], redirects: [] });
   assert.equal(r.rule(1, 1)?.name, "b");

@@ -17,6 +17,8 @@ export interface RedirectTarget {
   family: 4 | 6;
   port: number;
   proxyProtocol?: "v1" | "v2";
+  /** When the target (or `via`) does not listen: block the connection or let it through. */
+  unavailable: "block" | "allow";
   /** Where the kernel sends connections instead of `to`: moat's relay, which prepends the PROXY
    * header and connects to `to` (set by the daemon, src/redirect/relay.ts). */
   via?: { ip: string; port: number };
@@ -72,5 +74,6 @@ export function redirectTargets(model: PolicyModel): RedirectTarget[] {
     family: r.to.family,
     port: r.to.port,
     ...(r.proxyProtocol ? { proxyProtocol: r.proxyProtocol } : {}),
+    unavailable: r.onUnavailable ?? model.failure.helper,
   }));
 }
