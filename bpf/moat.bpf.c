@@ -117,7 +117,7 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
 	}
-	int out = moat_judge(p, kind, &h, NULL);
+	int out = moat_judge(skb, p, kind, &h, NULL);
 	/* past max_duration: dropped here; the egress program resets both ends when the local
 	 * side next sends */
 	return out == OUT_PASS ? TC_ACT_OK : TC_ACT_SHOT;

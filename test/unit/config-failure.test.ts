@@ -27,7 +27,10 @@ ${extra}`;
 test("failure.helper defaults to block; a redirect's on_unavailable overrides it", () => {
   const unavailable = (text: string) =>
     redirectTargets(parsePolicy(text, "p.yaml")).map((t) => [t.name, t.unavailable]);
-  assert.deepEqual(parsePolicy(policy(""), "p.yaml").failure, { helper: "block" });
+  assert.deepEqual(parsePolicy(policy(""), "p.yaml").failure, {
+    daemon: "enforce",
+    helper: "block",
+  });
   assert.deepEqual(unavailable(policy("")), [
     ["plain", "block"],
     ["own", "allow"],
@@ -51,7 +54,7 @@ test("moat check: bad choices are errors, a choice that can never apply is a war
       code: 1,
       lines: [
         `${file}:4:20 failure.helper: must be one of block, allow, got 'drop'`,
-        `${file}:4:26 failure.relay: unknown property 'relay' (expected one of: helper)`,
+        `${file}:4:26 failure.relay: unknown property 'relay' (expected one of: daemon, helper)`,
         `${file}: 2 errors`,
       ],
     });
