@@ -1,5 +1,5 @@
-// Which parts of a valid policy the running datapath cannot enforce yet. The daemon refuses such a
-// policy (an unenforced rule would be a silent hole); `moat check` shows them as warnings.
+// Which parts of a valid policy the running datapath cannot enforce yet. The daemon and `moat
+// check` refuse such a policy (an unenforced rule would be a silent hole).
 
 import { diagnostic, PolicyError, type Diagnostic, type SourcePos } from "./diagnostics.ts";
 import type { AddressEntry, PolicyModel } from "./model.ts";
@@ -7,12 +7,12 @@ import type { AddressEntry, PolicyModel } from "./model.ts";
 /** Every feature name `unsupportedFeatures` knows, and where its enforcement comes from. */
 export const FEATURES = {
   layer3: "packet hooks",
-  "layer3.hostnames": "DNS-learned addresses land with the DNS issue",
+  "layer3.hostnames": "moat does not learn addresses from DNS yet",
   layer4: "packet hooks",
-  "layer4.max_duration": "connection lifetime limits land with connection tracking timeouts",
+  "layer4.max_duration": "connection lifetime limits",
   process: "the socket hooks (connect and sendmsg, egress)",
   interface: "the socket hooks with the route mirror (egress)",
-  layer7: "the L7 proxy lands with the layer7 issue",
+  layer7: "moat has no layer 7 proxy yet",
   redirect: "the socket hooks (connect and sendmsg, egress)",
   defaults: "packet hooks",
   "attach.interfaces": "packet hooks",

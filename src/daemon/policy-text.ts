@@ -1,67 +1,35 @@
-// Policy text as the daemon handles it: checked and compiled from text (the file, or a body the
-// API received), rewritten for a mode switch, and written back to the policy file atomically.
+// Policy text as the daemon handles it: accepted (checked and compiled, src/policy/accept.ts, the
+// same function `moat check` uses) from the file or a body the API received, rewritten for a mode
+// switch, and written back to the policy file atomically.
 import { createHash } from "node:crypto";
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseDocument } from "yaml";
+import { formatDiagnostic } from "../config/index.ts";
 import {
-  checkPolicySource,
-  DATAPATH_FEATURES,
-  formatDiagnostic,
-  nodeHost,
-  parsePolicy,
-  PolicyError,
-  sortDiagnostics,
-  unsupportedFeatures,
-} from "../config/index.ts";
-import { compilePolicy } from "../policy/compile/policy-image.ts";
-import {
-  prepareForDatapath,
+  acceptedOrThrow,
+  acceptPolicy,
   type LoadedPolicy,
   type UniverseReader,
-} from "../policy/load-for-datapath.ts";
-import { processRuleProblems } from "../policy/process-support.ts";
-import { redirectProblems } from "../policy/redirect-support.ts";
+} from "../policy/accept.ts";
 import type { ValidateResult } from "../api/control.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-/** `fileName` names the text in diagnostics and anchors relative set files. */
+/** `fileName` names the text in diagnostics and anchors relative set files; throws PolicyError. */
 export function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
 ): LoadedPolicy {
-  return prepareForDatapath(parsePolicy(text, fileName), universe);
+  return acceptedOrThrow(acceptPolicy(text, fileName, universe ? { universe } : {}));
 }
 
-/** Every problem the daemon would refuse the text for (unsupported features are errors here). */
+/** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
 export function validatePolicyText(text: string, fileName: string): ValidateResult {
-  let check;
-  try {
-    check = checkPolicySource(text, fileName, nodeHost);
-  } catch (err) {
-    if (err instanceof PolicyError)
-      return { ok: false, errors: err.diagnostics.map(formatDiagnostic), warnings: [] };
-    throw err;
-  }
-  const unsupported = check.model
-    ? [
-        ...unsupportedFeatures(check.model, DATAPATH_FEATURES),
-        ...processRuleProblems(check.model),
-        ...redirectProblems(check.model),
-      ]
-    : [];
-  const all = sortDiagnostics([...check.diagnostics, ...unsupported]);
-  const errors = all.filter((d) => d.severity === "error").map(formatDiagnostic);
-  const warnings = all.filter((d) => d.severity === "warning").map(formatDiagnostic);
-  if (errors.length === 0 && check.model) {
-    try {
-      compilePolicy(check.model, null);
-    } catch (err) {
-      errors.push(`${fileName}: ${(err as Error).message}`);
-    }
-  }
+  const { diagnostics } = acceptPolicy(text, fileName);
+  const errors = diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic);
+  const warnings = diagnostics.filter((d) => d.severity === "warning").map(formatDiagnostic);
   return { ok: errors.length === 0, errors, warnings };
 }
 

@@ -16,8 +16,8 @@ const FULL = "test/fixtures/policies/full.yaml";
 test("every feature the datapath lacks is named at its position", () => {
   const model = loadPolicyFile(FULL);
   assert.deepEqual(unsupportedFeatures(model, DATAPATH_FEATURES).map(formatDiagnostic), [
-    `${FULL}:47:7 rules[2].layer7: 'layer7' is not supported yet by this version of moat (the L7 proxy lands with the layer7 issue)`,
-    `${FULL}:67:16 rules[3].layer3.remote[0]: '*.tracker.example' (a hostname) is not supported yet by this version of moat (DNS-learned addresses land with the DNS issue)`,
+    `${FULL}:47:7 rules[2].layer7: 'layer7' is not supported yet by this version of moat (moat has no layer 7 proxy yet)`,
+    `${FULL}:67:16 rules[3].layer3.remote[0]: '*.tracker.example' (a hostname) is not supported yet by this version of moat (moat does not learn addresses from DNS yet)`,
   ]);
 });
 
@@ -45,7 +45,7 @@ test("the caller says what is supported; a supported feature is not reported", (
 test("hostnames inside a set are reported where the set lists them", () => {
   const model = loadPolicyFile("test/fixtures/policies/hostname-set.yaml");
   assert.deepEqual(unsupportedFeatures(model, DATAPATH_FEATURES).map(formatDiagnostic), [
-    "test/fixtures/policies/hostname-set.yaml:4:24 sets.apis[1]: 'api.example.com' (a hostname) is not supported yet by this version of moat (DNS-learned addresses land with the DNS issue)",
+    "test/fixtures/policies/hostname-set.yaml:4:24 sets.apis[1]: 'api.example.com' (a hostname) is not supported yet by this version of moat (moat does not learn addresses from DNS yet)",
   ]);
 });
 
