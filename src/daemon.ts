@@ -13,7 +13,7 @@ import type { UniverseReader } from "./policy/accept.ts";
 import { cgroup2Mount, cgroupDirectory, checkPrerequisites } from "./datapath/prerequisites.ts";
 import { watchCgroups } from "./policy/cgroup-watch.ts";
 import { listInterfaces, selectInterfaces } from "./datapath/interfaces.ts";
-import { formatDiagnostic, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
+import { diagnosticLines, nodeHost, PolicyError, type PolicyModel } from "./config/index.ts";
 import { diagnostic } from "./config/diagnostics.ts";
 import { watchFiles } from "./config/watch.ts";
 import type { LoadedPolicy } from "./policy/accept.ts";
@@ -110,7 +110,7 @@ function readPolicy(path: string, universe: UniverseReader): Running {
 
 const errorLines = (err: unknown, path: string): string[] =>
   err instanceof PolicyError
-    ? err.diagnostics.map(formatDiagnostic)
+    ? diagnosticLines(err.diagnostics, path)
     : [`${path}: ${(err as Error).message}`];
 
 function historyStore(model: PolicyModel, options: DaemonOptions): HistoryWorker | null {

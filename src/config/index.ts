@@ -4,6 +4,7 @@ export { checkPolicyFile, loadPolicyFile, nodeHost, parsePolicy } from "./load.t
 export { checkPolicySource, parsePolicyWith, type PolicyCheck } from "./parse.ts";
 export type { PolicyHost } from "./check-context.ts";
 export {
+  diagnosticLines,
   formatDiagnostic,
   PolicyError,
   sortDiagnostics,
@@ -18,6 +19,7 @@ export {
   unsupportedFeatures,
   type Feature,
 } from "./unsupported.ts";
+export { printable } from "./printable.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";

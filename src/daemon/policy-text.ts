@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseDocument } from "yaml";
-import { formatDiagnostic } from "../config/index.ts";
+import { diagnosticLines } from "../config/index.ts";
 import {
   acceptedOrThrow,
   acceptPolicy,
@@ -28,8 +28,14 @@ export function compilePolicyText(
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
 export function validatePolicyText(text: string, fileName: string): ValidateResult {
   const { diagnostics } = acceptPolicy(text, fileName);
-  const errors = diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic);
-  const warnings = diagnostics.filter((d) => d.severity === "warning").map(formatDiagnostic);
+  const errors = diagnosticLines(
+    diagnostics.filter((d) => d.severity === "error"),
+    fileName,
+  );
+  const warnings = diagnosticLines(
+    diagnostics.filter((d) => d.severity === "warning"),
+    fileName,
+  );
   return { ok: errors.length === 0, errors, warnings };
 }
 

@@ -1,9 +1,11 @@
 // The audit log as a pipeline sink. Its path follows the policy (a reload may move it) and the
-// daemon also writes policy changes into it, with who made them.
+// daemon also writes policy changes into it, with who made them. One line per entry: control
+// characters (a process may name itself anything) are escaped.
 import type { MoatEvent } from "../datapath/events.ts";
 import { formatEventLine } from "../datapath/events.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { EventSink } from "./sink.ts";
+import { printable } from "../config/printable.ts";
 
 export interface AuditSink extends EventSink {
   /** A new path (policy reload), or null for none; throws AuditLogError for an unsafe path. */
@@ -24,7 +26,7 @@ export function auditSink(): AuditSink {
     },
     write(batch: readonly MoatEvent[]) {
       if (!log) return;
-      for (const event of batch) log.write(formatEventLine(event));
+      for (const event of batch) log.write(printable(formatEventLine(event)));
       log.flush();
     },
     setPath(path) {
@@ -38,7 +40,7 @@ export function auditSink(): AuditSink {
     },
     note(line) {
       if (!log) return;
-      log.write(`${new Date().toISOString()} ${line}`);
+      log.write(printable(`${new Date().toISOString()} ${line}`));
       log.flush();
     },
     close() {

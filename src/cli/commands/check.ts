@@ -3,7 +3,7 @@
 // daemon applies.
 
 import type { Command } from "../command.ts";
-import { formatDiagnostic, type Diagnostic } from "../../config/index.ts";
+import { diagnosticLines, printable, type Diagnostic } from "../../config/index.ts";
 import { acceptPolicyFile } from "../../policy/accept.ts";
 import { UsageError } from "../command.ts";
 
@@ -20,8 +20,8 @@ export const checkCommand: Command = {
     let failed = false;
     for (const file of positionals) {
       const { diagnostics, summary } = checkOne(file);
-      for (const d of diagnostics) io.out(formatDiagnostic(d));
-      io.out(summary);
+      for (const line of diagnosticLines(diagnostics, file)) io.out(line);
+      io.out(printable(summary));
       failed ||= diagnostics.some((d) => d.severity === "error");
     }
     return failed ? 1 : 0;
