@@ -26,14 +26,21 @@ export function printable(text: string): string {
 
 /** Quoted values ('...') longer than this are cut in messages. */
 export const MAX_VALUE_CHARS = 60;
+/** A whole message longer than this is cut (a value with spaces in it, quoted or not). */
+export const MAX_MESSAGE_CHARS = 1000;
 
 /**
- * Every quoted value in `message` cut to MAX_VALUE_CHARS, saying how long it was. A value already
- * cut ('...' added) is not cut again.
+ * Every quoted value in `message` (a quoted span without spaces: prose between two quotes has
+ * them) cut to MAX_VALUE_CHARS, saying how long it was; then the message to MAX_MESSAGE_CHARS.
+ * A value already cut is not cut again.
  */
 export function capQuotedValues(message: string): string {
-  return message.replace(
-    new RegExp(`'([^']{${MAX_VALUE_CHARS + 4},})'`, "g"),
+  const capped = message.replace(
+    new RegExp(`'([^'\\s]{${MAX_VALUE_CHARS + 4},})'`, "g"),
     (_all, value: string) => `'${value.slice(0, MAX_VALUE_CHARS)}...' (${value.length} characters)`,
   );
+  // room for the note, so a message already cut is not cut again
+  return capped.length <= MAX_MESSAGE_CHARS + 40
+    ? capped
+    : `${capped.slice(0, MAX_MESSAGE_CHARS)}... (${capped.length} characters)`;
 }

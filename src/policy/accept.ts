@@ -18,7 +18,7 @@ import { readPolicyFileText } from "../config/load.ts";
 import type { ClassifierImage } from "./compile/image.ts";
 import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
 import type { ProcessUniverse } from "./compile/process.ts";
-import { processRuleProblems } from "./process-support.ts";
+import { processRuleProblems, unknownUserWarnings } from "./process-support.ts";
 import { redirectProblems, unreachableTargets } from "./redirect-support.ts";
 
 export interface LoadedPolicy {
@@ -53,9 +53,13 @@ export function acceptPolicy(
   fileName: string,
   options: AcceptOptions = {},
 ): Acceptance {
-  const check = checkPolicySource(text, fileName, options.host ?? nodeHost);
-  const model = check.model;
-  if (!model) return { diagnostics: check.diagnostics };
+  const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
+  const model = checked.model;
+  if (!model) return { diagnostics: checked.diagnostics };
+  // what only this host can say: users /etc/passwd does not know
+  const check = {
+    diagnostics: sortDiagnostics([...checked.diagnostics, ...unknownUserWarnings(model)]),
+  };
   const refused = [
     ...unsupportedFeatures(model, DATAPATH_FEATURES),
     ...processRuleProblems(model),

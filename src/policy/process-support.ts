@@ -8,6 +8,8 @@
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import { PROTOCOL_NUMBERS, type PolicyModel } from "../config/model.ts";
 import { commRange } from "./compile/process.ts";
+import { splitUsers } from "./match-context.ts";
+import { UserTable } from "../attribution/users.ts";
 
 export function processRuleProblems(model: PolicyModel): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -83,6 +85,29 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
           diagnostic(at(".path"), `process path '${path}': must be an absolute path or glob`),
         );
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * User names /etc/passwd does not know: the rule matches no process of theirs until the user is
+ * added (moat reads the file again while it runs). A warning, since the user may come later.
+ */
+export function unknownUserWarnings(model: PolicyModel, users = new UserTable()): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const sections = [...model.rules, ...model.redirects].map((r) => r.process);
+  for (const p of sections) {
+    if (!p?.user) continue;
+    for (const name of splitUsers(p.user).names) {
+      if (users.uidOf(name) !== undefined) continue;
+      out.push(
+        diagnostic(
+          { ...p.pos, path: `${p.pos.path}.user` },
+          `user '${name}' is not in ${users.file}: the rule matches no process of that user until it is added`,
+          "warning",
+        ),
+      );
     }
   }
   return out;
