@@ -1,17 +1,19 @@
-// The daemon's own output: one line (or one JSON object) per event, control characters escaped.
+// The daemon's own output: one JSON object per event, or one line per event with repeated
+// detections folded and control characters escaped (src/observe/repeat-summary.ts).
 import type { MoatEvent } from "../datapath/events.ts";
-import { formatEventLine } from "../datapath/events.ts";
 import type { EventSink } from "./sink.ts";
-import { printable } from "../config/printable.ts";
+import { foldedLines } from "./repeat-summary.ts";
 
 export function stdoutSink(log: (line: string) => void, json: boolean): EventSink {
+  const text = json ? null : foldedLines(log);
   return {
     name: "stdout",
     write(batch: readonly MoatEvent[]) {
-      // process and interface names are anyone's to choose: never raw control characters
-      for (const event of batch)
-        log(json ? JSON.stringify(event) : printable(formatEventLine(event)));
+      if (text) text.write(batch);
+      else for (const event of batch) log(JSON.stringify(event));
     },
-    close() {},
+    close() {
+      text?.close();
+    },
   };
 }
