@@ -2,8 +2,8 @@
 // same function `moat check` uses) from the file or a body the API received, rewritten for a mode
 // switch, and written back to the policy file atomically.
 import { createHash } from "node:crypto";
-import { renameSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { diagnosticLines } from "../config/index.ts";
 import {
@@ -46,8 +46,25 @@ export function withMode(text: string, mode: "detect" | "prevent"): string {
   return doc.toString();
 }
 
-/** Replaces the file by rename, so a reader never sees half a policy; keeps its mode. */
+/** The work tree (the directory with .git) `path` is inside, or null. */
+function sourceTreeOf(path: string): string | null {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, ".git"))) return dir;
+    if (dir === dirname(dir)) return null;
+  }
+}
+
+/**
+ * Replaces the file by rename, so a reader never sees half a policy; keeps its mode. Never a file
+ * of a source tree (a checkout of moat's examples): the policy a mode switch or an apply made is
+ * not written into the repository.
+ */
 export function writePolicyFile(path: string, text: string): void {
+  const tree = sourceTreeOf(path);
+  if (tree)
+    throw new Error(
+      `${path} is inside the source tree ${tree} (it has .git); run moat with a copy (make run installs one under /etc/moat) so applied policies can be saved`,
+    );
   const tmp = join(dirname(path), `.${basename(path)}.moat-${process.pid}.tmp`);
   let mode = 0o600;
   try {

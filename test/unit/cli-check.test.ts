@@ -13,7 +13,7 @@ const F = "test/fixtures/policies";
 
 test("every example policy passes: exit 0, one summary line, nothing else", () => {
   const expected: Record<string, string> = {
-    "examples/default.yaml": "examples/default.yaml: ok, 3 rules, 0 sets",
+    "examples/default.yaml": "examples/default.yaml: ok, 5 rules, 0 sets",
     "examples/server.yaml": "examples/server.yaml: ok, 8 rules, 2 sets",
     "examples/workstation.yaml": "examples/workstation.yaml: ok, 14 rules, 3 sets",
   };
