@@ -2,9 +2,7 @@
 // NAME is who the audit log says made a policy change (default "token").
 import { timingSafeEqual } from "node:crypto";
 import { readTrustedFile, UnsafeFileError } from "../config/trusted-file.ts";
-
-/** A token file holds a few lines; anything bigger is not one. */
-const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+import { MAX_TOKEN_FILE_BYTES } from "../config/load.ts";
 
 export class ApiConfigError extends Error {
   readonly code = "EAPICONFIG";

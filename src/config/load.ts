@@ -16,6 +16,9 @@ export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
   set: 64 * 2 ** 20,
 };
 
+/** An API token file holds a few lines; anything bigger is not one. */
+export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+
 /** Opens files as src/config/trusted-file.ts does: never a FIFO, a device or a planted link. */
 export function readPolicyFileText(path: string, kind: PolicyFileKind = "policy"): string {
   const what = kind === "policy" ? "policy file" : "set file";

@@ -19,8 +19,6 @@ import {
   readSync,
 } from "node:fs";
 import { closeSync, fchmodSync, type Stats } from "node:fs";
-import { read } from "node:fs";
-import { promisify } from "node:util";
 import { isAbsolute, join, resolve } from "node:path";
 
 /** "WHAT PATH: REASON"; `reason` alone for messages that name the file already. */
@@ -166,8 +164,6 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-const readAsync = promisify(read);
-
 // (libuv adds O_CLOEXEC to every open)
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -212,27 +208,6 @@ export function readTrustedFile(path: string, options: TrustedReadOptions): stri
   }
 }
 
-/** readTrustedFile with the read itself off the event loop (the checks are a few lstat calls). */
-export async function readTrustedFileAsync(
-  path: string,
-  options: TrustedReadOptions,
-): Promise<string> {
-  const { fd, size } = openForRead(path, options);
-  try {
-    const buf = Buffer.allocUnsafe(Math.min(size, options.maxBytes) + 1);
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await readAsync(fd, buf, got, buf.length - got, null);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    if (got > options.maxBytes) throw tooLarge(path, options.what, options.maxBytes);
-    return buf.toString("utf8", 0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Opens (creating, 0600) a file moat writes: the audit log (append) or the event history (which
  * SQLite then opens by the returned real path). Checked and chmod-ed through the descriptor.
@@ -271,6 +246,42 @@ export function openTrustedForWrite(
     closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * What openTrustedForWrite or readTrustedFile would refuse, without creating or changing anything
+ * (for `moat check`): a missing file or directory is fine for a file moat writes (it creates
+ * them), an error for one it reads. Throws UnsafeFileError.
+ */
+export function checkTrustedPath(
+  path: string,
+  options: { what: string; write: boolean; maxBytes?: number; secret?: boolean },
+): void {
+  let full: string;
+  try {
+    full = resolveTrusted(path, options.what, false);
+  } catch (err) {
+    // a directory moat would create is not a problem of the path
+    if (options.write && err instanceof UnsafeFileError && err.reason.endsWith("does not exist"))
+      return;
+    throw err;
+  }
+  if (options.write) {
+    const st = lstatSync(full, { throwIfNoEntry: false });
+    if (!st) return;
+    const unsafe = (why: string) => new UnsafeFileError(options.what, path, why);
+    if (!st.isFile()) throw unsafe(`is ${kindOf(st)}; only a regular file is used`);
+    if (!trustedOwner(st.uid)) throw unsafe(`is owned by ${ownerText(st.uid)}, not root`);
+    if ((st.mode & 0o022) !== 0)
+      throw unsafe(`is writable by group or others (mode ${octal(st.mode)}); chmod go-w it`);
+    return;
+  }
+  const { fd } = openForRead(path, {
+    what: options.what,
+    maxBytes: options.maxBytes ?? Number.MAX_SAFE_INTEGER,
+    secret: options.secret ?? false,
+  });
+  closeSync(fd);
 }
 
 /** "ELOOP: too many symbolic links encountered, open 'x'" -> "too many symbolic links encountered". */

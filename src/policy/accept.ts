@@ -19,6 +19,7 @@ import type { ClassifierImage } from "./compile/image.ts";
 import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
 import type { ProcessUniverse } from "./compile/process.ts";
 import { processRuleProblems, unknownUserWarnings } from "./process-support.ts";
+import { namedFileProblems } from "./file-checks.ts";
 import { redirectProblems, unreachableTargets } from "./redirect-support.ts";
 
 export interface LoadedPolicy {
@@ -56,10 +57,10 @@ export function acceptPolicy(
   const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
   const model = checked.model;
   if (!model) return { diagnostics: checked.diagnostics };
-  // what only this host can say: users /etc/passwd does not know
-  const check = {
-    diagnostics: sortDiagnostics([...checked.diagnostics, ...unknownUserWarnings(model)]),
-  };
+  // what only this host can say: users /etc/passwd does not know, files others could tamper with
+  const hostOnly = [...unknownUserWarnings(model), ...namedFileProblems(model)];
+  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...hostOnly]) };
+  if (hasErrors(check.diagnostics)) return check;
   const refused = [
     ...unsupportedFeatures(model, DATAPATH_FEATURES),
     ...processRuleProblems(model),

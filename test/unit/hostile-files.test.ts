@@ -23,6 +23,7 @@ import { AuditLog } from "../../src/observe/audit-log.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { readTokenFile } from "../../src/api/auth.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { checkCommand } from "../../src/cli/commands/check.ts";
 
 const NOBODY = 65534;
 
@@ -212,4 +213,51 @@ test("an API token file in a directory owned by nobody is refused", (t) => {
   const fifo = join(d, "tokens.fifo");
   assert.equal(spawnSync("mkfifo", ["-m", "0600", fifo]).status, 0);
   assert.throws(() => readTokenFile(fifo), /is a FIFO/);
+});
+
+/** `moat check` in-process (faster than a child): its exit code and lines. */
+async function checkHere(path: string): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };
+  const code = await checkCommand.run({ values: {}, positionals: [path] }, io);
+  return { code, lines };
+}
+
+test("moat check refuses the audit log, history and token file paths the daemon would", async (t) => {
+  const d = lab(t);
+  const nd = nobodyDir(d);
+  const fifo = join(d, "tokens");
+  assert.equal(spawnSync("mkfifo", ["-m", "0600", fifo]).status, 0);
+  const link = join(nd, "history.db");
+  symlinkSync(join(d, "victim"), link);
+  lchownSync(link, NOBODY, NOBODY);
+  const policy = join(d, "policy.yaml");
+  writeFileSync(
+    policy,
+    [
+      "version: 1",
+      "mode: detect",
+      "logging:",
+      `  audit: { path: ${join(nd, "audit.log")} }`,
+      `  history: { path: ${link} }`,
+      "api:",
+      "  listen: 127.0.0.1:9443",
+      `  token_file: ${fifo}`,
+      "",
+    ].join("\n"),
+  );
+  const r = await checkHere(policy);
+  assert.equal(r.code, 1, r.lines.join("\n"));
+  assert.deepEqual(r.lines, [
+    `${policy}:4:10 logging.audit: audit log ${join(nd, "audit.log")}: directory ${nd} is owned by uid 65534, not root`,
+    `${policy}:5:12 logging.history: warning: event history ${link}: directory ${nd} is owned by uid 65534, not root (moat runs without its event history)`,
+    `${policy}:7:3 api: API token file ${fifo}: is a FIFO; only a regular file is read`,
+    `${policy}: 2 errors, 1 warning`,
+  ]);
+  // a missing directory moat would create is fine
+  writeFileSync(
+    policy,
+    `version: 1\nmode: detect\nlogging:\n  audit: { path: ${join(d, "new", "audit.log")} }\n`,
+  );
+  assert.deepEqual((await checkHere(policy)).lines, [`${policy}: ok, 0 rules, 0 sets`]);
 });
