@@ -23,11 +23,18 @@ TEST_GLOBS := 'test/unit/**/*.test.ts' 'test/bpf/**/*.test.ts' 'test/e2e/**/*.te
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
 PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml
+# The daemon saves the policies `moat mode` and `moat policy apply` apply into its policy file, so
+# make run never runs a file of the source tree: a relative POLICY is installed (0600) into RUN_DIR
+# when the copy is missing or older than the source, and run from there. An absolute POLICY is run
+# as it is.
+RUN_DIR ?= /etc/moat
+RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
 .PHONY: help setup preflight deps build bpf native run test test-unit check bench clean
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
+	@echo "           (installed as $(RUN_POLICY); moat mode and moat policy apply change that copy)"
 	@echo "make test   set up and run every test tier (check, unit, bpf, e2e)"
 	@echo "make bench  run the benchmarks (bench/), results in bench/results/"
 
@@ -67,8 +74,16 @@ native: $(ADDON)
 $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
 
-run: setup
-	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(POLICY)
+run: setup $(RUN_POLICY)
+	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(RUN_POLICY)
+
+ifneq ($(RUN_POLICY),$(POLICY))
+# set files a policy names relative to itself are installed beside it
+$(RUN_POLICY): $(POLICY) $(wildcard $(dir $(POLICY))*.txt)
+	install -d -m 0755 $(RUN_DIR)
+	install -m 0600 $(POLICY) $@
+	$(foreach f,$(wildcard $(dir $(POLICY))*.txt),install -m 0600 $(f) $(RUN_DIR)/$(notdir $(f)) && ) true
+endif
 
 check: deps
 	npm run check

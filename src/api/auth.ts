@@ -1,7 +1,8 @@
 // Bearer tokens for TCP listeners, from a root-only file. Each line is "TOKEN" or "NAME TOKEN";
 // NAME is who the audit log says made a policy change (default "token").
-import { lstatSync, readFileSync } from "node:fs";
 import { timingSafeEqual } from "node:crypto";
+import { readTrustedFile, UnsafeFileError } from "../config/trusted-file.ts";
+import { MAX_TOKEN_FILE_BYTES } from "../config/load.ts";
 
 export class ApiConfigError extends Error {
   readonly code = "EAPICONFIG";
@@ -17,22 +18,20 @@ export interface Token {
 }
 
 export function readTokenFile(path: string): Token[] {
-  let st;
+  let text: string;
   try {
-    st = lstatSync(path);
+    // checked as src/config/trusted-file.ts says, and readable by root only
+    text = readTrustedFile(path, {
+      what: "API token file",
+      maxBytes: MAX_TOKEN_FILE_BYTES,
+      secret: true,
+    });
   } catch (err) {
-    throw new ApiConfigError(`cannot read API token file ${path}: ${(err as Error).message}`);
+    if (err instanceof UnsafeFileError) throw new ApiConfigError(err.message);
+    throw err;
   }
-  if (st.isSymbolicLink()) throw new ApiConfigError(`API token file ${path} is a symlink`);
-  if (!st.isFile()) throw new ApiConfigError(`API token file ${path} is not a regular file`);
-  if ((st.mode & 0o077) !== 0)
-    throw new ApiConfigError(
-      `API token file ${path} is readable or writable by group/others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
-    );
-  if (process.getuid?.() === 0 && st.uid !== 0)
-    throw new ApiConfigError(`API token file ${path} is not owned by root`);
   const tokens: Token[] = [];
-  for (const raw of readFileSync(path, "utf8").split("\n")) {
+  for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (!line || line.startsWith("#")) continue;
     const parts = line.split(/\s+/);

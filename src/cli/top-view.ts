@@ -1,6 +1,7 @@
 // The `moat top` frame: top blocked/detected remotes, processes and rules, as plain text lines.
 // Pure (data in, lines out) so it is tested without a terminal.
 import type { MoatEvent } from "../datapath/index.ts";
+import { printable } from "../config/index.ts";
 import { processOf } from "../observe/index.ts";
 
 export interface Tally {
@@ -48,7 +49,9 @@ function section(title: string, map: Map<string, Tally>, rows: number, width: nu
     .slice(0, rows);
   const nameWidth = Math.max(10, width - 22);
   const lines = [`${title.padEnd(nameWidth)} ${"BLOCKED".padStart(10)} ${"DETECTED".padStart(10)}`];
-  for (const [name, t] of top) {
+  for (const [raw, t] of top) {
+    // a process names itself: its control characters would drive the terminal
+    const name = printable(raw);
     const shown = name.length > nameWidth ? `${name.slice(0, nameWidth - 1)}…` : name;
     lines.push(
       `${shown.padEnd(nameWidth)} ${String(t.blocked).padStart(10)} ${String(t.detected).padStart(10)}`,

@@ -5,10 +5,13 @@ import { diagnostic, type Diagnostic, type SourcePos } from "./diagnostics.ts";
 import type { SchemaProblem } from "./schema-check.ts";
 import type { PathSegment, PolicySource } from "./yaml-source.ts";
 
+/** What a file read for a policy is: the policy itself, or a set file it names. */
+export type PolicyFileKind = "policy" | "set";
+
 /** How the loader reaches files: Node's fs in the CLI and daemon, something else in a browser. */
 export interface PolicyHost {
   /** The text of a file; throws (with a message saying why) if it cannot be read. */
-  readFile(path: string): string;
+  readFile(path: string, kind?: PolicyFileKind): string;
   /** `path` as written in the policy (absolute, or relative to the policy file's folder). */
   resolve(policyFile: string, path: string): string;
 }

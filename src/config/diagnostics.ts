@@ -1,5 +1,7 @@
 // Diagnostics: what the policy loader reports, and the one error it throws.
 
+import { capQuotedValues, printable } from "./printable.ts";
+
 /** Where something is in a policy file (or a set file): 1-based line and column, and its path. */
 export interface SourcePos {
   file: string;
@@ -22,7 +24,18 @@ export interface Diagnostic extends SourcePos {
  */
 export function formatDiagnostic(d: Diagnostic): string {
   const kind = d.severity === "warning" ? "warning: " : "";
-  return `${d.file}:${d.line}:${d.col} ${d.path}: ${kind}${d.message}`;
+  return printable(`${d.file}:${d.line}:${d.col} ${d.path}: ${kind}${capQuotedValues(d.message)}`);
+}
+
+/** At most this many diagnostics are printed; a line then says how many more there are. */
+export const MAX_SHOWN_DIAGNOSTICS = 100;
+
+/** The lines a person reads: the first MAX_SHOWN_DIAGNOSTICS, then "... and N more problems". */
+export function diagnosticLines(diagnostics: readonly Diagnostic[], file: string): string[] {
+  const lines = diagnostics.slice(0, MAX_SHOWN_DIAGNOSTICS).map(formatDiagnostic);
+  const more = diagnostics.length - lines.length;
+  if (more > 0) lines.push(printable(`${file}: ... and ${more} more problems (fix these first)`));
+  return lines;
 }
 
 export function diagnostic(
@@ -30,7 +43,14 @@ export function diagnostic(
   message: string,
   severity: Severity = "error",
 ): Diagnostic {
-  return { file: pos.file, line: pos.line, col: pos.col, path: pos.path, message, severity };
+  return {
+    file: pos.file,
+    line: pos.line,
+    col: pos.col,
+    path: pos.path,
+    message: capQuotedValues(message),
+    severity,
+  };
 }
 
 export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
@@ -55,7 +75,7 @@ export class PolicyError extends Error {
   readonly diagnostics: Diagnostic[];
 
   constructor(diagnostics: Diagnostic[]) {
-    super(diagnostics.map(formatDiagnostic).join("\n"));
+    super(diagnosticLines(diagnostics, diagnostics[0]?.file ?? "policy").join("\n"));
     this.name = "PolicyError";
     this.diagnostics = diagnostics;
   }

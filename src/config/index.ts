@@ -5,6 +5,7 @@ export { checkPolicySource, parsePolicyWith, type PolicyCheck } from "./parse.ts
 export type { PolicyHost } from "./check-context.ts";
 export {
   diagnostic,
+  diagnosticLines,
   formatDiagnostic,
   PolicyError,
   sortDiagnostics,
@@ -19,6 +20,7 @@ export {
   unsupportedFeatures,
   type Feature,
 } from "./unsupported.ts";
+export { printable } from "./printable.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";

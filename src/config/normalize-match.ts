@@ -26,6 +26,62 @@ const TCP: number = PROTOCOL_NUMBERS.tcp;
 const UDP: number = PROTOCOL_NUMBERS.udp;
 const ICMPS: number[] = [PROTOCOL_NUMBERS.icmp, PROTOCOL_NUMBERS.icmpv6];
 
+/** ICMP written as a number: one protocol per IP family, which the name says and 1 or 58 hides. */
+const ICMP_NAMES: Record<number, string> = {
+  [PROTOCOL_NUMBERS.icmp]:
+    "protocol 1 is icmp (IPv4 only): write 'icmp'; ICMP over IPv6 is 'icmpv6' (58)",
+  [PROTOCOL_NUMBERS.icmpv6]:
+    "protocol 58 is icmpv6 (IPv6 only): write 'icmpv6'; ICMP over IPv4 is 'icmp' (1)",
+};
+
+/** The kernel keeps max_duration in 32-bit seconds. */
+const MAX_DURATION_SECONDS = 2 ** 32 - 1;
+/** uid_t is 32 bits and (uid_t)-1 means "no uid". */
+const MAX_UID = 2 ** 32 - 2;
+
+/** Every address, excluded: what an empty list matches (nothing), in the evaluator and the tables. */
+const NOTHING = [
+  {
+    kind: "interval" as const,
+    text: "!*",
+    negate: true,
+    family: 4 as const,
+    start: 0n,
+    end: (1n << 32n) - 1n,
+  },
+  {
+    kind: "interval" as const,
+    text: "!*",
+    negate: true,
+    family: 6 as const,
+    start: 0n,
+    end: (1n << 128n) - 1n,
+  },
+];
+
+/** An empty list matches nothing (docs/policy.md): the safer reading of a list left empty. */
+function emptyListWarning(ctx: CheckContext, path: PathSegment[]): void {
+  const field = String(path.at(-1));
+  ctx.warn(
+    path,
+    `an empty list matches nothing, so this rule never matches (leave '${field}' out to match any)`,
+  );
+}
+
+const MAPPED_START = 0xffff00000000n;
+const MAPPED_END = 0xffffffffffffn;
+
+function isV4Mapped(t: { family: 4 | 6; start: bigint; end: bigint }): boolean {
+  return t.family === 6 && t.start >= MAPPED_START && t.end <= MAPPED_END;
+}
+
+function v4MappedWarning(text: string, start: bigint, end: bigint): string {
+  const v4 = (n: bigint) => [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join(".");
+  const write =
+    start === end ? `the IPv4 address (${v4(start)})` : `the IPv4 range (${v4(start)}-${v4(end)})`;
+  return `'${text}' is an IPv4-mapped IPv6 address: moat judges connections to such addresses as IPv4, so this entry never matches; write ${write}`;
+}
+
 /** Builds the match at `path`; returns undefined if anything in it was wrong (already reported). */
 export function normalizeMatch(
   ctx: CheckContext,
@@ -64,6 +120,11 @@ function addressList(
   sets: ReadonlyMap<string, PolicySet>,
 ): AddressList {
   const list: AddressList = { entries: [], pos: ctx.pos(path) };
+  if (entries.length === 0) {
+    emptyListWarning(ctx, path);
+    list.entries.push(...NOTHING.map((e) => ({ ...e, pos: list.pos })));
+    return list;
+  }
   entries.forEach((text, i) => {
     const at = [...path, i];
     if (!ctx.clean(at)) return;
@@ -73,6 +134,7 @@ function addressList(
     const pos = ctx.pos(at);
     if (target.kind === "interval") {
       if (target.hostBitsSet) ctx.warn(at, hostBitsWarning(text, target.family, target.start));
+      if (isV4Mapped(target)) ctx.warn(at, v4MappedWarning(text, target.start, target.end));
       const { family, start, end } = target;
       list.entries.push({ kind: "interval", text, negate, pos, family, start, end });
     } else if (target.kind === "hostname") {
@@ -136,6 +198,7 @@ function portList(
   sets: ReadonlyMap<string, PolicySet>,
 ): PortRange[] {
   const ranges: PortRange[] = [];
+  if (entries.length === 0) emptyListWarning(ctx, path);
   entries.forEach((entry, i) => {
     const at = [...path, i];
     if (!ctx.clean(at)) return;
@@ -168,6 +231,8 @@ function layer4(
         : PROTOCOL_NUMBERS[doc.protocol];
   const name = doc.protocol === undefined ? "any" : String(doc.protocol);
   const result: Layer4 = { protocol, pos: ctx.pos(path) };
+  if (known && typeof doc.protocol === "number" && ICMP_NAMES[doc.protocol])
+    ctx.warn([...path, "protocol"], ICMP_NAMES[doc.protocol] ?? "");
   // ports exist for tcp and udp; "any" with ports means "tcp or udp on these ports"
   for (const field of ["port", "source_port"] as const) {
     const entries = doc[field];
@@ -194,6 +259,11 @@ function layer4(
     if (known && protocol !== TCP)
       ctx.error(at, `'max_duration' needs protocol tcp (protocol is ${name})`);
     else if (!seconds.ok) ctx.error(at, seconds.error);
+    else if (seconds.value > MAX_DURATION_SECONDS)
+      ctx.error(
+        at,
+        `'${String(doc.max_duration)}' is longer than moat can hold (at most ${MAX_DURATION_SECONDS} seconds, about 136 years)`,
+      );
     else result.maxDuration = { seconds: seconds.value, pos: ctx.pos(at) };
   }
   return result;
@@ -218,6 +288,12 @@ function process(
   const result: ProcessMatch = { pos: ctx.pos(at) };
   if (doc.path !== undefined) result.path = list(doc.path);
   if (doc.name !== undefined) result.name = list(doc.name);
+  doc.user?.forEach((u, i) => {
+    // "1000" is a uid too (as the matcher reads it)
+    const uid = typeof u === "number" ? u : /^\d+$/.test(u) ? Number(u) : null;
+    if (uid !== null && uid > MAX_UID)
+      ctx.error([...at, "user", i], `a uid is at most ${MAX_UID}, got ${String(u)}`);
+  });
   if (doc.user !== undefined) result.user = doc.user;
   if (cgroups) result.cgroup = cgroups;
   if (doc.container) result.container = doc.container;

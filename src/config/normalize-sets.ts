@@ -56,7 +56,7 @@ function readSetFile(
 ): RawEntry[] | undefined {
   let text: string;
   try {
-    text = ctx.host.readFile(file);
+    text = ctx.host.readFile(file, "set");
   } catch (err) {
     ctx.error(at, `cannot read set file '${file}': ${(err as Error).message}`);
     return undefined;

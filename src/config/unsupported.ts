@@ -1,5 +1,5 @@
-// Which parts of a valid policy the running datapath cannot enforce yet. The daemon refuses such a
-// policy (an unenforced rule would be a silent hole); `moat check` shows them as warnings.
+// Which parts of a valid policy the running datapath cannot enforce yet. The daemon and `moat
+// check` refuse such a policy (an unenforced rule would be a silent hole).
 
 import { diagnostic, PolicyError, type Diagnostic, type SourcePos } from "./diagnostics.ts";
 import type { AddressEntry, PolicyModel } from "./model.ts";

@@ -1,6 +1,7 @@
 // A policy file parsed as YAML with positions: the plain data, plus "where is this path?" answers.
 
 import {
+  Document as YamlDocument,
   isAlias,
   isMap,
   isPair,
@@ -43,10 +44,23 @@ export class PolicySource {
   constructor(file: string, text: string) {
     this.file = file;
     this.text = text;
+    const binary = binaryAt(text);
+    if (binary >= 0) {
+      this.doc = new YamlDocument(null);
+      this.diagnostics.push(
+        diagnostic(
+          { file, line: 1, col: 1, path: "(file)" },
+          `is not a text file (a NUL byte or invalid UTF-8 at byte ${binary})`,
+        ),
+      );
+      return;
+    }
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false });
-    for (const e of this.doc.errors) {
+    // one diagnostic for a document the parser gives up on (it may report the same thing often)
+    const fatal = this.doc.errors.find((e) => e.code === "MULTIPLE_DOCS" || isTooDeep(e.message));
+    for (const e of fatal ? [fatal] : this.doc.errors) {
       const { line, col } = this.lines.linePos(e.pos[0]);
-      this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, firstLine(e.message)));
+      this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, yamlMessage(e)));
     }
     for (const w of this.doc.warnings) {
       if (w.code === "TAG_RESOLVE_FAILED") continue; // reported by path in fixTags
@@ -56,8 +70,27 @@ export class PolicySource {
       );
     }
     if (this.doc.errors.length > 0) return;
+    const deep = tooDeep(this.doc.contents);
+    if (deep) {
+      const { line, col } = this.lines.linePos(deep.range?.[0] ?? 0);
+      this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, TOO_DEEP));
+      return;
+    }
     this.fixTags(this.doc.contents, []);
-    this.data = this.doc.toJS({ maxAliasCount: 1000 }) as unknown;
+    try {
+      this.data = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+    } catch (err) {
+      // the yaml library refuses an alias bomb ("billion laughs") this way
+      if (!(err instanceof ReferenceError)) throw err;
+      const { line, col } = this.lines.linePos(firstAlias(this.doc.contents)?.range?.[0] ?? 0);
+      this.diagnostics.push(
+        diagnostic(
+          { file, line, col, path: "(yaml)" },
+          `the document expands aliases too often (at most ${MAX_ALIAS_COUNT}); write the values out`,
+        ),
+      );
+      return;
+    }
     this.parsed = true;
   }
 
@@ -140,6 +173,54 @@ export class PolicySource {
       node.items.forEach((item, i) => this.fixTags(item, [...path, i]));
     }
   }
+}
+
+/** Mappings and lists inside each other, at most (the schema is a few levels deep). */
+const MAX_DEPTH = 64;
+const TOO_DEEP = `the document is nested more than ${MAX_DEPTH} levels deep`;
+/** Alias expansions toJS allows, weighted by their size (the yaml library's own guard). */
+const MAX_ALIAS_COUNT = 1000;
+
+/** The byte offset of a NUL or of bytes that were not UTF-8 (read as U+FFFD), or -1. */
+function binaryAt(text: string): number {
+  // eslint-disable-next-line no-control-regex -- it looks for control characters
+  const at = text.search(/[\u0000\ufffd]/);
+  return at < 0 ? -1 : Buffer.byteLength(text.slice(0, at));
+}
+
+const isTooDeep = (message: string) => message.includes("Maximum call stack size exceeded");
+
+function yamlMessage(e: { code: string; message: string }): string {
+  if (e.code === "MULTIPLE_DOCS")
+    return "a policy file holds one YAML document; remove the '---' and what follows";
+  if (isTooDeep(e.message)) return TOO_DEEP;
+  return firstLine(e.message);
+}
+
+/** The first node deeper than MAX_DEPTH collections, walked without recursion. */
+function tooDeep(root: unknown): Node | null {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() ?? [null, 0];
+    if (!isMap(node) && !isSeq(node)) continue;
+    if (depth >= MAX_DEPTH) return node;
+    for (const item of node.items) {
+      if (isPair(item)) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+      else stack.push([item, depth + 1]);
+    }
+  }
+  return null;
+}
+
+function firstAlias(root: unknown): Node | null {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isAlias(node)) return node;
+    if (isMap(node)) for (const p of node.items) stack.push(p.value, p.key);
+    else if (isSeq(node)) stack.push(...[...node.items].reverse());
+  }
+  return null;
 }
 
 function firstLine(message: string): string {

@@ -3,18 +3,12 @@
 // name changed on the host): read, check, compile, ready what the policy configures besides the
 // datapath, swap atomically, audit. A policy that fails any step is refused with every error and
 // the running one stays.
-import { diagnostic, formatDiagnostic, nodeHost, PolicyError } from "../config/index.ts";
+import { diagnostic, diagnosticLines, nodeHost, PolicyError } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOutcome } from "../api/index.ts";
-import {
-  compilePolicyText,
-  sha256,
-  withMode,
-  writePolicyFile,
-  type LoadedPolicy,
-  type UniverseReader,
-} from "./policy-text.ts";
+import type { LoadedPolicy, UniverseReader } from "../host/index.ts";
+import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 
 /** A compiled policy and the text it came from. */
 export interface RunningPolicy extends LoadedPolicy {
@@ -74,7 +68,7 @@ export function readPolicyFile(path: string, universe?: UniverseReader): Running
 
 const errorLines = (err: unknown, path: string): string[] =>
   err instanceof PolicyError
-    ? err.diagnostics.map(formatDiagnostic)
+    ? diagnosticLines(err.diagnostics, path)
     : [`${path}: ${(err as Error).message}`];
 
 export class PolicyLifecycle {

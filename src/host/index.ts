@@ -1,7 +1,16 @@
-// What moat reads from the host for the policy: what process and interface rules name
+// What moat reads from the host for the policy: the one function that accepts a policy (checked
+// against this host's files, users and routes, and compiled), what process and interface rules name
 // (executables, users, cgroups, links, routes), new cgroups as they appear, whether redirect
 // targets are reachable from their clients, and changes to watched files.
 export { readProcessUniverse, universeFingerprint } from "./process-universe.ts";
 export { watchCgroups } from "./cgroup-watch.ts";
 export { ipRouteGet, unreachableTargets, type RouteProbe } from "./redirect-reach.ts";
 export { watchFiles, type FileWatch } from "./file-watch.ts";
+export {
+  acceptedOrThrow,
+  acceptPolicy,
+  acceptPolicyFile,
+  type Acceptance,
+  type LoadedPolicy,
+  type UniverseReader,
+} from "./accept-policy.ts";

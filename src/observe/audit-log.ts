@@ -1,52 +1,14 @@
 // The audit log: one human-readable line per event, root-only (0600, owner root). Refuses a
-// path that others could tamper with; reopen() after logrotate moved the file (SIGUSR1).
-import {
-  closeSync,
-  fchmodSync,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  writeSync,
-} from "node:fs";
-import { dirname } from "node:path";
+// path that others could tamper with (src/config/trusted-file.ts); reopen() after logrotate moved
+// the file (SIGUSR1).
+import { closeSync, writeSync } from "node:fs";
+import { openTrustedForWrite, UnsafeFileError } from "../config/trusted-file.ts";
 
 export class AuditLogError extends Error {
   readonly code = "EAUDITLOG";
   constructor(message: string) {
     super(message);
     this.name = "AuditLogError";
-  }
-}
-
-function checkDirectory(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (st.isSymbolicLink())
-    throw new AuditLogError(
-      `audit log directory ${dir} is a symlink; refusing to write through it`,
-    );
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-    throw new AuditLogError(
-      `audit log directory ${dir} is group/world-writable; make it 0755 or stricter`,
-    );
-  }
-}
-
-function checkFile(path: string): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return; // created below
-  }
-  if (st.isSymbolicLink())
-    throw new AuditLogError(`audit log ${path} is a symlink; refusing to follow it`);
-  if (!st.isFile()) throw new AuditLogError(`audit log ${path} is not a regular file`);
-  if ((st.mode & 0o022) !== 0) {
-    throw new AuditLogError(
-      `audit log ${path} is group/world-writable; refusing to use it (chmod 600 it)`,
-    );
   }
 }
 
@@ -61,16 +23,14 @@ export class AuditLog {
     this.fd = AuditLog.open(path);
   }
 
+  /** Checked as src/config/trusted-file.ts says; missing directories are created 0700. */
   private static open(path: string): number {
-    checkDirectory(dirname(path));
-    checkFile(path);
-    const fd = openSync(path, "a", 0o600);
-    fchmodSync(fd, 0o600);
-    if (fstatSync(fd).uid !== 0 && process.getuid?.() === 0) {
-      closeSync(fd);
-      throw new AuditLogError(`audit log ${path} is not owned by root`);
+    try {
+      return openTrustedForWrite(path, { what: "audit log", createDirs: true }).fd;
+    } catch (err) {
+      if (err instanceof UnsafeFileError) throw new AuditLogError(err.message);
+      throw err;
     }
-    return fd;
   }
 
   /** Lines of one event-loop turn are written together (one write per batch of events). */

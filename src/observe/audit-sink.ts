@@ -1,9 +1,11 @@
 // The audit log as a pipeline sink. Its path follows the policy (a reload may move it) and the
-// daemon also writes policy changes into it, with who made them.
+// daemon also writes policy changes into it, with who made them. One line per entry: control
+// characters (a process may name itself anything) are escaped.
 import type { MoatEvent } from "../datapath/event.ts";
-import { formatEventLine } from "../datapath/event.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { EventSink } from "./sink.ts";
+import { printable } from "../config/printable.ts";
+import { foldedLines } from "./repeat-summary.ts";
 
 export interface AuditSink extends EventSink {
   /** A new path (policy reload), or null for none; throws AuditLogError for an unsafe path. */
@@ -17,6 +19,8 @@ export interface AuditSink extends EventSink {
 
 export function auditSink(): AuditSink {
   let log: AuditLog | null = null;
+  // repeated detections folded, control characters escaped (src/observe/repeat-summary.ts)
+  const lines = foldedLines((line) => log?.write(line));
   return {
     name: "audit",
     get path() {
@@ -24,7 +28,7 @@ export function auditSink(): AuditSink {
     },
     write(batch: readonly MoatEvent[]) {
       if (!log) return;
-      for (const event of batch) log.write(formatEventLine(event));
+      lines.write(batch);
       log.flush();
     },
     setPath(path) {
@@ -38,10 +42,11 @@ export function auditSink(): AuditSink {
     },
     note(line) {
       if (!log) return;
-      log.write(`${new Date().toISOString()} ${line}`);
+      log.write(printable(`${new Date().toISOString()} ${line}`));
       log.flush();
     },
     close() {
+      lines.close();
       log?.close();
       log = null;
     },

@@ -52,8 +52,8 @@ export function snapshotSource(
         mode: a.mode,
       })),
       counters,
-      rules: datapath.ruleCounters().rules.map((r) => ({
-        name: r.name,
+      rules: datapath.ruleCounters().rules.map((r, i, all) => ({
+        name: ruleName(r.name, all.length - i),
         packets: r.packets,
         bytes: r.bytes,
         connections: r.connections,
@@ -64,6 +64,15 @@ export function snapshotSource(
       sinks: pipeline.stats(),
     };
   };
+}
+
+/**
+ * The default pseudo-rules are the last two (ingress, then egress), both "default" in events; here
+ * each is named for the policy key that decides it, so status and metrics tell them apart.
+ */
+function ruleName(name: string, fromEnd: number): string {
+  if (name !== "default" || fromEnd > 2) return name;
+  return fromEnd === 2 ? "defaults.ingress" : "defaults.egress";
 }
 
 function countEntries(map: Pick<BpfMap, "lookupBatch">): number {

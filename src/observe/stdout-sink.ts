@@ -1,14 +1,19 @@
-// The daemon's own output: one line (or one JSON object) per event.
+// The daemon's own output: one JSON object per event, or one line per event with repeated
+// detections folded and control characters escaped (src/observe/repeat-summary.ts).
 import type { MoatEvent } from "../datapath/event.ts";
-import { formatEventLine } from "../datapath/event.ts";
 import type { EventSink } from "./sink.ts";
+import { foldedLines } from "./repeat-summary.ts";
 
 export function stdoutSink(log: (line: string) => void, json: boolean): EventSink {
+  const text = json ? null : foldedLines(log);
   return {
     name: "stdout",
     write(batch: readonly MoatEvent[]) {
-      for (const event of batch) log(json ? JSON.stringify(event) : formatEventLine(event));
+      if (text) text.write(batch);
+      else for (const event of batch) log(JSON.stringify(event));
     },
-    close() {},
+    close() {
+      text?.close();
+    },
   };
 }

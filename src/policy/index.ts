@@ -6,6 +6,7 @@ export type { ConnectionFacts } from "./facts.ts";
 export { parseConnectionText } from "./connection-text.ts";
 export { formatProcess, parseProcessText, PROCESS_FIELDS } from "./process-text.ts";
 export { processRuleProblems } from "./process-support.ts";
+export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
 export { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
 export type { PolicyImage } from "./compile/kernel-image.ts";

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, sh } from "../helpers/netns.ts";
@@ -28,10 +28,15 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     // the API socket and the history in a temp dir: a test leaves nothing in /run or /var/lib
     const tmp = mkdtempSync(join(tmpdir(), "moat-run-"));
     t.after(() => rmSync(tmp, { recursive: true, force: true }));
+    // the policy in the temp dir too: `moat mode` saves into the policy file
+    const policy = join(tmp, "policy.yaml");
+    writeFileSync(policy, 'version: 1\nmode: detect\nattach: { interfaces: ["*"] }\n');
     const daemon = spawnLines("nsenter", [
       `--net=/run/netns/${lab.b}`,
       MOAT,
       "run",
+      "--policy",
+      policy,
       "--interface",
       lab.ifB,
       "--pin-dir",

@@ -9,17 +9,12 @@ import { Datapath } from "../../src/datapath/datapath.ts";
 import { listInterfaces, selectInterfaces } from "../../src/datapath/interfaces.ts";
 import { decodeEvent } from "../../src/datapath/events.ts";
 import { formatEventLine } from "../../src/datapath/event.ts";
-import { assertSupported, DATAPATH_FEATURES, loadPolicyFile } from "../../src/config/index.ts";
-import { compile } from "../../src/policy/compile/compile.ts";
+import { acceptedOrThrow, acceptPolicyFile } from "../../src/host/accept-policy.ts";
 import type { ImageRule } from "../../src/policy/compile/image.ts";
 
-// the packet datapath also enforces max_duration (docs/datapath.md)
-const FEATURES = new Set([...DATAPATH_FEATURES, "layer4.max_duration"]);
-
+/** The policy as the daemon accepts it (src/host/accept-policy.ts); throws with every diagnostic. */
 function loadForDatapath(path: string) {
-  const model = loadPolicyFile(path);
-  assertSupported(model, FEATURES);
-  return { image: { packet: compile(model) } };
+  return acceptedOrThrow(acceptPolicyFile(path));
 }
 
 const nic = process.argv[2] ?? "";

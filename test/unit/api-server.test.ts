@@ -103,7 +103,7 @@ test("a token file readable by others is refused at start", async (t) => {
   const control = {} as ApiControl;
   await assert.rejects(startApi(control, [{ listen: "127.0.0.1:0", tokenFile }]), {
     code: "EAPICONFIG",
-    message: `API token file ${tokenFile} is readable or writable by group/others (mode 644); chmod 600 it`,
+    message: `API token file ${tokenFile}: is readable by group or others (mode 0644); chmod 600 it`,
   });
   assert.ok(dir);
 });

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   chmodSync,
+  lchownSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -42,23 +43,24 @@ test("a new audit log is 0600 and gets one line per event plus policy notes", as
   );
 });
 
-test("a group/world-writable file, a symlink, or a writable directory is refused", (t) => {
+test("a group/world-writable file, a symlink others own, or a writable directory is refused", (t) => {
   const d = dir(t);
   const writable = join(d, "writable.log");
   writeFileSync(writable, "");
   chmodSync(writable, 0o666);
   assert.throws(() => new AuditLog(writable), {
     code: "EAUDITLOG",
-    message: `audit log ${writable} is group/world-writable; refusing to use it (chmod 600 it)`,
+    message: `audit log ${writable}: is writable by group or others (mode 0666); chmod go-w it`,
   });
 
   const target = join(d, "elsewhere.log");
   writeFileSync(target, "", { mode: 0o600 });
   const link = join(d, "link.log");
   symlinkSync(target, link);
+  lchownSync(link, 65534, 65534);
   assert.throws(() => new AuditLog(link), {
     code: "EAUDITLOG",
-    message: `audit log ${link} is a symlink; refusing to follow it`,
+    message: `audit log ${link}: ${link} is a symlink owned by uid 65534, not root; refusing to follow it`,
   });
 
   const open = join(d, "open");
@@ -66,6 +68,6 @@ test("a group/world-writable file, a symlink, or a writable directory is refused
   chmodSync(open, 0o777);
   assert.throws(() => new AuditLog(join(open, "audit.log")), {
     code: "EAUDITLOG",
-    message: `audit log directory ${open} is group/world-writable; make it 0755 or stricter`,
+    message: `audit log ${join(open, "audit.log")}: directory ${open} is writable by group or others (mode 0777); make it 0755 or stricter`,
   });
 });

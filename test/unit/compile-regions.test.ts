@@ -80,7 +80,11 @@ test("an empty set contains nothing: using it matches nothing, excluding it matc
   const { dims } = analyzeRule('    layer3: { remote: ["!set:empty"] }');
   assert.equal(dims.empty, false);
   assert.equal(dims.remote, undefined, "everything in both families is a wildcard");
-  assert.equal(analyzeRule("    layer3: { remote: [] }").dims.remote, undefined);
+});
+
+test("an empty list matches nothing, like an empty set (docs/policy.md)", () => {
+  const { dims } = analyzeRule("    layer3: { remote: [] }");
+  assert.deepEqual(dims.remote, { v4: flat(), v6: flat() });
 });
 
 test("set members with exclusions: corp is 10/8 except 10.66/16", () => {

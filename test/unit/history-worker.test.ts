@@ -36,6 +36,6 @@ test("a store that cannot open rejects ready and every call with the reason", as
   writeFileSync(file, "x");
   const w = new HistoryWorker(join(file, "h.db"));
   t.after(() => w.close());
-  await assert.rejects(w.ready, /not-a-dir.*(EEXIST|ENOTDIR)/);
+  await assert.rejects(w.ready, /not-a-dir is not a directory/);
   await assert.rejects(w.insert([fakeEvent({})]), /history/);
 });

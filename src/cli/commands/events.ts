@@ -4,6 +4,7 @@ import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call, streamEvents } from "../api/client.ts";
 import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
 import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
+import { printable } from "../../config/index.ts";
 import type { HistoryPage } from "../../observe/index.ts";
 
 export const eventsCommand: Command = {
@@ -21,7 +22,9 @@ export const eventsCommand: Command = {
   async run({ values }, io) {
     const target = apiTarget(values);
     const query = filterQuery(values);
-    const print = (e: MoatEvent) => io.out(values.json ? JSON.stringify(e) : formatEventLine(e));
+    // process and interface names are anyone's to choose: their control characters are escaped
+    const print = (e: MoatEvent) =>
+      io.out(values.json ? JSON.stringify(e) : printable(formatEventLine(e)));
     if (values.follow) {
       const opened = () => io.err("following live events; Ctrl-C to stop");
       for await (const event of streamEvents(target, query, opened)) print(event);

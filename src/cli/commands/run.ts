@@ -1,15 +1,20 @@
+// moat run: the daemon in the foreground, until Ctrl-C; signals reload the policy and reopen logs.
 import { UsageError, type Command } from "../command.ts";
 import { startDaemon } from "../../daemon.ts";
+
+/** Where `make run` installs the bundled policy; moat saves applied policies there. */
+const DEFAULT_POLICY = "/etc/moat/policy.yaml";
 
 export const runCommand: Command = {
   name: "run",
   summary: "run the moat daemon in the foreground (Ctrl-C detaches everything and exits)",
   usage:
-    "moat run --policy FILE [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
+    "moat run [--policy FILE] [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
     "         [--api unix:PATH | --api none] [--history FILE | --history none]\n" +
     "         [--docker-root DIR]...\n" +
     "  --docker-root: the data root of a dockerd started with --data-root DIR (read for container\n" +
     "  names and images, in addition to /var/lib/docker).\n" +
+    "  FILE defaults to /etc/moat/policy.yaml; `moat mode` and `moat policy apply` save into it.\n" +
     "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.",
   options: {
     policy: { type: "string" },
@@ -22,7 +27,7 @@ export const runCommand: Command = {
     "docker-root": { type: "string", multiple: true },
   },
   async run({ values }, io) {
-    const policyPath = typeof values.policy === "string" ? values.policy : "examples/default.yaml";
+    const policyPath = typeof values.policy === "string" ? values.policy : DEFAULT_POLICY;
     const pinDir = typeof values["pin-dir"] === "string" ? values["pin-dir"] : undefined;
     const api = typeof values.api === "string" ? values.api : undefined;
     if (api !== undefined && api !== "none" && !api.startsWith("unix:"))

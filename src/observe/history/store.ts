@@ -3,8 +3,8 @@
 // and size. Rows are written a pipeline batch per transaction, so a crash loses at most what
 // was still queued (well under a second).
 import Database from "better-sqlite3";
-import { chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync } from "node:fs";
+import { openTrustedForWrite } from "../../config/trusted-file.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { containerOf, processOf, remoteAddress } from "../filter.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
@@ -39,9 +39,7 @@ export class HistoryStore {
     this.path = path;
     this.maxAgeSeconds = options.maxAgeSeconds ?? 30 * DAY;
     this.maxBytes = options.maxBytes ?? 1 << 30;
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    if (path !== ":memory:") chmodSync(path, 0o600);
+    this.db = new Database(path === ":memory:" ? path : trustedPath(path));
     // auto_vacuum only takes effect before the first table exists; later opens keep it
     this.db.pragma("auto_vacuum = INCREMENTAL");
     this.db.pragma("journal_mode = WAL");
@@ -119,6 +117,16 @@ export class HistoryStore {
     const size = this.db.pragma("page_size", { simple: true }) as number;
     return (pages - free) * size;
   }
+}
+
+/**
+ * The database file checked like the audit log (src/config/trusted-file.ts) and made 0600 through
+ * its descriptor; SQLite opens the real path it resolved to, in a directory only root can write.
+ */
+function trustedPath(path: string): string {
+  const opened = openTrustedForWrite(path, { what: "event history", createDirs: true });
+  closeSync(opened.fd);
+  return opened.path;
 }
 
 function row(e: MoatEvent): unknown[] {

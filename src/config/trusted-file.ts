@@ -1,0 +1,290 @@
+// Opens the files moat trusts (policy and set files, API token files, the audit log, the event
+// history) only where no one but root could have put them, in the spirit of sshd's StrictModes:
+//  - every directory on the way is owned by root (or by the user running moat) and not writable
+//    by group or others; a sticky world-writable directory such as /tmp is accepted as an
+//    ancestor (others cannot rename or delete root's entries in it), never as the file's own;
+//  - a symlink is followed only if its owner is trusted (it then lies in a trusted directory, or
+//    in a sticky one where only its owner could have made it): Kubernetes ConfigMap mounts work,
+//    a link planted by another user does not;
+//  - the file itself is opened with O_NOFOLLOW|O_NONBLOCK and checked through its descriptor
+//    (fstat: a regular file, a trusted owner, not writable by others, under the size limit), so
+//    a FIFO cannot hang the reader and /dev/zero cannot exhaust its memory.
+import {
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  readSync,
+} from "node:fs";
+import { closeSync, fchmodSync, type Stats } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+
+/** "WHAT PATH: REASON"; `reason` alone for messages that name the file already. */
+export class UnsafeFileError extends Error {
+  readonly code = "EUNSAFEFILE";
+  readonly reason: string;
+  constructor(what: string, path: string, reason: string) {
+    super(`${what} ${path}: ${reason}`);
+    this.name = "UnsafeFileError";
+    this.reason = reason;
+  }
+}
+
+export interface TrustedReadOptions {
+  /** Names the file in messages: "set file", "API token file"... */
+  what: string;
+  /** A larger file is refused (bytes). */
+  maxBytes: number;
+  /** The file holds secrets: it must not be readable by group or others either. */
+  secret?: boolean;
+}
+
+export interface TrustedWriteOptions {
+  what: string;
+  /** Missing directories are created (0700) inside trusted ones. */
+  createDirs?: boolean;
+}
+
+/** The sticky bit: only an entry's owner may rename or delete it. */
+const STICKY = 0o1000;
+/** Symlinks followed in one path at most (the kernel's own limit). */
+const MAX_LINKS = 40;
+const FILE_TYPES: [(st: Stats) => boolean, string][] = [
+  [(st) => st.isFIFO(), "a FIFO"],
+  [(st) => st.isCharacterDevice(), "a character device"],
+  [(st) => st.isBlockDevice(), "a block device"],
+  [(st) => st.isSocket(), "a socket"],
+  [(st) => st.isDirectory(), "a directory"],
+];
+
+/** Root, and the user moat runs as (a user checking their own files with `moat check`). */
+function trustedOwner(uid: number): boolean {
+  return uid === 0 || uid === process.geteuid?.();
+}
+
+const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, "0");
+
+function kindOf(st: Stats): string {
+  return FILE_TYPES.find(([is]) => is(st))?.[1] ?? "not a regular file";
+}
+
+function ownerText(uid: number): string {
+  return uid === 0 ? "root" : `uid ${uid}`;
+}
+
+/**
+ * Walks `path` from / checking every directory and symlink; returns the real directory (checked)
+ * and the final name, which is not a symlink (it may not exist).
+ */
+function resolveTrusted(path: string, what: string, createDirs: boolean): string {
+  const unsafe = (why: string) => new UnsafeFileError(what, path, why);
+  let pending = resolve(path).split("/").filter(Boolean);
+  let dir = "/";
+  checkDirectory("/", lstatSync("/"), unsafe);
+  let links = 0;
+  for (;;) {
+    const name = pending.shift();
+    if (name === undefined) throw unsafe("names a directory, not a file");
+    if (name === ".") continue;
+    if (name === "..") {
+      dir = resolve(dir, ".."); // every ancestor of `dir` was checked on the way down
+      continue;
+    }
+    const full = join(dir, name);
+    const last = pending.length === 0;
+    let st: Stats;
+    try {
+      st = lstatSync(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw unsafe((err as Error).message);
+      if (last) return finalDirectory(dir, full, unsafe);
+      if (!createDirs) throw unsafe(`${full} does not exist`);
+      mkdirSync(full, { mode: 0o700 });
+      st = lstatSync(full);
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) throw unsafe("too many levels of symbolic links");
+      if (!trustedOwner(st.uid))
+        throw unsafe(
+          `${full} is a symlink owned by ${ownerText(st.uid)}, not root; refusing to follow it`,
+        );
+      const target = readlinkSync(full);
+      if (isAbsolute(target)) dir = "/";
+      pending = [...target.split("/").filter(Boolean), ...pending];
+      continue;
+    }
+    if (last) return finalDirectory(dir, full, unsafe);
+    if (!st.isDirectory()) throw unsafe(`${full} is not a directory`);
+    checkDirectory(full, st, unsafe);
+    dir = full;
+  }
+}
+
+function checkDirectory(dir: string, st: Stats, unsafe: (why: string) => Error): void {
+  if (!trustedOwner(st.uid))
+    throw unsafe(`directory ${dir} is owned by ${ownerText(st.uid)}, not root`);
+  const sticky = (st.mode & STICKY) !== 0;
+  if ((st.mode & 0o022) !== 0 && !sticky)
+    throw unsafe(
+      `directory ${dir} is writable by group or others (mode ${octal(st.mode)}); make it 0755 or stricter`,
+    );
+}
+
+/** The file's own directory: a sticky world-writable one is not enough here. */
+function finalDirectory(dir: string, full: string, unsafe: (why: string) => Error): string {
+  const st = lstatSync(dir);
+  if ((st.mode & 0o022) !== 0)
+    throw unsafe(
+      `its directory ${dir} is writable by group or others (mode ${octal(st.mode)}); keep it in a directory only root can write`,
+    );
+  return full;
+}
+
+function checkOpened(fd: number, path: string, what: string, secret: boolean): Stats {
+  const st = fstatSync(fd);
+  const unsafe = (why: string) => new UnsafeFileError(what, path, why);
+  if (!st.isFile()) throw unsafe(`is ${kindOf(st)}; only a regular file is read`);
+  if (!trustedOwner(st.uid)) throw unsafe(`is owned by ${ownerText(st.uid)}, not root`);
+  if ((st.mode & 0o022) !== 0)
+    throw unsafe(`is writable by group or others (mode ${octal(st.mode)}); chmod go-w it`);
+  if (secret && (st.mode & 0o077) !== 0)
+    throw unsafe(`is readable by group or others (mode ${octal(st.mode)}); chmod 600 it`);
+  return st;
+}
+
+function tooLarge(path: string, what: string, maxBytes: number): UnsafeFileError {
+  return new UnsafeFileError(what, path, `is larger than the limit of ${formatBytes(maxBytes)}`);
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 20 && n % 2 ** 20 === 0) return `${n / 2 ** 20} MiB`;
+  if (n >= 2 ** 10 && n % 2 ** 10 === 0) return `${n / 2 ** 10} KiB`;
+  return `${n} bytes`;
+}
+
+// (libuv adds O_CLOEXEC to every open)
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Runs the path checks and opens the file for reading; the caller closes the descriptor. */
+function openForRead(path: string, options: TrustedReadOptions): { fd: number; size: number } {
+  const full = resolveTrusted(path, options.what, false);
+  let fd: number;
+  try {
+    fd = openSync(full, READ_FLAGS);
+  } catch (err) {
+    throw new UnsafeFileError(options.what, path, errnoText(err));
+  }
+  try {
+    const st = checkOpened(fd, path, options.what, options.secret ?? false);
+    if (st.size > options.maxBytes) throw tooLarge(path, options.what, options.maxBytes);
+    return { fd, size: st.size };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** The file's text, after every check above (throws UnsafeFileError saying what is wrong). */
+export function readTrustedFile(path: string, options: TrustedReadOptions): string {
+  const { fd, size } = openForRead(path, options);
+  try {
+    // one byte more than allowed tells a file that grew since fstat from one that did not
+    const buf = Buffer.allocUnsafe(Math.min(size, options.maxBytes) + 1);
+    let got = 0;
+    for (;;) {
+      const n = readSync(fd, buf, got, buf.length - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got === buf.length) {
+        if (got > options.maxBytes) throw tooLarge(path, options.what, options.maxBytes);
+        break;
+      }
+    }
+    return buf.toString("utf8", 0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens (creating, 0600) a file moat writes: the audit log (append) or the event history (which
+ * SQLite then opens by the returned real path). Checked and chmod-ed through the descriptor.
+ */
+export function openTrustedForWrite(
+  path: string,
+  options: TrustedWriteOptions,
+): { fd: number; path: string } {
+  const full = resolveTrusted(path, options.what, options.createDirs ?? false);
+  const flags =
+    constants.O_WRONLY |
+    constants.O_APPEND |
+    constants.O_CREAT |
+    constants.O_NOFOLLOW |
+    constants.O_NONBLOCK;
+  let fd: number;
+  try {
+    // opening a FIFO for writing fails with ENXIO, which says nothing: name what it is
+    const st = lstatSync(full, { throwIfNoEntry: false });
+    if (st && !st.isFile())
+      throw new UnsafeFileError(
+        options.what,
+        path,
+        `is ${kindOf(st)}; only a regular file is used`,
+      );
+    fd = openSync(full, flags, 0o600);
+  } catch (err) {
+    if (err instanceof UnsafeFileError) throw err;
+    throw new UnsafeFileError(options.what, path, errnoText(err));
+  }
+  try {
+    checkOpened(fd, path, options.what, false);
+    fchmodSync(fd, 0o600);
+    return { fd, path: full };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/**
+ * What openTrustedForWrite or readTrustedFile would refuse, without creating or changing anything
+ * (for `moat check`): a missing file or directory is fine for a file moat writes (it creates
+ * them), an error for one it reads. Throws UnsafeFileError.
+ */
+export function checkTrustedPath(
+  path: string,
+  options: { what: string; write: boolean; maxBytes?: number; secret?: boolean },
+): void {
+  let full: string;
+  try {
+    full = resolveTrusted(path, options.what, false);
+  } catch (err) {
+    // a directory moat would create is not a problem of the path
+    if (options.write && err instanceof UnsafeFileError && err.reason.endsWith("does not exist"))
+      return;
+    throw err;
+  }
+  if (options.write) {
+    const st = lstatSync(full, { throwIfNoEntry: false });
+    if (!st) return;
+    const unsafe = (why: string) => new UnsafeFileError(options.what, path, why);
+    if (!st.isFile()) throw unsafe(`is ${kindOf(st)}; only a regular file is used`);
+    if (!trustedOwner(st.uid)) throw unsafe(`is owned by ${ownerText(st.uid)}, not root`);
+    if ((st.mode & 0o022) !== 0)
+      throw unsafe(`is writable by group or others (mode ${octal(st.mode)}); chmod go-w it`);
+    return;
+  }
+  const { fd } = openForRead(path, {
+    what: options.what,
+    maxBytes: options.maxBytes ?? Number.MAX_SAFE_INTEGER,
+    secret: options.secret ?? false,
+  });
+  closeSync(fd);
+}
+
+/** "ELOOP: too many symbolic links encountered, open 'x'" -> "too many symbolic links encountered". */
+function errnoText(err: unknown): string {
+  return (err as Error).message.replace(/^E[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+}

@@ -1,0 +1,114 @@
+// The one way a policy is accepted: `moat check`, the daemon (its file, SIGHUP, the API) and
+// POST /v1/policy/validate all call acceptPolicy, so what one accepts the others apply. It checks
+// the text (src/config), refuses what this datapath cannot enforce (an unenforced rule would be a
+// silent hole), and compiles the kernel tables; every problem is a diagnostic.
+import {
+  checkPolicySource,
+  DATAPATH_FEATURES,
+  nodeHost,
+  PolicyError,
+  sortDiagnostics,
+  unsupportedFeatures,
+  type Diagnostic,
+  type PolicyHost,
+  type PolicyModel,
+} from "../config/index.ts";
+import { diagnostic, hasErrors } from "../config/diagnostics.ts";
+import { readPolicyFileText } from "../config/load.ts";
+import {
+  compilePolicy,
+  namesProcesses,
+  processRuleProblems,
+  redirectProblems,
+  type PolicyImage,
+  type ProcessUniverse,
+} from "../policy/index.ts";
+import { namedFileProblems } from "./file-checks.ts";
+import { unreachableTargets } from "./redirect-reach.ts";
+import { unknownUserWarnings } from "./user-warnings.ts";
+
+export interface LoadedPolicy {
+  model: PolicyModel;
+  image: PolicyImage;
+}
+
+/** Reads what the process rules can name on this host (src/host/process-universe.ts). */
+export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
+
+export interface AcceptOptions {
+  /**
+   * What process rules resolve to on this host, and whether redirect targets are reachable from
+   * the clients they redirect. Without it, process rules compile to match nothing (the packet
+   * path's tests) and redirect targets are checked from this host's network namespace only.
+   */
+  universe?: UniverseReader;
+  /** How set files are read (default: Node's fs, as src/config/trusted-file.ts opens them). */
+  host?: PolicyHost;
+}
+
+export interface Acceptance {
+  /** Every error and warning, in file order. */
+  diagnostics: Diagnostic[];
+  /** The model and its kernel tables, when there is no error. */
+  policy?: LoadedPolicy;
+}
+
+/** Checks and compiles policy text named `fileName` (its set files are relative to it). */
+export function acceptPolicy(
+  text: string,
+  fileName: string,
+  options: AcceptOptions = {},
+): Acceptance {
+  const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
+  const model = checked.model;
+  if (!model) return { diagnostics: checked.diagnostics };
+  // what only this host can say: users /etc/passwd does not know, files others could tamper with
+  const hostOnly = [...unknownUserWarnings(model), ...namedFileProblems(model)];
+  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...hostOnly]) };
+  if (hasErrors(check.diagnostics)) return check;
+  const refused = [
+    ...unsupportedFeatures(model, DATAPATH_FEATURES),
+    ...processRuleProblems(model),
+    ...redirectProblems(model),
+  ];
+  if (refused.length > 0)
+    return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };
+  const universe = namesProcesses(model) && options.universe ? options.universe(model) : null;
+  const unreachable = model.redirects.length > 0 ? unreachableTargets(model, universe) : [];
+  if (unreachable.length > 0)
+    return { diagnostics: sortDiagnostics([...check.diagnostics, ...unreachable]) };
+  try {
+    return {
+      diagnostics: check.diagnostics,
+      policy: { model, image: compilePolicy(model, universe) },
+    };
+  } catch (err) {
+    // the tables would not fit the kernel's limits: a problem of the whole policy
+    const at = { file: fileName, line: 1, col: 1, path: "(policy)" };
+    return { diagnostics: [...check.diagnostics, diagnostic(at, (err as Error).message)] };
+  }
+}
+
+/** acceptPolicy on a file; a file that cannot be read is one diagnostic. */
+export function acceptPolicyFile(
+  path: string,
+  options: AcceptOptions = {},
+): Acceptance & {
+  text?: string;
+} {
+  let text: string;
+  try {
+    text = options.host ? options.host.readFile(path, "policy") : readPolicyFileText(path);
+  } catch (err) {
+    const at = { file: path, line: 1, col: 1, path: "(file)" };
+    return { diagnostics: [diagnostic(at, `cannot read policy file: ${(err as Error).message}`)] };
+  }
+  return { ...acceptPolicy(text, path, options), text };
+}
+
+/** The accepted policy, or a PolicyError carrying every diagnostic. */
+export function acceptedOrThrow(acceptance: Acceptance): LoadedPolicy {
+  if (!acceptance.policy || hasErrors(acceptance.diagnostics))
+    throw new PolicyError(acceptance.diagnostics);
+  return acceptance.policy;
+}
