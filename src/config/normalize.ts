@@ -29,7 +29,9 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     egress: doc.defaults?.egress ?? "allow",
   };
   if (doc.defaults) defaults.pos = ctx.pos(["defaults"]);
-  const hooks = (doc.attach?.interfaces ?? ["*"]).map((e) =>
+  // a mistyped list was reported by the schema check; the model is not built then
+  const entries = ctx.typed(["attach", "interfaces"]) ? doc.attach?.interfaces : undefined;
+  const hooks = (entries ?? ["*"]).map((e) =>
     typeof e === "string"
       ? { name: e, ingress: "xdp" as const }
       : { ingress: "xdp" as const, ...e },

@@ -4,7 +4,7 @@
 // once at start (api, logging.history) is noted, not applied.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy } from "../../src/config/index.ts";
@@ -50,10 +50,13 @@ function harness(t: { after: (fn: () => Promise<void> | void) => void }) {
 
 test("an unsafe audit path refuses the policy; the audit log stays where it was", (t) => {
   const h = harness(t);
-  symlinkSync(join(h.dir, "first.log"), join(h.dir, "link.log"));
+  // a directory anyone can write: someone else could swap the log for a link to another file
+  const open = join(h.dir, "open");
+  mkdirSync(open);
+  chmodSync(open, 0o777);
   assert.throws(
-    () => h.plumbing.prepare(policy(join(h.dir, "link.log")), h.first),
-    /audit log .*link\.log is a symlink; refusing to follow it/,
+    () => h.plumbing.prepare(policy(join(open, "audit.log")), h.first),
+    /audit log .*audit\.log: directory .*open is writable by group or others/,
   );
   assert.equal(h.audit.path, join(h.dir, "first.log"));
 });
