@@ -1,5 +1,6 @@
 // The API's endpoints: method + path -> handler. Handlers throw HttpError for expected failures.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/store.ts";
 import type { ApiControl } from "./control.ts";
@@ -64,15 +65,15 @@ export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   },
   "/v1/redirects/original": {
     GET: ({ res, url, control }) => {
-      const peer = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(url.searchParams.get("peer") ?? "");
+      const peer = parsePeer(url.searchParams.get("peer") ?? "");
       const protocol = url.searchParams.get("protocol") ?? "tcp";
       if (!peer || (protocol !== "tcp" && protocol !== "udp"))
         throw new HttpError(
           400,
           "EBADPEER",
-          "give peer=IP:PORT (the client as the proxy sees it) and protocol=tcp|udp",
+          "give peer=IP:PORT or [IPv6]:PORT (the client as the proxy sees it) and protocol=tcp|udp",
         );
-      const found = control.original({ ip: peer[1] ?? "", port: Number(peer[2]) }, protocol);
+      const found = control.original(peer, protocol);
       if (!found)
         throw new HttpError(404, "ENOTREDIRECTED", "no redirected connection from that peer");
       sendJson(res, 200, found);
@@ -96,6 +97,15 @@ export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
     },
   },
 };
+
+/** "IP:PORT", "[IPv6]:PORT" or "IPv6:PORT" (split at the last colon) with a real address, else null. */
+export function parsePeer(text: string): { ip: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^[\]]+)):(\d{1,5})$/.exec(text);
+  const ip = m?.[1] ?? m?.[2] ?? "";
+  const port = Number(m?.[3]);
+  if (!m || port > 65535 || isIP(ip) === 0) return null;
+  return { ip, port };
+}
 
 export function filterOf(params: URLSearchParams) {
   try {
