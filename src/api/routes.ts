@@ -104,7 +104,15 @@ export function parsePeer(text: string): { ip: string; port: number } | null {
   const ip = m?.[1] ?? m?.[2] ?? "";
   const port = Number(m?.[3]);
   if (!m || port > 65535 || isIP(ip) === 0) return null;
-  return { ip, port };
+  return { ip: hexTail(ip), port };
+}
+
+/** "::ffff:10.0.0.1" -> "::ffff:a00:1": an IPv6 address with a dotted tail in plain hex groups. */
+function hexTail(ip: string): string {
+  const m = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m) return ip;
+  const [a, b, c, d] = [m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number];
+  return `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
 export function filterOf(params: URLSearchParams) {
