@@ -205,6 +205,7 @@ const control: ApiControl = {
   },
   removeSink: (sink) => pipeline.remove(wrapped.get(sink) ?? sink),
   log: (line) => console.error(line),
+  audit: (line) => console.error(line),
 };
 const socket = join(tmp, "api.sock");
 const api = await startApi(control, [{ listen: `unix:${socket}` }]);

@@ -23,6 +23,7 @@ import { lossReport } from "./observe/loss-report.ts";
 import { EventPipeline } from "./observe/pipeline.ts";
 import { stdoutSink } from "./observe/stdout-sink.ts";
 import { auditSink } from "./observe/audit-sink.ts";
+import { appliedLine, auditReload, recordChange, refusedLine } from "./observe/change-audit.ts";
 import { HistoryWorker } from "./observe/history/remote.ts";
 import { historySink } from "./observe/history/sink.ts";
 import { snapshotSource } from "./observe/snapshot.ts";
@@ -351,7 +352,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     return { ok: true, generation, errors: [] };
   }
 
+  /** Every reload of the policy file is audited (SIGHUP, file change), refusals included. */
   function reload(reason: string): ReloadResult {
+    const before = datapath.generation;
+    const outcome = reloadFile(reason);
+    return auditReload(audit, reason, before, outcome, {
+      mode: active.model.mode,
+      hash: active.hash,
+    });
+  }
+
+  function reloadFile(reason: string): ReloadResult {
     let next: Running;
     try {
       next = readPolicy(options.policyPath, universe);
@@ -372,9 +383,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       next = { ...compilePolicyText(text, options.policyPath, universe), text, hash };
     } catch (err) {
       const result = refuse(`${what} from ${who}`, errorLines(err, options.policyPath));
-      audit.note(
-        `POLICY REFUSED ${what} from ${who} (sha256 ${hash}): ${result.errors.length} errors`,
-      );
+      audit.note(refusedLine(what, who, hash, result.errors.length));
       return result;
     }
     const result = install(next, `${what} from ${who}`);
@@ -386,9 +395,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       selfWritten = null;
       log(`warning: applied, but could not save ${options.policyPath}: ${(err as Error).message}`);
     }
-    const line = `POLICY APPLIED ${what} by ${who}: generation ${result.generation}, mode ${next.model.mode}, sha256 ${hash}`;
-    audit.note(line);
-    log(line);
+    recordChange(audit, log, appliedLine(what, who, result.generation, next.model.mode, hash));
     return result;
   }
 
@@ -420,6 +427,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
     log,
+    audit: (line) => recordChange(audit, log, line),
   };
 
   let api: ApiServer | null = null;

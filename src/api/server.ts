@@ -16,7 +16,8 @@ import type { ApiControl } from "./control.ts";
 import { HttpError, sendError } from "./errors.ts";
 import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
 import type { ApiCounters } from "./metrics.ts";
-import { filterOf, PUBLIC_PATHS, ROUTES } from "./routes.ts";
+import { describePrincipal, unixPrincipal, type Principal } from "./principal.ts";
+import { filterOf, ROUTES, type Route } from "./routes.ts";
 import { acceptWebSocket } from "./websocket.ts";
 
 export interface ListenerOptions {
@@ -33,9 +34,6 @@ export interface ApiServer {
   readonly counters: ApiCounters;
   close(): Promise<void>;
 }
-
-/** The unix-socket identity: node cannot read SO_PEERCRED, but only root can open the socket. */
-export const UNIX_IDENTITY = "unix socket (root)";
 
 export async function startApi(
   control: ApiControl,
@@ -70,6 +68,10 @@ function createListener(
     if (!options.tokenFile)
       throw new ApiConfigError(`API listener ${options.listen} is TCP and needs a token file`);
     tokens = readTokenFile(options.tokenFile);
+    for (const t of tokens.filter((k) => !k.scoped))
+      control.log(
+        `warning: API token '${t.name}' in ${options.tokenFile} names no scopes and has all of them; write "NAME SCOPES TOKEN" to limit it (docs/api.md)`,
+      );
   }
   const handle = (req: IncomingMessage, res: ServerResponse) =>
     void dispatch(req, res, tokens, control, counters);
@@ -88,7 +90,7 @@ function createListener(
     socket.once("close", () => upgraded.delete(socket));
     try {
       const url = new URL(req.url ?? "/", "http://moat");
-      identify(tokens, req, url, counters);
+      authorize(tokens, req, url, counters, control);
       if (
         url.pathname !== "/v1/events/stream" ||
         req.headers.upgrade?.toLowerCase() !== "websocket"
@@ -110,20 +112,47 @@ function createListener(
 /** WebSocket connections: the HTTP server no longer tracks them once upgraded. */
 const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
 
-/** Who is asking; throws 401 (counted) on a TCP listener without a valid token. */
-function identify(
+/**
+ * The route and who may take it: 401 (counted) on a TCP listener without a valid token, 404 or
+ * 405 for no such endpoint, 403 when the token lacks the route's scope (audited for a change).
+ */
+function authorize(
   tokens: Token[] | null,
   req: IncomingMessage,
   url: URL,
   counters: ApiCounters,
-): string {
-  if (!tokens || PUBLIC_PATHS.has(url.pathname)) return UNIX_IDENTITY;
-  const name = authenticate(tokens, req.headers.authorization);
-  if (name === null) {
+  control: ApiControl,
+): { route: Route; who: string } {
+  const methods = ROUTES[url.pathname];
+  const route = methods?.[req.method ?? "GET"];
+  if (route?.scope === null) return { route, who: "anonymous" };
+  const principal = identify(tokens, req, counters);
+  if (!methods) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
+  if (!route)
+    throw new HttpError(405, "EMETHOD", `${req.method} is not allowed on ${url.pathname}`);
+  const who = describePrincipal(principal);
+  if (!principal.scopes.has(route.scope)) {
+    if (route.change)
+      control.audit(
+        `API REFUSED ${req.method} ${url.pathname} by ${who}: lacks scope '${route.scope}'`,
+      );
+    throw new HttpError(
+      403,
+      "EFORBIDDEN",
+      `${principal.kind === "token" ? `token '${principal.name}'` : who} lacks the scope '${route.scope}' this endpoint needs`,
+    );
+  }
+  return { route, who };
+}
+
+function identify(tokens: Token[] | null, req: IncomingMessage, counters: ApiCounters): Principal {
+  if (!tokens) return unixPrincipal(req.socket);
+  const token = authenticate(tokens, req.headers.authorization);
+  if (token === null) {
     counters.unauthorized++;
     throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
   }
-  return `token ${name}`;
+  return { kind: "token", name: token.name, scopes: token.scopes };
 }
 
 async function dispatch(
@@ -136,13 +165,8 @@ async function dispatch(
   counters.requests++;
   try {
     const url = new URL(req.url ?? "/", "http://moat");
-    const who = identify(tokens, req, url, counters);
-    const route = ROUTES[url.pathname];
-    if (!route) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
-    const handler = route[req.method ?? "GET"];
-    if (!handler)
-      throw new HttpError(405, "EMETHOD", `${req.method} is not allowed on ${url.pathname}`);
-    await handler({ req, res, url, who, control, counters });
+    const { route, who } = authorize(tokens, req, url, counters, control);
+    await route.handle({ req, res, url, who, control, counters });
   } catch (err) {
     sendError(res, err, control.log);
   }

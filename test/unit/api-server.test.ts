@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
-import { startApi, UNIX_IDENTITY } from "../../src/api/server.ts";
+import { startApi } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
@@ -49,6 +49,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
     addSink: (sink, options) => pipeline.add(sink, options),
     removeSink: (sink) => pipeline.remove(sink),
     log: () => {},
+    audit: () => {},
   };
   const socketPath = join(dir, "run", "api.sock");
   const api = await startApi(control, [
@@ -96,7 +97,7 @@ test("the unix socket is root-only and needs no token; TCP needs one and counts 
   assert.equal(ok.status, 200);
   const viaSocket = await http({ socketPath }, "PUT", "/v1/policy", "version: 1\nmode: prevent\n");
   assert.equal(viaSocket.status, 200);
-  assert.deepEqual(applied, ["token prometheus", UNIX_IDENTITY]);
+  assert.deepEqual(applied, ["token prometheus", `unix uid 0 pid ${process.pid}`]);
 });
 
 test("a token file readable by others is refused at start", async (t) => {
