@@ -13,6 +13,7 @@ import type { Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
 import type { ApiControl } from "./control.ts";
+import { guardConnections, type ConnectionGuard } from "./connection-guard.ts";
 import { HttpError, sendError } from "./errors.ts";
 import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
 import type { ApiCounters } from "./metrics.ts";
@@ -73,8 +74,9 @@ function createListener(
         `warning: API token '${t.name}' in ${options.tokenFile} names no scopes and has all of them; write "NAME SCOPES TOKEN" to limit it (docs/api.md)`,
       );
   }
+  const listener: Listener = { tokens, guard: null };
   const handle = (req: IncomingMessage, res: ServerResponse) =>
-    void dispatch(req, res, tokens, control, counters);
+    void dispatch(req, res, listener, control, counters);
   const server =
     spec.kind === "tcp" && options.tls
       ? createHttps(
@@ -82,6 +84,7 @@ function createListener(
           handle,
         )
       : createHttp(handle);
+  if (spec.kind === "tcp") listener.guard = guardConnections(server);
   const upgraded = new Set<Duplex>();
   upgradedSockets.set(server, upgraded);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
@@ -90,7 +93,7 @@ function createListener(
     socket.once("close", () => upgraded.delete(socket));
     try {
       const url = new URL(req.url ?? "/", "http://moat");
-      authorize(tokens, req, url, counters, control);
+      authorize(listener, req, url, counters, control);
       if (
         url.pathname !== "/v1/events/stream" ||
         req.headers.upgrade?.toLowerCase() !== "websocket"
@@ -109,6 +112,12 @@ function createListener(
   return server;
 }
 
+/** A listener's tokens (null: the unix socket) and, on TCP, its connection limits. */
+interface Listener {
+  tokens: Token[] | null;
+  guard: ConnectionGuard | null;
+}
+
 /** WebSocket connections: the HTTP server no longer tracks them once upgraded. */
 const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
 
@@ -117,7 +126,7 @@ const upgradedSockets = new WeakMap<Server, Set<Duplex>>();
  * 405 for no such endpoint, 403 when the token lacks the route's scope (audited for a change).
  */
 function authorize(
-  tokens: Token[] | null,
+  listener: Listener,
   req: IncomingMessage,
   url: URL,
   counters: ApiCounters,
@@ -126,7 +135,7 @@ function authorize(
   const methods = ROUTES[url.pathname];
   const route = methods?.[req.method ?? "GET"];
   if (route?.scope === null) return { route, who: "anonymous" };
-  const principal = identify(tokens, req, counters);
+  const principal = identify(listener, req, counters);
   if (!methods) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
   if (!route)
     throw new HttpError(405, "EMETHOD", `${req.method} is not allowed on ${url.pathname}`);
@@ -145,27 +154,28 @@ function authorize(
   return { route, who };
 }
 
-function identify(tokens: Token[] | null, req: IncomingMessage, counters: ApiCounters): Principal {
-  if (!tokens) return unixPrincipal(req.socket);
-  const token = authenticate(tokens, req.headers.authorization);
+function identify(listener: Listener, req: IncomingMessage, counters: ApiCounters): Principal {
+  if (!listener.tokens) return unixPrincipal(req.socket);
+  const token = authenticate(listener.tokens, req.headers.authorization);
   if (token === null) {
     counters.unauthorized++;
     throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
   }
+  listener.guard?.authenticated(req.socket);
   return { kind: "token", name: token.name, scopes: token.scopes };
 }
 
 async function dispatch(
   req: IncomingMessage,
   res: ServerResponse,
-  tokens: Token[] | null,
+  listener: Listener,
   control: ApiControl,
   counters: ApiCounters,
 ): Promise<void> {
   counters.requests++;
   try {
     const url = new URL(req.url ?? "/", "http://moat");
-    const { route, who } = authorize(tokens, req, url, counters, control);
+    const { route, who } = authorize(listener, req, url, counters, control);
     await route.handle({ req, res, url, who, control, counters });
   } catch (err) {
     sendError(res, err, control.log);
