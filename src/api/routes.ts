@@ -10,6 +10,7 @@ import { prometheusText, type ApiCounters } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
 import type { Scope } from "./scopes.ts";
 import { subscribe } from "./sse.ts";
+import type { SubscriberHub } from "./subscribers.ts";
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -19,6 +20,7 @@ export interface RequestContext {
   who: string;
   control: ApiControl;
   counters: ApiCounters;
+  subscribers: SubscriberHub;
 }
 
 type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -118,8 +120,8 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   "/v1/events/stream": {
     GET: {
       scope: "events",
-      handle: ({ req, res, url, control }) =>
-        subscribe(req, res, filterOf(url.searchParams), control),
+      handle: ({ req, res, url, subscribers }) =>
+        subscribe(req, res, filterOf(url.searchParams), subscribers),
     },
   },
   "/metrics": {

@@ -19,7 +19,11 @@ import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts"
 import type { ApiCounters } from "./metrics.ts";
 import { describePrincipal, unixPrincipal, type Principal } from "./principal.ts";
 import { filterOf, ROUTES, type Route } from "./routes.ts";
+import { SubscriberHub } from "./subscribers.ts";
 import { acceptWebSocket } from "./websocket.ts";
+
+/** Batches waiting for the live subscribers' sink (it writes synchronously: rarely more than one). */
+const HUB_QUEUE = 65_536;
 
 export interface ListenerOptions {
   /** "unix:/PATH" or "HOST:PORT". */
@@ -43,27 +47,39 @@ export async function startApi(
   const counters: ApiCounters = { requests: 0, unauthorized: 0 };
   const servers: { server: Server; spec: ListenSpec }[] = [];
   const addresses: string[] = [];
+  const hub = new SubscriberHub();
+  let subscribed = false;
+  const close = async () => {
+    await closeAll(servers);
+    if (subscribed) await control.removeSink(hub);
+    hub.close();
+  };
   try {
     for (const options of listeners) {
       const spec = parseListen(options.listen);
-      const server = createListener(spec, options, control, counters);
+      const server = createListener(spec, options, { control, counters, hub });
       const bound = await listen(server, spec);
       servers.push({ server, spec: bound });
       addresses.push(formatListen(bound));
     }
   } catch (err) {
-    await closeAll(servers);
+    await close();
     throw err;
   }
-  return { addresses, counters, close: () => closeAll(servers) };
+  control.addSink(hub, { capacity: HUB_QUEUE });
+  subscribed = true;
+  return { addresses, counters, close };
 }
 
-function createListener(
-  spec: ListenSpec,
-  options: ListenerOptions,
-  control: ApiControl,
-  counters: ApiCounters,
-): Server {
+/** What every listener of one API shares. */
+interface Shared {
+  control: ApiControl;
+  counters: ApiCounters;
+  hub: SubscriberHub;
+}
+
+function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shared): Server {
+  const { control, counters } = shared;
   let tokens: Token[] | null = null;
   if (spec.kind === "tcp") {
     if (!options.tokenFile)
@@ -76,7 +92,7 @@ function createListener(
   }
   const listener: Listener = { tokens, guard: null };
   const handle = (req: IncomingMessage, res: ServerResponse) =>
-    void dispatch(req, res, listener, control, counters);
+    void dispatch(req, res, listener, shared);
   const server =
     spec.kind === "tcp" && options.tls
       ? createHttps(
@@ -99,7 +115,7 @@ function createListener(
         req.headers.upgrade?.toLowerCase() !== "websocket"
       )
         throw new HttpError(404, "ENOTFOUND", `no WebSocket endpoint ${url.pathname}`);
-      acceptWebSocket(req, socket, filterOf(url.searchParams), control);
+      acceptWebSocket(req, socket, filterOf(url.searchParams), shared.hub);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 500;
       const body = `${err instanceof HttpError ? err.message : "internal error"}\n`;
@@ -169,14 +185,13 @@ async function dispatch(
   req: IncomingMessage,
   res: ServerResponse,
   listener: Listener,
-  control: ApiControl,
-  counters: ApiCounters,
+  { control, counters, hub }: Shared,
 ): Promise<void> {
   counters.requests++;
   try {
     const url = new URL(req.url ?? "/", "http://moat");
     const { route, who } = authorize(listener, req, url, counters, control);
-    await route.handle({ req, res, url, who, control, counters });
+    await route.handle({ req, res, url, who, control, counters, subscribers: hub });
   } catch (err) {
     sendError(res, err, control.log);
   }

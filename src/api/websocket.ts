@@ -4,29 +4,12 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { EventFilter } from "../observe/filter.ts";
-import type { ApiControl } from "./control.ts";
-import { toJson } from "./json.ts";
-import { addSubscriber } from "./subscriber.ts";
+import { wsText, type SubscriberHub } from "./subscribers.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const OP = { text: 0x1, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
-function frame(opcode: number, payload: Buffer): Buffer {
-  const n = payload.length;
-  const head =
-    n < 126
-      ? Buffer.from([0x80 | opcode, n])
-      : n < 65536
-        ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
-        : Buffer.concat([Buffer.from([0x80 | opcode, 127]), u64(n)]);
-  return Buffer.concat([head, payload]);
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
+const frame = (opcode: number, payload: Buffer) => wsText(payload, opcode);
 
 /** Client frames (always masked); calls `on` per complete frame, keeps the rest. */
 function parser(on: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
@@ -62,29 +45,22 @@ export function acceptWebSocket(
   req: IncomingMessage,
   socket: Duplex,
   filter: EventFilter,
-  control: ApiControl,
+  hub: SubscriberHub,
 ): void {
   const key = req.headers["sec-websocket-key"];
   const accept = createHash("sha1")
     .update(`${String(key)}${GUID}`)
     .digest("base64");
+  const done = hub.add(filter, {
+    framing: "websocket",
+    write: (bytes) => socket.write(bytes),
+    buffered: () => socket.writableLength,
+    keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
+    end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
+  });
   socket.write(
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
-  );
-  const done = addSubscriber(
-    filter,
-    {
-      send: (events) => {
-        let ok = true;
-        for (const e of events) ok = socket.write(frame(OP.text, Buffer.from(toJson(e))));
-        return ok;
-      },
-      keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
-      onceDrain: (resolve) => socket.once("drain", resolve),
-      end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
-    },
-    control,
   );
   socket.on(
     "data",
