@@ -1,8 +1,10 @@
 // The audit log as a pipeline sink. Its path follows the policy (a reload may move it) and the
-// daemon also writes policy changes into it, with who made them.
+// daemon also writes policy changes into it, with who made them. Floods are summarised
+// (flood-summary.ts); changes never are.
 import type { MoatEvent } from "../datapath/events.ts";
 import { formatEventLine } from "../datapath/events.ts";
 import { AuditLog } from "./audit-log.ts";
+import { FloodSummary } from "./flood-summary.ts";
 import type { EventSink } from "./sink.ts";
 
 export interface AuditSink extends EventSink {
@@ -17,6 +19,10 @@ export interface AuditSink extends EventSink {
 
 export function auditSink(): AuditSink {
   let log: AuditLog | null = null;
+  const floods = new FloodSummary((line) => {
+    log?.write(line);
+    log?.flush();
+  });
   return {
     name: "audit",
     get path() {
@@ -24,7 +30,7 @@ export function auditSink(): AuditSink {
     },
     write(batch: readonly MoatEvent[]) {
       if (!log) return;
-      for (const event of batch) log.write(formatEventLine(event));
+      for (const event of batch) if (floods.admit(event)) log.write(formatEventLine(event));
       log.flush();
     },
     setPath(path) {
@@ -42,6 +48,7 @@ export function auditSink(): AuditSink {
       log.flush();
     },
     close() {
+      floods.close();
       log?.close();
       log = null;
     },
