@@ -1,5 +1,5 @@
 // Floods in the human-facing sinks (audit log, stdout): in each second, the first few events of
-// a kind (type, direction, protocol, remote address, rule) are written in full and the rest are
+// a kind (type, direction, protocol, remote address, service port, rule) are written in full and the rest are
 // counted, then written as one line "and N more like this in the last second: ...". Past a total
 // line budget per second every further event is counted the same way. The events themselves
 // still reach every other sink (history, live subscribers) and are counted by the pipeline.
@@ -18,9 +18,14 @@ export const FLOOD_LIMITS: FloodLimits = { perKey: 5, perWindow: 1000, windowMs:
 /** Kinds tracked in one window; beyond it events are counted as their kind without a line. */
 const MAX_KINDS = 65_536;
 
+/** Same type, direction, protocol, remote address, service port (the local one for ingress) and rule. */
 const kindOf = (e: MoatEvent) => {
-  const source = e.direction === "ingress" ? "from" : "to";
-  return `${e.type.toUpperCase()} ${e.direction} ${e.protocol} ${source} ${e.remote.ip} by rule ${e.rule}`;
+  const ip = (a: string) => (a.includes(":") ? `[${a}]` : a);
+  const words =
+    e.direction === "ingress"
+      ? `from ${ip(e.remote.ip)} to port ${e.local.port}`
+      : `to ${ip(e.remote.ip)}:${e.remote.port}`;
+  return `${e.type.toUpperCase()} ${e.direction} ${e.protocol} ${words} by rule ${e.rule}`;
 };
 
 export class FloodSummary {

@@ -62,7 +62,7 @@ test("a flood is summarised in the audit log and on stdout; every event reaches 
     );
     assert.match(
       summaries[0] ?? "",
-      /^\S+Z and \d+ more like this in the last second: BLOCKED ingress tcp from 203\.0\.113\.9 by rule default$/,
+      /^\S+Z and \d+ more like this in the last second: BLOCKED ingress tcp from 203\.0\.113\.9 to port 22 by rule default$/,
     );
     assert.ok(lines.length < 100, `${where}: ${lines.length} lines for ${FLOOD} events`);
   }
