@@ -164,6 +164,7 @@ function timed(sink: EventSink): EventSink {
         t.ms += performance.now() - s;
       }
     },
+    ...(sink.fanout ? { fanout: () => sink.fanout?.() ?? { delivered: 0, dropped: 0 } } : {}),
     close: () => sink.close(),
   };
 }

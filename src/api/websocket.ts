@@ -11,10 +11,24 @@ const OP = { text: 0x1, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
 const frame = (opcode: number, payload: Buffer) => wsText(payload, opcode);
 
-/** Client frames (always masked); calls `on` per complete frame, keeps the rest. */
-function parser(on: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
+/** Bytes of client frames held at once: clients send only pings and closes. */
+const MAX_CLIENT_BYTES = 64 << 10;
+
+/**
+ * Client frames (always masked); calls `on` per complete frame, keeps the rest; calls
+ * `tooLarge` (and stops) when more than MAX_CLIENT_BYTES would be held.
+ */
+function parser(
+  on: (opcode: number, payload: Buffer) => void,
+  tooLarge: () => void,
+): (chunk: Buffer) => void {
   let buffer = Buffer.alloc(0);
   return (chunk) => {
+    if (buffer.length + chunk.length > MAX_CLIENT_BYTES) {
+      buffer = Buffer.alloc(0);
+      tooLarge();
+      return;
+    }
     buffer = Buffer.concat([buffer, chunk]);
     for (;;) {
       if (buffer.length < 2) return;
@@ -64,10 +78,13 @@ export function acceptWebSocket(
   );
   socket.on(
     "data",
-    parser((opcode, payload) => {
-      if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
-      else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
-    }),
+    parser(
+      (opcode, payload) => {
+        if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
+        else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
+      },
+      () => socket.destroy(),
+    ),
   );
   socket.once("close", done);
   socket.once("error", done);

@@ -26,7 +26,7 @@ const openFds = () => readdirSync("/proc/self/fd").length;
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-hostile-"));
   const tokenFile = join(dir, "tokens");
-  writeFileSync(tokenFile, `root read ${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, `root read,events ${TOKEN}\n`, { mode: 0o600 });
   const pipeline = new EventPipeline();
   const refuse = () => {
     throw new Error("not used");
@@ -122,4 +122,41 @@ test("a request without a valid token gets 401 and its connection is closed", as
   await new Promise((resolve) => socket.once("close", resolve));
   assert.match(text, /^HTTP\/1\.1 401 /);
   assert.match(text, /^connection: close\r$/im);
+});
+
+test("a WebSocket client that sends an endless frame is disconnected, not buffered", async (t) => {
+  const { port } = await setUp(t);
+  const socket = connect(port, "127.0.0.1");
+  t.after(() => socket.destroy());
+  let text = "";
+  socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+  socket.write(
+    "GET /v1/events/stream HTTP/1.1\r\nhost: moat\r\nconnection: Upgrade\r\nupgrade: websocket\r\n" +
+      "sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      `authorization: Bearer ${TOKEN}\r\n\r\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const check = () => (/\r\n\r\n/.test(text) ? resolve() : socket.once("data", check));
+    check();
+  });
+  assert.match(text, /^HTTP\/1\.1 101 /);
+  // a masked binary frame that claims 100 MB, sent in 64 KiB pieces
+  const head = Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x05, 0xf5, 0xe1, 0x00, 1, 2, 3, 4]);
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.on("error", () => {});
+  socket.write(head);
+  let sent = 0;
+  const piece = Buffer.alloc(64 << 10, 0x61);
+  const pump = setInterval(() => {
+    if (socket.destroyed) return;
+    socket.write(piece);
+    sent += piece.length;
+  }, 1);
+  t.after(() => clearInterval(pump));
+  const outcome = await Promise.race([
+    closed.then(() => "closed"),
+    new Promise((r) => setTimeout(() => r("still open"), 10_000)),
+  ]);
+  clearInterval(pump);
+  assert.equal(outcome, "closed", `after ${sent} bytes`);
 });
