@@ -19,7 +19,7 @@ import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts"
 import type { ApiCounters } from "./metrics.ts";
 import { describePrincipal, unixPrincipal, type Principal } from "./principal.ts";
 import { filterOf, ROUTES, type Route } from "./routes.ts";
-import { SubscriberHub } from "./subscribers.ts";
+import { SUBSCRIBER_LIMITS, SubscriberHub } from "./subscribers.ts";
 import { acceptWebSocket } from "./websocket.ts";
 
 /** Batches waiting for the live subscribers' sink (it writes synchronously: rarely more than one). */
@@ -47,11 +47,12 @@ export async function startApi(
   const counters: ApiCounters = { requests: 0, unauthorized: 0 };
   const servers: { server: Server; spec: ListenSpec }[] = [];
   const addresses: string[] = [];
-  const hub = new SubscriberHub();
-  let subscribed = false;
+  const hub = new SubscriberHub(SUBSCRIBER_LIMITS, () =>
+    control.addSink(hub, { capacity: HUB_QUEUE }),
+  );
   const close = async () => {
     await closeAll(servers);
-    if (subscribed) await control.removeSink(hub);
+    if (hub.registered) await control.removeSink(hub);
     hub.close();
   };
   try {
@@ -66,8 +67,6 @@ export async function startApi(
     await close();
     throw err;
   }
-  control.addSink(hub, { capacity: HUB_QUEUE });
-  subscribed = true;
   return { addresses, counters, close };
 }
 

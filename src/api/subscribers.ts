@@ -86,12 +86,15 @@ export class SubscriberHub implements EventSink {
   private readonly subscribers = new Set<Subscriber>();
   private readonly limits: SubscriberLimits;
   private readonly timer: NodeJS.Timeout;
+  /** Puts the hub into the pipeline; called with the first subscriber, so none costs nothing. */
+  private register: (() => void) | null;
   /** (event, subscriber) pairs sent and skipped. */
   private sent = 0;
   private skipped = 0;
 
-  constructor(limits: SubscriberLimits = SUBSCRIBER_LIMITS) {
+  constructor(limits: SubscriberLimits = SUBSCRIBER_LIMITS, register: (() => void) | null = null) {
     this.limits = limits;
+    this.register = register;
     this.timer = setInterval(() => {
       for (const s of this.subscribers) s.channel.keepalive();
     }, limits.keepaliveMs);
@@ -111,6 +114,8 @@ export class SubscriberHub implements EventSink {
         `too many live subscribers (${this.limits.maxSubscribers}); try again later`,
       );
     const s: Subscriber = { filter, key: filterKey(filter, channel.framing), channel, lost: 0 };
+    this.register?.();
+    this.register = null;
     this.subscribers.add(s);
     return () => this.subscribers.delete(s);
   }
@@ -170,7 +175,13 @@ export class SubscriberHub implements EventSink {
     return { delivered: this.sent, dropped: this.skipped };
   }
 
+  /** True once the hub was put into the pipeline. */
+  get registered(): boolean {
+    return this.register === null;
+  }
+
   close(): void {
+    this.register = null;
     clearInterval(this.timer);
     for (const s of [...this.subscribers]) s.channel.end();
     this.subscribers.clear();
