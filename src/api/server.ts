@@ -22,8 +22,11 @@ import { filterOf, ROUTES, type Route } from "./routes.ts";
 import { SUBSCRIBER_LIMITS, SubscriberHub } from "./subscribers.ts";
 import { acceptWebSocket } from "./websocket.ts";
 
-/** Batches waiting for the live subscribers' sink (it writes synchronously: rarely more than one). */
-const HUB_QUEUE = 65_536;
+/**
+ * The live subscribers' sink: events it may hold (past that they are dropped, counted) and
+ * events per batch (a slow subscriber holds at most its byte bound plus one batch).
+ */
+const HUB_QUEUE = { capacity: 16_384, maxBatch: 512 };
 
 export interface ListenerOptions {
   /** "unix:/PATH" or "HOST:PORT". */
@@ -47,9 +50,7 @@ export async function startApi(
   const counters: ApiCounters = { requests: 0, unauthorized: 0 };
   const servers: { server: Server; spec: ListenSpec }[] = [];
   const addresses: string[] = [];
-  const hub = new SubscriberHub(SUBSCRIBER_LIMITS, () =>
-    control.addSink(hub, { capacity: HUB_QUEUE }),
-  );
+  const hub = new SubscriberHub(SUBSCRIBER_LIMITS, () => control.addSink(hub, HUB_QUEUE));
   const close = async () => {
     await closeAll(servers);
     if (hub.registered) await control.removeSink(hub);

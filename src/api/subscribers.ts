@@ -18,7 +18,7 @@ export interface SubscriberLimits {
 
 export const SUBSCRIBER_LIMITS: SubscriberLimits = {
   maxSubscribers: 1024,
-  maxBufferedBytes: 1 << 20,
+  maxBufferedBytes: 256 << 10,
   keepaliveMs: 15_000,
 };
 

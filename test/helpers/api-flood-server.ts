@@ -1,6 +1,6 @@
 // The API with the real event pipeline in a process of its own, for memory tests: listens on the
-// unix socket given, prints "listening", and on "flood" from stdin pushes synthetic events as
-// fast as its event loop lets it (a batch per turn) until killed.
+// unix socket given, prints "listening", and on "flood N" from stdin pushes N synthetic events
+// as fast as its event loop lets it (a batch per turn), then prints "flooded".
 import { createInterface } from "node:readline";
 import { startApi } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
@@ -30,16 +30,21 @@ console.log("listening");
 
 const PER_TURN = 500;
 let n = 0;
+let total = 0;
 function flood(): void {
-  for (let i = 0; i < PER_TURN; i++, n++)
+  for (let i = 0; i < PER_TURN && n < total; i++, n++)
     pipeline.push(
       fakeEvent({
         connection: n.toString(16),
         remote: { ip: `198.51.100.${n & 255}`, port: 1024 + (n & 0x7fff) },
       }),
     );
-  setImmediate(flood);
+  if (n < total) setImmediate(flood);
+  else console.log("flooded");
 }
 createInterface({ input: process.stdin }).on("line", (line) => {
-  if (line === "flood") flood();
+  const m = /^flood (\d+)$/.exec(line);
+  if (!m) return;
+  total = Number(m[1]);
+  flood();
 });
