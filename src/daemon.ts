@@ -387,7 +387,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       return result;
     }
     const result = install(next, `${what} from ${who}`);
-    if (!result.ok) return result;
+    if (!result.ok) {
+      audit.note(refusedLine(what, who, hash, result.errors.length));
+      return result;
+    }
     try {
       selfWritten = hash;
       writePolicyFile(options.policyPath, text);
