@@ -164,6 +164,7 @@ function timed(sink: EventSink): EventSink {
         t.ms += performance.now() - s;
       }
     },
+    ...(sink.fanout ? { fanout: () => sink.fanout?.() ?? { delivered: 0, dropped: 0 } } : {}),
     close: () => sink.close(),
   };
 }
@@ -205,6 +206,7 @@ const control: ApiControl = {
   },
   removeSink: (sink) => pipeline.remove(wrapped.get(sink) ?? sink),
   log: (line) => console.error(line),
+  audit: (line) => console.error(line),
 };
 const socket = join(tmp, "api.sock");
 const api = await startApi(control, [{ listen: `unix:${socket}` }]);

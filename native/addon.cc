@@ -142,6 +142,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpAttachMode", Napi::Function::New(env, XdpAttachMode, "xdpAttachMode"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   return exports;
 }
 

@@ -154,6 +154,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     pipeline,
     history,
     snapshot,
+    audit,
     log,
   });
   let done = false;

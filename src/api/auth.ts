@@ -1,8 +1,11 @@
-// Bearer tokens for TCP listeners, from a root-only file. Each line is "TOKEN" or "NAME TOKEN";
-// NAME is who the audit log says made a policy change (default "token").
+// Bearer tokens for TCP listeners, from a root-only file. Each line is "TOKEN", "NAME TOKEN" or
+// "NAME SCOPES TOKEN" (SCOPES: comma-separated, scopes.ts); NAME is who the audit log says made
+// a change (default "token"). A line without SCOPES has every scope, as before scopes existed:
+// such a token could always apply policies and switch the mode.
 import { timingSafeEqual } from "node:crypto";
 import { readTrustedFile, UnsafeFileError } from "../config/trusted-file.ts";
 import { MAX_TOKEN_FILE_BYTES } from "../config/load.ts";
+import { parseScopes, ScopeError, SCOPES, type Scope } from "./scopes.ts";
 
 export class ApiConfigError extends Error {
   readonly code = "EAPICONFIG";
@@ -15,6 +18,9 @@ export class ApiConfigError extends Error {
 export interface Token {
   name: string;
   secret: Buffer;
+  scopes: ReadonlySet<Scope>;
+  /** False for an old-format line (every scope). */
+  scoped: boolean;
 }
 
 export function readTokenFile(path: string): Token[] {
@@ -31,26 +37,37 @@ export function readTokenFile(path: string): Token[] {
     throw err;
   }
   const tokens: Token[] = [];
-  for (const raw of text.split("\n")) {
+  text.split("\n").forEach((raw, i) => {
     const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
+    if (!line || line.startsWith("#")) return;
+    const at = `API token file ${path}:${i + 1}`;
     const parts = line.split(/\s+/);
-    const [name, secret] = parts.length >= 2 ? [parts[0] ?? "", parts[1] ?? ""] : ["token", line];
+    if (parts.length > 3)
+      throw new ApiConfigError(`${at}: a line is "TOKEN", "NAME TOKEN" or "NAME SCOPES TOKEN"`);
+    const secret = parts.at(-1) ?? "";
+    const name = parts.length >= 2 ? (parts[0] ?? "") : "token";
+    let scopes: ReadonlySet<Scope> = new Set(SCOPES);
+    try {
+      if (parts.length === 3) scopes = parseScopes(parts[1] ?? "");
+    } catch (err) {
+      if (err instanceof ScopeError) throw new ApiConfigError(`${at}: ${err.message}`);
+      throw err;
+    }
     if (secret.length < 16)
-      throw new ApiConfigError(`API token file ${path}: a token must be at least 16 characters`);
-    tokens.push({ name, secret: Buffer.from(secret) });
-  }
+      throw new ApiConfigError(`${at}: a token must be at least 16 characters`);
+    tokens.push({ name, secret: Buffer.from(secret), scopes, scoped: parts.length === 3 });
+  });
   if (tokens.length === 0) throw new ApiConfigError(`API token file ${path} holds no token`);
   return tokens;
 }
 
-/** The token's name if `header` is "Bearer <a known token>", else null (constant time per token). */
-export function authenticate(tokens: readonly Token[], header: string | undefined): string | null {
+/** The token if `header` is "Bearer <a known token>", else null (constant time per token). */
+export function authenticate(tokens: readonly Token[], header: string | undefined): Token | null {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   if (!m?.[1]) return null;
   const given = Buffer.from(m[1]);
-  let found: string | null = null;
+  let found: Token | null = null;
   for (const t of tokens)
-    if (t.secret.length === given.length && timingSafeEqual(t.secret, given)) found = t.name;
+    if (t.secret.length === given.length && timingSafeEqual(t.secret, given)) found = t;
   return found;
 }

@@ -51,4 +51,6 @@ export interface ApiControl {
   addSink(sink: EventSink, options?: SinkOptions): void;
   removeSink(sink: EventSink): Promise<void>;
   log(line: string): void;
+  /** A line for the audit log (and the daemon's output): refused changes, with who tried. */
+  audit(line: string): void;
 }

@@ -34,6 +34,10 @@ export function sendError(res: ServerResponse, err: unknown, log: (line: string)
   const body: ErrorBody = { error: { code: http.code, message: http.message } };
   if (http.details.length) body.error.details = http.details;
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (http.status === 401) headers["www-authenticate"] = 'Bearer realm="moat"';
+  if (http.status === 401) {
+    headers["www-authenticate"] = 'Bearer realm="moat"';
+    // an unauthenticated client keeps no connection open
+    headers.connection = "close";
+  }
   res.writeHead(http.status, headers).end(`${JSON.stringify(body)}\n`);
 }

@@ -26,6 +26,12 @@ export function readJson(text: string): unknown {
 }
 
 export function toJson(value: unknown): string {
+  try {
+    // most values hold no bigint: the plain path is several times faster than a replacer
+    return JSON.stringify(value);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
   return JSON.stringify(value, (_key, v: unknown) =>
     typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v,
   );

@@ -53,31 +53,42 @@ export const OPENAPI = {
     title: "moat API",
     version: "1",
     description:
-      "Status, policy, mode, events and metrics of the moat daemon. The unix socket is root-only; TCP listeners need a bearer token.",
+      "Status, policy, mode, events and metrics of the moat daemon. The unix socket is root-only and may call everything; TCP listeners need a bearer token, and each operation needs the scope named in its `x-moat-scope` (read, events, metrics, policy, mode, redirects): a token without it gets 403 EFORBIDDEN.",
   },
   components: {
-    securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    securitySchemes: {
+      bearer: {
+        type: "http",
+        scheme: "bearer",
+        description:
+          "A token from the daemon's token file; its scopes (read, events, metrics, policy, mode, redirects) decide which operations it may call (`x-moat-scope`).",
+      },
+    },
   },
   security: [{ bearer: [] }],
   paths: {
     "/v1/status": {
       get: {
+        "x-moat-scope": "read",
         summary: "mode, policy hash, attached hooks, counters, losses, sinks",
         responses: { 200: { description: "status", content: json }, default: error },
       },
     },
     "/v1/rules": {
       get: {
+        "x-moat-scope": "read",
         summary: "per-rule packets, bytes and connections",
         responses: { 200: { description: "rules", content: json }, default: error },
       },
     },
     "/v1/policy": {
       get: {
+        "x-moat-scope": "read",
         summary: "the running policy (text, hash, generation, mode)",
         responses: { 200: { description: "policy", content: json }, default: error },
       },
       put: {
+        "x-moat-scope": "policy",
         summary:
           "apply a policy atomically (refused with its errors if invalid; the running policy stays)",
         requestBody: policyBody,
@@ -86,6 +97,7 @@ export const OPENAPI = {
     },
     "/v1/policy/validate": {
       post: {
+        "x-moat-scope": "policy",
         summary: "check a policy without applying it",
         requestBody: policyBody,
         responses: { 200: { description: "result", content: json }, default: error },
@@ -93,6 +105,7 @@ export const OPENAPI = {
     },
     "/v1/mode": {
       put: {
+        "x-moat-scope": "mode",
         summary: "switch detect/prevent without a restart (a reload)",
         requestBody: {
           required: true,
@@ -111,6 +124,7 @@ export const OPENAPI = {
     },
     "/v1/redirects/original": {
       get: {
+        "x-moat-scope": "redirects",
         summary: "for a proxy: where a redirected client meant to go (docs/redirect.md)",
         parameters: [
           {
@@ -131,6 +145,7 @@ export const OPENAPI = {
     },
     "/v1/events": {
       get: {
+        "x-moat-scope": "events",
         summary: "stored events, newest first, a page at a time",
         parameters: [
           ...filters,
@@ -149,6 +164,7 @@ export const OPENAPI = {
     },
     "/v1/events/stream": {
       get: {
+        "x-moat-scope": "events",
         summary:
           "live events (Server-Sent Events, one `data:` JSON event each; or a WebSocket upgrade, one JSON text message each)",
         parameters: filters,
@@ -163,6 +179,7 @@ export const OPENAPI = {
     },
     "/metrics": {
       get: {
+        "x-moat-scope": "metrics",
         summary: "Prometheus metrics",
         responses: {
           200: {
@@ -175,6 +192,7 @@ export const OPENAPI = {
     },
     "/openapi.json": {
       get: {
+        "x-moat-scope": null,
         summary: "this document",
         security: [],
         responses: { 200: { description: "OpenAPI 3", content: json } },

@@ -1,5 +1,6 @@
 // The API's endpoints: method + path -> handler. Handlers throw HttpError for expected failures.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
 import type { ApiControl } from "./control.ts";
@@ -7,95 +8,150 @@ import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
+import type { Scope } from "./scopes.ts";
 import { subscribe } from "./sse.ts";
+import type { SubscriberHub } from "./subscribers.ts";
 
 export interface RequestContext {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
-  /** Who is asking: the token's name, or "unix socket (root)". */
+  /** Who is asking, as the audit log names them ("token NAME", "unix uid 0 pid 42"). */
   who: string;
   control: ApiControl;
   counters: ApiCounters;
+  subscribers: SubscriberHub;
 }
 
 type Handler = (ctx: RequestContext) => Promise<void> | void;
 
-/** Paths that answer without a token (nothing secret in them). */
-export const PUBLIC_PATHS = new Set(["/openapi.json"]);
+export interface Route {
+  /** The scope a caller needs; null: anyone, no token (nothing secret in it). */
+  scope: Scope | null;
+  /** It changes what the daemon enforces: a refusal is audited too. */
+  change?: true;
+  handle: Handler;
+}
 
-export const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
-  "/openapi.json": { GET: ({ res }) => sendJson(res, 200, OPENAPI) },
-  "/v1/status": { GET: ({ res, control }) => sendJson(res, 200, control.snapshot()) },
+export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
+  "/openapi.json": { GET: { scope: null, handle: ({ res }) => sendJson(res, 200, OPENAPI) } },
+  "/v1/status": {
+    GET: { scope: "read", handle: ({ res, control }) => sendJson(res, 200, control.snapshot()) },
+  },
   "/v1/rules": {
-    GET: ({ res, control }) => {
-      const s = control.snapshot();
-      sendJson(res, 200, { generation: s.generation, rules: s.rules });
+    GET: {
+      scope: "read",
+      handle: ({ res, control }) => {
+        const s = control.snapshot();
+        sendJson(res, 200, { generation: s.generation, rules: s.rules });
+      },
     },
   },
   "/v1/policy": {
-    GET: ({ res, control }) => sendJson(res, 200, control.policy()),
-    PUT: async ({ req, res, control, who }) => {
-      const outcome = control.apply(await readBody(req), who);
-      if (!outcome.ok)
-        throw new HttpError(
-          422,
-          "EPOLICY",
-          `policy refused; generation ${outcome.generation} keeps running`,
-          outcome.errors,
-        );
-      sendJson(res, 200, outcome);
+    GET: { scope: "read", handle: ({ res, control }) => sendJson(res, 200, control.policy()) },
+    PUT: {
+      scope: "policy",
+      change: true,
+      handle: async ({ req, res, control, who }) => {
+        const outcome = control.apply(await readBody(req), who);
+        if (!outcome.ok)
+          throw new HttpError(
+            422,
+            "EPOLICY",
+            `policy refused; generation ${outcome.generation} keeps running`,
+            outcome.errors,
+          );
+        sendJson(res, 200, outcome);
+      },
     },
   },
   "/v1/policy/validate": {
-    POST: async ({ req, res, control }) =>
-      sendJson(res, 200, control.validate(await readBody(req))),
+    POST: {
+      scope: "policy",
+      handle: async ({ req, res, control }) =>
+        sendJson(res, 200, control.validate(await readBody(req))),
+    },
   },
   "/v1/mode": {
-    PUT: async ({ req, res, control, who }) => {
-      const body = readJson(await readBody(req));
-      const mode = (body as { mode?: unknown } | null)?.mode;
-      if (mode !== "detect" && mode !== "prevent")
-        throw new HttpError(400, "EBADMODE", 'body must be {"mode": "detect" | "prevent"}');
-      const outcome = control.setMode(mode, who);
-      if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
-      sendJson(res, 200, { ...outcome, mode });
+    PUT: {
+      scope: "mode",
+      change: true,
+      handle: async ({ req, res, control, who }) => {
+        const body = readJson(await readBody(req));
+        const mode = (body as { mode?: unknown } | null)?.mode;
+        if (mode !== "detect" && mode !== "prevent")
+          throw new HttpError(400, "EBADMODE", 'body must be {"mode": "detect" | "prevent"}');
+        const outcome = control.setMode(mode, who);
+        if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
+        sendJson(res, 200, { ...outcome, mode });
+      },
     },
   },
   "/v1/redirects/original": {
-    GET: ({ res, url, control }) => {
-      const peer = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(url.searchParams.get("peer") ?? "");
-      const protocol = url.searchParams.get("protocol") ?? "tcp";
-      if (!peer || (protocol !== "tcp" && protocol !== "udp"))
-        throw new HttpError(
-          400,
-          "EBADPEER",
-          "give peer=IP:PORT (the client as the proxy sees it) and protocol=tcp|udp",
-        );
-      const found = control.original({ ip: peer[1] ?? "", port: Number(peer[2]) }, protocol);
-      if (!found)
-        throw new HttpError(404, "ENOTREDIRECTED", "no redirected connection from that peer");
-      sendJson(res, 200, found);
+    GET: {
+      scope: "redirects",
+      handle: ({ res, url, control }) => {
+        const peer = parsePeer(url.searchParams.get("peer") ?? "");
+        const protocol = url.searchParams.get("protocol") ?? "tcp";
+        if (!peer || (protocol !== "tcp" && protocol !== "udp"))
+          throw new HttpError(
+            400,
+            "EBADPEER",
+            "give peer=IP:PORT or [IPv6]:PORT (the client as the proxy sees it) and protocol=tcp|udp",
+          );
+        const found = control.original(peer, protocol);
+        if (!found)
+          throw new HttpError(404, "ENOTREDIRECTED", "no redirected connection from that peer");
+        sendJson(res, 200, found);
+      },
     },
   },
   "/v1/events": {
-    GET: async ({ res, url, control }) => {
-      const page = await control.queryHistory(historyQuery(url.searchParams));
-      if (!page) throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
-      sendJson(res, 200, page);
+    GET: {
+      scope: "events",
+      handle: async ({ res, url, control }) => {
+        const page = await control.queryHistory(historyQuery(url.searchParams));
+        if (!page)
+          throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
+        sendJson(res, 200, page);
+      },
     },
   },
   "/v1/events/stream": {
-    GET: ({ req, res, url, control }) => subscribe(req, res, filterOf(url.searchParams), control),
+    GET: {
+      scope: "events",
+      handle: ({ req, res, url, subscribers }) =>
+        subscribe(req, res, filterOf(url.searchParams), subscribers),
+    },
   },
   "/metrics": {
-    GET: ({ res, control, counters }) => {
-      res
-        .writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
-        .end(prometheusText(control.snapshot(), counters));
+    GET: {
+      scope: "metrics",
+      handle: ({ res, control, counters }) => {
+        res
+          .writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
+          .end(prometheusText(control.snapshot(), counters));
+      },
     },
   },
 };
+
+/** "IP:PORT", "[IPv6]:PORT" or "IPv6:PORT" (split at the last colon) with a real address, else null. */
+export function parsePeer(text: string): { ip: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^[\]]+)):(\d{1,5})$/.exec(text);
+  const ip = m?.[1] ?? m?.[2] ?? "";
+  const port = Number(m?.[3]);
+  if (!m || port > 65535 || isIP(ip) === 0) return null;
+  return { ip: hexTail(ip), port };
+}
+
+/** "::ffff:10.0.0.1" -> "::ffff:a00:1": an IPv6 address with a dotted tail in plain hex groups. */
+function hexTail(ip: string): string {
+  const m = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m) return ip;
+  const [a, b, c, d] = [m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number];
+  return `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
 
 export function filterOf(params: URLSearchParams) {
   try {

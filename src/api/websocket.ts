@@ -4,34 +4,31 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { EventFilter } from "../observe/filter.ts";
-import type { ApiControl } from "./control.ts";
-import { toJson } from "./json.ts";
-import { addSubscriber } from "./subscriber.ts";
+import { wsText, type SubscriberHub } from "./subscribers.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const OP = { text: 0x1, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
-function frame(opcode: number, payload: Buffer): Buffer {
-  const n = payload.length;
-  const head =
-    n < 126
-      ? Buffer.from([0x80 | opcode, n])
-      : n < 65536
-        ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
-        : Buffer.concat([Buffer.from([0x80 | opcode, 127]), u64(n)]);
-  return Buffer.concat([head, payload]);
-}
+const frame = (opcode: number, payload: Buffer) => wsText(payload, opcode);
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
+/** Bytes of client frames held at once: clients send only pings and closes. */
+const MAX_CLIENT_BYTES = 64 << 10;
 
-/** Client frames (always masked); calls `on` per complete frame, keeps the rest. */
-function parser(on: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
+/**
+ * Client frames (always masked); calls `on` per complete frame, keeps the rest; calls
+ * `tooLarge` (and stops) when more than MAX_CLIENT_BYTES would be held.
+ */
+function parser(
+  on: (opcode: number, payload: Buffer) => void,
+  tooLarge: () => void,
+): (chunk: Buffer) => void {
   let buffer = Buffer.alloc(0);
   return (chunk) => {
+    if (buffer.length + chunk.length > MAX_CLIENT_BYTES) {
+      buffer = Buffer.alloc(0);
+      tooLarge();
+      return;
+    }
     buffer = Buffer.concat([buffer, chunk]);
     for (;;) {
       if (buffer.length < 2) return;
@@ -62,36 +59,32 @@ export function acceptWebSocket(
   req: IncomingMessage,
   socket: Duplex,
   filter: EventFilter,
-  control: ApiControl,
+  hub: SubscriberHub,
 ): void {
   const key = req.headers["sec-websocket-key"];
   const accept = createHash("sha1")
     .update(`${String(key)}${GUID}`)
     .digest("base64");
+  const done = hub.add(filter, {
+    framing: "websocket",
+    write: (bytes) => socket.write(bytes),
+    buffered: () => socket.writableLength,
+    keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
+    end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
+  });
   socket.write(
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
   );
-  const done = addSubscriber(
-    filter,
-    {
-      send: (events) => {
-        let ok = true;
-        for (const e of events) ok = socket.write(frame(OP.text, Buffer.from(toJson(e))));
-        return ok;
-      },
-      keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
-      onceDrain: (resolve) => socket.once("drain", resolve),
-      end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
-    },
-    control,
-  );
   socket.on(
     "data",
-    parser((opcode, payload) => {
-      if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
-      else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
-    }),
+    parser(
+      (opcode, payload) => {
+        if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
+        else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
+      },
+      () => socket.destroy(),
+    ),
   );
   socket.once("close", done);
   socket.once("error", done);

@@ -81,6 +81,10 @@ function buildSet(
 ): PolicySet | undefined {
   const first = raw[0];
   if (!first) return { name, kind: "empty", entries: [], file, pos };
+  // a set file may be any file root can read (even /etc/shadow): its diagnostics give the
+  // position (FILE:LINE:COL) and what is wrong, never what the line holds
+  const say = (specific: string, generic: string) =>
+    file === undefined ? specific : `${generic} (set-file lines are not quoted)`;
   const kind = looksLikePort(first.value) ? "port" : "address";
   const ports: PortRange[] = [];
   const addresses: AddressEntry[] = [];
@@ -90,35 +94,52 @@ function buildSet(
     if (entryKind !== kind) {
       ctx.report(
         entry.pos,
-        `set '${name}' mixes ports and addresses: '${entry.value}' is ${article(entryKind)}, ` +
-          `its first entry '${first.value}' is ${article(kind)}`,
+        say(
+          `set '${name}' mixes ports and addresses: '${entry.value}' is ${article(entryKind)}, ` +
+            `its first entry '${first.value}' is ${article(kind)}`,
+          `set '${name}' mixes ports and addresses: this entry is ${article(entryKind)}, ` +
+            `its first entry (line ${first.pos.line}) is ${article(kind)}`,
+        ),
       );
       ok = false;
       continue;
     }
     if (kind === "port") {
       const port = parsePortEntry(entry.value);
-      if (!port.ok) ctx.report(entry.pos, port.error);
+      if (!port.ok) ctx.report(entry.pos, say(port.error, "not a port or port range"));
       else if (port.value.kind === "set")
-        ctx.report(entry.pos, `'${entry.value}': sets cannot reference other sets`);
+        ctx.report(
+          entry.pos,
+          say(
+            `'${entry.value}': sets cannot reference other sets`,
+            "sets cannot reference other sets",
+          ),
+        );
       else ports.push({ ...port.value, text: String(entry.value), set: name, pos: entry.pos });
       ok &&= port.ok && port.value.kind === "range";
       continue;
     }
     const parsed = parseAddressEntry(String(entry.value));
     if (!parsed.ok) {
-      ctx.report(entry.pos, parsed.error);
+      ctx.report(entry.pos, say(parsed.error, 'not an IP address, CIDR, "a-b" range or hostname'));
       ok = false;
       continue;
     }
     const { negate, target } = parsed.value;
     const text = String(entry.value);
     if (target.kind === "set") {
-      ctx.report(entry.pos, `'${text}': sets cannot reference other sets`);
+      ctx.report(
+        entry.pos,
+        say(`'${text}': sets cannot reference other sets`, "sets cannot reference other sets"),
+      );
       ok = false;
     } else if (target.kind === "interval") {
       if (target.hostBitsSet)
-        ctx.report(entry.pos, hostBitsWarning(text, target.family, target.start), "warning");
+        ctx.report(
+          entry.pos,
+          say(hostBitsWarning(text, target.family, target.start), "a CIDR with host bits set"),
+          "warning",
+        );
       const { family, start, end } = target;
       addresses.push({ kind: "interval", text, negate, pos: entry.pos, family, start, end });
     } else {

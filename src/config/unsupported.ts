@@ -79,15 +79,17 @@ function featureUses(model: PolicyModel): Use[] {
   const use = (feature: Feature, pos: SourcePos | undefined, what = `'${feature}'`) => {
     if (pos) uses.push({ feature, pos, what });
   };
-  const hostnames = (entries: AddressEntry[]) => {
+  // a set file's lines are never quoted (it may be any file root can read)
+  const hostnames = (entries: AddressEntry[], fromFile = false) => {
     for (const e of entries)
-      if (e.kind === "hostname") use("layer3.hostnames", e.pos, `'${e.text}' (a hostname)`);
+      if (e.kind === "hostname")
+        use("layer3.hostnames", e.pos, fromFile ? "a hostname" : `'${e.text}' (a hostname)`);
   };
   use("defaults", model.defaults.pos);
   use("attach.cgroup", model.attach.cgroup?.pos);
   for (const set of model.sets.values()) {
     use("sets", set.pos);
-    if (set.kind === "address") hostnames(set.entries);
+    if (set.kind === "address") hostnames(set.entries, set.file !== undefined);
   }
   for (const rule of model.rules) {
     use("layer3", rule.layer3?.pos);

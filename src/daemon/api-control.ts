@@ -4,7 +4,13 @@
 import type { Attribution } from "../attribution/index.ts";
 import type { ApiControl } from "../api/index.ts";
 import type { Datapath } from "../datapath/index.ts";
-import type { EventPipeline, HistoryWorker, SnapshotSource } from "../observe/index.ts";
+import {
+  recordChange,
+  type AuditSink,
+  type EventPipeline,
+  type HistoryWorker,
+  type SnapshotSource,
+} from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import { validatePolicyText } from "./policy-text.ts";
 
@@ -16,6 +22,7 @@ export interface ControlParts {
   pipeline: Pick<EventPipeline, "add" | "remove">;
   history: HistoryWorker | null;
   snapshot: SnapshotSource;
+  audit: Pick<AuditSink, "note">;
   log: (line: string) => void;
 }
 
@@ -48,6 +55,8 @@ export function apiControl(parts: ControlParts): ApiControl {
     },
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
+    // a change the API refused (a token without the scope): audited and logged
+    audit: (line) => recordChange(parts.audit, log, line),
     log,
   };
 }

@@ -7,6 +7,7 @@ import { diagnostic, diagnosticLines, nodeHost, PolicyError } from "../config/in
 import type { PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOutcome } from "../api/index.ts";
+import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import type { LoadedPolicy, UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 
@@ -97,8 +98,21 @@ export class PolicyLifecycle {
     );
   }
 
-  /** Re-reads the policy file; an invalid one is refused and the running policy stays. */
+  /**
+   * Re-reads the policy file; an invalid one is refused and the running policy stays. Applied
+   * and refused reloads are audited with their cause (a signal, a file change).
+   */
   reload(reason: string): ReloadResult {
+    const before = this.options.target.generation;
+    const outcome = this.reloadFile(reason);
+    const { mode } = this.running.model;
+    return auditReload({ note: this.options.audit }, reason, before, outcome, {
+      mode,
+      hash: this.running.hash,
+    });
+  }
+
+  private reloadFile(reason: string): ReloadResult {
     let next: RunningPolicy;
     try {
       next = readPolicyFile(this.options.path, this.options.universe);
@@ -134,11 +148,14 @@ export class PolicyLifecycle {
       next = { ...this.compile(text), text, hash };
     } catch (err) {
       const result = this.refuse(`${what} from ${who}`, errorLines(err, path));
-      audit(`POLICY REFUSED ${what} from ${who} (sha256 ${hash}): ${result.errors.length} errors`);
+      audit(refusedLine(what, who, hash, result.errors.length));
       return result;
     }
     const result = this.install(next, `${what} from ${who}`);
-    if (!result.ok) return result;
+    if (!result.ok) {
+      audit(refusedLine(what, who, hash, result.errors.length));
+      return result;
+    }
     try {
       this.selfWritten = hash;
       writePolicyFile(path, text);
@@ -146,9 +163,8 @@ export class PolicyLifecycle {
       this.selfWritten = null;
       log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
     }
-    const line = `POLICY APPLIED ${what} by ${who}: generation ${result.generation}, mode ${next.model.mode}, sha256 ${hash}`;
-    audit(line);
-    log(line);
+    const line = appliedLine(what, who, result.generation, next.model.mode, hash);
+    recordChange({ note: audit }, log, line);
     return result;
   }
 

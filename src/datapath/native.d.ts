@@ -290,4 +290,12 @@ export interface NativeAddon {
    * false when there is no such socket; EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY.
    */
   sockDestroy(socket: SocketTuple): boolean;
+  /** SO_PEERCRED of a connected unix socket `fd`: the peer as the kernel recorded it at connect(). */
+  peerCredentials(fd: number): PeerCredentials;
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
 }

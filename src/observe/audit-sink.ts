@@ -1,6 +1,7 @@
 // The audit log as a pipeline sink. Its path follows the policy (a reload may move it) and the
 // daemon also writes policy changes into it, with who made them. One line per entry: control
-// characters (a process may name itself anything) are escaped.
+// characters (a process may name itself anything) are escaped; repeated detections and floods
+// are summarised (repeat-summary.ts), changes never are.
 import type { MoatEvent } from "../datapath/event.ts";
 import { AuditLog } from "./audit-log.ts";
 import type { EventSink } from "./sink.ts";
@@ -19,8 +20,11 @@ export interface AuditSink extends EventSink {
 
 export function auditSink(): AuditSink {
   let log: AuditLog | null = null;
-  // repeated detections folded, control characters escaped (src/observe/repeat-summary.ts)
-  const lines = foldedLines((line) => log?.write(line));
+  const lines = foldedLines({
+    emit: (line) => log?.write(line),
+    // summaries written by a timer, between batches
+    flush: () => log?.flush(),
+  });
   return {
     name: "audit",
     get path() {

@@ -20,3 +20,4 @@ export {
   processOf,
   type EventFilter,
 } from "./filter.ts";
+export { appliedLine, auditReload, recordChange, refusedLine } from "./change-audit.ts";

@@ -32,6 +32,13 @@ class SinkQueue {
     this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, queued: 0 };
   }
 
+  /** The stats as reported: a fan-out sink counts what reached its receivers. */
+  report(): SinkStats {
+    const f = this.sink.fanout?.();
+    if (!f) return { ...this.stats };
+    return { ...this.stats, delivered: f.delivered, dropped: this.stats.dropped + f.dropped };
+  }
+
   push(event: MoatEvent): void {
     if (this.closed) return;
     if (this.stats.queued >= this.capacity) {
@@ -109,7 +116,7 @@ export class EventPipeline {
     if (!q) return;
     await Promise.race([q.flushed(), delay(graceMs)]);
     q.close();
-    this.retire(q.stats);
+    this.retire(q.report());
     try {
       await sink.close();
     } catch {
@@ -127,8 +134,9 @@ export class EventPipeline {
     const byName = new Map<string, SinkStats>();
     for (const s of this.retired.values()) byName.set(s.name, { ...s });
     for (const q of this.sinks) {
-      const prev = byName.get(q.stats.name);
-      byName.set(q.stats.name, prev ? sum(prev, q.stats) : { ...q.stats });
+      const stats = q.report();
+      const prev = byName.get(stats.name);
+      byName.set(stats.name, prev ? sum(prev, stats) : stats);
     }
     return [...byName.values()];
   }

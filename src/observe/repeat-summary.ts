@@ -1,4 +1,5 @@
-// Repeated detections, summarised for the human-readable outputs (stdout, the audit log): the
+// Repeated detections and floods, summarised for the human-readable outputs (stdout, the audit
+// log). Repeated detections: the
 // first detection of a kind is printed in full; repeats within the window (the same rule,
 // direction, protocol, client address, server address and port, and process name; the client
 // port changes every time) are counted and reported in one line when the window ends. Every event
@@ -6,6 +7,7 @@
 import type { Endpoint, MoatEvent } from "../datapath/event.ts";
 import { formatEventLine } from "../datapath/event.ts";
 import { printable } from "../config/printable.ts";
+import { FloodSummary, FLOOD_LIMITS, type FloodLimits } from "./flood-summary.ts";
 
 export interface RepeatSummary {
   /** The line to print for `event` now, or null when it repeats one printed within the window. */
@@ -82,30 +84,51 @@ export function repeatSummary(windowMs = 60_000): RepeatSummary {
 const REPORT_MS = 5000;
 
 export interface FoldedLines {
-  /** Prints each event's line (repeats folded), control characters escaped. */
+  /** Prints each event's line (repeats and floods folded), control characters escaped. */
   write(batch: readonly MoatEvent[]): void;
-  /** Reports what is still counted and stops the timer. */
+  /** Reports what is still counted and stops the timers. */
   close(): void;
 }
 
-/** Event lines for a person to read, with repeated detections folded, sent to `emit`. */
-export function foldedLines(emit: (line: string) => void, windowMs = 60_000): FoldedLines {
-  const summary = repeatSummary(windowMs);
+export interface FoldedOutput {
+  /** Where the lines go. */
+  emit: (line: string) => void;
+  /** Called after summary lines written between batches (by a timer). */
+  flush?: () => void;
+  /** How long a repeated detection is folded. */
+  windowMs?: number;
+  floods?: FloodLimits;
+}
+
+/**
+ * Event lines for a person to read, sent to `emit`: repeated detections folded for a minute
+ * (repeatSummary), then floods of any kind cut to a few lines a second (FloodSummary).
+ */
+export function foldedLines(output: FoldedOutput): FoldedLines {
+  // process and interface names are anyone's to choose: never raw control characters
+  const emit = (line: string) => output.emit(printable(line));
+  const summary = repeatSummary(output.windowMs ?? 60_000);
+  const floods = new FloodSummary((line) => {
+    emit(line);
+    output.flush?.();
+  }, output.floods ?? FLOOD_LIMITS);
   const timer = setInterval(() => {
-    for (const line of summary.due()) emit(printable(line));
+    const due = summary.due();
+    for (const line of due) emit(line);
+    if (due.length > 0) output.flush?.();
   }, REPORT_MS);
   timer.unref();
   return {
     write(batch) {
       for (const event of batch) {
         const line = summary.line(event);
-        // process and interface names are anyone's to choose: never raw control characters
-        if (line !== null) emit(printable(line));
+        if (line !== null && floods.admit(event)) emit(line);
       }
     },
     close() {
       clearInterval(timer);
-      for (const line of summary.flush()) emit(printable(line));
+      floods.close();
+      for (const line of summary.flush()) emit(line);
     },
   };
 }

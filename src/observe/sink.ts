@@ -13,6 +13,12 @@ export interface EventSink {
    * receiving later events.
    */
   write(batch: readonly MoatEvent[]): void | Promise<void>;
+  /**
+   * For a sink that passes events on to many receivers (the API's live subscribers): the
+   * (event, receiver) pairs it sent and skipped. Its stats then show these as `delivered` and
+   * add them to `dropped`.
+   */
+  fanout?(): { delivered: number; dropped: number };
   /** Flushes what it can and releases its resources. */
   close(): void | Promise<void>;
 }

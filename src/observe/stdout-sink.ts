@@ -1,11 +1,11 @@
 // The daemon's own output: one JSON object per event, or one line per event with repeated
-// detections folded and control characters escaped (src/observe/repeat-summary.ts).
+// detections and floods folded and control characters escaped (src/observe/repeat-summary.ts).
 import type { MoatEvent } from "../datapath/event.ts";
 import type { EventSink } from "./sink.ts";
 import { foldedLines } from "./repeat-summary.ts";
 
 export function stdoutSink(log: (line: string) => void, json: boolean): EventSink {
-  const text = json ? null : foldedLines(log);
+  const text = json ? null : foldedLines({ emit: log });
   return {
     name: "stdout",
     write(batch: readonly MoatEvent[]) {

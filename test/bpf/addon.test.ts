@@ -2,11 +2,22 @@
 // pinning and every attach path. Needs root, `make bpf` and `make native`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  unlinkSync,
+} from "node:fs";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
@@ -887,4 +898,44 @@ test("teardown: process.exit with an open ring buffer and link exits cleanly", a
   assert.match(stdout, /^\d+\n$/);
   assert.equal(stderr, "");
   assert.doesNotMatch(xdpShown(), /xdpgeneric/);
+});
+
+test("peerCredentials reads SO_PEERCRED: the uid and pid of the process at the other end", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-peercred-"));
+  chmodSync(dir, 0o777);
+  const path = join(dir, "s.sock");
+  const server = createServer();
+  const accepted = new Promise<{ pid: number; uid: number; gid: number }>((resolve, reject) =>
+    server.once("connection", (socket) => {
+      try {
+        const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+        resolve(addon.peerCredentials(fd));
+      } catch (err) {
+        reject(err as Error);
+      } finally {
+        socket.destroy();
+      }
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  chmodSync(path, 0o777);
+  // a client as nobody (uid 65534): the kernel's record of it, not anything it says
+  const child = spawn("setpriv", [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "socat",
+    "-u",
+    `UNIX-CONNECT:${path}`,
+    "OPEN:/dev/null",
+  ]);
+  try {
+    const cred = await accepted;
+    assert.deepEqual(cred, { pid: child.pid, uid: 65534, gid: 65534 });
+  } finally {
+    child.kill();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => addon.peerCredentials(0x7ffffff0), { code: "EBADF" });
 });

@@ -19,6 +19,8 @@ export function http(where: Where, method: string, path: string, body?: string):
       {
         method,
         path,
+        // a fresh connection each time: a kept-alive one may be closed by the server meanwhile
+        agent: false,
         ...(where.socketPath
           ? { socketPath: where.socketPath }
           : { host: "127.0.0.1", port: where.port }),

@@ -7,12 +7,13 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
-import { startApi, UNIX_IDENTITY } from "../../src/api/server.ts";
+import { startApi } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { historySink } from "../../src/observe/history/sink.ts";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
+import { mappedAddress } from "../../src/datapath/address.ts";
 import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
 import { http, sse } from "../helpers/api-client.ts";
 
@@ -27,7 +28,8 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   pipeline.add(historySink(store, () => {}));
   const applied: string[] = [];
   const control: ApiControl = {
-    original: () => null,
+    // as the daemon's redirect maps do: the peer's address is parsed into a map key
+    original: (peer) => (mappedAddress(peer.ip), null),
     snapshot: () => fakeSnapshot(pipeline),
     policy: () => ({
       path: "/p.yaml",
@@ -47,6 +49,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
     addSink: (sink, options) => pipeline.add(sink, options),
     removeSink: (sink) => pipeline.remove(sink),
     log: () => {},
+    audit: () => {},
   };
   const socketPath = join(dir, "run", "api.sock");
   const api = await startApi(control, [
@@ -94,7 +97,7 @@ test("the unix socket is root-only and needs no token; TCP needs one and counts 
   assert.equal(ok.status, 200);
   const viaSocket = await http({ socketPath }, "PUT", "/v1/policy", "version: 1\nmode: prevent\n");
   assert.equal(viaSocket.status, 200);
-  assert.deepEqual(applied, ["token prometheus", UNIX_IDENTITY]);
+  assert.deepEqual(applied, ["token prometheus", `unix uid 0 pid ${process.pid}`]);
 });
 
 test("a token file readable by others is refused at start", async (t) => {
@@ -273,4 +276,30 @@ test("a WebSocket client (Node's own) gets filtered live events; without a token
     got.map((e) => `${e.type} ${e.connection}`),
     ["detected d1", "detected d2"],
   );
+});
+
+test("a peer that is not an IP address is a 400 that says so, not a 500", async (t) => {
+  const { socketPath } = await setUp(t);
+  for (const peer of [
+    "../../x:1",
+    "example.com:80",
+    "1.2.3.4.5:1",
+    "[::1:80",
+    "1.2.3.4:99999",
+    "[1.2.3.4]x:1",
+  ]) {
+    const reply = await http(
+      { socketPath },
+      "GET",
+      `/v1/redirects/original?peer=${encodeURIComponent(peer)}`,
+    );
+    assert.equal(reply.status, 400, peer);
+    const body = JSON.parse(reply.body) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, "EBADPEER");
+    assert.match(body.error.message, /peer=IP:PORT/);
+  }
+  for (const peer of ["[::1]:80", "::ffff:10.0.0.1:80", "10.0.0.1:80"]) {
+    const unknown = await http({ socketPath }, "GET", `/v1/redirects/original?peer=${peer}`);
+    assert.equal(unknown.status, 404, peer);
+  }
 });

@@ -48,8 +48,9 @@ test("errors in a set file name the set file's own line", () => {
   const result = moat("check", `${F}/semantic-errors.yaml`);
   assert.equal(result.code, 1);
   assert.deepEqual(result.stdout.slice(-3), [
-    `${F}/lists/bad.txt:3:3 sets.bad: '10.0.0.300' is not an IPv4 address (300 > 255)`,
-    `${F}/lists/bad.txt:4:1 sets.bad: 'bad..host' is not an IP address, CIDR, "a-b" range, set:NAME or hostname`,
+    // a set file's lines are never quoted: the position says where, the message what
+    `${F}/lists/bad.txt:3:3 sets.bad: not an IP address, CIDR, "a-b" range or hostname (set-file lines are not quoted)`,
+    `${F}/lists/bad.txt:4:1 sets.bad: not an IP address, CIDR, "a-b" range or hostname (set-file lines are not quoted)`,
     `${F}/semantic-errors.yaml: 17 errors, 1 warning`,
   ]);
 });

@@ -69,8 +69,9 @@ test("semantic errors: addresses, ports, sets, set files, protocols, names, all 
     `${f}:26:44 rules[3].layer4.max_duration: '8 hours' is not a duration (write e.g. 90s, 30m, 8h, 1d or 1h30m)`,
     `${f}:30:24 rules[4].layer3.remote[0]: YAML reads a leading '!' as a tag: quote it, e.g. "!10.0.0.0/8"`,
     `${f}:32:11 api.listen: a TCP listener needs 'token_file' (the API is root-only otherwise)`,
-    `${bad}:3:3 sets.bad: '10.0.0.300' is not an IPv4 address (300 > 255)`,
-    `${bad}:4:1 sets.bad: 'bad..host' is not an IP address, CIDR, "a-b" range, set:NAME or hostname`,
+    // a set file's lines are never quoted: the position says where, the message what
+    `${bad}:3:3 sets.bad: not an IP address, CIDR, "a-b" range or hostname (set-file lines are not quoted)`,
+    `${bad}:4:1 sets.bad: not an IP address, CIDR, "a-b" range or hostname (set-file lines are not quoted)`,
   ]);
 });
 

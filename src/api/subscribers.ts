@@ -1,0 +1,193 @@
+// Live subscribers (SSE and WebSocket) as one pipeline sink: each event is serialised once and
+// the same bytes go to every subscriber whose filter matches (subscribers with the same filter
+// share one buffer per batch). A subscriber whose connection holds more than its byte bound
+// unsent skips events, counted (`api-subscriber` dropped), and is told how many when it catches
+// up; nothing is buffered without bound. At most `maxSubscribers` at once.
+import type { MoatEvent } from "../datapath/index.ts";
+import { matchesFilter, type EventFilter } from "../observe/filter.ts";
+import type { EventSink } from "../observe/sink.ts";
+import { HttpError } from "./errors.ts";
+import { toJson } from "./json.ts";
+
+export interface SubscriberLimits {
+  maxSubscribers: number;
+  /** Bytes a subscriber's connection may hold unsent before it skips events. */
+  maxBufferedBytes: number;
+  keepaliveMs: number;
+}
+
+export const SUBSCRIBER_LIMITS: SubscriberLimits = {
+  maxSubscribers: 1024,
+  maxBufferedBytes: 256 << 10,
+  keepaliveMs: 15_000,
+};
+
+/** How events are framed on a subscriber's connection. */
+export type Framing = "sse" | "websocket";
+
+export interface Channel {
+  framing: Framing;
+  write(bytes: Buffer): void;
+  /** Bytes written and not yet taken by the kernel. */
+  buffered(): number;
+  keepalive(): void;
+  /** Told after events were skipped, once the subscriber has room again (SSE: a comment). */
+  lost?(count: number): void;
+  end(): void;
+}
+
+interface Subscriber {
+  filter: EventFilter;
+  /** Subscribers with the same key share the bytes of a batch. */
+  key: string;
+  channel: Channel;
+  lost: number;
+}
+
+/** An event serialised once, framed lazily for the framings in use. */
+class Encoded {
+  private json: string | null = null;
+  private frames: Partial<Record<Framing, Buffer>> = {};
+  readonly event: MoatEvent;
+  constructor(event: MoatEvent) {
+    this.event = event;
+  }
+  bytes(framing: Framing): Buffer {
+    let b = this.frames[framing];
+    if (b) return b;
+    this.json ??= toJson(this.event);
+    b =
+      framing === "sse"
+        ? Buffer.from(`event: ${this.event.type}\ndata: ${this.json}\n\n`)
+        : wsText(Buffer.from(this.json));
+    this.frames[framing] = b;
+    return b;
+  }
+}
+
+/** A WebSocket text frame (server frames are not masked). */
+export function wsText(payload: Buffer, opcode = 0x1): Buffer {
+  const n = payload.length;
+  const head =
+    n < 126
+      ? Buffer.from([0x80 | opcode, n])
+      : n < 65536
+        ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
+        : Buffer.from([0x80 | opcode, 127, 0, 0, 0, 0, 0, 0, 0, 0]);
+  if (n >= 65536) head.writeUInt32BE(n, 6);
+  return Buffer.concat([head, payload]);
+}
+
+/** Subscribers served per event-loop turn. */
+const SLICE = 64;
+
+export class SubscriberHub implements EventSink {
+  readonly name = "api-subscriber";
+  private readonly subscribers = new Set<Subscriber>();
+  private readonly limits: SubscriberLimits;
+  private readonly timer: NodeJS.Timeout;
+  /** Puts the hub into the pipeline; called with the first subscriber, so none costs nothing. */
+  private register: (() => void) | null;
+  /** (event, subscriber) pairs sent and skipped. */
+  private sent = 0;
+  private skipped = 0;
+
+  constructor(limits: SubscriberLimits = SUBSCRIBER_LIMITS, register: (() => void) | null = null) {
+    this.limits = limits;
+    this.register = register;
+    this.timer = setInterval(() => {
+      for (const s of this.subscribers) s.channel.keepalive();
+    }, limits.keepaliveMs);
+    this.timer.unref();
+  }
+
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  /** Registers a subscriber (503 when full); returns the function to call when it goes. */
+  add(filter: EventFilter, channel: Channel): () => void {
+    if (this.subscribers.size >= this.limits.maxSubscribers)
+      throw new HttpError(
+        503,
+        "ESUBSCRIBERS",
+        `too many live subscribers (${this.limits.maxSubscribers}); try again later`,
+      );
+    const s: Subscriber = { filter, key: filterKey(filter, channel.framing), channel, lost: 0 };
+    this.register?.();
+    this.register = null;
+    this.subscribers.add(s);
+    return () => this.subscribers.delete(s);
+  }
+
+  /**
+   * Sends a batch to every subscriber, a slice of them per event-loop turn, so that a thousand
+   * subscribers never hold the loop (the API keeps answering; the pipeline queues meanwhile).
+   */
+  write(batch: readonly MoatEvent[]): void | Promise<void> {
+    if (this.subscribers.size === 0) return;
+    const encoded = batch.map((e) => new Encoded(e));
+    // the bytes of the batch for one filter and framing, built once for all who share them
+    const shared = new Map<string, { bytes: Buffer; count: number }>();
+    const all = [...this.subscribers];
+    const slice = (from: number) => {
+      for (const s of all.slice(from, from + SLICE))
+        if (this.subscribers.has(s)) this.send(s, encoded, shared);
+    };
+    slice(0);
+    if (all.length <= SLICE) return;
+    return (async () => {
+      for (let from = SLICE; from < all.length; from += SLICE) {
+        await new Promise((resolve) => setImmediate(resolve));
+        slice(from);
+      }
+    })();
+  }
+
+  private send(
+    s: Subscriber,
+    encoded: Encoded[],
+    shared: Map<string, { bytes: Buffer; count: number }>,
+  ): void {
+    let out = shared.get(s.key);
+    if (!out) {
+      const parts: Buffer[] = [];
+      for (const e of encoded)
+        if (matchesFilter(s.filter, e.event)) parts.push(e.bytes(s.channel.framing));
+      out = { bytes: Buffer.concat(parts), count: parts.length };
+      shared.set(s.key, out);
+    }
+    if (out.count === 0) return;
+    if (s.channel.buffered() > this.limits.maxBufferedBytes) {
+      s.lost += out.count;
+      this.skipped += out.count;
+      return;
+    }
+    if (s.lost > 0) {
+      s.channel.lost?.(s.lost);
+      s.lost = 0;
+    }
+    s.channel.write(out.bytes);
+    this.sent += out.count;
+  }
+
+  fanout(): { delivered: number; dropped: number } {
+    return { delivered: this.sent, dropped: this.skipped };
+  }
+
+  /** True once the hub was put into the pipeline. */
+  get registered(): boolean {
+    return this.register === null;
+  }
+
+  close(): void {
+    this.register = null;
+    clearInterval(this.timer);
+    for (const s of [...this.subscribers]) s.channel.end();
+    this.subscribers.clear();
+  }
+}
+
+function filterKey(filter: EventFilter, framing: Framing): string {
+  return `${framing} ${JSON.stringify(filter, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}`;
+}

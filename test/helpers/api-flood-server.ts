@@ -1,0 +1,50 @@
+// The API with the real event pipeline in a process of its own, for memory tests: listens on the
+// unix socket given, prints "listening", and on "flood N" from stdin pushes N synthetic events
+// as fast as its event loop lets it (a batch per turn), then prints "flooded".
+import { createInterface } from "node:readline";
+import { startApi } from "../../src/api/server.ts";
+import type { ApiControl } from "../../src/api/control.ts";
+import { EventPipeline } from "../../src/observe/pipeline.ts";
+import { fakeEvent, fakeSnapshot } from "./events.ts";
+
+const [socketPath = ""] = process.argv.slice(2);
+const pipeline = new EventPipeline();
+const refuse = () => {
+  throw new Error("not used");
+};
+const control: ApiControl = {
+  original: () => null,
+  snapshot: () => fakeSnapshot(pipeline),
+  policy: refuse,
+  validate: refuse,
+  apply: refuse,
+  setMode: refuse,
+  queryHistory: () => null,
+  addSink: (sink, options) => pipeline.add(sink, options),
+  removeSink: (sink) => pipeline.remove(sink),
+  log: (line) => console.error(line),
+  audit: () => {},
+};
+await startApi(control, [{ listen: `unix:${socketPath}` }]);
+console.log("listening");
+
+const PER_TURN = 500;
+let n = 0;
+let total = 0;
+function flood(): void {
+  for (let i = 0; i < PER_TURN && n < total; i++, n++)
+    pipeline.push(
+      fakeEvent({
+        connection: n.toString(16),
+        remote: { ip: `198.51.100.${n & 255}`, port: 1024 + (n & 0x7fff) },
+      }),
+    );
+  if (n < total) setImmediate(flood);
+  else console.log("flooded");
+}
+createInterface({ input: process.stdin }).on("line", (line) => {
+  const m = /^flood (\d+)$/.exec(line);
+  if (!m) return;
+  total = Number(m[1]);
+  flood();
+});

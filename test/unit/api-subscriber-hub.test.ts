@@ -1,0 +1,86 @@
+// The live subscribers' sink: a cap on subscribers (503), one serialisation per event whose
+// bytes every subscriber with the same filter shares, and a byte bound per subscriber past
+// which it skips events, counted, and is told how many when it has room again.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SubscriberHub, type Channel } from "../../src/api/subscribers.ts";
+import { HttpError } from "../../src/api/errors.ts";
+import { parseFilter } from "../../src/observe/filter.ts";
+import { fakeEvent } from "../helpers/events.ts";
+
+function channel(framing: Channel["framing"] = "sse") {
+  const writes: Buffer[] = [];
+  const lost: number[] = [];
+  let buffered = 0;
+  const c: Channel = {
+    framing,
+    write: (b) => void writes.push(b),
+    buffered: () => buffered,
+    keepalive: () => {},
+    lost: (n) => void lost.push(n),
+    end: () => {},
+  };
+  return { c, writes, lost, setBuffered: (n: number) => (buffered = n) };
+}
+
+test("at most maxSubscribers; one more is a 503 ESUBSCRIBERS", (t) => {
+  const hub = new SubscriberHub({
+    maxSubscribers: 2,
+    maxBufferedBytes: 1 << 20,
+    keepaliveMs: 60_000,
+  });
+  t.after(() => hub.close());
+  const gone = hub.add({}, channel().c);
+  hub.add({}, channel().c);
+  assert.throws(
+    () => hub.add({}, channel().c),
+    (err: unknown) => err instanceof HttpError && err.status === 503 && err.code === "ESUBSCRIBERS",
+  );
+  gone();
+  hub.add({}, channel().c);
+  assert.equal(hub.size, 2);
+});
+
+test("subscribers with the same filter get the very same bytes; others get theirs", (t) => {
+  const hub = new SubscriberHub();
+  t.after(() => hub.close());
+  const a = channel();
+  const b = channel();
+  const blocked = channel();
+  const ws = channel("websocket");
+  hub.add({}, a.c);
+  hub.add({}, b.c);
+  hub.add(parseFilter(new URLSearchParams("type=allowed")), blocked.c);
+  hub.add({}, ws.c);
+  void hub.write([
+    fakeEvent({ connection: "c1" }),
+    fakeEvent({ type: "allowed", verdict: "allowed", connection: "c2" }),
+  ]);
+  assert.equal(a.writes.length, 1);
+  assert.equal(a.writes[0], b.writes[0], "one buffer shared, not a copy per subscriber");
+  assert.match(
+    a.writes[0]?.toString() ?? "",
+    /^event: blocked\ndata: \{.*"connection":"c1".*\}\n\nevent: allowed\n/s,
+  );
+  assert.match(blocked.writes[0]?.toString() ?? "", /^event: allowed\ndata: .*"connection":"c2"/s);
+  assert.equal(ws.writes[0]?.[0], 0x81, "a WebSocket text frame");
+});
+
+test("a subscriber past its byte bound skips events, counted, and is told when it catches up", (t) => {
+  const hub = new SubscriberHub({ maxSubscribers: 8, maxBufferedBytes: 1000, keepaliveMs: 60_000 });
+  t.after(() => hub.close());
+  const slow = channel();
+  const fast = channel();
+  hub.add({}, slow.c);
+  hub.add({}, fast.c);
+  slow.setBuffered(5000);
+  void hub.write([fakeEvent(), fakeEvent()]);
+  void hub.write([fakeEvent()]);
+  assert.equal(slow.writes.length, 0);
+  assert.deepEqual(hub.fanout(), { delivered: 3, dropped: 3 });
+  slow.setBuffered(0);
+  void hub.write([fakeEvent()]);
+  assert.deepEqual(slow.lost, [3]);
+  assert.equal(slow.writes.length, 1);
+  assert.deepEqual(hub.fanout(), { delivered: 5, dropped: 3 });
+});
