@@ -130,6 +130,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	const struct moat_meta *m = &st->meta[slot];
 	if (!m->generation)
 		return SOCK_ALLOW;
+	/* basic networking (the dhcp client's udp) passes unjudged, as at the packet hooks */
+	if (basics_pass(m, basics_class(t.family, t.proto, 0, 0, t.sport, t.dport)))
+		return SOCK_ALLOW;
 	__u32 how = (v6 ? 1 : 0) | slot << 1;
 	struct moat_sock *s = sock_record(ctx);
 	if (!s)

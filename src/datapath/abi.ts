@@ -29,6 +29,7 @@ export const Counter = {
   postRouteMiss: 23,
   deferred: 24,
   unowned: 25,
+  basics: 26,
   max: 32,
 } as const;
 
@@ -106,6 +107,7 @@ export const meta = defineStruct("moat_meta", 92, {
   stats_atomic: { offset: 30, type: "u8" },
   first_local_rule: { offset: 32, type: "u32" },
   socket_image: { offset: 36, type: "u8" },
+  basics_judged: { offset: 38, type: "u16" },
   sock_ns: { offset: 40, type: "u32" },
   sock_nx: { offset: 44, type: "u32" },
   proc_nn: { offset: 48, type: "u32" },

@@ -223,6 +223,7 @@ export class PolicyMaps {
           stats_atomic: rows < cpus ? 1 : 0,
           first_local_rule: image.firstLocalRule,
           socket_image: image.socket ? 1 : 0,
+          basics_judged: image.basicsJudged,
           sock_ns: image.socket?.image.ns ?? 0,
           sock_nx: image.socket?.image.nx ?? 0,
           proc_nn: image.socket?.process.nn ?? 0,

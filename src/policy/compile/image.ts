@@ -71,6 +71,11 @@ export interface ClassifierImage {
    */
   firstIngressSportRule: number;
   /**
+   * Basic networking that rules name (bit per class, network-basics.ts): judged like other
+   * traffic; the other classes pass every hook unjudged.
+   */
+  basicsJudged: number;
+  /**
    * When rules name processes: the socket hooks' own tables (the process class in the client-port
    * slot) and the process classes (policy-image.ts). Absent: the socket hooks use these tables.
    */
@@ -125,4 +130,6 @@ export interface PacketFacts {
   clientPort: number;
   icmpType: number;
   icmpCode: number;
+  /** IPv6 hop limit (IPv4 TTL); absent = not 255 (basic networking, network-basics.ts). */
+  hopLimit?: number;
 }
