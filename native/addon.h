@@ -57,5 +57,6 @@ Napi::Function InitRingBuffer(Napi::Env env);
 
 // Free functions defined in their own files.
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
+Napi::Value SockList(const Napi::CallbackInfo& info);
 
 }  // namespace moat

@@ -10,7 +10,8 @@
         "program.cc",
         "link.cc",
         "ringbuf.cc",
-        "sockdiag.cc"
+        "sockdiag.cc",
+        "sockdiag_list.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -217,7 +217,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
   if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
     const seeded = datapath.seedOwners(boundSocketOwners(attribution));
-    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
+    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from sock_diag`);
   }
   if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
   const describe = (p: LoadedPolicy, generation: number, ms?: number) =>
