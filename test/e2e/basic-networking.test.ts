@@ -1,19 +1,23 @@
 // Basic networking never breaks: under a policy that blocks everything but tcp/22, in prevent
 // mode, neighbour discovery still resolves both ends over IPv6 after their caches are flushed (so
 // nc reaches port 22 while other ports and echo requests stay blocked), and a DHCP client behind
-// moat still gets a lease from a real server on the peer.
+// moat still gets a lease from a real server on the peer, and a DHCPv6 client socket in the
+// attached cgroup is not judged by the socket hooks either.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { spawnLines } from "../helpers/child.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 
-function policy(lab: Lab & { auditPath: string }): string {
+function policy(lab: Lab & { auditPath: string }, cgroup?: string): string {
   return `version: 1
 mode: prevent
 defaults: { ingress: block, egress: block }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${lab.ifB}]${cgroup ? `, cgroup: ${cgroup}` : ""} }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ssh
@@ -92,4 +96,53 @@ test("a DHCP client behind moat gets its lease under block-everything", async (t
     server.kill();
     await lab.close();
   }
+});
+
+/** A DHCPv6 server's port in namespace a: answers each datagram to 547 from where it came. */
+const DHCP6_RESPONDER = `import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 547))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"advertise", peer)`;
+
+/** A DHCPv6 client's exchange from port 546: prints the answer, or the error. */
+const dhcp6Client = (server: string): string[] => [
+  "/usr/bin/python3",
+  "-c",
+  `import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 546))
+s.settimeout(3)
+try:
+    s.sendto(b"solicit", ("${server}", 547))
+    print(s.recvfrom(2048)[0].decode())
+except OSError as e:
+    print(type(e).__name__)`,
+];
+
+test("a DHCPv6 client's socket in the attached cgroup is not judged either", async (t) => {
+  const cg = cgroupForTest(t, "dhcp6");
+  const lab = await startCgroupLab(cg, t.name, (l) => policy(l, cg.cgroup), []);
+  const responder = spawnLines("ip", [
+    ...["netns", "exec", lab.a, "/usr/bin/python3", "-c", DHCP6_RESPONDER],
+  ]);
+  cg.onClose(() => responder.kill());
+  await responder.waitFor(/^ready$/);
+  const r = runIn(lab.b, cg.dir, dhcp6Client(lab.v6.a));
+  assert.equal(r.stdout, "advertise\n", r.stderr);
+  // the same exchange from another port is judged: egress is blocked at sendto()
+  const other = runIn(lab.b, cg.dir, [
+    "/usr/bin/python3",
+    "-c",
+    `import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"solicit", ("${lab.v6.a}", 547))
+    print("sent")
+except PermissionError:
+    print("EPERM")`,
+  ]);
+  assert.equal(other.stdout, "EPERM\n", other.stderr);
 });
