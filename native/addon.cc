@@ -143,6 +143,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));
   return exports;
 }
 

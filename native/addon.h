@@ -58,5 +58,6 @@ Napi::Function InitRingBuffer(Napi::Env env);
 // Free functions defined in their own files.
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
+Napi::Value SockList(const Napi::CallbackInfo& info);
 
 }  // namespace moat

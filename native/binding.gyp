@@ -11,7 +11,8 @@
         "link.cc",
         "ringbuf.cc",
         "sockdiag.cc",
-        "peercred.cc"
+        "peercred.cc",
+        "sockdiag_list.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -2,7 +2,7 @@
 // through the pipeline to its sinks (stdout, audit log, history, API subscribers, the policy's
 // own), serves the API, and reloads atomically on demand (SIGHUP, file change, API). Never exits
 // the process. This file wires the parts in src/daemon/ together.
-import { Attribution, boundSocketOwners, DOCKER_ROOT } from "./attribution/index.ts";
+import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import {
   attachHooks,
   cgroup2Mount,
@@ -24,7 +24,7 @@ import { hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
-import { startDatapath } from "./daemon/start-datapath.ts";
+import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
@@ -90,7 +90,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     datapath,
     ...attach(initial.model),
     log,
-    onCgroupAttached: () => datapath.seedOwners(boundSocketOwners(attribution)),
+    onCgroupAttached: () => seedBoundOwners(datapath, attribution),
   });
 
   // failure.daemon: allow: the kernel passes everything once these beats stop

@@ -13,6 +13,7 @@
 #include "accept.h"
 #include "local_sock.h"
 #include "heartbeat.h"
+#include "basics.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -397,6 +398,10 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	j->now = bpf_ktime_get_ns();
 	if (p->frag == FRAG_LATER)
 		return judge_fragment(j, p);
+	if (basics_packet(j->m, p, j->h->dir)) {
+		tally(j, MOAT_CNT_BASICS);
+		return OUT_PASS;
+	}
 	if (p->has_rel && related_pass(j, p)) {
 		tally(j, MOAT_CNT_RELATED);
 		return OUT_PASS;

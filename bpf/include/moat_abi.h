@@ -45,6 +45,23 @@ enum moat_direction {
 	MOAT_DIR_EGRESS = 1,
 };
 
+/* Basic networking a host needs to stay on its network (basics.h, docs/datapath.md): bit
+ * numbers of moat_meta.basics_judged. ICMPv6 types 130-137 are bits 0-7 (type - 130) */
+enum moat_basics {
+	MOAT_BASICS_MLD_QUERY = 0,   /* icmpv6 130 */
+	MOAT_BASICS_MLD_REPORT = 1,  /* icmpv6 131 */
+	MOAT_BASICS_MLD_DONE = 2,    /* icmpv6 132 */
+	MOAT_BASICS_RS = 3,	     /* icmpv6 133, hop limit 255: router solicitation */
+	MOAT_BASICS_RA = 4,	     /* 134: router advertisement */
+	MOAT_BASICS_NS = 5,	     /* 135: neighbour solicitation */
+	MOAT_BASICS_NA = 6,	     /* 136: neighbour advertisement */
+	MOAT_BASICS_REDIRECT = 7,    /* 137: redirect */
+	MOAT_BASICS_MLD2_REPORT = 8, /* icmpv6 143 */
+	MOAT_BASICS_DHCP4 = 9,	     /* udp, local port 68, remote port 67, ipv4 */
+	MOAT_BASICS_DHCP6 = 10,	     /* udp, local port 546, remote port 547, ipv6 */
+	MOAT_BASICS_IGMP = 11,	     /* protocol 2, ipv4 */
+};
+
 enum moat_action {
 	MOAT_ACTION_ALLOW = 1,
 	MOAT_ACTION_BLOCK = 2,
@@ -81,7 +98,10 @@ struct moat_meta {
 	__u32 first_local_rule;
 	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
 	__u8 socket_image;
-	__u8 pad2[3];
+	__u8 pad2;
+	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
+	 * which is then judged like other traffic; the others pass unjudged */
+	__u16 basics_judged;
 	__u32 sock_ns; /* image 1's client-port (process) classes */
 	__u32 sock_nx; /* image 1's X classes */
 	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
@@ -156,6 +176,7 @@ enum moat_counter_index {
 	MOAT_CNT_DAEMON_GONE = 26, /* passed unjudged: failure.daemon allow, the daemon is gone */
 	/* connect()/sendmsg() calls whose redirect target did not listen (failure.helper) */
 	MOAT_CNT_UNAVAILABLE = 27,
+	MOAT_CNT_BASICS = 28,	/* basic networking (basics.h) passed unjudged */
 	MOAT_CNT_MAX = 32,
 };
 

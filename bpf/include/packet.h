@@ -49,6 +49,7 @@ struct pkt {
 	__u8 frag; /* enum pkt_frag */
 	__u8 has_rel;
 	__u8 ext; /* ipv4 options or ipv6 extension headers present */
+	__u8 hop_limit; /* ipv6 hop limit, ipv4 ttl */
 };
 
 static __always_inline void addr_v4(__u8 *dst, const void *src)
@@ -190,6 +191,7 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		p->t.family = 4;
 		p->t.proto = proto;
 		p->ext = ip->ihl != 5;
+		p->hop_limit = ip->ttl;
 		addr_v4(p->t.src, &ip->saddr);
 		addr_v4(p->t.dst, &ip->daddr);
 		__u16 frag = bpf_ntohs(ip->frag_off);
@@ -207,6 +209,7 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		__builtin_memcpy(p->t.src, &ip6->saddr, 16);
 		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
 		p->t.family = 6;
+		p->hop_limit = ip6->hop_limit;
 		p->ext = ipv6_is_ext(nexthdr);
 		nexthdr = parse_ipv6_ext(c, nexthdr, &fi);
 		if (nexthdr < 0)

@@ -60,9 +60,12 @@ static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct 
 		addr_v4(t->src, &src);
 		t->family = 4;
 	}
-	t->dport = bpf_ntohs((__u16)ctx->user_port);
-	t->sport = (__u16)sk->src_port;
 	t->proto = ctx->protocol;
+	/* other protocols than tcp and udp have no ports, as at the packet hooks */
+	if (proto_ported(t->proto)) {
+		t->dport = bpf_ntohs((__u16)ctx->user_port);
+		t->sport = (__u16)sk->src_port;
+	}
 	return 0;
 }
 
@@ -111,16 +114,14 @@ static __always_inline struct moat_sock *sock_record(struct bpf_sock_addr *ctx)
 	return s;
 }
 
-/* judges a connect()/sendmsg() to a tcp or udp destination, and redirects it if a redirect
- * matches what the rules let through. The decision goes into the socket's record, where the
+/* judges a connect()/sendmsg() of any protocol (tcp, udp, udp-lite, a ping socket's icmp...), and
+ * redirects a tcp or udp one if a redirect matches what the rules let through. The decision goes into the socket's record, where the
  * tc program, the post-route check, getpeername, recvmsg and sock_ops find it */
 static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 hook)
 {
 	struct tuple t;
 	__u32 zero = 0;
 
-	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return SOCK_ALLOW;
 	if (sock_facts(ctx, v6, &t))
 		return SOCK_ALLOW;
 	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
@@ -134,6 +135,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		count(MOAT_CNT_DAEMON_GONE, 0);
 		return SOCK_ALLOW;
 	}
+	/* basic networking (the dhcp client's udp) passes unjudged, as at the packet hooks */
+	if (basics_pass(m, basics_class(t.family, t.proto, 0, 0, t.sport, t.dport)))
+		return SOCK_ALLOW;
 	__u32 how = (v6 ? 1 : 0) | slot << 1;
 	struct moat_sock *s = sock_record(ctx);
 	if (!s)
@@ -157,6 +161,11 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	__builtin_memcpy(f.local, t.src, 16);
 	f.server_port = t.dport;
 	f.client_port = t.sport;
+	/* a ping socket sends echo requests only (the kernel refuses other types) */
+	if (t.proto == IPPROTO_ICMP)
+		f.icmp_type = 8;
+	else if (t.proto == IPPROTO_ICMPV6_)
+		f.icmp_type = 128;
 	struct moat_rule r;
 	struct ev_from from = {.hook = hook};
 	__builtin_memset(s, 0, sizeof(*s));
@@ -189,7 +198,8 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		return SOCK_DENY;
 	}
 
-	__u32 idx = redirect_of(slot, m, &f, &s->owner);
+	/* redirects are for tcp and udp */
+	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
 	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
 	if (sent == REDIRECT_SENT) {
 		from.redirect = s->redirect;
@@ -213,6 +223,26 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	/* a redirected connection leaves for its target on purpose: no interface check */
 	if (!s->redirect)
 		post_route_arm(m, s);
+	return SOCK_ALLOW;
+}
+
+/* Sockets some of whose sends reach no connect()/sendmsg() hook: raw sockets (none do), and other
+ * protocols than tcp and udp (a connected udp-lite socket's, a ping socket's sendto()). Their owner
+ * is recorded when they are made, with no decision, so the tc program judges their packets with
+ * their process (decide_new). Packet sockets (AF_PACKET) are not inet sockets and are not seen
+ * here: docs/socket-hooks.md */
+SEC("cgroup/sock_create")
+int moat_sock_create(struct bpf_sock *sk)
+{
+	if (sk->type != SOCK_RAW && (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP))
+		return SOCK_ALLOW;
+	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return SOCK_ALLOW;
+	s->rule = MOAT_RULE_NONE;
+	s->generation = 0;
+	s->protocol = sk->protocol;
+	owner_now(&s->owner, 1);
 	return SOCK_ALLOW;
 }
 

@@ -9,4 +9,4 @@ export { ContainerDirectory, DOCKER_ROOT, type RuntimeRoots } from "./containers
 export { containerRefOf, type ContainerRef, type Runtime } from "./containers/detect.ts";
 export { UserTable } from "./users.ts";
 export { kernelDev } from "./kernel-dev.ts";
-export { boundSocketOwners, type SocketOwner } from "./listeners.ts";
+export { boundSocketOwners, type BoundSocket, type SocketOwner } from "./listeners.ts";

@@ -1,10 +1,11 @@
 // Owners of the sockets that were bound before moat's accept hooks were attached
 // (docs/socket-hooks.md, "The accept side"). post_bind records the owner of every socket bound
-// later; for the earlier ones the kernel has no record, so the daemon reads them once from
-// sock_diag (`ss -tulnpe`: each listening TCP and bound UDP socket with its cookie, its cgroup and
-// the processes holding it) and /proc, and writes them to the kernel by cookie.
-import { spawnSync } from "node:child_process";
-import { statSync } from "node:fs";
+// later; for the earlier ones the kernel has no record, so the daemon lists them once from the
+// kernel itself (sock_diag through the addon, src/datapath/bound-sockets.ts: each listening TCP and bound UDP socket's inode, uid,
+// cookie and cgroup), finds the processes holding each inode in /proc/PID/fd, and writes the owners
+// to the kernel by cookie. Nothing is read from another tool's text: a process name is only ever
+// a name.
+import { readdirSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDev } from "./kernel-dev.ts";
 import type { Attribution } from "./attributor.ts";
@@ -21,41 +22,62 @@ export interface SocketOwner {
   exeDev: number;
 }
 
-/** One socket of `ss -tulnpe`: its cookie, the cgroup it was made in, the pids holding it. */
-export interface ListedSocket {
+/** A socket as sock_diag lists it (the datapath's boundSockets). */
+export interface BoundSocket {
+  /** The socket's inode: /proc/PID/fd/N links to socket:[inode]. */
+  inode: number;
+  uid: number;
   cookie: bigint;
-  cgroup: string | null;
-  pids: number[];
+  /** The cgroup v2 id it was made in (0 when the kernel does not say). */
+  cgroupId: bigint;
 }
 
-/** `ss -Htulnpe` output -> the sockets held by some process (others have no owner to record). */
-export function parseSocketList(text: string): ListedSocket[] {
-  const out: ListedSocket[] = [];
-  for (const line of text.split("\n")) {
-    const cookie = /\ssk:([0-9a-f]+)/.exec(line)?.[1];
-    const users = /users:\(\((.*?)\)\)/.exec(line)?.[1];
-    if (!cookie || !users) continue;
-    const pids = [...users.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
-    out.push({
-      cookie: BigInt(`0x${cookie}`),
-      cgroup: /\scgroup:(\S+)/.exec(line)?.[1] ?? null,
-      pids: [...new Set(pids)].sort((a, b) => a - b),
-    });
+/** inode -> the pids holding a descriptor of that socket, lowest first. */
+export function socketHolders(inodes: Set<number>, procRoot = "/proc"): Map<number, number[]> {
+  const holders = new Map<number, number[]>();
+  const pids = readdirSync(procRoot)
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(join(procRoot, String(pid), "fd"));
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(join(procRoot, String(pid), "fd", fd));
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode === undefined || !inodes.has(Number(inode))) continue;
+      const list = holders.get(Number(inode)) ?? [];
+      if (list.at(-1) !== pid) list.push(pid);
+      holders.set(Number(inode), list);
+    }
   }
-  return out;
+  return holders;
 }
 
 /**
  * The owners of this network namespace's listening TCP and bound UDP sockets, as post_bind would
  * have recorded them: the lowest pid holding the socket (the one that made it, for a server that
- * forks its workers), its real uid, comm and executable, and the socket's cgroup.
+ * forks its workers), its comm and executable, and the socket's own uid and cgroup (the kernel's,
+ * from when it was made).
  */
-export function boundSocketOwners(attribution: Attribution, procRoot = "/proc"): SocketOwner[] {
-  const ss = spawnSync("ss", ["-Htulnpe"], { encoding: "utf8", timeout: 10_000 });
-  if (ss.status !== 0) return [];
+export function boundSocketOwners(
+  attribution: Attribution,
+  sockets: readonly BoundSocket[],
+  procRoot = "/proc",
+): SocketOwner[] {
+  const holders = socketHolders(new Set(sockets.map((s) => s.inode)), procRoot);
   const out: SocketOwner[] = [];
-  for (const s of parseSocketList(ss.stdout)) {
-    const pid = s.pids[0];
+  for (const s of sockets) {
+    const pid = holders.get(s.inode)?.[0];
     const facts = pid === undefined ? null : attribution.processFacts(pid);
     if (!facts || pid === undefined) continue;
     let exe;
@@ -64,13 +86,11 @@ export function boundSocketOwners(attribution: Attribution, procRoot = "/proc"):
     } catch {
       continue; // exited meanwhile
     }
-    const cgroupId =
-      (s.cgroup ? attribution.cgroupIdOf(s.cgroup) : null) ?? attribution.cgroupIdOf(facts.cgroup);
     out.push({
       cookie: s.cookie,
       pid,
-      uid: facts.user,
-      cgroupId: cgroupId ?? 0n,
+      uid: s.uid,
+      cgroupId: s.cgroupId || (attribution.cgroupIdOf(facts.cgroup) ?? 0n),
       comm: facts.name,
       exeIno: exe.ino,
       exeDev: kernelDev(Number(exe.dev)),

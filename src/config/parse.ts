@@ -8,6 +8,7 @@ import { normalizePolicy } from "./normalize.ts";
 import { checkSchema } from "./schema-check.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { findShadowedRules } from "./shadowing.ts";
+import { findWeakIdentityRules } from "./weak-identity.ts";
 import { PolicySource } from "./yaml-source.ts";
 
 export interface PolicyCheck {
@@ -39,7 +40,7 @@ export function checkPolicySource(text: string, fileName: string, host: PolicyHo
   const model = normalizePolicy(ctx, source.data as PolicyDocument);
   diagnostics.push(...ctx.diagnostics);
   if (model && !hasErrors(diagnostics)) {
-    diagnostics.push(...findShadowedRules(model));
+    diagnostics.push(...findShadowedRules(model), ...findWeakIdentityRules(model));
     return { model, diagnostics: sortDiagnostics(diagnostics) };
   }
   return { diagnostics: sortDiagnostics(diagnostics) };

@@ -6,6 +6,7 @@ import { boundSocketOwners, type Attribution } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import {
   attachHooks,
+  boundSockets,
   cgroupDirectory,
   Datapath,
   listInterfaces,
@@ -23,6 +24,14 @@ export interface DatapathStart {
   pinRoot?: string | null;
   attribution: Attribution;
   log: (line: string) => void;
+}
+
+/** Writes the owners of the sockets bound before the accept hooks; returns how many. */
+export function seedBoundOwners(
+  datapath: Pick<Datapath, "seedOwners">,
+  attribution: Attribution,
+): number {
+  return datapath.seedOwners(boundSocketOwners(attribution, boundSockets()));
 }
 
 /** Throws (having closed what it opened) when the programs cannot be loaded or attached. */
@@ -55,8 +64,8 @@ export async function startDatapath(
   for (const line of attachLines(datapath)) log(line);
   // sockets bound before the accept hooks were attached: their owners from sock_diag and /proc
   if (datapath.attachments.some((a) => a.hook === "skb_ingress")) {
-    const seeded = datapath.seedOwners(boundSocketOwners(start.attribution));
-    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from ss`);
+    const seeded = seedBoundOwners(datapath, start.attribution);
+    log(`accept hook: owners of ${seeded} sockets bound before moat attached, from sock_diag`);
   }
   if (nics.length === 0) log(`no interface matches ${patterns.join(", ")}`);
   return { datapath, relay };

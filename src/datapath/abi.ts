@@ -31,6 +31,7 @@ export const Counter = {
   unowned: 25,
   daemonGone: 26,
   unavailable: 27,
+  basics: 28,
   max: 32,
 } as const;
 
@@ -113,6 +114,7 @@ export const meta = defineStruct("moat_meta", 92, {
   daemon_allow: { offset: 31, type: "u8" },
   first_local_rule: { offset: 32, type: "u32" },
   socket_image: { offset: 36, type: "u8" },
+  basics_judged: { offset: 38, type: "u16" },
   sock_ns: { offset: 40, type: "u32" },
   sock_nx: { offset: 44, type: "u32" },
   proc_nn: { offset: 48, type: "u32" },

@@ -48,6 +48,8 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_recvmsg4", "recvmsg4"],
   ["moat_recvmsg6", "recvmsg6"],
   ["moat_sockops", "sock_ops"],
+  // raw sockets: their owner, for the packet hooks (they never reach connect/sendmsg)
+  ["moat_sock_create", "sock_create"],
   // who binds a socket (the accept side), and which processes are proxies (redirects)
   ["moat_post_bind4", "post_bind4"],
   ["moat_post_bind6", "post_bind6"],

@@ -27,3 +27,4 @@ export {
 } from "./prerequisites.ts";
 export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
+export { boundSockets } from "./bound-sockets.ts";

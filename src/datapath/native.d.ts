@@ -267,6 +267,23 @@ export interface SocketTuple {
   cookie?: bigint;
 }
 
+/** One socket of a sock_diag dump (sockList). */
+export interface ListedSocket {
+  /** 16 bytes, IPv4 mapped for family 4. */
+  local: Buffer;
+  localPort: number;
+  /** The kernel's TCP state number (a bound UDP socket is 7, TCP_CLOSE). */
+  state: number;
+  /** The device it is bound to; 0: none. */
+  ifindex: number;
+  uid: number;
+  /** The socket's inode: /proc/PID/fd/N links to socket:[inode]. */
+  inode: number;
+  cookie: bigint;
+  /** The cgroup v2 id it was made in (0 when the kernel does not say). */
+  cgroupId: bigint;
+}
+
 export interface NativeAddon {
   BpfObject: typeof BpfObject;
   BpfMap: typeof BpfMap;
@@ -290,6 +307,11 @@ export interface NativeAddon {
    * false when there is no such socket; EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY.
    */
   sockDestroy(socket: SocketTuple): boolean;
+  /**
+   * The sockets of one family and protocol whose state is in `states` (bit n: TCP state n), from
+   * a SOCK_DIAG_BY_FAMILY dump in this network namespace.
+   */
+  sockList(family: 4 | 6, protocol: number, states: number): ListedSocket[];
   /** SO_PEERCRED of a connected unix socket `fd`: the peer as the kernel recorded it at connect(). */
   peerCredentials(fd: number): PeerCredentials;
 }

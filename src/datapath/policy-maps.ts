@@ -234,6 +234,7 @@ export class PolicyMaps {
           daemon_allow: image.daemonFailure === "allow" ? 1 : 0,
           first_local_rule: image.firstLocalRule,
           socket_image: policy.socket ? 1 : 0,
+          basics_judged: image.basicsJudged,
           sock_ns: policy.socket?.image.ns ?? 0,
           sock_nx: policy.socket?.image.nx ?? 0,
           proc_nn: policy.socket?.process.nn ?? 0,

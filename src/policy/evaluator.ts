@@ -27,6 +27,7 @@ import {
 } from "./facts.ts";
 import { protocolName } from "./match-layer4.ts";
 import { matchRule, type PreparedFacts } from "./match-rule.ts";
+import { unjudgedBasics } from "./network-basics.ts";
 import type { Outcome } from "./tri.ts";
 
 export { FactsError, type ConnectionFacts } from "./facts.ts";
@@ -64,6 +65,8 @@ export type Evaluation = Decision | Deferred;
 
 export function evaluate(policy: PolicyModel, facts: ConnectionFacts): Evaluation {
   const prepared = prepare(facts);
+  const basic = basicNetworking(policy, prepared, facts);
+  if (basic) return basic;
   const result = evaluateRules(policy, prepared, facts);
   return result.verdict === "deferred" ? result : withRedirect(policy, prepared, result);
 }
@@ -98,6 +101,39 @@ function withRedirect(policy: PolicyModel, facts: PreparedFacts, d: Decision): D
     };
   }
   return d;
+}
+
+/** The rule name of basic networking's decisions: unlike any rule's (those have no spaces). */
+export const BASIC_NETWORKING = "(basic networking)";
+
+/**
+ * Basic networking (network-basics.ts) passes unjudged unless a rule names it: allowed, never
+ * reported, never redirected.
+ */
+function basicNetworking(
+  policy: PolicyModel,
+  facts: PreparedFacts,
+  raw: ConnectionFacts,
+): Decision | undefined {
+  const { protocol, serverPort, clientPort } = facts.transport;
+  const ingress = facts.direction === "ingress";
+  const c = unjudgedBasics(policy, {
+    family: raw.family,
+    protocol,
+    localPort: ingress ? serverPort : clientPort,
+    remotePort: ingress ? clientPort : serverPort,
+    icmpType: raw.icmp?.type,
+    hopLimit: raw.hopLimit,
+  });
+  if (!c) return undefined;
+  return {
+    verdict: "allowed",
+    action: "allow",
+    rule: BASIC_NETWORKING,
+    mode: policy.mode,
+    reason: `${c.name}${c.hopLimit ? ` with hop limit ${c.hopLimit}` : ""} is basic networking: it passes unjudged, as no rule names it`,
+    report: false,
+  };
 }
 
 function evaluateRules(

@@ -73,6 +73,11 @@ export interface ConnectionFacts {
   local: EndpointFacts;
   remote: EndpointFacts;
   icmp?: { type: number; code: number };
+  /**
+   * The first packet's IPv6 hop limit (IPv4 TTL). Neighbour and router discovery pass unjudged
+   * only with 255 (docs/datapath.md, "Basic networking"); absent = not 255.
+   */
+  hopLimit?: number;
   /** A full ProcessFacts from attribution fits; absent fields are unknown. */
   process?: KnownProcess;
   /** Absent fields are unknown. */

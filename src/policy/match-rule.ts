@@ -1,7 +1,7 @@
 // Does one rule (or redirect) match a connection? Every section it names must match.
 
 import type { IpAddress } from "../config/ip.ts";
-import type { Direction, Match } from "../config/model.ts";
+import { PROTOCOL_NUMBERS, type Direction, type Match } from "../config/model.ts";
 import type { ConnectionFacts } from "./facts.ts";
 import { matchAddressList } from "./match-address.ts";
 import { matchInterface, matchProcess } from "./match-context.ts";
@@ -18,8 +18,14 @@ export interface PreparedFacts {
   raw: ConnectionFacts;
 }
 
+const PROCESS_PROTOCOLS = new Set<number>([PROTOCOL_NUMBERS.tcp, PROTOCOL_NUMBERS.udp]);
+
 export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
   if (rule.direction !== "any" && rule.direction !== facts.direction) return no();
+  // the kernel knows the process and interface of TCP and UDP connections only
+  // (docs/socket-hooks.md, "Every protocol, raw sockets and packet sockets")
+  if ((rule.process || rule.interface) && !PROCESS_PROTOCOLS.has(facts.transport.protocol))
+    return no();
   const parts: Outcome[] = [];
   if (rule.layer3?.remote) parts.push(matchAddressList(rule.layer3.remote, "remote", facts.remote));
   if (rule.layer3?.local) parts.push(matchAddressList(rule.layer3.local, "local", facts.local));

@@ -8,6 +8,7 @@
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import { PROTOCOL_NUMBERS, type PolicyModel } from "../config/model.ts";
 import { commRange } from "./compile/process.ts";
+import { protocolName } from "./match-layer4.ts";
 
 export function processRuleProblems(model: PolicyModel): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -20,6 +21,19 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
     if (!section) continue;
     const what = rule.process ? "a process" : "an interface";
     const ingress = rule.direction !== "egress";
+    const protocol = rule.layer4?.protocol ?? null;
+    if (
+      protocol !== null &&
+      protocol !== PROTOCOL_NUMBERS.tcp &&
+      protocol !== PROTOCOL_NUMBERS.udp
+    ) {
+      out.push(
+        diagnostic(
+          section.pos,
+          `rule '${rule.name}' names ${what} for protocol ${protocolName(protocol)}: the kernel knows the process (and interface) of TCP and UDP connections only; ${rule.process ? "a process" : "an interface"} section there would never match`,
+        ),
+      );
+    }
     if (ingress && rule.interface) {
       out.push(
         diagnostic(

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parsePolicy } from "../../src/config/index.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
-import { evaluate } from "../../src/policy/evaluator.ts";
+import { BASIC_NETWORKING, evaluate } from "../../src/policy/evaluator.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 import {
   edges,
@@ -27,7 +27,7 @@ const SCALE = Number(process.env.CLASSIFIER_PROPERTY_SCALE ?? 1);
 const PACKETS = 400;
 
 let lab: KernelLab;
-const tally = { cases: 0, byRule: 0, dropped: 0, detected: 0, reported: 0 };
+const tally = { cases: 0, byRule: 0, dropped: 0, detected: 0, reported: 0, basics: 0 };
 
 before(() => {
   lab = new KernelLab();
@@ -61,6 +61,7 @@ function check(spec: PolicySpec, dice: PacketDice[]): void {
     if (got.verdict === "drop") tally.dropped++;
     if (expected.verdict === "detected") tally.detected++;
     if (expected.report) tally.reported++;
+    if (expected.rule === BASIC_NETWORKING) tally.basics++;
   }
 }
 

@@ -49,7 +49,7 @@ const list = fc.array(
 );
 
 const port = fc.oneof(
-  fc.constantFrom(0, 22, 53, 80, 443, 1024, 65535),
+  fc.constantFrom(0, 22, 53, 67, 68, 80, 443, 546, 547, 1024, 65535),
   fc.integer({ min: 0, max: 65535 }),
 );
 const portEntry: fc.Arbitrary<number | string> = fc.oneof(
@@ -64,7 +64,7 @@ const portEntry: fc.Arbitrary<number | string> = fc.oneof(
 );
 const ports = fc.array(portEntry, { minLength: 1, maxLength: 3 });
 
-const PROTOCOLS = ["tcp", "udp", "icmp", "icmpv6", "any", 47, 132, 0];
+const PROTOCOLS = ["tcp", "udp", "icmp", "icmpv6", "any", 47, 132, 0, 2];
 
 const layer4 = fc
   .record({
@@ -73,7 +73,7 @@ const layer4 = fc
     sourcePort: fc.option(ports, { nil: undefined, freq: 4 }),
     icmp: fc.option(
       fc.record({
-        type: fc.constantFrom(0, 3, 8, 128, 135),
+        type: fc.constantFrom(0, 3, 8, 128, 130, 134, 135, 136, 143),
         code: fc.option(fc.constantFrom(0, 1), { nil: undefined }),
       }),
       { nil: undefined },
@@ -157,7 +157,8 @@ export function edges(model: PolicyModel): Edges {
   const e: Edges = {
     v4: [0n, 0xffffffffn],
     v6: [0n, (1n << 128n) - 1n],
-    ports: [0, 65535],
+    // and basic networking's (network-basics.ts)
+    ports: [0, 65535, 67, 68, 546, 547],
     protocols: [],
     icmp: [],
   };
@@ -196,6 +197,7 @@ export const packetDice = fc.record({
   serverPort: fc.tuple(fc.nat(3), fc.nat(), fc.integer({ min: 0, max: 65535 })),
   clientPort: fc.tuple(fc.nat(3), fc.nat(), fc.integer({ min: 0, max: 65535 })),
   icmp: fc.tuple(fc.nat(), fc.nat(255), fc.nat(3)),
+  hopLimit: fc.constantFrom(255, 255, 64, 1, 254),
 });
 
 export type PacketDice = typeof packetDice extends fc.Arbitrary<infer T> ? T : never;
@@ -221,7 +223,7 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
   };
   const pickPort = ([how, i, random]: [number, number, number]) =>
     how < 2 ? e.ports[i % e.ports.length]! : random;
-  const protocols = [6, 17, 1, 58, 47, 132, 0, 255, ...e.protocols];
+  const protocols = [6, 17, 1, 58, 47, 132, 0, 2, 255, ...e.protocols];
   let protocol =
     d.protocol < 5 ? 6 : d.protocol < 9 ? 17 : protocols[d.protocol % protocols.length]!;
   const v6wire = family === 6 || mapped !== "none";
@@ -231,7 +233,7 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
   const local = mapped === "remote" ? pick(d.local, 6) : pick(d.local, family);
   const serverPort = pickPort(d.serverPort);
   const clientPort = pickPort(d.clientPort);
-  const icmpTypes = [0, 3, 8, 128, 129, 135, ...e.icmp];
+  const icmpTypes = [0, 2, 3, 8, 128, 129, 130, 133, 134, 135, 136, 137, 143, ...e.icmp];
   const icmpType = d.icmp[2] < 2 ? icmpTypes[d.icmp[0] % icmpTypes.length]! : d.icmp[0] % 256;
   const icmpCode = d.icmp[2] === 0 ? 0 : d.icmp[2] === 1 ? 1 : d.icmp[1];
   const direction = d.egress ? "egress" : "ingress";
@@ -256,6 +258,7 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
     remote: { ip: remoteText, ...withPort(direction === "ingress" ? clientPort : serverPort) },
     local: { ip: localText, ...withPort(direction === "ingress" ? serverPort : clientPort) },
     ...(icmp ? { icmp: { type: icmpType, code: icmpCode } } : {}),
+    hopLimit: d.hopLimit,
   };
   const r = wire(remoteText, remote);
   const l = wire(localText, local);
@@ -268,6 +271,7 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
     flags: "S",
     icmp: { type: icmpType, code: icmpCode },
     payload: ported || icmp ? 0 : 8,
+    ttl: d.hopLimit,
   };
   return { hook: direction === "ingress" ? "xdp" : "tc", spec, facts };
 }

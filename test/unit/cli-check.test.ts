@@ -66,6 +66,15 @@ test("warnings: unreachable rules; the file is still ok (exit 0)", () => {
   ]);
 });
 
+test("warnings: an allow rule that names a process only by name (any process can take it)", () => {
+  const result = moat("check", `${F}/name-only.yaml`);
+  assert.equal(result.code, 0);
+  assert.deepEqual(result.stdout, [
+    `${F}/name-only.yaml:9:14 rules[0].process: warning: rule 'curl-by-name' allows by process name only, which any process can take (prctl PR_SET_NAME, exec -a); add path or user to know it is curl`,
+    `${F}/name-only.yaml: ok, 4 rules, 0 sets, 1 warning`,
+  ]);
+});
+
 test("features the daemon would refuse are errors in check, as the daemon reports them", () => {
   const result = moat("check", `${F}/full.yaml`);
   assert.equal(result.code, 1);

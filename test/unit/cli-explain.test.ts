@@ -103,6 +103,30 @@ test("a rule the packet facts cannot decide: deferred, with the possible outcome
   ]);
 });
 
+test("--hop-limit: neighbour discovery with 255 is basic networking, unjudged", () => {
+  const ns = ["icmpv6", "fe80::2", "->", "fe80::1", "type", "135"];
+  const result = moat(
+    "explain",
+    "test/fixtures/policies/block-all.yaml",
+    ...ns,
+    "--hop-limit",
+    "255",
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout.slice(1), [
+    "verdict: allowed",
+    "action: allow",
+    "rule: (basic networking)",
+    "mode: prevent",
+    "reason: neighbour solicitation (icmpv6 type 135) with hop limit 255 is basic networking: it passes unjudged, as no rule names it",
+  ]);
+  const without = moat("explain", "test/fixtures/policies/block-all.yaml", ...ns);
+  assert.equal(without.stdout[1], "verdict: blocked", "no hop limit given: judged");
+  const bad = moat("explain", "test/fixtures/policies/block-all.yaml", ...ns, "--hop-limit", "300");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--hop-limit must be an integer 0-255, got '300'/);
+});
+
 test("mistakes get a usage message and exit 2", () => {
   const unquoted = moat("explain", SERVER, "tcp", "1.2.3.4:5", "-");
   assert.equal(unquoted.code, 2);

@@ -454,3 +454,35 @@ test("the reason names the facts that matched", () => {
     "rule r (line 5): process /usr/bin/nginx, user alice, container 3f2a9c0e1b7d, container image docker.io/library/nginx:1.27",
   );
 });
+
+test("process and interface sections match TCP and UDP only, as the kernel knows them", () => {
+  const policy = parsePolicy(
+    `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+rules:
+  - name: curl-out
+    direction: egress
+    action: block
+    process: { path: /usr/bin/curl }
+  - name: via-eth0
+    direction: egress
+    action: block
+    interface: { name: [eth0] }
+`,
+    "p.yaml",
+  );
+  const facts = (protocol: ConnectionFacts["protocol"]): ConnectionFacts => ({
+    direction: "egress",
+    protocol,
+    family: 4,
+    local: { ip: "10.0.0.1", ...(protocol === "udp" ? { port: 40000 } : {}) },
+    remote: { ip: "10.0.0.2", ...(protocol === "udp" ? { port: 53 } : {}) },
+    ...(protocol === "icmp" ? { icmp: { type: 8, code: 0 } } : {}),
+    process: curl,
+    interface: { name: "eth0", tunnel: false },
+  });
+  assert.equal(evaluate(policy, facts("udp")).rule, "curl-out");
+  for (const protocol of ["icmp", 136] as const)
+    assert.equal(evaluate(policy, facts(protocol)).rule, "default", `protocol ${protocol}`);
+});

@@ -76,3 +76,29 @@ rules:
     [],
   );
 });
+
+test("a process or interface rule for another protocol than tcp or udp is refused", () => {
+  assert.deepEqual(
+    problems(`version: 1
+attach: { cgroup: / }
+rules:
+  - name: ping-by-curl
+    direction: egress
+    action: block
+    process: { path: [/usr/bin/curl] }
+    layer4: { protocol: icmp }
+  - name: tcp-by-curl
+    direction: egress
+    action: block
+    process: { path: [/usr/bin/curl] }
+    layer4: { protocol: tcp }
+  - name: anything-by-curl
+    direction: egress
+    action: block
+    process: { path: [/usr/bin/curl] }
+`),
+    [
+      "p.yaml:7:14 rules[0].process: rule 'ping-by-curl' names a process for protocol icmp: the kernel knows the process (and interface) of TCP and UDP connections only; a process section there would never match",
+    ],
+  );
+});

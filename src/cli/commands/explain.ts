@@ -21,6 +21,7 @@ import { addContext } from "./explain-context.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
+             [--hop-limit N]
 
   The left side opened the connection; the right side is the server.
   --direction ingress (default): the right side is this host (a peer connects in).
@@ -29,6 +30,8 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
   --process: the local process owning the socket; keys ${PROCESS_FIELDS.join(", ")}
     (user is a uid or a name; container=none = not in a container). Keys left out are unknown.
   --interface: the interface the connection is routed by (not a tunnel unless --tunnel).
+  --hop-limit: the first packet's IPv6 hop limit (IPv4 TTL); neighbour and router discovery
+    with 255 is basic networking, which passes unjudged (docs/datapath.md).
 
   moat explain policy.yaml tcp 203.0.113.9:51514 '->' 10.0.0.1:22
   moat explain policy.yaml udp 10.0.0.1:40000 to 9.9.9.9:53 --direction egress
@@ -47,6 +50,7 @@ export const explainCommand: Command = {
     interface: { type: "string" },
     tunnel: { type: "boolean" },
     "no-tunnel": { type: "boolean" },
+    "hop-limit": { type: "string" },
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
     arrow: { type: "boolean", short: ">", multiple: true },
   },
@@ -59,6 +63,13 @@ export const explainCommand: Command = {
     const parsed = parseConnectionText(words, direction);
     if (!parsed.ok) throw new UsageError(`${parsed.error}\nusage: ${USAGE}`);
     addContext(parsed.value, values);
+    const hopLimit = values["hop-limit"];
+    if (hopLimit !== undefined) {
+      const text = String(hopLimit);
+      if (!/^\d{1,3}$/.test(text) || Number(text) > 255)
+        throw new UsageError(`--hop-limit must be an integer 0-255, got '${text}'`);
+      parsed.value.hopLimit = Number(text);
+    }
     const model = loadForExplain(file, io);
     if (!model) return 1;
     print(model, parsed.value, values.direction === undefined, io);

@@ -1,6 +1,7 @@
 // PolicyModel -> ClassifierImage (docs/classifier.md): classes per dimension, their
 // combinations, the final rule tables and the LPM tries, each checked against its budget.
 
+import { judgedBasics } from "../network-basics.ts";
 import type { Action, PolicyModel, Rule } from "../../config/model.ts";
 import { addressDimension, valueDimension, type Runs } from "./classes.ts";
 import { combine } from "./combine.ts";
@@ -228,6 +229,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
+    basicsJudged: judgedBasics(model),
     remote4,
     remote6,
     local4,

@@ -73,6 +73,11 @@ export interface ClassifierImage {
    */
   firstIngressSportRule: number;
   /**
+   * Basic networking that rules name (bit per class, network-basics.ts): judged like other
+   * traffic; the other classes pass every hook unjudged.
+   */
+  basicsJudged: number;
+  /**
    * failure.daemon: "allow" lets the hooks pass everything once the daemon's heartbeat is late
    * (bpf/include/heartbeat.h); absent or "enforce" keeps judging. The top image only.
    */
@@ -125,4 +130,6 @@ export interface PacketFacts {
   clientPort: number;
   icmpType: number;
   icmpCode: number;
+  /** IPv6 hop limit (IPv4 TTL); absent = not 255 (basic networking, network-basics.ts). */
+  hopLimit?: number;
 }

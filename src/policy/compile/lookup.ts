@@ -12,6 +12,7 @@ import {
   type PacketFacts,
 } from "./image.ts";
 import { dir4Lookup } from "./dir4.ts";
+import { basicsClassOf, type BasicsClass } from "../network-basics.ts";
 import { SLOT_ICMP, SLOT_ICMPV6, SLOT_OTHER, isPorted, protocolSlot } from "./ports.ts";
 
 /** Longest-prefix match over one trie's entries: prefix length (longest first) -> key -> class. */
@@ -98,6 +99,25 @@ export function lookupImage(image: ClassifierImage, facts: PacketFacts): number 
   const r3 = image.remoteOnly[rc * 2 + dir]!;
   const rule = Math.min(r1, r2, r3);
   return rule === RULE_NONE ? image.defaultRule[facts.direction] : rule;
+}
+
+/**
+ * The step before the table walk (bpf/include/basics.h): the class of basic networking these facts
+ * are (`family` is the one on the wire), when the image leaves it unjudged (no rule names it); such
+ * a packet passes, never reported.
+ */
+export function imageBasics(image: ClassifierImage, facts: PacketFacts): BasicsClass | undefined {
+  const ingress = facts.direction === "ingress";
+  const ported = isPorted(facts.protocol);
+  const c = basicsClassOf({
+    family: facts.family,
+    protocol: facts.protocol,
+    localPort: ported ? (ingress ? facts.serverPort : facts.clientPort) : undefined,
+    remotePort: ported ? (ingress ? facts.clientPort : facts.serverPort) : undefined,
+    icmpType: facts.icmpType,
+    hopLimit: facts.hopLimit,
+  });
+  return c && !((image.basicsJudged >> c.bit) & 1) ? c : undefined;
 }
 
 /** What a rule decides, as the evaluator's Decision says it. */

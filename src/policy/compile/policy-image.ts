@@ -7,6 +7,7 @@
 // (compile/process.ts): the kernel passes the caller's class where a packet's client port would
 // go. Rule indexes are the same in both.
 
+import { judgedBasics } from "../network-basics.ts";
 import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
 import type { PolicyImage } from "./kernel-image.ts";
@@ -95,6 +96,8 @@ export function compilePolicy(
       // all
       firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
       firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+      // basic networking named by the rules as written (the packet model rewrites source ports)
+      basicsJudged: judgedBasics(model),
     },
   };
   // one set of process classes for the rules and the redirects (compile/redirect.ts)
