@@ -1,4 +1,4 @@
-// B1 / B2 (../shared/design/performance.md): what judging a NEW connection and passing an
+// B1 / B2 (docs/performance.md): what judging a NEW connection and passing an
 // ESTABLISHED packet cost, for 10 .. 100k mixed rules, against a floor measured in the same run
 // (the same program with no policy: parse, count, pass). BPF_PROG_TEST_RUN of the XDP program
 // with repeat = 1e5, the program's bench knobs rotating the source over 4096 addresses spread

@@ -1,4 +1,4 @@
-// B4 (../shared/design/performance.md): what the socket hooks add to connect() with 10k process
+// B4 (docs/performance.md): what the socket hooks add to connect() with 10k process
 // rules, against no program attached (the floor) and against 10k L3/L4-only rules, in the same
 // run. A C client in a cgroup v2 directory made here does non-blocking TCP connect()s to a closed
 // port on 127.0.0.1 (each on a new socket), timing connect() alone with clock_gettime; the

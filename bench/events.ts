@@ -1,4 +1,4 @@
-// B6 (../shared/design/performance.md): the event pipeline, kernel -> ring buffer -> decode ->
+// B6 (docs/performance.md): the event pipeline, kernel -> ring buffer -> decode ->
 // audit log + SQLite history + one live API subscriber (SSE, in another process), built from the
 // daemon's own pieces as src/daemon.ts wires them. Events are real kernel events: test runs of
 // the XDP program on the libuv pool (the event loop keeps draining meanwhile) with the bench

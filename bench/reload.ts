@@ -1,4 +1,4 @@
-// B5 (../shared/design/performance.md): how long a reload takes to reach the atomic swap for
+// B5 (docs/performance.md): how long a reload takes to reach the atomic swap for
 // 100k rules and for a set of 1M CIDRs, and whether any packet judged during the swap gets a
 // verdict that neither the old nor the new policy gives.
 //

@@ -1,4 +1,4 @@
-// B3 (../shared/design/performance.md): real traffic against an ingress block list of 1k..1M
+// B3 (docs/performance.md): real traffic against an ingress block list of 1k..1M
 // CIDRs, moat vs nftables (netdev ingress, interval set) vs iptables + ipset (hash:net), in
 // the same run. A lab of two namespaces joined by a veth pair; trafgen (netsniff-ng) in one
 // sends 64-byte UDP frames from 4096 sources, each inside a random entry of the list, to the
