@@ -2,8 +2,8 @@
 #include "addon.h"
 
 #include <bpf/bpf.h>
-#include <linux/if_link.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -95,11 +95,20 @@ Napi::Value XdpAttachMode(const Napi::CallbackInfo& info) {
   if (rc < 0) ThrowErrno(info.Env(), "bpf_xdp_query", -rc, std::to_string(ifindex), &capture);
   const char* mode = "none";
   switch (opts.attach_mode) {
-    case XDP_ATTACHED_DRV: mode = "native"; break;
-    case XDP_ATTACHED_SKB: mode = "generic"; break;
-    case XDP_ATTACHED_HW: mode = "offload"; break;
-    case XDP_ATTACHED_MULTI: mode = "multi"; break;
-    default: break;
+    case XDP_ATTACHED_DRV:
+      mode = "native";
+      break;
+    case XDP_ATTACHED_SKB:
+      mode = "generic";
+      break;
+    case XDP_ATTACHED_HW:
+      mode = "offload";
+      break;
+    case XDP_ATTACHED_MULTI:
+      mode = "multi";
+      break;
+    default:
+      break;
   }
   return Napi::String::New(info.Env(), mode);
 }
@@ -151,6 +160,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace moat
 
-static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return moat::Init(env, exports); }
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  return moat::Init(env, exports);
+}
 
 NODE_API_MODULE(moat_native, InitModule)

@@ -75,9 +75,12 @@ std::string ErrnoName(int err) {
   if (err < 0) err = -err;
   // Kernel-internal codes that leak through the bpf() syscall.
   switch (err) {
-    case 512: return "ERESTARTSYS";
-    case 524: return "ENOTSUPP";
-    default: break;
+    case 512:
+      return "ERESTARTSYS";
+    case 524:
+      return "ENOTSUPP";
+    default:
+      break;
   }
   const char* name = strerrorname_np(err);
   return name != nullptr ? name : "EUNKNOWN";

@@ -112,8 +112,12 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
     return spec_.fd;
   }
 
-  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spec_.fd); }
-  Napi::Value GetKind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), spec_.kind); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), spec_.fd);
+  }
+  Napi::Value GetKind(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), spec_.kind);
+  }
 
   Napi::Value Id(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -122,7 +126,8 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
     struct bpf_link_info li;
     std::memset(&li, 0, sizeof(li));
     __u32 len = sizeof(li);
-    if (bpf_obj_get_info_by_fd(fd, &li, &len) < 0) ThrowErrno(env, "bpf_obj_get_info_by_fd", errno, spec_.kind);
+    if (bpf_obj_get_info_by_fd(fd, &li, &len) < 0)
+      ThrowErrno(env, "bpf_obj_get_info_by_fd", errno, spec_.kind);
     return Napi::Number::New(env, li.id);
   }
 

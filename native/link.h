@@ -9,13 +9,13 @@
 namespace moat {
 
 struct LinkSpec {
-  std::string kind;  // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "pinned"
-  int fd = -1;       // a raw bpf_link fd (xdp, tcx, cgroup, pinned); owned
+  std::string kind;                 // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "pinned"
+  int fd = -1;                      // a raw bpf_link fd (xdp, tcx, cgroup, pinned); owned
   struct bpf_link* link = nullptr;  // a libbpf link (uprobe); owned
   // clsact filter (kind "tc"): detached with bpf_tc_detach.
   bool tcFilter = false;
-  struct bpf_tc_hook hook {};
-  struct bpf_tc_opts tcOpts {};
+  struct bpf_tc_hook hook{};
+  struct bpf_tc_opts tcOpts{};
 };
 
 // Wraps `spec` (taking ownership; released on failure) in a new JS BpfLink.

@@ -50,35 +50,34 @@ int QuerySpec(int fd, MapSpec* spec) {
 class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(
-        env, "BpfMap",
-        {
-            StaticMethod<&BpfMap::Create>("create"),
-            StaticMethod<&BpfMap::OpenPinned>("openPinned"),
-            InstanceAccessor<&BpfMap::GetName>("name"),
-            InstanceAccessor<&BpfMap::GetFd>("fd"),
-            InstanceAccessor<&BpfMap::GetType>("type"),
-            InstanceAccessor<&BpfMap::GetKeySize>("keySize"),
-            InstanceAccessor<&BpfMap::GetValueSize>("valueSize"),
-            InstanceAccessor<&BpfMap::GetMaxEntries>("maxEntries"),
-            InstanceAccessor<&BpfMap::GetValuesPerKey>("valuesPerKey"),
-            InstanceAccessor<&BpfMap::GetValueBufferSize>("valueBufferSize"),
-            InstanceMethod<&BpfMap::Id>("id"),
-            InstanceMethod<&BpfMap::Lookup>("lookup"),
-            InstanceMethod<&BpfMap::LookupAndDelete>("lookupAndDelete"),
-            InstanceMethod<&BpfMap::Update>("update"),
-            InstanceMethod<&BpfMap::Delete>("delete"),
-            InstanceMethod<&BpfMap::NextKey>("nextKey"),
-            InstanceMethod<&BpfMap::UpdateBatch>("updateBatch"),
-            InstanceMethod<&BpfMap::DeleteBatch>("deleteBatch"),
-            InstanceMethod<&BpfMap::LookupBatch>("lookupBatch"),
-            InstanceMethod<&BpfMap::LookupAndDeleteBatch>("lookupAndDeleteBatch"),
-            InstanceMethod<&BpfMap::SetInner>("setInner"),
-            InstanceMethod<&BpfMap::Pin>("pin"),
-            InstanceMethod<&BpfMap::Unpin>("unpin"),
-            InstanceMethod<&BpfMap::Freeze>("freeze"),
-            InstanceMethod<&BpfMap::Close>("close"),
-        });
+    return DefineClass(env, "BpfMap",
+                       {
+                           StaticMethod<&BpfMap::Create>("create"),
+                           StaticMethod<&BpfMap::OpenPinned>("openPinned"),
+                           InstanceAccessor<&BpfMap::GetName>("name"),
+                           InstanceAccessor<&BpfMap::GetFd>("fd"),
+                           InstanceAccessor<&BpfMap::GetType>("type"),
+                           InstanceAccessor<&BpfMap::GetKeySize>("keySize"),
+                           InstanceAccessor<&BpfMap::GetValueSize>("valueSize"),
+                           InstanceAccessor<&BpfMap::GetMaxEntries>("maxEntries"),
+                           InstanceAccessor<&BpfMap::GetValuesPerKey>("valuesPerKey"),
+                           InstanceAccessor<&BpfMap::GetValueBufferSize>("valueBufferSize"),
+                           InstanceMethod<&BpfMap::Id>("id"),
+                           InstanceMethod<&BpfMap::Lookup>("lookup"),
+                           InstanceMethod<&BpfMap::LookupAndDelete>("lookupAndDelete"),
+                           InstanceMethod<&BpfMap::Update>("update"),
+                           InstanceMethod<&BpfMap::Delete>("delete"),
+                           InstanceMethod<&BpfMap::NextKey>("nextKey"),
+                           InstanceMethod<&BpfMap::UpdateBatch>("updateBatch"),
+                           InstanceMethod<&BpfMap::DeleteBatch>("deleteBatch"),
+                           InstanceMethod<&BpfMap::LookupBatch>("lookupBatch"),
+                           InstanceMethod<&BpfMap::LookupAndDeleteBatch>("lookupAndDeleteBatch"),
+                           InstanceMethod<&BpfMap::SetInner>("setInner"),
+                           InstanceMethod<&BpfMap::Pin>("pin"),
+                           InstanceMethod<&BpfMap::Unpin>("unpin"),
+                           InstanceMethod<&BpfMap::Freeze>("freeze"),
+                           InstanceMethod<&BpfMap::Close>("close"),
+                       });
   }
 
   explicit BpfMap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfMap>(info) {
@@ -133,8 +132,9 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
     if (!IsNullish(inner)) createOpts.inner_map_fd = MapArg(env, inner, "innerMap").fd;
 
     LogCapture capture;
-    int fd = bpf_map_create(static_cast<enum bpf_map_type>(type), name.empty() ? nullptr : name.c_str(),
-                            keySize, valueSize, maxEntries, &createOpts);
+    int fd =
+        bpf_map_create(static_cast<enum bpf_map_type>(type), name.empty() ? nullptr : name.c_str(),
+                       keySize, valueSize, maxEntries, &createOpts);
     if (fd < 0) ThrowErrno(env, "bpf_map_create", -fd, name, &capture);
     MapSpec spec;
     int rc = QuerySpec(fd, &spec);
@@ -163,9 +163,15 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
 
   // ---- accessors ----
 
-  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), spec_.name); }
-  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spec_.fd); }
-  Napi::Value GetType(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spec_.type); }
+  Napi::Value GetName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), spec_.name);
+  }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), spec_.fd);
+  }
+  Napi::Value GetType(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), spec_.type);
+  }
   Napi::Value GetKeySize(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), spec_.keySize);
   }
@@ -366,9 +372,10 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
       done = true;  // ENOENT: this page (maybe empty) is the last one
     }
     Napi::Object result = Napi::Object::New(env);
-    result.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(n) * spec_.keySize));
-    result.Set("values",
-               Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(n) * valueBufferSize_));
+    result.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(),
+                                                   static_cast<size_t>(n) * spec_.keySize));
+    result.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(),
+                                                     static_cast<size_t>(n) * valueBufferSize_));
     result.Set("count", Napi::Number::New(env, n));
     result.Set("next", done ? env.Null() : static_cast<Napi::Value>(next));
     return result;
@@ -442,7 +449,8 @@ const MapSpec& MapArg(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Data(env).mapCtor.Value()))
     throw Napi::TypeError::New(env, std::string(what) + " must be a BpfMap");
   const MapSpec& spec = BpfMap::Unwrap(v.As<Napi::Object>())->spec();
-  if (spec.fd < 0) ThrowErrno(env, "BpfMap", EBADF, std::string(what) + " '" + spec.name + "' is closed");
+  if (spec.fd < 0)
+    ThrowErrno(env, "BpfMap", EBADF, std::string(what) + " '" + spec.name + "' is closed");
   return spec;
 }
 

@@ -25,7 +25,8 @@ struct OpenArgs {
 };
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Where a global variable lives: which internal map (.rodata/.data/.bss/...), offset, size.
@@ -88,7 +89,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Closable {
 
   explicit BpfObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfObject>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
-      throw Napi::TypeError::New(info.Env(), "BpfObject has no public constructor: use BpfObject.open");
+      throw Napi::TypeError::New(info.Env(),
+                                 "BpfObject has no public constructor: use BpfObject.open");
     OpenArgs* args = info[0].As<Napi::External<OpenArgs>>().Data();
     handle_ = std::make_shared<ObjectHandle>();
     handle_->obj = args->obj;
@@ -141,11 +143,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Closable {
 
   struct bpf_object* RequireLoaded(Napi::Env env, const char* op) {
     struct bpf_object* obj = Obj(env, op);
-    if (!loaded_) ThrowErrno(env, op, EINVAL, "object " + path_ + " is not loaded: call load() first");
+    if (!loaded_)
+      ThrowErrno(env, op, EINVAL, "object " + path_ + " is not loaded: call load() first");
     return obj;
   }
 
-  Napi::Value GetPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  Napi::Value GetPath(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), path_);
+  }
   Napi::Value GetLoaded(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), loaded_ && handle_->obj != nullptr);
   }

@@ -125,8 +125,8 @@ Napi::Object TestRunResult(Napi::Env env, const TestRunOut& out, bool hasCtx) {
   r.Set("retval", out.retval);
   r.Set("duration", out.duration);
   r.Set("dataOut", Napi::Buffer<uint8_t>::Copy(env, out.dataOut.data(), out.dataOut.size()));
-  r.Set("ctxOut", hasCtx ? static_cast<Napi::Value>(
-                               Napi::Buffer<uint8_t>::Copy(env, out.ctxOut.data(), out.ctxOut.size()))
+  r.Set("ctxOut", hasCtx ? static_cast<Napi::Value>(Napi::Buffer<uint8_t>::Copy(
+                               env, out.ctxOut.data(), out.ctxOut.size()))
                          : env.Null());
   return r;
 }
@@ -154,7 +154,8 @@ class TestRunWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     try {
       if (out_.rc < 0) {
-        deferred_.Reject(MakeError(env, Failure("bpf_prog_test_run_opts", -out_.rc, "program '" + name_ + "'")));
+        deferred_.Reject(
+            MakeError(env, Failure("bpf_prog_test_run_opts", -out_.rc, "program '" + name_ + "'")));
       } else {
         deferred_.Resolve(TestRunResult(env, out_, args_.hasCtx));
       }
@@ -223,12 +224,18 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
 
   std::string Who() const { return "program '" + spec_.name + "'"; }
 
-  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), spec_.name); }
+  Napi::Value GetName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), spec_.name);
+  }
   Napi::Value GetSection(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), spec_.section);
   }
-  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spec_.fd); }
-  Napi::Value GetType(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), spec_.type); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), spec_.fd);
+  }
+  Napi::Value GetType(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), spec_.type);
+  }
 
   Napi::Value Id(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -236,7 +243,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     struct bpf_prog_info pi;
     std::memset(&pi, 0, sizeof(pi));
     __u32 len = sizeof(pi);
-    if (bpf_obj_get_info_by_fd(fd, &pi, &len) < 0) ThrowErrno(env, "bpf_obj_get_info_by_fd", errno, Who());
+    if (bpf_obj_get_info_by_fd(fd, &pi, &len) < 0)
+      ThrowErrno(env, "bpf_obj_get_info_by_fd", errno, Who());
     return Napi::Number::New(env, pi.id);
   }
 
@@ -259,7 +267,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     LogCapture capture;
     int link = bpf_link_create(fd, ifindex, BPF_XDP, &opts);
     if (link < 0)
-      ThrowErrno(env, op, -link, Who() + " ifindex " + std::to_string(ifindex) + " mode " + mode, &capture);
+      ThrowErrno(env, op, -link, Who() + " ifindex " + std::to_string(ifindex) + " mode " + mode,
+                 &capture);
     LinkSpec spec;
     spec.kind = "xdp";
     spec.fd = link;
@@ -292,7 +301,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
       }
       // Kernels without tcx reject the attach type; anything else is a real failure.
       bool noTcx = -link == EINVAL || -link == EOPNOTSUPP || -link == 524 /* ENOTSUPP */;
-      if (mode == "tcx" || !noTcx) ThrowErrno(env, "bpf_link_create(BPF_TCX)", -link, where, &capture);
+      if (mode == "tcx" || !noTcx)
+        ThrowErrno(env, "bpf_link_create(BPF_TCX)", -link, where, &capture);
     }
 
     LogCapture capture;
@@ -319,7 +329,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     const CgroupAttachName* found = nullptr;
     for (const auto& a : kCgroupAttach)
       if (attach == a.name) found = &a;
-    if (found == nullptr) throw Napi::TypeError::New(env, "unknown cgroup attach point '" + attach + "'");
+    if (found == nullptr)
+      throw Napi::TypeError::New(env, "unknown cgroup attach point '" + attach + "'");
     int cg = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cg < 0) ThrowErrno(env, "open", errno, path);
     LogCapture capture;
@@ -345,7 +356,9 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     Napi::Value funcV = OptField(opts, "func");
     std::string func = IsNullish(funcV) ? "" : StringArg(funcV, "func");
     Napi::Value offsetV = OptField(opts, "offset");
-    size_t offset = IsNullish(offsetV) ? 0 : static_cast<size_t>(NumberArg(offsetV, "offset", 0, 9007199254740991.0));
+    size_t offset = IsNullish(offsetV)
+                        ? 0
+                        : static_cast<size_t>(NumberArg(offsetV, "offset", 0, 9007199254740991.0));
     Napi::Value pidV = OptField(opts, "pid");
     pid_t pid = IsNullish(pidV) ? -1 : I32Arg(pidV, "pid");
     Napi::Value retV = OptField(opts, "retprobe");
@@ -353,7 +366,8 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     uopts.retprobe = !IsNullish(retV) && retV.ToBoolean().Value();
     uopts.func_name = func.empty() ? nullptr : func.c_str();
     LogCapture capture;
-    struct bpf_link* link = bpf_program__attach_uprobe_opts(spec_.prog, pid, binary.c_str(), offset, &uopts);
+    struct bpf_link* link =
+        bpf_program__attach_uprobe_opts(spec_.prog, pid, binary.c_str(), offset, &uopts);
     if (link == nullptr)
       ThrowErrno(env, op, errno, Who() + " " + binary + (func.empty() ? "" : ":" + func), &capture);
     LinkSpec spec;

@@ -47,7 +47,8 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer>, public Closable {
     Napi::Env env = info.Env();
     const MapSpec& map = MapArg(env, Arg(info, 0), "map");
     if (map.type != BPF_MAP_TYPE_RINGBUF)
-      ThrowErrno(env, "ring_buffer__new", EINVAL, "map '" + map.name + "' is not a BPF_MAP_TYPE_RINGBUF");
+      ThrowErrno(env, "ring_buffer__new", EINVAL,
+                 "map '" + map.name + "' is not a BPF_MAP_TYPE_RINGBUF");
     Napi::Value cb = Arg(info, 1);
     if (!cb.IsFunction()) throw Napi::TypeError::New(env, "onBatch must be a function");
     maxBatch_ = OptU32(Arg(info, 2), "maxBatch", kDefaultMaxBatch);
@@ -96,7 +97,8 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer>, public Closable {
     onBatch_ = Napi::Persistent(cb.As<Napi::Function>());
     // Open ring buffers stay reachable (like sockets) until closed.
     self_ = Napi::Persistent(info.This().As<Napi::Object>());
-    context_ = std::make_unique<Napi::AsyncContext>(env, "moat:RingBuffer", info.This().As<Napi::Object>());
+    context_ = std::make_unique<Napi::AsyncContext>(env, "moat:RingBuffer",
+                                                    info.This().As<Napi::Object>());
     registry_ = box->registry;
     registry_->Add(this);
   }

@@ -80,7 +80,8 @@ Napi::Value SockDestroy(const Napi::CallbackInfo& info) {
   inet_diag_sockid& id = msg.req.id;
   CopyAddress(OptField(opts, "local"), "local", family, id.idiag_src);
   CopyAddress(OptField(opts, "remote"), "remote", family, id.idiag_dst);
-  id.idiag_sport = htons(static_cast<uint16_t>(NumberArg(OptField(opts, "localPort"), "localPort", 0, 65535)));
+  id.idiag_sport =
+      htons(static_cast<uint16_t>(NumberArg(OptField(opts, "localPort"), "localPort", 0, 65535)));
   id.idiag_dport =
       htons(static_cast<uint16_t>(NumberArg(OptField(opts, "remotePort"), "remotePort", 0, 65535)));
   // a socket bound to a device (SO_BINDTODEVICE) is found only with its device
@@ -104,7 +105,8 @@ Napi::Value SockDestroy(const Napi::CallbackInfo& info) {
   sockaddr_nl kernel;
   std::memset(&kernel, 0, sizeof(kernel));
   kernel.nl_family = AF_NETLINK;
-  if (sendto(fd.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
+  if (sendto(fd.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) <
+      0)
     ThrowErrno(env, "sendto(SOCK_DESTROY)", errno);
 
   alignas(nlmsghdr) char buf[512];

@@ -100,7 +100,8 @@ int Dump(int family, int protocol, uint32_t states, std::vector<Listed>& out, co
   std::memset(&kernel, 0, sizeof(kernel));
   kernel.nl_family = AF_NETLINK;
   op = "sendto(SOCK_DIAG_BY_FAMILY)";
-  if (sendto(fd.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
+  if (sendto(fd.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) <
+      0)
     return -errno;
 
   op = "recv(SOCK_DIAG_BY_FAMILY)";

@@ -41,7 +41,7 @@ struct {
 
 struct lpm_v4_key {
 	__u32 prefixlen; /* host order */
-	__u32 addr;      /* network order */
+	__u32 addr;	 /* network order */
 };
 
 struct {
@@ -65,7 +65,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct inner_verdict);
 } outer_map SEC(".maps") = {
-	.values = { [0] = &inner_default },
+    .values = {[0] = &inner_default},
 };
 
 // XDP_DROP for IPv4 packets whose protocol is drop_proto, XDP_PASS otherwise.
