@@ -12,9 +12,9 @@ import { NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { native } from "../../src/datapath/addon.ts";
 
-// each start loads and verifies 15 programs: 3-9 s on a shared 2-core machine, so the test
-// restarts 5 times (the same path each time) to stay near a minute
-const RESTARTS = 5;
+// each start loads and verifies the programs (2-4 s a start on a 2-core machine): 20 restarts,
+// about 80 s
+const RESTARTS = 20;
 const FEED_PORT = 7070;
 const TRAFFIC = `${ROOT}test/helpers/traffic.ts`;
 
