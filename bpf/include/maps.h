@@ -22,6 +22,26 @@ struct moat_event *moat_btf_event __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
 
+/* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
+struct moat_btf_enums {
+	enum moat_abi_const abi_const;
+	enum moat_lpm_table lpm_table;
+	enum moat_u32_table u32_table;
+	enum moat_direction direction;
+	enum moat_basics basics;
+	enum moat_action action;
+	enum moat_mode mode;
+	enum moat_counter_index counter_index;
+	enum moat_event_type event_type;
+	enum moat_hook hook;
+	enum moat_post_flag post_flag;
+	enum moat_reason reason;
+	enum moat_tcp_state tcp_state;
+	enum moat_ct_flag ct_flag;
+	enum moat_unavailable unavailable;
+};
+struct moat_btf_enums *moat_btf_enums __attribute__((unused));
+
 /* inner map templates: user space creates maps of the same type, sizes and flags */
 /* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
 struct inner_dir4 {
@@ -102,32 +122,10 @@ struct {
 	__type(value, struct moat_state);
 } state SEC(".maps");
 
-/* the tables of one generation live at index table * 2 + slot of the outer map of their
- * kind: one outer map per kind, so a reload writes six of them (each write of a
- * map-in-map waits for an rcu grace period) */
-enum moat_lpm_table {
-	T_REMOTE = 0, /* remote address -> remote class */
-	T_LOCAL = 1,  /* local address -> local class */
-};
-
-enum moat_u32_table {
-	T_PORT_CLASS = 0,  /* (dir * 5 + proto slot) << 16 | port value -> port class */
-	T_SPORT_CLASS = 1, /* 0, or 1 + client port -> client-port class */
-	T_LX = 2,	   /* lclass * ns + sclass -> X */
-	T_PX = 3,	   /* pclass * nx + X -> Y */
-	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
-	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
-	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
-	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
-	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> c */
-	T_PROC_D = 9,	   /* image 1: c * ni + interface class -> process class */
-	T_U32_TABLES = 10,
-};
-
-/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
- * processes, 2 for the redirects. A table's outer index is (image * tables + table) * 2 +
- * slot. */
-#define MOAT_IMAGES 3
+/* the tables of one generation (enum moat_lpm_table, enum moat_u32_table) live at index
+ * table * 2 + slot of the outer map of their kind: one outer map per kind, so a reload writes
+ * six of them (each write of a map-in-map waits for an rcu grace period). With MOAT_IMAGES
+ * images per slot, a table's outer index is (image * tables + table) * 2 + slot. */
 static __always_inline __u32 outer_index(__u32 image, __u32 tables, __u32 table, __u32 slot)
 {
 	return ((image < MOAT_IMAGES ? image : 0) * tables + table) * 2 + (slot & 1);

@@ -9,22 +9,49 @@
 
 #define MOAT_ABI_VERSION 2
 
-/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
-#define MOAT_RULE_NONE 0xffffffffu
-/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */
-#define MOAT_PROTO_SLOTS 5
-#define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
-#define MOAT_SPORT_CLASS_SIZE 65537
-/* the process class every process rule matches (none computed is it): XDP asks the socket
- * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
-#define MOAT_ANY_PROCESS 65535
-
-/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
- * the high word, or its segment (high: entry count, low: first index); a segment entry is
- * (high: first address, low 16 bits; low: class). */
-#define MOAT_DIR4_TOP 65536
-#define MOAT_DIR4_UNIFORM 0x80000000u
+/* The constants user space copies (src/policy/compile, src/datapath): an enum, so that they are
+ * in the object's BTF and test/unit/abi.test.ts checks every copy against it. */
+enum moat_abi_const {
+	/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
+	MOAT_RULE_NONE = 0xffffffffu,
+	/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */
+	MOAT_PROTO_SLOTS = 5,
+	MOAT_PORT_CLASS_SIZE = 2 * MOAT_PROTO_SLOTS * 65536,
+	MOAT_SPORT_CLASS_SIZE = 65537,
+	/* the process class every process rule matches (none computed is it): XDP asks the socket
+	 * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
+	MOAT_ANY_PROCESS = 65535,
+	/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
+	 * the high word, or its segment (high: entry count, low: first index); a segment entry is
+	 * (high: first address, low 16 bits; low: class). */
+	MOAT_DIR4_TOP = 65536,
+	MOAT_DIR4_UNIFORM = 0x80000000u,
+	/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
+	 * name processes, 2 for the redirects (outer_index() in maps.h) */
+	MOAT_IMAGES = 3,
+};
 #define MOAT_DIR4_STEPS 17 /* binary search steps over a segment of <= 65536 entries */
+
+/* The policy tables of one image, in the order of their outer map's index (outer_index() in
+ * maps.h; src/datapath/policy-maps.ts POLICY_TABLES has the same order). */
+enum moat_lpm_table {
+	T_REMOTE = 0, /* remote address -> remote class */
+	T_LOCAL = 1,  /* local address -> local class */
+};
+
+enum moat_u32_table {
+	T_PORT_CLASS = 0,  /* (dir * 5 + proto slot) << 16 | port value -> port class */
+	T_SPORT_CLASS = 1, /* 0, or 1 + client port -> client-port class */
+	T_LX = 2,	   /* lclass * ns + sclass -> X */
+	T_PX = 3,	   /* pclass * nx + X -> Y */
+	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
+	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
+	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
+	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
+	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> c */
+	T_PROC_D = 9,	   /* image 1: c * ni + interface class -> process class */
+	T_U32_TABLES = 10,
+};
 
 /* LPM trie key for IPv6. */
 struct moat_lpm6_key {
@@ -171,12 +198,12 @@ enum moat_counter_index {
 	/* first packets that left by another interface than the route mirror predicted at
 	 * connect(): judged again by the post-route check */
 	MOAT_CNT_POST_ROUTE_MISS = 23,
-	MOAT_CNT_DEFERRED = 24, /* ingress syns passed undecided to the accept hook */
-	MOAT_CNT_UNOWNED = 25,	/* accepted connections whose socket has no owner record */
+	MOAT_CNT_DEFERRED = 24,	   /* ingress syns passed undecided to the accept hook */
+	MOAT_CNT_UNOWNED = 25,	   /* accepted connections whose socket has no owner record */
 	MOAT_CNT_DAEMON_GONE = 26, /* passed unjudged: failure.daemon allow, the daemon is gone */
 	/* connect()/sendmsg() calls whose redirect target did not listen (failure.helper) */
 	MOAT_CNT_UNAVAILABLE = 27,
-	MOAT_CNT_BASICS = 28,	/* basic networking (basics.h) passed unjudged */
+	MOAT_CNT_BASICS = 28, /* basic networking (basics.h) passed unjudged */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -258,9 +285,11 @@ struct moat_sock {
 _Static_assert(sizeof(struct moat_sock) == 104, "moat_sock");
 
 /* moat_sock.post_route */
-#define MOAT_POST_PENDING 0x01	/* armed at connect(): the first packet is checked */
-#define MOAT_POST_BLOCKED 0x02	/* the real interface blocks it: every packet is dropped */
-#define MOAT_POST_REPORTED 0x04 /* the check reported it: the tc hook does not again */
+enum moat_post_flag {
+	MOAT_POST_PENDING = 0x01,  /* armed at connect(): the first packet is checked */
+	MOAT_POST_BLOCKED = 0x02,  /* the real interface blocks it: every packet is dropped */
+	MOAT_POST_REPORTED = 0x04, /* the check reported it: the tc hook does not again */
+};
 
 /* why an event was sent */
 enum moat_reason {
@@ -299,18 +328,21 @@ struct moat_ct_key {
 };
 _Static_assert(sizeof(struct moat_ct_key) == 40, "moat_ct_key");
 
-/* ct flags */
-#define MOAT_CT_FIN_INIT 0x01	/* the initiator sent fin */
-#define MOAT_CT_FIN_RESP 0x02	/* the responder sent fin */
-#define MOAT_CT_REPORTED 0x04	/* the opening was reported: report the close too */
-#define MOAT_CT_CLOSE_SENT 0x08 /* the closed event was sent */
-#define MOAT_CT_REPLIED 0x10	/* the responder sent a packet */
-#define MOAT_CT_MIDSTREAM 0x20	/* tcp entry created by a packet that was not a syn */
-#define MOAT_CT_CUT 0x40	/* cut by max_duration */
-/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening event */
-#define MOAT_CT_AWAIT 0x80
-/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
-#define MOAT_CT_PENDING 0x100
+/* moat_ct.flags */
+enum moat_ct_flag {
+	MOAT_CT_FIN_INIT = 0x01,   /* the initiator sent fin */
+	MOAT_CT_FIN_RESP = 0x02,   /* the responder sent fin */
+	MOAT_CT_REPORTED = 0x04,   /* the opening was reported: report the close too */
+	MOAT_CT_CLOSE_SENT = 0x08, /* the closed event was sent */
+	MOAT_CT_REPLIED = 0x10,	   /* the responder sent a packet */
+	MOAT_CT_MIDSTREAM = 0x20,  /* tcp entry created by a packet that was not a syn */
+	MOAT_CT_CUT = 0x40,	   /* cut by max_duration */
+	/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening
+	 * event */
+	MOAT_CT_AWAIT = 0x80,
+	/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
+	MOAT_CT_PENDING = 0x100,
+};
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {

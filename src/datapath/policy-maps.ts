@@ -21,10 +21,11 @@ import {
 } from "./table-maps.ts";
 
 /**
- * The outer maps (tbl_NAME) and the tables they hold, in table order. Per-image tables are at
- * index (image * tables + t) * 2 + slot, the others at slot (outer_index in bpf/include/maps.h).
+ * The outer maps (tbl_NAME) and the tables they hold, in table order (enum moat_lpm_table and
+ * enum moat_u32_table in bpf/include/moat_abi.h). Per-image tables are at index
+ * (image * tables + t) * 2 + slot, the others at slot (outer_index in bpf/include/maps.h).
  */
-const OUTERS = {
+export const POLICY_TABLES = {
   dir4: ["remote4", "local4"],
   lpm6: ["remote6", "local6"],
   u32: [
@@ -94,7 +95,7 @@ function u32Key(i: number): Buffer {
 /** The policy tables of a loaded moat.bpf.o: apply(), and the live generation's rule counters. */
 export class PolicyMaps {
   private readonly state: BpfMap;
-  private readonly outers: Record<keyof typeof OUTERS, BpfMap>;
+  private readonly outers: Record<keyof typeof POLICY_TABLES, BpfMap>;
   private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
   /**
@@ -115,8 +116,8 @@ export class PolicyMaps {
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.outers = Object.fromEntries(
-      Object.keys(OUTERS).map((n) => [n, object.map(`tbl_${n}`)]),
-    ) as Record<keyof typeof OUTERS, BpfMap>;
+      Object.keys(POLICY_TABLES).map((n) => [n, object.map(`tbl_${n}`)]),
+    ) as Record<keyof typeof POLICY_TABLES, BpfMap>;
   }
 
   private readState() {
@@ -192,7 +193,7 @@ export class PolicyMaps {
       );
 
       // the tables into the idle slot (one batch per outer map), then its meta, then the flip
-      for (const [outer, tables] of Object.entries(OUTERS)) {
+      for (const [outer, tables] of Object.entries(POLICY_TABLES)) {
         const entries: [number, BpfMap][] = [];
         tables.forEach((name, t) => {
           if (!PER_IMAGE.has(outer)) {
@@ -211,7 +212,7 @@ export class PolicyMaps {
           keys.writeUInt32LE(index, 4 * k);
           values.writeUInt32LE(inner.fd, 4 * k);
         });
-        fill(this.outers[outer as keyof typeof OUTERS], keys, values, entries.length);
+        fill(this.outers[outer as keyof typeof POLICY_TABLES], keys, values, entries.length);
       }
       const next = Buffer.from(raw);
       const defaultRule = Buffer.alloc(8);
