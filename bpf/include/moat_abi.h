@@ -109,40 +109,29 @@ struct moat_rule {
 };
 _Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
 
-/* What the programs need to walk one generation's tables. */
+/* One table image's class counts, the multipliers of its walk (docs/classifier.md). */
+struct moat_image_meta {
+	__u32 ns; /* client-port classes (image 1: process classes) */
+	__u32 nx; /* X classes */
+};
+_Static_assert(sizeof(struct moat_image_meta) == 8, "moat_image_meta");
+
+/* What the programs need to walk one generation's tables: the generation's, then each table
+ * image's (by image), then the socket hooks', then the flags. */
 struct moat_meta {
-	__u32 generation;	/* 0 = no policy in this slot */
-	__u32 ns;		/* client-port classes */
-	__u32 nx;		/* X classes */
-	__u32 rule_count;	/* policy rules, defaults excluded */
-	__u32 default_rule[2];	/* by enum moat_direction */
-	__u32 stats_rows;	/* rows of the rule_stats table (one per cpu, fewer if huge) */
-	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
-	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
-	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
-	/* socket hooks: the first egress rule constraining the local address or client port,
-	 * which connect() does not know yet (rule_count + 2 if none) */
-	__u32 first_local_rule;
-	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
-	__u8 socket_image;
-	__u8 pad2;
-	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
-	 * which is then judged like other traffic; the others pass unjudged */
-	__u16 basics_judged;
-	__u32 sock_ns; /* image 1's client-port (process) classes */
-	__u32 sock_nx; /* image 1's X classes */
-	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
-	__u32 proc_nu;
-	__u32 proc_nc;
-	__u32 proc_ni; /* interface classes */
+	__u32 generation;      /* 0 = no policy in this slot */
+	__u32 rule_count;      /* policy rules, defaults excluded */
+	__u32 default_rule[2]; /* by enum moat_direction */
+	__u32 stats_rows;      /* rows of the rule_stats table (one per cpu, fewer if huge) */
 	/* redirects (table image 2, docs/redirect.md): how many; a classified index below this
 	 * is one, the defaults are not */
 	__u32 redirect_count;
-	__u32 redir_ns; /* image 2's client-port classes */
-	__u32 redir_nx; /* image 2's X classes */
-	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
-	__u8 post_route;
-	__u8 pad3[3];
+	/* 0: the packet hooks'; 1: the socket hooks' when rules name processes; 2: the redirects'
+	 */
+	struct moat_image_meta image[MOAT_IMAGES];
+	/* socket hooks: the first egress rule constraining the local address or client port,
+	 * which connect() does not know yet (rule_count + 2 if none) */
+	__u32 first_local_rule;
 	/* the accept hook (docs/socket-hooks.md, "The accept side"): xdp passes a new ingress tcp
 	 * connection undecided when the packet hooks' rule is this one or later (rule_count + 2 if
 	 * no process rule judges ingress) */
@@ -150,10 +139,24 @@ struct moat_meta {
 	/* the accept hook judges by table image 1 below this rule (the first ingress rule naming
 	 * client ports, which image 1's process classes replace), by image 0 from it */
 	__u32 first_ingress_sport_rule;
+	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
+	__u32 proc_nu;
+	__u32 proc_nc;
+	__u32 proc_ni; /* interface classes */
+	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
+	 * which is then judged like other traffic; the others pass unjudged */
+	__u16 basics_judged;
+	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
+	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
+	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
+	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
+	__u8 socket_image;
+	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
+	__u8 post_route;
 	__u8 accept; /* 1: the accept hook is attached; xdp leaves ingress entries to it */
-	__u8 pad4[3];
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 92, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 88, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -162,7 +165,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 192, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 184, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {

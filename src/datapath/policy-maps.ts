@@ -3,7 +3,12 @@
 // idle slot's meta is written, then one write flips `state.active`. Each packet reads `active`
 // once and uses that slot's tables and meta only, so it is judged by the old or the new policy,
 // never a mix (docs/classifier.md, "Atomic reload").
-import { meta as metaCodec, ruleStats as ruleStatsCodec, state as stateCodec } from "./abi.ts";
+import {
+  imageMeta,
+  meta as metaCodec,
+  ruleStats as ruleStatsCodec,
+  state as stateCodec,
+} from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
@@ -219,14 +224,19 @@ export class PolicyMaps {
       defaultRule.writeUInt32LE(image.defaultRule.ingress, 0);
       defaultRule.writeUInt32LE(image.defaultRule.egress, 4);
       const prevent = (i: number) => (image.rules[i]?.mode === "prevent" ? 1 : 0);
+      // each table image's class counts, by image: the packet hooks', the socket hooks', the
+      // redirects' (0 for an image the policy does not have)
+      const imageCounts = Buffer.alloc(metaCodec.fields.image.bytes);
+      [image, policy.socket?.image, policy.redirect?.image].forEach((im, i) =>
+        imageMeta.encode({ ns: im?.ns ?? 0, nx: im?.nx ?? 0 }, imageCounts, i * imageMeta.size),
+      );
       metaCodec.encode(
         {
           generation,
-          ns: image.ns,
-          nx: image.nx,
           rule_count: image.ruleCount,
           default_rule: defaultRule,
           stats_rows: rows,
+          image: imageCounts,
           drop_malformed: Buffer.from([
             prevent(image.defaultRule.ingress),
             prevent(image.defaultRule.egress),
@@ -236,15 +246,11 @@ export class PolicyMaps {
           first_local_rule: image.firstLocalRule,
           socket_image: policy.socket ? 1 : 0,
           basics_judged: image.basicsJudged,
-          sock_ns: policy.socket?.image.ns ?? 0,
-          sock_nx: policy.socket?.image.nx ?? 0,
           proc_nn: policy.socket?.process.nn ?? 0,
           proc_nu: policy.socket?.process.nu ?? 0,
           proc_nc: policy.socket?.process.nc ?? 0,
           proc_ni: policy.socket?.process.ni ?? 0,
           redirect_count: targets.length,
-          redir_ns: policy.redirect?.image.ns ?? 0,
-          redir_nx: policy.redirect?.image.nx ?? 0,
           post_route: policy.socket?.process.interfaces ? 1 : 0,
           first_ingress_process_rule: image.firstIngressProcessRule,
           first_ingress_sport_rule: image.firstIngressSportRule,

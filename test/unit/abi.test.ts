@@ -106,7 +106,7 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
 
 for (const [tsName, ts, cName, prefix] of copiedEnums) {
   test(`abi.ts ${tsName} matches enum ${cName}`, () => {
-    const fromTs = Object.entries(ts).map(([k, v]) => [prefix + upperSnake(k), v]);
+    const fromTs = Object.entries(ts).map(([k, v]) => [prefix + upperSnake(k), v] as const);
     assert.deepEqual(new Map(fromTs), enumOf(cName));
   });
 }
