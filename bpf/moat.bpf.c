@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* moat.bpf.o, the one object the daemon loads: every program of moat, one source per hook family
- * in progs/, compiled as one unit so that all of them share every map (include/maps.h) and the
- * daemon adopts them by name after a restart.
+ * in progs/, compiled as one unit so that all of them share every map (include/maps.h), which a
+ * restarted daemon adopts by name.
  * - progs/packet.bpf.c: XDP and TC ingress, TC egress: every packet, judged by the tables;
  * - progs/sock.bpf.c: the socket hooks judge a local process's connect() and sendmsg();
  * - progs/post_route.bpf.c: a connection's first packet again, when it leaves by another

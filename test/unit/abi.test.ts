@@ -85,6 +85,7 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["compile/process.ts ANY_PROCESS_CLASS", ANY_PROCESS_CLASS, c.get("MOAT_ANY_PROCESS")],
     ["compile/dir4.ts DIR4_TOP", DIR4_TOP, c.get("MOAT_DIR4_TOP")],
     ["compile/dir4.ts DIR4_UNIFORM", DIR4_UNIFORM, c.get("MOAT_DIR4_UNIFORM")],
+    ["datapath/abi.ts IMAGES", abi.IMAGES, c.get("MOAT_IMAGES")],
   ];
   for (const [copy, ts, btf] of copies) assert.equal(ts, btf, copy);
 });
