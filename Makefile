@@ -13,7 +13,8 @@ CLANG := clang-19
 BUILD := build
 STAMPS := .tools/stamps
 
-BPF_HDRS := $(wildcard bpf/include/*.h)
+# bpf/progs/*.bpf.c are the program sources bpf/moat.bpf.c includes (one object, shared maps)
+BPF_HDRS := $(wildcard bpf/include/*.h bpf/progs/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c bpf/test/*.bpf.c))
 ADDON := native/build/Release/moat_native.node
 NATIVE_SRCS := native/binding.gyp $(wildcard native/*.cc native/*.h)

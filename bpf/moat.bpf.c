@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* moat's packet programs: XDP on ingress (or TC ingress where the policy asks for it), TC
- * (tcx) on egress. Each parses the frame,
- * then judge it with the same tables and the same conntrack (include/judge.h). The socket
- * hooks (include/sock_hooks.h) judge a local process's connect() with the same tables, the
- * post-route check (include/post_route.h) judges its first packet again when it leaves by
- * another interface than the route mirror predicted, and the accept hooks
- * (include/accept_hooks.h) judge the connections a local socket receives. */
+/* moat.bpf.o, the one object the daemon loads: every program of moat, one source per hook family
+ * in progs/, compiled as one unit so that all of them share every map (include/maps.h), which a
+ * restarted daemon adopts by name.
+ * - progs/packet.bpf.c: XDP and TC ingress, TC egress: every packet, judged by the tables;
+ * - progs/sock.bpf.c: the socket hooks judge a local process's connect() and sendmsg();
+ * - progs/post_route.bpf.c: a connection's first packet again, when it leaves by another
+ *   interface than the route mirror predicted;
+ * - progs/redirect.bpf.c: a redirected client sees its original destination;
+ * - progs/accept.bpf.c: the connections a local socket receives, judged with their owner.
+ * The headers in include/ hold the logic the programs share; no program lives in a header. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -13,112 +16,13 @@
 #include "judge.h"
 #include "reset.h"
 #include "bench.h"
-#include "post_route.h"
-#include "sock_hooks.h"
-#include "accept_hooks.h"
+
+/* each family after the logic it needs: the order the object's code has always had */
+#include "progs/post_route.bpf.c"
+#include "progs/redirect.bpf.c"
+#include "progs/sock.bpf.c"
+#include "progs/accept.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-/* headers beyond the linear part of an skb are pulled in up to this many bytes */
-#define MOAT_PULL_MAX 512
-
-/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress; value: the packet being judged, kept
- * off the 512-byte stack that the judging and classifying subprograms share; written by the
- * packet programs */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
-	__type(key, __u32);
-	__type(value, struct pkt);
-} scratch SEC(".maps");
-
-SEC("xdp")
-int moat_xdp_ingress(struct xdp_md *ctx)
-{
-	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_XDP_INGRESS, .ifindex = ctx->ingress_ifindex},
-	    .len = ctx->data_end - ctx->data,
-	    .dir = MOAT_DIR_INGRESS,
-	};
-	__u32 key = 0;
-	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
-	if (!p)
-		return XDP_PASS;
-
-	int kind = moat_parse_xdp(ctx, p);
-	bench_rotate(p, kind);
-	int out = moat_judge(ctx, p, kind, &h, NULL);
-	if (out == OUT_PASS)
-		return XDP_PASS;
-	/* past max_duration: the packet becomes a probe that makes both ends reset */
-	if (out == OUT_CUT && moat_probe_xdp(ctx, p) == 0) {
-		count(MOAT_CNT_RESET, 0);
-		return XDP_PASS;
-	}
-	return XDP_DROP;
-}
-
-SEC("tc")
-int moat_tc_egress(struct __sk_buff *skb)
-{
-	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
-	    .len = skb->len,
-	    .dir = MOAT_DIR_EGRESS,
-	};
-	__u32 key = 1;
-	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
-	if (!p)
-		return TC_ACT_OK;
-
-	int kind = moat_parse_skb(skb, p);
-	/* headers past the linear part: pull them in and parse again */
-	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
-		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
-		kind = moat_parse_skb(skb, p);
-	}
-	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
-	const struct moat_sock *s = NULL;
-	struct bpf_sock *sk = skb->sk;
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (sk)
-		s = bpf_sk_storage_get(&socks, sk, 0, 0);
-	int out = moat_judge(skb, p, kind, &h, s);
-	if (out == OUT_PASS)
-		return TC_ACT_OK;
-	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
-	if (out == OUT_CUT && moat_reset_skb(skb, p) == 0) {
-		count(MOAT_CNT_RESET, 0);
-		return TC_ACT_OK;
-	}
-	return TC_ACT_SHOT;
-}
-
-/* ingress at tc instead of xdp, for interfaces where native xdp costs more than it saves
- * (container veths): the same judging, on the skb the stack already built */
-SEC("tc")
-int moat_tc_ingress(struct __sk_buff *skb)
-{
-	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_TC_INGRESS, .ifindex = skb->ifindex},
-	    .len = skb->len,
-	    .dir = MOAT_DIR_INGRESS,
-	};
-	__u32 key = 2;
-	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
-	if (!p)
-		return TC_ACT_OK;
-
-	int kind = moat_parse_skb(skb, p);
-	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
-		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
-		kind = moat_parse_skb(skb, p);
-	}
-	int out = moat_judge(skb, p, kind, &h, NULL);
-	/* past max_duration: dropped here; the egress program resets both ends when the local
-	 * side next sends */
-	return out == OUT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
-}
+#include "progs/packet.bpf.c"

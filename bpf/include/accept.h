@@ -17,24 +17,6 @@
 #include "events.h"
 #include "classify.h"
 
-/* key: a socket (bpf_sk_storage); value: who bound it; written by post_bind4/6, read by the
- * accept hook */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct moat_owner);
-} owners SEC(".maps");
-
-/* key: socket cookie; value: the owner of a socket bound before moat attached; written by
- * user space (from sock_diag), read by the accept hook */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct moat_owner);
-} owner_cookies SEC(".maps");
-
 static __always_inline int is_syn(const struct pkt *p)
 {
 	return p->t.proto == IPPROTO_TCP &&

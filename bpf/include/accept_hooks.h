@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The accept side's hooks (docs/socket-hooks.md, "The accept side"), attached to
- * attach.cgroup with the socket hooks:
+/* The accept side's logic (docs/socket-hooks.md, "The accept side"); its programs, in
+ * progs/accept.bpf.c, attach to attach.cgroup with the socket hooks:
  * - post_bind4/6 run in the binding process: its owner (pid, uid, cgroup, comm, executable)
  *   is stored on the socket (bpf_sk_storage), and a process binding a redirect target is
  *   noted as a proxy (redirect.h);
@@ -26,20 +26,6 @@ static __always_inline int record_owner(struct bpf_sock *sk)
 	if (o)
 		owner_now(o, 1);
 	return SOCK_ALLOW;
-}
-
-SEC("cgroup/post_bind4")
-int moat_post_bind4(struct bpf_sock *sk)
-{
-	note_proxy(sk, 0);
-	return record_owner(sk);
-}
-
-SEC("cgroup/post_bind6")
-int moat_post_bind6(struct bpf_sock *sk)
-{
-	note_proxy(sk, 1);
-	return record_owner(sk);
 }
 
 /* the packet's tuple and tcp flags; the skb starts at its ip header. IPv6 extension headers
@@ -167,28 +153,6 @@ static __noinline int accept_complete(struct __sk_buff *skb, struct moat_ct_key 
 		return SKB_PASS;
 	count(MOAT_CNT_BLOCKED, skb->len);
 	return SKB_DROP;
-}
-
-SEC("cgroup_skb/ingress")
-int moat_accept(struct __sk_buff *skb)
-{
-	struct moat_ct_key k __attribute__((aligned(8)));
-	struct tuple t;
-	__u8 flags = 0;
-
-	if (accept_tuple(skb, &t, &flags))
-		return SKB_PASS;
-	/* tcp: only a connection's syn (the listener's); udp: every datagram (its flow's first) */
-	if (t.proto == IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
-		return SKB_PASS;
-	int side = ct_key(&t, &k);
-	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
-	/* only what xdp tracked as an ingress connection, seen from its initiator */
-	if (!ct || ct->direction != MOAT_DIR_INGRESS || side != ct->initiator)
-		return SKB_PASS;
-	if (!(ct->flags & MOAT_CT_AWAIT) && ct->owner.pid)
-		return SKB_PASS;
-	return accept_complete(skb, &k, ct);
 }
 
 #endif /* MOAT_ACCEPT_HOOKS_H */

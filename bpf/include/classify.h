@@ -148,8 +148,9 @@ __noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, co
 	/* the policy's defaults; none for the redirects (their image's own default indexes
 	 * could be taken for a redirect's) */
 	__u32 dflt = image == 2 ? MOAT_RULE_NONE : f->dir ? m->default_rule[1] : m->default_rule[0];
-	__u32 ns = image == 2 ? m->redir_ns : image ? m->sock_ns : m->ns;
-	__u32 nx = image == 2 ? m->redir_nx : image ? m->sock_nx : m->nx;
+	const struct moat_image_meta *im = &m->image[image < MOAT_IMAGES ? image : 0];
+	__u32 ns = im->ns;
+	__u32 nx = im->nx;
 	__u32 rclass = lpm_class(T_REMOTE, slot, image, f->remote, f->family);
 	__u32 lclass = lpm_class(T_LOCAL, slot, image, f->local, f->family);
 	__u32 pclass, sclass, x, y, r;

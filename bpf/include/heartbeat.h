@@ -8,19 +8,10 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include "moat_abi.h"
+#include "maps.h"
 
 /* seconds without a heartbeat after which the daemon is gone (load-time knob) */
 const volatile __u32 daemon_grace_s = 5;
-
-/* key: 0; value: CLOCK_MONOTONIC ns of the daemon's latest heartbeat (0: none yet); written
- * by user space, read by every hook under failure.daemon allow */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} heartbeat SEC(".maps");
 
 /* 1 when the policy falls back to allow without a daemon and the daemon's heartbeat is late */
 static __always_inline int daemon_gone(const struct moat_meta *m)

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Every map of moat.bpf.o. Policy tables are inner maps of two-slot array-of-maps,
- * built by user space for each generation (src/datapath/policy-maps.ts); the state map
- * says which slot is live. Conntrack, fragments, counters and events are shared by the
- * XDP and TC programs. */
+/* Every map of moat.bpf.o, each with its key, its value and who writes it; no other file
+ * defines one. Policy tables are inner maps of two-slot array-of-maps, built by user space for
+ * each generation (src/datapath/policy-maps.ts); the state map says which slot is live.
+ * Conntrack, fragments, counters and events are shared by every program of the object. */
 #ifndef MOAT_MAPS_H
 #define MOAT_MAPS_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "moat_abi.h"
+#include "packet.h"
 
 /* complete types in the object's BTF (map definitions alone leave some as forward
  * declarations): libbpf sizes the inner maps from them, test/unit/abi.test.ts checks
@@ -20,6 +21,26 @@ struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
+
+/* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
+struct moat_btf_enums {
+	enum moat_abi_const abi_const;
+	enum moat_lpm_table lpm_table;
+	enum moat_u32_table u32_table;
+	enum moat_direction direction;
+	enum moat_basics basics;
+	enum moat_action action;
+	enum moat_mode mode;
+	enum moat_counter_index counter_index;
+	enum moat_event_type event_type;
+	enum moat_hook hook;
+	enum moat_post_flag post_flag;
+	enum moat_reason reason;
+	enum moat_tcp_state tcp_state;
+	enum moat_ct_flag ct_flag;
+	enum moat_unavailable unavailable;
+};
+struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
 /* inner map templates: user space creates maps of the same type, sizes and flags */
 /* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
@@ -101,32 +122,10 @@ struct {
 	__type(value, struct moat_state);
 } state SEC(".maps");
 
-/* the tables of one generation live at index table * 2 + slot of the outer map of their
- * kind: one outer map per kind, so a reload writes six of them (each write of a
- * map-in-map waits for an rcu grace period) */
-enum moat_lpm_table {
-	T_REMOTE = 0, /* remote address -> remote class */
-	T_LOCAL = 1,  /* local address -> local class */
-};
-
-enum moat_u32_table {
-	T_PORT_CLASS = 0,  /* (dir * 5 + proto slot) << 16 | port value -> port class */
-	T_SPORT_CLASS = 1, /* 0, or 1 + client port -> client-port class */
-	T_LX = 2,	   /* lclass * ns + sclass -> X */
-	T_PX = 3,	   /* pclass * nx + X -> Y */
-	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
-	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
-	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
-	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
-	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> c */
-	T_PROC_D = 9,	   /* image 1: c * ni + interface class -> process class */
-	T_U32_TABLES = 10,
-};
-
-/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules name
- * processes, 2 for the redirects. A table's outer index is (image * tables + table) * 2 +
- * slot. */
-#define MOAT_IMAGES 3
+/* the tables of one generation (enum moat_lpm_table, enum moat_u32_table) live at index
+ * table * 2 + slot of the outer map of their kind: one outer map per kind, so a reload writes
+ * six of them (each write of a map-in-map waits for an rcu grace period). With MOAT_IMAGES
+ * images per slot, a table's outer index is (image * tables + table) * 2 + slot. */
 static __always_inline __u32 outer_index(__u32 image, __u32 tables, __u32 table, __u32 slot)
 {
 	return ((image < MOAT_IMAGES ? image : 0) * tables + table) * 2 + (slot & 1);
@@ -284,5 +283,109 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
+
+/* the accept side (accept.h, accept_hooks.h) */
+/* key: a socket (bpf_sk_storage); value: who bound it; written by post_bind4/6, read by the
+ * accept hook */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct moat_owner);
+} owners SEC(".maps");
+
+/* key: socket cookie; value: the owner of a socket bound before moat attached; written by
+ * user space (from sock_diag), read by the accept hook */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct moat_owner);
+} owner_cookies SEC(".maps");
+
+/* failure.daemon: allow (heartbeat.h) */
+/* key: 0; value: CLOCK_MONOTONIC ns of the daemon's latest heartbeat (0: none yet); written
+ * by user space, read by every hook under failure.daemon allow */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} heartbeat SEC(".maps");
+
+/* redirects (redirect.h, docs/redirect.md) */
+struct inner_redirects {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_redirect);
+};
+
+/* key: slot; value: redirect index -> where it sends connections; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_redirects);
+} tbl_redirects SEC(".maps");
+
+/* key: every target (address and port, and the same with an all-zero address); written by
+ * user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct moat_endpoint);
+	__type(value, __u8);
+} redirect_targets SEC(".maps");
+
+/* key: tgid of a process never redirected (moat, a process that bound a target); written by
+ * user space and post_bind4/6 */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} redirect_exempt SEC(".maps");
+
+/* key: 0; value: the cookie of moat's network namespace, where a loopback target is moat's
+ * host (0: not told, the initial namespace); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} home_netns SEC(".maps");
+
+/* key: the redirected client as its proxy sees it (an all-zero address when the client's
+ * socket was bound to none); value: its original destination; written by sock_ops (tcp)
+ * and sendmsg4/6 (udp), read by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_endpoint);
+	__type(value, struct moat_original);
+} originals SEC(".maps");
+
+/* the socket hooks (sock_hooks.h) */
+/* key: 0; value: a socket record for a socket whose storage could not be made (no memory):
+ * judged all the same, not remembered */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_sock);
+} sock_scratch SEC(".maps");
+
+/* the packet programs (progs/packet.bpf.c) */
+/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress; value: the packet being judged, kept
+ * off the 512-byte stack that the judging and classifying subprograms share; written by the
+ * packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} scratch SEC(".maps");
 
 #endif /* MOAT_MAPS_H */

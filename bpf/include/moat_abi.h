@@ -9,22 +9,49 @@
 
 #define MOAT_ABI_VERSION 2
 
-/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
-#define MOAT_RULE_NONE 0xffffffffu
-/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */
-#define MOAT_PROTO_SLOTS 5
-#define MOAT_PORT_CLASS_SIZE (2 * MOAT_PROTO_SLOTS * 65536)
-#define MOAT_SPORT_CLASS_SIZE 65537
-/* the process class every process rule matches (none computed is it): XDP asks the socket
- * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
-#define MOAT_ANY_PROCESS 65535
-
-/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
- * the high word, or its segment (high: entry count, low: first index); a segment entry is
- * (high: first address, low 16 bits; low: class). */
-#define MOAT_DIR4_TOP 65536
-#define MOAT_DIR4_UNIFORM 0x80000000u
+/* The constants user space copies (src/policy/compile, src/datapath): an enum, so that they are
+ * in the object's BTF and test/unit/abi.test.ts checks every copy against it. */
+enum moat_abi_const {
+	/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
+	MOAT_RULE_NONE = 0xffffffffu,
+	/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */
+	MOAT_PROTO_SLOTS = 5,
+	MOAT_PORT_CLASS_SIZE = 2 * MOAT_PROTO_SLOTS * 65536,
+	MOAT_SPORT_CLASS_SIZE = 65537,
+	/* the process class every process rule matches (none computed is it): XDP asks the socket
+	 * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
+	MOAT_ANY_PROCESS = 65535,
+	/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
+	 * the high word, or its segment (high: entry count, low: first index); a segment entry is
+	 * (high: first address, low 16 bits; low: class). */
+	MOAT_DIR4_TOP = 65536,
+	MOAT_DIR4_UNIFORM = 0x80000000u,
+	/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
+	 * name processes, 2 for the redirects (outer_index() in maps.h) */
+	MOAT_IMAGES = 3,
+};
 #define MOAT_DIR4_STEPS 17 /* binary search steps over a segment of <= 65536 entries */
+
+/* The policy tables of one image, in the order of their outer map's index (outer_index() in
+ * maps.h; src/datapath/policy-maps.ts POLICY_TABLES has the same order). */
+enum moat_lpm_table {
+	T_REMOTE = 0, /* remote address -> remote class */
+	T_LOCAL = 1,  /* local address -> local class */
+};
+
+enum moat_u32_table {
+	T_PORT_CLASS = 0,  /* (dir * 5 + proto slot) << 16 | port value -> port class */
+	T_SPORT_CLASS = 1, /* 0, or 1 + client port -> client-port class */
+	T_LX = 2,	   /* lclass * ns + sclass -> X */
+	T_PX = 3,	   /* pclass * nx + X -> Y */
+	T_ANY_REMOTE = 4,  /* Y -> first rule without remote constraint */
+	T_REMOTE_ONLY = 5, /* rclass * 2 + dir -> first remote-only rule */
+	T_PROC_A = 6,	   /* image 1: path class * nn + name class -> a */
+	T_PROC_B = 7,	   /* image 1: a * nu + user class -> b */
+	T_PROC_P = 8,	   /* image 1: b * nc + cgroup class -> c */
+	T_PROC_D = 9,	   /* image 1: c * ni + interface class -> process class */
+	T_U32_TABLES = 10,
+};
 
 /* LPM trie key for IPv6. */
 struct moat_lpm6_key {
@@ -82,40 +109,29 @@ struct moat_rule {
 };
 _Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
 
-/* What the programs need to walk one generation's tables. */
+/* One table image's class counts, the multipliers of its walk (docs/classifier.md). */
+struct moat_image_meta {
+	__u32 ns; /* client-port classes (image 1: process classes) */
+	__u32 nx; /* X classes */
+};
+_Static_assert(sizeof(struct moat_image_meta) == 8, "moat_image_meta");
+
+/* What the programs need to walk one generation's tables: the generation's, then each table
+ * image's (by image), then the socket hooks', then the flags. */
 struct moat_meta {
-	__u32 generation;	/* 0 = no policy in this slot */
-	__u32 ns;		/* client-port classes */
-	__u32 nx;		/* X classes */
-	__u32 rule_count;	/* policy rules, defaults excluded */
-	__u32 default_rule[2];	/* by enum moat_direction */
-	__u32 stats_rows;	/* rows of the rule_stats table (one per cpu, fewer if huge) */
-	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
-	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
-	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
-	/* socket hooks: the first egress rule constraining the local address or client port,
-	 * which connect() does not know yet (rule_count + 2 if none) */
-	__u32 first_local_rule;
-	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
-	__u8 socket_image;
-	__u8 pad2;
-	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
-	 * which is then judged like other traffic; the others pass unjudged */
-	__u16 basics_judged;
-	__u32 sock_ns; /* image 1's client-port (process) classes */
-	__u32 sock_nx; /* image 1's X classes */
-	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
-	__u32 proc_nu;
-	__u32 proc_nc;
-	__u32 proc_ni; /* interface classes */
+	__u32 generation;      /* 0 = no policy in this slot */
+	__u32 rule_count;      /* policy rules, defaults excluded */
+	__u32 default_rule[2]; /* by enum moat_direction */
+	__u32 stats_rows;      /* rows of the rule_stats table (one per cpu, fewer if huge) */
 	/* redirects (table image 2, docs/redirect.md): how many; a classified index below this
 	 * is one, the defaults are not */
 	__u32 redirect_count;
-	__u32 redir_ns; /* image 2's client-port classes */
-	__u32 redir_nx; /* image 2's X classes */
-	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
-	__u8 post_route;
-	__u8 pad3[3];
+	/* 0: the packet hooks'; 1: the socket hooks' when rules name processes; 2: the redirects'
+	 */
+	struct moat_image_meta image[MOAT_IMAGES];
+	/* socket hooks: the first egress rule constraining the local address or client port,
+	 * which connect() does not know yet (rule_count + 2 if none) */
+	__u32 first_local_rule;
 	/* the accept hook (docs/socket-hooks.md, "The accept side"): xdp passes a new ingress tcp
 	 * connection undecided when the packet hooks' rule is this one or later (rule_count + 2 if
 	 * no process rule judges ingress) */
@@ -123,10 +139,24 @@ struct moat_meta {
 	/* the accept hook judges by table image 1 below this rule (the first ingress rule naming
 	 * client ports, which image 1's process classes replace), by image 0 from it */
 	__u32 first_ingress_sport_rule;
+	__u32 proc_nn; /* process classes of the name, user and cgroup fields */
+	__u32 proc_nu;
+	__u32 proc_nc;
+	__u32 proc_ni; /* interface classes */
+	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
+	 * which is then judged like other traffic; the others pass unjudged */
+	__u16 basics_judged;
+	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
+	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
+	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
+	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
+	__u8 socket_image;
+	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
+	__u8 post_route;
 	__u8 accept; /* 1: the accept hook is attached; xdp leaves ingress entries to it */
-	__u8 pad4[3];
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 92, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 88, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -135,7 +165,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 192, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 184, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -171,12 +201,12 @@ enum moat_counter_index {
 	/* first packets that left by another interface than the route mirror predicted at
 	 * connect(): judged again by the post-route check */
 	MOAT_CNT_POST_ROUTE_MISS = 23,
-	MOAT_CNT_DEFERRED = 24, /* ingress syns passed undecided to the accept hook */
-	MOAT_CNT_UNOWNED = 25,	/* accepted connections whose socket has no owner record */
+	MOAT_CNT_DEFERRED = 24,	   /* ingress syns passed undecided to the accept hook */
+	MOAT_CNT_UNOWNED = 25,	   /* accepted connections whose socket has no owner record */
 	MOAT_CNT_DAEMON_GONE = 26, /* passed unjudged: failure.daemon allow, the daemon is gone */
 	/* connect()/sendmsg() calls whose redirect target did not listen (failure.helper) */
 	MOAT_CNT_UNAVAILABLE = 27,
-	MOAT_CNT_BASICS = 28,	/* basic networking (basics.h) passed unjudged */
+	MOAT_CNT_BASICS = 28, /* basic networking (basics.h) passed unjudged */
 	MOAT_CNT_MAX = 32,
 };
 
@@ -258,9 +288,11 @@ struct moat_sock {
 _Static_assert(sizeof(struct moat_sock) == 104, "moat_sock");
 
 /* moat_sock.post_route */
-#define MOAT_POST_PENDING 0x01	/* armed at connect(): the first packet is checked */
-#define MOAT_POST_BLOCKED 0x02	/* the real interface blocks it: every packet is dropped */
-#define MOAT_POST_REPORTED 0x04 /* the check reported it: the tc hook does not again */
+enum moat_post_flag {
+	MOAT_POST_PENDING = 0x01,  /* armed at connect(): the first packet is checked */
+	MOAT_POST_BLOCKED = 0x02,  /* the real interface blocks it: every packet is dropped */
+	MOAT_POST_REPORTED = 0x04, /* the check reported it: the tc hook does not again */
+};
 
 /* why an event was sent */
 enum moat_reason {
@@ -299,18 +331,21 @@ struct moat_ct_key {
 };
 _Static_assert(sizeof(struct moat_ct_key) == 40, "moat_ct_key");
 
-/* ct flags */
-#define MOAT_CT_FIN_INIT 0x01	/* the initiator sent fin */
-#define MOAT_CT_FIN_RESP 0x02	/* the responder sent fin */
-#define MOAT_CT_REPORTED 0x04	/* the opening was reported: report the close too */
-#define MOAT_CT_CLOSE_SENT 0x08 /* the closed event was sent */
-#define MOAT_CT_REPLIED 0x10	/* the responder sent a packet */
-#define MOAT_CT_MIDSTREAM 0x20	/* tcp entry created by a packet that was not a syn */
-#define MOAT_CT_CUT 0x40	/* cut by max_duration */
-/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening event */
-#define MOAT_CT_AWAIT 0x80
-/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
-#define MOAT_CT_PENDING 0x100
+/* moat_ct.flags */
+enum moat_ct_flag {
+	MOAT_CT_FIN_INIT = 0x01,   /* the initiator sent fin */
+	MOAT_CT_FIN_RESP = 0x02,   /* the responder sent fin */
+	MOAT_CT_REPORTED = 0x04,   /* the opening was reported: report the close too */
+	MOAT_CT_CLOSE_SENT = 0x08, /* the closed event was sent */
+	MOAT_CT_REPLIED = 0x10,	   /* the responder sent a packet */
+	MOAT_CT_MIDSTREAM = 0x20,  /* tcp entry created by a packet that was not a syn */
+	MOAT_CT_CUT = 0x40,	   /* cut by max_duration */
+	/* the accept hook completes the entry (accept.h): it adds the owner and sends the opening
+	 * event */
+	MOAT_CT_AWAIT = 0x80,
+	/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
+	MOAT_CT_PENDING = 0x100,
+};
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {

@@ -6,7 +6,8 @@
  * connection is judged again with the real interface's class: a block drops the packet (and
  * every later one), is reported, and the daemon destroys the socket so that connect() fails
  * at once. Only sockets armed at connect() under rules that name interfaces do any work; every
- * other packet costs one array lookup (no interface rules) or one socket-storage lookup. */
+ * other packet costs one array lookup (no interface rules) or one socket-storage lookup. The
+ * program: progs/post_route.bpf.c. */
 #ifndef MOAT_POST_ROUTE_H
 #define MOAT_POST_ROUTE_H
 
@@ -161,29 +162,6 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 	s->post_route |= MOAT_POST_BLOCKED;
 	count(MOAT_CNT_BLOCKED, skb->len);
 	return CG_SKB_DROP;
-}
-
-SEC("cgroup_skb/egress")
-int moat_post_route(struct __sk_buff *skb)
-{
-	__u32 zero = 0;
-	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
-
-	if (!st)
-		return CG_SKB_PASS;
-	/* no rule names an interface: nothing was armed */
-	__u32 slot = *(volatile __u32 *)&st->active & 1;
-	if (!st->meta[slot].post_route)
-		return CG_SKB_PASS;
-	struct bpf_sock *sk = skb->sk;
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return CG_SKB_PASS;
-	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, 0);
-	if (!s || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
-		return CG_SKB_PASS;
-	return post_route_check(skb, s);
 }
 
 #endif /* MOAT_POST_ROUTE_H */

@@ -6,7 +6,8 @@
  * show it to the client again) and by the client's address as the proxy sees it (for the
  * proxy's lookup: sock_ops adds it once tcp has chosen the client port).
  * No loop: a connection to a target, or from a process that listens on one (post_bind), or
- * from moat itself, is never redirected. */
+ * from moat itself, is never redirected. The programs that show a redirected client its original
+ * destination (getpeername4/6, recvmsg4/6, sock_ops): progs/redirect.bpf.c. */
 #ifndef MOAT_REDIRECT_H
 #define MOAT_REDIRECT_H
 
@@ -14,59 +15,6 @@
 
 #define AF_INET_ 2
 #define AF_INET6_ 10
-
-struct inner_redirects {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct moat_redirect);
-};
-
-/* key: slot; value: redirect index -> where it sends connections; written by user space */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct inner_redirects);
-} tbl_redirects SEC(".maps");
-
-/* key: every target (address and port, and the same with an all-zero address); written by
- * user space */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct moat_endpoint);
-	__type(value, __u8);
-} redirect_targets SEC(".maps");
-
-/* key: tgid of a process never redirected (moat, a process that bound a target); written by
- * user space and post_bind4/6 */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} redirect_exempt SEC(".maps");
-
-/* key: 0; value: the cookie of moat's network namespace, where a loopback target is moat's
- * host (0: not told, the initial namespace); written by user space */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} home_netns SEC(".maps");
-
-/* key: the redirected client as its proxy sees it (an all-zero address when the client's
- * socket was bound to none); value: its original destination; written by sock_ops (tcp)
- * and sendmsg4/6 (udp), read by user space */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct moat_endpoint);
-	__type(value, struct moat_original);
-} originals SEC(".maps");
 
 static __always_inline int is_target(const __u8 *addr, __u16 port, __u8 proto)
 {
@@ -267,61 +215,6 @@ static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 	if (port != s->target_port || __builtin_memcmp(addr, s->target, 16))
 		return;
 	sock_addr_write(ctx, v6, s->addr, s->port);
-}
-
-SEC("cgroup/getpeername4")
-int moat_getpeername4(struct bpf_sock_addr *ctx)
-{
-	restore_peer(ctx, 0);
-	return 1;
-}
-
-SEC("cgroup/getpeername6")
-int moat_getpeername6(struct bpf_sock_addr *ctx)
-{
-	restore_peer(ctx, 1);
-	return 1;
-}
-
-SEC("cgroup/recvmsg4")
-int moat_recvmsg4(struct bpf_sock_addr *ctx)
-{
-	restore_peer(ctx, 0);
-	return 1;
-}
-
-SEC("cgroup/recvmsg6")
-int moat_recvmsg6(struct bpf_sock_addr *ctx)
-{
-	restore_peer(ctx, 1);
-	return 1;
-}
-
-/* tcp has chosen the client's port: index the original destination by the client's address */
-SEC("sockops")
-int moat_sockops(struct bpf_sock_ops *skops)
-{
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
-		return 1;
-	struct bpf_sock *sk = skops->sk;
-	const struct moat_sock *s = sk ? bpf_sk_storage_get(&socks, sk, 0, 0) : NULL;
-	if (!s || !s->redirect)
-		return 1;
-	struct moat_endpoint e = {.port = (__u16)skops->local_port, .protocol = IPPROTO_TCP};
-	if (skops->family == AF_INET6_) {
-		__u32 *a = (__u32 *)e.addr;
-		a[0] = skops->local_ip6[0];
-		a[1] = skops->local_ip6[1];
-		a[2] = skops->local_ip6[2];
-		a[3] = skops->local_ip6[3];
-	} else {
-		__u32 a = skops->local_ip4;
-		addr_v4(e.addr, &a);
-	}
-	struct moat_original o;
-	original_of(s, &o);
-	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
-	return 1;
 }
 
 /* post_bind4/6 (accept_hooks.h): a process binding a target is its proxy, whose own

@@ -3,7 +3,8 @@
  * unconnected sendmsg() is judged by the same tables as packets, before anything leaves,
  * so a blocked one fails at once with EPERM. The owner (pid, uid, cgroup, comm) and the
  * decision are recorded in the socket's storage, and the tc program copies the owner into
- * the connection it tracks, so every event of the connection names its process. */
+ * the connection it tracks, so every event of the connection names its process. Their
+ * programs: progs/sock.bpf.c. */
 #ifndef MOAT_SOCK_HOOKS_H
 #define MOAT_SOCK_HOOKS_H
 
@@ -90,15 +91,6 @@ __noinline int report_sock(const struct tuple *t, const struct moat_sock *s,
 	return emit(&k, &ct, s->verdict, reason, from);
 }
 
-/* key: 0; value: a socket record for a socket whose storage could not be made (no memory):
- * judged all the same, not remembered */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct moat_sock);
-} sock_scratch SEC(".maps");
-
 /* the socket's record, made if it has none; NULL only if even the scratch one is missing */
 static __always_inline struct moat_sock *sock_record(struct bpf_sock_addr *ctx)
 {
@@ -115,8 +107,9 @@ static __always_inline struct moat_sock *sock_record(struct bpf_sock_addr *ctx)
 }
 
 /* judges a connect()/sendmsg() of any protocol (tcp, udp, udp-lite, a ping socket's icmp...), and
- * redirects a tcp or udp one if a redirect matches what the rules let through. The decision goes into the socket's record, where the
- * tc program, the post-route check, getpeername, recvmsg and sock_ops find it */
+ * redirects a tcp or udp one if a redirect matches what the rules let through. The decision goes
+ * into the socket's record, where the tc program, the post-route check, getpeername, recvmsg and
+ * sock_ops find it */
 static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 hook)
 {
 	struct tuple t;
@@ -224,50 +217,6 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (!s->redirect)
 		post_route_arm(m, s);
 	return SOCK_ALLOW;
-}
-
-/* Sockets some of whose sends reach no connect()/sendmsg() hook: raw sockets (none do), and other
- * protocols than tcp and udp (a connected udp-lite socket's, a ping socket's sendto()). Their owner
- * is recorded when they are made, with no decision, so the tc program judges their packets with
- * their process (decide_new). Packet sockets (AF_PACKET) are not inet sockets and are not seen
- * here: docs/socket-hooks.md */
-SEC("cgroup/sock_create")
-int moat_sock_create(struct bpf_sock *sk)
-{
-	if (sk->type != SOCK_RAW && (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP))
-		return SOCK_ALLOW;
-	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return SOCK_ALLOW;
-	s->rule = MOAT_RULE_NONE;
-	s->generation = 0;
-	s->protocol = sk->protocol;
-	owner_now(&s->owner, 1);
-	return SOCK_ALLOW;
-}
-
-SEC("cgroup/connect4")
-int moat_connect4(struct bpf_sock_addr *ctx)
-{
-	return judge_sock(ctx, 0, MOAT_HOOK_CONNECT);
-}
-
-SEC("cgroup/connect6")
-int moat_connect6(struct bpf_sock_addr *ctx)
-{
-	return judge_sock(ctx, 1, MOAT_HOOK_CONNECT);
-}
-
-SEC("cgroup/sendmsg4")
-int moat_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return judge_sock(ctx, 0, MOAT_HOOK_SENDMSG);
-}
-
-SEC("cgroup/sendmsg6")
-int moat_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return judge_sock(ctx, 1, MOAT_HOOK_SENDMSG);
 }
 
 #endif /* MOAT_SOCK_HOOKS_H */

@@ -102,37 +102,41 @@ export const rule = defineStruct("moat_rule", 8, {
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 92, {
-  generation: { offset: 0, type: "u32" },
-  ns: { offset: 4, type: "u32" },
-  nx: { offset: 8, type: "u32" },
-  rule_count: { offset: 12, type: "u32" },
-  default_rule: { offset: 16, bytes: 8 },
-  stats_rows: { offset: 24, type: "u32" },
-  drop_malformed: { offset: 28, bytes: 2 },
-  stats_atomic: { offset: 30, type: "u8" },
-  daemon_allow: { offset: 31, type: "u8" },
-  first_local_rule: { offset: 32, type: "u32" },
-  socket_image: { offset: 36, type: "u8" },
-  basics_judged: { offset: 38, type: "u16" },
-  sock_ns: { offset: 40, type: "u32" },
-  sock_nx: { offset: 44, type: "u32" },
-  proc_nn: { offset: 48, type: "u32" },
-  proc_nu: { offset: 52, type: "u32" },
-  proc_nc: { offset: 56, type: "u32" },
-  proc_ni: { offset: 60, type: "u32" },
-  redirect_count: { offset: 64, type: "u32" },
-  redir_ns: { offset: 68, type: "u32" },
-  redir_nx: { offset: 72, type: "u32" },
-  post_route: { offset: 76, type: "u8" },
-  first_ingress_process_rule: { offset: 80, type: "u32" },
-  first_ingress_sport_rule: { offset: 84, type: "u32" },
-  accept: { offset: 88, type: "u8" },
+/** Table images per slot (MOAT_IMAGES): the packet hooks', the socket hooks', the redirects'. */
+export const IMAGES = 3;
+
+/** One table image's class counts (struct moat_image_meta), by image in moat_meta.image. */
+export const imageMeta = defineStruct("moat_image_meta", 8, {
+  ns: { offset: 0, type: "u32" },
+  nx: { offset: 4, type: "u32" },
 });
 
-export const state = defineStruct("moat_state", 192, {
+export const meta = defineStruct("moat_meta", 88, {
+  generation: { offset: 0, type: "u32" },
+  rule_count: { offset: 4, type: "u32" },
+  default_rule: { offset: 8, bytes: 8 },
+  stats_rows: { offset: 16, type: "u32" },
+  redirect_count: { offset: 20, type: "u32" },
+  image: { offset: 24, bytes: IMAGES * imageMeta.size },
+  first_local_rule: { offset: 48, type: "u32" },
+  first_ingress_process_rule: { offset: 52, type: "u32" },
+  first_ingress_sport_rule: { offset: 56, type: "u32" },
+  proc_nn: { offset: 60, type: "u32" },
+  proc_nu: { offset: 64, type: "u32" },
+  proc_nc: { offset: 68, type: "u32" },
+  proc_ni: { offset: 72, type: "u32" },
+  basics_judged: { offset: 76, type: "u16" },
+  drop_malformed: { offset: 78, bytes: 2 },
+  stats_atomic: { offset: 80, type: "u8" },
+  daemon_allow: { offset: 81, type: "u8" },
+  socket_image: { offset: 82, type: "u8" },
+  post_route: { offset: 83, type: "u8" },
+  accept: { offset: 84, type: "u8" },
+});
+
+export const state = defineStruct("moat_state", 8 + 2 * meta.size, {
   active: { offset: 0, type: "u32" },
-  meta: { offset: 8, bytes: 184 },
+  meta: { offset: 8, bytes: 2 * meta.size },
 });
 
 /** Who owns a local socket, as the socket hooks see it (pid 0: not known). */
@@ -285,6 +289,7 @@ export const codecs = [
   lpm6Key,
   ryKey,
   rule,
+  imageMeta,
   meta,
   state,
   owner,

@@ -18,7 +18,8 @@ import type { BpfMap, BpfObject, MapInfo } from "./native.d.ts";
  */
 export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   policy: {
-    version: 1,
+    // 2: moat_meta holds each table image's class counts by image
+    version: 2,
     maps: [
       "state",
       "tbl_dir4",

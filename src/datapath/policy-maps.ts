@@ -3,7 +3,12 @@
 // idle slot's meta is written, then one write flips `state.active`. Each packet reads `active`
 // once and uses that slot's tables and meta only, so it is judged by the old or the new policy,
 // never a mix (docs/classifier.md, "Atomic reload").
-import { meta as metaCodec, ruleStats as ruleStatsCodec, state as stateCodec } from "./abi.ts";
+import {
+  imageMeta,
+  meta as metaCodec,
+  ruleStats as ruleStatsCodec,
+  state as stateCodec,
+} from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
@@ -21,10 +26,11 @@ import {
 } from "./table-maps.ts";
 
 /**
- * The outer maps (tbl_NAME) and the tables they hold, in table order. Per-image tables are at
- * index (image * tables + t) * 2 + slot, the others at slot (outer_index in bpf/include/maps.h).
+ * The outer maps (tbl_NAME) and the tables they hold, in table order (enum moat_lpm_table and
+ * enum moat_u32_table in bpf/include/moat_abi.h). Per-image tables are at index
+ * (image * tables + t) * 2 + slot, the others at slot (outer_index in bpf/include/maps.h).
  */
-const OUTERS = {
+export const POLICY_TABLES = {
   dir4: ["remote4", "local4"],
   lpm6: ["remote6", "local6"],
   u32: [
@@ -94,7 +100,7 @@ function u32Key(i: number): Buffer {
 /** The policy tables of a loaded moat.bpf.o: apply(), and the live generation's rule counters. */
 export class PolicyMaps {
   private readonly state: BpfMap;
-  private readonly outers: Record<keyof typeof OUTERS, BpfMap>;
+  private readonly outers: Record<keyof typeof POLICY_TABLES, BpfMap>;
   private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
   /**
@@ -115,8 +121,8 @@ export class PolicyMaps {
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.outers = Object.fromEntries(
-      Object.keys(OUTERS).map((n) => [n, object.map(`tbl_${n}`)]),
-    ) as Record<keyof typeof OUTERS, BpfMap>;
+      Object.keys(POLICY_TABLES).map((n) => [n, object.map(`tbl_${n}`)]),
+    ) as Record<keyof typeof POLICY_TABLES, BpfMap>;
   }
 
   private readState() {
@@ -192,7 +198,7 @@ export class PolicyMaps {
       );
 
       // the tables into the idle slot (one batch per outer map), then its meta, then the flip
-      for (const [outer, tables] of Object.entries(OUTERS)) {
+      for (const [outer, tables] of Object.entries(POLICY_TABLES)) {
         const entries: [number, BpfMap][] = [];
         tables.forEach((name, t) => {
           if (!PER_IMAGE.has(outer)) {
@@ -211,21 +217,26 @@ export class PolicyMaps {
           keys.writeUInt32LE(index, 4 * k);
           values.writeUInt32LE(inner.fd, 4 * k);
         });
-        fill(this.outers[outer as keyof typeof OUTERS], keys, values, entries.length);
+        fill(this.outers[outer as keyof typeof POLICY_TABLES], keys, values, entries.length);
       }
       const next = Buffer.from(raw);
       const defaultRule = Buffer.alloc(8);
       defaultRule.writeUInt32LE(image.defaultRule.ingress, 0);
       defaultRule.writeUInt32LE(image.defaultRule.egress, 4);
       const prevent = (i: number) => (image.rules[i]?.mode === "prevent" ? 1 : 0);
+      // each table image's class counts, by image: the packet hooks', the socket hooks', the
+      // redirects' (0 for an image the policy does not have)
+      const imageCounts = Buffer.alloc(metaCodec.fields.image.bytes);
+      [image, policy.socket?.image, policy.redirect?.image].forEach((im, i) =>
+        imageMeta.encode({ ns: im?.ns ?? 0, nx: im?.nx ?? 0 }, imageCounts, i * imageMeta.size),
+      );
       metaCodec.encode(
         {
           generation,
-          ns: image.ns,
-          nx: image.nx,
           rule_count: image.ruleCount,
           default_rule: defaultRule,
           stats_rows: rows,
+          image: imageCounts,
           drop_malformed: Buffer.from([
             prevent(image.defaultRule.ingress),
             prevent(image.defaultRule.egress),
@@ -235,15 +246,11 @@ export class PolicyMaps {
           first_local_rule: image.firstLocalRule,
           socket_image: policy.socket ? 1 : 0,
           basics_judged: image.basicsJudged,
-          sock_ns: policy.socket?.image.ns ?? 0,
-          sock_nx: policy.socket?.image.nx ?? 0,
           proc_nn: policy.socket?.process.nn ?? 0,
           proc_nu: policy.socket?.process.nu ?? 0,
           proc_nc: policy.socket?.process.nc ?? 0,
           proc_ni: policy.socket?.process.ni ?? 0,
           redirect_count: targets.length,
-          redir_ns: policy.redirect?.image.ns ?? 0,
-          redir_nx: policy.redirect?.image.nx ?? 0,
           post_route: policy.socket?.process.interfaces ? 1 : 0,
           first_ingress_process_rule: image.firstIngressProcessRule,
           first_ingress_sport_rule: image.firstIngressSportRule,

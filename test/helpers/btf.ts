@@ -52,3 +52,25 @@ export function readStructs(objectPath: string): Map<string, StructLayout> {
   }
   return structs;
 }
+
+/**
+ * Enum values by enum name, then by enumerator name. From bpftool's text dump: its JSON dump
+ * prints an unsigned 32-bit value above 2^31 sign-extended to 64 bits, past what a number holds.
+ */
+export function readEnums(objectPath: string): Map<string, Map<string, number>> {
+  const dump = execFileSync("bpftool", ["btf", "dump", "file", objectPath], { encoding: "utf8" });
+  const enums = new Map<string, Map<string, number>>();
+  let current: Map<string, number> | undefined;
+  for (const line of dump.split("\n")) {
+    const head = /^\[\d+\] ENUM '([^']+)'/.exec(line);
+    if (head) {
+      current = new Map();
+      enums.set(head[1]!, current);
+      continue;
+    }
+    const value = /^\t'([^']+)' val=(-?\d+)$/.exec(line);
+    if (value && current) current.set(value[1]!, Number(value[2]));
+    else current = undefined;
+  }
+  return enums;
+}

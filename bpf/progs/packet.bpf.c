@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* moat's packet programs: XDP on ingress (or TC ingress where the policy asks for it), TC (tcx)
+ * on egress. Each parses the frame, then judges it with the same tables and the same conntrack
+ * (include/judge.h); a connection past its max_duration is reset (include/reset.h). Part of
+ * moat.bpf.o: built by bpf/moat.bpf.c, which includes it. */
+#include "judge.h"
+#include "reset.h"
+#include "bench.h"
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+/* headers beyond the linear part of an skb are pulled in up to this many bytes */
+#define MOAT_PULL_MAX 512
+
+SEC("xdp")
+int moat_xdp_ingress(struct xdp_md *ctx)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_XDP_INGRESS, .ifindex = ctx->ingress_ifindex},
+	    .len = ctx->data_end - ctx->data,
+	    .dir = MOAT_DIR_INGRESS,
+	};
+	__u32 key = 0;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return XDP_PASS;
+
+	int kind = moat_parse_xdp(ctx, p);
+	bench_rotate(p, kind);
+	int out = moat_judge(ctx, p, kind, &h, NULL);
+	if (out == OUT_PASS)
+		return XDP_PASS;
+	/* past max_duration: the packet becomes a probe that makes both ends reset */
+	if (out == OUT_CUT && moat_probe_xdp(ctx, p) == 0) {
+		count(MOAT_CNT_RESET, 0);
+		return XDP_PASS;
+	}
+	return XDP_DROP;
+}
+
+SEC("tc")
+int moat_tc_egress(struct __sk_buff *skb)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
+	    .len = skb->len,
+	    .dir = MOAT_DIR_EGRESS,
+	};
+	__u32 key = 1;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
+
+	int kind = moat_parse_skb(skb, p);
+	/* headers past the linear part: pull them in and parse again */
+	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
+		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
+		kind = moat_parse_skb(skb, p);
+	}
+	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
+	const struct moat_sock *s = NULL;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (sk)
+		s = bpf_sk_storage_get(&socks, sk, 0, 0);
+	int out = moat_judge(skb, p, kind, &h, s);
+	if (out == OUT_PASS)
+		return TC_ACT_OK;
+	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
+	if (out == OUT_CUT && moat_reset_skb(skb, p) == 0) {
+		count(MOAT_CNT_RESET, 0);
+		return TC_ACT_OK;
+	}
+	return TC_ACT_SHOT;
+}
+
+/* ingress at tc instead of xdp, for interfaces where native xdp costs more than it saves
+ * (container veths): the same judging, on the skb the stack already built */
+SEC("tc")
+int moat_tc_ingress(struct __sk_buff *skb)
+{
+	struct hook h = {
+	    .from = {.hook = MOAT_HOOK_TC_INGRESS, .ifindex = skb->ifindex},
+	    .len = skb->len,
+	    .dir = MOAT_DIR_INGRESS,
+	};
+	__u32 key = 2;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
+
+	int kind = moat_parse_skb(skb, p);
+	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
+		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
+		kind = moat_parse_skb(skb, p);
+	}
+	int out = moat_judge(skb, p, kind, &h, NULL);
+	/* past max_duration: dropped here; the egress program resets both ends when the local
+	 * side next sends */
+	return out == OUT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+}

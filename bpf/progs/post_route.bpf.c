@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The post-route check's program (docs/route-aware.md): cgroup_skb egress sees a connection's
+ * first packet after routing and judges it again when it leaves by another interface than the
+ * route mirror predicted (the check itself: include/post_route.h). Part of moat.bpf.o: built
+ * by bpf/moat.bpf.c, which includes it. */
+#include "post_route.h"
+
+SEC("cgroup_skb/egress")
+int moat_post_route(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+
+	if (!st)
+		return CG_SKB_PASS;
+	/* no rule names an interface: nothing was armed */
+	__u32 slot = *(volatile __u32 *)&st->active & 1;
+	if (!st->meta[slot].post_route)
+		return CG_SKB_PASS;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return CG_SKB_PASS;
+	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, 0);
+	if (!s || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
+		return CG_SKB_PASS;
+	return post_route_check(skb, s);
+}
