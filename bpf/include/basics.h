@@ -46,8 +46,8 @@ static __always_inline int basics_packet(const struct moat_meta *m, const struct
 	__u16 local = dir == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	__u16 remote = dir == MOAT_DIR_INGRESS ? p->t.sport : p->t.dport;
 
-	return basics_pass(m, basics_class(p->t.family, p->t.proto, p->icmp_type, p->hop_limit, local,
-					   remote));
+	return basics_pass(
+	    m, basics_class(p->t.family, p->t.proto, p->icmp_type, p->hop_limit, local, remote));
 }
 
 #endif /* MOAT_BASICS_H */

@@ -180,8 +180,8 @@ static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts 
  * the other way too: the connection's own rule if that one lets it through. */
 static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
 						   struct facts *f, const struct moat_sock *s,
-						   __u32 rule, struct moat_rule *r, struct moat_ct *ct,
-						   int src_side)
+						   __u32 rule, struct moat_rule *r,
+						   struct moat_ct *ct, int src_side)
 {
 	struct facts other = *f;
 	struct moat_rule r2;
@@ -461,8 +461,8 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 
 /* A global function: verified once, on its own, whatever the paths through the parser
  * that lead to it. Counts the packet as passed or dropped. */
-__noinline int moat_judge(void *ctx __arg_ctx, const struct pkt *p, int kind,
-			  const struct hook *h, const struct moat_sock *s)
+__noinline int moat_judge(void *ctx __arg_ctx, const struct pkt *p, int kind, const struct hook *h,
+			  const struct moat_sock *s)
 {
 	if (!p || !h)
 		return OUT_PASS;

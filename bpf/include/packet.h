@@ -48,7 +48,7 @@ struct pkt {
 	__u8 icmp_code;
 	__u8 frag; /* enum pkt_frag */
 	__u8 has_rel;
-	__u8 ext; /* ipv4 options or ipv6 extension headers present */
+	__u8 ext;	/* ipv4 options or ipv6 extension headers present */
 	__u8 hop_limit; /* ipv6 hop limit, ipv4 ttl */
 };
 
