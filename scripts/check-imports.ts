@@ -1,8 +1,8 @@
 // The import boundaries of src/, checked by `npm run check`: no import cycles (type imports
 // included); each folder imports only from the layers below it or beside it; the daemon and the
 // CLI import another folder only through its face (its index.ts; the daemon's is daemon.ts); and
-// src/policy (the evaluator and compiler, which the browser runs too) reaches nothing from
-// `node:`, not even through what it imports. Prints each violation and exits 1 if there is one.
+// src/policy and src/config (the evaluator, the compiler and the policy loader, which a browser
+// runs too) reach nothing from `node:`, not even through what they import. Prints each violation and exits 1 if there is one.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,8 +23,8 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   redirect: { below: "datapath", sides: [] },
   host: { below: "policy", sides: ["attribution", "route"] },
 };
-/** Folders whose runtime imports may not reach `node:` (they run in the browser). */
-const PURE = ["policy"];
+/** Folders whose runtime imports may not reach `node:` (they run in the browser too). */
+const PURE = ["policy", "config"];
 /** Folders that import others only through their face. */
 const THROUGH_FACES = ["cli", "daemon"];
 const faceOf = (folder: string): string =>

@@ -3,8 +3,7 @@
 // a change (default "token"). A line without SCOPES has every scope, as before scopes existed:
 // such a token could always apply policies and switch the mode.
 import { timingSafeEqual } from "node:crypto";
-import { readTrustedFile, UnsafeFileError } from "../config/trusted-file.ts";
-import { MAX_TOKEN_FILE_BYTES } from "../config/load.ts";
+import { MAX_TOKEN_FILE_BYTES, readTrustedFile, UnsafeFileError } from "../host/index.ts";
 import { parseScopes, ScopeError, SCOPES, type Scope } from "./scopes.ts";
 
 export class ApiConfigError extends Error {
@@ -26,7 +25,7 @@ export interface Token {
 export function readTokenFile(path: string): Token[] {
   let text: string;
   try {
-    // checked as src/config/trusted-file.ts says, and readable by root only
+    // checked as src/host/trusted-file.ts says, and readable by root only
     text = readTrustedFile(path, {
       what: "API token file",
       maxBytes: MAX_TOKEN_FILE_BYTES,

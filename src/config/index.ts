@@ -1,8 +1,14 @@
-// The policy configuration layer: file -> validated, normalized model (see docs/policy.md).
+// The policy configuration layer: policy text -> validated, normalized model (see
+// docs/policy.md). Pure: files are read through a PolicyHost (src/host/policy-files.ts).
 
-export { checkPolicyFile, loadPolicyFile, nodeHost, parsePolicy } from "./load.ts";
-export { checkPolicySource, parsePolicyWith, type PolicyCheck } from "./parse.ts";
-export type { PolicyHost } from "./check-context.ts";
+export {
+  checkPolicySource,
+  parsePolicy,
+  parsePolicyWith,
+  textOnlyHost,
+  type PolicyCheck,
+} from "./parse.ts";
+export type { PolicyFileKind, PolicyHost } from "./check-context.ts";
 export {
   diagnostic,
   diagnosticLines,

@@ -52,3 +52,24 @@ export function parsePolicyWith(text: string, fileName: string, host: PolicyHost
   if (!model) throw new PolicyError(diagnostics);
   return model;
 }
+
+/**
+ * Where the loader runs without file access (a browser, a test of the text alone): a set file is
+ * reported as unreadable at the line that names it. src/host gives the daemon's and the CLI's.
+ */
+export const textOnlyHost: PolicyHost = {
+  readFile: () => {
+    throw new Error("set files are not read here (this loader was given the policy text only)");
+  },
+  resolve: (policyFile, path) =>
+    path.startsWith("/") ? path : `${policyFile.slice(0, policyFile.lastIndexOf("/") + 1)}${path}`,
+};
+
+/** Parses policy text named `fileName` (used in diagnostics and to find set files). */
+export function parsePolicy(
+  text: string,
+  fileName: string,
+  host: PolicyHost = textOnlyHost,
+): PolicyModel {
+  return parsePolicyWith(text, fileName, host);
+}

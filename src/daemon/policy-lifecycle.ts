@@ -3,12 +3,12 @@
 // name changed on the host): read, check, compile, ready what the policy configures besides the
 // datapath, swap atomically, audit. A policy that fails any step is refused with every error and
 // the running one stays.
-import { diagnostic, diagnosticLines, nodeHost, PolicyError } from "../config/index.ts";
+import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOutcome } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
-import type { LoadedPolicy, UniverseReader } from "../host/index.ts";
+import { nodeHost, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 
 /** A compiled policy and the text it came from. */

@@ -5,7 +5,6 @@
 import {
   checkPolicySource,
   DATAPATH_FEATURES,
-  nodeHost,
   PolicyError,
   sortDiagnostics,
   unsupportedFeatures,
@@ -14,7 +13,7 @@ import {
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
-import { readPolicyFileText } from "../config/load.ts";
+import { nodeHost, readPolicyFileText } from "./policy-files.ts";
 import {
   compilePolicy,
   namesProcesses,
@@ -42,7 +41,7 @@ export interface AcceptOptions {
    * path's tests) and redirect targets are checked from this host's network namespace only.
    */
   universe?: UniverseReader;
-  /** How set files are read (default: Node's fs, as src/config/trusted-file.ts opens them). */
+  /** How set files are read (default: Node's fs, as src/host/trusted-file.ts opens them). */
   host?: PolicyHost;
 }
 

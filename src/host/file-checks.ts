@@ -1,11 +1,11 @@
 // The files a policy names besides its set files (the audit log, the event history, the API
-// token file), checked as the daemon opens them (src/config/trusted-file.ts) without creating or
+// token file), checked as the daemon opens them (src/host/trusted-file.ts) without creating or
 // changing anything, so `moat check` refuses what the daemon would: the audit log and the token
 // file stop the daemon (errors); an unusable history leaves it running without one (a warning).
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
-import { MAX_TOKEN_FILE_BYTES } from "../config/load.ts";
+import { MAX_TOKEN_FILE_BYTES } from "./policy-files.ts";
 import type { PolicyModel } from "../config/model.ts";
-import { checkTrustedPath, UnsafeFileError } from "../config/trusted-file.ts";
+import { checkTrustedPath, UnsafeFileError } from "./trusted-file.ts";
 
 export function namedFileProblems(model: PolicyModel): Diagnostic[] {
   const out: Diagnostic[] = [];

@@ -14,3 +14,17 @@ export {
   type LoadedPolicy,
   type UniverseReader,
 } from "./accept-policy.ts";
+export {
+  checkPolicyFile,
+  loadPolicyFile,
+  MAX_FILE_BYTES,
+  MAX_TOKEN_FILE_BYTES,
+  nodeHost,
+  readPolicyFileText,
+} from "./policy-files.ts";
+export {
+  checkTrustedPath,
+  openTrustedForWrite,
+  readTrustedFile,
+  UnsafeFileError,
+} from "./trusted-file.ts";

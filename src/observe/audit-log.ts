@@ -1,8 +1,8 @@
 // The audit log: one human-readable line per event, root-only (0600, owner root). Refuses a
-// path that others could tamper with (src/config/trusted-file.ts); reopen() after logrotate moved
+// path that others could tamper with (src/host/trusted-file.ts); reopen() after logrotate moved
 // the file (SIGUSR1).
 import { closeSync, writeSync } from "node:fs";
-import { openTrustedForWrite, UnsafeFileError } from "../config/trusted-file.ts";
+import { openTrustedForWrite, UnsafeFileError } from "../host/index.ts";
 
 export class AuditLogError extends Error {
   readonly code = "EAUDITLOG";
@@ -23,7 +23,7 @@ export class AuditLog {
     this.fd = AuditLog.open(path);
   }
 
-  /** Checked as src/config/trusted-file.ts says; missing directories are created 0700. */
+  /** Checked as src/host/trusted-file.ts says; missing directories are created 0700. */
   private static open(path: string): number {
     try {
       return openTrustedForWrite(path, { what: "audit log", createDirs: true }).fd;

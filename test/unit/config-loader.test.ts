@@ -2,10 +2,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { checkPolicyFile, loadPolicyFile, nodeHost } from "../../src/host/index.ts";
 import {
-  checkPolicyFile,
   formatDiagnostic,
-  loadPolicyFile,
   parsePolicy,
   PolicyError,
   type PolicyHost,
@@ -283,7 +282,6 @@ function checkPolicyFileText(text: string): string[] {
 }
 
 import { checkPolicySource } from "../../src/config/parse.ts";
-import { nodeHost } from "../../src/config/load.ts";
 
 function checkPolicy(text: string): string[] {
   return checkPolicySource(text, "p.yaml", nodeHost).diagnostics.map(formatDiagnostic);

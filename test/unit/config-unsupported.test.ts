@@ -6,10 +6,10 @@ import {
   assertSupported,
   DATAPATH_FEATURES,
   formatDiagnostic,
-  loadPolicyFile,
   PolicyError,
   unsupportedFeatures,
 } from "../../src/config/index.ts";
+import { loadPolicyFile } from "../../src/host/index.ts";
 
 const FULL = "test/fixtures/policies/full.yaml";
 

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { nodeHost } from "../../src/config/load.ts";
+import { nodeHost } from "../../src/host/policy-files.ts";
 import { checkPolicySource } from "../../src/config/parse.ts";
 import { evaluate, type ConnectionFacts } from "../../src/policy/evaluator.ts";
 

@@ -3,12 +3,8 @@
 
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
-import {
-  checkPolicyFile,
-  formatDiagnostic,
-  PolicyError,
-  type PolicyModel,
-} from "../../config/index.ts";
+import { formatDiagnostic, PolicyError, type PolicyModel } from "../../config/index.ts";
+import { checkPolicyFile } from "../../host/index.ts";
 import {
   type ConnectionFacts,
   type Decision,

@@ -4,7 +4,7 @@
 // was still queued (well under a second).
 import Database from "better-sqlite3";
 import { closeSync } from "node:fs";
-import { openTrustedForWrite } from "../../config/trusted-file.ts";
+import { openTrustedForWrite } from "../../host/index.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { containerOf, processOf, remoteAddress } from "../filter.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
@@ -120,7 +120,7 @@ export class HistoryStore {
 }
 
 /**
- * The database file checked like the audit log (src/config/trusted-file.ts) and made 0600 through
+ * The database file checked like the audit log (src/host/trusted-file.ts) and made 0600 through
  * its descriptor; SQLite opens the real path it resolved to, in a directory only root can write.
  */
 function trustedPath(path: string): string {

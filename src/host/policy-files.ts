@@ -1,10 +1,16 @@
-// The Node entry points: read a policy file (and its set files) from disk.
-
+// The Node entry points of the policy loader: policy and set files read from disk through
+// trusted-file.ts (never a FIFO, a device or a planted link), set files relative to their policy.
 import { dirname, isAbsolute, join } from "node:path";
-import type { PolicyFileKind, PolicyHost } from "./check-context.ts";
-import type { PolicyModel } from "./model.ts";
-import { checkPolicySource, parsePolicyWith, type PolicyCheck } from "./parse.ts";
-import { diagnostic, PolicyError } from "./diagnostics.ts";
+import {
+  checkPolicySource,
+  diagnostic,
+  parsePolicyWith,
+  PolicyError,
+  type PolicyCheck,
+  type PolicyFileKind,
+  type PolicyHost,
+  type PolicyModel,
+} from "../config/index.ts";
 import { readTrustedFile, UnsafeFileError } from "./trusted-file.ts";
 
 /**
@@ -19,7 +25,7 @@ export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
 /** An API token file holds a few lines; anything bigger is not one. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
-/** Opens files as src/config/trusted-file.ts does: never a FIFO, a device or a planted link. */
+/** Opens files as trusted-file.ts does: never a FIFO, a device or a planted link. */
 export function readPolicyFileText(path: string, kind: PolicyFileKind = "policy"): string {
   const what = kind === "policy" ? "policy file" : "set file";
   try {
@@ -36,18 +42,9 @@ export const nodeHost: PolicyHost = {
   resolve: (policyFile, path) => (isAbsolute(path) ? path : join(dirname(policyFile), path)),
 };
 
-/** Parses policy text named `fileName` (used in diagnostics and to find set files). */
-export function parsePolicy(
-  text: string,
-  fileName: string,
-  host: PolicyHost = nodeHost,
-): PolicyModel {
-  return parsePolicyWith(text, fileName, host);
-}
-
 /** Reads and parses a policy file; throws PolicyError (code EPOLICY) with every problem found. */
 export function loadPolicyFile(path: string, host: PolicyHost = nodeHost): PolicyModel {
-  return parsePolicy(readPolicyText(path, host), path, host);
+  return parsePolicyWith(readPolicyText(path, host), path, host);
 }
 
 /** Like loadPolicyFile, but returns the diagnostics instead of throwing (for `moat check`). */
