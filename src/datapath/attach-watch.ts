@@ -4,7 +4,8 @@
 // ingress hook, cgroup) applies it. rtnetlink link events arrive through `ip -o monitor link`,
 // used only as a trigger: what is attached is decided from the kernel's own list of interfaces
 // (/proc/self/net/dev, if_nametoindex), never from the monitor's text.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawnIp } from "../route/index.ts";
 import type { InterfaceHooks, PolicyModel } from "../config/model.ts";
 import type { Attachment, Datapath } from "./datapath.ts";
 import { listInterfaces, planInterfaces, type PlannedInterface } from "./interfaces.ts";
@@ -175,10 +176,8 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
   };
 
   function spawnMonitor(): void {
-    // the kernel ends the monitor when the daemon dies, even by SIGKILL (parent-death signal)
-    const child = spawn("setpriv", ["--pdeathsig", "TERM", "ip", "-o", "monitor", "link"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    // ended by the kernel when the daemon dies, even by SIGKILL (src/route/ip-command.ts)
+    const child = spawnIp({}, ["-o", "monitor", "link"]);
     monitor = child;
     let stderr = "";
     child.stdout?.on("data", trigger);

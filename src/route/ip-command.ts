@@ -40,8 +40,13 @@ export function runIp(ns: NamespaceOptions, args: string[], timeoutMs = 5_000): 
   });
 }
 
-/** `ip monitor ARGS` as a child process; the caller owns it and must kill it. */
+/**
+ * `ip monitor ARGS` as a child process; the caller owns it and must kill it. The kernel ends it
+ * when moat dies, even by SIGKILL (a parent-death signal, kept across exec), so no monitor
+ * outlives the daemon.
+ */
 export function spawnIp(ns: NamespaceOptions, args: string[]): ChildProcess {
-  const [cmd = "ip", ...rest] = ipArgv(ns, args);
-  return spawn(cmd, rest, { stdio: ["ignore", "pipe", "pipe"] });
+  return spawn("setpriv", ["--pdeathsig", "TERM", ...ipArgv(ns, args)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
