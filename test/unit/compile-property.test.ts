@@ -342,7 +342,9 @@ test("longer policies (up to 30 rules) agree too", () => {
 
 test("the properties checked thousands of connections", () => {
   assert.ok(checked >= 50_000, `only ${checked} connections checked`);
-  assert.ok(byRule > checked / 4, `only ${byRule} of ${checked} decided by a rule`);
+  // about a quarter are decided by a rule (the rest by the defaults or as basic networking):
+  // 14,684-14,877 of 58,000 in three runs; a fifth is the floor
+  assert.ok(byRule > checked / 5, `only ${byRule} of ${checked} decided by a rule`);
   console.log(
     `# ${checked} connections checked against the evaluator, ${byRule} decided by a rule`,
   );
