@@ -3,28 +3,13 @@
 // as fast as its event loop lets it (a batch per turn), then prints "flooded".
 import { createInterface } from "node:readline";
 import { startApi } from "../../src/api/server.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { fakeEvent, fakeSnapshot } from "./events.ts";
+import { fakeEvent } from "./events.ts";
+import { testControl } from "./api-control.ts";
 
 const [socketPath = ""] = process.argv.slice(2);
 const pipeline = new EventPipeline();
-const refuse = () => {
-  throw new Error("not used");
-};
-const control: ApiControl = {
-  original: () => null,
-  snapshot: () => fakeSnapshot(pipeline),
-  policy: refuse,
-  validate: refuse,
-  apply: refuse,
-  setMode: refuse,
-  queryHistory: () => null,
-  addSink: (sink, options) => pipeline.add(sink, options),
-  removeSink: (sink) => pipeline.remove(sink),
-  log: (line) => console.error(line),
-  audit: () => {},
-};
+const control = testControl(pipeline, { log: (line) => console.error(line) });
 await startApi(control, [{ listen: `unix:${socketPath}` }]);
 console.log("listening");
 

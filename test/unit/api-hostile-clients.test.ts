@@ -12,9 +12,8 @@ import { createInterface } from "node:readline";
 import { spawn } from "node:child_process";
 import { startApi } from "../../src/api/server.ts";
 import { CONNECTION_LIMITS } from "../../src/api/connection-guard.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { fakeSnapshot } from "../helpers/events.ts";
+import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 
@@ -28,22 +27,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const tokenFile = join(dir, "tokens");
   writeFileSync(tokenFile, `root read,events ${TOKEN}\n`, { mode: 0o600 });
   const pipeline = new EventPipeline();
-  const refuse = () => {
-    throw new Error("not used");
-  };
-  const control: ApiControl = {
-    original: () => null,
-    snapshot: () => fakeSnapshot(pipeline),
-    policy: refuse,
-    validate: refuse,
-    apply: refuse,
-    setMode: refuse,
-    queryHistory: () => null,
-    addSink: (sink, options) => pipeline.add(sink, options),
-    removeSink: (sink) => pipeline.remove(sink),
-    log: () => {},
-    audit: () => {},
-  };
+  const control = testControl(pipeline);
   const api = await startApi(control, [{ listen: "127.0.0.1:0", tokenFile }]);
   t.after(async () => {
     await api.close();

@@ -13,10 +13,9 @@ import { startApi } from "../../src/api/server.ts";
 import { readTokenFile } from "../../src/api/auth.ts";
 import { ROUTES } from "../../src/api/routes.ts";
 import { OPENAPI } from "../../src/api/openapi.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
-import { fakeSnapshot } from "../helpers/events.ts";
+import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
 
 const OPS = "ops-token-0123456789abcdef";
@@ -42,9 +41,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const pipeline = new EventPipeline();
   const changes: string[] = [];
   const audit: string[] = [];
-  const control: ApiControl = {
-    original: () => null,
-    snapshot: () => fakeSnapshot(pipeline),
+  const control = testControl(pipeline, {
     policy: () => ({
       path: "/p.yaml",
       text: "version: 1\n",
@@ -61,12 +58,9 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
       changes.push(`mode ${mode} by ${who}`);
       return { ok: true, generation: 4, errors: [] };
     },
-    queryHistory: () => null,
-    addSink: (sink, options) => pipeline.add(sink, options),
-    removeSink: (sink) => pipeline.remove(sink),
-    log: () => {},
+
     audit: (line) => audit.push(line),
-  };
+  });
   const socketPath = join(dir, "run", "api.sock");
   const api = await startApi(control, [
     { listen: `unix:${socketPath}` },

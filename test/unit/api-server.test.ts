@@ -8,13 +8,13 @@ import { tmpdir } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { historySink } from "../../src/observe/history/sink.ts";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
 import { mappedAddress } from "../../src/datapath/address.ts";
-import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
+import { fakeEvent } from "../helpers/events.ts";
+import { testControl } from "../helpers/api-control.ts";
 import { http, sse } from "../helpers/api-client.ts";
 
 const TOKEN = "s3cret-token-for-tests-0123456789";
@@ -27,10 +27,9 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const store = new HistoryStore(join(dir, "history.db"));
   pipeline.add(historySink(store, () => {}));
   const applied: string[] = [];
-  const control: ApiControl = {
+  const control = testControl(pipeline, {
     // as the daemon's redirect maps do: the peer's address is parsed into a map key
     original: (peer) => (mappedAddress(peer.ip), null),
-    snapshot: () => fakeSnapshot(pipeline),
     policy: () => ({
       path: "/p.yaml",
       text: "version: 1\n",
@@ -46,11 +45,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
     },
     setMode: () => ({ ok: true, generation: 4, errors: [] }),
     queryHistory: (q) => store.query(q),
-    addSink: (sink, options) => pipeline.add(sink, options),
-    removeSink: (sink) => pipeline.remove(sink),
-    log: () => {},
-    audit: () => {},
-  };
+  });
   const socketPath = join(dir, "run", "api.sock");
   const api = await startApi(control, [
     { listen: `unix:${socketPath}` },
@@ -103,7 +98,7 @@ test("the unix socket is root-only and needs no token; TCP needs one and counts 
 test("a token file readable by others is refused at start", async (t) => {
   const { dir, tokenFile } = await setUp(t);
   chmodSync(tokenFile, 0o644);
-  const control = {} as ApiControl;
+  const control = testControl(new EventPipeline());
   await assert.rejects(startApi(control, [{ listen: "127.0.0.1:0", tokenFile }]), {
     code: "EAPICONFIG",
     message: `API token file ${tokenFile}: is readable by group or others (mode 0644); chmod 600 it`,
