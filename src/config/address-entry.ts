@@ -4,9 +4,21 @@
 import { familyBits, familyMax, formatIp, parseIp, type Family } from "./ip.ts";
 import { fail, ok, type Parsed } from "./parsed.ts";
 
+/** "one" = `*.name`, exactly one label below; "any" = `**.name`, any depth below; null = exact. */
+export type NameWildcard = "one" | "any" | null;
+
+/** The pattern an entry is written as: `name`, `*.name` or `**.name`. */
+export function namePattern(entry: { name: string; wildcard: NameWildcard }): string {
+  return entry.wildcard === "any"
+    ? `**.${entry.name}`
+    : entry.wildcard === "one"
+      ? `*.${entry.name}`
+      : entry.name;
+}
+
 export type AddressTarget =
   | { kind: "interval"; family: Family; start: bigint; end: bigint; hostBitsSet?: boolean }
-  | { kind: "hostname"; name: string; wildcard: boolean }
+  | { kind: "hostname"; name: string; wildcard: NameWildcard }
   | { kind: "set"; set: string };
 
 export interface ParsedAddressEntry {
@@ -17,9 +29,14 @@ export interface ParsedAddressEntry {
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /** A DNS name: dot-separated labels, not all-numeric at the end (so "10.0.0.300" is a bad IPv4, not a host). */
-export function parseHostname(text: string): Parsed<{ name: string; wildcard: boolean }> {
-  const wildcard = text.startsWith("*.");
-  const name = (wildcard ? text.slice(2) : text).toLowerCase().replace(/\.$/, "");
+export function parseHostname(text: string): Parsed<{ name: string; wildcard: NameWildcard }> {
+  const wildcard: NameWildcard = text.startsWith("**.")
+    ? "any"
+    : text.startsWith("*.")
+      ? "one"
+      : null;
+  const prefix = wildcard === "any" ? 3 : wildcard === "one" ? 2 : 0;
+  const name = text.slice(prefix).toLowerCase().replace(/\.$/, "");
   const labels = name.split(".");
   if (name.length === 0 || name.length > 253 || !labels.every((l) => LABEL.test(l)))
     return fail(`'${text}' is not a valid hostname`);

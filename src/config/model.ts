@@ -13,6 +13,7 @@
 import type { SourcePos } from "./diagnostics.ts";
 import type { Family } from "./ip.ts";
 import type { DaemonFailure } from "./failure-daemon.ts";
+import type { NameWildcard } from "./address-entry.ts";
 
 export type { Family, SourcePos };
 export type Direction = "ingress" | "egress";
@@ -35,11 +36,14 @@ export interface IntervalEntry extends EntryBase {
   end: bigint;
 }
 
-/** A DNS name whose learned addresses match; `wildcard` = "*.name" (any subdomain, not name itself). */
+/**
+ * A DNS name whose learned addresses match. `wildcard`: "one" = `*.name` (exactly one label below),
+ * "any" = `**.name` (any depth below); null = the name itself. Neither wildcard matches the name.
+ */
 export interface HostnameEntry extends EntryBase {
   kind: "hostname";
   name: string;
-  wildcard: boolean;
+  wildcard: NameWildcard;
 }
 
 /** A set reference; `entries` are the set's own entries (sets do not reference other sets). */

@@ -11,9 +11,18 @@ export function globMatch(pattern: string, text: string, ignoreCase = false): bo
   return new RegExp(`${source}$`, ignoreCase ? "is" : "s").test(text);
 }
 
-/** "*.example.org" = any subdomain (not example.org itself); otherwise exact; case-insensitive. */
+/**
+ * A DNS name pattern: `example.org` exact, `*.example.org` exactly one label below,
+ * `**.example.org` any depth below; neither wildcard matches `example.org` itself.
+ * Case-insensitive; a trailing dot is ignored.
+ */
 export function hostMatch(pattern: string, host: string): boolean {
   const name = host.toLowerCase().replace(/\.$/, "");
   const p = pattern.toLowerCase().replace(/\.$/, "");
-  return p.startsWith("*.") ? name.endsWith(p.slice(1)) && name.length > p.length - 1 : name === p;
+  const any = p.startsWith("**.");
+  if (!any && !p.startsWith("*.")) return name === p;
+  const base = p.slice(any ? 3 : 2);
+  if (!name.endsWith(`.${base}`)) return false;
+  const below = name.slice(0, name.length - base.length - 1);
+  return below.length > 0 && (any || !below.includes("."));
 }

@@ -7,6 +7,7 @@
 
 import type { IpAddress } from "../config/ip.ts";
 import type { AddressEntry, AddressList } from "../config/model.ts";
+import { namePattern } from "../config/address-entry.ts";
 import { hostMatch } from "./glob.ts";
 import { all, any, maybe, no, not, yes, type Outcome } from "./tri.ts";
 
@@ -55,7 +56,7 @@ function entryMatch(entry: AddressEntry, side: string, facts: AddressFacts): Out
         : no();
     case "hostname": {
       if (!facts.names) return maybe(`DNS names of the ${side} address`);
-      const pattern = entry.wildcard ? `*.${entry.name}` : entry.name;
+      const pattern = namePattern(entry);
       return facts.names.some((n) => hostMatch(pattern, n)) ? yes(`in ${text} (DNS)`) : no();
     }
     case "set": {

@@ -84,7 +84,7 @@ test("address entries: CIDR, range, negation, set reference, hostname", () => {
   });
   assert.deepEqual(parseAddressEntry("*.Example.org"), {
     ok: true,
-    value: { negate: false, target: { kind: "hostname", name: "example.org", wildcard: true } },
+    value: { negate: false, target: { kind: "hostname", name: "example.org", wildcard: "one" } },
   });
   assert.deepEqual(parseAddressEntry("10.1.2.3/8"), {
     ok: true,

@@ -1,0 +1,34 @@
+// Name patterns as every name-matching field reads them: exact, `*.` one label, `**.` any depth.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { hostMatch } from "../../src/policy/glob.ts";
+import { parseHostname } from "../../src/config/address-entry.ts";
+
+test("`*.` is exactly one label below, `**.` any depth; neither is the apex", () => {
+  const cases: [string, string, boolean][] = [
+    ["example.org", "example.org", true],
+    ["example.org", "EXAMPLE.org.", true],
+    ["example.org", "a.example.org", false],
+    ["*.example.org", "a.example.org", true],
+    ["*.example.org", "a.b.example.org", false],
+    ["*.example.org", "example.org", false],
+    ["*.example.org", "aexample.org", false],
+    ["**.example.org", "a.example.org", true],
+    ["**.example.org", "a.b.example.org", true],
+    ["**.example.org", "example.org", false],
+    ["**.example.org", "badexample.org", false],
+  ];
+  for (const [pattern, name, expected] of cases)
+    assert.equal(hostMatch(pattern, name), expected, `${pattern} vs ${name}`);
+});
+
+test("hostname entries keep their wildcard depth", () => {
+  const parsed = (text: string) => {
+    const p = parseHostname(text);
+    assert.ok(p.ok, text);
+    return p.value;
+  };
+  assert.deepEqual(parsed("**.Example.org."), { name: "example.org", wildcard: "any" });
+  assert.deepEqual(parsed("*.example.org"), { name: "example.org", wildcard: "one" });
+  assert.deepEqual(parsed("example.org"), { name: "example.org", wildcard: null });
+});
