@@ -3,6 +3,7 @@
 
 import { familyBits, familyMax, formatIp, parseIp, type Family } from "./ip.ts";
 import { fail, ok, type Parsed } from "./parsed.ts";
+import { toAsciiName } from "./punycode.ts";
 
 /** "one" = `*.name`, exactly one label below; "any" = `**.name`, any depth below; null = exact. */
 export type NameWildcard = "one" | "any" | null;
@@ -28,7 +29,10 @@ export interface ParsedAddressEntry {
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/** A DNS name: dot-separated labels, not all-numeric at the end (so "10.0.0.300" is a bad IPv4, not a host). */
+/**
+ * A DNS name: dot-separated labels, not all-numeric at the end (so "10.0.0.300" is a bad IPv4,
+ * not a host). Lower-cased, without a trailing dot, non-ASCII labels in A-label form.
+ */
 export function parseHostname(text: string): Parsed<{ name: string; wildcard: NameWildcard }> {
   const wildcard: NameWildcard = text.startsWith("**.")
     ? "any"
@@ -36,7 +40,7 @@ export function parseHostname(text: string): Parsed<{ name: string; wildcard: Na
       ? "one"
       : null;
   const prefix = wildcard === "any" ? 3 : wildcard === "one" ? 2 : 0;
-  const name = text.slice(prefix).toLowerCase().replace(/\.$/, "");
+  const name = toAsciiName(text.slice(prefix)).replace(/\.$/, "");
   const labels = name.split(".");
   if (name.length === 0 || name.length > 253 || !labels.every((l) => LABEL.test(l)))
     return fail(`'${text}' is not a valid hostname`);

@@ -109,12 +109,14 @@ export interface InterfaceMatch {
 }
 
 export interface HttpMatch {
+  /** Name patterns, lower-cased, non-ASCII labels as A-labels. */
   host?: string[];
   method?: string[];
   path?: string[];
   /** Lower-cased header name -> glob on its value. */
   headers?: Record<string, string>;
   version?: string[];
+  pos?: SourcePos;
 }
 
 export interface TlsMatch {
@@ -122,16 +124,24 @@ export interface TlsMatch {
   /** Comparisons like { op: ">=", version: "1.2" }. */
   version?: { op: "=" | ">=" | "<=" | ">" | "<"; version: string }[];
   certificate?: { subject_cn?: string; issuer?: string; valid?: boolean };
+  pos?: SourcePos;
 }
 
+/**
+ * `name`: patterns (as hostname entries: lower-cased, A-labels) judging DNS queries (UDP/TCP port
+ * 53) by the queried name; `over_tls`: true = DNS over TLS (TCP port 853), false = plain DNS
+ * (port 53), decided by ports alone.
+ */
 export interface DnsMatch {
   name?: string[];
   over_tls?: boolean;
+  pos?: SourcePos;
 }
 
 export interface SshMatch {
   host_key?: string[];
   version?: string[];
+  pos?: SourcePos;
 }
 
 /** The connection matches the sub-section of its own application protocol (one of them). */
@@ -214,6 +224,18 @@ export interface Failure {
 }
 
 /** One attach.interfaces entry: a name or glob and the hook that judges incoming packets. */
+/** The `dns` section: how names are learned (docs/policy.md, "Names"). */
+export interface DnsSettings {
+  /** Trusted resolvers named in the policy (normalised IP text), besides /etc/resolv.conf's. */
+  resolvers: string[];
+  /** A binding lives max(answer TTL, this) + graceSeconds. Default 5. */
+  minTtlSeconds: number;
+  /** Default 30. */
+  graceSeconds: number;
+  /** Where the section is written; absent when the policy has none (the defaults apply). */
+  pos?: SourcePos;
+}
+
 export interface InterfaceHooks {
   name: string;
   ingress: "xdp" | "tc";
@@ -241,6 +263,8 @@ export interface PolicyModel {
   rules: Rule[];
   redirects: Redirect[];
   failure: Failure;
+  /** Always present: the defaults when the policy has no `dns` section. */
+  dns: DnsSettings;
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;

@@ -2,7 +2,7 @@
 // with the checks that need more than the schema: address and port syntax, set references, and which
 // layer4 fields make sense with which protocol.
 
-import { hostBitsWarning, parseAddressEntry, parseHostname } from "./address-entry.ts";
+import { hostBitsWarning, namePattern, parseAddressEntry, parseHostname } from "./address-entry.ts";
 import type { CheckContext } from "./check-context.ts";
 import { parseDuration } from "./duration.ts";
 import {
@@ -300,39 +300,51 @@ function process(
   return result;
 }
 
-function hostPatterns(ctx: CheckContext, names: string[] | undefined, at: PathSegment[]): void {
-  if (!ctx.typed(at)) return;
-  names?.forEach((name, i) => {
-    if (!ctx.clean([...at, i])) return;
+/** Name patterns as hostname entries read them (lower-case, A-labels); bad ones are errors. */
+function hostPatterns(
+  ctx: CheckContext,
+  names: string[] | undefined,
+  at: PathSegment[],
+): string[] | undefined {
+  if (!names || !ctx.typed(at)) return names;
+  return names.map((name, i) => {
+    if (!ctx.clean([...at, i])) return name;
     const host = parseHostname(name);
     if (!host.ok) ctx.error([...at, i], `${host.error} (write a name or "*.domain")`);
+    return host.ok ? namePattern(host.value) : name;
   });
 }
 
 function layer7(ctx: CheckContext, doc: Layer7Document, path: PathSegment[]): Layer7Match {
   const result: Layer7Match = { pos: ctx.pos(path) };
+  const pos = (key: string) => ctx.pos([...path, key]);
   if (Object.keys(doc).length === 0)
     ctx.error(path, "an empty 'layer7' matches no protocol; name http, tls, dns or ssh");
   if (doc.http && ctx.typed([...path, "http"])) {
-    hostPatterns(ctx, doc.http.host, [...path, "http", "host"]);
+    const host = hostPatterns(ctx, doc.http.host, [...path, "http", "host"]);
     const headers = doc.http.headers
       ? Object.fromEntries(Object.entries(doc.http.headers).map(([k, v]) => [k.toLowerCase(), v]))
       : undefined;
-    result.http = { ...doc.http, ...(headers ? { headers } : {}) };
+    result.http = {
+      ...doc.http,
+      ...(host ? { host } : {}),
+      ...(headers ? { headers } : {}),
+      pos: pos("http"),
+    };
     if (doc.http.method) result.http.method = doc.http.method.map((m) => m.toUpperCase());
   }
   if (doc.tls && ctx.typed([...path, "tls"])) {
-    hostPatterns(ctx, doc.tls.sni, [...path, "tls", "sni"]);
+    const sni = hostPatterns(ctx, doc.tls.sni, [...path, "tls", "sni"]);
     const { version, ...rest } = doc.tls;
-    const tls: TlsMatch = rest;
+    const tls: TlsMatch = { ...rest, ...(sni ? { sni } : {}), pos: pos("tls") };
     if (version && ctx.clean([...path, "tls", "version"])) tls.version = version.map(tlsVersion);
     result.tls = tls;
   }
   if (doc.dns && ctx.typed([...path, "dns"])) {
-    hostPatterns(ctx, doc.dns.name, [...path, "dns", "name"]);
-    result.dns = doc.dns;
+    const name = hostPatterns(ctx, doc.dns.name, [...path, "dns", "name"]);
+    result.dns = { ...doc.dns, ...(name ? { name } : {}), pos: pos("dns") };
   }
-  if (doc.ssh) result.ssh = doc.ssh;
+  if (doc.ssh && ctx.typed([...path, "ssh"])) result.ssh = { ...doc.ssh, pos: pos("ssh") };
   return result;
 }
 

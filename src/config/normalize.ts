@@ -9,6 +9,7 @@ import { normalizeSets } from "./normalize-sets.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
+import { dnsSettings } from "./dns-settings.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -23,6 +24,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
   const rules = ctx.typed(["rules"]) ? normalizeRules(ctx, doc, sets, mode) : [];
   const redirects = ctx.typed(["redirect"]) ? normalizeRedirects(ctx, doc, sets) : [];
   const services = checkServices(ctx, doc);
+  const dns = dnsSettings(ctx, doc);
   if (ctx.diagnostics.some((d) => d.severity === "error")) return undefined;
   const defaults: PolicyModel["defaults"] = {
     ingress: doc.defaults?.ingress ?? "allow",
@@ -59,6 +61,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
       helper: doc.failure?.helper ?? "block",
       ...(doc.failure ? { pos: ctx.pos(["failure"]) } : {}),
     },
+    dns,
     ...services,
     setFiles: files,
   };

@@ -4,6 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
+import { DnsSettingsSchema } from "./dns-settings.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
 export const FAILURE_ACTIONS = ["block", "allow"] as const;
@@ -188,6 +189,7 @@ export const PolicySchema = Section(
     event_publisher: Type.Optional(EventPublisherSchema),
     api: Type.Optional(ApiSchema),
     failure: Type.Optional(FailureSchema),
+    dns: Type.Optional(DnsSettingsSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -7,12 +7,15 @@ import type { AddressEntry, PolicyModel } from "./model.ts";
 /** Every feature name `unsupportedFeatures` knows, and where its enforcement comes from. */
 export const FEATURES = {
   layer3: "packet hooks",
-  "layer3.hostnames": "moat does not learn addresses from DNS answers",
+  "layer3.hostnames": "moat's DNS proxy learns the addresses of names",
   layer4: "packet hooks",
   "layer4.max_duration": "connection tracking (a reset after max_duration)",
   process: "the socket hooks (connect and sendmsg, egress)",
   interface: "the socket hooks with the route mirror (egress)",
-  layer7: "moat has no layer 7 proxy",
+  "layer7.dns": "moat's DNS proxy (names) and ports (over_tls)",
+  "layer7.http": "moat has no HTTP proxy",
+  "layer7.tls": "moat does not read TLS handshakes",
+  "layer7.ssh": "moat does not read SSH handshakes",
   redirect: "the socket hooks (connect and sendmsg, egress)",
   defaults: "packet hooks",
   "attach.interfaces": "packet hooks",
@@ -30,6 +33,8 @@ export type Feature = keyof typeof FEATURES;
 /** What this version's datapath enforces. */
 export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "layer3",
+  "layer3.hostnames",
+  "layer7.dns",
   "layer4",
   "layer4.max_duration",
   "defaults",
@@ -99,7 +104,8 @@ function featureUses(model: PolicyModel): Use[] {
     use("layer4.max_duration", rule.layer4?.maxDuration?.pos, "'max_duration'");
     use("process", rule.process?.pos);
     use("interface", rule.interface?.pos);
-    use("layer7", rule.layer7?.pos);
+    for (const proto of ["dns", "http", "tls", "ssh"] as const)
+      use(`layer7.${proto}`, rule.layer7?.[proto]?.pos);
   }
   for (const redirect of model.redirects) use("redirect", redirect.pos);
   use("logging.audit", model.logging.audit?.pos, "'logging.audit'");

@@ -16,6 +16,8 @@ import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText } from "./policy-files.ts";
 import {
   compilePolicy,
+  nameRuleProblems,
+  nameRuleWarnings,
   namesProcesses,
   processRuleProblems,
   redirectProblems,
@@ -63,12 +65,14 @@ export function acceptPolicy(
   if (!model) return { diagnostics: checked.diagnostics };
   // what only this host can say: users /etc/passwd does not know, files others could tamper with
   const hostOnly = [...unknownUserWarnings(model), ...namedFileProblems(model)];
-  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...hostOnly]) };
+  const more = [...hostOnly, ...nameRuleWarnings(model)];
+  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
   const refused = [
     ...unsupportedFeatures(model, DATAPATH_FEATURES),
     ...processRuleProblems(model),
     ...redirectProblems(model),
+    ...nameRuleProblems(model),
   ];
   if (refused.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };

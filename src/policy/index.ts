@@ -8,6 +8,8 @@ export { formatProcess, parseProcessText, PROCESS_FIELDS } from "./process-text.
 export { processRuleProblems } from "./process-support.ts";
 export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
+export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
+export { usesNames } from "./uses-names.ts";
 export { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
 export type { PolicyImage } from "./compile/kernel-image.ts";
 export type { ClassifierImage, ImageRule } from "./compile/image.ts";

@@ -32,3 +32,21 @@ test("hostname entries keep their wildcard depth", () => {
   assert.deepEqual(parsed("*.example.org"), { name: "example.org", wildcard: "one" });
   assert.deepEqual(parsed("example.org"), { name: "example.org", wildcard: null });
 });
+
+test("names with non-ASCII letters are kept in their A-label (punycode) form, as DNS carries them", async () => {
+  const { domainToASCII } = await import("node:url");
+  const parsed = (text: string) => {
+    const p = parseHostname(text);
+    assert.ok(p.ok, text);
+    return p.value;
+  };
+  for (const name of ["bücher.example", "München.de", "例え.jp", "xn--bcher-kva.example", "ñ.ñ.es"])
+    assert.equal(parsed(name).name, domainToASCII(name), name);
+  assert.deepEqual(parsed("*.Bücher.example"), { name: "xn--bcher-kva.example", wildcard: "one" });
+  assert.deepEqual(parsed("**.bücher.example"), { name: "xn--bcher-kva.example", wildcard: "any" });
+  // the same name, written composed or decomposed (u + combining diaeresis), is one name
+  assert.equal(parsed("bu\u0308cher.example").name, "xn--bcher-kva.example");
+  const bad = parseHostname("bü cher.example");
+  assert.ok(!bad.ok);
+  assert.equal(bad.error, "'bü cher.example' is not a valid hostname");
+});

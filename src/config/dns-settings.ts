@@ -1,0 +1,106 @@
+// The `dns` section (docs/policy.md, "Names"): which resolvers besides /etc/resolv.conf's are
+// trusted to bind names to addresses, and how long a binding lives (max(answer TTL, min_ttl) +
+// grace). Always in the model, with its defaults when the section is absent.
+
+import { Type } from "@sinclair/typebox";
+import type { CheckContext } from "./check-context.ts";
+import { parseDuration } from "./duration.ts";
+import { formatIp, parseIp, unmapIpv4 } from "./ip.ts";
+import type { DnsSettings } from "./model.ts";
+import { fail, ok, type Parsed } from "./parsed.ts";
+import { List, Section } from "./schema-helpers.ts";
+
+export const DEFAULT_MIN_TTL_SECONDS = 5;
+export const DEFAULT_GRACE_SECONDS = 30;
+/** A binding held for longer than a day outlives most DNS changes: more is an error. */
+export const MAX_BINDING_SECONDS = 86400;
+
+const Duration = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], {
+    description,
+    errorMessage: 'must be a duration like "5s", "2m" or "0s", or a whole number of seconds',
+  });
+
+export const DnsSettingsSchema = Section(
+  {
+    resolvers: Type.Optional(
+      List(
+        Type.String({ minLength: 1, description: "an IPv4 or IPv6 address" }),
+        "resolvers trusted besides /etc/resolv.conf's nameservers and loopback stubs: only their answers bind names to addresses",
+      ),
+    ),
+    min_ttl: Type.Optional(
+      Duration("a binding lives at least this long, however short the answer's TTL (default 5s)"),
+    ),
+    grace: Type.Optional(
+      Duration(
+        "added to every binding's life, for clients that cache a little longer (default 30s)",
+      ),
+    ),
+  },
+  { description: "how moat learns the addresses of names (hostname entries, layer7.dns)" },
+);
+
+/** A duration that may be zero ("0s", 0): no floor, no grace. */
+function durationOrZero(value: number | string): Parsed<number> {
+  if (value === 0 || (typeof value === "string" && /^\s*(0+[smhd])+\s*$/.test(value))) return ok(0);
+  return parseDuration(value);
+}
+
+function seconds(
+  ctx: CheckContext,
+  value: number | string | undefined,
+  field: "min_ttl" | "grace",
+  fallback: number,
+): number {
+  if (value === undefined || !ctx.clean(["dns", field])) return fallback;
+  const parsed = durationOrZero(value);
+  if (!parsed.ok) {
+    ctx.error(["dns", field], parsed.error);
+    return fallback;
+  }
+  if (parsed.value > MAX_BINDING_SECONDS) {
+    ctx.error(
+      ["dns", field],
+      `'${String(value)}' is longer than a day: a name's addresses held that long outlive most DNS changes (at most 1d)`,
+    );
+    return fallback;
+  }
+  return parsed.value;
+}
+
+function resolver(text: string): Parsed<string> {
+  const ip = parseIp(text);
+  if (!ip.ok)
+    return text.includes("/")
+      ? fail(`'${text}' is a network: name each resolver by its IP address`)
+      : fail(`${ip.error}: a resolver is named by its IP address`);
+  return ok(formatIp(unmapIpv4(ip.value)));
+}
+
+type DnsDocument = {
+  dns?: { resolvers?: string[]; min_ttl?: number | string; grace?: number | string };
+};
+
+export function dnsSettings(ctx: CheckContext, doc: DnsDocument): DnsSettings {
+  const settings: DnsSettings = {
+    resolvers: [],
+    minTtlSeconds: DEFAULT_MIN_TTL_SECONDS,
+    graceSeconds: DEFAULT_GRACE_SECONDS,
+  };
+  const dns = doc.dns;
+  if (!dns || !ctx.typed(["dns"])) return settings;
+  settings.pos = ctx.pos(["dns"]);
+  if (ctx.typed(["dns", "resolvers"]))
+    dns.resolvers?.forEach((text, i) => {
+      if (!ctx.clean(["dns", "resolvers", i])) return;
+      const ip = resolver(text);
+      if (!ip.ok) return ctx.error(["dns", "resolvers", i], ip.error);
+      if (settings.resolvers.includes(ip.value))
+        return ctx.warn(["dns", "resolvers", i], `resolver ${ip.value} is listed twice`);
+      settings.resolvers.push(ip.value);
+    });
+  settings.minTtlSeconds = seconds(ctx, dns.min_ttl, "min_ttl", DEFAULT_MIN_TTL_SECONDS);
+  settings.graceSeconds = seconds(ctx, dns.grace, "grace", DEFAULT_GRACE_SECONDS);
+  return settings;
+}
