@@ -92,3 +92,53 @@ test("a user name this host does not know gets a warning", () => {
     "/p.yaml:5:59 rules[0].process.user: warning: user 'no-such-user-moat' is not in /etc/passwd: the rule matches no process of that user until it is added",
   ]);
 });
+
+test("the dns section: defaults when absent, resolvers normalised, durations in seconds", () => {
+  const none = accept("version: 1\nmode: prevent\n");
+  assert.deepEqual(none.policy?.model.dns, { resolvers: [], minTtlSeconds: 5, graceSeconds: 30 });
+  const r = accept(
+    "version: 1\nmode: prevent\n" +
+      'dns: { resolvers: [10.0.0.53, "2001:DB8:0:0::53", "::ffff:192.0.2.53"], min_ttl: 1m, grace: 0s }\n',
+  );
+  assert.ok(r.policy, r.lines.join("\n"));
+  const { pos, ...dns } = r.policy.model.dns;
+  assert.deepEqual(dns, {
+    resolvers: ["10.0.0.53", "2001:db8::53", "192.0.2.53"],
+    minTtlSeconds: 60,
+    graceSeconds: 0,
+  });
+  assert.deepEqual([pos?.line, pos?.col, pos?.path], [3, 6, "dns"]);
+  // with no rule naming a host, the section does nothing: say so
+  assert.deepEqual(r.lines, [
+    "/p.yaml:3:6 dns: warning: the dns section has no effect: no rule names a host (hostname entries in layer3.remote, or layer7.dns.name)",
+  ]);
+  assert.equal(
+    accept("version: 1\ndns: { min_ttl: 0, grace: 45 }\n").policy?.model.dns.graceSeconds,
+    45,
+  );
+});
+
+test("the dns section: a bad resolver or duration is an error where it is written", () => {
+  const r = accept(
+    "version: 1\nmode: prevent\n" +
+      "dns:\n" +
+      "  resolvers: [10.0.0.0/8, dns.example.org, 10.0.0.53, 10.0.0.53]\n" +
+      "  min_ttl: 2d\n" +
+      "  grace: soon\n" +
+      "  ttl: 5s\n",
+  );
+  assert.ok(!r.policy);
+  assert.deepEqual(r.lines, [
+    "/p.yaml:4:15 dns.resolvers[0]: '10.0.0.0/8' is a network: name each resolver by its IP address",
+    "/p.yaml:4:27 dns.resolvers[1]: 'dns.example.org' is not an IPv4 address (expected 4 parts a.b.c.d): a resolver is named by its IP address",
+    "/p.yaml:4:55 dns.resolvers[3]: warning: resolver 10.0.0.53 is listed twice",
+    "/p.yaml:5:12 dns.min_ttl: '2d' is longer than a day: a name's addresses held that long outlive most DNS changes (at most 1d)",
+    "/p.yaml:6:10 dns.grace: 'soon' is not a duration (write e.g. 90s, 30m, 8h, 1d or 1h30m)",
+    "/p.yaml:7:3 dns.ttl: unknown property 'ttl' (expected one of: resolvers, min_ttl, grace)",
+  ]);
+  const typed = accept("version: 1\nmode: detect\ndns: { resolvers: 10.0.0.53, min_ttl: -1 }\n");
+  assert.deepEqual(typed.lines, [
+    "/p.yaml:3:19 dns.resolvers: must be a list, got '10.0.0.53' (write [10.0.0.53] for a single entry)",
+    "/p.yaml:3:39 dns.min_ttl: must be >= 0, got -1",
+  ]);
+});
