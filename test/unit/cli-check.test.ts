@@ -79,9 +79,12 @@ test("features the daemon would refuse are errors in check, as the daemon report
   const result = moat("check", `${F}/full.yaml`);
   assert.equal(result.code, 1);
   assert.deepEqual(result.stdout, [
-    `${F}/full.yaml:47:7 rules[2].layer7: 'layer7' is not supported yet by this version of moat (moat has no layer 7 proxy)`,
-    `${F}/full.yaml:67:16 rules[3].layer3.remote[0]: '*.tracker.example' (a hostname) is not supported yet by this version of moat (moat does not learn addresses from DNS answers)`,
-    `${F}/full.yaml: 2 errors`,
+    `${F}/full.yaml:48:9 rules[2].layer7.http: 'layer7.http' is not supported yet by this version of moat (moat has no HTTP proxy)`,
+    `${F}/full.yaml:54:9 rules[2].layer7.tls: 'layer7.tls' is not supported yet by this version of moat (moat does not read TLS handshakes)`,
+    `${F}/full.yaml:61:9 rules[2].layer7.ssh: 'layer7.ssh' is not supported yet by this version of moat (moat does not read SSH handshakes)`,
+    `${F}/full.yaml:67:15 rules[3].layer3.remote: warning: rule 'no-tracker' blocks by name: it blocks only the addresses a DNS answer gave to the same process (executable, user, cgroup); an address reached without that lookup (written in a program, cached, looked up by another process) is not blocked; to refuse the lookup itself, use layer7: { dns: { name: [...] } }`,
+    `${F}/full.yaml:67:15 rules[3].layer3.remote: rule 'no-tracker': this list has hostname '*.tracker.example' and exclusion '!10.0.0.0/8': names and addresses are matched apart, so a list with names cannot have '!' entries; write the names and the addresses in rules of their own`,
+    `${F}/full.yaml: 4 errors, 1 warning`,
   ]);
 });
 
@@ -99,4 +102,15 @@ test("no file: usage error, exit 2", () => {
   const result = moat("check");
   assert.equal(result.code, 2);
   assert.equal(result.stderr, "moat: no policy file given\nusage: moat check FILE...\n");
+});
+
+test("names: a hostname rule refused as the daemon refuses it; a block by name warns", () => {
+  const result = moat("check", `${F}/names.yaml`);
+  assert.equal(result.code, 1);
+  assert.deepEqual(result.stdout, [
+    `${F}/names.yaml:10:15 rules[0].layer3.remote: warning: rule 'no-ads' blocks by name: it blocks only the addresses a DNS answer gave to the same process (executable, user, cgroup); an address reached without that lookup (written in a program, cached, looked up by another process) is not blocked; to refuse the lookup itself, use layer7: { dns: { name: [...] } }`,
+    `${F}/names.yaml:14:24 rules[1].layer3.remote[0]: rule 'from-names': hostname 'api.example.org' in a rule that is not 'direction: egress': names are learned from this host's own lookups, for the connections it opens`,
+    `${F}/names.yaml:19:12 rules[2].layer7.dns: rule 'no-dot-names': 'name' with 'over_tls: true': moat cannot see the names inside DNS over TLS; write a rule for DNS over TLS without 'name' (or by its server, in layer3.remote)`,
+    `${F}/names.yaml: 2 errors, 1 warning`,
+  ]);
 });

@@ -34,4 +34,11 @@ test("the published schema, used alone (as an editor would), accepts the example
     false,
   );
   assert.equal(validate({ version: 1, colour: "red" }), false);
+  // the dns section: resolvers and the two durations, nothing else
+  assert.equal(
+    validate({ version: 1, dns: { resolvers: ["10.0.0.53"], min_ttl: "5s", grace: 30 } }),
+    true,
+  );
+  assert.equal(validate({ version: 1, dns: { ttl: 5 } }), false);
+  assert.equal(validate({ version: 1, dns: { min_ttl: -1 } }), false);
 });

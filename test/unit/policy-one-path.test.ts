@@ -44,6 +44,30 @@ mode: detect
 rules:
   - { name: tracker, direction: egress, action: block, layer3: { remote: ["*.tracker.example"] } }
 `,
+  "hostname rule under attach.cgroup": `version: 1
+mode: prevent
+attach: { cgroup: / }
+sets:
+  apis: [203.0.113.10, api.example.com]
+rules:
+  - { name: apis, direction: egress, action: allow, layer3: { remote: [set:apis, "*.cdn.example"] } }
+  - { name: queries, direction: egress, action: block, layer7: { dns: { name: ["**.ads.example"] } } }
+  - { name: dot, direction: egress, action: block, layer7: { dns: { over_tls: true } } }
+dns: { resolvers: [10.0.0.53], min_ttl: 10s, grace: 1m }
+`,
+  "names moat cannot enforce as written": `version: 1
+mode: prevent
+attach: { cgroup: / }
+rules:
+  - { name: not-ads, direction: egress, action: allow, layer3: { remote: ["!ads.example"] } }
+  - { name: inbound, direction: ingress, action: allow, layer3: { remote: [api.example.com] } }
+  - { name: dot-names, direction: egress, action: block, layer7: { dns: { name: [x.example], over_tls: true } } }
+  - { name: web, direction: egress, action: allow, layer7: { http: { host: [x.example] } } }
+`,
+  "a bad dns section": `version: 1
+mode: prevent
+dns: { resolvers: [10.0.0.0/8], grace: 2d }
+`,
   "process rule without attach.cgroup": `version: 1
 mode: detect
 rules:
