@@ -1,20 +1,36 @@
 // layer7: the application protocol seen by moat's proxy. A rule's layer7 names one or more
 // protocols; the connection matches the sub-section of its own protocol, and no other.
+//
+// DNS is told by ports (docs/policy.md, "Names"): a query moat's DNS proxy judges by its name is
+// sent to port 53 (UDP or TCP); DNS over TLS is TCP port 853, and `over_tls` is decided by the
+// ports alone, with or without layer7 facts.
 
-import type { DnsMatch, HttpMatch, Layer7Match, SshMatch, TlsMatch } from "../config/model.ts";
-import type { DnsFacts, HttpFacts, Layer7Facts, SshFacts, TlsFacts } from "./facts.ts";
+import {
+  PROTOCOL_NUMBERS,
+  type DnsMatch,
+  type HttpMatch,
+  type Layer7Match,
+} from "../config/model.ts";
+import type { SshMatch, TlsMatch } from "../config/model.ts";
+import type { HttpFacts, Layer7Facts, SshFacts, TlsFacts } from "./facts.ts";
 import { globMatch, hostMatch } from "./glob.ts";
+import type { TransportFacts } from "./match-layer4.ts";
 import { all, any, maybe, no, yes, type Outcome } from "./tri.ts";
 
 const check = (ok: boolean, because: string): Outcome => (ok ? yes(because) : no());
 
-export function matchLayer7(rule: Layer7Match, facts: Layer7Facts | undefined): Outcome {
-  if (!facts) return maybe("layer7");
+export function matchLayer7(
+  rule: Layer7Match,
+  facts: Layer7Facts | undefined,
+  transport: TransportFacts,
+): Outcome {
   const parts: Outcome[] = [];
-  if (rule.http) parts.push(facts.http ? matchHttp(rule.http, facts.http) : no());
-  if (rule.tls) parts.push(facts.tls ? matchTls(rule.tls, facts.tls) : no());
-  if (rule.dns) parts.push(facts.dns ? matchDns(rule.dns, facts.dns) : no());
-  if (rule.ssh) parts.push(facts.ssh ? matchSsh(rule.ssh, facts.ssh) : no());
+  const seen = <T>(fact: T | undefined, match: (f: T) => Outcome): Outcome =>
+    !facts ? maybe("layer7") : fact ? match(fact) : no();
+  if (rule.http) parts.push(seen(facts?.http, (f) => matchHttp(rule.http ?? {}, f)));
+  if (rule.tls) parts.push(seen(facts?.tls, (f) => matchTls(rule.tls ?? {}, f)));
+  if (rule.dns) parts.push(matchDns(rule.dns, facts, transport));
+  if (rule.ssh) parts.push(seen(facts?.ssh, (f) => matchSsh(rule.ssh ?? {}, f)));
   return any(parts);
 }
 
@@ -94,20 +110,33 @@ function compareVersion(actual: string, op: string, wanted: string): boolean {
   }
 }
 
-function matchDns(rule: DnsMatch, f: DnsFacts): Outcome {
-  const parts: Outcome[] = [];
-  if (rule.name)
-    parts.push(
-      check(
-        rule.name.some((p) => hostMatch(p, f.name)),
-        `dns query ${f.name}`,
-      ),
-    );
-  if (rule.over_tls !== undefined)
-    parts.push(
-      check(rule.over_tls === (f.over_tls ?? false), f.over_tls ? "DNS over TLS" : "plain DNS"),
-    );
-  return all(parts);
+const DNS_PORT = 53;
+const DOT_PORT = 853;
+
+/** What the ports say a connection is: a plain DNS exchange, DNS over TLS, or neither. */
+function dnsKind(t: TransportFacts): "plain" | "tls" | null {
+  const ported = t.protocol === PROTOCOL_NUMBERS.tcp || t.protocol === PROTOCOL_NUMBERS.udp;
+  if (ported && t.serverPort === DNS_PORT) return "plain";
+  if (t.protocol === PROTOCOL_NUMBERS.tcp && t.serverPort === DOT_PORT) return "tls";
+  return null;
+}
+
+function matchDns(rule: DnsMatch, facts: Layer7Facts | undefined, t: TransportFacts): Outcome {
+  const kind = dnsKind(t);
+  const proto = t.protocol === PROTOCOL_NUMBERS.tcp ? "tcp" : "udp";
+  if (kind === "tls") {
+    // names inside TLS are never seen (a rule with both is refused at load)
+    if (rule.over_tls === false || rule.name) return no();
+    return yes(`DNS over TLS (tcp port ${DOT_PORT})`);
+  }
+  if (kind !== "plain" || rule.over_tls === true) return no();
+  if (!rule.name) return yes(`plain DNS (${proto} port ${DNS_PORT})`);
+  const query = facts?.dns;
+  if (!query) return facts ? no() : maybe("DNS query name");
+  return check(
+    rule.name.some((p) => hostMatch(p, query.name)),
+    `dns query ${query.name}`,
+  );
 }
 
 function matchSsh(rule: SshMatch, f: SshFacts): Outcome {

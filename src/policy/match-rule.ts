@@ -27,13 +27,17 @@ export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
   if ((rule.process || rule.interface) && !PROCESS_PROTOCOLS.has(facts.transport.protocol))
     return no();
   const parts: Outcome[] = [];
-  if (rule.layer3?.remote) parts.push(matchAddressList(rule.layer3.remote, "remote", facts.remote));
+  // names are bound to addresses only for the TCP and UDP connections this host opens
+  // (docs/policy.md, "Names"): for any other, an address has no names
+  const named = facts.direction === "egress" && PROCESS_PROTOCOLS.has(facts.transport.protocol);
+  const remote = named ? facts.remote : { ...facts.remote, names: [] };
+  if (rule.layer3?.remote) parts.push(matchAddressList(rule.layer3.remote, "remote", remote));
   if (rule.layer3?.local) parts.push(matchAddressList(rule.layer3.local, "local", facts.local));
   if (rule.layer4) parts.push(matchLayer4(rule.layer4, facts.transport));
   // cheap, known sections first: a "no" there settles it without the unknown ones
   if (parts.some((p) => p.result === "no")) return no();
   if (rule.process) parts.push(matchProcess(rule.process, facts.raw.process));
   if (rule.interface) parts.push(matchInterface(rule.interface, facts.raw.interface));
-  if (rule.layer7) parts.push(matchLayer7(rule.layer7, facts.raw.layer7));
+  if (rule.layer7) parts.push(matchLayer7(rule.layer7, facts.raw.layer7, facts.transport));
   return all(parts);
 }

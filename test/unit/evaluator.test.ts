@@ -315,3 +315,125 @@ test("facts that cannot describe a connection throw FactsError (code EFACTS)", (
         err instanceof FactsError && err.code === "EFACTS" && err.message === message,
     );
 });
+
+const names = parsePolicy(
+  `version: 1
+mode: prevent
+defaults: { ingress: block, egress: block }
+attach: { cgroup: / }
+rules:
+  - name: no-ads-lookups
+    direction: egress
+    action: block
+    layer7: { dns: { name: ["**.ads.example"] } }
+  - name: resolvers
+    direction: egress
+    action: allow
+    layer3: { remote: [10.0.0.53] }
+    layer4: { port: [53] }
+  - name: no-dot
+    direction: egress
+    action: block
+    layer7: { dns: { over_tls: true } }
+  - name: api-or-corp
+    direction: egress
+    action: allow
+    layer3: { remote: [api.example.org, "*.cdn.example", 10.0.0.0/8] }
+    layer4: { protocol: tcp, port: [443] }
+  - name: api-any-protocol
+    direction: egress
+    action: allow
+    layer3: { remote: [api.example.org] }
+`,
+  "names.yaml",
+);
+
+/** A query from 10.0.0.5; the server's address has no names for this process. */
+const query = (server: string, name?: string, protocol: "udp" | "tcp" = "udp"): ConnectionFacts => {
+  const facts = tcp("egress", "10.0.0.5:40000", server, protocol);
+  facts.remote.names = [];
+  if (name) facts.layer7 = { dns: { name } };
+  return facts;
+};
+
+test("layer7.dns.name judges DNS queries (port 53) by the queried name; without it, deferred", () => {
+  assert.deepEqual(brief(evaluate(names, query("9.9.9.9:53", "x.Ads.example."))), [
+    "blocked",
+    "block",
+    "no-ads-lookups",
+    "prevent",
+    "rule no-ads-lookups (line 6): dns query x.Ads.example.",
+  ]);
+  // the apex is not below itself; a query over TCP is a query too
+  assert.equal(evaluate(names, query("10.0.0.53:53", "ads.example")).rule, "resolvers");
+  assert.equal(
+    evaluate(names, query("9.9.9.9:53", "a.b.ads.example", "tcp")).rule,
+    "no-ads-lookups",
+  );
+  const unknown = evaluate(names, query("10.0.0.53:53"));
+  assert.ok(unknown.verdict === "deferred");
+  assert.deepEqual(unknown.needs, ["DNS query name"]);
+  assert.deepEqual(
+    unknown.possible.map((d) => `${d.verdict} by ${d.rule}`),
+    ["blocked by no-ads-lookups", "allowed by resolvers"],
+  );
+  // moat's proxy sees queries to port 53 only: elsewhere a name rule never matches
+  assert.equal(evaluate(names, query("9.9.9.9:5353", "x.ads.example")).rule, "default");
+  // a connection known to carry something else is not a query
+  const http = { http: { host: "x", method: "GET", path: "/", headers: {}, version: "1.1" } };
+  assert.equal(evaluate(names, { ...query("10.0.0.53:53"), layer7: http }).rule, "resolvers");
+});
+
+test("layer7.dns.over_tls is decided by ports alone: DNS over TLS is TCP port 853", () => {
+  assert.deepEqual(brief(evaluate(names, query("1.1.1.1:853", undefined, "tcp"))), [
+    "blocked",
+    "block",
+    "no-dot",
+    "prevent",
+    "rule no-dot (line 15): DNS over TLS (tcp port 853)",
+  ]);
+  assert.equal(evaluate(names, query("1.1.1.1:853", undefined, "udp")).rule, "default");
+});
+
+test("hostname entries: the remote address's names for this identity decide; unknown names defer", () => {
+  const https = (ip: string, known?: string[]): ConnectionFacts => {
+    const facts = tcp("egress", "10.0.0.5:40000", `${ip}:443`);
+    if (known) facts.remote.names = known;
+    return facts;
+  };
+  const unknown = evaluate(names, https("203.0.113.5"));
+  assert.ok(unknown.verdict === "deferred");
+  assert.deepEqual(unknown.needs, ["DNS names of the remote address"]);
+  assert.deepEqual(brief(evaluate(names, https("203.0.113.5", ["api.example.org"]))), [
+    "allowed",
+    "allow",
+    "api-or-corp",
+    "prevent",
+    "rule api-or-corp (line 19): remote 203.0.113.5 in api.example.org (DNS), tcp port 443",
+  ]);
+  // one label below only; names sharing an address merge (any of them matches)
+  assert.equal(evaluate(names, https("203.0.113.5", ["a.b.cdn.example"])).rule, "default");
+  assert.equal(
+    evaluate(names, https("203.0.113.5", ["other.example", "x.cdn.example"])).rule,
+    "api-or-corp",
+  );
+  // a list of names and addresses is either: the address decides without the names
+  assert.equal(evaluate(names, https("10.1.2.3")).rule, "api-or-corp");
+});
+
+test("hostname entries match connections this host opens over TCP or UDP, never other protocols", () => {
+  const ping: ConnectionFacts = {
+    direction: "egress",
+    protocol: "icmp",
+    family: 4,
+    local: { ip: "10.0.0.5" },
+    remote: { ip: "203.0.113.5", names: ["api.example.org"] },
+    icmp: { type: 8, code: 0 },
+  };
+  assert.equal(evaluate(names, ping).rule, "default");
+  const { names: _, ...remote } = ping.remote;
+  assert.equal(evaluate(names, { ...ping, remote }).rule, "default");
+  const udp = { ...tcp("egress", "10.0.0.5:40000", "203.0.113.5:5000", "udp") };
+  udp.remote.names = ["api.example.org"];
+  assert.equal(evaluate(names, udp).rule, "api-any-protocol");
+});
