@@ -19,6 +19,9 @@ interface Endpoint {
 
 const PROTOCOLS = ["tcp", "udp", "icmp", "icmpv6"];
 
+const isProtocol = (word: string): boolean =>
+  PROTOCOLS.includes(word) || (/^\d{1,3}$/.test(word) && Number(word) <= 255);
+
 /** "1.2.3.4:5", "[2001:db8::1]:443", "1.2.3.4", "2001:db8::1". */
 export function parseEndpointText(text: string): Parsed<Endpoint> {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
@@ -39,13 +42,20 @@ export function parseEndpointText(text: string): Parsed<Endpoint> {
   return { ok: true, value: endpoint };
 }
 
+/** What may be left out, and is then taken as given (a DNS query: udp, server port 53). */
+export interface ConnectionDefaults {
+  protocol?: "tcp" | "udp";
+  serverPort?: number;
+}
+
 /**
  * words: PROTO CLIENT [-> | to] SERVER [type N [code N]]. The arrow may be left out (a shell needs
- * it quoted anyway).
+ * it quoted anyway); so may PROTO and the server's port where `defaults` gives them.
  */
 export function parseConnectionText(
   words: readonly string[],
   direction: "ingress" | "egress",
+  defaults: ConnectionDefaults = {},
 ): Parsed<ConnectionFacts> {
   if (words.includes("-"))
     return {
@@ -54,7 +64,8 @@ export function parseConnectionText(
         "a lone '-': an unquoted -> in a shell is '-' plus a '>' that redirected the output " +
         "to a file named after the server; quote the arrow ('->') or write 'to'",
     };
-  const [proto = "", ...rest] = words;
+  const named = isProtocol(words[0] ?? "") || !defaults.protocol;
+  const [proto = "", ...rest] = named ? words : [defaults.protocol ?? "", ...words];
   const args = rest.filter((w) => w !== "->" && w !== "to");
   const [clientText, serverText, ...tail] = args;
   if (!clientText || !serverText)
@@ -76,6 +87,8 @@ export function parseConnectionText(
   if (!client.ok) return client;
   const server = parseEndpointText(serverText);
   if (!server.ok) return server;
+  if (server.value.port === undefined && defaults.serverPort !== undefined)
+    server.value.port = defaults.serverPort;
   if (client.value.family !== server.value.family)
     return { ok: false, error: `'${clientText}' and '${serverText}' are not the same IP version` };
   const ported = protocol === "tcp" || protocol === "udp";

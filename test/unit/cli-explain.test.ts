@@ -167,3 +167,121 @@ test("a policy with errors is not explained: the errors are shown, exit 1", () =
     "test/fixtures/policies/schema-errors.yaml: the policy has errors; run 'moat check test/fixtures/policies/schema-errors.yaml'",
   );
 });
+
+const NAMES = "test/fixtures/policies/names-ok.yaml";
+const HTTPS = ["tcp", "10.0.0.5:40000", "->", "203.0.113.5:443", "--direction", "egress"];
+
+test("--name: the remote address's names for this process decide hostname entries", () => {
+  const result = moat(
+    "explain",
+    NAMES,
+    ...HTTPS,
+    "--name",
+    "other.example",
+    "--name",
+    "X.cdn.example.",
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout, [
+    "connection: egress tcp 10.0.0.5:40000 -> 203.0.113.5:443 (local -> remote)",
+    "remote names: other.example, x.cdn.example",
+    "verdict: allowed",
+    "action: allow",
+    "rule: api",
+    "mode: prevent",
+    "reason: rule api (line 15): remote 203.0.113.5 in *.cdn.example (DNS), tcp port 443",
+  ]);
+  const unknown = moat("explain", NAMES, ...HTTPS);
+  assert.deepEqual(unknown.stdout.slice(1, 4), [
+    "verdict: deferred",
+    "rule: api",
+    "needs: DNS names of the remote address",
+  ]);
+  const other = moat("explain", NAMES, ...HTTPS, "--name", "api.example.org.evil.example");
+  assert.deepEqual(other.stdout.slice(2, 5), [
+    "verdict: blocked",
+    "action: block",
+    "rule: default",
+  ]);
+});
+
+test("--dns-query: a DNS query for NAME, egress udp to port 53 unless said", () => {
+  const result = moat(
+    "explain",
+    NAMES,
+    "10.0.0.5:40000",
+    "->",
+    "9.9.9.9",
+    "--dns-query",
+    "x.ads.example",
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout, [
+    "connection: egress udp 10.0.0.5:40000 -> 9.9.9.9:53 (local -> remote)",
+    "dns query: x.ads.example",
+    "verdict: blocked",
+    "action: block",
+    "rule: no-ads-lookups",
+    "mode: prevent",
+    "reason: rule no-ads-lookups (line 7): dns query x.ads.example",
+  ]);
+  const tcp = moat(
+    "explain",
+    NAMES,
+    "tcp",
+    "10.0.0.5:40000",
+    "to",
+    "9.9.9.9:53",
+    "--dns-query",
+    "ads.example",
+  );
+  assert.deepEqual(tcp.stdout, [
+    "connection: egress tcp 10.0.0.5:40000 -> 9.9.9.9:53 (local -> remote)",
+    "dns query: ads.example",
+    "verdict: allowed",
+    "action: allow",
+    "rule: lookups",
+    "mode: prevent",
+    "reason: rule lookups (line 11): tcp port 53",
+  ]);
+  // without the name, the DNS rule cannot decide: the proxy will know it
+  const unknown = moat(
+    "explain",
+    NAMES,
+    "udp",
+    "10.0.0.5:40000",
+    "->",
+    "9.9.9.9:53",
+    "--direction",
+    "egress",
+  );
+  assert.deepEqual(unknown.stdout.slice(1, 4), [
+    "verdict: deferred",
+    "rule: no-ads-lookups",
+    "needs: DNS query name",
+  ]);
+});
+
+test("--name and --dns-query mistakes are usage errors", () => {
+  const cases: [string[], RegExp][] = [
+    [[...HTTPS, "--name", "*.cdn.example"], /--name: '\*\.cdn\.example' is a pattern; give a name/],
+    [[...HTTPS, "--name", "not a name"], /--name: 'not a name' is not a valid hostname/],
+    [
+      ["tcp", "203.0.113.5:40000", "->", "10.0.0.5:443", "--name", "api.example.org"],
+      /--name: names are learned for the addresses this host connects to \(--direction egress\)/,
+    ],
+    [
+      ["10.0.0.5:40000", "->", "9.9.9.9:853", "--dns-query", "x.example"],
+      /--dns-query: moat's DNS proxy judges queries sent to port 53 over udp or tcp, not udp port 853/,
+    ],
+    [
+      ["10.0.0.5:40000", "->", "9.9.9.9", "--dns-query", "x.example", "--direction", "ingress"],
+      /--dns-query: the queries moat judges are the ones this host sends \(--direction egress\)/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const result = moat("explain", NAMES, ...args);
+    assert.equal(result.code, 2, args.join(" "));
+    assert.match(result.stderr, message);
+  }
+});

@@ -14,10 +14,11 @@ import {
   PROCESS_FIELDS,
 } from "../../policy/index.ts";
 import { addContext } from "./explain-context.ts";
+import { addNames, DNS_PORT, isDnsQuery } from "./explain-names.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
-             [--hop-limit N]
+             [--hop-limit N] [--name NAME]... [--dns-query NAME]
 
   The left side opened the connection; the right side is the server.
   --direction ingress (default): the right side is this host (a peer connects in).
@@ -28,13 +29,20 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
   --interface: the interface the connection is routed by (not a tunnel unless --tunnel).
   --hop-limit: the first packet's IPv6 hop limit (IPv4 TTL); neighbour and router discovery
     with 255 is basic networking, which passes unjudged (docs/datapath.md).
+  --name: a name DNS gave the remote address to this process (repeat for several); without it
+    the names are unknown and hostname entries cannot decide.
+  --dns-query: the connection is a DNS query for NAME (layer7.dns rules); egress, and PROTO
+    (udp) and the server's port (53) may be left out.
 
   moat explain policy.yaml tcp 203.0.113.9:51514 '->' 10.0.0.1:22
   moat explain policy.yaml udp 10.0.0.1:40000 to 9.9.9.9:53 --direction egress
   moat explain policy.yaml tcp [2001:db8::9]:50000 '->' [2001:db8::1]:443
   moat explain policy.yaml icmp 10.0.0.2 '->' 10.0.0.1 type 8 code 0
   moat explain policy.yaml tcp 10.0.0.1:40000 '->' 1.2.3.4:443 --direction egress \\
-    --process path=/usr/bin/curl,name=curl,user=1000,cgroup=/user.slice --interface wg0 --tunnel`;
+    --process path=/usr/bin/curl,name=curl,user=1000,cgroup=/user.slice --interface wg0 --tunnel
+  moat explain policy.yaml tcp 10.0.0.1:40000 '->' 140.82.112.3:443 --direction egress \\
+    --name github.com
+  moat explain policy.yaml 10.0.0.1:40000 '->' 9.9.9.9 --dns-query ads.example.com`;
 
 export const explainCommand: Command = {
   name: "explain",
@@ -47,18 +55,27 @@ export const explainCommand: Command = {
     tunnel: { type: "boolean" },
     "no-tunnel": { type: "boolean" },
     "hop-limit": { type: "string" },
+    name: { type: "string", multiple: true },
+    "dns-query": { type: "string" },
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
     arrow: { type: "boolean", short: ">", multiple: true },
   },
   async run({ values, positionals }, io) {
     const [file, ...words] = positionals;
     if (!file || words.length === 0) throw new UsageError(`missing arguments\nusage: ${USAGE}`);
-    const direction = values.direction ?? "ingress";
+    const query = isDnsQuery(values);
+    const direction = values.direction ?? (query ? "egress" : "ingress");
     if (direction !== "ingress" && direction !== "egress")
       throw new UsageError(`--direction must be ingress or egress, got '${String(direction)}'`);
-    const parsed = parseConnectionText(words, direction);
+    if (query && direction !== "egress")
+      throw new UsageError(
+        "--dns-query: the queries moat judges are the ones this host sends (--direction egress)",
+      );
+    const defaults = query ? { protocol: "udp" as const, serverPort: DNS_PORT } : {};
+    const parsed = parseConnectionText(words, direction, defaults);
     if (!parsed.ok) throw new UsageError(`${parsed.error}\nusage: ${USAGE}`);
     addContext(parsed.value, values);
+    addNames(parsed.value, values);
     const hopLimit = values["hop-limit"];
     if (hopLimit !== undefined) {
       const text = String(hopLimit);
@@ -68,7 +85,7 @@ export const explainCommand: Command = {
     }
     const model = loadForExplain(file, io);
     if (!model) return 1;
-    print(model, parsed.value, values.direction === undefined, io);
+    print(model, parsed.value, values.direction === undefined && !query, io);
     return 0;
   },
 };
@@ -104,6 +121,8 @@ function print(model: PolicyModel, facts: ConnectionFacts, defaulted: boolean, i
   );
   if (facts.process) io.out(`process: ${formatProcess(facts.process)}`);
   if (facts.interface) io.out(`interface: ${formatInterface(facts.interface)}`);
+  if (facts.remote.names) io.out(`remote names: ${facts.remote.names.join(", ")}`);
+  if (facts.layer7?.dns) io.out(`dns query: ${facts.layer7.dns.name}`);
   const result = evaluate(model, facts);
   if (result.verdict !== "deferred") return printDecision(result, io);
   io.out("verdict: deferred");
