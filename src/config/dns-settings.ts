@@ -1,45 +1,18 @@
 // The `dns` section (docs/policy.md, "Names"): which resolvers besides /etc/resolv.conf's are
 // trusted to bind names to addresses, and how long a binding lives (max(answer TTL, min_ttl) +
-// grace). Always in the model, with its defaults when the section is absent.
+// grace). Always in the model, with its defaults when the section is absent. Its schema is
+// DnsSettingsSchema in schema.ts.
 
-import { Type } from "@sinclair/typebox";
 import type { CheckContext } from "./check-context.ts";
 import { parseDuration } from "./duration.ts";
 import { formatIp, parseIp, unmapIpv4 } from "./ip.ts";
 import type { DnsSettings } from "./model.ts";
 import { fail, ok, type Parsed } from "./parsed.ts";
-import { List, Section } from "./schema-helpers.ts";
 
 export const DEFAULT_MIN_TTL_SECONDS = 5;
 export const DEFAULT_GRACE_SECONDS = 30;
 /** A binding held for longer than a day outlives most DNS changes: more is an error. */
 export const MAX_BINDING_SECONDS = 86400;
-
-const Duration = (description: string) =>
-  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], {
-    description,
-    errorMessage: 'must be a duration like "5s", "2m" or "0s", or a whole number of seconds',
-  });
-
-export const DnsSettingsSchema = Section(
-  {
-    resolvers: Type.Optional(
-      List(
-        Type.String({ minLength: 1, description: "an IPv4 or IPv6 address" }),
-        "resolvers trusted besides /etc/resolv.conf's nameservers and loopback stubs: only their answers bind names to addresses",
-      ),
-    ),
-    min_ttl: Type.Optional(
-      Duration("a binding lives at least this long, however short the answer's TTL (default 5s)"),
-    ),
-    grace: Type.Optional(
-      Duration(
-        "added to every binding's life, for clients that cache a little longer (default 30s)",
-      ),
-    ),
-  },
-  { description: "how moat learns the addresses of names (hostname entries, layer7.dns)" },
-);
 
 /** A duration that may be zero ("0s", 0): no floor, no grace. */
 function durationOrZero(value: number | string): Parsed<number> {

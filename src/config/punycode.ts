@@ -64,16 +64,17 @@ export function punycodeEncode(label: string): string {
   return out;
 }
 
+const isAscii = (text: string): boolean => [...text].every((c) => (c.codePointAt(0) ?? 0) < 0x80);
+
 /** Dots as IDNA reads them: the ideographic and full-width full stops separate labels too. */
 const DOTS = /[\u3002\uff0e\uff61]/g;
 
 /** A name (or pattern) with every non-ASCII label in its A-label form; lower-cased. */
 export function toAsciiName(text: string): string {
   const name = text.normalize("NFC").replace(DOTS, ".").toLowerCase();
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(name)) return name;
+  if (isAscii(name)) return name;
   return name
     .split(".")
-    .map((label) => (/^[\x00-\x7f]*$/.test(label) ? label : `xn--${punycodeEncode(label)}`))
+    .map((label) => (isAscii(label) ? label : `xn--${punycodeEncode(label)}`))
     .join(".");
 }

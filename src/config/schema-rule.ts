@@ -14,7 +14,7 @@ const RULE_NAME = "^[a-z0-9][a-z0-9-]*$";
 export const AddressEntrySchema = Type.String({
   minLength: 1,
   description:
-    'IP, CIDR, "a-b" range, set:NAME, hostname or "*.domain" (DNS-learned); a leading "!" excludes',
+    'IP, CIDR, "a-b" range, set:NAME, or a hostname: "name", "*.name" (one label below), "**.name" (any depth below), learned from DNS per process, egress rules only; a leading "!" excludes (not names)',
 });
 
 export const AddressListSchema = List(
@@ -123,7 +123,7 @@ export const InterfaceSchema = Section(
 const Strings = (description: string) => List(Type.String({ minLength: 1 }), description);
 
 export const HttpSchema = Section({
-  host: Type.Optional(Strings('host names; "*." = any subdomain, exact otherwise')),
+  host: Type.Optional(Strings('host name patterns: exact, "*." one label below, "**." any depth')),
   method: Type.Optional(Strings("request methods, e.g. GET")),
   path: Type.Optional(Strings("globs on the request path")),
   headers: Type.Optional(
@@ -133,7 +133,7 @@ export const HttpSchema = Section({
 });
 
 export const TlsSchema = Section({
-  sni: Type.Optional(Strings('server names; "*." = any subdomain')),
+  sni: Type.Optional(Strings('server name patterns: exact, "*." one label below, "**." any depth')),
   version: Type.Optional(
     List(
       Type.String({
@@ -153,8 +153,16 @@ export const TlsSchema = Section({
 });
 
 export const DnsSchema = Section({
-  name: Type.Optional(Strings("queried names allowed (allow rule) or refused (block rule)")),
-  over_tls: Type.Optional(Type.Boolean({ description: "true = DNS over TLS (port 853)" })),
+  name: Type.Optional(
+    Strings(
+      "name patterns of DNS queries (port 53) allowed (allow rule) or refused (block rule), judged by moat's DNS proxy",
+    ),
+  ),
+  over_tls: Type.Optional(
+    Type.Boolean({
+      description: "true = DNS over TLS (tcp port 853), false = plain DNS (port 53); by ports",
+    }),
+  ),
 });
 
 export const SshSchema = Section({

@@ -4,7 +4,6 @@ import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
-import { DnsSettingsSchema } from "./dns-settings.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
 export const FAILURE_ACTIONS = ["block", "allow"] as const;
@@ -95,6 +94,32 @@ const FailureSchema = Section(
     ),
   },
   { description: "what moat does when something it relies on fails" },
+);
+
+const Duration = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], {
+    description,
+    errorMessage: 'must be a duration like "5s", "2m" or "0s", or a whole number of seconds',
+  });
+
+const DnsSettingsSchema = Section(
+  {
+    resolvers: Type.Optional(
+      List(
+        Type.String({ minLength: 1, description: "an IPv4 or IPv6 address" }),
+        "resolvers trusted besides /etc/resolv.conf's nameservers and loopback stubs: only their answers bind names to addresses",
+      ),
+    ),
+    min_ttl: Type.Optional(
+      Duration("a binding lives at least this long, however short the answer's TTL (default 5s)"),
+    ),
+    grace: Type.Optional(
+      Duration(
+        "added to every binding's life, for clients that cache a little longer (default 30s)",
+      ),
+    ),
+  },
+  { description: "how moat learns the addresses of names (hostname entries, layer7.dns)" },
 );
 
 const LoggingSchema = Section({
