@@ -307,6 +307,7 @@ function hostPatterns(
   at: PathSegment[],
 ): string[] | undefined {
   if (!names || !ctx.typed(at)) return names;
+  if (names.length === 0) emptyListWarning(ctx, at);
   return names.map((name, i) => {
     if (!ctx.clean([...at, i])) return name;
     const host = parseHostname(name);

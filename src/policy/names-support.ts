@@ -74,18 +74,29 @@ export function nameRuleProblems(model: PolicyModel): Diagnostic[] {
       );
   }
   for (const rule of model.rules) {
-    for (const use of byEntry(namesIn(rule.layer3?.local)))
-      out.push(
-        diagnostic(
-          use.at.pos,
-          `rule '${rule.name}': ${what(use)} in layer3.local: names are learned for the addresses this host connects to; write them in layer3.remote`,
-        ),
-      );
-    const own = [...remoteNameProblems(model, rule), ...dnsProblems(model, rule)];
+    const own = [
+      ...localNameProblems(rule),
+      ...remoteNameProblems(model, rule),
+      ...dnsProblems(model, rule),
+    ];
     out.push(...own);
     const socketJudged = namesIn(rule.layer3?.remote).length > 0 || rule.layer7?.dns?.name;
+    if (!socketJudged || own.length > 0) continue;
+    // connect() and sendmsg() judge names before the kernel picks the local address and port
+    const needs = rule.layer3?.local
+      ? { pos: rule.layer3.local.pos, what: "local address", field: "local" }
+      : rule.layer4?.sourcePorts
+        ? { pos: rule.layer4.pos, what: "source port", field: "source_port" }
+        : undefined;
+    if (needs)
+      out.push(
+        diagnostic(
+          needs.pos,
+          `rule '${rule.name}' names hosts and needs the ${needs.what}: names are judged at connect(), which knows neither the local address nor the source port; leave '${needs.field}' out of this rule`,
+        ),
+      );
     // as process rules (process-support.ts): the socket hooks cannot judge the rule above
-    if (socketJudged && own.length === 0 && firstLocal && firstLocal.index < rule.index)
+    else if (firstLocal && firstLocal.index < rule.index)
       out.push(
         diagnostic(
           firstNamePos(rule),
@@ -94,6 +105,15 @@ export function nameRuleProblems(model: PolicyModel): Diagnostic[] {
       );
   }
   return out;
+}
+
+function localNameProblems(rule: Rule): Diagnostic[] {
+  return byEntry(namesIn(rule.layer3?.local)).map((use) =>
+    diagnostic(
+      use.at.pos,
+      `rule '${rule.name}': ${what(use)} in layer3.local: names are learned for the addresses this host connects to; write them in layer3.remote`,
+    ),
+  );
 }
 
 function firstNamePos(rule: Rule) {

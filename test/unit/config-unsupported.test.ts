@@ -199,3 +199,23 @@ rules:
     assert.deepEqual(lines, []);
   },
 );
+
+test("a rule with names cannot also need the local address or source port: connect() knows neither", () => {
+  assert.deepEqual(
+    accepted(
+      NAMES_HEAD +
+        `rules:
+  - { name: api, direction: egress, action: allow, layer3: { remote: [api.example.org], local: [10.0.0.5] } }
+  - { name: queries, direction: egress, action: allow, layer4: { protocol: udp, source_port: ["1024-65535"] }, layer7: { dns: { name: [x.example] } } }
+  - { name: none, direction: egress, action: allow, layer7: { dns: { name: [] } } }
+`,
+    ).filter((l) => !l.includes("(policy)")),
+    [
+      "p.yaml:5:96 rules[0].layer3.local: rule 'api' names hosts and needs the local address: names are judged at connect(), which knows neither the local address nor the source port; leave 'local' out of this rule",
+      "p.yaml:6:64 rules[1].layer4: rule 'queries' names hosts and needs the source port: names are judged at connect(), which knows neither the local address nor the source port; leave 'source_port' out of this rule",
+      // the rules above need what connect() does not know: this one is below them
+      "p.yaml:7:68 rules[2].layer7.dns: rule 'none' names hosts after rule 'api' (line 5), which needs the local address or source port: connect() knows neither, so move it above",
+      "p.yaml:7:76 rules[2].layer7.dns.name: warning: an empty list matches nothing, so this rule never matches (leave 'name' out to match any)",
+    ],
+  );
+});
