@@ -65,16 +65,20 @@ rules:
   }
 });
 
-test("valid set-file lines are not quoted either (a hostname this version cannot enforce)", (t) => {
+test("valid set-file lines are not quoted either (hostnames a rule cannot exclude)", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-secrecy-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const secret = join(dir, "hosts");
   writeFileSync(secret, "secret-hostname.example\n10.0.0.1/8\n", { mode: 0o600 });
-  const text = `version: 1\nmode: prevent\nsets:\n  s: { file: ${secret} }\nrules:\n  - name: r\n    direction: egress\n    action: block\n    layer3: { remote: [set:s] }\n`;
+  const text = `version: 1\nmode: prevent\nattach: { cgroup: / }\nsets:\n  s: { file: ${secret} }\nrules:\n  - name: r\n    direction: egress\n    action: allow\n    layer3: { remote: ["!set:s"] }\n`;
   const result = validatePolicyText(text, join(dir, "policy.yaml"));
   assert.equal(result.ok, false);
   const output = [...result.errors, ...result.warnings].join("\n");
-  assert.match(output, new RegExp(`^${secret}:1:1 sets\\.s: a hostname is not supported yet`, "m"));
+  // the refusal names the reference, never the names the file holds
+  assert.match(
+    output,
+    /policy\.yaml:10:\d+ rules\[0\]\.layer3\.remote\[0\]: rule 'r': '!set:s' excludes a set with hostnames: /,
+  );
   assert.match(
     output,
     new RegExp(`^${secret}:2:1 sets\\.s: warning: a CIDR with host bits set`, "m"),
