@@ -137,11 +137,17 @@ function remoteNameProblems(model: PolicyModel, rule: Rule): Diagnostic[] {
     );
     return out;
   }
-  const negated = byEntry(uses).filter((u) => u.at.negate || u.host.negate);
+  const negated = byEntry(uses.filter((u) => u.at.negate || u.host.negate));
+  const excludes = (u: NameUse) =>
+    u.at.kind !== "set"
+      ? "excludes a hostname"
+      : u.at.negate
+        ? "excludes a set with hostnames"
+        : "names a set with '!' hostnames";
   for (const use of negated)
     refuse(
       use.at.pos,
-      `'${use.at.text}' excludes ${use.at.kind === "set" ? "a set with hostnames" : "a hostname"}: moat cannot exclude by name (a name's addresses are known only to the processes that looked it up); put a rule for the name above this one instead`,
+      `'${use.at.text}' ${excludes(use)}: moat cannot exclude by name (a name's addresses are known only to the processes that looked it up); put a rule for the name above this one instead`,
     );
   const excluded = exclusion(list);
   if (negated.length === 0 && excluded)

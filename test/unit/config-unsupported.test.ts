@@ -219,3 +219,19 @@ test("a rule with names cannot also need the local address or source port: conne
     ],
   );
 });
+
+test("a set holding a '!' hostname is refused where a rule names it", () => {
+  assert.deepEqual(
+    accepted(
+      NAMES_HEAD +
+        `sets:
+  odd: [api.example.org, "!ads.example.org"]
+rules:
+  - { name: odd, direction: egress, action: allow, layer3: { remote: [set:odd] } }
+`,
+    ),
+    [
+      "p.yaml:7:71 rules[0].layer3.remote[0]: rule 'odd': 'set:odd' names a set with '!' hostnames: moat cannot exclude by name (a name's addresses are known only to the processes that looked it up); put a rule for the name above this one instead",
+    ],
+  );
+});
