@@ -50,3 +50,24 @@ test("names with non-ASCII letters are kept in their A-label (punycode) form, as
   assert.ok(!bad.ok);
   assert.equal(bad.error, "'bü cher.example' is not a valid hostname");
 });
+
+test("the A-label of a name is what url.domainToASCII gives, for letters IDNA keeps as they are", async () => {
+  const fc = (await import("fast-check")).default;
+  const { domainToASCII } = await import("node:url");
+  const { toAsciiName } = await import("../../src/config/punycode.ts");
+  // lower-case letters with no IDNA mapping: Latin-1, Cyrillic, Greek, kana, CJK; and ASCII
+  const letters = [
+    ..."abcxyz019-àáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿабвгдежзийклмнопрстуфхцчшщыэюяαβγδεζηθικλμνξοπρστυφχψωあいうえおかきくけこ日本語中文字",
+  ];
+  const label = fc
+    .array(fc.constantFrom(...letters), { minLength: 1, maxLength: 20 })
+    .map((cs) => cs.join(""))
+    .filter((l) => !l.startsWith("-") && !l.endsWith("-") && l.slice(2, 4) !== "--");
+  fc.assert(
+    fc.property(fc.array(label, { minLength: 1, maxLength: 3 }), (labels) => {
+      const name = `${labels.join(".")}.example`;
+      assert.equal(toAsciiName(name), domainToASCII(name), name);
+    }),
+    { numRuns: 500 },
+  );
+});
