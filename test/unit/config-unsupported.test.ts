@@ -178,25 +178,32 @@ test("a block rule by name is accepted with a warning saying what it cannot bloc
   );
 });
 
-test(
-  "every form of a name the language allows is accepted: lists, inline sets, set files, layer7.dns",
-  {
-    todo: "until the compiler builds the names image (src/policy/compile)",
-  },
-  () => {
-    const lines = accepted(
-      NAMES_HEAD +
-        `sets:
+const EVERY_FORM =
+  NAMES_HEAD +
+  `sets:
   apis: [203.0.113.10, api.example.com]
   filed: { file: names.txt }
 rules:
   - { name: apis, direction: egress, action: allow, layer3: { remote: [set:apis, set:filed, "*.cdn.example", 198.51.100.0/24] } }
   - { name: queries, direction: egress, action: allow, layer7: { dns: { name: ["**.example.org"], over_tls: false } } }
   - { name: dot, direction: egress, action: block, layer7: { dns: { over_tls: true } } }
-`,
-      { "names.txt": "bücher.example\n**.internal.example\n" },
-    );
-    assert.deepEqual(lines, []);
+`;
+const EVERY_FORM_FILES = { "names.txt": "bücher.example\n**.internal.example\n" };
+
+test("every form of a name the language allows passes the checks: lists, inline sets, set files, layer7.dns", () => {
+  // what is left is the compiler's to say (the names image, src/policy/compile)
+  const lines = accepted(EVERY_FORM, EVERY_FORM_FILES);
+  assert.deepEqual(
+    lines.filter((l) => !l.includes(" (policy): ")),
+    [],
+  );
+});
+
+test(
+  "every form of a name the language allows is accepted: lists, inline sets, set files, layer7.dns",
+  { todo: "until the compiler builds the names image (src/policy/compile)" },
+  () => {
+    assert.deepEqual(accepted(EVERY_FORM, EVERY_FORM_FILES), []);
   },
 );
 
