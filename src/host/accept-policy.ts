@@ -25,6 +25,7 @@ import {
 import { namedFileProblems } from "./file-checks.ts";
 import { unreachableTargets } from "./redirect-reach.ts";
 import { unknownUserWarnings } from "./user-warnings.ts";
+import { nameServiceDiagnostics } from "./name-service.ts";
 
 export interface LoadedPolicy {
   model: PolicyModel;
@@ -61,8 +62,13 @@ export function acceptPolicy(
   const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
   const model = checked.model;
   if (!model) return { diagnostics: checked.diagnostics };
-  // what only this host can say: users /etc/passwd does not know, files others could tamper with
-  const hostOnly = [...unknownUserWarnings(model), ...namedFileProblems(model)];
+  // what only this host can say: users /etc/passwd does not know, files others could tamper with,
+  // name services whose lookups moat cannot attribute
+  const hostOnly = [
+    ...unknownUserWarnings(model),
+    ...namedFileProblems(model),
+    ...nameServiceDiagnostics(model),
+  ];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...hostOnly]) };
   if (hasErrors(check.diagnostics)) return check;
   const refused = [
