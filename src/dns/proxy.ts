@@ -1,5 +1,5 @@
 // moat's DNS proxy (docs/dns.md). The kernel sends the DNS queries of processes under
-// attach.cgroup here (UDP and TCP listeners on 127.0.0.1, ephemeral ports, opened once at start
+// attach.cgroup here (UDP and TCP listeners on 127.0.0.1, one ephemeral port, opened once at start
 // like the relay). Per query: the kernel's record gives the server the client asked and who
 // asked; the policy judges the query (a blocked one is REFUSED at once); moat asks the server
 // itself (its own sockets are never redirected); a trusted answer's addresses are bound to the
@@ -170,27 +170,40 @@ export class DnsProxy {
     }
   }
 
+  /**
+   * UDP and TCP on one port number (a client that retries a truncated answer over TCP asks the
+   * same port); a TCP port already taken starts over with another.
+   */
   private async listen(): Promise<void> {
-    const udp = createSocket({ type: "udp4" });
-    this.udp = udp;
-    udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo));
-    udp.on("error", (err) => this.options.log(`dns proxy (udp): ${err.message}`));
-    await new Promise<void>((resolve, reject) => {
-      udp.once("error", reject);
-      udp.bind({ address: "127.0.0.1", port: 0, exclusive: true }, () => {
-        udp.off("error", reject);
-        resolve();
+    for (let attempt = 0; ; attempt++) {
+      const udp = createSocket({ type: "udp4" });
+      udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo));
+      await new Promise<void>((resolve, reject) => {
+        udp.once("error", reject);
+        udp.bind({ address: "127.0.0.1", port: 0, exclusive: true }, () => {
+          udp.off("error", reject);
+          resolve();
+        });
       });
-    });
-    const tcp = createServer((s) => this.onConnection(s));
-    this.tcp = tcp;
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", reject);
-      tcp.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
-        tcp.off("error", reject);
-        resolve();
-      });
-    });
+      udp.on("error", (err) => this.options.log(`dns proxy (udp): ${err.message}`));
+      const tcp = createServer((s) => this.onConnection(s));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once("error", reject);
+          tcp.listen({ host: "127.0.0.1", port: udp.address().port, exclusive: true }, () => {
+            tcp.off("error", reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
+        continue;
+      }
+      this.udp = udp;
+      this.tcp = tcp;
+      return;
+    }
   }
 
   private async onDatagram(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
@@ -341,14 +354,17 @@ export class DnsProxy {
         else resolve(answer ?? Buffer.alloc(0));
       };
       socket.on("error", (err) => finish(err));
-      // a datagram from elsewhere, or to another id, is not the answer
-      socket.on("message", (msg, rinfo) => {
-        if (rinfo.port !== server.port || msg.length < 2) return;
+      // a datagram to another id is not the answer
+      socket.on("message", (msg) => {
+        if (msg.length < 2) return;
         if (msg.readUInt16BE(0) !== query.readUInt16BE(0)) return;
         finish(null, msg);
       });
-      socket.send(query, server.port, server.ip, (err) => {
-        if (err) finish(err);
+      // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
+      socket.connect(server.port, server.ip, () => {
+        socket.send(query, (err) => {
+          if (err) finish(err);
+        });
       });
     });
   }
