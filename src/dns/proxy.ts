@@ -207,7 +207,7 @@ export class DnsProxy {
   }
 
   private async onDatagram(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-    const reply = await this.answer(msg, { ip: rinfo.address, port: rinfo.port }, "udp");
+    const reply = await this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp");
     if (reply) this.udp?.send(reply, rinfo.port, rinfo.address);
   }
 
@@ -222,7 +222,7 @@ export class DnsProxy {
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
         buffered = buffered.subarray(2 + query.length);
-        void this.answer(Buffer.from(query), peer, "tcp").then((reply) => {
+        void this.safely(Buffer.from(query), peer, "tcp").then((reply) => {
           if (!reply || client.destroyed) return;
           const length = Buffer.alloc(2);
           length.writeUInt16BE(reply.length);
@@ -232,6 +232,27 @@ export class DnsProxy {
     });
     client.on("error", () => client.destroy());
     client.on("close", () => this.clients.delete(client));
+  }
+
+  /** The answer; a bug in answering is logged and the client gets SERVFAIL, moat runs on. */
+  private async safely(
+    query: Buffer,
+    client: { ip: string; port: number },
+    protocol: "udp" | "tcp",
+  ): Promise<Buffer | null> {
+    try {
+      return await this.answer(query, client, protocol);
+    } catch (err) {
+      this.stats.failed++;
+      this.options.log(
+        `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
+      );
+      try {
+        return errorAnswer(query, "SERVFAIL");
+      } catch {
+        return null;
+      }
+    }
   }
 
   /** The client's answer to one query; null when the bytes are not a query (dropped). */

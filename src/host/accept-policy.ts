@@ -44,6 +44,8 @@ export interface AcceptOptions {
   universe?: UniverseReader;
   /** How set files are read (default: Node's fs, as src/host/trusted-file.ts opens them). */
   host?: PolicyHost;
+  /** The compiler's options (the daemon's: where its DNS proxy listens). */
+  compile?: Parameters<typeof compilePolicy>[2];
 }
 
 export interface Acceptance {
@@ -85,7 +87,7 @@ export function acceptPolicy(
   try {
     return {
       diagnostics: check.diagnostics,
-      policy: { model, image: compilePolicy(model, universe) },
+      policy: { model, image: compilePolicy(model, universe, options.compile) },
     };
   } catch (err) {
     // the tables would not fit the kernel's limits: a problem of the whole policy
