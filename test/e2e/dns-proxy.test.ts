@@ -15,6 +15,7 @@ import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
 import {
   DnsProxy,
+  NEVER,
   policyJudge,
   trustedResolvers,
   type DnsOwner,
@@ -152,6 +153,9 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
 
   let upstream = net.trusted;
   let mapFull = false;
+  /** Added to the monotonic clock: lets a test move past the bindings' expiry. */
+  let clockOffsetNs = 0n;
+  const unbound: { identity: NameIdentity; ip: string }[] = [];
   let helper: "block" | "allow" = "block";
   const bound: { at: number; bindings: NameBinding[] }[] = [];
   const events: MoatEvent[] = [];
@@ -167,8 +171,8 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
         if (mapFull) return { written: 0, full: bindings.length };
         return { written: bindings.length, full: 0 };
       },
-      unbindNames: () => {},
-      monotonicNs: () => process.hrtime.bigint(),
+      unbindNames: (keys) => unbound.push(...keys),
+      monotonicNs: () => process.hrtime.bigint() + clockOffsetNs,
     },
     judge: policyJudge(() => model),
     process: (o) => ({
@@ -309,6 +313,37 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
       assert.deepEqual(answers(allowed.stdout, "plain.moat.test"), ["10.9.0.1"]);
       assert.equal(proxy.stats.bindFull, 2);
       assert.ok(logs.some((l) => /bindings map is full/.test(l)));
+    },
+  );
+
+  await t.test(
+    "/etc/hosts names bind for every identity; the sweep unbinds what expired",
+    async () => {
+      bound.length = 0;
+      proxy.setShared(new Map([["hosts.moat.test", ["10.9.9.9"]]]));
+      assert.deepEqual(bound[0]?.bindings, [
+        {
+          identity: { cgroupId: 0n, exeIno: 0n, exeDev: 0, uid: 0 },
+          ip: "10.9.9.9",
+          nclass: 5,
+          expiresNs: NEVER,
+        },
+      ]);
+      await dig(udp.port, "www.moat.test");
+      assert.deepEqual(proxy.namesOf(DIG_IDENTITY, "10.9.0.2"), [
+        "www.moat.test",
+        "edge.moat.test",
+      ]);
+      clockOffsetNs = 151n * 1_000_000_000n; // past dnsmasq's 120 s TTL + 30 s grace
+      proxy.sweep();
+      clockOffsetNs = 0n;
+      assert.ok(
+        unbound.some((k) => k.ip === "10.9.0.2" && k.identity.exeIno === DIG_IDENTITY.exeIno),
+        JSON.stringify(unbound, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v)),
+      );
+      assert.ok(!unbound.some((k) => k.ip === "10.9.9.9"), "/etc/hosts names never expire");
+      assert.deepEqual(proxy.namesOf(DIG_IDENTITY, "10.9.0.2"), []);
+      assert.deepEqual(proxy.namesOf(DIG_IDENTITY, "10.9.9.9"), ["hosts.moat.test"]);
     },
   );
 
