@@ -7,7 +7,7 @@ import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
 import { policyJudge, queryFacts } from "../../src/dns/query-judge.ts";
 
 function judge(rules: string, mode = "prevent", egress = "allow") {
-  const text = `version: 1\nmode: ${mode}\ndefaults: { ingress: allow, egress: ${egress} }\nrules:\n${rules}`;
+  const text = `version: 1\nmode: ${mode}\ndefaults: { ingress: allow, egress: ${egress} }\nrules:${rules ? `\n${rules}` : " []\n"}`;
   const checked = checkPolicySource(text, "p.yaml", textOnlyHost);
   assert.ok(checked.model, JSON.stringify(checked.diagnostics));
   const model = checked.model;
