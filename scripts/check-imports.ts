@@ -21,6 +21,7 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   attribution: { below: "config", sides: [] },
   route: { below: "config", sides: [] },
   redirect: { below: "datapath", sides: [] },
+  dns: { below: "datapath", sides: ["attribution"] },
   host: { below: "policy", sides: ["attribution", "route"] },
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser too). */

@@ -25,6 +25,9 @@ import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/pol
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
+import { openDnsNames } from "./daemon/dns-names.ts";
+import type { PolicyModel } from "./config/index.ts";
+import type { MoatEvent } from "./datapath/index.ts";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
@@ -73,14 +76,41 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     roots: { docker: [DOCKER_ROOT, ...(options.dockerRoots ?? [])] },
   });
   const universe = hostUniverse(attribution);
-  const initial = readPolicyFile(policyPath, universe.read);
+  // what moat's DNS proxy reaches, as each starts: it opens first, so every policy compiles with
+  // its port (the implicit DNS redirect)
+  const live: {
+    datapath?: Datapath;
+    model?: () => PolicyModel;
+    push?: (event: MoatEvent) => void;
+  } = {};
+  const dns = await openDnsNames({
+    original: (peer, protocol) => live.datapath?.originalOf(peer, protocol) ?? null,
+    datapath: () => live.datapath ?? null,
+    policy: () => live.model?.() ?? null,
+    generation: () => live.datapath?.generation ?? 0,
+    process: (owner) => attribution.attribute(owner),
+    report: (event) => live.push?.(event),
+    log,
+  });
+  let initial: ReturnType<typeof readPolicyFile>;
+  try {
+    initial = readPolicyFile(policyPath, universe.read, dns.compileOptions);
+  } catch (err) {
+    dns.close();
+    throw err;
+  }
+  live.model = () => initial.model;
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
+  live.push = (event) => pipeline.push(event);
   const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
     (err: unknown) => {
+      dns.close();
       void pipeline.close();
       throw err;
     },
   );
+  live.datapath = datapath;
+  dns.applied(initial.model, initial.image);
   // interfaces and cgroups that come, go or change with a reload get or lose the programs
   const attach = (model: typeof initial.model) => ({
     hooks: attachHooks(model, options.interfaces),
@@ -102,6 +132,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     interfaces: listInterfaces,
     attachedName: (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     destroy: (record) => destroyBlockedSocket(record),
+    names: (owner, ip) => dns.namesOf(owner, ip),
     log,
   });
   const snapshot = snapshotSource(
@@ -138,7 +169,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
     universe: universe.read,
     route: (image) => relay.route(image),
+    compile: dns.compileOptions,
+    bindings: dns.bindingsFor,
+    applied: (p) => dns.applied(p.model, p.image),
   });
+  live.model = () => policy.active.model;
   log(policy.describe(initial, datapath.generation));
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again
@@ -168,6 +203,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     events.close();
     watcher.close();
     relay.close();
+    dns.close();
     void attachWatch.close();
     datapath.stop();
     log("detached all programs; bye");

@@ -31,7 +31,7 @@ const filters = ["type", "verdict", "rule", "direction", "remote", "process", "c
       name === "type"
         ? "comma-separated: allowed, blocked, detected, closed"
         : name === "remote"
-          ? "remote address or CIDR"
+          ? "remote address, CIDR, or DNS name (events whose remote.names contain it)"
           : name === "process"
             ? "process name or pid"
             : name === "container"

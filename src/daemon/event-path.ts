@@ -1,5 +1,6 @@
 // The event path: every kernel event record is decoded (rule and redirect names from the
-// generation record, interface names, the owner's process facts) and pushed to the pipeline; a
+// generation record, interface names, the owner's process facts, the names the owner's DNS
+// lookups gave the remote address) and pushed to the pipeline; a
 // post-route block first destroys its socket, so connect() fails at once. Losses (ring buffer
 // full, conntrack full) are counted in the kernel and reported here, never silent.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
@@ -24,6 +25,8 @@ export interface EventPathOptions {
   push: (event: MoatEvent) => void;
   /** The full process facts of a socket's kernel owner. */
   process: (owner: KernelOwner) => ProcessFacts;
+  /** The names the owner learned for a remote address (moat's DNS proxy); none: no names. */
+  names?: (owner: KernelOwner, ip: string) => string[];
   /** This namespace's interfaces (read again when an event names an unknown one). */
   interfaces: () => NetInterface[];
   /** The name of an interface moat attached to (known before any event names it). */
@@ -76,12 +79,17 @@ export function startEventPath(options: EventPathOptions): EventPath {
     options.namesRereadMs ?? NAMES_REREAD_MS,
     options.attachedName,
   );
+  // the owner of the record being decoded (decodeEvent hands it to `process`), for its names
+  const decoding: { owner: KernelOwner | null } = { owner: null };
   const context = {
     bootTimeMs,
     rule: (index: number, generation: number) =>
       source.contents.rule(index, generation) ?? undefined,
     interfaceName,
-    process: options.process,
+    process: (o: KernelOwner) => {
+      decoding.owner = o;
+      return options.process(o);
+    },
     redirect: (index: number, generation: number) => source.contents.redirect(index, generation),
   };
   let destroyWarned = false;
@@ -94,7 +102,12 @@ export function startEventPath(options: EventPathOptions): EventPath {
         `warning: a socket blocked after routing could not be destroyed (its connect() will time out): ${destroyed.error.message}`,
       );
     }
-    options.push(decodeEvent(record, context));
+    decoding.owner = null;
+    const event = decodeEvent(record, context);
+    const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
+    const names = owner && options.names?.(owner, event.remote.ip);
+    if (names?.length) event.remote.names = names;
+    options.push(event);
   });
 
   let last = source.counters();

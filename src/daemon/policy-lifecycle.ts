@@ -10,6 +10,11 @@ import type { ApplyOutcome } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import { nodeHost, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
+import type { ClassesOf, NameBinding } from "../dns/index.ts";
+import type { CompileOptions } from "./dns-names.ts";
+
+/** The bindings a new image's slot starts with, by that image's name classes. */
+export type BindingsFor = (classes: { classOf: ClassesOf }) => NameBinding[];
 
 /** A compiled policy and the text it came from. */
 export interface RunningPolicy extends LoadedPolicy {
@@ -23,7 +28,8 @@ export type ReloadResult = ApplyOutcome;
 /** Where the compiled policy goes (the Datapath). */
 export interface PolicyTarget {
   readonly generation: number;
-  apply(image: PolicyImage): { generation: number; ms: number };
+  /** Swaps `image` in; its slot's name bindings are filled by `bindings` before the flip. */
+  apply(image: PolicyImage, bindings?: BindingsFor): { generation: number; ms: number };
 }
 
 /** What a policy configures besides the datapath (sinks, audit log path, watched files). */
@@ -53,10 +59,20 @@ export interface PolicyLifecycleOptions {
   universe?: UniverseReader;
   /** Readies an image for the target (redirect targets through moat's relay). */
   route?: (image: PolicyImage) => PolicyImage;
+  /** The compiler's options (where moat's DNS proxy listens). */
+  compile?: CompileOptions;
+  /** The name bindings of a new image's slot (from moat's DNS proxy). */
+  bindings?: BindingsFor;
+  /** Called once a policy is live (the DNS proxy follows its image and dns section). */
+  applied?: (policy: LoadedPolicy) => void;
 }
 
 /** Reads and compiles the policy file; throws PolicyError (FILE:LINE:COL) or a compile error. */
-export function readPolicyFile(path: string, universe?: UniverseReader): RunningPolicy {
+export function readPolicyFile(
+  path: string,
+  universe?: UniverseReader,
+  compile?: CompileOptions,
+): RunningPolicy {
   let text: string;
   try {
     text = nodeHost.readFile(path);
@@ -64,7 +80,7 @@ export function readPolicyFile(path: string, universe?: UniverseReader): Running
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  return { ...compilePolicyText(text, path, universe), text, hash: sha256(text) };
+  return { ...compilePolicyText(text, path, universe, compile), text, hash: sha256(text) };
 }
 
 const errorLines = (err: unknown, path: string): string[] =>
@@ -115,7 +131,7 @@ export class PolicyLifecycle {
   private reloadFile(reason: string): ReloadResult {
     let next: RunningPolicy;
     try {
-      next = readPolicyFile(this.options.path, this.options.universe);
+      next = readPolicyFile(this.options.path, this.options.universe, this.options.compile);
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -174,7 +190,7 @@ export class PolicyLifecycle {
   }
 
   private compile(text: string): LoadedPolicy {
-    return compilePolicyText(text, this.options.path, this.options.universe);
+    return compilePolicyText(text, this.options.path, this.options.universe, this.options.compile);
   }
 
   private refuse(reason: string, errors: string[]): ReloadResult {
@@ -196,7 +212,10 @@ export class PolicyLifecycle {
     }
     let applied: { generation: number; ms: number };
     try {
-      applied = target.apply(route ? route(next.image) : next.image);
+      const image = route ? route(next.image) : next.image;
+      applied = this.options.bindings
+        ? target.apply(image, this.options.bindings)
+        : target.apply(image);
     } catch (err) {
       prepared.abandon();
       throw err;
@@ -204,6 +223,7 @@ export class PolicyLifecycle {
     this.running = next;
     this.reloads.ok++;
     prepared.commit();
+    this.options.applied?.(next);
     log(this.describe(next, applied.generation, applied.ms));
     return { ok: true, generation: applied.generation, errors: [] };
   }

@@ -13,6 +13,7 @@ import {
   type UniverseReader,
 } from "../host/index.ts";
 import type { ValidateResult } from "../api/index.ts";
+import type { CompileOptions } from "./dns-names.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
@@ -21,8 +22,14 @@ export function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
+  compile?: CompileOptions,
 ): LoadedPolicy {
-  return acceptedOrThrow(acceptPolicy(text, fileName, universe ? { universe } : {}));
+  return acceptedOrThrow(
+    acceptPolicy(text, fileName, {
+      ...(universe ? { universe } : {}),
+      ...(compile ? { compile } : {}),
+    }),
+  );
 }
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */

@@ -1,10 +1,11 @@
 // moat's event: what every sink (stdout, audit log, history, API subscribers, OpenTelemetry,
 // publishers) receives for a connection's verdict and its close, and its one-line form (the
 // audit log's and the daemon's output). The kernel's records are decoded
-// into it (events.ts). Fields are added, never renamed or given another meaning.
+// into it (events.ts); moat's DNS proxy sends one per query (type "dns"). Fields are added, never renamed or given another meaning.
 import type { ProcessFacts } from "../attribution/types.ts";
 
-export type EventKind = "allowed" | "blocked" | "detected" | "closed";
+/** "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what. */
+export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns";
 export type EventReason =
   | "new"
   | "rejudged"
@@ -19,6 +20,27 @@ export type EventReason =
 export interface Endpoint {
   ip: string;
   port: number;
+  /**
+   * remote only: the names the connection's process learned for this address from trusted DNS
+   * answers (and /etc/hosts), when moat knows any (docs/dns.md).
+   */
+  names?: string[];
+}
+
+/** A DNS query and its answer, as moat's DNS proxy saw them. */
+export interface DnsExchange {
+  /** The name asked. */
+  query: string;
+  /** The record type asked, e.g. "A", "AAAA", "HTTPS". */
+  qtype: string;
+  /** The answer's rcode ("NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", ...). */
+  rcode: string;
+  /** The answer's addresses (else the last name of its CNAME chain). */
+  answers: string[];
+  /** Whether the server is a trusted resolver (only its answers bind names). */
+  trusted: boolean;
+  /** The names bound to the answer's addresses: the query and its CNAME chain. */
+  names?: string[];
 }
 
 export interface MoatEvent {
@@ -33,7 +55,8 @@ export interface MoatEvent {
   interface: string | null;
   /** The local socket's owner, when a socket hook saw it (else null). */
   process: ProcessFacts | null;
-  layer7: null;
+  /** What moat's proxy saw of the application protocol: the name a blocked DNS query asked. */
+  layer7: null | { dns: { name: string } };
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
   /** Why the event was sent: a new connection, a reload changed its verdict, or how it closed. */
@@ -47,21 +70,28 @@ export interface MoatEvent {
   /**
    * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
    * post-route check of a connection's first packet (post_route: judged by the real interface),
-   * or a local socket receiving a new connection (accept).
+   * a local socket receiving a new connection (accept), or moat's DNS proxy (dns_proxy).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept";
+  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
   redirect?: { name: string; to: Endpoint };
+  /** type "dns": the query and its answer. */
+  dns?: DnsExchange;
 }
 
 /** The audit-log line: the event in words. */
 export function formatEventLine(ev: MoatEvent): string {
-  const ep = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`);
+  if (ev.dns) return dnsLine(ev, ev.dns);
+  const address = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]` : p.ip);
+  // a remote with names: "github.com (140.82.112.3):443"
+  const ep = (p: Endpoint) =>
+    p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${on} by rule ${ev.rule}`;
+  const query = ev.layer7?.dns ? ` DNS query ${ev.layer7.dns.name}` : "";
+  const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");
     const s = ev.stats;
@@ -77,4 +107,14 @@ export function formatEventLine(ev: MoatEvent): string {
   // judged by the interface the packet really left by, not the route mirror's
   if (ev.hook === "post_route") return `${line}${who} (after routing)`;
   return line + who;
+}
+
+/** "... DNS egress curl pid 812 asked 10.0.0.53 A github.com: NOERROR 140.82.112.3". */
+function dnsLine(ev: MoatEvent, d: DnsExchange): string {
+  const who = ev.process
+    ? `${ev.process.name} pid ${ev.process.pid}`
+    : `${ev.local.ip}:${ev.local.port}`;
+  const trust = d.trusted ? "" : " (untrusted server: no names bound)";
+  const answers = d.answers.length ? ` ${d.answers.join(", ")}` : "";
+  return `${ev.time} DNS ${ev.direction} ${who} asked ${ev.remote.ip} ${d.qtype} ${d.query}: ${d.rcode}${answers}${trust}`;
 }

@@ -10,6 +10,7 @@ export {
 export { decodeEvent, type DecodeContext } from "./events.ts";
 export {
   formatEventLine,
+  type DnsExchange,
   type Endpoint,
   type EventKind,
   type EventReason,

@@ -27,6 +27,7 @@ import {
 import { namedFileProblems } from "./file-checks.ts";
 import { unreachableTargets } from "./redirect-reach.ts";
 import { unknownUserWarnings } from "./user-warnings.ts";
+import { nameServiceDiagnostics } from "./name-service.ts";
 
 export interface LoadedPolicy {
   model: PolicyModel;
@@ -45,6 +46,8 @@ export interface AcceptOptions {
   universe?: UniverseReader;
   /** How set files are read (default: Node's fs, as src/host/trusted-file.ts opens them). */
   host?: PolicyHost;
+  /** The compiler's options (the daemon's: where its DNS proxy listens). */
+  compile?: Parameters<typeof compilePolicy>[2];
 }
 
 export interface Acceptance {
@@ -63,8 +66,13 @@ export function acceptPolicy(
   const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
   const model = checked.model;
   if (!model) return { diagnostics: checked.diagnostics };
-  // what only this host can say: users /etc/passwd does not know, files others could tamper with
-  const hostOnly = [...unknownUserWarnings(model), ...namedFileProblems(model)];
+  // what only this host can say: users /etc/passwd does not know, files others could tamper with,
+  // name services whose lookups moat cannot attribute
+  const hostOnly = [
+    ...unknownUserWarnings(model),
+    ...namedFileProblems(model),
+    ...nameServiceDiagnostics(model),
+  ];
   const more = [...hostOnly, ...nameRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
@@ -83,7 +91,7 @@ export function acceptPolicy(
   try {
     return {
       diagnostics: check.diagnostics,
-      policy: { model, image: compilePolicy(model, universe) },
+      policy: { model, image: compilePolicy(model, universe, options.compile) },
     };
   } catch (err) {
     // the tables would not fit the kernel's limits: a problem of the whole policy

@@ -1,7 +1,8 @@
 // What moat reads from the host for the policy: the one function that accepts a policy (checked
 // against this host's files, users and routes, and compiled), what process and interface rules name
 // (executables, users, cgroups, links, routes), new cgroups as they appear, whether redirect
-// targets are reachable from their clients, and changes to watched files.
+// targets are reachable from their clients, name services whose lookups moat cannot attribute,
+// and changes to watched files.
 export { readProcessUniverse, universeFingerprint } from "./process-universe.ts";
 export { watchCgroups } from "./cgroup-watch.ts";
 export { ipRouteGet, unreachableTargets, type RouteProbe } from "./redirect-reach.ts";
@@ -28,3 +29,10 @@ export {
   readTrustedFile,
   UnsafeFileError,
 } from "./trusted-file.ts";
+export {
+  firstNameUse,
+  hostsSources,
+  nameServiceDiagnostics,
+  nameServiceWarnings,
+  type NameServiceFiles,
+} from "./name-service.ts";

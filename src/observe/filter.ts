@@ -1,5 +1,6 @@
 // Event filters shared by the live subscription (match in memory) and the history query (SQL):
-// type, verdict, rule, direction, remote CIDR, process, container. Every given field must match.
+// type, verdict, rule, direction, remote (a CIDR or a DNS name), process, container. Every given
+// field must match.
 import type { MoatEvent } from "../datapath/event.ts";
 import { parseIp, unmapIpv4, type IpAddress } from "../config/ip.ts";
 
@@ -16,6 +17,8 @@ export interface EventFilter {
   rule?: string;
   direction?: MoatEvent["direction"];
   remote?: RemoteRange;
+  /** A DNS name: the event's remote.names contain it (lower case, no trailing dot). */
+  remoteName?: string;
   /** Process name or pid. */
   process?: string;
   /** Container id prefix or name. */
@@ -30,7 +33,7 @@ export class FilterError extends Error {
   }
 }
 
-const TYPES = ["allowed", "blocked", "detected", "closed"] as const;
+const TYPES = ["allowed", "blocked", "detected", "closed", "dns"] as const;
 const VERDICTS = ["allowed", "blocked", "detected"] as const;
 
 /** The query-string form: type=blocked,detected&rule=x&direction=ingress&remote=10.0.0.0/8&... */
@@ -57,7 +60,11 @@ export function parseFilter(params: URLSearchParams): EventFilter {
     filter.direction = direction;
   }
   const remote = params.get("remote");
-  if (remote) filter.remote = parseRange(remote);
+  if (remote) {
+    const name = remoteNameOf(remote);
+    if (name) filter.remoteName = name;
+    else filter.remote = parseRange(remote);
+  }
   for (const key of ["rule", "process", "container"] as const) {
     const value = params.get(key);
     if (value) filter[key] = value;
@@ -72,10 +79,20 @@ export function filterParams(filter: EventFilter): URLSearchParams {
   if (filter.verdict) params.set("verdict", filter.verdict);
   if (filter.direction) params.set("direction", filter.direction);
   if (filter.remote) params.set("remote", filter.remote.text);
+  else if (filter.remoteName) params.set("remote", filter.remoteName);
   if (filter.rule) params.set("rule", filter.rule);
   if (filter.process) params.set("process", filter.process);
   if (filter.container) params.set("container", filter.container);
   return params;
+}
+
+const HOSTNAME = /^(?=.*[a-z])[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/;
+
+/** A `remote` that is a DNS name (it has a letter, and is no address), normalized; else null. */
+export function remoteNameOf(text: string): string | null {
+  const name = text.toLowerCase().replace(/\.$/, "");
+  if (name.includes(":") || name.includes("/") || parseIp(name).ok) return null;
+  return HOSTNAME.test(name) ? name : null;
 }
 
 /** "10.0.0.0/8", "2001:db8::/32" or a single address. */
@@ -109,6 +126,7 @@ export function matchesFilter(filter: EventFilter, event: MoatEvent): boolean {
     const r = filter.remote;
     if (!ip || ip.family !== r.family || ip.value < r.start || ip.value > r.end) return false;
   }
+  if (filter.remoteName && !event.remote.names?.includes(filter.remoteName)) return false;
   if (filter.process) {
     const p = processOf(event);
     if (!p || (p.name !== filter.process && String(p.pid) !== filter.process)) return false;

@@ -102,6 +102,7 @@ export class EventPipeline {
     blocked: 0,
     detected: 0,
     closed: 0,
+    dns: 0,
   };
 
   add(sink: EventSink, options: SinkOptions = {}): void {

@@ -4,7 +4,13 @@
 // reported as one warning line when the kernel's loss counters grew, and at close.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { event as eventCodec, EventType, Hook, Mode } from "../../src/datapath/abi.ts";
+import {
+  event as eventCodec,
+  EventType,
+  Hook,
+  Mode,
+  owner as ownerCodec,
+} from "../../src/datapath/abi.ts";
 import type { MoatEvent } from "../../src/datapath/event.ts";
 import { GenerationRecord } from "../../src/datapath/generations.ts";
 import type { ImageRule } from "../../src/policy/compile/image.ts";
@@ -133,4 +139,39 @@ test("losses are reported when the kernel's counters grew, and at close", () => 
   h.counts.ctFull = { packets: 2n };
   h.path.close();
   assert.equal(h.lines[1], "warning: 2 connections judged without tracking (conntrack table full)");
+});
+
+test("a connection event carries the names its owner learned for the remote address", (t) => {
+  const asked: [number, string][] = [];
+  const h = harness({
+    names: (owner, ip) => {
+      asked.push([owner.pid, ip]);
+      return ip === "10.231.7.1" ? ["github.com"] : [];
+    },
+  });
+  t.after(() => h.path.close());
+  const owner = (pid: number) =>
+    ownerCodec.encode({
+      cgroup_id: 7n,
+      exe_ino: 0n,
+      exe_dev: 0,
+      pid,
+      uid: 1000,
+      comm: Buffer.from("curl"),
+    });
+  h.deliver(record({ owner: owner(812) }));
+  h.deliver(record({ owner: owner(813), remote: mapped("10.231.7.2") }));
+  h.deliver(record()); // no owner: no socket hook saw it, no names asked
+  assert.deepEqual(asked, [
+    [812, "10.231.7.1"],
+    [813, "10.231.7.2"],
+  ]);
+  assert.deepEqual(
+    h.events.map((e) => e.remote),
+    [
+      { ip: "10.231.7.1", port: 80, names: ["github.com"] },
+      { ip: "10.231.7.2", port: 80 },
+      { ip: "10.231.7.1", port: 80 },
+    ],
+  );
 });

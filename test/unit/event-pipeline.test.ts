@@ -59,7 +59,13 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     queued: capacity,
   });
   assert.ok(pushMs < 1000, `pushing ${total} events took ${pushMs.toFixed(0)} ms`);
-  assert.deepEqual(pipeline.events, { allowed: 0, blocked: total + 1, detected: 0, closed: 0 });
+  assert.deepEqual(pipeline.events, {
+    allowed: 0,
+    blocked: total + 1,
+    detected: 0,
+    closed: 0,
+    dns: 0,
+  });
 
   release();
   await pipeline.close(100);

@@ -13,7 +13,7 @@ export const FILTER_OPTIONS = {
 
 export const FILTER_USAGE =
   "[--type allowed,blocked,detected,closed] [--verdict V] [--rule NAME] [--direction ingress|egress]\n" +
-  "  [--remote CIDR] [--process NAME|PID] [--container ID|NAME]";
+  "  [--remote CIDR|NAME] [--process NAME|PID] [--container ID|NAME]";
 
 export function filterQuery(values: OptionValues): URLSearchParams {
   const params = new URLSearchParams();

@@ -21,6 +21,12 @@ export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] }
       addressKey(r.family, r.end),
     );
   }
+  // the remote's names live in the event's JSON (few events have them)
+  if (q.remoteName)
+    add(
+      "EXISTS (SELECT 1 FROM json_each(events.json, '$.remote.names') WHERE value = ?)",
+      q.remoteName,
+    );
   if (q.process) {
     if (/^\d+$/.test(q.process))
       add("(process_name = ? OR process_pid = ?)", q.process, Number(q.process));

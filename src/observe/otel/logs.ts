@@ -18,6 +18,7 @@ const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
   detected: [SeverityNumber.WARN, "WARN"],
   allowed: [SeverityNumber.INFO, "INFO"],
   closed: [SeverityNumber.INFO, "INFO"],
+  dns: [SeverityNumber.INFO, "INFO"],
 };
 
 export interface EventLogs {

@@ -115,7 +115,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
 
   return {
     count(ev) {
-      if (ev.type === "closed" || ev.reason === "rejudged") return;
+      if (ev.type === "closed" || ev.type === "dns" || ev.reason === "rejudged") return;
       connections.add(1, {
         "moat.verdict": ev.verdict,
         "moat.rule": ev.rule,

@@ -1,0 +1,162 @@
+// The daemon's side of DNS names (docs/dns.md): moat's DNS proxy opened at start, before the
+// first policy is compiled (the compiler sends DNS queries to its port); the proxy's view of the
+// running policy (judge, failure.helper, dns section, trusted resolvers, /etc/hosts) refreshed at
+// every apply; the kernel's bindings of a new image filled from the proxy's store before the flip;
+// and the names of a kernel event's remote address.
+import type { KernelOwner } from "../attribution/index.ts";
+import type { PolicyModel } from "../config/index.ts";
+import type { Datapath, MoatEvent } from "../datapath/index.ts";
+import {
+  dnsSettings,
+  DnsProxy,
+  identityOf,
+  policyJudge,
+  readHosts,
+  trustedResolvers,
+  ZERO_IDENTITY,
+  type ClassesOf,
+  type ListenAddress,
+  type NameBinder,
+  type NameBinding,
+  type OriginalLookup,
+} from "../dns/index.ts";
+import { firstNameUse, nameServiceWarnings } from "../host/index.ts";
+import type { compilePolicy, PolicyImage } from "../policy/index.ts";
+import type { ProcessFacts } from "../attribution/index.ts";
+
+/** The compiler's options, as compilePolicy takes them. */
+export type CompileOptions = NonNullable<Parameters<typeof compilePolicy>[2]>;
+
+/** Where the compiler's implicit DNS redirect sends udp/53 and tcp/53 (moat's proxy). */
+export interface DnsProxyTargets {
+  dnsProxy: { udp: ListenAddress; tcp: ListenAddress };
+}
+
+/**
+ * The compile options of every policy the daemon compiles: `dnsProxy`, the proxy's UDP and TCP
+ * addresses (127.0.0.1 and the proxy's port). The compiler puts the `dns-proxy` redirects first
+ * in the redirect image when the policy uses names.
+ */
+export function dnsCompileOptions(proxy: DnsProxy): CompileOptions & DnsProxyTargets {
+  return { dnsProxy: proxy.addresses() };
+}
+
+/** The datapath's name-binding calls, as the datapath offers them. */
+interface DatapathNames {
+  bindNames?: NameBinder["bindNames"];
+  unbindNames?: NameBinder["unbindNames"];
+  monotonicNs?: NameBinder["monotonicNs"];
+}
+
+/**
+ * The live slot's bindings map through the datapath (bindNames, unbindNames, monotonicNs, all
+ * synchronous). A datapath without them binds nothing: the proxy still judges and answers.
+ */
+export function datapathBinder(datapath: () => Datapath | null): NameBinder {
+  const names = () => datapath() as DatapathNames | null;
+  return {
+    bindNames(bindings) {
+      const d = names();
+      return d?.bindNames ? d.bindNames(bindings) : { written: 0, full: 0 };
+    },
+    unbindNames(keys) {
+      names()?.unbindNames?.(keys);
+    },
+    monotonicNs() {
+      const d = names();
+      return d?.monotonicNs ? d.monotonicNs() : process.hrtime.bigint();
+    },
+  };
+}
+
+/** The image's name classes (`image.names.classes.classOf`), when it has names. */
+export function classesOfImage(image: PolicyImage): ClassesOf | null {
+  const names = (image as { names?: { classes: { classOf: ClassesOf } } }).names;
+  if (!names) return null;
+  const { classes } = names;
+  return (list) => classes.classOf(list);
+}
+
+export interface DnsNamesOptions {
+  original: OriginalLookup;
+  datapath: () => Datapath | null;
+  /** The running policy; null before the first is read. */
+  policy: () => PolicyModel | null;
+  generation: () => number;
+  process: (owner: KernelOwner) => ProcessFacts;
+  report: (event: MoatEvent) => void;
+  log: (line: string) => void;
+}
+
+export interface DnsNames {
+  /** null: the proxy could not listen (no loopback): DNS queries are not proxied. */
+  proxy: DnsProxy | null;
+  /** The compile options of every policy: `dnsProxy` when the proxy listens. */
+  compileOptions: CompileOptions;
+  /** apply()'s second argument: every binding with the new image's classes, for its slot. */
+  bindingsFor: (classes: { classOf: ClassesOf }) => NameBinding[];
+  /** After an apply: the proxy follows the live image and policy (and re-reads /etc/hosts). */
+  applied(model: PolicyModel, image: PolicyImage): void;
+  /** The names a kernel event's owner learned for its remote address. */
+  namesOf(owner: KernelOwner, ip: string): string[];
+  close(): void;
+}
+
+/** Opens moat's DNS proxy; one that cannot listen is logged, and moat runs without it. */
+export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> {
+  const { log } = options;
+  const model = () => {
+    const m = options.policy();
+    if (!m) throw new Error("no policy yet");
+    return m;
+  };
+  let proxy: DnsProxy;
+  try {
+    proxy = await DnsProxy.open({
+      original: options.original,
+      binder: datapathBinder(options.datapath),
+      judge: policyJudge(model),
+      process: options.process,
+      failureHelper: () => options.policy()?.failure.helper ?? "block",
+      generation: options.generation,
+      report: options.report,
+      log,
+    });
+  } catch (err) {
+    log(`warning: moat's DNS proxy cannot listen on 127.0.0.1: ${(err as Error).message}`);
+    return {
+      proxy: null,
+      compileOptions: {},
+      bindingsFor: () => [],
+      applied: () => {},
+      namesOf: () => [],
+      close: () => {},
+    };
+  }
+  const { udp } = proxy.addresses();
+  log(`dns proxy: listening on ${udp.ip}:${udp.port} (udp and tcp)`);
+  let named = false;
+  return {
+    proxy,
+    compileOptions: dnsCompileOptions(proxy),
+    bindingsFor: (classes) => proxy.store.bindingsFor((names) => classes.classOf(names)),
+    applied(next, image) {
+      proxy.setClasses(classesOfImage(image));
+      const settings = dnsSettings(next);
+      const trusted = trustedResolvers(settings.resolvers);
+      proxy.configure(settings, trusted);
+      proxy.setShared(readHosts());
+      // said once, when a policy first uses names
+      if (!named && firstNameUse(next)) {
+        named = true;
+        log(`dns proxy: trusted resolvers: ${trusted.listed.join(", ") || "none"} and loopback`);
+        for (const line of nameServiceWarnings()) log(`warning: ${line}`);
+      }
+    },
+    namesOf(owner, ip) {
+      if (proxy.store.size === 0) return [];
+      return proxy.namesOf(identityOf(owner) ?? ZERO_IDENTITY, ip);
+    },
+    close: () => proxy.close(),
+  };
+}

@@ -1,0 +1,236 @@
+// DNS messages as the proxy reads and writes them, through the `dns-packet` codec: the question
+// of a query and the size of answer its client takes over UDP; the names (the query and its CNAME
+// chain) and addresses of an answer; the answers moat makes itself (REFUSED, SERVFAIL, a
+// truncated reply that sends the client to TCP); and HTTPS/SVCB address hints taken out.
+import dnsPacket from "dns-packet";
+
+/** The UDP answer size a client without EDNS takes (RFC 1035). */
+export const CLASSIC_UDP_LIMIT = 512;
+const RCODE = { NOERROR: 0, SERVFAIL: 2, REFUSED: 5 } as const;
+const TYPE_SVCB = 64;
+const TYPE_HTTPS = 65;
+/** SvcParamKeys whose values are addresses (RFC 9460). */
+const HINT_KEYS = new Set([4, 6]);
+
+/** A resource record as dns-packet decodes it (data typed by the record type). */
+interface Record {
+  name: string;
+  type: string;
+  ttl?: number;
+  data?: unknown;
+  udpPayloadSize?: number;
+}
+
+interface Message {
+  id?: number;
+  type?: "query" | "response";
+  flags?: number;
+  rcode?: string;
+  flag_tc?: boolean;
+  questions?: { name: string; type: string; class?: string }[];
+  answers?: Record[];
+  authorities?: Record[];
+  additionals?: Record[];
+}
+
+/** dns-packet's name codec (its type declarations leave it out). */
+const nameCodec = (
+  dnsPacket as unknown as {
+    name: { decode: ((buf: Buffer, offset: number) => string) & { bytes: number } };
+  }
+).name;
+
+const decode = (buf: Buffer): Message => dnsPacket.decode(buf) as unknown as Message;
+const encode = (m: Message): Buffer => dnsPacket.encode(m as unknown as dnsPacket.Packet);
+
+/** Record type names dns-packet does not know ("UNKNOWN_65") by their usual name. */
+export function typeName(type: string): string {
+  if (type === `UNKNOWN_${TYPE_HTTPS}`) return "HTTPS";
+  if (type === `UNKNOWN_${TYPE_SVCB}`) return "SVCB";
+  return type;
+}
+
+export interface Query {
+  id: number;
+  name: string;
+  type: string;
+  /** The largest answer the client takes over UDP. */
+  udpLimit: number;
+}
+
+/** The first question of a query, or null when the bytes are not a query with one. */
+export function readQuery(buf: Buffer): Query | null {
+  let m: Message;
+  try {
+    m = decode(buf);
+  } catch {
+    return null;
+  }
+  const q = m.questions?.[0];
+  if (m.type !== "query" || !q) return null;
+  const opt = m.additionals?.find((a) => a.type === "OPT");
+  const edns = opt?.udpPayloadSize ?? 0;
+  return {
+    id: m.id ?? 0,
+    name: normal(q.name),
+    type: typeName(q.type),
+    udpLimit: Math.max(CLASSIC_UDP_LIMIT, edns),
+  };
+}
+
+export interface AddressRecord {
+  ip: string;
+  ttlSeconds: number;
+}
+
+export interface Answer {
+  id: number;
+  rcode: string;
+  truncated: boolean;
+  /** The query's name and every name its CNAME chain leads through. */
+  names: string[];
+  /** A and AAAA records of those names. */
+  addresses: AddressRecord[];
+  /** What the answer says, for events: addresses, else the chain's last name. */
+  summary: string[];
+}
+
+const normal = (name: string): string => name.toLowerCase().replace(/\.$/, "");
+
+/** Reads an answer to a query for `qname`; null when the bytes are not a DNS response. */
+export function readAnswer(buf: Buffer, qname: string): Answer | null {
+  let m: Message;
+  try {
+    m = decode(buf);
+  } catch {
+    return null;
+  }
+  if (m.type !== "response") return null;
+  const records = m.answers ?? [];
+  const names = cnameChain(records, qname);
+  const inChain = new Set(names);
+  const addresses = records
+    .filter((r) => (r.type === "A" || r.type === "AAAA") && inChain.has(normal(r.name)))
+    .map((r) => ({ ip: String(r.data), ttlSeconds: r.ttl ?? 0 }));
+  const summary = addresses.length
+    ? addresses.map((a) => a.ip)
+    : names.length > 1
+      ? [names[names.length - 1] ?? ""]
+      : [];
+  return {
+    id: m.id ?? 0,
+    rcode: m.rcode ?? "NOERROR",
+    truncated: !!m.flag_tc,
+    names,
+    addresses,
+    summary,
+  };
+}
+
+/** `qname`, then each CNAME target in turn (a loop or a dead end stops it). */
+export function cnameChain(records: readonly Record[], qname: string): string[] {
+  const chain = [normal(qname)];
+  const seen = new Set(chain);
+  for (;;) {
+    const last = chain[chain.length - 1] ?? "";
+    const next = records.find((r) => r.type === "CNAME" && normal(r.name) === last);
+    const target = next ? normal(String(next.data)) : "";
+    if (!target || seen.has(target)) return chain;
+    chain.push(target);
+    seen.add(target);
+  }
+}
+
+/** moat's own answer to `query`: its question, no records, the given rcode. */
+export function errorAnswer(query: Buffer, rcode: "REFUSED" | "SERVFAIL"): Buffer {
+  const q = decode(query);
+  return encode({
+    id: q.id ?? 0,
+    type: "response",
+    flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | RCODE[rcode],
+    questions: q.questions ?? [],
+    answers: [],
+    authorities: [],
+    additionals: [],
+  });
+}
+
+/**
+ * The answer as a UDP client of `limit` bytes takes it: unchanged when it fits; else its header
+ * and question only, with TC set, so the client asks again over TCP (never fragmented).
+ */
+export function fitUdp(answer: Buffer, limit: number): Buffer {
+  return answer.length <= limit ? answer : truncated(answer);
+}
+
+/** The answer's header (TC set) and question, and its EDNS record; no other record. */
+export function truncated(answer: Buffer): Buffer {
+  const m = decode(answer);
+  const opt = (m.additionals ?? []).filter((a) => a.type === "OPT");
+  return encode({
+    id: m.id ?? 0,
+    type: "response",
+    flags: (m.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE,
+    questions: m.questions ?? [],
+    answers: [],
+    authorities: [],
+    additionals: opt,
+  });
+}
+
+/**
+ * The answer with `ipv4hint` and `ipv6hint` taken out of its HTTPS and SVCB records: an address a
+ * hint names would reach the client without a binding of its own. Unchanged (the same bytes) when
+ * there is none.
+ */
+export function stripHints(answer: Buffer): Buffer {
+  let m: Message;
+  try {
+    m = decode(answer);
+  } catch {
+    return answer;
+  }
+  let changed = false;
+  const strip = (records: Record[] | undefined) =>
+    (records ?? []).map((r) => {
+      if (r.type !== `UNKNOWN_${TYPE_HTTPS}` && r.type !== `UNKNOWN_${TYPE_SVCB}`) return r;
+      if (!Buffer.isBuffer(r.data)) return r;
+      const data = withoutHints(r.data);
+      if (data === r.data) return r;
+      changed = true;
+      return { ...r, data };
+    });
+  const out = {
+    ...m,
+    answers: strip(m.answers),
+    authorities: strip(m.authorities),
+    additionals: strip(m.additionals),
+  };
+  return changed ? encode(out) : answer;
+}
+
+/**
+ * SVCB RDATA (RFC 9460 2.2): priority, target name (never compressed), then SvcParams
+ * (key, length, value), which dns-packet leaves as bytes; the hint params are left out.
+ */
+function withoutHints(rdata: Buffer): Buffer {
+  if (rdata.length < 3) return rdata;
+  let offset = 2;
+  try {
+    nameCodec.decode(rdata, offset);
+    offset += nameCodec.decode.bytes;
+  } catch {
+    return rdata;
+  }
+  const kept: Buffer[] = [rdata.subarray(0, offset)];
+  let dropped = false;
+  while (offset + 4 <= rdata.length) {
+    const key = rdata.readUInt16BE(offset);
+    const end = offset + 4 + rdata.readUInt16BE(offset + 2);
+    if (end > rdata.length) return rdata;
+    if (HINT_KEYS.has(key)) dropped = true;
+    else kept.push(rdata.subarray(offset, end));
+    offset = end;
+  }
+  return dropped ? Buffer.concat(kept) : rdata;
+}

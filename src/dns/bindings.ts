@@ -1,0 +1,202 @@
+// The binding store: which names each identity learned for each address from trusted DNS
+// answers (and /etc/hosts, for every identity), and until when. It is the source of the kernel's
+// bindings: at a reload every binding is written into the new slot with the new image's name
+// classes (bindingsFor), a sweep unbinds what expired, and events read an address's names here.
+import {
+  identityKey,
+  ZERO_IDENTITY,
+  type ClassesOf,
+  type NameBinding,
+  type NameIdentity,
+  type NameKey,
+} from "./ports.ts";
+import { unmapped } from "./trusted.ts";
+
+/** The expiry of a binding that never expires (/etc/hosts). */
+export const NEVER = 0xffff_ffff_ffff_ffffn;
+const NS = 1_000_000_000n;
+
+interface Entry {
+  identity: NameIdentity;
+  ip: string;
+  /** name -> expiry (monotonic ns). */
+  names: Map<string, bigint>;
+  /** The class written into the live slot (0: not written). */
+  nclass: number;
+}
+
+export interface LearnedAddress {
+  ip: string;
+  ttlSeconds: number;
+}
+
+export interface StoreOptions {
+  /** Now, on the kernel's clock (bpf_ktime_get_ns). */
+  now: () => bigint;
+  minTtlSeconds: () => number;
+  graceSeconds: () => number;
+  /** Whether the identity has a live tracked connection to the address (keeps the binding). */
+  liveConnection?: (key: NameKey) => boolean;
+}
+
+/** What a sweep changed in the live slot. */
+export interface SweepResult {
+  bind: NameBinding[];
+  unbind: NameKey[];
+}
+
+const normalName = (name: string): string => name.toLowerCase().replace(/\.$/, "");
+const keyOf = (identity: NameIdentity, ip: string): string =>
+  `${identityKey(identity)}|${unmapped(ip).toLowerCase()}`;
+
+export class BindingStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly options: StoreOptions;
+
+  constructor(options: StoreOptions) {
+    this.options = options;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Merges a trusted answer: every address gets every name (the query and its CNAME chain),
+   * living max(ttl, min_ttl) + grace. Returns the bindings to write into the live slot (those
+   * whose class is not 0), with `classesOf` of the live image.
+   */
+  learn(
+    identity: NameIdentity,
+    names: readonly string[],
+    addresses: readonly LearnedAddress[],
+    classesOf: ClassesOf,
+  ): NameBinding[] {
+    const now = this.options.now();
+    const floor = this.options.minTtlSeconds();
+    const grace = BigInt(Math.ceil(this.options.graceSeconds()));
+    const out: NameBinding[] = [];
+    for (const a of addresses) {
+      const life = BigInt(Math.ceil(Math.max(a.ttlSeconds, floor))) + grace;
+      const entry = this.entryFor(identity, a.ip);
+      for (const n of names) {
+        const name = normalName(n);
+        const expires = now + life * NS;
+        const had = entry.names.get(name) ?? 0n;
+        entry.names.set(name, had === NEVER ? NEVER : expires > had ? expires : had);
+      }
+      const binding = this.bindingOf(entry, classesOf);
+      entry.nclass = binding.nclass;
+      if (binding.nclass !== 0) out.push(binding);
+    }
+    return out;
+  }
+
+  /** Replaces the bindings every identity shares (/etc/hosts): name -> addresses. */
+  setShared(hosts: ReadonlyMap<string, readonly string[]>, classesOf: ClassesOf): SweepResult {
+    const before = new Set([...this.entries].filter(([, e]) => isZero(e.identity)).map(([k]) => k));
+    const next = new Map<string, Set<string>>();
+    for (const [name, ips] of hosts)
+      for (const ip of ips) {
+        const set = next.get(ip) ?? new Set<string>();
+        set.add(normalName(name));
+        next.set(ip, set);
+      }
+    const result: SweepResult = { bind: [], unbind: [] };
+    for (const [ip, names] of next) {
+      const entry = this.entryFor(ZERO_IDENTITY, ip);
+      before.delete(keyOf(ZERO_IDENTITY, ip));
+      entry.names = new Map([...names].map((n) => [n, NEVER]));
+      this.update(entry, classesOf, result);
+    }
+    for (const key of before) {
+      const entry = this.entries.get(key);
+      if (!entry) continue;
+      this.entries.delete(key);
+      if (entry.nclass !== 0) result.unbind.push({ identity: entry.identity, ip: entry.ip });
+    }
+    return result;
+  }
+
+  /** Every binding with its class in a new image (for its slot, before the flip). */
+  bindingsFor(classesOf: ClassesOf): NameBinding[] {
+    const out: NameBinding[] = [];
+    for (const entry of this.entries.values()) {
+      const binding = this.bindingOf(entry, classesOf);
+      entry.nclass = binding.nclass;
+      if (binding.nclass !== 0) out.push(binding);
+    }
+    return out;
+  }
+
+  /** The live names of an address for an identity, then those every identity shares. */
+  namesOf(identity: NameIdentity, ip: string): string[] {
+    const now = this.options.now();
+    const names = new Set<string>();
+    for (const who of isZero(identity) ? [identity] : [identity, ZERO_IDENTITY]) {
+      const entry = this.entries.get(keyOf(who, ip));
+      for (const [name, expires] of entry?.names ?? []) if (expires > now) names.add(name);
+    }
+    return [...names];
+  }
+
+  /**
+   * Drops expired names. A binding left with none is removed, unless its identity still has a
+   * live connection to the address: then its names live another grace period. Returns what the
+   * live slot must change.
+   */
+  sweep(classesOf: ClassesOf): SweepResult {
+    const now = this.options.now();
+    const grace = BigInt(Math.ceil(this.options.graceSeconds())) * NS;
+    const result: SweepResult = { bind: [], unbind: [] };
+    for (const [key, entry] of this.entries) {
+      const expired = [...entry.names].filter(([, e]) => e <= now).map(([n]) => n);
+      if (expired.length === 0) continue;
+      const keep = { identity: entry.identity, ip: entry.ip };
+      if (expired.length === entry.names.size && this.options.liveConnection?.(keep)) {
+        for (const n of expired) entry.names.set(n, now + grace);
+        this.update(entry, classesOf, result);
+        continue;
+      }
+      for (const n of expired) entry.names.delete(n);
+      if (entry.names.size === 0) {
+        this.entries.delete(key);
+        if (entry.nclass !== 0) result.unbind.push(keep);
+        continue;
+      }
+      this.update(entry, classesOf, result);
+    }
+    return result;
+  }
+
+  /** The entry's binding goes into the live slot (or out of it, when its class became 0). */
+  private update(entry: Entry, classesOf: ClassesOf, result: SweepResult): void {
+    const binding = this.bindingOf(entry, classesOf);
+    if (binding.nclass !== 0) result.bind.push(binding);
+    else if (entry.nclass !== 0) result.unbind.push({ identity: entry.identity, ip: entry.ip });
+    entry.nclass = binding.nclass;
+  }
+
+  private entryFor(identity: NameIdentity, ip: string): Entry {
+    const key = keyOf(identity, ip);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { identity, ip: unmapped(ip), names: new Map(), nclass: 0 };
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  private bindingOf(entry: Entry, classesOf: ClassesOf): NameBinding {
+    let expiresNs = 0n;
+    for (const e of entry.names.values()) if (e > expiresNs) expiresNs = e;
+    return {
+      identity: entry.identity,
+      ip: entry.ip,
+      nclass: classesOf([...entry.names.keys()]),
+      expiresNs,
+    };
+  }
+}
+
+const isZero = (i: NameIdentity): boolean => identityKey(i) === identityKey(ZERO_IDENTITY);

@@ -1,0 +1,66 @@
+// What the DNS proxy needs from the rest of moat, as small interfaces: the datapath's name
+// bindings (written into the kernel's live slot), the live policy image's name classes, and the
+// kernel's record of where a redirected client meant to go. The daemon plugs the real datapath
+// in; tests plug in their own.
+import type { KernelOwner } from "../attribution/index.ts";
+
+/**
+ * Who asked: the process's cgroup, executable (inode and the kernel's device number) and uid.
+ * All zero = every identity (bindings from /etc/hosts).
+ */
+export interface NameIdentity {
+  cgroupId: bigint;
+  exeIno: bigint;
+  exeDev: number;
+  uid: number;
+}
+
+/** One address of one identity, with the name class of its names and when it expires. */
+export interface NameBinding {
+  identity: NameIdentity;
+  ip: string;
+  nclass: number;
+  /** CLOCK_MONOTONIC ns, as bpf_ktime_get_ns. */
+  expiresNs: bigint;
+}
+
+export interface NameKey {
+  identity: NameIdentity;
+  ip: string;
+}
+
+/** The kernel's bindings map of the live policy slot. Every call is synchronous. */
+export interface NameBinder {
+  /** Writes the bindings; `full` counts those the full map refused. */
+  bindNames(bindings: NameBinding[]): { written: number; full: number };
+  unbindNames(keys: NameKey[]): void;
+  /** Now, on the clock of `expiresNs`. */
+  monotonicNs(): bigint;
+}
+
+/** The name class of a set of names in the live image (0 = matches no hostname pattern). */
+export type ClassesOf = (names: readonly string[]) => number;
+
+/** A socket's owner as the kernel recorded it; the executable's inode and device when known. */
+export interface DnsOwner extends KernelOwner {
+  exeIno?: bigint;
+  exeDev?: number;
+}
+
+/** Where a redirected DNS client meant to send its query, and who it is. */
+export interface OriginalQuery {
+  original: { ip: string; port: number };
+  owner: DnsOwner | null;
+}
+
+/** The kernel's record of a redirected client, by its address as the proxy sees it. */
+export type OriginalLookup = (
+  peer: { ip: string; port: number },
+  protocol: "udp" | "tcp",
+) => OriginalQuery | null;
+
+export const ZERO_IDENTITY: NameIdentity = { cgroupId: 0n, exeIno: 0n, exeDev: 0, uid: 0 };
+
+/** A stable text key of an identity. */
+export const identityKey = (i: NameIdentity): string =>
+  `${i.cgroupId}/${i.exeIno}/${i.exeDev}/${i.uid}`;

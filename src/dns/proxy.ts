@@ -1,0 +1,428 @@
+// moat's DNS proxy (docs/dns.md). The kernel sends the DNS queries of processes under
+// attach.cgroup here (UDP and TCP listeners on 127.0.0.1, one ephemeral port, opened once at start
+// like the relay). Per query: the kernel's record gives the server the client asked and who
+// asked; the policy judges the query (a blocked one is REFUSED at once); moat asks the server
+// itself (its own sockets are never redirected); a trusted answer's addresses are bound to the
+// asker's identity in the kernel, synchronously, and only then does the client get the answer.
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { connect, createServer, isIPv6, type Server, type Socket } from "node:net";
+import type { ProcessFacts } from "../attribution/index.ts";
+import type { DnsExchange, MoatEvent } from "../datapath/index.ts";
+import { errorAnswer, fitUdp, readAnswer, readQuery, stripHints, truncated } from "./answer.ts";
+import { BindingStore, type SweepResult } from "./bindings.ts";
+import { queryEvents } from "./dns-event.ts";
+import { identityOf } from "./identity.ts";
+import type {
+  ClassesOf,
+  DnsOwner,
+  NameBinder,
+  NameIdentity,
+  NameKey,
+  OriginalLookup,
+} from "./ports.ts";
+import { queryFacts, type QueryJudge } from "./query-judge.ts";
+import { DNS_DEFAULTS, type DnsSettings } from "./settings.ts";
+import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
+
+/** How long moat waits for the server's answer before answering SERVFAIL. */
+const UPSTREAM_TIMEOUT_MS = 5000;
+/** How often expired bindings are unbound. */
+const SWEEP_MS = 5000;
+/** An idle TCP client is closed after this long (RFC 7766 leaves it to the server). */
+const TCP_IDLE_MS = 10_000;
+/** Queries waiting for their server at once; past it a query gets SERVFAIL at once. */
+const MAX_PENDING = 4096;
+
+export interface DnsProxyOptions {
+  /** Where a redirected client meant to send its query, and who it is (datapath.originalOf). */
+  original: OriginalLookup;
+  /** The kernel's bindings of the live slot. */
+  binder: NameBinder;
+  /** The running policy's judgement of a query. */
+  judge: QueryJudge;
+  /** The owner's full process facts (src/attribution). */
+  process: (owner: DnsOwner) => ProcessFacts;
+  /** failure.helper of the running policy: what a full bindings map does to an answer. */
+  failureHelper: () => "block" | "allow";
+  /** The running policy's generation (events carry it). */
+  generation: () => number;
+  report: (event: MoatEvent) => void;
+  log: (line: string) => void;
+  settings?: DnsSettings;
+  trusted?: TrustedResolvers;
+  /** The identity of an owner (default: the kernel's exe inode/device, else /proc). */
+  identity?: (owner: DnsOwner) => NameIdentity | null;
+  /** Whether an identity has a live tracked connection to an address (keeps its binding). */
+  liveConnection?: (key: NameKey) => boolean;
+  timeoutMs?: number;
+  sweepMs?: number;
+}
+
+export interface DnsProxyStats {
+  queries: number;
+  refused: number;
+  /** Answers whose bindings the full kernel map did not take (failure.helper decided). */
+  bindFull: number;
+  /** Servers that did not answer in time, or answered garbage. */
+  failed: number;
+  /** Queries over the pending limit, answered SERVFAIL at once. */
+  overloaded: number;
+}
+
+export interface ListenAddress {
+  ip: string;
+  port: number;
+}
+
+const NO_CLASSES: ClassesOf = () => 0;
+
+export class DnsProxy {
+  readonly store: BindingStore;
+  readonly stats: DnsProxyStats = { queries: 0, refused: 0, bindFull: 0, failed: 0, overloaded: 0 };
+  private readonly options: DnsProxyOptions;
+  private settings: DnsSettings;
+  private trusted: TrustedResolvers;
+  private classesOf: ClassesOf = NO_CLASSES;
+  private udp: UdpSocket | null = null;
+  private tcp: Server | null = null;
+  private readonly clients = new Set<Socket>();
+  private readonly upstreams = new Set<{ close(): void }>();
+  private pending = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  private constructor(options: DnsProxyOptions) {
+    this.options = options;
+    this.settings = options.settings ?? DNS_DEFAULTS;
+    this.trusted = options.trusted ?? trustedResolvers(this.settings.resolvers);
+    const binder = options.binder;
+    this.store = new BindingStore({
+      now: () => binder.monotonicNs(),
+      minTtlSeconds: () => this.settings.minTtlSeconds,
+      graceSeconds: () => this.settings.graceSeconds,
+      ...(options.liveConnection ? { liveConnection: options.liveConnection } : {}),
+    });
+  }
+
+  /** Opens both listeners (throws when either cannot listen). */
+  static async open(options: DnsProxyOptions): Promise<DnsProxy> {
+    const proxy = new DnsProxy(options);
+    try {
+      await proxy.listen();
+    } catch (err) {
+      proxy.close();
+      throw err;
+    }
+    proxy.sweepTimer = setInterval(() => proxy.sweep(), options.sweepMs ?? SWEEP_MS);
+    proxy.sweepTimer.unref();
+    return proxy;
+  }
+
+  /** Where the kernel sends DNS queries: the implicit redirect's targets. */
+  addresses(): { udp: ListenAddress; tcp: ListenAddress } {
+    const u = this.udp?.address();
+    const t = this.tcp?.address();
+    if (!u || !t || typeof t === "string") throw new Error("the DNS proxy is not listening");
+    return { udp: { ip: u.address, port: u.port }, tcp: { ip: t.address, port: t.port } };
+  }
+
+  /** The live image's name classes (after every apply; null: the image has none). */
+  setClasses(classesOf: ClassesOf | null): void {
+    this.classesOf = classesOf ?? NO_CLASSES;
+  }
+
+  /** The running policy's dns section and trusted resolvers (at start and on reload). */
+  configure(settings: DnsSettings, trusted: TrustedResolvers): void {
+    this.settings = settings;
+    this.trusted = trusted;
+  }
+
+  /** The names an identity learned for an address (and those every identity shares). */
+  namesOf(identity: NameIdentity, ip: string): string[] {
+    return this.store.namesOf(identity, ip);
+  }
+
+  /** Replaces the bindings every identity shares (/etc/hosts) in the store and the live slot. */
+  setShared(hosts: ReadonlyMap<string, readonly string[]>): void {
+    this.write(this.store.setShared(hosts, this.classesOf), "/etc/hosts");
+  }
+
+  /** Unbinds what expired (every few seconds; tests call it directly). */
+  sweep(): void {
+    this.write(this.store.sweep(this.classesOf), "expiry sweep");
+  }
+
+  close(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.udp?.close();
+    this.tcp?.close();
+    for (const c of this.clients) c.destroy();
+    for (const u of this.upstreams) u.close();
+    this.udp = null;
+    this.tcp = null;
+  }
+
+  private write(change: SweepResult, what: string): void {
+    const { binder, log } = this.options;
+    if (change.unbind.length) binder.unbindNames(change.unbind);
+    if (change.bind.length) {
+      const { full } = binder.bindNames(change.bind);
+      if (full > 0) log(`dns: ${what}: the bindings map is full; ${full} bindings not written`);
+    }
+  }
+
+  /**
+   * UDP and TCP on one port number (a client that retries a truncated answer over TCP asks the
+   * same port); a TCP port already taken starts over with another.
+   */
+  private async listen(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const udp = createSocket({ type: "udp4" });
+      udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo));
+      await new Promise<void>((resolve, reject) => {
+        udp.once("error", reject);
+        udp.bind({ address: "127.0.0.1", port: 0, exclusive: true }, () => {
+          udp.off("error", reject);
+          resolve();
+        });
+      });
+      udp.on("error", (err) => this.options.log(`dns proxy (udp): ${err.message}`));
+      const tcp = createServer((s) => this.onConnection(s));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once("error", reject);
+          tcp.listen({ host: "127.0.0.1", port: udp.address().port, exclusive: true }, () => {
+            tcp.off("error", reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
+        continue;
+      }
+      this.udp = udp;
+      this.tcp = tcp;
+      return;
+    }
+  }
+
+  private async onDatagram(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+    const reply = await this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp");
+    if (reply) this.udp?.send(reply, rinfo.port, rinfo.address);
+  }
+
+  /** TCP: 2-byte length framing, several queries per connection, answered as they complete. */
+  private onConnection(client: Socket): void {
+    this.clients.add(client);
+    const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
+    let buffered = Buffer.alloc(0);
+    client.setTimeout(TCP_IDLE_MS, () => client.destroy());
+    client.on("data", (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+        buffered = buffered.subarray(2 + query.length);
+        void this.safely(Buffer.from(query), peer, "tcp").then((reply) => {
+          if (!reply || client.destroyed) return;
+          const length = Buffer.alloc(2);
+          length.writeUInt16BE(reply.length);
+          client.write(Buffer.concat([length, reply]));
+        });
+      }
+    });
+    client.on("error", () => client.destroy());
+    client.on("close", () => this.clients.delete(client));
+  }
+
+  /** The answer; a bug in answering is logged and the client gets SERVFAIL, moat runs on. */
+  private async safely(
+    query: Buffer,
+    client: { ip: string; port: number },
+    protocol: "udp" | "tcp",
+  ): Promise<Buffer | null> {
+    try {
+      return await this.answer(query, client, protocol);
+    } catch (err) {
+      this.stats.failed++;
+      this.options.log(
+        `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
+      );
+      try {
+        return errorAnswer(query, "SERVFAIL");
+      } catch {
+        return null;
+      }
+    }
+  }
+
+  /** The client's answer to one query; null when the bytes are not a query (dropped). */
+  private async answer(
+    query: Buffer,
+    client: { ip: string; port: number },
+    protocol: "udp" | "tcp",
+  ): Promise<Buffer | null> {
+    const q = readQuery(query);
+    if (!q) return null;
+    this.stats.queries++;
+    const found = this.options.original(client, protocol);
+    if (!found) {
+      // not a redirected client (someone asked the proxy's port directly): nothing to ask
+      this.stats.refused++;
+      return errorAnswer(query, "REFUSED");
+    }
+    const server = found.original;
+    const owner = found.owner;
+    const process = owner ? this.options.process(owner) : null;
+    const identity = owner ? (this.options.identity ?? identityOf)(owner) : null;
+    const verdict = this.options.judge(
+      queryFacts({
+        protocol,
+        client,
+        server,
+        name: q.name,
+        process,
+        ...(identity ? { serverNames: this.store.namesOf(identity, server.ip) } : {}),
+      }),
+    );
+    const trusted = this.trusted.isTrusted(server.ip);
+    const exchange: DnsExchange = { query: q.name, qtype: q.type, rcode: "", answers: [], trusted };
+    const done = (reply: Buffer, rcode: string): Buffer => {
+      exchange.rcode = rcode;
+      const generation = this.options.generation();
+      const record = { protocol, client, server, process, verdict, exchange, generation };
+      for (const ev of queryEvents(record)) this.options.report(ev);
+      return reply;
+    };
+
+    if (verdict.verdict === "blocked") {
+      this.stats.refused++;
+      return done(errorAnswer(query, "REFUSED"), "REFUSED");
+    }
+    if (this.pending >= MAX_PENDING) {
+      this.stats.overloaded++;
+      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
+    let upstream: Buffer;
+    this.pending++;
+    try {
+      upstream = await this.ask(server, query, protocol);
+    } catch (err) {
+      this.stats.failed++;
+      this.options.log(
+        `dns proxy: ${server.ip} did not answer ${q.name}: ${(err as Error).message}`,
+      );
+      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    } finally {
+      this.pending--;
+    }
+    let reply = stripHints(upstream);
+    const a = readAnswer(reply, q.name);
+    if (!a || a.id !== q.id) {
+      this.stats.failed++;
+      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
+    exchange.answers = a.summary;
+    // the server truncated it: the client asks again over TCP, and that answer binds
+    if (a.truncated) return done(truncated(reply), a.rcode);
+    if (trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
+      exchange.names = a.names;
+      const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
+      // synchronous: the kernel has the bindings before the client has the answer
+      const { full } = bindings.length ? this.options.binder.bindNames(bindings) : { full: 0 };
+      if (full > 0) {
+        this.stats.bindFull++;
+        const helper = this.options.failureHelper();
+        this.options.log(
+          `dns proxy: the bindings map is full: ${full} addresses of ${q.name} not bound (failure.helper: ${helper})`,
+        );
+        if (helper === "block") return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+      }
+    }
+    if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
+    return done(reply, a.rcode);
+  }
+
+  /** The server's answer, asked from moat's own socket (never redirected: moat is exempt). */
+  private ask(
+    server: { ip: string; port: number },
+    query: Buffer,
+    protocol: "udp" | "tcp",
+  ): Promise<Buffer> {
+    const timeoutMs = this.options.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
+    return protocol === "udp"
+      ? this.askUdp(server, query, timeoutMs)
+      : this.askTcp(server, query, timeoutMs);
+  }
+
+  private askUdp(
+    server: { ip: string; port: number },
+    query: Buffer,
+    timeoutMs: number,
+  ): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const socket = createSocket(isIPv6(server.ip) ? "udp6" : "udp4");
+      const handle = { close: () => finish(new Error("moat is stopping")) };
+      this.upstreams.add(handle);
+      const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      let settled = false;
+      const finish = (err: Error | null, answer?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.upstreams.delete(handle);
+        socket.close();
+        if (err) reject(err);
+        else resolve(answer ?? Buffer.alloc(0));
+      };
+      socket.on("error", (err) => finish(err));
+      // a datagram to another id is not the answer
+      socket.on("message", (msg) => {
+        if (msg.length < 2) return;
+        if (msg.readUInt16BE(0) !== query.readUInt16BE(0)) return;
+        finish(null, msg);
+      });
+      // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
+      socket.connect(server.port, server.ip, () => {
+        socket.send(query, (err) => {
+          if (err) finish(err);
+        });
+      });
+    });
+  }
+
+  private askTcp(
+    server: { ip: string; port: number },
+    query: Buffer,
+    timeoutMs: number,
+  ): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: server.ip, port: server.port });
+      const handle = { close: () => finish(new Error("moat is stopping")) };
+      this.upstreams.add(handle);
+      const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      let buffered = Buffer.alloc(0);
+      let settled = false;
+      const finish = (err: Error | null, answer?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.upstreams.delete(handle);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(answer ?? Buffer.alloc(0));
+      };
+      socket.on("connect", () => {
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(query.length);
+        socket.write(Buffer.concat([length, query]));
+      });
+      socket.on("data", (chunk) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0))
+          finish(null, buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+      });
+      socket.on("error", (err) => finish(err));
+      socket.on("close", () => finish(new Error("the server closed the connection")));
+    });
+  }
+}

@@ -1,0 +1,54 @@
+// A DNS query judged as the reference evaluator judges a connection: egress, udp or tcp, from
+// the client to the server it asked (port 53), by the asking process, with layer7 dns {name}.
+import type { ProcessFacts } from "../attribution/index.ts";
+import type { PolicyModel } from "../config/index.ts";
+import { evaluate, type ConnectionFacts } from "../policy/index.ts";
+
+export interface QueryVerdict {
+  verdict: "allowed" | "blocked" | "detected";
+  rule: string;
+  mode: "detect" | "prevent";
+  reason: string;
+}
+
+export type QueryJudge = (facts: ConnectionFacts) => QueryVerdict;
+
+export interface QueryContext {
+  protocol: "udp" | "tcp";
+  client: { ip: string; port: number };
+  server: { ip: string; port: number };
+  name: string;
+  process: ProcessFacts | null;
+  /** The names this identity's lookups gave the server's address. */
+  serverNames?: string[];
+}
+
+export function queryFacts(q: QueryContext): ConnectionFacts {
+  const family = q.server.ip.includes(":") && !q.server.ip.startsWith("::ffff:") ? 6 : 4;
+  return {
+    direction: "egress",
+    protocol: q.protocol,
+    family,
+    local: { ip: q.client.ip, port: q.client.port },
+    remote: {
+      ip: q.server.ip,
+      port: q.server.port,
+      ...(q.serverNames ? { names: q.serverNames } : {}),
+    },
+    ...(q.process ? { process: q.process } : {}),
+    layer7: { dns: { name: q.name, over_tls: false } },
+  };
+}
+
+/**
+ * The running policy's judge. A rule the proxy cannot decide (it names an interface, which the
+ * proxy does not know) is taken as matching: the first decision it may lead to stands.
+ */
+export function policyJudge(model: () => PolicyModel): QueryJudge {
+  return (facts) => {
+    const e = evaluate(model(), facts);
+    const d = e.verdict === "deferred" ? e.possible[0] : e;
+    if (!d) return { verdict: "allowed", rule: "default", mode: model().mode, reason: e.reason };
+    return { verdict: d.verdict, rule: d.rule, mode: d.mode, reason: d.reason };
+  };
+}

@@ -1,0 +1,167 @@
+// DNS messages as the proxy reads and writes them (built and read back with dns-packet): the
+// query's name, type and UDP limit; an answer's CNAME chain and addresses; REFUSED/SERVFAIL of
+// moat's own; an answer too big for the client's UDP limit sent truncated (TC, no records);
+// HTTPS/SVCB address hints stripped, other params kept.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import dnsPacket from "dns-packet";
+import { errorAnswer, fitUdp, readAnswer, readQuery, stripHints } from "../../src/dns/answer.ts";
+
+/** An EDNS record announcing `size` (dns-packet's types want every OPT field). */
+const opt = (size: number): dnsPacket.Answer => ({
+  type: "OPT",
+  name: ".",
+  udpPayloadSize: size,
+  extendedRcode: 0,
+  ednsVersion: 0,
+  flags: 0,
+  flag_do: false,
+  options: [],
+});
+
+const query = (name: string, type: "A" | "AAAA" = "A", ednsSize?: number) =>
+  dnsPacket.encode({
+    type: "query",
+    id: 4242,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type, name }],
+    additionals: ednsSize ? [opt(ednsSize)] : [],
+  });
+
+const response = (answers: dnsPacket.Answer[], over: Partial<dnsPacket.Packet> = {}) =>
+  dnsPacket.encode({
+    type: "response",
+    id: 4242,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    questions: [{ type: "A", name: "www.github.com" }],
+    answers,
+    ...over,
+  });
+
+test("a query's name, type, and the answer size its client takes over UDP", () => {
+  assert.deepEqual(readQuery(query("GitHub.com.")), {
+    id: 4242,
+    name: "github.com",
+    type: "A",
+    udpLimit: 512,
+  });
+  assert.equal(readQuery(query("github.com", "AAAA", 1232))?.udpLimit, 1232);
+  assert.equal(readQuery(query("github.com", "A", 100))?.udpLimit, 512, "never under 512");
+  assert.equal(readQuery(Buffer.from("not dns")), null);
+  assert.equal(readQuery(response([])), null, "an answer is no query");
+});
+
+test("an answer's names are the query and its CNAME chain; its addresses those of the chain", () => {
+  const a = readAnswer(
+    response([
+      { type: "CNAME", name: "www.github.com", ttl: 300, data: "github.com" },
+      { type: "CNAME", name: "github.com", ttl: 300, data: "lb.github.net" },
+      { type: "A", name: "lb.github.net", ttl: 60, data: "140.82.112.3" },
+      { type: "AAAA", name: "lb.github.net", ttl: 30, data: "2606:50c0::1" },
+      { type: "A", name: "unrelated.example", ttl: 60, data: "192.0.2.1" },
+    ]),
+    "www.github.com",
+  );
+  assert.deepEqual(a, {
+    id: 4242,
+    rcode: "NOERROR",
+    truncated: false,
+    names: ["www.github.com", "github.com", "lb.github.net"],
+    addresses: [
+      { ip: "140.82.112.3", ttlSeconds: 60 },
+      { ip: "2606:50c0::1", ttlSeconds: 30 },
+    ],
+    summary: ["140.82.112.3", "2606:50c0::1"],
+  });
+});
+
+test("a CNAME loop ends the chain; NXDOMAIN has no addresses", () => {
+  const loop = readAnswer(
+    response([
+      { type: "CNAME", name: "www.github.com", ttl: 1, data: "b.example" },
+      { type: "CNAME", name: "b.example", ttl: 1, data: "www.github.com" },
+    ]),
+    "www.github.com",
+  );
+  assert.deepEqual(loop?.names, ["www.github.com", "b.example"]);
+  const nx = readAnswer(response([], { flags: 3 }), "www.github.com");
+  assert.equal(nx?.rcode, "NXDOMAIN");
+  assert.deepEqual(nx?.addresses, []);
+});
+
+test("moat's own answers: REFUSED and SERVFAIL with the query's id and question", () => {
+  for (const rcode of ["REFUSED", "SERVFAIL"] as const) {
+    const a = dnsPacket.decode(
+      errorAnswer(query("ads.example"), rcode),
+    ) as dnsPacket.DecodedPacket & {
+      rcode: string;
+    };
+    assert.equal(a.type, "response");
+    assert.equal(a.id, 4242);
+    assert.equal(a.rcode, rcode);
+    assert.deepEqual(a.questions, [{ name: "ads.example", type: "A", class: "IN" }]);
+    assert.equal(a.answers?.length, 0);
+  }
+});
+
+test("an answer over the client's UDP limit goes out truncated: TC, its question, no records", () => {
+  const many = Array.from({ length: 60 }, (_, i) => ({
+    type: "A" as const,
+    name: "www.github.com",
+    ttl: 60,
+    data: `10.0.${i >> 8}.${i & 255}`,
+  }));
+  const big = response(many, {
+    additionals: [opt(1232)],
+  });
+  assert.ok(big.length > 512);
+  assert.equal(fitUdp(big, big.length), big, "what fits is sent as is");
+  const cut = fitUdp(big, 512);
+  assert.ok(cut.length <= 512);
+  const m = dnsPacket.decode(cut);
+  assert.equal(m.flag_tc, true);
+  assert.equal(m.id, 4242);
+  assert.equal(m.answers?.length, 0);
+  assert.equal(m.questions?.[0]?.name, "www.github.com");
+  assert.deepEqual(
+    m.additionals?.map((a) => a.type),
+    ["OPT"],
+    "the EDNS record stays",
+  );
+});
+
+/** HTTPS RDATA: priority 1, target ".", alpn h2, ipv4hint, port 443, ipv6hint. */
+function httpsRdata(): Buffer {
+  const param = (key: number, value: Buffer) => {
+    const head = Buffer.alloc(4);
+    head.writeUInt16BE(key, 0);
+    head.writeUInt16BE(value.length, 2);
+    return Buffer.concat([head, value]);
+  };
+  const port = Buffer.alloc(2);
+  port.writeUInt16BE(443);
+  return Buffer.concat([
+    Buffer.from([0, 1, 0]),
+    param(1, Buffer.from([2, 0x68, 0x32])),
+    param(4, Buffer.from([140, 82, 112, 3])),
+    param(3, port),
+    param(6, Buffer.alloc(16, 1)),
+  ]);
+}
+
+test("HTTPS records lose ipv4hint and ipv6hint and keep their other params", () => {
+  const a = response([
+    { type: "UNKNOWN_65", name: "www.github.com", ttl: 60, data: httpsRdata() } as never,
+    { type: "A", name: "www.github.com", ttl: 60, data: "140.82.112.3" },
+  ]);
+  const out = dnsPacket.decode(stripHints(a));
+  const https = out.answers?.[0] as { type: string; data: Buffer };
+  assert.equal(https.type, "UNKNOWN_65");
+  const keys: number[] = [];
+  for (let o = 3; o < https.data.length; o += 4 + https.data.readUInt16BE(o + 2))
+    keys.push(https.data.readUInt16BE(o));
+  assert.deepEqual(keys, [1, 3], "alpn and port kept, both hints gone");
+  assert.equal((out.answers?.[1] as { data: string }).data, "140.82.112.3");
+  const plain = response([{ type: "A", name: "www.github.com", ttl: 60, data: "140.82.112.3" }]);
+  assert.equal(stripHints(plain), plain, "an answer without hints is passed on byte for byte");
+});

@@ -1,0 +1,139 @@
+// The DNS binding store: names learned per identity and address, merged, living
+// max(ttl, min_ttl) + grace, unbound when they expire unless the identity still has a live
+// connection to the address; /etc/hosts names shared by every identity; every binding recomputed
+// with a new image's classes at a reload.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { BindingStore, NEVER } from "../../src/dns/bindings.ts";
+import { ZERO_IDENTITY, type NameIdentity, type NameKey } from "../../src/dns/ports.ts";
+
+const S = 1_000_000_000n;
+const curl: NameIdentity = { cgroupId: 77n, exeIno: 1234n, exeDev: 0x800001, uid: 1000 };
+const wget: NameIdentity = { ...curl, exeIno: 999n };
+
+/** Class 1: github.com; class 2: anything under fastly.net; class 3: both. */
+const classesOf = (names: readonly string[]) =>
+  (names.includes("github.com") ? 1 : 0) | (names.some((n) => n.endsWith(".fastly.net")) ? 2 : 0);
+
+function store(over: { live?: (k: NameKey) => boolean; minTtl?: number; grace?: number } = {}) {
+  const clock = { now: 1000n * S };
+  const s = new BindingStore({
+    now: () => clock.now,
+    minTtlSeconds: () => over.minTtl ?? 5,
+    graceSeconds: () => over.grace ?? 30,
+    ...(over.live ? { liveConnection: over.live } : {}),
+  });
+  return { s, clock };
+}
+
+test("an answer binds its addresses to the asker with the class of its names and TTL + grace", () => {
+  const { s, clock } = store();
+  const out = s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 60 }], classesOf);
+  assert.deepEqual(out, [
+    { identity: curl, ip: "140.82.112.3", nclass: 1, expiresNs: clock.now + 90n * S },
+  ]);
+  assert.deepEqual(s.namesOf(curl, "140.82.112.3"), ["github.com"]);
+  assert.deepEqual(s.namesOf(wget, "140.82.112.3"), [], "another executable learned nothing");
+});
+
+test("a TTL under the floor lives min_ttl + grace; names of one address merge", () => {
+  const { s, clock } = store({ minTtl: 5, grace: 30 });
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.9", ttlSeconds: 0 }], classesOf);
+  const out = s.learn(
+    curl,
+    ["cdn.example", "x.fastly.net"],
+    [{ ip: "10.0.0.9", ttlSeconds: 1 }],
+    classesOf,
+  );
+  assert.equal(out.length, 1);
+  assert.equal(out[0]?.nclass, 3, "the union of both answers' names");
+  assert.equal(out[0]?.expiresNs, clock.now + 35n * S);
+  assert.deepEqual(s.namesOf(curl, "10.0.0.9").sort(), [
+    "cdn.example",
+    "github.com",
+    "x.fastly.net",
+  ]);
+});
+
+test("names no pattern matches (class 0) are kept for events but not written", () => {
+  const { s } = store();
+  assert.deepEqual(
+    s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60 }], classesOf),
+    [],
+  );
+  assert.deepEqual(s.namesOf(curl, "10.0.0.1"), ["example.org"]);
+});
+
+test("the sweep unbinds what expired, narrows what partly expired, keeps the rest", () => {
+  const { s, clock } = store({ minTtl: 0, grace: 0 });
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10 }], classesOf);
+  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 10 }], classesOf);
+  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 100 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.3", ttlSeconds: 10 }], classesOf);
+  s.learn(curl, ["x.fastly.net"], [{ ip: "10.0.0.3", ttlSeconds: 100 }], classesOf);
+  assert.deepEqual(s.sweep(classesOf), { bind: [], unbind: [] }, "nothing expired yet");
+  clock.now += 11n * S;
+  const r = s.sweep(classesOf);
+  assert.deepEqual(r.unbind, [{ identity: curl, ip: "10.0.0.1" }]);
+  assert.deepEqual(
+    r.bind.map((b) => [b.ip, b.nclass]),
+    [["10.0.0.3", 2]],
+    "github.com left 10.0.0.3's names: its class narrows",
+  );
+  assert.deepEqual(s.namesOf(curl, "10.0.0.1"), []);
+  assert.deepEqual(s.namesOf(curl, "10.0.0.2"), ["a.fastly.net"]);
+});
+
+test("an expired binding with a live connection of its identity lives another grace period", () => {
+  const live = new Set(["10.0.0.1"]);
+  const { s, clock } = store({ minTtl: 0, grace: 30, live: (k) => live.has(k.ip) });
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 10 }], classesOf);
+  clock.now += 41n * S;
+  const r = s.sweep(classesOf);
+  assert.deepEqual(r.unbind, [{ identity: curl, ip: "10.0.0.2" }]);
+  assert.deepEqual(r.bind, [
+    { identity: curl, ip: "10.0.0.1", nclass: 1, expiresNs: clock.now + 30n * S },
+  ]);
+  live.clear();
+  clock.now += 31n * S;
+  assert.deepEqual(s.sweep(classesOf).unbind, [{ identity: curl, ip: "10.0.0.1" }]);
+});
+
+test("/etc/hosts names hold for every identity and never expire; replacing them unbinds the old", () => {
+  const { s, clock } = store();
+  const r = s.setShared(
+    new Map([
+      ["github.com", ["10.9.9.9"]],
+      ["localhost", ["127.0.0.1"]],
+    ]),
+    classesOf,
+  );
+  assert.deepEqual(r, {
+    bind: [{ identity: ZERO_IDENTITY, ip: "10.9.9.9", nclass: 1, expiresNs: NEVER }],
+    unbind: [],
+  });
+  assert.deepEqual(s.namesOf(curl, "10.9.9.9"), ["github.com"], "any identity sees them");
+  clock.now += 1_000_000n * S;
+  assert.deepEqual(s.sweep(classesOf), { bind: [], unbind: [] });
+  const next = s.setShared(new Map([["localhost", ["127.0.0.1"]]]), classesOf);
+  assert.deepEqual(next.unbind, [{ identity: ZERO_IDENTITY, ip: "10.9.9.9" }]);
+  assert.deepEqual(s.namesOf(curl, "10.9.9.9"), []);
+});
+
+test("bindingsFor gives every binding with a new image's classes (for its slot at a reload)", () => {
+  const { s } = store();
+  s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60 }], classesOf);
+  s.learn(wget, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 60 }], classesOf);
+  const next = (names: readonly string[]) => (names.includes("example.org") ? 7 : 0);
+  assert.deepEqual(
+    s.bindingsFor(next).map((b) => [b.identity.exeIno, b.ip, b.nclass]),
+    [[1234n, "10.0.0.1", 7]],
+  );
+});
+
+test("addresses compare IPv4-mapped as IPv4, names without case or trailing dot", () => {
+  const { s } = store();
+  s.learn(curl, ["GitHub.COM."], [{ ip: "::ffff:140.82.112.3", ttlSeconds: 60 }], classesOf);
+  assert.deepEqual(s.namesOf(curl, "140.82.112.3"), ["github.com"]);
+});
