@@ -7,7 +7,6 @@ import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { Datapath, MoatEvent } from "../datapath/index.ts";
 import {
-  dnsSettings,
   DnsProxy,
   identityOf,
   policyJudge,
@@ -142,7 +141,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
     bindingsFor: (classes) => proxy.store.bindingsFor((names) => classes.classOf(names)),
     applied(next, image) {
       proxy.setClasses(classesOfImage(image));
-      const settings = dnsSettings(next);
+      const settings = next.dns;
       const trusted = trustedResolvers(settings.resolvers);
       proxy.configure(settings, trusted);
       proxy.setShared(readHosts());

@@ -6,7 +6,7 @@ export { BindingStore, NEVER, type LearnedAddress, type SweepResult } from "./bi
 export { trustedResolvers, resolvConfNameservers, type TrustedResolvers } from "./trusted.ts";
 export { parseHosts, readHosts, HOSTS_FILE } from "./hosts-file.ts";
 export { policyJudge, queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
-export { dnsSettings, DNS_DEFAULTS, type DnsSettings } from "./settings.ts";
+
 export { identityOf } from "./identity.ts";
 export {
   identityKey,

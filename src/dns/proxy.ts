@@ -21,7 +21,10 @@ import type {
   OriginalLookup,
 } from "./ports.ts";
 import { queryFacts, type QueryJudge } from "./query-judge.ts";
-import { DNS_DEFAULTS, type DnsSettings } from "./settings.ts";
+import type { DnsSettings } from "../config/index.ts";
+
+/** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
+const DNS_DEFAULTS: DnsSettings = { resolvers: [], minTtlSeconds: 5, graceSeconds: 30 };
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */

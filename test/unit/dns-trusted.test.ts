@@ -7,7 +7,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseHosts } from "../../src/dns/hosts-file.ts";
-import { dnsSettings } from "../../src/dns/settings.ts";
 import { resolvConfNameservers, trustedResolvers } from "../../src/dns/trusted.ts";
 import {
   hostsSources,
@@ -61,20 +60,6 @@ test("/etc/hosts: every name of a line gets its address; comments and junk skipp
       ["gh", ["10.0.0.7"]],
     ],
   );
-});
-
-test("the policy's dns section with its defaults (min_ttl 5 s, grace 30 s, no resolvers)", () => {
-  assert.deepEqual(dnsSettings({} as PolicyModel), {
-    resolvers: [],
-    minTtlSeconds: 5,
-    graceSeconds: 30,
-  });
-  const model = { dns: { resolvers: ["10.0.0.53"], minTtlSeconds: 60, graceSeconds: 0 } };
-  assert.deepEqual(dnsSettings(model as unknown as PolicyModel), {
-    resolvers: ["10.0.0.53"],
-    minTtlSeconds: 60,
-    graceSeconds: 0,
-  });
 });
 
 test("NSS 'resolve' and a running nscd are warned about: their lookups lose the identity", (t) => {
