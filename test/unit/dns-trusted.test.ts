@@ -14,7 +14,6 @@ import {
   nameServiceWarnings,
 } from "../../src/host/name-service.ts";
 import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
-import type { PolicyModel } from "../../src/config/model.ts";
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), "moat-dns-"));
