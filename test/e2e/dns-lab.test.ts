@@ -77,8 +77,8 @@ test("the DNS lab: resolvers, stub and clients work without moat", async (t) => 
     assert.equal(big.addrs?.length, zone.big.length);
   });
 
-  await t.test("the race client resolves new names and connects at once", () => {
-    const r = pyRace(client, resolv.stub, 0, 50, 80);
+  await t.test("the race client resolves new names and connects at once", async () => {
+    const r = await pyRace(client, resolv.stub, 0, 50, 80);
     assert.equal(r.done, 50);
     assert.deepEqual(r.failed, []);
   });

@@ -171,31 +171,34 @@ export interface RaceSummary {
   ms: number;
 }
 
+/** `cmd` started in `where` (joining its cgroup first), read line by line. */
+function spawnIn(where: Where, cmd: string[]): LineChild {
+  const enter = where.cgroupDir ? `echo $$ > ${where.cgroupDir}/cgroup.procs && ` : "";
+  return spawnLines("nsenter", [
+    `--net=/run/netns/${where.ns}`,
+    "sh",
+    "-c",
+    `${enter}exec "$@"`,
+    "sh",
+    ...cmd,
+  ]);
+}
+
 /** python3 resolving r<first>.. r<first+count-1>.race.moat.test, connecting right after each. */
-export function pyRace(
+export async function pyRace(
   where: Where,
   resolv: string,
   first: number,
   count: number,
   port: number,
-): RaceSummary {
-  const r = runIn(
-    where.ns,
-    where.cgroupDir,
-    withResolvConf(resolv, [
-      "python3",
-      "-c",
-      CLIENT,
-      "race",
-      String(first),
-      String(count),
-      String(port),
-    ]),
-    120_000,
-  );
-  const line = r.stdout.trim().split("\n").pop() ?? "";
-  if (!line.startsWith("{")) throw new Error(`the race client failed: ${r.stdout}${r.stderr}`);
-  return JSON.parse(line) as RaceSummary;
+): Promise<RaceSummary> {
+  const args = ["race", String(first), String(count), String(port)];
+  const child = spawnIn(where, withResolvConf(resolv, ["python3", "-c", CLIENT, ...args]));
+  try {
+    return JSON.parse(await child.waitFor(/^\{/, 120_000)) as RaceSummary;
+  } finally {
+    child.kill("SIGKILL");
+  }
 }
 
 /**
@@ -214,15 +217,8 @@ export async function pyHold(
   host: string,
   port: number,
 ): Promise<Holder> {
-  const enter = where.cgroupDir ? `echo $$ > ${where.cgroupDir}/cgroup.procs && ` : "";
-  const child: LineChild = spawnLines("nsenter", [
-    `--net=/run/netns/${where.ns}`,
-    "sh",
-    "-c",
-    `${enter}exec "$@"`,
-    "sh",
-    ...withResolvConf(resolv, ["python3", "-c", CLIENT, "hold", host, String(port)]),
-  ]);
+  const args = ["hold", host, String(port)];
+  const child = spawnIn(where, withResolvConf(resolv, ["python3", "-c", CLIENT, ...args]));
   const next = async () => JSON.parse(await child.waitFor(/^\{/)) as Connect;
   try {
     const first = await next();
@@ -242,9 +238,8 @@ export async function pyHold(
 
 /** A loop of dig queries at `server` (load beside a test), until stop(); counts the answers. */
 export function digLoop(where: Where, server: string, names: string[]): { stop(): number } {
-  const enter = where.cgroupDir ? `echo $$ > ${where.cgroupDir}/cgroup.procs; ` : "";
-  const loop = `${enter}while :; do for n in ${names.join(" ")}; do dig +tries=1 +time=1 +short @${server} $n A; done; done`;
-  const child = spawnLines("nsenter", [`--net=/run/netns/${where.ns}`, "sh", "-c", loop]);
+  const loop = `while :; do for n in ${names.join(" ")}; do dig +tries=1 +time=1 +short @${server} $n A; done; done`;
+  const child = spawnIn(where, ["sh", "-c", loop]);
   return {
     stop() {
       child.kill("SIGKILL");
