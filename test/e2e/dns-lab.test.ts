@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { startPeerServers } from "../helpers/moat-lab.ts";
 import { createLab } from "../helpers/netns.ts";
 import { startDnsPeers, STUB } from "../helpers/dns-lab.ts";
-import { curl, curlByIp, dig, kdig, pyConnect, pyHold, pyRace } from "../helpers/dns-clients.ts";
+import {
+  curl,
+  curlByIp,
+  dig,
+  kdig,
+  pyConnect,
+  pyHold,
+  pyRace,
+  pySteps,
+} from "../helpers/dns-clients.ts";
 
 test("the DNS lab: resolvers, stub and clients work without moat", async (t) => {
   const lab = createLab(t.name);
@@ -81,6 +90,19 @@ test("the DNS lab: resolvers, stub and clients work without moat", async (t) => 
     const r = await pyRace(client, resolv.stub, 0, 50, 80);
     assert.equal(r.done, 50);
     assert.deepEqual(r.failed, []);
+  });
+
+  await t.test("the steps client: lookups and connects by IP in one process", () => {
+    const r = pySteps(client, resolv.stub, 80, [
+      "L:cname.moat.test",
+      `C:${zone.deep}`,
+      "L:nothing.moat.test",
+    ]);
+    assert.deepEqual(r, [
+      { step: "L:cname.moat.test", ok: true, addrs: [zone.allowed] },
+      { step: `C:${zone.deep}`, result: "connected" },
+      { step: "L:nothing.moat.test", ok: false, addrs: [] },
+    ]);
   });
 
   await t.test("a held connection; the same process connects again by IP", async () => {

@@ -30,6 +30,7 @@ import {
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { MOAT, ROOT } from "../helpers/paths.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 /** Each round of the race: new names, each resolved and connected to at once. */
 const RACE_ROUND = 1000;
@@ -128,17 +129,6 @@ async function until<T>(what: string, probe: () => T | undefined, ms = 8000): Pr
 function generation(lab: MoatLab): number {
   const all = lab.daemon.lines.map((l) => /applied: generation (\d+)/.exec(l)?.[1]);
   return Math.max(0, ...all.filter((g) => g !== undefined).map(Number));
-}
-
-/** Writes `text` as the policy and waits until the daemon runs it (a refusal fails the test). */
-async function reload(lab: MoatLab, text: string): Promise<void> {
-  const next = generation(lab) + 1;
-  lab.writePolicy(text);
-  const line = await lab.daemon.waitFor(
-    new RegExp(`applied: generation ${next}\\b|reload refused`),
-    20_000,
-  );
-  assert.doesNotMatch(line, /refused/, lab.daemon.lines.slice(-20).join("\n"));
 }
 
 /** A lab's names and addresses without the lab (for `moat check`). */
@@ -340,7 +330,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
   });
 
   // from here: the lab's resolvers named in dns.resolvers, bindings of 1 s + 1 s
-  await reload(lab, policy(lab, cg.cgroup, dnsSection(z)));
+  await reloadPolicy(lab, policy(lab, cg.cgroup, dnsSection(z)));
 
   await t.test("resolvers named in dns.resolvers are trusted: unbound, the upstream", () => {
     for (const [name, file] of [
@@ -387,7 +377,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
   await t.test(
     "examples/workstation.yaml: curl reaches a listed name, not an unlisted one",
     async () => {
-      await reload(lab, workstation(lab, cg.cgroup));
+      await reloadPolicy(lab, workstation(lab, cg.cgroup));
       const where = fresh("workstation");
       const listed = curl(where, resolv.stub, "http://allowed.moat.test/");
       assert.equal(listed.status, 0, listed.stderr);

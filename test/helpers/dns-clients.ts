@@ -82,6 +82,7 @@ export function curlByIp(where: Where, url: string): Run {
  *                          once, close; prints a summary
  *   hold HOST PORT         connect and keep the connection; on each stdin line "again" connect
  *                          anew to the same address by IP (no lookup); "quit" ends
+ *   steps PORT STEP...     L:NAME resolves NAME, C:IP connects to IP (no lookup), in order
  */
 const CLIENT = String.raw`
 import errno, json, socket, sys, time
@@ -130,6 +131,17 @@ elif cmd == "race":
         if result != "connected":
             failed.append({"name": name, "addr": addrs[0], "error": result})
     out(done=count, failed=failed, ms=round((time.monotonic() - t0) * 1000))
+elif cmd == "steps":
+    port = int(sys.argv[2])
+    for step in sys.argv[3:]:
+        kind, arg = step.split(":", 1)
+        if kind == "L":
+            addrs, err = resolve(arg, port)
+            out(step=step, ok=err is None, addrs=addrs)
+        else:
+            s, result = attempt(arg, port)
+            if s: s.close()
+            out(step=step, result=result)
 elif cmd == "hold":
     host, port = sys.argv[2], int(sys.argv[3])
     addrs, err = resolve(host, port)
@@ -163,6 +175,27 @@ export function pyConnect(where: Where, resolv: string, host: string, port: numb
   const line = r.stdout.trim().split("\n").pop() ?? "";
   if (!line.startsWith("{")) return { result: "no output", error: r.stderr };
   return JSON.parse(line) as Connect;
+}
+
+export interface StepResult {
+  step: string;
+  /** L: whether the name resolved, and to what. */
+  ok?: boolean;
+  addrs?: string[];
+  /** C: "connected", "EPERM", ... */
+  result?: string;
+}
+
+/**
+ * python3 (/usr/bin/python3, comm "python3") running `steps` in order, one process: "L:NAME"
+ * resolves NAME through `resolv`, "C:IP" connects to IP:port without a lookup.
+ */
+export function pySteps(where: Where, resolv: string, port: number, steps: string[]): StepResult[] {
+  const cmd = ["/usr/bin/python3", "-c", CLIENT, "steps", String(port), ...steps];
+  const r = runIn(where.ns, where.cgroupDir, withResolvConf(resolv, cmd));
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("{"));
+  if (lines.length !== steps.length) throw new Error(`the client failed: ${r.stdout}${r.stderr}`);
+  return lines.map((l) => JSON.parse(l) as StepResult);
 }
 
 export interface RaceSummary {
