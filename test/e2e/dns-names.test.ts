@@ -188,11 +188,11 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     const r = curl(fresh("named"), resolv.stub, "http://allowed.moat.test/");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, "port 80\n");
-    await lab.daemon.waitFor(
-      new RegExp(
-        `ALLOWED egress tcp \\S+ -> ${ip("allowed.moat.test", z.allowed)}:80 .*by rule web \\(curl pid \\d+\\)`,
-      ),
+    const line = new RegExp(
+      `ALLOWED egress tcp \\S+ -> ${ip("allowed.moat.test", z.allowed)}:80 .*by rule web \\(curl pid \\d+\\)`,
     );
+    await lab.daemon.waitFor(line);
+    await until("the audit log's line", () => (line.test(lab.audit()) ? true : undefined));
     const allowed = await until("the connection event with its names", () =>
       storedEvents(lab).find((e) => e.type === "allowed" && e.remote?.ip === z.allowed),
     );
