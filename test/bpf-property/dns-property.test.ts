@@ -152,14 +152,19 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cg.cgroup} }
 
   await fc.assert(
     fc.asyncProperty(scenario, async ({ rules, egress, cases }) => {
+      // the cases' cgroups first: moat compiles the policy again for new cgroups, once for all
+      const identities = cases.map(() => {
+        const name = `case-${caseNo++}`;
+        mkdirSync(join(cg.dir, name));
+        return { cgroup: `${cg.cgroup}/${name}`, dir: join(cg.dir, name) };
+      });
       const text = policyText(lab, cg.cgroup, rules, egress);
       const model = parsePolicy(text, lab.policyPath);
       await reloadPolicy(lab, text);
 
-      for (const steps of cases) {
-        const cgroup = `${cg.cgroup}/case-${caseNo++}`;
-        mkdirSync(join(cg.dir, `case-${caseNo - 1}`));
-        const where = { ns: lab.b, cgroupDir: join(cg.dir, `case-${caseNo - 1}`) };
+      for (const [n, steps] of cases.entries()) {
+        const { cgroup, dir } = identities[n] ?? { cgroup: "", dir: "" };
+        const where = { ns: lab.b, cgroupDir: dir };
         const process = { name: "python3", path: "/usr/bin/python3.11", user: 0, cgroup };
         const results: StepResult[] = pySteps(where, dns.resolv.stub, PORT, steps);
         /** This identity's names of each address, from its own successful lookups. */

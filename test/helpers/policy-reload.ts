@@ -1,9 +1,7 @@
 // Replaces a running lab's policy file and waits until the daemon enforces exactly that text: its
 // status reports the text's sha256 (a generation number alone can be taken by another reload: a
 // recompile when a cgroup appears, the file's first write). A refused reload fails at once with
-// its errors. The reload is asked for by SIGHUP as well as by the file change: a change the
-// watcher saw is dropped when a recompile re-sets the watch within its debounce (a new cgroup
-// while process rules run; these tests make one a case).
+// its errors.
 import { createHash } from "node:crypto";
 import { http } from "./api-client.ts";
 import type { MoatLab } from "./moat-lab.ts";
@@ -12,7 +10,6 @@ export async function reloadPolicy(lab: MoatLab, text: string, timeoutMs = 20_00
   const want = createHash("sha256").update(text).digest("hex");
   const from = lab.daemon.lines.length;
   lab.writePolicy(text);
-  lab.daemon.proc.kill("SIGHUP");
   const end = Date.now() + timeoutMs;
   for (;;) {
     const said = lab.daemon.lines.slice(from);
