@@ -216,8 +216,8 @@ test("DNS names: a hostname rule opens the address to the program that looked it
 
   await t.test("other.moat.test, at the same address, is refused: EPERM at connect", async () => {
     const r = curl(fresh("other"), resolv.stub, "http://other.moat.test/");
-    assert.equal(r.status, 7, `curl: could not connect\n${r.stderr}`);
-    assert.ok(r.ms < 2000, `curl took ${Math.round(r.ms)} ms: refused at connect, not dropped`);
+    // 7: could not connect (EPERM at connect(); a dropped SYN would be 28, a timeout)
+    assert.equal(r.status, 7, r.stderr);
     await lab.daemon.waitFor(
       new RegExp(
         `BLOCKED egress tcp \\S+ -> ${ip("other.moat.test", z.allowed)}:80 .*by rule default \\(curl pid \\d+\\)`,
@@ -265,7 +265,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     const refused = dig(where, STUB, "blocked.moat.test");
     assert.equal(refused.rcode, "REFUSED", refused.stdout);
     assert.deepEqual(refused.addresses, []);
-    assert.ok(refused.ms < 1500, `dig took ${Math.round(refused.ms)} ms`);
+    assert.ok(refused.ms < 2000, `dig took ${Math.round(refused.ms)} ms: REFUSED at once`);
     await lab.daemon.waitFor(/BLOCKED egress udp .*:53 .*by rule no-blocked \(dig pid \d+\)/);
     assert.equal(dig(where, STUB, "blocked.moat.test", ["+tcp"]).rcode, "REFUSED", "over TCP");
     assert.equal(kdig(where, STUB, "blocked.moat.test").rcode, "REFUSED", "kdig");
