@@ -13,13 +13,18 @@ export interface Run {
 }
 
 /** `cmd` in namespace `ns`, inside cgroup directory `cgroupDir` when given. */
-export function runIn(ns: string, cgroupDir: string | null, cmd: string[]): Run {
+export function runIn(
+  ns: string,
+  cgroupDir: string | null,
+  cmd: string[],
+  timeoutMs = 20_000,
+): Run {
   const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
   const t = performance.now();
   const r = spawnSync(
     "nsenter",
     [`--net=/run/netns/${ns}`, "sh", "-c", `${enter}exec "$@"`, "sh", ...cmd],
-    { encoding: "utf8", timeout: 20_000 },
+    { encoding: "utf8", timeout: timeoutMs },
   );
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t };
 }

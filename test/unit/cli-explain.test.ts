@@ -62,7 +62,7 @@ test("icmp with type and code; 'to' instead of the arrow", () => {
 test("--direction egress: the left side is this host; detect mode reports without dropping", () => {
   const result = moat(
     "explain",
-    "examples/workstation.yaml",
+    "examples/default.yaml",
     "udp",
     "10.0.0.5:40000",
     "->",

@@ -1,0 +1,49 @@
+// The policy file's watcher: a burst of writes is one change, and a change is never lost when the
+// watch is set again meanwhile (every applied policy sets it again, a recompile for a new cgroup
+// included, often within the debounce of a write).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { watchFiles } from "../../src/host/index.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function fixture(t: { after(fn: () => void): void }) {
+  const dir = mkdtempSync(join(tmpdir(), "moat-watch-"));
+  const file = join(dir, "policy.yaml");
+  writeFileSync(file, "a\n");
+  let changes = 0;
+  const watch = watchFiles(() => changes++, 100);
+  t.after(() => {
+    watch.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  watch.set([file]);
+  return { file, watch, changes: () => changes };
+}
+
+test("a burst of writes to a watched file is one change", async (t) => {
+  const f = fixture(t);
+  for (const text of ["b\n", "c\n", "d\n"]) writeFileSync(f.file, text);
+  await sleep(400);
+  assert.equal(f.changes(), 1);
+});
+
+test("a change is not lost when the watch is set again before its event is read", async (t) => {
+  const f = fixture(t);
+  writeFileSync(f.file, "b\n");
+  f.watch.set([f.file]); // the same tick: the write's event still waits in the watcher
+  await sleep(400);
+  assert.equal(f.changes(), 1);
+});
+
+test("a change is not lost when the watch is set again within the debounce", async (t) => {
+  const f = fixture(t);
+  writeFileSync(f.file, "b\n");
+  await sleep(30); // the watcher has seen the write; its debounce runs
+  f.watch.set([f.file]);
+  await sleep(400);
+  assert.equal(f.changes(), 1);
+});
