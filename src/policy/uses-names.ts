@@ -1,0 +1,15 @@
+// Whether a policy needs DNS names: a rule names hosts in its remote list, or judges DNS queries
+// by name. The daemon starts the DNS proxy, and the compiler adds the redirect of DNS queries to
+// it, exactly then.
+import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
+
+const hasHostname = (entries: readonly AddressEntry[]): boolean =>
+  entries.some((e) => e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries)));
+
+/** Whether one rule needs names (hostname entries in layer3.remote, or layer7.dns.name). */
+export const ruleUsesNames = (r: Rule): boolean =>
+  hasHostname(r.layer3?.remote?.entries ?? []) || !!r.layer7?.dns?.name;
+
+export function usesNames(model: PolicyModel): boolean {
+  return model.rules.some(ruleUsesNames);
+}
