@@ -275,28 +275,34 @@ static __noinline __u32 name_class(__u32 slot, const struct moat_owner *o, const
 }
 
 /* the first rule naming hosts that the connection matches (MOAT_RULE_NONE if none): table image 3
- * with the remote address's name class as the address 0.0.0.N and process class `p` */
-static __noinline __u32 classify_names(__u32 slot, const struct moat_meta *m, const struct facts *f,
-				       const struct moat_owner *o, __u32 p)
+ * with the remote address's name class as the address 0.0.0.N and process class `p`. In place in
+ * `f` (restored after): a copy would not fit the stack the callers share */
+static __always_inline __u32 classify_names(__u32 slot, const struct moat_meta *m, struct facts *f,
+					    const struct moat_owner *o, __u32 p)
 {
-	struct facts g;
-
-	if (!m || !f || !o || !m->names)
+	if (!m->names)
 		return MOAT_RULE_NONE;
 	__u32 n = name_class(slot, o, f);
 	if (!n)
 		return MOAT_RULE_NONE;
-	g = *f;
-	__builtin_memset(g.remote, 0, 16);
-	g.remote[10] = 0xff;
-	g.remote[11] = 0xff;
-	g.remote[12] = n >> 24;
-	g.remote[13] = n >> 16;
-	g.remote[14] = n >> 8;
-	g.remote[15] = n;
-	g.family = 4;
-	g.client_port = p;
-	return classify(slot, 3, m, &g);
+	__u64 remote[2];
+	__u16 port = f->client_port;
+	__u8 family = f->family;
+	__builtin_memcpy(remote, f->remote, 16);
+	__builtin_memset(f->remote, 0, 10);
+	f->remote[10] = 0xff;
+	f->remote[11] = 0xff;
+	f->remote[12] = n >> 24;
+	f->remote[13] = n >> 16;
+	f->remote[14] = n >> 8;
+	f->remote[15] = n;
+	f->family = 4;
+	f->client_port = p;
+	__u32 rule = classify(slot, 3, m, f);
+	__builtin_memcpy(f->remote, remote, 16);
+	f->family = family;
+	f->client_port = port;
+	return rule;
 }
 
 /* the rule's flags (enum moat_rule_flag); 0 when it has no entry */

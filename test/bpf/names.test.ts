@@ -1,0 +1,211 @@
+// Hostname rules in the kernel, through real connect() calls under the attached cgroup: a name
+// binding opens a rule for the identity it was made for (cgroup, executable, uid) and no other,
+// until it expires; a binding for everyone (the hosts file) opens it for all; a reload carries
+// the bindings it is given; a full bindings map is counted. The clients run in a network
+// namespace with no route out: an allowed connect() fails with ENETUNREACH ("passed"), a blocked
+// one with EPERM.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parsePolicy } from "../../src/config/index.ts";
+import { Attribution, kernelDev } from "../../src/attribution/index.ts";
+import { Datapath } from "../../src/datapath/datapath.ts";
+import type { NameBinding, NameIdentity } from "../../src/datapath/index.ts";
+import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
+import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
+import { readProcessUniverse } from "../../src/host/process-universe.ts";
+import { testCgroup, type TestCgroup } from "../helpers/cgroup-run.ts";
+
+const ns = `moat-test-names-${process.pid}`;
+const PROGRAMS = ["alpha", "beta"];
+const GITHUB = "10.61.0.1";
+const HOSTS_FILE = "10.61.0.2";
+const OTHER = "10.61.0.3";
+
+let dir = "";
+let cg: TestCgroup;
+let dp: Datapath;
+let image: PolicyImage;
+
+const CLIENT = `
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("connected")
+except PermissionError:
+    print("EPERM")
+except OSError:
+    print("passed")
+`;
+
+/** connect() by `program` as `uid` in the test cgroup: "EPERM" or "passed" (no route out). */
+function connect(program: string, ip: string, port = 443, uid = 0): string {
+  const setpriv =
+    uid === 0 ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
+  const r = spawnSync(
+    "nsenter",
+    [
+      `--net=/run/netns/${ns}`,
+      "sh",
+      "-c",
+      `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
+      "sh",
+      ...setpriv,
+      join(dir, program),
+      "-c",
+      CLIENT,
+      ip,
+      String(port),
+    ],
+    { encoding: "utf8", timeout: 10_000 },
+  );
+  return r.stdout.trim() || `no output: ${r.stderr}`;
+}
+
+function identity(program: string, uid = 0): NameIdentity {
+  const exe = statSync(join(dir, program), { bigint: true });
+  return {
+    cgroupId: statSync(cg.dir, { bigint: true }).ino,
+    exeIno: exe.ino,
+    exeDev: kernelDev(Number(exe.dev)),
+    uid,
+  };
+}
+
+const EVERYONE: NameIdentity = { cgroupId: 0n, exeIno: 0n, exeDev: 0, uid: 0 };
+
+const policy = (cgroup: string) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: block }
+attach: { cgroup: ${cgroup} }
+rules:
+  - name: github
+    direction: egress
+    action: allow
+    layer3: { remote: ["**.github.example", github.example] }
+    layer4: { protocol: tcp, port: [443] }
+`;
+
+function classOf(name: string): number {
+  const cls = image.names?.classes.classOf([name]) ?? 0;
+  assert.ok(cls > 0, `${name} has a class`);
+  return cls;
+}
+
+const later = () => dp.monotonicNs() + 60_000_000_000n;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "moat-names-"));
+  for (const p of PROGRAMS) copyFileSync("/usr/bin/python3", join(dir, p));
+  execFileSync("chmod", ["755", dir, ...PROGRAMS.map((p) => join(dir, p))]);
+  cg = testCgroup("names");
+  mkdirSync(cg.dir, { recursive: true });
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cg.dir });
+  const model = parsePolicy(policy(cg.cgroup), "p.yaml");
+  image = compilePolicy(model, readProcessUniverse(model, new Attribution()));
+  assert.ok(image.names, "the policy has a names image");
+  dp.apply(image);
+});
+
+after(() => {
+  dp?.stop();
+  spawnSync("ip", ["netns", "del", ns]);
+  try {
+    cg?.remove();
+  } catch {
+    // still busy: the next run's sweep
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("without a binding the hostname rule matches nothing: the default blocks", () => {
+  assert.equal(connect("alpha", GITHUB), "EPERM");
+});
+
+test("a binding opens the rule for its identity only", () => {
+  const bound = dp.bindNames([
+    {
+      identity: identity("alpha"),
+      ip: GITHUB,
+      nclass: classOf("api.github.example"),
+      expiresNs: later(),
+    },
+  ]);
+  assert.deepEqual(bound, { written: 1, full: 0 });
+  assert.equal(connect("alpha", GITHUB), "passed");
+  assert.equal(connect("alpha", GITHUB, 80), "EPERM", "the rule's port still counts");
+  assert.equal(connect("alpha", OTHER), "EPERM", "another address has no binding");
+  assert.equal(connect("beta", GITHUB), "EPERM", "another executable");
+  assert.equal(connect("alpha", GITHUB, 443, 65534), "EPERM", "another user");
+});
+
+test("an expired binding binds nothing", () => {
+  dp.bindNames([
+    {
+      identity: identity("beta"),
+      ip: GITHUB,
+      nclass: classOf("github.example"),
+      expiresNs: dp.monotonicNs() - 1n,
+    },
+  ]);
+  assert.equal(connect("beta", GITHUB), "EPERM");
+});
+
+test("a binding for everyone (the hosts file) holds for every identity", () => {
+  dp.bindNames([
+    { identity: EVERYONE, ip: HOSTS_FILE, nclass: classOf("github.example"), expiresNs: later() },
+  ]);
+  assert.equal(connect("alpha", HOSTS_FILE), "passed");
+  assert.equal(connect("beta", HOSTS_FILE), "passed");
+  assert.equal(connect("beta", HOSTS_FILE, 443, 65534), "passed");
+});
+
+test("unbinding removes a binding", () => {
+  dp.unbindNames([{ identity: EVERYONE, ip: HOSTS_FILE }]);
+  assert.equal(connect("beta", HOSTS_FILE), "EPERM");
+});
+
+test("a reload keeps the bindings it is given, in the new policy's classes", () => {
+  let asked = 0;
+  const bindings = (classes: NonNullable<PolicyImage["names"]>["classes"]): NameBinding[] => {
+    asked++;
+    return [
+      {
+        identity: identity("alpha"),
+        ip: GITHUB,
+        nclass: classes.classOf(["api.github.example"]),
+        expiresNs: later(),
+      },
+    ];
+  };
+  dp.apply(image, bindings);
+  assert.equal(asked, 1);
+  assert.equal(connect("alpha", GITHUB), "passed");
+  // a reload given none starts with none
+  dp.apply(image);
+  assert.equal(connect("alpha", GITHUB), "EPERM");
+});
+
+test("a full bindings map is counted, and says so", () => {
+  const before = dp.counters().namesFull.packets;
+  const many: NameBinding[] = [];
+  const total = 262144 + 3;
+  for (let i = 0; i < total; i++) {
+    many.push({
+      identity: { ...EVERYONE, uid: 1 + (i >> 16) },
+      ip: `10.70.${(i >> 8) & 255}.${i & 255}`,
+      nclass: 1,
+      expiresNs: later(),
+    });
+  }
+  const result = dp.bindNames(many);
+  assert.deepEqual(result, { written: 262144, full: 3 });
+  assert.equal(dp.counters().namesFull.packets - before, 3n);
+});
