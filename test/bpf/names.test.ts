@@ -6,13 +6,14 @@
 // one with EPERM.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy } from "../../src/config/index.ts";
 import { Attribution, kernelDev } from "../../src/attribution/index.ts";
 import { Datapath } from "../../src/datapath/datapath.ts";
+import { Reason, event as eventCodec } from "../../src/datapath/abi.ts";
 import type { NameBinding, NameIdentity } from "../../src/datapath/index.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
@@ -208,4 +209,124 @@ test("a full bindings map is counted, and says so", () => {
   const result = dp.bindNames(many);
   assert.deepEqual(result, { written: 262144, full: 3 });
   assert.equal(dp.counters().namesFull.packets - before, 3n);
+});
+
+// --- DNS queries: the implicit redirect to the proxy, layer7 rules, resolvers exempt ----------
+
+const PROXY = "10.99.0.53";
+const PROXY_UDP = 5353;
+const PROXY_TCP = 5354;
+const SERVER = "10.61.0.53";
+
+/** The stand-in DNS proxy: answers "proxy" on udp and tcp. */
+const PROXY_SERVER = `
+import selectors, socket
+sel = selectors.DefaultSelector()
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("${PROXY}", ${PROXY_TCP}))
+t.listen(16)
+sel.register(t, selectors.EVENT_READ, "tcp")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("${PROXY}", ${PROXY_UDP}))
+sel.register(u, selectors.EVENT_READ, "udp")
+print("listening", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "tcp":
+            c, _ = key.fileobj.accept()
+            c.sendall(b"proxy")
+            c.close()
+        else:
+            _, peer = key.fileobj.recvfrom(64)
+            key.fileobj.sendto(b"proxy", peer)
+`;
+
+/** One query's fate: "proxy" (redirected), "EPERM", or "passed" (not redirected, no route). */
+const QUERY = `
+import socket, sys
+proto, bind53 = sys.argv[1], sys.argv[2] == "bind53"
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.settimeout(2)
+if bind53:
+    s.bind(("127.0.0.1", 53))
+try:
+    if proto == "tcp":
+        s.connect(("${SERVER}", 53))
+        print(s.recv(8).decode())
+    else:
+        s.sendto(b"q", ("${SERVER}", 53))
+        print(s.recvfrom(8)[0].decode())
+except PermissionError:
+    print("EPERM")
+except OSError:
+    print("passed")
+`;
+
+function query(proto: "udp" | "tcp", bind53 = false): string {
+  const r = spawnSync(
+    "nsenter",
+    [
+      `--net=/run/netns/${ns}`,
+      "sh",
+      "-c",
+      `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
+      "sh",
+      join(dir, "alpha"),
+      "-c",
+      QUERY,
+      proto,
+      bind53 ? "bind53" : "-",
+    ],
+    { encoding: "utf8", timeout: 10_000 },
+  );
+  return r.stdout.trim() || `no output: ${r.stderr}`;
+}
+
+const DNS_POLICY = (cgroup: string) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: block }
+attach: { cgroup: ${cgroup} }
+rules:
+  - name: no-evil
+    direction: egress
+    action: block
+    layer7: { dns: { name: ["**.evil.example"] } }
+`;
+
+test("DNS queries go to the proxy first, quietly, whatever the layer7 rule's action; resolvers are exempt", async () => {
+  execFileSync("ip", ["-n", ns, "addr", "add", `${PROXY}/32`, "dev", "lo"]);
+  const server = spawn("nsenter", [`--net=/run/netns/${ns}`, "python3", "-c", PROXY_SERVER], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout?.once("data", () => resolve());
+      server.once("exit", (code) => reject(new Error(`proxy stand-in exited (${code})`)));
+    });
+    const model = parsePolicy(DNS_POLICY(cg.cgroup), "p.yaml");
+    dp.apply(
+      compilePolicy(model, readProcessUniverse(model, new Attribution()), {
+        dnsProxy: { udp: { ip: PROXY, port: PROXY_UDP }, tcp: { ip: PROXY, port: PROXY_TCP } },
+      }),
+    );
+    const reasons: number[] = [];
+    const ring = dp.subscribe((record) => reasons.push(eventCodec.decode(record).reason));
+    const before = dp.counters().redirected.packets;
+    assert.equal(query("udp"), "proxy");
+    assert.equal(query("tcp"), "proxy");
+    assert.equal(dp.counters().redirected.packets - before, 2n);
+    assert.equal(connect("alpha", SERVER, 443), "EPERM", "other ports: the default");
+    // a process that binds port 53 is a resolver: its queries go where they were going
+    assert.equal(query("udp", true), "passed");
+    ring.drain();
+    assert.ok(reasons.includes(Reason.new), "the blocked connect() was reported");
+    assert.deepEqual(
+      reasons.filter((r) => r === Reason.redirected),
+      [],
+      "the kernel reports no dns-proxy redirect",
+    );
+  } finally {
+    server.kill();
+  }
 });
