@@ -27,7 +27,8 @@ enum moat_abi_const {
 	MOAT_DIR4_TOP = 65536,
 	MOAT_DIR4_UNIFORM = 0x80000000u,
 	/* Four table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
-	 * name processes, 2 for the redirects, 3 for the rules naming hosts (outer_index() in maps.h) */
+	 * name processes, 2 for the redirects, 3 for the rules naming hosts (outer_index() in
+	 * maps.h) */
 	MOAT_IMAGES = 4,
 	/* entries of each slot's name bindings (tbl_names) */
 	MOAT_NAME_BINDINGS = 262144,
@@ -104,17 +105,17 @@ enum moat_mode {
 /* moat_rule.flags */
 enum moat_rule_flag {
 	/* the rule judges DNS queries by name (layer7.dns.name): at connect() its match means
-	 * "moat's DNS proxy decides" (let through, redirected to the proxy, not reported); elsewhere
-	 * the packet hooks' tables decide */
+	 * "moat's DNS proxy decides" (let through, redirected to the proxy, not reported);
+	 * elsewhere the packet hooks' tables decide */
 	MOAT_RULE_LAYER7 = 0x01,
 };
 
 /* One rule of the rules table (policy rules in order, then default ingress, default egress). */
 struct moat_rule {
-	__u8 action; /* enum moat_action */
-	__u8 mode;   /* enum moat_mode: effective mode, the policy's folded in */
-	__u8 log;    /* report allowed connections too */
-	__u8 flags;  /* enum moat_rule_flag */
+	__u8 action;	      /* enum moat_action */
+	__u8 mode;	      /* enum moat_mode: effective mode, the policy's folded in */
+	__u8 log;	      /* report allowed connections too */
+	__u8 flags;	      /* enum moat_rule_flag */
 	__u32 max_duration_s; /* tcp: allowed connections are cut after this; 0 = never */
 };
 _Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
@@ -496,7 +497,7 @@ _Static_assert(sizeof(struct moat_name_key) == 40, "moat_name_key");
 
 /* the name class of the address's names for that identity, until expires_ns */
 struct moat_name_binding {
-	__u32 nclass;	  /* >= 1: src/policy/compile/names.ts */
+	__u32 nclass; /* >= 1: src/policy/compile/names.ts */
 	__u32 pad;
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 };

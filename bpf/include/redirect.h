@@ -168,8 +168,9 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 			return -1;
 		/* moat's relay or a local proxy that is not there: failure.helper decides */
 		if (!target_listens(ctx, to, s->protocol))
-			return (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW ? REDIRECT_DOWN_ALLOW
-									       : REDIRECT_DOWN_BLOCK;
+			return (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW
+				   ? REDIRECT_DOWN_ALLOW
+				   : REDIRECT_DOWN_BLOCK;
 	}
 	if (sock_addr_write(ctx, v6, to->addr, to->port))
 		return -1;
