@@ -280,7 +280,8 @@ static __noinline __u32 name_class(__u32 slot, const struct moat_owner *o, const
 static __always_inline __u32 classify_names(__u32 slot, const struct moat_meta *m, struct facts *f,
 					    const struct moat_owner *o, __u32 p)
 {
-	if (!m->names)
+	/* hostname entries are for egress rules only */
+	if (!m->names || f->dir != MOAT_DIR_EGRESS)
 		return MOAT_RULE_NONE;
 	__u32 n = name_class(slot, o, f);
 	if (!n)
