@@ -404,6 +404,15 @@ export class Datapath {
     return this.policy.bindNames(bindings);
   }
 
+  /**
+   * The live policy's name bindings. After a restart that adopted the pinned policy, the previous
+   * daemon's (in its policy's classes): the kernel judges with them until the first apply, which
+   * keeps only what its `bindings` callback gives.
+   */
+  liveBindings(): NameBinding[] {
+    return this.policy.liveBindings();
+  }
+
   /** Removes name bindings from the live policy (expired ones). */
   unbindNames(keys: readonly { identity: NameIdentity; ip: string }[]): void {
     this.policy.unbindNames(keys);

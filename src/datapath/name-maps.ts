@@ -4,7 +4,8 @@
 // the idle slot's from the DNS proxy's store before the flip; the proxy's answers write the live
 // one. All synchronous, so an answer's binding can never fall between the fill and the flip.
 import { nameBinding as bindingCodec, nameKey as keyCodec, NAME_BINDINGS } from "./abi.ts";
-import { mappedAddress } from "./address.ts";
+import { formatAddress, mappedAddress } from "./address.ts";
+import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import { createMap } from "./table-maps.ts";
 
@@ -48,6 +49,31 @@ function valueOf(b: NameBinding): Buffer {
   const value = Buffer.alloc(bindingCodec.size);
   bindingCodec.encode({ nclass: b.nclass, expires_ns: b.expiresNs }, value);
   return value;
+}
+
+/** Every binding of a map (identity, address, class, expiry). */
+export function readBindings(map: BpfMap): NameBinding[] {
+  const out: NameBinding[] = [];
+  for (let k = map.nextKey(null); k; k = map.nextKey(k)) {
+    const raw = map.lookup(k);
+    if (!raw) continue;
+    const key = keyCodec.decode(k);
+    const value = bindingCodec.decode(raw);
+    const addr = Buffer.from(key.addr);
+    const v4 = addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+    out.push({
+      identity: {
+        cgroupId: key.cgroup_id,
+        exeIno: key.exe_ino,
+        exeDev: key.exe_dev,
+        uid: key.uid,
+      },
+      ip: formatAddress(addr, v4 ? 4 : 6),
+      nclass: value.nclass,
+      expiresNs: value.expires_ns,
+    });
+  }
+  return out;
 }
 
 /** A fresh, empty bindings map for one slot (the inner map of tbl_names). */
@@ -98,6 +124,14 @@ export class NameMaps {
 
   constructor(object: BpfObject) {
     this.outer = object.map("tbl_names");
+    // a previous daemon's bindings (the policy group adopted): written and read in place until
+    // this daemon's first apply replaces them
+    for (const slot of [0, 1]) {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(slot);
+      const id = this.outer.lookup(key);
+      if (id) this.slots[slot] = native().BpfMap.openById(id.readUInt32LE());
+    }
   }
 
   /** A new map for the idle slot, filled; placed by place() just before the flip. */
@@ -120,7 +154,7 @@ export class NameMaps {
     this.slots[slot] = map;
   }
 
-  /** The live slot's map, if this daemon placed one there. */
+  /** The map of `slot`, if it has one (placed by this daemon or adopted). */
   of(slot: number): BpfMap | null {
     return this.slots[slot] ?? null;
   }

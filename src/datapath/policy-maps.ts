@@ -17,6 +17,7 @@ import type { NameClasses } from "../policy/compile/names.ts";
 import {
   NameMaps,
   deleteBindings,
+  readBindings,
   writeBindings,
   type NameBinding,
   type NameIdentity,
@@ -329,6 +330,12 @@ export class PolicyMaps {
     const result = writeBindings(map, bindings);
     this.namesFull += result.full;
     return result;
+  }
+
+  /** The live slot's bindings (after a restart: the previous daemon's, until the first apply). */
+  liveBindings(): NameBinding[] {
+    const map = this.names.of(this.readState().active);
+    return map ? readBindings(map) : [];
   }
 
   /** Removes bindings from the live slot's map (expired ones, by the proxy's sweep). */

@@ -330,3 +330,36 @@ test("DNS queries go to the proxy first, quietly, whatever the layer7 rule's act
     server.kill();
   }
 });
+
+test("bindings are pinned with the policy: a restarted datapath judges and writes them", () => {
+  dp.stop();
+  const pinRoot = `/sys/fs/bpf/moat-test-names-${process.pid}`;
+  let first: Datapath | null = null;
+  let second: Datapath | null = null;
+  try {
+    first = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir });
+    first.apply(image);
+    const binding: NameBinding = {
+      identity: identity("alpha"),
+      ip: GITHUB,
+      nclass: classOf("github.example"),
+      expiresNs: later(),
+    };
+    first.bindNames([binding]);
+    assert.equal(connect("alpha", GITHUB), "passed");
+    first.stop({ keepPins: true });
+    first = null;
+
+    second = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir });
+    assert.ok(second.adoption?.adopted.includes("policy"), JSON.stringify(second.adoption));
+    assert.deepEqual(second.liveBindings(), [binding]);
+    assert.equal(connect("alpha", GITHUB), "passed", "judged with the adopted binding");
+    assert.equal(connect("beta", GITHUB), "EPERM");
+    second.bindNames([{ ...binding, identity: identity("beta") }]);
+    assert.equal(connect("beta", GITHUB), "passed", "written into the adopted map");
+  } finally {
+    first?.stop();
+    second?.stop();
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+});
