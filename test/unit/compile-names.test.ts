@@ -296,3 +296,27 @@ test("layer7.dns: over_tls is tcp 853, names are the proxy's (flagged, port 53, 
   assert.equal(redirect(17), 0);
   assert.equal(redirect(6), 1);
 });
+
+const SETS = `version: 1
+attach: { cgroup: / }
+defaults: { ingress: block, egress: block }
+sets:
+  forge: ["*.github.com", 198.51.100.0/24]
+rules:
+  - name: forge
+    direction: egress
+    action: allow
+    layer3: { remote: [set:forge] }
+`;
+
+test("hostname entries in a set: the set's names go to the names image, its addresses stay", () => {
+  const model = parsePolicy(SETS, "p.yaml");
+  assert.equal(usesNames(model), true);
+  const img = compilePolicy(model, null);
+  assert.deepEqual(img.names?.classes.patterns, ["*.github.com"]);
+  const conn = (ip: string, names: string[]): Conn => ({ ip, port: 443, protocol: "tcp", names });
+  const rule = (c: Conn) => img.packet.rules[socketRule(img, c)]!.name;
+  assert.equal(rule(conn("192.0.2.1", ["api.github.com"])), "forge");
+  assert.equal(rule(conn("192.0.2.1", ["github.com"])), "default");
+  assert.equal(rule(conn("198.51.100.4", [])), "forge");
+});
