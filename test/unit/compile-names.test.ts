@@ -74,6 +74,13 @@ test("past the budget, a union not enumerated gives the first name's class, coun
   assert.equal(classes.classOf(["nothing.net"]), 0);
 });
 
+test("every name alone has its class, even past the budget", () => {
+  const patterns = Array.from({ length: 50 }, (_, i) => `h${i}.org`);
+  const classes = new NameClasses(patterns, 10);
+  assert.equal(classes.count, 50);
+  for (const p of patterns) assert.deepEqual(patternsOf(classes, classes.classOf([p])), [p]);
+});
+
 test("the apex is not matched by its wildcards, and * is one label", () => {
   const classes = new NameClasses(["*.example.org", "**.example.org", "example.org"]);
   const of = (n: string) => patternsOf(classes, classes.classOf([n])).sort();

@@ -12,7 +12,10 @@
 import { namePattern } from "../../config/address-entry.ts";
 import type { AddressEntry, PolicyModel, Rule } from "../../config/model.ts";
 
-/** At most this many classes (class numbers 1..budget; 0 matches no pattern). */
+/**
+ * Unions of classes stop at this many classes (0 matches no pattern). The sets single names match
+ * are classes even past it.
+ */
 export const NAME_CLASS_BUDGET = 4096;
 
 interface Pattern {
@@ -72,11 +75,11 @@ export class NameClasses {
     });
     const classes: number[][] = [];
     let truncated = false;
-    /** Adds a new non-empty set; false for a known one, or when the budget is spent. */
-    const add = (set: number[]): boolean => {
+    /** Adds a new non-empty set; false for a known one, or (`bounded`) past the budget. */
+    const add = (set: number[], bounded: boolean): boolean => {
       const key = set.join(",");
       if (set.length === 0 || this.#ids.has(key)) return false;
-      if (classes.length >= budget) {
+      if (bounded && classes.length >= budget) {
         truncated = true;
         return false;
       }
@@ -84,15 +87,17 @@ export class NameClasses {
       this.#ids.set(key, classes.length);
       return true;
     };
+    // every set a single name can match is a class, whatever the budget: a name alone always
+    // matches what it should
     const singles: number[][] = [];
     for (const name of this.#representatives()) {
       const set = this.#match(name);
-      if (add(set)) singles.push(set);
+      if (add(set, false)) singles.push(set);
     }
-    // union closure, smallest unions first: a union of k classes is one more single away from a
-    // union of k - 1
+    // union closure, smallest unions first (a union of k classes is one more single away from a
+    // union of k - 1), within the budget
     for (let at = 0; at < classes.length && !truncated; at++)
-      for (const s of singles) add(union(classes[at]!, s));
+      for (const s of singles) add(union(classes[at]!, s), true);
     this.classes = classes;
     this.truncated = truncated;
   }
