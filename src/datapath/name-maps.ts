@@ -154,6 +154,12 @@ export class NameMaps {
     this.slots[slot] = map;
   }
 
+  /** Forgets `slot`'s map (its policy names no hosts: the kernel does not read it). */
+  drop(slot: number): void {
+    this.slots[slot]?.close();
+    this.slots[slot] = undefined;
+  }
+
   /** The map of `slot`, if it has one (placed by this daemon or adopted). */
   of(slot: number): BpfMap | null {
     return this.slots[slot] ?? null;

@@ -134,6 +134,10 @@ export class PolicyMaps {
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.names = new NameMaps(object);
+    // an adopted slot whose policy names no hosts: its old bindings are not the kernel's
+    this.readState().metas.forEach((m, slot) => {
+      if (!m?.names) this.names.drop(slot);
+    });
     this.outers = Object.fromEntries(
       Object.keys(POLICY_TABLES).map((n) => [n, object.map(`tbl_${n}`)]),
     ) as Record<keyof typeof POLICY_TABLES, BpfMap>;
@@ -292,7 +296,7 @@ export class PolicyMaps {
         const filled = this.names.prepare(bindings ? bindings(policy.names.classes) : []);
         this.namesFull += filled.full;
         this.names.place(idle, filled.map);
-      }
+      } else this.names.drop(idle);
       // targets are known before a redirect to them goes live, and forgotten after it is gone
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),

@@ -192,6 +192,14 @@ test("a reload keeps the bindings it is given, in the new policy's classes", () 
   // a reload given none starts with none
   dp.apply(image);
   assert.equal(connect("alpha", GITHUB), "EPERM");
+  // a policy naming no hosts takes no bindings
+  const plain = parsePolicy(policy(cg.cgroup).replace(/\["\*\*.*\]/, "[10.62.0.0/16]"), "p.yaml");
+  const noNames = compilePolicy(plain, readProcessUniverse(plain, new Attribution()));
+  assert.equal(noNames.names, undefined);
+  dp.apply(noNames);
+  const written = dp.bindNames([{ identity: EVERYONE, ip: GITHUB, nclass: 1, expiresNs: later() }]);
+  assert.deepEqual(written, { written: 0, full: 0 });
+  dp.apply(image);
 });
 
 test("a full bindings map is counted, and says so", () => {
