@@ -54,6 +54,7 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
                        {
                            StaticMethod<&BpfMap::Create>("create"),
                            StaticMethod<&BpfMap::OpenPinned>("openPinned"),
+                           StaticMethod<&BpfMap::OpenById>("openById"),
                            InstanceAccessor<&BpfMap::GetName>("name"),
                            InstanceAccessor<&BpfMap::GetFd>("fd"),
                            InstanceAccessor<&BpfMap::GetType>("type"),
@@ -157,6 +158,24 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
     if (rc < 0) {
       close(fd);
       ThrowErrno(env, "bpf_obj_get_info_by_fd", -rc, path);
+    }
+    return NewBpfMap(env, spec);
+  }
+
+  // a map by its id: the inner map an array-of-maps holds (its lookup gives ids)
+  static Napi::Value OpenById(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Value arg = Arg(info, 0);
+    if (!arg.IsNumber()) throw Napi::TypeError::New(env, "id must be a number");
+    uint32_t id = arg.As<Napi::Number>().Uint32Value();
+    LogCapture capture;
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) ThrowErrno(env, "bpf_map_get_fd_by_id", -fd, std::to_string(id), &capture);
+    MapSpec spec;
+    int rc = QuerySpec(fd, &spec);
+    if (rc < 0) {
+      close(fd);
+      ThrowErrno(env, "bpf_obj_get_info_by_fd", -rc, std::to_string(id));
     }
     return NewBpfMap(env, spec);
   }

@@ -146,8 +146,8 @@ __noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, co
 		return MOAT_RULE_NONE;
 
 	/* the policy's defaults; none for the redirects (their image's own default indexes
-	 * could be taken for a redirect's) */
-	__u32 dflt = image == 2 ? MOAT_RULE_NONE : f->dir ? m->default_rule[1] : m->default_rule[0];
+	 * could be taken for a redirect's), nor for the names image (image 1 has them) */
+	__u32 dflt = image >= 2 ? MOAT_RULE_NONE : f->dir ? m->default_rule[1] : m->default_rule[0];
 	const struct moat_image_meta *im = &m->image[image < MOAT_IMAGES ? image : 0];
 	__u32 ns = im->ns;
 	__u32 nx = im->nx;
@@ -246,10 +246,80 @@ static __always_inline __u32 process_class(__u32 slot, const struct moat_meta *m
 	return process_class_at(slot, m, o, mirror_ifindex(slot, f));
 }
 
+/* the name class bound to the owner's identity and f's remote address in generation `slot`
+ * (docs/classifier.md, "Names"), else to everyone (the hosts file); 0: none live */
+static __noinline __u32 name_class(__u32 slot, const struct moat_owner *o, const struct facts *f)
+{
+	struct moat_name_key k = {};
+
+	if (!o || !f)
+		return 0;
+	void *names = bpf_map_lookup_elem(&tbl_names, &slot);
+	if (!names)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__builtin_memcpy(k.addr, f->remote, 16);
+	k.cgroup_id = o->cgroup_id;
+	k.exe_ino = o->exe_ino;
+	k.exe_dev = o->exe_dev;
+	k.uid = o->uid;
+	struct moat_name_binding *b = bpf_map_lookup_elem(names, &k);
+	if (b && b->expires_ns > now)
+		return b->nclass;
+	k.cgroup_id = 0;
+	k.exe_ino = 0;
+	k.exe_dev = 0;
+	k.uid = 0;
+	b = bpf_map_lookup_elem(names, &k);
+	return b && b->expires_ns > now ? b->nclass : 0;
+}
+
+/* the first rule naming hosts that the connection matches (MOAT_RULE_NONE if none): table image 3
+ * with the remote address's name class as the address 0.0.0.N and process class `p`. In place in
+ * `f` (restored after): a copy would not fit the stack the callers share */
+static __always_inline __u32 classify_names(__u32 slot, const struct moat_meta *m, struct facts *f,
+					    const struct moat_owner *o, __u32 p)
+{
+	/* hostname entries are for egress rules only */
+	if (!m->names || f->dir != MOAT_DIR_EGRESS)
+		return MOAT_RULE_NONE;
+	__u32 n = name_class(slot, o, f);
+	if (!n)
+		return MOAT_RULE_NONE;
+	__u64 remote[2];
+	__u16 port = f->client_port;
+	__u8 family = f->family;
+	__builtin_memcpy(remote, f->remote, 16);
+	__builtin_memset(f->remote, 0, 10);
+	f->remote[10] = 0xff;
+	f->remote[11] = 0xff;
+	f->remote[12] = n >> 24;
+	f->remote[13] = n >> 16;
+	f->remote[14] = n >> 8;
+	f->remote[15] = n;
+	f->family = 4;
+	f->client_port = p;
+	__u32 rule = classify(slot, 3, m, f);
+	__builtin_memcpy(f->remote, remote, 16);
+	f->family = family;
+	f->client_port = port;
+	return rule;
+}
+
+/* the rule's flags (enum moat_rule_flag); 0 when it has no entry */
+static __always_inline __u8 rule_flags(__u32 slot, __u32 rule)
+{
+	void *rules = bpf_map_lookup_elem(&tbl_rules, &slot);
+	struct moat_rule *r = rules ? bpf_map_lookup_elem(rules, &rule) : NULL;
+
+	return r ? r->flags : 0;
+}
+
 /* the rule deciding a connection whose owner is known and which leaves by `ifindex`: by the
- * socket hooks' tables and the owner's process class, unless that decision needs the local
- * address or client port (egress) or the client port (ingress), then by the packet hooks'
- * tables (which have both in `f`) */
+ * socket hooks' tables and the owner's process class (and its name bindings), unless that
+ * decision needs the local address or client port (egress) or the client port (ingress), or is
+ * the DNS proxy's (no proxy sees it here), then by the packet hooks' tables (which have both in
+ * `f`) */
 static __always_inline __u32 classify_owned_at(__u32 slot, const struct moat_meta *m,
 					       struct facts *f, const struct moat_owner *o,
 					       __u32 ifindex)
@@ -257,12 +327,18 @@ static __always_inline __u32 classify_owned_at(__u32 slot, const struct moat_met
 	if (!m->socket_image)
 		return classify(slot, 0, m, f);
 	__u16 port = f->client_port;
-	f->client_port = process_class_at(slot, m, o, ifindex);
+	__u32 p = process_class_at(slot, m, o, ifindex);
+	f->client_port = p;
 	__u32 rule = classify(slot, 1, m, f);
 	f->client_port = port;
+	__u32 named = classify_names(slot, m, f, o, p);
+	if (named < rule)
+		rule = named;
 	__u32 first =
 	    f->dir == MOAT_DIR_INGRESS ? m->first_ingress_sport_rule : m->first_local_rule;
-	return rule < first ? rule : classify(slot, 0, m, f);
+	if (rule < first && !(m->layer7 && (rule_flags(slot, rule) & MOAT_RULE_LAYER7)))
+		return rule;
+	return classify(slot, 0, m, f);
 }
 
 /* the same, leaving by the interface the route mirror predicts */
@@ -288,6 +364,7 @@ static __always_inline void rule_get(__u32 slot, __u32 rule, struct moat_rule *o
 	out->action = MOAT_ACTION_ALLOW;
 	out->mode = MOAT_MODE_DETECT;
 	out->log = 0;
+	out->flags = 0;
 	out->max_duration_s = 0;
 }
 

@@ -21,6 +21,8 @@ struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
+struct moat_name_key *moat_btf_name_key __attribute__((unused));
+struct moat_name_binding *moat_btf_name_binding __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -39,6 +41,8 @@ struct moat_btf_enums {
 	enum moat_tcp_state tcp_state;
 	enum moat_ct_flag ct_flag;
 	enum moat_unavailable unavailable;
+	enum moat_rule_flag rule_flag;
+	enum moat_redirect_flag redirect_flag;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
@@ -215,6 +219,25 @@ struct {
 	__type(key, __u32);
 	__array(values, struct inner_uid);
 } tbl_proc_iface SEC(".maps");
+
+/* names (docs/classifier.md, "Names"): a hash, not an lru (a binding is never evicted, a full map
+ * is counted by its writer); allocated as bindings come */
+struct inner_names {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MOAT_NAME_BINDINGS);
+	__type(key, struct moat_name_key);
+	__type(value, struct moat_name_binding);
+};
+
+/* key: slot; value: (identity, address) -> the address's name class for that identity; written
+ * by user space (the DNS proxy's answers, and each reload's idle slot) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_names);
+} tbl_names SEC(".maps");
 
 /* key: slot; value: rule index -> struct moat_rule; written by user space */
 struct {

@@ -26,9 +26,12 @@ enum moat_abi_const {
 	 * (high: first address, low 16 bits; low: class). */
 	MOAT_DIR4_TOP = 65536,
 	MOAT_DIR4_UNIFORM = 0x80000000u,
-	/* Three table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
-	 * name processes, 2 for the redirects (outer_index() in maps.h) */
-	MOAT_IMAGES = 3,
+	/* Four table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
+	 * name processes, 2 for the redirects, 3 for the rules naming hosts (outer_index() in
+	 * maps.h) */
+	MOAT_IMAGES = 4,
+	/* entries of each slot's name bindings (tbl_names) */
+	MOAT_NAME_BINDINGS = 262144,
 };
 #define MOAT_DIR4_STEPS 17 /* binary search steps over a segment of <= 65536 entries */
 
@@ -99,12 +102,20 @@ enum moat_mode {
 	MOAT_MODE_PREVENT = 2,
 };
 
+/* moat_rule.flags */
+enum moat_rule_flag {
+	/* the rule judges DNS queries by name (layer7.dns.name): at connect() its match means
+	 * "moat's DNS proxy decides" (let through, redirected to the proxy, not reported);
+	 * elsewhere the packet hooks' tables decide */
+	MOAT_RULE_LAYER7 = 0x01,
+};
+
 /* One rule of the rules table (policy rules in order, then default ingress, default egress). */
 struct moat_rule {
-	__u8 action; /* enum moat_action */
-	__u8 mode;   /* enum moat_mode: effective mode, the policy's folded in */
-	__u8 log;    /* report allowed connections too */
-	__u8 pad;
+	__u8 action;	      /* enum moat_action */
+	__u8 mode;	      /* enum moat_mode: effective mode, the policy's folded in */
+	__u8 log;	      /* report allowed connections too */
+	__u8 flags;	      /* enum moat_rule_flag */
 	__u32 max_duration_s; /* tcp: allowed connections are cut after this; 0 = never */
 };
 _Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
@@ -126,8 +137,8 @@ struct moat_meta {
 	/* redirects (table image 2, docs/redirect.md): how many; a classified index below this
 	 * is one, the defaults are not */
 	__u32 redirect_count;
-	/* 0: the packet hooks'; 1: the socket hooks' when rules name processes; 2: the redirects'
-	 */
+	/* 0: the packet hooks'; 1: the socket hooks' when rules name processes; 2: the redirects';
+	 * 3: the rules naming hosts' */
 	struct moat_image_meta image[MOAT_IMAGES];
 	/* socket hooks: the first egress rule constraining the local address or client port,
 	 * which connect() does not know yet (rule_count + 2 if none) */
@@ -154,9 +165,12 @@ struct moat_meta {
 	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
 	__u8 post_route;
 	__u8 accept; /* 1: the accept hook is attached; xdp leaves ingress entries to it */
-	__u8 pad[3];
+	/* 1: rules name hosts; the owner's name bindings (tbl_names) and table image 3 judge too */
+	__u8 names;
+	__u8 layer7; /* 1: some rule has MOAT_RULE_LAYER7 */
+	__u8 pad;
 };
-_Static_assert(sizeof(struct moat_meta) == 88, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 96, "moat_meta");
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */
@@ -165,7 +179,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 184, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 200, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -207,6 +221,9 @@ enum moat_counter_index {
 	/* connect()/sendmsg() calls whose redirect target did not listen (failure.helper) */
 	MOAT_CNT_UNAVAILABLE = 27,
 	MOAT_CNT_BASICS = 28, /* basic networking (basics.h) passed unjudged */
+	/* name bindings the slot's map had no room for (user space counts them: the DNS proxy's
+	 * writes) */
+	MOAT_CNT_NAMES_FULL = 29,
 	MOAT_CNT_MAX = 32,
 };
 
@@ -422,10 +439,17 @@ struct moat_event {
 };
 _Static_assert(sizeof(struct moat_event) == 152, "moat_event");
 
-/* what a redirect does when its target does not listen (failure.helper, on_unavailable) */
+/* what a redirect does when its target does not listen (failure.helper, on_unavailable), in the
+ * low bit of moat_redirect.unavailable */
 enum moat_unavailable {
 	MOAT_UNAVAILABLE_BLOCK = 0,
 	MOAT_UNAVAILABLE_ALLOW = 1,
+};
+
+/* flags in the same byte */
+enum moat_redirect_flag {
+	/* the kernel does not report the redirect (the DNS proxy reports each query) */
+	MOAT_REDIRECT_QUIET = 0x80,
 };
 
 /* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header
@@ -434,7 +458,7 @@ struct moat_redirect {
 	__u8 addr[16];	  /* ipv4 mapped */
 	__u16 port;	  /* host order */
 	__u8 family;	  /* 4 or 6 */
-	__u8 unavailable; /* enum moat_unavailable */
+	__u8 unavailable; /* enum moat_unavailable (bit 0), MOAT_REDIRECT_QUIET */
 };
 _Static_assert(sizeof(struct moat_redirect) == 20, "moat_redirect");
 
@@ -459,5 +483,24 @@ struct moat_original {
 	struct moat_owner owner;
 };
 _Static_assert(sizeof(struct moat_original) == 96, "moat_original");
+
+/* A name binding's key (tbl_names): who asked (the identity a DNS answer was given to; all zero:
+ * everyone, the hosts file) and the address the answer gave. */
+struct moat_name_key {
+	__u64 cgroup_id;
+	__u64 exe_ino;
+	__u32 exe_dev;
+	__u32 uid;
+	__u8 addr[16]; /* ipv4 mapped */
+};
+_Static_assert(sizeof(struct moat_name_key) == 40, "moat_name_key");
+
+/* the name class of the address's names for that identity, until expires_ns */
+struct moat_name_binding {
+	__u32 nclass; /* >= 1: src/policy/compile/names.ts */
+	__u32 pad;
+	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+_Static_assert(sizeof(struct moat_name_binding) == 16, "moat_name_binding");
 
 #endif /* MOAT_ABI_H */

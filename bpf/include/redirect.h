@@ -112,6 +112,8 @@ static __always_inline void original_of(const struct moat_sock *s, struct moat_o
 
 /* what redirect_sock did */
 enum {
+	/* sent to a quiet redirect's target (MOAT_REDIRECT_QUIET): not reported */
+	REDIRECT_QUIET = -2,
 	REDIRECT_NONE = -1,
 	REDIRECT_SENT = 0,
 	/* the target does not listen: the caller goes where it was going, or is refused */
@@ -166,8 +168,9 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 			return -1;
 		/* moat's relay or a local proxy that is not there: failure.helper decides */
 		if (!target_listens(ctx, to, s->protocol))
-			return to->unavailable == MOAT_UNAVAILABLE_ALLOW ? REDIRECT_DOWN_ALLOW
-									 : REDIRECT_DOWN_BLOCK;
+			return (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW
+				   ? REDIRECT_DOWN_ALLOW
+				   : REDIRECT_DOWN_BLOCK;
 	}
 	if (sock_addr_write(ctx, v6, to->addr, to->port))
 		return -1;
@@ -175,16 +178,18 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 	__builtin_memcpy(s->target, to->addr, 16);
 	s->target_port = to->port;
 
+	int sent = to->unavailable & MOAT_REDIRECT_QUIET ? REDIRECT_QUIET : REDIRECT_SENT;
+
 	/* udp has its port by now (sendmsg binds first): the proxy can look the client up */
 	struct bpf_sock *sk = ctx->sk;
 	if (s->protocol != IPPROTO_UDP || !sk)
-		return 0;
+		return sent;
 	struct moat_endpoint e;
 	struct moat_original o;
 	bound_endpoint(sk, v6, &e);
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
-	return 0;
+	return sent;
 }
 
 /* the redirect for a connection the rules let through: its index, or MOAT_RULE_NONE */
@@ -217,14 +222,15 @@ static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 	sock_addr_write(ctx, v6, s->addr, s->port);
 }
 
-/* post_bind4/6 (accept_hooks.h): a process binding a target is its proxy, whose own
- * connections are never redirected */
+/* post_bind4/6 (accept_hooks.h): a process binding a target is its proxy, and one binding port
+ * 53 a resolver: their own connections are never redirected (a resolver's queries to its
+ * upstreams are not the DNS proxy's) */
 static __always_inline void note_proxy(struct bpf_sock *sk, int v6)
 {
 	struct moat_endpoint e;
 
 	bound_endpoint(sk, v6, &e);
-	if (bpf_map_lookup_elem(&redirect_targets, &e)) {
+	if (e.port == 53 || bpf_map_lookup_elem(&redirect_targets, &e)) {
 		__u32 pid = bpf_get_current_pid_tgid() >> 32;
 		__u8 one = 1;
 		bpf_map_update_elem(&redirect_exempt, &pid, &one, BPF_ANY);

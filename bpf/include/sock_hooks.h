@@ -175,6 +175,12 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (image)
 		f.client_port = post_route_class(slot, m, s, &f);
 	__u32 rule = classify(slot, image, m, &f);
+	/* rules naming hosts: by the caller's name bindings (docs/socket-hooks.md, "Names") */
+	if (image) {
+		__u32 named = classify_names(slot, m, &f, &s->owner, f.client_port);
+		if (named < rule)
+			rule = named;
+	}
 
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
 	if ((image || !t.sport) && rule >= m->first_local_rule) {
@@ -183,8 +189,14 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		return SOCK_ALLOW;
 	}
 	rule_get(slot, rule, &r);
-	s->rule = rule;
-	s->verdict = verdict_of(&r);
+	if (r.flags & MOAT_RULE_LAYER7) {
+		/* a DNS query the proxy judges by name: let through to be redirected to it, not
+		 * reported; one that is not redirected is left to the tc hook */
+		s->verdict = MOAT_EV_ALLOWED;
+	} else {
+		s->rule = rule;
+		s->verdict = verdict_of(&r);
+	}
 	if (s->verdict == MOAT_EV_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, 0);
 		report_sock(&t, s, &r, &from, MOAT_REASON_NEW);
@@ -194,7 +206,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	/* redirects are for tcp and udp */
 	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
 	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
-	if (sent == REDIRECT_SENT) {
+	if (sent == REDIRECT_QUIET) {
+		count(MOAT_CNT_REDIRECTED, 0);
+	} else if (sent == REDIRECT_SENT) {
 		from.redirect = s->redirect;
 		count(MOAT_CNT_REDIRECTED, 0);
 		report_sock(&t, s, &r, &from, MOAT_REASON_REDIRECTED);

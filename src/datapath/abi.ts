@@ -32,6 +32,7 @@ export const Counter = {
   daemonGone: 26,
   unavailable: 27,
   basics: 28,
+  namesFull: 29,
   max: 32,
 } as const;
 
@@ -50,8 +51,12 @@ export const Hook = {
 export const Direction = { ingress: 0, egress: 1 } as const;
 export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
-/** enum moat_unavailable: what a redirect does when its target does not listen. */
+/** enum moat_unavailable: what a redirect does when its target does not listen (bit 0). */
 export const Unavailable = { block: 0, allow: 1 } as const;
+/** enum moat_redirect_flag, in the same byte: the kernel does not report the redirect. */
+export const RedirectFlag = { quiet: 0x80 } as const;
+/** enum moat_rule_flag: moat_rule.flags. */
+export const RuleFlag = { layer7: 0x01 } as const;
 export const Reason = {
   new: 1,
   rejudged: 2,
@@ -99,11 +104,18 @@ export const rule = defineStruct("moat_rule", 8, {
   action: { offset: 0, type: "u8" },
   mode: { offset: 1, type: "u8" },
   log: { offset: 2, type: "u8" },
+  flags: { offset: 3, type: "u8" },
   max_duration_s: { offset: 4, type: "u32" },
 });
 
-/** Table images per slot (MOAT_IMAGES): the packet hooks', the socket hooks', the redirects'. */
-export const IMAGES = 3;
+/**
+ * Table images per slot (MOAT_IMAGES): the packet hooks', the socket hooks', the redirects', the
+ * rules naming hosts'.
+ */
+export const IMAGES = 4;
+
+/** Entries of each slot's name bindings map (MOAT_NAME_BINDINGS). */
+export const NAME_BINDINGS = 262144;
 
 /** One table image's class counts (struct moat_image_meta), by image in moat_meta.image. */
 export const imageMeta = defineStruct("moat_image_meta", 8, {
@@ -111,27 +123,29 @@ export const imageMeta = defineStruct("moat_image_meta", 8, {
   nx: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 88, {
+export const meta = defineStruct("moat_meta", 96, {
   generation: { offset: 0, type: "u32" },
   rule_count: { offset: 4, type: "u32" },
   default_rule: { offset: 8, bytes: 8 },
   stats_rows: { offset: 16, type: "u32" },
   redirect_count: { offset: 20, type: "u32" },
   image: { offset: 24, bytes: IMAGES * imageMeta.size },
-  first_local_rule: { offset: 48, type: "u32" },
-  first_ingress_process_rule: { offset: 52, type: "u32" },
-  first_ingress_sport_rule: { offset: 56, type: "u32" },
-  proc_nn: { offset: 60, type: "u32" },
-  proc_nu: { offset: 64, type: "u32" },
-  proc_nc: { offset: 68, type: "u32" },
-  proc_ni: { offset: 72, type: "u32" },
-  basics_judged: { offset: 76, type: "u16" },
-  drop_malformed: { offset: 78, bytes: 2 },
-  stats_atomic: { offset: 80, type: "u8" },
-  daemon_allow: { offset: 81, type: "u8" },
-  socket_image: { offset: 82, type: "u8" },
-  post_route: { offset: 83, type: "u8" },
-  accept: { offset: 84, type: "u8" },
+  first_local_rule: { offset: 56, type: "u32" },
+  first_ingress_process_rule: { offset: 60, type: "u32" },
+  first_ingress_sport_rule: { offset: 64, type: "u32" },
+  proc_nn: { offset: 68, type: "u32" },
+  proc_nu: { offset: 72, type: "u32" },
+  proc_nc: { offset: 76, type: "u32" },
+  proc_ni: { offset: 80, type: "u32" },
+  basics_judged: { offset: 84, type: "u16" },
+  drop_malformed: { offset: 86, bytes: 2 },
+  stats_atomic: { offset: 88, type: "u8" },
+  daemon_allow: { offset: 89, type: "u8" },
+  socket_image: { offset: 90, type: "u8" },
+  post_route: { offset: 91, type: "u8" },
+  accept: { offset: 92, type: "u8" },
+  names: { offset: 93, type: "u8" },
+  layer7: { offset: 94, type: "u8" },
 });
 
 export const state = defineStruct("moat_state", 8 + 2 * meta.size, {
@@ -147,6 +161,20 @@ export const owner = defineStruct("moat_owner", 48, {
   pid: { offset: 20, type: "u32" },
   uid: { offset: 24, type: "u32" },
   comm: { offset: 32, bytes: 16 },
+});
+
+/** A name binding's key (tbl_names): the identity (all zero: everyone) and the address. */
+export const nameKey = defineStruct("moat_name_key", 40, {
+  cgroup_id: { offset: 0, type: "u64" },
+  exe_ino: { offset: 8, type: "u64" },
+  exe_dev: { offset: 16, type: "u32" },
+  uid: { offset: 20, type: "u32" },
+  addr: { offset: 24, bytes: 16 },
+});
+
+export const nameBinding = defineStruct("moat_name_binding", 16, {
+  nclass: { offset: 0, type: "u32" },
+  expires_ns: { offset: 8, type: "u64" },
 });
 
 export const exeKey = defineStruct("moat_exe_key", 16, {
@@ -294,6 +322,8 @@ export const codecs = [
   state,
   owner,
   exeKey,
+  nameKey,
+  nameBinding,
   sock,
   counter,
   counters,

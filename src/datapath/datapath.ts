@@ -32,6 +32,8 @@ import { unsupportedLink } from "./link-type.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
 import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
+import type { NameBinding, NameIdentity } from "./name-maps.ts";
+import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
@@ -382,11 +384,43 @@ export class Datapath {
     return [...lines, ...this.notes];
   }
 
-  /** Makes `image` the live policy, atomically (every packet sees the old or the new one). */
-  apply(image: PolicyImage): ApplyResult {
-    const result = this.policy.apply(image);
+  /**
+   * Makes `image` the live policy, atomically (every packet sees the old or the new one). When it
+   * names hosts, `bindings` gives the name bindings in its classes (the DNS proxy's store): they
+   * are in place before the flip. Synchronous: no bindNames() can fall between.
+   */
+  apply(image: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
+    const result = this.policy.apply(image, bindings);
     this.pinned?.setGeneration(result.generation);
     return result;
+  }
+
+  /**
+   * Binds addresses to name classes for identities, in the live policy (the DNS proxy, before it
+   * lets an answer go): how many were written, and how many found the map full (failure.helper
+   * decides what the proxy does then; counter namesFull).
+   */
+  bindNames(bindings: readonly NameBinding[]): { written: number; full: number } {
+    return this.policy.bindNames(bindings);
+  }
+
+  /**
+   * The live policy's name bindings. After a restart that adopted the pinned policy, the previous
+   * daemon's (in its policy's classes): the kernel judges with them until the first apply, which
+   * keeps only what its `bindings` callback gives.
+   */
+  liveBindings(): NameBinding[] {
+    return this.policy.liveBindings();
+  }
+
+  /** Removes name bindings from the live policy (expired ones). */
+  unbindNames(keys: readonly { identity: NameIdentity; ip: string }[]): void {
+    this.policy.unbindNames(keys);
+  }
+
+  /** Now on the kernel's clock (CLOCK_MONOTONIC, as bpf_ktime_get_ns): for expiresNs. */
+  monotonicNs(): bigint {
+    return process.hrtime.bigint();
   }
 
   /** The live policy generation (0 before the first apply). */
@@ -440,6 +474,8 @@ export class Datapath {
       }
       out[name] = sum;
     }
+    // counted by user space: the bindings the DNS proxy could not write
+    out.namesFull.packets += BigInt(this.policy.namesFull);
     return out;
   }
 

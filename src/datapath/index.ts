@@ -28,4 +28,5 @@ export {
 } from "./prerequisites.ts";
 export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
+export type { NameBinding, NameIdentity } from "./name-maps.ts";
 export { boundSockets } from "./bound-sockets.ts";

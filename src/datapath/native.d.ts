@@ -131,6 +131,8 @@ export declare class BpfObject {
 export declare class BpfMap {
   static create(options: CreateMapOptions): BpfMap;
   static openPinned(path: string): BpfMap;
+  /** A map by id (an array-of-maps' lookup gives its inner map's id). */
+  static openById(id: number): BpfMap;
   readonly name: string;
   readonly fd: number;
   readonly type: number;

@@ -19,7 +19,8 @@ import type { BpfMap, BpfObject, MapInfo } from "./native.d.ts";
 export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   policy: {
     // 2: moat_meta holds each table image's class counts by image
-    version: 2,
+    // 3: a fourth table image (names), name bindings (tbl_names), moat_rule.flags
+    version: 3,
     maps: [
       "state",
       "tbl_dir4",
@@ -35,6 +36,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
       "tbl_proc_route",
       "tbl_proc_iface",
       "tbl_redirects",
+      "tbl_names",
     ],
   },
   // connection ids come from the created-entries counter: adopted with the table they number

@@ -13,6 +13,15 @@ import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
 import { GenerationRecord } from "./generations.ts";
+import type { NameClasses } from "../policy/compile/names.ts";
+import {
+  NameMaps,
+  deleteBindings,
+  readBindings,
+  writeBindings,
+  type NameBinding,
+  type NameIdentity,
+} from "./name-maps.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import {
   BPF_F_INNER_MAP,
@@ -110,6 +119,10 @@ export class PolicyMaps {
   accept = false;
 
   readonly redirects: RedirectMaps;
+  /** Each slot's name bindings (docs/classifier.md, "Names"). */
+  private readonly names: NameMaps;
+  /** Bindings that found no room (counter namesFull). */
+  namesFull = 0;
   /** The rules and redirects of the recent generations, by generation. */
   readonly contents = new GenerationRecord();
 
@@ -120,6 +133,11 @@ export class PolicyMaps {
     this.generationFloor = generationFloor;
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
+    this.names = new NameMaps(object);
+    // an adopted slot whose policy names no hosts: its old bindings are not the kernel's
+    this.readState().metas.forEach((m, slot) => {
+      if (!m?.names) this.names.drop(slot);
+    });
     this.outers = Object.fromEntries(
       Object.keys(POLICY_TABLES).map((n) => [n, object.map(`tbl_${n}`)]),
     ) as Record<keyof typeof POLICY_TABLES, BpfMap>;
@@ -138,13 +156,18 @@ export class PolicyMaps {
     return metas[active]?.generation ?? 0;
   }
 
-  /** Writes `policy` into the idle slot and makes it live; the previous one stays in the other. */
-  apply(policy: PolicyImage): ApplyResult {
+  /**
+   * Writes `policy` into the idle slot and makes it live; the previous one stays in the other.
+   * When the policy names hosts, the idle slot gets a fresh bindings map filled with
+   * `bindings(classes)` (the DNS proxy's store, in the new policy's classes) before the flip.
+   */
+  apply(policy: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
     const start = performance.now();
     const image = policy.packet;
     checkImage(image);
     if (policy.socket) checkImage(policy.socket.image);
     if (policy.redirect) checkImage(policy.redirect.image);
+    if (policy.names) checkImage(policy.names.image);
     const { raw, active, metas } = this.readState();
     // continues from the pinned state: entries judged by an older policy never look judged
     // by this one
@@ -165,7 +188,8 @@ export class PolicyMaps {
       Math.min(cpus, Math.floor(RULE_STATS_BUDGET / (stride * ruleStatsCodec.size))),
     );
     // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes;
-    // image 2: the redirects' (sparse: a missing image leaves its outer entries alone)
+    // image 2: the redirects'; image 3: the names' (sparse: a missing image leaves its outer
+    // entries alone)
     const images: Record<string, BpfMap>[] = [];
     const shared: Record<string, BpfMap> = {};
     const closeAll = () => {
@@ -184,9 +208,15 @@ export class PolicyMaps {
         images[2] = tableMaps(policy.redirect.image, "r_");
         // the kernel sends connections to the relay when there is one, and checks it listens
         shared.redirects = redirectsMap(
-          targets.map((t) => ({ ...(t.via ?? t), unavailable: t.unavailable })),
+          targets.map((t) => ({
+            ...(t.via ?? t),
+            unavailable: t.unavailable,
+            ...(t.quiet ? { quiet: true } : {}),
+          })),
         );
       }
+      // image 3: the rules naming hosts, their remote lists as name classes
+      if (policy.names) images[3] = tableMaps(policy.names.image, "n_");
       shared.rules = rulesMap(image);
       shared.rule_stats = createMap(
         "moat_rule_stats",
@@ -227,7 +257,7 @@ export class PolicyMaps {
       // each table image's class counts, by image: the packet hooks', the socket hooks', the
       // redirects' (0 for an image the policy does not have)
       const imageCounts = Buffer.alloc(metaCodec.fields.image.bytes);
-      [image, policy.socket?.image, policy.redirect?.image].forEach((im, i) =>
+      [image, policy.socket?.image, policy.redirect?.image, policy.names?.image].forEach((im, i) =>
         imageMeta.encode({ ns: im?.ns ?? 0, nx: im?.nx ?? 0 }, imageCounts, i * imageMeta.size),
       );
       metaCodec.encode(
@@ -255,10 +285,18 @@ export class PolicyMaps {
           first_ingress_process_rule: image.firstIngressProcessRule,
           first_ingress_sport_rule: image.firstIngressSportRule,
           accept: this.accept ? 1 : 0,
+          names: policy.names ? 1 : 0,
+          layer7: image.rules.some((r) => r.layer7) ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,
       );
+      // the bindings the new policy's classes give, in place before it goes live
+      if (policy.names) {
+        const filled = this.names.prepare(bindings ? bindings(policy.names.classes) : []);
+        this.namesFull += filled.full;
+        this.names.place(idle, filled.map);
+      } else this.names.drop(idle);
       // targets are known before a redirect to them goes live, and forgotten after it is gone
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
@@ -284,6 +322,30 @@ export class PolicyMaps {
       redirects: policy.redirect?.targets ?? [],
     });
     return { generation, ms: performance.now() - start };
+  }
+
+  /**
+   * Writes bindings into the live slot's map (the DNS proxy's answers): how many were written,
+   * how many found no room (counted in namesFull). None without a policy naming hosts.
+   */
+  bindNames(bindings: readonly NameBinding[]): { written: number; full: number } {
+    const map = this.names.of(this.readState().active);
+    if (!map) return { written: 0, full: 0 };
+    const result = writeBindings(map, bindings);
+    this.namesFull += result.full;
+    return result;
+  }
+
+  /** The live slot's bindings (after a restart: the previous daemon's, until the first apply). */
+  liveBindings(): NameBinding[] {
+    const map = this.names.of(this.readState().active);
+    return map ? readBindings(map) : [];
+  }
+
+  /** Removes bindings from the live slot's map (expired ones, by the proxy's sweep). */
+  unbindNames(keys: readonly { identity: NameIdentity; ip: string }[]): void {
+    const map = this.names.of(this.readState().active);
+    if (map) deleteBindings(map, keys);
   }
 
   /** Counters of every rule of the live generation (default pseudo-rules last). */
@@ -318,6 +380,7 @@ export class PolicyMaps {
   }
 
   close(): void {
+    this.names.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }

@@ -7,6 +7,7 @@ import {
   original as originalCodec,
   owner as ownerCodec,
   redirect as redirectCodec,
+  RedirectFlag,
   Unavailable,
 } from "./abi.ts";
 import { formatAddress, mappedAddress } from "./address.ts";
@@ -49,7 +50,7 @@ const isV4 = (addr: Buffer): boolean =>
 
 /** The inner map of tbl_redirects: redirect index -> where it sends connections. */
 export function redirectsMap(
-  targets: readonly (SocketAddress & { unavailable?: "block" | "allow" })[],
+  targets: readonly (SocketAddress & { unavailable?: "block" | "allow"; quiet?: boolean })[],
 ): BpfMap {
   const n = Math.max(targets.length, 1);
   const map = createMap("moat_redirects", MAP_ARRAY, 4, redirectCodec.size, n, BPF_F_INNER_MAP);
@@ -63,7 +64,9 @@ export function redirectsMap(
         addr,
         port: t.port,
         family: isV4(addr) ? 4 : 6,
-        unavailable: t.unavailable === "allow" ? Unavailable.allow : Unavailable.block,
+        unavailable:
+          (t.unavailable === "allow" ? Unavailable.allow : Unavailable.block) |
+          (t.quiet ? RedirectFlag.quiet : 0),
       },
       values,
       i * redirectCodec.size,

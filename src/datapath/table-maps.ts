@@ -1,6 +1,6 @@
 // Builders of the inner maps one table image is written to (docs/classifier.md): one BPF map
 // per table, created and filled in user space, then placed into the outer maps by PolicyMaps.
-import { Action, Mode, exeKey as exeKeyCodec, rule as ruleCodec } from "./abi.ts";
+import { Action, Mode, RuleFlag, exeKey as exeKeyCodec, rule as ruleCodec } from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap } from "./native.d.ts";
 import {
@@ -117,6 +117,7 @@ export function rulesMap(image: ClassifierImage): BpfMap {
         action: Action[r.action],
         mode: Mode[r.mode],
         log: r.log ? 1 : 0,
+        flags: r.layer7 ? RuleFlag.layer7 : 0,
         max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
       },
       values,

@@ -6,6 +6,7 @@ export type PacketCounts = Partial<Record<CounterName, { packets: bigint }>>;
 const WATCHED: [CounterName, string][] = [
   ["eventLost", "events lost (ring buffer full)"],
   ["ctFull", "connections judged without tracking (conntrack table full)"],
+  ["namesFull", "DNS answers whose addresses bound no names (name bindings full)"],
 ];
 
 /** One warning line for what grew between two counter snapshots, or null. */

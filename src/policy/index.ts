@@ -10,7 +10,14 @@ export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
 export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
 export { usesNames } from "./uses-names.ts";
-export { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+export {
+  compilePolicy,
+  namesProcesses,
+  DNS_PROXY_REDIRECT,
+  type DnsProxyTargets,
+  type PolicyCompileOptions,
+} from "./compile/policy-image.ts";
+export { NameClasses, NAME_CLASS_BUDGET } from "./compile/names.ts";
 export type { PolicyImage } from "./compile/kernel-image.ts";
 export type { ClassifierImage, ImageRule } from "./compile/image.ts";
 export type { ProcessUniverse } from "./compile/process.ts";

@@ -1,14 +1,16 @@
-// Whether a policy names hosts: then the daemon starts moat's DNS proxy and the compiler sends
-// the DNS queries of processes under attach.cgroup to it (docs/policy.md, "Names").
-import type { AddressEntry, PolicyModel } from "../config/model.ts";
+// Whether a policy needs DNS names: a rule names hosts in its remote list, or judges DNS queries
+// by name. The daemon starts the DNS proxy, and the compiler adds the redirect of DNS queries to
+// it, exactly then (docs/policy.md, "Names").
+import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
 
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
   entries.some((e) => e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries)));
 
-/** Hostname entries in a rule's layer3.remote (sets expanded), or a rule's layer7.dns.name. */
-export function usesNames(model: PolicyModel): boolean {
+/** Hostname entries in the rule's layer3.remote (sets expanded), or a layer7.dns.name. */
+export const ruleUsesNames = (r: Rule): boolean =>
   // an empty name list still makes the rule one the proxy decides
-  return model.rules.some(
-    (r) => hasHostname(r.layer3?.remote?.entries ?? []) || r.layer7?.dns?.name !== undefined,
-  );
+  hasHostname(r.layer3?.remote?.entries ?? []) || r.layer7?.dns?.name !== undefined;
+
+export function usesNames(model: PolicyModel): boolean {
+  return model.rules.some(ruleUsesNames);
 }

@@ -86,6 +86,7 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["compile/dir4.ts DIR4_TOP", DIR4_TOP, c.get("MOAT_DIR4_TOP")],
     ["compile/dir4.ts DIR4_UNIFORM", DIR4_UNIFORM, c.get("MOAT_DIR4_UNIFORM")],
     ["datapath/abi.ts IMAGES", abi.IMAGES, c.get("MOAT_IMAGES")],
+    ["datapath/abi.ts NAME_BINDINGS", abi.NAME_BINDINGS, c.get("MOAT_NAME_BINDINGS")],
   ];
   for (const [copy, ts, btf] of copies) assert.equal(ts, btf, copy);
 });
@@ -99,6 +100,8 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
   ["Action", abi.Action, "moat_action", "MOAT_ACTION_"],
   ["Mode", abi.Mode, "moat_mode", "MOAT_MODE_"],
   ["Unavailable", abi.Unavailable, "moat_unavailable", "MOAT_UNAVAILABLE_"],
+  ["RedirectFlag", abi.RedirectFlag, "moat_redirect_flag", "MOAT_REDIRECT_"],
+  ["RuleFlag", abi.RuleFlag, "moat_rule_flag", "MOAT_RULE_"],
   ["Reason", abi.Reason, "moat_reason", "MOAT_REASON_"],
   ["TcpState", abi.TcpState, "moat_tcp_state", "MOAT_TCP_"],
   ["CtFlag", abi.CtFlag, "moat_ct_flag", "MOAT_CT_"],

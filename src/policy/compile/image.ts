@@ -51,6 +51,12 @@ export interface ImageRule {
   log: boolean;
   /** TCP connections allowed by this rule are reset after this many seconds; 0 = never. */
   maxDurationSeconds: number;
+  /**
+   * The rule judges DNS queries by name (layer7.dns.name): at connect() its match means "moat's
+   * DNS proxy decides" (the connection is let through, to be redirected to the proxy); the packet
+   * hooks never find it (MOAT_RULE_LAYER7).
+   */
+  layer7?: boolean;
 }
 
 export interface ClassifierImage {

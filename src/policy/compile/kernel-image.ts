@@ -3,6 +3,7 @@
 // classes and the redirects' tables with their targets. src/datapath writes it into the kernel
 // atomically; compilePolicy (policy-image.ts) makes it.
 import type { ClassifierImage } from "./image.ts";
+import type { NameClasses } from "./names.ts";
 import type { ProcessImage } from "./process.ts";
 import type { RedirectImage } from "./redirect.ts";
 
@@ -16,4 +17,9 @@ export interface PolicyImage {
   socket?: { image: ClassifierImage; process: ProcessImage };
   /** When the policy has redirects: their own tables and targets (redirect.ts). */
   redirect?: RedirectImage;
+  /**
+   * When rules name hosts: the names image (image 3, only the rules naming hosts, their remote
+   * lists as name classes 0.0.0.N) and the classes the DNS proxy binds addresses to.
+   */
+  names?: { image: ClassifierImage; classes: NameClasses };
 }

@@ -8,43 +8,46 @@
 // go. Rule indexes are the same in both.
 
 import { judgedBasics } from "../network-basics.ts";
-import type { AddressList, Layer4, PolicyModel, Rule, SourcePos } from "../../config/model.ts";
+import { usesNames } from "../uses-names.ts";
+import type { Layer4, PolicyModel, Redirect, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
+import type { ClassifierImage } from "./image.ts";
 import type { PolicyImage } from "./kernel-image.ts";
+import { addressOnly, dnsAsPorts, namesRule, unmatchable } from "./name-rules.ts";
+import { nameClassesOf, namesHosts } from "./names.ts";
 import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
-/** Everything minus everything: an address list no address is in. */
-function nothing(pos: SourcePos): AddressList {
-  const entry = (family: 4 | 6, end: bigint) => ({
-    kind: "interval" as const,
-    text: "!*",
-    negate: true,
-    pos,
-    family,
-    start: 0n,
-    end,
-  });
-  return { entries: [entry(4, (1n << 32n) - 1n), entry(6, (1n << 128n) - 1n)], pos };
+/** Where moat's DNS proxy listens (the implicit redirect of DNS queries, docs/redirect.md). */
+export interface DnsProxyTargets {
+  udp: { ip: string; port: number };
+  tcp: { ip: string; port: number };
 }
 
-/** The rule without its process and interface sections (the tables carry them another way). */
-function withoutProcess(r: Rule): Rule {
-  const out = { ...r };
-  delete out.process;
-  delete out.interface;
-  return out;
+export interface PolicyCompileOptions extends CompileOptions {
+  /** When the policy uses names: DNS queries (udp/tcp 53, egress) go there first. */
+  dnsProxy?: DnsProxyTargets;
 }
 
-const unmatchable = (r: Rule): Rule => ({
-  ...withoutProcess(r),
-  layer3: { remote: nothing(r.pos), pos: r.pos },
-});
+/** The name of the implicit redirects of DNS queries to moat's DNS proxy. */
+export const DNS_PROXY_REDIRECT = "dns-proxy";
 
-/** The rules as the packet hooks judge them. */
-export function packetModel(model: PolicyModel): PolicyModel {
-  if (!model.rules.some(socketRule)) return model;
-  return { ...model, rules: model.rules.map((r) => (socketRule(r) ? unmatchable(r) : r)) };
+/** Rules the packet hooks cannot judge at all: who or where, or DNS queries by name. */
+const packetBlind = (r: Rule): boolean => !!(r.process || r.interface);
+
+/** The rules as the packet hooks judge them (names and layer7 already rewritten). */
+export function packetModel(
+  model: PolicyModel,
+  layer7: ReadonlySet<number> = new Set(),
+): PolicyModel {
+  if (!model.rules.some((r) => packetBlind(r) || namesHosts(r) || layer7.has(r.index)))
+    return model;
+  return {
+    ...model,
+    rules: model.rules.map((r) =>
+      packetBlind(r) || layer7.has(r.index) ? unmatchable(r) : addressOnly(r),
+    ),
+  };
 }
 
 /** Runs of consecutive class numbers as client-port ranges. */
@@ -70,48 +73,104 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
     // docs/socket-hooks.md, "The accept side": XDP's "may a process rule decide?"
     if (r.process) classes.push(ANY_PROCESS_CLASS);
     if (classes.length === 0) return unmatchable(r);
-    return { ...withoutProcess(r), layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
+    const out: Rule = { ...r, layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
+    delete out.process;
+    delete out.interface;
+    return out;
   });
   return { ...model, rules };
 }
 
-/** Whether rules or redirects name processes or interfaces (then a universe is needed). */
+/** Whether rules or redirects name processes, interfaces or names (then a universe is needed). */
 export function namesProcesses(model: PolicyModel): boolean {
   return withRedirects(model).rules.some(socketRule);
 }
+
+const NOWHERE: SourcePos = { file: "", line: 0, col: 0, path: "" };
+
+/** The two redirects of DNS queries to the proxy (udp, tcp), before the policy's own. */
+function withDnsRedirects(model: PolicyModel, to: DnsProxyTargets): PolicyModel {
+  const dns = (protocol: 6 | 17, target: { ip: string; port: number }): Redirect => ({
+    direction: "egress",
+    name: DNS_PROXY_REDIRECT,
+    layer4: { protocol, ports: [{ lo: 53, hi: 53, text: "53", pos: NOWHERE }], pos: NOWHERE },
+    to: { ip: target.ip, family: target.ip.includes(":") ? 6 : 4, port: target.port },
+    onUnavailable: model.failure.helper,
+    pos: NOWHERE,
+  });
+  return { ...model, redirects: [dns(17, to.udp), dns(6, to.tcp), ...model.redirects] };
+}
+
+/** layer7.dns as ports in every rule; the rules naming queries. */
+function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number> } {
+  const layer7 = new Set<number>();
+  const rules = model.rules.map((r) => {
+    const out = dnsAsPorts(r);
+    if (out.layer7) layer7.add(r.index);
+    return out.rule;
+  });
+  return { model: { ...model, rules }, layer7 };
+}
+
+const NO_HOST: ProcessUniverse = {
+  executables: [],
+  users: new Map(),
+  cgroups: [],
+  routes: { image: { v4: [], v6: [] }, links: [], notes: [] },
+};
 
 /**
  * The kernel image of a policy. `universe` (what is on this host) is needed only when rules or
  * redirects name processes; without it they match nothing anywhere.
  */
 export function compilePolicy(
-  model: PolicyModel,
+  written: PolicyModel,
   universe: ProcessUniverse | null,
-  options: CompileOptions = {},
+  options: PolicyCompileOptions = {},
 ): PolicyImage {
+  const names = usesNames(written);
+  const model = names && options.dnsProxy ? withDnsRedirects(written, options.dnsProxy) : written;
+  const dns = dnsRules(model);
+  const flag = (image: ClassifierImage): ClassifierImage => {
+    for (const i of dns.layer7) image.rules[i]!.layer7 = true;
+    return image;
+  };
   const image: PolicyImage = {
-    packet: {
-      ...compile(packetModel(model), options),
+    packet: flag({
+      ...compile(packetModel(dns.model, dns.layer7), options),
       // the accept side (docs/socket-hooks.md): from the model as written, process sections and
       // all
       firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
       firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
       // basic networking named by the rules as written (the packet model rewrites source ports)
       basicsJudged: judgedBasics(model),
-    },
+    }),
   };
-  // one set of process classes for the rules and the redirects (compile/redirect.ts)
-  const proc = universe ? compileProcess(withRedirects(model), universe) : null;
+  // one set of process classes for the rules and the redirects (compile/redirect.ts); names are
+  // judged by the socket hooks, which need process classes even when no rule names a process
+  const host = universe ?? (names ? NO_HOST : null);
+  const proc = host ? compileProcess(withRedirects(model), host) : null;
   if (proc) {
+    const socket = { ...dns.model, rules: dns.model.rules.map(addressOnly) };
     image.socket = {
-      image: compile(socketModel(model, proc.classesOf), options),
+      image: flag(compile(socketModel(socket, proc.classesOf), options)),
       process: proc,
     };
+    const classes = nameClassesOf(model);
+    if (classes.count > 0) {
+      const only = { ...dns.model, rules: dns.model.rules.map((r) => namesRule(r, classes)) };
+      image.names = { image: flag(compile(socketModel(only, proc.classesOf), options)), classes };
+    }
   }
   if (model.redirects.length > 0) {
+    const targets = redirectTargets(model);
+    if (model !== written) {
+      targets[0]!.quiet = true;
+      targets[1]!.quiet = true;
+    }
     image.redirect = {
       image: compile(socketModel(redirectModel(model), proc?.classesOf ?? new Map()), options),
-      targets: redirectTargets(model),
+      targets,
     };
   }
   return image;

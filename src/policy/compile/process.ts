@@ -13,6 +13,7 @@ import type { InterfaceMatch, PolicyModel, ProcessMatch, Rule } from "../../conf
 import type { BuiltImage } from "../../route/index.ts";
 import type { ContainerFacts } from "../../attribution/types.ts";
 import { globMatch } from "../glob.ts";
+import { ruleUsesNames } from "../uses-names.ts";
 import { containerIdMatch, imageMatch, inCgroup, splitUsers } from "../match-context.ts";
 import type { Runs } from "./classes.ts";
 import type { LpmEntry } from "./image.ts";
@@ -163,8 +164,11 @@ function combine(x: number[][], y: number[][], what: string): { table: Uint32Arr
   return { table, ids };
 }
 
-/** Rules the socket hooks judge by who and where: a process or an interface section. */
-export const socketRule = (r: Rule): boolean => !!(r.process || r.interface);
+/**
+ * Rules the socket hooks judge by who and where: a process or an interface section, or names
+ * (hostname entries, layer7.dns.name), which only hold for the identity that looked them up.
+ */
+export const socketRule = (r: Rule): boolean => !!(r.process || r.interface) || ruleUsesNames(r);
 
 const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
 

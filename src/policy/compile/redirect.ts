@@ -22,6 +22,8 @@ export interface RedirectTarget {
   /** Where the kernel sends connections instead of `to`: moat's relay, which prepends the PROXY
    * header and connects to `to` (set by the daemon, src/redirect/relay.ts). */
   via?: { ip: string; port: number };
+  /** The kernel reports nothing when it redirects (moat's DNS proxy reports each query). */
+  quiet?: boolean;
 }
 
 export interface RedirectImage {
