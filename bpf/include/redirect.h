@@ -180,9 +180,10 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 
 	int sent = to->unavailable & MOAT_REDIRECT_QUIET ? REDIRECT_QUIET : REDIRECT_SENT;
 
-	/* udp has its port by now (sendmsg binds first): the proxy can look the client up */
+	/* udp has its port by now (sendmsg binds first): the proxy can look the client up. A
+	 * connected udp socket may have none yet: connected_udp_original() */
 	struct bpf_sock *sk = ctx->sk;
-	if (s->protocol != IPPROTO_UDP || !sk)
+	if (s->protocol != IPPROTO_UDP || !sk || !sk->src_port)
 		return sent;
 	struct moat_endpoint e;
 	struct moat_original o;
@@ -190,6 +191,43 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return sent;
+}
+
+#define EPHEMERAL_LOW 32768
+#define EPHEMERAL_SPAN 28232 /* 32768-60999, the kernel's default ip_local_port_range */
+#define BIND_TRIES 4
+
+/* connect() of a udp socket (glibc's resolver connects its socket) runs before the kernel picks
+ * the port, and no later hook sees the sends, so the proxy could not look the client up. The hook
+ * binds the socket to a port of the ephemeral range itself (bpf_bind with port 0 would leave it
+ * unchosen until after this hook), then records the original by it. bpf_bind is a connect hook's
+ * helper: call this from connect4/6 only */
+static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, struct moat_sock *s,
+						   int v6)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk || sk->src_port)
+		return;
+	for (int i = 0; i < BIND_TRIES; i++) {
+		__u16 port = bpf_htons(EPHEMERAL_LOW + bpf_get_prandom_u32() % EPHEMERAL_SPAN);
+		int err;
+		if (v6) {
+			struct sockaddr_in6 sa = {.sin6_family = AF_INET6_, .sin6_port = port};
+			err = bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
+		} else {
+			struct sockaddr_in sa = {.sin_family = AF_INET_, .sin_port = port};
+			err = bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
+		}
+		if (!err)
+			break;
+	}
+	if (!sk->src_port)
+		return; /* the kernel binds it after this hook: not found by its proxy, as before */
+	struct moat_endpoint e;
+	struct moat_original o;
+	bound_endpoint(sk, v6, &e);
+	original_of(s, &o);
+	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 }
 
 /* the redirect for a connection the rules let through: its index, or MOAT_RULE_NONE */

@@ -206,6 +206,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	/* redirects are for tcp and udp */
 	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
 	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
+	if (hook == MOAT_HOOK_CONNECT && t.proto == IPPROTO_UDP &&
+	    (sent == REDIRECT_QUIET || sent == REDIRECT_SENT))
+		connected_udp_original(ctx, s, v6);
 	if (sent == REDIRECT_QUIET) {
 		count(MOAT_CNT_REDIRECTED, 0);
 	} else if (sent == REDIRECT_SENT) {

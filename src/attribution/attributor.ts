@@ -30,6 +30,9 @@ export interface KernelOwner {
   cgroupId: bigint;
   /** comm as the kernel saw it. */
   comm: string;
+  /** The executable's inode and device (MKDEV), when the kernel read them (rules name processes or hosts). */
+  exeIno?: bigint;
+  exeDev?: number;
 }
 
 export class Attribution {

@@ -5,10 +5,12 @@
 // and the names of a kernel event's remote address.
 import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import type { Datapath, MoatEvent } from "../datapath/index.ts";
+import { decodeOwner, type Datapath, type MoatEvent } from "../datapath/index.ts";
 import {
   DnsProxy,
+  identityKey,
   identityOf,
+  unmapped,
   policyJudge,
   readHosts,
   trustedResolvers,
@@ -17,63 +19,68 @@ import {
   type ListenAddress,
   type NameBinder,
   type NameBinding,
+  type NameKey,
   type OriginalLookup,
 } from "../dns/index.ts";
 import { firstNameUse, nameServiceWarnings } from "../host/index.ts";
-import type { compilePolicy, PolicyImage } from "../policy/index.ts";
+import type { PolicyCompileOptions, PolicyImage } from "../policy/index.ts";
 import type { ProcessFacts } from "../attribution/index.ts";
-
-/** The compiler's options, as compilePolicy takes them. */
-export type CompileOptions = NonNullable<Parameters<typeof compilePolicy>[2]>;
-
-/** Where the compiler's implicit DNS redirect sends udp/53 and tcp/53 (moat's proxy). */
-export interface DnsProxyTargets {
-  dnsProxy: { udp: ListenAddress; tcp: ListenAddress };
-}
 
 /**
  * The compile options of every policy the daemon compiles: `dnsProxy`, the proxy's UDP and TCP
  * addresses (127.0.0.1 and the proxy's port). The compiler puts the `dns-proxy` redirects first
  * in the redirect image when the policy uses names.
  */
-export function dnsCompileOptions(proxy: DnsProxy): CompileOptions & DnsProxyTargets {
+export function dnsCompileOptions(proxy: DnsProxy): PolicyCompileOptions {
   return { dnsProxy: proxy.addresses() };
-}
-
-/** The datapath's name-binding calls, as the datapath offers them. */
-interface DatapathNames {
-  bindNames?: NameBinder["bindNames"];
-  unbindNames?: NameBinder["unbindNames"];
-  monotonicNs?: NameBinder["monotonicNs"];
 }
 
 /**
  * The live slot's bindings map through the datapath (bindNames, unbindNames, monotonicNs, all
- * synchronous). A datapath without them binds nothing: the proxy still judges and answers.
+ * synchronous). Before the datapath is up the proxy binds nothing; it still judges and answers.
  */
 export function datapathBinder(datapath: () => Datapath | null): NameBinder {
-  const names = () => datapath() as DatapathNames | null;
   return {
-    bindNames(bindings) {
-      const d = names();
-      return d?.bindNames ? d.bindNames(bindings) : { written: 0, full: 0 };
-    },
-    unbindNames(keys) {
-      names()?.unbindNames?.(keys);
-    },
-    monotonicNs() {
-      const d = names();
-      return d?.monotonicNs ? d.monotonicNs() : process.hrtime.bigint();
-    },
+    bindNames: (bindings) => datapath()?.bindNames(bindings) ?? { written: 0, full: 0 },
+    unbindNames: (keys) => datapath()?.unbindNames(keys),
+    monotonicNs: () => datapath()?.monotonicNs() ?? process.hrtime.bigint(),
   };
 }
 
-/** The image's name classes (`image.names.classes.classOf`), when it has names. */
+/**
+ * Whether an identity still has a tracked connection to an address (the binding it used then
+ * outlives its TTL, so re-judging after a reload keeps the connection). One pass over the
+ * connection table serves a whole sweep.
+ */
+function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boolean {
+  let cached: { at: number; keys: Set<string> } | null = null;
+  const read = (): Set<string> => {
+    const keys = new Set<string>();
+    for (const c of datapath()?.conntrack() ?? []) {
+      if (c.direction !== "egress" || c.verdict === "blocked") continue;
+      const owner = decodeOwner(c.value.owner);
+      if (owner?.exeIno === undefined || owner.exeDev === undefined) continue;
+      const identity = {
+        cgroupId: owner.cgroupId,
+        exeIno: owner.exeIno,
+        exeDev: owner.exeDev,
+        uid: owner.uid,
+      };
+      keys.add(`${identityKey(identity)}|${unmapped(c.remote.ip)}`);
+    }
+    return keys;
+  };
+  return (key) => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 1000) cached = { at: now, keys: read() };
+    return cached.keys.has(`${identityKey(key.identity)}|${unmapped(key.ip)}`);
+  };
+}
+
+/** The name classes of a compiled image, for the proxy's bindings (none: the policy names no hosts). */
 export function classesOfImage(image: PolicyImage): ClassesOf | null {
-  const names = (image as { names?: { classes: { classOf: ClassesOf } } }).names;
-  if (!names) return null;
-  const { classes } = names;
-  return (list) => classes.classOf(list);
+  const classes = image.names?.classes;
+  return classes ? (list) => classes.classOf(list) : null;
 }
 
 export interface DnsNamesOptions {
@@ -91,7 +98,7 @@ export interface DnsNames {
   /** null: the proxy could not listen (no loopback): DNS queries are not proxied. */
   proxy: DnsProxy | null;
   /** The compile options of every policy: `dnsProxy` when the proxy listens. */
-  compileOptions: CompileOptions;
+  compileOptions: PolicyCompileOptions;
   /** apply()'s second argument: every binding with the new image's classes, for its slot. */
   bindingsFor: (classes: { classOf: ClassesOf }) => NameBinding[];
   /** After an apply: the proxy follows the live image and policy (and re-reads /etc/hosts). */
@@ -114,6 +121,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
     proxy = await DnsProxy.open({
       original: options.original,
       binder: datapathBinder(options.datapath),
+      liveConnection: liveConnections(options.datapath),
       judge: policyJudge(model),
       process: options.process,
       failureHelper: () => options.policy()?.failure.helper ?? "block",

@@ -11,7 +11,7 @@ import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/
 import { nodeHost, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
-import type { CompileOptions } from "./dns-names.ts";
+import type { PolicyCompileOptions } from "../policy/index.ts";
 
 /** The bindings a new image's slot starts with, by that image's name classes. */
 export type BindingsFor = (classes: { classOf: ClassesOf }) => NameBinding[];
@@ -60,7 +60,7 @@ export interface PolicyLifecycleOptions {
   /** Readies an image for the target (redirect targets through moat's relay). */
   route?: (image: PolicyImage) => PolicyImage;
   /** The compiler's options (where moat's DNS proxy listens). */
-  compile?: CompileOptions;
+  compile?: PolicyCompileOptions;
   /** The name bindings of a new image's slot (from moat's DNS proxy). */
   bindings?: BindingsFor;
   /** Called once a policy is live (the DNS proxy follows its image and dns section). */
@@ -71,7 +71,7 @@ export interface PolicyLifecycleOptions {
 export function readPolicyFile(
   path: string,
   universe?: UniverseReader,
-  compile?: CompileOptions,
+  compile?: PolicyCompileOptions,
 ): RunningPolicy {
   let text: string;
   try {

@@ -13,7 +13,7 @@ import {
   type UniverseReader,
 } from "../host/index.ts";
 import type { ValidateResult } from "../api/index.ts";
-import type { CompileOptions } from "./dns-names.ts";
+import type { PolicyCompileOptions } from "../policy/index.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
@@ -22,7 +22,7 @@ export function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
-  compile?: CompileOptions,
+  compile?: PolicyCompileOptions,
 ): LoadedPolicy {
   return acceptedOrThrow(
     acceptPolicy(text, fileName, {

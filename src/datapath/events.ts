@@ -61,7 +61,10 @@ export function decodeOwner(bytes: Buffer): KernelOwner | null {
   if (o.pid === 0) return null;
   const end = o.comm.indexOf(0);
   const comm = o.comm.subarray(0, end < 0 ? o.comm.length : end).toString("utf8");
-  return { pid: o.pid, uid: o.uid, cgroupId: o.cgroup_id, comm };
+  const owner: KernelOwner = { pid: o.pid, uid: o.uid, cgroupId: o.cgroup_id, comm };
+  // the hooks read the executable only when rules need it; 0 = not read
+  if (o.exe_ino !== 0n) Object.assign(owner, { exeIno: o.exe_ino, exeDev: o.exe_dev });
+  return owner;
 }
 
 const kernelOnly = (o: KernelOwner): ProcessFacts => ({

@@ -7,7 +7,7 @@ export {
   type DatapathOptions,
   type Timeouts,
 } from "./datapath.ts";
-export { decodeEvent, type DecodeContext } from "./events.ts";
+export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
 export {
   formatEventLine,
   type DnsExchange,

@@ -109,12 +109,17 @@ export class BindingStore {
       entry.names = new Map([...names].map((n) => [n, NEVER]));
       this.update(entry, classesOf, result);
     }
+    const changed = new Set(next.keys());
     for (const key of before) {
       const entry = this.entries.get(key);
       if (!entry) continue;
       this.entries.delete(key);
+      changed.add(entry.ip);
       if (entry.nclass !== 0) result.unbind.push({ identity: entry.identity, ip: entry.ip });
     }
+    // the identities' own bindings of those addresses carry the shared names
+    for (const entry of this.entries.values())
+      if (!isZero(entry.identity) && changed.has(entry.ip)) this.update(entry, classesOf, result);
     return result;
   }
 
@@ -187,13 +192,20 @@ export class BindingStore {
     return entry;
   }
 
+  /**
+   * The kernel reads an identity's own binding first and everyone's (/etc/hosts) only when it
+   * has none: an identity's binding carries the address's shared names too.
+   */
   private bindingOf(entry: Entry, classesOf: ClassesOf): NameBinding {
     let expiresNs = 0n;
     for (const e of entry.names.values()) if (e > expiresNs) expiresNs = e;
+    const shared = isZero(entry.identity)
+      ? []
+      : [...(this.entries.get(keyOf(ZERO_IDENTITY, entry.ip))?.names.keys() ?? [])];
     return {
       identity: entry.identity,
       ip: entry.ip,
-      nclass: classesOf([...entry.names.keys()]),
+      nclass: classesOf([...entry.names.keys(), ...shared]),
       expiresNs,
     };
   }
