@@ -146,24 +146,31 @@ export class BindingStore {
   }
 
   /**
-   * Drops expired names. A binding left with none is removed, unless its identity still has a
-   * live connection to the address: then its names live another grace period. Returns what the
-   * live slot must change.
+   * Drops expired names. A binding about to expire (within `horizonNs`, the time to the next
+   * sweep) whose identity still has a live connection to the address is extended first, so the
+   * kernel never sees it lapse while the connection lives: its names live to the horizon plus a
+   * grace period. A binding left with no names is removed. Returns what the live slot must
+   * change.
    */
-  sweep(classesOf: ClassesOf): SweepResult {
+  sweep(classesOf: ClassesOf, horizonNs = 0n): SweepResult {
     const now = this.options.now();
     const grace = BigInt(Math.ceil(this.options.graceSeconds())) * NS;
     const result: SweepResult = { bind: [], unbind: [] };
     for (const [key, entry] of this.entries) {
-      const expired = [...entry.names].filter(([, e]) => e <= now).map(([n]) => n);
-      if (expired.length === 0) continue;
+      let latest = 0n;
+      for (const e of entry.names.values()) if (e > latest) latest = e;
+      if (latest > now + horizonNs) {
+        if (this.dropExpired(entry, now)) this.update(entry, classesOf, result);
+        continue;
+      }
       const keep = { identity: entry.identity, ip: entry.ip };
-      if (expired.length === entry.names.size && this.options.liveConnection?.(keep)) {
-        for (const n of expired) entry.names.set(n, now + grace);
+      if (this.options.liveConnection?.(keep)) {
+        const until = now + horizonNs + grace;
+        for (const [n, e] of entry.names) if (e < until) entry.names.set(n, until);
         this.update(entry, classesOf, result);
         continue;
       }
-      for (const n of expired) entry.names.delete(n);
+      if (!this.dropExpired(entry, now)) continue;
       if (entry.names.size === 0) {
         this.entries.delete(key);
         if (entry.nclass !== 0) result.unbind.push(keep);
@@ -172,6 +179,17 @@ export class BindingStore {
       this.update(entry, classesOf, result);
     }
     return result;
+  }
+
+  /** Whether any name of the entry had expired (they are gone now). */
+  private dropExpired(entry: Entry, now: bigint): boolean {
+    let dropped = false;
+    for (const [n, e] of entry.names)
+      if (e <= now) {
+        entry.names.delete(n);
+        dropped = true;
+      }
+    return dropped;
   }
 
   /** The entry's binding goes into the live slot (or out of it, when its class became 0). */

@@ -30,7 +30,8 @@ import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
 /** How long moat waits for the server's answer before answering SERVFAIL. */
 const UPSTREAM_TIMEOUT_MS = 5000;
 /** How often expired bindings are unbound. */
-const SWEEP_MS = 5000;
+/** Often enough that a live connection's binding is extended before the shortest one lapses. */
+const SWEEP_MS = 1000;
 /** An idle TCP client is closed after this long (RFC 7766 leaves it to the server). */
 const TCP_IDLE_MS = 10_000;
 /** Queries waiting for their server at once; past it a query gets SERVFAIL at once. */
@@ -92,9 +93,11 @@ export class DnsProxy {
   private readonly upstreams = new Set<{ close(): void }>();
   private pending = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sweepMs: number;
 
   private constructor(options: DnsProxyOptions) {
     this.options = options;
+    this.sweepMs = options.sweepMs ?? SWEEP_MS;
     this.settings = options.settings ?? DNS_DEFAULTS;
     this.trusted = options.trusted ?? trustedResolvers(this.settings.resolvers);
     const binder = options.binder;
@@ -115,7 +118,7 @@ export class DnsProxy {
       proxy.close();
       throw err;
     }
-    proxy.sweepTimer = setInterval(() => proxy.sweep(), options.sweepMs ?? SWEEP_MS);
+    proxy.sweepTimer = setInterval(() => proxy.sweep(), proxy.sweepMs);
     proxy.sweepTimer.unref();
     return proxy;
   }
@@ -151,7 +154,9 @@ export class DnsProxy {
 
   /** Unbinds what expired (every few seconds; tests call it directly). */
   sweep(): void {
-    this.write(this.store.sweep(this.classesOf), "expiry sweep");
+    // a live connection's binding is extended before the next sweep would come too late
+    const horizon = BigInt(this.sweepMs) * 2_000_000n;
+    this.write(this.store.sweep(this.classesOf, horizon), "expiry sweep");
   }
 
   close(): void {

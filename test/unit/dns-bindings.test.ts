@@ -137,3 +137,15 @@ test("addresses compare IPv4-mapped as IPv4, names without case or trailing dot"
   s.learn(curl, ["GitHub.COM."], [{ ip: "::ffff:140.82.112.3", ttlSeconds: 60 }], classesOf);
   assert.deepEqual(s.namesOf(curl, "140.82.112.3"), ["github.com"]);
 });
+
+test("a binding about to lapse under a live connection is extended before the kernel sees it expire", () => {
+  const { s, clock } = store({ minTtl: 0, grace: 1, live: () => true });
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 1 }], classesOf);
+  // expires at 2 s; the next sweep comes after 2 s (horizon): extended now, not after the lapse
+  clock.now += 1n * S;
+  const r = s.sweep(classesOf, 2n * S);
+  assert.deepEqual(r.bind, [
+    { identity: curl, ip: "10.0.0.1", nclass: 1, expiresNs: clock.now + 3n * S },
+  ]);
+  assert.deepEqual(r.unbind, []);
+});
