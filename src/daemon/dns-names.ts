@@ -5,7 +5,12 @@
 // and the names of a kernel event's remote address.
 import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import { decodeOwner, type Datapath, type MoatEvent } from "../datapath/index.ts";
+import {
+  decodeOwner,
+  type ConntrackEntry,
+  type Datapath,
+  type MoatEvent,
+} from "../datapath/index.ts";
 import {
   DnsProxy,
   identityKey,
@@ -47,6 +52,15 @@ export function datapathBinder(datapath: () => Datapath | null): NameBinder {
   };
 }
 
+/** A UDP flow seen within this long is live (an entry lingers in the table after its flow ends). */
+const FLOW_LIVE_NS = 30_000_000_000n;
+const OPEN_TCP = new Set(["synSent", "synRecv", "established"]);
+
+/** Whether a tracked connection is still open: TCP not closing, other flows recently active. */
+function liveEntry(c: ConntrackEntry, now: bigint): boolean {
+  return c.protocol === 6 ? OPEN_TCP.has(c.tcpState) : now - c.lastNs < FLOW_LIVE_NS;
+}
+
 /**
  * Whether an identity still has a tracked connection to an address (the binding it used then
  * outlives its TTL, so re-judging after a reload keeps the connection). One pass over the
@@ -56,8 +70,11 @@ function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boo
   let cached: { at: number; keys: Set<string> } | null = null;
   const read = (): Set<string> => {
     const keys = new Set<string>();
-    for (const c of datapath()?.conntrack() ?? []) {
-      if (c.direction !== "egress" || c.verdict === "blocked") continue;
+    const d = datapath();
+    if (!d) return keys;
+    const now = d.monotonicNs();
+    for (const c of d.conntrack()) {
+      if (c.direction !== "egress" || c.verdict === "blocked" || !liveEntry(c, now)) continue;
       const owner = decodeOwner(c.value.owner);
       if (owner?.exeIno === undefined || owner.exeDev === undefined) continue;
       const identity = {

@@ -8,6 +8,7 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
+export type { ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
   type DnsExchange,
