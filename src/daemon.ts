@@ -55,9 +55,9 @@ export interface Daemon {
   apiAddresses(): string[];
   snapshot: SnapshotSource;
   /** Re-reads the policy file; an invalid one is refused and the running policy stays. */
-  reload(reason: string): ReloadResult;
+  reload(reason: string): Promise<ReloadResult>;
   /** Applies `text` as the policy (and saves it to the policy file), on behalf of `who`. */
-  apply(text: string, who: string): ReloadResult;
+  apply(text: string, who: string): Promise<ReloadResult>;
   /** Reopens the audit log (after logrotate). */
   reopenLogs(): void;
   stop(): void;
@@ -73,7 +73,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     roots: { docker: [DOCKER_ROOT, ...(options.dockerRoots ?? [])] },
   });
   const universe = hostUniverse(attribution);
-  const initial = readPolicyFile(policyPath, universe.read);
+  const initial = await readPolicyFile(policyPath, universe.read);
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
   const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
     (err: unknown) => {
@@ -116,7 +116,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     pipeline,
   );
-  const watcher = watchFiles(() => policy.reload("file changed"));
+  const watcher = watchFiles(() => void policy.reload("file changed"));
   const plumbing = policyPlumbing(initial.model, {
     policyPath,
     pipeline,
@@ -143,7 +143,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again
   const host = watchHost(() => {
-    if (universe.changed(policy.active.model)) policy.recompile("processes changed");
+    if (universe.changed(policy.active.model)) void policy.recompile("processes changed");
   }, cgroup2Mount());
 
   const control = apiControl({
