@@ -103,6 +103,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     attachedName: (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     destroy: (record) => destroyBlockedSocket(record),
     log,
+    // failure.events_lost: notify: lost kernel events become a notice through every sink
+    eventsLost: () => policy.active.model.failure.eventsLost,
+    notice: (n) => pipeline.notice(n),
   });
   const snapshot = snapshotSource(
     datapath,

@@ -29,4 +29,5 @@ export {
 export { printable } from "./printable.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
+export type { EventsLostChoice } from "./failure-events.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";
