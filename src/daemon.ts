@@ -58,9 +58,9 @@ export interface Daemon {
   apiAddresses(): string[];
   snapshot: SnapshotSource;
   /** Re-reads the policy file; an invalid one is refused and the running policy stays. */
-  reload(reason: string): ReloadResult;
+  reload(reason: string): Promise<ReloadResult>;
   /** Applies `text` as the policy (and saves it to the policy file), on behalf of `who`. */
-  apply(text: string, who: string): ReloadResult;
+  apply(text: string, who: string): Promise<ReloadResult>;
   /** Reopens the audit log (after logrotate). */
   reopenLogs(): void;
   stop(): void;
@@ -92,9 +92,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     report: (event) => live.push?.(event),
     log,
   });
-  let initial: ReturnType<typeof readPolicyFile>;
+  let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = readPolicyFile(policyPath, universe.read, dns.compileOptions);
+    initial = await readPolicyFile(policyPath, universe.read, dns.compileOptions);
   } catch (err) {
     dns.close();
     throw err;
@@ -134,6 +134,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     destroy: (record) => destroyBlockedSocket(record),
     names: (owner, ip) => dns.namesOf(owner, ip),
     log,
+    // failure.events_lost: notify: lost kernel events become a notice through every sink
+    eventsLost: () => policy.active.model.failure.eventsLost,
+    notice: (n) => pipeline.notice(n),
   });
   const snapshot = snapshotSource(
     datapath,
@@ -147,7 +150,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     pipeline,
   );
-  const watcher = watchFiles(() => policy.reload("file changed"));
+  const watcher = watchFiles(() => void policy.reload("file changed"));
   const plumbing = policyPlumbing(initial.model, {
     policyPath,
     pipeline,
@@ -178,7 +181,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again
   const host = watchHost(() => {
-    if (universe.changed(policy.active.model)) policy.recompile("processes changed");
+    if (universe.changed(policy.active.model)) void policy.recompile("processes changed");
   }, cgroup2Mount());
 
   const control = apiControl({

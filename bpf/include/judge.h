@@ -174,10 +174,22 @@ static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts 
 	return classify_owned(j->slot, j->m, f, &s->owner);
 }
 
-/* A mid-stream tcp packet with no entry that the policy would block as a new connection: if a
- * local socket has this connection established, the table lost its entry (a restart that could
- * not adopt it, an lru eviction), and the connection may have been opened the other way. Judged
- * the other way too: the connection's own rule if that one lets it through. */
+/* whether a packet with no entry may belong to a flow a local socket has open: a mid-stream tcp
+ * packet of a connection it established, a datagram of a udp socket connected to the peer */
+static __always_inline int local_flow_open(void *ctx, const struct pkt *p, __u8 dir)
+{
+	if (p->t.proto == IPPROTO_TCP)
+		return tcp_first_state(p->tcp_flags) == MOAT_TCP_ESTABLISHED &&
+		       local_tcp_flows(ctx, p, dir);
+	if (p->t.proto == IPPROTO_UDP)
+		return local_udp_connected(ctx, p, dir);
+	return 0;
+}
+
+/* A packet with no entry that the policy would block as a new connection: if a local socket has
+ * this flow open (local_flow_open), the table lost its entry (a restart that could not adopt it,
+ * an lru eviction), and the flow may have been opened the other way. Judged the other way too:
+ * the flow's own rule if that one lets it through. */
 static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
 						   struct facts *f, const struct moat_sock *s,
 						   __u32 rule, struct moat_rule *r,
@@ -186,7 +198,7 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	struct facts other = *f;
 	struct moat_rule r2;
 
-	if (!local_tcp_flows(j->ctx, p, j->h->dir))
+	if (!local_flow_open(j->ctx, p, j->h->dir))
 		return rule;
 	/* the packet travels from responder to initiator: the other side opened it */
 	other.dir = f->dir ^ 1;
@@ -225,8 +237,7 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	rule_get(j->slot, rule, &r);
 	ct->initiator = src_side;
 	ct->direction = j->h->dir;
-	if (verdict_of(&r) == MOAT_EV_BLOCKED && p->t.proto == IPPROTO_TCP &&
-	    tcp_first_state(p->tcp_flags) == MOAT_TCP_ESTABLISHED)
+	if (verdict_of(&r) == MOAT_EV_BLOCKED)
 		rule = judge_local_midstream(j, p, &f, s, rule, &r, ct, src_side);
 
 	ct->created_ns = j->now;

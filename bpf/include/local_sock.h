@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Whether a tcp packet belongs to a connection a local socket has established: asked before a
- * mid-stream packet with no conntrack entry (the table was lost with a restart that could not
- * adopt it, or the lru evicted the entry) is judged as a new connection. */
+/* Whether a packet belongs to a flow a local socket has open: a tcp connection it established, a
+ * udp socket connected to the packet's peer. Asked before a packet with no conntrack entry that
+ * the policy would block as new is judged so (the table was lost with a restart that could not
+ * adopt it, or the lru evicted the entry). */
 #ifndef MOAT_LOCAL_SOCK_H
 #define MOAT_LOCAL_SOCK_H
 
@@ -25,38 +26,59 @@ static __always_inline int tcp_state_flows(__u32 state)
 	       state == TCPS_CLOSE_WAIT || state == TCPS_LAST_ACK || state == TCPS_CLOSING;
 }
 
-/* 1 when a local tcp socket of this namespace is connected to the packet's peer on these
- * ports and still exchanging data; `dir` says which way the packet goes (ingress: it arrives,
- * its source is the peer) */
-static __always_inline int local_tcp_flows(void *ctx, const struct pkt *p, __u8 dir)
+/* the tuple as a packet arriving from the peer carries it; `dir` says which way the packet goes
+ * (ingress: it arrives, its source is the peer); returns the tuple's size */
+static __always_inline __u32 peer_tuple(const struct pkt *p, __u8 dir, struct bpf_sock_tuple *t)
 {
-	struct bpf_sock_tuple t = {};
 	const __u8 *remote = dir == MOAT_DIR_INGRESS ? p->t.src : p->t.dst;
 	const __u8 *local = dir == MOAT_DIR_INGRESS ? p->t.dst : p->t.src;
 	__u16 rport = dir == MOAT_DIR_INGRESS ? p->t.sport : p->t.dport;
 	__u16 lport = dir == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
-	__u32 size;
 
-	/* the tuple as a packet arriving from the peer carries it */
 	if (p->t.family == 4) {
-		__builtin_memcpy(&t.ipv4.saddr, remote + 12, 4);
-		__builtin_memcpy(&t.ipv4.daddr, local + 12, 4);
-		t.ipv4.sport = bpf_htons(rport);
-		t.ipv4.dport = bpf_htons(lport);
-		size = sizeof(t.ipv4);
-	} else {
-		__builtin_memcpy(t.ipv6.saddr, remote, 16);
-		__builtin_memcpy(t.ipv6.daddr, local, 16);
-		t.ipv6.sport = bpf_htons(rport);
-		t.ipv6.dport = bpf_htons(lport);
-		size = sizeof(t.ipv6);
+		__builtin_memcpy(&t->ipv4.saddr, remote + 12, 4);
+		__builtin_memcpy(&t->ipv4.daddr, local + 12, 4);
+		t->ipv4.sport = bpf_htons(rport);
+		t->ipv4.dport = bpf_htons(lport);
+		return sizeof(t->ipv4);
 	}
+	__builtin_memcpy(t->ipv6.saddr, remote, 16);
+	__builtin_memcpy(t->ipv6.daddr, local, 16);
+	t->ipv6.sport = bpf_htons(rport);
+	t->ipv6.dport = bpf_htons(lport);
+	return sizeof(t->ipv6);
+}
+
+/* 1 when a local tcp socket of this namespace is connected to the packet's peer on these
+ * ports and still exchanging data */
+static __always_inline int local_tcp_flows(void *ctx, const struct pkt *p, __u8 dir)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 size = peer_tuple(p, dir, &t);
 	struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
 	__u32 state = sk->state;
 	bpf_sk_release(sk);
 	return tcp_state_flows(state);
+}
+
+/* 1 when a local udp socket of this namespace is connected (connect(), as most clients do) to
+ * the packet's peer on these ports. The lookup also finds a socket that is only bound (a
+ * server), which takes datagrams from anyone and says nothing about who opened the flow: such a
+ * socket is unconnected (its state is not established) and does not count. */
+static __always_inline int local_udp_connected(void *ctx, const struct pkt *p, __u8 dir)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 size = peer_tuple(p, dir, &t);
+	struct bpf_sock *sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	/* a connected socket matches only its own peer, so established says it is this one */
+	__be16 rport = bpf_htons(dir == MOAT_DIR_INGRESS ? p->t.sport : p->t.dport);
+	int connected = sk->state == TCPS_ESTABLISHED && sk->dst_port == rport;
+	bpf_sk_release(sk);
+	return connected;
 }
 
 #endif /* MOAT_LOCAL_SOCK_H */

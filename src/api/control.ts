@@ -40,10 +40,10 @@ export interface ApplyOutcome {
 export interface ApiControl {
   snapshot: SnapshotSource;
   policy(): PolicyView;
-  validate(text: string): ValidateResult;
+  validate(text: string): ValidateResult | Promise<ValidateResult>;
   /** Same path as a reload: an invalid policy is refused and the running one stays. */
-  apply(text: string, who: string): ApplyOutcome;
-  setMode(mode: "detect" | "prevent", who: string): ApplyOutcome;
+  apply(text: string, who: string): ApplyOutcome | Promise<ApplyOutcome>;
+  setMode(mode: "detect" | "prevent", who: string): ApplyOutcome | Promise<ApplyOutcome>;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */

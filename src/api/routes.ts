@@ -53,7 +53,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       scope: "policy",
       change: true,
       handle: async ({ req, res, control, who }) => {
-        const outcome = control.apply(await readBody(req), who);
+        const outcome = await control.apply(await readBody(req), who);
         if (!outcome.ok)
           throw new HttpError(
             422,
@@ -69,7 +69,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     POST: {
       scope: "policy",
       handle: async ({ req, res, control }) =>
-        sendJson(res, 200, control.validate(await readBody(req))),
+        sendJson(res, 200, await control.validate(await readBody(req))),
     },
   },
   "/v1/mode": {
@@ -81,7 +81,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
         const mode = (body as { mode?: unknown } | null)?.mode;
         if (mode !== "detect" && mode !== "prevent")
           throw new HttpError(400, "EBADMODE", 'body must be {"mode": "detect" | "prevent"}');
-        const outcome = control.setMode(mode, who);
+        const outcome = await control.setMode(mode, who);
         if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
         sendJson(res, 200, { ...outcome, mode });
       },

@@ -6,6 +6,7 @@
 import type { MoatEvent } from "../datapath/index.ts";
 import { matchesFilter, type EventFilter } from "../observe/filter.ts";
 import type { EventSink } from "../observe/sink.ts";
+import type { Notice } from "../observe/notice.ts";
 import { HttpError } from "./errors.ts";
 import { toJson } from "./json.ts";
 
@@ -169,6 +170,21 @@ export class SubscriberHub implements EventSink {
     }
     s.channel.write(out.bytes);
     this.sent += out.count;
+  }
+
+  /**
+   * A notice goes to every subscriber, whatever its filter (SSE: `event: notice`; WebSocket: the
+   * notice's JSON, whose type is not an event's), unless its connection is over its bound.
+   */
+  notice(n: Notice): void {
+    const json = toJson(n);
+    const frames: Record<Framing, Buffer> = {
+      sse: Buffer.from(`event: notice\ndata: ${json}\n\n`),
+      websocket: wsText(Buffer.from(json)),
+    };
+    for (const s of this.subscribers)
+      if (s.channel.buffered() <= this.limits.maxBufferedBytes)
+        s.channel.write(frames[s.channel.framing]);
   }
 
   fanout(): { delivered: number; dropped: number } {

@@ -32,8 +32,9 @@ async function main(argv: string[]): Promise<number> {
     io.out("moat 0.1.0");
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
+  const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {
     io.out(`usage: ${command.usage}\n\n${command.summary}`);
     return 0;

@@ -30,4 +30,5 @@ export { printable } from "./printable.ts";
 export { parseHostname } from "./address-entry.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
+export type { EventsLostChoice } from "./failure-events.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";

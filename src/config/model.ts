@@ -14,6 +14,7 @@ import type { SourcePos } from "./diagnostics.ts";
 import type { Family } from "./ip.ts";
 import type { DaemonFailure } from "./failure-daemon.ts";
 import type { NameWildcard } from "./address-entry.ts";
+import type { EventsLostChoice } from "./failure-events.ts";
 
 export type { Family, SourcePos };
 export type Direction = "ingress" | "egress";
@@ -220,6 +221,8 @@ export interface Failure {
   daemon: DaemonFailure;
   /** A redirect's target does not listen: block the connection or let it go where it was going. */
   helper: "block" | "allow";
+  /** Events lost in the kernel: counted and logged, or also a notice through every sink. */
+  eventsLost: EventsLostChoice;
   pos?: SourcePos;
 }
 

@@ -10,6 +10,7 @@ import type { PolicyDocument } from "./schema.ts";
 import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
+import { eventsLostChoice } from "./failure-events.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -59,6 +60,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     failure: {
       daemon: daemonFailure(doc),
       helper: doc.failure?.helper ?? "block",
+      eventsLost: eventsLostChoice(doc),
       ...(doc.failure ? { pos: ctx.pos(["failure"]) } : {}),
     },
     dns,

@@ -4,6 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
+import { FailureEventsLostSchema } from "./failure-events.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
 export const FAILURE_ACTIONS = ["block", "allow"] as const;
@@ -92,6 +93,7 @@ const FailureSchema = Section(
         "a redirect's target (moat's relay, a local proxy) does not listen: block (default) the connection, or allow it to its original destination",
       ),
     ),
+    events_lost: Type.Optional(FailureEventsLostSchema),
   },
   { description: "what moat does when something it relies on fails" },
 );

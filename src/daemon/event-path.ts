@@ -2,7 +2,8 @@
 // generation record, interface names, the owner's process facts, the names the owner's DNS
 // lookups gave the remote address) and pushed to the pipeline; a
 // post-route block first destroys its socket, so connect() fails at once. Losses (ring buffer
-// full, conntrack full) are counted in the kernel and reported here, never silent.
+// full, conntrack full) are counted in the kernel and reported here, never silent; with
+// `failure.events_lost: notify`, events lost also become a notice through every sink.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import {
   decodeEvent,
@@ -11,7 +12,8 @@ import {
   type MoatEvent,
   type NetInterface,
 } from "../datapath/index.ts";
-import { lossReport, type PacketCounts } from "../observe/index.ts";
+import type { EventsLostChoice } from "../config/index.ts";
+import { lossReport, type Notice, type PacketCounts } from "../observe/index.ts";
 
 /** The parts of the datapath the event path reads. */
 export interface EventSource {
@@ -38,6 +40,10 @@ export interface EventPathOptions {
   bootTimeMs?: number;
   lossReportMs?: number;
   namesRereadMs?: number;
+  /** The running policy's `failure.events_lost` (default: report). */
+  eventsLost?: () => EventsLostChoice;
+  /** Sends a notice through every sink (the pipeline's notice()). */
+  notice?: (notice: Notice) => void;
 }
 
 const LOSS_REPORT_MS = 5000;
@@ -110,14 +116,23 @@ export function startEventPath(options: EventPathOptions): EventPath {
     options.push(event);
   });
 
+  const intervalMs = options.lossReportMs ?? LOSS_REPORT_MS;
   let last = source.counters();
   const reportLoss = () => {
     const now = source.counters();
     const line = lossReport(last, now);
+    const lost = (now.eventLost?.packets ?? 0n) - (last.eventLost?.packets ?? 0n);
     last = now;
     if (line) log(line);
+    if (lost > 0n && options.eventsLost?.() === "notify")
+      options.notice?.({
+        time: new Date().toISOString(),
+        type: "events_lost",
+        count: Number(lost),
+        intervalMs,
+      });
   };
-  const timer = setInterval(reportLoss, options.lossReportMs ?? LOSS_REPORT_MS);
+  const timer = setInterval(reportLoss, intervalMs);
   timer.unref();
   return {
     reportLoss,

@@ -2,13 +2,14 @@
 // SIGHUP or a file change, a policy or mode from the API, a recompile when what process rules
 // name changed on the host): read, check, compile, ready what the policy configures besides the
 // datapath, swap atomically, audit. A policy that fails any step is refused with every error and
-// the running one stays.
+// the running one stays. Files are read off the event loop, so changes are queued: one at a time,
+// in the order asked.
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOutcome } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
-import { nodeHost, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
+import { readPolicyFileTextAsync, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
 import type { PolicyCompileOptions } from "../policy/index.ts";
@@ -67,20 +68,23 @@ export interface PolicyLifecycleOptions {
   applied?: (policy: LoadedPolicy) => void;
 }
 
-/** Reads and compiles the policy file; throws PolicyError (FILE:LINE:COL) or a compile error. */
-export function readPolicyFile(
+/**
+ * Reads (off the event loop) and compiles the policy file; rejects with a PolicyError
+ * (FILE:LINE:COL) or a compile error.
+ */
+export async function readPolicyFile(
   path: string,
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
-): RunningPolicy {
+): Promise<RunningPolicy> {
   let text: string;
   try {
-    text = nodeHost.readFile(path);
+    text = await readPolicyFileTextAsync(path);
   } catch (err) {
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  return { ...compilePolicyText(text, path, universe, compile), text, hash: sha256(text) };
+  return { ...(await compilePolicyText(text, path, universe, compile)), text, hash: sha256(text) };
 }
 
 const errorLines = (err: unknown, path: string): string[] =>
@@ -95,6 +99,8 @@ export class PolicyLifecycle {
   /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
   private selfWritten: string | null = null;
   private readonly options: PolicyLifecycleOptions;
+  /** The change running now; the next one starts when it settles. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: PolicyLifecycleOptions) {
     this.options = options;
@@ -118,20 +124,29 @@ export class PolicyLifecycle {
    * Re-reads the policy file; an invalid one is refused and the running policy stays. Applied
    * and refused reloads are audited with their cause (a signal, a file change).
    */
-  reload(reason: string): ReloadResult {
-    const before = this.options.target.generation;
-    const outcome = this.reloadFile(reason);
-    const { mode } = this.running.model;
-    return auditReload({ note: this.options.audit }, reason, before, outcome, {
-      mode,
-      hash: this.running.hash,
+  reload(reason: string): Promise<ReloadResult> {
+    return this.serial(async () => {
+      const before = this.options.target.generation;
+      const outcome = await this.reloadFile(reason);
+      const { mode } = this.running.model;
+      return auditReload({ note: this.options.audit }, reason, before, outcome, {
+        mode,
+        hash: this.running.hash,
+      });
     });
   }
 
-  private reloadFile(reason: string): ReloadResult {
+  /** Runs `change` once every change asked before it has settled. */
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(change, change);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async reloadFile(reason: string): Promise<ReloadResult> {
     let next: RunningPolicy;
     try {
-      next = readPolicyFile(this.options.path, this.options.universe, this.options.compile);
+      next = await readPolicyFile(this.options.path, this.options.universe, this.options.compile);
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -143,25 +158,31 @@ export class PolicyLifecycle {
   }
 
   /** Compiles the running text again (what its process rules name changed on the host). */
-  recompile(reason: string): void {
-    const { text, hash } = this.running;
-    try {
-      const next = { ...this.compile(text), text, hash };
-      this.install(next, reason);
-    } catch (err) {
-      this.options.log(
-        `${reason}, the policy could not be compiled again: ${(err as Error).message}`,
-      );
-    }
+  recompile(reason: string): Promise<void> {
+    return this.serial(async () => {
+      const { text, hash } = this.running;
+      try {
+        const next = { ...(await this.compile(text)), text, hash };
+        this.install(next, reason);
+      } catch (err) {
+        this.options.log(
+          `${reason}, the policy could not be compiled again: ${(err as Error).message}`,
+        );
+      }
+    });
   }
 
   /** Applies `text` as the policy and saves it to the policy file, on behalf of `who`. */
-  apply(text: string, who: string, what = "policy"): ReloadResult {
+  apply(text: string, who: string): Promise<ReloadResult> {
+    return this.serial(() => this.applyText(text, who, "policy"));
+  }
+
+  private async applyText(text: string, who: string, what: string): Promise<ReloadResult> {
     const { path, audit, log } = this.options;
     const hash = sha256(text);
     let next: RunningPolicy;
     try {
-      next = { ...this.compile(text), text, hash };
+      next = { ...(await this.compile(text)), text, hash };
     } catch (err) {
       const result = this.refuse(`${what} from ${who}`, errorLines(err, path));
       audit(refusedLine(what, who, hash, result.errors.length));
@@ -185,11 +206,13 @@ export class PolicyLifecycle {
   }
 
   /** Switches the running policy's mode (the file keeps its comments and layout). */
-  setMode(mode: "detect" | "prevent", who: string): ReloadResult {
-    return this.apply(withMode(this.running.text, mode), who, `mode ${mode}`);
+  setMode(mode: "detect" | "prevent", who: string): Promise<ReloadResult> {
+    return this.serial(() =>
+      this.applyText(withMode(this.running.text, mode), who, `mode ${mode}`),
+    );
   }
 
-  private compile(text: string): LoadedPolicy {
+  private compile(text: string): Promise<LoadedPolicy> {
     return compilePolicyText(text, this.options.path, this.options.universe, this.options.compile);
   }
 

@@ -8,7 +8,7 @@ import { parseDocument } from "yaml";
 import { diagnosticLines } from "../config/index.ts";
 import {
   acceptedOrThrow,
-  acceptPolicy,
+  acceptPolicyAsync,
   type LoadedPolicy,
   type UniverseReader,
 } from "../host/index.ts";
@@ -17,15 +17,18 @@ import type { PolicyCompileOptions } from "../policy/index.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-/** `fileName` names the text in diagnostics and anchors relative set files; throws PolicyError. */
-export function compilePolicyText(
+/**
+ * `fileName` names the text in diagnostics and anchors relative set files (read off the event
+ * loop); rejects with a PolicyError.
+ */
+export async function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
-): LoadedPolicy {
+): Promise<LoadedPolicy> {
   return acceptedOrThrow(
-    acceptPolicy(text, fileName, {
+    await acceptPolicyAsync(text, fileName, {
       ...(universe ? { universe } : {}),
       ...(compile ? { compile } : {}),
     }),
@@ -33,8 +36,8 @@ export function compilePolicyText(
 }
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
-export function validatePolicyText(text: string, fileName: string): ValidateResult {
-  const { diagnostics } = acceptPolicy(text, fileName);
+export async function validatePolicyText(text: string, fileName: string): Promise<ValidateResult> {
+  const { diagnostics } = await acceptPolicyAsync(text, fileName);
   const errors = diagnosticLines(
     diagnostics.filter((d) => d.severity === "error"),
     fileName,

@@ -1,7 +1,8 @@
 // The one way a policy is accepted: `moat check`, the daemon (its file, SIGHUP, the API) and
 // POST /v1/policy/validate all call acceptPolicy, so what one accepts the others apply. It checks
 // the text (src/config), refuses what this datapath cannot enforce (an unenforced rule would be a
-// silent hole), and compiles the kernel tables; every problem is a diagnostic.
+// silent hole), and compiles the kernel tables; every problem is a diagnostic. The daemon and
+// `moat check` read the files first, off the event loop (acceptPolicyAsync), then call it.
 import {
   checkPolicySource,
   DATAPATH_FEATURES,
@@ -13,7 +14,7 @@ import {
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
-import { nodeHost, readPolicyFileText } from "./policy-files.ts";
+import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
 import {
   compilePolicy,
   nameRuleProblems,
@@ -115,6 +116,71 @@ export function acceptPolicyFile(
     return { diagnostics: [diagnostic(at, `cannot read policy file: ${(err as Error).message}`)] };
   }
   return { ...acceptPolicy(text, path, options), text };
+}
+
+/**
+ * acceptPolicy with its set files read off the event loop first (in chunks, on libuv's thread
+ * pool): the daemon's API keeps answering while a set file of tens of megabytes is read.
+ */
+export async function acceptPolicyAsync(
+  text: string,
+  fileName: string,
+  options: AcceptOptions = {},
+): Promise<Acceptance> {
+  const host = options.host ?? (await prefetchSetFiles(text, fileName));
+  return acceptPolicy(text, fileName, { ...options, host });
+}
+
+/** acceptPolicyFile with every file read off the event loop. */
+export async function acceptPolicyFileAsync(
+  path: string,
+  options: AcceptOptions = {},
+): Promise<Acceptance & { text?: string }> {
+  let text: string;
+  try {
+    text = options.host
+      ? options.host.readFile(path, "policy")
+      : await readPolicyFileTextAsync(path, "policy");
+  } catch (err) {
+    const at = { file: path, line: 1, col: 1, path: "(file)" };
+    return { diagnostics: [diagnostic(at, `cannot read policy file: ${(err as Error).message}`)] };
+  }
+  return { ...(await acceptPolicyAsync(text, path, options)), text };
+}
+
+/**
+ * The set files `text` names, read before acceptPolicy asks for them: a first check with a host
+ * that only notes which files are named finds them (its diagnostics are dropped; which files a
+ * policy names does not depend on their contents), then each is read asynchronously. The host
+ * returned answers from what was read, errors included, so the diagnostics are the ones a
+ * synchronous read gives.
+ */
+async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyHost> {
+  const named = new Set<string>();
+  checkPolicySource(text, fileName, {
+    resolve: nodeHost.resolve,
+    readFile: (path) => {
+      named.add(path);
+      return "";
+    },
+  });
+  const read = new Map<string, { text: string } | { error: unknown }>();
+  for (const path of named) {
+    try {
+      read.set(path, { text: await readPolicyFileTextAsync(path, "set") });
+    } catch (error) {
+      read.set(path, { error });
+    }
+  }
+  return {
+    resolve: nodeHost.resolve,
+    readFile: (path, kind) => {
+      const got = kind === "set" ? read.get(path) : undefined;
+      if (!got) return nodeHost.readFile(path, kind);
+      if ("error" in got) throw got.error;
+      return got.text;
+    },
+  };
 }
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */

@@ -10,7 +10,9 @@ export { watchFiles, type FileWatch } from "./file-watch.ts";
 export {
   acceptedOrThrow,
   acceptPolicy,
+  acceptPolicyAsync,
   acceptPolicyFile,
+  acceptPolicyFileAsync,
   type Acceptance,
   type LoadedPolicy,
   type UniverseReader,
@@ -22,11 +24,13 @@ export {
   MAX_TOKEN_FILE_BYTES,
   nodeHost,
   readPolicyFileText,
+  readPolicyFileTextAsync,
 } from "./policy-files.ts";
 export {
   checkTrustedPath,
   openTrustedForWrite,
   readTrustedFile,
+  readTrustedFileAsync,
   UnsafeFileError,
 } from "./trusted-file.ts";
 export {

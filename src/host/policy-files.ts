@@ -11,7 +11,7 @@ import {
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
-import { readTrustedFile, UnsafeFileError } from "./trusted-file.ts";
+import { readTrustedFile, readTrustedFileAsync, UnsafeFileError } from "./trusted-file.ts";
 
 /**
  * The largest policy and set files read (docs/policy.md, "Files moat reads"): a set of a million
@@ -25,14 +25,34 @@ export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
 /** An API token file holds a few lines; anything bigger is not one. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
+const readOptions = (kind: PolicyFileKind) => ({
+  what: kind === "policy" ? "policy file" : "set file",
+  maxBytes: MAX_FILE_BYTES[kind],
+});
+
+/** An unsafe file's message names the file already (the diagnostic says which). */
+function reasonOnly(err: unknown): unknown {
+  return err instanceof UnsafeFileError ? new Error(err.reason, { cause: err }) : err;
+}
+
 /** Opens files as trusted-file.ts does: never a FIFO, a device or a planted link. */
 export function readPolicyFileText(path: string, kind: PolicyFileKind = "policy"): string {
-  const what = kind === "policy" ? "policy file" : "set file";
   try {
-    return readTrustedFile(path, { what, maxBytes: MAX_FILE_BYTES[kind] });
+    return readTrustedFile(path, readOptions(kind));
   } catch (err) {
-    if (err instanceof UnsafeFileError) throw new Error(err.reason, { cause: err });
-    throw err;
+    throw reasonOnly(err);
+  }
+}
+
+/** readPolicyFileText off the event loop (the daemon's reads). */
+export async function readPolicyFileTextAsync(
+  path: string,
+  kind: PolicyFileKind = "policy",
+): Promise<string> {
+  try {
+    return await readTrustedFileAsync(path, readOptions(kind));
+  } catch (err) {
+    throw reasonOnly(err);
   }
 }
 

@@ -8,13 +8,16 @@
 //    a link planted by another user does not;
 //  - the file itself is opened with O_NOFOLLOW|O_NONBLOCK and checked through its descriptor
 //    (fstat: a regular file, a trusted owner, not writable by others, under the size limit), so
-//    a FIFO cannot hang the reader and /dev/zero cannot exhaust its memory.
+//    a FIFO cannot hang the reader and /dev/zero cannot exhaust its memory;
+//  - the daemon reads the contents in chunks on libuv's thread pool (readTrustedFileAsync), so a
+//    large set file never holds its event loop.
 import {
   constants,
   fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
+  read,
   readlinkSync,
   readSync,
 } from "node:fs";
@@ -190,21 +193,66 @@ function openForRead(path: string, options: TrustedReadOptions): { fd: number; s
 export function readTrustedFile(path: string, options: TrustedReadOptions): string {
   const { fd, size } = openForRead(path, options);
   try {
-    // one byte more than allowed tells a file that grew since fstat from one that did not
-    const buf = Buffer.allocUnsafe(Math.min(size, options.maxBytes) + 1);
-    let got = 0;
-    for (;;) {
-      const n = readSync(fd, buf, got, buf.length - got, null);
-      if (n === 0) break;
-      got += n;
-      if (got === buf.length) {
-        if (got > options.maxBytes) throw tooLarge(path, options.what, options.maxBytes);
-        break;
-      }
-    }
-    return buf.toString("utf8", 0, got);
+    const reader = new BoundedReader(path, options, size);
+    while (reader.take(readSync(fd, reader.buf, reader.got, reader.room, null)));
+    return reader.text();
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A read of a large file gives the event loop a turn after each chunk this size. */
+const CHUNK = 512 * 1024;
+
+/**
+ * readTrustedFile off the event loop: the same checks (fast, on the loop), then the contents read
+ * in chunks on libuv's thread pool, so a set file of tens of megabytes never holds the loop.
+ */
+export async function readTrustedFileAsync(
+  path: string,
+  options: TrustedReadOptions,
+): Promise<string> {
+  const { fd, size } = openForRead(path, options);
+  try {
+    const reader = new BoundedReader(path, options, size);
+    while (reader.take(await readChunk(fd, reader.buf, reader.got, Math.min(reader.room, CHUNK))));
+    return reader.text();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readChunk(fd: number, buf: Buffer, at: number, length: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, buf, at, length, null, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+}
+
+/** A file's bytes up to the size limit; one byte more than allowed tells that it grew since fstat. */
+class BoundedReader {
+  readonly buf: Buffer;
+  got = 0;
+  private readonly path: string;
+  private readonly options: TrustedReadOptions;
+  constructor(path: string, options: TrustedReadOptions, size: number) {
+    this.path = path;
+    this.options = options;
+    this.buf = Buffer.allocUnsafe(Math.min(size, options.maxBytes) + 1);
+  }
+  get room(): number {
+    return this.buf.length - this.got;
+  }
+  /** Counts `n` bytes read; false once the file is read. */
+  take(n: number): boolean {
+    if (n === 0) return false;
+    this.got += n;
+    if (this.got < this.buf.length) return true;
+    if (this.got > this.options.maxBytes)
+      throw tooLarge(this.path, this.options.what, this.options.maxBytes);
+    return false;
+  }
+  text(): string {
+    return this.buf.toString("utf8", 0, this.got);
   }
 }
 

@@ -7,6 +7,7 @@ import { AuditLog } from "./audit-log.ts";
 import type { EventSink } from "./sink.ts";
 import { printable } from "../config/printable.ts";
 import { foldedLines } from "./repeat-summary.ts";
+import { formatNoticeLine } from "./notice.ts";
 
 export interface AuditSink extends EventSink {
   /** A new path (policy reload), or null for none; throws AuditLogError for an unsafe path. */
@@ -25,6 +26,11 @@ export function auditSink(): AuditSink {
     // summaries written by a timer, between batches
     flush: () => log?.flush(),
   });
+  const note = (line: string) => {
+    if (!log) return;
+    log.write(printable(`${new Date().toISOString()} ${line}`));
+    log.flush();
+  };
   return {
     name: "audit",
     get path() {
@@ -44,10 +50,9 @@ export function auditSink(): AuditSink {
     reopen() {
       log?.reopen();
     },
-    note(line) {
-      if (!log) return;
-      log.write(printable(`${new Date().toISOString()} ${line}`));
-      log.flush();
+    note,
+    notice(n) {
+      note(formatNoticeLine(n));
     },
     close() {
       lines.close();

@@ -11,6 +11,7 @@ export type { HistoryPage, HistoryQuery } from "./history/query.ts";
 export { snapshotSource, type SnapshotDatapath, type SnapshotState } from "./snapshot.ts";
 export { sinksFromPolicy, type PolicySinks } from "./policy-sinks.ts";
 export { lossReport, type PacketCounts } from "./loss-report.ts";
+export { formatNoticeLine, type Notice } from "./notice.ts";
 export {
   containerOf,
   FilterError,

@@ -3,6 +3,7 @@
 // sink fills its own queue and loses events there, counted, while the others keep up.
 import type { MoatEvent } from "../datapath/event.ts";
 import type { EventSink, SinkStats } from "./sink.ts";
+import type { Notice } from "./notice.ts";
 
 export interface SinkOptions {
   /** Events held for this sink before new ones are dropped (default 65536). */
@@ -128,6 +129,17 @@ export class EventPipeline {
   push(event: MoatEvent): void {
     this.events[event.type]++;
     for (const q of this.sinks) q.push(event);
+  }
+
+  /** Tells every sink that takes notices; one failing sink does not keep it from the others. */
+  notice(notice: Notice): void {
+    for (const q of this.sinks) {
+      try {
+        q.sink.notice?.(notice);
+      } catch {
+        q.stats.failed++;
+      }
+    }
   }
 
   /** Live and removed sinks' accounting; a name seen twice is summed. */

@@ -3,6 +3,7 @@
 // bounded queue, so a slow or dead sink never slows the datapath or another sink.
 import type { MoatEvent } from "../datapath/event.ts";
 import type { CounterName } from "../datapath/abi.ts";
+import type { Notice } from "./notice.ts";
 
 export interface EventSink {
   /** Shown in status, metrics and drop reports ("audit", "history", "otel", "nats", ...). */
@@ -19,6 +20,11 @@ export interface EventSink {
    * add them to `dropped`.
    */
   fanout?(): { delivered: number; dropped: number };
+  /**
+   * Told at once (not queued behind events) of a notice: events lost in the kernel. Rare (one
+   * per loss report at most); a sink without it is not told.
+   */
+  notice?(notice: Notice): void;
   /** Flushes what it can and releases its resources. */
   close(): void | Promise<void>;
 }

@@ -3,6 +3,7 @@
 import type { MoatEvent } from "../datapath/event.ts";
 import type { EventSink } from "./sink.ts";
 import { foldedLines } from "./repeat-summary.ts";
+import { formatNoticeLine } from "./notice.ts";
 
 export function stdoutSink(log: (line: string) => void, json: boolean): EventSink {
   const text = json ? null : foldedLines({ emit: log });
@@ -11,6 +12,9 @@ export function stdoutSink(log: (line: string) => void, json: boolean): EventSin
     write(batch: readonly MoatEvent[]) {
       if (text) text.write(batch);
       else for (const event of batch) log(JSON.stringify(event));
+    },
+    notice(n) {
+      log(json ? JSON.stringify({ notice: n }) : `${n.time} ${formatNoticeLine(n)}`);
     },
     close() {
       text?.close();

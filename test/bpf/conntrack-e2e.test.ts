@@ -149,3 +149,89 @@ rules:
     }
   },
 );
+
+test(
+  "a udp flow the host opened survives the loss of its conntrack entry: its local socket is connected to the peer",
+  { timeout: 60_000 },
+  async (t) => {
+    const lab = createLab(t.name);
+    const dir = mkdtempSync(join(tmpdir(), "moat-udp-lost-"));
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(
+      policy,
+      `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - name: neighbours
+    direction: ingress
+    action: allow
+    layer4: { protocol: icmpv6 }
+`,
+    );
+    const traffic = `${ROOT}test/helpers/traffic.ts`;
+    const harness = spawnLines(
+      ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, policy]),
+    );
+    const feed = spawnLines("ip", ["netns", "exec", lab.a, NODE, traffic, "feed-udp", "7071"]);
+    let follow: ReturnType<typeof spawnLines> | undefined;
+    let bound: ReturnType<typeof spawnLines> | undefined;
+    let sender: ReturnType<typeof spawnLines> | undefined;
+    try {
+      await harness.waitFor(/^ready /);
+      await feed.waitFor(/^listening$/);
+      follow = spawnLines("ip", [
+        "netns",
+        "exec",
+        lab.b,
+        NODE,
+        traffic,
+        "follow-udp",
+        lab.v4.a,
+        "7071",
+      ]);
+      const bytes = () =>
+        Number(follow?.lines.findLast((l) => l.startsWith("bytes "))?.slice(6) ?? 0);
+      const grows = async (what: string) => {
+        const from = bytes();
+        for (let i = 0; i < 60 && bytes() <= from; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(bytes() > from, `${what}: no datagram arrived in 3 s (stuck at ${from})`);
+      };
+      await grows("before");
+      // the client sends nothing more: the peer's next datagram has no entry and is ingress,
+      // which the policy blocks unless the connected socket is found
+      for (let i = 0; i < 5; i++) {
+        harness.send("forget");
+        await harness.waitFor(/^forgot \d+$/);
+        await grows(`after the table was cleared (${i + 1})`);
+      }
+      // a socket that is only bound (a server) opens nothing: new datagrams to it stay blocked
+      bound = spawnLines("ip", ["netns", "exec", lab.b, NODE, traffic, "count-udp", "7072"]);
+      await bound.waitFor(/^listening$/);
+      sender = spawnLines("ip", [
+        "netns",
+        "exec",
+        lab.a,
+        NODE,
+        traffic,
+        "send-udp",
+        lab.v4.b,
+        "7072",
+      ]);
+      await bound.waitFor(/^bytes 0$/);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(
+        bound.lines.findLast((l) => l.startsWith("bytes ")),
+        "bytes 0",
+      );
+    } finally {
+      sender?.kill();
+      bound?.kill();
+      follow?.kill();
+      feed.kill();
+      harness.kill();
+      lab.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -1,6 +1,7 @@
 // The API with the real event pipeline in a process of its own, for memory tests: listens on the
 // unix socket given, prints "listening", and on "flood N" from stdin pushes N synthetic events
-// as fast as its event loop lets it (a batch per turn), then prints "flooded".
+// as fast as its event loop lets it (a batch per turn), then prints "flooded"; "flood" alone
+// floods until "stop".
 import { createInterface } from "node:readline";
 import { startApi } from "../../src/api/server.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
@@ -28,8 +29,9 @@ function flood(): void {
   else console.log("flooded");
 }
 createInterface({ input: process.stdin }).on("line", (line) => {
-  const m = /^flood (\d+)$/.exec(line);
+  if (line === "stop") total = n;
+  const m = /^flood(?: (\d+))?$/.exec(line);
   if (!m) return;
-  total = Number(m[1]);
+  total = m[1] === undefined ? Infinity : Number(m[1]);
   flood();
 });

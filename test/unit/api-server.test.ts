@@ -38,8 +38,8 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
       mode: "prevent",
     }),
     validate: (text) => validatePolicyText(text, "/p.yaml"),
-    apply: (text, who) => {
-      const v = validatePolicyText(text, "/p.yaml");
+    apply: async (text, who) => {
+      const v = await validatePolicyText(text, "/p.yaml");
       if (v.ok) applied.push(who);
       return { ok: v.ok, generation: v.ok ? 4 : 3, errors: v.errors };
     },

@@ -1,6 +1,7 @@
 // The live subscribers' sink: a cap on subscribers (503), one serialisation per event whose
 // bytes every subscriber with the same filter shares, and a byte bound per subscriber past
-// which it skips events, counted, and is told how many when it has room again.
+// which it skips events, counted, and is told how many when it has room again; notices go to
+// every subscriber, whatever its filter.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SubscriberHub, type Channel } from "../../src/api/subscribers.ts";
@@ -83,4 +84,34 @@ test("a subscriber past its byte bound skips events, counted, and is told when i
   assert.deepEqual(slow.lost, [3]);
   assert.equal(slow.writes.length, 1);
   assert.deepEqual(hub.fanout(), { delivered: 5, dropped: 3 });
+});
+
+test("a notice reaches every subscriber whatever its filter, unless it is over its bound", (t) => {
+  const hub = new SubscriberHub({ maxSubscribers: 8, maxBufferedBytes: 1000, keepaliveMs: 60_000 });
+  t.after(() => hub.close());
+  const sse = channel();
+  const filtered = channel();
+  const ws = channel("websocket");
+  const behind = channel();
+  hub.add({}, sse.c);
+  hub.add(parseFilter(new URLSearchParams("type=allowed")), filtered.c);
+  hub.add({}, ws.c);
+  hub.add({}, behind.c);
+  behind.setBuffered(1001);
+  const notice = {
+    time: "2026-12-02T11:40:00.000Z",
+    type: "events_lost" as const,
+    count: 123,
+    intervalMs: 5000,
+  };
+  hub.notice(notice);
+  const sseText = `event: notice\ndata: ${JSON.stringify(notice)}\n\n`;
+  assert.equal(String(sse.writes[0]), sseText);
+  assert.equal(String(filtered.writes[0]), sseText);
+  // a WebSocket text frame (125 bytes or fewer: a 2-byte header) holding the notice's JSON
+  const frame = ws.writes[0];
+  assert.ok(frame);
+  assert.equal(frame[0], 0x81);
+  assert.deepEqual(JSON.parse(String(frame.subarray(2))), notice);
+  assert.equal(behind.writes.length, 0);
 });

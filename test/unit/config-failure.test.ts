@@ -30,6 +30,7 @@ test("failure.helper defaults to block; a redirect's on_unavailable overrides it
   assert.deepEqual(parsePolicy(policy(""), "p.yaml").failure, {
     daemon: "enforce",
     helper: "block",
+    eventsLost: "report",
   });
   assert.deepEqual(unavailable(policy("")), [
     ["plain", "block"],
@@ -50,12 +51,13 @@ test("moat check: bad choices are errors, a choice that can never apply is a war
       const r = spawnSync("bin/moat", ["check", file], { encoding: "utf8" });
       return { code: r.status, lines: r.stdout.split("\n").filter(Boolean) };
     };
-    assert.deepEqual(check(policy("failure: { helper: drop, relay: x }")), {
+    assert.deepEqual(check(policy("failure: { helper: drop, relay: x, events_lost: shout }")), {
       code: 1,
       lines: [
         `${file}:4:20 failure.helper: must be one of block, allow, got 'drop'`,
-        `${file}:4:26 failure.relay: unknown property 'relay' (expected one of: daemon, helper)`,
-        `${file}: 2 errors`,
+        `${file}:4:26 failure.relay: unknown property 'relay' (expected one of: daemon, helper, events_lost)`,
+        `${file}:4:49 failure.events_lost: must be one of report, notify, got 'shout'`,
+        `${file}: 3 errors`,
       ],
     });
     const remote = `  - name: far

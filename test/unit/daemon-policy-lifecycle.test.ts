@@ -23,7 +23,10 @@ attach: { interfaces: [lo] }
 rules:
 ${rules.map((name, i) => `  - name: ${name}\n    direction: ingress\n    action: allow\n    layer4: { protocol: tcp, port: [${22 + i}] }\n`).join("")}`;
 
-function harness(t: { after: (fn: () => void) => void }, refuse?: (m: PolicyModel) => boolean) {
+async function harness(
+  t: { after: (fn: () => void) => void },
+  refuse?: (m: PolicyModel) => boolean,
+) {
   const dir = mkdtempSync(join(tmpdir(), `moat-lifecycle-${process.pid}-`));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, "policy.yaml");
@@ -52,7 +55,7 @@ function harness(t: { after: (fn: () => void) => void }, refuse?: (m: PolicyMode
   const lines: string[] = [];
   const lifecycle = new PolicyLifecycle({
     path,
-    initial: readPolicyFile(path),
+    initial: await readPolicyFile(path),
     target,
     plumbing,
     audit: (l) => audit.push(l),
@@ -61,10 +64,10 @@ function harness(t: { after: (fn: () => void) => void }, refuse?: (m: PolicyMode
   return { path, lifecycle, target, applied, plumbed, audit, lines };
 }
 
-test("a reload applies a good policy file and refuses a bad one, keeping the running one", (t) => {
-  const h = harness(t);
+test("a reload applies a good policy file and refuses a bad one, keeping the running one", async (t) => {
+  const h = await harness(t);
   writeFileSync(h.path, policy(["ssh", "web"]));
-  const ok = h.lifecycle.reload("SIGHUP");
+  const ok = await h.lifecycle.reload("SIGHUP");
   assert.deepEqual(ok, { ok: true, generation: 2, errors: [] });
   assert.deepEqual(
     h.applied[0]?.packet.rules.map((r) => r.name),
@@ -74,7 +77,7 @@ test("a reload applies a good policy file and refuses a bad one, keeping the run
   assert.match(h.lines.at(-1) ?? "", /applied: generation 2, 2 rules, mode prevent \(0\.5 ms\)/);
 
   writeFileSync(h.path, policy(["ssh"]).replace("action: allow", "action: maybe"));
-  const bad = h.lifecycle.reload("SIGHUP");
+  const bad = await h.lifecycle.reload("SIGHUP");
   assert.equal(bad.ok, false);
   assert.equal(bad.generation, 2);
   assert.match(bad.errors[0] ?? "", /policy\.yaml:\d+:\d+/, "FILE:LINE:COL");
@@ -87,29 +90,33 @@ test("a reload applies a good policy file and refuses a bad one, keeping the run
   );
 });
 
-test("a policy whose plumbing cannot be readied is refused before the swap", (t) => {
-  const h = harness(t, (m) => m.rules.some((r) => r.name === "hooked"));
-  const result = h.lifecycle.apply(policy(["hooked"]), "root");
+test("a policy whose plumbing cannot be readied is refused before the swap", async (t) => {
+  const h = await harness(t, (m) => m.rules.some((r) => r.name === "hooked"));
+  const result = await h.lifecycle.apply(policy(["hooked"]), "root");
   assert.equal(result.ok, false);
   assert.deepEqual(result.errors, [`${h.path}: webhook key file is readable by others`]);
   assert.equal(h.applied.length, 0);
   assert.equal(h.lifecycle.active.model.rules[0]?.name, "ssh");
 });
 
-test("an API apply is audited and saved; its own file change is not applied twice", (t) => {
-  const h = harness(t);
+test("an API apply is audited and saved; its own file change is not applied twice", async (t) => {
+  const h = await harness(t);
   const text = policy(["ssh", "api"]);
-  const result = h.lifecycle.apply(text, "uid 0");
+  const result = await h.lifecycle.apply(text, "uid 0");
   assert.deepEqual(result, { ok: true, generation: 2, errors: [] });
   assert.equal(readFileSync(h.path, "utf8"), text);
   assert.match(
     h.audit[0] ?? "",
     /^POLICY APPLIED policy by uid 0: generation 2, mode prevent, sha256 [0-9a-f]{64}$/,
   );
-  assert.deepEqual(h.lifecycle.reload("file changed"), { ok: true, generation: 2, errors: [] });
+  assert.deepEqual(await h.lifecycle.reload("file changed"), {
+    ok: true,
+    generation: 2,
+    errors: [],
+  });
   assert.equal(h.applied.length, 1, "the write's own change event applied nothing");
 
-  const refused = h.lifecycle.apply("version: 1\nrules: 3\n", "uid 0");
+  const refused = await h.lifecycle.apply("version: 1\nrules: 3\n", "uid 0");
   assert.equal(refused.ok, false);
   assert.match(
     h.audit[1] ?? "",
@@ -118,9 +125,9 @@ test("an API apply is audited and saved; its own file change is not applied twic
   assert.equal(readFileSync(h.path, "utf8"), text, "a refused policy is not saved");
 });
 
-test("a mode switch applies the running text with the new mode", (t) => {
-  const h = harness(t);
-  const result = h.lifecycle.setMode("detect", "uid 0");
+test("a mode switch applies the running text with the new mode", async (t) => {
+  const h = await harness(t);
+  const result = await h.lifecycle.setMode("detect", "uid 0");
   assert.equal(result.ok, true);
   assert.equal(h.lifecycle.active.model.mode, "detect");
   assert.equal(h.applied[0]?.packet.rules[0]?.mode, "detect");
@@ -128,15 +135,15 @@ test("a mode switch applies the running text with the new mode", (t) => {
   assert.match(h.audit[0] ?? "", /^POLICY APPLIED mode detect by uid 0/);
 });
 
-test("a recompile applies the same text again; one that fails is logged and changes nothing", (t) => {
-  const h = harness(t);
-  h.lifecycle.recompile("processes changed");
+test("a recompile applies the same text again; one that fails is logged and changes nothing", async (t) => {
+  const h = await harness(t);
+  await h.lifecycle.recompile("processes changed");
   assert.equal(h.applied.length, 1);
   assert.equal(h.target.generation, 2);
   h.target.apply = () => {
     throw new Error("map create failed");
   };
-  h.lifecycle.recompile("processes changed");
+  await h.lifecycle.recompile("processes changed");
   assert.match(
     h.lines.at(-1) ?? "",
     /processes changed, the policy could not be compiled again: map create failed/,

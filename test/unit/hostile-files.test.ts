@@ -89,7 +89,7 @@ test("a FIFO set file is refused at once, not waited on", async (t) => {
   assert.equal(spawnSync("mkfifo", ["-m", "0644", fifo]).status, 0);
   const policy = policyWithSet(d, fifo);
   await refused(policy, /sets\.blocked\.file: cannot read set file .*list\.txt.*is a FIFO/);
-  const api = validatePolicyText(`version: 1\nsets:\n  s: { file: ${fifo} }\n`, policy);
+  const api = await validatePolicyText(`version: 1\nsets:\n  s: { file: ${fifo} }\n`, policy);
   assert.equal(api.ok, false);
   assert.match(api.errors.join("\n"), /is a FIFO; only a regular file is read/);
 });

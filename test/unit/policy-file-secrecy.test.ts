@@ -22,7 +22,7 @@ const SECRET = [
   "2001:db8::/32",
 ];
 
-test("set-file contents never appear in validation errors or warnings", (t) => {
+test("set-file contents never appear in validation errors or warnings", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-secrecy-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const secret = join(dir, "shadow");
@@ -38,7 +38,7 @@ rules:
     layer3: { remote: [set:s] }
 `;
   writeFileSync(policy, text);
-  const result = validatePolicyText(text, policy);
+  const result = await validatePolicyText(text, policy);
   const check = spawnSync(MOAT, ["check", policy], { encoding: "utf8" });
   const outputs = {
     validate: [...result.errors, ...result.warnings].join("\n"),
@@ -65,13 +65,13 @@ rules:
   }
 });
 
-test("valid set-file lines are not quoted either (hostnames a rule cannot exclude)", (t) => {
+test("valid set-file lines are not quoted either (hostnames a rule cannot exclude)", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-secrecy-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const secret = join(dir, "hosts");
   writeFileSync(secret, "secret-hostname.example\n10.0.0.1/8\n", { mode: 0o600 });
   const text = `version: 1\nmode: prevent\nattach: { cgroup: / }\nsets:\n  s: { file: ${secret} }\nrules:\n  - name: r\n    direction: egress\n    action: allow\n    layer3: { remote: ["!set:s"] }\n`;
-  const result = validatePolicyText(text, join(dir, "policy.yaml"));
+  const result = await validatePolicyText(text, join(dir, "policy.yaml"));
   assert.equal(result.ok, false);
   const output = [...result.errors, ...result.warnings].join("\n");
   // the refusal names the reference, never the names the file holds

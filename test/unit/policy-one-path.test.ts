@@ -82,9 +82,9 @@ async function check(path: string): Promise<{ code: number; lines: string[] }> {
   return { code, lines };
 }
 
-function daemonLoad(text: string, path: string): string[] {
+async function daemonLoad(text: string, path: string): Promise<string[]> {
   try {
-    compilePolicyText(text, path);
+    await compilePolicyText(text, path);
     return [];
   } catch (err) {
     if (err instanceof PolicyError)
@@ -100,8 +100,8 @@ for (const [name, text] of Object.entries(CASES)) {
     const path = join(dir, "policy.yaml");
     writeFileSync(path, text);
     const checked = await check(path);
-    const daemon = daemonLoad(text, path);
-    const api = validatePolicyText(text, path);
+    const daemon = await daemonLoad(text, path);
+    const api = await validatePolicyText(text, path);
     const checkErrors = checked.lines.filter((l) => /^\S+:\d+:\d+ \S+: (?!warning:)/.test(l));
     assert.equal(
       checked.code === 0,

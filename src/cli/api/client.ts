@@ -5,8 +5,14 @@ import { request as httpsRequest } from "node:https";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { MoatEvent } from "../../datapath/index.ts";
-import { DEFAULT_SOCKET } from "../../api/index.ts";
 import type { OptionValues } from "../command.ts";
+
+/**
+ * The daemon's API socket when --api is not given: the daemon's own default (src/api/listen.ts;
+ * a unit test checks they agree). Importing it from the API's face would load the whole server,
+ * the policy loader included, into every `moat status`.
+ */
+export const DEFAULT_SOCKET = "/run/moat/api.sock";
 
 export interface ApiTarget {
   /** As given, for messages. */

@@ -4,7 +4,7 @@
 
 import type { Command } from "../command.ts";
 import { diagnosticLines, printable, type Diagnostic } from "../../config/index.ts";
-import { acceptPolicyFile } from "../../host/index.ts";
+import { acceptPolicyFileAsync } from "../../host/index.ts";
 import { UsageError } from "../command.ts";
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -19,7 +19,7 @@ export const checkCommand: Command = {
     if (positionals.length === 0) throw new UsageError(`no policy file given\nusage: ${USAGE}`);
     let failed = false;
     for (const file of positionals) {
-      const { diagnostics, summary } = checkOne(file);
+      const { diagnostics, summary } = await checkOne(file);
       for (const line of diagnosticLines(diagnostics, file)) io.out(line);
       io.out(printable(summary));
       failed ||= diagnostics.some((d) => d.severity === "error");
@@ -28,8 +28,8 @@ export const checkCommand: Command = {
   },
 };
 
-function checkOne(file: string): { diagnostics: Diagnostic[]; summary: string } {
-  const { diagnostics, policy } = acceptPolicyFile(file);
+async function checkOne(file: string): Promise<{ diagnostics: Diagnostic[]; summary: string }> {
+  const { diagnostics, policy } = await acceptPolicyFileAsync(file);
   const errors = diagnostics.filter((d) => d.severity === "error").length;
   const warnings = diagnostics.length - errors;
   const warned = warnings > 0 ? `, ${plural(warnings, "warning")}` : "";

@@ -1,21 +1,55 @@
+// Every CLI command, in the order `moat --help` lists them. A command's module is loaded only when
+// it runs: `moat status` or `moat mode` loads the CLI and its API client, never the daemon, the
+// datapath or the policy loader (a unit test checks the summaries here are the commands' own).
 import type { Command } from "../command.ts";
-import { runCommand } from "./run.ts";
-import { checkCommand } from "./check.ts";
-import { explainCommand } from "./explain.ts";
-import { statusCommand } from "./status.ts";
-import { eventsCommand } from "./events.ts";
-import { topCommand } from "./top.ts";
-import { policyCommand } from "./policy.ts";
-import { modeCommand } from "./mode.ts";
 
-/** Every CLI command, in the order `moat --help` lists them. */
-export const commands: Command[] = [
-  runCommand,
-  checkCommand,
-  explainCommand,
-  statusCommand,
-  eventsCommand,
-  topCommand,
-  policyCommand,
-  modeCommand,
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  {
+    name: "run",
+    summary: "run the moat daemon in the foreground (Ctrl-C detaches everything and exits)",
+    load: async () => (await import("./run.ts")).runCommand,
+  },
+  {
+    name: "check",
+    summary:
+      "validate policy files as the daemon would: every error and warning with FILE:LINE:COL",
+    load: async () => (await import("./check.ts")).checkCommand,
+  },
+  {
+    name: "explain",
+    summary: "show which rule decides a connection, the verdict and why",
+    load: async () => (await import("./explain.ts")).explainCommand,
+  },
+  {
+    name: "status",
+    summary: "show the running daemon's mode, policy, hooks, counters and losses",
+    load: async () => (await import("./status.ts")).statusCommand,
+  },
+  {
+    name: "events",
+    summary: "print stored events, or follow live ones (--follow), with filters",
+    load: async () => (await import("./events.ts")).eventsCommand,
+  },
+  {
+    name: "top",
+    summary: "live view of the top blocked/detected remotes, processes and rules",
+    load: async () => (await import("./top.ts")).topCommand,
+  },
+  {
+    name: "policy",
+    summary:
+      "apply, validate or show the running daemon's policy (atomic; a bad policy is refused)",
+    load: async () => (await import("./policy.ts")).policyCommand,
+  },
+  {
+    name: "mode",
+    summary: "switch the running daemon between detect and prevent without a restart",
+    load: async () => (await import("./mode.ts")).modeCommand,
+  },
 ];

@@ -49,7 +49,7 @@ export const runCommand: Command = {
     const handlers: [NodeJS.Signals, () => void][] = [
       ["SIGINT", () => daemon.stop()],
       ["SIGTERM", () => daemon.stop()],
-      ["SIGHUP", () => daemon.reload("SIGHUP")],
+      ["SIGHUP", () => void daemon.reload("SIGHUP")],
       ["SIGUSR1", () => daemon.reopenLogs()],
     ];
     for (const [signal, handler] of handlers) process.on(signal, handler);

@@ -2,11 +2,13 @@
 // answered asynchronously: the daemon's event loop only pays for handing a batch over.
 import { Worker } from "node:worker_threads";
 import type { MoatEvent } from "../../datapath/event.ts";
+import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import type { HistoryOptions } from "./store.ts";
 
 export type HistoryRequest =
   | { id: number; op: "insert"; batch: readonly MoatEvent[] }
+  | { id: number; op: "notice"; notice: Notice }
   | { id: number; op: "query"; query: HistoryQuery }
   | { id: number; op: "prune" }
   | { id: number; op: "close" };
@@ -71,6 +73,10 @@ export class HistoryWorker {
     return batch.length
       ? (this.#call({ op: "insert", batch }) as Promise<void>)
       : Promise.resolve();
+  }
+
+  notice(notice: Notice): Promise<void> {
+    return this.#call({ op: "notice", notice }) as Promise<void>;
   }
 
   query(query: HistoryQuery = {}): Promise<HistoryPage> {

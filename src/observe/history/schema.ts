@@ -1,4 +1,4 @@
-// The history table and its indexes. process_* and container_* stay NULL until the socket
+// The history tables and their indexes; notices (events lost in the kernel) beside the events. process_* and container_* stay NULL until the socket
 // hooks attribute connections to processes.
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS events (
@@ -27,4 +27,12 @@ CREATE INDEX IF NOT EXISTS events_remote ON events (remote_family, remote_key);
 CREATE INDEX IF NOT EXISTS events_process ON events (process_name, id);
 CREATE INDEX IF NOT EXISTS events_container ON events (container_id, id);
 CREATE INDEX IF NOT EXISTS events_connection ON events (connection);
+CREATE TABLE IF NOT EXISTS notices (
+  id      INTEGER PRIMARY KEY,
+  time_ms INTEGER NOT NULL,
+  type    TEXT NOT NULL,
+  count   INTEGER NOT NULL,
+  json    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_time ON notices (time_ms);
 `;

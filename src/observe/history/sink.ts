@@ -2,12 +2,14 @@
 // Works with the store itself or with its worker thread (remote.ts), which the daemon uses.
 import type { MoatEvent } from "../../datapath/event.ts";
 import type { EventSink } from "../sink.ts";
+import type { Notice } from "../notice.ts";
 
 const PRUNE_EVERY_MS = 60_000;
 
 /** What the sink needs of a store: HistoryStore (synchronous) or HistoryWorker. */
 export interface HistoryBackend {
   insert(batch: readonly MoatEvent[]): void | Promise<void>;
+  notice(notice: Notice): void | Promise<void>;
   prune(): number | Promise<number>;
   close(): void | Promise<void>;
 }
@@ -24,6 +26,11 @@ export function historySink(store: HistoryBackend, log: (line: string) => void):
     name: "history",
     write(batch: readonly MoatEvent[]) {
       return store.insert(batch);
+    },
+    notice(n) {
+      Promise.resolve()
+        .then(() => store.notice(n))
+        .catch((err: Error) => log(`warning: history: a notice was not kept: ${err.message}`));
     },
     close() {
       clearInterval(timer);

@@ -7,6 +7,7 @@ import { closeSync } from "node:fs";
 import { openTrustedForWrite } from "../../host/index.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { containerOf, processOf, remoteAddress } from "../filter.ts";
+import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
 import { addressKey, whereClause } from "./where.ts";
@@ -60,6 +61,21 @@ export class HistoryStore {
     if (batch.length) this.insertMany(batch);
   }
 
+  /** Keeps a notice (events lost in the kernel) beside the events. */
+  notice(n: Notice): void {
+    this.db
+      .prepare("INSERT INTO notices (time_ms, type, count, json) VALUES (?, ?, ?, ?)")
+      .run(Date.parse(n.time), n.type, n.count, JSON.stringify(n));
+  }
+
+  /** The notices kept, newest first. */
+  notices(limit = 100): Notice[] {
+    const rows = this.db
+      .prepare("SELECT json FROM notices ORDER BY id DESC LIMIT ?")
+      .all(limit) as { json: string }[];
+    return rows.map((r) => JSON.parse(r.json) as Notice);
+  }
+
   /** Newest first, `limit` at a time. */
   query(q: HistoryQuery = {}): HistoryPage {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
@@ -75,9 +91,9 @@ export class HistoryStore {
 
   /** Deletes events past the age limit, then the oldest until the size limit holds. */
   prune(now = Date.now()): number {
-    let deleted = this.db
-      .prepare("DELETE FROM events WHERE time_ms < ?")
-      .run(now - this.maxAgeSeconds * 1000).changes;
+    const oldest = now - this.maxAgeSeconds * 1000;
+    this.db.prepare("DELETE FROM notices WHERE time_ms < ?").run(oldest);
+    let deleted = this.db.prepare("DELETE FROM events WHERE time_ms < ?").run(oldest).changes;
     for (let round = 0; round < 20 && this.bytes() > this.maxBytes; round++) {
       const count = this.count();
       if (count === 0) break;

@@ -23,6 +23,9 @@ function handle(req: HistoryRequest): unknown {
     case "insert":
       store.insert(req.batch);
       return null;
+    case "notice":
+      store.notice(req.notice);
+      return null;
     case "query":
       return store.query(req.query);
     case "prune":

@@ -1,5 +1,6 @@
 // One OTLP log record per event: the audit line as the body, the event as attributes, the
-// severity by verdict, and the connection's span as context (so a backend links the two).
+// severity by verdict, and the connection's span as context (so a backend links the two). A
+// notice (events lost in the kernel) is a WARN record of its own, `moat.notice.events_lost`.
 import { SeverityNumber, type Context } from "@opentelemetry/api";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
 import type { Resource } from "@opentelemetry/resources";
@@ -9,6 +10,7 @@ import {
   type ReadableLogRecord,
 } from "@opentelemetry/sdk-logs";
 import { formatEventLine, type MoatEvent } from "../../datapath/event.ts";
+import { formatNoticeLine, type Notice } from "../notice.ts";
 import { eventAttributes } from "./attributes.ts";
 import { FailureCountingExporter } from "./export-failures.ts";
 
@@ -23,6 +25,7 @@ const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
 
 export interface EventLogs {
   emit(ev: MoatEvent, context?: Context): void;
+  notice(n: Notice): void;
   flush(): Promise<void>;
   /** Records the collector did not take. */
   lost(): number;
@@ -50,6 +53,16 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
         body: formatEventLine(ev),
         attributes: eventAttributes(ev),
         ...(context ? { context } : {}),
+      });
+    },
+    notice(n) {
+      logger.emit({
+        eventName: `moat.notice.${n.type}`,
+        timestamp: new Date(n.time),
+        severityNumber: SeverityNumber.WARN,
+        severityText: "WARN",
+        body: formatNoticeLine(n),
+        attributes: { "moat.events_lost": n.count, "moat.interval_ms": n.intervalMs },
       });
     },
     flush: () => provider.forceFlush(),

@@ -76,6 +76,10 @@ export function createOtelExport(o: OtelOptions): OtelExport {
         );
       }
     },
+    notice(n) {
+      logs.notice(n);
+      // exported with the next batch's flush, or by the processor's own timer
+    },
     close: shutdown,
   };
   return { sink, shutdown };
