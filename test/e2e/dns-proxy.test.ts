@@ -187,7 +187,13 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
     generation: () => 1,
     report: (e) => events.push(e),
     log: (l) => logs.push(l),
-    settings: { resolvers: [net.trusted], minTtlSeconds: 5, graceSeconds: 30 },
+    settings: {
+      resolvers: [net.trusted],
+      minTtlSeconds: 5,
+      graceSeconds: 30,
+      doh: "allow",
+      ech: "keep",
+    },
     trusted: trustedResolvers([net.trusted], join(dir, "no-resolv.conf")),
   });
   cleanups.push(() => proxy.close());
