@@ -59,6 +59,11 @@ export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResul
       ["dns", "doh_list"],
       `'doh_list' is not read: the policy's own set '${DOH_SET}' replaces the built-in list`,
     );
+  if (doc.dns?.doh === "block" && sets.get(DOH_SET)?.kind === "port")
+    ctx.error(
+      ["sets", DOH_SET],
+      `set '${DOH_SET}' is a port set: with 'doh: block' it names the resolvers to block (addresses and hostnames)`,
+    );
   return { sets, files };
 }
 

@@ -97,6 +97,10 @@ test("set:doh-resolvers is built in: the shipped list, names egress-only, a poli
     "D/p.yaml:5:6 dns: warning: the dns section has no effect: no rule names a host (hostname entries in layer3.remote, or layer7.dns.name)",
     "D/p.yaml:5:18 dns.doh_list: warning: 'doh_list' is not read: the policy's own set 'doh-resolvers' replaces the built-in list",
   ]);
+  const ports = accept(HEAD + "sets: { doh-resolvers: [443] }\ndns: { doh: block }\n");
+  assert.deepEqual(ports.lines, [
+    "D/p.yaml:4:24 sets.doh-resolvers: set 'doh-resolvers' is a port set: with 'doh: block' it names the resolvers to block (addresses and hostnames)",
+  ]);
   const ownSet = own.policy.model.sets.get("doh-resolvers");
   assert.deepEqual(ownSet?.kind === "address" ? ownSet.entries.map((e) => e.text) : [], [
     "192.0.2.53",
@@ -187,6 +191,7 @@ test("dns:doh comes first in the evaluator and in the compiled images, by addres
   assert.ok(block.policy, block.lines.join("\n"));
   const { model, image } = block.policy;
   assert.equal(model.rules[0]?.name, "web", "the model keeps the policy's rules as written");
+  assert.ok(model.setFiles.includes(join(dir, "doh.txt")), "dns.doh_list is reloaded on change");
   CONNS.forEach((c, i) => {
     const want = judge(model, c);
     assert.equal(want.rule, expected[i], JSON.stringify(c));
