@@ -14,6 +14,11 @@ export interface PolicyHost {
   readFile(path: string, kind?: PolicyFileKind): string;
   /** `path` as written in the policy (absolute, or relative to the policy file's folder). */
   resolve(policyFile: string, path: string): string;
+  /**
+   * The files of the built-in sets (`doh-resolvers`: the shipped list of DoH resolvers), by set
+   * name; read through readFile as set files are, only when a policy uses them.
+   */
+  builtinSets?: Readonly<Record<string, string>>;
 }
 
 /** Keywords after which the value's type is not what the schema promises. */

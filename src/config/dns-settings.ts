@@ -52,7 +52,15 @@ function resolver(text: string): Parsed<string> {
 }
 
 type DnsDocument = {
-  dns?: { resolvers?: string[]; min_ttl?: number | string; grace?: number | string };
+  attach?: { cgroup?: string };
+  dns?: {
+    resolvers?: string[];
+    min_ttl?: number | string;
+    grace?: number | string;
+    doh?: "allow" | "block";
+    doh_list?: string;
+    ech?: "strip" | "keep";
+  };
 };
 
 export function dnsSettings(ctx: CheckContext, doc: DnsDocument): DnsSettings {
@@ -60,6 +68,8 @@ export function dnsSettings(ctx: CheckContext, doc: DnsDocument): DnsSettings {
     resolvers: [],
     minTtlSeconds: DEFAULT_MIN_TTL_SECONDS,
     graceSeconds: DEFAULT_GRACE_SECONDS,
+    doh: "allow",
+    ech: "keep",
   };
   const dns = doc.dns;
   if (!dns || !ctx.typed(["dns"])) return settings;
@@ -75,5 +85,15 @@ export function dnsSettings(ctx: CheckContext, doc: DnsDocument): DnsSettings {
     });
   settings.minTtlSeconds = seconds(ctx, dns.min_ttl, "min_ttl", DEFAULT_MIN_TTL_SECONDS);
   settings.graceSeconds = seconds(ctx, dns.grace, "grace", DEFAULT_GRACE_SECONDS);
+  if (dns.doh !== undefined && ctx.clean(["dns", "doh"])) settings.doh = dns.doh;
+  if (dns.ech !== undefined && ctx.clean(["dns", "ech"])) settings.ech = dns.ech;
+  if (dns.doh_list !== undefined && ctx.clean(["dns", "doh_list"]))
+    settings.dohList = ctx.host.resolve(ctx.source.file, dns.doh_list);
+  // the canary answer and the list's names are the DNS proxy's work, which serves attach.cgroup
+  if (settings.doh === "block" && doc.attach?.cgroup === undefined)
+    ctx.error(
+      ["dns", "doh"],
+      "'doh: block' needs attach.cgroup: moat's DNS proxy (which answers the canary use-application-dns.net and learns the resolvers' names) serves the processes under attach.cgroup",
+    );
   return settings;
 }

@@ -235,6 +235,16 @@ export interface DnsSettings {
   minTtlSeconds: number;
   /** Default 30. */
   graceSeconds: number;
+  /**
+   * "block": the canary use-application-dns.net gets NXDOMAIN, and connections to
+   * set:doh-resolvers on tcp/udp 443 and 853 are blocked by the implicit rule `dns:doh` before
+   * the policy's rules (docs/dns.md, "Encrypted DNS"). Default "allow".
+   */
+  doh: "allow" | "block";
+  /** "strip": the proxy removes the `ech` parameter from HTTPS/SVCB answers. Default "keep". */
+  ech: "strip" | "keep";
+  /** dns.doh_list as resolved (the file the built-in set:doh-resolvers was read from instead). */
+  dohList?: string;
   /** Where the section is written; absent when the policy has none (the defaults apply). */
   pos?: SourcePos;
 }

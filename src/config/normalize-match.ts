@@ -19,6 +19,7 @@ import {
   type TlsMatch,
 } from "./model.ts";
 import { parsePortEntry } from "./port-entry.ts";
+import { DOH_SET } from "./normalize-sets.ts";
 import type { Layer4Document, Layer7Document, MatchDocument } from "./schema-rule.ts";
 import type { PathSegment } from "./yaml-source.ts";
 
@@ -173,6 +174,8 @@ function lookupSet(
   if (!set) {
     // a set that exists but had errors is not in `sets`: do not call it unknown
     if (ctx.source.data && hasSet(ctx.source.data, name)) return undefined;
+    // the built-in set's list could not be read: said where it is named (dns.doh_list)
+    if (name === DOH_SET) return undefined;
     ctx.error(at, `unknown set '${name}'`);
     return undefined;
   }

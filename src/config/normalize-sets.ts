@@ -9,6 +9,9 @@ import type { PolicyDocument } from "./schema.ts";
 
 const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
+/** The built-in set of DNS-over-HTTPS resolvers (docs/dns.md, "Encrypted DNS"). */
+export const DOH_SET = "doh-resolvers";
+
 interface RawEntry {
   value: number | string;
   pos: SourcePos;
@@ -44,7 +47,55 @@ export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResul
     const set = buildSet(ctx, name, raw, ctx.pos(path), file);
     if (set) sets.set(name, set);
   }
+  // the policy's own `doh-resolvers` replaces the built-in one
+  if (doc.sets?.[DOH_SET] === undefined && needsDohSet(doc)) {
+    const builtin = builtinDohSet(ctx, doc);
+    if (builtin) {
+      sets.set(DOH_SET, builtin.set);
+      files.push(builtin.file);
+    }
+  } else if (doc.sets?.[DOH_SET] !== undefined && doc.dns?.doh_list !== undefined)
+    ctx.warn(
+      ["dns", "doh_list"],
+      `'doh_list' is not read: the policy's own set '${DOH_SET}' replaces the built-in list`,
+    );
+  if (doc.dns?.doh === "block" && sets.get(DOH_SET)?.kind === "port")
+    ctx.error(
+      ["sets", DOH_SET],
+      `set '${DOH_SET}' is a port set: with 'doh: block' it names the resolvers to block (addresses and hostnames)`,
+    );
   return { sets, files };
+}
+
+/** dns.doh: block, or a rule or redirect naming set:doh-resolvers. */
+function needsDohSet(doc: PolicyDocument): boolean {
+  if (doc.dns?.doh === "block") return true;
+  const named = (v: unknown) => JSON.stringify(v ?? []).includes(`set:${DOH_SET}"`);
+  return named(doc.rules) || named(doc.redirect);
+}
+
+/** The list of dns.doh_list, else the host's shipped one, read as a set file. */
+function builtinDohSet(
+  ctx: CheckContext,
+  doc: PolicyDocument,
+): { set: PolicySet; file: string } | undefined {
+  const own = doc.dns?.doh_list;
+  const at = own !== undefined ? ["dns", "doh_list"] : doc.dns?.doh ? ["dns", "doh"] : [];
+  if (own !== undefined && !ctx.clean(at)) return undefined;
+  const file =
+    own !== undefined ? ctx.host.resolve(ctx.source.file, own) : ctx.host.builtinSets?.[DOH_SET];
+  if (file === undefined) {
+    ctx.error(
+      at,
+      `the built-in set '${DOH_SET}' is not available here: name a list with dns: { doh_list: FILE }`,
+    );
+    return undefined;
+  }
+  const raw = readSetFile(ctx, file, at, DOH_SET);
+  if (!raw) return undefined;
+  const pos: SourcePos = own !== undefined ? ctx.pos(at) : { file, line: 1, col: 1, path: DOH_SET };
+  const set = buildSet(ctx, DOH_SET, raw, pos, file);
+  return set ? { set, file } : undefined;
 }
 
 /** One entry a line; "#" starts a comment; blank lines are skipped. */

@@ -120,6 +120,25 @@ const DnsSettingsSchema = Section(
         "added to every binding's life, for clients that cache a little longer (default 30s)",
       ),
     ),
+    doh: Type.Optional(
+      StringEnum(
+        ["allow", "block"],
+        "block: DNS over HTTPS/TLS to set:doh-resolvers (tcp/udp 443, 853) is blocked before the rules, and the canary use-application-dns.net answers NXDOMAIN (default allow)",
+      ),
+    ),
+    doh_list: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "a file replacing the shipped list of DoH resolvers (set:doh-resolvers): one address, CIDR or hostname a line, # comments",
+      }),
+    ),
+    ech: Type.Optional(
+      StringEnum(
+        ["strip", "keep"],
+        "strip: the ech parameter is removed from HTTPS/SVCB answers, so TLS clients send a visible SNI (default keep)",
+      ),
+    ),
   },
   { description: "how moat learns the addresses of names (hostname entries, layer7.dns)" },
 );

@@ -15,7 +15,9 @@ export type EventReason =
   | "max_duration"
   | "redirected"
   /** a redirect's target did not listen; `redirect` names it (failure.helper decided) */
-  | "unavailable";
+  | "unavailable"
+  /** judged by `dns:doh`: a connection to a DoH/DoT resolver with `dns: { doh: block }` */
+  | "doh";
 
 export interface Endpoint {
   ip: string;

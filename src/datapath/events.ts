@@ -34,7 +34,7 @@ export interface DecodeContext {
   /** ns since boot -> wall clock: Date.now() - monotonic offset */
   bootTimeMs: number;
   /** The rule `index` of policy `generation` (index is MOAT_RULE_NONE before any policy). */
-  rule: (index: number, generation: number) => { name: string } | undefined;
+  rule: (index: number, generation: number) => { name: string; reason?: EventReason } | undefined;
   interfaceName: (ifindex: number) => string | null;
   /** The full process facts of a kernel owner (src/attribution); default: what the kernel has. */
   process?: (owner: KernelOwner) => ProcessFacts;
@@ -83,8 +83,9 @@ const verdictOf = (n: number): MoatEvent["verdict"] =>
 export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   const e = eventCodec.decode(record);
   const owner = decodeOwner(e.owner);
-  const rule =
-    e.rule === RULE_NONE ? "none" : (ctx.rule(e.rule, e.generation)?.name ?? `#${e.rule}`);
+  const judged = e.rule === RULE_NONE ? undefined : ctx.rule(e.rule, e.generation);
+  const rule = e.rule === RULE_NONE ? "none" : (judged?.name ?? `#${e.rule}`);
+  const reason = reasons[e.reason] ?? "new";
   const ev: MoatEvent = {
     time: new Date(ctx.bootTimeMs + Number(e.ts_ns / 1_000_000n)).toISOString(),
     type: kinds[e.type] ?? "blocked",
@@ -98,7 +99,8 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
     process: owner ? (ctx.process ?? kernelOnly)(owner) : null,
     layer7: null,
     connection: e.conn_id === 0n ? null : e.conn_id.toString(16),
-    reason: reasons[e.reason] ?? "new",
+    // a new connection judged by a rule with its own reason (dns:doh) says that one
+    reason: reason === "new" && judged?.reason ? judged.reason : reason,
     verdict: verdictOf(e.verdict),
     hook: hooks[e.hook] ?? "tc",
     generation: e.generation,

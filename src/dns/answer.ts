@@ -1,16 +1,20 @@
 // DNS messages as the proxy reads and writes them, through the `dns-packet` codec: the question
 // of a query and the size of answer its client takes over UDP; the names (the query and its CNAME
 // chain) and addresses of an answer; the answers moat makes itself (REFUSED, SERVFAIL, a
-// truncated reply that sends the client to TCP); and HTTPS/SVCB address hints taken out.
+// truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
+// address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
-const RCODE = { NOERROR: 0, SERVFAIL: 2, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const TYPE_SVCB = 64;
 const TYPE_HTTPS = 65;
 /** SvcParamKeys whose values are addresses (RFC 9460). */
 const HINT_KEYS = new Set([4, 6]);
+/** The SvcParamKey of an Encrypted ClientHello config (RFC 9460 14.3.2). */
+const ECH_KEY = 5;
+const HINT_AND_ECH_KEYS = new Set([...HINT_KEYS, ECH_KEY]);
 
 /** A resource record as dns-packet decodes it (data typed by the record type). */
 interface Record {
@@ -142,7 +146,7 @@ export function cnameChain(records: readonly Record[], qname: string): string[] 
 }
 
 /** moat's own answer to `query`: its question, no records, the given rcode. */
-export function errorAnswer(query: Buffer, rcode: "REFUSED" | "SERVFAIL"): Buffer {
+export function errorAnswer(query: Buffer, rcode: "REFUSED" | "SERVFAIL" | "NXDOMAIN"): Buffer {
   const q = decode(query);
   return encode({
     id: q.id ?? 0,
@@ -180,10 +184,11 @@ export function truncated(answer: Buffer): Buffer {
 
 /**
  * The answer with `ipv4hint` and `ipv6hint` taken out of its HTTPS and SVCB records: an address a
- * hint names would reach the client without a binding of its own. Unchanged (the same bytes) when
- * there is none.
+ * hint names would reach the client without a binding of its own. With `ech`, the `ech` parameter
+ * too (the client then sends a visible SNI). Unchanged (the same bytes) when there is none.
  */
-export function stripHints(answer: Buffer): Buffer {
+export function stripHints(answer: Buffer, ech = false): Buffer {
+  const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let m: Message;
   try {
     m = decode(answer);
@@ -195,7 +200,7 @@ export function stripHints(answer: Buffer): Buffer {
     (records ?? []).map((r) => {
       if (r.type !== `UNKNOWN_${TYPE_HTTPS}` && r.type !== `UNKNOWN_${TYPE_SVCB}`) return r;
       if (!Buffer.isBuffer(r.data)) return r;
-      const data = withoutHints(r.data);
+      const data = withoutParams(r.data, keys);
       if (data === r.data) return r;
       changed = true;
       return { ...r, data };
@@ -211,9 +216,9 @@ export function stripHints(answer: Buffer): Buffer {
 
 /**
  * SVCB RDATA (RFC 9460 2.2): priority, target name (never compressed), then SvcParams
- * (key, length, value), which dns-packet leaves as bytes; the hint params are left out.
+ * (key, length, value), which dns-packet leaves as bytes; the params of `keys` are left out.
  */
-function withoutHints(rdata: Buffer): Buffer {
+function withoutParams(rdata: Buffer, keys: ReadonlySet<number>): Buffer {
   if (rdata.length < 3) return rdata;
   let offset = 2;
   try {
@@ -228,7 +233,7 @@ function withoutHints(rdata: Buffer): Buffer {
     const key = rdata.readUInt16BE(offset);
     const end = offset + 4 + rdata.readUInt16BE(offset + 2);
     if (end > rdata.length) return rdata;
-    if (HINT_KEYS.has(key)) dropped = true;
+    if (keys.has(key)) dropped = true;
     else kept.push(rdata.subarray(offset, end));
     offset = end;
   }

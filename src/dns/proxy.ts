@@ -24,7 +24,13 @@ import { queryFacts, type QueryJudge } from "./query-judge.ts";
 import type { DnsSettings } from "../config/index.ts";
 
 /** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
-const DNS_DEFAULTS: DnsSettings = { resolvers: [], minTtlSeconds: 5, graceSeconds: 30 };
+const DNS_DEFAULTS: DnsSettings = {
+  resolvers: [],
+  minTtlSeconds: 5,
+  graceSeconds: 30,
+  doh: "allow",
+  ech: "keep",
+};
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
@@ -79,6 +85,10 @@ export interface ListenAddress {
 }
 
 const NO_CLASSES: ClassesOf = () => 0;
+
+/** Firefox's canary domain: NXDOMAIN tells it the network turns DNS over HTTPS off. */
+const DOH_CANARY = "use-application-dns.net";
+const isDohCanary = (name: string): boolean => name.toLowerCase().replace(/\.$/, "") === DOH_CANARY;
 
 export class DnsProxy {
   readonly store: BindingStore;
@@ -306,6 +316,9 @@ export class DnsProxy {
       this.stats.refused++;
       return done(errorAnswer(query, "REFUSED"), "REFUSED");
     }
+    // Firefox keeps DNS over HTTPS off when its canary does not resolve
+    if (this.settings.doh === "block" && isDohCanary(q.name))
+      return done(errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
     if (this.pending >= MAX_PENDING) {
       this.stats.overloaded++;
       return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
@@ -323,7 +336,7 @@ export class DnsProxy {
     } finally {
       this.pending--;
     }
-    let reply = stripHints(upstream);
+    let reply = stripHints(upstream, this.settings.ech === "strip");
     const a = readAnswer(reply, q.name);
     if (!a || a.id !== q.id) {
       this.stats.failed++;

@@ -1,6 +1,7 @@
 // The Node entry points of the policy loader: policy and set files read from disk through
 // trusted-file.ts (never a FIFO, a device or a planted link), set files relative to their policy.
 import { dirname, isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   checkPolicySource,
   diagnostic,
@@ -56,10 +57,16 @@ export async function readPolicyFileTextAsync(
   }
 }
 
+/** The shipped list of DNS-over-HTTPS resolvers: the built-in set:doh-resolvers. */
+export const SHIPPED_DOH_LIST = fileURLToPath(
+  new URL("../../data/doh-resolvers.txt", import.meta.url),
+);
+
 /** Set files are relative to the policy file's folder, as the user would expect. */
 export const nodeHost: PolicyHost = {
   readFile: readPolicyFileText,
   resolve: (policyFile, path) => (isAbsolute(path) ? path : join(dirname(policyFile), path)),
+  builtinSets: { "doh-resolvers": SHIPPED_DOH_LIST },
 };
 
 /** Reads and parses a policy file; throws PolicyError (code EPOLICY) with every problem found. */

@@ -27,6 +27,7 @@ import {
 } from "./facts.ts";
 import { protocolName } from "./match-layer4.ts";
 import { matchRule, type PreparedFacts } from "./match-rule.ts";
+import { withImplicitRules } from "./implicit-rules.ts";
 import { unjudgedBasics } from "./network-basics.ts";
 import type { Outcome } from "./tri.ts";
 
@@ -63,7 +64,9 @@ export interface Deferred {
 
 export type Evaluation = Decision | Deferred;
 
-export function evaluate(policy: PolicyModel, facts: ConnectionFacts): Evaluation {
+export function evaluate(written: PolicyModel, facts: ConnectionFacts): Evaluation {
+  // moat's own rules first (dns:doh), as the compiler puts them
+  const policy = withImplicitRules(written);
   const prepared = prepare(facts);
   const basic = basicNetworking(policy, prepared, facts);
   if (basic) return basic;

@@ -1,6 +1,6 @@
 // Whether a policy needs DNS names: a rule names hosts in its remote list, or judges DNS queries
 // by name. The daemon starts the DNS proxy, and the compiler adds the redirect of DNS queries to
-// it, exactly then (docs/policy.md, "Names").
+// it, exactly then (docs/policy.md, "Names"), and when the policy turns DoH off.
 import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
 
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
@@ -11,6 +11,7 @@ export const ruleUsesNames = (r: Rule): boolean =>
   // an empty name list still makes the rule one the proxy decides
   hasHostname(r.layer3?.remote?.entries ?? []) || r.layer7?.dns?.name !== undefined;
 
+/** Also `dns: { doh: block }`: the proxy answers the canary use-application-dns.net. */
 export function usesNames(model: PolicyModel): boolean {
-  return model.rules.some(ruleUsesNames);
+  return model.dns.doh === "block" || model.rules.some(ruleUsesNames);
 }

@@ -5,6 +5,8 @@
 // recording binder) have the asker's identity, the names of the CNAME chain, their class and
 // expiry before dig has its answer; an untrusted server's answer binds nothing; an answer too big
 // for UDP comes back truncated and dig gets it whole over TCP; a blocked name is REFUSED at once.
+// With dns.ech strip an HTTPS answer loses its ech parameter; with dns.doh block the canary
+// use-application-dns.net is NXDOMAIN.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -141,6 +143,8 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
     "--cname=www.moat.test,edge.moat.test",
     "--host-record=plain.moat.test,10.9.0.1",
     "--host-record=other.moat.test,10.9.0.3",
+    // HTTPS: priority 1, target ".", alpn h2, ech (4 bytes)
+    "--dns-rr=ech.moat.test,65,000100000100030268320005000411223344",
     `--addn-hosts=${bigHosts}`,
     `--pid-file=${join(dir, "dnsmasq.pid")}`,
     "--user=root",
@@ -187,7 +191,13 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
     generation: () => 1,
     report: (e) => events.push(e),
     log: (l) => logs.push(l),
-    settings: { resolvers: [net.trusted], minTtlSeconds: 5, graceSeconds: 30 },
+    settings: {
+      resolvers: [net.trusted],
+      minTtlSeconds: 5,
+      graceSeconds: 30,
+      doh: "allow",
+      ech: "keep",
+    },
     trusted: trustedResolvers([net.trusted], join(dir, "no-resolv.conf")),
   });
   cleanups.push(() => proxy.close());
@@ -299,6 +309,29 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
       ],
     );
   });
+
+  await t.test(
+    "dns.ech strip: HTTPS answers lose ech; dns.doh block: the canary is NXDOMAIN",
+    async () => {
+      const https = (out: string) =>
+        /^ech\.moat\.test\.\s+\d+\s+IN\s+HTTPS\s+(.*)$/m.exec(out)?.[1];
+      const kept = await dig(udp.port, "ech.moat.test", ["ech.moat.test", "HTTPS"]);
+      assert.match(https(kept.stdout) ?? "", /alpn="h2" ech=ESIzRA==/, kept.stdout);
+      const canaryKept = await dig(udp.port, "use-application-dns.net");
+      assert.notEqual(digStatus(canaryKept.stdout), "NXDOMAIN", "doh allow: the server's answer");
+      const settings = { resolvers: [net.trusted], minTtlSeconds: 5, graceSeconds: 30 };
+      const trusted = trustedResolvers([net.trusted], join(dir, "no-resolv.conf"));
+      proxy.configure({ ...settings, doh: "block", ech: "strip" }, trusted);
+      try {
+        const stripped = await dig(udp.port, "ech.moat.test", ["ech.moat.test", "HTTPS"]);
+        assert.equal(https(stripped.stdout), '1 . alpn="h2"', stripped.stdout);
+        const canary = await dig(udp.port, "use-application-dns.net");
+        assert.equal(digStatus(canary.stdout), "NXDOMAIN", canary.stdout);
+      } finally {
+        proxy.configure({ ...settings, doh: "allow", ech: "keep" }, trusted);
+      }
+    },
+  );
 
   await t.test(
     "a full bindings map: SERVFAIL under failure.helper block, the answer under allow",

@@ -95,7 +95,13 @@ test("a user name this host does not know gets a warning", () => {
 
 test("the dns section: defaults when absent, resolvers normalised, durations in seconds", () => {
   const none = accept("version: 1\nmode: prevent\n");
-  assert.deepEqual(none.policy?.model.dns, { resolvers: [], minTtlSeconds: 5, graceSeconds: 30 });
+  assert.deepEqual(none.policy?.model.dns, {
+    resolvers: [],
+    minTtlSeconds: 5,
+    graceSeconds: 30,
+    doh: "allow",
+    ech: "keep",
+  });
   const r = accept(
     "version: 1\nmode: prevent\n" +
       'dns: { resolvers: [10.0.0.53, "2001:DB8:0:0::53", "::ffff:192.0.2.53"], min_ttl: 1m, grace: 0s }\n',
@@ -106,6 +112,8 @@ test("the dns section: defaults when absent, resolvers normalised, durations in 
     resolvers: ["10.0.0.53", "2001:db8::53", "192.0.2.53"],
     minTtlSeconds: 60,
     graceSeconds: 0,
+    doh: "allow",
+    ech: "keep",
   });
   assert.deepEqual([pos?.line, pos?.col, pos?.path], [3, 6, "dns"]);
   // with no rule naming a host, the section does nothing: say so
@@ -134,7 +142,7 @@ test("the dns section: a bad resolver or duration is an error where it is writte
     "/p.yaml:4:55 dns.resolvers[3]: warning: resolver 10.0.0.53 is listed twice",
     "/p.yaml:5:12 dns.min_ttl: '2d' is longer than a day: a name's addresses held that long outlive most DNS changes (at most 1d)",
     "/p.yaml:6:10 dns.grace: 'soon' is not a duration (write e.g. 90s, 30m, 8h, 1d or 1h30m)",
-    "/p.yaml:7:3 dns.ttl: unknown property 'ttl' (expected one of: resolvers, min_ttl, grace)",
+    "/p.yaml:7:3 dns.ttl: unknown property 'ttl' (expected one of: resolvers, min_ttl, grace, doh, doh_list, ech)",
   ]);
   const typed = accept("version: 1\nmode: detect\ndns: { resolvers: 10.0.0.53, min_ttl: -1 }\n");
   assert.deepEqual(typed.lines, [

@@ -57,6 +57,8 @@ export interface ImageRule {
    * hooks never find it (MOAT_RULE_LAYER7).
    */
   layer7?: boolean;
+  /** Events of this rule's verdicts say this reason instead of "new" (dns:doh: "doh"). */
+  reason?: "doh";
 }
 
 export interface ClassifierImage {

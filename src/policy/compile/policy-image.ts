@@ -8,6 +8,7 @@
 // go. Rule indexes are the same in both.
 
 import { judgedBasics } from "../network-basics.ts";
+import { withImplicitRules } from "../implicit-rules.ts";
 import { usesNames } from "../uses-names.ts";
 import type { Layer4, PolicyModel, Redirect, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
@@ -83,7 +84,7 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
 
 /** Whether rules or redirects name processes, interfaces or names (then a universe is needed). */
 export function namesProcesses(model: PolicyModel): boolean {
-  return withRedirects(model).rules.some(socketRule);
+  return withRedirects(withImplicitRules(model)).rules.some(socketRule);
 }
 
 const NOWHERE: SourcePos = { file: "", line: 0, col: 0, path: "" };
@@ -124,10 +125,12 @@ const NO_HOST: ProcessUniverse = {
  * redirects name processes; without it they match nothing anywhere.
  */
 export function compilePolicy(
-  written: PolicyModel,
+  policy: PolicyModel,
   universe: ProcessUniverse | null,
   options: PolicyCompileOptions = {},
 ): PolicyImage {
+  // moat's own rules first (dns:doh), as the evaluator judges them
+  const written = withImplicitRules(policy);
   const names = usesNames(written);
   const model = names && options.dnsProxy ? withDnsRedirects(written, options.dnsProxy) : written;
   const dns = dnsRules(model);
