@@ -13,10 +13,11 @@
 // runs went through the proxy (its events in the history, with the names bound) and the direct
 // ones did not.
 //
-//   node bench/dns.ts [--profile]   writes bench/results/dns.json
-//                                   (--profile: the daemon's CPU profile in bench/results/)
+//   node bench/dns.ts [--profile] [--rounds=N]   writes bench/results/dns.json (3 rounds)
+//                                   (--profile: the daemon's CPU profile during a proxied dnsperf run,
+//                                   bench/results/dns-daemon.cpuprofile)
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
@@ -26,10 +27,13 @@ import { MOAT, NODE, ROOT } from "../test/helpers/paths.ts";
 import { median, quantile, writeResult } from "./results.ts";
 
 const NAMES = 1000;
-const ROUNDS = 3;
+const ROUNDS = Number(
+  /^--rounds=(\d+)$/.exec(process.argv.find((a) => a.startsWith("--rounds=")) ?? "")?.[1] ?? 3,
+);
 const LATENCY_QUERIES = 5000;
 const DNSPERF_SECONDS = 10;
 const PROFILE = process.argv.includes("--profile");
+const INSPECT_PORT = 9239;
 
 const nameOf = (i: number) => `h${i}.bench.test`;
 const addressOf = (i: number) => `10.240.${Math.floor(i / 250)}.${1 + (i % 250)}`;
@@ -192,7 +196,7 @@ const work = mkdtempSync(join(tmpdir(), "moat-b9-"));
 const cg = testCgroup("dnsbench");
 let lab: MoatLab | null = null;
 let upstream: LineChild | null = null;
-const profileDir = join(work, "profile");
+mkdirSync("bench/results", { recursive: true });
 try {
   const hosts = join(work, "zone.hosts");
   writeFileSync(
@@ -202,8 +206,14 @@ try {
   const queries = join(work, "queries.txt");
   writeFileSync(queries, Array.from({ length: NAMES }, (_, i) => `${nameOf(i)} A\n`).join(""));
 
-  if (PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`;
-  lab = await startMoatLab("bench-dns", (l) => policy(l, cg.cgroup), []);
+  // --profile: the daemon's inspector listens (its own namespace's loopback); profiling starts
+  // only during a proxied dnsperf run
+  lab = await startMoatLab("bench-dns", (l) => policy(l, cg.cgroup), [], {
+    beforeDaemon: () => {
+      if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
+      return Promise.resolve();
+    },
+  });
   delete process.env.NODE_OPTIONS;
   const l = lab;
   upstream = spawnLines("ip", [
@@ -247,7 +257,18 @@ try {
       console.error(`round ${r + 1}: dnsperf, ${key}`);
       const marker = `m${r}${key}.bench.test`;
       await runIn(l.b, cg.dir, ["dig", "+tries=1", "+time=2", `@${l.v4.a}`, marker, "A"]);
+      const profiling =
+        PROFILE && where !== null && r === 0
+          ? runIn(l.b, null, [
+              NODE,
+              `${ROOT}bench/cpu-profile.ts`,
+              String(INSPECT_PORT),
+              String(DNSPERF_SECONDS - 3),
+              `${ROOT}bench/results/dns-daemon.cpuprofile`,
+            ])
+          : null;
       perf[key] = await dnsperf(l, where, queries);
+      if (profiling) console.error((await profiling).stderr);
       checkAnswers(`dnsperf ${key}`, perf[key].rcodes, perf[key].lost);
       // what the proxy saw during the run: the history's newest events after the marker
       await sleep(1500);
@@ -306,20 +327,7 @@ try {
   upstream?.kill("SIGKILL");
   await lab?.close();
   cg.remove();
-  if (PROFILE) {
-    mkdirSync("bench/results", { recursive: true });
-    for (const f of safeList(profileDir))
-      if (f.endsWith(".cpuprofile")) renameSync(join(profileDir, f), `bench/results/dns-${f}`);
-  }
   rmSync(work, { recursive: true, force: true });
-}
-
-function safeList(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 /** One query from outside the cgroup: true once dnsmasq answers NOERROR. */
