@@ -16,8 +16,8 @@
 //   node bench/dns.ts [--profile] [--rounds=N]   writes bench/results/dns.json (3 rounds)
 //                                   (--profile: the daemon's CPU profile during a proxied dnsperf run,
 //                                   bench/results/dns-daemon.cpuprofile)
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
@@ -95,8 +95,37 @@ async function latency(lab: MoatLab, cgroupDir: string | null): Promise<Latency>
   };
 }
 
+/** CPU time (user + system, all threads) a process has used, in microseconds. */
+function cpuUs(pid: number | undefined): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields 14 and 15 of stat (utime, stime), counted from after the command name
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS;
+}
+/** CPU per thread name of a process, in microseconds (threads of one name summed). */
+function threadCpuUs(pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[name] = (out[name] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS;
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
 interface Perf {
   qps: number;
+  /** CPU the moat daemon and dnsmasq used per completed query during the run. */
+  daemonCpuUsPerQuery: number;
+  dnsmasqCpuUsPerQuery: number;
+  /** The daemon's CPU per query by thread name. */
+  daemonThreadsUsPerQuery: Record<string, number>;
   sent: number;
   completed: number;
   lost: number;
@@ -105,7 +134,15 @@ interface Perf {
   rcodes: Record<string, number>;
 }
 
-async function dnsperf(lab: MoatLab, cgroupDir: string | null, file: string): Promise<Perf> {
+async function dnsperf(
+  lab: MoatLab,
+  cgroupDir: string | null,
+  file: string,
+  dnsmasqPid: number | undefined,
+): Promise<Perf> {
+  const daemonPid = lab.daemon.proc.pid;
+  const cpu0 = [cpuUs(daemonPid), cpuUs(dnsmasqPid)];
+  const threads0 = threadCpuUs(daemonPid);
   const r = await runIn(lab.b, cgroupDir, [
     "dnsperf",
     "-s",
@@ -121,13 +158,23 @@ async function dnsperf(lab: MoatLab, cgroupDir: string | null, file: string): Pr
   const qps = num("Queries per second");
   if (r.status !== 0 || !Number.isFinite(qps))
     throw new Error(`dnsperf failed:\n${r.stdout}\n${r.stderr}`);
+  const cpu1 = [cpuUs(daemonPid), cpuUs(dnsmasqPid)];
+  const threads1 = threadCpuUs(daemonPid);
   const rcodes: Record<string, number> = {};
   const codes = /Response codes:\s+(.*)/.exec(r.stdout)?.[1] ?? "";
   for (const m of codes.matchAll(/([A-Z]+) (\d+)/g)) rcodes[m[1] ?? ""] = Number(m[2]);
+  const completed = num("Queries completed");
   return {
     qps,
+    daemonCpuUsPerQuery: ((cpu1[0] ?? 0) - (cpu0[0] ?? 0)) / completed,
+    dnsmasqCpuUsPerQuery: ((cpu1[1] ?? 0) - (cpu0[1] ?? 0)) / completed,
+    daemonThreadsUsPerQuery: Object.fromEntries(
+      Object.entries(threads1)
+        .map(([name, us]) => [name, (us - (threads0[name] ?? 0)) / completed] as const)
+        .filter(([, us]) => us >= 1),
+    ),
     sent: num("Queries sent"),
-    completed: num("Queries completed"),
+    completed,
     lost: num("Queries lost"),
     meanUs: num("Average Latency \\(s\\)") * 1e6,
     stddevUs: num("Latency StdDev \\(s\\)") * 1e6,
@@ -267,7 +314,7 @@ try {
               `${ROOT}bench/results/dns-daemon.cpuprofile`,
             ])
           : null;
-      perf[key] = await dnsperf(l, where, queries);
+      perf[key] = await dnsperf(l, where, queries, upstream?.proc.pid);
       if (profiling) console.error((await profiling).stderr);
       checkAnswers(`dnsperf ${key}`, perf[key].rcodes, perf[key].lost);
       // what the proxy saw during the run: the history's newest events after the marker
@@ -303,6 +350,8 @@ try {
     qpsProxied: med((x) => x.perfProxied.qps),
     qpsRatio: med((x) => x.perfProxied.qps / x.perfDirect.qps),
     dnsperfMeanDirectUs: med((x) => x.perfDirect.meanUs),
+    daemonCpuUsPerProxiedQuery: med((x) => x.perfProxied.daemonCpuUsPerQuery),
+    dnsmasqCpuUsPerQuery: med((x) => x.perfDirect.dnsmasqCpuUsPerQuery),
     dnsperfMeanProxiedUs: med((x) => x.perfProxied.meanUs),
   };
   console.log(
@@ -311,7 +360,7 @@ try {
   console.log("|---:|---|---|---|");
   rounds.forEach((x, i) =>
     console.log(
-      `| ${i + 1} | ${x.direct.p50.toFixed(0)} / ${x.proxied.p50.toFixed(0)} | ${x.direct.p99.toFixed(0)} / ${x.proxied.p99.toFixed(0)} | ${x.perfDirect.qps.toFixed(0)} / ${x.perfProxied.qps.toFixed(0)} |`,
+      `| ${i + 1} | ${x.direct.p50.toFixed(0)} / ${x.proxied.p50.toFixed(0)} | ${x.direct.p99.toFixed(0)} / ${x.proxied.p99.toFixed(0)} | ${x.perfDirect.qps.toFixed(0)} / ${x.perfProxied.qps.toFixed(0)} | ${x.perfDirect.dnsmasqCpuUsPerQuery.toFixed(1)} / ${x.perfProxied.daemonCpuUsPerQuery.toFixed(0)} |`,
     ),
   );
   console.log(JSON.stringify(summary, null, 2));
