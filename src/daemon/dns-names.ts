@@ -21,7 +21,6 @@ import {
   trustedResolvers,
   ZERO_IDENTITY,
   type ClassesOf,
-  type ListenAddress,
   type NameBinder,
   type NameBinding,
   type NameKey,

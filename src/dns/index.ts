@@ -3,7 +3,12 @@
 // knows the names of addresses for events (docs/dns.md).
 export { DnsProxy, type DnsProxyOptions, type DnsProxyStats, type ListenAddress } from "./proxy.ts";
 export { BindingStore, NEVER, type LearnedAddress, type SweepResult } from "./bindings.ts";
-export { trustedResolvers, resolvConfNameservers, unmapped, type TrustedResolvers } from "./trusted.ts";
+export {
+  trustedResolvers,
+  resolvConfNameservers,
+  unmapped,
+  type TrustedResolvers,
+} from "./trusted.ts";
 export { parseHosts, readHosts, HOSTS_FILE } from "./hosts-file.ts";
 export { policyJudge, queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
 
