@@ -355,9 +355,9 @@ try {
     dnsperfMeanProxiedUs: med((x) => x.perfProxied.meanUs),
   };
   console.log(
-    "| round | p50 direct / proxied us | p99 direct / proxied us | qps direct / proxied |",
+    "| round | p50 direct / proxied us | p99 direct / proxied us | qps direct / proxied | CPU us/query: dnsmasq / moat |",
   );
-  console.log("|---:|---|---|---|");
+  console.log("|---:|---|---|---|---|");
   rounds.forEach((x, i) =>
     console.log(
       `| ${i + 1} | ${x.direct.p50.toFixed(0)} / ${x.proxied.p50.toFixed(0)} | ${x.direct.p99.toFixed(0)} / ${x.proxied.p99.toFixed(0)} | ${x.perfDirect.qps.toFixed(0)} / ${x.perfProxied.qps.toFixed(0)} | ${x.perfDirect.dnsmasqCpuUsPerQuery.toFixed(1)} / ${x.perfProxied.daemonCpuUsPerQuery.toFixed(0)} |`,
