@@ -103,6 +103,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/traffic.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/connect.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 
 clean:
 	rm -rf $(BUILD) native/build

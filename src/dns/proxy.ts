@@ -12,6 +12,7 @@ import { errorAnswer, fitUdp, readAnswer, readQuery, stripHints, truncated } fro
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents } from "./dns-event.ts";
 import { identityOf } from "./identity.ts";
+import { processFactsCache } from "./process-cache.ts";
 import type {
   ClassesOf,
   DnsOwner,
@@ -104,9 +105,12 @@ export class DnsProxy {
   private pending = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
+  /** options.process, each client's facts kept for a second (not read from /proc per query). */
+  private readonly processOf: (owner: DnsOwner) => ProcessFacts;
 
   private constructor(options: DnsProxyOptions) {
     this.options = options;
+    this.processOf = processFactsCache(options.process);
     this.sweepMs = options.sweepMs ?? SWEEP_MS;
     this.settings = options.settings ?? DNS_DEFAULTS;
     this.trusted = options.trusted ?? trustedResolvers(this.settings.resolvers);
@@ -290,7 +294,7 @@ export class DnsProxy {
     }
     const server = found.original;
     const owner = found.owner;
-    const process = owner ? this.options.process(owner) : null;
+    const process = owner ? this.processOf(owner) : null;
     const identity = owner ? (this.options.identity ?? identityOf)(owner) : null;
     const verdict = this.options.judge(
       queryFacts({

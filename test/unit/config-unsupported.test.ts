@@ -199,13 +199,9 @@ test("every form of a name the language allows passes the checks: lists, inline 
   );
 });
 
-test(
-  "every form of a name the language allows is accepted: lists, inline sets, set files, layer7.dns",
-  { todo: "until the compiler builds the names image (src/policy/compile)" },
-  () => {
-    assert.deepEqual(accepted(EVERY_FORM, EVERY_FORM_FILES), []);
-  },
-);
+test("every form of a name the language allows is accepted: lists, inline sets, set files, layer7.dns", () => {
+  assert.deepEqual(accepted(EVERY_FORM, EVERY_FORM_FILES), []);
+});
 
 test("a rule with names cannot also need the local address or source port: connect() knows neither", () => {
   assert.deepEqual(
