@@ -88,7 +88,9 @@ test("longer policies (10 to 40 rules) too", () => {
 
 test("the properties are not vacuous", () => {
   assert.ok(tally.cases >= 5000, `${tally.cases} cases`);
-  assert.ok(tally.byRule > tally.cases / 10, `decided by a rule: ${tally.byRule}`);
-  assert.ok(tally.dropped > tally.cases / 20, `dropped: ${tally.dropped}`);
-  assert.ok(tally.detected > tally.cases / 20, `detected: ${tally.detected}`);
+  // a run applies a few dozen random policies, so these shares swing widely from run to run
+  // (decided by a rule 8-33%, dropped 3-24% seen): the floors say "many", not "a typical share"
+  assert.ok(tally.byRule > tally.cases / 25, `decided by a rule: ${tally.byRule}`);
+  assert.ok(tally.dropped > tally.cases / 50, `dropped: ${tally.dropped}`);
+  assert.ok(tally.detected > tally.cases / 50, `detected: ${tally.detected}`);
 });
