@@ -3,26 +3,10 @@
 // kernel's record of where a redirected client meant to go. The daemon plugs the real datapath
 // in; tests plug in their own.
 import type { KernelOwner } from "../attribution/index.ts";
+import type { NameBinding, NameIdentity } from "../datapath/index.ts";
 
-/**
- * Who asked: the process's cgroup, executable (inode and the kernel's device number) and uid.
- * All zero = every identity (bindings from /etc/hosts).
- */
-export interface NameIdentity {
-  cgroupId: bigint;
-  exeIno: bigint;
-  exeDev: number;
-  uid: number;
-}
-
-/** One address of one identity, with the name class of its names and when it expires. */
-export interface NameBinding {
-  identity: NameIdentity;
-  ip: string;
-  nclass: number;
-  /** CLOCK_MONOTONIC ns, as bpf_ktime_get_ns. */
-  expiresNs: bigint;
-}
+// who asked (cgroup, executable, uid; all zero = everyone, /etc/hosts) and one address's binding
+export type { NameBinding, NameIdentity };
 
 export interface NameKey {
   identity: NameIdentity;
