@@ -379,40 +379,56 @@ export class DnsProxy {
       : this.askTcp(server, query, timeoutMs);
   }
 
+  /**
+   * One exchange with an upstream server: settles once (answer, error, timeout, or moat
+   * stopping), then `release` closes its socket. `start` sends and calls `done` when it ends.
+   */
+  private exchange(
+    timeoutMs: number,
+    release: () => void,
+    start: (done: (err: Error | null, answer?: Buffer) => void) => void,
+  ): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const handle = { close: () => done(new Error("moat is stopping")) };
+      const timer = setTimeout(() => done(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      let settled = false;
+      const done = (err: Error | null, answer?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.upstreams.delete(handle);
+        release();
+        if (err) reject(err);
+        else resolve(answer ?? Buffer.alloc(0));
+      };
+      this.upstreams.add(handle);
+      start(done);
+    });
+  }
+
   private askUdp(
     server: { ip: string; port: number },
     query: Buffer,
     timeoutMs: number,
   ): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const socket = createSocket(isIPv6(server.ip) ? "udp6" : "udp4");
-      const handle = { close: () => finish(new Error("moat is stopping")) };
-      this.upstreams.add(handle);
-      const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
-      let settled = false;
-      const finish = (err: Error | null, answer?: Buffer) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.upstreams.delete(handle);
-        socket.close();
-        if (err) reject(err);
-        else resolve(answer ?? Buffer.alloc(0));
-      };
-      socket.on("error", (err) => finish(err));
-      // a datagram to another id is not the answer
-      socket.on("message", (msg) => {
-        if (msg.length < 2) return;
-        if (msg.readUInt16BE(0) !== query.readUInt16BE(0)) return;
-        finish(null, msg);
-      });
-      // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
-      socket.connect(server.port, server.ip, () => {
-        socket.send(query, (err) => {
-          if (err) finish(err);
+    const socket = createSocket(isIPv6(server.ip) ? "udp6" : "udp4");
+    return this.exchange(
+      timeoutMs,
+      () => socket.close(),
+      (done) => {
+        socket.on("error", (err) => done(err));
+        // a datagram to another id is not the answer
+        socket.on("message", (msg) => {
+          if (msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) done(null, msg);
         });
-      });
-    });
+        // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
+        socket.connect(server.port, server.ip, () => {
+          socket.send(query, (err) => {
+            if (err) done(err);
+          });
+        });
+      },
+    );
   }
 
   private askTcp(
@@ -420,34 +436,25 @@ export class DnsProxy {
     query: Buffer,
     timeoutMs: number,
   ): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: server.ip, port: server.port });
-      const handle = { close: () => finish(new Error("moat is stopping")) };
-      this.upstreams.add(handle);
-      const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
-      let buffered = Buffer.alloc(0);
-      let settled = false;
-      const finish = (err: Error | null, answer?: Buffer) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.upstreams.delete(handle);
-        socket.destroy();
-        if (err) reject(err);
-        else resolve(answer ?? Buffer.alloc(0));
-      };
-      socket.on("connect", () => {
-        const length = Buffer.alloc(2);
-        length.writeUInt16BE(query.length);
-        socket.write(Buffer.concat([length, query]));
-      });
-      socket.on("data", (chunk) => {
-        buffered = Buffer.concat([buffered, chunk]);
-        if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0))
-          finish(null, buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
-      });
-      socket.on("error", (err) => finish(err));
-      socket.on("close", () => finish(new Error("the server closed the connection")));
-    });
+    const socket = connect({ host: server.ip, port: server.port });
+    return this.exchange(
+      timeoutMs,
+      () => socket.destroy(),
+      (done) => {
+        let buffered = Buffer.alloc(0);
+        socket.on("connect", () => {
+          const length = Buffer.alloc(2);
+          length.writeUInt16BE(query.length);
+          socket.write(Buffer.concat([length, query]));
+        });
+        socket.on("data", (chunk) => {
+          buffered = Buffer.concat([buffered, chunk]);
+          if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0))
+            done(null, buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+        });
+        socket.on("error", (err) => done(err));
+        socket.on("close", () => done(new Error("the server closed the connection")));
+      },
+    );
   }
 }

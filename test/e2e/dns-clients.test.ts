@@ -9,28 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
-import { spawnLines, type LineChild } from "../helpers/child.ts";
+import { startDnsmasq } from "../helpers/dns-lab.ts";
 
 const LOCAL_RESOLVER = 5300;
-
-/** dnsmasq answering every name under moat.test with `answer`, in namespace `ns`. */
-function dnsmasq(ns: string, listen: string, port: number, answer: string, dir: string): LineChild {
-  return spawnLines("ip", [
-    "netns",
-    "exec",
-    ns,
-    "dnsmasq",
-    "--keep-in-foreground",
-    "--no-resolv",
-    "--no-hosts",
-    "--bind-interfaces",
-    `--listen-address=${listen}`,
-    `--port=${port}`,
-    `--address=/moat.test/${answer}`,
-    `--pid-file=${join(dir, `dnsmasq-${port}-${answer}.pid`)}`,
-    "--user=root",
-  ]);
-}
 
 test("dig's UDP queries: judged by process, redirected, answered as if from the server asked", async (t) => {
   const cg = cgroupForTest(t, "dns");
@@ -59,9 +40,9 @@ redirect:
     [],
   );
   for (const resolver of [
-    dnsmasq(lab.a, lab.v4.a, 53, "10.7.7.7", dir),
-    dnsmasq(lab.a, lab.v6.a, 53, "10.7.7.7", dir),
-    dnsmasq(lab.b, "127.0.0.1", LOCAL_RESOLVER, "10.8.8.8", dir),
+    startDnsmasq(lab.a, lab.v4.a, dir, ["--address=/moat.test/10.7.7.7"], 53),
+    startDnsmasq(lab.a, lab.v6.a, dir, ["--address=/moat.test/10.7.7.7"], 53),
+    startDnsmasq(lab.b, "127.0.0.1", dir, ["--address=/moat.test/10.8.8.8"], LOCAL_RESOLVER),
   ])
     cg.onClose(() => resolver.kill());
 

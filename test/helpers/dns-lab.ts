@@ -116,15 +116,15 @@ export async function startDnsPeers(lab: Lab): Promise<DnsPeers> {
     }
     writeFileSync(hosts, `${lines.join("\n")}\n`);
     children.push(
-      dnsmasq(lab.a, zone.upstream, dir, [
+      startDnsmasq(lab.a, zone.upstream, dir, [
         "--local=/moat.test/", // a name the zone lacks is NXDOMAIN, never forwarded
         "--local-ttl=1",
         `--addn-hosts=${hosts}`,
         ...records(zone).map(([name, ip]) => `--host-record=${name},${ip}`),
         "--cname=cname.moat.test,allowed.moat.test",
       ]),
-      dnsmasq(lab.a, zone.untrusted, dir, [`--address=/moat.test/${zone.untrustedAnswer}`]),
-      dnsmasq(lab.b, STUB, dir, [`--server=${zone.upstream}`, "--cache-size=0"]),
+      startDnsmasq(lab.a, zone.untrusted, dir, [`--address=/moat.test/${zone.untrustedAnswer}`]),
+      startDnsmasq(lab.b, STUB, dir, [`--server=${zone.upstream}`, "--cache-size=0"]),
       unbound(lab.a, zone, dir),
     );
     const resolv = {
@@ -159,7 +159,14 @@ function addAddresses(lab: Lab, z: DnsZone): void {
   }
 }
 
-function dnsmasq(ns: string, listen: string, dir: string, args: string[]): LineChild {
+/** dnsmasq in namespace `ns` on `listen`:`port`, in the foreground, with `args` (its answers). */
+export function startDnsmasq(
+  ns: string,
+  listen: string,
+  dir: string,
+  args: string[],
+  port = 53,
+): LineChild {
   return spawnLines("ip", [
     "netns",
     "exec",
@@ -170,9 +177,9 @@ function dnsmasq(ns: string, listen: string, dir: string, args: string[]): LineC
     "--no-hosts",
     "--bind-interfaces",
     `--listen-address=${listen}`,
-    "--port=53",
+    `--port=${port}`,
     "--user=root",
-    `--pid-file=${join(dir, `dnsmasq-${listen}.pid`)}`,
+    `--pid-file=${join(dir, `dnsmasq-${listen}-${port}.pid`)}`,
     ...args,
   ]);
 }
