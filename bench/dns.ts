@@ -16,14 +16,15 @@
 //   node bench/dns.ts [--profile] [--rounds=N]   writes bench/results/dns.json (3 rounds)
 //                                   (--profile: the daemon's CPU profile during a proxied dnsperf run,
 //                                   bench/results/dns-daemon.cpuprofile)
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { MOAT, NODE, ROOT } from "../test/helpers/paths.ts";
+import { cpuUs, threadCpuUs } from "./proc-cpu.ts";
 import { median, quantile, writeResult } from "./results.ts";
 
 const NAMES = 1000;
@@ -94,30 +95,6 @@ async function latency(lab: MoatLab, cgroupDir: string | null): Promise<Latency>
     rcodes: out.rcodes,
   };
 }
-
-/** CPU time (user + system, all threads) a process has used, in microseconds. */
-function cpuUs(pid: number | undefined): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields 14 and 15 of stat (utime, stime), counted from after the command name
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS;
-}
-/** CPU per thread name of a process, in microseconds (threads of one name summed). */
-function threadCpuUs(pid: number | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out[name] = (out[name] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS;
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
-}
-const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 
 interface Perf {
   qps: number;
