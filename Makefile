@@ -104,6 +104,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/connect.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 
 clean:
 	rm -rf $(BUILD) native/build

@@ -1,0 +1,319 @@
+// B7 (docs/performance.md): what moat's L7 relay adds to a connection, and what a long transfer
+// keeps once the relay has spliced it. A network-namespace lab: bench/l7-server.ts in namespace a
+// serves HTTP (80) and HTTPS (443); the moat daemon runs in namespace b with a policy whose
+// `web` and `tls` rules judge HTTP requests and TLS handshakes, so connections of processes under
+// attach.cgroup to a's ports 80 and 443 go to the relay. In the same run, from namespace b:
+//   direct    the client outside the attached cgroup, straight to the server (the floor)
+//   relayed   the same client inside the attached cgroup: judged by moat's relay
+//   haproxy   the client outside the cgroup through HAProxy on b's loopback (HTTP mode for
+//             port 80, TCP mode for 443), the peer proxy
+// Measured (bench/l7-client.ts, a new connection each time): a small HTTP request, p50/p99; a
+// TLS 1.3 handshake whose certificate moat has cached (the relay judges `certificate`), p50/p99;
+// the same with a new SNI each time (a certificate-cache miss: moat's probe handshake first);
+// and a 1 GB transfer over TLS after the handshake (MB/s), with the daemon's CPU time during it.
+// Rounds alternate the order of the paths.
+//
+//   node bench/l7.ts [--rounds=N]    writes bench/results/l7.json (3 rounds)
+import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnLines, type LineChild } from "../test/helpers/child.ts";
+import { testCgroup } from "../test/helpers/cgroup-run.ts";
+import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
+import { NODE, ROOT } from "../test/helpers/paths.ts";
+import { cpuUs } from "./proc-cpu.ts";
+import { median, quantile, writeResult } from "./results.ts";
+
+const ROUNDS = Number(
+  /^--rounds=(\d+)$/.exec(process.argv.find((a) => a.startsWith("--rounds=")) ?? "")?.[1] ?? 3,
+);
+const REQUESTS = 500;
+const HANDSHAKES = 300;
+const MISSES = 100;
+const TRANSFER_BYTES = 1e9;
+const SNI = "web.bench.test";
+const HAPROXY_HTTP = 8080;
+const HAPROXY_TLS = 8443;
+const PATHS = ["direct", "relayed", "haproxy"] as const;
+type Path = (typeof PATHS)[number];
+
+interface Ran {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `cmd` in namespace `ns`, inside `cgroupDir` when given; never blocks the event loop. */
+function runIn(ns: string, cgroupDir: string | null, cmd: string[]): Promise<Ran> {
+  const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
+  return new Promise((resolve) => {
+    const child = spawn("nsenter", [
+      `--net=/run/netns/${ns}`,
+      "sh",
+      "-c",
+      `${enter}exec "$@"`,
+      "sh",
+      ...cmd,
+    ]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function client<T>(lab: MoatLab, where: string | null, args: string[]): Promise<T> {
+  const r = await runIn(lab.b, where, [
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}bench/l7-client.ts`,
+    ...args,
+  ]);
+  if (r.status !== 0) throw new Error(`l7-client ${args.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+interface Spread {
+  p50: number;
+  p99: number;
+  n: number;
+}
+const spread = (us: number[]): Spread => {
+  const s = [...us].sort((a, b) => a - b);
+  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99), n: s.length };
+};
+
+/** Host, ports and cgroup of one path. */
+function route(
+  lab: MoatLab,
+  path: Path,
+  cgroupDir: string,
+): { host: string; http: number; tls: number; where: string | null } {
+  if (path === "haproxy")
+    return { host: "127.0.0.1", http: HAPROXY_HTTP, tls: HAPROXY_TLS, where: null };
+  return { host: lab.v4.a, http: 80, tls: 443, where: path === "relayed" ? cgroupDir : null };
+}
+
+function policy(l: { ifB: string; v4: { a: string }; auditPath: string }, cgroup: string): string {
+  return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
+logging: { audit: { path: ${l.auditPath} } }
+rules:
+  - name: web
+    direction: egress
+    action: allow
+    layer3: { remote: [${l.v4.a}] }
+    layer4: { protocol: tcp, port: [80] }
+    layer7: { http: { host: [${SNI}], trust_host: true } }
+  - name: tls
+    direction: egress
+    action: allow
+    layer3: { remote: [${l.v4.a}] }
+    layer4: { protocol: tcp, port: [443] }
+    layer7: { tls: { sni: [${SNI}, "**.${SNI}"], trust_sni: true, certificate: { subject_cn: "*.bench.test" } } }
+  - { name: other-web, direction: egress, action: block, layer4: { protocol: tcp, port: [80, 443] } }
+`;
+}
+
+function haproxyConfig(server: string): string {
+  return `global
+  maxconn 4096
+defaults
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend http
+  bind 127.0.0.1:${HAPROXY_HTTP}
+  mode http
+  default_backend web
+backend web
+  mode http
+  server a ${server}:80
+frontend tls
+  bind 127.0.0.1:${HAPROXY_TLS}
+  mode tcp
+  default_backend tls
+backend tls
+  mode tcp
+  server a ${server}:443
+`;
+}
+
+const work = mkdtempSync(join(tmpdir(), "moat-b7-"));
+const cg = testCgroup("l7bench");
+let lab: MoatLab | null = null;
+const children: LineChild[] = [];
+try {
+  const cert = join(work, "cert.pem");
+  const key = join(work, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=*.bench.test",
+      "-addext",
+      `subjectAltName=DNS:*.bench.test,DNS:${SNI},DNS:*.${SNI}`,
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { stdio: "ignore" },
+  );
+  lab = await startMoatLab("bench-l7", (l) => policy(l, cg.cgroup), []);
+  const l = lab;
+  const server = spawnLines("ip", [
+    "netns",
+    "exec",
+    l.a,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}bench/l7-server.ts`,
+    l.v4.a,
+    cert,
+    key,
+  ]);
+  children.push(server);
+  await server.waitFor(/^listening$/);
+  const haproxyCfg = join(work, "haproxy.cfg");
+  writeFileSync(haproxyCfg, haproxyConfig(l.v4.a));
+  children.push(spawnLines("ip", ["netns", "exec", l.b, "haproxy", "-db", "-f", haproxyCfg]));
+  for (let i = 0; ; i++) {
+    const r = await runIn(l.b, null, [
+      "curl",
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      `http://127.0.0.1:${HAPROXY_HTTP}/small`,
+    ]);
+    if (r.stdout === "200") break;
+    if (i > 50) throw new Error("haproxy does not answer");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const daemonPid = Number(
+    execFileSync("pgrep", ["-P", String(l.daemon.proc.pid)], { encoding: "utf8" })
+      .trim()
+      .split("\n")[0] || l.daemon.proc.pid,
+  );
+
+  type Round = Record<
+    Path,
+    { http: Spread; tls: Spread; miss?: Spread; mbps: number; daemonCpuS?: number }
+  >;
+  const rounds: Round[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
+    const round: Partial<Round> = {};
+    for (const path of order) {
+      const to = route(l, path, cg.dir);
+      console.error(`round ${r + 1}: ${path}`);
+      const http = spread(
+        (
+          await client<{ us: number[] }>(l, to.where, [
+            "http",
+            to.host,
+            String(to.http),
+            String(REQUESTS),
+          ])
+        ).us,
+      );
+      const tls = spread(
+        (
+          await client<{ us: number[] }>(l, to.where, [
+            "tls",
+            to.host,
+            String(to.tls),
+            SNI,
+            String(HANDSHAKES),
+          ])
+        ).us,
+      );
+      const miss =
+        path === "relayed"
+          ? spread(
+              (
+                await client<{ us: number[] }>(l, to.where, [
+                  "tls",
+                  to.host,
+                  String(to.tls),
+                  SNI,
+                  String(MISSES),
+                  "fresh",
+                ])
+              ).us,
+            )
+          : undefined;
+      const cpu0 = cpuUs(daemonPid);
+      const { mbps } = await client<{ mbps: number }>(l, to.where, [
+        "transfer",
+        to.host,
+        String(to.tls),
+        String(TRANSFER_BYTES),
+        "tls",
+        SNI,
+      ]);
+      const daemonCpuS = path === "relayed" ? (cpuUs(daemonPid) - cpu0) / 1e6 : undefined;
+      round[path] = { http, tls, miss, mbps, daemonCpuS };
+    }
+    rounds.push(round as Round);
+  }
+  const med = (f: (x: Round) => number) => median(rounds.map(f));
+  const summary = {
+    httpP50AddedUs: med((x) => x.relayed.http.p50 - x.direct.http.p50),
+    httpP99AddedUs: med((x) => x.relayed.http.p99 - x.direct.http.p99),
+    haproxyHttpP50AddedUs: med((x) => x.haproxy.http.p50 - x.direct.http.p50),
+    haproxyHttpP99AddedUs: med((x) => x.haproxy.http.p99 - x.direct.http.p99),
+    tlsP50AddedUs: med((x) => x.relayed.tls.p50 - x.direct.tls.p50),
+    tlsP99AddedUs: med((x) => x.relayed.tls.p99 - x.direct.tls.p99),
+    haproxyTlsP50AddedUs: med((x) => x.haproxy.tls.p50 - x.direct.tls.p50),
+    haproxyTlsP99AddedUs: med((x) => x.haproxy.tls.p99 - x.direct.tls.p99),
+    tlsMissP50AddedUs: med((x) => (x.relayed.miss?.p50 ?? 0) - x.direct.tls.p50),
+    mbpsDirect: med((x) => x.direct.mbps),
+    mbpsRelayed: med((x) => x.relayed.mbps),
+    mbpsHaproxy: med((x) => x.haproxy.mbps),
+    relayedShareOfDirect: med((x) => x.relayed.mbps / x.direct.mbps),
+    haproxyShareOfDirect: med((x) => x.haproxy.mbps / x.direct.mbps),
+    daemonCpuSecondsPerGB: med((x) => x.relayed.daemonCpuS ?? 0),
+  };
+  console.log(
+    "| round | HTTP p50/p99 µs: direct / relayed / haproxy | TLS p50/p99 µs: direct / relayed / haproxy | TLS miss p50/p99 | MB/s: direct / relayed / haproxy | daemon CPU s |",
+  );
+  console.log("|---:|---|---|---|---|---:|");
+  const pp = (s: Spread) => `${s.p50.toFixed(0)}/${s.p99.toFixed(0)}`;
+  rounds.forEach((x, i) =>
+    console.log(
+      `| ${i + 1} | ${pp(x.direct.http)} / ${pp(x.relayed.http)} / ${pp(x.haproxy.http)} | ${pp(x.direct.tls)} / ${pp(x.relayed.tls)} / ${pp(x.haproxy.tls)} | ${x.relayed.miss ? pp(x.relayed.miss) : "-"} | ${x.direct.mbps.toFixed(0)} / ${x.relayed.mbps.toFixed(0)} / ${x.haproxy.mbps.toFixed(0)} | ${(x.relayed.daemonCpuS ?? 0).toFixed(2)} |`,
+    ),
+  );
+  console.log(JSON.stringify(summary, null, 2));
+  writeResult("l7", {
+    requests: REQUESTS,
+    handshakes: HANDSHAKES,
+    misses: MISSES,
+    transferBytes: TRANSFER_BYTES,
+    summary,
+    rounds,
+    relayLog: l.daemon.lines.filter((x) => /relay|l7/i.test(x)).slice(-20),
+  });
+} finally {
+  for (const c of children) c.kill("SIGKILL");
+  await lab?.close();
+  cg.remove();
+  rmSync(work, { recursive: true, force: true });
+}
