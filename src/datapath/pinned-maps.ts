@@ -113,7 +113,8 @@ export class PinnedMaps {
 
   /**
    * Before load: every group whose pinned maps have this build's layout version and shape
-   * becomes the object's (reuse_fd); the others are created by load().
+   * becomes the object's (reuse_fd); a group of another version with a converter gets new maps
+   * filled from its pinned ones (the copy); the others are created empty by load().
    */
   adopt(object: BpfObject): Adoption {
     const result: Adoption = { adopted: [], fresh: [], migrated: [] };

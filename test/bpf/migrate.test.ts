@@ -9,6 +9,7 @@ import { parsePolicy } from "../../src/config/index.ts";
 import { Attribution } from "../../src/attribution/index.ts";
 import { Datapath, OBJECT_FILE } from "../../src/datapath/datapath.ts";
 import { native } from "../../src/datapath/addon.ts";
+import { owner as ownerCodec } from "../../src/datapath/abi.ts";
 import { registerConverter } from "../../src/datapath/map-migration.ts";
 import { PinnedMaps } from "../../src/datapath/pinned-maps.ts";
 import { conntrackEntries, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
@@ -47,11 +48,11 @@ function open(dp: Datapath, port: number): void {
 const flows = (map: BpfMap): Map<number, ConntrackEntry> =>
   new Map([...conntrackEntries(map)].map((e) => [e.local.port, e]));
 
-/** Makes the pinned record say the conntrack group has layout 0. */
-function pretendOldConntrack(pinRoot: string): void {
+/** Makes the pinned record say `group` has layout 0. */
+function pretendOldLayout(pinRoot: string, group = "conntrack"): void {
   const record = native().BpfMap.openPinned(`${pinRoot}/abi`);
   const key = Buffer.alloc(16);
-  key.write("conntrack");
+  key.write(group);
   record.update(key, Buffer.alloc(8));
   record.close();
 }
@@ -64,7 +65,7 @@ test("entries the old programs create, change or drop between the copy and the s
   try {
     open(old, 40001);
     open(old, 40002);
-    pretendOldConntrack(pinRoot);
+    pretendOldLayout(pinRoot);
     registerConverter({
       group: "conntrack",
       from: 0,
@@ -123,7 +124,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
     const generation = old.generation;
     old.stop({ keepPins: true });
     old = null;
-    pretendOldConntrack(pinRoot);
+    pretendOldLayout(pinRoot);
     registerConverter({
       group: "conntrack",
       from: 0,
@@ -166,6 +167,60 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
     const pinnedTable = native().BpfMap.openPinned(`${pinRoot}/maps/conntrack`);
     assert.deepEqual([...flows(pinnedTable).keys()], [40009]);
     pinnedTable.close();
+  } finally {
+    old?.stop();
+    next?.stop();
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+});
+
+test("the sockets group migrates: socket records kept as they are, owner cookies converted", () => {
+  const pinRoot = `/sys/fs/bpf/moat-test-migrate-sockets-${process.pid}`;
+  let old: Datapath | null = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+  let next: Datapath | null = null;
+  try {
+    old.seedOwners([
+      { cookie: 78n, cgroupId: 1n, exeIno: 2n, exeDev: 3, pid: 4, uid: 5, comm: "seeded" },
+    ]);
+    old.stop({ keepPins: true });
+    old = null;
+    const socksId = () => {
+      const m = native().BpfMap.openPinned(`${pinRoot}/maps/socks`);
+      const id = m.id();
+      m.close();
+      return id;
+    };
+    const before = socksId();
+    pretendOldLayout(pinRoot, "sockets");
+    // a layout change of the owner records, as a converter would carry it: here, the uid moves
+    registerConverter({
+      group: "sockets",
+      from: 0,
+      to: 1,
+      maps: {
+        socks: { keep: true },
+        owners: { keep: true },
+        owner_cookies: {
+          convert: (key, value) => {
+            const owner = ownerCodec.decode(value);
+            return { key, value: ownerCodec.encode({ ...owner, uid: owner.uid + 1000 }) };
+          },
+        },
+      },
+    });
+    next = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+    assert.deepEqual(
+      next.adoption?.migrated.map((m) => [m.group, m.copied]),
+      [["sockets", 1]],
+    );
+    assert.equal(socksId(), before, "the socket records are the same map");
+    const cookie = Buffer.alloc(8);
+    cookie.writeBigUInt64LE(78n);
+    const cookies = native().BpfMap.openPinned(`${pinRoot}/maps/owner_cookies`);
+    const carried = cookies.lookup(cookie);
+    cookies.close();
+    assert.ok(carried, "the owner cookie was carried");
+    assert.equal(ownerCodec.decode(carried).uid, 1005, "in the new layout");
   } finally {
     old?.stop();
     next?.stop();
