@@ -195,6 +195,11 @@ export class GroupMigration {
     }
   }
 
+  /** Whether any map is copied (and so has a delta to carry after the swap). */
+  get copying(): boolean {
+    return this.copies.length > 0;
+  }
+
   /** The new maps by name, for reuse before load (shared and copied alike). */
   maps(): [string, BpfMap][] {
     return [...this.shared, ...this.copies.map((c): [string, BpfMap] => [c.name, c.target])];

@@ -198,11 +198,15 @@ export class PinnedMaps {
   /**
    * After the links are updated (the new programs use the new maps): copies what the old
    * programs wrote into migrated groups since the copy, then lets the old maps go. Returns one
-   * line per migrated group.
+   * line per group that copied entries.
    */
   finishMigrations(): string[] {
     const lines: string[] = [];
     for (const { group, migration } of this.migrations.splice(0)) {
+      if (!migration.copying) {
+        migration.close();
+        continue;
+      }
       try {
         const n = migration.finish();
         lines.push(`pinned ${group} maps: ${n} entries changed during the restart carried over`);

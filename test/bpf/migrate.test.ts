@@ -227,3 +227,37 @@ test("the sockets group migrates: socket records kept as they are, owner cookies
     rmSync(pinRoot, { recursive: true, force: true });
   }
 });
+
+test("policy maps pinned in layout 2 are migrated by rebuilding them: the policy applies, generations continue", () => {
+  const pinRoot = `/sys/fs/bpf/moat-test-migrate-policy-${process.pid}`;
+  let old: Datapath | null = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+  let next: Datapath | null = null;
+  try {
+    const generation = old.generation;
+    old.stop({ keepPins: true });
+    old = null;
+    const record = native().BpfMap.openPinned(`${pinRoot}/abi`);
+    const key = Buffer.alloc(16);
+    key.write("policy");
+    const two = Buffer.alloc(8);
+    two.writeBigUInt64LE(2n);
+    record.update(key, two);
+    record.close();
+
+    next = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+    assert.ok(
+      next
+        .pinnedReport()
+        .includes(
+          "pinned policy maps migrated from layout 2 to 3: 0 entries copied (the policy slots are rebuilt by the first apply; layout 2 holds no name bindings)",
+        ),
+      next.pinnedReport().join("\n"),
+    );
+    assert.ok(next.generation > generation, "generations continue");
+    open(next, 40010); // judged by the applied policy: egress allowed
+  } finally {
+    old?.stop();
+    next?.stop();
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+});
