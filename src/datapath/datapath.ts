@@ -231,12 +231,14 @@ export class Datapath {
       if (dp.pinned && dp.pinRoot) {
         const keep = new Set(dp.attachments.flatMap((a) => (a.pin ? [a.pin] : [])));
         for (const pin of detachStaleLinks(dp.pinRoot, keep)) dp.notes.push(`detached ${pin}`);
+        // the old programs are gone from every hook: what they wrote since the copy is carried
+        dp.notes.push(...dp.pinned.finishMigrations());
       }
       return dp;
     } catch (err) {
       // a start that took over from a previous daemon leaves its pins enforcing, as that
       // daemon's death did: a failed restart never opens the host
-      dp.stop({ keepPins: !!dp.adoption?.adopted.length });
+      dp.stop({ keepPins: !!(dp.adoption?.adopted.length || dp.adoption?.migrated.length) });
       throw err;
     }
   }
@@ -379,6 +381,10 @@ export class Datapath {
     const a = this.adoption;
     if (a && a.adopted.length > 0) lines.push(`adopted pinned maps: ${a.adopted.join(", ")}`);
     const empty = (a?.fresh ?? []).filter((f) => f.reason !== "nothing pinned");
+    for (const m of a?.migrated ?? [])
+      lines.push(
+        `pinned ${m.group} maps migrated from layout ${m.from} to ${m.to}: ${m.copied} entries copied${m.note ? ` (${m.note})` : ""}`,
+      );
     for (const f of empty)
       lines.push(`pinned ${f.group} maps not adopted (${f.reason}): created empty`);
     return [...lines, ...this.notes];

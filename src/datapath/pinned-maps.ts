@@ -2,12 +2,15 @@
 // the policy slots, the connection table, socket records, counters, redirect state, events. A
 // new daemon adopts each group whose layout version it shares (bpf_map__reuse_fd before load),
 // so its programs and the old ones judge with the same state; a group whose layout changed is
-// created empty. A small record map beside them holds each group's layout version and the last
-// policy generation, so generations continue even when the policy group is not adopted.
+// migrated by its registered converter (map-migration.ts), or created empty when there is none.
+// A small record map beside them holds each group's layout version and the last policy
+// generation, so generations continue even when the policy group is not adopted.
 import { existsSync, readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { native } from "./addon.ts";
 import { ensureDir } from "./bpffs.ts";
+import { converterFor, GroupMigration } from "./map-migration.ts";
+import "./map-converters.ts";
 import type { BpfMap, BpfObject, MapInfo } from "./native.d.ts";
 
 /**
@@ -63,6 +66,8 @@ export interface Adoption {
   adopted: string[];
   /** Groups created empty, and why (layout changed, size changed, nothing pinned). */
   fresh: { group: string; reason: string }[];
+  /** Groups carried from another layout version by a converter: entries copied before load. */
+  migrated: { group: string; from: number; to: number; copied: number; note?: string }[];
 }
 
 const sameShape = (a: MapInfo, b: Pick<BpfMap, "type" | "keySize" | "valueSize" | "maxEntries">) =>
@@ -78,6 +83,8 @@ export class PinnedMaps {
   /** The last policy generation a daemon applied with these pins (0: none). */
   readonly generation: number;
   private readonly versions = new Map<string, number>();
+  /** Groups being migrated, until finishMigrations() copies their delta. */
+  private migrations: { group: string; migration: GroupMigration }[] = [];
 
   constructor(root: string) {
     ensureDir(root);
@@ -106,10 +113,11 @@ export class PinnedMaps {
 
   /**
    * Before load: every group whose pinned maps have this build's layout version and shape
-   * becomes the object's (reuse_fd); the others are created by load().
+   * becomes the object's (reuse_fd); a group of another version with a converter gets new maps
+   * filled from its pinned ones (the copy); the others are created empty by load().
    */
   adopt(object: BpfObject): Adoption {
-    const result: Adoption = { adopted: [], fresh: [] };
+    const result: Adoption = { adopted: [], fresh: [], migrated: [] };
     const infos = new Map(object.maps().map((m) => [m.name, m]));
     for (const [group, { version, maps }] of Object.entries(MAP_GROUPS)) {
       const pinned = this.versions.get(group);
@@ -118,7 +126,8 @@ export class PinnedMaps {
         continue;
       }
       if (pinned !== version) {
-        result.fresh.push({ group, reason: `layout version ${pinned}, this build has ${version}` });
+        const reason = this.migrate(object, infos, group, pinned, version, result);
+        if (reason) result.fresh.push({ group, reason });
         continue;
       }
       const opened: BpfMap[] = [];
@@ -149,11 +158,71 @@ export class PinnedMaps {
   }
 
   /**
+   * The copy: a group pinned with layout `from` gets new maps filled by its converter, given to
+   * the object before load. Returns why the group starts empty instead ("" when migrated).
+   */
+  private migrate(
+    object: BpfObject,
+    infos: Map<string, MapInfo>,
+    group: string,
+    from: number,
+    to: number,
+    result: Adoption,
+  ): string {
+    const changed = `layout version ${from}, this build has ${to}`;
+    const converter = converterFor(group, from, to);
+    if (!converter) return `${changed}; no converter`;
+    const old = new Map<string, BpfMap>();
+    for (const name of MAP_GROUPS[group]?.maps ?? []) {
+      const path = join(this.dir, name);
+      if (existsSync(path)) old.set(name, native().BpfMap.openPinned(path));
+    }
+    const migration = new GroupMigration(converter, old);
+    try {
+      migration.copy(infos);
+    } catch (err) {
+      return `${changed}; its converter failed: ${(err as Error).message}`;
+    }
+    for (const [name, map] of migration.maps()) object.reuseMap(name, map);
+    this.migrations.push({ group, migration });
+    result.migrated.push({
+      group,
+      from,
+      to,
+      copied: migration.copied,
+      ...(converter.note ? { note: converter.note } : {}),
+    });
+    return "";
+  }
+
+  /**
+   * After the links are updated (the new programs use the new maps): copies what the old
+   * programs wrote into migrated groups since the copy, then lets the old maps go. Returns one
+   * line per group that copied entries.
+   */
+  finishMigrations(): string[] {
+    const lines: string[] = [];
+    for (const { group, migration } of this.migrations.splice(0)) {
+      if (!migration.copying) {
+        migration.close();
+        continue;
+      }
+      try {
+        const n = migration.finish();
+        lines.push(`pinned ${group} maps: ${n} entries changed during the restart carried over`);
+      } catch (err) {
+        lines.push(`pinned ${group} maps: the delta was not carried (${(err as Error).message})`);
+      }
+    }
+    return lines;
+  }
+
+  /**
    * After load: pins every group's maps (replacing the pins of a group created empty: the old
    * programs keep their maps until their links are updated) and records the layout versions.
    */
   pin(object: BpfObject, adoption: Adoption): void {
-    for (const { group } of adoption.fresh) {
+    for (const { group } of [...adoption.fresh, ...adoption.migrated]) {
       for (const name of MAP_GROUPS[group]?.maps ?? []) {
         const path = join(this.dir, name);
         if (existsSync(path)) unlinkSync(path);
@@ -184,6 +253,7 @@ export class PinnedMaps {
   }
 
   close(): void {
+    for (const { migration } of this.migrations.splice(0)) migration.close();
     this.record.close();
   }
 }

@@ -39,6 +39,8 @@ export interface MoatLabOptions {
    * returns more arguments for `moat run`, if any.
    */
   beforeDaemon?: (lab: Lab) => Promise<string[] | void>;
+  /** The command that runs moat (default bin/moat), e.g. a script that registers converters. */
+  moat?: string[];
 }
 
 /** `policy(lab)` gets the lab (names, addresses, paths) and returns the policy YAML. */
@@ -73,10 +75,11 @@ export async function startMoatLab(
     children.push(srv.proc);
     await srv.waitFor(/^listening$/);
     const daemonArgs = (await options.beforeDaemon?.(lab)) ?? [];
+    const moat = options.moat ?? [MOAT];
     spawnDaemon = () =>
       spawnLines("nsenter", [
         `--net=/run/netns/${lab.b}`,
-        MOAT,
+        ...moat,
         "run",
         "--policy",
         policyPath,

@@ -10,6 +10,8 @@
 //   follow-udp HOST PORT a connected udp socket that sends one datagram, then only counts what
 //                        arrives: "bytes N" every 100 ms
 //   send-udp HOST PORT   sends 64 bytes every 10 ms from an unconnected socket
+//   hello-udp HOST PORT  an unconnected udp socket that sends one datagram, then only counts
+//                        what arrives: "bytes N" every 100 ms
 //   count-udp PORT       an unconnected (bound) udp socket counting what arrives: "bytes N"
 //                        every 100 ms, after "listening"
 import { createSocket } from "node:dgram";
@@ -93,6 +95,15 @@ function sendUdp(host: string, port: number): void {
   process.on("SIGTERM", () => process.exit(0));
 }
 
+function helloUdp(host: string, port: number): void {
+  let bytes = 0;
+  const s = createSocket("udp4");
+  s.on("message", (d) => (bytes += d.length));
+  s.send("hello", port, host);
+  setInterval(() => say(`bytes ${bytes}`), 100);
+  process.on("SIGTERM", () => process.exit(0));
+}
+
 function countUdp(port: number): void {
   let bytes = 0;
   const s = createSocket("udp4");
@@ -108,6 +119,7 @@ if (mode === "probe") probe(a, Number(b));
 else if (mode === "send-udp") sendUdp(a, Number(b));
 else if (mode === "count-udp") countUdp(Number(a));
 else if (mode === "feed-udp") feedUdp(Number(a));
+else if (mode === "hello-udp") helloUdp(a, Number(b));
 else if (mode === "follow-udp") followUdp(a, Number(b));
 else if (mode === "feed") feed(Number(a));
 else if (mode === "follow") follow(a, Number(b));

@@ -1,0 +1,135 @@
+// A daemon that finds the connection table pinned in an older layout migrates it: a new table
+// in this build's layout, filled by the registered converter before load, taken over by the new
+// programs when their links are updated. Seen from the host: an allowed UDP flow the host opened
+// from an unconnected socket, whose peer keeps sending under `defaults.ingress: block`, still
+// passes after the restart; an empty table would judge the peer's next datagram as a new
+// ingress flow and block it (nothing says the host opened it).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startMoatLab } from "../helpers/moat-lab.ts";
+import { spawnLines, type LineChild } from "../helpers/child.ts";
+import { NODE, ROOT } from "../helpers/paths.ts";
+import type { Lab } from "../helpers/netns.ts";
+import { native } from "../../src/datapath/addon.ts";
+import { conntrackEntries } from "../../src/datapath/conntrack.ts";
+import { OLD_CT_VERSION, oldCt, toOldCt } from "../helpers/ct-layout-fixture.ts";
+
+const FEED_PORT = 7071;
+const TRAFFIC = `${ROOT}test/helpers/traffic.ts`;
+const MIGRATING = `${ROOT}test/helpers/moat-migrating.ts`;
+
+const inNs = (ns: string, args: string[]): LineChild =>
+  spawnLines("ip", [
+    "netns",
+    "exec",
+    ns,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    TRAFFIC,
+    ...args,
+  ]);
+
+const policy = (lab: Lab & { auditPath: string }) => `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+logging: { audit: { path: ${lab.auditPath} } }
+rules: []
+`;
+
+const received = (f: LineChild) => {
+  const last = f.lines.findLast((l) => l.startsWith("bytes "));
+  return last ? Number(last.slice(6)) : 0;
+};
+
+/** Resolves once more than `after` bytes arrived; fails after 2 s without any. */
+async function flowing(f: LineChild, after: number, what: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    if (received(f) > after) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`${what}: no datagram arrived in 2 s (stuck at ${after} bytes); the flow was cut`);
+}
+
+/** Replaces the pinned conntrack table with one in layout 0 holding the same entries. */
+function plantOldLayout(pinDir: string): number {
+  const path = `${pinDir}/maps/conntrack`;
+  const current = native().BpfMap.openPinned(path);
+  const old = native().BpfMap.create({
+    type: current.type,
+    keySize: current.keySize,
+    valueSize: oldCt.size,
+    maxEntries: current.maxEntries,
+    name: "conntrack",
+  });
+  let n = 0;
+  for (let k = current.nextKey(null); k; k = current.nextKey(k)) {
+    const v = current.lookup(k);
+    if (!v) continue;
+    old.update(k, toOldCt(v));
+    n++;
+  }
+  current.unpin(path);
+  current.close();
+  old.pin(path);
+  old.close();
+  const record = native().BpfMap.openPinned(`${pinDir}/abi`);
+  const key = Buffer.alloc(16);
+  key.write("conntrack");
+  const version = Buffer.alloc(8);
+  version.writeBigUInt64LE(BigInt(OLD_CT_VERSION));
+  record.update(key, version);
+  record.close();
+  return n;
+}
+
+test("a connection table pinned in an older layout is migrated: its flows are judged as before", async (t) => {
+  const lab = await startMoatLab(t.name, policy, ["tcp:22"], {
+    moat: [NODE, "--disable-warning=ExperimentalWarning", MIGRATING],
+  });
+  const children: LineChild[] = [];
+  try {
+    const feed = inNs(lab.a, ["feed-udp", String(FEED_PORT)]);
+    children.push(feed);
+    await feed.waitFor(/^listening$/);
+    const hello = inNs(lab.b, ["hello-udp", lab.v4.a, String(FEED_PORT)]);
+    children.push(hello);
+    await flowing(hello, 0, "before the restart");
+
+    const flow = (map: Parameters<typeof conntrackEntries>[0]) =>
+      [...conntrackEntries(map)].find((e) => e.protocol === 17 && e.remote.port === FEED_PORT);
+    const before = native().BpfMap.openPinned(`${lab.pinDir}/maps/conntrack`);
+    const tracked = flow(before);
+    before.close();
+    assert.ok(tracked, "the flow is tracked");
+
+    lab.daemon.kill("SIGKILL");
+    await lab.daemon.exited;
+    const planted = plantOldLayout(lab.pinDir);
+    assert.ok(planted >= 1);
+    const daemon = await lab.restart("SIGKILL");
+    const log = daemon.lines.join("\n");
+    const copied = /pinned conntrack maps migrated from layout 0 to 1: (\d+) entries copied/.exec(
+      log,
+    );
+    assert.ok(copied, `the table was migrated:\n${log}`);
+    assert.equal(Number(copied[1]), planted);
+
+    // the new table: this build's layout, the flow's entry as it was
+    const after = native().BpfMap.openPinned(`${lab.pinDir}/maps/conntrack`);
+    assert.equal(after.valueSize, 136);
+    const carried = flow(after);
+    after.close();
+    assert.ok(carried, "the flow's entry is in the new table");
+    assert.equal(carried.id, tracked.id);
+    assert.equal(carried.createdNs, tracked.createdNs);
+    assert.equal(carried.direction, "egress");
+    assert.equal(carried.verdict, "allowed");
+
+    // the peer's datagrams still pass, for a good while after the new programs took over
+    for (let i = 0; i < 5; i++) await flowing(hello, received(hello), `after the restart (${i})`);
+  } finally {
+    for (const c of children) c.kill("SIGKILL");
+    await lab.close();
+  }
+});
