@@ -40,6 +40,7 @@ export class Cursor {
   }
 
   private need(length: number): void {
-    if (length > this.left) throw new TlsParseError(`truncated: ${length} bytes wanted, ${this.left} left`);
+    if (length > this.left)
+      throw new TlsParseError(`truncated: ${length} bytes wanted, ${this.left} left`);
   }
 }

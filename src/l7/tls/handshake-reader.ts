@@ -45,7 +45,10 @@ export class HandshakeReader {
       const message = this.message();
       if (message) return message;
       if (this.messages.length + this.records.length > this.limit || this.total > this.limit * 4)
-        return this.stop({ kind: "malformed", reason: `no complete message in ${this.limit} bytes` });
+        return this.stop({
+          kind: "malformed",
+          reason: `no complete message in ${this.limit} bytes`,
+        });
       if (this.records.length < RECORD_HEADER) return { kind: "more" };
       const type = this.records[0] ?? 0;
       const major = this.records[1] ?? 0;

@@ -66,7 +66,11 @@ export function parseClientHello(body: Buffer): ClientHello {
       while (list.left > 0) offered.push(list.uint(2));
     } else if (type === EXT.ech) hello.ech = true;
   }
-  const versions = offered ?? Object.keys(VERSIONS).map(Number).filter((v) => v <= legacy);
+  const versions =
+    offered ??
+    Object.keys(VERSIONS)
+      .map(Number)
+      .filter((v) => v <= legacy);
   hello.versions = [...new Set(versions.filter((v) => !isGrease(v)).map(versionName))].sort();
   return hello;
 }
@@ -111,7 +115,8 @@ function serverName(data: Cursor): string | undefined {
     if (type !== 0) continue;
     const text = name.bytes(name.left).toString("latin1");
     // a host name is printable ASCII; anything else is not a name moat can match or report
-    if (!/^[\x21-\x7e]{1,255}$/.test(text)) throw new TlsParseError("server name is not a host name");
+    if (!/^[\x21-\x7e]{1,255}$/.test(text))
+      throw new TlsParseError("server name is not a host name");
     return text;
   }
   return undefined;

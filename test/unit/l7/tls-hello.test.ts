@@ -27,14 +27,34 @@ function records(bytes: Buffer): number {
 
 test("openssl s_client: SNI, TLS 1.2 and 1.3 offered, ALPN, no ECH", async () => {
   const { bytes } = await captureHello(
-    command("openssl", (p) => ["s_client", "-connect", `127.0.0.1:${p}`, "-servername", "openssl.test", "-alpn", "h2,http/1.1"]),
+    command("openssl", (p) => [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${p}`,
+      "-servername",
+      "openssl.test",
+      "-alpn",
+      "h2,http/1.1",
+    ]),
   );
-  assert.deepEqual(helloOf(bytes), { sni: "openssl.test", versions: ["1.0", "1.1", "1.2", "1.3"], alpn: ["h2", "http/1.1"], ech: false });
+  assert.deepEqual(helloOf(bytes), {
+    sni: "openssl.test",
+    versions: ["1.0", "1.1", "1.2", "1.3"],
+    alpn: ["h2", "http/1.1"],
+    ech: false,
+  });
 });
 
 test("openssl s_client -tls1_2: no supported_versions, so the versions up to 1.2", async () => {
   const { bytes } = await captureHello(
-    command("openssl", (p) => ["s_client", "-tls1_2", "-connect", `127.0.0.1:${p}`, "-servername", "old.test"]),
+    command("openssl", (p) => [
+      "s_client",
+      "-tls1_2",
+      "-connect",
+      `127.0.0.1:${p}`,
+      "-servername",
+      "old.test",
+    ]),
   );
   const hello = helloOf(bytes);
   assert.equal(hello.sni, "old.test");
@@ -43,7 +63,13 @@ test("openssl s_client -tls1_2: no supported_versions, so the versions up to 1.2
 
 test("curl: SNI from the URL and its ALPN", async () => {
   const { bytes } = await captureHello(
-    command("curl", (p) => ["-sk", "--http2", "--resolve", `curl.example:${p}:127.0.0.1`, `https://curl.example:${p}/`]),
+    command("curl", (p) => [
+      "-sk",
+      "--http2",
+      "--resolve",
+      `curl.example:${p}:127.0.0.1`,
+      `https://curl.example:${p}/`,
+    ]),
   );
   const hello = helloOf(bytes);
   assert.equal(hello.sni, "curl.example");
@@ -53,11 +79,20 @@ test("curl: SNI from the URL and its ALPN", async () => {
 
 test("a post-quantum key share (X25519MLKEM768) makes a ClientHello over 1,200 bytes; byte-by-byte it still parses", async () => {
   const { bytes } = await captureHello(
-    nodeClient({ servername: "pq.example.org", ecdhCurve: "X25519MLKEM768:X25519", ALPNProtocols: ["http/1.1"] }),
+    nodeClient({
+      servername: "pq.example.org",
+      ecdhCurve: "X25519MLKEM768:X25519",
+      ALPNProtocols: ["http/1.1"],
+    }),
   );
   assert.ok(bytes.length > 1200, `${bytes.length} bytes`);
   const hello = helloOf(bytes, 1);
-  assert.deepEqual(hello, { sni: "pq.example.org", versions: ["1.2", "1.3"], alpn: ["http/1.1"], ech: false });
+  assert.deepEqual(hello, {
+    sni: "pq.example.org",
+    versions: ["1.2", "1.3"],
+    alpn: ["http/1.1"],
+    ech: false,
+  });
   // the same message as a client that fragments its handshake sends it: 512-byte records
   const message = bytes.subarray(5);
   const fragments: Buffer[] = [];
@@ -116,10 +151,16 @@ test("malformed ClientHellos: each a TlsParseError or a reader verdict, never a 
     return reader.next();
   };
   assert.equal(verdict(good.subarray(0, 30)).kind, "more");
-  assert.deepEqual(verdict(Buffer.from("GET / HTTP/1.1\r\n\r\n")), { kind: "malformed", reason: "not a TLS record" });
+  assert.deepEqual(verdict(Buffer.from("GET / HTTP/1.1\r\n\r\n")), {
+    kind: "malformed",
+    reason: "not a TLS record",
+  });
   assert.equal(verdict(Buffer.from([22, 3, 1, 0xff, 0xff])).kind, "malformed");
   assert.equal(verdict(Buffer.from([22, 3, 1, 0, 0])).kind, "malformed");
-  assert.deepEqual(verdict(Buffer.from([21, 3, 3, 0, 2, 2, 40])), { kind: "alert", description: 40 });
+  assert.deepEqual(verdict(Buffer.from([21, 3, 3, 0, 2, 2, 40])), {
+    kind: "alert",
+    description: 40,
+  });
   // a handshake message announced at 16 MiB
   assert.equal(verdict(Buffer.from([22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff])).kind, "malformed");
 });
