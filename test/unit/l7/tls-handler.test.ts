@@ -187,6 +187,13 @@ test("TLS 1.3: the certificate comes from moat's probe, before the ClientHello g
   assert.equal(upstreams, 2, "the probe and the client's own connection");
 });
 
+test("the probed certificate is cached by (address, port, SNI): the next connection does not probe", async () => {
+  const again = await through(byCertificate, "good13", "www.corp.test");
+  assert.equal(again.report.decision.rule, "trusted-corp");
+  assert.equal(again.report.layer7.tls?.certificate?.source, "probe");
+  assert.equal(again.upstreams, 1);
+});
+
 test("TLS 1.2: the certificate comes from the server's own Certificate message", async () => {
   const { seen, report } = await through(byCertificate, "good12", "www.corp.test", "TLSv1.2");
   assert.equal(seen, "ok HTTP/1.0 200 ok");
