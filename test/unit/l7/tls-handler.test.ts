@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { connect as netConnect, createServer, type AddressInfo, type Server } from "node:net";
+import {
+  connect as netConnect,
+  createServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from "node:net";
 import { connect, type SecureVersion } from "node:tls";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { PolicyModel } from "../../../src/config/index.ts";
@@ -114,6 +120,7 @@ const handler = () =>
       trust: () => [new X509Certificate(readFileSync(certs.root))],
     }),
     serverTimeoutMs: 800,
+    helloTimeoutMs: 500,
   });
 
 before(async () => {
@@ -249,19 +256,57 @@ test("a server that never answers: the probe times out, the certificate is unkno
 });
 
 test("a malformed ClientHello is judged as no known protocol: layer7 {} and the defaults", async () => {
-  const handled = relay.next(byName, { ip: "127.0.0.1", port: ports.good13 ?? 0 });
-  const seen = await new Promise<string>((resolve) => {
-    const s = netConnect(relay.port, "127.0.0.1", () =>
-      s.write(Buffer.from([22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3])),
-    );
-    s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? ""));
-    s.on("close", () => resolve("closed"));
-  });
-  await handled.done;
+  const { seen, handled } = await rawClient(byName, (s) =>
+    s.write(Buffer.from([22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3])),
+  );
   assert.equal(seen, "ECONNRESET");
   assert.deepEqual(
     handled.reports.map((r) => [r.decision.rule, r.layer7]),
     [["default", {}]],
   );
   assert.match(handled.logs.join(), /malformed ClientHello/);
+});
+
+/** Raw bytes to the stand-in relay; what the client saw (a reset, or the connection closed). */
+async function rawClient(model: PolicyModel, send: (s: Socket) => void) {
+  const handled = relay.next(model, { ip: "127.0.0.1", port: ports.good13 ?? 0 });
+  const started = Date.now();
+  const seen = await new Promise<string>((resolve) => {
+    const s = netConnect(relay.port, "127.0.0.1", () => send(s));
+    s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? ""));
+    s.on("close", () => resolve("closed"));
+  });
+  await handled.done;
+  return { seen, handled, ms: Date.now() - started };
+}
+
+test("a client that stalls mid-ClientHello is judged without a protocol when the hello timeout ends", async () => {
+  const { seen, handled, ms } = await rawClient(byName, (s) =>
+    s.write(Buffer.from([22, 3, 1, 2, 0, 1, 0, 1])),
+  );
+  assert.equal(seen, "ECONNRESET");
+  assert.deepEqual(
+    handled.reports.map((r) => [r.decision.rule, r.layer7]),
+    [["default", {}]],
+  );
+  assert.match(handled.logs.join(), /no complete ClientHello in time/);
+  assert.ok(ms >= 450 && ms < 2000, `${ms} ms`);
+});
+
+test("a ClientHello announced over 64 KiB is refused as soon as 64 KiB are held", async () => {
+  const { seen, handled } = await rawClient(byName, (s) => {
+    s.write(Buffer.from([22, 3, 1, 0x40, 0, 1, 0x01, 0x00, 0x00]));
+    const record = Buffer.concat([Buffer.from([22, 3, 1, 0x40, 0]), Buffer.alloc(0x4000)]);
+    const pump = () => {
+      while (s.writable && s.write(record));
+    };
+    s.on("drain", pump);
+    pump();
+  });
+  assert.equal(seen, "ECONNRESET");
+  assert.deepEqual(
+    handled.reports.map((r) => r.decision.rule),
+    ["default"],
+  );
+  assert.match(handled.logs.join(), /malformed/);
 });
