@@ -79,6 +79,7 @@ export class CertificateProbe {
     });
     const handshake = async (): Promise<CertificateFacts> => {
       const raw = await open();
+      raw.on("error", () => {}); // a probe's failure is its null answer
       sockets.push(raw);
       if (over) {
         raw.destroy(); // the probe gave up while this connection was opening
@@ -90,6 +91,7 @@ export class CertificateProbe {
         ...(target.sni && isIP(target.sni) === 0 ? { servername: target.sni } : {}),
         ...(target.alpn.length > 0 ? { ALPNProtocols: target.alpn } : {}),
       });
+      tls.on("error", () => {});
       sockets.push(tls);
       await new Promise<void>((resolve, reject) => {
         tls.once("secureConnect", resolve);
@@ -103,7 +105,8 @@ export class CertificateProbe {
     } finally {
       over = true;
       clearTimeout(timer);
-      // the TLS socket owns the TCP one once wrapped; destroying both crashes Node 24 (SIGSEGV)
+      // the TLS socket owns the TCP one once wrapped; destroying the TCP socket and then the
+      // TLS one crashes Node 24.21 (SIGSEGV), so only the outermost is destroyed
       sockets.at(-1)?.destroy();
     }
   }
