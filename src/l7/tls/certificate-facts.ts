@@ -67,6 +67,19 @@ function subjectAltNames(text: string | undefined): string[] {
     .map((entry) => entry.slice(entry.indexOf(":") + 1));
 }
 
+const indexes = new WeakMap<X509Certificate[], Map<string, X509Certificate[]>>();
+
+/** The trust store by subject name, so a chain's end is found without trying every root. */
+function bySubject(trust: X509Certificate[]): Map<string, X509Certificate[]> {
+  let index = indexes.get(trust);
+  if (!index) {
+    index = new Map();
+    for (const c of trust) index.set(c.subject, [...(index.get(c.subject) ?? []), c]);
+    indexes.set(trust, index);
+  }
+  return index;
+}
+
 const current = (c: X509Certificate, now: Date) => c.validFromDate <= now && now <= c.validToDate;
 
 /** Each certificate signed by the next (an intermediate the server sent, or a trusted root). */
@@ -80,7 +93,7 @@ function verifies(
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (!current(cert, now)) return false;
     const signedBy = (c: X509Certificate) => cert.checkIssued(c) && cert.verify(c.publicKey);
-    const root = trust.find(signedBy);
+    const root = bySubject(trust).get(cert.issuer)?.find(signedBy);
     if (root) return current(root, now);
     const next = intermediates.find((c) => c !== cert && c.ca && signedBy(c));
     if (!next) return false;
