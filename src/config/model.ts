@@ -124,7 +124,26 @@ export interface TlsMatch {
   sni?: string[];
   /** Comparisons like { op: ">=", version: "1.2" }. */
   version?: { op: "=" | ">=" | "<=" | ">" | "<"; version: string }[];
-  certificate?: { subject_cn?: string; issuer?: string; valid?: boolean };
+  /** ALPN ids: any the client offers matches. */
+  alpn?: string[];
+  ech?: boolean;
+  certificate?: {
+    subject_cn?: string;
+    issuer?: string;
+    valid?: boolean;
+    /** Globs: any SAN matching any glob matches. */
+    san?: string[];
+    /** Time left before notAfter, e.g. { op: "<", days: 30 }. */
+    not_after?: { op: "<" | ">"; days: number };
+    /** SHA-256 fingerprints, upper-case colon form. */
+    fingerprint?: string[];
+  };
+  unknown?: "allow" | "block";
+  /**
+   * Whether a fact this rule needs and moat cannot see counts as a match: `unknown` equals the
+   * rule's action (a redirect has none: no).
+   */
+  unseenMatches?: boolean;
   pos?: SourcePos;
 }
 

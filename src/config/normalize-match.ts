@@ -339,9 +339,10 @@ function layer7(ctx: CheckContext, doc: Layer7Document, path: PathSegment[]): La
   }
   if (doc.tls && ctx.typed([...path, "tls"])) {
     const sni = hostPatterns(ctx, doc.tls.sni, [...path, "tls", "sni"]);
-    const { version, ...rest } = doc.tls;
+    const { version, certificate, ...rest } = doc.tls;
     const tls: TlsMatch = { ...rest, ...(sni ? { sni } : {}), pos: pos("tls") };
     if (version && ctx.clean([...path, "tls", "version"])) tls.version = version.map(tlsVersion);
+    if (certificate) tls.certificate = tlsCertificate(certificate);
     result.tls = tls;
   }
   if (doc.dns && ctx.typed([...path, "dns"])) {
@@ -361,4 +362,19 @@ function tlsVersion(text: string): TlsVersion {
       (o) => text.startsWith(o) && !text.startsWith(`${o}=`),
     ) ?? "=";
   return { op, version: text.replace(/^[<>=]+/, "") };
+}
+
+type CertificateDocument = NonNullable<NonNullable<Layer7Document["tls"]>["certificate"]>;
+
+/** Fingerprints upper-cased; "<30d" -> { op: "<", days: 30 } (the schema checked the shapes). */
+function tlsCertificate(doc: CertificateDocument): NonNullable<TlsMatch["certificate"]> {
+  const { not_after, fingerprint, ...rest } = doc;
+  const result: NonNullable<TlsMatch["certificate"]> = { ...rest };
+  if (fingerprint) result.fingerprint = fingerprint.map((f) => f.toUpperCase());
+  if (not_after)
+    result.not_after = {
+      op: not_after.startsWith("<") ? "<" : ">",
+      days: parseInt(not_after.slice(1), 10),
+    };
+  return result;
 }

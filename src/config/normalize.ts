@@ -93,6 +93,8 @@ function normalizeRules(
     if (raw.layer4?.max_duration !== undefined && raw.action === "block")
       ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
     if (!match || !ctx.typed(path)) return;
+    const tls = match.layer7?.tls;
+    if (tls) tls.unseenMatches = (tls.unknown ?? "block") === raw.action;
     rules.push({
       ...match,
       index,

@@ -143,12 +143,39 @@ export const TlsSchema = Section({
       'TLS versions: "1.2", ">=1.2", "<1.3"',
     ),
   ),
+  alpn: Type.Optional(Strings("ALPN protocol ids; matches when the client offers one of them")),
+  ech: Type.Optional(Type.Boolean({ description: "true = the ClientHello offers ECH" })),
   certificate: Type.Optional(
     Section({
       subject_cn: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
-      issuer: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
+      issuer: Type.Optional(
+        Type.String({ minLength: 1, description: "glob on the issuer's name or one of its parts" }),
+      ),
       valid: Type.Optional(Type.Boolean({ description: "chain verifies and dates are current" })),
+      san: Type.Optional(Strings("globs on the subject alternative names; any SAN matches")),
+      not_after: Type.Optional(
+        Type.String({
+          pattern: "^[<>][0-9]{1,5}d$",
+          description: 'time left before the certificate expires: "<30d" or ">30d"',
+          errorMessage: 'must be a time left like "<30d" or ">30d"',
+        }),
+      ),
+      fingerprint: Type.Optional(
+        List(
+          Type.String({
+            pattern: "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$",
+            errorMessage: 'must be a SHA-256 fingerprint in openssl\'s form "AB:CD:..." (32 bytes)',
+          }),
+          "SHA-256 fingerprints of the server certificate, any case",
+        ),
+      ),
     }),
+  ),
+  unknown: Type.Optional(
+    StringEnum(
+      ["allow", "block"],
+      "what the rule leans to when a fact it needs cannot be seen (a TLS 1.3 certificate the probe did not get, the inner name of ECH): block (default) = an allow rule does not match, a block rule does; allow = the reverse",
+    ),
   ),
 });
 

@@ -41,9 +41,44 @@ export interface HttpFacts {
 
 export interface TlsFacts {
   sni?: string;
-  version: string;
+  /** The version the server chose (ServerHello); absent before it. */
+  version?: string;
+  /** The versions the ClientHello offers. */
+  offered?: string[];
+  /** ALPN ids the ClientHello offers. */
+  alpn?: string[];
+  /** The ClientHello offers ECH (its `sni` is then the outer, public name). */
+  ech?: boolean;
+  /** The cipher suite the server chose, by its IANA name. */
+  cipher?: string;
   /** Absent until the server's certificate has been seen. */
-  certificate?: { subject_cn: string; issuer: string; valid: boolean };
+  certificate?: CertificateFacts;
+  /**
+   * Facts moat cannot see on this connection: "certificate" (TLS 1.3 and no probe answer),
+   * "sni" (ECH hides the inner name). A rule that needs one follows its `unknown`.
+   */
+  unseen?: ("certificate" | "sni")[];
+  /**
+   * While the handshake is under way, how a condition on a fact not seen yet (the chosen version,
+   * the certificate) counts. The relay judges both ways: equal answers mean it need not wait.
+   */
+  pending?: "match" | "no-match";
+}
+
+export interface CertificateFacts {
+  subject_cn: string;
+  /** Subject alternative names (DNS names and addresses). */
+  sans?: string[];
+  /** The issuer's distinguished name, "C=US, O=Example, CN=Example CA". */
+  issuer: string;
+  /** The chain verifies against the system's CA store and every date is current. */
+  valid: boolean;
+  /** ISO 8601. */
+  not_after?: string;
+  /** SHA-256, upper-case colon form. */
+  fingerprint?: string;
+  /** Seen in the connection's own handshake (TLS <= 1.2) or by moat's probe (TLS 1.3, advisory). */
+  source?: "handshake" | "probe";
 }
 
 export interface DnsFacts {

@@ -66,30 +66,111 @@ function matchTls(rule: TlsMatch, f: TlsFacts): Outcome {
   const parts: Outcome[] = [];
   if (rule.sni) {
     const sni = f.sni;
+    const named = check(
+      sni !== undefined && rule.sni.some((p) => hostMatch(p, sni)),
+      `tls sni ${sni}`,
+    );
+    parts.push(named.result === "no" && f.unseen?.includes("sni") ? unseen(rule, "sni") : named);
+  }
+  if (rule.version) parts.push(tlsVersionOutcome(rule.version, f));
+  if (rule.alpn) {
+    const offered = f.alpn;
     parts.push(
-      check(sni !== undefined && rule.sni.some((p) => hostMatch(p, sni)), `tls sni ${sni}`),
+      offered === undefined
+        ? maybe("ALPN")
+        : check(
+            offered.some((id) => rule.alpn?.includes(id)),
+            `ALPN ${offered.join(",")}`,
+          ),
     );
   }
-  if (rule.version)
+  if (rule.ech !== undefined)
     parts.push(
-      check(
-        rule.version.some((v) => compareVersion(f.version, v.op, v.version)),
-        `TLS ${f.version}`,
-      ),
+      f.ech === undefined
+        ? maybe("ECH")
+        : check(f.ech === rule.ech, `ECH ${f.ech ? "offered" : "not offered"}`),
     );
-  const cert = rule.certificate;
-  if (cert) {
-    const c = f.certificate;
-    if (!c) parts.push(maybe("server certificate"));
-    else {
-      const ok =
-        (cert.subject_cn === undefined || globMatch(cert.subject_cn, c.subject_cn, true)) &&
-        (cert.issuer === undefined || globMatch(cert.issuer, c.issuer)) &&
-        (cert.valid === undefined || cert.valid === c.valid);
-      parts.push(check(ok, `certificate ${c.subject_cn} from ${c.issuer}`));
-    }
+  if (rule.certificate) parts.push(tlsCertificateOutcome(rule, f));
+  return all(parts);
+}
+
+/** A fact moat cannot see counts as a match when the rule's `unknown` is its action. */
+function unseen(rule: TlsMatch, what: string): Outcome {
+  const lean = rule.unknown ?? "block";
+  return rule.unseenMatches ? yes(`${what} cannot be seen (unknown: ${lean})`) : no();
+}
+
+/** A fact the handshake has not shown yet: maybe, or as `pending` says. */
+function notYet(f: TlsFacts, what: string, because: string): Outcome {
+  if (f.pending === "match") return yes(because);
+  if (f.pending === "no-match") return no();
+  return maybe(what);
+}
+
+/** The chosen version, else the offered ones when they all agree. */
+function tlsVersionOutcome(wanted: NonNullable<TlsMatch["version"]>, f: TlsFacts): Outcome {
+  const fits = (v: string) => wanted.some((w) => compareVersion(v, w.op, w.version));
+  if (f.version !== undefined) return check(fits(f.version), `TLS ${f.version}`);
+  const offered = f.offered ?? [];
+  const fitting = offered.filter(fits);
+  const because = `TLS ${offered.join(",")} offered`;
+  if (offered.length > 0 && fitting.length === offered.length) return yes(because);
+  if (offered.length > 0 && fitting.length === 0) return no();
+  return notYet(f, "TLS version", because);
+}
+
+const DAY_MS = 86_400_000;
+
+function tlsCertificateOutcome(rule: TlsMatch, f: TlsFacts): Outcome {
+  const want = rule.certificate ?? {};
+  const c = f.certificate;
+  if (!c) {
+    if (f.unseen?.includes("certificate")) return unseen(rule, "certificate");
+    return notYet(f, "server certificate", "server certificate (pending)");
+  }
+  const parts: Outcome[] = [];
+  const about = `certificate ${c.subject_cn} from ${c.issuer}`;
+  const ok =
+    (want.subject_cn === undefined || globMatch(want.subject_cn, c.subject_cn, true)) &&
+    (want.issuer === undefined || issuerMatch(want.issuer, c.issuer)) &&
+    (want.valid === undefined || want.valid === c.valid);
+  parts.push(check(ok, about));
+  if (want.san) {
+    const sans = c.sans;
+    parts.push(
+      sans === undefined
+        ? maybe("certificate SANs")
+        : check(
+            sans.some((n) => want.san?.some((g) => globMatch(g, n, true))),
+            `SAN ${sans.join(",")}`,
+          ),
+    );
+  }
+  if (want.not_after) {
+    const end = c.not_after === undefined ? NaN : Date.parse(c.not_after);
+    const left = (end - Date.now()) / DAY_MS;
+    const { op, days } = want.not_after;
+    parts.push(
+      Number.isNaN(end)
+        ? maybe("certificate expiry")
+        : check(op === "<" ? left < days : left > days, `expires ${c.not_after}`),
+    );
+  }
+  if (want.fingerprint) {
+    const fp = c.fingerprint?.toUpperCase();
+    parts.push(
+      fp === undefined
+        ? maybe("certificate fingerprint")
+        : check(want.fingerprint.includes(fp), `fingerprint ${fp}`),
+    );
   }
   return all(parts);
+}
+
+/** The issuer glob against the whole name or any one of its parts ("O=Example" -> "Example"). */
+function issuerMatch(glob: string, issuer: string): boolean {
+  const values = issuer.split(/,\s*/).map((part) => part.replace(/^[A-Za-z.0-9]+=/, ""));
+  return [issuer, ...values].some((text) => globMatch(glob, text));
 }
 
 /** TLS versions "1.0".."1.3" compare by their minor number. */

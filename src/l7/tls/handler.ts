@@ -1,0 +1,184 @@
+// The relay's TLS handler: reads the ClientHello (however it is split), judges it with what is
+// known, and learns more only when the policy's answer depends on it: the server's certificate
+// (moat's probe when the client offers TLS 1.3, else the server's own Certificate message) and
+// the chosen version (the ServerHello). Blocked: the client is reset, and nothing reaches the
+// server unless the verdict needed the server's reply. Allowed: the bytes read so far are passed
+// on and the sockets are spliced. docs/l7-tls.md says what moat can and cannot see.
+
+import type { Socket } from "node:net";
+import type { X509Certificate } from "node:crypto";
+import type { Layer7Facts, TlsFacts } from "../../policy/facts.ts";
+import type { L7Context, L7Decision, L7Handler } from "../types.ts";
+import { certificateFacts, systemTrust } from "./certificate-facts.ts";
+import { Flight, type FlightRead } from "./flight.ts";
+import {
+  HANDSHAKE,
+  parseCertificates,
+  parseClientHello,
+  parseServerHello,
+  type ClientHello,
+} from "./hello.ts";
+import { CertificateProbe } from "./probe.ts";
+
+export interface TlsHandlerOptions {
+  /** The ClientHello must be complete within this (ms). */
+  helloTimeoutMs?: number;
+  /** The server's ServerHello (and Certificate) must come within this (ms). */
+  serverTimeoutMs?: number;
+  probe?: CertificateProbe;
+  /** Trust anchors for `valid` (the system store by default). */
+  trust?: () => X509Certificate[];
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+const SERVER_TIMEOUT_MS = 10_000;
+
+export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
+  const trust = options.trust ?? systemTrust;
+  const probe = options.probe ?? new CertificateProbe({ trust });
+  const helloTimeout = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+  const serverTimeout = options.serverTimeoutMs ?? SERVER_TIMEOUT_MS;
+  return async (ctx) => {
+    ctx.client.on("error", () => {}); // a reset client ends the handler's reads, nothing more
+    const fromClient = new Flight(ctx.client, ctx.head);
+    const first = await fromClient.next(Date.now() + helloTimeout);
+    const hello = clientHello(first);
+    if (typeof hello === "string") return unreadable(ctx, fromClient, hello);
+    const tls: TlsFacts = {
+      ...(hello.sni !== undefined ? { sni: hello.sni } : {}),
+      offered: hello.versions,
+      alpn: hello.alpn,
+      ech: hello.ech,
+      ...(hello.ech ? { unseen: ["sni" as const] } : {}),
+    };
+    let decision = settled(ctx, tls);
+    if (!decision && hello.versions.includes("1.3")) {
+      const target = {
+        ip: ctx.original.ip,
+        port: ctx.original.port,
+        sni: hello.sni,
+        alpn: hello.alpn,
+      };
+      const seen = await probe.certificate(target, () => ctx.connectUpstream());
+      if (seen) tls.certificate = seen;
+      decision = settled(ctx, tls);
+    }
+    if (decision && !decision.forward) return block(ctx, decision, tls, null);
+    let upstream: Socket;
+    try {
+      upstream = await ctx.connectUpstream();
+    } catch (error) {
+      ctx.log(`tls: no connection to ${ctx.original.ip}:${ctx.original.port}: ${String(error)}`);
+      ctx.client.resetAndDestroy();
+      return;
+    }
+    upstream.on("error", () => {});
+    upstream.write(fromClient.take());
+    const fromServer = new Flight(upstream);
+    // the ServerHello follows at once: read it for the event (version, cipher) and, when the
+    // decision is still open, the Certificate after it (TLS <= 1.2)
+    await readServer(fromServer, tls, Date.now() + serverTimeout, decision ? null : trust);
+    if (!decision) {
+      // neither the probe nor the server's reply showed it: rules follow their `unknown`
+      if (!tls.certificate && !tls.unseen?.includes("certificate"))
+        tls.unseen = [...(tls.unseen ?? []), "certificate"];
+      decision = settled(ctx, tls) ?? ctx.judge({ tls: { ...tls, pending: "no-match" } });
+    }
+    if (!decision.forward) return block(ctx, decision, tls, upstream);
+    ctx.client.write(fromServer.take());
+    const splice = await ctx.splice(ctx.client, upstream);
+    ctx.report(decision, layer7Of(tls), { splice });
+  };
+}
+
+/** The handler the relay uses: the system trust store, 3 s probes cached 10 minutes. */
+export const tlsHandler: L7Handler = makeTlsHandler();
+
+function clientHello(read: FlightRead): ClientHello | string {
+  if (read.kind === "timeout") return "no complete ClientHello in time";
+  if (read.kind === "closed") return "closed before a complete ClientHello";
+  if (read.kind === "malformed") return `malformed: ${read.reason}`;
+  if (read.kind !== "message") return `a ${read.kind} record before the ClientHello`;
+  if (read.type !== HANDSHAKE.clientHello) return `handshake message ${read.type} first`;
+  try {
+    return parseClientHello(read.body);
+  } catch (error) {
+    return `malformed ClientHello: ${(error as Error).message}`;
+  }
+}
+
+/**
+ * The decision when the facts not seen yet cannot change it: judged as if they matched and as
+ * if they did not; the same rule and verdict both ways is the answer, else null (learn more).
+ */
+function settled(ctx: L7Context, tls: TlsFacts): L7Decision | null {
+  const yes = ctx.judge({ tls: { ...tls, pending: "match" } });
+  const no = ctx.judge({ tls: { ...tls, pending: "no-match" } });
+  return yes.rule === no.rule && yes.verdict === no.verdict ? yes : null;
+}
+
+/** ServerHello -> version and cipher; with `trust`, in TLS <= 1.2, the Certificate after it. */
+async function readServer(
+  flight: Flight,
+  tls: TlsFacts,
+  deadline: number,
+  trust: (() => X509Certificate[]) | null,
+): Promise<void> {
+  const first = await flight.next(deadline);
+  if (first.kind !== "message" || first.type !== HANDSHAKE.serverHello) return;
+  try {
+    const hello = parseServerHello(first.body);
+    tls.version = hello.version;
+    tls.cipher = hello.cipher;
+  } catch {
+    return;
+  }
+  if (!trust || tls.version === "1.3" || tls.certificate) return;
+  // TLS <= 1.2: EncryptedExtensions do not exist; Certificate comes next unless resumed
+  for (let i = 0; i < 4; i++) {
+    const read = await flight.next(deadline);
+    if (read.kind !== "message") return;
+    if (read.type !== HANDSHAKE.certificate) continue;
+    try {
+      tls.certificate = certificateFacts(parseCertificates(read.body), "handshake", trust());
+    } catch {
+      tls.unseen = [...(tls.unseen ?? []), "certificate"];
+    }
+    return;
+  }
+}
+
+/** The facts as events carry them (no relay bookkeeping). */
+function layer7Of(tls: TlsFacts): Layer7Facts {
+  const { pending: _pending, ...facts } = tls;
+  void _pending;
+  return { tls: facts };
+}
+
+function block(ctx: L7Context, decision: L7Decision, tls: TlsFacts, upstream: Socket | null): void {
+  ctx.client.resetAndDestroy();
+  upstream?.resetAndDestroy();
+  ctx.report(decision, layer7Of(tls));
+}
+
+/** Not a ClientHello moat can read: judged as a connection of no known protocol. */
+async function unreadable(ctx: L7Context, flight: Flight, why: string): Promise<void> {
+  ctx.log(`tls: ${ctx.original.ip}:${ctx.original.port}: ${why}`);
+  const decision = ctx.judge({});
+  if (!decision.forward || ctx.client.destroyed) {
+    ctx.client.resetAndDestroy();
+    ctx.report(decision, {});
+    return;
+  }
+  let upstream: Socket;
+  try {
+    upstream = await ctx.connectUpstream();
+  } catch {
+    ctx.client.resetAndDestroy();
+    return;
+  }
+  upstream.on("error", () => {});
+  upstream.write(flight.take());
+  const splice = await ctx.splice(ctx.client, upstream);
+  ctx.report(decision, {}, { splice });
+}
