@@ -117,6 +117,8 @@ export interface HttpMatch {
   /** Lower-cased header name -> glob on its value. */
   headers?: Record<string, string>;
   version?: string[];
+  /** The Host header is taken as sent (default: only a name this identity resolved). */
+  trust_host?: boolean;
   pos?: SourcePos;
 }
 
@@ -125,6 +127,8 @@ export interface TlsMatch {
   /** Comparisons like { op: ">=", version: "1.2" }. */
   version?: { op: "=" | ">=" | "<=" | ">" | "<"; version: string }[];
   certificate?: { subject_cn?: string; issuer?: string; valid?: boolean };
+  /** The SNI is taken as sent (default: only a name this identity resolved). */
+  trust_sni?: boolean;
   pos?: SourcePos;
 }
 

@@ -130,6 +130,12 @@ export const HttpSchema = Section({
     Type.Record(Type.String(), Type.String(), { description: "header name -> glob on its value" }),
   ),
   version: Type.Optional(List(StringEnum(["1.0", "1.1", "2", "3"]), "HTTP versions")),
+  trust_host: Type.Optional(
+    Type.Boolean({
+      description:
+        "true = the Host header is taken as sent; default: it matches only a name this process resolved to the address",
+    }),
+  ),
 });
 
 export const TlsSchema = Section({
@@ -148,6 +154,12 @@ export const TlsSchema = Section({
       subject_cn: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
       issuer: Type.Optional(Type.String({ minLength: 1, description: "glob" })),
       valid: Type.Optional(Type.Boolean({ description: "chain verifies and dates are current" })),
+    }),
+  ),
+  trust_sni: Type.Optional(
+    Type.Boolean({
+      description:
+        "true = the SNI is taken as sent; default: it matches only a name this process resolved to the address",
     }),
   ),
 });
