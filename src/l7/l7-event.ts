@@ -22,8 +22,13 @@ function reported(layer7: Layer7Facts): EventLayer7 {
   const out: EventLayer7 = { ...layer7 } as EventLayer7;
   const http = layer7.http;
   if (http) {
-    const { headers: _headers, ...rest } = http;
-    out.http = { ...rest, path: http.path.slice(0, PATH_MAX) };
+    // never the headers: they carry credentials
+    out.http = {
+      method: http.method,
+      host: http.host,
+      path: http.path.slice(0, PATH_MAX),
+      version: http.version,
+    };
   }
   return out;
 }

@@ -200,7 +200,8 @@ export class L7Relay {
     // the judge and the events follow the policy of the connection's generation... or the live
     // one after a reload: the live one decides what may pass now
     const generation = found.generation || o.generation();
-    const relay = this;
+    const track = (s: Socket) => this.track(s);
+    const stats = this.stats;
     return {
       client,
       head: Buffer.alloc(0),
@@ -208,9 +209,9 @@ export class L7Relay {
       facts,
       judge: (layer7: Layer7Facts) => decide(o.policy() ?? model, facts, layer7),
       connectUpstream: async () =>
-        relay.track(await (o.connectUpstream ?? plainConnect)({ ip, port: found.original.port })),
+        track(await (o.connectUpstream ?? plainConnect)({ ip, port: found.original.port })),
       report(decision: L7Decision, layer7: Layer7Facts, extra?: { splice?: SpliceMode }) {
-        relay.stats[decision.verdict]++;
+        stats[decision.verdict]++;
         if (decision.verdict === "allowed" && !decision.report) return;
         o.report(
           l7Event({
