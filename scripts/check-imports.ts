@@ -22,6 +22,7 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   route: { below: "config", sides: [] },
   redirect: { below: "datapath", sides: [] },
   dns: { below: "datapath", sides: ["attribution"] },
+  l7: { below: "datapath", sides: ["attribution"] },
   host: { below: "policy", sides: ["attribution", "route"] },
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser too). */

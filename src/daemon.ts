@@ -26,6 +26,7 @@ import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { openDnsNames } from "./daemon/dns-names.ts";
+import { openL7Relay } from "./daemon/l7-relay.ts";
 import type { PolicyModel } from "./config/index.ts";
 import type { MoatEvent } from "./datapath/index.ts";
 
@@ -92,10 +93,22 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     report: (event) => live.push?.(event),
     log,
   });
+  // moat's L7 relay, as the DNS proxy: open before the first compile (its port is a redirect's)
+  const l7 = await openL7Relay({
+    original: (peer) => live.datapath?.originalOf(peer, "tcp") ?? null,
+    process: (owner) => attribution.attribute(owner),
+    names: (owner, ip) => dns.namesOf(owner, ip),
+    policy: () => live.model?.() ?? null,
+    generation: () => live.datapath?.generation ?? 0,
+    report: (event) => live.push?.(event),
+    log,
+  });
+  const compile = { ...dns.compileOptions, ...l7.compileOptions };
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = await readPolicyFile(policyPath, universe.read, dns.compileOptions);
+    initial = await readPolicyFile(policyPath, universe.read, compile);
   } catch (err) {
+    l7.close();
     dns.close();
     throw err;
   }
@@ -104,6 +117,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   live.push = (event) => pipeline.push(event);
   const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
     (err: unknown) => {
+      l7.close();
       dns.close();
       void pipeline.close();
       throw err;
@@ -172,7 +186,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
     universe: universe.read,
     route: (image) => relay.route(image),
-    compile: dns.compileOptions,
+    compile,
     bindings: dns.bindingsFor,
     applied: (p) => dns.applied(p.model, p.image),
   });
@@ -206,6 +220,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     events.close();
     watcher.close();
     relay.close();
+    l7.close();
     dns.close();
     void attachWatch.close();
     datapath.stop();

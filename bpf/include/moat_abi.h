@@ -450,6 +450,9 @@ enum moat_unavailable {
 enum moat_redirect_flag {
 	/* the kernel does not report the redirect (the DNS proxy reports each query) */
 	MOAT_REDIRECT_QUIET = 0x80,
+	/* taken only when the rule chosen at connect() has MOAT_RULE_LAYER7: moat's L7 relay
+	 * judges the connection (a connection an earlier rule decides never enters it) */
+	MOAT_REDIRECT_LAYER7 = 0x40,
 };
 
 /* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header

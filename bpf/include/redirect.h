@@ -230,6 +230,15 @@ static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, st
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 }
 
+/* whether redirect `idx` is moat's L7 relay's, taken only for connections an L7 rule judges */
+static __always_inline int redirect_layer7_only(__u32 slot, __u32 idx)
+{
+	void *targets = bpf_map_lookup_elem(&tbl_redirects, &slot);
+	const struct moat_redirect *to = targets ? bpf_map_lookup_elem(targets, &idx) : NULL;
+
+	return to && (to->unavailable & MOAT_REDIRECT_LAYER7);
+}
+
 /* the redirect for a connection the rules let through: its index, or MOAT_RULE_NONE */
 static __always_inline __u32 redirect_of(__u32 slot, const struct moat_meta *m,
 					 const struct facts *f, const struct moat_owner *owner)

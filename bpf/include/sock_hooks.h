@@ -203,8 +203,11 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		return SOCK_DENY;
 	}
 
-	/* redirects are for tcp and udp */
+	/* redirects are for tcp and udp; the L7 relay's only for connections an L7 rule judges */
 	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
+	if (idx != MOAT_RULE_NONE && !(r.flags & MOAT_RULE_LAYER7) &&
+	    redirect_layer7_only(slot, idx))
+		idx = MOAT_RULE_NONE;
 	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
 	if (hook == MOAT_HOOK_CONNECT && t.proto == IPPROTO_UDP &&
 	    (sent == REDIRECT_QUIET || sent == REDIRECT_SENT))

@@ -117,6 +117,8 @@ export interface HttpMatch {
   /** Lower-cased header name -> glob on its value. */
   headers?: Record<string, string>;
   version?: string[];
+  /** The Host header is taken as sent (default: only a name this identity resolved). */
+  trust_host?: boolean;
   pos?: SourcePos;
 }
 
@@ -144,6 +146,8 @@ export interface TlsMatch {
    * rule's action (a redirect has none: no).
    */
   unseenMatches?: boolean;
+  /** The SNI is taken as sent (default: only a name this identity resolved). */
+  trust_sni?: boolean;
   pos?: SourcePos;
 }
 

@@ -130,6 +130,12 @@ export const HttpSchema = Section({
     Type.Record(Type.String(), Type.String(), { description: "header name -> glob on its value" }),
   ),
   version: Type.Optional(List(StringEnum(["1.0", "1.1", "2", "3"]), "HTTP versions")),
+  trust_host: Type.Optional(
+    Type.Boolean({
+      description:
+        "true = the Host header is taken as sent; default: it matches only a name this process resolved to the address",
+    }),
+  ),
 });
 
 export const TlsSchema = Section({
@@ -176,6 +182,12 @@ export const TlsSchema = Section({
       ["allow", "block"],
       "what the rule leans to when a fact it needs cannot be seen (a TLS 1.3 certificate the probe did not get, the inner name of ECH): block (default) = an allow rule does not match, a block rule does; allow = the reverse",
     ),
+  ),
+  trust_sni: Type.Optional(
+    Type.Boolean({
+      description:
+        "true = the SNI is taken as sent; default: it matches only a name this process resolved to the address",
+    }),
   ),
 });
 

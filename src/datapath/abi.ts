@@ -53,8 +53,11 @@ export const Action = { allow: 1, block: 2 } as const;
 export const Mode = { detect: 1, prevent: 2 } as const;
 /** enum moat_unavailable: what a redirect does when its target does not listen (bit 0). */
 export const Unavailable = { block: 0, allow: 1 } as const;
-/** enum moat_redirect_flag, in the same byte: the kernel does not report the redirect. */
-export const RedirectFlag = { quiet: 0x80 } as const;
+/**
+ * enum moat_redirect_flag, in the same byte: quiet = the kernel does not report the redirect;
+ * layer7 = taken only when the rule chosen at connect() has MOAT_RULE_LAYER7 (moat's L7 relay).
+ */
+export const RedirectFlag = { quiet: 0x80, layer7: 0x40 } as const;
 /** enum moat_rule_flag: moat_rule.flags. */
 export const RuleFlag = { layer7: 0x01 } as const;
 export const Reason = {

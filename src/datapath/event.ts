@@ -57,8 +57,11 @@ export interface MoatEvent {
   interface: string | null;
   /** The local socket's owner, when a socket hook saw it (else null). */
   process: ProcessFacts | null;
-  /** What moat's proxy saw of the application protocol: the name a blocked DNS query asked. */
-  layer7: null | { dns: { name: string } };
+  /**
+   * What moat's proxies saw of the application protocol: the name a blocked DNS query asked, or
+   * the facts moat's L7 relay judged (http, tls, ssh; {} = a protocol it could not tell).
+   */
+  layer7: null | EventLayer7;
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
   /** Why the event was sent: a new connection, a reload changed its verdict, or how it closed. */
@@ -72,15 +75,26 @@ export interface MoatEvent {
   /**
    * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
    * post-route check of a connection's first packet (post_route: judged by the real interface),
-   * a local socket receiving a new connection (accept), or moat's DNS proxy (dns_proxy).
+   * a local socket receiving a new connection (accept), moat's DNS proxy (dns_proxy) or moat's
+   * L7 relay (l7_relay).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy";
+  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy" | "l7_relay";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
   redirect?: { name: string; to: Endpoint };
   /** type "dns": the query and its answer. */
   dns?: DnsExchange;
+  /** hook l7_relay: how the relay left the data path once the connection was decided. */
+  relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
+}
+
+/** The layer7 facts of an event (src/policy/facts.ts Layer7Facts, as reported). */
+export interface EventLayer7 {
+  dns?: { name: string };
+  http?: Record<string, unknown> & { method?: string; host?: string; path?: string };
+  tls?: Record<string, unknown> & { sni?: string };
+  ssh?: Record<string, unknown> & { version?: string; host_key?: string };
 }
 
 /** The audit-log line: the event in words. */
@@ -92,7 +106,15 @@ export function formatEventLine(ev: MoatEvent): string {
     p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  const query = ev.layer7?.dns ? ` DNS query ${ev.layer7.dns.name}` : "";
+  const query = ev.layer7?.dns
+    ? ` DNS query ${ev.layer7.dns.name}`
+    : ev.layer7?.tls?.sni
+      ? ` TLS ${ev.layer7.tls.sni}`
+      : ev.layer7?.http
+        ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
+        : ev.layer7?.ssh
+          ? ` SSH ${ev.layer7.ssh.version ?? ""}`
+          : "";
   const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");

@@ -16,6 +16,7 @@ export {
   type EventKind,
   type EventReason,
   type MoatEvent,
+  type EventLayer7,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";

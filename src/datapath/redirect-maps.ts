@@ -50,7 +50,11 @@ const isV4 = (addr: Buffer): boolean =>
 
 /** The inner map of tbl_redirects: redirect index -> where it sends connections. */
 export function redirectsMap(
-  targets: readonly (SocketAddress & { unavailable?: "block" | "allow"; quiet?: boolean })[],
+  targets: readonly (SocketAddress & {
+    unavailable?: "block" | "allow";
+    quiet?: boolean;
+    layer7Only?: boolean;
+  })[],
 ): BpfMap {
   const n = Math.max(targets.length, 1);
   const map = createMap("moat_redirects", MAP_ARRAY, 4, redirectCodec.size, n, BPF_F_INNER_MAP);
@@ -66,7 +70,8 @@ export function redirectsMap(
         family: isV4(addr) ? 4 : 6,
         unavailable:
           (t.unavailable === "allow" ? Unavailable.allow : Unavailable.block) |
-          (t.quiet ? RedirectFlag.quiet : 0),
+          (t.quiet ? RedirectFlag.quiet : 0) |
+          (t.layer7Only ? RedirectFlag.layer7 : 0),
       },
       values,
       i * redirectCodec.size,

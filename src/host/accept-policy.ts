@@ -17,6 +17,7 @@ import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
 import {
   compilePolicy,
+  layer7RuleProblems,
   nameRuleProblems,
   nameRuleWarnings,
   namesProcesses,
@@ -82,6 +83,7 @@ export function acceptPolicy(
     ...processRuleProblems(model),
     ...redirectProblems(model),
     ...nameRuleProblems(model),
+    ...layer7RuleProblems(model),
   ];
   if (refused.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };

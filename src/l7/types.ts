@@ -30,6 +30,10 @@ export interface L7Decision {
   rule: string; // rule name or default pseudo-rule
   forward: boolean; // allowed or detected
   explanation: string[];
+  /** The deciding rule's mode (the policy's for the defaults). */
+  mode?: "detect" | "prevent";
+  /** Whether report() sends an event: blocked or detected, or allowed by a rule with `log`. */
+  report?: boolean;
 }
 export type SpliceMode = "sockmap" | "splice" | "copy";
 export type L7Handler = (ctx: L7Context) => Promise<void>;

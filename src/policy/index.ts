@@ -10,11 +10,13 @@ export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
 export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
 export { usesNames } from "./uses-names.ts";
+export { layer7RuleProblems, relayRule, relayProtocols } from "./layer7-support.ts";
 export { DOH_RULE, withImplicitRules } from "./implicit-rules.ts";
 export {
   compilePolicy,
   namesProcesses,
   DNS_PROXY_REDIRECT,
+  L7_RELAY_REDIRECT,
   type DnsProxyTargets,
   type PolicyCompileOptions,
 } from "./compile/policy-image.ts";

@@ -23,18 +23,31 @@ export function matchLayer7(
   rule: Layer7Match,
   facts: Layer7Facts | undefined,
   transport: TransportFacts,
+  /** The names this identity resolved to the remote address; absent = unknown. */
+  remoteNames?: readonly string[],
 ): Outcome {
   const parts: Outcome[] = [];
   const seen = <T>(fact: T | undefined, match: (f: T) => Outcome): Outcome =>
     !facts ? maybe("layer7") : fact ? match(fact) : no();
-  if (rule.http) parts.push(seen(facts?.http, (f) => matchHttp(rule.http ?? {}, f)));
-  if (rule.tls) parts.push(seen(facts?.tls, (f) => matchTls(rule.tls ?? {}, f)));
+  if (rule.http) parts.push(seen(facts?.http, (f) => matchHttp(rule.http ?? {}, f, remoteNames)));
+  if (rule.tls) parts.push(seen(facts?.tls, (f) => matchTls(rule.tls ?? {}, f, remoteNames)));
   if (rule.dns) parts.push(matchDns(rule.dns, facts, transport));
   if (rule.ssh) parts.push(seen(facts?.ssh, (f) => matchSsh(rule.ssh ?? {}, f)));
   return any(parts);
 }
 
-function matchHttp(rule: HttpMatch, f: HttpFacts): Outcome {
+/**
+ * A name the client sent (Host, SNI) is not taken on trust: it counts only when this identity
+ * resolved exactly that name to the address (docs/l7.md, "Names are not taken on trust").
+ */
+function resolved(name: string, names: readonly string[] | undefined, trust: boolean): Outcome {
+  if (trust) return yes("taken as sent");
+  if (!names) return maybe(`DNS names of the remote address`);
+  const n = name.toLowerCase().replace(/\.$/, "");
+  return check(names.includes(n), `${n} resolved to the address`);
+}
+
+function matchHttp(rule: HttpMatch, f: HttpFacts, names?: readonly string[]): Outcome {
   const host = f.host.replace(/:\d+$/, "");
   const headers = new Map(Object.entries(f.headers).map(([k, v]) => [k.toLowerCase(), v]));
   const parts: Outcome[] = [];
@@ -44,6 +57,7 @@ function matchHttp(rule: HttpMatch, f: HttpFacts): Outcome {
         rule.host.some((p) => hostMatch(p, host)),
         `http host ${host}`,
       ),
+      resolved(host, names, rule.trust_host === true),
     );
   if (rule.method)
     parts.push(check(rule.method.includes(f.method.toUpperCase()), `http method ${f.method}`));
@@ -62,7 +76,7 @@ function matchHttp(rule: HttpMatch, f: HttpFacts): Outcome {
   return all(parts);
 }
 
-function matchTls(rule: TlsMatch, f: TlsFacts): Outcome {
+function matchTls(rule: TlsMatch, f: TlsFacts, names?: readonly string[]): Outcome {
   const parts: Outcome[] = [];
   if (rule.sni) {
     const sni = f.sni;
@@ -71,6 +85,7 @@ function matchTls(rule: TlsMatch, f: TlsFacts): Outcome {
       `tls sni ${sni}`,
     );
     parts.push(named.result === "no" && f.unseen?.includes("sni") ? unseen(rule, "sni") : named);
+    if (sni !== undefined) parts.push(resolved(sni, names, rule.trust_sni === true));
   }
   if (rule.version) parts.push(tlsVersionOutcome(rule.version, f));
   if (rule.alpn) {

@@ -79,12 +79,10 @@ test("features the daemon would refuse are errors in check, as the daemon report
   const result = moat("check", `${F}/full.yaml`);
   assert.equal(result.code, 1);
   assert.deepEqual(result.stdout, [
-    `${F}/full.yaml:48:9 rules[2].layer7.http: 'layer7.http' is not supported yet by this version of moat (moat has no HTTP proxy)`,
-    `${F}/full.yaml:54:9 rules[2].layer7.tls: 'layer7.tls' is not supported yet by this version of moat (moat does not read TLS handshakes)`,
-    `${F}/full.yaml:61:9 rules[2].layer7.ssh: 'layer7.ssh' is not supported yet by this version of moat (moat does not read SSH handshakes)`,
+    `${F}/full.yaml:47:7 rules[2].layer7: rule 'curl-only': layer7.dns with layer7.http in one rule: DNS queries and relayed connections are judged apart; write them as rules of their own`,
     `${F}/full.yaml:67:15 rules[3].layer3.remote: warning: rule 'no-tracker' blocks by name: it blocks only the addresses a DNS answer gave to the same process (executable, user, cgroup); an address reached without that lookup (written in a program, cached, looked up by another process) is not blocked; to refuse the lookup itself, use layer7: { dns: { name: [...] } }`,
     `${F}/full.yaml:67:15 rules[3].layer3.remote: rule 'no-tracker': this list has hostname '*.tracker.example' and exclusion '!10.0.0.0/8': names and addresses are matched apart, so a list with names cannot have '!' entries; write the names and the addresses in rules of their own`,
-    `${F}/full.yaml: 4 errors, 1 warning`,
+    `${F}/full.yaml: 2 errors, 1 warning`,
   ]);
 });
 

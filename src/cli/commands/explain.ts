@@ -15,10 +15,19 @@ import {
 } from "../../policy/index.ts";
 import { addContext } from "./explain-context.ts";
 import { addNames, DNS_PORT, isDnsQuery } from "./explain-names.ts";
+import {
+  addLayer7,
+  describeLayer7,
+  isLayer7,
+  L7_HELP,
+  L7_OPTIONS,
+  L7_USAGE,
+} from "./explain-layer7.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
              [--hop-limit N] [--name NAME]... [--dns-query NAME]
+             ${L7_USAGE}
 
   The left side opened the connection; the right side is the server.
   --direction ingress (default): the right side is this host (a peer connects in).
@@ -33,6 +42,7 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
     the names are unknown and hostname entries cannot decide.
   --dns-query: the connection is a DNS query for NAME (layer7.dns rules); egress, and PROTO
     (udp) and the server's port (53) may be left out.
+${L7_HELP}
 
   moat explain policy.yaml tcp 203.0.113.9:51514 '->' 10.0.0.1:22
   moat explain policy.yaml udp 10.0.0.1:40000 to 9.9.9.9:53 --direction egress
@@ -42,7 +52,9 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
     --process path=/usr/bin/curl,name=curl,user=1000,cgroup=/user.slice --interface wg0 --tunnel
   moat explain policy.yaml tcp 10.0.0.1:40000 '->' 140.82.112.3:443 --direction egress \\
     --name github.com
-  moat explain policy.yaml 10.0.0.1:40000 '->' 9.9.9.9 --dns-query ads.example.com`;
+  moat explain policy.yaml 10.0.0.1:40000 '->' 9.9.9.9 --dns-query ads.example.com
+  moat explain policy.yaml tcp 10.0.0.1:40000 '->' 93.184.215.14:443 --direction egress \\
+    --sni example.org --name example.org`;
 
 export const explainCommand: Command = {
   name: "explain",
@@ -57,6 +69,7 @@ export const explainCommand: Command = {
     "hop-limit": { type: "string" },
     name: { type: "string", multiple: true },
     "dns-query": { type: "string" },
+    ...L7_OPTIONS,
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
     arrow: { type: "boolean", short: ">", multiple: true },
   },
@@ -64,7 +77,7 @@ export const explainCommand: Command = {
     const [file, ...words] = positionals;
     if (!file || words.length === 0) throw new UsageError(`missing arguments\nusage: ${USAGE}`);
     const query = isDnsQuery(values);
-    const direction = values.direction ?? (query ? "egress" : "ingress");
+    const direction = values.direction ?? (query || isLayer7(values) ? "egress" : "ingress");
     if (direction !== "ingress" && direction !== "egress")
       throw new UsageError(`--direction must be ingress or egress, got '${String(direction)}'`);
     if (query && direction !== "egress")
@@ -76,6 +89,9 @@ export const explainCommand: Command = {
     if (!parsed.ok) throw new UsageError(`${parsed.error}\nusage: ${USAGE}`);
     addContext(parsed.value, values);
     addNames(parsed.value, values);
+    if (isLayer7(values) && query)
+      throw new UsageError("--dns-query: a DNS query has no other layer7 facts");
+    addLayer7(parsed.value, values);
     const hopLimit = values["hop-limit"];
     if (hopLimit !== undefined) {
       const text = String(hopLimit);
@@ -85,7 +101,7 @@ export const explainCommand: Command = {
     }
     const model = loadForExplain(file, io);
     if (!model) return 1;
-    print(model, parsed.value, values.direction === undefined && !query, io);
+    print(model, parsed.value, values.direction === undefined && !query && !isLayer7(values), io);
     return 0;
   },
 };
@@ -123,6 +139,8 @@ function print(model: PolicyModel, facts: ConnectionFacts, defaulted: boolean, i
   if (facts.interface) io.out(`interface: ${formatInterface(facts.interface)}`);
   if (facts.remote.names) io.out(`remote names: ${facts.remote.names.join(", ")}`);
   if (facts.layer7?.dns) io.out(`dns query: ${facts.layer7.dns.name}`);
+  const l7 = describeLayer7(facts);
+  if (l7) io.out(l7);
   const result = evaluate(model, facts);
   if (result.verdict !== "deferred") return printDecision(result, io);
   io.out("verdict: deferred");

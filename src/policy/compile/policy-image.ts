@@ -10,6 +10,7 @@
 import { judgedBasics } from "../network-basics.ts";
 import { withImplicitRules } from "../implicit-rules.ts";
 import { usesNames } from "../uses-names.ts";
+import { relayRule } from "../layer7-support.ts";
 import type { Layer4, PolicyModel, Redirect, Rule, SourcePos } from "../../config/model.ts";
 import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
@@ -28,10 +29,15 @@ export interface DnsProxyTargets {
 export interface PolicyCompileOptions extends CompileOptions {
   /** When the policy uses names: DNS queries (udp/tcp 53, egress) go there first. */
   dnsProxy?: DnsProxyTargets;
+  /** Where moat's L7 relay listens: connections L7 rules could match go there (docs/l7.md). */
+  l7Relay?: { ip: string; port: number };
 }
 
 /** The name of the implicit redirects of DNS queries to moat's DNS proxy. */
 export const DNS_PROXY_REDIRECT = "dns-proxy";
+
+/** The name of the implicit redirects of connections L7 rules judge to moat's relay. */
+export const L7_RELAY_REDIRECT = "l7-relay";
 
 /** Rules the packet hooks cannot judge at all: who or where, or DNS queries by name. */
 const packetBlind = (r: Rule): boolean => !!(r.process || r.interface);
@@ -102,10 +108,58 @@ function withDnsRedirects(model: PolicyModel, to: DnsProxyTargets): PolicyModel 
   return { ...model, redirects: [dns(17, to.udp), dns(6, to.tcp), ...model.redirects] };
 }
 
-/** layer7.dns as ports in every rule; the rules naming queries. */
+/** A rule moat's relay judges, as the socket hooks see it: its match without layer7, over TCP. */
+function relayMatch(r: Rule): Rule {
+  const rule: Rule = { ...r, layer4: { ...(r.layer4 ?? { pos: r.pos }), protocol: 6 } };
+  delete rule.layer7;
+  return rule;
+}
+
+/**
+ * One quiet redirect to the relay per rule it judges (after the DNS proxy's, before the policy's
+ * own): the rule's match without layer7 and hostnames, over TCP. The kernel takes it only when
+ * the rule chosen at connect() is an L7 rule (MOAT_RULE_LAYER7), so a connection an earlier rule
+ * decides never enters the relay.
+ */
+function withRelayRedirects(
+  model: PolicyModel,
+  to: { ip: string; port: number },
+  first: number,
+): PolicyModel {
+  const relayed = model.rules.filter(relayRule).map((r): Redirect => {
+    const m = addressOnly(relayMatch(r));
+    const redirect: Redirect = {
+      direction: "egress",
+      name: L7_RELAY_REDIRECT,
+      to: { ip: to.ip, family: to.ip.includes(":") ? 6 : 4, port: to.port },
+      onUnavailable: model.failure.helper,
+      pos: r.pos,
+    };
+    // a rule left matching nothing by address (names only) is redirected by its other sections
+    if (m.layer3 && !unmatchableList(m)) redirect.layer3 = m.layer3;
+    if (m.layer4) redirect.layer4 = m.layer4;
+    if (m.process) redirect.process = m.process;
+    if (m.interface) redirect.interface = m.interface;
+    return redirect;
+  });
+  if (relayed.length === 0) return model;
+  const redirects = [...model.redirects];
+  redirects.splice(first, 0, ...relayed);
+  return { ...model, redirects };
+}
+
+/** addressOnly left the rule's remote list empty of addresses (it named hosts only). */
+const unmatchableList = (r: Rule): boolean =>
+  r.layer3?.remote?.entries.every((e) => e.negate && e.text === "!*") ?? false;
+
+/** layer7.dns as ports in every rule, L7 rules as their TCP match; the rules flagged layer7. */
 function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number> } {
   const layer7 = new Set<number>();
   const rules = model.rules.map((r) => {
+    if (relayRule(r)) {
+      layer7.add(r.index);
+      return relayMatch(r);
+    }
     const out = dnsAsPorts(r);
     if (out.layer7) layer7.add(r.index);
     return out.rule;
@@ -132,7 +186,11 @@ export function compilePolicy(
   // moat's own rules first (dns:doh), as the evaluator judges them
   const written = withImplicitRules(policy);
   const names = usesNames(written);
-  const model = names && options.dnsProxy ? withDnsRedirects(written, options.dnsProxy) : written;
+  const withDns = names && options.dnsProxy ? withDnsRedirects(written, options.dnsProxy) : written;
+  const dnsCount = withDns.redirects.length - written.redirects.length;
+  const model = options.l7Relay ? withRelayRedirects(withDns, options.l7Relay, dnsCount) : withDns;
+  const relayCount = model.redirects.length - withDns.redirects.length;
+  const relayed = written.rules.some(relayRule);
   const dns = dnsRules(model);
   const flag = (image: ClassifierImage): ClassifierImage => {
     for (const i of dns.layer7) image.rules[i]!.layer7 = true;
@@ -151,7 +209,8 @@ export function compilePolicy(
   };
   // one set of process classes for the rules and the redirects (compile/redirect.ts); names are
   // judged by the socket hooks, which need process classes even when no rule names a process
-  const host = universe ?? (names ? NO_HOST : null);
+  // L7 rules are let through at connect() (MOAT_RULE_LAYER7) for the relay to judge
+  const host = universe ?? (names || relayed ? NO_HOST : null);
   const proc = host ? compileProcess(withRedirects(model), host) : null;
   if (proc) {
     const socket = { ...dns.model, rules: dns.model.rules.map(addressOnly) };
@@ -167,9 +226,10 @@ export function compilePolicy(
   }
   if (model.redirects.length > 0) {
     const targets = redirectTargets(model);
-    if (model !== written) {
-      targets[0]!.quiet = true;
-      targets[1]!.quiet = true;
+    for (let i = 0; i < dnsCount; i++) targets[i]!.quiet = true;
+    for (let i = dnsCount; i < dnsCount + relayCount; i++) {
+      targets[i]!.quiet = true;
+      targets[i]!.layer7Only = true;
     }
     image.redirect = {
       image: compile(socketModel(redirectModel(model), proc?.classesOf ?? new Map()), options),

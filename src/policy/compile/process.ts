@@ -14,6 +14,7 @@ import type { BuiltImage } from "../../route/index.ts";
 import type { ContainerFacts } from "../../attribution/types.ts";
 import { globMatch } from "../glob.ts";
 import { ruleUsesNames } from "../uses-names.ts";
+import { relayRule } from "../layer7-support.ts";
 import { containerIdMatch, imageMatch, inCgroup, splitUsers } from "../match-context.ts";
 import type { Runs } from "./classes.ts";
 import type { LpmEntry } from "./image.ts";
@@ -166,9 +167,11 @@ function combine(x: number[][], y: number[][], what: string): { table: Uint32Arr
 
 /**
  * Rules the socket hooks judge by who and where: a process or an interface section, or names
- * (hostname entries, layer7.dns.name), which only hold for the identity that looked them up.
+ * (hostname entries, layer7.dns.name), which only hold for the identity that looked them up, or
+ * L7 rules (let through at connect() for moat's relay).
  */
-export const socketRule = (r: Rule): boolean => !!(r.process || r.interface) || ruleUsesNames(r);
+export const socketRule = (r: Rule): boolean =>
+  !!(r.process || r.interface) || ruleUsesNames(r) || relayRule(r);
 
 const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
 

@@ -24,6 +24,8 @@ export interface RedirectTarget {
   via?: { ip: string; port: number };
   /** The kernel reports nothing when it redirects (moat's DNS proxy reports each query). */
   quiet?: boolean;
+  /** Taken only when the rule chosen at connect() is an L7 rule (moat's L7 relay judges it). */
+  layer7Only?: boolean;
 }
 
 export interface RedirectImage {

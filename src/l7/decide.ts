@@ -1,0 +1,35 @@
+// A relayed connection judged as the reference evaluator judges any connection: the whole
+// policy, first match, with the layer7 facts the relay saw. A rule the relay cannot decide (it
+// needs a fact nobody knows here, e.g. a certificate not seen yet) is taken as matching: the
+// first decision it may lead to stands, as for the DNS proxy's queries.
+import type { PolicyModel } from "../config/model.ts";
+import { evaluate } from "../policy/index.ts";
+import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
+import type { L7Decision } from "./types.ts";
+
+export function decide(
+  model: PolicyModel,
+  facts: ConnectionFacts,
+  layer7: Layer7Facts,
+): L7Decision {
+  const e = evaluate(model, { ...facts, layer7 });
+  const d = e.verdict === "deferred" ? e.possible[0] : e;
+  const unknown = e.verdict === "deferred" ? [`not known here: ${e.needs.join(", ")}`] : [];
+  if (!d)
+    return {
+      verdict: "allowed",
+      rule: "default",
+      forward: true,
+      explanation: [e.reason, ...unknown],
+      mode: model.mode,
+      report: false,
+    };
+  return {
+    verdict: d.verdict,
+    rule: d.rule,
+    forward: d.verdict !== "blocked",
+    explanation: [d.reason, ...unknown],
+    mode: d.mode,
+    report: d.report,
+  };
+}

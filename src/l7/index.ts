@@ -1,0 +1,19 @@
+// moat's L7 relay: judges the connections L7 rules (layer7.http, tls, ssh) may match by their
+// first bytes, then leaves the data path (docs/l7.md).
+export {
+  L7Relay,
+  copyBothWays,
+  type L7Protocol,
+  type L7RelayOptions,
+  type L7RelayStats,
+} from "./relay.ts";
+export { sniff, type Sniffed } from "./sniff.ts";
+export { parseClientHello, recordLength, type ClientHello } from "./tls-hello.ts";
+export type {
+  L7Context,
+  L7Decision,
+  L7Handler,
+  SpliceMode,
+  ConnectionFacts,
+  Layer7Facts,
+} from "./types.ts";

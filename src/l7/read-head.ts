@@ -1,0 +1,51 @@
+// Reading a connection's first bytes before anything is forwarded: until `enough` says so, the
+// client ends, the header timeout passes, or `max` bytes are buffered (a bound, never more).
+import type { Socket } from "node:net";
+
+export interface HeadRead {
+  head: Buffer;
+  /** Why reading stopped. */
+  end: "enough" | "timeout" | "closed" | "full";
+}
+
+/** Reads from the paused `socket` onto `head`; leaves it paused. */
+export function readHead(
+  socket: Socket,
+  head: Buffer,
+  enough: (head: Buffer) => boolean,
+  timeoutMs: number,
+  max: number,
+): Promise<HeadRead> {
+  if (enough(head)) return Promise.resolve({ head, end: "enough" });
+  if (head.length >= max) return Promise.resolve({ head, end: "full" });
+  return new Promise((resolve) => {
+    let got = head;
+    const done = (end: HeadRead["end"]) => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("end", onClosed);
+      socket.off("close", onClosed);
+      socket.off("error", onClosed);
+      socket.pause();
+      resolve({ head: got, end });
+    };
+    const onData = (chunk: Buffer) => {
+      // what is past `max` stays unread in the socket's buffer
+      const room = max - got.length;
+      if (chunk.length > room) {
+        socket.unshift(chunk.subarray(room));
+        chunk = chunk.subarray(0, room);
+      }
+      got = Buffer.concat([got, chunk]);
+      if (enough(got)) done("enough");
+      else if (got.length >= max) done("full");
+    };
+    const onClosed = () => done("closed");
+    const timer = setTimeout(() => done("timeout"), timeoutMs);
+    socket.on("data", onData);
+    socket.once("end", onClosed);
+    socket.once("close", onClosed);
+    socket.once("error", onClosed);
+    socket.resume();
+  });
+}

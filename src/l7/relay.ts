@@ -1,0 +1,253 @@
+// moat's L7 relay (docs/l7.md): the kernel sends it the connections an L7 rule may judge (quiet
+// `l7-relay` redirects, taken only when the rule chosen at connect() is an L7 rule). For each, the
+// relay learns the original destination and the owner from the kernel's record, reads the first
+// bytes (header timeout, bounded), tells the protocol, and hands the connection to that
+// protocol's handler, which judges it with the whole policy and either resets the client or
+// connects upstream and leaves the data path. No byte reaches the server before the decision.
+// Its own connections are never redirected (moat's pid is exempt).
+import { connect, createServer, type Server, type Socket } from "node:net";
+import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
+import type { PolicyModel } from "../config/model.ts";
+import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
+import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
+import { decide } from "./decide.ts";
+import { l7Event } from "./l7-event.ts";
+import { readHead } from "./read-head.ts";
+import { sniff, type Sniffed } from "./sniff.ts";
+import { minimalTls } from "./tls-minimal.ts";
+import type { L7Context, L7Decision, L7Handler, SpliceMode } from "./types.ts";
+
+export type L7Protocol = "tls" | "http" | "ssh";
+
+export interface L7RelayOptions {
+  /** The kernel's record of a redirected client, by its address as the relay sees it. */
+  original: (peer: SocketAddress) => OriginalDestination | null;
+  process: (owner: KernelOwner) => ProcessFacts;
+  /** The names this owner's lookups gave the address (moat's DNS proxy); none: []. */
+  names: (owner: KernelOwner, ip: string) => string[];
+  /** The running policy; null before the first. */
+  policy: () => PolicyModel | null;
+  generation: () => number;
+  report: (event: MoatEvent) => void;
+  log: (line: string) => void;
+  /** Protocol handlers; TLS has a built-in one (SNI of a one-record ClientHello). */
+  handlers?: Partial<Record<L7Protocol, L7Handler>>;
+  /** Hands both sockets to the kernel; default: copy both ways in this process. */
+  splice?: (client: Socket, upstream: Socket) => Promise<SpliceMode>;
+  /** Connects to the original destination; default: a plain TCP connect. */
+  connectUpstream?: (to: { ip: string; port: number }) => Promise<Socket>;
+  headerTimeoutMs?: number;
+  /** Bytes buffered before a decision, at most. */
+  maxHead?: number;
+}
+
+/** What the relay did, since start. */
+export interface L7RelayStats {
+  /** Connections the kernel sent. */
+  accepted: number;
+  /** Without a kernel record (not redirected by moat): closed. */
+  unknownClient: number;
+  sniffed: Record<Sniffed | "none", number>;
+  allowed: number;
+  blocked: number;
+  detected: number;
+  /** Handler or upstream failures (the client was reset). */
+  failed: number;
+}
+
+const HEADER_TIMEOUT_MS = 10_000;
+const MAX_HEAD = 16 * 1024;
+
+function listen(host: string, onConnection: (s: Socket) => void): Promise<Server | null> {
+  const server = createServer({ pauseOnConnect: true }, onConnection);
+  return new Promise((resolve) => {
+    server.once("error", () => resolve(null));
+    server.listen({ host, port: 0, exclusive: true }, () => resolve(server));
+  });
+}
+
+/** Copies both ways until either side ends (half-close passed on); the fallback splice. */
+export function copyBothWays(client: Socket, upstream: Socket): Promise<SpliceMode> {
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+  return Promise.resolve("copy");
+}
+
+function plainConnect(to: { ip: string; port: number }): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: to.ip, port: to.port });
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+const unmapped = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
+
+export class L7Relay {
+  readonly stats: L7RelayStats = {
+    accepted: 0,
+    unknownClient: 0,
+    sniffed: { tls: 0, http: 0, ssh: 0, unknown: 0, more: 0, none: 0 },
+    allowed: 0,
+    blocked: 0,
+    detected: 0,
+    failed: 0,
+  };
+  private readonly sockets = new Set<Socket>();
+  private readonly servers: { 4: Server | null; 6: Server | null } = { 4: null, 6: null };
+
+  private readonly options: L7RelayOptions;
+
+  private constructor(options: L7RelayOptions) {
+    this.options = options;
+  }
+
+  static async open(options: L7RelayOptions): Promise<L7Relay> {
+    const relay = new L7Relay(options);
+    const handle = (s: Socket) => void relay.accept(s);
+    [relay.servers[4], relay.servers[6]] = await Promise.all([
+      listen("127.0.0.1", handle),
+      listen("::1", handle),
+    ]);
+    return relay;
+  }
+
+  /** Where the kernel sends connections of this address family (null: no loopback for it). */
+  addressFor(family: 4 | 6): SocketAddress | null {
+    const bound = this.servers[family]?.address();
+    if (!bound || typeof bound === "string") return null;
+    return { ip: bound.address, port: bound.port };
+  }
+
+  close(): void {
+    for (const s of [this.servers[4], this.servers[6]]) s?.close();
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private track(s: Socket): Socket {
+    this.sockets.add(s);
+    s.once("close", () => this.sockets.delete(s));
+    return s;
+  }
+
+  private async accept(client: Socket): Promise<void> {
+    const { log } = this.options;
+    this.stats.accepted++;
+    this.track(client);
+    client.on("error", () => {}); // a reset client is the handler's business, not a crash
+    const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
+    const found = this.options.original(peer);
+    const model = this.options.policy();
+    if (!found || !model) {
+      this.stats.unknownClient++;
+      log(`l7 relay: no redirected connection from ${peer.ip}:${peer.port}; closed`);
+      client.destroy();
+      return;
+    }
+    const ctx = this.context(client, peer, found, model);
+    try {
+      const max = this.options.maxHead ?? MAX_HEAD;
+      const read = await readHead(
+        client,
+        Buffer.alloc(0),
+        (h) => sniff(h) !== "more",
+        this.options.headerTimeoutMs ?? HEADER_TIMEOUT_MS,
+        max,
+      );
+      ctx.head = read.head;
+      const kind = read.head.length === 0 ? "none" : sniff(read.head);
+      this.stats.sniffed[kind]++;
+      const handler =
+        kind === "tls" || kind === "http" || kind === "ssh"
+          ? (this.options.handlers?.[kind] ?? (kind === "tls" ? minimalTls : undefined))
+          : undefined;
+      // a protocol moat cannot tell (or has no handler for) is judged without layer7 facts
+      await (handler ?? unknownProtocol)(ctx);
+    } catch (err) {
+      this.stats.failed++;
+      log(
+        `l7 relay: ${peer.ip}:${peer.port} -> ${found.original.ip}:${found.original.port}: ${(err as Error).message}`,
+      );
+      if (!client.destroyed) client.resetAndDestroy();
+    }
+  }
+
+  private context(
+    client: Socket,
+    peer: SocketAddress,
+    found: OriginalDestination,
+    model: PolicyModel,
+  ): L7Context {
+    const o = this.options;
+    const ip = unmapped(found.original.ip);
+    const family: 4 | 6 = ip.includes(":") ? 6 : 4;
+    const owner = found.owner;
+    const process = owner ? o.process(owner) : null;
+    const names = owner ? o.names(owner, ip) : [];
+    const facts: ConnectionFacts = {
+      direction: "egress",
+      protocol: "tcp",
+      family,
+      local: { ip: family === 4 ? unmapped(peer.ip) : peer.ip, port: peer.port },
+      // in the relay the names are known: those this identity resolved to the address
+      remote: { ip, port: found.original.port, names },
+      ...(process ? { process } : {}),
+    };
+    // the judge and the events follow the policy of the connection's generation... or the live
+    // one after a reload: the live one decides what may pass now
+    const generation = found.generation || o.generation();
+    const track = (s: Socket) => this.track(s);
+    const stats = this.stats;
+    return {
+      client,
+      head: Buffer.alloc(0),
+      original: { ip, port: found.original.port, family },
+      facts,
+      judge: (layer7: Layer7Facts) => decide(o.policy() ?? model, facts, layer7),
+      connectUpstream: async () =>
+        track(await (o.connectUpstream ?? plainConnect)({ ip, port: found.original.port })),
+      report(decision: L7Decision, layer7: Layer7Facts, extra?: { splice?: SpliceMode }) {
+        stats[decision.verdict]++;
+        if (decision.verdict === "allowed" && !decision.report) return;
+        o.report(
+          l7Event({
+            decision,
+            layer7,
+            client: peer,
+            original: { ip, port: found.original.port, names },
+            process,
+            generation,
+            ...(extra?.splice ? { splice: extra.splice } : {}),
+          }),
+        );
+      },
+      splice: (c: Socket, u: Socket) => {
+        u.on("error", () => c.destroy());
+        c.on("error", () => u.destroy());
+        c.once("close", () => u.destroy());
+        u.once("close", () => c.destroy());
+        return (o.splice ?? copyBothWays)(c, u);
+      },
+      log: (line: string) => o.log(`l7 relay: ${line}`),
+    };
+  }
+}
+
+/** Judged with no layer7 facts: L7 rules do not match it; later rules or the defaults decide. */
+async function unknownProtocol(ctx: L7Context): Promise<void> {
+  const layer7: Layer7Facts = {};
+  const decision = ctx.judge(layer7);
+  if (!decision.forward) {
+    ctx.report(decision, layer7);
+    ctx.client.resetAndDestroy();
+    return;
+  }
+  const upstream = await ctx.connectUpstream();
+  if (ctx.head.length > 0) upstream.write(ctx.head);
+  const splice = await ctx.splice(ctx.client, upstream);
+  ctx.report(decision, layer7, { splice });
+}

@@ -1,0 +1,165 @@
+// The relay's core without the kernel: the protocol told from the first bytes, the SNI of a real
+// client's ClientHello, and a relayed connection judged before any byte reaches the server:
+// allowed (the server gets the client's bytes), blocked (the client is reset, the server never
+// sees a connection), a protocol moat cannot tell (judged without layer7 facts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { parsePolicy } from "../../../src/config/index.ts";
+import type { MoatEvent } from "../../../src/datapath/index.ts";
+import { L7Relay, parseClientHello, sniff } from "../../../src/l7/index.ts";
+
+test("the protocol is told from the first bytes; a prefix waits for more", () => {
+  const b = (s: string | number[]) => (typeof s === "string" ? Buffer.from(s) : Buffer.from(s));
+  assert.equal(sniff(b([0x16, 0x03, 0x01])), "tls");
+  assert.equal(sniff(b([0x16])), "more");
+  assert.equal(sniff(b("SSH-2.0-OpenSSH_9.6\r\n")), "ssh");
+  assert.equal(sniff(b("GET / HTTP/1.1\r\n")), "http");
+  assert.equal(sniff(b("PRI * HTTP/2.0\r\n")), "http");
+  assert.equal(sniff(b("GE")), "more");
+  assert.equal(sniff(b("HELO x\r\n")), "unknown");
+  assert.equal(sniff(b([0x16, 0x01])), "unknown");
+});
+
+/** A real ClientHello: node:tls (OpenSSL) connecting to a listener that records its bytes. */
+async function clientHello(servername: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const server = createServer((s) => s.on("data", (c: Buffer) => chunks.push(c)));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const c = tlsConnect({ host: "127.0.0.1", port, servername });
+  c.on("error", () => {});
+  await new Promise((r) => setTimeout(r, 100));
+  while (chunks.length === 0) await new Promise((r) => setTimeout(r, 20));
+  c.destroy();
+  server.close();
+  return Buffer.concat(chunks);
+}
+
+test("the SNI and version of a real client's ClientHello; malformed ones are null", async () => {
+  const hello = await clientHello("Good.Example");
+  assert.deepEqual(parseClientHello(hello), { sni: "good.example", version: "1.3" });
+  assert.equal(parseClientHello(hello.subarray(0, 60)), null);
+  const broken = Buffer.from(hello);
+  broken.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + broken[5 + 4 + 2 + 32]!); // cipher suites length
+  assert.equal(parseClientHello(broken), null);
+});
+
+const POLICY = parsePolicy(
+  `version: 1
+mode: prevent
+attach: { cgroup: / }
+rules:
+  - { name: good, direction: egress, action: allow, log: true, layer7: { tls: { sni: [good.example] } } }
+  - { name: other-tls, direction: egress, action: block, layer7: { tls: {} } }
+  - { name: others, direction: egress, action: block, mode: detect, layer4: { port: [1-65535] } }
+`,
+  "p.yaml",
+);
+
+interface Lab {
+  relay: L7Relay;
+  upstream: Server;
+  received: () => Buffer;
+  connections: () => number;
+  events: MoatEvent[];
+  close(): void;
+}
+
+async function lab(names: string[]): Promise<Lab> {
+  let got = Buffer.alloc(0);
+  let connections = 0;
+  const upstream = createServer((s) => {
+    connections++;
+    s.on("data", (c: Buffer) => (got = Buffer.concat([got, c])));
+  });
+  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+  const port = (upstream.address() as { port: number }).port;
+  const events: MoatEvent[] = [];
+  const relay = await L7Relay.open({
+    original: () => ({
+      original: { ip: "127.0.0.1", port },
+      protocol: "tcp",
+      redirect: 0,
+      generation: 1,
+      target: { ip: "127.0.0.1", port: 1 },
+      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" },
+    }),
+    process: () => ({ pid: 4242, name: "curl" }) as never,
+    names: () => names,
+    policy: () => POLICY,
+    generation: () => 1,
+    report: (e) => events.push(e),
+    log: () => {},
+    headerTimeoutMs: 300,
+  });
+  return {
+    relay,
+    upstream,
+    received: () => got,
+    connections: () => connections,
+    events,
+    close() {
+      relay.close();
+      upstream.close();
+    },
+  };
+}
+
+function toRelay(l: Lab): Socket {
+  const a = l.relay.addressFor(4)!;
+  return connect({ host: a.ip, port: a.port });
+}
+
+const closed = (s: Socket) =>
+  new Promise<string>((r) => {
+    s.on("error", (e: NodeJS.ErrnoException) => r(e.code ?? e.message));
+    s.on("close", () => r("closed"));
+  });
+
+test("an allowed SNI resolved by this identity goes upstream, hello first; the event says so", async (t) => {
+  const l = await lab(["good.example"]);
+  t.after(() => l.close());
+  const hello = await clientHello("good.example");
+  const s = toRelay(l);
+  s.write(hello);
+  while (l.received().length < hello.length) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(l.received(), hello);
+  s.destroy();
+  assert.equal(l.events.length, 1);
+  const e = l.events[0]!;
+  assert.deepEqual(
+    [e.type, e.rule, e.hook, e.layer7?.tls?.sni, e.remote.names, e.relay?.splice],
+    ["allowed", "good", "l7_relay", "good.example", ["good.example"], "copy"],
+  );
+});
+
+test("the same SNI to an address it was not resolved to is reset before the server sees it", async (t) => {
+  const l = await lab(["elsewhere.example"]);
+  t.after(() => l.close());
+  const s = toRelay(l);
+  const end = closed(s);
+  s.write(await clientHello("good.example"));
+  assert.equal(await end, "ECONNRESET");
+  assert.equal(l.connections(), 0);
+  assert.deepEqual(
+    l.events.map((e) => [e.type, e.rule, e.layer7?.tls?.sni]),
+    [["blocked", "other-tls", "good.example"]],
+  );
+});
+
+test("a protocol moat cannot tell is judged without layer7 facts (here: detected, forwarded)", async (t) => {
+  const l = await lab([]);
+  t.after(() => l.close());
+  const s = toRelay(l);
+  s.write("HELO moat.test\r\n");
+  while (l.received().length === 0) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(l.received().toString(), "HELO moat.test\r\n");
+  s.destroy();
+  assert.deepEqual(
+    l.events.map((e) => [e.type, e.rule, e.layer7]),
+    [["detected", "others", {}]],
+  );
+  assert.equal(l.relay.stats.sniffed.unknown, 1);
+});
