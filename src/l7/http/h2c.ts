@@ -1,0 +1,1 @@
+export function serveH2c(): Promise<void> { throw new Error("todo"); }
