@@ -17,6 +17,7 @@ import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
 import {
   compilePolicy,
+  httpRuleWarnings,
   nameRuleProblems,
   nameRuleWarnings,
   namesProcesses,
@@ -74,7 +75,7 @@ export function acceptPolicy(
     ...namedFileProblems(model),
     ...nameServiceDiagnostics(model),
   ];
-  const more = [...hostOnly, ...nameRuleWarnings(model)];
+  const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
   const refused = [
