@@ -17,7 +17,8 @@ export function httpRuleWarnings(model: PolicyModel): Diagnostic[] {
     if (!http || !ports) continue;
     const tls = tlsPortsIn(ports);
     if (tls.length === 0) continue;
-    const where = tls.length === 1 ? `port ${tls[0]}, which carries` : `ports ${tls.join(", ")}, which carry`;
+    const where =
+      tls.length === 1 ? `port ${tls[0]}, which carries` : `ports ${tls.join(", ")}, which carry`;
     out.push(
       diagnostic(
         http.pos ?? rule.layer7?.pos ?? rule.pos,

@@ -51,12 +51,26 @@ export async function startHttpEcho(): Promise<Upstream> {
     s.on("close", () => sockets.delete(s));
   });
   server.on("upgrade", (req, socket: Socket, head: Buffer) => {
-    seen.push({ method: req.method ?? "", url: req.url ?? "", version: "1.1", headers: req.headers, body: "" });
-    socket.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    seen.push({
+      method: req.method ?? "",
+      url: req.url ?? "",
+      version: "1.1",
+      headers: req.headers,
+      body: "",
+    });
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
     echoTunnel(socket, head);
   });
   server.on("connect", (req, socket: Socket, head: Buffer) => {
-    seen.push({ method: "CONNECT", url: req.url ?? "", version: "1.1", headers: req.headers, body: "" });
+    seen.push({
+      method: "CONNECT",
+      url: req.url ?? "",
+      version: "1.1",
+      headers: req.headers,
+      body: "",
+    });
     socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     echoTunnel(socket, head);
   });

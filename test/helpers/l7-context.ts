@@ -30,7 +30,12 @@ function judgeWith(policy: PolicyModel, base: ConnectionFacts) {
   return (layer7: Layer7Facts): L7Decision => {
     const result = evaluate(policy, { ...base, layer7 });
     if (result.verdict === "deferred")
-      return { verdict: "blocked", rule: result.rule, forward: false, explanation: [result.reason] };
+      return {
+        verdict: "blocked",
+        rule: result.rule,
+        forward: false,
+        explanation: [result.reason],
+      };
     return {
       verdict: result.verdict,
       rule: result.rule,

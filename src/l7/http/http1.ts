@@ -121,4 +121,3 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
     client.resume();
   });
 }
-

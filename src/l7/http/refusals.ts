@@ -19,4 +19,8 @@ export function parseErrorResponse(code: string | undefined): string {
   return closingResponse(400, "Bad Request", "moat: malformed request\n");
 }
 
-export const TIMEOUT_RESPONSE = closingResponse(408, "Request Timeout", "moat: request headers too slow\n");
+export const TIMEOUT_RESPONSE = closingResponse(
+  408,
+  "Request Timeout",
+  "moat: request headers too slow\n",
+);

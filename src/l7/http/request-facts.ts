@@ -42,19 +42,15 @@ function removeDots(path: string): string {
 
 /** The request-target of an HTTP/1.x request line or an h2 `:path`. */
 export function requestTarget(raw: string): RequestTarget {
-  let rest = raw;
-  let authority: string | undefined;
-  const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(raw);
-  if (absolute) {
-    authority = absolute[1];
-    rest = absolute[2] || "/";
-  }
+  const absolute = /^(https?:\/\/([^/?#]*))(.*)$/i.exec(raw);
+  const origin = absolute?.[1] ?? "";
+  const authority = absolute?.[2];
+  const rest = absolute ? absolute[3] || "/" : raw;
   if (!rest.startsWith("/")) return { path: rest, target: raw, authority };
   const q = rest.indexOf("?");
   const path = removeDots(normalEscapes(q < 0 ? rest : rest.slice(0, q)));
   const query = q < 0 ? "" : rest.slice(q);
-  const target = absolute ? `${raw.slice(0, raw.length - absolute[2].length)}${path}${query}` : `${path}${query}`;
-  return { path, target, authority };
+  return { path, target: `${origin}${path}${query}`, authority };
 }
 
 /** Header values as one string each (repeated headers joined with ", "). */

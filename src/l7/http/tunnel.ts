@@ -11,7 +11,9 @@ import { flatHeaders, reportFacts, requestTarget } from "./request-facts.ts";
 
 function tunnelFacts(req: IncomingMessage): { facts: HttpFacts; target: string } {
   const connect = req.method === "CONNECT";
-  const t = connect ? { path: "", target: req.url ?? "", authority: req.url } : requestTarget(req.url ?? "");
+  const t = connect
+    ? { path: "", target: req.url ?? "", authority: req.url }
+    : requestTarget(req.url ?? "");
   const facts: HttpFacts = {
     host: t.authority ?? req.headers.host ?? "",
     method: req.method ?? "",
@@ -44,15 +46,23 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
     headers.connection = "Upgrade";
     headers.upgrade = req.headers.upgrade ?? "websocket";
   }
-  const up = request({ createConnection: () => upstream, method: req.method, path: target, headers, setHost: false });
+  const up = request({
+    createConnection: () => upstream,
+    method: req.method,
+    path: target,
+    headers,
+    setHost: false,
+  });
   const switched = (answer: IncomingMessage, socket: Socket, upHead: Buffer) => {
     const status = answer.statusCode ?? 0;
-    client.write(`HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${headLines(answer.rawHeaders)}\r\n`);
+    client.write(
+      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${headLines(answer.rawHeaders)}\r\n`,
+    );
     if (upHead.length > 0) client.write(upHead);
     if (head.length > 0) socket.write(head);
-    void ctx.splice(client, socket).then((splice) =>
-      ctx.report(decision, reportFacts(facts, status), { splice }),
-    );
+    void ctx
+      .splice(client, socket)
+      .then((splice) => ctx.report(decision, reportFacts(facts, status), { splice }));
   };
   up.on("connect", switched);
   up.on("upgrade", switched);
@@ -61,9 +71,13 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
     const status = answer.statusCode ?? 502;
     const lines = Object.entries(endToEnd(answer.headers, []))
       .filter(([name]) => name !== "content-length")
-      .flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`))
+      .flatMap(([name, value]) =>
+        (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
+      )
       .join("");
-    client.write(`HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`);
+    client.write(
+      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`,
+    );
     answer.pipe(client);
     ctx.report(decision, reportFacts(facts, status));
   });

@@ -19,7 +19,8 @@ export class UpstreamAgent extends Agent {
   ): Duplex | null | undefined {
     this.open().then(
       (socket) => callback?.(null, socket),
-      (err: unknown) => callback?.(err instanceof Error ? err : new Error(String(err)), undefined as never),
+      (err: unknown) =>
+        callback?.(err instanceof Error ? err : new Error(String(err)), undefined as never),
     );
     return undefined;
   }

@@ -28,7 +28,11 @@ function get(
   body?: string,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ":method": method, ":path": path, ":authority": "www.example.org" });
+    const req = session.request({
+      ":method": method,
+      ":path": path,
+      ":authority": "www.example.org",
+    });
     let text = "";
     let status = 0;
     req.on("response", (h) => (status = Number(h[":status"])));
@@ -96,7 +100,14 @@ test("one h2c connection: allowed, blocked (by path, by version+path, by method)
 
 test("HTTP/1.1 to /secret passes: that rule judges version 2 only", async () => {
   const run = promisify(execFile);
-  const out = await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${relay.port}/secret`]);
+  const out = await run("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    `http://127.0.0.1:${relay.port}/secret`,
+  ]);
   // the upstream speaks only HTTP/2: moat forwarded the request, the server refused the protocol
   assert.notEqual(out.stdout, "403");
   assert.equal(relay.reports.at(-1)?.layer7.http?.version, "1.1");

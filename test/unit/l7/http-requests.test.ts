@@ -77,7 +77,14 @@ test("an allowed request reaches the upstream and its answer comes back; the rep
     verdict: "allowed",
     rule: "default",
     layer7: {
-      http: { method: "GET", host: "www.example.org", path: "/v1/items", headers: {}, version: "1.1", status: 200 },
+      http: {
+        method: "GET",
+        host: "www.example.org",
+        path: "/v1/items",
+        headers: {},
+        version: "1.1",
+        status: 200,
+      },
     },
   });
 });
@@ -87,6 +94,12 @@ for (const [what, path, options, rule] of [
   ["path after normalisation (%61 and dot segments)", "/public/../%61dmin", {}, "no-admin"],
   ["method", "/x", { method: "DELETE" }, "no-delete"],
   ["host", "/x", { headers: { host: "api.evil.example:8080" } }, "no-evil-host"],
+  [
+    "the authority of an absolute-form target (it wins over Host)",
+    "http://api.evil.example/x",
+    {},
+    "no-evil-host",
+  ],
   ["header", "/x", { headers: { "user-agent": "badbot/2" } }, "no-bot"],
 ] as const) {
   test(`a request blocked by ${what} gets 403 naming moat and the rule; the upstream never sees it`, async () => {
@@ -137,10 +150,7 @@ test("keep-alive: one connection, an allowed then a blocked then an allowed requ
   const second = await send("/admin", { agent });
   const third = await send("/ok/3", { agent, method: "PUT", body: "x".repeat(100_000) });
   agent.destroy();
-  assert.deepEqual(
-    [first.status, second.status, third.status],
-    [200, 403, 200],
-  );
+  assert.deepEqual([first.status, second.status, third.status], [200, 403, 200]);
   assert.equal(first.port, second.port);
   assert.equal(second.port, third.port);
   assert.deepEqual(
@@ -161,7 +171,9 @@ test("a chunked request body is streamed to the upstream, re-framed by moat", as
       (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, port: 0 }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, port: 0 }),
+        );
       },
     );
     req.on("error", reject);
@@ -182,7 +194,12 @@ test("events cap the path at 256 characters", async () => {
 
 test("hop-by-hop headers stay with moat: the upstream sees neither the client's Connection tokens nor Upgrade: h2c", async () => {
   const a = await send("/hop", {
-    headers: { connection: "x-secret, upgrade, http2-settings", "x-secret": "1", upgrade: "h2c", "http2-settings": "AAMAAABkAAQAAP__" },
+    headers: {
+      connection: "x-secret, upgrade, http2-settings",
+      "x-secret": "1",
+      upgrade: "h2c",
+      "http2-settings": "AAMAAABkAAQAAP__",
+    },
   });
   assert.equal(a.status, 200);
   const seen = JSON.parse(a.body);

@@ -38,7 +38,8 @@ function raw(chunks: string[], gapMs = 0): Promise<{ text: string; ms: number }>
   });
 }
 
-const statusLines = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+const statusLines = (text: string) =>
+  [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
 
 for (const [what, bytes, status] of [
   [
@@ -53,7 +54,11 @@ for (const [what, bytes, status] of [
   ],
   ["a folded header (obs-fold)", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400],
   ["bare LF line ends", "GET /x HTTP/1.1\nHost: a\n\n", 400],
-  ["a space before the colon", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length : 4\r\n\r\nabcd", 400],
+  [
+    "a space before the colon",
+    "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length : 4\r\n\r\nabcd",
+    400,
+  ],
   [
     "a Transfer-Encoding that does not end in chunked",
     "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
@@ -61,7 +66,11 @@ for (const [what, bytes, status] of [
   ],
   ["two Host headers", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b.evil.example\r\n\r\n", 400],
   ["HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400],
-  ["headers over 16 KiB", `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(17 * 1024)}\r\n\r\n`, 431],
+  [
+    "headers over 16 KiB",
+    `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(17 * 1024)}\r\n\r\n`,
+    431,
+  ],
 ] as const) {
   test(`${what}: refused with ${status}, the connection closed, nothing reaches the server`, async () => {
     const before = upstream.seen.length;
@@ -100,7 +109,11 @@ test("pipelined requests in one write are each judged: 200, 403, 200 in order", 
 });
 
 test("slowloris: a head dribbled a line at a time gets 408 and is closed at the header timeout", async () => {
-  const lines = ["GET /x HTTP/1.1\r\n", "Host: a\r\n", ...Array.from({ length: 50 }, (_, i) => `X-${i}: y\r\n`)];
+  const lines = [
+    "GET /x HTTP/1.1\r\n",
+    "Host: a\r\n",
+    ...Array.from({ length: 50 }, (_, i) => `X-${i}: y\r\n`),
+  ];
   const { text, ms } = await raw(lines, 50);
   assert.deepEqual(statusLines(text), [408]);
   assert.ok(ms >= 300 && ms < 2000, `closed after ${ms} ms`);

@@ -24,7 +24,9 @@ after(async () => {
 /** Reads from the socket until `text` has arrived; returns all read so far. */
 async function until(socket: Socket, text: string, sofar = { data: "" }): Promise<string> {
   while (!sofar.data.includes(text)) {
-    const [chunk] = (await Promise.race([once(socket, "data"), once(socket, "close")])) as [Buffer?];
+    const [chunk] = (await Promise.race([once(socket, "data"), once(socket, "close")])) as [
+      Buffer?,
+    ];
     if (!chunk) break;
     sofar.data += chunk.toString("latin1");
   }
@@ -41,7 +43,9 @@ async function open(head: string): Promise<{ socket: Socket; answer: string }> {
 
 test("CONNECT allowed: the server's 200 comes back, then the tunnel is spliced and echoes", async () => {
   const splices = relay.splices;
-  const { socket, answer } = await open("CONNECT www.example.org:443 HTTP/1.1\r\nHost: www.example.org:443\r\n\r\n");
+  const { socket, answer } = await open(
+    "CONNECT www.example.org:443 HTTP/1.1\r\nHost: www.example.org:443\r\n\r\n",
+  );
   assert.match(answer, /^HTTP\/1\.1 200 /);
   socket.write("ping through the tunnel");
   const echoed = await until(socket, "ping through the tunnel");
@@ -57,7 +61,9 @@ test("CONNECT allowed: the server's 200 comes back, then the tunnel is spliced a
 
 test("CONNECT blocked by host: 403 naming the rule, closed, the server never sees it", async () => {
   const before = upstream.seen.length;
-  const { socket, answer } = await open("CONNECT intranet.example:443 HTTP/1.1\r\nHost: intranet.example:443\r\n\r\n");
+  const { socket, answer } = await open(
+    "CONNECT intranet.example:443 HTTP/1.1\r\nHost: intranet.example:443\r\n\r\n",
+  );
   const all = await until(socket, "no-tunnel-to-intranet\n", { data: answer });
   assert.match(all, /^HTTP\/1\.1 403 /);
   assert.match(all, /moat: blocked by rule no-tunnel-to-intranet\n/);
