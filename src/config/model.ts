@@ -117,6 +117,8 @@ export interface HttpMatch {
   /** Lower-cased header name -> glob on its value. */
   headers?: Record<string, string>;
   version?: string[];
+  /** Match `host` against the Host header as sent, not only names resolved to the address. */
+  trust_host?: boolean;
   pos?: SourcePos;
 }
 

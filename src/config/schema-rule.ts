@@ -130,6 +130,12 @@ export const HttpSchema = Section({
     Type.Record(Type.String(), Type.String(), { description: "header name -> glob on its value" }),
   ),
   version: Type.Optional(List(StringEnum(["1.0", "1.1", "2", "3"]), "HTTP versions")),
+  trust_host: Type.Optional(
+    Type.Boolean({
+      description:
+        "true = host matches the Host header as sent; default: only a name this process resolved to the address it connects to",
+    }),
+  ),
 });
 
 export const TlsSchema = Section({

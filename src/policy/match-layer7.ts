@@ -23,28 +23,40 @@ export function matchLayer7(
   rule: Layer7Match,
   facts: Layer7Facts | undefined,
   transport: TransportFacts,
+  /** The names this identity resolved to the remote address (absent = unknown). */
+  remoteNames?: readonly string[],
 ): Outcome {
   const parts: Outcome[] = [];
   const seen = <T>(fact: T | undefined, match: (f: T) => Outcome): Outcome =>
     !facts ? maybe("layer7") : fact ? match(fact) : no();
-  if (rule.http) parts.push(seen(facts?.http, (f) => matchHttp(rule.http ?? {}, f)));
+  if (rule.http) parts.push(seen(facts?.http, (f) => matchHttp(rule.http ?? {}, f, remoteNames)));
   if (rule.tls) parts.push(seen(facts?.tls, (f) => matchTls(rule.tls ?? {}, f)));
   if (rule.dns) parts.push(matchDns(rule.dns, facts, transport));
   if (rule.ssh) parts.push(seen(facts?.ssh, (f) => matchSsh(rule.ssh ?? {}, f)));
   return any(parts);
 }
 
-function matchHttp(rule: HttpMatch, f: HttpFacts): Outcome {
+/**
+ * A Host header is the client's word: by default `host` matches only a name this identity resolved
+ * to the address it connects to (docs/policy.md, "Names"); `trust_host` takes it as sent.
+ */
+function matchHttp(rule: HttpMatch, f: HttpFacts, names?: readonly string[]): Outcome {
   const host = f.host.replace(/:\d+$/, "");
   const headers = new Map(Object.entries(f.headers).map(([k, v]) => [k.toLowerCase(), v]));
   const parts: Outcome[] = [];
-  if (rule.host)
-    parts.push(
-      check(
-        rule.host.some((p) => hostMatch(p, host)),
-        `http host ${host}`,
-      ),
-    );
+  if (rule.host) {
+    const written = rule.host.some((p) => hostMatch(p, host));
+    const bare = host.toLowerCase().replace(/\.$/, "");
+    if (!written || rule.trust_host) parts.push(check(written, `http host ${host}`));
+    else if (!names) parts.push(maybe("DNS names of the remote address"));
+    else
+      parts.push(
+        check(
+          names.some((n) => n.toLowerCase().replace(/\.$/, "") === bare),
+          `http host ${host} (resolved to this address)`,
+        ),
+      );
+  }
   if (rule.method)
     parts.push(check(rule.method.includes(f.method.toUpperCase()), `http method ${f.method}`));
   if (rule.path)

@@ -38,6 +38,7 @@ export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
   if (parts.some((p) => p.result === "no")) return no();
   if (rule.process) parts.push(matchProcess(rule.process, facts.raw.process));
   if (rule.interface) parts.push(matchInterface(rule.interface, facts.raw.interface));
-  if (rule.layer7) parts.push(matchLayer7(rule.layer7, facts.raw.layer7, facts.transport));
+  if (rule.layer7)
+    parts.push(matchLayer7(rule.layer7, facts.raw.layer7, facts.transport, remote.names));
   return all(parts);
 }

@@ -50,6 +50,8 @@ export async function startL7Relay(
   policyText: string,
   upstreamPort: number,
   handler: L7Handler,
+  /** The names this identity resolved to the upstream's address (the DNS proxy's bindings). */
+  names: string[] = [],
 ): Promise<L7Relay> {
   const policy = parsePolicy(policyText, "policy.yaml");
   const reports: Report[] = [];
@@ -66,7 +68,7 @@ export async function startL7Relay(
         protocol: "tcp",
         family: 4,
         local: { ip: "127.0.0.1", port: client.remotePort ?? 0 },
-        remote: { ip: "127.0.0.1", port: upstreamPort, names: [] },
+        remote: { ip: "127.0.0.1", port: upstreamPort, names },
       };
       const ctx: L7Context = {
         client,

@@ -15,7 +15,7 @@ rules:
   - name: no-evil-host
     direction: egress
     action: block
-    layer7: { http: { host: ["*.evil.example"] } }
+    layer7: { http: { host: ["*.evil.example"], trust_host: true } }
   - name: no-bot
     direction: egress
     action: block
@@ -36,7 +36,7 @@ rules:
   - name: no-tunnel-to-intranet
     direction: egress
     action: block
-    layer7: { http: { method: [CONNECT], host: ["intranet.example"] } }
+    layer7: { http: { method: [CONNECT], host: ["intranet.example"], trust_host: true } }
   - name: no-ws-chat
     direction: egress
     action: block
