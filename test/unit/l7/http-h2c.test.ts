@@ -3,6 +3,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type ClientHttp2Session } from "node:http2";
+import { connect as tcp } from "node:net";
+import { once } from "node:events";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { httpHandler } from "../../../src/l7/http/index.ts";
@@ -111,4 +113,28 @@ test("HTTP/1.1 to /secret passes: that rule judges version 2 only", async () => 
   // the upstream speaks only HTTP/2: moat forwarded the request, the server refused the protocol
   assert.notEqual(out.stdout, "403");
   assert.equal(relay.reports.at(-1)?.layer7.http?.version, "1.1");
+});
+
+test("an h2c connection that opens no stream is closed at the header timeout", async () => {
+  const slow = await startL7Relay(
+    HTTP_POLICY,
+    upstream.port,
+    httpHandler({ headersTimeoutMs: 300 }),
+  );
+  const started = Date.now();
+  const socket = tcp(slow.port, "127.0.0.1");
+  socket.on("data", () => {});
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  // the preface and an empty SETTINGS frame, then nothing
+  socket.write(
+    Buffer.concat([
+      Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+      Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+    ]),
+  );
+  await once(socket, "close");
+  const ms = Date.now() - started;
+  await slow.close();
+  assert.ok(ms >= 250 && ms < 2000, `closed after ${ms} ms`);
 });

@@ -4,6 +4,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { httpHandler } from "../../../src/l7/http/index.ts";
+import { parsePolicy } from "../../../src/config/index.ts";
+import { usesNames } from "../../../src/policy/index.ts";
 import { startL7Relay, type L7Relay } from "../../helpers/l7-context.ts";
 import { startHttpEcho, type Upstream } from "../../helpers/http-echo.ts";
 
@@ -65,9 +67,7 @@ test("trust_host: true takes the Host as sent", async () => {
   assert.equal(unresolved.reports.at(-1)?.rule, "any-docs");
 });
 
-test("an http.host not taken on trust needs names: the policy starts the DNS proxy", async () => {
-  const { parsePolicy } = await import("../../../src/config/index.ts");
-  const { usesNames } = await import("../../../src/policy/index.ts");
+test("an http.host not taken on trust needs names: the policy starts the DNS proxy", () => {
   assert.equal(usesNames(parsePolicy(POLICY, "p.yaml")), true);
   const trusted = POLICY.replace(
     "host: [api.example.org]",

@@ -114,6 +114,15 @@ for (const [what, path, options, rule] of [
   });
 }
 
+test("a blocked upload gets its 403 though its body is never read; the connection closes", async () => {
+  const before = upstream.seen.length;
+  const a = await send("/admin/upload", { method: "POST", body: "u".repeat(4_000_000) });
+  assert.equal(a.status, 403);
+  assert.equal(a.body, "moat: blocked by rule no-admin\n");
+  assert.equal(a.headers.connection, "close");
+  assert.equal(upstream.seen.length, before);
+});
+
 test("header globs are case-sensitive on the value, names are not: another agent passes", async () => {
   assert.equal((await send("/x", { headers: { "User-Agent": "goodbot" } })).status, 200);
   assert.equal((await send("/x", { headers: { "USER-AGENT": "badbot" } })).status, 403);
