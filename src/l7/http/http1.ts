@@ -4,27 +4,13 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { HttpFacts } from "../../policy/facts.ts";
 import type { L7Context } from "../types.ts";
 import { endToEnd } from "./headers.ts";
 import { headersClock, type HttpLimits } from "./limits.ts";
 import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE } from "./refusals.ts";
-import { flatHeaders, reportFacts, requestTarget } from "./request-facts.ts";
+import { reportFacts, requestFacts } from "./request-facts.ts";
 import { tunnel } from "./tunnel.ts";
 import { UpstreamAgent } from "./upstream-agent.ts";
-
-/** The facts of a request Node parsed; the target as it is forwarded. */
-export function http1Facts(req: IncomingMessage): { facts: HttpFacts; target: string } {
-  const t = requestTarget(req.url ?? "");
-  const facts: HttpFacts = {
-    host: t.authority ?? req.headers.host ?? "",
-    method: req.method ?? "",
-    path: t.path,
-    headers: flatHeaders(req.headers),
-    version: req.httpVersion === "1.0" ? "1.0" : "1.1",
-  };
-  return { facts, target: t.target };
-}
 
 /** Several Host lines make servers disagree about the host (RFC 9112, 3.2): refused. */
 const hostLines = (req: IncomingMessage): number =>
@@ -39,7 +25,7 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
     res.end("moat: more than one Host header\n");
     return;
   }
-  const { facts, target } = http1Facts(req);
+  const { facts, target } = requestFacts(req);
   const decision = ctx.judge({ http: facts });
   if (!decision.forward) {
     // a refused body is not read: the connection closes after the 403

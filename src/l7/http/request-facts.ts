@@ -1,5 +1,6 @@
 // What moat judges of one HTTP request, and what its event says. The path is judged (and
 // forwarded) in its normal form, so `/public/../%61dmin` is `/admin` to the rule and to the server.
+import type { IncomingMessage } from "node:http";
 import type { HttpFacts, Layer7Facts } from "../../policy/facts.ts";
 
 /** Events carry at most this much of the path. */
@@ -63,6 +64,24 @@ export function flatHeaders(
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;
+}
+
+/**
+ * The facts of an HTTP/1.x request Node parsed, and its target as forwarded. CONNECT's target is
+ * an authority (`host:port`): that is the host, and the path is empty.
+ */
+export function requestFacts(req: IncomingMessage): { facts: HttpFacts; target: string } {
+  const raw = req.url ?? "";
+  const t: RequestTarget =
+    req.method === "CONNECT" ? { path: "", target: raw, authority: raw } : requestTarget(raw);
+  const facts: HttpFacts = {
+    host: t.authority ?? req.headers.host ?? "",
+    method: req.method ?? "",
+    path: t.path,
+    headers: flatHeaders(req.headers),
+    version: req.httpVersion === "1.0" ? "1.0" : "1.1",
+  };
+  return { facts, target: t.target };
 }
 
 /** The layer7 facts of an event: no headers (they may hold credentials), the path capped. */

@@ -3,29 +3,13 @@
 // go to the relay's splice.
 import { request, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import type { HttpFacts } from "../../policy/facts.ts";
 import type { L7Context } from "../types.ts";
 import { endToEnd, headLines } from "./headers.ts";
 import { blockedBody, closingResponse } from "./refusals.ts";
-import { flatHeaders, reportFacts, requestTarget } from "./request-facts.ts";
-
-function tunnelFacts(req: IncomingMessage): { facts: HttpFacts; target: string } {
-  const connect = req.method === "CONNECT";
-  const t = connect
-    ? { path: "", target: req.url ?? "", authority: req.url }
-    : requestTarget(req.url ?? "");
-  const facts: HttpFacts = {
-    host: t.authority ?? req.headers.host ?? "",
-    method: req.method ?? "",
-    path: t.path,
-    headers: flatHeaders(req.headers),
-    version: req.httpVersion === "1.0" ? "1.0" : "1.1",
-  };
-  return { facts, target: t.target };
-}
+import { reportFacts, requestFacts } from "./request-facts.ts";
 
 export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
-  const { facts, target } = tunnelFacts(req);
+  const { facts, target } = requestFacts(req);
   const decision = ctx.judge({ http: facts });
   if (!decision.forward) {
     client.end(closingResponse(403, "Forbidden", blockedBody(decision.rule)));
