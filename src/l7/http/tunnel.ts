@@ -1,6 +1,6 @@
 // CONNECT and Upgrade: websocket. The request is judged like any other; once allowed and the
-// server agrees (2xx to CONNECT, 101 to the upgrade), nothing more can be judged, so both sockets
-// go to the relay's splice.
+// server has answered (any answer to CONNECT, 101 to the upgrade), nothing more can be judged, so
+// both sockets go to the relay's splice.
 import { request, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { L7Context } from "../types.ts";
