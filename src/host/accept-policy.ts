@@ -18,6 +18,7 @@ import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-
 import {
   compilePolicy,
   layer7RuleProblems,
+  httpRuleWarnings,
   nameRuleProblems,
   nameRuleWarnings,
   namesProcesses,
@@ -75,7 +76,7 @@ export function acceptPolicy(
     ...namedFileProblems(model),
     ...nameServiceDiagnostics(model),
   ];
-  const more = [...hostOnly, ...nameRuleWarnings(model)];
+  const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
   const refused = [

@@ -37,6 +37,8 @@ export interface HttpFacts {
   /** Header names in any case. */
   headers: Record<string, string>;
   version: string;
+  /** The response's status, in events (never matched). */
+  status?: number;
 }
 
 export interface TlsFacts {

@@ -1,14 +1,32 @@
 // The two kinds of patterns rules use. Pure.
 
-/** `*` = any run of characters (including "/"), `?` = one character; the whole text must match. */
+/**
+ * `*` = any run of characters (including "/"), `?` = one character; the whole text must match.
+ * Matched by walking both strings (remembering the last `*`), never through a regex that could
+ * backtrack: time is at most pattern length x text length, whatever a client sends.
+ */
 export function globMatch(pattern: string, text: string, ignoreCase = false): boolean {
-  let source = "^";
-  for (const ch of pattern) {
-    if (ch === "*") source += ".*";
-    else if (ch === "?") source += ".";
-    else source += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  const p = Array.from(ignoreCase ? pattern.toLowerCase() : pattern);
+  const t = Array.from(ignoreCase ? text.toLowerCase() : text);
+  let pi = 0;
+  let ti = 0;
+  let star = -1; // the last `*` seen in the pattern
+  let resume = 0; // where the text continues if that `*` takes one more character
+  while (ti < t.length) {
+    const ch = p[pi];
+    if (ch === "*") {
+      star = pi++;
+      resume = ti;
+    } else if (ch !== undefined && (ch === "?" || ch === t[ti])) {
+      pi++;
+      ti++;
+    } else if (star >= 0) {
+      pi = star + 1;
+      ti = ++resume;
+    } else return false;
   }
-  return new RegExp(`${source}$`, ignoreCase ? "is" : "s").test(text);
+  while (p[pi] === "*") pi++;
+  return pi === p.length;
 }
 
 /**

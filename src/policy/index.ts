@@ -9,6 +9,7 @@ export { processRuleProblems } from "./process-support.ts";
 export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
 export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
+export { httpRuleWarnings } from "./http-support.ts";
 export { usesNames } from "./uses-names.ts";
 export { layer7RuleProblems, relayRule, relayProtocols } from "./layer7-support.ts";
 export { DOH_RULE, withImplicitRules } from "./implicit-rules.ts";

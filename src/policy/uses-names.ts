@@ -6,10 +6,15 @@ import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
   entries.some((e) => e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries)));
 
-/** Hostname entries in the rule's layer3.remote (sets expanded), or a layer7.dns.name. */
+/**
+ * Hostname entries in the rule's layer3.remote (sets expanded), a layer7.dns.name, or an
+ * http.host that is not taken on trust (it matches names resolved to the address).
+ */
 export const ruleUsesNames = (r: Rule): boolean =>
   // an empty name list still makes the rule one the proxy decides
-  hasHostname(r.layer3?.remote?.entries ?? []) || r.layer7?.dns?.name !== undefined;
+  hasHostname(r.layer3?.remote?.entries ?? []) ||
+  r.layer7?.dns?.name !== undefined ||
+  (r.layer7?.http?.host !== undefined && r.layer7.http.trust_host !== true);
 
 /** http.host or tls.sni not taken on trust: they match names the proxy bound to the address. */
 export const ruleChecksL7Names = (r: Rule): boolean =>

@@ -157,6 +157,8 @@ test("layer7: the connection matches the sub-section of its own protocol", () =>
     policy,
     out("203.0.113.9", 443, {
       ...base,
+      // a Host matches the names this identity resolved to the address
+      remote: { ...base.remote, names: ["api.example.org"] },
       layer7: {
         http: {
           host: "api.example.org:443",
@@ -173,7 +175,7 @@ test("layer7: the connection matches the sub-section of its own protocol", () =>
     [
       "allowed",
       "web-ui",
-      "rule web-ui (line 14): http host api.example.org, http method get, http path /v1/items, header user-agent: curl/8.5",
+      "rule web-ui (line 14): http host api.example.org (resolved to this address), http method get, http path /v1/items, header user-agent: curl/8.5",
     ],
   );
   const oldTls = evaluate(

@@ -1,0 +1,138 @@
+// h2c with prior knowledge: Node's http2 server reads the client's streams (the socket is handed
+// to a server that never listens); each stream is judged, then refused with 403 or re-sent on one
+// HTTP/2 connection upstream per client connection.
+import {
+  connect,
+  constants,
+  createServer,
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import type { HttpFacts } from "../../policy/facts.ts";
+import type { L7Context } from "../types.ts";
+import { endToEnd } from "./headers.ts";
+import { headersClock, type HttpLimits } from "./limits.ts";
+import { blockedBody } from "./refusals.ts";
+import { flatHeaders, reportFacts, requestTarget } from "./request-facts.ts";
+import { withHead } from "./socket-stream.ts";
+
+const TEXT = "text/plain; charset=utf-8";
+
+function h2Facts(headers: IncomingHttpHeaders): { facts: HttpFacts; target: string } {
+  const t = requestTarget(String(headers[":path"] ?? ""));
+  const facts: HttpFacts = {
+    host: String(headers[":authority"] ?? headers.host ?? ""),
+    method: String(headers[":method"] ?? ""),
+    path: t.path,
+    headers: flatHeaders(headers),
+    version: "2",
+  };
+  return { facts, target: t.target };
+}
+
+function answer(stream: ServerHttp2Stream, status: number, body: string): void {
+  if (stream.destroyed) return;
+  stream.respond({ ":status": status, "content-type": TEXT });
+  stream.end(body);
+}
+
+async function exchange(
+  ctx: L7Context,
+  upstream: () => Promise<ClientHttp2Session>,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+): Promise<void> {
+  stream.on("error", () => {});
+  const { facts, target } = h2Facts(headers);
+  const decision = ctx.judge({ http: facts });
+  if (!decision.forward) {
+    answer(stream, 403, blockedBody(decision.rule));
+    ctx.report(decision, reportFacts(facts, 403));
+    return;
+  }
+  if (facts.method === "CONNECT") {
+    // a tunnel inside one stream cannot be spliced: refused (docs/l7-http.md)
+    answer(stream, 501, "moat: CONNECT over HTTP/2 is not relayed\n");
+    ctx.report(decision, reportFacts(facts, 501));
+    return;
+  }
+  let session: ClientHttp2Session;
+  try {
+    session = await upstream();
+  } catch (err) {
+    ctx.log(`http: upstream failed: ${err instanceof Error ? err.message : String(err)}`);
+    answer(stream, 502, "moat: the server did not answer\n");
+    ctx.report(decision, reportFacts(facts, 502));
+    return;
+  }
+  const pseudo: Record<string, string> = {
+    ":method": facts.method,
+    ":path": target,
+    ":scheme": String(headers[":scheme"] ?? "http"),
+  };
+  if (headers[":authority"] !== undefined) pseudo[":authority"] = facts.host;
+  const up = session.request({ ...endToEnd(headers), ...pseudo });
+  up.on("response", (answerHeaders) => {
+    const status = Number(answerHeaders[":status"] ?? 502);
+    if (stream.destroyed) return;
+    stream.respond({ ...endToEnd(answerHeaders), ":status": status });
+    up.pipe(stream);
+    ctx.report(decision, reportFacts(facts, status));
+  });
+  up.on("error", (err) => {
+    ctx.log(`http: upstream stream failed: ${err.message}`);
+    if (!stream.headersSent) {
+      answer(stream, 502, "moat: the server did not answer\n");
+      ctx.report(decision, reportFacts(facts, 502));
+    } else stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  });
+  stream.on("close", () => {
+    if (!up.closed) up.close(constants.NGHTTP2_CANCEL);
+  });
+  stream.pipe(up);
+}
+
+export function serveH2c(ctx: L7Context, limits: HttpLimits): Promise<void> {
+  const client = ctx.client;
+  const server = createServer({
+    settings: { maxHeaderListSize: limits.maxHeaderBytes },
+  });
+  let session: Promise<ClientHttp2Session> | undefined;
+  const host = ctx.original.family === 6 ? `[${ctx.original.ip}]` : ctx.original.ip;
+  const upstream = () =>
+    (session ??= ctx.connectUpstream().then((socket) => {
+      const s = connect(`http://${host}:${ctx.original.port}`, { createConnection: () => socket });
+      s.on("error", (err) => ctx.log(`http: upstream session failed: ${err.message}`));
+      return s;
+    }));
+  const clock = headersClock(limits.headersTimeoutMs, () => {
+    ctx.log("http: no HTTP/2 request in time; closed");
+    client.destroy();
+  });
+  let open = 0;
+  let closed = false;
+  server.on("session", (s) => s.on("error", () => {}));
+  server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    open++;
+    clock.stop();
+    stream.on("close", () => {
+      if (--open === 0 && !closed) clock.start();
+    });
+    void exchange(ctx, upstream, stream, headers);
+  });
+  return new Promise((resolve) => {
+    client.on("close", () => {
+      closed = true;
+      clock.stop();
+      void session?.then(
+        (s) => s.destroy(),
+        () => {},
+      );
+      resolve();
+    });
+    server.emit("connection", withHead(client, ctx.head));
+    clock.start();
+    client.resume();
+  });
+}

@@ -1,0 +1,41 @@
+// Which headers belong to one hop (RFC 9110, 7.6.1) and are not forwarded: moat speaks to the
+// client and to the server on two connections of its own.
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+  "expect",
+]);
+
+type HeaderValue = string | string[] | number | undefined;
+
+/** The end-to-end headers: hop-by-hop ones and those the Connection header names are dropped. */
+export function endToEnd(
+  headers: Record<string, HeaderValue>,
+  keep: readonly string[] = [],
+): Record<string, string | string[]> {
+  const named = String(headers.connection ?? "")
+    .split(",")
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || lower.startsWith(":")) continue;
+    if (!keep.includes(lower) && (HOP_BY_HOP.has(lower) || named.includes(lower))) continue;
+    out[name] = typeof value === "number" ? String(value) : value;
+  }
+  return out;
+}
+
+/** Raw header pairs (as a parser gives them) as response head lines. */
+export function headLines(raw: readonly string[]): string {
+  let out = "";
+  for (let i = 0; i + 1 < raw.length; i += 2) out += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return out;
+}

@@ -1,0 +1,109 @@
+// HTTP/1.x: Node's own parser reads the client's requests (an http.Server that never listens is
+// handed the socket); each request is judged, then refused with 403 or re-sent upstream by Node's
+// client, bodies streamed both ways. Requests the parser refuses never reach the server.
+import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { L7Context } from "../types.ts";
+import { endToEnd } from "./headers.ts";
+import { headersClock, type HttpLimits } from "./limits.ts";
+import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE } from "./refusals.ts";
+import { reportFacts, requestFacts } from "./request-facts.ts";
+import { tunnel } from "./tunnel.ts";
+import { UpstreamAgent } from "./upstream-agent.ts";
+
+/** Several Host lines make servers disagree about the host (RFC 9112, 3.2): refused. */
+const hostLines = (req: IncomingMessage): number =>
+  req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === "host").length;
+
+const hasBody = (req: IncomingMessage): boolean =>
+  req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+
+function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, res: ServerResponse) {
+  if (hostLines(req) > 1) {
+    res.writeHead(400, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    res.end("moat: more than one Host header\n");
+    return;
+  }
+  const { facts, target } = requestFacts(req);
+  const decision = ctx.judge({ http: facts });
+  if (!decision.forward) {
+    // a refused body is not read: the connection closes after the 403
+    const close = hasBody(req) ? { connection: "close" } : {};
+    res.writeHead(403, { "content-type": "text/plain; charset=utf-8", ...close });
+    res.end(blockedBody(decision.rule));
+    ctx.report(decision, reportFacts(facts, 403));
+    return;
+  }
+  const headers = endToEnd(req.headers);
+  if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
+  const up = request({ agent, method: req.method, path: target, headers, setHost: false });
+  up.on("response", (answer) => {
+    const status = answer.statusCode ?? 502;
+    res.writeHead(status, answer.statusMessage, endToEnd(answer.headers));
+    answer.pipe(res);
+    ctx.report(decision, reportFacts(facts, status));
+  });
+  up.on("error", (err) => {
+    ctx.log(`http: upstream ${ctx.original.ip}:${ctx.original.port} failed: ${err.message}`);
+    if (res.headersSent) return void res.destroy();
+    res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    res.end("moat: the server did not answer\n");
+    ctx.report(decision, reportFacts(facts, 502));
+  });
+  res.on("close", () => {
+    if (!res.writableFinished) up.destroy();
+  });
+  req.pipe(up);
+}
+
+export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
+  const client = ctx.client;
+  const agent = new UpstreamAgent(() => ctx.connectUpstream());
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    // only websocket switches protocols through moat; any other Upgrade (h2c) is a plain request
+    shouldUpgradeCallback: (req) => /^websocket$/i.test(req.headers.upgrade ?? ""),
+  });
+  const clock = headersClock(limits.headersTimeoutMs, () => {
+    ctx.log("http: no complete request head in time; closed with 408");
+    if (client.writable) client.end(TIMEOUT_RESPONSE);
+    client.destroySoon();
+  });
+  let inFlight = 0;
+  let closed = false;
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    clock.stop();
+    res.on("close", () => {
+      if (--inFlight === 0 && !closed) clock.start();
+    });
+    exchange(ctx, agent, req, res);
+  });
+  const handOver = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    clock.stop();
+    void tunnel(ctx, req, socket as Socket, head);
+  };
+  server.on("connect", handOver);
+  server.on("upgrade", handOver);
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    ctx.log(`http: refused a malformed request (${err.code ?? err.message})`);
+    clock.stop();
+    if (err.code?.startsWith("HPE_") && socket.writable) {
+      socket.end(parseErrorResponse(err.code));
+      socket.once("finish", () => socket.destroy());
+    } else socket.destroy();
+  });
+  return new Promise((resolve) => {
+    client.on("close", () => {
+      closed = true;
+      clock.stop();
+      agent.destroy();
+      resolve();
+    });
+    client.unshift(ctx.head);
+    server.emit("connection", client);
+    clock.start();
+    client.resume();
+  });
+}

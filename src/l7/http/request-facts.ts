@@ -1,0 +1,92 @@
+// What moat judges of one HTTP request, and what its event says. The path is judged (and
+// forwarded) in its normal form, so `/public/../%61dmin` is `/admin` to the rule and to the server.
+import type { IncomingMessage } from "node:http";
+import type { HttpFacts, Layer7Facts } from "../../policy/facts.ts";
+
+/** Events carry at most this much of the path. */
+export const EVENT_PATH_CHARS = 256;
+
+export interface RequestTarget {
+  /** The path in normal form, without the query (what rules match). */
+  path: string;
+  /** What is sent upstream: the normal path and the query as the client wrote it. */
+  target: string;
+  /** The authority of an absolute-form target (`GET http://host/x`), which wins over Host. */
+  authority?: string;
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/** %41 -> A for unreserved characters, other escapes upper-cased (RFC 3986, 6.2.2). */
+function normalEscapes(path: string): string {
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+    const ch = String.fromCharCode(parseInt(hex, 16));
+    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+  });
+}
+
+/** Removes `.` and `..` segments (RFC 3986, 5.2.4); a `..` never climbs above the root. */
+function removeDots(path: string): string {
+  const out: string[] = [];
+  const segments = path.split("/").slice(1);
+  segments.forEach((segment, i) => {
+    const lastOne = i === segments.length - 1;
+    if (segment === "..") {
+      if (out.length > 0) out.pop();
+      if (lastOne) out.push("");
+    } else if (segment === ".") {
+      if (lastOne) out.push("");
+    } else out.push(segment);
+  });
+  return `/${out.join("/")}`;
+}
+
+/** The request-target of an HTTP/1.x request line or an h2 `:path`. */
+export function requestTarget(raw: string): RequestTarget {
+  const absolute = /^(https?:\/\/([^/?#]*))(.*)$/i.exec(raw);
+  const origin = absolute?.[1] ?? "";
+  const authority = absolute?.[2];
+  const rest = absolute ? absolute[3] || "/" : raw;
+  if (!rest.startsWith("/")) return { path: rest, target: raw, authority };
+  const q = rest.indexOf("?");
+  const path = removeDots(normalEscapes(q < 0 ? rest : rest.slice(0, q)));
+  const query = q < 0 ? "" : rest.slice(q);
+  return { path, target: `${origin}${path}${query}`, authority };
+}
+
+/** Header values as one string each (repeated headers joined with ", "). */
+export function flatHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(":")) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/**
+ * The facts of an HTTP/1.x request Node parsed, and its target as forwarded. CONNECT's target is
+ * an authority (`host:port`): that is the host, and the path is empty.
+ */
+export function requestFacts(req: IncomingMessage): { facts: HttpFacts; target: string } {
+  const raw = req.url ?? "";
+  const t: RequestTarget =
+    req.method === "CONNECT" ? { path: "", target: raw, authority: raw } : requestTarget(raw);
+  const facts: HttpFacts = {
+    host: t.authority ?? req.headers.host ?? "",
+    method: req.method ?? "",
+    path: t.path,
+    headers: flatHeaders(req.headers),
+    version: req.httpVersion === "1.0" ? "1.0" : "1.1",
+  };
+  return { facts, target: t.target };
+}
+
+/** The layer7 facts of an event: no headers (they may hold credentials), the path capped. */
+export function reportFacts(facts: HttpFacts, status: number): Layer7Facts {
+  const { method, host, version } = facts;
+  const path = facts.path.slice(0, EVENT_PATH_CHARS);
+  return { http: { method, host, path, headers: {}, version, status } };
+}

@@ -1,0 +1,74 @@
+// CONNECT and Upgrade: websocket. The request is judged like any other; once allowed and the
+// server has answered (any answer to CONNECT, 101 to the upgrade), nothing more can be judged, so
+// both sockets go to the relay's splice.
+import { request, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { L7Context } from "../types.ts";
+import { endToEnd, headLines } from "./headers.ts";
+import { blockedBody, closingResponse } from "./refusals.ts";
+import { reportFacts, requestFacts } from "./request-facts.ts";
+
+export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
+  const { facts, target } = requestFacts(req);
+  const decision = ctx.judge({ http: facts });
+  if (!decision.forward) {
+    client.end(closingResponse(403, "Forbidden", blockedBody(decision.rule)));
+    ctx.report(decision, reportFacts(facts, 403));
+    return;
+  }
+  let upstream: Socket;
+  try {
+    upstream = await ctx.connectUpstream();
+  } catch (err) {
+    ctx.log(`http: upstream failed: ${err instanceof Error ? err.message : String(err)}`);
+    client.end(closingResponse(502, "Bad Gateway", "moat: the server did not answer\n"));
+    ctx.report(decision, reportFacts(facts, 502));
+    return;
+  }
+  const headers = endToEnd(req.headers);
+  if (req.method !== "CONNECT") {
+    headers.connection = "Upgrade";
+    headers.upgrade = req.headers.upgrade ?? "websocket";
+  }
+  const up = request({
+    createConnection: () => upstream,
+    method: req.method,
+    path: target,
+    headers,
+    setHost: false,
+  });
+  const switched = (answer: IncomingMessage, socket: Socket, upHead: Buffer) => {
+    const status = answer.statusCode ?? 0;
+    client.write(
+      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${headLines(answer.rawHeaders)}\r\n`,
+    );
+    if (upHead.length > 0) client.write(upHead);
+    if (head.length > 0) socket.write(head);
+    void ctx
+      .splice(client, socket)
+      .then((splice) => ctx.report(decision, reportFacts(facts, status), { splice }));
+  };
+  up.on("connect", switched);
+  up.on("upgrade", switched);
+  // the server refused to switch: its answer goes back and the connection ends
+  up.on("response", (answer) => {
+    const status = answer.statusCode ?? 502;
+    const lines = Object.entries(endToEnd(answer.headers, []))
+      .filter(([name]) => name !== "content-length")
+      .flatMap(([name, value]) =>
+        (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
+      )
+      .join("");
+    client.write(
+      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`,
+    );
+    answer.pipe(client);
+    ctx.report(decision, reportFacts(facts, status));
+  });
+  up.on("error", (err) => {
+    ctx.log(`http: upstream failed: ${err.message}`);
+    client.end(closingResponse(502, "Bad Gateway", "moat: the server did not answer\n"));
+    ctx.report(decision, reportFacts(facts, 502));
+  });
+  up.end();
+}

@@ -1,0 +1,140 @@
+// h2c with prior knowledge through the HTTP handler: curl and Node's http2 client against a real
+// HTTP/2 server; each stream on one connection is judged (version "2"), blocked streams get 403.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type ClientHttp2Session } from "node:http2";
+import { connect as tcp } from "node:net";
+import { once } from "node:events";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { httpHandler } from "../../../src/l7/http/index.ts";
+import { startL7Relay, type L7Relay } from "../../helpers/l7-http-relay.ts";
+import { startH2Echo, type Upstream } from "../../helpers/http-echo.ts";
+import { HTTP_POLICY } from "../../helpers/l7-http-policy.ts";
+
+let upstream: Upstream;
+let relay: L7Relay;
+before(async () => {
+  upstream = await startH2Echo();
+  relay = await startL7Relay(HTTP_POLICY, upstream.port, httpHandler({ headersTimeoutMs: 2000 }));
+});
+after(async () => {
+  await relay.close();
+  await upstream.close();
+});
+
+function get(
+  session: ClientHttp2Session,
+  path: string,
+  method = "GET",
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": method,
+      ":path": path,
+      ":authority": "www.example.org",
+    });
+    let text = "";
+    let status = 0;
+    req.on("response", (h) => (status = Number(h[":status"])));
+    req.on("data", (c: Buffer) => (text += c.toString()));
+    req.on("end", () => resolve({ status, body: text }));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test("curl --http2-prior-knowledge: allowed, forwarded as HTTP/2, reported as version 2", async () => {
+  const run = promisify(execFile);
+  const out = await run("curl", [
+    "-s",
+    "--http2-prior-knowledge",
+    "-H",
+    "Host: www.example.org",
+    `http://127.0.0.1:${relay.port}/v2/items?q=1`,
+  ]);
+  const seen = JSON.parse(out.stdout);
+  assert.equal(seen.url, "/v2/items?q=1");
+  assert.equal(seen.version, "2");
+  const last = relay.reports.at(-1);
+  assert.equal(last?.verdict, "allowed");
+  assert.equal(last?.layer7.http?.version, "2");
+  assert.equal(last?.layer7.http?.status, 200);
+  assert.equal(last?.layer7.http?.path, "/v2/items");
+});
+
+test("one h2c connection: allowed, blocked (by path, by version+path, by method), detected; each judged", async () => {
+  const session = connect(`http://127.0.0.1:${relay.port}`);
+  session.on("error", () => {});
+  const before = upstream.seen.length;
+  const results = [
+    await get(session, "/ok"),
+    await get(session, "/admin/x"),
+    await get(session, "/secret"),
+    await get(session, "/x", "DELETE"),
+    await get(session, "/upload/f", "POST", "data"),
+    await get(session, "/ok/again"),
+  ];
+  session.close();
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [200, 403, 403, 403, 200, 200],
+  );
+  assert.equal(results[2]?.body, "moat: blocked by rule no-h2-secret\n");
+  assert.equal(JSON.parse(results[4]?.body ?? "{}").body, "data");
+  assert.deepEqual(
+    upstream.seen.slice(before).map((s) => s.url),
+    ["/ok", "/upload/f", "/ok/again"],
+  );
+  assert.deepEqual(
+    relay.reports.slice(-6).map((r) => `${r.verdict} ${r.rule}`),
+    [
+      "allowed default",
+      "blocked no-admin",
+      "blocked no-h2-secret",
+      "blocked no-delete",
+      "detected watch-uploads",
+      "allowed default",
+    ],
+  );
+});
+
+test("HTTP/1.1 to /secret passes: that rule judges version 2 only", async () => {
+  const run = promisify(execFile);
+  const out = await run("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    `http://127.0.0.1:${relay.port}/secret`,
+  ]);
+  // the upstream speaks only HTTP/2: moat forwarded the request, the server refused the protocol
+  assert.notEqual(out.stdout, "403");
+  assert.equal(relay.reports.at(-1)?.layer7.http?.version, "1.1");
+});
+
+test("an h2c connection that opens no stream is closed at the header timeout", async () => {
+  const slow = await startL7Relay(
+    HTTP_POLICY,
+    upstream.port,
+    httpHandler({ headersTimeoutMs: 300 }),
+  );
+  const started = Date.now();
+  const socket = tcp(slow.port, "127.0.0.1");
+  socket.on("data", () => {});
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  // the preface and an empty SETTINGS frame, then nothing
+  socket.write(
+    Buffer.concat([
+      Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+      Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+    ]),
+  );
+  await once(socket, "close");
+  const ms = Date.now() - started;
+  await slow.close();
+  assert.ok(ms >= 250 && ms < 2000, `closed after ${ms} ms`);
+});

@@ -1,0 +1,126 @@
+// Bytes a smuggler or a slow client sends, written raw over a TCP socket to the HTTP handler:
+// what Node's parser refuses never reaches the server (400/431), a request hidden in a body stays
+// a body, pipelined requests are each judged, and a head that never completes ends with 408.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { httpHandler } from "../../../src/l7/http/index.ts";
+import { startL7Relay, type L7Relay } from "../../helpers/l7-http-relay.ts";
+import { startHttpEcho, type Upstream } from "../../helpers/http-echo.ts";
+import { HTTP_POLICY } from "../../helpers/l7-http-policy.ts";
+
+let upstream: Upstream;
+let relay: L7Relay;
+before(async () => {
+  upstream = await startHttpEcho();
+  relay = await startL7Relay(HTTP_POLICY, upstream.port, httpHandler({ headersTimeoutMs: 300 }));
+});
+after(async () => {
+  await relay.close();
+  await upstream.close();
+});
+
+/** Writes the chunks (a pause between each) and returns all the relay answered until it closed. */
+function raw(chunks: string[], gapMs = 0): Promise<{ text: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const socket = connect(relay.port, "127.0.0.1");
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+    socket.on("error", reject);
+    socket.on("close", () => resolve({ text, ms: Date.now() - started }));
+    const writeFrom = (i: number) => {
+      if (i >= chunks.length || socket.destroyed) return;
+      socket.write(chunks[i] ?? "");
+      setTimeout(() => writeFrom(i + 1), gapMs);
+    };
+    socket.on("connect", () => writeFrom(0));
+  });
+}
+
+const statusLines = (text: string) =>
+  [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+
+for (const [what, bytes, status] of [
+  [
+    "Content-Length with Transfer-Encoding",
+    "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
+    400,
+  ],
+  [
+    "two different Content-Lengths",
+    "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
+    400,
+  ],
+  ["a folded header (obs-fold)", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400],
+  ["bare LF line ends", "GET /x HTTP/1.1\nHost: a\n\n", 400],
+  [
+    "a space before the colon",
+    "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length : 4\r\n\r\nabcd",
+    400,
+  ],
+  [
+    "a Transfer-Encoding that does not end in chunked",
+    "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    400,
+  ],
+  ["two Host headers", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b.evil.example\r\n\r\n", 400],
+  ["HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400],
+  [
+    "headers over 16 KiB",
+    `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(17 * 1024)}\r\n\r\n`,
+    431,
+  ],
+] as const) {
+  test(`${what}: refused with ${status}, the connection closed, nothing reaches the server`, async () => {
+    const before = upstream.seen.length;
+    const { text } = await raw([bytes]);
+    assert.deepEqual(statusLines(text), [status], text);
+    assert.equal(upstream.seen.length, before);
+  });
+}
+
+test("a request hidden in a body stays body: the server sees one POST whose body is the text", async () => {
+  const hidden = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+  const before = upstream.seen.length;
+  const { text } = await raw([
+    `POST /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`,
+  ]);
+  assert.deepEqual(statusLines(text), [200]);
+  assert.deepEqual(
+    upstream.seen.slice(before).map((s) => [s.method, s.url, s.body]),
+    [["POST", "/x", hidden]],
+  );
+});
+
+test("pipelined requests in one write are each judged: 200, 403, 200 in order", async () => {
+  const before = upstream.seen.length;
+  const { text } = await raw([
+    "GET /one HTTP/1.1\r\nHost: a\r\n\r\n" +
+      "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n" +
+      "GET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+  ]);
+  assert.deepEqual(statusLines(text), [200, 403, 200]);
+  assert.match(text, /moat: blocked by rule no-admin\n/);
+  assert.deepEqual(
+    upstream.seen.slice(before).map((s) => s.url),
+    ["/one", "/three"],
+  );
+});
+
+test("slowloris: a head dribbled a line at a time gets 408 and is closed at the header timeout", async () => {
+  const lines = [
+    "GET /x HTTP/1.1\r\n",
+    "Host: a\r\n",
+    ...Array.from({ length: 50 }, (_, i) => `X-${i}: y\r\n`),
+  ];
+  const { text, ms } = await raw(lines, 50);
+  assert.deepEqual(statusLines(text), [408]);
+  assert.ok(ms >= 300 && ms < 2000, `closed after ${ms} ms`);
+});
+
+test("an idle keep-alive connection is closed at the header timeout too", async () => {
+  const { text, ms } = await raw(["GET /x HTTP/1.1\r\nHost: a\r\n\r\n"]);
+  assert.deepEqual(statusLines(text), [200, 408]);
+  assert.ok(ms < 2000, `closed after ${ms} ms`);
+});
