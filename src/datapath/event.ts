@@ -58,7 +58,11 @@ export interface MoatEvent {
   /** The local socket's owner, when a socket hook saw it (else null). */
   process: ProcessFacts | null;
   /** What moat's proxy saw of the application protocol: the name a blocked DNS query asked. */
-  layer7: null | { dns: { name: string } };
+  layer7: null | {
+    dns?: { name: string };
+    /** A login judged by moat ssh-authkeys: the login name and the key (fingerprint, comment). */
+    ssh?: { user?: string; client_key?: string; version?: string; host_key?: string };
+  };
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
   /** Why the event was sent: a new connection, a reload changed its verdict, or how it closed. */
@@ -74,7 +78,8 @@ export interface MoatEvent {
    * post-route check of a connection's first packet (post_route: judged by the real interface),
    * a local socket receiving a new connection (accept), or moat's DNS proxy (dns_proxy).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy";
+  hook:
+    "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy" | "ssh_authkeys";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -92,7 +97,10 @@ export function formatEventLine(ev: MoatEvent): string {
     p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  const query = ev.layer7?.dns ? ` DNS query ${ev.layer7.dns.name}` : "";
+  const login = ev.layer7?.ssh?.user
+    ? ` SSH login ${ev.layer7.ssh.user} key ${ev.layer7.ssh.client_key ?? "?"}`
+    : "";
+  const query = ev.layer7?.dns ? ` DNS query ${ev.layer7.dns.name}` : login;
   const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");
