@@ -4,6 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkPolicySource, formatDiagnostic, textOnlyHost } from "../../../src/config/index.ts";
 import { evaluate, judgeSshLogin } from "../../../src/policy/index.ts";
+import { compilePolicy } from "../../../src/policy/compile/policy-image.ts";
+import { lookupImage } from "../../../src/policy/compile/lookup.ts";
 
 // real keys made by ssh-keygen (public halves only)
 const ALICE =
@@ -121,4 +123,24 @@ test("refusals at FILE:LINE:COL", () => {
   assert.match(bad[2] ?? "", /not base64/);
   assert.match(bad[3] ?? "", /blob is of type 'ssh-ed25519', not 'ssh-rsa'/);
   assert.match(bad[4] ?? "", /write the key alone/);
+});
+
+test("in the kernel a login rule matches nothing: the TCP connection is the next rule's", () => {
+  const img = compilePolicy(model(RULES), null);
+  const packet = (port: number) =>
+    img.packet.rules[
+      lookupImage(img.packet, {
+        direction: "ingress",
+        family: 4,
+        protocol: 6,
+        remote: Uint8Array.from([10, 1, 2, 3]), // in the login rule's addresses
+        local: Uint8Array.from([10, 0, 0, 1]),
+        serverPort: port,
+        clientPort: 50000,
+        icmpType: 0,
+        icmpCode: 0,
+      })
+    ]?.name;
+  assert.equal(packet(22), "ssh-port");
+  assert.equal(packet(2222), "default");
 });
