@@ -184,6 +184,7 @@ const refuse = () => {
 };
 const control: ApiControl = {
   original: () => null,
+  sshKeys: refuse,
   snapshot: snapshotSource(
     dp,
     {

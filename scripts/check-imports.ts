@@ -24,6 +24,7 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   dns: { below: "datapath", sides: ["attribution"] },
   l7: { below: "datapath", sides: ["attribution"] },
   host: { below: "policy", sides: ["attribution", "route"] },
+  sshd: { below: "config", sides: [] },
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser too). */
 const PURE = ["policy", "config"];

@@ -11,4 +11,21 @@ done
 echo "moat set-up: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# openssh-server is for the tests' own sshd: its system service must not start on install, nor at
+# boot. A policy-rc.d that denies it is put in place only when the host has none of its own.
+rc_policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$rc_policy" ]; then
+  printf '#!/bin/sh\ncase "$1" in ssh|sshd) exit 101;; esac\nexit 0\n' >"$rc_policy"
+  chmod 755 "$rc_policy"
+  own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && rm -f "$rc_policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if printf '%s\n' "${missing[@]}" | grep -qx openssh-server; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  else
+    update-rc.d ssh disable >/dev/null 2>&1 || true
+  fi
+fi

@@ -37,6 +37,23 @@ export interface ApplyOutcome {
   errors: string[];
 }
 
+/** A login to this host's sshd, as moat ssh-authkeys asks about it. */
+export interface SshLoginQuery {
+  user: string;
+  client: { ip: string; port?: number };
+  server?: { ip: string; port: number };
+  /** The key sshd was offered ("type base64"); absent: every key the policy names. */
+  key?: string;
+}
+
+/** The keys the running policy lets sshd accept for a login, and each key's verdict. */
+export interface SshKeysView {
+  generation: number;
+  /** authorized_keys lines to print. */
+  keys: string[];
+  verdicts: { key: string; fingerprint: string; verdict: string; rule: string; reason: string }[];
+}
+
 export interface ApiControl {
   snapshot: SnapshotSource;
   policy(): PolicyView;
@@ -48,6 +65,8 @@ export interface ApiControl {
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
+  /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */
+  sshKeys(login: SshLoginQuery): SshKeysView;
   addSink(sink: EventSink, options?: SinkOptions): void;
   removeSink(sink: EventSink): Promise<void>;
   log(line: string): void;

@@ -7,5 +7,7 @@ export type {
   ApplyOutcome,
   OriginalView,
   PolicyView,
+  SshKeysView,
+  SshLoginQuery,
   ValidateResult,
 } from "./control.ts";

@@ -143,6 +143,35 @@ export const OPENAPI = {
         },
       },
     },
+    "/v1/ssh/authorized-keys": {
+      get: {
+        "x-moat-scope": "read",
+        summary:
+          "for sshd (moat ssh-authkeys): the client keys the running policy allows for a login; each decision is an event",
+        parameters: [
+          ["user", true, "the login name (sshd's %u)"],
+          ["client", true, "the client's address"],
+          ["client_port", false, "the client's port"],
+          ["server", false, "sshd's address (default: any, port 22)"],
+          ["server_port", false, "sshd's port"],
+          [
+            "key",
+            false,
+            'the offered key "TYPE BASE64" (sshd\'s %t %k); default: every key the policy names',
+          ],
+        ].map(([name, required, description]) => ({
+          name,
+          in: "query",
+          required,
+          schema: { type: "string" },
+          description,
+        })),
+        responses: {
+          200: { description: "{generation, keys, verdicts}", content: json },
+          default: error,
+        },
+      },
+    },
     "/v1/events": {
       get: {
         "x-moat-scope": "events",

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
-import type { ApiControl } from "./control.ts";
+import type { ApiControl, SshLoginQuery } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
@@ -106,6 +106,13 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       },
     },
   },
+  "/v1/ssh/authorized-keys": {
+    GET: {
+      scope: "read",
+      handle: ({ res, url, control }) =>
+        sendJson(res, 200, control.sshKeys(sshLogin(url.searchParams))),
+    },
+  },
   "/v1/events": {
     GET: {
       scope: "events",
@@ -135,6 +142,33 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     },
   },
 };
+
+/** user, client, client_port, server, server_port, key -> the login (400 EBADLOGIN if wrong). */
+function sshLogin(params: URLSearchParams): SshLoginQuery {
+  const bad = (message: string) => new HttpError(400, "EBADLOGIN", message);
+  const user = params.get("user") ?? "";
+  const client = params.get("client") ?? "";
+  if (!user) throw bad("give user=LOGIN");
+  if (isIP(client) === 0) throw bad("give client=IP (the client's address, sshd's %C)");
+  const port = (name: string): number | undefined => {
+    const text = params.get(name);
+    if (text === null) return undefined;
+    if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw bad(`${name} must be a port`);
+    return Number(text);
+  };
+  const login: SshLoginQuery = { user, client: { ip: hexTail(client) } };
+  const clientPort = port("client_port");
+  if (clientPort !== undefined) login.client.port = clientPort;
+  const server = params.get("server");
+  if (server !== null) {
+    const serverPort = port("server_port") ?? 22;
+    if (isIP(server) === 0) throw bad("server must be an IP address");
+    login.server = { ip: hexTail(server), port: serverPort };
+  }
+  const key = params.get("key");
+  if (key !== null) login.key = key;
+  return login;
+}
 
 /** "IP:PORT", "[IPv6]:PORT" or "IPv6:PORT" (split at the last colon) with a real address, else null. */
 export function parsePeer(text: string): { ip: string; port: number } | null {

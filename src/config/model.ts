@@ -162,9 +162,25 @@ export interface DnsMatch {
   pos?: SourcePos;
 }
 
+/** A public key of `layer7.ssh.client_key`, as written ("type base64 comment"). */
+export interface SshClientKey {
+  type: string;
+  /** The key blob, base64 as written. */
+  key: string;
+  comment: string;
+  /** The authorized_keys line moat ssh-authkeys prints. */
+  text: string;
+}
+
+/**
+ * Egress (moat's relay): `host_key` (SHA256 fingerprints), `version` (globs on the server's
+ * version line). Ingress (moat ssh-authkeys): `client_key`, `user` (login globs).
+ */
 export interface SshMatch {
   host_key?: string[];
   version?: string[];
+  client_key?: SshClientKey[];
+  user?: string[];
   pos?: SourcePos;
 }
 

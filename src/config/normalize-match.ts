@@ -18,6 +18,7 @@ import {
   type ProcessMatch,
   type TlsMatch,
 } from "./model.ts";
+import { normalizeSsh } from "./normalize-ssh.ts";
 import { parsePortEntry } from "./port-entry.ts";
 import { DOH_SET } from "./normalize-sets.ts";
 import type { Layer4Document, Layer7Document, MatchDocument } from "./schema-rule.ts";
@@ -109,7 +110,7 @@ export function normalizeMatch(
   if (doc.interface && ctx.clean([...path, "interface"]))
     match.interface = { ...doc.interface, pos: ctx.pos([...path, "interface"]) };
   if (doc.layer7 && ctx.typed([...path, "layer7"]))
-    match.layer7 = layer7(ctx, doc.layer7, [...path, "layer7"]);
+    match.layer7 = layer7(ctx, doc.layer7, [...path, "layer7"], doc.direction);
   const fresh = ctx.diagnostics.slice(before);
   return fresh.some((d) => d.severity === "error") ? undefined : match;
 }
@@ -319,7 +320,12 @@ function hostPatterns(
   });
 }
 
-function layer7(ctx: CheckContext, doc: Layer7Document, path: PathSegment[]): Layer7Match {
+function layer7(
+  ctx: CheckContext,
+  doc: Layer7Document,
+  path: PathSegment[],
+  direction: Match["direction"],
+): Layer7Match {
   const result: Layer7Match = { pos: ctx.pos(path) };
   const pos = (key: string) => ctx.pos([...path, key]);
   if (Object.keys(doc).length === 0)
@@ -349,7 +355,8 @@ function layer7(ctx: CheckContext, doc: Layer7Document, path: PathSegment[]): La
     const name = hostPatterns(ctx, doc.dns.name, [...path, "dns", "name"]);
     result.dns = { ...doc.dns, ...(name ? { name } : {}), pos: pos("dns") };
   }
-  if (doc.ssh && ctx.typed([...path, "ssh"])) result.ssh = { ...doc.ssh, pos: pos("ssh") };
+  if (doc.ssh && ctx.typed([...path, "ssh"]))
+    result.ssh = normalizeSsh(ctx, doc.ssh, [...path, "ssh"], direction);
   return result;
 }
 

@@ -207,7 +207,15 @@ export const DnsSchema = Section({
 export const SshSchema = Section({
   host_key: Type.Optional(Strings("server host key fingerprints (SHA256:...)")),
   version: Type.Optional(Strings("globs on the SSH version banner")),
+  client_key: Type.Optional(
+    Strings(
+      'ingress: public keys in authorized_keys format ("ssh-ed25519 AAAA... comment") that moat ssh-authkeys prints for logins this rule allows',
+    ),
+  ),
+  user: Type.Optional(Strings("ingress: globs on the login name (moat ssh-authkeys)")),
 });
+
+export type SshDocument = Static<typeof SshSchema>;
 
 export const Layer7Schema = Section(
   {

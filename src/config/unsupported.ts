@@ -2,7 +2,7 @@
 // check` refuse such a policy (an unenforced rule would be a silent hole).
 
 import { diagnostic, PolicyError, type Diagnostic, type SourcePos } from "./diagnostics.ts";
-import type { AddressEntry, PolicyModel } from "./model.ts";
+import type { AddressEntry, PolicyModel, Rule } from "./model.ts";
 
 /** Every feature name `unsupportedFeatures` knows, and where its enforcement comes from. */
 export const FEATURES = {
@@ -16,6 +16,7 @@ export const FEATURES = {
   "layer7.http": "moat's relay (egress, processes under attach.cgroup)",
   "layer7.tls": "moat's relay (egress, processes under attach.cgroup)",
   "layer7.ssh": "moat's relay (egress) and moat ssh-authkeys (ingress)",
+  "layer7.ssh.logins": "moat ssh-authkeys, sshd's AuthorizedKeysCommand (ingress client_key, user)",
   redirect: "the socket hooks (connect and sendmsg, egress)",
   defaults: "packet hooks",
   "attach.interfaces": "packet hooks",
@@ -38,6 +39,7 @@ export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "layer7.http",
   "layer7.tls",
   "layer7.ssh",
+  "layer7.ssh.logins",
   "layer4",
   "layer4.max_duration",
   "defaults",
@@ -82,6 +84,10 @@ export function assertSupported(model: PolicyModel, supported: ReadonlySet<strin
   if (problems.length > 0) throw new PolicyError(problems);
 }
 
+/** An ingress rule judging logins by key or name (moat ssh-authkeys), not the relay's servers. */
+const sshLogins = (rule: Rule): boolean =>
+  rule.direction === "ingress" && !!(rule.layer7?.ssh?.client_key || rule.layer7?.ssh?.user);
+
 function featureUses(model: PolicyModel): Use[] {
   const uses: Use[] = [];
   const use = (feature: Feature, pos: SourcePos | undefined, what = `'${feature}'`) => {
@@ -108,7 +114,10 @@ function featureUses(model: PolicyModel): Use[] {
     use("process", rule.process?.pos);
     use("interface", rule.interface?.pos);
     for (const proto of ["dns", "http", "tls", "ssh"] as const)
-      use(`layer7.${proto}`, rule.layer7?.[proto]?.pos);
+      use(
+        proto === "ssh" && sshLogins(rule) ? "layer7.ssh.logins" : `layer7.${proto}`,
+        rule.layer7?.[proto]?.pos,
+      );
   }
   for (const redirect of model.redirects) use("redirect", redirect.pos);
   use("logging.audit", model.logging.audit?.pos, "'logging.audit'");

@@ -13,13 +13,14 @@ import {
 } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import { validatePolicyText } from "./policy-text.ts";
+import { sshLoginKeys } from "./ssh-logins.ts";
 
 export interface ControlParts {
   policyPath: string;
   policy: PolicyLifecycle;
   datapath: Pick<Datapath, "generation" | "originalOf" | "redirectOf">;
   attribution: Pick<Attribution, "attribute">;
-  pipeline: Pick<EventPipeline, "add" | "remove">;
+  pipeline: Pick<EventPipeline, "add" | "remove" | "push">;
   history: HistoryWorker | null;
   snapshot: SnapshotSource;
   audit: Pick<AuditSink, "note">;
@@ -53,6 +54,15 @@ export function apiControl(parts: ControlParts): ApiControl {
         process: p ? { pid: p.pid, name: p.name, user: p.user } : null,
       };
     },
+    sshKeys: (login) =>
+      sshLoginKeys(
+        {
+          model: () => policy.active.model,
+          generation: () => datapath.generation,
+          push: (event) => pipeline.push(event),
+        },
+        login,
+      ),
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
     // a change the API refused (a token without the scope): audited and logged

@@ -78,7 +78,16 @@ export interface MoatEvent {
    * a local socket receiving a new connection (accept), moat's DNS proxy (dns_proxy) or moat's
    * L7 relay (l7_relay).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy" | "l7_relay";
+  hook:
+    | "xdp"
+    | "tc"
+    | "connect"
+    | "sendmsg"
+    | "post_route"
+    | "accept"
+    | "dns_proxy"
+    | "l7_relay"
+    | "ssh_authkeys";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -94,7 +103,14 @@ export interface EventLayer7 {
   dns?: { name: string };
   http?: Record<string, unknown> & { method?: string; host?: string; path?: string };
   tls?: Record<string, unknown> & { sni?: string };
-  ssh?: Record<string, unknown> & { version?: string; host_key?: string };
+  /** Outgoing: the server's version and host key; a login judged by moat ssh-authkeys: the
+   * login name and the key (fingerprint, comment). */
+  ssh?: Record<string, unknown> & {
+    version?: string;
+    host_key?: string;
+    user?: string;
+    client_key?: string;
+  };
 }
 
 /** The audit-log line: the event in words. */
@@ -106,15 +122,20 @@ export function formatEventLine(ev: MoatEvent): string {
     p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  const query = ev.layer7?.dns
-    ? ` DNS query ${ev.layer7.dns.name}`
-    : ev.layer7?.tls?.sni
-      ? ` TLS ${ev.layer7.tls.sni}`
-      : ev.layer7?.http
-        ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
-        : ev.layer7?.ssh
-          ? ` SSH ${ev.layer7.ssh.version ?? ""}`
-          : "";
+  const login = ev.layer7?.ssh?.user
+    ? ` SSH login ${ev.layer7.ssh.user} key ${ev.layer7.ssh.client_key ?? "?"}`
+    : "";
+  const query = login
+    ? login
+    : ev.layer7?.dns
+      ? ` DNS query ${ev.layer7.dns.name}`
+      : ev.layer7?.tls?.sni
+        ? ` TLS ${ev.layer7.tls.sni}`
+        : ev.layer7?.http
+          ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
+          : ev.layer7?.ssh
+            ? ` SSH ${ev.layer7.ssh.version ?? ""}`
+            : "";
   const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");

@@ -89,9 +89,14 @@ export interface DnsFacts {
 }
 
 export interface SshFacts {
-  version: string;
+  /** The server's version line (egress); absent for a login (moat ssh-authkeys). */
+  version?: string;
   /** Absent until the key exchange. */
   host_key?: string;
+  /** A login to this host's sshd (moat ssh-authkeys): the login name. */
+  user?: string;
+  /** A login: the client's public key, "type base64" (a comment after it is ignored). */
+  client_key?: string;
 }
 
 /** The application protocol seen on the connection: the one key present. */

@@ -26,3 +26,10 @@ export type { PolicyImage } from "./compile/kernel-image.ts";
 export type { ClassifierImage, ImageRule } from "./compile/image.ts";
 export type { ProcessUniverse } from "./compile/process.ts";
 export type { RedirectTarget } from "./compile/redirect.ts";
+export {
+  judgeSshLogin,
+  loginFacts,
+  policyClientKeys,
+  type SshKeyVerdict,
+  type SshLogin,
+} from "./ssh-logins.ts";

@@ -237,17 +237,28 @@ function matchDns(rule: DnsMatch, facts: Layer7Facts | undefined, t: TransportFa
 
 function matchSsh(rule: SshMatch, f: SshFacts): Outcome {
   const parts: Outcome[] = [];
+  const known = <T>(fact: T | undefined, what: string, test: (v: T) => Outcome) =>
+    parts.push(fact === undefined ? maybe(what) : test(fact));
   if (rule.version)
-    parts.push(
-      check(
-        rule.version.some((g) => globMatch(g, f.version)),
-        `ssh ${f.version}`,
-      ),
+    known(f.version, "ssh version", (v) =>
+      check(rule.version?.some((g) => globMatch(g, v)) ?? false, `ssh ${v}`),
     );
-  if (rule.host_key) {
-    const key = f.host_key;
-    if (key === undefined) parts.push(maybe("ssh host key"));
-    else parts.push(check(rule.host_key.includes(key), `host key ${key}`));
-  }
+  if (rule.host_key)
+    known(f.host_key, "ssh host key", (k) =>
+      check(rule.host_key?.includes(k) ?? false, `host key ${k}`),
+    );
+  if (rule.user)
+    known(f.user, "ssh login name", (u) =>
+      check(rule.user?.some((g) => globMatch(g, u)) ?? false, `ssh login ${u}`),
+    );
+  if (rule.client_key)
+    known(f.client_key, "ssh client key", (text) => {
+      const [type, key] = text.trim().split(/\s+/);
+      const hit = rule.client_key?.find((c) => c.type === type && c.key === key);
+      return check(
+        hit !== undefined,
+        `client key ${type} ${hit?.comment || (key ?? "").slice(-12)}`,
+      );
+    });
   return all(parts);
 }

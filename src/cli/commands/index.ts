@@ -48,6 +48,12 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./policy.ts")).policyCommand,
   },
   {
+    name: "ssh-authkeys",
+    summary:
+      "for sshd's AuthorizedKeysCommand: print the client keys the running policy allows for a login",
+    load: async () => (await import("./ssh-authkeys.ts")).sshAuthkeysCommand,
+  },
+  {
     name: "mode",
     summary: "switch the running daemon between detect and prevent without a restart",
     load: async () => (await import("./mode.ts")).modeCommand,

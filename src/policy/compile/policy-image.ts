@@ -7,6 +7,7 @@
 // (compile/process.ts): the kernel passes the caller's class where a packet's client port would
 // go. Rule indexes are the same in both.
 
+import { sshLoginsAside } from "./ssh-login-rules.ts";
 import { judgedBasics } from "../network-basics.ts";
 import { withImplicitRules } from "../implicit-rules.ts";
 import { usesNames } from "../uses-names.ts";
@@ -160,7 +161,7 @@ function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number>
       layer7.add(r.index);
       return relayMatch(r);
     }
-    const out = dnsAsPorts(r);
+    const out = dnsAsPorts(sshLoginsAside(r));
     if (out.layer7) layer7.add(r.index);
     return out.rule;
   });
