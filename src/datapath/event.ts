@@ -17,7 +17,11 @@ export type EventReason =
   /** a redirect's target did not listen; `redirect` names it (failure.helper decided) */
   | "unavailable"
   /** judged by `dns:doh`: a connection to a DoH/DoT resolver with `dns: { doh: block }` */
-  | "doh";
+  | "doh"
+  /** judged by `l7:quic`: UDP 443 (QUIC) of a process that L7 web rules judge (docs/l7-quic.md) */
+  | "quic"
+  /** the SNI moat read from the QUIC Initial of a UDP 443 flow judged before (docs/l7-quic.md) */
+  | "quic_initial";
 
 export interface Endpoint {
   ip: string;

@@ -10,7 +10,7 @@ export { splitUsers } from "./match-context.ts";
 export { redirectProblems } from "./redirect-support.ts";
 export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
 export { usesNames } from "./uses-names.ts";
-export { DOH_RULE, withImplicitRules } from "./implicit-rules.ts";
+export { DOH_RULE, QUIC_RULE, withImplicitRules } from "./implicit-rules.ts";
 export {
   compilePolicy,
   namesProcesses,
