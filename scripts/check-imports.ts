@@ -23,6 +23,7 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   redirect: { below: "datapath", sides: [] },
   dns: { below: "datapath", sides: ["attribution"] },
   host: { below: "policy", sides: ["attribution", "route"] },
+  l7: { below: "datapath", sides: ["attribution"] },
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser too). */
 const PURE = ["policy", "config"];

@@ -123,19 +123,20 @@ test("an L7 web rule without a process section blocks QUIC for processes under a
   assert.equal(quic.name, QUIC_RULE);
   assert.deepEqual(quic.process?.cgroup, ["/lab"]);
   // the packet hooks (no process known) never apply it: traffic outside the cgroup is untouched
-  const packet = image.packet.rules[
-    lookupImage(image.packet, {
-      direction: "egress",
-      family: 4,
-      protocol: 17,
-      remote: v4("198.51.100.1"),
-      local: v4("10.0.0.1"),
-      serverPort: 443,
-      clientPort: 40000,
-      icmpType: 0,
-      icmpCode: 0,
-    })
-  ]!;
+  const packet =
+    image.packet.rules[
+      lookupImage(image.packet, {
+        direction: "egress",
+        family: 4,
+        protocol: 17,
+        remote: v4("198.51.100.1"),
+        local: v4("10.0.0.1"),
+        serverPort: 443,
+        clientPort: 40000,
+        icmpType: 0,
+        icmpCode: 0,
+      })
+    ]!;
   assert.equal(packet.name, "default");
   const unknown = evaluate(model, {
     direction: "egress",
@@ -145,5 +146,8 @@ test("an L7 web rule without a process section blocks QUIC for processes under a
     remote: { ip: "198.51.100.1", port: 443 },
   });
   assert.equal(unknown.verdict, "deferred", "moat explain without a process: it depends");
-  assert.equal(judge(model, { comm: "x", ip: "198.51.100.1", port: 443, protocol: "udp" }).rule, QUIC_RULE);
+  assert.equal(
+    judge(model, { comm: "x", ip: "198.51.100.1", port: 443, protocol: "udp" }).rule,
+    QUIC_RULE,
+  );
 });
