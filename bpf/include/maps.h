@@ -307,6 +307,13 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+/* struct moat_quic_initial records (quic.h): the first datagrams of udp 443 flows, read by the
+ * daemon for their ClientHello */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} quic_initials SEC(".maps");
+
 /* the accept side (accept.h, accept_hooks.h) */
 /* key: a socket (bpf_sk_storage); value: who bound it; written by post_bind4/6, read by the
  * accept hook */

@@ -168,6 +168,10 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	s->port = t.dport;
 	__builtin_memcpy(s->addr, t.dst, 16);
 	owner_now(&s->owner, m->socket_image);
+	/* a QUIC flow: its first datagrams go to the daemon for the ClientHello (quic.h); a
+	 * blocked one sends none */
+	if (t.proto == IPPROTO_UDP && t.dport == MOAT_QUIC_PORT)
+		s->quic = MOAT_QUIC_DATAGRAMS;
 
 	/* with process rules, the process class takes the client port's place (never known
 	 * here then): docs/socket-hooks.md */

@@ -49,6 +49,15 @@ export interface DnsExchange {
   names?: string[];
 }
 
+/**
+ * What moat read of a QUIC flow's Initial packets (docs/l7-quic.md): the ClientHello's
+ * server name and offers. `quic` says the facts come from QUIC, not a TCP handshake.
+ */
+export interface QuicLayer7 {
+  tls: { sni?: string; version: string; alpn: string[]; ech: boolean };
+  quic: true;
+}
+
 export interface MoatEvent {
   time: string;
   type: EventKind;
@@ -61,8 +70,11 @@ export interface MoatEvent {
   interface: string | null;
   /** The local socket's owner, when a socket hook saw it (else null). */
   process: ProcessFacts | null;
-  /** What moat's proxy saw of the application protocol: the name a blocked DNS query asked. */
-  layer7: null | { dns: { name: string } };
+  /**
+   * What moat saw of the application protocol: the name a blocked DNS query asked, or a QUIC
+   * flow's ClientHello (reason "quic_initial").
+   */
+  layer7: null | { dns: { name: string } } | QuicLayer7;
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
   connection: string | null;
   /** Why the event was sent: a new connection, a reload changed its verdict, or how it closed. */
@@ -76,9 +88,11 @@ export interface MoatEvent {
   /**
    * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
    * post-route check of a connection's first packet (post_route: judged by the real interface),
-   * a local socket receiving a new connection (accept), or moat's DNS proxy (dns_proxy).
+   * a local socket receiving a new connection (accept), moat's DNS proxy (dns_proxy), or a
+   * QUIC flow's first datagrams copied by the cgroup egress program (quic_initial).
    */
-  hook: "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy";
+  hook:
+    "xdp" | "tc" | "connect" | "sendmsg" | "post_route" | "accept" | "dns_proxy" | "quic_initial";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -96,7 +110,13 @@ export function formatEventLine(ev: MoatEvent): string {
     p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
   const on = ev.interface ? ` on ${ev.interface}` : "";
-  const query = ev.layer7?.dns ? ` DNS query ${ev.layer7.dns.name}` : "";
+  const l7 = ev.layer7;
+  const query =
+    l7 && "dns" in l7
+      ? ` DNS query ${l7.dns.name}`
+      : l7 && "quic" in l7
+        ? ` QUIC SNI ${l7.tls.sni ?? "(none)"}`
+        : "";
   const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");

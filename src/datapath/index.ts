@@ -8,6 +8,7 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
+export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export type { ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
@@ -16,6 +17,7 @@ export {
   type EventKind,
   type EventReason,
   type MoatEvent,
+  type QuicLayer7,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
