@@ -19,6 +19,7 @@ struct moat_ry_key *moat_btf_ry __attribute__((unused));
 struct moat_rule *moat_btf_rule __attribute__((unused));
 struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
+struct moat_quic_initial *moat_btf_quic_initial __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
 struct moat_name_key *moat_btf_name_key __attribute__((unused));
