@@ -168,10 +168,6 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	s->port = t.dport;
 	__builtin_memcpy(s->addr, t.dst, 16);
 	owner_now(&s->owner, m->socket_image);
-	/* a QUIC flow: its first datagrams go to the daemon for the ClientHello (quic.h); a
-	 * blocked one sends none */
-	if (t.proto == IPPROTO_UDP && t.dport == MOAT_QUIC_PORT)
-		s->quic = MOAT_QUIC_DATAGRAMS;
 
 	/* with process rules, the process class takes the client port's place (never known
 	 * here then): docs/socket-hooks.md */
@@ -206,6 +202,12 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		report_sock(&t, s, &r, &from, MOAT_REASON_NEW);
 		return SOCK_DENY;
 	}
+
+	/* a reported QUIC flow (detected, or a rule with log): its first datagrams go to the
+	 * daemon, which reports their ClientHello (quic.h) */
+	if (t.proto == IPPROTO_UDP && t.dport == MOAT_QUIC_PORT &&
+	    (s->verdict == MOAT_EV_DETECTED || r.log))
+		s->quic = MOAT_QUIC_DATAGRAMS;
 
 	/* redirects are for tcp and udp */
 	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
