@@ -35,9 +35,6 @@ export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "layer3",
   "layer3.hostnames",
   "layer7.dns",
-  // TEMP: accepted so QUIC blocking can be tested; the kernel treats them as unmatchable
-  "layer7.http",
-  "layer7.tls",
   "layer4",
   "layer4.max_duration",
   "defaults",

@@ -106,8 +106,6 @@ function withDnsRedirects(model: PolicyModel, to: DnsProxyTargets): PolicyModel 
 function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number> } {
   const layer7 = new Set<number>();
   const rules = model.rules.map((r) => {
-    // TEMP: layer7.http/tls match nothing in any image until moat's relay judges them
-    if (r.layer7?.http || r.layer7?.tls) return unmatchable(r);
     const out = dnsAsPorts(r);
     if (out.layer7) layer7.add(r.index);
     return out.rule;
