@@ -19,6 +19,7 @@ import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { startEventPath } from "./daemon/event-path.ts";
+import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
@@ -151,6 +152,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // failure.events_lost: notify: lost kernel events become a notice through every sink
     eventsLost: () => policy.active.model.failure.eventsLost,
     notice: (n) => pipeline.notice(n),
+  });
+  // the ClientHello of QUIC flows, read from their first datagrams (docs/l7-quic.md)
+  startQuicPath({
+    source: datapath,
+    push: (event) => pipeline.push(event),
+    process: (owner) => attribution.attribute(owner),
+    names: (owner, ip) => dns.namesOf(owner, ip),
   });
   const snapshot = snapshotSource(
     datapath,

@@ -19,6 +19,7 @@ struct moat_ry_key *moat_btf_ry __attribute__((unused));
 struct moat_rule *moat_btf_rule __attribute__((unused));
 struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
 struct moat_event *moat_btf_event __attribute__((unused));
+struct moat_quic_initial *moat_btf_quic_initial __attribute__((unused));
 struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
 struct moat_name_key *moat_btf_name_key __attribute__((unused));
@@ -306,6 +307,13 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
+
+/* struct moat_quic_initial records (quic.h): the first datagrams of udp 443 flows, read by the
+ * daemon for their ClientHello */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} quic_initials SEC(".maps");
 
 /* the accept side (accept.h, accept_hooks.h) */
 /* key: a socket (bpf_sk_storage); value: who bound it; written by post_bind4/6, read by the

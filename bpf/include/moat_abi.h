@@ -297,7 +297,7 @@ struct moat_sock {
 	 * connect() (0: none), then the real one once checked; MOAT_POST_* flags */
 	__u32 ifindex;
 	__u8 post_route;
-	__u8 pad;
+	__u8 quic;	   /* udp 443: datagrams still to copy for the daemon (quic.h) */
 	__u16 target_port; /* redirected: where it was sent */
 	__u8 addr[16];	   /* the destination, ipv4 mapped */
 	__u8 target[16];
@@ -310,6 +310,31 @@ enum moat_post_flag {
 	MOAT_POST_BLOCKED = 0x02,  /* the real interface blocks it: every packet is dropped */
 	MOAT_POST_REPORTED = 0x04, /* the check reported it: the tc hook does not again */
 };
+
+/* QUIC (docs/l7-quic.md): the first datagrams a socket sends to udp port 443 are copied, up to
+ * MOAT_QUIC_MAX bytes each, for the daemon to read the ClientHello of their Initial packets */
+#define MOAT_QUIC_PORT 443
+#define MOAT_QUIC_DATAGRAMS 2
+#define MOAT_QUIC_MAX 1500
+
+/* One copied datagram, through the quic_initials ring buffer. local is this host. The socket
+ * record's decision comes along, so the daemon reports it without looking it up. */
+struct moat_quic_initial {
+	__u64 ts_ns;	/* bpf_ktime_get_ns() */
+	__u64 cookie;	/* the socket's cookie: one flow's datagrams share it */
+	__u8 local[16]; /* ipv4 mapped */
+	__u8 remote[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 rule; /* the socket record's rule (MOAT_RULE_NONE: left to the packet hooks) */
+	__u32 generation;
+	__u16 len;    /* bytes of the udp payload in data */
+	__u8 family;  /* 4 or 6 */
+	__u8 verdict; /* enum moat_event_type, the socket record's */
+	struct moat_owner owner;
+	__u8 data[MOAT_QUIC_MAX];
+};
+_Static_assert(sizeof(struct moat_quic_initial) == 1616, "moat_quic_initial");
 
 /* why an event was sent */
 enum moat_reason {

@@ -203,6 +203,12 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		return SOCK_DENY;
 	}
 
+	/* a reported QUIC flow (detected, or a rule with log): its first datagrams go to the
+	 * daemon, which reports their ClientHello (quic.h) */
+	if (t.proto == IPPROTO_UDP && t.dport == MOAT_QUIC_PORT &&
+	    (s->verdict == MOAT_EV_DETECTED || r.log))
+		s->quic = MOAT_QUIC_DATAGRAMS;
+
 	/* redirects are for tcp and udp; the L7 relay's only for connections an L7 rule judges */
 	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
 	if (idx != MOAT_RULE_NONE && !(r.flags & MOAT_RULE_LAYER7) &&

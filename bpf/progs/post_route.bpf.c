@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The post-route check's program (docs/route-aware.md): cgroup_skb egress sees a connection's
  * first packet after routing and judges it again when it leaves by another interface than the
- * route mirror predicted (the check itself: include/post_route.h). Part of moat.bpf.o: built
- * by bpf/moat.bpf.c, which includes it. */
+ * route mirror predicted (the check itself: include/post_route.h). It also copies the first
+ * datagrams of udp 443 flows for the daemon (QUIC Initials: include/quic.h). Part of
+ * moat.bpf.o: built by bpf/moat.bpf.c, which includes it. */
 #include "post_route.h"
+#include "quic.h"
 
 SEC("cgroup_skb/egress")
 int moat_post_route(struct __sk_buff *skb)
@@ -13,17 +15,20 @@ int moat_post_route(struct __sk_buff *skb)
 
 	if (!st)
 		return CG_SKB_PASS;
-	/* no rule names an interface: nothing was armed */
 	__u32 slot = *(volatile __u32 *)&st->active & 1;
-	if (!st->meta[slot].post_route)
-		return CG_SKB_PASS;
+	__u32 armed = st->meta[slot].post_route;
 	struct bpf_sock *sk = skb->sk;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
-	if (!sk)
+	/* no rule names an interface: nothing was armed, only udp may have datagrams to copy */
+	if (!sk || (!armed && sk->protocol != IPPROTO_UDP))
 		return CG_SKB_PASS;
 	struct moat_sock *s = bpf_sk_storage_get(&socks, sk, 0, 0);
-	if (!s || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
+	if (!s)
+		return CG_SKB_PASS;
+	if (s->quic)
+		quic_copy(skb, s);
+	if (!armed || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
 		return CG_SKB_PASS;
 	return post_route_check(skb, s);
 }

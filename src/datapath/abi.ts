@@ -195,6 +195,7 @@ export const sock = defineStruct("moat_sock", 104, {
   redirect: { offset: 60, type: "u32" },
   ifindex: { offset: 64, type: "u32" },
   post_route: { offset: 68, type: "u8" },
+  quic: { offset: 69, type: "u8" },
   target_port: { offset: 70, type: "u16" },
   addr: { offset: 72, bytes: 16 },
   target: { offset: 88, bytes: 16 },
@@ -291,6 +292,23 @@ export const event = defineStruct("moat_event", 152, {
   owner: { offset: 104, bytes: 48 },
 });
 
+/** The first datagrams of a udp 443 flow, copied for its QUIC ClientHello (bpf/include/quic.h). */
+export const quicInitial = defineStruct("moat_quic_initial", 1616, {
+  ts_ns: { offset: 0, type: "u64" },
+  cookie: { offset: 8, type: "u64" },
+  local: { offset: 16, bytes: 16 },
+  remote: { offset: 32, bytes: 16 },
+  local_port: { offset: 48, type: "u16" },
+  remote_port: { offset: 50, type: "u16" },
+  rule: { offset: 52, type: "u32" },
+  generation: { offset: 56, type: "u32" },
+  len: { offset: 60, type: "u16" },
+  family: { offset: 62, type: "u8" },
+  verdict: { offset: 63, type: "u8" },
+  owner: { offset: 64, bytes: 48 },
+  data: { offset: 112, bytes: 1500 },
+});
+
 export const redirect = defineStruct("moat_redirect", 20, {
   addr: { offset: 0, bytes: 16 },
   port: { offset: 16, type: "u16" },
@@ -336,6 +354,7 @@ export const codecs = [
   fragKey,
   frag,
   event,
+  quicInitial,
   redirect,
   endpoint,
   original,

@@ -174,6 +174,7 @@ export class Datapath {
     conntrack: BpfMap;
     counters: BpfMap;
     events: BpfMap;
+    quicInitials: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
   };
@@ -202,6 +203,7 @@ export class Datapath {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
+      quicInitials: this.object.map("quic_initials"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
     };
@@ -533,6 +535,15 @@ export class Datapath {
   /** Delivers every event record (a copy) to `onRecord`. */
   subscribe(onRecord: (record: Buffer) => void): RingBuffer {
     const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
+    this.rings.push(ring);
+    return ring;
+  }
+
+  /** Delivers every copied QUIC datagram record (struct moat_quic_initial, a copy) to `onRecord`. */
+  subscribeQuic(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.quicInitials, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);

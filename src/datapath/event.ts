@@ -17,7 +17,11 @@ export type EventReason =
   /** a redirect's target did not listen; `redirect` names it (failure.helper decided) */
   | "unavailable"
   /** judged by `dns:doh`: a connection to a DoH/DoT resolver with `dns: { doh: block }` */
-  | "doh";
+  | "doh"
+  /** judged by `l7:quic`: UDP 443 (QUIC) of a process that L7 web rules judge (docs/l7-quic.md) */
+  | "quic"
+  /** the SNI moat read from the QUIC Initial of a UDP 443 flow judged before (docs/l7-quic.md) */
+  | "quic_initial";
 
 export interface Endpoint {
   ip: string;
@@ -45,6 +49,15 @@ export interface DnsExchange {
   names?: string[];
 }
 
+/**
+ * What moat read of a QUIC flow's Initial packets (docs/l7-quic.md): the ClientHello's
+ * server name and offers. `quic` says the facts come from QUIC, not a TCP handshake.
+ */
+export interface QuicLayer7 {
+  tls: { sni?: string; version: string; alpn: string[]; ech: boolean };
+  quic: true;
+}
+
 export interface MoatEvent {
   time: string;
   type: EventKind;
@@ -58,8 +71,9 @@ export interface MoatEvent {
   /** The local socket's owner, when a socket hook saw it (else null). */
   process: ProcessFacts | null;
   /**
-   * What moat's proxies saw of the application protocol: the name a blocked DNS query asked, or
-   * the facts moat's L7 relay judged (http, tls, ssh; {} = a protocol it could not tell).
+   * What moat saw of the application protocol: the name a blocked DNS query asked, the facts
+   * moat's L7 relay judged (http, tls, ssh; {} = a protocol it could not tell), or a QUIC flow's
+   * ClientHello (reason "quic_initial").
    */
   layer7: null | EventLayer7;
   /** Connection id (hex), the same for a connection's verdict and its close; null if untracked. */
@@ -76,7 +90,8 @@ export interface MoatEvent {
    * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
    * post-route check of a connection's first packet (post_route: judged by the real interface),
    * a local socket receiving a new connection (accept), moat's DNS proxy (dns_proxy) or moat's
-   * L7 relay (l7_relay).
+   * L7 relay (l7_relay), moat ssh-authkeys (ssh_authkeys), or a QUIC flow's first datagrams
+   * copied by the cgroup egress program (quic_initial).
    */
   hook:
     | "xdp"
@@ -87,7 +102,8 @@ export interface MoatEvent {
     | "accept"
     | "dns_proxy"
     | "l7_relay"
-    | "ssh_authkeys";
+    | "ssh_authkeys"
+    | "quic_initial";
   /** Policy generation that judged the connection. */
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
@@ -101,6 +117,8 @@ export interface MoatEvent {
 /** The layer7 facts of an event (src/policy/facts.ts Layer7Facts, as reported). */
 export interface EventLayer7 {
   dns?: { name: string };
+  /** The tls facts were read from a QUIC flow's Initials. */
+  quic?: true;
   http?: Record<string, unknown> & { method?: string; host?: string; path?: string };
   tls?: Record<string, unknown> & { sni?: string };
   /** Outgoing: the server's version and host key; a login judged by moat ssh-authkeys: the
@@ -129,13 +147,15 @@ export function formatEventLine(ev: MoatEvent): string {
     ? login
     : ev.layer7?.dns
       ? ` DNS query ${ev.layer7.dns.name}`
-      : ev.layer7?.tls?.sni
-        ? ` TLS ${ev.layer7.tls.sni}`
-        : ev.layer7?.http
-          ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
-          : ev.layer7?.ssh
-            ? ` SSH ${ev.layer7.ssh.version ?? ""}`
-            : "";
+      : ev.layer7?.quic
+        ? ` QUIC SNI ${ev.layer7.tls?.sni ?? "(none)"}`
+        : ev.layer7?.tls?.sni
+          ? ` TLS ${ev.layer7.tls.sni}`
+          : ev.layer7?.http
+            ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
+            : ev.layer7?.ssh
+              ? ` SSH ${ev.layer7.ssh.version ?? ""}`
+              : "";
   const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");

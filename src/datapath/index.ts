@@ -8,6 +8,7 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
+export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export type { ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
@@ -17,6 +18,7 @@ export {
   type EventReason,
   type MoatEvent,
   type EventLayer7,
+  type QuicLayer7,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";

@@ -47,6 +47,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },
+  quic: { version: 1, maps: ["quic_initials"] },
   daemon: { version: 1, maps: ["heartbeat"] },
 };
 

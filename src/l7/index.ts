@@ -17,3 +17,4 @@ export type {
   ConnectionFacts,
   Layer7Facts,
 } from "./types.ts";
+export { QuicInitialReader, readQuicClientHello, type QuicClientHello } from "./quic/index.ts";

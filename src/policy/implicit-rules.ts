@@ -1,8 +1,12 @@
-// Rules moat adds before the policy's own: with `dns: { doh: block }`, `dns:doh` blocks
-// connections to set:doh-resolvers on tcp/udp 443 and 853 (DNS over HTTPS, TLS and QUIC)
-// (docs/dns.md, "Encrypted DNS"). One transform for the evaluator and the compiler, so `moat
-// explain` shows what the kernel does. The name has a colon, which no rule name the policy
-// writes can have: it never clashes with the user's.
+// Rules moat adds to the policy's own:
+// - with `dns: { doh: block }`, `dns:doh` blocks connections to set:doh-resolvers on tcp/udp 443
+//   and 853 (DNS over HTTPS, TLS and QUIC) before every rule (docs/dns.md, "Encrypted DNS");
+// - before each egress rule judging HTTP or TLS (layer7.http, layer7.tls) on port 443, `l7:quic`
+//   blocks UDP 443 (QUIC) for the same processes, interfaces and addresses: moat's relay reads
+//   TCP only, and a client refused QUIC at once falls back to TCP (docs/l7-quic.md).
+// One transform for the evaluator and the compiler, so `moat explain` shows what the kernel does.
+// The names have a colon, which no rule name the policy writes can have: they never clash with
+// the user's.
 import type { PolicyModel, PortRange, Rule, SourcePos } from "../config/model.ts";
 
 /** The implicit rule blocking DoH/DoT resolvers; events name it and say `reason: "doh"`. */
@@ -11,16 +15,69 @@ export const DOH_RULE = "dns:doh";
 const DOH_SET = "doh-resolvers";
 const DOH_PORTS = [443, 853];
 
+/** The implicit rule blocking QUIC where L7 web rules apply; events say `reason: "quic"`. */
+export const QUIC_RULE = "l7:quic";
+const QUIC_PORT = 443;
+const UDP = 17;
+
 const implicit = new WeakMap<PolicyModel, PolicyModel>();
 
-/** The policy as judged: its implicit rules first, the policy's rules after them (reindexed). */
+/**
+ * The policy as judged: `dns:doh` first, `l7:quic` before each L7 web rule, the policy's rules
+ * in their order (reindexed).
+ */
 export function withImplicitRules(model: PolicyModel): PolicyModel {
-  if (model.dns.doh !== "block") return model;
   const known = implicit.get(model);
   if (known) return known;
+  const doh = dohRule(model);
+  const quic = model.rules.map((r) => quicRule(model, r));
+  if (!doh && !quic.some((q) => q)) return model;
+  const rules = [
+    ...(doh ? [doh] : []),
+    ...model.rules.flatMap((r, i) => (quic[i] ? [quic[i], r] : [r])),
+  ].map((r, index) => ({ ...r, index }));
+  const out: PolicyModel = { ...model, rules };
+  implicit.set(model, out);
+  return out;
+}
+
+/**
+ * `l7:quic` for a rule judging HTTP or TLS that can apply to port 443: UDP 443 blocked for its
+ * process (without one: the processes under attach.cgroup, whose connections the relay sees),
+ * interface and layer3 (hostnames too: the names machinery carries them), in the rule's mode.
+ */
+function quicRule(model: PolicyModel, r: Rule): Rule | undefined {
+  if (!r.layer7?.http && !r.layer7?.tls) return undefined;
+  if (r.direction === "ingress") return undefined;
+  const l4 = r.layer4;
+  if (l4?.protocol != null && l4.protocol !== 6 && l4.protocol !== UDP) return undefined;
+  if (l4?.ports && !l4.ports.some((p) => p.lo <= QUIC_PORT && QUIC_PORT <= p.hi)) return undefined;
+  const pos = r.layer7.pos;
+  const cgroup = model.attach.cgroup;
+  const process = r.process ?? (cgroup ? { cgroup: [cgroup.value], pos } : undefined);
+  const ports: PortRange[] = [{ lo: QUIC_PORT, hi: QUIC_PORT, text: String(QUIC_PORT), pos }];
+  return {
+    index: 0,
+    name: QUIC_RULE,
+    direction: "egress",
+    action: "block",
+    mode: r.mode,
+    ownMode: r.ownMode,
+    log: false,
+    pos,
+    ...(r.layer3 ? { layer3: r.layer3 } : {}),
+    layer4: { protocol: UDP, ports, pos },
+    ...(process ? { process } : {}),
+    ...(r.interface ? { interface: r.interface } : {}),
+  };
+}
+
+/** `dns:doh` when the policy says `dns: { doh: block }`. */
+function dohRule(model: PolicyModel): Rule | undefined {
+  if (model.dns.doh !== "block") return undefined;
   const set = model.sets.get(DOH_SET);
   // config reads the list whenever doh is block; an unreadable list refused the policy
-  if (!set || set.kind === "port") return model;
+  if (!set || set.kind === "port") return undefined;
   const pos: SourcePos = model.dns.pos ?? { file: model.file, line: 1, col: 1, path: "dns" };
   const ports: PortRange[] = DOH_PORTS.map((p) => ({ lo: p, hi: p, text: String(p), pos }));
   const doh: Rule = {
@@ -50,10 +107,5 @@ export function withImplicitRules(model: PolicyModel): PolicyModel {
     },
     layer4: { protocol: null, ports, pos },
   };
-  const out: PolicyModel = {
-    ...model,
-    rules: [doh, ...model.rules.map((r) => ({ ...r, index: r.index + 1 }))],
-  };
-  implicit.set(model, out);
-  return out;
+  return doh;
 }

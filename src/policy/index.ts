@@ -12,7 +12,7 @@ export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
 export { httpRuleWarnings } from "./http-support.ts";
 export { usesNames } from "./uses-names.ts";
 export { layer7RuleProblems, relayRule, relayProtocols } from "./layer7-support.ts";
-export { DOH_RULE, withImplicitRules } from "./implicit-rules.ts";
+export { DOH_RULE, QUIC_RULE, withImplicitRules } from "./implicit-rules.ts";
 export {
   compilePolicy,
   namesProcesses,

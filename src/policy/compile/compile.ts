@@ -20,7 +20,7 @@ import { countLpm6, lpmEntries6 } from "./lpm.ts";
 import { countDir4, dir4 } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
 import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
-import { DOH_RULE } from "../implicit-rules.ts";
+import { DOH_RULE, QUIC_RULE } from "../implicit-rules.ts";
 
 /** Table budgets: a policy that needs more is refused (EPOLICYSIZE), never truncated. */
 export interface Budgets {
@@ -56,6 +56,7 @@ function imageRule(rule: Rule): ImageRule {
     log: rule.log,
     maxDurationSeconds: max && rule.action === "allow" ? max.seconds : 0,
     ...(rule.name === DOH_RULE ? { reason: "doh" as const } : {}),
+    ...(rule.name === QUIC_RULE ? { reason: "quic" as const } : {}),
   };
 }
 

@@ -57,8 +57,8 @@ export interface ImageRule {
    * hooks never find it (MOAT_RULE_LAYER7).
    */
   layer7?: boolean;
-  /** Events of this rule's verdicts say this reason instead of "new" (dns:doh: "doh"). */
-  reason?: "doh";
+  /** Events of this rule's verdicts say this reason instead of "new" (dns:doh: "doh", l7:quic: "quic"). */
+  reason?: "doh" | "quic";
 }
 
 export interface ClassifierImage {

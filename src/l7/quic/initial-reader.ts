@@ -1,0 +1,55 @@
+// One QUIC flow's first client datagrams -> its ClientHello: Initial packets decrypted, CRYPTO
+// frames reassembled across packets and datagrams (a ClientHello with post-quantum key shares
+// spans two), the ClientHello read once it is whole.
+import { clientHelloLength, parseClientHello, type ClientHelloFacts } from "./client-hello.ts";
+import { CryptoStream, cryptoFrames } from "./crypto-frames.ts";
+import { readInitials } from "./initial-packet.ts";
+
+export interface QuicClientHello extends ClientHelloFacts {
+  /** The QUIC version of the Initial packets. */
+  quicVersion: "v1" | "v2";
+}
+
+/** The most CRYPTO bytes held per flow (a ClientHello is a few KiB). */
+const CRYPTO_LIMIT = 16384;
+
+export class QuicInitialReader {
+  private readonly stream = new CryptoStream(CRYPTO_LIMIT);
+  private version: "v1" | "v2" | undefined;
+  private dcid: Buffer | undefined;
+  private done = false;
+
+  /** Adds one datagram; the ClientHello once it is whole (once), else undefined. */
+  feed(datagram: Buffer): QuicClientHello | undefined {
+    if (this.done) return undefined;
+    for (const packet of readInitials(datagram)) {
+      // the client's first Initials share the destination connection ID it chose
+      if (this.dcid && !this.dcid.equals(packet.dcid)) continue;
+      this.dcid ??= Buffer.from(packet.dcid);
+      this.version ??= packet.version;
+      for (const chunk of cryptoFrames(packet.payload)) this.stream.add(chunk);
+    }
+    const bytes = this.stream.prefix();
+    const length = clientHelloLength(bytes);
+    if (length === undefined || !this.version) return undefined;
+    this.done = true;
+    const hello = parseClientHello(bytes.subarray(0, length));
+    return hello ? { ...hello, quicVersion: this.version } : undefined;
+  }
+
+  /** The CRYPTO stream cannot hold a whole ClientHello: nothing more will come of this flow. */
+  get hopeless(): boolean {
+    const bytes = this.stream.prefix();
+    return bytes.length >= 4 && (bytes[0] !== 1 || 4 + bytes.readUIntBE(1, 3) > CRYPTO_LIMIT);
+  }
+}
+
+/** The ClientHello of datagrams that hold a whole one (a test's or a capture's). */
+export function readQuicClientHello(datagrams: Buffer[]): QuicClientHello | undefined {
+  const reader = new QuicInitialReader();
+  for (const d of datagrams) {
+    const hello = reader.feed(d);
+    if (hello) return hello;
+  }
+  return undefined;
+}
