@@ -8,7 +8,6 @@ export {
   type L7RelayStats,
 } from "./relay.ts";
 export { sniff, type Sniffed } from "./sniff.ts";
-export { parseClientHello, recordLength, type ClientHello } from "./tls-hello.ts";
 export type {
   L7Context,
   L7Decision,

@@ -14,7 +14,9 @@ import { decide } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead } from "./read-head.ts";
 import { sniff, type Sniffed } from "./sniff.ts";
-import { minimalTls } from "./tls-minimal.ts";
+import { httpHandler } from "./http/index.ts";
+import { sshHandler } from "./ssh/handler.ts";
+import { tlsHandler } from "./tls/handler.ts";
 import type { L7Context, L7Decision, L7Handler, SpliceMode } from "./types.ts";
 
 export type L7Protocol = "tls" | "http" | "ssh";
@@ -30,7 +32,7 @@ export interface L7RelayOptions {
   generation: () => number;
   report: (event: MoatEvent) => void;
   log: (line: string) => void;
-  /** Protocol handlers; TLS has a built-in one (SNI of a one-record ClientHello). */
+  /** Protocol handlers in place of moat's own (tests). */
   handlers?: Partial<Record<L7Protocol, L7Handler>>;
   /** Hands both sockets to the kernel; default: copy both ways in this process. */
   splice?: (client: Socket, upstream: Socket) => Promise<SpliceMode>;
@@ -57,6 +59,12 @@ export interface L7RelayStats {
 
 const HEADER_TIMEOUT_MS = 10_000;
 const MAX_HEAD = 16 * 1024;
+/** moat's protocol handlers, by what the first bytes say. */
+const DEFAULT_HANDLERS: Record<L7Protocol, L7Handler> = {
+  tls: tlsHandler,
+  http: httpHandler(),
+  ssh: sshHandler,
+};
 
 function listen(host: string, onConnection: (s: Socket) => void): Promise<Server | null> {
   const server = createServer({ pauseOnConnect: true }, onConnection);
@@ -163,7 +171,7 @@ export class L7Relay {
       this.stats.sniffed[kind]++;
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
-          ? (this.options.handlers?.[kind] ?? (kind === "tls" ? minimalTls : undefined))
+          ? (this.options.handlers?.[kind] ?? DEFAULT_HANDLERS[kind])
           : undefined;
       // a protocol moat cannot tell (or has no handler for) is judged without layer7 facts
       await (handler ?? unknownProtocol)(ctx);

@@ -8,7 +8,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
-import { L7Relay, parseClientHello, sniff } from "../../../src/l7/index.ts";
+import { L7Relay, sniff } from "../../../src/l7/index.ts";
 
 test("the protocol is told from the first bytes; a prefix waits for more", () => {
   const b = (s: string | number[]) => (typeof s === "string" ? Buffer.from(s) : Buffer.from(s));
@@ -36,15 +36,6 @@ async function clientHello(servername: string): Promise<Buffer> {
   server.close();
   return Buffer.concat(chunks);
 }
-
-test("the SNI and version of a real client's ClientHello; malformed ones are null", async () => {
-  const hello = await clientHello("Good.Example");
-  assert.deepEqual(parseClientHello(hello), { sni: "good.example", version: "1.3" });
-  assert.equal(parseClientHello(hello.subarray(0, 60)), null);
-  const broken = Buffer.from(hello);
-  broken.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + broken[5 + 4 + 2 + 32]!); // cipher suites length
-  assert.equal(parseClientHello(broken), null);
-});
 
 const POLICY = parsePolicy(
   `version: 1
