@@ -117,6 +117,8 @@ test("an allowed SNI resolved by this identity goes upstream, hello first; the e
   s.write(hello);
   while (l.received().length < hello.length) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(l.received(), hello);
+  // the handler reports once the sockets are handed on
+  while (l.events.length === 0) await new Promise((r) => setTimeout(r, 20));
   s.destroy();
   assert.equal(l.events.length, 1);
   const e = l.events[0]!;
