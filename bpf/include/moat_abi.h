@@ -450,7 +450,17 @@ enum moat_unavailable {
 enum moat_redirect_flag {
 	/* the kernel does not report the redirect (the DNS proxy reports each query) */
 	MOAT_REDIRECT_QUIET = 0x80,
+	/* a loopback target served in every network namespace (the DNS proxy): a caller outside
+	 * moat's namespace goes to the port netns_targets gives for its own */
+	MOAT_REDIRECT_NETNS = 0x40,
 };
+
+/* the ports of moat's DNS proxy sockets in one network namespace (127.0.0.1 there) */
+struct moat_netns_ports {
+	__u16 udp; /* host order; 0: none */
+	__u16 tcp;
+};
+_Static_assert(sizeof(struct moat_netns_ports) == 4, "moat_netns_ports");
 
 /* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header
  * and connects to `to` */

@@ -7,6 +7,7 @@ import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import {
   decodeOwner,
+  netnsSocket,
   type ConntrackEntry,
   type Datapath,
   type MoatEvent,
@@ -138,6 +139,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
       original: options.original,
       binder: datapathBinder(options.datapath),
       liveConnection: liveConnections(options.datapath),
+      netnsSocket,
       judge: policyJudge(model),
       process: options.process,
       failureHelper: () => options.policy()?.failure.helper ?? "block",

@@ -54,7 +54,7 @@ export const Mode = { detect: 1, prevent: 2 } as const;
 /** enum moat_unavailable: what a redirect does when its target does not listen (bit 0). */
 export const Unavailable = { block: 0, allow: 1 } as const;
 /** enum moat_redirect_flag, in the same byte: the kernel does not report the redirect. */
-export const RedirectFlag = { quiet: 0x80 } as const;
+export const RedirectFlag = { quiet: 0x80, netns: 0x40 } as const;
 /** enum moat_rule_flag: moat_rule.flags. */
 export const RuleFlag = { layer7: 0x01 } as const;
 export const Reason = {
@@ -175,6 +175,12 @@ export const nameKey = defineStruct("moat_name_key", 40, {
 export const nameBinding = defineStruct("moat_name_binding", 16, {
   nclass: { offset: 0, type: "u32" },
   expires_ns: { offset: 8, type: "u64" },
+});
+
+/** The DNS proxy's ports in one network namespace (netns_targets, by the namespace's cookie). */
+export const netnsPorts = defineStruct("moat_netns_ports", 4, {
+  udp: { offset: 0, type: "u16" },
+  tcp: { offset: 2, type: "u16" },
 });
 
 export const exeKey = defineStruct("moat_exe_key", 16, {
@@ -324,6 +330,7 @@ export const codecs = [
   exeKey,
   nameKey,
   nameBinding,
+  netnsPorts,
   sock,
   counter,
   counters,

@@ -212,6 +212,7 @@ export class PolicyMaps {
             ...(t.via ?? t),
             unavailable: t.unavailable,
             ...(t.quiet ? { quiet: true } : {}),
+            ...(t.everyNetns ? { everyNetns: true } : {}),
           })),
         );
       }

@@ -3,6 +3,7 @@
 // binds one is a proxy), which processes are never redirected, and the original destination of a
 // redirected client.
 import {
+  netnsPorts as netnsPortsCodec,
   endpoint as endpointCodec,
   original as originalCodec,
   owner as ownerCodec,
@@ -50,7 +51,11 @@ const isV4 = (addr: Buffer): boolean =>
 
 /** The inner map of tbl_redirects: redirect index -> where it sends connections. */
 export function redirectsMap(
-  targets: readonly (SocketAddress & { unavailable?: "block" | "allow"; quiet?: boolean })[],
+  targets: readonly (SocketAddress & {
+    unavailable?: "block" | "allow";
+    quiet?: boolean;
+    everyNetns?: boolean;
+  })[],
 ): BpfMap {
   const n = Math.max(targets.length, 1);
   const map = createMap("moat_redirects", MAP_ARRAY, 4, redirectCodec.size, n, BPF_F_INNER_MAP);
@@ -66,7 +71,8 @@ export function redirectsMap(
         family: isV4(addr) ? 4 : 6,
         unavailable:
           (t.unavailable === "allow" ? Unavailable.allow : Unavailable.block) |
-          (t.quiet ? RedirectFlag.quiet : 0),
+          (t.quiet ? RedirectFlag.quiet : 0) |
+          (t.everyNetns ? RedirectFlag.netns : 0),
       },
       values,
       i * redirectCodec.size,
@@ -80,12 +86,14 @@ export class RedirectMaps {
   private readonly targets: BpfMap;
   private readonly exempt: BpfMap;
   private readonly originals: BpfMap;
+  private readonly netnsTargets: BpfMap;
   private live = new Set<string>();
 
   constructor(object: BpfObject) {
     this.targets = object.map("redirect_targets");
     this.exempt = object.map("redirect_exempt");
     this.originals = object.map("originals");
+    this.netnsTargets = object.map("netns_targets");
     // targets a previous daemon wrote into an adopted map: dropped by the first setTargets()
     for (let k = this.targets.nextKey(null); k; k = this.targets.nextKey(k))
       this.live.add(k.toString("hex"));
@@ -114,6 +122,22 @@ export class RedirectMaps {
     return () => {
       for (const k of stale) this.targets.delete(Buffer.from(k, "hex"));
     };
+  }
+
+  /**
+   * The ports of the DNS proxy's sockets on 127.0.0.1 in the network namespace `cookie` (null:
+   * none any more); the DNS redirect sends that namespace's queries there.
+   */
+  setNetnsPorts(cookie: bigint, ports: { udp: number; tcp: number } | null): void {
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(cookie);
+    if (!ports) {
+      this.netnsTargets.delete(key);
+      return;
+    }
+    const value = Buffer.alloc(netnsPortsCodec.size);
+    netnsPortsCodec.encode(ports, value);
+    this.netnsTargets.update(key, value);
   }
 
   /** A process whose connections are never redirected (moat itself, a proxy). */

@@ -168,8 +168,8 @@ export function compilePolicy(
   if (model.redirects.length > 0) {
     const targets = redirectTargets(model);
     if (model !== written) {
-      targets[0]!.quiet = true;
-      targets[1]!.quiet = true;
+      // moat's DNS proxy: quiet, and served in containers' network namespaces too
+      for (const t of targets.slice(0, 2)) Object.assign(t, { quiet: true, everyNetns: true });
     }
     image.redirect = {
       image: compile(socketModel(redirectModel(model), proc?.classesOf ?? new Map()), options),

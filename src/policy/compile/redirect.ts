@@ -24,6 +24,8 @@ export interface RedirectTarget {
   via?: { ip: string; port: number };
   /** The kernel reports nothing when it redirects (moat's DNS proxy reports each query). */
   quiet?: boolean;
+  /** A loopback target moat serves in every network namespace (its DNS proxy). */
+  everyNetns?: boolean;
 }
 
 export interface RedirectImage {
