@@ -25,7 +25,7 @@ import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/pol
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
-import { openDnsNames } from "./daemon/dns-names.ts";
+import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { usesNames } from "./policy/index.ts";
 import type { PolicyModel } from "./config/index.ts";
@@ -149,6 +149,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get reloads() {
         return policy.reloads;
       },
+      warnings: nameServiceStatus(() => policy.active.model),
     },
     pipeline,
   );

@@ -2,19 +2,20 @@
 // opens its sockets inside that namespace (the kernel's DNS redirect goes to the container's own
 // loopback), asks the lab's resolver from there (the container's veth is its only way to it), and
 // the container's hostname rule works as on the host: curl reaches the allowed name and is
-// refused the unlisted one.
+// refused the unlisted one. With a policy using names, `moat status` warns that nscd runs.
 //
 // Run time: about 15 s on 2 cores (the daemon's start, the namespace found, two curls).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { dnsZone, startDnsmasq } from "../helpers/dns-lab.ts";
 import { curl, type Where } from "../helpers/dns-clients.ts";
 import { spawnLines } from "../helpers/child.ts";
+import { MOAT } from "../helpers/paths.ts";
 import { labNamespace, sh, status, tagFor, type Lab } from "../helpers/netns.ts";
 
 function policy(l: Lab & { auditPath: string }, cgroup: string): string {
@@ -97,7 +98,7 @@ async function resolver(lab: Lab, onClose: (fn: () => void) => void): Promise<st
   throw new Error(`dnsmasq at ${z.upstream} does not answer: ${server.stderr.join("\n")}`);
 }
 
-test("a container in its own network namespace: its names go through moat's proxy there", async (t) => {
+test("a container in its own network namespace: its names go through moat's proxy there; status warns of nscd", async (t) => {
   const cg = cgroupForTest(t, "dnsns");
   // the container and its first process, there before moat starts: found at its start
   const c = containerNamespace(tagFor(t.name));
@@ -131,5 +132,22 @@ test("a container in its own network namespace: its names go through moat's prox
   await t.test("curl in the container is refused an unlisted name", () => {
     const r = curl(where, resolv, "http://unlisted.moat.test/");
     assert.equal(r.status, 7, `curl: ${r.status} ${r.stderr}`);
+  });
+
+  await t.test("moat status warns that nscd hides who looked a name up", async () => {
+    // a process named nscd is what moat looks for (/proc/PID/comm)
+    const dir = mkdtempSync(join(tmpdir(), "moat-nscd-"));
+    cg.onClose(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync("/bin/sleep", join(dir, "nscd"));
+    chmodSync(join(dir, "nscd"), 0o755);
+    const nscd = spawnLines(join(dir, "nscd"), ["60"]);
+    cg.onClose(() => nscd.kill("SIGKILL"));
+    const r = spawnSync(MOAT, ["status", "--api", `unix:${lab.apiSocket}`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const warning = r.stdout.split("\n").find((l) => l.startsWith("warning: nscd runs"));
+    assert.ok(warning, r.stdout);
+    assert.match(warning, new RegExp(`\\(pid [0-9, ]*\\b${nscd.proc.pid}\\b`));
+    assert.match(warning, /the identity is lost/);
+    assert.match(warning, /'enable-cache hosts no'/);
   });
 });
