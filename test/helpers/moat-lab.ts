@@ -89,7 +89,8 @@ export async function startMoatLab(
         ...daemonArgs,
       ]);
     daemon = spawnDaemon();
-    await daemon.waitFor(/^moat is running/);
+    // a start loads and verifies every program: seconds, more on a busy machine
+    await daemon.waitFor(/^moat is running/, 60_000);
   } catch (err) {
     daemon?.kill("SIGKILL");
     for (const c of children) c.kill();
