@@ -162,7 +162,7 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 	/* the target's port; in another network namespace, the port of moat's socket there */
 	__u16 port = to->port;
 	int down = (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW ? REDIRECT_DOWN_ALLOW
-								     : REDIRECT_DOWN_BLOCK;
+								   : REDIRECT_DOWN_BLOCK;
 	/* a loopback target means moat's host: only from moat's network namespace, unless moat
 	 * serves the target in the caller's namespace too (the DNS proxy) */
 	if (is_loopback(to)) {
