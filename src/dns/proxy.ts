@@ -34,6 +34,7 @@ const DNS_DEFAULTS: DnsSettings = {
   ech: "keep",
 };
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
+import { UpstreamPool } from "./upstream-pool.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
 const UPSTREAM_TIMEOUT_MS = 5000;
@@ -124,6 +125,8 @@ export class DnsProxy {
   private readonly namespaces = new Map<string, Listener>();
   private readonly clients = new Set<Socket>();
   private readonly upstreams = new Set<{ close(): void }>();
+  /** moat's own UDP sockets to the servers, reused (queries of moat's namespace). */
+  private readonly pool = new UpstreamPool();
   private pending = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
@@ -203,6 +206,7 @@ export class DnsProxy {
     }
     for (const c of this.clients) c.destroy();
     for (const u of this.upstreams) u.close();
+    this.pool.close();
     this.home = null;
     this.namespaces.clear();
   }
@@ -506,6 +510,7 @@ export class DnsProxy {
     timeoutMs: number,
     netns: string | null,
   ): Promise<Buffer> {
+    if (!netns) return this.pool.ask(server, query, timeoutMs);
     const v6 = isIPv6(server.ip);
     const socket = createSocket(v6 ? "udp6" : "udp4");
     // from the client's namespace: the server it asked may be reachable only from there
