@@ -26,8 +26,10 @@ import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/pol
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
-import { openDnsNames } from "./daemon/dns-names.ts";
+import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
+import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
+import { usesNames } from "./policy/index.ts";
 import type { PolicyModel } from "./config/index.ts";
 import type { MoatEvent } from "./datapath/index.ts";
 
@@ -169,6 +171,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get reloads() {
         return policy.reloads;
       },
+      warnings: nameServiceStatus(() => policy.active.model),
     },
     pipeline,
   );
@@ -196,14 +199,34 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     route: (image) => relay.route(image),
     compile,
     bindings: dns.bindingsFor,
-    applied: (p) => dns.applied(p.model, p.image),
+    applied: (p) => {
+      dns.applied(p.model, p.image);
+      void netns.refresh();
+    },
   });
   live.model = () => policy.active.model;
   log(policy.describe(initial, datapath.generation));
+  // containers in network namespaces of their own get the DNS proxy's sockets inside them
+  const netns = serveNamespaces({
+    proxy: dns.proxy,
+    datapath,
+    cgroupDir: () => {
+      const m = policy.active.model;
+      if (!usesNames(m)) return null;
+      try {
+        return cgroupDirectory(m.attach.cgroup?.value) ?? null;
+      } catch {
+        return null;
+      }
+    },
+    log,
+  });
+  void netns.refresh();
   // process and interface rules name executables, users, cgroups (containers), links and routes
   // that come and go: when what they resolve to changes, the policy is compiled again
   const host = watchHost(() => {
     if (universe.changed(policy.active.model)) void policy.recompile("processes changed");
+    void netns.refresh();
   }, cgroup2Mount());
 
   const control = apiControl({
@@ -229,6 +252,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     watcher.close();
     relay.close();
     l7.close();
+    netns.close();
     dns.close();
     void attachWatch.close();
     datapath.stop();

@@ -388,6 +388,15 @@ struct {
 	__type(value, __u64);
 } home_netns SEC(".maps");
 
+/* key: a network namespace's cookie (bpf_get_netns_cookie); value: the ports of the DNS proxy's
+ * sockets in it, for redirects flagged MOAT_REDIRECT_NETNS; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct moat_netns_ports);
+} netns_targets SEC(".maps");
+
 /* key: the redirected client as its proxy sees it (an all-zero address when the client's
  * socket was bound to none); value: its original destination; written by sock_ops (tcp)
  * and sendmsg4/6 (udp), read by user space */

@@ -478,7 +478,17 @@ enum moat_redirect_flag {
 	/* taken only when the rule chosen at connect() has MOAT_RULE_LAYER7: moat's L7 relay
 	 * judges the connection (a connection an earlier rule decides never enters it) */
 	MOAT_REDIRECT_LAYER7 = 0x40,
+	/* a loopback target served in every network namespace (the DNS proxy): a caller outside
+	 * moat's namespace goes to the port netns_targets gives for its own */
+	MOAT_REDIRECT_NETNS = 0x20,
 };
+
+/* the ports of moat's DNS proxy sockets in one network namespace (127.0.0.1 there) */
+struct moat_netns_ports {
+	__u16 udp; /* host order; 0: none */
+	__u16 tcp;
+};
+_Static_assert(sizeof(struct moat_netns_ports) == 4, "moat_netns_ports");
 
 /* where a redirect sends connections: its `to`, or moat's relay that prepends a PROXY header
  * and connects to `to` */

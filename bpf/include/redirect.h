@@ -124,18 +124,18 @@ enum {
 /* whether a socket listens on a loopback target, in the caller's network namespace (a target
  * elsewhere cannot be asked here) */
 static __always_inline int target_listens(struct bpf_sock_addr *ctx, const struct moat_redirect *to,
-					  __u8 proto)
+					  __u16 port, __u8 proto)
 {
 	struct bpf_sock_tuple tup = {};
 	__u32 size;
 
 	if (to->family == 4) {
 		__builtin_memcpy(&tup.ipv4.daddr, to->addr + 12, 4);
-		tup.ipv4.dport = bpf_htons(to->port);
+		tup.ipv4.dport = bpf_htons(port);
 		size = sizeof(tup.ipv4);
 	} else {
 		__builtin_memcpy(tup.ipv6.daddr, to->addr, 16);
-		tup.ipv6.dport = bpf_htons(to->port);
+		tup.ipv6.dport = bpf_htons(port);
 		size = sizeof(tup.ipv6);
 	}
 	struct bpf_sock *sk = proto == IPPROTO_UDP
@@ -159,24 +159,35 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 
 	if (!ctx || !s || !to)
 		return -1;
-	/* a loopback target means moat's host: only from moat's network namespace */
+	/* the target's port; in another network namespace, the port of moat's socket there */
+	__u16 port = to->port;
+	int down = (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW ? REDIRECT_DOWN_ALLOW
+								   : REDIRECT_DOWN_BLOCK;
+	/* a loopback target means moat's host: only from moat's network namespace, unless moat
+	 * serves the target in the caller's namespace too (the DNS proxy) */
 	if (is_loopback(to)) {
 		__u32 zero = 0;
 		__u64 *home = bpf_map_lookup_elem(&home_netns, &zero);
 		__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
-		if (bpf_get_netns_cookie(ctx) != want)
-			return -1;
+		__u64 cookie = bpf_get_netns_cookie(ctx);
+		if (cookie != want) {
+			if (!(to->unavailable & MOAT_REDIRECT_NETNS))
+				return -1;
+			/* no proxy socket in this namespace yet: failure.helper decides */
+			struct moat_netns_ports *p = bpf_map_lookup_elem(&netns_targets, &cookie);
+			port = !p ? 0 : s->protocol == IPPROTO_UDP ? p->udp : p->tcp;
+			if (!port)
+				return down;
+		}
 		/* moat's relay or a local proxy that is not there: failure.helper decides */
-		if (!target_listens(ctx, to, s->protocol))
-			return (to->unavailable & 1) == MOAT_UNAVAILABLE_ALLOW
-				   ? REDIRECT_DOWN_ALLOW
-				   : REDIRECT_DOWN_BLOCK;
+		if (!target_listens(ctx, to, port, s->protocol))
+			return down;
 	}
-	if (sock_addr_write(ctx, v6, to->addr, to->port))
+	if (sock_addr_write(ctx, v6, to->addr, port))
 		return -1;
 	s->redirect = idx + 1;
 	__builtin_memcpy(s->target, to->addr, 16);
-	s->target_port = to->port;
+	s->target_port = port;
 
 	int sent = to->unavailable & MOAT_REDIRECT_QUIET ? REDIRECT_QUIET : REDIRECT_SENT;
 

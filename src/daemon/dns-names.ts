@@ -7,6 +7,7 @@ import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import {
   decodeOwner,
+  netnsSocket,
   type ConntrackEntry,
   type Datapath,
   type MoatEvent,
@@ -93,6 +94,23 @@ function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boo
   };
 }
 
+/** How long `moat status` reuses the name services' warnings (they read /proc). */
+const WARNINGS_MS = 5000;
+
+/**
+ * The warnings `moat status` shows for the running policy: name services whose lookups lose the
+ * asking process (as `moat check` says them), when the policy uses names; none otherwise.
+ */
+export function nameServiceStatus(policy: () => PolicyModel): () => string[] {
+  let cached = { at: -Infinity, lines: [] as string[] };
+  return () => {
+    if (!firstNameUse(policy())) return [];
+    const now = performance.now();
+    if (now - cached.at >= WARNINGS_MS) cached = { at: now, lines: nameServiceWarnings() };
+    return cached.lines;
+  };
+}
+
 /** The name classes of a compiled image, for the proxy's bindings (none: the policy names no hosts). */
 export function classesOfImage(image: PolicyImage): ClassesOf | null {
   const classes = image.names?.classes;
@@ -138,6 +156,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
       original: options.original,
       binder: datapathBinder(options.datapath),
       liveConnection: liveConnections(options.datapath),
+      netnsSocket,
       judge: policyJudge(model),
       process: options.process,
       failureHelper: () => options.policy()?.failure.helper ?? "block",

@@ -55,9 +55,10 @@ export const Mode = { detect: 1, prevent: 2 } as const;
 export const Unavailable = { block: 0, allow: 1 } as const;
 /**
  * enum moat_redirect_flag, in the same byte: quiet = the kernel does not report the redirect;
- * layer7 = taken only when the rule chosen at connect() has MOAT_RULE_LAYER7 (moat's L7 relay).
+ * layer7 = taken only when the rule chosen at connect() has MOAT_RULE_LAYER7 (moat's L7 relay); netns = a loopback target served in every network namespace (the DNS
+ * proxy).
  */
-export const RedirectFlag = { quiet: 0x80, layer7: 0x40 } as const;
+export const RedirectFlag = { quiet: 0x80, layer7: 0x40, netns: 0x20 } as const;
 /** enum moat_rule_flag: moat_rule.flags. */
 export const RuleFlag = { layer7: 0x01 } as const;
 export const Reason = {
@@ -178,6 +179,12 @@ export const nameKey = defineStruct("moat_name_key", 40, {
 export const nameBinding = defineStruct("moat_name_binding", 16, {
   nclass: { offset: 0, type: "u32" },
   expires_ns: { offset: 8, type: "u64" },
+});
+
+/** The DNS proxy's ports in one network namespace (netns_targets, by the namespace's cookie). */
+export const netnsPorts = defineStruct("moat_netns_ports", 4, {
+  udp: { offset: 0, type: "u16" },
+  tcp: { offset: 2, type: "u16" },
 });
 
 export const exeKey = defineStruct("moat_exe_key", 16, {
@@ -345,6 +352,7 @@ export const codecs = [
   exeKey,
   nameKey,
   nameBinding,
+  netnsPorts,
   sock,
   counter,
   counters,

@@ -451,6 +451,11 @@ export class Datapath {
     return this.policy.redirects.originalOf(peer, protocol);
   }
 
+  /** The DNS proxy's ports in network namespace `cookie` (null: it has none any more). */
+  setNetnsPorts(cookie: bigint, ports: { udp: number; tcp: number } | null): void {
+    this.policy.redirects.setNetnsPorts(cookie, ports);
+  }
+
   /** A process whose connections are never redirected (moat itself, a proxy). */
   exemptFromRedirects(pid: number): void {
     this.policy.redirects.exemptProcess(pid);

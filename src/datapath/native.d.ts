@@ -286,6 +286,14 @@ export interface ListedSocket {
   cgroupId: bigint;
 }
 
+export interface NetnsSocketSpec {
+  type: "udp" | "tcp";
+  ip: string;
+  port: number;
+  listen?: boolean;
+  connect?: { ip: string; port: number };
+}
+
 export interface NativeAddon {
   BpfObject: typeof BpfObject;
   BpfMap: typeof BpfMap;
@@ -298,6 +306,12 @@ export interface NativeAddon {
   numPossibleCpus(): number;
   /** This process's network namespace cookie (SO_NETNS_COOKIE). */
   netnsCookie(): bigint;
+  /**
+   * A socket made inside the network namespace at `nsPath` (/proc/PID/ns/net), non-blocking:
+   * bound to ip:port, listening (tcp, `listen`) or connecting to `connect` (a tcp connect is
+   * still in progress when it returns). The fd is the caller's to wrap or close.
+   */
+  netnsSocket(nsPath: string, spec: NetnsSocketSpec): { fd: number; port: number; cookie: bigint };
   /** if_nametoindex. */
   ifindex(name: string): number;
   libbpfVersion(): string;

@@ -143,12 +143,29 @@ export class PolicyMaps {
     ) as Record<keyof typeof POLICY_TABLES, BpfMap>;
   }
 
-  private readState() {
+  /**
+   * The state map (active slot, each slot's meta), read from the kernel once and then kept: only
+   * apply() writes it (the programs only read it), and it forgets the copy when it does. The DNS
+   * proxy reads it several times per query.
+   */
+  private readState(): {
+    raw: Buffer;
+    active: number;
+    metas: ReturnType<typeof metaCodec.decode>[];
+  } {
+    if (this.stateCopy) return this.stateCopy;
     const raw = this.state.lookup(zeroKey) ?? Buffer.alloc(stateCodec.size);
     const s = stateCodec.decode(raw);
     const metas = [0, 1].map((i) => metaCodec.decode(s.meta, i * metaCodec.size));
-    return { raw, active: s.active & 1, metas };
+    this.stateCopy = { raw: Buffer.from(raw), active: s.active & 1, metas };
+    return { ...this.stateCopy, raw };
   }
+
+  private stateCopy: {
+    raw: Buffer;
+    active: number;
+    metas: ReturnType<typeof metaCodec.decode>[];
+  } | null = null;
 
   /** The live generation (0 before the first apply). */
   get generation(): number {
@@ -168,7 +185,9 @@ export class PolicyMaps {
     if (policy.socket) checkImage(policy.socket.image);
     if (policy.redirect) checkImage(policy.redirect.image);
     if (policy.names) checkImage(policy.names.image);
+    this.stateCopy = null;
     const { raw, active, metas } = this.readState();
+    this.stateCopy = null;
     // continues from the pinned state: entries judged by an older policy never look judged
     // by this one
     const generation =
@@ -213,6 +232,7 @@ export class PolicyMaps {
             unavailable: t.unavailable,
             ...(t.quiet ? { quiet: true } : {}),
             ...(t.layer7Only ? { layer7Only: true } : {}),
+            ...(t.everyNetns ? { everyNetns: true } : {}),
           })),
         );
       }
@@ -302,9 +322,11 @@ export class PolicyMaps {
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
       );
+      this.stateCopy = null;
       this.state.update(zeroKey, next);
       next.writeUInt32LE(idle, 0);
       this.state.update(zeroKey, next);
+      this.stateCopy = null;
       this.lastFlip = performance.now();
       dropStale();
     } catch (err) {

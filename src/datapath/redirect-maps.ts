@@ -3,6 +3,7 @@
 // binds one is a proxy), which processes are never redirected, and the original destination of a
 // redirected client.
 import {
+  netnsPorts as netnsPortsCodec,
   endpoint as endpointCodec,
   original as originalCodec,
   owner as ownerCodec,
@@ -54,6 +55,7 @@ export function redirectsMap(
     unavailable?: "block" | "allow";
     quiet?: boolean;
     layer7Only?: boolean;
+    everyNetns?: boolean;
   })[],
 ): BpfMap {
   const n = Math.max(targets.length, 1);
@@ -71,7 +73,8 @@ export function redirectsMap(
         unavailable:
           (t.unavailable === "allow" ? Unavailable.allow : Unavailable.block) |
           (t.quiet ? RedirectFlag.quiet : 0) |
-          (t.layer7Only ? RedirectFlag.layer7 : 0),
+          (t.layer7Only ? RedirectFlag.layer7 : 0) |
+          (t.everyNetns ? RedirectFlag.netns : 0),
       },
       values,
       i * redirectCodec.size,
@@ -85,12 +88,14 @@ export class RedirectMaps {
   private readonly targets: BpfMap;
   private readonly exempt: BpfMap;
   private readonly originals: BpfMap;
+  private readonly netnsTargets: BpfMap;
   private live = new Set<string>();
 
   constructor(object: BpfObject) {
     this.targets = object.map("redirect_targets");
     this.exempt = object.map("redirect_exempt");
     this.originals = object.map("originals");
+    this.netnsTargets = object.map("netns_targets");
     // targets a previous daemon wrote into an adopted map: dropped by the first setTargets()
     for (let k = this.targets.nextKey(null); k; k = this.targets.nextKey(k))
       this.live.add(k.toString("hex"));
@@ -119,6 +124,22 @@ export class RedirectMaps {
     return () => {
       for (const k of stale) this.targets.delete(Buffer.from(k, "hex"));
     };
+  }
+
+  /**
+   * The ports of the DNS proxy's sockets on 127.0.0.1 in the network namespace `cookie` (null:
+   * none any more); the DNS redirect sends that namespace's queries there.
+   */
+  setNetnsPorts(cookie: bigint, ports: { udp: number; tcp: number } | null): void {
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(cookie);
+    if (!ports) {
+      this.netnsTargets.delete(key);
+      return;
+    }
+    const value = Buffer.alloc(netnsPortsCodec.size);
+    netnsPortsCodec.encode(ports, value);
+    this.netnsTargets.update(key, value);
   }
 
   /** A process whose connections are never redirected (moat itself, a proxy). */

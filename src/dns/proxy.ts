@@ -4,10 +4,11 @@
 // asked; the policy judges the query (a blocked one is REFUSED at once); moat asks the server
 // itself (its own sockets are never redirected); a trusted answer's addresses are bound to the
 // asker's identity in the kernel, synchronously, and only then does the client get the answer.
+import { closeSync } from "node:fs";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { connect, createServer, isIPv6, type Server, type Socket } from "node:net";
+import { connect, createServer, isIPv6, Socket, type Server } from "node:net";
 import type { ProcessFacts } from "../attribution/index.ts";
-import type { DnsExchange, MoatEvent } from "../datapath/index.ts";
+import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../datapath/index.ts";
 import { errorAnswer, fitUdp, readAnswer, readQuery, stripHints, truncated } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents } from "./dns-event.ts";
@@ -33,6 +34,7 @@ const DNS_DEFAULTS: DnsSettings = {
   ech: "keep",
 };
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
+import { UpstreamPool } from "./upstream-pool.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
 const UPSTREAM_TIMEOUT_MS = 5000;
@@ -65,6 +67,8 @@ export interface DnsProxyOptions {
   identity?: (owner: DnsOwner) => NameIdentity | null;
   /** Whether an identity has a live tracked connection to an address (keeps its binding). */
   liveConnection?: (key: NameKey) => boolean;
+  /** Makes a socket in another network namespace (the datapath's netnsSocket). */
+  netnsSocket?: (nsPath: string, spec: NetnsSocketSpec) => NetnsSocket;
   timeoutMs?: number;
   sweepMs?: number;
 }
@@ -87,6 +91,24 @@ export interface ListenAddress {
 
 const NO_CLASSES: ClassesOf = () => 0;
 
+/**
+ * Where queries come in: moat's own loopback (`netns` null), or the loopback of another network
+ * namespace (a container's), where the proxy's sockets were made and from where it asks the
+ * servers the container asked (they may be reachable only from there).
+ */
+interface Listener {
+  udp: UdpSocket;
+  tcp: Server;
+  netns: { path: string; cookie: bigint } | null;
+}
+
+/** The proxy's ports in another network namespace, by its cookie (the kernel's key). */
+export interface NetnsListen {
+  cookie: bigint;
+  udp: number;
+  tcp: number;
+}
+
 /** Firefox's canary domain: NXDOMAIN tells it the network turns DNS over HTTPS off. */
 const DOH_CANARY = "use-application-dns.net";
 const isDohCanary = (name: string): boolean => name.toLowerCase().replace(/\.$/, "") === DOH_CANARY;
@@ -98,10 +120,13 @@ export class DnsProxy {
   private settings: DnsSettings;
   private trusted: TrustedResolvers;
   private classesOf: ClassesOf = NO_CLASSES;
-  private udp: UdpSocket | null = null;
-  private tcp: Server | null = null;
+  private home: Listener | null = null;
+  /** Listeners in other network namespaces, by the caller's name for the namespace. */
+  private readonly namespaces = new Map<string, Listener>();
   private readonly clients = new Set<Socket>();
   private readonly upstreams = new Set<{ close(): void }>();
+  /** moat's own UDP sockets to the servers, reused (queries of moat's namespace). */
+  private readonly pool = new UpstreamPool();
   private pending = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
@@ -127,7 +152,7 @@ export class DnsProxy {
   static async open(options: DnsProxyOptions): Promise<DnsProxy> {
     const proxy = new DnsProxy(options);
     try {
-      await proxy.listen();
+      proxy.home = await proxy.listen();
     } catch (err) {
       proxy.close();
       throw err;
@@ -139,8 +164,8 @@ export class DnsProxy {
 
   /** Where the kernel sends DNS queries: the implicit redirect's targets. */
   addresses(): { udp: ListenAddress; tcp: ListenAddress } {
-    const u = this.udp?.address();
-    const t = this.tcp?.address();
+    const u = this.home?.udp.address();
+    const t = this.home?.tcp.address();
     if (!u || !t || typeof t === "string") throw new Error("the DNS proxy is not listening");
     return { udp: { ip: u.address, port: u.port }, tcp: { ip: t.address, port: t.port } };
   }
@@ -175,12 +200,61 @@ export class DnsProxy {
 
   close(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.udp?.close();
-    this.tcp?.close();
+    for (const l of [this.home, ...this.namespaces.values()]) {
+      l?.udp.close();
+      l?.tcp.close();
+    }
     for (const c of this.clients) c.destroy();
     for (const u of this.upstreams) u.close();
-    this.udp = null;
-    this.tcp = null;
+    this.pool.close();
+    this.home = null;
+    this.namespaces.clear();
+  }
+
+  /**
+   * Listens on 127.0.0.1 inside the network namespace of `nsPath` too (a container's, named `id`
+   * by the caller); its queries are answered there, asked upstream from there. The kernel sends
+   * that namespace's queries to the ports returned (datapath.setNetnsPorts).
+   */
+  async serveNetns(id: string, nsPath: string): Promise<NetnsListen> {
+    const make = this.options.netnsSocket;
+    if (!make) throw new Error("the DNS proxy cannot make sockets in other network namespaces");
+    const served = this.namespaces.get(id);
+    if (served?.netns) return this.portsOf(served);
+    const listener = await this.listen((port) => {
+      const u = make(nsPath, { type: "udp", ip: "127.0.0.1", port });
+      try {
+        const t = make(nsPath, { type: "tcp", ip: "127.0.0.1", port: u.port, listen: true });
+        return { udp: { fd: u.fd }, tcp: { fd: t.fd }, port: u.port, cookie: u.cookie };
+      } catch (err) {
+        closeFd(u.fd);
+        throw err;
+      }
+    }, nsPath);
+    this.namespaces.set(id, listener);
+    return this.portsOf(listener);
+  }
+
+  /** Stops listening in namespace `id` (its processes are gone). */
+  unserveNetns(id: string): void {
+    const l = this.namespaces.get(id);
+    if (!l) return;
+    this.namespaces.delete(id);
+    l.udp.close();
+    l.tcp.close();
+  }
+
+  /** The namespaces served (the caller's names). */
+  servedNetns(): string[] {
+    return [...this.namespaces.keys()];
+  }
+
+  private portsOf(l: Listener): NetnsListen {
+    return {
+      cookie: l.netns?.cookie ?? 0n,
+      udp: l.udp.address().port,
+      tcp: (l.tcp.address() as { port: number }).port,
+    };
   }
 
   private write(change: SweepResult, what: string): void {
@@ -194,25 +268,41 @@ export class DnsProxy {
 
   /**
    * UDP and TCP on one port number (a client that retries a truncated answer over TCP asks the
-   * same port); a TCP port already taken starts over with another.
+   * same port); a TCP port already taken starts over with another. Without `make`: on moat's own
+   * 127.0.0.1. With it: on the sockets `make` gives (port 0: any), in namespace `nsPath`.
    */
-  private async listen(): Promise<void> {
+  private async listen(make?: (port: number) => MadeSockets, nsPath?: string): Promise<Listener> {
     for (let attempt = 0; ; attempt++) {
+      let made: MadeSockets | null = null;
+      try {
+        made = make ? make(0) : null;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
+        continue;
+      }
       const udp = createSocket({ type: "udp4" });
-      udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo));
+      const listener: Listener = {
+        udp,
+        tcp: createServer((s) => this.onConnection(s, listener)),
+        netns: made && nsPath ? { path: nsPath, cookie: made.cookie } : null,
+      };
+      udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo, listener));
       await new Promise<void>((resolve, reject) => {
         udp.once("error", reject);
-        udp.bind({ address: "127.0.0.1", port: 0, exclusive: true }, () => {
+        udp.bind(made ? made.udp : { address: "127.0.0.1", port: 0, exclusive: true }, () => {
           udp.off("error", reject);
           resolve();
         });
       });
       udp.on("error", (err) => this.options.log(`dns proxy (udp): ${err.message}`));
-      const tcp = createServer((s) => this.onConnection(s));
+      const tcp = listener.tcp;
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once("error", reject);
-          tcp.listen({ host: "127.0.0.1", port: udp.address().port, exclusive: true }, () => {
+          const where = made
+            ? made.tcp
+            : { host: "127.0.0.1", port: udp.address().port, exclusive: true };
+          tcp.listen(where, () => {
             tcp.off("error", reject);
             resolve();
           });
@@ -222,19 +312,23 @@ export class DnsProxy {
         if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
         continue;
       }
-      this.udp = udp;
-      this.tcp = tcp;
-      return;
+      return listener;
     }
   }
 
-  private async onDatagram(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-    const reply = await this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp");
-    if (reply) this.udp?.send(reply, rinfo.port, rinfo.address);
+  private async onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): Promise<void> {
+    const reply = await this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via);
+    if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
+      via.udp.send(reply, rinfo.port, rinfo.address);
+  }
+
+  private idOf(l: Listener): string {
+    for (const [id, v] of this.namespaces) if (v === l) return id;
+    return "";
   }
 
   /** TCP: 2-byte length framing, several queries per connection, answered as they complete. */
-  private onConnection(client: Socket): void {
+  private onConnection(client: Socket, via: Listener): void {
     this.clients.add(client);
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
     let buffered = Buffer.alloc(0);
@@ -244,7 +338,7 @@ export class DnsProxy {
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
         buffered = buffered.subarray(2 + query.length);
-        void this.safely(Buffer.from(query), peer, "tcp").then((reply) => {
+        void this.safely(Buffer.from(query), peer, "tcp", via).then((reply) => {
           if (!reply || client.destroyed) return;
           const length = Buffer.alloc(2);
           length.writeUInt16BE(reply.length);
@@ -261,9 +355,10 @@ export class DnsProxy {
     query: Buffer,
     client: { ip: string; port: number },
     protocol: "udp" | "tcp",
+    via: Listener,
   ): Promise<Buffer | null> {
     try {
-      return await this.answer(query, client, protocol);
+      return await this.answer(query, client, protocol, via);
     } catch (err) {
       this.stats.failed++;
       this.options.log(
@@ -282,6 +377,7 @@ export class DnsProxy {
     query: Buffer,
     client: { ip: string; port: number },
     protocol: "udp" | "tcp",
+    via: Listener,
   ): Promise<Buffer | null> {
     const q = readQuery(query);
     if (!q) return null;
@@ -330,7 +426,7 @@ export class DnsProxy {
     let upstream: Buffer;
     this.pending++;
     try {
-      upstream = await this.ask(server, query, protocol);
+      upstream = await this.ask(server, query, protocol, via);
     } catch (err) {
       this.stats.failed++;
       this.options.log(
@@ -372,11 +468,13 @@ export class DnsProxy {
     server: { ip: string; port: number },
     query: Buffer,
     protocol: "udp" | "tcp",
+    via: Listener,
   ): Promise<Buffer> {
     const timeoutMs = this.options.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
+    const netns = via.netns?.path ?? null;
     return protocol === "udp"
-      ? this.askUdp(server, query, timeoutMs)
-      : this.askTcp(server, query, timeoutMs);
+      ? this.askUdp(server, query, timeoutMs, netns)
+      : this.askTcp(server, query, timeoutMs, netns);
   }
 
   /**
@@ -410,8 +508,16 @@ export class DnsProxy {
     server: { ip: string; port: number },
     query: Buffer,
     timeoutMs: number,
+    netns: string | null,
   ): Promise<Buffer> {
-    const socket = createSocket(isIPv6(server.ip) ? "udp6" : "udp4");
+    if (!netns) return this.pool.ask(server, query, timeoutMs);
+    const v6 = isIPv6(server.ip);
+    const socket = createSocket(v6 ? "udp6" : "udp4");
+    // from the client's namespace: the server it asked may be reachable only from there
+    if (netns && this.options.netnsSocket) {
+      const ip = v6 ? "::" : "0.0.0.0";
+      socket.bind({ fd: this.options.netnsSocket(netns, { type: "udp", ip, port: 0 }).fd });
+    }
     return this.exchange(
       timeoutMs,
       () => socket.close(),
@@ -431,22 +537,33 @@ export class DnsProxy {
     );
   }
 
+  private netnsTcp(netns: string, server: { ip: string; port: number }): number {
+    const make = this.options.netnsSocket;
+    if (!make) throw new Error("no sockets in other network namespaces");
+    const ip = isIPv6(server.ip) ? "::" : "0.0.0.0";
+    return make(netns, { type: "tcp", ip, port: 0, connect: server }).fd;
+  }
+
   private askTcp(
     server: { ip: string; port: number },
     query: Buffer,
     timeoutMs: number,
+    netns: string | null,
   ): Promise<Buffer> {
-    const socket = connect({ host: server.ip, port: server.port });
+    const framed = Buffer.concat([Buffer.alloc(2), query]);
+    framed.writeUInt16BE(query.length);
+    // in the client's namespace the addon connects (in progress when it returns); a write waits
+    const inNetns = netns && this.options.netnsSocket;
+    const socket = inNetns
+      ? new Socket({ fd: this.netnsTcp(netns, server), readable: true, writable: true })
+      : connect({ host: server.ip, port: server.port });
     return this.exchange(
       timeoutMs,
       () => socket.destroy(),
       (done) => {
         let buffered = Buffer.alloc(0);
-        socket.on("connect", () => {
-          const length = Buffer.alloc(2);
-          length.writeUInt16BE(query.length);
-          socket.write(Buffer.concat([length, query]));
-        });
+        if (inNetns) socket.write(framed);
+        else socket.on("connect", () => socket.write(framed));
         socket.on("data", (chunk) => {
           buffered = Buffer.concat([buffered, chunk]);
           if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0))
@@ -456,5 +573,22 @@ export class DnsProxy {
         socket.on("close", () => done(new Error("the server closed the connection")));
       },
     );
+  }
+}
+
+/** A listener's sockets made elsewhere: what dgram's bind and net's listen take. */
+interface MadeSockets {
+  udp: { fd: number };
+  tcp: { fd: number };
+  port: number;
+  cookie: bigint;
+}
+
+/** Closes an fd no Node handle owns yet. */
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already gone
   }
 }

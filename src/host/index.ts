@@ -2,9 +2,10 @@
 // against this host's files, users and routes, and compiled), what process and interface rules name
 // (executables, users, cgroups, links, routes), new cgroups as they appear, whether redirect
 // targets are reachable from their clients, name services whose lookups moat cannot attribute,
-// and changes to watched files.
+// the network namespaces of the processes under attach.cgroup, and changes to watched files.
 export { readProcessUniverse, universeFingerprint } from "./process-universe.ts";
 export { watchCgroups } from "./cgroup-watch.ts";
+export { networkNamespacesUnder } from "./netns-scan.ts";
 export { ipRouteGet, unreachableTargets, type RouteProbe } from "./redirect-reach.ts";
 export { watchFiles, type FileWatch } from "./file-watch.ts";
 export {

@@ -57,12 +57,12 @@ export function nameServiceWarnings(files: NameServiceFiles = {}): string[] {
   }
   if (hostsSources(text).includes("resolve"))
     out.push(
-      `${nsswitch}: 'hosts:' uses 'resolve' (systemd-resolved): lookups through it are not seen by moat: the identity is lost (hostname rules do not match the asking process's connections)`,
+      `${nsswitch}: 'hosts:' uses 'resolve' (systemd-resolved): lookups through it are not seen by moat: the identity is lost (hostname rules do not match the asking process's connections); use 'dns' instead of 'resolve' (the stub at 127.0.0.53 stays usable)`,
     );
   const nscd = pidsNamed("nscd", files.procRoot ?? "/proc");
   if (nscd.length > 0)
     out.push(
-      `nscd runs (pid ${nscd.join(", ")}): lookups through it are not seen by moat: the identity is lost (hostname rules do not match the asking process's connections)`,
+      `nscd runs (pid ${nscd.join(", ")}): lookups through it are not seen by moat: the identity is lost (hostname rules do not match the asking process's connections); stop nscd's hosts cache ('enable-cache hosts no' in /etc/nscd.conf)`,
     );
   return out;
 }

@@ -68,6 +68,11 @@ export interface MoatSnapshot {
   ringLost: bigint;
   conntrack: { entries: number; capacity: number };
   sinks: SinkStats[];
+  /**
+   * What on this host keeps moat from seeing what the running policy needs (name services whose
+   * lookups lose the asking process, when the policy uses names), each with its remedy.
+   */
+  warnings?: string[];
 }
 
 export type SnapshotSource = () => MoatSnapshot;

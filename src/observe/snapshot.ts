@@ -21,6 +21,8 @@ export interface SnapshotState {
   policyPath: string;
   policyHash(): string;
   reloads: { ok: number; refused: number };
+  /** The host's warnings for the running policy (see MoatSnapshot.warnings). */
+  warnings?(): string[];
 }
 
 /** Counting the table walks it; a snapshot taken more often than this reuses the last count. */
@@ -62,6 +64,7 @@ export function snapshotSource(
       ringLost: counters.eventLost.packets,
       conntrack: { entries: conntrackEntries(), capacity: datapath.conntrackMap.maxEntries },
       sinks: pipeline.stats(),
+      warnings: state.warnings?.() ?? [],
     };
   };
 }

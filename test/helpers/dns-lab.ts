@@ -6,7 +6,8 @@
 //
 // In namespace a:
 //   upstream  dnsmasq at lab.v4.a, the zone below, every answer with TTL 1
-//   unbound   unbound at .11, the same names without the CNAME (a second trusted upstream)
+//   unbound   unbound at .11, the same names without the CNAME (a second trusted upstream); also
+//             DNS over TLS on port 853, with a self-signed certificate made for the run
 //   untrusted dnsmasq at .12, answers every name under moat.test with .21
 // In namespace b:
 //   stub      dnsmasq at 127.0.0.53 forwarding to upstream, no cache (every lookup goes upstream)
@@ -19,6 +20,8 @@ import { spawnLines, type LineChild } from "./child.ts";
 import { sh, type Lab } from "./netns.ts";
 
 export const STUB = "127.0.0.53";
+/** DNS over TLS: unbound's port. */
+export const DOT_PORT = 853;
 /** Addresses of the big answer: more A records than fit 512 bytes (about 1000 bytes). */
 const BIG_COUNT = 60;
 const BIG_PREFIX = "10.233.0";
@@ -184,15 +187,43 @@ export function startDnsmasq(
   ]);
 }
 
+/** A self-signed certificate and its key for `name`, in `dir` (unbound's DNS over TLS). */
+function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const cert = join(dir, "dot-cert.pem");
+  const key = join(dir, "dot-key.pem");
+  const r = spawnSync(
+    "openssl",
+    // a P-256 key: made in milliseconds, unlike RSA
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].concat([
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name}`,
+    ]),
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
+  return { cert, key };
+}
+
 /** unbound in the foreground with a generated config: no chroot, no user switch, no control. */
 function unbound(ns: string, z: DnsZone, dir: string): LineChild {
   const conf = join(dir, "unbound.conf");
+  const tls = selfSigned(dir, "unbound.moat.test");
   const data = records(z).map(([name, ip]) => `  local-data: "${name}. 1 IN A ${ip}"`);
   writeFileSync(
     conf,
     `server:
   interface: ${z.unbound}
+  interface: ${z.unbound}@${DOT_PORT}
   port: 53
+  tls-port: ${DOT_PORT}
+  tls-service-key: "${tls.key}"
+  tls-service-pem: "${tls.cert}"
   do-daemonize: no
   chroot: ""
   username: ""

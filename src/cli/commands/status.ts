@@ -1,4 +1,5 @@
-// moat status: what the running daemon is doing (mode, policy, hooks, counters, losses).
+// moat status: what the running daemon is doing (mode, policy, hooks, counters, losses), and
+// what on the host keeps it from seeing what the policy needs.
 import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import type { MoatSnapshot } from "../../observe/index.ts";
@@ -24,6 +25,7 @@ export function formatStatus(s: StatusJson): string[] {
     `conntrack: ${s.conntrack.entries}/${s.conntrack.capacity} entries`,
     `sinks: ${s.sinks.map((x) => `${x.name} ${x.delivered} delivered, ${x.dropped} dropped${x.failed ? `, ${x.failed} failed` : ""}`).join("; ")}`,
   ];
+  for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
   return lines;
 }
 

@@ -227,7 +227,9 @@ export function compilePolicy(
   }
   if (model.redirects.length > 0) {
     const targets = redirectTargets(model);
-    for (let i = 0; i < dnsCount; i++) targets[i]!.quiet = true;
+    // moat's DNS proxy: quiet, and served in containers' network namespaces too
+    for (let i = 0; i < dnsCount; i++)
+      Object.assign(targets[i]!, { quiet: true, everyNetns: true });
     for (let i = dnsCount; i < dnsCount + relayCount; i++) {
       targets[i]!.quiet = true;
       targets[i]!.layer7Only = true;

@@ -26,6 +26,8 @@ export interface RedirectTarget {
   quiet?: boolean;
   /** Taken only when the rule chosen at connect() is an L7 rule (moat's L7 relay judges it). */
   layer7Only?: boolean;
+  /** A loopback target moat serves in every network namespace (its DNS proxy). */
+  everyNetns?: boolean;
 }
 
 export interface RedirectImage {

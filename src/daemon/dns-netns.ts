@@ -1,0 +1,98 @@
+// moat's DNS proxy in the network namespaces of containers (docs/dns.md, "Containers"): the
+// kernel's DNS redirect sends a query to 127.0.0.1 of the caller's own namespace, so each
+// namespace of a process under attach.cgroup gets the proxy's sockets inside it, and the kernel
+// learns their ports by the namespace's cookie. Found when the host watch fires (a cgroup
+// appears, and every few seconds); a namespace whose processes are all gone is let go.
+import { closeSync, openSync } from "node:fs";
+import type { Datapath } from "../datapath/index.ts";
+import type { DnsProxy } from "../dns/index.ts";
+import { networkNamespacesUnder } from "../host/index.ts";
+
+export interface NetnsServeOptions {
+  proxy: DnsProxy | null;
+  datapath: Pick<Datapath, "setNetnsPorts">;
+  /** attach.cgroup's directory when the running policy uses names; else null (serve none). */
+  cgroupDir: () => string | null;
+  log: (line: string) => void;
+}
+
+interface Served {
+  /** An open fd of the namespace: keeps it reachable (/proc/self/fd/N) while served. */
+  fd: number;
+  cookie: bigint;
+}
+
+export interface NetnsServe {
+  /** Looks for namespaces that came or went (runs one pass at a time; resolves when done). */
+  refresh(): Promise<void>;
+  close(): void;
+}
+
+export function serveNamespaces(options: NetnsServeOptions): NetnsServe {
+  const { proxy, datapath, log } = options;
+  const served = new Map<string, Served>();
+  let running: Promise<void> | null = null;
+  let again = false;
+  let closed = false;
+
+  const drop = (id: string, why: string) => {
+    const s = served.get(id);
+    if (!s) return;
+    served.delete(id);
+    datapath.setNetnsPorts(s.cookie, null);
+    proxy?.unserveNetns(id);
+    closeSync(s.fd);
+    log(`dns proxy: no longer serving network namespace ${id} (${why})`);
+  };
+
+  const pass = async () => {
+    const dir = proxy ? options.cgroupDir() : null;
+    const now = dir ? networkNamespacesUnder(dir) : new Map<string, number>();
+    for (const id of [...served.keys()]) if (!now.has(id)) drop(id, "no process of it left");
+    for (const [id, pid] of now) {
+      if (served.has(id) || !proxy || closed) continue;
+      let fd: number;
+      try {
+        fd = openSync(`/proc/${pid}/ns/net`, "r");
+      } catch {
+        continue; // exited meanwhile: the next pass sees another process or none
+      }
+      try {
+        const ports = await proxy.serveNetns(id, `/proc/self/fd/${fd}`);
+        datapath.setNetnsPorts(ports.cookie, { udp: ports.udp, tcp: ports.tcp });
+        served.set(id, { fd, cookie: ports.cookie });
+        log(`dns proxy: serving network namespace ${id} (pid ${pid}) on 127.0.0.1:${ports.udp}`);
+      } catch (err) {
+        closeSync(fd);
+        log(`warning: dns proxy: cannot serve network namespace ${id}: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  const refresh = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await pass();
+        } catch (err) {
+          log(`warning: dns proxy: looking for network namespaces: ${(err as Error).message}`);
+        }
+      } while (again && !closed);
+      running = null;
+    })();
+    return running;
+  };
+
+  return {
+    refresh,
+    close() {
+      closed = true;
+      for (const id of [...served.keys()]) drop(id, "moat stops");
+    },
+  };
+}
