@@ -62,19 +62,13 @@ export function normalizeSsh(
   const { client_key, ...rest } = doc;
   const result: SshMatch = { ...rest, pos: ctx.pos(path) };
   const logins = (["client_key", "user"] as const).filter((k) => doc[k] !== undefined);
-  const servers = (["host_key", "version"] as const).filter((k) => doc[k] !== undefined);
   if (direction !== "ingress")
     for (const k of logins)
       ctx.error(
         [...path, k],
         `layer7.ssh.${k} judges logins to this host's sshd (moat ssh-authkeys): the rule's direction must be ingress`,
       );
-  if (direction !== "egress")
-    for (const k of servers)
-      ctx.error(
-        [...path, k],
-        `layer7.ssh.${k} judges SSH servers this host connects to (moat's relay): the rule's direction must be egress; logins to this host are judged by client_key and user`,
-      );
+  // host_key and version on a rule that is not egress: refused with the other L7 rules
   if (client_key && ctx.clean([...path, "client_key"])) {
     const keys: SshClientKey[] = [];
     client_key.forEach((line, i) => {

@@ -175,7 +175,7 @@ test("layer7: the connection matches the sub-section of its own protocol", () =>
     [
       "allowed",
       "web-ui",
-      "rule web-ui (line 14): http host api.example.org (resolved to this address), http method get, http path /v1/items, header user-agent: curl/8.5",
+      "rule web-ui (line 14): http host api.example.org, api.example.org resolved to the address, http method get, http path /v1/items, header user-agent: curl/8.5",
     ],
   );
   const oldTls = evaluate(

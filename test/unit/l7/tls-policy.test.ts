@@ -131,7 +131,7 @@ rules:
   - name: corp
     direction: egress
     action: allow
-    layer7: { tls: { sni: [www.corp.example], certificate: { issuer: "*Corp CA*" }, unknown: allow } }
+    layer7: { tls: { sni: [www.corp.example], trust_sni: true, certificate: { issuer: "*Corp CA*" }, unknown: allow } }
 `,
     "lenient.yaml",
   );
