@@ -102,7 +102,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   live.model = () => initial.model;
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
   live.push = (event) => pipeline.push(event);
-  const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
+  const { datapath, relay } = await startDatapath({
+    ...options,
+    ...initial,
+    attribution,
+    names: dns.atStart,
+  }).catch(
     (err: unknown) => {
       dns.close();
       void pipeline.close();

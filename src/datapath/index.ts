@@ -30,4 +30,5 @@ export {
 export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
 export type { NameBinding, NameIdentity } from "./name-maps.ts";
+export type { JournaledName, JournalKey } from "./name-journal.ts";
 export { boundSockets } from "./bound-sockets.ts";
