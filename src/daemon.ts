@@ -107,13 +107,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...initial,
     attribution,
     names: dns.atStart,
-  }).catch(
-    (err: unknown) => {
-      dns.close();
-      void pipeline.close();
-      throw err;
-    },
-  );
+  }).catch((err: unknown) => {
+    dns.close();
+    void pipeline.close();
+    throw err;
+  });
   live.datapath = datapath;
   dns.applied(initial.model, initial.image);
   // interfaces and cgroups that come, go or change with a reload get or lose the programs

@@ -3,12 +3,7 @@
 // kernel's record of where a redirected client meant to go. The daemon plugs the real datapath
 // in; tests plug in their own.
 import type { KernelOwner } from "../attribution/index.ts";
-import type {
-  JournaledName,
-  JournalKey,
-  NameBinding,
-  NameIdentity,
-} from "../datapath/index.ts";
+import type { JournaledName, JournalKey, NameBinding, NameIdentity } from "../datapath/index.ts";
 
 // who asked (cgroup, executable, uid; all zero = everyone, /etc/hosts) and one address's binding;
 // one name of a binding as the names journal keeps it for the next daemon
