@@ -44,12 +44,24 @@ export function dnsCompileOptions(proxy: DnsProxy): PolicyCompileOptions {
  * The live slot's bindings map through the datapath (bindNames, unbindNames, monotonicNs, all
  * synchronous). Before the datapath is up the proxy binds nothing; it still judges and answers.
  */
-export function datapathBinder(datapath: () => Datapath | null): NameBinder {
+export function datapathBinder(
+  datapath: () => Datapath | null,
+  log: (line: string) => void = () => {},
+): NameBinder {
+  let journalFull = false;
   return {
     bindNames: (bindings) => datapath()?.bindNames(bindings) ?? { written: 0, full: 0 },
     unbindNames: (keys) => datapath()?.unbindNames(keys),
     monotonicNs: () => datapath()?.monotonicNs() ?? process.hrtime.bigint(),
-    recordNames: (names) => datapath()?.recordNames(names),
+    recordNames: (names) => {
+      const d = datapath();
+      d?.recordNames(names);
+      // said once: those names live, but a daemon started after this one will not know them
+      if (d && d.journalFull > 0 && !journalFull) {
+        journalFull = true;
+        log("dns proxy: the names journal is full: new names will not outlive a restart");
+      }
+    },
     forgetNames: (keys) => datapath()?.forgetNames(keys),
   };
 }
@@ -147,7 +159,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
   try {
     proxy = await DnsProxy.open({
       original: options.original,
-      binder: datapathBinder(options.datapath),
+      binder: datapathBinder(options.datapath, log),
       liveConnection: liveConnections(options.datapath),
       judge: policyJudge(model),
       process: options.process,
