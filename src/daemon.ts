@@ -118,14 +118,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   live.model = () => initial.model;
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
   live.push = (event) => pipeline.push(event);
-  const { datapath, relay } = await startDatapath({ ...options, ...initial, attribution }).catch(
-    (err: unknown) => {
-      l7.close();
-      dns.close();
-      void pipeline.close();
-      throw err;
-    },
-  );
+  const { datapath, relay } = await startDatapath({
+    ...options,
+    ...initial,
+    attribution,
+    names: dns.atStart,
+  }).catch((err: unknown) => {
+    l7.close();
+    dns.close();
+    void pipeline.close();
+    throw err;
+  });
   live.datapath = datapath;
   dns.applied(initial.model, initial.image);
   // interfaces and cgroups that come, go or change with a reload get or lose the programs

@@ -240,6 +240,18 @@ struct {
 	__array(values, struct inner_names);
 } tbl_names SEC(".maps");
 
+/* key: one name of one binding (identity, address, name); value: its expiry (__u64,
+ * CLOCK_MONOTONIC ns). No program reads it: the DNS proxy journals its store here, so a daemon
+ * that starts after a crash or an upgrade binds the names the last one knew (pinned as the
+ * `names` group, apart from the policy's) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MOAT_NAME_JOURNAL);
+	__type(key, struct moat_name_journal_key);
+	__type(value, __u64);
+} name_journal SEC(".maps");
+
 /* key: slot; value: rule index -> struct moat_rule; written by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);

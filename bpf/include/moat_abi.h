@@ -32,6 +32,11 @@ enum moat_abi_const {
 	MOAT_IMAGES = 4,
 	/* entries of each slot's name bindings (tbl_names) */
 	MOAT_NAME_BINDINGS = 262144,
+	/* entries of the names journal (name_journal): one per (identity, address, name), twice
+	 * the bindings of a slot (a binding has its query name and often a CNAME or two) */
+	MOAT_NAME_JOURNAL = 524288,
+	/* bytes of a name in the journal's key: a DNS name has at most 253 characters */
+	MOAT_NAME_LEN = 256,
 };
 #define MOAT_DIR4_STEPS 17 /* binary search steps over a segment of <= 65536 entries */
 
@@ -540,5 +545,15 @@ struct moat_name_binding {
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 };
 _Static_assert(sizeof(struct moat_name_binding) == 16, "moat_name_binding");
+
+/* A names journal entry's key (name_journal): one name of one binding, NUL-padded lowercase
+ * text. Its value is the name's expiry (__u64, CLOCK_MONOTONIC ns). Only user space reads and
+ * writes it: the DNS proxy's store, kept across a daemon restart (the classes of tbl_names are
+ * the policy's, the names are not). */
+struct moat_name_journal_key {
+	struct moat_name_key binding;
+	char name[MOAT_NAME_LEN];
+};
+_Static_assert(sizeof(struct moat_name_journal_key) == 296, "moat_name_journal_key");
 
 #endif /* MOAT_ABI_H */

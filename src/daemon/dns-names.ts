@@ -22,6 +22,7 @@ import {
   trustedResolvers,
   ZERO_IDENTITY,
   type ClassesOf,
+  type JournaledName,
   type NameBinder,
   type NameBinding,
   type NameKey,
@@ -44,11 +45,25 @@ export function dnsCompileOptions(proxy: DnsProxy): PolicyCompileOptions {
  * The live slot's bindings map through the datapath (bindNames, unbindNames, monotonicNs, all
  * synchronous). Before the datapath is up the proxy binds nothing; it still judges and answers.
  */
-export function datapathBinder(datapath: () => Datapath | null): NameBinder {
+export function datapathBinder(
+  datapath: () => Datapath | null,
+  log: (line: string) => void = () => {},
+): NameBinder {
+  let journalFull = false;
   return {
     bindNames: (bindings) => datapath()?.bindNames(bindings) ?? { written: 0, full: 0 },
     unbindNames: (keys) => datapath()?.unbindNames(keys),
     monotonicNs: () => datapath()?.monotonicNs() ?? process.hrtime.bigint(),
+    recordNames: (names) => {
+      const d = datapath();
+      d?.recordNames(names);
+      // said once: those names live, but a daemon started after this one will not know them
+      if (d && d.journalFull > 0 && !journalFull) {
+        journalFull = true;
+        log("dns proxy: the names journal is full: new names will not outlive a restart");
+      }
+    },
+    forgetNames: (keys) => datapath()?.forgetNames(keys),
   };
 }
 
@@ -135,6 +150,14 @@ export interface DnsNames {
   compileOptions: PolicyCompileOptions;
   /** apply()'s second argument: every binding with the new image's classes, for its slot. */
   bindingsFor: (classes: { classOf: ClassesOf }) => NameBinding[];
+  /**
+   * Datapath.start's `names`: the names the previous daemon journaled (and /etc/hosts) into the
+   * store, then the first image's bindings, in its slot before it goes live.
+   */
+  atStart: {
+    restore(names: JournaledName[]): void;
+    bindings(classes: { classOf: ClassesOf }): NameBinding[];
+  };
   /** After an apply: the proxy follows the live image and policy (and re-reads /etc/hosts). */
   applied(model: PolicyModel, image: PolicyImage): void;
   /** The names a kernel event's owner learned for its remote address. */
@@ -154,7 +177,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
   try {
     proxy = await DnsProxy.open({
       original: options.original,
-      binder: datapathBinder(options.datapath),
+      binder: datapathBinder(options.datapath, log),
       liveConnection: liveConnections(options.datapath),
       netnsSocket,
       judge: policyJudge(model),
@@ -170,6 +193,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
       proxy: null,
       compileOptions: {},
       bindingsFor: () => [],
+      atStart: { restore: () => {}, bindings: () => [] },
       applied: () => {},
       namesOf: () => [],
       close: () => {},
@@ -182,6 +206,19 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
     proxy,
     compileOptions: dnsCompileOptions(proxy),
     bindingsFor: (classes) => proxy.store.bindingsFor((names) => classes.classOf(names)),
+    atStart: {
+      restore(names) {
+        proxy.store.restore(names);
+        if (names.length > 0) log(`dns proxy: ${names.length} names kept from before the restart`);
+        // the hosts file's names are in the first slot too (not only after the first apply)
+        proxy.setShared(readHosts());
+      },
+      bindings: (classes) => {
+        const classesOf: ClassesOf = (names) => classes.classOf(names);
+        proxy.setClasses(classesOf);
+        return proxy.store.bindingsFor(classesOf);
+      },
+    },
     applied(next, image) {
       proxy.setClasses(classesOfImage(image));
       const settings = next.dns;

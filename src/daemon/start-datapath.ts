@@ -10,6 +10,7 @@ import {
   cgroupDirectory,
   Datapath,
   listInterfaces,
+  type DatapathOptions,
   planInterfaces,
 } from "../datapath/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
@@ -23,6 +24,8 @@ export interface DatapathStart {
   interfaces?: string[];
   pinRoot?: string | null;
   attribution: Attribution;
+  /** The DNS proxy's store: seeded from the names journal, then the first image's bindings. */
+  names?: DatapathOptions["names"];
   log: (line: string) => void;
 }
 
@@ -54,6 +57,7 @@ export async function startDatapath(
       pinRoot: start.pinRoot,
       image: relay.route(start.image),
       cgroup: cgroupDirectory(model.attach.cgroup?.value),
+      ...(start.names ? { names: start.names } : {}),
     });
   } catch (err) {
     relay.close();

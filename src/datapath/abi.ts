@@ -121,6 +121,10 @@ export const IMAGES = 4;
 /** Entries of each slot's name bindings map (MOAT_NAME_BINDINGS). */
 export const NAME_BINDINGS = 262144;
 
+/** Entries of the names journal (MOAT_NAME_JOURNAL), and the bytes of a name in its key. */
+export const NAME_JOURNAL = 524288;
+export const NAME_LEN = 256;
+
 /** One table image's class counts (struct moat_image_meta), by image in moat_meta.image. */
 export const imageMeta = defineStruct("moat_image_meta", 8, {
   ns: { offset: 0, type: "u32" },
@@ -185,6 +189,12 @@ export const nameBinding = defineStruct("moat_name_binding", 16, {
 export const netnsPorts = defineStruct("moat_netns_ports", 4, {
   udp: { offset: 0, type: "u16" },
   tcp: { offset: 2, type: "u16" },
+});
+
+/** A names journal key (name_journal): one name of one binding; the value is its expiry (u64). */
+export const nameJournalKey = defineStruct("moat_name_journal_key", 296, {
+  binding: { offset: 0, bytes: 40 },
+  name: { offset: 40, bytes: 256 },
 });
 
 export const exeKey = defineStruct("moat_exe_key", 16, {
@@ -353,6 +363,7 @@ export const codecs = [
   nameKey,
   nameBinding,
   netnsPorts,
+  nameJournalKey,
   sock,
   counter,
   counters,

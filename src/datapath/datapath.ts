@@ -33,6 +33,7 @@ import type { PolicyImage } from "../policy/compile/kernel-image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
 import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import type { NameBinding, NameIdentity } from "./name-maps.ts";
+import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
 
@@ -116,6 +117,15 @@ export interface DatapathOptions {
   cgroup?: string;
   /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
   globals?: Record<string, number>;
+  /**
+   * The DNS proxy's store, for the first apply: given the names a previous daemon journaled
+   * (still live), then asked for the bindings of `image`'s name classes, so its slot holds them
+   * when it goes live.
+   */
+  names?: {
+    restore(names: JournaledName[]): void;
+    bindings(classes: NameClasses): NameBinding[];
+  };
 }
 
 export type Counters = Record<CounterName, { packets: bigint; bytes: bigint }>;
@@ -177,7 +187,10 @@ export class Datapath {
     quicInitials: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
+    journal: BpfMap;
   };
+  /** The DNS proxy's names, kept for the next daemon (name_journal). */
+  private readonly journal: NameJournal;
   private stopped = false;
 
   private constructor(options: DatapathOptions) {
@@ -206,7 +219,9 @@ export class Datapath {
       quicInitials: this.object.map("quic_initials"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
+      journal: this.object.map("name_journal"),
     };
+    this.journal = new NameJournal(this.maps.journal);
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
   }
@@ -221,8 +236,10 @@ export class Datapath {
       if (dp.pinned && dp.adoption) dp.pinned.pin(dp.object, dp.adoption);
       // a daemon runs again: hooks that fell back to allow without one judge from now on
       dp.heartbeat();
+      // the names the previous daemon bound, in the first slot before it goes live
+      if (options.names) options.names.restore(dp.journal.read(dp.monotonicNs()));
       // the policy goes live in maps the old programs may share, before any link changes
-      if (options.image) dp.apply(options.image);
+      if (options.image) dp.apply(options.image, options.names?.bindings);
       for (const nic of options.interfaces) {
         const reason = unsupportedLink(nic.name);
         if (reason) dp.skipped.push({ interface: nic.name, reason });
@@ -424,6 +441,21 @@ export class Datapath {
   /** Removes name bindings from the live policy (expired ones). */
   unbindNames(keys: readonly { identity: NameIdentity; ip: string }[]): void {
     this.policy.unbindNames(keys);
+  }
+
+  /** Journals names made or refreshed (the next daemon binds them again). */
+  recordNames(names: readonly JournaledName[]): void {
+    this.journal.record(names);
+  }
+
+  /** Removes names from the journal (expired). */
+  forgetNames(keys: readonly JournalKey[]): void {
+    this.journal.forget(keys);
+  }
+
+  /** Names the full journal did not take (they would not outlive this daemon). */
+  get journalFull(): number {
+    return this.journal.full;
   }
 
   /** Now on the kernel's clock (CLOCK_MONOTONIC, as bpf_ktime_get_ns): for expiresNs. */

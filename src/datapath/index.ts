@@ -33,5 +33,6 @@ export {
 export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
 export type { NameBinding, NameIdentity } from "./name-maps.ts";
+export type { JournaledName, JournalKey } from "./name-journal.ts";
 export { boundSockets } from "./bound-sockets.ts";
 export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-socket.ts";

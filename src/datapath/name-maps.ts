@@ -30,7 +30,8 @@ export interface NameBinding {
 const MAP_HASH = 1;
 const BPF_F_NO_PREALLOC = 1;
 
-function keyOf(identity: NameIdentity, ip: string): Buffer {
+/** The map key of an identity's binding of an address (struct moat_name_key). */
+export function keyOf(identity: NameIdentity, ip: string): Buffer {
   const key = Buffer.alloc(keyCodec.size);
   keyCodec.encode(
     {
@@ -52,26 +53,30 @@ function valueOf(b: NameBinding): Buffer {
 }
 
 /** Every binding of a map (identity, address, class, expiry). */
+/** The identity and address of a struct moat_name_key. */
+export function decodeKey(k: Buffer): { identity: NameIdentity; ip: string } {
+  const key = keyCodec.decode(k);
+  const addr = Buffer.from(key.addr);
+  const v4 = addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+  return {
+    identity: {
+      cgroupId: key.cgroup_id,
+      exeIno: key.exe_ino,
+      exeDev: key.exe_dev,
+      uid: key.uid,
+    },
+    ip: formatAddress(addr, v4 ? 4 : 6),
+  };
+}
+
+/** Every binding of a map (identity, address, class, expiry). */
 export function readBindings(map: BpfMap): NameBinding[] {
   const out: NameBinding[] = [];
   for (let k = map.nextKey(null); k; k = map.nextKey(k)) {
     const raw = map.lookup(k);
     if (!raw) continue;
-    const key = keyCodec.decode(k);
     const value = bindingCodec.decode(raw);
-    const addr = Buffer.from(key.addr);
-    const v4 = addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
-    out.push({
-      identity: {
-        cgroupId: key.cgroup_id,
-        exeIno: key.exe_ino,
-        exeDev: key.exe_dev,
-        uid: key.uid,
-      },
-      ip: formatAddress(addr, v4 ? 4 : 6),
-      nclass: value.nclass,
-      expiresNs: value.expires_ns,
-    });
+    out.push({ ...decodeKey(k), nclass: value.nclass, expiresNs: value.expires_ns });
   }
   return out;
 }

@@ -49,6 +49,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   events: { version: 1, maps: ["events"] },
   quic: { version: 1, maps: ["quic_initials"] },
   daemon: { version: 1, maps: ["heartbeat"] },
+  // the DNS proxy's names (identity, address, name, expiry): kept apart from the policy group,
+  // whose classes they do not depend on, so a policy layout change does not lose them
+  names: { version: 1, maps: ["name_journal"] },
 };
 
 const RECORD_KEY = 16;

@@ -6,6 +6,8 @@ import {
   identityKey,
   ZERO_IDENTITY,
   type ClassesOf,
+  type JournaledName,
+  type JournalKey,
   type NameBinding,
   type NameIdentity,
   type NameKey,
@@ -37,6 +39,14 @@ export interface StoreOptions {
   graceSeconds: () => number;
   /** Whether the identity has a live tracked connection to the address (keeps the binding). */
   liveConnection?: (key: NameKey) => boolean;
+  /**
+   * The names journal (the kernel's, kept across a restart): each name made, refreshed or
+   * extended is recorded, each expired one forgotten. /etc/hosts names are not journaled.
+   */
+  journal?: {
+    record(names: JournaledName[]): void;
+    forget(keys: JournalKey[]): void;
+  };
 }
 
 /** What a sweep changed in the live slot. */
@@ -76,6 +86,7 @@ export class BindingStore {
     const floor = this.options.minTtlSeconds();
     const grace = BigInt(Math.ceil(this.options.graceSeconds()));
     const out: NameBinding[] = [];
+    const journaled: JournaledName[] = [];
     for (const a of addresses) {
       const life = BigInt(Math.ceil(Math.max(a.ttlSeconds, floor))) + grace;
       const entry = this.entryFor(identity, a.ip);
@@ -83,13 +94,31 @@ export class BindingStore {
         const name = normalName(n);
         const expires = now + life * NS;
         const had = entry.names.get(name) ?? 0n;
-        entry.names.set(name, had === NEVER ? NEVER : expires > had ? expires : had);
+        const next = had === NEVER ? NEVER : expires > had ? expires : had;
+        entry.names.set(name, next);
+        if (next !== had && next !== NEVER)
+          journaled.push({ identity, ip: entry.ip, name, expiresNs: next });
       }
       const binding = this.bindingOf(entry, classesOf);
       entry.nclass = binding.nclass;
       if (binding.nclass !== 0) out.push(binding);
     }
+    if (journaled.length) this.options.journal?.record(journaled);
     return out;
+  }
+
+  /**
+   * Takes in the names a previous daemon journaled (still live): the store knows them before
+   * the first policy's bindings are computed. The journal has them already.
+   */
+  restore(names: readonly JournaledName[]): void {
+    for (const n of names) {
+      if (isZero(n.identity)) continue;
+      const entry = this.entryFor(n.identity, n.ip);
+      const name = normalName(n.name);
+      const had = entry.names.get(name) ?? 0n;
+      if (n.expiresNs > had) entry.names.set(name, n.expiresNs);
+    }
   }
 
   /** Replaces the bindings every identity shares (/etc/hosts): name -> addresses. */
@@ -156,21 +185,27 @@ export class BindingStore {
     const now = this.options.now();
     const grace = BigInt(Math.ceil(this.options.graceSeconds())) * NS;
     const result: SweepResult = { bind: [], unbind: [] };
+    const extended: JournaledName[] = [];
+    const expired: JournalKey[] = [];
     for (const [key, entry] of this.entries) {
       let latest = 0n;
       for (const e of entry.names.values()) if (e > latest) latest = e;
       if (latest > now + horizonNs) {
-        if (this.dropExpired(entry, now)) this.update(entry, classesOf, result);
+        if (this.dropExpired(entry, now, expired)) this.update(entry, classesOf, result);
         continue;
       }
       const keep = { identity: entry.identity, ip: entry.ip };
       if (this.options.liveConnection?.(keep)) {
         const until = now + horizonNs + grace;
-        for (const [n, e] of entry.names) if (e < until) entry.names.set(n, until);
+        for (const [n, e] of entry.names)
+          if (e < until) {
+            entry.names.set(n, until);
+            extended.push({ ...keep, name: n, expiresNs: until });
+          }
         this.update(entry, classesOf, result);
         continue;
       }
-      if (!this.dropExpired(entry, now)) continue;
+      if (!this.dropExpired(entry, now, expired)) continue;
       if (entry.names.size === 0) {
         this.entries.delete(key);
         if (entry.nclass !== 0) result.unbind.push(keep);
@@ -178,15 +213,18 @@ export class BindingStore {
       }
       this.update(entry, classesOf, result);
     }
+    if (extended.length) this.options.journal?.record(extended);
+    if (expired.length) this.options.journal?.forget(expired);
     return result;
   }
 
-  /** Whether any name of the entry had expired (they are gone now). */
-  private dropExpired(entry: Entry, now: bigint): boolean {
+  /** Whether any name of the entry had expired (they are gone now, and listed in `gone`). */
+  private dropExpired(entry: Entry, now: bigint, gone: JournalKey[]): boolean {
     let dropped = false;
     for (const [n, e] of entry.names)
       if (e <= now) {
         entry.names.delete(n);
+        if (!isZero(entry.identity)) gone.push({ identity: entry.identity, ip: entry.ip, name: n });
         dropped = true;
       }
     return dropped;

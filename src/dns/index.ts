@@ -18,6 +18,8 @@ export {
   ZERO_IDENTITY,
   type ClassesOf,
   type DnsOwner,
+  type JournaledName,
+  type JournalKey,
   type NameBinder,
   type NameBinding,
   type NameIdentity,

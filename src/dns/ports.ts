@@ -3,10 +3,11 @@
 // kernel's record of where a redirected client meant to go. The daemon plugs the real datapath
 // in; tests plug in their own.
 import type { KernelOwner } from "../attribution/index.ts";
-import type { NameBinding, NameIdentity } from "../datapath/index.ts";
+import type { JournaledName, JournalKey, NameBinding, NameIdentity } from "../datapath/index.ts";
 
-// who asked (cgroup, executable, uid; all zero = everyone, /etc/hosts) and one address's binding
-export type { NameBinding, NameIdentity };
+// who asked (cgroup, executable, uid; all zero = everyone, /etc/hosts) and one address's binding;
+// one name of a binding as the names journal keeps it for the next daemon
+export type { JournaledName, JournalKey, NameBinding, NameIdentity };
 
 export interface NameKey {
   identity: NameIdentity;
@@ -20,6 +21,10 @@ export interface NameBinder {
   unbindNames(keys: NameKey[]): void;
   /** Now, on the clock of `expiresNs`. */
   monotonicNs(): bigint;
+  /** Journals names made or refreshed, so a daemon started after this one binds them too. */
+  recordNames?(names: JournaledName[]): void;
+  /** Removes expired names from the journal. */
+  forgetNames?(keys: JournalKey[]): void;
 }
 
 /** The name class of a set of names in the live image (0 = matches no hostname pattern). */

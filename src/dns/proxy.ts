@@ -145,6 +145,10 @@ export class DnsProxy {
       minTtlSeconds: () => this.settings.minTtlSeconds,
       graceSeconds: () => this.settings.graceSeconds,
       ...(options.liveConnection ? { liveConnection: options.liveConnection } : {}),
+      journal: {
+        record: (names) => binder.recordNames?.(names),
+        forget: (keys) => binder.forgetNames?.(keys),
+      },
     });
   }
 

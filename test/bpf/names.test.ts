@@ -371,3 +371,53 @@ test("bindings are pinned with the policy: a restarted datapath judges and write
     rmSync(pinRoot, { recursive: true, force: true });
   }
 });
+
+test("the names journal outlives the daemon: the next one's first slot binds what is still live", () => {
+  const pinRoot = `/sys/fs/bpf/moat-test-journal-${process.pid}`;
+  let first: Datapath | null = null;
+  let second: Datapath | null = null;
+  try {
+    first = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+    const now = first.monotonicNs();
+    const live = { identity: identity("alpha"), ip: GITHUB, name: "github.example" };
+    first.recordNames([
+      { ...live, expiresNs: now + 60_000_000_000n },
+      { ...live, ip: OTHER, expiresNs: now - 1n },
+      { ...live, identity: identity("beta"), expiresNs: now + 60_000_000_000n },
+    ]);
+    first.forgetNames([{ ...live, identity: identity("beta") }]);
+    first.stop({ keepPins: true });
+    first = null;
+
+    let restored: unknown[] = [];
+    second = Datapath.start({
+      interfaces: [],
+      pinRoot,
+      cgroup: cg.dir,
+      image,
+      names: {
+        restore: (names) => (restored = names),
+        bindings: (classes) => [
+          {
+            identity: live.identity,
+            ip: live.ip,
+            nclass: classes.classOf([live.name]),
+            expiresNs: later(),
+          },
+        ],
+      },
+    });
+    assert.ok(second.adoption?.adopted.includes("names"), JSON.stringify(second.adoption));
+    assert.deepEqual(
+      restored.map((n) => ({ ...(n as typeof live), expiresNs: undefined })),
+      [{ ...live, expiresNs: undefined }],
+      "the live name only: the expired one and the forgotten one are gone",
+    );
+    assert.equal(connect("alpha", GITHUB), "passed", "bound in the first slot");
+    assert.equal(connect("beta", GITHUB), "EPERM");
+  } finally {
+    first?.stop();
+    second?.stop();
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+});

@@ -87,6 +87,8 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["compile/dir4.ts DIR4_UNIFORM", DIR4_UNIFORM, c.get("MOAT_DIR4_UNIFORM")],
     ["datapath/abi.ts IMAGES", abi.IMAGES, c.get("MOAT_IMAGES")],
     ["datapath/abi.ts NAME_BINDINGS", abi.NAME_BINDINGS, c.get("MOAT_NAME_BINDINGS")],
+    ["datapath/abi.ts NAME_JOURNAL", abi.NAME_JOURNAL, c.get("MOAT_NAME_JOURNAL")],
+    ["datapath/abi.ts NAME_LEN", abi.NAME_LEN, c.get("MOAT_NAME_LEN")],
   ];
   for (const [copy, ts, btf] of copies) assert.equal(ts, btf, copy);
 });

@@ -35,6 +35,8 @@ test("a reload fills the new slot from the store with its classes, then the prox
     bindNames: (b: NameBinding[]) => (written.push(b), { written: b.length, full: 0 }),
     unbindNames: (k: NameKey[]) => unbound.push(k),
     monotonicNs: () => 1_000_000_000_000n,
+    recordNames: () => {},
+    forgetNames: () => {},
     originalOf: () => null,
   } as unknown as Datapath;
   const lines: string[] = [];

@@ -5,7 +5,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BindingStore, NEVER } from "../../src/dns/bindings.ts";
-import { ZERO_IDENTITY, type NameIdentity, type NameKey } from "../../src/dns/ports.ts";
+import {
+  ZERO_IDENTITY,
+  type JournaledName,
+  type JournalKey,
+  type NameIdentity,
+  type NameKey,
+} from "../../src/dns/ports.ts";
 
 const S = 1_000_000_000n;
 const curl: NameIdentity = { cgroupId: 77n, exeIno: 1234n, exeDev: 0x800001, uid: 1000 };
@@ -17,13 +23,24 @@ const classesOf = (names: readonly string[]) =>
 
 function store(over: { live?: (k: NameKey) => boolean; minTtl?: number; grace?: number } = {}) {
   const clock = { now: 1000n * S };
+  // the names journal as the kernel map would hold it: identity|ip|name -> expiry
+  const journal = new Map<string, bigint>();
+  const at = (k: JournalKey) => `${k.identity.exeIno}|${k.ip}|${k.name}`;
   const s = new BindingStore({
     now: () => clock.now,
     minTtlSeconds: () => over.minTtl ?? 5,
     graceSeconds: () => over.grace ?? 30,
     ...(over.live ? { liveConnection: over.live } : {}),
+    journal: {
+      record: (names: JournaledName[]) => {
+        for (const n of names) journal.set(at(n), n.expiresNs);
+      },
+      forget: (keys: JournalKey[]) => {
+        for (const k of keys) journal.delete(at(k));
+      },
+    },
   });
-  return { s, clock };
+  return { s, clock, journal };
 }
 
 test("an answer binds its addresses to the asker with the class of its names and TTL + grace", () => {
@@ -148,4 +165,54 @@ test("a binding about to lapse under a live connection is extended before the ke
     { identity: curl, ip: "10.0.0.1", nclass: 1, expiresNs: clock.now + 3n * S },
   ]);
   assert.deepEqual(r.unbind, []);
+});
+
+test("the journal holds every live name of an identity with its expiry; expired ones leave it", () => {
+  const { s, clock, journal } = store({ minTtl: 5, grace: 30 });
+  s.learn(curl, ["cname.example", "x.fastly.net"], [{ ip: "10.0.0.9", ttlSeconds: 60 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0 }], classesOf);
+  s.setShared(new Map([["router.lan", ["192.168.1.1"]]]), classesOf);
+  assert.deepEqual(
+    [...journal].sort(),
+    [
+      ["1234|10.0.0.9|cname.example", clock.now + 90n * S],
+      ["1234|10.0.0.9|x.fastly.net", clock.now + 90n * S],
+      ["1234|140.82.112.3|github.com", clock.now + 35n * S],
+    ],
+    "/etc/hosts names are not journaled (the next daemon reads the file)",
+  );
+  clock.now += 36n * S;
+  s.sweep(classesOf);
+  assert.deepEqual([...journal.keys()].sort(), [
+    "1234|10.0.0.9|cname.example",
+    "1234|10.0.0.9|x.fastly.net",
+  ]);
+});
+
+test("a live connection's extension is journaled too", () => {
+  const { s, clock, journal } = store({ minTtl: 5, grace: 30, live: () => true });
+  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0 }], classesOf);
+  clock.now += 36n * S;
+  s.sweep(classesOf, 2n * S);
+  assert.equal(journal.get("1234|140.82.112.3|github.com"), clock.now + 32n * S);
+});
+
+test("a new store restored from the journal binds the same names in a new image's classes", () => {
+  const old = store();
+  old.s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 60 }], classesOf);
+  old.s.learn(wget, ["x.fastly.net"], [{ ip: "10.0.0.9", ttlSeconds: 60 }], classesOf);
+  const journaled: JournaledName[] = [
+    { identity: curl, ip: "140.82.112.3", name: "github.com", expiresNs: old.clock.now + 90n * S },
+    { identity: wget, ip: "10.0.0.9", name: "x.fastly.net", expiresNs: old.clock.now + 90n * S },
+  ];
+  assert.deepEqual([...old.journal.values()], [old.clock.now + 90n * S, old.clock.now + 90n * S]);
+  const next = store();
+  next.s.restore(journaled);
+  const swapped = (names: readonly string[]) => (classesOf(names) === 1 ? 2 : 1);
+  assert.deepEqual(next.s.bindingsFor(swapped), [
+    { identity: curl, ip: "140.82.112.3", nclass: 2, expiresNs: next.clock.now + 90n * S },
+    { identity: wget, ip: "10.0.0.9", nclass: 1, expiresNs: next.clock.now + 90n * S },
+  ]);
+  assert.deepEqual(next.s.namesOf(curl, "140.82.112.3"), ["github.com"]);
+  assert.equal(next.journal.size, 0, "restoring writes nothing: the journal has them");
 });
