@@ -24,5 +24,6 @@ test("a hostile path against a many-star glob is answered in linear time, not by
   const started = performance.now();
   assert.equal(globMatch(pattern, path), false);
   const ms = performance.now() - started;
-  assert.ok(ms < 500, `took ${ms.toFixed(0)} ms`);
+  // a backtracking matcher takes minutes here; linear takes milliseconds (a wide margin for load)
+  assert.ok(ms < 10_000, `took ${ms.toFixed(0)} ms`);
 });
