@@ -10,6 +10,7 @@ import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/model.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
 import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
+import { relayProtocols } from "../policy/index.ts";
 import { decide } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead } from "./read-head.ts";
@@ -59,6 +60,8 @@ export interface L7RelayStats {
 
 const HEADER_TIMEOUT_MS = 10_000;
 const MAX_HEAD = 16 * 1024;
+/** How long a client may stay silent before the server is taken to speak first (SSH). */
+const SERVER_FIRST_MS = 300;
 /** moat's protocol handlers, by what the first bytes say. */
 const DEFAULT_HANDLERS: Record<L7Protocol, L7Handler> = {
   tls: tlsHandler,
@@ -159,15 +162,23 @@ export class L7Relay {
     const ctx = this.context(client, peer, found, model);
     try {
       const max = this.options.maxHead ?? MAX_HEAD;
-      const read = await readHead(
+      const enough = (h: Buffer) => sniff(h) !== "more";
+      const timeout = this.options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
+      // SSH clients may wait for the server's banner before they say anything (ssh-keyscan):
+      // when the policy judges SSH servers, a client silent for SERVER_FIRST_MS is SSH's
+      const serverFirst = model.rules.some((r) => relayProtocols(r).includes("ssh"));
+      let read = await readHead(
         client,
         Buffer.alloc(0),
-        (h) => sniff(h) !== "more",
-        this.options.headerTimeoutMs ?? HEADER_TIMEOUT_MS,
+        enough,
+        serverFirst ? SERVER_FIRST_MS : timeout,
         max,
       );
+      const silent = serverFirst && read.end === "timeout" && read.head.length === 0;
+      if (serverFirst && read.end === "timeout" && !silent)
+        read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
       ctx.head = read.head;
-      const kind = read.head.length === 0 ? "none" : sniff(read.head);
+      const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniff(read.head);
       this.stats.sniffed[kind]++;
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
