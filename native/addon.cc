@@ -153,6 +153,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));
+  exports.Set("sockmapAttach", Napi::Function::New(env, SockmapAttach, "sockmapAttach"));
+  exports.Set("splicePair", Napi::Function::New(env, SplicePairFn, "splicePair"));
   return exports;
 }
 

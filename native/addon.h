@@ -59,5 +59,7 @@ Napi::Function InitRingBuffer(Napi::Env env);
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value SockList(const Napi::CallbackInfo& info);
+Napi::Value SockmapAttach(const Napi::CallbackInfo& info);
+Napi::Value SplicePairFn(const Napi::CallbackInfo& info);
 
 }  // namespace moat

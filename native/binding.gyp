@@ -12,7 +12,9 @@
         "ringbuf.cc",
         "sockdiag.cc",
         "peercred.cc",
-        "sockdiag_list.cc"
+        "sockdiag_list.cc",
+        "splice.cc",
+        "splice_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

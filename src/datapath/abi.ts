@@ -33,6 +33,8 @@ export const Counter = {
   unavailable: 27,
   basics: 28,
   namesFull: 29,
+  spliced: 30,
+  splicedConnections: 31,
   max: 32,
 } as const;
 

@@ -31,3 +31,4 @@ export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
 export type { NameBinding, NameIdentity } from "./name-maps.ts";
 export { boundSockets } from "./bound-sockets.ts";
+export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";
