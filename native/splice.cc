@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -179,13 +180,17 @@ class SplicePair : public Closable {
     bool fin[2] = {false, false}, done[2] = {false, false};
     uint64_t progress[2] = {~0ull, ~0ull};
     Clock::time_point stalled[2];
+    int waits = 0;
     while (!stopping) {
       pollfd p[3];
       for (int i = 0; i < 2; i++)
         p[i] = {fd[i], static_cast<short>(fin[i] ? 0 : POLLRDHUP), 0};
       p[2] = {wake, POLLIN, 0};
+      // waiting for bytes to reach a peer: look again soon, less often the longer it takes
       bool waiting = (fin[0] && !done[0]) || (fin[1] && !done[1]);
-      if (poll(p, 3, waiting ? 1 : -1) < 0 && errno != EINTR) {
+      int timeout = waiting ? std::min(64, 1 << std::min(waits++, 6)) : -1;
+      if (!waiting) waits = 0;
+      if (poll(p, 3, timeout) < 0 && errno != EINTR) {
         end = "error";
         return;
       }
