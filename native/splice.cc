@@ -183,8 +183,7 @@ class SplicePair : public Closable {
     int waits = 0;
     while (!stopping) {
       pollfd p[3];
-      for (int i = 0; i < 2; i++)
-        p[i] = {fd[i], static_cast<short>(fin[i] ? 0 : POLLRDHUP), 0};
+      for (int i = 0; i < 2; i++) p[i] = {fd[i], static_cast<short>(fin[i] ? 0 : POLLRDHUP), 0};
       p[2] = {wake, POLLIN, 0};
       // waiting for bytes to reach a peer: look again soon, less often the longer it takes
       bool waiting = (fin[0] && !done[0]) || (fin[1] && !done[1]);
@@ -366,8 +365,8 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
     pair->fd[i] = FindSocket(tuples[i]);
     if (pair->fd[i] < 0) {
       delete pair;
-      ThrowErrno(env, "splicePair", ENOENT, std::string("no socket of this process has the ") +
-                                                names[i] + "'s addresses");
+      ThrowErrno(env, "splicePair", ENOENT,
+                 std::string("no socket of this process has the ") + names[i] + "'s addresses");
     }
   }
   // what Node read from one side and nobody wrote yet goes first to the other; for the sockmap,
@@ -384,8 +383,8 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
     if (!WriteAll(pair->fd[1 - i], bytes.data(), bytes.size(), kPendingWriteMs)) {
       int err = errno ? errno : ETIMEDOUT;
       delete pair;
-      ThrowErrno(env, "splicePair", err, std::string("writing the bytes read before to ") +
-                                             names[1 - i]);
+      ThrowErrno(env, "splicePair", err,
+                 std::string("writing the bytes read before to ") + names[1 - i]);
     }
   }
   pair->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -179,6 +179,12 @@ export const nameBinding = defineStruct("moat_name_binding", 16, {
   expires_ns: { offset: 8, type: "u64" },
 });
 
+/** A spliced socket's peer and the bytes sent on to it (splice_peers; the addon writes it). */
+export const splicePeer = defineStruct("moat_splice_peer", 16, {
+  peer: { offset: 0, type: "u64" },
+  bytes: { offset: 8, type: "u64" },
+});
+
 export const exeKey = defineStruct("moat_exe_key", 16, {
   ino: { offset: 0, type: "u64" },
   dev: { offset: 8, type: "u32" },
@@ -338,4 +344,5 @@ export const codecs = [
   redirect,
   endpoint,
   original,
+  splicePeer,
 ];

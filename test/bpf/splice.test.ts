@@ -110,7 +110,10 @@ async function clientFinFirst(mode: SpliceMode | undefined): Promise<SpliceMode>
   // the kernel takes only established sockets: a FIN before the splice is another test
   void r.spliced.then(() => client.end());
   const [got, sent] = await Promise.all([clientGot, r.spliced.then(() => serverGot)]);
-  assert.ok(sent.equals(fromClient), `server got ${sent.length} of ${fromClient.length} bytes in order`);
+  assert.ok(
+    sent.equals(fromClient),
+    `server got ${sent.length} of ${fromClient.length} bytes in order`,
+  );
   assert.ok(
     got.equals(Buffer.concat([first, second])),
     `client got ${got.length} of ${first.length + second.length} bytes in order`,
@@ -146,7 +149,10 @@ async function serverFinFirst(
   const clientGot = collect(client);
   client.write(before);
   const got = await clientGot;
-  assert.ok(got.equals(fromServer), `client got ${got.length} of ${fromServer.length} bytes in order`);
+  assert.ok(
+    got.equals(fromServer),
+    `client got ${got.length} of ${fromServer.length} bytes in order`,
+  );
   client.end(afterFin);
   await r.spliced;
   const sent = await serverGot;
@@ -209,7 +215,9 @@ s.on("end", () => { console.log(n); s.end(); });
 `;
 
 function child(script: string, arg: string): { proc: ChildProcess; line: Promise<string> } {
-  const proc = spawn(process.execPath, ["-e", script, arg], { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawn(process.execPath, ["-e", script, arg], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   children.push(proc);
   const lines = createInterface({ input: proc.stdout! });
   return { proc, line: once(lines, "line").then(([l]) => String(l)) };
@@ -256,5 +264,8 @@ test(`${LARGE >> 20} MiB through the sockmap: every byte through the kernel's co
   assert.ok(after.spliced.bytes - before.spliced.bytes >= BigInt(LARGE));
   assert.equal(after.splicedConnections.packets - before.splicedConnections.packets, 1n);
   // the relay accepted, connected and spliced; the bytes cost it nothing
-  assert.ok(r.cpuSeconds < 0.1 + r.seconds * 0.05, `relay CPU ${r.cpuSeconds} s over ${r.seconds} s`);
+  assert.ok(
+    r.cpuSeconds < 0.1 + r.seconds * 0.05,
+    `relay CPU ${r.cpuSeconds} s over ${r.seconds} s`,
+  );
 });
