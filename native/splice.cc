@@ -93,8 +93,10 @@ class SplicePair : public Closable {
     }
   }
 
-  // Inserts both sockets; "" when they are spliced, else why the kernel refused.
-  std::string Insert() {
+  // Inserts both sockets, writing each side's earlier bytes (`bytes[i]`, from side i, to which
+  // what the kernel holds is added) to its peer just before that side is turned on; "" when they
+  // are spliced, else why the kernel refused (then `sent[i]` says which were written).
+  std::string Insert(std::vector<uint8_t> bytes[2], bool sent[2]) {
     for (int i = 0; i < 2; i++) {
       cookie[i] = SocketCookie(fd[i]);
       if (cookie[i] == 0) return "no socket cookie";
@@ -103,18 +105,31 @@ class SplicePair : public Closable {
     for (int i = 0; i < 2; i++) {
       uint64_t value = static_cast<uint64_t>(fd[i]);
       if (bpf_map_update_elem(targets, &cookie[i], &value, BPF_NOEXIST) < 0)
-        return Undo("splice_targets", errno);
+        return Undo(i ? "splice_targets (upstream)" : "splice_targets (client)", errno,
+                    TcpState(fd[i]));
     }
-    for (int i = 0; i < 2; i++) Baseline(i);
+    // what the kernel holds: the verdict program would be handed the first queued skb whole,
+    // also the part of it Node already read
+    for (int i = 0; i < 2; i++)
+      if (!DrainQueued(fd[i], &bytes[i])) return Undo("reading the queued bytes", errno);
     for (int i = 0; i < 2; i++) {
       SplicePeer p = {cookie[1 - i], 0};
       if (bpf_map_update_elem(peers, &cookie[i], &p, BPF_ANY) < 0)
         return Undo("splice_peers", errno);
     }
-    for (int i = 0; i < 2; i++) {
+    // the upstream first: the client's earlier bytes (a request) may make the server answer
+    // and close at once, and a socket that got its FIN can no longer enter a sockmap
+    for (int i : {1, 0}) {
+      int other = 1 - i;
+      pending[i] = bytes[i].size();
+      if (!WriteAll(fd[other], bytes[i].data(), bytes[i].size(), kPendingWriteMs))
+        return Undo("writing the bytes read before", errno ? errno : ETIMEDOUT);
+      sent[i] = true;
+      Baseline(i, other);
       uint64_t value = static_cast<uint64_t>(fd[i]);
       if (bpf_map_update_elem(socks, &cookie[i], &value, BPF_NOEXIST) < 0)
-        return Undo("splice_socks", errno);
+        return Undo(i ? "splice_socks (upstream)" : "splice_socks (client)", errno,
+                    TcpState(fd[i]));
     }
     // bytes queued before the insertion wait for a data-ready call: setting the low-water mark
     // makes one now, and the verdict program sends the whole queue on in order
@@ -132,18 +147,20 @@ class SplicePair : public Closable {
   }
 
  private:
-  std::string Undo(const char* map, int err) {
+  std::string Undo(const char* map, int err, int state = -1) {
     for (int i = 0; i < 2; i++) {
       bpf_map_delete_elem(socks, &cookie[i]);
       bpf_map_delete_elem(peers, &cookie[i]);
       bpf_map_delete_elem(targets, &cookie[i]);
     }
-    return std::string(map) + ": " + std::strerror(err);
+    std::string why = std::string(map) + ": " + std::strerror(err);
+    // the kernel takes established sockets only: say when that is why
+    return state < 0 ? why : why + " (tcp state " + std::to_string(state) + ")";
   }
 
-  // Bytes side i had received (consumed or queued) and side i had been written, read while no
-  // byte arrived in between.
-  void Baseline(int i) {
+  // Bytes side i had received (consumed or queued), read while no byte arrived in between,
+  // and bytes written into its peer, before side i is turned on.
+  void Baseline(int i, int other) {
     for (int tries = 0; tries < 100; tries++) {
       uint64_t before = BytesReceived(fd[i]);
       int queued = QueuedBytes(fd[i]);
@@ -154,7 +171,7 @@ class SplicePair : public Closable {
       finBefore[i] = (p.revents & POLLRDHUP) != 0;
       break;
     }
-    written0[i] = BytesWritten(fd[i]);
+    written0[other] = BytesWritten(fd[other]);
   }
 
   uint64_t Redirected(int i) {
@@ -369,24 +386,11 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
                  std::string("no socket of this process has the ") + names[i] + "'s addresses");
     }
   }
-  // what Node read from one side and nobody wrote yet goes first to the other; for the sockmap,
-  // then what the kernel holds: the verdict program would be handed the first queued skb whole,
-  // also the part of it Node already read
-  for (int i = 0; i < 2; i++) {
-    std::vector<uint8_t> bytes(toPeer[i].Data(), toPeer[i].Data() + toPeer[i].Length());
-    if (mode == "sockmap" && !DrainQueued(pair->fd[i], &bytes)) {
-      int err = errno;
-      delete pair;
-      ThrowErrno(env, "splicePair", err, std::string("reading what the ") + names[i] + " queued");
-    }
-    pair->pending[i] = bytes.size();
-    if (!WriteAll(pair->fd[1 - i], bytes.data(), bytes.size(), kPendingWriteMs)) {
-      int err = errno ? errno : ETIMEDOUT;
-      delete pair;
-      ThrowErrno(env, "splicePair", err,
-                 std::string("writing the bytes read before to ") + names[1 - i]);
-    }
-  }
+  // what Node read from one side and nobody wrote yet goes first to the other
+  std::vector<uint8_t> bytes[2];
+  bool sent[2] = {false, false};
+  for (int i = 0; i < 2; i++)
+    bytes[i].assign(toPeer[i].Data(), toPeer[i].Data() + toPeer[i].Length());
   pair->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::string refused;
   if (mode == "sockmap") {
@@ -398,8 +402,18 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
     pair->targets = DupMap(env, maps, "targets");
     pair->socks = DupMap(env, maps, "socks");
     pair->peers = DupMap(env, maps, "peers");
-    refused = pair->Insert();
+    refused = pair->Insert(bytes, sent);
     pair->sockmap = refused.empty();
+  }
+  for (int i = 0; i < 2; i++) {
+    if (sent[i]) continue;
+    pair->pending[i] = bytes[i].size();
+    if (!WriteAll(pair->fd[1 - i], bytes[i].data(), bytes[i].size(), kPendingWriteMs)) {
+      int err = errno ? errno : ETIMEDOUT;
+      delete pair;
+      ThrowErrno(env, "splicePair", err,
+                 std::string("writing the bytes read before to ") + names[1 - i]);
+    }
   }
   pair->registry = Data(env).registry;
   pair->registry->Add(pair);

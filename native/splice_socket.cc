@@ -117,6 +117,11 @@ uint64_t BytesWritten(int fd) {
   return 0;
 }
 
+int TcpState(int fd) {
+  tcp_info info;
+  return Info(fd, &info) ? info.tcpi_state : -1;
+}
+
 int QueuedBytes(int fd) {
   int n = 0;
   return ioctl(fd, SIOCINQ, &n) < 0 ? -1 : n;

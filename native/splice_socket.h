@@ -33,6 +33,9 @@ uint64_t BytesReceived(int fd);
 // that an ack arriving between the two reads cannot make the sum wrong.
 uint64_t BytesWritten(int fd);
 
+// The TCP state (TCP_ESTABLISHED = 1, ...); -1 when unknown.
+int TcpState(int fd);
+
 // Received bytes nobody has read yet (SIOCINQ; before the socket enters a sockmap).
 int QueuedBytes(int fd);
 
