@@ -7,7 +7,8 @@
  * - progs/post_route.bpf.c: a connection's first packet again, when it leaves by another
  *   interface than the route mirror predicted;
  * - progs/redirect.bpf.c: a redirected client sees its original destination;
- * - progs/accept.bpf.c: the connections a local socket receives, judged with their owner.
+ * - progs/accept.bpf.c: the connections a local socket receives, judged with their owner;
+ * - progs/splice.bpf.c: a decided relay connection's bytes, from one socket to its peer.
  * The headers in include/ hold the logic the programs share; no program lives in a header. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -22,6 +23,7 @@
 #include "progs/redirect.bpf.c"
 #include "progs/sock.bpf.c"
 #include "progs/accept.bpf.c"
+#include "progs/splice.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

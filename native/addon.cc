@@ -154,6 +154,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));
   exports.Set("netnsSocket", Napi::Function::New(env, NetnsSocket, "netnsSocket"));
+  exports.Set("sockmapAttach", Napi::Function::New(env, SockmapAttach, "sockmapAttach"));
+  exports.Set("splicePair", Napi::Function::New(env, SplicePairFn, "splicePair"));
   return exports;
 }
 

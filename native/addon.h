@@ -60,5 +60,7 @@ Napi::Value SockDestroy(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value SockList(const Napi::CallbackInfo& info);
 Napi::Value NetnsSocket(const Napi::CallbackInfo& info);
+Napi::Value SockmapAttach(const Napi::CallbackInfo& info);
+Napi::Value SplicePairFn(const Napi::CallbackInfo& info);
 
 }  // namespace moat

@@ -13,7 +13,9 @@
         "sockdiag.cc",
         "peercred.cc",
         "sockdiag_list.cc",
-        "netns-socket.cc"
+        "netns-socket.cc",
+        "splice.cc",
+        "splice_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -24,6 +24,7 @@ struct moat_owner *moat_btf_owner __attribute__((unused));
 struct moat_exe_key *moat_btf_exe __attribute__((unused));
 struct moat_name_key *moat_btf_name_key __attribute__((unused));
 struct moat_name_binding *moat_btf_name_binding __attribute__((unused));
+struct moat_splice_peer *moat_btf_splice_peer __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -439,5 +440,34 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pkt);
 } scratch SEC(".maps");
+
+/* the kernel splice (progs/splice.bpf.c, docs/l7-splice.md); not pinned: the daemon owns the
+ * spliced sockets, so a pair ends with it anyway */
+/* key: socket cookie; value: the socket. Every socket of a spliced pair, before either is
+ * judged by the verdict program: what bpf_sk_redirect_hash sends to. No program attached */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} splice_targets SEC(".maps");
+
+/* key: socket cookie; value: the socket, whose received bytes moat_splice_verdict sends to its
+ * peer; written by user space once the pair is in splice_targets */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} splice_socks SEC(".maps");
+
+/* key: socket cookie; value: its peer and the bytes sent on; written by user space, the
+ * verdict program adds the bytes */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct moat_splice_peer);
+} splice_peers SEC(".maps");
 
 #endif /* MOAT_MAPS_H */

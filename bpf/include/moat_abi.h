@@ -229,6 +229,10 @@ enum moat_counter_index {
 	/* name bindings the slot's map had no room for (user space counts them: the DNS proxy's
 	 * writes) */
 	MOAT_CNT_NAMES_FULL = 29,
+	/* bytes a spliced socket received, sent on by the kernel to its peer (splice.bpf.c) */
+	MOAT_CNT_SPLICED = 30,
+	/* connections handed to the kernel splice (user space counts them: the relay's splices) */
+	MOAT_CNT_SPLICED_CONNECTIONS = 31,
 	MOAT_CNT_MAX = 32,
 };
 
@@ -555,5 +559,13 @@ struct moat_name_journal_key {
 	char name[MOAT_NAME_LEN];
 };
 _Static_assert(sizeof(struct moat_name_journal_key) == 296, "moat_name_journal_key");
+
+/* A spliced socket's peer (splice_peers, by the socket's cookie): where its bytes go, and how
+ * many went (the relay waits for them to reach the peer before it passes a FIN on). */
+struct moat_splice_peer {
+	__u64 peer;  /* the peer's socket cookie: its key in splice_targets */
+	__u64 bytes; /* bytes sent on to the peer */
+};
+_Static_assert(sizeof(struct moat_splice_peer) == 16, "moat_splice_peer");
 
 #endif /* MOAT_ABI_H */

@@ -33,6 +33,8 @@ export const Counter = {
   unavailable: 27,
   basics: 28,
   namesFull: 29,
+  spliced: 30,
+  splicedConnections: 31,
   max: 32,
 } as const;
 
@@ -195,6 +197,12 @@ export const netnsPorts = defineStruct("moat_netns_ports", 4, {
 export const nameJournalKey = defineStruct("moat_name_journal_key", 296, {
   binding: { offset: 0, bytes: 40 },
   name: { offset: 40, bytes: 256 },
+});
+
+/** A spliced socket's peer and the bytes sent on to it (splice_peers; the addon writes it). */
+export const splicePeer = defineStruct("moat_splice_peer", 16, {
+  peer: { offset: 0, type: "u64" },
+  bytes: { offset: 8, type: "u64" },
 });
 
 export const exeKey = defineStruct("moat_exe_key", 16, {
@@ -377,4 +385,5 @@ export const codecs = [
   redirect,
   endpoint,
   original,
+  splicePeer,
 ];

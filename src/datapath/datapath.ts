@@ -36,6 +36,8 @@ import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
+import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
+import type { Socket } from "node:net";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
@@ -180,6 +182,7 @@ export class Datapath {
   /** What a start could not do the usual way (a hook not updated in place, and why). */
   readonly notes: string[] = [];
   private readonly policy: PolicyMaps;
+  private readonly splicer: Splicer;
   private readonly maps: {
     conntrack: BpfMap;
     counters: BpfMap;
@@ -224,6 +227,12 @@ export class Datapath {
     this.journal = new NameJournal(this.maps.journal);
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
+    try {
+      this.splicer = new Splicer(this.object);
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
   }
 
   /**
@@ -519,9 +528,24 @@ export class Datapath {
       }
       out[name] = sum;
     }
-    // counted by user space: the bindings the DNS proxy could not write
+    // counted by user space: the bindings the DNS proxy could not write, the splices
     out.namesFull.packets += BigInt(this.policy.namesFull);
+    out.splicedConnections.packets += BigInt(this.splicer.connections);
     return out;
+  }
+
+  /**
+   * Takes a decided connection's two sockets out of the data path (docs/l7-splice.md): the
+   * kernel sends each one's bytes to the other ("sockmap"), else an addon thread with splice(2)
+   * ("splice"), else Node pipes them ("copy"). Resolves with how.
+   */
+  splice(client: Socket, upstream: Socket, options?: SpliceOptions): Promise<SpliceMode> {
+    return this.splicer.splice(client, upstream, options);
+  }
+
+  /** Spliced connections and bytes by mode (the kernel's bytes: counters().spliced). */
+  spliceStats(): SpliceStats {
+    return this.splicer.stats();
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */
@@ -610,6 +634,7 @@ export class Datapath {
     this.stopped = true;
     this.pinned?.close();
     this.policy.close();
+    this.splicer?.close();
     for (const m of Object.values(this.maps)) m.close();
     this.xdp.close();
     this.tc.close();

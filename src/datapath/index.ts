@@ -36,3 +36,4 @@ export type { NameBinding, NameIdentity } from "./name-maps.ts";
 export type { JournaledName, JournalKey } from "./name-journal.ts";
 export { boundSockets } from "./bound-sockets.ts";
 export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-socket.ts";
+export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";

@@ -330,6 +330,48 @@ export interface NativeAddon {
   sockList(family: 4 | 6, protocol: number, states: number): ListedSocket[];
   /** SO_PEERCRED of a connected unix socket `fd`: the peer as the kernel recorded it at connect(). */
   peerCredentials(fd: number): PeerCredentials;
+  /** Attaches a stream verdict program to a sockmap/sockhash (while the map lives). */
+  sockmapAttach(programFd: number, map: BpfMap): void;
+  /**
+   * Hands two connected TCP sockets of this process, found by their addresses, to the kernel
+   * (docs/l7-splice.md); `onEnd` is called once both directions have ended (or one was reset).
+   * The caller closes its own handles of both sockets right after.
+   */
+  splicePair(options: SplicePairOptions, onEnd: (end: SpliceEnd) => void): SplicePairResult;
+}
+
+/** A connected TCP socket by its addresses, as Node reports them. */
+export interface SpliceSocket {
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export interface SplicePairOptions {
+  client: SpliceSocket;
+  upstream: SpliceSocket;
+  /** Bytes read from the client that the upstream has not been written yet (sent first). */
+  toUpstream: Buffer;
+  /** Bytes read from the upstream that the client has not been written yet (sent first). */
+  toClient: Buffer;
+  /** "sockmap" tries the kernel redirect first, "splice" goes to splice(2) at once. */
+  mode: "sockmap" | "splice";
+  /** The splice maps of moat.bpf.o (sockmap mode). */
+  maps?: { targets: BpfMap; socks: BpfMap; peers: BpfMap };
+}
+
+export interface SplicePairResult {
+  mode: "sockmap" | "splice";
+  /** Why the kernel refused the sockmap (then mode is "splice"). */
+  refused?: string;
+}
+
+export interface SpliceEnd {
+  toUpstream: number;
+  toClient: number;
+  /** closed: FIN both ways; reset: one side was reset (the other is reset too). */
+  end: "closed" | "reset" | "error" | "stopped";
 }
 
 export interface PeerCredentials {
