@@ -153,6 +153,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));
+  exports.Set("relaySocket", Napi::Function::New(env, RelaySocket, "relaySocket"));
   return exports;
 }
 

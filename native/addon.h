@@ -59,5 +59,6 @@ Napi::Function InitRingBuffer(Napi::Env env);
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value SockList(const Napi::CallbackInfo& info);
+Napi::Value RelaySocket(const Napi::CallbackInfo& info);
 
 }  // namespace moat

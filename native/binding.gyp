@@ -12,7 +12,8 @@
         "ringbuf.cc",
         "sockdiag.cc",
         "peercred.cc",
-        "sockdiag_list.cc"
+        "sockdiag_list.cc",
+        "relay-socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

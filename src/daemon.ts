@@ -28,6 +28,7 @@ import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { openDnsNames } from "./daemon/dns-names.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
+import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import type { MoatEvent } from "./datapath/index.ts";
 
@@ -103,6 +104,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     generation: () => live.datapath?.generation ?? 0,
     report: (event) => live.push?.(event),
     log,
+    connectUpstream: relayedUpstream(() => live.datapath ?? null),
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;

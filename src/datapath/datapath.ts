@@ -35,6 +35,7 @@ import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
+import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./relay-socket.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
@@ -177,6 +178,7 @@ export class Datapath {
     quicInitials: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
+    socks: BpfMap;
   };
   private stopped = false;
 
@@ -206,6 +208,7 @@ export class Datapath {
       quicInitials: this.object.map("quic_initials"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
+      socks: this.object.map("socks"),
     };
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
@@ -449,6 +452,21 @@ export class Datapath {
   /** The original destination of a redirected client, as its proxy sees it (docs/redirect.md). */
   originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
     return this.policy.redirects.originalOf(peer, protocol);
+  }
+
+  /**
+   * A TCP socket for moat's L7 relay, not connected yet, whose record carries the relay's
+   * decision (rule and verdict in the live policy): moat's hooks pass its connection to `c.to`
+   * as decided, without reporting it again. Returns the fd, for net.Socket({ fd }).
+   */
+  relaySocket(c: RelayedConnection): number {
+    const generation = this.generation;
+    const contents = this.contents.of(generation);
+    const rule = contents ? relayRuleIndex(contents, c.rule) : -1;
+    if (rule < 0) throw new Error(`rule ${c.rule} is not in the live policy`);
+    const family = c.to.ip.includes(":") ? 6 : 4;
+    const record = relaySocketRecord(c, rule, generation);
+    return native().relaySocket(this.maps.socks, family, record);
   }
 
   /** A process whose connections are never redirected (moat itself, a proxy). */

@@ -316,6 +316,11 @@ export interface NativeAddon {
   sockList(family: 4 | 6, protocol: number, states: number): ListedSocket[];
   /** SO_PEERCRED of a connected unix socket `fd`: the peer as the kernel recorded it at connect(). */
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * A new non-blocking TCP socket with `record` (struct moat_sock) written to the socket storage
+   * map `socks` first: moat's L7 relay's upstream. Returns its fd, for net.Socket({ fd }).
+   */
+  relaySocket(socks: BpfMap, family: 4 | 6, record: Buffer): number;
 }
 
 export interface PeerCredentials {
