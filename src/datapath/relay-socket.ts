@@ -44,7 +44,7 @@ export function relaySocketRecord(c: RelayedConnection, rule: number, generation
     port: c.to.port,
     redirect: 0,
     ifindex: 0,
-    post_route: PostRoute.reported,
+    post_route: PostRoute.reported | PostRoute.relayed,
     quic: 0,
     target_port: 0,
     addr: mappedAddress(c.to.ip),

@@ -18,6 +18,29 @@ import { curl, type Where } from "../helpers/dns-clients.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
+
+/** A TLS client that opens, says so, and sends a request only when told (a line on stdin). */
+const KEPT_CLIENT = `
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection((sys.argv[1], 443), timeout=3), server_hostname="kept.moat.test")
+print("open", flush=True)
+sys.stdin.readline()
+try:
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    print("page" if b"s_server" in data else "no page", flush=True)
+except OSError as e:
+    print("failed", e, flush=True)
+`;
 
 function policy(l: Lab & { auditPath: string }, cgroup: string): string {
   return `version: 1
@@ -28,6 +51,7 @@ rules:
   - { name: dns, direction: egress, action: allow, layer4: { protocol: udp, port: [53] } }
   - { name: good-tls, direction: egress, action: allow, log: true, layer4: { port: [443] }, layer7: { tls: { sni: [allowed.moat.test] } } }
   - { name: cert-tls, direction: egress, action: allow, log: true, layer4: { port: [443] }, layer7: { tls: { sni: [probed.moat.test], trust_sni: true, certificate: { subject_cn: allowed.moat.test } } } }
+  - { name: kept-tls, direction: egress, action: allow, layer4: { port: [443] }, layer7: { tls: { sni: [kept.moat.test], trust_sni: true } } }
   - { name: other-tls, direction: egress, action: block, layer4: { port: [443] }, layer7: { tls: {} } }
 `;
 }
@@ -156,6 +180,27 @@ test("L7 relay under egress block: upstreams pass as decided, nothing else", asy
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /s_server/);
     await line("ALLOWED", "probed.moat.test", "cert-tls");
+  });
+
+  await t.test("a reload leaves the relay's open connections as it decided", async () => {
+    const d = join(cg.dir, "kept");
+    mkdirSync(d);
+    const client = spawnLines("nsenter", [
+      `--net=/run/netns/${lab.b}`,
+      "sh",
+      "-c",
+      `echo $$ > ${d}/cgroup.procs && exec python3 -c "$0" "$1"`,
+      KEPT_CLIENT,
+      z.allowed,
+    ]);
+    cg.onClose(() => client.kill("SIGKILL"));
+    await client.waitFor(/^open$/);
+    await reloadPolicy(
+      lab,
+      `${policy(lab, cg.cgroup)}  - { name: extra, direction: egress, action: allow, layer4: { protocol: tcp, port: [9] } }\n`,
+    );
+    client.send("");
+    assert.equal(await client.waitFor(/^(page|no page|failed)/), "page");
   });
 
   await t.test("a process outside attach.cgroup still meets the default", async () => {
