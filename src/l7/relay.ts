@@ -10,7 +10,7 @@ import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/model.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
 import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
-import { decide } from "./decide.ts";
+import { decide, mayForward } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead } from "./read-head.ts";
 import { sniff, type Sniffed } from "./sniff.ts";
@@ -228,13 +228,22 @@ export class L7Relay {
     // the latest judgement that lets the connection through: what its upstream carries out. A
     // connection judged only "blocked" opens nothing
     let forwarding: L7Decision | null = null;
+    let judged = false;
     const judge = (layer7: Layer7Facts) => {
       const d = decide(o.policy() ?? model, facts, layer7);
+      judged = true;
       if (d.forward) forwarding = d;
       return d;
     };
+    // before any judgement (the SSH handler needs the server's host key to judge): an outcome
+    // the facts of this protocol, none known yet, may still lead to
+    const candidate = (): L7Decision | null => {
+      const kind = sniff(ctx.head);
+      const unknown: Layer7Facts = kind === "ssh" ? { ssh: {} } : kind === "tls" ? { tls: {} } : {};
+      return mayForward(o.policy() ?? model, facts, unknown);
+    };
     const connectUpstream = async (purpose?: "probe") => {
-      const d: L7Decision | null = forwarding;
+      const d: L7Decision | null = forwarding ?? (judged ? null : candidate());
       if (!d || d.verdict === "blocked")
         throw new Error("no upstream connection for a connection nothing lets through");
       const to = { ip, port: found.original.port };
@@ -246,7 +255,7 @@ export class L7Relay {
       };
       return track(await (o.connectUpstream ?? plainConnect)(to, why));
     };
-    return {
+    const ctx: L7Context = {
       client,
       head: Buffer.alloc(0),
       original: { ip, port: found.original.port, family },
@@ -277,6 +286,7 @@ export class L7Relay {
       },
       log: (line: string) => o.log(`l7 relay: ${line}`),
     };
+    return ctx;
   }
 }
 

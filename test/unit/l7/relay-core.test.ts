@@ -213,3 +213,43 @@ test("an upstream carries out the latest judgement that forwards; one judged blo
     ],
   );
 });
+
+test("before any judgement (an SSH server's host key), an upstream carries what may still forward", async (t) => {
+  const purposes: UpstreamPurpose[] = [];
+  const relay = await L7Relay.open({
+    original: () => ({
+      original: { ip: "127.0.0.1", port: 9 },
+      protocol: "tcp",
+      redirect: 0,
+      generation: 1,
+      target: { ip: "127.0.0.1", port: 1 },
+      owner: null,
+    }),
+    process: () => ({ pid: 1, name: "ssh" }) as never,
+    names: () => [],
+    policy: () => POLICY,
+    generation: () => 1,
+    report: () => {},
+    log: () => {},
+    connectUpstream: (_to, purpose) => {
+      purposes.push(purpose);
+      return Promise.reject(new Error("not connecting in this test"));
+    },
+    handlers: {
+      ssh: async (ctx) => {
+        await ctx.connectUpstream().catch(() => {});
+        ctx.client.destroy();
+      },
+    },
+  });
+  t.after(() => relay.close());
+  const s = toRelay({ relay } as Lab);
+  const end = closed(s);
+  s.write("SSH-2.0-OpenSSH_9.6\r\n");
+  await end;
+  while (purposes.length < 1) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(
+    purposes.map((p) => [p.rule, p.verdict, p.probe]),
+    [["others", "detected", false]],
+  );
+});
