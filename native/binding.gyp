@@ -15,7 +15,8 @@
         "sockdiag_list.cc",
         "netns-socket.cc",
         "splice.cc",
-        "splice_socket.cc"
+        "splice_socket.cc",
+        "relay-socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -30,6 +30,7 @@ import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
 import { usesNames } from "./policy/index.ts";
+import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import type { MoatEvent } from "./datapath/index.ts";
 
@@ -105,6 +106,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     generation: () => live.datapath?.generation ?? 0,
     report: (event) => live.push?.(event),
     log,
+    connectUpstream: relayedUpstream(() => live.datapath ?? null),
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;

@@ -253,8 +253,13 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 			ct->flags |= MOAT_CT_MIDSTREAM;
 	}
 	set_judgement(ct, rule, &r, p->t.proto, j->m->generation);
-	if (s)
+	if (s) {
 		ct->owner = s->owner;
+		/* the relay's own connection, by its rule: the relay's decision for its life */
+		if ((s->post_route & MOAT_POST_RELAYED) && rule == s->rule &&
+		    s->generation == j->m->generation)
+			ct->flags |= MOAT_CT_RELAYED;
+	}
 	int report = ct->verdict != MOAT_EV_ALLOWED || r.log;
 	if (report)
 		ct->flags |= MOAT_CT_REPORTED;
@@ -308,7 +313,7 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 {
 	__u8 from = src_side != ct->initiator;
 
-	if (ct->generation != j->m->generation)
+	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
 		rejudge(j, k, ct);
 	ct->last_ns = j->now;
 	/* plain adds: each side's counters are written by one direction, whose packets a

@@ -318,6 +318,9 @@ enum moat_post_flag {
 	MOAT_POST_PENDING = 0x01,  /* armed at connect(): the first packet is checked */
 	MOAT_POST_BLOCKED = 0x02,  /* the real interface blocks it: every packet is dropped */
 	MOAT_POST_REPORTED = 0x04, /* the check reported it: the tc hook does not again */
+	/* moat's L7 relay wrote the record (its upstream, docs/l7.md): the relay's decision
+	 * stands for the connection's life, a reload does not judge it again */
+	MOAT_POST_RELAYED = 0x08,
 };
 
 /* QUIC (docs/l7-quic.md): the first datagrams a socket sends to udp port 443 are copied, up to
@@ -396,6 +399,8 @@ enum moat_ct_flag {
 	MOAT_CT_AWAIT = 0x80,
 	/* the verdict is the packet hooks' and may change: the accept hook judges with the owner */
 	MOAT_CT_PENDING = 0x100,
+	/* opened by moat's L7 relay as it decided (MOAT_POST_RELAYED): not judged again */
+	MOAT_CT_RELAYED = 0x200,
 };
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */

@@ -7,6 +7,7 @@ import type { PolicyModel } from "../config/index.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
 import { L7Relay } from "../l7/index.ts";
 import type { PolicyCompileOptions } from "../policy/index.ts";
+import type { UpstreamConnect } from "./l7-upstream.ts";
 
 export interface L7RelayWiring {
   original: (peer: SocketAddress) => OriginalDestination | null;
@@ -16,6 +17,8 @@ export interface L7RelayWiring {
   generation: () => number;
   report: (event: MoatEvent) => void;
   log: (line: string) => void;
+  /** Connects upstream through moat's hooks as the relay decided (./l7-upstream.ts). */
+  connectUpstream: UpstreamConnect;
 }
 
 export interface DaemonL7Relay {

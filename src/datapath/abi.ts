@@ -92,6 +92,7 @@ export const CtFlag = {
   cut: 0x40,
   await: 0x80,
   pending: 0x100,
+  relayed: 0x200,
 } as const;
 
 export const RULE_NONE = 0xffffffff;
@@ -227,7 +228,7 @@ export const sock = defineStruct("moat_sock", 104, {
 });
 
 /** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
-export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04 } as const;
+export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04, relayed: 0x08 } as const;
 
 export const counter = defineStruct("moat_counter", 16, {
   packets: { offset: 0, type: "u64" },

@@ -38,6 +38,7 @@ import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
 import type { Socket } from "node:net";
+import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./relay-socket.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
@@ -191,6 +192,7 @@ export class Datapath {
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
     journal: BpfMap;
+    socks: BpfMap;
   };
   /** The DNS proxy's names, kept for the next daemon (name_journal). */
   private readonly journal: NameJournal;
@@ -223,6 +225,7 @@ export class Datapath {
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
       journal: this.object.map("name_journal"),
+      socks: this.object.map("socks"),
     };
     this.journal = new NameJournal(this.maps.journal);
     // XDP leaves new ingress connections to the accept hook only when it will be attached
@@ -495,6 +498,21 @@ export class Datapath {
   /** The DNS proxy's ports in network namespace `cookie` (null: it has none any more). */
   setNetnsPorts(cookie: bigint, ports: { udp: number; tcp: number } | null): void {
     this.policy.redirects.setNetnsPorts(cookie, ports);
+  }
+
+  /**
+   * A TCP socket for moat's L7 relay, not connected yet, whose record carries the relay's
+   * decision (rule and verdict in the live policy): moat's hooks pass its connection to `c.to`
+   * as decided, without reporting it again. Returns the fd, for net.Socket({ fd }).
+   */
+  relaySocket(c: RelayedConnection): number {
+    const generation = this.generation;
+    const contents = this.contents.of(generation);
+    const rule = contents ? relayRuleIndex(contents, c.rule) : -1;
+    if (rule < 0) throw new Error(`rule ${c.rule} is not in the live policy`);
+    const family = c.to.ip.includes(":") ? 6 : 4;
+    const record = relaySocketRecord(c, rule, generation);
+    return native().relaySocket(this.maps.socks, family, record);
   }
 
   /** A process whose connections are never redirected (moat itself, a proxy). */

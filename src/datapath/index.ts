@@ -31,6 +31,7 @@ export {
   PrerequisiteError,
 } from "./prerequisites.ts";
 export type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
+export type { RelayedConnection } from "./relay-socket.ts";
 export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
 export type { NameBinding, NameIdentity } from "./name-maps.ts";
 export type { JournaledName, JournalKey } from "./name-journal.ts";

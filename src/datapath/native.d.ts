@@ -338,6 +338,11 @@ export interface NativeAddon {
    * The caller closes its own handles of both sockets right after.
    */
   splicePair(options: SplicePairOptions, onEnd: (end: SpliceEnd) => void): SplicePairResult;
+  /**
+   * A new non-blocking TCP socket with `record` (struct moat_sock) written to the socket storage
+   * map `socks` first: moat's L7 relay's upstream. Returns its fd, for net.Socket({ fd }).
+   */
+  relaySocket(socks: BpfMap, family: 4 | 6, record: Buffer): number;
 }
 
 /** A connected TCP socket by its addresses, as Node reports them. */

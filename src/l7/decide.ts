@@ -33,3 +33,28 @@ export function decide(
     report: d.report,
   };
 }
+
+/**
+ * A decision that lets the connection through and that the facts not known yet may still lead
+ * to: the judgement itself when it forwards, else the first such possibility; null when every
+ * outcome blocks. What a connection being judged (an SSH server's host key, a TLS probe) may
+ * open an upstream for.
+ */
+export function mayForward(
+  model: PolicyModel,
+  facts: ConnectionFacts,
+  layer7: Layer7Facts,
+): L7Decision | null {
+  const e = evaluate(model, { ...facts, layer7 });
+  const outcomes = e.verdict === "deferred" ? e.possible : [e];
+  const d = outcomes.find((o) => o.verdict !== "blocked");
+  if (!d) return null;
+  return {
+    verdict: d.verdict,
+    rule: d.rule,
+    forward: true,
+    explanation: [d.reason],
+    mode: d.mode,
+    report: d.report,
+  };
+}

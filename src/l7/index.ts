@@ -6,6 +6,7 @@ export {
   type L7Protocol,
   type L7RelayOptions,
   type L7RelayStats,
+  type UpstreamPurpose,
 } from "./relay.ts";
 export { sniff, type Sniffed } from "./sniff.ts";
 export type {

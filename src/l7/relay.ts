@@ -11,7 +11,7 @@ import type { PolicyModel } from "../config/model.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
 import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
 import { relayProtocols } from "../policy/index.ts";
-import { decide } from "./decide.ts";
+import { decide, mayForward } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead } from "./read-head.ts";
 import { sniff, type Sniffed } from "./sniff.ts";
@@ -37,11 +37,26 @@ export interface L7RelayOptions {
   handlers?: Partial<Record<L7Protocol, L7Handler>>;
   /** Hands both sockets to the kernel; default: copy both ways in this process. */
   splice?: (client: Socket, upstream: Socket) => Promise<SpliceMode>;
-  /** Connects to the original destination; default: a plain TCP connect. */
-  connectUpstream?: (to: { ip: string; port: number }) => Promise<Socket>;
+  /**
+   * Connects to the original destination for `purpose`, through moat's hooks as the relay
+   * decided (daemon: a socket whose kernel record carries the decision); default: a plain TCP
+   * connect.
+   */
+  connectUpstream?: (to: { ip: string; port: number }, purpose: UpstreamPurpose) => Promise<Socket>;
   headerTimeoutMs?: number;
   /** Bytes buffered before a decision, at most. */
   maxHead?: number;
+}
+
+/** The decision an upstream connection carries out, as moat's hooks record it. */
+export interface UpstreamPurpose {
+  /** The deciding rule's name ("default": the egress default). */
+  rule: string;
+  verdict: "allowed" | "detected";
+  /** Whom it connects for: the client's owner; moat itself for a probe. */
+  owner: KernelOwner | null;
+  /** moat's own look at the server (a TLS probe) while the connection is still being judged. */
+  probe: boolean;
 }
 
 /** What the relay did, since start. */
@@ -221,14 +236,43 @@ export class L7Relay {
     const generation = found.generation || o.generation();
     const track = (s: Socket) => this.track(s);
     const stats = this.stats;
-    return {
+    // the latest judgement that lets the connection through: what its upstream carries out. A
+    // connection judged only "blocked" opens nothing
+    let forwarding: L7Decision | null = null;
+    let judged = false;
+    const judge = (layer7: Layer7Facts) => {
+      const d = decide(o.policy() ?? model, facts, layer7);
+      judged = true;
+      if (d.forward) forwarding = d;
+      return d;
+    };
+    // before any judgement (the SSH handler needs the server's host key to judge): an outcome
+    // the facts of this protocol, none known yet, may still lead to
+    const candidate = (): L7Decision | null => {
+      const kind = sniff(ctx.head);
+      const unknown: Layer7Facts = kind === "ssh" ? { ssh: {} } : kind === "tls" ? { tls: {} } : {};
+      return mayForward(o.policy() ?? model, facts, unknown);
+    };
+    const connectUpstream = async (purpose?: "probe") => {
+      const d: L7Decision | null = forwarding ?? (judged ? null : candidate());
+      if (!d || d.verdict === "blocked")
+        throw new Error("no upstream connection for a connection nothing lets through");
+      const to = { ip, port: found.original.port };
+      const why: UpstreamPurpose = {
+        rule: d.rule,
+        verdict: d.verdict,
+        owner: purpose === "probe" ? null : owner,
+        probe: purpose === "probe",
+      };
+      return track(await (o.connectUpstream ?? plainConnect)(to, why));
+    };
+    const ctx: L7Context = {
       client,
       head: Buffer.alloc(0),
       original: { ip, port: found.original.port, family },
       facts,
-      judge: (layer7: Layer7Facts) => decide(o.policy() ?? model, facts, layer7),
-      connectUpstream: async () =>
-        track(await (o.connectUpstream ?? plainConnect)({ ip, port: found.original.port })),
+      judge,
+      connectUpstream,
       report(decision: L7Decision, layer7: Layer7Facts, extra?: { splice?: SpliceMode }) {
         stats[decision.verdict]++;
         if (decision.verdict === "allowed" && !decision.report) return;
@@ -253,6 +297,7 @@ export class L7Relay {
       },
       log: (line: string) => o.log(`l7 relay: ${line}`),
     };
+    return ctx;
   }
 }
 

@@ -16,8 +16,12 @@ export interface L7Context {
   facts: ConnectionFacts;
   /** Judges the connection with these layer7 facts: the whole policy, first match. */
   judge(layer7: Layer7Facts): L7Decision;
-  /** A TCP connection to the original destination that moat's hooks let through. */
-  connectUpstream(): Promise<Socket>;
+  /**
+   * A TCP connection to the original destination that moat's hooks let through as the latest
+   * judgement that forwards it decided (rejected when every judgement so far blocks). "probe":
+   * moat's own look at the server while the connection is still being judged (TLS probe).
+   */
+  connectUpstream(purpose?: "probe"): Promise<Socket>;
   /** Reports the decision (event with layer7 facts). */
   report(decision: L7Decision, layer7: Layer7Facts, extra?: { splice?: SpliceMode }): void;
   /** Hands both sockets to the kernel once nothing more needs judging; `pending` = bytes read

@@ -59,7 +59,7 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
         sni: hello.sni,
         alpn: hello.alpn,
       };
-      const seen = await probe.certificate(target, () => ctx.connectUpstream());
+      const seen = await probe.certificate(target, () => ctx.connectUpstream("probe"));
       if (seen) tls.certificate = seen;
       decision = settled(ctx, tls);
     }

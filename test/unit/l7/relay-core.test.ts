@@ -8,7 +8,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
-import { L7Relay, sniff } from "../../../src/l7/index.ts";
+import { L7Relay, sniff, type UpstreamPurpose } from "../../../src/l7/index.ts";
 
 test("the protocol is told from the first bytes; a prefix waits for more", () => {
   const b = (s: string | number[]) => (typeof s === "string" ? Buffer.from(s) : Buffer.from(s));
@@ -155,4 +155,101 @@ test("a protocol moat cannot tell is judged without layer7 facts (here: detected
     [["detected", "others", {}]],
   );
   assert.equal(l.relay.stats.sniffed.unknown, 1);
+});
+
+test("an upstream carries out the latest judgement that forwards; one judged blocked opens nothing", async (t) => {
+  const purposes: UpstreamPurpose[] = [];
+  const outcomes: string[] = [];
+  const owner = { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" };
+  const relay = await L7Relay.open({
+    original: () => ({
+      original: { ip: "127.0.0.1", port: 9 },
+      protocol: "tcp",
+      redirect: 0,
+      generation: 1,
+      target: { ip: "127.0.0.1", port: 1 },
+      owner,
+    }),
+    process: () => ({ pid: 4242, name: "curl" }) as never,
+    names: () => ["good.example"],
+    policy: () => POLICY,
+    generation: () => 1,
+    report: () => {},
+    log: () => {},
+    connectUpstream: (_to, purpose) => {
+      purposes.push(purpose);
+      return Promise.reject(new Error("not connecting in this test"));
+    },
+    handlers: {
+      tls: async (ctx) => {
+        const tryConnect = async (probe?: "probe") => {
+          await ctx.connectUpstream(probe).then(
+            () => outcomes.push("opened"),
+            (e: Error) => outcomes.push(e.message),
+          );
+        };
+        ctx.judge({ tls: { sni: "bad.example" } }); // blocked
+        await tryConnect();
+        ctx.judge({ tls: { sni: "good.example" } }); // allowed
+        ctx.judge({ tls: { sni: "bad.example" } });
+        await tryConnect("probe");
+        await tryConnect();
+        ctx.client.destroy();
+      },
+    },
+  });
+  t.after(() => relay.close());
+  const s = toRelay({ relay } as Lab);
+  const end = closed(s);
+  s.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05]));
+  await end;
+  while (outcomes.length < 3) await new Promise((r) => setTimeout(r, 20));
+  assert.match(outcomes[0]!, /nothing lets through/);
+  assert.deepEqual(
+    purposes.map((p) => [p.rule, p.verdict, p.probe, p.owner?.pid ?? null]),
+    [
+      ["good", "allowed", true, null],
+      ["good", "allowed", false, 4242],
+    ],
+  );
+});
+
+test("before any judgement (an SSH server's host key), an upstream carries what may still forward", async (t) => {
+  const purposes: UpstreamPurpose[] = [];
+  const relay = await L7Relay.open({
+    original: () => ({
+      original: { ip: "127.0.0.1", port: 9 },
+      protocol: "tcp",
+      redirect: 0,
+      generation: 1,
+      target: { ip: "127.0.0.1", port: 1 },
+      owner: null,
+    }),
+    process: () => ({ pid: 1, name: "ssh" }) as never,
+    names: () => [],
+    policy: () => POLICY,
+    generation: () => 1,
+    report: () => {},
+    log: () => {},
+    connectUpstream: (_to, purpose) => {
+      purposes.push(purpose);
+      return Promise.reject(new Error("not connecting in this test"));
+    },
+    handlers: {
+      ssh: async (ctx) => {
+        await ctx.connectUpstream().catch(() => {});
+        ctx.client.destroy();
+      },
+    },
+  });
+  t.after(() => relay.close());
+  const s = toRelay({ relay } as Lab);
+  const end = closed(s);
+  s.write("SSH-2.0-OpenSSH_9.6\r\n");
+  await end;
+  while (purposes.length < 1) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(
+    purposes.map((p) => [p.rule, p.verdict, p.probe]),
+    [["others", "detected", false]],
+  );
 });
