@@ -107,6 +107,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     report: (event) => live.push?.(event),
     log,
     connectUpstream: relayedUpstream(() => live.datapath ?? null),
+    // connections reach the relay only once a policy is applied: the datapath is there
+    splice: (client, upstream) => {
+      if (!live.datapath) return Promise.reject(new Error("the datapath is not running"));
+      return live.datapath.splice(client, upstream);
+    },
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;

@@ -202,11 +202,11 @@ test("L7 relay: TLS connections judged by SNI, names not taken on trust", async 
     assert.deepEqual(
       relayed.map((e) => [e.process?.name, e.relay?.splice]),
       [
-        ["curl", "copy"],
+        ["curl", "sockmap"],
         ["curl", "none"],
         ["curl", "none"],
-        ["curl", "copy"],
-        ["curl", "copy"],
+        ["curl", "sockmap"],
+        ["curl", "sockmap"],
       ],
     );
     // the kernel decided these: none of them was the relay's
