@@ -145,7 +145,9 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "sockets",
       "redirects",
       "events",
+      "quic",
       "daemon",
+      "names",
     ]);
     assert.ok(
       next
