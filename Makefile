@@ -20,7 +20,11 @@ ADDON := native/build/Release/moat_native.node
 NATIVE_SRCS := native/binding.gyp $(wildcard native/*.cc native/*.h)
 
 TEST_FLAGS := --test --test-concurrency=1 --test-timeout=180000 --disable-warning=ExperimentalWarning
-TEST_GLOBS := 'test/unit/**/*.test.ts' 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
+# unit tests touch no shared host state: two files at a time (one per core)
+UNIT_FLAGS := $(subst --test-concurrency=1,--test-concurrency=2,$(TEST_FLAGS))
+UNIT_GLOBS := 'test/unit/**/*.test.ts'
+# kernel objects, namespaces and daemons: one file at a time
+TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
 PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml
@@ -91,10 +95,11 @@ check: deps
 
 test: setup check
 	scripts/retry-hung.sh 3 120 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS)
+	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS)
 	$(NODE) $(TEST_FLAGS) $(TEST_GLOBS)
 
 test-unit: deps
-	$(NODE) $(TEST_FLAGS) 'test/unit/**/*.test.ts'
+	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS)
 
 bench: setup
 	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/compile.ts
