@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
 import {
+  authorizedKeysCommand,
   makeKey,
   SSH_QUIET,
   startSshd,
@@ -24,6 +25,7 @@ const PORT = 2222;
 let lab: MoatLab;
 let sshd: Sshd;
 let tmp: ReturnType<typeof tempDir>;
+let command: ReturnType<typeof authorizedKeysCommand> | undefined;
 let alice: KeyPair;
 let bob: KeyPair;
 
@@ -51,6 +53,7 @@ rules:
 `,
     ["tcp:80"],
   );
+  command = authorizedKeysCommand(MOAT, `ssh-authkeys --api unix:${lab.apiSocket}`);
   sshd = await startSshd({
     dir: tmp.dir,
     netns: lab.b,
@@ -59,7 +62,7 @@ rules:
     hostKeys: [host],
     config: [
       "AuthorizedKeysFile none",
-      `AuthorizedKeysCommand ${MOAT} ssh-authkeys --api unix:${lab.apiSocket} --key-type %t --key %k %u`,
+      `AuthorizedKeysCommand ${command.path} --key-type %t --key %k %u`,
       "AuthorizedKeysCommandUser root",
     ],
   });
@@ -69,6 +72,7 @@ after(async () => {
   await sshd?.close();
   await lab?.close();
   tmp?.remove();
+  command?.remove();
 });
 
 async function login(key: KeyPair) {

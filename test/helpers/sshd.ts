@@ -199,3 +199,20 @@ export function tempDir(tag: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), `moat-ssh-${tag}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A root-owned copy of the command for sshd's AuthorizedKeysCommand: sshd runs it only when the
+ * command and every directory above it are root's and not writable by others, which a clone in
+ * /tmp or a home directory is not. The script execs `command` with sshd's arguments after
+ * `args`.
+ */
+export function authorizedKeysCommand(
+  command: string,
+  args: string,
+): { path: string; remove(): void } {
+  const dir = `/run/moat-test-sshcmd-${process.pid}`;
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const path = join(dir, "authorized-keys");
+  writeFileSync(path, `#!/bin/sh\nexec ${command} ${args} "$@"\n`, { mode: 0o755 });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
