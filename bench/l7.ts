@@ -116,7 +116,9 @@ rules:
     layer3: { remote: [${l.v4.a}] }
     layer4: { protocol: tcp, port: [443] }
     layer7: { tls: { sni: [${SNI}, "**.${SNI}"], trust_sni: true, certificate: { subject_cn: "*.bench.test" } } }
-  - { name: other-web, direction: egress, action: block, layer4: { protocol: tcp, port: [80, 443] } }
+  # refusals judged by the relay only: clients outside the cgroup (direct, haproxy) pass
+  - { name: other-http, direction: egress, action: block, layer4: { protocol: tcp, port: [80] }, layer7: { http: {} } }
+  - { name: other-tls, direction: egress, action: block, layer4: { protocol: tcp, port: [443] }, layer7: { tls: {} } }
 `;
 }
 
@@ -196,6 +198,8 @@ try {
     const r = await runIn(l.b, null, [
       "curl",
       "-s",
+      "-m",
+      "2",
       "-o",
       "/dev/null",
       "-w",
