@@ -210,11 +210,8 @@ try {
     if (i > 50) throw new Error("haproxy does not answer");
     await new Promise((r) => setTimeout(r, 100));
   }
-  const daemonPid = Number(
-    execFileSync("pgrep", ["-P", String(l.daemon.proc.pid)], { encoding: "utf8" })
-      .trim()
-      .split("\n")[0] || l.daemon.proc.pid,
-  );
+  // nsenter execs bin/moat, which execs node: the same pid is the daemon
+  const daemonPid = l.daemon.proc.pid;
 
   type Round = Record<
     Path,
