@@ -16,7 +16,6 @@
 //   node bench/dns.ts [--profile] [--rounds=N]   writes bench/results/dns.json (3 rounds)
 //                                   (--profile: the daemon's CPU profile during a proxied dnsperf run,
 //                                   bench/results/dns-daemon.cpuprofile)
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +23,7 @@ import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { MOAT, NODE, ROOT } from "../test/helpers/paths.ts";
+import { runIn } from "./ns-run.ts";
 import { cpuUs, threadCpuUs } from "./proc-cpu.ts";
 import { median, quantile, writeResult } from "./results.ts";
 
@@ -38,32 +38,6 @@ const INSPECT_PORT = 9239;
 
 const nameOf = (i: number) => `h${i}.bench.test`;
 const addressOf = (i: number) => `10.240.${Math.floor(i / 250)}.${1 + (i % 250)}`;
-
-interface Ran {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `cmd` in namespace `ns`, inside `cgroupDir` when given; never blocks the event loop. */
-function runIn(ns: string, cgroupDir: string | null, cmd: string[]): Promise<Ran> {
-  const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
-  return new Promise((resolve) => {
-    const child = spawn("nsenter", [
-      `--net=/run/netns/${ns}`,
-      "sh",
-      "-c",
-      `${enter}exec "$@"`,
-      "sh",
-      ...cmd,
-    ]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
 
 interface Latency {
   p50: number;

@@ -14,7 +14,6 @@
 // Rounds alternate the order of the paths.
 //
 //   node bench/l7.ts [--rounds=N]    writes bench/results/l7.json (3 rounds)
-import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +22,7 @@ import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
+import { runIn } from "./ns-run.ts";
 import { cpuUs } from "./proc-cpu.ts";
 import { median, quantile, writeResult } from "./results.ts";
 
@@ -38,32 +38,6 @@ const HAPROXY_HTTP = 8080;
 const HAPROXY_TLS = 8443;
 const PATHS = ["direct", "relayed", "haproxy"] as const;
 type Path = (typeof PATHS)[number];
-
-interface Ran {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `cmd` in namespace `ns`, inside `cgroupDir` when given; never blocks the event loop. */
-function runIn(ns: string, cgroupDir: string | null, cmd: string[]): Promise<Ran> {
-  const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
-  return new Promise((resolve) => {
-    const child = spawn("nsenter", [
-      `--net=/run/netns/${ns}`,
-      "sh",
-      "-c",
-      `${enter}exec "$@"`,
-      "sh",
-      ...cmd,
-    ]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
 
 async function client<T>(lab: MoatLab, where: string | null, args: string[]): Promise<T> {
   const r = await runIn(lab.b, where, [

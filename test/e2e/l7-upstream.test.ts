@@ -7,17 +7,15 @@
 // Run time: about 20 s on an idle machine (the daemon's start is most of it); keep it under 30 s.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import { spawnLines } from "../helpers/child.ts";
 import { startDnsPeers } from "../helpers/dns-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
 import { curl, type Where } from "../helpers/dns-clients.ts";
-import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
-import { MOAT } from "../helpers/paths.ts";
+import { storedEvents, tlsServer, until } from "../helpers/l7-lab.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 /** A TLS client that opens, says so, and sends a request only when told (a line on stdin). */
@@ -54,85 +52,6 @@ rules:
   - { name: kept-tls, direction: egress, action: allow, layer4: { port: [443] }, layer7: { tls: { sni: [kept.moat.test], trust_sni: true } } }
   - { name: other-tls, direction: egress, action: block, layer4: { port: [443] }, layer7: { tls: {} } }
 `;
-}
-
-interface EventJson {
-  type: string;
-  rule?: string;
-  hook?: string;
-  remote?: { ip: string; port: number; names?: string[] };
-  process?: { name: string } | null;
-  layer7?: { tls?: { sni?: string; certificate?: { source?: string } } } | null;
-  relay?: { splice: string };
-}
-
-function storedEvents(lab: MoatLab): EventJson[] {
-  const r = spawnSync(
-    MOAT,
-    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as EventJson);
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** A TLS server in namespace a on every address, port 443, with a certificate made here. */
-async function tlsServer(lab: Lab, dir: string) {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  const made = spawnSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=allowed.moat.test",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-  ]);
-  assert.equal(made.status, 0, String(made.stderr));
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    "openssl",
-    "s_server",
-    "-quiet",
-    "-accept",
-    "443",
-    "-cert",
-    cert,
-    "-key",
-    key,
-    "-www",
-  ]);
-  // s_server says nothing when quiet: wait until it accepts
-  await until("s_server listening", () => {
-    const r = spawnSync("ip", ["netns", "exec", lab.a, "ss", "-Hltn", "sport = :443"], {
-      encoding: "utf8",
-    });
-    return r.stdout.includes(":443") ? true : undefined;
-  });
-  return server;
 }
 
 test("L7 relay under egress block: upstreams pass as decided, nothing else", async (t) => {
