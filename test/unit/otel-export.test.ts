@@ -337,7 +337,7 @@ test("an endpoint nobody listens on fails write() within the export time limit",
     async () => otel.sink.write([moatEvent({ connection: null })]),
     /otel: .* did not take 2 log records\/spans: connect ECONNREFUSED/,
   );
-  assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
   await otel.shutdown();
 });
 

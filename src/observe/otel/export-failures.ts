@@ -11,6 +11,15 @@ interface ItemExporter<T> {
 
 const SUCCESS = 0; // ExportResultCode.SUCCESS
 
+/**
+ * The batch processor's limit for one export. The exporter retries a refused or reset
+ * connection until its own limit; the processor waits a little longer so that the exporter's
+ * failure, with its real cause and its item count, always arrives first.
+ */
+export function processorTimeout(exporterTimeoutMs: number): number {
+  return exporterTimeoutMs + 1000;
+}
+
 export class FailureCountingExporter<T> implements ItemExporter<T> {
   /** Items whose export failed, since start. */
   lost = 0;

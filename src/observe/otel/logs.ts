@@ -12,7 +12,7 @@ import {
 import { formatEventLine, type MoatEvent } from "../../datapath/event.ts";
 import { formatNoticeLine, type Notice } from "../notice.ts";
 import { eventAttributes } from "./attributes.ts";
-import { FailureCountingExporter } from "./export-failures.ts";
+import { FailureCountingExporter, processorTimeout } from "./export-failures.ts";
 
 /** blocked > detected (would have been blocked) > allowed and closes. */
 const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
@@ -39,7 +39,9 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
   );
   const provider = new LoggerProvider({
     resource,
-    processors: [new BatchLogRecordProcessor({ exporter, exportTimeoutMillis: timeoutMs })],
+    processors: [
+      new BatchLogRecordProcessor({ exporter, exportTimeoutMillis: processorTimeout(timeoutMs) }),
+    ],
   });
   const logger = provider.getLogger("moat.events");
   return {

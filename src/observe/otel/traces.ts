@@ -9,7 +9,7 @@ import type { Resource } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { closeAttributes, connectionAttributes } from "./attributes.ts";
-import { FailureCountingExporter } from "./export-failures.ts";
+import { FailureCountingExporter, processorTimeout } from "./export-failures.ts";
 
 /** Protocols whose close the kernel reports (docs/datapath.md, "Events and counters"). */
 const CLOSE_REPORTED = new Set(["tcp"]);
@@ -121,7 +121,9 @@ export function createConnectionTraces(
   );
   const provider = new TracerProvider({
     resource,
-    spanProcessors: [new BatchSpanProcessor({ exporter, exportTimeoutMillis: timeoutMs })],
+    spanProcessors: [
+      new BatchSpanProcessor({ exporter, exportTimeoutMillis: processorTimeout(timeoutMs) }),
+    ],
   });
   const spans = new ConnectionSpans(provider.getTracer("moat.connections"), maxOpen);
   return {
