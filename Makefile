@@ -94,7 +94,7 @@ check: deps
 	npm run check
 
 test: setup check
-	scripts/retry-hung.sh 3 120 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS)
+	scripts/retry-hung.sh 3 240 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS)
 	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS)
 	$(NODE) $(TEST_FLAGS) $(TEST_GLOBS)
 

@@ -247,7 +247,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
               c.remote,
               String(c.port),
             ],
-            { encoding: "utf8", timeout: 10_000 },
+            { encoding: "utf8", timeout: 30_000 },
           );
           const got = r.stdout.trim();
           const expected = evaluate(model, {
@@ -266,7 +266,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
               container: null,
             },
           });
-          const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr}`;
+          const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr}${r.error ? `\nclient: ${r.error.message}` : ""}`;
           assert.ok(expected.verdict !== "deferred", where);
           const redirect = expected.redirect ? `r${expected.redirect.name.slice(2)}` : "passed";
           assert.equal(got, expected.verdict === "blocked" ? "EPERM" : redirect, where);
