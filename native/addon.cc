@@ -156,6 +156,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsSocket", Napi::Function::New(env, NetnsSocket, "netnsSocket"));
   exports.Set("sockmapAttach", Napi::Function::New(env, SockmapAttach, "sockmapAttach"));
   exports.Set("splicePair", Napi::Function::New(env, SplicePairFn, "splicePair"));
+  exports.Set("spliceCut", Napi::Function::New(env, SpliceCutFn, "spliceCut"));
   exports.Set("relaySocket", Napi::Function::New(env, RelaySocket, "relaySocket"));
   return exports;
 }

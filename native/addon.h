@@ -62,6 +62,7 @@ Napi::Value SockList(const Napi::CallbackInfo& info);
 Napi::Value NetnsSocket(const Napi::CallbackInfo& info);
 Napi::Value SockmapAttach(const Napi::CallbackInfo& info);
 Napi::Value SplicePairFn(const Napi::CallbackInfo& info);
+Napi::Value SpliceCutFn(const Napi::CallbackInfo& info);
 Napi::Value RelaySocket(const Napi::CallbackInfo& info);
 
 }  // namespace moat

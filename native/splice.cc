@@ -17,8 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "addon.h"
@@ -43,6 +45,12 @@ constexpr int kPendingWriteMs = 5000;
 
 using Clock = std::chrono::steady_clock;
 
+class SplicePair;
+// Live pairs by id, for spliceCut (added and removed on the JS thread).
+std::unordered_map<uint32_t, SplicePair*> byId;
+uint32_t lastId = 0;
+void Forget(SplicePair* pair);
+
 class SplicePair : public Closable {
  public:
   int fd[2] = {-1, -1};  // 0: client, 1: upstream (duplicates, owned)
@@ -57,12 +65,18 @@ class SplicePair : public Closable {
   uint64_t moved[2] = {0, 0};    // splice mode: bytes from side i to the other
   const char* end = "closed";
   int wake = -1;
+  std::mutex wakeLock;  // `wake` is closed by the thread while spliceCut may write to it
   std::atomic<bool> stopping{false};
+  std::atomic<bool> cutting{false};
+  uint32_t id = 0;
   std::thread thread;
   Napi::ThreadSafeFunction done;
   std::shared_ptr<Registry> registry;
 
-  ~SplicePair() override { Release(); }
+  ~SplicePair() override {
+    Release();
+    Forget(this);
+  }
 
   // Env teardown or the end: stops the thread and lets the sockets go.
   void Release() override {
@@ -87,9 +101,21 @@ class SplicePair : public Closable {
       }
       sockmap = false;
     }
+    std::lock_guard<std::mutex> hold(wakeLock);
     for (int* f : {&fd[0], &fd[1], &targets, &socks, &peers, &wake}) {
       if (*f >= 0) close(*f);
       *f = -1;
+    }
+  }
+
+  // A reload no longer lets the connection through: the thread resets both sides.
+  void Cut() {
+    std::lock_guard<std::mutex> hold(wakeLock);
+    if (wake < 0) return;
+    cutting = true;
+    uint64_t one = 1;
+    if (write(wake, &one, sizeof(one)) < 0) {
+      // the thread also sees `cutting` at its next wake-up
     }
   }
 
@@ -211,6 +237,10 @@ class SplicePair : public Closable {
         return;
       }
       if (stopping) break;
+      if (cutting) {
+        end = "cut";
+        return;
+      }
       bool reset = (p[0].revents | p[1].revents) & POLLERR;
       for (int i = 0; i < 2; i++) {
         if (!fin[i] && (p[i].revents & (POLLRDHUP | POLLHUP))) {
@@ -263,6 +293,10 @@ class SplicePair : public Closable {
         break;
       }
       if (stopping) break;
+      if (cutting) {
+        end = "cut";
+        break;
+      }
       bool reset = (p[0].revents | p[1].revents) & POLLERR;
       for (int i = 0; i < 2 && !reset; i++) {
         int out = fd[1 - i];
@@ -305,7 +339,7 @@ class SplicePair : public Closable {
       moved[0] = Redirected(0);
       moved[1] = Redirected(1);
     }
-    if (std::strcmp(end, "reset") == 0) {
+    if (std::strcmp(end, "reset") == 0 || std::strcmp(end, "cut") == 0) {
       linger hard = {1, 0};
       for (int i = 0; i < 2; i++) setsockopt(fd[i], SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
     }
@@ -327,6 +361,8 @@ class SplicePair : public Closable {
     });
   }
 };
+
+void Forget(SplicePair* pair) { byId.erase(pair->id); }
 
 bool TupleArg(const Napi::Value& v, const char* what, SocketTuple* t) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an object");
@@ -418,12 +454,23 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
   pair->registry = Data(env).registry;
   pair->registry->Add(pair);
   pair->done = Napi::ThreadSafeFunction::New(env, onEnd.As<Napi::Function>(), "moat-splice", 0, 1);
+  pair->id = ++lastId;
+  byId[pair->id] = pair;
   pair->thread = std::thread([pair] { pair->Run(); });
 
   Napi::Object out = Napi::Object::New(env);
   out.Set("mode", Napi::String::New(env, pair->sockmap ? "sockmap" : "splice"));
+  out.Set("id", Napi::Number::New(env, pair->id));
   if (!refused.empty()) out.Set("refused", Napi::String::New(env, refused));
   return out;
+}
+
+// spliceCut(id): resets both sides of a spliced pair; a pair that already ended is ignored.
+Napi::Value SpliceCutFn(const Napi::CallbackInfo& info) {
+  auto id = static_cast<uint32_t>(NumberArg(Arg(info, 0), "id", 1, 4294967295.0));
+  auto found = byId.find(id);
+  if (found != byId.end()) found->second->Cut();
+  return info.Env().Undefined();
 }
 
 }  // namespace moat

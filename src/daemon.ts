@@ -108,9 +108,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
     connectUpstream: relayedUpstream(() => live.datapath ?? null),
     // connections reach the relay only once a policy is applied: the datapath is there
-    splice: (client, upstream) => {
+    splice: (client, upstream, control) => {
       if (!live.datapath) return Promise.reject(new Error("the datapath is not running"));
-      return live.datapath.splice(client, upstream);
+      return live.datapath.splice(client, upstream, control);
     },
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
@@ -212,6 +212,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     applied: (p) => {
       dns.applied(p.model, p.image);
       void netns.refresh();
+      // spliced connections the new policy no longer lets through are cut
+      l7.relay?.rejudge();
     },
   });
   live.model = () => policy.active.model;

@@ -5,9 +5,8 @@
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
-import { L7Relay, type SpliceMode } from "../l7/index.ts";
+import { L7Relay, type L7RelayOptions } from "../l7/index.ts";
 import type { PolicyCompileOptions } from "../policy/index.ts";
-import type { Socket } from "node:net";
 import type { UpstreamConnect } from "./l7-upstream.ts";
 
 export interface L7RelayWiring {
@@ -21,7 +20,7 @@ export interface L7RelayWiring {
   /** Connects upstream through moat's hooks as the relay decided (./l7-upstream.ts). */
   connectUpstream: UpstreamConnect;
   /** Hands a decided connection's two sockets to the kernel (the datapath's splice). */
-  splice: (client: Socket, upstream: Socket) => Promise<SpliceMode>;
+  splice: NonNullable<L7RelayOptions["splice"]>;
 }
 
 export interface DaemonL7Relay {

@@ -338,6 +338,8 @@ export interface NativeAddon {
    * The caller closes its own handles of both sockets right after.
    */
   splicePair(options: SplicePairOptions, onEnd: (end: SpliceEnd) => void): SplicePairResult;
+  /** Resets both sides of a spliced pair (a pair that already ended: nothing). */
+  spliceCut(id: number): void;
   /**
    * A new non-blocking TCP socket with `record` (struct moat_sock) written to the socket storage
    * map `socks` first: moat's L7 relay's upstream. Returns its fd, for net.Socket({ fd }).
@@ -368,6 +370,8 @@ export interface SplicePairOptions {
 
 export interface SplicePairResult {
   mode: "sockmap" | "splice";
+  /** The pair, for spliceCut. */
+  id: number;
   /** Why the kernel refused the sockmap (then mode is "splice"). */
   refused?: string;
 }
@@ -375,8 +379,11 @@ export interface SplicePairResult {
 export interface SpliceEnd {
   toUpstream: number;
   toClient: number;
-  /** closed: FIN both ways; reset: one side was reset (the other is reset too). */
-  end: "closed" | "reset" | "error" | "stopped";
+  /**
+   * closed: FIN both ways; reset: one side was reset (the other is reset too); cut: spliceCut
+   * reset both.
+   */
+  end: "closed" | "reset" | "cut" | "error" | "stopped";
 }
 
 export interface PeerCredentials {

@@ -12,8 +12,10 @@ export type SpliceMode = "sockmap" | "splice" | "copy";
 export interface SpliceOptions {
   /** Skip the better modes (tests, and a policy that wants bytes to stay visible). */
   force?: SpliceMode;
-  /** Called once both directions have ended (or one side was reset). */
+  /** Called once both directions have ended (or one side was reset, or it was cut). */
   onEnd?: (end: SpliceResult) => void;
+  /** Aborted: both sides are reset (a reload no longer lets the connection through). */
+  signal?: AbortSignal;
 }
 
 export interface SpliceResult {
@@ -111,6 +113,8 @@ export class Splicer {
       );
       mode = result.mode;
       if (result.refused) this.lastRefusal = result.refused;
+      const id = result.id;
+      options = cutOnAbort(options, () => native().spliceCut(id));
     } catch (err) {
       this.lastRefusal = (err as Error).message;
       if (toUpstream.length) upstream.write(toUpstream);
@@ -161,7 +165,7 @@ export class Splicer {
       if (finished) return;
       finished = true;
       this.ended("copy", { ...moved, end }, options);
-      if (end === "reset") {
+      if (end === "reset" || end === "cut") {
         client.resetAndDestroy();
         upstream.resetAndDestroy();
       } else {
@@ -185,8 +189,28 @@ export class Splicer {
     };
     direction(client, upstream, "toUpstream");
     direction(upstream, client, "toClient");
+    options = cutOnAbort(options, () => finish("cut"));
     return "copy";
   }
+}
+
+/** Calls `cut` when the signal aborts (now, if it already has); the returned options' onEnd
+ * stops listening. */
+function cutOnAbort(options: SpliceOptions, cut: () => void): SpliceOptions {
+  const signal = options.signal;
+  if (!signal) return options;
+  if (signal.aborted) {
+    cut();
+    return options;
+  }
+  signal.addEventListener("abort", cut, { once: true });
+  return {
+    ...options,
+    onEnd: (end) => {
+      signal.removeEventListener("abort", cut);
+      options.onEnd?.(end);
+    },
+  };
 }
 
 function zero(): Record<SpliceMode, number> {

@@ -35,8 +35,11 @@ export interface L7RelayOptions {
   log: (line: string) => void;
   /** Protocol handlers in place of moat's own (tests). */
   handlers?: Partial<Record<L7Protocol, L7Handler>>;
-  /** Hands both sockets to the kernel; default: copy both ways in this process. */
-  splice?: (client: Socket, upstream: Socket) => Promise<SpliceMode>;
+  /**
+   * Hands both sockets to the kernel; default: copy both ways in this process. `signal`
+   * aborted: reset both sides; `onEnd`: both directions ended.
+   */
+  splice?: (client: Socket, upstream: Socket, o: SpliceControl) => Promise<SpliceMode>;
   /**
    * Connects to the original destination for `purpose`, through moat's hooks as the relay
    * decided (daemon: a socket whose kernel record carries the decision); default: a plain TCP
@@ -46,6 +49,11 @@ export interface L7RelayOptions {
   headerTimeoutMs?: number;
   /** Bytes buffered before a decision, at most. */
   maxHead?: number;
+}
+
+export interface SpliceControl {
+  signal: AbortSignal;
+  onEnd: () => void;
 }
 
 /** The decision an upstream connection carries out, as moat's hooks record it. */
@@ -71,6 +79,16 @@ export interface L7RelayStats {
   detected: number;
   /** Handler or upstream failures (the client was reset). */
   failed: number;
+  /** Spliced connections a reload no longer let through: both sides reset. */
+  cut: number;
+}
+
+/** A spliced connection, as its last forwarding judgement saw it, for re-judging on reload. */
+interface Spliced {
+  facts: ConnectionFacts;
+  layer7: Layer7Facts;
+  cut: AbortController;
+  event: (decision: L7Decision) => MoatEvent;
 }
 
 const HEADER_TIMEOUT_MS = 10_000;
@@ -93,7 +111,20 @@ function listen(host: string, onConnection: (s: Socket) => void): Promise<Server
 }
 
 /** Copies both ways until either side ends (half-close passed on); the fallback splice. */
-export function copyBothWays(client: Socket, upstream: Socket): Promise<SpliceMode> {
+export function copyBothWays(
+  client: Socket,
+  upstream: Socket,
+  o: SpliceControl,
+): Promise<SpliceMode> {
+  const reset = () => {
+    client.resetAndDestroy();
+    upstream.resetAndDestroy();
+  };
+  o.signal.addEventListener("abort", reset, { once: true });
+  client.once("close", () => {
+    o.signal.removeEventListener("abort", reset);
+    o.onEnd();
+  });
   client.pipe(upstream);
   upstream.pipe(client);
   client.resume();
@@ -122,8 +153,10 @@ export class L7Relay {
     blocked: 0,
     detected: 0,
     failed: 0,
+    cut: 0,
   };
   private readonly sockets = new Set<Socket>();
+  private readonly spliced = new Set<Spliced>();
   private readonly servers: { 4: Server | null; 6: Server | null } = { 4: null, 6: null };
 
   private readonly options: L7RelayOptions;
@@ -152,6 +185,27 @@ export class L7Relay {
   close(): void {
     for (const s of [this.servers[4], this.servers[6]]) s?.close();
     for (const s of this.sockets) s.destroy();
+  }
+
+  /**
+   * After a reload: judges every spliced connection again, from the facts its last forwarding
+   * judgement saw, with the running policy; those it no longer lets through are reset on both
+   * sides and reported (reason `rejudged`). Returns how many were cut.
+   */
+  rejudge(): number {
+    const model = this.options.policy();
+    if (!model) return 0;
+    let cut = 0;
+    for (const c of this.spliced) {
+      const d = decide(model, c.facts, c.layer7);
+      if (d.forward) continue;
+      this.spliced.delete(c);
+      c.cut.abort();
+      cut++;
+      this.stats.cut++;
+      this.options.report({ ...c.event(d), reason: "rejudged" });
+    }
+    return cut;
   }
 
   private track(s: Socket): Socket {
@@ -239,13 +293,27 @@ export class L7Relay {
     // the latest judgement that lets the connection through: what its upstream carries out. A
     // connection judged only "blocked" opens nothing
     let forwarding: L7Decision | null = null;
+    let forwardedFacts: Layer7Facts = {};
     let judged = false;
     const judge = (layer7: Layer7Facts) => {
       const d = decide(o.policy() ?? model, facts, layer7);
       judged = true;
-      if (d.forward) forwarding = d;
+      if (d.forward) {
+        forwarding = d;
+        forwardedFacts = layer7;
+      }
       return d;
     };
+    const event = (decision: L7Decision, layer7: Layer7Facts, splice?: SpliceMode) =>
+      l7Event({
+        decision,
+        layer7,
+        client: peer,
+        original: { ip, port: found.original.port, names },
+        process,
+        generation,
+        ...(splice ? { splice } : {}),
+      });
     // before any judgement (the SSH handler needs the server's host key to judge): an outcome
     // the facts of this protocol, none known yet, may still lead to
     const candidate = (): L7Decision | null => {
@@ -276,24 +344,30 @@ export class L7Relay {
       report(decision: L7Decision, layer7: Layer7Facts, extra?: { splice?: SpliceMode }) {
         stats[decision.verdict]++;
         if (decision.verdict === "allowed" && !decision.report) return;
-        o.report(
-          l7Event({
-            decision,
-            layer7,
-            client: peer,
-            original: { ip, port: found.original.port, names },
-            process,
-            generation,
-            ...(extra?.splice ? { splice: extra.splice } : {}),
-          }),
-        );
+        o.report(event(decision, layer7, extra?.splice));
       },
-      splice: (c: Socket, u: Socket) => {
+      splice: async (c: Socket, u: Socket) => {
         u.on("error", () => c.destroy());
         c.on("error", () => u.destroy());
         c.once("close", () => u.destroy());
         u.once("close", () => c.destroy());
-        return (o.splice ?? copyBothWays)(c, u);
+        const layer7 = forwardedFacts;
+        const entry: Spliced = {
+          facts,
+          layer7,
+          cut: new AbortController(),
+          event: (d) => ({ ...event(d, layer7, mode), generation: o.generation() }),
+        };
+        let mode: SpliceMode | undefined;
+        this.spliced.add(entry);
+        const onEnd = () => this.spliced.delete(entry);
+        try {
+          mode = await (o.splice ?? copyBothWays)(c, u, { signal: entry.cut.signal, onEnd });
+        } catch (err) {
+          onEnd();
+          throw err;
+        }
+        return mode;
       },
       log: (line: string) => o.log(`l7 relay: ${line}`),
     };

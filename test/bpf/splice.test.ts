@@ -63,6 +63,7 @@ function collect(s: Socket): Promise<Buffer> {
 async function relay(
   serverPort: number,
   mode: SpliceMode | undefined,
+  signal?: AbortSignal,
 ): Promise<{ port: number; spliced: Promise<SpliceMode>; ended: Promise<SpliceResult> }> {
   let spliced!: (m: Promise<SpliceMode>) => void;
   let ended!: (r: SpliceResult) => void;
@@ -77,7 +78,7 @@ async function relay(
           upstream.write(head);
           // Node reads some of the server's burst before the splice
           upstream.once("readable", () => {
-            spliced(dp.splice(client, upstream, { force: mode, onEnd: ended }));
+            spliced(dp.splice(client, upstream, { force: mode, onEnd: ended, signal }));
           });
         });
       });
@@ -177,6 +178,35 @@ for (const mode of ["sockmap", "splice", "copy"] as const) {
 
   test(`${mode}: the server's FIN first, the client sends after it`, async () => {
     assert.equal(await serverFinFirst(force), mode);
+  });
+
+  test(`${mode}: an aborted splice resets both sides`, async () => {
+    let server!: Socket;
+    const serverPort = await listen(
+      createServer((s) => {
+        server = s;
+        s.on("data", (c: Buffer) => s.write(c)); // echo
+      }),
+    );
+    const cut = new AbortController();
+    const r = await relay(serverPort, force, cut.signal);
+    const client = connect({ port: r.port, host: "127.0.0.1" });
+    client.write(HELLO);
+    assert.equal(await r.spliced, mode);
+    client.write("after the splice\n");
+    await new Promise<void>((res) => {
+      let got = "";
+      client.on("data", (c: Buffer) => (got += c.toString()) && got.includes("after") && res());
+    });
+    const errors = [client, server].map(
+      (s) =>
+        new Promise<string>((res) =>
+          s.once("error", (e: NodeJS.ErrnoException) => res(e.code ?? "")),
+        ),
+    );
+    cut.abort();
+    assert.deepEqual(await Promise.all(errors), ["ECONNRESET", "ECONNRESET"]);
+    assert.equal((await r.ended).end, "cut");
   });
 }
 

@@ -16,6 +16,8 @@ import { startDnsPeers } from "../helpers/dns-lab.ts";
 import { curl, curlByIp, type Where } from "../helpers/dns-clients.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { storedEvents, tlsServer, until } from "../helpers/l7-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 function policy(l: Lab & { auditPath: string }, cgroup: string): string {
   const deep = `${l.v4.a.replace(/\.1$/, "")}.22`;
@@ -133,5 +135,44 @@ test("L7 relay: TLS connections judged by SNI, names not taken on trust", async 
         all.some((e) => e.rule === rule && e.hook !== "l7_relay"),
         `the kernel's event of rule ${rule}`,
       );
+  });
+
+  await t.test("a reload that no longer lets a spliced connection through resets it", async () => {
+    const held = spawnLines("nsenter", [
+      `--net=/run/netns/${lab.b}`,
+      "sh",
+      "-c",
+      `echo $$ > ${fresh("held").cgroupDir}/cgroup.procs && exec "$@"`,
+      "sh",
+      "openssl",
+      "s_client",
+      "-brief",
+      "-connect",
+      `${z.allowed}:443`,
+      "-servername",
+      "trusted.moat.test",
+    ]);
+    cg.onClose(() => held.kill());
+    await until("the TLS handshake through the relay", () =>
+      held.stderr.some((l) => l.includes("CONNECTION ESTABLISHED")) ? true : undefined,
+    );
+    await lab.daemon.waitFor(/ALLOWED egress tcp .* TLS trusted\.moat\.test by rule trusted-tls/);
+    const without = policy(lab, cg.cgroup)
+      .split("\n")
+      .filter((l) => !l.includes("name: trusted-tls"))
+      .join("\n");
+    await reloadPolicy(lab, without);
+    const code = await Promise.race([
+      held.exited,
+      new Promise((r) => setTimeout(() => r("still connected"), 15_000)),
+    ]);
+    assert.notEqual(code, "still connected", held.stderr.join("\n"));
+    const cut = await until("the re-judged connection's event", () =>
+      storedEvents(lab).find((e) => e.hook === "l7_relay" && e.reason === "rejudged"),
+    );
+    assert.deepEqual(
+      [cut.type, cut.rule, cut.layer7?.tls?.sni, cut.relay?.splice],
+      ["blocked", "other-tls", "trusted.moat.test", "sockmap"],
+    );
   });
 });

@@ -12,6 +12,7 @@ export interface EventJson {
   type: string;
   rule?: string;
   hook?: string;
+  reason?: string;
   remote?: { ip: string; port: number; names?: string[] };
   process?: { name: string } | null;
   layer7?: { tls?: { sni?: string; certificate?: { source?: string } } } | null;
