@@ -3,7 +3,9 @@
 // process's QUIC flow passes, and the SNI of its Initial (ngtcp2's client, gtlsclient, naming
 // the server by a name of the lab) comes in a follow-up event with reason quic_initial.
 //
-// Run time: about 15 s on 2 cores (the daemon's start, two clients).
+// Chromium (Debian's) sends its own Initial, whose post-quantum key share spans two datagrams.
+//
+// Run time: about 25 s on 2 cores (the daemon's start, three clients).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,6 +16,8 @@ import { runIn } from "../helpers/cgroup-run.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { until } from "../helpers/l7-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
 
 const NAME = "quic.moat.test";
 
@@ -124,5 +128,58 @@ test("QUIC: EPERM under an L7 web rule; elsewhere the Initial's SNI is reported"
       1,
       "one flow read, once",
     );
+  });
+
+  await t.test("Chromium's own Initial (its key share spans two datagrams) is read", async () => {
+    const profile = join(lab.dir, "chromium");
+    const chromium = [
+      "timeout",
+      "30",
+      "chromium",
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${profile}`,
+      `--origin-to-force-quic-on=${NAME}:443`,
+      `--host-resolver-rules=MAP ${NAME} ${peer}`,
+      "--dump-dom",
+      `https://${NAME}/`,
+    ];
+    // a server that takes the datagrams and never answers: Chromium sends its whole ClientHello
+    // (an ICMP port unreachable would end the attempt after the first datagram)
+    const sink = spawnLines("ip", [
+      "netns",
+      "exec",
+      lab.a,
+      "socat",
+      "-u",
+      "UDP-RECV:443",
+      "/dev/null",
+    ]);
+    cg.onClose(() => sink.kill());
+    const before = storedEvents(lab).filter((e) => e.reason === "quic_initial").length;
+    // in the lab's namespace and the `other` cgroup, until its Initial has been read
+    const browser = spawnLines("nsenter", [
+      `--net=/run/netns/${lab.b}`,
+      "sh",
+      "-c",
+      `echo $$ > ${other}/cgroup.procs && exec "$@"`,
+      "sh",
+      ...chromium,
+    ]);
+    cg.onClose(() => browser.kill());
+    const read = await until("Chromium's QUIC Initial event", () => {
+      const all = storedEvents(lab).filter((e) => e.reason === "quic_initial");
+      return all.length > before ? all.slice(before) : undefined;
+    });
+    browser.kill();
+    assert.equal(read.length, 1, "one flow read, once");
+    assert.equal(read[0]?.layer7?.tls?.sni, NAME);
+    assert.equal(read[0]?.layer7?.tls?.version, "1.3");
+    assert.deepEqual(read[0]?.layer7?.tls?.alpn, ["h3"]);
   });
 });
