@@ -5,7 +5,7 @@ import { basicSetup } from "codemirror";
 import { EditorView, Decoration, hoverTooltip, type DecorationSet } from "@codemirror/view";
 import { EditorState, StateEffect, StateField, type Extension } from "@codemirror/state";
 import { yaml, yamlLanguage } from "@codemirror/lang-yaml";
-import { forceLinting, linter, lintGutter, type Diagnostic as LintMark } from "@codemirror/lint";
+import { lintGutter, setDiagnostics, type Diagnostic as LintMark } from "@codemirror/lint";
 import { yamlCompletion, yamlSchemaHover } from "codemirror-json-schema/yaml";
 import { stateExtensions } from "codemirror-json-schema";
 import type { JSONSchema7 } from "json-schema";
@@ -58,8 +58,7 @@ export function createEditor(
   text: string,
   onChange: (text: string) => void,
 ): PolicyEditor {
-  let problems: readonly Diagnostic[] = [];
-  const marks = (view: EditorView): LintMark[] =>
+  const marks = (view: EditorView, problems: readonly Diagnostic[]): LintMark[] =>
     problems.map((d) => ({
       ...position(view, d.line, d.col),
       severity: d.severity,
@@ -69,14 +68,13 @@ export function createEditor(
   const extensions: Extension[] = [
     basicSetup,
     yaml(),
-    linter(marks, { delay: 0 }),
     lintGutter(),
     yamlLanguage.data.of({ autocomplete: yamlCompletion() }),
     hoverTooltip(yamlSchemaHover()),
     stateExtensions(schema as JSONSchema7),
     decidingField,
     EditorView.lineWrapping,
-    EditorView.contentAttributes.of({ "aria-label": "policy (YAML)" }),
+    EditorView.contentAttributes.of({ "aria-label": "policy (YAML)", tabindex: "0" }),
     EditorView.updateListener.of((u) => {
       if (u.docChanged) onChange(u.state.doc.toString());
     }),
@@ -89,8 +87,7 @@ export function createEditor(
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: next } });
     },
     setProblems(diagnostics) {
-      problems = diagnostics;
-      forceLinting(view);
+      view.dispatch(setDiagnostics(view.state, marks(view, diagnostics)));
     },
     setDeciding(line) {
       const effects: StateEffect<unknown>[] = [setDeciding.of(line)];

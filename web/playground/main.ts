@@ -143,13 +143,22 @@ function explain(): void {
   showRules(decider?.rule);
 }
 
+/** A short fingerprint of the text checked last (body[data-checked]), for scripts to wait on. */
+function fingerprint(text: string): string {
+  let h = 5381;
+  for (let i = 0; i < text.length; i++) h = (Math.imul(h, 33) ^ text.charCodeAt(i)) >>> 0;
+  return h.toString(36);
+}
+
 function refresh(): void {
-  const acceptance = checkPolicy(editor.text());
+  const text = editor.text();
+  const acceptance = checkPolicy(text);
   model = acceptance.policy?.model;
   editor.setProblems(acceptance.diagnostics);
   showProblems(acceptance.diagnostics);
   showRules();
   explain();
+  document.body.dataset.checked = fingerprint(text);
 }
 
 function setupTutorials(): void {
@@ -213,10 +222,12 @@ async function fromFragment(): Promise<void> {
 
 /** For scripts and tests: the same loader and evaluator the page uses. */
 interface PlaygroundApi {
+  text(): string;
   check(text: string): { problems: string[]; rules: number | null };
   verdicts(text: string, facts: ConnectionFacts[]): string[];
 }
 const api: PlaygroundApi = {
+  text: () => editor.text(),
   check(text) {
     const a = checkPolicy(text);
     return {
