@@ -56,6 +56,8 @@ function schedule(): void {
   timer = setTimeout(refresh, 150);
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 function showProblems(diagnostics: readonly Diagnostic[]): void {
   const list = byId("problems");
   list.replaceChildren(
@@ -68,8 +70,8 @@ function showProblems(diagnostics: readonly Diagnostic[]): void {
   const errors = diagnostics.filter((d) => d.severity === "error").length;
   const warnings = diagnostics.length - errors;
   byId("check-summary").textContent = model
-    ? `ok: ${model.rules.length} rules${warnings ? `, ${warnings} warnings` : ""}`
-    : `${errors} errors${warnings ? `, ${warnings} warnings` : ""}: the daemon would refuse this policy`;
+    ? `ok: ${plural(model.rules.length, "rule")}${warnings ? `, ${plural(warnings, "warning")}` : ""}`
+    : `${plural(errors, "error")}${warnings ? `, ${plural(warnings, "warning")}` : ""}: the daemon would refuse this policy`;
 }
 
 function showRules(deciding?: string): void {
