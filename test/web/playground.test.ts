@@ -89,7 +89,10 @@ test("a broken policy shows its error at the line and column moat reports", asyn
   // the editor marks the same place: an error range on line 4, and its gutter marker
   const marked = page.locator(".cm-line", { has: page.locator(".cm-lintRange-error") });
   assert.equal(await marked.textContent(), "    direction: ingres");
-  assert.match((await page.textContent("#check-summary")) ?? "", /^1 error: the daemon would refuse this policy$/);
+  assert.match(
+    (await page.textContent("#check-summary")) ?? "",
+    /^1 error: the daemon would refuse this policy$/,
+  );
   await page.setViewportSize({ width: 1300, height: 800 });
   await page.screenshot({ path: join(SHOTS, "playground-errors.png") });
 });
