@@ -188,6 +188,14 @@ test("a share link carries the policy in its fragment and opens it again", async
       [],
       "nothing is fetched from a server",
     );
+    // #policy=running asks the daemon that serves the page; from a file there is none to ask
+    await other.goto(`${build.url}#policy=running`);
+    await other.reload();
+    await other.waitForSelector("body[data-checked]");
+    assert.match(
+      (await other.textContent("#share-status")) ?? "",
+      /^The running policy could not be read \(.*\): open the page from the daemon's console\.$/,
+    );
   } finally {
     await other.close();
   }

@@ -109,8 +109,11 @@ function explain(): void {
   const lines = byId("explanation");
   const misses = byId("misses");
   const values = formValues();
+  // a link from the running policy keeps saying so
+  const running =
+    fragmentParams(location.hash).get("policy") === "running" ? "&policy=running" : "";
   byId<HTMLAnchorElement>("explain-link").href =
-    `#explain=${encodeExplainLink(linkOfValues(values))}`;
+    `#explain=${encodeExplainLink(linkOfValues(values))}${running}`;
   const show = (text: string, kind: string) => {
     verdict.textContent = text;
     verdict.className = kind;
@@ -204,11 +207,15 @@ async function fromFragment(): Promise<void> {
   const params = fragmentParams(location.hash);
   const policy = params.get("policy");
   if (policy === "running") {
-    const res = await fetch("/v1/policy", { credentials: "same-origin" });
-    if (res.ok) editor.setText(((await res.json()) as { text: string }).text);
-    else
+    try {
+      const res = await fetch("/v1/policy", { credentials: "same-origin" });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      editor.setText(((await res.json()) as { text: string }).text);
+      byId("tutorial-intro").textContent = "The policy the daemon is running.";
+    } catch (err) {
       byId("share-status").textContent =
-        `The running policy could not be read (HTTP ${res.status}).`;
+        `The running policy could not be read (${(err as Error).message}): open the page from the daemon's console.`;
+    }
   } else if (policy) {
     try {
       editor.setText(await decodePolicy(policy));
