@@ -22,7 +22,8 @@ NATIVE_SRCS := native/binding.gyp $(wildcard native/*.cc native/*.h)
 TEST_FLAGS := --test --test-concurrency=1 --test-timeout=180000 --disable-warning=ExperimentalWarning
 # unit tests touch no shared host state: two files at a time (one per core)
 UNIT_FLAGS := $(subst --test-concurrency=1,--test-concurrency=2,$(TEST_FLAGS))
-UNIT_GLOBS := 'test/unit/**/*.test.ts'
+# the web console's tests drive Debian's Chromium, no kernel: they run with the unit tier
+UNIT_GLOBS := 'test/unit/**/*.test.ts' 'test/web/**/*.test.ts'
 # kernel objects, namespaces and daemons: one file at a time
 TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
@@ -35,7 +36,7 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native run test test-unit check bench clean
+.PHONY: help setup preflight deps build bpf native web run test test-unit check bench clean
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
@@ -61,7 +62,7 @@ $(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
 node_modules/.package-lock.json: package-lock.json $(STAMPS)/node
 	npm ci --loglevel=error
 
-build: bpf native
+build: bpf native web
 
 bpf: $(BPF_OBJS)
 
@@ -75,6 +76,14 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/vmlinux.h
 		-I$(BUILD) -Ibpf/include -c $< -o $@
 
 native: $(ADDON)
+
+# the web console (web/build.ts): classic scripts that also open from file://
+WEB_SRCS := $(wildcard web/*.ts web/*/*.ts web/*/*.html web/*/*.css src/config/*.ts src/policy/*.ts \
+	src/policy/compile/*.ts examples/*) schema/moat.schema.json data/doh-resolvers.txt
+web: $(BUILD)/web/playground.html
+
+$(BUILD)/web/playground.html: $(WEB_SRCS) node_modules/.package-lock.json
+	$(NODE) --disable-warning=ExperimentalWarning web/build.ts
 
 $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn

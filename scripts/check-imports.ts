@@ -2,7 +2,8 @@
 // included); each folder imports only from the layers below it or beside it; the daemon and the
 // CLI import another folder only through its face (its index.ts; the daemon's is daemon.ts); and
 // src/policy and src/config (the evaluator, the compiler and the policy loader, which a browser
-// runs too) reach nothing from `node:`, not even through what they import. Prints each violation and exits 1 if there is one.
+// runs too) reach nothing from `node:`, not even through what they import; web/ (the browser's
+// console) imports only those two and itself. Prints each violation and exits 1 if there is one.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -149,9 +150,30 @@ for (const [from] of graph) {
   }
 }
 
+// web/: the browser code may import the pure layers (config, policy), the schema and itself, never `node:`
+// (web/build.ts, the Node script that bundles it, is the exception)
+const WEB = join(ROOT, "web");
+const WEB_MAY_IMPORT = [WEB, join(SRC, "config"), join(SRC, "policy"), join(ROOT, "schema")];
+const webFiles = (() => {
+  try {
+    return files(WEB).filter((f) => f !== join(WEB, "build.ts"));
+  } catch {
+    return [];
+  }
+})();
+for (const from of webFiles) {
+  for (const i of importsOf(from)) {
+    if (i.to.startsWith("node:")) problems.push(`${rel(from)}: web may not import ${i.to}`);
+    else if (!WEB_MAY_IMPORT.some((dir) => i.to.startsWith(`${dir}/`)))
+      problems.push(
+        `${rel(from)}: web may import web/, src/config, src/policy and schema/ only (${rel(i.to)})`,
+      );
+  }
+}
+
 for (const p of [...new Set(problems)].sort()) console.error(p);
 if (problems.length > 0) {
   console.error(`${new Set(problems).size} import problems (scripts/check-imports.ts)`);
   process.exit(1);
 }
-console.log(`imports: ${graph.size} files, layers and cycles checked`);
+console.log(`imports: ${graph.size + webFiles.length} files, layers and cycles checked`);

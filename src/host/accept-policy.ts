@@ -5,26 +5,17 @@
 // `moat check` read the files first, off the event loop (acceptPolicyAsync), then call it.
 import {
   checkPolicySource,
-  DATAPATH_FEATURES,
   PolicyError,
-  sortDiagnostics,
-  unsupportedFeatures,
-  type Diagnostic,
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
 import {
+  acceptPolicyText,
   compilePolicy,
-  layer7RuleProblems,
-  httpRuleWarnings,
-  nameRuleProblems,
-  nameRuleWarnings,
-  namesProcesses,
-  processRuleProblems,
-  redirectProblems,
-  type PolicyImage,
+  type Acceptance,
+  type LoadedPolicy,
   type ProcessUniverse,
 } from "../policy/index.ts";
 import { namedFileProblems } from "./file-checks.ts";
@@ -32,10 +23,7 @@ import { unreachableTargets } from "./redirect-reach.ts";
 import { unknownUserWarnings } from "./user-warnings.ts";
 import { nameServiceDiagnostics } from "./name-service.ts";
 
-export interface LoadedPolicy {
-  model: PolicyModel;
-  image: PolicyImage;
-}
+export type { Acceptance, LoadedPolicy } from "../policy/index.ts";
 
 /** Reads what the process rules can name on this host (src/host/process-universe.ts). */
 export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
@@ -53,55 +41,25 @@ export interface AcceptOptions {
   compile?: Parameters<typeof compilePolicy>[2];
 }
 
-export interface Acceptance {
-  /** Every error and warning, in file order. */
-  diagnostics: Diagnostic[];
-  /** The model and its kernel tables, when there is no error. */
-  policy?: LoadedPolicy;
-}
-
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
 export function acceptPolicy(
   text: string,
   fileName: string,
   options: AcceptOptions = {},
 ): Acceptance {
-  const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
-  const model = checked.model;
-  if (!model) return { diagnostics: checked.diagnostics };
-  // what only this host can say: users /etc/passwd does not know, files others could tamper with,
-  // name services whose lookups moat cannot attribute
-  const hostOnly = [
-    ...unknownUserWarnings(model),
-    ...namedFileProblems(model),
-    ...nameServiceDiagnostics(model),
-  ];
-  const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
-  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
-  if (hasErrors(check.diagnostics)) return check;
-  const refused = [
-    ...unsupportedFeatures(model, DATAPATH_FEATURES),
-    ...processRuleProblems(model),
-    ...redirectProblems(model),
-    ...nameRuleProblems(model),
-    ...layer7RuleProblems(model),
-  ];
-  if (refused.length > 0)
-    return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };
-  const universe = namesProcesses(model) && options.universe ? options.universe(model) : null;
-  const unreachable = model.redirects.length > 0 ? unreachableTargets(model, universe) : [];
-  if (unreachable.length > 0)
-    return { diagnostics: sortDiagnostics([...check.diagnostics, ...unreachable]) };
-  try {
-    return {
-      diagnostics: check.diagnostics,
-      policy: { model, image: compilePolicy(model, universe, options.compile) },
-    };
-  } catch (err) {
-    // the tables would not fit the kernel's limits: a problem of the whole policy
-    const at = { file: fileName, line: 1, col: 1, path: "(policy)" };
-    return { diagnostics: [...check.diagnostics, diagnostic(at, (err as Error).message)] };
-  }
+  return acceptPolicyText(text, fileName, {
+    host: options.host ?? nodeHost,
+    // what only this host can say: users /etc/passwd does not know, files others could tamper
+    // with, name services whose lookups moat cannot attribute
+    hostDiagnostics: (model) => [
+      ...unknownUserWarnings(model),
+      ...namedFileProblems(model),
+      ...nameServiceDiagnostics(model),
+    ],
+    ...(options.universe ? { universe: options.universe } : {}),
+    unreachable: unreachableTargets,
+    ...(options.compile ? { compile: options.compile } : {}),
+  });
 }
 
 /** acceptPolicy on a file; a file that cannot be read is one diagnostic. */

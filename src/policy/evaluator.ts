@@ -67,7 +67,7 @@ export type Evaluation = Decision | Deferred;
 export function evaluate(written: PolicyModel, facts: ConnectionFacts): Evaluation {
   // moat's own rules first (dns:doh), as the compiler puts them
   const policy = withImplicitRules(written);
-  const prepared = prepare(facts);
+  const prepared = prepareFacts(facts);
   const basic = basicNetworking(policy, prepared, facts);
   if (basic) return basic;
   const result = evaluateRules(policy, prepared, facts);
@@ -260,7 +260,8 @@ function port(endpoint: EndpointFacts, side: string, protocol: number): number |
   return endpoint.port;
 }
 
-function prepare(facts: ConnectionFacts): PreparedFacts {
+/** The facts with their text parsed; throws FactsError for facts that are not a connection. */
+export function prepareFacts(facts: ConnectionFacts): PreparedFacts {
   if (facts.direction !== "ingress" && facts.direction !== "egress")
     throw new FactsError(`direction must be ingress or egress, got '${String(facts.direction)}'`);
   const protocol = protocolNumber(facts.protocol);

@@ -33,3 +33,11 @@ export {
   type SshKeyVerdict,
   type SshLogin,
 } from "./ssh-logins.ts";
+export {
+  acceptPolicyText,
+  type Acceptance,
+  type HostJudgement,
+  type LoadedPolicy,
+} from "./accept-text.ts";
+export { explanationLines, describeLayer7 } from "./explain-lines.ts";
+export { ruleMisses, type RuleMiss } from "./rule-misses.ts";

@@ -1,11 +1,17 @@
 // Does one rule (or redirect) match a connection? Every section it names must match.
 
 import type { IpAddress } from "../config/ip.ts";
-import { PROTOCOL_NUMBERS, type Direction, type Match } from "../config/model.ts";
+import {
+  PROTOCOL_NUMBERS,
+  type Direction,
+  type Layer4,
+  type Match,
+  type PortRange,
+} from "../config/model.ts";
 import type { ConnectionFacts } from "./facts.ts";
 import { matchAddressList } from "./match-address.ts";
 import { matchInterface, matchProcess } from "./match-context.ts";
-import { matchLayer4, type TransportFacts } from "./match-layer4.ts";
+import { matchLayer4, protocolName, type TransportFacts } from "./match-layer4.ts";
 import { matchLayer7 } from "./match-layer7.ts";
 import { all, no, type Outcome } from "./tri.ts";
 
@@ -21,24 +27,112 @@ export interface PreparedFacts {
 const PROCESS_PROTOCOLS = new Set<number>([PROTOCOL_NUMBERS.tcp, PROTOCOL_NUMBERS.udp]);
 
 export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
-  if (rule.direction !== "any" && rule.direction !== facts.direction) return no();
+  if (gateMiss(rule, facts)) return no();
+  const parts = knownSections(rule, facts).map((s) => s.outcome);
+  // cheap, known sections first: a "no" there settles it without the unknown ones
+  if (parts.some((p) => p.result === "no")) return no();
+  return all([...parts, ...contextSections(rule, facts).map((s) => s.outcome)]);
+}
+
+/** A section's outcome, with what the section says in words (for why a rule did not match). */
+interface SectionOutcome {
+  outcome: Outcome;
+  says: string;
+}
+
+/** Why a rule cannot apply to the connection at all, before any section is looked at. */
+function gateMiss(rule: Match, facts: PreparedFacts): string | undefined {
+  if (rule.direction !== "any" && rule.direction !== facts.direction)
+    return `it judges ${rule.direction} connections; this one is ${facts.direction}`;
   // the kernel knows the process and interface of TCP and UDP connections only
   // (docs/socket-hooks.md, "Every protocol, raw sockets and packet sockets")
   if ((rule.process || rule.interface) && !PROCESS_PROTOCOLS.has(facts.transport.protocol))
-    return no();
-  const parts: Outcome[] = [];
-  // names are bound to addresses only for the TCP and UDP connections this host opens
-  // (docs/policy.md, "Names"): for any other, an address has no names
+    return `its process and interface sections judge tcp and udp only; this is ${protocolName(facts.transport.protocol)}`;
+  return undefined;
+}
+
+/**
+ * Names are bound to addresses only for the TCP and UDP connections this host opens
+ * (docs/policy.md, "Names"): for any other, an address has no names.
+ */
+function remoteOf(facts: PreparedFacts): PreparedFacts["remote"] {
   const named = facts.direction === "egress" && PROCESS_PROTOCOLS.has(facts.transport.protocol);
-  const remote = named ? facts.remote : { ...facts.remote, names: [] };
-  if (rule.layer3?.remote) parts.push(matchAddressList(rule.layer3.remote, "remote", remote));
-  if (rule.layer3?.local) parts.push(matchAddressList(rule.layer3.local, "local", facts.local));
-  if (rule.layer4) parts.push(matchLayer4(rule.layer4, facts.transport));
-  // cheap, known sections first: a "no" there settles it without the unknown ones
-  if (parts.some((p) => p.result === "no")) return no();
-  if (rule.process) parts.push(matchProcess(rule.process, facts.raw.process));
-  if (rule.interface) parts.push(matchInterface(rule.interface, facts.raw.interface));
-  if (rule.layer7)
-    parts.push(matchLayer7(rule.layer7, facts.raw.layer7, facts.transport, remote.names));
-  return all(parts);
+  return named ? facts.remote : { ...facts.remote, names: [] };
+}
+
+const entries = (list: { entries: { text: string }[] }): string =>
+  list.entries.map((e) => e.text).join(", ");
+
+function knownSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
+  const out: SectionOutcome[] = [];
+  const remote = remoteOf(facts);
+  const l3 = rule.layer3;
+  if (l3?.remote)
+    out.push({
+      outcome: matchAddressList(l3.remote, "remote", remote),
+      says: `remote ${facts.remote.text} is not in [${entries(l3.remote)}]`,
+    });
+  if (l3?.local)
+    out.push({
+      outcome: matchAddressList(l3.local, "local", facts.local),
+      says: `local ${facts.local.text} is not in [${entries(l3.local)}]`,
+    });
+  if (rule.layer4) out.push({ outcome: matchLayer4(rule.layer4, facts.transport), says: "" });
+  const l4 = out.at(-1);
+  if (rule.layer4 && l4) l4.says = layer4Miss(rule.layer4, facts);
+  return out;
+}
+
+function contextSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
+  const out: SectionOutcome[] = [];
+  if (rule.process)
+    out.push({
+      outcome: matchProcess(rule.process, facts.raw.process),
+      says: "the process does not match its process section",
+    });
+  if (rule.interface)
+    out.push({
+      outcome: matchInterface(rule.interface, facts.raw.interface),
+      says: "the interface does not match its interface section",
+    });
+  if (rule.layer7) {
+    const names = remoteOf(facts).names;
+    out.push({
+      outcome: matchLayer7(rule.layer7, facts.raw.layer7, facts.transport, names),
+      says: `the layer7 facts do not match its layer7 (${Object.keys(rule.layer7)
+        .filter((k) => k !== "pos")
+        .join(", ")}) section`,
+    });
+  }
+  return out;
+}
+
+function layer4Miss(l4: Layer4, facts: PreparedFacts): string {
+  const t = facts.transport;
+  const proto = protocolName(t.protocol);
+  if (l4.protocol !== null && l4.protocol !== t.protocol)
+    return `it judges ${protocolName(l4.protocol)}; this is ${proto}`;
+  const ports = (list: PortRange[]) => list.map((p) => p.text).join(", ");
+  const within = (list: PortRange[], port: number | undefined) =>
+    port !== undefined && list.some((r) => r.lo <= port && port <= r.hi);
+  if ((l4.ports || l4.sourcePorts) && !PROCESS_PROTOCOLS.has(t.protocol))
+    return `it names ports; ${proto} has none`;
+  if (l4.ports && !within(l4.ports, t.serverPort))
+    return `${proto} port ${t.serverPort ?? "(none)"} is not in [${ports(l4.ports)}]`;
+  if (l4.sourcePorts && !within(l4.sourcePorts, t.clientPort))
+    return `${proto} source port ${t.clientPort ?? "(none)"} is not in [${ports(l4.sourcePorts)}]`;
+  return `the ${proto} type and code do not match its icmp section`;
+}
+
+/**
+ * Why a rule (or redirect) does not match, in words: the first section that rules the
+ * connection out. Undefined when the rule matches or may match.
+ */
+export function missedSection(rule: Match, facts: PreparedFacts): string | undefined {
+  const gate = gateMiss(rule, facts);
+  if (gate) return gate;
+  const known = knownSections(rule, facts);
+  const miss = known.find((s) => s.outcome.result === "no");
+  if (miss) return miss.says;
+  return contextSections(rule, facts).find((s) => s.outcome.result === "no")?.says;
 }

@@ -70,14 +70,3 @@ export function addLayer7(facts: ConnectionFacts, values: OptionValues): void {
     facts.layer7 = { ssh: { host_key: key, version: text(values, "ssh-version") ?? "" } };
   }
 }
-
-/** The line `moat explain` prints about the layer7 facts. */
-export function describeLayer7(facts: ConnectionFacts): string | undefined {
-  const l7 = facts.layer7;
-  if (l7?.http)
-    return `http: ${l7.http.method} ${l7.http.host} ${l7.http.path} (HTTP/${l7.http.version})`;
-  if (l7?.tls) return `tls: sni ${l7.tls.sni ?? "(none)"} (TLS ${l7.tls.version})`;
-  if (l7?.ssh)
-    return `ssh: host key ${l7.ssh.host_key ?? "(unknown)"}${l7.ssh.version ? ` (${l7.ssh.version})` : ""}`;
-  return undefined;
-}

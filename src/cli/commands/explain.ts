@@ -5,24 +5,10 @@ import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { formatDiagnostic, PolicyError, type PolicyModel } from "../../config/index.ts";
 import { checkPolicyFile } from "../../host/index.ts";
-import {
-  type ConnectionFacts,
-  type Decision,
-  evaluate,
-  formatProcess,
-  parseConnectionText,
-  PROCESS_FIELDS,
-} from "../../policy/index.ts";
+import { explanationLines, parseConnectionText, PROCESS_FIELDS } from "../../policy/index.ts";
 import { addContext } from "./explain-context.ts";
 import { addNames, DNS_PORT, isDnsQuery } from "./explain-names.ts";
-import {
-  addLayer7,
-  describeLayer7,
-  isLayer7,
-  L7_HELP,
-  L7_OPTIONS,
-  L7_USAGE,
-} from "./explain-layer7.ts";
+import { addLayer7, isLayer7, L7_HELP, L7_OPTIONS, L7_USAGE } from "./explain-layer7.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
@@ -101,7 +87,8 @@ export const explainCommand: Command = {
     }
     const model = loadForExplain(file, io);
     if (!model) return 1;
-    print(model, parsed.value, values.direction === undefined && !query && !isLayer7(values), io);
+    const defaulted = values.direction === undefined && !query && !isLayer7(values);
+    for (const line of explanationLines(model, parsed.value, defaulted)) io.out(line);
     return 0;
   },
 };
@@ -118,48 +105,4 @@ function loadForExplain(file: string, io: Io): PolicyModel | undefined {
   for (const d of result.diagnostics) if (d.severity === "error") io.err(formatDiagnostic(d));
   io.err(`${file}: the policy has errors; run 'moat check ${file}'`);
   return undefined;
-}
-
-function endpoint(e: { ip: string; port?: number }, family: 4 | 6): string {
-  const ip = family === 6 && e.port !== undefined ? `[${e.ip}]` : e.ip;
-  return e.port === undefined ? ip : `${ip}:${e.port}`;
-}
-
-function print(model: PolicyModel, facts: ConnectionFacts, defaulted: boolean, io: Io): void {
-  const ingress = facts.direction === "ingress";
-  const [client, server] = ingress ? [facts.remote, facts.local] : [facts.local, facts.remote];
-  const roles = ingress ? "remote -> local" : "local -> remote";
-  const icmp = facts.icmp ? ` type ${facts.icmp.type} code ${facts.icmp.code}` : "";
-  const how = defaulted ? " (default; --direction egress if the left side is this host)" : "";
-  io.out(
-    `connection: ${facts.direction}${how} ${String(facts.protocol)} ` +
-      `${endpoint(client, facts.family)} -> ${endpoint(server, facts.family)}${icmp} (${roles})`,
-  );
-  if (facts.process) io.out(`process: ${formatProcess(facts.process)}`);
-  if (facts.interface) io.out(`interface: ${formatInterface(facts.interface)}`);
-  if (facts.remote.names) io.out(`remote names: ${facts.remote.names.join(", ")}`);
-  if (facts.layer7?.dns) io.out(`dns query: ${facts.layer7.dns.name}`);
-  const l7 = describeLayer7(facts);
-  if (l7) io.out(l7);
-  const result = evaluate(model, facts);
-  if (result.verdict !== "deferred") return printDecision(result, io);
-  io.out("verdict: deferred");
-  io.out(`rule: ${result.rule}`);
-  io.out(`needs: ${result.needs.join(", ")}`);
-  io.out(`reason: ${result.reason}`);
-  for (const d of result.possible) io.out(`possible: ${d.verdict} by ${d.rule} (${d.reason})`);
-}
-
-function printDecision(d: Decision, io: Io): void {
-  io.out(`verdict: ${d.verdict}`);
-  io.out(`action: ${d.action}`);
-  io.out(`rule: ${d.rule}`);
-  io.out(`mode: ${d.mode}`);
-  if (d.redirect) io.out(`redirect: ${d.redirect.name} -> ${d.redirect.to}`);
-  io.out(`reason: ${d.reason}`);
-}
-
-function formatInterface(i: NonNullable<ConnectionFacts["interface"]>): string {
-  const tunnel = i.tunnel === undefined ? "" : i.tunnel ? "tunnel" : "not a tunnel";
-  return [i.name, tunnel].filter(Boolean).join(", ");
 }

@@ -1,0 +1,83 @@
+// The host-independent part of accepting a policy: the text checked (src/config), what this
+// datapath cannot enforce refused (an unenforced rule would be a silent hole), the kernel tables
+// compiled; every problem a diagnostic. src/host/accept-policy.ts adds what only a host can say
+// (its users, files, name services, routes); the web playground runs this with none of those.
+import {
+  checkPolicySource,
+  DATAPATH_FEATURES,
+  sortDiagnostics,
+  unsupportedFeatures,
+  type Diagnostic,
+  type PolicyHost,
+  type PolicyModel,
+} from "../config/index.ts";
+import { diagnostic, hasErrors } from "../config/diagnostics.ts";
+import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+import type { PolicyImage } from "./compile/kernel-image.ts";
+import type { ProcessUniverse } from "./compile/process.ts";
+import { httpRuleWarnings } from "./http-support.ts";
+import { layer7RuleProblems } from "./layer7-support.ts";
+import { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
+import { processRuleProblems } from "./process-support.ts";
+import { redirectProblems } from "./redirect-support.ts";
+
+export interface LoadedPolicy {
+  model: PolicyModel;
+  image: PolicyImage;
+}
+
+export interface Acceptance {
+  /** Every error and warning, in file order. */
+  diagnostics: Diagnostic[];
+  /** The model and its kernel tables, when there is no error. */
+  policy?: LoadedPolicy;
+}
+
+/** What a host adds to the checks; each is optional (a browser has none). */
+export interface HostJudgement {
+  /** How set files are read. */
+  host: PolicyHost;
+  /** What only this host can say of a checked model (unknown users, unsafe files, ...). */
+  hostDiagnostics?: (model: PolicyModel) => Diagnostic[];
+  /** What process rules resolve to on this host (null: they compile to match nothing). */
+  universe?: (model: PolicyModel) => ProcessUniverse;
+  /** Redirect targets the clients they redirect cannot reach. */
+  unreachable?: (model: PolicyModel, universe: ProcessUniverse | null) => Diagnostic[];
+  /** The compiler's options (the daemon's: where its DNS proxy listens). */
+  compile?: Parameters<typeof compilePolicy>[2];
+}
+
+/** Checks and compiles policy text named `fileName` (its set files are relative to it). */
+export function acceptPolicyText(text: string, fileName: string, judge: HostJudgement): Acceptance {
+  const checked = checkPolicySource(text, fileName, judge.host);
+  const model = checked.model;
+  if (!model) return { diagnostics: checked.diagnostics };
+  const hostOnly = judge.hostDiagnostics?.(model) ?? [];
+  const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
+  const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
+  if (hasErrors(check.diagnostics)) return check;
+  const refused = [
+    ...unsupportedFeatures(model, DATAPATH_FEATURES),
+    ...processRuleProblems(model),
+    ...redirectProblems(model),
+    ...nameRuleProblems(model),
+    ...layer7RuleProblems(model),
+  ];
+  if (refused.length > 0)
+    return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };
+  const universe = namesProcesses(model) && judge.universe ? judge.universe(model) : null;
+  const unreachable =
+    model.redirects.length > 0 && judge.unreachable ? judge.unreachable(model, universe) : [];
+  if (unreachable.length > 0)
+    return { diagnostics: sortDiagnostics([...check.diagnostics, ...unreachable]) };
+  try {
+    return {
+      diagnostics: check.diagnostics,
+      policy: { model, image: compilePolicy(model, universe, judge.compile) },
+    };
+  } catch (err) {
+    // the tables would not fit the kernel's limits: a problem of the whole policy
+    const at = { file: fileName, line: 1, col: 1, path: "(policy)" };
+    return { diagnostics: [...check.diagnostics, diagnostic(at, (err as Error).message)] };
+  }
+}
