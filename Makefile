@@ -36,13 +36,14 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native web run test test-unit check bench clean
+.PHONY: help setup preflight deps build bpf native web run test test-unit check bench clean install uninstall
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
 	@echo "           (installed as $(RUN_POLICY); moat mode and moat policy apply change that copy)"
 	@echo "make test   set up and run every test tier (check, unit, bpf, e2e)"
 	@echo "make bench  run the benchmarks (bench/), results in bench/results/"
+	@echo "make install / make uninstall [DESTDIR=] [PREFIX=/usr] [PURGE=1]  moat as a systemd service"
 
 setup: preflight deps build
 
@@ -119,6 +120,14 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
+
+# moat as a service (docs/operations.md); uninstall keeps /etc/moat and the logs unless PURGE=1
+PREFIX ?= /usr
+install: build
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" NODE_BIN="$(NODE)" scripts/install.sh install
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PURGE="$(PURGE)" scripts/install.sh uninstall
 
 clean:
 	rm -rf $(BUILD) native/build

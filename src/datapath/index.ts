@@ -38,3 +38,5 @@ export type { JournaledName, JournalKey } from "./name-journal.ts";
 export { boundSockets } from "./bound-sockets.ts";
 export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-socket.ts";
 export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";
+export { PIN_ROOT } from "./bpffs.ts";
+export { removeLeftoverPins, type Leftovers } from "./leftovers.ts";

@@ -58,4 +58,9 @@ export const commands: CommandEntry[] = [
     summary: "switch the running daemon between detect and prevent without a restart",
     load: async () => (await import("./mode.ts")).modeCommand,
   },
+  {
+    name: "cleanup",
+    summary: "remove what a crashed or killed daemon left: pinned programs, links, maps, socket",
+    load: async () => (await import("./cleanup.ts")).cleanupCommand,
+  },
 ];

@@ -1,0 +1,80 @@
+// moat cleanup: removes what a daemon that did not stop cleanly left behind (its pinned links,
+// which keep its programs attached, its pinned maps, its API socket). Refuses while a daemon
+// that uses the same pin directory runs: that daemon's pins are live, and its stop removes them.
+import { readdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import { UsageError, type Command } from "../command.ts";
+import { DEFAULT_SOCKET } from "../api/client.ts";
+import { PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
+
+/** PIDs of `moat run` processes whose pin directory is `pinRoot` (pinning daemons only). */
+function daemonsPinning(pinRoot: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const main = argv.findIndex((a) => a.endsWith("/src/cli/main.ts"));
+    if (main < 0 || argv[main + 1] !== "run" || argv.includes("--no-pin")) continue;
+    const at = argv.indexOf("--pin-dir");
+    const dir = at >= 0 ? argv[at + 1] : PIN_ROOT;
+    if (dir === pinRoot) found.push(pid);
+  }
+  return found;
+}
+
+/** Removes the API socket file and its directory when that is left empty. */
+function removeSocket(path: string): boolean {
+  try {
+    if (!statSync(path).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  unlinkSync(path);
+  try {
+    if (readdirSync(dirname(path)).length === 0) rmdirSync(dirname(path));
+  } catch {
+    // the directory is shared or already gone
+  }
+  return true;
+}
+
+export const cleanupCommand: Command = {
+  name: "cleanup",
+  summary: "remove what a crashed or killed daemon left: pinned programs, links, maps, socket",
+  usage:
+    "moat cleanup [--pin-dir DIR] [--api unix:PATH] [--quiet]\n" +
+    `  DIR defaults to ${PIN_ROOT}, PATH to ${DEFAULT_SOCKET} (the daemon's defaults).\n` +
+    "  Refuses (exit 1) while a daemon pinning in DIR runs; stop that daemon instead.",
+  options: {
+    "pin-dir": { type: "string" },
+    api: { type: "string" },
+    quiet: { type: "boolean" },
+  },
+  async run({ values }, io) {
+    const pinRoot = typeof values["pin-dir"] === "string" ? values["pin-dir"] : PIN_ROOT;
+    const api = typeof values.api === "string" ? values.api : `unix:${DEFAULT_SOCKET}`;
+    if (!api.startsWith("unix:")) throw new UsageError("--api takes unix:PATH");
+    const say = values.quiet ? () => {} : io.out;
+    const running = daemonsPinning(pinRoot);
+    if (running.length > 0)
+      throw new UsageError(
+        `a moat daemon is running with ${pinRoot} (pid ${running.join(", ")}); its pins are ` +
+          "live. Stop it instead (systemctl stop moat, or kill -TERM PID): a clean stop detaches " +
+          "every program and removes its pins itself.",
+        1,
+      );
+    const left = removeLeftoverPins(pinRoot);
+    for (const link of left.links) say(`detached ${link}`);
+    if (left.removed) say(`removed ${pinRoot}`);
+    const socket = removeSocket(api.slice(5));
+    if (socket) say(`removed ${api.slice(5)}`);
+    if (!left.removed && !socket) say("nothing to clean up");
+    return 0;
+  },
+};
