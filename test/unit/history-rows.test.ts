@@ -119,7 +119,8 @@ test("a store made with the earlier indexes keeps only today's and answers the s
     CREATE INDEX events_verdict ON events (verdict, id);
     CREATE INDEX events_process ON events (process_name, id);
     CREATE INDEX events_container ON events (container_id, id);
-    CREATE INDEX events_connection ON events (connection);`);
+    CREATE INDEX events_connection ON events (connection);
+    CREATE INDEX events_remote ON events (remote_family, remote_key);`);
   old.close();
 
   const store = new HistoryStore(path);
@@ -136,13 +137,16 @@ test("a store made with the earlier indexes keeps only today's and answers the s
   assert.deepEqual(indexes, [
     "events_by_container",
     "events_by_process",
-    "events_remote",
     "events_rule",
     "events_time",
   ]);
   assert.equal(
     (await all(store, "process=curl")).length,
     mixed().filter((e) => e.process?.name === "curl").length,
+  );
+  assert.equal(
+    (await all(store, "remote=10.2.0.0/16")).length,
+    mixed().filter((e) => e.remote.ip.startsWith("10.2.")).length,
   );
   assert.equal(
     (await all(store, "type=blocked")).length,

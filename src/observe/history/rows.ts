@@ -27,8 +27,14 @@ export const ROW_COLUMNS = [
 
 export const ROW_WIDTH = ROW_COLUMNS.length;
 
-/** A row value: remote_key is bytes (a Buffer here, a Uint8Array once cloned to the thread). */
-export type RowValue = string | number | Uint8Array | null;
+/**
+ * A row value. remote_key is its bytes in hex: a small Buffer is a view of Node's shared 8 KiB
+ * pool, which a structured clone would copy whole for every event; the store binds the bytes.
+ */
+export type RowValue = string | number | null;
+
+/** Where remote_key is in a row. */
+export const REMOTE_KEY = ROW_COLUMNS.indexOf("remote_key");
 
 export function eventRows(batch: readonly MoatEvent[]): RowValue[] {
   const out: RowValue[] = new Array<RowValue>(batch.length * ROW_WIDTH);
@@ -37,14 +43,14 @@ export function eventRows(batch: readonly MoatEvent[]): RowValue[] {
     const remote = remoteOf(e);
     const process = processOf(e);
     const container = containerOf(e);
-    out[i++] = Date.parse(e.time);
+    out[i++] = timeMs(e.time);
     out[i++] = e.type;
     out[i++] = e.verdict;
     out[i++] = e.rule;
     out[i++] = e.direction;
     out[i++] = e.protocol;
     out[i++] = remote?.family ?? null;
-    out[i++] = remote?.key ?? null;
+    out[i++] = remote?.key.toString("hex") ?? null;
     out[i++] = e.remote.ip;
     out[i++] = process?.name ?? null;
     out[i++] = process?.pid ?? null;
@@ -54,6 +60,17 @@ export function eventRows(batch: readonly MoatEvent[]): RowValue[] {
     out[i++] = eventJson(e);
   }
   return out;
+}
+
+/** Events of a burst share their time text: it is parsed once. */
+let lastTime = "";
+let lastMs = Number.NaN;
+function timeMs(time: string): number {
+  if (time !== lastTime) {
+    lastMs = Date.parse(time);
+    lastTime = time;
+  }
+  return lastMs;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
 import { whereClause } from "./where.ts";
-import { eventRows, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
+import { eventRows, REMOTE_KEY, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
 
 /** Rows per INSERT statement: one call into SQLite binds this many events. */
 const ROWS_PER_INSERT = 32;
@@ -59,9 +59,9 @@ export class HistoryStore {
     this.insertMany = this.db.transaction((rows: readonly RowValue[]) => {
       let at = 0;
       for (; at + block <= rows.length; at += block)
-        this.insertBlock.run(rows.slice(at, at + block).map(bindable));
+        this.insertBlock.run(bindable(rows.slice(at, at + block)));
       for (; at < rows.length; at += ROW_WIDTH)
-        this.insertRow.run(rows.slice(at, at + ROW_WIDTH).map(bindable));
+        this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
   }
 
@@ -160,9 +160,12 @@ function trustedPath(path: string): string {
   return opened.path;
 }
 
-/** Bytes cloned from another thread arrive as a Uint8Array; SQLite binds a Buffer. */
-function bindable(v: RowValue): string | number | Buffer | null {
-  return v instanceof Uint8Array && !Buffer.isBuffer(v)
-    ? Buffer.from(v.buffer, v.byteOffset, v.byteLength)
-    : v;
+/** Whole rows as SQLite binds them: remote_key (hex in a row) as bytes, a BLOB. */
+function bindable(rows: RowValue[]): (RowValue | Buffer)[] {
+  const out: (RowValue | Buffer)[] = rows;
+  for (let at = REMOTE_KEY; at < out.length; at += ROW_WIDTH) {
+    const key = out[at];
+    if (typeof key === "string") out[at] = Buffer.from(key, "hex");
+  }
+  return out;
 }
