@@ -4,7 +4,7 @@
 // the event's shared serialisation (eventJson), the same text the live subscribers get.
 import { eventJson } from "../../datapath/event-json.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
-import { containerOf, processOf, remoteAddress } from "../filter.ts";
+import { remoteAddress } from "../filter.ts";
 import { addressKey } from "./where.ts";
 
 export const ROW_COLUMNS = [
@@ -40,17 +40,19 @@ export function eventRows(batch: readonly MoatEvent[]): RowValue[] {
   const out: RowValue[] = new Array<RowValue>(batch.length * ROW_WIDTH);
   let i = 0;
   for (const e of batch) {
-    const remote = remoteOf(e);
-    const process = processOf(e);
-    const container = containerOf(e);
+    // processOf and containerOf (filter.ts), read in place
+    const process = e.process;
+    const container = process?.container;
+    const v4 = dottedQuadHex(e.remote.ip);
+    const remote = v4 === null ? remoteAddress(e) : null;
     out[i++] = timeMs(e.time);
     out[i++] = e.type;
     out[i++] = e.verdict;
     out[i++] = e.rule;
     out[i++] = e.direction;
     out[i++] = e.protocol;
-    out[i++] = remote?.family ?? null;
-    out[i++] = remote?.key.toString("hex") ?? null;
+    out[i++] = v4 !== null ? 4 : (remote?.family ?? null);
+    out[i++] = v4 ?? (remote ? addressKey(remote.family, remote.value).toString("hex") : null);
     out[i++] = e.remote.ip;
     out[i++] = process?.name ?? null;
     out[i++] = process?.pid ?? null;
@@ -73,23 +75,31 @@ function timeMs(time: string): number {
   return lastMs;
 }
 
+const HEX = Array.from({ length: 256 }, (_, n) => n.toString(16).padStart(2, "0"));
+
 /**
- * The remote's family and index key (addressKey). A dotted quad in canonical form, as the
- * decoder writes it, is read directly; anything else goes through the general parser.
+ * The index key (addressKey, in hex) of a dotted quad in canonical form, as the decoder writes
+ * it; null for anything else (IPv6, an IPv4-mapped IPv6), which the general parser reads.
  */
-function remoteOf(e: MoatEvent): { family: 4 | 6; key: Buffer } | null {
-  const parts = e.remote.ip.split(".");
-  if (parts.length === 4) {
-    const key = Buffer.allocUnsafe(4);
-    let ok = true;
-    for (let i = 0; i < 4; i++) {
-      const part = parts[i] ?? "";
-      const n = Number(part);
-      if (!(n >= 0 && n <= 255) || String(n) !== part) ok = false;
-      key[i] = n;
-    }
-    if (ok) return { family: 4, key };
+function dottedQuadHex(ip: string): string | null {
+  let hex = "";
+  let n = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46; // a final "."
+    if (c === 46) {
+      // no empty part, no leading zero, at most 255
+      if (digits === 0 || n > 255 || parts === 4) return null;
+      hex += HEX[n];
+      parts++;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return null;
+      n = n * 10 + (c - 48);
+      if (++digits > 3) return null;
+    } else return null;
   }
-  const remote = remoteAddress(e);
-  return remote ? { family: remote.family, key: addressKey(remote.family, remote.value) } : null;
+  return parts === 4 ? hex : null;
 }
