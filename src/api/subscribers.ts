@@ -1,9 +1,9 @@
-// Live subscribers (SSE and WebSocket) as one pipeline sink: each event is serialised once and
-// the same bytes go to every subscriber whose filter matches (subscribers with the same filter
-// share one buffer per batch). A subscriber whose connection holds more than its byte bound
+// Live subscribers (SSE and WebSocket) as one pipeline sink: each event is serialised once
+// (eventJson, shared with the history) and the same bytes go to every subscriber whose filter
+// matches: subscribers with the same filter share one buffer per batch, written in one call. A subscriber whose connection holds more than its byte bound
 // unsent skips events, counted (`api-subscriber` dropped), and is told how many when it catches
 // up; nothing is buffered without bound. At most `maxSubscribers` at once.
-import type { MoatEvent } from "../datapath/index.ts";
+import { eventJson, type MoatEvent } from "../datapath/index.ts";
 import { matchesFilter, type EventFilter } from "../observe/filter.ts";
 import type { EventSink } from "../observe/sink.ts";
 import type { Notice } from "../observe/notice.ts";
@@ -45,25 +45,29 @@ interface Subscriber {
   lost: number;
 }
 
-/** An event serialised once, framed lazily for the framings in use. */
-class Encoded {
-  private json: string | null = null;
-  private frames: Partial<Record<Framing, Buffer>> = {};
-  readonly event: MoatEvent;
-  constructor(event: MoatEvent) {
-    this.event = event;
+/** The events of a batch that pass `filter`, framed for `framing`, as one buffer. */
+function framed(
+  batch: readonly MoatEvent[],
+  filter: EventFilter,
+  framing: Framing,
+): { bytes: Buffer; count: number } {
+  let count = 0;
+  if (framing === "sse") {
+    let text = "";
+    for (const e of batch)
+      if (matchesFilter(filter, e)) {
+        text += `event: ${e.type}\ndata: ${eventJson(e)}\n\n`;
+        count++;
+      }
+    return { bytes: Buffer.from(text), count };
   }
-  bytes(framing: Framing): Buffer {
-    let b = this.frames[framing];
-    if (b) return b;
-    this.json ??= toJson(this.event);
-    b =
-      framing === "sse"
-        ? Buffer.from(`event: ${this.event.type}\ndata: ${this.json}\n\n`)
-        : wsText(Buffer.from(this.json));
-    this.frames[framing] = b;
-    return b;
-  }
+  const parts: Buffer[] = [];
+  for (const e of batch)
+    if (matchesFilter(filter, e)) {
+      parts.push(wsText(Buffer.from(eventJson(e))));
+      count++;
+    }
+  return { bytes: Buffer.concat(parts), count };
 }
 
 /** A WebSocket text frame (server frames are not masked). */
@@ -127,13 +131,12 @@ export class SubscriberHub implements EventSink {
    */
   write(batch: readonly MoatEvent[]): void | Promise<void> {
     if (this.subscribers.size === 0) return;
-    const encoded = batch.map((e) => new Encoded(e));
     // the bytes of the batch for one filter and framing, built once for all who share them
     const shared = new Map<string, { bytes: Buffer; count: number }>();
     const all = [...this.subscribers];
     const slice = (from: number) => {
       for (const s of all.slice(from, from + SLICE))
-        if (this.subscribers.has(s)) this.send(s, encoded, shared);
+        if (this.subscribers.has(s)) this.send(s, batch, shared);
     };
     slice(0);
     if (all.length <= SLICE) return;
@@ -147,15 +150,12 @@ export class SubscriberHub implements EventSink {
 
   private send(
     s: Subscriber,
-    encoded: Encoded[],
+    batch: readonly MoatEvent[],
     shared: Map<string, { bytes: Buffer; count: number }>,
   ): void {
     let out = shared.get(s.key);
     if (!out) {
-      const parts: Buffer[] = [];
-      for (const e of encoded)
-        if (matchesFilter(s.filter, e.event)) parts.push(e.bytes(s.channel.framing));
-      out = { bytes: Buffer.concat(parts), count: parts.length };
+      out = framed(batch, s.filter, s.channel.framing);
       shared.set(s.key, out);
     }
     if (out.count === 0) return;

@@ -1,9 +1,11 @@
 // Addresses as the kernel reports them: 16 bytes, IPv4 as ::ffff:a.b.c.d.
 
-export function formatAddress(bytes: Buffer, family: number): string {
-  if (family === 4) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+/** The 16 bytes at `at` of `bytes` (an event record's field, read in place). */
+export function formatAddress(bytes: Buffer, family: number, at = 0): string {
+  if (family === 4)
+    return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(at + i).toString(16));
   // compress the longest run of zero groups, as inet_ntop does
   let best = -1;
   let bestLen = 0;

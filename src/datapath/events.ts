@@ -79,43 +79,109 @@ const kernelOnly = (o: KernelOwner): ProcessFacts => ({
 const verdictOf = (n: number): MoatEvent["verdict"] =>
   n === EventType.allowed ? "allowed" : n === EventType.detected ? "detected" : "blocked";
 
-/** Local is this host and remote the peer, whichever hook saw the packet. */
+/** Field offsets of struct moat_event and of its owner (abi.ts, checked against the BTF). */
+const F = eventCodec.fields;
+const OWNER_AT = F.owner.offset;
+const OWNER_PID_AT = OWNER_AT + ownerCodec.fields.pid.offset;
+
+/** floor(u64 / 1e6) of the little-endian u64 at `at`, exactly, without a bigint. */
+function u64Millis(buf: Buffer, at: number): number {
+  const lo = buf.readUInt32LE(at);
+  const hi = buf.readUInt32LE(at + 4);
+  // 2^32 = 4294 * 1e6 + 967296; both parts stay below 2^53
+  const rest = hi * 967_296 + lo;
+  let q = Math.floor(rest / 1e6);
+  if (q * 1e6 > rest) q--;
+  else if ((q + 1) * 1e6 <= rest) q++;
+  return hi * 4294 + q;
+}
+
+/** The little-endian u64 at `at` in hex, as bigint.toString(16) writes it. */
+function u64Hex(buf: Buffer, at: number): string {
+  const lo = buf.readUInt32LE(at);
+  const hi = buf.readUInt32LE(at + 4);
+  return hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, "0");
+}
+
+/** The connection id in hex; null when untracked (0). */
+function connectionId(record: Buffer): string | null {
+  const id = u64Hex(record, F.conn_id.offset);
+  return id === "0" ? null : id;
+}
+
+/** Events come in bursts within the same millisecond: its ISO text is made once. */
+let isoMs = Number.NaN;
+let isoText = "";
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
+
+/**
+ * Local is this host and remote the peer, whichever hook saw the packet. Fields are read in
+ * place from the record (at abi.ts's offsets): every event passes here, so no copy of the
+ * struct is made, and the owner is read only when a socket hook recorded one.
+ */
 export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
-  const e = eventCodec.decode(record);
-  const owner = decodeOwner(e.owner);
-  const judged = e.rule === RULE_NONE ? undefined : ctx.rule(e.rule, e.generation);
-  const rule = e.rule === RULE_NONE ? "none" : (judged?.name ?? `#${e.rule}`);
-  const reason = reasons[e.reason] ?? "new";
+  if (record.length < eventCodec.size)
+    throw new RangeError(`an event record of ${record.length} bytes (${eventCodec.size} expected)`);
+  const type = record[F.type.offset]!;
+  const family = record[F.family.offset]!;
+  const protocol = record[F.protocol.offset]!;
+  const reasonCode = record[F.reason.offset]!;
+  const ruleIndex = record.readUInt32LE(F.rule.offset);
+  const generation = record.readUInt32LE(F.generation.offset);
+  const ifindex = record.readUInt32LE(F.ifindex.offset);
+  const redirect = record.readUInt32LE(F.redirect.offset);
+  const owner =
+    record.readUInt32LE(OWNER_PID_AT) === 0
+      ? null
+      : decodeOwner(record.subarray(OWNER_AT, OWNER_AT + ownerCodec.size));
+  const judged = ruleIndex === RULE_NONE ? undefined : ctx.rule(ruleIndex, generation);
+  const rule = ruleIndex === RULE_NONE ? "none" : (judged?.name ?? `#${ruleIndex}`);
+  const reason = reasons[reasonCode] ?? "new";
   const ev: MoatEvent = {
-    time: new Date(ctx.bootTimeMs + Number(e.ts_ns / 1_000_000n)).toISOString(),
-    type: kinds[e.type] ?? "blocked",
-    mode: e.mode === Mode.detect ? "detect" : "prevent",
+    time: isoTime(ctx.bootTimeMs + u64Millis(record, F.ts_ns.offset)),
+    type: kinds[type] ?? "blocked",
+    mode: record[F.mode.offset] === Mode.detect ? "detect" : "prevent",
     rule,
-    direction: e.direction === 0 ? "ingress" : "egress",
-    protocol: protocolName(e.protocol),
-    local: { ip: formatAddress(e.local, e.family), port: e.local_port },
-    remote: { ip: formatAddress(e.remote, e.family), port: e.remote_port },
-    interface: e.ifindex ? ctx.interfaceName(e.ifindex) : null,
+    direction: record[F.direction.offset] === 0 ? "ingress" : "egress",
+    protocol: protocolName(protocol),
+    local: {
+      ip: formatAddress(record, family, F.local.offset),
+      port: record.readUInt16LE(F.local_port.offset),
+    },
+    remote: {
+      ip: formatAddress(record, family, F.remote.offset),
+      port: record.readUInt16LE(F.remote_port.offset),
+    },
+    interface: ifindex ? ctx.interfaceName(ifindex) : null,
     process: owner ? (ctx.process ?? kernelOnly)(owner) : null,
     layer7: null,
-    connection: e.conn_id === 0n ? null : e.conn_id.toString(16),
+    connection: connectionId(record),
     // a new connection judged by a rule with its own reason (dns:doh) says that one
     reason: reason === "new" && judged?.reason ? judged.reason : reason,
-    verdict: verdictOf(e.verdict),
-    hook: hooks[e.hook] ?? "tc",
-    generation: e.generation,
+    verdict: verdictOf(record[F.verdict.offset]!),
+    hook: hooks[record[F.hook.offset]!] ?? "tc",
+    generation,
   };
-  if (e.redirect > 0) {
-    const r = ctx.redirect?.(e.redirect - 1, e.generation);
+  if (redirect > 0) {
+    const r = ctx.redirect?.(redirect - 1, generation);
     // an unavailable target is where the kernel sends connections: moat's relay, if any
-    const to = (e.reason === Reason.unavailable ? r?.via : undefined) ?? r;
+    const to = (reasonCode === Reason.unavailable ? r?.via : undefined) ?? r;
     ev.redirect = {
-      name: r?.name ?? `#${e.redirect - 1}`,
+      name: r?.name ?? `#${redirect - 1}`,
       to: { ip: to?.ip ?? "", port: to?.port ?? 0 },
     };
   }
-  if (e.protocol === 1 || e.protocol === 58) ev.icmp = { type: e.icmp_type, code: e.icmp_code };
-  if (e.type === EventType.closed) {
+  if (protocol === 1 || protocol === 58)
+    ev.icmp = { type: record[F.icmp_type.offset]!, code: record[F.icmp_code.offset]! };
+  if (type === EventType.closed) {
+    // rare (one per closed connection): the whole struct, its u64s as bigints
+    const e = eventCodec.decode(record);
     ev.stats = {
       packets: Number(e.packets),
       bytes: Number(e.bytes),

@@ -8,6 +8,7 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
+export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export type { ConntrackEntry } from "./conntrack.ts";
 export {

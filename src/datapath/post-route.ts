@@ -23,8 +23,15 @@ export function destroyBlockedSocket(
   record: Buffer,
   addon: () => Pick<NativeAddon, "sockDestroy"> = native,
 ): DestroyedSocket | null {
+  // every event record passes here: only the three bytes that tell are read before the whole
+  const f = eventCodec.fields;
+  if (
+    record[f.hook.offset] !== Hook.postRoute ||
+    record[f.type.offset] !== EventType.blocked ||
+    record[f.protocol.offset] !== 6
+  )
+    return null;
   const e = eventCodec.decode(record);
-  if (e.hook !== Hook.postRoute || e.type !== EventType.blocked || e.protocol !== 6) return null;
   try {
     const destroyed = addon().sockDestroy({
       family: e.family === 4 ? 4 : 6,

@@ -121,6 +121,12 @@ export function foldedLines(output: FoldedOutput): FoldedLines {
   return {
     write(batch) {
       for (const event of batch) {
+        // only detections are folded by repeat: any other event's line is written if the flood
+        // limit admits it, so it is not formatted when the flood would count it instead
+        if (event.type !== "detected") {
+          if (floods.admit(event)) emit(formatEventLine(event));
+          continue;
+        }
         const line = summary.line(event);
         if (line !== null && floods.admit(event)) emit(line);
       }

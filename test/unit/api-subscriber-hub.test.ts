@@ -115,3 +115,65 @@ test("a notice reaches every subscriber whatever its filter, unless it is over i
   assert.deepEqual(JSON.parse(String(frame.subarray(2))), notice);
   assert.equal(behind.writes.length, 0);
 });
+
+test("a batch goes out in one write per subscriber, every event in order, as each event's JSON", (t) => {
+  const hub = new SubscriberHub();
+  t.after(() => hub.close());
+  const sse = channel();
+  const ws = channel("websocket");
+  const egress = channel();
+  hub.add({}, sse.c);
+  hub.add({}, ws.c);
+  hub.add(parseFilter(new URLSearchParams("direction=egress")), egress.c);
+  const batch = Array.from({ length: 300 }, (_, i) =>
+    fakeEvent({
+      type: i % 3 ? "blocked" : "allowed",
+      verdict: i % 3 ? "blocked" : "allowed",
+      direction: i % 2 ? "egress" : "ingress",
+      connection: i.toString(16),
+      // a name outside ASCII: the bytes are UTF-8, lengths in bytes
+      remote: { ip: "192.0.2.1", port: 1000 + i, names: [`é${i}.example`] },
+    }),
+  );
+  void hub.write(batch);
+  assert.equal(sse.writes.length, 1);
+  assert.equal(ws.writes.length, 1);
+  assert.equal(egress.writes.length, 1);
+
+  const sseEvents = (b: Buffer | undefined) =>
+    String(b)
+      .split("\n\n")
+      .filter(Boolean)
+      .map((block) => {
+        const [kind, data] = block.split("\n");
+        return { kind, data: data?.replace(/^data: /, "") };
+      });
+  assert.deepEqual(
+    sseEvents(sse.writes[0]),
+    batch.map((e) => ({ kind: `event: ${e.type}`, data: JSON.stringify(e) })),
+  );
+  assert.deepEqual(
+    sseEvents(egress.writes[0]).map((e) => e.data),
+    batch.filter((e) => e.direction === "egress").map((e) => JSON.stringify(e)),
+  );
+
+  // WebSocket: one text frame per event, back to back
+  const frames: string[] = [];
+  const bytes = ws.writes[0] ?? Buffer.alloc(0);
+  for (let at = 0; at < bytes.length;) {
+    assert.equal(bytes[at], 0x81);
+    let len = (bytes[at + 1] ?? 0) & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(at + 2);
+      head = 4;
+    }
+    frames.push(bytes.subarray(at + head, at + head + len).toString());
+    at += head + len;
+  }
+  assert.deepEqual(
+    frames,
+    batch.map((e) => JSON.stringify(e)),
+  );
+  assert.deepEqual(hub.fanout(), { delivered: 750, dropped: 0 });
+});

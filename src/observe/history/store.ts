@@ -1,16 +1,19 @@
 // The event history: SQLite (better-sqlite3) in WAL mode, one row per event, indexed for the
 // queries the API offers (time, type/verdict, rule, remote, process, container), pruned by age
-// and size. Rows are written a pipeline batch per transaction, so a crash loses at most what
-// was still queued (well under a second).
+// and size. Rows are written a pipeline batch per transaction, ROWS_PER_INSERT rows per
+// statement, so a crash loses at most what was still queued (well under a second).
 import Database from "better-sqlite3";
 import { closeSync } from "node:fs";
 import { openTrustedForWrite } from "../../host/index.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
-import { containerOf, processOf, remoteAddress } from "../filter.ts";
 import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
-import { addressKey, whereClause } from "./where.ts";
+import { whereClause } from "./where.ts";
+import { eventRows, REMOTE_KEY, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
+
+/** Rows per INSERT statement: one call into SQLite binds this many events. */
+const ROWS_PER_INSERT = 32;
 
 export interface HistoryOptions {
   /** Events older than this are deleted (default 30 days). */
@@ -33,7 +36,8 @@ export class HistoryStore {
   private readonly maxAgeSeconds: number;
   private readonly maxBytes: number;
   private readonly insertRow: Database.Statement;
-  private readonly insertMany: (batch: readonly MoatEvent[]) => void;
+  private readonly insertBlock: Database.Statement;
+  private readonly insertMany: (rows: readonly RowValue[]) => void;
   private pruned = 0;
 
   constructor(path: string, options: HistoryOptions = {}) {
@@ -46,19 +50,30 @@ export class HistoryStore {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA_SQL);
-    this.insertRow = this.db.prepare(
-      `INSERT INTO events (time_ms, type, verdict, rule, direction, protocol, remote_family,
-         remote_key, remote_ip, process_name, process_pid, container_id, container_name,
-         connection, json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.insertMany = this.db.transaction((batch: readonly MoatEvent[]) => {
-      for (const e of batch) this.insertRow.run(...row(e));
+    const values = (rows: number) =>
+      Array.from({ length: rows }, () => `(${ROW_COLUMNS.map(() => "?").join(", ")})`).join(", ");
+    const insert = `INSERT INTO events (${ROW_COLUMNS.join(", ")}) VALUES `;
+    this.insertRow = this.db.prepare(insert + values(1));
+    this.insertBlock = this.db.prepare(insert + values(ROWS_PER_INSERT));
+    const block = ROWS_PER_INSERT * ROW_WIDTH;
+    this.insertMany = this.db.transaction((rows: readonly RowValue[]) => {
+      let at = 0;
+      for (; at + block <= rows.length; at += block)
+        this.insertBlock.run(bindable(rows.slice(at, at + block)));
+      for (; at < rows.length; at += ROW_WIDTH)
+        this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
   }
 
   insert(batch: readonly MoatEvent[]): void {
-    if (batch.length) this.insertMany(batch);
+    if (batch.length) this.insertMany(eventRows(batch));
+  }
+
+  /** Rows made by eventRows (possibly on another thread), ROW_WIDTH values per event. */
+  insertRows(rows: readonly RowValue[]): void {
+    if (rows.length % ROW_WIDTH !== 0)
+      throw new Error(`history: ${rows.length} values are not whole rows of ${ROW_WIDTH}`);
+    if (rows.length) this.insertMany(rows);
   }
 
   /** Keeps a notice (events lost in the kernel) beside the events. */
@@ -145,25 +160,12 @@ function trustedPath(path: string): string {
   return opened.path;
 }
 
-function row(e: MoatEvent): unknown[] {
-  const remote = remoteAddress(e);
-  const process = processOf(e);
-  const container = containerOf(e);
-  return [
-    Date.parse(e.time),
-    e.type,
-    e.verdict,
-    e.rule,
-    e.direction,
-    e.protocol,
-    remote?.family ?? null,
-    remote ? addressKey(remote.family, remote.value) : null,
-    e.remote.ip,
-    process?.name ?? null,
-    process?.pid ?? null,
-    container?.id ?? null,
-    container?.name ?? null,
-    e.connection,
-    JSON.stringify(e),
-  ];
+/** Whole rows as SQLite binds them: remote_key (hex in a row) as bytes, a BLOB. */
+function bindable(rows: RowValue[]): (RowValue | Buffer)[] {
+  const out: (RowValue | Buffer)[] = rows;
+  for (let at = REMOTE_KEY; at < out.length; at += ROW_WIDTH) {
+    const key = out[at];
+    if (typeof key === "string") out[at] = Buffer.from(key, "hex");
+  }
+  return out;
 }

@@ -46,7 +46,7 @@ export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] }
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-/** Big-endian bytes: memcmp order is numeric order, so a CIDR is a BETWEEN on an index. */
+/** Big-endian bytes: memcmp order is numeric order, so a CIDR is a BETWEEN of two keys. */
 export function addressKey(family: 4 | 6, value: bigint): Buffer {
   const bytes = family === 4 ? 4 : 16;
   const out = Buffer.alloc(bytes);

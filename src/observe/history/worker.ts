@@ -21,7 +21,7 @@ function handle(req: HistoryRequest): unknown {
   if (!store) throw new Error(openError ?? "the history store is closed");
   switch (req.op) {
     case "insert":
-      store.insert(req.batch);
+      store.insertRows(req.rows);
       return null;
     case "notice":
       store.notice(req.notice);

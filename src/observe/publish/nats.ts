@@ -4,6 +4,7 @@
 // flush) what it published, so a stalled server backs up only this sink's queue.
 import { connect, DebugEvents, Events, type NatsConnection } from "nats";
 import type { MoatEvent } from "../../datapath/event.ts";
+import { eventJson } from "../../datapath/event-json.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { sleep } from "./backoff.ts";
@@ -84,7 +85,7 @@ export class NatsSink implements EventSink {
       this.stats.dropped += batch.length;
       throw new Error(`${this.name}: not connected; dropped ${batch.length} events`);
     }
-    for (const ev of batch) nc.publish(this.o.subject, this.encoder.encode(JSON.stringify(ev)));
+    for (const ev of batch) nc.publish(this.o.subject, this.encoder.encode(eventJson(ev)));
     const timeoutMs = this.o.flushTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
     const confirmed = await Promise.race([
