@@ -110,6 +110,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
 
 clean:
 	rm -rf $(BUILD) native/build

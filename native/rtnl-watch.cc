@@ -159,10 +159,10 @@ class RtnlWatch : public Napi::ObjectWrap<RtnlWatch>, public Closable {
     fd_ = fd;
     box_ = box;
     onChange_ = Napi::Persistent(cb.As<Napi::Function>());
-    // an open watch keeps itself (and, unless unref'd in JS terms by closing, the loop) alive
+    // an open watch keeps itself (and the event loop) alive until closed, like a socket
     self_ = Napi::Persistent(info.This().As<Napi::Object>());
-    context_ = std::make_unique<Napi::AsyncContext>(env, "moat:RtnlWatch",
-                                                    info.This().As<Napi::Object>());
+    context_ =
+        std::make_unique<Napi::AsyncContext>(env, "moat:RtnlWatch", info.This().As<Napi::Object>());
     registry_ = box->registry;
     registry_->Add(this);
   }
