@@ -11,7 +11,7 @@
 //   set-1m     a block list of 1M CIDRs /16../32 from a file
 //   flood      the small policy, 60 s of frames to a port it blocks
 //
-//   node bench/footprint.ts            writes bench/results/footprint.json
+//   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -216,29 +216,35 @@ async function rulesCase(count: number): Promise<Row> {
   }
 }
 
-async function main(): Promise<void> {
-  const rows: Row[] = [];
-  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  const say = (r: Row) => {
-    rows.push(r);
-    console.log(JSON.stringify(r));
-  };
-  say(await daemonCase("idle", policy(), idle));
-  say(await rulesCase(100_000));
+const SET_POLICY = policy("sets:\n  blocklist: { file: blocklist.txt }\n").replace(
+  "rules:\n",
+  "rules:\n  - { name: blocklist, direction: any, action: block, layer3: { remote: [set:blocklist] } }\n",
+);
+
+async function setCase(): Promise<Row> {
   const rand = random(7);
   const list = Array.from({ length: 1_000_000 }, () => cidr(rand, 16));
   writeFileSync(join(dir, "blocklist.txt"), list.join("\n") + "\n");
-  say(
-    await daemonCase(
-      "set-1m",
-      policy("sets:\n  blocklist: { file: blocklist.txt }\n").replace(
-        "rules:\n",
-        "rules:\n  - { name: blocklist, direction: any, action: block, layer3: { remote: [set:blocklist] } }\n",
-      ),
-      idle,
-    ),
-  );
-  say(await daemonCase("flood", policy(), flood));
+  return daemonCase("set-1m", SET_POLICY, idle);
+}
+
+const CASES: Record<string, () => Promise<Row>> = {
+  idle: () => daemonCase("idle", policy(), idle),
+  "rules-100k": () => rulesCase(100_000),
+  "set-1m": setCase,
+  flood: () => daemonCase("flood", policy(), flood),
+};
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const rows: Row[] = [];
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  for (const [name, run] of Object.entries(CASES)) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    const row = await run();
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
   const loadAfter = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   writeResult("footprint", { loadBefore: load, loadAfter, rows });
 }
