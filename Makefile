@@ -120,6 +120,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
 
 # moat as a service (docs/operations.md); uninstall keeps /etc/moat and the logs unless PURGE=1
 PREFIX ?= /usr

@@ -54,6 +54,7 @@ Napi::Function InitBpfMap(Napi::Env env);
 Napi::Function InitBpfProgram(Napi::Env env);
 Napi::Function InitBpfLink(Napi::Env env);
 Napi::Function InitRingBuffer(Napi::Env env);
+Napi::Function InitRtnlWatch(Napi::Env env);
 
 // Free functions defined in their own files.
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);

@@ -10,6 +10,7 @@
         "program.cc",
         "link.cc",
         "ringbuf.cc",
+        "rtnl-watch.cc",
         "sockdiag.cc",
         "peercred.cc",
         "sockdiag_list.cc",

@@ -21,7 +21,7 @@ import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { startEventPath } from "./daemon/event-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
-import { hostUniverse, watchHost } from "./daemon/host-universe.ts";
+import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
@@ -32,7 +32,7 @@ import { openL7Relay } from "./daemon/l7-relay.ts";
 import { usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
-import type { MoatEvent } from "./datapath/index.ts";
+import { watchRtnl, type MoatEvent } from "./datapath/index.ts";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
@@ -214,6 +214,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       void netns.refresh();
       // spliced connections the new policy no longer lets through are cut
       l7.relay?.rejudge();
+      host.follow(universe.directories(p.model));
     },
   });
   live.model = () => policy.active.model;
@@ -235,11 +236,23 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   void netns.refresh();
   // process and interface rules name executables, users, cgroups (containers), links and routes
-  // that come and go: when what they resolve to changes, the policy is compiled again
-  const host = watchHost(() => {
-    if (universe.changed(policy.active.model)) void policy.recompile("processes changed");
-    void netns.refresh();
-  }, cgroup2Mount());
+  // that come and go: when what they resolve to changes, the policy is compiled again (one
+  // compile at a time: a burst of changes during one leads to one more, not one each)
+  const recompile = coalesced(async () => {
+    if (universe.changed(policy.active.model)) await policy.recompile("processes changed");
+  });
+  const host = watchHost(
+    () => {
+      recompile();
+      void netns.refresh();
+    },
+    {
+      cgroupMount: cgroup2Mount(),
+      routeEvents: (onChange) => watchRtnl(["link", "address", "route", "rule"], onChange),
+      onRoutes: () => universe.routesChanged(),
+    },
+  );
+  host.follow(universe.directories(policy.active.model));
 
   const control = apiControl({
     policyPath,

@@ -1,15 +1,15 @@
 // Keeps the packet programs on the interfaces `attach.interfaces` selects while the host changes:
 // an interface created later (a container's veth, a VPN) gets them, a deleted or renamed one is
 // released (links closed, pins removed), and a reload that changes `attach` (interfaces, their
-// ingress hook, cgroup) applies it. rtnetlink link events arrive through `ip -o monitor link`,
-// used only as a trigger: what is attached is decided from the kernel's own list of interfaces
-// (/proc/self/net/dev, if_nametoindex), never from the monitor's text.
-import type { ChildProcess } from "node:child_process";
-import { spawnIp } from "../route/index.ts";
+// ingress hook, cgroup) applies it. rtnetlink link events (RTNLGRP_LINK, src/datapath/rtnl-watch.ts)
+// are only a trigger: what is attached is decided from the kernel's own list of interfaces
+// (/proc/self/net/dev, if_nametoindex). A lost event (a full socket queue) is reported by the
+// kernel and leads to a look as well, so no periodic re-read is needed.
 import type { InterfaceHooks, PolicyModel } from "../config/model.ts";
 import type { Attachment, Datapath } from "./datapath.ts";
 import { listInterfaces, planInterfaces, type PlannedInterface } from "./interfaces.ts";
 import { unsupportedLink } from "./link-type.ts";
+import { watchRtnl } from "./rtnl-watch.ts";
 import type { XdpMode } from "./native.d.ts";
 
 export interface AttachWatchOptions {
@@ -24,8 +24,6 @@ export interface AttachWatchOptions {
   onCgroupAttached?: () => void;
   /** Wait this long after a link event before looking (default 50 ms): one look per burst. */
   debounceMs?: number;
-  /** Look this often even without events, a net for missed ones (default 30 s; 0 = never). */
-  resyncMs?: number;
 }
 
 export interface AttachWatch {
@@ -47,8 +45,6 @@ export function describeAttachment(a: Attachment): string {
 export function attachHooks(model: PolicyModel, override?: string[]): InterfaceHooks[] {
   return override ? override.map((name) => ({ name, ingress: "xdp" })) : model.attach.hooks;
 }
-
-const RESPAWN_MS = 1_000;
 
 /** What is attached to each interface now: its name and the hook of its incoming packets. */
 function attachedInterfaces(datapath: Datapath): Map<number, { name: string; ingress: string }> {
@@ -74,9 +70,6 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
   /** Attachments that failed, by "ifindex name hook": tried again after a reload only. */
   const failed = new Set<string>();
   let closed = false;
-  let monitor: ChildProcess | undefined;
-  let debounce: NodeJS.Timeout | undefined;
-  let respawn: NodeJS.Timeout | undefined;
 
   const reasonNotTo = (nic: PlannedInterface): string | null => {
     const key = `${nic.ifindex} ${nic.name}`;
@@ -167,39 +160,7 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
     if (next) options.onCgroupAttached?.();
   }
 
-  const trigger = () => {
-    if (debounce || closed) return;
-    debounce = setTimeout(() => {
-      debounce = undefined;
-      sync();
-    }, options.debounceMs ?? 50);
-  };
-
-  function spawnMonitor(): void {
-    // ended by the kernel when the daemon dies, even by SIGKILL (src/route/ip-command.ts)
-    const child = spawnIp({}, ["-o", "monitor", "link"]);
-    monitor = child;
-    let stderr = "";
-    child.stdout?.on("data", trigger);
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", (err) => log(`warning: ip monitor link: ${err.message}`));
-    child.on("exit", (code, signal) => {
-      if (monitor === child) monitor = undefined;
-      if (closed) return;
-      log(`warning: ip monitor link exited (${signal ?? code}): ${stderr.trim()}; restarting it`);
-      respawn = setTimeout(() => {
-        spawnMonitor();
-        trigger();
-      }, RESPAWN_MS);
-    });
-    // ip subscribes a moment after it starts: one more look covers links made meanwhile
-    child.once("spawn", trigger);
-  }
-
-  spawnMonitor();
-  const resyncMs = options.resyncMs ?? 30_000;
-  const resync = resyncMs > 0 ? setInterval(sync, resyncMs) : undefined;
-  resync?.unref();
+  const links = watchRtnl(["link"], () => sync(), { quietMs: options.debounceMs ?? 50 });
 
   return {
     update(nextHooks, nextCgroup) {
@@ -212,15 +173,7 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
     async close() {
       if (closed) return;
       closed = true;
-      clearTimeout(debounce);
-      clearTimeout(respawn);
-      clearInterval(resync);
-      const child = monitor;
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await gone;
-      }
+      links.close();
     },
   };
 }

@@ -243,6 +243,17 @@ export declare class RingBuffer {
   close(): void;
 }
 
+/**
+ * An rtnetlink socket subscribed to multicast `groups` (RTNLGRP_* numbers), made in the network
+ * namespace at `nsPath` when given. `onChange` gets, per wake-up, a bitmask of what changed:
+ * 1 link, 2 address, 4 route, 8 rule, 16 the queue overflowed (events lost).
+ */
+export declare class RtnlWatch {
+  constructor(groups: number[], onChange: (kinds: number) => void, nsPath?: string);
+  /** Closes the socket. Idempotent. An open watch keeps the event loop alive, like a socket. */
+  close(): void;
+}
+
 export interface NativeErrorFields {
   /** Stable code: the errno name ("EPERM", "ENOENT", ...) or "EUNKNOWN". */
   code: string;
@@ -300,6 +311,7 @@ export interface NativeAddon {
   BpfProgram: typeof BpfProgram;
   BpfLink: typeof BpfLink;
   RingBuffer: typeof RingBuffer;
+  RtnlWatch: typeof RtnlWatch;
   /** The JS error class the addon throws (set once at load). */
   setErrorClass(ctor: new (message: string, fields: NativeErrorFields) => Error): void;
   /** Number of possible CPUs (libbpf_num_possible_cpus). */

@@ -1,6 +1,7 @@
 // Calls back soon after a cgroup directory appears or goes anywhere under the cgroup v2 mount
-// (inotify works on cgroupfs): a container's cgroup is then resolved for process rules within
-// milliseconds of its creation, not at the next periodic re-read.
+// (inotify works on cgroupfs), and when one gains its first process or loses its last (the
+// kernel writes cgroup.events then): a container's cgroup is resolved for process rules, and
+// its network namespace found, within milliseconds, not at a periodic re-read.
 import { watch, type FSWatcher } from "node:fs";
 
 /** Coalesces a burst (a new cgroup brings a dozen files) into one call after `settleMs`. */
@@ -17,13 +18,15 @@ export function watchCgroups(
   };
   try {
     watcher = watch(mountPoint, { recursive: true, persistent: false }, (_event, name) => {
-      // only directories matter; the files inside a new cgroup follow it
-      if (name && /(^|\/)(cgroup|cpu|io|memory|pids)\.[^/]*$/.test(name)) return;
+      // directories and cgroup.events matter; the other files inside a new cgroup follow it
+      if (name && /(^|\/)(cgroup|cpu|io|memory|pids)\.[^/]*$/.test(name)) {
+        if (!/(^|\/)cgroup\.events$/.test(name)) return;
+      }
       timer ??= setTimeout(fire, settleMs);
     });
     watcher.on("error", () => watcher?.close());
   } catch {
-    // no inotify here: the periodic re-read still finds new cgroups
+    // no inotify here: the slow re-read still finds new cgroups
   }
   return {
     close() {

@@ -3,8 +3,14 @@
 // (executables, users, cgroups, links, routes), new cgroups as they appear, whether redirect
 // targets are reachable from their clients, name services whose lookups moat cannot attribute,
 // the network namespaces of the processes under attach.cgroup, and changes to watched files.
-export { readProcessUniverse, universeFingerprint } from "./process-universe.ts";
+export {
+  processDirectories,
+  readProcessUniverse,
+  universeFingerprint,
+  type RouteReader,
+} from "./process-universe.ts";
 export { watchCgroups } from "./cgroup-watch.ts";
+export { watchDirs, type DirWatch, type WatchedDir } from "./dir-watch.ts";
 export { networkNamespacesUnder } from "./netns-scan.ts";
 export { ipRouteGet, unreachableTargets, type RouteProbe } from "./redirect-reach.ts";
 export { watchFiles, type FileWatch } from "./file-watch.ts";

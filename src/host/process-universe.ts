@@ -1,7 +1,7 @@
 // What the process and interface rules can name on this host, read for the compiler
 // (src/policy/compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
 // shows it), user names, every cgroup with its container, and the route mirror's links and
-// routes. Read at load and re-read by the daemon to notice changes.
+// routes. Read at load and again when the daemon's host watch reports a change.
 import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { PolicyModel } from "../config/model.ts";
@@ -9,7 +9,11 @@ import { kernelDev, type Attribution } from "../attribution/index.ts";
 import { globMatch } from "../policy/glob.ts";
 import { socketRule, type ProcessUniverse } from "../policy/compile/process.ts";
 import { withRedirects } from "../policy/compile/redirect.ts";
-import { imageFingerprint, readRouteImageSync } from "../route/index.ts";
+import type { WatchedDir } from "./dir-watch.ts";
+import { imageFingerprint, readRouteImageSync, type BuiltImage } from "../route/index.ts";
+
+/** This namespace's links and routes for interface rules (the daemon keeps one current read). */
+export type RouteReader = () => BuiltImage;
 
 /** A path glob walks at most this many directory entries. */
 const WALK_LIMIT = 200_000;
@@ -71,7 +75,11 @@ function executables(patterns: string[]): ProcessUniverse["executables"] {
   return [...seen.values()];
 }
 
-export function readProcessUniverse(model: PolicyModel, attribution: Attribution): ProcessUniverse {
+export function readProcessUniverse(
+  model: PolicyModel,
+  attribution: Attribution,
+  routes: RouteReader = () => readRouteImageSync(),
+): ProcessUniverse {
   const rules = withRedirects(model).rules.filter(socketRule);
   const names = rules.flatMap((r) => (r.process?.user ?? []).filter((u) => typeof u === "string"));
   const users = new Map<string, number>();
@@ -86,11 +94,22 @@ export function readProcessUniverse(model: PolicyModel, attribution: Attribution
     executables: executables(rules.flatMap((r) => r.process?.path ?? [])),
     users,
     cgroups,
-    // interface rules only: a read of this namespace's links and routes
+    // interface rules only: this namespace's links and routes
     routes: rules.some((r) => r.interface)
-      ? readRouteImageSync()
+      ? routes()
       : { image: { v4: [], v6: [] }, links: [], notes: [] },
   };
+}
+
+/** The directories whose entries decide what `model`'s process rules resolve to. */
+export function processDirectories(model: PolicyModel): WatchedDir[] {
+  const rules = withRedirects(model).rules.filter(socketRule);
+  const dirs: WatchedDir[] = rules
+    .flatMap((r) => r.process?.path ?? [])
+    .map((pattern) => ({ dir: globRoot(pattern) }));
+  if (rules.some((r) => (r.process?.user ?? []).some((u) => typeof u === "string")))
+    dirs.push({ dir: "/etc", names: ["passwd"] }); // replaced by rename: the directory is watched
+  return dirs;
 }
 
 /** Equal for two reads of an unchanged host: the daemon re-applies the policy when it differs. */

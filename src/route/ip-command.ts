@@ -1,6 +1,6 @@
 // Runs iproute2 in the namespace the mirror watches: `ip -n NAME` for named namespaces,
 // nsenter for a namespace given by path (a container's /proc/PID/ns/net).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 
 export interface NamespaceOptions {
   /** a name under /run/netns (ip netns add); absent = this process's namespace */
@@ -37,16 +37,5 @@ export function runIp(ns: NamespaceOptions, args: string[], timeoutMs = 5_000): 
         else resolve(stdout);
       },
     );
-  });
-}
-
-/**
- * `ip monitor ARGS` as a child process; the caller owns it and must kill it. The kernel ends it
- * when moat dies, even by SIGKILL (a parent-death signal, kept across exec), so no monitor
- * outlives the daemon.
- */
-export function spawnIp(ns: NamespaceOptions, args: string[]): ChildProcess {
-  return spawn("setpriv", ["--pdeathsig", "TERM", ...ipArgv(ns, args)], {
-    stdio: ["ignore", "pipe", "pipe"],
   });
 }

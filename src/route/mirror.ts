@@ -1,16 +1,18 @@
-// Keeps a route image current: `ip monitor route link` output is only a trigger (iproute2 6.1
-// prints text there even with -j), each burst of events leads to one fresh `ip -j` read.
-import type { ChildProcess } from "node:child_process";
-import { spawnIp, type NamespaceOptions } from "./ip-command.ts";
+// Keeps a route image current: the namespace's rtnetlink events (links, addresses, routes,
+// rules; the caller's watch, src/datapath/rtnl-watch.ts, already merges a burst) are only a
+// trigger, each leading to one fresh read. The watch is subscribed before the first read, so
+// nothing made meanwhile is missed, and it reports lost events, so no periodic re-read is needed.
+import type { NamespaceOptions } from "./ip-command.ts";
 import { lookup } from "./lookup.ts";
 import { readRouteImage } from "./read.ts";
 import type { RouteEntry, RouteImage, RouteSnapshot } from "./types.ts";
 
+/** Subscribes to a namespace's link, address, route and rule changes; one call per burst. */
+export type RouteEvents = (onChange: () => void) => { close(): void };
+
 export interface RouteMirrorOptions extends NamespaceOptions {
-  /** wait this long after the first event of a burst before re-reading (default 100 ms) */
-  debounceMs?: number;
-  /** re-read this often even without events, a safety net for missed ones (default 30 s; 0 = never) */
-  resyncMs?: number;
+  /** the namespace's kernel events (the daemon passes the datapath's watchRtnl) */
+  events: RouteEvents;
   /** a read or the monitor failed; the last good image stays in use */
   onError?: (err: Error) => void;
 }
@@ -26,7 +28,7 @@ export interface RouteMirror {
   onChange(listener: RouteChangeListener): () => void;
   /** re-reads now (after any read in flight) and resolves with the resulting snapshot */
   refresh(): Promise<RouteSnapshot>;
-  /** stops the monitor process and timers */
+  /** stops watching */
   close(): Promise<void>;
 }
 
@@ -37,24 +39,14 @@ export function imageFingerprint(image: RouteImage): string {
   return `${image.v4.map(row).join(",")}|${image.v6.map(row).join(",")}`;
 }
 
-const RESPAWN_MS = 1_000;
-/** ip subscribes to netlink a moment after it starts: one more read covers changes made meanwhile */
-const SETTLE_MS = 250;
-
-export async function startRouteMirror(options: RouteMirrorOptions = {}): Promise<RouteMirror> {
+export async function startRouteMirror(options: RouteMirrorOptions): Promise<RouteMirror> {
   const ns: NamespaceOptions = { netns: options.netns, netnsPath: options.netnsPath };
-  const debounceMs = options.debounceMs ?? 100;
-  const resyncMs = options.resyncMs ?? 30_000;
   const report = options.onError ?? (() => {});
   const listeners = new Set<RouteChangeListener>();
 
   let current: RouteSnapshot = { generation: 0, image: { v4: [], v6: [] }, links: [], notes: [] };
   let fingerprint = "";
   let closed = false;
-  let monitor: ChildProcess | undefined;
-  let debounce: NodeJS.Timeout | undefined;
-  let respawn: NodeJS.Timeout | undefined;
-  let resync: NodeJS.Timeout | undefined;
   // reads never overlap: a request during a read runs once more after it
   let reading: Promise<RouteSnapshot> | undefined;
   let again = false;
@@ -101,46 +93,13 @@ export async function startRouteMirror(options: RouteMirrorOptions = {}): Promis
     if (!closed) refresh().catch((err: Error) => report(err));
   };
 
-  const trigger = () => {
-    if (debounce || closed) return;
-    debounce = setTimeout(() => {
-      debounce = undefined;
-      background();
-    }, debounceMs);
-  };
-
-  function spawnMonitor(): Promise<void> {
-    const child = spawnIp(ns, ["monitor", "route", "link"]);
-    monitor = child;
-    let stderr = "";
-    child.stdout?.on("data", trigger);
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("exit", (code, signal) => {
-      if (monitor === child) monitor = undefined;
-      if (closed) return;
-      report(new Error(`ip monitor exited (${signal ?? code}): ${stderr.trim()}`));
-      respawn = setTimeout(() => {
-        spawnMonitor().then(background, (err: Error) => report(err));
-      }, RESPAWN_MS);
-    });
-    return new Promise((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
-  }
-
-  await spawnMonitor();
+  const events = options.events(background);
   try {
     await refresh();
   } catch (err) {
     closed = true;
-    monitor?.kill();
+    events.close();
     throw err;
-  }
-  const settle = setTimeout(background, SETTLE_MS);
-  if (resyncMs > 0) {
-    resync = setInterval(background, resyncMs);
-    resync.unref();
   }
 
   return {
@@ -157,14 +116,7 @@ export async function startRouteMirror(options: RouteMirrorOptions = {}): Promis
     async close() {
       if (closed) return;
       closed = true;
-      for (const t of [debounce, respawn, settle]) clearTimeout(t);
-      clearInterval(resync);
-      const child = monitor;
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await gone;
-      }
+      events.close();
       await reading?.catch(() => undefined);
     },
   };

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { startRouteMirror, type RouteMirror, type RouteSnapshot } from "../../src/route/index.ts";
+import { watchRtnl } from "../../src/datapath/index.ts";
 import { createLab, sh, type Lab } from "../helpers/netns.ts";
 
 let lab: Lab;
@@ -94,7 +95,12 @@ after(async () => {
 });
 
 async function running(): Promise<RouteMirror> {
-  mirror ??= await startRouteMirror({ netns: lab.a, debounceMs: 50 });
+  const nsPath = `/run/netns/${lab.a}`;
+  mirror ??= await startRouteMirror({
+    netns: lab.a,
+    events: (onChange) =>
+      watchRtnl(["link", "address", "route", "rule"], onChange, { nsPath, quietMs: 50 }),
+  });
   return mirror;
 }
 

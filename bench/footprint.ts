@@ -1,0 +1,257 @@
+// B8 (docs/performance.md): moat's footprint, what the daemon costs a host that runs it.
+// The daemon (bin/moat run) runs in a lab namespace on its veth, with the API and the history
+// on; for each case: its resident memory once started (VmRSS, split into anonymous and file
+// pages by smaps_rollup), the kernel memory of its BPF maps (memlock in each map fd's fdinfo:
+// not in RSS), and its CPU time (utime + stime of every thread, /proc/PID/stat) over an idle
+// 30 s, or over a 60 s flood of blocked frames (trafgen in the peer namespace, each frame from
+// a new source port, so each is a new connection the policy blocks, one event each).
+//
+//   idle       a small policy
+//   rules-100k 100k mixed rules (bench/compile.ts); run by bench/footprint-rules.ts, see there
+//   set-1m     a block list of 1M CIDRs /16../32 from a file
+//   flood      the small policy, 60 s of frames to a port it blocks
+//
+//   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnLines, type LineChild } from "../test/helpers/child.ts";
+import { createLab, sh } from "../test/helpers/netns.ts";
+import { MOAT, NODE, ROOT } from "../test/helpers/paths.ts";
+import { cidr, random } from "./compile.ts";
+import { cpuUs } from "./proc-cpu.ts";
+import { writeResult } from "./results.ts";
+
+const IDLE_S = 30;
+const FLOOD_S = 60;
+/** After start: let the daemon settle (first history writes, GC) before measuring. */
+const SETTLE_S = 15;
+const START_TIMEOUT_MS = 240_000;
+
+const lab = createLab("bench-footprint");
+const dir = mkdtempSync(join(tmpdir(), "moat-b8-"));
+mkdirSync(join(dir, "log"));
+
+function policy(extra = ""): string {
+  return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+logging: { audit: { path: ${join(dir, "log", "audit.log")} } }
+${extra}rules:
+  - { name: flood-port, direction: ingress, action: block, layer4: { protocol: udp, port: [9] } }
+  - { name: ssh, direction: ingress, action: allow, layer4: { protocol: tcp, port: [22] } }
+`;
+}
+
+const kib = (text: string, key: string): number =>
+  Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+
+interface Memory {
+  rssMiB: number;
+  anonMiB: number;
+  fileMiB: number;
+  /** BPF maps the process holds: kernel memory, not in RSS */
+  bpfMapsMiB: number;
+}
+
+function memory(pid: number): Memory {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  let memlock = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+      if (/^map_type:/m.test(info)) memlock += Number(/^memlock:\s+(\d+)/m.exec(info)?.[1] ?? 0);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const mib = (k: number) => Math.round(k / 102.4) / 10;
+  return {
+    rssMiB: mib(kib(rollup, "Rss")),
+    anonMiB: mib(kib(rollup, "Anonymous")),
+    fileMiB: mib(kib(rollup, "Rss") - kib(rollup, "Anonymous")),
+    bpfMapsMiB: Math.round(memlock / 2 ** 20 / 0.1) / 10,
+  };
+}
+
+const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+
+/** CPU the process used over `seconds`, as a % of one core. */
+async function cpuOver(pid: number, seconds: number): Promise<number> {
+  const before = cpuUs(pid);
+  await sleep(seconds);
+  return Math.round(((cpuUs(pid) - before) / (seconds * 1e6)) * 1e4) / 100;
+}
+
+function startDaemon(policyText: string): LineChild {
+  const path = join(dir, "policy.yaml");
+  writeFileSync(path, policyText);
+  return spawnLines("nsenter", [
+    `--net=/run/netns/${lab.b}`,
+    MOAT,
+    "run",
+    "--policy",
+    path,
+    "--no-pin",
+    "--api",
+    `unix:${join(dir, "api.sock")}`,
+    "--history",
+    join(dir, "history.db"),
+  ]);
+}
+
+async function stop(child: LineChild): Promise<void> {
+  const gone = new Promise((r) => child.proc.once("exit", r));
+  child.kill("SIGTERM");
+  await gone;
+}
+
+type Row = Record<string, string | number>;
+
+async function daemonCase(name: string, text: string, load: (pid: number) => Promise<Row>) {
+  const t = performance.now();
+  const daemon = startDaemon(text);
+  await daemon.waitFor(/^moat is running/, START_TIMEOUT_MS);
+  const startS = Math.round((performance.now() - t) / 100) / 10;
+  try {
+    await sleep(SETTLE_S);
+    const pid = daemon.proc.pid ?? 0;
+    const row = await load(pid);
+    return { case: name, startS, ...memory(pid), ...row };
+  } finally {
+    await stop(daemon);
+  }
+}
+
+const idle = async (pid: number): Promise<Row> => ({ cpuPct: await cpuOver(pid, IDLE_S) });
+
+/** trafgen in namespace a: blocked frames to port 9, every frame a new source port. */
+function trafgen(): ReturnType<typeof spawn> {
+  const mac = (
+    JSON.parse(sh("ip", ["-n", lab.b, "-j", "link", "show", lab.ifB])) as {
+      address: string;
+    }[]
+  )[0]?.address;
+  const conf = join(dir, "flood.trafgen");
+  writeFileSync(
+    conf,
+    `{ eth(da=${mac}, type=0x0800), ipv4(saddr=${lab.v4.a}, daddr=${lab.v4.b}, proto=17), udp(sport=dinc(1024, 65000), dport=9), fill(0x61, 18) }\n`,
+  );
+  // a gap between frames: a steady ~20k frames/s, not the generator starving both cores
+  // its own process group: trafgen's worker is a child of its own, and both must stop
+  return spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      lab.a,
+      "trafgen",
+      "--dev",
+      lab.ifA,
+      "--conf",
+      conf,
+      "--gap",
+      "50us",
+      "--cpus",
+      "1",
+    ],
+    { detached: true, stdio: "ignore" },
+  );
+}
+
+async function flood(pid: number): Promise<Row> {
+  const rssBeforeMiB = memory(pid).rssMiB;
+  const audit = join(dir, "log", "audit.log");
+  const linesBefore = readFileSync(audit, "utf8").split("\n").length;
+  const gen = trafgen();
+  let peakRss = 0;
+  const before = cpuUs(pid);
+  const end = performance.now() + FLOOD_S * 1000;
+  while (performance.now() < end) {
+    await sleep(1);
+    peakRss = Math.max(peakRss, memory(pid).rssMiB);
+  }
+  const cpuPct = Math.round(((cpuUs(pid) - before) / (FLOOD_S * 1e6)) * 1e4) / 100;
+  const exited = new Promise((r) => gen.once("exit", r));
+  process.kill(-(gen.pid ?? 0), "SIGINT");
+  await exited;
+  const auditLines = readFileSync(audit, "utf8").split("\n").length - linesBefore;
+  return { rssBeforeMiB, cpuPct, peakRssMiB: peakRss, auditLines };
+}
+
+async function rulesCase(count: number): Promise<Row> {
+  const child = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.b,
+    NODE,
+    "--expose-gc",
+    "--max-semi-space-size=2", // as bin/moat runs the daemon
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}bench/footprint-rules.ts`,
+    lab.ifB,
+    String(count),
+  ]);
+  const line = await child.waitFor(/^ready /, START_TIMEOUT_MS);
+  const mu = JSON.parse(line.slice(6)) as Record<string, number>;
+  try {
+    await sleep(SETTLE_S);
+    const pid = child.proc.pid ?? 0;
+    const mib = (b: number | undefined) => Math.round((b ?? 0) / 2 ** 20);
+    return {
+      case: "rules-100k",
+      ...memory(pid),
+      heapUsedMiB: mib(mu.heapUsed),
+      heapTotalMiB: mib(mu.heapTotal),
+      externalMiB: mib(mu.external),
+      arrayBuffersMiB: mib(mu.arrayBuffers),
+      cpuPct: await cpuOver(pid, IDLE_S),
+    };
+  } finally {
+    child.proc.stdin?.end();
+    child.kill("SIGTERM");
+    await new Promise((r) => child.proc.once("exit", r));
+  }
+}
+
+const SET_POLICY = policy("sets:\n  blocklist: { file: blocklist.txt }\n").replace(
+  "rules:\n",
+  "rules:\n  - { name: blocklist, direction: any, action: block, layer3: { remote: [set:blocklist] } }\n",
+);
+
+async function setCase(): Promise<Row> {
+  const rand = random(7);
+  const list = Array.from({ length: 1_000_000 }, () => cidr(rand, 16));
+  writeFileSync(join(dir, "blocklist.txt"), list.join("\n") + "\n");
+  return daemonCase("set-1m", SET_POLICY, idle);
+}
+
+const CASES: Record<string, () => Promise<Row>> = {
+  idle: () => daemonCase("idle", policy(), idle),
+  "rules-100k": () => rulesCase(100_000),
+  "set-1m": setCase,
+  flood: () => daemonCase("flood", policy(), flood),
+};
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const rows: Row[] = [];
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  for (const [name, run] of Object.entries(CASES)) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    const row = await run();
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+  const loadAfter = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  writeResult("footprint", { loadBefore: load, loadAfter, rows });
+}
+
+try {
+  await main();
+} finally {
+  lab.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+}
