@@ -40,7 +40,7 @@ export function cidrEntry(text: string, pos: SourcePos): IntervalEntry {
 const HEADER = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: allow }\n";
 
 /** The YAML of `count` mixed rules: remote /16../32, one port or a small range, tcp or udp. */
-function mixedPolicy(count: number): string {
+export function mixedPolicy(count: number): string {
   const rand = random(count);
   const lines = [HEADER, "rules:"];
   for (let i = 0; i < count; i++) {

@@ -1,5 +1,5 @@
 // Policy text as the daemon handles it: accepted (checked and compiled, src/host/accept-policy.ts, the
-// same function `moat check` uses) from the file or a body the API received, rewritten for a mode
+// same function `moat check` uses, run on a worker thread so the API stays responsive) from the file or a body the API received, rewritten for a mode
 // switch, and written back to the policy file atomically.
 import { createHash } from "node:crypto";
 import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -8,7 +8,7 @@ import { parseDocument } from "yaml";
 import { diagnosticLines } from "../config/index.ts";
 import {
   acceptedOrThrow,
-  acceptPolicyAsync,
+  acceptPolicyOffThread,
   type LoadedPolicy,
   type UniverseReader,
 } from "../host/index.ts";
@@ -28,7 +28,7 @@ export async function compilePolicyText(
   compile?: PolicyCompileOptions,
 ): Promise<LoadedPolicy> {
   return acceptedOrThrow(
-    await acceptPolicyAsync(text, fileName, {
+    await acceptPolicyOffThread(text, fileName, {
       ...(universe ? { universe } : {}),
       ...(compile ? { compile } : {}),
     }),
@@ -37,7 +37,7 @@ export async function compilePolicyText(
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
 export async function validatePolicyText(text: string, fileName: string): Promise<ValidateResult> {
-  const { diagnostics } = await acceptPolicyAsync(text, fileName);
+  const { diagnostics } = await acceptPolicyOffThread(text, fileName);
   const errors = diagnosticLines(
     diagnostics.filter((d) => d.severity === "error"),
     fileName,

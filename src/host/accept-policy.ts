@@ -10,6 +10,7 @@ import {
   sortDiagnostics,
   unsupportedFeatures,
   type Diagnostic,
+  type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
@@ -66,7 +67,15 @@ export function acceptPolicy(
   fileName: string,
   options: AcceptOptions = {},
 ): Acceptance {
-  const checked = checkPolicySource(text, fileName, options.host ?? nodeHost);
+  return acceptChecked(
+    checkPolicySource(text, fileName, options.host ?? nodeHost),
+    fileName,
+    options,
+  );
+}
+
+/** The rest of acceptPolicy, once the text is checked. */
+function acceptChecked(checked: PolicyCheck, fileName: string, options: AcceptOptions): Acceptance {
   const model = checked.model;
   if (!model) return { diagnostics: checked.diagnostics };
   // what only this host can say: users /etc/passwd does not know, files others could tamper with,
@@ -130,8 +139,11 @@ export async function acceptPolicyAsync(
   fileName: string,
   options: AcceptOptions = {},
 ): Promise<Acceptance> {
-  const host = options.host ?? (await prefetchSetFiles(text, fileName));
-  return acceptPolicy(text, fileName, { ...options, host });
+  if (options.host) return acceptPolicy(text, fileName, options);
+  const prefetched = await prefetchSetFiles(text, fileName);
+  // a policy that names no set file was checked in full by the first pass
+  if ("checked" in prefetched) return acceptChecked(prefetched.checked, fileName, options);
+  return acceptPolicy(text, fileName, { ...options, host: prefetched.host });
 }
 
 /** acceptPolicyFile with every file read off the event loop. */
@@ -156,17 +168,21 @@ export async function acceptPolicyFileAsync(
  * that only notes which files are named finds them (its diagnostics are dropped; which files a
  * policy names does not depend on their contents), then each is read asynchronously. The host
  * returned answers from what was read, errors included, so the diagnostics are the ones a
- * synchronous read gives.
+ * synchronous read gives. When no set file is named, the first check is the whole check.
  */
-async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyHost> {
+async function prefetchSetFiles(
+  text: string,
+  fileName: string,
+): Promise<{ host: PolicyHost } | { checked: PolicyCheck }> {
   const named = new Set<string>();
-  checkPolicySource(text, fileName, {
+  const checked = checkPolicySource(text, fileName, {
     resolve: nodeHost.resolve,
     readFile: (path) => {
       named.add(path);
       return "";
     },
   });
+  if (named.size === 0) return { checked };
   const read = new Map<string, { text: string } | { error: unknown }>();
   for (const path of named) {
     try {
@@ -175,7 +191,7 @@ async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyH
       read.set(path, { error });
     }
   }
-  return {
+  const host: PolicyHost = {
     resolve: nodeHost.resolve,
     readFile: (path, kind) => {
       const got = kind === "set" ? read.get(path) : undefined;
@@ -184,6 +200,7 @@ async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyH
       return got.text;
     },
   };
+  return { host };
 }
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */
