@@ -257,5 +257,6 @@ export function readFast(file: string, text: string): FastSource | undefined {
     return undefined;
   }
   if (nodes.unsafe || nodes.count === 0 || data === null || data === undefined) return undefined;
+  nodes.lastChild = new Int32Array(0); // only needed while reading
   return new FastSource(file, text, data, nodes);
 }
