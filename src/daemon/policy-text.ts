@@ -8,6 +8,7 @@ import { parseDocument } from "yaml";
 import { diagnosticLines } from "../config/index.ts";
 import {
   acceptedOrThrow,
+  acceptPolicyAsync,
   acceptPolicyOffThread,
   type LoadedPolicy,
   type UniverseReader,
@@ -19,19 +20,21 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
 
 /**
  * `fileName` names the text in diagnostics and anchors relative set files (read off the event
- * loop); rejects with a PolicyError.
+ * loop); rejects with a PolicyError. `offThread`: checked and compiled on the worker thread (a
+ * reload, while the API and the event path run); at start, before either, on this thread.
  */
 export async function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
+  offThread = false,
 ): Promise<LoadedPolicy> {
+  const options = { ...(universe ? { universe } : {}), ...(compile ? { compile } : {}) };
   return acceptedOrThrow(
-    await acceptPolicyOffThread(text, fileName, {
-      ...(universe ? { universe } : {}),
-      ...(compile ? { compile } : {}),
-    }),
+    offThread
+      ? await acceptPolicyOffThread(text, fileName, options)
+      : await acceptPolicyAsync(text, fileName, options),
   );
 }
 
