@@ -1,9 +1,11 @@
 // How long compile() takes and how big its tables get, for growing rule lists and for one rule
-// using a set of a million CIDRs. Only compile() is timed. "1000-yaml" goes through the real
-// loader; the other cases are built as models directly (see mixedModel, bigSetModel).
+// using a set of a million CIDRs. compile() is timed, and for the "-yaml" cases the real loader
+// too (loadMs: the text checked into a model); the other cases are built as models directly (see
+// mixedModel, bigSetModel).
 //
 //   node --expose-gc bench/compile.ts            (all cases)
 //   node --expose-gc bench/compile.ts 1000 set   (some cases)
+//   node --expose-gc bench/compile.ts 1000-yaml 10000-yaml 100000-yaml   (the loader)
 
 import { parsePolicy, type PolicyHost, type PolicyModel } from "../src/config/index.ts";
 import type { IntervalEntry, SourcePos } from "../src/config/model.ts";
@@ -163,6 +165,8 @@ const CASES: Record<string, () => PolicyModel> = {
   "10": () => mixedModel(10),
   "1000": () => mixedModel(1000),
   "1000-yaml": () => parsePolicy(mixedPolicy(1000), "bench.yaml"),
+  "10000-yaml": () => parsePolicy(mixedPolicy(10_000), "bench.yaml"),
+  "100000-yaml": () => parsePolicy(mixedPolicy(100_000), "bench.yaml"),
   "10000": () => mixedModel(10_000),
   "100000": () => mixedModel(100_000),
   set: () => bigSetModel(1_000_000, 16),

@@ -7,10 +7,19 @@
 // (bench knobs bench_keys = 1, bench_fresh = 1) from one remote to ports that both policies
 // block. Any packet the kernel counts as allowed or detected over the swap is misjudged.
 //
+// The "from the file" cases time what a file-driven reload does end to end: the policy file (100k
+// rules; or a rule on a set file of 1M CIDRs) read, checked and compiled the daemon's way (on the
+// worker thread, acceptPolicyOffThread), then applied; with the event loop's longest stall over
+// that time and the process's peak RSS after it (the file cases run first, from a small policy).
+//
 //   node bench/reload.ts            writes bench/results/reload.json
+//   node bench/reload.ts file       the file cases only
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { release } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { release, tmpdir } from "node:os";
+import { join } from "node:path";
+import { acceptedOrThrow, acceptPolicyOffThread, stopAcceptWorker } from "../src/host/index.ts";
+import { readPolicyFileTextAsync } from "../src/host/policy-files.ts";
 import { Datapath } from "../src/datapath/datapath.ts";
 import { compile } from "../src/policy/compile/compile.ts";
 import { classify } from "../src/policy/compile/lookup.ts";
@@ -18,7 +27,7 @@ import type { ClassifierImage } from "../src/policy/compile/image.ts";
 import type { PolicyModel } from "../src/config/index.ts";
 import { packet } from "../test/helpers/packets.ts";
 import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
-import { bigSetModel, mixedModel } from "./compile.ts";
+import { bigSetModel, cidr, mixedModel, mixedPolicy, random } from "./compile.ts";
 
 /** bench_address(0) of bpf/include/bench.h (0.0.0.0): the remote of every run. */
 const REMOTE = new Uint8Array([0, 0, 0, 0]);
@@ -45,6 +54,9 @@ interface Swap {
   compileMs: number;
   applyMs: number;
   totalMs: number;
+  /** The event loop's longest stall from the start of loading to the end of apply(). */
+  longestStallMs: number;
+  peakRssMiB: number;
   probePorts: number;
   judgedBeforeSwapEnd: string;
   judgedDuringSwap: string;
@@ -54,13 +66,23 @@ interface Swap {
 const syn = (dport: number) =>
   packet({ src: "192.0.2.1", dst: "10.0.0.1", proto: "tcp", sport: 1000, dport, flags: "S" });
 
-async function swap(dp: Datapath, name: string, from: PolicyModel, to: () => PolicyModel) {
+/** The new policy's image, and what getting it cost the event loop. */
+interface Loaded {
+  image: ClassifierImage;
+  /** Reading, checking and compiling (ms). */
+  loadMs: number;
+}
+
+async function swap(
+  dp: Datapath,
+  name: string,
+  from: PolicyModel,
+  to: () => Promise<Loaded> | Loaded,
+): Promise<Swap> {
   const oldImage = compile(from);
   dp.apply({ packet: oldImage });
-  const model = to();
-  const t0 = performance.now();
-  const image = compile(model);
-  const compileMs = performance.now() - t0;
+  const stalls = watchStalls();
+  const { image, loadMs } = await to();
   const ports = CANDIDATE_PORTS.filter(
     (p) => verdict(oldImage, p) === "blocked" && verdict(image, p) === "blocked",
   );
@@ -71,23 +93,90 @@ async function swap(dp: Datapath, name: string, from: PolicyModel, to: () => Pol
     dp.xdp.testRunAsync({ data: syn(ports[i % ports.length]!), repeat: REPEAT }).catch(() => null),
   );
   const { ms: applyMs } = dp.apply({ packet: image });
+  const longestStallMs = stalls();
   // packets judged by the time apply() returned (the flip is its last step): between 0 and
   // all of them means the runs straddled the swap
   const atSwap = dp.counters();
   await Promise.all(runs);
   const after = dp.counters();
   const delta = (k: "allowed" | "blocked" | "detected") => after[k].packets - before[k].packets;
-  const row: Swap = {
+  return {
     case: name,
-    compileMs: Math.round(compileMs),
+    compileMs: Math.round(loadMs),
     applyMs: Math.round(applyMs),
-    totalMs: Math.round(compileMs + applyMs),
+    totalMs: Math.round(loadMs + applyMs),
+    longestStallMs: Math.round(longestStallMs),
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     probePorts: ports.length,
     judgedBeforeSwapEnd: String(atSwap.blocked.packets - before.blocked.packets),
     judgedDuringSwap: String(delta("allowed") + delta("blocked") + delta("detected")),
     misjudged: String(delta("allowed") + delta("detected")),
   };
-  return row;
+}
+
+/** Starts watching the event loop; the stop function returns the longest gap between 5 ms ticks. */
+function watchStalls(): () => number {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 5);
+  return () => {
+    clearInterval(timer);
+    return Math.max(longest, performance.now() - last);
+  };
+}
+
+/** compile() of a model built directly (the loader is not in the figure). */
+function fromModel(build: () => PolicyModel): () => Loaded {
+  return () => {
+    const model = build();
+    const t0 = performance.now();
+    const image = compile(model);
+    return { image, loadMs: performance.now() - t0 };
+  };
+}
+
+/** The daemon's reload of `path`: read off the loop, accepted on the worker thread. */
+function fromFile(path: string): () => Promise<Loaded> {
+  return async () => {
+    const t0 = performance.now();
+    const text = await readPolicyFileTextAsync(path);
+    const loaded = acceptedOrThrow(await acceptPolicyOffThread(text, path));
+    return { image: loaded.image.packet, loadMs: performance.now() - t0 };
+  };
+}
+
+/** A policy file of 100k mixed rules, and one of a block rule on a set file of 1M CIDRs. */
+function writeFiles(dir: string): { rules: string; set: string } {
+  const rules = join(dir, "rules-100k.yaml");
+  writeFileSync(rules, mixedPolicy(100_000));
+  const rand = random(7);
+  const lines: string[] = [];
+  for (let i = 0; i < 1_000_000; i++) lines.push(cidr(rand, 16));
+  writeFileSync(join(dir, "blocklist.txt"), lines.join("\n") + "\n");
+  const set = join(dir, "set-1m.yaml");
+  writeFileSync(
+    set,
+    `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+sets:
+  blocklist: { file: blocklist.txt }
+rules:
+  - name: blocklist
+    direction: any
+    action: block
+    layer3: { remote: [set:blocklist] }
+  - name: ssh
+    direction: ingress
+    action: allow
+    layer4: { protocol: tcp, port: [22] }
+`,
+  );
+  return { rules, set };
 }
 
 const dp = Datapath.start({
@@ -96,13 +185,29 @@ const dp = Datapath.start({
   globals: { bench_keys: 1, bench_fresh: 1 },
 });
 const anchor = anchorXdp(dp.xdp);
+const dir = mkdtempSync(join(tmpdir(), `moat-b5-${process.pid}-`));
 try {
+  const files = writeFiles(dir);
+  const small = mixedModel(1000);
   const rows = [
-    await swap(dp, "100k rules -> other 100k rules", mixedModel(100_000), () => mixedModel(99_999)),
-    await swap(dp, "100k rules -> set of 1M CIDRs", mixedModel(100_000), () =>
-      bigSetModel(1_000_000, 16),
-    ),
+    await swap(dp, "1k rules -> 100k rules from the file", small, fromFile(files.rules)),
+    await swap(dp, "1k rules -> set of 1M CIDRs from the file", small, fromFile(files.set)),
   ];
+  if (process.argv[2] !== "file")
+    rows.push(
+      await swap(
+        dp,
+        "100k rules -> other 100k rules",
+        mixedModel(100_000),
+        fromModel(() => mixedModel(99_999)),
+      ),
+      await swap(
+        dp,
+        "100k rules -> set of 1M CIDRs",
+        mixedModel(100_000),
+        fromModel(() => bigSetModel(1_000_000, 16)),
+      ),
+    );
   console.table(rows);
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
   mkdirSync("bench/results", { recursive: true });
@@ -113,4 +218,6 @@ try {
 } finally {
   anchor.release();
   dp.stop();
+  rmSync(dir, { recursive: true, force: true });
+  await stopAcceptWorker();
 }

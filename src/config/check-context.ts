@@ -3,7 +3,7 @@
 
 import { diagnostic, type Diagnostic, type SourcePos } from "./diagnostics.ts";
 import type { SchemaProblem } from "./schema-check.ts";
-import type { PathSegment, PolicySource } from "./yaml-source.ts";
+import type { PathSegment, CheckedSource } from "./yaml-source.ts";
 
 /** What a file read for a policy is: the policy itself, or a set file it names. */
 export type PolicyFileKind = "policy" | "set";
@@ -25,12 +25,12 @@ export interface PolicyHost {
 const TYPE_BREAKING = new Set(["type", "anyOf", "const", "enum"]);
 
 export class CheckContext {
-  readonly source: PolicySource;
+  readonly source: CheckedSource;
   readonly host: PolicyHost;
   readonly diagnostics: Diagnostic[] = [];
   private readonly problems: SchemaProblem[];
 
-  constructor(source: PolicySource, problems: SchemaProblem[], host: PolicyHost) {
+  constructor(source: CheckedSource, problems: SchemaProblem[], host: PolicyHost) {
     this.source = source;
     this.problems = problems;
     this.host = host;

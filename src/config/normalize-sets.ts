@@ -70,8 +70,21 @@ export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResul
 /** dns.doh: block, or a rule or redirect naming set:doh-resolvers. */
 function needsDohSet(doc: PolicyDocument): boolean {
   if (doc.dns?.doh === "block") return true;
-  const named = (v: unknown) => JSON.stringify(v ?? []).includes(`set:${DOH_SET}"`);
-  return named(doc.rules) || named(doc.redirect);
+  return namesDohSet(doc.rules) || namesDohSet(doc.redirect);
+}
+
+/** Whether a string anywhere in `value` (keys included) ends with set:doh-resolvers. */
+function namesDohSet(value: unknown): boolean {
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.endsWith(`set:${DOH_SET}`)) return true;
+    } else if (Array.isArray(v)) for (const item of v as unknown[]) stack.push(item);
+    else if (v && typeof v === "object")
+      for (const [key, inner] of Object.entries(v)) stack.push(key, inner);
+  }
+  return false;
 }
 
 /** The list of dns.doh_list, else the host's shipped one, read as a set file. */

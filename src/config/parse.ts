@@ -9,7 +9,8 @@ import { checkSchema } from "./schema-check.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { findShadowedRules } from "./shadowing.ts";
 import { findWeakIdentityRules } from "./weak-identity.ts";
-import { PolicySource } from "./yaml-source.ts";
+import { readFast } from "./fast-source.ts";
+import { PolicySource, type CheckedSource } from "./yaml-source.ts";
 
 export interface PolicyCheck {
   /** The model, when there is no error (warnings may remain). */
@@ -18,9 +19,30 @@ export interface PolicyCheck {
   diagnostics: Diagnostic[];
 }
 
-/** Checks everything and reports everything; never throws for a bad policy. */
+/**
+ * Checks everything and reports everything; never throws for a bad policy. The file is read the
+ * fast way first (src/config/fast-source.ts); when that finds an error, or cannot read the file
+ * faithfully, it is read again with the yaml library's positions, so every error is reported the
+ * way PolicySource reports it (for a file up to RE_READ_MAX).
+ */
 export function checkPolicySource(text: string, fileName: string, host: PolicyHost): PolicyCheck {
-  const source = new PolicySource(fileName, text);
+  const fast = readFast(fileName, text);
+  if (fast) {
+    const check = checkSource(fast, host);
+    if (!hasErrors(check.diagnostics) || text.length > RE_READ_MAX) return check;
+  }
+  return checkSource(new PolicySource(fileName, text), host);
+}
+
+/**
+ * Above this size a file the fast reader could read is not read again for its errors: the yaml
+ * library would need about a minute and gigabytes for a 100k-rule file. The errors are the same
+ * (the checks are the same code, and the fast reader's positions are PolicySource's); only the
+ * yaml library's own remarks on a readable file would be missing.
+ */
+const RE_READ_MAX = 2 ** 20;
+
+function checkSource(source: CheckedSource, host: PolicyHost): PolicyCheck {
   const diagnostics = [...source.diagnostics];
   if (!source.parsed) return { diagnostics: sortDiagnostics(diagnostics) };
   if (source.data === null || source.data === undefined) {

@@ -4,7 +4,7 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { diagnostic, type Diagnostic } from "./diagnostics.ts";
 import { PolicySchema } from "./schema.ts";
-import { formatPath, type PathSegment, type PolicySource } from "./yaml-source.ts";
+import { formatPath, type PathSegment, type CheckedSource } from "./yaml-source.ts";
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
 // an annotation: the message the loader shows when a value fails this schema
@@ -22,7 +22,7 @@ export interface SchemaCheck {
   problems: SchemaProblem[];
 }
 
-export function checkSchema(source: PolicySource): SchemaCheck {
+export function checkSchema(source: CheckedSource): SchemaCheck {
   if (validatePolicy(source.data)) return { diagnostics: [], problems: [] };
   const errors = dropRedundantTypeErrors(collapseUnions(validatePolicy.errors ?? []));
   const diagnostics: Diagnostic[] = [];
@@ -134,7 +134,7 @@ function typeOf(value: unknown): string {
   return `'${String(value)}'`;
 }
 
-function describe(e: ErrorObject, path: PathSegment[], source: PolicySource): Diagnostic {
+function describe(e: ErrorObject, path: PathSegment[], source: CheckedSource): Diagnostic {
   const params = e.params as Record<string, unknown>;
   const custom = (e.parentSchema as { errorMessage?: unknown } | undefined)?.errorMessage;
   const got = `, got ${typeOf(e.data)}`;

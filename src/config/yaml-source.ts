@@ -29,7 +29,19 @@ interface Located {
   pair: Pair | null;
 }
 
-export class PolicySource {
+/** What the checks read from a parsed policy file: the data, and where each path is written. */
+export interface CheckedSource {
+  readonly file: string;
+  readonly data: unknown;
+  readonly parsed: boolean;
+  readonly diagnostics: Diagnostic[];
+  /** Position of the value at `path`, or of the nearest ancestor that exists. */
+  pos(path: readonly PathSegment[]): SourcePos;
+  /** Position of the key of the mapping entry at `path` (for "unknown property"). */
+  keyPos(path: readonly PathSegment[]): SourcePos;
+}
+
+export class PolicySource implements CheckedSource {
   readonly file: string;
   /** The document as plain data (what the schema validates). */
   readonly data: unknown;

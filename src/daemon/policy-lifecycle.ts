@@ -69,13 +69,14 @@ export interface PolicyLifecycleOptions {
 }
 
 /**
- * Reads (off the event loop) and compiles the policy file; rejects with a PolicyError
- * (FILE:LINE:COL) or a compile error.
+ * Reads (off the event loop) and compiles the policy file (`offThread`: on the worker thread);
+ * rejects with a PolicyError (FILE:LINE:COL) or a compile error.
  */
 export async function readPolicyFile(
   path: string,
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
+  offThread = false,
 ): Promise<RunningPolicy> {
   let text: string;
   try {
@@ -84,7 +85,8 @@ export async function readPolicyFile(
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  return { ...(await compilePolicyText(text, path, universe, compile)), text, hash: sha256(text) };
+  const loaded = await compilePolicyText(text, path, universe, compile, offThread);
+  return { ...loaded, text, hash: sha256(text) };
 }
 
 const errorLines = (err: unknown, path: string): string[] =>
@@ -146,7 +148,8 @@ export class PolicyLifecycle {
   private async reloadFile(reason: string): Promise<ReloadResult> {
     let next: RunningPolicy;
     try {
-      next = await readPolicyFile(this.options.path, this.options.universe, this.options.compile);
+      const { path, universe, compile } = this.options;
+      next = await readPolicyFile(path, universe, compile, true);
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -213,7 +216,8 @@ export class PolicyLifecycle {
   }
 
   private compile(text: string): Promise<LoadedPolicy> {
-    return compilePolicyText(text, this.options.path, this.options.universe, this.options.compile);
+    const { path, universe, compile } = this.options;
+    return compilePolicyText(text, path, universe, compile, true);
   }
 
   private refuse(reason: string, errors: string[]): ReloadResult {

@@ -1,5 +1,5 @@
 // Policy text as the daemon handles it: accepted (checked and compiled, src/host/accept-policy.ts, the
-// same function `moat check` uses) from the file or a body the API received, rewritten for a mode
+// same function `moat check` uses, run on a worker thread so the API stays responsive) from the file or a body the API received, rewritten for a mode
 // switch, and written back to the policy file atomically.
 import { createHash } from "node:crypto";
 import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { diagnosticLines } from "../config/index.ts";
 import {
   acceptedOrThrow,
   acceptPolicyAsync,
+  acceptPolicyOffThread,
   type LoadedPolicy,
   type UniverseReader,
 } from "../host/index.ts";
@@ -19,25 +20,27 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
 
 /**
  * `fileName` names the text in diagnostics and anchors relative set files (read off the event
- * loop); rejects with a PolicyError.
+ * loop); rejects with a PolicyError. `offThread`: checked and compiled on the worker thread (a
+ * reload, while the API and the event path run); at start, before either, on this thread.
  */
 export async function compilePolicyText(
   text: string,
   fileName: string,
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
+  offThread = false,
 ): Promise<LoadedPolicy> {
+  const options = { ...(universe ? { universe } : {}), ...(compile ? { compile } : {}) };
   return acceptedOrThrow(
-    await acceptPolicyAsync(text, fileName, {
-      ...(universe ? { universe } : {}),
-      ...(compile ? { compile } : {}),
-    }),
+    offThread
+      ? await acceptPolicyOffThread(text, fileName, options)
+      : await acceptPolicyAsync(text, fileName, options),
   );
 }
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
 export async function validatePolicyText(text: string, fileName: string): Promise<ValidateResult> {
-  const { diagnostics } = await acceptPolicyAsync(text, fileName);
+  const { diagnostics } = await acceptPolicyOffThread(text, fileName);
   const errors = diagnosticLines(
     diagnostics.filter((d) => d.severity === "error"),
     fileName,

@@ -6,14 +6,17 @@
 import {
   checkPolicySource,
   PolicyError,
+  type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
 import {
+  acceptCheckedPolicy,
   acceptPolicyText,
   compilePolicy,
+  type HostJudgement,
   type Acceptance,
   type LoadedPolicy,
   type ProcessUniverse,
@@ -47,7 +50,17 @@ export function acceptPolicy(
   fileName: string,
   options: AcceptOptions = {},
 ): Acceptance {
-  return acceptPolicyText(text, fileName, {
+  return acceptPolicyText(text, fileName, judgement(options));
+}
+
+/** The rest of acceptPolicy, once the text is checked. */
+function acceptChecked(checked: PolicyCheck, fileName: string, options: AcceptOptions): Acceptance {
+  return acceptCheckedPolicy(checked, fileName, judgement(options));
+}
+
+/** What this host adds to the host-independent acceptance. */
+function judgement(options: AcceptOptions): HostJudgement {
+  return {
     host: options.host ?? nodeHost,
     // what only this host can say: users /etc/passwd does not know, files others could tamper
     // with, name services whose lookups moat cannot attribute
@@ -59,7 +72,7 @@ export function acceptPolicy(
     ...(options.universe ? { universe: options.universe } : {}),
     unreachable: unreachableTargets,
     ...(options.compile ? { compile: options.compile } : {}),
-  });
+  };
 }
 
 /** acceptPolicy on a file; a file that cannot be read is one diagnostic. */
@@ -88,8 +101,11 @@ export async function acceptPolicyAsync(
   fileName: string,
   options: AcceptOptions = {},
 ): Promise<Acceptance> {
-  const host = options.host ?? (await prefetchSetFiles(text, fileName));
-  return acceptPolicy(text, fileName, { ...options, host });
+  if (options.host) return acceptPolicy(text, fileName, options);
+  const prefetched = await prefetchSetFiles(text, fileName);
+  // a policy that names no set file was checked in full by the first pass
+  if ("checked" in prefetched) return acceptChecked(prefetched.checked, fileName, options);
+  return acceptPolicy(text, fileName, { ...options, host: prefetched.host });
 }
 
 /** acceptPolicyFile with every file read off the event loop. */
@@ -114,17 +130,21 @@ export async function acceptPolicyFileAsync(
  * that only notes which files are named finds them (its diagnostics are dropped; which files a
  * policy names does not depend on their contents), then each is read asynchronously. The host
  * returned answers from what was read, errors included, so the diagnostics are the ones a
- * synchronous read gives.
+ * synchronous read gives. When no set file is named, the first check is the whole check.
  */
-async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyHost> {
+async function prefetchSetFiles(
+  text: string,
+  fileName: string,
+): Promise<{ host: PolicyHost } | { checked: PolicyCheck }> {
   const named = new Set<string>();
-  checkPolicySource(text, fileName, {
+  const checked = checkPolicySource(text, fileName, {
     resolve: nodeHost.resolve,
     readFile: (path) => {
       named.add(path);
       return "";
     },
   });
+  if (named.size === 0) return { checked };
   const read = new Map<string, { text: string } | { error: unknown }>();
   for (const path of named) {
     try {
@@ -133,7 +153,7 @@ async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyH
       read.set(path, { error });
     }
   }
-  return {
+  const host: PolicyHost = {
     resolve: nodeHost.resolve,
     readFile: (path, kind) => {
       const got = kind === "set" ? read.get(path) : undefined;
@@ -142,6 +162,7 @@ async function prefetchSetFiles(text: string, fileName: string): Promise<PolicyH
       return got.text;
     },
   };
+  return { host };
 }
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */

@@ -8,6 +8,7 @@ import {
   sortDiagnostics,
   unsupportedFeatures,
   type Diagnostic,
+  type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
@@ -49,7 +50,15 @@ export interface HostJudgement {
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
 export function acceptPolicyText(text: string, fileName: string, judge: HostJudgement): Acceptance {
-  const checked = checkPolicySource(text, fileName, judge.host);
+  return acceptCheckedPolicy(checkPolicySource(text, fileName, judge.host), fileName, judge);
+}
+
+/** The rest of acceptPolicyText, once the text is checked (with `judge.host`'s set files). */
+export function acceptCheckedPolicy(
+  checked: PolicyCheck,
+  fileName: string,
+  judge: HostJudgement,
+): Acceptance {
   const model = checked.model;
   if (!model) return { diagnostics: checked.diagnostics };
   const hostOnly = judge.hostDiagnostics?.(model) ?? [];

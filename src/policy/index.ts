@@ -35,6 +35,7 @@ export {
 } from "./ssh-logins.ts";
 export {
   acceptPolicyText,
+  acceptCheckedPolicy,
   type Acceptance,
   type HostJudgement,
   type LoadedPolicy,

@@ -86,10 +86,10 @@ test("several YAML documents are one error naming the second", async (t) => {
 test("a policy file over the size limit is one error", async (t) => {
   const path = join(scratch(t), "policy.yaml");
   writeFileSync(path, "version: 1\n");
-  truncateSync(path, 4 * 2 ** 20 + 1);
+  truncateSync(path, 16 * 2 ** 20 + 1);
   const r = await check(path);
   assert.deepEqual(r.lines, [
-    `${path}:1:1 (file): cannot read policy file: is larger than the limit of 4 MiB`,
+    `${path}:1:1 (file): cannot read policy file: is larger than the limit of 16 MiB`,
     `${path}: 1 error`,
   ]);
 });

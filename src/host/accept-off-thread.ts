@@ -1,0 +1,72 @@
+// acceptPolicyAsync with the work (parsing, checking, compiling) on a worker thread, so the
+// daemon's event loop keeps answering its API and draining events while a policy of 100k rules is
+// accepted. The worker (accept-worker.ts) runs the same function; what it cannot carry back
+// (process rules, name classes) is accepted on this thread, as before.
+import { Worker } from "node:worker_threads";
+import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
+import type { AcceptReply, AcceptRequest } from "./accept-worker.ts";
+
+type Pending = { resolve: (reply: AcceptReply) => void; reject: (err: Error) => void };
+
+let worker: Worker | null = null;
+const pending = new Map<number, Pending>();
+let nextId = 1;
+
+function failAll(err: Error): void {
+  worker = null;
+  for (const p of pending.values()) p.reject(err);
+  pending.clear();
+}
+
+/** The worker, started on first use; it does not keep the process alive while idle. */
+function acceptWorker(): Worker {
+  if (worker) return worker;
+  const w = new Worker(new URL("./accept-worker.ts", import.meta.url));
+  w.on("message", (reply: AcceptReply) => {
+    const p = pending.get(reply.id);
+    pending.delete(reply.id);
+    if (pending.size === 0) w.unref();
+    p?.resolve(reply);
+  });
+  w.on("error", (err) => failAll(err));
+  w.on("exit", () => failAll(new Error("the policy worker exited")));
+  w.unref();
+  worker = w;
+  return w;
+}
+
+function ask(req: Omit<AcceptRequest, "id">): Promise<AcceptReply> {
+  const w = acceptWorker();
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    w.ref(); // a pending acceptance keeps the process alive
+    w.postMessage({ ...req, id });
+  });
+}
+
+/** acceptPolicyAsync, run on the worker thread where it can be (options.host is not supported). */
+export async function acceptPolicyOffThread(
+  text: string,
+  fileName: string,
+  options: Omit<AcceptOptions, "host"> = {},
+): Promise<Acceptance> {
+  // a progress callback cannot cross to the worker
+  if (options.compile?.onPhase) return acceptPolicyAsync(text, fileName, options);
+  const reply = await ask({
+    text,
+    fileName,
+    ...(options.compile ? { compile: options.compile } : {}),
+    universe: options.universe !== undefined,
+  });
+  if ("acceptance" in reply) return reply.acceptance;
+  if ("error" in reply) throw new Error(reply.error);
+  return acceptPolicyAsync(text, fileName, options);
+}
+
+/** Stops the worker (tests and benchmarks that end their process cleanly). */
+export async function stopAcceptWorker(): Promise<void> {
+  const w = worker;
+  worker = null;
+  if (w) await w.terminate();
+}

@@ -1,0 +1,49 @@
+// The worker thread side of acceptPolicyOffThread (accept-off-thread.ts): it runs the one
+// acceptance (acceptPolicyAsync) and hands the result back. What needs the daemon's own objects
+// stays on the main thread: a policy whose process rules need the host's universe, or whose image
+// holds name classes (a class with private state that a message cannot carry), is answered with
+// `here: true` and accepted there.
+import { parentPort } from "node:worker_threads";
+import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
+
+export interface AcceptRequest {
+  id: number;
+  text: string;
+  fileName: string;
+  compile?: AcceptOptions["compile"];
+  /** The caller has a universe reader: process rules must be compiled where it is. */
+  universe: boolean;
+}
+
+export type AcceptReply =
+  | { id: number; acceptance: Acceptance }
+  | { id: number; here: true }
+  | { id: number; error: string };
+
+/** Thrown by the stand-in universe reader: the policy names processes. */
+class NeedsHost extends Error {}
+
+async function answer(req: AcceptRequest): Promise<AcceptReply> {
+  const options: AcceptOptions = {
+    ...(req.compile ? { compile: req.compile } : {}),
+    ...(req.universe
+      ? {
+          universe: () => {
+            throw new NeedsHost();
+          },
+        }
+      : {}),
+  };
+  try {
+    const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
+    if (acceptance.policy?.image.names) return { id: req.id, here: true };
+    return { id: req.id, acceptance };
+  } catch (err) {
+    if (err instanceof NeedsHost) return { id: req.id, here: true };
+    return { id: req.id, error: (err as Error).message };
+  }
+}
+
+parentPort?.on("message", (req: AcceptRequest) => {
+  void answer(req).then((reply) => parentPort?.postMessage(reply));
+});

@@ -1,0 +1,76 @@
+// The fast reader (src/config/fast-source.ts) gives the same data and the same position for every
+// key and value as the yaml library's PolicySource, and gives up on what it cannot read faithfully.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { readFast } from "../../src/config/fast-source.ts";
+import { PolicySource, type PathSegment } from "../../src/config/yaml-source.ts";
+import { mixedPolicy } from "../../bench/compile.ts";
+
+/** Every path in the data, containers and leaves. */
+function paths(data: unknown, at: PathSegment[] = []): PathSegment[][] {
+  const out = [at];
+  if (Array.isArray(data)) data.forEach((v, i) => out.push(...paths(v, [...at, i])));
+  else if (data && typeof data === "object")
+    for (const [k, v] of Object.entries(data)) out.push(...paths(v, [...at, k]));
+  return out;
+}
+
+function assertSame(name: string, text: string): void {
+  const fast = readFast(name, text);
+  assert.ok(fast, `${name}: the fast reader gave up`);
+  const slow = new PolicySource(name, text);
+  assert.deepEqual(fast.data, slow.data, name);
+  for (const path of [...paths(slow.data), ["no-such-key"], ["rules", 1e6]]) {
+    assert.deepEqual(fast.pos(path), slow.pos(path), `${name} value at ${path.join(".")}`);
+    assert.deepEqual(fast.keyPos(path), slow.keyPos(path), `${name} key at ${path.join(".")}`);
+  }
+}
+
+const FILES = [
+  ...readdirSync("examples").map((f) => `examples/${f}`),
+  ...readdirSync("test/fixtures/policies").map((f) => `test/fixtures/policies/${f}`),
+].filter((f) => f.endsWith(".yaml"));
+
+test("every example and fixture: same data, same positions", () => {
+  for (const file of FILES) {
+    const text = readFileSync(file, "utf8");
+    if (readFast(file, text) === undefined) continue; // read by PolicySource alone
+    assertSame(file, text);
+  }
+  assertSame("mixed.yaml", mixedPolicy(200));
+});
+
+test("layouts: comments, flow and block styles, quotes, block scalars, empty values, CRLF", () => {
+  const cases = [
+    "# head\n\nversion: 1 # one\nmode: detect\n",
+    "---\nversion: 1\nrules:\n- name: a\n  action: allow\n",
+    "version: 1\nrules:\n  -   name: 'q''s'\n      direction:   ingress\n      layer4: {protocol: tcp, port: [22, \"80-90\"]}\n",
+    "version: 1\nrules:\n  - name: a\n    layer4:\n      port:\n      protocol: tcp\n    note: |\n      text\n      more\n    other: >-\n      folded\n",
+    "version: 1\r\nrules:\r\n  - name: a\r\n    action: block\r\n",
+    'version: 1\nsets:\n  web: [\n    10.0.0.0/8,\n    # a comment\n    "192.0.2.1"\n  ]\n  ports:\n    - 80\n    - 0x1F\n',
+    "version: 1\nrules:\n  - { name: a, layer3: { remote: [1.2.3.4] } }\n  - name: b\n",
+    `version: 1\n${Array.from({ length: 40 }, (_, i) => `k${i}: ${i}`).join("\n")}\n`,
+    "version: 1\nport: 1_000\nlist:\n  - [1, [2]]\n  - {a: {b: c}}\n  - 7\n",
+    'version: 1\nrules:\n  - name: "multi\n      line"\n    plain: a\n      b\n',
+  ];
+  cases.forEach((text, i) => assertSame(`case${i}.yaml`, text));
+});
+
+test("gives up where the two libraries could differ", () => {
+  const slowOnly = [
+    "version: 1\nrules: !!seq []\n",
+    "version: 1\nsets:\n  a: &x [1]\n  b: *x\n",
+    "version: 1\nlayer3: { remote: [!10.0.0.0/8] }\n",
+    "? version\n: 1\n",
+    "%YAML 1.2\n---\nversion: 1\n",
+    "version: 1\n---\nversion: 2\n",
+    "version: 1\n1: a\n",
+    "\ufeffversion: 1\n",
+    "version: 1\nversion: 2\n",
+    "version: [1\n",
+    "",
+  ];
+  for (const text of slowOnly) assert.equal(readFast("p.yaml", text), undefined, text);
+});
