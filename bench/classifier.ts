@@ -3,8 +3,11 @@
 // (the same program with no policy: parse, count, pass). BPF_PROG_TEST_RUN of the XDP program
 // with repeat = 1e5, the program's bench knobs rotating the source over 4096 addresses spread
 // over the whole v4 space (bpf/include/bench.h); NEW runs make every run a new connection.
-// Median of 5 rounds. First, the kernel's verdict counters over every rotated address are
-// checked against the compiled tables, and the tables against the reference evaluator.
+// Median of 5 rounds. The same for the TC egress program (the same rules as egress rules, the
+// knobs rotating the destination), which also looks up the sending socket's record: a test run's
+// skb has the kernel's dummy socket, with none. First, the kernel's verdict counters over every
+// rotated address are checked against the compiled tables, and the tables against the
+// reference evaluator.
 //
 //   node bench/classifier.ts            writes bench/results/classifier.json
 import { execFileSync } from "node:child_process";
@@ -16,6 +19,7 @@ import { classify } from "../src/policy/compile/lookup.ts";
 import type { ClassifierImage } from "../src/policy/compile/image.ts";
 import { evaluate } from "../src/policy/evaluator.ts";
 import type { PolicyModel } from "../src/config/index.ts";
+import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet } from "../test/helpers/packets.ts";
 import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
 import { mixedModel } from "./compile.ts";
@@ -43,15 +47,41 @@ const dotted = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 
 const bytes4 = (a: number) =>
   new Uint8Array([a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255]);
 
+/** A program judged: XDP on ingress, TC on egress, with its probe packets (the remote rotated). */
+interface Hook {
+  name: string;
+  direction: "ingress" | "egress";
+  program: (dp: Datapath) => BpfProgram;
+  probes: Buffer[];
+}
 const syn = (dport: number) =>
   packet({ src: "192.0.2.1", dst: LOCAL, proto: "tcp", sport: 1000, dport, flags: "S" });
-const probes = DPORTS.map(syn);
+const synOut = (dport: number) =>
+  packet({ src: LOCAL, dst: "192.0.2.1", proto: "tcp", sport: 1000, dport, flags: "S" });
+const XDP: Hook = {
+  name: "XDP ingress",
+  direction: "ingress",
+  program: (dp) => dp.xdp,
+  probes: DPORTS.map(syn),
+};
+const TC: Hook = {
+  name: "TC egress",
+  direction: "egress",
+  program: (dp) => dp.tc,
+  probes: DPORTS.map(synOut),
+};
+
+/** The bench rules as the hook's direction judges them. */
+const modelFor = (model: PolicyModel, hook: Hook): PolicyModel => ({
+  ...model,
+  rules: model.rules.map((r) => ({ ...r, direction: hook.direction })),
+});
 
 /** A test run; a signal (EINTR) interrupts long ones, which are then run again. */
-function run(dp: Datapath, data: Buffer, repeat: number): number {
+function run(dp: Datapath, hook: Hook, data: Buffer, repeat: number): number {
   for (let tries = 0; ; tries++) {
     try {
-      return dp.xdp.testRun({ data, repeat }).duration;
+      return hook.program(dp).testRun({ data, repeat }).duration;
     } catch (err) {
       if ((err as { code?: string }).code !== "EINTR" || tries >= 10) throw err;
     }
@@ -59,10 +89,10 @@ function run(dp: Datapath, data: Buffer, repeat: number): number {
 }
 
 /** ns per packet: per round, the mean over the probe packets of a repeat = 1e5 run each. */
-function cost(dp: Datapath): { median: number; rounds: number[] } {
+function cost(dp: Datapath, hook: Hook): { median: number; rounds: number[] } {
   const rounds: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    rounds.push(mean(probes.map((data) => run(dp, data, REPEAT))));
+    rounds.push(mean(hook.probes.map((data) => run(dp, hook, data, REPEAT))));
   }
   return { median: median(rounds), rounds };
 }
@@ -74,13 +104,13 @@ const EVALUATED = 64;
  * Every rotated address to every probe port is judged in the kernel as the compiled tables say
  * (counted by verdict), and the tables agree with the reference evaluator on a sample.
  */
-function checkVerdicts(dp: Datapath, model: PolicyModel, image: ClassifierImage): void {
+function checkVerdicts(dp: Datapath, hook: Hook, model: PolicyModel, image: ClassifierImage): void {
   for (const [i, dport] of DPORTS.entries()) {
     const want = { allowed: 0n, blocked: 0n, detected: 0n };
     for (let n = 0; n < KEYS; n++) {
       const remote = benchAddress(n);
       const v = classify(image, {
-        direction: "ingress",
+        direction: hook.direction,
         family: 4,
         protocol: 6,
         remote: bytes4(remote),
@@ -93,7 +123,7 @@ function checkVerdicts(dp: Datapath, model: PolicyModel, image: ClassifierImage)
       want[v]++;
       if (n >= EVALUATED) continue;
       const reference = evaluate(model, {
-        direction: "ingress",
+        direction: hook.direction,
         family: 4,
         protocol: "tcp",
         local: { ip: LOCAL, port: dport },
@@ -103,11 +133,12 @@ function checkVerdicts(dp: Datapath, model: PolicyModel, image: ClassifierImage)
         throw new Error(`${dotted(remote)} -> ${dport}: tables ${v}, evaluator ${reference}`);
     }
     const before = dp.counters();
-    run(dp, probes[i] ?? syn(dport), KEYS);
+    run(dp, hook, hook.probes[i] ?? syn(dport), KEYS);
     const after = dp.counters();
     for (const v of ["allowed", "blocked", "detected"] as const) {
       const got = after[v].packets - before[v].packets;
-      if (got !== want[v]) throw new Error(`port ${dport}: kernel ${v} ${got}, tables ${want[v]}`);
+      if (got !== want[v])
+        throw new Error(`${hook.name} port ${dport}: kernel ${v} ${got}, tables ${want[v]}`);
     }
   }
 }
@@ -122,43 +153,69 @@ const tracked = Datapath.start({ interfaces: [], pinRoot: null, globals: { bench
 const anchors = [anchorXdp(fresh.xdp), anchorXdp(tracked.xdp)];
 
 /** ESTABLISHED: the KEYS connections of every probe port exist before timing. */
-function establishedCost(): { median: number; rounds: number[] } {
+function establishedCost(hook: Hook): { median: number; rounds: number[] } {
   tracked.clearConntrack();
-  for (const data of probes) run(tracked, data, KEYS);
-  return cost(tracked);
+  for (const data of hook.probes) run(tracked, hook, data, KEYS);
+  return cost(tracked, hook);
 }
 
 try {
-  console.error("measuring the floor (no policy)");
-  const floorNew = cost(fresh);
-  const floorEst = establishedCost();
-  const rows = [];
-  const raw: Record<string, unknown> = { floorNew, floorEst };
-  for (const n of SIZES) {
-    console.error(`${n} rules`);
-    const model = mixedModel(n);
-    const image = compile(model);
-    fresh.apply({ packet: image });
-    tracked.apply({ packet: image });
-    checkVerdicts(fresh, model, image);
-    const nw = cost(fresh);
-    const est = establishedCost();
-    raw[`rules${n}`] = { new: nw, established: est };
-    rows.push({
-      rules: n,
-      "NEW ns": Math.round(nw.median),
-      "NEW - floor": Math.round(nw.median - floorNew.median),
-      "ESTABLISHED ns": Math.round(est.median),
-      "EST - floor": Math.round(est.median - floorEst.median),
-    });
-  }
-  const at10 = rows[0]?.["NEW ns"] ?? 1;
-  const at100k = rows.at(-1)?.["NEW ns"] ?? 0;
-  console.log(
-    `floor (no policy): NEW ${Math.round(floorNew.median)} ns, ESTABLISHED ${Math.round(floorEst.median)} ns`,
+  const rows: {
+    hook: string;
+    rules: string;
+    "NEW ns": number;
+    "NEW - floor": number;
+    "ESTABLISHED ns": number;
+    "EST - floor": number;
+  }[] = [];
+  const raw: Record<string, unknown> = {};
+  // the floors: each program before any policy is applied (parse, rotate, count, pass)
+  const floors = new Map(
+    [XDP, TC].map((hook) => {
+      console.error(`${hook.name}: measuring the floor (no policy)`);
+      return [hook, { floorNew: cost(fresh, hook), floorEst: establishedCost(hook) }];
+    }),
   );
+  for (const hook of [XDP, TC]) {
+    const { floorNew, floorEst } = floors.get(hook) ?? {
+      floorNew: { median: 0 },
+      floorEst: { median: 0 },
+    };
+    raw[hook.name] = floors.get(hook);
+    rows.push({
+      hook: hook.name,
+      rules: "floor",
+      "NEW ns": Math.round(floorNew.median),
+      "NEW - floor": 0,
+      "ESTABLISHED ns": Math.round(floorEst.median),
+      "EST - floor": 0,
+    });
+    for (const n of SIZES) {
+      console.error(`${hook.name}: ${n} rules`);
+      const model = modelFor(mixedModel(n), hook);
+      const image = compile(model);
+      fresh.apply({ packet: image });
+      tracked.apply({ packet: image });
+      checkVerdicts(fresh, hook, model, image);
+      const nw = cost(fresh, hook);
+      const est = establishedCost(hook);
+      raw[`${hook.name} rules${n}`] = { new: nw, established: est };
+      rows.push({
+        hook: hook.name,
+        rules: String(n),
+        "NEW ns": Math.round(nw.median),
+        "NEW - floor": Math.round(nw.median - floorNew.median),
+        "ESTABLISHED ns": Math.round(est.median),
+        "EST - floor": Math.round(est.median - floorEst.median),
+      });
+    }
+  }
   console.table(rows);
-  console.log(`B1 ratio NEW(100k) / NEW(10) = ${(at100k / at10).toFixed(2)} (bar <= 1.5)`);
+  for (const hook of [XDP, TC]) {
+    const of = (n: number) => rows.find((r) => r.hook === hook.name && r.rules === String(n));
+    const ratio = (of(100_000)?.["NEW ns"] ?? 0) / (of(10)?.["NEW ns"] ?? 1);
+    console.log(`${hook.name}: B1 ratio NEW(100k) / NEW(10) = ${ratio.toFixed(2)}`);
+  }
 
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
   mkdirSync("bench/results", { recursive: true });

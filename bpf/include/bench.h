@@ -26,8 +26,9 @@ static __always_inline __u32 bench_address(__u32 n)
 	return a;
 }
 
-/* rewrites the parsed source (the remote, on ingress) of an ipv4 packet */
-static __always_inline void bench_rotate(struct pkt *p, int kind)
+/* rewrites the parsed remote address of an ipv4 packet: its source on ingress (`dir`), its
+ * destination on egress */
+static __always_inline void bench_rotate(struct pkt *p, int kind, __u8 dir)
 {
 	if (!bench_keys || kind != PKT_IP || p->t.family != 4)
 		return;
@@ -35,7 +36,7 @@ static __always_inline void bench_rotate(struct pkt *p, int kind)
 	__u32 n = (__u32)i % bench_keys;
 	__be32 a = bpf_htonl(bench_address(n));
 
-	__builtin_memcpy(p->t.src + 12, &a, 4);
+	__builtin_memcpy((dir == MOAT_DIR_INGRESS ? p->t.src : p->t.dst) + 12, &a, 4);
 	if (bench_fresh)
 		p->t.sport = (__u16)(1024 + (__u32)i / bench_keys % 64000);
 }

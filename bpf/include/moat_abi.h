@@ -173,9 +173,21 @@ struct moat_meta {
 	/* 1: rules name hosts; the owner's name bindings (tbl_names) and table image 3 judge too */
 	__u8 names;
 	__u8 layer7; /* 1: some rule has MOAT_RULE_LAYER7 */
-	__u8 pad;
+	/* what the socket hooks may leave out under this policy (enum moat_lean); 0: nothing */
+	__u8 lean;
 };
 _Static_assert(sizeof(struct moat_meta) == 96, "moat_meta");
+
+/* moat_meta.lean: work the socket hooks skip because no rule of the policy reads its result */
+enum moat_lean {
+	/* no process, name, layer7 or logged rule, no redirect: a connect()/sendmsg() allowed
+	 * silently keeps no socket record (its owner is read only when it is reported,
+	 * redirected, or left to the tc hook) */
+	MOAT_LEAN_RECORD = 0x01,
+	/* no process rule names an executable found on the host, no names, no redirect: the
+	 * owner's executable inode is not read */
+	MOAT_LEAN_NO_EXE = 0x02,
+};
 
 /* The one entry of the state map, read once per packet. User space writes the idle slot's
  * meta first, then flips `active` (both inner maps and meta of that slot are complete). */

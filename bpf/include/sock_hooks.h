@@ -91,19 +91,52 @@ __noinline int report_sock(const struct tuple *t, const struct moat_sock *s,
 	return emit(&k, &ct, s->verdict, reason, from);
 }
 
+/* the per-cpu scratch record: a call's judging when the socket keeps none (generation 0, so
+ * never taken for an earlier decision) */
+static __always_inline struct moat_sock *sock_scratch_get(void)
+{
+	__u32 zero = 0;
+	struct moat_sock *s = bpf_map_lookup_elem(&sock_scratch, &zero);
+
+	if (s)
+		s->generation = 0;
+	return s;
+}
+
 /* the socket's record, made if it has none; NULL only if even the scratch one is missing */
 static __always_inline struct moat_sock *sock_record(struct bpf_sock_addr *ctx)
 {
-	__u32 zero = 0;
 	struct moat_sock *s = bpf_sk_storage_get(&socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
 	if (s)
 		return s;
 	count(MOAT_CNT_TABLE_MISS, 0);
-	s = bpf_map_lookup_elem(&sock_scratch, &zero);
-	if (s)
-		s->generation = 0;
-	return s;
+	return sock_scratch_get();
+}
+
+/* whether the owner's executable is read: only when process rules may name it */
+static __always_inline int sock_wants_exe(const struct moat_meta *m)
+{
+	return m->socket_image && !(m->lean & MOAT_LEAN_NO_EXE);
+}
+
+/* a lean policy's judging in scratch (`scratch` set) that something will read after all (a
+ * reported, redirected or deferred connection): the owner read, and the socket's record made
+ * from it. On no memory, the scratch record, as sock_record() */
+static __always_inline struct moat_sock *sock_keep(struct bpf_sock_addr *ctx, struct moat_sock *s,
+						   int *scratch, const struct moat_meta *m)
+{
+	if (!*scratch)
+		return s;
+	owner_now(&s->owner, sock_wants_exe(m));
+	struct moat_sock *kept =
+	    bpf_sk_storage_get(&socks, ctx->sk, s, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!kept) {
+		count(MOAT_CNT_TABLE_MISS, 0);
+		return s;
+	}
+	*scratch = 0;
+	return kept;
 }
 
 /* judges a connect()/sendmsg() of any protocol (tcp, udp, udp-lite, a ping socket's icmp...), and
@@ -132,7 +165,19 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (basics_pass(m, basics_class(t.family, t.proto, 0, 0, t.sport, t.dport)))
 		return SOCK_ALLOW;
 	__u32 how = (v6 ? 1 : 0) | slot << 1;
-	struct moat_sock *s = sock_record(ctx);
+	/* a lean policy reads an earlier record if the socket has one, else judges in scratch and
+	 * makes the record only for a connection something will read it for (sock_keep) */
+	int scratch = 0;
+	struct moat_sock *s;
+	if (m->lean & MOAT_LEAN_RECORD) {
+		s = bpf_sk_storage_get(&socks, ctx->sk, 0, 0);
+		if (!s) {
+			s = sock_scratch_get();
+			scratch = 1;
+		}
+	} else {
+		s = sock_record(ctx);
+	}
 	if (!s)
 		return SOCK_ALLOW;
 
@@ -167,7 +212,8 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	s->protocol = t.proto;
 	s->port = t.dport;
 	__builtin_memcpy(s->addr, t.dst, 16);
-	owner_now(&s->owner, m->socket_image);
+	if (!scratch)
+		owner_now(&s->owner, sock_wants_exe(m));
 
 	/* with process rules, the process class takes the client port's place (never known
 	 * here then): docs/socket-hooks.md */
@@ -185,6 +231,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
 	if ((image || !t.sport) && rule >= m->first_local_rule) {
 		s->verdict = MOAT_EV_ALLOWED;
+		s = sock_keep(ctx, s, &scratch, m);
 		post_route_arm(m, s);
 		return SOCK_ALLOW;
 	}
@@ -199,6 +246,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	}
 	if (s->verdict == MOAT_EV_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, 0);
+		/* refused here: the event names the owner, nothing reads a record later */
+		if (scratch)
+			owner_now(&s->owner, sock_wants_exe(m));
 		report_sock(&t, s, &r, &from, MOAT_REASON_NEW);
 		return SOCK_DENY;
 	}
@@ -214,6 +264,11 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (idx != MOAT_RULE_NONE && !(r.flags & MOAT_RULE_LAYER7) &&
 	    redirect_layer7_only(slot, idx))
 		idx = MOAT_RULE_NONE;
+	/* the tc hook reports what is not allowed silently, with the record's owner; a redirect
+	 * and the post-route check read the record later */
+	if (s->verdict != MOAT_EV_ALLOWED || r.log || (r.flags & MOAT_RULE_LAYER7) ||
+	    idx != MOAT_RULE_NONE || m->post_route)
+		s = sock_keep(ctx, s, &scratch, m);
 	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
 	if (hook == MOAT_HOOK_CONNECT && t.proto == IPPROTO_UDP &&
 	    (sent == REDIRECT_QUIET || sent == REDIRECT_SENT))

@@ -26,7 +26,7 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	int kind = moat_parse_xdp(ctx, p);
-	bench_rotate(p, kind);
+	bench_rotate(p, kind, MOAT_DIR_INGRESS);
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS)
 		return XDP_PASS;
@@ -57,6 +57,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
 	}
+	bench_rotate(p, kind, MOAT_DIR_EGRESS);
 	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
 	const struct moat_sock *s = NULL;
 	struct bpf_sock *sk = skb->sk;

@@ -157,7 +157,12 @@ export const meta = defineStruct("moat_meta", 96, {
   accept: { offset: 92, type: "u8" },
   names: { offset: 93, type: "u8" },
   layer7: { offset: 94, type: "u8" },
+  lean: { offset: 95, type: "u8" },
 });
+
+/** moat_meta.lean (enum moat_lean): what the socket hooks may leave out under a policy. */
+export const LEAN_RECORD = 0x01;
+export const LEAN_NO_EXE = 0x02;
 
 export const state = defineStruct("moat_state", 8 + 2 * meta.size, {
   active: { offset: 0, type: "u32" },

@@ -4,6 +4,8 @@
 // once and uses that slot's tables and meta only, so it is judged by the old or the new policy,
 // never a mix (docs/classifier.md, "Atomic reload").
 import {
+  LEAN_NO_EXE,
+  LEAN_RECORD,
   imageMeta,
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
@@ -11,7 +13,7 @@ import {
 } from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
-import type { PolicyImage } from "../policy/compile/kernel-image.ts";
+import { socketLean, type PolicyImage } from "../policy/compile/kernel-image.ts";
 import { GenerationRecord } from "./generations.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import {
@@ -281,6 +283,7 @@ export class PolicyMaps {
       [image, policy.socket?.image, policy.redirect?.image, policy.names?.image].forEach((im, i) =>
         imageMeta.encode({ ns: im?.ns ?? 0, nx: im?.nx ?? 0 }, imageCounts, i * imageMeta.size),
       );
+      const lean = socketLean(policy);
       metaCodec.encode(
         {
           generation,
@@ -308,6 +311,7 @@ export class PolicyMaps {
           accept: this.accept ? 1 : 0,
           names: policy.names ? 1 : 0,
           layer7: image.rules.some((r) => r.layer7) ? 1 : 0,
+          lean: (lean.skipRecord ? LEAN_RECORD : 0) | (lean.skipExe ? LEAN_NO_EXE : 0),
         },
         next,
         8 + idle * metaCodec.size,

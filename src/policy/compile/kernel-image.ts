@@ -23,3 +23,20 @@ export interface PolicyImage {
    */
   names?: { image: ClassifierImage; classes: NameClasses };
 }
+
+/**
+ * What the socket hooks may leave out under a policy, because no rule reads its result
+ * (moat_meta.lean in bpf/include/moat_abi.h). `skipRecord`: a connect()/sendmsg() that is allowed
+ * silently keeps no socket record (no rule judges by process, host name or layer 7, none logs, no
+ * redirect: the owner is read only for a connection that is reported, redirected or left to the
+ * tc hook). `skipExe`: the owner's executable inode is not read (no process rule's path names an
+ * executable on this host, and no names or redirects identify the caller by it).
+ */
+export function socketLean(policy: PolicyImage): { skipRecord: boolean; skipExe: boolean } {
+  const plain = !policy.names && !policy.redirect?.targets.length;
+  const rules = policy.packet.rules;
+  return {
+    skipRecord: plain && !policy.socket && !rules.some((r) => r.log || r.layer7),
+    skipExe: plain && (!policy.socket || policy.socket.process.exe.length === 0),
+  };
+}
