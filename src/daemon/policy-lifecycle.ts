@@ -149,7 +149,7 @@ export class PolicyLifecycle {
     let next: RunningPolicy;
     try {
       const { path, universe, compile } = this.options;
-      next = await readPolicyFile(path, universe, compile, true);
+      next = await readPolicyFile(path, universe, compile);
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -217,7 +217,7 @@ export class PolicyLifecycle {
 
   private compile(text: string): Promise<LoadedPolicy> {
     const { path, universe, compile } = this.options;
-    return compilePolicyText(text, path, universe, compile, true);
+    return compilePolicyText(text, path, universe, compile);
   }
 
   private refuse(reason: string, errors: string[]): ReloadResult {
