@@ -184,12 +184,10 @@ rules:
   });
   const gamma = await start(["tcp:7105"], { exe: join(bin, "gamma") });
 
-  /** What the peer sees, and how long it took. */
-  const connect = (port: number, host = lab.v4.b) => {
-    const t0 = performance.now();
-    const seen = peerConnect(lab.a, "tcp", host, port, 1);
-    return { seen, ms: performance.now() - t0 };
-  };
+  /** What the peer sees. */
+  const connect = (port: number, host = lab.v4.b) => ({
+    seen: peerConnect(lab.a, "tcp", host, port, 1),
+  });
 
   await t.test("alpha's listener is open to the peer, by executable path", async () => {
     assert.equal(connect(7101).seen, "alpha 7101");
@@ -203,7 +201,6 @@ rules:
   await t.test("beta's is closed to the same peer: the SYN is dropped, and reported", async () => {
     const r = connect(7103);
     assert.equal(r.seen, "timeout");
-    assert.ok(r.ms < 5000, `${Math.round(r.ms)} ms`);
     await lab.daemon.waitFor(
       new RegExp(
         `BLOCKED ingress tcp .* -> ${lab.v4.b}:7103 .*by rule default \\(beta pid ${beta.pid}\\)`,

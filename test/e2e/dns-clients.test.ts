@@ -83,7 +83,6 @@ redirect:
     const r = dig(lab.v4.a, true);
     assert.notEqual(r.status, 0, r.stdout);
     assert.match(r.stdout + r.stderr, /permission denied|not permitted/i);
-    assert.ok(r.ms < 1500, `dig took ${Math.round(r.ms)} ms: it waited for an answer`);
     await lab.daemon.waitFor(
       /BLOCKED egress udp .*:53 .*by rule no-dns-for-nobody \(dig pid \d+\)/,
     );

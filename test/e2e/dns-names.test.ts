@@ -265,7 +265,6 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     const refused = dig(where, STUB, "blocked.moat.test");
     assert.equal(refused.rcode, "REFUSED", refused.stdout);
     assert.deepEqual(refused.addresses, []);
-    assert.ok(refused.ms < 2000, `dig took ${Math.round(refused.ms)} ms: REFUSED at once`);
     await lab.daemon.waitFor(/BLOCKED egress udp .*:53 .*by rule no-blocked \(dig pid \d+\)/);
     assert.equal(dig(where, STUB, "blocked.moat.test", ["+tcp"]).rcode, "REFUSED", "over TCP");
     assert.equal(kdig(where, STUB, "blocked.moat.test").rcode, "REFUSED", "kdig");

@@ -299,7 +299,6 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
     events.length = 0;
     const r = await dig(udp.port, "ads.moat.test");
     assert.equal(digStatus(r.stdout), "REFUSED", r.stdout);
-    assert.ok(r.ms < 1000, `dig took ${Math.round(r.ms)} ms`);
     assert.equal(bound.length, 0);
     assert.deepEqual(
       events.map((e) => [e.type, e.verdict, e.rule, e.layer7]),
@@ -382,9 +381,11 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
 
   await t.test("a server that refuses the query's datagram gives SERVFAIL at once", async () => {
     upstream = net.host; // nothing listens on port 53 there: ICMP port unreachable
+    const logged = logs.length;
     const r = await dig(udp.port, "plain.moat.test", ["+time=8"]);
-    assert.ok(r.ms < 2000, `dig took ${Math.round(r.ms)} ms`);
     upstream = net.trusted;
     assert.equal(digStatus(r.stdout), "SERVFAIL", r.stdout);
+    // the refusal ended it, not the proxy's own upstream timeout
+    assert.match(logs.slice(logged).join("\n"), /did not answer plain\.moat\.test: .*ECONNREFUSED/);
   });
 });

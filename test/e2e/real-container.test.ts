@@ -123,7 +123,6 @@ rules:
       `wget: can't connect to remote host (${lab.v4.a}): Operation not permitted`,
     );
     assert.equal(r.stdout, "");
-    assert.ok(r.ms < 2000, `docker exec wget took ${Math.round(r.ms)} ms`);
     await lab.daemon.waitFor(
       /BLOCKED egress tcp .*:80 .*by rule no-web-for-blocked-one \(wget pid \d+\)/,
     );

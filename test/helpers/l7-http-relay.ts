@@ -20,6 +20,8 @@ export interface L7Relay {
   /** Where clients connect (the relay's listener). */
   port: number;
   reports: Report[];
+  /** What the handler logged (why it closed a connection, for one). */
+  logs: string[];
   /** How many times the handler handed a pair of sockets to splice. */
   splices: number;
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startL7Relay(
 ): Promise<L7Relay> {
   const policy = parsePolicy(policyText, "policy.yaml");
   const reports: Report[] = [];
+  const logs: string[] = [];
   const sockets = new Set<Socket>();
   const state = { splices: 0 };
   const server: Server = createServer((client) => {
@@ -93,7 +96,7 @@ export async function startL7Relay(
           b.resume();
           return "copy";
         },
-        log: () => {},
+        log: (line) => logs.push(line),
       };
       void handler(ctx);
     });
@@ -103,6 +106,7 @@ export async function startL7Relay(
   return {
     port: (server.address() as AddressInfo).port,
     reports,
+    logs,
     get splices() {
       return state.splices;
     },

@@ -65,9 +65,8 @@ test("a query to a port where nothing listens fails at once, not at its timeout"
   srv.close();
   const pool = new UpstreamPool();
   try {
-    const t = performance.now();
-    await assert.rejects(pool.ask({ ip: "127.0.0.1", port }, query(1, "q"), 5000));
-    assert.ok(performance.now() - t < 2000);
+    // the refusal (ICMP port unreachable) ends it, not the 5 s timeout
+    await assert.rejects(pool.ask({ ip: "127.0.0.1", port }, query(1, "q"), 5000), /ECONNREFUSED/);
   } finally {
     pool.close();
   }

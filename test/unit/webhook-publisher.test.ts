@@ -162,7 +162,6 @@ test("dead webhooks (refused, never answering) give bounded retries and counted 
   });
   const healthy = new WebhookSink({ url: live.url, ...fast });
   try {
-    const started = Date.now();
     const dead = [
       assert.rejects(
         async () => refused.write([blocked]),
@@ -176,14 +175,11 @@ test("dead webhooks (refused, never answering) give bounded retries and counted 
       moatEvent({ type: "blocked", verdict: "blocked", connection: `l${i}` }),
     );
     for (const ev of liveEvents) await healthy.write([ev]);
-    const liveMs = Date.now() - started;
     assert.equal(live.got.length, 5);
     assert.ok(!deadSettled, "the live webhook finished while the dead ones still retry");
-    assert.ok(liveMs < 500, `the live webhook took ${liveMs} ms beside two dead ones`);
 
+    // they give up (maxTimeMs); were they to retry for ever, the runner's timeout would fail this
     await Promise.all(dead);
-    const deadMs = Date.now() - started;
-    assert.ok(deadMs < 2500, `bounded: gave up after ${deadMs} ms`);
     assert.deepEqual(refused.stats, { delivered: 0, dropped: 1, requests: 3 });
     assert.equal(hanging.stats.dropped, 2);
     assert.ok(
@@ -204,11 +200,11 @@ test("close() stops a webhook's retries at once and counts the batch as dropped"
   try {
     const pending = assert.rejects(async () => hook.write([blocked]), /dropped 1 events: closed/);
     while (r.got.length === 0) await new Promise((res) => setTimeout(res, 5));
-    const started = Date.now();
     hook.close();
+    // rejected with "closed" (not after its 5 s backoff and more 503s), and no retry went out
     await pending;
-    assert.ok(Date.now() - started < 500);
     assert.equal(hook.stats.dropped, 1);
+    assert.equal(r.got.length, 1);
   } finally {
     hook.close();
     await r.close();

