@@ -24,7 +24,7 @@ TEST_FLAGS := --test --test-concurrency=1 --test-timeout=180000 --disable-warnin
 UNIT_FLAGS := $(subst --test-concurrency=1,--test-concurrency=2,$(TEST_FLAGS))
 UNIT_GLOBS := 'test/unit/**/*.test.ts'
 # kernel objects, namespaces and daemons: one file at a time
-TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
+TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/web/**/*.test.ts'
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
 PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml
@@ -35,7 +35,7 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native run test test-unit check bench clean
+.PHONY: help setup preflight deps build bpf native web run test test-unit check bench clean
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
@@ -61,7 +61,11 @@ $(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
 node_modules/.package-lock.json: package-lock.json $(STAMPS)/node
 	npm ci --loglevel=error
 
-build: bpf native
+build: bpf native web
+
+# the web console (web/build.ts): build/web/, served by the daemon under /console/
+web: node_modules/.package-lock.json
+	$(NODE) --disable-warning=ExperimentalWarning web/build.ts
 
 bpf: $(BPF_OBJS)
 
@@ -80,6 +84,7 @@ $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
 
 run: setup $(RUN_POLICY)
+	@echo "web console: once moat is up, run 'sudo bin/moat console' in another terminal and open the link it prints"
 	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(RUN_POLICY)
 
 ifneq ($(RUN_POLICY),$(POLICY))
