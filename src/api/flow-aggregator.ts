@@ -44,7 +44,9 @@ export interface FlowDelta {
   flows: number;
 }
 
-export const MAX_FLOWS = 5000;
+export const MAX_FLOWS = 2000;
+/** Rows per delta at most: a flood of new flows reaches the browser a slice at a time. */
+export const MAX_DELTA_ROWS = 100;
 
 export class FlowAggregator {
   /** In order of last update: the first is the least recently seen. */
@@ -116,16 +118,19 @@ export class FlowAggregator {
     };
   }
 
-  /** The rows changed and removed since the last call; null when nothing changed. */
-  drain(): FlowDelta | null {
+  /**
+   * The rows changed (at most maxRows, longest waiting first; the rest stay for the next call)
+   * and removed since the last call; null when nothing changed.
+   */
+  drain(maxRows = MAX_DELTA_ROWS): FlowDelta | null {
     if (this.dirty.size === 0 && this.removed.length === 0) return null;
-    const delta = {
-      rows: [...this.dirty],
-      removed: this.removed,
-      events: this.events,
-      flows: this.rows.size,
-    };
-    this.dirty.clear();
+    const rows: FlowRow[] = [];
+    for (const row of this.dirty) {
+      if (rows.length >= maxRows) break;
+      rows.push(row);
+    }
+    for (const row of rows) this.dirty.delete(row);
+    const delta = { rows, removed: this.removed, events: this.events, flows: this.rows.size };
     this.removed = [];
     return delta;
   }

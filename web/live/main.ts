@@ -38,21 +38,29 @@ function visible(): FlowRow[] {
   return out;
 }
 
-let panelsAt = 0;
+let shown: FlowRow[] = [];
 function redraw(): void {
   if (!dirty) return;
   dirty = false;
-  const rows = visible();
-  table.show(rows);
-  $("summary").textContent = connected
-    ? `${totals.events} events in ${totals.flows} flows; ${rows.length} shown`
-    : "Disconnected; reconnecting…";
-  const now = performance.now();
-  if (now - panelsAt > 1000) {
-    panelsAt = now;
-    renderTalkers($("talkers"), rows);
-    renderMap($("map"), rows);
-  } else dirty = true; // the panels catch up on a later tick
+  shown = visible();
+  table.show(shown);
+  setText(
+    $("summary"),
+    connected
+      ? `${totals.events} events in ${totals.flows} flows; ${shown.length} shown`
+      : "Disconnected; reconnecting…",
+  );
+}
+
+/** Writes only a change: an unchanged text costs no layout. */
+function setText(el: HTMLElement, text: string): void {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+// the panels change slowly; redrawn in a task of their own, every 2 s
+function redrawPanels(): void {
+  renderTalkers($("talkers"), shown);
+  renderMap($("map"), shown);
 }
 
 function connect(): void {
@@ -136,6 +144,7 @@ $("logout").addEventListener("click", () => {
 
 connect();
 setInterval(redraw, 250);
+setInterval(redrawPanels, 2000);
 void pollRules();
 setInterval(() => void pollRules(), 2000);
 void setUpWrites().catch(() => undefined);

@@ -3,8 +3,8 @@
 // colour), both from the aggregated flows; and the per-rule counters from GET /v1/rules.
 import type { FlowRow } from "../../src/api/flow-aggregator.ts";
 
-const MAP_WHO = 20;
-const MAP_REMOTES = 12;
+const MAP_WHO = 12;
+const MAP_REMOTES = 8;
 
 export interface RuleCount {
   name: string;
@@ -52,8 +52,19 @@ const li = (text: string, className = ""): HTMLLIElement => {
   return el;
 };
 
+/** Replaces the list's items only when their text changed (no layout otherwise). */
+function replaceIfChanged(list: HTMLElement, items: HTMLElement[]): void {
+  const next = items.map((i) => i.textContent).join("\n");
+  if (list.dataset.text === next) return;
+  list.dataset.text = next;
+  list.replaceChildren(...items);
+}
+
 export function renderTalkers(list: HTMLElement, rows: readonly FlowRow[]): void {
-  list.replaceChildren(...topTalkers(rows).map((t) => li(`${t.identity}: ${t.count} events`)));
+  replaceIfChanged(
+    list,
+    topTalkers(rows).map((t) => li(`${t.identity}: ${t.count} events`)),
+  );
 }
 
 export function renderMap(list: HTMLElement, rows: readonly FlowRow[]): void {
@@ -64,8 +75,9 @@ export function renderMap(list: HTMLElement, rows: readonly FlowRow[]): void {
     return n;
   };
   const who = [...map].sort((a, b) => total(b[1]) - total(a[1])).slice(0, MAP_WHO);
-  list.replaceChildren(
-    ...who.map(([identity, edges]) => {
+  replaceIfChanged(
+    list,
+    who.map(([identity, edges]) => {
       const item = li(identity);
       const sub = document.createElement("ul");
       const sorted = [...edges.values()].sort(
