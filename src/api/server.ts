@@ -244,7 +244,7 @@ function identify(listener: Listener, req: IncomingMessage, shared: Shared): Pri
       401,
       "EUNAUTHORIZED",
       listener.tokens.length
-        ? "a valid bearer token (or console session) is required"
+        ? "a valid bearer token is required"
         : "no console session: run 'moat console' for a login link",
     );
   }
