@@ -90,6 +90,7 @@ $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
 
 run: setup $(RUN_POLICY)
+	@echo "web console: once moat is up, run 'sudo bin/moat console' in another terminal and open the link it prints"
 	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(RUN_POLICY)
 
 ifneq ($(RUN_POLICY),$(POLICY))

@@ -22,6 +22,8 @@ export const ENTRIES: WebEntry[] = [
     html: "web/playground/index.html",
     css: "web/playground/playground.css",
   },
+  { name: "live", entry: "web/live/main.ts", html: "web/live/index.html", css: "web/live/live.css" },
+  { name: "login", entry: "web/live/login.ts", html: "web/live/login.html" },
 ];
 
 /** The texts of examples/ (policies and the set files they name) and the shipped DoH list. */

@@ -206,6 +206,32 @@ export const OPENAPI = {
         },
       },
     },
+    "/v1/flows/stream": {
+      get: {
+        "x-moat-scope": "events",
+        summary:
+          "live flows for the web console (Server-Sent Events): `event: snapshot` with every flow held, then `event: delta` at most every 250 ms with the flows changed (at most 100 a delta) and the ids evicted; each flow aggregates events by process or container, remote, port, protocol, verdict and rule, with counts per type and the time last seen (docs/api.md)",
+        responses: {
+          200: {
+            description: "flow stream",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          default: error,
+        },
+      },
+    },
+    "/v1/console/url": {
+      post: {
+        "x-moat-scope": "read",
+        summary:
+          'a one-time web console login URL (`moat console`): body `{"scopes": ["read", "events"]}` (the default; never more than the caller holds). Over the unix socket the URL is on a loopback listener the daemon opens (or reuses); over TCP it is on the same listener, which must use TLS or loopback. The secret is in the URL fragment and works once, for 2 minutes (docs/console.md)',
+        requestBody: { required: false, content: json },
+        responses: {
+          200: { description: "{url, scopes, expiresAt}", content: json },
+          default: error,
+        },
+      },
+    },
     "/metrics": {
       get: {
         "x-moat-scope": "metrics",

@@ -6,7 +6,9 @@ import { SCOPES, type Scope } from "./scopes.ts";
 
 export type Principal =
   | { kind: "unix"; uid: number | null; pid: number | null; scopes: ReadonlySet<Scope> }
-  | { kind: "token"; name: string; scopes: ReadonlySet<Scope> };
+  | { kind: "token"; name: string; scopes: ReadonlySet<Scope> }
+  /** A web console session (console-sessions.ts), named by whoever minted its login. */
+  | { kind: "console"; mintedBy: string; scopes: ReadonlySet<Scope> };
 
 /** Only root can open the unix socket (0600 in a 0700 directory): it has every scope. */
 const UNIX_SCOPES: ReadonlySet<Scope> = new Set(SCOPES);
@@ -14,6 +16,7 @@ const UNIX_SCOPES: ReadonlySet<Scope> = new Set(SCOPES);
 /** "token NAME" or "unix uid UID pid PID", as the audit log and the daemon's output show it. */
 export function describePrincipal(p: Principal): string {
   if (p.kind === "token") return `token ${p.name}`;
+  if (p.kind === "console") return `console session of ${p.mintedBy}`;
   if (p.uid === null) return "unix socket (peer unknown)";
   return `unix uid ${p.uid} pid ${p.pid}`;
 }

@@ -3,11 +3,14 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
+import { requestedScopes } from "./console-routes.ts";
 import type { ApiControl, SshLoginQuery } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
+import type { FlowHub } from "./flow-stream.ts";
+import type { Principal } from "./principal.ts";
 import type { Scope } from "./scopes.ts";
 import { subscribe } from "./sse.ts";
 import type { SubscriberHub } from "./subscribers.ts";
@@ -21,6 +24,10 @@ export interface RequestContext {
   control: ApiControl;
   counters: ApiCounters;
   subscribers: SubscriberHub;
+  principal: Principal;
+  flows: FlowHub;
+  /** A one-time console login URL for these scopes, on this listener or the loopback one. */
+  mintConsole(scopes: ReadonlySet<Scope>): Promise<{ url: string; expiresAt: number }>;
 }
 
 type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -129,6 +136,23 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       scope: "events",
       handle: ({ req, res, url, subscribers }) =>
         subscribe(req, res, filterOf(url.searchParams), subscribers),
+    },
+  },
+  "/v1/flows/stream": {
+    GET: { scope: "events", handle: ({ req, res, flows }) => flows.subscribe(req, res) },
+  },
+  "/v1/console/url": {
+    POST: {
+      scope: "read",
+      handle: async ({ req, res, principal, mintConsole }) => {
+        const scopes = requestedScopes(await readBody(req), principal);
+        const { url, expiresAt } = await mintConsole(scopes);
+        sendJson(res, 200, {
+          url,
+          scopes: [...scopes],
+          expiresAt: new Date(expiresAt).toISOString(),
+        });
+      },
     },
   },
   "/metrics": {

@@ -1,6 +1,8 @@
 // The API server: HTTP/1.1 on a root-only unix socket (no token: only root can connect) and
 // optionally on TCP (bearer token on every request but /openapi.json; TLS with cert and key).
-// Live events: SSE on GET /v1/events/stream, or a WebSocket upgrade of the same path.
+// Live events: SSE on GET /v1/events/stream, or a WebSocket upgrade of the same path. The web
+// console (/console/) authenticates by a session cookie instead (console-*.ts), on a loopback
+// listener opened when `moat console` first asks, or on a TLS listener.
 import {
   createServer as createHttp,
   STATUS_CODES,
@@ -12,12 +14,17 @@ import { readFileSync, rmSync } from "node:fs";
 import type { Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
+import { checkHost, sessionOf, sessionPrincipal, type CookieListener } from "./console-auth.ts";
+import { serveConsole } from "./console-routes.ts";
+import { ConsoleSessions } from "./console-sessions.ts";
+import { FlowHub } from "./flow-stream.ts";
 import type { ApiControl } from "./control.ts";
 import { guardConnections, type ConnectionGuard } from "./connection-guard.ts";
 import { HttpError, sendError } from "./errors.ts";
 import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
 import type { ApiCounters } from "./metrics.ts";
 import { describePrincipal, unixPrincipal, type Principal } from "./principal.ts";
+import type { Scope } from "./scopes.ts";
 import { filterOf, ROUTES, type Route } from "./routes.ts";
 import { SUBSCRIBER_LIMITS, SubscriberHub } from "./subscribers.ts";
 import { acceptWebSocket } from "./websocket.ts";
@@ -51,15 +58,37 @@ export async function startApi(
   const servers: { server: Server; spec: ListenSpec }[] = [];
   const addresses: string[] = [];
   const hub = new SubscriberHub(SUBSCRIBER_LIMITS, () => control.addSink(hub, HUB_QUEUE));
+  const flows = new FlowHub(() => control.addSink(flows, HUB_QUEUE));
+  let loopback: Promise<number> | null = null;
+  const shared: Shared = {
+    control,
+    counters,
+    hub,
+    flows,
+    sessions: new ConsoleSessions(),
+    // the loopback console listener: opened on the first `moat console`, then reused
+    consolePort: () =>
+      (loopback ??= (async () => {
+        const spec: ListenSpec = { kind: "tcp", host: "127.0.0.1", port: 0 };
+        const server = createListener(spec, { listen: "127.0.0.1:0" }, shared, true);
+        const bound = await listen(server, spec);
+        servers.push({ server, spec: bound });
+        if (bound.kind === "tcp") consoleListeners.get(server)!.loopbackPort = bound.port;
+        control.log(`api: web console listener on ${formatListen(bound)}`);
+        return bound.kind === "tcp" ? bound.port : 0;
+      })()),
+  };
   const close = async () => {
     await closeAll(servers);
     if (hub.registered) await control.removeSink(hub);
     hub.close();
+    if (flows.registered) await control.removeSink(flows);
+    flows.close();
   };
   try {
     for (const options of listeners) {
       const spec = parseListen(options.listen);
-      const server = createListener(spec, options, { control, counters, hub });
+      const server = createListener(spec, options, shared);
       const bound = await listen(server, spec);
       servers.push({ server, spec: bound });
       addresses.push(formatListen(bound));
@@ -76,12 +105,28 @@ interface Shared {
   control: ApiControl;
   counters: ApiCounters;
   hub: SubscriberHub;
+  flows: FlowHub;
+  sessions: ConsoleSessions;
+  /** The loopback console listener's port (opened on first use). */
+  consolePort(): Promise<number>;
 }
 
-function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shared): Server {
+/** Listeners by server, for the console listener's port once bound. */
+const consoleListeners = new WeakMap<Server, Listener>();
+
+const isLoopback = (host: string) =>
+  host === "localhost" || host === "::1" || host.startsWith("127.");
+
+function createListener(
+  spec: ListenSpec,
+  options: ListenerOptions,
+  shared: Shared,
+  consoleOnly = false,
+): Server {
   const { control, counters } = shared;
   let tokens: Token[] | null = null;
-  if (spec.kind === "tcp") {
+  if (consoleOnly) tokens = [];
+  else if (spec.kind === "tcp") {
     if (!options.tokenFile)
       throw new ApiConfigError(`API listener ${options.listen} is TCP and needs a token file`);
     tokens = readTokenFile(options.tokenFile);
@@ -90,7 +135,15 @@ function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shar
         `warning: API token '${t.name}' in ${options.tokenFile} names no scopes and has all of them; write "NAME SCOPES TOKEN" to limit it (docs/api.md)`,
       );
   }
-  const listener: Listener = { tokens, guard: null };
+  const tls = spec.kind === "tcp" && options.tls !== undefined;
+  const listener: Listener = {
+    tokens,
+    guard: null,
+    // a session cookie only where it cannot be read off the wire
+    cookies: spec.kind === "tcp" && (tls || isLoopback(spec.host)),
+    secure: tls,
+    loopbackPort: null,
+  };
   const handle = (req: IncomingMessage, res: ServerResponse) =>
     void dispatch(req, res, listener, shared);
   const server =
@@ -101,6 +154,7 @@ function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shar
         )
       : createHttp(handle);
   if (spec.kind === "tcp") listener.guard = guardConnections(server);
+  consoleListeners.set(server, listener);
   const upgraded = new Set<Duplex>();
   upgradedSockets.set(server, upgraded);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
@@ -109,7 +163,8 @@ function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shar
     socket.once("close", () => upgraded.delete(socket));
     try {
       const url = new URL(req.url ?? "/", "http://moat");
-      authorize(listener, req, url, counters, control);
+      checkHost(req, listener);
+      authorize(listener, req, url, shared);
       if (
         url.pathname !== "/v1/events/stream" ||
         req.headers.upgrade?.toLowerCase() !== "websocket"
@@ -128,8 +183,11 @@ function createListener(spec: ListenSpec, options: ListenerOptions, shared: Shar
   return server;
 }
 
-/** A listener's tokens (null: the unix socket) and, on TCP, its connection limits. */
-interface Listener {
+/**
+ * A listener's tokens (null: the unix socket; empty: the console listener, cookies only) and,
+ * on TCP, its connection limits.
+ */
+interface Listener extends CookieListener {
   tokens: Token[] | null;
   guard: ConnectionGuard | null;
 }
@@ -145,13 +203,13 @@ function authorize(
   listener: Listener,
   req: IncomingMessage,
   url: URL,
-  counters: ApiCounters,
-  control: ApiControl,
-): { route: Route; who: string } {
+  shared: Shared,
+): { route: Route; who: string; principal: Principal | null } {
+  const { control } = shared;
   const methods = ROUTES[url.pathname];
   const route = methods?.[req.method ?? "GET"];
-  if (route?.scope === null) return { route, who: "anonymous" };
-  const principal = identify(listener, req, counters);
+  if (route?.scope === null) return { route, who: "anonymous", principal: null };
+  const principal = identify(listener, req, shared);
   if (!methods) throw new HttpError(404, "ENOTFOUND", `no endpoint ${url.pathname}`);
   if (!route)
     throw new HttpError(405, "EMETHOD", `${req.method} is not allowed on ${url.pathname}`);
@@ -167,15 +225,28 @@ function authorize(
       `${principal.kind === "token" ? `token '${principal.name}'` : who} lacks the scope '${route.scope}' this endpoint needs`,
     );
   }
-  return { route, who };
+  return { route, who, principal };
 }
 
-function identify(listener: Listener, req: IncomingMessage, counters: ApiCounters): Principal {
+function identify(listener: Listener, req: IncomingMessage, shared: Shared): Principal {
   if (!listener.tokens) return unixPrincipal(req.socket);
-  const token = authenticate(listener.tokens, req.headers.authorization);
+  const token = req.headers.authorization
+    ? authenticate(listener.tokens, req.headers.authorization)
+    : null;
   if (token === null) {
-    counters.unauthorized++;
-    throw new HttpError(401, "EUNAUTHORIZED", "a valid bearer token is required");
+    const session = sessionOf(shared.sessions, req, listener);
+    if (session) {
+      listener.guard?.authenticated(req.socket);
+      return sessionPrincipal(session, req, listener);
+    }
+    shared.counters.unauthorized++;
+    throw new HttpError(
+      401,
+      "EUNAUTHORIZED",
+      listener.tokens.length
+        ? "a valid bearer token is required"
+        : "no console session: run 'moat console' for a login link",
+    );
   }
   listener.guard?.authenticated(req.socket);
   return { kind: "token", name: token.name, scopes: token.scopes };
@@ -185,16 +256,70 @@ async function dispatch(
   req: IncomingMessage,
   res: ServerResponse,
   listener: Listener,
-  { control, counters, hub }: Shared,
+  shared: Shared,
 ): Promise<void> {
+  const { control, counters, hub, flows } = shared;
   counters.requests++;
   try {
     const url = new URL(req.url ?? "/", "http://moat");
-    const { route, who } = authorize(listener, req, url, counters, control);
-    await route.handle({ req, res, url, who, control, counters, subscribers: hub });
+    checkHost(req, listener);
+    if (url.pathname === "/console") {
+      res.writeHead(302, { location: "/console/" }).end();
+      return;
+    }
+    if (url.pathname.startsWith("/console/")) {
+      await serveConsole({
+        req,
+        res,
+        url,
+        listener,
+        sessions: shared.sessions,
+        identify: () => identify(listener, req, shared),
+        log: control.log,
+      });
+      return;
+    }
+    const { route, who, principal } = authorize(listener, req, url, shared);
+    const mintConsole = (scopes: ReadonlySet<Scope>) => mint(scopes, req, listener, shared, who);
+    await route.handle({
+      req,
+      res,
+      url,
+      who,
+      control,
+      counters,
+      subscribers: hub,
+      flows,
+      principal: principal ?? { kind: "token", name: "anonymous", scopes: new Set() },
+      mintConsole,
+    });
   } catch (err) {
     sendError(res, err, control.log);
   }
+}
+
+/** A login URL: on the loopback console listener for a unix-socket caller, else on this one. */
+async function mint(
+  scopes: ReadonlySet<Scope>,
+  req: IncomingMessage,
+  listener: Listener,
+  shared: Shared,
+  who: string,
+): Promise<{ url: string; expiresAt: number }> {
+  let origin: string;
+  if (listener.tokens === null) origin = `http://127.0.0.1:${await shared.consolePort()}`;
+  else if (listener.cookies)
+    origin = `${listener.secure ? "https" : "http"}://${req.headers.host ?? ""}`;
+  else
+    throw new HttpError(
+      400,
+      "ECONSOLE",
+      "this listener is plain TCP off loopback: a console session needs the TLS listener",
+    );
+  const { secret, expiresAt } = shared.sessions.mint(scopes, who);
+  shared.control.log(`api: console login minted by ${who} (scopes ${[...scopes].join(",")})`);
+  // the secret rides in the fragment: browsers send it to no server, in no Referer
+  return { url: `${origin}/console/login#${secret}`, expiresAt };
 }
 
 async function closeAll(servers: { server: Server; spec: ListenSpec }[]): Promise<void> {

@@ -11,6 +11,8 @@ export interface Where {
   socketPath?: string;
   port?: number;
   token?: string;
+  /** More request headers (a console session's cookie and CSRF token). */
+  headers?: Record<string, string>;
 }
 
 export function http(where: Where, method: string, path: string, body?: string): Promise<Reply> {
@@ -24,7 +26,10 @@ export function http(where: Where, method: string, path: string, body?: string):
         ...(where.socketPath
           ? { socketPath: where.socketPath }
           : { host: "127.0.0.1", port: where.port }),
-        headers: where.token ? { authorization: `Bearer ${where.token}` } : {},
+        headers: {
+          ...(where.token ? { authorization: `Bearer ${where.token}` } : {}),
+          ...where.headers,
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -42,6 +42,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./top.ts")).topCommand,
   },
   {
+    name: "console",
+    summary: "print a one-time link that opens the web console (live view, playground)",
+    load: async () => (await import("./console.ts")).consoleCommand,
+  },
+  {
     name: "policy",
     summary:
       "apply, validate or show the running daemon's policy (atomic; a bad policy is refused)",

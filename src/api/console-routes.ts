@@ -1,0 +1,136 @@
+// /console/...: the login exchange, the session's own view, logout and the console's files; and
+// minting a login URL (POST /v1/console/url, routes.ts) for `moat console`.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { CookieListener } from "./console-auth.ts";
+import {
+  cookieValue,
+  sessionCookies,
+  CSRF_COOKIE,
+  SESSION_COOKIE,
+  type ConsoleSessions,
+} from "./console-sessions.ts";
+import { consoleFile, CONSOLE_HEADERS, PUBLIC_FILES, sendConsoleFile } from "./console-static.ts";
+import { HttpError } from "./errors.ts";
+import { readBody, readJson } from "./json.ts";
+import { describePrincipal, type Principal } from "./principal.ts";
+import { parseScopes, ScopeError, type Scope } from "./scopes.ts";
+
+export const DEFAULT_CONSOLE_SCOPES: readonly Scope[] = ["read", "events"];
+
+export interface ConsoleRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  listener: CookieListener;
+  sessions: ConsoleSessions;
+  /** The caller, or a 401/403 HttpError (cookie, origin and CSRF checks included). */
+  identify(): Principal;
+  log(line: string): void;
+}
+
+function json(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  extra: Record<string, string | string[]> = {},
+): void {
+  res
+    .writeHead(status, { ...CONSOLE_HEADERS, "content-type": "application/json", ...extra })
+    .end(`${JSON.stringify(value)}\n`);
+}
+
+export async function serveConsole(c: ConsoleRequest): Promise<void> {
+  const { req, res, url } = c;
+  const method = req.method ?? "GET";
+  if (url.pathname === "/console/session") {
+    if (!c.listener.cookies)
+      throw new HttpError(
+        403,
+        "ECONSOLE",
+        "this listener serves no console (plain TCP off loopback: use the TLS listener)",
+      );
+    if (method === "POST") return login(c);
+    const principal = c.identify();
+    if (principal.kind !== "console")
+      throw new HttpError(400, "ECONSOLE", "this request carries no console session");
+    if (method === "GET")
+      return json(res, 200, { scopes: [...principal.scopes], who: describePrincipal(principal) });
+    if (method === "DELETE") {
+      // the cookie was checked by identify(); end it and clear both cookies
+      const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      if (id) c.sessions.end(id);
+      return json(
+        res,
+        200,
+        { ended: true },
+        {
+          "set-cookie": [
+            `${SESSION_COOKIE}=; Path=/; Max-Age=0`,
+            `${CSRF_COOKIE}=; Path=/; Max-Age=0`,
+          ],
+        },
+      );
+    }
+    throw new HttpError(405, "EMETHOD", `${method} is not allowed on /console/session`);
+  }
+  if (method !== "GET" && method !== "HEAD")
+    throw new HttpError(405, "EMETHOD", `${method} is not allowed on ${url.pathname}`);
+  const file = consoleFile(url.pathname);
+  if (!PUBLIC_FILES.has(file)) {
+    const principal = c.identify();
+    if (!principal.scopes.has("read"))
+      throw new HttpError(403, "EFORBIDDEN", "the console needs the scope 'read'");
+  }
+  sendConsoleFile(res, file);
+}
+
+/** POST /console/session {"secret": "..."}: the one-time secret for the session cookies. */
+async function login(c: ConsoleRequest): Promise<void> {
+  const body = readJson(await readBody(c.req)) as { secret?: unknown } | null;
+  const secret = typeof body?.secret === "string" ? body.secret : "";
+  const session = secret ? c.sessions.exchange(secret) : null;
+  if (!session)
+    throw new HttpError(
+      401,
+      "ELOGIN",
+      "this login link is unknown, used or expired; run 'moat console' for a new one",
+    );
+  c.log(
+    `api: console session opened (login minted by ${session.mintedBy}; scopes ${[...session.scopes].join(",")})`,
+  );
+  json(
+    c.res,
+    200,
+    {
+      scopes: [...session.scopes],
+      expiresAt: new Date(session.expiresAt).toISOString(),
+      csrf: session.csrf,
+    },
+    { "set-cookie": sessionCookies(session, c.listener.secure) },
+  );
+}
+
+/** The scopes asked for in a mint request's body ({"scopes": ["read", ...]}), default read+events. */
+export function requestedScopes(text: string, caller: Principal): Set<Scope> {
+  const body = text.trim() ? (readJson(text) as { scopes?: unknown } | null) : null;
+  const asked = body?.scopes;
+  let scopes: Set<Scope>;
+  try {
+    scopes = Array.isArray(asked)
+      ? parseScopes(asked.map(String).join(","))
+      : new Set(DEFAULT_CONSOLE_SCOPES);
+  } catch (err) {
+    if (err instanceof ScopeError) throw new HttpError(400, "ESCOPE", err.message);
+    throw err;
+  }
+  if (caller.kind === "console")
+    throw new HttpError(403, "EFORBIDDEN", "a console session cannot mint console logins");
+  for (const s of scopes)
+    if (!caller.scopes.has(s))
+      throw new HttpError(
+        403,
+        "EFORBIDDEN",
+        `${describePrincipal(caller)} lacks the scope '${s}' it asked the console to have`,
+      );
+  return scopes;
+}

@@ -1,0 +1,145 @@
+// The web console's sessions. `moat console` asks for a one-time login secret (carried in the
+// URL fragment, so it never reaches a server log or a Referer); the browser trades it, once, for
+// a session: an HttpOnly cookie naming the session and a CSRF token that every write must echo
+// in a header. A session holds the scopes the secret was minted with, never more than the
+// minter's own.
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { Scope } from "./scopes.ts";
+
+/** How long each thing lives (docs/console.md "Getting in"). */
+export const CONSOLE_LIFETIMES = {
+  /** A login secret unused this long is gone. */
+  loginMs: 2 * 60_000,
+  /** A session ends this long after login, whatever happens. */
+  sessionMs: 8 * 3600_000,
+  /** A session not used for this long ends. */
+  idleMs: 3600_000,
+};
+
+/** Sessions (and pending logins) held at once; past that the oldest goes. */
+const MAX_SESSIONS = 64;
+
+export interface ConsoleSession {
+  id: string;
+  csrf: string;
+  scopes: ReadonlySet<Scope>;
+  /** Who minted the login, for the audit log ("unix uid 0 pid 42", "token ops"). */
+  mintedBy: string;
+  createdAt: number;
+  expiresAt: number;
+  lastUsed: number;
+}
+
+interface PendingLogin {
+  scopes: ReadonlySet<Scope>;
+  mintedBy: string;
+  expiresAt: number;
+}
+
+const secret = () => randomBytes(32).toString("base64url");
+
+export class ConsoleSessions {
+  private readonly pending = new Map<string, PendingLogin>();
+  private readonly sessions = new Map<string, ConsoleSession>();
+  private readonly now: () => number;
+  private readonly lifetimes: typeof CONSOLE_LIFETIMES;
+
+  constructor(now: () => number = Date.now, lifetimes = CONSOLE_LIFETIMES) {
+    this.now = now;
+    this.lifetimes = lifetimes;
+  }
+
+  /** A one-time login secret for `scopes`, valid for lifetimes.loginMs. */
+  mint(scopes: ReadonlySet<Scope>, mintedBy: string): { secret: string; expiresAt: number } {
+    this.sweep();
+    const s = secret();
+    const expiresAt = this.now() + this.lifetimes.loginMs;
+    this.pending.set(s, { scopes, mintedBy, expiresAt });
+    trim(this.pending);
+    return { secret: s, expiresAt };
+  }
+
+  /** The secret's session, or null if it is unknown, used or expired (a secret works once). */
+  exchange(loginSecret: string): ConsoleSession | null {
+    this.sweep();
+    const login = this.pending.get(loginSecret);
+    if (!login) return null;
+    this.pending.delete(loginSecret);
+    const now = this.now();
+    const session: ConsoleSession = {
+      id: secret(),
+      csrf: secret(),
+      scopes: login.scopes,
+      mintedBy: login.mintedBy,
+      createdAt: now,
+      expiresAt: now + this.lifetimes.sessionMs,
+      lastUsed: now,
+    };
+    this.sessions.set(session.id, session);
+    trim(this.sessions);
+    return session;
+  }
+
+  /** The live session the cookie names (its idle clock restarts), else null. */
+  lookup(id: string): ConsoleSession | null {
+    const s = this.sessions.get(id);
+    if (!s) return null;
+    const now = this.now();
+    if (now >= s.expiresAt || now - s.lastUsed >= this.lifetimes.idleMs) {
+      this.sessions.delete(id);
+      return null;
+    }
+    s.lastUsed = now;
+    return s;
+  }
+
+  end(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [k, p] of this.pending) if (now >= p.expiresAt) this.pending.delete(k);
+    for (const [k, s] of this.sessions)
+      if (now >= s.expiresAt || now - s.lastUsed >= this.lifetimes.idleMs) this.sessions.delete(k);
+  }
+}
+
+function trim(map: Map<string, unknown>): void {
+  // a Map iterates in insertion order: the first key is the oldest
+  while (map.size > MAX_SESSIONS) map.delete(map.keys().next().value as string);
+}
+
+/** The CSRF header's value matches the session's token (constant time). */
+export function csrfMatches(
+  session: ConsoleSession,
+  header: string | string[] | undefined,
+): boolean {
+  if (typeof header !== "string") return false;
+  const a = Buffer.from(header);
+  const b = Buffer.from(session.csrf);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export const SESSION_COOKIE = "moat_console";
+export const CSRF_COOKIE = "moat_csrf";
+export const CSRF_HEADER = "x-moat-csrf";
+
+/** The value of cookie `name` in a Cookie header, else null. */
+export function cookieValue(header: string | undefined, name: string): string | null {
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+/** Set-Cookie values for a new session: the HttpOnly session id and the CSRF token the page reads. */
+export function sessionCookies(session: ConsoleSession, secure: boolean): string[] {
+  const maxAge = Math.floor((session.expiresAt - session.createdAt) / 1000);
+  const tail = `Path=/; SameSite=Strict; Max-Age=${maxAge}${secure ? "; Secure" : ""}`;
+  return [
+    `${SESSION_COOKIE}=${session.id}; HttpOnly; ${tail}`,
+    `${CSRF_COOKIE}=${session.csrf}; ${tail}`,
+  ];
+}
