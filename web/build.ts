@@ -22,7 +22,12 @@ export const ENTRIES: WebEntry[] = [
     html: "web/playground/index.html",
     css: "web/playground/playground.css",
   },
-  { name: "live", entry: "web/live/main.ts", html: "web/live/index.html", css: "web/live/live.css" },
+  {
+    name: "live",
+    entry: "web/live/main.ts",
+    html: "web/live/index.html",
+    css: "web/live/live.css",
+  },
   { name: "login", entry: "web/live/login.ts", html: "web/live/login.html" },
 ];
 
