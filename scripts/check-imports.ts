@@ -151,7 +151,8 @@ for (const [from] of graph) {
 }
 
 // web/: the browser code may import the pure layers (config, policy), the schema and itself, never `node:`
-// (web/build.ts, the Node script that bundles it, is the exception)
+// (web/build.ts, the Node script that bundles it, is the exception); types only from anywhere in
+// src/ (the API's wire formats: erased, they bring no code into the bundle)
 const WEB = join(ROOT, "web");
 const WEB_MAY_IMPORT = [WEB, join(SRC, "config"), join(SRC, "policy"), join(ROOT, "schema")];
 const webFiles = (() => {
@@ -164,6 +165,7 @@ const webFiles = (() => {
 for (const from of webFiles) {
   for (const i of importsOf(from)) {
     if (i.to.startsWith("node:")) problems.push(`${rel(from)}: web may not import ${i.to}`);
+    else if (i.typeOnly && i.to.startsWith(`${SRC}/`)) continue;
     else if (!WEB_MAY_IMPORT.some((dir) => i.to.startsWith(`${dir}/`)))
       problems.push(
         `${rel(from)}: web may import web/, src/config, src/policy and schema/ only (${rel(i.to)})`,

@@ -1,15 +1,10 @@
 // A flow's link to the playground's explain (the deep link the playground reads:
-// playground.html#explain=<base64url JSON>&policy=running).
+// playground.html#explain=<base64url JSON>&policy=running), written by the shared encoder.
 import type { FlowRow } from "../../src/api/flow-aggregator.ts";
-
-const base64url = (text: string): string => {
-  let bin = "";
-  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-};
+import { encodeExplainLink, type ExplainLink } from "../shared/explain-link.ts";
 
 export function explainHref(row: FlowRow): string {
-  const link: Record<string, unknown> = {
+  const link: ExplainLink = {
     direction: row.direction,
     protocol: row.protocol,
     local: row.local,
@@ -24,5 +19,5 @@ export function explainHref(row: FlowRow): string {
   if (row.process) facts.push(`name=${row.process}`);
   if (row.container) facts.push(`container.name=${row.container}`);
   if (facts.length) link.process = facts.join(",");
-  return `playground.html#explain=${base64url(JSON.stringify(link))}&policy=running`;
+  return `playground.html#explain=${encodeExplainLink(link)}&policy=running`;
 }
