@@ -173,7 +173,10 @@ test("a share link carries the policy in its fragment and opens it again", async
     "name: ssh-shared",
   );
   await setPolicy(page, policy);
+  await page.evaluate('document.querySelector("#share-link").value = ""');
   await page.click("#share");
+  // the link is made asynchronously (CompressionStream)
+  await page.waitForFunction('document.querySelector("#share-link").value !== ""');
   const link = await page.inputValue("#share-link");
   assert.ok(link.startsWith(`${build.url}#policy=`), link);
   assert.ok(link.length < policy.length, "the policy is compressed");
