@@ -316,13 +316,16 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     const where = fresh("race-reload");
     const before = generation(lab);
     const hup = setInterval(() => lab.daemon.proc.kill("SIGHUP"), 300);
+    // fewer names than the race above: while reloads follow each other, the proxy answers about
+    // one new name per reload (docs/dns.md, "Limits")
+    const names = 60;
     let round;
     try {
-      round = await pyRace(where, resolv.stub, RACE_ROUND, RACE_ROUND, 80);
+      round = await pyRace(where, resolv.stub, RACE_ROUND, names, 80);
     } finally {
       clearInterval(hup);
     }
-    assert.equal(round.done, RACE_ROUND);
+    assert.equal(round.done, names);
     assert.deepEqual(round.failed, [], `${round.failed.length} connects failed`);
     const reloads = generation(lab) - before;
     assert.ok(reloads >= 3, `${reloads} reloads during the race (${round.ms} ms)`);
