@@ -7,16 +7,14 @@
 // Run time: about 20 s on 2 cores (the daemon's start, one reload).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { dnsZone, startDnsPeers } from "../helpers/dns-lab.ts";
 import { dig, pyConnect, type Where } from "../helpers/dns-clients.ts";
-import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
-import { MOAT } from "../helpers/paths.ts";
+import { storedEvents, until } from "../helpers/stored-events.ts";
 
 const CANARY = "use-application-dns.net";
 
@@ -38,28 +36,6 @@ interface EventJson {
   reason?: string;
   remote?: { ip: string; port: number };
   dns?: { query: string; rcode: string };
-}
-
-function storedEvents(lab: MoatLab): EventJson[] {
-  const r = spawnSync(
-    MOAT,
-    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as EventJson);
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolvers; allow does not", async (t) => {
@@ -97,7 +73,7 @@ test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolver
       const d = dig(fresh(), z.upstream, CANARY);
       assert.equal(d.rcode, "NXDOMAIN", d.stdout);
       const event = await until("the canary's dns event", () =>
-        storedEvents(lab).find((e) => e.type === "dns" && e.dns?.query === CANARY),
+        storedEvents<EventJson>(lab).find((e) => e.type === "dns" && e.dns?.query === CANARY),
       );
       assert.equal(event.dns?.rcode, "NXDOMAIN");
     },
@@ -114,7 +90,7 @@ test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolver
         ),
       );
       const event = await until("the blocked connection's event", () =>
-        storedEvents(lab).find((e) => e.type === "blocked" && e.remote?.ip === resolver),
+        storedEvents<EventJson>(lab).find((e) => e.type === "blocked" && e.remote?.ip === resolver),
       );
       assert.equal(event.rule, "dns:doh");
       assert.equal(event.reason, "doh");

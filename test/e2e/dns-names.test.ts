@@ -30,6 +30,7 @@ import {
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { MOAT, ROOT } from "../helpers/paths.ts";
+import { storedEvents, until } from "../helpers/stored-events.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 /** Each round of the race: new names, each resolved and connected to at once. */
@@ -102,29 +103,6 @@ interface MoatEventJson {
   };
 }
 
-/** The stored events (history), oldest first. */
-function storedEvents(lab: MoatLab): MoatEventJson[] {
-  const r = spawnSync(
-    MOAT,
-    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as MoatEventJson);
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** The newest generation the daemon reported applying. */
 function generation(lab: MoatLab): number {
   const all = lab.daemon.lines.map((l) => /applied: generation (\d+)/.exec(l)?.[1]);
@@ -194,13 +172,15 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     await lab.daemon.waitFor(line);
     await until("the audit log's line", () => (line.test(lab.audit()) ? true : undefined));
     const allowed = await until("the connection event with its names", () =>
-      storedEvents(lab).find((e) => e.type === "allowed" && e.remote?.ip === z.allowed),
+      storedEvents<MoatEventJson>(lab).find(
+        (e) => e.type === "allowed" && e.remote?.ip === z.allowed,
+      ),
     );
     assert.equal(allowed.rule, "web");
     assert.deepEqual(allowed.remote?.names, ["allowed.moat.test"]);
     // the lookups are events of their own: the query, its answer, the program that asked
     const query = await until("curl's query as a dns event", () =>
-      storedEvents(lab).find(
+      storedEvents<MoatEventJson>(lab).find(
         (e) => e.type === "dns" && e.dns?.query === "allowed.moat.test" && e.dns.qtype === "A",
       ),
     );
@@ -274,11 +254,15 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     assert.deepEqual(detected.addresses, [z.judged]);
     await lab.daemon.waitFor(/DETECTED egress udp .*:53 .*by rule watch-watched \(dig pid \d+\)/);
     const event = await until("the detected query's event", () =>
-      storedEvents(lab).find((e) => e.type === "detected" && e.rule === "watch-watched"),
+      storedEvents<MoatEventJson>(lab).find(
+        (e) => e.type === "detected" && e.rule === "watch-watched",
+      ),
     );
     assert.deepEqual(event.layer7?.dns, { name: "watched.moat.test" });
     const query = await until("the refused query as a dns event", () =>
-      storedEvents(lab).find((e) => e.type === "dns" && e.dns?.query === "blocked.moat.test"),
+      storedEvents<MoatEventJson>(lab).find(
+        (e) => e.type === "dns" && e.dns?.query === "blocked.moat.test",
+      ),
     );
     assert.equal(query.dns?.rcode, "REFUSED");
   });
@@ -350,7 +334,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     assert.equal(c.addr, z.untrustedAnswer, "the answer reaches the program unchanged");
     assert.equal(c.result, "EPERM");
     const query = await until("the untrusted answer's dns event", () =>
-      storedEvents(lab).find(
+      storedEvents<MoatEventJson>(lab).find(
         (e) => e.type === "dns" && e.dns?.answers.includes(z.untrustedAnswer) === true,
       ),
     );

@@ -8,15 +8,12 @@
 // Run time: about 25 s on 2 cores (the daemon's start, three clients).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
-import type { MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
-import { MOAT } from "../helpers/paths.ts";
-import { until } from "../helpers/l7-lab.ts";
+import { storedEvents, until } from "../helpers/stored-events.ts";
 import { spawnLines } from "../helpers/child.ts";
 
 const NAME = "quic.moat.test";
@@ -41,18 +38,6 @@ interface EventJson {
   remote?: { ip: string; port: number };
   process?: { name: string } | null;
   layer7?: { tls?: { sni?: string; version?: string; alpn?: string[] }; quic?: boolean } | null;
-}
-
-function storedEvents(lab: MoatLab): EventJson[] {
-  const r = spawnSync(
-    MOAT,
-    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as EventJson);
 }
 
 /** Python connecting a UDP socket to host:443 and sending: "sent" or "EPERM", and how fast. */
@@ -107,7 +92,7 @@ test("QUIC: EPERM under an L7 web rule; elsewhere the Initial's SNI is reported"
     await lab.daemon.waitFor(
       /DETECTED egress udp \S+ -> \S+:443 QUIC SNI quic\.moat\.test by rule quic-watch \(gtlsclient pid/,
     );
-    const events = storedEvents(lab);
+    const events = storedEvents<EventJson>(lab);
     const event = events.find((e) => e.reason === "quic_initial");
     assert.ok(event, "the QUIC Initial's event is stored");
     assert.equal(event.type, "detected");
@@ -163,7 +148,7 @@ test("QUIC: EPERM under an L7 web rule; elsewhere the Initial's SNI is reported"
       "/dev/null",
     ]);
     cg.onClose(() => sink.kill());
-    const before = storedEvents(lab).filter((e) => e.reason === "quic_initial").length;
+    const before = storedEvents<EventJson>(lab).filter((e) => e.reason === "quic_initial").length;
     // in the lab's namespace and the `other` cgroup, until its Initial has been read
     const browser = spawnLines("nsenter", [
       `--net=/run/netns/${lab.b}`,
@@ -175,7 +160,7 @@ test("QUIC: EPERM under an L7 web rule; elsewhere the Initial's SNI is reported"
     ]);
     cg.onClose(() => browser.kill());
     const read = await until("Chromium's QUIC Initial event", () => {
-      const all = storedEvents(lab).filter((e) => e.reason === "quic_initial");
+      const all = storedEvents<EventJson>(lab).filter((e) => e.reason === "quic_initial");
       return all.length > before ? all.slice(before) : undefined;
     });
     browser.kill();

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { spawnLines } from "./child.ts";
 import type { MoatLab } from "./moat-lab.ts";
 import type { Lab } from "./netns.ts";
-import { MOAT } from "./paths.ts";
+import { storedEvents as stored, until } from "./stored-events.ts";
 
 export interface EventJson {
   type: string;
@@ -19,27 +19,9 @@ export interface EventJson {
   relay?: { splice: string };
 }
 
-export function storedEvents(lab: MoatLab): EventJson[] {
-  const r = spawnSync(
-    MOAT,
-    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
-    { encoding: "utf8", timeout: 20_000 },
-  );
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as EventJson);
-}
+export { until } from "./stored-events.ts";
 
-export async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+export const storedEvents = (lab: MoatLab): EventJson[] => stored<EventJson>(lab);
 
 /** A TLS server in namespace a on every address, port 443, with a certificate made here. */
 export async function tlsServer(lab: Lab, dir: string) {

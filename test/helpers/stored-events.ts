@@ -1,0 +1,29 @@
+// What the e2e tests read back from a running daemon: its stored events (history, through
+// `moat events --json`, oldest first), and waiting until a probe of them finds something.
+import { spawnSync } from "node:child_process";
+import type { MoatLab } from "./moat-lab.ts";
+import { MOAT } from "./paths.ts";
+
+/** The daemon's stored events, each as the JSON `moat events --json` prints (shape: T). */
+export function storedEvents<T>(lab: MoatLab): T[] {
+  const r = spawnSync(
+    MOAT,
+    ["events", "--json", "--limit", "1000", "--api", `unix:${lab.apiSocket}`],
+    { encoding: "utf8", timeout: 20_000 },
+  );
+  return r.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as T);
+}
+
+/** Probes every 200 ms until it returns something; throws after `ms`. */
+export async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
