@@ -116,6 +116,7 @@ bench: setup
 	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/compile.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/classifier.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/reload.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/reload-small.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/traffic.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/connect.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts

@@ -151,6 +151,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
   exports.Set("xdpAttachMode", Napi::Function::New(env, XdpAttachMode, "xdpAttachMode"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
+  exports.Set("updateBatches", Napi::Function::New(env, UpdateBatches, "updateBatches"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));

@@ -58,6 +58,7 @@ Napi::Function InitRtnlWatch(Napi::Env env);
 
 // Free functions defined in their own files.
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
+Napi::Value UpdateBatches(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value SockList(const Napi::CallbackInfo& info);
 Napi::Value NetnsSocket(const Napi::CallbackInfo& info);

@@ -7,6 +7,7 @@
         "errors.cc",
         "object.cc",
         "map.cc",
+        "map-batches.cc",
         "program.cc",
         "link.cc",
         "ringbuf.cc",

@@ -103,6 +103,10 @@ export class PolicyLifecycle {
   private readonly options: PolicyLifecycleOptions;
   /** The change running now; the next one starts when it settles. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** A file reload queued behind the running change, not started yet. */
+  private waitingReload: Promise<ReloadResult> | null = null;
+  /** When (Date.now()) the next file reload may start. */
+  private readonly reloadPace = { next: 0 };
 
   constructor(options: PolicyLifecycleOptions) {
     this.options = options;
@@ -127,15 +131,26 @@ export class PolicyLifecycle {
    * and refused reloads are audited with their cause (a signal, a file change).
    */
   reload(reason: string): Promise<ReloadResult> {
-    return this.serial(async () => {
+    // a reload still waiting its turn reads the file when it starts: later asks join it (a burst
+    // of signals or file events is one reload, not a queue that keeps the event loop busy)
+    if (this.waitingReload) return this.waitingReload;
+    const run = this.serial(async () => {
+      // reloads back to back would hold the event loop (DNS answers, the API): the next one
+      // starts no sooner than the last one took after it ended, so reloading takes at most half
+      await new Promise((resolve) => setTimeout(resolve, this.reloadPace.next - Date.now()));
+      this.waitingReload = null;
+      const started = Date.now();
       const before = this.options.target.generation;
       const outcome = await this.reloadFile(reason);
+      this.reloadPace.next = 2 * Date.now() - started;
       const { mode } = this.running.model;
       return auditReload({ note: this.options.audit }, reason, before, outcome, {
         mode,
         hash: this.running.hash,
       });
     });
+    this.waitingReload = run;
+    return run;
   }
 
   /** Runs `change` once every change asked before it has settled. */

@@ -475,6 +475,11 @@ export class Datapath {
     return process.hrtime.bigint();
   }
 
+  /** Tables a policy swap took unchanged from the running or previous policy, since start. */
+  get tablesReused(): number {
+    return this.policy.tablesReused;
+  }
+
   /** The live policy generation (0 before the first apply). */
   get generation(): number {
     return this.policy.generation;

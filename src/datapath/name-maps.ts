@@ -6,7 +6,7 @@
 import { nameBinding as bindingCodec, nameKey as keyCodec, NAME_BINDINGS } from "./abi.ts";
 import { formatAddress, mappedAddress } from "./address.ts";
 import { native } from "./addon.ts";
-import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { BpfMap, BpfObject, MapBatch } from "./native.d.ts";
 import { createMap } from "./table-maps.ts";
 
 /** Who asked: the kernel's owner fields. All zero: any identity (the hosts file). */
@@ -150,13 +150,20 @@ export class NameMaps {
     }
   }
 
-  /** Puts `map` into `slot` (before its meta goes live); the slot's previous map is dropped. */
-  place(slot: number, map: BpfMap): void {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(slot);
-    this.outer.setInner(key, map);
-    this.slots[slot]?.close();
-    this.slots[slot] = map;
+  /**
+   * The outer-map write that puts `map` into `slot` (before its meta goes live), and `done`, to
+   * call once it has run (or failed): the slot's previous map is dropped and `map` kept.
+   */
+  placing(slot: number, map: BpfMap): { batch: MapBatch; done: () => void } {
+    const keys = Buffer.alloc(4);
+    keys.writeUInt32LE(slot);
+    const values = Buffer.alloc(4);
+    values.writeUInt32LE(map.fd);
+    const done = () => {
+      this.slots[slot]?.close();
+      this.slots[slot] = map;
+    };
+    return { batch: { map: this.outer, keys, values, count: 1 }, done };
   }
 
   /** Forgets `slot`'s map (its policy names no hosts: the kernel does not read it). */

@@ -264,6 +264,14 @@ export interface NativeErrorFields {
   log?: string;
 }
 
+/** One map's batch update, for updateBatches. */
+export interface MapBatch {
+  map: BpfMap;
+  keys: Buffer;
+  values: Buffer;
+  count: number;
+}
+
 /** One socket by its exact tuple, for sockDestroy. */
 export interface SocketTuple {
   family: 4 | 6;
@@ -335,6 +343,12 @@ export interface NativeAddon {
    * false when there is no such socket; EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY.
    */
   sockDestroy(socket: SocketTuple): boolean;
+  /**
+   * Batch updates of several maps at once, each on a thread of its own: a map-in-map update waits
+   * for an RCU grace period, and grace periods waited side by side cost about one. Throws the first
+   * failure (the other maps may be written).
+   */
+  updateBatches(batches: readonly MapBatch[]): void;
   /**
    * The sockets of one family and protocol whose state is in `states` (bit n: TCP state n), from
    * a SOCK_DIAG_BY_FAMILY dump in this network namespace.

@@ -12,7 +12,7 @@ import {
   state as stateCodec,
 } from "./abi.ts";
 import { native } from "./addon.ts";
-import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { BpfMap, BpfObject, MapBatch } from "./native.d.ts";
 import { socketLean, type PolicyImage } from "../policy/compile/kernel-image.ts";
 import { GenerationRecord } from "./generations.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
@@ -25,12 +25,12 @@ import {
   type NameIdentity,
 } from "./name-maps.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
+import { TableReuse } from "./table-reuse.ts";
 import {
   BPF_F_INNER_MAP,
   MAP_ARRAY,
   checkImage,
   createMap,
-  fill,
   processMaps,
   rulesMap,
   tableMaps,
@@ -123,6 +123,12 @@ export class PolicyMaps {
   readonly redirects: RedirectMaps;
   /** Each slot's name bindings (docs/classifier.md, "Names"). */
   private readonly names: NameMaps;
+  /** The tables the two slots hold, handed out again when a swap did not change them. */
+  private readonly tables = new TableReuse();
+  /** Tables a swap took unchanged from a slot instead of building them again, since start. */
+  get tablesReused(): number {
+    return this.tables.reused;
+  }
   /** Bindings that found no room (counter namesFull). */
   namesFull = 0;
   /** The rules and redirects of the recent generations, by generation. */
@@ -213,20 +219,21 @@ export class PolicyMaps {
     // entries alone)
     const images: Record<string, BpfMap>[] = [];
     const shared: Record<string, BpfMap> = {};
+    const { make } = this.tables;
     const closeAll = () => {
       for (const set of [...images, shared]) for (const m of Object.values(set ?? {})) m.close();
     };
     try {
-      images[0] = tableMaps(image, "");
+      images[0] = tableMaps(image, "", make);
       if (policy.socket) {
         images[1] = {
-          ...tableMaps(policy.socket.image, "s_"),
-          ...processMaps(policy.socket.process),
+          ...tableMaps(policy.socket.image, "s_", make),
+          ...processMaps(policy.socket.process, make),
         };
       }
       const targets = policy.redirect?.targets ?? [];
       if (policy.redirect) {
-        images[2] = tableMaps(policy.redirect.image, "r_");
+        images[2] = tableMaps(policy.redirect.image, "r_", make);
         // the kernel sends connections to the relay when there is one, and checks it listens
         shared.redirects = redirectsMap(
           targets.map((t) => ({
@@ -239,8 +246,8 @@ export class PolicyMaps {
         );
       }
       // image 3: the rules naming hosts, their remote lists as name classes
-      if (policy.names) images[3] = tableMaps(policy.names.image, "n_");
-      shared.rules = rulesMap(image);
+      if (policy.names) images[3] = tableMaps(policy.names.image, "n_", make);
+      shared.rules = rulesMap(image, make);
       shared.rule_stats = createMap(
         "moat_rule_stats",
         MAP_ARRAY,
@@ -250,7 +257,9 @@ export class PolicyMaps {
         BPF_F_INNER_MAP,
       );
 
-      // the tables into the idle slot (one batch per outer map), then its meta, then the flip
+      // the tables into the idle slot (one batch per outer map, all at once: each waits for a
+      // grace period), then its meta, then the flip
+      const batches: MapBatch[] = [];
       for (const [outer, tables] of Object.entries(POLICY_TABLES)) {
         const entries: [number, BpfMap][] = [];
         tables.forEach((name, t) => {
@@ -270,7 +279,8 @@ export class PolicyMaps {
           keys.writeUInt32LE(index, 4 * k);
           values.writeUInt32LE(inner.fd, 4 * k);
         });
-        fill(this.outers[outer as keyof typeof POLICY_TABLES], keys, values, entries.length);
+        const map = this.outers[outer as keyof typeof POLICY_TABLES];
+        if (entries.length > 0) batches.push({ map, keys, values, count: entries.length });
       }
       const next = Buffer.from(raw);
       const defaultRule = Buffer.alloc(8);
@@ -317,11 +327,19 @@ export class PolicyMaps {
         8 + idle * metaCodec.size,
       );
       // the bindings the new policy's classes give, in place before it goes live
+      let placed = () => this.names.drop(idle);
       if (policy.names) {
         const filled = this.names.prepare(bindings ? bindings(policy.names.classes) : []);
         this.namesFull += filled.full;
-        this.names.place(idle, filled.map);
-      } else this.names.drop(idle);
+        const placing = this.names.placing(idle, filled.map);
+        batches.push(placing.batch);
+        placed = placing.done;
+      }
+      try {
+        native().updateBatches(batches);
+      } finally {
+        placed();
+      }
       // targets are known before a redirect to them goes live, and forgotten after it is gone
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
@@ -335,8 +353,10 @@ export class PolicyMaps {
       dropStale();
     } catch (err) {
       closeAll();
+      this.tables.abandon();
       throw err;
     }
+    this.tables.settle();
 
     // the outer maps hold the inner maps now; keep only the rule counters' handle
     const ruleStats = shared.rule_stats as BpfMap;
@@ -408,6 +428,7 @@ export class PolicyMaps {
 
   close(): void {
     this.names.close();
+    this.tables.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }

@@ -43,21 +43,63 @@ export function fill(map: BpfMap, keys: Buffer, values: Buffer, count: number): 
   if (done !== count) throw new Error(`map ${map.name}: ${done} of ${count} entries written`);
 }
 
-/** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
-function dir4Map(name: string, dir: Dir4): BpfMap {
-  const map = createMap(name, MAP_ARRAY, 4, 8, dir.length, BPF_F_INNER_MAP);
-  const keys = Buffer.alloc(4 * dir.length);
-  for (let i = 0; i < dir.length; i++) keys.writeUInt32LE(i, 4 * i);
-  // [low, high] word pairs are the u64 values' little-endian bytes
-  const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
-  fill(map, keys, values, dir.length);
-  return map;
+/** A table's whole content before its map exists: what a MapMaker creates and fills. */
+export interface MapContent {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  keys: Buffer;
+  values: Buffer;
+  count: number;
 }
 
-function lpm6Map(name: string, entries: LpmEntry[]): BpfMap {
+/** Gives a map holding `content`, for the caller to close (a new one, or a handle on an equal one). */
+export type MapMaker = (content: MapContent) => BpfMap;
+
+/** Creates and fills a new map. */
+export const freshMap: MapMaker = (c) => {
+  const map = createMap(c.name, c.type, c.keySize, c.valueSize, c.maxEntries, c.flags);
+  try {
+    fill(map, c.keys, c.values, c.count);
+  } catch (err) {
+    map.close();
+    throw err;
+  }
+  return map;
+};
+
+/** 0, 1, 2, ... as u32 keys (little-endian, as the machine), shared by every array written whole. */
+let sequence = new Uint32Array(0);
+export function sequentialKeys(n: number): Buffer {
+  if (sequence.length < n) sequence = Uint32Array.from({ length: n }, (_, i) => i);
+  return Buffer.from(sequence.buffer, 0, 4 * n);
+}
+
+/** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
+function dir4Map(make: MapMaker, name: string, dir: Dir4): BpfMap {
+  const keys = sequentialKeys(dir.length);
+  // [low, high] word pairs are the u64 values' little-endian bytes
+  const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
+  const [keySize, valueSize, count, flags] = [4, 8, dir.length, BPF_F_INNER_MAP];
+  return make({
+    name,
+    type: MAP_ARRAY,
+    keySize,
+    valueSize,
+    maxEntries: count,
+    flags,
+    keys,
+    values,
+    count,
+  });
+}
+
+function lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): BpfMap {
   const bytes = 16;
   const keySize = 4 + bytes;
-  const map = createMap(name, MAP_LPM_TRIE, keySize, 4, entries.length, BPF_F_NO_PREALLOC);
   const keys = Buffer.alloc(keySize * entries.length);
   const values = Buffer.alloc(4 * entries.length);
   entries.forEach((e, i) => {
@@ -66,14 +108,23 @@ function lpm6Map(name: string, entries: LpmEntry[]): BpfMap {
     keys.set(e.addr, i * keySize + 4);
     values.writeUInt32LE(e.cls, i * 4);
   });
-  fill(map, keys, values, entries.length);
-  return map;
+  const [count, flags] = [entries.length, BPF_F_NO_PREALLOC];
+  return make({
+    name,
+    type: MAP_LPM_TRIE,
+    keySize,
+    valueSize: 4,
+    maxEntries: count,
+    flags,
+    keys,
+    values,
+    count,
+  });
 }
 
 /** An array of u32 sized `size`; only non-zero entries are written (arrays start zeroed). */
-function u32Array(name: string, data: Uint32Array, size = data.length): BpfMap {
+function u32Array(make: MapMaker, name: string, data: Uint32Array, size = data.length): BpfMap {
   if (data.length !== size) throw new Error(`${name}: ${data.length} entries, expected ${size}`);
-  const map = createMap(name, MAP_ARRAY, 4, 4, size, BPF_F_INNER_MAP);
   let n = 0;
   for (const v of data) if (v !== 0) n++;
   const keys = Buffer.alloc(4 * n);
@@ -86,14 +137,23 @@ function u32Array(name: string, data: Uint32Array, size = data.length): BpfMap {
     values.writeUInt32LE(v, at);
     at += 4;
   }
-  fill(map, keys, values, n);
-  return map;
+  const flags = BPF_F_INNER_MAP;
+  return make({
+    name,
+    type: MAP_ARRAY,
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: size,
+    flags,
+    keys,
+    values,
+    count: n,
+  });
 }
 
-function remoteYMap(image: ClassifierImage): BpfMap {
+function remoteYMap(make: MapMaker, image: ClassifierImage): BpfMap {
   const { r, y, rule } = image.remoteY;
   const n = r.length;
-  const map = createMap("moat_remote_y", MAP_HASH, 8, 4, n, 0);
   const keys = Buffer.alloc(8 * n);
   const values = Buffer.alloc(4 * n);
   for (let i = 0; i < n; i++) {
@@ -101,13 +161,22 @@ function remoteYMap(image: ClassifierImage): BpfMap {
     keys.writeUInt32LE(y[i] ?? 0, i * 8 + 4);
     values.writeUInt32LE(rule[i] ?? 0, i * 4);
   }
-  fill(map, keys, values, n);
-  return map;
+  const name = "moat_remote_y";
+  return make({
+    name,
+    type: MAP_HASH,
+    keySize: 8,
+    valueSize: 4,
+    maxEntries: n,
+    flags: 0,
+    keys,
+    values,
+    count: n,
+  });
 }
 
-export function rulesMap(image: ClassifierImage): BpfMap {
+export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): BpfMap {
   const n = image.rules.length;
-  const map = createMap("moat_rules", MAP_ARRAY, 4, ruleCodec.size, n, BPF_F_INNER_MAP);
   const keys = Buffer.alloc(4 * n);
   const values = Buffer.alloc(ruleCodec.size * n);
   image.rules.forEach((r, i) => {
@@ -124,8 +193,18 @@ export function rulesMap(image: ClassifierImage): BpfMap {
       i * ruleCodec.size,
     );
   });
-  fill(map, keys, values, n);
-  return map;
+  const [name, valueSize, flags] = ["moat_rules", ruleCodec.size, BPF_F_INNER_MAP];
+  return make({
+    name,
+    type: MAP_ARRAY,
+    keySize: 4,
+    valueSize,
+    maxEntries: n,
+    flags,
+    keys,
+    values,
+    count: n,
+  });
 }
 
 export function checkImage(image: ClassifierImage): void {
@@ -144,20 +223,24 @@ export function checkImage(image: ClassifierImage): void {
 }
 
 /** The inner maps of one table image, by the names PolicyMaps places them under. */
-export function tableMaps(image: ClassifierImage, tag: string): Record<string, BpfMap> {
+export function tableMaps(
+  image: ClassifierImage,
+  tag: string,
+  make: MapMaker = freshMap,
+): Record<string, BpfMap> {
   const out: Record<string, BpfMap> = {};
   try {
-    out.remote4 = dir4Map(`moat_${tag}remote4`, image.remote4);
-    out.remote6 = lpm6Map(`moat_${tag}remote6`, image.remote6);
-    out.local4 = dir4Map(`moat_${tag}local4`, image.local4);
-    out.local6 = lpm6Map(`moat_${tag}local6`, image.local6);
-    out.port_class = u32Array(`moat_${tag}port_cls`, image.portClass, PORT_CLASS_SIZE);
-    out.sport_class = u32Array(`moat_${tag}sport_cls`, image.sportClass, SPORT_CLASS_SIZE);
-    out.lx = u32Array(`moat_${tag}lx`, image.lx);
-    out.px = u32Array(`moat_${tag}px`, image.px);
-    out.remote_y = remoteYMap(image);
-    out.any_remote = u32Array(`moat_${tag}any_rem`, image.anyRemote);
-    out.remote_only = u32Array(`moat_${tag}rem_only`, image.remoteOnly);
+    out.remote4 = dir4Map(make, `moat_${tag}remote4`, image.remote4);
+    out.remote6 = lpm6Map(make, `moat_${tag}remote6`, image.remote6);
+    out.local4 = dir4Map(make, `moat_${tag}local4`, image.local4);
+    out.local6 = lpm6Map(make, `moat_${tag}local6`, image.local6);
+    out.port_class = u32Array(make, `moat_${tag}port_cls`, image.portClass, PORT_CLASS_SIZE);
+    out.sport_class = u32Array(make, `moat_${tag}sport_cls`, image.sportClass, SPORT_CLASS_SIZE);
+    out.lx = u32Array(make, `moat_${tag}lx`, image.lx);
+    out.px = u32Array(make, `moat_${tag}px`, image.px);
+    out.remote_y = remoteYMap(make, image);
+    out.any_remote = u32Array(make, `moat_${tag}any_rem`, image.anyRemote);
+    out.remote_only = u32Array(make, `moat_${tag}rem_only`, image.remoteOnly);
     return out;
   } catch (err) {
     for (const m of Object.values(out)) m.close();
@@ -167,6 +250,7 @@ export function tableMaps(image: ClassifierImage, tag: string): Record<string, B
 
 /** A hash of `key -> class` entries; `writeKey` puts entry i's key at `offset`. */
 function classMap<T extends { cls: number }>(
+  make: MapMaker,
   name: string,
   keySize: number,
   entries: readonly T[],
@@ -178,31 +262,42 @@ function classMap<T extends { cls: number }>(
     writeKey(e, keys, keySize * i);
     values.writeUInt32LE(e.cls, 4 * i);
   });
-  const map = createMap(name, MAP_HASH, keySize, 4, entries.length, 0);
-  fill(map, keys, values, entries.length);
-  return map;
+  const count = entries.length;
+  return make({
+    name,
+    type: MAP_HASH,
+    keySize,
+    valueSize: 4,
+    maxEntries: count,
+    flags: 0,
+    keys,
+    values,
+    count,
+  });
 }
 
 /** The process classes' key maps and combination tables (src/policy/compile/process.ts). */
-export function processMaps(p: ProcessImage): Record<string, BpfMap> {
+export function processMaps(p: ProcessImage, make: MapMaker = freshMap): Record<string, BpfMap> {
   const out: Record<string, BpfMap> = {};
   try {
-    out.proc_exe = classMap("moat_proc_exe", 16, p.exe, (e, k, at) =>
+    out.proc_exe = classMap(make, "moat_proc_exe", 16, p.exe, (e, k, at) =>
       exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, k, at),
     );
-    out.proc_uid = classMap("moat_proc_uid", 4, p.uid, (u, k, at) => k.writeUInt32LE(u.uid, at));
-    out.proc_cgroup = classMap("moat_proc_cgroup", 8, p.cgroup, (c, k, at) =>
+    out.proc_uid = classMap(make, "moat_proc_uid", 4, p.uid, (u, k, at) =>
+      k.writeUInt32LE(u.uid, at),
+    );
+    out.proc_cgroup = classMap(make, "moat_proc_cgroup", 8, p.cgroup, (c, k, at) =>
       k.writeBigUInt64LE(c.id, at),
     );
-    out.proc_comm = lpm6Map("moat_proc_comm", p.comm);
-    out.proc_route = lpm6Map("moat_proc_route", p.route);
-    out.proc_iface = classMap("moat_proc_iface", 4, p.iface, (f, k, at) =>
+    out.proc_comm = lpm6Map(make, "moat_proc_comm", p.comm);
+    out.proc_route = lpm6Map(make, "moat_proc_route", p.route);
+    out.proc_iface = classMap(make, "moat_proc_iface", 4, p.iface, (f, k, at) =>
       k.writeUInt32LE(f.ifindex, at),
     );
-    out.proc_a = u32Array("moat_proc_a", p.a);
-    out.proc_b = u32Array("moat_proc_b", p.b);
-    out.proc_p = u32Array("moat_proc_p", p.p);
-    out.proc_d = u32Array("moat_proc_d", p.d);
+    out.proc_a = u32Array(make, "moat_proc_a", p.a);
+    out.proc_b = u32Array(make, "moat_proc_b", p.b);
+    out.proc_p = u32Array(make, "moat_proc_p", p.p);
+    out.proc_d = u32Array(make, "moat_proc_d", p.d);
     return out;
   } catch (err) {
     for (const m of Object.values(out)) m.close();

@@ -300,9 +300,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     const where = fresh("race-reload");
     const before = generation(lab);
     const hup = setInterval(() => lab.daemon.proc.kill("SIGHUP"), 300);
-    // fewer names than the race above: while reloads follow each other, the proxy answers about
-    // one new name per reload (docs/dns.md, "Limits")
-    const names = 60;
+    const names = RACE_ROUND;
     let round;
     try {
       round = await pyRace(where, resolv.stub, RACE_ROUND, names, 80);

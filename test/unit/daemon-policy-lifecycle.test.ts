@@ -150,3 +150,21 @@ test("a recompile applies the same text again; one that fails is logged and chan
   );
   assert.deepEqual(h.plumbed.slice(-2), ["ready ssh", "abandon ssh"]);
 });
+
+test("reloads asked while one waits its turn are one reload of the file as it is then", async (t) => {
+  const h = await harness(t);
+  writeFileSync(h.path, policy(["ssh", "web"]));
+  const asked = Array.from({ length: 11 }, () => h.lifecycle.reload("SIGHUP"));
+  // written before the reload started: the one reload reads this
+  writeFileSync(h.path, policy(["ssh", "web", "dns"]));
+  const results = await Promise.all(asked);
+  assert.equal(h.applied.length, 1, "eleven signals, one reload");
+  for (const r of results) assert.deepEqual(r, { ok: true, generation: 2, errors: [] });
+  assert.deepEqual(
+    h.applied[0]?.packet.rules.map((r) => r.name),
+    ["ssh", "web", "dns", "default", "default"],
+  );
+  // once it has run, the next signal is a reload of its own
+  await h.lifecycle.reload("SIGHUP");
+  assert.equal(h.applied.length, 2);
+});
