@@ -87,6 +87,22 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
       log(`released ${a.program} from ${a.interface} (ifindex ${a.ifindex}) ${a.hook}: ${why}`);
   };
 
+  function switchIngress(nic: PlannedInterface, from: string): void {
+    try {
+      const moved = datapath.switchIngress(nic, options.xdpMode ?? "auto", nic.ingress);
+      for (const a of moved.attached) log(describeAttachment(a));
+      for (const a of moved.released)
+        log(
+          `released ${a.program} from ${a.interface} (ifindex ${a.ifindex}) ${a.hook}: ingress hook now ${nic.ingress}`,
+        );
+    } catch (err) {
+      // the new hook did not attach: the old one still judges; a reload tries again
+      log(
+        `warning: cannot move ${nic.name}'s ingress from ${from} to ${nic.ingress}: ${(err as Error).message}`,
+      );
+    }
+  }
+
   function sync(): void {
     if (closed) return;
     let all;
@@ -110,6 +126,12 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
       const want = wanted.get(ifindex);
       if (want && want.name === had.name && want.ingress === had.ingress) {
         wanted.delete(ifindex);
+        continue;
+      }
+      if (want && want.name === had.name) {
+        // the other ingress hook: attached before the old one goes, never a moment unjudged
+        wanted.delete(ifindex);
+        switchIngress(want, had.ingress);
         continue;
       }
       const why = !present.has(ifindex)

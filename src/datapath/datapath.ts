@@ -320,21 +320,46 @@ export class Datapath {
    * the kernel: this closes them and removes their pins.
    */
   release(where: string, ifindex: number): Attachment[] {
+    return this.detach((a) =>
+      ifindex ? a.ifindex === ifindex : a.ifindex === 0 && a.interface === where,
+    );
+  }
+
+  /** Whether the accept hooks are attached (new ingress connections wait for them). */
+  set acceptHooks(on: boolean) {
+    this.policy.accept = on;
+  }
+
+  /**
+   * Moves an attached interface's ingress judging to the other hook (tc <-> xdp): the new hook is
+   * attached before the old one is released, so for a moment both judge (the same policy, the
+   * same verdict) and never neither.
+   */
+  switchIngress(
+    nic: NetInterface,
+    xdpMode: XdpMode,
+    ingress: IngressHook,
+  ): { attached: Attachment[]; released: Attachment[] } {
+    const old = ingress === "tc" ? "xdp" : "tc-ingress";
+    const before = this.attachments.length;
+    if (ingress === "tc") this.attachTcIngress(nic);
+    else this.attachXdpIngress(nic, xdpMode);
+    const attached = this.attachments.slice(before);
+    return { attached, released: this.detach((a) => a.ifindex === nic.ifindex && a.hook === old) };
+  }
+
+  /** Destroys (and unpins) the attachments `which` selects; returns them. */
+  private detach(which: (a: Attachment) => boolean): Attachment[] {
     const gone: Attachment[] = [];
     for (let i = this.attachments.length - 1; i >= 0; i--) {
       const a = this.attachments[i]!;
-      if (ifindex ? a.ifindex !== ifindex : a.ifindex !== 0 || a.interface !== where) continue;
+      if (!which(a)) continue;
       const [link] = this.links.splice(i, 1);
       if (a.pin) link?.unpin();
       link?.destroy();
       gone.unshift(...this.attachments.splice(i, 1));
     }
     return gone;
-  }
-
-  /** Whether the accept hooks are attached (new ingress connections wait for them). */
-  set acceptHooks(on: boolean) {
-    this.policy.accept = on;
   }
 
   private attachTcIngress(nic: NetInterface): void {

@@ -4,6 +4,8 @@
 // detaches (the socket hooks too, when attach.cgroup changes), seen by real clients in the lab.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
@@ -24,8 +26,58 @@ rules:
     direction: ingress
     action: block
     layer4: { protocol: tcp, port: [8080] }
+  - name: no-9999
+    direction: ingress
+    action: block
+    layer4: { protocol: udp, port: [9999] }
 `;
 }
+
+/**
+ * Datagrams sent from a to b:9999 as fast as python3 can, counted where they arrive, while
+ * `during` runs: a port the policy blocks, so any that arrive crossed an interface with no ingress
+ * program.
+ */
+async function leakedDuring(lab: MoatLab, during: () => Promise<void>): Promise<number> {
+  const sink = spawn("ip", ["netns", "exec", lab.b, "python3", "-c", SINK]);
+  const sinkOut: string[] = [];
+  sink.stdout.on("data", (d: Buffer) => sinkOut.push(d.toString()));
+  await new Promise<void>((resolve) => sink.stdout.once("data", () => resolve()));
+  const flood = spawn("ip", ["netns", "exec", lab.a, "python3", "-c", FLOOD, lab.v4.b]);
+  try {
+    await during();
+  } finally {
+    flood.kill("SIGTERM");
+    await once(flood, "exit");
+    await new Promise((r) => setTimeout(r, 200)); // datagrams still in flight
+    sink.kill("SIGTERM");
+    await once(sink, "exit");
+  }
+  const counts = sinkOut.join("").trim().split("\n");
+  return Number(counts.at(-1));
+}
+
+const SINK = `
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9999))
+n = 0
+def done(*_):
+    print(n, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+print("ready", flush=True)
+while True:
+    s.recv(64)
+    n += 1
+`;
+
+const FLOOD = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while True:
+    s.sendto(b"x", (sys.argv[1], 9999))
+`;
 
 /** curl's exit status: 0 answered, 28 timed out (dropped), 7 refused. */
 const probe = (lab: MoatLab, ip: string, port: number) =>
@@ -197,8 +249,9 @@ test("a reload that changes attach.interfaces attaches and detaches", async (t) 
     await lab.daemon.waitFor(/BLOCKED ingress tcp .*:8080 on /);
 
     await reload(`[${lab.ifB}]`, [
-      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
+      // the new hook first, then the old one goes
       new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} `),
+      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
       /applied: generation 3/,
     ]);
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080");
@@ -245,4 +298,29 @@ rules:
   await lab.daemon.waitFor(/^released moat_connect4 from .*attach\.cgroup changed/);
   await lab.daemon.waitFor(/applied: generation 3/);
   assert.equal(connect(), "timeout", "released: back to the packet hook");
+});
+
+test("switching an interface's ingress hook (tc <-> xdp) leaves no moment unjudged", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}]`));
+  let generation = 1;
+  const reload = async (interfaces: string) => {
+    lab.writePolicy(policy({ ...lab, auditPath: lab.auditPath }, interfaces));
+    await lab.daemon.waitFor(new RegExp(`applied: generation ${++generation}`));
+  };
+  try {
+    const leaked = await leakedDuring(lab, async () => {
+      for (let i = 0; i < 3; i++) {
+        await reload(`[{ name: ${lab.ifB}, ingress: tc }]`);
+        await reload(`[${lab.ifB}]`);
+      }
+    });
+    assert.equal(leaked, 0, "datagrams to the blocked port arrived during the switches");
+    assert.ok(lab.daemon.lines.some((l) => /BLOCKED ingress udp .*:9999 on /.test(l)));
+    assert.ok(
+      lab.daemon.lines.some((l) => /released moat_tc_ingress .*ingress hook now xdp/.test(l)),
+    );
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080 after the switches");
+  } finally {
+    await lab.close();
+  }
 });
