@@ -33,7 +33,8 @@ bool IsPerCpu(uint32_t type) {
          type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }
 
-void CheckAtLeast(Napi::Env env, const char* what, size_t got, size_t want, const std::string& map) {
+void CheckAtLeast(Napi::Env env, const char* what, size_t got, size_t want,
+                  const std::string& map) {
   if (got < want)
     ThrowErrno(env, "bpf_map_update_batch", EINVAL,
                std::string(what) + " is " + std::to_string(got) + " bytes, needs at least " +
