@@ -14,7 +14,8 @@ const WINDOW = {
   notScanned: 0,
 };
 
-const RUNNING = parsePolicy(`version: 1
+const RUNNING = parsePolicy(
+  `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }
 rules:
@@ -22,7 +23,9 @@ rules:
     direction: ingress
     action: allow
     layer4: { protocol: tcp, port: [22] }
-`);
+`,
+  "running.yaml",
+);
 
 const curl = {
   pid: 40,
@@ -34,7 +37,10 @@ const curl = {
 };
 
 function replay(draft: string, events: MoatEvent[], running?: boolean): ReplayReport {
-  const r = new Replay({ draft: parsePolicy(draft), ...(running ? { running: RUNNING } : {}) });
+  const r = new Replay({
+    draft: parsePolicy(draft, "draft.yaml"),
+    ...(running ? { running: RUNNING } : {}),
+  });
   for (const e of events) r.add(e);
   return r.report(WINDOW);
 }
@@ -227,9 +233,12 @@ test("groups past the list limit are counted, samples are bounded", () => {
     }),
   );
   const r = new Replay({
-    draft: parsePolicy(`version: 1
+    draft: parsePolicy(
+      `version: 1
 defaults: { ingress: allow, egress: allow }
-`),
+`,
+      "draft.yaml",
+    ),
     groups: 10,
     samples: 1,
   });
