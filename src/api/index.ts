@@ -7,6 +7,8 @@ export type {
   ApplyOutcome,
   OriginalView,
   PolicyView,
+  ReplayOutcome,
+  ReplayRequest,
   SshKeysView,
   SshLoginQuery,
   ValidateResult,
