@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
@@ -16,6 +16,7 @@ import type { ReplayReport } from "../../src/policy/index.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { fakeEvent } from "../helpers/events.ts";
 import { http } from "../helpers/api-client.ts";
+import { policyCommand } from "../../src/cli/commands/policy.ts";
 
 const RUNNING = `version: 1
 mode: prevent
@@ -108,6 +109,38 @@ test("replay: a draft that allows what was blocked shows it as newly allowed, in
   );
   const w = JSON.parse(week.body) as ReplayReport;
   assert.deepEqual([w.scanned, w.notScanned, w.limit, w.baseline], [2, 2, 2, "running"]);
+
+  // the CLI: moat policy replay FILE --since 24h, in words and as JSON
+  const draft = join(dirname(socketPath), "draft.yaml");
+  writeFileSync(draft, ALLOW_TELNET);
+  const run = async (...more: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const values: Record<string, string | boolean> = { api: `unix:${socketPath}`, since: "24h" };
+    for (const m of more) values[m] = true;
+    const code = await policyCommand.run(
+      { values, positionals: ["replay", draft] },
+      { out: (l) => out.push(l), err: (l) => err.push(l) },
+    );
+    return { code, out, err };
+  };
+  const words = await run();
+  assert.equal(words.code, 0, words.err.join("\n"));
+  assert.match(
+    words.out[0] ?? "",
+    /^replayed 3 connections from 3 stored events, .* against the verdicts recorded$/,
+  );
+  assert.ok(words.out.includes("newly allowed: 3 connections"), words.out.join("\n"));
+  assert.match(
+    words.out.join("\n"),
+    /^ +3 {2}- <- 203\.0\.113\.9 23\/tcp \(was blocked 3\) by telnet$/m,
+  );
+  const json = await run("json");
+  assert.equal((JSON.parse(json.out[0] ?? "") as ReplayReport).changes.allowed.count, 3);
+  writeFileSync(draft, "version: 1\nmode: sometimes\n");
+  const refused = await run();
+  assert.equal(refused.code, 1);
+  assert.match(refused.err.join("\n"), /policy\.yaml:2:7 mode: [^]*the draft policy is refused/);
 });
 
 test("replay: a refused draft answers moat check's lines; bad windows are 400", async (t) => {
