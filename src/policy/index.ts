@@ -52,3 +52,4 @@ export {
   type ReplaySample,
   type StoredEvent,
 } from "./replay/index.ts";
+export { changeSummary, policyChanges } from "./policy-diff.ts";
