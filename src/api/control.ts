@@ -56,9 +56,18 @@ export interface ReplayRequest {
 }
 
 export type ReplayOutcome =
-  | { ok: true; report: ReplayReport; warnings: string[] }
+  | {
+      ok: true;
+      report: ReplayReport;
+      warnings: string[];
+      /** What applying the draft would change in the running policy (policyChanges). */
+      policyChanges: string[];
+    }
   /** The draft is refused: FILE:LINE:COL path: message, as `moat check` prints them. */
   | { ok: false; errors: string[]; warnings: string[] };
+
+/** POST /v1/policy/replay's answer: the report, the draft's warnings, what applying it changes. */
+export type ReplayAnswer = ReplayReport & { warnings: string[]; policyChanges: string[] };
 
 /** A login to this host's sshd, as moat ssh-authkeys asks about it. */
 export interface SshLoginQuery {

@@ -7,6 +7,7 @@ export type {
   ApplyOutcome,
   OriginalView,
   PolicyView,
+  ReplayAnswer,
   ReplayOutcome,
   ReplayRequest,
   SshKeysView,

@@ -91,7 +91,8 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
           throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
         if (!outcome.ok)
           throw new HttpError(422, "EPOLICY", "the draft policy is refused", outcome.errors);
-        sendJson(res, 200, { ...outcome.report, warnings: outcome.warnings });
+        const { report, warnings, policyChanges } = outcome;
+        sendJson(res, 200, { ...report, warnings, policyChanges });
       },
     },
   },

@@ -35,12 +35,11 @@ export function historyReplayer(
   return (request) => {
     const { historyPath } = source;
     if (historyPath === null) return Promise.resolve(null);
-    const { baseline, ...rest } = request;
     const job: ReplayJob = {
-      ...rest,
+      ...request,
       historyPath,
       policyPath: source.policyPath,
-      running: baseline === "running" ? source.runningText() : null,
+      running: source.runningText(),
     };
     const run = queue.then(
       () => runJob(job),

@@ -5,15 +5,16 @@ import { parentPort, workerData } from "node:worker_threads";
 import { diagnosticLines, type PolicyHost, type PolicyModel } from "../config/index.ts";
 import { acceptPolicy, nodeHost } from "../host/index.ts";
 import { HistoryReader } from "../observe/index.ts";
-import { Replay } from "../policy/index.ts";
+import { policyChanges, Replay } from "../policy/index.ts";
 import type { ReplayOutcome, ReplayRequest } from "../api/index.ts";
 
-export interface ReplayJob extends Omit<ReplayRequest, "baseline"> {
+export interface ReplayJob extends ReplayRequest {
   historyPath: string;
   /** The policy file's path: names the draft in diagnostics, anchors its relative set files. */
   policyPath: string;
-  /** The running policy's text, when it is the baseline. */
-  running: string | null;
+  /** The running policy's text. */
+  running: string;
+  baseline: ReplayRequest["baseline"];
 }
 
 /** Set files refused (a built-in set is moat's own file, readable by anyone). */
@@ -51,12 +52,12 @@ function accepted(
 function run(job: ReplayJob): ReplayOutcome {
   const draft = accepted(job.text, job, job.setFiles ? nodeHost : withoutSetFiles(nodeHost));
   if (!draft.model) return { ok: false, errors: draft.errors, warnings: draft.warnings };
-  let running: PolicyModel | undefined;
-  if (job.running !== null) {
-    running = accepted(job.running, job, nodeHost).model;
-    if (!running) throw new Error("the running policy could not be accepted again");
-  }
-  const replay = new Replay({ draft: draft.model, ...(running ? { running } : {}) });
+  const running = accepted(job.running, job, nodeHost).model;
+  if (!running) throw new Error("the running policy could not be accepted again");
+  const replay = new Replay({
+    draft: draft.model,
+    ...(job.baseline === "running" ? { running } : {}),
+  });
   const reader = new HistoryReader(job.historyPath);
   try {
     const window = reader.window(job.since, job.until, job.limit);
@@ -67,7 +68,12 @@ function run(job: ReplayJob): ReplayOutcome {
       limit: job.limit,
       notScanned: Math.max(0, window.total - job.limit),
     });
-    return { ok: true, report, warnings: draft.warnings };
+    return {
+      ok: true,
+      report,
+      warnings: draft.warnings,
+      policyChanges: policyChanges(running, draft.model),
+    };
   } finally {
     reader.close();
   }

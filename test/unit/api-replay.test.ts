@@ -13,6 +13,7 @@ import { HistoryStore } from "../../src/observe/history/store.ts";
 import { HistoryReader } from "../../src/observe/history/reader.ts";
 import { historyReplayer } from "../../src/daemon/history-replay.ts";
 import type { ReplayReport } from "../../src/policy/index.ts";
+import type { ReplayAnswer } from "../../src/api/index.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { fakeEvent } from "../helpers/events.ts";
 import { http } from "../helpers/api-client.ts";
@@ -89,8 +90,9 @@ test("replay: a draft that allows what was blocked shows it as newly allowed, in
     JSON.stringify({ text: ALLOW_TELNET, since: "24h" }),
   );
   assert.equal(r.status, 200, r.body);
-  const report = JSON.parse(r.body) as ReplayReport;
+  const report = JSON.parse(r.body) as ReplayAnswer;
   assert.equal(report.baseline, "recorded");
+  assert.deepEqual(report.policyChanges, ["rules added: telnet"]);
   assert.equal(report.scanned, 3, "the event two days old is outside the window");
   assert.equal(report.changes.allowed.count, 3);
   const [g] = report.changes.allowed.groups;
@@ -131,6 +133,7 @@ test("replay: a draft that allows what was blocked shows it as newly allowed, in
     /^replayed 3 connections from 3 stored events, .* against the verdicts recorded$/,
   );
   assert.ok(words.out.includes("newly allowed: 3 connections"), words.out.join("\n"));
+  assert.ok(words.out.includes("applying it changes: rules added: telnet"), words.out.join("\n"));
   assert.match(
     words.out.join("\n"),
     /^ +3 {2}- <- 203\.0\.113\.9 23\/tcp \(was blocked 3\) by telnet$/m,

@@ -2,7 +2,8 @@
 // [--json]: what the draft FILE would newly block, allow or detect among the connections the
 // running daemon stored, grouped by process and remote (POST /v1/policy/replay).
 import { readFileSync } from "node:fs";
-import type { ReplayGroup, ReplayReport, ReplaySample } from "../../policy/index.ts";
+import type { ReplayGroup, ReplaySample } from "../../policy/index.ts";
+import type { ReplayAnswer } from "../../api/index.ts";
 import { printable } from "../../config/index.ts";
 import { UsageError, type Io, type OptionValues } from "../command.ts";
 import { apiTarget, ApiClientError, call } from "../api/client.ts";
@@ -43,7 +44,7 @@ function sampleLine(s: ReplaySample): string {
 }
 
 /** The report in words, largest changes first, a sample event under each group. */
-export function replayLines(r: ReplayReport): string[] {
+export function replayLines(r: ReplayAnswer): string[] {
   const out = [
     `replayed ${plural(r.replayed, "connection")} from ${plural(r.scanned, "stored event")}, ${r.since} to ${r.until}, against the ${r.baseline === "running" ? "running policy" : "verdicts recorded"}`,
   ];
@@ -60,6 +61,9 @@ export function replayLines(r: ReplayReport): string[] {
     if (list.unlisted > 0) out.push(`  ... and ${list.unlisted} more in smaller groups`);
   }
   out.push(`unchanged: ${plural(r.unchanged, "connection")}`);
+  out.push(
+    `applying it changes: ${r.policyChanges.length ? r.policyChanges.join("; ") : "nothing enforced"}`,
+  );
   if (r.undecided.count > 0) {
     const needs = Object.entries(r.undecided.needs)
       .map(([need, n]) => `${need} ${n}`)
@@ -90,9 +94,9 @@ export async function policyReplay(
     if (!/^\d+$/.test(values.limit)) throw new UsageError("--limit must be a whole number");
     body.limit = Number(values.limit);
   }
-  let report: ReplayReport;
+  let report: ReplayAnswer;
   try {
-    report = await call<ReplayReport>(
+    report = await call<ReplayAnswer>(
       apiTarget(values),
       "POST",
       "/v1/policy/replay",
@@ -104,6 +108,7 @@ export async function policyReplay(
     io.err(`moat: ${file}: ${err.message}`);
     return 1;
   }
+  for (const w of report.warnings) io.err(printable(w));
   if (values.json) io.out(JSON.stringify(report));
   else for (const line of replayLines(report)) io.out(line);
   return 0;
