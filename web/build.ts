@@ -77,8 +77,13 @@ export class Ajv { addKeyword() {} compile() { return validate; } }`,
     b.onLoad({ filter: /^policy-validator$/, namespace: "moat-ajv" }, async () => {
       const { policyAjv } = await import("../src/config/schema-check.ts");
       const { PolicySchema } = await import("../src/config/schema.ts");
-      // a CommonJS module: its exports are the function, which is also its own `default`
-      const { default: standalone } = (await import("ajv/dist/standalone/index.js")).default;
+      // a CommonJS module: Node's import gives its exports (the function) as `default`
+      type Standalone = (ajv: unknown, validate: unknown) => string;
+      const loaded = (await import("ajv/dist/standalone/index.js")) as unknown as {
+        default: Standalone | { default: Standalone };
+      };
+      const standalone =
+        typeof loaded.default === "function" ? loaded.default : loaded.default.default;
       const ajv = policyAjv({ source: true, esm: true });
       return {
         contents: standalone(ajv, ajv.compile(PolicySchema)),

@@ -80,8 +80,9 @@ test("What if: the draft over stored history, then Apply through the API for a s
     rmSync(dir, { recursive: true, force: true });
   });
   const { page } = browser;
-  page.on("console", (m) => t.diagnostic(`console: ${m.text()}`));
-  page.on("pageerror", (e) => t.diagnostic(`page error: ${e.message}`));
+  // the console's CSP allows no evaluated code: the bundle must run without any
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
   await page.setViewportSize({ width: 1280, height: 1000 });
   const signIn = async (scopes: string[]) => {
     const { url } = await mintConsoleUrl({ socketPath }, scopes);
@@ -132,6 +133,7 @@ test("What if: the draft over stored history, then Apply through the API for a s
   assert.match(refused.body, /ECSRF/);
   assert.equal(applied.length, 1);
   assert.ok(origin);
+  assert.deepEqual(pageErrors, []);
 
   await page.setViewportSize({ width: 360, height: 740 });
   await page.waitForTimeout(300);

@@ -132,7 +132,10 @@ test("a mode switch applies the running text with the new mode", async (t) => {
   assert.equal(h.lifecycle.active.model.mode, "detect");
   assert.equal(h.applied[0]?.packet.rules[0]?.mode, "detect");
   assert.match(readFileSync(h.path, "utf8"), /^mode: detect$/m);
-  assert.match(h.audit[0] ?? "", /^POLICY APPLIED mode detect by uid 0: .*; mode prevent -> detect$/);
+  assert.match(
+    h.audit[0] ?? "",
+    /^POLICY APPLIED mode detect by uid 0: .*; mode prevent -> detect$/,
+  );
 });
 
 test("a recompile applies the same text again; one that fails is logged and changes nothing", async (t) => {

@@ -46,7 +46,7 @@ rules:
     "rules changed: web",
     "sets changed: corp",
   ]);
-  const swapped = BASE.replace(/  - name: ssh[^]*?(?=  - name: web)/, "").concat(
+  const swapped = BASE.replace(/ {2}- name: ssh[^]*?(?= {2}- name: web)/, "").concat(
     "  - name: ssh\n    direction: ingress\n    action: allow\n    layer4: { protocol: tcp, port: [22] }\n",
   );
   assert.deepEqual(policyChanges(model(BASE), model(swapped)), ["rules reordered"]);

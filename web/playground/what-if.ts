@@ -109,6 +109,8 @@ export async function setUpWhatIf(page: WhatIfPage): Promise<void> {
   const scopes = await sessionScopes();
   if (!scopes?.has("events")) return;
   byId("whatif-pane").hidden = false;
+  const lede = document.querySelector(".lede");
+  lede?.append(" What if and Apply below ask the daemon that serves this page.");
   const status = byId("whatif-status");
   const run = byId<HTMLButtonElement>("whatif-run");
   const applyBox = byId("apply-box");
