@@ -33,6 +33,7 @@ export function apiControl(parts: ControlParts): ApiControl {
   const historyPath = parts.history?.path;
   const replay = historyReplayer({
     historyPath: historyPath && historyPath !== ":memory:" ? historyPath : null,
+    ...(parts.history ? { ready: parts.history.ready } : {}),
     policyPath: parts.policyPath,
     runningText: () => policy.active.text,
   });

@@ -7,6 +7,8 @@ import type { ReplayJob } from "./replay-worker.ts";
 export interface ReplaySource {
   /** The history database; null when the history is off or kept in memory. */
   historyPath: string | null;
+  /** Resolves once the history store is open; rejects when it could not be (no history). */
+  ready?: Promise<void>;
   policyPath: string;
   /** The running policy's text. */
   runningText: () => string;
@@ -32,9 +34,14 @@ export function historyReplayer(
   source: ReplaySource,
 ): (request: ReplayRequest) => Promise<ReplayOutcome | null> {
   let queue: Promise<unknown> = Promise.resolve();
-  return (request) => {
+  return async (request) => {
     const { historyPath } = source;
-    if (historyPath === null) return Promise.resolve(null);
+    if (historyPath === null) return null;
+    try {
+      await source.ready;
+    } catch {
+      return null; // the daemon said why at start
+    }
     const job: ReplayJob = {
       ...request,
       historyPath,
