@@ -106,6 +106,18 @@ test("What if: the draft over stored history, then Apply through the API for a s
     /^3 connections - ← 203\.0\.113\.9 23\/tcp \(was blocked 3\), by telnet/,
   );
   assert.equal(await page.locator("#apply-box").isHidden(), true, "no Apply without 'policy'");
+  // nor through the API, CSRF token and all
+  const unscoped = await page.evaluate(async () => {
+    const token = /moat_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? "";
+    const res = await fetch("/v1/policy", {
+      method: "PUT",
+      headers: { "x-moat-csrf": token },
+      body: "version: 1\n",
+    });
+    return { status: res.status, body: await res.text() };
+  });
+  assert.equal(unscoped.status, 403);
+  assert.match(unscoped.body, /EFORBIDDEN.*lacks the scope 'policy'/);
 
   // read, events and policy: what applying changes, a confirmation, the apply
   const origin = await signIn(["read", "events", "policy"]);
