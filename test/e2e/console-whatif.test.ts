@@ -108,7 +108,8 @@ test("What if: the draft over stored history, then Apply through the API for a s
   assert.equal(await page.locator("#apply-box").isHidden(), true, "no Apply without 'policy'");
   // nor through the API, CSRF token and all
   const unscoped = await page.evaluate(async () => {
-    const token = /moat_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? "";
+    const { cookie } = (globalThis as unknown as { document: { cookie: string } }).document;
+    const token = /moat_csrf=([^;]+)/.exec(cookie)?.[1] ?? "";
     const res = await fetch("/v1/policy", {
       method: "PUT",
       headers: { "x-moat-csrf": token },

@@ -140,7 +140,7 @@ defaults: { ingress: allow, egress: allow }
 `,
     [closed, telnetProbe(1), dns, telnetProbe(2)],
   );
-  assert.deepEqual(r.skipped, { repeats: 1, dns: 1, unreadable: 0 });
+  assert.deepEqual(r.skipped, { repeats: 1, dns: 1, summaries: 0, unreadable: 0 });
   assert.equal(r.scanned, 4);
   assert.equal(r.replayed, 2);
   assert.equal(r.changes.allowed.count, 2);
@@ -248,4 +248,42 @@ defaults: { ingress: allow, egress: allow }
   assert.equal(report.changes.allowed.groups.length, 10);
   assert.equal(report.changes.allowed.unlisted, 100);
   assert.ok(report.changes.allowed.groups.every((g) => g.count === 2 && g.samples.length === 1));
+});
+
+test("a summary of several connections counts as that many; reported ones are not counted twice", () => {
+  const summary = (verdict: "allowed" | "blocked", connections: number) => ({
+    ...fakeEvent({
+      type: verdict,
+      verdict,
+      rule: verdict === "allowed" ? "web" : "default",
+      direction: "egress",
+      local: { ip: "10.0.0.1", port: 0 },
+      remote: { ip: "198.51.100.7", port: 443 },
+      process: curl,
+      connection: null,
+    }),
+    type: "flow",
+    flow: { connections },
+  });
+  const r = new Replay({
+    draft: parsePolicy(
+      `version: 1
+mode: prevent
+defaults: { ingress: block, egress: block }
+`,
+      "draft.yaml",
+    ),
+  });
+  for (const e of [summary("allowed", 40), summary("allowed", 0), summary("blocked", 5)]) r.add(e);
+  const report = r.report(WINDOW);
+  assert.equal(report.scanned, 3);
+  assert.equal(report.replayed, 40);
+  assert.equal(report.skipped.summaries, 2);
+  assert.equal(report.changes.blocked.count, 40);
+  const [g] = report.changes.blocked.groups;
+  assert.deepEqual(
+    [g?.process, g?.remote, g?.port, g?.count, g?.was],
+    ["curl", "198.51.100.7", 443, 40, { allowed: 40 }],
+  );
+  assert.equal(g?.samples.length, 1);
 });

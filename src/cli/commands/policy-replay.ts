@@ -73,9 +73,9 @@ export function replayLines(r: ReplayAnswer): string[] {
     );
   }
   const s = r.skipped;
-  if (s.repeats + s.dns + s.unreadable > 0)
+  if (s.repeats + s.dns + s.summaries + s.unreadable > 0)
     out.push(
-      `not replayed: ${s.repeats} repeated events of a connection, ${s.dns} DNS exchanges, ${s.unreadable} unreadable`,
+      `not replayed: ${s.repeats} repeated events of a connection, ${s.summaries} summaries of connections stored one by one, ${s.dns} DNS exchanges, ${s.unreadable} unreadable`,
     );
   return out.map(printable);
 }

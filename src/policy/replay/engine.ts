@@ -68,7 +68,8 @@ export class Replay {
   #options: ReplayOptions;
   #seen = new Set<string>();
   #scanned = 0;
-  #skipped = { repeats: 0, dns: 0, unreadable: 0 };
+  #replayed = 0;
+  #skipped = { repeats: 0, dns: 0, summaries: 0, unreadable: 0 };
   #unchanged = 0;
   #undecided = { count: 0, needs: {} as Record<string, number>, samples: [] as ReplaySample[] };
   #changes = new Map<Change, { count: number; groups: Map<string, ReplayGroup>; unheld: number }>(
@@ -86,6 +87,15 @@ export class Replay {
   /** Replays one stored event (newest first: a connection's latest event speaks for it). */
   add(e: StoredEvent): void {
     this.#scanned++;
+    // a summary of several connections counts as that many; reported ones have events of their own
+    let weight = 1;
+    if (e.flow) {
+      if (e.verdict !== "allowed" || !(e.flow.connections >= 1)) {
+        this.#skipped.summaries++;
+        return;
+      }
+      weight = e.flow.connections;
+    }
     if (e.connection) {
       if (this.#seen.has(e.connection)) {
         this.#skipped.repeats++;
@@ -119,19 +129,20 @@ export class Replay {
       }
       was = { verdict: e.verdict, rule: e.rule };
     }
+    this.#replayed += weight;
     if (!("verdict" in now)) {
       const u = this.#undecided;
-      u.count++;
-      for (const need of now.needs) u.needs[need] = (u.needs[need] ?? 0) + 1;
+      u.count += weight;
+      for (const need of now.needs) u.needs[need] = (u.needs[need] ?? 0) + weight;
       if (u.samples.length < this.#samples)
         u.samples.push(sample(e, was, { verdict: "undecided", rule: "", reason: now.reason }));
       return;
     }
     if (now.verdict === was.verdict) {
-      this.#unchanged++;
+      this.#unchanged += weight;
       return;
     }
-    this.#change(now.verdict, e, was, now);
+    this.#change(now.verdict, e, was, now, weight);
   }
 
   #change(
@@ -139,10 +150,11 @@ export class Replay {
     e: StoredEvent,
     was: Judged,
     now: { verdict: Verdict; rule: string; reason: string },
+    weight: number,
   ): void {
     const list = this.#changes.get(change);
     if (!list) return;
-    list.count++;
+    list.count += weight;
     const ingress = e.direction === "ingress";
     const port = (ingress ? e.local.port : e.remote.port) ?? null;
     const remote = e.remote.names?.[0] ?? e.remote.ip;
@@ -152,7 +164,7 @@ export class Replay {
     let group = list.groups.get(key);
     if (!group) {
       if (list.groups.size >= GROUPS_HELD) {
-        list.unheld++;
+        list.unheld += weight;
         return;
       }
       group = {
@@ -168,11 +180,11 @@ export class Replay {
       };
       list.groups.set(key, group);
     }
-    group.count++;
-    group.was[was.verdict] = (group.was[was.verdict] ?? 0) + 1;
+    group.count += weight;
+    group.was[was.verdict] = (group.was[was.verdict] ?? 0) + weight;
     const rule = group.rules.find((r) => r.rule === now.rule);
-    if (rule) rule.count++;
-    else group.rules.push({ rule: now.rule, count: 1 });
+    if (rule) rule.count += weight;
+    else group.rules.push({ rule: now.rule, count: weight });
     if (group.samples.length < this.#samples) group.samples.push(sample(e, was, now));
   }
 
@@ -200,7 +212,7 @@ export class Replay {
       limit: window.limit,
       scanned: this.#scanned,
       notScanned: window.notScanned,
-      replayed: this.#scanned - s.repeats - s.dns - s.unreadable,
+      replayed: this.#replayed,
       skipped: { ...s },
       unchanged: this.#unchanged,
       undecided: this.#undecided,

@@ -75,13 +75,19 @@ export interface ReplayReport {
   scanned: number;
   /** Events in the window past the limit: older, not read. */
   notScanned: number;
-  /** Connections judged (events read, less repeats and the unreplayable). */
+  /** Connections judged (events read, less repeats and the unreplayable; a summary counts as
+   * the connections it covers). */
   replayed: number;
   skipped: {
     /** Another event of a connection already replayed (its close, a re-judgement). */
     repeats: number;
     /** DNS exchanges: judged by the dns section, not by rules. */
     dns: number;
+    /**
+     * Summaries of several connections (flow records) of blocked or detected ones, stored as
+     * events of their own, and summaries that count no new connection.
+     */
+    summaries: number;
     /** Events whose facts are not a connection (a damaged row). */
     unreadable: number;
   };

@@ -25,6 +25,12 @@ export interface StoredEvent {
   connection?: string | null;
   /** A DNS exchange of moat's DNS proxy: judged by the dns section, not replayed. */
   dns?: unknown;
+  /**
+   * A summary of several connections with these facts (a flow record): how many it covers.
+   * Only the allowed ones are replayed (as that many): a blocked or detected connection is
+   * stored as an event of its own.
+   */
+  flow?: { connections: number };
 }
 
 /** The layer7 facts as events report them (src/datapath/event.ts EventLayer7). */
