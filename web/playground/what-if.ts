@@ -109,8 +109,8 @@ export async function setUpWhatIf(page: WhatIfPage): Promise<void> {
   const scopes = await sessionScopes();
   if (!scopes?.has("events")) return;
   byId("whatif-pane").hidden = false;
-  const lede = document.querySelector(".lede");
-  lede?.append(" What if and Apply below ask the daemon that serves this page.");
+  byId("lede-where").textContent =
+    "Checks and explanations run in this page; What if and Apply below ask the daemon that serves it.";
   const status = byId("whatif-status");
   const run = byId<HTMLButtonElement>("whatif-run");
   const applyBox = byId("apply-box");
