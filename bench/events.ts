@@ -231,6 +231,7 @@ const control: ApiControl = {
   validate: refuse,
   apply: refuse,
   setMode: refuse,
+  replay: refuse,
   queryHistory: (q) => store.query(q),
   addSink: (sink, options) => {
     const w = timed(sink);

@@ -2,6 +2,7 @@
 import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
+import type { ReplayReport } from "../policy/index.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {
@@ -37,6 +38,37 @@ export interface ApplyOutcome {
   errors: string[];
 }
 
+/** A draft policy to replay over the stored events of a time window (POST /v1/policy/replay). */
+export interface ReplayRequest {
+  text: string;
+  /** The window, ms since the epoch. */
+  since: number;
+  until: number;
+  /** Events read at most, newest first. */
+  limit: number;
+  /** Compare with the verdicts recorded, or with the running policy's. */
+  baseline: "recorded" | "running";
+  /**
+   * The draft may read set files (`file:`): only for callers that may apply a policy, since a
+   * replay's answer would tell of a file's entries.
+   */
+  setFiles: boolean;
+}
+
+export type ReplayOutcome =
+  | {
+      ok: true;
+      report: ReplayReport;
+      warnings: string[];
+      /** What applying the draft would change in the running policy (policyChanges). */
+      policyChanges: string[];
+    }
+  /** The draft is refused: FILE:LINE:COL path: message, as `moat check` prints them. */
+  | { ok: false; errors: string[]; warnings: string[] };
+
+/** POST /v1/policy/replay's answer: the report, the draft's warnings, what applying it changes. */
+export type ReplayAnswer = ReplayReport & { warnings: string[]; policyChanges: string[] };
+
 /** A login to this host's sshd, as moat ssh-authkeys asks about it. */
 export interface SshLoginQuery {
   user: string;
@@ -63,6 +95,8 @@ export interface ApiControl {
   setMode(mode: "detect" | "prevent", who: string): ApplyOutcome | Promise<ApplyOutcome>;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
+  /** Replays stored events through a draft; null when the history store is off. */
+  replay(request: ReplayRequest): Promise<ReplayOutcome | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */

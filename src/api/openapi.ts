@@ -103,6 +103,45 @@ export const OPENAPI = {
         responses: { 200: { description: "result", content: json }, default: error },
       },
     },
+    "/v1/policy/replay": {
+      post: {
+        "x-moat-scope": "events",
+        summary:
+          "what-if: replay the stored events of a window through a draft policy; what it would newly block, allow or detect, by process and remote (set files in the draft need the policy scope too)",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["text"],
+                properties: {
+                  text: { type: "string", description: "the draft policy (YAML)" },
+                  since: {
+                    type: "string",
+                    description:
+                      "a duration back from now (24h, 7d), an ISO time or ms; default 24h",
+                  },
+                  until: { type: "string", description: "as since; default now" },
+                  baseline: { type: "string", enum: ["recorded", "running"] },
+                  limit: {
+                    type: "integer",
+                    minimum: 1,
+                    maximum: 1000000,
+                    description: "events read at most, newest first (default 100000)",
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          200: { description: "the changes, grouped", content: json },
+          422: error,
+          default: error,
+        },
+      },
+    },
     "/v1/mode": {
       put: {
         "x-moat-scope": "mode",

@@ -7,6 +7,7 @@ import { requestedScopes } from "./console-routes.ts";
 import type { ApiControl, SshLoginQuery } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
+import { replayRequest } from "./replay-request.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
 import type { FlowHub } from "./flow-stream.ts";
@@ -77,6 +78,22 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       scope: "policy",
       handle: async ({ req, res, control }) =>
         sendJson(res, 200, await control.validate(await readBody(req))),
+    },
+  },
+  "/v1/policy/replay": {
+    POST: {
+      // reading what happened, as GET /v1/events; set files only with the policy scope
+      scope: "events",
+      handle: async ({ req, res, control, principal }) => {
+        const request = replayRequest(await readBody(req), principal.scopes.has("policy"));
+        const outcome = await control.replay(request);
+        if (!outcome)
+          throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
+        if (!outcome.ok)
+          throw new HttpError(422, "EPOLICY", "the draft policy is refused", outcome.errors);
+        const { report, warnings, policyChanges } = outcome;
+        sendJson(res, 200, { ...report, warnings, policyChanges });
+      },
     },
   },
   "/v1/mode": {

@@ -12,6 +12,7 @@ import {
   type SnapshotSource,
 } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
+import { historyReplayer } from "./history-replay.ts";
 import { validatePolicyText } from "./policy-text.ts";
 import { sshLoginKeys } from "./ssh-logins.ts";
 
@@ -29,6 +30,13 @@ export interface ControlParts {
 
 export function apiControl(parts: ControlParts): ApiControl {
   const { policy, datapath, pipeline, log } = parts;
+  const historyPath = parts.history?.path;
+  const replay = historyReplayer({
+    historyPath: historyPath && historyPath !== ":memory:" ? historyPath : null,
+    ...(parts.history ? { ready: parts.history.ready } : {}),
+    policyPath: parts.policyPath,
+    runningText: () => policy.active.text,
+  });
   return {
     snapshot: parts.snapshot,
     policy: () => ({
@@ -42,6 +50,7 @@ export function apiControl(parts: ControlParts): ApiControl {
     apply: (text, who) => policy.apply(text, who),
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
+    replay,
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);
       if (!o) return null;

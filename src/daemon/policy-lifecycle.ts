@@ -12,7 +12,7 @@ import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/
 import { readPolicyFileTextAsync, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
-import type { PolicyCompileOptions } from "../policy/index.ts";
+import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
 
 /** The bindings a new image's slot starts with, by that image's name classes. */
 export type BindingsFor = (classes: { classOf: ClassesOf }) => NameBinding[];
@@ -206,6 +206,7 @@ export class PolicyLifecycle {
       audit(refusedLine(what, who, hash, result.errors.length));
       return result;
     }
+    const changes = changeSummary(this.running.model, next.model);
     const result = this.install(next, `${what} from ${who}`);
     if (!result.ok) {
       audit(refusedLine(what, who, hash, result.errors.length));
@@ -218,7 +219,7 @@ export class PolicyLifecycle {
       this.selfWritten = null;
       log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
     }
-    const line = appliedLine(what, who, result.generation, next.model.mode, hash);
+    const line = appliedLine(what, who, result.generation, next.model.mode, hash, changes);
     recordChange({ note: audit }, log, line);
     return result;
   }

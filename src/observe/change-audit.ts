@@ -20,14 +20,17 @@ function reloadCause(reason: string): string {
   return reason;
 }
 
+/** `changes`: what the policy changed against the one before (policyChanges), when known. */
 export function appliedLine(
   what: string,
   who: string,
   generation: number,
   mode: string,
   hash: string,
+  changes?: string,
 ): string {
-  return `POLICY APPLIED ${what} by ${who}: generation ${generation}, mode ${mode}, sha256 ${hash}`;
+  const line = `POLICY APPLIED ${what} by ${who}: generation ${generation}, mode ${mode}, sha256 ${hash}`;
+  return changes === undefined ? line : `${line}; ${changes}`;
 }
 
 export function refusedLine(what: string, who: string, hash: string, errors: number): string {

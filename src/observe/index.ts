@@ -22,3 +22,4 @@ export {
   type EventFilter,
 } from "./filter.ts";
 export { appliedLine, auditReload, recordChange, refusedLine } from "./change-audit.ts";
+export { HistoryReader, type HistoryWindow } from "./history/reader.ts";

@@ -34,8 +34,11 @@ export interface HttpFacts {
   host: string;
   method: string;
   path: string;
-  /** Header names in any case. */
-  headers: Record<string, string>;
+  /**
+   * Header names in any case. Absent = unknown: events never carry headers (they hold
+   * credentials), so a stored request replayed against a header rule "maybe" matches.
+   */
+  headers?: Record<string, string>;
   version: string;
   /** The response's status, in events (never matched). */
   status?: number;

@@ -42,3 +42,14 @@ export {
 } from "./accept-text.ts";
 export { explanationLines, describeLayer7 } from "./explain-lines.ts";
 export { ruleMisses, type RuleMiss } from "./rule-misses.ts";
+export {
+  CHANGES,
+  Replay,
+  storedFacts,
+  type ReplayGroup,
+  type ReplayOptions,
+  type ReplayReport,
+  type ReplaySample,
+  type StoredEvent,
+} from "./replay/index.ts";
+export { changeSummary, policyChanges } from "./policy-diff.ts";

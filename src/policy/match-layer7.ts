@@ -49,7 +49,9 @@ function resolved(name: string, names: readonly string[] | undefined, trust: boo
 
 function matchHttp(rule: HttpMatch, f: HttpFacts, names?: readonly string[]): Outcome {
   const host = f.host.replace(/:\d+$/, "");
-  const headers = new Map(Object.entries(f.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  const headers = f.headers
+    ? new Map(Object.entries(f.headers).map(([k, v]) => [k.toLowerCase(), v]))
+    : undefined;
   const parts: Outcome[] = [];
   if (rule.host)
     parts.push(
@@ -69,6 +71,10 @@ function matchHttp(rule: HttpMatch, f: HttpFacts, names?: readonly string[]): Ou
       ),
     );
   for (const [name, glob] of Object.entries(rule.headers ?? {})) {
+    if (!headers) {
+      parts.push(maybe("HTTP headers"));
+      continue;
+    }
     const value = headers.get(name);
     parts.push(check(value !== undefined && globMatch(glob, value), `header ${name}: ${value}`));
   }

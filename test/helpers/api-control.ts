@@ -15,6 +15,7 @@ export function testControl(pipeline: EventPipeline, parts: Partial<ApiControl> 
     validate: refuse,
     apply: refuse,
     setMode: refuse,
+    replay: refuse,
     sshKeys: refuse,
     queryHistory: () => null,
     addSink: (sink, options) => pipeline.add(sink, options),

@@ -107,7 +107,7 @@ test("an API apply is audited and saved; its own file change is not applied twic
   assert.equal(readFileSync(h.path, "utf8"), text);
   assert.match(
     h.audit[0] ?? "",
-    /^POLICY APPLIED policy by uid 0: generation 2, mode prevent, sha256 [0-9a-f]{64}$/,
+    /^POLICY APPLIED policy by uid 0: generation 2, mode prevent, sha256 [0-9a-f]{64}; rules added: api$/,
   );
   assert.deepEqual(await h.lifecycle.reload("file changed"), {
     ok: true,
@@ -132,7 +132,10 @@ test("a mode switch applies the running text with the new mode", async (t) => {
   assert.equal(h.lifecycle.active.model.mode, "detect");
   assert.equal(h.applied[0]?.packet.rules[0]?.mode, "detect");
   assert.match(readFileSync(h.path, "utf8"), /^mode: detect$/m);
-  assert.match(h.audit[0] ?? "", /^POLICY APPLIED mode detect by uid 0/);
+  assert.match(
+    h.audit[0] ?? "",
+    /^POLICY APPLIED mode detect by uid 0: .*; mode prevent -> detect$/,
+  );
 });
 
 test("a recompile applies the same text again; one that fails is logged and changes nothing", async (t) => {

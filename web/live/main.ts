@@ -5,6 +5,7 @@
 import type { FlowDelta, FlowRow } from "../../src/api/flow-aggregator.ts";
 import { FlowFilterError, matchesFlow, parseFlowFilter, type FilterTerm } from "./flow-filter.ts";
 import { FlowTable } from "./flow-table.ts";
+import { csrf } from "../shared/console-api.ts";
 import { renderMap, renderRules, renderTalkers, type RuleCount } from "./summaries.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -16,10 +17,6 @@ let sortBy = "recent";
 let dirty = true;
 let connected = false;
 const table = new FlowTable($("flows"), $<HTMLTableSectionElement>("flow-rows"));
-
-function csrf(): string {
-  return /(?:^|;\s*)moat_csrf=([^;]+)/.exec(document.cookie)?.[1] ?? "";
-}
 
 function apply(delta: FlowDelta, snapshot: boolean): void {
   if (snapshot) flows.clear();

@@ -14,6 +14,7 @@ import { createEditor } from "./editor.ts";
 import { checkPolicy, problemText } from "./policy-check.ts";
 import { ruleReach } from "./rule-reach.ts";
 import { decodePolicy, encodePolicy, fragmentParams } from "./share.ts";
+import { setUpWhatIf } from "./what-if.ts";
 
 const byId = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -263,7 +264,18 @@ form.addEventListener("input", () => explain());
 form.addEventListener("change", () => explain());
 byId("share").addEventListener("click", () => void share());
 setupTutorials();
-void fromFragment().then(() => {
-  refresh();
-  document.body.dataset.ready = "true";
-});
+void fromFragment()
+  .then(() => {
+    refresh();
+    return setUpWhatIf({
+      text: () => editor.text(),
+      applied: (generation) => {
+        byId("tutorial-intro").textContent =
+          `The daemon runs this policy (generation ${generation}).`;
+      },
+    });
+  })
+  .catch(() => undefined)
+  .finally(() => {
+    document.body.dataset.ready = "true";
+  });

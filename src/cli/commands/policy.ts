@@ -1,19 +1,22 @@
-// moat policy apply FILE | validate FILE | show: the running daemon's policy, through the API.
+// moat policy apply FILE | validate FILE | show | replay FILE: the running daemon's policy,
+// through the API (replay: policy-replay.ts).
 import { readFileSync } from "node:fs";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, ApiClientError, call } from "../api/client.ts";
 import type { ApplyOutcome, PolicyView, ValidateResult } from "../../api/index.ts";
+import { policyReplay, REPLAY_OPTIONS, REPLAY_USAGE } from "./policy-replay.ts";
 
-const USAGE = `moat policy apply FILE | validate FILE | show ${API_USAGE}`;
+const USAGE = `moat policy apply FILE | validate FILE | show ${API_USAGE}\n  ${REPLAY_USAGE}`;
 
 export const policyCommand: Command = {
   name: "policy",
   summary: "apply, validate or show the running daemon's policy (atomic; a bad policy is refused)",
   usage: USAGE,
-  options: { ...API_OPTIONS },
+  options: { ...API_OPTIONS, ...REPLAY_OPTIONS },
   async run({ values, positionals }, io) {
     const [action, file] = positionals;
+    if (action === "replay") return policyReplay(values, positionals, io);
     const target = apiTarget(values);
     if (action === "show") {
       io.out((await call<PolicyView>(target, "GET", "/v1/policy")).text.trimEnd());
