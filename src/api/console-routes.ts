@@ -58,7 +58,7 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
     if (method === "DELETE") {
       // the cookie was checked by identify(); end it and clear both cookies
       const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
-      if (id) c.sessions.end(id);
+      if (id) c.sessions.end(id, req.socket);
       return json(
         res,
         200,

@@ -38,15 +38,51 @@ interface PendingLogin {
 
 const secret = () => randomBytes(32).toString("base64url");
 
+/** A connection a session's requests came on (a live view's stream, a WebSocket). */
+export interface HeldConnection {
+  destroy(): void;
+  once(event: "close", listener: () => void): unknown;
+}
+
+/** How often ended sessions are looked for, to cut their open connections. */
+const EXPIRY_CHECK_MS = 30_000;
+
 export class ConsoleSessions {
   private readonly pending = new Map<string, PendingLogin>();
   private readonly sessions = new Map<string, ConsoleSession>();
+  /** The connections each session's requests came on, cut when the session ends. */
+  private readonly held = new Map<string, Set<HeldConnection>>();
   private readonly now: () => number;
   private readonly lifetimes: typeof CONSOLE_LIFETIMES;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(now: () => number = Date.now, lifetimes = CONSOLE_LIFETIMES) {
     this.now = now;
     this.lifetimes = lifetimes;
+    this.timer = setInterval(() => this.expire(), EXPIRY_CHECK_MS);
+    this.timer.unref();
+  }
+
+  /**
+   * Ties `connection` to the session: it is cut when the session ends (logout, lifetime, idle),
+   * so an open stream never outlives the session that opened it. While it is open the session is
+   * in use (the live view open in a tab does not go idle), but never past its lifetime.
+   */
+  hold(id: string, connection: HeldConnection): void {
+    let set = this.held.get(id);
+    if (!set) this.held.set(id, (set = new Set()));
+    if (set.has(connection)) return;
+    set.add(connection);
+    connection.once("close", () => set.delete(connection));
+  }
+
+  /** Ends the sessions whose time is up and cuts their connections (a timer calls it too). */
+  expire(): void {
+    this.sweep();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
   }
 
   /** A one-time login secret for `scopes`, valid for lifetimes.loginMs. */
@@ -85,23 +121,37 @@ export class ConsoleSessions {
     const s = this.sessions.get(id);
     if (!s) return null;
     const now = this.now();
-    if (now >= s.expiresAt || now - s.lastUsed >= this.lifetimes.idleMs) {
-      this.sessions.delete(id);
+    if (this.over(s, now)) {
+      this.end(id);
       return null;
     }
     s.lastUsed = now;
     return s;
   }
 
-  end(id: string): void {
+  /**
+   * Ends the session (logout, expiry) and cuts the connections it holds, but `answering` (the
+   * logout request's own, which still has its answer to send).
+   */
+  end(id: string, answering?: HeldConnection): void {
     this.sessions.delete(id);
+    const set = this.held.get(id);
+    this.held.delete(id);
+    for (const c of set ?? []) if (c !== answering) c.destroy();
+  }
+
+  private over(s: ConsoleSession, now: number): boolean {
+    if (now >= s.expiresAt) return true;
+    if ((this.held.get(s.id)?.size ?? 0) > 0) s.lastUsed = now; // a stream is open: in use
+    return now - s.lastUsed >= this.lifetimes.idleMs;
   }
 
   private sweep(): void {
     const now = this.now();
     for (const [k, p] of this.pending) if (now >= p.expiresAt) this.pending.delete(k);
-    for (const [k, s] of this.sessions)
-      if (now >= s.expiresAt || now - s.lastUsed >= this.lifetimes.idleMs) this.sessions.delete(k);
+    for (const [k, s] of this.sessions) if (this.over(s, now)) this.end(k);
+    // connections of sessions trimmed away (too many sessions) are cut too
+    for (const k of this.held.keys()) if (!this.sessions.has(k)) this.end(k);
   }
 }
 

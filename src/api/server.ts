@@ -84,6 +84,7 @@ export async function startApi(
     hub.close();
     if (flows.registered) await control.removeSink(flows);
     flows.close();
+    shared.sessions.close();
   };
   try {
     for (const options of listeners) {
@@ -237,7 +238,9 @@ function identify(listener: Listener, req: IncomingMessage, shared: Shared): Pri
     const session = sessionOf(shared.sessions, req, listener);
     if (session) {
       listener.guard?.authenticated(req.socket);
-      return sessionPrincipal(session, req, listener);
+      const principal = sessionPrincipal(session, req, listener);
+      shared.sessions.hold(session.id, req.socket);
+      return principal;
     }
     shared.counters.unauthorized++;
     throw new HttpError(

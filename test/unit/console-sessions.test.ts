@@ -40,3 +40,54 @@ test("the CSRF header must be the session's token exactly", () => {
   assert.equal(csrfMatches(session, session.csrf.slice(1)), false);
   assert.equal(csrfMatches(session, [session.csrf]), false);
 });
+
+/** A connection as the session sees it: destroyed or not, and its close listeners. */
+function connection() {
+  const closers: (() => void)[] = [];
+  const c = {
+    destroyed: false,
+    destroy() {
+      c.destroyed = true;
+      for (const f of closers) f();
+    },
+    once(_event: "close", f: () => void) {
+      closers.push(f);
+      return c;
+    },
+  };
+  return c;
+}
+
+test("logout cuts the session's open connections, but not the one asking to log out", () => {
+  const s = new ConsoleSessions();
+  const a = s.exchange(s.mint(new Set(["read"]), "x").secret);
+  assert.ok(a);
+  const stream = connection();
+  const logout = connection();
+  s.hold(a.id, stream);
+  s.hold(a.id, logout);
+  s.end(a.id, logout);
+  assert.equal(stream.destroyed, true, "logout cuts the live view's stream");
+  assert.equal(logout.destroyed, false, "the logout request still gets its answer");
+  s.close();
+});
+
+test("an open connection keeps a session from idling; its lifetime's end cuts the connection", () => {
+  let now = 0;
+  const s = new ConsoleSessions(() => now);
+  const b = s.exchange(s.mint(new Set(["read"]), "x").secret);
+  assert.ok(b);
+  const stream = connection();
+  s.hold(b.id, stream);
+  // nothing but the open stream for longer than the idle limit: still in use
+  now = CONSOLE_LIFETIMES.idleMs * 2;
+  s.expire();
+  assert.equal(stream.destroyed, false);
+  assert.ok(s.lookup(b.id));
+  // the lifetime is over: the stream is cut even though nobody asked anything
+  now = CONSOLE_LIFETIMES.sessionMs;
+  s.expire();
+  assert.equal(stream.destroyed, true, "the session's lifetime cuts its stream");
+  assert.equal(s.lookup(b.id), null);
+  s.close();
+});
