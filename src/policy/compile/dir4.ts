@@ -19,28 +19,28 @@ export const DIR4_UNIFORM = 0x80000000;
 const runEnd = (runs: Runs, k: number): number =>
   k + 1 < runs.starts.length ? runs.starts[k + 1]! : runs.size;
 
-/** Calls visit(top, pieces) for each /16 with its runs' pieces (start low 16 bits, class). */
-function walk(runs: Runs, visit: (top: number, starts: number[], classes: number[]) => void): void {
+/**
+ * Calls visit(top, k, n) for each /16: its pieces are runs k..k+n-1, the first one clipped to the
+ * /16's start (no arrays per /16: a compile walks 65,536 of them for each directory).
+ */
+function walk(runs: Runs, visit: (top: number, k: number, n: number) => void): void {
+  const { starts } = runs;
   let k = 0;
   for (let top = 0; top < DIR4_TOP; top++) {
     const lo = top * 65536;
     const hi = lo + 65536;
     while (runEnd(runs, k) <= lo) k++;
-    const starts: number[] = [];
-    const classes: number[] = [];
-    for (let j = k; j < runs.starts.length && runs.starts[j]! < hi; j++) {
-      starts.push(Math.max(runs.starts[j]!, lo) - lo);
-      classes.push(runs.classes[j]!);
-    }
-    visit(top, starts, classes);
+    let j = k + 1;
+    while (j < starts.length && starts[j]! < hi) j++;
+    visit(top, k, j - k);
   }
 }
 
 /** The number of entries dir4(runs) has, for the compiler's size budget. */
 export function countDir4(runs: Runs): number {
   let count = DIR4_TOP;
-  walk(runs, (_, starts) => {
-    if (starts.length > 1) count += starts.length;
+  walk(runs, (_top, _k, n) => {
+    if (n > 1) count += n;
   });
   return count;
 }
@@ -48,18 +48,20 @@ export function countDir4(runs: Runs): number {
 /** `count` is countDir4(runs). */
 export function dir4(runs: Runs, count: number): Dir4 {
   const words = new Uint32Array(2 * count);
+  const { starts, classes } = runs;
   let next = DIR4_TOP;
-  walk(runs, (top, starts, classes) => {
-    if (starts.length === 1) {
-      words[2 * top] = classes[0]!;
+  walk(runs, (top, k, n) => {
+    if (n === 1) {
+      words[2 * top] = classes[k]!;
       words[2 * top + 1] = DIR4_UNIFORM;
       return;
     }
+    const lo = top * 65536;
     words[2 * top] = next;
-    words[2 * top + 1] = starts.length;
-    for (let i = 0; i < starts.length; i++, next++) {
+    words[2 * top + 1] = n;
+    for (let i = k; i < k + n; i++, next++) {
       words[2 * next] = classes[i]!;
-      words[2 * next + 1] = starts[i]!;
+      words[2 * next + 1] = Math.max(starts[i]!, lo) - lo;
     }
   });
   return { words, length: count };
