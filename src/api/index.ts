@@ -4,10 +4,12 @@ export { startApi, type ApiServer, type ListenerOptions } from "./server.ts";
 export { DEFAULT_SOCKET } from "./listen.ts";
 export type {
   ApiControl,
+  ApplyOptions,
   ApplyOutcome,
   OriginalView,
   PolicyView,
   SshKeysView,
   SshLoginQuery,
+  TrialView,
   ValidateResult,
 } from "./control.ts";

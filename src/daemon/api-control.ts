@@ -37,9 +37,11 @@ export function apiControl(parts: ControlParts): ApiControl {
       hash: policy.active.hash,
       generation: datapath.generation,
       mode: policy.active.model.mode,
+      ...(policy.onTrial ? { trial: policy.onTrial } : {}),
     }),
     validate: (text) => validatePolicyText(text, parts.policyPath),
-    apply: (text, who) => policy.apply(text, who),
+    apply: (text, who, options) => policy.apply(text, who, options),
+    confirm: (who) => policy.confirm(who),
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
     original: (peer, protocol) => {
