@@ -23,6 +23,8 @@ export interface Command {
   summary: string;
   usage: string;
   options?: ParseArgsConfig["options"];
+  /** The words the first argument takes (`moat policy apply|confirm|...`), for completion. */
+  actions?: string[];
   /** Resolves to the process exit code; only cli/main.ts exits. */
   run: (args: { values: OptionValues; positionals: string[] }, io: Io) => Promise<number>;
 }

@@ -1,6 +1,7 @@
 // moat's command-line entry point: the only place that exits the process.
 import { commands } from "./commands/index.ts";
 import { parseCommandArgs, UsageError, type Io } from "./command.ts";
+import { VERSION } from "./version.ts";
 
 const io: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -29,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === "--version") {
-    io.out("moat 0.1.0");
+    io.out(`moat ${VERSION}`);
     return 0;
   }
   const entry = commands.find((c) => c.name === name);

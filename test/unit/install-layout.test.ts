@@ -44,6 +44,10 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       `${lib}/data/doh-resolvers.txt`,
       "lib/systemd/system/moat.service",
       "etc/logrotate.d/moat",
+      "usr/share/man/man1/moat.1.gz",
+      "usr/share/man/man1/moat-policy.1.gz",
+      "usr/share/bash-completion/completions/moat",
+      "usr/share/zsh/vendor-completions/_moat",
     ])
       assert.ok(existsSync(at(p)), `${p} is missing`);
     // development packages stay behind
@@ -82,6 +86,9 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       "usr/bin/moat",
       "lib/systemd/system/moat.service",
       "etc/logrotate.d/moat",
+      "usr/share/man/man1/moat.1.gz",
+      "usr/share/bash-completion/completions/moat",
+      "usr/share/zsh/vendor-completions/_moat",
     ])
       assert.ok(!existsSync(at(p)), `${p} stayed`);
     assert.ok(existsSync(policy), "uninstall removed the policy");

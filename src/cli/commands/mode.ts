@@ -9,6 +9,7 @@ export const modeCommand: Command = {
   name: "mode",
   summary: "switch the running daemon between detect and prevent without a restart",
   usage: `moat mode detect|prevent [--json] ${API_USAGE}`,
+  actions: ["detect", "prevent"],
   options: { ...API_OPTIONS, json: { type: "boolean" } },
   async run({ values, positionals }, io) {
     const [mode] = positionals;

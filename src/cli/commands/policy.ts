@@ -36,6 +36,7 @@ export const policyCommand: Command = {
   name: "policy",
   summary: "apply, validate or show the running daemon's policy (atomic; a bad policy is refused)",
   usage: USAGE,
+  actions: ["apply", "confirm", "validate", "show"],
   options: {
     ...API_OPTIONS,
     json: { type: "boolean" },
