@@ -31,6 +31,8 @@ install_tree() {
   cp -a "$root"/{src,data,schema,examples,docs,package.json,package-lock.json,README.md} "$d$lib.new/"
   [ -d "$root/web" ] && cp -a "$root/web" "$d$lib.new/"
   install -m 0644 "$root/build/bpf/moat.bpf.o" "$d$lib.new/build/bpf/"
+  # the CLI bundle (make build): commands start without stripping TypeScript at run time
+  [ -f "$root/build/cli/BUILT" ] && cp -a "$root/build/cli" "$d$lib.new/build/"
   install -m 0755 "$root/native/build/Release/moat_native.node" "$d$lib.new/native/build/Release/"
   install -m 0755 "$NODE_BIN" "$d$lib.new/node/bin/node"
   # the production packages only, as package-lock.json lists them (a package's own nested
@@ -50,8 +52,12 @@ install_tree() {
   install -d -m 0755 "$d$PREFIX/bin"
   cat >"$d$PREFIX/bin/moat.tmp" <<LAUNCHER
 #!/bin/sh
-# moat's CLI and daemon, run by the Node 24 installed with it.
-exec $lib/node/bin/node --disable-warning=ExperimentalWarning $lib/src/cli/main.ts "\$@"
+# moat's CLI and daemon, run by the Node 24 installed with it: the commands from the CLI bundle
+# when it was installed, the daemon (moat run, which starts worker threads from its source
+# files) from src/.
+main=$lib/src/cli/main.ts
+if [ "\$1" != run ] && [ -f $lib/build/cli/main.mjs ]; then main=$lib/build/cli/main.mjs; fi
+exec $lib/node/bin/node --disable-warning=ExperimentalWarning "\$main" "\$@"
 LAUNCHER
   chmod 0755 "$d$PREFIX/bin/moat.tmp" && mv "$d$PREFIX/bin/moat.tmp" "$d$PREFIX/bin/moat"
 

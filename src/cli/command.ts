@@ -16,6 +16,18 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A UsageError, also one made by another copy of this module (the CLI bundle loads the daemon's
+ * command from src/, which has its own).
+ */
+export function isUsageError(err: unknown): err is UsageError {
+  return (
+    err instanceof Error &&
+    err.name === "UsageError" &&
+    typeof (err as { exitCode?: unknown }).exitCode === "number"
+  );
+}
+
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
 
 export interface Command {
