@@ -24,6 +24,20 @@ export interface PolicyView {
   mode: "detect" | "prevent";
   /** A policy applied on trial (`moat policy apply --confirm`): when it reverts unless confirmed. */
   trial?: TrialView;
+  /**
+   * What each rule does, in order, then the defaults as `defaults.ingress` and `defaults.egress`
+   * (the names GET /v1/rules counts them under); `verdict` is what its matches are reported as.
+   */
+  rules?: RuleView[];
+}
+
+export interface RuleView {
+  name: string;
+  action: "allow" | "block";
+  mode: "detect" | "prevent";
+  verdict: "allowed" | "blocked" | "detected";
+  /** The rule's line in the policy file (absent for the defaults). */
+  line?: number;
 }
 
 /** A policy on trial: it reverts to the one before it at `revertAt` unless confirmed. */

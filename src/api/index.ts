@@ -8,6 +8,7 @@ export type {
   ApplyOutcome,
   OriginalView,
   PolicyView,
+  RuleView,
   SshKeysView,
   SshLoginQuery,
   TrialView,

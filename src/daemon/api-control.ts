@@ -2,7 +2,8 @@
 // lifecycle for the policy and its changes, the datapath and attribution for a redirected
 // client's original destination, the pipeline for live subscribers, the store for history.
 import type { Attribution } from "../attribution/index.ts";
-import type { ApiControl } from "../api/index.ts";
+import type { ApiControl, RuleView } from "../api/index.ts";
+import type { PolicyModel } from "../config/index.ts";
 import type { Datapath } from "../datapath/index.ts";
 import {
   recordChange,
@@ -38,6 +39,7 @@ export function apiControl(parts: ControlParts): ApiControl {
       generation: datapath.generation,
       mode: policy.active.model.mode,
       ...(policy.onTrial ? { trial: policy.onTrial } : {}),
+      rules: ruleViews(policy.active.model),
     }),
     validate: (text) => validatePolicyText(text, parts.policyPath),
     apply: (text, who, options) => policy.apply(text, who, options),
@@ -71,4 +73,28 @@ export function apiControl(parts: ControlParts): ApiControl {
     audit: (line) => recordChange(parts.audit, log, line),
     log,
   };
+}
+
+const verdictOf = (action: "allow" | "block", mode: "detect" | "prevent"): RuleView["verdict"] =>
+  action === "allow" ? "allowed" : mode === "prevent" ? "blocked" : "detected";
+
+/** Each rule's action, mode and verdict, then the defaults under the names the counters use. */
+export function ruleViews(model: PolicyModel): RuleView[] {
+  const views: RuleView[] = model.rules.map((r) => ({
+    name: r.name,
+    action: r.action,
+    mode: r.mode,
+    verdict: verdictOf(r.action, r.mode),
+    line: r.pos.line,
+  }));
+  for (const direction of ["ingress", "egress"] as const) {
+    const action = model.defaults[direction];
+    views.push({
+      name: `defaults.${direction}`,
+      action,
+      mode: model.mode,
+      verdict: verdictOf(action, model.mode),
+    });
+  }
+  return views;
 }

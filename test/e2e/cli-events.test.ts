@@ -1,5 +1,5 @@
 // `moat events` time windows and negated filters on a running daemon's real events, as a user
-// types them, and `--follow --since`: the stored events since then, then the live ones, each
+// types them, `moat rules` counting the same connections, and `--follow --since`: the stored events since then, then the live ones, each
 // printed once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -43,7 +43,7 @@ function events(lab: MoatLab, ...args: string[]): Ev[] {
 
 const ports = (list: Ev[]) => [...new Set(list.map((e) => `${e.type} ${e.local.port}`))].sort();
 
-test("events --since/--until windows and --not filters", async (t) => {
+test("events --since/--until windows and --not filters; rules counts them", async (t) => {
   const lab = await startMoatLab(t.name, policy);
   t.after(() => lab.close());
   assert.notEqual(lab.curl(`http://${lab.v4.b}:80/`).status, 0);
@@ -62,6 +62,29 @@ test("events --since/--until windows and --not filters", async (t) => {
     events(lab, ...types, "--not", "type=allowed", "--not", "rule=default"),
     [],
     "each --not leaves out what it matches",
+  );
+
+  // the same connections in the per-rule counters, with each rule's verdict
+  const rules = spawnSync(MOAT, ["rules", "--json", "--api", `unix:${lab.apiSocket}`], {
+    encoding: "utf8",
+  });
+  assert.equal(rules.status, 0, rules.stderr);
+  const counted = JSON.parse(rules.stdout) as {
+    rules: { name: string; verdict?: string; line?: number; connections: number }[];
+  };
+  const alt = counted.rules.find((r) => r.name === "alt");
+  const ingress = counted.rules.find((r) => r.name === "defaults.ingress");
+  assert.equal(alt?.verdict, "allowed");
+  assert.equal(alt.line, 7);
+  assert.ok(alt.connections >= 1, JSON.stringify(alt));
+  assert.equal(ingress?.verdict, "blocked");
+  assert.ok(ingress.connections >= 1, JSON.stringify(ingress));
+  const table = spawnSync(MOAT, ["rules", "--api", `unix:${lab.apiSocket}`], { encoding: "utf8" });
+  assert.match(table.stdout, /^RULE +ACTION +VERDICT +CONNECTIONS +PACKETS +BYTES +LINE$/m);
+  assert.match(table.stdout, /^alt +allow +allowed +\d+ +\d+ +\d+ +7$/m);
+  assert.match(
+    table.stdout,
+    /^generation \d+: connections by verdict \d+ allowed, \d+ blocked, 0 detected/m,
   );
 
   const bad = spawnSync(MOAT, ["events", "--not", "colour=red", "--api", `unix:${lab.apiSocket}`], {
