@@ -9,6 +9,7 @@ import { parseTimePoint } from "../time-args.ts";
 import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
 import { printable } from "../../config/index.ts";
 import { jsonLine } from "../json-line.ts";
+import { colourEventLine, colourFor } from "../colour.ts";
 
 const USAGE = `moat events [--follow] [--json] [--limit N] [--since TIME] [--until TIME]
   ${FILTER_USAGE}
@@ -51,8 +52,10 @@ export const eventsCommand: Command = {
     if (values.follow && until !== undefined)
       throw new UsageError("--follow prints events as they come: it takes no --until");
     // process and interface names are anyone's to choose: their control characters are escaped
+    const colour = colourFor(process.stdout);
+    const text = (e: MoatEvent) => printable(formatEventLine(e));
     const print = (e: MoatEvent) =>
-      io.out(values.json ? jsonLine(e) : printable(formatEventLine(e)));
+      io.out(values.json ? jsonLine(e) : colour ? colourEventLine(text(e)) : text(e));
     if (values.follow) {
       await follow(target, filter, since, print, () =>
         io.err("following live events; Ctrl-C to stop"),

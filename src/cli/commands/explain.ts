@@ -13,6 +13,7 @@ import {
 } from "../../policy/index.ts";
 import { verdictExit } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
+import { colourExplainLine, colourFor } from "../colour.ts";
 import { addContext } from "./explain-context.ts";
 import { addNames, DNS_PORT, isDnsQuery } from "./explain-names.ts";
 import { addLayer7, isLayer7, L7_HELP, L7_OPTIONS, L7_USAGE } from "./explain-layer7.ts";
@@ -102,7 +103,11 @@ export const explainCommand: Command = {
     const defaulted = values.direction === undefined && !query && !isLayer7(values);
     const result = evaluate(model, parsed.value);
     if (values.json) io.out(jsonLine({ facts: parsed.value, ...result }));
-    else for (const line of explanationLines(model, parsed.value, defaulted)) io.out(line);
+    else {
+      const colour = colourFor(process.stdout);
+      for (const line of explanationLines(model, parsed.value, defaulted))
+        io.out(colour ? colourExplainLine(line) : line);
+    }
     return verdictExit(result.verdict);
   },
 };

@@ -35,11 +35,13 @@ export const topCommand: Command = {
       return 0;
     }
     const data = emptyTop(Date.now());
+    // on a terminal the frame is redrawn in place; into a pipe, frames follow each other plainly
+    const clear = process.stdout.isTTY ? HOME_AND_CLEAR : "";
     const draw = () =>
       process.stdout.write(
-        HOME_AND_CLEAR +
+        clear +
           renderTop(data, { now: Date.now(), width: width(), rows }).join("\n") +
-          "\n",
+          (clear ? "\n" : "\n\n"),
       );
     const timer = setInterval(draw, 1000);
     draw();
