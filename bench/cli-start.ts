@@ -124,8 +124,19 @@ const rows: {
 }[] = [];
 const stamp = join("build/cli/BUILT");
 const { atime, mtime } = statSync(stamp);
+// the stamp is made old while the source is measured: an interrupted run puts it back
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    utimesSync(stamp, atime, mtime);
+    rmSync(tmp, { recursive: true, force: true });
+    process.exit(130);
+  });
 const cases = [...commands.map((c) => ({ args: [c.name, "--help"], code: 0 })), ...TYPICAL];
 for (const { args, code } of cases) {
+  const newer = spawnSync("find", ["src", "-newer", stamp, "-print", "-quit"], {
+    encoding: "utf8",
+  });
+  if (newer.stdout.trim()) throw new Error(`${newer.stdout.trim()} changed: the bundle is stale`);
   const bundle = await measure(args, code);
   utimesSync(stamp, 0, 0); // older than src/: bin/moat runs the source
   let source;

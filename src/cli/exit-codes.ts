@@ -27,7 +27,7 @@ export const EXIT_TABLE: [number, string][] = [
   [EXIT.ok, "done; `moat check`: every file valid; `moat explain`: the connection is allowed"],
   [
     EXIT.failed,
-    "an expected failure, one line on stderr: the daemon unreachable, a policy refused, `moat check` found errors, `moat explain` could not load the policy, `moat policy confirm` with nothing to confirm (the apply was already reverted)",
+    "an expected failure, one line on stderr: the daemon unreachable, a policy refused (`moat policy apply`, with its errors; `--dry-run` of an invalid one), `moat check` found errors, `moat explain` could not load the policy, `moat policy confirm` with nothing on trial (reverted already), `moat ssh-authkeys` failed, `moat cleanup` refused because a daemon runs",
   ],
   [EXIT.usage, "usage error: unknown command or option, missing arguments, `moat` alone"],
   [EXIT.blocked, "`moat explain`: blocked"],

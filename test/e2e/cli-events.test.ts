@@ -87,6 +87,16 @@ test("events --since/--until windows and --not filters; rules counts them", asyn
     /^generation \d+: connections by verdict \d+ allowed, \d+ blocked, 0 detected/m,
   );
 
+  const top = spawnSync(MOAT, ["top", "--once", "--json", "--api", `unix:${lab.apiSocket}`], {
+    encoding: "utf8",
+  });
+  assert.equal(top.status, 0, top.stderr);
+  const frame = JSON.parse(top.stdout) as { remotes: { name: string; blocked: number }[] };
+  assert.ok(
+    frame.remotes.some((r) => r.name === lab.v4.a && r.blocked >= 1),
+    top.stdout,
+  );
+
   const bad = spawnSync(MOAT, ["events", "--not", "colour=red", "--api", `unix:${lab.apiSocket}`], {
     encoding: "utf8",
   });
