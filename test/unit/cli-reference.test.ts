@@ -73,11 +73,39 @@ test("bash completion completes command names, options and first words", () => {
   assert.deepEqual(complete("moat", "run", "--policy", "comp"), ["completion"]);
 });
 
-test("the zsh completion defines _moat for compdef", () => {
+/**
+ * What the zsh completion asks of zsh's completion system for `words` (the last one is being
+ * completed): _describe and _arguments stubbed to print what they are given.
+ */
+function zshAsks(...words: string[]): string[] {
+  const script = [
+    "_describe() { print -l -- ${(P)${@[-1]}} }",
+    '_arguments() { print -l -- "$@" }',
+    `words=(${words.map((w) => `'${w}'`).join(" ")})`,
+    `CURRENT=${words.length}`,
+    `source ${join(out, "completion", "_moat")}`,
+  ].join("\n");
+  const r = spawnSync("zsh", ["-f", "-c", script], { encoding: "utf8" });
+  if (r.error) return [];
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+test("the zsh completion offers the commands, then each command's options and words", (t) => {
   const zsh = readFileSync(join(out, "completion", "_moat"), "utf8");
   assert.match(zsh, /^#compdef moat$/m);
-  for (const c of commands) assert.ok(zsh.includes(`'${c.name}:`), c.name);
-  const check = spawnSync("zsh", ["-n", join(out, "completion", "_moat")], { encoding: "utf8" });
-  if (check.error) return; // zsh is not installed here: the text checks above stand
-  assert.equal(check.status, 0, check.stderr);
+  if (spawnSync("zsh", ["-n", join(out, "completion", "_moat")]).error) {
+    t.skip("zsh is not installed");
+    return;
+  }
+  assert.deepEqual(
+    zshAsks("moat", "st").map((l) => l.split(":")[0]),
+    commands.map((c) => c.name),
+  );
+  const mode = zshAsks("moat", "mode", "");
+  assert.ok(mode.includes("1:action:(detect prevent)"), mode.join("\n"));
+  assert.ok(mode.includes("*--api:value:_files"), mode.join("\n"));
+  const events = zshAsks("moat", "events", "--");
+  assert.ok(events.includes("*--follow") && events.includes("*-f"), events.join("\n"));
+  assert.ok(events.includes("*:file:_files"));
 });
