@@ -36,7 +36,7 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native web run test test-unit check bench clean install uninstall
+.PHONY: help setup preflight deps build bpf native web cli-reference cli-bundle run test test-unit check bench clean install uninstall
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
@@ -63,7 +63,7 @@ $(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
 node_modules/.package-lock.json: package-lock.json $(STAMPS)/node
 	npm ci --loglevel=error
 
-build: bpf native web
+build: bpf native web cli-reference cli-bundle
 
 bpf: $(BPF_OBJS)
 
@@ -85,6 +85,19 @@ web: $(BUILD)/web/playground.html
 
 $(BUILD)/web/playground.html: $(WEB_SRCS) node_modules/.package-lock.json
 	$(NODE) --disable-warning=ExperimentalWarning web/build.ts
+
+# man pages and bash/zsh completion, generated from the commands' own definitions
+cli-reference: $(BUILD)/man/moat.1
+
+$(BUILD)/man/moat.1: $(wildcard src/cli/*.ts src/cli/*/*.ts) scripts/gen-cli-reference.ts | $(STAMPS)/node
+	$(NODE) --disable-warning=ExperimentalWarning scripts/gen-cli-reference.ts $(BUILD)
+
+# the CLI as plain JavaScript, one file a command (scripts/build-cli.ts); bin/moat runs it when
+# no file of src/ is newer
+cli-bundle: $(BUILD)/cli/BUILT
+
+$(BUILD)/cli/BUILT: $(shell find src -name '*.ts') scripts/build-cli.ts node_modules/.package-lock.json
+	$(NODE) --disable-warning=ExperimentalWarning scripts/build-cli.ts
 
 $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
@@ -123,6 +136,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/cli-start.ts
 
 # moat as a service (docs/operations.md); uninstall keeps /etc/moat and the logs unless PURGE=1
 PREFIX ?= /usr

@@ -230,6 +230,7 @@ const control: ApiControl = {
   policy: refuse,
   validate: refuse,
   apply: refuse,
+  confirm: refuse,
   setMode: refuse,
   replay: refuse,
   queryHistory: (q) => store.query(q),

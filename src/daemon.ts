@@ -272,6 +272,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
+    policy.close();
     heartbeat.stop();
     events.close();
     watcher.close();

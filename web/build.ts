@@ -2,6 +2,7 @@
 // script (no modules, no workers) that also runs from file://, beside its NAME.html. The policy
 // schema, the example policies and their set files are inlined; nothing is fetched at run time.
 import { build, type Plugin } from "esbuild";
+import { standaloneValidator } from "../scripts/standalone-validator.ts";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -51,50 +52,6 @@ const examplesPlugin: Plugin = {
 };
 
 /**
- * moat's loader validates policies with ajv, which compiles the schema into a function at run
- * time; the console's pages (served with a CSP without 'unsafe-eval') may not. The bundle gets
- * the same schema compiled by the same ajv settings at build time (ajv's standalone code), and
- * the loader's `new Ajv(...).compile(...)` returns it.
- */
-const precompiledSchemaPlugin: Plugin = {
-  name: "precompiled-schema",
-  setup(b) {
-    b.onResolve({ filter: /^ajv$/ }, (args) =>
-      args.importer.endsWith(join("src", "config", "schema-check.ts"))
-        ? { path: "ajv", namespace: "moat-ajv" }
-        : undefined,
-    );
-    b.onResolve({ filter: /^moat:policy-validator$/ }, () => ({
-      path: "policy-validator",
-      namespace: "moat-ajv",
-    }));
-    b.onLoad({ filter: /^ajv$/, namespace: "moat-ajv" }, () => ({
-      contents: `import validate from "moat:policy-validator";
-export class Ajv { addKeyword() {} compile() { return validate; } }`,
-      loader: "js",
-      resolveDir: ROOT,
-    }));
-    b.onLoad({ filter: /^policy-validator$/, namespace: "moat-ajv" }, async () => {
-      const { policyAjv } = await import("../src/config/schema-check.ts");
-      const { PolicySchema } = await import("../src/config/schema.ts");
-      // a CommonJS module: Node's import gives its exports (the function) as `default`
-      type Standalone = (ajv: unknown, validate: unknown) => string;
-      const loaded = (await import("ajv/dist/standalone/index.js")) as unknown as {
-        default: Standalone | { default: Standalone };
-      };
-      const standalone =
-        typeof loaded.default === "function" ? loaded.default : loaded.default.default;
-      const ajv = policyAjv({ source: true, esm: true });
-      return {
-        contents: standalone(ajv, ajv.compile(PolicySchema)),
-        loader: "js",
-        resolveDir: ROOT,
-      };
-    });
-  },
-};
-
-/**
  * codemirror-json-schema renders hover docs as markdown through shiki, whose grammars and themes
  * are loaded on demand (separate chunks a classic script cannot have): the playground shows the
  * schema's descriptions as plain text instead.
@@ -123,7 +80,7 @@ export async function buildWeb(outdir = join(ROOT, "build/web")): Promise<void> 
       minify: true,
       legalComments: "none",
       logLevel: "warning",
-      plugins: [examplesPlugin, plainDocsPlugin, precompiledSchemaPlugin],
+      plugins: [examplesPlugin, plainDocsPlugin, standaloneValidator(join(ROOT, "src"))],
     });
     copyFileSync(join(ROOT, e.html), join(outdir, `${e.name}.html`));
     if (e.css) copyFileSync(join(ROOT, e.css), join(outdir, `${e.name}.css`));

@@ -23,6 +23,32 @@ export interface PolicyView {
   hash: string;
   generation: number;
   mode: "detect" | "prevent";
+  /** A policy applied on trial (`moat policy apply --confirm`): when it reverts unless confirmed. */
+  trial?: TrialView;
+  /**
+   * What each rule does, in order, then the defaults as `defaults.ingress` and `defaults.egress`
+   * (the names GET /v1/rules counts them under); `verdict` is what its matches are reported as.
+   */
+  rules?: RuleView[];
+}
+
+export interface RuleView {
+  name: string;
+  action: "allow" | "block";
+  mode: "detect" | "prevent";
+  verdict: "allowed" | "blocked" | "detected";
+  /** The rule's line in the policy file (absent for the defaults). */
+  line?: number;
+}
+
+/** A policy on trial: it reverts to the one before it at `revertAt` unless confirmed. */
+export interface TrialView {
+  /** ISO time. */
+  revertAt: string;
+  /** Who applied it. */
+  by: string;
+  /** sha256 of the policy it reverts to (the one running before it). */
+  previousHash: string;
 }
 
 export interface ValidateResult {
@@ -36,6 +62,13 @@ export interface ApplyOutcome {
   ok: boolean;
   generation: number;
   errors: string[];
+  /** Applied on trial: when it reverts unless confirmed (ISO time). */
+  revertAt?: string;
+}
+
+/** How a policy is applied: on trial for `confirmMs` (reverts by itself unless confirmed). */
+export interface ApplyOptions {
+  confirmMs?: number;
 }
 
 /** A draft policy to replay over the stored events of a time window (POST /v1/policy/replay). */
@@ -91,7 +124,9 @@ export interface ApiControl {
   policy(): PolicyView;
   validate(text: string): ValidateResult | Promise<ValidateResult>;
   /** Same path as a reload: an invalid policy is refused and the running one stays. */
-  apply(text: string, who: string): ApplyOutcome | Promise<ApplyOutcome>;
+  apply(text: string, who: string, options?: ApplyOptions): ApplyOutcome | Promise<ApplyOutcome>;
+  /** Keeps the policy on trial (saves it); ok: false when none is (it reverted already). */
+  confirm(who: string): ApplyOutcome | Promise<ApplyOutcome>;
   setMode(mode: "detect" | "prevent", who: string): ApplyOutcome | Promise<ApplyOutcome>;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;

@@ -4,13 +4,16 @@ export { startApi, type ApiServer, type ListenerOptions } from "./server.ts";
 export { DEFAULT_SOCKET } from "./listen.ts";
 export type {
   ApiControl,
+  ApplyOptions,
   ApplyOutcome,
   OriginalView,
   PolicyView,
   ReplayAnswer,
   ReplayOutcome,
   ReplayRequest,
+  RuleView,
   SshKeysView,
   SshLoginQuery,
+  TrialView,
   ValidateResult,
 } from "./control.ts";

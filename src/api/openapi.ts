@@ -90,9 +90,24 @@ export const OPENAPI = {
       put: {
         "x-moat-scope": "policy",
         summary:
-          "apply a policy atomically (refused with its errors if invalid; the running policy stays)",
+          "apply a policy atomically (refused with its errors if invalid; the running policy stays); confirm=SECONDS applies it on trial: not saved, reverted unless POST /v1/policy/confirm comes in time",
+        parameters: [
+          {
+            name: "confirm",
+            in: "query",
+            schema: { type: "integer", minimum: 1, maximum: 86400 },
+            description: "seconds the policy is on trial",
+          },
+        ],
         requestBody: policyBody,
         responses: { 200: { description: "applied", content: json }, 422: error, default: error },
+      },
+    },
+    "/v1/policy/confirm": {
+      post: {
+        "x-moat-scope": "policy",
+        summary: "keep the policy on trial (saves it to the policy file)",
+        responses: { 200: { description: "confirmed", content: json }, 409: error, default: error },
       },
     },
     "/v1/policy/validate": {

@@ -60,8 +60,10 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     PUT: {
       scope: "policy",
       change: true,
-      handle: async ({ req, res, control, who }) => {
-        const outcome = await control.apply(await readBody(req), who);
+      handle: async ({ req, res, url, control, who }) => {
+        const confirmMs = confirmOf(url.searchParams);
+        const text = await readBody(req);
+        const outcome = await control.apply(text, who, confirmMs ? { confirmMs } : {});
         if (!outcome.ok)
           throw new HttpError(
             422,
@@ -69,6 +71,18 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
             `policy refused; generation ${outcome.generation} keeps running`,
             outcome.errors,
           );
+        sendJson(res, 200, outcome);
+      },
+    },
+  },
+  "/v1/policy/confirm": {
+    POST: {
+      scope: "policy",
+      change: true,
+      handle: async ({ res, control, who }) => {
+        const outcome = await control.confirm(who);
+        if (!outcome.ok)
+          throw new HttpError(409, "ENOTRIAL", outcome.errors[0] ?? "no policy is on trial");
         sendJson(res, 200, outcome);
       },
     },
@@ -183,6 +197,22 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     },
   },
 };
+
+/** The longest trial: a day (a longer one is a policy nobody means to confirm). */
+const MAX_CONFIRM_SECONDS = 86_400;
+
+/** `confirm=SECONDS` of PUT /v1/policy: the policy is on trial for that long (1 s to a day). */
+function confirmOf(params: URLSearchParams): number | undefined {
+  const text = params.get("confirm");
+  if (text === null) return undefined;
+  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_CONFIRM_SECONDS)
+    throw new HttpError(
+      400,
+      "EBADPARAM",
+      `confirm must be whole seconds from 1 to ${MAX_CONFIRM_SECONDS}, got '${text}'`,
+    );
+  return Number(text) * 1000;
+}
 
 /** user, client, client_port, server, server_port, key -> the login (400 EBADLOGIN if wrong). */
 function sshLogin(params: URLSearchParams): SshLoginQuery {

@@ -16,6 +16,18 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A UsageError, also one made by another copy of this module (the CLI bundle loads the daemon's
+ * command from src/, which has its own).
+ */
+export function isUsageError(err: unknown): err is UsageError {
+  return (
+    err instanceof Error &&
+    err.name === "UsageError" &&
+    typeof (err as { exitCode?: unknown }).exitCode === "number"
+  );
+}
+
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
 
 export interface Command {
@@ -23,6 +35,8 @@ export interface Command {
   summary: string;
   usage: string;
   options?: ParseArgsConfig["options"];
+  /** The words the first argument takes (`moat policy apply|confirm|...`), for completion. */
+  actions?: string[];
   /** Resolves to the process exit code; only cli/main.ts exits. */
   run: (args: { values: OptionValues; positionals: string[] }, io: Io) => Promise<number>;
 }

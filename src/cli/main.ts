@@ -1,6 +1,13 @@
 // moat's command-line entry point: the only place that exits the process.
 import { commands } from "./commands/index.ts";
-import { parseCommandArgs, UsageError, type Io } from "./command.ts";
+import { isUsageError, parseCommandArgs, UsageError, type Io } from "./command.ts";
+import { VERSION } from "./version.ts";
+
+// a reader that goes away (`moat events | head`) ends the output, not with a stack trace
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
 
 const io: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -29,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === "--version") {
-    io.out("moat 0.1.0");
+    io.out(`moat ${VERSION}`);
     return 0;
   }
   const entry = commands.find((c) => c.name === name);
@@ -47,7 +54,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError) {
+    if (isUsageError(err)) {
       io.err(`moat: ${err.message}`);
       process.exitCode = err.exitCode;
     } else if (err instanceof Error && "code" in err && typeof err.code === "string") {

@@ -76,3 +76,19 @@ export function renderTop(
     ...section("RULE", data.rules, options.rows, options.width),
   ];
 }
+
+/** The frame as data (`moat top --once --json`): the top `rows` of each, most first. */
+export function topJson(data: TopData, rows: number) {
+  const top = (map: Map<string, Tally>) =>
+    [...map.entries()]
+      .sort(([, a], [, b]) => b.blocked + b.detected - (a.blocked + a.detected))
+      .slice(0, rows)
+      .map(([name, t]) => ({ name, ...t }));
+  return {
+    since: new Date(data.since).toISOString(),
+    events: data.events,
+    remotes: top(data.remotes),
+    processes: top(data.processes),
+    rules: top(data.rules),
+  };
+}

@@ -1,23 +1,10 @@
 // Validates the plain YAML data against the JSON Schema and turns ajv's errors into one readable
 // diagnostic each, at the position of the offending node.
 
-import { Ajv, type ErrorObject } from "ajv";
+import type { ErrorObject } from "ajv";
 import { diagnostic, type Diagnostic } from "./diagnostics.ts";
-import { PolicySchema } from "./schema.ts";
+import { validatePolicy } from "./policy-validator.ts";
 import { formatPath, type PathSegment, type CheckedSource } from "./yaml-source.ts";
-
-/**
- * The validator's ajv. The web console's bundle (web/build.ts) compiles the same schema with it
- * at build time (ajv's standalone code), since its pages may not evaluate generated code.
- */
-export function policyAjv(code?: { source: true; esm: true }): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, ...(code ? { code } : {}) });
-  // an annotation: the message the loader shows when a value fails this schema
-  ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
-  return ajv;
-}
-
-const validatePolicy = policyAjv().compile(PolicySchema);
 
 /** An error the schema found, with the instance path split into segments. */
 export interface SchemaProblem {

@@ -2,7 +2,8 @@
 // lifecycle for the policy and its changes, the datapath and attribution for a redirected
 // client's original destination, the pipeline for live subscribers, the store for history.
 import type { Attribution } from "../attribution/index.ts";
-import type { ApiControl } from "../api/index.ts";
+import type { ApiControl, RuleView } from "../api/index.ts";
+import type { PolicyModel } from "../config/index.ts";
 import type { Datapath } from "../datapath/index.ts";
 import {
   recordChange,
@@ -45,9 +46,12 @@ export function apiControl(parts: ControlParts): ApiControl {
       hash: policy.active.hash,
       generation: datapath.generation,
       mode: policy.active.model.mode,
+      ...(policy.onTrial ? { trial: policy.onTrial } : {}),
+      rules: ruleViews(policy.active.model),
     }),
     validate: (text) => validatePolicyText(text, parts.policyPath),
-    apply: (text, who) => policy.apply(text, who),
+    apply: (text, who, options) => policy.apply(text, who, options),
+    confirm: (who) => policy.confirm(who),
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
     replay,
@@ -78,4 +82,28 @@ export function apiControl(parts: ControlParts): ApiControl {
     audit: (line) => recordChange(parts.audit, log, line),
     log,
   };
+}
+
+const verdictOf = (action: "allow" | "block", mode: "detect" | "prevent"): RuleView["verdict"] =>
+  action === "allow" ? "allowed" : mode === "prevent" ? "blocked" : "detected";
+
+/** Each rule's action, mode and verdict, then the defaults under the names the counters use. */
+export function ruleViews(model: PolicyModel): RuleView[] {
+  const views: RuleView[] = model.rules.map((r) => ({
+    name: r.name,
+    action: r.action,
+    mode: r.mode,
+    verdict: verdictOf(r.action, r.mode),
+    line: r.pos.line,
+  }));
+  for (const direction of ["ingress", "egress"] as const) {
+    const action = model.defaults[direction];
+    views.push({
+      name: `defaults.${direction}`,
+      action,
+      mode: model.mode,
+      verdict: verdictOf(action, model.mode),
+    });
+  }
+  return views;
 }

@@ -3,11 +3,12 @@
 // name changed on the host): read, check, compile, ready what the policy configures besides the
 // datapath, swap atomically, audit. A policy that fails any step is refused with every error and
 // the running one stays. Files are read off the event loop, so changes are queued: one at a time,
-// in the order asked.
+// in the order asked. A policy applied on trial (`moat policy apply --confirm`) is not saved to the
+// file; unless confirmed in time it is reverted through the same path to the policy before it.
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
-import type { ApplyOutcome } from "../api/index.ts";
+import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import { readPolicyFileTextAsync, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
 import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
@@ -16,6 +17,14 @@ import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
 
 /** The bindings a new image's slot starts with, by that image's name classes. */
 export type BindingsFor = (classes: { classOf: ClassesOf }) => NameBinding[];
+
+/** A policy on trial and what it reverts to. */
+interface Trial {
+  previous: { text: string; hash: string };
+  by: string;
+  revertAt: number;
+  timer: NodeJS.Timeout;
+}
 
 /** A compiled policy and the text it came from. */
 export interface RunningPolicy extends LoadedPolicy {
@@ -107,6 +116,8 @@ export class PolicyLifecycle {
   private waitingReload: Promise<ReloadResult> | null = null;
   /** When (Date.now()) the next file reload may start. */
   private readonly reloadPace = { next: 0 };
+  /** The policy applied on trial, until confirmed, reverted or replaced. */
+  private trial: Trial | null = null;
 
   constructor(options: PolicyLifecycleOptions) {
     this.options = options;
@@ -116,6 +127,23 @@ export class PolicyLifecycle {
   /** The policy running now. */
   get active(): RunningPolicy {
     return this.running;
+  }
+
+  /** The policy on trial, if one is. */
+  get onTrial(): TrialView | undefined {
+    const t = this.trial;
+    if (!t) return undefined;
+    return {
+      revertAt: new Date(t.revertAt).toISOString(),
+      by: t.by,
+      previousHash: t.previous.hash,
+    };
+  }
+
+  /** Stops the trial's timer (the daemon stops; its file still holds the policy before it). */
+  close(): void {
+    if (this.trial) clearTimeout(this.trial.timer);
+    this.trial = null;
   }
 
   /** The log line of an applied policy. */
@@ -172,7 +200,9 @@ export class PolicyLifecycle {
       this.selfWritten = null; // the API's own write: already applied
       return { ok: true, generation: this.options.target.generation, errors: [] };
     }
-    return this.install(next, reason);
+    const result = this.install(next, reason);
+    if (result.ok) this.close(); // the file's policy runs now: a trial before it is over
+    return result;
   }
 
   /** Compiles the running text again (what its process rules name changed on the host). */
@@ -190,14 +220,85 @@ export class PolicyLifecycle {
     });
   }
 
-  /** Applies `text` as the policy and saves it to the policy file, on behalf of `who`. */
-  apply(text: string, who: string): Promise<ReloadResult> {
-    return this.serial(() => this.applyText(text, who, "policy"));
+  /**
+   * Applies `text` as the policy and saves it to the policy file, on behalf of `who`. With
+   * `confirmMs` it is on trial: not saved, and reverted to the policy before it (the one before
+   * the first trial, when trials follow each other) unless confirm() comes within `confirmMs`.
+   */
+  apply(text: string, who: string, options: ApplyOptions = {}): Promise<ReloadResult> {
+    return this.serial(() => this.applyText(text, who, "policy", options.confirmMs));
   }
 
-  private async applyText(text: string, who: string, what: string): Promise<ReloadResult> {
+  /** Keeps the policy on trial: saves it to the policy file. */
+  confirm(who: string): Promise<ReloadResult> {
+    return this.serial((): Promise<ReloadResult> => {
+      const generation = this.options.target.generation;
+      const trial = this.trial;
+      if (!trial)
+        return Promise.resolve({
+          ok: false,
+          generation,
+          errors: ["no policy is on trial: it was reverted, confirmed or replaced already"],
+        });
+      this.close();
+      this.save(this.running.text, this.running.hash);
+      const { audit, log } = this.options;
+      const line = `POLICY CONFIRMED policy by ${who}: generation ${generation}, mode ${this.running.model.mode}, sha256 ${this.running.hash}`;
+      recordChange({ note: audit }, log, line);
+      return Promise.resolve({ ok: true, generation, errors: [] });
+    });
+  }
+
+  /** The trial `trial` ran out: the policy before it goes back in, by the one install path. */
+  private async revert(trial: Trial): Promise<void> {
+    if (this.trial !== trial) return; // confirmed or replaced meanwhile
+    this.trial = null;
+    const { text, hash } = trial.previous;
+    const who = `moat (not confirmed in time; applied by ${trial.by})`;
+    const { audit, log } = this.options;
+    let next: RunningPolicy;
+    try {
+      next = { ...(await this.compile(text)), text, hash };
+    } catch (err) {
+      log(
+        `warning: the policy before the trial could not be compiled again: ${(err as Error).message}`,
+      );
+      audit(refusedLine("revert", who, hash, 1));
+      return;
+    }
+    const changes = changeSummary(this.running.model, next.model);
+    const result = this.install(next, `revert by ${who}`);
+    if (!result.ok) {
+      audit(refusedLine("revert", who, hash, result.errors.length));
+      return;
+    }
+    recordChange(
+      { note: audit },
+      log,
+      appliedLine("revert", who, result.generation, next.model.mode, hash, changes),
+    );
+  }
+
+  private save(text: string, hash: string): void {
+    const { path, log } = this.options;
+    try {
+      this.selfWritten = hash;
+      writePolicyFile(path, text);
+    } catch (err) {
+      this.selfWritten = null;
+      log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  private async applyText(
+    text: string,
+    who: string,
+    what: string,
+    confirmMs?: number,
+  ): Promise<ReloadResult> {
     const { path, audit, log } = this.options;
     const hash = sha256(text);
+    const previous = this.trial?.previous ?? { text: this.running.text, hash: this.running.hash };
     let next: RunningPolicy;
     try {
       next = { ...(await this.compile(text)), text, hash };
@@ -212,16 +313,36 @@ export class PolicyLifecycle {
       audit(refusedLine(what, who, hash, result.errors.length));
       return result;
     }
-    try {
-      this.selfWritten = hash;
-      writePolicyFile(path, text);
-    } catch (err) {
-      this.selfWritten = null;
-      log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
+    this.close(); // a trial before this change is over: this one replaces it
+    if (confirmMs === undefined) {
+      this.save(text, hash);
+      recordChange(
+        { note: audit },
+        log,
+        appliedLine(what, who, result.generation, next.model.mode, hash, changes),
+      );
+      return result;
     }
-    const line = appliedLine(what, who, result.generation, next.model.mode, hash, changes);
+    const revertAt = Date.now() + confirmMs;
+    const trial: Trial = {
+      previous,
+      by: who,
+      revertAt,
+      timer: setTimeout(() => void this.serial(() => this.revert(trial)), confirmMs),
+    };
+    trial.timer.unref();
+    this.trial = trial;
+    const seconds = Math.round(confirmMs / 1000);
+    const line = appliedLine(
+      `${what} on trial for ${seconds} s`,
+      who,
+      result.generation,
+      next.model.mode,
+      hash,
+      changes,
+    );
     recordChange({ note: audit }, log, line);
-    return result;
+    return { ...result, revertAt: new Date(revertAt).toISOString() };
   }
 
   /** Switches the running policy's mode (the file keeps its comments and layout). */

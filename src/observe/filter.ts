@@ -1,6 +1,6 @@
 // Event filters shared by the live subscription (match in memory) and the history query (SQL):
 // type, verdict, rule, direction, remote (a CIDR or a DNS name), process, container. Every given
-// field must match.
+// field must match, and no `not` filter may (each one excludes what it matches on its own).
 import type { MoatEvent } from "../datapath/event.ts";
 import { parseIp, unmapIpv4, type IpAddress } from "../config/ip.ts";
 
@@ -23,6 +23,8 @@ export interface EventFilter {
   process?: string;
   /** Container id prefix or name. */
   container?: string;
+  /** Events any of these match are left out (`not=rule%3Dssh&not=type%3Dclosed`). */
+  not?: EventFilter[];
 }
 
 export class FilterError extends Error {
@@ -69,6 +71,18 @@ export function parseFilter(params: URLSearchParams): EventFilter {
     const value = params.get(key);
     if (value) filter[key] = value;
   }
+  const not = params.getAll("not").map(negated);
+  if (not.length) filter.not = not;
+  return filter;
+}
+
+/** One `not` parameter: a filter in query-string form ("rule=ssh"), itself without `not`. */
+function negated(text: string): EventFilter {
+  const params = new URLSearchParams(text);
+  if (params.has("not")) throw new FilterError(`not '${text}': a negated filter has no 'not'`);
+  const filter = parseFilter(params);
+  if (Object.keys(filter).length === 0)
+    throw new FilterError(`not '${text}': give a filter to leave out, e.g. not=rule%3Dssh`);
   return filter;
 }
 
@@ -83,6 +97,7 @@ export function filterParams(filter: EventFilter): URLSearchParams {
   if (filter.rule) params.set("rule", filter.rule);
   if (filter.process) params.set("process", filter.process);
   if (filter.container) params.set("container", filter.container);
+  for (const n of filter.not ?? []) params.append("not", filterParams(n).toString());
   return params;
 }
 
@@ -135,6 +150,7 @@ export function matchesFilter(filter: EventFilter, event: MoatEvent): boolean {
     const c = containerOf(event);
     if (!c || (c.name !== filter.container && !c.id.startsWith(filter.container))) return false;
   }
+  if (filter.not?.some((n) => matchesFilter(n, event))) return false;
   return true;
 }
 

@@ -14,6 +14,7 @@ export function testControl(pipeline: EventPipeline, parts: Partial<ApiControl> 
     policy: refuse,
     validate: refuse,
     apply: refuse,
+    confirm: refuse,
     setMode: refuse,
     replay: refuse,
     sshKeys: refuse,

@@ -99,7 +99,7 @@ test("several files: one summary each; exit 1 if any has errors", () => {
 test("no file: usage error, exit 2", () => {
   const result = moat("check");
   assert.equal(result.code, 2);
-  assert.equal(result.stderr, "moat: no policy file given\nusage: moat check FILE...\n");
+  assert.equal(result.stderr, "moat: no policy file given\nusage: moat check [--json] FILE...\n");
 });
 
 test("names: a hostname rule refused as the daemon refuses it; a block by name warns", () => {

@@ -14,7 +14,7 @@ const DEFAULTED = "ingress (default; --direction egress if the left side is this
 
 test("an inbound connection no rule allows: blocked by default", () => {
   const result = moat("explain", SERVER, "tcp", "203.0.113.9:51514", "->", "10.0.0.1:22");
-  assert.equal(result.code, 0);
+  assert.equal(result.code, 3, "exit status 3: blocked");
   assert.deepEqual(result.stdout, [
     `connection: ${DEFAULTED} tcp 203.0.113.9:51514 -> 10.0.0.1:22 (remote -> local)`,
     "verdict: blocked",
@@ -215,7 +215,7 @@ test("--dns-query: a DNS query for NAME, egress udp to port 53 unless said", () 
     "--dns-query",
     "x.ads.example",
   );
-  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.code, 3, result.stderr);
   assert.deepEqual(result.stdout, [
     "connection: egress udp 10.0.0.5:40000 -> 9.9.9.9:53 (local -> remote)",
     "dns query: x.ads.example",
@@ -284,4 +284,55 @@ test("--name and --dns-query mistakes are usage errors", () => {
     assert.equal(result.code, 2, args.join(" "));
     assert.match(result.stderr, message);
   }
+});
+
+test("exit status by verdict: 0 allowed, 3 blocked, 4 detected, 5 deferred", () => {
+  const allowed = moat("explain", SERVER, "tcp", "[fd00::9]:50000", "->", "[fd00::1]:22");
+  assert.equal(allowed.code, 0);
+  const blocked = moat("explain", SERVER, "tcp", "203.0.113.9:51514", "->", "10.0.0.1:22");
+  assert.equal(blocked.code, 3);
+  const detected = moat(
+    "explain",
+    "examples/default.yaml",
+    "tcp",
+    "203.0.113.9:1",
+    "->",
+    "10.0.0.1:2222",
+  );
+  assert.equal(detected.stdout[1], "verdict: detected");
+  assert.equal(detected.code, 4);
+  const deferred = moat("explain", NAMES, ...HTTPS);
+  assert.equal(deferred.stdout[1], "verdict: deferred");
+  assert.equal(deferred.code, 5);
+  const broken = moat(
+    "explain",
+    "test/fixtures/policies/schema-errors.yaml",
+    "tcp",
+    "1.2.3.4:1",
+    "->",
+    "10.0.0.1:22",
+  );
+  assert.equal(broken.code, 1, "a policy with errors: 1, not a verdict");
+});
+
+test("--json: one object with the facts and the evaluation; the exit status is the verdict's", () => {
+  const result = moat("explain", SERVER, "tcp", "203.0.113.9:51514", "->", "10.0.0.1:22", "--json");
+  assert.equal(result.code, 3);
+  assert.equal(result.stdout.length, 1);
+  const parsed = JSON.parse(result.stdout[0] ?? "") as Record<string, unknown>;
+  assert.deepEqual(
+    { verdict: parsed.verdict, action: parsed.action, rule: parsed.rule, mode: parsed.mode },
+    { verdict: "blocked", action: "block", rule: "default", mode: "prevent" },
+  );
+  assert.deepEqual(parsed.facts, {
+    direction: "ingress",
+    protocol: "tcp",
+    family: 4,
+    local: { ip: "10.0.0.1", port: 22 },
+    remote: { ip: "203.0.113.9", port: 51514 },
+  });
+  const deferred = moat("explain", NAMES, ...HTTPS, "--json");
+  const d = JSON.parse(deferred.stdout[0] ?? "") as { verdict: string; needs: string[] };
+  assert.equal(d.verdict, "deferred");
+  assert.deepEqual(d.needs, ["DNS names of the remote address"]);
 });

@@ -171,3 +171,67 @@ test("reloads asked while one waits its turn are one reload of the file as it is
   await h.lifecycle.reload("SIGHUP");
   assert.equal(h.applied.length, 2);
 });
+
+/** Resolves once `check` holds, polling (the revert runs on the lifecycle's own timer). */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(check(), "the condition never held");
+}
+
+const ruleNames = (h: { lifecycle: PolicyLifecycle }) =>
+  h.lifecycle.active.model.rules.map((r) => r.name);
+
+test("a policy on trial is not saved and reverts by itself through the install path", async (t) => {
+  const h = await harness(t);
+  t.after(() => h.lifecycle.close());
+  const saved = readFileSync(h.path, "utf8");
+  const r = await h.lifecycle.apply(policy(["ssh", "web"]), "uid 0 pid 7", { confirmMs: 100 });
+  assert.equal(r.ok, true);
+  assert.ok(r.revertAt, "the outcome says when it reverts");
+  assert.deepEqual(ruleNames(h), ["ssh", "web"]);
+  assert.equal(readFileSync(h.path, "utf8"), saved, "a policy on trial is not saved");
+  assert.equal(h.lifecycle.onTrial?.by, "uid 0 pid 7");
+  assert.match(
+    h.audit[0] ?? "",
+    /^POLICY APPLIED policy on trial for 0 s by uid 0 pid 7: generation 2/,
+  );
+
+  await until(() => h.lifecycle.onTrial === undefined && ruleNames(h).length === 1);
+  assert.deepEqual(ruleNames(h), ["ssh"]);
+  assert.equal(h.target.generation, 3, "the revert is a new generation");
+  assert.deepEqual(h.plumbed.slice(-2), ["ready ssh", "commit ssh"], "through the install path");
+  assert.match(
+    h.audit.at(-1) ?? "",
+    /^POLICY APPLIED revert by moat \(not confirmed in time; applied by uid 0 pid 7\): generation 3, mode prevent/,
+  );
+  const late = await h.lifecycle.confirm("uid 0 pid 8");
+  assert.equal(late.ok, false, "nothing left to confirm");
+  assert.match(late.errors[0] ?? "", /no policy is on trial/);
+});
+
+test("a confirmed trial is saved and stays; trials in a row revert to the policy before the first", async (t) => {
+  const h = await harness(t);
+  t.after(() => h.lifecycle.close());
+  await h.lifecycle.apply(policy(["ssh", "web"]), "uid 0", { confirmMs: 60_000 });
+  const ok = await h.lifecycle.confirm("uid 0 pid 9");
+  assert.equal(ok.ok, true);
+  assert.equal(readFileSync(h.path, "utf8"), policy(["ssh", "web"]), "saved once confirmed");
+  assert.equal(h.lifecycle.onTrial, undefined);
+  assert.match(h.audit.at(-1) ?? "", /^POLICY CONFIRMED policy by uid 0 pid 9: generation 2/);
+
+  await h.lifecycle.apply(policy(["a"]), "uid 0", { confirmMs: 60_000 });
+  await h.lifecycle.apply(policy(["b"]), "uid 0", { confirmMs: 100 });
+  await until(() => h.lifecycle.onTrial === undefined);
+  assert.deepEqual(ruleNames(h), ["ssh", "web"], "back to the last confirmed policy");
+});
+
+test("an apply without --confirm ends a trial: it is saved, and nothing reverts", async (t) => {
+  const h = await harness(t);
+  t.after(() => h.lifecycle.close());
+  await h.lifecycle.apply(policy(["ssh", "web"]), "uid 0", { confirmMs: 100 });
+  await h.lifecycle.apply(policy(["other"]), "uid 0");
+  assert.equal(h.lifecycle.onTrial, undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(ruleNames(h), ["other"]);
+  assert.equal(readFileSync(h.path, "utf8"), policy(["other"]));
+});

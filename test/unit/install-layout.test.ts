@@ -44,15 +44,21 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       `${lib}/data/doh-resolvers.txt`,
       "lib/systemd/system/moat.service",
       "etc/logrotate.d/moat",
+      "usr/share/man/man1/moat.1.gz",
+      "usr/share/man/man1/moat-policy.1.gz",
+      "usr/share/bash-completion/completions/moat",
+      "usr/share/zsh/vendor-completions/_moat",
     ])
       assert.ok(existsSync(at(p)), `${p} is missing`);
     // development packages stay behind
     assert.ok(!existsSync(at(`${lib}/node_modules/@eslint`)), "dev packages installed");
     const launcher = readFileSync(at("usr/bin/moat"), "utf8");
+    assert.match(launcher, /^main=\/usr\/lib\/moat\/src\/cli\/main\.ts$/m);
     assert.match(
       launcher,
-      /^exec \/usr\/lib\/moat\/node\/bin\/node .* \/usr\/lib\/moat\/src\/cli\/main\.ts "\$@"$/m,
+      /^if \[ "\$1" != run \] && \[ -f \/usr\/lib\/moat\/build\/cli\/main\.mjs \]; then main=\/usr\/lib\/moat\/build\/cli\/main\.mjs; fi$/m,
     );
+    assert.match(launcher, /^exec \/usr\/lib\/moat\/node\/bin\/node .* "\$main" "\$@"$/m);
     assert.equal(statSync(at("usr/bin/moat")).mode & 0o777, 0o755);
     assert.match(
       readFileSync(at("lib/systemd/system/moat.service"), "utf8"),
@@ -70,6 +76,16 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     );
     assert.equal(check.status, 0, check.stderr);
     assert.match(check.stdout, /policy\.yaml: ok/);
+    // and so does its CLI bundle, when `make build` made one (it runs without src/)
+    if (existsSync(join(ROOT, "build/cli/BUILT"))) {
+      const bundled = spawnSync(
+        at(`${lib}/node/bin/node`),
+        [at(`${lib}/build/cli/main.mjs`), "check", policy],
+        { encoding: "utf8" },
+      );
+      assert.equal(bundled.status, 0, bundled.stderr);
+      assert.match(bundled.stdout, /policy\.yaml: ok/);
+    }
 
     // an upgrade keeps the operator's policy
     writeFileSync(policy, "# edited\nmode: prevent\n");
@@ -82,6 +98,9 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       "usr/bin/moat",
       "lib/systemd/system/moat.service",
       "etc/logrotate.d/moat",
+      "usr/share/man/man1/moat.1.gz",
+      "usr/share/bash-completion/completions/moat",
+      "usr/share/zsh/vendor-completions/_moat",
     ])
       assert.ok(!existsSync(at(p)), `${p} stayed`);
     assert.ok(existsSync(policy), "uninstall removed the policy");

@@ -6,36 +6,62 @@ import type { Command } from "../command.ts";
 import { diagnosticLines, printable, type Diagnostic } from "../../config/index.ts";
 import { acceptPolicyFileAsync } from "../../host/index.ts";
 import { UsageError } from "../command.ts";
+import { EXIT } from "../exit-codes.ts";
+import { jsonLine } from "../json-line.ts";
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-const USAGE = "moat check FILE...";
+const USAGE = `moat check [--json] FILE...
+  Exit status: 0 every file is valid (warnings allowed), 1 a file has errors, 2 usage.
+  --json: one object a file: {file, ok, rules, sets, diagnostics: [{file, line, col, path,
+    severity, message}]}`;
+
+/** One file's outcome, as --json prints it. */
+export interface CheckResult {
+  file: string;
+  ok: boolean;
+  /** Counts of the accepted policy; absent when it has errors. */
+  rules?: number;
+  sets?: number;
+  diagnostics: Diagnostic[];
+}
 
 export const checkCommand: Command = {
   name: "check",
   summary: "validate policy files as the daemon would: every error and warning with FILE:LINE:COL",
   usage: USAGE,
-  async run({ positionals }, io) {
-    if (positionals.length === 0) throw new UsageError(`no policy file given\nusage: ${USAGE}`);
+  options: { json: { type: "boolean" } },
+  async run({ values, positionals }, io) {
+    if (positionals.length === 0)
+      throw new UsageError(`no policy file given\nusage: moat check [--json] FILE...`);
     let failed = false;
     for (const file of positionals) {
-      const { diagnostics, summary } = await checkOne(file);
-      for (const line of diagnosticLines(diagnostics, file)) io.out(line);
-      io.out(printable(summary));
-      failed ||= diagnostics.some((d) => d.severity === "error");
+      const result = await checkOne(file);
+      if (values.json) io.out(jsonLine(result));
+      else {
+        for (const line of diagnosticLines(result.diagnostics, file)) io.out(line);
+        io.out(printable(summaryOf(result)));
+      }
+      failed ||= !result.ok;
     }
-    return failed ? 1 : 0;
+    return failed ? EXIT.failed : EXIT.ok;
   },
 };
 
-async function checkOne(file: string): Promise<{ diagnostics: Diagnostic[]; summary: string }> {
+async function checkOne(file: string): Promise<CheckResult> {
   const { diagnostics, policy } = await acceptPolicyFileAsync(file);
-  const errors = diagnostics.filter((d) => d.severity === "error").length;
-  const warnings = diagnostics.length - errors;
-  const warned = warnings > 0 ? `, ${plural(warnings, "warning")}` : "";
   const model = policy?.model;
-  const summary = model
-    ? `${file}: ok, ${plural(model.rules.length, "rule")}, ${plural(model.sets.size, "set")}${warned}`
-    : `${file}: ${plural(errors, "error")}${warned}`;
-  return { diagnostics, summary };
+  const ok = model !== undefined && !diagnostics.some((d) => d.severity === "error");
+  return model && ok
+    ? { file, ok, rules: model.rules.length, sets: model.sets.size, diagnostics }
+    : { file, ok, diagnostics };
+}
+
+function summaryOf(r: CheckResult): string {
+  const errors = r.diagnostics.filter((d) => d.severity === "error").length;
+  const warnings = r.diagnostics.length - errors;
+  const warned = warnings > 0 ? `, ${plural(warnings, "warning")}` : "";
+  return r.ok
+    ? `${r.file}: ok, ${plural(r.rules ?? 0, "rule")}, ${plural(r.sets ?? 0, "set")}${warned}`
+    : `${r.file}: ${plural(errors, "error")}${warned}`;
 }

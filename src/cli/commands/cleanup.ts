@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { UsageError, type Command } from "../command.ts";
+import { jsonLine } from "../json-line.ts";
 import { DEFAULT_SOCKET } from "../api/client.ts";
 import { PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
 
@@ -48,19 +49,20 @@ export const cleanupCommand: Command = {
   name: "cleanup",
   summary: "remove what a crashed or killed daemon left: pinned programs, links, maps, socket",
   usage:
-    "moat cleanup [--pin-dir DIR] [--api unix:PATH] [--quiet]\n" +
+    "moat cleanup [--pin-dir DIR] [--api unix:PATH] [--quiet | --json]\n" +
     `  DIR defaults to ${PIN_ROOT}, PATH to ${DEFAULT_SOCKET} (the daemon's defaults).\n` +
     "  Refuses (exit 1) while a daemon pinning in DIR runs; stop that daemon instead.",
   options: {
     "pin-dir": { type: "string" },
     api: { type: "string" },
     quiet: { type: "boolean" },
+    json: { type: "boolean" },
   },
   async run({ values }, io) {
     const pinRoot = typeof values["pin-dir"] === "string" ? values["pin-dir"] : PIN_ROOT;
     const api = typeof values.api === "string" ? values.api : `unix:${DEFAULT_SOCKET}`;
     if (!api.startsWith("unix:")) throw new UsageError("--api takes unix:PATH");
-    const say = values.quiet ? () => {} : io.out;
+    const say = values.quiet || values.json ? () => {} : io.out;
     const running = daemonsPinning(pinRoot);
     if (running.length > 0)
       throw new UsageError(
@@ -75,6 +77,13 @@ export const cleanupCommand: Command = {
     const socket = removeSocket(api.slice(5));
     if (socket) say(`removed ${api.slice(5)}`);
     if (!left.removed && !socket) say("nothing to clean up");
+    if (values.json)
+      io.out(
+        jsonLine({
+          detached: left.links,
+          removed: [...(left.removed ? [pinRoot] : []), ...(socket ? [api.slice(5)] : [])],
+        }),
+      );
     return 0;
   },
 };

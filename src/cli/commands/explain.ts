@@ -5,16 +5,28 @@ import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { formatDiagnostic, PolicyError, type PolicyModel } from "../../config/index.ts";
 import { checkPolicyFile } from "../../host/index.ts";
-import { explanationLines, parseConnectionText, PROCESS_FIELDS } from "../../policy/index.ts";
+import {
+  evaluate,
+  explanationLines,
+  parseConnectionText,
+  PROCESS_FIELDS,
+} from "../../policy/index.ts";
+import { verdictExit } from "../exit-codes.ts";
+import { jsonLine } from "../json-line.ts";
+import { colourExplainLine, colourFor } from "../colour.ts";
 import { addContext } from "./explain-context.ts";
 import { addNames, DNS_PORT, isDnsQuery } from "./explain-names.ts";
 import { addLayer7, isLayer7, L7_HELP, L7_OPTIONS, L7_USAGE } from "./explain-layer7.ts";
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
-             [--hop-limit N] [--name NAME]... [--dns-query NAME]
+             [--hop-limit N] [--name NAME]... [--dns-query NAME] [--json]
              ${L7_USAGE}
 
+  Exit status by verdict: 0 allowed, 3 blocked, 4 detected, 5 deferred (the verdict needs
+  facts not given); 1 the policy has errors, 2 usage.
+  --json: one JSON object: the connection's facts and the evaluation (verdict, action, rule,
+    mode, reason, line; for deferred: needs and possible).
   The left side opened the connection; the right side is the server.
   --direction ingress (default): the right side is this host (a peer connects in).
   --direction egress: the left side is this host (it connects out).
@@ -55,6 +67,7 @@ export const explainCommand: Command = {
     "hop-limit": { type: "string" },
     name: { type: "string", multiple: true },
     "dns-query": { type: "string" },
+    json: { type: "boolean" },
     ...L7_OPTIONS,
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
     arrow: { type: "boolean", short: ">", multiple: true },
@@ -88,8 +101,14 @@ export const explainCommand: Command = {
     const model = loadForExplain(file, io);
     if (!model) return 1;
     const defaulted = values.direction === undefined && !query && !isLayer7(values);
-    for (const line of explanationLines(model, parsed.value, defaulted)) io.out(line);
-    return 0;
+    const result = evaluate(model, parsed.value);
+    if (values.json) io.out(jsonLine({ facts: parsed.value, ...result }));
+    else {
+      const colour = colourFor(process.stdout);
+      for (const line of explanationLines(model, parsed.value, defaulted))
+        io.out(colour ? colourExplainLine(line) : line);
+    }
+    return verdictExit(result.verdict);
   },
 };
 

@@ -37,6 +37,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./events.ts")).eventsCommand,
   },
   {
+    name: "rules",
+    summary: "per-rule counters of the running policy: connections, packets, bytes, by verdict",
+    load: async () => (await import("./rules.ts")).rulesCommand,
+  },
+  {
     name: "top",
     summary: "live view of the top blocked/detected remotes, processes and rules",
     load: async () => (await import("./top.ts")).topCommand,

@@ -3,12 +3,14 @@ import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import type { ApplyOutcome } from "../../api/index.ts";
+import { jsonLine } from "../json-line.ts";
 
 export const modeCommand: Command = {
   name: "mode",
   summary: "switch the running daemon between detect and prevent without a restart",
-  usage: `moat mode detect|prevent ${API_USAGE}`,
-  options: { ...API_OPTIONS },
+  usage: `moat mode detect|prevent [--json] ${API_USAGE}`,
+  actions: ["detect", "prevent"],
+  options: { ...API_OPTIONS, json: { type: "boolean" } },
   async run({ values, positionals }, io) {
     const [mode] = positionals;
     if ((mode !== "detect" && mode !== "prevent") || positionals.length !== 1)
@@ -19,7 +21,7 @@ export const modeCommand: Command = {
       "/v1/mode",
       JSON.stringify({ mode }),
     );
-    io.out(`mode ${mode}: generation ${r.generation}`);
+    io.out(values.json ? jsonLine({ ...r, mode }) : `mode ${mode}: generation ${r.generation}`);
     return 0;
   },
 };

@@ -1,6 +1,5 @@
 // moat run: the daemon in the foreground, until Ctrl-C; signals reload the policy and reopen logs.
 import { UsageError, type Command } from "../command.ts";
-import { startDaemon } from "../../daemon.ts";
 
 /** Where `make run` installs the bundled policy; moat saves applied policies there. */
 const DEFAULT_POLICY = "/etc/moat/policy.yaml";
@@ -35,6 +34,8 @@ export const runCommand: Command = {
         "--api takes unix:PATH or none (a TCP listener is set in the policy's api section)",
       );
     const history = typeof values.history === "string" ? values.history : undefined;
+    // the daemon loads when it runs: `moat run --help` does not load it
+    const { startDaemon } = await import("../../daemon.ts");
     const daemon = await startDaemon({
       policyPath,
       interfaces: values.interface as string[] | undefined,

@@ -3,7 +3,9 @@
 import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call, streamEvents } from "../api/client.ts";
 import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
-import { emptyTop, renderTop, tally } from "../top-view.ts";
+import { emptyTop, renderTop, tally, topJson } from "../top-view.ts";
+import { jsonLine } from "../json-line.ts";
+import { UsageError } from "../command.ts";
 import type { HistoryPage } from "../../observe/index.ts";
 
 const HOME_AND_CLEAR = "\x1b[H\x1b[J";
@@ -11,11 +13,12 @@ const HOME_AND_CLEAR = "\x1b[H\x1b[J";
 export const topCommand: Command = {
   name: "top",
   summary: "live view of the top blocked/detected remotes, processes and rules",
-  usage: `moat top [--once] [--rows N] ${FILTER_USAGE}\n  ${API_USAGE}`,
+  usage: `moat top [--once [--json]] [--rows N] ${FILTER_USAGE}\n  ${API_USAGE}`,
   options: {
     ...API_OPTIONS,
     ...FILTER_OPTIONS,
     once: { type: "boolean" },
+    json: { type: "boolean" },
     rows: { type: "string" },
   },
   async run({ values }, io) {
@@ -31,15 +34,22 @@ export const topCommand: Command = {
       const oldest = page.events.at(-1);
       const data = emptyTop(oldest ? Date.parse(oldest.time) : Date.now());
       for (const event of page.events) tally(data, event);
+      if (values.json) {
+        io.out(jsonLine(topJson(data, rows)));
+        return 0;
+      }
       for (const line of renderTop(data, { now: Date.now(), width: width(), rows })) io.out(line);
       return 0;
     }
+    if (values.json) throw new UsageError("--json goes with --once (one frame, then exit)");
     const data = emptyTop(Date.now());
+    // on a terminal the frame is redrawn in place; into a pipe, frames follow each other plainly
+    const clear = process.stdout.isTTY ? HOME_AND_CLEAR : "";
     const draw = () =>
       process.stdout.write(
-        HOME_AND_CLEAR +
+        clear +
           renderTop(data, { now: Date.now(), width: width(), rows }).join("\n") +
-          "\n",
+          (clear ? "\n" : "\n\n"),
       );
     const timer = setInterval(draw, 1000);
     draw();

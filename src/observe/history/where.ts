@@ -1,7 +1,26 @@
 // A history query's filters as an SQL WHERE clause with bound parameters (never interpolated).
+import type { EventFilter } from "../filter.ts";
 import type { HistoryQuery } from "./query.ts";
 
 export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] } {
+  const { terms, params } = filterTerms(q);
+  if (q.since !== undefined) {
+    terms.push("time_ms >= ?");
+    params.push(q.since);
+  }
+  if (q.until !== undefined) {
+    terms.push("time_ms <= ?");
+    params.push(q.until);
+  }
+  if (q.before !== undefined) {
+    terms.push("id < ?");
+    params.push(q.before);
+  }
+  return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params };
+}
+
+/** An event filter's terms (ANDed); a `not` filter is a term that is true unless all its own are. */
+function filterTerms(q: EventFilter): { terms: string[]; params: unknown[] } {
   const terms: string[] = [];
   const params: unknown[] = [];
   const add = (term: string, ...values: unknown[]) => {
@@ -38,10 +57,12 @@ export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] }
       q.container,
       `${escapeLike(q.container)}%`,
     );
-  if (q.since !== undefined) add("time_ms >= ?", q.since);
-  if (q.until !== undefined) add("time_ms <= ?", q.until);
-  if (q.before !== undefined) add("id < ?", q.before);
-  return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params };
+  for (const n of q.not ?? []) {
+    const inner = filterTerms(n);
+    // a column that is NULL (no process, no container) does not match: the event stays
+    if (inner.terms.length) add(`NOT ifnull((${inner.terms.join(" AND ")}), 0)`, ...inner.params);
+  }
+  return { terms, params };
 }
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -1,0 +1,30 @@
+// src/config/policy-validator.ts as Ajv standalone code, for the bundles (the CLI's, the web
+// console's): the schema compiled once at build time with the same settings, so a bundle neither
+// compiles it at every start nor evaluates generated code (the console's pages may not: CSP).
+import type { Plugin } from "esbuild";
+import { join } from "node:path";
+// a CommonJS module: Node's default import is module.exports, whose .default is the function
+import standaloneModule from "ajv/dist/standalone/index.js";
+import { policyAjv } from "../src/config/policy-validator.ts";
+import { PolicySchema } from "../src/config/schema.ts";
+
+type Standalone = (ajv: unknown, validate: unknown) => string;
+const loaded = standaloneModule as unknown as Standalone | { default: Standalone };
+const standalone = typeof loaded === "function" ? loaded : loaded.default;
+
+export function standaloneValidator(srcDir: string): Plugin {
+  return {
+    name: "moat-policy-validator",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]src[\\/]config[\\/]policy-validator\.ts$/ }, () => {
+        const ajv = policyAjv({ code: { source: true, esm: true } });
+        const code = standalone(ajv, ajv.compile(PolicySchema));
+        return {
+          contents: `${code}\nexport { validate as validatePolicy };\n`,
+          loader: "js",
+          resolveDir: join(srcDir, "config"),
+        };
+      });
+    },
+  };
+}
