@@ -47,7 +47,7 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 	ev->conn_id = ct->id;
 	ev->packets = ct->packets[0] + ct->packets[1];
 	ev->bytes = ct->bytes[0] + ct->bytes[1];
-	ev->duration_ns = type == MOAT_EV_CLOSED ? ct->last_ns - ct->created_ns : 0;
+	ev->duration_ns = type >= MOAT_EV_CLOSED ? ct->last_ns - ct->created_ns : 0;
 	ev->ifindex = from->ifindex;
 	ev->rule = ct->rule;
 	ev->generation = ct->generation;
@@ -70,7 +70,8 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 }
 
 /* counts the close once (whoever sets MOAT_CT_CLOSE_SENT first) and reports it when the
- * opening was reported, or when moat itself cut the connection */
+ * opening was reported, or when moat itself cut the connection; any other close still sends
+ * its summary (packets, bytes, duration) for the flow records */
 static __always_inline void emit_closed(const struct moat_ct_key *k, struct moat_ct *ct,
 					__u8 reason, const struct ev_from *from)
 {
@@ -81,6 +82,8 @@ static __always_inline void emit_closed(const struct moat_ct_key *k, struct moat
 	count(MOAT_CNT_CLOSED, 0);
 	if ((old & MOAT_CT_REPORTED) || reason == MOAT_REASON_MAX_DURATION)
 		emit(k, ct, MOAT_EV_CLOSED, reason, from);
+	else
+		emit(k, ct, MOAT_EV_FLOW, reason, from);
 }
 
 #endif /* MOAT_EVENTS_H */

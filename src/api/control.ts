@@ -2,6 +2,7 @@
 import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
+import type { StatsPage, StatsQuery } from "../observe/history/rollup.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {
@@ -63,6 +64,8 @@ export interface ApiControl {
   setMode(mode: "detect" | "prevent", who: string): ApplyOutcome | Promise<ApplyOutcome>;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
+  /** Flow statistics from the history's roll-ups; null (or absent) when the history is off. */
+  flowStats?(query: StatsQuery): StatsPage | null | Promise<StatsPage | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */

@@ -42,6 +42,7 @@ export function apiControl(parts: ControlParts): ApiControl {
     apply: (text, who) => policy.apply(text, who),
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
+    flowStats: (query) => parts.history?.flowStats(query) ?? null,
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);
       if (!o) return null;

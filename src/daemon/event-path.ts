@@ -25,6 +25,11 @@ export interface EventSource {
 export interface EventPathOptions {
   source: EventSource;
   push: (event: MoatEvent) => void;
+  /**
+   * Every close record (a "closed" event, pushed too, or a "flow" one: the close of a connection
+   * whose opening was not reported, for the flow records only).
+   */
+  closed?: (event: MoatEvent) => void;
   /** The full process facts of a socket's kernel owner. */
   process: (owner: KernelOwner) => ProcessFacts;
   /** The names the owner learned for a remote address (moat's DNS proxy); none: no names. */
@@ -113,7 +118,8 @@ export function startEventPath(options: EventPathOptions): EventPath {
     const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
     const names = owner && options.names?.(owner, event.remote.ip);
     if (names?.length) event.remote.names = names;
-    options.push(event);
+    if (event.type === "closed" || event.type === "flow") options.closed?.(event);
+    if (event.type !== "flow") options.push(event);
   });
 
   const intervalMs = options.lossReportMs ?? LOSS_REPORT_MS;

@@ -1,6 +1,6 @@
 // Reads the kernel's connection table (struct moat_ct_key -> struct moat_ct), oriented by the
 // connection: local is this host, remote the peer, direction who initiated.
-import { ct as ctCodec, ctKey as keyCodec, EventType, Mode, TcpState } from "./abi.ts";
+import { ct as ctCodec, ctKey as keyCodec, CtFlag, EventType, Mode, TcpState } from "./abi.ts";
 import { formatAddress } from "./address.ts";
 import type { BpfMap } from "./native.d.ts";
 import type { Decoded } from "./struct.ts";
@@ -82,6 +82,36 @@ export function decodeConntrack(key: Buffer, value: Buffer): ConntrackEntry {
     key: Buffer.from(key),
     value: v,
   };
+}
+
+/** Idle timeouts in seconds by state: conntrack.h's defaults, which the daemon keeps. */
+export const CONNTRACK_TIMEOUTS = {
+  tcpSyn: 120,
+  tcpEstablished: 432_000,
+  tcpFin: 120,
+  tcpClose: 10,
+  udp: 60,
+  icmp: 30,
+  other: 600,
+} as const;
+
+/** Whether the kernel no longer uses the entry at `nowNs` (CLOCK_MONOTONIC): idle too long. */
+export function conntrackExpired(
+  e: Pick<ConntrackEntry, "protocol" | "tcpState" | "flags" | "lastNs">,
+  nowNs: bigint,
+  t: Record<keyof typeof CONNTRACK_TIMEOUTS, number> = CONNTRACK_TIMEOUTS,
+): boolean {
+  let s: number;
+  if (e.protocol === 6) {
+    if (e.flags & CtFlag.cut) s = t.tcpFin;
+    else if (e.tcpState === "synSent" || e.tcpState === "synRecv") s = t.tcpSyn;
+    else if (e.tcpState === "finWait") s = t.tcpFin;
+    else if (e.tcpState === "timeWait" || e.tcpState === "closed") s = t.tcpClose;
+    else s = t.tcpEstablished;
+  } else if (e.protocol === 17) s = t.udp;
+  else if (e.protocol === 1 || e.protocol === 58) s = t.icmp;
+  else s = t.other;
+  return nowNs > e.lastNs && nowNs - e.lastNs > BigInt(s) * 1_000_000_000n;
 }
 
 /** Every entry, a page of batch lookups at a time (entries may come and go meanwhile). */
