@@ -18,6 +18,8 @@ import { lossReport, type Notice, type PacketCounts } from "../observe/index.ts"
 /** The parts of the datapath the event path reads. */
 export interface EventSource {
   subscribe(onRecord: (record: Buffer) => void): unknown;
+  /** The flow-only records' ring (closes of connections whose opening was not reported). */
+  subscribeFlows?(onRecord: (record: Buffer) => void): unknown;
   counters(): PacketCounts;
   readonly contents: Pick<GenerationRecord, "rule" | "redirect">;
 }
@@ -26,8 +28,8 @@ export interface EventPathOptions {
   source: EventSource;
   push: (event: MoatEvent) => void;
   /**
-   * Every close record (a "closed" event, pushed too, or a "flow" one: the close of a connection
-   * whose opening was not reported, for the flow records only).
+   * Every close record: a "closed" event (pushed too) or a "flow" one from the flow records'
+   * ring (the close of a connection whose opening was not reported, never pushed).
    */
   closed?: (event: MoatEvent) => void;
   /** The full process facts of a socket's kernel owner. */
@@ -103,6 +105,15 @@ export function startEventPath(options: EventPathOptions): EventPath {
     },
     redirect: (index: number, generation: number) => source.contents.redirect(index, generation),
   };
+  /** A record as moat's event, with the names the owner's DNS lookups gave its remote. */
+  const decode = (record: Buffer): MoatEvent => {
+    decoding.owner = null;
+    const event = decodeEvent(record, context);
+    const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
+    const names = owner && options.names?.(owner, event.remote.ip);
+    if (names?.length) event.remote.names = names;
+    return event;
+  };
   let destroyWarned = false;
   source.subscribe((record) => {
     // the post-route check dropped a SYN: the socket goes first, so connect() fails at once
@@ -113,14 +124,14 @@ export function startEventPath(options: EventPathOptions): EventPath {
         `warning: a socket blocked after routing could not be destroyed (its connect() will time out): ${destroyed.error.message}`,
       );
     }
-    decoding.owner = null;
-    const event = decodeEvent(record, context);
-    const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
-    const names = owner && options.names?.(owner, event.remote.ip);
-    if (names?.length) event.remote.names = names;
-    if (event.type === "closed" || event.type === "flow") options.closed?.(event);
+    const event = decode(record);
+    if (event.type === "closed") options.closed?.(event);
     if (event.type !== "flow") options.push(event);
   });
+  if (options.closed) {
+    const closed = options.closed;
+    source.subscribeFlows?.((record) => closed(decode(record)));
+  }
 
   const intervalMs = options.lossReportMs ?? LOSS_REPORT_MS;
   let last = source.counters();

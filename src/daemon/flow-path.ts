@@ -89,6 +89,17 @@ function* liveConnections(
   o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
 ): Generator<LiveConnection> {
   const now = process.hrtime.bigint();
+  // a process's connections read /proc once a scan
+  const owners = new Map<string, ProcessFacts>();
+  const facts = {
+    ...o,
+    process: (owner: KernelOwner) => {
+      const key = `${owner.pid}/${owner.cgroupId}/${owner.comm}`;
+      let p = owners.get(key);
+      if (!p) owners.set(key, (p = o.process(owner)));
+      return p;
+    },
+  };
   for (const e of entries) {
     if (e.id === 0n) continue;
     yield {
@@ -98,7 +109,7 @@ function* liveConnections(
       packets: Number(e.packets.initiator + e.packets.responder),
       bytes: Number(e.bytes.initiator + e.bytes.responder),
       durationMs: Number((e.lastNs - e.createdNs) / 1000n) / 1000,
-      connection: () => connectionOf(e, o),
+      connection: () => connectionOf(e, facts),
     };
   }
 }

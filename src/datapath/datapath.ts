@@ -188,6 +188,7 @@ export class Datapath {
     conntrack: BpfMap;
     counters: BpfMap;
     events: BpfMap;
+    flowRecords: BpfMap;
     quicInitials: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
@@ -221,6 +222,7 @@ export class Datapath {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
+      flowRecords: this.object.map("flow_records"),
       quicInitials: this.object.map("quic_initials"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
@@ -614,6 +616,18 @@ export class Datapath {
   /** Delivers every event record (a copy) to `onRecord`. */
   subscribe(onRecord: (record: Buffer) => void): RingBuffer {
     const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
+    this.rings.push(ring);
+    return ring;
+  }
+
+  /**
+   * Delivers every flow-only record (a struct moat_event of type flow: the close of a connection
+   * whose opening was not reported; a copy) to `onRecord`.
+   */
+  subscribeFlows(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.flowRecords, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);
