@@ -156,7 +156,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // every judged connection's flow records, added up a window at a time into the history
   const flowInterval = initial.model.logging.history?.value.flowIntervalSeconds;
   const flows = startFlowPath({
-    conntrack: () => datapath.conntrack(),
+    conntrack: () => datapath.conntrackCounts(),
     rule: (index, generation) => datapath.contents.rule(index, generation)?.name,
     interfaceName: (ifindex) =>
       datapath.attachments.find((a) => a.ifindex === ifindex)?.interface ??

@@ -9,6 +9,7 @@ import {
   CtFlag,
   decodeOwner,
   protocolName,
+  type ConntrackCounts,
   type ConntrackEntry,
   type MoatEvent,
 } from "../datapath/index.ts";
@@ -24,8 +25,8 @@ import {
 export const DEFAULT_FLOW_INTERVAL_MS = 60_000;
 
 export interface FlowPathOptions {
-  /** The connection table, read once a window. */
-  conntrack: () => Iterable<ConntrackEntry>;
+  /** The connection table's counters, a page at a time, read once a window. */
+  conntrack: () => Iterable<ConntrackCounts[]>;
   /** A rule's name by index and generation. */
   rule: (index: number, generation: number) => string | undefined;
   interfaceName: (ifindex: number) => string | null;
@@ -54,7 +55,7 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
   let warned = false;
   const flush = async () => {
     try {
-      ledger.scan(liveConnections(options.conntrack(), options));
+      await scanTable(ledger, options.conntrack(), options);
     } catch (err) {
       if (!warned)
         options.log(
@@ -68,27 +69,39 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
       .store(summaries)
       .catch((err: Error) => options.log(`warning: flow records were not kept: ${err.message}`));
   };
-  const timer = setInterval(() => void flush(), options.intervalMs ?? DEFAULT_FLOW_INTERVAL_MS);
+  // one flush at a time: a scan of a large table spans event-loop turns
+  let running: Promise<void> | null = null;
+  const once = () =>
+    (running ??= flush().finally(() => {
+      running = null;
+    }));
+  const timer = setInterval(() => void once(), options.intervalMs ?? DEFAULT_FLOW_INTERVAL_MS);
   timer.unref();
   return {
     closed: (event) => ledger.closed(event),
-    flush,
+    flush: once,
     counters: () => aggregator.counters,
     async close() {
       clearInterval(timer);
-      await flush();
+      await running;
+      await once();
     },
   };
 }
 
 const HOOK_OF = { ingress: "xdp", egress: "tc" } as const;
 
-/** The table's entries as the ledger reads them; an entry's facts are read only when asked. */
-function* liveConnections(
-  entries: Iterable<ConntrackEntry>,
+/**
+ * One pass of the ledger over the table, a page per event-loop turn (a full table of 65,536
+ * entries is 256 pages of 256): an entry is decoded, and its process read, only when the ledger meets a
+ * connection it has not seen.
+ */
+async function scanTable(
+  ledger: FlowLedger,
+  pages: Iterable<ConntrackCounts[]>,
   o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
-): Generator<LiveConnection> {
-  const now = process.hrtime.bigint();
+): Promise<void> {
+  const now = Number(process.hrtime.bigint());
   // a process's connections read /proc once a scan
   const owners = new Map<string, ProcessFacts>();
   const facts = {
@@ -100,16 +113,29 @@ function* liveConnections(
       return p;
     },
   };
-  for (const e of entries) {
-    if (e.id === 0n) continue;
+  const pass = ledger.startScan();
+  for (const page of pages) {
+    pass.see(live(page, now, facts));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  pass.end();
+}
+
+function* live(
+  page: ConntrackCounts[],
+  now: number,
+  facts: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+): Generator<LiveConnection> {
+  for (const e of page) {
+    if (e.id === "0") continue;
     yield {
-      id: e.id.toString(16),
+      id: e.id,
       closeSent: (e.flags & CtFlag.closeSent) !== 0,
       expired: conntrackExpired(e, now),
-      packets: Number(e.packets.initiator + e.packets.responder),
-      bytes: Number(e.bytes.initiator + e.bytes.responder),
-      durationMs: Number((e.lastNs - e.createdNs) / 1000n) / 1000,
-      connection: () => connectionOf(e, facts),
+      packets: e.packets,
+      bytes: e.bytes,
+      durationMs: (e.lastNs - e.createdNs) / 1e6,
+      connection: () => connectionOf(e.decode(), facts),
     };
   }
 }

@@ -14,7 +14,13 @@ import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { PinnedMaps, type Adoption } from "./pinned-maps.ts";
 import { attachPinned, detachStaleLinks, type PinnedAttach } from "./pinned-links.ts";
 import { native } from "./addon.ts";
-import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
+import {
+  clearConntrack,
+  conntrackCountPages,
+  conntrackEntries,
+  type ConntrackCounts,
+  type ConntrackEntry,
+} from "./conntrack.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
 import type {
@@ -601,6 +607,11 @@ export class Datapath {
   /** The connection table, entry by entry. */
   conntrack(): Generator<ConntrackEntry> {
     return conntrackEntries(this.maps.conntrack);
+  }
+
+  /** The table's entries' counters, a page at a time (the flow records' scan). */
+  conntrackCounts(): Generator<ConntrackCounts[]> {
+    return conntrackCountPages(this.maps.conntrack);
   }
 
   /** The conntrack map itself (re-judging, occupancy, tests). */

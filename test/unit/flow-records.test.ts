@@ -6,6 +6,7 @@ import { FlowAggregator } from "../../src/observe/flows/aggregate.ts";
 import { FlowLedger, type LiveConnection } from "../../src/observe/flows/ledger.ts";
 import type { FlowConnection, FlowRecord } from "../../src/observe/flows/record.ts";
 import { flowEvent } from "../../src/observe/flows/record.ts";
+import { conntrackExpired } from "../../src/datapath/conntrack.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
 const curl = {
@@ -156,4 +157,15 @@ test("a flood of distinct peers costs at most maxKeys summaries, plus one overfl
     out.reduce((n, s) => n + s.bytes, 0),
     600_000,
   );
+});
+
+test("an entry expires after its state's idle timeout, as the kernel's table decides", () => {
+  const s = 1e9;
+  const udp = { protocol: 17, tcpState: "none", flags: 0, lastNs: 100 * s } as const;
+  assert.equal(conntrackExpired(udp, 159 * s), false);
+  assert.equal(conntrackExpired(udp, 161 * s), true);
+  const tcp = { protocol: 6, tcpState: "established", flags: 0, lastNs: 0 } as const;
+  assert.equal(conntrackExpired(tcp, 86_400 * s), false, "an idle tcp connection lives 5 days");
+  assert.equal(conntrackExpired({ ...tcp, tcpState: "closed" }, 11 * s), true);
+  assert.equal(conntrackExpired({ ...tcp, tcpState: "synSent" }, 121 * s), true);
 });

@@ -87,37 +87,59 @@ export class FlowLedger {
 
   /** One pass over the connection table at `timeMs`. */
   scan(entries: Iterable<LiveConnection>, timeMs = Date.now()): void {
+    const pass = this.startScan(timeMs);
+    pass.see(entries);
+    pass.end();
+  }
+
+  /**
+   * A pass over the table given a page at a time (see each, then end), so a caller may let
+   * other work run between pages.
+   */
+  startScan(timeMs = Date.now()): { see(entries: Iterable<LiveConnection>): void; end(): void } {
     const present = new Set<string>();
-    for (const e of entries) {
-      present.add(e.id);
-      if (e.closeSent || this.#ended.has(e.id)) continue;
-      const prev = this.#seen.get(e.id);
-      const packets = e.packets - (prev?.packets ?? 0);
-      const bytes = e.bytes - (prev?.bytes ?? 0);
-      if (prev && !e.expired && packets <= 0 && bytes <= 0) continue;
-      const connection = prev?.connection ?? e.connection();
-      this.#add({
-        timeMs,
-        connection,
-        packets: Math.max(0, packets),
-        bytes: Math.max(0, bytes),
+    return {
+      see: (entries) => {
+        for (const e of entries) {
+          present.add(e.id);
+          this.#see(e, timeMs);
+        }
+      },
+      end: () => this.#endScan(present, timeMs),
+    };
+  }
+
+  #see(e: LiveConnection, timeMs: number): void {
+    if (e.closeSent || this.#ended.has(e.id)) return;
+    const prev = this.#seen.get(e.id);
+    const packets = e.packets - (prev?.packets ?? 0);
+    const bytes = e.bytes - (prev?.bytes ?? 0);
+    if (prev && !e.expired && packets <= 0 && bytes <= 0) return;
+    const connection = prev?.connection ?? e.connection();
+    this.#add({
+      timeMs,
+      connection,
+      packets: Math.max(0, packets),
+      bytes: Math.max(0, bytes),
+      durationMs: e.durationMs,
+      first: !prev,
+      end: e.expired ? "expired" : "open",
+    });
+    if (e.expired) {
+      this.#seen.delete(e.id);
+      this.#ended.add(e.id);
+    } else {
+      this.#seen.set(e.id, {
+        packets: e.packets,
+        bytes: e.bytes,
         durationMs: e.durationMs,
-        first: !prev,
-        end: e.expired ? "expired" : "open",
+        connection,
       });
-      if (e.expired) {
-        this.#seen.delete(e.id);
-        this.#ended.add(e.id);
-      } else {
-        this.#seen.set(e.id, {
-          packets: e.packets,
-          bytes: e.bytes,
-          durationMs: e.durationMs,
-          connection,
-        });
-      }
     }
-    // gone from the table without a close record: evicted, or deleted
+  }
+
+  /** Gone from the table without a close record: evicted, or deleted. */
+  #endScan(present: Set<string>, timeMs: number): void {
     for (const [id, prev] of this.#seen) {
       if (present.has(id)) continue;
       this.#seen.delete(id);
