@@ -53,21 +53,25 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
   const aggregator = new FlowAggregator();
   const ledger = new FlowLedger((r) => aggregator.add(r));
   let warned = false;
-  const flush = async () => {
-    try {
-      await scanTable(ledger, options.conntrack(), options);
-    } catch (err) {
-      if (!warned)
-        options.log(
-          `warning: flow records: the connection table could not be read: ${(err as Error).message}`,
-        );
-      warned = true;
-    }
+  let closing = false;
+  const unreadable = (err: unknown) => {
+    // a scan the stop cut short (the table is gone) is not worth a warning
+    if (!warned && !closing)
+      options.log(
+        `warning: flow records: the connection table could not be read: ${(err as Error).message}`,
+      );
+    warned = true;
+  };
+  const store = async () => {
     const summaries = aggregator.flush();
     if (!summaries.length || !options.store) return;
     await options
       .store(summaries)
       .catch((err: Error) => options.log(`warning: flow records were not kept: ${err.message}`));
+  };
+  const flush = async () => {
+    await scanTable(ledger, options.conntrack(), options).catch(unreadable);
+    await store();
   };
   // one flush at a time: a scan of a large table spans event-loop turns
   let running: Promise<void> | null = null;
@@ -81,10 +85,19 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
     closed: (event) => ledger.closed(event),
     flush: once,
     counters: () => aggregator.counters,
-    async close() {
+    close() {
       clearInterval(timer);
-      await running;
-      await once();
+      closing = true;
+      // the last window: the table is read now, in this turn, before the caller stops the
+      // datapath (a scan under way finishes with what it read)
+      if (!running) {
+        try {
+          scanTableNow(ledger, options.conntrack(), options);
+        } catch (err) {
+          unreadable(err);
+        }
+      }
+      return Promise.resolve(running).then(store);
     },
   };
 }
@@ -118,6 +131,18 @@ async function scanTable(
     pass.see(live(page, now, facts));
     await new Promise((resolve) => setImmediate(resolve));
   }
+  pass.end();
+}
+
+/** The same pass in one go (at stop: the table is gone after this turn). */
+function scanTableNow(
+  ledger: FlowLedger,
+  pages: Iterable<ConntrackCounts[]>,
+  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+): void {
+  const now = Number(process.hrtime.bigint());
+  const pass = ledger.startScan();
+  for (const page of pages) pass.see(live(page, now, o));
   pass.end();
 }
 
