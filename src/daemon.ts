@@ -18,7 +18,7 @@ import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
-import { startEventPath } from "./daemon/event-path.ts";
+import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
 import { startFlowPath } from "./daemon/flow-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
@@ -158,10 +158,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const flows = startFlowPath({
     conntrack: () => datapath.conntrackCounts(),
     rule: (index, generation) => datapath.contents.rule(index, generation)?.name,
-    interfaceName: (ifindex) =>
-      datapath.attachments.find((a) => a.ifindex === ifindex)?.interface ??
-      listInterfaces().find((n) => n.ifindex === ifindex)?.name ??
-      null,
+    interfaceName: interfaceNames(
+      listInterfaces,
+      1000,
+      (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
+    ),
     process: (owner) => attribution.attribute(owner),
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,

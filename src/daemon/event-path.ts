@@ -65,7 +65,7 @@ export interface EventPath {
 }
 
 /** Interface names by ifindex; an interface made after start (a VPN) is named on first sight. */
-function interfaceNames(
+export function interfaceNames(
   list: () => NetInterface[],
   rereadMs: number,
   attached: (ifindex: number) => string | undefined = () => undefined,
