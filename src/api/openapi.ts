@@ -29,7 +29,7 @@ const filters = ["type", "verdict", "rule", "direction", "remote", "process", "c
     schema: { type: "string" },
     description:
       name === "type"
-        ? "comma-separated: allowed, blocked, detected, closed"
+        ? "comma-separated: allowed, blocked, detected, closed, dns, flow (stored flow summaries are listed only when named)"
         : name === "remote"
           ? "remote address, CIDR, or DNS name (events whose remote.names contain it)"
           : name === "process"
