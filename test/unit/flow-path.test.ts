@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { startFlowPath } from "../../src/daemon/flow-path.ts";
 import type { ConntrackCounts, ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import type { FlowSummary } from "../../src/observe/flows/record.ts";
-import { fakeEvent } from "../helpers/events.ts";
+import { prometheusText } from "../../src/api/metrics.ts";
+import { EventPipeline } from "../../src/observe/pipeline.ts";
+import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
 
 function entry(id: string, bytes: number): ConntrackCounts {
   return {
@@ -81,4 +83,20 @@ test("close records and the last scan at stop are stored as one window's summari
     [2, 1, 5120, "allowed"],
   );
   assert.deepEqual(flows.counters().allowed, { records: 2, bytes: 5120 });
+});
+
+test("/metrics counts flow records and their bytes by verdict", () => {
+  const snapshot = {
+    ...fakeSnapshot(new EventPipeline()),
+    flows: {
+      allowed: { records: 12, bytes: 34_000 },
+      blocked: { records: 1, bytes: 60 },
+      detected: { records: 0, bytes: 0 },
+    },
+  };
+  const text = prometheusText(snapshot, { requests: 0, unauthorized: 0 });
+  assert.match(text, /^# TYPE moat_flow_records_total counter$/m);
+  assert.match(text, /^moat_flow_records_total\{verdict="allowed"\} 12$/m);
+  assert.match(text, /^moat_flow_bytes_total\{verdict="allowed"\} 34000$/m);
+  assert.match(text, /^moat_flow_bytes_total\{verdict="blocked"\} 60$/m);
 });
