@@ -62,12 +62,18 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
       );
     warned = true;
   };
+  let storeFailing = false;
   const store = async () => {
     const summaries = aggregator.flush();
     if (!summaries.length || !options.store) return;
-    await options
-      .store(summaries)
-      .catch((err: Error) => options.log(`warning: flow records were not kept: ${err.message}`));
+    // said once while the store keeps failing (a history that could not open says why itself)
+    await options.store(summaries).then(
+      () => (storeFailing = false),
+      (err: Error) => {
+        if (!storeFailing) options.log(`warning: flow records were not kept: ${err.message}`);
+        storeFailing = true;
+      },
+    );
   };
   const flush = async () => {
     await scanTable(ledger, options.conntrack(), options).catch(unreadable);
