@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { HistoryStore } from "../../src/observe/history/store.ts";
+import { FlowRollups } from "../../src/observe/history/rollup.ts";
 import type { FlowSummary } from "../../src/observe/flows/record.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
@@ -108,4 +109,32 @@ test("roll-ups add minutes into hours and days; filters; flows are events only b
   assert.equal(store.flowStats({ since: now - 7 * DAY }, now + 40 * DAY).rows.length, 2);
   store.prune(now + 401 * DAY);
   assert.deepEqual(levels(), {});
+});
+
+test("a flood of distinct peers fills a bucket's keys, then its overflow row; old buckets go past the row limit", () => {
+  const db = new Database(":memory:");
+  const rollups = new FlowRollups(db, { maxKeysPerBucket: 50, maxRowsPerLevel: 120 });
+  const now = Date.parse("2026-11-22T10:30:00Z");
+  // one minute: 80 peers, 50 keys kept, the other 30 added to one overflow row
+  rollups.add(
+    Array.from({ length: 80 }, (_, i) => summary(now - 10 * MIN + 1000, {}, `host${i}.example`)),
+  );
+  const minute = rollups.query({ since: now - HOUR, limit: 1000 }, now);
+  assert.equal(minute.rows.length, 51);
+  const other = minute.rows.find((r) => r.peer === "*");
+  assert.deepEqual([other?.connections, other?.bytes, other?.identity.user], [60, 30_000, null]);
+  assert.equal(rollups.overflowed, 30 * 3, "each level's bucket overflowed");
+  // two more minutes of 51 rows each: the minute level holds at most 120, the oldest minute goes
+  for (const at of [now - 5 * MIN, now - 2 * MIN])
+    rollups.add(Array.from({ length: 80 }, (_, i) => summary(at + 1000, {}, `host${i}.example`)));
+  rollups.prune(now);
+  const rows = db
+    .prepare("SELECT level, count(*) AS n FROM flow_stats GROUP BY level ORDER BY level")
+    .all() as { level: string; n: number }[];
+  assert.deepEqual(rows, [
+    { level: "day", n: 51 },
+    { level: "hour", n: 51 },
+    { level: "minute", n: 102 },
+  ]);
+  db.close();
 });

@@ -3,7 +3,8 @@
 // outlive the events the history prunes. Keyed by identity (executable, else comm; user; cgroup;
 // container) x peer (DNS name where known, else address) x server port x protocol x direction;
 // each row holds connections, bytes, packets, durations, first/last seen and connections by
-// verdict. Each level is kept for its own time (ROLLUP_LEVELS), whatever the events' limits.
+// verdict. Each level is kept for its own time (ROLLUP_LEVELS) and row limit, whatever the
+// events' limits.
 import type Database from "better-sqlite3";
 import { identityOf, peerOf, serverPort, type FlowSummary } from "../flows/record.ts";
 
@@ -103,14 +104,62 @@ export interface StatsPage {
   rows: StatsRow[];
 }
 
+/** Rows a level keeps at most (the oldest buckets go first): ~70 MB a level at worst. */
+export const MAX_ROWS_PER_LEVEL = 500_000;
+/** Keys a bucket takes; past them, a summary is added to its bucket's overflow row (peer "*"). */
+export const MAX_KEYS_PER_BUCKET = 20_000;
+
+const KEY_COLUMNS =
+  "level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
+
 export class FlowRollups {
   readonly #db: Database.Database;
   readonly #upsert: Database.Statement;
+  readonly #exists: Database.Statement;
+  readonly #bucketRows: Database.Statement;
+  readonly #maxRows: number;
+  readonly #maxKeys: number;
+  /** Each level's latest bucket and its rows, counted as keys are added. */
+  readonly #latest = new Map<RollupLevel, { bucket: number; rows: number }>();
+  /** Summaries added to an overflow row since the store opened. */
+  overflowed = 0;
 
-  constructor(db: Database.Database) {
+  constructor(
+    db: Database.Database,
+    options: { maxRowsPerLevel?: number; maxKeysPerBucket?: number } = {},
+  ) {
     this.#db = db;
+    this.#maxRows = options.maxRowsPerLevel ?? MAX_ROWS_PER_LEVEL;
+    this.#maxKeys = options.maxKeysPerBucket ?? MAX_KEYS_PER_BUCKET;
     db.exec(ROLLUP_SQL);
     this.#upsert = db.prepare(UPSERT);
+    const keyIs = KEY_COLUMNS.split(", ")
+      .map((c) => `${c} = ?`)
+      .join(" AND ");
+    this.#exists = db.prepare(`SELECT 1 FROM flow_stats WHERE ${keyIs}`).pluck();
+    this.#bucketRows = db
+      .prepare("SELECT count(*) FROM flow_stats WHERE level = ? AND bucket_ms = ?")
+      .pluck();
+  }
+
+  /** The key a summary is added under: its own, or its bucket's overflow key when full. */
+  #keyOf(level: RollupLevel, bucket: number, key: (string | number)[]): (string | number)[] {
+    if (this.#exists.get(level, bucket, ...key)) return key;
+    let latest = this.#latest.get(level);
+    if (latest?.bucket !== bucket) {
+      latest = { bucket, rows: this.#bucketRows.get(level, bucket) as number };
+      if (!this.#latest.has(level) || bucket > this.#latest.get(level)!.bucket)
+        this.#latest.set(level, latest);
+    }
+    if (latest.rows >= this.#maxKeys) {
+      this.overflowed++;
+      const [, , , , , , protocol, direction] = key;
+      const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
+      if (!this.#exists.get(level, bucket, ...overflow)) latest.rows++;
+      return overflow;
+    }
+    latest.rows++;
+    return key;
   }
 
   /** Adds summaries to every level (call inside the caller's transaction). */
@@ -119,18 +168,22 @@ export class FlowRollups {
       const c = s.connection;
       const id = identityOf(c);
       const verdict = (v: string) => (c.verdict === v ? s.connections : 0);
-      for (const { level, bucketMs } of ROLLUP_LEVELS)
+      const key = [
+        id.exe,
+        id.user,
+        id.cgroup,
+        id.container,
+        peerOf(c),
+        serverPort(c),
+        c.protocol,
+        c.direction,
+      ];
+      for (const { level, bucketMs } of ROLLUP_LEVELS) {
+        const bucket = s.lastMs - (s.lastMs % bucketMs);
         this.#upsert.run(
           level,
-          s.lastMs - (s.lastMs % bucketMs),
-          id.exe,
-          id.user,
-          id.cgroup,
-          id.container,
-          peerOf(c),
-          serverPort(c),
-          c.protocol,
-          c.direction,
+          bucket,
+          ...this.#keyOf(level, bucket, key),
           s.connections,
           s.closed,
           s.packets,
@@ -143,14 +196,28 @@ export class FlowRollups {
           verdict("blocked"),
           verdict("detected"),
         );
+      }
     }
   }
 
-  /** Deletes each level's rows past its time; returns how many. */
+  /**
+   * Deletes each level's rows past its time, then its oldest buckets while it holds more than
+   * its row limit (a flood of distinct peers); returns how many.
+   */
   prune(now = Date.now()): number {
     let deleted = 0;
     const del = this.#db.prepare("DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ?");
-    for (const { level, keepMs } of ROLLUP_LEVELS) deleted += del.run(level, now - keepMs).changes;
+    const count = this.#db.prepare("SELECT count(*) AS n FROM flow_stats WHERE level = ?");
+    // the bucket of the newest row past the limit: it and older ones go
+    const cut = this.#db.prepare(
+      "SELECT bucket_ms FROM flow_stats WHERE level = ? ORDER BY bucket_ms DESC LIMIT 1 OFFSET ?",
+    );
+    for (const { level, keepMs } of ROLLUP_LEVELS) {
+      deleted += del.run(level, now - keepMs).changes;
+      if ((count.get(level) as { n: number }).n <= this.#maxRows) continue;
+      const at = cut.get(level, this.#maxRows) as { bucket_ms: number } | undefined;
+      if (at) deleted += del.run(level, at.bucket_ms + 1).changes;
+    }
     return deleted;
   }
 

@@ -22,6 +22,8 @@ export interface HistoryOptions {
   maxAgeSeconds?: number;
   /** The database is kept under this many bytes by deleting the oldest events (default 1 GiB). */
   maxBytes?: number;
+  /** Flow statistics' rows a roll-up level keeps at most (rollup.ts MAX_ROWS_PER_LEVEL). */
+  maxRollupRows?: number;
 }
 
 export interface HistoryStats {
@@ -67,7 +69,10 @@ export class HistoryStore {
       for (; at < rows.length; at += ROW_WIDTH)
         this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
-    this.rollups = new FlowRollups(this.db);
+    this.rollups = new FlowRollups(
+      this.db,
+      options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
+    );
     this.insertFlowsTx = this.db.transaction((summaries: readonly FlowSummary[]) => {
       this.insertMany(eventRows(summaries.map(flowEvent)));
       this.rollups.add(summaries);
