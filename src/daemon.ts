@@ -18,7 +18,8 @@ import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
-import { startEventPath } from "./daemon/event-path.ts";
+import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
+import { startFlowPath } from "./daemon/flow-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
@@ -152,9 +153,26 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   // failure.daemon: allow: the kernel passes everything once these beats stop
   const heartbeat = startHeartbeat(datapath);
+  // every judged connection's flow records, added up a window at a time into the history
+  const flowInterval = initial.model.logging.history?.value.flowIntervalSeconds;
+  const flows = startFlowPath({
+    conntrack: () => datapath.conntrackCounts(),
+    rule: (index, generation) => datapath.contents.rule(index, generation)?.name,
+    interfaceName: interfaceNames(
+      listInterfaces,
+      1000,
+      (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
+    ),
+    process: (owner) => attribution.attribute(owner),
+    names: (owner, ip) => dns.namesOf(owner, ip),
+    store: history ? (summaries) => history.flows(summaries) : null,
+    ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
+    log,
+  });
   const events = startEventPath({
     source: datapath,
     push: (event) => pipeline.push(event),
+    closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,
     attachedName: (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
@@ -182,6 +200,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         return policy.reloads;
       },
       warnings: nameServiceStatus(() => policy.active.model),
+      flows: () => flows.counters(),
     },
     pipeline,
   );
@@ -275,6 +294,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     policy.close();
     heartbeat.stop();
     events.close();
+    // the last window: the table is read now, before the datapath goes
+    const flowsClosed = flows.close();
     watcher.close();
     relay.close();
     l7.close();
@@ -285,6 +306,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log("detached all programs; bye");
     void (async () => {
       await api.close();
+      await flowsClosed;
       await pipeline.close();
       await plumbing.close();
       resolveStopped();

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Events: one ring-buffer record per reported verdict or close, oriented by the
- * connection (local = this host). A full ring is counted, never waited for. */
+ * connection (local = this host), and one per other close for the flow records (a ring of
+ * their own). A full ring is counted, never waited for. */
 #ifndef MOAT_EVENTS_H
 #define MOAT_EVENTS_H
 
@@ -23,9 +24,16 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 
 	if (!k || !ct || !from)
 		return -1;
-	struct moat_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct moat_event *ev;
+	/* flow-only records go to their own ring; one it has no room for is not an event lost:
+	 * the daemon tells it from MOAT_CNT_CLOSED */
+	if (type == MOAT_EV_FLOW)
+		ev = bpf_ringbuf_reserve(&flow_records, sizeof(*ev), 0);
+	else
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
-		count(MOAT_CNT_EVENT_LOST, 0);
+		if (type != MOAT_EV_FLOW)
+			count(MOAT_CNT_EVENT_LOST, 0);
 		return -1;
 	}
 	/* the remote is the initiator of an ingress connection, the responder otherwise */
@@ -47,7 +55,7 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 	ev->conn_id = ct->id;
 	ev->packets = ct->packets[0] + ct->packets[1];
 	ev->bytes = ct->bytes[0] + ct->bytes[1];
-	ev->duration_ns = type == MOAT_EV_CLOSED ? ct->last_ns - ct->created_ns : 0;
+	ev->duration_ns = type >= MOAT_EV_CLOSED ? ct->last_ns - ct->created_ns : 0;
 	ev->ifindex = from->ifindex;
 	ev->rule = ct->rule;
 	ev->generation = ct->generation;
@@ -70,7 +78,8 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 }
 
 /* counts the close once (whoever sets MOAT_CT_CLOSE_SENT first) and reports it when the
- * opening was reported, or when moat itself cut the connection */
+ * opening was reported, or when moat itself cut the connection; any other close still sends
+ * its summary (packets, bytes, duration) for the flow records */
 static __always_inline void emit_closed(const struct moat_ct_key *k, struct moat_ct *ct,
 					__u8 reason, const struct ev_from *from)
 {
@@ -81,6 +90,8 @@ static __always_inline void emit_closed(const struct moat_ct_key *k, struct moat
 	count(MOAT_CNT_CLOSED, 0);
 	if ((old & MOAT_CT_REPORTED) || reason == MOAT_REASON_MAX_DURATION)
 		emit(k, ct, MOAT_EV_CLOSED, reason, from);
+	else
+		emit(k, ct, MOAT_EV_FLOW, reason, from);
 }
 
 #endif /* MOAT_EVENTS_H */

@@ -321,6 +321,14 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+/* struct moat_event records of type MOAT_EV_FLOW: the closes of connections whose opening was
+ * not reported, for the daemon's flow records; a ring of their own, so a flood of them never
+ * crowds out a decision in `events`. Written by both programs, read by the daemon */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+} flow_records SEC(".maps");
+
 /* struct moat_quic_initial records (quic.h): the first datagrams of udp 443 flows, read by the
  * daemon for their ClientHello */
 struct {

@@ -269,6 +269,9 @@ enum moat_event_type {
 	MOAT_EV_BLOCKED = 2,
 	MOAT_EV_DETECTED = 3,
 	MOAT_EV_CLOSED = 4,
+	/* the close of a connection whose opening was not reported (an allowed one without
+	 * log): its summary for the flow records, not an event of its own */
+	MOAT_EV_FLOW = 5,
 };
 
 enum moat_hook {
@@ -463,9 +466,9 @@ _Static_assert(sizeof(struct moat_frag) == 16, "moat_frag");
 struct moat_event {
 	__u64 ts_ns;	   /* bpf_ktime_get_ns() */
 	__u64 conn_id;	   /* moat_ct.id; 0 when untracked */
-	__u64 packets;	   /* closed: both ways */
-	__u64 bytes;	   /* closed: both ways */
-	__u64 duration_ns; /* closed: last packet - first packet */
+	__u64 packets;	   /* closed, flow: both ways */
+	__u64 bytes;	   /* closed, flow: both ways */
+	__u64 duration_ns; /* closed, flow: last packet - first packet */
 	__u8 local[16];
 	__u8 remote[16];
 	__u16 local_port;

@@ -3,6 +3,7 @@ import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
 import type { ReplayReport } from "../policy/index.ts";
+import type { StatsPage, StatsQuery } from "../observe/history/rollup.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {
@@ -132,6 +133,8 @@ export interface ApiControl {
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   /** Replays stored events through a draft; null when the history store is off. */
   replay(request: ReplayRequest): Promise<ReplayOutcome | null>;
+  /** Flow statistics from the history's roll-ups; null (or absent) when the history is off. */
+  flowStats?(query: StatsQuery): StatsPage | null | Promise<StatsPage | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */

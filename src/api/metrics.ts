@@ -86,6 +86,21 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
     "Events received from the kernel, by type.",
     Object.entries(s.events).map(([type, n]) => [{ type }, n]),
   );
+  if (s.flows) {
+    const flows = Object.entries(s.flows);
+    e.metric(
+      "moat_flow_records_total",
+      "counter",
+      "Flow records (connection summaries, allowed ones included) by verdict.",
+      flows.map(([verdict, f]) => [{ verdict }, f.records]),
+    );
+    e.metric(
+      "moat_flow_bytes_total",
+      "counter",
+      "Bytes of connections counted by flow records, by verdict.",
+      flows.map(([verdict, f]) => [{ verdict }, f.bytes]),
+    );
+  }
   e.metric("moat_ring_lost_events_total", "counter", "Events the kernel could not deliver.", [
     [{}, s.ringLost],
   ]);

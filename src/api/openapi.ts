@@ -29,7 +29,7 @@ const filters = ["type", "verdict", "rule", "direction", "remote", "process", "c
     schema: { type: "string" },
     description:
       name === "type"
-        ? "comma-separated: allowed, blocked, detected, closed"
+        ? "comma-separated: allowed, blocked, detected, closed, dns, flow (stored flow summaries are listed only when named)"
         : name === "remote"
           ? "remote address, CIDR, or DNS name (events whose remote.names contain it)"
           : name === "process"
@@ -243,6 +243,39 @@ export const OPENAPI = {
           { name: "limit", in: "query", schema: { type: "integer", maximum: 1000 } },
         ],
         responses: { 200: { description: "{events, next}", content: json }, default: error },
+      },
+    },
+    "/v1/stats": {
+      get: {
+        "x-moat-scope": "events",
+        summary:
+          "flow statistics from the history's roll-ups (minute, hour, day): per identity (executable, user, cgroup, container), peer (DNS name, else address), port, protocol and direction, the connections, bytes, packets, durations, first/last seen and connections by verdict; most bytes first (docs/observability.md)",
+        parameters: [
+          {
+            name: "since",
+            in: "query",
+            schema: { type: "string" },
+            description: "ISO time or ms (default: a day ago)",
+          },
+          { name: "until", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
+          {
+            name: "process",
+            in: "query",
+            schema: { type: "string" },
+            description: "an executable path or its file name",
+          },
+          {
+            name: "peer",
+            in: "query",
+            schema: { type: "string" },
+            description: "a peer's DNS name (its subdomains too) or address",
+          },
+          { name: "limit", in: "query", schema: { type: "integer", maximum: 1000 } },
+        ],
+        responses: {
+          200: { description: "{resolution, since, until, rows}", content: json },
+          default: error,
+        },
       },
     },
     "/v1/events/stream": {

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
+import type { StatsQuery } from "../observe/history/rollup.ts";
 import { requestedScopes } from "./console-routes.ts";
 import type { ApiControl, SshLoginQuery } from "./control.ts";
 import { HttpError } from "./errors.ts";
@@ -162,6 +163,17 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       },
     },
   },
+  "/v1/stats": {
+    GET: {
+      scope: "events",
+      handle: async ({ res, url, control }) => {
+        const page = await control.flowStats?.(statsQuery(url.searchParams));
+        if (!page)
+          throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
+        sendJson(res, 200, page);
+      },
+    },
+  },
   "/v1/events/stream": {
     GET: {
       scope: "events",
@@ -267,8 +279,31 @@ export function filterOf(params: URLSearchParams) {
   }
 }
 
+/** since, until, process, peer, limit -> the statistics' question (400 if one is wrong). */
+function statsQuery(params: URLSearchParams): StatsQuery {
+  const q: StatsQuery = {};
+  const { since, until, limit } = timesAndLimit(params);
+  if (since !== undefined) q.since = since;
+  if (until !== undefined) q.until = until;
+  if (limit !== undefined) q.limit = limit;
+  const process = params.get("process");
+  const peer = params.get("peer");
+  if (process) q.process = process;
+  if (peer) q.peer = peer;
+  return q;
+}
+
 function historyQuery(params: URLSearchParams): HistoryQuery {
   const q: HistoryQuery = filterOf(params);
+  const { since, until, before, limit } = timesAndLimit(params);
+  if (since !== undefined) q.since = since;
+  if (until !== undefined) q.until = until;
+  if (before !== undefined) q.before = before;
+  if (limit !== undefined) q.limit = limit;
+  return q;
+}
+
+function timesAndLimit(params: URLSearchParams) {
   const time = (name: string) => {
     const text = params.get(name);
     if (!text) return undefined;
@@ -283,13 +318,5 @@ function historyQuery(params: URLSearchParams): HistoryQuery {
       throw new HttpError(400, "EBADPARAM", `${name} must be a whole number`);
     return Number(text);
   };
-  const since = time("since");
-  const until = time("until");
-  const before = int("before");
-  const limit = int("limit");
-  if (since !== undefined) q.since = since;
-  if (until !== undefined) q.until = until;
-  if (before !== undefined) q.before = before;
-  if (limit !== undefined) q.limit = limit;
-  return q;
+  return { since: time("since"), until: time("until"), before: int("before"), limit: int("limit") };
 }

@@ -27,6 +27,7 @@ export {
   type Feature,
 } from "./unsupported.ts";
 export { printable } from "./printable.ts";
+export { parseDuration } from "./duration.ts";
 export { parseHostname } from "./address-entry.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";

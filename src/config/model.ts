@@ -319,7 +319,13 @@ export interface PolicyModel {
   dns: DnsSettings;
   logging: {
     audit?: Located<{ path: string }>;
-    history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;
+    history?: Located<{
+      path?: string;
+      maxAgeSeconds?: number;
+      maxBytes?: number;
+      /** Flow records' window (logging.history.flow_interval). */
+      flowIntervalSeconds?: number;
+    }>;
   };
   otel?: Located<{ endpoint: string }>;
   eventPublisher?: Located<{

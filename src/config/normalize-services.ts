@@ -33,7 +33,7 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
   }
   const history = doc.logging?.history;
   if (history && ctx.clean(["logging", "history"])) {
-    const value: { path?: string; maxAgeSeconds?: number; maxBytes?: number } = {};
+    const value: NonNullable<PolicyModel["logging"]["history"]>["value"] = {};
     if (history.path !== undefined) {
       absolutePath(ctx, history.path, ["logging", "history", "path"]);
       value.path = history.path;
@@ -47,6 +47,11 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
       const size = parseSize(history.max_size);
       if (size.ok) value.maxBytes = size.value;
       else ctx.error(["logging", "history", "max_size"], size.error);
+    }
+    if (history.flow_interval !== undefined) {
+      const interval = parseDuration(history.flow_interval);
+      if (interval.ok) value.flowIntervalSeconds = interval.value;
+      else ctx.error(["logging", "history", "flow_interval"], interval.error);
     }
     services.logging.history = { value, pos: ctx.pos(["logging", "history"]) };
   }

@@ -166,6 +166,12 @@ const LoggingSchema = Section({
             description: "the store is kept under this size, e.g. 500MB (default 1GB)",
           }),
         ),
+        flow_interval: Type.Optional(
+          Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
+            description:
+              "how often flow records of open connections are written and the window's summaries stored, e.g. 60s (default 60s)",
+          }),
+        ),
       },
       { description: "the event history the API and 'moat events' query" },
     ),

@@ -55,6 +55,7 @@ export function apiControl(parts: ControlParts): ApiControl {
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
     replay,
+    flowStats: (query) => parts.history?.flowStats(query) ?? null,
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);
       if (!o) return null;

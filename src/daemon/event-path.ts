@@ -18,6 +18,8 @@ import { lossReport, type Notice, type PacketCounts } from "../observe/index.ts"
 /** The parts of the datapath the event path reads. */
 export interface EventSource {
   subscribe(onRecord: (record: Buffer) => void): unknown;
+  /** The flow-only records' ring (closes of connections whose opening was not reported). */
+  subscribeFlows?(onRecord: (record: Buffer) => void): unknown;
   counters(): PacketCounts;
   readonly contents: Pick<GenerationRecord, "rule" | "redirect">;
 }
@@ -25,6 +27,11 @@ export interface EventSource {
 export interface EventPathOptions {
   source: EventSource;
   push: (event: MoatEvent) => void;
+  /**
+   * Every close record: a "closed" event (pushed too) or a "flow" one from the flow records'
+   * ring (the close of a connection whose opening was not reported, never pushed).
+   */
+  closed?: (event: MoatEvent) => void;
   /** The full process facts of a socket's kernel owner. */
   process: (owner: KernelOwner) => ProcessFacts;
   /** The names the owner learned for a remote address (moat's DNS proxy); none: no names. */
@@ -58,7 +65,7 @@ export interface EventPath {
 }
 
 /** Interface names by ifindex; an interface made after start (a VPN) is named on first sight. */
-function interfaceNames(
+export function interfaceNames(
   list: () => NetInterface[],
   rereadMs: number,
   attached: (ifindex: number) => string | undefined = () => undefined,
@@ -98,6 +105,15 @@ export function startEventPath(options: EventPathOptions): EventPath {
     },
     redirect: (index: number, generation: number) => source.contents.redirect(index, generation),
   };
+  /** A record as moat's event, with the names the owner's DNS lookups gave its remote. */
+  const decode = (record: Buffer): MoatEvent => {
+    decoding.owner = null;
+    const event = decodeEvent(record, context);
+    const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
+    const names = owner && options.names?.(owner, event.remote.ip);
+    if (names?.length) event.remote.names = names;
+    return event;
+  };
   let destroyWarned = false;
   source.subscribe((record) => {
     // the post-route check dropped a SYN: the socket goes first, so connect() fails at once
@@ -108,13 +124,14 @@ export function startEventPath(options: EventPathOptions): EventPath {
         `warning: a socket blocked after routing could not be destroyed (its connect() will time out): ${destroyed.error.message}`,
       );
     }
-    decoding.owner = null;
-    const event = decodeEvent(record, context);
-    const owner = decoding.owner as KernelOwner | null; // set by decodeEvent's call of `process`
-    const names = owner && options.names?.(owner, event.remote.ip);
-    if (names?.length) event.remote.names = names;
-    options.push(event);
+    const event = decode(record);
+    if (event.type === "closed") options.closed?.(event);
+    if (event.type !== "flow") options.push(event);
   });
+  if (options.closed) {
+    const closed = options.closed;
+    source.subscribeFlows?.((record) => closed(decode(record)));
+  }
 
   const intervalMs = options.lossReportMs ?? LOSS_REPORT_MS;
   let last = source.counters();

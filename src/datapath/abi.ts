@@ -40,7 +40,7 @@ export const Counter = {
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
 
-export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4 } as const;
+export const EventType = { allowed: 1, blocked: 2, detected: 3, closed: 4, flow: 5 } as const;
 export const Hook = {
   xdpIngress: 1,
   tcEgress: 2,

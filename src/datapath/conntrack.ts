@@ -1,6 +1,6 @@
 // Reads the kernel's connection table (struct moat_ct_key -> struct moat_ct), oriented by the
 // connection: local is this host, remote the peer, direction who initiated.
-import { ct as ctCodec, ctKey as keyCodec, EventType, Mode, TcpState } from "./abi.ts";
+import { ct as ctCodec, ctKey as keyCodec, CtFlag, EventType, Mode, TcpState } from "./abi.ts";
 import { formatAddress } from "./address.ts";
 import type { BpfMap } from "./native.d.ts";
 import type { Decoded } from "./struct.ts";
@@ -82,6 +82,101 @@ export function decodeConntrack(key: Buffer, value: Buffer): ConntrackEntry {
     key: Buffer.from(key),
     value: v,
   };
+}
+
+/**
+ * What the flow records read of an entry, in place, as plain numbers (a u64 of ns since boot or
+ * of bytes stays exact below 2^53: 104 days of uptime); the rest decoded only when asked.
+ */
+export interface ConntrackCounts {
+  /** Connection id in hex (as events name it); "0" when untracked. */
+  id: string;
+  protocol: number;
+  tcpState: keyof typeof TcpState;
+  flags: number;
+  createdNs: number;
+  lastNs: number;
+  /** Both directions. */
+  packets: number;
+  bytes: number;
+  /** The whole entry (a copy of its key). */
+  decode(): ConntrackEntry;
+}
+
+const V = ctCodec.fields;
+const K = keyCodec.fields;
+const u64 = (b: Buffer, at: number) => b.readUInt32LE(at + 4) * 2 ** 32 + b.readUInt32LE(at);
+const hex64 = (b: Buffer, at: number) => {
+  const hi = b.readUInt32LE(at + 4);
+  const lo = b.readUInt32LE(at);
+  return hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(8, "0");
+};
+
+/**
+ * The table a page (a batch lookup of `pageSize` entries) at a time, each entry's counters read
+ * in place: a walk of a full table without decoding every entry (the flow records' scan).
+ */
+export function* conntrackCountPages(map: BpfMap, pageSize = 256): Generator<ConntrackCounts[]> {
+  let cursor: Buffer | null = null;
+  const p = V.packets.offset;
+  const b = V.bytes.offset;
+  do {
+    const page = map.lookupBatch(cursor, pageSize);
+    const out: ConntrackCounts[] = [];
+    for (let i = 0; i < page.count; i++) {
+      const k = page.keys.subarray(i * keyCodec.size, (i + 1) * keyCodec.size);
+      const v = page.values.subarray(i * ctCodec.size, (i + 1) * ctCodec.size);
+      out.push({
+        id: hex64(v, V.id.offset),
+        protocol: k[K.protocol.offset]!,
+        tcpState: tcpStates[v[V.tcp_state.offset]!] ?? "none",
+        flags: v.readUInt32LE(V.flags.offset),
+        createdNs: u64(v, V.created_ns.offset),
+        lastNs: u64(v, V.last_ns.offset),
+        packets: u64(v, p) + u64(v, p + 8),
+        bytes: u64(v, b) + u64(v, b + 8),
+        decode: () => decodeConntrack(k, v),
+      });
+    }
+    yield out;
+    cursor = page.next;
+  } while (cursor);
+}
+
+/** Idle timeouts in seconds by state: conntrack.h's defaults, which the daemon keeps. */
+export const CONNTRACK_TIMEOUTS = {
+  tcpSyn: 120,
+  tcpEstablished: 432_000,
+  tcpFin: 120,
+  tcpClose: 10,
+  udp: 60,
+  icmp: 30,
+  other: 600,
+} as const;
+
+/** The entry's idle timeout in seconds, by protocol and state (conntrack.h's ct_timeout_ns). */
+export function conntrackTimeoutS(
+  e: Pick<ConntrackEntry, "protocol" | "tcpState" | "flags">,
+  t: Record<keyof typeof CONNTRACK_TIMEOUTS, number> = CONNTRACK_TIMEOUTS,
+): number {
+  if (e.protocol === 6) {
+    if (e.flags & CtFlag.cut) return t.tcpFin;
+    if (e.tcpState === "synSent" || e.tcpState === "synRecv") return t.tcpSyn;
+    if (e.tcpState === "finWait") return t.tcpFin;
+    if (e.tcpState === "timeWait" || e.tcpState === "closed") return t.tcpClose;
+    return t.tcpEstablished;
+  }
+  if (e.protocol === 17) return t.udp;
+  if (e.protocol === 1 || e.protocol === 58) return t.icmp;
+  return t.other;
+}
+
+/** Whether the kernel no longer uses the entry at `nowNs` (CLOCK_MONOTONIC): idle too long. */
+export function conntrackExpired(
+  e: Pick<ConntrackCounts, "protocol" | "tcpState" | "flags" | "lastNs">,
+  nowNs: number,
+): boolean {
+  return nowNs > e.lastNs && nowNs - e.lastNs > conntrackTimeoutS(e) * 1e9;
 }
 
 /** Every entry, a page of batch lookups at a time (entries may come and go meanwhile). */

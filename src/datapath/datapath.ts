@@ -14,7 +14,13 @@ import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { PinnedMaps, type Adoption } from "./pinned-maps.ts";
 import { attachPinned, detachStaleLinks, type PinnedAttach } from "./pinned-links.ts";
 import { native } from "./addon.ts";
-import { clearConntrack, conntrackEntries, type ConntrackEntry } from "./conntrack.ts";
+import {
+  clearConntrack,
+  conntrackCountPages,
+  conntrackEntries,
+  type ConntrackCounts,
+  type ConntrackEntry,
+} from "./conntrack.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
 import type {
@@ -188,6 +194,7 @@ export class Datapath {
     conntrack: BpfMap;
     counters: BpfMap;
     events: BpfMap;
+    flowRecords: BpfMap;
     quicInitials: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
@@ -221,6 +228,7 @@ export class Datapath {
       conntrack: this.object.map("conntrack"),
       counters: this.object.map("counters"),
       events: this.object.map("events"),
+      flowRecords: this.object.map("flow_records"),
       quicInitials: this.object.map("quic_initials"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
@@ -631,6 +639,11 @@ export class Datapath {
     return conntrackEntries(this.maps.conntrack);
   }
 
+  /** The table's entries' counters, a page at a time (the flow records' scan). */
+  conntrackCounts(): Generator<ConntrackCounts[]> {
+    return conntrackCountPages(this.maps.conntrack);
+  }
+
   /** The conntrack map itself (re-judging, occupancy, tests). */
   get conntrackMap(): BpfMap {
     return this.maps.conntrack;
@@ -644,6 +657,18 @@ export class Datapath {
   /** Delivers every event record (a copy) to `onRecord`. */
   subscribe(onRecord: (record: Buffer) => void): RingBuffer {
     const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
+    this.rings.push(ring);
+    return ring;
+  }
+
+  /**
+   * Delivers every flow-only record (a struct moat_event of type flow: the close of a connection
+   * whose opening was not reported; a copy) to `onRecord`.
+   */
+  subscribeFlows(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.flowRecords, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);

@@ -4,8 +4,12 @@
 // into it (events.ts); moat's DNS proxy sends one per query (type "dns"). Fields are added, never renamed or given another meaning.
 import type { ProcessFacts } from "../attribution/types.ts";
 
-/** "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what. */
-export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns";
+/**
+ * "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what.
+ * "flow": a summary of connections (allowed ones included) over a window, in the history only;
+ * its `flow` field has the totals and `verdict` the connections' verdict (docs/observability.md).
+ */
+export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow";
 export type EventReason =
   | "new"
   | "rejudged"
@@ -21,7 +25,9 @@ export type EventReason =
   /** judged by `l7:quic`: UDP 443 (QUIC) of a process that L7 web rules judge (docs/l7-quic.md) */
   | "quic"
   /** the SNI moat read from the QUIC Initial of a UDP 443 flow judged before (docs/l7-quic.md) */
-  | "quic_initial";
+  | "quic_initial"
+  /** type "flow": a summary of connections */
+  | "summary";
 
 export interface Endpoint {
   ip: string;
@@ -84,8 +90,10 @@ export interface MoatEvent {
   verdict: "allowed" | "blocked" | "detected";
   /** icmp / icmpv6 type and code of the connection's first packet. */
   icmp?: { type: number; code: number };
-  /** closed: both directions, first packet to last. */
+  /** closed: both directions, first packet to last; flow: the totals, the longest duration. */
   stats?: { packets: number; bytes: number; durationMs: number };
+  /** type "flow": the totals of the connections it summarises. */
+  flow?: FlowTotals;
   /**
    * The hook that caused the event: a packet (xdp, tc), a socket call (connect, sendmsg), the
    * post-route check of a connection's first packet (post_route: judged by the real interface),
@@ -112,6 +120,23 @@ export interface MoatEvent {
   dns?: DnsExchange;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
+}
+
+/** The totals of a "flow" event: its connections over one window. */
+export interface FlowTotals {
+  /** Connections first seen in the window. */
+  connections: number;
+  /** Connections that ended in the window (closed, expired or evicted). */
+  closed: number;
+  /** Both directions, in the window. */
+  packets: number;
+  bytes: number;
+  /** Of the connections that ended: their durations added up, and the longest. */
+  durationMsSum: number;
+  durationMsMax: number;
+  /** The window's first and last record (ms since the epoch). */
+  firstMs: number;
+  lastMs: number;
 }
 
 /** The layer7 facts of an event (src/policy/facts.ts Layer7Facts, as reported). */

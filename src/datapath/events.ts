@@ -18,6 +18,8 @@ const kinds: Record<number, EventKind> = {
   [EventType.blocked]: "blocked",
   [EventType.detected]: "detected",
   [EventType.closed]: "closed",
+  // the close of a connection whose opening was not reported: for the flow records only
+  [EventType.flow]: "flow",
 };
 
 const reasons = Object.fromEntries(
@@ -179,7 +181,7 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   }
   if (protocol === 1 || protocol === 58)
     ev.icmp = { type: record[F.icmp_type.offset]!, code: record[F.icmp_code.offset]! };
-  if (type === EventType.closed) {
+  if (type === EventType.closed || type === EventType.flow) {
     // rare (one per closed connection): the whole struct, its u64s as bigints
     const e = eventCodec.decode(record);
     ev.stats = {

@@ -7,16 +7,18 @@ export {
   type DatapathOptions,
   type Timeouts,
 } from "./datapath.ts";
-export { decodeEvent, decodeOwner, type DecodeContext } from "./events.ts";
+export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./events.ts";
+export { CtFlag } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
-export type { ConntrackEntry } from "./conntrack.ts";
+export { conntrackExpired, type ConntrackCounts, type ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
   type DnsExchange,
   type Endpoint,
   type EventKind,
   type EventReason,
+  type FlowTotals,
   type MoatEvent,
   type EventLayer7,
   type QuicLayer7,

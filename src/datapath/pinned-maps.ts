@@ -48,6 +48,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },
   quic: { version: 1, maps: ["quic_initials"] },
+  flows: { version: 1, maps: ["flow_records"] },
   daemon: { version: 1, maps: ["heartbeat"] },
   // the DNS proxy's names (identity, address, name, expiry): kept apart from the policy group,
   // whose classes they do not depend on, so a policy layout change does not lose them

@@ -8,6 +8,13 @@ export { auditSink, type AuditSink } from "./audit-sink.ts";
 export { HistoryWorker } from "./history/remote.ts";
 export { historySink } from "./history/sink.ts";
 export type { HistoryPage, HistoryQuery } from "./history/query.ts";
+export {
+  ROLLUP_LEVELS,
+  type RollupLevel,
+  type StatsPage,
+  type StatsQuery,
+  type StatsRow,
+} from "./history/rollup.ts";
 export { snapshotSource, type SnapshotDatapath, type SnapshotState } from "./snapshot.ts";
 export { sinksFromPolicy, type PolicySinks } from "./policy-sinks.ts";
 export { lossReport, type PacketCounts } from "./loss-report.ts";
@@ -23,3 +30,13 @@ export {
 } from "./filter.ts";
 export { appliedLine, auditReload, recordChange, refusedLine } from "./change-audit.ts";
 export { HistoryReader, type HistoryWindow } from "./history/reader.ts";
+export { FlowAggregator, type FlowCounters } from "./flows/aggregate.ts";
+export { FlowLedger, type LiveConnection } from "./flows/ledger.ts";
+export {
+  flowEvent,
+  identityOf,
+  peerOf,
+  type FlowConnection,
+  type FlowRecord,
+  type FlowSummary,
+} from "./flows/record.ts";

@@ -98,7 +98,8 @@ export class EventPipeline {
   private sinks: SinkQueue[] = [];
   /** Stats of sinks already removed, so drops stay visible after a reload replaced a sink. */
   private readonly retired = new Map<string, SinkStats>();
-  readonly events: Record<MoatEvent["type"], number> = {
+  /** Events by type (flow summaries go to the history, never through the pipeline). */
+  readonly events: Record<Exclude<MoatEvent["type"], "flow">, number> = {
     allowed: 0,
     blocked: 0,
     detected: 0,
@@ -127,7 +128,7 @@ export class EventPipeline {
   }
 
   push(event: MoatEvent): void {
-    this.events[event.type]++;
+    if (event.type !== "flow") this.events[event.type]++;
     for (const q of this.sinks) q.push(event);
   }
 

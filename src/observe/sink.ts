@@ -63,7 +63,7 @@ export interface MoatSnapshot {
   counters: Record<CounterName, { packets: bigint; bytes: bigint }>;
   rules: RuleStats[];
   /** Events by type since start, counted as the pipeline received them. */
-  events: Record<MoatEvent["type"], number>;
+  events: Record<Exclude<MoatEvent["type"], "flow">, number>;
   /** Ring-buffer records the kernel could not deliver (counters.eventLost.packets). */
   ringLost: bigint;
   conntrack: { entries: number; capacity: number };
@@ -73,6 +73,8 @@ export interface MoatSnapshot {
    * lookups lose the asking process, when the policy uses names), each with its remedy.
    */
   warnings?: string[];
+  /** Flow records and their bytes by verdict since start (docs/observability.md). */
+  flows?: Record<"allowed" | "blocked" | "detected", { records: number; bytes: number }>;
 }
 
 export type SnapshotSource = () => MoatSnapshot;

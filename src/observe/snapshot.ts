@@ -23,6 +23,8 @@ export interface SnapshotState {
   reloads: { ok: number; refused: number };
   /** The host's warnings for the running policy (see MoatSnapshot.warnings). */
   warnings?(): string[];
+  /** Flow records and bytes by verdict (the daemon's flow path). */
+  flows?(): NonNullable<MoatSnapshot["flows"]>;
 }
 
 /** Counting the table walks it; a snapshot taken more often than this reuses the last count. */
@@ -65,6 +67,7 @@ export function snapshotSource(
       conntrack: { entries: conntrackEntries(), capacity: datapath.conntrackMap.maxEntries },
       sinks: pipeline.stats(),
       warnings: state.warnings?.() ?? [],
+      ...(state.flows ? { flows: structuredClone(state.flows()) } : {}),
     };
   };
 }

@@ -146,6 +146,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "redirects",
       "events",
       "quic",
+      "flows",
       "daemon",
       "names",
     ]);

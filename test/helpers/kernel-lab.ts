@@ -40,6 +40,7 @@ export interface RunResult {
 export class KernelLab {
   readonly dp: Datapath;
   private readonly ring: RingBuffer;
+  private readonly flowRing: RingBuffer;
   private readonly images = new Map<number, ClassifierImage>();
   private pending: MoatEvent[] = [];
   private readonly anchor: XdpAnchor;
@@ -47,7 +48,7 @@ export class KernelLab {
   constructor(options: Partial<DatapathOptions> = {}) {
     this.dp = Datapath.start({ interfaces: [], pinRoot: null, ...options });
     this.anchor = anchorXdp(this.dp.xdp);
-    this.ring = this.dp.subscribe((record) => {
+    const push = (record: Buffer) =>
       this.pending.push(
         decodeEvent(record, {
           bootTimeMs: 0,
@@ -55,7 +56,9 @@ export class KernelLab {
           interfaceName: () => null,
         }),
       );
-    });
+    this.ring = this.dp.subscribe(push);
+    // the flow records' ring: closes of connections whose opening was not reported
+    this.flowRing = this.dp.subscribeFlows(push);
   }
 
   /** Compiles and applies a policy; forgets tracked connections and pending events. */
@@ -85,6 +88,7 @@ export class KernelLab {
   /** Events reported since the last call. */
   events(): MoatEvent[] {
     this.ring.drain();
+    this.flowRing.drain();
     const out = this.pending;
     this.pending = [];
     return out;

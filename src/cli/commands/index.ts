@@ -42,6 +42,12 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./rules.ts")).rulesCommand,
   },
   {
+    name: "stats",
+    summary:
+      "show flow statistics: connections and bytes per process, peer and port, with verdicts",
+    load: async () => (await import("./stats.ts")).statsCommand,
+  },
+  {
     name: "top",
     summary: "live view of the top blocked/detected remotes, processes and rules",
     load: async () => (await import("./top.ts")).topCommand,

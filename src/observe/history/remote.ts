@@ -7,10 +7,14 @@ import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import type { HistoryOptions } from "./store.ts";
 import { eventRows, type RowValue } from "./rows.ts";
+import type { StatsPage, StatsQuery } from "./rollup.ts";
+import type { FlowSummary } from "../flows/record.ts";
 
 export type HistoryRequest =
   | { id: number; op: "insert"; rows: readonly RowValue[] }
   | { id: number; op: "notice"; notice: Notice }
+  | { id: number; op: "flows"; summaries: readonly FlowSummary[] }
+  | { id: number; op: "flowStats"; query: StatsQuery }
   | { id: number; op: "query"; query: HistoryQuery }
   | { id: number; op: "prune" }
   | { id: number; op: "close" };
@@ -77,6 +81,17 @@ export class HistoryWorker {
     return batch.length
       ? (this.#call({ op: "insert", rows: eventRows(batch) }) as Promise<void>)
       : Promise.resolve();
+  }
+
+  /** A window's flow summaries (HistoryStore.insertFlows). */
+  flows(summaries: readonly FlowSummary[]): Promise<void> {
+    return summaries.length
+      ? (this.#call({ op: "flows", summaries }) as Promise<void>)
+      : Promise.resolve();
+  }
+
+  flowStats(query: StatsQuery = {}): Promise<StatsPage> {
+    return this.#call({ op: "flowStats", query }) as Promise<StatsPage>;
   }
 
   notice(notice: Notice): Promise<void> {

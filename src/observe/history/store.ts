@@ -11,6 +11,8 @@ import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
 import { whereClause } from "./where.ts";
 import { eventRows, REMOTE_KEY, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
+import { FlowRollups, type StatsPage, type StatsQuery } from "./rollup.ts";
+import { flowEvent, type FlowSummary } from "../flows/record.ts";
 
 /** Rows per INSERT statement: one call into SQLite binds this many events. */
 const ROWS_PER_INSERT = 32;
@@ -20,6 +22,8 @@ export interface HistoryOptions {
   maxAgeSeconds?: number;
   /** The database is kept under this many bytes by deleting the oldest events (default 1 GiB). */
   maxBytes?: number;
+  /** Flow statistics' rows a roll-up level keeps at most (rollup.ts MAX_ROWS_PER_LEVEL). */
+  maxRollupRows?: number;
 }
 
 export interface HistoryStats {
@@ -38,6 +42,8 @@ export class HistoryStore {
   private readonly insertRow: Database.Statement;
   private readonly insertBlock: Database.Statement;
   private readonly insertMany: (rows: readonly RowValue[]) => void;
+  private readonly rollups: FlowRollups;
+  private readonly insertFlowsTx: (summaries: readonly FlowSummary[]) => void;
   private pruned = 0;
 
   constructor(path: string, options: HistoryOptions = {}) {
@@ -63,6 +69,24 @@ export class HistoryStore {
       for (; at < rows.length; at += ROW_WIDTH)
         this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
+    this.rollups = new FlowRollups(
+      this.db,
+      options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
+    );
+    this.insertFlowsTx = this.db.transaction((summaries: readonly FlowSummary[]) => {
+      this.insertMany(eventRows(summaries.map(flowEvent)));
+      this.rollups.add(summaries);
+    });
+  }
+
+  /** A window's flow summaries: "flow" events, and added to the roll-ups, in one transaction. */
+  insertFlows(summaries: readonly FlowSummary[]): void {
+    if (summaries.length) this.insertFlowsTx(summaries);
+  }
+
+  /** Flow statistics from the roll-ups. */
+  flowStats(q: StatsQuery = {}, now = Date.now()): StatsPage {
+    return this.rollups.query(q, now);
   }
 
   insert(batch: readonly MoatEvent[]): void {
@@ -108,6 +132,7 @@ export class HistoryStore {
   prune(now = Date.now()): number {
     const oldest = now - this.maxAgeSeconds * 1000;
     this.db.prepare("DELETE FROM notices WHERE time_ms < ?").run(oldest);
+    this.rollups.prune(now);
     let deleted = this.db.prepare("DELETE FROM events WHERE time_ms < ?").run(oldest).changes;
     for (let round = 0; round < 20 && this.bytes() > this.maxBytes; round++) {
       const count = this.count();

@@ -27,7 +27,9 @@ function filterTerms(q: EventFilter): { terms: string[]; params: unknown[] } {
     terms.push(term);
     params.push(...values);
   };
+  // flow summaries are listed when asked for by type, never among the events
   if (q.types?.length) add(`type IN (${q.types.map(() => "?").join(", ")})`, ...q.types);
+  else add("type != 'flow'");
   if (q.verdict) add("verdict = ?", q.verdict);
   if (q.rule) add("rule = ?", q.rule);
   if (q.direction) add("direction = ?", q.direction);

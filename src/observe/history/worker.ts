@@ -23,6 +23,11 @@ function handle(req: HistoryRequest): unknown {
     case "insert":
       store.insertRows(req.rows);
       return null;
+    case "flows":
+      store.insertFlows(req.summaries);
+      return null;
+    case "flowStats":
+      return store.flowStats(req.query);
     case "notice":
       store.notice(req.notice);
       return null;

@@ -21,6 +21,7 @@ const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
   allowed: [SeverityNumber.INFO, "INFO"],
   closed: [SeverityNumber.INFO, "INFO"],
   dns: [SeverityNumber.INFO, "INFO"],
+  flow: [SeverityNumber.INFO, "INFO"],
 };
 
 export interface EventLogs {

@@ -70,6 +70,12 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "{entry}",
   );
   const ctCapacity = gauge("moat.conntrack.capacity", "Connection-tracking table size", "{entry}");
+  const flowRecords = counter(
+    "moat.flow.records",
+    "Flow records (connection summaries, allowed ones included) by verdict",
+    "{record}",
+  );
+  const flowBytes = counter("moat.flow.bytes", "Bytes counted by flow records, by verdict", "By");
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -95,6 +101,10 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       r.observe(reloads, s.reloads.refused, { "moat.result": "refused" });
       r.observe(ctEntries, s.conntrack.entries);
       r.observe(ctCapacity, s.conntrack.capacity);
+      for (const [verdict, f] of Object.entries(s.flows ?? {})) {
+        r.observe(flowRecords, f.records, { "moat.verdict": verdict });
+        r.observe(flowBytes, f.bytes, { "moat.verdict": verdict });
+      }
       const lost = o.lost();
       r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
       r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
@@ -109,13 +119,21 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       reloads,
       ctEntries,
       ctCapacity,
+      flowRecords,
+      flowBytes,
       otelLost,
     ],
   );
 
   return {
     count(ev) {
-      if (ev.type === "closed" || ev.type === "dns" || ev.reason === "rejudged") return;
+      if (
+        ev.type === "closed" ||
+        ev.type === "dns" ||
+        ev.type === "flow" ||
+        ev.reason === "rejudged"
+      )
+        return;
       connections.add(1, {
         "moat.verdict": ev.verdict,
         "moat.rule": ev.rule,

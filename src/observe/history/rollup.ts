@@ -1,0 +1,309 @@
+// The flow statistics: flow summaries added up per minute, hour and day (one table, a row per
+// level, bucket and key), so statistics over a day or a year read a bounded number of rows and
+// outlive the events the history prunes. Keyed by identity (executable, else comm; user; cgroup;
+// container) x peer (DNS name where known, else address) x server port x protocol x direction;
+// each row holds connections, bytes, packets, durations, first/last seen and connections by
+// verdict. Each level is kept for its own time (ROLLUP_LEVELS) and row limit, whatever the
+// events' limits.
+import type Database from "better-sqlite3";
+import { identityOf, peerOf, serverPort, type FlowSummary } from "../flows/record.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export type RollupLevel = "minute" | "hour" | "day";
+
+/** Each level's bucket and how long its rows are kept. */
+export const ROLLUP_LEVELS: readonly { level: RollupLevel; bucketMs: number; keepMs: number }[] = [
+  { level: "minute", bucketMs: MINUTE, keepMs: 2 * DAY },
+  { level: "hour", bucketMs: HOUR, keepMs: 35 * DAY },
+  { level: "day", bucketMs: DAY, keepMs: 400 * DAY },
+];
+
+export const ROLLUP_SQL = `
+CREATE TABLE IF NOT EXISTS flow_stats (
+  level           TEXT NOT NULL,
+  bucket_ms       INTEGER NOT NULL,
+  exe             TEXT NOT NULL,
+  user            INTEGER NOT NULL,
+  cgroup          TEXT NOT NULL,
+  container       TEXT NOT NULL,
+  peer            TEXT NOT NULL,
+  port            INTEGER NOT NULL,
+  protocol        TEXT NOT NULL,
+  direction       TEXT NOT NULL,
+  connections     INTEGER NOT NULL,
+  closed          INTEGER NOT NULL,
+  packets         INTEGER NOT NULL,
+  bytes           INTEGER NOT NULL,
+  duration_sum_ms REAL NOT NULL,
+  duration_max_ms REAL NOT NULL,
+  first_ms        INTEGER NOT NULL,
+  last_ms         INTEGER NOT NULL,
+  allowed         INTEGER NOT NULL,
+  blocked         INTEGER NOT NULL,
+  detected        INTEGER NOT NULL,
+  PRIMARY KEY (level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction)
+) WITHOUT ROWID;
+`;
+
+const UPSERT = `
+INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET
+  connections = connections + excluded.connections,
+  closed = closed + excluded.closed,
+  packets = packets + excluded.packets,
+  bytes = bytes + excluded.bytes,
+  duration_sum_ms = duration_sum_ms + excluded.duration_sum_ms,
+  duration_max_ms = max(duration_max_ms, excluded.duration_max_ms),
+  first_ms = min(first_ms, excluded.first_ms),
+  last_ms = max(last_ms, excluded.last_ms),
+  allowed = allowed + excluded.allowed,
+  blocked = blocked + excluded.blocked,
+  detected = detected + excluded.detected
+`;
+
+/** What `moat stats` and GET /v1/stats ask. */
+export interface StatsQuery {
+  /** ms since the epoch; default: a day before `until`. */
+  since?: number;
+  /** ms since the epoch; default: now. */
+  until?: number;
+  /** An executable path, or its file name (comm where no path is known). */
+  process?: string;
+  /** A peer's name (its subdomains too) or address. */
+  peer?: string;
+  /** Rows (default 100, at most 1000), most bytes first. */
+  limit?: number;
+}
+
+export interface StatsRow {
+  identity: { exe: string; user: number | null; cgroup: string; container: string };
+  peer: string;
+  port: number;
+  protocol: string;
+  direction: string;
+  connections: number;
+  closed: number;
+  packets: number;
+  bytes: number;
+  durationMsSum: number;
+  durationMsMax: number;
+  firstSeen: string;
+  lastSeen: string;
+  /** Connections by verdict. */
+  verdicts: { allowed: number; blocked: number; detected: number };
+}
+
+export interface StatsPage {
+  /** The level the answer was read from: the finest that still covers `since`. */
+  resolution: RollupLevel;
+  since: string;
+  until: string;
+  rows: StatsRow[];
+}
+
+/** Rows a level keeps at most (the oldest buckets go first): ~70 MB a level at worst. */
+export const MAX_ROWS_PER_LEVEL = 500_000;
+/** Keys a bucket takes; past them, a summary is added to its bucket's overflow row (peer "*"). */
+export const MAX_KEYS_PER_BUCKET = 20_000;
+
+const KEY_COLUMNS =
+  "level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
+
+export class FlowRollups {
+  readonly #db: Database.Database;
+  readonly #upsert: Database.Statement;
+  readonly #exists: Database.Statement;
+  readonly #bucketRows: Database.Statement;
+  readonly #maxRows: number;
+  readonly #maxKeys: number;
+  /** Each level's latest bucket and its rows, counted as keys are added. */
+  readonly #latest = new Map<RollupLevel, { bucket: number; rows: number }>();
+  /** Summaries added to an overflow row since the store opened. */
+  overflowed = 0;
+
+  constructor(
+    db: Database.Database,
+    options: { maxRowsPerLevel?: number; maxKeysPerBucket?: number } = {},
+  ) {
+    this.#db = db;
+    this.#maxRows = options.maxRowsPerLevel ?? MAX_ROWS_PER_LEVEL;
+    this.#maxKeys = options.maxKeysPerBucket ?? MAX_KEYS_PER_BUCKET;
+    db.exec(ROLLUP_SQL);
+    this.#upsert = db.prepare(UPSERT);
+    const keyIs = KEY_COLUMNS.split(", ")
+      .map((c) => `${c} = ?`)
+      .join(" AND ");
+    this.#exists = db.prepare(`SELECT 1 FROM flow_stats WHERE ${keyIs}`).pluck();
+    this.#bucketRows = db
+      .prepare("SELECT count(*) FROM flow_stats WHERE level = ? AND bucket_ms = ?")
+      .pluck();
+  }
+
+  /** The key a summary is added under: its own, or its bucket's overflow key when full. */
+  #keyOf(level: RollupLevel, bucket: number, key: (string | number)[]): (string | number)[] {
+    if (this.#exists.get(level, bucket, ...key)) return key;
+    let latest = this.#latest.get(level);
+    if (latest?.bucket !== bucket) {
+      latest = { bucket, rows: this.#bucketRows.get(level, bucket) as number };
+      if (!this.#latest.has(level) || bucket > this.#latest.get(level)!.bucket)
+        this.#latest.set(level, latest);
+    }
+    if (latest.rows >= this.#maxKeys) {
+      this.overflowed++;
+      const [, , , , , , protocol, direction] = key;
+      const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
+      if (!this.#exists.get(level, bucket, ...overflow)) latest.rows++;
+      return overflow;
+    }
+    latest.rows++;
+    return key;
+  }
+
+  /** Adds summaries to every level (call inside the caller's transaction). */
+  add(summaries: readonly FlowSummary[]): void {
+    for (const s of summaries) {
+      const c = s.connection;
+      const id = identityOf(c);
+      const verdict = (v: string) => (c.verdict === v ? s.connections : 0);
+      const key = [
+        id.exe,
+        id.user,
+        id.cgroup,
+        id.container,
+        peerOf(c),
+        serverPort(c),
+        c.protocol,
+        c.direction,
+      ];
+      for (const { level, bucketMs } of ROLLUP_LEVELS) {
+        const bucket = s.lastMs - (s.lastMs % bucketMs);
+        this.#upsert.run(
+          level,
+          bucket,
+          ...this.#keyOf(level, bucket, key),
+          s.connections,
+          s.closed,
+          s.packets,
+          s.bytes,
+          s.durationMsSum,
+          s.durationMsMax,
+          s.firstMs,
+          s.lastMs,
+          verdict("allowed"),
+          verdict("blocked"),
+          verdict("detected"),
+        );
+      }
+    }
+  }
+
+  /**
+   * Deletes each level's rows past its time, then its oldest buckets while it holds more than
+   * its row limit (a flood of distinct peers); returns how many.
+   */
+  prune(now = Date.now()): number {
+    let deleted = 0;
+    const del = this.#db.prepare("DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ?");
+    const count = this.#db.prepare("SELECT count(*) AS n FROM flow_stats WHERE level = ?");
+    // the bucket of the newest row past the limit: it and older ones go
+    const cut = this.#db.prepare(
+      "SELECT bucket_ms FROM flow_stats WHERE level = ? ORDER BY bucket_ms DESC LIMIT 1 OFFSET ?",
+    );
+    for (const { level, keepMs } of ROLLUP_LEVELS) {
+      deleted += del.run(level, now - keepMs).changes;
+      if ((count.get(level) as { n: number }).n <= this.#maxRows) continue;
+      const at = cut.get(level, this.#maxRows) as { bucket_ms: number } | undefined;
+      if (at) deleted += del.run(level, at.bucket_ms + 1).changes;
+    }
+    return deleted;
+  }
+
+  query(q: StatsQuery = {}, now = Date.now()): StatsPage {
+    const until = q.until ?? now;
+    const since = q.since ?? until - DAY;
+    const pick =
+      ROLLUP_LEVELS.find((l) => now - since <= l.keepMs) ??
+      ROLLUP_LEVELS[ROLLUP_LEVELS.length - 1]!;
+    const terms = ["level = ?", "bucket_ms >= ?", "bucket_ms <= ?"];
+    const params: unknown[] = [pick.level, since - (since % pick.bucketMs), until];
+    if (q.process) {
+      terms.push("(exe = ? OR exe LIKE ? ESCAPE '\\')");
+      params.push(q.process, `%/${escapeLike(q.process)}`);
+    }
+    if (q.peer) {
+      terms.push("(peer = ? OR peer LIKE ? ESCAPE '\\')");
+      params.push(q.peer, `%.${escapeLike(q.peer)}`);
+    }
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const rows = this.#db
+      .prepare(
+        `SELECT exe, user, cgroup, container, peer, port, protocol, direction,
+           sum(connections) AS connections, sum(closed) AS closed, sum(packets) AS packets,
+           sum(bytes) AS bytes, sum(duration_sum_ms) AS duration_sum_ms,
+           max(duration_max_ms) AS duration_max_ms, min(first_ms) AS first_ms,
+           max(last_ms) AS last_ms, sum(allowed) AS allowed, sum(blocked) AS blocked,
+           sum(detected) AS detected
+         FROM flow_stats WHERE ${terms.join(" AND ")}
+         GROUP BY exe, user, cgroup, container, peer, port, protocol, direction
+         ORDER BY bytes DESC, connections DESC LIMIT ?`,
+      )
+      .all(...params, limit) as RollupRow[];
+    return {
+      resolution: pick.level,
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      rows: rows.map(statsRow),
+    };
+  }
+}
+
+interface RollupRow {
+  exe: string;
+  user: number;
+  cgroup: string;
+  container: string;
+  peer: string;
+  port: number;
+  protocol: string;
+  direction: string;
+  connections: number;
+  closed: number;
+  packets: number;
+  bytes: number;
+  duration_sum_ms: number;
+  duration_max_ms: number;
+  first_ms: number;
+  last_ms: number;
+  allowed: number;
+  blocked: number;
+  detected: number;
+}
+
+function statsRow(r: RollupRow): StatsRow {
+  return {
+    identity: {
+      exe: r.exe,
+      user: r.user < 0 ? null : r.user,
+      cgroup: r.cgroup,
+      container: r.container,
+    },
+    peer: r.peer,
+    port: r.port,
+    protocol: r.protocol,
+    direction: r.direction,
+    connections: r.connections,
+    closed: r.closed,
+    packets: r.packets,
+    bytes: r.bytes,
+    durationMsSum: r.duration_sum_ms,
+    durationMsMax: r.duration_max_ms,
+    firstSeen: new Date(r.first_ms).toISOString(),
+    lastSeen: new Date(r.last_ms).toISOString(),
+    verdicts: { allowed: r.allowed, blocked: r.blocked, detected: r.detected },
+  };
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
