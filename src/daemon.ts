@@ -21,6 +21,7 @@ import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { startEventPath } from "./daemon/event-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
+import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
@@ -152,6 +153,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   // failure.daemon: allow: the kernel passes everything once these beats stop
   const heartbeat = startHeartbeat(datapath);
+  // rate limits: idle sources and limits gone leave the state table
+  const limitSweep = startLimitSweep(datapath);
   const events = startEventPath({
     source: datapath,
     push: (event) => pipeline.push(event),
@@ -273,6 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     done = true;
     host.close();
     heartbeat.stop();
+    limitSweep.stop();
     events.close();
     watcher.close();
     relay.close();

@@ -11,6 +11,7 @@ import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
+import { normalizeRateLimit } from "./normalize-rate-limit.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -92,6 +93,7 @@ function normalizeRules(
     const match = normalizeMatch(ctx, raw, path, sets);
     if (raw.layer4?.max_duration !== undefined && raw.action === "block")
       ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
+    const rateLimit = normalizeRateLimit(ctx, raw, path);
     if (!match || !ctx.typed(path)) return;
     const tls = match.layer7?.tls;
     if (tls) tls.unseenMatches = (tls.unknown ?? "block") === raw.action;
@@ -103,6 +105,7 @@ function normalizeRules(
       mode: raw.mode ?? globalMode,
       ownMode: raw.mode !== undefined,
       log: raw.log ?? false,
+      ...(rateLimit ? { rateLimit } : {}),
       pos: ctx.pos(path),
     });
   });

@@ -1,6 +1,7 @@
 // Loads moat.bpf.o, attaches its XDP or TC (ingress) and TC (egress) programs to the chosen
 // interfaces, pins the links so the policy outlives a crashed daemon, writes compiled policies
 // atomically, reads counters, events and the connection table, and detaches on stop().
+import type { LimitSweep } from "./limit-maps.ts";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
@@ -113,6 +114,8 @@ export interface DatapathOptions {
   xdpMode?: XdpMode;
   /** Conntrack table size (default 65536 entries). */
   conntrackEntries?: number;
+  /** Rate limit state table size: sources tracked at once (default 65536 entries). */
+  limitEntries?: number;
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
   image?: PolicyImage;
@@ -146,6 +149,7 @@ function openObject(
   const object = native().BpfObject.open(path);
   try {
     if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
+    if (options.limitEntries) object.setMaxEntries("limit_state", options.limitEntries);
     const globals: Record<string, number> = { ...options.globals };
     for (const [key, seconds] of Object.entries(options.timeouts ?? {}))
       globals[TIMEOUT_GLOBALS[key as keyof Timeouts]] = seconds;
@@ -564,6 +568,14 @@ export class Datapath {
   /** Spliced connections and bytes by mode (the kernel's bytes: counters().spliced). */
   spliceStats(): SpliceStats {
     return this.splicer.stats();
+  }
+
+  /**
+   * Removes the rate limit state of idle sources and of limits no policy slot has (the daemon
+   * calls it every few seconds); what it found and removed.
+   */
+  sweepLimits(): LimitSweep {
+    return this.policy.sweepLimits(process.hrtime.bigint());
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */

@@ -25,12 +25,15 @@ import {
   type NameIdentity,
 } from "./name-maps.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
+import { LimitMaps, type LimitSweep } from "./limit-maps.ts";
+import type { ImageLimit } from "../policy/compile/image.ts";
 import {
   BPF_F_INNER_MAP,
   MAP_ARRAY,
   checkImage,
   createMap,
   fill,
+  limitsMap,
   processMaps,
   rulesMap,
   tableMaps,
@@ -66,6 +69,7 @@ export const POLICY_TABLES = {
   proc_route: ["proc_route"],
   proc_iface: ["proc_iface"],
   redirects: ["redirects"],
+  limits: ["limits"],
 } as const;
 
 /** Outer maps with a table image dimension; the rest are indexed by slot alone. */
@@ -123,6 +127,10 @@ export class PolicyMaps {
   readonly redirects: RedirectMaps;
   /** Each slot's name bindings (docs/classifier.md, "Names"). */
   private readonly names: NameMaps;
+  /** The rate limits' state (limit-maps.ts). */
+  private readonly limits: LimitMaps;
+  /** Limits whose overflow bucket found no room in limit_state (docs/policy.md, "Rate limits"). */
+  limitsWithoutOverflow = 0;
   /** Bindings that found no room (counter namesFull). */
   namesFull = 0;
   /** The rules and redirects of the recent generations, by generation. */
@@ -136,6 +144,7 @@ export class PolicyMaps {
     this.state = object.map("state");
     this.redirects = new RedirectMaps(object);
     this.names = new NameMaps(object);
+    this.limits = new LimitMaps(object);
     // an adopted slot whose policy names no hosts: its old bindings are not the kernel's
     this.readState().metas.forEach((m, slot) => {
       if (!m?.names) this.names.drop(slot);
@@ -241,6 +250,7 @@ export class PolicyMaps {
       // image 3: the rules naming hosts, their remote lists as name classes
       if (policy.names) images[3] = tableMaps(policy.names.image, "n_");
       shared.rules = rulesMap(image);
+      shared.limits = limitsMap(image);
       shared.rule_stats = createMap(
         "moat_rule_stats",
         MAP_ARRAY,
@@ -322,6 +332,8 @@ export class PolicyMaps {
         this.namesFull += filled.full;
         this.names.place(idle, filled.map);
       } else this.names.drop(idle);
+      // each limit's overflow bucket is there before the policy that has it goes live
+      this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));
       // targets are known before a redirect to them goes live, and forgotten after it is gone
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
@@ -375,6 +387,19 @@ export class PolicyMaps {
     if (map) deleteBindings(map, keys);
   }
 
+  /**
+   * Removes the rate limit state of idle sources and of limits neither slot's policy has (the
+   * previous policy's stay until the next reload: a packet may still be judged by it).
+   */
+  sweepLimits(nowNs: bigint): LimitSweep {
+    const live = new Map<number, ImageLimit>();
+    for (const g of this.generations) {
+      const rules = g ? (this.contents.of(g.generation)?.rules ?? []) : [];
+      for (const l of liveLimits(rules)) live.set(l.id, l);
+    }
+    return this.limits.sweep(live, nowNs);
+  }
+
   /** Counters of every rule of the live generation (default pseudo-rules last). */
   ruleCounters(): { generation: number; rules: RuleCounter[] } {
     const { active } = this.readState();
@@ -408,7 +433,11 @@ export class PolicyMaps {
 
   close(): void {
     this.names.close();
+    this.limits.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }
 }
+
+const liveLimits = (rules: readonly { limit?: ImageLimit }[]): ImageLimit[] =>
+  rules.flatMap((r) => (r.limit ? [r.limit] : []));

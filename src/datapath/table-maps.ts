@@ -1,6 +1,14 @@
 // Builders of the inner maps one table image is written to (docs/classifier.md): one BPF map
 // per table, created and filled in user space, then placed into the outer maps by PolicyMaps.
-import { Action, Mode, RuleFlag, exeKey as exeKeyCodec, rule as ruleCodec } from "./abi.ts";
+import {
+  Action,
+  LimitAlgorithm,
+  Mode,
+  RuleFlag,
+  exeKey as exeKeyCodec,
+  limit as limitCodec,
+  rule as ruleCodec,
+} from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap } from "./native.d.ts";
 import {
@@ -117,11 +125,49 @@ export function rulesMap(image: ClassifierImage): BpfMap {
         action: Action[r.action],
         mode: Mode[r.mode],
         log: r.log ? 1 : 0,
-        flags: r.layer7 ? RuleFlag.layer7 : 0,
+        flags: (r.layer7 ? RuleFlag.layer7 : 0) | (r.limit ? RuleFlag.limited : 0),
         max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
       },
       values,
       i * ruleCodec.size,
+    );
+  });
+  fill(map, keys, values, n);
+  return map;
+}
+
+const ALGORITHM_CODES = {
+  token_bucket: LimitAlgorithm.tokenBucket,
+  fixed_window: LimitAlgorithm.fixedWindow,
+  sliding_window: LimitAlgorithm.slidingWindow,
+  leaky_bucket: LimitAlgorithm.leakyBucket,
+} as const;
+
+/** The rules' rate limits by rule index (struct moat_limit; id 0 where a rule has none). */
+export function limitsMap(image: ClassifierImage): BpfMap {
+  const n = image.rules.length;
+  const map = createMap("moat_limits", MAP_ARRAY, 4, limitCodec.size, n, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * n);
+  const values = Buffer.alloc(limitCodec.size * n);
+  image.rules.forEach((r, i) => {
+    keys.writeUInt32LE(i, i * 4);
+    const l = r.limit;
+    if (!l) return;
+    limitCodec.encode(
+      {
+        id: l.id,
+        count: l.count,
+        period_ns: l.periodNs,
+        fill_ns: l.fillNs,
+        report_ns: l.reportNs,
+        burst: l.burst,
+        algorithm: ALGORITHM_CODES[l.algorithm],
+        prefix4: l.prefix4,
+        prefix6: l.prefix6,
+        per_port: l.perPort ? 1 : 0,
+      },
+      values,
+      i * limitCodec.size,
     );
   });
   fill(map, keys, values, n);

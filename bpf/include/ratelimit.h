@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Rate limits (docs/policy.md, "Rate limits"): the packets a remote sends on the connections a
+ * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
+ * rule's limit, one hash lookup the source's state: no loop over rules or sources. The state of a
+ * source is one entry shared by every cpu, changed under its spin lock, so the count is exact. */
+#ifndef MOAT_RATELIMIT_H
+#define MOAT_RATELIMIT_H
+
+#include "maps.h"
+#include "counters.h"
+#include "packet.h"
+#include "events.h"
+
+#define MOAT_EEXIST 17
+
+/* 1: the limits read the time from limit_clock (the bpf tests' windows); load-time knob */
+const volatile __u32 limit_test_clock = 0;
+
+static __always_inline __u64 limit_now(__u64 now)
+{
+	__u32 zero = 0;
+
+	if (!limit_test_clock)
+		return now;
+	__u64 *t = bpf_map_lookup_elem(&limit_clock, &zero);
+	return t ? *t : now;
+}
+
+/* the source of a packet from the remote: its address masked to the limit's prefix, and the
+ * server port when the limit is per port */
+static __always_inline void limit_key_of(const struct moat_limit *l, const struct pkt *p,
+					 __u16 server_port, struct moat_limit_key *k)
+{
+	__u32 bits = p->t.family == 4 ? 96 + l->prefix4 : l->prefix6;
+
+	k->id = l->id;
+	k->port = l->per_port ? server_port : 0;
+	k->flags = 0;
+	k->pad = 0;
+	__builtin_memcpy(k->addr, p->t.src, 16);
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		__u32 lo = i * 8;
+		if (bits <= lo)
+			k->addr[i] = 0;
+		else if (bits < lo + 8)
+			k->addr[i] &= (__u8)(0xff << (8 - (bits - lo)));
+	}
+}
+
+/* the algorithms, on a state the caller holds the lock of; 1: the packet is within the limit.
+ * Buckets count in ns * count units (a packet is period_ns), so no division is needed */
+static __always_inline int limit_take(const struct moat_limit *l, struct moat_limit_state *s,
+				      __u64 now)
+{
+	__u64 full = (__u64)l->burst * l->period_ns;
+	__u64 cost = l->period_ns;
+	__u64 elapsed = now > s->t ? now - s->t : 0;
+	__u64 win, off;
+
+	switch (l->algorithm) {
+	case MOAT_LIMIT_TOKEN_BUCKET:
+		/* credit grows by count per period up to burst packets; a packet spends one */
+		if (now > s->t)
+			s->t = now;
+		if (elapsed >= l->fill_ns)
+			s->a = full;
+		else if (s->a + elapsed * l->count > full)
+			s->a = full;
+		else
+			s->a += elapsed * l->count;
+		if (s->a < cost)
+			return 0;
+		s->a -= cost;
+		return 1;
+	case MOAT_LIMIT_LEAKY_BUCKET:
+		/* the level drains by count per period; a packet that would overflow burst is over
+		 */
+		if (now > s->t)
+			s->t = now;
+		if (elapsed >= l->fill_ns || s->a < elapsed * l->count)
+			s->a = 0;
+		else
+			s->a -= elapsed * l->count;
+		if (s->a + cost > full)
+			return 0;
+		s->a += cost;
+		return 1;
+	case MOAT_LIMIT_FIXED_WINDOW:
+		win = now / l->period_ns;
+		if (win != s->t) {
+			s->t = win;
+			s->a = 0;
+		}
+		if (s->a >= l->count)
+			return 0;
+		s->a += 1;
+		return 1;
+	case MOAT_LIMIT_SLIDING_WINDOW:
+		/* the previous window's count weighted by how much of it the sliding period still
+		 * covers, plus the current window's: within while that stays <= count */
+		win = now / l->period_ns;
+		off = now - win * l->period_ns;
+		if (win != s->t) {
+			s->b = win == s->t + 1 ? s->a : 0;
+			s->a = 0;
+			s->t = win;
+		}
+		if (s->b * (l->period_ns - off) + (s->a + 1) * l->period_ns >
+		    (__u64)l->count * l->period_ns)
+			return 0;
+		s->a += 1;
+		return 1;
+	}
+	return 1;
+}
+
+/* one report for `over` packets of a source (ratelimit) or of this cpu (scrub.h): the packet
+ * came from the remote, so its source is the remote */
+static __always_inline void limit_report(const struct pkt *p, const struct moat_ct *ct, __u64 over,
+					 __u8 type, __u8 reason, const struct ev_from *from)
+{
+	struct moat_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count(MOAT_CNT_EVENT_LOST, 0);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	int ported = proto_ported(p->t.proto);
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->packets = over;
+	__builtin_memcpy(ev->remote, p->t.src, 16);
+	__builtin_memcpy(ev->local, p->t.dst, 16);
+	ev->remote_port = ported ? p->t.sport : 0;
+	ev->local_port = ported ? p->t.dport : 0;
+	ev->ifindex = from->ifindex;
+	ev->rule = MOAT_RULE_NONE;
+	ev->type = type;
+	ev->hook = from->hook;
+	ev->family = p->t.family;
+	ev->protocol = p->t.proto;
+	ev->direction = MOAT_DIR_INGRESS;
+	ev->mode = type == MOAT_EV_BLOCKED ? MOAT_MODE_PREVENT : MOAT_MODE_DETECT;
+	ev->verdict = type;
+	ev->reason = reason;
+	ev->icmp_type = p->icmp_type;
+	ev->icmp_code = p->icmp_code;
+	if (ct) {
+		ev->conn_id = ct->id;
+		ev->rule = ct->rule;
+		ev->generation = ct->generation;
+		ev->direction = ct->direction;
+		ev->tcp_state = ct->tcp_state;
+		ev->owner = ct->owner;
+	}
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* the state of the packet's source under limit l: found, made, or (the table is full) the
+ * limit's overflow bucket; NULL when not even that is there (counted) */
+static __always_inline struct moat_limit_state *limit_state_of(const struct moat_limit *l,
+							       struct moat_limit_key *k, __u64 now)
+{
+	struct moat_limit_state *s = bpf_map_lookup_elem(&limit_state, k);
+
+	if (s)
+		return s;
+	struct moat_limit_state init = {};
+	/* a new source starts with a full bucket */
+	if (l->algorithm == MOAT_LIMIT_TOKEN_BUCKET) {
+		init.a = (__u64)l->burst * l->period_ns;
+		init.t = now;
+	}
+	long err = bpf_map_update_elem(&limit_state, k, &init, BPF_NOEXIST);
+	if (err && err != -MOAT_EEXIST) {
+		count(MOAT_CNT_LIMIT_FULL, 0);
+		k->flags = MOAT_LIMIT_OVERFLOW;
+		k->port = 0;
+		__builtin_memset(k->addr, 0, 16);
+	}
+	return bpf_map_lookup_elem(&limit_state, k);
+}
+
+/* whether a packet from the remote of connection ct is over its rule's limit (in generation
+ * `slot`); reports the source at most once per report_ns, with the packets over since. A
+ * global function: verified once */
+__noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct *ct,
+			  const struct ev_from *from, __u64 now)
+{
+	struct moat_limit_key k __attribute__((aligned(8)));
+
+	if (!p || !ct || !from)
+		return 0;
+	void *limits = bpf_map_lookup_elem(&tbl_limits, &slot);
+	__u32 rule = ct->rule;
+	struct moat_limit *l = limits ? bpf_map_lookup_elem(limits, &rule) : NULL;
+	if (!l || !l->id || !l->period_ns || !l->count)
+		return 0;
+	now = limit_now(now);
+	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
+	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
+	struct moat_limit_state *s = limit_state_of(l, &k, now);
+	if (!s)
+		return 0;
+
+	__u64 over = 0;
+	bpf_spin_lock(&s->lock);
+	int within = limit_take(l, s, now);
+	s->last_ns = now;
+	if (!within) {
+		s->over += 1;
+		if (!s->reported_ns || now - s->reported_ns >= l->report_ns) {
+			over = s->over;
+			s->over = 0;
+			s->reported_ns = now;
+		}
+	}
+	bpf_spin_unlock(&s->lock);
+	if (over)
+		limit_report(p, ct, over,
+			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
+			     MOAT_REASON_RATE_LIMIT, from);
+	return !within;
+}
+
+#endif /* MOAT_RATELIMIT_H */
