@@ -153,3 +153,30 @@ export function limitSource(l: RateLimit, bytes: Uint8Array, family: 4 | 6): Uin
   }
   return out;
 }
+
+/**
+ * One source under one limit with its reports: a packet's verdict, and when it is over the limit
+ * and the source's previous report is `reportNs` old (or there is none), a report of the packets
+ * over since then (the kernel's limit_over()).
+ */
+export class LimitSourceModel {
+  private readonly meter: LimitMeter;
+  private readonly p: LimitParams;
+  private reportedNs = 0n;
+  private over = 0;
+
+  constructor(p: LimitParams, firstNs: bigint) {
+    this.p = p;
+    this.meter = new LimitMeter(p, firstNs);
+  }
+
+  packet(now: bigint): { within: boolean; report?: number } {
+    if (this.meter.admit(now)) return { within: true };
+    this.over += 1;
+    if (this.reportedNs !== 0n && now - this.reportedNs < this.p.reportNs) return { within: false };
+    const report = this.over;
+    this.over = 0;
+    this.reportedNs = now;
+    return { within: false, report };
+  }
+}
