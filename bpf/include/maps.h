@@ -28,6 +28,7 @@ struct moat_splice_peer *moat_btf_splice_peer __attribute__((unused));
 struct moat_limit *moat_btf_limit __attribute__((unused));
 struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
 struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
+struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -504,6 +505,32 @@ struct {
 	__type(key, struct moat_limit_key);
 	__type(value, struct moat_limit_state);
 } limit_state SEC(".maps");
+
+/* key: as limit_state; value: this cpu's lease and over-limit cache for the source (struct
+ * moat_limit_lease); allocated as sources come; a full map only means the shared state is asked
+ * every packet. Written by the packet programs; resized with limit_state */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_limit_key);
+	__type(value, struct moat_limit_lease);
+} limit_leases SEC(".maps");
+
+/* a new source's state or lease, built off the stack (the judging chain has 512 bytes) */
+struct limit_scratch {
+	__u64 w[7];
+};
+_Static_assert(sizeof(struct limit_scratch) >= sizeof(struct moat_limit_state), "limit_scratch");
+_Static_assert(sizeof(struct limit_scratch) >= sizeof(struct moat_limit_lease), "limit_scratch");
+
+/* key: 0; value: scratch for ratelimit.h; written by the packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct limit_scratch);
+} limit_scratch SEC(".maps");
 
 /* key: 0; value: the time the rate limits read instead of bpf_ktime_get_ns() when the load-time
  * knob limit_test_clock is 1 (the bpf tests' windows); written by the tests */

@@ -635,8 +635,13 @@ struct moat_limit {
 	__u8 prefix4;	 /* sources are grouped by these prefix lengths */
 	__u8 prefix6;
 	__u8 per_port; /* 1: one limit per server port */
+	/* packets a cpu takes from the shared state at once and admits on its own (1: each packet
+	 * asks the shared state); docs/policy.md gives the error bound this makes */
+	__u32 lease;
+	__u32 pad;
+	__u64 lease_ns; /* buckets: how long a lease lasts (windows: to the window's end) */
 };
-_Static_assert(sizeof(struct moat_limit) == 40, "moat_limit");
+_Static_assert(sizeof(struct moat_limit) == 56, "moat_limit");
 
 /* A source's state key (limit_state): the limit, the source prefix (ipv4 mapped), the port */
 struct moat_limit_key {
@@ -663,5 +668,18 @@ struct moat_limit_state {
 	__u64 over;	   /* packets over the limit since that report */
 };
 _Static_assert(sizeof(struct moat_limit_state) == 56, "moat_limit_state");
+
+/* One cpu's share of a source's limit (limit_leases, per cpu): packets it may admit without the
+ * shared state until `until`, and after an over-limit answer, the time before which the shared
+ * state cannot admit one (nothing but time refills it), so a flood over the limit never takes
+ * the lock; its packets are counted here and added to the shared count at the next visit. */
+struct moat_limit_lease {
+	__u64 credit;
+	__u64 until;
+	__u64 denied_until;
+	__u64 report_after; /* the source's next report is due (0: now) */
+	__u64 over;	    /* packets over the limit not yet in the shared count */
+};
+_Static_assert(sizeof(struct moat_limit_lease) == 40, "moat_limit_lease");
 
 #endif /* MOAT_ABI_H */

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Rate limits (docs/policy.md, "Rate limits"): the packets a remote sends on the connections a
  * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
- * rule's limit, one hash lookup the source's state: no loop over rules or sources. The state of a
- * source is one entry shared by every cpu, changed under its spin lock, so the count is exact. */
+ * rule's limit, one per-cpu hash lookup this cpu's lease of the source, and when that cannot
+ * answer, one hash lookup the source's shared state, changed under its spin lock: no loop over
+ * rules or sources. The shared state is the global account; a lease lets a cpu admit up to
+ * `lease` packets on its own, and an over-limit answer is cached per cpu until time alone could
+ * change it, so a flood over the limit does not contend for the lock. */
 #ifndef MOAT_RATELIMIT_H
 #define MOAT_RATELIMIT_H
 
@@ -48,71 +51,95 @@ static __always_inline void limit_key_of(const struct moat_limit *l, const struc
 	}
 }
 
-/* the algorithms, on a state the caller holds the lock of; 1: the packet is within the limit.
- * Buckets count in ns * count units (a packet is period_ns), so no division is needed */
-static __always_inline int limit_take(const struct moat_limit *l, struct moat_limit_state *s,
-				      __u64 now)
+/* the algorithms, on a state the caller holds the lock of: up to `want` packets within the
+ * limit at `now`; 0 when over it, with *retry the earliest time one could be within (only time
+ * refills the state, other cpus only take from it). Buckets count in ns * count units (a packet
+ * is period_ns) */
+static __always_inline __u64 limit_grant(const struct moat_limit *l, struct moat_limit_state *s,
+					 __u64 now, __u64 want, __u64 *retry)
 {
-	__u64 full = (__u64)l->burst * l->period_ns;
-	__u64 cost = l->period_ns;
+	__u64 period = l->period_ns, count = l->count;
+	__u64 full = (__u64)l->burst * period;
 	__u64 elapsed = now > s->t ? now - s->t : 0;
-	__u64 win, off;
+	__u64 n = 0, win, off, room, x;
 
 	switch (l->algorithm) {
 	case MOAT_LIMIT_TOKEN_BUCKET:
 		/* credit grows by count per period up to burst packets; a packet spends one */
 		if (now > s->t)
 			s->t = now;
-		if (elapsed >= l->fill_ns)
-			s->a = full;
-		else if (s->a + elapsed * l->count > full)
+		if (elapsed >= l->fill_ns || s->a + elapsed * count > full)
 			s->a = full;
 		else
-			s->a += elapsed * l->count;
-		if (s->a < cost)
+			s->a += elapsed * count;
+		n = s->a / period;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = now + (period - s->a + count - 1) / count;
 			return 0;
-		s->a -= cost;
-		return 1;
+		}
+		s->a -= n * period;
+		return n;
 	case MOAT_LIMIT_LEAKY_BUCKET:
-		/* the level drains by count per period; a packet that would overflow burst is over
-		 */
+		/* the level drains by count per period; a packet that would overflow burst is over */
 		if (now > s->t)
 			s->t = now;
-		if (elapsed >= l->fill_ns || s->a < elapsed * l->count)
+		if (elapsed >= l->fill_ns || s->a < elapsed * count)
 			s->a = 0;
 		else
-			s->a -= elapsed * l->count;
-		if (s->a + cost > full)
+			s->a -= elapsed * count;
+		n = s->a < full ? (full - s->a) / period : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = now + (s->a + period - full + count - 1) / count;
 			return 0;
-		s->a += cost;
-		return 1;
+		}
+		s->a += n * period;
+		return n;
 	case MOAT_LIMIT_FIXED_WINDOW:
-		win = now / l->period_ns;
+		win = now / period;
 		if (win != s->t) {
 			s->t = win;
 			s->a = 0;
 		}
-		if (s->a >= l->count)
+		n = count > s->a ? count - s->a : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = (win + 1) * period;
 			return 0;
-		s->a += 1;
-		return 1;
+		}
+		s->a += n;
+		return n;
 	case MOAT_LIMIT_SLIDING_WINDOW:
 		/* the previous window's count weighted by how much of it the sliding period still
-		 * covers, plus the current window's: within while that stays <= count */
-		win = now / l->period_ns;
-		off = now - win * l->period_ns;
+		 * covers, plus the current window's, stays <= count */
+		win = now / period;
+		off = now - win * period;
 		if (win != s->t) {
 			s->b = win == s->t + 1 ? s->a : 0;
 			s->a = 0;
 			s->t = win;
 		}
-		if (s->b * (l->period_ns - off) + (s->a + 1) * l->period_ns >
-		    (__u64)l->count * l->period_ns)
+		x = s->b * (period - off);
+		room = count * period > x ? (count * period - x) / period : 0;
+		n = room > s->a ? room - s->a : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			/* the previous window's weight falls by b per ns; a new window at the latest */
+			x = x + (s->a + 1) * period - count * period;
+			*retry = (win + 1) * period;
+			if (s->b && (x + s->b - 1) / s->b < period - off)
+				*retry = now + (x + s->b - 1) / s->b;
 			return 0;
-		s->a += 1;
-		return 1;
+		}
+		s->a += n;
+		return n;
 	}
-	return 1;
+	return want;
 }
 
 /* one report for `over` packets of a source (ratelimit) or of this cpu (scrub.h): the packet
@@ -163,16 +190,20 @@ static __always_inline struct moat_limit_state *limit_state_of(const struct moat
 							       struct moat_limit_key *k, __u64 now)
 {
 	struct moat_limit_state *s = bpf_map_lookup_elem(&limit_state, k);
+	__u32 zero = 0;
 
 	if (s)
 		return s;
-	struct moat_limit_state init = {};
+	struct moat_limit_state *init = bpf_map_lookup_elem(&limit_scratch, &zero);
+	if (!init)
+		return NULL;
+	__builtin_memset(init, 0, sizeof(*init));
 	/* a new source starts with a full bucket */
 	if (l->algorithm == MOAT_LIMIT_TOKEN_BUCKET) {
-		init.a = (__u64)l->burst * l->period_ns;
-		init.t = now;
+		init->a = (__u64)l->burst * l->period_ns;
+		init->t = now;
 	}
-	long err = bpf_map_update_elem(&limit_state, k, &init, BPF_NOEXIST);
+	long err = bpf_map_update_elem(&limit_state, k, init, BPF_NOEXIST);
 	if (err && err != -MOAT_EEXIST) {
 		count(MOAT_CNT_LIMIT_FULL, 0);
 		k->flags = MOAT_LIMIT_OVERFLOW;
@@ -182,9 +213,24 @@ static __always_inline struct moat_limit_state *limit_state_of(const struct moat
 	return bpf_map_lookup_elem(&limit_state, k);
 }
 
+/* this cpu's lease of a limit's source, as the shared state left it */
+static __always_inline void lease_set(struct moat_limit_lease *ls, const struct moat_limit *l,
+				      __u64 now, __u64 granted, __u64 retry, __u64 report_after)
+{
+	ls->credit = granted ? granted - 1 : 0;
+	if (l->algorithm == MOAT_LIMIT_FIXED_WINDOW || l->algorithm == MOAT_LIMIT_SLIDING_WINDOW)
+		ls->until = (now / l->period_ns + 1) * l->period_ns;
+	else
+		ls->until = now + l->lease_ns;
+	ls->denied_until = granted ? 0 : retry;
+	ls->report_after = report_after;
+	ls->over = 0;
+}
+
 /* whether a packet from the remote of connection ct is over its rule's limit (in generation
- * `slot`); reports the source at most once per report_ns, with the packets over since. A
- * global function: verified once */
+ * `slot`). This cpu's lease answers when it can (credit left, or a denial that only time ends);
+ * else the source's shared state, under its lock, which also reports the source at most once per
+ * report_ns, with the packets over since. A global function: verified once */
 __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct *ct,
 			  const struct ev_from *from, __u64 now)
 {
@@ -200,15 +246,28 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	now = limit_now(now);
 	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
+
+	struct moat_limit_lease *ls = bpf_map_lookup_elem(&limit_leases, &k);
+	if (ls) {
+		if (ls->credit && now < ls->until) {
+			ls->credit -= 1;
+			return 0;
+		}
+		if (now < ls->denied_until && now < ls->report_after) {
+			ls->over += 1;
+			return 1;
+		}
+	}
 	struct moat_limit_state *s = limit_state_of(l, &k, now);
 	if (!s)
 		return 0;
 
-	__u64 over = 0;
+	__u64 over = 0, retry = 0, local = ls ? ls->over : 0;
 	bpf_spin_lock(&s->lock);
-	int within = limit_take(l, s, now);
+	__u64 granted = limit_grant(l, s, now, l->lease > 1 ? l->lease : 1, &retry);
 	s->last_ns = now;
-	if (!within) {
+	s->over += local;
+	if (!granted) {
 		s->over += 1;
 		if (!s->reported_ns || now - s->reported_ns >= l->report_ns) {
 			over = s->over;
@@ -216,12 +275,21 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 			s->reported_ns = now;
 		}
 	}
+	__u64 report_after = s->reported_ns ? s->reported_ns + l->report_ns : 0;
 	bpf_spin_unlock(&s->lock);
+
+	__u32 zero = 0;
+	if (ls) {
+		lease_set(ls, l, now, granted, retry, report_after);
+	} else if ((ls = bpf_map_lookup_elem(&limit_scratch, &zero))) {
+		lease_set(ls, l, now, granted, retry, report_after);
+		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
+	}
 	if (over)
 		limit_report(p, ct, over,
 			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
 			     MOAT_REASON_RATE_LIMIT, from);
-	return !within;
+	return !granted;
 }
 
 #endif /* MOAT_RATELIMIT_H */

@@ -253,7 +253,7 @@ export const sock = defineStruct("moat_sock", 104, {
 /** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
 export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04, relayed: 0x08 } as const;
 
-export const limit = defineStruct("moat_limit", 40, {
+export const limit = defineStruct("moat_limit", 56, {
   id: { offset: 0, type: "u32" },
   count: { offset: 4, type: "u32" },
   period_ns: { offset: 8, type: "u64" },
@@ -264,6 +264,17 @@ export const limit = defineStruct("moat_limit", 40, {
   prefix4: { offset: 37, type: "u8" },
   prefix6: { offset: 38, type: "u8" },
   per_port: { offset: 39, type: "u8" },
+  lease: { offset: 40, type: "u32" },
+  pad: { offset: 44, type: "u32" },
+  lease_ns: { offset: 48, type: "u64" },
+});
+
+export const limitLease = defineStruct("moat_limit_lease", 40, {
+  credit: { offset: 0, type: "u64" },
+  until: { offset: 8, type: "u64" },
+  denied_until: { offset: 16, type: "u64" },
+  report_after: { offset: 24, type: "u64" },
+  over: { offset: 32, type: "u64" },
 });
 
 export const limitKey = defineStruct("moat_limit_key", 24, {
@@ -445,4 +456,5 @@ export const codecs = [
   limit,
   limitKey,
   limitState,
+  limitLease,
 ];

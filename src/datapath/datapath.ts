@@ -116,6 +116,8 @@ export interface DatapathOptions {
   conntrackEntries?: number;
   /** Rate limit state table size: sources tracked at once (default 65536 entries). */
   limitEntries?: number;
+  /** Packets a CPU takes from a rate limit's shared state at once (default: by the CPUs). */
+  limitLease?: number;
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
   image?: PolicyImage;
@@ -149,7 +151,10 @@ function openObject(
   const object = native().BpfObject.open(path);
   try {
     if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
-    if (options.limitEntries) object.setMaxEntries("limit_state", options.limitEntries);
+    if (options.limitEntries) {
+      object.setMaxEntries("limit_state", options.limitEntries);
+      object.setMaxEntries("limit_leases", options.limitEntries);
+    }
     const globals: Record<string, number> = { ...options.globals };
     for (const [key, seconds] of Object.entries(options.timeouts ?? {}))
       globals[TIMEOUT_GLOBALS[key as keyof Timeouts]] = seconds;
@@ -234,6 +239,7 @@ export class Datapath {
     this.journal = new NameJournal(this.maps.journal);
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
+    this.policy.limitLease = options.limitLease;
     try {
       this.splicer = new Splicer(this.object);
     } catch (err) {

@@ -16,9 +16,11 @@ export interface LimitSweep {
 
 export class LimitMaps {
   private readonly state: BpfMap;
+  private readonly leases: BpfMap;
 
   constructor(object: BpfObject) {
     this.state = object.map("limit_state");
+    this.leases = object.map("limit_leases");
   }
 
   get capacity(): number {
@@ -67,12 +69,16 @@ export class LimitMaps {
       cursor = batch.next;
     } while (cursor);
     let removed = 0;
-    for (const key of stale) if (this.state.delete(key)) removed += 1;
+    for (const key of stale) {
+      if (this.state.delete(key)) removed += 1;
+      this.leases.delete(key);
+    }
     return { entries, removed };
   }
 
   close(): void {
     this.state.close();
+    this.leases.close();
   }
 }
 

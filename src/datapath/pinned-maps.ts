@@ -56,7 +56,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // whose classes they do not depend on, so a policy layout change does not lose them
   names: { version: 1, maps: ["name_journal"] },
   // rate limit state by stable limit id: kept across restarts like the policy's own reloads
-  limits: { version: 1, maps: ["limit_state"] },
+  limits: { version: 1, maps: ["limit_state", "limit_leases"] },
 };
 
 const RECORD_KEY = 16;

@@ -129,6 +129,8 @@ export class PolicyMaps {
   private readonly names: NameMaps;
   /** The rate limits' state (limit-maps.ts). */
   private readonly limits: LimitMaps;
+  /** The packets of a rate limit's lease, forced (tests); else sized by the CPUs (rate-limit.ts). */
+  limitLease: number | undefined = undefined;
   /** Limits whose overflow bucket found no room in limit_state (docs/policy.md, "Rate limits"). */
   limitsWithoutOverflow = 0;
   /** Bindings that found no room (counter namesFull). */
@@ -250,7 +252,7 @@ export class PolicyMaps {
       // image 3: the rules naming hosts, their remote lists as name classes
       if (policy.names) images[3] = tableMaps(policy.names.image, "n_");
       shared.rules = rulesMap(image);
-      shared.limits = limitsMap(image);
+      shared.limits = limitsMap(image, cpus, this.limitLease);
       shared.rule_stats = createMap(
         "moat_rule_stats",
         MAP_ARRAY,

@@ -20,6 +20,7 @@ import {
 } from "../policy/compile/image.ts";
 
 import type { ProcessImage } from "../policy/compile/process.ts";
+import { leaseFor } from "../policy/rate-limit.ts";
 
 const MAP_HASH = 1;
 export const MAP_ARRAY = 2;
@@ -143,8 +144,11 @@ const ALGORITHM_CODES = {
   leaky_bucket: LimitAlgorithm.leakyBucket,
 } as const;
 
-/** The rules' rate limits by rule index (struct moat_limit; id 0 where a rule has none). */
-export function limitsMap(image: ClassifierImage): BpfMap {
+/**
+ * The rules' rate limits by rule index (struct moat_limit; id 0 where a rule has none), with the
+ * lease each CPU takes at once on a host of `cpus` CPUs (`lease` forces its size: tests).
+ */
+export function limitsMap(image: ClassifierImage, cpus: number, lease?: number): BpfMap {
   const n = image.rules.length;
   const map = createMap("moat_limits", MAP_ARRAY, 4, limitCodec.size, n, BPF_F_INNER_MAP);
   const keys = Buffer.alloc(4 * n);
@@ -153,6 +157,7 @@ export function limitsMap(image: ClassifierImage): BpfMap {
     keys.writeUInt32LE(i, i * 4);
     const l = r.limit;
     if (!l) return;
+    const leased = leaseFor(l, cpus, lease);
     limitCodec.encode(
       {
         id: l.id,
@@ -165,6 +170,8 @@ export function limitsMap(image: ClassifierImage): BpfMap {
         prefix4: l.prefix4,
         prefix6: l.prefix6,
         per_port: l.perPort ? 1 : 0,
+        lease: leased.packets,
+        lease_ns: leased.ns,
       },
       values,
       i * limitCodec.size,

@@ -74,8 +74,8 @@ export function limitId(ruleName: string, l: RateLimit): number {
 }
 
 /**
- * One source's state under one limit, as the kernel keeps it: token bucket `a` = credit, leaky
- * bucket `a` = level (both in ns * count units: one packet is periodNs), `t` = last update;
+ * One source's shared state under one limit, as the kernel keeps it: token bucket `a` = credit,
+ * leaky bucket `a` = level (both in ns * count units: one packet is periodNs), `t` = last update;
  * windows: `a` = packets in window `t`, `b` = packets in window t - 1.
  */
 export class LimitMeter {
@@ -95,50 +95,155 @@ export class LimitMeter {
 
   /** Whether a packet at `now` (ns) is within the limit; takes its share if it is. */
   admit(now: bigint): boolean {
-    const { periodNs, count: c, burst } = this.p;
-    const count = BigInt(c);
-    const full = BigInt(burst) * periodNs;
+    return this.grant(now, 1n).granted === 1n;
+  }
+
+  /**
+   * Up to `want` packets within the limit at `now`; none when over it, with `retry` the earliest
+   * time one could be within (only time refills the state).
+   */
+  grant(now: bigint, want: bigint): { granted: bigint; retry: bigint } {
+    const { periodNs: period } = this.p;
+    const count = BigInt(this.p.count);
+    const full = BigInt(this.p.burst) * period;
     const elapsed = now > this.t ? now - this.t : 0n;
+    const min = (n: bigint) => (n > want ? want : n);
     switch (this.p.algorithm) {
       case "token_bucket": {
         if (now > this.t) this.t = now;
-        const credit = elapsed >= this.p.fillNs ? full : this.a + elapsed * count;
-        this.a = credit > full ? full : credit;
-        if (this.a < periodNs) return false;
-        this.a -= periodNs;
-        return true;
+        this.a =
+          elapsed >= this.p.fillNs || this.a + elapsed * count > full
+            ? full
+            : this.a + elapsed * count;
+        const n = min(this.a / period);
+        if (n === 0n) return { granted: 0n, retry: now + (period - this.a + count - 1n) / count };
+        this.a -= n * period;
+        return { granted: n, retry: 0n };
       }
       case "leaky_bucket": {
         if (now > this.t) this.t = now;
         const drained = elapsed * count;
         this.a = elapsed >= this.p.fillNs || this.a < drained ? 0n : this.a - drained;
-        if (this.a + periodNs > full) return false;
-        this.a += periodNs;
-        return true;
+        const n = min(this.a < full ? (full - this.a) / period : 0n);
+        if (n === 0n)
+          return { granted: 0n, retry: now + (this.a + period - full + count - 1n) / count };
+        this.a += n * period;
+        return { granted: n, retry: 0n };
       }
       case "fixed_window": {
-        const win = now / periodNs;
+        const win = now / period;
         if (win !== this.t) {
           this.t = win;
           this.a = 0n;
         }
-        if (this.a >= count) return false;
-        this.a += 1n;
-        return true;
+        const n = min(count > this.a ? count - this.a : 0n);
+        if (n === 0n) return { granted: 0n, retry: (win + 1n) * period };
+        this.a += n;
+        return { granted: n, retry: 0n };
       }
       case "sliding_window": {
-        const win = now / periodNs;
-        const off = now - win * periodNs;
+        const win = now / period;
+        const off = now - win * period;
         if (win !== this.t) {
           this.b = win === this.t + 1n ? this.a : 0n;
           this.a = 0n;
           this.t = win;
         }
-        if (this.b * (periodNs - off) + (this.a + 1n) * periodNs > count * periodNs) return false;
-        this.a += 1n;
-        return true;
+        const x = this.b * (period - off);
+        const room = count * period > x ? (count * period - x) / period : 0n;
+        const n = min(room > this.a ? room - this.a : 0n);
+        if (n === 0n) {
+          // the previous window's weight falls by b per ns; a new window at the latest
+          const need = x + (this.a + 1n) * period - count * period;
+          const wait = this.b ? (need + this.b - 1n) / this.b : period;
+          return {
+            granted: 0n,
+            retry: this.b && wait < period - off ? now + wait : (win + 1n) * period,
+          };
+        }
+        this.a += n;
+        return { granted: n, retry: 0n };
       }
     }
+  }
+}
+
+/** How many packets a CPU takes at once (struct moat_limit.lease), and how long a lease lasts. */
+export interface Lease {
+  packets: number;
+  /** Buckets: the time `packets` take to refill (windows: a lease ends with its window). */
+  ns: bigint;
+}
+
+/**
+ * A limit's lease on a host with `cpus` CPUs: a quarter of the burst (windows: of the count)
+ * shared out among them, at most 64, at least 1 (then every packet asks the shared state), unless
+ * `forced`. The error this allows is at most cpus * (packets - 1) packets per lease
+ * (docs/policy.md).
+ */
+export function leaseFor(p: LimitParams, cpus: number, forced?: number): Lease {
+  const size =
+    p.algorithm === "fixed_window" || p.algorithm === "sliding_window" ? p.count : p.burst;
+  const packets = forced ?? Math.max(1, Math.min(64, Math.floor(size / (4 * Math.max(1, cpus)))));
+  return { packets, ns: (BigInt(packets) * p.periodNs + BigInt(p.count) - 1n) / BigInt(p.count) };
+}
+
+/**
+ * One source under one limit on one CPU, with its reports, as the kernel's limit_over() handles
+ * it: the CPU's lease (credit until a time, or a denial until the earliest time the shared state
+ * could admit), the shared state, and a report of the packets over when the source's previous
+ * report is `reportNs` old (or there is none).
+ */
+export class LimitSourceModel {
+  private readonly meter: LimitMeter;
+  private readonly p: LimitParams;
+  private readonly lease: Lease;
+  private reportedNs = 0n;
+  private sharedOver = 0n;
+  private leased = false;
+  private credit = 0n;
+  private until = 0n;
+  private deniedUntil = 0n;
+  private reportAfter = 0n;
+  private localOver = 0n;
+
+  constructor(p: LimitParams, firstNs: bigint, lease: Lease = { packets: 1, ns: 0n }) {
+    this.p = p;
+    this.lease = lease;
+    this.meter = new LimitMeter(p, firstNs);
+  }
+
+  packet(now: bigint): { within: boolean; report?: number } {
+    if (this.leased) {
+      if (this.credit > 0n && now < this.until) {
+        this.credit -= 1n;
+        return { within: true };
+      }
+      if (now < this.deniedUntil && now < this.reportAfter) {
+        this.localOver += 1n;
+        return { within: false };
+      }
+    }
+    const want = BigInt(Math.max(1, this.lease.packets));
+    const { granted, retry } = this.meter.grant(now, want);
+    this.sharedOver += this.localOver;
+    let report: number | undefined;
+    if (granted === 0n) {
+      this.sharedOver += 1n;
+      if (this.reportedNs === 0n || now - this.reportedNs >= this.p.reportNs) {
+        report = Number(this.sharedOver);
+        this.sharedOver = 0n;
+        this.reportedNs = now;
+      }
+    }
+    this.leased = true;
+    this.credit = granted > 0n ? granted - 1n : 0n;
+    const windowed = this.p.algorithm === "fixed_window" || this.p.algorithm === "sliding_window";
+    this.until = windowed ? (now / this.p.periodNs + 1n) * this.p.periodNs : now + this.lease.ns;
+    this.deniedUntil = granted > 0n ? 0n : retry;
+    this.reportAfter = this.reportedNs ? this.reportedNs + this.p.reportNs : 0n;
+    this.localOver = 0n;
+    return report === undefined ? { within: granted > 0n } : { within: false, report };
   }
 }
 
@@ -152,31 +257,4 @@ export function limitSource(l: RateLimit, bytes: Uint8Array, family: 4 | 6): Uin
     else if (bits < lo + 8) out[i] = out[i]! & (0xff << (8 - (bits - lo)));
   }
   return out;
-}
-
-/**
- * One source under one limit with its reports: a packet's verdict, and when it is over the limit
- * and the source's previous report is `reportNs` old (or there is none), a report of the packets
- * over since then (the kernel's limit_over()).
- */
-export class LimitSourceModel {
-  private readonly meter: LimitMeter;
-  private readonly p: LimitParams;
-  private reportedNs = 0n;
-  private over = 0;
-
-  constructor(p: LimitParams, firstNs: bigint) {
-    this.p = p;
-    this.meter = new LimitMeter(p, firstNs);
-  }
-
-  packet(now: bigint): { within: boolean; report?: number } {
-    if (this.meter.admit(now)) return { within: true };
-    this.over += 1;
-    if (this.reportedNs !== 0n && now - this.reportedNs < this.p.reportNs) return { within: false };
-    const report = this.over;
-    this.over = 0;
-    this.reportedNs = now;
-    return { within: false, report };
-  }
 }

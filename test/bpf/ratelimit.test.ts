@@ -4,6 +4,8 @@
 // from the limit_clock map (load-time knob limit_test_clock), so windows are exact here.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { KernelLab, type Verdict } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
@@ -85,6 +87,7 @@ describe("rate limits", () => {
   let lab: KernelLab;
   let clock: BpfMap;
   let state: BpfMap;
+  let leases: BpfMap;
   const at = (ms: number) => {
     const v = Buffer.alloc(8);
     v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
@@ -97,11 +100,13 @@ describe("rate limits", () => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 } });
     clock = lab.dp.object.map("limit_clock");
     state = lab.dp.object.map("limit_state");
+    leases = lab.dp.object.map("limit_leases");
   });
   after(() => lab.close());
   beforeEach(() => {
     // every test from no state: the policy's apply makes the overflow buckets again
-    for (let k = state.nextKey(null); k; k = state.nextKey(null)) state.delete(k);
+    for (const m of [state, leases])
+      for (let k = m.nextKey(null); k; k = m.nextKey(null)) m.delete(k);
     lab.policy(POLICY);
   });
 
@@ -409,5 +414,49 @@ defaults: { ingress: allow, egress: allow }
       [{ packets: 5 }],
       "the next second's report: the 4 packets after the first report, and this one",
     );
+  });
+});
+
+describe("rate limits across CPUs", () => {
+  let lab: KernelLab;
+  let clock: BpfMap;
+  let affinity = "";
+  const LEASE = 4;
+  before(() => {
+    lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitLease: LEASE });
+    clock = lab.dp.object.map("limit_clock");
+    affinity = spawnSync("taskset", ["-p", "-c", String(process.pid)], { encoding: "utf8" })
+      .stdout.split(":")
+      .pop()!
+      .trim();
+  });
+  after(() => {
+    spawnSync("taskset", ["-a", "-p", "-c", affinity, String(process.pid)]);
+    lab.close();
+  });
+  /** test runs on cpu `cpu` (BPF_PROG_TEST_RUN runs on the caller's) */
+  const onCpu = (cpu: number) => {
+    const r = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(process.pid)]);
+    assert.equal(r.status, 0);
+  };
+
+  test("leases taken by each CPU never let a window admit more than its count", () => {
+    lab.policy(
+      POLICY.replace("rate: 3/s, algorithm: fixed_window", "rate: 20/s, algorithm: fixed_window"),
+    );
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(BigInt(T0) * 1_000_000n);
+    clock.update(Buffer.alloc(4), v);
+    const cpus = Math.min(2, availableParallelism());
+    let passed = 0;
+    // 60 packets in one window, in turns of 3 on each CPU
+    for (let i = 0; i < 20; i++) {
+      onCpu(i % cpus);
+      for (let j = 0; j < 3; j++)
+        if (lab.run("xdp", udp("198.51.100.70", 5002)).verdict === "pass") passed++;
+    }
+    assert.ok(passed <= 20, `${passed} admitted: at most the window's count`);
+    // what a CPU leased and did not use is lost to the others: at most cpus * (lease - 1)
+    assert.ok(passed >= 20 - cpus * (LEASE - 1), `${passed} admitted, ${cpus} cpus`);
   });
 });

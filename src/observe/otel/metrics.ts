@@ -70,6 +70,16 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "{entry}",
   );
   const ctCapacity = gauge("moat.conntrack.capacity", "Connection-tracking table size", "{entry}");
+  const limited = counter(
+    "moat.ratelimit.packets",
+    "Packets over a rule's rate limit (dropped, or reported in detect), and sources judged by a limit's overflow bucket (table_full)",
+    "{packet}",
+  );
+  const scrubbed = counter(
+    "moat.scrub.packets",
+    "TCP packets with an invalid flag combination, dropped or reported in detect",
+    "{packet}",
+  );
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -95,6 +105,12 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       r.observe(reloads, s.reloads.refused, { "moat.result": "refused" });
       r.observe(ctEntries, s.conntrack.entries);
       r.observe(ctCapacity, s.conntrack.capacity);
+      const c = s.counters;
+      r.observe(limited, Number(c.limitDropped.packets), { "moat.outcome": "dropped" });
+      r.observe(limited, Number(c.limitDetected.packets), { "moat.outcome": "detected" });
+      r.observe(limited, Number(c.limitFull.packets), { "moat.outcome": "table_full" });
+      r.observe(scrubbed, Number(c.tcpFlagsDropped.packets), { "moat.outcome": "dropped" });
+      r.observe(scrubbed, Number(c.tcpFlagsDetected.packets), { "moat.outcome": "detected" });
       const lost = o.lost();
       r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
       r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
@@ -109,6 +125,8 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       reloads,
       ctEntries,
       ctCapacity,
+      limited,
+      scrubbed,
       otelLost,
     ],
   );
