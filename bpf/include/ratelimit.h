@@ -82,7 +82,8 @@ static __always_inline __u64 limit_grant(const struct moat_limit *l, struct moat
 		s->a -= n * period;
 		return n;
 	case MOAT_LIMIT_LEAKY_BUCKET:
-		/* the level drains by count per period; a packet that would overflow burst is over */
+		/* the level drains by count per period; a packet that would overflow burst is over
+		 */
 		if (now > s->t)
 			s->t = now;
 		if (elapsed >= l->fill_ns || s->a < elapsed * count)
@@ -129,7 +130,8 @@ static __always_inline __u64 limit_grant(const struct moat_limit *l, struct moat
 		if (n > want)
 			n = want;
 		if (!n) {
-			/* the previous window's weight falls by b per ns; a new window at the latest */
+			/* the previous window's weight falls by b per ns; a new window at the
+			 * latest */
 			x = x + (s->a + 1) * period - count * period;
 			*retry = (win + 1) * period;
 			if (s->b && (x + s->b - 1) / s->b < period - off)
