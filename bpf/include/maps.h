@@ -29,6 +29,7 @@ struct moat_limit *moat_btf_limit __attribute__((unused));
 struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
 struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
+struct moat_scrub *moat_btf_scrub __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -547,6 +548,15 @@ struct scrub_tally {
 	__u64 reported_ns;
 	__u64 packets;
 };
+
+/* key: slot; value: that generation's scrubbing settings (struct moat_scrub); written by user
+ * space before the flip */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct moat_scrub);
+} scrub_config SEC(".maps");
 
 /* key: 0; value: this cpu's invalid tcp flag reports (one a second at most); written by the
  * packet programs */

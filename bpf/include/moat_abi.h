@@ -258,7 +258,8 @@ enum moat_counter_index {
 	 * (detect) */
 	MOAT_CNT_TCP_FLAGS_DROPPED = 35,
 	MOAT_CNT_TCP_FLAGS_DETECTED = 36,
-	MOAT_CNT_MAX = 37,
+	MOAT_CNT_MSS_CLAMPED = 37, /* tcp syn / syn-ack whose mss option was lowered (scrub.mss) */
+	MOAT_CNT_MAX = 38,
 };
 
 /* The one per-CPU value of the counters map: every counter, indexed by enum
@@ -266,7 +267,7 @@ enum moat_counter_index {
 struct moat_counters {
 	struct moat_counter c[MOAT_CNT_MAX];
 };
-_Static_assert(sizeof(struct moat_counters) == 592, "moat_counters");
+_Static_assert(sizeof(struct moat_counters) == 608, "moat_counters");
 
 /* Counters of one rule in one generation. The rule_stats table holds stats_rows rows of
  * rule_count + 2 entries; a cpu adds to row cpu % stats_rows (atomically). */
@@ -681,5 +682,12 @@ struct moat_limit_lease {
 	__u64 over;	    /* packets over the limit not yet in the shared count */
 };
 _Static_assert(sizeof(struct moat_limit_lease) == 40, "moat_limit_lease");
+
+/* One generation's scrubbing settings (scrub_config, by slot): the mss clamp of each family */
+struct moat_scrub {
+	__u16 mss4; /* 0: untouched */
+	__u16 mss6;
+};
+_Static_assert(sizeof(struct moat_scrub) == 4, "moat_scrub");
 
 #endif /* MOAT_ABI_H */

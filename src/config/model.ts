@@ -338,6 +338,8 @@ export interface PolicyModel {
   failure: Failure;
   /** Always present: the defaults when the policy has no `dns` section. */
   dns: DnsSettings;
+  /** `scrub.mss`: TCP SYN and SYN-ACK MSS options above these are lowered (absent: untouched). */
+  scrub?: { mss4?: number; mss6?: number; pos: SourcePos };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{ path?: string; maxAgeSeconds?: number; maxBytes?: number }>;

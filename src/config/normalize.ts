@@ -66,6 +66,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     },
     dns,
     ...services,
+    ...scrubSettings(ctx, doc),
     setFiles: files,
   };
 }
@@ -163,4 +164,18 @@ export function parseEndpoint(text: string): Redirect["to"] | undefined {
   const port = Number(m[2]);
   if (!ip.ok || port > 65535) return undefined;
   return { ip: m[1] ?? "", family: ip.value.family, port };
+}
+
+/** `scrub`: the MSS clamp of each family. */
+function scrubSettings(ctx: CheckContext, doc: PolicyDocument): Pick<PolicyModel, "scrub"> {
+  const mss = doc.scrub?.mss;
+  if (mss === undefined || !ctx.clean(["scrub", "mss"])) return {};
+  const [mss4, mss6] = typeof mss === "number" ? [mss, mss] : [mss.ipv4, mss.ipv6];
+  return {
+    scrub: {
+      ...(mss4 !== undefined ? { mss4 } : {}),
+      ...(mss6 !== undefined ? { mss6 } : {}),
+      pos: ctx.pos(["scrub"]),
+    },
+  };
 }

@@ -1,4 +1,5 @@
-// The schema of a rule's `rate_limit` (docs/policy.md, "Rate limits").
+// The schema of a rule's `rate_limit` (docs/policy.md, "rate_limit") and of `scrub` (docs/policy.md,
+// "Scrubbing"): what moat does to packets beyond judging connections.
 import { Type, type Static } from "@sinclair/typebox";
 import { Section, StringEnum } from "./schema-helpers.ts";
 
@@ -64,3 +65,18 @@ export const RateLimitSchema = Section(
 );
 
 export type RateLimitDocument = Static<typeof RateLimitSchema>;
+
+const Mss = Type.Integer({ minimum: 536, maximum: 65535 });
+
+export const ScrubSchema = Section(
+  {
+    mss: Type.Optional(
+      Type.Union([Mss, Section({ ipv4: Type.Optional(Mss), ipv6: Type.Optional(Mss) })], {
+        description:
+          "TCP SYN and SYN-ACK: an MSS option above this is lowered to it (a number for both families, or ipv4 / ipv6)",
+        errorMessage: "must be an MSS of 536-65535, or { ipv4: N, ipv6: N }",
+      }),
+    ),
+  },
+  { description: "changes moat makes to packets it lets through" },
+);

@@ -40,7 +40,8 @@ export const Counter = {
   limitFull: 34,
   tcpFlagsDropped: 35,
   tcpFlagsDetected: 36,
-  max: 37,
+  mssClamped: 37,
+  max: 38,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
@@ -296,6 +297,11 @@ export const limitState = defineStruct("moat_limit_state", 56, {
   over: { offset: 48, type: "u64" },
 });
 
+export const scrub = defineStruct("moat_scrub", 4, {
+  mss4: { offset: 0, type: "u16" },
+  mss6: { offset: 2, type: "u16" },
+});
+
 export const counter = defineStruct("moat_counter", 16, {
   packets: { offset: 0, type: "u64" },
   bytes: { offset: 8, type: "u64" },
@@ -457,4 +463,5 @@ export const codecs = [
   limitKey,
   limitState,
   limitLease,
+  scrub,
 ];

@@ -30,9 +30,9 @@ for (const from of [2, 3])
         : "the policy slots are rebuilt by the first apply",
   });
 
-/** Bytes of one CPU's counters in conntrack layout 1 (32 counters) and 2 (37). */
+/** Bytes of one CPU's counters in conntrack layout 1 (32 counters) and 2 (38). */
 const COUNTERS_V1 = 32 * 16;
-const COUNTERS_V2 = 37 * 16;
+const COUNTERS_V2 = 38 * 16;
 
 // conntrack 1 -> 2: the counters gained the rate limits' and scrubbing's (zero to start); the
 // connections and fragments are kept as they are

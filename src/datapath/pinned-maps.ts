@@ -23,7 +23,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   policy: {
     // 2: moat_meta holds each table image's class counts by image
     // 3: a fourth table image (names), name bindings (tbl_names), moat_rule.flags
-    // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED)
+    // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
     version: 4,
     maps: [
       "state",
@@ -42,6 +42,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
       "tbl_redirects",
       "tbl_names",
       "tbl_limits",
+      "scrub_config",
     ],
   },
   // connection ids come from the created-entries counter: adopted with the table they number

@@ -9,6 +9,7 @@ import {
   imageMeta,
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
+  scrub as scrubCodec,
   state as stateCodec,
 } from "./abi.ts";
 import { native } from "./addon.ts";
@@ -115,6 +116,8 @@ function u32Key(i: number): Buffer {
 /** The policy tables of a loaded moat.bpf.o: apply(), and the live generation's rule counters. */
 export class PolicyMaps {
   private readonly state: BpfMap;
+  /** Each slot's scrubbing settings (struct moat_scrub), written with its policy. */
+  private readonly scrubConfig: BpfMap;
   private readonly outers: Record<keyof typeof POLICY_TABLES, BpfMap>;
   private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
@@ -144,6 +147,7 @@ export class PolicyMaps {
   constructor(object: BpfObject, generationFloor = 0) {
     this.generationFloor = generationFloor;
     this.state = object.map("state");
+    this.scrubConfig = object.map("scrub_config");
     this.redirects = new RedirectMaps(object);
     this.names = new NameMaps(object);
     this.limits = new LimitMaps(object);
@@ -334,6 +338,10 @@ export class PolicyMaps {
         this.namesFull += filled.full;
         this.names.place(idle, filled.map);
       } else this.names.drop(idle);
+      this.scrubConfig.update(
+        u32Key(idle),
+        scrubCodec.encode({ mss4: image.mss?.v4 ?? 0, mss6: image.mss?.v6 ?? 0 }),
+      );
       // each limit's overflow bucket is there before the policy that has it goes live
       this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));
       // targets are known before a redirect to them goes live, and forgotten after it is gone
@@ -436,6 +444,7 @@ export class PolicyMaps {
   close(): void {
     this.names.close();
     this.limits.close();
+    this.scrubConfig.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }

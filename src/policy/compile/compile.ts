@@ -246,6 +246,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
+    ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,

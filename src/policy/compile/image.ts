@@ -103,6 +103,11 @@ export interface ClassifierImage {
    * (bpf/include/heartbeat.h); absent or "enforce" keeps judging. The top image only.
    */
   daemonFailure?: "enforce" | "allow";
+  /**
+   * scrub.mss: TCP SYN and SYN-ACK MSS options above these are lowered, by family (0: untouched).
+   * The top image only.
+   */
+  mss?: { v4: number; v6: number };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];
