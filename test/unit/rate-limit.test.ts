@@ -118,3 +118,19 @@ test("model: leaky bucket 1/s burst 1: strictly one a second", () => {
     [true, false, true, false],
   );
 });
+
+test("scrub.mss: one value for both families, or each its own; out of range is an error", () => {
+  const scrub = (mss: string) =>
+    parsePolicy(`version: 1\nmode: prevent\nscrub: { mss: ${mss} }\n`, "p.yaml").scrub;
+  assert.deepEqual([scrub("1360")?.mss4, scrub("1360")?.mss6], [1360, 1360]);
+  assert.deepEqual(
+    [scrub("{ ipv6: 1280 }")?.mss4, scrub("{ ipv6: 1280 }")?.mss6],
+    [undefined, 1280],
+  );
+  const bad = checkPolicySource(
+    "version: 1\nmode: prevent\nscrub: { mss: 100 }\n",
+    "p.yaml",
+    textOnlyHost,
+  ).diagnostics.map((d) => `${d.path}: ${d.message}`);
+  assert.deepEqual(bad, ["scrub.mss: must be >= 536, got 100"]);
+});
