@@ -296,6 +296,27 @@ describe("rate limits", () => {
   });
 });
 
+describe("the rate limit state sweep", () => {
+  let lab: KernelLab;
+  before(() => (lab = new KernelLab()));
+  after(() => lab.close());
+
+  test("removes the state of limits no policy slot has any more, keeps the live ones'", () => {
+    lab.policy(POLICY);
+    for (const src of ["198.51.100.80", "2001:db8:80::1"]) lab.run("xdp", udp(src, 5001));
+    const live = lab.dp.sweepLimits();
+    assert.equal(live.removed, 0, "sources just seen stay");
+    const entries = live.entries;
+    assert.ok(entries >= 2, `${entries} entries: two sources and the overflow buckets`);
+    // two reloads without limits: neither slot has them
+    const plain = "version: 1\nmode: prevent\ndefaults: { ingress: allow, egress: allow }\n";
+    lab.policy(plain);
+    lab.policy(plain);
+    assert.deepEqual(lab.dp.sweepLimits(), { entries, removed: entries });
+    assert.deepEqual(lab.dp.sweepLimits(), { entries: 0, removed: 0 });
+  });
+});
+
 describe("rate limits with a full state table", () => {
   let lab: KernelLab;
   before(() => {
