@@ -477,7 +477,7 @@ struct {
 	__type(value, struct moat_splice_peer);
 } splice_peers SEC(".maps");
 
-/* rate limits (ratelimit.h, docs/policy.md "Rate limits") */
+/* rate limits (ratelimit.h, docs/policy.md "rate_limit") */
 struct inner_limits {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_INNER_MAP);

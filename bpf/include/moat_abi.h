@@ -607,7 +607,7 @@ struct moat_splice_peer {
 };
 _Static_assert(sizeof(struct moat_splice_peer) == 16, "moat_splice_peer");
 
-/* Rate limits (ratelimit.h, docs/policy.md "Rate limits"): the algorithm of a limit */
+/* Rate limits (ratelimit.h, docs/policy.md "rate_limit"): the algorithm of a limit */
 enum moat_limit_algorithm {
 	MOAT_LIMIT_TOKEN_BUCKET = 1,
 	MOAT_LIMIT_FIXED_WINDOW = 2,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Rate limits (docs/policy.md, "Rate limits"): the packets a remote sends on the connections a
+/* Rate limits (docs/policy.md, "rate_limit"): the packets a remote sends on the connections a
  * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
  * rule's limit, one per-cpu hash lookup this cpu's lease of the source, and when that cannot
  * answer, one hash lookup the source's shared state, changed under its spin lock: no loop over

@@ -203,7 +203,7 @@ export interface Match {
   layer7?: Layer7Match;
 }
 
-/** A rule's rate limit (docs/policy.md, "Rate limits"): `count` packets per `periodSeconds`. */
+/** A rule's rate limit (docs/policy.md, "rate_limit"): `count` packets per `periodSeconds`. */
 export interface RateLimit {
   algorithm: "token_bucket" | "fixed_window" | "sliding_window" | "leaky_bucket";
   count: number;

@@ -1,4 +1,4 @@
-// The rate limits' state sweep (docs/policy.md, "Rate limits"): every few seconds, the state of
+// The rate limits' state sweep (docs/policy.md, "rate_limit"): every few seconds, the state of
 // sources idle long enough to count as new, and of limits gone from the policy, is removed, so
 // the table keeps room for the sources that send now.
 import type { Datapath } from "../datapath/index.ts";

@@ -22,7 +22,7 @@ export type EventReason =
   | "quic"
   /** the SNI moat read from the QUIC Initial of a UDP 443 flow judged before (docs/l7-quic.md) */
   | "quic_initial"
-  /** packets of a source over its rule's rate limit (docs/policy.md, "Rate limits") */
+  /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
   | "tcp_flags";

@@ -134,7 +134,7 @@ export class PolicyMaps {
   private readonly limits: LimitMaps;
   /** The packets of a rate limit's lease, forced (tests); else sized by the CPUs (rate-limit.ts). */
   limitLease: number | undefined = undefined;
-  /** Limits whose overflow bucket found no room in limit_state (docs/policy.md, "Rate limits"). */
+  /** Limits whose overflow bucket found no room in limit_state (docs/policy.md, "rate_limit"). */
   limitsWithoutOverflow = 0;
   /** Bindings that found no room (counter namesFull). */
   namesFull = 0;

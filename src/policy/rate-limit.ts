@@ -1,4 +1,4 @@
-// Rate limits (docs/policy.md, "Rate limits"): what a rule's limit means, in words and as numbers.
+// Rate limits (docs/policy.md, "rate_limit"): what a rule's limit means, in words and as numbers.
 // `LimitMeter` is the reference model of the four algorithms: the kernel (bpf/include/ratelimit.h)
 // keeps the same state with the same integer arithmetic, and the property test runs both on the
 // same packets and times. A limit depends on the packets before, so the evaluator does not judge
