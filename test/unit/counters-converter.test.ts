@@ -22,7 +22,7 @@ test("counters of layout 1 are carried into layout 2, every CPU's", () => {
   assert.ok(out);
   assert.equal(out.value.length, cpus * Counter.max * 16);
   for (let cpu = 0; cpu < cpus; cpu++) {
-    const at = (i: number) => out.value.readBigUInt64LE((cpu * Counter.max + i) * 16);
+    const at = (i: number): bigint => out.value.readBigUInt64LE((cpu * Counter.max + i) * 16);
     assert.equal(at(Counter.closed), BigInt(cpu * 1000 + Counter.closed));
     assert.equal(at(Counter.splicedConnections), BigInt(cpu * 1000 + 31));
     assert.equal(at(Counter.limitDropped), 0n);
