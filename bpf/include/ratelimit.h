@@ -29,26 +29,28 @@ static __always_inline __u64 limit_now(__u64 now)
 	return t ? *t : now;
 }
 
-/* the source of a packet from the remote: its address masked to the limit's prefix, and the
- * server port when the limit is per port */
+/* the source of a packet from the remote: its address masked to the limit's prefix (a word at a
+ * time), and the server port when the limit is per port */
 static __always_inline void limit_key_of(const struct moat_limit *l, const struct pkt *p,
 					 __u16 server_port, struct moat_limit_key *k)
 {
 	__u32 bits = p->t.family == 4 ? 96 + l->prefix4 : l->prefix6;
+	__u32 w[4];
 
 	k->id = l->id;
 	k->port = l->per_port ? server_port : 0;
 	k->flags = 0;
 	k->pad = 0;
-	__builtin_memcpy(k->addr, p->t.src, 16);
+	__builtin_memcpy(w, p->t.src, 16);
 #pragma unroll
-	for (int i = 0; i < 16; i++) {
-		__u32 lo = i * 8;
+	for (int i = 0; i < 4; i++) {
+		__u32 lo = i * 32;
 		if (bits <= lo)
-			k->addr[i] = 0;
-		else if (bits < lo + 8)
-			k->addr[i] &= (__u8)(0xff << (8 - (bits - lo)));
+			w[i] = 0;
+		else if (bits < lo + 32)
+			w[i] &= bpf_htonl(~0u << (32 - (bits - lo)));
 	}
+	__builtin_memcpy(k->addr, w, 16);
 }
 
 /* the algorithms, on a state the caller holds the lock of: up to `want` packets within the
