@@ -22,6 +22,7 @@ import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
 import { startFlowPath } from "./daemon/flow-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
+import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
@@ -169,6 +170,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
+  // rate limits: idle sources and limits gone leave the state table
+  const limitSweep = startLimitSweep(datapath);
   const events = startEventPath({
     source: datapath,
     push: (event) => pipeline.push(event),
@@ -293,6 +296,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     host.close();
     policy.close();
     heartbeat.stop();
+    limitSweep.stop();
     events.close();
     // the last window: the table is read now, before the datapath goes
     const flowsClosed = flows.close();

@@ -14,6 +14,8 @@
 #include "local_sock.h"
 #include "heartbeat.h"
 #include "basics.h"
+#include "ratelimit.h"
+#include "scrub.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -103,6 +105,28 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 	ct->deadline_ns = 0;
 	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP)
 		ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
+	/* the rule's rate limit applies to the connection's packets (ratelimit.h) */
+	__u32 limited = r->flags & MOAT_RULE_LIMITED ? MOAT_CT_LIMITED : 0;
+	if ((ct->flags & MOAT_CT_LIMITED) != limited)
+		__sync_fetch_and_xor(&ct->flags, MOAT_CT_LIMITED);
+}
+
+/* a packet from the remote of an allowed connection whose rule has a rate limit: over it, it is
+ * dropped (prevent) or passed and reported (detect) */
+static __always_inline int over_limit(const struct judge_ctx *j, const struct pkt *p,
+				      const struct moat_ct *ct)
+{
+	if (!(ct->flags & MOAT_CT_LIMITED) || ct->verdict != MOAT_EV_ALLOWED ||
+	    j->h->dir != MOAT_DIR_INGRESS)
+		return 0;
+	if (!limit_over(j->slot, p, ct, &j->h->from, j->now))
+		return 0;
+	if (ct->mode == MOAT_MODE_PREVENT) {
+		tally(j, MOAT_CNT_LIMIT_DROPPED);
+		return 1;
+	}
+	tally(j, MOAT_CNT_LIMIT_DETECTED);
+	return 0;
 }
 
 static __always_inline int out_of(const struct judge_ctx *j, __u8 verdict)
@@ -291,6 +315,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 		tally(j, MOAT_CNT_DEFERRED);
 		return OUT_PASS;
 	}
+	if (over_limit(j, p, ct))
+		return OUT_DROP;
 	return out_of(j, ct->verdict);
 }
 
@@ -346,6 +372,8 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 		}
 		accept_settle(j->slot, j->m, k, ct, &j->h->from);
 	}
+	if (over_limit(j, p, ct))
+		return OUT_DROP;
 	return out_of(j, ct->verdict);
 }
 
@@ -417,6 +445,15 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	if (basics_packet(j->m, p, j->h->dir)) {
 		tally(j, MOAT_CNT_BASICS);
 		return OUT_PASS;
+	}
+	/* invalid tcp flags from a remote (scrub.h): dropped where the policy prevents */
+	if (p->t.proto == IPPROTO_TCP && j->h->dir == MOAT_DIR_INGRESS &&
+	    tcp_flags_invalid(p->tcp_flags)) {
+		__u8 prevent = j->m->drop_malformed[0];
+		tally(j, prevent ? MOAT_CNT_TCP_FLAGS_DROPPED : MOAT_CNT_TCP_FLAGS_DETECTED);
+		scrub_report(p, &j->h->from, prevent, j->now);
+		if (prevent)
+			return OUT_DROP;
 	}
 	if (p->has_rel && related_pass(j, p)) {
 		tally(j, MOAT_CNT_RELATED);

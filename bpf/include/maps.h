@@ -25,6 +25,11 @@ struct moat_exe_key *moat_btf_exe __attribute__((unused));
 struct moat_name_key *moat_btf_name_key __attribute__((unused));
 struct moat_name_binding *moat_btf_name_binding __attribute__((unused));
 struct moat_splice_peer *moat_btf_splice_peer __attribute__((unused));
+struct moat_limit *moat_btf_limit __attribute__((unused));
+struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
+struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
+struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
+struct moat_scrub *moat_btf_scrub __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -45,6 +50,8 @@ struct moat_btf_enums {
 	enum moat_unavailable unavailable;
 	enum moat_rule_flag rule_flag;
 	enum moat_redirect_flag redirect_flag;
+	enum moat_limit_algorithm limit_algorithm;
+	enum moat_limit_key_flag limit_key_flag;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
@@ -477,5 +484,95 @@ struct {
 	__type(key, __u64);
 	__type(value, struct moat_splice_peer);
 } splice_peers SEC(".maps");
+
+/* rate limits (ratelimit.h, docs/policy.md "rate_limit") */
+struct inner_limits {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_limit);
+};
+
+/* key: slot; value: rule index -> its rate limit (id 0: none); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_limits);
+} tbl_limits SEC(".maps");
+
+/* key: (limit id, source prefix, port); value: the source's state. Shared by both slots: a
+ * limit a reload leaves unchanged keeps its id, so its sources keep their state. A hash, not an
+ * lru: nothing is evicted behind the policy's back; a full table is counted and the source
+ * judged by its limit's overflow bucket (written by user space with each policy). Written by
+ * the packet programs; user space removes idle entries and those of limits gone. Resized by
+ * user space before load */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_limit_key);
+	__type(value, struct moat_limit_state);
+} limit_state SEC(".maps");
+
+/* key: as limit_state; value: this cpu's lease and over-limit cache for the source (struct
+ * moat_limit_lease); allocated as sources come; a full map only means the shared state is asked
+ * every packet. Written by the packet programs; resized with limit_state */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_limit_key);
+	__type(value, struct moat_limit_lease);
+} limit_leases SEC(".maps");
+
+/* a new source's state or lease, built off the stack (the judging chain has 512 bytes) */
+struct limit_scratch {
+	__u64 w[7];
+};
+_Static_assert(sizeof(struct limit_scratch) >= sizeof(struct moat_limit_state), "limit_scratch");
+_Static_assert(sizeof(struct limit_scratch) >= sizeof(struct moat_limit_lease), "limit_scratch");
+
+/* key: 0; value: scratch for ratelimit.h; written by the packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct limit_scratch);
+} limit_scratch SEC(".maps");
+
+/* key: 0; value: the time the rate limits read instead of bpf_ktime_get_ns() when the load-time
+ * knob limit_test_clock is 1 (the bpf tests' windows); written by the tests */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} limit_clock SEC(".maps");
+
+/* scrubbing (scrub.h) */
+/* invalid tcp flag reports of one cpu: the latest report and the packets since */
+struct scrub_tally {
+	__u64 reported_ns;
+	__u64 packets;
+};
+
+/* key: slot; value: that generation's scrubbing settings (struct moat_scrub); written by user
+ * space before the flip */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct moat_scrub);
+} scrub_config SEC(".maps");
+
+/* key: 0; value: this cpu's invalid tcp flag reports (one a second at most); written by the
+ * packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scrub_tally);
+} scrub_reports SEC(".maps");
 
 #endif /* MOAT_MAPS_H */

@@ -113,6 +113,8 @@ enum moat_rule_flag {
 	 * "moat's DNS proxy decides" (let through, redirected to the proxy, not reported);
 	 * elsewhere the packet hooks' tables decide */
 	MOAT_RULE_LAYER7 = 0x01,
+	/* the rule has a rate limit (ratelimit.h): its entry in tbl_limits says which */
+	MOAT_RULE_LIMITED = 0x02,
 };
 
 /* One rule of the rules table (policy rules in order, then default ingress, default egress). */
@@ -245,7 +247,19 @@ enum moat_counter_index {
 	MOAT_CNT_SPLICED = 30,
 	/* connections handed to the kernel splice (user space counts them: the relay's splices) */
 	MOAT_CNT_SPLICED_CONNECTIONS = 31,
-	MOAT_CNT_MAX = 32,
+	/* packets over a rate limit (ratelimit.h): dropped (prevent), passed and reported (detect)
+	 */
+	MOAT_CNT_LIMIT_DROPPED = 32,
+	MOAT_CNT_LIMIT_DETECTED = 33,
+	/* a source that found no room in the limit state table: judged by its limit's overflow
+	 * bucket, which every such source shares */
+	MOAT_CNT_LIMIT_FULL = 34,
+	/* tcp packets with an invalid flag combination (scrub.h): dropped (prevent), passed
+	 * (detect) */
+	MOAT_CNT_TCP_FLAGS_DROPPED = 35,
+	MOAT_CNT_TCP_FLAGS_DETECTED = 36,
+	MOAT_CNT_MSS_CLAMPED = 37, /* tcp syn / syn-ack whose mss option was lowered (scrub.mss) */
+	MOAT_CNT_MAX = 38,
 };
 
 /* The one per-CPU value of the counters map: every counter, indexed by enum
@@ -253,7 +267,7 @@ enum moat_counter_index {
 struct moat_counters {
 	struct moat_counter c[MOAT_CNT_MAX];
 };
-_Static_assert(sizeof(struct moat_counters) == 512, "moat_counters");
+_Static_assert(sizeof(struct moat_counters) == 608, "moat_counters");
 
 /* Counters of one rule in one generation. The rule_stats table holds stats_rows rows of
  * rule_count + 2 entries; a cpu adds to row cpu % stats_rows (atomically). */
@@ -373,6 +387,12 @@ enum moat_reason {
 	MOAT_REASON_MAX_DURATION = 6, /* closed: cut by the rule's max_duration */
 	MOAT_REASON_REDIRECTED = 7,   /* connect()/sendmsg() sent to a redirect's target */
 	MOAT_REASON_UNAVAILABLE = 8,  /* a redirect's target did not listen (failure.helper) */
+	/* packets over a rule's rate limit; moat_event.packets counts them since the source's
+	 * previous report */
+	MOAT_REASON_RATE_LIMIT = 9,
+	/* tcp packets with an invalid flag combination; moat_event.packets counts them since this
+	 * cpu's previous report */
+	MOAT_REASON_TCP_FLAGS = 10,
 };
 
 /* tcp connection states */
@@ -416,6 +436,8 @@ enum moat_ct_flag {
 	MOAT_CT_PENDING = 0x100,
 	/* opened by moat's L7 relay as it decided (MOAT_POST_RELAYED): not judged again */
 	MOAT_CT_RELAYED = 0x200,
+	/* the deciding rule has a rate limit (MOAT_RULE_LIMITED): its packets are counted */
+	MOAT_CT_LIMITED = 0x400,
 };
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
@@ -587,5 +609,88 @@ struct moat_splice_peer {
 	__u64 bytes; /* bytes sent on to the peer */
 };
 _Static_assert(sizeof(struct moat_splice_peer) == 16, "moat_splice_peer");
+
+/* Rate limits (ratelimit.h, docs/policy.md "rate_limit"): the algorithm of a limit */
+enum moat_limit_algorithm {
+	MOAT_LIMIT_TOKEN_BUCKET = 1,
+	MOAT_LIMIT_FIXED_WINDOW = 2,
+	MOAT_LIMIT_SLIDING_WINDOW = 3,
+	MOAT_LIMIT_LEAKY_BUCKET = 4,
+};
+
+/* moat_limit_key.flags */
+enum moat_limit_key_flag {
+	/* the limit's overflow bucket: the sources that found no room in the table share it */
+	MOAT_LIMIT_OVERFLOW = 0x01,
+};
+
+/* One rule's rate limit (tbl_limits, by rule index): `count` packets per `period_ns` from each
+ * source (the remote address, grouped by prefix; with the server port when per_port). */
+struct moat_limit {
+	__u32 id; /* stable across reloads while the limit is unchanged: its state's key */
+	__u32 count;
+	__u64 period_ns;
+	/* token and leaky bucket: time an empty bucket takes to fill (burst * period / count,
+	 * rounded up), past which an idle bucket is full (empty for the leaky one) */
+	__u64 fill_ns;
+	__u64 report_ns; /* over-limit reports: at most one per source per this */
+	__u32 burst;	 /* token and leaky bucket: the bucket's size in packets */
+	__u8 algorithm;	 /* enum moat_limit_algorithm */
+	__u8 prefix4;	 /* sources are grouped by these prefix lengths */
+	__u8 prefix6;
+	__u8 per_port; /* 1: one limit per server port */
+	/* packets a cpu takes from the shared state at once and admits on its own (1: each packet
+	 * asks the shared state); docs/policy.md gives the error bound this makes */
+	__u32 lease;
+	__u32 pad;
+	__u64 lease_ns; /* buckets: how long a lease lasts (windows: to the window's end) */
+};
+_Static_assert(sizeof(struct moat_limit) == 56, "moat_limit");
+
+/* A source's state key (limit_state): the limit, the source prefix (ipv4 mapped), the port */
+struct moat_limit_key {
+	__u32 id;
+	__u16 port; /* per_port: the server port; else 0 */
+	__u8 flags; /* enum moat_limit_key_flag */
+	__u8 pad;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct moat_limit_key) == 24, "moat_limit_key");
+
+/* A source's state, shared by every cpu and changed under its lock. Token bucket: a = credit,
+ * leaky bucket: a = level (both in ns * count units, one packet is period_ns), t = time of the
+ * last update. Fixed window: a = packets in window t. Sliding window: a = packets in window t,
+ * b = packets in window t - 1. */
+struct moat_limit_state {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 a;
+	__u64 b;
+	__u64 t;
+	__u64 last_ns;	   /* the latest packet: user space removes idle entries */
+	__u64 reported_ns; /* the latest over-limit report (0: none) */
+	__u64 over;	   /* packets over the limit since that report */
+};
+_Static_assert(sizeof(struct moat_limit_state) == 56, "moat_limit_state");
+
+/* One cpu's share of a source's limit (limit_leases, per cpu): packets it may admit without the
+ * shared state until `until`, and after an over-limit answer, the time before which the shared
+ * state cannot admit one (nothing but time refills it), so a flood over the limit never takes
+ * the lock; its packets are counted here and added to the shared count at the next visit. */
+struct moat_limit_lease {
+	__u64 credit;
+	__u64 until;
+	__u64 denied_until;
+	__u64 report_after; /* the source's next report is due (0: now) */
+	__u64 over;	    /* packets over the limit not yet in the shared count */
+};
+_Static_assert(sizeof(struct moat_limit_lease) == 40, "moat_limit_lease");
+
+/* One generation's scrubbing settings (scrub_config, by slot): the mss clamp of each family */
+struct moat_scrub {
+	__u16 mss4; /* 0: untouched */
+	__u16 mss6;
+};
+_Static_assert(sizeof(struct moat_scrub) == 4, "moat_scrub");
 
 #endif /* MOAT_ABI_H */

@@ -4,6 +4,7 @@
  * (include/judge.h); a connection past its max_duration is reset (include/reset.h). Part of
  * moat.bpf.o: built by bpf/moat.bpf.c, which includes it. */
 #include "judge.h"
+#include "scrub.h"
 #include "reset.h"
 #include "bench.h"
 
@@ -28,8 +29,12 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	int kind = moat_parse_xdp(ctx, p);
 	bench_rotate(p, kind, MOAT_DIR_INGRESS);
 	int out = moat_judge(ctx, p, kind, &h, NULL);
-	if (out == OUT_PASS)
+	if (out == OUT_PASS) {
+		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
+		if (mss && mss_clamp_xdp(ctx, p, mss))
+			count(MOAT_CNT_MSS_CLAMPED, 0);
 		return XDP_PASS;
+	}
 	/* past max_duration: the packet becomes a probe that makes both ends reset */
 	if (out == OUT_CUT && moat_probe_xdp(ctx, p) == 0) {
 		count(MOAT_CNT_RESET, 0);
@@ -66,8 +71,12 @@ int moat_tc_egress(struct __sk_buff *skb)
 	if (sk)
 		s = bpf_sk_storage_get(&socks, sk, 0, 0);
 	int out = moat_judge(skb, p, kind, &h, s);
-	if (out == OUT_PASS)
+	if (out == OUT_PASS) {
+		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
+		if (mss && mss_clamp_skb(skb, p, mss))
+			count(MOAT_CNT_MSS_CLAMPED, 0);
 		return TC_ACT_OK;
+	}
 	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
 	if (out == OUT_CUT && moat_reset_skb(skb, p) == 0) {
 		count(MOAT_CNT_RESET, 0);
@@ -99,5 +108,10 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	/* past max_duration: dropped here; the egress program resets both ends when the local
 	 * side next sends */
-	return out == OUT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+	if (out != OUT_PASS)
+		return TC_ACT_SHOT;
+	__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
+	if (mss && mss_clamp_skb(skb, p, mss))
+		count(MOAT_CNT_MSS_CLAMPED, 0);
+	return TC_ACT_OK;
 }

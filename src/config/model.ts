@@ -203,6 +203,25 @@ export interface Match {
   layer7?: Layer7Match;
 }
 
+/** A rule's rate limit (docs/policy.md, "rate_limit"): `count` packets per `periodSeconds`. */
+export interface RateLimit {
+  algorithm: "token_bucket" | "fixed_window" | "sliding_window" | "leaky_bucket";
+  count: number;
+  periodSeconds: 1 | 60 | 3600;
+  /** Token and leaky bucket: the bucket's size in packets (windows: the count). */
+  burst: number;
+  /** Sources are grouped by these prefix lengths. */
+  prefix4: number;
+  prefix6: number;
+  /** One limit per server port (else one per rule). */
+  perPort: boolean;
+  /** Over-limit reports: at most one per source per this. */
+  reportSeconds: number;
+  /** As written, e.g. "100/s". */
+  text: string;
+  pos: SourcePos;
+}
+
 export interface Rule extends Match {
   /** 0-based position in `rules`. */
   index: number;
@@ -214,6 +233,8 @@ export interface Rule extends Match {
   ownMode: boolean;
   /** Report allowed matches too (blocks and detections are always reported). */
   log: boolean;
+  /** Allow rules: the packets each source sends on the connections it allows, limited. */
+  rateLimit?: RateLimit;
   /** Position of the rule (its first key). */
   pos: SourcePos;
 }
@@ -317,6 +338,8 @@ export interface PolicyModel {
   failure: Failure;
   /** Always present: the defaults when the policy has no `dns` section. */
   dns: DnsSettings;
+  /** `scrub.mss`: TCP SYN and SYN-ACK MSS options above these are lowered (absent: untouched). */
+  scrub?: { mss4?: number; mss6?: number; pos: SourcePos };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{

@@ -11,6 +11,7 @@ import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
+import { normalizeRateLimit } from "./normalize-rate-limit.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -65,6 +66,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     },
     dns,
     ...services,
+    ...scrubSettings(ctx, doc),
     setFiles: files,
   };
 }
@@ -92,6 +94,7 @@ function normalizeRules(
     const match = normalizeMatch(ctx, raw, path, sets);
     if (raw.layer4?.max_duration !== undefined && raw.action === "block")
       ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
+    const rateLimit = normalizeRateLimit(ctx, raw, path);
     if (!match || !ctx.typed(path)) return;
     const tls = match.layer7?.tls;
     if (tls) tls.unseenMatches = (tls.unknown ?? "block") === raw.action;
@@ -103,6 +106,7 @@ function normalizeRules(
       mode: raw.mode ?? globalMode,
       ownMode: raw.mode !== undefined,
       log: raw.log ?? false,
+      ...(rateLimit ? { rateLimit } : {}),
       pos: ctx.pos(path),
     });
   });
@@ -160,4 +164,18 @@ export function parseEndpoint(text: string): Redirect["to"] | undefined {
   const port = Number(m[2]);
   if (!ip.ok || port > 65535) return undefined;
   return { ip: m[1] ?? "", family: ip.value.family, port };
+}
+
+/** `scrub`: the MSS clamp of each family. */
+function scrubSettings(ctx: CheckContext, doc: PolicyDocument): Pick<PolicyModel, "scrub"> {
+  const mss = doc.scrub?.mss;
+  if (mss === undefined || !ctx.clean(["scrub", "mss"])) return {};
+  const [mss4, mss6] = typeof mss === "number" ? [mss, mss] : [mss.ipv4, mss.ipv6];
+  return {
+    scrub: {
+      ...(mss4 !== undefined ? { mss4 } : {}),
+      ...(mss6 !== undefined ? { mss6 } : {}),
+      pos: ctx.pos(["scrub"]),
+    },
+  };
 }

@@ -3,6 +3,7 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
+import { RateLimitSchema } from "./schema-rate-limit.ts";
 
 export const ACTIONS = ["allow", "block"] as const;
 export const MODES = ["detect", "prevent"] as const;
@@ -254,6 +255,7 @@ export const RuleSchema = Section({
   log: Type.Optional(
     Type.Boolean({ description: "also report allowed matches (blocks are always reported)" }),
   ),
+  rate_limit: Type.Optional(RateLimitSchema),
 });
 
 export type MatchDocument = Static<typeof MatchSchema>;

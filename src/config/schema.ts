@@ -3,6 +3,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
+import { ScrubSchema } from "./schema-rate-limit.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
 
@@ -242,6 +243,7 @@ export const PolicySchema = Section(
     api: Type.Optional(ApiSchema),
     failure: Type.Optional(FailureSchema),
     dns: Type.Optional(DnsSettingsSchema),
+    scrub: Type.Optional(ScrubSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

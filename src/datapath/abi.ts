@@ -35,7 +35,13 @@ export const Counter = {
   namesFull: 29,
   spliced: 30,
   splicedConnections: 31,
-  max: 32,
+  limitDropped: 32,
+  limitDetected: 33,
+  limitFull: 34,
+  tcpFlagsDropped: 35,
+  tcpFlagsDetected: 36,
+  mssClamped: 37,
+  max: 38,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
@@ -62,7 +68,7 @@ export const Unavailable = { block: 0, allow: 1 } as const;
  */
 export const RedirectFlag = { quiet: 0x80, layer7: 0x40, netns: 0x20 } as const;
 /** enum moat_rule_flag: moat_rule.flags. */
-export const RuleFlag = { layer7: 0x01 } as const;
+export const RuleFlag = { layer7: 0x01, limited: 0x02 } as const;
 export const Reason = {
   new: 1,
   rejudged: 2,
@@ -72,6 +78,8 @@ export const Reason = {
   maxDuration: 6,
   redirected: 7,
   unavailable: 8,
+  rateLimit: 9,
+  tcpFlags: 10,
 } as const;
 export const TcpState = {
   none: 0,
@@ -93,7 +101,18 @@ export const CtFlag = {
   await: 0x80,
   pending: 0x100,
   relayed: 0x200,
+  limited: 0x400,
 } as const;
+
+/** enum moat_limit_algorithm (bpf/include/ratelimit.h). */
+export const LimitAlgorithm = {
+  tokenBucket: 1,
+  fixedWindow: 2,
+  slidingWindow: 3,
+  leakyBucket: 4,
+} as const;
+/** enum moat_limit_key_flag. */
+export const LimitKeyFlag = { overflow: 0x01 } as const;
 
 export const RULE_NONE = 0xffffffff;
 
@@ -234,6 +253,54 @@ export const sock = defineStruct("moat_sock", 104, {
 
 /** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
 export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04, relayed: 0x08 } as const;
+
+export const limit = defineStruct("moat_limit", 56, {
+  id: { offset: 0, type: "u32" },
+  count: { offset: 4, type: "u32" },
+  period_ns: { offset: 8, type: "u64" },
+  fill_ns: { offset: 16, type: "u64" },
+  report_ns: { offset: 24, type: "u64" },
+  burst: { offset: 32, type: "u32" },
+  algorithm: { offset: 36, type: "u8" },
+  prefix4: { offset: 37, type: "u8" },
+  prefix6: { offset: 38, type: "u8" },
+  per_port: { offset: 39, type: "u8" },
+  lease: { offset: 40, type: "u32" },
+  pad: { offset: 44, type: "u32" },
+  lease_ns: { offset: 48, type: "u64" },
+});
+
+export const limitLease = defineStruct("moat_limit_lease", 40, {
+  credit: { offset: 0, type: "u64" },
+  until: { offset: 8, type: "u64" },
+  denied_until: { offset: 16, type: "u64" },
+  report_after: { offset: 24, type: "u64" },
+  over: { offset: 32, type: "u64" },
+});
+
+export const limitKey = defineStruct("moat_limit_key", 24, {
+  id: { offset: 0, type: "u32" },
+  port: { offset: 4, type: "u16" },
+  flags: { offset: 6, type: "u8" },
+  pad: { offset: 7, type: "u8" },
+  addr: { offset: 8, bytes: 16 },
+});
+
+export const limitState = defineStruct("moat_limit_state", 56, {
+  lock: { offset: 0, type: "u32" },
+  pad: { offset: 4, type: "u32" },
+  a: { offset: 8, type: "u64" },
+  b: { offset: 16, type: "u64" },
+  t: { offset: 24, type: "u64" },
+  last_ns: { offset: 32, type: "u64" },
+  reported_ns: { offset: 40, type: "u64" },
+  over: { offset: 48, type: "u64" },
+});
+
+export const scrub = defineStruct("moat_scrub", 4, {
+  mss4: { offset: 0, type: "u16" },
+  mss6: { offset: 2, type: "u16" },
+});
 
 export const counter = defineStruct("moat_counter", 16, {
   packets: { offset: 0, type: "u64" },
@@ -392,4 +459,9 @@ export const codecs = [
   endpoint,
   original,
   splicePeer,
+  limit,
+  limitKey,
+  limitState,
+  limitLease,
+  scrub,
 ];

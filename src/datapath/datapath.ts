@@ -1,6 +1,7 @@
 // Loads moat.bpf.o, attaches its XDP or TC (ingress) and TC (egress) programs to the chosen
 // interfaces, pins the links so the policy outlives a crashed daemon, writes compiled policies
 // atomically, reads counters, events and the connection table, and detaches on stop().
+import type { LimitSweep } from "./limit-maps.ts";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
@@ -119,6 +120,10 @@ export interface DatapathOptions {
   xdpMode?: XdpMode;
   /** Conntrack table size (default 65536 entries). */
   conntrackEntries?: number;
+  /** Rate limit state table size: sources tracked at once (default 65536 entries). */
+  limitEntries?: number;
+  /** Packets a CPU takes from a rate limit's shared state at once (default: by the CPUs). */
+  limitLease?: number;
   timeouts?: Partial<Timeouts>;
   /** A compiled policy applied before anything is attached (the daemon always gives one). */
   image?: PolicyImage;
@@ -152,6 +157,10 @@ function openObject(
   const object = native().BpfObject.open(path);
   try {
     if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
+    if (options.limitEntries) {
+      object.setMaxEntries("limit_state", options.limitEntries);
+      object.setMaxEntries("limit_leases", options.limitEntries);
+    }
     const globals: Record<string, number> = { ...options.globals };
     for (const [key, seconds] of Object.entries(options.timeouts ?? {}))
       globals[TIMEOUT_GLOBALS[key as keyof Timeouts]] = seconds;
@@ -238,6 +247,7 @@ export class Datapath {
     this.journal = new NameJournal(this.maps.journal);
     // XDP leaves new ingress connections to the accept hook only when it will be attached
     this.policy.accept = !!options.cgroup;
+    this.policy.limitLease = options.limitLease;
     try {
       this.splicer = new Splicer(this.object);
     } catch (err) {
@@ -602,6 +612,14 @@ export class Datapath {
   /** Spliced connections and bytes by mode (the kernel's bytes: counters().spliced). */
   spliceStats(): SpliceStats {
     return this.splicer.stats();
+  }
+
+  /**
+   * Removes the rate limit state of idle sources and of limits no policy slot has (the daemon
+   * calls it every few seconds); what it found and removed.
+   */
+  sweepLimits(): LimitSweep {
+    return this.policy.sweepLimits(process.hrtime.bigint());
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */

@@ -27,7 +27,11 @@ export type EventReason =
   /** the SNI moat read from the QUIC Initial of a UDP 443 flow judged before (docs/l7-quic.md) */
   | "quic_initial"
   /** type "flow": a summary of connections */
-  | "summary";
+  | "summary"
+  /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
+  | "rate_limit"
+  /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
+  | "tcp_flags";
 
 export interface Endpoint {
   ip: string;
@@ -90,6 +94,12 @@ export interface MoatEvent {
   verdict: "allowed" | "blocked" | "detected";
   /** icmp / icmpv6 type and code of the connection's first packet. */
   icmp?: { type: number; code: number };
+  /**
+   * rate_limit: the packets of this source over the limit since its previous report (one report
+   * per source per `report_every`); tcp_flags: the invalid packets since the previous report of
+   * the CPU that saw them (one a second at most).
+   */
+  aggregated?: { packets: number };
   /** closed: both directions, first packet to last; flow: the totals, the longest duration. */
   stats?: { packets: number; bytes: number; durationMs: number };
   /** type "flow": the totals of the connections it summarises. */
@@ -190,6 +200,10 @@ export function formatEventLine(ev: MoatEvent): string {
   }
   const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  if (ev.reason === "rate_limit")
+    return `${line}${who} (over the rate limit: ${ev.aggregated?.packets ?? 0} packets)`;
+  if (ev.reason === "tcp_flags")
+    return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")
     return `${line}${who}, redirect ${ev.redirect.name}: ${ep(ev.redirect.to)} is unavailable`;
   if (ev.redirect)

@@ -23,7 +23,7 @@ const kinds: Record<number, EventKind> = {
 };
 
 const reasons = Object.fromEntries(
-  Object.entries(Reason).map(([k, v]) => [v, k === "maxDuration" ? "max_duration" : k]),
+  Object.entries(Reason).map(([k, v]) => [v, k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]),
 ) as Record<number, EventReason>;
 
 const protocols: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
@@ -143,7 +143,12 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
       ? null
       : decodeOwner(record.subarray(OWNER_AT, OWNER_AT + ownerCodec.size));
   const judged = ruleIndex === RULE_NONE ? undefined : ctx.rule(ruleIndex, generation);
-  const rule = ruleIndex === RULE_NONE ? "none" : (judged?.name ?? `#${ruleIndex}`);
+  const rule =
+    ruleIndex !== RULE_NONE
+      ? (judged?.name ?? `#${ruleIndex}`)
+      : reasonCode === Reason.tcpFlags
+        ? "scrub"
+        : "none";
   const reason = reasons[reasonCode] ?? "new";
   const ev: MoatEvent = {
     time: isoTime(ctx.bootTimeMs + u64Millis(record, F.ts_ns.offset)),
@@ -181,6 +186,9 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   }
   if (protocol === 1 || protocol === 58)
     ev.icmp = { type: record[F.icmp_type.offset]!, code: record[F.icmp_code.offset]! };
+  // over-limit and invalid-flag reports stand for every packet since the previous one
+  if (reasonCode === Reason.rateLimit || reasonCode === Reason.tcpFlags)
+    ev.aggregated = { packets: Number(record.readBigUInt64LE(F.packets.offset)) };
   if (type === EventType.closed || type === EventType.flow) {
     // rare (one per closed connection): the whole struct, its u64s as bigints
     const e = eventCodec.decode(record);

@@ -14,3 +14,43 @@ registerConverter({
   maps: {},
   note: "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings",
 });
+
+// policy 3 -> 4 added the rate limits (tbl_limits, MOAT_RULE_LIMITED): as for 2 -> 3, the first
+// apply rebuilds the policy slots in the new layout before any link changes; from layout 2 the
+// same, and layout 2 holds no name bindings either.
+for (const from of [2, 3])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 4,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
+/** Bytes of one CPU's counters in conntrack layout 1 (32 counters) and 2 (38). */
+const COUNTERS_V1 = 32 * 16;
+const COUNTERS_V2 = 38 * 16;
+
+// conntrack 1 -> 2: the counters gained the rate limits' and scrubbing's (zero to start); the
+// connections and fragments are kept as they are
+registerConverter({
+  group: "conntrack",
+  from: 1,
+  to: 2,
+  maps: {
+    conntrack: { keep: true },
+    frags: { keep: true },
+    counters: {
+      convert: (key, value) => {
+        const cpus = Math.floor(value.length / COUNTERS_V1);
+        const out = Buffer.alloc(cpus * COUNTERS_V2);
+        for (let cpu = 0; cpu < cpus; cpu++)
+          value.copy(out, cpu * COUNTERS_V2, cpu * COUNTERS_V1, (cpu + 1) * COUNTERS_V1);
+        return { key, value: out };
+      },
+    },
+  },
+});

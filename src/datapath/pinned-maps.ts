@@ -23,7 +23,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   policy: {
     // 2: moat_meta holds each table image's class counts by image
     // 3: a fourth table image (names), name bindings (tbl_names), moat_rule.flags
-    version: 3,
+    // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
+    version: 4,
     maps: [
       "state",
       "tbl_dir4",
@@ -40,10 +41,13 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
       "tbl_proc_iface",
       "tbl_redirects",
       "tbl_names",
+      "tbl_limits",
+      "scrub_config",
     ],
   },
   // connection ids come from the created-entries counter: adopted with the table they number
-  conntrack: { version: 1, maps: ["conntrack", "frags", "counters"] },
+  // 2: counters for rate limits and scrubbing (moat_counters grew)
+  conntrack: { version: 2, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },
@@ -53,6 +57,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // the DNS proxy's names (identity, address, name, expiry): kept apart from the policy group,
   // whose classes they do not depend on, so a policy layout change does not lose them
   names: { version: 1, maps: ["name_journal"] },
+  // rate limit state by stable limit id: kept across restarts like the policy's own reloads
+  limits: { version: 1, maps: ["limit_state", "limit_leases"] },
 };
 
 const RECORD_KEY = 16;

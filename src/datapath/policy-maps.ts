@@ -9,6 +9,7 @@ import {
   imageMeta,
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
+  scrub as scrubCodec,
   state as stateCodec,
 } from "./abi.ts";
 import { native } from "./addon.ts";
@@ -26,11 +27,14 @@ import {
 } from "./name-maps.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import { TableReuse } from "./table-reuse.ts";
+import { LimitMaps, type LimitSweep } from "./limit-maps.ts";
+import type { ImageLimit } from "../policy/compile/image.ts";
 import {
   BPF_F_INNER_MAP,
   MAP_ARRAY,
   checkImage,
   createMap,
+  limitsMap,
   processMaps,
   rulesMap,
   tableMaps,
@@ -66,6 +70,7 @@ export const POLICY_TABLES = {
   proc_route: ["proc_route"],
   proc_iface: ["proc_iface"],
   redirects: ["redirects"],
+  limits: ["limits"],
 } as const;
 
 /** Outer maps with a table image dimension; the rest are indexed by slot alone. */
@@ -111,6 +116,8 @@ function u32Key(i: number): Buffer {
 /** The policy tables of a loaded moat.bpf.o: apply(), and the live generation's rule counters. */
 export class PolicyMaps {
   private readonly state: BpfMap;
+  /** Each slot's scrubbing settings (struct moat_scrub), written with its policy. */
+  private readonly scrubConfig: BpfMap;
   private readonly outers: Record<keyof typeof POLICY_TABLES, BpfMap>;
   private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
@@ -129,6 +136,12 @@ export class PolicyMaps {
   get tablesReused(): number {
     return this.tables.reused;
   }
+  /** The rate limits' state (limit-maps.ts). */
+  private readonly limits: LimitMaps;
+  /** The packets of a rate limit's lease, forced (tests); else sized by the CPUs (rate-limit.ts). */
+  limitLease: number | undefined = undefined;
+  /** Limits whose overflow bucket found no room in limit_state (docs/policy.md, "rate_limit"). */
+  limitsWithoutOverflow = 0;
   /** Bindings that found no room (counter namesFull). */
   namesFull = 0;
   /** The rules and redirects of the recent generations, by generation. */
@@ -140,8 +153,10 @@ export class PolicyMaps {
   constructor(object: BpfObject, generationFloor = 0) {
     this.generationFloor = generationFloor;
     this.state = object.map("state");
+    this.scrubConfig = object.map("scrub_config");
     this.redirects = new RedirectMaps(object);
     this.names = new NameMaps(object);
+    this.limits = new LimitMaps(object);
     // an adopted slot whose policy names no hosts: its old bindings are not the kernel's
     this.readState().metas.forEach((m, slot) => {
       if (!m?.names) this.names.drop(slot);
@@ -248,6 +263,7 @@ export class PolicyMaps {
       // image 3: the rules naming hosts, their remote lists as name classes
       if (policy.names) images[3] = tableMaps(policy.names.image, "n_", make);
       shared.rules = rulesMap(image, make);
+      shared.limits = limitsMap(image, cpus, this.limitLease);
       shared.rule_stats = createMap(
         "moat_rule_stats",
         MAP_ARRAY,
@@ -340,6 +356,12 @@ export class PolicyMaps {
       } finally {
         placed();
       }
+      this.scrubConfig.update(
+        u32Key(idle),
+        scrubCodec.encode({ mss4: image.mss?.v4 ?? 0, mss6: image.mss?.v6 ?? 0 }),
+      );
+      // each limit's overflow bucket is there before the policy that has it goes live
+      this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));
       // targets are known before a redirect to them goes live, and forgotten after it is gone
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
@@ -395,6 +417,19 @@ export class PolicyMaps {
     if (map) deleteBindings(map, keys);
   }
 
+  /**
+   * Removes the rate limit state of idle sources and of limits neither slot's policy has (the
+   * previous policy's stay until the next reload: a packet may still be judged by it).
+   */
+  sweepLimits(nowNs: bigint): LimitSweep {
+    const live = new Map<number, ImageLimit>();
+    for (const g of this.generations) {
+      const rules = g ? (this.contents.of(g.generation)?.rules ?? []) : [];
+      for (const l of liveLimits(rules)) live.set(l.id, l);
+    }
+    return this.limits.sweep(live, nowNs);
+  }
+
   /** Counters of every rule of the live generation (default pseudo-rules last). */
   ruleCounters(): { generation: number; rules: RuleCounter[] } {
     const { active } = this.readState();
@@ -429,7 +464,12 @@ export class PolicyMaps {
   close(): void {
     this.names.close();
     this.tables.close();
+    this.limits.close();
+    this.scrubConfig.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }
 }
+
+const liveLimits = (rules: readonly { limit?: ImageLimit }[]): ImageLimit[] =>
+  rules.flatMap((r) => (r.limit ? [r.limit] : []));

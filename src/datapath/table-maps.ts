@@ -1,6 +1,14 @@
 // Builders of the inner maps one table image is written to (docs/classifier.md): one BPF map
 // per table, created and filled in user space, then placed into the outer maps by PolicyMaps.
-import { Action, Mode, RuleFlag, exeKey as exeKeyCodec, rule as ruleCodec } from "./abi.ts";
+import {
+  Action,
+  LimitAlgorithm,
+  Mode,
+  RuleFlag,
+  exeKey as exeKeyCodec,
+  limit as limitCodec,
+  rule as ruleCodec,
+} from "./abi.ts";
 import { native } from "./addon.ts";
 import type { BpfMap } from "./native.d.ts";
 import {
@@ -12,6 +20,7 @@ import {
 } from "../policy/compile/image.ts";
 
 import type { ProcessImage } from "../policy/compile/process.ts";
+import { leaseFor } from "../policy/rate-limit.ts";
 
 const MAP_HASH = 1;
 export const MAP_ARRAY = 2;
@@ -186,7 +195,7 @@ export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): Bpf
         action: Action[r.action],
         mode: Mode[r.mode],
         log: r.log ? 1 : 0,
-        flags: r.layer7 ? RuleFlag.layer7 : 0,
+        flags: (r.layer7 ? RuleFlag.layer7 : 0) | (r.limit ? RuleFlag.limited : 0),
         max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
       },
       values,
@@ -205,6 +214,50 @@ export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): Bpf
     values,
     count: n,
   });
+}
+
+const ALGORITHM_CODES = {
+  token_bucket: LimitAlgorithm.tokenBucket,
+  fixed_window: LimitAlgorithm.fixedWindow,
+  sliding_window: LimitAlgorithm.slidingWindow,
+  leaky_bucket: LimitAlgorithm.leakyBucket,
+} as const;
+
+/**
+ * The rules' rate limits by rule index (struct moat_limit; id 0 where a rule has none), with the
+ * lease each CPU takes at once on a host of `cpus` CPUs (`lease` forces its size: tests).
+ */
+export function limitsMap(image: ClassifierImage, cpus: number, lease?: number): BpfMap {
+  const n = image.rules.length;
+  const map = createMap("moat_limits", MAP_ARRAY, 4, limitCodec.size, n, BPF_F_INNER_MAP);
+  const keys = Buffer.alloc(4 * n);
+  const values = Buffer.alloc(limitCodec.size * n);
+  image.rules.forEach((r, i) => {
+    keys.writeUInt32LE(i, i * 4);
+    const l = r.limit;
+    if (!l) return;
+    const leased = leaseFor(l, cpus, lease);
+    limitCodec.encode(
+      {
+        id: l.id,
+        count: l.count,
+        period_ns: l.periodNs,
+        fill_ns: l.fillNs,
+        report_ns: l.reportNs,
+        burst: l.burst,
+        algorithm: ALGORITHM_CODES[l.algorithm],
+        prefix4: l.prefix4,
+        prefix6: l.prefix6,
+        per_port: l.perPort ? 1 : 0,
+        lease: leased.packets,
+        lease_ns: leased.ns,
+      },
+      values,
+      i * limitCodec.size,
+    );
+  });
+  fill(map, keys, values, n);
+  return map;
 }
 
 export function checkImage(image: ClassifierImage): void {

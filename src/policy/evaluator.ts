@@ -27,6 +27,7 @@ import {
 } from "./facts.ts";
 import { protocolName } from "./match-layer4.ts";
 import { matchRule, type PreparedFacts } from "./match-rule.ts";
+import { describeRateLimit } from "./rate-limit.ts";
 import { withImplicitRules } from "./implicit-rules.ts";
 import { unjudgedBasics } from "./network-basics.ts";
 import type { Outcome } from "./tri.ts";
@@ -47,6 +48,11 @@ export interface Decision {
   report: boolean;
   /** An allowed TCP connection older than this is reset (the rule's max_duration). */
   maxDurationSeconds?: number;
+  /**
+   * The rule's rate limit in words: the connection is allowed, and each packet its remote sends is
+   * counted against the limit of its source (src/policy/rate-limit.ts models the algorithms).
+   */
+  rateLimit?: string;
   /** An egress connection let through is sent to this redirect's target (docs/redirect.md). */
   redirect?: { name: string; to: string; proxyProtocol?: "v1" | "v2"; line: number };
 }
@@ -190,6 +196,8 @@ function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
     decision.maxDurationSeconds = max.seconds;
     decision.reason += `; reset after ${formatDuration(max.seconds)}`;
   }
+  if (rule.rateLimit && rule.action === "allow")
+    decision.rateLimit = describeRateLimit(rule.rateLimit, rule.mode);
   return decision;
 }
 

@@ -31,6 +31,7 @@ function decisionLines(d: Decision): string[] {
   lines.push(`mode: ${d.mode}`);
   if (d.redirect) lines.push(`redirect: ${d.redirect.name} -> ${d.redirect.to}`);
   lines.push(`reason: ${d.reason}`);
+  if (d.rateLimit) lines.push(`rate limit: ${d.rateLimit}`);
   return lines;
 }
 

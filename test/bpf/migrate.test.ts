@@ -11,7 +11,7 @@ import { Datapath, OBJECT_FILE } from "../../src/datapath/datapath.ts";
 import { native } from "../../src/datapath/addon.ts";
 import { owner as ownerCodec } from "../../src/datapath/abi.ts";
 import { registerConverter } from "../../src/datapath/map-migration.ts";
-import { PinnedMaps } from "../../src/datapath/pinned-maps.ts";
+import { MAP_GROUPS, PinnedMaps } from "../../src/datapath/pinned-maps.ts";
 import { conntrackEntries, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import type { BpfMap } from "../../src/datapath/native.d.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
@@ -69,7 +69,7 @@ test("entries the old programs create, change or drop between the copy and the s
     registerConverter({
       group: "conntrack",
       from: 0,
-      to: 1,
+      to: MAP_GROUPS.conntrack!.version,
       maps: { conntrack: { convert: (key, value) => ({ key, value }) } },
     });
 
@@ -128,7 +128,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
     registerConverter({
       group: "conntrack",
       from: 0,
-      to: 1,
+      to: MAP_GROUPS.conntrack!.version,
       maps: {
         conntrack: {
           convert: () => {
@@ -149,12 +149,13 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "flows",
       "daemon",
       "names",
+      "limits",
     ]);
     assert.ok(
       next
         .pinnedReport()
         .includes(
-          "pinned conntrack maps not adopted (layout version 0, this build has 1; its converter failed: conntrack: an entry it cannot read): created empty",
+          `pinned conntrack maps not adopted (layout version 0, this build has ${MAP_GROUPS.conntrack!.version}; its converter failed: conntrack: an entry it cannot read): created empty`,
         ),
       next.pinnedReport().join("\n"),
     );
@@ -252,7 +253,7 @@ test("policy maps pinned in layout 2 are migrated by rebuilding them: the policy
       next
         .pinnedReport()
         .includes(
-          "pinned policy maps migrated from layout 2 to 3: 0 entries copied (the policy slots are rebuilt by the first apply; layout 2 holds no name bindings)",
+          "pinned policy maps migrated from layout 2 to 4: 0 entries copied (the policy slots are rebuilt by the first apply; layout 2 holds no name bindings)",
         ),
       next.pinnedReport().join("\n"),
     );

@@ -13,6 +13,7 @@ import type { Lab } from "../helpers/netns.ts";
 import { native } from "../../src/datapath/addon.ts";
 import { conntrackEntries } from "../../src/datapath/conntrack.ts";
 import { OLD_CT_VERSION, oldCt, toOldCt } from "../helpers/ct-layout-fixture.ts";
+import { MAP_GROUPS } from "../../src/datapath/pinned-maps.ts";
 
 const FEED_PORT = 7071;
 const TRAFFIC = `${ROOT}test/helpers/traffic.ts`;
@@ -109,9 +110,9 @@ test("a connection table pinned in an older layout is migrated: its flows are ju
     assert.ok(planted >= 1);
     const daemon = await lab.restart("SIGKILL");
     const log = daemon.lines.join("\n");
-    const copied = /pinned conntrack maps migrated from layout 0 to 1: (\d+) entries copied/.exec(
-      log,
-    );
+    const copied = new RegExp(
+      `pinned conntrack maps migrated from layout 0 to ${MAP_GROUPS.conntrack!.version}: (\\d+) entries copied`,
+    ).exec(log);
     assert.ok(copied, `the table was migrated:\n${log}`);
     assert.equal(Number(copied[1]), planted);
 

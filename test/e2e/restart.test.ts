@@ -102,7 +102,7 @@ test(
       const upgraded = await lab.restart("SIGKILL");
       assert.match(
         upgraded.lines.join("\n"),
-        /pinned conntrack maps not adopted \(layout version 0, this build has 1; no converter\): created empty/,
+        /pinned conntrack maps not adopted \(layout version 0, this build has 2; no converter\): created empty/,
       );
       await flowing(follow, received(follow), "after a restart with an empty conntrack table");
       await new Promise((r) => setTimeout(r, 200));

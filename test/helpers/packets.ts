@@ -20,6 +20,8 @@ export interface PacketSpec {
   dport?: number;
   /** TCP flags as letters: S A F R P U, e.g. "S", "SA", "A", "FA", "R". Default "S". */
   flags?: string;
+  /** TCP options (padded with end-of-options to 4 bytes). */
+  tcpOptions?: Buffer;
   seq?: number;
   ack?: number;
   icmp?: { type: number; code?: number; id?: number; seq?: number };
@@ -98,12 +100,15 @@ function l4(spec: PacketSpec, src: Buffer, dst: Buffer): Buffer {
   let hdr: Buffer;
   let csumAt = -1;
   if (proto === 6) {
-    hdr = Buffer.alloc(20);
+    const opts = spec.tcpOptions ?? Buffer.alloc(0);
+    const optLen = Math.ceil(opts.length / 4) * 4;
+    hdr = Buffer.alloc(20 + optLen);
+    opts.copy(hdr, 20);
     hdr.writeUInt16BE(spec.sport ?? 40000, 0);
     hdr.writeUInt16BE(spec.dport ?? 80, 2);
     hdr.writeUInt32BE((spec.seq ?? 1000) >>> 0, 4);
     hdr.writeUInt32BE((spec.ack ?? 0) >>> 0, 8);
-    hdr[12] = 5 << 4;
+    hdr[12] = ((20 + optLen) / 4) << 4;
     hdr[13] = tcpFlags(spec.flags ?? "S");
     hdr.writeUInt16BE(65535, 14);
     csumAt = 16;

@@ -108,6 +108,8 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
   ["TcpState", abi.TcpState, "moat_tcp_state", "MOAT_TCP_"],
   ["CtFlag", abi.CtFlag, "moat_ct_flag", "MOAT_CT_"],
   ["PostRoute", abi.PostRoute, "moat_post_flag", "MOAT_POST_"],
+  ["LimitAlgorithm", abi.LimitAlgorithm, "moat_limit_algorithm", "MOAT_LIMIT_"],
+  ["LimitKeyFlag", abi.LimitKeyFlag, "moat_limit_key_flag", "MOAT_LIMIT_"],
 ];
 
 for (const [tsName, ts, cName, prefix] of copiedEnums) {

@@ -252,6 +252,9 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
       conntrack: { entries: 42, capacity: 65536 },
       sinks: [{ name: "webhook", delivered: 10, dropped: 5, failed: 1, queued: 0 }],
     });
+    snap.counters.limitDropped.packets = 120n;
+    snap.counters.limitFull.packets = 3n;
+    snap.counters.tcpFlagsDropped.packets = 9n;
     const otel = createOtelExport({ endpoint: r.url, snapshot: () => snap });
     const blocked = {
       type: "blocked",
@@ -297,6 +300,9 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
     assert.equal(point("moat.policy.reloads", { "moat.result": "ok" }), 2);
     assert.equal(point("moat.policy.reloads", { "moat.result": "refused" }), 1);
     assert.equal(point("moat.conntrack.entries"), 42);
+    assert.equal(point("moat.ratelimit.packets", { "moat.outcome": "dropped" }), 120);
+    assert.equal(point("moat.ratelimit.packets", { "moat.outcome": "table_full" }), 3);
+    assert.equal(point("moat.scrub.packets", { "moat.outcome": "dropped" }), 9);
     assert.equal(point("moat.otel.lost", { "moat.otel.signal": "logs" }), 0);
     assert.equal(
       r.points.find((p) => p.metric === "moat.connections")?.resource["service.name"],

@@ -88,6 +88,8 @@ export function eventAttributes(ev: MoatEvent): Attributes {
     "moat.event.type": ev.type,
     "moat.reason": ev.reason,
   };
+  // rate_limit and tcp_flags reports stand for this many packets
+  if (ev.aggregated) a["moat.aggregated.packets"] = ev.aggregated.packets;
   return ev.stats ? { ...a, ...closeAttributes(ev) } : a;
 }
 

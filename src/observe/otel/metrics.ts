@@ -76,6 +76,16 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "{record}",
   );
   const flowBytes = counter("moat.flow.bytes", "Bytes counted by flow records, by verdict", "By");
+  const limited = counter(
+    "moat.ratelimit.packets",
+    "Packets over a rule's rate limit (dropped, or reported in detect), and sources judged by a limit's overflow bucket (table_full)",
+    "{packet}",
+  );
+  const scrubbed = counter(
+    "moat.scrub.packets",
+    "TCP packets with an invalid flag combination, dropped or reported in detect",
+    "{packet}",
+  );
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -105,6 +115,12 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
         r.observe(flowRecords, f.records, { "moat.verdict": verdict });
         r.observe(flowBytes, f.bytes, { "moat.verdict": verdict });
       }
+      const c = s.counters;
+      r.observe(limited, Number(c.limitDropped.packets), { "moat.outcome": "dropped" });
+      r.observe(limited, Number(c.limitDetected.packets), { "moat.outcome": "detected" });
+      r.observe(limited, Number(c.limitFull.packets), { "moat.outcome": "table_full" });
+      r.observe(scrubbed, Number(c.tcpFlagsDropped.packets), { "moat.outcome": "dropped" });
+      r.observe(scrubbed, Number(c.tcpFlagsDetected.packets), { "moat.outcome": "detected" });
       const lost = o.lost();
       r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
       r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
@@ -121,6 +137,8 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       ctCapacity,
       flowRecords,
       flowBytes,
+      limited,
+      scrubbed,
       otelLost,
     ],
   );

@@ -2,7 +2,8 @@
 // combinations, the final rule tables and the LPM tries, each checked against its budget.
 
 import { judgedBasics } from "../network-basics.ts";
-import type { Action, PolicyModel, Rule } from "../../config/model.ts";
+import type { Action, PolicyModel, RateLimit, Rule } from "../../config/model.ts";
+import { limitId, limitParams } from "../rate-limit.ts";
 import { addressDimension, valueDimension, type Runs } from "./classes.ts";
 import { combine } from "./combine.ts";
 import { analyze } from "./dimensions.ts";
@@ -15,7 +16,7 @@ import {
   type RuleFlags,
 } from "./final.ts";
 import { and, ruleFlags } from "./flags.ts";
-import type { ClassifierImage, Dir4, ImageRule, LpmEntry } from "./image.ts";
+import type { ClassifierImage, Dir4, ImageLimit, ImageRule, LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
 import { countDir4, dir4 } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
@@ -47,6 +48,16 @@ export interface CompileOptions {
   onPhase?: (phase: string, ms: number) => void;
 }
 
+function imageLimit(name: string, l: RateLimit): ImageLimit {
+  return {
+    ...limitParams(l),
+    id: limitId(name, l),
+    prefix4: l.prefix4,
+    prefix6: l.prefix6,
+    perPort: l.perPort,
+  };
+}
+
 function imageRule(rule: Rule): ImageRule {
   const max = rule.layer4?.maxDuration;
   return {
@@ -55,6 +66,9 @@ function imageRule(rule: Rule): ImageRule {
     mode: rule.mode,
     log: rule.log,
     maxDurationSeconds: max && rule.action === "allow" ? max.seconds : 0,
+    ...(rule.rateLimit && rule.action === "allow"
+      ? { limit: imageLimit(rule.name, rule.rateLimit) }
+      : {}),
     ...(rule.name === DOH_RULE ? { reason: "doh" as const } : {}),
     ...(rule.name === QUIC_RULE ? { reason: "quic" as const } : {}),
   };
@@ -232,6 +246,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
+    ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,

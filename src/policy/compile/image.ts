@@ -3,6 +3,8 @@
 // compile(), handed to src/datapath inside a PolicyImage (kernel-image.ts), and walked in TS by
 // lookupImage() so the compiler can be tested against the reference evaluator without a kernel.
 
+import type { LimitParams } from "../rate-limit.ts";
+
 /** "No rule" in the rule-valued tables. */
 export const RULE_NONE = 0xffffffff;
 
@@ -57,8 +59,19 @@ export interface ImageRule {
    * hooks never find it (MOAT_RULE_LAYER7).
    */
   layer7?: boolean;
+  /** The rule's rate limit (bpf/include/ratelimit.h; absent: none). */
+  limit?: ImageLimit;
   /** Events of this rule's verdicts say this reason instead of "new" (dns:doh: "doh", l7:quic: "quic"). */
   reason?: "doh" | "quic";
+}
+
+/** struct moat_limit: a rule's rate limit as the kernel reads it (src/policy/rate-limit.ts). */
+export interface ImageLimit extends LimitParams {
+  /** Stable while the rule's name and limit are: its sources' state survives a reload. */
+  id: number;
+  prefix4: number;
+  prefix6: number;
+  perPort: boolean;
 }
 
 export interface ClassifierImage {
@@ -90,6 +103,11 @@ export interface ClassifierImage {
    * (bpf/include/heartbeat.h); absent or "enforce" keeps judging. The top image only.
    */
   daemonFailure?: "enforce" | "allow";
+  /**
+   * scrub.mss: TCP SYN and SYN-ACK MSS options above these are lowered, by family (0: untouched).
+   * The top image only.
+   */
+  mss?: { v4: number; v6: number };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Rate limits (docs/policy.md, "rate_limit"): the packets a remote sends on the connections a
+ * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
+ * rule's limit, one per-cpu hash lookup this cpu's lease of the source, and when that cannot
+ * answer, one hash lookup the source's shared state, changed under its spin lock: no loop over
+ * rules or sources. The shared state is the global account; a lease lets a cpu admit up to
+ * `lease` packets on its own, and an over-limit answer is cached per cpu until time alone could
+ * change it, so a flood over the limit does not contend for the lock. */
+#ifndef MOAT_RATELIMIT_H
+#define MOAT_RATELIMIT_H
+
+#include "maps.h"
+#include "counters.h"
+#include "packet.h"
+#include "events.h"
+
+#define MOAT_EEXIST 17
+
+/* 1: the limits read the time from limit_clock (the bpf tests' windows); load-time knob */
+const volatile __u32 limit_test_clock = 0;
+
+static __always_inline __u64 limit_now(__u64 now)
+{
+	__u32 zero = 0;
+
+	if (!limit_test_clock)
+		return now;
+	__u64 *t = bpf_map_lookup_elem(&limit_clock, &zero);
+	return t ? *t : now;
+}
+
+/* the source of a packet from the remote: its address masked to the limit's prefix (a word at a
+ * time), and the server port when the limit is per port */
+static __always_inline void limit_key_of(const struct moat_limit *l, const struct pkt *p,
+					 __u16 server_port, struct moat_limit_key *k)
+{
+	__u32 bits = p->t.family == 4 ? 96 + l->prefix4 : l->prefix6;
+	__u32 w[4];
+
+	k->id = l->id;
+	k->port = l->per_port ? server_port : 0;
+	k->flags = 0;
+	k->pad = 0;
+	__builtin_memcpy(w, p->t.src, 16);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 lo = i * 32;
+		if (bits <= lo)
+			w[i] = 0;
+		else if (bits < lo + 32)
+			w[i] &= bpf_htonl(~0u << (32 - (bits - lo)));
+	}
+	__builtin_memcpy(k->addr, w, 16);
+}
+
+/* the algorithms, on a state the caller holds the lock of: up to `want` packets within the
+ * limit at `now`; 0 when over it, with *retry the earliest time one could be within (only time
+ * refills the state, other cpus only take from it). Buckets count in ns * count units (a packet
+ * is period_ns) */
+static __always_inline __u64 limit_grant(const struct moat_limit *l, struct moat_limit_state *s,
+					 __u64 now, __u64 want, __u64 *retry)
+{
+	__u64 period = l->period_ns, count = l->count;
+	__u64 full = (__u64)l->burst * period;
+	__u64 elapsed = now > s->t ? now - s->t : 0;
+	__u64 n = 0, win, off, room, x;
+
+	switch (l->algorithm) {
+	case MOAT_LIMIT_TOKEN_BUCKET:
+		/* credit grows by count per period up to burst packets; a packet spends one */
+		if (now > s->t)
+			s->t = now;
+		if (elapsed >= l->fill_ns || s->a + elapsed * count > full)
+			s->a = full;
+		else
+			s->a += elapsed * count;
+		n = s->a / period;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = now + (period - s->a + count - 1) / count;
+			return 0;
+		}
+		s->a -= n * period;
+		return n;
+	case MOAT_LIMIT_LEAKY_BUCKET:
+		/* the level drains by count per period; a packet that would overflow burst is over
+		 */
+		if (now > s->t)
+			s->t = now;
+		if (elapsed >= l->fill_ns || s->a < elapsed * count)
+			s->a = 0;
+		else
+			s->a -= elapsed * count;
+		n = s->a < full ? (full - s->a) / period : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = now + (s->a + period - full + count - 1) / count;
+			return 0;
+		}
+		s->a += n * period;
+		return n;
+	case MOAT_LIMIT_FIXED_WINDOW:
+		win = now / period;
+		if (win != s->t) {
+			s->t = win;
+			s->a = 0;
+		}
+		n = count > s->a ? count - s->a : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			*retry = (win + 1) * period;
+			return 0;
+		}
+		s->a += n;
+		return n;
+	case MOAT_LIMIT_SLIDING_WINDOW:
+		/* the previous window's count weighted by how much of it the sliding period still
+		 * covers, plus the current window's, stays <= count */
+		win = now / period;
+		off = now - win * period;
+		if (win != s->t) {
+			s->b = win == s->t + 1 ? s->a : 0;
+			s->a = 0;
+			s->t = win;
+		}
+		x = s->b * (period - off);
+		room = count * period > x ? (count * period - x) / period : 0;
+		n = room > s->a ? room - s->a : 0;
+		if (n > want)
+			n = want;
+		if (!n) {
+			/* the previous window's weight falls by b per ns; a new window at the
+			 * latest */
+			x = x + (s->a + 1) * period - count * period;
+			*retry = (win + 1) * period;
+			if (s->b && (x + s->b - 1) / s->b < period - off)
+				*retry = now + (x + s->b - 1) / s->b;
+			return 0;
+		}
+		s->a += n;
+		return n;
+	}
+	return want;
+}
+
+/* one report for `over` packets of a source (ratelimit) or of this cpu (scrub.h): the packet
+ * came from the remote, so its source is the remote */
+static __always_inline void limit_report(const struct pkt *p, const struct moat_ct *ct, __u64 over,
+					 __u8 type, __u8 reason, const struct ev_from *from)
+{
+	struct moat_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count(MOAT_CNT_EVENT_LOST, 0);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	int ported = proto_ported(p->t.proto);
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->packets = over;
+	__builtin_memcpy(ev->remote, p->t.src, 16);
+	__builtin_memcpy(ev->local, p->t.dst, 16);
+	ev->remote_port = ported ? p->t.sport : 0;
+	ev->local_port = ported ? p->t.dport : 0;
+	ev->ifindex = from->ifindex;
+	ev->rule = MOAT_RULE_NONE;
+	ev->type = type;
+	ev->hook = from->hook;
+	ev->family = p->t.family;
+	ev->protocol = p->t.proto;
+	ev->direction = MOAT_DIR_INGRESS;
+	ev->mode = type == MOAT_EV_BLOCKED ? MOAT_MODE_PREVENT : MOAT_MODE_DETECT;
+	ev->verdict = type;
+	ev->reason = reason;
+	ev->icmp_type = p->icmp_type;
+	ev->icmp_code = p->icmp_code;
+	if (ct) {
+		ev->conn_id = ct->id;
+		ev->rule = ct->rule;
+		ev->generation = ct->generation;
+		ev->direction = ct->direction;
+		ev->tcp_state = ct->tcp_state;
+		ev->owner = ct->owner;
+	}
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* the state of the packet's source under limit l: found, made, or (the table is full) the
+ * limit's overflow bucket; NULL when not even that is there (counted) */
+static __always_inline struct moat_limit_state *limit_state_of(const struct moat_limit *l,
+							       struct moat_limit_key *k, __u64 now)
+{
+	struct moat_limit_state *s = bpf_map_lookup_elem(&limit_state, k);
+	__u32 zero = 0;
+
+	if (s)
+		return s;
+	struct moat_limit_state *init = bpf_map_lookup_elem(&limit_scratch, &zero);
+	if (!init)
+		return NULL;
+	__builtin_memset(init, 0, sizeof(*init));
+	/* a new source starts with a full bucket */
+	if (l->algorithm == MOAT_LIMIT_TOKEN_BUCKET) {
+		init->a = (__u64)l->burst * l->period_ns;
+		init->t = now;
+	}
+	long err = bpf_map_update_elem(&limit_state, k, init, BPF_NOEXIST);
+	if (err && err != -MOAT_EEXIST) {
+		count(MOAT_CNT_LIMIT_FULL, 0);
+		k->flags = MOAT_LIMIT_OVERFLOW;
+		k->port = 0;
+		__builtin_memset(k->addr, 0, 16);
+	}
+	return bpf_map_lookup_elem(&limit_state, k);
+}
+
+/* this cpu's lease of a limit's source, as the shared state left it */
+static __always_inline void lease_set(struct moat_limit_lease *ls, const struct moat_limit *l,
+				      __u64 now, __u64 granted, __u64 retry, __u64 report_after)
+{
+	ls->credit = granted ? granted - 1 : 0;
+	if (l->algorithm == MOAT_LIMIT_FIXED_WINDOW || l->algorithm == MOAT_LIMIT_SLIDING_WINDOW)
+		ls->until = (now / l->period_ns + 1) * l->period_ns;
+	else
+		ls->until = now + l->lease_ns;
+	ls->denied_until = granted ? 0 : retry;
+	ls->report_after = report_after;
+	ls->over = 0;
+}
+
+/* whether a packet from the remote of connection ct is over its rule's limit (in generation
+ * `slot`). This cpu's lease answers when it can (credit left, or a denial that only time ends);
+ * else the source's shared state, under its lock, which also reports the source at most once per
+ * report_ns, with the packets over since. A global function: verified once */
+__noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct *ct,
+			  const struct ev_from *from, __u64 now)
+{
+	struct moat_limit_key k __attribute__((aligned(8)));
+
+	if (!p || !ct || !from)
+		return 0;
+	void *limits = bpf_map_lookup_elem(&tbl_limits, &slot);
+	__u32 rule = ct->rule;
+	struct moat_limit *l = limits ? bpf_map_lookup_elem(limits, &rule) : NULL;
+	if (!l || !l->id || !l->period_ns || !l->count)
+		return 0;
+	now = limit_now(now);
+	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
+	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
+
+	struct moat_limit_lease *ls = bpf_map_lookup_elem(&limit_leases, &k);
+	if (ls) {
+		if (ls->credit && now < ls->until) {
+			ls->credit -= 1;
+			return 0;
+		}
+		if (now < ls->denied_until && now < ls->report_after) {
+			ls->over += 1;
+			return 1;
+		}
+	}
+	struct moat_limit_state *s = limit_state_of(l, &k, now);
+	if (!s)
+		return 0;
+
+	__u64 over = 0, retry = 0, local = ls ? ls->over : 0;
+	bpf_spin_lock(&s->lock);
+	__u64 granted = limit_grant(l, s, now, l->lease > 1 ? l->lease : 1, &retry);
+	s->last_ns = now;
+	s->over += local;
+	if (!granted) {
+		s->over += 1;
+		if (!s->reported_ns || now - s->reported_ns >= l->report_ns) {
+			over = s->over;
+			s->over = 0;
+			s->reported_ns = now;
+		}
+	}
+	__u64 report_after = s->reported_ns ? s->reported_ns + l->report_ns : 0;
+	bpf_spin_unlock(&s->lock);
+
+	__u32 zero = 0;
+	if (ls) {
+		lease_set(ls, l, now, granted, retry, report_after);
+	} else if ((ls = bpf_map_lookup_elem(&limit_scratch, &zero))) {
+		lease_set(ls, l, now, granted, retry, report_after);
+		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
+	}
+	if (over)
+		limit_report(p, ct, over,
+			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
+			     MOAT_REASON_RATE_LIMIT, from);
+	return !granted;
+}
+
+#endif /* MOAT_RATELIMIT_H */

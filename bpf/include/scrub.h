@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Scrubbing (docs/policy.md, "Scrubbing"): tcp packets whose flags no tcp stack sends together
+ * (SYN+FIN, SYN+RST, no flag at all, FIN+PSH+URG "xmas") are scans or evasion attempts. They are
+ * dropped where the policy prevents, counted, and reported at most once a second per cpu. The
+ * mss option of a SYN or SYN-ACK that passes is lowered to the policy's scrub.mss. */
+#ifndef MOAT_SCRUB_H
+#define MOAT_SCRUB_H
+
+#include "maps.h"
+#include "counters.h"
+#include "packet.h"
+#include "conntrack.h"
+#include "ratelimit.h"
+
+#define TCP_PSH 0x08
+#define TCP_URG 0x20
+
+static __always_inline int tcp_flags_invalid(__u8 f)
+{
+	if ((f & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN))
+		return 1;
+	if ((f & (TCP_SYN | TCP_RST)) == (TCP_SYN | TCP_RST))
+		return 1;
+	if (!(f & 0x3f))
+		return 1;
+	return (f & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG);
+}
+
+/* the packet's invalid flags, reported: one event a second per cpu, with the packets since the
+ * previous one. A global function: verified once */
+__noinline int scrub_report(const struct pkt *p, const struct ev_from *from, __u8 prevent,
+			    __u64 now)
+{
+	__u32 zero = 0;
+
+	if (!p || !from)
+		return 0;
+	struct scrub_tally *t = bpf_map_lookup_elem(&scrub_reports, &zero);
+	if (!t)
+		return 0;
+	now = limit_now(now);
+	t->packets += 1;
+	if (t->reported_ns && now - t->reported_ns < NSEC)
+		return 0;
+	__u64 n = t->packets;
+	t->packets = 0;
+	t->reported_ns = now;
+	limit_report(p, NULL, n, prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
+		     MOAT_REASON_TCP_FLAGS, from);
+	return 1;
+}
+
+/* the live policy's mss clamp for a tcp syn or syn-ack of `family` (0: none); read only for
+ * those packets */
+static __always_inline __u16 mss_clamp_of(const struct pkt *p)
+{
+	__u32 zero = 0;
+
+	if (p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN) || (p->tcp_flags & TCP_RST))
+		return 0;
+	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return 0;
+	__u32 slot = *(volatile __u32 *)&st->active & 1;
+	struct moat_scrub *c = bpf_map_lookup_elem(&scrub_config, &slot);
+	if (!c || !st->meta[slot].generation)
+		return 0;
+	return p->t.family == 4 ? c->mss4 : c->mss6;
+}
+
+/* the offset of the mss option's value from the tcp header start (0: none) */
+static __always_inline __u32 mss_find(void *tcp, void *end, __u32 hlen)
+{
+	__u32 i = 20;
+
+	for (int n = 0; n < 20; n++) {
+		if (i >= hlen || i > 56)
+			return 0;
+		__u8 *o = tcp + i;
+		if ((void *)(o + 2) > end)
+			return 0;
+		if (o[0] == 0)
+			return 0;
+		if (o[0] == 1) {
+			i += 1;
+			continue;
+		}
+		if (o[0] == 2 && o[1] == 4)
+			return i + 2;
+		if (o[1] < 2)
+			return 0;
+		i += o[1];
+	}
+	return 0;
+}
+
+/* the mss value at `v` (offset `off` in the tcp header) lowered to `mss`; returns the old and
+ * new 16-bit words as the checksum sees them (a value at an odd offset straddles two words:
+ * it counts byte-swapped), or 0 when it was not above `mss` */
+static __always_inline int mss_lower(__u8 *v, __u32 off, __u16 mss, __u16 *from, __u16 *to)
+{
+	__u16 old = (__u16)v[0] << 8 | v[1];
+
+	if (old <= mss)
+		return 0;
+	v[0] = mss >> 8;
+	v[1] = mss & 0xff;
+	*from = off & 1 ? __builtin_bswap16(old) : old;
+	*to = off & 1 ? __builtin_bswap16(mss) : mss;
+	return 1;
+}
+
+/* xdp: the syn's mss option lowered in place, its checksum updated (RFC 1624). A global
+ * function: verified once */
+__noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u16 from, to;
+
+	if (!p || p->l4_off > MOAT_L4_MAX)
+		return 0;
+	struct tcphdr *tcp = data + p->l4_off;
+	if ((void *)(tcp + 1) > end)
+		return 0;
+	__u32 off = mss_find(tcp, end, p->l4_len);
+	if (!off || off > 58)
+		return 0;
+	__u8 *v = (void *)tcp + off;
+	if ((void *)(v + 2) > end || !mss_lower(v, off, mss, &from, &to))
+		return 0;
+	__u32 sum = (__u16)~bpf_ntohs(tcp->check) + (__u16)~from + to;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	tcp->check = bpf_htons((__u16)~sum);
+	return 1;
+}
+
+/* tc: the same on an skb; the kernel's helper updates the checksum (or leaves it to the device
+ * when it computes it). A global function */
+__noinline int mss_clamp_skb(struct __sk_buff *skb, const struct pkt *p, __u16 mss)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u16 from, to;
+
+	if (!p || p->l4_off > MOAT_L4_MAX)
+		return 0;
+	struct tcphdr *tcp = data + p->l4_off;
+	if ((void *)(tcp + 1) > end)
+		return 0;
+	__u32 off = mss_find(tcp, end, p->l4_len);
+	if (!off || off > 58)
+		return 0;
+	__u8 *v = (void *)tcp + off;
+	if ((void *)(v + 2) > end || !mss_lower(v, off, mss, &from, &to))
+		return 0;
+	bpf_l4_csum_replace(skb, p->l4_off + 16, bpf_htons(from), bpf_htons(to), 2);
+	return 1;
+}
+
+#endif /* MOAT_SCRUB_H */

@@ -1,0 +1,89 @@
+// The rate limits' state (limit_state, bpf/include/ratelimit.h): each limit's overflow bucket,
+// written before a policy that has the limit goes live, and the sweep that removes the state of
+// idle sources and of limits no live policy has.
+import { LimitKeyFlag, limitKey as keyCodec, limitState as stateCodec } from "./abi.ts";
+import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { ImageLimit } from "../policy/compile/image.ts";
+
+const BPF_NOEXIST = 1;
+const EEXIST = 17;
+
+/** What a sweep found and removed. */
+export interface LimitSweep {
+  entries: number;
+  removed: number;
+}
+
+export class LimitMaps {
+  private readonly state: BpfMap;
+  private readonly leases: BpfMap;
+
+  constructor(object: BpfObject) {
+    this.state = object.map("limit_state");
+    this.leases = object.map("limit_leases");
+  }
+
+  get capacity(): number {
+    return this.state.maxEntries;
+  }
+
+  /**
+   * Each limit's overflow bucket (the sources that find no room in the table share it), made
+   * before the policy goes live; one already there (the limit is unchanged) is kept. Returns the
+   * limits that found no room for theirs either (their full-table sources pass, counted).
+   */
+  overflowBuckets(limits: readonly ImageLimit[]): number {
+    let missing = 0;
+    for (const l of limits) {
+      const key = keyCodec.encode({ id: l.id, flags: LimitKeyFlag.overflow });
+      try {
+        this.state.update(key, Buffer.alloc(stateCodec.size), BPF_NOEXIST);
+      } catch (err) {
+        if ((err as { errno?: number }).errno !== EEXIST) missing += 1;
+      }
+    }
+    return missing;
+  }
+
+  /**
+   * Removes the state of limits not in `live` (by id), and of sources idle for longer than their
+   * limit could remember them (a full bucket, an empty one, a window past), as of `nowNs`
+   * (CLOCK_MONOTONIC, the kernel's bpf_ktime_get_ns). Overflow buckets of live limits stay.
+   */
+  sweep(live: ReadonlyMap<number, ImageLimit>, nowNs: bigint): LimitSweep {
+    const stale: Buffer[] = [];
+    let entries = 0;
+    let cursor: Buffer | null = null;
+    do {
+      const batch = this.state.lookupBatch(cursor, 4096);
+      for (let i = 0; i < batch.count; i++) {
+        entries += 1;
+        const keyBytes = batch.keys.subarray(i * keyCodec.size, (i + 1) * keyCodec.size);
+        const key = keyCodec.decode(keyBytes);
+        const limit = live.get(key.id);
+        const s = stateCodec.decode(batch.values, i * stateCodec.size);
+        if (limit && key.flags & LimitKeyFlag.overflow) continue;
+        if (limit && nowNs - s.last_ns < forgetAfter(limit)) continue;
+        stale.push(Buffer.from(keyBytes));
+      }
+      cursor = batch.next;
+    } while (cursor);
+    let removed = 0;
+    for (const key of stale) {
+      if (this.state.delete(key)) removed += 1;
+      this.leases.delete(key);
+    }
+    return { entries, removed };
+  }
+
+  close(): void {
+    this.state.close();
+    this.leases.close();
+  }
+}
+
+/** A source idle this long has a full bucket (empty, leaky) or a past window: as if new. */
+function forgetAfter(l: ImageLimit): bigint {
+  const longest = l.fillNs > 2n * l.periodNs ? l.fillNs : 2n * l.periodNs;
+  return longest > l.reportNs ? longest : l.reportNs;
+}

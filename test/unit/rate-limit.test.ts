@@ -1,0 +1,136 @@
+// Rate limits in the policy language: what `moat check` says about them, what `moat explain`
+// shows, and the reference model's algorithms on hand-worked sequences.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { checkPolicySource, textOnlyHost } from "../../src/config/parse.ts";
+import { parsePolicy } from "../../src/config/index.ts";
+import { LimitMeter, limitId, limitParams } from "../../src/policy/rate-limit.ts";
+
+function problems(rules: string): string[] {
+  const text = `version: 1\nmode: prevent\nrules:\n${rules}`;
+  return checkPolicySource(text, "p.yaml", textOnlyHost)
+    .diagnostics.filter((d) => d.path !== "mode")
+    .map((d) => `${d.line}:${d.path}: ${d.severity === "warning" ? "warning: " : ""}${d.message}`);
+}
+
+const rule = (action: string, limit: string) =>
+  `  - name: r\n    direction: ingress\n    action: ${action}\n    rate_limit: ${limit}\n`;
+
+test("moat check: a limit on a block rule, a bad rate, a rate too high, burst on a window", () => {
+  assert.deepEqual(problems(rule("block", "{ rate: 10/s }")), [
+    "7:rules[0].rate_limit: a rate limit belongs on an allow rule: a block rule already drops all it matches",
+  ]);
+  assert.match(problems(rule("allow", "{ rate: 10/x }"))[0] ?? "", /must be packets per period/);
+  assert.deepEqual(problems(rule("allow", "{ rate: 2000000/s }")), [
+    "7:rules[0].rate_limit.rate: the count must be 1 to 1000000 packets per period",
+  ]);
+  assert.deepEqual(problems(rule("allow", "{ rate: 9/m, algorithm: sliding_window, burst: 3 }")), [
+    "7:rules[0].rate_limit.burst: warning: 'burst' has no effect on sliding_window: a window admits the rate's count",
+  ]);
+  assert.match(
+    problems(rule("allow", "{ rate: 9/s, algorithm: lru }"))[0] ?? "",
+    /rules\[0\]\.rate_limit\.algorithm/,
+  );
+});
+
+test("defaults: token bucket with burst = the count, leaky bucket with burst 1, each address", () => {
+  const model = parsePolicy(
+    `version: 1\nmode: prevent\nrules:\n${rule("allow", "{ rate: 10/s }")}${rule("allow", "{ rate: 6/m, algorithm: leaky_bucket }").replace("name: r", "name: s")}`,
+    "p.yaml",
+  );
+  const [a, b] = model.rules.map((r) => r.rateLimit);
+  assert.deepEqual(
+    [a?.algorithm, a?.burst, a?.periodSeconds, a?.prefix4, a?.prefix6, a?.perPort],
+    ["token_bucket", 10, 1, 32, 128, false],
+  );
+  assert.deepEqual([b?.algorithm, b?.burst, b?.periodSeconds], ["leaky_bucket", 1, 60]);
+  assert.notEqual(limitId("r", a!), limitId("s", a!), "another rule: another limit's state");
+  assert.equal(limitId("r", a!), limitId("r", { ...a!, pos: b!.pos }), "position does not count");
+});
+
+test("moat explain shows the rule's limit and what happens over it", () => {
+  const run = spawnSync(
+    "bin/moat",
+    ["explain", "examples/rate-limits.yaml", "udp", "203.0.113.9:40000", "->", "10.0.0.1:53"],
+    { encoding: "utf8" },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  assert.ok(
+    run.stdout
+      .split("\n")
+      .includes(
+        "rate limit: 50/s per source /24 (IPv6 /56) (token bucket, burst 100); over it: dropped",
+      ),
+    run.stdout,
+  );
+});
+
+const S = 1_000_000_000n;
+function admits(limit: string, times: bigint[]): boolean[] {
+  const model = parsePolicy(`version: 1\nmode: prevent\nrules:\n${rule("allow", limit)}`, "p.yaml");
+  const meter = new LimitMeter(limitParams(model.rules[0]!.rateLimit!), times[0]!);
+  return times.map((t) => meter.admit(t));
+}
+
+test("model: token bucket 2/s burst 2", () => {
+  const t0 = 100n * S;
+  assert.deepEqual(
+    admits("{ rate: 2/s, burst: 2 }", [t0, t0, t0, t0 + S / 2n, t0 + S / 2n, t0 + 10n * S]),
+    [true, true, false, true, false, true],
+  );
+});
+
+test("model: fixed window 2/s: the boundary starts a new count", () => {
+  const t0 = 100n * S;
+  assert.deepEqual(
+    admits("{ rate: 2/s, algorithm: fixed_window }", [
+      t0 + S - 1n,
+      t0 + S - 1n,
+      t0 + S - 1n,
+      t0 + S,
+      t0 + S,
+      t0 + S,
+    ]),
+    [true, true, false, true, true, false],
+  );
+});
+
+test("model: sliding window 2/s: the previous window counts by its overlap", () => {
+  const t0 = 100n * S;
+  assert.deepEqual(
+    admits("{ rate: 2/s, algorithm: sliding_window }", [
+      t0,
+      t0,
+      t0 + S + S / 2n,
+      t0 + S + S / 2n,
+      t0 + 2n * S,
+    ]),
+    // 1.5 s: half of the previous 2 still counts (1), so one more; at 2 s: the 1 of window 1 in full
+    [true, true, true, false, true],
+  );
+});
+
+test("model: leaky bucket 1/s burst 1: strictly one a second", () => {
+  const t0 = 100n * S;
+  assert.deepEqual(
+    admits("{ rate: 1/s, algorithm: leaky_bucket }", [t0, t0 + S - 1n, t0 + S, t0 + S]),
+    [true, false, true, false],
+  );
+});
+
+test("scrub.mss: one value for both families, or each its own; out of range is an error", () => {
+  const scrub = (mss: string) =>
+    parsePolicy(`version: 1\nmode: prevent\nscrub: { mss: ${mss} }\n`, "p.yaml").scrub;
+  assert.deepEqual([scrub("1360")?.mss4, scrub("1360")?.mss6], [1360, 1360]);
+  assert.deepEqual(
+    [scrub("{ ipv6: 1280 }")?.mss4, scrub("{ ipv6: 1280 }")?.mss6],
+    [undefined, 1280],
+  );
+  const bad = checkPolicySource(
+    "version: 1\nmode: prevent\nscrub: { mss: 100 }\n",
+    "p.yaml",
+    textOnlyHost,
+  ).diagnostics.map((d) => `${d.path}: ${d.message}`);
+  assert.deepEqual(bad, ["scrub.mss: must be >= 536, got 100"]);
+});
