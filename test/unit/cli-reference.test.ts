@@ -63,7 +63,7 @@ function complete(...words: string[]): string[] {
 
 test("bash completion completes command names, options and first words", () => {
   assert.deepEqual(complete("moat", ""), [...commands.map((c) => c.name), "--help", "--version"]);
-  assert.deepEqual(complete("moat", "st"), ["status"]);
+  assert.deepEqual(complete("moat", "st"), ["status", "stats"]);
   assert.deepEqual(complete("moat", "c"), ["check", "console", "cleanup"]);
   assert.deepEqual(complete("moat", "policy", "a"), ["apply"]);
   assert.deepEqual(complete("moat", "mode", ""), ["detect", "prevent"]);
