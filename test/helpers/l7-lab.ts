@@ -15,9 +15,27 @@ export interface EventJson {
   reason?: string;
   remote?: { ip: string; port: number; names?: string[] };
   process?: { name: string } | null;
-  layer7?: { tls?: { sni?: string; certificate?: { source?: string } } } | null;
+  layer7?: {
+    tls?: { sni?: string; version?: string; certificate?: CertificateJson; unseen?: string[] };
+    http?: { method?: string; host?: string; path?: string; version?: string; status?: number };
+    ssh?: { version?: string; host_key?: string };
+  } | null;
   relay?: { splice: string };
 }
+
+export interface CertificateJson {
+  subject_cn?: string;
+  sans?: string[];
+  issuer?: string;
+  valid?: boolean;
+  not_after?: string;
+  fingerprint?: string;
+  source?: string;
+}
+
+/** The daemon's first stdout line (its event sink) matching `pattern`, in any order. */
+export const daemonSaid = (lab: MoatLab, pattern: RegExp): Promise<string> =>
+  until(`the daemon to say ${pattern}`, () => lab.daemon.lines.find((l) => pattern.test(l)));
 
 export { until } from "./stored-events.ts";
 
