@@ -63,6 +63,20 @@ export async function tlsServer(lab: Lab, dir: string) {
     cert,
   ]);
   assert.equal(made.status, 0, String(made.stderr));
+  return sServer(lab, 443, cert, key);
+}
+
+/**
+ * openssl s_server in namespace a on every address, answering HTTP (-www) with this certificate
+ * and key; `extra` adds arguments (-cert_chain FILE, -tls1_2). Resolves once it accepts.
+ */
+export async function sServer(
+  lab: Lab,
+  port: number,
+  cert: string,
+  key: string,
+  extra: string[] = [],
+) {
   const server = spawnLines("ip", [
     "netns",
     "exec",
@@ -71,19 +85,25 @@ export async function tlsServer(lab: Lab, dir: string) {
     "s_server",
     "-quiet",
     "-accept",
-    "443",
+    String(port),
     "-cert",
     cert,
     "-key",
     key,
     "-www",
+    ...extra,
   ]);
   // s_server says nothing when quiet: wait until it accepts
-  await until("s_server listening", () => {
-    const r = spawnSync("ip", ["netns", "exec", lab.a, "ss", "-Hltn", "sport = :443"], {
-      encoding: "utf8",
+  try {
+    await until("s_server listening", () => {
+      const r = spawnSync("ip", ["netns", "exec", lab.a, "ss", "-Hltn", `sport = :${port}`], {
+        encoding: "utf8",
+      });
+      return r.stdout.includes(`:${port}`) ? true : undefined;
     });
-    return r.stdout.includes(":443") ? true : undefined;
-  });
+  } catch (err) {
+    server.kill();
+    throw new Error(`${(err as Error).message}: ${server.stderr.join("\n")}`);
+  }
   return server;
 }
