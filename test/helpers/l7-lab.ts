@@ -35,7 +35,15 @@ export interface CertificateJson {
 
 /** The daemon's first stdout line (its event sink) matching `pattern`, in any order. */
 export const daemonSaid = (lab: MoatLab, pattern: RegExp): Promise<string> =>
-  until(`the daemon to say ${pattern}`, () => lab.daemon.lines.find((l) => pattern.test(l)));
+  until(`the daemon to say ${pattern}`, () => lab.daemon.lines.find((l) => pattern.test(l))).catch(
+    (err: Error) => {
+      const last = lab.daemon.lines
+        .filter((l) => !l.startsWith("attached "))
+        .slice(-30)
+        .join("\n");
+      throw new Error(`${err.message}; the daemon's last lines:\n${last}`);
+    },
+  );
 
 export { until } from "./stored-events.ts";
 
