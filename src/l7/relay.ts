@@ -18,7 +18,13 @@ import { sniff, type Sniffed } from "./sniff.ts";
 import { httpHandler } from "./http/index.ts";
 import { sshHandler } from "./ssh/handler.ts";
 import { tlsHandler } from "./tls/handler.ts";
-import type { L7Context, L7Decision, L7Handler, SpliceMode } from "./types.ts";
+import {
+  NothingForwards,
+  type L7Context,
+  type L7Decision,
+  type L7Handler,
+  type SpliceMode,
+} from "./types.ts";
 
 export type L7Protocol = "tls" | "http" | "ssh";
 
@@ -323,8 +329,7 @@ export class L7Relay {
     };
     const connectUpstream = async (purpose?: "probe") => {
       const d: L7Decision | null = forwarding ?? (judged ? null : candidate());
-      if (!d || d.verdict === "blocked")
-        throw new Error("no upstream connection for a connection nothing lets through");
+      if (!d || d.verdict === "blocked") throw new NothingForwards();
       const to = { ip, port: found.original.port };
       const why: UpstreamPurpose = {
         rule: d.rule,

@@ -22,7 +22,7 @@ function answer(
   process.stdout.write(`seen ${req.httpVersion} ${req.method} ${req.url}\n`);
   req.resume();
   req.on("end", () => {
-    res.writeHead(200, { "content-type": "text/plain" });
+    res.statusCode = 200;
     res.end(`hello over HTTP/${req.httpVersion}\n`);
   });
 }
