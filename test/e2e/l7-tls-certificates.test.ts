@@ -28,13 +28,17 @@ const PORTS = { expired: 4431, wrong: 4432, self: 4433, good: 4434 } as const;
 type Server = keyof typeof PORTS;
 const ALL = Object.values(PORTS).join(", ");
 
-/** Prevent: only a valid chain for the name, issued by the test intermediate. */
-function prevent(l: Lab, cgroup: string): string {
+/**
+ * Prevent: one certificate refused by its fingerprint (a rule that needs the certificate before
+ * the allowing one), then only a valid chain for the name, issued by the test intermediate.
+ */
+function prevent(l: Lab, cgroup: string, revoked: string): string {
   return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: allow }
 attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
 rules:
+  - { name: revoked, direction: egress, action: block, layer4: { protocol: tcp, port: [${ALL}] }, layer7: { tls: { certificate: { fingerprint: ["${revoked}"] } } } }
   - name: trusted-cert
     direction: egress
     action: allow
@@ -74,7 +78,12 @@ test("L7 relay: TLS certificates judged by the daemon, prevent and detect", asyn
   const cert = (s: Server) => new X509Certificate(readFileSync(certs.leaf(s).cert));
   const before = process.env.SSL_CERT_FILE;
   process.env.SSL_CERT_FILE = certs.root; // the daemon's system store: the test root
-  const lab = await startCgroupLab(cg, "l7 certs", (l) => prevent(l, cg.cgroup), []).finally(() => {
+  const lab = await startCgroupLab(
+    cg,
+    "l7 certs",
+    (l) => prevent(l, cg.cgroup, cert("self").fingerprint256),
+    [],
+  ).finally(() => {
     if (before === undefined) delete process.env.SSL_CERT_FILE;
     else process.env.SSL_CERT_FILE = before;
   });
@@ -146,11 +155,11 @@ test("L7 relay: TLS certificates judged by the daemon, prevent and detect", asyn
     },
   );
 
-  await t.test("a self-signed certificate is reset", async () => {
+  await t.test("a self-signed certificate, refused by its fingerprint, is reset", async () => {
     const s = sClient("self", "1.2");
     assert.notEqual(s.status, 0, s.stderr);
     assert.doesNotMatch(s.stderr, /CONNECTION ESTABLISHED/);
-    await line("BLOCKED", "self", "other-tls", "openssl");
+    await line("BLOCKED", "self", "revoked", "openssl");
   });
 
   await t.test("the events carry the certificate's facts and where they came from", async () => {
@@ -164,7 +173,7 @@ test("L7 relay: TLS certificates judged by the daemon, prevent and detect", asyn
       ["allowed", "trusted-cert", PORTS.good, NAME, true, "probe"],
       ["blocked", "other-tls", PORTS.expired, NAME, false, "handshake"],
       ["blocked", "other-tls", PORTS.wrong, "wrong.moat.test", true, "probe"],
-      ["blocked", "other-tls", PORTS.self, NAME, false, "handshake"],
+      ["blocked", "revoked", PORTS.self, NAME, false, "handshake"],
     ]);
     const byPort = (port: number) => relayed.find((e) => e.remote?.port === port);
     for (const s of ["good", "expired", "wrong", "self"] as const) {
