@@ -28,6 +28,7 @@ function reported(layer7: Layer7Facts): EventLayer7 {
       host: http.host,
       path: http.path.slice(0, PATH_MAX),
       version: http.version,
+      ...(http.status !== undefined ? { status: http.status } : {}),
     };
   }
   return out;

@@ -18,7 +18,13 @@ import { sniff, type Sniffed } from "./sniff.ts";
 import { httpHandler } from "./http/index.ts";
 import { sshHandler } from "./ssh/handler.ts";
 import { tlsHandler } from "./tls/handler.ts";
-import type { L7Context, L7Decision, L7Handler, SpliceMode } from "./types.ts";
+import {
+  NothingForwards,
+  type L7Context,
+  type L7Decision,
+  type L7Handler,
+  type SpliceMode,
+} from "./types.ts";
 
 export type L7Protocol = "tls" | "http" | "ssh";
 
@@ -294,10 +300,11 @@ export class L7Relay {
     // connection judged only "blocked" opens nothing
     let forwarding: L7Decision | null = null;
     let forwardedFacts: Layer7Facts = {};
-    let judged = false;
+    // the facts of the latest judgement (none yet: the sniffed protocol's, all unknown)
+    let latest: Layer7Facts | null = null;
     const judge = (layer7: Layer7Facts) => {
       const d = decide(o.policy() ?? model, facts, layer7);
-      judged = true;
+      latest = layer7;
       if (d.forward) {
         forwarding = d;
         forwardedFacts = layer7;
@@ -314,17 +321,18 @@ export class L7Relay {
         generation,
         ...(splice ? { splice } : {}),
       });
-    // before any judgement (the SSH handler needs the server's host key to judge): an outcome
-    // the facts of this protocol, none known yet, may still lead to
+    // nothing forwards yet (the SSH handler needs the server's host key to judge; the TLS one
+    // judged only as if the facts the handshake has not shown matched, and as if they did not):
+    // an outcome the facts not known yet may still lead to. A judgement on every fact it needs
+    // (a blocked request, a refused key) leaves none
     const candidate = (): L7Decision | null => {
       const kind = sniff(ctx.head);
       const unknown: Layer7Facts = kind === "ssh" ? { ssh: {} } : kind === "tls" ? { tls: {} } : {};
-      return mayForward(o.policy() ?? model, facts, unknown);
+      return mayForward(o.policy() ?? model, facts, latest ? undecided(latest) : unknown);
     };
     const connectUpstream = async (purpose?: "probe") => {
-      const d: L7Decision | null = forwarding ?? (judged ? null : candidate());
-      if (!d || d.verdict === "blocked")
-        throw new Error("no upstream connection for a connection nothing lets through");
+      const d: L7Decision | null = forwarding ?? candidate();
+      if (!d || d.verdict === "blocked") throw new NothingForwards();
       const to = { ip, port: found.original.port };
       const why: UpstreamPurpose = {
         rule: d.rule,
@@ -388,4 +396,12 @@ async function unknownProtocol(ctx: L7Context): Promise<void> {
   if (ctx.head.length > 0) upstream.write(ctx.head);
   const splice = await ctx.splice(ctx.client, upstream);
   ctx.report(decision, layer7, { splice });
+}
+
+/** The facts as known: a TLS judgement's assumption about facts not shown yet left out. */
+function undecided(layer7: Layer7Facts): Layer7Facts {
+  if (!layer7.tls?.pending) return layer7;
+  const { pending: _pending, ...tls } = layer7.tls;
+  void _pending;
+  return { ...layer7, tls };
 }

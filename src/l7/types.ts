@@ -40,4 +40,14 @@ export interface L7Decision {
   report?: boolean;
 }
 export type SpliceMode = "sockmap" | "splice" | "copy";
+
+/**
+ * connectUpstream's refusal when no judgement so far lets the connection through and none the
+ * facts still unknown could lead to: the connection is blocked whatever the server would show.
+ */
+export class NothingForwards extends Error {
+  constructor() {
+    super("no upstream connection for a connection nothing lets through");
+  }
+}
 export type L7Handler = (ctx: L7Context) => Promise<void>;

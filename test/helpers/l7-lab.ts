@@ -15,9 +15,35 @@ export interface EventJson {
   reason?: string;
   remote?: { ip: string; port: number; names?: string[] };
   process?: { name: string } | null;
-  layer7?: { tls?: { sni?: string; certificate?: { source?: string } } } | null;
+  layer7?: {
+    tls?: { sni?: string; version?: string; certificate?: CertificateJson; unseen?: string[] };
+    http?: { method?: string; host?: string; path?: string; version?: string; status?: number };
+    ssh?: { version?: string; host_key?: string };
+  } | null;
   relay?: { splice: string };
 }
+
+export interface CertificateJson {
+  subject_cn?: string;
+  sans?: string[];
+  issuer?: string;
+  valid?: boolean;
+  not_after?: string;
+  fingerprint?: string;
+  source?: string;
+}
+
+/** The daemon's first stdout line (its event sink) matching `pattern`, in any order. */
+export const daemonSaid = (lab: MoatLab, pattern: RegExp): Promise<string> =>
+  until(`the daemon to say ${pattern}`, () => lab.daemon.lines.find((l) => pattern.test(l))).catch(
+    (err: Error) => {
+      const last = lab.daemon.lines
+        .filter((l) => !l.startsWith("attached "))
+        .slice(-30)
+        .join("\n");
+      throw new Error(`${err.message}; the daemon's last lines:\n${last}`);
+    },
+  );
 
 export { until } from "./stored-events.ts";
 
@@ -45,6 +71,20 @@ export async function tlsServer(lab: Lab, dir: string) {
     cert,
   ]);
   assert.equal(made.status, 0, String(made.stderr));
+  return sServer(lab, 443, cert, key);
+}
+
+/**
+ * openssl s_server in namespace a on every address, answering HTTP (-www) with this certificate
+ * and key; `extra` adds arguments (-cert_chain FILE, -tls1_2). Resolves once it accepts.
+ */
+export async function sServer(
+  lab: Lab,
+  port: number,
+  cert: string,
+  key: string,
+  extra: string[] = [],
+) {
   const server = spawnLines("ip", [
     "netns",
     "exec",
@@ -53,19 +93,25 @@ export async function tlsServer(lab: Lab, dir: string) {
     "s_server",
     "-quiet",
     "-accept",
-    "443",
+    String(port),
     "-cert",
     cert,
     "-key",
     key,
     "-www",
+    ...extra,
   ]);
   // s_server says nothing when quiet: wait until it accepts
-  await until("s_server listening", () => {
-    const r = spawnSync("ip", ["netns", "exec", lab.a, "ss", "-Hltn", "sport = :443"], {
-      encoding: "utf8",
+  try {
+    await until("s_server listening", () => {
+      const r = spawnSync("ip", ["netns", "exec", lab.a, "ss", "-Hltn", `sport = :${port}`], {
+        encoding: "utf8",
+      });
+      return r.stdout.includes(`:${port}`) ? true : undefined;
     });
-    return r.stdout.includes(":443") ? true : undefined;
-  });
+  } catch (err) {
+    server.kill();
+    throw new Error(`${(err as Error).message}: ${server.stderr.join("\n")}`);
+  }
   return server;
 }

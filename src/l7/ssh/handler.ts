@@ -6,7 +6,7 @@
 // SSH, sends too much, or has not shown its key within the timeout: both are closed.
 import type { Socket } from "node:net";
 import type { Layer7Facts } from "../../policy/facts.ts";
-import type { L7Context, L7Handler } from "../types.ts";
+import { NothingForwards, type L7Context, type L7Handler } from "../types.ts";
 import { SshHandshake, type SshSeen } from "./handshake.ts";
 
 export interface SshHandlerOptions {
@@ -42,8 +42,15 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
       hs.fromClient(ctx.head);
       upstream = await ctx.connectUpstream();
     } catch (err) {
-      ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${(err as Error).message}`);
       reset(client);
+      if (err instanceof NothingForwards) {
+        // no host key or version could let it through: blocked before the server is asked
+        const layer7: Layer7Facts = { ssh: {} };
+        const decision = ctx.judge(layer7);
+        if (!decision.forward) ctx.report(decision, layer7);
+        return;
+      }
+      ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${(err as Error).message}`);
       return;
     }
     let held: Buffer = Buffer.alloc(0);

@@ -8,7 +8,7 @@
 import type { Socket } from "node:net";
 import type { X509Certificate } from "node:crypto";
 import type { Layer7Facts, TlsFacts } from "../../policy/facts.ts";
-import type { L7Context, L7Decision, L7Handler } from "../types.ts";
+import { NothingForwards, type L7Context, type L7Decision, type L7Handler } from "../types.ts";
 import { certificateFacts, systemTrust } from "./certificate-facts.ts";
 import { Flight, type FlightRead } from "./flight.ts";
 import {
@@ -68,6 +68,10 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
     try {
       upstream = await ctx.connectUpstream();
     } catch (error) {
+      // blocked whatever the server would show (rules that differ only in which one blocks):
+      // as if the facts not shown yet matched, as the relay takes any undecided rule
+      if (error instanceof NothingForwards)
+        return block(ctx, ctx.judge({ tls: { ...tls, pending: "match" } }), tls, null);
       ctx.log(`tls: no connection to ${ctx.original.ip}:${ctx.original.port}: ${String(error)}`);
       ctx.client.resetAndDestroy();
       return;
