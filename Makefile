@@ -53,7 +53,7 @@ preflight:
 
 deps: $(STAMPS)/apt $(STAMPS)/node node_modules/.package-lock.json
 
-$(STAMPS)/apt: scripts/apt-packages.txt scripts/setup-apt.sh
+$(STAMPS)/apt: scripts/apt-build.txt scripts/apt-run.txt scripts/apt-test.txt scripts/setup-apt.sh
 	@scripts/setup-apt.sh
 	@mkdir -p $(STAMPS) && touch $@
 
