@@ -110,7 +110,7 @@ test(
     assert.equal(statSync(policyFile).mode & 0o777, 0o600);
     assert.equal(statSync(join(root, "etc/moat")).mode & 0o777, 0o700);
     // (a root without systemd: deb-systemd-helper, which would enable it, is not there)
-  assert.ok(existsSync(join(root, "lib/systemd/system/moat.service")), "the unit is installed");
+    assert.ok(existsSync(join(root, "lib/systemd/system/moat.service")), "the unit is installed");
 
     assert.equal(inRoot("moat", ["--version"]).trim(), `moat ${VERSION}`);
     assert.match(inRoot("moat", ["check", "/etc/moat/policy.yaml"]), /policy\.yaml: ok/);
@@ -153,7 +153,7 @@ rules:
       "private",
       "sh",
       "-c",
-      `${mounts} && exec chroot ${root} moat run --policy /etc/moat/test.yaml --interface ${lab.ifB} --pin-dir ${pinDir} --api none --history none`,
+      `${mounts} && exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot ${root} moat run --policy /etc/moat/test.yaml --interface ${lab.ifB} --pin-dir ${pinDir} --api none`,
     ]);
     try {
       await daemon.waitFor(/^moat is running/, 90_000);
@@ -166,6 +166,13 @@ rules:
       assert.equal(await daemon.exited, 0, daemon.stderr.join("\n"));
     }
     assert.ok(!existsSync(pinDir), "the daemon removed its pins");
+    // the history worker (a worker thread of the bundle, better-sqlite3) stored the events
+    assert.ok(statSync(join(root, "var/lib/moat/history.db")).size > 0, "history written");
+
+    // purge: the package's files, the policy, the history and the logs go
+    inRoot("dpkg", ["--purge", "moat"]);
+    for (const p of ["usr/lib/moat", "usr/bin/moat", "etc/moat", "var/lib/moat", "var/log/moat"])
+      assert.ok(!existsSync(join(root, p)), `${p} left after purge`);
     t.diagnostic(
       `make deb + root: ${((prepared - started) / 1000).toFixed(1)} s, install and run: ${((Date.now() - prepared) / 1000).toFixed(1)} s`,
     );
