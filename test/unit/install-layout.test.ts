@@ -4,10 +4,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ROOT } from "../helpers/paths.ts";
+
+const BUNDLE_URL = /new URL\("([^"]+)", import\.meta\.url\)/g;
 
 function installer(action: string, env: Record<string, string>) {
   const r = spawnSync(join(ROOT, "scripts/install.sh"), [action], {
@@ -35,7 +45,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     assert.match(out, /policy\.yaml installed \(mode: detect\)/);
     const lib = "usr/lib/moat";
     for (const p of [
-      `${lib}/src/cli/main.ts`,
+      `${lib}/build/dist/cli-main.mjs`,
       `${lib}/build/bpf/moat.bpf.o`,
       `${lib}/native/build/Release/moat_native.node`,
       `${lib}/node/bin/node`,
@@ -51,7 +61,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     const launcher = readFileSync(at("usr/bin/moat"), "utf8");
     assert.match(
       launcher,
-      /^exec \/usr\/lib\/moat\/node\/bin\/node .* \/usr\/lib\/moat\/src\/cli\/main\.ts "\$@"$/m,
+      /^exec \/usr\/lib\/moat\/node\/bin\/node .* \/usr\/lib\/moat\/build\/dist\/cli-main\.mjs "\$@"$/m,
     );
     assert.equal(statSync(at("usr/bin/moat")).mode & 0o777, 0o755);
     assert.match(
@@ -65,11 +75,22 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     // the installed tree runs on its own: its Node, its packages, the policy it installed
     const check = spawnSync(
       at(`${lib}/node/bin/node`),
-      ["--disable-warning=ExperimentalWarning", at(`${lib}/src/cli/main.ts`), "check", policy],
+      [at(`${lib}/build/dist/cli-main.mjs`), "check", policy],
       { encoding: "utf8" },
     );
     assert.equal(check.status, 0, check.stderr);
     assert.match(check.stdout, /policy\.yaml: ok/);
+
+    // every file the bundle opens by its own URL (workers, the BPF object, the addon, the web
+    // console, data files) is in the installed tree; no TypeScript is left to strip
+    const dist = at(`${lib}/build/dist`);
+    const refs = new Set<string>();
+    for (const f of readdirSync(dist))
+      for (const m of readFileSync(join(dist, f), "utf8").matchAll(BUNDLE_URL)) refs.add(m[1]!);
+    for (const w of ["host-accept-worker", "observe-history-worker", "daemon-replay-worker"])
+      assert.ok(refs.has(`./${w}.mjs`), `the bundle starts ${w}`);
+    for (const r of refs) assert.ok(existsSync(resolve(dist, r)), `${r} (from build/dist) missing`);
+    assert.ok(!existsSync(at(`${lib}/src`)), "sources installed");
 
     // an upgrade keeps the operator's policy
     writeFileSync(policy, "# edited\nmode: prevent\n");
