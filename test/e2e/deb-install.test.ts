@@ -153,7 +153,7 @@ rules:
       "private",
       "sh",
       "-c",
-      `${mounts} && exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot ${root} moat run --policy /etc/moat/test.yaml --interface ${lab.ifB} --pin-dir ${pinDir} --api none`,
+      `${mounts} && exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot ${root} moat run --policy /etc/moat/test.yaml --interface ${lab.ifB} --pin-dir ${pinDir}`,
     ]);
     try {
       await daemon.waitFor(/^moat is running/, 90_000);
@@ -161,6 +161,13 @@ rules:
         status("ip", ["netns", "exec", lab.a, "nc", "-z", "-w", "2", lab.v4.b, String(port)]);
       assert.equal(probe(80), 0, "port 80 allowed");
       assert.notEqual(probe(8080), 0, "port 8080 blocked");
+      // through the daemon's API (/run/moat/api.sock in the root): validate and replay run on
+      // worker threads, entries of the bundle of their own
+      assert.match(inRoot("moat", ["policy", "validate", "/etc/moat/policy.yaml"]), /yaml: ok$/m);
+      assert.match(
+        inRoot("moat", ["policy", "replay", "/etc/moat/policy.yaml"]),
+        /^replayed \d+ connections? from \d+ stored events?/m,
+      );
     } finally {
       daemon.kill("SIGTERM");
       assert.equal(await daemon.exited, 0, daemon.stderr.join("\n"));
