@@ -176,6 +176,11 @@ rules:
     // the history worker (a worker thread of the bundle, better-sqlite3) stored the events
     assert.ok(statSync(join(root, "var/lib/moat/history.db")).size > 0, "history written");
 
+    // an upgrade (here the same version again) keeps the operator's policy
+    writeFileSync(policyFile, "# edited\nversion: 1\nmode: prevent\n");
+    inRoot("dpkg", ["-i", "/moat.deb"]);
+    assert.equal(readFileSync(policyFile, "utf8"), "# edited\nversion: 1\nmode: prevent\n");
+
     // purge: the package's files, the policy, the history and the logs go
     inRoot("dpkg", ["--purge", "moat"]);
     for (const p of ["usr/lib/moat", "usr/bin/moat", "etc/moat", "var/lib/moat", "var/log/moat"])
