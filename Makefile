@@ -36,7 +36,7 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native web cli-reference cli-bundle run test test-unit check bench clean install uninstall
+.PHONY: help setup preflight deps build bpf native web cli-reference cli-bundle dist run test test-unit check bench clean install uninstall deb
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
@@ -44,6 +44,7 @@ help:
 	@echo "make test   set up and run every test tier (check, unit, bpf, e2e)"
 	@echo "make bench  run the benchmarks (bench/), results in bench/results/"
 	@echo "make install / make uninstall [DESTDIR=] [PREFIX=/usr] [PURGE=1]  moat as a systemd service"
+	@echo "make deb   the Debian package (build/deb/moat_VERSION_amd64.deb), lintian-checked"
 
 setup: preflight deps build
 
@@ -52,7 +53,7 @@ preflight:
 
 deps: $(STAMPS)/apt $(STAMPS)/node node_modules/.package-lock.json
 
-$(STAMPS)/apt: scripts/apt-packages.txt scripts/setup-apt.sh
+$(STAMPS)/apt: scripts/apt-build.txt scripts/apt-run.txt scripts/apt-test.txt scripts/setup-apt.sh
 	@scripts/setup-apt.sh
 	@mkdir -p $(STAMPS) && touch $@
 
@@ -63,7 +64,7 @@ $(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
 node_modules/.package-lock.json: package-lock.json $(STAMPS)/node
 	npm ci --loglevel=error
 
-build: bpf native web cli-reference cli-bundle
+build: bpf native web cli-reference cli-bundle dist
 
 bpf: $(BPF_OBJS)
 
@@ -98,6 +99,13 @@ cli-bundle: $(BUILD)/cli/BUILT
 
 $(BUILD)/cli/BUILT: $(shell find src -name '*.ts') scripts/build-cli.ts node_modules/.package-lock.json
 	$(NODE) --disable-warning=ExperimentalWarning scripts/build-cli.ts
+
+# the installed CLI and daemon (scripts/bundle.ts): src/ bundled into plain ESM, workers included
+DIST_SRCS := $(shell find src -name '*.ts') scripts/bundle.ts
+dist: $(BUILD)/dist/cli-main.mjs
+
+$(BUILD)/dist/cli-main.mjs: $(DIST_SRCS) node_modules/.package-lock.json
+	$(NODE) --disable-warning=ExperimentalWarning scripts/bundle.ts
 
 $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	cd native && $(ROOT)/node_modules/.bin/node-gyp rebuild --nodedir=$(NODE_PKG) --loglevel=warn
@@ -147,6 +155,16 @@ install: build
 
 uninstall:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PURGE="$(PURGE)" scripts/install.sh uninstall
+
+# The .deb (packaging/debian, built by dpkg-buildpackage from a staging copy in build/deb so its
+# outputs stay in build/): the tree `make install` puts, with what `make build` made. The build,
+# run-time and test package lists are scripts/apt-{build,run,test}.txt.
+VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+DEB := $(BUILD)/deb/moat_$(VERSION)_amd64.deb
+deb: $(DEB)
+
+$(DEB): $(BPF_OBJS) $(ADDON) $(BUILD)/web/playground.html $(BUILD)/dist/cli-main.mjs $(BUILD)/man/moat.1 $(BUILD)/cli/BUILT scripts/install.sh scripts/deb.sh $(wildcard packaging/* packaging/debian/* packaging/debian/*/*)
+	MOAT_VERSION=$(VERSION) NODE_BIN="$(NODE)" scripts/deb.sh
 
 clean:
 	rm -rf $(BUILD) native/build

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLANG_FORMAT=${CLANG_FORMAT:-clang-format-19}
 if ! command -v "$CLANG_FORMAT" >/dev/null; then
-  echo "$CLANG_FORMAT is missing: run 'make deps' (it installs the packages in scripts/apt-packages.txt)" >&2
+  echo "$CLANG_FORMAT is missing: run 'make deps' (it installs the packages in scripts/apt-build.txt)" >&2
   exit 1
 fi
 files=$(git ls-files 'bpf/*.c' 'bpf/*.h' 'native/*.cc' 'native/*.h')

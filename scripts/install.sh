@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make install` / `make uninstall`: moat as an installed service.
-#   PREFIX/lib/moat      the code, its production node_modules, the BPF object, the addon and the
-#                        Node 24 that runs them (Debian 12's nodejs is too old)
+#   PREFIX/lib/moat      the bundled code (build/dist, scripts/bundle.ts), its production
+#                        node_modules, the BPF object, the addon, the web console, and the Node 24
+#                        that runs them (Debian 12's nodejs is too old)
 #   PREFIX/bin/moat      the launcher
+#   PREFIX/share/man, bash/zsh completion  the manual pages and completion files build/man and
+#                        build/completion hold, when they were built
 #   UNITDIR/moat.service the systemd unit; SYSCONFDIR/logrotate.d/moat rotates the audit log
 #   SYSCONFDIR/moat/policy.yaml  only when absent: a fresh install detects, it never blocks
 #   PREFIX/share/man/man1/moat*.1.gz, the bash and zsh completion (build/man, build/completion:
@@ -23,13 +26,15 @@ ZSHCOMPDIR=${ZSHCOMPDIR:-$PREFIX/share/zsh/vendor-completions}
 
 install_tree() {
   local d=$DESTDIR
-  for f in "$NODE_BIN" "$root/build/bpf/moat.bpf.o" "$root/native/build/Release/moat_native.node"; do
+  for f in "$NODE_BIN" "$root/build/bpf/moat.bpf.o" "$root/native/build/Release/moat_native.node" \
+    "$root/build/dist/cli-main.mjs"; do
     [ -f "$f" ] || { echo "moat install: $f is missing; run 'make build' first." >&2; exit 1; }
   done
   rm -rf "$d$lib.new"
   install -d -m 0755 "$d$lib.new"/{build/bpf,native/build/Release,node/bin}
-  cp -a "$root"/{src,data,schema,examples,docs,package.json,package-lock.json,README.md} "$d$lib.new/"
-  [ -d "$root/web" ] && cp -a "$root/web" "$d$lib.new/"
+  cp -a "$root"/{data,schema,examples,docs,package.json,package-lock.json,README.md} "$d$lib.new/"
+  cp -a "$root/build/dist" "$d$lib.new/build/"
+  [ -d "$root/build/web" ] && cp -a "$root/build/web" "$d$lib.new/build/"
   install -m 0644 "$root/build/bpf/moat.bpf.o" "$d$lib.new/build/bpf/"
   # the CLI bundle (make build): commands start without stripping TypeScript at run time
   [ -f "$root/build/cli/BUILT" ] && cp -a "$root/build/cli" "$d$lib.new/build/"
@@ -43,6 +48,13 @@ install_tree() {
       if (k.startsWith("node_modules/") && !v.dev && !k.slice(13).includes("/node_modules/"))
         console.log(k);
   ' | xargs -r cp -a --parents -t "$d$lib.new/")
+  # better-sqlite3 loads the prebuilt addon of this platform: the others, and the SQLite sources
+  # it would build from, stay behind
+  local sqlite=$d$lib.new/node_modules/better-sqlite3
+  if [ -d "$sqlite/prebuilds" ]; then
+    find "$sqlite/prebuilds" -name '*.node' ! -name "linux-$("$NODE_BIN" -p process.arch).node" -delete
+    rm -rf "$sqlite/deps" "$sqlite/src"
+  fi
   # the new tree replaces the old one whole: an upgrade never runs a mix of two versions
   rm -rf "$d$lib.old"
   [ -d "$d$lib" ] && mv "$d$lib" "$d$lib.old"
@@ -52,12 +64,12 @@ install_tree() {
   install -d -m 0755 "$d$PREFIX/bin"
   cat >"$d$PREFIX/bin/moat.tmp" <<LAUNCHER
 #!/bin/sh
-# moat's CLI and daemon, run by the Node 24 installed with it: the commands from the CLI bundle
-# when it was installed, the daemon (moat run, which starts worker threads from its source
-# files) from src/.
-main=$lib/src/cli/main.ts
+# moat's CLI and daemon, run by the Node 24 installed with it (a young generation of 2 MiB per
+# semi-space, as bin/moat: docs/performance.md, B8): the commands from the CLI bundle (a small
+# file a command, so they start at once), the daemon from the whole bundle (its workers included).
+main=$lib/build/dist/cli-main.mjs
 if [ "\$1" != run ] && [ -f $lib/build/cli/main.mjs ]; then main=$lib/build/cli/main.mjs; fi
-exec $lib/node/bin/node --disable-warning=ExperimentalWarning "\$main" "\$@"
+exec $lib/node/bin/node --max-semi-space-size=2 "\$main" "\$@"
 LAUNCHER
   chmod 0755 "$d$PREFIX/bin/moat.tmp" && mv "$d$PREFIX/bin/moat.tmp" "$d$PREFIX/bin/moat"
 
@@ -102,8 +114,7 @@ uninstall_tree() {
   fi
   rm -rf "$d$lib" "$d$lib.new" "$d$lib.old"
   rm -f "$d$PREFIX/bin/moat" "$d$UNITDIR/moat.service" "$d$SYSCONFDIR/logrotate.d/moat"
-  rm -f "$d$PREFIX"/share/man/man1/moat.1.gz "$d$PREFIX"/share/man/man1/moat-*.1.gz
-  rm -f "$d$BASHCOMPDIR/moat" "$d$ZSHCOMPDIR/_moat"
+  rm -f "$d$PREFIX"/share/man/man[1-8]/moat[.-]*.gz "$d$BASHCOMPDIR/moat" "$d$ZSHCOMPDIR/_moat"
   if [ "$PURGE" = 1 ]; then
     rm -rf "$d$SYSCONFDIR/moat" "$d/var/log/moat" "$d/var/lib/moat"
   fi

@@ -11,5 +11,5 @@ set -- $kv
 if [ "${1:-0}" -lt 6 ] || { [ "${1:-0}" -eq 6 ] && [ "${2:-0}" -lt 1 ]; }; then
   say "kernel $(uname -r) is too old; moat needs Linux 6.1 or newer (6.6+ for tcx links)."
 fi
-command -v apt-get >/dev/null || say "apt-get not found; moat's set-up targets Debian 12 (install the packages in scripts/apt-packages.txt by hand elsewhere)."
+command -v apt-get >/dev/null || say "apt-get not found; moat's set-up targets Debian 12 (install the packages in scripts/apt-{build,run,test}.txt by hand elsewhere)."
 exit $fail

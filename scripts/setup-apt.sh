@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages in scripts/apt-packages.txt that are not installed yet.
+# Installs the Debian packages moat needs to build, run and test (scripts/apt-{build,run,test}.txt)
+# that are not installed yet.
 set -euo pipefail
 cd "$(dirname "$0")"
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' apt-packages.txt)
+mapfile -t wanted < <(cat apt-build.txt apt-run.txt apt-test.txt | grep -vE "^\s*(#|$)")
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

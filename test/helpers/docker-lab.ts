@@ -34,7 +34,7 @@ export const DOCKER = "/usr/bin/docker";
 export const BUSYBOX = "/bin/busybox";
 
 const INSTALL =
-  "install Debian's docker.io and busybox-static (scripts/setup-apt.sh installs scripts/apt-packages.txt)";
+  "install Debian's docker.io and busybox-static (scripts/setup-apt.sh installs scripts/apt-test.txt)";
 
 /** Directories a dockerd and its containerd make outside their roots, whatever the flags. */
 const HOST_DIRS = ["/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd"];

@@ -4,10 +4,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ROOT } from "../helpers/paths.ts";
+
+const BUNDLE_URL = /new URL\("([^"]+)", import\.meta\.url\)/g;
 
 function installer(action: string, env: Record<string, string>) {
   const r = spawnSync(join(ROOT, "scripts/install.sh"), [action], {
@@ -35,7 +45,8 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     assert.match(out, /policy\.yaml installed \(mode: detect\)/);
     const lib = "usr/lib/moat";
     for (const p of [
-      `${lib}/src/cli/main.ts`,
+      `${lib}/build/dist/cli-main.mjs`,
+      `${lib}/build/cli/main.mjs`,
       `${lib}/build/bpf/moat.bpf.o`,
       `${lib}/native/build/Release/moat_native.node`,
       `${lib}/node/bin/node`,
@@ -53,7 +64,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     // development packages stay behind
     assert.ok(!existsSync(at(`${lib}/node_modules/@eslint`)), "dev packages installed");
     const launcher = readFileSync(at("usr/bin/moat"), "utf8");
-    assert.match(launcher, /^main=\/usr\/lib\/moat\/src\/cli\/main\.ts$/m);
+    assert.match(launcher, /^main=\/usr\/lib\/moat\/build\/dist\/cli-main\.mjs$/m);
     assert.match(
       launcher,
       /^if \[ "\$1" != run \] && \[ -f \/usr\/lib\/moat\/build\/cli\/main\.mjs \]; then main=\/usr\/lib\/moat\/build\/cli\/main\.mjs; fi$/m,
@@ -71,7 +82,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     // the installed tree runs on its own: its Node, its packages, the policy it installed
     const check = spawnSync(
       at(`${lib}/node/bin/node`),
-      ["--disable-warning=ExperimentalWarning", at(`${lib}/src/cli/main.ts`), "check", policy],
+      [at(`${lib}/build/dist/cli-main.mjs`), "check", policy],
       { encoding: "utf8" },
     );
     assert.equal(check.status, 0, check.stderr);
@@ -86,6 +97,17 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       assert.equal(bundled.status, 0, bundled.stderr);
       assert.match(bundled.stdout, /policy\.yaml: ok/);
     }
+
+    // every file the bundle opens by its own URL (workers, the BPF object, the addon, the web
+    // console, data files) is in the installed tree; no TypeScript is left to strip
+    const dist = at(`${lib}/build/dist`);
+    const refs = new Set<string>();
+    for (const f of readdirSync(dist))
+      for (const m of readFileSync(join(dist, f), "utf8").matchAll(BUNDLE_URL)) refs.add(m[1]!);
+    for (const w of ["host-accept-worker", "observe-history-worker", "daemon-replay-worker"])
+      assert.ok(refs.has(`./${w}.mjs`), `the bundle starts ${w}`);
+    for (const r of refs) assert.ok(existsSync(resolve(dist, r)), `${r} (from build/dist) missing`);
+    assert.ok(!existsSync(at(`${lib}/src`)), "sources installed");
 
     // an upgrade keeps the operator's policy
     writeFileSync(policy, "# edited\nmode: prevent\n");
