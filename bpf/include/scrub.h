@@ -110,24 +110,36 @@ static __always_inline int mss_lower(__u8 *v, __u32 off, __u16 mss, __u16 *from,
 	return 1;
 }
 
+/* The tcp header whose mss option was lowered in place to `mss` (the old and new 16-bit words
+ * for the checksum in from/to), or NULL: no option, already low enough, or out of bounds */
+static __always_inline struct tcphdr *mss_rewrite(void *data, void *end, const struct pkt *p,
+						  __u16 mss, __u16 *from, __u16 *to)
+{
+	if (p->l4_off > MOAT_L4_MAX)
+		return NULL;
+	struct tcphdr *tcp = data + p->l4_off;
+	if ((void *)(tcp + 1) > end)
+		return NULL;
+	__u32 off = mss_find(tcp, end, p->l4_len);
+	if (!off || off > 58)
+		return NULL;
+	__u8 *v = (void *)tcp + off;
+	if ((void *)(v + 2) > end || !mss_lower(v, off, mss, from, to))
+		return NULL;
+	return tcp;
+}
+
 /* xdp: the syn's mss option lowered in place, its checksum updated (RFC 1624). A global
  * function: verified once */
 __noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
 {
-	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u16 from, to;
 
-	if (!p || p->l4_off > MOAT_L4_MAX)
+	if (!p)
 		return 0;
-	struct tcphdr *tcp = data + p->l4_off;
-	if ((void *)(tcp + 1) > end)
-		return 0;
-	__u32 off = mss_find(tcp, end, p->l4_len);
-	if (!off || off > 58)
-		return 0;
-	__u8 *v = (void *)tcp + off;
-	if ((void *)(v + 2) > end || !mss_lower(v, off, mss, &from, &to))
+	struct tcphdr *tcp = mss_rewrite((void *)(long)ctx->data, end, p, mss, &from, &to);
+	if (!tcp)
 		return 0;
 	__u32 sum = (__u16)~bpf_ntohs(tcp->check) + (__u16)~from + to;
 	sum = (sum & 0xffff) + (sum >> 16);
@@ -140,20 +152,11 @@ __noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
  * when it computes it). A global function */
 __noinline int mss_clamp_skb(struct __sk_buff *skb, const struct pkt *p, __u16 mss)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	__u16 from, to;
 
-	if (!p || p->l4_off > MOAT_L4_MAX)
+	if (!p)
 		return 0;
-	struct tcphdr *tcp = data + p->l4_off;
-	if ((void *)(tcp + 1) > end)
-		return 0;
-	__u32 off = mss_find(tcp, end, p->l4_len);
-	if (!off || off > 58)
-		return 0;
-	__u8 *v = (void *)tcp + off;
-	if ((void *)(v + 2) > end || !mss_lower(v, off, mss, &from, &to))
+	if (!mss_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, p, mss, &from, &to))
 		return 0;
 	bpf_l4_csum_replace(skb, p->l4_off + 16, bpf_htons(from), bpf_htons(to), 2);
 	return 1;

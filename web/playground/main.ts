@@ -15,22 +15,7 @@ import { checkPolicy, problemText } from "./policy-check.ts";
 import { ruleReach } from "./rule-reach.ts";
 import { decodePolicy, encodePolicy, fragmentParams } from "./share.ts";
 import { setUpWhatIf } from "./what-if.ts";
-
-const byId = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
-};
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+import { byId, el } from "../shared/dom.ts";
 
 const TUTORIALS = Object.keys(EXAMPLE_FILES).filter((n) => n.endsWith(".yaml"));
 const FIRST = TUTORIALS.includes("default.yaml") ? "default.yaml" : (TUTORIALS[0] ?? "");

@@ -7,6 +7,7 @@
 // replayed again.
 import type { ReplayGroup, ReplayReport, ReplaySample } from "../../src/policy/index.ts";
 import { send, sessionScopes } from "../shared/console-api.ts";
+import { byId, el } from "../shared/dom.ts";
 
 type Answer = ReplayReport & { warnings: string[]; policyChanges: string[] };
 
@@ -15,22 +16,6 @@ const HEADINGS = {
   allowed: "Newly allowed",
   detected: "Newly detected",
 } as const;
-
-const byId = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
-};
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
