@@ -39,3 +39,28 @@ test("a store that cannot open rejects ready and every call with the reason", as
   await assert.rejects(w.ready, /not-a-dir is not a directory/);
   await assert.rejects(w.insert([fakeEvent({})]), /history/);
 });
+
+test("pruning a large store lets inserts through between its steps and keeps the newest events", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-hworker-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const maxBytes = 1 << 20;
+  const w = new HistoryWorker(join(dir, "h.db"), { maxBytes });
+  t.after(() => w.close());
+  await w.ready;
+  const pad = "x".repeat(200);
+  for (let batch = 0; batch < 40; batch++)
+    await w.insert(
+      Array.from({ length: 1000 }, (_, i) =>
+        fakeEvent({ rule: `r-${pad}`, connection: `${batch}-${i}` }),
+      ),
+    );
+  // tens of thousands of rows to delete: the insert posted after the prune is answered first
+  const order: string[] = [];
+  const pruned = w.prune().then((n) => (order.push("prune"), n));
+  const inserted = w.insert([fakeEvent({ connection: "during" })]).then(() => order.push("insert"));
+  const [deleted] = await Promise.all([pruned, inserted]);
+  assert.deepEqual(order, ["insert", "prune"]);
+  assert.ok(deleted > 10_000, `${deleted} deleted`);
+  const newest = await w.query({ limit: 1 });
+  assert.equal(newest.events[0]?.connection, "during", "the newest event is kept");
+});

@@ -17,6 +17,9 @@ import { flowEvent, type FlowSummary } from "../flows/record.ts";
 /** Rows per INSERT statement: one call into SQLite binds this many events. */
 const ROWS_PER_INSERT = 32;
 
+/** Events one prune step deletes at most (pruneStep). */
+export const PRUNE_STEP_ROWS = 5000;
+
 export interface HistoryOptions {
   /** Events older than this are deleted (default 30 days). */
   maxAgeSeconds?: number;
@@ -44,7 +47,9 @@ export class HistoryStore {
   private readonly insertMany: (rows: readonly RowValue[]) => void;
   private readonly rollups: FlowRollups;
   private readonly insertFlowsTx: (summaries: readonly FlowSummary[]) => void;
+  private readonly deleteOldest: { olderThan: Database.Statement; any: Database.Statement };
   private pruned = 0;
+  private pruneRunning = false;
 
   constructor(path: string, options: HistoryOptions = {}) {
     this.path = path;
@@ -69,6 +74,15 @@ export class HistoryStore {
       for (; at < rows.length; at += ROW_WIDTH)
         this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
+    this.deleteOldest = {
+      // by the time index: finding nothing to delete costs one index probe, not a table scan
+      olderThan: this.db.prepare(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? LIMIT ?)",
+      ),
+      any: this.db.prepare(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)",
+      ),
+    };
     this.rollups = new FlowRollups(
       this.db,
       options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
@@ -130,26 +144,51 @@ export class HistoryStore {
 
   /** Deletes events past the age limit, then the oldest until the size limit holds. */
   prune(now = Date.now()): number {
-    const oldest = now - this.maxAgeSeconds * 1000;
-    this.db.prepare("DELETE FROM notices WHERE time_ms < ?").run(oldest);
-    this.rollups.prune(now);
-    let deleted = this.db.prepare("DELETE FROM events WHERE time_ms < ?").run(oldest).changes;
-    for (let round = 0; round < 20 && this.bytes() > this.maxBytes; round++) {
-      const count = this.count();
-      if (count === 0) break;
-      // aim 10% under the limit so pruning does not run on every insert
-      const keep = Math.floor((count * this.maxBytes * 0.9) / this.bytes());
-      const drop = Math.max(1, count - keep);
-      deleted += this.db
-        .prepare(
-          "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?)",
-        )
-        .run(drop - 1).changes;
-      this.db.pragma("incremental_vacuum");
+    let deleted = 0;
+    for (let step = this.pruneStep(now); step > 0; step = this.pruneStep(now)) deleted += step;
+    return deleted;
+  }
+
+  /**
+   * One bounded step of prune(): at most PRUNE_STEP_ROWS events (about 20-40 ms), so the store's
+   * thread can take inserts between steps instead of stalling for seconds on a large store.
+   * Returns how many were deleted; 0 when both limits hold.
+   */
+  pruneStep(now = Date.now()): number {
+    if (!this.pruneRunning) {
+      // notices and roll-ups are small: once per pass
+      this.pruneRunning = true;
+      this.db.prepare("DELETE FROM notices WHERE time_ms < ?").run(now - this.maxAgeSeconds * 1000);
+      this.rollups.prune(now);
     }
+    const deleted = this.deleteAged(now) || this.deleteOverSize();
     if (deleted > 0) this.db.pragma("incremental_vacuum");
+    else this.pruneRunning = false;
     this.pruned += deleted;
     return deleted;
+  }
+
+  private deleteAged(now: number): number {
+    return this.deleteOldest.olderThan.run(now - this.maxAgeSeconds * 1000, PRUNE_STEP_ROWS)
+      .changes;
+  }
+
+  private deleteOverSize(): number {
+    const bytes = this.bytes();
+    if (bytes <= this.maxBytes) return 0;
+    // ids only grow and pruning takes the oldest, so the id span counts the rows without a scan
+    const { low, high } = this.db
+      .prepare("SELECT min(id) AS low, max(id) AS high FROM events")
+      .get() as {
+      low: number | null;
+      high: number | null;
+    };
+    if (low === null || high === null) return 0;
+    const count = high - low + 1;
+    // aim 10% under the limit so pruning does not run on every insert
+    const keep = Math.floor((count * this.maxBytes * 0.9) / bytes);
+    const drop = Math.min(PRUNE_STEP_ROWS, Math.max(1, count - keep));
+    return this.deleteOldest.any.run(drop).changes;
   }
 
   stats(): HistoryStats {

@@ -3,6 +3,7 @@
 // Requests are handled in order; each is answered with its id.
 import { parentPort, workerData } from "node:worker_threads";
 import { HistoryStore, type HistoryOptions } from "./store.ts";
+import { ROW_WIDTH } from "./rows.ts";
 import type { HistoryRequest, HistoryResponse } from "./remote.ts";
 
 const { path, options } = workerData as { path: string; options: HistoryOptions };
@@ -17,11 +18,20 @@ try {
   openError = (err as Error).message;
 }
 
+/** handle()'s answer to a prune request: it is answered when the last step is done. */
+const PRUNING = Symbol("pruning");
+
+/** Rows written since the last prune; past PRUNE_AFTER_ROWS the thread prunes on its own. */
+let sincePrune = 0;
+let pruning = false;
+const PRUNE_AFTER_ROWS = 100_000;
+
 function handle(req: HistoryRequest): unknown {
   if (!store) throw new Error(openError ?? "the history store is closed");
   switch (req.op) {
     case "insert":
       store.insertRows(req.rows);
+      afterInsert(req.rows.length / ROW_WIDTH);
       return null;
     case "flows":
       store.insertFlows(req.summaries);
@@ -34,7 +44,7 @@ function handle(req: HistoryRequest): unknown {
     case "query":
       return store.query(req.query);
     case "prune":
-      return store.prune();
+      return PRUNING;
     case "close":
       store.close();
       store = null;
@@ -42,10 +52,40 @@ function handle(req: HistoryRequest): unknown {
   }
 }
 
+/**
+ * Prunes a step per turn of the thread's loop, so the inserts that arrive meanwhile are written
+ * between steps: a prune of a large store takes seconds, and a pipeline queue waiting that long
+ * would overflow and drop events.
+ */
+function pruneInSteps(id: number | null, deleted = 0): void {
+  pruning = true;
+  let step: number;
+  try {
+    step = store ? store.pruneStep() : 0;
+  } catch (err) {
+    pruning = false;
+    if (id !== null) port!.postMessage({ id, ok: false, error: (err as Error).message });
+    return;
+  }
+  if (step > 0) return void setImmediate(() => pruneInSteps(id, deleted + step));
+  pruning = false;
+  if (id !== null) port!.postMessage({ id, ok: true, value: deleted } satisfies HistoryResponse);
+}
+
+/** At high rates the daemon's timed prune comes too seldom to hold the size limit. */
+function afterInsert(rows: number): void {
+  sincePrune += rows;
+  if (sincePrune < PRUNE_AFTER_ROWS || pruning) return;
+  sincePrune = 0;
+  setImmediate(() => pruneInSteps(null));
+}
+
 port.on("message", (req: HistoryRequest) => {
   let res: HistoryResponse;
   try {
-    res = { id: req.id, ok: true, value: handle(req) };
+    const value = handle(req);
+    if (value === PRUNING) return pruneInSteps(req.id);
+    res = { id: req.id, ok: true, value };
   } catch (err) {
     res = { id: req.id, ok: false, error: (err as Error).message };
   }
