@@ -70,8 +70,12 @@ export interface Daemon {
   apply(text: string, who: string): Promise<ReloadResult>;
   /** Reopens the audit log (after logrotate). */
   reopenLogs(): void;
-  stop(): void;
-  /** Resolves once stop() has detached everything and closed every sink. */
+  /**
+   * Detaches every program and removes the pins; with `handOver`, leaves them attached and
+   * pinned, enforcing, for the next daemon to take over (a restart without a gap).
+   */
+  stop(options?: { handOver?: boolean }): void;
+  /** Resolves once stop() has detached everything (or handed it over) and closed every sink. */
   stopped: Promise<void>;
 }
 
@@ -290,7 +294,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let done = false;
   let resolveStopped = () => {};
   const stopped = new Promise<void>((r) => (resolveStopped = r));
-  function stop(): void {
+  function stop(options: { handOver?: boolean } = {}): void {
     if (done) return;
     done = true;
     host.close();
@@ -306,8 +310,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     netns.close();
     dns.close();
     void attachWatch.close();
-    datapath.stop();
-    log("detached all programs; bye");
+    datapath.stop({ keepPins: options.handOver === true });
+    log(
+      options.handOver
+        ? "left the programs attached and pinned for the next daemon; bye"
+        : "detached all programs; bye",
+    );
     void (async () => {
       await api.close();
       await flowsClosed;

@@ -1,4 +1,5 @@
-// A daemon killed with SIGKILL and started again leaves no gap: its pinned links keep enforcing
+// A daemon killed with SIGKILL, or handing over on SIGUSR2 (the signal a service manager's
+// restart sends), and started again leaves no gap: its pinned links keep enforcing
 // until the new daemon updates them in place, the new one adopts the pinned connection table
 // and policy state, and generations continue. Seen from the peer namespace: a blocked port
 // probed every 10 ms never accepts a connection, and an allowed connection the host opened,
@@ -64,7 +65,7 @@ async function flowing(f: LineChild, after: number, what: string): Promise<void>
 }
 
 test(
-  `kill -9 and start ${RESTARTS} times: no blocked probe accepted, no allowed stream cut, generations continue`,
+  `kill -9 or SIGUSR2 and start ${RESTARTS} times: no blocked probe accepted, no allowed stream cut, generations continue`,
   { timeout: 240_000 },
   async (t) => {
     const lab = await startMoatLab(t.name, policy);
@@ -88,8 +89,14 @@ test(
         Number(/ applied: generation (\d+)/.exec(d.lines.join("\n"))?.[1]);
       const generations = [generation(lab.daemon)];
       for (let i = 1; i <= RESTARTS; i++) {
-        generations.push(generation(await lab.restart("SIGKILL")));
-        await flowing(follow, received(follow), `after restart ${i}`);
+        const signal = i % 2 ? "SIGKILL" : "SIGUSR2";
+        const old = lab.daemon;
+        generations.push(generation(await lab.restart(signal)));
+        if (signal === "SIGUSR2") {
+          assert.equal(await old.exited, 0, "a hand-over is a clean exit");
+          assert.match(old.lines.join("\n"), /left the programs attached and pinned/);
+        }
+        await flowing(follow, received(follow), `after restart ${i} (${signal})`);
       }
 
       // a build whose conntrack layout differs: the table is not adopted but created empty, and

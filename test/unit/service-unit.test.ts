@@ -47,9 +47,12 @@ test(`the unit's exposure is at most ${MAX_EXPOSURE}`, () => {
   assert.ok(Number(m[1]) <= MAX_EXPOSURE, `exposure ${m[1]} > ${MAX_EXPOSURE}`);
 });
 
-test("the unit reloads with SIGHUP and keeps V8's JIT", () => {
+test("the unit reloads with SIGHUP, restarts with the daemon's hand-over and keeps V8's JIT", () => {
   const text = readFileSync(UNIT, "utf8");
   assert.match(text, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+  // stop detaches (SIGTERM); restart hands the pinned programs to the next daemon (SIGUSR2)
+  assert.match(text, /^KillSignal=SIGTERM$/m);
+  assert.match(text, /^RestartKillSignal=SIGUSR2$/m);
   assert.match(text, /^Type=exec$/m);
   assert.doesNotMatch(text, /^MemoryDenyWriteExecute=/m);
 });

@@ -14,7 +14,9 @@ export const runCommand: Command = {
     "  --docker-root: the data root of a dockerd started with --data-root DIR (read for container\n" +
     "  names and images, in addition to /var/lib/docker).\n" +
     "  FILE defaults to /etc/moat/policy.yaml; `moat mode` and `moat policy apply` save into it.\n" +
-    "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.",
+    "  SIGHUP or a change of FILE reloads the policy; SIGUSR1 reopens the audit log.\n" +
+    "  SIGTERM detaches everything; SIGUSR2 exits leaving the programs enforcing for the next\n" +
+    "  daemon (a restart without a gap).",
   options: {
     policy: { type: "string" },
     interface: { type: "string", multiple: true },
@@ -50,6 +52,8 @@ export const runCommand: Command = {
     const handlers: [NodeJS.Signals, () => void][] = [
       ["SIGINT", () => daemon.stop()],
       ["SIGTERM", () => daemon.stop()],
+      // a restart (systemd's RestartKillSignal): the next daemon takes the pins over, no gap
+      ["SIGUSR2", () => daemon.stop({ handOver: true })],
       ["SIGHUP", () => void daemon.reload("SIGHUP")],
       ["SIGUSR1", () => daemon.reopenLogs()],
     ];
