@@ -52,6 +52,7 @@ struct moat_btf_enums {
 	enum moat_redirect_flag redirect_flag;
 	enum moat_limit_algorithm limit_algorithm;
 	enum moat_limit_key_flag limit_key_flag;
+	enum moat_scrub_flag scrub_flag;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 

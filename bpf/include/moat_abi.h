@@ -259,7 +259,10 @@ enum moat_counter_index {
 	MOAT_CNT_TCP_FLAGS_DROPPED = 35,
 	MOAT_CNT_TCP_FLAGS_DETECTED = 36,
 	MOAT_CNT_MSS_CLAMPED = 37, /* tcp syn / syn-ack whose mss option was lowered (scrub.mss) */
-	MOAT_CNT_MAX = 38,
+	MOAT_CNT_TTL_RAISED = 38,  /* ttl / hop limit raised to scrub.min_ttl */
+	MOAT_CNT_DF_CLEARED = 39,  /* ipv4 don't-fragment bit cleared (scrub.clear_df) */
+	MOAT_CNT_IP_ID_RANDOMISED = 40, /* outgoing ipv4 id replaced (scrub.random_ip_id) */
+	MOAT_CNT_MAX = 41,
 };
 
 /* The one per-CPU value of the counters map: every counter, indexed by enum
@@ -267,7 +270,7 @@ enum moat_counter_index {
 struct moat_counters {
 	struct moat_counter c[MOAT_CNT_MAX];
 };
-_Static_assert(sizeof(struct moat_counters) == 608, "moat_counters");
+_Static_assert(sizeof(struct moat_counters) == 656, "moat_counters");
 
 /* Counters of one rule in one generation. The rule_stats table holds stats_rows rows of
  * rule_count + 2 entries; a cpu adds to row cpu % stats_rows (atomically). */
@@ -687,10 +690,19 @@ struct moat_limit_lease {
 _Static_assert(sizeof(struct moat_limit_lease) == 40, "moat_limit_lease");
 
 /* One generation's scrubbing settings (scrub_config, by slot): the mss clamp of each family */
+/* moat_scrub.flags */
+enum moat_scrub_flag {
+	MOAT_SCRUB_CLEAR_DF = 1,     /* ipv4: the don't-fragment bit cleared, both directions */
+	MOAT_SCRUB_RANDOM_IP_ID = 2, /* ipv4 leaving (tc egress): the id replaced by a random one */
+};
+
 struct moat_scrub {
 	__u16 mss4; /* 0: untouched */
 	__u16 mss6;
+	__u8 min_ttl; /* ttl / hop limit below this raised to it (0: untouched) */
+	__u8 flags;   /* enum moat_scrub_flag */
+	__u16 pad;
 };
-_Static_assert(sizeof(struct moat_scrub) == 4, "moat_scrub");
+_Static_assert(sizeof(struct moat_scrub) == 8, "moat_scrub");
 
 #endif /* MOAT_ABI_H */

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Scrubbing (docs/policy.md, "Scrubbing"): tcp packets whose flags no tcp stack sends together
  * (SYN+FIN, SYN+RST, no flag at all, FIN+PSH+URG "xmas") are scans or evasion attempts. They are
- * dropped where the policy prevents, counted, and reported at most once a second per cpu. The
- * mss option of a SYN or SYN-ACK that passes is lowered to the policy's scrub.mss. */
+ * dropped where the policy prevents, counted, and reported at most once a second per cpu. Of the
+ * packets that pass, the mss option of a SYN or SYN-ACK is lowered to the policy's scrub.mss, and
+ * the ip header normalised as scrub asks: ttl / hop limit raised to min_ttl, ipv4's DF cleared,
+ * the id of ipv4 packets leaving replaced by a random one. */
 #ifndef MOAT_SCRUB_H
 #define MOAT_SCRUB_H
 
@@ -50,22 +52,114 @@ __noinline int scrub_report(const struct pkt *p, const struct ev_from *from, __u
 	return 1;
 }
 
-/* the live policy's mss clamp for a tcp syn or syn-ack of `family` (0: none); read only for
- * those packets */
-static __always_inline __u16 mss_clamp_of(const struct pkt *p)
+/* the live policy's scrubbing settings (NULL before the first policy) */
+static __always_inline const struct moat_scrub *scrub_settings(void)
 {
 	__u32 zero = 0;
 
-	if (p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN) || (p->tcp_flags & TCP_RST))
-		return 0;
 	struct moat_state *st = bpf_map_lookup_elem(&state, &zero);
 	if (!st)
-		return 0;
+		return NULL;
 	__u32 slot = *(volatile __u32 *)&st->active & 1;
-	struct moat_scrub *c = bpf_map_lookup_elem(&scrub_config, &slot);
-	if (!c || !st->meta[slot].generation)
+	if (!st->meta[slot].generation)
+		return NULL;
+	return bpf_map_lookup_elem(&scrub_config, &slot);
+}
+
+/* the mss clamp of `c` for a tcp syn or syn-ack of p's family (0: none) */
+static __always_inline __u16 mss_clamp_of(const struct pkt *p, const struct moat_scrub *c)
+{
+	if (p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN) || (p->tcp_flags & TCP_RST))
 		return 0;
 	return p->t.family == 4 ? c->mss4 : c->mss6;
+}
+
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+/* a 16-bit word of a header changed from `from` to `to` (host order), added to a checksum
+ * update in progress (RFC 1624: ~C' = ~C + ~m + m') */
+static __always_inline __u32 csum_step(__u32 sum, __u16 from, __u16 to)
+{
+	return sum + (__u16)~from + to;
+}
+
+/* The ip header of a packet that passes, normalised in place as `c` asks (the ipv4 header
+ * checksum updated; ttl, id and flags are not in the tcp/udp pseudo-header, so theirs stays).
+ * `leaving`: the host sends it (tc egress), the only place the id is replaced. Counts each
+ * change. */
+static __always_inline int ip_scrub(void *data, void *end, const struct pkt *p,
+				    const struct moat_scrub *c, __u32 leaving)
+{
+	if (p->l3_off > 64)
+		return 0;
+	if (p->t.family == 6) {
+		struct ipv6hdr *ip6 = data + p->l3_off;
+		if ((void *)(ip6 + 1) > end || ip6->hop_limit >= c->min_ttl)
+			return 0;
+		ip6->hop_limit = c->min_ttl;
+		count(MOAT_CNT_TTL_RAISED, 0);
+		return 1;
+	}
+	struct iphdr *ip = data + p->l3_off;
+	if ((void *)(ip + 1) > end)
+		return 0;
+	__u32 sum = (__u16)~bpf_ntohs(ip->check);
+	int changed = 0;
+	if (ip->ttl < c->min_ttl) {
+		/* ttl shares its word with the protocol */
+		__u16 from = (__u16)ip->ttl << 8 | ip->protocol;
+		ip->ttl = c->min_ttl;
+		sum = csum_step(sum, from, (__u16)ip->ttl << 8 | ip->protocol);
+		count(MOAT_CNT_TTL_RAISED, 0);
+		changed = 1;
+	}
+	__u16 frag = bpf_ntohs(ip->frag_off);
+	if ((c->flags & MOAT_SCRUB_CLEAR_DF) && (frag & IP_DF)) {
+		ip->frag_off = bpf_htons(frag & ~IP_DF);
+		sum = csum_step(sum, frag, frag & ~IP_DF);
+		count(MOAT_CNT_DF_CLEARED, 0);
+		changed = 1;
+	}
+	/* not a fragment: a fragment's id is what reassembly joins it by */
+	if (leaving && (c->flags & MOAT_SCRUB_RANDOM_IP_ID) && !(frag & (IP_MF | IP_OFFSET))) {
+		__u16 from = bpf_ntohs(ip->id);
+		__u16 to = bpf_get_prandom_u32();
+		ip->id = bpf_htons(to);
+		sum = csum_step(sum, from, to);
+		count(MOAT_CNT_IP_ID_RANDOMISED, 0);
+		changed = 1;
+	}
+	if (!changed)
+		return 0;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip->check = bpf_htons((__u16)~sum);
+	return 1;
+}
+
+/* does `c` ask anything of the ip header? (ip_scrub is not called for nothing) */
+static __always_inline int ip_scrub_wanted(const struct moat_scrub *c)
+{
+	return c->min_ttl || c->flags;
+}
+
+/* ip_scrub of an arriving frame at xdp. A global function: verified once */
+__noinline int ip_scrub_xdp(struct xdp_md *ctx, const struct pkt *p, const struct moat_scrub *c)
+{
+	if (!p || !c)
+		return 0;
+	return ip_scrub((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, c, 0);
+}
+
+/* ip_scrub at tc, of a packet leaving or arriving. A global function: verified once */
+__noinline int ip_scrub_skb(struct __sk_buff *skb, const struct pkt *p, const struct moat_scrub *c,
+			    __u32 leaving)
+{
+	if (!p || !c)
+		return 0;
+	return ip_scrub((void *)(long)skb->data, (void *)(long)skb->data_end, p, c, leaving);
 }
 
 /* the offset of the mss option's value from the tcp header start (0: none) */

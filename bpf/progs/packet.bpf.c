@@ -13,6 +13,20 @@
 /* headers beyond the linear part of an skb are pulled in up to this many bytes */
 #define MOAT_PULL_MAX 512
 
+/* tc: a passing packet scrubbed as the policy asks (scrub.h) */
+static __always_inline void scrub_skb(struct __sk_buff *skb, const struct pkt *p, int kind,
+				      __u32 leaving)
+{
+	const struct moat_scrub *c = kind == PKT_IP ? scrub_settings() : NULL;
+	if (!c)
+		return;
+	__u16 mss = mss_clamp_of(p, c);
+	if (mss && mss_clamp_skb(skb, p, mss))
+		count(MOAT_CNT_MSS_CLAMPED, 0);
+	if (ip_scrub_wanted(c))
+		ip_scrub_skb(skb, p, c, leaving);
+}
+
 SEC("xdp")
 int moat_xdp_ingress(struct xdp_md *ctx)
 {
@@ -30,9 +44,14 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	bench_rotate(p, kind, MOAT_DIR_INGRESS);
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
-		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
-		if (mss && mss_clamp_xdp(ctx, p, mss))
-			count(MOAT_CNT_MSS_CLAMPED, 0);
+		const struct moat_scrub *c = kind == PKT_IP ? scrub_settings() : NULL;
+		if (c) {
+			__u16 mss = mss_clamp_of(p, c);
+			if (mss && mss_clamp_xdp(ctx, p, mss))
+				count(MOAT_CNT_MSS_CLAMPED, 0);
+			if (ip_scrub_wanted(c))
+				ip_scrub_xdp(ctx, p, c);
+		}
 		return XDP_PASS;
 	}
 	/* past max_duration: the packet becomes a probe that makes both ends reset */
@@ -72,9 +91,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 		s = bpf_sk_storage_get(&socks, sk, 0, 0);
 	int out = moat_judge(skb, p, kind, &h, s);
 	if (out == OUT_PASS) {
-		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
-		if (mss && mss_clamp_skb(skb, p, mss))
-			count(MOAT_CNT_MSS_CLAMPED, 0);
+		scrub_skb(skb, p, kind, 1);
 		return TC_ACT_OK;
 	}
 	/* past max_duration: reset both ends (the packet becomes a reset to the peer) */
@@ -110,8 +127,6 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	 * side next sends */
 	if (out != OUT_PASS)
 		return TC_ACT_SHOT;
-	__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
-	if (mss && mss_clamp_skb(skb, p, mss))
-		count(MOAT_CNT_MSS_CLAMPED, 0);
+	scrub_skb(skb, p, kind, 0);
 	return TC_ACT_OK;
 }

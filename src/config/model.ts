@@ -338,8 +338,19 @@ export interface PolicyModel {
   failure: Failure;
   /** Always present: the defaults when the policy has no `dns` section. */
   dns: DnsSettings;
-  /** `scrub.mss`: TCP SYN and SYN-ACK MSS options above these are lowered (absent: untouched). */
-  scrub?: { mss4?: number; mss6?: number; pos: SourcePos };
+  /**
+   * `scrub`: TCP SYN and SYN-ACK MSS options above mss4 / mss6 are lowered; TTL / hop limit
+   * below minTtl raised; IPv4's DF cleared; the id of IPv4 packets leaving randomised (absent:
+   * untouched).
+   */
+  scrub?: {
+    mss4?: number;
+    mss6?: number;
+    minTtl?: number;
+    clearDf?: boolean;
+    randomIpId?: boolean;
+    pos: SourcePos;
+  };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{

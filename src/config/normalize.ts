@@ -166,15 +166,19 @@ export function parseEndpoint(text: string): Redirect["to"] | undefined {
   return { ip: m[1] ?? "", family: ip.value.family, port };
 }
 
-/** `scrub`: the MSS clamp of each family. */
+/** `scrub`: the MSS clamp of each family and the IP header's normalisation. */
 function scrubSettings(ctx: CheckContext, doc: PolicyDocument): Pick<PolicyModel, "scrub"> {
-  const mss = doc.scrub?.mss;
-  if (mss === undefined || !ctx.clean(["scrub", "mss"])) return {};
-  const [mss4, mss6] = typeof mss === "number" ? [mss, mss] : [mss.ipv4, mss.ipv6];
+  if (!doc.scrub || !ctx.clean(["scrub"])) return {};
+  const { mss, min_ttl, clear_df, random_ip_id } = doc.scrub;
+  const [mss4, mss6] =
+    mss === undefined ? [] : typeof mss === "number" ? [mss, mss] : [mss.ipv4, mss.ipv6];
   return {
     scrub: {
       ...(mss4 !== undefined ? { mss4 } : {}),
       ...(mss6 !== undefined ? { mss6 } : {}),
+      ...(min_ttl !== undefined ? { minTtl: min_ttl } : {}),
+      ...(clear_df ? { clearDf: true } : {}),
+      ...(random_ip_id ? { randomIpId: true } : {}),
       pos: ctx.pos(["scrub"]),
     },
   };

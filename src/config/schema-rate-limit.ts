@@ -77,6 +77,27 @@ export const ScrubSchema = Section(
         errorMessage: "must be an MSS of 536-65535, or { ipv4: N, ipv6: N }",
       }),
     ),
+    min_ttl: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 255,
+        description:
+          "packets passing either way whose IPv4 TTL or IPv6 hop limit is below this get it raised to it",
+        errorMessage: "must be a TTL of 1-255",
+      }),
+    ),
+    random_ip_id: Type.Optional(
+      Type.Boolean({
+        description:
+          "IPv4 packets this host sends (not fragments) get a random identification field",
+      }),
+    ),
+    clear_df: Type.Optional(
+      Type.Boolean({
+        description:
+          "IPv4 packets passing either way lose their don't-fragment bit (this defeats path MTU discovery)",
+      }),
+    ),
   },
   { description: "changes moat makes to packets it lets through" },
 );

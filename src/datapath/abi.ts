@@ -41,7 +41,10 @@ export const Counter = {
   tcpFlagsDropped: 35,
   tcpFlagsDetected: 36,
   mssClamped: 37,
-  max: 38,
+  ttlRaised: 38,
+  dfCleared: 39,
+  ipIdRandomised: 40,
+  max: 41,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
@@ -113,6 +116,9 @@ export const LimitAlgorithm = {
 } as const;
 /** enum moat_limit_key_flag. */
 export const LimitKeyFlag = { overflow: 0x01 } as const;
+
+/** enum moat_scrub_flag. */
+export const ScrubFlag = { clearDf: 0x01, randomIpId: 0x02 } as const;
 
 export const RULE_NONE = 0xffffffff;
 
@@ -297,9 +303,12 @@ export const limitState = defineStruct("moat_limit_state", 56, {
   over: { offset: 48, type: "u64" },
 });
 
-export const scrub = defineStruct("moat_scrub", 4, {
+export const scrub = defineStruct("moat_scrub", 8, {
   mss4: { offset: 0, type: "u16" },
   mss6: { offset: 2, type: "u16" },
+  min_ttl: { offset: 4, type: "u8" },
+  flags: { offset: 5, type: "u8" },
+  pad: { offset: 6, type: "u16" },
 });
 
 export const counter = defineStruct("moat_counter", 16, {

@@ -30,27 +30,48 @@ for (const from of [2, 3])
         : "the policy slots are rebuilt by the first apply",
   });
 
-/** Bytes of one CPU's counters in conntrack layout 1 (32 counters) and 2 (38). */
-const COUNTERS_V1 = 32 * 16;
-const COUNTERS_V2 = 38 * 16;
+// policy 4 -> 5 widened scrub_config (the IP header's normalisation): as above, the first apply
+// rebuilds the policy slots, scrub_config with them, before any link changes.
+for (const from of [2, 3, 4])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 5,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
 
-// conntrack 1 -> 2: the counters gained the rate limits' and scrubbing's (zero to start); the
-// connections and fragments are kept as they are
-registerConverter({
-  group: "conntrack",
-  from: 1,
-  to: 2,
-  maps: {
-    conntrack: { keep: true },
-    frags: { keep: true },
-    counters: {
-      convert: (key, value) => {
-        const cpus = Math.floor(value.length / COUNTERS_V1);
-        const out = Buffer.alloc(cpus * COUNTERS_V2);
-        for (let cpu = 0; cpu < cpus; cpu++)
-          value.copy(out, cpu * COUNTERS_V2, cpu * COUNTERS_V1, (cpu + 1) * COUNTERS_V1);
-        return { key, value: out };
+/** Counters per CPU in each conntrack layout. */
+const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41 };
+
+// conntrack 1 -> 2 -> 3: the counters gained the rate limits' and scrubbing's, then the IP
+// header scrubbing's (zero to start); the connections and fragments are kept as they are
+for (const [from, to] of [
+  [1, 2],
+  [1, 3],
+  [2, 3],
+] as const) {
+  const before = (COUNTERS_IN_LAYOUT[from] ?? 0) * 16;
+  const after = (COUNTERS_IN_LAYOUT[to] ?? 0) * 16;
+  registerConverter({
+    group: "conntrack",
+    from,
+    to,
+    maps: {
+      conntrack: { keep: true },
+      frags: { keep: true },
+      counters: {
+        convert: (key, value) => {
+          const cpus = Math.floor(value.length / before);
+          const out = Buffer.alloc(cpus * after);
+          for (let cpu = 0; cpu < cpus; cpu++)
+            value.copy(out, cpu * after, cpu * before, (cpu + 1) * before);
+          return { key, value: out };
+        },
       },
     },
-  },
-});
+  });
+}

@@ -24,7 +24,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 2: moat_meta holds each table image's class counts by image
     // 3: a fourth table image (names), name bindings (tbl_names), moat_rule.flags
     // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
-    version: 4,
+    // 5: scrub_config's IP header normalisation (min_ttl, flags)
+    version: 5,
     maps: [
       "state",
       "tbl_dir4",
@@ -47,7 +48,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   },
   // connection ids come from the created-entries counter: adopted with the table they number
   // 2: counters for rate limits and scrubbing (moat_counters grew)
-  conntrack: { version: 2, maps: ["conntrack", "frags", "counters"] },
+  // 3: counters for the IP header's scrubbing (ttlRaised, dfCleared, ipIdRandomised)
+  conntrack: { version: 3, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },

@@ -10,6 +10,7 @@ import {
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
   scrub as scrubCodec,
+  ScrubFlag,
   state as stateCodec,
 } from "./abi.ts";
 import { native } from "./addon.ts";
@@ -358,7 +359,15 @@ export class PolicyMaps {
       }
       this.scrubConfig.update(
         u32Key(idle),
-        scrubCodec.encode({ mss4: image.mss?.v4 ?? 0, mss6: image.mss?.v6 ?? 0 }),
+        scrubCodec.encode({
+          mss4: image.mss?.v4 ?? 0,
+          mss6: image.mss?.v6 ?? 0,
+          min_ttl: image.ipScrub?.minTtl ?? 0,
+          flags:
+            (image.ipScrub?.clearDf ? ScrubFlag.clearDf : 0) |
+            (image.ipScrub?.randomIpId ? ScrubFlag.randomIpId : 0),
+          pad: 0,
+        }),
       );
       // each limit's overflow bucket is there before the policy that has it goes live
       this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));

@@ -253,7 +253,7 @@ test("policy maps pinned in layout 2 are migrated by rebuilding them: the policy
       next
         .pinnedReport()
         .includes(
-          "pinned policy maps migrated from layout 2 to 4: 0 entries copied (the policy slots are rebuilt by the first apply; layout 2 holds no name bindings)",
+          "pinned policy maps migrated from layout 2 to 5: 0 entries copied (the policy slots are rebuilt by the first apply; layout 2 holds no name bindings)",
         ),
       next.pinnedReport().join("\n"),
     );

@@ -1,5 +1,5 @@
-// Scrubbing seen from the peer namespace: the SYN-ACK of moat's host carries the clamped MSS
-// (tcpdump on the peer), and an nmap xmas scan of a closed port gets no reset once moat drops the
+// Scrubbing seen from the peer namespace: the SYN-ACK of moat's host carries the clamped MSS and
+// the raised TTL / hop limit (tcpdump on the peer), and an nmap xmas scan of a closed port gets no reset once moat drops the
 // invalid flags (prevent), while detect lets the reset through and counts the scan.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,12 +13,19 @@ function policy(lab: Lab, mode: "detect" | "prevent"): string {
 mode: ${mode}
 defaults: { ingress: allow, egress: allow }
 attach: { interfaces: [${lab.ifB}] }
-scrub: { mss: { ipv4: 1200, ipv6: 1100 } }
+scrub: { mss: { ipv4: 1200, ipv6: 1100 }, min_ttl: 200 }
 `;
 }
 
-/** The MSS options tcpdump on a shows in the SYN-ACKs from `from` while `traffic` runs. */
-async function synAckMss(lab: MoatLab, from: string, traffic: () => void): Promise<string[]> {
+/**
+ * The MSS options and TTLs / hop limits tcpdump on a shows in the SYN-ACKs from `from` while
+ * `traffic` runs.
+ */
+async function synAck(
+  lab: MoatLab,
+  from: string,
+  traffic: () => void,
+): Promise<{ mss: string[]; ttl: string[] }> {
   const dump = spawn(
     "ip",
     [
@@ -54,7 +61,10 @@ async function synAckMss(lab: MoatLab, from: string, traffic: () => void): Promi
   } finally {
     dump.kill();
   }
-  return [...out.matchAll(/mss (\d+)/g)].map((m) => m[1] ?? "");
+  return {
+    mss: [...out.matchAll(/mss (\d+)/g)].map((m) => m[1] ?? ""),
+    ttl: [...out.matchAll(/(?:ttl|hlim) (\d+)/g)].map((m) => m[1] ?? ""),
+  };
 }
 
 /** nmap's xmas scan (FIN, PSH, URG) of one port from a: its output. */
@@ -89,18 +99,19 @@ async function counter(lab: MoatLab, name: string): Promise<number> {
   return Number(line.split(" ")[1]);
 }
 
-test("scrub.mss: the peer sees moat's host answer with the clamped MSS, v4 and v6", async (t) => {
+test("scrub: the peer sees moat's host answer with the clamped MSS and TTL 200, v4 and v6", async (t) => {
   const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"));
   try {
-    const v4 = await synAckMss(lab, lab.v4.b, () =>
+    const v4 = await synAck(lab, lab.v4.b, () =>
       assert.equal(lab.curl(`http://${lab.v4.b}/`).status, 0),
     );
-    assert.deepEqual(v4, ["1200"]);
-    const v6 = await synAckMss(lab, lab.v6.b, () =>
+    assert.deepEqual(v4, { mss: ["1200"], ttl: ["200"] });
+    const v6 = await synAck(lab, lab.v6.b, () =>
       assert.equal(lab.curl(`http://[${lab.v6.b}]/`).status, 0),
     );
-    assert.deepEqual(v6, ["1100"]);
+    assert.deepEqual(v6, { mss: ["1100"], ttl: ["200"] });
     assert.ok((await counter(lab, "mssClamped")) >= 4, "SYNs in, SYN-ACKs out");
+    assert.ok((await counter(lab, "ttlRaised")) >= 4, "every packet under TTL 200");
   } finally {
     await lab.close();
   }

@@ -36,6 +36,8 @@ export interface PacketSpec {
   /** A fragment: offset in 8-byte units, more fragments, id. offset > 0 carries only payload. */
   frag?: { offset: number; more: boolean; id: number };
   ttl?: number;
+  /** IPv4: the don't-fragment bit. */
+  df?: boolean;
   /** Omit the Ethernet header (an embedded packet for ICMP errors). */
   l3Only?: boolean;
 }
@@ -148,7 +150,8 @@ function ipv4(spec: PacketSpec, src: Buffer, dst: Buffer): Buffer {
   h[0] = 0x40 | ((20 + optLen) / 4);
   h.writeUInt16BE(h.length + body.length, 2);
   h.writeUInt16BE(spec.frag?.id ?? 0x4242, 4);
-  if (spec.frag) h.writeUInt16BE((spec.frag.more ? 0x2000 : 0) | spec.frag.offset, 6);
+  const frag = spec.frag ? (spec.frag.more ? 0x2000 : 0) | spec.frag.offset : 0;
+  h.writeUInt16BE((spec.df ? 0x4000 : 0) | frag, 6);
   h[8] = spec.ttl ?? 64;
   h[9] = proto;
   src.copy(h, 12);

@@ -1,22 +1,32 @@
-// The conntrack group's 1 -> 2 converter: each CPU's counters of the older layout (32) land at the
-// start of the wider value (38), the new counters at 0; the connections and fragments are kept.
+// The conntrack group's converters: each CPU's counters of an older layout (1: 32, 2: 38) land at
+// the start of the wider value (3: 41), the new counters at 0; the connections and fragments are
+// kept.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import "../../src/datapath/map-converters.ts";
 import { converterFor } from "../../src/datapath/map-migration.ts";
 import { Counter } from "../../src/datapath/abi.ts";
 
-test("counters of layout 1 are carried into layout 2, every CPU's", () => {
-  const c = converterFor("conntrack", 1, 2);
+for (const [from, width] of [
+  [1, 32],
+  [2, 38],
+] as const)
+  test(`counters of layout ${from} are carried into layout 3, every CPU's`, () => {
+    carried(from, width);
+  });
+
+function carried(from: number, width: number): void {
+  const c = converterFor("conntrack", from, 3);
   assert.ok(c);
   assert.deepEqual(c.maps.conntrack, { keep: true });
   assert.deepEqual(c.maps.frags, { keep: true });
   const plan = c.maps.counters;
   assert.ok(plan && "convert" in plan);
   const cpus = 3;
-  const old = Buffer.alloc(cpus * 32 * 16);
+  const old = Buffer.alloc(cpus * width * 16);
   for (let cpu = 0; cpu < cpus; cpu++)
-    for (let i = 0; i < 32; i++) old.writeBigUInt64LE(BigInt(cpu * 1000 + i), (cpu * 32 + i) * 16);
+    for (let i = 0; i < width; i++)
+      old.writeBigUInt64LE(BigInt(cpu * 1000 + i), (cpu * width + i) * 16);
   const key = Buffer.alloc(4);
   const out = plan.convert(key, old);
   assert.ok(out);
@@ -25,7 +35,9 @@ test("counters of layout 1 are carried into layout 2, every CPU's", () => {
     const at = (i: number): bigint => out.value.readBigUInt64LE((cpu * Counter.max + i) * 16);
     assert.equal(at(Counter.closed), BigInt(cpu * 1000 + Counter.closed));
     assert.equal(at(Counter.splicedConnections), BigInt(cpu * 1000 + 31));
-    assert.equal(at(Counter.limitDropped), 0n);
-    assert.equal(at(Counter.mssClamped), 0n);
+    assert.equal(at(Counter.limitDropped), from < 2 ? 0n : BigInt(cpu * 1000 + 32));
+    assert.equal(at(Counter.mssClamped), from < 2 ? 0n : BigInt(cpu * 1000 + 37));
+    assert.equal(at(Counter.ttlRaised), 0n);
+    assert.equal(at(Counter.ipIdRandomised), 0n);
   }
-});
+}

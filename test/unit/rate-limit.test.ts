@@ -134,3 +134,21 @@ test("scrub.mss: one value for both families, or each its own; out of range is a
   ).diagnostics.map((d) => `${d.path}: ${d.message}`);
   assert.deepEqual(bad, ["scrub.mss: must be >= 536, got 100"]);
 });
+
+test("scrub's IP header settings: read as given, absent ones untouched; a TTL of 0 is an error", () => {
+  const scrub = (text: string) =>
+    parsePolicy(`version: 1\nmode: prevent\nscrub: ${text}\n`, "p.yaml").scrub;
+  const all = scrub("{ min_ttl: 64, clear_df: true, random_ip_id: true }");
+  assert.deepEqual(
+    [all?.minTtl, all?.clearDf, all?.randomIpId, all?.mss4],
+    [64, true, true, undefined],
+  );
+  const some = scrub("{ mss: 1400, clear_df: false }");
+  assert.deepEqual([some?.mss4, some?.minTtl, some?.clearDf], [1400, undefined, undefined]);
+  const bad = checkPolicySource(
+    "version: 1\nmode: prevent\nscrub: { min_ttl: 0 }\n",
+    "p.yaml",
+    textOnlyHost,
+  ).diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`);
+  assert.deepEqual(bad, ["3:19 scrub.min_ttl: must be >= 1, got 0"]);
+});

@@ -74,6 +74,20 @@ function imageRule(rule: Rule): ImageRule {
   };
 }
 
+/** `scrub` as the kernel reads it: the MSS clamps and the IP header's normalisation. */
+function scrubImage(
+  scrub: NonNullable<PolicyModel["scrub"]>,
+): Pick<ClassifierImage, "mss" | "ipScrub"> {
+  return {
+    mss: { v4: scrub.mss4 ?? 0, v6: scrub.mss6 ?? 0 },
+    ipScrub: {
+      minTtl: scrub.minTtl ?? 0,
+      clearDf: scrub.clearDf === true,
+      randomIpId: scrub.randomIpId === true,
+    },
+  };
+}
+
 function defaultRule(model: PolicyModel, action: Action): ImageRule {
   return { name: "default", action, mode: model.mode, log: false, maxDurationSeconds: 0 };
 }
@@ -246,7 +260,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
-    ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
+    ...(model.scrub ? scrubImage(model.scrub) : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,

@@ -108,6 +108,8 @@ export interface ClassifierImage {
    * The top image only.
    */
   mss?: { v4: number; v6: number };
+  /** scrub's IP header normalisation (minTtl 0: untouched). The top image only. */
+  ipScrub?: { minTtl: number; clearDf: boolean; randomIpId: boolean };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];
