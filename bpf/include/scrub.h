@@ -105,6 +105,8 @@ static __always_inline int ip_scrub(void *data, void *end, const struct pkt *p,
 	struct iphdr *ip = data + p->l3_off;
 	if ((void *)(ip + 1) > end)
 		return 0;
+	/* this cpu's counters, looked up once for the changes below */
+	struct moat_counters *cnt = counters_get();
 	__u32 sum = (__u16)~bpf_ntohs(ip->check);
 	int changed = 0;
 	if (ip->ttl < c->min_ttl) {
@@ -112,14 +114,14 @@ static __always_inline int ip_scrub(void *data, void *end, const struct pkt *p,
 		__u16 from = (__u16)ip->ttl << 8 | ip->protocol;
 		ip->ttl = c->min_ttl;
 		sum = csum_step(sum, from, (__u16)ip->ttl << 8 | ip->protocol);
-		count(MOAT_CNT_TTL_RAISED, 0);
+		count_in(cnt, MOAT_CNT_TTL_RAISED, 0);
 		changed = 1;
 	}
 	__u16 frag = bpf_ntohs(ip->frag_off);
 	if ((c->flags & MOAT_SCRUB_CLEAR_DF) && (frag & IP_DF)) {
 		ip->frag_off = bpf_htons(frag & ~IP_DF);
 		sum = csum_step(sum, frag, frag & ~IP_DF);
-		count(MOAT_CNT_DF_CLEARED, 0);
+		count_in(cnt, MOAT_CNT_DF_CLEARED, 0);
 		changed = 1;
 	}
 	/* not a fragment: a fragment's id is what reassembly joins it by */
@@ -128,7 +130,7 @@ static __always_inline int ip_scrub(void *data, void *end, const struct pkt *p,
 		__u16 to = bpf_get_prandom_u32();
 		ip->id = bpf_htons(to);
 		sum = csum_step(sum, from, to);
-		count(MOAT_CNT_IP_ID_RANDOMISED, 0);
+		count_in(cnt, MOAT_CNT_IP_ID_RANDOMISED, 0);
 		changed = 1;
 	}
 	if (!changed)

@@ -1,0 +1,161 @@
+// B12 (docs/performance.md): what each protective function costs a packet, over the same program
+// and policy without it, measured in the same run. BPF_PROG_TEST_RUN with repeat = 1e5, the
+// program's bench knobs rotating the source over 4096 addresses (bpf/include/bench.h): NEW runs
+// make every run a new connection (a SYN judged by the policy), ESTABLISHED runs find the
+// connection tracked. A round measures the baseline and every variant back to back, so a busy
+// machine slows them alike; the figures are medians over the rounds of (variant - baseline).
+//
+//   node bench/protect.ts            writes bench/results/protect.json
+import { cpus, release } from "node:os";
+import { Datapath } from "../src/datapath/datapath.ts";
+import { compile } from "../src/policy/compile/compile.ts";
+import { parsePolicy } from "../src/config/index.ts";
+import type { BpfProgram } from "../src/datapath/native.d.ts";
+import { packet, type PacketSpec } from "../test/helpers/packets.ts";
+import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
+import { writeResult } from "./results.ts";
+
+const KEYS = 4096;
+const REPEAT = 100_000;
+const ROUNDS = Number(process.env.B12_ROUNDS ?? 7);
+const LOCAL = "10.0.0.1";
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** The policy every variant starts from: port 80 allowed in, everything allowed out. */
+const policy = (rule: string, top = "") => `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+${top}
+rules:
+  - name: web
+    direction: any
+    action: allow
+    layer4: { protocol: tcp, port: [80] }
+${rule}
+`;
+
+interface Variant {
+  name: string;
+  /** The hook it is measured on. */
+  hook: "xdp" | "tc";
+  text: string;
+}
+
+const limit = (algorithm: string) =>
+  `    rate_limit: { rate: 1000000/s, burst: 1000000, algorithm: ${algorithm} }`;
+const VARIANTS: Variant[] = [
+  ...["token_bucket", "fixed_window", "sliding_window", "leaky_bucket"].map((a): Variant => ({
+    name: `rate_limit ${a}`,
+    hook: "xdp",
+    text: policy(limit(a)),
+  })),
+  { name: "scrub.mss", hook: "xdp", text: policy("", "scrub: { mss: 1200 }") },
+  {
+    name: "scrub.min_ttl + clear_df",
+    hook: "xdp",
+    text: policy("", "scrub: { min_ttl: 128, clear_df: true }"),
+  },
+  { name: "scrub.random_ip_id", hook: "tc", text: policy("", "scrub: { random_ip_id: true }") },
+];
+const BASELINE = policy("");
+
+/** A SYN to port 80 with an MSS option (so the clamp has work), TTL 64 and DF. */
+const probe = (hook: "xdp" | "tc"): Buffer => {
+  const spec: PacketSpec = {
+    src: hook === "xdp" ? "192.0.2.1" : LOCAL,
+    dst: hook === "xdp" ? LOCAL : "192.0.2.1",
+    proto: "tcp",
+    sport: 1000,
+    dport: 80,
+    flags: "S",
+    tcpOptions: Buffer.from([2, 4, 0x05, 0xb4]),
+    ttl: 64,
+    df: true,
+  };
+  return packet(spec);
+};
+
+const program = (dp: Datapath, hook: "xdp" | "tc"): BpfProgram => (hook === "xdp" ? dp.xdp : dp.tc);
+
+/** ns per packet of one repeat = 1e5 test run; a signal (EINTR) interrupts long ones. */
+function run(dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): number {
+  for (let tries = 0; ; tries++) {
+    try {
+      return program(dp, hook).testRun({ data, repeat }).duration;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EINTR" || tries >= 10) throw err;
+    }
+  }
+}
+
+const fresh = Datapath.start({
+  interfaces: [],
+  pinRoot: null,
+  globals: { bench_keys: KEYS, bench_fresh: 1 },
+});
+const tracked = Datapath.start({ interfaces: [], pinRoot: null, globals: { bench_keys: KEYS } });
+const anchors = [anchorXdp(fresh.xdp), anchorXdp(tracked.xdp)];
+
+/** One measurement of `text` on `hook`: NEW and ESTABLISHED ns per packet. */
+function measure(text: string, hook: "xdp" | "tc"): { fresh: number; established: number } {
+  const image = compile(parsePolicy(text, "bench.yaml"));
+  fresh.apply({ packet: image });
+  tracked.apply({ packet: image });
+  tracked.clearConntrack();
+  const data = probe(hook);
+  run(tracked, hook, data, KEYS); // the connections of every rotated source exist
+  return { fresh: run(fresh, hook, data), established: run(tracked, hook, data) };
+}
+
+try {
+  const deltas = new Map<string, { fresh: number[]; established: number[] }>();
+  const baselines: Record<string, { fresh: number[]; established: number[] }> = {
+    xdp: { fresh: [], established: [] },
+    tc: { fresh: [], established: [] },
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    console.error(`round ${round + 1} of ${ROUNDS}`);
+    for (const v of VARIANTS) {
+      const base = measure(BASELINE, v.hook);
+      const with_ = measure(v.text, v.hook);
+      const d = deltas.get(v.name) ?? { fresh: [], established: [] };
+      d.fresh.push(with_.fresh - base.fresh);
+      d.established.push(with_.established - base.established);
+      deltas.set(v.name, d);
+      baselines[v.hook]?.fresh.push(base.fresh);
+      baselines[v.hook]?.established.push(base.established);
+    }
+  }
+  const rows = VARIANTS.map((v) => {
+    const d = deltas.get(v.name) ?? { fresh: [], established: [] };
+    return {
+      function: v.name,
+      hook: v.hook === "xdp" ? "XDP ingress" : "TC egress",
+      "NEW + ns": Math.round(median(d.fresh) * 10) / 10,
+      "ESTABLISHED + ns": Math.round(median(d.established) * 10) / 10,
+    };
+  });
+  const floor = (h: string) => ({
+    "NEW ns": Math.round(median(baselines[h]?.fresh ?? [])),
+    "ESTABLISHED ns": Math.round(median(baselines[h]?.established ?? [])),
+  });
+  console.table([
+    { function: "baseline (no function)", hook: "XDP ingress", ...floor("xdp") },
+    { function: "baseline (no function)", hook: "TC egress", ...floor("tc") },
+  ]);
+  console.table(rows);
+  const worst = Math.max(...rows.map((r) => Math.max(r["NEW + ns"], r["ESTABLISHED + ns"])));
+  console.log(`B12: the costliest function adds ${worst} ns a packet (bar <= 30 ns each)`);
+  writeResult("protect", {
+    method: `BPF_PROG_TEST_RUN repeat ${REPEAT}, bench_keys ${KEYS} rotating sources, ${ROUNDS} rounds, each variant against the same policy without it, back to back; medians of the differences`,
+    kernel: release(),
+    cpus: cpus().length,
+    baselines: { xdp: floor("xdp"), tc: floor("tc") },
+    rows,
+  });
+} finally {
+  for (const a of anchors) a.release();
+  fresh.stop();
+  tracked.stop();
+}
