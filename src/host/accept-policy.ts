@@ -16,6 +16,7 @@ import {
   acceptCheckedPolicy,
   acceptPolicyText,
   compilePolicy,
+  sizeOf,
   type HostJudgement,
   type Acceptance,
   type LoadedPolicy,
@@ -42,6 +43,8 @@ export interface AcceptOptions {
   host?: PolicyHost;
   /** The compiler's options (the daemon's: where its DNS proxy listens). */
   compile?: Parameters<typeof compilePolicy>[2];
+  /** Told what long work starts: reading, checking, compiling (`moat check` on a terminal). */
+  progress?: (step: string) => void;
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -72,6 +75,7 @@ function judgement(options: AcceptOptions): HostJudgement {
     ...(options.universe ? { universe: options.universe } : {}),
     unreachable: unreachableTargets,
     ...(options.compile ? { compile: options.compile } : {}),
+    ...(options.progress ? { progress: options.progress } : {}),
   };
 }
 
@@ -102,7 +106,7 @@ export async function acceptPolicyAsync(
   options: AcceptOptions = {},
 ): Promise<Acceptance> {
   if (options.host) return acceptPolicy(text, fileName, options);
-  const prefetched = await prefetchSetFiles(text, fileName);
+  const prefetched = await prefetchSetFiles(text, fileName, options.progress);
   // a policy that names no set file was checked in full by the first pass
   if ("checked" in prefetched) return acceptChecked(prefetched.checked, fileName, options);
   return acceptPolicy(text, fileName, { ...options, host: prefetched.host });
@@ -115,6 +119,7 @@ export async function acceptPolicyFileAsync(
 ): Promise<Acceptance & { text?: string }> {
   let text: string;
   try {
+    options.progress?.(`reading ${path}`);
     text = options.host
       ? options.host.readFile(path, "policy")
       : await readPolicyFileTextAsync(path, "policy");
@@ -135,7 +140,9 @@ export async function acceptPolicyFileAsync(
 async function prefetchSetFiles(
   text: string,
   fileName: string,
+  progress?: (step: string) => void,
 ): Promise<{ host: PolicyHost } | { checked: PolicyCheck }> {
+  progress?.(`checking ${fileName} (${sizeOf(text)})`);
   const named = new Set<string>();
   const checked = checkPolicySource(text, fileName, {
     resolve: nodeHost.resolve,
@@ -148,6 +155,7 @@ async function prefetchSetFiles(
   const read = new Map<string, { text: string } | { error: unknown }>();
   for (const path of named) {
     try {
+      progress?.(`reading set file ${path}`);
       read.set(path, { text: await readPolicyFileTextAsync(path, "set") });
     } catch (error) {
       read.set(path, { error });

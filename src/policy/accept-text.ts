@@ -46,11 +46,20 @@ export interface HostJudgement {
   unreachable?: (model: PolicyModel, universe: ProcessUniverse | null) => Diagnostic[];
   /** The compiler's options (the daemon's: where its DNS proxy listens). */
   compile?: Parameters<typeof compilePolicy>[2];
+  /** Told what long work starts (`moat check` shows it on a terminal). */
+  progress?: (step: string) => void;
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
 export function acceptPolicyText(text: string, fileName: string, judge: HostJudgement): Acceptance {
+  judge.progress?.(`checking ${fileName} (${sizeOf(text)})`);
   return acceptCheckedPolicy(checkPolicySource(text, fileName, judge.host), fileName, judge);
+}
+
+/** A text's size for a progress line: "812 KB", "14.7 MB". */
+export function sizeOf(text: string): string {
+  const bytes = text.length;
+  return bytes < 1e6 ? `${Math.ceil(bytes / 1e3)} KB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 /** The rest of acceptPolicyText, once the text is checked (with `judge.host`'s set files). */
@@ -80,9 +89,20 @@ export function acceptCheckedPolicy(
   if (unreachable.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...unreachable]) };
   try {
+    judge.progress?.(`compiling ${model.rules.length} rules`);
+    const progress = judge.progress;
+    const compile = progress
+      ? {
+          ...judge.compile,
+          onPhase: (phase: string, ms: number) => {
+            judge.compile?.onPhase?.(phase, ms);
+            progress(`compiling ${model.rules.length} rules: ${phase} done`);
+          },
+        }
+      : judge.compile;
     return {
       diagnostics: check.diagnostics,
-      policy: { model, image: compilePolicy(model, universe, judge.compile) },
+      policy: { model, image: compilePolicy(model, universe, compile) },
     };
   } catch (err) {
     // the tables would not fit the kernel's limits: a problem of the whole policy

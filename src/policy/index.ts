@@ -36,6 +36,7 @@ export {
 export {
   acceptPolicyText,
   acceptCheckedPolicy,
+  sizeOf,
   type Acceptance,
   type HostJudgement,
   type LoadedPolicy,

@@ -8,6 +8,7 @@ import { acceptPolicyFileAsync } from "../../host/index.ts";
 import { UsageError } from "../command.ts";
 import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
+import { terminalProgress } from "../progress.ts";
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -49,7 +50,11 @@ export const checkCommand: Command = {
 };
 
 async function checkOne(file: string): Promise<CheckResult> {
-  const { diagnostics, policy } = await acceptPolicyFileAsync(file);
+  // a 100k-rule policy or a set file of a million entries takes seconds: say what is under way
+  const progress = terminalProgress();
+  const { diagnostics, policy } = await acceptPolicyFileAsync(file, {
+    progress: (step) => progress.step(step),
+  }).finally(() => progress.done());
   const model = policy?.model;
   const ok = model !== undefined && !diagnostics.some((d) => d.severity === "error");
   return model && ok
