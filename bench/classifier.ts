@@ -21,7 +21,7 @@ import { evaluate } from "../src/policy/evaluator.ts";
 import type { PolicyModel } from "../src/config/index.ts";
 import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet } from "../test/helpers/packets.ts";
-import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
+import { benchDatapaths, testRunNs } from "./test-runs.ts";
 import { mixedModel } from "./compile.ts";
 
 const KEYS = 4096;
@@ -77,15 +77,9 @@ const modelFor = (model: PolicyModel, hook: Hook): PolicyModel => ({
   rules: model.rules.map((r) => ({ ...r, direction: hook.direction })),
 });
 
-/** A test run; a signal (EINTR) interrupts long ones, which are then run again. */
+/** A test run of the hook's program. */
 function run(dp: Datapath, hook: Hook, data: Buffer, repeat: number): number {
-  for (let tries = 0; ; tries++) {
-    try {
-      return hook.program(dp).testRun({ data, repeat }).duration;
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EINTR" || tries >= 10) throw err;
-    }
-  }
+  return testRunNs(hook.program(dp), data, repeat);
 }
 
 /** ns per packet: per round, the mean over the probe packets of a repeat = 1e5 run each. */
@@ -144,13 +138,8 @@ function checkVerdicts(dp: Datapath, hook: Hook, model: PolicyModel, image: Clas
 }
 
 /** One object makes every run a new connection, the other keeps KEYS connections per port. */
-const fresh = Datapath.start({
-  interfaces: [],
-  pinRoot: null,
-  globals: { bench_keys: KEYS, bench_fresh: 1 },
-});
-const tracked = Datapath.start({ interfaces: [], pinRoot: null, globals: { bench_keys: KEYS } });
-const anchors = [anchorXdp(fresh.xdp), anchorXdp(tracked.xdp)];
+const bench = benchDatapaths(KEYS);
+const { fresh, tracked } = bench;
 
 /** ESTABLISHED: the KEYS connections of every probe port exist before timing. */
 function establishedCost(hook: Hook): { median: number; rounds: number[] } {
@@ -237,7 +226,5 @@ try {
     ),
   );
 } finally {
-  for (const a of anchors) a.release();
-  fresh.stop();
-  tracked.stop();
+  bench.stop();
 }

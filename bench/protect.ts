@@ -12,7 +12,7 @@ import { compile } from "../src/policy/compile/compile.ts";
 import { parsePolicy } from "../src/config/index.ts";
 import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet, type PacketSpec } from "../test/helpers/packets.ts";
-import { anchorXdp } from "../test/helpers/xdp-anchor.ts";
+import { benchDatapaths, testRunNs } from "./test-runs.ts";
 import { writeResult } from "./results.ts";
 
 const KEYS = 4096;
@@ -78,24 +78,12 @@ const probe = (hook: "xdp" | "tc"): Buffer => {
 
 const program = (dp: Datapath, hook: "xdp" | "tc"): BpfProgram => (hook === "xdp" ? dp.xdp : dp.tc);
 
-/** ns per packet of one repeat = 1e5 test run; a signal (EINTR) interrupts long ones. */
-function run(dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): number {
-  for (let tries = 0; ; tries++) {
-    try {
-      return program(dp, hook).testRun({ data, repeat }).duration;
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EINTR" || tries >= 10) throw err;
-    }
-  }
-}
+/** ns per packet of one repeat = 1e5 test run. */
+const run = (dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): number =>
+  testRunNs(program(dp, hook), data, repeat);
 
-const fresh = Datapath.start({
-  interfaces: [],
-  pinRoot: null,
-  globals: { bench_keys: KEYS, bench_fresh: 1 },
-});
-const tracked = Datapath.start({ interfaces: [], pinRoot: null, globals: { bench_keys: KEYS } });
-const anchors = [anchorXdp(fresh.xdp), anchorXdp(tracked.xdp)];
+const bench = benchDatapaths(KEYS);
+const { fresh, tracked } = bench;
 
 /** One measurement of `text` on `hook`: NEW and ESTABLISHED ns per packet. */
 function measure(text: string, hook: "xdp" | "tc"): { fresh: number; established: number } {
@@ -155,7 +143,5 @@ try {
     rows,
   });
 } finally {
-  for (const a of anchors) a.release();
-  fresh.stop();
-  tracked.stop();
+  bench.stop();
 }
