@@ -1,0 +1,304 @@
+// Least-privilege rules from what identities did: per identity (executable, user, container),
+// direction and protocol, the peers it reached on each port, generalised only by the steps in
+// generalise.ts, destinations with the same ports in one rule. Only connections the policy left
+// to its defaults are learnt from (a rule already decides the rest); connections that were only
+// ever blocked are a decision already made and never proposed; a flow first seen within the
+// stability period is held back. Caps bound the work whatever the history holds.
+import type { PolicyModel } from "../../config/model.ts";
+import { parseIp } from "../../config/ip.ts";
+import { evaluate } from "../evaluator.ts";
+import type { ConnectionFacts } from "../facts.ts";
+import { generalisePeers, portRanges, type GeneraliseOptions } from "./generalise.ts";
+import { identityKey, type LearnRow } from "./learn-rows.ts";
+
+/** Identities proposed for at most (most connections first). */
+export const MAX_IDENTITIES = 500;
+/** Destination entries (after generalising) per identity, direction and protocol at most. */
+export const MAX_DESTINATIONS = 200;
+
+export interface ProposeOptions extends GeneraliseOptions {
+  now: number;
+  /** A flow is learnt from only once first seen at least this long ago. */
+  stableMs: number;
+}
+
+export interface Identity {
+  exe: string;
+  user: number;
+  container: string;
+}
+
+/** A rule to add, with what justified it. */
+export interface ProposedRule {
+  name: string;
+  identity: Identity;
+  direction: "ingress" | "egress";
+  action: "allow" | "block";
+  /** The YAML the rule is written as (mode: detect). */
+  yaml: Record<string, unknown>;
+  /** Connections it would have decided, first and last seen, processes behind them. */
+  hits: number;
+  firstMs: number;
+  lastMs: number;
+  processes: number;
+  /** Each widening step, in words. */
+  because: string[];
+  /** The roll-up rows it stands for (the replay check judges them). */
+  rows: LearnRow[];
+}
+
+/** Rows not proposed, by why (connection counts). */
+export interface NotProposed {
+  /** A rule of the policy already decides them. */
+  covered: number;
+  /** Only ever blocked. */
+  blocked: number;
+  /** First seen within the stability period. */
+  unstable: number;
+  /** The stored facts cannot say which rule decides (a process fact is missing). */
+  undecided: number;
+  /** Inbound by name (rules name inbound peers by address only) or without a port. */
+  inexpressible: number;
+  /** Past the identity or destination caps. */
+  capped: number;
+}
+
+export interface Proposal {
+  rules: ProposedRule[];
+  notProposed: NotProposed;
+}
+
+const PORTED = new Set(["tcp", "udp"]);
+
+/** A roll-up row as the evaluator's facts: a peer known by name has no address to match. */
+export function rowFacts(r: LearnRow): ConnectionFacts {
+  const ip = parseIp(r.peer);
+  const remoteIp = ip.ok ? r.peer : "0.0.0.0";
+  const protocol = /^\d+$/.test(r.protocol) ? Number(r.protocol) : r.protocol;
+  const ported = PORTED.has(r.protocol);
+  const remote: ConnectionFacts["remote"] = ported
+    ? { ip: remoteIp, port: r.direction === "egress" ? r.port : 40000 }
+    : { ip: remoteIp };
+  if (!ip.ok) remote.names = [r.peer];
+  const local = ported
+    ? { ip: "0.0.0.0", port: r.direction === "ingress" ? r.port : 40000 }
+    : { ip: "0.0.0.0" };
+  const facts: ConnectionFacts = {
+    direction: r.direction as ConnectionFacts["direction"],
+    protocol: protocol as ConnectionFacts["protocol"],
+    family: remoteIp.includes(":") ? 6 : 4,
+    local,
+    remote,
+  };
+  if (r.exe) {
+    const name = r.exe.slice(r.exe.lastIndexOf("/") + 1).slice(0, 15);
+    facts.process = {
+      name,
+      ...(r.exe.startsWith("/") ? { path: r.exe } : {}),
+      ...(r.user >= 0 ? { user: r.user } : {}),
+      container: r.container ? { name: r.container, id: r.container } : null,
+    };
+  }
+  return facts;
+}
+
+/** How the current policy decides a row: "default", "rule" or "undecided". */
+function decidedBy(model: PolicyModel, r: LearnRow): "default" | "rule" | "undecided" {
+  const e = evaluate(model, rowFacts(r));
+  if (e.verdict !== "deferred") return e.rule === "default" ? "default" : "rule";
+  return e.possible.every((d) => d.rule === "default") ? "default" : "undecided";
+}
+
+/** The `process` section that names an identity; null when the flows had no process. */
+export function processSection(id: Identity): Record<string, unknown> | null {
+  if (!id.exe) return null;
+  const out: Record<string, unknown> = id.exe.startsWith("/") ? { path: id.exe } : { name: id.exe };
+  if (id.user >= 0) out.user = [id.user];
+  if (id.container)
+    out.container = /^[0-9a-f]{12,64}$/.test(id.container)
+      ? { id: id.container }
+      : { name: id.container };
+  return out;
+}
+
+function slugOf(id: Identity): string {
+  const base = id.exe.slice(id.exe.lastIndexOf("/") + 1) || "host";
+  const text = `${id.container ? `${id.container}-` : ""}${base}`;
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 40) || "process"
+  );
+}
+
+interface Seen {
+  ports: Set<number>;
+  rows: LearnRow[];
+}
+
+export function propose(
+  model: PolicyModel,
+  rows: readonly LearnRow[],
+  options: ProposeOptions,
+): Proposal {
+  const not: NotProposed = {
+    covered: 0,
+    blocked: 0,
+    unstable: 0,
+    undecided: 0,
+    inexpressible: 0,
+    capped: 0,
+  };
+  // identity -> "direction protocol" -> peer -> ports and rows
+  const byIdentity = new Map<
+    string,
+    { id: Identity; total: number; flows: Map<string, Map<string, Seen>> }
+  >();
+  for (const r of rows) {
+    if (r.allowed + r.detected === 0) {
+      not.blocked += r.connections;
+      continue;
+    }
+    const ported = PORTED.has(r.protocol);
+    if ((r.direction === "ingress" && !parseIp(r.peer).ok) || (ported && r.port === 0)) {
+      not.inexpressible += r.connections;
+      continue;
+    }
+    const by = decidedBy(model, r);
+    if (by !== "default") {
+      not[by === "rule" ? "covered" : "undecided"] += r.connections;
+      continue;
+    }
+    if (r.firstMs > options.now - options.stableMs) {
+      not.unstable += r.connections;
+      continue;
+    }
+    const key = identityKey(r);
+    let entry = byIdentity.get(key);
+    if (!entry) {
+      entry = {
+        id: { exe: r.exe, user: r.user, container: r.container },
+        total: 0,
+        flows: new Map(),
+      };
+      byIdentity.set(key, entry);
+    }
+    entry.total += r.connections;
+    const flowKey = `${r.direction} ${r.protocol}`;
+    const peers = entry.flows.get(flowKey) ?? new Map<string, Seen>();
+    entry.flows.set(flowKey, peers);
+    const seen = peers.get(r.peer) ?? { ports: new Set<number>(), rows: [] };
+    peers.set(r.peer, seen);
+    if (ported) seen.ports.add(r.port);
+    seen.rows.push(r);
+  }
+  const identities = [...byIdentity.values()].sort(
+    (a, b) => b.total - a.total || (identityKey(a.id) < identityKey(b.id) ? -1 : 1),
+  );
+  for (const dropped of identities.splice(MAX_IDENTITIES)) not.capped += dropped.total;
+  const taken = new Set(model.rules.map((r) => r.name));
+  const unique = (name: string) => {
+    let out = name;
+    for (let n = 2; taken.has(out); n++) out = `${name}-${n}`;
+    taken.add(out);
+    return out;
+  };
+  const out: ProposedRule[] = [];
+  for (const { id, flows } of identities) {
+    const slug = slugOf(id);
+    const process = processSection(id);
+    const directions = new Set<"ingress" | "egress">();
+    let n = 0;
+    for (const flowKey of [...flows.keys()].sort()) {
+      const [direction, protocol] = flowKey.split(" ") as ["ingress" | "egress", string];
+      const peers = flows.get(flowKey)!;
+      const destinations = generalisePeers(peers.keys(), options);
+      for (const d of destinations.splice(MAX_DESTINATIONS))
+        for (const p of d.peers) for (const r of peers.get(p)!.rows) not.capped += r.connections;
+      // destinations with the same ports share a rule
+      const byPorts = new Map<string, typeof destinations>();
+      for (const d of destinations) {
+        const ports = new Set(d.peers.flatMap((p) => [...peers.get(p)!.ports]));
+        const key = JSON.stringify(portRanges(ports));
+        byPorts.set(key, [...(byPorts.get(key) ?? []), d]);
+      }
+      for (const [portKey, group] of byPorts) {
+        const ports = JSON.parse(portKey) as (number | string)[];
+        const groupRows = group.flatMap((d) => d.peers.flatMap((p) => peers.get(p)!.rows));
+        const because = group.flatMap((d) =>
+          d.because ? [`${d.entry}: ${d.because}: ${d.peers.join(", ")}`] : [],
+        );
+        const ranges = ports.filter((p) => typeof p === "string");
+        if (ranges.length) because.push(`ports ${ranges.join(", ")}: adjacent ports seen`);
+        const layer4: Record<string, unknown> = {
+          protocol: /^\d+$/.test(protocol) ? Number(protocol) : protocol,
+        };
+        if (PORTED.has(protocol)) layer4.port = ports;
+        const yaml: Record<string, unknown> = {
+          name: unique(`suggest-${slug}-${direction === "ingress" ? "in" : "out"}-${++n}`),
+          direction,
+          action: "allow",
+          mode: "detect",
+          ...(process && PORTED.has(protocol) ? { process } : {}),
+          layer3: { remote: group.map((d) => d.entry) },
+          layer4,
+        };
+        directions.add(direction);
+        out.push({
+          name: yaml.name as string,
+          identity: id,
+          direction,
+          action: "allow",
+          yaml,
+          ...totals(groupRows),
+          because,
+          rows: groupRows,
+        });
+      }
+    }
+    // with an allowing default, least privilege needs the identity's other connections flagged
+    for (const direction of directions) {
+      if (!process || model.defaults[direction] !== "allow") continue;
+      const name = unique(`suggest-${slug}-${direction === "ingress" ? "in" : "out"}-rest`);
+      out.push({
+        name,
+        identity: id,
+        direction,
+        action: "block",
+        yaml: {
+          name,
+          direction,
+          action: "block",
+          mode: "detect",
+          process,
+          layer4: { protocol: "any" },
+        },
+        hits: 0,
+        firstMs: 0,
+        lastMs: 0,
+        processes: 0,
+        because: [
+          `the ${direction} default allows: this identity's connections the rules above do not name are reported as detected`,
+        ],
+        rows: [],
+      });
+    }
+  }
+  return { rules: out, notProposed: not };
+}
+
+function totals(rows: readonly LearnRow[]) {
+  let hits = 0;
+  let firstMs = Infinity;
+  let lastMs = 0;
+  let processes = 0;
+  for (const r of rows) {
+    hits += r.connections;
+    firstMs = Math.min(firstMs, r.firstMs);
+    lastMs = Math.max(lastMs, r.lastMs);
+    processes = Math.max(processes, r.processes);
+  }
+  return { hits, firstMs, lastMs, processes };
+}
