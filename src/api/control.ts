@@ -2,7 +2,8 @@
 import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
-import type { ReplayReport, Suggestion } from "../policy/index.ts";
+import type { ReplayReport } from "../policy/index.ts";
+import type { Suggestion } from "../observe/learn/index.ts";
 import type { StatsPage, StatsQuery } from "../observe/history/rollup.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */

@@ -1,17 +1,17 @@
 // One suggestion on its own thread: the policy text (the running one, or one the API was given)
 // accepted as `moat check` accepts it, the flow roll-ups read on a read-only connection of their
-// own, the rules proposed (or promoted) by src/policy/suggest, and the suggested text checked
+// own, the rules proposed (or promoted) by src/observe/learn, and the suggested text checked
 // again. The daemon's event loop and the history store's thread never wait for it.
 import { basename } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { nodeHost } from "../host/index.ts";
-import { HistoryReader } from "../observe/index.ts";
 import {
+  HistoryReader,
   promotePolicy,
   promoteSince,
   suggestPolicy,
   type SuggestRequest,
-} from "../policy/index.ts";
+} from "../observe/index.ts";
 import type { SuggestApiRequest, SuggestOutcome } from "../api/index.ts";
 import { accepted, withoutSetFiles } from "./worker-policy.ts";
 

@@ -54,4 +54,3 @@ export {
 } from "./replay/index.ts";
 export { changeSummary, policyChanges } from "./policy-diff.ts";
 export { lineEdits, unifiedDiff, type DiffOp } from "./line-diff.ts";
-export * from "./suggest/index.ts";

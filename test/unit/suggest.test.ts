@@ -14,15 +14,15 @@ import { HistoryReader } from "../../src/observe/history/reader.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { FlowRollups } from "../../src/observe/history/rollup.ts";
 import { learnRows } from "../../src/observe/history/learn.ts";
+import { Replay } from "../../src/policy/index.ts";
 import {
   generalisePeers,
   portRanges,
   promotePolicy,
-  Replay,
   suggestPolicy,
   type IdentityDay,
   type LearnInput,
-} from "../../src/policy/index.ts";
+} from "../../src/observe/learn/index.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
 import { historySuggester } from "../../src/daemon/history-suggest.ts";
 import {

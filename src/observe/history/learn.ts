@@ -8,7 +8,7 @@ import {
   type IdentityDay,
   type LearnInput,
   type LearnRow,
-} from "../../policy/index.ts";
+} from "../learn/index.ts";
 import { ROLLUP_LEVELS, type RollupLevel } from "./rollup.ts";
 
 const DAY = 86_400_000;

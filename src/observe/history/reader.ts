@@ -4,7 +4,7 @@
 // store's thread never waits for it.
 import Database from "better-sqlite3";
 import type { MoatEvent } from "../../datapath/event.ts";
-import type { IdentityDay, LearnInput } from "../../policy/index.ts";
+import type { IdentityDay, LearnInput } from "../learn/index.ts";
 import { identityDays, learnRows } from "./learn.ts";
 
 export interface HistoryWindow {

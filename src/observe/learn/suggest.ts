@@ -3,7 +3,7 @@
 // text, both answering the new text, the unified diff against the old one and the reasons.
 // Nothing is applied here: the user reviews the diff and runs `moat policy apply`.
 import type { PolicyModel } from "../../config/model.ts";
-import { unifiedDiff } from "../line-diff.ts";
+import { unifiedDiff } from "../../policy/line-diff.ts";
 import { withPromoted, withProposedRules } from "./edit.ts";
 import { GENERALISE_DEFAULTS } from "./generalise.ts";
 import type { IdentityDay, LearnInput, LearnOverflow } from "./learn-rows.ts";

@@ -6,8 +6,8 @@
 // stability period is held back. Caps bound the work whatever the history holds.
 import type { PolicyModel } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
-import { evaluate } from "../evaluator.ts";
-import type { ConnectionFacts } from "../facts.ts";
+import { evaluate } from "../../policy/evaluator.ts";
+import type { ConnectionFacts } from "../../policy/facts.ts";
 import { generalisePeers, portRanges, type GeneraliseOptions } from "./generalise.ts";
 import { identityKey, type LearnRow } from "./learn-rows.ts";
 

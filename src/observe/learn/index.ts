@@ -1,4 +1,4 @@
-// Learning a least-privilege policy from the flow roll-ups (docs/learning.md).
+// Learning a least-privilege policy from the flow roll-ups (docs/learning.md): proposals and promotion.
 export {
   promotePolicy,
   promoteSince,
