@@ -32,12 +32,12 @@ export const proc = (path: string, user: number, container = ""): Omit<ProcessFa
   container: container ? { id: container, name: container, image: "img" } : null,
 });
 
-/** The flows' summaries, newest last, every 6 hours from first seen to NOW. */
-export function summaries(flows: readonly GenFlow[]): FlowSummary[] {
+/** The flows' summaries, newest last, every 6 hours from first seen to `now`. */
+export function summaries(flows: readonly GenFlow[], now = NOW): FlowSummary[] {
   const out: FlowSummary[] = [];
   for (const f of flows) {
-    const first = NOW - (f.firstAgoMs ?? 7 * DAY);
-    for (let t = first; t < NOW; t += 6 * HOUR) {
+    const first = now - (f.firstAgoMs ?? 7 * DAY);
+    for (let t = first; t < now; t += 6 * HOUR) {
       const server = { ip: "10.0.0.2", port: f.port };
       const client = { ip: f.peer.ip, port: 40000 };
       const connection = fakeEvent({
