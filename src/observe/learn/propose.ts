@@ -228,7 +228,7 @@ export function propose(
         const ports = JSON.parse(portKey) as (number | string)[];
         const groupRows = group.flatMap((d) => d.peers.flatMap((p) => peers.get(p)!.rows));
         const because = group.flatMap((d) =>
-          d.because ? [`${d.entry}: ${d.because}: ${d.peers.join(", ")}`] : [],
+          d.because ? [`${d.entry}: ${d.because}: ${listed(d.peers)}`] : [],
         );
         const ranges = ports.filter((p) => typeof p === "string");
         if (ranges.length) because.push(`ports ${ranges.join(", ")}: adjacent ports seen`);
@@ -288,6 +288,14 @@ export function propose(
   }
   return { rules: out, notProposed: not };
 }
+
+/** Peers named in a rule's comment at most; the rest are counted. */
+const LISTED = 10;
+
+const listed = (peers: readonly string[]) =>
+  peers.length > LISTED
+    ? `${peers.slice(0, LISTED).join(", ")} and ${peers.length - LISTED} more`
+    : peers.join(", ");
 
 function totals(rows: readonly LearnRow[]) {
   let hits = 0;
