@@ -359,3 +359,32 @@ test("suggest: the daemon's suggester reads the history on a worker thread", asy
   );
   assert.deepEqual(outcome.suggestion.diff, direct.diff);
 });
+
+test("suggest: a process known by name only joins the executable of that name", () => {
+  const row = (exe: string, detected: number) => ({
+    exe,
+    user: 1000,
+    container: "",
+    peer: "203.0.113.9",
+    port: 443,
+    protocol: "tcp",
+    direction: "egress",
+    connections: detected,
+    allowed: 0,
+    blocked: 0,
+    detected,
+    firstMs: NOW - 5 * DAY,
+    lastMs: NOW - DAY,
+    processes: 1,
+  });
+  const learn: LearnInput = {
+    rows: [row("/usr/bin/curl", 4), row("curl", 2)],
+    overflow: { rows: 0, connections: 0, rolledUp: 0 },
+    resolution: "hour",
+  };
+  const s = suggestPolicy(request(POLICY, model(POLICY)), learn);
+  assert.deepEqual(
+    s.rules.map((r) => [r.name, r.identity.exe, r.hits]),
+    [["suggest-curl-out-1", "/usr/bin/curl", 6]],
+  );
+});

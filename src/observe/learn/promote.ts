@@ -6,6 +6,7 @@
 import type { PolicyModel, Rule } from "../../config/model.ts";
 import { suggestedRules } from "./edit.ts";
 import { identityKey, type IdentityDay } from "./learn-rows.ts";
+import { nameKey, pathsByName } from "./propose.ts";
 
 export interface PromoteOptions {
   now: number;
@@ -33,15 +34,26 @@ function ruleIdentity(rule: Rule): { exe: string; user: number; container: strin
 
 /** Clean days in a row per identity, newest first, from days in any order. */
 function cleanRuns(days: readonly IdentityDay[]): Map<string, number> {
-  const byIdentity = new Map<string, IdentityDay[]>();
+  // a day's connections keyed by comm count for the executable that name stands for
+  const withPath = pathsByName(days);
+  // identity -> day -> connections and unclean ones
+  const byIdentity = new Map<string, Map<number, { connections: number; unclean: number }>>();
   for (const d of days) {
-    const key = identityKey(d);
-    byIdentity.set(key, [...(byIdentity.get(key) ?? []), d]);
+    const exe = (!d.exe.startsWith("/") && withPath.get(nameKey(d))) || d.exe;
+    const key = identityKey({ ...d, exe });
+    const perDay =
+      byIdentity.get(key) ?? new Map<number, { connections: number; unclean: number }>();
+    byIdentity.set(key, perDay);
+    const day = perDay.get(d.dayMs) ?? { connections: 0, unclean: 0 };
+    perDay.set(d.dayMs, {
+      connections: day.connections + d.connections,
+      unclean: day.unclean + d.unclean,
+    });
   }
   const out = new Map<string, number>();
-  for (const [key, list] of byIdentity) {
+  for (const [key, perDay] of byIdentity) {
     let run = 0;
-    for (const d of list.sort((a, b) => b.dayMs - a.dayMs)) {
+    for (const [, d] of [...perDay].sort((a, b) => b[0] - a[0])) {
       if (d.unclean > 0) break;
       if (d.connections > 0) run++;
     }

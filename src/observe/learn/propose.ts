@@ -133,6 +133,28 @@ function slugOf(id: Identity): string {
   );
 }
 
+export const nameKey = (r: { exe: string; user: number; container: string }) =>
+  `${r.exe.slice(r.exe.lastIndexOf("/") + 1).slice(0, 15)}\0${r.user}\0${r.container}`;
+
+/**
+ * A connection whose process exited before moat read its executable is keyed by its name
+ * (comm): it joins the identity whose executable has that file name (as comm shortens it), user
+ * and container, when exactly one does.
+ */
+export function pathsByName(
+  rows: readonly { exe: string; user: number; container: string }[],
+): Map<string, string> {
+  const paths = new Map<string, Set<string>>();
+  for (const r of rows) {
+    if (!r.exe.startsWith("/")) continue;
+    const key = nameKey(r);
+    paths.set(key, (paths.get(key) ?? new Set()).add(r.exe));
+  }
+  const out = new Map<string, string>();
+  for (const [key, set] of paths) if (set.size === 1) out.set(key, [...set][0]!);
+  return out;
+}
+
 interface Seen {
   ports: Set<number>;
   rows: LearnRow[];
@@ -151,6 +173,7 @@ export function propose(
     inexpressible: 0,
     capped: 0,
   };
+  const withPath = pathsByName(rows);
   // identity -> "direction protocol" -> peer -> ports and rows
   const byIdentity = new Map<
     string,
@@ -175,11 +198,12 @@ export function propose(
       not.unstable += r.connections;
       continue;
     }
-    const key = identityKey(r);
+    const exe = (!r.exe.startsWith("/") && withPath.get(nameKey(r))) || r.exe;
+    const key = identityKey({ ...r, exe });
     let entry = byIdentity.get(key);
     if (!entry) {
       entry = {
-        id: { exe: r.exe, user: r.user, container: r.container },
+        id: { exe, user: r.user, container: r.container },
         total: 0,
         flows: new Map(),
       };
