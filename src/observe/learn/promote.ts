@@ -6,7 +6,7 @@
 import type { PolicyModel, Rule } from "../../config/model.ts";
 import { suggestedRules } from "./edit.ts";
 import { identityKey, type IdentityDay } from "./learn-rows.ts";
-import { nameKey, pathsByName } from "./propose.ts";
+import { nameKey, pathsByName } from "./identity.ts";
 
 export interface PromoteOptions {
   now: number;
