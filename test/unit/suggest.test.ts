@@ -360,23 +360,24 @@ test("suggest: the daemon's suggester reads the history on a worker thread", asy
   assert.deepEqual(outcome.suggestion.diff, direct.diff);
 });
 
+const row = (exe: string, detected: number, peer = "203.0.113.9") => ({
+  exe,
+  user: 1000,
+  container: "",
+  peer,
+  port: 443,
+  protocol: "tcp",
+  direction: "egress",
+  connections: detected,
+  allowed: 0,
+  blocked: 0,
+  detected,
+  firstMs: NOW - 5 * DAY,
+  lastMs: NOW - DAY,
+  processes: 1,
+});
+
 test("suggest: a process known by name only joins the executable of that name", () => {
-  const row = (exe: string, detected: number) => ({
-    exe,
-    user: 1000,
-    container: "",
-    peer: "203.0.113.9",
-    port: 443,
-    protocol: "tcp",
-    direction: "egress",
-    connections: detected,
-    allowed: 0,
-    blocked: 0,
-    detected,
-    firstMs: NOW - 5 * DAY,
-    lastMs: NOW - DAY,
-    processes: 1,
-  });
   const learn: LearnInput = {
     rows: [row("/usr/bin/curl", 4), row("curl", 2)],
     overflow: { rows: 0, connections: 0, rolledUp: 0 },
@@ -387,4 +388,22 @@ test("suggest: a process known by name only joins the executable of that name", 
     s.rules.map((r) => [r.name, r.identity.exe, r.hits]),
     [["suggest-curl-out-1", "/usr/bin/curl", 6]],
   );
+});
+
+test("suggest: odd executable paths and names stay one value, comments one line", () => {
+  const exe = "/opt/a,b [x]/run\n- name: injected";
+  const learn: LearnInput = {
+    rows: [row(exe, 3), row(exe, 2, "odd\nname.example.com")],
+    overflow: { rows: 0, connections: 0, rolledUp: 0 },
+    resolution: "hour",
+  };
+  const s = suggestPolicy(request(POLICY, model(POLICY)), learn);
+  const rules = model(s.text).rules.filter((r) => r.name.startsWith("suggest-"));
+  assert.deepEqual(
+    rules.map((r) => r.process?.path),
+    [[exe]],
+  );
+  assert.ok(!s.text.includes("\n- name: injected"), "no line of the file comes from a name");
+  // a peer that is neither an address nor a hostname cannot be written: counted, not proposed
+  assert.equal(s.notProposed.inexpressible, 2);
 });

@@ -22,6 +22,12 @@ export function annotation(rule: ProposedRule, now: number): string[] {
   return [head, ...rule.because.map((b) => `  ${b}`)];
 }
 
+/** Text YAML keeps as one plain scalar in a flow collection. */
+const SAFE_PLAIN = /^[A-Za-z0-9_./:+-][A-Za-z0-9_./:@+*-]*$/;
+
+/** A comment line's text: no line break or control character can end the comment. */
+const commentText = (text: string) => text.replace(/[\u0000-\u001f\u007f]/g, "?");
+
 /** A value in flow style, spaced as the shipped examples are: `{ a: [1, 2] }`. */
 function flowText(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(flowText).join(", ")}]`;
@@ -29,13 +35,16 @@ function flowText(value: unknown): string {
     return `{ ${Object.entries(value)
       .map(([k, v]) => `${k}: ${flowText(v)}`)
       .join(", ")} }`;
-  // a scalar as YAML writes it alone: quoted where it must be ("*.example.com")
-  return stringify(value, { lineWidth: 0 }).trimEnd();
+  if (typeof value !== "string") return stringify(value).trimEnd();
+  // plain where YAML reads it back as the same string in a flow list, else double-quoted (a
+  // JSON string is one): a path or name with a comma, a bracket or a newline stays one value
+  const plain = stringify(value, { lineWidth: 0 }).trimEnd();
+  return SAFE_PLAIN.test(plain) ? plain : JSON.stringify(value);
 }
 
 /** A rule as list-item lines at `indent` (the column of the list's `-`), its comment above. */
 function itemLines(rule: ProposedRule, now: number, indent: string): string[] {
-  const lines = annotation(rule, now).map((c) => `${indent}# ${c}`);
+  const lines = annotation(rule, now).map((c) => `${indent}# ${commentText(c)}`);
   Object.entries(rule.yaml).forEach(([key, value], i) =>
     lines.push(`${indent}${i === 0 ? "- " : "  "}${key}: ${flowText(value)}`),
   );

@@ -6,6 +6,7 @@
 // stability period is held back. Caps bound the work whatever the history holds.
 import type { PolicyModel } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
+import { parseHostname } from "../../config/address-entry.ts";
 import { generalisePeers, portRanges, type GeneraliseOptions } from "./generalise.ts";
 import { identityKey, type LearnRow } from "./learn-rows.ts";
 import {
@@ -101,7 +102,9 @@ export function propose(
       continue;
     }
     const ported = PORTED.has(r.protocol);
-    if ((r.direction === "ingress" && !parseIp(r.peer).ok) || (ported && r.port === 0)) {
+    const isIp = parseIp(r.peer).ok;
+    const named = !isIp && parseHostname(r.peer).ok;
+    if ((!isIp && (r.direction === "ingress" || !named)) || (ported && r.port === 0)) {
       not.inexpressible += r.connections;
       continue;
     }
