@@ -26,7 +26,8 @@ export function annotation(rule: ProposedRule, now: number): string[] {
 const SAFE_PLAIN = /^[A-Za-z0-9_./:+-][A-Za-z0-9_./:@+*-]*$/;
 
 /** A comment line's text: no line break or control character can end the comment. */
-const commentText = (text: string) => text.replace(/[\u0000-\u001f\u007f]/g, "?");
+const commentText = (text: string) =>
+  [...text].map((c) => (c.charCodeAt(0) < 0x20 || c === "\u007f" ? "?" : c)).join("");
 
 /** A value in flow style, spaced as the shipped examples are: `{ a: [1, 2] }`. */
 function flowText(value: unknown): string {
