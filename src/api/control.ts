@@ -3,6 +3,7 @@ import type { EventSink, SnapshotSource } from "../observe/sink.ts";
 import type { SinkOptions } from "../observe/pipeline.ts";
 import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
 import type { ReplayReport } from "../policy/index.ts";
+import type { Suggestion } from "../observe/learn/index.ts";
 import type { StatsPage, StatsQuery } from "../observe/history/rollup.ts";
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
@@ -103,6 +104,40 @@ export type ReplayOutcome =
 /** POST /v1/policy/replay's answer: the report, the draft's warnings, what applying it changes. */
 export type ReplayAnswer = ReplayReport & { warnings: string[]; policyChanges: string[] };
 
+/** What to suggest (GET and POST /v1/policy/suggest, `moat suggest`). */
+export interface SuggestApiRequest {
+  /** A policy file's text; absent: the running policy's. */
+  text?: string;
+  /** The name the diff gives the file (default: the daemon's policy file). */
+  fileName?: string;
+  /** The window learnt from, ms since the epoch. */
+  since: number;
+  now: number;
+  /** Promote proposed rules with enough clean days instead of proposing new ones. */
+  promote: boolean;
+  stableSeconds?: number;
+  siblings?: number;
+  addresses?: number;
+  cleanDays?: number;
+  /** The text may read set files (callers with the policy scope). */
+  setFiles: boolean;
+}
+
+export type SuggestOutcome =
+  | {
+      ok: true;
+      suggestion: Suggestion;
+      /** The policy's warnings, as `moat check` prints them. */
+      warnings: string[];
+      /** Errors `moat check` finds in the suggested text (none expected; applying it would fail). */
+      problems: string[];
+    }
+  /** The given policy text is refused. */
+  | { ok: false; errors: string[]; warnings: string[] };
+
+/** GET /v1/policy/suggest's answer. */
+export type SuggestAnswer = Suggestion & { warnings: string[]; problems: string[] };
+
 /** A login to this host's sshd, as moat ssh-authkeys asks about it. */
 export interface SshLoginQuery {
   user: string;
@@ -135,6 +170,8 @@ export interface ApiControl {
   replay(request: ReplayRequest): Promise<ReplayOutcome | null>;
   /** Flow statistics from the history's roll-ups; null (or absent) when the history is off. */
   flowStats?(query: StatsQuery): StatsPage | null | Promise<StatsPage | null>;
+  /** Suggested rules from the flow roll-ups; null (or absent) when the history is off. */
+  suggest?(request: SuggestApiRequest): Promise<SuggestOutcome | null>;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */

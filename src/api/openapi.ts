@@ -21,6 +21,19 @@ const error = {
     },
   },
 };
+/** GET /v1/policy/suggest's parameters (POST takes them in its body). */
+const suggestParameters = [
+  ["since", "string", "the window: a duration back from now (7d), an ISO time or ms; default 7d"],
+  ["stable", "string", "a flow is learnt from once first seen this long ago (default 2d)"],
+  [
+    "siblings",
+    "integer",
+    "sibling names under a registrable domain that make *.domain (default 3)",
+  ],
+  ["addresses", "integer", "addresses in one /24 (IPv6 /64) that make the prefix (default 8)"],
+  ["promote", "boolean", "promote proposed rules with enough clean days instead"],
+  ["clean_days", "integer", "clean days in a row promotion needs (default 7)"],
+].map(([name, type, description]) => ({ name, in: "query", schema: { type }, description }));
 const filters = ["type", "verdict", "rule", "direction", "remote", "process", "container"].map(
   (name) => ({
     name,
@@ -152,6 +165,49 @@ export const OPENAPI = {
         },
         responses: {
           200: { description: "the changes, grouped", content: json },
+          422: error,
+          default: error,
+        },
+      },
+    },
+    "/v1/policy/suggest": {
+      get: {
+        "x-moat-scope": "events",
+        summary:
+          "least-privilege rules learnt from the flow roll-ups for the running policy: the new text, a unified diff, each proposed rule with its hits and reasons, what was not proposed and why, the overflow (docs/learning.md); nothing is applied",
+        parameters: suggestParameters,
+        responses: {
+          200: { description: "the suggestion", content: json },
+          404: error,
+          default: error,
+        },
+      },
+      post: {
+        "x-moat-scope": "events",
+        summary: "the same for a policy file's text (set files in it need the policy scope too)",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["text"],
+                properties: {
+                  text: { type: "string", description: "the policy file (YAML)" },
+                  name: { type: "string", description: "the file's name in the diff" },
+                  since: { type: "string" },
+                  stable: { type: "string" },
+                  siblings: { type: "integer" },
+                  addresses: { type: "integer" },
+                  promote: { type: "boolean" },
+                  clean_days: { type: "integer" },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          200: { description: "the suggestion", content: json },
           422: error,
           default: error,
         },

@@ -5,10 +5,11 @@ import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
 import type { StatsQuery } from "../observe/history/rollup.ts";
 import { requestedScopes } from "./console-routes.ts";
-import type { ApiControl, SshLoginQuery } from "./control.ts";
+import type { ApiControl, SshLoginQuery, SuggestApiRequest } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
 import { replayRequest } from "./replay-request.ts";
+import { suggestBody, suggestQuery } from "./suggest-request.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
 import type { FlowHub } from "./flow-stream.ts";
@@ -111,6 +112,19 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       },
     },
   },
+  "/v1/policy/suggest": {
+    // reading what happened, as GET /v1/stats; a posted text's set files only with the policy scope
+    GET: {
+      scope: "events",
+      handle: async ({ res, url, control }) =>
+        suggested(res, control, suggestQuery(url.searchParams)),
+    },
+    POST: {
+      scope: "events",
+      handle: async ({ req, res, control, principal }) =>
+        suggested(res, control, suggestBody(await readBody(req), principal.scopes.has("policy"))),
+    },
+  },
   "/v1/mode": {
     PUT: {
       scope: "mode",
@@ -209,6 +223,18 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     },
   },
 };
+
+async function suggested(
+  res: ServerResponse,
+  control: ApiControl,
+  request: SuggestApiRequest,
+): Promise<void> {
+  const outcome = await control.suggest?.(request);
+  if (!outcome) throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
+  if (!outcome.ok) throw new HttpError(422, "EPOLICY", "the policy is refused", outcome.errors);
+  const { suggestion, warnings, problems } = outcome;
+  sendJson(res, 200, { ...suggestion, warnings, problems });
+}
 
 /** The longest trial: a day (a longer one is a policy nobody means to confirm). */
 const MAX_CONFIRM_SECONDS = 86_400;

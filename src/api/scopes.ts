@@ -6,7 +6,8 @@ export type Scope = (typeof SCOPES)[number];
 /** What each scope opens, for docs and messages. */
 export const SCOPE_MEANING: Record<Scope, string> = {
   read: "status, per-rule counters, the running policy",
-  events: "stored and live events (SSE, WebSocket), what-if replay of stored events",
+  events:
+    "stored and live events (SSE, WebSocket), what-if replay of stored events, flow statistics, suggested rules",
   metrics: "Prometheus /metrics",
   policy: "validate and apply a policy (which can also set the mode)",
   mode: "switch detect/prevent",

@@ -14,6 +14,7 @@ import {
 } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import { historyReplayer } from "./history-replay.ts";
+import { historySuggester } from "./history-suggest.ts";
 import { validatePolicyText } from "./policy-text.ts";
 import { sshLoginKeys } from "./ssh-logins.ts";
 
@@ -32,12 +33,13 @@ export interface ControlParts {
 export function apiControl(parts: ControlParts): ApiControl {
   const { policy, datapath, pipeline, log } = parts;
   const historyPath = parts.history?.path;
-  const replay = historyReplayer({
+  const source = {
     historyPath: historyPath && historyPath !== ":memory:" ? historyPath : null,
     ...(parts.history ? { ready: parts.history.ready } : {}),
     policyPath: parts.policyPath,
     runningText: () => policy.active.text,
-  });
+  };
+  const replay = historyReplayer(source);
   return {
     snapshot: parts.snapshot,
     policy: () => ({
@@ -55,6 +57,7 @@ export function apiControl(parts: ControlParts): ApiControl {
     setMode: (mode, who) => policy.setMode(mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
     replay,
+    suggest: historySuggester(source),
     flowStats: (query) => parts.history?.flowStats(query) ?? null,
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);

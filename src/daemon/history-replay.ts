@@ -14,21 +14,32 @@ export interface ReplaySource {
   runningText: () => string;
 }
 
-function runJob(job: ReplayJob): Promise<ReplayOutcome> {
+/**
+ * One job on the worker thread `start` starts (written out as `new Worker(new URL(...))` at each
+ * caller: the bundle finds its workers by that): the worker's `outcome`, or a rejection.
+ */
+export function runOnWorker<T>(start: () => Worker, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./replay-worker.ts", import.meta.url), {
-      workerData: job,
-      name: "moat-replay",
-    });
-    worker.once("message", (m: { outcome?: ReplayOutcome; error?: string }) => {
+    const worker = start();
+    worker.once("message", (m: { outcome?: T; error?: string }) => {
       if (m.outcome) resolve(m.outcome);
-      else reject(new Error(`replay: ${m.error ?? "failed"}`));
+      else reject(new Error(`${what}: ${m.error ?? "failed"}`));
       void worker.terminate();
     });
     worker.once("error", reject);
-    worker.once("exit", () => reject(new Error("replay: the worker exited")));
+    worker.once("exit", () => reject(new Error(`${what}: the worker exited`)));
   });
 }
+
+const runJob = (job: ReplayJob) =>
+  runOnWorker<ReplayOutcome>(
+    () =>
+      new Worker(new URL("./replay-worker.ts", import.meta.url), {
+        workerData: job,
+        name: "moat-replay",
+      }),
+    "replay",
+  );
 
 export function historyReplayer(
   source: ReplaySource,

@@ -2,11 +2,11 @@
 // history read on a read-only connection of its own, each event judged by the reference evaluator
 // as it is read. The daemon's event loop and the history store's thread never wait for it.
 import { parentPort, workerData } from "node:worker_threads";
-import { diagnosticLines, type PolicyHost, type PolicyModel } from "../config/index.ts";
-import { acceptPolicy, nodeHost } from "../host/index.ts";
+import { nodeHost } from "../host/index.ts";
 import { HistoryReader } from "../observe/index.ts";
 import { policyChanges, Replay } from "../policy/index.ts";
 import type { ReplayOutcome, ReplayRequest } from "../api/index.ts";
+import { accepted, withoutSetFiles } from "./worker-policy.ts";
 
 export interface ReplayJob extends ReplayRequest {
   historyPath: string;
@@ -17,42 +17,14 @@ export interface ReplayJob extends ReplayRequest {
   baseline: ReplayRequest["baseline"];
 }
 
-/** Set files refused (a built-in set is moat's own file, readable by anyone). */
-function withoutSetFiles(host: PolicyHost): PolicyHost {
-  const builtin = new Set(Object.values(host.builtinSets ?? {}));
-  return {
-    ...host,
-    readFile: (path, kind) => {
-      if (kind === "set" && !builtin.has(path))
-        throw new Error("a replay reads set files only for callers with the 'policy' scope");
-      return host.readFile(path, kind);
-    },
-  };
-}
-
-function accepted(
-  text: string,
-  job: ReplayJob,
-  host: PolicyHost,
-): { model?: PolicyModel; errors: string[]; warnings: string[] } {
-  const { diagnostics, policy } = acceptPolicy(text, job.policyPath, { host });
-  const lines = (severity: string) =>
-    diagnosticLines(
-      diagnostics.filter((d) => d.severity === severity),
-      job.policyPath,
-    );
-  const errors = lines("error");
-  return {
-    ...(policy && !errors.length ? { model: policy.model } : {}),
-    errors,
-    warnings: lines("warning"),
-  };
-}
-
 function run(job: ReplayJob): ReplayOutcome {
-  const draft = accepted(job.text, job, job.setFiles ? nodeHost : withoutSetFiles(nodeHost));
+  const draft = accepted(
+    job.text,
+    job.policyPath,
+    job.setFiles ? nodeHost : withoutSetFiles(nodeHost),
+  );
   if (!draft.model) return { ok: false, errors: draft.errors, warnings: draft.warnings };
-  const running = accepted(job.running, job, nodeHost).model;
+  const running = accepted(job.running, job.policyPath, nodeHost).model;
   if (!running) throw new Error("the running policy could not be accepted again");
   const replay = new Replay({
     draft: draft.model,

@@ -54,3 +54,4 @@ export {
   type StoredEvent,
 } from "./replay/index.ts";
 export { changeSummary, policyChanges } from "./policy-diff.ts";
+export { lineEdits, unifiedDiff, type DiffOp } from "./line-diff.ts";

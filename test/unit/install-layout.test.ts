@@ -104,7 +104,12 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
     const refs = new Set<string>();
     for (const f of readdirSync(dist))
       for (const m of readFileSync(join(dist, f), "utf8").matchAll(BUNDLE_URL)) refs.add(m[1]!);
-    for (const w of ["host-accept-worker", "observe-history-worker", "daemon-replay-worker"])
+    for (const w of [
+      "host-accept-worker",
+      "observe-history-worker",
+      "daemon-replay-worker",
+      "daemon-suggest-worker",
+    ])
       assert.ok(refs.has(`./${w}.mjs`), `the bundle starts ${w}`);
     for (const r of refs) assert.ok(existsSync(resolve(dist, r)), `${r} (from build/dist) missing`);
     assert.ok(!existsSync(at(`${lib}/src`)), "sources installed");

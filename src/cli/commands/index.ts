@@ -48,6 +48,12 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./stats.ts")).statsCommand,
   },
   {
+    name: "suggest",
+    summary:
+      "suggest least-privilege rules learnt from the flow statistics, as a diff of the policy file",
+    load: async () => (await import("./suggest.ts")).suggestCommand,
+  },
+  {
     name: "top",
     summary: "live view of the top blocked/detected remotes, processes and rules",
     load: async () => (await import("./top.ts")).topCommand,

@@ -15,7 +15,7 @@ import {
 import type { ApplyOutcome, PolicyView, ValidateResult } from "../../api/index.ts";
 import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
-import { unifiedDiff } from "../line-diff.ts";
+import { unifiedDiff } from "../../policy/index.ts";
 import { parseDuration } from "../time-args.ts";
 import { policyReplay, REPLAY_OPTIONS, REPLAY_USAGE } from "./policy-replay.ts";
 

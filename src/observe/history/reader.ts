@@ -1,8 +1,11 @@
 // The history read on its own connection (read-only; WAL lets it read while the store writes):
 // a time window's events newest first, one row at a time, at most `limit` of them, and how many
-// the window holds. What replay reads; the store's thread never waits for it.
+// the window holds (what replay reads), and the flow roll-ups suggestions learn from. The
+// store's thread never waits for it.
 import Database from "better-sqlite3";
 import type { MoatEvent } from "../../datapath/event.ts";
+import type { IdentityDay, LearnInput } from "../learn/index.ts";
+import { identityDays, learnRows } from "./learn.ts";
 
 export interface HistoryWindow {
   /** Events in the window (read or not). */
@@ -35,6 +38,16 @@ export class HistoryReader {
       for (const r of rows) yield { ...(JSON.parse(r.json) as MoatEvent), id: r.id };
     }
     return { total, events: events() };
+  }
+
+  /** The flow roll-ups of a window as `moat suggest` learns from them (learn.ts). */
+  learnRows(since: number, until: number, maxRows?: number): LearnInput {
+    return learnRows(this.#db, since, until, maxRows);
+  }
+
+  /** Each identity's connections per day, and the blocked or detected ones (--promote). */
+  identityDays(since: number, until: number): IdentityDay[] {
+    return identityDays(this.#db, since, until);
   }
 
   close(): void {

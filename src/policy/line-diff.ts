@@ -1,5 +1,6 @@
-// A unified diff of two texts by lines (what `moat policy apply --dry-run` shows): the longest
-// common subsequence of the lines between a common head and tail, hunks with 3 lines of context.
+// A unified diff of two texts by lines (what `moat policy apply --dry-run` and `moat suggest`
+// show): the longest common subsequence of the lines between a common head and tail, hunks
+// with 3 lines of context.
 
 export type DiffOp = { kind: " " | "-" | "+"; line: string };
 

@@ -1,0 +1,72 @@
+// What `moat suggest` reads of the flow roll-ups (rollup.ts): a window's rows added up per
+// identity x peer x port x protocol x direction, largest first, at most MAX_LEARN_ROWS of them
+// (the rest counted), and per identity and day for promotion. The hour level while it covers the
+// window (35 days), else the day level; never the raw events.
+import type Database from "better-sqlite3";
+import {
+  MAX_LEARN_ROWS,
+  type IdentityDay,
+  type LearnInput,
+  type LearnRow,
+} from "../learn/index.ts";
+import { ROLLUP_LEVELS, type RollupLevel } from "./rollup.ts";
+
+const DAY = 86_400_000;
+
+function levelFor(since: number, now: number): { level: RollupLevel; bucketMs: number } {
+  const hour = ROLLUP_LEVELS.find((l) => l.level === "hour")!;
+  const day = ROLLUP_LEVELS.find((l) => l.level === "day")!;
+  return now - since <= hour.keepMs ? hour : day;
+}
+
+/** The window's roll-ups as learning rows, largest first; `maxRows` (MAX_LEARN_ROWS) at most. */
+export function learnRows(
+  db: Database.Database,
+  since: number,
+  until: number,
+  maxRows = MAX_LEARN_ROWS,
+): LearnInput {
+  const { level, bucketMs } = levelFor(since, until);
+  const window = [level, since - (since % bucketMs), until] as const;
+  const rolledUp = (
+    db
+      .prepare(
+        "SELECT coalesce(sum(connections), 0) AS n FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ? AND peer = '*'",
+      )
+      .get(...window) as { n: number }
+  ).n;
+  const iterator = db
+    .prepare(
+      `SELECT exe, user, container, peer, port, protocol, direction,
+         sum(connections) AS connections, sum(allowed) AS allowed, sum(blocked) AS blocked,
+         sum(detected) AS detected, min(first_ms) AS firstMs, max(last_ms) AS lastMs,
+         count(DISTINCT cgroup) AS processes
+       FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ? AND peer != '*'
+       GROUP BY exe, user, container, peer, port, protocol, direction
+       ORDER BY connections DESC`,
+    )
+    .iterate(...window) as IterableIterator<LearnRow>;
+  const rows: LearnRow[] = [];
+  const overflow = { rows: 0, connections: 0, rolledUp };
+  for (const r of iterator) {
+    if (rows.length < maxRows) rows.push({ ...r });
+    else {
+      overflow.rows++;
+      overflow.connections += r.connections;
+    }
+  }
+  return { rows, overflow, resolution: level };
+}
+
+/** Each identity's connections per day in the window, and how many were blocked or detected. */
+export function identityDays(db: Database.Database, since: number, until: number): IdentityDay[] {
+  const { level, bucketMs } = levelFor(since, until);
+  return db
+    .prepare(
+      `SELECT exe, user, container, bucket_ms - (bucket_ms % ${DAY}) AS dayMs,
+         sum(connections) AS connections, sum(blocked) + sum(detected) AS unclean
+       FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ?
+       GROUP BY exe, user, container, dayMs`,
+    )
+    .all(level, since - (since % bucketMs), until) as IdentityDay[];
+}

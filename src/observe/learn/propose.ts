@@ -1,0 +1,255 @@
+// Least-privilege rules from what identities did: per identity (executable, user, container),
+// direction and protocol, the peers it reached on each port, generalised only by the steps in
+// generalise.ts, destinations with the same ports in one rule. Only connections the policy left
+// to its defaults are learnt from (a rule already decides the rest); connections that were only
+// ever blocked are a decision already made and never proposed; a flow first seen within the
+// stability period is held back. Caps bound the work whatever the history holds.
+import type { PolicyModel } from "../../config/model.ts";
+import { parseIp } from "../../config/ip.ts";
+import { parseHostname } from "../../config/address-entry.ts";
+import { generalisePeers, portRanges, type GeneraliseOptions } from "./generalise.ts";
+import { identityKey, type LearnRow } from "./learn-rows.ts";
+import {
+  decidedBy,
+  nameKey,
+  pathsByName,
+  PORTED,
+  processSection,
+  slugOf,
+  type Identity,
+} from "./identity.ts";
+
+export type { Identity };
+
+/** Identities proposed for at most (most connections first). */
+export const MAX_IDENTITIES = 500;
+/** Destination entries (after generalising) per identity, direction and protocol at most. */
+export const MAX_DESTINATIONS = 200;
+
+export interface ProposeOptions extends GeneraliseOptions {
+  now: number;
+  /** A flow is learnt from only once first seen at least this long ago. */
+  stableMs: number;
+}
+
+/** A rule to add, with what justified it. */
+export interface ProposedRule {
+  name: string;
+  identity: Identity;
+  direction: "ingress" | "egress";
+  action: "allow" | "block";
+  /** The YAML the rule is written as (mode: detect). */
+  yaml: Record<string, unknown>;
+  /** Connections it would have decided, first and last seen, processes behind them. */
+  hits: number;
+  firstMs: number;
+  lastMs: number;
+  processes: number;
+  /** Each widening step, in words. */
+  because: string[];
+  /** The roll-up rows it stands for (the replay check judges them). */
+  rows: LearnRow[];
+}
+
+/** Rows not proposed, by why (connection counts). */
+export interface NotProposed {
+  /** A rule of the policy already decides them. */
+  covered: number;
+  /** Only ever blocked. */
+  blocked: number;
+  /** First seen within the stability period. */
+  unstable: number;
+  /** The stored facts cannot say which rule decides (a process fact is missing). */
+  undecided: number;
+  /** Inbound by name (rules name inbound peers by address only) or without a port. */
+  inexpressible: number;
+  /** Past the identity or destination caps. */
+  capped: number;
+}
+
+export interface Proposal {
+  rules: ProposedRule[];
+  notProposed: NotProposed;
+}
+
+interface Seen {
+  ports: Set<number>;
+  rows: LearnRow[];
+}
+
+export function propose(
+  model: PolicyModel,
+  rows: readonly LearnRow[],
+  options: ProposeOptions,
+): Proposal {
+  const not: NotProposed = {
+    covered: 0,
+    blocked: 0,
+    unstable: 0,
+    undecided: 0,
+    inexpressible: 0,
+    capped: 0,
+  };
+  const withPath = pathsByName(rows);
+  // identity -> "direction protocol" -> peer -> ports and rows
+  const byIdentity = new Map<
+    string,
+    { id: Identity; total: number; flows: Map<string, Map<string, Seen>> }
+  >();
+  for (const r of rows) {
+    if (r.allowed + r.detected === 0) {
+      not.blocked += r.connections;
+      continue;
+    }
+    const ported = PORTED.has(r.protocol);
+    const isIp = parseIp(r.peer).ok;
+    const named = !isIp && parseHostname(r.peer).ok;
+    if ((!isIp && (r.direction === "ingress" || !named)) || (ported && r.port === 0)) {
+      not.inexpressible += r.connections;
+      continue;
+    }
+    const by = decidedBy(model, r);
+    if (by !== "default") {
+      not[by === "rule" ? "covered" : "undecided"] += r.connections;
+      continue;
+    }
+    if (r.firstMs > options.now - options.stableMs) {
+      not.unstable += r.connections;
+      continue;
+    }
+    const exe = (!r.exe.startsWith("/") && withPath.get(nameKey(r))) || r.exe;
+    const key = identityKey({ ...r, exe });
+    let entry = byIdentity.get(key);
+    if (!entry) {
+      entry = {
+        id: { exe, user: r.user, container: r.container },
+        total: 0,
+        flows: new Map(),
+      };
+      byIdentity.set(key, entry);
+    }
+    entry.total += r.connections;
+    const flowKey = `${r.direction} ${r.protocol}`;
+    const peers = entry.flows.get(flowKey) ?? new Map<string, Seen>();
+    entry.flows.set(flowKey, peers);
+    const seen = peers.get(r.peer) ?? { ports: new Set<number>(), rows: [] };
+    peers.set(r.peer, seen);
+    if (ported) seen.ports.add(r.port);
+    seen.rows.push(r);
+  }
+  const identities = [...byIdentity.values()].sort(
+    (a, b) => b.total - a.total || (identityKey(a.id) < identityKey(b.id) ? -1 : 1),
+  );
+  for (const dropped of identities.splice(MAX_IDENTITIES)) not.capped += dropped.total;
+  const taken = new Set(model.rules.map((r) => r.name));
+  const unique = (name: string) => {
+    let out = name;
+    for (let n = 2; taken.has(out); n++) out = `${name}-${n}`;
+    taken.add(out);
+    return out;
+  };
+  const out: ProposedRule[] = [];
+  for (const { id, flows } of identities) {
+    const slug = slugOf(id);
+    const process = processSection(id);
+    const directions = new Set<"ingress" | "egress">();
+    let n = 0;
+    for (const flowKey of [...flows.keys()].sort()) {
+      const [direction, protocol] = flowKey.split(" ") as ["ingress" | "egress", string];
+      const peers = flows.get(flowKey)!;
+      const destinations = generalisePeers(peers.keys(), options);
+      for (const d of destinations.splice(MAX_DESTINATIONS))
+        for (const p of d.peers) for (const r of peers.get(p)!.rows) not.capped += r.connections;
+      // destinations with the same ports share a rule
+      const byPorts = new Map<string, typeof destinations>();
+      for (const d of destinations) {
+        const ports = new Set(d.peers.flatMap((p) => [...peers.get(p)!.ports]));
+        const key = JSON.stringify(portRanges(ports));
+        byPorts.set(key, [...(byPorts.get(key) ?? []), d]);
+      }
+      for (const [portKey, group] of byPorts) {
+        const ports = JSON.parse(portKey) as (number | string)[];
+        const groupRows = group.flatMap((d) => d.peers.flatMap((p) => peers.get(p)!.rows));
+        const because = group.flatMap((d) =>
+          d.because ? [`${d.entry}: ${d.because}: ${listed(d.peers)}`] : [],
+        );
+        const ranges = ports.filter((p) => typeof p === "string");
+        if (ranges.length) because.push(`ports ${ranges.join(", ")}: adjacent ports seen`);
+        const layer4: Record<string, unknown> = {
+          protocol: /^\d+$/.test(protocol) ? Number(protocol) : protocol,
+        };
+        if (PORTED.has(protocol)) layer4.port = ports;
+        const yaml: Record<string, unknown> = {
+          name: unique(`suggest-${slug}-${direction === "ingress" ? "in" : "out"}-${++n}`),
+          direction,
+          action: "allow",
+          mode: "detect",
+          ...(process && PORTED.has(protocol) ? { process } : {}),
+          layer3: { remote: group.map((d) => d.entry) },
+          layer4,
+        };
+        directions.add(direction);
+        out.push({
+          name: yaml.name as string,
+          identity: id,
+          direction,
+          action: "allow",
+          yaml,
+          ...totals(groupRows),
+          because,
+          rows: groupRows,
+        });
+      }
+    }
+    // with an allowing default, least privilege needs the identity's other connections flagged
+    for (const direction of directions) {
+      if (!process || model.defaults[direction] !== "allow") continue;
+      const name = unique(`suggest-${slug}-${direction === "ingress" ? "in" : "out"}-rest`);
+      out.push({
+        name,
+        identity: id,
+        direction,
+        action: "block",
+        yaml: {
+          name,
+          direction,
+          action: "block",
+          mode: "detect",
+          process,
+          layer4: { protocol: "any" },
+        },
+        hits: 0,
+        firstMs: 0,
+        lastMs: 0,
+        processes: 0,
+        because: [
+          `the ${direction} default allows: this identity's connections the rules above do not name are reported as detected`,
+        ],
+        rows: [],
+      });
+    }
+  }
+  return { rules: out, notProposed: not };
+}
+
+/** Peers named in a rule's comment at most; the rest are counted. */
+const LISTED = 10;
+
+const listed = (peers: readonly string[]) =>
+  peers.length > LISTED
+    ? `${peers.slice(0, LISTED).join(", ")} and ${peers.length - LISTED} more`
+    : peers.join(", ");
+
+function totals(rows: readonly LearnRow[]) {
+  let hits = 0;
+  let firstMs = Infinity;
+  let lastMs = 0;
+  let processes = 0;
+  for (const r of rows) {
+    hits += r.connections;
+    firstMs = Math.min(firstMs, r.firstMs);
+    lastMs = Math.max(lastMs, r.lastMs);
+    processes = Math.max(processes, r.processes);
+  }
+  return { hits, firstMs, lastMs, processes };
+}
