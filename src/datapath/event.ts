@@ -3,13 +3,16 @@
 // audit log's and the daemon's output). The kernel's records are decoded
 // into it (events.ts); moat's DNS proxy sends one per query (type "dns"). Fields are added, never renamed or given another meaning.
 import type { ProcessFacts } from "../attribution/types.ts";
+import type { AnomalyFacts } from "../observe/anomaly/types.ts";
 
 /**
  * "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what.
  * "flow": a summary of connections (allowed ones included) over a window, in the history only;
  * its `flow` field has the totals and `verdict` the connections' verdict (docs/observability.md).
+ * "anomaly": something an identity did far from its baseline (docs/anomaly.md); its `anomaly`
+ * field says what, against which baseline and threshold, with sample flows.
  */
-export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow";
+export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow" | "anomaly";
 export type EventReason =
   | "new"
   | "rejudged"
@@ -28,6 +31,8 @@ export type EventReason =
   | "quic_initial"
   /** type "flow": a summary of connections */
   | "summary"
+  /** type "anomaly": an anomaly detector's report */
+  | "anomaly"
   /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
@@ -128,6 +133,8 @@ export interface MoatEvent {
   redirect?: { name: string; to: Endpoint };
   /** type "dns": the query and its answer. */
   dns?: DnsExchange;
+  /** type "anomaly": what was odd, against which baseline (docs/anomaly.md). */
+  anomaly?: AnomalyFacts;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
 }
@@ -168,6 +175,7 @@ export interface EventLayer7 {
 
 /** The audit-log line: the event in words. */
 export function formatEventLine(ev: MoatEvent): string {
+  if (ev.anomaly) return anomalyLine(ev, ev.anomaly);
   if (ev.dns) return dnsLine(ev, ev.dns);
   const address = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]` : p.ip);
   // a remote with names: "github.com (140.82.112.3):443"
@@ -221,4 +229,11 @@ function dnsLine(ev: MoatEvent, d: DnsExchange): string {
   const trust = d.trusted ? "" : " (untrusted server: no names bound)";
   const answers = d.answers.length ? ` ${d.answers.join(", ")}` : "";
   return `${ev.time} DNS ${ev.direction} ${who} asked ${ev.remote.ip} ${d.qtype} ${d.query}: ${d.rcode}${answers}${trust}`;
+}
+
+/** "... ANOMALY beacon 3f2a... /usr/bin/curl (curl pid 812): 20 connections to ...". */
+function anomalyLine(ev: MoatEvent, a: AnomalyFacts): string {
+  const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
+  const exe = a.identity.exe ? ` ${a.identity.exe}` : "";
+  return `${ev.time} ANOMALY ${a.kind} ${a.id}${exe}${who}: ${a.summary}`;
 }

@@ -1,0 +1,85 @@
+// What the new-destination and beacon detectors call a destination: the registrable domain of
+// the peer's DNS name where moat knows one (api.github.com -> github.com), else its address
+// prefix (a /24 of IPv4, a /48 of IPv6), so a service moving between addresses of one network, or
+// between hosts of one domain, is one destination. Pure.
+import { isIPv4 } from "node:net";
+
+/**
+ * Second-level labels under which registrations happen one level down (example.co.uk): the
+ * common ones; any other name's registrable domain is its last two labels.
+ */
+const SECOND_LEVEL = new Set([
+  "co",
+  "com",
+  "net",
+  "org",
+  "gov",
+  "edu",
+  "ac",
+  "or",
+  "ne",
+  "go",
+  "gv",
+  "ltd",
+  "plc",
+  "nhs",
+  "mil",
+]);
+
+/** Hosting suffixes whose customers each own a name one label below. */
+const SHARED_SUFFIXES = [
+  "github.io",
+  "herokuapp.com",
+  "cloudfront.net",
+  "azurewebsites.net",
+  "appspot.com",
+  "blogspot.com",
+  "netlify.app",
+  "vercel.app",
+  "workers.dev",
+  "pages.dev",
+  "s3.amazonaws.com",
+];
+
+/** The registrable domain of `name` (lower case, no trailing dot). */
+export function registrableDomain(name: string): string {
+  const n = name.toLowerCase().replace(/\.$/, "");
+  const labels = n.split(".");
+  if (labels.length <= 2) return n;
+  for (const s of SHARED_SUFFIXES)
+    if (n.endsWith(`.${s}`)) return labels.slice(-(s.split(".").length + 1)).join(".");
+  const second = labels[labels.length - 2] ?? "";
+  const top = labels[labels.length - 1] ?? "";
+  const keep = top.length === 2 && SECOND_LEVEL.has(second) ? 3 : 2;
+  return labels.slice(-keep).join(".");
+}
+
+/** The labels of `name` below its registrable domain ("a.b.example.com" -> "a.b"). */
+export function subdomainOf(name: string): string {
+  const n = name.toLowerCase().replace(/\.$/, "");
+  const reg = registrableDomain(n);
+  return n.length > reg.length ? n.slice(0, n.length - reg.length - 1) : "";
+}
+
+/** An address's prefix: /24 for IPv4, /48 for IPv6. */
+export function prefixOf(ip: string): string {
+  if (isIPv4(ip)) return `${ip.split(".").slice(0, 3).join(".")}.0/24`;
+  if (ip.startsWith("::ffff:") && isIPv4(ip.slice(7))) return prefixOf(ip.slice(7));
+  const [head = "", tail] = ip.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail !== undefined ? (tail ? tail.split(":") : []) : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return `${groups
+    .slice(0, 3)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/48`;
+}
+
+/** A peer as a destination: its registrable domain where it has a name, else its prefix. */
+export function destinationOf(remote: { ip: string; names?: string[] }): string {
+  const name = remote.names?.[0];
+  return name ? registrableDomain(name) : prefixOf(remote.ip);
+}
