@@ -16,6 +16,7 @@ import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import { historyReplayer } from "./history-replay.ts";
 import { validatePolicyText } from "./policy-text.ts";
 import { sshLoginKeys } from "./ssh-logins.ts";
+import type { AnomalyPath } from "./anomaly-path.ts";
 
 export interface ControlParts {
   policyPath: string;
@@ -26,6 +27,7 @@ export interface ControlParts {
   history: HistoryWorker | null;
   snapshot: SnapshotSource;
   audit: Pick<AuditSink, "note">;
+  anomalies?: Pick<AnomalyPath, "list" | "accept">;
   log: (line: string) => void;
 }
 
@@ -56,6 +58,12 @@ export function apiControl(parts: ControlParts): ApiControl {
     queryHistory: (query) => parts.history?.query(query) ?? null,
     replay,
     flowStats: (query) => parts.history?.flowStats(query) ?? null,
+    ...(parts.anomalies
+      ? {
+          anomalies: parts.anomalies.list,
+          acceptAnomaly: parts.anomalies.accept,
+        }
+      : {}),
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);
       if (!o) return null;

@@ -3,7 +3,6 @@
 // audit log's and the daemon's output). The kernel's records are decoded
 // into it (events.ts); moat's DNS proxy sends one per query (type "dns"). Fields are added, never renamed or given another meaning.
 import type { ProcessFacts } from "../attribution/types.ts";
-import type { AnomalyFacts } from "../observe/anomaly/types.ts";
 
 /**
  * "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what.
@@ -137,6 +136,53 @@ export interface MoatEvent {
   anomaly?: AnomalyFacts;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
+}
+
+/** type "anomaly" (docs/anomaly.md). */
+/** What was odd. */
+export type AnomalyKind =
+  /** A destination (registrable domain or prefix, with port) the identity never used before. */
+  | "new_destination"
+  /** An hour's or a day's connections, bytes or longest connection far above the identity's. */
+  | "volume"
+  /** Connections to one destination at regular intervals with regular sizes. */
+  | "beacon"
+  /** Many random-looking names under one domain in a short time. */
+  | "dns_entropy"
+  /** Many NXDOMAIN answers in a short time. */
+  | "dns_nxdomain";
+
+/** A flow (or query) an anomaly points at. */
+export interface AnomalySample {
+  /** ISO time. */
+  time: string;
+  remote: string;
+  /** The peer's DNS name where known. */
+  name?: string;
+  port: number;
+  protocol: string;
+  bytes: number;
+  durationMs: number;
+}
+
+/** What an anomaly event carries in its `anomaly` field. */
+export interface AnomalyFacts {
+  /** Stable per (kind, identity, key): what `moat anomalies accept` names. */
+  id: string;
+  kind: AnomalyKind;
+  /** The identity (executable, user, cgroup, container) it is about. */
+  identity: { exe: string; user: number; cgroup: string; container: string };
+  /** What the value is about: a destination, a metric ("bytes/hour"), a domain. */
+  key: string;
+  /** One sentence: what was seen against what was usual. */
+  summary: string;
+  /** The measure judged (e.g. "bytes per hour", "beacon score"). */
+  metric: string;
+  value: number;
+  threshold: number;
+  /** What the value was compared with (median and spread, samples, known destinations, ...). */
+  baseline: Record<string, number | string>;
+  samples: AnomalySample[];
 }
 
 /** The totals of a "flow" event: its connections over one window. */

@@ -1,23 +1,18 @@
 // What the anomaly detectors report and how they are tuned (the policy's `anomaly` section,
 // docs/anomaly.md). An anomaly states the baseline it was judged against, the value seen, the
 // threshold it crossed and a few sample flows, so a person can tell why it was raised.
-import type { FlowIdentity } from "../flows/record.ts";
+import {
+  ANOMALY_DETECTORS,
+  DEFAULT_ANOMALY,
+  type AnomalyDetectorName,
+  type AnomalyModel,
+} from "../../config/index.ts";
+import type { AnomalyFacts, AnomalyKind, AnomalySample } from "../../datapath/event.ts";
 
-export const DETECTORS = ["new_destination", "volume", "beacon", "dns"] as const;
-export type DetectorName = (typeof DETECTORS)[number];
+export type { AnomalyFacts, AnomalyKind, AnomalySample };
 
-/** What was odd. */
-export type AnomalyKind =
-  /** A destination (registrable domain or prefix, with port) the identity never used before. */
-  | "new_destination"
-  /** An hour's or a day's connections, bytes or longest connection far above the identity's. */
-  | "volume"
-  /** Connections to one destination at regular intervals with regular sizes. */
-  | "beacon"
-  /** Many random-looking names under one domain in a short time. */
-  | "dns_entropy"
-  /** Many NXDOMAIN answers in a short time. */
-  | "dns_nxdomain";
+export const DETECTORS = ANOMALY_DETECTORS;
+export type DetectorName = AnomalyDetectorName;
 
 export interface AnomalySettings {
   detectors: readonly DetectorName[];
@@ -42,52 +37,22 @@ export interface AnomalySettings {
   dnsWindowMs: number;
 }
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
-
-export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
-  detectors: DETECTORS,
-  baselineMs: 14 * DAY,
-  minBaselineMs: DAY,
-  cooldownMs: DAY,
-  volumeZ: 5,
-  minHours: 24,
-  minDays: 5,
-  beaconScore: 0.8,
-  minConnections: 20,
-  dnsNames: 10,
-  nxdomains: 20,
-  dnsWindowMs: 10 * 60_000,
-};
-
-/** A flow (or query) an anomaly points at. */
-export interface AnomalySample {
-  /** ISO time. */
-  time: string;
-  remote: string;
-  /** The peer's DNS name where known. */
-  name?: string;
-  port: number;
-  protocol: string;
-  bytes: number;
-  durationMs: number;
+/** The detectors' settings from the policy's `anomaly` section (absent: the defaults). */
+export function anomalySettingsOf(m: AnomalyModel = DEFAULT_ANOMALY): AnomalySettings {
+  return {
+    detectors: m.detectors,
+    baselineMs: m.baselineSeconds * 1000,
+    minBaselineMs: m.minBaselineSeconds * 1000,
+    cooldownMs: m.cooldownSeconds * 1000,
+    volumeZ: m.volumeZ,
+    minHours: 24,
+    minDays: 5,
+    beaconScore: m.beaconScore,
+    minConnections: m.minConnections,
+    dnsNames: m.dnsNames,
+    nxdomains: m.nxdomains,
+    dnsWindowMs: 10 * 60_000,
+  };
 }
 
-/** What an anomaly event carries in its `anomaly` field. */
-export interface AnomalyFacts {
-  /** Stable per (kind, identity, key): what `moat anomalies accept` names. */
-  id: string;
-  kind: AnomalyKind;
-  identity: FlowIdentity;
-  /** What the value is about: a destination, a metric ("bytes/hour"), a domain. */
-  key: string;
-  /** One sentence: what was seen against what was usual. */
-  summary: string;
-  /** The measure judged (e.g. "bytes per hour", "beacon score"). */
-  metric: string;
-  value: number;
-  threshold: number;
-  /** What the value was compared with (median and spread, samples, known destinations, ...). */
-  baseline: Record<string, number | string>;
-  samples: AnomalySample[];
-}
+export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = anomalySettingsOf();
