@@ -105,7 +105,9 @@ export function observeBeacon(
   }
   series.count++;
   const n = series.starts.length;
-  if (n < limits.minConnections || series.count % EVERY !== 0) return null;
+  // a baseline series is judged once a full window, only to notice it turning irregular
+  const baseline = series.firstMs < limits.learnedAt && !series.irregular;
+  if (n < limits.minConnections || series.count % (baseline ? KEEP : EVERY) !== 0) return null;
   const scored = beaconScore(series.starts, series.sizes);
   if (scored.score < limits.score) {
     // clearly irregular, not a regular series' sampling noise
@@ -114,7 +116,7 @@ export function observeBeacon(
     return null;
   }
   // begun while the identity was learned and never irregular since: its baseline
-  if (series.firstMs < limits.learnedAt && !series.irregular) return null;
+  if (baseline) return null;
   const seconds = (scored.intervalMedianMs / 1000).toFixed(1);
   return {
     kind: "beacon",
