@@ -9,7 +9,7 @@ import { sampleOf, type Finding, type Observation } from "./finding.ts";
 
 /** Connections kept per series. */
 const KEEP = 64;
-/** Series kept per identity; the least recently used go first. */
+/** Series kept per identity; past it, the least recently used quarter goes. */
 const MAX_SERIES = 1024;
 /** Below the threshold by this much a series counts as irregular. */
 const IRREGULAR_MARGIN = 0.2;
@@ -17,10 +17,12 @@ const IRREGULAR_MARGIN = 0.2;
 const EVERY = 8;
 
 interface Series {
+  /** Start times and sizes of the last KEEP connections (a ring; `count` % KEEP is next). */
   starts: number[];
   sizes: number[];
-  /** Its first connection (ms). */
+  /** Its first and latest connection (ms). */
   firstMs: number;
+  lastMs: number;
   /** It was judged and not regular after the identity's learning period. */
   irregular: boolean;
   /** Connections seen in all. */
@@ -86,29 +88,36 @@ export function observeBeacon(
   // one series per peer (its name, else its address): two servers of one pool interleave
   const key = `${o.name ?? o.remote} ${o.protocol}/${o.port}`;
   let series = s.get(key);
-  if (series) s.delete(key);
-  else series = { starts: [], sizes: [], firstMs: o.timeMs, irregular: false, count: 0 };
-  s.set(key, series);
-  if (s.size > MAX_SERIES) {
-    const oldest = s.keys().next().value;
-    if (oldest !== undefined) s.delete(oldest);
+  if (!series) {
+    series = {
+      starts: [],
+      sizes: [],
+      firstMs: o.timeMs,
+      lastMs: o.timeMs,
+      irregular: false,
+      count: 0,
+    };
+    s.set(key, series);
+    if (s.size > MAX_SERIES) forgetIdle(s, MAX_SERIES / 4);
   }
-  const start = o.timeMs - o.durationMs;
-  // records may arrive a little out of order (closes before scans): kept sorted
-  let i = series.starts.length;
-  while (i > 0 && (series.starts[i - 1] ?? 0) > start) i--;
-  series.starts.splice(i, 0, start);
-  series.sizes.splice(i, 0, o.bytes);
-  if (series.starts.length > KEEP) {
-    series.starts.shift();
-    series.sizes.shift();
-  }
+  series.lastMs = o.timeMs;
+  // the last KEEP connections, a ring: sorted by start when judged (closes may come before
+  // the scan records of connections that started earlier)
+  const slot = series.count % KEEP;
+  series.starts[slot] = o.timeMs - o.durationMs;
+  series.sizes[slot] = o.bytes;
   series.count++;
   const n = series.starts.length;
   // a baseline series is judged once a full window, only to notice it turning irregular
   const baseline = series.firstMs < limits.learnedAt && !series.irregular;
   if (n < limits.minConnections || series.count % (baseline ? KEEP : EVERY) !== 0) return null;
-  const scored = beaconScore(series.starts, series.sizes);
+  const order = series.starts
+    .map((_, i) => i)
+    .sort((a, b) => series.starts[a]! - series.starts[b]!);
+  const scored = beaconScore(
+    order.map((i) => series.starts[i]!),
+    order.map((i) => series.sizes[i]!),
+  );
   if (scored.score < limits.score) {
     // clearly irregular, not a regular series' sampling noise
     if (o.timeMs >= limits.learnedAt && scored.score < limits.score - IRREGULAR_MARGIN)
@@ -136,4 +145,10 @@ export function observeBeacon(
     },
     samples: [sampleOf(o)],
   };
+}
+
+function forgetIdle(s: BeaconState, count: number): void {
+  const cut =
+    [...s.values()].map((x) => x.lastMs).sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;
+  for (const [k, x] of s) if (x.lastMs < cut) s.delete(k);
 }

@@ -78,8 +78,19 @@ export function prefixOf(ip: string): string {
     .join(":")}::/48`;
 }
 
+/** Destinations of recent names and addresses: most records are of peers seen a moment ago. */
+const cache = new Map<string, string>();
+const CACHE_SIZE = 16_384;
+
 /** A peer as a destination: its registrable domain where it has a name, else its prefix. */
 export function destinationOf(remote: { ip: string; names?: string[] }): string {
   const name = remote.names?.[0];
-  return name ? registrableDomain(name) : prefixOf(remote.ip);
+  const key = name ?? remote.ip;
+  let d = cache.get(key);
+  if (d === undefined) {
+    d = name ? registrableDomain(name) : prefixOf(remote.ip);
+    if (cache.size >= CACHE_SIZE) cache.clear();
+    cache.set(key, d);
+  }
+  return d;
 }

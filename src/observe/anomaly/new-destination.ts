@@ -6,7 +6,7 @@ import { median } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
 
 const DAY = 86_400_000;
-/** Destinations remembered per identity; the least recently used go first. */
+/** Destinations remembered per identity; past it, the least recently used quarter goes. */
 const MAX_DESTINATIONS = 4096;
 /** Days of novelty counts kept. */
 const NOVELTY_DAYS = 14;
@@ -38,12 +38,8 @@ export function observeDestination(
   if (!o.egress || !o.first) return null;
   const key = destinationKey(o);
   const last = s.known.get(key);
-  s.known.delete(key); // re-inserted last: the map's order is least recently used first
   s.known.set(key, o.timeMs);
-  if (s.known.size > MAX_DESTINATIONS) {
-    const oldest = s.known.keys().next().value;
-    if (oldest !== undefined) s.known.delete(oldest);
-  }
+  if (s.known.size > MAX_DESTINATIONS) forgetOldest(s.known, MAX_DESTINATIONS / 4);
   if (last !== undefined && o.timeMs - last <= baselineMs) return null;
   const day = Math.floor(o.timeMs / DAY);
   if (countNovelty) {
@@ -74,4 +70,10 @@ export function observeDestination(
     },
     samples: [sampleOf(o)],
   };
+}
+
+/** Removes the `count` least recently used entries (values are last-use times). */
+export function forgetOldest<K>(m: Map<K, number>, count: number): void {
+  const cut = [...m.values()].sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;
+  for (const [k, t] of m) if (t < cut) m.delete(k);
 }
