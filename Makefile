@@ -143,6 +143,8 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/events.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-close.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-scan.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-ingest.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
