@@ -139,7 +139,10 @@ export function browser(h: History, r: Rand, p: ProcessFacts, from: number, to: 
     let t = day + 8 * HOUR + uniform(r, 0, HOUR);
     while (t < day + 18 * HOUR && t < to) {
       if (t >= from) {
-        const site = r() < 0.05 ? `new${Math.floor(r() * 1e9)}.example.org` : zipf(r, SITES);
+        const site =
+          r() < 0.05
+            ? `new${Math.floor(r() * 1e9)}.example-${Math.floor(r() * 1e6)}.org`
+            : zipf(r, SITES);
         const n = 1 + Math.floor(exponential(r, 4));
         for (let i = 0; i < n; i++) {
           const at = t + exponential(r, 800);

@@ -30,6 +30,7 @@ export const MAX_IDENTITIES = 4096;
 export const MAX_RECENT = 1000;
 /** An accepted value stands for values up to this many times it. */
 export const ACCEPT_MARGIN = 1.5;
+const HOUR = 3_600_000;
 /** NXDOMAIN windows an identity needs before its bursts are judged. */
 const MIN_DNS_WINDOWS = 6;
 
@@ -119,7 +120,8 @@ export class AnomalyDetector {
     const learned = r.timeMs >= learnedAt;
     const on = (d: AnomalySettings["detectors"][number]) => s.detectors.includes(d);
     if (on("new_destination")) {
-      const countNovelty = r.timeMs >= p.firstMs + s.minBaselineMs / 2;
+      // everything is new in an identity's first moments; after them, what is new counts
+      const countNovelty = r.timeMs >= p.firstMs + Math.min(HOUR, s.minBaselineMs / 10);
       const f = observeDestination(p.destinations, o, s.baselineMs, countNovelty);
       if (f && learned) this.#found(p, f, r.timeMs, c, null);
     }

@@ -31,8 +31,8 @@ export function observeDestination(
   s: NewDestinationState,
   o: Observation,
   baselineMs: number,
-  /** Count this new destination in the identity's novelty rate (not in its first hours, when
-   * everything is new). */
+  /** Count this new destination in the identity's novelty rate (not in its first moments,
+   * when everything is new). */
   countNovelty: boolean,
 ): Finding | null {
   if (!o.egress || !o.first) return null;
