@@ -21,8 +21,8 @@ import {
   observeDestination,
   type NewDestinationState,
 } from "./new-destination.ts";
-import { observeVolume, volumeState, type VolumeState } from "./volume.ts";
-import type { AnomalyFacts, AnomalySettings } from "./types.ts";
+import { observeVolume, volumeState, type VolumeLimits, type VolumeState } from "./volume.ts";
+import type { AnomalyFacts, AnomalySettings, DetectorName } from "./types.ts";
 
 /** Identities profiled; past this, new identities are counted, not profiled. */
 export const MAX_IDENTITIES = 4096;
@@ -80,8 +80,18 @@ export function anomalyId(kind: string, identity: FlowIdentity, key: string): st
     .slice(0, 12);
 }
 
+const detectorsOn = (s: AnomalySettings): Record<DetectorName, boolean> => ({
+  new_destination: s.detectors.includes("new_destination"),
+  volume: s.detectors.includes("volume"),
+  beacon: s.detectors.includes("beacon"),
+  dns: s.detectors.includes("dns"),
+});
+
 export class AnomalyDetector {
-  settings: AnomalySettings;
+  #settings: AnomalySettings;
+  /** Per record, read from the settings once. */
+  #on: Record<DetectorName, boolean>;
+  #volumeLimits: VolumeLimits;
   readonly profiles = new Map<string, Profile>();
   readonly accepted = new Map<string, Acceptance>();
   /** id -> when last reported (ms, record time). */
@@ -93,8 +103,24 @@ export class AnomalyDetector {
   readonly #keys = new WeakMap<object, string>();
 
   constructor(settings: AnomalySettings, report: (r: AnomalyReport) => void) {
-    this.settings = settings;
+    this.#settings = settings;
+    this.#on = detectorsOn(settings);
+    this.#volumeLimits = {
+      z: settings.volumeZ,
+      minHours: settings.minHours,
+      minDays: settings.minDays,
+    };
     this.#report = report;
+  }
+
+  get settings(): AnomalySettings {
+    return this.#settings;
+  }
+
+  set settings(s: AnomalySettings) {
+    this.#settings = s;
+    this.#on = detectorsOn(s);
+    this.#volumeLimits = { z: s.volumeZ, minHours: s.minHours, minDays: s.minDays };
   }
 
   /** One flow record (the flow ledger's output). */
@@ -109,7 +135,7 @@ export class AnomalyDetector {
       egress: c.direction === "egress",
       destination: destinationOf(c.remote),
       remote: c.remote.ip,
-      ...(c.remote.names?.[0] ? { name: c.remote.names[0] } : {}),
+      name: c.remote.names?.[0],
       port: serverPort(c),
       protocol: c.protocol,
       bytes: r.bytes,
@@ -118,19 +144,19 @@ export class AnomalyDetector {
     const s = this.settings;
     const learnedAt = p.firstMs + s.minBaselineMs;
     const learned = r.timeMs >= learnedAt;
-    const on = (d: AnomalySettings["detectors"][number]) => s.detectors.includes(d);
-    if (on("new_destination")) {
+    const on = this.#on;
+    if (on.new_destination) {
       // everything is new in an identity's first moments; after them, what is new counts
       const countNovelty = r.timeMs >= p.firstMs + Math.min(HOUR, s.minBaselineMs / 10);
       const f = observeDestination(p.destinations, o, s.baselineMs, countNovelty);
       if (f && learned) this.#found(p, f, r.timeMs, c, null);
     }
-    if (on("volume")) {
-      const limits = { z: s.volumeZ, minHours: s.minHours, minDays: s.minDays };
+    if (on.volume) {
+      const limits = this.#volumeLimits;
       for (const f of observeVolume(p.volume, o, limits))
         if (learned) this.#found(p, f, r.timeMs, c, null);
     }
-    if (on("beacon")) {
+    if (on.beacon) {
       const limits = { score: s.beaconScore, minConnections: s.minConnections, learnedAt };
       const f = observeBeacon(p.beacons, o, limits);
       if (f) this.#found(p, f, r.timeMs, c, null);
@@ -140,7 +166,7 @@ export class AnomalyDetector {
   /** A "dns" event from moat's DNS proxy. */
   dns(ev: MoatEvent): void {
     const d = ev.dns;
-    if (!d || !this.settings.detectors.includes("dns")) return;
+    if (!d || !this.#on.dns) return;
     const timeMs = Date.parse(ev.time);
     const p = this.#profile(ev.process, timeMs);
     if (!p) return;

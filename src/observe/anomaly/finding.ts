@@ -14,7 +14,8 @@ export interface Observation {
   egress: boolean;
   destination: string;
   remote: string;
-  name?: string;
+  /** The peer's DNS name where known. */
+  name: string | undefined;
   port: number;
   protocol: string;
   bytes: number;
