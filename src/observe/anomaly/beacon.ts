@@ -27,6 +27,8 @@ interface Series {
   irregular: boolean;
   /** Connections seen in all. */
   count: number;
+  /** The connection count at which it is judged next. */
+  judgeAt: number;
 }
 
 export type BeaconState = Map<string, Series>;
@@ -96,6 +98,7 @@ export function observeBeacon(
       lastMs: o.timeMs,
       irregular: false,
       count: 0,
+      judgeAt: limits.minConnections,
     };
     s.set(key, series);
     if (s.size > MAX_SERIES) forgetIdle(s, MAX_SERIES / 4);
@@ -108,9 +111,8 @@ export function observeBeacon(
   series.sizes[slot] = o.bytes;
   series.count++;
   const n = series.starts.length;
-  // a baseline series is judged once a full window, only to notice it turning irregular
+  if (series.count < series.judgeAt || n < limits.minConnections) return null;
   const baseline = series.firstMs < limits.learnedAt && !series.irregular;
-  if (n < limits.minConnections || series.count % (baseline ? KEEP : EVERY) !== 0) return null;
   const order = series.starts
     .map((_, i) => i)
     .sort((a, b) => series.starts[a]! - series.starts[b]!);
@@ -118,10 +120,13 @@ export function observeBeacon(
     order.map((i) => series.starts[i]!),
     order.map((i) => series.sizes[i]!),
   );
+  // a baseline series, and one far from regular, are judged again once half a window changed
+  // (to notice them changing); one near the threshold every few connections
+  const far = scored.score < limits.score - IRREGULAR_MARGIN;
+  series.judgeAt = series.count + (baseline || far ? KEEP / 2 : EVERY);
   if (scored.score < limits.score) {
     // clearly irregular, not a regular series' sampling noise
-    if (o.timeMs >= limits.learnedAt && scored.score < limits.score - IRREGULAR_MARGIN)
-      series.irregular = true;
+    if (o.timeMs >= limits.learnedAt && far) series.irregular = true;
     return null;
   }
   // begun while the identity was learned and never irregular since: its baseline
