@@ -147,6 +147,8 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-scan.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/protect.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/suggest.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-ingest.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts

@@ -20,6 +20,7 @@ import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
 import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
 import { startFlowPath } from "./daemon/flow-path.ts";
+import { startAnomalyPath } from "./daemon/anomaly-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { startLimitSweep } from "./daemon/limit-sweep.ts";
@@ -35,8 +36,16 @@ import { usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import { watchRtnl, type MoatEvent } from "./datapath/index.ts";
+import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
+
+/** The anomaly engine's state file: beside the history's (none when the history is off or in
+ * memory). */
+function anomalyStatePath(historyPath: string | undefined): string | null {
+  if (!historyPath || historyPath === ":memory:") return null;
+  return join(dirname(historyPath), "anomaly-state.json");
+}
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
 
 export interface DaemonOptions {
@@ -130,7 +139,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
   live.model = () => initial.model;
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
-  live.push = (event) => pipeline.push(event);
+  // anomaly detection over flow records and DNS queries; its state beside the history
+  const anomalies = startAnomalyPath({
+    settings: () => live.model?.().anomaly,
+    mode: () => live.model?.().mode ?? "detect",
+    push: (event) => pipeline.push(event),
+    statePath: anomalyStatePath(history?.path),
+    audit: (line) => audit.note(line),
+    log,
+  });
+  live.push = (event) => {
+    pipeline.push(event);
+    if (event.type === "dns") anomalies.dns(event);
+  };
   const { datapath, relay } = await startDatapath({
     ...options,
     ...initial,
@@ -171,6 +192,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     process: (owner) => attribution.attribute(owner),
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,
+    record: (r) => anomalies.flow(r),
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
@@ -240,6 +262,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       void netns.refresh();
       // spliced connections the new policy no longer lets through are cut
       l7.relay?.rejudge();
+      anomalies.applied();
       host.follow(universe.directories(p.model));
     },
   });
@@ -289,6 +312,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     history,
     snapshot,
     audit,
+    anomalies,
     log,
   });
   let done = false;
@@ -319,6 +343,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     void (async () => {
       await api.close();
       await flowsClosed;
+      anomalies.close();
       await pipeline.close();
       await plumbing.close();
       resolveStopped();

@@ -5,6 +5,17 @@ import type { HistoryPage, HistoryQuery } from "../observe/history/query.ts";
 import type { ReplayReport } from "../policy/index.ts";
 import type { Suggestion } from "../observe/learn/index.ts";
 import type { StatsPage, StatsQuery } from "../observe/history/rollup.ts";
+import type { Acceptance } from "../observe/anomaly/detector.ts";
+import type { MoatEvent } from "../datapath/event.ts";
+
+/** GET /v1/anomalies: the last anomalies reported and what was accepted as normal. */
+export interface AnomalyView {
+  /** The policy's anomaly.enabled. */
+  enabled: boolean;
+  /** The last anomalies reported, oldest first, each as its event. */
+  anomalies: { accepted: boolean; event: MoatEvent }[];
+  accepted: Acceptance[];
+}
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {
@@ -172,6 +183,10 @@ export interface ApiControl {
   flowStats?(query: StatsQuery): StatsPage | null | Promise<StatsPage | null>;
   /** Suggested rules from the flow roll-ups; null (or absent) when the history is off. */
   suggest?(request: SuggestApiRequest): Promise<SuggestOutcome | null>;
+  /** The anomalies reported (absent: no anomaly detection in this daemon). */
+  anomalies?(): AnomalyView;
+  /** Accepts anomaly `id` as normal, for `who`; null when no anomaly has that id. */
+  acceptAnomaly?(id: string, who: string): Acceptance | null;
   /** The original destination of redirected client `peer`, or null if none is known. */
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */

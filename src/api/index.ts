@@ -3,6 +3,7 @@
 export { startApi, type ApiServer, type ListenerOptions } from "./server.ts";
 export { DEFAULT_SOCKET } from "./listen.ts";
 export type {
+  AnomalyView,
   ApiControl,
   ApplyOptions,
   ApplyOutcome,

@@ -301,6 +301,38 @@ export const OPENAPI = {
         responses: { 200: { description: "{events, next}", content: json }, default: error },
       },
     },
+    "/v1/anomalies": {
+      get: {
+        "x-moat-scope": "events",
+        summary:
+          "the last anomalies reported (each as its type anomaly event, with accepted true once accepted as normal) and the acceptances (docs/anomaly.md)",
+        responses: {
+          200: { description: "{enabled, anomalies, accepted}", content: json },
+          default: error,
+        },
+      },
+    },
+    "/v1/anomalies/accept": {
+      post: {
+        "x-moat-scope": "policy",
+        summary:
+          "accept an anomaly as normal: its value (and up to 1.5 times it) becomes part of the identity's baseline; kept across restarts and audited",
+        requestBody: {
+          content: {
+            "application/json": {
+              schema: { type: "object", required: ["id"], properties: { id: { type: "string" } } },
+            },
+          },
+        },
+        responses: {
+          200: {
+            description: "the acceptance {id, kind, identity, key, value, at, by}",
+            content: json,
+          },
+          default: error,
+        },
+      },
+    },
     "/v1/stats": {
       get: {
         "x-moat-scope": "events",

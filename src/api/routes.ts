@@ -188,6 +188,34 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       },
     },
   },
+  "/v1/anomalies": {
+    GET: {
+      scope: "events",
+      handle: ({ res, control }) => {
+        const view = control.anomalies?.();
+        if (!view)
+          throw new HttpError(404, "ENOANOMALY", "anomaly detection is off in this daemon");
+        sendJson(res, 200, view);
+      },
+    },
+  },
+  "/v1/anomalies/accept": {
+    POST: {
+      scope: "policy",
+      change: true,
+      handle: async ({ req, res, control, who }) => {
+        const body = readJson(await readBody(req));
+        const id = (body as { id?: unknown } | null)?.id;
+        if (typeof id !== "string" || !/^[0-9a-f]{12}$/.test(id))
+          throw new HttpError(400, "EBADID", 'body must be {"id": "<12 hex digits>"}');
+        if (!control.acceptAnomaly)
+          throw new HttpError(404, "ENOANOMALY", "anomaly detection is off in this daemon");
+        const accepted = control.acceptAnomaly(id, who);
+        if (!accepted) throw new HttpError(404, "ENOTFOUND", `no anomaly ${id}`);
+        sendJson(res, 200, accepted);
+      },
+    },
+  },
   "/v1/events/stream": {
     GET: {
       scope: "events",

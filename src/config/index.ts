@@ -33,3 +33,9 @@ export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export type { EventsLostChoice } from "./failure-events.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";
+export {
+  ANOMALY_DETECTORS,
+  DEFAULT_ANOMALY,
+  type AnomalyDetectorName,
+  type AnomalyModel,
+} from "./anomaly-settings.ts";

@@ -11,6 +11,7 @@
 // - Every section keeps the position it was written at, for diagnostics and `moat explain`.
 
 import type { SourcePos } from "./diagnostics.ts";
+import type { AnomalyModel } from "./anomaly-settings.ts";
 import type { Family } from "./ip.ts";
 import type { DaemonFailure } from "./failure-daemon.ts";
 import type { NameWildcard } from "./address-entry.ts";
@@ -338,6 +339,8 @@ export interface PolicyModel {
   failure: Failure;
   /** Always present: the defaults when the policy has no `dns` section. */
   dns: DnsSettings;
+  /** The `anomaly` section with its defaults; absent when the policy has none (defaults). */
+  anomaly?: AnomalyModel;
   /**
    * `scrub`: TCP SYN and SYN-ACK MSS options above mss4 / mss6 are lowered; TTL / hop limit
    * below minTtl raised; IPv4's DF cleared; the id of IPv4 packets leaving randomised (absent:

@@ -12,6 +12,7 @@ import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
 import { normalizeRateLimit } from "./normalize-rate-limit.ts";
+import { anomalySettings } from "./anomaly-settings.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -27,6 +28,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
   const redirects = ctx.typed(["redirect"]) ? normalizeRedirects(ctx, doc, sets) : [];
   const services = checkServices(ctx, doc);
   const dns = dnsSettings(ctx, doc);
+  const anomaly = anomalySettings(ctx, doc);
   if (ctx.diagnostics.some((d) => d.severity === "error")) return undefined;
   const defaults: PolicyModel["defaults"] = {
     ingress: doc.defaults?.ingress ?? "allow",
@@ -65,6 +67,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
       ...(doc.failure ? { pos: ctx.pos(["failure"]) } : {}),
     },
     dns,
+    ...(anomaly ? { anomaly } : {}),
     ...services,
     ...scrubSettings(ctx, doc),
     setFiles: files,

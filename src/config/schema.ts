@@ -6,6 +6,7 @@ import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { ScrubSchema } from "./schema-rate-limit.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
+import { AnomalySchema } from "./schema-anomaly.ts";
 
 export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
 export const FAILURE_ACTIONS = ["block", "allow"] as const;
@@ -244,6 +245,7 @@ export const PolicySchema = Section(
     failure: Type.Optional(FailureSchema),
     dns: Type.Optional(DnsSettingsSchema),
     scrub: Type.Optional(ScrubSchema),
+    anomaly: Type.Optional(AnomalySchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -17,6 +17,7 @@ import { historyReplayer } from "./history-replay.ts";
 import { historySuggester } from "./history-suggest.ts";
 import { validatePolicyText } from "./policy-text.ts";
 import { sshLoginKeys } from "./ssh-logins.ts";
+import type { AnomalyPath } from "./anomaly-path.ts";
 
 export interface ControlParts {
   policyPath: string;
@@ -27,6 +28,7 @@ export interface ControlParts {
   history: HistoryWorker | null;
   snapshot: SnapshotSource;
   audit: Pick<AuditSink, "note">;
+  anomalies?: Pick<AnomalyPath, "list" | "accept">;
   log: (line: string) => void;
 }
 
@@ -59,6 +61,12 @@ export function apiControl(parts: ControlParts): ApiControl {
     replay,
     suggest: historySuggester(source),
     flowStats: (query) => parts.history?.flowStats(query) ?? null,
+    ...(parts.anomalies
+      ? {
+          anomalies: parts.anomalies.list,
+          acceptAnomaly: parts.anomalies.accept,
+        }
+      : {}),
     original: (peer, protocol) => {
       const o = datapath.originalOf(peer, protocol);
       if (!o) return null;

@@ -18,6 +18,7 @@ import {
   FlowLedger,
   type FlowConnection,
   type FlowCounters,
+  type FlowRecord,
   type FlowSummary,
   type LiveConnection,
 } from "../observe/index.ts";
@@ -34,6 +35,8 @@ export interface FlowPathOptions {
   names?: (owner: KernelOwner, ip: string) => string[];
   /** Where a window's summaries go (the history); null: nowhere (they are still counted). */
   store: ((summaries: FlowSummary[]) => Promise<void>) | null;
+  /** Every flow record as it is made (the anomaly detectors). */
+  record?: (r: FlowRecord) => void;
   intervalMs?: number;
   log: (line: string) => void;
 }
@@ -51,7 +54,15 @@ export interface FlowPath {
 
 export function startFlowPath(options: FlowPathOptions): FlowPath {
   const aggregator = new FlowAggregator();
-  const ledger = new FlowLedger((r) => aggregator.add(r));
+  const record = options.record;
+  const ledger = new FlowLedger(
+    record
+      ? (r) => {
+          aggregator.add(r);
+          record(r);
+        }
+      : (r) => aggregator.add(r),
+  );
   let warned = false;
   let closing = false;
   const unreadable = (err: unknown) => {

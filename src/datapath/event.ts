@@ -8,8 +8,10 @@ import type { ProcessFacts } from "../attribution/types.ts";
  * "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what.
  * "flow": a summary of connections (allowed ones included) over a window, in the history only;
  * its `flow` field has the totals and `verdict` the connections' verdict (docs/observability.md).
+ * "anomaly": something an identity did far from its baseline (docs/anomaly.md); its `anomaly`
+ * field says what, against which baseline and threshold, with sample flows.
  */
-export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow";
+export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow" | "anomaly";
 export type EventReason =
   | "new"
   | "rejudged"
@@ -28,6 +30,8 @@ export type EventReason =
   | "quic_initial"
   /** type "flow": a summary of connections */
   | "summary"
+  /** type "anomaly": an anomaly detector's report */
+  | "anomaly"
   /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
@@ -128,8 +132,57 @@ export interface MoatEvent {
   redirect?: { name: string; to: Endpoint };
   /** type "dns": the query and its answer. */
   dns?: DnsExchange;
+  /** type "anomaly": what was odd, against which baseline (docs/anomaly.md). */
+  anomaly?: AnomalyFacts;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
+}
+
+/** type "anomaly" (docs/anomaly.md). */
+/** What was odd. */
+export type AnomalyKind =
+  /** A destination (registrable domain or prefix, with port) the identity never used before. */
+  | "new_destination"
+  /** An hour's or a day's connections, bytes or longest connection far above the identity's. */
+  | "volume"
+  /** Connections to one destination at regular intervals with regular sizes. */
+  | "beacon"
+  /** Many random-looking names under one domain in a short time. */
+  | "dns_entropy"
+  /** Many NXDOMAIN answers in a short time. */
+  | "dns_nxdomain";
+
+/** A flow (or query) an anomaly points at. */
+export interface AnomalySample {
+  /** ISO time. */
+  time: string;
+  remote: string;
+  /** The peer's DNS name where known. */
+  name?: string;
+  port: number;
+  protocol: string;
+  bytes: number;
+  durationMs: number;
+}
+
+/** What an anomaly event carries in its `anomaly` field. */
+export interface AnomalyFacts {
+  /** Stable per (kind, identity, key): what `moat anomalies accept` names. */
+  id: string;
+  kind: AnomalyKind;
+  /** The identity (executable, user, cgroup, container) it is about. */
+  identity: { exe: string; user: number; cgroup: string; container: string };
+  /** What the value is about: a destination, a metric ("bytes/hour"), a domain. */
+  key: string;
+  /** One sentence: what was seen against what was usual. */
+  summary: string;
+  /** The measure judged (e.g. "bytes per hour", "beacon score"). */
+  metric: string;
+  value: number;
+  threshold: number;
+  /** What the value was compared with (median and spread, samples, known destinations, ...). */
+  baseline: Record<string, number | string>;
+  samples: AnomalySample[];
 }
 
 /** The totals of a "flow" event: its connections over one window. */
@@ -168,6 +221,7 @@ export interface EventLayer7 {
 
 /** The audit-log line: the event in words. */
 export function formatEventLine(ev: MoatEvent): string {
+  if (ev.anomaly) return anomalyLine(ev, ev.anomaly);
   if (ev.dns) return dnsLine(ev, ev.dns);
   const address = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]` : p.ip);
   // a remote with names: "github.com (140.82.112.3):443"
@@ -221,4 +275,11 @@ function dnsLine(ev: MoatEvent, d: DnsExchange): string {
   const trust = d.trusted ? "" : " (untrusted server: no names bound)";
   const answers = d.answers.length ? ` ${d.answers.join(", ")}` : "";
   return `${ev.time} DNS ${ev.direction} ${who} asked ${ev.remote.ip} ${d.qtype} ${d.query}: ${d.rcode}${answers}${trust}`;
+}
+
+/** "... ANOMALY beacon 3f2a... /usr/bin/curl (curl pid 812): 20 connections to ...". */
+function anomalyLine(ev: MoatEvent, a: AnomalyFacts): string {
+  const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
+  const exe = a.identity.exe ? ` ${a.identity.exe}` : "";
+  return `${ev.time} ANOMALY ${a.kind} ${a.id}${exe}${who}: ${a.summary}`;
 }

@@ -41,3 +41,4 @@ export {
   type FlowSummary,
 } from "./flows/record.ts";
 export * from "./learn/index.ts";
+export * from "./anomaly/index.ts";

@@ -105,6 +105,7 @@ export class EventPipeline {
     detected: 0,
     closed: 0,
     dns: 0,
+    anomaly: 0,
   };
 
   add(sink: EventSink, options: SinkOptions = {}): void {

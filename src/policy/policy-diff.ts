@@ -51,6 +51,7 @@ const OTHER_SECTIONS = [
   "otel",
   "eventPublisher",
   "api",
+  "anomaly",
 ] as const;
 
 /** The changes from `before` to `after`, one phrase each; empty when they judge alike. */

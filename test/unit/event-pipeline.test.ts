@@ -62,6 +62,7 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     detected: 0,
     closed: 0,
     dns: 0,
+    anomaly: 0,
   });
 
   release();

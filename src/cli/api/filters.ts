@@ -19,7 +19,7 @@ export const FILTER_OPTIONS = {
 } as const;
 
 export const FILTER_USAGE =
-  "[--type allowed,blocked,detected,closed,dns,flow] [--verdict V] [--rule NAME]\n" +
+  "[--type allowed,blocked,detected,closed,dns,flow,anomaly] [--verdict V] [--rule NAME]\n" +
   "  [--direction ingress|egress] [--remote CIDR|NAME] [--process NAME|PID] [--container ID|NAME]\n" +
   "  [--not KEY=VALUE]...  (KEY one of the filters above: leave out what it matches)";
 

@@ -54,6 +54,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./suggest.ts")).suggestCommand,
   },
   {
+    name: "anomalies",
+    summary: "list the anomalies detected per identity, or accept one as normal",
+    load: async () => (await import("./anomalies.ts")).anomaliesCommand,
+  },
+  {
     name: "top",
     summary: "live view of the top blocked/detected remotes, processes and rules",
     load: async () => (await import("./top.ts")).topCommand,

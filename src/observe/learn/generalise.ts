@@ -2,7 +2,7 @@
 // sibling subdomains under one registrable domain (Public Suffix List, private suffixes such as
 // github.io included, so `*.github.io` is never proposed) -> a wildcard; adjacent ports -> a
 // range; many addresses in one prefix -> the prefix. Nothing else is widened.
-import { getDomain } from "tldts";
+import { registrableDomain } from "../registrable-domain.ts";
 import { formatIp, parseIp, type IpAddress } from "../../config/ip.ts";
 
 export interface GeneraliseOptions {
@@ -48,8 +48,8 @@ export function generalisePeers(
       byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), peer]);
       continue;
     }
-    const domain = getDomain(peer, { allowPrivateDomains: true });
-    if (domain && domain !== peer) byDomain.set(domain, [...(byDomain.get(domain) ?? []), peer]);
+    const domain = registrableDomain(peer);
+    if (domain !== peer) byDomain.set(domain, [...(byDomain.get(domain) ?? []), peer]);
     else out.push({ entry: peer, peers: [peer] });
   }
   for (const [domain, names] of byDomain) {

@@ -22,6 +22,7 @@ const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
   closed: [SeverityNumber.INFO, "INFO"],
   dns: [SeverityNumber.INFO, "INFO"],
   flow: [SeverityNumber.INFO, "INFO"],
+  anomaly: [SeverityNumber.WARN, "WARN"],
 };
 
 export interface EventLogs {

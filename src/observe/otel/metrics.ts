@@ -149,6 +149,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
         ev.type === "closed" ||
         ev.type === "dns" ||
         ev.type === "flow" ||
+        ev.type === "anomaly" ||
         ev.reason === "rejudged"
       )
         return;

@@ -89,6 +89,11 @@ export class Replay {
     this.#scanned++;
     // a summary of several connections counts as that many; reported ones have events of their own
     let weight = 1;
+    // an anomaly report is about flows that have records of their own
+    if (e.type === "anomaly") {
+      this.#skipped.repeats++;
+      return;
+    }
     if (e.flow) {
       if (e.verdict !== "allowed" || !(e.flow.connections >= 1)) {
         this.#skipped.summaries++;

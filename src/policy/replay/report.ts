@@ -79,7 +79,8 @@ export interface ReplayReport {
    * the connections it covers). */
   replayed: number;
   skipped: {
-    /** Another event of a connection already replayed (its close, a re-judgement). */
+    /** Another event of a connection already replayed (its close, a re-judgement), and anomaly
+     * reports (their flows have records of their own). */
     repeats: number;
     /** DNS exchanges: judged by the dns section, not by rules. */
     dns: number;

@@ -1,0 +1,261 @@
+// The anomaly engine: keeps a profile per identity (executable, user, cgroup, container), feeds
+// each flow record and DNS query to the detectors, and reports what they find unless the
+// identity is still in its learning period, the same anomaly was reported within the cooldown,
+// or a person accepted it as normal (docs/anomaly.md). Pure: time is the records' own, so a
+// week of history replays in seconds.
+import { createHash } from "node:crypto";
+import type { MoatEvent } from "../../datapath/event.ts";
+import {
+  identityOf,
+  serverPort,
+  type FlowConnection,
+  type FlowIdentity,
+  type FlowRecord,
+} from "../flows/record.ts";
+import { observeBeacon, type BeaconState } from "./beacon.ts";
+import { destinationOf } from "./destination.ts";
+import { dnsState, observeDns, type DnsState } from "./dns-oddities.ts";
+import type { Finding, Observation } from "./finding.ts";
+import {
+  newDestinationState,
+  observeDestination,
+  type NewDestinationState,
+} from "./new-destination.ts";
+import { observeVolume, volumeState, type VolumeLimits, type VolumeState } from "./volume.ts";
+import type { AnomalyFacts, AnomalySettings, DetectorName } from "./types.ts";
+
+/** Identities profiled; past this, new identities are counted, not profiled. */
+export const MAX_IDENTITIES = 4096;
+/** Anomalies kept for `moat anomalies`. */
+export const MAX_RECENT = 1000;
+/** An accepted value stands for values up to this many times it. */
+export const ACCEPT_MARGIN = 1.5;
+const HOUR = 3_600_000;
+/** NXDOMAIN windows an identity needs before its bursts are judged. */
+const MIN_DNS_WINDOWS = 6;
+
+export interface Profile {
+  identity: FlowIdentity;
+  firstMs: number;
+  lastMs: number;
+  destinations: NewDestinationState;
+  volume: VolumeState;
+  beacons: BeaconState;
+  dns: DnsState;
+}
+
+/** An anomaly as reported: its facts and the connection (or query event) it came from. */
+export interface AnomalyReport {
+  time: string;
+  facts: AnomalyFacts;
+  /** The flow that tipped it (null for DNS anomalies). */
+  connection: FlowConnection | null;
+  /** The query event that tipped a DNS anomaly. */
+  query: MoatEvent | null;
+}
+
+/** "Accept as normal": this anomaly's value (and less) is part of the identity's baseline. */
+export interface Acceptance {
+  id: string;
+  kind: AnomalyFacts["kind"];
+  identity: FlowIdentity;
+  key: string;
+  value: number;
+  /** ISO time. */
+  at: string;
+  by: string;
+}
+
+export interface RecentAnomaly extends AnomalyReport {
+  accepted: boolean;
+}
+
+export const identityKey = (i: FlowIdentity): string =>
+  `${i.exe}\u0000${i.user}\u0000${i.cgroup}\u0000${i.container}`;
+
+export function anomalyId(kind: string, identity: FlowIdentity, key: string): string {
+  return createHash("sha256")
+    .update(`${kind}\u0000${identityKey(identity)}\u0000${key}`)
+    .digest("hex")
+    .slice(0, 12);
+}
+
+const detectorsOn = (s: AnomalySettings): Record<DetectorName, boolean> => ({
+  new_destination: s.detectors.includes("new_destination"),
+  volume: s.detectors.includes("volume"),
+  beacon: s.detectors.includes("beacon"),
+  dns: s.detectors.includes("dns"),
+});
+
+export class AnomalyDetector {
+  #settings: AnomalySettings;
+  /** Per record, read from the settings once. */
+  #on: Record<DetectorName, boolean>;
+  #volumeLimits: VolumeLimits;
+  readonly profiles = new Map<string, Profile>();
+  readonly accepted = new Map<string, Acceptance>();
+  /** id -> when last reported (ms, record time). */
+  readonly reportedAt = new Map<string, number>();
+  recent: RecentAnomaly[] = [];
+  /** Records of identities past MAX_IDENTITIES. */
+  unprofiled = 0;
+  readonly #report: (r: AnomalyReport) => void;
+  readonly #keys = new WeakMap<object, string>();
+
+  constructor(settings: AnomalySettings, report: (r: AnomalyReport) => void) {
+    this.#settings = settings;
+    this.#on = detectorsOn(settings);
+    this.#volumeLimits = {
+      z: settings.volumeZ,
+      minHours: settings.minHours,
+      minDays: settings.minDays,
+    };
+    this.#report = report;
+  }
+
+  get settings(): AnomalySettings {
+    return this.#settings;
+  }
+
+  set settings(s: AnomalySettings) {
+    this.#settings = s;
+    this.#on = detectorsOn(s);
+    this.#volumeLimits = { z: s.volumeZ, minHours: s.minHours, minDays: s.minDays };
+  }
+
+  /** One flow record (the flow ledger's output). */
+  flow(r: FlowRecord): void {
+    const c = r.connection;
+    const p = this.#profile(c.process, r.timeMs);
+    if (!p) return;
+    const o: Observation = {
+      timeMs: r.timeMs,
+      first: r.first,
+      ended: r.end !== "open",
+      egress: c.direction === "egress",
+      destination: destinationOf(c.remote),
+      remote: c.remote.ip,
+      name: c.remote.names?.[0],
+      port: serverPort(c),
+      protocol: c.protocol,
+      bytes: r.bytes,
+      durationMs: r.durationMs,
+    };
+    const s = this.settings;
+    const learnedAt = p.firstMs + s.minBaselineMs;
+    const learned = r.timeMs >= learnedAt;
+    const on = this.#on;
+    if (on.new_destination) {
+      // everything is new in an identity's first moments; after them, what is new counts
+      const countNovelty = r.timeMs >= p.firstMs + Math.min(HOUR, s.minBaselineMs / 10);
+      const f = observeDestination(p.destinations, o, s.baselineMs, countNovelty);
+      if (f && learned) this.#found(p, f, r.timeMs, c, null);
+    }
+    if (on.volume) {
+      const limits = this.#volumeLimits;
+      for (const f of observeVolume(p.volume, o, limits))
+        if (learned) this.#found(p, f, r.timeMs, c, null);
+    }
+    if (on.beacon) {
+      const limits = { score: s.beaconScore, minConnections: s.minConnections, learnedAt };
+      const f = observeBeacon(p.beacons, o, limits);
+      if (f) this.#found(p, f, r.timeMs, c, null);
+    }
+  }
+
+  /** A "dns" event from moat's DNS proxy. */
+  dns(ev: MoatEvent): void {
+    const d = ev.dns;
+    if (!d || !this.#on.dns) return;
+    const timeMs = Date.parse(ev.time);
+    const p = this.#profile(ev.process, timeMs);
+    if (!p) return;
+    const s = this.settings;
+    const limits = {
+      windowMs: s.dnsWindowMs,
+      names: s.dnsNames,
+      nxdomains: s.nxdomains,
+      minWindows: MIN_DNS_WINDOWS,
+    };
+    const q = { timeMs, name: d.query, rcode: d.rcode, server: ev.remote.ip };
+    for (const f of observeDns(p.dns, q, limits))
+      if (timeMs >= p.firstMs + s.minBaselineMs) this.#found(p, f, timeMs, null, ev);
+  }
+
+  /** Accepts the anomaly `id` as normal; null when no reported anomaly has that id. */
+  accept(id: string, by: string, now = Date.now()): Acceptance | null {
+    const found = this.recent.findLast((a) => a.facts.id === id);
+    if (!found) return this.accepted.get(id) ?? null;
+    const f = found.facts;
+    const prev = this.accepted.get(id);
+    const acceptance: Acceptance = {
+      id,
+      kind: f.kind,
+      identity: f.identity,
+      key: f.key,
+      value: Math.max(prev?.value ?? 0, f.value),
+      at: new Date(now).toISOString(),
+      by,
+    };
+    this.accepted.set(id, acceptance);
+    for (const a of this.recent) if (a.facts.id === id) a.accepted = true;
+    return acceptance;
+  }
+
+  /** Takes an acceptance back; false when there was none. */
+  unaccept(id: string): boolean {
+    return this.accepted.delete(id);
+  }
+
+  #found(
+    p: Profile,
+    f: Finding,
+    timeMs: number,
+    connection: FlowConnection | null,
+    query: MoatEvent | null,
+  ): void {
+    const id = anomalyId(f.kind, p.identity, f.key);
+    const accepted = this.accepted.get(id);
+    if (accepted && f.value <= accepted.value * ACCEPT_MARGIN) return;
+    const last = this.reportedAt.get(id);
+    if (last !== undefined && timeMs - last < this.settings.cooldownMs) return;
+    this.reportedAt.set(id, timeMs);
+    const baseline = accepted ? { ...f.baseline, acceptedValue: accepted.value } : f.baseline;
+    const facts: AnomalyFacts = { id, identity: p.identity, ...f, baseline };
+    const report: AnomalyReport = {
+      time: new Date(timeMs).toISOString(),
+      facts,
+      connection,
+      query,
+    };
+    this.recent.push({ ...report, accepted: false });
+    if (this.recent.length > MAX_RECENT) this.recent.splice(0, this.recent.length - MAX_RECENT);
+    this.#report(report);
+  }
+
+  #profile(process: FlowConnection["process"], timeMs: number): Profile | null {
+    let key = process ? this.#keys.get(process) : "";
+    const identity = identityOf({ process });
+    if (key === undefined && process) this.#keys.set(process, (key = identityKey(identity)));
+    key ??= identityKey(identity);
+    let p = this.profiles.get(key);
+    if (!p) {
+      if (this.profiles.size >= MAX_IDENTITIES) {
+        this.unprofiled++;
+        return null;
+      }
+      p = {
+        identity,
+        firstMs: timeMs,
+        lastMs: timeMs,
+        destinations: newDestinationState(),
+        volume: volumeState(),
+        beacons: new Map(),
+        dns: dnsState(),
+      };
+      this.profiles.set(key, p);
+    }
+    p.lastMs = Math.max(p.lastMs, timeMs);
+    return p;
+  }
+}

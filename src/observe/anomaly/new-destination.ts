@@ -1,0 +1,79 @@
+// New destinations: a registrable domain or address prefix, with port and protocol, that an
+// identity had not used within the baseline window. An identity that goes somewhere new every day
+// (a browser) tells nothing by doing it again: past `noveltyPerDay` new destinations on a usual
+// day (the median of its past days), its new destinations are not reported.
+import { median } from "./robust.ts";
+import { sampleOf, type Finding, type Observation } from "./finding.ts";
+
+const DAY = 86_400_000;
+/** Destinations remembered per identity; past it, the least recently used quarter goes. */
+const MAX_DESTINATIONS = 4096;
+/** Days of novelty counts kept. */
+const NOVELTY_DAYS = 14;
+export const NOVELTY_PER_DAY = 3;
+
+export interface NewDestinationState {
+  /** key -> last used (ms). */
+  known: Map<string, number>;
+  /** New destinations per day, oldest first; the last is today's. */
+  novelty: { day: number; count: number }[];
+}
+
+export function newDestinationState(): NewDestinationState {
+  return { known: new Map(), novelty: [] };
+}
+
+export const destinationKey = (o: Observation): string =>
+  `${o.destination} ${o.protocol}/${o.port}`;
+
+/** Records the use; a finding when the destination is new to the identity. */
+export function observeDestination(
+  s: NewDestinationState,
+  o: Observation,
+  baselineMs: number,
+  /** Count this new destination in the identity's novelty rate (not in its first moments,
+   * when everything is new). */
+  countNovelty: boolean,
+): Finding | null {
+  if (!o.egress || !o.first) return null;
+  const key = destinationKey(o);
+  const last = s.known.get(key);
+  s.known.set(key, o.timeMs);
+  if (s.known.size > MAX_DESTINATIONS) forgetOldest(s.known, MAX_DESTINATIONS / 4);
+  if (last !== undefined && o.timeMs - last <= baselineMs) return null;
+  const day = Math.floor(o.timeMs / DAY);
+  if (countNovelty) {
+    let today = s.novelty.at(-1);
+    if (today?.day !== day) {
+      s.novelty.push((today = { day, count: 0 }));
+      if (s.novelty.length > NOVELTY_DAYS) s.novelty.shift();
+    }
+    today.count++;
+  }
+  const past = s.novelty.filter((d) => d.day < day).map((d) => d.count);
+  // days with nothing new are days too
+  const firstDay = s.novelty[0]?.day ?? day;
+  while (past.length < Math.min(NOVELTY_DAYS, day - firstDay)) past.push(0);
+  const usual = past.length ? median(past) : 0;
+  if (usual > NOVELTY_PER_DAY) return null;
+  return {
+    kind: "new_destination",
+    key,
+    summary: `first connection to ${o.name ?? o.remote} (${key}): not used by this identity in the baseline window`,
+    metric: "connections to this destination in the baseline window",
+    value: 0,
+    threshold: 1,
+    baseline: {
+      knownDestinations: s.known.size - 1,
+      newDestinationsPerDay: usual,
+      windowDays: Math.round(baselineMs / DAY),
+    },
+    samples: [sampleOf(o)],
+  };
+}
+
+/** Removes the `count` least recently used entries (values are last-use times). */
+export function forgetOldest<K>(m: Map<K, number>, count: number): void {
+  const cut = [...m.values()].sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;
+  for (const [k, t] of m) if (t < cut) m.delete(k);
+}

@@ -1,0 +1,89 @@
+// The policy's `anomaly` section as the detectors get it, and the engine's state across a
+// restart: an acceptance made before it still keeps the same anomaly quiet after it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkPolicySource, parsePolicy, textOnlyHost } from "../../src/config/index.ts";
+import {
+  AnomalyDetector,
+  anomalySettingsOf,
+  loadAnomalyState,
+  saveAnomalyState,
+  type AnomalyReport,
+} from "../../src/observe/anomaly/index.ts";
+import { DAY, EPOCH, HOUR, flow, processOf } from "../helpers/synthetic-history.ts";
+
+const BASE = "version: 1\nmode: detect\n";
+
+test("the anomaly section: defaults, durations, detectors, and errors at their line", () => {
+  assert.equal(parsePolicy(BASE, "p.yaml").anomaly, undefined);
+  assert.deepEqual(anomalySettingsOf(undefined).detectors, [
+    "new_destination",
+    "volume",
+    "beacon",
+    "dns",
+  ]);
+  const m = parsePolicy(
+    `${BASE}anomaly: { baseline: 7d, min_baseline: 12h, detectors: [beacon], beacon_score: 0.9 }\n`,
+    "p.yaml",
+  ).anomaly;
+  assert.equal(m?.baselineSeconds, 7 * 86400);
+  assert.equal(m?.minBaselineSeconds, 12 * 3600);
+  assert.deepEqual(m?.detectors, ["beacon"]);
+  const s = anomalySettingsOf(m);
+  assert.equal(s.beaconScore, 0.9);
+  assert.equal(s.cooldownMs, DAY);
+  const bad = checkPolicySource(
+    `${BASE}anomaly:\n  min_baseline: soon\n  detectors: [psychic]\n`,
+    "p.yaml",
+    textOnlyHost,
+  );
+  assert.equal(bad.model, undefined);
+  const lines = bad.diagnostics.map((d) => `${d.line} ${d.message}`).join("\n");
+  assert.match(lines, /^5 must be one of new_destination, .*'psychic'/m);
+  assert.match(lines, /^4 'soon' is not a duration/m);
+});
+
+test("baselines and acceptances survive a restart of the engine", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-anomaly-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "anomaly-state.json");
+  const p = processOf("/usr/bin/backup");
+  const found: AnomalyReport[] = [];
+  const engine = () => new AnomalyDetector(anomalySettingsOf(undefined), (a) => found.push(a));
+  const first = engine();
+  for (let i = 0; i < 30; i++)
+    first.flow(
+      flow({ timeMs: EPOCH + i * HOUR, process: p, remote: "192.0.2.1", port: 443, bytes: 1000 }),
+    );
+  first.flow(
+    flow({ timeMs: EPOCH + 2 * DAY, process: p, remote: "198.51.100.7", port: 22, bytes: 1000 }),
+  );
+  assert.deepEqual(
+    found.map((a) => a.facts.kind),
+    ["new_destination"],
+  );
+  assert.ok(first.accept(found[0]?.facts.id ?? "", "root"));
+  saveAnomalyState(path, first);
+
+  const second = engine();
+  assert.equal(loadAnomalyState(path, second), true);
+  assert.equal(second.accepted.size, 1);
+  assert.equal(second.recent[0]?.accepted, true);
+  // past the cooldown, the same destination: accepted before the restart, so quiet
+  second.flow(
+    flow({ timeMs: EPOCH + 20 * DAY, process: p, remote: "198.51.100.7", port: 22, bytes: 1000 }),
+  );
+  assert.equal(found.length, 1);
+  // the profile came back too: a learned identity, so a new destination is reported at once
+  second.flow(
+    flow({ timeMs: EPOCH + 20 * DAY, process: p, remote: "203.0.113.5", port: 22, bytes: 1000 }),
+  );
+  assert.equal(found.length, 2);
+
+  writeFileSync(path, "{not json");
+  assert.throws(() => loadAnomalyState(path, engine()));
+  assert.equal(loadAnomalyState(join(dir, "absent.json"), engine()), false);
+});
