@@ -40,3 +40,4 @@ export {
   type FlowRecord,
   type FlowSummary,
 } from "./flows/record.ts";
+export { readSecretFile, PublishError } from "./publish/secret.ts";
