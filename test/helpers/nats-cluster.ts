@@ -39,7 +39,7 @@ export function newUser(): NkeyUser {
   };
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, host, r));
   const { port } = s.address() as AddressInfo;
@@ -87,6 +87,8 @@ export interface ClusterOptions {
   subject: string;
   /** The address servers listen on for clients (default 127.0.0.1). */
   clientHost?: string;
+  /** Client ports chosen before the cluster starts (a policy names one): 3, else free ones. */
+  clientPorts?: number[];
 }
 
 export async function startNatsCluster(o: ClusterOptions): Promise<NatsCluster> {
@@ -94,10 +96,10 @@ export async function startNatsCluster(o: ClusterOptions): Promise<NatsCluster> 
   const clientHost = o.clientHost ?? "127.0.0.1";
   const admin = newUser();
   const hosts = new Map(o.hosts.map((h) => [h, newUser()]));
-  const clientPorts: number[] = [];
+  const clientPorts: number[] = [...(o.clientPorts ?? [])];
   const routePorts: number[] = [];
   for (let i = 0; i < 3; i++) {
-    clientPorts.push(await freePort(clientHost));
+    if (clientPorts.length < 3) clientPorts.push(await freePort(clientHost));
     routePorts.push(await freePort("127.0.0.1"));
   }
   const users = [

@@ -8,9 +8,7 @@ import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
 import { parseTimePoint } from "../time-args.ts";
 import { jsonLine } from "../json-line.ts";
 import { colourEventLine, colourFor } from "../colour.ts";
-import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
-import { printable } from "../../config/index.ts";
-import { matchesFilter, parseFilter } from "../../observe/index.ts";
+import type { MoatEvent } from "../../datapath/index.ts";
 import type { FleetStatus } from "../../fleet/index.ts";
 
 const CONNECT_USAGE =
@@ -122,7 +120,11 @@ async function printEvents(
   values: OptionValues,
   io: { out: (l: string) => void; err: (l: string) => void },
 ): Promise<void> {
+  // what only this action needs loads here: `moat fleet status` starts without it
   const { DeliverPolicy } = await import("nats");
+  const { matchesFilter, parseFilter } = await import("../../observe/index.ts");
+  const { formatEventLine } = await import("../../datapath/index.ts");
+  const { printable } = await import("../../config/index.ts");
   const filter = parseFilter(filterQuery(values));
   const since =
     typeof values.since === "string" ? parseTimePoint(values.since, "--since") : undefined;
@@ -145,7 +147,9 @@ async function printEvents(
     filterSubjects: one ? `${fleet.subject}.${one}` : `${fleet.subject}.>`,
     ...(since !== undefined
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }
-      : { deliver_policy: values.follow ? DeliverPolicy.New : DeliverPolicy.All }),
+      : values.follow
+        ? { deliver_policy: DeliverPolicy.New }
+        : {}), // from the start (the ordered consumer's own default)
   });
   const take = (subject: string, data: Uint8Array): [string, MoatEvent] | null => {
     const host = hostOf(subject, fleet.subject);
@@ -249,6 +253,7 @@ async function printStatus(
     if (json) out(jsonLine(r));
   }
   if (json) return;
+  const { printable } = await import("../../config/index.ts");
   out(["HOST", "EVENTS", "LAST EVENT", "POLICY REV", "APPLIED", "STATUS"].join("\t"));
   for (const host of wanted) {
     const r = row(host);
@@ -258,17 +263,15 @@ async function printStatus(
       : s.result === "applied"
         ? `applied revision ${s.revision} (generation ${s.generation})`
         : `refused revision ${s.revision}: ${s.errors[0] ?? ""}${s.errors.length > 1 ? ` (+${s.errors.length - 1} more)` : ""}`;
-    out(
-      printable(
-        [
-          host,
-          String(r.events),
-          r.last_event ?? "-",
-          r.policy_revision ?? "-",
-          s ? String(s.applied_revision) : "-",
-          state,
-        ].join("\t"),
-      ),
-    );
+    const cells = [
+      host,
+      String(r.events),
+      r.last_event ?? "-",
+      String(r.policy_revision ?? "-"),
+      s ? String(s.applied_revision) : "-",
+      state,
+    ];
+    // names and errors come from the hosts: control characters are escaped
+    out(cells.map((c) => printable(c)).join("\t"));
   }
 }
