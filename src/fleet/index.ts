@@ -8,6 +8,7 @@ export {
   defaultHostName,
   eventSubject,
   policyKey,
+  RETRY_HORIZON_MS,
   statusKey,
   type FleetStatus,
 } from "./names.ts";

@@ -18,6 +18,12 @@ export const DEFAULT_STREAM = "MOAT_EVENTS";
 export const DEFAULT_BUCKET = "moat-policy";
 export const DEFAULT_SUBJECT = "moat.events";
 
+/**
+ * How long a host publishes an event again (same message id) before it drops it: the events
+ * stream's duplicate window must be at least this long for a retry to be stored once.
+ */
+export const RETRY_HORIZON_MS = 30_000;
+
 /** What a host writes to its status key after each revision it handled. */
 export interface FleetStatus {
   host: string;

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KV, NatsConnection } from "nats";
@@ -96,6 +96,11 @@ test("a daemon follows its policy key: applies, refuses with line:col, applies e
     status("ip", ["link", "del", s.link]);
     rmSync(s.dir, { recursive: true, force: true });
   });
+  const fleetCli = (...args: string[]) =>
+    spawnSync(MOAT, ["fleet", ...args, "--server", s.url, "--nkey", join(s.dir, "admin.nk")], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
   let cluster: NatsCluster | undefined;
   t.after(() => cluster?.close()); // started inside the lab's set-up: closed whatever happens
   let labRef: { ifB: string; auditPath: string } | undefined;
@@ -131,16 +136,12 @@ test("a daemon follows its policy key: applies, refuses with line:col, applies e
         });
         seedFile(s.dir, "web1.nk", cluster.hosts.get(HOST)?.seed ?? "");
         seedFile(s.dir, "admin.nk", cluster.admin.seed);
-        const admin = await cluster.connectAdmin();
-        await (
-          await admin.jetstreamManager()
-        ).streams.add({
-          name: "MOAT_EVENTS",
-          subjects: [`${SUBJECT}.>`],
-          num_replicas: 3,
-        });
-        await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 10 });
-        await admin.close();
+        const init = fleetCli("init", "--replicas", "3");
+        assert.equal(init.status, 0, init.stderr);
+        assert.match(
+          init.stdout,
+          /^created stream MOAT_EVENTS \(moat\.events\.>, 3 replicas, duplicate window 120 s\) and bucket moat-policy$/m,
+        );
       },
     },
   );
@@ -151,19 +152,19 @@ test("a daemon follows its policy key: applies, refuses with line:col, applies e
   t.after(() => admin?.close());
   const kv = await admin.jetstream().views.kv(BUCKET, { bindOnly: true });
   await lab.daemon.waitFor(/^fleet: following moat-policy\/policy\.web1 \(applied revision 0\)/);
-  const fleetCli = (...args: string[]) =>
-    spawnSync(MOAT, ["fleet", ...args, "--server", s.url, "--nkey", join(s.dir, "admin.nk")], {
-      encoding: "utf8",
-      timeout: 30_000,
-    });
 
   // a new revision: applied through the install path, reported to the status key
   assert.equal(lab.scan([80]).get(80), "filtered");
-  const r1 = await kv.put(`policy.${HOST}`, policy(l, s, [22, 80]));
+  const file = join(s.dir, "next.yaml");
+  writeFileSync(file, policy(l, s, [22, 80]));
+  const put = fleetCli("put", HOST, file, "--wait", "20s", "--json");
+  assert.equal(put.status, 0, put.stdout + put.stderr);
+  const r1 = (JSON.parse(put.stdout) as { revision: number }).revision;
   const applied = await until("revision 1's report", async () => {
     const st = await statusOf(kv);
     return st?.s.revision === r1 ? st : null;
   });
+  assert.deepEqual((JSON.parse(put.stdout) as { status: FleetStatus }).status, applied.s);
   assert.equal(applied.s.result, "applied");
   assert.equal(applied.s.applied_revision, r1);
   assert.deepEqual(applied.s.errors, []);
@@ -177,6 +178,12 @@ test("a daemon follows its policy key: applies, refuses with line:col, applies e
 
   // a bad revision: refused with KEY:LINE:COL, the old policy keeps working
   const bad = policy(l, s, [22, 80, 8080]).replace("name: served", "name: Served Ports");
+  writeFileSync(file, bad);
+  const checked = fleetCli("put", HOST, file);
+  assert.equal(checked.status, 1, "moat fleet put checks first");
+  assert.match(checked.stderr, /next\.yaml:\d+:\d+ .*\n.*not written to moat-policy: \d+ errors/);
+  assert.equal((await kv.get(`policy.${HOST}`))?.revision, r1, "nothing written");
+  // written past that check: the host refuses it
   const r2 = await kv.put(`policy.${HOST}`, bad);
   const refused = await until("revision 2's report", async () => {
     const st = await statusOf(kv);

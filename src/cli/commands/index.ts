@@ -76,7 +76,7 @@ export const commands: CommandEntry[] = [
   },
   {
     name: "fleet",
-    summary: "events and policy status of every host, read from the fleet's NATS JetStream cluster",
+    summary: "events and policy of every host, through the fleet's NATS JetStream cluster",
     load: async () => (await import("./fleet.ts")).fleetCommand,
   },
   {

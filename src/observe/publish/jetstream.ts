@@ -9,7 +9,12 @@ import { randomBytes } from "node:crypto";
 import { DebugEvents, Events, type JetStreamClient, type NatsConnection } from "nats";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { eventJson } from "../../datapath/event-json.ts";
-import { connectFleet, eventSubject, type FleetConnectOptions } from "../../fleet/index.ts";
+import {
+  connectFleet,
+  eventSubject,
+  RETRY_HORIZON_MS,
+  type FleetConnectOptions,
+} from "../../fleet/index.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { backoffMs, sleep } from "./backoff.ts";
@@ -25,8 +30,7 @@ export interface JetStreamOptions {
   ackTimeoutMs?: number;
 }
 
-/** The retry horizon the duplicate window of the events stream must cover. */
-export const RETRY_HORIZON_MS = 30_000;
+export { RETRY_HORIZON_MS };
 
 export interface JetStreamStats {
   /** Events the stream acknowledged. */
