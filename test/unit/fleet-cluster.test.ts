@@ -4,11 +4,16 @@
 // stored once; a host's credentials cannot write another host's subject or key.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { nkeyAuthenticator, connect, type NatsConnection } from "nats";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nkeyAuthenticator, nkeys, connect, type NatsConnection } from "nats";
 import { JetStreamSink, RETRY_HORIZON_MS } from "../../src/observe/publish/jetstream.ts";
 import type { MoatEvent } from "../../src/datapath/event.ts";
 import { moatEvent } from "../helpers/moat-events.ts";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.ts";
+import { MOAT } from "../helpers/paths.ts";
 
 const BUCKET = "moat-policy";
 const SUBJECT = "moat.events";
@@ -22,6 +27,22 @@ async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void
   }
 }
 
+/**
+ * `ask` once the cluster answers: after a server is killed, the stream's replicas elect a new
+ * leader first (seconds, on a busy machine), and requests meanwhile time out.
+ */
+async function settled<T>(ask: () => Promise<T>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 /** The events stream as docs/fleet.md creates it: every host's subject, 3 replicas. */
 async function createStream(cluster: NatsCluster): Promise<NatsConnection> {
   const admin = await cluster.connectAdmin();
@@ -32,16 +53,18 @@ async function createStream(cluster: NatsCluster): Promise<NatsConnection> {
     num_replicas: 3,
     duplicate_window: 120 * 1e9, // ns: 2 min, the default, stated
   });
+  // the bucket too, while all three servers run (a later test kills one)
+  await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 5 });
   return admin;
 }
 
 /** Every event in the stream, with its subject. */
 async function storedEvents(admin: NatsConnection): Promise<{ subject: string; e: MoatEvent }[]> {
-  const jsm = await admin.jetstreamManager();
-  const info = await jsm.streams.info(STREAM);
+  const jsm = await settled(() => admin.jetstreamManager());
+  const info = await settled(() => jsm.streams.info(STREAM));
   const out: { subject: string; e: MoatEvent }[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages; seq++) {
-    const m = await jsm.streams.getMessage(STREAM, { seq });
+    const m = await settled(() => jsm.streams.getMessage(STREAM, { seq }));
     out.push({ subject: m.subject, e: m.json<MoatEvent>() });
   }
   return out;
@@ -119,8 +142,8 @@ test("fleet cluster", async (t) => {
   await t.test(
     "a publish retried with the same id within the duplicate window is stored once",
     async () => {
-      const jsm = await admin.jetstreamManager();
-      const { config } = await jsm.streams.info(STREAM);
+      const jsm = await settled(() => admin.jetstreamManager());
+      const { config } = await settled(() => jsm.streams.info(STREAM));
       assert.ok(
         config.duplicate_window / 1e6 >= RETRY_HORIZON_MS,
         `the duplicate window (${config.duplicate_window / 1e9} s) covers the sink's retry horizon (${RETRY_HORIZON_MS / 1000} s)`,
@@ -129,10 +152,13 @@ test("fleet cluster", async (t) => {
       try {
         const js = nc.jetstream();
         const data = JSON.stringify(moatEvent({ connection: "retried" }));
-        const first = await js.publish("moat.events.web2", data, { msgID: "web2-retry-1" });
+        const first = await settled(() =>
+          js.publish("moat.events.web2", data, { msgID: "web2-retry-1" }),
+        );
         await new Promise((r) => setTimeout(r, 1500)); // a retry, later
-        const again = await js.publish("moat.events.web2", data, { msgID: "web2-retry-1" });
-        assert.equal(first.duplicate, false);
+        const again = await settled(() =>
+          js.publish("moat.events.web2", data, { msgID: "web2-retry-1" }),
+        );
         assert.equal(again.duplicate, true);
         assert.equal(again.seq, first.seq, "the stream acknowledges the stored copy");
         const stored = (await storedEvents(admin)).filter((s) => s.e.connection === "retried");
@@ -146,12 +172,10 @@ test("fleet cluster", async (t) => {
   await t.test(
     "a host's credentials cannot write another host's subject or policy key",
     async () => {
-      const js = admin.jetstream();
-      await js.views.kv(BUCKET, { replicas: 3, history: 5 });
       const nc = await hostConnect(cluster, "web1");
       try {
         const hjs = nc.jetstream();
-        const kv = await hjs.views.kv(BUCKET, { bindOnly: true });
+        const kv = await settled(() => hjs.views.kv(BUCKET, { bindOnly: true }));
         await assert.rejects(
           () => kv.put("policy.web2", "version: 1\n"),
           /Permissions Violation for Publish to "\$KV\.moat-policy\.policy\.web2"/,
@@ -173,4 +197,23 @@ test("fleet cluster", async (t) => {
       }
     },
   );
+});
+
+test("moat fleet nkey writes a root-only seed, never over a file, and prints its public key", () => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-nkey-"));
+  try {
+    const file = join(dir, "web1.nk");
+    const r = spawnSync(MOAT, ["fleet", "nkey", file], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const seed = readFileSync(file, "utf8").trim();
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(r.stdout.trim(), nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey());
+    assert.match(r.stdout, /^U[A-Z2-7]{55}\n$/);
+    const again = spawnSync(MOAT, ["fleet", "nkey", file], { encoding: "utf8" });
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /EEXIST/);
+    assert.equal(readFileSync(file, "utf8").trim(), seed, "the first seed stays");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -10,6 +10,22 @@ import { parseDuration } from "../time-args.ts";
 import type { FleetTarget } from "../fleet-target.ts";
 import type { FleetStatus } from "../../fleet/index.ts";
 
+/** A new user nkey: its seed into `file` (created 0600, never overwritten), its public key out. */
+export async function newNkey(positionals: string[], io: Io): Promise<number> {
+  const [file] = positionals;
+  if (!file || positionals.length > 1) throw new UsageError("usage: moat fleet nkey FILE");
+  const { nkeys } = await import("nats");
+  const kp = nkeys.createUser();
+  const { writeFileSync } = await import("node:fs");
+  try {
+    writeFileSync(file, new TextDecoder().decode(kp.getSeed()) + "\n", { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    throw new UsageError(`${file}: ${(err as Error).message}`, 1);
+  }
+  io.out(kp.getPublicKey());
+  return EXIT.ok;
+}
+
 /** The hosts retry an event for 30 s: the window is 2 min unless told (docs/fleet.md). */
 const DUPLICATE_WINDOW = "2m";
 

@@ -11,6 +11,7 @@ const USAGE = `moat fleet events [--host NAME]... [--follow] [--json] [--limit N
 moat fleet status [--host NAME]... [--json]
 moat fleet put HOST FILE [--wait DURATION] [--json]
 moat fleet init [--replicas N] [--duplicate-window DURATION] [--max-age DURATION] [--json]
+moat fleet nkey FILE
   ${FLEET_USAGE}
   events: the stored events of every host (or those named), oldest first; --since TIME (30s,
   10m, 2h, 1d or an ISO 8601 time) starts there, --limit N prints the last N; --follow then
@@ -20,9 +21,11 @@ moat fleet init [--replicas N] [--duplicate-window DURATION] [--max-age DURATION
   put: checks FILE as the daemon would, then writes it to HOST's policy key; --wait: prints the
   host's report on it (exit 1 if refused or none came in time).
   init: creates (or updates) the events stream and the policy bucket, 3 replicas, a 2m
-  duplicate window (it must cover the hosts' 30 s of retries).`;
+  duplicate window (it must cover the hosts' 30 s of retries).
+  nkey: writes a new nkey seed to FILE (0600, never over an existing file) and prints its
+  public key, which the server's configuration names (docs/fleet.md).`;
 
-const ACTIONS = ["events", "status", "put", "init"] as const;
+const ACTIONS = ["events", "status", "put", "init", "nkey"] as const;
 
 export const fleetCommand: Command = {
   name: "fleet",
@@ -46,6 +49,7 @@ export const fleetCommand: Command = {
     const [action, ...rest] = positionals;
     if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
       throw new UsageError(`moat fleet takes ${ACTIONS.join(", ")}\nusage: ${USAGE}`);
+    if (action === "nkey") return (await import("./fleet-rollout.ts")).newNkey(rest, io);
     const target = fleetTarget(values);
     const hosts = Array.isArray(values.host) ? values.host : [];
     const nc = await connectTarget(target, values.follow === true);
