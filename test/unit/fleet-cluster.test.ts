@@ -217,3 +217,20 @@ test("moat fleet nkey writes a root-only seed, never over a file, and prints its
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a JetStream sink that never reaches a server drops and counts after its retry horizon, and closes promptly", async () => {
+  const sink = new JetStreamSink({
+    connection: { url: "nats://127.0.0.1:1", host: "web1", reconnectWaitMs: 50 },
+    host: "web1",
+    subject: SUBJECT,
+    retryHorizonMs: 300,
+  });
+  await assert.rejects(
+    () => sink.write([moatEvent({ connection: "a" }), moatEvent({ connection: "b" })]),
+    /jetstream 127\.0\.0\.1:1 moat\.events\.web1: 2 of 2 events not acknowledged in time/,
+  );
+  assert.equal(sink.stats.dropped, 2);
+  assert.equal(sink.stats.published, 0);
+  // were close() to wait on the connection loop, the runner's per-test timeout would fail this
+  await sink.close();
+});
