@@ -1,7 +1,8 @@
 // Fleet events against a real 3-node nats-server cluster with JetStream (test/helpers/nats-cluster.ts),
 // each host connecting with its own nkey: events acknowledged before a node died are all in the
 // stream (replicas 3) and stored once; a publish retried with its id within the duplicate window is
-// stored once; a host's credentials cannot write another host's subject or key.
+// stored once; a host's credentials cannot write another host's subject or key. Without a server,
+// the sink drops and counts after its retry horizon; `moat fleet nkey` makes a host's key.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
