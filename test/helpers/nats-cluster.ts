@@ -116,7 +116,19 @@ export async function startNatsCluster(o: ClusterOptions): Promise<NatsCluster> 
     process.kill(p.pid, "SIGKILL");
     await exited;
   };
+  // a test process that exits without its after hooks (an uncaught error) still ends the servers
+  const onExit = () => {
+    for (const p of procs)
+      if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null)
+        try {
+          process.kill(p.pid, "SIGKILL");
+        } catch {
+          // gone already
+        }
+  };
+  process.once("exit", onExit);
   const close = async () => {
+    process.off("exit", onExit);
     await Promise.all(procs.map(killPid));
     rmSync(dir, { recursive: true, force: true });
   };
