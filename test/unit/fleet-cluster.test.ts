@@ -175,7 +175,7 @@ test("fleet cluster", async (t) => {
     async () => {
       const nc = await hostConnect(cluster, "web1");
       try {
-        const hjs = nc.jetstream();
+        const hjs = nc.jetstream({ timeout: 15_000 }); // a permission error, not a slow answer;
         const kv = await settled(() => hjs.views.kv(BUCKET, { bindOnly: true }));
         await assert.rejects(
           () => kv.put("policy.web2", "version: 1\n"),
@@ -188,7 +188,7 @@ test("fleet cluster", async (t) => {
         );
         await assert.rejects(() => kv.put("status.web2", "{}"), /Permissions Violation/);
         await assert.rejects(
-          () => hjs.publish("moat.events.web2", "{}", { timeout: 2000 }),
+          () => hjs.publish("moat.events.web2", "{}", { timeout: 15_000 }),
           /Permissions Violation for Publish to "moat\.events\.web2"/,
         );
         // what it may do: report its own status
