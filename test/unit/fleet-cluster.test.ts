@@ -175,7 +175,8 @@ test("fleet cluster", async (t) => {
     async () => {
       const nc = await hostConnect(cluster, "web1");
       try {
-        const hjs = nc.jetstream({ timeout: 15_000 }); // a permission error, not a slow answer;
+        // long timeouts: what is checked is the permission error, not how fast it comes
+        const hjs = nc.jetstream({ timeout: 15_000 });
         const kv = await settled(() => hjs.views.kv(BUCKET, { bindOnly: true }));
         await assert.rejects(
           () => kv.put("policy.web2", "version: 1\n"),
