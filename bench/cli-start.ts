@@ -71,6 +71,8 @@ const TYPICAL: { args: string[]; code: number }[] = [
     args: ["cleanup", "--pin-dir", join(tmp, "no-pins"), "--api", `unix:${join(tmp, "none.sock")}`],
     code: 0,
   },
+  // loads the nats client and connects (refused at once: no cluster here)
+  { args: ["fleet", "status", "--server", "nats://127.0.0.1:1"], code: 1 },
 ];
 
 /** Wall milliseconds of `cmd args` (spawnSync's own cost included, as a shell's would be). */

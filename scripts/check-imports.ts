@@ -26,6 +26,7 @@ const SIDE: Record<string, { below: string; sides: string[] }> = {
   l7: { below: "datapath", sides: ["attribution"] },
   host: { below: "policy", sides: ["attribution", "route"] },
   sshd: { below: "config", sides: [] },
+  fleet: { below: "config", sides: [] },
 };
 /** Folders whose runtime imports may not reach `node:` (they run in the browser too). */
 const PURE = ["policy", "config"];

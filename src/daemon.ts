@@ -18,6 +18,7 @@ import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
 import { daemonSinks } from "./daemon/daemon-sinks.ts";
+import { fleetFollow } from "./daemon/fleet-follow.ts";
 import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
 import { startFlowPath } from "./daemon/flow-path.ts";
 import { startAnomalyPath } from "./daemon/anomaly-path.ts";
@@ -264,6 +265,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       l7.relay?.rejudge();
       anomalies.applied();
       host.follow(universe.directories(p.model));
+      fleet.update(p.model);
     },
   });
   live.model = () => policy.active.model;
@@ -303,6 +305,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   );
   host.follow(universe.directories(policy.active.model));
 
+  // fleet.policy: this host's policy key in a JetStream bucket, applied as `moat policy apply` is
+  const fleet = fleetFollow({
+    policyPath,
+    apply: (text, who) => policy.apply(text, who),
+    log,
+  });
+  fleet.update(policy.active.model);
+
   const control = apiControl({
     policyPath,
     policy,
@@ -323,6 +333,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     done = true;
     host.close();
     policy.close();
+    const fleetClosed = fleet.close();
     heartbeat.stop();
     limitSweep.stop();
     events.close();
@@ -342,6 +353,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
     void (async () => {
       await api.close();
+      await fleetClosed;
       await flowsClosed;
       anomalies.close();
       await pipeline.close();

@@ -370,6 +370,18 @@ export interface PolicyModel {
     nats?: { url: string; subject: string };
   }>;
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
+  /** `fleet`: events to a JetStream stream, policy from a key-value bucket (docs/fleet.md). */
+  fleet?: Located<FleetSettings>;
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
+}
+
+export interface FleetSettings {
+  url: string;
+  /** This host's name in subjects and keys (absent: the machine's host name). */
+  host?: string;
+  nkeySeedFile?: string;
+  /** Events are published to `${subject}.${host}`. */
+  events?: { subject: string };
+  policy?: { bucket: string; stateFile: string };
 }

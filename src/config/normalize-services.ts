@@ -8,7 +8,12 @@ import type { PathSegment } from "./yaml-source.ts";
 import { parseDuration } from "./duration.ts";
 import { parseSize } from "./size.ts";
 
-type Services = Pick<PolicyModel, "logging" | "otel" | "eventPublisher" | "api">;
+type Services = Pick<PolicyModel, "logging" | "otel" | "eventPublisher" | "api" | "fleet">;
+
+/** Where the fleet's policy follower keeps the last applied revision, unless told. */
+export const FLEET_STATE_FILE = "/var/lib/moat/fleet-policy.json";
+/** A subject token and a key-value key part: no dots, wildcards or spaces. */
+const HOST_NAME = /^[A-Za-z0-9_-]+$/;
 
 const IFNAME_MAX = 15; // IFNAMSIZ - 1
 
@@ -107,7 +112,42 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
       pos: ctx.pos(["api"]),
     };
   }
+  if (doc.fleet && ctx.clean(["fleet"])) services.fleet = checkFleet(ctx, doc.fleet);
   return services;
+}
+
+function checkFleet(
+  ctx: CheckContext,
+  fleet: NonNullable<PolicyDocument["fleet"]>,
+): NonNullable<PolicyModel["fleet"]> {
+  url(ctx, fleet.url, ["fleet", "url"], ["nats:", "tls:"]);
+  if (fleet.host !== undefined && !HOST_NAME.test(fleet.host))
+    ctx.error(["fleet", "host"], `'${fleet.host}' must be letters, digits, '_' and '-' only`);
+  if (fleet.nkey_seed_file !== undefined)
+    absolutePath(ctx, fleet.nkey_seed_file, ["fleet", "nkey_seed_file"]);
+  const subject = fleet.events?.subject ?? "moat.events";
+  if (!/^[^\s*>]+$/.test(subject) || subject.split(".").includes(""))
+    ctx.error(
+      ["fleet", "events", "subject"],
+      `'${subject}' is not a NATS subject without wildcards`,
+    );
+  const policy = fleet.policy;
+  if (policy && !/^[A-Za-z0-9_-]+$/.test(policy.bucket))
+    ctx.error(["fleet", "policy", "bucket"], `'${policy.bucket}' is not a bucket name`);
+  if (policy?.state_file !== undefined)
+    absolutePath(ctx, policy.state_file, ["fleet", "policy", "state_file"]);
+  return {
+    value: {
+      url: fleet.url,
+      ...(fleet.host !== undefined ? { host: fleet.host } : {}),
+      ...(fleet.nkey_seed_file !== undefined ? { nkeySeedFile: fleet.nkey_seed_file } : {}),
+      ...(fleet.events ? { events: { subject } } : {}),
+      ...(policy
+        ? { policy: { bucket: policy.bucket, stateFile: policy.state_file ?? FLEET_STATE_FILE } }
+        : {}),
+    },
+    pos: ctx.pos(["fleet"]),
+  };
 }
 
 function absolutePath(ctx: CheckContext, path: string, at: PathSegment[]): void {

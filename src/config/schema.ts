@@ -204,6 +204,59 @@ const EventPublisherSchema = Section({
   ),
 });
 
+const FleetSchema = Section(
+  {
+    url: Type.String({
+      minLength: 1,
+      description:
+        "nats:// or tls:// URL of a server of the NATS cluster (the client learns the others)",
+    }),
+    host: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "this host's name in subjects and keys, [A-Za-z0-9_-] (default: the machine's host name, other characters as _)",
+      }),
+    ),
+    nkey_seed_file: Type.Optional(
+      Type.String({ minLength: 1, description: "root-only file holding this host's nkey seed" }),
+    ),
+    events: Type.Optional(
+      Section(
+        {
+          subject: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description: "events go to SUBJECT.HOST in a JetStream stream (default moat.events)",
+            }),
+          ),
+        },
+        { description: "publish every event to JetStream (at least once, de-duplicated)" },
+      ),
+    ),
+    policy: Type.Optional(
+      Section(
+        {
+          bucket: Type.String({
+            minLength: 1,
+            description:
+              "JetStream key-value bucket: follows key policy.HOST, reports to status.HOST",
+          }),
+          state_file: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                "where the last applied revision is kept (default /var/lib/moat/fleet-policy.json)",
+            }),
+          ),
+        },
+        { description: "follow this host's policy from a key-value bucket" },
+      ),
+    ),
+  },
+  { description: "events to and policy from a NATS JetStream cluster (docs/fleet.md)" },
+);
+
 const ApiSchema = Section({
   listen: Type.String({
     minLength: 1,
@@ -242,6 +295,7 @@ export const PolicySchema = Section(
     otel: Type.Optional(OtelSchema),
     event_publisher: Type.Optional(EventPublisherSchema),
     api: Type.Optional(ApiSchema),
+    fleet: Type.Optional(FleetSchema),
     failure: Type.Optional(FailureSchema),
     dns: Type.Optional(DnsSettingsSchema),
     scrub: Type.Optional(ScrubSchema),

@@ -27,6 +27,7 @@ export const FEATURES = {
   otel: "OpenTelemetry export",
   event_publisher: "webhooks and NATS",
   api: "the API",
+  fleet: "JetStream events and the policy bucket",
 } as const;
 
 export type Feature = keyof typeof FEATURES;
@@ -54,6 +55,7 @@ export const DATAPATH_FEATURES: ReadonlySet<Feature> = new Set<Feature>([
   "api",
   "otel",
   "event_publisher",
+  "fleet",
 ]);
 
 interface Use {
@@ -125,5 +127,6 @@ function featureUses(model: PolicyModel): Use[] {
   use("otel", model.otel?.pos);
   use("event_publisher", model.eventPublisher?.pos);
   use("api", model.api?.pos);
+  use("fleet", model.fleet?.pos);
   return uses;
 }

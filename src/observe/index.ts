@@ -42,3 +42,4 @@ export {
 } from "./flows/record.ts";
 export * from "./learn/index.ts";
 export * from "./anomaly/index.ts";
+export { readSecretFile, PublishError } from "./publish/secret.ts";

@@ -3,6 +3,8 @@
 import type { PolicyModel } from "../config/model.ts";
 import type { EventSink, SnapshotSource } from "./sink.ts";
 import { createOtelExport, type OtelExport } from "./otel/sink.ts";
+import { defaultHostName } from "../fleet/index.ts";
+import { jetstreamPublisher } from "./publish/jetstream.ts";
 import { natsPublisher } from "./publish/nats.ts";
 import { readSecretFile } from "./publish/secret.ts";
 import { webhookPublisher } from "./publish/webhook.ts";
@@ -25,6 +27,12 @@ export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): P
     secret: hook.secretFile === undefined ? undefined : readSecretFile(hook.secretFile),
   }));
 
+  const fleet = model.fleet?.value;
+  const fleetSeed =
+    fleet?.events && fleet.nkeySeedFile !== undefined
+      ? readSecretFile(fleet.nkeySeedFile).toString("utf8")
+      : undefined;
+
   const sinks: EventSink[] = [];
   let otel: OtelExport | undefined;
   if (model.otel) {
@@ -44,6 +52,11 @@ export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): P
       ),
     );
   if (publisher?.nats) sinks.push(natsPublisher(publisher.nats, context));
+  if (fleet?.events) {
+    const host = fleet.host ?? defaultHostName();
+    const connection = { url: fleet.url, host, ...(fleetSeed ? { seed: fleetSeed } : {}) };
+    sinks.push(jetstreamPublisher({ connection, host, subject: fleet.events.subject }, context));
+  }
 
   return {
     sinks,

@@ -86,6 +86,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./mode.ts")).modeCommand,
   },
   {
+    name: "fleet",
+    summary: "events and policy of every host, through the fleet's NATS JetStream cluster",
+    load: async () => (await import("./fleet.ts")).fleetCommand,
+  },
+  {
     name: "cleanup",
     summary: "remove what a crashed or killed daemon left: pinned programs, links, maps, socket",
     load: async () => (await import("./cleanup.ts")).cleanupCommand,

@@ -1,0 +1,142 @@
+// moat fleet init and put: what an operator does with the admin's key. `init` creates the events
+// stream and the policy bucket (replicated, with the duplicate window the hosts' retries need);
+// `put` checks a policy as the daemon would, writes it to a host's key and, with --wait, prints
+// what the host reported for that revision.
+import type { NatsConnection } from "nats";
+import { UsageError, type Io, type OptionValues } from "../command.ts";
+import { EXIT } from "../exit-codes.ts";
+import { jsonLine } from "../json-line.ts";
+import { parseDuration } from "../time-args.ts";
+import type { FleetTarget } from "../fleet-target.ts";
+import type { FleetStatus } from "../../fleet/index.ts";
+
+/** A new user nkey: its seed into `file` (created 0600, never overwritten), its public key out. */
+export async function newNkey(positionals: string[], io: Io): Promise<number> {
+  const [file] = positionals;
+  if (!file || positionals.length > 1) throw new UsageError("usage: moat fleet nkey FILE");
+  const { nkeys } = await import("nats");
+  const kp = nkeys.createUser();
+  const { writeFileSync } = await import("node:fs");
+  try {
+    writeFileSync(file, new TextDecoder().decode(kp.getSeed()) + "\n", { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    throw new UsageError(`${file}: ${(err as Error).message}`, 1);
+  }
+  io.out(kp.getPublicKey());
+  return EXIT.ok;
+}
+
+/** The hosts retry an event for 30 s: the window is 2 min unless told (docs/fleet.md). */
+const DUPLICATE_WINDOW = "2m";
+
+export async function initFleet(
+  nc: NatsConnection,
+  t: FleetTarget,
+  values: OptionValues,
+  io: Io,
+): Promise<number> {
+  const replicas = typeof values.replicas === "string" ? Number(values.replicas) : 3;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+    throw new UsageError("--replicas takes 1 to 5");
+  const windowMs = parseDuration(
+    typeof values["duplicate-window"] === "string" ? values["duplicate-window"] : DUPLICATE_WINDOW,
+    "--duplicate-window",
+  );
+  const { RETRY_HORIZON_MS } = await import("../../fleet/index.ts");
+  if (windowMs < RETRY_HORIZON_MS)
+    throw new UsageError(
+      `--duplicate-window must cover the hosts' retry horizon (${RETRY_HORIZON_MS / 1000} s)`,
+    );
+  const maxAgeMs =
+    typeof values["max-age"] === "string" ? parseDuration(values["max-age"], "--max-age") : 0;
+  const jsm = await nc.jetstreamManager();
+  const config = {
+    name: t.stream,
+    subjects: [`${t.subject}.>`],
+    num_replicas: replicas,
+    duplicate_window: windowMs * 1e6,
+    ...(maxAgeMs ? { max_age: maxAgeMs * 1e6 } : {}),
+  };
+  const exists = await jsm.streams.info(t.stream).catch(() => null);
+  if (exists) await jsm.streams.update(t.stream, config);
+  else await jsm.streams.add(config);
+  await nc.jetstream().views.kv(t.bucket, { replicas, history: 10 });
+  const what = `stream ${t.stream} (${t.subject}.>, ${replicas} replicas, duplicate window ${windowMs / 1000} s) and bucket ${t.bucket}`;
+  if (values.json)
+    io.out(
+      jsonLine({ stream: t.stream, bucket: t.bucket, replicas, duplicate_window_ms: windowMs }),
+    );
+  else io.out(`${exists ? "updated" : "created"} ${what}`);
+  return EXIT.ok;
+}
+
+export async function putPolicy(
+  nc: NatsConnection,
+  t: FleetTarget,
+  positionals: string[],
+  values: OptionValues,
+  io: Io,
+): Promise<number> {
+  const [host, file] = positionals;
+  if (!host || !file || positionals.length > 2)
+    throw new UsageError("usage: moat fleet put HOST FILE [--wait DURATION]");
+  if (!/^[A-Za-z0-9_-]+$/.test(host))
+    throw new UsageError(`'${host}': a host name is letters, digits, '_' and '-' only`);
+  // the daemon's own acceptance: what passes here, the host applies (its set files aside)
+  const { acceptPolicyFileAsync, readPolicyFileTextAsync } = await import("../../host/index.ts");
+  const { diagnosticLines } = await import("../../config/index.ts");
+  const { diagnostics, policy } = await acceptPolicyFileAsync(file);
+  const errors = diagnostics.filter((d) => d.severity === "error");
+  if (!policy || errors.length) {
+    for (const line of diagnosticLines(errors, file)) io.err(line);
+    io.err(`${file}: not written to ${t.bucket}: ${errors.length} errors`);
+    return EXIT.failed;
+  }
+  const text = await readPolicyFileTextAsync(file);
+  const { policyKey, statusKey } = await import("../../fleet/index.ts");
+  const kv = await nc.jetstream().views.kv(t.bucket, { bindOnly: true });
+  const revision = await kv.put(policyKey(host), text);
+  const waitMs = typeof values.wait === "string" ? parseDuration(values.wait, "--wait") : undefined;
+  if (waitMs === undefined) {
+    if (values.json) io.out(jsonLine({ key: policyKey(host), revision }));
+    else io.out(`${t.bucket}/${policyKey(host)} revision ${revision}`);
+    return EXIT.ok;
+  }
+  const report = await reportFor(nc, t.bucket, statusKey(host), revision, waitMs);
+  if (values.json) io.out(jsonLine({ key: policyKey(host), revision, status: report }));
+  else if (!report)
+    io.out(
+      `${t.bucket}/${policyKey(host)} revision ${revision}: no report from ${host} in ${waitMs / 1000} s`,
+    );
+  else {
+    io.out(
+      `${t.bucket}/${policyKey(host)} revision ${revision}: ${report.result} by ${host} (generation ${report.generation})`,
+    );
+    for (const e of report.errors) io.out(e);
+  }
+  return report?.result === "applied" ? EXIT.ok : EXIT.failed;
+}
+
+/** The host's report on `revision` (or a later one), or null after `waitMs`. */
+async function reportFor(
+  nc: NatsConnection,
+  bucket: string,
+  key: string,
+  revision: number,
+  waitMs: number,
+): Promise<FleetStatus | null> {
+  const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+  const watch = await kv.watch({ key });
+  const timer = setTimeout(() => watch.stop(), waitMs);
+  try {
+    for await (const e of watch) {
+      if (e.operation !== "PUT") continue;
+      const s = e.json<FleetStatus>();
+      if (s.revision >= revision) return s;
+    }
+    return null;
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+}

@@ -1,0 +1,35 @@
+// The last key-value revision the policy follower handled and the last it applied, kept in a
+// file (written by rename) so that a restarted daemon applies no revision a second time.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface RevisionState {
+  bucket: string;
+  key: string;
+  /** The newest revision taken up (applied or refused): older and equal ones are skipped. */
+  handled: number;
+  /** The newest revision applied (0: none). */
+  applied: number;
+}
+
+/** The state for `bucket`/`key`; a file about another bucket or key (or none) starts at 0. */
+export function readRevisionState(path: string, bucket: string, key: string): RevisionState {
+  const fresh = { bucket, key, handled: 0, applied: 0 };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return fresh;
+  }
+  const s = parsed as Partial<RevisionState>;
+  if (s.bucket !== bucket || s.key !== key) return fresh;
+  const n = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+  return { bucket, key, handled: n(s.handled), applied: n(s.applied) };
+}
+
+export function writeRevisionState(path: string, state: RevisionState): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state) + "\n", { mode: 0o600 });
+  renameSync(tmp, path);
+}

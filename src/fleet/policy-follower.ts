@@ -1,0 +1,129 @@
+// Follows this host's policy key in a JetStream key-value bucket: each new revision goes through
+// the daemon's one install path (`apply`, what `moat policy apply` uses); the outcome, with every
+// error as KEY:LINE:COL, goes to the host's status key. A revision is taken up at most once: it
+// is recorded as handled before it is applied, so a daemon that dies during the apply does not
+// apply it again; the record survives restarts (applied-revision.ts).
+import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
+import { connectFleet, type FleetConnectOptions } from "./connection.ts";
+import { policyKey, statusKey, type FleetStatus } from "./names.ts";
+import { readRevisionState, writeRevisionState, type RevisionState } from "./applied-revision.ts";
+
+export interface ApplyOutcome {
+  ok: boolean;
+  generation: number;
+  errors: string[];
+}
+
+export interface PolicyFollowerOptions {
+  connection: FleetConnectOptions;
+  host: string;
+  bucket: string;
+  stateFile: string;
+  /** The daemon's install path; `who` names the bucket, key and revision in the audit log. */
+  apply: (text: string, who: string) => Promise<ApplyOutcome>;
+  /** The name errors carry for the policy text (the daemon's policy file): shown as the key. */
+  fileName: string;
+  log: (line: string) => void;
+  /** Delay before connecting again after a failure (default 2 s). */
+  retryMs?: number;
+}
+
+export class PolicyFollower {
+  private readonly o: PolicyFollowerOptions;
+  private readonly key: string;
+  private state: RevisionState;
+  private readonly closing = new AbortController();
+  private nc: NatsConnection | undefined;
+  private watch: QueuedIterator<KvEntry> | undefined;
+  private readonly running: Promise<void>;
+
+  constructor(o: PolicyFollowerOptions) {
+    this.o = o;
+    this.key = policyKey(o.host);
+    this.state = readRevisionState(o.stateFile, o.bucket, this.key);
+    this.running = this.run();
+  }
+
+  /** The revisions handled and applied (status, tests). */
+  get revisions(): Readonly<RevisionState> {
+    return this.state;
+  }
+
+  private async run(): Promise<void> {
+    const { log, bucket } = this.o;
+    const retryMs = this.o.retryMs ?? 2000;
+    let reported = "";
+    while (!this.closing.signal.aborted) {
+      try {
+        const nc = await connectFleet(this.o.connection);
+        this.nc = nc;
+        if (this.closing.signal.aborted) break;
+        const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+        const watch = await kv.watch({ key: this.key });
+        this.watch = watch;
+        log(`fleet: following ${bucket}/${this.key} (applied revision ${this.state.applied})`);
+        reported = "";
+        for await (const entry of watch) {
+          if (this.closing.signal.aborted) break;
+          await this.take(kv, entry);
+        }
+      } catch (err) {
+        const message = (err as Error).message;
+        // a server that stays away is reported once, not every retry
+        if (message !== reported) log(`fleet: ${bucket}/${this.key}: ${message}; retrying`);
+        reported = message;
+      }
+      await this.nc?.close().catch(() => {});
+      this.nc = undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, retryMs);
+        this.closing.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
+      });
+    }
+  }
+
+  private async take(kv: KV, entry: KvEntry): Promise<void> {
+    const { log, bucket, host } = this.o;
+    if (entry.revision <= this.state.handled) return; // seen before this start, or replayed
+    if (entry.operation !== "PUT") {
+      log(
+        `fleet: ${bucket}/${this.key} deleted at revision ${entry.revision}; the running policy stays`,
+      );
+      return;
+    }
+    this.state = { ...this.state, handled: entry.revision };
+    writeRevisionState(this.o.stateFile, this.state);
+    const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
+    const outcome = await this.o.apply(new TextDecoder().decode(entry.value), who);
+    if (outcome.ok) {
+      this.state = { ...this.state, applied: entry.revision };
+      writeRevisionState(this.o.stateFile, this.state);
+    }
+    const prefix = `${this.o.fileName}:`;
+    const status: FleetStatus = {
+      host,
+      revision: entry.revision,
+      result: outcome.ok ? "applied" : "refused",
+      applied_revision: this.state.applied,
+      generation: outcome.generation,
+      errors: outcome.errors.map((e) =>
+        e.startsWith(prefix) ? `${this.key}:${e.slice(prefix.length)}` : e,
+      ),
+      time: new Date().toISOString(),
+    };
+    try {
+      await kv.put(statusKey(host), JSON.stringify(status));
+    } catch (err) {
+      log(
+        `fleet: could not report revision ${entry.revision} to ${statusKey(host)}: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    this.watch?.stop();
+    await this.nc?.close().catch(() => {});
+    await this.running;
+  }
+}
