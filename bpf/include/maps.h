@@ -28,6 +28,8 @@ struct moat_splice_peer *moat_btf_splice_peer __attribute__((unused));
 struct moat_limit *moat_btf_limit __attribute__((unused));
 struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
 struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
+struct moat_flood_port *moat_btf_flood_port __attribute__((unused));
+struct moat_flood_state *moat_btf_flood_state __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
 
@@ -446,12 +448,12 @@ struct {
 } sock_scratch SEC(".maps");
 
 /* the packet programs (progs/packet.bpf.c) */
-/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress; value: the packet being judged, kept
+/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress, 3 for the cookie check; value: the packet being judged, kept
  * off the 512-byte stack that the judging and classifying subprograms share; written by the
  * packet programs */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct pkt);
 } scratch SEC(".maps");
@@ -574,5 +576,40 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scrub_tally);
 } scrub_reports SEC(".maps");
+
+
+/* SYN flood defence (syncookie.h) */
+/* key: port (0: every port without its own entry); value: struct moat_flood_port; written by
+ * user space with each policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct moat_flood_port);
+} flood_ports SEC(".maps");
+
+/* key: as flood_ports; value: the port's SYN bucket and attack; written by the packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct moat_flood_state);
+} flood_state SEC(".maps");
+
+/* key: 0; value: the cookies' key; written by user space at start */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_secret);
+} flood_secret SEC(".maps");
+
+/* key: enum moat_flood_counter; value: this cpu's count */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MOAT_FLOOD_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} flood_counters SEC(".maps");
 
 #endif /* MOAT_MAPS_H */

@@ -693,4 +693,49 @@ struct moat_scrub {
 };
 _Static_assert(sizeof(struct moat_scrub) == 4, "moat_scrub");
 
+
+/* SYN flood defence (syncookie.h, docs/policy.md "flood"): one defended port (flood_ports, by
+ * port; 0: every port without its own entry) */
+struct moat_flood_port {
+	__u64 period_ns; /* one SYN's worth of the bucket: 1 s / syn_rate */
+	__u64 hold_ns;	 /* an attack ends this long after its last SYN over the rate */
+	__u32 syn_burst; /* SYNs the bucket holds */
+	__u8 mode;	 /* MOAT_MODE_DETECT: counted only; MOAT_MODE_PREVENT: cookies */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct moat_flood_port) == 24, "moat_flood_port");
+
+/* A defended port's SYN bucket and attack (flood_state, by the flood_ports key), changed under
+ * its lock by the packet programs; read by user space for the attack events */
+struct moat_flood_state {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 credit;	/* ns: a SYN spends period_ns, time refills it up to burst SYNs */
+	__u64 t;	/* the last refill */
+	__u64 since_ns; /* the current (or last) attack's start */
+	__u64 until_ns; /* under attack before this (0: never attacked) */
+	__u64 over;	/* SYNs over the rate, ever */
+	__u64 syns;	/* SYNs, ever */
+};
+_Static_assert(sizeof(struct moat_flood_state) == 56, "moat_flood_state");
+
+/* the cookies' SipHash key (flood_secret, key 0): random, written by the daemon at start */
+struct moat_flood_secret {
+	__u64 k[2];
+};
+
+/* flood_counters: per cpu, by index */
+enum moat_flood_counter {
+	MOAT_FLOOD_SYN = 0,		  /* SYNs to a defended port */
+	MOAT_FLOOD_SYN_OVER = 1,	  /* of them, over the port's rate (attack) */
+	MOAT_FLOOD_COOKIE_SENT = 2,	  /* SYN-ACKs with a cookie sent by XDP */
+	MOAT_FLOOD_COOKIE_DETECTED = 3,	  /* detect: SYNs prevent would have answered */
+	MOAT_FLOOD_COOKIE_VALID = 4,	  /* ACKs with a valid cookie to a listener */
+	MOAT_FLOOD_COOKIE_INVALID = 5,	  /* ACKs to a port under attack without one */
+	MOAT_FLOOD_COOKIE_NO_LISTENER = 6, /* valid cookie, no socket listens */
+	MOAT_FLOOD_ASSIGNED = 7,	  /* handed to the listener (bpf_sk_assign_tcp_reqsk) */
+	MOAT_FLOOD_ASSIGN_FAILED = 8,	  /* the kernel refused the request socket */
+	MOAT_FLOOD_MAX = 9,
+};
+
 #endif /* MOAT_ABI_H */

@@ -7,6 +7,7 @@
 #include "scrub.h"
 #include "reset.h"
 #include "bench.h"
+#include "syncookie.h"
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
@@ -28,6 +29,10 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 
 	int kind = moat_parse_xdp(ctx, p);
 	bench_rotate(p, kind, MOAT_DIR_INGRESS);
+	/* a SYN to a port under a SYN flood, answered with a cookie (syncookie.h) */
+	if (kind == PKT_IP && p->t.proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) &&
+	    cookie_syn_xdp(ctx, p) == XDP_TX)
+		return XDP_TX;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
 		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
@@ -113,5 +118,21 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
 	if (mss && mss_clamp_skb(skb, p, mss))
 		count(MOAT_CNT_MSS_CLAMPED, 0);
+	return TC_ACT_OK;
+}
+
+/* beside XDP on an interface whose policy defends against SYN floods: the client's ACK to a
+ * cookie XDP sent becomes a connection of the listening socket (syncookie.h); every other packet
+ * goes on untouched */
+SEC("tc")
+int moat_tc_cookie(struct __sk_buff *skb)
+{
+	__u32 key = 3;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
+	if (moat_parse_skb(skb, p) != PKT_IP || p->t.proto != IPPROTO_TCP)
+		return TC_ACT_OK;
+	cookie_ack_skb(skb, p);
 	return TC_ACT_OK;
 }
