@@ -4,8 +4,8 @@
  * which ends `hold` after the last such SYN (the hysteresis: a rate hovering at the threshold
  * does not start and stop attacks). Under attack, in prevent mode, XDP answers an allowed SYN
  * itself with a SYN-ACK whose sequence number is a cookie (SipHash of the connection's addresses,
- * ports, the client's sequence number and a 64 s time slot, plus the MSS, window scale and SACK
- * the client offered), and keeps nothing. The client's ACK is checked at TC ingress; a valid
+ * ports, the client's sequence number and a 69 s time slot, with the MSS, window scale and SACK
+ * the client offered in its low bits), and keeps nothing. The client's ACK is checked at TC ingress; a valid
  * cookie for a port under attack (or whose attack ended less than a cookie's life ago) is handed
  * to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and the kernel
  * makes the connection from it. Neither the kernel's SYN queue nor its own syncookies see the
@@ -138,8 +138,9 @@ static __always_inline __u64 siphash6(const __u64 *k, const __u64 *m)
 }
 
 /* the cookie's hash: the client's address and port, the server's (the tuple of a packet from the
- * client), the client's initial sequence number, the time slot. 0 without a key */
-__noinline __u32 cookie_hash(const struct tuple *t, __u32 seq, __u64 slot)
+ * client), the client's initial sequence number, the time slot and the cookie's data (so that
+ * its bits cannot be changed either). 0 without a key */
+__noinline __u32 cookie_hash(const struct tuple *t, __u32 seq, __u64 slot, __u32 data)
 {
 	__u32 zero = 0;
 	__u64 m[6];
@@ -152,7 +153,7 @@ __noinline __u32 cookie_hash(const struct tuple *t, __u32 seq, __u64 slot)
 	__builtin_memcpy(&m[0], t->src, 16);
 	__builtin_memcpy(&m[2], t->dst, 16);
 	m[4] = (__u64)((__u32)t->sport << 16 | t->dport) << 32 | seq;
-	m[5] = slot;
+	m[5] = slot << 8 | (data & 0xff);
 	__u64 h = siphash6(sec->k, m);
 	return (__u32)(h ^ (h >> 32));
 }
@@ -163,10 +164,10 @@ static __always_inline __u32 cookie_data(__u32 mss_idx, __u32 sack, __u32 wscale
 	return (mss_idx & 3) << 5 | (sack & 1) << 4 | (wscale & 0xf);
 }
 
-/* cookie = hash[31:8] | slot parity << 7 | (data ^ hash) & 0x7f */
+/* cookie = hash[31:8] | slot parity << 7 | data */
 static __always_inline __u32 cookie_make(__u32 h, __u64 slot, __u32 data)
 {
-	return (h & 0xffffff00) | (__u32)(slot & 1) << 7 | ((data ^ h) & 0x7f);
+	return (h & 0xffffff00) | (__u32)(slot & 1) << 7 | (data & 0x7f);
 }
 
 /* what a SYN offered: MSS (536 when absent), window scale (0xf: none), SACK permitted */
@@ -281,8 +282,9 @@ static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_op
 					__u64 now)
 {
 	__u64 slot = now >> COOKIE_SLOT_SHIFT;
-	__u32 h = cookie_hash(&p->t, p->seq, slot);
-	return cookie_make(h, slot, cookie_data(mss_index(so->mss), so->sack, so->wscale));
+	__u32 data = cookie_data(mss_index(so->mss), so->sack, so->wscale);
+	__u32 h = cookie_hash(&p->t, p->seq, slot, data);
+	return cookie_make(h, slot, data);
 }
 
 /* The SYN in the frame turned into its SYN-ACK with a cookie (no ip options or extension
@@ -438,10 +440,10 @@ static __always_inline int cookie_check(const struct pkt *p, __u64 now,
 
 	if ((slot & 1) != (cookie >> 7 & 1))
 		slot -= 1;
-	__u32 h = cookie_hash(&p->t, seq, slot);
+	__u32 data = cookie & 0x7f;
+	__u32 h = cookie_hash(&p->t, seq, slot, data);
 	if (!h || ((h ^ cookie) & 0xffffff00))
 		return 0;
-	__u32 data = (h ^ cookie) & 0x7f;
 	__u32 ws = data & 0xf;
 	__builtin_memset(attrs, 0, sizeof(*attrs));
 	attrs->mss = cookie_mss[(data >> 5) & 3];
@@ -478,6 +480,7 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 		flood_count(MOAT_FLOOD_COOKIE_INVALID);
 		return 0;
 	}
+	flood_count(MOAT_FLOOD_COOKIE_VALID);
 	if (p->t.family == 4) {
 		__builtin_memcpy(&tuple.ipv4.saddr, p->t.src + 12, 4);
 		__builtin_memcpy(&tuple.ipv4.daddr, p->t.dst + 12, 4);
@@ -502,7 +505,6 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 		bpf_sk_release(sk);
 		return 0;
 	}
-	flood_count(MOAT_FLOOD_COOKIE_VALID);
 	int err = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)sk, &attrs, sizeof(attrs));
 	bpf_sk_release(sk);
 	flood_count(err ? MOAT_FLOOD_ASSIGN_FAILED : MOAT_FLOOD_ASSIGNED);

@@ -340,6 +340,8 @@ export interface PolicyModel {
   dns: DnsSettings;
   /** `scrub.mss`: TCP SYN and SYN-ACK MSS options above these are lowered (absent: untouched). */
   scrub?: { mss4?: number; mss6?: number; pos: SourcePos };
+  /** `flood.syn`: the SYN flood defence (absent: none). */
+  synFlood?: SynFlood;
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{
@@ -358,4 +360,19 @@ export interface PolicyModel {
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
+}
+
+/** `flood.syn` (docs/policy.md, "flood"): when a port is under a SYN flood, and what moat does. */
+export interface SynFlood {
+  /** The ports defended, each with its own bucket; empty: every port, sharing one. */
+  ports: number[];
+  /** SYNs per second to one port above which it is under attack. */
+  rate: number;
+  /** SYNs over the rate taken at once before the attack starts. */
+  burst: number;
+  /** Seconds without a SYN over the rate before an attack ends. */
+  holdSeconds: number;
+  /** prevent: moat's SYN cookies under attack; detect: reported only. */
+  mode: Mode;
+  pos: SourcePos;
 }

@@ -12,6 +12,7 @@ import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
 import { normalizeRateLimit } from "./normalize-rate-limit.ts";
+import { normalizeSynFlood } from "./normalize-flood.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -67,6 +68,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     dns,
     ...services,
     ...scrubSettings(ctx, doc),
+    ...normalizeSynFlood(ctx, doc, mode),
     setFiles: files,
   };
 }

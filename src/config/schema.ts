@@ -4,6 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { ScrubSchema } from "./schema-rate-limit.ts";
+import { FloodSchema } from "./schema-flood.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
 
@@ -244,6 +245,7 @@ export const PolicySchema = Section(
     failure: Type.Optional(FailureSchema),
     dns: Type.Optional(DnsSettingsSchema),
     scrub: Type.Optional(ScrubSchema),
+    flood: Type.Optional(FloodSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -297,6 +297,38 @@ export const limitState = defineStruct("moat_limit_state", 56, {
   over: { offset: 48, type: "u64" },
 });
 
+export const floodPort = defineStruct("moat_flood_port", 24, {
+  period_ns: { offset: 0, type: "u64" },
+  hold_ns: { offset: 8, type: "u64" },
+  syn_burst: { offset: 16, type: "u32" },
+  mode: { offset: 20, type: "u8" },
+});
+
+export const floodState = defineStruct("moat_flood_state", 56, {
+  lock: { offset: 0, type: "u32" },
+  pad: { offset: 4, type: "u32" },
+  credit: { offset: 8, type: "u64" },
+  t: { offset: 16, type: "u64" },
+  since_ns: { offset: 24, type: "u64" },
+  until_ns: { offset: 32, type: "u64" },
+  over: { offset: 40, type: "u64" },
+  syns: { offset: 48, type: "u64" },
+});
+
+/** flood_counters' indexes (enum moat_flood_counter in bpf/include/moat_abi.h). */
+export const FloodCounter = {
+  syn: 0,
+  synOver: 1,
+  cookieSent: 2,
+  cookieDetected: 3,
+  cookieValid: 4,
+  cookieInvalid: 5,
+  cookieNoListener: 6,
+  assigned: 7,
+  assignFailed: 8,
+} as const;
+export type FloodCounterName = keyof typeof FloodCounter;
+
 export const scrub = defineStruct("moat_scrub", 4, {
   mss4: { offset: 0, type: "u16" },
   mss6: { offset: 2, type: "u16" },
@@ -464,4 +496,6 @@ export const codecs = [
   limitState,
   limitLease,
   scrub,
+  floodPort,
+  floodState,
 ];

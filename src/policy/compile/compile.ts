@@ -2,7 +2,7 @@
 // combinations, the final rule tables and the LPM tries, each checked against its budget.
 
 import { judgedBasics } from "../network-basics.ts";
-import type { Action, PolicyModel, RateLimit, Rule } from "../../config/model.ts";
+import type { Action, PolicyModel, RateLimit, Rule, SynFlood } from "../../config/model.ts";
 import { limitId, limitParams } from "../rate-limit.ts";
 import { addressDimension, valueDimension, type Runs } from "./classes.ts";
 import { combine } from "./combine.ts";
@@ -247,6 +247,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
+    ...(model.synFlood ? { synFlood: synFloodImage(model.synFlood) } : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,
@@ -265,5 +266,16 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     remoteY,
     anyRemote,
     remoteOnly,
+  };
+}
+
+/** flood.syn as the kernel's bucket holds it: one SYN is 1 s / rate. */
+function synFloodImage(f: SynFlood): NonNullable<ClassifierImage["synFlood"]> {
+  return {
+    ports: f.ports,
+    periodNs: BigInt(Math.ceil(1e9 / f.rate)),
+    burst: f.burst,
+    holdNs: BigInt(f.holdSeconds) * 1_000_000_000n,
+    prevent: f.mode === "prevent",
   };
 }

@@ -108,6 +108,11 @@ export interface ClassifierImage {
    * The top image only.
    */
   mss?: { v4: number; v6: number };
+  /**
+   * flood.syn: the defended ports (empty: every port as one), the SYN bucket (ns per SYN, SYNs
+   * it holds), the hold after the last SYN over the rate, and the mode. The top image only.
+   */
+  synFlood?: { ports: number[]; periodNs: bigint; burst: number; holdNs: bigint; prevent: boolean };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

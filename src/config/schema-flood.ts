@@ -1,0 +1,52 @@
+// The schema of `flood` (docs/policy.md, "flood"): the SYN flood defence of the host's TCP ports.
+import { Type, type Static } from "@sinclair/typebox";
+import { Section, StringEnum } from "./schema-helpers.ts";
+
+const Duration = (description: string) =>
+  Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
+    description,
+    errorMessage: 'must be a duration like "10s", "1m"',
+  });
+
+export const SynFloodSchema = Section(
+  {
+    ports: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), {
+        minItems: 1,
+        maxItems: 1000,
+        description: "the TCP ports defended, each on its own (default: every port, as one)",
+      }),
+    ),
+    rate: Type.String({
+      pattern: "^[0-9]+/s$",
+      description: 'SYNs per second to one port above which it is under attack: "200/s"',
+      errorMessage: 'must be SYNs per second like "200/s"',
+    }),
+    burst: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000000,
+        description: "SYNs over the rate a port takes at once before it is under attack (default: the rate)",
+      }),
+    ),
+    hold: Type.Optional(
+      Duration(
+        "an attack ends when no SYN went over the rate for this long (default 10s): no flapping",
+      ),
+    ),
+    mode: Type.Optional(
+      StringEnum(
+        ["detect", "prevent"] as const,
+        "prevent: under attack moat answers SYNs with its own cookies; detect: reports only (default: the policy's mode)",
+      ),
+    ),
+  },
+  { description: "SYN flood defence: SYN cookies answered by moat while a port is under attack" },
+);
+
+export const FloodSchema = Section(
+  { syn: Type.Optional(SynFloodSchema) },
+  { description: "flood defence (docs/policy.md, \"flood\")" },
+);
+
+export type FloodDocument = Static<typeof FloodSchema>;

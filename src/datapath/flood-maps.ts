@@ -1,0 +1,109 @@
+// The SYN flood defence's maps (bpf/include/syncookie.h, docs/policy.md "flood"): the defended
+// ports written with each policy, the cookies' key written at start, and what the kernel counted
+// and the ports' attack state, read for counters and the attack events.
+import { randomBytes } from "node:crypto";
+import {
+  FloodCounter,
+  Mode,
+  floodPort as portCodec,
+  floodState as stateCodec,
+  type FloodCounterName,
+} from "./abi.ts";
+import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { ClassifierImage } from "../policy/compile/image.ts";
+
+export type SynFloodImage = NonNullable<ClassifierImage["synFlood"]>;
+export type FloodCounters = Record<FloodCounterName, bigint>;
+
+/** A defended port's attack state, as the kernel keeps it (times: CLOCK_MONOTONIC ns). */
+export interface PortAttack {
+  /** The port (0: every port without its own entry). */
+  port: number;
+  sinceNs: bigint;
+  untilNs: bigint;
+  syns: bigint;
+  over: bigint;
+}
+
+const u32Key = (n: number) => {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(n);
+  return k;
+};
+
+export class FloodMaps {
+  private readonly ports: BpfMap;
+  private readonly state: BpfMap;
+  private readonly counterMap: BpfMap;
+
+  constructor(object: BpfObject) {
+    this.ports = object.map("flood_ports");
+    this.state = object.map("flood_state");
+    this.counterMap = object.map("flood_counters");
+    // a key of this daemon's own: cookies of another run never check
+    object.map("flood_secret").update(u32Key(0), randomBytes(16));
+  }
+
+  /** The defended ports of a policy going live (none: the defence is off). */
+  apply(flood: SynFloodImage | undefined): void {
+    const want = new Map<number, Buffer>();
+    if (flood) {
+      const value = portCodec.encode({
+        period_ns: flood.periodNs,
+        hold_ns: flood.holdNs,
+        syn_burst: flood.burst,
+        mode: flood.prevent ? Mode.prevent : Mode.detect,
+      });
+      for (const port of flood.ports.length ? flood.ports : [0]) want.set(port, value);
+    }
+    for (const key of this.keys(this.ports))
+      if (!want.has(key.readUInt32LE(0))) this.ports.delete(key);
+    for (const [port, value] of want) this.ports.update(u32Key(port), value);
+    // a port no longer defended forgets its attack
+    for (const key of this.keys(this.state))
+      if (!want.has(key.readUInt32LE(0))) this.state.delete(key);
+  }
+
+  /** The kernel's counts, all CPUs added up. */
+  counters(): FloodCounters {
+    const out = {} as FloodCounters;
+    for (const [name, index] of Object.entries(FloodCounter) as [FloodCounterName, number][]) {
+      const value = this.counterMap.lookup(u32Key(index));
+      let sum = 0n;
+      for (let cpu = 0; value && cpu < this.counterMap.valuesPerKey; cpu++)
+        sum += value.readBigUInt64LE(cpu * 8);
+      out[name] = sum;
+    }
+    return out;
+  }
+
+  /** Every defended port that has seen a SYN. */
+  attacks(): PortAttack[] {
+    const out: PortAttack[] = [];
+    for (const key of this.keys(this.state)) {
+      const raw = this.state.lookup(key);
+      if (!raw) continue;
+      const s = stateCodec.decode(raw);
+      out.push({
+        port: key.readUInt32LE(0),
+        sinceNs: s.since_ns,
+        untilNs: s.until_ns,
+        syns: s.syns,
+        over: s.over,
+      });
+    }
+    return out;
+  }
+
+  private keys(map: BpfMap): Buffer[] {
+    const keys: Buffer[] = [];
+    for (let k = map.nextKey(null); k; k = map.nextKey(k)) keys.push(k);
+    return keys;
+  }
+
+  close(): void {
+    this.ports.close();
+    this.state.close();
+    this.counterMap.close();
+  }
+}
