@@ -730,11 +730,11 @@ enum moat_flood_counter {
 	MOAT_FLOOD_SYN_OVER = 1,	  /* of them, over the port's rate (attack) */
 	MOAT_FLOOD_COOKIE_SENT = 2,	  /* SYN-ACKs with a cookie sent by XDP */
 	MOAT_FLOOD_COOKIE_DETECTED = 3,	  /* detect: SYNs prevent would have answered */
-	MOAT_FLOOD_COOKIE_VALID = 4,	  /* ACKs with a valid cookie */
-	MOAT_FLOOD_COOKIE_INVALID = 5,	  /* ACKs to a port under attack without one */
-	MOAT_FLOOD_COOKIE_NO_LISTENER = 6, /* of them, to no listening socket */
-	MOAT_FLOOD_ASSIGNED = 7,	  /* handed to the listener (bpf_sk_assign_tcp_reqsk) */
-	MOAT_FLOOD_ASSIGN_FAILED = 8,	  /* the kernel refused the request socket */
+	MOAT_FLOOD_COOKIE_VALID = 4,	  /* ACKs to a listener with a valid cookie */
+	MOAT_FLOOD_COOKIE_INVALID = 5,	  /* ACKs to a listener without one (the kernel resets) */
+	MOAT_FLOOD_ASSIGNED = 6,	  /* handed to the listener (bpf_sk_assign_tcp_reqsk) */
+	MOAT_FLOOD_ASSIGN_FAILED = 7,	  /* the kernel refused the request socket */
+	MOAT_FLOOD_COOKIE_UNSENT = 8,	  /* SYNs XDP could not answer (passed to the kernel) */
 	MOAT_FLOOD_MAX = 9,
 };
 

@@ -200,19 +200,17 @@ __noinline int syn_opts_xdp(struct xdp_md *ctx __arg_ctx, __u32 l4, __u32 hlen,
 		if (i >= hlen || i > 56)
 			return 0;
 		__u8 *c = tcp + i;
-		if ((void *)(c + 4) > end)
-			return 0;
-		if (c[0] == 0)
+		if ((void *)(c + 1) > end || c[0] == 0)
 			return 0;
 		if (c[0] == 1) {
 			i += 1;
 			continue;
 		}
-		if (c[1] < 2)
+		if ((void *)(c + 2) > end || c[1] < 2)
 			return 0;
-		if (c[0] == 2 && c[1] == 4)
+		if (c[0] == 2 && c[1] == 4 && (void *)(c + 4) <= end)
 			o->mss = (__u16)c[2] << 8 | c[3];
-		else if (c[0] == 3 && c[1] == 3)
+		else if (c[0] == 3 && c[1] == 3 && (void *)(c + 3) <= end)
 			o->wscale = c[2] > 14 ? 14 : c[2];
 		else if (c[0] == 4 && c[1] == 2)
 			o->sack = 1;
@@ -249,29 +247,18 @@ static __always_inline void cookie_options(__u8 *o, __u16 mss, const struct syn_
 	o[11] = so->sack ? 2 : 1;
 }
 
-/* the tcp header of the SYN-ACK, from the SYN's (in place) */
-static __always_inline void cookie_tcp(struct tcphdr *th, __u32 cookie, __u32 client_seq)
+/* the tcp header of the SYN-ACK to the SYN in `p` */
+static __always_inline void cookie_tcp(struct tcphdr *th, const struct pkt *p, __u32 cookie)
 {
-	__u16 sport = th->source;
-
-	th->source = th->dest;
-	th->dest = sport;
+	th->source = bpf_htons(p->t.dport);
+	th->dest = bpf_htons(p->t.sport);
 	th->seq = bpf_htonl(cookie);
-	th->ack_seq = bpf_htonl(client_seq + 1);
+	th->ack_seq = bpf_htonl(p->seq + 1);
 	/* doff 8 (32 bytes), flags SYN|ACK */
 	*((__u16 *)th + 6) = bpf_htons(8 << 12 | TCP_SYN | TCP_ACK);
 	th->window = bpf_htons(COOKIE_WINDOW);
 	th->check = 0;
 	th->urg_ptr = 0;
-}
-
-static __always_inline void swap_mac(struct ethhdr *eth)
-{
-	__u8 t[6];
-
-	__builtin_memcpy(t, eth->h_source, 6);
-	__builtin_memcpy(eth->h_source, eth->h_dest, 6);
-	__builtin_memcpy(eth->h_dest, t, 6);
 }
 
 #define SA4_LEN (14 + 20 + 20 + TCP_OPT_BYTES)
@@ -287,12 +274,15 @@ static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_op
 	return cookie_make(h, slot, data);
 }
 
-/* The SYN in the frame turned into its SYN-ACK with a cookie (no ip options or extension
- * headers, no vlan tag); 0 when done, -1 when the frame is not one moat answers. A global
+/* The frame holding the SYN in `p` rewritten whole as its SYN-ACK with a cookie: made `want`
+ * bytes long first (cut at the tail, or grown at the head, where XDP always has room), then
+ * every header written from the SYN's facts. Only SYNs without ip options or extension headers
+ * and without a vlan tag; 0 when done, -1 when the frame is not one moat answers. A global
  * function: verified once */
 __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 now)
 {
 	struct syn_opts so;
+	__u8 mac[12];
 
 	if (!ctx || !p || p->ext || p->l3_off != 14)
 		return -1;
@@ -304,39 +294,49 @@ __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 
 	if (data + l4 + 20 > end)
 		return -1;
 	syn_opts_xdp(ctx, l4, p->l4_len, &so);
+	__builtin_memcpy(mac, data, 12);
 	__u32 cookie = cookie_for(p, &so, now);
 	if (!cookie)
 		return -1;
 	int want = p->t.family == 4 ? SA4_LEN : SA6_LEN;
-	if (bpf_xdp_adjust_tail(ctx, want - (int)(end - data)))
+	int len = end - data;
+	if (len > want && bpf_xdp_adjust_tail(ctx, want - len))
+		return -1;
+	if (len < want && bpf_xdp_adjust_head(ctx, len - want))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	__u64 sum;
 
+	if (data + SA6_LEN > end && data + SA4_LEN > end)
+		return -1;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, mac + 6, 6);
+	__builtin_memcpy(eth->h_source, mac, 6);
 	if (p->t.family == 4) {
 		if (data + SA4_LEN > end)
 			return -1;
-		struct ethhdr *eth = data;
 		struct iphdr *ip = data + 14;
 		struct tcphdr *th = data + 34;
-		struct pseudo4 ph;
-		swap_mac(eth);
-		__be32 a = ip->saddr;
-		ip->saddr = ip->daddr;
-		ip->daddr = a;
+		struct pseudo4 ph = {};
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		*(__u8 *)ip = 0x45;
 		ip->tos = 0;
 		ip->tot_len = bpf_htons(20 + 20 + TCP_OPT_BYTES);
 		ip->id = 0;
 		ip->frag_off = bpf_htons(0x4000);
 		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
 		ip->check = 0;
+		__builtin_memcpy(&ip->saddr, p->t.dst + 12, 4);
+		__builtin_memcpy(&ip->daddr, p->t.src + 12, 4);
 		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)ip, 20, 0));
-		cookie_tcp(th, cookie, p->seq);
+		cookie_tcp(th, p, cookie);
 		cookie_options((__u8 *)(th + 1), cookie_mss[3], &so);
-		__builtin_memcpy(ph.src, &ip->saddr, 4);
-		__builtin_memcpy(ph.dst, &ip->daddr, 4);
-		ph.zero = 0;
+		__builtin_memcpy(ph.src, p->t.dst + 12, 4);
+		__builtin_memcpy(ph.dst, p->t.src + 12, 4);
 		ph.proto = IPPROTO_TCP;
 		ph.len = bpf_htons(20 + TCP_OPT_BYTES);
 		sum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
@@ -345,21 +345,20 @@ __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 
 	}
 	if (data + SA6_LEN > end)
 		return -1;
-	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = data + 14;
 	struct tcphdr *th = data + 54;
 	struct pseudo6 ph = {};
-	struct in6_addr a;
-	swap_mac(eth);
-	a = ip6->saddr;
-	ip6->saddr = ip6->daddr;
-	ip6->daddr = a;
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__u32 *)ip6 = bpf_htonl(0x60000000);
 	ip6->payload_len = bpf_htons(20 + TCP_OPT_BYTES);
+	ip6->nexthdr = IPPROTO_TCP;
 	ip6->hop_limit = 64;
-	cookie_tcp(th, cookie, p->seq);
+	__builtin_memcpy(&ip6->saddr, p->t.dst, 16);
+	__builtin_memcpy(&ip6->daddr, p->t.src, 16);
+	cookie_tcp(th, p, cookie);
 	cookie_options((__u8 *)(th + 1), cookie_mss[2], &so);
-	__builtin_memcpy(ph.src, &ip6->saddr, 16);
-	__builtin_memcpy(ph.dst, &ip6->daddr, 16);
+	__builtin_memcpy(ph.src, p->t.dst, 16);
+	__builtin_memcpy(ph.dst, p->t.src, 16);
 	ph.len = bpf_htonl(20 + TCP_OPT_BYTES);
 	ph.nexthdr = IPPROTO_TCP;
 	sum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
@@ -425,8 +424,10 @@ __noinline int cookie_syn_xdp(struct xdp_md *ctx, const struct pkt *p)
 	__u64 now = bpf_ktime_get_ns();
 	if (!cookie_wanted(p, now) || !policy_allows_syn(p))
 		return -1;
-	if (cookie_synack_xdp(ctx, p, now))
+	if (cookie_synack_xdp(ctx, p, now)) {
+		flood_count(MOAT_FLOOD_COOKIE_UNSENT);
 		return -1;
+	}
 	flood_count(MOAT_FLOOD_COOKIE_SENT);
 	return XDP_TX;
 }
@@ -476,11 +477,6 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 	__u64 now = bpf_ktime_get_ns();
 	if (!s || !s->until_ns || now > s->until_ns + COOKIE_LIFE_NS)
 		return 0;
-	if (!cookie_check(p, now, &attrs)) {
-		flood_count(MOAT_FLOOD_COOKIE_INVALID);
-		return 0;
-	}
-	flood_count(MOAT_FLOOD_COOKIE_VALID);
 	if (p->t.family == 4) {
 		__builtin_memcpy(&tuple.ipv4.saddr, p->t.src + 12, 4);
 		__builtin_memcpy(&tuple.ipv4.daddr, p->t.dst + 12, 4);
@@ -494,19 +490,25 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 		tuple.ipv6.dport = bpf_htons(p->t.dport);
 		tlen = sizeof(tuple.ipv6);
 	}
-	struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &tuple, tlen, BPF_F_CURRENT_NETNS, 0);
+	/* the packets of connections the kernel has (established, request and time-wait sockets
+	 * are found before the listener) are its own: only an ACK that would reach a listener is
+	 * checked */
+	struct bpf_sock *skc = bpf_skc_lookup_tcp(skb, &tuple, tlen, BPF_F_CURRENT_NETNS, 0);
+	if (!skc)
+		return 0;
+	struct bpf_sock *sk = skc->state == BPF_TCP_LISTEN ? bpf_sk_fullsock(skc) : NULL;
 	if (!sk) {
-		flood_count(MOAT_FLOOD_COOKIE_NO_LISTENER);
+		bpf_sk_release(skc);
 		return 0;
 	}
-	/* an existing connection: the kernel's, not ours (request and time-wait sockets are not
-	 * full sockets: the lookup does not return them) */
-	if (sk->state != BPF_TCP_LISTEN) {
-		bpf_sk_release(sk);
+	if (!cookie_check(p, now, &attrs)) {
+		bpf_sk_release(skc);
+		flood_count(MOAT_FLOOD_COOKIE_INVALID);
 		return 0;
 	}
+	flood_count(MOAT_FLOOD_COOKIE_VALID);
 	int err = bpf_sk_assign_tcp_reqsk(skb, (struct sock *)sk, &attrs, sizeof(attrs));
-	bpf_sk_release(sk);
+	bpf_sk_release(skc);
 	flood_count(err ? MOAT_FLOOD_ASSIGN_FAILED : MOAT_FLOOD_ASSIGNED);
 	return !err;
 }

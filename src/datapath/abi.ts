@@ -323,9 +323,9 @@ export const FloodCounter = {
   cookieDetected: 3,
   cookieValid: 4,
   cookieInvalid: 5,
-  cookieNoListener: 6,
-  assigned: 7,
-  assignFailed: 8,
+  assigned: 6,
+  assignFailed: 7,
+  cookieUnsent: 8,
 } as const;
 export type FloodCounterName = keyof typeof FloodCounter;
 

@@ -22,6 +22,7 @@ export {
   type MoatEvent,
   type EventLayer7,
   type QuicLayer7,
+  type SynFloodAttack,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
