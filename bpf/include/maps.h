@@ -604,6 +604,34 @@ struct {
 	__type(value, struct moat_flood_secret);
 } flood_secret SEC(".maps");
 
+/* key: 0; value: the udp amplification limit (struct moat_flood_udp); written by user space
+ * with each policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_udp);
+} flood_udp SEC(".maps");
+
+/* key: udp source port; value: 1 (an amplification port); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} flood_udp_ports SEC(".maps");
+
+/* key: (limit id, source, source port); value: the source's state (ratelimit.h's algorithms). A
+ * hash, not an lru: a full table is counted and its sources share the overflow bucket; user
+ * space removes idle entries */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_limit_key);
+	__type(value, struct moat_limit_state);
+} flood_udp_state SEC(".maps");
+
 /* key: enum moat_flood_counter; value: this cpu's count */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -393,6 +393,8 @@ enum moat_reason {
 	/* tcp packets with an invalid flag combination; moat_event.packets counts them since this
 	 * cpu's previous report */
 	MOAT_REASON_TCP_FLAGS = 10,
+	/* udp from an amplification port over its per-source limit (docs/policy.md, "flood") */
+	MOAT_REASON_UDP_AMPLIFICATION = 11,
 };
 
 /* tcp connection states */
@@ -719,6 +721,14 @@ struct moat_flood_state {
 };
 _Static_assert(sizeof(struct moat_flood_state) == 56, "moat_flood_state");
 
+/* UDP amplification (flood_udp, key 0): the per-source, per-source-port limit of udp from the
+ * ports in flood_udp_ports; limit.id 0: none */
+struct moat_flood_udp {
+	struct moat_limit limit;
+	__u8 mode; /* MOAT_MODE_DETECT / PREVENT */
+	__u8 pad[7];
+};
+
 /* the cookies' SipHash key (flood_secret, key 0): random, written by the daemon at start */
 struct moat_flood_secret {
 	__u64 k[2];
@@ -735,7 +745,10 @@ enum moat_flood_counter {
 	MOAT_FLOOD_ASSIGNED = 6,	  /* handed to the listener (bpf_sk_assign_tcp_reqsk) */
 	MOAT_FLOOD_ASSIGN_FAILED = 7,	  /* the kernel refused the request socket */
 	MOAT_FLOOD_COOKIE_UNSENT = 8,	  /* SYNs XDP could not answer (passed to the kernel) */
-	MOAT_FLOOD_MAX = 9,
+	MOAT_FLOOD_UDP_DROPPED = 9,	  /* udp from an amplification port over its limit */
+	MOAT_FLOOD_UDP_DETECTED = 10,	  /* the same in detect mode (passed) */
+	MOAT_FLOOD_UDP_FULL = 11,	  /* sources judged by the overflow bucket: table full */
+	MOAT_FLOOD_MAX = 12,
 };
 
 #endif /* MOAT_ABI_H */

@@ -8,6 +8,7 @@
 #include "reset.h"
 #include "bench.h"
 #include "syncookie.h"
+#include "amplification.h"
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
@@ -33,6 +34,9 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	if (kind == PKT_IP && p->t.proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) &&
 	    cookie_syn_xdp(ctx, p) == XDP_TX)
 		return XDP_TX;
+	/* udp from an amplification port over its per-source limit (amplification.h) */
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
 		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
@@ -110,6 +114,8 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
 	}
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	/* past max_duration: dropped here; the egress program resets both ends when the local
 	 * side next sends */

@@ -342,6 +342,8 @@ export interface PolicyModel {
   scrub?: { mss4?: number; mss6?: number; pos: SourcePos };
   /** `flood.syn`: the SYN flood defence (absent: none). */
   synFlood?: SynFlood;
+  /** `flood.udp_amplification`: the limit of UDP from amplification ports (absent: none). */
+  udpAmplification?: UdpAmplification;
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{
@@ -360,6 +362,14 @@ export interface PolicyModel {
   api?: Located<{ listen: string; tokenFile?: string; tls?: { cert: string; key: string } }>;
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
+}
+
+/** `flood.udp_amplification` (docs/policy.md, "flood"): a rate limit per source and source port. */
+export interface UdpAmplification {
+  ports: number[];
+  limit: RateLimit;
+  mode: Mode;
+  pos: SourcePos;
 }
 
 /** `flood.syn` (docs/policy.md, "flood"): when a port is under a SYN flood, and what moat does. */

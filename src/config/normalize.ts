@@ -12,7 +12,7 @@ import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
 import { normalizeRateLimit } from "./normalize-rate-limit.ts";
-import { normalizeSynFlood } from "./normalize-flood.ts";
+import { normalizeSynFlood, normalizeUdpAmplification } from "./normalize-flood.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -69,6 +69,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     ...services,
     ...scrubSettings(ctx, doc),
     ...normalizeSynFlood(ctx, doc, mode),
+    ...normalizeUdpAmplification(ctx, doc, mode),
     setFiles: files,
   };
 }

@@ -1,6 +1,10 @@
 // The schema of `flood` (docs/policy.md, "flood"): the SYN flood defence of the host's TCP ports.
 import { Type, type Static } from "@sinclair/typebox";
 import { Section, StringEnum } from "./schema-helpers.ts";
+import { RateLimitSchema } from "./schema-rate-limit.ts";
+
+const ModeSchema = (what: string) =>
+  StringEnum(["detect", "prevent"] as const, `${what} (default: the policy's mode)`);
 
 const Duration = (description: string) =>
   Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
@@ -26,7 +30,8 @@ export const SynFloodSchema = Section(
       Type.Integer({
         minimum: 1,
         maximum: 1000000,
-        description: "SYNs over the rate a port takes at once before it is under attack (default: the rate)",
+        description:
+          "SYNs over the rate a port takes at once before it is under attack (default: the rate)",
       }),
     ),
     hold: Type.Optional(
@@ -35,18 +40,36 @@ export const SynFloodSchema = Section(
       ),
     ),
     mode: Type.Optional(
-      StringEnum(
-        ["detect", "prevent"] as const,
-        "prevent: under attack moat answers SYNs with its own cookies; detect: reports only (default: the policy's mode)",
+      ModeSchema(
+        "prevent: under attack moat answers SYNs with its own cookies; detect: reports only",
       ),
     ),
   },
   { description: "SYN flood defence: SYN cookies answered by moat while a port is under attack" },
 );
 
+export const UdpAmplificationSchema = Section(
+  {
+    ports: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), {
+        minItems: 1,
+        maxItems: 256,
+        description:
+          "UDP source ports of amplifying services (default: 19 chargen, 53 DNS, 123 NTP, 161 SNMP, 389 CLDAP, 1900 SSDP, 11211 memcached)",
+      }),
+    ),
+    rate_limit: RateLimitSchema,
+    mode: Type.Optional(ModeSchema("prevent: drops what is over the limit; detect: reports it")),
+  },
+  {
+    description:
+      "UDP from amplification ports, limited per source address and source port before any rule",
+  },
+);
+
 export const FloodSchema = Section(
-  { syn: Type.Optional(SynFloodSchema) },
-  { description: "flood defence (docs/policy.md, \"flood\")" },
+  { syn: Type.Optional(SynFloodSchema), udp_amplification: Type.Optional(UdpAmplificationSchema) },
+  { description: 'flood defence (docs/policy.md, "flood")' },
 );
 
 export type FloodDocument = Static<typeof FloodSchema>;

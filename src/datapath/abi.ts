@@ -80,6 +80,7 @@ export const Reason = {
   unavailable: 8,
   rateLimit: 9,
   tcpFlags: 10,
+  udpAmplification: 11,
 } as const;
 export const TcpState = {
   none: 0,
@@ -304,6 +305,11 @@ export const floodPort = defineStruct("moat_flood_port", 24, {
   mode: { offset: 20, type: "u8" },
 });
 
+export const floodUdp = defineStruct("moat_flood_udp", 64, {
+  limit: { offset: 0, bytes: 56 },
+  mode: { offset: 56, type: "u8" },
+});
+
 export const floodState = defineStruct("moat_flood_state", 56, {
   lock: { offset: 0, type: "u32" },
   pad: { offset: 4, type: "u32" },
@@ -326,6 +332,9 @@ export const FloodCounter = {
   assigned: 6,
   assignFailed: 7,
   cookieUnsent: 8,
+  udpDropped: 9,
+  udpDetected: 10,
+  udpFull: 11,
 } as const;
 export type FloodCounterName = keyof typeof FloodCounter;
 
@@ -498,4 +507,5 @@ export const codecs = [
   scrub,
   floodPort,
   floodState,
+  floodUdp,
 ];

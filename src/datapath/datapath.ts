@@ -516,6 +516,7 @@ export class Datapath {
     const flood = image.packet.synFlood;
     // no cookie check in this kernel: SYNs go to the kernel (its own syncookies), counted
     this.flood.apply(flood && !this.tcCookie ? { ...flood, prevent: false } : flood);
+    this.flood.applyUdp(image.packet.udpAmplification);
     if (flood?.prevent && this.tcCookie && !this.cookieChecks) {
       this.cookieChecks = true;
       for (const a of this.attachments.filter((x) => x.hook === "xdp"))
@@ -668,7 +669,9 @@ export class Datapath {
    * calls it every few seconds); what it found and removed.
    */
   sweepLimits(): LimitSweep {
-    return this.policy.sweepLimits(process.hrtime.bigint());
+    const now = process.hrtime.bigint();
+    this.flood.sweepUdp(now);
+    return this.policy.sweepLimits(now);
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */

@@ -32,6 +32,8 @@ export type EventReason =
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
   | "tcp_flags"
+  /** UDP from an amplification port over its per-source limit (docs/policy.md, "flood") */
+  | "udp_amplification"
   /** a port's SYN flood started or ended (docs/policy.md, "flood"); `attack` says which */
   | "syn_flood";
 
@@ -225,6 +227,8 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.reason === "rate_limit")
     return `${line}${who} (over the rate limit: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.reason === "syn_flood" && ev.attack) return attackLine(ev, ev.attack);
+  if (ev.reason === "udp_amplification")
+    return `${line} (UDP amplification: ${ev.aggregated?.packets ?? 0} packets over the limit)`;
   if (ev.reason === "tcp_flags")
     return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")

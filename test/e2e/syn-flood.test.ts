@@ -4,7 +4,8 @@
 // SYN queue never fills (TcpExt SyncookiesSent and ListenOverflows stay 0 in the server's
 // namespace; the kernel's own syncookies are on, so curl alone would prove nothing). The attack's
 // start and end are one event each. In detect mode the same flood reaches the kernel, and the
-// attack is reported as what prevent would have answered.
+// attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
+// to a UDP service the policy allows is cut to the amplification limit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -12,9 +13,10 @@ import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
-import { ROOT } from "../helpers/paths.ts";
+import { NODE, ROOT } from "../helpers/paths.ts";
 
 const PORT = 8080;
+const UDP_PORT = 5353;
 const PASS_OBJECT = `${ROOT}build/bpf/test/addon_attach.bpf.o`;
 
 function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): string {
@@ -28,13 +30,40 @@ rules:
     direction: ingress
     action: allow
     layer4: { protocol: tcp, port: [${PORT}] }
+  - name: udp-service
+    direction: ingress
+    action: allow
+    layer4: { protocol: udp, port: [${UDP_PORT}] }
 flood:
   syn: { ports: [${PORT}], rate: 50/s, burst: 3, hold: 2s }
+  udp_amplification: { rate_limit: { rate: 10/s, burst: 10 } }
 `;
 }
 
 /** The servers: port 8080 with an accept queue of 4. */
-const SERVERS = [`tcp:${PORT}`, "backlog:4"];
+const SERVERS = [`tcp:${PORT}`, `udp:${UDP_PORT}`, "backlog:4"];
+
+/**
+ * A reflector's replay from namespace a: `count` 512-byte datagrams from UDP port 53 to the
+ * echo service, as fast as they go; the echoes that came back (what moat let through).
+ */
+function udpReplay(lab: Lab, count: number): number {
+  const script = `
+const s = require("node:dgram").createSocket("udp4");
+let got = 0;
+s.on("message", () => got++);
+s.bind(53, () => {
+  const b = Buffer.alloc(512, 0x41);
+  for (let i = 0; i < ${count}; i++) s.send(b, ${UDP_PORT}, "${lab.v4.b}");
+  setTimeout(() => { console.log(got); s.close(); }, 1500);
+});`;
+  const r = spawnSync("ip", ["netns", "exec", lab.a, NODE, "-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return Number(r.stdout.trim());
+}
 
 /** TcpExt counters of the server's namespace. */
 function tcpExt(lab: Lab): Record<string, number> {
@@ -133,7 +162,11 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
     assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
     assert.equal(c.assignFailed, 0);
     const kernel = tcpExt(lab);
-    assert.equal(kernel.SyncookiesSent, 0, `the kernel sent no cookie of its own: ${JSON.stringify(c)}`);
+    assert.equal(
+      kernel.SyncookiesSent,
+      0,
+      `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
+    );
     assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
     // one start, then one end once no SYN went over the rate for the hold time
     const events = await until("the attack's end", () => {
@@ -176,6 +209,29 @@ test("detect: the flood reaches the kernel and is reported as what prevent would
     assert.ok(tcpExt(lab).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
   } finally {
     await flood.stop();
+    await lab.close();
+  }
+});
+
+test("a UDP amplification replay from port 53 is cut to the limit and reported once", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  try {
+    const echoed = udpReplay(lab, 300);
+    assert.ok(echoed >= 10, `the burst passes (${echoed} echoed)`);
+    assert.ok(echoed < 100, `the rest is dropped (${echoed} of 300 echoed)`);
+    const c = await floodCounters(lab);
+    assert.ok((c.udpDropped ?? 0) >= 300 - echoed - 5, `dropped: ${c.udpDropped}`);
+    const reports = await until("an amplification report", () => {
+      const r = storedEvents<AttackEvent & { aggregated?: { packets: number } }>(lab).filter(
+        (e) => e.reason === "udp_amplification",
+      );
+      return r.length ? r : undefined;
+    });
+    assert.equal(reports.length, 1, "aggregated: one report per source per 10 s");
+    assert.equal(reports[0]?.type, "blocked");
+    assert.equal(reports[0]?.rule, "flood");
+    assert.match(lab.audit(), /BLOCKED ingress udp .*:53 -> .* by rule flood \(UDP amplification/);
+  } finally {
     await lab.close();
   }
 });

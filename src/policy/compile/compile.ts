@@ -248,6 +248,15 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
     ...(model.synFlood ? { synFlood: synFloodImage(model.synFlood) } : {}),
+    ...(model.udpAmplification
+      ? {
+          udpAmplification: {
+            ports: model.udpAmplification.ports,
+            limit: imageLimit("flood.udp_amplification", model.udpAmplification.limit),
+            prevent: model.udpAmplification.mode === "prevent",
+          },
+        }
+      : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,

@@ -113,6 +113,8 @@ export interface ClassifierImage {
    * it holds), the hold after the last SYN over the rate, and the mode. The top image only.
    */
   synFlood?: { ports: number[]; periodNs: bigint; burst: number; holdNs: bigint; prevent: boolean };
+  /** flood.udp_amplification: the source ports and their per-source limit. The top image only. */
+  udpAmplification?: { ports: number[]; limit: ImageLimit; prevent: boolean };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];
