@@ -448,9 +448,9 @@ struct {
 } sock_scratch SEC(".maps");
 
 /* the packet programs (progs/packet.bpf.c) */
-/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress, 3 for the cookie check; value: the packet being judged, kept
- * off the 512-byte stack that the judging and classifying subprograms share; written by the
- * packet programs */
+/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress, 3 for the cookie check; value: the packet
+ * being judged, kept off the 512-byte stack that the judging and classifying subprograms share;
+ * written by the packet programs */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 4);
@@ -576,7 +576,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scrub_tally);
 } scrub_reports SEC(".maps");
-
 
 /* SYN flood defence (syncookie.h) */
 /* key: port (0: every port without its own entry); value: struct moat_flood_port; written by

@@ -695,7 +695,6 @@ struct moat_scrub {
 };
 _Static_assert(sizeof(struct moat_scrub) == 4, "moat_scrub");
 
-
 /* SYN flood defence (syncookie.h, docs/policy.md "flood"): one defended port (flood_ports, by
  * port; 0: every port without its own entry) */
 struct moat_flood_port {
@@ -736,18 +735,18 @@ struct moat_flood_secret {
 
 /* flood_counters: per cpu, by index */
 enum moat_flood_counter {
-	MOAT_FLOOD_SYN = 0,		  /* SYNs to a defended port */
-	MOAT_FLOOD_SYN_OVER = 1,	  /* of them, over the port's rate (attack) */
-	MOAT_FLOOD_COOKIE_SENT = 2,	  /* SYN-ACKs with a cookie sent by XDP */
-	MOAT_FLOOD_COOKIE_DETECTED = 3,	  /* detect: SYNs prevent would have answered */
-	MOAT_FLOOD_COOKIE_VALID = 4,	  /* ACKs to a listener with a valid cookie */
-	MOAT_FLOOD_COOKIE_INVALID = 5,	  /* ACKs to a listener without one (the kernel resets) */
-	MOAT_FLOOD_ASSIGNED = 6,	  /* handed to the listener (bpf_sk_assign_tcp_reqsk) */
-	MOAT_FLOOD_ASSIGN_FAILED = 7,	  /* the kernel refused the request socket */
-	MOAT_FLOOD_COOKIE_UNSENT = 8,	  /* SYNs XDP could not answer (passed to the kernel) */
-	MOAT_FLOOD_UDP_DROPPED = 9,	  /* udp from an amplification port over its limit */
-	MOAT_FLOOD_UDP_DETECTED = 10,	  /* the same in detect mode (passed) */
-	MOAT_FLOOD_UDP_FULL = 11,	  /* sources judged by the overflow bucket: table full */
+	MOAT_FLOOD_SYN = 0,		/* SYNs to a defended port */
+	MOAT_FLOOD_SYN_OVER = 1,	/* of them, over the port's rate (attack) */
+	MOAT_FLOOD_COOKIE_SENT = 2,	/* SYN-ACKs with a cookie sent by XDP */
+	MOAT_FLOOD_COOKIE_DETECTED = 3, /* detect: SYNs prevent would have answered */
+	MOAT_FLOOD_COOKIE_VALID = 4,	/* ACKs to a listener with a valid cookie */
+	MOAT_FLOOD_COOKIE_INVALID = 5,	/* ACKs to a listener without one (the kernel resets) */
+	MOAT_FLOOD_ASSIGNED = 6,	/* handed to the listener (bpf_sk_assign_tcp_reqsk) */
+	MOAT_FLOOD_ASSIGN_FAILED = 7,	/* the kernel refused the request socket */
+	MOAT_FLOOD_COOKIE_UNSENT = 8,	/* SYNs XDP could not answer (passed to the kernel) */
+	MOAT_FLOOD_UDP_DROPPED = 9,	/* udp from an amplification port over its limit */
+	MOAT_FLOOD_UDP_DETECTED = 10,	/* the same in detect mode (passed) */
+	MOAT_FLOOD_UDP_FULL = 11,	/* sources judged by the overflow bucket: table full */
 	MOAT_FLOOD_MAX = 12,
 };
 

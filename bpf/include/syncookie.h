@@ -5,11 +5,11 @@
  * does not start and stop attacks). Under attack, in prevent mode, XDP answers an allowed SYN
  * itself with a SYN-ACK whose sequence number is a cookie (SipHash of the connection's addresses,
  * ports, the client's sequence number and a 69 s time slot, with the MSS, window scale and SACK
- * the client offered in its low bits), and keeps nothing. The client's ACK is checked at TC ingress; a valid
- * cookie for a port under attack (or whose attack ended less than a cookie's life ago) is handed
- * to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and the kernel
- * makes the connection from it. Neither the kernel's SYN queue nor its own syncookies see the
- * flood. In detect mode the SYNs go to the kernel as usual and are counted as what prevent
+ * the client offered in its low bits), and keeps nothing. The client's ACK is checked at TC
+ * ingress; a valid cookie for a port under attack (or whose attack ended less than a cookie's life
+ * ago) is handed to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and
+ * the kernel makes the connection from it. Neither the kernel's SYN queue nor its own syncookies
+ * see the flood. In detect mode the SYNs go to the kernel as usual and are counted as what prevent
  * would have answered. */
 #ifndef MOAT_SYNCOOKIE_H
 #define MOAT_SYNCOOKIE_H
@@ -183,8 +183,7 @@ struct syn_opts {
 
 /* the options of the SYN whose tcp header starts at l4 (34 or 54). A global function: verified
  * once, whatever the caller's paths */
-__noinline int syn_opts_xdp(struct xdp_md *ctx __arg_ctx, __u32 l4, __u32 hlen,
-			    struct syn_opts *o)
+__noinline int syn_opts_xdp(struct xdp_md *ctx __arg_ctx, __u32 l4, __u32 hlen, struct syn_opts *o)
 {
 	__u32 i = 20;
 
@@ -265,8 +264,7 @@ static __always_inline void cookie_tcp(struct tcphdr *th, const struct pkt *p, _
 #define SA6_LEN (14 + 40 + 20 + TCP_OPT_BYTES)
 
 /* the cookie for the SYN in `p` with the options it offered */
-static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_opts *so,
-					__u64 now)
+static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_opts *so, __u64 now)
 {
 	__u64 slot = now >> COOKIE_SLOT_SHIFT;
 	__u32 data = cookie_data(mss_index(so->mss), so->sack, so->wscale);

@@ -2,8 +2,7 @@
 // ports' state is read from the kernel, and each start and end of an attack becomes one event.
 // The kernel keeps a port under attack until `hold` after its last SYN over the rate, so a rate
 // hovering at the threshold makes one long attack, not a start and an end a second.
-import type { MoatEvent, SynFloodAttack } from "../datapath/index.ts";
-import type { PortAttack } from "../datapath/flood-maps.ts";
+import type { MoatEvent, PortAttack, SynFloodAttack } from "../datapath/index.ts";
 import type { Mode } from "../config/index.ts";
 
 const EVERY_MS = 1000;
