@@ -30,6 +30,8 @@ struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
 struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
 struct moat_flood_port *moat_btf_flood_port __attribute__((unused));
 struct moat_flood_state *moat_btf_flood_state __attribute__((unused));
+struct moat_flood_udp *moat_btf_flood_udp __attribute__((unused));
+struct moat_flood_secret *moat_btf_flood_secret __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
 
@@ -54,6 +56,7 @@ struct moat_btf_enums {
 	enum moat_redirect_flag redirect_flag;
 	enum moat_limit_algorithm limit_algorithm;
 	enum moat_limit_key_flag limit_key_flag;
+	enum moat_flood_counter flood_counter;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 

@@ -335,8 +335,13 @@ export const FloodCounter = {
   udpDropped: 9,
   udpDetected: 10,
   udpFull: 11,
+  max: 12,
 } as const;
-export type FloodCounterName = keyof typeof FloodCounter;
+export type FloodCounterName = Exclude<keyof typeof FloodCounter, "max">;
+
+export const floodSecret = defineStruct("moat_flood_secret", 16, {
+  k: { offset: 0, bytes: 16 },
+});
 
 export const scrub = defineStruct("moat_scrub", 4, {
   mss4: { offset: 0, type: "u16" },
@@ -508,4 +513,5 @@ export const codecs = [
   floodPort,
   floodState,
   floodUdp,
+  floodSecret,
 ];

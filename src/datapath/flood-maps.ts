@@ -137,7 +137,11 @@ export class FloodMaps {
   /** The kernel's counts, all CPUs added up. */
   counters(): FloodCounters {
     const out = {} as FloodCounters;
-    for (const [name, index] of Object.entries(FloodCounter) as [FloodCounterName, number][]) {
+    for (const [name, index] of Object.entries(FloodCounter) as [
+      FloodCounterName | "max",
+      number,
+    ][]) {
+      if (name === "max") continue;
       const value = this.counterMap.lookup(u32Key(index));
       let sum = 0n;
       for (let cpu = 0; value && cpu < this.counterMap.valuesPerKey; cpu++)

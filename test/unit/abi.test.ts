@@ -110,6 +110,7 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
   ["PostRoute", abi.PostRoute, "moat_post_flag", "MOAT_POST_"],
   ["LimitAlgorithm", abi.LimitAlgorithm, "moat_limit_algorithm", "MOAT_LIMIT_"],
   ["LimitKeyFlag", abi.LimitKeyFlag, "moat_limit_key_flag", "MOAT_LIMIT_"],
+  ["FloodCounter", abi.FloodCounter, "moat_flood_counter", "MOAT_FLOOD_"],
 ];
 
 for (const [tsName, ts, cName, prefix] of copiedEnums) {
