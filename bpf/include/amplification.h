@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* UDP amplification (docs/policy.md, "flood"): datagrams from the ports of services that answer a
+/* Oversized ICMP (docs/policy.md, "flood"): ICMP and ICMPv6 packets longer than flood.icmp.max_size
+ * are dropped (prevent) or reported (detect), before any rule.
+ * UDP amplification (docs/policy.md, "flood"): datagrams from the ports of services that answer a
  * small request with a big reply (DNS 53, NTP 123, SSDP 1900, memcached 11211, ...) are limited per
  * source address and source port, before any rule: a reflector sending a victim the replies to
  * spoofed requests is cut to the limit (prevent) or reported (detect). The limit is a rate
@@ -68,6 +70,36 @@ __noinline int amp_over(const struct pkt *p, const struct ev_from *from, __u64 n
 	if (over)
 		limit_report(p, NULL, over, prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
 			     MOAT_REASON_UDP_AMPLIFICATION, from);
+	return prevent;
+}
+
+/* whether an ICMP packet from a remote is over flood.icmp.max_size (dropped in prevent); reported
+ * at most once a second per cpu, with the packets since. `ip_len`: the IP packet's bytes. A
+ * global function: verified once */
+__noinline int icmp_oversized(const struct pkt *p, const struct ev_from *from, __u32 ip_len,
+			      __u64 now)
+{
+	__u32 zero = 0;
+
+	if (!p || !from || (p->t.proto != IPPROTO_ICMP && p->t.proto != IPPROTO_ICMPV6_))
+		return 0;
+	const struct moat_flood_icmp *c = bpf_map_lookup_elem(&flood_icmp, &zero);
+	if (!c || !c->max_size || ip_len <= c->max_size)
+		return 0;
+	int prevent = c->mode == MOAT_MODE_PREVENT;
+	flood_count(prevent ? MOAT_FLOOD_ICMP_DROPPED : MOAT_FLOOD_ICMP_DETECTED);
+	struct scrub_tally *t = bpf_map_lookup_elem(&flood_icmp_reports, &zero);
+	if (!t)
+		return prevent;
+	now = limit_now(now);
+	t->packets += 1;
+	if (!t->reported_ns || now - t->reported_ns >= NSEC) {
+		__u64 n = t->packets;
+		t->packets = 0;
+		t->reported_ns = now;
+		limit_report(p, NULL, n, prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
+			     MOAT_REASON_ICMP_SIZE, from);
+	}
 	return prevent;
 }
 

@@ -31,6 +31,7 @@ struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
 struct moat_flood_port *moat_btf_flood_port __attribute__((unused));
 struct moat_flood_state *moat_btf_flood_state __attribute__((unused));
 struct moat_flood_udp *moat_btf_flood_udp __attribute__((unused));
+struct moat_flood_icmp *moat_btf_flood_icmp __attribute__((unused));
 struct moat_flood_secret *moat_btf_flood_secret __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
@@ -633,6 +634,22 @@ struct {
 	__type(key, struct moat_limit_key);
 	__type(value, struct moat_limit_state);
 } flood_udp_state SEC(".maps");
+
+/* key: 0; value: the oversized ICMP limit (struct moat_flood_icmp); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_icmp);
+} flood_icmp SEC(".maps");
+
+/* key: 0; value: this cpu's oversized ICMP reports (one a second at most) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scrub_tally);
+} flood_icmp_reports SEC(".maps");
 
 /* key: enum moat_flood_counter; value: this cpu's count */
 struct {

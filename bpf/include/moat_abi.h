@@ -395,6 +395,8 @@ enum moat_reason {
 	MOAT_REASON_TCP_FLAGS = 10,
 	/* udp from an amplification port over its per-source limit (docs/policy.md, "flood") */
 	MOAT_REASON_UDP_AMPLIFICATION = 11,
+	/* icmp packets larger than flood.icmp.max_size (docs/policy.md, "flood") */
+	MOAT_REASON_ICMP_SIZE = 12,
 };
 
 /* tcp connection states */
@@ -728,6 +730,14 @@ struct moat_flood_udp {
 	__u8 pad[7];
 };
 
+/* oversized ICMP (flood_icmp, key 0): ICMP/ICMPv6 packets from remotes whose IP packet is longer
+ * than max_size bytes (0: no limit) */
+struct moat_flood_icmp {
+	__u32 max_size;
+	__u8 mode; /* MOAT_MODE_DETECT / PREVENT */
+	__u8 pad[3];
+};
+
 /* the cookies' SipHash key (flood_secret, key 0): random, written by the daemon at start */
 struct moat_flood_secret {
 	__u64 k[2];
@@ -747,7 +757,9 @@ enum moat_flood_counter {
 	MOAT_FLOOD_UDP_DROPPED = 9,	/* udp from an amplification port over its limit */
 	MOAT_FLOOD_UDP_DETECTED = 10,	/* the same in detect mode (passed) */
 	MOAT_FLOOD_UDP_FULL = 11,	/* sources judged by the overflow bucket: table full */
-	MOAT_FLOOD_MAX = 12,
+	MOAT_FLOOD_ICMP_DROPPED = 12,	/* icmp packets over flood.icmp.max_size */
+	MOAT_FLOOD_ICMP_DETECTED = 13,	/* the same in detect mode (passed) */
+	MOAT_FLOOD_MAX = 14,
 };
 
 #endif /* MOAT_ABI_H */

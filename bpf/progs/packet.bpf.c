@@ -37,6 +37,9 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	/* udp from an amplification port over its per-source limit (amplification.h) */
 	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
 		return XDP_DROP;
+	/* icmp over flood.icmp.max_size */
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
+		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
 		__u16 mss = kind == PKT_IP ? mss_clamp_of(p) : 0;
@@ -115,6 +118,8 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		kind = moat_parse_skb(skb, p);
 	}
 	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+		return TC_ACT_SHOT;
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
 		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	/* past max_duration: dropped here; the egress program resets both ends when the local

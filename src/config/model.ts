@@ -344,6 +344,8 @@ export interface PolicyModel {
   synFlood?: SynFlood;
   /** `flood.udp_amplification`: the limit of UDP from amplification ports (absent: none). */
   udpAmplification?: UdpAmplification;
+  /** `flood.icmp`: ICMP longer than maxSize bytes is dropped or reported (absent: none). */
+  icmpFlood?: { maxSize: number; mode: Mode; pos: SourcePos };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{

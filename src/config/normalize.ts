@@ -70,6 +70,15 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     ...scrubSettings(ctx, doc),
     ...normalizeSynFlood(ctx, doc, mode),
     ...normalizeUdpAmplification(ctx, doc, mode),
+    ...(doc.flood?.icmp && ctx.clean(["flood", "icmp"])
+      ? {
+          icmpFlood: {
+            maxSize: doc.flood.icmp.max_size,
+            mode: doc.flood.icmp.mode ?? mode,
+            pos: ctx.pos(["flood", "icmp"]),
+          },
+        }
+      : {}),
     setFiles: files,
   };
 }

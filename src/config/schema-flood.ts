@@ -67,8 +67,24 @@ export const UdpAmplificationSchema = Section(
   },
 );
 
+export const IcmpFloodSchema = Section(
+  {
+    max_size: Type.Integer({
+      minimum: 28,
+      maximum: 65535,
+      description: "ICMP and ICMPv6 packets longer than this many bytes (IP header included)",
+    }),
+    mode: Type.Optional(ModeSchema("prevent: drops them; detect: reports them")),
+  },
+  { description: "oversized ICMP from remotes, before any rule" },
+);
+
 export const FloodSchema = Section(
-  { syn: Type.Optional(SynFloodSchema), udp_amplification: Type.Optional(UdpAmplificationSchema) },
+  {
+    syn: Type.Optional(SynFloodSchema),
+    udp_amplification: Type.Optional(UdpAmplificationSchema),
+    icmp: Type.Optional(IcmpFloodSchema),
+  },
   { description: 'flood defence (docs/policy.md, "flood")' },
 );
 

@@ -81,6 +81,7 @@ export const Reason = {
   rateLimit: 9,
   tcpFlags: 10,
   udpAmplification: 11,
+  icmpSize: 12,
 } as const;
 export const TcpState = {
   none: 0,
@@ -335,9 +336,16 @@ export const FloodCounter = {
   udpDropped: 9,
   udpDetected: 10,
   udpFull: 11,
-  max: 12,
+  icmpDropped: 12,
+  icmpDetected: 13,
+  max: 14,
 } as const;
 export type FloodCounterName = Exclude<keyof typeof FloodCounter, "max">;
+
+export const floodIcmp = defineStruct("moat_flood_icmp", 8, {
+  max_size: { offset: 0, type: "u32" },
+  mode: { offset: 4, type: "u8" },
+});
 
 export const floodSecret = defineStruct("moat_flood_secret", 16, {
   k: { offset: 0, bytes: 16 },
@@ -514,4 +522,5 @@ export const codecs = [
   floodState,
   floodUdp,
   floodSecret,
+  floodIcmp,
 ];

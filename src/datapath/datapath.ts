@@ -517,6 +517,7 @@ export class Datapath {
     // no cookie check in this kernel: SYNs go to the kernel (its own syncookies), counted
     this.flood.apply(flood && !this.tcCookie ? { ...flood, prevent: false } : flood);
     this.flood.applyUdp(image.packet.udpAmplification);
+    this.flood.applyIcmp(image.packet.icmpFlood);
     if (flood?.prevent && this.tcCookie && !this.cookieChecks) {
       this.cookieChecks = true;
       for (const a of this.attachments.filter((x) => x.hook === "xdp"))

@@ -34,6 +34,8 @@ export type EventReason =
   | "tcp_flags"
   /** UDP from an amplification port over its per-source limit (docs/policy.md, "flood") */
   | "udp_amplification"
+  /** ICMP packets longer than flood.icmp.max_size (docs/policy.md, "flood") */
+  | "icmp_size"
   /** a port's SYN flood started or ended (docs/policy.md, "flood"); `attack` says which */
   | "syn_flood";
 
@@ -229,6 +231,8 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.reason === "syn_flood" && ev.attack) return attackLine(ev, ev.attack);
   if (ev.reason === "udp_amplification")
     return `${line} (UDP amplification: ${ev.aggregated?.packets ?? 0} packets over the limit)`;
+  if (ev.reason === "icmp_size")
+    return `${line} (oversized ICMP: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.reason === "tcp_flags")
     return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")

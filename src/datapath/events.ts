@@ -148,7 +148,7 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
       ? (judged?.name ?? `#${ruleIndex}`)
       : reasonCode === Reason.tcpFlags
         ? "scrub"
-        : reasonCode === Reason.udpAmplification
+        : reasonCode === Reason.udpAmplification || reasonCode === Reason.icmpSize
           ? "flood"
           : "none";
   const reason = reasons[reasonCode] ?? "new";
@@ -192,7 +192,8 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   if (
     reasonCode === Reason.rateLimit ||
     reasonCode === Reason.tcpFlags ||
-    reasonCode === Reason.udpAmplification
+    reasonCode === Reason.udpAmplification ||
+    reasonCode === Reason.icmpSize
   )
     ev.aggregated = { packets: Number(record.readBigUInt64LE(F.packets.offset)) };
   if (type === EventType.closed || type === EventType.flow) {

@@ -8,6 +8,7 @@ import {
   floodPort as portCodec,
   floodState as stateCodec,
   floodUdp as udpCodec,
+  floodIcmp as icmpCodec,
   limit as limitCodec,
   limitKey as limitKeyCodec,
   limitState as limitStateCodec,
@@ -45,6 +46,7 @@ export class FloodMaps {
   private readonly udp: BpfMap;
   private readonly udpPorts: BpfMap;
   private readonly udpState: BpfMap;
+  private readonly icmp: BpfMap;
   /** The live amplification limit's idle time after which a source's state is forgotten. */
   private udpIdleNs = 0n;
 
@@ -55,6 +57,7 @@ export class FloodMaps {
     this.udp = object.map("flood_udp");
     this.udpPorts = object.map("flood_udp_ports");
     this.udpState = object.map("flood_udp_state");
+    this.icmp = object.map("flood_icmp");
     // a key of this daemon's own: cookies of another run never check
     object.map("flood_secret").update(u32Key(0), randomBytes(16));
   }
@@ -121,6 +124,15 @@ export class FloodMaps {
     }
   }
 
+  /** The oversized ICMP limit of a policy going live (none: off). */
+  applyIcmp(icmp: ClassifierImage["icmpFlood"]): void {
+    const value = icmpCodec.encode({
+      max_size: icmp?.maxSize ?? 0,
+      mode: icmp?.prevent ? Mode.prevent : Mode.detect,
+    });
+    this.icmp.update(u32Key(0), value);
+  }
+
   /** Removes the state of sources idle long enough to count as new (`nowNs`: CLOCK_MONOTONIC). */
   sweepUdp(nowNs: bigint): number {
     let removed = 0;
@@ -182,5 +194,6 @@ export class FloodMaps {
     this.udp.close();
     this.udpPorts.close();
     this.udpState.close();
+    this.icmp.close();
   }
 }

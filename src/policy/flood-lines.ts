@@ -28,5 +28,10 @@ export function floodLines(model: PolicyModel, facts: ConnectionFacts): string[]
     const limit = describeRateLimit({ ...amp.limit, perPort: false }, amp.mode);
     out.push(`udp amplification: from port ${from}, ${limit}, counted per source port`);
   }
+  const icmp = model.icmpFlood;
+  if (icmp && (facts.protocol === "icmp" || facts.protocol === "icmpv6")) {
+    const over = icmp.mode === "prevent" ? "dropped" : "reported, not dropped (detect)";
+    out.push(`icmp: packets longer than ${icmp.maxSize} bytes are ${over}`);
+  }
   return out;
 }

@@ -248,6 +248,14 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? { mss: { v4: model.scrub.mss4 ?? 0, v6: model.scrub.mss6 ?? 0 } } : {}),
     ...(model.synFlood ? { synFlood: synFloodImage(model.synFlood) } : {}),
+    ...(model.icmpFlood
+      ? {
+          icmpFlood: {
+            maxSize: model.icmpFlood.maxSize,
+            prevent: model.icmpFlood.mode === "prevent",
+          },
+        }
+      : {}),
     ...(model.udpAmplification
       ? {
           udpAmplification: {

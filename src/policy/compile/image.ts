@@ -115,6 +115,8 @@ export interface ClassifierImage {
   synFlood?: { ports: number[]; periodNs: bigint; burst: number; holdNs: bigint; prevent: boolean };
   /** flood.udp_amplification: the source ports and their per-source limit. The top image only. */
   udpAmplification?: { ports: number[]; limit: ImageLimit; prevent: boolean };
+  /** flood.icmp: ICMP longer than maxSize bytes. The top image only. */
+  icmpFlood?: { maxSize: number; prevent: boolean };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];
