@@ -153,6 +153,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/cli-start.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/syn-flood.ts
 
 # moat as a service (docs/operations.md); uninstall keeps /etc/moat and the logs unless PURGE=1
 PREFIX ?= /usr

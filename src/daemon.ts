@@ -25,6 +25,7 @@ import { startAnomalyPath } from "./daemon/anomaly-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { startLimitSweep } from "./daemon/limit-sweep.ts";
+import { startFloodWatch, synCookiesLine } from "./daemon/flood-watch.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
@@ -199,6 +200,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   // rate limits: idle sources and limits gone leave the state table
   const limitSweep = startLimitSweep(datapath);
+  // SYN floods: each start and end of an attack on a defended port is an event
+  const floodWatch = startFloodWatch(
+    datapath,
+    () => policy.active.model.synFlood?.mode ?? null,
+    (event) => pipeline.push(event),
+  );
+  if (initial.model.synFlood) log(synCookiesLine(datapath.synCookies));
   const events = startEventPath({
     source: datapath,
     push: (event) => pipeline.push(event),
@@ -336,6 +344,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const fleetClosed = fleet.close();
     heartbeat.stop();
     limitSweep.stop();
+    floodWatch.stop();
     events.close();
     // the last window: the table is read now, before the datapath goes
     const flowsClosed = flows.close();

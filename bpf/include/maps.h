@@ -28,6 +28,11 @@ struct moat_splice_peer *moat_btf_splice_peer __attribute__((unused));
 struct moat_limit *moat_btf_limit __attribute__((unused));
 struct moat_limit_key *moat_btf_limit_key __attribute__((unused));
 struct moat_limit_state *moat_btf_limit_state __attribute__((unused));
+struct moat_flood_port *moat_btf_flood_port __attribute__((unused));
+struct moat_flood_state *moat_btf_flood_state __attribute__((unused));
+struct moat_flood_udp *moat_btf_flood_udp __attribute__((unused));
+struct moat_flood_icmp *moat_btf_flood_icmp __attribute__((unused));
+struct moat_flood_secret *moat_btf_flood_secret __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
 
@@ -53,6 +58,7 @@ struct moat_btf_enums {
 	enum moat_limit_algorithm limit_algorithm;
 	enum moat_limit_key_flag limit_key_flag;
 	enum moat_scrub_flag scrub_flag;
+	enum moat_flood_counter flood_counter;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
@@ -447,12 +453,12 @@ struct {
 } sock_scratch SEC(".maps");
 
 /* the packet programs (progs/packet.bpf.c) */
-/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress; value: the packet being judged, kept
- * off the 512-byte stack that the judging and classifying subprograms share; written by the
- * packet programs */
+/* key: 0 for xdp, 1 for tc egress, 2 for tc ingress, 3 for the cookie check; value: the packet
+ * being judged, kept off the 512-byte stack that the judging and classifying subprograms share;
+ * written by the packet programs */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct pkt);
 } scratch SEC(".maps");
@@ -575,5 +581,83 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scrub_tally);
 } scrub_reports SEC(".maps");
+
+/* SYN flood defence (syncookie.h) */
+/* key: port (0: every port without its own entry); value: struct moat_flood_port; written by
+ * user space with each policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct moat_flood_port);
+} flood_ports SEC(".maps");
+
+/* key: as flood_ports; value: the port's SYN bucket and attack; written by the packet programs */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct moat_flood_state);
+} flood_state SEC(".maps");
+
+/* key: 0; value: the cookies' key; written by user space at start */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_secret);
+} flood_secret SEC(".maps");
+
+/* key: 0; value: the udp amplification limit (struct moat_flood_udp); written by user space
+ * with each policy */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_udp);
+} flood_udp SEC(".maps");
+
+/* key: udp source port; value: 1 (an amplification port); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} flood_udp_ports SEC(".maps");
+
+/* key: (limit id, source, source port); value: the source's state (ratelimit.h's algorithms). A
+ * hash, not an lru: a full table is counted and its sources share the overflow bucket; user
+ * space removes idle entries */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct moat_limit_key);
+	__type(value, struct moat_limit_state);
+} flood_udp_state SEC(".maps");
+
+/* key: 0; value: the oversized ICMP limit (struct moat_flood_icmp); written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_flood_icmp);
+} flood_icmp SEC(".maps");
+
+/* key: 0; value: this cpu's oversized ICMP reports (one a second at most) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scrub_tally);
+} flood_icmp_reports SEC(".maps");
+
+/* key: enum moat_flood_counter; value: this cpu's count */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MOAT_FLOOD_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} flood_counters SEC(".maps");
 
 #endif /* MOAT_MAPS_H */

@@ -396,6 +396,10 @@ enum moat_reason {
 	/* tcp packets with an invalid flag combination; moat_event.packets counts them since this
 	 * cpu's previous report */
 	MOAT_REASON_TCP_FLAGS = 10,
+	/* udp from an amplification port over its per-source limit (docs/policy.md, "flood") */
+	MOAT_REASON_UDP_AMPLIFICATION = 11,
+	/* icmp packets larger than flood.icmp.max_size (docs/policy.md, "flood") */
+	MOAT_REASON_ICMP_SIZE = 12,
 };
 
 /* tcp connection states */
@@ -704,5 +708,70 @@ struct moat_scrub {
 	__u16 pad;
 };
 _Static_assert(sizeof(struct moat_scrub) == 8, "moat_scrub");
+
+/* SYN flood defence (syncookie.h, docs/policy.md "flood"): one defended port (flood_ports, by
+ * port; 0: every port without its own entry) */
+struct moat_flood_port {
+	__u64 period_ns; /* one SYN's worth of the bucket: 1 s / syn_rate */
+	__u64 hold_ns;	 /* an attack ends this long after its last SYN over the rate */
+	__u32 syn_burst; /* SYNs the bucket holds */
+	__u8 mode;	 /* MOAT_MODE_DETECT: counted only; MOAT_MODE_PREVENT: cookies */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct moat_flood_port) == 24, "moat_flood_port");
+
+/* A defended port's SYN bucket and attack (flood_state, by the flood_ports key), changed under
+ * its lock by the packet programs; read by user space for the attack events */
+struct moat_flood_state {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 credit;	/* ns: a SYN spends period_ns, time refills it up to burst SYNs */
+	__u64 t;	/* the last refill */
+	__u64 since_ns; /* the current (or last) attack's start */
+	__u64 until_ns; /* under attack before this (0: never attacked) */
+	__u64 over;	/* SYNs over the rate, ever */
+	__u64 syns;	/* SYNs, ever */
+};
+_Static_assert(sizeof(struct moat_flood_state) == 56, "moat_flood_state");
+
+/* UDP amplification (flood_udp, key 0): the per-source, per-source-port limit of udp from the
+ * ports in flood_udp_ports; limit.id 0: none */
+struct moat_flood_udp {
+	struct moat_limit limit;
+	__u8 mode; /* MOAT_MODE_DETECT / PREVENT */
+	__u8 pad[7];
+};
+
+/* oversized ICMP (flood_icmp, key 0): ICMP/ICMPv6 packets from remotes whose IP packet is longer
+ * than max_size bytes (0: no limit) */
+struct moat_flood_icmp {
+	__u32 max_size;
+	__u8 mode; /* MOAT_MODE_DETECT / PREVENT */
+	__u8 pad[3];
+};
+
+/* the cookies' SipHash key (flood_secret, key 0): random, written by the daemon at start */
+struct moat_flood_secret {
+	__u64 k[2];
+};
+
+/* flood_counters: per cpu, by index */
+enum moat_flood_counter {
+	MOAT_FLOOD_SYN = 0,		/* SYNs to a defended port */
+	MOAT_FLOOD_SYN_OVER = 1,	/* of them, over the port's rate (attack) */
+	MOAT_FLOOD_COOKIE_SENT = 2,	/* SYN-ACKs with a cookie sent by XDP */
+	MOAT_FLOOD_COOKIE_DETECTED = 3, /* detect: SYNs prevent would have answered */
+	MOAT_FLOOD_COOKIE_VALID = 4,	/* ACKs to a listener with a valid cookie */
+	MOAT_FLOOD_COOKIE_INVALID = 5,	/* ACKs to a listener without one (the kernel resets) */
+	MOAT_FLOOD_ASSIGNED = 6,	/* handed to the listener (bpf_sk_assign_tcp_reqsk) */
+	MOAT_FLOOD_ASSIGN_FAILED = 7,	/* the kernel refused the request socket */
+	MOAT_FLOOD_COOKIE_UNSENT = 8,	/* SYNs XDP could not answer (passed to the kernel) */
+	MOAT_FLOOD_UDP_DROPPED = 9,	/* udp from an amplification port over its limit */
+	MOAT_FLOOD_UDP_DETECTED = 10,	/* the same in detect mode (passed) */
+	MOAT_FLOOD_UDP_FULL = 11,	/* sources judged by the overflow bucket: table full */
+	MOAT_FLOOD_ICMP_DROPPED = 12,	/* icmp packets over flood.icmp.max_size */
+	MOAT_FLOOD_ICMP_DETECTED = 13,	/* the same in detect mode (passed) */
+	MOAT_FLOOD_MAX = 14,
+};
 
 #endif /* MOAT_ABI_H */

@@ -7,6 +7,8 @@
 #include "scrub.h"
 #include "reset.h"
 #include "bench.h"
+#include "syncookie.h"
+#include "amplification.h"
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
@@ -42,6 +44,16 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 
 	int kind = moat_parse_xdp(ctx, p);
 	bench_rotate(p, kind, MOAT_DIR_INGRESS);
+	/* a SYN to a port under a SYN flood, answered with a cookie (syncookie.h) */
+	if (kind == PKT_IP && p->t.proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) &&
+	    cookie_syn_xdp(ctx, p) == XDP_TX)
+		return XDP_TX;
+	/* udp from an amplification port over its per-source limit (amplification.h) */
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+		return XDP_DROP;
+	/* icmp over flood.icmp.max_size */
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
+		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
 		const struct moat_scrub *c = kind == PKT_IP ? scrub_settings() : NULL;
@@ -122,11 +134,31 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
 	}
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+		return TC_ACT_SHOT;
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
+		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	/* past max_duration: dropped here; the egress program resets both ends when the local
 	 * side next sends */
 	if (out != OUT_PASS)
 		return TC_ACT_SHOT;
 	scrub_skb(skb, p, kind, 0);
+	return TC_ACT_OK;
+}
+
+/* beside XDP on an interface whose policy defends against SYN floods: the client's ACK to a
+ * cookie XDP sent becomes a connection of the listening socket (syncookie.h); every other packet
+ * goes on untouched */
+SEC("tc")
+int moat_tc_cookie(struct __sk_buff *skb)
+{
+	__u32 key = 3;
+	struct pkt *p = bpf_map_lookup_elem(&scratch, &key);
+	if (!p)
+		return TC_ACT_OK;
+	if (moat_parse_skb(skb, p) != PKT_IP || p->t.proto != IPPROTO_TCP)
+		return TC_ACT_OK;
+	cookie_ack_skb(skb, p);
 	return TC_ACT_OK;
 }

@@ -101,6 +101,13 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
       flows.map(([verdict, f]) => [{ verdict }, f.bytes]),
     );
   }
+  if (s.flood)
+    e.metric(
+      "moat_flood_syn_total",
+      "counter",
+      "SYN flood defence: SYNs to defended ports, over the rate, cookies sent and checked, connections handed to listeners.",
+      Object.entries(s.flood).map(([counter, n]) => [{ counter }, n]),
+    );
   e.metric("moat_ring_lost_events_total", "counter", "Events the kernel could not deliver.", [
     [{}, s.ringLost],
   ]);

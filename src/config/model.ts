@@ -354,6 +354,12 @@ export interface PolicyModel {
     randomIpId?: boolean;
     pos: SourcePos;
   };
+  /** `flood.syn`: the SYN flood defence (absent: none). */
+  synFlood?: SynFlood;
+  /** `flood.udp_amplification`: the limit of UDP from amplification ports (absent: none). */
+  udpAmplification?: UdpAmplification;
+  /** `flood.icmp`: ICMP longer than maxSize bytes is dropped or reported (absent: none). */
+  icmpFlood?: { maxSize: number; mode: Mode; pos: SourcePos };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{
@@ -384,4 +390,27 @@ export interface FleetSettings {
   /** Events are published to `${subject}.${host}`. */
   events?: { subject: string };
   policy?: { bucket: string; stateFile: string };
+}
+
+/** `flood.udp_amplification` (docs/policy.md, "flood"): a rate limit per source and source port. */
+export interface UdpAmplification {
+  ports: number[];
+  limit: RateLimit;
+  mode: Mode;
+  pos: SourcePos;
+}
+
+/** `flood.syn` (docs/policy.md, "flood"): when a port is under a SYN flood, and what moat does. */
+export interface SynFlood {
+  /** The ports defended, each with its own bucket; empty: every port, sharing one. */
+  ports: number[];
+  /** SYNs per second to one port above which it is under attack. */
+  rate: number;
+  /** SYNs over the rate taken at once before the attack starts. */
+  burst: number;
+  /** Seconds without a SYN over the rate before an attack ends. */
+  holdSeconds: number;
+  /** prevent: moat's SYN cookies under attack; detect: reported only. */
+  mode: Mode;
+  pos: SourcePos;
 }

@@ -13,6 +13,7 @@ import { dnsSettings } from "./dns-settings.ts";
 import { eventsLostChoice } from "./failure-events.ts";
 import { normalizeRateLimit } from "./normalize-rate-limit.ts";
 import { anomalySettings } from "./anomaly-settings.ts";
+import { normalizeSynFlood, normalizeUdpAmplification } from "./normalize-flood.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -70,6 +71,17 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     ...(anomaly ? { anomaly } : {}),
     ...services,
     ...scrubSettings(ctx, doc),
+    ...normalizeSynFlood(ctx, doc, mode),
+    ...normalizeUdpAmplification(ctx, doc, mode),
+    ...(doc.flood?.icmp && ctx.clean(["flood", "icmp"])
+      ? {
+          icmpFlood: {
+            maxSize: doc.flood.icmp.max_size,
+            mode: doc.flood.icmp.mode ?? mode,
+            pos: ctx.pos(["flood", "icmp"]),
+          },
+        }
+      : {}),
     setFiles: files,
   };
 }

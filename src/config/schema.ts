@@ -4,6 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { ScrubSchema } from "./schema-rate-limit.ts";
+import { FloodSchema } from "./schema-flood.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
 import { AnomalySchema } from "./schema-anomaly.ts";
@@ -300,6 +301,7 @@ export const PolicySchema = Section(
     dns: Type.Optional(DnsSettingsSchema),
     scrub: Type.Optional(ScrubSchema),
     anomaly: Type.Optional(AnomalySchema),
+    flood: Type.Optional(FloodSchema),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -83,6 +83,8 @@ export const Reason = {
   unavailable: 8,
   rateLimit: 9,
   tcpFlags: 10,
+  udpAmplification: 11,
+  icmpSize: 12,
 } as const;
 export const TcpState = {
   none: 0,
@@ -303,6 +305,58 @@ export const limitState = defineStruct("moat_limit_state", 56, {
   over: { offset: 48, type: "u64" },
 });
 
+export const floodPort = defineStruct("moat_flood_port", 24, {
+  period_ns: { offset: 0, type: "u64" },
+  hold_ns: { offset: 8, type: "u64" },
+  syn_burst: { offset: 16, type: "u32" },
+  mode: { offset: 20, type: "u8" },
+});
+
+export const floodUdp = defineStruct("moat_flood_udp", 64, {
+  limit: { offset: 0, bytes: 56 },
+  mode: { offset: 56, type: "u8" },
+});
+
+export const floodState = defineStruct("moat_flood_state", 56, {
+  lock: { offset: 0, type: "u32" },
+  pad: { offset: 4, type: "u32" },
+  credit: { offset: 8, type: "u64" },
+  t: { offset: 16, type: "u64" },
+  since_ns: { offset: 24, type: "u64" },
+  until_ns: { offset: 32, type: "u64" },
+  over: { offset: 40, type: "u64" },
+  syns: { offset: 48, type: "u64" },
+});
+
+/** flood_counters' indexes (enum moat_flood_counter in bpf/include/moat_abi.h). */
+export const FloodCounter = {
+  syn: 0,
+  synOver: 1,
+  cookieSent: 2,
+  cookieDetected: 3,
+  cookieValid: 4,
+  cookieInvalid: 5,
+  assigned: 6,
+  assignFailed: 7,
+  cookieUnsent: 8,
+  udpDropped: 9,
+  udpDetected: 10,
+  udpFull: 11,
+  icmpDropped: 12,
+  icmpDetected: 13,
+  max: 14,
+} as const;
+export type FloodCounterName = Exclude<keyof typeof FloodCounter, "max">;
+
+export const floodIcmp = defineStruct("moat_flood_icmp", 8, {
+  max_size: { offset: 0, type: "u32" },
+  mode: { offset: 4, type: "u8" },
+});
+
+export const floodSecret = defineStruct("moat_flood_secret", 16, {
+  k: { offset: 0, bytes: 16 },
+});
+
 export const scrub = defineStruct("moat_scrub", 8, {
   mss4: { offset: 0, type: "u16" },
   mss6: { offset: 2, type: "u16" },
@@ -473,4 +527,9 @@ export const codecs = [
   limitState,
   limitLease,
   scrub,
+  floodPort,
+  floodState,
+  floodUdp,
+  floodSecret,
+  floodIcmp,
 ];

@@ -43,12 +43,15 @@ import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
+import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
+import { cookieKfunc } from "./cookie-probe.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
 import type { Socket } from "node:net";
 import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./relay-socket.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
+const COOKIE_PROGRAM = "moat_tc_cookie";
 
 /** The socket-hook programs of moat.bpf.o and where each attaches (with the post-route check). */
 const SOCKET_HOOKS: [string, CgroupAttach][] = [
@@ -73,7 +76,7 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
 
 export interface Attachment {
   program: string;
-  hook: "xdp" | "tc-ingress" | "tc-egress" | CgroupAttach;
+  hook: "xdp" | "tc-ingress" | "tc-egress" | "tc-cookie" | CgroupAttach;
   /** The interface, or for socket hooks the cgroup directory. */
   interface: string;
   ifindex: number;
@@ -169,6 +172,9 @@ function openObject(
       value.writeUInt32LE(n);
       object.setGlobal(name, value);
     }
+    // without bpf_sk_assign_tcp_reqsk (kernels before 6.9) the cookie check cannot load: the
+    // kernel's own syncookies answer floods instead (docs/policy.md, "flood")
+    if (!cookieKfunc()) object.setAutoload(COOKIE_PROGRAM, false);
     const adoption = pinned ? pinned.adopt(object) : null;
     object.load();
     return { object, adoption };
@@ -188,6 +194,12 @@ export class Datapath {
   readonly xdp: BpfProgram;
   readonly tc: BpfProgram;
   readonly tcIngress: BpfProgram;
+  /** The cookie check beside XDP (null: the kernel lacks bpf_sk_assign_tcp_reqsk). */
+  readonly tcCookie: BpfProgram | null;
+  /** The SYN flood defence's maps (flood-maps.ts). */
+  private readonly flood: FloodMaps;
+  /** Whether the live policy has needed the cookie check: attached beside every XDP hook. */
+  private cookieChecks = false;
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
   private readonly pinRoot: string | null;
@@ -232,6 +244,8 @@ export class Datapath {
     this.xdp = this.object.program("moat_xdp_ingress");
     this.tc = this.object.program("moat_tc_egress");
     this.tcIngress = this.object.program("moat_tc_ingress");
+    this.tcCookie = cookieKfunc() ? this.object.program(COOKIE_PROGRAM) : null;
+    this.flood = new FloodMaps(this.object);
     this.policy = new PolicyMaps(this.object, this.pinned?.generation ?? 0);
     this.maps = {
       conntrack: this.object.map("conntrack"),
@@ -410,6 +424,33 @@ export class Datapath {
         );
     }
     this.track(xdp, xdpPin, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+    if (this.cookieChecks) this.attachTcCookie(nic);
+  }
+
+  /** The cookie check at TC ingress beside XDP: the ACKs to XDP's SYN cookies (syncookie.h). */
+  private attachTcCookie(nic: Pick<NetInterface, "name" | "ifindex">): void {
+    const prog = this.tcCookie;
+    if (!prog || this.attachments.some((a) => a.ifindex === nic.ifindex && a.hook === "tc-cookie"))
+      return;
+    const pin = this.pinPath("tc-cookie", nic.name);
+    const tc = attachPinned(pin, prog, () => prog.attachTc(nic.ifindex, "ingress"), true);
+    const mode = tc.updated ? "tcx" : tc.link.kind;
+    this.track(tc, pin, { program: prog.name, hook: "tc-cookie", mode, ...this.where(nic) });
+  }
+
+  /** Who answers SYN floods with cookies: moat (XDP + the cookie check) or the kernel. */
+  get synCookies(): "moat" | "kernel" {
+    return this.tcCookie ? "moat" : "kernel";
+  }
+
+  /** The SYN flood defence's counts, all CPUs added up. */
+  floodCounters(): FloodCounters {
+    return this.flood.counters();
+  }
+
+  /** The defended ports' attack state. */
+  floodAttacks(): PortAttack[] {
+    return this.flood.attacks();
   }
 
   private where(nic: NetInterface) {
@@ -472,6 +513,16 @@ export class Datapath {
   apply(image: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
     const result = this.policy.apply(image, bindings);
     this.pinned?.setGeneration(result.generation);
+    const flood = image.packet.synFlood;
+    // no cookie check in this kernel: SYNs go to the kernel (its own syncookies), counted
+    this.flood.apply(flood && !this.tcCookie ? { ...flood, prevent: false } : flood);
+    this.flood.applyUdp(image.packet.udpAmplification);
+    this.flood.applyIcmp(image.packet.icmpFlood);
+    if (flood?.prevent && this.tcCookie && !this.cookieChecks) {
+      this.cookieChecks = true;
+      for (const a of this.attachments.filter((x) => x.hook === "xdp"))
+        this.attachTcCookie({ name: a.interface, ifindex: a.ifindex });
+    }
     return result;
   }
 
@@ -619,7 +670,9 @@ export class Datapath {
    * calls it every few seconds); what it found and removed.
    */
   sweepLimits(): LimitSweep {
-    return this.policy.sweepLimits(process.hrtime.bigint());
+    const now = process.hrtime.bigint();
+    this.flood.sweepUdp(now);
+    return this.policy.sweepLimits(now);
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */
@@ -730,6 +783,8 @@ export class Datapath {
     this.xdp.close();
     this.tc.close();
     this.tcIngress.close();
+    this.tcCookie?.close();
+    this.flood.close();
     this.object.close();
   }
 }

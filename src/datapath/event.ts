@@ -35,7 +35,13 @@ export type EventReason =
   /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
-  | "tcp_flags";
+  | "tcp_flags"
+  /** UDP from an amplification port over its per-source limit (docs/policy.md, "flood") */
+  | "udp_amplification"
+  /** ICMP packets longer than flood.icmp.max_size (docs/policy.md, "flood") */
+  | "icmp_size"
+  /** a port's SYN flood started or ended (docs/policy.md, "flood"); `attack` says which */
+  | "syn_flood";
 
 export interface Endpoint {
   ip: string;
@@ -130,6 +136,8 @@ export interface MoatEvent {
   generation: number;
   /** Sent to a proxy by this redirect (docs/redirect.md); local/remote are what the client asked. */
   redirect?: { name: string; to: Endpoint };
+  /** reason "syn_flood": the attack's start or end on a defended port (null: every port). */
+  attack?: SynFloodAttack;
   /** type "dns": the query and its answer. */
   dns?: DnsExchange;
   /** type "anomaly": what was odd, against which baseline (docs/anomaly.md). */
@@ -183,6 +191,24 @@ export interface AnomalyFacts {
   /** What the value was compared with (median and spread, samples, known destinations, ...). */
   baseline: Record<string, number | string>;
   samples: AnomalySample[];
+}
+
+/**
+ * A SYN flood on a defended port: started (the rate went over the threshold) or ended (no SYN over
+ * it for the hold time). In prevent mode moat answered the port's SYNs with its cookies meanwhile;
+ * in detect mode the kernel answered them and this is what prevent would have done.
+ */
+export interface SynFloodAttack {
+  state: "started" | "ended";
+  /** The defended port (null: every port, one bucket). */
+  port: number | null;
+  /** SYNs to the port and SYNs over its rate, since the attack started. */
+  syns: number;
+  over: number;
+  /** ended: how long the attack lasted, hold time included. */
+  durationMs?: number;
+  /** Who answered the SYNs: moat's cookies, or the kernel (detect mode, or no cookie kfunc). */
+  answered: "moat" | "kernel";
 }
 
 /** The totals of a "flow" event: its connections over one window. */
@@ -256,6 +282,11 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
   if (ev.reason === "rate_limit")
     return `${line}${who} (over the rate limit: ${ev.aggregated?.packets ?? 0} packets)`;
+  if (ev.reason === "syn_flood" && ev.attack) return attackLine(ev, ev.attack);
+  if (ev.reason === "udp_amplification")
+    return `${line} (UDP amplification: ${ev.aggregated?.packets ?? 0} packets over the limit)`;
+  if (ev.reason === "icmp_size")
+    return `${line} (oversized ICMP: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.reason === "tcp_flags")
     return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")
@@ -265,6 +296,14 @@ export function formatEventLine(ev: MoatEvent): string {
   // judged by the interface the packet really left by, not the route mirror's
   if (ev.hook === "post_route") return `${line}${who} (after routing)`;
   return line + who;
+}
+
+/** "... BLOCKED ingress tcp SYN flood on port 8080 started (120 SYNs, 80 over the rate) ...". */
+function attackLine(ev: MoatEvent, a: SynFloodAttack): string {
+  const port = a.port === null ? "every port" : `port ${a.port}`;
+  const lasted = a.durationMs !== undefined ? `, ${(a.durationMs / 1000).toFixed(1)} s` : "";
+  const who = a.answered === "moat" ? "moat's SYN cookies" : "the kernel";
+  return `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} tcp SYN flood on ${port} ${a.state} (${a.syns} SYNs, ${a.over} over the rate${lasted}; answered by ${who}) by rule ${ev.rule}`;
 }
 
 /** "... DNS egress curl pid 812 asked 10.0.0.53 A github.com: NOERROR 140.82.112.3". */

@@ -148,7 +148,9 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
       ? (judged?.name ?? `#${ruleIndex}`)
       : reasonCode === Reason.tcpFlags
         ? "scrub"
-        : "none";
+        : reasonCode === Reason.udpAmplification || reasonCode === Reason.icmpSize
+          ? "flood"
+          : "none";
   const reason = reasons[reasonCode] ?? "new";
   const ev: MoatEvent = {
     time: isoTime(ctx.bootTimeMs + u64Millis(record, F.ts_ns.offset)),
@@ -187,7 +189,12 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
   if (protocol === 1 || protocol === 58)
     ev.icmp = { type: record[F.icmp_type.offset]!, code: record[F.icmp_code.offset]! };
   // over-limit and invalid-flag reports stand for every packet since the previous one
-  if (reasonCode === Reason.rateLimit || reasonCode === Reason.tcpFlags)
+  if (
+    reasonCode === Reason.rateLimit ||
+    reasonCode === Reason.tcpFlags ||
+    reasonCode === Reason.udpAmplification ||
+    reasonCode === Reason.icmpSize
+  )
     ev.aggregated = { packets: Number(record.readBigUInt64LE(F.packets.offset)) };
   if (type === EventType.closed || type === EventType.flow) {
     // rare (one per closed connection): the whole struct, its u64s as bigints

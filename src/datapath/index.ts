@@ -22,6 +22,7 @@ export {
   type MoatEvent,
   type EventLayer7,
   type QuicLayer7,
+  type SynFloodAttack,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
@@ -44,3 +45,4 @@ export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-soc
 export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";
 export { PIN_ROOT } from "./bpffs.ts";
 export { removeLeftoverPins, type Leftovers } from "./leftovers.ts";
+export type { FloodCounters, PortAttack } from "./flood-maps.ts";

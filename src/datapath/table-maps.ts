@@ -216,7 +216,7 @@ export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): Bpf
   });
 }
 
-const ALGORITHM_CODES = {
+export const ALGORITHM_CODES = {
   token_bucket: LimitAlgorithm.tokenBucket,
   fixed_window: LimitAlgorithm.fixedWindow,
   sliding_window: LimitAlgorithm.slidingWindow,

@@ -73,6 +73,11 @@ export interface MoatSnapshot {
    * lookups lose the asking process, when the policy uses names), each with its remedy.
    */
   warnings?: string[];
+  /**
+   * The SYN flood defence's kernel counts since load (docs/policy.md, "flood"): SYNs to defended
+   * ports, over the rate, answered with moat's cookies, cookies checked, handed to listeners.
+   */
+  flood?: Record<string, bigint>;
   /** Flow records and their bytes by verdict since start (docs/observability.md). */
   flows?: Record<"allowed" | "blocked" | "detected", { records: number; bytes: number }>;
 }

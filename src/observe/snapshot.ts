@@ -14,6 +14,8 @@ export interface SnapshotDatapath {
   counters(): Counters;
   ruleCounters(): { generation: number; rules: RuleCounter[] };
   readonly conntrackMap: Pick<BpfMap, "lookupBatch" | "maxEntries">;
+  /** The SYN flood defence's counts (absent in fakes). */
+  floodCounters?(): Record<string, bigint>;
 }
 
 export interface SnapshotState {
@@ -68,6 +70,7 @@ export function snapshotSource(
       sinks: pipeline.stats(),
       warnings: state.warnings?.() ?? [],
       ...(state.flows ? { flows: structuredClone(state.flows()) } : {}),
+      ...(datapath.floodCounters ? { flood: datapath.floodCounters() } : {}),
     };
   };
 }

@@ -4,6 +4,7 @@ import type { PolicyModel } from "../config/model.ts";
 import { evaluate, type Decision } from "./evaluator.ts";
 import type { ConnectionFacts } from "./facts.ts";
 import { formatProcess } from "./process-text.ts";
+import { floodLines } from "./flood-lines.ts";
 
 function endpoint(e: { ip: string; port?: number }, family: 4 | 6): string {
   const ip = family === 6 && e.port !== undefined ? `[${e.ip}]` : e.ip;
@@ -60,9 +61,10 @@ export function explanationLines(
   const l7 = describeLayer7(facts);
   if (l7) out.push(l7);
   const result = evaluate(model, facts);
-  if (result.verdict !== "deferred") return [...out, ...decisionLines(result)];
+  if (result.verdict !== "deferred")
+    return [...out, ...decisionLines(result), ...floodLines(model, facts)];
   out.push("verdict: deferred", `rule: ${result.rule}`);
   out.push(`needs: ${result.needs.join(", ")}`, `reason: ${result.reason}`);
   for (const d of result.possible) out.push(`possible: ${d.verdict} by ${d.rule} (${d.reason})`);
-  return out;
+  return [...out, ...floodLines(model, facts)];
 }

@@ -1,5 +1,6 @@
 // Test servers for a lab namespace: `node servers.ts tcp:22,80 udp:53`. Every TCP port answers
 // an HTTP request with 200 and a body (GET /stream/N sends N bytes), every UDP port echoes.
+// `backlog:N` gives the TCP listeners a small accept queue (SYN flood tests).
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 
@@ -9,6 +10,7 @@ for (const arg of process.argv.slice(2)) {
   spec.set(kind, ports.split(",").filter(Boolean).map(Number));
 }
 
+const backlog = spec.get("backlog")?.[0];
 const chunk = Buffer.alloc(64 * 1024, 0x61);
 
 function serveTcp(port: number): void {
@@ -39,7 +41,7 @@ function serveTcp(port: number): void {
         `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
       );
     });
-  }).listen(port, "::");
+  }).listen({ port, host: "::", ...(backlog ? { backlog } : {}) });
 }
 
 function serveUdp(port: number): void {

@@ -111,6 +111,7 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
   ["LimitAlgorithm", abi.LimitAlgorithm, "moat_limit_algorithm", "MOAT_LIMIT_"],
   ["LimitKeyFlag", abi.LimitKeyFlag, "moat_limit_key_flag", "MOAT_LIMIT_"],
   ["ScrubFlag", abi.ScrubFlag, "moat_scrub_flag", "MOAT_SCRUB_"],
+  ["FloodCounter", abi.FloodCounter, "moat_flood_counter", "MOAT_FLOOD_"],
 ];
 
 for (const [tsName, ts, cName, prefix] of copiedEnums) {

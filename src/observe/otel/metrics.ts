@@ -86,6 +86,11 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "TCP packets with an invalid flag combination, dropped or reported in detect",
     "{packet}",
   );
+  const flood = counter(
+    "moat.flood.syn",
+    "SYN flood defence: SYNs to defended ports, over the rate, cookies sent and checked, connections handed to listeners",
+    "{packet}",
+  );
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -121,6 +126,8 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       r.observe(limited, Number(c.limitFull.packets), { "moat.outcome": "table_full" });
       r.observe(scrubbed, Number(c.tcpFlagsDropped.packets), { "moat.outcome": "dropped" });
       r.observe(scrubbed, Number(c.tcpFlagsDetected.packets), { "moat.outcome": "detected" });
+      for (const [name, n] of Object.entries(s.flood ?? {}))
+        r.observe(flood, Number(n), { "moat.flood.counter": name });
       const lost = o.lost();
       r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
       r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
@@ -139,6 +146,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       flowBytes,
       limited,
       scrubbed,
+      flood,
       otelLost,
     ],
   );

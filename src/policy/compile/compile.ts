@@ -2,7 +2,7 @@
 // combinations, the final rule tables and the LPM tries, each checked against its budget.
 
 import { judgedBasics } from "../network-basics.ts";
-import type { Action, PolicyModel, RateLimit, Rule } from "../../config/model.ts";
+import type { Action, PolicyModel, RateLimit, Rule, SynFlood } from "../../config/model.ts";
 import { limitId, limitParams } from "../rate-limit.ts";
 import { addressDimension, valueDimension, type Runs } from "./classes.ts";
 import { combine } from "./combine.ts";
@@ -261,6 +261,24 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? scrubImage(model.scrub) : {}),
+    ...(model.synFlood ? { synFlood: synFloodImage(model.synFlood) } : {}),
+    ...(model.icmpFlood
+      ? {
+          icmpFlood: {
+            maxSize: model.icmpFlood.maxSize,
+            prevent: model.icmpFlood.mode === "prevent",
+          },
+        }
+      : {}),
+    ...(model.udpAmplification
+      ? {
+          udpAmplification: {
+            ports: model.udpAmplification.ports,
+            limit: imageLimit("flood.udp_amplification", model.udpAmplification.limit),
+            prevent: model.udpAmplification.mode === "prevent",
+          },
+        }
+      : {}),
     basicsJudged: judgedBasics(model),
     remote4,
     remote6,
@@ -279,5 +297,16 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     remoteY,
     anyRemote,
     remoteOnly,
+  };
+}
+
+/** flood.syn as the kernel's bucket holds it: one SYN is 1 s / rate. */
+function synFloodImage(f: SynFlood): NonNullable<ClassifierImage["synFlood"]> {
+  return {
+    ports: f.ports,
+    periodNs: BigInt(Math.ceil(1e9 / f.rate)),
+    burst: f.burst,
+    holdNs: BigInt(f.holdSeconds) * 1_000_000_000n,
+    prevent: f.mode === "prevent",
   };
 }

@@ -110,6 +110,15 @@ export interface ClassifierImage {
   mss?: { v4: number; v6: number };
   /** scrub's IP header normalisation (minTtl 0: untouched). The top image only. */
   ipScrub?: { minTtl: number; clearDf: boolean; randomIpId: boolean };
+  /**
+   * flood.syn: the defended ports (empty: every port as one), the SYN bucket (ns per SYN, SYNs
+   * it holds), the hold after the last SYN over the rate, and the mode. The top image only.
+   */
+  synFlood?: { ports: number[]; periodNs: bigint; burst: number; holdNs: bigint; prevent: boolean };
+  /** flood.udp_amplification: the source ports and their per-source limit. The top image only. */
+  udpAmplification?: { ports: number[]; limit: ImageLimit; prevent: boolean };
+  /** flood.icmp: ICMP longer than maxSize bytes. The top image only. */
+  icmpFlood?: { maxSize: number; prevent: boolean };
   /** Remote / local address -> class: IPv4 by directory (dir4.ts), IPv6 by LPM (miss = 0). */
   remote4: Dir4;
   remote6: LpmEntry[];

@@ -1,0 +1,199 @@
+// The SYN flood defence's maps (bpf/include/syncookie.h, docs/policy.md "flood"): the defended
+// ports written with each policy, the cookies' key written at start, and what the kernel counted
+// and the ports' attack state, read for counters and the attack events.
+import { randomBytes } from "node:crypto";
+import {
+  FloodCounter,
+  Mode,
+  floodPort as portCodec,
+  floodState as stateCodec,
+  floodUdp as udpCodec,
+  floodIcmp as icmpCodec,
+  limit as limitCodec,
+  limitKey as limitKeyCodec,
+  limitState as limitStateCodec,
+  LimitKeyFlag,
+  type FloodCounterName,
+} from "./abi.ts";
+import { ALGORITHM_CODES } from "./table-maps.ts";
+import type { BpfMap, BpfObject } from "./native.d.ts";
+import type { ClassifierImage } from "../policy/compile/image.ts";
+
+export type SynFloodImage = NonNullable<ClassifierImage["synFlood"]>;
+export type UdpAmplificationImage = NonNullable<ClassifierImage["udpAmplification"]>;
+export type FloodCounters = Record<FloodCounterName, bigint>;
+
+/** A defended port's attack state, as the kernel keeps it (times: CLOCK_MONOTONIC ns). */
+export interface PortAttack {
+  /** The port (0: every port without its own entry). */
+  port: number;
+  sinceNs: bigint;
+  untilNs: bigint;
+  syns: bigint;
+  over: bigint;
+}
+
+const u32Key = (n: number) => {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(n);
+  return k;
+};
+
+export class FloodMaps {
+  private readonly ports: BpfMap;
+  private readonly state: BpfMap;
+  private readonly counterMap: BpfMap;
+  private readonly udp: BpfMap;
+  private readonly udpPorts: BpfMap;
+  private readonly udpState: BpfMap;
+  private readonly icmp: BpfMap;
+  /** The live amplification limit's idle time after which a source's state is forgotten. */
+  private udpIdleNs = 0n;
+
+  constructor(object: BpfObject) {
+    this.ports = object.map("flood_ports");
+    this.state = object.map("flood_state");
+    this.counterMap = object.map("flood_counters");
+    this.udp = object.map("flood_udp");
+    this.udpPorts = object.map("flood_udp_ports");
+    this.udpState = object.map("flood_udp_state");
+    this.icmp = object.map("flood_icmp");
+    // a key of this daemon's own: cookies of another run never check
+    object.map("flood_secret").update(u32Key(0), randomBytes(16));
+  }
+
+  /** The defended ports of a policy going live (none: the defence is off). */
+  apply(flood: SynFloodImage | undefined): void {
+    const want = new Map<number, Buffer>();
+    if (flood) {
+      const value = portCodec.encode({
+        period_ns: flood.periodNs,
+        hold_ns: flood.holdNs,
+        syn_burst: flood.burst,
+        mode: flood.prevent ? Mode.prevent : Mode.detect,
+      });
+      for (const port of flood.ports.length ? flood.ports : [0]) want.set(port, value);
+    }
+    for (const key of this.keys(this.ports))
+      if (!want.has(key.readUInt32LE(0))) this.ports.delete(key);
+    for (const [port, value] of want) this.ports.update(u32Key(port), value);
+    // a port no longer defended forgets its attack
+    for (const key of this.keys(this.state))
+      if (!want.has(key.readUInt32LE(0))) this.state.delete(key);
+  }
+
+  /**
+   * The UDP amplification limit of a policy going live (none: off). A changed limit starts its
+   * sources afresh (a new id); the ports are written before the limit, removed after it.
+   */
+  applyUdp(amp: UdpAmplificationImage | undefined): void {
+    const l = amp?.limit;
+    const value = Buffer.alloc(udpCodec.size);
+    if (amp && l) {
+      limitCodec.encode(
+        {
+          id: l.id,
+          count: l.count,
+          period_ns: l.periodNs,
+          fill_ns: l.fillNs,
+          report_ns: l.reportNs,
+          burst: l.burst,
+          algorithm: ALGORITHM_CODES[l.algorithm],
+          prefix4: l.prefix4,
+          prefix6: l.prefix6,
+          per_port: 1,
+          lease: 1,
+        },
+        value,
+      );
+      udpCodec.encode({ mode: amp.prevent ? Mode.prevent : Mode.detect }, value);
+      this.udpIdleNs = l.fillNs > l.periodNs ? l.fillNs : l.periodNs;
+    }
+    const want = new Set(amp?.ports ?? []);
+    for (const port of want) this.udpPorts.update(u32Key(port), Buffer.from([1]));
+    this.udp.update(u32Key(0), value);
+    for (const key of this.keys(this.udpPorts))
+      if (!want.has(key.readUInt32LE(0))) this.udpPorts.delete(key);
+    // sources of another limit (the old id) are gone with it
+    for (const key of this.keys(this.udpState))
+      if (!l || key.readUInt32LE(0) !== l.id) this.udpState.delete(key);
+    // the bucket the sources share when the table is full, there before they need it
+    if (l) {
+      const key = limitKeyCodec.encode({ id: l.id, flags: LimitKeyFlag.overflow });
+      if (!this.udpState.lookup(key)) this.udpState.update(key, Buffer.alloc(limitStateCodec.size));
+    }
+  }
+
+  /** The oversized ICMP limit of a policy going live (none: off). */
+  applyIcmp(icmp: ClassifierImage["icmpFlood"]): void {
+    const value = icmpCodec.encode({
+      max_size: icmp?.maxSize ?? 0,
+      mode: icmp?.prevent ? Mode.prevent : Mode.detect,
+    });
+    this.icmp.update(u32Key(0), value);
+  }
+
+  /** Removes the state of sources idle long enough to count as new (`nowNs`: CLOCK_MONOTONIC). */
+  sweepUdp(nowNs: bigint): number {
+    let removed = 0;
+    for (const key of this.keys(this.udpState)) {
+      if (key[6]) continue; // the overflow bucket
+      const raw = this.udpState.lookup(key);
+      if (!raw) continue;
+      const last = limitStateCodec.decode(raw).last_ns;
+      if (nowNs - last > this.udpIdleNs && this.udpState.delete(key)) removed += 1;
+    }
+    return removed;
+  }
+
+  /** The kernel's counts, all CPUs added up. */
+  counters(): FloodCounters {
+    const out = {} as FloodCounters;
+    for (const [name, index] of Object.entries(FloodCounter) as [
+      FloodCounterName | "max",
+      number,
+    ][]) {
+      if (name === "max") continue;
+      const value = this.counterMap.lookup(u32Key(index));
+      let sum = 0n;
+      for (let cpu = 0; value && cpu < this.counterMap.valuesPerKey; cpu++)
+        sum += value.readBigUInt64LE(cpu * 8);
+      out[name] = sum;
+    }
+    return out;
+  }
+
+  /** Every defended port that has seen a SYN. */
+  attacks(): PortAttack[] {
+    const out: PortAttack[] = [];
+    for (const key of this.keys(this.state)) {
+      const raw = this.state.lookup(key);
+      if (!raw) continue;
+      const s = stateCodec.decode(raw);
+      out.push({
+        port: key.readUInt32LE(0),
+        sinceNs: s.since_ns,
+        untilNs: s.until_ns,
+        syns: s.syns,
+        over: s.over,
+      });
+    }
+    return out;
+  }
+
+  private keys(map: BpfMap): Buffer[] {
+    const keys: Buffer[] = [];
+    for (let k = map.nextKey(null); k; k = map.nextKey(k)) keys.push(k);
+    return keys;
+  }
+
+  close(): void {
+    this.ports.close();
+    this.state.close();
+    this.counterMap.close();
+    this.udp.close();
+    this.udpPorts.close();
+    this.udpState.close();
+    this.icmp.close();
+  }
+}

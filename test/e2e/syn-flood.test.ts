@@ -1,0 +1,237 @@
+// A SYN flood (hping3, spoofed sources) against a real server with an accept queue of 4, through
+// moat. In prevent mode moat answers the port's SYNs with its own cookies while it is under
+// attack: curl from the peer keeps getting answers, moat's cookie counters rise, and the kernel's
+// SYN queue never fills (TcpExt SyncookiesSent and ListenOverflows stay 0 in the server's
+// namespace; the kernel's own syncookies are on, so curl alone would prove nothing). The attack's
+// start and end are one event each. In detect mode the same flood reaches the kernel, and the
+// attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
+// to a UDP service the policy allows is cut to the amplification limit.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import type { Lab } from "../helpers/netns.ts";
+import { http } from "../helpers/api-client.ts";
+import { storedEvents, until } from "../helpers/stored-events.ts";
+import { NODE, ROOT } from "../helpers/paths.ts";
+
+const PORT = 8080;
+const UDP_PORT = 5353;
+const PASS_OBJECT = `${ROOT}build/bpf/test/addon_attach.bpf.o`;
+
+function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): string {
+  return `version: 1
+mode: ${mode}
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+logging: { audit: { path: ${lab.auditPath} } }
+rules:
+  - name: web
+    direction: ingress
+    action: allow
+    layer4: { protocol: tcp, port: [${PORT}] }
+  - name: udp-service
+    direction: ingress
+    action: allow
+    layer4: { protocol: udp, port: [${UDP_PORT}] }
+flood:
+  syn: { ports: [${PORT}], rate: 50/s, burst: 3, hold: 2s }
+  udp_amplification: { rate_limit: { rate: 10/s, burst: 10 } }
+`;
+}
+
+/** The servers: port 8080 with an accept queue of 4. */
+const SERVERS = [`tcp:${PORT}`, `udp:${UDP_PORT}`, "backlog:4"];
+
+/**
+ * A reflector's replay from namespace a: `count` 512-byte datagrams from UDP port 53 to the
+ * echo service, as fast as they go; the echoes that came back (what moat let through).
+ */
+function udpReplay(lab: Lab, count: number): number {
+  const script = `
+const s = require("node:dgram").createSocket("udp4");
+let got = 0;
+s.on("message", () => got++);
+s.bind(53, () => {
+  const b = Buffer.alloc(512, 0x41);
+  for (let i = 0; i < ${count}; i++) s.send(b, ${UDP_PORT}, "${lab.v4.b}");
+  setTimeout(() => { console.log(got); s.close(); }, 1500);
+});`;
+  const r = spawnSync("ip", ["netns", "exec", lab.a, NODE, "-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return Number(r.stdout.trim());
+}
+
+/** TcpExt counters of the server's namespace. */
+function tcpExt(lab: Lab): Record<string, number> {
+  const r = spawnSync("ip", ["netns", "exec", lab.b, "cat", "/proc/net/netstat"], {
+    encoding: "utf8",
+  });
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("TcpExt:"));
+  const names = (lines[0] ?? "").split(/\s+/).slice(1);
+  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
+/** moat's SYN flood counters from /metrics. */
+async function floodCounters(lab: MoatLab): Promise<Record<string, number>> {
+  const reply = await http({ socketPath: lab.apiSocket }, "GET", "/metrics");
+  assert.equal(reply.status, 200, reply.body);
+  const out: Record<string, number> = {};
+  for (const m of reply.body.matchAll(/^moat_flood_syn_total\{counter="(\w+)"\} (\d+)$/gm))
+    out[m[1] ?? ""] = Number(m[2]);
+  return out;
+}
+
+/** hping3 from namespace a: SYNs to the port from random sources until stop(). */
+function synFlood(lab: Lab) {
+  const child = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      lab.a,
+      "hping3",
+      "-q",
+      "-S",
+      "-p",
+      String(PORT),
+      "-i",
+      "u100",
+      "--rand-source",
+      lab.v4.b,
+    ],
+    { stdio: "ignore" },
+  );
+  return {
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+interface AttackEvent {
+  type: string;
+  reason: string;
+  rule: string;
+  attack?: { state: string; port: number | null; syns: number; over: number; answered: string };
+}
+
+const attackEvents = (lab: MoatLab) =>
+  storedEvents<AttackEvent>(lab).filter((e) => e.reason === "syn_flood");
+
+/**
+ * XDP_TX on a veth reaches the peer only when the peer runs NAPI (a real NIC just transmits): a
+ * program that passes everything on the peer's side.
+ */
+const peerXdp = (lab: Lab) => {
+  // the SYN-ACKs to spoofed sources leave (and are lost) as on a host with a default route
+  assert.equal(lab.inB("ip", ["route", "add", "default", "via", lab.v4.a]), 0);
+  assert.equal(
+    lab.inA("ip", ["link", "set", "dev", lab.ifA, "xdpdrv", "obj", PASS_OBJECT, "sec", "xdp"]),
+    0,
+    "an XDP program on the peer veth",
+  );
+};
+
+test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  const flood = synFlood(lab);
+  try {
+    peerXdp(lab);
+    assert.match(lab.daemon.lines.join("\n"), /SYN flood defence: moat's SYN cookies/);
+    for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
+      assert.ok(i < 100, "moat answers the flood with cookies within 10 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (let i = 0; i < 5; i++) {
+      const r = lab.curl(`http://${lab.v4.b}:${PORT}/`);
+      assert.equal(r.status, 0, `curl ${i} during the flood`);
+      assert.equal(r.body, `port ${PORT}\n`);
+    }
+    await flood.stop();
+    const c = await floodCounters(lab);
+    assert.ok((c.synOver ?? 0) > 100, `SYNs over the rate: ${c.synOver}`);
+    assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
+    assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
+    assert.equal(c.assignFailed, 0);
+    const kernel = tcpExt(lab);
+    assert.equal(
+      kernel.SyncookiesSent,
+      0,
+      `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
+    );
+    assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
+    // one start, then one end once no SYN went over the rate for the hold time
+    const events = await until("the attack's end", () => {
+      const e = attackEvents(lab);
+      return e.some((x) => x.attack?.state === "ended") ? e : undefined;
+    });
+    assert.deepEqual(
+      events.map((e) => e.attack?.state),
+      ["started", "ended"],
+    );
+    for (const e of events) {
+      assert.equal(e.type, "blocked");
+      assert.equal(e.rule, "flood");
+      assert.equal(e.attack?.port, PORT);
+      assert.equal(e.attack?.answered, "moat");
+    }
+    assert.ok((events[1]?.attack?.over ?? 0) > 100, "the end says how many SYNs were over");
+    assert.match(lab.audit(), /BLOCKED ingress tcp SYN flood on port 8080 started/);
+  } finally {
+    await flood.stop();
+    await lab.close();
+  }
+});
+
+test("detect: the flood reaches the kernel and is reported as what prevent would answer", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "detect"), SERVERS);
+  const flood = synFlood(lab);
+  try {
+    peerXdp(lab);
+    const started = await until("the attack's start", () => {
+      const e = attackEvents(lab);
+      return e.length ? e[0] : undefined;
+    });
+    await flood.stop();
+    assert.equal(started.type, "detected");
+    assert.equal(started.attack?.answered, "kernel");
+    const c = await floodCounters(lab);
+    assert.equal(c.cookieSent, 0, "detect answers nothing");
+    assert.ok((c.cookieDetected ?? 0) > 0, "SYNs prevent would have answered");
+    assert.ok(tcpExt(lab).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
+  } finally {
+    await flood.stop();
+    await lab.close();
+  }
+});
+
+test("a UDP amplification replay from port 53 is cut to the limit and reported once", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  try {
+    const echoed = udpReplay(lab, 300);
+    assert.ok(echoed >= 10, `the burst passes (${echoed} echoed)`);
+    assert.ok(echoed < 100, `the rest is dropped (${echoed} of 300 echoed)`);
+    const c = await floodCounters(lab);
+    assert.ok((c.udpDropped ?? 0) >= 300 - echoed - 5, `dropped: ${c.udpDropped}`);
+    const reports = await until("an amplification report", () => {
+      const r = storedEvents<AttackEvent & { aggregated?: { packets: number } }>(lab).filter(
+        (e) => e.reason === "udp_amplification",
+      );
+      return r.length ? r : undefined;
+    });
+    assert.equal(reports.length, 1, "aggregated: one report per source per 10 s");
+    assert.equal(reports[0]?.type, "blocked");
+    assert.equal(reports[0]?.rule, "flood");
+    assert.match(lab.audit(), /BLOCKED ingress udp .*:53 -> .* by rule flood \(UDP amplification/);
+  } finally {
+    await lab.close();
+  }
+});
