@@ -6,6 +6,7 @@ import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import {
   attachHooks,
   cgroup2Mount,
+  cutConnections,
   cgroupDirectory,
   checkPrerequisites,
   destroyBlockedSocket,
@@ -25,6 +26,8 @@ import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
+import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
+import { LocalDecisions } from "./daemon/local-decisions.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
@@ -49,6 +52,8 @@ export interface DaemonOptions {
   apiSocket?: string | null;
   /** Overrides logging.history.path; null turns the history off. */
   historyPath?: string | null;
+  /** Where local decisions are kept (default /var/lib/moat/decisions.json); null: in memory. */
+  decisionsPath?: string | null;
   /**
    * Data roots of other dockerds (their --data-root), read for container names and images in
    * addition to /var/lib/docker.
@@ -116,9 +121,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
+  // moat's local decisions: judged before the file's rules in every policy it compiles
+  const decisionStore = new DecisionStore({
+    path: options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath,
+    log,
+  });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = await readPolicyFile(policyPath, universe.read, compile);
+    initial = await readPolicyFile(policyPath, universe.read, compile, false, decisionStore.list());
   } catch (err) {
     l7.close();
     dns.close();
@@ -174,7 +184,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const limitSweep = startLimitSweep(datapath);
   const events = startEventPath({
     source: datapath,
-    push: (event) => pipeline.push(event),
+    push: (event) => {
+      pipeline.push(event);
+      decisions.observe(event);
+    },
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,
@@ -230,6 +243,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     universe: universe.read,
     route: (image) => relay.route(image),
     compile,
+    decisions: () => decisionStore.list(),
     bindings: dns.bindingsFor,
     applied: (p) => {
       dns.applied(p.model, p.image);
@@ -241,6 +255,22 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   live.model = () => policy.active.model;
   log(policy.describe(initial, datapath.generation));
+  const decisions = new LocalDecisions({
+    store: decisionStore,
+    install: (why) => policy.decisionsChanged(why),
+    model: () => policy.active.model,
+    cut: (rule) => {
+      const report = cutConnections(
+        datapath.conntrack(),
+        (e) => datapath.contents.rule(e.rule, e.generation)?.name === rule,
+      );
+      for (const error of new Set(report.errors))
+        log(`warning: a connection of ${rule} could not be cut: ${error}`);
+      return report.destroyed;
+    },
+    audit: (line) => audit.note(line),
+    log,
+  });
   // containers in network namespaces of their own get the DNS proxy's sockets inside them
   const netns = serveNamespaces({
     proxy: dns.proxy,
@@ -285,6 +315,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     history,
     snapshot,
     audit,
+    decisions,
     log,
   });
   let done = false;
@@ -294,6 +325,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
+    decisions.close();
     policy.close();
     heartbeat.stop();
     limitSweep.stop();

@@ -33,3 +33,11 @@ export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export type { EventsLostChoice } from "./failure-events.ts";
 export { PROTOCOL_NUMBERS } from "./model.ts";
+export {
+  decisionProblems,
+  describeLifetime,
+  parseLifetime,
+  DECISION_PROTOCOLS,
+  ONCE_WAIT_SECONDS,
+  type DecisionLifetime,
+} from "./decision.ts";

@@ -67,6 +67,9 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     dns,
     ...services,
     ...scrubSettings(ctx, doc),
+    ...(doc.review?.silent_block !== undefined
+      ? { review: { silentBlock: doc.review.silent_block, pos: ctx.pos(["review"]) } }
+      : {}),
     setFiles: files,
   };
 }

@@ -244,6 +244,19 @@ export const PolicySchema = Section(
     failure: Type.Optional(FailureSchema),
     dns: Type.Optional(DnsSettingsSchema),
     scrub: Type.Optional(ScrubSchema),
+    review: Type.Optional(
+      Section(
+        {
+          silent_block: Type.Optional(
+            Type.Boolean({
+              description:
+                "prevent mode: unknown connections the defaults block also go to the review queue (detect mode always queues them)",
+            }),
+          ),
+        },
+        { description: 'the review queue of unknown connections (docs/policy.md, "Decide later")' },
+      ),
+    ),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

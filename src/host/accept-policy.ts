@@ -6,6 +6,7 @@
 import {
   checkPolicySource,
   PolicyError,
+  type LocalDecision,
   type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
@@ -42,6 +43,8 @@ export interface AcceptOptions {
   host?: PolicyHost;
   /** The compiler's options (the daemon's: where its DNS proxy listens). */
   compile?: Parameters<typeof compilePolicy>[2];
+  /** moat's local decisions, judged before the file's rules. */
+  decisions?: LocalDecision[];
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -72,6 +75,7 @@ function judgement(options: AcceptOptions): HostJudgement {
     ...(options.universe ? { universe: options.universe } : {}),
     unreachable: unreachableTargets,
     ...(options.compile ? { compile: options.compile } : {}),
+    ...(options.decisions ? { decisions: options.decisions } : {}),
   };
 }
 

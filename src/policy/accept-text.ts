@@ -10,6 +10,7 @@ import {
   type Diagnostic,
   type PolicyCheck,
   type PolicyHost,
+  type LocalDecision,
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
@@ -46,6 +47,8 @@ export interface HostJudgement {
   unreachable?: (model: PolicyModel, universe: ProcessUniverse | null) => Diagnostic[];
   /** The compiler's options (the daemon's: where its DNS proxy listens). */
   compile?: Parameters<typeof compilePolicy>[2];
+  /** moat's local decisions, judged before the file's rules (the daemon's store). */
+  decisions?: LocalDecision[];
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -59,8 +62,10 @@ export function acceptCheckedPolicy(
   fileName: string,
   judge: HostJudgement,
 ): Acceptance {
-  const model = checked.model;
-  if (!model) return { diagnostics: checked.diagnostics };
+  if (!checked.model) return { diagnostics: checked.diagnostics };
+  const model: PolicyModel = judge.decisions?.length
+    ? { ...checked.model, decisions: judge.decisions }
+    : checked.model;
   const hostOnly = judge.hostDiagnostics?.(model) ?? [];
   const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
