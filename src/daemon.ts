@@ -6,6 +6,7 @@ import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import {
   attachHooks,
   cgroup2Mount,
+  connectionsOf,
   cutConnections,
   cgroupDirectory,
   checkPrerequisites,
@@ -257,13 +258,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   log(policy.describe(initial, datapath.generation));
   const decisions = new LocalDecisions({
     store: decisionStore,
-    install: (why) => policy.decisionsChanged(why),
+    install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),
     model: () => policy.active.model,
     cut: (rule) => {
-      const report = cutConnections(
+      const open = connectionsOf(
         datapath.conntrack(),
         (e) => datapath.contents.rule(e.rule, e.generation)?.name === rule,
       );
+      const report = cutConnections(open);
       for (const error of new Set(report.errors))
         log(`warning: a connection of ${rule} could not be cut: ${error}`);
       return report.destroyed;

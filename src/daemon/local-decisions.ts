@@ -20,10 +20,16 @@ import type { ReloadResult } from "./policy-lifecycle.ts";
 
 export interface LocalDecisionsOptions {
   store: DecisionStore;
-  /** Installs the running policy again with the store's decisions (PolicyLifecycle). */
-  install: (why: string) => Promise<ReloadResult>;
+  /**
+   * Installs the running policy again with the store's decisions (PolicyLifecycle);
+   * `beforeSwap` runs once it is compiled, just before it goes in.
+   */
+  install: (why: string, beforeSwap?: () => void) => Promise<ReloadResult>;
   model: () => PolicyModel;
-  /** Cuts the open connections rule `name` let through; returns how many sockets went. */
+  /**
+   * Cuts the open connections rule `name` let through; says how many sockets went. Called
+   * before the policy without the rule goes in: it would re-judge them, and drop their resets.
+   */
   cut: (rule: string) => number;
   audit: (line: string) => void;
   log: (line: string) => void;
@@ -134,9 +140,10 @@ export class LocalDecisions {
   private async removeBy(id: string, who: string, cut: boolean): Promise<DecisionOutcome> {
     const d = this.options.store.remove(id);
     if (!d) return { ok: false, errors: [`no decision ${id}`] };
-    const result = await this.options.install(`decision ${id} removed by ${who}`);
+    const result = await this.options.install(`decision ${id} removed by ${who}`, () => {
+      if (cut) this.cutFor(d, "removed");
+    });
     if (!result.ok) return { ok: false, errors: result.errors };
-    if (cut) this.cutFor(d, "removed");
     this.schedule();
     return { ok: true, decision: d, generation: result.generation };
   }
@@ -147,8 +154,9 @@ export class LocalDecisions {
     const gone = this.options.store.takeExpired();
     if (gone.length > 0) {
       const ids = gone.map((d) => d.id).join(", ");
-      const result = await this.options.install(`decision ${ids} expired`);
-      if (result.ok) for (const d of gone) this.cutFor(d, "expired");
+      await this.options.install(`decision ${ids} expired`, () => {
+        for (const d of gone) this.cutFor(d, "expired");
+      });
     }
     this.schedule();
   }
@@ -157,7 +165,7 @@ export class LocalDecisions {
     // "once" lets its one connection go on; an allow's connections end with it
     if (d.lifetime === "once" || d.action !== "allow") return;
     const n = this.options.cut(decisionRuleName(d.id));
-    if (n > 0) this.options.log(`decision ${d.id} ${why}: ${n} connection(s) it allowed cut`);
+    this.options.log(`decision ${d.id} ${why}: ${n} connection(s) it allowed cut`);
   }
 
   private schedule(): void {

@@ -364,8 +364,10 @@ export class PolicyLifecycle {
    * The local decisions changed (`why`, e.g. "decision d1 added by unix uid 0"): the running
    * text is compiled again with them and installed by the one install path; refused (with the
    * errors) when the policy with them cannot be compiled, and the running one stays.
+   * `beforeSwap` runs once the new policy is compiled, just before it goes in (the connections
+   * an expired decision let through are cut while their resets still pass).
    */
-  decisionsChanged(why: string): Promise<ReloadResult> {
+  decisionsChanged(why: string, beforeSwap?: () => void): Promise<ReloadResult> {
     return this.serial(async () => {
       const { text, hash } = this.running;
       let next: RunningPolicy;
@@ -374,6 +376,7 @@ export class PolicyLifecycle {
       } catch (err) {
         return this.refuse(why, errorLines(err, this.options.path));
       }
+      beforeSwap?.();
       const result = this.install(next, why);
       if (result.ok)
         recordChange(

@@ -17,19 +17,30 @@ export interface CutReport {
   errors: string[];
 }
 
-/**
- * Destroys the local sockets of the tracked connections `decided(entry)` names (by rule index
- * and generation, which the caller turns into a rule name).
- */
-export function cutConnections(
+/** TCP states of a connection that is over or closing: nothing left to cut. */
+const ENDING = new Set(["timeWait", "closed"]);
+
+/** The open TCP and UDP connections among `entries` that `decided(entry)` names, to cut later. */
+export function connectionsOf(
   entries: Iterable<ConntrackEntry>,
   decided: (entry: ConntrackEntry) => boolean,
+): ConntrackEntry[] {
+  const out: ConntrackEntry[] = [];
+  for (const e of entries) {
+    if (e.protocol !== 6 && e.protocol !== 17) continue;
+    if (e.protocol === 6 && ENDING.has(e.tcpState)) continue;
+    if (decided(e)) out.push(e);
+  }
+  return out;
+}
+
+/** Destroys the local sockets of `connections` (connectionsOf's). */
+export function cutConnections(
+  connections: ConntrackEntry[],
   addon: () => Pick<NativeAddon, "sockDestroy"> = native,
 ): CutReport {
-  const report: CutReport = { matched: 0, destroyed: 0, errors: [] };
-  for (const e of entries) {
-    if ((e.protocol !== 6 && e.protocol !== 17) || !decided(e)) continue;
-    report.matched++;
+  const report: CutReport = { matched: connections.length, destroyed: 0, errors: [] };
+  for (const e of connections) {
     const tuple = {
       family: e.family,
       protocol: e.protocol,
