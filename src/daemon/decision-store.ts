@@ -3,8 +3,9 @@
 // decisions survive a restart. What is expired when read (a duration past, "reboot" decisions of
 // an earlier boot, a malformed entry) is dropped and said.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { bootId, readDecisionsFile, type DecisionsRead } from "../host/index.ts";
 import {
   decisionProblems,
   ONCE_WAIT_SECONDS,
@@ -12,23 +13,15 @@ import {
   type LocalDecision,
 } from "../config/index.ts";
 
-export const DEFAULT_DECISIONS = "/var/lib/moat/decisions.json";
 /** Decisions kept at most: a new one beyond this is refused. */
 export const MAX_DECISIONS = 10_000;
 
 /** A decision as asked for: the store gives it an id, its times and its boot. */
 export type DecisionRequest = Omit<LocalDecision, "id" | "created" | "expires" | "boot">;
 
-export class DecisionError extends Error {}
+export { DEFAULT_DECISIONS } from "../host/index.ts";
 
-/** This boot's id (a "reboot" decision holds while it is the same). */
-export function bootId(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return "unknown";
-  }
-}
+export class DecisionError extends Error {}
 
 const sameTarget = (a: DecisionRequest, b: DecisionRequest): boolean =>
   a.direction === b.direction &&
@@ -138,38 +131,20 @@ export class DecisionStore {
   }
 
   private load(): void {
-    const { path } = this.options;
+    const { path, log } = this.options;
     if (path === null) return;
-    let raw: unknown;
+    let read: DecisionsRead;
     try {
-      raw = JSON.parse(readFileSync(path, "utf8"));
+      read = readDecisionsFile(path, this.boot, this.now());
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        this.options.log(
-          `warning: local decisions in ${path} not read (${(err as Error).message}); starting with none`,
-        );
+      log(
+        `warning: local decisions in ${path} not read (${(err as Error).message}); starting with none`,
+      );
       return;
     }
-    const list = (raw as { decisions?: unknown } | null)?.decisions;
-    if (!Array.isArray(list)) {
-      this.options.log(`warning: ${path} has no decisions list; starting with none`);
-      return;
-    }
-    const now = this.now();
-    const kept: LocalDecision[] = [];
-    for (const entry of list) {
-      const problems = decisionProblems(entry);
-      const d = entry as LocalDecision;
-      if (problems.length > 0)
-        this.options.log(`warning: a stored decision is dropped: ${problems.join("; ")}`);
-      else if (d.expires && Date.parse(d.expires) <= now)
-        this.options.log(`decision ${d.id} expired while moat was not running`);
-      else if (d.lifetime === "reboot" && d.boot !== this.boot)
-        this.options.log(`decision ${d.id} (until reboot) ended with the reboot`);
-      else kept.push(d);
-    }
-    this.decisions = kept.slice(0, MAX_DECISIONS);
-    if (kept.length !== list.length) this.save();
+    for (const note of read.notes) log(note.startsWith("a stored") ? `warning: ${note}` : note);
+    this.decisions = read.decisions.slice(0, MAX_DECISIONS);
+    if (read.changed) this.save();
   }
 
   private save(): void {
