@@ -15,6 +15,7 @@ import {
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+import { decisionRules } from "./decision-rules.ts";
 import type { PolicyImage } from "./compile/kernel-image.ts";
 import type { ProcessUniverse } from "./compile/process.ts";
 import { httpRuleWarnings } from "./http-support.ts";
@@ -70,12 +71,16 @@ export function acceptCheckedPolicy(
   const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
+  // the local decisions are checked as rules: one the datapath cannot enforce here is refused
+  const judged = model.decisions?.length
+    ? { ...model, rules: [...decisionRules(model), ...model.rules] }
+    : model;
   const refused = [
-    ...unsupportedFeatures(model, DATAPATH_FEATURES),
-    ...processRuleProblems(model),
+    ...unsupportedFeatures(judged, DATAPATH_FEATURES),
+    ...processRuleProblems(judged),
     ...redirectProblems(model),
-    ...nameRuleProblems(model),
-    ...layer7RuleProblems(model),
+    ...nameRuleProblems(judged),
+    ...layer7RuleProblems(judged),
   ];
   if (refused.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };

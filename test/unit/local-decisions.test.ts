@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parsePolicy, type LocalDecision, type PolicyModel } from "../../src/config/index.ts";
+import {
+  parsePolicy,
+  textOnlyHost,
+  type LocalDecision,
+  type PolicyModel,
+} from "../../src/config/index.ts";
+import { acceptPolicyText } from "../../src/policy/index.ts";
 import { evaluate, type ConnectionFacts } from "../../src/policy/evaluator.ts";
 import { DecisionStore } from "../../src/daemon/decision-store.ts";
 import { MAX_REVIEW, queuesEvent, ReviewQueue } from "../../src/daemon/review-queue.ts";
@@ -285,4 +291,21 @@ test("one entry per identity and destination, counting repeats; bounded, overflo
   assert.equal(q.view().overflow, 1);
   q.remove(a?.id ?? "");
   assert.equal(q.get(a?.id ?? ""), undefined);
+});
+
+test("a decision the datapath cannot enforce here refuses the policy with it, saying why", () => {
+  const text = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: block }\n";
+  const accept = (decisions: LocalDecision[]) =>
+    acceptPolicyText(text, "p.yaml", { host: textOnlyHost, decisions });
+  const byAddress = accept([decision({})]);
+  assert.ok(byAddress.policy, "an address decision compiles");
+  assert.equal(byAddress.policy.model.decisions?.length, 1);
+  const byName = accept([decision({ remote: "api.example.org", direction: "ingress" })]);
+  assert.equal(byName.policy, undefined);
+  const errors = byName.diagnostics.filter((d) => d.severity === "error");
+  assert.ok(errors.length > 0);
+  assert.ok(
+    errors.every((d) => d.file === "(local decisions)" && d.path.startsWith("decisions.d1")),
+    JSON.stringify(errors),
+  );
 });
