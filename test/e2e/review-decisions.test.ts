@@ -116,6 +116,11 @@ rules:
     throw new Error(`${err.message}; the daemon said:\n${lab.daemon.lines.slice(-15).join("\n")}`);
   });
   assert.equal(await client.waitFor(/^error|^closed/, 5_000), "error ECONNRESET");
+  // the cut comes just before the policy without the decision goes in; once it is in, a new
+  // connection is judged without it
+  await lab.daemon.waitFor(
+    new RegExp(`^DECISIONS decision ${made.decision.id} expired: generation`),
+  );
   assert.equal(
     reaches(lab),
     false,
