@@ -111,7 +111,7 @@ test("local decisions are judged before the file's rules, as the evaluator judge
       decisionsSpec,
       check,
     ),
-    { numRuns: 4 * SCALE, endOnFailure: true },
+    { numRuns: 6 * SCALE, endOnFailure: true },
   );
 });
 
@@ -122,5 +122,5 @@ test("the properties are not vacuous", () => {
   assert.ok(tally.byRule > tally.cases / 25, `decided by a rule: ${tally.byRule}`);
   assert.ok(tally.dropped > tally.cases / 50, `dropped: ${tally.dropped}`);
   assert.ok(tally.detected > tally.cases / 50, `detected: ${tally.detected}`);
-  assert.ok(tally.byDecision > 20, `decided by a local decision: ${tally.byDecision}`);
+  assert.ok(tally.byDecision > 10, `decided by a local decision: ${tally.byDecision}`);
 });

@@ -294,13 +294,14 @@ export const decisionsSpec: fc.Arbitrary<LocalDecision[]> = fc
         direction: fc.constantFrom("ingress" as const, "egress" as const),
         remote: fc.oneof(
           v4.map(v4Text),
-          fc.tuple(v4, fc.integer({ min: 8, max: 24 })).map(([v, l]) => `${v4Text(v)}/${l}`),
+          fc.tuple(v4, fc.integer({ min: 4, max: 16 })).map(([v, l]) => `${v4Text(v)}/${l}`),
+          fc.tuple(v6, fc.integer({ min: 4, max: 32 })).map(([v, l]) => `${v6Text(v)}/${l}`),
           v6.map(v6Text),
         ),
         protocol: fc.option(fc.constantFrom("tcp" as const, "udp" as const, "icmp" as const), {
           nil: undefined,
         }),
-        port: fc.option(fc.constantFrom(22, 53, 80, 443, 8080), { nil: undefined }),
+        port: fc.option(fc.constantFrom(22, 53, 80, 443, 8080), { nil: undefined, freq: 3 }),
       })
       .map((d) => ({
         action: d.action,
