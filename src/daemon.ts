@@ -6,6 +6,8 @@ import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
 import {
   attachHooks,
   cgroup2Mount,
+  connectionsOf,
+  cutConnections,
   cgroupDirectory,
   checkPrerequisites,
   destroyBlockedSocket,
@@ -28,6 +30,8 @@ import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { startFloodWatch, synCookiesLine } from "./daemon/flood-watch.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
+import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
+import { LocalDecisions } from "./daemon/local-decisions.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
@@ -60,6 +64,8 @@ export interface DaemonOptions {
   apiSocket?: string | null;
   /** Overrides logging.history.path; null turns the history off. */
   historyPath?: string | null;
+  /** Where local decisions are kept (default /var/lib/moat/decisions.json); null: in memory. */
+  decisionsPath?: string | null;
   /**
    * Data roots of other dockerds (their --data-root), read for container names and images in
    * addition to /var/lib/docker.
@@ -131,9 +137,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
+  // moat's local decisions: judged before the file's rules in every policy it compiles
+  const decisionStore = new DecisionStore({
+    path: options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath,
+    log,
+  });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = await readPolicyFile(policyPath, universe.read, compile);
+    initial = await readPolicyFile(policyPath, universe.read, compile, false, decisionStore.list());
   } catch (err) {
     l7.close();
     dns.close();
@@ -209,7 +220,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (initial.model.synFlood) log(synCookiesLine(datapath.synCookies));
   const events = startEventPath({
     source: datapath,
-    push: (event) => pipeline.push(event),
+    push: (event) => {
+      pipeline.push(event);
+      decisions.observe(event);
+    },
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,
@@ -265,6 +279,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     universe: universe.read,
     route: (image) => relay.route(image),
     compile,
+    decisions: () => decisionStore.list(),
     bindings: dns.bindingsFor,
     applied: (p) => {
       dns.applied(p.model, p.image);
@@ -278,6 +293,23 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   live.model = () => policy.active.model;
   log(policy.describe(initial, datapath.generation));
+  const decisions = new LocalDecisions({
+    store: decisionStore,
+    install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),
+    model: () => policy.active.model,
+    cut: (rule) => {
+      const open = connectionsOf(
+        datapath.conntrack(),
+        (e) => datapath.contents.rule(e.rule, e.generation)?.name === rule,
+      );
+      const report = cutConnections(open);
+      for (const error of new Set(report.errors))
+        log(`warning: a connection of ${rule} could not be cut: ${error}`);
+      return report.destroyed;
+    },
+    audit: (line) => audit.note(line),
+    log,
+  });
   // containers in network namespaces of their own get the DNS proxy's sockets inside them
   const netns = serveNamespaces({
     proxy: dns.proxy,
@@ -331,6 +363,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     snapshot,
     audit,
     anomalies,
+    decisions,
     log,
   });
   let done = false;
@@ -340,6 +373,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
+    decisions.close();
     policy.close();
     const fleetClosed = fleet.close();
     heartbeat.stop();

@@ -16,6 +16,55 @@ export interface AnomalyView {
   anomalies: { accepted: boolean; event: MoatEvent }[];
   accepted: Acceptance[];
 }
+import type { LocalDecision } from "../config/index.ts";
+
+/** An unknown connection waiting in the review queue (one per identity and destination). */
+export interface ReviewEntry {
+  id: string;
+  direction: "ingress" | "egress";
+  protocol: string;
+  remote: { ip: string; names?: string[] };
+  /** The server port (tcp, udp). */
+  port?: number;
+  process: { path: string; name: string; user: number } | null;
+  /** What the defaults did: detected (detect mode) or blocked (silent block). */
+  verdict: "detected" | "blocked";
+  first: string;
+  last: string;
+  count: number;
+}
+
+export interface ReviewView {
+  entries: ReviewEntry[];
+  /** Connections not queued because the queue was full, since the daemon started. */
+  overflow: number;
+  max: number;
+}
+
+/** A person's answer to a review queue entry (POST /v1/review/decide). */
+export interface ReviewAnswer {
+  id: string;
+  action: "allow" | "block";
+  /** host: its address; domain: the name it was resolved from; wildcard: every name below. */
+  scope: "host" | "domain" | "wildcard";
+  /** "once", "reboot", "forever" or a duration. */
+  lifetime: string;
+  /** The name (domain) or pattern (wildcard) to use instead of the one derived from the entry. */
+  name?: string;
+}
+
+/** A decision to add (POST /v1/decisions): the store gives it its id and times. */
+export type DecisionBody = Omit<LocalDecision, "id" | "created" | "expires" | "boot" | "by">;
+
+export interface DecisionsView {
+  /** Where moat stores them (null: in memory, gone when the daemon stops). */
+  path: string | null;
+  decisions: LocalDecision[];
+}
+
+/** A decision made (or removed) and the generation that carries it out. */
+export type DecisionOutcome =
+  { ok: true; decision: LocalDecision; generation: number } | { ok: false; errors: string[] };
 
 /** A redirected client's original destination, for its proxy (docs/redirect.md). */
 export interface OriginalView {
@@ -191,6 +240,13 @@ export interface ApiControl {
   original(peer: { ip: string; port: number }, protocol: "tcp" | "udp"): OriginalView | null;
   /** Judges a login by key (moat ssh-authkeys) and reports each decision as an event. */
   sshKeys(login: SshLoginQuery): SshKeysView;
+  /** moat's local decisions (absent: this daemon keeps none). */
+  decisions?(): DecisionsView;
+  addDecision?(body: DecisionBody, who: string): Promise<DecisionOutcome>;
+  removeDecision?(id: string, who: string): Promise<DecisionOutcome>;
+  /** The review queue of unknown connections. */
+  review?(): ReviewView;
+  answerReview?(answer: ReviewAnswer, who: string): Promise<DecisionOutcome>;
   addSink(sink: EventSink, options?: SinkOptions): void;
   removeSink(sink: EventSink): Promise<void>;
   log(line: string): void;

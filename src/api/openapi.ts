@@ -232,6 +232,85 @@ export const OPENAPI = {
         responses: { 200: { description: "switched", content: json }, default: error },
       },
     },
+    "/v1/decisions": {
+      get: {
+        "x-moat-scope": "read",
+        summary: "moat's local decisions (judged before the policy file's rules)",
+        responses: { 200: { description: "the decisions and where they are kept", content: json } },
+      },
+      post: {
+        "x-moat-scope": "policy",
+        summary: "add a local decision (replaces one for the same destination)",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["action", "direction", "remote", "lifetime"],
+                properties: {
+                  action: { type: "string", enum: ["allow", "block"] },
+                  direction: { type: "string", enum: ["ingress", "egress"] },
+                  remote: { type: "string" },
+                  protocol: { type: "string", enum: ["tcp", "udp", "icmp", "icmpv6"] },
+                  port: { type: "integer" },
+                  process: { type: "object", properties: { path: { type: "string" } } },
+                  lifetime: { type: "string" },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          200: { description: "made and applied", content: json },
+          422: error,
+          default: error,
+        },
+      },
+      delete: {
+        "x-moat-scope": "policy",
+        summary: "remove a local decision (the connections an allow let through are cut)",
+        parameters: [{ name: "id", in: "query", required: true, schema: { type: "string" } }],
+        responses: { 200: { description: "removed", content: json }, 404: error, default: error },
+      },
+    },
+    "/v1/review": {
+      get: {
+        "x-moat-scope": "events",
+        summary: "the review queue: unknown connections waiting for a decision",
+        responses: { 200: { description: "the entries, the overflow count", content: json } },
+      },
+    },
+    "/v1/review/decide": {
+      post: {
+        "x-moat-scope": "policy",
+        summary: "answer a review queue entry: allow or block its host, domain or wildcard",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["id", "action", "lifetime"],
+                properties: {
+                  id: { type: "string" },
+                  action: { type: "string", enum: ["allow", "block"] },
+                  scope: { type: "string", enum: ["host", "domain", "wildcard"] },
+                  lifetime: { type: "string" },
+                  name: { type: "string" },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          200: { description: "made and applied", content: json },
+          404: error,
+          422: error,
+          default: error,
+        },
+      },
+    },
     "/v1/redirects/original": {
       get: {
         "x-moat-scope": "redirects",

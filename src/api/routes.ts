@@ -5,7 +5,14 @@ import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
 import type { StatsQuery } from "../observe/history/rollup.ts";
 import { requestedScopes } from "./console-routes.ts";
-import type { ApiControl, SshLoginQuery, SuggestApiRequest } from "./control.ts";
+import type {
+  ApiControl,
+  DecisionBody,
+  DecisionOutcome,
+  ReviewAnswer,
+  SshLoginQuery,
+  SuggestApiRequest,
+} from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson, sendJson } from "./json.ts";
 import { replayRequest } from "./replay-request.ts";
@@ -137,6 +144,54 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
         const outcome = await control.setMode(mode, who);
         if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
         sendJson(res, 200, { ...outcome, mode });
+      },
+    },
+  },
+  "/v1/decisions": {
+    GET: {
+      scope: "read",
+      handle: ({ res, control }) => sendJson(res, 200, decisionsOf(control).decisions()),
+    },
+    POST: {
+      // a local decision changes what is enforced, as a policy does
+      scope: "policy",
+      change: true,
+      handle: async ({ req, res, control, who }) => {
+        const body = readJson(await readBody(req));
+        if (typeof body !== "object" || body === null || Array.isArray(body))
+          throw new HttpError(400, "EBADDECISION", "body must be a decision object");
+        const outcome = await decisionsOf(control).addDecision(body as DecisionBody, who);
+        sendDecision(res, outcome, "decision refused");
+      },
+    },
+    DELETE: {
+      scope: "policy",
+      change: true,
+      handle: async ({ res, url, control, who }) => {
+        const id = url.searchParams.get("id") ?? "";
+        const outcome = await decisionsOf(control).removeDecision(id, who);
+        if (!outcome.ok && outcome.errors[0]?.startsWith("no decision"))
+          throw new HttpError(404, "ENODECISION", outcome.errors[0]);
+        sendDecision(res, outcome, "decision not removed");
+      },
+    },
+  },
+  "/v1/review": {
+    GET: {
+      scope: "events",
+      handle: ({ res, control }) => sendJson(res, 200, decisionsOf(control).review()),
+    },
+  },
+  "/v1/review/decide": {
+    POST: {
+      scope: "policy",
+      change: true,
+      handle: async ({ req, res, control, who }) => {
+        const answer = reviewAnswer(readJson(await readBody(req)));
+        const outcome = await decisionsOf(control).answerReview(answer, who);
+        if (!outcome.ok && outcome.errors[0]?.startsWith("no review queue entry"))
+          throw new HttpError(404, "ENOREVIEW", outcome.errors[0]);
+        sendDecision(res, outcome, "decision refused");
       },
     },
   },
@@ -373,4 +428,40 @@ function timesAndLimit(params: URLSearchParams) {
     return Number(text);
   };
   return { since: time("since"), until: time("until"), before: int("before"), limit: int("limit") };
+}
+
+/** The decision parts of the control; 404 when this daemon keeps no decisions. */
+function decisionsOf(
+  control: ApiControl,
+): Required<
+  Pick<ApiControl, "decisions" | "addDecision" | "removeDecision" | "review" | "answerReview">
+> {
+  const { decisions, addDecision, removeDecision, review, answerReview } = control;
+  if (!decisions || !addDecision || !removeDecision || !review || !answerReview)
+    throw new HttpError(404, "ENODECISIONS", "this daemon keeps no local decisions");
+  return { decisions, addDecision, removeDecision, review, answerReview };
+}
+
+function sendDecision(res: ServerResponse, outcome: DecisionOutcome, refused: string): void {
+  if (!outcome.ok) throw new HttpError(422, "EDECISION", refused, outcome.errors);
+  sendJson(res, 200, outcome);
+}
+
+const LIFETIME_HINT = "lifetime: once, reboot, forever or a duration (1h, 30m, 90s)";
+
+/** A review answer from a request body; 400 naming what is missing. */
+function reviewAnswer(body: unknown): ReviewAnswer {
+  const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const { id, action, scope, lifetime, name } = b;
+  if (typeof id !== "string" || id === "")
+    throw new HttpError(400, "EBADREVIEW", "id: the review queue entry");
+  if (action !== "allow" && action !== "block")
+    throw new HttpError(400, "EBADREVIEW", "action: allow or block");
+  const s = scope ?? "host";
+  if (s !== "host" && s !== "domain" && s !== "wildcard")
+    throw new HttpError(400, "EBADREVIEW", "scope: host, domain or wildcard");
+  if (typeof lifetime !== "string") throw new HttpError(400, "EBADREVIEW", LIFETIME_HINT);
+  if (name !== undefined && typeof name !== "string")
+    throw new HttpError(400, "EBADREVIEW", "name: a DNS name or pattern");
+  return { id, action, scope: s, lifetime, ...(name !== undefined ? { name } : {}) };
 }

@@ -9,7 +9,8 @@ export const SCOPE_MEANING: Record<Scope, string> = {
   events:
     "stored and live events (SSE, WebSocket), what-if replay of stored events, flow statistics, suggested rules",
   metrics: "Prometheus /metrics",
-  policy: "validate and apply a policy (which can also set the mode)",
+  policy:
+    "validate and apply a policy (which can also set the mode); add and remove local decisions, answer the review queue",
   mode: "switch detect/prevent",
   redirects: "original destinations of redirected clients, for a proxy",
 };

@@ -39,3 +39,11 @@ export {
   type AnomalyDetectorName,
   type AnomalyModel,
 } from "./anomaly-settings.ts";
+export {
+  decisionProblems,
+  describeLifetime,
+  parseLifetime,
+  DECISION_PROTOCOLS,
+  ONCE_WAIT_SECONDS,
+  type DecisionLifetime,
+} from "./decision.ts";

@@ -205,6 +205,39 @@ export interface Match {
 }
 
 /** A rule's rate limit (docs/policy.md, "rate_limit"): `count` packets per `periodSeconds`. */
+/** The protocols a decision may name (DECISION_PROTOCOLS in decision.ts). */
+export type DecisionProtocol = "tcp" | "udp" | "icmp" | "icmpv6";
+
+/**
+ * A local decision as moat stores it (JSON) and the API shows it: a person's allow or block of one
+ * destination, judged before the policy file's rules (src/config/decision.ts reads them).
+ */
+export interface LocalDecision {
+  /** Short and unique; events and `moat explain` name the decision `decision:<id>`. */
+  id: string;
+  action: Action;
+  direction: Direction;
+  /** An IP address (a host), a DNS name (a domain) or `*.name` / `**.name` (a wildcard). */
+  remote: string;
+  protocol?: DecisionProtocol;
+  /** The server port. */
+  port?: number;
+  /** The executable it applies to (glob on the path); absent: every process. */
+  process?: { path: string };
+  /** "once", "reboot", "forever" or a duration ("1h", "90s"). */
+  lifetime: string;
+  /** ISO time it was made. */
+  created: string;
+  /** ISO time it expires (durations; "once" when unused). */
+  expires?: string;
+  /** The boot it was made in (lifetime "reboot": gone after a reboot). */
+  boot?: string;
+  /** Who made it, as the audit log names them. */
+  by: string;
+  /** The review queue entry it answered. */
+  review?: string;
+}
+
 export interface RateLimit {
   algorithm: "token_bucket" | "fixed_window" | "sliding_window" | "leaky_bucket";
   count: number;
@@ -236,6 +269,8 @@ export interface Rule extends Match {
   log: boolean;
   /** Allow rules: the packets each source sends on the connections it allows, limited. */
   rateLimit?: RateLimit;
+  /** The local decision this rule stands for (rules named `decision:<id>`). */
+  decision?: LocalDecision;
   /** Position of the rule (its first key). */
   pos: SourcePos;
 }
@@ -360,6 +395,11 @@ export interface PolicyModel {
   udpAmplification?: UdpAmplification;
   /** `flood.icmp`: ICMP longer than maxSize bytes is dropped or reported (absent: none). */
   icmpFlood?: { maxSize: number; mode: Mode; pos: SourcePos };
+  /**
+   * `review.silent_block`: in prevent mode, unknown connections the defaults block go to the
+   * review queue too (detect mode always queues them). Absent: false.
+   */
+  review?: { silentBlock: boolean; pos: SourcePos };
   logging: {
     audit?: Located<{ path: string }>;
     history?: Located<{
@@ -380,6 +420,11 @@ export interface PolicyModel {
   fleet?: Located<FleetSettings>;
   /** Set files read (absolute or relative to the working directory), for reload-on-change. */
   setFiles: string[];
+  /**
+   * moat's local decisions (not from the file): judged in one layer before the file's rules
+   * (src/policy/decision-rules.ts). Absent: none.
+   */
+  decisions?: LocalDecision[];
 }
 
 export interface FleetSettings {

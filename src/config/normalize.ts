@@ -82,6 +82,9 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
           },
         }
       : {}),
+    ...(doc.review?.silent_block !== undefined
+      ? { review: { silentBlock: doc.review.silent_block, pos: ctx.pos(["review"]) } }
+      : {}),
     setFiles: files,
   };
 }

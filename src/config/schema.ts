@@ -302,6 +302,19 @@ export const PolicySchema = Section(
     scrub: Type.Optional(ScrubSchema),
     anomaly: Type.Optional(AnomalySchema),
     flood: Type.Optional(FloodSchema),
+    review: Type.Optional(
+      Section(
+        {
+          silent_block: Type.Optional(
+            Type.Boolean({
+              description:
+                "prevent mode: unknown connections the defaults block also go to the review queue (detect mode always queues them)",
+            }),
+          ),
+        },
+        { description: 'the review queue of unknown connections (docs/policy.md, "Decide later")' },
+      ),
+    ),
   },
   { title: "moat policy", description: "moat firewall policy (version 1)" },
 );

@@ -13,6 +13,7 @@ import {
   type SnapshotSource,
 } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
+import type { LocalDecisions } from "./local-decisions.ts";
 import { historyReplayer } from "./history-replay.ts";
 import { historySuggester } from "./history-suggest.ts";
 import { validatePolicyText } from "./policy-text.ts";
@@ -29,6 +30,8 @@ export interface ControlParts {
   snapshot: SnapshotSource;
   audit: Pick<AuditSink, "note">;
   anomalies?: Pick<AnomalyPath, "list" | "accept">;
+  /** moat's local decisions and review queue. */
+  decisions: LocalDecisions;
   log: (line: string) => void;
 }
 
@@ -88,6 +91,11 @@ export function apiControl(parts: ControlParts): ApiControl {
         },
         login,
       ),
+    decisions: () => parts.decisions.view(),
+    addDecision: (body, who) => parts.decisions.add(body, who),
+    removeDecision: (id, who) => parts.decisions.remove(id, who),
+    review: () => parts.decisions.review(),
+    answerReview: (answer, who) => parts.decisions.answer(answer, who),
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
     // a change the API refused (a token without the scope): audited and logged

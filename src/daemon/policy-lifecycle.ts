@@ -6,7 +6,7 @@
 // in the order asked. A policy applied on trial (`moat policy apply --confirm`) is not saved to the
 // file; unless confirmed in time it is reverted through the same path to the policy before it.
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
-import type { PolicyModel } from "../config/index.ts";
+import type { LocalDecision, PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
@@ -75,6 +75,8 @@ export interface PolicyLifecycleOptions {
   bindings?: BindingsFor;
   /** Called once a policy is live (the DNS proxy follows its image and dns section). */
   applied?: (policy: LoadedPolicy) => void;
+  /** moat's local decisions now: every policy compiles with them, before the file's rules. */
+  decisions?: () => LocalDecision[];
 }
 
 /**
@@ -86,6 +88,7 @@ export async function readPolicyFile(
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
   offThread = false,
+  decisions?: LocalDecision[],
 ): Promise<RunningPolicy> {
   let text: string;
   try {
@@ -94,7 +97,7 @@ export async function readPolicyFile(
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  const loaded = await compilePolicyText(text, path, universe, compile, offThread);
+  const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions);
   return { ...loaded, text, hash: sha256(text) };
 }
 
@@ -191,8 +194,8 @@ export class PolicyLifecycle {
   private async reloadFile(reason: string): Promise<ReloadResult> {
     let next: RunningPolicy;
     try {
-      const { path, universe, compile } = this.options;
-      next = await readPolicyFile(path, universe, compile);
+      const { path, universe, compile, decisions } = this.options;
+      next = await readPolicyFile(path, universe, compile, false, decisions?.());
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -353,8 +356,36 @@ export class PolicyLifecycle {
   }
 
   private compile(text: string): Promise<LoadedPolicy> {
-    const { path, universe, compile } = this.options;
-    return compilePolicyText(text, path, universe, compile);
+    const { path, universe, compile, decisions } = this.options;
+    return compilePolicyText(text, path, universe, compile, false, decisions?.());
+  }
+
+  /**
+   * The local decisions changed (`why`, e.g. "decision d1 added by unix uid 0"): the running
+   * text is compiled again with them and installed by the one install path; refused (with the
+   * errors) when the policy with them cannot be compiled, and the running one stays.
+   * `beforeSwap` runs once the new policy is compiled, just before it goes in (the connections
+   * an expired decision let through are cut while their resets still pass).
+   */
+  decisionsChanged(why: string, beforeSwap?: () => void): Promise<ReloadResult> {
+    return this.serial(async () => {
+      const { text, hash } = this.running;
+      let next: RunningPolicy;
+      try {
+        next = { ...(await this.compile(text)), text, hash };
+      } catch (err) {
+        return this.refuse(why, errorLines(err, this.options.path));
+      }
+      beforeSwap?.();
+      const result = this.install(next, why);
+      if (result.ok)
+        recordChange(
+          { note: this.options.audit },
+          this.options.log,
+          `DECISIONS ${why}: generation ${result.generation}`,
+        );
+      return result;
+    });
   }
 
   private refuse(reason: string, errors: string[]): ReloadResult {

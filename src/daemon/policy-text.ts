@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { diagnosticLines } from "../config/index.ts";
+import { diagnosticLines, type LocalDecision } from "../config/index.ts";
 import {
   acceptedOrThrow,
   acceptPolicyAsync,
@@ -29,8 +29,13 @@ export async function compilePolicyText(
   universe?: UniverseReader,
   compile?: PolicyCompileOptions,
   offThread = false,
+  decisions?: LocalDecision[],
 ): Promise<LoadedPolicy> {
-  const options = { ...(universe ? { universe } : {}), ...(compile ? { compile } : {}) };
+  const options = {
+    ...(universe ? { universe } : {}),
+    ...(compile ? { compile } : {}),
+    ...(decisions?.length ? { decisions } : {}),
+  };
   return acceptedOrThrow(
     offThread
       ? await acceptPolicyOffThread(text, fileName, options)

@@ -28,6 +28,7 @@ export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./g
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
 export { attachHooks, describeAttachment, watchAttach, type AttachWatch } from "./attach-watch.ts";
 export { destroyBlockedSocket, type DestroyedSocket } from "./post-route.ts";
+export { connectionsOf, cutConnections, type CutReport } from "./cut-connections.ts";
 export {
   cgroup2Mount,
   cgroupDirectory,

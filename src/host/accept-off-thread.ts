@@ -57,6 +57,7 @@ export async function acceptPolicyOffThread(
     text,
     fileName,
     ...(options.compile ? { compile: options.compile } : {}),
+    ...(options.decisions ? { decisions: options.decisions } : {}),
     universe: options.universe !== undefined,
   });
   if ("acceptance" in reply) return reply.acceptance;

@@ -6,6 +6,7 @@
 import {
   checkPolicySource,
   PolicyError,
+  type LocalDecision,
   type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
@@ -45,6 +46,8 @@ export interface AcceptOptions {
   compile?: Parameters<typeof compilePolicy>[2];
   /** Told what long work starts: reading, checking, compiling (`moat check` on a terminal). */
   progress?: (step: string) => void;
+  /** moat's local decisions, judged before the file's rules. */
+  decisions?: LocalDecision[];
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -76,6 +79,7 @@ function judgement(options: AcceptOptions): HostJudgement {
     unreachable: unreachableTargets,
     ...(options.compile ? { compile: options.compile } : {}),
     ...(options.progress ? { progress: options.progress } : {}),
+    ...(options.decisions ? { decisions: options.decisions } : {}),
   };
 }
 

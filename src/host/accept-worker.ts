@@ -11,6 +11,7 @@ export interface AcceptRequest {
   text: string;
   fileName: string;
   compile?: AcceptOptions["compile"];
+  decisions?: AcceptOptions["decisions"];
   /** The caller has a universe reader: process rules must be compiled where it is. */
   universe: boolean;
 }
@@ -26,6 +27,7 @@ class NeedsHost extends Error {}
 async function answer(req: AcceptRequest): Promise<AcceptReply> {
   const options: AcceptOptions = {
     ...(req.compile ? { compile: req.compile } : {}),
+    ...(req.decisions ? { decisions: req.decisions } : {}),
     ...(req.universe
       ? {
           universe: () => {

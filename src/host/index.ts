@@ -48,3 +48,9 @@ export {
   nameServiceWarnings,
   type NameServiceFiles,
 } from "./name-service.ts";
+export {
+  bootId,
+  DEFAULT_DECISIONS,
+  readDecisionsFile,
+  type DecisionsRead,
+} from "./decisions-file.ts";

@@ -10,10 +10,12 @@ import {
   type Diagnostic,
   type PolicyCheck,
   type PolicyHost,
+  type LocalDecision,
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
+import { decisionRules } from "./decision-rules.ts";
 import type { PolicyImage } from "./compile/kernel-image.ts";
 import type { ProcessUniverse } from "./compile/process.ts";
 import { httpRuleWarnings } from "./http-support.ts";
@@ -48,6 +50,8 @@ export interface HostJudgement {
   compile?: Parameters<typeof compilePolicy>[2];
   /** Told what long work starts (`moat check` shows it on a terminal). */
   progress?: (step: string) => void;
+  /** moat's local decisions, judged before the file's rules (the daemon's store). */
+  decisions?: LocalDecision[];
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -68,18 +72,24 @@ export function acceptCheckedPolicy(
   fileName: string,
   judge: HostJudgement,
 ): Acceptance {
-  const model = checked.model;
-  if (!model) return { diagnostics: checked.diagnostics };
+  if (!checked.model) return { diagnostics: checked.diagnostics };
+  const model: PolicyModel = judge.decisions?.length
+    ? { ...checked.model, decisions: judge.decisions }
+    : checked.model;
   const hostOnly = judge.hostDiagnostics?.(model) ?? [];
   const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
+  // the local decisions are checked as rules: one the datapath cannot enforce here is refused
+  const judged = model.decisions?.length
+    ? { ...model, rules: [...decisionRules(model), ...model.rules] }
+    : model;
   const refused = [
-    ...unsupportedFeatures(model, DATAPATH_FEATURES),
-    ...processRuleProblems(model),
+    ...unsupportedFeatures(judged, DATAPATH_FEATURES),
+    ...processRuleProblems(judged),
     ...redirectProblems(model),
-    ...nameRuleProblems(model),
-    ...layer7RuleProblems(model),
+    ...nameRuleProblems(judged),
+    ...layer7RuleProblems(judged),
   ];
   if (refused.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };

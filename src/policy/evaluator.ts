@@ -12,6 +12,7 @@
 
 import { parseIp, unmapIpv4 } from "../config/ip.ts";
 import { formatDuration } from "../config/duration.ts";
+import { describeLifetime } from "../config/decision.ts";
 import {
   PROTOCOL_NUMBERS,
   type Action,
@@ -187,8 +188,8 @@ function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
     action: rule.action,
     rule: rule.name,
     mode: rule.mode,
-    reason: `rule ${rule.name} (line ${rule.pos.line}): ${what}${verdict === "detected" ? DETECT_NOTE : ""}`,
-    line: rule.pos.line,
+    reason: `${ruleTitle(rule)}: ${what}${verdict === "detected" ? DETECT_NOTE : ""}`,
+    ...(rule.decision ? {} : { line: rule.pos.line }),
     report: verdict !== "allowed" || rule.log,
   };
   const max = rule.layer4?.maxDuration;
@@ -199,6 +200,13 @@ function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
   if (rule.rateLimit && rule.action === "allow")
     decision.rateLimit = describeRateLimit(rule.rateLimit, rule.mode);
   return decision;
+}
+
+/** "rule ssh (line 12)", or for a local decision "local decision d1 (1h, ..., by ...)". */
+function ruleTitle(rule: Rule): string {
+  const d = rule.decision;
+  if (!d) return `rule ${rule.name} (line ${rule.pos.line})`;
+  return `local decision ${d.id} (${rule.name}; ${describeLifetime(d)}; by ${d.by})`;
 }
 
 /** A rule with nothing to report matched because it names no condition that could fail. */
@@ -224,7 +232,7 @@ function byDefault(policy: PolicyModel, direction: "ingress" | "egress"): Decisi
 function defer(pending: { rule: Rule; needs: string[] }[], possible: Decision[]): Deferred {
   const first = pending[0]?.rule;
   const needs = [...new Set(pending.flatMap((p) => p.needs))];
-  const rules = pending.map((p) => `${p.rule.name} (line ${p.rule.pos.line})`).join(", ");
+  const rules = pending.map((p) => ruleTitle(p.rule).replace(/^rule /, "")).join(", ");
   const outcomes = possible.map((d) => `${d.verdict} by ${d.rule}`).join(", else ");
   return {
     verdict: "deferred",

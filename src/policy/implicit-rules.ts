@@ -4,10 +4,13 @@
 // - before each egress rule judging HTTP or TLS (layer7.http, layer7.tls) on port 443, `l7:quic`
 //   blocks UDP 443 (QUIC) for the same processes, interfaces and addresses: moat's relay reads
 //   TCP only, and a client refused QUIC at once falls back to TCP (docs/l7-quic.md).
+// - moat's local decisions (`decision:<id>`, src/policy/decision-rules.ts) after `dns:doh` and
+//   before the policy's rules.
 // One transform for the evaluator and the compiler, so `moat explain` shows what the kernel does.
 // The names have a colon, which no rule name the policy writes can have: they never clash with
 // the user's.
 import type { PolicyModel, PortRange, Rule, SourcePos } from "../config/model.ts";
+import { decisionRules } from "./decision-rules.ts";
 
 /** The implicit rule blocking DoH/DoT resolvers; events name it and say `reason: "doh"`. */
 export const DOH_RULE = "dns:doh";
@@ -23,17 +26,19 @@ const UDP = 17;
 const implicit = new WeakMap<PolicyModel, PolicyModel>();
 
 /**
- * The policy as judged: `dns:doh` first, `l7:quic` before each L7 web rule, the policy's rules
- * in their order (reindexed).
+ * The policy as judged: `dns:doh` first, the local decisions, `l7:quic` before each L7 web
+ * rule, the policy's rules in their order (reindexed).
  */
 export function withImplicitRules(model: PolicyModel): PolicyModel {
   const known = implicit.get(model);
   if (known) return known;
   const doh = dohRule(model);
   const quic = model.rules.map((r) => quicRule(model, r));
-  if (!doh && !quic.some((q) => q)) return model;
+  const decisions = decisionRules(model);
+  if (!doh && decisions.length === 0 && !quic.some((q) => q)) return model;
   const rules = [
     ...(doh ? [doh] : []),
+    ...decisions,
     ...model.rules.flatMap((r, i) => (quic[i] ? [quic[i], r] : [r])),
   ].map((r, index) => ({ ...r, index }));
   const out: PolicyModel = { ...model, rules };

@@ -13,6 +13,7 @@ export { httpRuleWarnings } from "./http-support.ts";
 export { usesNames } from "./uses-names.ts";
 export { layer7RuleProblems, relayRule, relayProtocols } from "./layer7-support.ts";
 export { DOH_RULE, QUIC_RULE, withImplicitRules } from "./implicit-rules.ts";
+export { DECISION_PREFIX, decisionIdOf, decisionRuleName } from "./decision-rules.ts";
 export {
   compilePolicy,
   namesProcesses,

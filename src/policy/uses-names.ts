@@ -1,7 +1,8 @@
-// Whether a policy needs DNS names: a rule names hosts in its remote list, or judges DNS queries
+// Whether a policy needs DNS names: a rule (or a local decision) names hosts in its remote list, or judges DNS queries
 // by name, or an L7 rule checks a Host header or SNI against the names. The daemon starts the DNS proxy, and the compiler adds the redirect of DNS queries to
 // it, exactly then (docs/policy.md, "Names"), and when the policy turns DoH off.
 import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
+import { decisionRules } from "./decision-rules.ts";
 
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
   entries.some((e) => e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries)));
@@ -24,6 +25,8 @@ export const ruleChecksL7Names = (r: Rule): boolean =>
 /** Also `dns: { doh: block }`: the proxy answers the canary use-application-dns.net. */
 export function usesNames(model: PolicyModel): boolean {
   return (
-    model.dns.doh === "block" || model.rules.some((r) => ruleUsesNames(r) || ruleChecksL7Names(r))
+    model.dns.doh === "block" ||
+    model.rules.some((r) => ruleUsesNames(r) || ruleChecksL7Names(r)) ||
+    decisionRules(model).some(ruleUsesNames)
   );
 }

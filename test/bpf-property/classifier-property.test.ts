@@ -5,11 +5,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parsePolicy } from "../../src/config/index.ts";
+import { parsePolicy, type LocalDecision } from "../../src/config/index.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
 import { BASIC_NETWORKING, evaluate } from "../../src/policy/evaluator.ts";
+import { withImplicitRules } from "../../src/policy/implicit-rules.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 import {
+  decisionsSpec,
   edges,
   firstPacket,
   packetDice,
@@ -27,7 +29,15 @@ const SCALE = Number(process.env.CLASSIFIER_PROPERTY_SCALE ?? 1);
 const PACKETS = 400;
 
 let lab: KernelLab;
-const tally = { cases: 0, byRule: 0, dropped: 0, detected: 0, reported: 0, basics: 0 };
+const tally = {
+  cases: 0,
+  byRule: 0,
+  byDecision: 0,
+  dropped: 0,
+  detected: 0,
+  reported: 0,
+  basics: 0,
+};
 
 before(() => {
   lab = new KernelLab();
@@ -37,11 +47,13 @@ after(() => {
   console.log(`classifier property: ${JSON.stringify(tally)}`);
 });
 
-function check(spec: PolicySpec, dice: PacketDice[]): void {
+function check(spec: PolicySpec, dice: PacketDice[], decisions: LocalDecision[] = []): void {
   const text = policyText(spec);
-  const model = parsePolicy(text, "p.yaml");
-  lab.apply(compile(model));
-  const e = edges(model);
+  const written = parsePolicy(text, "p.yaml");
+  // local decisions: the layer before the file's rules, compiled as the daemon compiles them
+  const model = decisions.length ? { ...written, decisions } : written;
+  lab.apply(compile(withImplicitRules(model)));
+  const e = edges(withImplicitRules(model));
   for (const d of dice) {
     const p = firstPacket(e, d);
     const expected = evaluate(model, p.facts);
@@ -49,7 +61,7 @@ function check(spec: PolicySpec, dice: PacketDice[]): void {
     const got = lab.run(p.hook, p.spec);
     const events = lab.events();
     lab.dp.clearConntrack();
-    const where = `${JSON.stringify(p.facts)}\npolicy:\n${text}evaluator: ${expected.reason}`;
+    const where = `${JSON.stringify(p.facts)}\npolicy:\n${text}decisions: ${JSON.stringify(decisions)}\nevaluator: ${expected.reason}`;
     assert.equal(got.verdict, expected.verdict === "blocked" ? "drop" : "pass", where);
     assert.deepEqual(
       events.map((ev) => `${ev.type} ${ev.rule} ${ev.mode}`),
@@ -58,6 +70,7 @@ function check(spec: PolicySpec, dice: PacketDice[]): void {
     );
     tally.cases++;
     if (expected.rule !== "default") tally.byRule++;
+    if (expected.rule.startsWith("decision:")) tally.byDecision++;
     if (got.verdict === "drop") tally.dropped++;
     if (expected.verdict === "detected") tally.detected++;
     if (expected.report) tally.reported++;
@@ -70,7 +83,7 @@ test("first packets are judged as the reference evaluator judges them", () => {
     fc.property(
       policySpec,
       fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }),
-      check,
+      (spec, dice) => check(spec, dice),
     ),
     { numRuns: 14 * SCALE },
   );
@@ -81,8 +94,24 @@ test("longer policies (10 to 40 rules) too", () => {
     fc.array(rule, { minLength: 10, maxLength: 40 }).map((rules) => ({ ...s, rules })),
   );
   fc.assert(
-    fc.property(longer, fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }), check),
+    fc.property(
+      longer,
+      fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }),
+      (spec, dice) => check(spec, dice),
+    ),
     { numRuns: 4 * SCALE },
+  );
+});
+
+test("local decisions are judged before the file's rules, as the evaluator judges them", () => {
+  fc.assert(
+    fc.property(
+      policySpec,
+      fc.array(packetDice, { minLength: PACKETS, maxLength: PACKETS }),
+      decisionsSpec,
+      check,
+    ),
+    { numRuns: 6 * SCALE, endOnFailure: true },
   );
 });
 
@@ -93,4 +122,5 @@ test("the properties are not vacuous", () => {
   assert.ok(tally.byRule > tally.cases / 25, `decided by a rule: ${tally.byRule}`);
   assert.ok(tally.dropped > tally.cases / 50, `dropped: ${tally.dropped}`);
   assert.ok(tally.detected > tally.cases / 50, `detected: ${tally.detected}`);
+  assert.ok(tally.byDecision > 10, `decided by a local decision: ${tally.byDecision}`);
 });

@@ -89,6 +89,8 @@ export async function startMoatLab(
         `unix:${apiSocket}`,
         "--history",
         join(dir, "history.db"),
+        "--decisions",
+        join(dir, "decisions.json"),
         ...daemonArgs,
       ]);
     daemon = spawnDaemon();

@@ -2,7 +2,12 @@
 // toward each policy's own boundaries, with the facts the reference evaluator takes.
 import fc from "fast-check";
 import { formatIp } from "../../src/config/ip.ts";
-import type { AddressEntry, PolicyModel, PortRange } from "../../src/config/model.ts";
+import type {
+  AddressEntry,
+  LocalDecision,
+  PolicyModel,
+  PortRange,
+} from "../../src/config/model.ts";
 import type { ConnectionFacts } from "../../src/policy/evaluator.ts";
 import type { PacketSpec } from "./packets.ts";
 
@@ -279,3 +284,37 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
 function hexTail(v: bigint): string {
   return `${((v >> 16n) & 0xffffn).toString(16)}:${(v & 0xffffn).toString(16)}`;
 }
+
+/** Random local decisions (src/config/decision.ts): an address or prefix, maybe a port. */
+export const decisionsSpec: fc.Arbitrary<LocalDecision[]> = fc
+  .array(
+    fc
+      .record({
+        action: fc.constantFrom("allow" as const, "block" as const),
+        direction: fc.constantFrom("ingress" as const, "egress" as const),
+        remote: fc.oneof(
+          v4.map(v4Text),
+          fc.tuple(v4, fc.integer({ min: 4, max: 16 })).map(([v, l]) => `${v4Text(v)}/${l}`),
+          fc.tuple(v6, fc.integer({ min: 4, max: 32 })).map(([v, l]) => `${v6Text(v)}/${l}`),
+          v6.map(v6Text),
+        ),
+        protocol: fc.option(fc.constantFrom("tcp" as const, "udp" as const, "icmp" as const), {
+          nil: undefined,
+        }),
+        port: fc.option(fc.constantFrom(22, 53, 80, 443, 8080), { nil: undefined, freq: 3 }),
+      })
+      .map((d) => ({
+        action: d.action,
+        direction: d.direction,
+        remote: d.remote,
+        ...(d.protocol ? { protocol: d.protocol } : {}),
+        ...(d.port !== undefined && (d.protocol === "tcp" || d.protocol === "udp")
+          ? { port: d.port }
+          : {}),
+        lifetime: "forever",
+        created: "2026-12-01T00:00:00.000Z",
+        by: "property",
+      })),
+    { minLength: 1, maxLength: 5 },
+  )
+  .map((list) => list.map((d, i) => ({ ...d, id: `p${i}` })));

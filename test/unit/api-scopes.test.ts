@@ -22,6 +22,7 @@ const OPS = "ops-token-0123456789abcdef";
 const PROM = "prometheus-token-0123456789";
 const OLD = "old-format-token-0123456789";
 const PROXY = "proxy-token-0123456789abcd";
+const VIEWER = "viewer-token-0123456789abc";
 
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-scopes-"));
@@ -33,6 +34,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
       `ops read,events,policy,mode ${OPS}`,
       `prometheus metrics ${PROM}`,
       `proxy redirects ${PROXY}`,
+      `viewer read,events ${VIEWER}`,
       `legacy ${OLD}`,
       "",
     ].join("\n"),
@@ -57,6 +59,24 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
     setMode: (mode, who) => {
       changes.push(`mode ${mode} by ${who}`);
       return { ok: true, generation: 4, errors: [] };
+    },
+    decisions: () => ({ path: "/d.json", decisions: [] }),
+    addDecision: (body, who) => {
+      changes.push(`decision ${body.action} ${body.remote} by ${who}`);
+      return Promise.resolve({
+        ok: true,
+        generation: 5,
+        decision: { ...body, id: "d1", created: new Date().toISOString(), by: who },
+      });
+    },
+    removeDecision: (id, who) => {
+      changes.push(`remove ${id} by ${who}`);
+      return Promise.resolve({ ok: false, errors: [`no decision ${id}`] });
+    },
+    review: () => ({ entries: [], overflow: 0, max: 1000 }),
+    answerReview: (answer, who) => {
+      changes.push(`review ${answer.id} by ${who}`);
+      return Promise.resolve({ ok: false, errors: [`no review queue entry ${answer.id}`] });
     },
 
     audit: (line) => audit.push(line),
@@ -104,6 +124,46 @@ test("a metrics-only token reads /metrics and nothing else, and changes nothing"
   assert.deepEqual(audit, [
     "API REFUSED PUT /v1/policy by token prometheus: lacks scope 'policy'",
     "API REFUSED PUT /v1/mode by token prometheus: lacks scope 'mode'",
+  ]);
+});
+
+test("local decisions and review answers need the policy scope; reading them does not", async (t) => {
+  const { port, changes, audit } = await setUp(t);
+  const viewer = { port, token: VIEWER };
+  assert.equal((await http(viewer, "GET", "/v1/decisions")).status, 200);
+  assert.equal((await http(viewer, "GET", "/v1/review")).status, 200);
+  const decision = JSON.stringify({
+    action: "allow",
+    direction: "egress",
+    remote: "192.0.2.1",
+    lifetime: "1h",
+  });
+  const answer = JSON.stringify({ id: "abc", action: "allow", lifetime: "1h" });
+  for (const [method, path, body] of [
+    ["POST", "/v1/decisions", decision],
+    ["DELETE", "/v1/decisions?id=d1", undefined],
+    ["POST", "/v1/review/decide", answer],
+  ] as const)
+    assert.equal((await http(viewer, method, path, body)).status, 403, `${method} ${path}`);
+  assert.deepEqual(changes, [], "nothing changed");
+  assert.deepEqual(audit, [
+    "API REFUSED POST /v1/decisions by token viewer: lacks scope 'policy'",
+    "API REFUSED DELETE /v1/decisions by token viewer: lacks scope 'policy'",
+    "API REFUSED POST /v1/review/decide by token viewer: lacks scope 'policy'",
+  ]);
+  const ops = { port, token: OPS };
+  const made = await http(ops, "POST", "/v1/decisions", decision);
+  assert.equal(made.status, 200, made.body);
+  assert.equal((await http(ops, "DELETE", "/v1/decisions?id=d9")).status, 404);
+  assert.equal((await http(ops, "POST", "/v1/review/decide", answer)).status, 404);
+  assert.equal(
+    (await http(ops, "POST", "/v1/review/decide", '{"id":"abc","action":"maybe"}')).status,
+    400,
+  );
+  assert.deepEqual(changes, [
+    "decision allow 192.0.2.1 by token ops",
+    "remove d9 by token ops",
+    "review abc by token ops",
   ]);
 });
 
@@ -162,6 +222,7 @@ test("the token file: scopes are checked, with the line that is wrong", async (t
       "ops: events,mode,policy,read",
       "prometheus: metrics",
       "proxy: redirects",
+      "viewer: events,read",
       "legacy: events,metrics,mode,policy,read,redirects",
     ],
   );

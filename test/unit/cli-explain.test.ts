@@ -3,6 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function moat(...args: string[]): { code: number | null; stdout: string[]; stderr: string } {
   const run = spawnSync("bin/moat", args, { encoding: "utf8" });
@@ -335,4 +338,37 @@ test("--json: one object with the facts and the evaluation; the exit status is t
   const d = JSON.parse(deferred.stdout[0] ?? "") as { verdict: string; needs: string[] };
   assert.equal(d.verdict, "deferred");
   assert.deepEqual(d.needs, ["DNS names of the remote address"]);
+});
+
+test("--decisions FILE: a local decision decides before the file's rules, named decision:<id>", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-explain-decisions-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "decisions.json");
+  const decision = {
+    id: "a1b2c3d4",
+    action: "allow",
+    direction: "ingress",
+    remote: "203.0.113.9",
+    protocol: "tcp",
+    port: 22,
+    lifetime: "forever",
+    created: "2026-12-01T00:00:00.000Z",
+    by: "unix uid 0 pid 42",
+  };
+  writeFileSync(file, JSON.stringify({ version: 1, decisions: [decision] }));
+  const args = ["explain", SERVER, "tcp", "203.0.113.9:51514", "->", "10.0.0.1:22"];
+  const result = moat(...args, "--decisions", file);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout.slice(1), [
+    "verdict: allowed",
+    "action: allow",
+    "rule: decision:a1b2c3d4",
+    "mode: prevent",
+    "reason: local decision a1b2c3d4 (decision:a1b2c3d4; forever; by unix uid 0 pid 42): remote 203.0.113.9 in 203.0.113.9, tcp port 22",
+  ]);
+  // an expired one is left out: the file's policy decides again
+  const expired = { ...decision, lifetime: "1h", expires: "2026-12-01T01:00:00.000Z" };
+  writeFileSync(file, JSON.stringify({ version: 1, decisions: [expired] }));
+  assert.equal(moat(...args, "--decisions", file).code, 3);
+  assert.equal(moat(...args, "--decisions", "none").code, 3);
 });

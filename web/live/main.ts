@@ -7,6 +7,7 @@ import { FlowFilterError, matchesFlow, parseFlowFilter, type FilterTerm } from "
 import { FlowTable } from "./flow-table.ts";
 import { csrf } from "../shared/console-api.ts";
 import { renderMap, renderRules, renderTalkers, type RuleCount } from "./summaries.ts";
+import { startReviewPanel } from "./review.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -96,6 +97,12 @@ async function pollRules(): Promise<void> {
 
 async function setUpWrites(): Promise<void> {
   const session = await getJson<{ scopes: string[] }>("/console/session");
+  // the review queue: read with `events`, answered with `policy`
+  if (session.scopes.includes("events")) {
+    $("review").hidden = false;
+    const canDecide = session.scopes.includes("policy");
+    startReviewPanel($("review-list"), $("review-summary"), $("review-status"), canDecide);
+  }
   if (!session.scopes.includes("mode")) return;
   const status = await getJson<{ mode: string }>("/v1/status");
   $("mode-control").hidden = false;

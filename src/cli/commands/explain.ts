@@ -4,7 +4,7 @@
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { formatDiagnostic, PolicyError, type PolicyModel } from "../../config/index.ts";
-import { checkPolicyFile } from "../../host/index.ts";
+import { bootId, checkPolicyFile, DEFAULT_DECISIONS, readDecisionsFile } from "../../host/index.ts";
 import {
   evaluate,
   explanationLines,
@@ -20,8 +20,8 @@ import { addLayer7, isLayer7, L7_HELP, L7_OPTIONS, L7_USAGE } from "./explain-la
 
 const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--direction ingress|egress]
              [--process KEY=VALUE,...] [--interface NAME] [--tunnel | --no-tunnel]
-             [--hop-limit N] [--name NAME]... [--dns-query NAME] [--json]
-             ${L7_USAGE}
+             [--hop-limit N] [--name NAME]... [--dns-query NAME] [--decisions FILE | none]
+             [--json] ${L7_USAGE}
 
   Exit status by verdict: 0 allowed, 3 blocked, 4 detected, 5 deferred (the verdict needs
   facts not given); 1 the policy has errors, 2 usage.
@@ -40,6 +40,8 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
     the names are unknown and hostname entries cannot decide.
   --dns-query: the connection is a DNS query for NAME (layer7.dns rules); egress, and PROTO
     (udp) and the server's port (53) may be left out.
+  --decisions: the local decisions judged before the policy's rules (default: the daemon's,
+    ${DEFAULT_DECISIONS}, when it exists; none: without them).
 ${L7_HELP}
 
   moat explain policy.yaml tcp 203.0.113.9:51514 '->' 10.0.0.1:22
@@ -67,6 +69,7 @@ export const explainCommand: Command = {
     "hop-limit": { type: "string" },
     name: { type: "string", multiple: true },
     "dns-query": { type: "string" },
+    decisions: { type: "string" },
     json: { type: "boolean" },
     ...L7_OPTIONS,
     // an unquoted-by-parseArgs "->" reads as the short option ">": accept it as the arrow
@@ -98,8 +101,9 @@ export const explainCommand: Command = {
         throw new UsageError(`--hop-limit must be an integer 0-255, got '${text}'`);
       parsed.value.hopLimit = Number(text);
     }
-    const model = loadForExplain(file, io);
-    if (!model) return 1;
+    const written = loadForExplain(file, io);
+    if (!written) return 1;
+    const model = withStoredDecisions(written, values.decisions);
     const defaulted = values.direction === undefined && !query && !isLayer7(values);
     const result = evaluate(model, parsed.value);
     if (values.json) io.out(jsonLine({ facts: parsed.value, ...result }));
@@ -124,4 +128,17 @@ function loadForExplain(file: string, io: Io): PolicyModel | undefined {
   for (const d of result.diagnostics) if (d.severity === "error") io.err(formatDiagnostic(d));
   io.err(`${file}: the policy has errors; run 'moat check ${file}'`);
   return undefined;
+}
+
+/** The model with the local decisions of `option` (a file, "none", or the daemon's default). */
+function withStoredDecisions(model: PolicyModel, option: unknown): PolicyModel {
+  if (option === "none") return model;
+  const path = typeof option === "string" ? option : DEFAULT_DECISIONS;
+  let decisions;
+  try {
+    decisions = readDecisionsFile(path, bootId(), Date.now()).decisions;
+  } catch (err) {
+    throw new UsageError(`--decisions ${path}: ${(err as Error).message}`, 1);
+  }
+  return decisions.length ? { ...model, decisions } : model;
 }

@@ -59,6 +59,16 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./anomalies.ts")).anomaliesCommand,
   },
   {
+    name: "decisions",
+    summary: "list, add or remove the running daemon's local decisions (judged before the policy)",
+    load: async () => (await import("./decisions.ts")).decisionsCommand,
+  },
+  {
+    name: "review",
+    summary: "decide about unknown connections waiting in the review queue (allow or block)",
+    load: async () => (await import("./review.ts")).reviewCommand,
+  },
+  {
     name: "top",
     summary: "live view of the top blocked/detected remotes, processes and rules",
     load: async () => (await import("./top.ts")).topCommand,

@@ -10,7 +10,9 @@ export const runCommand: Command = {
   usage:
     "moat run [--policy FILE] [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
     "         [--api unix:PATH | --api none] [--history FILE | --history none]\n" +
-    "         [--docker-root DIR]...\n" +
+    "         [--decisions FILE | --decisions none] [--docker-root DIR]...\n" +
+    "  --decisions: where moat keeps its local decisions (default /var/lib/moat/decisions.json;\n" +
+    "  none: in memory only).\n" +
     "  --docker-root: the data root of a dockerd started with --data-root DIR (read for container\n" +
     "  names and images, in addition to /var/lib/docker).\n" +
     "  FILE defaults to /etc/moat/policy.yaml; `moat mode` and `moat policy apply` save into it.\n" +
@@ -25,6 +27,7 @@ export const runCommand: Command = {
     "pin-dir": { type: "string" },
     api: { type: "string" },
     history: { type: "string" },
+    decisions: { type: "string" },
     "docker-root": { type: "string", multiple: true },
   },
   async run({ values }, io) {
@@ -36,6 +39,7 @@ export const runCommand: Command = {
         "--api takes unix:PATH or none (a TCP listener is set in the policy's api section)",
       );
     const history = typeof values.history === "string" ? values.history : undefined;
+    const decisions = typeof values.decisions === "string" ? values.decisions : undefined;
     // the daemon loads when it runs: `moat run --help` does not load it
     const { startDaemon } = await import("../../daemon.ts");
     const daemon = await startDaemon({
@@ -45,6 +49,9 @@ export const runCommand: Command = {
       pinRoot: values["no-pin"] ? null : pinDir,
       ...(api !== undefined ? { apiSocket: api === "none" ? null : api.slice(5) } : {}),
       ...(history !== undefined ? { historyPath: history === "none" ? null : history } : {}),
+      ...(decisions !== undefined
+        ? { decisionsPath: decisions === "none" ? null : decisions }
+        : {}),
       ...(values["docker-root"] ? { dockerRoots: values["docker-root"] as string[] } : {}),
       log: io.out,
     });

@@ -1,0 +1,160 @@
+// moat's store of local decisions: one JSON file under the daemon's state directory (default
+// /var/lib/moat/decisions.json, 0600), written atomically on every change and read at start, so
+// decisions survive a restart. What is expired when read (a duration past, "reboot" decisions of
+// an earlier boot, a malformed entry) is dropped and said.
+import { randomBytes } from "node:crypto";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { bootId, readDecisionsFile, type DecisionsRead } from "../host/index.ts";
+import {
+  decisionProblems,
+  ONCE_WAIT_SECONDS,
+  parseLifetime,
+  type LocalDecision,
+} from "../config/index.ts";
+
+/** Decisions kept at most: a new one beyond this is refused. */
+export const MAX_DECISIONS = 10_000;
+
+/** A decision as asked for: the store gives it an id, its times and its boot. */
+export type DecisionRequest = Omit<LocalDecision, "id" | "created" | "expires" | "boot">;
+
+export { DEFAULT_DECISIONS } from "../host/index.ts";
+
+export class DecisionError extends Error {}
+
+const sameTarget = (a: DecisionRequest, b: DecisionRequest): boolean =>
+  a.direction === b.direction &&
+  a.remote === b.remote &&
+  a.protocol === b.protocol &&
+  a.port === b.port &&
+  a.process?.path === b.process?.path;
+
+export interface DecisionStoreOptions {
+  /** null: kept in memory only (gone when the daemon stops). */
+  path: string | null;
+  log: (line: string) => void;
+  boot?: string;
+  now?: () => number;
+}
+
+export class DecisionStore {
+  private decisions: LocalDecision[] = [];
+  private readonly options: DecisionStoreOptions;
+  private readonly boot: string;
+  private readonly now: () => number;
+
+  constructor(options: DecisionStoreOptions) {
+    this.options = options;
+    this.boot = options.boot ?? bootId();
+    this.now = options.now ?? Date.now;
+    this.load();
+  }
+
+  get path(): string | null {
+    return this.options.path;
+  }
+
+  /** The decisions in force, oldest first. */
+  list(): LocalDecision[] {
+    return [...this.decisions];
+  }
+
+  get(id: string): LocalDecision | undefined {
+    return this.decisions.find((d) => d.id === id);
+  }
+
+  /**
+   * Stores a decision; one for the same target (direction, remote, protocol, port, process)
+   * is replaced: the newest word on a destination is the one that holds. Returns it and the one
+   * it replaced.
+   */
+  add(request: DecisionRequest): { decision: LocalDecision; replaced?: LocalDecision } {
+    const lifetime = parseLifetime(request.lifetime);
+    if (!lifetime.ok) throw new DecisionError(lifetime.error);
+    const now = this.now();
+    const seconds =
+      lifetime.value === "once"
+        ? ONCE_WAIT_SECONDS
+        : typeof lifetime.value === "object"
+          ? lifetime.value.seconds
+          : null;
+    const decision: LocalDecision = {
+      ...request,
+      id: this.newId(),
+      created: new Date(now).toISOString(),
+      ...(seconds !== null ? { expires: new Date(now + seconds * 1000).toISOString() } : {}),
+      ...(lifetime.value === "reboot" ? { boot: this.boot } : {}),
+    };
+    const problems = decisionProblems(decision);
+    if (problems.length > 0) throw new DecisionError(`not a decision: ${problems.join("; ")}`);
+    const replaced = this.decisions.find((d) => sameTarget(d, request));
+    if (!replaced && this.decisions.length >= MAX_DECISIONS)
+      throw new DecisionError(
+        `${MAX_DECISIONS} decisions are stored already: remove some (moat decisions remove ID)`,
+      );
+    this.decisions = [...this.decisions.filter((d) => d !== replaced), decision];
+    this.save();
+    return replaced ? { decision, replaced } : { decision };
+  }
+
+  /** Removes decision `id`; undefined when there is none. */
+  remove(id: string): LocalDecision | undefined {
+    const found = this.get(id);
+    if (!found) return undefined;
+    this.decisions = this.decisions.filter((d) => d !== found);
+    this.save();
+    return found;
+  }
+
+  /** Removes and returns the decisions whose time is up. */
+  takeExpired(): LocalDecision[] {
+    const now = this.now();
+    const gone = this.decisions.filter((d) => d.expires && Date.parse(d.expires) <= now);
+    if (gone.length === 0) return [];
+    this.decisions = this.decisions.filter((d) => !gone.includes(d));
+    this.save();
+    return gone;
+  }
+
+  /** When (ms since the epoch) the next decision expires, or null. */
+  nextExpiry(): number | null {
+    const times = this.decisions.flatMap((d) => (d.expires ? [Date.parse(d.expires)] : []));
+    return times.length ? Math.min(...times) : null;
+  }
+
+  private newId(): string {
+    for (;;) {
+      const id = randomBytes(4).toString("hex");
+      if (!this.get(id)) return id;
+    }
+  }
+
+  private load(): void {
+    const { path, log } = this.options;
+    if (path === null) return;
+    let read: DecisionsRead;
+    try {
+      read = readDecisionsFile(path, this.boot, this.now());
+    } catch (err) {
+      log(
+        `warning: local decisions in ${path} not read (${(err as Error).message}); starting with none`,
+      );
+      return;
+    }
+    for (const note of read.notes) log(note.startsWith("a stored") ? `warning: ${note}` : note);
+    this.decisions = read.decisions.slice(0, MAX_DECISIONS);
+    if (read.changed) this.save();
+  }
+
+  private save(): void {
+    const { path } = this.options;
+    if (path === null) return;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    writeFileSync(tmp, `${JSON.stringify({ version: 1, decisions: this.decisions }, null, 2)}\n`, {
+      mode: 0o600,
+    });
+    renameSync(tmp, path);
+  }
+}

@@ -1,0 +1,210 @@
+// The local decisions layer at run time: the store (decision-store.ts), the review queue
+// (review-queue.ts) fed by the event path, and every change carried out through the policy
+// lifecycle's one install path (the running text compiled again with the decisions). A decision
+// that expires is removed, the policy installed without it, and the connections it let through
+// are cut; a "once" decision goes when its connection's event names it (that connection goes on).
+// Nothing is ever decided on a timeout: a queued connection waits for a person.
+import { parseHostname, type LocalDecision, type PolicyModel } from "../config/index.ts";
+import type { MoatEvent } from "../datapath/index.ts";
+import type {
+  DecisionBody,
+  DecisionOutcome,
+  DecisionsView,
+  ReviewAnswer,
+  ReviewView,
+} from "../api/index.ts";
+import { decisionIdOf, decisionRuleName } from "../policy/index.ts";
+import { DecisionError, type DecisionRequest, type DecisionStore } from "./decision-store.ts";
+import { queuesEvent, ReviewQueue } from "./review-queue.ts";
+import type { ReloadResult } from "./policy-lifecycle.ts";
+
+export interface LocalDecisionsOptions {
+  store: DecisionStore;
+  /**
+   * Installs the running policy again with the store's decisions (PolicyLifecycle);
+   * `beforeSwap` runs once it is compiled, just before it goes in.
+   */
+  install: (why: string, beforeSwap?: () => void) => Promise<ReloadResult>;
+  model: () => PolicyModel;
+  /**
+   * Cuts the open connections rule `name` let through; says how many sockets went. Called
+   * before the policy without the rule goes in: it would re-judge them, and drop their resets.
+   */
+  cut: (rule: string) => number;
+  audit: (line: string) => void;
+  log: (line: string) => void;
+}
+
+/** setTimeout's limit: later expiries are checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class LocalDecisions {
+  readonly queue = new ReviewQueue();
+  private readonly options: LocalDecisionsOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(options: LocalDecisionsOptions) {
+    this.options = options;
+    this.schedule();
+  }
+
+  /** The decisions every compile uses now. */
+  current(): LocalDecision[] {
+    return this.options.store.list();
+  }
+
+  view(): DecisionsView {
+    return { path: this.options.store.path, decisions: this.current() };
+  }
+
+  review(): ReviewView {
+    return this.queue.view();
+  }
+
+  /** Every event passes here: unknown connections are queued, used "once" decisions go. */
+  observe(event: MoatEvent): void {
+    if (queuesEvent(event, this.options.model())) this.queue.add(event);
+    const id = decisionIdOf(event.rule);
+    if (id && event.type === event.verdict && event.reason !== "rejudged") {
+      const d = this.options.store.get(id);
+      if (d?.lifetime === "once") void this.removeBy(id, "moat (used once)", false);
+    }
+  }
+
+  add(body: DecisionBody, who: string): Promise<DecisionOutcome> {
+    return this.make({ ...body, by: who }, who);
+  }
+
+  remove(id: string, who: string): Promise<DecisionOutcome> {
+    return this.removeBy(id, who, true);
+  }
+
+  /** A person's answer to a queued connection: a decision made from it; the entry leaves. */
+  async answer(a: ReviewAnswer, who: string): Promise<DecisionOutcome> {
+    const entry = this.queue.get(a.id);
+    if (!entry) return { ok: false, errors: [`no review queue entry ${a.id}`] };
+    const remote = remoteOf(entry.remote, a);
+    if (!remote.ok) return { ok: false, errors: [remote.error] };
+    const protocol = entry.protocol;
+    const body: DecisionRequest = {
+      action: a.action,
+      direction: entry.direction,
+      remote: remote.value,
+      ...(protocol === "tcp" || protocol === "udp" || protocol === "icmp" || protocol === "icmpv6"
+        ? { protocol }
+        : {}),
+      ...(entry.port !== undefined ? { port: entry.port } : {}),
+      // the identity the connection came from, when a socket hook saw it
+      ...(entry.process?.path && entry.direction === "egress"
+        ? { process: { path: entry.process.path } }
+        : {}),
+      lifetime: a.lifetime,
+      by: who,
+      review: entry.id,
+    };
+    const outcome = await this.make(body, who);
+    if (outcome.ok) this.queue.remove(entry.id);
+    return outcome;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private async make(request: DecisionRequest, who: string): Promise<DecisionOutcome> {
+    const { store, install, audit } = this.options;
+    let made: ReturnType<DecisionStore["add"]>;
+    try {
+      made = store.add(request);
+    } catch (err) {
+      if (err instanceof DecisionError) return { ok: false, errors: [err.message] };
+      throw err;
+    }
+    const d = made.decision;
+    const what = `decision ${d.id} (${d.action} ${d.direction} ${d.remote}${d.port ? ` port ${d.port}` : ""}, ${d.lifetime}) added by ${who}`;
+    const result = await install(what);
+    if (!result.ok) {
+      // the policy with it cannot be compiled (a name the datapath cannot judge here): undone
+      store.remove(d.id);
+      if (made.replaced) store.add(made.replaced);
+      audit(`DECISION REFUSED ${what}: ${result.errors.join("; ")}`);
+      return { ok: false, errors: result.errors };
+    }
+    this.schedule();
+    return { ok: true, decision: d, generation: result.generation };
+  }
+
+  private async removeBy(id: string, who: string, cut: boolean): Promise<DecisionOutcome> {
+    const d = this.options.store.remove(id);
+    if (!d) return { ok: false, errors: [`no decision ${id}`] };
+    const result = await this.options.install(`decision ${id} removed by ${who}`, () => {
+      if (cut) this.cutFor(d, "removed");
+    });
+    if (!result.ok) return { ok: false, errors: result.errors };
+    this.schedule();
+    return { ok: true, decision: d, generation: result.generation };
+  }
+
+  /** Removes what expired, installs the policy without it, cuts its connections. */
+  private async expire(): Promise<void> {
+    this.timer = null;
+    const gone = this.options.store.takeExpired();
+    if (gone.length > 0) {
+      const ids = gone.map((d) => d.id).join(", ");
+      await this.options.install(`decision ${ids} expired`, () => {
+        for (const d of gone) this.cutFor(d, "expired");
+      });
+    }
+    this.schedule();
+  }
+
+  private cutFor(d: LocalDecision, why: string): void {
+    // "once" lets its one connection go on; an allow's connections end with it
+    if (d.lifetime === "once" || d.action !== "allow") return;
+    const n = this.options.cut(decisionRuleName(d.id));
+    this.options.log(`decision ${d.id} ${why}: ${n} connection(s) it allowed cut`);
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const next = this.options.store.nextExpiry();
+    if (next === null) return;
+    const wait = Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS);
+    this.timer = setTimeout(() => void this.expire(), wait);
+    this.timer.unref();
+  }
+}
+
+/** The decision's remote for a review answer's scope. */
+function remoteOf(
+  remote: { ip: string; names?: string[] },
+  a: ReviewAnswer,
+): { ok: true; value: string } | { ok: false; error: string } {
+  if (a.scope === "host") return { ok: true, value: remote.ip };
+  const name = a.name ?? remote.names?.[0];
+  if (!name)
+    return {
+      ok: false,
+      error: `${remote.ip} has no name moat learned: decide by host, or give the ${a.scope === "domain" ? "name" : "pattern"}`,
+    };
+  if (a.scope === "domain") {
+    const parsed = parseHostname(name);
+    if (!parsed.ok || parsed.value.wildcard) return { ok: false, error: `'${name}' is not a name` };
+    return { ok: true, value: parsed.value.name };
+  }
+  // wildcard: a pattern as given, or every name below the learned name's parent
+  if (a.name) {
+    const parsed = parseHostname(a.name);
+    if (!parsed.ok || !parsed.value.wildcard)
+      return { ok: false, error: `'${a.name}' is not a name pattern (*.name or **.name)` };
+    return { ok: true, value: a.name };
+  }
+  const labels = name.split(".");
+  const parent = labels.length > 2 ? labels.slice(1).join(".") : name;
+  return { ok: true, value: `**.${parent}` };
+}

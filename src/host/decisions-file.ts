@@ -1,0 +1,51 @@
+// The file moat keeps its local decisions in (the daemon's store writes it; `moat explain` reads
+// it): `{"version": 1, "decisions": [...]}`. Read here with what has run out left out: a
+// duration past, an "until reboot" decision of an earlier boot, an entry that is not a decision.
+import { readFileSync } from "node:fs";
+import { decisionProblems, type LocalDecision } from "../config/index.ts";
+
+export const DEFAULT_DECISIONS = "/var/lib/moat/decisions.json";
+
+/** This boot's id (a "reboot" decision holds while it is the same). */
+export function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export interface DecisionsRead {
+  /** The decisions in force, in the file's order. */
+  decisions: LocalDecision[];
+  /** Entries left out, in words; and `changed` when there were any. */
+  notes: string[];
+  changed: boolean;
+}
+
+/** Reads the file; a missing file is no decisions; any other failure throws. */
+export function readDecisionsFile(path: string, boot: string, now: number): DecisionsRead {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      return { decisions: [], notes: [], changed: false };
+    throw err;
+  }
+  const list = (JSON.parse(text) as { decisions?: unknown } | null)?.decisions;
+  if (!Array.isArray(list)) throw new Error(`${path} has no decisions list`);
+  const notes: string[] = [];
+  const decisions: LocalDecision[] = [];
+  for (const entry of list) {
+    const problems = decisionProblems(entry);
+    const d = entry as LocalDecision;
+    if (problems.length > 0) notes.push(`a stored decision is dropped: ${problems.join("; ")}`);
+    else if (d.expires && Date.parse(d.expires) <= now)
+      notes.push(`decision ${d.id} expired while moat was not running`);
+    else if (d.lifetime === "reboot" && d.boot !== boot)
+      notes.push(`decision ${d.id} (until reboot) ended with the reboot`);
+    else decisions.push(d);
+  }
+  return { decisions, notes, changed: decisions.length !== list.length };
+}

@@ -1,0 +1,141 @@
+// The local decisions at run time (src/daemon/local-decisions.ts), with the install path and the
+// cut faked: an answer to the review queue becomes a decision and the entry leaves; a refused
+// install undoes it; an expiring allow has its connections cut before the policy without it goes
+// in; a "once" decision goes when its connection's event names it, without a cut; nothing is
+// decided by a timeout.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parsePolicy } from "../../src/config/index.ts";
+import { DecisionStore } from "../../src/daemon/decision-store.ts";
+import { LocalDecisions } from "../../src/daemon/local-decisions.ts";
+import type { MoatEvent } from "../../src/datapath/index.ts";
+
+const model = parsePolicy(
+  "version: 1\nmode: detect\ndefaults: { ingress: block, egress: block }\n",
+  "p.yaml",
+);
+
+const unknown = (over: Partial<MoatEvent> = {}): MoatEvent =>
+  ({
+    time: new Date().toISOString(),
+    type: "detected",
+    verdict: "detected",
+    mode: "detect",
+    rule: "default",
+    direction: "egress",
+    protocol: "tcp",
+    local: { ip: "10.0.0.1", port: 40000 },
+    remote: { ip: "192.0.2.7", port: 443, names: ["api.example.org"] },
+    interface: "eth0",
+    process: { pid: 5, name: "curl", path: "/usr/bin/curl", user: 0, cgroup: "/", container: null },
+    layer7: null,
+    connection: "1",
+    reason: "new",
+    hook: "connect",
+    ...over,
+  }) as MoatEvent;
+
+function setUp(t: { after: (f: () => void) => void }, refuse = false) {
+  const steps: string[] = [];
+  const store = new DecisionStore({ path: null, log: () => {} });
+  const decisions = new LocalDecisions({
+    store,
+    install: (why, beforeSwap) => {
+      if (refuse) return Promise.resolve({ ok: false, generation: 1, errors: ["cannot"] });
+      beforeSwap?.();
+      steps.push(`install: ${why} with [${store.list().map((d) => d.remote)}]`);
+      return Promise.resolve({ ok: true, generation: 2, errors: [] });
+    },
+    model: () => model,
+    cut: (rule) => {
+      steps.push(`cut ${rule}`);
+      return 1;
+    },
+    audit: (line) => steps.push(`audit: ${line}`),
+    log: () => {},
+  });
+  t.after(() => decisions.close());
+  return { steps, store, decisions };
+}
+
+test("an answer becomes a decision for the entry's identity; the entry leaves the queue", async (t) => {
+  const { store, decisions } = setUp(t);
+  decisions.observe(unknown());
+  decisions.observe(unknown());
+  const [entry] = decisions.review().entries;
+  assert.equal(entry?.count, 2);
+  const made = await decisions.answer(
+    { id: entry?.id ?? "", action: "allow", scope: "wildcard", lifetime: "1h" },
+    "tester",
+  );
+  assert.ok(made.ok);
+  assert.equal(made.decision.remote, "**.example.org");
+  assert.deepEqual(made.decision.process, { path: "/usr/bin/curl" });
+  assert.equal(made.decision.port, 443);
+  assert.equal(made.decision.review, entry?.id);
+  assert.deepEqual(decisions.review().entries, []);
+  assert.equal(store.list().length, 1);
+  const domain = await decisions.answer(
+    { id: "nope", action: "block", scope: "domain", lifetime: "1h" },
+    "tester",
+  );
+  assert.deepEqual(domain, { ok: false, errors: ["no review queue entry nope"] });
+});
+
+test("by domain needs a name; a refused install undoes the decision", async (t) => {
+  const { store, decisions, steps } = setUp(t, true);
+  decisions.observe(unknown({ remote: { ip: "192.0.2.8", port: 80 } }));
+  const [entry] = decisions.review().entries;
+  const noName = await decisions.answer(
+    { id: entry?.id ?? "", action: "allow", scope: "domain", lifetime: "once" },
+    "tester",
+  );
+  assert.equal(noName.ok, false);
+  assert.match(noName.ok ? "" : (noName.errors[0] ?? ""), /has no name moat learned/);
+  const refused = await decisions.answer(
+    { id: entry?.id ?? "", action: "allow", scope: "host", lifetime: "once" },
+    "tester",
+  );
+  assert.deepEqual(refused, { ok: false, errors: ["cannot"] });
+  assert.deepEqual(store.list(), []);
+  assert.equal(decisions.review().entries.length, 1, "the entry still waits");
+  assert.match(
+    steps.at(-1) ?? "",
+    /^audit: DECISION REFUSED decision \S+ \(allow egress 192\.0\.2\.8/,
+  );
+});
+
+test("an allow that expires: its connections are cut, then the policy without it goes in", async (t) => {
+  const { store, decisions, steps } = setUp(t);
+  const made = await decisions.add(
+    { action: "allow", direction: "egress", remote: "192.0.2.9", lifetime: "1s" },
+    "tester",
+  );
+  assert.ok(made.ok);
+  steps.length = 0;
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.deepEqual(steps, [
+    `cut decision:${made.decision.id}`,
+    `install: decision ${made.decision.id} expired with []`,
+  ]);
+  assert.deepEqual(store.list(), []);
+});
+
+test("a once decision goes with its first connection, which is not cut", async (t) => {
+  const { store, decisions, steps } = setUp(t);
+  const made = await decisions.add(
+    { action: "allow", direction: "egress", remote: "192.0.2.10", lifetime: "once" },
+    "tester",
+  );
+  assert.ok(made.ok);
+  steps.length = 0;
+  const rule = `decision:${made.decision.id}`;
+  decisions.observe(unknown({ type: "allowed", verdict: "allowed", rule }));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(store.list(), []);
+  assert.deepEqual(steps, [
+    `install: decision ${made.decision.id} removed by moat (used once) with []`,
+  ]);
+  // a connection decided by a decision is not unknown: nothing was queued
+  assert.deepEqual(decisions.review().entries, []);
+});
