@@ -239,11 +239,36 @@ export interface Rule extends Match {
   pos: SourcePos;
 }
 
+/**
+ * Where a set's entries come from when not the policy itself: a feed (`url:`, or `file:` with
+ * feed fields) or a dynamic set (`dynamic: true`, changed at run time through the daemon).
+ */
+export interface SetOrigin {
+  kind: "feed" | "dynamic";
+  /** Feeds: the URL fetched (absent for a file feed). */
+  url?: string;
+  /** Feeds: how often the daemon fetches the URL, seconds. */
+  intervalSeconds?: number;
+  /** Feeds: the largest body fetched, bytes. */
+  maxBytes?: number;
+  format?: "plain" | "csv" | "stix";
+  column?: number;
+  category?: string;
+  confidence?: number;
+  /** Dynamic sets: an entry's lifetime when `moat set add` names none (absent: no expiry). */
+  timeoutSeconds?: number;
+  /** Dynamic sets: entries held at most. */
+  maxEntries?: number;
+  /** Entries of the source that were not taken (not an address, refused STIX patterns...). */
+  refused?: number;
+}
+
 export interface AddressSet {
   name: string;
   kind: "address";
   entries: AddressEntry[];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 
@@ -252,6 +277,7 @@ export interface PortSet {
   kind: "port";
   entries: PortRange[];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 
@@ -261,6 +287,7 @@ export interface EmptySet {
   kind: "empty";
   entries: [];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 

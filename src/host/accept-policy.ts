@@ -138,6 +138,7 @@ async function prefetchSetFiles(
 ): Promise<{ host: PolicyHost } | { checked: PolicyCheck }> {
   const named = new Set<string>();
   const checked = checkPolicySource(text, fileName, {
+    ...storeOf(nodeHost),
     resolve: nodeHost.resolve,
     readFile: (path) => {
       named.add(path);
@@ -154,6 +155,7 @@ async function prefetchSetFiles(
     }
   }
   const host: PolicyHost = {
+    ...storeOf(nodeHost),
     resolve: nodeHost.resolve,
     readFile: (path, kind) => {
       const got = kind === "set" ? read.get(path) : undefined;
@@ -164,6 +166,9 @@ async function prefetchSetFiles(
   };
   return { host };
 }
+
+/** The host's set store (dynamic sets, fetched feeds), if it has one. */
+const storeOf = (host: PolicyHost) => (host.setStore ? { setStore: host.setStore } : {});
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */
 export function acceptedOrThrow(acceptance: Acceptance): LoadedPolicy {
