@@ -27,6 +27,10 @@ import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
+import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
+import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
+import { setStoreDir } from "./host/index.ts";
+import { recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
@@ -224,6 +228,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     log,
   });
+  // dynamic sets and URL feeds: their entries live in the set store, read as the policy loads
+  let setSources: { dynamic: DynamicSets; feeds: Feeds } | undefined;
   const policy = new PolicyLifecycle({
     path: policyPath,
     initial,
@@ -241,9 +247,29 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // spliced connections the new policy no longer lets through are cut
       l7.relay?.rejudge();
       host.follow(universe.directories(p.model));
+      setSources?.dynamic.applied();
+      setSources?.feeds.applied();
     },
   });
   live.model = () => policy.active.model;
+  const refreshSets = joinedRefresh((reason) => policy.recompile(reason));
+  setSources = {
+    dynamic: dynamicSets({
+      dir: setStoreDir(),
+      model: () => policy.active.model,
+      refresh: refreshSets,
+      generation: () => datapath.generation,
+      audit: (line) => recordChange(audit, log, line),
+      log,
+    }),
+    feeds: startFeeds({
+      dir: setStoreDir(),
+      model: () => policy.active.model,
+      refresh: refreshSets,
+      log,
+    }),
+  };
+  setSources.dynamic.applied();
   log(policy.describe(initial, datapath.generation));
   // containers in network namespaces of their own get the DNS proxy's sockets inside them
   const netns = serveNamespaces({
@@ -282,6 +308,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const control = apiControl({
     policyPath,
+    sets: setSources,
     policy,
     datapath,
     attribution,
@@ -298,6 +325,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
+    setSources?.dynamic.close();
+    setSources?.feeds.close();
     policy.close();
     heartbeat.stop();
     limitSweep.stop();

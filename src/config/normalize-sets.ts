@@ -288,7 +288,12 @@ function readDynamicSet(ctx: CheckContext, name: string): RawEntry[] {
   let text: string;
   try {
     text = ctx.host.readFile(file, "set");
-  } catch {
+  } catch (err) {
+    // none stored yet is an empty set; one that cannot be read is said
+    const missing =
+      (err as { code?: unknown }).code === "ENOENT" || /no such file/i.test((err as Error).message);
+    if (!missing)
+      ctx.warn(["sets", name], `set '${name}' is empty here: ${(err as Error).message}`);
     return [];
   }
   const pos: SourcePos = { file, line: 1, col: 1, path: `sets.${name}` };
