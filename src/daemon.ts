@@ -35,12 +35,19 @@ import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
-import { usesNames } from "./policy/index.ts";
+import { feedOf, usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import { watchRtnl, type MoatEvent } from "./datapath/index.ts";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
+
+/** An event of a rule that matched through a feed or dynamic set carries the feed's metadata. */
+function withFeed(event: MoatEvent, model: PolicyModel): MoatEvent {
+  if (event.type === "closed" || model.sets.size === 0) return event;
+  const feed = feedOf(model, event.rule, event.remote.ip);
+  return feed ? { ...event, feed } : event;
+}
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
 
 export interface DaemonOptions {
@@ -182,7 +189,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const limitSweep = startLimitSweep(datapath);
   const events = startEventPath({
     source: datapath,
-    push: (event) => pipeline.push(event),
+    push: (event) => pipeline.push(withFeed(event, policy.active.model)),
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,

@@ -78,6 +78,14 @@ rules:
   const listed = sets(lab).find((s) => s.name === "banned");
   assert.equal(listed?.entries?.[0]?.entry, lab.v4.a);
   assert.ok(listed?.entries?.[0]?.expires, "the entry has an expiry");
+  const event = await until("the blocked event", () => {
+    const r = moat(lab, "events", "--json", "--type", "blocked", "--rule", "banned");
+    return r.stdout.split("\n").find((l) => l.includes('"feed"'));
+  });
+  assert.deepEqual((JSON.parse(event) as { feed?: unknown }).feed, {
+    name: "banned",
+    kind: "dynamic",
+  });
 
   await until("the entry to expire", () => (web() ? true : undefined));
   assert.deepEqual(sets(lab).find((s) => s.name === "banned")?.entries, []);
@@ -194,4 +202,14 @@ rules:
   assert.equal(view?.feed?.category, "botnet");
   assert.equal(view?.feed?.confidence, 90);
   assert.equal(view?.count, 20_001);
+  const event = await until("a blocked probe's event", () => {
+    const r = moat(lab, "events", "--json", "--type", "blocked", "--rule", "ioc");
+    return r.stdout.split("\n").find((l) => l.includes('"feed"'));
+  });
+  assert.deepEqual((JSON.parse(event) as { feed?: unknown }).feed, {
+    name: "ioc",
+    kind: "feed",
+    category: "botnet",
+    confidence: 90,
+  });
 });

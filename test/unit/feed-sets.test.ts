@@ -13,6 +13,7 @@ import {
   parseDynamicSetFile,
 } from "../../src/config/dynamic-set-file.ts";
 import { nodeHost } from "../../src/host/policy-files.ts";
+import { feedOf } from "../../src/policy/index.ts";
 
 test("plain feed: one entry a line, comments and blank lines skipped", () => {
   const got = parseFeed("# header\n203.0.113.9\n\n  198.51.100.0/24 # c2\n", "plain");
@@ -189,5 +190,47 @@ test("loader: a URL feed reads what the daemon fetched; a bad URL is an error", 
       host,
     );
     assert.match(bad.diagnostics[0]?.message ?? "", /not an http:\/\/ or https:\/\/ URL/);
+  });
+});
+
+test("feedOf: the feed a rule matched through, looked up when the rule names several", () => {
+  withStore((dir, host) => {
+    writeFileSync(join(dir, "a.txt"), "203.0.113.0/24\n");
+    writeFileSync(join(dir, "b.txt"), "2001:db8::/32\n198.51.100.7\n");
+    const text = `version: 1
+mode: prevent
+sets:
+  a: { file: a.txt, category: botnet, confidence: 70 }
+  b: { file: b.txt, format: plain }
+  banned: { dynamic: true }
+  corp: [10.0.0.0/8]
+rules:
+  - name: both
+    direction: ingress
+    action: block
+    layer3: { remote: [set:a, set:b] }
+  - name: one
+    direction: ingress
+    action: block
+    layer3: { remote: [set:banned, set:corp] }
+  - name: none
+    direction: ingress
+    action: allow
+    layer3: { remote: [set:corp] }
+`;
+    const model = checkPolicySource(text, join(dir, "p.yaml"), host).model;
+    assert.ok(model);
+    assert.deepEqual(feedOf(model, "both", "203.0.113.50"), {
+      name: "a",
+      kind: "feed",
+      category: "botnet",
+      confidence: 70,
+    });
+    assert.deepEqual(feedOf(model, "both", "2001:db8::1"), { name: "b", kind: "feed" });
+    assert.deepEqual(feedOf(model, "both", "::ffff:198.51.100.7"), { name: "b", kind: "feed" });
+    assert.equal(feedOf(model, "both", "192.0.2.1"), null);
+    assert.equal(feedOf(model, "one", "10.1.1.1"), null, "matched through corp, not a feed");
+    assert.equal(feedOf(model, "none", "10.1.1.1"), null);
+    assert.equal(feedOf(model, "defaults.ingress", "10.1.1.1"), null);
   });
 });
