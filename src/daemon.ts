@@ -236,7 +236,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   // dynamic sets and URL feeds: their entries live in the set store, read as the policy loads
-  let setSources: { dynamic: DynamicSets; feeds: Feeds } | undefined;
+  const sources: { sets?: { dynamic: DynamicSets; feeds: Feeds } } = {};
   const policy = new PolicyLifecycle({
     path: policyPath,
     initial,
@@ -254,13 +254,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // spliced connections the new policy no longer lets through are cut
       l7.relay?.rejudge();
       host.follow(universe.directories(p.model));
-      setSources?.dynamic.applied();
-      setSources?.feeds.applied();
+      sources.sets?.dynamic.applied();
+      sources.sets?.feeds.applied();
     },
   });
   live.model = () => policy.active.model;
   const refreshSets = joinedRefresh((reason) => policy.recompile(reason));
-  setSources = {
+  const setSources = {
     dynamic: dynamicSets({
       dir: setStoreDir(),
       model: () => policy.active.model,
@@ -276,6 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       log,
     }),
   };
+  sources.sets = setSources;
   setSources.dynamic.applied();
   log(policy.describe(initial, datapath.generation));
   // containers in network namespaces of their own get the DNS proxy's sockets inside them
@@ -332,8 +333,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (done) return;
     done = true;
     host.close();
-    setSources?.dynamic.close();
-    setSources?.feeds.close();
+    setSources.dynamic.close();
+    setSources.feeds.close();
     policy.close();
     heartbeat.stop();
     limitSweep.stop();
