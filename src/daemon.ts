@@ -29,6 +29,7 @@ import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
 import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
+import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
 import { setStoreDir } from "./host/index.ts";
 import { recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
@@ -236,7 +237,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   // dynamic sets and URL feeds: their entries live in the set store, read as the policy loads
-  const sources: { sets?: { dynamic: DynamicSets; feeds: Feeds } } = {};
+  const sources: { sets?: { dynamic: DynamicSets; feeds: Feeds; crowdsec: Crowdsec } } = {};
   const policy = new PolicyLifecycle({
     path: policyPath,
     initial,
@@ -256,6 +257,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       host.follow(universe.directories(p.model));
       sources.sets?.dynamic.applied();
       sources.sets?.feeds.applied();
+      sources.sets?.crowdsec.applied();
     },
   });
   live.model = () => policy.active.model;
@@ -276,8 +278,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       log,
     }),
   };
-  sources.sets = setSources;
+  const crowdsec = startCrowdsec({
+    model: () => policy.active.model,
+    sets: setSources.dynamic,
+    log,
+  });
+  sources.sets = { ...setSources, crowdsec };
   setSources.dynamic.applied();
+  crowdsec.applied();
   log(policy.describe(initial, datapath.generation));
   // containers in network namespaces of their own get the DNS proxy's sockets inside them
   const netns = serveNamespaces({
@@ -335,6 +343,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     host.close();
     setSources.dynamic.close();
     setSources.feeds.close();
+    crowdsec.close();
     policy.close();
     heartbeat.stop();
     limitSweep.stop();

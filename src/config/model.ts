@@ -259,6 +259,8 @@ export interface SetOrigin {
   timeoutSeconds?: number;
   /** Dynamic sets: entries held at most. */
   maxEntries?: number;
+  /** Dynamic sets filled by CrowdSec's local API (a bouncer). */
+  crowdsec?: { url: string; keyFile: string; intervalSeconds: number };
   /** Entries of the source that were not taken (not an address, refused STIX patterns...). */
   refused?: number;
 }

@@ -264,10 +264,23 @@ function seconds(
 
 function dynamicOrigin(ctx: CheckContext, path: string[], value: DynamicValue): SetOrigin {
   const timeoutSeconds = seconds(ctx, [...path, "timeout"], value.timeout);
+  const cs = value.crowdsec;
+  let crowdsec: SetOrigin["crowdsec"];
+  if (cs) {
+    const url = cs.url ?? "http://127.0.0.1:8080";
+    if (!/^https?:\/\//.test(url))
+      ctx.error([...path, "crowdsec", "url"], `'${url}' is not an http:// or https:// URL`);
+    crowdsec = {
+      url: url.replace(/\/+$/, ""),
+      keyFile: ctx.host.resolve(ctx.source.file, cs.key_file),
+      intervalSeconds: seconds(ctx, [...path, "crowdsec", "interval"], cs.interval) ?? 10,
+    };
+  }
   return {
     kind: "dynamic",
     ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
     maxEntries: value.max_entries ?? DEFAULT_MAX_ENTRIES,
+    ...(crowdsec ? { crowdsec } : {}),
   };
 }
 

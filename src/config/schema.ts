@@ -66,6 +66,24 @@ const SetSchema = Type.Union(
         max_entries: Type.Optional(
           Type.Integer({ minimum: 1, description: "entries held at most (default 65536)" }),
         ),
+        crowdsec: Type.Optional(
+          Section(
+            {
+              url: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  description: "CrowdSec local API (default http://127.0.0.1:8080)",
+                }),
+              ),
+              key_file: Type.String({
+                minLength: 1,
+                description: "file holding the bouncer's API key",
+              }),
+              interval: Type.Optional(SetDuration("how often decisions are polled (default 10s)")),
+            },
+            { description: "fill the set with CrowdSec's ban decisions (a bouncer)" },
+          ),
+        ),
       },
       { description: "entries added and removed at run time, kept in the daemon's state" },
     ),

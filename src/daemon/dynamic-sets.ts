@@ -31,6 +31,15 @@ export interface DynamicSetOptions {
 export interface DynamicSets {
   list(): SetView[];
   change(change: SetChange, who: string): Promise<SetChangeOutcome>;
+  /**
+   * Many changes to set `name` at once, one re-apply (a bouncer's poll): `replace` starts from
+   * no entries; adds past max_entries are dropped and counted in the answer.
+   */
+  bulk(
+    name: string,
+    change: { adds: DynamicEntry[]; dels: string[]; replace: boolean },
+    reason: string,
+  ): Promise<{ entries: number; dropped: number }>;
   /** The running policy changed: expiries are scheduled for its dynamic sets. */
   applied(): void;
   close(): void;
@@ -166,6 +175,26 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       await options.refresh(`set ${change.set} changed`);
       schedule();
       return { ok: true, generation: options.generation(), entries: entries.length };
+    },
+
+    async bulk(name, { adds, dels, replace }, reason) {
+      const set = model().sets.get(name);
+      const max = set?.origin?.maxEntries ?? Infinity;
+      const before = replace ? [] : liveEntries(read(name), now());
+      const byEntry = new Map(before.map((e) => [e.entry, e]));
+      for (const d of dels) byEntry.delete(d);
+      let dropped = 0;
+      for (const a of adds) {
+        if (!byEntry.has(a.entry) && byEntry.size >= max) dropped++;
+        else byEntry.set(a.entry, a);
+      }
+      const entries = liveEntries([...byEntry.values()], now());
+      const changed = replace || adds.length > 0 || dels.length > 0;
+      if (!changed) return { entries: entries.length, dropped };
+      write(name, entries);
+      await options.refresh(reason);
+      schedule();
+      return { entries: entries.length, dropped };
     },
 
     applied: schedule,
