@@ -1,11 +1,13 @@
 // B12's feed lookup (docs/performance.md): what a feed of 1M CIDRs costs a packet, over the same
 // policy without it, measured in the same run. The feed is a URL feed's content as the daemon
-// keeps it (a set of 1M random CIDRs /24-/32, read from the set store through the policy loader)
-// used by a rule ahead of the policy's rules, so every new connection is looked up in it. The
-// rule allows what the next rule allows (port 80): a probe in the feed and one not in it get the
-// same verdict and the same event, so the difference is the lookup, not the reporting. BPF_PROG_TEST_RUN of the XDP program, repeat = 1e5, the bench knobs rotating
-// the source over 4096 addresses spread over the whole v4 space (some in the feed, most not);
-// NEW runs make every run a new connection. Each round measures both back to back; medians.
+// keeps it (a set of 1M random CIDRs /24-/32, read from the set store through the policy
+// loader) used by a rule ahead of the policy's rules, so every new connection is looked up in
+// it. The rule allows what the next rule allows (port 80): a probe in the feed and one not in it
+// get the same verdict and the same event, so the difference is the lookup, not the reporting.
+// A third image, the same rule on a feed of one entry, tells the rule's cost from the feed's
+// size. BPF_PROG_TEST_RUN of the XDP program, repeat = 1e5, the bench knobs rotating the source
+// over 4096 addresses spread over the whole v4 space (some in the feed, most not); NEW runs make
+// every run a new connection. Each round measures the three back to back; medians.
 //
 //   node bench/feed.ts            writes bench/results/feed.json
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -64,6 +66,9 @@ const withFeed = parsePolicyWith(policy(true), join(dir, "bench.yaml"), host);
 const feedImage = compile(withFeed);
 const compileMs = Date.now() - started;
 const baseImage = compile(parsePolicyWith(policy(false), join(dir, "bench.yaml"), host));
+// the same rule on a feed of one entry: only the feed's size differs from feedImage
+writeFileSync(join(dir, "sets", "ioc.feed"), "192.0.2.0/24\n");
+const smallImage = compile(parsePolicyWith(policy(true), join(dir, "bench.yaml"), host));
 console.error(
   `feed of ${withFeed.sets.get("ioc")?.entries.length} entries compiled in ${compileMs} ms`,
 );
@@ -95,20 +100,26 @@ function run(): number {
 
 try {
   const base: number[] = [];
+  const small: number[] = [];
   const feed: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     console.error(`round ${round + 1} of ${ROUNDS}`);
     dp.apply({ packet: baseImage });
     base.push(run());
+    dp.apply({ packet: smallImage });
+    small.push(run());
     dp.apply({ packet: feedImage });
     feed.push(run());
   }
   const deltas = feed.map((f, i) => f - (base[i] ?? 0));
+  const sizeDeltas = feed.map((f, i) => f - (small[i] ?? 0));
   const row = {
     entries: ENTRIES,
     "baseline NEW ns": Math.round(median(base)),
+    "1-entry feed NEW ns": Math.round(median(small)),
     "with feed NEW ns": Math.round(median(feed)),
     "feed lookup + ns": Math.round(median(deltas) * 10) / 10,
+    "over a 1-entry feed + ns": Math.round(median(sizeDeltas) * 10) / 10,
   };
   console.table([row]);
   console.log(
