@@ -14,6 +14,8 @@ import {
 } from "../../src/config/dynamic-set-file.ts";
 import { nodeHost } from "../../src/host/policy-files.ts";
 import { feedOf } from "../../src/policy/index.ts";
+import { eventAttributes } from "../../src/observe/otel/attributes.ts";
+import type { MoatEvent } from "../../src/datapath/index.ts";
 
 test("plain feed: one entry a line, comments and blank lines skipped", () => {
   const got = parseFeed("# header\n203.0.113.9\n\n  198.51.100.0/24 # c2\n", "plain");
@@ -233,4 +235,21 @@ rules:
     assert.equal(feedOf(model, "none", "10.1.1.1"), null);
     assert.equal(feedOf(model, "defaults.ingress", "10.1.1.1"), null);
   });
+});
+
+test("OTel: an event's feed becomes moat.feed.* attributes", () => {
+  const event = {
+    type: "blocked",
+    reason: "new",
+    protocol: "tcp",
+    direction: "ingress",
+    local: { ip: "192.0.2.1", port: 80 },
+    remote: { ip: "203.0.113.9", port: 40000 },
+    feed: { name: "ioc", kind: "feed", category: "botnet", confidence: 90 },
+  } as unknown as MoatEvent;
+  const a = eventAttributes(event);
+  assert.equal(a["moat.feed.name"], "ioc");
+  assert.equal(a["moat.feed.kind"], "feed");
+  assert.equal(a["moat.feed.category"], "botnet");
+  assert.equal(a["moat.feed.confidence"], 90);
 });
