@@ -51,7 +51,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function dynamicSets(options: DynamicSetOptions): DynamicSets {
   const { dir, model, log } = options;
   const now = options.now ?? Date.now;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -64,6 +63,8 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
     }
   }
   function write(name: string, entries: DynamicEntry[]): void {
+    // made when first written: a daemon whose policy has no dynamic set never needs it
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${fileOf(name)}.tmp`;
     writeFileSync(tmp, formatDynamicSetFile(entries), { mode: 0o600 });
     renameSync(tmp, fileOf(name));

@@ -42,7 +42,6 @@ interface Running {
 
 export function startFeeds(options: FeedOptions): Feeds {
   const { dir, model, log } = options;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const running = new Map<string, Running>();
   let closed = false;
 
@@ -56,6 +55,8 @@ export function startFeeds(options: FeedOptions): Feeds {
     }
   }
   function writeAtomic(path: string, data: string | Buffer): void {
+    // made when first written: a daemon whose policy has no URL feed never needs it
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(`${path}.tmp`, data, { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
   }
