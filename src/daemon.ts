@@ -30,6 +30,7 @@ import { serveApi } from "./daemon/serve-api.ts";
 import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
 import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
 import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
+import { quarantiner } from "./daemon/quarantine.ts";
 import { setStoreDir } from "./host/index.ts";
 import { recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
@@ -186,11 +187,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
+  // quarantine (rules with `quarantine:`): set once the dynamic sets exist, below
+  const quarantine: { current?: (event: MoatEvent) => void } = {};
   // rate limits: idle sources and limits gone leave the state table
   const limitSweep = startLimitSweep(datapath);
   const events = startEventPath({
     source: datapath,
-    push: (event) => pipeline.push(withFeed(event, policy.active.model)),
+    push: (event) => {
+      const tagged = withFeed(event, policy.active.model);
+      quarantine.current?.(tagged);
+      pipeline.push(tagged);
+    },
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
     interfaces: listInterfaces,
@@ -284,6 +291,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   sources.sets = { ...setSources, crowdsec };
+  quarantine.current = quarantiner({
+    model: () => policy.active.model,
+    sets: setSources.dynamic,
+    log,
+  });
   setSources.dynamic.applied();
   crowdsec.applied();
   log(policy.describe(initial, datapath.generation));

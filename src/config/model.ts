@@ -235,6 +235,11 @@ export interface Rule extends Match {
   log: boolean;
   /** Allow rules: the packets each source sends on the connections it allows, limited. */
   rateLimit?: RateLimit;
+  /**
+   * A connection this rule matches (as reported) puts its local address into the dynamic set
+   * `set` for `seconds`: rules naming that set give the host a stricter policy for a while.
+   */
+  quarantine?: { set: string; seconds: number };
   /** Position of the rule (its first key). */
   pos: SourcePos;
 }

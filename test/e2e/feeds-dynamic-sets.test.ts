@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import { startMoatLab, startPeerServers, type MoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { SetView } from "../../src/api/index.ts";
@@ -212,4 +212,62 @@ rules:
     category: "botnet",
     confidence: 90,
   });
+});
+
+test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async (t) => {
+  stateDir(t);
+  const lab = await startMoatLab(
+    t.name,
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}] }
+sets:
+  ioc: [${l.v4.a}]
+  quarantined: { dynamic: true }
+rules:
+  - name: ioc-contact
+    direction: egress
+    action: block
+    layer3: { remote: [set:ioc] }
+    layer4: { protocol: tcp, port: [8080] }
+    quarantine: { set: quarantined, timeout: 3s }
+  - name: quarantined
+    direction: egress
+    action: block
+    layer3: { local: [set:quarantined] }
+`,
+  );
+  t.after(() => lab.close());
+  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
+  t.after(() => peer.kill());
+  const out = (port: number) =>
+    spawnSync(
+      "ip",
+      [
+        "netns",
+        "exec",
+        lab.b,
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "1",
+        `http://${lab.v4.a}:${port}/`,
+      ],
+      { timeout: 10_000 },
+    ).status === 0;
+
+  assert.equal(out(80), true, "not quarantined yet");
+  assert.equal(out(8080), false, "the IOC contact is blocked");
+  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  assert.equal(out(80), false, "quarantined: its other connections are blocked");
+  assert.deepEqual(
+    sets(lab)
+      .find((s) => s.name === "quarantined")
+      ?.entries?.map((e) => e.entry),
+    [lab.v4.b],
+  );
+  await until("the quarantine to end", () => (out(80) ? true : undefined));
 });

@@ -253,3 +253,37 @@ test("OTel: an event's feed becomes moat.feed.* attributes", () => {
   assert.equal(a["moat.feed.category"], "botnet");
   assert.equal(a["moat.feed.confidence"], 90);
 });
+
+test("quarantine: a dynamic set, and an allow rule only with log: true", () => {
+  withStore((dir, host) => {
+    const rule = (extra: string) => `version: 1
+mode: prevent
+sets:
+  q: { dynamic: true }
+  corp: [10.0.0.0/8]
+rules:
+  - name: r
+    direction: egress
+    ${extra}
+`;
+    const ok = checkPolicySource(
+      rule("action: block\n    quarantine: { set: q, timeout: 1h }"),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(ok.diagnostics, []);
+    assert.deepEqual(ok.model?.rules[0]?.quarantine, { set: "q", seconds: 3600 });
+    const messages = (extra: string) =>
+      checkPolicySource(rule(extra), join(dir, "p.yaml"), host).diagnostics.map((d) => d.message);
+    assert.deepEqual(messages("action: block\n    quarantine: { set: corp, timeout: 1h }"), [
+      "'corp' is not a dynamic set (declare it as { dynamic: true })",
+    ]);
+    assert.deepEqual(messages("action: allow\n    quarantine: { set: q, timeout: 1h }"), [
+      "an allow rule reports its matches only with 'log: true', which quarantine needs",
+    ]);
+    assert.deepEqual(
+      messages("action: allow\n    log: true\n    quarantine: { set: q, timeout: 1h }"),
+      [],
+    );
+  });
+});
