@@ -146,6 +146,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-close.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-scan.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/protect.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/feed.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
