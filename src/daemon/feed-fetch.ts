@@ -36,7 +36,7 @@ interface Running {
   url: string;
   intervalMs: number;
   maxBytes: number;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   status: FeedStatusView;
 }
 
@@ -106,7 +106,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       url,
       intervalMs: (origin.intervalSeconds ?? 3600) * 1000,
       maxBytes: origin.maxBytes ?? 64 * 2 ** 20,
-      timer: setTimeout(() => {}, 0),
+      timer: undefined,
       status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
     };
     running.set(name, feed);
