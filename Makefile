@@ -149,6 +149,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/suggest.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-ingest.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/feed.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts

@@ -34,11 +34,17 @@ import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
 import { LocalDecisions } from "./daemon/local-decisions.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
+import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
+import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
+import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
+import { quarantiner } from "./daemon/quarantine.ts";
+import { setStoreDir } from "./host/index.ts";
+import { recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
-import { usesNames } from "./policy/index.ts";
+import { feedOf, usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import { watchRtnl, type MoatEvent } from "./datapath/index.ts";
@@ -51,6 +57,13 @@ export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 function anomalyStatePath(historyPath: string | undefined): string | null {
   if (!historyPath || historyPath === ":memory:") return null;
   return join(dirname(historyPath), "anomaly-state.json");
+}
+
+/** An event of a rule that matched through a feed or dynamic set carries the feed's metadata. */
+function withFeed(event: MoatEvent, model: PolicyModel): MoatEvent {
+  if (event.type === "closed" || model.sets.size === 0) return event;
+  const feed = feedOf(model, event.rule, event.remote.ip);
+  return feed ? { ...event, feed } : event;
 }
 export type { ReloadResult } from "./daemon/policy-lifecycle.ts";
 
@@ -209,6 +222,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
+  // quarantine (rules with `quarantine:`): set once the dynamic sets exist, below
+  const quarantine: { current?: (event: MoatEvent) => void } = {};
   // rate limits: idle sources and limits gone leave the state table
   const limitSweep = startLimitSweep(datapath);
   // SYN floods: each start and end of an attack on a defended port is an event
@@ -221,8 +236,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const events = startEventPath({
     source: datapath,
     push: (event) => {
-      pipeline.push(event);
-      decisions.observe(event);
+      const tagged = withFeed(event, policy.active.model);
+      quarantine.current?.(tagged);
+      pipeline.push(tagged);
+      decisions.observe(tagged);
     },
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
@@ -269,6 +286,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     log,
   });
+  // dynamic sets and URL feeds: their entries live in the set store, read as the policy loads
+  const sources: { sets?: { dynamic: DynamicSets; feeds: Feeds; crowdsec: Crowdsec } } = {};
   const policy = new PolicyLifecycle({
     path: policyPath,
     initial,
@@ -289,9 +308,42 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       anomalies.applied();
       host.follow(universe.directories(p.model));
       fleet.update(p.model);
+      sources.sets?.dynamic.applied();
+      sources.sets?.feeds.applied();
+      sources.sets?.crowdsec.applied();
     },
   });
   live.model = () => policy.active.model;
+  const refreshSets = joinedRefresh((reason) => policy.recompile(reason));
+  const setSources = {
+    dynamic: dynamicSets({
+      dir: setStoreDir(),
+      model: () => policy.active.model,
+      refresh: refreshSets,
+      generation: () => datapath.generation,
+      audit: (line) => recordChange(audit, log, line),
+      log,
+    }),
+    feeds: startFeeds({
+      dir: setStoreDir(),
+      model: () => policy.active.model,
+      refresh: refreshSets,
+      log,
+    }),
+  };
+  const crowdsec = startCrowdsec({
+    model: () => policy.active.model,
+    sets: setSources.dynamic,
+    log,
+  });
+  sources.sets = { ...setSources, crowdsec };
+  quarantine.current = quarantiner({
+    model: () => policy.active.model,
+    sets: setSources.dynamic,
+    log,
+  });
+  setSources.dynamic.applied();
+  crowdsec.applied();
   log(policy.describe(initial, datapath.generation));
   const decisions = new LocalDecisions({
     store: decisionStore,
@@ -355,6 +407,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const control = apiControl({
     policyPath,
+    sets: setSources,
     policy,
     datapath,
     attribution,
@@ -374,6 +427,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     done = true;
     host.close();
     decisions.close();
+    setSources.dynamic.close();
+    setSources.feeds.close();
+    crowdsec.close();
     policy.close();
     const fleetClosed = fleet.close();
     heartbeat.stop();

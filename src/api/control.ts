@@ -215,7 +215,7 @@ export interface SshKeysView {
   verdicts: { key: string; fingerprint: string; verdict: string; rule: string; reason: string }[];
 }
 
-export interface ApiControl {
+export interface ApiControl extends Partial<SetControl> {
   snapshot: SnapshotSource;
   policy(): PolicyView;
   validate(text: string): ValidateResult | Promise<ValidateResult>;
@@ -252,4 +252,59 @@ export interface ApiControl {
   log(line: string): void;
   /** A line for the audit log (and the daemon's output): refused changes, with who tried. */
   audit(line: string): void;
+}
+
+/** A dynamic set's entry (GET /v1/sets). */
+export interface SetEntryView {
+  entry: string;
+  /** ISO time; null: never. */
+  expires: string | null;
+}
+
+/** A feed's last fetch, as the daemon saw it. */
+export interface FeedStatusView {
+  url?: string;
+  category?: string;
+  confidence?: number;
+  /** ISO time of the last fetch attempt. */
+  lastFetch?: string;
+  /** ISO time the content last changed (a 200 with a new body). */
+  lastChange?: string;
+  /** "200", "304 not modified", or why it failed (the last good content stays). */
+  lastResult?: string;
+  /** Entries not taken from the last content (not an address, refused STIX patterns...). */
+  refused?: number;
+}
+
+/** A set whose entries come from elsewhere: a dynamic set or a feed (GET /v1/sets). */
+export interface SetView {
+  name: string;
+  kind: "dynamic" | "feed";
+  /** Entries the running policy holds. */
+  count: number;
+  /** Dynamic sets: every entry with its expiry. */
+  entries?: SetEntryView[];
+  /** Dynamic sets: an entry's default lifetime, seconds. */
+  timeout?: number;
+  maxEntries?: number;
+  feed?: FeedStatusView;
+}
+
+/** `moat set add|del` (POST /v1/sets/add, /v1/sets/del). */
+export interface SetChange {
+  op: "add" | "del";
+  set: string;
+  entry: string;
+  /** add: the entry's lifetime (default: the set's timeout). */
+  timeoutSeconds?: number;
+}
+
+export type SetChangeOutcome =
+  | { ok: true; generation: number; entries: number }
+  | { ok: false; status: number; code: string; message: string };
+
+/** What the daemon's set store answers (optional: not every control has one). */
+export interface SetControl {
+  sets(): SetView[];
+  changeSet(change: SetChange, who: string): Promise<SetChangeOutcome>;
 }

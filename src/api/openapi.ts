@@ -311,6 +311,49 @@ export const OPENAPI = {
         },
       },
     },
+    "/v1/sets": {
+      get: {
+        "x-moat-scope": "read",
+        summary: "dynamic sets (entries, expiries) and feeds (last fetch, entries not taken)",
+        responses: { 200: { description: "{sets}", content: json }, default: error },
+      },
+    },
+    ...Object.fromEntries(
+      (["add", "del"] as const).map((op) => [
+        `/v1/sets/${op}`,
+        {
+          post: {
+            "x-moat-scope": "policy",
+            summary:
+              op === "add"
+                ? "add an entry to a dynamic set (or renew its timeout); applied at once"
+                : "remove an entry from a dynamic set; applied at once",
+            requestBody: {
+              required: true,
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    required: ["set", "entry"],
+                    properties: {
+                      set: { type: "string" },
+                      entry: { type: "string", description: "an address, CIDR or range" },
+                      ...(op === "add"
+                        ? { timeout: { type: "integer", minimum: 1, description: "seconds" } }
+                        : {}),
+                    },
+                  },
+                },
+              },
+            },
+            responses: {
+              200: { description: "{ok, generation, entries}", content: json },
+              default: error,
+            },
+          },
+        },
+      ]),
+    ),
     "/v1/redirects/original": {
       get: {
         "x-moat-scope": "redirects",

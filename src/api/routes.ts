@@ -195,6 +195,18 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       },
     },
   },
+  "/v1/sets": {
+    GET: {
+      scope: "read",
+      handle: ({ res, control }) => sendJson(res, 200, { sets: control.sets?.() ?? [] }),
+    },
+  },
+  "/v1/sets/add": {
+    POST: { scope: "policy", change: true, handle: (ctx) => changeSet(ctx, "add") },
+  },
+  "/v1/sets/del": {
+    POST: { scope: "policy", change: true, handle: (ctx) => changeSet(ctx, "del") },
+  },
   "/v1/redirects/original": {
     GET: {
       scope: "redirects",
@@ -317,6 +329,37 @@ async function suggested(
   if (!outcome.ok) throw new HttpError(422, "EPOLICY", "the policy is refused", outcome.errors);
   const { suggestion, warnings, problems } = outcome;
   sendJson(res, 200, { ...suggestion, warnings, problems });
+}
+
+/** POST /v1/sets/add|del: {set, entry, timeout?} (timeout: seconds, add only). */
+async function changeSet(
+  { req, res, control, who }: RequestContext,
+  op: "add" | "del",
+): Promise<void> {
+  const body = readJson(await readBody(req)) as Record<string, unknown> | null;
+  const set = body?.set;
+  const entry = body?.entry;
+  const timeout = body?.timeout;
+  if (
+    typeof set !== "string" ||
+    typeof entry !== "string" ||
+    (timeout !== undefined &&
+      (op === "del" || typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1))
+  )
+    throw new HttpError(
+      400,
+      "EBADSET",
+      op === "add"
+        ? 'body must be {"set": NAME, "entry": ADDRESS, "timeout"?: SECONDS}'
+        : 'body must be {"set": NAME, "entry": ADDRESS}',
+    );
+  if (!control.changeSet) throw new HttpError(404, "ENOSET", "this daemon keeps no dynamic sets");
+  const outcome = await control.changeSet(
+    { op, set, entry, ...(typeof timeout === "number" ? { timeoutSeconds: timeout } : {}) },
+    who,
+  );
+  if (!outcome.ok) throw new HttpError(outcome.status, outcome.code, outcome.message);
+  sendJson(res, 200, outcome);
 }
 
 /** The longest trial: a day (a longer one is a policy nobody means to confirm). */

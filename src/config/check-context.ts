@@ -19,6 +19,11 @@ export interface PolicyHost {
    * name; read through readFile as set files are, only when a policy uses them.
    */
   builtinSets?: Readonly<Record<string, string>>;
+  /**
+   * The folder where the daemon keeps dynamic sets' entries (NAME.dynamic) and fetched feeds
+   * (NAME.feed); absent: such sets are empty.
+   */
+  setStore?: string;
 }
 
 /** Keywords after which the value's type is not what the schema promises. */

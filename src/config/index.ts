@@ -28,7 +28,14 @@ export {
 } from "./unsupported.ts";
 export { printable } from "./printable.ts";
 export { parseDuration } from "./duration.ts";
-export { parseHostname } from "./address-entry.ts";
+export { parseAddressEntry, parseHostname } from "./address-entry.ts";
+export {
+  formatDynamicSetFile,
+  liveEntries,
+  parseDynamicSetFile,
+  type DynamicEntry,
+} from "./dynamic-set-file.ts";
+export { parseFeed, stixPatternAddresses, type FeedFormat, type FeedParse } from "./feed-parse.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export type { EventsLostChoice } from "./failure-events.ts";

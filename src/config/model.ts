@@ -271,8 +271,39 @@ export interface Rule extends Match {
   rateLimit?: RateLimit;
   /** The local decision this rule stands for (rules named `decision:<id>`). */
   decision?: LocalDecision;
+  /**
+   * A connection this rule matches (as reported) puts its local address into the dynamic set
+   * `set` for `seconds`: rules naming that set give the host a stricter policy for a while.
+   */
+  quarantine?: { set: string; seconds: number };
   /** Position of the rule (its first key). */
   pos: SourcePos;
+}
+
+/**
+ * Where a set's entries come from when not the policy itself: a feed (`url:`, or `file:` with
+ * feed fields) or a dynamic set (`dynamic: true`, changed at run time through the daemon).
+ */
+export interface SetOrigin {
+  kind: "feed" | "dynamic";
+  /** Feeds: the URL fetched (absent for a file feed). */
+  url?: string;
+  /** Feeds: how often the daemon fetches the URL, seconds. */
+  intervalSeconds?: number;
+  /** Feeds: the largest body fetched, bytes. */
+  maxBytes?: number;
+  format?: "plain" | "csv" | "stix";
+  column?: number;
+  category?: string;
+  confidence?: number;
+  /** Dynamic sets: an entry's lifetime when `moat set add` names none (absent: no expiry). */
+  timeoutSeconds?: number;
+  /** Dynamic sets: entries held at most. */
+  maxEntries?: number;
+  /** Dynamic sets filled by CrowdSec's local API (a bouncer). */
+  crowdsec?: { url: string; keyFile: string; intervalSeconds: number };
+  /** Entries of the source that were not taken (not an address, refused STIX patterns...). */
+  refused?: number;
 }
 
 export interface AddressSet {
@@ -280,6 +311,7 @@ export interface AddressSet {
   kind: "address";
   entries: AddressEntry[];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 
@@ -288,6 +320,7 @@ export interface PortSet {
   kind: "port";
   entries: PortRange[];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 
@@ -297,6 +330,7 @@ export interface EmptySet {
   kind: "empty";
   entries: [];
   file?: string;
+  origin?: SetOrigin;
   pos: SourcePos;
 }
 

@@ -3,11 +3,25 @@
 import { hostBitsWarning, parseAddressEntry } from "./address-entry.ts";
 import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
-import type { AddressEntry, PolicySet, PortRange } from "./model.ts";
+import { parseDuration } from "./duration.ts";
+import { liveEntries, parseDynamicSetFile } from "./dynamic-set-file.ts";
+import { parseFeed } from "./feed-parse.ts";
+import type { AddressEntry, PolicySet, PortRange, SetOrigin } from "./model.ts";
 import { looksLikePort, parsePortEntry } from "./port-entry.ts";
 import type { PolicyDocument } from "./schema.ts";
 
 const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** A dynamic set's entries at most when the policy says nothing. */
+export const DEFAULT_MAX_ENTRIES = 65536;
+/** A URL feed is fetched this often when the policy says nothing. */
+export const DEFAULT_FEED_INTERVAL_SECONDS = 3600;
+/** A URL feed's largest body when the policy says nothing (the set-file limit). */
+export const DEFAULT_FEED_MAX_BYTES = 64 * 2 ** 20;
+
+type SetValue = Exclude<NonNullable<PolicyDocument["sets"]>[string], unknown[]>;
+type DynamicValue = Extract<SetValue, { dynamic: true }>;
+type FeedValue = Exclude<SetValue, DynamicValue>;
 
 /** The built-in set of DNS-over-HTTPS resolvers (docs/dns.md, "Encrypted DNS"). */
 export const DOH_SET = "doh-resolvers";
@@ -35,8 +49,18 @@ export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResul
     if (!ctx.clean(path)) continue;
     let raw: RawEntry[];
     let file: string | undefined;
+    let origin: SetOrigin | undefined;
     if (Array.isArray(value)) {
       raw = value.map((v, i) => ({ value: v, pos: ctx.pos([...path, i]) }));
+    } else if ("dynamic" in value) {
+      origin = dynamicOrigin(ctx, path, value);
+      raw = readDynamicSet(ctx, name);
+    } else if ("url" in value || isFileFeed(value)) {
+      const read = readFeed(ctx, name, path, value);
+      if (!read) continue;
+      ({ raw, origin } = read);
+      file = read.file;
+      if (file !== undefined && !("url" in value)) files.push(file);
     } else {
       file = ctx.host.resolve(ctx.source.file, value.file);
       const read = readSetFile(ctx, file, [...path, "file"], `sets.${name}`);
@@ -45,7 +69,7 @@ export function normalizeSets(ctx: CheckContext, doc: PolicyDocument): SetsResul
       raw = read;
     }
     const set = buildSet(ctx, name, raw, ctx.pos(path), file);
-    if (set) sets.set(name, set);
+    if (set) sets.set(name, origin ? { ...set, origin } : set);
   }
   // the policy's own `doh-resolvers` replaces the built-in one
   if (doc.sets?.[DOH_SET] === undefined && needsDohSet(doc)) {
@@ -217,3 +241,147 @@ function buildSet(
 }
 
 const article = (kind: string) => (kind === "port" ? "a port" : "an address");
+
+function isFileFeed(value: FeedValue): boolean {
+  return (
+    value.format !== undefined || value.category !== undefined || value.confidence !== undefined
+  );
+}
+
+function seconds(
+  ctx: CheckContext,
+  at: (string | number)[],
+  value: number | string | undefined,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = parseDuration(value);
+  if (!parsed.ok) {
+    ctx.error(at, parsed.error);
+    return undefined;
+  }
+  return parsed.value;
+}
+
+function dynamicOrigin(ctx: CheckContext, path: string[], value: DynamicValue): SetOrigin {
+  const timeoutSeconds = seconds(ctx, [...path, "timeout"], value.timeout);
+  const cs = value.crowdsec;
+  let crowdsec: SetOrigin["crowdsec"];
+  if (cs) {
+    const url = cs.url ?? "http://127.0.0.1:8080";
+    if (!/^https?:\/\//.test(url))
+      ctx.error([...path, "crowdsec", "url"], `'${url}' is not an http:// or https:// URL`);
+    crowdsec = {
+      url: url.replace(/\/+$/, ""),
+      keyFile: ctx.host.resolve(ctx.source.file, cs.key_file),
+      intervalSeconds: seconds(ctx, [...path, "crowdsec", "interval"], cs.interval) ?? 10,
+    };
+  }
+  return {
+    kind: "dynamic",
+    ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    maxEntries: value.max_entries ?? DEFAULT_MAX_ENTRIES,
+    ...(crowdsec ? { crowdsec } : {}),
+  };
+}
+
+/** The file a dynamic set or URL feed is kept in (the daemon's state); undefined: none here. */
+export function storeFile(
+  ctx: { host: { setStore?: string } },
+  name: string,
+  kind: "dynamic" | "feed",
+): string | undefined {
+  const store = ctx.host.setStore;
+  return store === undefined ? undefined : `${store.replace(/\/+$/, "")}/${name}.${kind}`;
+}
+
+/** A dynamic set's live entries, as the daemon last stored them (none yet: empty). */
+function readDynamicSet(ctx: CheckContext, name: string): RawEntry[] {
+  const file = storeFile(ctx, name, "dynamic");
+  if (file === undefined) return [];
+  let text: string;
+  try {
+    text = ctx.host.readFile(file, "set");
+  } catch (err) {
+    // none stored yet is an empty set; one that cannot be read is said
+    const missing =
+      (err as { code?: unknown }).code === "ENOENT" || /no such file/i.test((err as Error).message);
+    if (!missing)
+      ctx.warn(["sets", name], `set '${name}' is empty here: ${(err as Error).message}`);
+    return [];
+  }
+  const pos: SourcePos = { file, line: 1, col: 1, path: `sets.${name}` };
+  return liveEntries(parseDynamicSetFile(text), Date.now()).map((e) => ({ value: e.entry, pos }));
+}
+
+/**
+ * A feed's entries: a file's, or what the daemon last fetched from the URL (nothing yet: empty).
+ * An entry that is not an address, CIDR or range is skipped and counted (a feed is someone
+ * else's data: one bad line does not refuse the policy), and a warning says how many.
+ */
+function readFeed(
+  ctx: CheckContext,
+  name: string,
+  path: string[],
+  value: FeedValue,
+): { raw: RawEntry[]; origin: SetOrigin; file: string | undefined } | undefined {
+  const format = value.format ?? "plain";
+  const isUrl = "url" in value;
+  const origin: SetOrigin = {
+    kind: "feed",
+    format,
+    ...(value.column !== undefined ? { column: value.column } : {}),
+    ...(value.category !== undefined ? { category: value.category } : {}),
+    ...(value.confidence !== undefined ? { confidence: value.confidence } : {}),
+  };
+  let file: string | undefined;
+  let text = "";
+  if (isUrl) {
+    if (!/^https?:\/\//.test(value.url)) {
+      ctx.error([...path, "url"], `'${value.url}' is not an http:// or https:// URL`);
+      return undefined;
+    }
+    origin.url = value.url;
+    origin.intervalSeconds =
+      seconds(ctx, [...path, "interval"], value.interval) ?? DEFAULT_FEED_INTERVAL_SECONDS;
+    origin.maxBytes = value.max_bytes ?? DEFAULT_FEED_MAX_BYTES;
+    file = storeFile(ctx, name, "feed");
+    if (file !== undefined)
+      try {
+        text = ctx.host.readFile(file, "set");
+      } catch {
+        text = "";
+      }
+  } else {
+    file = ctx.host.resolve(ctx.source.file, value.file);
+    try {
+      text = ctx.host.readFile(file, "set");
+    } catch (err) {
+      ctx.error([...path, "file"], `cannot read set file '${file}': ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  const parsed = parseFeed(text, format, value.column ?? 1);
+  const raw: RawEntry[] = [];
+  let refused = 0;
+  for (const n of parsed.refused.values()) refused += n;
+  for (const e of parsed.entries) {
+    const entry = parseAddressEntry(e.value);
+    if (!entry.ok || entry.value.negate || entry.value.target.kind !== "interval") {
+      const reason = "not an address, CIDR or range";
+      parsed.refused.set(reason, (parsed.refused.get(reason) ?? 0) + 1);
+      refused++;
+      continue;
+    }
+    const pos: SourcePos = { file: file ?? name, line: e.line, col: e.col, path: `sets.${name}` };
+    raw.push({ value: e.value, pos });
+  }
+  origin.refused = refused;
+  if (refused > 0)
+    ctx.warn(
+      path,
+      `feed '${name}': ${refused} entr${refused === 1 ? "y" : "ies"} not taken (` +
+        [...parsed.refused].map(([reason, n]) => `${n} ${reason}`).join(", ") +
+        ")",
+    );
+  return { raw, origin, file };
+}

@@ -6,7 +6,8 @@ import { parseIp } from "./ip.ts";
 import type { Action, PolicyModel, PolicySet, Redirect, Rule } from "./model.ts";
 import { normalizeMatch } from "./normalize-match.ts";
 import { normalizeSets } from "./normalize-sets.ts";
-import type { PolicyDocument } from "./schema.ts";
+import type { PolicyDocument, RuleDocument } from "./schema.ts";
+import { parseDuration } from "./duration.ts";
 import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
@@ -113,6 +114,7 @@ function normalizeRules(
     if (raw.layer4?.max_duration !== undefined && raw.action === "block")
       ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
     const rateLimit = normalizeRateLimit(ctx, raw, path);
+    const quarantine = normalizeQuarantine(ctx, raw, path, sets);
     if (!match || !ctx.typed(path)) return;
     const tls = match.layer7?.tls;
     if (tls) tls.unseenMatches = (tls.unknown ?? "block") === raw.action;
@@ -125,10 +127,41 @@ function normalizeRules(
       ownMode: raw.mode !== undefined,
       log: raw.log ?? false,
       ...(rateLimit ? { rateLimit } : {}),
+      ...(quarantine ? { quarantine } : {}),
       pos: ctx.pos(path),
     });
   });
   return rules;
+}
+
+/** `quarantine: { set, timeout }`: a dynamic set, and a rule whose matches are reported. */
+function normalizeQuarantine(
+  ctx: CheckContext,
+  raw: RuleDocument,
+  path: (string | number)[],
+  sets: ReadonlyMap<string, PolicySet>,
+): Rule["quarantine"] {
+  const q = raw.quarantine;
+  if (!q || !ctx.clean([...path, "quarantine"])) return undefined;
+  const at = [...path, "quarantine"];
+  let ok = true;
+  if (sets.get(q.set)?.origin?.kind !== "dynamic") {
+    ctx.error([...at, "set"], `'${q.set}' is not a dynamic set (declare it as { dynamic: true })`);
+    ok = false;
+  }
+  if (raw.action === "allow" && raw.log !== true) {
+    ctx.error(
+      at,
+      "an allow rule reports its matches only with 'log: true', which quarantine needs",
+    );
+    ok = false;
+  }
+  const seconds = parseDuration(q.timeout);
+  if (!seconds.ok) {
+    ctx.error([...at, "timeout"], seconds.error);
+    return undefined;
+  }
+  return ok ? { set: q.set, seconds: seconds.value } : undefined;
 }
 
 function normalizeRedirects(

@@ -256,6 +256,21 @@ export const RuleSchema = Section({
     Type.Boolean({ description: "also report allowed matches (blocks are always reported)" }),
   ),
   rate_limit: Type.Optional(RateLimitSchema),
+  quarantine: Type.Optional(
+    Section(
+      {
+        set: Type.String({ minLength: 1, description: "a dynamic set the host is added to" }),
+        timeout: Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
+          description: "how long the host stays in it",
+          errorMessage: 'must be a duration like "90s", "30m", "1h", "1d"',
+        }),
+      },
+      {
+        description:
+          "a connection this rule matches puts its local address into a dynamic set for a while",
+      },
+    ),
+  ),
 });
 
 export type MatchDocument = Static<typeof MatchSchema>;

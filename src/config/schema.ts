@@ -17,15 +17,80 @@ const SetEntrySchema = Type.Union([Type.Integer(), Type.String({ minLength: 1 })
   errorMessage: "must be an address or a port",
 });
 
+const SetDuration = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {
+    description,
+    errorMessage: 'must be a duration like "90s", "30m", "1h", "1d"',
+  });
+
+/** What a feed's entries are read as (docs/feeds.md). */
+export const FEED_FORMATS = ["plain", "csv", "stix"] as const;
+
+/** Where a feed comes from and what its matches are tagged with (with `file:` or `url:`). */
+const FeedFields = {
+  format: Type.Optional(
+    StringEnum(FEED_FORMATS, "plain (one entry a line, default), csv or stix (a STIX 2.1 bundle)"),
+  ),
+  column: Type.Optional(
+    Type.Integer({ minimum: 1, description: "csv: the column holding the address (default 1)" }),
+  ),
+  category: Type.Optional(Type.String({ minLength: 1, description: "feed category, on events" })),
+  confidence: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 100, description: "feed confidence 0-100, on events" }),
+  ),
+};
+
 const SetSchema = Type.Union(
   [
     List(SetEntrySchema, "inline entries: addresses or ports (not both)"),
     Section(
-      { file: Type.String({ minLength: 1, description: "relative to the policy file's folder" }) },
+      {
+        file: Type.String({ minLength: 1, description: "relative to the policy file's folder" }),
+        ...FeedFields,
+      },
       { description: "one entry a line, # comments; reloaded on change" },
     ),
+    Section(
+      {
+        url: Type.String({ minLength: 1, description: "http(s) URL the daemon fetches" }),
+        interval: Type.Optional(SetDuration("how often the daemon fetches it (default 1h)")),
+        max_bytes: Type.Optional(
+          Type.Integer({ minimum: 1, description: "largest body fetched (default 64 MiB)" }),
+        ),
+        ...FeedFields,
+      },
+      { description: "a feed the daemon fetches (ETag / If-Modified-Since), kept in its state" },
+    ),
+    Section(
+      {
+        dynamic: Type.Literal(true, { description: "changed at run time with `moat set`" }),
+        timeout: Type.Optional(SetDuration("default lifetime of an entry (default: none)")),
+        max_entries: Type.Optional(
+          Type.Integer({ minimum: 1, description: "entries held at most (default 65536)" }),
+        ),
+        crowdsec: Type.Optional(
+          Section(
+            {
+              url: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  description: "CrowdSec local API (default http://127.0.0.1:8080)",
+                }),
+              ),
+              key_file: Type.String({
+                minLength: 1,
+                description: "file holding the bouncer's API key",
+              }),
+              interval: Type.Optional(SetDuration("how often decisions are polled (default 10s)")),
+            },
+            { description: "fill the set with CrowdSec's ban decisions (a bouncer)" },
+          ),
+        ),
+      },
+      { description: "entries added and removed at run time, kept in the daemon's state" },
+    ),
   ],
-  { errorMessage: "must be a list of entries or { file: PATH }" },
+  { errorMessage: "must be a list of entries, { file: PATH }, { url: URL } or { dynamic: true }" },
 );
 
 const DefaultsSchema = Section(

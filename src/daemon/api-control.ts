@@ -2,7 +2,7 @@
 // lifecycle for the policy and its changes, the datapath and attribution for a redirected
 // client's original destination, the pipeline for live subscribers, the store for history.
 import type { Attribution } from "../attribution/index.ts";
-import type { ApiControl, RuleView } from "../api/index.ts";
+import type { ApiControl, RuleView, SetView } from "../api/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { Datapath } from "../datapath/index.ts";
 import {
@@ -14,6 +14,8 @@ import {
 } from "../observe/index.ts";
 import type { PolicyLifecycle } from "./policy-lifecycle.ts";
 import type { LocalDecisions } from "./local-decisions.ts";
+import type { DynamicSets } from "./dynamic-sets.ts";
+import type { Feeds } from "./feed-fetch.ts";
 import { historyReplayer } from "./history-replay.ts";
 import { historySuggester } from "./history-suggest.ts";
 import { validatePolicyText } from "./policy-text.ts";
@@ -22,6 +24,8 @@ import type { AnomalyPath } from "./anomaly-path.ts";
 
 export interface ControlParts {
   policyPath: string;
+  /** Dynamic sets and URL feeds (absent: GET /v1/sets lists none, changes are refused). */
+  sets?: { dynamic: DynamicSets; feeds: Feeds };
   policy: PolicyLifecycle;
   datapath: Pick<Datapath, "generation" | "originalOf" | "redirectOf">;
   attribution: Pick<Attribution, "attribute">;
@@ -96,12 +100,47 @@ export function apiControl(parts: ControlParts): ApiControl {
     removeDecision: (id, who) => parts.decisions.remove(id, who),
     review: () => parts.decisions.review(),
     answerReview: (answer, who) => parts.decisions.answer(answer, who),
+    sets: () => [
+      ...(parts.sets?.dynamic.list() ?? []),
+      ...feedViews(policy.active.model, parts.sets?.feeds),
+    ],
+    changeSet: (change, who) =>
+      parts.sets
+        ? parts.sets.dynamic.change(change, who)
+        : Promise.resolve({
+            ok: false,
+            status: 404,
+            code: "ENOSET",
+            message: "this daemon keeps no dynamic sets",
+          }),
     addSink: (sink, sinkOptions) => pipeline.add(sink, sinkOptions),
     removeSink: (sink) => pipeline.remove(sink),
     // a change the API refused (a token without the scope): audited and logged
     audit: (line) => recordChange(parts.audit, log, line),
     log,
   };
+}
+
+/** Every feed of the running policy, with its last fetch (URL feeds). */
+function feedViews(model: PolicyModel, feeds: Feeds | undefined): SetView[] {
+  const views: SetView[] = [];
+  for (const set of model.sets.values()) {
+    const origin = set.origin;
+    if (origin?.kind !== "feed") continue;
+    views.push({
+      name: set.name,
+      kind: "feed",
+      count: set.entries.length,
+      feed: {
+        ...(origin.url ? { url: origin.url } : {}),
+        ...(origin.category !== undefined ? { category: origin.category } : {}),
+        ...(origin.confidence !== undefined ? { confidence: origin.confidence } : {}),
+        ...feeds?.status(set.name),
+        refused: origin.refused ?? 0,
+      },
+    });
+  }
+  return views;
 }
 
 const verdictOf = (action: "allow" | "block", mode: "detect" | "prevent"): RuleView["verdict"] =>

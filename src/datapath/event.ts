@@ -144,6 +144,11 @@ export interface MoatEvent {
   anomaly?: AnomalyFacts;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
+  /**
+   * The rule matched through a feed or a dynamic set (docs/policy.md, "Feeds and dynamic
+   * sets"): its name, kind, and the feed's category and confidence when the policy gives them.
+   */
+  feed?: { name: string; kind: "feed" | "dynamic"; category?: string; confidence?: number };
 }
 
 /** type "anomaly" (docs/anomaly.md). */

@@ -149,6 +149,7 @@ async function prefetchSetFiles(
   progress?.(`checking ${fileName} (${sizeOf(text)})`);
   const named = new Set<string>();
   const checked = checkPolicySource(text, fileName, {
+    ...storeOf(nodeHost),
     resolve: nodeHost.resolve,
     readFile: (path) => {
       named.add(path);
@@ -166,6 +167,7 @@ async function prefetchSetFiles(
     }
   }
   const host: PolicyHost = {
+    ...storeOf(nodeHost),
     resolve: nodeHost.resolve,
     readFile: (path, kind) => {
       const got = kind === "set" ? read.get(path) : undefined;
@@ -176,6 +178,9 @@ async function prefetchSetFiles(
   };
   return { host };
 }
+
+/** The host's set store (dynamic sets, fetched feeds), if it has one. */
+const storeOf = (host: PolicyHost) => (host.setStore ? { setStore: host.setStore } : {});
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */
 export function acceptedOrThrow(acceptance: Acceptance): LoadedPolicy {

@@ -31,6 +31,8 @@ export {
   MAX_FILE_BYTES,
   MAX_TOKEN_FILE_BYTES,
   nodeHost,
+  setStoreDir,
+  DEFAULT_STATE_DIR,
   readPolicyFileText,
   readPolicyFileTextAsync,
 } from "./policy-files.ts";

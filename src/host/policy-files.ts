@@ -24,6 +24,9 @@ export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
   set: 64 * 2 ** 20,
 };
 
+/** The daemon's state folder when MOAT_STATE_DIR does not name one. */
+export const DEFAULT_STATE_DIR = "/var/lib/moat";
+
 /** An API token file holds a few lines; anything bigger is not one. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
@@ -68,7 +71,13 @@ export const nodeHost: PolicyHost = {
   readFile: readPolicyFileText,
   resolve: (policyFile, path) => (isAbsolute(path) ? path : join(dirname(policyFile), path)),
   builtinSets: { "doh-resolvers": SHIPPED_DOH_LIST },
+  setStore: setStoreDir(),
 };
+
+/** Where the daemon keeps dynamic sets and fetched feeds: $MOAT_STATE_DIR/sets. */
+export function setStoreDir(): string {
+  return join(process.env.MOAT_STATE_DIR ?? DEFAULT_STATE_DIR, "sets");
+}
 
 /** Reads and parses a policy file; throws PolicyError (code EPOLICY) with every problem found. */
 export function loadPolicyFile(path: string, host: PolicyHost = nodeHost): PolicyModel {

@@ -2,6 +2,7 @@
 // reference evaluator that judges a connection and explains why, and the compiler from a policy
 // model to the PolicyImage the datapath loads.
 export { evaluate, type Decision } from "./evaluator.ts";
+export { feedOf, type FeedTag } from "./feed-of.ts";
 export type { ConnectionFacts } from "./facts.ts";
 export { parseConnectionText } from "./connection-text.ts";
 export { formatProcess, parseProcessText, PROCESS_FIELDS } from "./process-text.ts";

@@ -101,6 +101,12 @@ export const commands: CommandEntry[] = [
     load: async () => (await import("./fleet.ts")).fleetCommand,
   },
   {
+    name: "set",
+    summary:
+      "add to or remove from a dynamic set of the running daemon; list dynamic sets and feeds",
+    load: async () => (await import("./set.ts")).setCommand,
+  },
+  {
     name: "cleanup",
     summary: "remove what a crashed or killed daemon left: pinned programs, links, maps, socket",
     load: async () => (await import("./cleanup.ts")).cleanupCommand,

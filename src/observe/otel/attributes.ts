@@ -90,6 +90,13 @@ export function eventAttributes(ev: MoatEvent): Attributes {
   };
   // rate_limit and tcp_flags reports stand for this many packets
   if (ev.aggregated) a["moat.aggregated.packets"] = ev.aggregated.packets;
+  // the rule matched through a feed or a dynamic set
+  if (ev.feed) {
+    a["moat.feed.name"] = ev.feed.name;
+    a["moat.feed.kind"] = ev.feed.kind;
+    if (ev.feed.category !== undefined) a["moat.feed.category"] = ev.feed.category;
+    if (ev.feed.confidence !== undefined) a["moat.feed.confidence"] = ev.feed.confidence;
+  }
   return ev.stats ? { ...a, ...closeAttributes(ev) } : a;
 }
 

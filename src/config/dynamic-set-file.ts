@@ -1,0 +1,35 @@
+// The file a dynamic set's entries live in (the daemon's state, NAME.dynamic): one entry a line,
+// with its expiry as a comment the set-file reader ignores ("203.0.113.9 # expires 1764745200").
+// Pure: the daemon writes it, the policy loader reads it (skipping entries already expired).
+
+export interface DynamicEntry {
+  /** As written by `moat set add` (an address or a CIDR). */
+  entry: string;
+  /** When it expires, ms since the epoch; null: never. */
+  expires: number | null;
+}
+
+const LINE = /^\s*(\S+)\s*(?:#\s*expires\s+(\d+))?\s*$/;
+
+export function parseDynamicSetFile(text: string): DynamicEntry[] {
+  const out: DynamicEntry[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const m = LINE.exec(line);
+    if (!m?.[1] || m[1].startsWith("#")) continue;
+    out.push({ entry: m[1], expires: m[2] ? Number(m[2]) * 1000 : null });
+  }
+  return out;
+}
+
+export function formatDynamicSetFile(entries: readonly DynamicEntry[]): string {
+  return entries
+    .map((e) =>
+      e.expires === null ? `${e.entry}\n` : `${e.entry} # expires ${Math.ceil(e.expires / 1000)}\n`,
+    )
+    .join("");
+}
+
+/** The entries still live at `now`. */
+export function liveEntries(entries: readonly DynamicEntry[], now: number): DynamicEntry[] {
+  return entries.filter((e) => e.expires === null || e.expires > now);
+}

@@ -1,0 +1,122 @@
+// A feed's text -> its address entries (plain lines, a CSV column, or a STIX 2.1 bundle's
+// indicators whose patterns are address equalities or ORs of them). Pure. What is not taken is
+// counted, never silently dropped: the counts are reported.
+
+export type FeedFormat = "plain" | "csv" | "stix";
+
+export interface FeedLine {
+  value: string;
+  /** 1-based line of the text (STIX: the line of the bundle, 1). */
+  line: number;
+  col: number;
+}
+
+export interface FeedParse {
+  entries: FeedLine[];
+  /** Lines or indicators not taken, by reason. */
+  refused: Map<string, number>;
+}
+
+const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(reason) ?? 0) + 1);
+
+export function parseFeed(text: string, format: FeedFormat, column = 1): FeedParse {
+  if (format === "stix") return parseStix(text);
+  const entries: FeedLine[] = [];
+  const refused = new Map<string, number>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const content = raw.replace(/#.*$/, "");
+    if (content.trim() === "") return;
+    if (format === "plain") {
+      const trimmed = content.trim();
+      entries.push({ value: trimmed, line: i + 1, col: content.indexOf(trimmed) + 1 });
+      return;
+    }
+    const cells = splitCsvLine(content);
+    const cell = cells[column - 1]?.trim();
+    if (cell === undefined || cell === "") count(refused, `no column ${column}`);
+    else entries.push({ value: cell, line: i + 1, col: 1 });
+  });
+  return { entries, refused };
+}
+
+/** One CSV line (RFC 4180 quoting, "" inside quotes) -> its cells. */
+export function splitCsvLine(line: string): string[] {
+  const cells: string[] = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      cells.push(cell);
+      cell = "";
+    } else cell += c;
+  }
+  cells.push(cell);
+  return cells;
+}
+
+const COMPARISON = /^\[?\s*(ipv4-addr|ipv6-addr):value\s*=\s*'([^'\\]+)'\s*\]?$/;
+
+/**
+ * The addresses a STIX pattern matches when it is `[ipv4-addr:value = 'X']`, `[ipv6-addr:...]`
+ * or ORs of them (inside one bracket or between brackets); null for any other pattern.
+ */
+export function stixPatternAddresses(pattern: string): string[] | null {
+  const parts = pattern.trim().split(/\s+OR\s+/);
+  const out: string[] = [];
+  for (const part of parts) {
+    const m = COMPARISON.exec(part.trim());
+    if (!m?.[2]) return null;
+    out.push(m[2]);
+  }
+  const opens = (pattern.match(/\[/g) ?? []).length;
+  const closes = (pattern.match(/]/g) ?? []).length;
+  return opens === closes && opens > 0 ? out : null;
+}
+
+function parseStix(text: string, now = Date.now()): FeedParse {
+  const entries: FeedLine[] = [];
+  const refused = new Map<string, number>();
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(text);
+  } catch {
+    count(refused, "not JSON");
+    return { entries, refused };
+  }
+  const objects = (bundle as { objects?: unknown } | null)?.objects;
+  if (!Array.isArray(objects)) {
+    count(refused, "not a STIX bundle (no objects)");
+    return { entries, refused };
+  }
+  for (const object of objects as unknown[]) {
+    const o = object as Record<string, unknown> | null;
+    if (o?.type !== "indicator") continue;
+    if (o.revoked === true) {
+      count(refused, "revoked indicator");
+      continue;
+    }
+    if (typeof o.valid_until === "string" && Date.parse(o.valid_until) < now) {
+      count(refused, "expired indicator");
+      continue;
+    }
+    if (o.pattern_type !== undefined && o.pattern_type !== "stix") {
+      count(refused, `pattern_type ${String(o.pattern_type)}`);
+      continue;
+    }
+    const addresses = typeof o.pattern === "string" ? stixPatternAddresses(o.pattern) : null;
+    if (!addresses) {
+      count(refused, "pattern other than address equalities");
+      continue;
+    }
+    for (const value of addresses) entries.push({ value, line: 1, col: 1 });
+  }
+  return { entries, refused };
+}

@@ -1,0 +1,163 @@
+// A CrowdSec bouncer: a dynamic set with `crowdsec: { url, key_file }` is filled with the ban
+// decisions of CrowdSec's local API. The first poll asks for every active decision
+// (`/v1/decisions/stream?startup=true`, the set's content replaced), the next ones for what
+// changed since; each decision's duration is its entry's expiry. Only bans on an Ip or a Range
+// are taken (captcha and other remedies, country or AS scopes are counted as skipped). A failed
+// poll keeps the entries and is logged; the next poll asks for every decision again.
+import { readFileSync } from "node:fs";
+import type { DynamicEntry, PolicyModel, SetOrigin } from "../config/index.ts";
+import { parseAddressEntry } from "../config/index.ts";
+import type { DynamicSets } from "./dynamic-sets.ts";
+
+export interface CrowdsecOptions {
+  model: () => PolicyModel;
+  sets: Pick<DynamicSets, "bulk">;
+  log: (line: string) => void;
+  now?: () => number;
+}
+
+export interface Crowdsec {
+  applied(): void;
+  close(): void;
+}
+
+interface Decision {
+  value?: unknown;
+  scope?: unknown;
+  type?: unknown;
+  duration?: unknown;
+}
+
+const UNIT_MS: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 1e-3,
+  µs: 1e-3,
+  ns: 1e-6,
+};
+
+/** A Go duration ("3h59m58.123s", "-2s") in ms; null when it is not one. */
+export function goDurationMs(text: string): number | null {
+  const m = /^(-?)((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|µs|ns))+)$/.exec(text.trim());
+  if (!m?.[2]) return null;
+  let ms = 0;
+  for (const [, n, unit] of m[2].matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g))
+    ms += Number(n) * (UNIT_MS[unit ?? "s"] ?? 0);
+  return m[1] ? -ms : ms;
+}
+
+/** What a poll's answer changes in the set: entries to add, entries to remove, skipped. */
+export function decisionChanges(
+  body: unknown,
+  now: number,
+): { adds: DynamicEntry[]; dels: string[]; skipped: number } {
+  const b = (body ?? {}) as { new?: unknown; deleted?: unknown };
+  const adds: DynamicEntry[] = [];
+  const dels: string[] = [];
+  let skipped = 0;
+  const taken = (d: Decision): string | null => {
+    const scope = typeof d.scope === "string" ? d.scope.toLowerCase() : "";
+    if (d.type !== "ban" || (scope !== "ip" && scope !== "range") || typeof d.value !== "string")
+      return null;
+    const parsed = parseAddressEntry(d.value);
+    return parsed.ok && !parsed.value.negate && parsed.value.target.kind === "interval"
+      ? d.value
+      : null;
+  };
+  for (const d of Array.isArray(b.new) ? (b.new as Decision[]) : []) {
+    const value = taken(d);
+    const ms = typeof d.duration === "string" ? goDurationMs(d.duration) : null;
+    if (value === null || ms === null) skipped++;
+    else if (ms > 0) adds.push({ entry: value, expires: now + Math.ceil(ms) });
+  }
+  for (const d of Array.isArray(b.deleted) ? (b.deleted as Decision[]) : []) {
+    const value = taken(d);
+    if (value !== null) dels.push(value);
+  }
+  return { adds, dels, skipped };
+}
+
+interface Poller {
+  config: NonNullable<SetOrigin["crowdsec"]>;
+  timer: NodeJS.Timeout | undefined;
+  startup: boolean;
+  stopped: boolean;
+}
+
+export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
+  const { model, sets, log } = options;
+  const now = options.now ?? Date.now;
+  const pollers = new Map<string, Poller>();
+
+  async function poll(name: string, p: Poller): Promise<void> {
+    try {
+      const key = readFileSync(p.config.keyFile, "utf8").trim();
+      const res = await fetch(`${p.config.url}/v1/decisions/stream?startup=${p.startup}`, {
+        headers: { "x-api-key": key, "user-agent": "moat-bouncer" },
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const { adds, dels, skipped } = decisionChanges(await res.json(), now());
+      const replace = p.startup;
+      const r = await sets.bulk(
+        name,
+        { adds, dels, replace },
+        `crowdsec decisions for set ${name}`,
+      );
+      if (replace || adds.length > 0 || dels.length > 0)
+        log(
+          `crowdsec: set ${name}: +${adds.length} -${dels.length} decisions, ${r.entries} entries` +
+            (skipped ? `, ${skipped} skipped (not a ban on an Ip or a Range)` : "") +
+            (r.dropped ? `, ${r.dropped} dropped (max_entries)` : ""),
+        );
+      p.startup = false;
+    } catch (err) {
+      p.startup = true; // after a failure, every active decision again
+      log(
+        `crowdsec: set ${name}: polling ${p.config.url} failed (${(err as Error).message}); the entries stay`,
+      );
+    }
+  }
+
+  function start(name: string, config: Poller["config"]): void {
+    const p: Poller = { config, timer: undefined, startup: true, stopped: false };
+    pollers.set(name, p);
+    const loop = async (): Promise<void> => {
+      await poll(name, p);
+      if (p.stopped) return;
+      p.timer = setTimeout(() => void loop(), config.intervalSeconds * 1000);
+      p.timer.unref();
+    };
+    void loop();
+  }
+
+  function stop(p: Poller): void {
+    p.stopped = true;
+    clearTimeout(p.timer);
+  }
+
+  function applied(): void {
+    const wanted = new Map<string, Poller["config"]>();
+    for (const set of model().sets.values())
+      if (set.origin?.crowdsec) wanted.set(set.name, set.origin.crowdsec);
+    for (const [name, p] of pollers)
+      if (JSON.stringify(wanted.get(name)) !== JSON.stringify(p.config)) {
+        stop(p);
+        pollers.delete(name);
+      }
+    for (const [name, config] of wanted) if (!pollers.has(name)) start(name, config);
+  }
+
+  return {
+    applied,
+    close() {
+      for (const p of pollers.values()) stop(p);
+      pollers.clear();
+    },
+  };
+}

@@ -1,0 +1,225 @@
+// Dynamic sets (`sets: { NAME: { dynamic: true } }`): entries added and removed at run time
+// (`moat set add|del`, POST /v1/sets/add|del), each with its own expiry, kept in the set store
+// (NAME.dynamic, read by the policy loader like a set file) so they survive a restart. A change
+// or an expiry writes the file and compiles the running policy again: the datapath swaps its
+// tables atomically, as for any reload.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SetChange, SetChangeOutcome, SetView } from "../api/index.ts";
+import {
+  formatDynamicSetFile,
+  liveEntries,
+  parseAddressEntry,
+  parseDynamicSetFile,
+  type DynamicEntry,
+  type PolicyModel,
+} from "../config/index.ts";
+
+export interface DynamicSetOptions {
+  /** The set store (NAME.dynamic files). */
+  dir: string;
+  model: () => PolicyModel;
+  /** Compiles the running policy again (its sets re-read); resolves once applied. */
+  refresh: (reason: string) => Promise<void>;
+  generation: () => number;
+  /** A line for the audit log and the daemon's output. */
+  audit: (line: string) => void;
+  log: (line: string) => void;
+  now?: () => number;
+}
+
+export interface DynamicSets {
+  list(): SetView[];
+  change(change: SetChange, who: string): Promise<SetChangeOutcome>;
+  /**
+   * Many changes to set `name` at once, one re-apply (a bouncer's poll): `replace` starts from
+   * no entries; adds past max_entries are dropped and counted in the answer.
+   */
+  bulk(
+    name: string,
+    change: { adds: DynamicEntry[]; dels: string[]; replace: boolean },
+    reason: string,
+  ): Promise<{ entries: number; dropped: number }>;
+  /** The running policy changed: expiries are scheduled for its dynamic sets. */
+  applied(): void;
+  close(): void;
+}
+
+/** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function dynamicSets(options: DynamicSetOptions): DynamicSets {
+  const { dir, model, log } = options;
+  const now = options.now ?? Date.now;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const fileOf = (name: string) => join(dir, `${name}.dynamic`);
+  function read(name: string): DynamicEntry[] {
+    try {
+      return parseDynamicSetFile(readFileSync(fileOf(name), "utf8"));
+    } catch {
+      return [];
+    }
+  }
+  function write(name: string, entries: DynamicEntry[]): void {
+    // made when first written: a daemon whose policy has no dynamic set never needs it
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${fileOf(name)}.tmp`;
+    writeFileSync(tmp, formatDynamicSetFile(entries), { mode: 0o600 });
+    renameSync(tmp, fileOf(name));
+  }
+  const dynamicNames = () =>
+    [...model().sets.values()].filter((s) => s.origin?.kind === "dynamic").map((s) => s.name);
+
+  /** Drops expired entries from every dynamic set; true when any went. */
+  function prune(): boolean {
+    let any = false;
+    for (const name of dynamicNames()) {
+      const all = read(name);
+      const live = liveEntries(all, now());
+      if (live.length === all.length) continue;
+      write(name, live);
+      any = true;
+    }
+    return any;
+  }
+
+  function schedule(): void {
+    clearTimeout(timer);
+    if (closed) return;
+    let next = Infinity;
+    for (const name of dynamicNames())
+      for (const e of read(name)) if (e.expires !== null) next = Math.min(next, e.expires);
+    if (next === Infinity) return;
+    // a little after the expiry: the loader, reading at that time, leaves the entry out
+    const wait = Math.min(Math.max(next - now() + 50, 0), MAX_TIMER_MS);
+    timer = setTimeout(() => void expire(), wait);
+    timer.unref();
+  }
+
+  async function expire(): Promise<void> {
+    if (prune()) {
+      await options.refresh("dynamic set entries expired").catch((err: unknown) => {
+        log(`dynamic sets: expired entries not applied: ${(err as Error).message}`);
+      });
+    }
+    schedule();
+  }
+
+  function refusal(status: number, code: string, message: string): SetChangeOutcome {
+    return { ok: false, status, code, message };
+  }
+
+  return {
+    list() {
+      const views: SetView[] = [];
+      for (const set of model().sets.values()) {
+        if (set.origin?.kind !== "dynamic") continue;
+        const entries = liveEntries(read(set.name), now());
+        views.push({
+          name: set.name,
+          kind: "dynamic",
+          count: set.entries.length,
+          entries: entries.map((e) => ({
+            entry: e.entry,
+            expires: e.expires === null ? null : new Date(e.expires).toISOString(),
+          })),
+          ...(set.origin.timeoutSeconds !== undefined
+            ? { timeout: set.origin.timeoutSeconds }
+            : {}),
+          ...(set.origin.maxEntries !== undefined ? { maxEntries: set.origin.maxEntries } : {}),
+        });
+      }
+      return views;
+    },
+
+    async change(change, who) {
+      const set = model().sets.get(change.set);
+      if (!set || set.origin?.kind !== "dynamic")
+        return refusal(
+          404,
+          "ENOSET",
+          set
+            ? `set '${change.set}' is not dynamic (declare it as { dynamic: true })`
+            : `the running policy has no set '${change.set}'`,
+        );
+      const text = change.entry.trim();
+      const parsed = parseAddressEntry(text);
+      if (!parsed.ok || parsed.value.negate || parsed.value.target.kind !== "interval")
+        return refusal(
+          400,
+          "EBADENTRY",
+          parsed.ok
+            ? `'${text}': a dynamic set holds addresses, CIDRs and ranges`
+            : `'${text}': ${parsed.error}`,
+        );
+      const entries = liveEntries(read(change.set), now());
+      const at = entries.findIndex((e) => e.entry === text);
+      if (change.op === "del") {
+        if (at < 0) return refusal(404, "ENOENTRY", `'${text}' is not in set '${change.set}'`);
+        entries.splice(at, 1);
+      } else {
+        const seconds = change.timeoutSeconds ?? set.origin.timeoutSeconds;
+        const expires = seconds === undefined ? null : now() + seconds * 1000;
+        if (at >= 0) entries[at] = { entry: text, expires };
+        else if (entries.length >= (set.origin.maxEntries ?? Infinity))
+          return refusal(
+            409,
+            "ESETFULL",
+            `set '${change.set}' is full (max_entries ${set.origin.maxEntries}): nothing was evicted`,
+          );
+        else entries.push({ entry: text, expires });
+      }
+      write(change.set, entries);
+      options.audit(`set ${change.set}: ${change.op} ${text} by ${who}`);
+      await options.refresh(`set ${change.set} changed`);
+      schedule();
+      return { ok: true, generation: options.generation(), entries: entries.length };
+    },
+
+    async bulk(name, { adds, dels, replace }, reason) {
+      const set = model().sets.get(name);
+      const max = set?.origin?.maxEntries ?? Infinity;
+      const before = replace ? [] : liveEntries(read(name), now());
+      const byEntry = new Map(before.map((e) => [e.entry, e]));
+      for (const d of dels) byEntry.delete(d);
+      let dropped = 0;
+      for (const a of adds) {
+        if (!byEntry.has(a.entry) && byEntry.size >= max) dropped++;
+        else byEntry.set(a.entry, a);
+      }
+      const entries = liveEntries([...byEntry.values()], now());
+      const changed = replace || adds.length > 0 || dels.length > 0;
+      if (!changed) return { entries: entries.length, dropped };
+      write(name, entries);
+      await options.refresh(reason);
+      schedule();
+      return { entries: entries.length, dropped };
+    },
+
+    applied: schedule,
+    close() {
+      closed = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Coalesces refreshes: a change asked while none is waiting to start gets one; later asks join it. */
+export function joinedRefresh(
+  run: (reason: string) => Promise<void>,
+): (reason: string) => Promise<void> {
+  let previous: Promise<void> = Promise.resolve();
+  let waiting: Promise<void> | null = null;
+  return (reason) => {
+    if (waiting) return waiting;
+    const next = previous.then(async () => {
+      waiting = null;
+      await run(reason);
+    });
+    waiting = next;
+    previous = next.catch(() => {});
+    return next;
+  };
+}

@@ -1,0 +1,171 @@
+// URL feeds (`sets: { NAME: { url: ... } }`): the daemon fetches each on its interval, with
+// If-None-Match / If-Modified-Since (a 304 costs nothing) and a size limit, and keeps the body in
+// the set store (NAME.feed) where the policy loader reads it. A new body compiles the running
+// policy again (the datapath swaps its tables atomically); a failed fetch keeps the last good
+// content and says why (the daemon's output, `moat set list`).
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FeedStatusView } from "../api/index.ts";
+import type { PolicyModel, SetOrigin } from "../config/index.ts";
+
+export interface FeedOptions {
+  /** The set store (NAME.feed and NAME.feed-meta files). */
+  dir: string;
+  model: () => PolicyModel;
+  refresh: (reason: string) => Promise<void>;
+  log: (line: string) => void;
+  /** How long a fetch may take (default 60 s). */
+  timeoutMs?: number;
+}
+
+export interface Feeds {
+  /** The running policy changed: feeds added, removed or changed start or stop. */
+  applied(): void;
+  status(name: string): FeedStatusView | undefined;
+  close(): void;
+}
+
+interface Meta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+  lastChange?: string;
+}
+
+interface Running {
+  url: string;
+  intervalMs: number;
+  maxBytes: number;
+  timer: NodeJS.Timeout | undefined;
+  status: FeedStatusView;
+}
+
+export function startFeeds(options: FeedOptions): Feeds {
+  const { dir, model, log } = options;
+  const running = new Map<string, Running>();
+  let closed = false;
+
+  const metaFile = (name: string) => join(dir, `${name}.feed-meta`);
+  function readMeta(name: string, url: string): Meta {
+    try {
+      const meta = JSON.parse(readFileSync(metaFile(name), "utf8")) as Meta;
+      return meta.url === url ? meta : { url };
+    } catch {
+      return { url };
+    }
+  }
+  function writeAtomic(path: string, data: string | Buffer): void {
+    // made when first written: a daemon whose policy has no URL feed never needs it
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(`${path}.tmp`, data, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+
+  async function fetchOnce(name: string, feed: Running): Promise<void> {
+    const meta = readMeta(name, feed.url);
+    const headers: Record<string, string> = {};
+    if (meta.etag) headers["if-none-match"] = meta.etag;
+    if (meta.lastModified) headers["if-modified-since"] = meta.lastModified;
+    feed.status.lastFetch = new Date().toISOString();
+    try {
+      const res = await fetch(feed.url, {
+        headers,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+      });
+      if (res.status === 304) {
+        feed.status.lastResult = "304 not modified";
+        await res.body?.cancel();
+        return;
+      }
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const body = await readLimited(res, feed.maxBytes);
+      const next: Meta = { url: feed.url, lastChange: new Date().toISOString() };
+      const etag = res.headers.get("etag");
+      const lastModified = res.headers.get("last-modified");
+      if (etag) next.etag = etag;
+      if (lastModified) next.lastModified = lastModified;
+      writeAtomic(join(dir, `${name}.feed`), body);
+      writeAtomic(metaFile(name), JSON.stringify(next));
+      feed.status.lastResult = "200";
+      feed.status.lastChange = next.lastChange;
+      await options.refresh(`feed ${name} updated`);
+    } catch (err) {
+      const why = (err as Error).message;
+      feed.status.lastResult = `failed: ${why}`;
+      log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
+    }
+  }
+
+  function start(name: string, origin: SetOrigin): void {
+    const url = origin.url ?? "";
+    const meta = readMeta(name, url);
+    const feed: Running = {
+      url,
+      intervalMs: (origin.intervalSeconds ?? 3600) * 1000,
+      maxBytes: origin.maxBytes ?? 64 * 2 ** 20,
+      timer: undefined,
+      status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
+    };
+    running.set(name, feed);
+    const loop = async (): Promise<void> => {
+      await fetchOnce(name, feed);
+      if (closed || running.get(name) !== feed) return;
+      feed.timer = setTimeout(() => void loop(), feed.intervalMs);
+      feed.timer.unref();
+    };
+    void loop();
+  }
+
+  function applied(): void {
+    const wanted = new Map<string, SetOrigin>();
+    for (const set of model().sets.values())
+      if (set.origin?.kind === "feed" && set.origin.url) wanted.set(set.name, set.origin);
+    for (const [name, feed] of running) {
+      const w = wanted.get(name);
+      if (
+        w?.url === feed.url &&
+        (w.intervalSeconds ?? 3600) * 1000 === feed.intervalMs &&
+        (w.maxBytes ?? 0) === feed.maxBytes
+      )
+        continue;
+      clearTimeout(feed.timer);
+      running.delete(name);
+    }
+    for (const [name, origin] of wanted) if (!running.has(name)) start(name, origin);
+  }
+
+  applied();
+  return {
+    applied,
+    status: (name) => {
+      const feed = running.get(name);
+      return feed ? { ...feed.status } : undefined;
+    },
+    close() {
+      closed = true;
+      for (const feed of running.values()) clearTimeout(feed.timer);
+      running.clear();
+    },
+  };
+}
+
+/** The body, refused (the fetch aborted) once it passes `maxBytes`. */
+async function readLimited(res: Response, maxBytes: number): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  if (declared > maxBytes) {
+    await res.body?.cancel();
+    throw new Error(`the body (${declared} bytes) is over max_bytes ${maxBytes}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (!res.body) return Buffer.alloc(0);
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new Error(`the body is over max_bytes ${maxBytes}`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,50 @@
+// Quarantine: a connection matched by a rule with `quarantine: { set, timeout }` puts its local
+// address into that dynamic set until the timeout (renewed by later matches), so rules naming
+// the set give the host a stricter policy for a while. The entry is a dynamic set's like any
+// other: it expires by itself, survives a restart, and `moat set del` lifts it early.
+import type { PolicyModel } from "../config/index.ts";
+import type { MoatEvent } from "../datapath/index.ts";
+import type { DynamicSets } from "./dynamic-sets.ts";
+
+export interface QuarantineOptions {
+  model: () => PolicyModel;
+  sets: Pick<DynamicSets, "bulk">;
+  log: (line: string) => void;
+  now?: () => number;
+}
+
+const VERDICTS = new Set(["allowed", "blocked", "detected"]);
+
+/** Returns what looks at each event (before it is pushed) for a quarantine to start. */
+export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => void {
+  const now = options.now ?? Date.now;
+  // until when an entry was last written: matches in a burst write it once
+  const written = new Map<string, number>();
+  return (event) => {
+    if (!VERDICTS.has(event.type)) return;
+    const rule = options.model().rules.find((r) => r.name === event.rule);
+    const q = rule?.quarantine;
+    if (!rule || !q) return;
+    const ip = event.local.ip;
+    const key = `${q.set} ${ip}`;
+    const t = now();
+    const expires = t + q.seconds * 1000;
+    // renewed once half the timeout has gone by
+    if ((written.get(key) ?? 0) > t + q.seconds * 500) return;
+    written.set(key, expires);
+    void options.sets
+      .bulk(
+        q.set,
+        { adds: [{ entry: ip, expires }], dels: [], replace: false },
+        `quarantine of ${ip} (rule ${rule.name})`,
+      )
+      .then(
+        () =>
+          options.log(
+            `quarantine: ${ip} in set ${q.set} until ${new Date(expires).toISOString()} (rule ${rule.name}, remote ${event.remote.ip})`,
+          ),
+        (err: unknown) =>
+          options.log(`quarantine: ${ip} not put in set ${q.set}: ${(err as Error).message}`),
+      );
+  };
+}

@@ -1,0 +1,86 @@
+// Which feed or dynamic set of a rule holds a remote address: the metadata events carry (feed
+// name, category, confidence) when a rule matched through such a set. A rule whose remote list
+// is one such set needs no lookup; one that names several looks the address up in each (a sorted
+// index per set, built once per set object: a million-entry feed is not scanned per event).
+import { parseIp, unmapIpv4 } from "../config/ip.ts";
+import type { AddressEntry, PolicyModel, PolicySet, Rule } from "../config/index.ts";
+
+export interface FeedTag {
+  /** The set's name (a feed is a set). */
+  name: string;
+  kind: "feed" | "dynamic";
+  category?: string;
+  confidence?: number;
+}
+
+/** Sorted, merged intervals of one family. */
+type Index = { 4: [bigint, bigint][]; 6: [bigint, bigint][] };
+const indexes = new WeakMap<PolicySet, Index>();
+
+function indexOf(set: PolicySet): Index {
+  const cached = indexes.get(set);
+  if (cached) return cached;
+  const index: Index = { 4: [], 6: [] };
+  for (const e of set.entries as AddressEntry[])
+    if (e.kind === "interval" && !e.negate) index[e.family].push([e.start, e.end]);
+  for (const family of [4, 6] as const) {
+    const list = index[family].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const merged: [bigint, bigint][] = [];
+    for (const [start, end] of list) {
+      const last = merged[merged.length - 1];
+      if (last && start <= last[1] + 1n) last[1] = end > last[1] ? end : last[1];
+      else merged.push([start, end]);
+    }
+    index[family] = merged;
+  }
+  indexes.set(set, index);
+  return index;
+}
+
+function holds(set: PolicySet, family: 4 | 6, value: bigint): boolean {
+  const list = indexOf(set)[family];
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const [start, end] = list[mid] ?? [0n, -1n];
+    if (value < start) hi = mid - 1;
+    else if (value > end) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** The feed and dynamic sets a rule's remote list names (not excluded). */
+function feedSetsOf(model: PolicyModel, rule: Rule): PolicySet[] {
+  const out: PolicySet[] = [];
+  for (const e of rule.layer3?.remote?.entries ?? []) {
+    if (e.kind !== "set" || e.negate) continue;
+    const set = model.sets.get(e.set);
+    if (set?.origin) out.push(set);
+  }
+  return out;
+}
+
+const tagOf = (set: PolicySet): FeedTag => ({
+  name: set.name,
+  kind: set.origin?.kind ?? "feed",
+  ...(set.origin?.category !== undefined ? { category: set.origin.category } : {}),
+  ...(set.origin?.confidence !== undefined ? { confidence: set.origin.confidence } : {}),
+});
+
+/** The feed a connection of `ruleName` to or from `remoteIp` matched through, if any. */
+export function feedOf(model: PolicyModel, ruleName: string, remoteIp: string): FeedTag | null {
+  const rule = model.rules.find((r) => r.name === ruleName);
+  if (!rule) return null;
+  const sets = feedSetsOf(model, rule);
+  // the remote list is that one set: whatever the rule matched came from it
+  const only = sets.length === 1 && rule.layer3?.remote?.entries.length === 1 ? sets[0] : undefined;
+  if (only) return tagOf(only);
+  if (sets.length === 0) return null;
+  const ip = parseIp(remoteIp);
+  if (!ip.ok) return null;
+  const { family, value } = unmapIpv4(ip.value);
+  const found = sets.find((s) => holds(s, family, value));
+  return found ? tagOf(found) : null;
+}

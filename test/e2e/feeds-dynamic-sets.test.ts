@@ -1,0 +1,273 @@
+// Dynamic sets and feeds against a running daemon, with real clients: `moat set add` blocks a
+// client at once, the entry expiring lets it through again, an entry without expiry survives a
+// restart; a URL feed served in the lab and changed while probes run swaps the filter with no
+// probe misjudged, and an unchanged feed is answered 304 (ETag).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startMoatLab, startPeerServers, type MoatLab } from "../helpers/moat-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
+import type { SetView } from "../../src/api/index.ts";
+
+function moat(lab: MoatLab, ...args: string[]) {
+  const r = spawnSync(MOAT, [...args, "--api", `unix:${lab.apiSocket}`], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const sets = (lab: MoatLab) =>
+  (JSON.parse(moat(lab, "set", "list", "--json").stdout) as { sets: SetView[] }).sets;
+
+async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A state folder of its own for the daemon of this test (the set store is in it). */
+function stateDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "moat-state-"));
+  const before = process.env.MOAT_STATE_DIR;
+  process.env.MOAT_STATE_DIR = dir;
+  t.after(() => {
+    if (before === undefined) delete process.env.MOAT_STATE_DIR;
+    else process.env.MOAT_STATE_DIR = before;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+test("moat set add blocks a client at once; the entry expiring lets it through; entries survive a restart", async (t) => {
+  stateDir(t);
+  const lab = await startMoatLab(
+    t.name,
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}] }
+sets:
+  banned: { dynamic: true, max_entries: 100 }
+rules:
+  - name: banned
+    direction: ingress
+    action: block
+    layer3: { remote: [set:banned] }
+`,
+  );
+  t.after(() => lab.close());
+  const web = () => lab.curl(`http://${lab.v4.b}:80/`, ["--max-time", "1"]).status === 0;
+  assert.equal(web(), true, "not banned yet");
+
+  const added = moat(lab, "set", "add", "banned", lab.v4.a, "--timeout", "3s");
+  assert.equal(added.code, 0, added.stderr);
+  assert.match(
+    added.stdout,
+    new RegExp(`^set banned: added ${lab.v4.a} \\(1 entries, generation \\d+\\)`),
+  );
+  assert.equal(web(), false, "blocked at once");
+  const listed = sets(lab).find((s) => s.name === "banned");
+  assert.equal(listed?.entries?.[0]?.entry, lab.v4.a);
+  assert.ok(listed?.entries?.[0]?.expires, "the entry has an expiry");
+  const event = await until("the blocked event", () => {
+    const r = moat(lab, "events", "--json", "--type", "blocked", "--rule", "banned");
+    return r.stdout.split("\n").find((l) => l.includes('"feed"'));
+  });
+  assert.deepEqual((JSON.parse(event) as { feed?: unknown }).feed, {
+    name: "banned",
+    kind: "dynamic",
+  });
+
+  await until("the entry to expire", () => (web() ? true : undefined));
+  assert.deepEqual(sets(lab).find((s) => s.name === "banned")?.entries, []);
+
+  assert.equal(moat(lab, "set", "add", "banned", `${lab.v4.a}/32`).code, 0);
+  assert.equal(web(), false);
+  await lab.restart("SIGTERM");
+  assert.equal(web(), false, "still banned after a restart");
+  const removed = moat(lab, "set", "del", "banned", `${lab.v4.a}/32`);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(web(), true, "let through at once");
+
+  const bad = moat(lab, "set", "add", "banned", "not-an-address!");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^moat: 'not-an-address!'/m);
+  const unknown = moat(lab, "set", "add", "nope", lab.v4.a);
+  assert.match(unknown.stderr, /the running policy has no set 'nope'/);
+});
+
+/** A feed of `n` documentation-range /32s plus `extra`. */
+function feedText(version: number, extra: string[]): string {
+  const lines = [`# feed version ${version}`];
+  for (let i = 0; i < 20_000; i++)
+    lines.push(`198.${18 + (i >> 16)}.${(i >> 8) & 255}.${(i + version) & 255}`);
+  return [...lines, ...extra].join("\n") + "\n";
+}
+
+test("a URL feed changed while probes run: no probe misjudged during the swaps; 304 when unchanged", async (t) => {
+  stateDir(t);
+  const files = mkdtempSync(join(tmpdir(), "moat-feed-"));
+  t.after(() => rmSync(files, { recursive: true, force: true }));
+  const feedFile = join(files, "feed.txt");
+  const port = 18_000 + Math.floor(Math.random() * 2000);
+  let server: ReturnType<typeof spawnLines> | undefined;
+  const lab = await startMoatLab(
+    t.name,
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}] }
+sets:
+  ioc: { url: "http://127.0.0.1:${port}/feed.txt", interval: 1s, category: botnet, confidence: 90 }
+rules:
+  - name: ioc
+    direction: ingress
+    action: block
+    layer3: { remote: [set:ioc] }
+`,
+    undefined,
+    {
+      beforeDaemon: async (l) => {
+        writeFileSync(feedFile, feedText(0, [l.v6.a]));
+        server = spawnLines("ip", [
+          "netns",
+          "exec",
+          l.b,
+          NODE,
+          "--disable-warning=ExperimentalWarning",
+          `${ROOT}test/helpers/feed-server.ts`,
+          feedFile,
+          String(port),
+        ]);
+        await server.waitFor(/^listening$/);
+      },
+    },
+  );
+  t.after(async () => {
+    await lab.close();
+    server?.kill();
+  });
+  const feed = () => sets(lab).find((s) => s.name === "ioc");
+  await until("the first fetch applied", () => ((feed()?.count ?? 0) > 20_000 ? true : undefined));
+  await server?.waitFor(/^GET 304$/, 10_000);
+
+  // probes from a: v4 is never in the feed (allowed), v6 always is (blocked)
+  const probes = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.a,
+    "sh",
+    "-c",
+    `while :; do
+       curl -s -o /dev/null --max-time 1 http://${lab.v4.b}:80/ && echo v4 pass || echo v4 stopped
+       curl -s -o /dev/null --max-time 0.3 "http://[${lab.v6.b}]:80/" && echo v6 pass || echo v6 stopped
+     done`,
+  ]);
+  t.after(() => probes.kill());
+  let changes = 0;
+  for (let version = 1; version <= 3; version++) {
+    const before = feed()?.feed?.lastChange;
+    writeFileSync(feedFile, feedText(version, [lab.v6.a]));
+    await until(`feed version ${version} applied`, () =>
+      feed()?.feed?.lastChange !== before ? true : undefined,
+    );
+    changes++;
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  probes.kill();
+  const v4 = probes.lines.filter((l) => l.startsWith("v4"));
+  const v6 = probes.lines.filter((l) => l.startsWith("v6"));
+  assert.equal(changes, 3);
+  assert.ok(v4.length >= 3 && v6.length >= 3, `probes ran: ${probes.lines.length}`);
+  assert.deepEqual(
+    v4.filter((l) => l !== "v4 pass"),
+    [],
+    "no allowed probe stopped",
+  );
+  assert.deepEqual(
+    v6.filter((l) => l !== "v6 stopped"),
+    [],
+    "no blocked probe passed",
+  );
+  const view = feed();
+  assert.equal(view?.feed?.category, "botnet");
+  assert.equal(view?.feed?.confidence, 90);
+  assert.equal(view?.count, 20_001);
+  const event = await until("a blocked probe's event", () => {
+    const r = moat(lab, "events", "--json", "--type", "blocked", "--rule", "ioc");
+    return r.stdout.split("\n").find((l) => l.includes('"feed"'));
+  });
+  assert.deepEqual((JSON.parse(event) as { feed?: unknown }).feed, {
+    name: "ioc",
+    kind: "feed",
+    category: "botnet",
+    confidence: 90,
+  });
+});
+
+test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async (t) => {
+  stateDir(t);
+  const lab = await startMoatLab(
+    t.name,
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}] }
+sets:
+  ioc: [${l.v4.a}]
+  quarantined: { dynamic: true }
+rules:
+  - name: ioc-contact
+    direction: egress
+    action: block
+    layer3: { remote: [set:ioc] }
+    layer4: { protocol: tcp, port: [8080] }
+    quarantine: { set: quarantined, timeout: 3s }
+  - name: quarantined
+    direction: egress
+    action: block
+    layer3: { local: [set:quarantined] }
+`,
+  );
+  t.after(() => lab.close());
+  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
+  t.after(() => peer.kill());
+  const out = (port: number) =>
+    spawnSync(
+      "ip",
+      [
+        "netns",
+        "exec",
+        lab.b,
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "1",
+        `http://${lab.v4.a}:${port}/`,
+      ],
+      { timeout: 10_000 },
+    ).status === 0;
+
+  assert.equal(out(80), true, "not quarantined yet");
+  assert.equal(out(8080), false, "the IOC contact is blocked");
+  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  assert.equal(out(80), false, "quarantined: its other connections are blocked");
+  assert.deepEqual(
+    sets(lab)
+      .find((s) => s.name === "quarantined")
+      ?.entries?.map((e) => e.entry),
+    [lab.v4.b],
+  );
+  await until("the quarantine to end", () => (out(80) ? true : undefined));
+});

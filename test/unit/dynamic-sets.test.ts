@@ -1,0 +1,114 @@
+// The daemon's dynamic sets: entries added and removed (refused with a reason when the set is
+// unknown, not dynamic, full, or the entry is not an address), kept in the set store so a new
+// daemon finds them, and removed by themselves at their expiry (one re-apply).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
+import type { PolicyModel } from "../../src/config/index.ts";
+
+const pos = { file: "p", line: 1, col: 1, path: "sets" };
+const model = {
+  sets: new Map<string, unknown>([
+    [
+      "banned",
+      {
+        name: "banned",
+        kind: "empty",
+        entries: [],
+        pos,
+        origin: { kind: "dynamic", maxEntries: 2 },
+      },
+    ],
+    ["corp", { name: "corp", kind: "empty", entries: [], pos }],
+  ]),
+} as unknown as PolicyModel;
+
+test("dynamic sets: add, del, refusals, kept across instances, expiry", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const refreshes: string[] = [];
+  const audit: string[] = [];
+  const open = () =>
+    dynamicSets({
+      dir,
+      model: () => model,
+      refresh: (reason) => {
+        refreshes.push(reason);
+        return Promise.resolve();
+      },
+      generation: () => 7,
+      audit: (line) => audit.push(line),
+      log: () => {},
+    });
+  const sets = open();
+  t.after(() => sets.close());
+
+  assert.deepEqual(await sets.change({ op: "add", set: "banned", entry: "203.0.113.9" }, "root"), {
+    ok: true,
+    generation: 7,
+    entries: 1,
+  });
+  await sets.change(
+    { op: "add", set: "banned", entry: "2001:db8::/64", timeoutSeconds: 1 },
+    "root",
+  );
+  assert.deepEqual(await sets.change({ op: "add", set: "banned", entry: "192.0.2.1" }, "root"), {
+    ok: false,
+    status: 409,
+    code: "ESETFULL",
+    message: "set 'banned' is full (max_entries 2): nothing was evicted",
+  });
+  const refused = async (set: string, entry: string) => {
+    const r = await sets.change({ op: "add", set, entry }, "root");
+    return r.ok ? "ok" : `${r.code}: ${r.message}`;
+  };
+  assert.equal(await refused("nope", "192.0.2.1"), "ENOSET: the running policy has no set 'nope'");
+  assert.equal(
+    await refused("corp", "192.0.2.1"),
+    "ENOSET: set 'corp' is not dynamic (declare it as { dynamic: true })",
+  );
+  assert.match(
+    await refused("banned", "!192.0.2.1"),
+    /^EBADENTRY: '!192.0.2.1': a dynamic set holds/,
+  );
+  assert.match(await refused("banned", "example.com"), /^EBADENTRY: /);
+  assert.deepEqual(audit, [
+    "set banned: add 203.0.113.9 by root",
+    "set banned: add 2001:db8::/64 by root",
+  ]);
+  assert.match(
+    readFileSync(join(dir, "banned.dynamic"), "utf8"),
+    /^203\.0\.113\.9\n2001:db8::\/64 # expires \d+\n$/,
+  );
+
+  // a new daemon finds them
+  const again = open();
+  t.after(() => again.close());
+  assert.deepEqual(
+    again.list()[0]?.entries?.map((e) => [e.entry, e.expires === null]),
+    [
+      ["203.0.113.9", true],
+      ["2001:db8::/64", false],
+    ],
+  );
+
+  // the 1 s entry goes by itself, with one re-apply
+  refreshes.length = 0;
+  const end = Date.now() + 5000;
+  while (!refreshes.includes("dynamic set entries expired") && Date.now() < end)
+    await new Promise((r) => setTimeout(r, 50));
+  assert.ok(refreshes.includes("dynamic set entries expired"), refreshes.join(", "));
+  assert.deepEqual(
+    sets.list()[0]?.entries?.map((e) => e.entry),
+    ["203.0.113.9"],
+  );
+  assert.equal(
+    (await sets.change({ op: "del", set: "banned", entry: "203.0.113.9" }, "root")).ok,
+    true,
+  );
+  const gone = await sets.change({ op: "del", set: "banned", entry: "203.0.113.9" }, "root");
+  assert.equal(gone.ok ? "" : gone.code, "ENOENTRY");
+});

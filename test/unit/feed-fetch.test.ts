@@ -1,0 +1,81 @@
+// The daemon's feed fetcher against a local HTTP server: a 200 is kept in the set store and
+// re-applied, the next fetch sends If-None-Match / If-Modified-Since and a 304 changes nothing, a
+// failure (an HTTP error, a body over max_bytes) keeps the last good content and is reported.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { startFeeds } from "../../src/daemon/feed-fetch.ts";
+import type { PolicyModel } from "../../src/config/index.ts";
+
+test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const seen: IncomingHttpHeaders[] = [];
+  // what the server answers, request by request
+  const plan: ((res: import("node:http").ServerResponse) => void)[] = [
+    (res) =>
+      res
+        .writeHead(200, { etag: '"v1"', "last-modified": "Wed, 02 Dec 2026 10:00:00 GMT" })
+        .end("203.0.113.9\n"),
+    (res) => res.writeHead(304, { etag: '"v1"' }).end(),
+    (res) => res.writeHead(500).end("oops"),
+    (res) => res.writeHead(200, { etag: '"v2"' }).end("x".repeat(200)),
+  ];
+  const server = createServer((req, res) => {
+    seen.push(req.headers);
+    const answer = plan[seen.length - 1];
+    if (answer) answer(res);
+    else res.writeHead(304).end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const model = {
+    sets: new Map([
+      [
+        "ioc",
+        {
+          name: "ioc",
+          kind: "empty",
+          entries: [],
+          pos: { file: "p", line: 1, col: 1, path: "sets.ioc" },
+          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes: 100, format: "plain" },
+        },
+      ],
+    ]),
+  } as unknown as PolicyModel;
+  const refreshes: string[] = [];
+  const logs: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => model,
+    refresh: (reason) => {
+      refreshes.push(reason);
+      return Promise.resolve();
+    },
+    log: (line) => logs.push(line),
+  });
+  t.after(() => feeds.close());
+  const end = Date.now() + 15_000;
+  while (seen.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 100));
+
+  assert.equal(seen[0]?.["if-none-match"], undefined, "the first fetch is unconditional");
+  assert.equal(seen[1]?.["if-none-match"], '"v1"');
+  assert.equal(seen[1]?.["if-modified-since"], "Wed, 02 Dec 2026 10:00:00 GMT");
+  assert.deepEqual(refreshes, ["feed ioc updated"], "only the 200 re-applies");
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "203.0.113.9\n", "last good content");
+  assert.equal(logs.length, 2, logs.join("\n"));
+  assert.equal(logs[0], `feed ioc: fetching ${url} failed (HTTP 500); the last good content stays`);
+  // no Content-Length here: the body is cut while it streams in
+  assert.equal(
+    logs[1],
+    `feed ioc: fetching ${url} failed (the body is over max_bytes 100); the last good content stays`,
+  );
+  assert.match(feeds.status("ioc")?.lastResult ?? "", /^failed: the body/);
+  assert.ok(feeds.status("ioc")?.lastChange, "when the content last changed");
+});
