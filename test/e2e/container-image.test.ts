@@ -12,7 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -177,28 +177,29 @@ test(
     if (missing.length)
       t.diagnostic(`not in this machine's bounding set, left out: ${missing.join(", ")}`);
     const bundle = mkdtempSync("/var/tmp/moat-image-bundle-");
-    t.after(() => rmSync(bundle, { recursive: true, force: true }));
+    const id = `moat-image-${lab.tag}-${process.pid}`;
+    const cgroupsPath = `/${id}`;
+    const runcRoot = join(bundle, "runc");
+    const runc = (args: string[]) =>
+      spawnSync("runc", ["--root", runcRoot, ...args], { encoding: "utf8", timeout: 60_000 });
+    // the container (and its cgroup) first, then the bundle and runc's state
+    t.after(() => {
+      runc(["kill", id, "KILL"]);
+      runc(["delete", "-f", id]);
+      const cg = readFileSync("/proc/self/mountinfo", "utf8").match(/ (\S+) \S+ - cgroup2 /)?.[1];
+      if (cg && existsSync(join(cg, cgroupsPath))) rmdirSync(join(cg, cgroupsPath));
+      rmSync(bundle, { recursive: true, force: true });
+    });
     const unpack = spawnSync(
       "umoci",
       ["unpack", "--image", `${join(ROOT, "build/image/oci")}:${VERSION}`, join(bundle, "b")],
       { encoding: "utf8", timeout: 120_000 },
     );
     assert.equal(unpack.status, 0, unpack.stderr);
-    const id = `moat-image-${lab.tag}-${process.pid}`;
-    const cgroupsPath = `/${id}`;
     writeFileSync(
       join(bundle, "b/config.json"),
       JSON.stringify(runtimeSpec(join(bundle, "b/config.json"), caps, etc, pinDir, cgroupsPath)),
     );
-    const runcRoot = join(bundle, "runc");
-    const runc = (args: string[]) =>
-      spawnSync("runc", ["--root", runcRoot, ...args], { encoding: "utf8", timeout: 60_000 });
-    t.after(() => {
-      runc(["kill", id, "KILL"]);
-      runc(["delete", "-f", id]);
-      const cg = readFileSync("/proc/self/mountinfo", "utf8").match(/ (\S+) \S+ - cgroup2 /)?.[1];
-      if (cg) rmSync(join(cg, cgroupsPath), { recursive: true, force: true });
-    });
 
     const servers = [10250, 8080].map((port) =>
       spawn("ip", ["netns", "exec", lab.b, "nc", "-lk", lab.v4.b, String(port)], {
