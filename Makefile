@@ -38,7 +38,7 @@ POLICY ?= examples/default.yaml
 RUN_DIR ?= /etc/moat
 RUN_POLICY := $(if $(filter /%,$(POLICY)),$(POLICY),$(RUN_DIR)/$(notdir $(POLICY)))
 
-.PHONY: help setup preflight deps build bpf native web cli-reference cli-bundle dist run test test-unit check bench clean install uninstall deb
+.PHONY: help setup preflight deps build bpf native web cli-reference cli-bundle dist run test test-unit check bench clean install uninstall deb image
 
 help:
 	@echo "make run    set up (apt, Node 24, npm ci, BPF + addon build) and run moat with $(POLICY)"
@@ -47,6 +47,7 @@ help:
 	@echo "make bench  run the benchmarks (bench/), results in bench/results/"
 	@echo "make install / make uninstall [DESTDIR=] [PREFIX=/usr] [PURGE=1]  moat as a systemd service"
 	@echo "make deb   the Debian package (build/deb/moat_VERSION_amd64.deb), lintian-checked"
+	@echo "make image the container image (build/image/moat-image.tar, docker load -i; OCI layout build/image/oci)"
 
 setup: preflight deps build
 
@@ -173,6 +174,12 @@ deb: $(DEB)
 
 $(DEB): $(BPF_OBJS) $(ADDON) $(BUILD)/web/playground.html $(BUILD)/dist/cli-main.mjs $(BUILD)/man/moat.1 $(BUILD)/cli/BUILT scripts/install.sh scripts/deb.sh $(wildcard packaging/* packaging/debian/* packaging/debian/*/*)
 	MOAT_VERSION=$(VERSION) NODE_BIN="$(NODE)" scripts/deb.sh
+
+# The container image (scripts/image.sh): a minimal Debian 12 root (mmdebstrap) with the .deb
+# installed, assembled by umoci, written by skopeo as a docker archive; cached by the .deb's content.
+# The Kubernetes DaemonSet that runs it is packaging/kubernetes (docs/kubernetes.md).
+image: $(DEB) scripts/image.sh
+	MOAT_VERSION=$(VERSION) scripts/image.sh
 
 clean:
 	rm -rf $(BUILD) native/build

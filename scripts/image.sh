@@ -33,7 +33,8 @@ if [ ! -f "$cached/moat-image.tar" ]; then
     --customize-hook='rm -f "$1/moat.deb"; rm -rf "$1"/var/cache/* "$1"/var/log/*.log "$1"/var/lib/moat/*' \
     bookworm "$work/rootfs.tar" "$mirror"
 
-  # the policy comes from a mount (a ConfigMap): the package's default is left for `moat check`
+  # the policy comes from a mount (a ConfigMap); /sys/fs/bpf is no volume: pins belong in the
+  # node's bpffs, mounted by the runtime, never in a directory the runtime would make up
   umoci init --layout "$work/oci"
   umoci new --image "$work/oci:$version"
   umoci raw add-layer --image "$work/oci:$version" "$work/rootfs.tar"
@@ -42,7 +43,7 @@ if [ ! -f "$cached/moat-image.tar" ]; then
     --config.cmd=run --config.cmd=--policy --config.cmd=/etc/moat/policy.yaml \
     --config.env=PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     --config.workingdir=/ \
-    --config.volume=/var/lib/moat --config.volume=/sys/fs/bpf \
+    --config.volume=/var/lib/moat \
     --config.label=org.opencontainers.image.title=moat \
     --config.label=org.opencontainers.image.version="$version" \
     --author='moat maintainers <moat@example.org>'
