@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { createLab, status } from "../helpers/netns.ts";
 import { startDockerLab } from "../helpers/docker-lab.ts";
-import { ROOT } from "../helpers/paths.ts";
+import { PACKAGING_LOCK, ROOT } from "../helpers/paths.ts";
 import { spawnLines } from "../helpers/child.ts";
 
 const VERSION = (
@@ -106,10 +106,15 @@ test(
   { timeout: 1_200_000 },
   async (t) => {
     const started = Date.now();
-    const make = spawnSync("make", ["-C", ROOT, "--no-print-directory", "image"], {
-      encoding: "utf8",
-      timeout: 1_200_000,
-    });
+    // under the packaging lock: the .deb test builds the same .deb, maybe at the same time
+    const make = spawnSync(
+      "flock",
+      [PACKAGING_LOCK, "make", "-C", ROOT, "--no-print-directory", "image"],
+      {
+        encoding: "utf8",
+        timeout: 1_200_000,
+      },
+    );
     assert.equal(make.status, 0, make.stderr + make.stdout.slice(-2000));
     const built = Date.now();
 

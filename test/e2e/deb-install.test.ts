@@ -22,7 +22,7 @@ import {
 import { join } from "node:path";
 import { createLab, status } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
-import { ROOT } from "../helpers/paths.ts";
+import { PACKAGING_LOCK, ROOT } from "../helpers/paths.ts";
 
 const MIRROR = "http://deb.debian.org/debian";
 const VERSION = (
@@ -80,7 +80,8 @@ test(
   { timeout: 1_200_000 },
   async (t) => {
     const started = Date.now();
-    run("make", ["-C", ROOT, "--no-print-directory", "deb"], 900_000);
+    // under the packaging lock: the image test builds the same .deb, maybe at the same time
+    run("flock", [PACKAGING_LOCK, "make", "-C", ROOT, "--no-print-directory", "deb"], 900_000);
     const deps = depends(DEB);
     assert.ok(deps.includes("libbpf1") && deps.includes("iproute2"), deps.join(", "));
     const tarball = rootTarball(deps);
