@@ -118,7 +118,7 @@ test("an empty value points at its key; unknown keys at the key, with the allowe
     ),
     [
       "p.yaml:5:5 rules[0].direction: must be one of ingress, egress, any, got empty",
-      "p.yaml:7:5 rules[0].colour: unknown property 'colour' (expected one of: name, direction, layer3, layer4, process, interface, layer7, action, mode, log, rate_limit)",
+      "p.yaml:7:5 rules[0].colour: unknown property 'colour' (expected one of: name, direction, layer3, layer4, process, interface, layer7, action, mode, log, rate_limit, quarantine)",
     ],
   );
 });
