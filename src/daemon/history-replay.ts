@@ -41,9 +41,24 @@ const runJob = (job: ReplayJob) =>
     "replay",
   );
 
-export function historyReplayer(
+/** What every history job carries besides its request. */
+export interface HistoryJobBase {
+  historyPath: string;
+  /** The policy file's path: names texts in diagnostics, anchors their relative set files. */
+  policyPath: string;
+  /** The running policy's text. */
+  running: string;
+}
+
+/**
+ * The API's runner of one kind of history job: one at a time (each reads the history on a
+ * worker thread of its own; two at once would only share the cores), null when the daemon keeps
+ * no history on disk.
+ */
+export function historyJobs<R extends object, O>(
   source: ReplaySource,
-): (request: ReplayRequest) => Promise<ReplayOutcome | null> {
+  run: (job: R & HistoryJobBase) => Promise<O>,
+): (request: R) => Promise<O | null> {
   let queue: Promise<unknown> = Promise.resolve();
   return async (request) => {
     const { historyPath } = source;
@@ -53,17 +68,21 @@ export function historyReplayer(
     } catch {
       return null; // the daemon said why at start
     }
-    const job: ReplayJob = {
+    const job = {
       ...request,
       historyPath,
       policyPath: source.policyPath,
       running: source.runningText(),
     };
-    const run = queue.then(
-      () => runJob(job),
-      () => runJob(job),
-    );
-    queue = run.catch(() => {});
-    return run;
+    const go = () => run(job);
+    const next = queue.then(go, go);
+    queue = next.catch(() => {});
+    return next;
   };
+}
+
+export function historyReplayer(
+  source: ReplaySource,
+): (request: ReplayRequest) => Promise<ReplayOutcome | null> {
+  return historyJobs<ReplayRequest, ReplayOutcome>(source, runJob);
 }
