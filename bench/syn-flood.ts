@@ -19,6 +19,7 @@ import { ROOT } from "../test/helpers/paths.ts";
 import { cpuUs } from "./proc-cpu.ts";
 import { enableBpfStats, programStats } from "./bpf-stats.ts";
 import { writeResult } from "./results.ts";
+import { tcpExt } from "../test/helpers/netstat.ts";
 
 const PORT = 8080;
 const FLOOD_MS = Number(process.env.FLOOD_MS ?? 5000);
@@ -50,16 +51,6 @@ function rxPackets(lab: Lab): number {
     },
   );
   return Number(r.stdout.trim());
-}
-
-function tcpExt(lab: Lab): Record<string, number> {
-  const r = spawnSync("ip", ["netns", "exec", lab.b, "cat", "/proc/net/netstat"], {
-    encoding: "utf8",
-  });
-  const lines = r.stdout.split("\n").filter((l) => l.startsWith("TcpExt:"));
-  const names = (lines[0] ?? "").split(/\s+/).slice(1);
-  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
-  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
 }
 
 /** curl from a, one after another, while the flood runs: how many connected. */
@@ -101,7 +92,7 @@ function xdpProgramId(lab: Lab): number {
 async function phase(lab: MoatLab, name: string) {
   const xdp = xdpProgramId(lab);
   const stats0 = programStats(xdp);
-  const ext0 = tcpExt(lab);
+  const ext0 = tcpExt(lab.b);
   const rx0 = rxPackets(lab);
   const busy0 = busyUs();
   const hping = spawn(
@@ -131,7 +122,7 @@ async function phase(lab: MoatLab, name: string) {
   await exited;
   const busy = busyUs() - busy0;
   const syns = rxPackets(lab) - rx0;
-  const ext = tcpExt(lab);
+  const ext = tcpExt(lab.b);
   const stats = programStats(xdp);
   const result = {
     phase: name,

@@ -9,13 +9,12 @@ import {
   floodState as stateCodec,
   floodUdp as udpCodec,
   floodIcmp as icmpCodec,
-  limit as limitCodec,
   limitKey as limitKeyCodec,
   limitState as limitStateCodec,
   LimitKeyFlag,
   type FloodCounterName,
 } from "./abi.ts";
-import { ALGORITHM_CODES } from "./table-maps.ts";
+import { encodeLimit } from "./table-maps.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
 
@@ -90,22 +89,8 @@ export class FloodMaps {
     const l = amp?.limit;
     const value = Buffer.alloc(udpCodec.size);
     if (amp && l) {
-      limitCodec.encode(
-        {
-          id: l.id,
-          count: l.count,
-          period_ns: l.periodNs,
-          fill_ns: l.fillNs,
-          report_ns: l.reportNs,
-          burst: l.burst,
-          algorithm: ALGORITHM_CODES[l.algorithm],
-          prefix4: l.prefix4,
-          prefix6: l.prefix6,
-          per_port: 1,
-          lease: 1,
-        },
-        value,
-      );
+      // per source port; no lease: every packet asks the shared state
+      encodeLimit(l, { perPort: true, lease: 1 }, value);
       udpCodec.encode({ mode: amp.prevent ? Mode.prevent : Mode.detect }, value);
       this.udpIdleNs = l.fillNs > l.periodNs ? l.fillNs : l.periodNs;
     }

@@ -16,6 +16,7 @@ import {
   SPORT_CLASS_SIZE,
   type ClassifierImage,
   type Dir4,
+  type ImageLimit,
   type LpmEntry,
 } from "../policy/compile/image.ts";
 
@@ -216,12 +217,43 @@ export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): Bpf
   });
 }
 
-export const ALGORITHM_CODES = {
+const ALGORITHM_CODES = {
   token_bucket: LimitAlgorithm.tokenBucket,
   fixed_window: LimitAlgorithm.fixedWindow,
   sliding_window: LimitAlgorithm.slidingWindow,
   leaky_bucket: LimitAlgorithm.leakyBucket,
 } as const;
+
+/**
+ * A rate limit as the kernel reads it (struct moat_limit), written into `into` at `at`: the
+ * rules' limits and the UDP amplification limit alike. `lease`: packets a CPU admits on its own,
+ * for `leaseNs` at most (absent: 0, as the UDP amplification limit has it).
+ */
+export function encodeLimit(
+  l: ImageLimit,
+  options: { perPort: boolean; lease: number; leaseNs?: bigint },
+  into: Buffer,
+  at = 0,
+): void {
+  limitCodec.encode(
+    {
+      id: l.id,
+      count: l.count,
+      period_ns: l.periodNs,
+      fill_ns: l.fillNs,
+      report_ns: l.reportNs,
+      burst: l.burst,
+      algorithm: ALGORITHM_CODES[l.algorithm],
+      prefix4: l.prefix4,
+      prefix6: l.prefix6,
+      per_port: options.perPort ? 1 : 0,
+      lease: options.lease,
+      ...(options.leaseNs !== undefined ? { lease_ns: options.leaseNs } : {}),
+    },
+    into,
+    at,
+  );
+}
 
 /**
  * The rules' rate limits by rule index (struct moat_limit; id 0 where a rule has none), with the
@@ -237,21 +269,9 @@ export function limitsMap(image: ClassifierImage, cpus: number, lease?: number):
     const l = r.limit;
     if (!l) return;
     const leased = leaseFor(l, cpus, lease);
-    limitCodec.encode(
-      {
-        id: l.id,
-        count: l.count,
-        period_ns: l.periodNs,
-        fill_ns: l.fillNs,
-        report_ns: l.reportNs,
-        burst: l.burst,
-        algorithm: ALGORITHM_CODES[l.algorithm],
-        prefix4: l.prefix4,
-        prefix6: l.prefix6,
-        per_port: l.perPort ? 1 : 0,
-        lease: leased.packets,
-        lease_ns: leased.ns,
-      },
+    encodeLimit(
+      l,
+      { perPort: l.perPort, lease: leased.packets, leaseNs: leased.ns },
       values,
       i * limitCodec.size,
     );

@@ -14,6 +14,7 @@ import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
+import { tcpExt } from "../helpers/netstat.ts";
 
 const PORT = 8080;
 const UDP_PORT = 5353;
@@ -63,17 +64,6 @@ s.bind(53, () => {
   });
   assert.equal(r.status, 0, r.stderr);
   return Number(r.stdout.trim());
-}
-
-/** TcpExt counters of the server's namespace. */
-function tcpExt(lab: Lab): Record<string, number> {
-  const r = spawnSync("ip", ["netns", "exec", lab.b, "cat", "/proc/net/netstat"], {
-    encoding: "utf8",
-  });
-  const lines = r.stdout.split("\n").filter((l) => l.startsWith("TcpExt:"));
-  const names = (lines[0] ?? "").split(/\s+/).slice(1);
-  const values = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
-  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
 }
 
 /** moat's SYN flood counters from /metrics. */
@@ -161,7 +151,7 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
     assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
     assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
     assert.equal(c.assignFailed, 0);
-    const kernel = tcpExt(lab);
+    const kernel = tcpExt(lab.b);
     assert.equal(
       kernel.SyncookiesSent,
       0,
@@ -206,7 +196,7 @@ test("detect: the flood reaches the kernel and is reported as what prevent would
     const c = await floodCounters(lab);
     assert.equal(c.cookieSent, 0, "detect answers nothing");
     assert.ok((c.cookieDetected ?? 0) > 0, "SYNs prevent would have answered");
-    assert.ok(tcpExt(lab).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
+    assert.ok(tcpExt(lab.b).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
   } finally {
     await flood.stop();
     await lab.close();
