@@ -1,4 +1,4 @@
-// A SYN flood (hping3, spoofed sources) against a real server with an accept queue of 4, through
+// A SYN flood (hping3 for IPv4, trafgen for IPv6, spoofed sources) against a real server with an accept queue of 4, through
 // moat. In prevent mode moat answers the port's SYNs with its own cookies while it is under
 // attack: curl from the peer keeps getting answers, moat's cookie counters rise, and the kernel's
 // SYN queue never fills (TcpExt SyncookiesSent and ListenOverflows stay 0 in the server's
@@ -9,6 +9,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
@@ -106,6 +109,61 @@ function synFlood(lab: Lab) {
   };
 }
 
+/** The MAC address of `dev` in namespace `ns`. */
+function macOf(ns: string, dev: string): string {
+  const r = spawnSync("ip", ["-n", ns, "-j", "link", "show", dev], { encoding: "utf8" });
+  const mac = (JSON.parse(r.stdout) as { address?: string }[])[0]?.address;
+  assert.ok(mac, `the MAC of ${dev}: ${r.stderr}`);
+  return mac;
+}
+
+const bytes = (hex: string): string =>
+  hex
+    .match(/../g)!
+    .map((b) => `0x${b}`)
+    .join(", ");
+
+/** An IPv6 address as 32 hex digits. */
+function hex6(address: string): string {
+  const [head = "", tail = ""] = address.split("::");
+  const words = (w: string) => (w ? w.split(":") : []);
+  const h = words(head);
+  const t = words(tail);
+  return [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t]
+    .map((w) => w.padStart(4, "0"))
+    .join("");
+}
+
+/**
+ * trafgen from namespace a: bare IPv6 SYNs to the port (no options, as many flood tools send),
+ * each from a random source in 2001:db8::/32 and a random port, about 10,000 a second, until
+ * stop(). hping3 has no IPv6.
+ */
+function synFlood6(lab: Lab) {
+  const dir = mkdtempSync(join(tmpdir(), "moat-synflood6-"));
+  const conf = join(dir, "syn6.trafgen");
+  const eth = `${bytes(macOf(lab.b, lab.ifB).replaceAll(":", ""))}, ${bytes(macOf(lab.a, lab.ifA).replaceAll(":", ""))}, 0x86, 0xdd`;
+  const ip6 = `0x60, 0, 0, 0, 0, 20, 6, 64, 0x20, 0x01, 0x0d, 0xb8, drnd(12), ${bytes(hex6(lab.v6.b))}`;
+  const tcp = `drnd(2), c16(${PORT}), drnd(4), c32(0), 0x50, 0x02, c16(64240), csumtcp6(14, 54), c16(0)`;
+  writeFileSync(conf, `{ ${eth}, ${ip6}, ${tcp} }\n`);
+  // its own process group: trafgen's worker is a child of its own, and both must stop
+  const child = spawn(
+    "ip",
+    ["netns", "exec", lab.a, "trafgen", "--dev", lab.ifA, "--conf", conf, "--gap", "100us"],
+    { detached: true, stdio: "ignore" },
+  );
+  return {
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        process.kill(-child.pid!, "SIGKILL");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 interface AttackEvent {
   type: string;
   reason: string;
@@ -175,6 +233,42 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
     }
     assert.ok((events[1]?.attack?.over ?? 0) > 100, "the end says how many SYNs were over");
     assert.match(lab.audit(), /BLOCKED ingress tcp SYN flood on port 8080 started/);
+  } finally {
+    await flood.stop();
+    await lab.close();
+  }
+});
+
+test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies during a trafgen flood", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  const flood = synFlood6(lab);
+  try {
+    peerXdp(lab);
+    for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
+      assert.ok(i < 100, "moat answers the IPv6 flood with cookies within 10 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (let i = 0; i < 5; i++) {
+      const r = lab.curl(`http://[${lab.v6.b}]:${PORT}/`);
+      assert.equal(r.status, 0, `curl -6 ${i} during the flood`);
+      assert.equal(r.body, `port ${PORT}\n`);
+    }
+    await flood.stop();
+    const c = await floodCounters(lab);
+    assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
+    assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
+    assert.equal(c.assignFailed, 0);
+    const kernel = tcpExt(lab.b);
+    assert.equal(
+      kernel.SyncookiesSent,
+      0,
+      `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
+    );
+    assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
+    const started = await until("the attack's start", () =>
+      attackEvents(lab).find((e) => e.attack?.state === "started"),
+    );
+    assert.equal(started.attack?.answered, "moat");
   } finally {
     await flood.stop();
     await lab.close();
