@@ -1,6 +1,6 @@
 // The moat side of bench/traffic.ts, run inside the lab's receiving namespace: loads a policy
 // that blocks the block list (read from argv[3], one CIDR a line) on ingress, attaches XDP
-// (generic) to argv[2], says "ready", prints the kernel's drop count (JSON) for every line read
+// in mode argv[4] (generic or native) to argv[2], says "ready", prints the kernel's drop count (JSON) for every line read
 // on stdin, and detaches when stdin ends.
 import { readFileSync } from "node:fs";
 import { parsePolicy } from "../src/config/index.ts";
@@ -9,7 +9,7 @@ import { listInterfaces } from "../src/datapath/interfaces.ts";
 import { compile } from "../src/policy/compile/compile.ts";
 import { cidrEntry } from "./compile.ts";
 
-const [device = "", listFile = ""] = process.argv.slice(2);
+const [device = "", listFile = "", mode = "generic"] = process.argv.slice(2);
 const model = parsePolicy(
   `version: 1
 mode: prevent
@@ -34,10 +34,10 @@ for (const text of readFileSync(listFile, "utf8").split("\n")) {
 const nic = listInterfaces().find((n) => n.name === device);
 if (!nic) throw new Error(`no interface ${device}`);
 const dp = Datapath.start({ interfaces: [], pinRoot: null, image: { packet: compile(model) } });
-// generic (skb) XDP: native XDP on a veth hands frames over through a 256-entry ring that
-// pushes back on the sender, which trafgen's TX ring treats as fatal. Generic mode judges
-// the same skbs nftables' netdev ingress hook sees.
-dp.attach(nic, "generic");
+// generic (skb) XDP for trafgen: native XDP on a veth hands frames over through a 256-entry
+// ring that pushes back on the sender, which trafgen's TX ring treats as fatal. Generic mode
+// judges the same skbs nftables' netdev ingress hook sees. Native for the XDP generator.
+dp.attach(nic, mode === "native" ? "native" : "generic");
 console.log("ready");
 process.stdin.on("data", () => {
   const c = dp.counters();

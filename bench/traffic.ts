@@ -1,14 +1,22 @@
 // B3 (docs/performance.md): real traffic against an ingress block list of 1k..1M
 // CIDRs, moat vs nftables (netdev ingress, interval set) vs iptables + ipset (hash:net), in
-// the same run. A lab of two namespaces joined by a veth pair; trafgen (netsniff-ng) in one
-// sends 64-byte UDP frames from 4096 sources, each inside a random entry of the list, to the
-// other, where one filter at a time drops them. Sender and filter share the machine's cores,
-// so the figure is the drop rate of the whole path: packets the filter dropped per second of
-// the trafgen run. Correctness first: every frame sent must be dropped by the filter.
+// the same run. A lab of two namespaces joined by a veth pair; a generator in one sends 64-byte
+// UDP frames from 4096 sources, each inside a random entry of the list, to the other, where one
+// filter at a time drops them. Two modes, side by side:
+// - generic: trafgen (netsniff-ng) sends skbs; moat's XDP runs in generic (skb) mode;
+// - native: an XDP program sends with BPF_PROG_TEST_RUN live frames (bench/traffic-gen.ts), which
+//   a veth hands to its peer's NAPI: moat's XDP runs in native mode there, before any skb
+//   exists; for nftables and ipset the receiving veth has GRO on (without XDP or GRO a veth
+//   refuses XDP-sent frames).
+// Sender and filter share the machine's 2 cores, so the figure is the drop rate of the whole
+// path: frames the filter dropped per second of the generator's run; beside it the CPU the
+// receive path used per dropped frame (softirq time of all CPUs, from /proc/stat's ticks).
+// Generic runs check that every frame sent was dropped by the filter; native ones report how
+// many the veth's ring lost before the filter.
 //
-//   node bench/traffic.ts [sizes...]     writes bench/results/traffic.json
+//   node bench/traffic.ts [--mode=generic|native] [sizes...]     writes bench/results/traffic.json
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, release } from "node:os";
 import { join } from "node:path";
 import { createLab, sh } from "../test/helpers/netns.ts";
@@ -16,7 +24,10 @@ import { createLab, sh } from "../test/helpers/netns.ts";
 const SOURCES = 4096;
 const FRAMES = 4_000_000;
 const ROUNDS = 3;
-const sizes = process.argv.slice(2).map(Number);
+const args = process.argv.slice(2);
+const modeArg = args.find((a) => a.startsWith("--mode="))?.slice(7);
+const MODES: Mode[] = modeArg ? [modeArg as Mode] : ["generic", "native"];
+const sizes = args.filter((a) => !a.startsWith("--")).map(Number);
 const SIZES = sizes.length > 0 ? sizes : [1000, 10_000, 100_000, 1_000_000];
 
 function random(seed: number): () => number {
@@ -58,18 +69,24 @@ function blockList(count: number): { cidrs: string[]; starts: number[]; sizes: n
   return { cidrs, starts, sizes: lens };
 }
 
-function trafgenConfig(list: ReturnType<typeof blockList>, dst: string, dmac: string): string {
+/** The generators' SOURCES source addresses, each inside a random entry of the list. */
+function sourcesOf(list: ReturnType<typeof blockList>): string[] {
   const rand = random(7);
-  const blocks: string[] = [];
-  for (let i = 0; i < SOURCES; i++) {
+  return Array.from({ length: SOURCES }, () => {
     const k = Math.floor(rand() * list.starts.length);
-    const src = list.starts[k]! + Math.floor(rand() * list.sizes[k]!);
-    blocks.push(
-      `{ eth(da=${dmac}, type=0x0800), ipv4(saddr=${dotted(src)}, daddr=${dst}, proto=17), udp(sport=40000, dport=9), fill(0x61, 18) }`,
-    );
-  }
+    return dotted(list.starts[k]! + Math.floor(rand() * list.sizes[k]!));
+  });
+}
+
+function trafgenConfig(sources: string[], dst: string, dmac: string): string {
+  const blocks = sources.map(
+    (src) =>
+      `{ eth(da=${dmac}, type=0x0800), ipv4(saddr=${src}, daddr=${dst}, proto=17), udp(sport=40000, dport=9), fill(0x61, 18) }`,
+  );
   return blocks.join("\n") + "\n";
 }
+
+type Mode = "generic" | "native";
 
 interface Filter {
   name: string;
@@ -153,7 +170,7 @@ function ipset(): Filter {
   };
 }
 
-function moat(): Filter {
+function moat(mode: Mode): Filter {
   let child: ReturnType<typeof spawn> | null = null;
   let text = "";
   const line = async (want: (l: string) => boolean): Promise<string> => {
@@ -165,7 +182,7 @@ function moat(): Filter {
     throw new Error(`moat said: ${text}`);
   };
   return {
-    name: "moat XDP (generic, veth)",
+    name: "moat XDP",
     async setUp(listFile) {
       text = "";
       child = spawn(
@@ -177,6 +194,7 @@ function moat(): Filter {
           "bench/traffic-moat.ts",
           lab.ifB,
           listFile,
+          mode,
         ],
         { stdio: ["pipe", "pipe", "inherit"] },
       );
@@ -200,35 +218,122 @@ function moat(): Filter {
   };
 }
 
-/** One trafgen run of FRAMES frames: frames the filter dropped per second of the run. */
-async function measure(filter: Filter, conf: string): Promise<{ pps: number; dropped: bigint }> {
-  const before = await filter.dropped();
-  const t = performance.now();
-  const run = spawnSync(
-    "ip",
+/** What sends FRAMES frames from namespace a; resolves to the seconds the sending took. */
+interface Sender {
+  send(): Promise<number>;
+  close(): Promise<void>;
+}
+
+function trafgen(conf: string): Sender {
+  return {
+    async send() {
+      const t = performance.now();
+      const run = spawnSync(
+        "ip",
+        [
+          "netns",
+          "exec",
+          lab.a,
+          "trafgen",
+          "--dev",
+          lab.ifA,
+          "--conf",
+          conf,
+          "--num",
+          String(FRAMES),
+          "--cpus",
+          "1",
+        ],
+        { encoding: "utf8", timeout: 300_000 },
+      );
+      if (run.status !== 0) throw new Error(`trafgen failed: ${run.stderr}`);
+      return (performance.now() - t) / 1000;
+    },
+    async close() {},
+  };
+}
+
+/** bench/traffic-gen.ts in namespace a: live XDP frames, started once per block list. */
+async function xdpGenerator(sourcesFile: string, dmac: string): Promise<Sender> {
+  const amac = (
+    JSON.parse(sh("ip", ["-n", lab.a, "-j", "link", "show", lab.ifA])) as {
+      address: string;
+    }[]
+  )[0]!.address;
+  const child = spawn(
+    "nsenter",
     [
-      "netns",
-      "exec",
-      lab.a,
-      "trafgen",
-      "--dev",
+      `--net=/run/netns/${lab.a}`,
+      process.execPath,
+      "--disable-warning=ExperimentalWarning",
+      "bench/traffic-gen.ts",
       lab.ifA,
-      "--conf",
-      conf,
-      "--num",
-      String(FRAMES),
-      "--cpus",
-      "1",
+      amac,
+      dmac,
+      lab.v4.b,
+      sourcesFile,
     ],
-    { encoding: "utf8", timeout: 300_000 },
+    { stdio: ["pipe", "pipe", "inherit"] },
   );
-  const seconds = (performance.now() - t) / 1000;
-  if (run.status !== 0) throw new Error(`trafgen failed: ${run.stderr}`);
+  let text = "";
+  child.stdout!.on("data", (d: Buffer) => (text += d.toString()));
+  const line = async (want: (l: string) => boolean): Promise<string> => {
+    for (let i = 0; i < 3000; i++) {
+      const found = text.split("\n").find(want);
+      if (found) return found;
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the XDP generator said: ${text}`);
+  };
+  await line((l) => l === "ready");
+  return {
+    async send() {
+      text = "";
+      child.stdin!.write(`${FRAMES}\n`);
+      return (JSON.parse(await line((l) => l.startsWith("{"))) as { seconds: number }).seconds;
+    },
+    async close() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+/** Softirq time of all CPUs so far, in ns (/proc/stat counts it in ticks of 10 ms). */
+function softirqNs(): number {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  return Number(cpu[7]) * 10_000_000;
+}
+
+interface Run {
+  pps: number;
+  dropped: bigint;
+  /** receive-side CPU (softirq) per dropped frame */
+  cpuNs: number;
+}
+
+/** One run of FRAMES frames: frames the filter dropped per second of the sending. */
+async function measure(filter: Filter, sender: Sender): Promise<Run> {
+  const before = await filter.dropped();
+  const softirq = softirqNs();
+  const seconds = await sender.send();
+  const cpu = softirqNs() - softirq;
   const dropped = (await filter.dropped()) - before;
-  return { pps: Number(dropped) / seconds, dropped };
+  return {
+    pps: Number(dropped) / seconds,
+    dropped,
+    cpuNs: Math.round(cpu / Number(dropped || 1n)),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** GRO on the receiving veth: on for native runs (so it takes XDP-sent frames without XDP of its own). */
+function gro(mode: Mode): void {
+  inB("ethtool", ["-K", lab.ifB, "gro", mode === "native" ? "on" : "off"]);
+}
 
 async function main(): Promise<void> {
   const dmac = sh("ip", ["-n", lab.b, "-j", "link", "show", lab.ifB]);
@@ -239,35 +344,47 @@ async function main(): Promise<void> {
     const list = blockList(n);
     const listFile = join(dir, `list-${n}.txt`);
     writeFileSync(listFile, list.cidrs.join("\n") + "\n");
+    const sources = sourcesOf(list);
+    const sourcesFile = join(dir, `sources-${n}.txt`);
+    writeFileSync(sourcesFile, sources.join("\n") + "\n");
     const conf = join(dir, `gen-${n}.cfg`);
-    writeFileSync(conf, trafgenConfig(list, lab.v4.b, mac));
-    const row: Record<string, string | number> = { entries: list.cidrs.length };
-    for (const filter of [moat(), nftables(), ipset()]) {
-      console.error(`${n} entries: ${filter.name}`);
-      const t = performance.now();
-      await filter.setUp(listFile, list.cidrs);
-      const loadMs = performance.now() - t;
+    writeFileSync(conf, trafgenConfig(sources, lab.v4.b, mac));
+    for (const mode of MODES) {
+      gro(mode);
+      const sender = mode === "native" ? await xdpGenerator(sourcesFile, mac) : trafgen(conf);
+      const row: Record<string, string | number> = { entries: list.cidrs.length, mode };
       try {
-        const runs = [];
-        for (let r = 0; r < ROUNDS; r++) runs.push(await measure(filter, conf));
-        const short = runs.find((r) => r.dropped < (BigInt(FRAMES) * 9n) / 10n);
-        if (short)
-          console.error(
-            `  ${filter.name}: only ${short.dropped} of ${FRAMES} frames dropped by the filter (the rest were lost before it)`,
-          );
-        raw[`${n} ${filter.name}`] = {
-          loadMs,
-          runs: runs.map((r) => ({ pps: r.pps, dropped: String(r.dropped) })),
-        };
-        row[filter.name] = Math.round(median(runs.map((r) => r.pps)));
+        for (const filter of [moat(mode), nftables(), ipset()]) {
+          console.error(`${n} entries, ${mode}: ${filter.name}`);
+          const t = performance.now();
+          await filter.setUp(listFile, list.cidrs);
+          const loadMs = performance.now() - t;
+          try {
+            const runs: Run[] = [];
+            for (let r = 0; r < ROUNDS; r++) runs.push(await measure(filter, sender));
+            const short = runs.find((r) => r.dropped < (BigInt(FRAMES) * 9n) / 10n);
+            if (short)
+              console.error(
+                `  ${filter.name}: ${short.dropped} of ${FRAMES} frames dropped by the filter (the rest were lost before it)`,
+              );
+            raw[`${n} ${mode} ${filter.name}`] = {
+              loadMs,
+              runs: runs.map((r) => ({ pps: r.pps, dropped: String(r.dropped), cpuNs: r.cpuNs })),
+            };
+            row[filter.name] = Math.round(median(runs.map((r) => r.pps)));
+            row[`${filter.name} ns/frame`] = median(runs.map((r) => r.cpuNs));
+          } finally {
+            await filter.tearDown();
+          }
+        }
       } finally {
-        await filter.tearDown();
+        await sender.close();
       }
+      const m = Number(row["moat XDP"]);
+      row["moat / nft"] = (m / Number(row["nftables netdev interval set"])).toFixed(2);
+      row["moat / ipset"] = (m / Number(row["iptables + ipset hash:net"])).toFixed(2);
+      rows.push(row);
     }
-    const m = Number(row["moat XDP (generic, veth)"]);
-    row["moat / nft"] = (m / Number(row["nftables netdev interval set"])).toFixed(2);
-    row["moat / ipset"] = (m / Number(row["iptables + ipset hash:net"])).toFixed(2);
-    rows.push(row);
   }
   console.table(rows);
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
@@ -281,6 +398,7 @@ async function main(): Promise<void> {
         kernel: release(),
         frames: FRAMES,
         sources: SOURCES,
+        load: readFileSync("/proc/loadavg", "utf8").trim(),
         rows,
         raw,
       },
