@@ -1,25 +1,34 @@
 // B8 (docs/performance.md): moat's footprint, what the daemon costs a host that runs it.
-// The daemon (bin/moat run) runs in a lab namespace on its veth, with the API and the history
-// on; for each case: its resident memory once started (VmRSS, split into anonymous and file
+// The daemon runs as the package installs it (Node with a 2 MiB young generation on the bundle,
+// build/dist/cli-main.mjs: plain JavaScript, no type stripping) in a lab namespace on its veth,
+// with the API and the history on; for each case: its resident memory once started (VmRSS, split into anonymous and file
 // pages by smaps_rollup), the kernel memory of its BPF maps (memlock in each map fd's fdinfo:
 // not in RSS), and its CPU time (utime + stime of every thread, /proc/PID/stat) over an idle
 // 30 s, or over a 60 s flood of blocked frames (trafgen in the peer namespace, each frame from
 // a new source port, so each is a new connection the policy blocks, one event each).
 //
 //   idle       a small policy
-//   rules-100k 100k mixed rules (bench/compile.ts); run by bench/footprint-rules.ts, see there
+//   rules-100k 100k mixed rules (bench/compile.ts) from the policy file
 //   set-1m     a block list of 1M CIDRs /16../32 from a file
 //   flood      the small policy, 60 s of frames to a port it blocks
 //
 //   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { createLab, sh } from "../test/helpers/netns.ts";
-import { MOAT, NODE, ROOT } from "../test/helpers/paths.ts";
-import { cidr, random } from "./compile.ts";
+import { NODE, ROOT } from "../test/helpers/paths.ts";
+import { cidr, mixedPolicy, random } from "./compile.ts";
 import { cpuUs } from "./proc-cpu.ts";
 import { writeResult } from "./results.ts";
 
@@ -28,6 +37,11 @@ const FLOOD_S = 60;
 /** After start: let the daemon settle (first history writes, GC) before measuring. */
 const SETTLE_S = 15;
 const START_TIMEOUT_MS = 240_000;
+
+/** moat as the package's launcher runs it (scripts/install.sh). */
+const BUNDLE = `${ROOT}build/dist/cli-main.mjs`;
+const INSTALLED_MOAT = [NODE, "--max-semi-space-size=2", BUNDLE];
+if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run 'make build'`);
 
 const lab = createLab("bench-footprint");
 const dir = mkdtempSync(join(tmpdir(), "moat-b8-"));
@@ -90,7 +104,7 @@ function startDaemon(policyText: string): LineChild {
   writeFileSync(path, policyText);
   return spawnLines("nsenter", [
     `--net=/run/netns/${lab.b}`,
-    MOAT,
+    ...INSTALLED_MOAT,
     "run",
     "--policy",
     path,
@@ -181,39 +195,14 @@ async function flood(pid: number): Promise<Row> {
   return { rssBeforeMiB, cpuPct, peakRssMiB: peakRss, auditLines };
 }
 
+/** The daemon on a policy file of `count` mixed rules (with the idle case's attach and logging). */
 async function rulesCase(count: number): Promise<Row> {
-  const child = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.b,
-    NODE,
-    "--expose-gc",
-    "--max-semi-space-size=2", // as bin/moat runs the daemon
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}bench/footprint-rules.ts`,
-    lab.ifB,
-    String(count),
-  ]);
-  const line = await child.waitFor(/^ready /, START_TIMEOUT_MS);
-  const mu = JSON.parse(line.slice(6)) as Record<string, number>;
-  try {
-    await sleep(SETTLE_S);
-    const pid = child.proc.pid ?? 0;
-    const mib = (b: number | undefined) => Math.round((b ?? 0) / 2 ** 20);
-    return {
-      case: "rules-100k",
-      ...memory(pid),
-      heapUsedMiB: mib(mu.heapUsed),
-      heapTotalMiB: mib(mu.heapTotal),
-      externalMiB: mib(mu.external),
-      arrayBuffersMiB: mib(mu.arrayBuffers),
-      cpuPct: await cpuOver(pid, IDLE_S),
-    };
-  } finally {
-    child.proc.stdin?.end();
-    child.kill("SIGTERM");
-    await new Promise((r) => child.proc.once("exit", r));
-  }
+  const head = policy()
+    .split("\n")
+    .filter((l) => /^(attach|logging):/.test(l))
+    .join("\n");
+  const text = mixedPolicy(count).replace("rules:\n", `${head}\nrules:\n`);
+  return daemonCase(`rules-${count / 1000}k`, text, idle);
 }
 
 const SET_POLICY = policy("sets:\n  blocklist: { file: blocklist.txt }\n").replace(
