@@ -3,7 +3,8 @@
 // (the same program with no policy: parse, count, pass). BPF_PROG_TEST_RUN of the XDP program
 // with repeat = 1e5, the program's bench knobs rotating the source over 4096 addresses spread
 // over the whole v4 space (bpf/include/bench.h); NEW runs make every run a new connection.
-// Median of 5 rounds. The same for the TC egress program (the same rules as egress rules, the
+// Median of 5 rounds. Beside them, the table floor: the same probes through the connection table
+// alone (bench/table-floor.ts), what no judging can go below. The same for the TC egress program (the same rules as egress rules, the
 // knobs rotating the destination), which also looks up the sending socket's record: a test run's
 // skb has the kernel's dummy socket, with none. First, the kernel's verdict counters over every
 // rotated address are checked against the compiled tables, and the tables against the
@@ -23,6 +24,7 @@ import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet } from "../test/helpers/packets.ts";
 import { benchDatapaths, testRunNs } from "./test-runs.ts";
 import { mixedModel } from "./compile.ts";
+import { tableFloor } from "./table-floor.ts";
 
 const KEYS = 4096;
 const REPEAT = 100_000;
@@ -141,6 +143,22 @@ function checkVerdicts(dp: Datapath, hook: Hook, model: PolicyModel, image: Clas
 const bench = benchDatapaths(KEYS);
 const { fresh, tracked } = bench;
 
+const table = tableFloor(KEYS);
+
+/** The table floor: the XDP probes through the connection table alone (bench/table-floor.ts). */
+function tableCost(): { new: number; established: number } {
+  const of = (program: BpfProgram) =>
+    median(
+      Array.from({ length: ROUNDS }, () =>
+        mean(XDP.probes.map((data) => testRunNs(program, data, REPEAT))),
+      ),
+    );
+  const nw = of(table.fresh);
+  table.clear();
+  for (const data of XDP.probes) testRunNs(table.tracked, data, KEYS);
+  return { new: nw, established: of(table.tracked) };
+}
+
 /** ESTABLISHED: the KEYS connections of every probe port exist before timing. */
 function establishedCost(hook: Hook): { median: number; rounds: number[] } {
   tracked.clearConntrack();
@@ -157,6 +175,8 @@ try {
     "ESTABLISHED ns": number;
     "EST - floor": number;
   }[] = [];
+  console.error("XDP ingress: measuring the connection table alone");
+  const alone = tableCost();
   const raw: Record<string, unknown> = {};
   // the floors: each program before any policy is applied (parse, rotate, count, pass)
   const floors = new Map(
@@ -171,6 +191,7 @@ try {
       floorEst: { median: 0 },
     };
     raw[hook.name] = floors.get(hook);
+    if (hook === XDP) raw["the table alone"] = alone;
     rows.push({
       hook: hook.name,
       rules: "floor",
@@ -179,6 +200,15 @@ try {
       "ESTABLISHED ns": Math.round(floorEst.median),
       "EST - floor": 0,
     });
+    if (hook === XDP)
+      rows.push({
+        hook: hook.name,
+        rules: "the table alone",
+        "NEW ns": Math.round(alone.new),
+        "NEW - floor": Math.round(alone.new - floorNew.median),
+        "ESTABLISHED ns": Math.round(alone.established),
+        "EST - floor": Math.round(alone.established - floorEst.median),
+      });
     for (const n of SIZES) {
       console.error(`${hook.name}: ${n} rules`);
       const model = modelFor(mixedModel(n), hook);
@@ -227,4 +257,5 @@ try {
   );
 } finally {
   bench.stop();
+  table.stop();
 }
