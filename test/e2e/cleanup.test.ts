@@ -1,12 +1,13 @@
 // moat cleanup after a daemon killed with SIGKILL: the daemon's pinned links (its programs stay
 // attached through them) and maps are gone, and no link of its stays in the kernel. While a
-// daemon runs with the same pin directory, cleanup refuses and says how to stop it.
+// daemon runs with the same pin directory, cleanup refuses and says how to stop it, whether the
+// daemon runs from the sources or from the bundle the package installs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { startMoatLab } from "../helpers/moat-lab.ts";
-import { MOAT } from "../helpers/paths.ts";
+import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
 
 const policy = (lab: Lab & { auditPath: string }) => `version: 1
@@ -73,6 +74,23 @@ test("moat cleanup removes a killed daemon's pins and links, and refuses while i
     const again = cleanup(lab.pinDir, lab.apiSocket);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /^nothing to clean up$/m);
+  } finally {
+    await lab.close();
+  }
+});
+
+test("moat cleanup refuses while the installed daemon (the bundle) runs with the same pins", async () => {
+  const bundle = `${ROOT}build/dist/cli-main.mjs`;
+  assert.ok(existsSync(bundle), `${bundle} is missing: make build`);
+  const lab = await startMoatLab("cleanup-bundle", policy, undefined, {
+    moat: [NODE, "--max-semi-space-size=2", bundle],
+  });
+  try {
+    const busy = cleanup(lab.pinDir, lab.apiSocket);
+    assert.equal(busy.status, 1, busy.stdout);
+    assert.match(busy.stderr, /a moat daemon is running with .* \(pid \d+\)/s);
+    assert.ok(existsSync(lab.pinDir), "cleanup removed a running daemon's pins");
+    assert.ok(pinnedLinkIds(lab.pinDir).length > 0, "the running daemon's links are pinned");
   } finally {
     await lab.close();
   }

@@ -8,6 +8,9 @@ import { jsonLine } from "../json-line.ts";
 import { DEFAULT_SOCKET } from "../api/client.ts";
 import { PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
 
+/** moat's entry points: the sources (bin/moat) and the bundle the package installs. */
+const ENTRIES = ["/src/cli/main.ts", "/build/dist/cli-main.mjs"];
+
 /** PIDs of `moat run` processes whose pin directory is `pinRoot` (pinning daemons only). */
 function daemonsPinning(pinRoot: string): number[] {
   const found: number[] = [];
@@ -20,7 +23,7 @@ function daemonsPinning(pinRoot: string): number[] {
     } catch {
       continue; // gone meanwhile
     }
-    const main = argv.findIndex((a) => a.endsWith("/src/cli/main.ts"));
+    const main = argv.findIndex((a) => ENTRIES.some((entry) => a.endsWith(entry)));
     if (main < 0 || argv[main + 1] !== "run" || argv.includes("--no-pin")) continue;
     const at = argv.indexOf("--pin-dir");
     const dir = at >= 0 ? argv[at + 1] : PIN_ROOT;
