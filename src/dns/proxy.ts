@@ -455,6 +455,7 @@ export class DnsProxy {
       // synchronous: the kernel has the bindings before the client has the answer
       const { full } = bindings.length ? this.options.binder.bindNames(bindings) : { full: 0 };
       if (full > 0) {
+        this.store.unwritten(bindings);
         this.stats.bindFull++;
         const helper = this.options.failureHelper();
         this.options.log(
