@@ -109,6 +109,28 @@ export function readAnswer(buf: Buffer, qname: string): Answer | null {
   } catch {
     return null;
   }
+  return answerOf(m, qname);
+}
+
+/**
+ * A server's answer as the client gets it (stripHints) and what it says (readAnswer), from one
+ * decode: the hints stripped are never read (only A, AAAA and CNAME records are).
+ */
+export function readReply(
+  buf: Buffer,
+  qname: string,
+  ech = false,
+): { reply: Buffer; answer: Answer | null } {
+  let m: Message;
+  try {
+    m = decode(buf);
+  } catch {
+    return { reply: buf, answer: null };
+  }
+  return { reply: stripped(buf, m, ech), answer: answerOf(m, qname) };
+}
+
+function answerOf(m: Message, qname: string): Answer | null {
   if (m.type !== "response") return null;
   const records = m.answers ?? [];
   const names = cnameChain(records, qname);
@@ -188,13 +210,18 @@ export function truncated(answer: Buffer): Buffer {
  * too (the client then sends a visible SNI). Unchanged (the same bytes) when there is none.
  */
 export function stripHints(answer: Buffer, ech = false): Buffer {
-  const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let m: Message;
   try {
     m = decode(answer);
   } catch {
     return answer;
   }
+  return stripped(answer, m, ech);
+}
+
+/** `answer` (decoded: `m`) without the hints (stripHints). */
+function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
+  const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let changed = false;
   const strip = (records: Record[] | undefined) =>
     (records ?? []).map((r) => {
