@@ -18,6 +18,7 @@ import type {
   ClassesOf,
   DnsOwner,
   NameBinder,
+  NameBinding,
   NameIdentity,
   NameKey,
   OriginalLookup,
@@ -455,7 +456,7 @@ export class DnsProxy {
       exchange.names = a.names;
       const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
       // synchronous: the kernel has the bindings before the client has the answer
-      const { full } = bindings.length ? this.options.binder.bindNames(bindings) : { full: 0 };
+      const { full } = bindings.length ? this.bind(bindings) : { full: 0 };
       if (full > 0) {
         this.store.unwritten(bindings);
         this.stats.bindFull++;
@@ -468,6 +469,16 @@ export class DnsProxy {
     }
     if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
     return done(reply, a.rcode);
+  }
+
+  /** Writes an answer's bindings; those the kernel did not take are written with the next one. */
+  private bind(bindings: NameBinding[]): { full: number } {
+    try {
+      return this.options.binder.bindNames(bindings);
+    } catch (err) {
+      this.store.unwritten(bindings);
+      throw err;
+    }
   }
 
   /** The server's answer, asked from moat's own socket (never redirected: moat is exempt). */

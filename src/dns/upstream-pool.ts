@@ -54,9 +54,10 @@ export class UpstreamPool {
         reject(new Error(`no answer in ${timeoutMs} ms`));
       }, timeoutMs);
       s.waiting.set(id, { resolve, reject, timer, id: query.readUInt16BE(0) });
-      // no callback: a send that fails is the socket's error (below), which fails its queries;
-      // a callback would cost a request object and an event-loop turn per query
-      s.socket.send(out);
+      // with a callback: dgram drops a send's own error (EPERM, ENOBUFS) without one
+      s.socket.send(out, (err) => {
+        if (err) this.settle(server, s, id, err);
+      });
     });
   }
 
