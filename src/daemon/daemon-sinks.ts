@@ -11,6 +11,9 @@ import {
 } from "../observe/index.ts";
 import { historyStore } from "./at-start.ts";
 
+/** How long the history's first queued event waits for others to share its batch. */
+const HISTORY_LINGER_MS = 10;
+
 export interface DaemonSinks {
   pipeline: EventPipeline;
   audit: AuditSink;
@@ -29,6 +32,7 @@ export function daemonSinks(
   pipeline.add(audit);
   const history = historyStore(model, options.historyPath);
   history?.ready.catch((err: Error) => log(`warning: no event history: ${err.message}`));
-  if (history) pipeline.add(historySink(history, log));
+  // a batch is a message to the history's thread and a transaction there: a few ms of events each
+  if (history) pipeline.add(historySink(history, log), { lingerMs: HISTORY_LINGER_MS });
   return { pipeline, audit, history };
 }

@@ -47,11 +47,37 @@ export function parseAddress(text: string): Buffer {
 
 /** An address as the kernel keys it: 16 bytes, IPv4 as ::ffff:a.b.c.d. */
 export function mappedAddress(text: string): Buffer {
+  const v4 = mappedV4(text);
+  if (v4) return v4;
   const raw = parseAddress(text);
   if (raw.length === 16) return raw;
   const out = Buffer.alloc(16);
   out[10] = 0xff;
   out[11] = 0xff;
   raw.copy(out, 12);
+  return out;
+}
+
+/** "a.b.c.d" as ::ffff:a.b.c.d, read without splitting (the DNS proxy does this per query). */
+function mappedV4(text: string): Buffer | null {
+  if (text.length > 15) return null;
+  const out = Buffer.alloc(16);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  let part = 12;
+  let value = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (value < 0 || part >= 15) return null;
+      out[part++] = value;
+      value = -1;
+    } else if (c >= 48 && c <= 57) {
+      value = value < 0 ? c - 48 : value * 10 + (c - 48);
+      if (value > 255) return null;
+    } else return null;
+  }
+  if (value < 0 || part !== 15) return null;
+  out[15] = value;
   return out;
 }

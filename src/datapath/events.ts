@@ -59,13 +59,22 @@ const hooks: Record<number, MoatEvent["hook"]> = {
 
 /** The kernel's owner record, or null when no socket hook saw the socket. */
 export function decodeOwner(bytes: Buffer): KernelOwner | null {
-  const o = ownerCodec.decode(bytes);
-  if (o.pid === 0) return null;
-  const end = o.comm.indexOf(0);
-  const comm = o.comm.subarray(0, end < 0 ? o.comm.length : end).toString("utf8");
-  const owner: KernelOwner = { pid: o.pid, uid: o.uid, cgroupId: o.cgroup_id, comm };
+  // read in place: the DNS proxy and the L7 relay do this per query and per connection
+  const O = ownerCodec.fields;
+  const pid = bytes.readUInt32LE(O.pid.offset);
+  if (pid === 0) return null;
+  const at = O.comm.offset;
+  const nul = bytes.indexOf(0, at);
+  const end = nul < 0 || nul > at + O.comm.bytes ? at + O.comm.bytes : nul;
+  const owner: KernelOwner = {
+    pid,
+    uid: bytes.readUInt32LE(O.uid.offset),
+    cgroupId: bytes.readBigUInt64LE(O.cgroup_id.offset),
+    comm: bytes.toString("utf8", at, end),
+  };
   // the hooks read the executable only when rules need it; 0 = not read
-  if (o.exe_ino !== 0n) Object.assign(owner, { exeIno: o.exe_ino, exeDev: o.exe_dev });
+  const exeIno = bytes.readBigUInt64LE(O.exe_ino.offset);
+  if (exeIno !== 0n) Object.assign(owner, { exeIno, exeDev: bytes.readUInt32LE(O.exe_dev.offset) });
   return owner;
 }
 

@@ -46,8 +46,16 @@ function endpointKey(ip: string | null, port: number, protocol: number): Buffer 
   return key;
 }
 
-const isV4 = (addr: Buffer): boolean =>
-  addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+const isV4 = (addr: Buffer, at = 0): boolean => {
+  for (let i = 0; i < 10; i++) if (addr[at + i] !== 0) return false;
+  return addr[at + 10] === 0xff && addr[at + 11] === 0xff;
+};
+
+/** The 16-byte address at `at` of a record (IPv4 mapped) and a port. */
+const addressAt = (raw: Buffer, at: number, port: number): SocketAddress => ({
+  ip: formatAddress(raw, isV4(raw, at) ? 4 : 6, at),
+  port,
+});
 
 /** The inner map of tbl_redirects: redirect index -> where it sends connections. */
 export function redirectsMap(
@@ -159,18 +167,17 @@ export class RedirectMaps {
       this.originals.lookup(endpointKey(peer.ip, peer.port, p)) ??
       this.originals.lookup(endpointKey(null, peer.port, p));
     if (!raw) return null;
-    const o = originalCodec.decode(raw);
-    const family = (addr: Buffer) => (isV4(addr) ? 4 : 6);
+    // read in place (the DNS proxy does this per query)
+    const O = originalCodec.fields;
+    const target = O.target.offset;
+    const T = redirectCodec.fields;
     return {
-      original: { ip: formatAddress(o.addr, family(o.addr)), port: o.port },
+      original: addressAt(raw, O.addr.offset, raw.readUInt16LE(O.port.offset)),
       protocol,
-      redirect: o.redirect,
-      generation: o.generation,
-      target: (() => {
-        const t = redirectCodec.decode(o.target);
-        return { ip: formatAddress(t.addr, family(t.addr)), port: t.port };
-      })(),
-      owner: decodeOwner(o.owner.subarray(0, ownerCodec.size)),
+      redirect: raw.readUInt32LE(O.redirect.offset),
+      generation: raw.readUInt32LE(O.generation.offset),
+      target: addressAt(raw, target + T.addr.offset, raw.readUInt16LE(target + T.port.offset)),
+      owner: decodeOwner(raw.subarray(O.owner.offset, O.owner.offset + ownerCodec.size)),
     };
   }
 }

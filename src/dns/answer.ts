@@ -4,6 +4,7 @@
 // truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
+import { plainAnswer, plainQuery, type PlainAnswer } from "./plain-message.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
@@ -64,6 +65,14 @@ export interface Query {
 
 /** The first question of a query, or null when the bytes are not a query with one. */
 export function readQuery(buf: Buffer): Query | null {
+  const plain = plainQuery(buf);
+  if (plain)
+    return {
+      id: plain.id,
+      name: normal(plain.name),
+      type: typeName(plain.type),
+      udpLimit: CLASSIC_UDP_LIMIT,
+    };
   let m: Message;
   try {
     m = decode(buf);
@@ -109,6 +118,42 @@ export function readAnswer(buf: Buffer, qname: string): Answer | null {
   } catch {
     return null;
   }
+  return answerOf(m, qname);
+}
+
+/**
+ * A server's answer as the client gets it (stripHints) and what it says (readAnswer), from one
+ * decode: the hints stripped are never read (only A, AAAA and CNAME records are).
+ */
+export function readReply(
+  buf: Buffer,
+  qname: string,
+  ech = false,
+): { reply: Buffer; answer: Answer | null } {
+  // no HTTPS or SVCB record: nothing to strip
+  const plain = plainAnswer(buf);
+  if (plain) return { reply: buf, answer: answerOf(messageOf(plain), qname) };
+  let m: Message;
+  try {
+    m = decode(buf);
+  } catch {
+    return { reply: buf, answer: null };
+  }
+  return { reply: stripped(buf, m, ech), answer: answerOf(m, qname) };
+}
+
+/** A plain answer as dns-packet would have decoded it (what answerOf reads). */
+function messageOf(p: PlainAnswer): Message {
+  return {
+    id: p.id,
+    type: "response",
+    rcode: p.rcode,
+    flag_tc: p.truncated,
+    answers: p.answers,
+  };
+}
+
+function answerOf(m: Message, qname: string): Answer | null {
   if (m.type !== "response") return null;
   const records = m.answers ?? [];
   const names = cnameChain(records, qname);
@@ -188,13 +233,18 @@ export function truncated(answer: Buffer): Buffer {
  * too (the client then sends a visible SNI). Unchanged (the same bytes) when there is none.
  */
 export function stripHints(answer: Buffer, ech = false): Buffer {
-  const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let m: Message;
   try {
     m = decode(answer);
   } catch {
     return answer;
   }
+  return stripped(answer, m, ech);
+}
+
+/** `answer` (decoded: `m`) without the hints (stripHints). */
+function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
+  const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let changed = false;
   const strip = (records: Record[] | undefined) =>
     (records ?? []).map((r) => {

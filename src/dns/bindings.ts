@@ -17,6 +17,13 @@ import { unmapped } from "./trusted.ts";
 /** The expiry of a binding that never expires (/etc/hosts). */
 export const NEVER = 0xffff_ffff_ffff_ffffn;
 const NS = 1_000_000_000n;
+/**
+ * A refreshed binding (the same names asked again) is written with this much to spare, and not
+ * written again while what the kernel and the journal hold still covers the refresh: a name asked
+ * thousands of times a second costs two map writes every few seconds, not two per query. The
+ * sweep still unbinds by the store's own expiry; the kernel's is the backstop.
+ */
+const REFRESH_STEP_NS = 5n * NS;
 
 interface Entry {
   identity: NameIdentity;
@@ -25,6 +32,12 @@ interface Entry {
   names: Map<string, bigint>;
   /** The class written into the live slot (0: not written). */
   nclass: number;
+  /** The expiry the live slot holds (0: none written). */
+  written: bigint;
+  /** name -> the expiry the journal holds. */
+  journaled: Map<string, bigint>;
+  /** The live slot has what `nclass` and `written` say: only a longer expiry needs a write. */
+  clean: boolean;
 }
 
 export interface LearnedAddress {
@@ -89,22 +102,53 @@ export class BindingStore {
     const journaled: JournaledName[] = [];
     for (const a of addresses) {
       const life = BigInt(Math.ceil(Math.max(a.ttlSeconds, floor))) + grace;
+      const expires = now + life * NS;
       const entry = this.entryFor(identity, a.ip);
+      let added = false;
+      let latest = 0n;
       for (const n of names) {
         const name = normalName(n);
-        const expires = now + life * NS;
         const had = entry.names.get(name) ?? 0n;
         const next = had === NEVER ? NEVER : expires > had ? expires : had;
+        if (next > latest) latest = next;
+        if (next === had) continue;
         entry.names.set(name, next);
-        if (next !== had && next !== NEVER)
-          journaled.push({ identity, ip: entry.ip, name, expiresNs: next });
+        if (had === 0n) added = true;
+        if (next === NEVER) continue;
+        // a new name is journaled as it lives; a refresh with a step to spare, once per step
+        const kept = entry.journaled.get(name) ?? 0n;
+        if (had !== 0n && kept >= next) continue;
+        const until = had === 0n ? next : next + REFRESH_STEP_NS;
+        entry.journaled.set(name, until);
+        journaled.push({ identity, ip: entry.ip, name, expiresNs: until });
+      }
+      if (!added && entry.clean) {
+        // the same names again: the class is the same; a longer life is written a step ahead
+        if (entry.nclass === 0 || entry.written >= latest) continue;
+        let expiresNs = 0n;
+        for (const e of entry.names.values()) if (e > expiresNs) expiresNs = e;
+        if (expiresNs !== NEVER) expiresNs += REFRESH_STEP_NS;
+        entry.written = expiresNs;
+        out.push({ identity: entry.identity, ip: entry.ip, nclass: entry.nclass, expiresNs });
+        continue;
       }
       const binding = this.bindingOf(entry, classesOf);
-      entry.nclass = binding.nclass;
+      this.written(entry, binding);
       if (binding.nclass !== 0) out.push(binding);
     }
     if (journaled.length) this.options.journal?.record(journaled);
     return out;
+  }
+
+  /**
+   * Bindings `learn` returned that the kernel's map did not take (it was full): the next answer
+   * for them writes them again.
+   */
+  unwritten(bindings: readonly NameBinding[]): void {
+    for (const b of bindings) {
+      const entry = this.entries.get(keyOf(b.identity, b.ip));
+      if (entry) entry.clean = false;
+    }
   }
 
   /**
@@ -117,7 +161,10 @@ export class BindingStore {
       const entry = this.entryFor(n.identity, n.ip);
       const name = normalName(n.name);
       const had = entry.names.get(name) ?? 0n;
-      if (n.expiresNs > had) entry.names.set(name, n.expiresNs);
+      if (n.expiresNs > had) {
+        entry.names.set(name, n.expiresNs);
+        entry.journaled.set(name, n.expiresNs);
+      }
     }
   }
 
@@ -136,6 +183,7 @@ export class BindingStore {
       const entry = this.entryFor(ZERO_IDENTITY, ip);
       before.delete(keyOf(ZERO_IDENTITY, ip));
       entry.names = new Map([...names].map((n) => [n, NEVER]));
+      entry.clean = false;
       this.update(entry, classesOf, result);
     }
     const changed = new Set(next.keys());
@@ -157,7 +205,7 @@ export class BindingStore {
     const out: NameBinding[] = [];
     for (const entry of this.entries.values()) {
       const binding = this.bindingOf(entry, classesOf);
-      entry.nclass = binding.nclass;
+      this.written(entry, binding);
       if (binding.nclass !== 0) out.push(binding);
     }
     return out;
@@ -200,6 +248,7 @@ export class BindingStore {
         for (const [n, e] of entry.names)
           if (e < until) {
             entry.names.set(n, until);
+            entry.journaled.set(n, until);
             extended.push({ ...keep, name: n, expiresNs: until });
           }
         this.update(entry, classesOf, result);
@@ -224,6 +273,7 @@ export class BindingStore {
     for (const [n, e] of entry.names)
       if (e <= now) {
         entry.names.delete(n);
+        entry.journaled.delete(n);
         if (!isZero(entry.identity)) gone.push({ identity: entry.identity, ip: entry.ip, name: n });
         dropped = true;
       }
@@ -235,14 +285,29 @@ export class BindingStore {
     const binding = this.bindingOf(entry, classesOf);
     if (binding.nclass !== 0) result.bind.push(binding);
     else if (entry.nclass !== 0) result.unbind.push({ identity: entry.identity, ip: entry.ip });
+    this.written(entry, binding);
+  }
+
+  /** What the live slot holds of the entry once `binding` is written (class 0: nothing). */
+  private written(entry: Entry, binding: NameBinding): void {
     entry.nclass = binding.nclass;
+    entry.written = binding.nclass !== 0 ? binding.expiresNs : 0n;
+    entry.clean = true;
   }
 
   private entryFor(identity: NameIdentity, ip: string): Entry {
     const key = keyOf(identity, ip);
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { identity, ip: unmapped(ip), names: new Map(), nclass: 0 };
+      entry = {
+        identity,
+        ip: unmapped(ip),
+        names: new Map(),
+        nclass: 0,
+        written: 0n,
+        journaled: new Map(),
+        clean: false,
+      };
       this.entries.set(key, entry);
     }
     return entry;
@@ -267,4 +332,5 @@ export class BindingStore {
   }
 }
 
-const isZero = (i: NameIdentity): boolean => identityKey(i) === identityKey(ZERO_IDENTITY);
+const ZERO_KEY = identityKey(ZERO_IDENTITY);
+const isZero = (i: NameIdentity): boolean => identityKey(i) === ZERO_KEY;

@@ -9,7 +9,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dg
 import { connect, createServer, isIPv6, Socket, type Server } from "node:net";
 import type { ProcessFacts } from "../attribution/index.ts";
 import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../datapath/index.ts";
-import { errorAnswer, fitUdp, readAnswer, readQuery, stripHints, truncated } from "./answer.ts";
+import { errorAnswer, fitUdp, readQuery, readReply, truncated } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents } from "./dns-event.ts";
 import { identityOf } from "./identity.ts";
@@ -18,6 +18,7 @@ import type {
   ClassesOf,
   DnsOwner,
   NameBinder,
+  NameBinding,
   NameIdentity,
   NameKey,
   OriginalLookup,
@@ -284,7 +285,8 @@ export class DnsProxy {
         if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
         continue;
       }
-      const udp = createSocket({ type: "udp4" });
+      // replies go to the address a datagram came from (always an IP): no resolver turn per reply
+      const udp = createSocket({ type: "udp4", lookup: literalAddress });
       const listener: Listener = {
         udp,
         tcp: createServer((s) => this.onConnection(s, listener)),
@@ -440,8 +442,9 @@ export class DnsProxy {
     } finally {
       this.pending--;
     }
-    let reply = stripHints(upstream, this.settings.ech === "strip");
-    const a = readAnswer(reply, q.name);
+    const read = readReply(upstream, q.name, this.settings.ech === "strip");
+    let reply = read.reply;
+    const a = read.answer;
     if (!a || a.id !== q.id) {
       this.stats.failed++;
       return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
@@ -453,8 +456,9 @@ export class DnsProxy {
       exchange.names = a.names;
       const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
       // synchronous: the kernel has the bindings before the client has the answer
-      const { full } = bindings.length ? this.options.binder.bindNames(bindings) : { full: 0 };
+      const { full } = bindings.length ? this.bind(bindings) : { full: 0 };
       if (full > 0) {
+        this.store.unwritten(bindings);
         this.stats.bindFull++;
         const helper = this.options.failureHelper();
         this.options.log(
@@ -465,6 +469,16 @@ export class DnsProxy {
     }
     if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
     return done(reply, a.rcode);
+  }
+
+  /** Writes an answer's bindings; those the kernel did not take are written with the next one. */
+  private bind(bindings: NameBinding[]): { full: number } {
+    try {
+      return this.options.binder.bindNames(bindings);
+    } catch (err) {
+      this.store.unwritten(bindings);
+      throw err;
+    }
   }
 
   /** The server's answer, asked from moat's own socket (never redirected: moat is exempt). */
@@ -586,6 +600,15 @@ interface MadeSockets {
   tcp: { fd: number };
   port: number;
   cookie: bigint;
+}
+
+/** dgram's lookup for an address that is already an IPv4 literal: answered at once. */
+function literalAddress(
+  address: string,
+  _family: unknown,
+  callback: (err: Error | null, address: string, family: number) => void,
+): void {
+  callback(null, address, 4);
 }
 
 /** Closes an fd no Node handle owns yet. */

@@ -29,6 +29,9 @@ export interface TrustedResolvers {
   readonly listed: readonly string[];
 }
 
+/** Servers whose trust is remembered (the set is rebuilt at every reload anyway). */
+const KNOWN_SERVERS = 1024;
+
 /** Reads `resolvConf` now (an unreadable file lists nothing). */
 export function trustedResolvers(
   policyResolvers: readonly string[],
@@ -45,13 +48,24 @@ export function trustedResolvers(
   list.addSubnet("127.0.0.0", 8, "ipv4");
   list.addAddress("::1", "ipv6");
   for (const ip of listed) list.addAddress(ip, isIP(ip) === 6 ? "ipv6" : "ipv4");
+  const check = (ip: string): boolean => {
+    const plain = unmapped(ip);
+    const family = isIP(plain);
+    if (family === 0) return false;
+    return list.check(plain, family === 6 ? "ipv6" : "ipv4");
+  };
+  // the proxy asks this per query, of the few servers clients use
+  const known = new Map<string, boolean>();
   return {
     listed,
     isTrusted(ip) {
-      const plain = unmapped(ip);
-      const family = isIP(plain);
-      if (family === 0) return false;
-      return list.check(plain, family === 6 ? "ipv6" : "ipv4");
+      let trusted = known.get(ip);
+      if (trusted === undefined) {
+        if (known.size >= KNOWN_SERVERS) known.clear();
+        trusted = check(ip);
+        known.set(ip, trusted);
+      }
+      return trusted;
     },
   };
 }

@@ -54,6 +54,7 @@ export class UpstreamPool {
         reject(new Error(`no answer in ${timeoutMs} ms`));
       }, timeoutMs);
       s.waiting.set(id, { resolve, reject, timer, id: query.readUInt16BE(0) });
+      // with a callback: dgram drops a send's own error (EPERM, ENOBUFS) without one
       s.socket.send(out, (err) => {
         if (err) this.settle(server, s, id, err);
       });

@@ -10,6 +10,12 @@ export interface SinkOptions {
   capacity?: number;
   /** Most events handed to one write() (default 4096). */
   maxBatch?: number;
+  /**
+   * How long the first event waits for others to share its write (default 0: the events of the
+   * current turn only). A sink with a fixed cost per write (a message to another thread, a
+   * transaction) takes fewer, larger batches.
+   */
+  lingerMs?: number;
 }
 
 const DEFAULT_CAPACITY = 65_536;
@@ -20,6 +26,7 @@ class SinkQueue {
   readonly stats: SinkStats;
   private readonly capacity: number;
   private readonly maxBatch: number;
+  private readonly lingerMs: number;
   private queue: MoatEvent[] = [];
   private head = 0;
   private busy = false;
@@ -30,6 +37,7 @@ class SinkQueue {
     this.sink = sink;
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.maxBatch = options.maxBatch ?? DEFAULT_BATCH;
+    this.lingerMs = options.lingerMs ?? 0;
     this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, queued: 0 };
   }
 
@@ -51,7 +59,8 @@ class SinkQueue {
     if (!this.busy) {
       this.busy = true;
       // deliver after the current turn: events of one ring-buffer poll go out as one batch
-      setImmediate(() => void this.drain());
+      if (this.lingerMs > 0) setTimeout(() => void this.drain(), this.lingerMs);
+      else setImmediate(() => void this.drain());
     }
   }
 

@@ -3,8 +3,18 @@
 // me.github.io): what learning generalises to and what anomaly detection calls a destination.
 import { getDomain } from "tldts";
 
+/** Names whose domain is remembered: anomaly detection asks it for every DNS query. */
+const KNOWN_NAMES = 4096;
+const known = new Map<string, string>();
+
 /** `name`'s registrable domain (lower case, no trailing dot); the name itself when it has none. */
 export function registrableDomain(name: string): string {
-  const n = name.toLowerCase().replace(/\.$/, "");
-  return getDomain(n, { allowPrivateDomains: true }) ?? n;
+  let domain = known.get(name);
+  if (domain === undefined) {
+    const n = name.toLowerCase().replace(/\.$/, "");
+    domain = getDomain(n, { allowPrivateDomains: true }) ?? n;
+    if (known.size >= KNOWN_NAMES) known.clear();
+    known.set(name, domain);
+  }
+  return domain;
 }

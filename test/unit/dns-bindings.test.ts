@@ -216,3 +216,44 @@ test("a new store restored from the journal binds the same names in a new image'
   assert.deepEqual(next.s.namesOf(curl, "140.82.112.3"), ["github.com"]);
   assert.equal(next.journal.size, 0, "restoring writes nothing: the journal has them");
 });
+
+test("the same answer asked again is written a step ahead, then not again until the step is used", () => {
+  const { s, clock, journal } = store({ minTtl: 5, grace: 30 });
+  const again = () => s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  const first = again();
+  assert.equal(first[0]?.expiresNs, clock.now + 35n * S);
+  assert.deepEqual(again(), [], "the same life: nothing to write");
+  clock.now += 1n * S;
+  // the kernel's copy no longer covers now + 35 s: written with 5 s to spare
+  assert.deepEqual(again(), [
+    { identity: curl, ip: "10.0.0.1", nclass: 1, expiresNs: clock.now + 40n * S },
+  ]);
+  assert.equal(journal.get("1234|10.0.0.1|github.com"), clock.now + 40n * S);
+  for (let i = 0; i < 5; i++) {
+    clock.now += 1n * S;
+    assert.deepEqual(again(), [], `covered by the step (${i + 1} s later)`);
+  }
+  clock.now += 1n * S;
+  assert.equal(again()[0]?.expiresNs, clock.now + 40n * S, "the step used up: written again");
+  // the store keeps the exact life: the sweep unbinds 35 s after the last answer
+  clock.now += 35n * S;
+  assert.deepEqual(s.sweep(classesOf).unbind, [{ identity: curl, ip: "10.0.0.1" }]);
+  assert.equal(journal.size, 0);
+});
+
+test("a new name for an address is written at once; a binding the full map refused is written again", () => {
+  const { s, clock } = store({ minTtl: 5, grace: 30 });
+  const first = s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  const widened = s.learn(curl, ["x.fastly.net"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  assert.deepEqual(widened, [
+    { identity: curl, ip: "10.0.0.1", nclass: 3, expiresNs: clock.now + 35n * S },
+  ]);
+  s.unwritten(widened);
+  const retried = s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  assert.deepEqual(retried, widened, "the kernel did not take it: written again");
+  assert.deepEqual(
+    s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf),
+    [],
+  );
+  assert.equal(first.length, 1);
+});

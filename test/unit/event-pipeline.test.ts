@@ -110,3 +110,24 @@ test("a removed sink is closed and its counts stay in the stats", async () => {
     { name: "otel", delivered: 1, dropped: 0, failed: 0, queued: 0 },
   ]);
 });
+
+test("a sink that lingers gets the events of several turns in one write, none lost", async () => {
+  const pipeline = new EventPipeline();
+  const writes: number[] = [];
+  const lingering: EventSink = {
+    name: "lingering",
+    write: (batch) => void writes.push(batch.length),
+    close() {},
+  };
+  const eager = collector("eager");
+  pipeline.add(lingering, { lingerMs: 50 });
+  pipeline.add(eager);
+  for (let i = 0; i < 5; i++) {
+    pipeline.push(fakeEvent({ connection: `c${i}` }));
+    await turn();
+  }
+  assert.equal(eager.got.length, 5, "a sink that does not linger got each turn's event");
+  assert.deepEqual(writes, [], "the lingering sink still waits");
+  await pipeline.flush();
+  assert.deepEqual(writes, [5], "one write of the five");
+});
