@@ -4,7 +4,6 @@
 // truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
-import { plainAnswer, plainQuery, type PlainAnswer } from "./plain-message.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
@@ -65,14 +64,6 @@ export interface Query {
 
 /** The first question of a query, or null when the bytes are not a query with one. */
 export function readQuery(buf: Buffer): Query | null {
-  const plain = plainQuery(buf);
-  if (plain)
-    return {
-      id: plain.id,
-      name: normal(plain.name),
-      type: typeName(plain.type),
-      udpLimit: CLASSIC_UDP_LIMIT,
-    };
   let m: Message;
   try {
     m = decode(buf);
@@ -130,9 +121,6 @@ export function readReply(
   qname: string,
   ech = false,
 ): { reply: Buffer; answer: Answer | null } {
-  // no HTTPS or SVCB record: nothing to strip
-  const plain = plainAnswer(buf);
-  if (plain) return { reply: buf, answer: answerOf(messageOf(plain), qname) };
   let m: Message;
   try {
     m = decode(buf);
@@ -140,17 +128,6 @@ export function readReply(
     return { reply: buf, answer: null };
   }
   return { reply: stripped(buf, m, ech), answer: answerOf(m, qname) };
-}
-
-/** A plain answer as dns-packet would have decoded it (what answerOf reads). */
-function messageOf(p: PlainAnswer): Message {
-  return {
-    id: p.id,
-    type: "response",
-    rcode: p.rcode,
-    flag_tc: p.truncated,
-    answers: p.answers,
-  };
 }
 
 function answerOf(m: Message, qname: string): Answer | null {
