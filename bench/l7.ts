@@ -11,9 +11,12 @@
 // TLS 1.3 handshake whose certificate moat has cached (the relay judges `certificate`), p50/p99;
 // the same with a new SNI each time (a certificate-cache miss: moat's probe handshake first);
 // and a 1 GB transfer over TLS after the handshake (MB/s), with the daemon's CPU time during it.
-// Rounds alternate the order of the paths.
+// Rounds alternate the order of the paths. The daemon's CPU time is read during the relayed
+// requests and handshakes too (per connection).
 //
-//   node bench/l7.ts [--rounds=N]    writes bench/results/l7.json (3 rounds)
+//   node bench/l7.ts [--rounds=N] [--profile]    writes bench/results/l7.json (3 rounds)
+//                    (--profile: the daemon's CPU profile during round 1's relayed requests and
+//                    handshakes, bench/results/l7-daemon.cpuprofile)
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,8 +32,12 @@ import { median, quantile, writeResult } from "./results.ts";
 const ROUNDS = Number(
   /^--rounds=(\d+)$/.exec(process.argv.find((a) => a.startsWith("--rounds=")) ?? "")?.[1] ?? 3,
 );
+const PROFILE = process.argv.includes("--profile");
+const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
+/** bench/l7-client.ts's warm-up connections before it measures. */
+const WARMUP = 20;
 const MISSES = 100;
 const TRANSFER_BYTES = 1e9;
 const SNI = "web.bench.test";
@@ -150,7 +157,15 @@ try {
     ],
     { stdio: "ignore" },
   );
-  lab = await startMoatLab("bench-l7", (l) => policy(l, cg.cgroup), []);
+  // --profile: the daemon's inspector listens on its namespace's loopback; profiling starts only
+  // once it runs (the profiler's signals would break loading the BPF programs)
+  lab = await startMoatLab("bench-l7", (l) => policy(l, cg.cgroup), [], {
+    beforeDaemon: () => {
+      if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
+      return Promise.resolve();
+    },
+  });
+  delete process.env.NODE_OPTIONS;
   const l = lab;
   const server = spawnLines("ip", [
     "netns",
@@ -189,7 +204,15 @@ try {
 
   type Round = Record<
     Path,
-    { http: Spread; tls: Spread; miss?: Spread; mbps: number; daemonCpuS?: number }
+    {
+      http: Spread;
+      tls: Spread;
+      miss?: Spread;
+      mbps: number;
+      daemonCpuS?: number;
+      /** The daemon's CPU per relayed request / handshake (µs). */
+      cpuPerConnectionUs?: { http: number; tls: number };
+    }
   >;
   const rounds: Round[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -198,6 +221,17 @@ try {
     for (const path of order) {
       const to = route(l, path, cg.dir);
       console.error(`round ${r + 1}: ${path}`);
+      const profiling =
+        PROFILE && path === "relayed" && r === 0
+          ? runIn(l.b, null, [
+              NODE,
+              `${ROOT}bench/cpu-profile.ts`,
+              String(INSPECT_PORT),
+              "6",
+              `${ROOT}bench/results/l7-daemon.cpuprofile`,
+            ])
+          : null;
+      const cpuHttp0 = cpuUs(daemonPid);
       const http = spread(
         (
           await client<{ us: number[] }>(l, to.where, [
@@ -208,6 +242,7 @@ try {
           ])
         ).us,
       );
+      const cpuTls0 = cpuUs(daemonPid);
       const tls = spread(
         (
           await client<{ us: number[] }>(l, to.where, [
@@ -219,6 +254,15 @@ try {
           ])
         ).us,
       );
+      const cpuTls1 = cpuUs(daemonPid);
+      if (profiling) console.error((await profiling).stderr);
+      const cpuPerConnectionUs =
+        path === "relayed"
+          ? {
+              http: (cpuTls0 - cpuHttp0) / (REQUESTS + WARMUP),
+              tls: (cpuTls1 - cpuTls0) / (HANDSHAKES + WARMUP),
+            }
+          : undefined;
       const miss =
         path === "relayed"
           ? spread(
@@ -244,7 +288,7 @@ try {
         SNI,
       ]);
       const daemonCpuS = path === "relayed" ? (cpuUs(daemonPid) - cpu0) / 1e6 : undefined;
-      round[path] = { http, tls, miss, mbps, daemonCpuS };
+      round[path] = { http, tls, miss, mbps, daemonCpuS, cpuPerConnectionUs };
     }
     rounds.push(round as Round);
   }
@@ -265,15 +309,17 @@ try {
     relayedShareOfDirect: med((x) => x.relayed.mbps / x.direct.mbps),
     haproxyShareOfDirect: med((x) => x.haproxy.mbps / x.direct.mbps),
     daemonCpuSecondsPerGB: med((x) => x.relayed.daemonCpuS ?? 0),
+    daemonCpuUsPerRequest: med((x) => x.relayed.cpuPerConnectionUs?.http ?? 0),
+    daemonCpuUsPerHandshake: med((x) => x.relayed.cpuPerConnectionUs?.tls ?? 0),
   };
   console.log(
-    "| round | HTTP p50/p99 µs: direct / relayed / haproxy | TLS p50/p99 µs: direct / relayed / haproxy | TLS miss p50/p99 | MB/s: direct / relayed / haproxy | daemon CPU s |",
+    "| round | HTTP p50/p99 µs: direct / relayed / haproxy | TLS p50/p99 µs: direct / relayed / haproxy | TLS miss p50/p99 | MB/s: direct / relayed / haproxy | daemon CPU s / GB | daemon CPU µs / request, handshake |",
   );
-  console.log("|---:|---|---|---|---|---:|");
+  console.log("|---:|---|---|---|---|---:|---:|");
   const pp = (s: Spread) => `${s.p50.toFixed(0)}/${s.p99.toFixed(0)}`;
   rounds.forEach((x, i) =>
     console.log(
-      `| ${i + 1} | ${pp(x.direct.http)} / ${pp(x.relayed.http)} / ${pp(x.haproxy.http)} | ${pp(x.direct.tls)} / ${pp(x.relayed.tls)} / ${pp(x.haproxy.tls)} | ${x.relayed.miss ? pp(x.relayed.miss) : "-"} | ${x.direct.mbps.toFixed(0)} / ${x.relayed.mbps.toFixed(0)} / ${x.haproxy.mbps.toFixed(0)} | ${(x.relayed.daemonCpuS ?? 0).toFixed(2)} |`,
+      `| ${i + 1} | ${pp(x.direct.http)} / ${pp(x.relayed.http)} / ${pp(x.haproxy.http)} | ${pp(x.direct.tls)} / ${pp(x.relayed.tls)} / ${pp(x.haproxy.tls)} | ${x.relayed.miss ? pp(x.relayed.miss) : "-"} | ${x.direct.mbps.toFixed(0)} / ${x.relayed.mbps.toFixed(0)} / ${x.haproxy.mbps.toFixed(0)} | ${(x.relayed.daemonCpuS ?? 0).toFixed(2)} | ${(x.relayed.cpuPerConnectionUs?.http ?? 0).toFixed(0)}, ${(x.relayed.cpuPerConnectionUs?.tls ?? 0).toFixed(0)} |`,
     ),
   );
   console.log(JSON.stringify(summary, null, 2));

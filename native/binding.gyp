@@ -17,6 +17,7 @@
         "sockdiag_list.cc",
         "netns-socket.cc",
         "splice.cc",
+        "splice_pair.cc",
         "splice_socket.cc",
         "relay-socket.cc"
       ],

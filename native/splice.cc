@@ -1,13 +1,16 @@
 // splicePair: hands two connected TCP sockets of this process to the kernel, so that what each
-// receives is sent on by the other without passing through Node (docs/l7-splice.md). The
-// sockets are found by their tuple (never by a descriptor from JS) and duplicated: the caller
-// closes Node's handles after the call and the pair lives on these duplicates until both
-// directions have ended. Modes: "sockmap" (moat_splice_verdict redirects in the kernel; this
-// thread only passes FINs on) and "splice" (this thread moves the bytes with splice(2) through
-// a pipe). A thread per pair reports the end to JS.
+// receives is sent on by the other without passing through Node (docs/l7-splice.md). The caller
+// passes each socket's descriptor (checked against the addresses Node reports; without one, the
+// socket is found by its addresses among this process's descriptors) and the addon keeps a
+// duplicate: the caller closes Node's handles after the call and the pair lives on these
+// duplicates until both directions have ended. One loop thread (epoll) runs every pair: it
+// inserts the pair into the sockmap (moat_splice_verdict then redirects in the kernel and the
+// loop only passes FINs on) or, when the kernel refuses, moves the bytes with splice(2) through
+// a pipe; it tells JS how the pair started and how it ended. The JS thread's part of a splice
+// is a few system calls.
 #include <bpf/bpf.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -27,350 +29,261 @@
 #include "args.h"
 #include "errors.h"
 #include "map.h"
+#include "splice_pair.h"
 #include "splice_socket.h"
 
 namespace moat {
 
 namespace {
 
-// struct moat_splice_peer (bpf/include/moat_abi.h)
-struct SplicePeer {
-  uint64_t peer;
-  uint64_t bytes;
+using Clock = SplicePair::Clock;
+
+// What the loop tells JS about a pair: how it started, then how it ended.
+struct Message {
+  uint32_t id;
+  bool started;
+  std::string mode, refused;
+  const char* end;
+  uint64_t toUpstream, toClient;
 };
 
-// A FIN is passed on once its bytes reached the peer; without progress for this long, anyway.
-constexpr auto kFlushStall = std::chrono::seconds(10);
-constexpr int kPendingWriteMs = 5000;
+struct Callbacks {
+  Napi::FunctionReference onStart, onEnd;
+};
 
-using Clock = std::chrono::steady_clock;
-
-class SplicePair;
-// Live pairs by id, for spliceCut (added and removed on the JS thread).
-std::unordered_map<uint32_t, SplicePair*> byId;
-uint32_t lastId = 0;
-void Forget(SplicePair* pair);
-
-class SplicePair : public Closable {
+class SpliceLoop : public Closable {
  public:
-  int fd[2] = {-1, -1};  // 0: client, 1: upstream (duplicates, owned)
-  uint64_t cookie[2] = {0, 0};
-  bool sockmap = false;
-  int targets = -1, socks = -1, peers = -1;  // map fds (duplicates, owned) in sockmap mode
-  // sockmap mode: what each socket had received and each had been written at insertion
-  uint64_t received0[2] = {0, 0};
-  bool finBefore[2] = {false, false};
-  uint64_t written0[2] = {0, 0};
-  uint64_t pending[2] = {0, 0};  // bytes written before the splice, from side i's Node buffer
-  uint64_t moved[2] = {0, 0};    // splice mode: bytes from side i to the other
-  const char* end = "closed";
-  int wake = -1;
-  std::mutex wakeLock;  // `wake` is closed by the thread while spliceCut may write to it
-  std::atomic<bool> stopping{false};
-  std::atomic<bool> cutting{false};
-  uint32_t id = 0;
-  std::thread thread;
-  Napi::ThreadSafeFunction done;
-  std::shared_ptr<Registry> registry;
+  // JS thread only: the callbacks of the pairs that have not ended, by id
+  std::unordered_map<uint32_t, Callbacks> callbacks;
+  uint32_t lastId = 0;
 
-  ~SplicePair() override {
-    Release();
-    Forget(this);
+  ~SpliceLoop() override { Release(); }
+
+  // Hands a pair to the loop thread (JS thread).
+  void Add(SplicePair* pair, Callbacks cb) {
+    callbacks.emplace(pair->id, std::move(cb));
+    if (callbacks.size() == 1) tell_.Ref(env_);
+    {
+      std::lock_guard<std::mutex> hold(lock_);
+      incoming_.push_back(pair);
+    }
+    Wake();
   }
 
-  // Env teardown or the end: stops the thread and lets the sockets go.
+  // A reload no longer lets the connection through: the loop resets both sides (JS thread).
+  void Cut(uint32_t id) {
+    if (!callbacks.count(id)) return;
+    {
+      std::lock_guard<std::mutex> hold(lock_);
+      cuts_.push_back(id);
+    }
+    Wake();
+  }
+
+  // Env teardown: stops the thread and lets every socket go (no JS is called).
   void Release() override {
-    if (thread.joinable()) {
-      stopping = true;
-      uint64_t one = 1;
-      if (write(wake, &one, sizeof(one)) < 0) {
-        // the thread also sees `stopping` at its next wake-up
-      }
-      if (thread.get_id() != std::this_thread::get_id()) thread.join();
+    if (thread_.joinable()) {
+      stopping_ = true;
+      Wake();
+      thread_.join();
     }
-    Close();
-  }
-
-  // Removes the pair from the maps and closes every descriptor (idempotent).
-  void Close() {
-    if (sockmap) {
-      for (int i = 0; i < 2; i++) {
-        bpf_map_delete_elem(socks, &cookie[i]);
-        bpf_map_delete_elem(peers, &cookie[i]);
-        bpf_map_delete_elem(targets, &cookie[i]);
-      }
-      sockmap = false;
-    }
-    std::lock_guard<std::mutex> hold(wakeLock);
-    for (int* f : {&fd[0], &fd[1], &targets, &socks, &peers, &wake}) {
+    for (auto& [id, pair] : pairs_) delete pair;
+    pairs_.clear();
+    for (SplicePair* pair : incoming_) delete pair;
+    incoming_.clear();
+    for (int* f : {&epoll_, &wake_}) {
       if (*f >= 0) close(*f);
       *f = -1;
     }
+    if (loop_ == this) loop_ = nullptr;
   }
 
-  // A reload no longer lets the connection through: the thread resets both sides.
-  void Cut() {
-    std::lock_guard<std::mutex> hold(wakeLock);
-    if (wake < 0) return;
-    cutting = true;
+  // The env's loop (one addon instance per process).
+  static SpliceLoop* loop_;
+
+ private:
+  napi_env env_ = nullptr;
+  int epoll_ = -1, wake_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex lock_;
+  std::vector<SplicePair*> incoming_;
+  std::vector<uint32_t> cuts_;
+  // loop thread only
+  std::unordered_map<uint32_t, SplicePair*> pairs_;
+  Napi::ThreadSafeFunction tell_;
+
+  void Wake() {
     uint64_t one = 1;
-    if (write(wake, &one, sizeof(one)) < 0) {
-      // the thread also sees `cutting` at its next wake-up
+    if (write(wake_, &one, sizeof(one)) < 0) {
+      // the counter is already non-zero: the loop wakes anyway
     }
-  }
-
-  // Inserts both sockets, writing each side's earlier bytes (`bytes[i]`, from side i, to which
-  // what the kernel holds is added) to its peer just before that side is turned on; "" when they
-  // are spliced, else why the kernel refused (then `sent[i]` says which were written).
-  std::string Insert(std::vector<uint8_t> bytes[2], bool sent[2]) {
-    for (int i = 0; i < 2; i++) {
-      cookie[i] = SocketCookie(fd[i]);
-      if (cookie[i] == 0) return "no socket cookie";
-    }
-    // targets first: a redirect never finds its peer missing
-    for (int i = 0; i < 2; i++) {
-      uint64_t value = static_cast<uint64_t>(fd[i]);
-      if (bpf_map_update_elem(targets, &cookie[i], &value, BPF_NOEXIST) < 0)
-        return Undo(i ? "splice_targets (upstream)" : "splice_targets (client)", errno,
-                    TcpState(fd[i]));
-    }
-    // what the kernel holds: the verdict program would be handed the first queued skb whole,
-    // also the part of it Node already read
-    for (int i = 0; i < 2; i++)
-      if (!DrainQueued(fd[i], &bytes[i])) return Undo("reading the queued bytes", errno);
-    for (int i = 0; i < 2; i++) {
-      SplicePeer p = {cookie[1 - i], 0};
-      if (bpf_map_update_elem(peers, &cookie[i], &p, BPF_ANY) < 0)
-        return Undo("splice_peers", errno);
-    }
-    // the upstream first: the client's earlier bytes (a request) may make the server answer
-    // and close at once, and a socket that got its FIN can no longer enter a sockmap
-    for (int i : {1, 0}) {
-      int other = 1 - i;
-      pending[i] = bytes[i].size();
-      if (!WriteAll(fd[other], bytes[i].data(), bytes[i].size(), kPendingWriteMs))
-        return Undo("writing the bytes read before", errno ? errno : ETIMEDOUT);
-      sent[i] = true;
-      Baseline(i, other);
-      uint64_t value = static_cast<uint64_t>(fd[i]);
-      if (bpf_map_update_elem(socks, &cookie[i], &value, BPF_NOEXIST) < 0)
-        return Undo(i ? "splice_socks (upstream)" : "splice_socks (client)", errno,
-                    TcpState(fd[i]));
-    }
-    // bytes queued before the insertion wait for a data-ready call: setting the low-water mark
-    // makes one now, and the verdict program sends the whole queue on in order
-    int one = 1;
-    for (int i = 0; i < 2; i++) setsockopt(fd[i], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-    return "";
   }
 
   void Run() {
-    if (sockmap)
-      RunSockmap();
-    else
-      RunSplice();
-    Finish();
-  }
-
- private:
-  std::string Undo(const char* map, int err, int state = -1) {
-    for (int i = 0; i < 2; i++) {
-      bpf_map_delete_elem(socks, &cookie[i]);
-      bpf_map_delete_elem(peers, &cookie[i]);
-      bpf_map_delete_elem(targets, &cookie[i]);
-    }
-    std::string why = std::string(map) + ": " + std::strerror(err);
-    // the kernel takes established sockets only: say when that is why
-    return state < 0 ? why : why + " (tcp state " + std::to_string(state) + ")";
-  }
-
-  // Bytes side i had received (consumed or queued), read while no byte arrived in between,
-  // and bytes written into its peer, before side i is turned on.
-  void Baseline(int i, int other) {
-    for (int tries = 0; tries < 100; tries++) {
-      uint64_t before = BytesReceived(fd[i]);
-      int queued = QueuedBytes(fd[i]);
-      pollfd p = {fd[i], POLLRDHUP, 0};
-      poll(&p, 1, 0);
-      if (BytesReceived(fd[i]) != before || queued < 0) continue;
-      received0[i] = before - static_cast<uint64_t>(queued);
-      finBefore[i] = (p.revents & POLLRDHUP) != 0;
-      break;
-    }
-    written0[other] = BytesWritten(fd[other]);
-  }
-
-  uint64_t Redirected(int i) {
-    SplicePeer p = {0, 0};
-    bpf_map_lookup_elem(peers, &cookie[i], &p);
-    return p.bytes;
-  }
-
-  // Whether every byte side i received before its FIN is in its peer's socket.
-  bool Flushed(int i, uint64_t* progress) {
-    uint64_t sent = Redirected(i);
-    uint64_t received = BytesReceived(fd[i]) - received0[i] - (finBefore[i] ? 0 : 1);
-    uint64_t written = BytesWritten(fd[1 - i]) - written0[1 - i];
-    uint64_t now = sent + written;
-    if (now != *progress) {
-      *progress = now;
-      return false;
-    }
-    return sent >= received && written >= sent;
-  }
-
-  void RunSockmap() {
-    bool fin[2] = {false, false}, done[2] = {false, false};
-    uint64_t progress[2] = {~0ull, ~0ull};
-    Clock::time_point stalled[2];
-    int waits = 0;
-    while (!stopping) {
-      pollfd p[3];
-      for (int i = 0; i < 2; i++) p[i] = {fd[i], static_cast<short>(fin[i] ? 0 : POLLRDHUP), 0};
-      p[2] = {wake, POLLIN, 0};
-      // waiting for bytes to reach a peer: look again soon, less often the longer it takes
-      bool waiting = (fin[0] && !done[0]) || (fin[1] && !done[1]);
-      int timeout = waiting ? std::min(64, 1 << std::min(waits++, 6)) : -1;
-      if (!waiting) waits = 0;
-      if (poll(p, 3, timeout) < 0 && errno != EINTR) {
-        end = "error";
-        return;
-      }
-      if (stopping) break;
-      if (cutting) {
-        end = "cut";
-        return;
-      }
-      bool reset = (p[0].revents | p[1].revents) & POLLERR;
-      for (int i = 0; i < 2; i++) {
-        if (!fin[i] && (p[i].revents & (POLLRDHUP | POLLHUP))) {
-          fin[i] = true;
-          stalled[i] = Clock::now();
-        }
-        if (!fin[i] || done[i]) continue;
-        uint64_t before = progress[i];
-        bool flushed = Flushed(i, &progress[i]);
-        if (progress[i] != before) stalled[i] = Clock::now();
-        if (flushed || Clock::now() - stalled[i] > kFlushStall) {
-          shutdown(fd[1 - i], SHUT_WR);
-          done[i] = true;
-        }
-      }
-      if (done[0] && done[1]) return;
-      // a side that hangs up while its other direction still flows was reset
-      for (int i = 0; i < 2; i++)
-        if (done[i] && !done[1 - i] && (p[i].revents & POLLHUP)) reset = true;
-      if (reset) {
-        end = "reset";
-        return;
-      }
-    }
-    end = "stopped";
-  }
-
-  void RunSplice() {
-    int pipes[2][2];
-    for (int i = 0; i < 2; i++) {
-      if (pipe2(pipes[i], O_NONBLOCK | O_CLOEXEC) < 0) {
-        end = "error";
-        if (i == 1) close(pipes[0][0]), close(pipes[0][1]);
-        return;
-      }
-    }
-    size_t inPipe[2] = {0, 0};
-    bool eof[2] = {false, false}, done[2] = {false, false};
-    constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-    while (!stopping && !(done[0] && done[1])) {
-      pollfd p[3];
-      for (int i = 0; i < 2; i++) p[i] = {fd[i], 0, 0};
-      for (int i = 0; i < 2; i++) {
-        if (!eof[i] && inPipe[i] == 0) p[i].events |= POLLIN | POLLRDHUP;
-        if (inPipe[i] > 0) p[1 - i].events |= POLLOUT;
-      }
-      p[2] = {wake, POLLIN, 0};
-      if (poll(p, 3, -1) < 0 && errno != EINTR) {
-        end = "error";
-        break;
-      }
-      if (stopping) break;
-      if (cutting) {
-        end = "cut";
-        break;
-      }
-      bool reset = (p[0].revents | p[1].revents) & POLLERR;
-      for (int i = 0; i < 2 && !reset; i++) {
-        int out = fd[1 - i];
-        // move what there is: socket -> pipe -> peer, until one of them would block
-        for (;;) {
-          if (inPipe[i] == 0 && !eof[i]) {
-            ssize_t n = splice(fd[i], nullptr, pipes[i][1], nullptr, 1 << 20, kFlags);
-            if (n == 0) eof[i] = true;
-            if (n < 0 && errno != EAGAIN && errno != EINTR) reset = true;
-            if (n <= 0) break;
-            inPipe[i] = static_cast<size_t>(n);
+    epoll_event events[64];
+    while (!stopping_) {
+      int n = epoll_wait(epoll_, events, 64, Timeout());
+      if (n < 0 && errno != EINTR) break;
+      if (stopping_) break;
+      std::vector<uint32_t> touched;
+      for (int k = 0; k < n; k++) {
+        if (events[k].data.ptr == nullptr) {
+          uint64_t count;
+          if (read(wake_, &count, sizeof(count)) < 0) {
+            // EAGAIN: another wake-up took it
           }
-          ssize_t m = splice(pipes[i][0], nullptr, out, nullptr, inPipe[i], kFlags);
-          if (m < 0 && errno != EAGAIN && errno != EINTR) reset = true;
-          if (m <= 0) break;
-          inPipe[i] -= static_cast<size_t>(m);
-          moved[i] += static_cast<uint64_t>(m);
-          if (inPipe[i] > 0) continue;
+          continue;
         }
-        if (eof[i] && inPipe[i] == 0 && !done[i]) {
-          shutdown(out, SHUT_WR);
-          done[i] = true;
-        }
+        touched.push_back(static_cast<SplicePair::Side*>(events[k].data.ptr)->pair->id);
       }
-      for (int i = 0; i < 2; i++)
-        if (done[i] && !done[1 - i] && (p[i].revents & POLLHUP) && !(p[i].revents & POLLIN))
-          reset = true;
-      if (reset) {
-        end = "reset";
-        break;
+      Intake(&touched);
+      auto now = Clock::now();
+      for (auto& [id, pair] : pairs_)
+        if (pair->waiting && pair->due <= now) touched.push_back(id);
+      std::sort(touched.begin(), touched.end());
+      touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+      // by id: a pair may have ended since its event (cut)
+      for (uint32_t id : touched) {
+        auto found = pairs_.find(id);
+        if (found != pairs_.end() && found->second->Step()) End(found->second);
       }
     }
-    if (stopping) end = "stopped";
-    for (auto& pp : pipes) close(pp[0]), close(pp[1]);
   }
 
-  // The end: counts, a reset passed on as a reset, the sockets closed; then JS is told.
-  void Finish() {
-    if (sockmap) {
-      moved[0] = Redirected(0);
-      moved[1] = Redirected(1);
+  // New pairs start; cut pairs end. Started pairs are stepped once (bytes may be there).
+  void Intake(std::vector<uint32_t>* touched) {
+    std::vector<SplicePair*> fresh;
+    std::vector<uint32_t> cuts;
+    {
+      std::lock_guard<std::mutex> hold(lock_);
+      fresh.swap(incoming_);
+      cuts.swap(cuts_);
     }
-    if (std::strcmp(end, "reset") == 0 || std::strcmp(end, "cut") == 0) {
-      linger hard = {1, 0};
-      for (int i = 0; i < 2; i++) setsockopt(fd[i], SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    for (SplicePair* pair : fresh) {
+      pairs_[pair->id] = pair;
+      bool ok = pair->Start();
+      Tell(new Message{pair->id, true, pair->sockmap ? "sockmap" : "splice", pair->refused, nullptr,
+                       0, 0});
+      if (!ok || !Watch(pair)) {
+        End(pair);
+        continue;
+      }
+      touched->push_back(pair->id);
     }
-    if (stopping) return;
-    Close();
-    done.BlockingCall(this, [](Napi::Env env, Napi::Function cb, SplicePair* pair) {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("toUpstream",
-              Napi::Number::New(env, static_cast<double>(pair->pending[0] + pair->moved[0])));
-      out.Set("toClient",
-              Napi::Number::New(env, static_cast<double>(pair->pending[1] + pair->moved[1])));
-      out.Set("end", Napi::String::New(env, pair->end));
-      // the thread has nothing left to do but return
-      if (pair->thread.joinable()) pair->thread.join();
-      pair->registry->Remove(pair);
-      pair->done.Release();
-      delete pair;
-      cb.Call({out});
-    });
+    for (uint32_t id : cuts) {
+      auto found = pairs_.find(id);
+      if (found == pairs_.end()) continue;
+      found->second->end = "cut";
+      End(found->second);
+    }
   }
+
+  // Edge-triggered: a pair is stepped when a side gets bytes, room or a FIN, and steps move
+  // everything there is.
+  bool Watch(SplicePair* pair) {
+    uint32_t events = pair->sockmap ? EPOLLRDHUP : EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+    for (int i = 0; i < 2; i++) {
+      epoll_event ev = {};
+      ev.events = events | EPOLLET;
+      ev.data.ptr = &pair->side[i];
+      if (epoll_ctl(epoll_, EPOLL_CTL_ADD, pair->fd[i], &ev) < 0) {
+        pair->end = "error";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void End(SplicePair* pair) {
+    // Node's descriptor of the same socket may still be open: leave epoll before closing
+    for (int f : pair->fd)
+      if (f >= 0) epoll_ctl(epoll_, EPOLL_CTL_DEL, f, nullptr);
+    pair->Finish();
+    Tell(new Message{pair->id, false, "", "", pair->end, pair->pending[0] + pair->moved[0],
+                     pair->pending[1] + pair->moved[1]});
+    pairs_.erase(pair->id);
+    delete pair;
+  }
+
+  void Tell(Message* m) {
+    if (tell_.NonBlockingCall(m, Deliver) != napi_ok) delete m;
+  }
+
+  static void Deliver(Napi::Env env, Napi::Function, Message* m);
+
+  int Timeout() {
+    bool any = false;
+    Clock::time_point first;
+    for (auto& [id, pair] : pairs_) {
+      if (!pair->waiting) continue;
+      if (!any || pair->due < first) first = pair->due;
+      any = true;
+    }
+    if (!any) return -1;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(first - Clock::now()).count();
+    return static_cast<int>(std::max<int64_t>(0, ms + 1));
+  }
+
+  friend SpliceLoop* OpenLoop(Napi::Env env);
 };
 
-void Forget(SplicePair* pair) { byId.erase(pair->id); }
+SpliceLoop* SpliceLoop::loop_ = nullptr;
+SpliceLoop*& loop = SpliceLoop::loop_;
 
-bool TupleArg(const Napi::Value& v, const char* what, SocketTuple* t) {
+void SpliceLoop::Deliver(Napi::Env env, Napi::Function, Message* m) {
+  std::unique_ptr<Message> hold(m);
+  if (loop == nullptr) return;
+  auto found = loop->callbacks.find(m->id);
+  if (found == loop->callbacks.end()) return;
+  Napi::Object out = Napi::Object::New(env);
+  if (m->started) {
+    out.Set("mode", Napi::String::New(env, m->mode));
+    if (!m->refused.empty()) out.Set("refused", Napi::String::New(env, m->refused));
+    found->second.onStart.Call({out});
+    return;
+  }
+  out.Set("toUpstream", Napi::Number::New(env, static_cast<double>(m->toUpstream)));
+  out.Set("toClient", Napi::Number::New(env, static_cast<double>(m->toClient)));
+  out.Set("end", Napi::String::New(env, m->end));
+  Napi::FunctionReference onEnd = std::move(found->second.onEnd);
+  loop->callbacks.erase(found);
+  if (loop->callbacks.empty()) loop->tell_.Unref(env);
+  onEnd.Call({out});
+}
+
+SpliceLoop* OpenLoop(Napi::Env env) {
+  if (loop != nullptr) return loop;
+  auto* l = new SpliceLoop();
+  l->env_ = env;
+  l->epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  l->wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  if (l->epoll_ < 0 || l->wake_ < 0 || epoll_ctl(l->epoll_, EPOLL_CTL_ADD, l->wake_, &ev) < 0) {
+    int err = errno;
+    delete l;
+    ThrowErrno(env, "splicePair", err, "the splice loop");
+  }
+  l->tell_ = Napi::ThreadSafeFunction::New(
+      env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "moat-splice", 0, 1);
+  l->tell_.Unref(env);
+  l->thread_ = std::thread([l] { l->Run(); });
+  Data(env).registry->Add(l);
+  loop = l;
+  return l;
+}
+
+bool TupleArg(const Napi::Value& v, const char* what, SocketTuple* t, int* fd) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an object");
   Napi::Object o = v.As<Napi::Object>();
   std::string local = StringArg(o.Get("localAddress"), "localAddress");
   std::string remote = StringArg(o.Get("remoteAddress"), "remoteAddress");
   t->localPort = static_cast<uint16_t>(NumberArg(o.Get("localPort"), "localPort", 1, 65535));
   t->remotePort = static_cast<uint16_t>(NumberArg(o.Get("remotePort"), "remotePort", 1, 65535));
+  Napi::Value f = o.Get("fd");
+  *fd = f.IsUndefined() ? -1 : static_cast<int>(NumberArg(f, "fd", 0, 2147483647));
   return ParseAddress(local, t->local) && ParseAddress(remote, t->remote);
 }
 
@@ -394,28 +307,36 @@ Napi::Value SockmapAttach(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// splicePair({client, upstream, toUpstream, toClient, mode, maps}, onEnd) -> {mode, refused?}
+// splicePair({client, upstream, toUpstream, toClient, mode, maps}, onStart, onEnd) -> id
 Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Value opts = Arg(info, 0);
-  Napi::Value onEnd = Arg(info, 1);
-  if (!opts.IsObject() || !onEnd.IsFunction())
-    throw Napi::TypeError::New(env, "splicePair expects (options, onEnd)");
+  Napi::Value onStart = Arg(info, 1);
+  Napi::Value onEnd = Arg(info, 2);
+  if (!opts.IsObject() || !onStart.IsFunction() || !onEnd.IsFunction())
+    throw Napi::TypeError::New(env, "splicePair expects (options, onStart, onEnd)");
   Napi::Object o = opts.As<Napi::Object>();
   SocketTuple tuples[2];
-  if (!TupleArg(o.Get("client"), "client", &tuples[0]) ||
-      !TupleArg(o.Get("upstream"), "upstream", &tuples[1]))
+  int given[2];
+  if (!TupleArg(o.Get("client"), "client", &tuples[0], &given[0]) ||
+      !TupleArg(o.Get("upstream"), "upstream", &tuples[1], &given[1]))
     throw Napi::TypeError::New(env, "splicePair: an address is not an IP address");
   Napi::Buffer<uint8_t> toPeer[2] = {BufferArg(o.Get("toUpstream"), "toUpstream"),
                                      BufferArg(o.Get("toClient"), "toClient")};
   std::string mode = StringArg(o.Get("mode"), "mode");
   if (mode != "sockmap" && mode != "splice")
     throw Napi::TypeError::New(env, "mode must be \"sockmap\" or \"splice\"");
+  Napi::Value maps = o.Get("maps");
+  if (mode == "sockmap" && !maps.IsObject())
+    throw Napi::TypeError::New(env, "sockmap mode needs maps");
+  SpliceLoop* l = OpenLoop(env);
 
   auto* pair = new SplicePair();
   const char* names[2] = {"client", "upstream"};
   for (int i = 0; i < 2; i++) {
-    pair->fd[i] = FindSocket(tuples[i]);
+    // the descriptor given, when it is that socket; else found by its addresses
+    pair->fd[i] = given[i] >= 0 ? DupSocket(given[i], tuples[i]) : -1;
+    if (pair->fd[i] < 0) pair->fd[i] = FindSocket(tuples[i]);
     if (pair->fd[i] < 0) {
       delete pair;
       ThrowErrno(env, "splicePair", ENOENT,
@@ -423,53 +344,28 @@ Napi::Value SplicePairFn(const Napi::CallbackInfo& info) {
     }
   }
   // what Node read from one side and nobody wrote yet goes first to the other
-  std::vector<uint8_t> bytes[2];
-  bool sent[2] = {false, false};
   for (int i = 0; i < 2; i++)
-    bytes[i].assign(toPeer[i].Data(), toPeer[i].Data() + toPeer[i].Length());
-  pair->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::string refused;
+    pair->bytes[i].assign(toPeer[i].Data(), toPeer[i].Data() + toPeer[i].Length());
   if (mode == "sockmap") {
-    Napi::Value maps = o.Get("maps");
-    if (!maps.IsObject()) {
+    try {
+      pair->targets = DupMap(env, maps, "targets");
+      pair->socks = DupMap(env, maps, "socks");
+      pair->peers = DupMap(env, maps, "peers");
+    } catch (...) {
       delete pair;
-      throw Napi::TypeError::New(env, "sockmap mode needs maps");
-    }
-    pair->targets = DupMap(env, maps, "targets");
-    pair->socks = DupMap(env, maps, "socks");
-    pair->peers = DupMap(env, maps, "peers");
-    refused = pair->Insert(bytes, sent);
-    pair->sockmap = refused.empty();
-  }
-  for (int i = 0; i < 2; i++) {
-    if (sent[i]) continue;
-    pair->pending[i] = bytes[i].size();
-    if (!WriteAll(pair->fd[1 - i], bytes[i].data(), bytes[i].size(), kPendingWriteMs)) {
-      int err = errno ? errno : ETIMEDOUT;
-      delete pair;
-      ThrowErrno(env, "splicePair", err,
-                 std::string("writing the bytes read before to ") + names[1 - i]);
+      throw;
     }
   }
-  pair->registry = Data(env).registry;
-  pair->registry->Add(pair);
-  pair->done = Napi::ThreadSafeFunction::New(env, onEnd.As<Napi::Function>(), "moat-splice", 0, 1);
-  pair->id = ++lastId;
-  byId[pair->id] = pair;
-  pair->thread = std::thread([pair] { pair->Run(); });
-
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("mode", Napi::String::New(env, pair->sockmap ? "sockmap" : "splice"));
-  out.Set("id", Napi::Number::New(env, pair->id));
-  if (!refused.empty()) out.Set("refused", Napi::String::New(env, refused));
-  return out;
+  pair->id = ++l->lastId;
+  l->Add(pair, {Napi::Persistent(onStart.As<Napi::Function>()),
+                Napi::Persistent(onEnd.As<Napi::Function>())});
+  return Napi::Number::New(env, pair->id);
 }
 
 // spliceCut(id): resets both sides of a spliced pair; a pair that already ended is ignored.
 Napi::Value SpliceCutFn(const Napi::CallbackInfo& info) {
   auto id = static_cast<uint32_t>(NumberArg(Arg(info, 0), "id", 1, 4294967295.0));
-  auto found = byId.find(id);
-  if (found != byId.end()) found->second->Cut();
+  if (loop != nullptr) loop->Cut(id);
   return info.Env().Undefined();
 }
 

@@ -94,6 +94,10 @@ int FindSocket(const SocketTuple& tuple) {
   return found;
 }
 
+int DupSocket(int fd, const SocketTuple& tuple) {
+  return Matches(fd, tuple) ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
 uint64_t SocketCookie(int fd) {
   uint64_t cookie = 0;
   socklen_t len = sizeof(cookie);

@@ -1,5 +1,5 @@
-// The sockets of a splice: found by their 4-tuple among this process's fds, and what the
-// kernel says about them (cookie, bytes received, bytes written, queued).
+// The sockets of a splice: checked (or found) by their 4-tuple among this process's fds, and what
+// the kernel says about them (cookie, bytes received, bytes written, queued).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,10 @@ bool ParseAddress(const std::string& text, uint8_t out[16]);
 // A duplicate (close-on-exec) of this process's connected TCP socket with that tuple, found by
 // scanning /proc/self/fd; -1 when none matches.
 int FindSocket(const SocketTuple& tuple);
+
+// A duplicate (close-on-exec) of `fd` when it is this process's connected TCP socket with that
+// tuple; -1 otherwise.
+int DupSocket(int fd, const SocketTuple& tuple);
 
 // SO_COOKIE; 0 on failure.
 uint64_t SocketCookie(int fd);

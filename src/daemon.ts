@@ -2,7 +2,7 @@
 // through the pipeline to its sinks (stdout, audit log, history, API subscribers, the policy's
 // own), serves the API, and reloads atomically on demand (SIGHUP, file change, API). Never exits
 // the process. This file wires the parts in src/daemon/ together.
-import { Attribution, DOCKER_ROOT } from "./attribution/index.ts";
+import { Attribution, DOCKER_ROOT, recentOwners } from "./attribution/index.ts";
 import {
   attachHooks,
   cgroup2Mount,
@@ -117,6 +117,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     roots: { docker: [DOCKER_ROOT, ...(options.dockerRoots ?? [])] },
   });
   const universe = hostUniverse(attribution);
+  // an owner's facts, read from /proc at most once a second per owner: a client making
+  // connection after connection is one owner for the relay, the events and the flow records
+  const owners = recentOwners((owner) => attribution.attribute(owner));
   // what moat's DNS proxy reaches, as each starts: it opens first, so every policy compiles with
   // its port (the implicit DNS redirect)
   const live: {
@@ -136,7 +139,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // moat's L7 relay, as the DNS proxy: open before the first compile (its port is a redirect's)
   const l7 = await openL7Relay({
     original: (peer) => live.datapath?.originalOf(peer, "tcp") ?? null,
-    process: (owner) => attribution.attribute(owner),
+    process: owners,
     names: (owner, ip) => dns.namesOf(owner, ip),
     policy: () => live.model?.() ?? null,
     generation: () => live.datapath?.generation ?? 0,
@@ -215,7 +218,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       1000,
       (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     ),
-    process: (owner) => attribution.attribute(owner),
+    process: owners,
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,
     record: (r) => anomalies.flow(r),
@@ -242,7 +245,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       decisions.observe(tagged);
     },
     closed: (event) => flows.closed(event),
-    process: (owner) => attribution.attribute(owner),
+    process: owners,
     interfaces: listInterfaces,
     attachedName: (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     destroy: (record) => destroyBlockedSocket(record),

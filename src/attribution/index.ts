@@ -8,5 +8,6 @@ export { findCgroup2Mount, parseMountinfo, type Cgroup2Mount } from "./cgroup-mo
 export { ContainerDirectory, DOCKER_ROOT, type RuntimeRoots } from "./containers/directory.ts";
 export { containerRefOf, type ContainerRef, type Runtime } from "./containers/detect.ts";
 export { UserTable } from "./users.ts";
+export { recentOwners } from "./recent-owners.ts";
 export { kernelDev } from "./kernel-dev.ts";
 export { boundSocketOwners, type BoundSocket, type SocketOwner } from "./listeners.ts";

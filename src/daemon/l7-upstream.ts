@@ -20,7 +20,7 @@ export function relayedUpstream(
       const dp = datapath();
       let socket: Socket;
       if (!dp) {
-        socket = connect({ host: to.ip, port: to.port });
+        socket = connect({ host: to.ip, port: to.port, noDelay: true });
       } else {
         const fd = dp.relaySocket({
           to,
@@ -34,6 +34,8 @@ export function relayedUpstream(
           closeSync(fd);
           throw err;
         }
+        // what the relay writes (a request, a ClientHello) goes out at once
+        socket.setNoDelay(true);
         socket.connect({ host: to.ip, port: to.port });
       }
       socket.once("connect", () => {

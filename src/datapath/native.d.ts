@@ -363,7 +363,15 @@ export interface NativeAddon {
    * (docs/l7-splice.md); `onEnd` is called once both directions have ended (or one was reset).
    * The caller closes its own handles of both sockets right after.
    */
-  splicePair(options: SplicePairOptions, onEnd: (end: SpliceEnd) => void): SplicePairResult;
+  /**
+   * Hands both sockets to the addon's splice loop; returns the pair's id (for spliceCut) at
+   * once. `onStart` says how the loop spliced them, `onEnd` how they ended.
+   */
+  splicePair(
+    options: SplicePairOptions,
+    onStart: (start: SpliceStart) => void,
+    onEnd: (end: SpliceEnd) => void,
+  ): number;
   /** Resets both sides of a spliced pair (a pair that already ended: nothing). */
   spliceCut(id: number): void;
   /**
@@ -379,6 +387,8 @@ export interface SpliceSocket {
   localPort: number;
   remoteAddress: string;
   remotePort: number;
+  /** Its descriptor, when known (checked against the addresses); else found by them. */
+  fd?: number;
 }
 
 export interface SplicePairOptions {
@@ -394,10 +404,8 @@ export interface SplicePairOptions {
   maps?: { targets: BpfMap; socks: BpfMap; peers: BpfMap };
 }
 
-export interface SplicePairResult {
+export interface SpliceStart {
   mode: "sockmap" | "splice";
-  /** The pair, for spliceCut. */
-  id: number;
   /** Why the kernel refused the sockmap (then mode is "splice"). */
   refused?: string;
 }

@@ -1,8 +1,9 @@
 // The kernel splice (docs/l7-splice.md): once the relay has decided a connection, its two
 // sockets leave Node. "sockmap": moat_splice_verdict sends each socket's bytes to its peer in the
-// kernel; "splice": an addon thread moves them with splice(2) when the kernel refuses the
-// sockmap; "copy": Node pipes them both ways when neither can be had. The sockets are found by
-// their addresses inside the addon; Node's handles close once the addon holds its own.
+// kernel; "splice": the addon's splice loop moves them with splice(2) when the kernel refuses the
+// sockmap; "copy": Node pipes them both ways when neither can be had. The addon takes each
+// socket's descriptor (checked against its addresses) and duplicates it; Node's handles close
+// at once, and the loop thread does the rest.
 import type { Socket } from "node:net";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject, SpliceEnd, SpliceSocket } from "./native.d.ts";
@@ -42,7 +43,17 @@ function addressesOf(s: Socket, what: string): SpliceSocket {
   const { localAddress, localPort, remoteAddress, remotePort } = s;
   if (!localAddress || !localPort || !remoteAddress || !remotePort)
     throw new Error(`splice: the ${what} socket is not connected`);
-  return { localAddress, localPort, remoteAddress, remotePort };
+  const fd = descriptorOf(s);
+  return { localAddress, localPort, remoteAddress, remotePort, ...(fd === null ? {} : { fd }) };
+}
+
+/**
+ * The socket's descriptor as libuv holds it (the addon checks it against the addresses; without
+ * it the addon looks for the socket among the process's descriptors, which costs more).
+ */
+function descriptorOf(s: Socket): number | null {
+  const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : null;
 }
 
 /** Resolves once everything Node was asked to write is in the kernel's socket. */
@@ -98,9 +109,11 @@ export class Splicer {
     // synchronous from here: libuv reads nothing more before the addon holds the sockets
     const toUpstream = takeBuffered(client);
     const toClient = takeBuffered(upstream);
-    let mode: SpliceMode;
+    let mode: SpliceMode = "splice";
+    let started!: (mode: SpliceMode) => void;
+    const start = new Promise<SpliceMode>((resolve) => (started = resolve));
     try {
-      const result = native().splicePair(
+      const id = native().splicePair(
         {
           client: addressesOf(client, "client"),
           upstream: addressesOf(upstream, "upstream"),
@@ -109,11 +122,14 @@ export class Splicer {
           mode: options.force === "splice" ? "splice" : "sockmap",
           maps: this.maps,
         },
-        (end) => this.ended(result.mode, end, options),
+        (how) => {
+          mode = how.mode;
+          if (how.refused) this.lastRefusal = how.refused;
+          this.counts.connections[mode]++;
+          started(mode);
+        },
+        (end) => this.ended(mode, end, options),
       );
-      mode = result.mode;
-      if (result.refused) this.lastRefusal = result.refused;
-      const id = result.id;
       options = cutOnAbort(options, () => native().spliceCut(id));
     } catch (err) {
       this.lastRefusal = (err as Error).message;
@@ -121,12 +137,11 @@ export class Splicer {
       if (toClient.length) client.write(toClient);
       return this.copy(client, upstream, options);
     }
-    this.counts.connections[mode]++;
     this.counts.active++;
     // the addon holds its own descriptors: Node's close neither sends a FIN nor reads
     client.destroy();
     upstream.destroy();
-    return mode;
+    return start;
   }
 
   /** Connections and bytes by mode. */

@@ -139,7 +139,7 @@ export function copyBothWays(
 
 function plainConnect(to: { ip: string; port: number }): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: to.ip, port: to.port });
+    const s = connect({ host: to.ip, port: to.port, noDelay: true });
     s.once("connect", () => {
       s.off("error", reject);
       resolve(s);
@@ -225,6 +225,8 @@ export class L7Relay {
     this.stats.accepted++;
     this.track(client);
     client.on("error", () => {}); // a reset client is the handler's business, not a crash
+    // what the relay writes (a server's flight, a response) goes out at once, as it would direct
+    client.setNoDelay(true);
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
     const found = this.options.original(peer);
     const model = this.options.policy();
