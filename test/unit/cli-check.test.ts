@@ -1,5 +1,6 @@
 // `moat check` as a user runs it: exact lines, summary, exit code.
 
+import { readdirSync } from "node:fs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -16,7 +17,17 @@ test("every example policy passes: exit 0, one summary line, nothing else", () =
     "examples/default.yaml": "examples/default.yaml: ok, 5 rules, 0 sets",
     "examples/server.yaml": "examples/server.yaml: ok, 8 rules, 2 sets",
     "examples/workstation.yaml": "examples/workstation.yaml: ok, 17 rules, 6 sets",
+    "examples/flood.yaml": "examples/flood.yaml: ok, 3 rules, 0 sets",
+    "examples/l7.yaml": "examples/l7.yaml: ok, 6 rules, 0 sets",
+    "examples/rate-limits.yaml": "examples/rate-limits.yaml: ok, 3 rules, 0 sets",
   };
+  // a new example joins this list with its summary
+  const examples = readdirSync("examples").filter((f) => f.endsWith(".yaml"));
+  assert.deepEqual(
+    examples.map((f) => `examples/${f}`).sort(),
+    Object.keys(expected).sort(),
+    "every example is checked",
+  );
   for (const [file, summary] of Object.entries(expected)) {
     const result = moat("check", file);
     assert.deepEqual(result.stdout, [summary], file);
