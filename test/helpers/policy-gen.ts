@@ -250,9 +250,10 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
       : mapped === "both"
         ? `::ffff:${v4Text(local)}`
         : v4Text(local);
-  // the packet builder takes plain hex ipv6 text
-  const wire = (text: string, v: bigint) =>
-    text.startsWith("::ffff:") ? `::ffff:${hexTail(v)}` : text;
+  // the packet builder takes plain hex ipv6 text; whether an address is mapped is the case's,
+  // not its text's (a real ipv6 address such as ::ffff:ffff:ffff:ffff:ffff starts the same way)
+  const wire = (isMapped: boolean, text: string, v: bigint) =>
+    isMapped ? `::ffff:${hexTail(v)}` : text;
   const ported = protocol === 6 || protocol === 17;
   const icmp = protocol === 1 || protocol === 58;
   const withPort = (p: number) => (ported ? { port: p } : {});
@@ -265,8 +266,8 @@ export function firstPacket(e: Edges, d: PacketDice): FirstPacket {
     ...(icmp ? { icmp: { type: icmpType, code: icmpCode } } : {}),
     hopLimit: d.hopLimit,
   };
-  const r = wire(remoteText, remote);
-  const l = wire(localText, local);
+  const r = wire(mapped !== "none", remoteText, remote);
+  const l = wire(mapped === "both", localText, local);
   const spec: PacketSpec = {
     src: direction === "ingress" ? r : l,
     dst: direction === "ingress" ? l : r,
