@@ -135,11 +135,6 @@ function skipSpace(text: string, at: number): number {
   }
 }
 
-interface Located {
-  node: number;
-  key: number;
-}
-
 export class FastSource implements CheckedSource {
   readonly file: string;
   readonly data: unknown;
@@ -147,10 +142,24 @@ export class FastSource implements CheckedSource {
   readonly diagnostics: Diagnostic[] = [];
   private readonly text: string;
   private readonly nodes: Nodes;
-  private lineStarts: number[] | undefined;
-  /** Children of large collections, by node: list items in order, mapping entries by key. */
+  private lineStarts: Int32Array | undefined;
+  /** Children of large collections, by node: list items in order, mapping entries' key nodes by key. */
   private readonly items = new Map<number, number[]>();
-  private readonly entries = new Map<number, Map<string, Located>>();
+  private readonly entries = new Map<number, Map<string, number>>();
+  /**
+   * The last path answered, as far as it was found (its first trailLength segments): the segments,
+   * and the value node, key node (-1 for a list item) and formatPath of each prefix. The checks ask
+   * for paths one after another that share most of their segments (rules[7], rules[7].layer4,
+   * rules[7].layer4.port[0]): only the rest is walked. Written in place (no array is resized).
+   */
+  private trailLength = 0;
+  private readonly trailSegs: PathSegment[] = [];
+  private readonly trailNodes: number[] = [];
+  private readonly trailKeys: number[] = [];
+  private readonly trailTexts: string[] = [];
+  /** What child() found: the value node and its key node. */
+  private foundNode = 0;
+  private foundKey = -1;
 
   constructor(file: string, text: string, data: unknown, nodes: Nodes) {
     this.file = file;
@@ -168,48 +177,63 @@ export class FastSource implements CheckedSource {
   }
 
   private at(path: readonly PathSegment[], want: "key" | "value"): SourcePos {
-    let here: Located = { node: 0, key: -1 };
-    let offset = this.offsetOf(here, want);
-    for (const seg of path) {
-      const next = this.child(here.node, seg);
-      if (!next) break;
-      here = next;
-      offset = this.offsetOf(here, want);
+    const segs = this.trailSegs;
+    const nodes = this.trailNodes;
+    const keys = this.trailKeys;
+    const texts = this.trailTexts;
+    let depth = 0;
+    const same = Math.min(path.length, this.trailLength);
+    while (depth < same && segs[depth] === path[depth]) depth++;
+    let node = depth > 0 ? (nodes[depth - 1] ?? 0) : 0;
+    for (; depth < path.length; depth++) {
+      const seg = path[depth] ?? "";
+      if (!this.child(node, seg)) break;
+      node = this.foundNode;
+      const before = depth > 0 ? (texts[depth - 1] ?? "") : "";
+      segs[depth] = seg;
+      nodes[depth] = node;
+      keys[depth] = this.foundKey;
+      texts[depth] =
+        typeof seg === "number" ? `${before}[${seg}]` : before ? `${before}.${seg}` : seg;
     }
-    const { line, col } = this.linePos(offset);
-    return { file: this.file, line, col, path: formatPath(path) };
+    this.trailLength = depth;
+    const key = depth > 0 ? (keys[depth - 1] ?? -1) : -1;
+    const { line, col } = this.linePos(this.offsetOf(node, key, want));
+    const text = depth > 0 && depth === path.length ? (texts[depth - 1] ?? "") : formatPath(path);
+    return { file: this.file, line, col, path: text };
   }
 
-  private offsetOf(here: Located, want: "key" | "value"): number {
-    const start = (n: number) => skipSpace(this.text, this.nodes.start[n] ?? 0);
-    if (here.key >= 0 && (want === "key" || this.nodes.kind[here.node] === EMPTY))
-      return start(here.key);
-    return start(here.node);
+  private offsetOf(node: number, key: number, want: "key" | "value"): number {
+    const at = key >= 0 && (want === "key" || this.nodes.kind[node] === EMPTY) ? key : node;
+    return skipSpace(this.text, this.nodes.start[at] ?? 0);
   }
 
-  private child(node: number, seg: PathSegment): Located | undefined {
+  /** Finds `seg` under `node` into foundNode/foundKey; false when it is not there. */
+  private child(node: number, seg: PathSegment): boolean {
     const { kind, firstChild, nextSibling, children } = this.nodes;
     if (kind[node] === MAPPING) {
       const name = String(seg);
+      let k = -1;
       if ((children[node] ?? 0) <= 32) {
-        for (let k = firstChild[node] ?? -1; k >= 0;) {
-          const v = nextSibling[k] ?? -1;
-          if (this.nodes.key[k] === name) return { node: v, key: k };
-          k = nextSibling[v] ?? -1;
+        for (let c = firstChild[node] ?? -1; c >= 0; c = nextSibling[nextSibling[c] ?? -1] ?? -1)
+          if (this.nodes.key[c] === name) {
+            k = c;
+            break;
+          }
+      } else {
+        let byKey = this.entries.get(node);
+        if (!byKey) {
+          byKey = new Map();
+          for (let c = firstChild[node] ?? -1; c >= 0; c = nextSibling[nextSibling[c] ?? -1] ?? -1)
+            byKey.set(this.nodes.key[c] ?? "", c);
+          this.entries.set(node, byKey);
         }
-        return undefined;
+        k = byKey.get(name) ?? -1;
       }
-      let byKey = this.entries.get(node);
-      if (!byKey) {
-        byKey = new Map();
-        for (let k = firstChild[node] ?? -1; k >= 0;) {
-          const v = nextSibling[k] ?? -1;
-          byKey.set(this.nodes.key[k] ?? "", { node: v, key: k });
-          k = nextSibling[v] ?? -1;
-        }
-        this.entries.set(node, byKey);
-      }
-      return byKey.get(name);
+      if (k < 0) return false;
+      this.foundKey = k;
+      this.foundNode = nextSibling[k] ?? -1;
+      return true;
     }
     if (kind[node] === SEQUENCE && typeof seg === "number") {
       let list = this.items.get(node);
@@ -219,9 +243,12 @@ export class FastSource implements CheckedSource {
         this.items.set(node, list);
       }
       const item = list[seg];
-      return item === undefined ? undefined : { node: item, key: -1 };
+      if (item === undefined) return false;
+      this.foundKey = -1;
+      this.foundNode = item;
+      return true;
     }
-    return undefined;
+    return false;
   }
 
   /** 1-based line and column of an offset, as the yaml library's LineCounter gives them. */
@@ -230,7 +257,7 @@ export class FastSource implements CheckedSource {
       const starts = [0];
       for (let i = this.text.indexOf("\n"); i >= 0; i = this.text.indexOf("\n", i + 1))
         starts.push(i + 1);
-      this.lineStarts = starts;
+      this.lineStarts = Int32Array.from(starts);
     }
     const starts = this.lineStarts;
     let lo = 0;

@@ -195,7 +195,7 @@ export class PolicyLifecycle {
     let next: RunningPolicy;
     try {
       const { path, universe, compile, decisions } = this.options;
-      next = await readPolicyFile(path, universe, compile, false, decisions?.());
+      next = await readPolicyFile(path, universe, compile, true, decisions?.());
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -255,7 +255,16 @@ export class PolicyLifecycle {
   /** The trial `trial` ran out: the policy before it goes back in, by the one install path. */
   private async revert(trial: Trial): Promise<void> {
     if (this.trial !== trial) return; // confirmed or replaced meanwhile
-    this.trial = null;
+    try {
+      await this.revertTo(trial);
+    } finally {
+      // the trial's policy is shown on trial until the one before it is in (compiling that takes
+      // a while on the worker thread); changes are serial, so nothing confirms it meanwhile
+      this.trial = null;
+    }
+  }
+
+  private async revertTo(trial: Trial): Promise<void> {
     const { text, hash } = trial.previous;
     const who = `moat (not confirmed in time; applied by ${trial.by})`;
     const { audit, log } = this.options;
@@ -357,7 +366,7 @@ export class PolicyLifecycle {
 
   private compile(text: string): Promise<LoadedPolicy> {
     const { path, universe, compile, decisions } = this.options;
-    return compilePolicyText(text, path, universe, compile, false, decisions?.());
+    return compilePolicyText(text, path, universe, compile, true, decisions?.());
   }
 
   /**

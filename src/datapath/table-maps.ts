@@ -262,21 +262,23 @@ export function encodeLimit(
 export function limitsMap(image: ClassifierImage, cpus: number, lease?: number): BpfMap {
   const n = image.rules.length;
   const map = createMap("moat_limits", MAP_ARRAY, 4, limitCodec.size, n, BPF_F_INNER_MAP);
-  const keys = Buffer.alloc(4 * n);
-  const values = Buffer.alloc(limitCodec.size * n);
-  image.rules.forEach((r, i) => {
-    keys.writeUInt32LE(i, i * 4);
-    const l = r.limit;
+  // an array map starts zeroed (no limit): only the rules with a limit are written
+  const limited = image.rules.flatMap((r, i) => (r.limit ? [i] : []));
+  const keys = Buffer.alloc(4 * limited.length);
+  const values = Buffer.alloc(limitCodec.size * limited.length);
+  limited.forEach((i, k) => {
+    keys.writeUInt32LE(i, k * 4);
+    const l = image.rules[i]?.limit;
     if (!l) return;
     const leased = leaseFor(l, cpus, lease);
     encodeLimit(
       l,
       { perPort: l.perPort, lease: leased.packets, leaseNs: leased.ns },
       values,
-      i * limitCodec.size,
+      k * limitCodec.size,
     );
   });
-  fill(map, keys, values, n);
+  fill(map, keys, values, limited.length);
   return map;
 }
 

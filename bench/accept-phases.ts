@@ -1,0 +1,56 @@
+// Where accepting a big policy file goes (B5 from the file, docs/performance.md): the phases the
+// worker thread runs (read the YAML, the schema, normalize, compile), and the hand-back of the
+// result to the daemon's thread (what postMessage does: serialize there, deserialize here), each as
+// this thread's CPU time, so figures taken on a busy machine still compare. No BPF: the apply is
+// bench/reload.ts's.
+//
+//   node --expose-gc bench/accept-phases.ts [RULES] [REPEATS]     (default 100000 rules, 3 runs)
+import { deserialize, serialize } from "node:v8";
+import { checkSchema } from "../src/config/schema-check.ts";
+import { CheckContext } from "../src/config/check-context.ts";
+import { normalizePolicy } from "../src/config/normalize.ts";
+import { readFast } from "../src/config/fast-source.ts";
+import { textOnlyHost } from "../src/config/parse.ts";
+import { compilePolicy } from "../src/policy/compile/policy-image.ts";
+import { mixedPolicy } from "./compile.ts";
+
+const rules = Number(process.argv[2] ?? 100_000);
+const repeats = Number(process.argv[3] ?? 3);
+const gc = (globalThis as { gc?: () => void }).gc;
+const cpuMs = (): number => {
+  const c = process.threadCpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+const text = mixedPolicy(rules);
+const rows: Record<string, number | string>[] = [];
+for (let run = 1; run <= repeats; run++) {
+  gc?.();
+  const row: Record<string, number | string> = { run };
+  let at = cpuMs();
+  const lap = (phase: string) => {
+    const now = cpuMs();
+    row[phase] = Math.round(now - at);
+    at = now;
+  };
+  const source = readFast("bench.yaml", text);
+  if (!source) throw new Error("the fast reader gave up on the bench policy");
+  lap("yaml");
+  const schema = checkSchema(source);
+  lap("schema");
+  const ctx = new CheckContext(source, schema.problems, textOnlyHost);
+  const model = normalizePolicy(ctx, source.data as Parameters<typeof normalizePolicy>[1]);
+  if (!model) throw new Error("the bench policy did not check");
+  lap("normalize");
+  const image = compilePolicy(model, null);
+  lap("compile");
+  const bytes = serialize({ model, image });
+  lap("serialize");
+  deserialize(bytes);
+  lap("deserialize");
+  row.handBackMiB = Math.round(bytes.length / 2 ** 20);
+  row.rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
+  rows.push(row);
+}
+console.log(`${rules} rules (${(text.length / 1e6).toFixed(1)} MB), thread CPU ms per phase:`);
+console.table(rows);
