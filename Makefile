@@ -138,6 +138,7 @@ test-unit: deps
 
 bench: setup
 	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/compile.ts
+	$(NODE) --expose-gc --disable-warning=ExperimentalWarning bench/accept-phases.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/classifier.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/reload.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/reload-small.ts

@@ -61,7 +61,8 @@ test("policy apply --confirm: on trial at once, reverted by itself when not conf
 
   const file = join(lab.dir, "web.yaml");
   writeFileSync(file, policy(lab, true));
-  const applied = moat(lab, "policy", "apply", file, "--confirm", "3s");
+  // long enough for the checks below on a loaded machine, before the revert
+  const applied = moat(lab, "policy", "apply", file, "--confirm", "10s");
   assert.equal(applied.code, 0, applied.stderr);
   assert.match(
     applied.stdout,
