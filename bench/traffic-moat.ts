@@ -1,6 +1,7 @@
-// The moat side of bench/traffic.ts, run inside the lab's receiving namespace: loads a policy
-// that blocks the block list (read from argv[3], one CIDR a line) on ingress, attaches XDP
-// in mode argv[4] (generic or native) to argv[2], says "ready", prints the kernel's drop count (JSON) for every line read
+// The moat side of bench/traffic.ts and bench/bulk.ts, run inside the lab's receiving namespace:
+// loads a policy that blocks the block list (read from argv[3], one CIDR a line) on ingress,
+// attaches to argv[2] with the ingress hook argv[4] names (XDP generic or native, or tc: tcx
+// ingress) and tc egress, says "ready", prints the kernel's drop count (JSON) for every line read
 // on stdin, and detaches when stdin ends.
 import { readFileSync } from "node:fs";
 import { parsePolicy } from "../src/config/index.ts";
@@ -37,7 +38,8 @@ const dp = Datapath.start({ interfaces: [], pinRoot: null, image: { packet: comp
 // generic (skb) XDP for trafgen: native XDP on a veth hands frames over through a 256-entry
 // ring that pushes back on the sender, which trafgen's TX ring treats as fatal. Generic mode
 // judges the same skbs nftables' netdev ingress hook sees. Native for the XDP generator.
-dp.attach(nic, mode === "native" ? "native" : "generic");
+if (mode === "tc") dp.attach(nic, "auto", "tc");
+else dp.attach(nic, mode === "native" ? "native" : "generic");
 console.log("ready");
 process.stdin.on("data", () => {
   const c = dp.counters();
