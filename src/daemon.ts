@@ -39,7 +39,7 @@ import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
 import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
 import { quarantiner } from "./daemon/quarantine.ts";
 import { setStoreDir } from "./host/index.ts";
-import { recordChange } from "./observe/index.ts";
+import { ExeWatch, recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
@@ -52,11 +52,11 @@ import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 
-/** The anomaly engine's state file: beside the history's (none when the history is off or in
- * memory). */
-function anomalyStatePath(historyPath: string | undefined): string | null {
+/** A state file beside the history's (none when the history is off or in memory): the anomaly
+ * engine's, the executables' contents. */
+function statePath(historyPath: string | undefined, name: string): string | null {
   if (!historyPath || historyPath === ":memory:") return null;
-  return join(dirname(historyPath), "anomaly-state.json");
+  return join(dirname(historyPath), name);
 }
 
 /** An event of a rule that matched through a feed or dynamic set carries the feed's metadata. */
@@ -170,8 +170,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     settings: () => live.model?.().anomaly,
     mode: () => live.model?.().mode ?? "detect",
     push: (event) => pipeline.push(event),
-    statePath: anomalyStatePath(history?.path),
+    statePath: statePath(history?.path, "anomaly-state.json"),
     audit: (line) => audit.note(line),
+    log,
+  });
+  // the content of each executable behind connections: a change is one exe_changed event
+  const executables = new ExeWatch({
+    statePath: statePath(history?.path, "executables.json"),
+    mode: () => live.model?.().mode ?? "detect",
+    push: (event) => pipeline.push(event),
     log,
   });
   live.push = (event) => {
@@ -218,7 +225,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     process: (owner) => attribution.attribute(owner),
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,
-    record: (r) => anomalies.flow(r),
+    record: (r) => {
+      anomalies.flow(r);
+      executables.seen(r.connection, r.timeMs);
+    },
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
@@ -240,6 +250,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       quarantine.current?.(tagged);
       pipeline.push(tagged);
       decisions.observe(tagged);
+      if (tagged.process) executables.seen(tagged, Date.parse(tagged.time));
     },
     closed: (event) => flows.closed(event),
     process: (owner) => attribution.attribute(owner),
@@ -455,6 +466,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await fleetClosed;
       await flowsClosed;
       anomalies.close();
+      executables.close();
       await pipeline.close();
       await plumbing.close();
       resolveStopped();
