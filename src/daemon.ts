@@ -32,6 +32,7 @@ import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
 import { LocalDecisions } from "./daemon/local-decisions.ts";
+import { reviewPathOf } from "./daemon/review-file.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
@@ -151,10 +152,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
   // moat's local decisions: judged before the file's rules in every policy it compiles
-  const decisionStore = new DecisionStore({
-    path: options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath,
-    log,
-  });
+  const decisionsPath =
+    options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
+  const decisionStore = new DecisionStore({ path: decisionsPath, log });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
     initial = await readPolicyFile(policyPath, universe.read, compile, false, decisionStore.list());
@@ -360,6 +360,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     store: decisionStore,
     install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),
     model: () => policy.active.model,
+    // the review queue, beside the decisions
+    reviewPath: decisionsPath === null ? null : reviewPathOf(decisionsPath),
     cut: (rule) => {
       const open = connectionsOf(
         datapath.conntrack(),

@@ -36,7 +36,7 @@ export interface ReviewEntry {
 
 export interface ReviewView {
   entries: ReviewEntry[];
-  /** Connections not queued because the queue was full, since the daemon started. */
+  /** Connections not queued because the queue was full (kept across restarts with the queue). */
   overflow: number;
   max: number;
 }

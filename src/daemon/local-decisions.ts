@@ -1,5 +1,5 @@
 // The local decisions layer at run time: the store (decision-store.ts), the review queue
-// (review-queue.ts) fed by the event path, and every change carried out through the policy
+// (review-queue.ts, kept beside the store) fed by the event path, and every change carried out through the policy
 // lifecycle's one install path (the running text compiled again with the decisions). A decision
 // that expires is removed, the policy installed without it, and the connections it let through
 // are cut; a "once" decision goes when its connection's event names it (that connection goes on).
@@ -33,19 +33,22 @@ export interface LocalDecisionsOptions {
   cut: (rule: string) => number;
   audit: (line: string) => void;
   log: (line: string) => void;
+  /** Where the review queue is kept (beside the decisions); absent or null: in memory only. */
+  reviewPath?: string | null;
 }
 
 /** setTimeout's limit: later expiries are checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class LocalDecisions {
-  readonly queue = new ReviewQueue();
+  readonly queue: ReviewQueue;
   private readonly options: LocalDecisionsOptions;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(options: LocalDecisionsOptions) {
     this.options = options;
+    this.queue = new ReviewQueue({ path: options.reviewPath ?? null, log: options.log });
     this.schedule();
   }
 
@@ -110,6 +113,7 @@ export class LocalDecisions {
 
   close(): void {
     this.closed = true;
+    this.queue.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
