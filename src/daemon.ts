@@ -157,7 +157,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = await readPolicyFile(policyPath, universe.read, compile, false, decisionStore.list());
+    initial = await readPolicyFile(
+      policyPath,
+      universe.read,
+      compile,
+      false,
+      decisionStore.list(),
+      decisionStore.mode()?.mode,
+    );
   } catch (err) {
     l7.close();
     dns.close();
@@ -310,6 +317,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     route: (image) => relay.route(image),
     compile,
     decisions: () => decisionStore.list(),
+    // `moat mode`: a local decision over the file's mode
+    mode: () => decisionStore.mode()?.mode,
     bindings: dns.bindingsFor,
     applied: (p) => {
       dns.applied(p.model, p.image);
@@ -359,6 +368,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisions = new LocalDecisions({
     store: decisionStore,
     install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),
+    installMode: (mode, who) => policy.setMode(mode, who),
     model: () => policy.active.model,
     // the review queue, beside the decisions
     reviewPath: decisionsPath === null ? null : reviewPathOf(decisionsPath),

@@ -4,7 +4,12 @@
 // that expires is removed, the policy installed without it, and the connections it let through
 // are cut; a "once" decision goes when its connection's event names it (that connection goes on).
 // Nothing is ever decided on a timeout: a queued connection waits for a person.
-import { parseHostname, type LocalDecision, type PolicyModel } from "../config/index.ts";
+import {
+  parseHostname,
+  type LocalDecision,
+  type ModeDecision,
+  type PolicyModel,
+} from "../config/index.ts";
 import type { MoatEvent } from "../datapath/index.ts";
 import type {
   DecisionBody,
@@ -25,6 +30,11 @@ export interface LocalDecisionsOptions {
    * `beforeSwap` runs once it is compiled, just before it goes in.
    */
   install: (why: string, beforeSwap?: () => void) => Promise<ReloadResult>;
+  /**
+   * Installs the running policy again in the mode the store now holds (PolicyLifecycle.setMode);
+   * `mode` undefined: the file's.
+   */
+  installMode?: (mode: ModeDecision["mode"] | undefined, who: string) => Promise<ReloadResult>;
   model: () => PolicyModel;
   /**
    * Cuts the open connections rule `name` let through; says how many sockets went. Called
@@ -58,7 +68,22 @@ export class LocalDecisions {
   }
 
   view(): DecisionsView {
-    return { path: this.options.store.path, decisions: this.current() };
+    const mode = this.options.store.mode();
+    return { path: this.options.store.path, decisions: this.current(), ...(mode ? { mode } : {}) };
+  }
+
+  /**
+   * `moat mode`: the policy's mode decided here, kept with the decisions (the policy file is not
+   * rewritten); undefined: the file's mode again. Undone when the policy in that mode is refused.
+   */
+  async setMode(mode: ModeDecision["mode"] | undefined, who: string): Promise<ReloadResult> {
+    const { store, installMode } = this.options;
+    if (!installMode) return { ok: false, generation: 0, errors: ["no mode switch here"] };
+    const before = store.mode();
+    store.setMode(mode, who);
+    const result = await installMode(mode, who);
+    if (!result.ok) store.restoreMode(before);
+    return result;
   }
 
   review(): ReviewView {
