@@ -178,6 +178,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     mode: () => live.model?.().mode ?? "detect",
     push: (event) => pipeline.push(event),
     statePath: statePath(history?.path, "anomaly-state.json"),
+    // without a state file, baselines are rebuilt from the history's roll-ups
+    rollups: history ? (until) => history.baselineRows(until) : null,
     audit: (line) => audit.note(line),
     log,
   });
