@@ -149,3 +149,35 @@ test("a connection without an executable path is not looked at", async () => {
   assert.equal(events.length, 0);
   watch.close();
 });
+
+test("the same path in two containers is two files: each its own baseline, no change", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-exe-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const procRoot = join(dir, "proc");
+  const events: MoatEvent[] = [];
+  const watch = new ExeWatch({
+    statePath: null,
+    procRoot,
+    mode: () => "detect",
+    push: (e) => events.push(e),
+    log: () => {},
+  });
+  for (const [pid, name, content] of [
+    [11, "web", "python 3.11"],
+    [12, "worker", "python 3.12"],
+  ] as const) {
+    writeFileSync(join(dir, name), content);
+    mkdirSync(join(procRoot, String(pid)), { recursive: true });
+    symlinkSync(join(dir, name), join(procRoot, String(pid), "exe"));
+    const c = connection(pid, "/usr/bin/python3");
+    const p = c.process;
+    assert.ok(p);
+    watch.seen(
+      { ...c, process: { ...p, container: { id: `${name}-id`, name, image: "img" } } },
+      Date.now(),
+    );
+    await watch.idle();
+  }
+  assert.deepEqual(events, []);
+  watch.close();
+});

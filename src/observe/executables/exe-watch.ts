@@ -80,7 +80,8 @@ export class ExeWatch {
     if (last !== undefined && timeMs - last < RECHECK_MS && timeMs >= last) return;
     if (this.#checked.size >= MAX_CHECKED) this.#checked.clear();
     this.#checked.set(memo, timeMs);
-    const fd = this.#open(p.pid, p.path);
+    // a container's path names a file of its own filesystem: only /proc/PID/exe reaches it
+    const fd = this.#open(p.pid, p.container ? null : p.path);
     if (fd === null) return;
     let version: string;
     try {
@@ -115,9 +116,10 @@ export class ExeWatch {
     this.#save();
   }
 
-  /** The running process's executable; the file at its path once the process is gone. */
-  #open(pid: number, path: string): number | null {
-    for (const file of [join(this.#procRoot, String(pid), "exe"), path]) {
+  /** The running process's executable; the file at `path` (when given) once it is gone. */
+  #open(pid: number, path: string | null): number | null {
+    const files = [join(this.#procRoot, String(pid), "exe"), ...(path ? [path] : [])];
+    for (const file of files) {
       try {
         return openSync(file, "r");
       } catch {
@@ -145,20 +147,16 @@ export class ExeWatch {
   }
 
   #judge(path: string, hash: string, c: FlowConnection, timeMs: number): void {
-    const current = this.ledger.paths.get(path)?.hash;
-    const old = this.ledger.seen(path, hash, timeMs);
+    const identity = identityOf(c);
+    // a path in a container is that container's file
+    const key = identity.container ? `${identity.container}\u0000${path}` : path;
+    const current = this.ledger.paths.get(key)?.hash;
+    const old = this.ledger.seen(key, hash, timeMs);
     // a new path or a change is written soon; times of use only with the next write
-    if (current !== this.ledger.paths.get(path)?.hash) this.#scheduleSave();
+    if (current !== this.ledger.paths.get(key)?.hash) this.#scheduleSave();
     if (old === null) return;
     const { mode, push } = this.#options;
-    push(
-      exeChangedEvent(
-        { path, oldHash: old, newHash: hash, identity: identityOf(c) },
-        c,
-        timeMs,
-        mode(),
-      ),
-    );
+    push(exeChangedEvent({ path, oldHash: old, newHash: hash, identity }, c, timeMs, mode()));
   }
 
   #scheduleSave(): void {
