@@ -1,4 +1,4 @@
-// A replaced executable, end to end: a client binary (a copy of curl) downloads, moat notes
+// A replaced executable, end to end: a client binary (a copy of curl) connects out, moat notes
 // its content; the binary is replaced the way a package upgrade does (a new file renamed over
 // it) and run again, twice: one `exe_changed` event, with the path and both sha256, reaches a
 // live API subscriber, the audit log and the history; the identity stays the path.
@@ -58,18 +58,13 @@ rules:
   const fetch = join(lab.dir, "bin", "fetch");
   copyFileSync("/usr/bin/curl", fetch);
   const before = sha(fetch);
-  // a download slow enough (about 3 s) that the periodic flow records see the process alive
+  // a connection held for 3 s (curl's telnet client, waiting on its input), so the periodic
+  // flow records see the process alive
   const run = () => {
     const r = runIn(lab.b, dir, [
-      fetch,
-      "-sS",
-      "--max-time",
-      "15",
-      "--limit-rate",
-      "500k",
-      "-o",
-      "/dev/null",
-      `http://${lab.v4.a}/stream/2000000`,
+      "sh",
+      "-c",
+      `sleep 5 | ${fetch} -s --max-time 3 telnet://${lab.v4.a}:80; true`,
     ]);
     assert.equal(r.status, 0, r.stderr);
   };
@@ -78,7 +73,12 @@ rules:
   const state = join(lab.dir, "executables.json");
   await until("the first content noted", () =>
     existsSync(state) && readFileSync(state, "utf8").includes(before) ? true : undefined,
-  );
+  ).catch((err: Error) => {
+    const flows = flowEvents().map((e) => JSON.stringify([e.process, e.flow]));
+    throw new Error(
+      `${err.message}; flows:\n${flows.join("\n")}\n${lab.daemon.lines.slice(-10).join("\n")}`,
+    );
+  });
 
   // an upgrade: a new file renamed over the old one
   copyFileSync("/usr/bin/curl", `${fetch}.new`);
