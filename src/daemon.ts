@@ -32,6 +32,7 @@ import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
 import { LocalDecisions } from "./daemon/local-decisions.ts";
+import { reviewPathOf } from "./daemon/review-file.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
@@ -39,7 +40,7 @@ import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
 import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
 import { quarantiner } from "./daemon/quarantine.ts";
 import { setStoreDir } from "./host/index.ts";
-import { recordChange } from "./observe/index.ts";
+import { ExeWatch, recordChange } from "./observe/index.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
@@ -52,11 +53,11 @@ import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 
-/** The anomaly engine's state file: beside the history's (none when the history is off or in
- * memory). */
-function anomalyStatePath(historyPath: string | undefined): string | null {
+/** A state file beside the history's (none when the history is off or in memory): the anomaly
+ * engine's, the executables' contents. */
+function statePath(historyPath: string | undefined, name: string): string | null {
   if (!historyPath || historyPath === ":memory:") return null;
-  return join(dirname(historyPath), "anomaly-state.json");
+  return join(dirname(historyPath), name);
 }
 
 /** An event of a rule that matched through a feed or dynamic set carries the feed's metadata. */
@@ -154,13 +155,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const compile = { ...dns.compileOptions, ...l7.compileOptions };
   // moat's local decisions: judged before the file's rules in every policy it compiles
-  const decisionStore = new DecisionStore({
-    path: options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath,
-    log,
-  });
+  const decisionsPath =
+    options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
+  const decisionStore = new DecisionStore({ path: decisionsPath, log });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
-    initial = await readPolicyFile(policyPath, universe.read, compile, false, decisionStore.list());
+    initial = await readPolicyFile(
+      policyPath,
+      universe.read,
+      compile,
+      false,
+      decisionStore.list(),
+      decisionStore.mode()?.mode,
+    );
   } catch (err) {
     l7.close();
     dns.close();
@@ -173,8 +180,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     settings: () => live.model?.().anomaly,
     mode: () => live.model?.().mode ?? "detect",
     push: (event) => pipeline.push(event),
-    statePath: anomalyStatePath(history?.path),
+    statePath: statePath(history?.path, "anomaly-state.json"),
+    // without a state file, baselines are rebuilt from the history's roll-ups
+    rollups: history ? (until) => history.baselineRows(until) : null,
     audit: (line) => audit.note(line),
+    log,
+  });
+  // the content of each executable behind connections: a change is one exe_changed event
+  const executables = new ExeWatch({
+    statePath: statePath(history?.path, "executables.json"),
+    mode: () => live.model?.().mode ?? "detect",
+    push: (event) => pipeline.push(event),
     log,
   });
   live.push = (event) => {
@@ -221,7 +237,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     process: owners,
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,
-    record: (r) => anomalies.flow(r),
+    record: (r) => {
+      anomalies.flow(r);
+      executables.seen(r.connection, r.timeMs);
+    },
     ...(flowInterval ? { intervalMs: flowInterval * 1000 } : {}),
     log,
   });
@@ -243,6 +262,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       quarantine.current?.(tagged);
       pipeline.push(tagged);
       decisions.observe(tagged);
+      if (tagged.process) executables.seen(tagged, Date.parse(tagged.time));
     },
     closed: (event) => flows.closed(event),
     process: owners,
@@ -302,6 +322,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     route: (image) => relay.route(image),
     compile,
     decisions: () => decisionStore.list(),
+    // `moat mode`: a local decision over the file's mode
+    mode: () => decisionStore.mode()?.mode,
     bindings: dns.bindingsFor,
     applied: (p) => {
       dns.applied(p.model, p.image);
@@ -351,7 +373,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisions = new LocalDecisions({
     store: decisionStore,
     install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),
+    installMode: (mode, who) => policy.setMode(mode, who),
     model: () => policy.active.model,
+    // the review queue, beside the decisions
+    reviewPath: decisionsPath === null ? null : reviewPathOf(decisionsPath),
     cut: (rule) => {
       const open = connectionsOf(
         datapath.conntrack(),
@@ -458,6 +483,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await fleetClosed;
       await flowsClosed;
       anomalies.close();
+      executables.close();
       await pipeline.close();
       await plumbing.close();
       resolveStopped();

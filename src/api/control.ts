@@ -16,7 +16,7 @@ export interface AnomalyView {
   anomalies: { accepted: boolean; event: MoatEvent }[];
   accepted: Acceptance[];
 }
-import type { LocalDecision } from "../config/index.ts";
+import type { LocalDecision, ModeDecision } from "../config/index.ts";
 
 /** An unknown connection waiting in the review queue (one per identity and destination). */
 export interface ReviewEntry {
@@ -36,7 +36,7 @@ export interface ReviewEntry {
 
 export interface ReviewView {
   entries: ReviewEntry[];
-  /** Connections not queued because the queue was full, since the daemon started. */
+  /** Connections not queued because the queue was full (kept across restarts with the queue). */
   overflow: number;
   max: number;
 }
@@ -60,6 +60,8 @@ export interface DecisionsView {
   /** Where moat stores them (null: in memory, gone when the daemon stops). */
   path: string | null;
   decisions: LocalDecision[];
+  /** The mode `moat mode` decided, over the policy file's (absent: the file's mode runs). */
+  mode?: ModeDecision;
 }
 
 /** A decision made (or removed) and the generation that carries it out. */
@@ -223,7 +225,8 @@ export interface ApiControl extends Partial<SetControl> {
   apply(text: string, who: string, options?: ApplyOptions): ApplyOutcome | Promise<ApplyOutcome>;
   /** Keeps the policy on trial (saves it); ok: false when none is (it reverted already). */
   confirm(who: string): ApplyOutcome | Promise<ApplyOutcome>;
-  setMode(mode: "detect" | "prevent", who: string): ApplyOutcome | Promise<ApplyOutcome>;
+  /** `moat mode`: a local decision over the file's mode; "policy": the file's mode again. */
+  setMode(mode: "detect" | "prevent" | "policy", who: string): ApplyOutcome | Promise<ApplyOutcome>;
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   /** Replays stored events through a draft; null when the history store is off. */

@@ -216,7 +216,8 @@ export const OPENAPI = {
     "/v1/mode": {
       put: {
         "x-moat-scope": "mode",
-        summary: "switch detect/prevent without a restart (a reload)",
+        summary:
+          "switch detect/prevent without a restart: a local decision over the policy file's mode (policy: the file's mode again)",
         requestBody: {
           required: true,
           content: {
@@ -224,7 +225,7 @@ export const OPENAPI = {
               schema: {
                 type: "object",
                 required: ["mode"],
-                properties: { mode: { type: "string", enum: ["detect", "prevent"] } },
+                properties: { mode: { type: "string", enum: ["detect", "prevent", "policy"] } },
               },
             },
           },

@@ -139,8 +139,12 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       handle: async ({ req, res, control, who }) => {
         const body = readJson(await readBody(req));
         const mode = (body as { mode?: unknown } | null)?.mode;
-        if (mode !== "detect" && mode !== "prevent")
-          throw new HttpError(400, "EBADMODE", 'body must be {"mode": "detect" | "prevent"}');
+        if (mode !== "detect" && mode !== "prevent" && mode !== "policy")
+          throw new HttpError(
+            400,
+            "EBADMODE",
+            'body must be {"mode": "detect" | "prevent" | "policy"}',
+          );
         const outcome = await control.setMode(mode, who);
         if (!outcome.ok) throw new HttpError(422, "EPOLICY", "mode switch refused", outcome.errors);
         sendJson(res, 200, { ...outcome, mode });

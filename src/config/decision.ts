@@ -42,6 +42,29 @@ export function describeLifetime(d: Pick<LocalDecision, "lifetime" | "expires">)
 
 const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
+/**
+ * `moat mode`: the policy's global mode decided at run time, as if the file said it; kept with the
+ * local decisions until another `moat mode` (`moat mode policy`: the file's mode again).
+ */
+export interface ModeDecision {
+  mode: "detect" | "prevent";
+  by: string;
+  /** ISO time. */
+  created: string;
+}
+
+/** What is wrong with a stored mode decision (none: it is one). */
+export function modeDecisionProblems(value: unknown): string[] {
+  const m = value as Partial<ModeDecision> | null;
+  if (typeof m !== "object" || m === null) return ["a mode decision is an object"];
+  const problems: string[] = [];
+  if (m.mode !== "detect" && m.mode !== "prevent") problems.push("mode: detect or prevent");
+  if (typeof m.by !== "string") problems.push("by: who made it");
+  if (typeof m.created !== "string" || Number.isNaN(Date.parse(m.created)))
+    problems.push("created: an ISO time");
+  return problems;
+}
+
 /** What is wrong with a decision read from a file or a request (none: it is one). */
 export function decisionProblems(value: unknown): string[] {
   if (typeof value !== "object" || value === null) return ["a decision is an object"];

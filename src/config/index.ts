@@ -48,9 +48,11 @@ export {
 } from "./anomaly-settings.ts";
 export {
   decisionProblems,
+  modeDecisionProblems,
   describeLifetime,
   parseLifetime,
   DECISION_PROTOCOLS,
   ONCE_WAIT_SECONDS,
   type DecisionLifetime,
+  type ModeDecision,
 } from "./decision.ts";

@@ -3,7 +3,7 @@
 
 import { CheckContext, type PolicyHost } from "./check-context.ts";
 import { hasErrors, PolicyError, sortDiagnostics, type Diagnostic } from "./diagnostics.ts";
-import type { PolicyModel } from "./model.ts";
+import type { Mode, PolicyModel } from "./model.ts";
 import { normalizePolicy } from "./normalize.ts";
 import { checkSchema } from "./schema-check.ts";
 import type { PolicyDocument } from "./schema.ts";
@@ -23,15 +23,21 @@ export interface PolicyCheck {
  * Checks everything and reports everything; never throws for a bad policy. The file is read the
  * fast way first (src/config/fast-source.ts); when that finds an error, or cannot read the file
  * faithfully, it is read again with the yaml library's positions, so every error is reported the
- * way PolicySource reports it (for a file up to RE_READ_MAX).
+ * way PolicySource reports it (for a file up to RE_READ_MAX). `mode`: the global mode decided
+ * at run time (`moat mode`, a local decision), as if the file said it.
  */
-export function checkPolicySource(text: string, fileName: string, host: PolicyHost): PolicyCheck {
+export function checkPolicySource(
+  text: string,
+  fileName: string,
+  host: PolicyHost,
+  mode?: Mode,
+): PolicyCheck {
   const fast = readFast(fileName, text);
   if (fast) {
-    const check = checkSource(fast, host);
+    const check = checkSource(fast, host, mode);
     if (!hasErrors(check.diagnostics) || text.length > RE_READ_MAX) return check;
   }
-  return checkSource(new PolicySource(fileName, text), host);
+  return checkSource(new PolicySource(fileName, text), host, mode);
 }
 
 /**
@@ -42,7 +48,7 @@ export function checkPolicySource(text: string, fileName: string, host: PolicyHo
  */
 const RE_READ_MAX = 2 ** 20;
 
-function checkSource(source: CheckedSource, host: PolicyHost): PolicyCheck {
+function checkSource(source: CheckedSource, host: PolicyHost, mode?: Mode): PolicyCheck {
   const diagnostics = [...source.diagnostics];
   if (!source.parsed) return { diagnostics: sortDiagnostics(diagnostics) };
   if (source.data === null || source.data === undefined) {
@@ -59,7 +65,8 @@ function checkSource(source: CheckedSource, host: PolicyHost): PolicyCheck {
   const isMapping = typeof source.data === "object" && !Array.isArray(source.data);
   if (!isMapping) return { diagnostics: sortDiagnostics(diagnostics) };
   const ctx = new CheckContext(source, schema.problems, host);
-  const model = normalizePolicy(ctx, source.data as PolicyDocument);
+  const doc = source.data as PolicyDocument;
+  const model = normalizePolicy(ctx, mode ? { ...doc, mode } : doc);
   diagnostics.push(...ctx.diagnostics);
   if (model && !hasErrors(diagnostics)) {
     diagnostics.push(...findShadowedRules(model), ...findWeakIdentityRules(model));

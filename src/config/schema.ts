@@ -9,7 +9,14 @@ import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
 import { AnomalySchema } from "./schema-anomaly.ts";
 
-export const EVENT_TYPES = ["allowed", "blocked", "detected", "anomaly", "closed"] as const;
+export const EVENT_TYPES = [
+  "allowed",
+  "blocked",
+  "detected",
+  "anomaly",
+  "closed",
+  "exe_changed",
+] as const;
 export const FAILURE_ACTIONS = ["block", "allow"] as const;
 
 const SetEntrySchema = Type.Union([Type.Integer(), Type.String({ minLength: 1 })], {

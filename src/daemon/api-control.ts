@@ -63,7 +63,8 @@ export function apiControl(parts: ControlParts): ApiControl {
     validate: (text) => validatePolicyText(text, parts.policyPath),
     apply: (text, who, options) => policy.apply(text, who, options),
     confirm: (who) => policy.confirm(who),
-    setMode: (mode, who) => policy.setMode(mode, who),
+    // a local decision, kept with the others (the policy file is not rewritten)
+    setMode: (mode, who) => parts.decisions.setMode(mode === "policy" ? undefined : mode, who),
     queryHistory: (query) => parts.history?.query(query) ?? null,
     replay,
     suggest: historySuggester(source),

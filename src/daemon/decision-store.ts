@@ -11,6 +11,7 @@ import {
   ONCE_WAIT_SECONDS,
   parseLifetime,
   type LocalDecision,
+  type ModeDecision,
 } from "../config/index.ts";
 
 /** Decisions kept at most: a new one beyond this is refused. */
@@ -40,6 +41,7 @@ export interface DecisionStoreOptions {
 
 export class DecisionStore {
   private decisions: LocalDecision[] = [];
+  private modeDecision: ModeDecision | undefined;
   private readonly options: DecisionStoreOptions;
   private readonly boot: string;
   private readonly now: () => number;
@@ -58,6 +60,25 @@ export class DecisionStore {
   /** The decisions in force, oldest first. */
   list(): LocalDecision[] {
     return [...this.decisions];
+  }
+
+  /** The mode `moat mode` decided (undefined: the policy file's mode). */
+  mode(): ModeDecision | undefined {
+    return this.modeDecision;
+  }
+
+  /** Stores the mode decision (undefined: none, the file's mode again); returns it. */
+  setMode(mode: ModeDecision["mode"] | undefined, by: string): ModeDecision | undefined {
+    this.modeDecision =
+      mode === undefined ? undefined : { mode, by, created: new Date(this.now()).toISOString() };
+    this.save();
+    return this.modeDecision;
+  }
+
+  /** Puts back a mode decision as it was (a refused switch is undone). */
+  restoreMode(before: ModeDecision | undefined): void {
+    this.modeDecision = before;
+    this.save();
   }
 
   get(id: string): LocalDecision | undefined {
@@ -144,6 +165,7 @@ export class DecisionStore {
     }
     for (const note of read.notes) log(note.startsWith("a stored") ? `warning: ${note}` : note);
     this.decisions = read.decisions.slice(0, MAX_DECISIONS);
+    this.modeDecision = read.mode;
     if (read.changed) this.save();
   }
 
@@ -152,9 +174,8 @@ export class DecisionStore {
     if (path === null) return;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-    writeFileSync(tmp, `${JSON.stringify({ version: 1, decisions: this.decisions }, null, 2)}\n`, {
-      mode: 0o600,
-    });
+    const stored = { version: 1, decisions: this.decisions, mode: this.modeDecision };
+    writeFileSync(tmp, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, path);
   }
 }

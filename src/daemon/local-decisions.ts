@@ -1,10 +1,15 @@
 // The local decisions layer at run time: the store (decision-store.ts), the review queue
-// (review-queue.ts) fed by the event path, and every change carried out through the policy
+// (review-queue.ts, kept beside the store) fed by the event path, and every change carried out through the policy
 // lifecycle's one install path (the running text compiled again with the decisions). A decision
 // that expires is removed, the policy installed without it, and the connections it let through
 // are cut; a "once" decision goes when its connection's event names it (that connection goes on).
 // Nothing is ever decided on a timeout: a queued connection waits for a person.
-import { parseHostname, type LocalDecision, type PolicyModel } from "../config/index.ts";
+import {
+  parseHostname,
+  type LocalDecision,
+  type ModeDecision,
+  type PolicyModel,
+} from "../config/index.ts";
 import type { MoatEvent } from "../datapath/index.ts";
 import type {
   DecisionBody,
@@ -25,6 +30,11 @@ export interface LocalDecisionsOptions {
    * `beforeSwap` runs once it is compiled, just before it goes in.
    */
   install: (why: string, beforeSwap?: () => void) => Promise<ReloadResult>;
+  /**
+   * Installs the running policy again in the mode the store now holds (PolicyLifecycle.setMode);
+   * `mode` undefined: the file's.
+   */
+  installMode?: (mode: ModeDecision["mode"] | undefined, who: string) => Promise<ReloadResult>;
   model: () => PolicyModel;
   /**
    * Cuts the open connections rule `name` let through; says how many sockets went. Called
@@ -33,19 +43,22 @@ export interface LocalDecisionsOptions {
   cut: (rule: string) => number;
   audit: (line: string) => void;
   log: (line: string) => void;
+  /** Where the review queue is kept (beside the decisions); absent or null: in memory only. */
+  reviewPath?: string | null;
 }
 
 /** setTimeout's limit: later expiries are checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class LocalDecisions {
-  readonly queue = new ReviewQueue();
+  readonly queue: ReviewQueue;
   private readonly options: LocalDecisionsOptions;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(options: LocalDecisionsOptions) {
     this.options = options;
+    this.queue = new ReviewQueue({ path: options.reviewPath ?? null, log: options.log });
     this.schedule();
   }
 
@@ -55,7 +68,22 @@ export class LocalDecisions {
   }
 
   view(): DecisionsView {
-    return { path: this.options.store.path, decisions: this.current() };
+    const mode = this.options.store.mode();
+    return { path: this.options.store.path, decisions: this.current(), ...(mode ? { mode } : {}) };
+  }
+
+  /**
+   * `moat mode`: the policy's mode decided here, kept with the decisions (the policy file is not
+   * rewritten); undefined: the file's mode again. Undone when the policy in that mode is refused.
+   */
+  async setMode(mode: ModeDecision["mode"] | undefined, who: string): Promise<ReloadResult> {
+    const { store, installMode } = this.options;
+    if (!installMode) return { ok: false, generation: 0, errors: ["no mode switch here"] };
+    const before = store.mode();
+    store.setMode(mode, who);
+    const result = await installMode(mode, who);
+    if (!result.ok) store.restoreMode(before);
+    return result;
   }
 
   review(): ReviewView {
@@ -110,6 +138,7 @@ export class LocalDecisions {
 
   close(): void {
     this.closed = true;
+    this.queue.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }

@@ -6,12 +6,12 @@
 // in the order asked. A policy applied on trial (`moat policy apply --confirm`) is not saved to the
 // file; unless confirmed in time it is reverted through the same path to the policy before it.
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
-import type { LocalDecision, PolicyModel } from "../config/index.ts";
+import type { LocalDecision, Mode, PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import { readPolicyFileTextAsync, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
-import { compilePolicyText, sha256, withMode, writePolicyFile } from "./policy-text.ts";
+import { compilePolicyText, sha256, writePolicyFile } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
 import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
 
@@ -77,6 +77,8 @@ export interface PolicyLifecycleOptions {
   applied?: (policy: LoadedPolicy) => void;
   /** moat's local decisions now: every policy compiles with them, before the file's rules. */
   decisions?: () => LocalDecision[];
+  /** The mode `moat mode` decided now (a local decision): every policy compiles in it. */
+  mode?: () => Mode | undefined;
 }
 
 /**
@@ -89,6 +91,7 @@ export async function readPolicyFile(
   compile?: PolicyCompileOptions,
   offThread = false,
   decisions?: LocalDecision[],
+  mode?: Mode,
 ): Promise<RunningPolicy> {
   let text: string;
   try {
@@ -97,7 +100,7 @@ export async function readPolicyFile(
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions);
+  const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions, mode);
   return { ...loaded, text, hash: sha256(text) };
 }
 
@@ -194,8 +197,8 @@ export class PolicyLifecycle {
   private async reloadFile(reason: string): Promise<ReloadResult> {
     let next: RunningPolicy;
     try {
-      const { path, universe, compile, decisions } = this.options;
-      next = await readPolicyFile(path, universe, compile, true, decisions?.());
+      const { path, universe, compile, decisions, mode } = this.options;
+      next = await readPolicyFile(path, universe, compile, true, decisions?.(), mode?.());
     } catch (err) {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
@@ -357,16 +360,41 @@ export class PolicyLifecycle {
     return { ...result, revertAt: new Date(revertAt).toISOString() };
   }
 
-  /** Switches the running policy's mode (the file keeps its comments and layout). */
-  setMode(mode: "detect" | "prevent", who: string): Promise<ReloadResult> {
-    return this.serial(() =>
-      this.applyText(withMode(this.running.text, mode), who, `mode ${mode}`),
-    );
+  /**
+   * The mode decision (`options.mode`) is now `mode` (undefined: none, the file's mode): the
+   * running text is compiled again in it and installed by the one install path; the policy file
+   * is not rewritten, and a policy on trial stays on trial.
+   */
+  setMode(mode: Mode | undefined, who: string): Promise<ReloadResult> {
+    const what = `mode ${mode ?? "of the policy file"}`;
+    return this.serial(async () => {
+      const { text, hash } = this.running;
+      let next: RunningPolicy;
+      try {
+        next = { ...(await this.compile(text)), text, hash };
+      } catch (err) {
+        const result = this.refuse(`${what} from ${who}`, errorLines(err, this.options.path));
+        this.options.audit(refusedLine(what, who, hash, result.errors.length));
+        return result;
+      }
+      const changes = changeSummary(this.running.model, next.model);
+      const result = this.install(next, `${what} from ${who}`);
+      if (!result.ok) {
+        this.options.audit(refusedLine(what, who, hash, result.errors.length));
+        return result;
+      }
+      recordChange(
+        { note: this.options.audit },
+        this.options.log,
+        appliedLine(what, who, result.generation, next.model.mode, hash, changes),
+      );
+      return result;
+    });
   }
 
   private compile(text: string): Promise<LoadedPolicy> {
-    const { path, universe, compile, decisions } = this.options;
-    return compilePolicyText(text, path, universe, compile, true, decisions?.());
+    const { path, universe, compile, decisions, mode } = this.options;
+    return compilePolicyText(text, path, universe, compile, true, decisions?.(), mode?.());
   }
 
   /**

@@ -1,11 +1,10 @@
 // Policy text as the daemon handles it: accepted (checked and compiled, src/host/accept-policy.ts, the
-// same function `moat check` uses, run on a worker thread so the API stays responsive) from the file or a body the API received, rewritten for a mode
-// switch, and written back to the policy file atomically.
+// same function `moat check` uses, run on a worker thread so the API stays responsive) from the file or a body the API received, and written back to the
+// policy file atomically.
 import { createHash } from "node:crypto";
 import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { parseDocument } from "yaml";
-import { diagnosticLines, type LocalDecision } from "../config/index.ts";
+import { diagnosticLines, type LocalDecision, type Mode } from "../config/index.ts";
 import {
   acceptedOrThrow,
   acceptPolicyAsync,
@@ -22,6 +21,7 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
  * `fileName` names the text in diagnostics and anchors relative set files (read off the event
  * loop); rejects with a PolicyError. `offThread`: checked and compiled on the worker thread (a
  * reload, while the API and the event path run); at start, before either, on this thread.
+ * `decisions` and `mode` are the local decisions layer (`mode`: `moat mode`'s, over the text's).
  */
 export async function compilePolicyText(
   text: string,
@@ -30,11 +30,13 @@ export async function compilePolicyText(
   compile?: PolicyCompileOptions,
   offThread = false,
   decisions?: LocalDecision[],
+  mode?: Mode,
 ): Promise<LoadedPolicy> {
   const options = {
     ...(universe ? { universe } : {}),
     ...(compile ? { compile } : {}),
     ...(decisions?.length ? { decisions } : {}),
+    ...(mode ? { mode } : {}),
   };
   return acceptedOrThrow(
     offThread
@@ -55,13 +57,6 @@ export async function validatePolicyText(text: string, fileName: string): Promis
     fileName,
   );
   return { ok: errors.length === 0, errors, warnings };
-}
-
-/** The same text with `mode:` set (comments and layout kept). */
-export function withMode(text: string, mode: "detect" | "prevent"): string {
-  const doc = parseDocument(text);
-  doc.set("mode", mode);
-  return doc.toString();
 }
 
 /** The work tree (the directory with .git) `path` is inside, or null. */

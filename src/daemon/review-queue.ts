@@ -5,13 +5,23 @@
 // socket hook saw them) and destination (direction, protocol, remote address, server port),
 // counting its repeats; at most MAX_REVIEW entries, the connections beyond them counted as
 // overflow. Nothing in the queue is ever decided by itself: an entry waits until a person answers
-// it or the daemon stops.
+// it. The queue is kept in a file beside the decisions (review-file.ts), so it survives a restart.
 import { createHash } from "node:crypto";
 import type { MoatEvent } from "../datapath/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import type { ReviewEntry, ReviewView } from "../api/index.ts";
+import { readReviewFile, writeReviewFile } from "./review-file.ts";
 
 export const MAX_REVIEW = 1000;
+/** How soon after a change the queue is written (changes meanwhile go with it). */
+const SAVE_DELAY_MS = 1000;
+
+export interface ReviewQueueOptions {
+  /** Where the queue is kept (beside decisions.json); null: in memory only. */
+  path: string | null;
+  log: (line: string) => void;
+  saveDelayMs?: number;
+}
 
 /** Whether an event is an unknown connection the queue takes under `model`. */
 export function queuesEvent(event: MoatEvent, model: PolicyModel): boolean {
@@ -29,6 +39,14 @@ function serverPort(event: MoatEvent): number | undefined {
 export class ReviewQueue {
   private readonly entries = new Map<string, ReviewEntry>();
   private overflow = 0;
+  private readonly options: ReviewQueueOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private saveWarned = false;
+
+  constructor(options: ReviewQueueOptions = { path: null, log: () => {} }) {
+    this.options = options;
+    this.load();
+  }
 
   /** Queues an unknown connection (or counts a repeat of a queued one). */
   add(event: MoatEvent): ReviewEntry | null {
@@ -44,6 +62,7 @@ export class ReviewQueue {
     ].join("|");
     const id = createHash("sha256").update(key).digest("hex").slice(0, 10);
     const known = this.entries.get(id);
+    this.changed();
     if (known) {
       known.count++;
       known.last = event.time;
@@ -77,12 +96,55 @@ export class ReviewQueue {
     return this.entries.get(id);
   }
 
-  /** Takes an answered entry out. */
+  /** Takes an answered entry out (written at once: an answered entry never comes back). */
   remove(id: string): void {
-    this.entries.delete(id);
+    if (this.entries.delete(id)) this.save();
   }
 
   view(): ReviewView {
     return { entries: [...this.entries.values()], overflow: this.overflow, max: MAX_REVIEW };
+  }
+
+  /** Writes what is pending (the daemon stops). */
+  close(): void {
+    if (this.timer) this.save();
+  }
+
+  private load(): void {
+    const { path, log } = this.options;
+    if (path === null) return;
+    let read: ReturnType<typeof readReviewFile>;
+    try {
+      read = readReviewFile(path);
+    } catch (err) {
+      log(
+        `warning: the review queue in ${path} was not read (${(err as Error).message}): starting empty`,
+      );
+      return;
+    }
+    for (const note of read.notes) log(`warning: ${note}`);
+    for (const e of read.entries.slice(0, MAX_REVIEW)) this.entries.set(e.id, e);
+    this.overflow = read.overflow + Math.max(0, read.entries.length - MAX_REVIEW);
+  }
+
+  private changed(): void {
+    if (this.options.path === null || this.timer) return;
+    this.timer = setTimeout(() => this.save(), this.options.saveDelayMs ?? SAVE_DELAY_MS);
+    this.timer.unref();
+  }
+
+  private save(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const { path, log } = this.options;
+    if (path === null) return;
+    try {
+      writeReviewFile(path, this.view());
+      this.saveWarned = false;
+    } catch (err) {
+      if (!this.saveWarned)
+        log(`warning: the review queue was not saved: ${(err as Error).message}`);
+      this.saveWarned = true;
+    }
   }
 }

@@ -10,8 +10,11 @@ import type { ProcessFacts } from "../attribution/types.ts";
  * its `flow` field has the totals and `verdict` the connections' verdict (docs/observability.md).
  * "anomaly": something an identity did far from its baseline (docs/anomaly.md); its `anomaly`
  * field says what, against which baseline and threshold, with sample flows.
+ * "exe_changed": the content of an executable path behind connections changed (an upgrade, a
+ * replaced binary); its `executable` field says which, from what to what (docs/anomaly.md).
  */
-export type EventKind = "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow" | "anomaly";
+export type EventKind =
+  "allowed" | "blocked" | "detected" | "closed" | "dns" | "flow" | "anomaly" | "exe_changed";
 export type EventReason =
   | "new"
   | "rejudged"
@@ -32,6 +35,8 @@ export type EventReason =
   | "summary"
   /** type "anomaly": an anomaly detector's report */
   | "anomaly"
+  /** type "exe_changed": an executable path's content changed */
+  | "exe_changed"
   /** packets of a source over its rule's rate limit (docs/policy.md, "rate_limit") */
   | "rate_limit"
   /** TCP packets with an invalid flag combination (docs/policy.md, "Scrubbing") */
@@ -142,6 +147,8 @@ export interface MoatEvent {
   dns?: DnsExchange;
   /** type "anomaly": what was odd, against which baseline (docs/anomaly.md). */
   anomaly?: AnomalyFacts;
+  /** type "exe_changed": the path, its content before and after, the identity (docs/anomaly.md). */
+  executable?: ExecutableChange;
   /** hook l7_relay: how the relay left the data path once the connection was decided. */
   relay?: { splice: "sockmap" | "splice" | "copy" | "none" };
   /**
@@ -149,6 +156,19 @@ export interface MoatEvent {
    * sets"): its name, kind, and the feed's category and confidence when the policy gives them.
    */
   feed?: { name: string; kind: "feed" | "dynamic"; category?: string; confidence?: number };
+}
+
+/**
+ * An executable path seen with a content it never had: identities stay keyed by the path (an
+ * upgrade keeps its baselines), and the change is said once.
+ */
+export interface ExecutableChange {
+  path: string;
+  /** sha256 of the content seen before, and of the new one (hex). */
+  oldHash: string;
+  newHash: string;
+  /** The identity (executable, user, cgroup, container) whose connection showed the change. */
+  identity: { exe: string; user: number; cgroup: string; container: string };
 }
 
 /** type "anomaly" (docs/anomaly.md). */
@@ -253,6 +273,7 @@ export interface EventLayer7 {
 /** The audit-log line: the event in words. */
 export function formatEventLine(ev: MoatEvent): string {
   if (ev.anomaly) return anomalyLine(ev, ev.anomaly);
+  if (ev.executable) return exeChangedLine(ev, ev.executable);
   if (ev.dns) return dnsLine(ev, ev.dns);
   const address = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]` : p.ip);
   // a remote with names: "github.com (140.82.112.3):443"
@@ -326,4 +347,12 @@ function anomalyLine(ev: MoatEvent, a: AnomalyFacts): string {
   const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   const exe = a.identity.exe ? ` ${a.identity.exe}` : "";
   return `${ev.time} ANOMALY ${a.kind} ${a.id}${exe}${who}: ${a.summary}`;
+}
+
+/** "... EXE_CHANGED /usr/bin/curl sha256 ab12... -> cd34... (curl pid 812, user 1000, cgroup /user.slice)". */
+function exeChangedLine(ev: MoatEvent, x: ExecutableChange): string {
+  const p = ev.process;
+  const who = p ? `${p.name} pid ${p.pid}, ` : "";
+  const container = x.identity.container ? `, container ${x.identity.container}` : "";
+  return `${ev.time} EXE_CHANGED ${x.path} sha256 ${x.oldHash} -> ${x.newHash} (${who}user ${x.identity.user}, cgroup ${x.identity.cgroup}${container})`;
 }

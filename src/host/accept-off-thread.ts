@@ -58,6 +58,7 @@ export async function acceptPolicyOffThread(
     fileName,
     ...(options.compile ? { compile: options.compile } : {}),
     ...(options.decisions ? { decisions: options.decisions } : {}),
+    ...(options.mode ? { mode: options.mode } : {}),
     universe: options.universe !== undefined,
   });
   if ("acceptance" in reply) return reply.acceptance;

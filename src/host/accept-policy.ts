@@ -7,6 +7,7 @@ import {
   checkPolicySource,
   PolicyError,
   type LocalDecision,
+  type Mode,
   type PolicyCheck,
   type PolicyHost,
   type PolicyModel,
@@ -48,6 +49,8 @@ export interface AcceptOptions {
   progress?: (step: string) => void;
   /** moat's local decisions, judged before the file's rules. */
   decisions?: LocalDecision[];
+  /** The global mode `moat mode` decided, as if the file said it. */
+  mode?: Mode;
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
@@ -80,6 +83,7 @@ function judgement(options: AcceptOptions): HostJudgement {
     ...(options.compile ? { compile: options.compile } : {}),
     ...(options.progress ? { progress: options.progress } : {}),
     ...(options.decisions ? { decisions: options.decisions } : {}),
+    ...(options.mode ? { mode: options.mode } : {}),
   };
 }
 
@@ -110,7 +114,7 @@ export async function acceptPolicyAsync(
   options: AcceptOptions = {},
 ): Promise<Acceptance> {
   if (options.host) return acceptPolicy(text, fileName, options);
-  const prefetched = await prefetchSetFiles(text, fileName, options.progress);
+  const prefetched = await prefetchSetFiles(text, fileName, options.progress, options.mode);
   // a policy that names no set file was checked in full by the first pass
   if ("checked" in prefetched) return acceptChecked(prefetched.checked, fileName, options);
   return acceptPolicy(text, fileName, { ...options, host: prefetched.host });
@@ -145,17 +149,23 @@ async function prefetchSetFiles(
   text: string,
   fileName: string,
   progress?: (step: string) => void,
+  mode?: Mode,
 ): Promise<{ host: PolicyHost } | { checked: PolicyCheck }> {
   progress?.(`checking ${fileName} (${sizeOf(text)})`);
   const named = new Set<string>();
-  const checked = checkPolicySource(text, fileName, {
-    ...storeOf(nodeHost),
-    resolve: nodeHost.resolve,
-    readFile: (path) => {
-      named.add(path);
-      return "";
+  const checked = checkPolicySource(
+    text,
+    fileName,
+    {
+      ...storeOf(nodeHost),
+      resolve: nodeHost.resolve,
+      readFile: (path) => {
+        named.add(path);
+        return "";
+      },
     },
-  });
+    mode,
+  );
   if (named.size === 0) return { checked };
   const read = new Map<string, { text: string } | { error: unknown }>();
   for (const path of named) {

@@ -12,6 +12,7 @@ export interface AcceptRequest {
   fileName: string;
   compile?: AcceptOptions["compile"];
   decisions?: AcceptOptions["decisions"];
+  mode?: AcceptOptions["mode"];
   /** The caller has a universe reader: process rules must be compiled where it is. */
   universe: boolean;
 }
@@ -28,6 +29,7 @@ async function answer(req: AcceptRequest): Promise<AcceptReply> {
   const options: AcceptOptions = {
     ...(req.compile ? { compile: req.compile } : {}),
     ...(req.decisions ? { decisions: req.decisions } : {}),
+    ...(req.mode ? { mode: req.mode } : {}),
     ...(req.universe
       ? {
           universe: () => {

@@ -1,8 +1,14 @@
 // The file moat keeps its local decisions in (the daemon's store writes it; `moat explain` reads
-// it): `{"version": 1, "decisions": [...]}`. Read here with what has run out left out: a
+// it): `{"version": 1, "decisions": [...], "mode": {...}}` (`mode`: `moat mode`'s decision, when
+// one holds). Read here with what has run out left out: a
 // duration past, an "until reboot" decision of an earlier boot, an entry that is not a decision.
 import { readFileSync } from "node:fs";
-import { decisionProblems, type LocalDecision } from "../config/index.ts";
+import {
+  decisionProblems,
+  modeDecisionProblems,
+  type LocalDecision,
+  type ModeDecision,
+} from "../config/index.ts";
 
 export const DEFAULT_DECISIONS = "/var/lib/moat/decisions.json";
 
@@ -18,6 +24,8 @@ export function bootId(): string {
 export interface DecisionsRead {
   /** The decisions in force, in the file's order. */
   decisions: LocalDecision[];
+  /** The mode `moat mode` decided, if one holds. */
+  mode?: ModeDecision;
   /** Entries left out, in words; and `changed` when there were any. */
   notes: string[];
   changed: boolean;
@@ -33,7 +41,8 @@ export function readDecisionsFile(path: string, boot: string, now: number): Deci
       return { decisions: [], notes: [], changed: false };
     throw err;
   }
-  const list = (JSON.parse(text) as { decisions?: unknown } | null)?.decisions;
+  const saved = JSON.parse(text) as { decisions?: unknown; mode?: unknown } | null;
+  const list = saved?.decisions;
   if (!Array.isArray(list)) throw new Error(`${path} has no decisions list`);
   const notes: string[] = [];
   const decisions: LocalDecision[] = [];
@@ -47,5 +56,12 @@ export function readDecisionsFile(path: string, boot: string, now: number): Deci
       notes.push(`decision ${d.id} (until reboot) ended with the reboot`);
     else decisions.push(d);
   }
-  return { decisions, notes, changed: decisions.length !== list.length };
+  let changed = decisions.length !== list.length;
+  const modeProblems = saved?.mode === undefined ? [] : modeDecisionProblems(saved.mode);
+  if (modeProblems.length > 0) {
+    notes.push(`the stored mode decision is dropped: ${modeProblems.join("; ")}`);
+    changed = true;
+  }
+  const mode = saved?.mode !== undefined && modeProblems.length === 0 ? saved.mode : undefined;
+  return { decisions, ...(mode ? { mode: mode as ModeDecision } : {}), notes, changed };
 }

@@ -7,6 +7,7 @@ import {
   diagnostic,
   parsePolicyWith,
   PolicyError,
+  type Mode,
   type PolicyCheck,
   type PolicyFileKind,
   type PolicyHost,
@@ -85,8 +86,13 @@ export function loadPolicyFile(path: string, host: PolicyHost = nodeHost): Polic
 }
 
 /** Like loadPolicyFile, but returns the diagnostics instead of throwing (for `moat check`). */
-export function checkPolicyFile(path: string, host: PolicyHost = nodeHost): PolicyCheck {
-  return checkPolicySource(readPolicyText(path, host), path, host);
+/** `mode`: the global mode `moat mode` decided, as if the file said it. */
+export function checkPolicyFile(
+  path: string,
+  host: PolicyHost = nodeHost,
+  mode?: Mode,
+): PolicyCheck {
+  return checkPolicySource(readPolicyText(path, host), path, host, mode);
 }
 
 function readPolicyText(path: string, host: PolicyHost): string {

@@ -35,7 +35,16 @@ export class FilterError extends Error {
   }
 }
 
-const TYPES = ["allowed", "blocked", "detected", "closed", "dns", "flow", "anomaly"] as const;
+const TYPES = [
+  "allowed",
+  "blocked",
+  "detected",
+  "closed",
+  "dns",
+  "flow",
+  "anomaly",
+  "exe_changed",
+] as const;
 const VERDICTS = ["allowed", "blocked", "detected"] as const;
 
 /** The query-string form: type=blocked,detected&rule=x&direction=ingress&remote=10.0.0.0/8&... */

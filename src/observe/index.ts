@@ -42,4 +42,5 @@ export {
 } from "./flows/record.ts";
 export * from "./learn/index.ts";
 export * from "./anomaly/index.ts";
+export { ExeWatch, type ExeWatchOptions } from "./executables/index.ts";
 export { readSecretFile, PublishError } from "./publish/secret.ts";

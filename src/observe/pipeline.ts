@@ -115,6 +115,7 @@ export class EventPipeline {
     closed: 0,
     dns: 0,
     anomaly: 0,
+    exe_changed: 0,
   };
 
   add(sink: EventSink, options: SinkOptions = {}): void {

@@ -11,6 +11,7 @@ import {
   type PolicyCheck,
   type PolicyHost,
   type LocalDecision,
+  type Mode,
   type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
@@ -52,12 +53,18 @@ export interface HostJudgement {
   progress?: (step: string) => void;
   /** moat's local decisions, judged before the file's rules (the daemon's store). */
   decisions?: LocalDecision[];
+  /** The global mode `moat mode` decided, as if the file said it (the daemon's store). */
+  mode?: Mode;
 }
 
 /** Checks and compiles policy text named `fileName` (its set files are relative to it). */
 export function acceptPolicyText(text: string, fileName: string, judge: HostJudgement): Acceptance {
   judge.progress?.(`checking ${fileName} (${sizeOf(text)})`);
-  return acceptCheckedPolicy(checkPolicySource(text, fileName, judge.host), fileName, judge);
+  return acceptCheckedPolicy(
+    checkPolicySource(text, fileName, judge.host, judge.mode),
+    fileName,
+    judge,
+  );
 }
 
 /** A text's size for a progress line: "812 KB", "14.7 MB". */

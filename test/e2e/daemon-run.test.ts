@@ -28,7 +28,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     // the API socket and the history in a temp dir: a test leaves nothing in /run or /var/lib
     const tmp = mkdtempSync(join(tmpdir(), "moat-run-"));
     t.after(() => rmSync(tmp, { recursive: true, force: true }));
-    // the policy in the temp dir too: `moat mode` saves into the policy file
+    // the policy in the temp dir too: `moat policy apply` saves into the policy file
     const policy = join(tmp, "policy.yaml");
     writeFileSync(policy, 'version: 1\nmode: detect\nattach: { interfaces: ["*"] }\n');
     const daemon = spawnLines("nsenter", [

@@ -58,7 +58,7 @@ export function snapshot(over: Partial<MoatSnapshot> = {}): MoatSnapshot {
     attached: [],
     counters,
     rules: [],
-    events: { allowed: 0, blocked: 0, detected: 0, closed: 0, dns: 0, anomaly: 0 },
+    events: { allowed: 0, blocked: 0, detected: 0, closed: 0, dns: 0, anomaly: 0, exe_changed: 0 },
     ringLost: 0n,
     conntrack: { entries: 0, capacity: 65536 },
     sinks: [],

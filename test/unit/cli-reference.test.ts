@@ -66,7 +66,7 @@ test("bash completion completes command names, options and first words", () => {
   assert.deepEqual(complete("moat", "st"), ["status", "stats"]);
   assert.deepEqual(complete("moat", "c"), ["check", "console", "cleanup"]);
   assert.deepEqual(complete("moat", "policy", "a"), ["apply"]);
-  assert.deepEqual(complete("moat", "mode", ""), ["detect", "prevent"]);
+  assert.deepEqual(complete("moat", "mode", ""), ["detect", "prevent", "policy"]);
   assert.deepEqual(complete("moat", "events", "--fo"), ["--follow"]);
   assert.deepEqual(complete("moat", "policy", "apply", "x.yaml", "--c"), ["--ca", "--confirm"]);
   // an option that takes a value completes file names
@@ -102,7 +102,7 @@ test("the zsh completion offers the commands, then each command's options and wo
     commands.map((c) => c.name),
   );
   const mode = zshAsks("moat", "mode", "");
-  assert.ok(mode.includes("1:action:(detect prevent)"), mode.join("\n"));
+  assert.ok(mode.includes("1:action:(detect prevent policy)"), mode.join("\n"));
   assert.ok(mode.includes("*--api:value:_files"), mode.join("\n"));
   const events = zshAsks("moat", "events", "--");
   assert.ok(events.includes("*--follow") && events.includes("*-f"), events.join("\n"));

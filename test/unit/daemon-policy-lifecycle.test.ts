@@ -2,7 +2,8 @@
 // a reload applies a good file and refuses a bad one (every error, the running generation kept);
 // what the policy configures besides the datapath is readied first (a refusal there refuses the
 // policy) and switched to after the swap; an API apply is audited with who made it, saved to the
-// file, and its own file-change event is not a second reload; a mode switch keeps the text.
+// file, and its own file-change event is not a second reload; a mode switch is a local decision:
+// the file is untouched, and the decided mode holds over the file's through a reload.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -53,7 +54,10 @@ async function harness(
   };
   const audit: string[] = [];
   const lines: string[] = [];
+  // the mode decision, as the decisions store keeps it
+  const decided: { mode?: "detect" | "prevent" } = {};
   const lifecycle = new PolicyLifecycle({
+    mode: () => decided.mode,
     path,
     initial: await readPolicyFile(path),
     target,
@@ -61,7 +65,7 @@ async function harness(
     audit: (l) => audit.push(l),
     log: (l) => lines.push(l),
   });
-  return { path, lifecycle, target, applied, plumbed, audit, lines };
+  return { path, lifecycle, target, applied, plumbed, audit, lines, decided };
 }
 
 test("a reload applies a good policy file and refuses a bad one, keeping the running one", async (t) => {
@@ -125,17 +129,29 @@ test("an API apply is audited and saved; its own file change is not applied twic
   assert.equal(readFileSync(h.path, "utf8"), text, "a refused policy is not saved");
 });
 
-test("a mode switch applies the running text with the new mode", async (t) => {
+test("a mode decision compiles the running text in that mode; the file is untouched", async (t) => {
   const h = await harness(t);
+  const text = readFileSync(h.path, "utf8");
+  h.decided.mode = "detect";
   const result = await h.lifecycle.setMode("detect", "uid 0");
   assert.equal(result.ok, true);
   assert.equal(h.lifecycle.active.model.mode, "detect");
   assert.equal(h.applied[0]?.packet.rules[0]?.mode, "detect");
-  assert.match(readFileSync(h.path, "utf8"), /^mode: detect$/m);
+  assert.equal(readFileSync(h.path, "utf8"), text, "the policy file is not rewritten");
+  assert.equal(h.lifecycle.active.text, text);
   assert.match(
     h.audit[0] ?? "",
     /^POLICY APPLIED mode detect by uid 0: .*; mode prevent -> detect$/,
   );
+  // a reload of the file (prevent) keeps the decided mode
+  writeFileSync(h.path, policy(["ssh", "web"]));
+  await h.lifecycle.reload("SIGHUP");
+  assert.equal(h.lifecycle.active.model.mode, "detect");
+  assert.equal(h.lifecycle.active.model.rules[1]?.mode, "detect");
+  // without the decision, the file's mode again
+  delete h.decided.mode;
+  await h.lifecycle.setMode(undefined, "uid 0");
+  assert.equal(h.lifecycle.active.model.mode, "prevent");
 });
 
 test("a recompile applies the same text again; one that fails is logged and changes nothing", async (t) => {

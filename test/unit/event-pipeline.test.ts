@@ -63,6 +63,7 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     closed: 0,
     dns: 0,
     anomaly: 0,
+    exe_changed: 0,
   });
 
   release();

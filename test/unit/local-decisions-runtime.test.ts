@@ -47,6 +47,11 @@ function setUp(t: { after: (f: () => void) => void }, refuse = false) {
       return Promise.resolve({ ok: true, generation: 2, errors: [] });
     },
     model: () => model,
+    installMode: (mode, who) => {
+      if (refuse) return Promise.resolve({ ok: false, generation: 1, errors: ["cannot"] });
+      steps.push(`mode ${mode ?? "file"} by ${who} with ${store.mode()?.mode ?? "none"}`);
+      return Promise.resolve({ ok: true, generation: 2, errors: [] });
+    },
     cut: (rule) => {
       steps.push(`cut ${rule}`);
       return 1;
@@ -57,6 +62,24 @@ function setUp(t: { after: (f: () => void) => void }, refuse = false) {
   t.after(() => decisions.close());
   return { steps, store, decisions };
 }
+
+test("moat mode is a decision: stored, installed through the mode path, undone if refused", async (t) => {
+  const { store, decisions, steps } = setUp(t);
+  const made = await decisions.setMode("prevent", "tester");
+  assert.ok(made.ok);
+  assert.equal(store.mode()?.mode, "prevent");
+  assert.deepEqual(steps, ["mode prevent by tester with prevent"]);
+  assert.equal(decisions.view().mode?.mode, "prevent");
+  const cleared = await decisions.setMode(undefined, "tester");
+  assert.ok(cleared.ok);
+  assert.equal(store.mode(), undefined);
+  assert.equal(steps.at(-1), "mode file by tester with none");
+
+  const refusing = setUp(t, true);
+  const refused = await refusing.decisions.setMode("detect", "tester");
+  assert.deepEqual(refused, { ok: false, generation: 1, errors: ["cannot"] });
+  assert.equal(refusing.store.mode(), undefined, "a refused mode is not kept");
+});
 
 test("an answer becomes a decision for the entry's identity; the entry leaves the queue", async (t) => {
   const { store, decisions } = setUp(t);

@@ -170,6 +170,32 @@ test("decisions survive a restart in a 0600 file; expired ones are gone when rea
   );
 });
 
+test("the mode decision (moat mode) is kept in the same file and survives a restart", (t) => {
+  const now = { ms: Date.parse("2026-12-01T10:00:00Z") };
+  const s = tempStore(t, now);
+  const store = s.open();
+  assert.equal(store.mode(), undefined);
+  const made = store.setMode("prevent", "unix uid 0 pid 7");
+  assert.deepEqual(made, {
+    mode: "prevent",
+    by: "unix uid 0 pid 7",
+    created: "2026-12-01T10:00:00.000Z",
+  });
+  store.add({ ...request, lifetime: "forever" });
+  const again = s.open();
+  assert.deepEqual(again.mode(), made);
+  assert.equal(again.list().length, 1);
+  const file = JSON.parse(readFileSync(s.path, "utf8")) as { mode?: unknown };
+  assert.deepEqual(file.mode, made);
+  assert.equal(statSync(s.path).mode & 0o777, 0o600);
+  assert.deepEqual(again.setMode(undefined, "x"), undefined);
+  assert.equal(s.open().mode(), undefined, "cleared: the file's mode again");
+  // a malformed mode decision is dropped, said; the decisions stay
+  writeFileSync(s.path, JSON.stringify({ version: 1, decisions: [], mode: { mode: "block" } }));
+  assert.equal(s.open().mode(), undefined);
+  assert.ok(s.logs.some((l) => /the stored mode decision is dropped/.test(l)));
+});
+
 test("takeExpired removes what is due; nextExpiry says when the next one is", (t) => {
   const now = { ms: Date.parse("2026-12-01T10:00:00Z") };
   const store = tempStore(t, now).open();

@@ -42,7 +42,13 @@ export const decisionsCommand: Command = {
     if (action === "list" && rest.length === 0) {
       const view = await call<DecisionsView>(target, "GET", "/v1/decisions");
       if (json) io.out(jsonLine(view));
-      else printDecisions(view.decisions, io);
+      else {
+        if (view.mode)
+          io.out(
+            `mode ${view.mode.mode}  (by ${view.mode.by} at ${view.mode.created}; moat mode policy: the file's mode)`,
+          );
+        printDecisions(view.decisions, io);
+      }
       return EXIT.ok;
     }
     if (action === "add" && rest.length === 2) {

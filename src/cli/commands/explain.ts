@@ -3,8 +3,14 @@
 
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
-import { formatDiagnostic, PolicyError, type PolicyModel } from "../../config/index.ts";
-import { bootId, checkPolicyFile, DEFAULT_DECISIONS, readDecisionsFile } from "../../host/index.ts";
+import { formatDiagnostic, PolicyError, type Mode, type PolicyModel } from "../../config/index.ts";
+import {
+  bootId,
+  checkPolicyFile,
+  DEFAULT_DECISIONS,
+  readDecisionsFile,
+  type DecisionsRead,
+} from "../../host/index.ts";
 import {
   evaluate,
   explanationLines,
@@ -101,9 +107,10 @@ export const explainCommand: Command = {
         throw new UsageError(`--hop-limit must be an integer 0-255, got '${text}'`);
       parsed.value.hopLimit = Number(text);
     }
-    const written = loadForExplain(file, io);
+    const stored = storedDecisions(values.decisions);
+    const written = loadForExplain(file, io, stored.mode?.mode);
     if (!written) return 1;
-    const model = withStoredDecisions(written, values.decisions);
+    const model = stored.decisions.length ? { ...written, decisions: stored.decisions } : written;
     const defaulted = values.direction === undefined && !query && !isLayer7(values);
     const result = evaluate(model, parsed.value);
     if (values.json) io.out(jsonLine({ facts: parsed.value, ...result }));
@@ -116,10 +123,10 @@ export const explainCommand: Command = {
   },
 };
 
-function loadForExplain(file: string, io: Io): PolicyModel | undefined {
+function loadForExplain(file: string, io: Io, mode?: Mode): PolicyModel | undefined {
   let result;
   try {
-    result = checkPolicyFile(file);
+    result = checkPolicyFile(file, undefined, mode);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     result = { diagnostics: err.diagnostics, model: undefined };
@@ -130,15 +137,13 @@ function loadForExplain(file: string, io: Io): PolicyModel | undefined {
   return undefined;
 }
 
-/** The model with the local decisions of `option` (a file, "none", or the daemon's default). */
-function withStoredDecisions(model: PolicyModel, option: unknown): PolicyModel {
-  if (option === "none") return model;
+/** The local decisions (and `moat mode`'s) of `option`: a file, "none", or the daemon's default. */
+function storedDecisions(option: unknown): Pick<DecisionsRead, "decisions" | "mode"> {
+  if (option === "none") return { decisions: [] };
   const path = typeof option === "string" ? option : DEFAULT_DECISIONS;
-  let decisions;
   try {
-    decisions = readDecisionsFile(path, bootId(), Date.now()).decisions;
+    return readDecisionsFile(path, bootId(), Date.now());
   } catch (err) {
     throw new UsageError(`--decisions ${path}: ${(err as Error).message}`, 1);
   }
-  return decisions.length ? { ...model, decisions } : model;
 }

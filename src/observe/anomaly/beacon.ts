@@ -81,6 +81,30 @@ export interface BeaconLimits {
   learnedAt: number;
 }
 
+/**
+ * Beacon series from stored use (the roll-ups): each peer and port with when it was first and
+ * last used, without connections yet. One first used while the identity was learned (before
+ * `learnedAt`) is part of its baseline, as it would have been; its regularity is judged anew.
+ */
+export function seedBeacons(
+  uses: Map<string, { firstMs: number; lastMs: number }>,
+  minConnections: number,
+): BeaconState {
+  const s: BeaconState = new Map();
+  const recent = [...uses].sort((a, b) => a[1].lastMs - b[1].lastMs).slice(-MAX_SERIES);
+  for (const [key, use] of recent)
+    s.set(key, {
+      starts: [],
+      sizes: [],
+      firstMs: use.firstMs,
+      lastMs: use.lastMs,
+      irregular: false,
+      count: 0,
+      judgeAt: minConnections,
+    });
+  return s;
+}
+
 export function observeBeacon(
   s: BeaconState,
   o: Observation,

@@ -9,6 +9,7 @@ export {
 } from "./detector.ts";
 export { anomalyEvent } from "./event.ts";
 export { loadAnomalyState, saveAnomalyState } from "./state-file.ts";
+export { seedFromRollups, type BaselineInput, type BaselineRow } from "./from-rollups.ts";
 export {
   anomalySettingsOf,
   DEFAULT_ANOMALY_SETTINGS,

@@ -72,6 +72,31 @@ export function observeDestination(
   };
 }
 
+/**
+ * A new-destination state from stored use (the roll-ups): each destination key with when it was
+ * first and last used; the ones first used from `countFromMs` on count in the novelty of their
+ * day, as they would have when they happened.
+ */
+export function seedDestinations(
+  uses: Map<string, { firstMs: number; lastMs: number }>,
+  countFromMs: number,
+): NewDestinationState {
+  const s = newDestinationState();
+  const recent = [...uses].sort((a, b) => a[1].lastMs - b[1].lastMs).slice(-MAX_DESTINATIONS);
+  for (const [key, use] of recent) s.known.set(key, use.lastMs);
+  const perDay = new Map<number, number>();
+  for (const use of uses.values()) {
+    if (use.firstMs < countFromMs) continue;
+    const day = Math.floor(use.firstMs / DAY);
+    perDay.set(day, (perDay.get(day) ?? 0) + 1);
+  }
+  s.novelty = [...perDay]
+    .sort((a, b) => a[0] - b[0])
+    .slice(-NOVELTY_DAYS)
+    .map(([day, count]) => ({ day, count }));
+  return s;
+}
+
 /** Removes the `count` least recently used entries (values are last-use times). */
 export function forgetOldest<K>(m: Map<K, number>, count: number): void {
   const cut = [...m.values()].sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;

@@ -150,20 +150,7 @@ function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
       const { connections, bytes, durationMax } = s.hour;
       s.hours.push({ connections, bytes, durationMax });
       if (s.hours.length > KEEP_HOURS) s.hours.shift();
-      if (s.hours.length >= limits.minHours) {
-        s.cache["connections/hour"] = logBaseline(
-          s.hours.map((x) => x.connections),
-          MIN_SPREAD,
-        );
-        s.cache["bytes/hour"] = logBaseline(
-          s.hours.map((x) => x.bytes),
-          MIN_SPREAD,
-        );
-        s.cache["duration/hour"] = logBaseline(
-          s.hours.map((x) => x.durationMax),
-          MIN_SPREAD,
-        );
-      }
+      hourBaselines(s, limits);
     }
     s.hour = bucket(hour);
   }
@@ -172,10 +159,48 @@ function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
     if (s.day) {
       s.days.push(s.day.bytes);
       if (s.days.length > KEEP_DAYS) s.days.shift();
-      if (s.days.length >= limits.minDays) s.cache["bytes/day"] = logBaseline(s.days, MIN_SPREAD);
+      dayBaselines(s, limits);
     }
     s.day = bucket(day);
   }
+}
+
+function hourBaselines(s: VolumeState, limits: VolumeLimits): void {
+  if (s.hours.length < limits.minHours) return;
+  s.cache["connections/hour"] = logBaseline(
+    s.hours.map((x) => x.connections),
+    MIN_SPREAD,
+  );
+  s.cache["bytes/hour"] = logBaseline(
+    s.hours.map((x) => x.bytes),
+    MIN_SPREAD,
+  );
+  s.cache["duration/hour"] = logBaseline(
+    s.hours.map((x) => x.durationMax),
+    MIN_SPREAD,
+  );
+}
+
+function dayBaselines(s: VolumeState, limits: VolumeLimits): void {
+  if (s.days.length >= limits.minDays) s.cache["bytes/day"] = logBaseline(s.days, MIN_SPREAD);
+}
+
+/**
+ * A volume state from stored totals (the hour and day roll-ups, oldest first, closed buckets
+ * only): the same series and baselines the buckets would have left. The minute rate has no
+ * stored series: it starts afresh.
+ */
+export function seedVolume(
+  hours: VolumeState["hours"],
+  days: number[],
+  limits: VolumeLimits,
+): VolumeState {
+  const s = volumeState();
+  s.hours = hours.slice(-KEEP_HOURS);
+  s.days = days.slice(-KEEP_DAYS);
+  hourBaselines(s, limits);
+  dayBaselines(s, limits);
+  return s;
 }
 
 function finding(

@@ -9,12 +9,14 @@ import type { HistoryOptions } from "./store.ts";
 import { eventRows, type RowValue } from "./rows.ts";
 import type { StatsPage, StatsQuery } from "./rollup.ts";
 import type { FlowSummary } from "../flows/record.ts";
+import type { BaselineInput } from "../anomaly/from-rollups.ts";
 
 export type HistoryRequest =
   | { id: number; op: "insert"; rows: readonly RowValue[] }
   | { id: number; op: "notice"; notice: Notice }
   | { id: number; op: "flows"; summaries: readonly FlowSummary[] }
   | { id: number; op: "flowStats"; query: StatsQuery }
+  | { id: number; op: "baselineRows"; until: number }
   | { id: number; op: "query"; query: HistoryQuery }
   | { id: number; op: "prune" }
   | { id: number; op: "close" };
@@ -92,6 +94,11 @@ export class HistoryWorker {
 
   flowStats(query: StatsQuery = {}): Promise<StatsPage> {
     return this.#call({ op: "flowStats", query }) as Promise<StatsPage>;
+  }
+
+  /** The roll-ups the anomaly baselines are rebuilt from, read on the history's thread. */
+  baselineRows(until: number): Promise<BaselineInput> {
+    return this.#call({ op: "baselineRows", until }) as Promise<BaselineInput>;
   }
 
   notice(notice: Notice): Promise<void> {

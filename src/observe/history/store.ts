@@ -13,6 +13,8 @@ import { whereClause } from "./where.ts";
 import { eventRows, REMOTE_KEY, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
 import { FlowRollups, type StatsPage, type StatsQuery } from "./rollup.ts";
 import { flowEvent, type FlowSummary } from "../flows/record.ts";
+import { baselineRows } from "./baseline.ts";
+import type { BaselineInput } from "../anomaly/from-rollups.ts";
 
 /** Rows per INSERT statement: one call into SQLite binds this many events. */
 const ROWS_PER_INSERT = 32;
@@ -96,6 +98,11 @@ export class HistoryStore {
   /** A window's flow summaries: "flow" events, and added to the roll-ups, in one transaction. */
   insertFlows(summaries: readonly FlowSummary[]): void {
     if (summaries.length) this.insertFlowsTx(summaries);
+  }
+
+  /** The roll-ups the anomaly baselines are rebuilt from (baseline.ts). */
+  baselineRows(until = Date.now()): BaselineInput {
+    return baselineRows(this.db, until);
   }
 
   /** Flow statistics from the roll-ups. */

@@ -38,6 +38,8 @@ function handle(req: HistoryRequest): unknown {
       return null;
     case "flowStats":
       return store.flowStats(req.query);
+    case "baselineRows":
+      return store.baselineRows(req.until);
     case "notice":
       store.notice(req.notice);
       return null;

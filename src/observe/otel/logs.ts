@@ -23,6 +23,7 @@ const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
   dns: [SeverityNumber.INFO, "INFO"],
   flow: [SeverityNumber.INFO, "INFO"],
   anomaly: [SeverityNumber.WARN, "WARN"],
+  exe_changed: [SeverityNumber.WARN, "WARN"],
 };
 
 export interface EventLogs {

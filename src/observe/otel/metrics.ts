@@ -158,6 +158,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
         ev.type === "dns" ||
         ev.type === "flow" ||
         ev.type === "anomaly" ||
+        ev.type === "exe_changed" ||
         ev.reason === "rejudged"
       )
         return;

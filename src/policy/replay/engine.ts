@@ -89,8 +89,8 @@ export class Replay {
     this.#scanned++;
     // a summary of several connections counts as that many; reported ones have events of their own
     let weight = 1;
-    // an anomaly report is about flows that have records of their own
-    if (e.type === "anomaly") {
+    // an anomaly or a changed executable is about flows that have records of their own
+    if (e.type === "anomaly" || e.type === "exe_changed") {
       this.#skipped.repeats++;
       return;
     }
