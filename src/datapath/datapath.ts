@@ -217,6 +217,7 @@ export class Datapath {
     events: BpfMap;
     flowRecords: BpfMap;
     quicInitials: BpfMap;
+    idsRecords: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
     journal: BpfMap;
@@ -253,6 +254,7 @@ export class Datapath {
       events: this.object.map("events"),
       flowRecords: this.object.map("flow_records"),
       quicInitials: this.object.map("quic_initials"),
+      idsRecords: this.object.map("ids_records"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
       journal: this.object.map("name_journal"),
@@ -749,6 +751,18 @@ export class Datapath {
   /** Delivers every copied QUIC datagram record (struct moat_quic_initial, a copy) to `onRecord`. */
   subscribeQuic(onRecord: (record: Buffer) => void): RingBuffer {
     const ring = new (native().RingBuffer)(this.maps.quicInitials, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
+    this.rings.push(ring);
+    return ring;
+  }
+
+  /**
+   * Delivers every copy of a flow's first bytes for the ids signatures (struct moat_ids_record,
+   * header and data; a copy) to `onRecord`.
+   */
+  subscribeIds(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.idsRecords, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);

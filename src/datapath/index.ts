@@ -11,6 +11,7 @@ export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./ev
 export { CtFlag } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
+export { decodeIdsCopy, type IdsCopy } from "./ids-record.ts";
 export { conntrackExpired, type ConntrackCounts, type ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
