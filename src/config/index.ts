@@ -54,3 +54,4 @@ export {
   ONCE_WAIT_SECONDS,
   type DecisionLifetime,
 } from "./decision.ts";
+export { parseSignature, type IdsSignature, type IdsParse } from "./ids-signature.ts";

@@ -43,6 +43,8 @@ import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
+import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
+import type { IdsCopy } from "./ids-record.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
 import { cookieKfunc } from "./cookie-probe.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
@@ -767,6 +769,11 @@ export class Datapath {
     });
     this.rings.push(ring);
     return ring;
+  }
+
+  /** ids.mode prevent: blocks a matched connection's entry and destroys its local socket. */
+  cutIds(copy: IdsCopy): IdsCut {
+    return cutIdsConnection(this.maps.conntrack, copy, native());
   }
 
   /**

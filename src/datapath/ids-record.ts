@@ -1,7 +1,7 @@
 // Decodes the kernel's copies of flows' first bytes for the ids signatures (struct
 // moat_ids_record, bpf/include/ids.h): the flow, its decision and owner, where the bytes sit in
 // their direction, the bytes.
-import { EventType, IdsConst, idsRecord, RULE_NONE } from "./abi.ts";
+import { EventType, Hook, IdsConst, idsRecord, RULE_NONE } from "./abi.ts";
 import { formatAddress } from "./address.ts";
 import { decodeOwner } from "./events.ts";
 import type { KernelOwner } from "../attribution/index.ts";
@@ -24,6 +24,8 @@ export interface IdsCopy {
   generation: number;
   verdict: "allowed" | "blocked" | "detected";
   ifindex: number;
+  /** The hook that copied the bytes. */
+  hook: "xdp" | "tc";
   owner: KernelOwner | null;
   /** Where data[0] is in the direction's bytes. */
   offset: number;
@@ -55,6 +57,7 @@ export function decodeIdsCopy(record: Buffer): IdsCopy {
           ? "blocked"
           : "allowed",
     ifindex: r.ifindex,
+    hook: r.hook === Hook.xdpIngress ? "xdp" : "tc",
     owner: decodeOwner(r.owner),
     offset: r.offset,
     data: Buffer.from(whole.subarray(IdsConst.header, IdsConst.header + len)),
