@@ -11,6 +11,8 @@ import { checkPolicySource, textOnlyHost } from "../../src/config/parse.ts";
 import { nodeHost } from "../../src/host/index.ts";
 import { parsePolicy } from "../../src/config/index.ts";
 import { IdsMatcher, type IdsStream } from "../../src/policy/ids-match.ts";
+import { explanationLines } from "../../src/policy/explain-lines.ts";
+import { parseConnectionText } from "../../src/policy/index.ts";
 
 const HTTP =
   'alert tcp any any -> $HOME_NET [80,8080:8090] (msg:"admin probe"; flow:established,to_server; content:"GET"; depth:3; content:"/ADMIN"; nocase; distance:1; within:10; sid:1000001; rev:2; classtype:web-application-attack;)';
@@ -184,4 +186,37 @@ test("matcher: contents in order with their windows, nocase, the header and flow
     m.watching(stream("")).map((r) => r.sid),
     [1000001, 2, 3],
   );
+});
+
+test("moat explain: the signatures watching a connection each way, and what a match does", () => {
+  const model = parsePolicy(
+    [
+      "version: 1",
+      "mode: prevent",
+      "defaults: { ingress: allow, egress: allow }",
+      "ids:",
+      "  mode: prevent",
+      "  rules:",
+      `    - 'drop tcp any any -> $HOME_NET 80 (msg:"admin probe"; flow:to_server; content:"/admin"; sid:1;)'`,
+      `    - 'alert tcp $HOME_NET 80 -> any any (msg:"server error"; flow:to_client; content:"500"; sid:2;)'`,
+      `    - 'alert tcp any any -> any 22 (msg:"ssh"; content:"SSH-"; sid:3;)'`,
+      "",
+    ].join("\n"),
+    "p.yaml",
+    textOnlyHost,
+  );
+  const conn = (words: string[]) => {
+    const parsed = parseConnectionText(words, "ingress");
+    assert.ok(parsed.ok);
+    return parsed.value;
+  };
+  const facts = conn(["tcp", "203.0.113.9:51514", "->", "10.0.0.1:80"]);
+  const lines = explanationLines(model, facts).filter((l) => l.startsWith("ids"));
+  assert.deepEqual(lines, [
+    'ids to_server: the first 512 bytes are matched against sid 1 "admin probe" (drop)',
+    'ids to_client: the first 512 bytes are matched against sid 2 "server error" (alert)',
+    "ids: a match is reported; a drop or reject signature's match cuts the connection, after the matched bytes reached the socket",
+  ]);
+  const other = explanationLines(model, conn(["udp", "203.0.113.9:5000", "->", "10.0.0.1:53"]));
+  assert.equal(other.filter((l) => l.startsWith("ids")).length, 0);
 });
