@@ -158,6 +158,22 @@ describe("ids: what is not copied", () => {
     }
   });
 
+  test("sample: 1 in 4 flows is copied, by its addresses and ports", () => {
+    const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  sample: 4`);
+    try {
+      let copied = 0;
+      for (let i = 0; i < 64; i++) {
+        const f = tcpFlow(false);
+        ids.run("xdp", f.inbound("S", 1000));
+        ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+        copied += ids.taken().length;
+      }
+      assert.ok(copied >= 4 && copied <= 36, `${copied} of 64 flows copied at 1 in 4`);
+    } finally {
+      ids.close();
+    }
+  });
+
   test("sample: flows the sample leaves out are not copied", () => {
     const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  sample: 1000000`);
     try {
