@@ -92,20 +92,15 @@ __noinline int moat_ids_take(struct pkt *p, __u32 frame_len, __u32 hook, __u32 i
 		return 0;
 	__u32 slot = p->ids_slot & 1;
 	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
-	if (!cfg)
+	if (!cfg || !cfg->bytes)
 		return 0;
-	__u32 len = cfg->bytes ? ids_payload(p, frame_len, &p->ids_off) : 0;
-	if (cfg->bytes && (!len || !ids_sampled(&p->t, cfg->sample)))
+	__u32 len = ids_payload(p, frame_len, &p->ids_off);
+	if (!len || !ids_sampled(&p->t, cfg->sample))
 		return 0;
 	int src_side = ct_key(&p->t, &k);
 	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
 	if (!ct || (ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
 		return 0;
-	/* no signatures: the flow is not looked at again */
-	if (!cfg->bytes) {
-		ids_done(ct);
-		return 0;
-	}
 	struct moat_ids_flow *f = bpf_map_lookup_elem(&ids_flows, &ct->id);
 	if (!f) {
 		/* the flow's first look: read if seen from its start */

@@ -267,7 +267,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 
 	ct->created_ns = j->now;
 	ct->last_ns = j->now;
-	ids_want(p, j->slot);
+	if (j->m->ids)
+		ids_want(p, j->slot);
 	ct->packets[0] = 1;
 	ct->bytes[0] = j->len;
 	ct->ifindex = j->h->from.ifindex;
@@ -346,7 +347,7 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 	ct->last_ns = j->now;
 	/* the first bytes of a flow for the ids signatures (ids.h): one flag test once past them;
 	 * the program takes them after the judge (moat_ids_take), on a stack of its own */
-	if (!(ct->flags & MOAT_CT_IDS_DONE))
+	if (j->m->ids && !(ct->flags & MOAT_CT_IDS_DONE))
 		ids_want(p, j->slot);
 	/* plain adds: each side's counters are written by one direction, whose packets a
 	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */

@@ -177,8 +177,12 @@ struct moat_meta {
 	__u8 layer7; /* 1: some rule has MOAT_RULE_LAYER7 */
 	/* what the socket hooks may leave out under this policy (enum moat_lean); 0: nothing */
 	__u8 lean;
+	/* 1: the policy has ids signatures (ids_config says how much to copy, ids.h); 0: the packet
+	 * programs look at no flow's bytes */
+	__u8 ids;
+	__u8 pad_end[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 96, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 100, "moat_meta");
 
 /* moat_meta.lean: work the socket hooks skip because no rule of the policy reads its result */
 enum moat_lean {
@@ -198,7 +202,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 200, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 208, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {

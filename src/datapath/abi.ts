@@ -164,7 +164,7 @@ export const imageMeta = defineStruct("moat_image_meta", 8, {
   nx: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 96, {
+export const meta = defineStruct("moat_meta", 100, {
   generation: { offset: 0, type: "u32" },
   rule_count: { offset: 4, type: "u32" },
   default_rule: { offset: 8, bytes: 8 },
@@ -188,6 +188,7 @@ export const meta = defineStruct("moat_meta", 96, {
   names: { offset: 93, type: "u8" },
   layer7: { offset: 94, type: "u8" },
   lean: { offset: 95, type: "u8" },
+  ids: { offset: 96, type: "u8" },
 });
 
 /** moat_meta.lean (enum moat_lean): what the socket hooks may leave out under a policy. */

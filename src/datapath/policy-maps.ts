@@ -343,6 +343,7 @@ export class PolicyMaps {
           names: policy.names ? 1 : 0,
           layer7: image.rules.some((r) => r.layer7) ? 1 : 0,
           lean: (lean.skipRecord ? LEAN_RECORD : 0) | (lean.skipExe ? LEAN_NO_EXE : 0),
+          ids: image.ids ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,
