@@ -4,8 +4,12 @@
 // make every run a new connection (a SYN judged by the policy), ESTABLISHED runs find the
 // connection tracked. A round measures the baseline and every variant back to back, so a busy
 // machine slows them alike; the figures are medians over the rounds of (variant - baseline).
+// The ids rows send a SYN with 64 bytes of payload (to the baseline too): NEW is a flow's first
+// bytes copied (1 in `sample` flows), ESTABLISHED a flow past them; the ids ring is drained
+// before each run.
 //
 //   node bench/protect.ts            writes bench/results/protect.json
+//   B12_ONLY=ids node bench/protect.ts   the variants whose name starts with "ids" only
 import { cpus, release } from "node:os";
 import { Datapath } from "../src/datapath/datapath.ts";
 import { compile } from "../src/policy/compile/compile.ts";
@@ -40,7 +44,13 @@ interface Variant {
   /** The hook it is measured on. */
   hook: "xdp" | "tc";
   text: string;
+  /** Payload bytes of the probe (its baseline's too). */
+  payload?: number;
 }
+
+const IDS = (sample: number) => `ids:
+  sample: ${sample}
+  rules: ['alert tcp any any -> any 80 (msg:"probe"; content:"/admin"; sid:1;)']`;
 
 const limit = (algorithm: string) =>
   `    rate_limit: { rate: 1000000/s, burst: 1000000, algorithm: ${algorithm} }`;
@@ -57,12 +67,18 @@ const VARIANTS: Variant[] = [
     text: policy("", "scrub: { min_ttl: 128, clear_df: true }"),
   },
   { name: "scrub.random_ip_id", hook: "tc", text: policy("", "scrub: { random_ip_id: true }") },
+  { name: "ids sampling (1 in 8 flows)", hook: "xdp", text: policy("", IDS(8)), payload: 64 },
+  { name: "ids (every flow)", hook: "xdp", text: policy("", IDS(1)), payload: 64 },
 ];
 const BASELINE = policy("");
+/** B12_ONLY=ids: the variants whose name starts so (default: all). */
+const ONLY = process.env.B12_ONLY;
+const MEASURED = ONLY ? VARIANTS.filter((v) => v.name.startsWith(ONLY)) : VARIANTS;
 
 /** A SYN to port 80 with an MSS option (so the clamp has work), TTL 64 and DF. */
-const probe = (hook: "xdp" | "tc"): Buffer => {
+const probe = (hook: "xdp" | "tc", payload = 0): Buffer => {
   const spec: PacketSpec = {
+    ...(payload ? { payload } : {}),
     src: hook === "xdp" ? "192.0.2.1" : LOCAL,
     dst: hook === "xdp" ? LOCAL : "192.0.2.1",
     proto: "tcp",
@@ -84,16 +100,32 @@ const run = (dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): n
 
 const bench = benchDatapaths(KEYS);
 const { fresh, tracked } = bench;
+// the ids copies, read away before each run so a full ring does not change what is measured
+const idsRings = [fresh.subscribeIds(() => {}), tracked.subscribeIds(() => {})];
+const drain = () => {
+  for (const r of idsRings) r.drain();
+};
 
 /** One measurement of `text` on `hook`: NEW and ESTABLISHED ns per packet. */
-function measure(text: string, hook: "xdp" | "tc"): { fresh: number; established: number } {
+function measure(
+  text: string,
+  hook: "xdp" | "tc",
+  payload = 0,
+): { fresh: number; established: number } {
   const image = compile(parsePolicy(text, "bench.yaml"));
   fresh.apply({ packet: image });
   tracked.apply({ packet: image });
   tracked.clearConntrack();
-  const data = probe(hook);
-  run(tracked, hook, data, KEYS); // the connections of every rotated source exist
-  return { fresh: run(fresh, hook, data), established: run(tracked, hook, data) };
+  const data = probe(hook, payload);
+  // the connections of every rotated source exist, past their first bytes (and packets)
+  for (let i = 0; i < 40; i++) {
+    run(tracked, hook, data, KEYS);
+    drain();
+  }
+  drain();
+  const f = run(fresh, hook, data);
+  drain();
+  return { fresh: f, established: run(tracked, hook, data) };
 }
 
 try {
@@ -104,9 +136,9 @@ try {
   };
   for (let round = 0; round < ROUNDS; round++) {
     console.error(`round ${round + 1} of ${ROUNDS}`);
-    for (const v of VARIANTS) {
-      const base = measure(BASELINE, v.hook);
-      const with_ = measure(v.text, v.hook);
+    for (const v of MEASURED) {
+      const base = measure(BASELINE, v.hook, v.payload);
+      const with_ = measure(v.text, v.hook, v.payload);
       const d = deltas.get(v.name) ?? { fresh: [], established: [] };
       d.fresh.push(with_.fresh - base.fresh);
       d.established.push(with_.established - base.established);
@@ -115,7 +147,7 @@ try {
       baselines[v.hook]?.established.push(base.established);
     }
   }
-  const rows = VARIANTS.map((v) => {
+  const rows = MEASURED.map((v) => {
     const d = deltas.get(v.name) ?? { fresh: [], established: [] };
     return {
       function: v.name,

@@ -25,6 +25,7 @@ import { interfaceNames, startEventPath } from "./daemon/event-path.ts";
 import { startFlowPath } from "./daemon/flow-path.ts";
 import { startAnomalyPath } from "./daemon/anomaly-path.ts";
 import { startQuicPath } from "./daemon/quic-path.ts";
+import { startIdsPath } from "./daemon/ids-path.ts";
 import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { startFloodWatch, synCookiesLine } from "./daemon/flood-watch.ts";
@@ -282,6 +283,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     process: (owner) => attribution.attribute(owner),
     names: (owner, ip) => dns.namesOf(owner, ip),
   });
+  // ids signatures on the first bytes of flows (docs/policy.md, "ids")
+  const idsPath = startIdsPath({
+    source: datapath,
+    model: () => policy.active.model,
+    push: (event) => pipeline.push(event),
+    process: (owner) => attribution.attribute(owner),
+    interfaceName: (ifindex) =>
+      datapath.attachments.find((a) => a.ifindex === ifindex)?.interface ?? null,
+    cut: (copy) => {
+      const done = datapath.cutIds(copy);
+      return done.blocked || done.destroyed;
+    },
+  });
+  const ids = initial.model.ids;
+  if (ids)
+    log(
+      `ids: ${ids.signatures.length} signatures on the first ${ids.bytes} bytes of ${ids.sample === 1 ? "every flow" : `1 in ${ids.sample} flows`}, mode ${ids.mode}` +
+        (ids.refused ? `; ${ids.refused} refused (moat check ${policyPath} says why)` : ""),
+    );
   const snapshot = snapshotSource(
     datapath,
     {
@@ -293,6 +313,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
       warnings: nameServiceStatus(() => policy.active.model),
       flows: () => flows.counters(),
+      ids: () => idsPath.counters(),
     },
     pipeline,
   );

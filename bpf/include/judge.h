@@ -16,6 +16,7 @@
 #include "basics.h"
 #include "ratelimit.h"
 #include "scrub.h"
+#include "ids.h"
 
 enum judge_out {
 	OUT_PASS = 0,
@@ -266,6 +267,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 
 	ct->created_ns = j->now;
 	ct->last_ns = j->now;
+	if (j->m->ids)
+		ids_want(p, j->slot);
 	ct->packets[0] = 1;
 	ct->bytes[0] = j->len;
 	ct->ifindex = j->h->from.ifindex;
@@ -342,6 +345,10 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
 		rejudge(j, k, ct);
 	ct->last_ns = j->now;
+	/* the first bytes of a flow for the ids signatures (ids.h): one flag test once past them;
+	 * the program takes them after the judge (moat_ids_take), on a stack of its own */
+	if (j->m->ids && !(ct->flags & MOAT_CT_IDS_DONE))
+		ids_want(p, j->slot);
 	/* plain adds: each side's counters are written by one direction, whose packets a
 	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */
 	if (from) {

@@ -35,6 +35,9 @@ struct moat_flood_icmp *moat_btf_flood_icmp __attribute__((unused));
 struct moat_flood_secret *moat_btf_flood_secret __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
+struct moat_ids *moat_btf_ids __attribute__((unused));
+struct moat_ids_flow *moat_btf_ids_flow __attribute__((unused));
+struct moat_ids_record *moat_btf_ids_record __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
 struct moat_btf_enums {
@@ -59,6 +62,7 @@ struct moat_btf_enums {
 	enum moat_limit_key_flag limit_key_flag;
 	enum moat_scrub_flag scrub_flag;
 	enum moat_flood_counter flood_counter;
+	enum moat_ids_const ids_const;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
@@ -572,6 +576,39 @@ struct {
 	__type(key, __u32);
 	__type(value, struct moat_scrub);
 } scrub_config SEC(".maps");
+
+/* ids (ids.h, docs/policy.md "ids") */
+/* key: slot; value: that generation's ids settings (struct moat_ids); written by user space
+ * before the flip */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct moat_ids);
+} ids_config SEC(".maps");
+
+/* key: connection id; value: what the flow has had copied (struct moat_ids_flow), while it is
+ * being copied; written by the packet programs. lru: a flow that never finishes is forgotten */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct moat_ids_flow);
+} ids_flows SEC(".maps");
+
+/* struct moat_ids_record copies (header and data), read by the daemon's signatures */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+} ids_records SEC(".maps");
+
+/* key: the hook (as scratch's); value: the record being built, off the stack */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct moat_ids_record);
+} ids_scratch SEC(".maps");
 
 /* key: 0; value: this cpu's invalid tcp flag reports (one a second at most); written by the
  * packet programs */

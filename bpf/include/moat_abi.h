@@ -177,8 +177,12 @@ struct moat_meta {
 	__u8 layer7; /* 1: some rule has MOAT_RULE_LAYER7 */
 	/* what the socket hooks may leave out under this policy (enum moat_lean); 0: nothing */
 	__u8 lean;
+	/* 1: the policy has ids signatures (ids_config says how much to copy, ids.h); 0: the packet
+	 * programs look at no flow's bytes */
+	__u8 ids;
+	__u8 pad_end[3];
 };
-_Static_assert(sizeof(struct moat_meta) == 96, "moat_meta");
+_Static_assert(sizeof(struct moat_meta) == 100, "moat_meta");
 
 /* moat_meta.lean: work the socket hooks skip because no rule of the policy reads its result */
 enum moat_lean {
@@ -198,7 +202,7 @@ struct moat_state {
 	__u32 pad;
 	struct moat_meta meta[2];
 };
-_Static_assert(sizeof(struct moat_state) == 200, "moat_state");
+_Static_assert(sizeof(struct moat_state) == 208, "moat_state");
 
 /* Packets and bytes of one counter. */
 struct moat_counter {
@@ -262,7 +266,10 @@ enum moat_counter_index {
 	MOAT_CNT_TTL_RAISED = 38,  /* ttl / hop limit raised to scrub.min_ttl */
 	MOAT_CNT_DF_CLEARED = 39,  /* ipv4 don't-fragment bit cleared (scrub.clear_df) */
 	MOAT_CNT_IP_ID_RANDOMISED = 40, /* outgoing ipv4 id replaced (scrub.random_ip_id) */
-	MOAT_CNT_MAX = 41,
+	/* ids (ids.h): first bytes of flows copied for the daemon's signatures (bytes: payload) */
+	MOAT_CNT_IDS_COPIED = 41,
+	MOAT_CNT_IDS_LOST = 42, /* copies lost: the ids ring buffer was full (the packet passed) */
+	MOAT_CNT_MAX = 43,
 };
 
 /* The one per-CPU value of the counters map: every counter, indexed by enum
@@ -270,7 +277,7 @@ enum moat_counter_index {
 struct moat_counters {
 	struct moat_counter c[MOAT_CNT_MAX];
 };
-_Static_assert(sizeof(struct moat_counters) == 656, "moat_counters");
+_Static_assert(sizeof(struct moat_counters) == 688, "moat_counters");
 
 /* Counters of one rule in one generation. The rule_stats table holds stats_rows rows of
  * rule_count + 2 entries; a cpu adds to row cpu % stats_rows (atomically). */
@@ -445,6 +452,9 @@ enum moat_ct_flag {
 	MOAT_CT_RELAYED = 0x200,
 	/* the deciding rule has a rate limit (MOAT_RULE_LIMITED): its packets are counted */
 	MOAT_CT_LIMITED = 0x400,
+	/* ids (ids.h): nothing more of this flow is copied (its first bytes were, or it was not
+	 * sampled, or it was opened before) */
+	MOAT_CT_IDS_DONE = 0x800,
 };
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
@@ -708,6 +718,59 @@ struct moat_scrub {
 	__u16 pad;
 };
 _Static_assert(sizeof(struct moat_scrub) == 8, "moat_scrub");
+
+/* IDS signatures (ids.h, docs/policy.md "ids"): one generation's settings (ids_config, by
+ * slot). bytes 0: no signatures, nothing copied */
+struct moat_ids {
+	__u16 bytes; /* of each direction of a flow, at most MOAT_IDS_MAX_BYTES */
+	__u16 pad;
+	__u32 sample; /* 1 in this many flows (0 or 1: every flow) */
+};
+_Static_assert(sizeof(struct moat_ids) == 8, "moat_ids");
+
+enum moat_ids_const {
+	MOAT_IDS_MAX_BYTES = 1024,
+	/* a flow direction's first bytes come in at most this many packets */
+	MOAT_IDS_MAX_PACKETS = 8,
+	MOAT_IDS_HEADER = 128, /* the bytes of struct moat_ids_record before data */
+};
+
+/* What one flow has had copied so far, by direction (0: sent by the initiator), while it is
+ * being copied (ids_flows, by connection id) */
+struct moat_ids_flow {
+	__u32 next_seq[2]; /* tcp: the sequence number the next in-order segment starts at */
+	__u16 copied[2];   /* bytes */
+	__u8 packets[2];
+	__u8 started[2];
+};
+_Static_assert(sizeof(struct moat_ids_flow) == 16, "moat_ids_flow");
+
+/* One copy of a packet's first bytes, through the ids_records ring buffer (its length is the
+ * header and `len` bytes of data). Oriented by the connection: local is this host. */
+struct moat_ids_record {
+	__u64 ts_ns;
+	__u64 conn_id;	/* the conntrack entry's id: one flow's copies share it */
+	__u8 local[16]; /* ipv4 mapped */
+	__u8 remote[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 rule; /* the deciding rule in `generation` */
+	__u32 generation;
+	__u32 ifindex;
+	__u16 offset; /* of data[0] in the direction's bytes */
+	__u16 len;    /* bytes of data */
+	__u8 family;
+	__u8 protocol;
+	__u8 direction; /* the connection's: enum moat_direction */
+	__u8 to_server; /* 1: sent by the initiator */
+	__u8 hook;	/* enum moat_hook */
+	__u8 verdict;	/* the connection's: enum moat_event_type */
+	__u8 pad[6];
+	struct moat_owner owner; /* the local socket's owner, if the socket hooks saw it */
+	__u8 data[MOAT_IDS_MAX_BYTES];
+};
+_Static_assert(sizeof(struct moat_ids_record) == 1152, "moat_ids_record");
+_Static_assert(__builtin_offsetof(struct moat_ids_record, data) == MOAT_IDS_HEADER, "ids header");
 
 /* SYN flood defence (syncookie.h, docs/policy.md "flood"): one defended port (flood_ports, by
  * port; 0: every port without its own entry) */

@@ -50,6 +50,13 @@ struct pkt {
 	__u8 has_rel;
 	__u8 ext;	/* ipv4 options or ipv6 extension headers present */
 	__u8 hop_limit; /* ipv6 hop limit, ipv4 ttl */
+	__u32 l3_end;	/* where the ip datagram ends in the frame (0: unknown, big tcp) */
+	/* ids (ids.h): the judge sets ids_want (and the live slot) when the flow may still have
+	 * bytes to copy; moat_ids_take sets what the program copies (ids_len 0: nothing) */
+	__u32 ids_off;
+	__u32 ids_len;
+	__u32 ids_slot;
+	__u8 ids_want;
 };
 
 static __always_inline void addr_v4(__u8 *dst, const void *src)
@@ -192,6 +199,7 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		p->t.proto = proto;
 		p->ext = ip->ihl != 5;
 		p->hop_limit = ip->ttl;
+		p->l3_end = p->l3_off + bpf_ntohs(ip->tot_len);
 		addr_v4(p->t.src, &ip->saddr);
 		addr_v4(p->t.dst, &ip->daddr);
 		__u16 frag = bpf_ntohs(ip->frag_off);
@@ -210,6 +218,8 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
 		p->t.family = 6;
 		p->hop_limit = ip6->hop_limit;
+		if (ip6->payload_len)
+			p->l3_end = p->l3_off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		p->ext = ipv6_is_ext(nexthdr);
 		nexthdr = parse_ipv6_ext(c, nexthdr, &fi);
 		if (nexthdr < 0)

@@ -56,6 +56,9 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
+		/* the flow's first bytes for the ids signatures (ids.h) */
+		if (p->ids_want)
+			moat_ids_xdp(ctx, p);
 		const struct moat_scrub *c = kind == PKT_IP ? scrub_settings() : NULL;
 		if (c) {
 			__u16 mss = mss_clamp_of(p, c);
@@ -103,6 +106,8 @@ int moat_tc_egress(struct __sk_buff *skb)
 		s = bpf_sk_storage_get(&socks, sk, 0, 0);
 	int out = moat_judge(skb, p, kind, &h, s);
 	if (out == OUT_PASS) {
+		if (p->ids_want)
+			moat_ids_skb(skb, p, MOAT_HOOK_TC_EGRESS, 1);
 		scrub_skb(skb, p, kind, 1);
 		return TC_ACT_OK;
 	}
@@ -143,6 +148,8 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	 * side next sends */
 	if (out != OUT_PASS)
 		return TC_ACT_SHOT;
+	if (p->ids_want)
+		moat_ids_skb(skb, p, MOAT_HOOK_TC_INGRESS, 2);
 	scrub_skb(skb, p, kind, 0);
 	return TC_ACT_OK;
 }

@@ -101,6 +101,27 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
       flows.map(([verdict, f]) => [{ verdict }, f.bytes]),
     );
   }
+  if (s.ids) {
+    e.metric(
+      "moat_ids_matches_total",
+      "counter",
+      "IDS signature matches reported: detected, or blocked (the connection cut).",
+      [
+        [{ outcome: "detected" }, s.ids.detected],
+        [{ outcome: "blocked" }, s.ids.blocked],
+      ],
+    );
+    e.metric(
+      "moat_ids_copies_total",
+      "counter",
+      "First bytes of flows the kernel copied for the IDS signatures: read, lost (full ring), flow directions given up.",
+      [
+        [{ outcome: "read" }, s.ids.copies],
+        [{ outcome: "lost" }, s.counters.idsLost.packets],
+        [{ outcome: "gap" }, s.ids.gaps],
+      ],
+    );
+  }
   if (s.flood)
     e.metric(
       "moat_flood_syn_total",

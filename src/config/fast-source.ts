@@ -176,6 +176,17 @@ export class FastSource implements CheckedSource {
     return this.at(path, "key");
   }
 
+  quoted(path: readonly PathSegment[]): boolean {
+    let here: Located = { node: 0, key: -1 };
+    for (const seg of path) {
+      const next = this.child(here.node, seg);
+      if (!next) return false;
+      here = next;
+    }
+    const c = this.text[this.offsetOf(here, "value")];
+    return this.nodes.kind[here.node] === SCALAR && (c === '"' || c === "'");
+  }
+
   private at(path: readonly PathSegment[], want: "key" | "value"): SourcePos {
     const segs = this.trailSegs;
     const nodes = this.trailNodes;

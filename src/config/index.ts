@@ -56,3 +56,4 @@ export {
   type DecisionLifetime,
   type ModeDecision,
 } from "./decision.ts";
+export { parseSignature, type IdsSignature, type IdsParse } from "./ids-signature.ts";

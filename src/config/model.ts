@@ -10,6 +10,7 @@
 // - Protocols are IP protocol numbers (tcp 6, udp 17, icmp 1, icmpv6 58); null = any.
 // - Every section keeps the position it was written at, for diagnostics and `moat explain`.
 
+import type { IdsSignature } from "./ids-signature.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import type { AnomalyModel } from "./anomaly-settings.ts";
 import type { Family } from "./ip.ts";
@@ -429,6 +430,8 @@ export interface PolicyModel {
   udpAmplification?: UdpAmplification;
   /** `flood.icmp`: ICMP longer than maxSize bytes is dropped or reported (absent: none). */
   icmpFlood?: { maxSize: number; mode: Mode; pos: SourcePos };
+  /** `ids`: signatures matched on the first bytes of flows (absent: none, nothing copied). */
+  ids?: IdsModel;
   /**
    * `review.silent_block`: in prevent mode, unknown connections the defaults block go to the
    * review queue too (detect mode always queues them). Absent: false.
@@ -491,5 +494,27 @@ export interface SynFlood {
   holdSeconds: number;
   /** prevent: moat's SYN cookies under attack; detect: reported only. */
   mode: Mode;
+  pos: SourcePos;
+}
+
+/** `ids` (docs/policy.md, "ids"): the signatures moat accepted, and how flows are read. */
+export interface IdsModel {
+  /** detect (default): matches are reported; prevent: drop/reject signatures cut too. */
+  mode: Mode;
+  /** Bytes of each direction of a flow matched. */
+  bytes: number;
+  /** 1 in this many flows is read. */
+  sample: number;
+  signatures: IdsRule[];
+  /** Signatures skipped for keywords outside moat's subset (each reported as a warning). */
+  refused: number;
+  /** Files of signatures read, for reload-on-change. */
+  files: string[];
+  pos: SourcePos;
+}
+
+/** One accepted signature, with its text and where it was written. */
+export interface IdsRule extends IdsSignature {
+  text: string;
   pos: SourcePos;
 }

@@ -15,6 +15,7 @@ import { eventsLostChoice } from "./failure-events.ts";
 import { normalizeRateLimit } from "./normalize-rate-limit.ts";
 import { anomalySettings } from "./anomaly-settings.ts";
 import { normalizeSynFlood, normalizeUdpAmplification } from "./normalize-flood.ts";
+import { normalizeIds } from "./normalize-ids.ts";
 
 export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyModel | undefined {
   const { sets, files } = ctx.typed(["sets"])
@@ -31,6 +32,7 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
   const services = checkServices(ctx, doc);
   const dns = dnsSettings(ctx, doc);
   const anomaly = anomalySettings(ctx, doc);
+  const ids = normalizeIds(ctx, doc);
   if (ctx.diagnostics.some((d) => d.severity === "error")) return undefined;
   const defaults: PolicyModel["defaults"] = {
     ingress: doc.defaults?.ingress ?? "allow",
@@ -86,7 +88,8 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
     ...(doc.review?.silent_block !== undefined
       ? { review: { silentBlock: doc.review.silent_block, pos: ctx.pos(["review"]) } }
       : {}),
-    setFiles: files,
+    ...ids,
+    setFiles: [...files, ...(ids.ids?.files ?? [])],
   };
 }
 

@@ -5,6 +5,7 @@ import { List, Section, StringEnum } from "./schema-helpers.ts";
 import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { ScrubSchema } from "./schema-rate-limit.ts";
 import { FloodSchema } from "./schema-flood.ts";
+import { IdsSchema } from "./schema-ids.ts";
 import { FailureDaemonSchema } from "./failure-daemon.ts";
 import { FailureEventsLostSchema } from "./failure-events.ts";
 import { AnomalySchema } from "./schema-anomaly.ts";
@@ -374,6 +375,7 @@ export const PolicySchema = Section(
     scrub: Type.Optional(ScrubSchema),
     anomaly: Type.Optional(AnomalySchema),
     flood: Type.Optional(FloodSchema),
+    ids: Type.Optional(IdsSchema),
     review: Type.Optional(
       Section(
         {

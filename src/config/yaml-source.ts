@@ -39,6 +39,8 @@ export interface CheckedSource {
   pos(path: readonly PathSegment[]): SourcePos;
   /** Position of the key of the mapping entry at `path` (for "unknown property"). */
   keyPos(path: readonly PathSegment[]): SourcePos;
+  /** Whether the scalar at `path` is written in quotes (its text then starts one column on). */
+  quoted?(path: readonly PathSegment[]): boolean;
 }
 
 export class PolicySource implements CheckedSource {
@@ -114,6 +116,19 @@ export class PolicySource implements CheckedSource {
   /** Position of the key of the mapping entry at `path` (for "unknown property"). */
   keyPos(path: readonly PathSegment[]): SourcePos {
     return this.at(path, "key");
+  }
+
+  quoted(path: readonly PathSegment[]): boolean {
+    let here: Located = { node: this.doc.contents, pair: null };
+    for (const seg of path) {
+      const next = this.child(here.node, seg);
+      if (!next) return false;
+      here = next;
+    }
+    return (
+      isScalar(here.node) &&
+      (here.node.type === "QUOTE_DOUBLE" || here.node.type === "QUOTE_SINGLE")
+    );
   }
 
   private at(path: readonly PathSegment[], want: "key" | "value"): SourcePos {

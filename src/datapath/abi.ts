@@ -44,7 +44,9 @@ export const Counter = {
   ttlRaised: 38,
   dfCleared: 39,
   ipIdRandomised: 40,
-  max: 41,
+  idsCopied: 41,
+  idsLost: 42,
+  max: 43,
 } as const;
 
 export type CounterName = Exclude<keyof typeof Counter, "max">;
@@ -107,6 +109,7 @@ export const CtFlag = {
   pending: 0x100,
   relayed: 0x200,
   limited: 0x400,
+  idsDone: 0x800,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */
@@ -161,7 +164,7 @@ export const imageMeta = defineStruct("moat_image_meta", 8, {
   nx: { offset: 4, type: "u32" },
 });
 
-export const meta = defineStruct("moat_meta", 96, {
+export const meta = defineStruct("moat_meta", 100, {
   generation: { offset: 0, type: "u32" },
   rule_count: { offset: 4, type: "u32" },
   default_rule: { offset: 8, bytes: 8 },
@@ -185,6 +188,7 @@ export const meta = defineStruct("moat_meta", 96, {
   names: { offset: 93, type: "u8" },
   layer7: { offset: 94, type: "u8" },
   lean: { offset: 95, type: "u8" },
+  ids: { offset: 96, type: "u8" },
 });
 
 /** moat_meta.lean (enum moat_lean): what the socket hooks may leave out under a policy. */
@@ -470,6 +474,46 @@ export const quicInitial = defineStruct("moat_quic_initial", 1616, {
   data: { offset: 112, bytes: 1500 },
 });
 
+/** IDS signatures' settings of one slot (ids_config; bpf/include/ids.h). */
+export const ids = defineStruct("moat_ids", 8, {
+  bytes: { offset: 0, type: "u16" },
+  pad: { offset: 2, type: "u16" },
+  sample: { offset: 4, type: "u32" },
+});
+
+export const idsFlow = defineStruct("moat_ids_flow", 16, {
+  next_seq: { offset: 0, bytes: 8 },
+  copied: { offset: 8, bytes: 4 },
+  packets: { offset: 12, bytes: 2 },
+  started: { offset: 14, bytes: 2 },
+});
+
+/** enum moat_ids_const: a record is the header and up to maxBytes bytes. */
+export const IdsConst = { maxBytes: 1024, maxPackets: 8, header: 128 } as const;
+
+export const idsRecord = defineStruct("moat_ids_record", 1152, {
+  ts_ns: { offset: 0, type: "u64" },
+  conn_id: { offset: 8, type: "u64" },
+  local: { offset: 16, bytes: 16 },
+  remote: { offset: 32, bytes: 16 },
+  local_port: { offset: 48, type: "u16" },
+  remote_port: { offset: 50, type: "u16" },
+  rule: { offset: 52, type: "u32" },
+  generation: { offset: 56, type: "u32" },
+  ifindex: { offset: 60, type: "u32" },
+  offset: { offset: 64, type: "u16" },
+  len: { offset: 66, type: "u16" },
+  family: { offset: 68, type: "u8" },
+  protocol: { offset: 69, type: "u8" },
+  direction: { offset: 70, type: "u8" },
+  to_server: { offset: 71, type: "u8" },
+  hook: { offset: 72, type: "u8" },
+  verdict: { offset: 73, type: "u8" },
+  pad: { offset: 74, bytes: 6 },
+  owner: { offset: 80, bytes: 48 },
+  data: { offset: 128, bytes: 1024 },
+});
+
 export const redirect = defineStruct("moat_redirect", 20, {
   addr: { offset: 0, bytes: 16 },
   port: { offset: 16, type: "u16" },
@@ -532,4 +576,7 @@ export const codecs = [
   floodUdp,
   floodSecret,
   floodIcmp,
+  ids,
+  idsFlow,
+  idsRecord,
 ];

@@ -43,6 +43,8 @@ import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
+import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
+import type { IdsCopy } from "./ids-record.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
 import { cookieKfunc } from "./cookie-probe.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
@@ -217,6 +219,7 @@ export class Datapath {
     events: BpfMap;
     flowRecords: BpfMap;
     quicInitials: BpfMap;
+    idsRecords: BpfMap;
     ownerCookies: BpfMap;
     heartbeat: BpfMap;
     journal: BpfMap;
@@ -253,6 +256,7 @@ export class Datapath {
       events: this.object.map("events"),
       flowRecords: this.object.map("flow_records"),
       quicInitials: this.object.map("quic_initials"),
+      idsRecords: this.object.map("ids_records"),
       ownerCookies: this.object.map("owner_cookies"),
       heartbeat: this.object.map("heartbeat"),
       journal: this.object.map("name_journal"),
@@ -753,6 +757,23 @@ export class Datapath {
     });
     this.rings.push(ring);
     return ring;
+  }
+
+  /**
+   * Delivers every copy of a flow's first bytes for the ids signatures (struct moat_ids_record,
+   * header and data; a copy) to `onRecord`.
+   */
+  subscribeIds(onRecord: (record: Buffer) => void): RingBuffer {
+    const ring = new (native().RingBuffer)(this.maps.idsRecords, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
+    this.rings.push(ring);
+    return ring;
+  }
+
+  /** ids.mode prevent: blocks a matched connection's entry and destroys its local socket. */
+  cutIds(copy: IdsCopy): IdsCut {
+    return cutIdsConnection(this.maps.conntrack, copy, native());
   }
 
   /**

@@ -46,7 +46,9 @@ export type EventReason =
   /** ICMP packets longer than flood.icmp.max_size (docs/policy.md, "flood") */
   | "icmp_size"
   /** a port's SYN flood started or ended (docs/policy.md, "flood"); `attack` says which */
-  | "syn_flood";
+  | "syn_flood"
+  /** an ids signature matched the first bytes of the connection (docs/policy.md, "ids") */
+  | "ids";
 
 export interface Endpoint {
   ip: string;
@@ -156,6 +158,24 @@ export interface MoatEvent {
    * sets"): its name, kind, and the feed's category and confidence when the policy gives them.
    */
   feed?: { name: string; kind: "feed" | "dynamic"; category?: string; confidence?: number };
+  /** reason "ids": the signature that matched (docs/policy.md, "ids"). */
+  ids?: IdsMatchFacts;
+}
+
+/** What an ids event says of the signature that matched and where. */
+export interface IdsMatchFacts {
+  sid: number;
+  rev?: number;
+  msg: string;
+  classtype?: string;
+  /** The signature's action: alert reports; drop and reject cut under ids.mode prevent. */
+  action: "alert" | "drop" | "reject";
+  /** Which way the matched bytes went: to the server (from the side that opened it) or back. */
+  flow: "to_server" | "to_client";
+  /** Where the signature is written: FILE:LINE:COL. */
+  source: string;
+  /** prevent: whether the connection was cut (its local socket destroyed, its entry blocked). */
+  cut?: boolean;
 }
 
 /**
@@ -313,6 +333,8 @@ export function formatEventLine(ev: MoatEvent): string {
     return `${line} (UDP amplification: ${ev.aggregated?.packets ?? 0} packets over the limit)`;
   if (ev.reason === "icmp_size")
     return `${line} (oversized ICMP: ${ev.aggregated?.packets ?? 0} packets)`;
+  if (ev.reason === "ids" && ev.ids)
+    return `${line}${who} (ids sid ${ev.ids.sid} "${ev.ids.msg}" ${ev.ids.flow}${ev.ids.cut ? ", connection cut" : ""})`;
   if (ev.reason === "tcp_flags")
     return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")

@@ -11,6 +11,8 @@ export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./ev
 export { CtFlag } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
+export { decodeIdsCopy, type IdsCopy } from "./ids-record.ts";
+export { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
 export { conntrackExpired, type ConntrackCounts, type ConntrackEntry } from "./conntrack.ts";
 export {
   formatEventLine,
@@ -23,6 +25,7 @@ export {
   type EventLayer7,
   type QuicLayer7,
   type SynFloodAttack,
+  type IdsMatchFacts,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";

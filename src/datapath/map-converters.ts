@@ -30,6 +30,19 @@ for (const from of [2, 3])
         : "the policy slots are rebuilt by the first apply",
   });
 
+// policy 5 -> 6 added ids_config: as above, the first apply rebuilds the policy slots
+for (const from of [2, 3, 4, 5])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 6,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
 // policy 4 -> 5 widened scrub_config (the IP header's normalisation): as above, the first apply
 // rebuilds the policy slots, scrub_config with them, before any link changes.
 for (const from of [2, 3, 4])
@@ -45,14 +58,19 @@ for (const from of [2, 3, 4])
   });
 
 /** Counters per CPU in each conntrack layout. */
-const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41 };
+const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43 };
 
-// conntrack 1 -> 2 -> 3: the counters gained the rate limits' and scrubbing's, then the IP
-// header scrubbing's (zero to start); the connections and fragments are kept as they are
+// conntrack 1 -> 2 -> 3 -> 4: the counters gained the rate limits' and scrubbing's, then the IP
+// header scrubbing's, then the ids copies' (zero to start); the connections and fragments are
+// kept as they are (none has MOAT_CT_IDS_DONE: an old connection is read from its next packets
+// only if it is still within its first ones)
 for (const [from, to] of [
   [1, 2],
   [1, 3],
   [2, 3],
+  [1, 4],
+  [2, 4],
+  [3, 4],
 ] as const) {
   const before = (COUNTERS_IN_LAYOUT[from] ?? 0) * 16;
   const after = (COUNTERS_IN_LAYOUT[to] ?? 0) * 16;

@@ -25,7 +25,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 3: a fourth table image (names), name bindings (tbl_names), moat_rule.flags
     // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
     // 5: scrub_config's IP header normalisation (min_ttl, flags)
-    version: 5,
+    // 6: the ids signatures' settings (ids_config)
+    version: 6,
     maps: [
       "state",
       "tbl_dir4",
@@ -44,16 +45,20 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
       "tbl_names",
       "tbl_limits",
       "scrub_config",
+      "ids_config",
     ],
   },
   // connection ids come from the created-entries counter: adopted with the table they number
   // 2: counters for rate limits and scrubbing (moat_counters grew)
   // 3: counters for the IP header's scrubbing (ttlRaised, dfCleared, ipIdRandomised)
-  conntrack: { version: 3, maps: ["conntrack", "frags", "counters"] },
+  // 4: counters for the ids signatures' copies (idsCopied, idsLost); MOAT_CT_IDS_DONE
+  conntrack: { version: 4, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },
   quic: { version: 1, maps: ["quic_initials"] },
+  // the ids signatures' copies of flows' first bytes, and what each flow had copied so far
+  ids: { version: 1, maps: ["ids_records", "ids_flows"] },
   flows: { version: 1, maps: ["flow_records"] },
   daemon: { version: 1, maps: ["heartbeat"] },
   // the DNS proxy's names (identity, address, name, expiry): kept apart from the policy group,

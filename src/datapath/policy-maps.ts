@@ -10,6 +10,7 @@ import {
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
   scrub as scrubCodec,
+  ids as idsCodec,
   ScrubFlag,
   state as stateCodec,
 } from "./abi.ts";
@@ -119,6 +120,8 @@ export class PolicyMaps {
   private readonly state: BpfMap;
   /** Each slot's scrubbing settings (struct moat_scrub), written with its policy. */
   private readonly scrubConfig: BpfMap;
+  /** Each slot's ids settings (struct moat_ids), written with its policy. */
+  private readonly idsConfig: BpfMap;
   private readonly outers: Record<keyof typeof POLICY_TABLES, BpfMap>;
   private readonly generations: (Slot | undefined)[] = [undefined, undefined];
   private lastFlip = 0;
@@ -155,6 +158,7 @@ export class PolicyMaps {
     this.generationFloor = generationFloor;
     this.state = object.map("state");
     this.scrubConfig = object.map("scrub_config");
+    this.idsConfig = object.map("ids_config");
     this.redirects = new RedirectMaps(object);
     this.names = new NameMaps(object);
     this.limits = new LimitMaps(object);
@@ -339,6 +343,7 @@ export class PolicyMaps {
           names: policy.names ? 1 : 0,
           layer7: image.rules.some((r) => r.layer7) ? 1 : 0,
           lean: (lean.skipRecord ? LEAN_RECORD : 0) | (lean.skipExe ? LEAN_NO_EXE : 0),
+          ids: image.ids ? 1 : 0,
         },
         next,
         8 + idle * metaCodec.size,
@@ -368,6 +373,10 @@ export class PolicyMaps {
             (image.ipScrub?.randomIpId ? ScrubFlag.randomIpId : 0),
           pad: 0,
         }),
+      );
+      this.idsConfig.update(
+        u32Key(idle),
+        idsCodec.encode({ bytes: image.ids?.bytes ?? 0, pad: 0, sample: image.ids?.sample ?? 1 }),
       );
       // each limit's overflow bucket is there before the policy that has it goes live
       this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));
@@ -475,6 +484,7 @@ export class PolicyMaps {
     this.tables.close();
     this.limits.close();
     this.scrubConfig.close();
+    this.idsConfig.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
   }

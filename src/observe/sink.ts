@@ -78,6 +78,11 @@ export interface MoatSnapshot {
    * ports, over the rate, answered with moat's cookies, cookies checked, handed to listeners.
    */
   flood?: Record<string, bigint>;
+  /**
+   * The ids signatures since start (docs/policy.md, "ids"): copies read, flow directions given up
+   * for a lost copy, matches reported as detected and as blocked (cut).
+   */
+  ids?: { copies: number; gaps: number; detected: number; blocked: number };
   /** Flow records and their bytes by verdict since start (docs/observability.md). */
   flows?: Record<"allowed" | "blocked" | "detected", { records: number; bytes: number }>;
 }

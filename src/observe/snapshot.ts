@@ -27,6 +27,8 @@ export interface SnapshotState {
   warnings?(): string[];
   /** Flow records and bytes by verdict (the daemon's flow path). */
   flows?(): NonNullable<MoatSnapshot["flows"]>;
+  /** The ids signatures' matching (the daemon's ids path). */
+  ids?(): NonNullable<MoatSnapshot["ids"]>;
 }
 
 /** Counting the table walks it; a snapshot taken more often than this reuses the last count. */
@@ -71,6 +73,7 @@ export function snapshotSource(
       warnings: state.warnings?.() ?? [],
       ...(state.flows ? { flows: structuredClone(state.flows()) } : {}),
       ...(datapath.floodCounters ? { flood: datapath.floodCounters() } : {}),
+      ...(state.ids ? { ids: state.ids() } : {}),
     };
   };
 }

@@ -5,6 +5,7 @@ import { evaluate, type Decision } from "./evaluator.ts";
 import type { ConnectionFacts } from "./facts.ts";
 import { formatProcess } from "./process-text.ts";
 import { floodLines } from "./flood-lines.ts";
+import { idsLines } from "./ids-lines.ts";
 
 function endpoint(e: { ip: string; port?: number }, family: 4 | 6): string {
   const ip = family === 6 && e.port !== undefined ? `[${e.ip}]` : e.ip;
@@ -62,9 +63,14 @@ export function explanationLines(
   if (l7) out.push(l7);
   const result = evaluate(model, facts);
   if (result.verdict !== "deferred")
-    return [...out, ...decisionLines(result), ...floodLines(model, facts)];
+    return [
+      ...out,
+      ...decisionLines(result),
+      ...floodLines(model, facts),
+      ...idsLines(model, facts),
+    ];
   out.push("verdict: deferred", `rule: ${result.rule}`);
   out.push(`needs: ${result.needs.join(", ")}`, `reason: ${result.reason}`);
   for (const d of result.possible) out.push(`possible: ${d.verdict} by ${d.rule} (${d.reason})`);
-  return [...out, ...floodLines(model, facts)];
+  return [...out, ...floodLines(model, facts), ...idsLines(model, facts)];
 }

@@ -1,6 +1,6 @@
-// The conntrack group's converters: each CPU's counters of an older layout (1: 32, 2: 38) land at
-// the start of the wider value (3: 41), the new counters at 0; the connections and fragments are
-// kept.
+// The conntrack group's converters: each CPU's counters of an older layout (1: 32, 2: 38, 3: 41)
+// land at the start of the wider value (4: 43), the new counters at 0; the connections and
+// fragments are kept.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import "../../src/datapath/map-converters.ts";
@@ -10,13 +10,14 @@ import { Counter } from "../../src/datapath/abi.ts";
 for (const [from, width] of [
   [1, 32],
   [2, 38],
+  [3, 41],
 ] as const)
-  test(`counters of layout ${from} are carried into layout 3, every CPU's`, () => {
+  test(`counters of layout ${from} are carried into layout 4, every CPU's`, () => {
     carried(from, width);
   });
 
 function carried(from: number, width: number): void {
-  const c = converterFor("conntrack", from, 3);
+  const c = converterFor("conntrack", from, 4);
   assert.ok(c);
   assert.deepEqual(c.maps.conntrack, { keep: true });
   assert.deepEqual(c.maps.frags, { keep: true });
@@ -37,7 +38,9 @@ function carried(from: number, width: number): void {
     assert.equal(at(Counter.splicedConnections), BigInt(cpu * 1000 + 31));
     assert.equal(at(Counter.limitDropped), from < 2 ? 0n : BigInt(cpu * 1000 + 32));
     assert.equal(at(Counter.mssClamped), from < 2 ? 0n : BigInt(cpu * 1000 + 37));
-    assert.equal(at(Counter.ttlRaised), 0n);
-    assert.equal(at(Counter.ipIdRandomised), 0n);
+    assert.equal(at(Counter.ttlRaised), from < 3 ? 0n : BigInt(cpu * 1000 + 38));
+    assert.equal(at(Counter.ipIdRandomised), from < 3 ? 0n : BigInt(cpu * 1000 + 40));
+    assert.equal(at(Counter.idsCopied), 0n);
+    assert.equal(at(Counter.idsLost), 0n);
   }
 }

@@ -14,8 +14,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 const USAGE = `moat check [--json] FILE...
   Exit status: 0 every file is valid (warnings allowed), 1 a file has errors, 2 usage.
-  --json: one object a file: {file, ok, rules, sets, diagnostics: [{file, line, col, path,
-    severity, message}]}`;
+  --json: one object a file: {file, ok, rules, sets, signatures?, refused?, diagnostics: [{file,
+    line, col, path, severity, message}]} (signatures, refused: ids signatures accepted, refused)`;
 
 /** One file's outcome, as --json prints it. */
 export interface CheckResult {
@@ -24,6 +24,9 @@ export interface CheckResult {
   /** Counts of the accepted policy; absent when it has errors. */
   rules?: number;
   sets?: number;
+  /** ids signatures accepted and refused (present when the policy has an ids section). */
+  signatures?: number;
+  refused?: number;
   diagnostics: Diagnostic[];
 }
 
@@ -58,7 +61,16 @@ async function checkOne(file: string): Promise<CheckResult> {
   const model = policy?.model;
   const ok = model !== undefined && !diagnostics.some((d) => d.severity === "error");
   return model && ok
-    ? { file, ok, rules: model.rules.length, sets: model.sets.size, diagnostics }
+    ? {
+        file,
+        ok,
+        rules: model.rules.length,
+        sets: model.sets.size,
+        ...(model.ids
+          ? { signatures: model.ids.signatures.length, refused: model.ids.refused }
+          : {}),
+        diagnostics,
+      }
     : { file, ok, diagnostics };
 }
 
@@ -66,7 +78,11 @@ function summaryOf(r: CheckResult): string {
   const errors = r.diagnostics.filter((d) => d.severity === "error").length;
   const warnings = r.diagnostics.length - errors;
   const warned = warnings > 0 ? `, ${plural(warnings, "warning")}` : "";
+  const ids =
+    r.signatures !== undefined
+      ? `, ${plural(r.signatures, "ids signature")}${r.refused ? ` (${r.refused} refused)` : ""}`
+      : "";
   return r.ok
-    ? `${r.file}: ok, ${plural(r.rules ?? 0, "rule")}, ${plural(r.sets ?? 0, "set")}${warned}`
+    ? `${r.file}: ok, ${plural(r.rules ?? 0, "rule")}, ${plural(r.sets ?? 0, "set")}${ids}${warned}`
     : `${r.file}: ${plural(errors, "error")}${warned}`;
 }

@@ -91,6 +91,16 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "SYN flood defence: SYNs to defended ports, over the rate, cookies sent and checked, connections handed to listeners",
     "{packet}",
   );
+  const idsMatches = counter(
+    "moat.ids.matches",
+    "IDS signature matches reported: detected, or blocked (the connection cut)",
+    "{match}",
+  );
+  const idsCopies = counter(
+    "moat.ids.copies",
+    "First bytes of flows copied by the kernel for the IDS signatures, or lost to a full ring",
+    "{copy}",
+  );
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -126,6 +136,12 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       r.observe(limited, Number(c.limitFull.packets), { "moat.outcome": "table_full" });
       r.observe(scrubbed, Number(c.tcpFlagsDropped.packets), { "moat.outcome": "dropped" });
       r.observe(scrubbed, Number(c.tcpFlagsDetected.packets), { "moat.outcome": "detected" });
+      if (s.ids) {
+        r.observe(idsMatches, s.ids.detected, { "moat.outcome": "detected" });
+        r.observe(idsMatches, s.ids.blocked, { "moat.outcome": "blocked" });
+      }
+      r.observe(idsCopies, Number(c.idsCopied.packets), { "moat.outcome": "copied" });
+      r.observe(idsCopies, Number(c.idsLost.packets), { "moat.outcome": "lost" });
       for (const [name, n] of Object.entries(s.flood ?? {}))
         r.observe(flood, Number(n), { "moat.flood.counter": name });
       const lost = o.lost();
@@ -147,6 +163,8 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       limited,
       scrubbed,
       flood,
+      idsMatches,
+      idsCopies,
       otelLost,
     ],
   );

@@ -261,6 +261,10 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? scrubImage(model.scrub) : {}),
+    // no signature: nothing is copied (a policy whose every signature was refused costs nothing)
+    ...(model.ids && model.ids.signatures.length > 0
+      ? { ids: { bytes: model.ids.bytes, sample: model.ids.sample } }
+      : {}),
     ...(model.synFlood ? { synFlood: synFloodImage(model.synFlood) } : {}),
     ...(model.icmpFlood
       ? {

@@ -108,6 +108,8 @@ export interface ClassifierImage {
    * The top image only.
    */
   mss?: { v4: number; v6: number };
+  /** ids: bytes of each flow direction copied for the signatures, 1 in `sample` flows. */
+  ids?: { bytes: number; sample: number };
   /** scrub's IP header normalisation (minTtl 0: untouched). The top image only. */
   ipScrub?: { minTtl: number; clearDf: boolean; randomIpId: boolean };
   /**

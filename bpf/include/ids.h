@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* IDS signatures (docs/policy.md "ids"): the packet programs copy the first bytes of each
+ * direction of a flow (ids_config's `bytes`, in at most MOAT_IDS_MAX_PACKETS packets) to the
+ * ids_records ring buffer, where the daemon matches the policy's signatures. The judge decides
+ * what to copy (ids_take, with the flow's conntrack entry); the program copies it (ids_copy_*),
+ * since only it knows its context's type. A flow past its first bytes has MOAT_CT_IDS_DONE and
+ * costs one flag test; without signatures nothing is looked up past the payload length. A full
+ * ring loses the copy (counted), never the packet. */
+#ifndef MOAT_IDS_H
+#define MOAT_IDS_H
+
+#include "maps.h"
+#include "counters.h"
+#include "packet.h"
+#include "conntrack.h"
+
+/* a global function's argument that is the program's context (the kernel reads the tag) */
+#ifndef __arg_ctx
+#define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
+#endif
+
+/* a flow whose first this many packets (both ways) went by unread is not read any more */
+#define MOAT_IDS_FLOW_PACKETS (4 * MOAT_IDS_MAX_PACKETS)
+
+/* the l4 payload of p: its offset in the frame and its length (0: none) */
+static __always_inline __u32 ids_payload(const struct pkt *p, __u32 frame_len, __u32 *off)
+{
+	__u32 start;
+
+	if (p->t.proto == IPPROTO_TCP)
+		start = p->l4_off + p->l4_len;
+	else if (p->t.proto == IPPROTO_UDP)
+		start = p->l4_off + 8;
+	else
+		return 0;
+	/* the ip length, not the frame's: ethernet pads short frames */
+	__u32 end = p->l3_end > p->l3_off ? p->l3_end : frame_len;
+	if (end > frame_len)
+		end = frame_len;
+	if (end <= start)
+		return 0;
+	*off = start;
+	return end - start;
+}
+
+/* 1 in `sample` flows, by a hash of the flow's addresses and ports that is the same both ways
+ * (known before any lookup, so a flow left out costs a few instructions a packet) */
+static __always_inline int ids_sampled(const struct tuple *t, __u32 sample)
+{
+	if (sample <= 1)
+		return 1;
+	const __u32 *s = (const __u32 *)t->src;
+	const __u32 *d = (const __u32 *)t->dst;
+	__u64 x = (__u64)((s[0] ^ d[0]) + (s[1] ^ d[1]) + (s[2] ^ d[2]) + (s[3] ^ d[3])) << 16;
+	x ^= (__u32)(t->sport ^ t->dport) | (__u64)t->proto << 48;
+	__u32 h = (__u32)((x * 0x9E3779B97F4A7C15ull) >> 32);
+	return h % sample == 0;
+}
+
+/* the judge: this packet's flow may still have bytes to copy (the take decides) */
+static __always_inline void ids_want(const struct pkt *p, __u32 slot)
+{
+	struct pkt *w = (struct pkt *)p;
+
+	w->ids_want = 1;
+	w->ids_slot = slot;
+}
+
+static __always_inline void ids_done(struct moat_ct *ct)
+{
+	if (!(ct->flags & MOAT_CT_IDS_DONE))
+		__sync_fetch_and_or(&ct->flags, MOAT_CT_IDS_DONE);
+}
+
+static __always_inline int ids_direction_done(const struct moat_ids_flow *f, int d, __u16 want)
+{
+	return f->copied[d & 1] >= want || f->packets[d & 1] >= MOAT_IDS_MAX_PACKETS;
+}
+
+/* a new flow's record in ids_flows */
+static const struct moat_ids_flow ids_fresh = {};
+
+/* What of this packet to copy (the judge set p->ids_want): the record's header into ids_scratch
+ * at `key` (the program's scratch key), the payload's offset and length into p->ids_off and
+ * p->ids_len (0: nothing). A global function, verified once, on a stack of its own beside the
+ * judge's. h: the hook; returns 0. */
+__noinline int moat_ids_take(struct pkt *p, __u32 frame_len, __u32 hook, __u32 ifindex, __u32 key)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+
+	if (!p)
+		return 0;
+	__u32 slot = p->ids_slot & 1;
+	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
+	if (!cfg || !cfg->bytes)
+		return 0;
+	__u32 len = ids_payload(p, frame_len, &p->ids_off);
+	if (!len || !ids_sampled(&p->t, cfg->sample))
+		return 0;
+	int src_side = ct_key(&p->t, &k);
+	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
+	if (!ct || (ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
+		return 0;
+	struct moat_ids_flow *f = bpf_map_lookup_elem(&ids_flows, &ct->id);
+	if (!f) {
+		/* the flow's first look: read if seen from its start */
+		if ((ct->flags & MOAT_CT_MIDSTREAM) ||
+		    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
+			ids_done(ct);
+			return 0;
+		}
+		bpf_map_update_elem(&ids_flows, &ct->id, &ids_fresh, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&ids_flows, &ct->id);
+		if (!f)
+			return 0;
+	}
+	__u16 want = cfg->bytes < MOAT_IDS_MAX_BYTES ? cfg->bytes : MOAT_IDS_MAX_BYTES;
+	int d = (src_side != ct->initiator) & 1;
+	if (ids_direction_done(f, d, want) ||
+	    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
+		if (ids_direction_done(f, d ^ 1, want) ||
+		    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
+			ids_done(ct);
+			bpf_map_delete_elem(&ids_flows, &ct->id);
+		}
+		return 0;
+	}
+	if (p->t.proto == IPPROTO_TCP) {
+		/* in order only: a retransmission or a segment out of order is not copied */
+		if (f->started[d] && p->seq != f->next_seq[d])
+			return 0;
+		f->next_seq[d] = p->seq + len;
+		f->started[d] = 1;
+	}
+	__u32 take = want - f->copied[d];
+	if (take > len)
+		take = len;
+	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
+	if (!r)
+		return 0;
+	/* the local side: the sender of what leaves, the receiver of what comes in */
+	int leaving = hook == MOAT_HOOK_TC_EGRESS;
+	__builtin_memcpy(r->local, leaving ? p->t.src : p->t.dst, 16);
+	__builtin_memcpy(r->remote, leaving ? p->t.dst : p->t.src, 16);
+	r->local_port = leaving ? p->t.sport : p->t.dport;
+	r->remote_port = leaving ? p->t.dport : p->t.sport;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->conn_id = ct->id;
+	r->rule = ct->rule;
+	r->generation = ct->generation;
+	r->ifindex = ifindex;
+	r->offset = f->copied[d];
+	r->len = (__u16)take;
+	r->family = p->t.family;
+	r->protocol = p->t.proto;
+	r->direction = ct->direction & 1;
+	r->to_server = !d;
+	r->hook = hook;
+	r->verdict = ct->verdict;
+	r->owner = ct->owner;
+	f->copied[d] += take;
+	f->packets[d] += 1;
+	p->ids_len = take;
+	return 0;
+}
+
+/* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
+static __always_inline void ids_submit(struct moat_ids_record *r, __u32 len)
+{
+	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, 0))
+		count(MOAT_CNT_IDS_LOST, len);
+	else
+		count(MOAT_CNT_IDS_COPIED, len);
+}
+
+/* the verifier needs the length's bounds in the register: 1 + [0, max - 1] */
+static __always_inline __u32 ids_bounded(__u32 len)
+{
+	__u32 last = len - 1;
+
+	if (last > MOAT_IDS_MAX_BYTES - 1)
+		last = MOAT_IDS_MAX_BYTES - 1;
+	return last + 1;
+}
+
+/* The xdp program's copy of what moat_ids_take chose: from the frame into the record, then to
+ * the ring buffer. Global functions, like the take, so the programs' own frames do not grow. */
+__noinline int moat_ids_xdp(struct xdp_md *ctx __arg_ctx, struct pkt *p)
+{
+	__u32 key = 0;
+
+	if (!p)
+		return 0;
+	moat_ids_take(p, ctx->data_end - ctx->data, MOAT_HOOK_XDP_INGRESS, ctx->ingress_ifindex,
+		      key);
+	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
+	if (!r || !p->ids_len)
+		return 0;
+	__u32 len = ids_bounded(p->ids_len);
+	if (bpf_xdp_load_bytes(ctx, p->ids_off, r->data, len))
+		return 0;
+	ids_submit(r, len);
+	return 0;
+}
+
+/* the same for the tc programs; key: their scratch key */
+__noinline int moat_ids_skb(struct __sk_buff *skb __arg_ctx, struct pkt *p, __u32 hook, __u32 key)
+{
+	if (!p)
+		return 0;
+	moat_ids_take(p, skb->len, hook, skb->ifindex, key);
+	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
+	if (!r || !p->ids_len)
+		return 0;
+	__u32 len = ids_bounded(p->ids_len);
+	if (bpf_skb_load_bytes(skb, p->ids_off, r->data, len))
+		return 0;
+	ids_submit(r, len);
+	return 0;
+}
+
+#endif /* MOAT_IDS_H */

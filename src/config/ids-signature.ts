@@ -1,0 +1,430 @@
+// moat's subset of the Suricata/Snort rule language (docs/policy.md, "ids"): one signature's
+// text -> what it matches, or why it is malformed, or which of its keywords moat refuses. Pure:
+// positions are offsets into the text, turned into FILE:LINE:COL by the caller.
+
+/** An address side of a signature's header. */
+export type IdsAddress =
+  | { kind: "any" }
+  /** $HOME_NET: this host's side of the connection; $EXTERNAL_NET: the peer's. */
+  | { kind: "home" | "external" }
+  | { kind: "list"; entries: { cidr: string; negated: boolean }[] };
+
+/** A port side: any, or ranges (all inclusive); negated ranges leave those ports out. */
+export type IdsPorts = { kind: "any" } | { kind: "list"; ranges: IdsPortRange[] };
+export interface IdsPortRange {
+  lo: number;
+  hi: number;
+  negated: boolean;
+}
+
+export interface IdsContent {
+  /** The bytes to find, one char a byte (latin1). */
+  pattern: string;
+  nocase: boolean;
+  /** content:!"...": the signature matches only where this is absent. */
+  negated: boolean;
+  /** Absolute window in the stream direction: starts at `offset`, ends `depth` bytes later. */
+  offset?: number;
+  depth?: number;
+  /** Relative to the end of the previous content's match. */
+  distance?: number;
+  within?: number;
+}
+
+export interface IdsSignature {
+  /** alert reports; drop and reject cut the connection under ids.mode prevent. */
+  action: "alert" | "drop" | "reject";
+  protocol: "tcp" | "udp" | "ip";
+  source: { addresses: IdsAddress; ports: IdsPorts };
+  target: { addresses: IdsAddress; ports: IdsPorts };
+  /** `<>`: either way. */
+  bidirectional: boolean;
+  /** flow:to_server (from the initiator) / to_client; absent: both. */
+  flow?: "to_server" | "to_client";
+  sid: number;
+  rev?: number;
+  msg: string;
+  classtype?: string;
+  contents: IdsContent[];
+}
+
+/** A problem at an offset of the signature's text. */
+export interface IdsProblem {
+  at: number;
+  message: string;
+  /** refused: well formed, but outside moat's subset (the signature is skipped, a warning). */
+  kind: "malformed" | "refused";
+}
+
+export type IdsParse =
+  { ok: true; signature: IdsSignature } | { ok: false; problems: IdsProblem[] };
+
+const ACTIONS = new Set(["alert", "drop", "reject"]);
+const PROTOCOLS = new Set(["tcp", "udp", "ip"]);
+/** Keywords that describe a signature without changing what it matches. */
+const DESCRIPTIVE = new Set(["reference", "metadata", "priority", "gid", "target", "fast_pattern"]);
+const CONTENT_MODIFIERS = new Set(["nocase", "offset", "depth", "distance", "within"]);
+const FLOW_ACCEPTED = new Set([
+  "to_server",
+  "to_client",
+  "from_server",
+  "from_client",
+  "established",
+  "only_stream",
+]);
+
+interface Token {
+  text: string;
+  at: number;
+}
+
+class Malformed extends Error {
+  readonly at: number;
+  constructor(at: number, message: string) {
+    super(message);
+    this.at = at;
+  }
+}
+
+/** Parses one signature. */
+export function parseSignature(text: string): IdsParse {
+  try {
+    return parse(text);
+  } catch (err) {
+    if (err instanceof Malformed)
+      return { ok: false, problems: [{ at: err.at, message: err.message, kind: "malformed" }] };
+    throw err;
+  }
+}
+
+function parse(text: string): IdsParse {
+  const open = text.indexOf("(");
+  if (open < 0)
+    throw new Malformed(0, "a signature is 'action proto src sport -> dst dport (options)'");
+  const header = words(text.slice(0, open));
+  if (header.length !== 7)
+    throw new Malformed(
+      header[0]?.at ?? 0,
+      `the header has ${header.length} words; it is 'action proto src sport -> dst dport'`,
+    );
+  const [action, proto, src, sport, arrow, dst, dport] = header as [
+    Token,
+    Token,
+    Token,
+    Token,
+    Token,
+    Token,
+    Token,
+  ];
+  const problems: IdsProblem[] = [];
+  if (!ACTIONS.has(action.text)) {
+    if (/^(pass|rejectsrc|rejectdst|rejectboth|sdrop|log|activate|dynamic)$/.test(action.text))
+      problems.push({
+        at: action.at,
+        kind: "refused",
+        message: `action '${action.text}' is not supported (alert, drop, reject)`,
+      });
+    else throw new Malformed(action.at, `unknown action '${action.text}' (alert, drop, reject)`);
+  }
+  if (!PROTOCOLS.has(proto.text))
+    problems.push({
+      at: proto.at,
+      kind: "refused",
+      message: `protocol '${proto.text}' is not supported (tcp, udp, ip): moat matches the first bytes of a flow, not an application protocol`,
+    });
+  if (arrow.text !== "->" && arrow.text !== "<>")
+    throw new Malformed(arrow.at, `the direction is '->' or '<>', not '${arrow.text}'`);
+  const source = { addresses: address(src, problems), ports: ports(sport, problems) };
+  const target = { addresses: address(dst, problems), ports: ports(dport, problems) };
+
+  const close = text.lastIndexOf(")");
+  if (close < open) throw new Malformed(open, "the options are not closed with ')'");
+  const rest = text.slice(close + 1).trim();
+  if (rest !== "") throw new Malformed(close + 1, "text after the closing ')'");
+  const options = splitOptions(text, open + 1, close);
+
+  const sig: IdsSignature = {
+    action: action.text as IdsSignature["action"],
+    protocol: proto.text as IdsSignature["protocol"],
+    source,
+    target,
+    bidirectional: arrow.text === "<>",
+    sid: 0,
+    msg: "",
+    contents: [],
+  };
+  let sidAt = -1;
+  for (const o of options) {
+    const last = sig.contents[sig.contents.length - 1];
+    switch (o.name) {
+      case "msg":
+        sig.msg = unquote(o);
+        break;
+      case "sid":
+        sig.sid = integer(o, 1, 2 ** 32 - 1);
+        sidAt = o.at;
+        break;
+      case "rev":
+        sig.rev = integer(o, 0, 2 ** 32 - 1);
+        break;
+      case "classtype":
+        sig.classtype = value(o);
+        break;
+      case "content":
+        sig.contents.push(content(o));
+        break;
+      case "flow":
+        flow(o, sig, problems);
+        break;
+      default:
+        if (CONTENT_MODIFIERS.has(o.name)) {
+          if (!last) throw new Malformed(o.at, `'${o.name}' must follow a content`);
+          modifier(o, last);
+        } else if (!DESCRIPTIVE.has(o.name)) {
+          problems.push({
+            at: o.at,
+            kind: "refused",
+            message: `keyword '${o.name}' is not supported (moat's subset: content, nocase, offset, depth, distance, within, flow, msg, sid)`,
+          });
+        }
+    }
+  }
+  if (sidAt < 0) throw new Malformed(open, "a signature needs a sid");
+  if (sig.contents.length === 0 && problems.length === 0)
+    throw new Malformed(open, "a signature needs at least one content");
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, signature: sig };
+}
+
+function words(s: string): Token[] {
+  const out: Token[] = [];
+  const re = /\S+/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s))) out.push({ text: m[0], at: m.index });
+  // a bracketed list may hold spaces: [1.2.3.4, 5.6.7.8]
+  const merged: Token[] = [];
+  for (const t of out) {
+    const prev = merged[merged.length - 1];
+    if (prev && depthOf(prev.text) > 0) prev.text += t.text;
+    else merged.push({ ...t });
+  }
+  return merged;
+}
+
+function depthOf(s: string): number {
+  let d = 0;
+  for (const c of s) d += c === "[" ? 1 : c === "]" ? -1 : 0;
+  return d;
+}
+
+function address(t: Token, problems: IdsProblem[]): IdsAddress {
+  if (t.text === "any") return { kind: "any" };
+  if (t.text === "$HOME_NET") return { kind: "home" };
+  if (t.text === "$EXTERNAL_NET") return { kind: "external" };
+  const entries: { cidr: string; negated: boolean }[] = [];
+  for (const item of listItems(t)) {
+    const negated = item.text.startsWith("!");
+    const body = negated ? item.text.slice(1) : item.text;
+    if (body.startsWith("$") || body.startsWith("[")) {
+      problems.push({
+        at: item.at,
+        kind: "refused",
+        message: `address '${body}' is not supported (any, $HOME_NET, $EXTERNAL_NET, IP, CIDR, [list], !negation)`,
+      });
+      continue;
+    }
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(body))
+      throw new Malformed(item.at, `'${body}' is not an IP address or CIDR`);
+    entries.push({ cidr: body, negated });
+  }
+  return { kind: "list", entries };
+}
+
+function ports(t: Token, problems: IdsProblem[]): IdsPorts {
+  if (t.text === "any") return { kind: "any" };
+  const ranges: IdsPortRange[] = [];
+  for (const item of listItems(t)) {
+    const negated = item.text.startsWith("!");
+    const body = negated ? item.text.slice(1) : item.text;
+    if (body.startsWith("$") || body.startsWith("[")) {
+      problems.push({
+        at: item.at,
+        kind: "refused",
+        message: `port '${body}' is not supported (any, N, N:M, N:, :M, [list], !negation)`,
+      });
+      continue;
+    }
+    const m = /^(\d*)(:?)(\d*)$/.exec(body);
+    if (!m || body === ":" || body === "")
+      throw new Malformed(item.at, `'${body}' is not a port or port range`);
+    const lo = m[1] === "" ? 0 : Number(m[1]);
+    const hi = m[2] === "" ? lo : m[3] === "" ? 65535 : Number(m[3]);
+    if (lo > 65535 || hi > 65535 || lo > hi)
+      throw new Malformed(item.at, `'${body}' is not a port or port range`);
+    ranges.push({ lo, hi, negated });
+  }
+  return { kind: "list", ranges };
+}
+
+/** The items of "[a,b,!c]" (one level), or the token itself ("![...]" too); offsets kept. */
+function listItems(t: Token): Token[] {
+  if (!t.text.startsWith("[")) return [t];
+  if (!t.text.endsWith("]")) throw new Malformed(t.at, "a list is not closed with ']'");
+  const out: Token[] = [];
+  let at = t.at + 1;
+  for (const part of t.text.slice(1, -1).split(",")) {
+    if (part === "") throw new Malformed(at, "an empty list entry");
+    out.push({ text: part, at });
+    at += part.length + 1;
+  }
+  return out;
+}
+
+interface OptionToken {
+  name: string;
+  /** The raw value (after ':'), trimmed; undefined for a bare keyword. */
+  value?: string;
+  at: number;
+  valueAt: number;
+}
+
+/** name[:value]; pairs, split at ';' outside quotes (\; and \" escape). */
+function splitOptions(text: string, from: number, to: number): OptionToken[] {
+  const out: OptionToken[] = [];
+  let start = from;
+  let quoted = false;
+  for (let i = from; i <= to; i++) {
+    const c = text[i];
+    if (c === "\\") {
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (i === to && quoted) throw new Malformed(start, "a quoted value is not closed");
+    if ((c === ";" && !quoted) || i === to) {
+      const raw = text.slice(start, i);
+      const lead = raw.length - raw.trimStart().length;
+      const trimmed = raw.trim();
+      if (trimmed !== "") {
+        const colon = trimmed.indexOf(":");
+        const name = (colon < 0 ? trimmed : trimmed.slice(0, colon)).trim();
+        const at = start + lead;
+        if (!/^[a-z_][a-z0-9_.-]*$/i.test(name))
+          throw new Malformed(at, `'${name}' is not a keyword`);
+        if (colon < 0) out.push({ name, at, valueAt: at });
+        else {
+          const v = trimmed.slice(colon + 1);
+          const vLead = v.length - v.trimStart().length;
+          out.push({ name, value: v.trim(), at, valueAt: at + colon + 1 + vLead });
+        }
+      } else if (i !== to) {
+        throw new Malformed(start, "an empty option");
+      }
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+function value(o: OptionToken): string {
+  if (o.value === undefined || o.value === "")
+    throw new Malformed(o.at, `'${o.name}' needs a value`);
+  return o.value;
+}
+
+function unquote(o: OptionToken): string {
+  const v = value(o);
+  const body = v.startsWith('"') && v.endsWith('"') && v.length >= 2 ? v.slice(1, -1) : v;
+  return body.replace(/\\(.)/g, "$1");
+}
+
+function integer(o: OptionToken, min: number, max: number): number {
+  const v = value(o);
+  if (!/^-?\d+$/.test(v)) throw new Malformed(o.valueAt, `'${o.name}' must be a whole number`);
+  const n = Number(v);
+  if (n < min || n > max) throw new Malformed(o.valueAt, `'${o.name}' must be ${min} to ${max}`);
+  return n;
+}
+
+/** content:"text|0d 0a|"; with \" \; \\ escapes and |hex| runs. */
+function content(o: OptionToken): IdsContent {
+  let v = value(o);
+  let at = o.valueAt;
+  const negated = v.startsWith("!");
+  if (negated) {
+    v = v.slice(1).trimStart();
+    at += 1;
+  }
+  if (!v.startsWith('"') || !v.endsWith('"') || v.length < 2)
+    throw new Malformed(at, "a content is a quoted string");
+  const body = v.slice(1, -1);
+  let out = "";
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === "\\") {
+      const next = body[i + 1];
+      if (next === undefined || !'";\\:|'.includes(next))
+        throw new Malformed(at + 1 + i, 'only \\" \\; \\\\ \\: and \\| are escapes in a content');
+      out += next;
+      i++;
+    } else if (c === "|") {
+      const end = body.indexOf("|", i + 1);
+      if (end < 0) throw new Malformed(at + 1 + i, "a |hex| run is not closed");
+      const hex = body.slice(i + 1, end).replace(/\s+/g, "");
+      if (!/^([0-9a-fA-F]{2})*$/.test(hex))
+        throw new Malformed(at + 1 + i, "a |hex| run holds pairs of hex digits");
+      for (let h = 0; h < hex.length; h += 2)
+        out += String.fromCharCode(parseInt(hex.slice(h, h + 2), 16));
+      i = end;
+    } else if (c === '"' || c === ";") {
+      throw new Malformed(at + 1 + i, `'${c}' in a content must be escaped`);
+    } else {
+      const code = c.charCodeAt(0);
+      if (code > 0xff)
+        throw new Malformed(at + 1 + i, "a content holds bytes: write other characters as |hex|");
+      out += c;
+    }
+  }
+  if (out.length === 0) throw new Malformed(at, "a content is not empty");
+  return { pattern: out, nocase: false, negated };
+}
+
+function modifier(o: OptionToken, c: IdsContent): void {
+  switch (o.name) {
+    case "nocase":
+      if (o.value !== undefined) throw new Malformed(o.at, "'nocase' takes no value");
+      c.nocase = true;
+      return;
+    case "offset":
+      c.offset = integer(o, 0, 65535);
+      return;
+    case "depth":
+      c.depth = integer(o, 1, 65535);
+      return;
+    case "distance":
+      c.distance = integer(o, -65535, 65535);
+      return;
+    case "within":
+      c.within = integer(o, 1, 65535);
+      return;
+  }
+}
+
+function flow(o: OptionToken, sig: IdsSignature, problems: IdsProblem[]): void {
+  let at = o.valueAt;
+  for (const raw of value(o).split(",")) {
+    const word = raw.trim();
+    const wordAt = at + (raw.length - raw.trimStart().length);
+    at += raw.length + 1;
+    if (!FLOW_ACCEPTED.has(word)) {
+      problems.push({
+        at: wordAt,
+        kind: "refused",
+        message: `flow '${word}' is not supported (to_server, to_client, from_server, from_client, established)`,
+      });
+      continue;
+    }
+    if (word === "to_server" || word === "from_client") sig.flow = "to_server";
+    if (word === "to_client" || word === "from_server") sig.flow = "to_client";
+  }
+}

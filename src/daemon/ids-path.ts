@@ -1,0 +1,156 @@
+// IDS signatures in the daemon (docs/policy.md, "ids"): the kernel copies the first bytes of each
+// direction of a flow (bpf/include/ids.h); here they are put back in order per flow direction and
+// matched against the live policy's signatures. Each signature that matches a connection is one
+// event (reason "ids", rule "ids:<sid>"), once per connection: "detected" for alert signatures
+// and under ids.mode detect, "blocked" when a drop or reject signature cut the connection under
+// ids.mode prevent. Flows are held briefly and in bounded number.
+import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
+import type { IdsModel, IdsRule, PolicyModel } from "../config/index.ts";
+import { decodeIdsCopy, type IdsCopy, type MoatEvent } from "../datapath/index.ts";
+import { IdsMatcher } from "../policy/index.ts";
+
+export interface IdsSource {
+  subscribeIds(onRecord: (record: Buffer) => void): unknown;
+}
+
+export interface IdsPathOptions {
+  source: IdsSource;
+  /** The live policy. */
+  model: () => PolicyModel;
+  push: (event: MoatEvent) => void;
+  process: (owner: KernelOwner) => ProcessFacts;
+  interfaceName?: (ifindex: number) => string | null;
+  /** ids.mode prevent: cuts the connection; says whether it was. */
+  cut: (copy: IdsCopy) => boolean;
+  /** Wall clock at boot, in ms (kernel timestamps are ns since boot). */
+  bootTimeMs?: number;
+}
+
+/** What the path did since start (status, /metrics, OpenTelemetry). */
+export interface IdsCounters {
+  /** Copies read from the kernel. */
+  copies: number;
+  /** Flow directions given up: a copy was lost before them (a full ring), or out of place. */
+  gaps: number;
+  /** Signature matches reported, by outcome. */
+  detected: number;
+  blocked: number;
+}
+
+export interface IdsPath {
+  counters(): IdsCounters;
+}
+
+/** Flow directions held at once, and for how long after their last copy. */
+const MAX_FLOWS = 8192;
+const FLOW_MS = 30_000;
+
+interface Flow {
+  /** Bytes so far by direction (0: to the server), one char a byte. */
+  data: [string, string];
+  /** A direction given up (a gap). */
+  broken: [boolean, boolean];
+  /** Signatures already reported for this connection. */
+  fired: Set<number>;
+  last: number;
+}
+
+export function startIdsPath(options: IdsPathOptions): IdsPath {
+  const bootTimeMs =
+    options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
+  const flows = new Map<bigint, Flow>();
+  const counters: IdsCounters = { copies: 0, gaps: 0, detected: 0, blocked: 0 };
+  const matchers = new WeakMap<IdsModel, IdsMatcher>();
+  const matcherOf = (ids: IdsModel) => {
+    let m = matchers.get(ids);
+    if (!m) {
+      m = new IdsMatcher(ids.signatures);
+      matchers.set(ids, m);
+    }
+    return m;
+  };
+  const prune = (now: number) => {
+    for (const [id, flow] of flows) {
+      if (now - flow.last < FLOW_MS && flows.size < MAX_FLOWS) break;
+      flows.delete(id);
+    }
+  };
+
+  options.source.subscribeIds((record) => {
+    counters.copies++;
+    const copy = decodeIdsCopy(record);
+    const ids = options.model().ids;
+    if (!ids || ids.signatures.length === 0) return;
+    const now = performance.now();
+    prune(now);
+    let flow = flows.get(copy.connId);
+    if (flow) {
+      // most recently used last: the oldest go first
+      flows.delete(copy.connId);
+    } else {
+      flow = { data: ["", ""], broken: [false, false], fired: new Set(), last: now };
+    }
+    flows.set(copy.connId, flow);
+    flow.last = now;
+    const d = copy.toServer ? 0 : 1;
+    if (flow.broken[d]) return;
+    if (copy.offset !== flow.data[d].length) {
+      flow.broken[d] = true;
+      counters.gaps++;
+      return;
+    }
+    flow.data[d] += copy.data.toString("latin1");
+    const senderLocal = (copy.direction === "egress") === copy.toServer;
+    const matches = matcherOf(ids).match({
+      protocol: copy.protocol,
+      toServer: copy.toServer,
+      sender: senderLocal ? copy.local : copy.remote,
+      receiver: senderLocal ? copy.remote : copy.local,
+      senderLocal,
+      data: flow.data[d],
+    });
+    for (const rule of matches) {
+      if (flow.fired.has(rule.sid)) continue;
+      flow.fired.add(rule.sid);
+      report(copy, rule, ids);
+    }
+  });
+
+  function report(copy: IdsCopy, rule: IdsRule, ids: IdsModel): void {
+    const cuts = rule.action !== "alert";
+    const prevent = cuts && ids.mode === "prevent";
+    const cut = prevent ? options.cut(copy) : false;
+    const type = prevent ? "blocked" : "detected";
+    counters[type]++;
+    options.push({
+      time: new Date(bootTimeMs + Number(copy.tsNs / 1_000_000n)).toISOString(),
+      type,
+      mode: prevent ? "prevent" : "detect",
+      rule: `ids:${rule.sid}`,
+      direction: copy.direction,
+      protocol: copy.protocol,
+      local: copy.local,
+      remote: { ...copy.remote },
+      interface: options.interfaceName?.(copy.ifindex) ?? null,
+      process: copy.owner ? options.process(copy.owner) : null,
+      layer7: null,
+      connection: copy.connId === 0n ? null : copy.connId.toString(16),
+      reason: "ids",
+      verdict: type,
+      hook: copy.hook,
+      generation: copy.generation,
+      ids: {
+        sid: rule.sid,
+        ...(rule.rev !== undefined ? { rev: rule.rev } : {}),
+        msg: rule.msg,
+        ...(rule.classtype !== undefined ? { classtype: rule.classtype } : {}),
+        action: rule.action,
+        flow: copy.toServer ? "to_server" : "to_client",
+        source: `${rule.pos.file}:${rule.pos.line}:${rule.pos.col}`,
+        ...(prevent ? { cut } : {}),
+      },
+    });
+  }
+
+  return { counters: () => ({ ...counters }) };
+}

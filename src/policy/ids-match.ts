@@ -1,0 +1,178 @@
+// IDS signatures against one direction of a flow's first bytes (docs/policy.md, "ids"): the
+// header (protocol, addresses, ports, flow direction) first, then the contents in order with
+// nocase, offset/depth (from the start of the direction's bytes) and distance/within (from the
+// end of the previous content's match). Pure: the daemon and `moat explain` share it.
+import type { IdsAddress, IdsContent, IdsPorts } from "../config/ids-signature.ts";
+import { parseIp, unmapIpv4, type IpAddress } from "../config/ip.ts";
+import type { IdsRule } from "../config/model.ts";
+
+export interface IdsEnd {
+  ip: string;
+  port: number;
+}
+
+/** One direction of a flow, as far as it was read. */
+export interface IdsStream {
+  protocol: "tcp" | "udp";
+  /** Sent by the side that opened the flow (the client). */
+  toServer: boolean;
+  sender: IdsEnd;
+  receiver: IdsEnd;
+  /** Whether the sender is this host. */
+  senderLocal: boolean;
+  /** The direction's bytes from its start, one char a byte (latin1). */
+  data: string;
+}
+
+interface Cidr {
+  family: 4 | 6;
+  value: bigint;
+  bits: number;
+  negated: boolean;
+}
+
+type AddressTest = (ip: IpAddress, local: boolean) => boolean;
+
+function addressTest(a: IdsAddress): AddressTest {
+  if (a.kind === "any") return () => true;
+  if (a.kind !== "list") {
+    const home = a.kind === "home";
+    return (_ip, local) => local === home;
+  }
+  const cidrs: Cidr[] = a.entries.flatMap((e) => {
+    const [text, len] = e.cidr.split("/");
+    const ip = parseIp(text ?? "");
+    if (!ip.ok) return [];
+    const max = ip.value.family === 4 ? 32 : 128;
+    const bits = len === undefined ? max : Math.min(Number(len), max);
+    return [{ ...unmapIpv4(ip.value), bits, negated: e.negated }];
+  });
+  const positive = cidrs.filter((c) => !c.negated);
+  const negative = cidrs.filter((c) => c.negated);
+  const inCidr = (ip: IpAddress, c: Cidr) => {
+    if (ip.family !== c.family) return false;
+    const shift = BigInt((c.family === 4 ? 32 : 128) - c.bits);
+    return ip.value >> shift === c.value >> shift;
+  };
+  return (ip) =>
+    (positive.length === 0 || positive.some((c) => inCidr(ip, c))) &&
+    !negative.some((c) => inCidr(ip, c));
+}
+
+function portTest(p: IdsPorts): (port: number) => boolean {
+  if (p.kind === "any") return () => true;
+  const positive = p.ranges.filter((r) => !r.negated);
+  const negative = p.ranges.filter((r) => r.negated);
+  return (port) =>
+    (positive.length === 0 || positive.some((r) => port >= r.lo && port <= r.hi)) &&
+    !negative.some((r) => port >= r.lo && port <= r.hi);
+}
+
+const lowerAscii = (s: string) =>
+  s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) | 0x20));
+
+interface Compiled {
+  rule: IdsRule;
+  src: AddressTest;
+  dst: AddressTest;
+  sport: (port: number) => boolean;
+  dport: (port: number) => boolean;
+  contents: (IdsContent & { needle: string })[];
+}
+
+/** The signatures of one policy, ready to match. */
+export class IdsMatcher {
+  private readonly compiled: Compiled[];
+
+  constructor(rules: readonly IdsRule[]) {
+    this.compiled = rules.map((rule) => ({
+      rule,
+      src: addressTest(rule.source.addresses),
+      dst: addressTest(rule.target.addresses),
+      sport: portTest(rule.source.ports),
+      dport: portTest(rule.target.ports),
+      contents: rule.contents.map((c) => ({
+        ...c,
+        needle: c.nocase ? lowerAscii(c.pattern) : c.pattern,
+      })),
+    }));
+  }
+
+  /** The signatures whose header fits this direction of the flow (contents not looked at). */
+  watching(stream: Omit<IdsStream, "data">): IdsRule[] {
+    return this.compiled.filter((c) => this.headerFits(c, stream)).map((c) => c.rule);
+  }
+
+  /** The signatures that match the direction's bytes so far, in the policy's order. */
+  match(stream: IdsStream): IdsRule[] {
+    let lower: string | undefined;
+    const out: IdsRule[] = [];
+    for (const c of this.compiled) {
+      if (!this.headerFits(c, stream)) continue;
+      const needsLower = c.contents.some((x) => x.nocase);
+      if (needsLower && lower === undefined) lower = lowerAscii(stream.data);
+      if (contentsMatch(c.contents, 0, 0, stream.data, lower ?? stream.data)) out.push(c.rule);
+    }
+    return out;
+  }
+
+  private headerFits(c: Compiled, s: Omit<IdsStream, "data">): boolean {
+    const r = c.rule;
+    if (r.protocol !== "ip" && r.protocol !== s.protocol) return false;
+    if (r.flow === "to_server" && !s.toServer) return false;
+    if (r.flow === "to_client" && s.toServer) return false;
+    const sender = ipOf(s.sender.ip);
+    const receiver = ipOf(s.receiver.ip);
+    if (!sender || !receiver) return false;
+    const forward =
+      c.src(sender, s.senderLocal) &&
+      c.sport(s.sender.port) &&
+      c.dst(receiver, !s.senderLocal) &&
+      c.dport(s.receiver.port);
+    if (forward || !r.bidirectional) return forward;
+    return (
+      c.src(receiver, !s.senderLocal) &&
+      c.sport(s.receiver.port) &&
+      c.dst(sender, s.senderLocal) &&
+      c.dport(s.sender.port)
+    );
+  }
+}
+
+function ipOf(text: string): IpAddress | undefined {
+  const ip = parseIp(text);
+  return ip.ok ? unmapIpv4(ip.value) : undefined;
+}
+
+/**
+ * Whether contents[i..] match from `prevEnd` (the end of the previous content's match): each
+ * positive content is tried at every place its window allows, so a later one may still fit.
+ */
+function contentsMatch(
+  contents: readonly (IdsContent & { needle: string })[],
+  i: number,
+  prevEnd: number,
+  data: string,
+  lower: string,
+): boolean {
+  const c = contents[i];
+  if (!c) return true;
+  const hay = c.nocase ? lower : data;
+  const relative = c.distance !== undefined || c.within !== undefined;
+  let start = relative ? prevEnd + (c.distance ?? 0) : (c.offset ?? 0);
+  if (start < 0) start = 0;
+  let end = hay.length;
+  if (relative && c.within !== undefined)
+    end = Math.min(end, prevEnd + (c.distance ?? 0) + c.within);
+  if (!relative && c.depth !== undefined) end = Math.min(end, (c.offset ?? 0) + c.depth);
+  if (c.negated) {
+    const at = hay.indexOf(c.needle, start);
+    const found = at >= 0 && at + c.needle.length <= end;
+    return !found && contentsMatch(contents, i + 1, prevEnd, data, lower);
+  }
+  for (let at = hay.indexOf(c.needle, start); at >= 0; at = hay.indexOf(c.needle, at + 1)) {
+    if (at + c.needle.length > end) return false;
+    if (contentsMatch(contents, i + 1, at + c.needle.length, data, lower)) return true;
+  }
+  return false;
+}

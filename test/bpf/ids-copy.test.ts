@@ -1,0 +1,192 @@
+// The ids signatures' kernel part through BPF_PROG_TEST_RUN: the first bytes of each direction of
+// a flow are copied to the ids ring buffer with their flow and place in the stream (XDP, TC
+// ingress and TC egress, IPv4 and IPv6, TCP and UDP), up to ids.bytes, in order only (a
+// retransmission is not copied twice), never from flows the sample leaves out, and nothing at all
+// without signatures; every packet passes as it came.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
+import type { PacketSpec } from "../helpers/packets.ts";
+import { decodeIdsCopy, type IdsCopy } from "../../src/datapath/index.ts";
+import type { RingBuffer } from "../../src/datapath/native.d.ts";
+
+const SIG = `'alert tcp any any -> any 80 (msg:"admin"; content:"/admin"; sid:1;)'`;
+const POLICY = (ids: string) => `
+version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+${ids}
+`;
+
+const REQUEST = Buffer.from("GET /admin HTTP/1.1\r\nHost: a\r\n\r\n");
+const REPLY = Buffer.from("HTTP/1.1 404 Not Found\r\n\r\n");
+/** ids.bytes in the first fixtures: less than the request and the reply */
+const BYTES = 24;
+
+class IdsLab {
+  readonly lab: KernelLab;
+  private readonly ring: RingBuffer;
+  private copies: IdsCopy[] = [];
+  constructor(ids: string) {
+    this.lab = new KernelLab();
+    this.ring = this.lab.dp.subscribeIds((r) => this.copies.push(decodeIdsCopy(r)));
+    this.lab.policy(POLICY(ids));
+  }
+  run(hook: HookName, spec: PacketSpec): void {
+    assert.equal(this.lab.run(hook, spec).verdict, "pass");
+  }
+  taken(): IdsCopy[] {
+    this.ring.drain();
+    const out = this.copies;
+    this.copies = [];
+    return out;
+  }
+  close(): void {
+    this.lab.close();
+  }
+}
+
+/** An ingress TCP connection to port 80 of this host: remote sends at `inHook`, we reply by tc. */
+function tcpFlow(v6: boolean) {
+  const [local, remote] = v6 ? ["fd00:2::1", "2001:db8::5"] : ["10.0.0.1", "198.51.100.5"];
+  const sport = 40000 + Math.floor(Math.random() * 20000);
+  const inbound = (flags: string, seq: number, payload?: Buffer): PacketSpec => ({
+    src: remote,
+    dst: local,
+    proto: "tcp",
+    sport,
+    dport: 80,
+    flags,
+    seq,
+    ack: 5001,
+    ...(payload ? { payload } : {}),
+  });
+  const outbound = (flags: string, seq: number, payload?: Buffer): PacketSpec => ({
+    src: local,
+    dst: remote,
+    proto: "tcp",
+    sport: 80,
+    dport: sport,
+    flags,
+    seq,
+    ack: 1001,
+    ...(payload ? { payload } : {}),
+  });
+  return { local, remote, sport, inbound, outbound };
+}
+
+describe("ids: the first bytes of each flow direction, copied", () => {
+  let ids: IdsLab;
+  before(() => {
+    ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  bytes: ${BYTES}`);
+  });
+  after(() => ids.close());
+
+  for (const inHook of ["xdp", "tc-ingress"] as const)
+    for (const v6 of [false, true])
+      test(`${inHook}, ${v6 ? "IPv6" : "IPv4"}: request and reply, in order, up to bytes`, () => {
+        const f = tcpFlow(v6);
+        const before = ids.lab.counters();
+        ids.run(inHook, f.inbound("S", 1000));
+        ids.run("tc", f.outbound("SA", 5000));
+        ids.run(inHook, f.inbound("A", 1001));
+        assert.deepEqual(ids.taken(), [], "no payload, no copy");
+        ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+        ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10))); // retransmitted
+        ids.run(inHook, f.inbound("PA", 1011, REQUEST.subarray(10)));
+        ids.run("tc", f.outbound("PA", 5001, REPLY));
+        const got = ids.taken();
+        assert.deepEqual(
+          got.map((c) => [c.toServer, c.offset, c.data.toString("latin1")]),
+          [
+            [true, 0, "GET /admin"],
+            [true, 10, REQUEST.subarray(10, BYTES).toString("latin1")],
+            [false, 0, REPLY.subarray(0, BYTES).toString("latin1")],
+          ],
+        );
+        for (const c of got) {
+          assert.equal(c.direction, "ingress");
+          assert.equal(c.protocol, "tcp");
+          assert.equal(c.family, v6 ? 6 : 4);
+          assert.deepEqual(c.local, { ip: f.local, port: 80 });
+          assert.deepEqual(c.remote, { ip: f.remote, port: f.sport });
+          assert.equal(c.verdict, "allowed");
+        }
+        assert.equal(new Set(got.map((c) => c.connId)).size, 1, "one flow");
+        const moved = KernelLab.delta(before, ids.lab.counters(), ["idsCopied", "idsLost"]);
+        assert.deepEqual(moved, { idsCopied: 3, idsLost: 0 });
+        // past its first bytes both ways: nothing more
+        ids.run(inHook, f.inbound("PA", 1000 + REQUEST.length + 1, REQUEST));
+        ids.run("tc", f.outbound("PA", 5001 + REPLY.length, REPLY));
+        assert.deepEqual(ids.taken(), []);
+      });
+
+  for (const v6 of [false, true])
+    test(`udp ${v6 ? "IPv6" : "IPv4"}: the datagram that opens the flow is copied, egress too`, () => {
+      const [local, remote] = v6 ? ["fd00:2::1", "2001:db8::7"] : ["10.0.0.1", "203.0.113.7"];
+      ids.run("tc", {
+        src: local,
+        dst: remote,
+        proto: "udp",
+        sport: 5353,
+        dport: 9999,
+        payload: Buffer.from("hello"),
+      });
+      const [c, ...rest] = ids.taken();
+      assert.equal(rest.length, 0);
+      assert.ok(c);
+      assert.equal(c.direction, "egress");
+      assert.equal(c.protocol, "udp");
+      assert.equal(c.toServer, true);
+      assert.deepEqual(c.remote, { ip: remote, port: 9999 });
+      assert.equal(c.data.toString(), "hello");
+    });
+});
+
+describe("ids: what is not copied", () => {
+  test("a policy without signatures (or whose every signature was refused) copies nothing", () => {
+    const ids = new IdsLab(
+      `ids:\n  rules: ['alert tcp any any -> any 80 (content:"a"; pcre:"/a/"; sid:1;)']`,
+    );
+    try {
+      const f = tcpFlow(false);
+      ids.run("xdp", f.inbound("S", 1000));
+      ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+      assert.deepEqual(ids.taken(), []);
+    } finally {
+      ids.close();
+    }
+  });
+
+  test("sample: 1 in 4 flows is copied, by its addresses and ports", () => {
+    const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  sample: 4`);
+    try {
+      let copied = 0;
+      for (let i = 0; i < 64; i++) {
+        const f = tcpFlow(false);
+        ids.run("xdp", f.inbound("S", 1000));
+        ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+        copied += ids.taken().length;
+      }
+      assert.ok(copied >= 4 && copied <= 36, `${copied} of 64 flows copied at 1 in 4`);
+    } finally {
+      ids.close();
+    }
+  });
+
+  test("sample: flows the sample leaves out are not copied", () => {
+    const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  sample: 1000000`);
+    try {
+      let copied = 0;
+      for (let i = 0; i < 8; i++) {
+        const f = tcpFlow(i % 2 === 1);
+        ids.run("xdp", f.inbound("S", 1000));
+        ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+        copied += ids.taken().length;
+      }
+      assert.ok(copied <= 1, `${copied} of 8 flows copied at 1 in a million`);
+    } finally {
+      ids.close();
+    }
+  });
+});

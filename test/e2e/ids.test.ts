@@ -1,0 +1,137 @@
+// IDS signatures end to end: curl in namespace a sends real HTTP requests to the test server in
+// b, where moat runs. In detect (ids.mode's default) a signature on the request and one on the
+// reply fire once each per connection, v4 and v6, and curl gets its answer; under ids.mode prevent
+// a drop signature cuts a long download after its request reached the server (curl sees the
+// connection reset) while the next request without the pattern goes through.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import type { Lab } from "../helpers/netns.ts";
+import { http } from "../helpers/api-client.ts";
+import type { MoatEvent } from "../../src/datapath/index.ts";
+
+function policy(lab: Lab, ids: string): string {
+  return `version: 1
+mode: detect
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${lab.ifB}] }
+ids:
+${ids}
+`;
+}
+
+/** Events of the history with reason "ids", waiting until `enough` of them are stored. */
+async function idsEvents(lab: MoatLab, enough: number): Promise<MoatEvent[]> {
+  let found: MoatEvent[] = [];
+  for (let i = 0; i < 50; i++) {
+    const reply = await http({ socketPath: lab.apiSocket }, "GET", "/v1/events?limit=500");
+    found = (JSON.parse(reply.body) as { events: MoatEvent[] }).events.filter(
+      (e) => e.reason === "ids",
+    );
+    if (found.length >= enough) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return found;
+}
+
+test("ids detect: a signature fires on a real HTTP request and one on its reply, v4 and v6", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => {
+    // beside the policy, in the lab's own folder (a rules file root cannot trust is refused)
+    writeFileSync(
+      join(dirname(dirname(l.auditPath)), "local.rules"),
+      [
+        "# the reply of the test server",
+        'alert tcp any 80 -> any any (msg:"test server reply"; flow:to_client; content:"port 80"; sid:2001; rev:1;)',
+        'alert tcp any any -> any 80 (msg:"uses pcre"; content:"x"; pcre:"/x/"; sid:2002;)',
+      ].join("\n"),
+    );
+    return policy(
+      l,
+      `  rules_file: local.rules
+  rules:
+    - 'alert tcp $EXTERNAL_NET any -> $HOME_NET 80 (msg:"admin page probe"; flow:established,to_server; content:"GET"; depth:3; content:"/ADMIN"; nocase; distance:1; within:8; classtype:web-application-attack; sid:1001;)'
+    - 'alert tcp any any -> any 22 (msg:"never: other port"; content:"GET"; sid:1002;)'`,
+    );
+  });
+  try {
+    const v4 = lab.curl(`http://${lab.v4.b}/Admin/login`);
+    assert.equal(v4.status, 0, "detect never drops: curl gets its answer");
+    assert.equal(v4.body, "port 80\n");
+    const v6 = lab.curl(`http://[${lab.v6.b}]/admin`);
+    assert.equal(v6.status, 0);
+    assert.equal(lab.curl(`http://${lab.v4.b}/other`).status, 0, "no probe: only the reply fires");
+
+    const events = await idsEvents(lab, 5);
+    const seen = events.map((e) => `${e.type} ${e.rule} ${e.ids?.flow} ${e.remote.ip}`).sort();
+    assert.deepEqual(seen, [
+      `detected ids:1001 to_server ${lab.v4.a}`,
+      `detected ids:1001 to_server ${lab.v6.a}`,
+      `detected ids:2001 to_client ${lab.v4.a}`,
+      `detected ids:2001 to_client ${lab.v4.a}`,
+      `detected ids:2001 to_client ${lab.v6.a}`,
+    ]);
+    const probe = events.find((e) => e.rule === "ids:1001" && e.remote.ip === lab.v4.a);
+    assert.ok(probe);
+    assert.equal(probe.direction, "ingress");
+    assert.equal(probe.mode, "detect");
+    assert.deepEqual(probe.local, { ip: lab.v4.b, port: 80 });
+    assert.equal(probe.ids?.msg, "admin page probe");
+    assert.equal(probe.ids?.classtype, "web-application-attack");
+    assert.equal(probe.ids?.action, "alert");
+    assert.match(probe.ids?.source ?? "", /policy\.yaml:8:8$/);
+    // the daemon's line for it
+    await lab.daemon.waitFor(
+      /DETECTED ingress tcp .* by rule ids:1001 \(ids sid 1001 "admin page probe" to_server\)/,
+    );
+    // the refused signature is reported
+    assert.ok(
+      lab.daemon.lines.some((l) =>
+        /^ids: 3 signatures on the first 512 bytes of every flow, mode detect; 1 refused/.test(l),
+      ),
+      lab.daemon.lines.join("\n"),
+    );
+    const metrics = (await http({ socketPath: lab.apiSocket }, "GET", "/metrics")).body;
+    assert.match(metrics, /moat_ids_matches_total\{outcome="detected"\} 5/);
+    assert.match(metrics, /moat_datapath_packets_total\{counter="idsCopied"\} [1-9]/);
+  } finally {
+    await lab.close();
+  }
+});
+
+test("ids prevent: a drop signature cuts the connection after its request reached the server", async (t) => {
+  const lab = await startMoatLab(t.name, (l) =>
+    policy(
+      l,
+      `  mode: prevent
+  rules:
+    - 'drop tcp any any -> any 80 (msg:"bulk download"; flow:to_server; content:"/stream/"; sid:3001;)'
+    - 'alert tcp any any -> any 80 (msg:"any request"; flow:to_server; content:"HTTP/1.1"; sid:3002;)'`,
+    ),
+  );
+  try {
+    // 2 GB: far more than goes by before the cut
+    const cut = lab.curl(`http://${lab.v4.b}/stream/2000000000`, ["-o", "/dev/null"]);
+    const after = lab.curl(`http://${lab.v4.b}/`);
+    const events = await idsEvents(lab, 3);
+    assert.notEqual(cut.status, 0, "the download is cut");
+    assert.notEqual(cut.status, 28, `by a reset, not curl's time limit: ${JSON.stringify(events)}`);
+    assert.equal(after.status, 0, "the next request, without the pattern, goes through");
+    assert.equal(after.body, "port 80\n");
+
+    const blocked = events.filter((e) => e.rule === "ids:3001");
+    assert.equal(blocked.length, 1);
+    assert.equal(blocked[0]?.type, "blocked");
+    assert.equal(blocked[0]?.mode, "prevent");
+    assert.equal(blocked[0]?.ids?.cut, true);
+    // an alert signature reports only, even under prevent
+    const alerts = events.filter((e) => e.rule === "ids:3002");
+    assert.deepEqual(
+      alerts.map((e) => e.type),
+      ["detected", "detected"],
+    );
+  } finally {
+    await lab.close();
+  }
+});

@@ -1,0 +1,127 @@
+// The daemon's ids path on hand-made kernel copies: a flow direction's copies are put back in
+// order and matched as one stream, a signature fires once per connection, a lost copy ends that
+// direction's matching (counted), detect reports without cutting, prevent cuts drop signatures
+// only, and a policy without signatures reports nothing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { idsRecord, IdsConst, EventType, Hook } from "../../src/datapath/abi.ts";
+import { mappedAddress } from "../../src/datapath/address.ts";
+import type { IdsCopy, MoatEvent } from "../../src/datapath/index.ts";
+import { parsePolicy, type PolicyModel } from "../../src/config/index.ts";
+import { textOnlyHost } from "../../src/config/parse.ts";
+import { startIdsPath } from "../../src/daemon/ids-path.ts";
+
+function record(connId: bigint, toServer: boolean, offset: number, text: string): Buffer {
+  const data = Buffer.from(text, "latin1");
+  const whole = idsRecord.encode({
+    ts_ns: 1_000_000n,
+    conn_id: connId,
+    local: mappedAddress("10.0.0.1"),
+    remote: mappedAddress("192.0.2.7"),
+    local_port: 80,
+    remote_port: 40000,
+    rule: 0,
+    generation: 1,
+    ifindex: 2,
+    offset,
+    len: data.length,
+    family: 4,
+    protocol: 6,
+    direction: 0,
+    to_server: toServer ? 1 : 0,
+    hook: Hook.xdpIngress,
+    verdict: EventType.allowed,
+  });
+  data.copy(whole, IdsConst.header);
+  return whole.subarray(0, IdsConst.header + data.length);
+}
+
+function lab(idsSection: string) {
+  const model: PolicyModel = parsePolicy(
+    `version: 1\nmode: detect\n${idsSection}`,
+    "p.yaml",
+    textOnlyHost,
+  );
+  const events: MoatEvent[] = [];
+  const cuts: IdsCopy[] = [];
+  let deliver: (r: Buffer) => void = () => {};
+  const path = startIdsPath({
+    source: { subscribeIds: (on) => (deliver = on) },
+    model: () => model,
+    push: (e) => events.push(e),
+    process: () => {
+      throw new Error("no owner in these copies");
+    },
+    cut: (copy) => {
+      cuts.push(copy);
+      return true;
+    },
+    bootTimeMs: 0,
+  });
+  return { send: (r: Buffer) => deliver(r), events, cuts, path };
+}
+
+const RULES = `ids:
+  mode: prevent
+  rules:
+    - 'drop tcp any any -> any 80 (msg:"admin"; flow:to_server; content:"GET /admin"; sid:1;)'
+    - 'alert tcp any 80 -> any any (msg:"not found"; flow:to_client; content:"404"; sid:2;)'
+`;
+
+test("copies in order make one stream: a content split across two copies matches once", () => {
+  const l = lab(RULES);
+  l.send(record(7n, true, 0, "GET /ad"));
+  assert.equal(l.events.length, 0);
+  l.send(record(7n, true, 7, "min HTTP/1.1\r\n"));
+  l.send(record(7n, true, 21, "GET /admin again"));
+  assert.equal(l.events.length, 1, "once per connection");
+  const e = l.events[0]!;
+  assert.equal(e.type, "blocked");
+  assert.equal(e.mode, "prevent");
+  assert.equal(e.rule, "ids:1");
+  assert.equal(e.reason, "ids");
+  assert.equal(e.connection, "7");
+  assert.deepEqual(e.remote, { ip: "192.0.2.7", port: 40000 });
+  assert.deepEqual(e.ids, {
+    sid: 1,
+    msg: "admin",
+    action: "drop",
+    flow: "to_server",
+    source: "p.yaml:6:8",
+    cut: true,
+  });
+  assert.equal(l.cuts.length, 1);
+  // an alert signature on the reply: reported, not cut
+  l.send(record(7n, false, 0, "HTTP/1.1 404 Not Found"));
+  assert.deepEqual(
+    l.events.map((x) => [x.type, x.rule, x.ids?.flow]),
+    [
+      ["blocked", "ids:1", "to_server"],
+      ["detected", "ids:2", "to_client"],
+    ],
+  );
+  assert.equal(l.cuts.length, 1);
+  assert.deepEqual(l.path.counters(), { copies: 4, gaps: 0, detected: 1, blocked: 1 });
+});
+
+test("a lost copy ends that direction's matching; detect never cuts", () => {
+  const l = lab(RULES.replace("mode: prevent", "mode: detect"));
+  l.send(record(9n, true, 0, "GET /ad"));
+  l.send(record(9n, true, 20, "GET /admin")); // the copy at 7 was lost
+  assert.equal(l.events.length, 0);
+  assert.equal(l.path.counters().gaps, 1);
+  l.send(record(10n, true, 0, "GET /admin"));
+  assert.deepEqual(
+    l.events.map((x) => [x.type, x.mode, x.ids?.cut]),
+    [["detected", "detect", undefined]],
+  );
+  assert.equal(l.cuts.length, 0);
+});
+
+test("a policy whose signatures were all refused reports nothing", () => {
+  const l = lab(
+    `ids:\n  rules: ['alert tcp any any -> any 80 (content:"a"; pcre:"/a/"; sid:1;)']\n`,
+  );
+  l.send(record(11n, true, 0, "a"));
+  assert.equal(l.events.length, 0);
+});
