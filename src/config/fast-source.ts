@@ -177,14 +177,15 @@ export class FastSource implements CheckedSource {
   }
 
   quoted(path: readonly PathSegment[]): boolean {
-    let here: Located = { node: 0, key: -1 };
+    let node = 0;
+    let key = -1;
     for (const seg of path) {
-      const next = this.child(here.node, seg);
-      if (!next) return false;
-      here = next;
+      if (!this.child(node, seg)) return false;
+      node = this.foundNode;
+      key = this.foundKey;
     }
-    const c = this.text[this.offsetOf(here, "value")];
-    return this.nodes.kind[here.node] === SCALAR && (c === '"' || c === "'");
+    const c = this.text[this.offsetOf(node, key, "value")];
+    return this.nodes.kind[node] === SCALAR && (c === '"' || c === "'");
   }
 
   private at(path: readonly PathSegment[], want: "key" | "value"): SourcePos {

@@ -20,6 +20,7 @@ test("every example policy passes: exit 0, one summary line, nothing else", () =
     "examples/flood.yaml": "examples/flood.yaml: ok, 3 rules, 0 sets",
     "examples/l7.yaml": "examples/l7.yaml: ok, 6 rules, 0 sets",
     "examples/rate-limits.yaml": "examples/rate-limits.yaml: ok, 3 rules, 0 sets",
+    "examples/ids.yaml": "examples/ids.yaml: ok, 0 rules, 0 sets, 3 ids signatures",
   };
   // a new example joins this list with its summary
   const examples = readdirSync("examples").filter((f) => f.endsWith(".yaml"));
