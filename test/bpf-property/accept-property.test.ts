@@ -54,7 +54,7 @@ const at = { remotes: [] as string[], locals: [] as string[], remoteNets: [] as 
 const tally = { cases: 0, refused: 0, byProcessRule: 0, deferred: 0, unowned: 0 };
 let nextSport = 20000;
 
-/** Killed (a hung run, scripts/retry-hung.sh): leave no daemon, servers or namespaces behind. */
+/** Killed (make test's time limit, or a user): leave no daemon, servers or namespaces behind. */
 function onTerm(): void {
   for (const s of servers) s?.kill("SIGKILL");
   lab?.daemon.kill("SIGTERM"); // it removes its pins

@@ -57,8 +57,8 @@ function removeCgroup(path: string): void {
 const PER_PID = /^moat-(?:sockprop|test-[a-z0-9-]+?)-(\d+)$/;
 
 /**
- * Removes what killed test runs left behind (a hung try that scripts/retry-hung.sh killed runs no
- * clean-up): cgroups and namespaces named after a process that is gone.
+ * Removes what killed test runs left behind (a run killed by SIGKILL runs no clean-up): cgroups
+ * and namespaces named after a process that is gone.
  */
 export function sweepStale(): void {
   const gone = (name: string) => {
