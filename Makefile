@@ -150,6 +150,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-close.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/flow-scan.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/protect.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/bulk.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/suggest.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-ingest.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
