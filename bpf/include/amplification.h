@@ -22,6 +22,10 @@ __noinline int amp_over(const struct pkt *p, const struct ev_from *from, __u64 n
 
 	if (!p || !from || p->t.proto != IPPROTO_UDP || p->frag == FRAG_LATER)
 		return 0;
+	/* no amplification limit in the policy: one array read per udp packet, not a hash lookup */
+	__u32 *on = bpf_map_lookup_elem(&flood_on, &zero);
+	if (!on || !(*on & MOAT_FLOOD_ON_UDP))
+		return 0;
 	port = p->t.sport;
 	if (!bpf_map_lookup_elem(&flood_udp_ports, &port))
 		return 0;

@@ -62,6 +62,7 @@ struct moat_btf_enums {
 	enum moat_limit_key_flag limit_key_flag;
 	enum moat_scrub_flag scrub_flag;
 	enum moat_flood_counter flood_counter;
+	enum moat_flood_on flood_on;
 	enum moat_ids_const ids_const;
 };
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
@@ -653,6 +654,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct moat_flood_udp);
 } flood_udp SEC(".maps");
+
+/* key: 0; value: enum moat_flood_on bits of the live policy; written by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} flood_on SEC(".maps");
 
 /* key: udp source port; value: 1 (an amplification port); written by user space */
 struct {

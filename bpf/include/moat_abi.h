@@ -837,4 +837,10 @@ enum moat_flood_counter {
 	MOAT_FLOOD_MAX = 14,
 };
 
+/* flood_on: which defences the live policy has, so a packet without one pays one array read */
+enum moat_flood_on {
+	MOAT_FLOOD_ON_SYN = 1, /* flood.syn: flood_ports has entries */
+	MOAT_FLOOD_ON_UDP = 2, /* flood.udp_amplification: flood_udp_ports has entries */
+};
+
 #endif /* MOAT_ABI_H */

@@ -374,6 +374,11 @@ static __always_inline int cookie_wanted(const struct pkt *p, __u64 now)
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN ||
 	    p->frag != FRAG_NONE)
 		return 0;
+	/* no flood.syn in the policy: one array read, not two hash lookups, per SYN */
+	key = 0;
+	__u32 *on = bpf_map_lookup_elem(&flood_on, &key);
+	if (!on || !(*on & MOAT_FLOOD_ON_SYN))
+		return 0;
 	const struct moat_flood_port *f = flood_port_of(p->t.dport, &key);
 	if (!f || !f->period_ns)
 		return 0;

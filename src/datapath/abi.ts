@@ -352,6 +352,12 @@ export const FloodCounter = {
 } as const;
 export type FloodCounterName = Exclude<keyof typeof FloodCounter, "max">;
 
+/** flood_on's bits: the defences the live policy has (enum moat_flood_on). */
+export const FloodOn = {
+  syn: 1,
+  udp: 2,
+} as const;
+
 export const floodIcmp = defineStruct("moat_flood_icmp", 8, {
   max_size: { offset: 0, type: "u32" },
   mode: { offset: 4, type: "u8" },

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import {
   FloodCounter,
+  FloodOn,
   Mode,
   floodPort as portCodec,
   floodState as stateCodec,
@@ -46,6 +47,9 @@ export class FloodMaps {
   private readonly udpPorts: BpfMap;
   private readonly udpState: BpfMap;
   private readonly icmp: BpfMap;
+  private readonly on: BpfMap;
+  /** The live policy's defences (FloodOn bits), as flood_on holds them. */
+  private onBits = 0;
   /** The live amplification limit's idle time after which a source's state is forgotten. */
   private udpIdleNs = 0n;
 
@@ -57,6 +61,7 @@ export class FloodMaps {
     this.udpPorts = object.map("flood_udp_ports");
     this.udpState = object.map("flood_udp_state");
     this.icmp = object.map("flood_icmp");
+    this.on = object.map("flood_on");
     // a key of this daemon's own: cookies of another run never check
     object.map("flood_secret").update(u32Key(0), randomBytes(16));
   }
@@ -76,6 +81,7 @@ export class FloodMaps {
     for (const key of this.keys(this.ports))
       if (!want.has(key.readUInt32LE(0))) this.ports.delete(key);
     for (const [port, value] of want) this.ports.update(u32Key(port), value);
+    this.setOn(FloodOn.syn, want.size > 0);
     // a port no longer defended forgets its attack
     for (const key of this.keys(this.state))
       if (!want.has(key.readUInt32LE(0))) this.state.delete(key);
@@ -97,6 +103,7 @@ export class FloodMaps {
     const want = new Set(amp?.ports ?? []);
     for (const port of want) this.udpPorts.update(u32Key(port), Buffer.from([1]));
     this.udp.update(u32Key(0), value);
+    this.setOn(FloodOn.udp, want.size > 0);
     for (const key of this.keys(this.udpPorts))
       if (!want.has(key.readUInt32LE(0))) this.udpPorts.delete(key);
     // sources of another limit (the old id) are gone with it
@@ -107,6 +114,16 @@ export class FloodMaps {
       const key = limitKeyCodec.encode({ id: l.id, flags: LimitKeyFlag.overflow });
       if (!this.udpState.lookup(key)) this.udpState.update(key, Buffer.alloc(limitStateCodec.size));
     }
+  }
+
+  /** Turns a defence's bit in flood_on on or off (its maps are written before it goes on). */
+  private setOn(bit: number, on: boolean): void {
+    const bits = on ? this.onBits | bit : this.onBits & ~bit;
+    if (bits === this.onBits) return;
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(bits);
+    this.on.update(u32Key(0), value);
+    this.onBits = bits;
   }
 
   /** The oversized ICMP limit of a policy going live (none: off). */

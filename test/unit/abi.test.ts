@@ -112,6 +112,7 @@ const copiedEnums: [string, Record<string, number>, string, string][] = [
   ["LimitKeyFlag", abi.LimitKeyFlag, "moat_limit_key_flag", "MOAT_LIMIT_"],
   ["ScrubFlag", abi.ScrubFlag, "moat_scrub_flag", "MOAT_SCRUB_"],
   ["FloodCounter", abi.FloodCounter, "moat_flood_counter", "MOAT_FLOOD_"],
+  ["FloodOn", abi.FloodOn, "moat_flood_on", "MOAT_FLOOD_ON_"],
   ["IdsConst", abi.IdsConst, "moat_ids_const", "MOAT_IDS_"],
 ];
 
