@@ -164,6 +164,38 @@ function synFlood6(lab: Lab) {
   };
 }
 
+/** Once moat answers the flood with cookies: five curls to `url` that get their answer. */
+async function curlThroughCookies(lab: MoatLab, url: string): Promise<void> {
+  for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
+    assert.ok(i < 100, "moat answers the flood with cookies within 10 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (let i = 0; i < 5; i++) {
+    const r = lab.curl(url);
+    assert.equal(r.status, 0, `curl ${i} to ${url} during the flood`);
+    assert.equal(r.body, `port ${PORT}\n`);
+  }
+}
+
+/**
+ * After a flood: moat's cookies answered it and handed the curls to the listener, and the
+ * kernel sent no cookie of its own and its queue never overflowed. Returns the counters.
+ */
+async function answeredByMoat(lab: MoatLab): Promise<Record<string, number>> {
+  const c = await floodCounters(lab);
+  assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
+  assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
+  assert.equal(c.assignFailed, 0);
+  const kernel = tcpExt(lab.b);
+  assert.equal(
+    kernel.SyncookiesSent,
+    0,
+    `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
+  );
+  assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
+  return c;
+}
+
 interface AttackEvent {
   type: string;
   reason: string;
@@ -194,28 +226,10 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
   try {
     peerXdp(lab);
     assert.match(lab.daemon.lines.join("\n"), /SYN flood defence: moat's SYN cookies/);
-    for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
-      assert.ok(i < 100, "moat answers the flood with cookies within 10 s");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    for (let i = 0; i < 5; i++) {
-      const r = lab.curl(`http://${lab.v4.b}:${PORT}/`);
-      assert.equal(r.status, 0, `curl ${i} during the flood`);
-      assert.equal(r.body, `port ${PORT}\n`);
-    }
+    await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`);
     await flood.stop();
-    const c = await floodCounters(lab);
+    const c = await answeredByMoat(lab);
     assert.ok((c.synOver ?? 0) > 100, `SYNs over the rate: ${c.synOver}`);
-    assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
-    assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
-    assert.equal(c.assignFailed, 0);
-    const kernel = tcpExt(lab.b);
-    assert.equal(
-      kernel.SyncookiesSent,
-      0,
-      `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
-    );
-    assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
     // one start, then one end once no SYN went over the rate for the hold time
     const events = await until("the attack's end", () => {
       const e = attackEvents(lab);
@@ -244,27 +258,9 @@ test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies du
   const flood = synFlood6(lab);
   try {
     peerXdp(lab);
-    for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
-      assert.ok(i < 100, "moat answers the IPv6 flood with cookies within 10 s");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    for (let i = 0; i < 5; i++) {
-      const r = lab.curl(`http://[${lab.v6.b}]:${PORT}/`);
-      assert.equal(r.status, 0, `curl -6 ${i} during the flood`);
-      assert.equal(r.body, `port ${PORT}\n`);
-    }
+    await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`);
     await flood.stop();
-    const c = await floodCounters(lab);
-    assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
-    assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
-    assert.equal(c.assignFailed, 0);
-    const kernel = tcpExt(lab.b);
-    assert.equal(
-      kernel.SyncookiesSent,
-      0,
-      `the kernel sent no cookie of its own: ${JSON.stringify(c)}`,
-    );
-    assert.equal(kernel.ListenOverflows, 0, "the listener's queue never overflowed");
+    await answeredByMoat(lab);
     const started = await until("the attack's start", () =>
       attackEvents(lab).find((e) => e.attack?.state === "started"),
     );
