@@ -2,19 +2,16 @@
 // root made from Debian's packages (mmdebstrap, only the package's run-time dependencies): the
 // maintainer scripts install a detect-mode policy, `moat --version` and `moat check` run there,
 // and the daemon, run in that root (chroot) inside a network namespace of this test, attaches to
-// its veth and blocks what its policy blocks. The root's tarball is cached under .tools/debroot,
-// keyed by the package list, so only the first run downloads.
+// its veth and blocks what its policy blocks. The root's tarball (scripts/deb-root.sh) is cached
+// under .tools/debroot, keyed by the package list, so only the first run downloads.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   copyFileSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -24,14 +21,18 @@ import { createLab, status } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { PACKAGING_LOCK, ROOT } from "../helpers/paths.ts";
 
-const MIRROR = "http://deb.debian.org/debian";
 const VERSION = (
   JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }
 ).version;
 const DEB = join(ROOT, `build/deb/moat_${VERSION}_amd64.deb`);
 
-function run(cmd: string, args: string[], timeout = 600_000): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout, maxBuffer: 64 << 20 });
+function run(cmd: string, args: string[], timeout = 600_000, env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    timeout,
+    maxBuffer: 64 << 20,
+    env: { ...process.env, ...env },
+  });
   assert.equal(r.status, 0, `${cmd} ${args.join(" ")}: ${r.stderr}${r.stdout.slice(-2000)}`);
   return r.stdout;
 }
@@ -43,27 +44,6 @@ function depends(deb: string): string[] {
     .map((d) => d.trim().split(/[\s(]/)[0]!)
     .filter(Boolean)
     .sort();
-}
-
-/** A bookworm root with these packages: from the cache, else made by mmdebstrap and cached. */
-function rootTarball(include: string[]): string {
-  const args = ["--variant=apt", `--include=${include.join(",")}`, "bookworm"];
-  const key = createHash("sha256")
-    .update(JSON.stringify([args, MIRROR]))
-    .digest("hex")
-    .slice(0, 16);
-  const dir = join(ROOT, ".tools/debroot");
-  const tarball = join(dir, `bookworm-${key}.tar`);
-  if (existsSync(tarball)) return tarball;
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${tarball}.${process.pid}.tmp`;
-  try {
-    run("mmdebstrap", ["--quiet", "--format=tar", ...args, tmp, MIRROR], 900_000);
-    renameSync(tmp, tarball);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  return tarball;
 }
 
 /** Refuses to delete a root something is still mounted in (it would delete the host's /sys). */
@@ -84,7 +64,10 @@ test(
     run("flock", [PACKAGING_LOCK, "make", "-C", ROOT, "--no-print-directory", "deb"], 900_000);
     const deps = depends(DEB);
     assert.ok(deps.includes("libbpf1") && deps.includes("iproute2"), deps.join(", "));
-    const tarball = rootTarball(deps);
+    // the root (scripts/deb-root.sh): maybe already made by make test while the other tiers ran
+    const tarball = run("flock", [PACKAGING_LOCK, join(ROOT, "scripts/deb-root.sh")], 900_000, {
+      MOAT_VERSION: VERSION,
+    }).trim();
     const root = mkdtempSync("/var/tmp/moat-debroot-");
     t.after(() => removeRoot(root));
     run("tar", ["-xf", tarball, "-C", root]);
