@@ -2,13 +2,15 @@
 /* SYN flood defence (docs/policy.md, "flood"). Every SYN to a defended port feeds the port's
  * token bucket; a SYN the bucket has no token for starts (or prolongs) an attack on the port,
  * which ends `hold` after the last such SYN (the hysteresis: a rate hovering at the threshold
- * does not start and stop attacks). Under attack, in prevent mode, XDP answers an allowed SYN
- * itself with a SYN-ACK whose sequence number is a cookie (SipHash of the connection's addresses,
- * ports, the client's sequence number and a 69 s time slot, with the MSS, window scale and SACK
- * the client offered in its low bits), and keeps nothing. The client's ACK is checked at TC
- * ingress; a valid cookie for a port under attack (or whose attack ended less than a cookie's life
- * ago) is handed to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and
- * the kernel makes the connection from it. Neither the kernel's SYN queue nor its own syncookies
+ * does not start and stop attacks). Under attack, in prevent mode, the ingress hook (XDP, or TC
+ * ingress on an interface that asks for it) answers an allowed SYN itself with a SYN-ACK whose
+ * sequence number is a cookie (SipHash of the connection's addresses, ports, the client's
+ * sequence number and a 69 s time slot, with the MSS, window scale and SACK the client offered in
+ * its low bits), and keeps nothing: XDP with XDP_TX, TC by redirecting the skb back out (moat's
+ * TC egress lets that SYN-ACK out unjudged). The client's ACK is checked at TC ingress; a valid
+ * cookie for a port under attack (or whose attack ended less than a cookie's life ago) is handed
+ * to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and the kernel
+ * makes the connection from it. Neither the kernel's SYN queue nor its own syncookies
  * see the flood. In detect mode the SYNs go to the kernel as usual and are counted as what prevent
  * would have answered. */
 #ifndef MOAT_SYNCOOKIE_H
@@ -618,6 +620,10 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 	struct bpf_sock_tuple tuple = {};
 	__u32 key, tlen;
 
+	/* a kernel without the kfunc (before 6.9): the call is dead code the verifier skips, and
+	 * the tc ingress program that shares this function still loads */
+	if (!bpf_sk_assign_tcp_reqsk)
+		return 0;
 	if (!skb || !p || p->t.proto != IPPROTO_TCP ||
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_ACK)
 		return 0;

@@ -2,8 +2,10 @@
 // moat. In prevent mode moat answers the port's SYNs with its own cookies while it is under
 // attack: curl from the peer keeps getting answers, moat's cookie counters rise, and the kernel's
 // SYN queue never fills (TcpExt SyncookiesSent and ListenOverflows stay 0 in the server's
-// namespace; the kernel's own syncookies are on, so curl alone would prove nothing). The attack's
-// start and end are one event each. In detect mode the same flood reaches the kernel, and the
+// namespace; the kernel's own syncookies are on, so curl alone would prove nothing), with the
+// guarded interface's ingress at XDP and at tc (where moat's egress lets each SYN-ACK out
+// unjudged, opening no egress connection). The attack's start and end are one event each. In
+// detect mode the same flood reaches the kernel, and the
 // attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
 // to a UDP service the policy allows is cut to the amplification limit.
 import { test } from "node:test";
