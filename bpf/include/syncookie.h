@@ -186,10 +186,6 @@ struct syn_opt_bytes {
 	__u8 b[40];
 };
 
-#ifndef __arg_ctx
-#define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
-#endif
-
 /* What the SYN offered, from its first `n` option bytes. A global function: verified once */
 __noinline int syn_opts_parse(const struct syn_opt_bytes *ob, __u32 n, struct syn_opts *o)
 {

@@ -12,7 +12,6 @@
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
-#define TC_ACT_REDIRECT 7
 /* headers beyond the linear part of an skb are pulled in up to this many bytes */
 #define MOAT_PULL_MAX 512
 
