@@ -10,6 +10,9 @@
 //   same in both phases, so the difference between the phases is the difference of the defences;
 // - busyNsPerSyn: the machine's busy time less the generator's (other load on the machine counts);
 // and the connect success of a real client (curl) during the flood.
+// Then the same two phases with the interface's ingress at tc (`ingress: tc`, no program on the
+// peer: the SYN-ACK is an skb redirected back out), timing moat's tc ingress program per SYN and
+// its tc egress program (which lets each cookie SYN-ACK out unjudged) per SYN.
 // Results: bench/results/syn-flood.json; docs/performance.md, "B11".
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -26,10 +29,12 @@ const FLOOD_MS = Number(process.env.FLOOD_MS ?? 5000);
 const CLIENTS = 20;
 const TICK_US = 1e6 / Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout);
 
-const policy = (lab: Lab, flood: boolean) => `version: 1
+type Ingress = "xdp" | "tc";
+
+const policy = (lab: Lab, flood: boolean, ingress: Ingress) => `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [{ name: ${lab.ifB}, ingress: ${ingress} }] }
 rules:
   - { name: web, direction: ingress, action: allow, layer4: { protocol: tcp, port: [${PORT}] } }
 ${flood ? `flood:\n  syn: { ports: [${PORT}], rate: 100/s, burst: 3, hold: 2s }\n` : ""}`;
@@ -89,9 +94,28 @@ function xdpProgramId(lab: Lab): number {
   return Number(/prog\/xdp id (\d+)/.exec(r.stdout)?.[1] ?? 0);
 }
 
-async function phase(lab: MoatLab, name: string) {
-  const xdp = xdpProgramId(lab);
-  const stats0 = programStats(xdp);
+/** The id of moat's tcx program on `direction` of its interface, from the link the daemon pinned. */
+function tcProgramId(lab: MoatLab, direction: "ingress" | "egress"): number {
+  const name = `link_tc-${direction}_${lab.ifB}`;
+  const pin = spawnSync("find", [lab.pinDir, "-name", name], { encoding: "utf8" }).stdout.trim();
+  const r = spawnSync("bpftool", ["-j", "link", "show", "pinned", pin.split("\n")[0] ?? ""], {
+    encoding: "utf8",
+  });
+  const id = (JSON.parse(r.stdout || "{}") as { prog_id?: number }).prog_id;
+  if (!id) throw new Error(`no pinned link ${name} under ${lab.pinDir}: ${r.stdout}${r.stderr}`);
+  return id;
+}
+
+/** Nanoseconds of program `id`'s run time since `before`, per SYN arrived. */
+const nsPerSyn = (id: number, before: { runTimeNs: number }, syns: number) =>
+  Math.round((programStats(id).runTimeNs - before.runTimeNs) / syns);
+
+async function phase(lab: MoatLab, name: string, ingress: Ingress) {
+  const xdp = ingress === "xdp" ? xdpProgramId(lab) : 0;
+  const tcIn = ingress === "tc" ? tcProgramId(lab, "ingress") : 0;
+  const tcOut = ingress === "tc" ? tcProgramId(lab, "egress") : 0;
+  const stats0 = programStats(xdp || tcIn);
+  const out0 = ingress === "tc" ? programStats(tcOut) : undefined;
   const ext0 = tcpExt(lab.b);
   const rx0 = rxPackets(lab);
   const busy0 = busyUs();
@@ -123,13 +147,17 @@ async function phase(lab: MoatLab, name: string) {
   const busy = busyUs() - busy0;
   const syns = rxPackets(lab) - rx0;
   const ext = tcpExt(lab.b);
-  const stats = programStats(xdp);
+  const stats = programStats(xdp || tcIn);
+  const perRun = Math.round((stats.runTimeNs - stats0.runTimeNs) / (stats.runCnt - stats0.runCnt));
   const result = {
     phase: name,
+    ingress,
     seconds: (performance.now() - start) / 1000,
     synsArrived: syns,
     synsPerSecond: Math.round(syns / ((performance.now() - start) / 1000)),
-    xdpNsPerSyn: Math.round((stats.runTimeNs - stats0.runTimeNs) / (stats.runCnt - stats0.runCnt)),
+    ...(ingress === "xdp"
+      ? { xdpNsPerSyn: perRun }
+      : { tcIngressNsPerSyn: perRun, tcEgressNsPerSyn: out0 ? nsPerSyn(tcOut, out0, syns) : 0 }),
     generatorNsPerSyn: Math.round((hpingUs * 1000) / syns),
     busyNsPerSyn: Math.round(((busy - hpingUs) * 1000) / syns),
     generatorCpuMs: Math.round(hpingUs / 1000),
@@ -141,32 +169,43 @@ async function phase(lab: MoatLab, name: string) {
   return result;
 }
 
-const restoreStats = enableBpfStats();
-const lab = await startMoatLab("bench-syn-flood", (l) => policy(l, false), [
-  `tcp:${PORT}`,
-  "backlog:4",
-]);
-try {
-  // SYN-ACKs to spoofed sources leave by the default route; XDP_TX on veth needs the peer's NAPI
-  lab.inB("ip", ["route", "add", "default", "via", lab.v4.a]);
-  lab.inA("ip", [
-    "link",
-    "set",
-    "dev",
-    lab.ifA,
-    "xdpdrv",
-    "obj",
-    `${ROOT}build/bpf/test/addon_attach.bpf.o`,
-    "sec",
-    "xdp",
+/** Both phases with the interface's ingress at `ingress`. */
+async function run(ingress: Ingress) {
+  const lab = await startMoatLab(`bench-syn-flood-${ingress}`, (l) => policy(l, false, ingress), [
+    `tcp:${PORT}`,
+    "backlog:4",
   ]);
-  const kernel = await phase(lab, "kernel syncookies");
-  lab.writePolicy(policy(lab, true));
-  await lab.daemon.waitFor(/applied: generation 2/, 30_000);
-  await new Promise((r) => setTimeout(r, 3000)); // the kernel's half-open requests time out
-  const moat = await phase(lab, "moat cookies");
-  writeResult("syn-flood", { floodMs: FLOOD_MS, clients: CLIENTS, kernel, moat });
+  try {
+    // SYN-ACKs to spoofed sources leave by the default route; XDP_TX on veth needs the peer's NAPI
+    lab.inB("ip", ["route", "add", "default", "via", lab.v4.a]);
+    if (ingress === "xdp")
+      lab.inA("ip", [
+        "link",
+        "set",
+        "dev",
+        lab.ifA,
+        "xdpdrv",
+        "obj",
+        `${ROOT}build/bpf/test/addon_attach.bpf.o`,
+        "sec",
+        "xdp",
+      ]);
+    const kernel = await phase(lab, "kernel syncookies", ingress);
+    lab.writePolicy(policy(lab, true, ingress));
+    await lab.daemon.waitFor(/applied: generation 2/, 30_000);
+    await new Promise((r) => setTimeout(r, 3000)); // the kernel's half-open requests time out
+    const moat = await phase(lab, "moat cookies", ingress);
+    return { kernel, moat };
+  } finally {
+    await lab.close();
+  }
+}
+
+const restoreStats = enableBpfStats();
+try {
+  const xdp = await run("xdp");
+  const tc = await run("tc");
+  writeResult("syn-flood", { floodMs: FLOOD_MS, clients: CLIENTS, ...xdp, tc });
 } finally {
-  await lab.close();
   restoreStats();
 }

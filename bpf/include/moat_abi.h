@@ -822,19 +822,20 @@ struct moat_flood_secret {
 enum moat_flood_counter {
 	MOAT_FLOOD_SYN = 0,		/* SYNs to a defended port */
 	MOAT_FLOOD_SYN_OVER = 1,	/* of them, over the port's rate (attack) */
-	MOAT_FLOOD_COOKIE_SENT = 2,	/* SYN-ACKs with a cookie sent by XDP */
+	MOAT_FLOOD_COOKIE_SENT = 2,	/* SYN-ACKs with a cookie sent (XDP or TC ingress) */
 	MOAT_FLOOD_COOKIE_DETECTED = 3, /* detect: SYNs prevent would have answered */
 	MOAT_FLOOD_COOKIE_VALID = 4,	/* ACKs to a listener with a valid cookie */
 	MOAT_FLOOD_COOKIE_INVALID = 5,	/* ACKs to a listener without one (the kernel resets) */
 	MOAT_FLOOD_ASSIGNED = 6,	/* handed to the listener (bpf_sk_assign_tcp_reqsk) */
 	MOAT_FLOOD_ASSIGN_FAILED = 7,	/* the kernel refused the request socket */
-	MOAT_FLOOD_COOKIE_UNSENT = 8,	/* SYNs XDP could not answer (passed to the kernel) */
+	MOAT_FLOOD_COOKIE_UNSENT = 8,	/* SYNs moat could not answer (passed to the kernel) */
 	MOAT_FLOOD_UDP_DROPPED = 9,	/* udp from an amplification port over its limit */
 	MOAT_FLOOD_UDP_DETECTED = 10,	/* the same in detect mode (passed) */
 	MOAT_FLOOD_UDP_FULL = 11,	/* sources judged by the overflow bucket: table full */
 	MOAT_FLOOD_ICMP_DROPPED = 12,	/* icmp packets over flood.icmp.max_size */
 	MOAT_FLOOD_ICMP_DETECTED = 13,	/* the same in detect mode (passed) */
-	MOAT_FLOOD_MAX = 14,
+	MOAT_FLOOD_COOKIE_EGRESS = 14,	/* TC ingress's SYN-ACKs let out unjudged by TC egress */
+	MOAT_FLOOD_MAX = 15,
 };
 
 /* flood_on: which defences the live policy has, so a packet without one pays one array read */

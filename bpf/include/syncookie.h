@@ -2,13 +2,15 @@
 /* SYN flood defence (docs/policy.md, "flood"). Every SYN to a defended port feeds the port's
  * token bucket; a SYN the bucket has no token for starts (or prolongs) an attack on the port,
  * which ends `hold` after the last such SYN (the hysteresis: a rate hovering at the threshold
- * does not start and stop attacks). Under attack, in prevent mode, XDP answers an allowed SYN
- * itself with a SYN-ACK whose sequence number is a cookie (SipHash of the connection's addresses,
- * ports, the client's sequence number and a 69 s time slot, with the MSS, window scale and SACK
- * the client offered in its low bits), and keeps nothing. The client's ACK is checked at TC
- * ingress; a valid cookie for a port under attack (or whose attack ended less than a cookie's life
- * ago) is handed to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and
- * the kernel makes the connection from it. Neither the kernel's SYN queue nor its own syncookies
+ * does not start and stop attacks). Under attack, in prevent mode, the ingress hook (XDP, or TC
+ * ingress on an interface that asks for it) answers an allowed SYN itself with a SYN-ACK whose
+ * sequence number is a cookie (SipHash of the connection's addresses, ports, the client's
+ * sequence number and a 69 s time slot, with the MSS, window scale and SACK the client offered in
+ * its low bits), and keeps nothing: XDP with XDP_TX, TC by redirecting the skb back out (moat's
+ * TC egress lets that SYN-ACK out unjudged). The client's ACK is checked at TC ingress; a valid
+ * cookie for a port under attack (or whose attack ended less than a cookie's life ago) is handed
+ * to the listening socket as a request socket with bpf_sk_assign_tcp_reqsk(), and the kernel
+ * makes the connection from it. Neither the kernel's SYN queue nor its own syncookies
  * see the flood. In detect mode the SYNs go to the kernel as usual and are counted as what prevent
  * would have answered. */
 #ifndef MOAT_SYNCOOKIE_H
@@ -18,6 +20,7 @@
 #include "packet.h"
 #include "classify.h"
 #include "reset.h"
+#include <bpf/bpf_core_read.h>
 
 /* a cookie names its time slot (2^36 ns, about 69 s) by its parity: the current and the
  * previous slot are accepted, so a cookie lives 69 to 137 s */
@@ -138,9 +141,9 @@ static __always_inline __u64 siphash6(const __u64 *k, const __u64 *m)
 }
 
 /* the cookie's hash: the client's address and port, the server's (the tuple of a packet from the
- * client), the client's initial sequence number, the time slot and the cookie's data (so that
- * its bits cannot be changed either). 0 without a key */
-__noinline __u32 cookie_hash(const struct tuple *t, __u32 seq, __u64 slot, __u32 data)
+ * client; `rev`: of a packet to it), the client's initial sequence number, the time slot and the
+ * cookie's data (so that its bits cannot be changed either). 0 without a key */
+__noinline __u32 cookie_hash(const struct tuple *t, __u32 rev, __u32 seq, __u64 slot, __u32 data)
 {
 	__u32 zero = 0;
 	__u64 m[6];
@@ -150,9 +153,10 @@ __noinline __u32 cookie_hash(const struct tuple *t, __u32 seq, __u64 slot, __u32
 	const struct moat_flood_secret *sec = bpf_map_lookup_elem(&flood_secret, &zero);
 	if (!sec || !(sec->k[0] | sec->k[1]))
 		return 0;
-	__builtin_memcpy(&m[0], t->src, 16);
-	__builtin_memcpy(&m[2], t->dst, 16);
-	m[4] = (__u64)((__u32)t->sport << 16 | t->dport) << 32 | seq;
+	__builtin_memcpy(&m[0], rev ? t->dst : t->src, 16);
+	__builtin_memcpy(&m[2], rev ? t->src : t->dst, 16);
+	__u32 ports = rev ? (__u32)t->dport << 16 | t->sport : (__u32)t->sport << 16 | t->dport;
+	m[4] = (__u64)ports << 32 | seq;
 	m[5] = slot << 8 | (data & 0xff);
 	__u64 h = siphash6(sec->k, m);
 	return (__u32)(h ^ (h >> 32));
@@ -177,45 +181,52 @@ struct syn_opts {
 	__u8 sack;
 };
 
-#ifndef __arg_ctx
-#define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
-#endif
+/* a SYN's tcp options, copied out of the packet by the hook's wrapper */
+struct syn_opt_bytes {
+	__u8 b[40];
+};
 
-/* the options of the SYN whose tcp header starts at l4 (34 or 54). A global function: verified
- * once, whatever the caller's paths */
-__noinline int syn_opts_xdp(struct xdp_md *ctx __arg_ctx, __u32 l4, __u32 hlen, struct syn_opts *o)
+/* What the SYN offered, from its first `n` option bytes. A global function: verified once */
+__noinline int syn_opts_parse(const struct syn_opt_bytes *ob, __u32 n, struct syn_opts *o)
 {
-	__u32 i = 20;
+	__u32 i = 0;
 
 	if (!o)
 		return 0;
 	o->mss = 536;
 	o->wscale = COOKIE_NO_WSCALE;
 	o->sack = 0;
-	if (l4 != 34 && l4 != 54)
+	if (!ob)
 		return 0;
-	void *tcp = (void *)(long)ctx->data + l4, *end = (void *)(long)ctx->data_end;
-	for (int n = 0; n < 20; n++) {
-		if (i >= hlen || i > 56)
+	for (int k = 0; k < 20; k++) {
+		if (i >= n || i >= 39)
 			return 0;
-		__u8 *c = tcp + i;
-		if ((void *)(c + 1) > end || c[0] == 0)
+		__u8 kind = ob->b[i];
+		if (kind == 0)
 			return 0;
-		if (c[0] == 1) {
+		if (kind == 1) {
 			i += 1;
 			continue;
 		}
-		if ((void *)(c + 2) > end || c[1] < 2)
+		__u8 len = ob->b[i + 1];
+		if (len < 2 || i + len > n)
 			return 0;
-		if (c[0] == 2 && c[1] == 4 && (void *)(c + 4) <= end)
-			o->mss = (__u16)c[2] << 8 | c[3];
-		else if (c[0] == 3 && c[1] == 3 && (void *)(c + 3) <= end)
-			o->wscale = c[2] > 14 ? 14 : c[2];
-		else if (c[0] == 4 && c[1] == 2)
+		if (kind == 2 && len == 4 && i < 36)
+			o->mss = (__u16)ob->b[i + 2] << 8 | ob->b[i + 3];
+		else if (kind == 3 && len == 3 && i < 37)
+			o->wscale = ob->b[i + 2] > 14 ? 14 : ob->b[i + 2];
+		else if (kind == 4 && len == 2)
 			o->sack = 1;
-		i += c[1];
+		i += len;
 	}
 	return 0;
+}
+
+/* how many option bytes follow the SYN's 20-byte tcp header (0 to 40) */
+static __always_inline __u32 syn_opt_len(const struct pkt *p)
+{
+	__u32 n = p->l4_len > 20 ? p->l4_len - 20 : 0;
+	return n > 40 ? 40 : n;
 }
 
 static __always_inline __u32 mss_index(__u16 mss)
@@ -268,56 +279,45 @@ static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_op
 {
 	__u64 slot = now >> COOKIE_SLOT_SHIFT;
 	__u32 data = cookie_data(mss_index(so->mss), so->sack, so->wscale);
-	__u32 h = cookie_hash(&p->t, p->seq, slot, data);
+	__u32 h = cookie_hash(&p->t, 0, p->seq, slot, data);
 	return cookie_make(h, slot, data);
 }
 
-/* The frame holding the SYN in `p` rewritten whole as its SYN-ACK with a cookie: made `want`
- * bytes long first (cut at the tail, or grown at the head, where XDP always has room), then
- * every header written from the SYN's facts. Only SYNs without ip options or extension headers
- * and without a vlan tag; 0 when done, -1 when the frame is not one moat answers. A global
- * function: verified once */
-__noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 now)
-{
-	struct syn_opts so;
-	__u8 mac[12];
+/* A SYN-ACK frame built aside, then written over the SYN by the hook. The two bytes before it
+ * put its ip and tcp headers on 4-byte boundaries. */
+struct cookie_frame {
+	__u8 pad[2];
+	__u8 b[SA6_LEN];
+} __attribute__((aligned(8)));
 
-	if (!ctx || !p || p->ext || p->l3_off != 14)
-		return -1;
-	if ((p->t.family == 4 && p->l4_off != 34) || (p->t.family == 6 && p->l4_off != 54))
-		return -1;
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	/* a constant offset: the verifier bounds the option reads by it */
-	__u32 l4 = p->t.family == 4 ? 34 : 54;
-	if (data + l4 + 20 > end)
-		return -1;
-	syn_opts_xdp(ctx, l4, p->l4_len, &so);
-	__builtin_memcpy(mac, data, 12);
-	__u32 cookie = cookie_for(p, &so, now);
-	if (!cookie)
-		return -1;
-	int want = p->t.family == 4 ? SA4_LEN : SA6_LEN;
-	int len = end - data;
-	if (len > want && bpf_xdp_adjust_tail(ctx, want - len))
-		return -1;
-	if (len < want && bpf_xdp_adjust_head(ctx, len - want))
-		return -1;
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
+/* whether the SYN in `p` is one moat can answer: ethernet, no vlan tag in the frame, no ip
+ * options or extension headers */
+static __always_inline int cookie_answerable(const struct pkt *p)
+{
+	if (p->ext || p->l3_off != 14)
+		return 0;
+	return (p->t.family == 4 && p->l4_off == 34) || (p->t.family == 6 && p->l4_off == 54);
+}
+
+/* The SYN-ACK with a cookie to the SYN in `p`, every header of it, in `f` (whose first 12
+ * bytes hold the SYN's macs, destination then source): its length, or -1. `partial`: the tcp
+ * checksum holds the pseudo header's sum only, for the device to finish (an skb whose checksum
+ * is CHECKSUM_PARTIAL). The one place both hooks' SYN-ACKs are made; a global function */
+__noinline int cookie_synack_build(struct cookie_frame *f, const struct pkt *p,
+				   const struct syn_opts *so, __u32 cookie, __u32 partial)
+{
+	__u8 mac[6];
 	__u64 sum;
 
-	if (data + SA6_LEN > end && data + SA4_LEN > end)
+	if (!f || !p || !so)
 		return -1;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return -1;
-	__builtin_memcpy(eth->h_dest, mac + 6, 6);
+	struct ethhdr *eth = (void *)f->b;
+	__builtin_memcpy(mac, eth->h_dest, 6);
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
 	__builtin_memcpy(eth->h_source, mac, 6);
 	if (p->t.family == 4) {
-		if (data + SA4_LEN > end)
-			return -1;
-		struct iphdr *ip = data + 14;
-		struct tcphdr *th = data + 34;
+		struct iphdr *ip = (void *)(f->b + 14);
+		struct tcphdr *th = (void *)(f->b + 34);
 		struct pseudo4 ph = {};
 		eth->h_proto = bpf_htons(ETH_P_IP);
 		*(__u8 *)ip = 0x45;
@@ -332,19 +332,20 @@ __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 
 		__builtin_memcpy(&ip->daddr, p->t.src + 12, 4);
 		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)ip, 20, 0));
 		cookie_tcp(th, p, cookie);
-		cookie_options((__u8 *)(th + 1), cookie_mss[3], &so);
+		cookie_options((__u8 *)(th + 1), cookie_mss[3], so);
 		__builtin_memcpy(ph.src, p->t.dst + 12, 4);
 		__builtin_memcpy(ph.dst, p->t.src + 12, 4);
 		ph.proto = IPPROTO_TCP;
 		ph.len = bpf_htons(20 + TCP_OPT_BYTES);
 		sum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
-		th->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)th, 20 + TCP_OPT_BYTES, sum));
-		return 0;
+		th->check =
+		    partial
+			? (__u16)~csum_fold(sum)
+			: csum_fold(bpf_csum_diff(NULL, 0, (void *)th, 20 + TCP_OPT_BYTES, sum));
+		return SA4_LEN;
 	}
-	if (data + SA6_LEN > end)
-		return -1;
-	struct ipv6hdr *ip6 = data + 14;
-	struct tcphdr *th = data + 54;
+	struct ipv6hdr *ip6 = (void *)(f->b + 14);
+	struct tcphdr *th = (void *)(f->b + 54);
 	struct pseudo6 ph = {};
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	*(__u32 *)ip6 = bpf_htonl(0x60000000);
@@ -354,14 +355,48 @@ __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 
 	__builtin_memcpy(&ip6->saddr, p->t.dst, 16);
 	__builtin_memcpy(&ip6->daddr, p->t.src, 16);
 	cookie_tcp(th, p, cookie);
-	cookie_options((__u8 *)(th + 1), cookie_mss[2], &so);
+	cookie_options((__u8 *)(th + 1), cookie_mss[2], so);
 	__builtin_memcpy(ph.src, p->t.dst, 16);
 	__builtin_memcpy(ph.dst, p->t.src, 16);
 	ph.len = bpf_htonl(20 + TCP_OPT_BYTES);
 	ph.nexthdr = IPPROTO_TCP;
 	sum = bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
-	th->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)th, 20 + TCP_OPT_BYTES, sum));
-	return 0;
+	th->check = partial
+			? (__u16)~csum_fold(sum)
+			: csum_fold(bpf_csum_diff(NULL, 0, (void *)th, 20 + TCP_OPT_BYTES, sum));
+	return SA6_LEN;
+}
+
+/* XDP: the frame holding the SYN in `p` rewritten whole as its SYN-ACK with a cookie: made the
+ * SYN-ACK's length first (cut at the tail, or grown at the head, where XDP always has room).
+ * 0 when done, -1 when the frame is not one moat answers. A global function */
+__noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 now)
+{
+	struct cookie_frame f = {};
+	struct syn_opt_bytes ob = {};
+	struct syn_opts so;
+
+	if (!ctx || !p || !cookie_answerable(p))
+		return -1;
+	__u32 n = syn_opt_len(p);
+	if (bpf_xdp_load_bytes(ctx, 0, f.b, 12) ||
+	    (n && bpf_xdp_load_bytes(ctx, p->l4_off + 20, ob.b, n)))
+		return -1;
+	syn_opts_parse(&ob, n, &so);
+	__u32 cookie = cookie_for(p, &so, now);
+	if (!cookie)
+		return -1;
+	int want = cookie_synack_build(&f, p, &so, cookie, 0);
+	if (want != SA4_LEN && want != SA6_LEN)
+		return -1;
+	int len = ctx->data_end - ctx->data;
+	if (len > want && bpf_xdp_adjust_tail(ctx, want - len))
+		return -1;
+	if (len < want && bpf_xdp_adjust_head(ctx, len - want))
+		return -1;
+	if (want == SA4_LEN)
+		return bpf_xdp_store_bytes(ctx, 0, f.b, SA4_LEN) ? -1 : 0;
+	return bpf_xdp_store_bytes(ctx, 0, f.b, SA6_LEN) ? -1 : 0;
 }
 
 /* whether an allowed SYN in XDP is answered with a cookie: a bare SYN from a remote to a port
@@ -435,20 +470,110 @@ __noinline int cookie_syn_xdp(struct xdp_md *ctx, const struct pkt *p)
 	return XDP_TX;
 }
 
-/* the request a valid cookie in the ACK stands for (mss, window scale, sack), or 0 */
-static __always_inline int cookie_check(const struct pkt *p, __u64 now,
-					struct bpf_tcp_req_attrs *attrs)
+#define TC_ACT_SHOT_ 2
+#define CHECKSUM_PARTIAL_ 3
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/* How the skb's tcp checksum must be written: 0 whole, 1 partial (CHECKSUM_PARTIAL: the device
+ * or the stack finishes it from the pseudo header's sum), -1 not at all (a partial checksum
+ * that is not the tcp header's, or a kernel that cannot tell) */
+static __always_inline int skb_csum_kind(struct __sk_buff *skb, const struct pkt *p)
 {
-	__u32 cookie = p->ack - 1, seq = p->seq - 1;
+	if (!bpf_cast_to_kern_ctx)
+		return -1;
+	struct sk_buff *k = bpf_cast_to_kern_ctx(skb);
+	if (BPF_CORE_READ_BITFIELD(k, ip_summed) != CHECKSUM_PARTIAL_)
+		return 0;
+	/* the headers stay where they are: the offsets the checksum is finished at still hold */
+	if (k->csum_offset != offsetof(struct tcphdr, check) ||
+	    k->csum_start != k->network_header + (p->l4_off - p->l3_off))
+		return -1;
+	return 1;
+}
+
+/* TC: the skb holding the SYN in `p` rewritten whole as its SYN-ACK with a cookie (cut or
+ * grown at the tail to its length; the skb's checksum state kept right). 0 when done, -1 when
+ * the SYN is not one moat answers (the skb untouched), -2 when the skb could not be rewritten.
+ * A global function */
+__noinline int cookie_synack_skb(struct __sk_buff *skb, const struct pkt *p, __u64 now)
+{
+	struct cookie_frame f = {};
+	struct syn_opt_bytes ob = {};
+	struct syn_opts so;
+
+	/* a tag the device took off (vlan offload) would go back out on the SYN-ACK */
+	if (!skb || !p || !cookie_answerable(p) || skb->vlan_present)
+		return -1;
+	int partial = skb_csum_kind(skb, p);
+	if (partial < 0)
+		return -1;
+	__u32 n = syn_opt_len(p);
+	if (bpf_skb_load_bytes(skb, 0, f.b, 12) ||
+	    (n && bpf_skb_load_bytes(skb, p->l4_off + 20, ob.b, n)))
+		return -1;
+	syn_opts_parse(&ob, n, &so);
+	__u32 cookie = cookie_for(p, &so, now);
+	if (!cookie)
+		return -1;
+	int want = cookie_synack_build(&f, p, &so, cookie, partial);
+	if (want != SA4_LEN && want != SA6_LEN)
+		return -1;
+	if (skb->len != want && bpf_skb_change_tail(skb, want, 0))
+		return -1;
+	/* BPF_F_RECOMPUTE_CSUM: a CHECKSUM_COMPLETE skb's sum follows the new bytes */
+	if (want == SA4_LEN)
+		return bpf_skb_store_bytes(skb, 0, f.b, SA4_LEN, BPF_F_RECOMPUTE_CSUM) ? -2 : 0;
+	return bpf_skb_store_bytes(skb, 0, f.b, SA6_LEN, BPF_F_RECOMPUTE_CSUM) ? -2 : 0;
+}
+
+/* TC ingress: the SYN answered with a cookie sent back out of the interface it came in by
+ * (TC_ACT_REDIRECT), TC_ACT_SHOT for an skb broken on the way, or -1 to judge it as usual. The
+ * SYN-ACK passes moat's TC egress program, which lets it out unjudged (cookie_synack_ours).
+ * A global function */
+__noinline int cookie_syn_skb(struct __sk_buff *skb, const struct pkt *p)
+{
+	if (!skb || !p || p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN))
+		return -1;
+	__u64 now = bpf_ktime_get_ns();
+	if (!cookie_wanted(p, now) || !policy_allows_syn(p))
+		return -1;
+	int r = cookie_synack_skb(skb, p, now);
+	if (r == -2)
+		return TC_ACT_SHOT_;
+	if (r) {
+		flood_count(MOAT_FLOOD_COOKIE_UNSENT);
+		return -1;
+	}
+	flood_count(MOAT_FLOOD_COOKIE_SENT);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The cookie's data (mss index, sack, window scale) plus one when it is valid, else 0. `t`: the
+ * tuple of a packet from the client (`rev`: to it); `seq`: the client's initial sequence number */
+static __always_inline __u32 cookie_valid(const struct tuple *t, __u32 rev, __u32 cookie, __u32 seq,
+					  __u64 now)
+{
 	__u64 slot = now >> COOKIE_SLOT_SHIFT;
 
 	if ((slot & 1) != (cookie >> 7 & 1))
 		slot -= 1;
 	__u32 data = cookie & 0x7f;
-	__u32 h = cookie_hash(&p->t, seq, slot, data);
+	__u32 h = cookie_hash(t, rev, seq, slot, data);
 	if (!h || ((h ^ cookie) & 0xffffff00))
 		return 0;
-	__u32 ws = data & 0xf;
+	return data + 1;
+}
+
+/* the request the cookie the client's ACK in `p` returns stands for (mss, window scale, sack),
+ * or 0 */
+static __always_inline int cookie_check(const struct pkt *p, __u64 now,
+					struct bpf_tcp_req_attrs *attrs)
+{
+	__u32 v = cookie_valid(&p->t, 0, p->ack - 1, p->seq - 1, now);
+	if (!v)
+		return 0;
+	__u32 data = v - 1, ws = data & 0xf;
 	__builtin_memset(attrs, 0, sizeof(*attrs));
 	attrs->mss = cookie_mss[(data >> 5) & 3];
 	attrs->sack_ok = (data >> 4) & 1;
@@ -457,6 +582,27 @@ static __always_inline int cookie_check(const struct pkt *p, __u64 now,
 		attrs->snd_wscale = ws;
 		attrs->rcv_wscale = COOKIE_RCV_WSCALE;
 	}
+	return 1;
+}
+
+/* TC egress: whether the packet in `p` is a SYN-ACK moat's TC ingress answered a SYN with: its
+ * cookie checks (under the daemon's key: nothing else can make one). Such a SYN-ACK opens
+ * nothing and is not judged (it would open an egress connection per SYN of the flood). A global
+ * function */
+__noinline int cookie_synack_ours(const struct pkt *p)
+{
+	__u32 zero = 0;
+
+	if (!p || p->t.proto != IPPROTO_TCP ||
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != (TCP_SYN | TCP_ACK))
+		return 0;
+	__u32 *on = bpf_map_lookup_elem(&flood_on, &zero);
+	if (!on || !(*on & MOAT_FLOOD_ON_SYN))
+		return 0;
+	/* the cookie was made from the client's SYN: this packet's tuple, turned round */
+	if (!cookie_valid(&p->t, 1, p->seq, p->ack - 1, bpf_ktime_get_ns()))
+		return 0;
+	flood_count(MOAT_FLOOD_COOKIE_EGRESS);
 	return 1;
 }
 
@@ -470,8 +616,17 @@ __noinline int cookie_ack_skb(struct __sk_buff *skb, const struct pkt *p)
 	struct bpf_sock_tuple tuple = {};
 	__u32 key, tlen;
 
+	/* a kernel without the kfunc (before 6.9): the call is dead code the verifier skips, and
+	 * the tc ingress program that shares this function still loads */
+	if (!bpf_sk_assign_tcp_reqsk)
+		return 0;
 	if (!skb || !p || p->t.proto != IPPROTO_TCP ||
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_ACK)
+		return 0;
+	/* no flood.syn in the policy: one array read per ACK */
+	key = 0;
+	__u32 *on = bpf_map_lookup_elem(&flood_on, &key);
+	if (!on || !(*on & MOAT_FLOOD_ON_SYN))
 		return 0;
 	const struct moat_flood_port *f = flood_port_of(p->t.dport, &key);
 	if (!f || f->mode != MOAT_MODE_PREVENT)

@@ -104,7 +104,10 @@ int moat_tc_egress(struct __sk_buff *skb)
 		sk = bpf_sk_fullsock(sk);
 	if (sk)
 		s = bpf_sk_storage_get(&socks, sk, 0, 0);
-	int out = moat_judge(skb, p, kind, &h, s);
+	/* a SYN-ACK with a cookie the tc ingress program sent back out is no connection of this
+	 * host's: it passes unjudged (syncookie.h) */
+	int out =
+	    kind == PKT_IP && cookie_synack_ours(p) ? OUT_PASS : moat_judge(skb, p, kind, &h, s);
 	if (out == OUT_PASS) {
 		if (p->ids_want)
 			moat_ids_skb(skb, p, MOAT_HOOK_TC_EGRESS, 1);
@@ -120,7 +123,8 @@ int moat_tc_egress(struct __sk_buff *skb)
 }
 
 /* ingress at tc instead of xdp, for interfaces where native xdp costs more than it saves
- * (container veths): the same judging, on the skb the stack already built */
+ * (container veths): the same judging, on the skb the stack already built, and the same SYN
+ * flood defence (the cookie's SYN-ACK redirected back out, its ACK checked before judging) */
 SEC("tc")
 int moat_tc_ingress(struct __sk_buff *skb)
 {
@@ -138,6 +142,16 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
 		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
 		kind = moat_parse_skb(skb, p);
+	}
+	/* a SYN to a port under a SYN flood, answered with a cookie out of the interface it came in
+	 * by (syncookie.h) */
+	if (kind == PKT_IP) {
+		int r = cookie_syn_skb(skb, p);
+		if (r >= 0)
+			return r;
+		/* the client's ACK to a cookie: a request socket of the listener, made here and
+		 * kept if the ACK passes the judging below (syncookie.h) */
+		cookie_ack_skb(skb, p);
 	}
 	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
 		return TC_ACT_SHOT;

@@ -123,6 +123,6 @@ export function startFloodWatch(
 /** The start line that says who answers SYN floods with cookies on this kernel. */
 export function synCookiesLine(who: "moat" | "kernel"): string {
   return who === "moat"
-    ? "SYN flood defence: moat's SYN cookies (XDP, bpf_sk_assign_tcp_reqsk)"
+    ? "SYN flood defence: moat's SYN cookies (XDP or TC ingress, bpf_sk_assign_tcp_reqsk)"
     : "SYN flood defence: this kernel lacks bpf_sk_assign_tcp_reqsk (Linux 6.9+): floods are counted and reported, the kernel's own syncookies answer them";
 }

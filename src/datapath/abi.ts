@@ -348,7 +348,8 @@ export const FloodCounter = {
   udpFull: 11,
   icmpDropped: 12,
   icmpDetected: 13,
-  max: 14,
+  cookieEgress: 14,
+  max: 15,
 } as const;
 export type FloodCounterName = Exclude<keyof typeof FloodCounter, "max">;
 

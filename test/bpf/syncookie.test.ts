@@ -1,8 +1,10 @@
 // flood.syn through BPF_PROG_TEST_RUN: SYNs to a defended port over its rate put it under attack;
 // then XDP answers an allowed SYN with a SYN-ACK carrying a cookie (IPv4 and IPv6: addresses,
 // ports and MACs swapped, ack = seq + 1, the client's options echoed, both checksums right), the
-// ACK that returns it checks at the cookie program and one with a wrong number does not. Detect
-// mode counts and answers nothing; a port not defended, or a blocked SYN, is judged as usual.
+// ACK that returns it checks at the cookie program and one with a wrong number does not. The tc
+// ingress program does the same with a redirect back out (the frame cut or grown to the SYN-ACK),
+// its egress twin lets that SYN-ACK out unjudged, and it checks the ACK itself. Detect mode counts
+// and answers nothing; a port not defended, or a blocked SYN, is judged as usual.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo, type Server } from "node:net";
@@ -101,61 +103,70 @@ describe("flood.syn: cookies", () => {
     { v: "IPv4", client: "198.51.100.5", server: "10.0.0.1", mss: 1460, ipLen: 20, at: 0 },
     { v: "IPv6", client: "2001:db8::5", server: "fd00:2::1", mss: 1440, ipLen: 40, at: 1 },
   ];
-  for (const f of families) {
-    test(`${f.v}: under attack an allowed SYN gets a cookie SYN-ACK; its ACK checks`, () => {
-      const syn = (sport: number): PacketSpec => ({
-        src: f.client,
-        dst: f.server,
-        proto: "tcp",
-        sport,
-        dport: ports[f.at]!,
-        flags: "S",
-        seq: 1000 + sport,
-        tcpOptions: SYN_OPTIONS,
-      });
-      const before = lab.dp.floodCounters();
-      // the bucket holds one SYN: the next ones are over the rate, the port is under attack
-      lab.run("xdp", syn(40000));
-      const r = lab.run("xdp", syn(40001));
-      assert.equal(r.verdict, "tx", "answered by XDP");
-      const d = r.data;
-      const sent = packet(syn(40001));
-      assert.deepEqual(d.subarray(0, 6), sent.subarray(6, 12), "to the sender's MAC");
-      assert.deepEqual(d.subarray(6, 12), sent.subarray(0, 6), "from ours");
-      const at = tcpAt(d);
-      assert.equal(d.length, at + 32, "headers only: 20 bytes of TCP and 12 of options");
-      if (f.ipLen === 20) {
-        assert.equal(checksum(d.subarray(14, 34)), 0, "IPv4 header checksum");
-        assert.equal(d.readUInt16BE(16), 20 + 32, "IPv4 total length");
-      } else {
-        assert.equal(d.readUInt16BE(18), 32, "IPv6 payload length");
-      }
-      assert.equal(d.readUInt16BE(at), ports[f.at]!, "from the server's port");
-      assert.equal(d.readUInt16BE(at + 2), 40001, "to the client's port");
-      assert.equal(d.readUInt32BE(at + 8), 1000 + 40001 + 1, "acknowledges the SYN");
-      assert.equal(d[at + 13], 0x12, "SYN+ACK");
-      assert.ok(tcpChecksumOk(d, f.server, f.client), "TCP checksum");
-      const o = options(d);
-      assert.equal(o.get(2)?.readUInt16BE(0), f.mss, "our MSS");
+  type Family = (typeof families)[number];
+  const syn = (f: Family, sport: number, tcpOptions = SYN_OPTIONS): PacketSpec => ({
+    src: f.client,
+    dst: f.server,
+    proto: "tcp",
+    sport,
+    dport: ports[f.at]!,
+    flags: "S",
+    seq: 1000 + sport,
+    tcpOptions,
+  });
+  const ack = (f: Family, sport: number, ackNo: number): PacketSpec => ({
+    src: f.client,
+    dst: f.server,
+    proto: "tcp",
+    sport,
+    dport: ports[f.at]!,
+    flags: "A",
+    seq: 1000 + sport + 1,
+    ack: ackNo,
+  });
+
+  /** `d` is the SYN-ACK to syn(f, sport): headers, checksums, options. Returns its cookie. */
+  function assertSynAck(d: Buffer, f: Family, sport: number, offered: "options" | "none"): number {
+    const sent = packet(syn(f, sport));
+    assert.deepEqual(d.subarray(0, 6), sent.subarray(6, 12), "to the sender's MAC");
+    assert.deepEqual(d.subarray(6, 12), sent.subarray(0, 6), "from ours");
+    const at = tcpAt(d);
+    assert.equal(d.length, at + 32, "headers only: 20 bytes of TCP and 12 of options");
+    if (f.ipLen === 20) {
+      assert.equal(checksum(d.subarray(14, 34)), 0, "IPv4 header checksum");
+      assert.equal(d.readUInt16BE(16), 20 + 32, "IPv4 total length");
+    } else {
+      assert.equal(d.readUInt16BE(18), 32, "IPv6 payload length");
+    }
+    assert.equal(d.readUInt16BE(at), ports[f.at]!, "from the server's port");
+    assert.equal(d.readUInt16BE(at + 2), sport, "to the client's port");
+    assert.equal(d.readUInt32BE(at + 8), 1000 + sport + 1, "acknowledges the SYN");
+    assert.equal(d[at + 13], 0x12, "SYN+ACK");
+    assert.ok(tcpChecksumOk(d, f.server, f.client), "TCP checksum");
+    const o = options(d);
+    assert.equal(o.get(2)?.readUInt16BE(0), f.mss, "our MSS");
+    if (offered === "options") {
       assert.equal(o.get(3)?.[0], 7, "our window scale");
       assert.ok(o.has(4), "SACK permitted");
-      const cookie = d.readUInt32BE(at + 4);
+    } else {
+      assert.ok(!o.has(3) && !o.has(4), "no window scale nor SACK to a SYN without them");
+    }
+    return d.readUInt32BE(at + 4);
+  }
 
-      const ack = (ackNo: number): PacketSpec => ({
-        src: f.client,
-        dst: f.server,
-        proto: "tcp",
-        sport: 40001,
-        dport: ports[f.at]!,
-        flags: "A",
-        seq: 1000 + 40001 + 1,
-        ack: ackNo,
-      });
+  for (const f of families) {
+    test(`${f.v}: under attack an allowed SYN gets a cookie SYN-ACK; its ACK checks`, () => {
+      const before = lab.dp.floodCounters();
+      // the bucket holds one SYN: the next ones are over the rate, the port is under attack
+      lab.run("xdp", syn(f, 40000));
+      const r = lab.run("xdp", syn(f, 40001));
+      assert.equal(r.verdict, "tx", "answered by XDP");
+      const cookie = assertSynAck(r.data, f, 40001, "options");
       assert.ok(lab.dp.tcCookie);
-      const good = lab.dp.tcCookie.testRun({ data: packet(ack(cookie + 1)) });
+      const good = lab.dp.tcCookie.testRun({ data: packet(ack(f, 40001, cookie + 1)) });
       assert.equal(good.retval, TC_ACT_OK);
       // another number: a changed hash, or changed bits of the MSS, window scale or SACK
-      const bad = lab.dp.tcCookie.testRun({ data: packet(ack(cookie + 2)) });
+      const bad = lab.dp.tcCookie.testRun({ data: packet(ack(f, 40001, cookie + 2)) });
       assert.equal(bad.retval, TC_ACT_OK, "a wrong cookie goes on to the kernel, which resets it");
       const { assigned = 0, assignFailed = 0, ...seen } = delta(before, lab.dp.floodCounters());
       assert.deepEqual(seen, {
@@ -169,34 +180,106 @@ describe("flood.syn: cookies", () => {
       // refuse it there)
       assert.equal(assigned + assignFailed, 1);
     });
+
+    test(`${f.v}, tc ingress: the SYN-ACK is redirected back out, passes egress unjudged; its ACK checks`, () => {
+      lab.run("tc-ingress", syn(f, 42000));
+      const before = lab.dp.floodCounters();
+      const r = lab.run("tc-ingress", syn(f, 42001));
+      assert.equal(r.verdict, "tx", "redirected out of the interface it came in by");
+      const cookie = assertSynAck(r.data, f, 42001, "options");
+
+      // the redirected SYN-ACK passes moat's egress program: neither judged nor dropped
+      const ctBefore = lab.counters();
+      const out = lab.run("tc", r.data);
+      assert.equal(out.verdict, "pass");
+      assert.deepEqual(KernelLab.delta(ctBefore, lab.counters(), ["new", "blocked"]), {
+        new: 0,
+        blocked: 0,
+      });
+      assert.deepEqual(lab.events(), [], "no connection reported");
+
+      // its ACK, at the same program, before the judging
+      const good = lab.run("tc-ingress", ack(f, 42001, cookie + 1));
+      assert.equal(good.verdict, "pass");
+      const bad = lab.run("tc-ingress", ack(f, 42001, cookie + 2));
+      assert.equal(bad.verdict, "pass", "a wrong cookie goes on to the kernel, which resets it");
+      const { assigned = 0, assignFailed = 0, ...seen } = delta(before, lab.dp.floodCounters());
+      assert.deepEqual(seen, {
+        syn: 1,
+        synOver: 1,
+        cookieSent: 1,
+        cookieEgress: 1,
+        cookieValid: 1,
+        cookieInvalid: 1,
+      });
+      assert.equal(assigned + assignFailed, 1);
+    });
+
+    test(`${f.v}, tc ingress: a SYN without options grows into a SYN-ACK without window scale or SACK`, () => {
+      lab.run("tc-ingress", syn(f, 43000, Buffer.alloc(0)));
+      const r = lab.run("tc-ingress", syn(f, 43001, Buffer.alloc(0)));
+      assert.equal(r.verdict, "tx");
+      assert.ok(r.data.length > packet(syn(f, 43001, Buffer.alloc(0))).length, "grown");
+      const cookie = assertSynAck(r.data, f, 43001, "none");
+      // the cookie carries MSS 536 (none offered), no window scale, no SACK: the ACK checks
+      const before = lab.dp.floodCounters();
+      lab.run("tc-ingress", ack(f, 43001, cookie + 1));
+      assert.equal(delta(before, lab.dp.floodCounters()).cookieValid, 1);
+    });
   }
 
-  test("a blocked SYN and a SYN to a port not defended are judged as usual", () => {
+  test("tc egress judges a SYN-ACK without a valid cookie as usual", () => {
     const before = lab.dp.floodCounters();
-    const blocked = lab.run("xdp", {
-      src: "198.51.100.9",
-      dst: "10.0.0.1",
+    const ctBefore = lab.counters();
+    const forged = lab.run("tc", {
+      src: "10.0.0.1",
+      dst: "198.51.100.5",
       proto: "tcp",
-      dport: 8080,
-      flags: "S",
+      sport: ports[0]!,
+      dport: 44000,
+      flags: "SA",
+      seq: 12345,
+      ack: 1000,
     });
-    assert.equal(blocked.verdict, "drop", "port 8080 is defended but no rule allows it");
-    const other = lab.run("xdp", {
-      src: "198.51.100.9",
-      dst: "10.0.0.1",
-      proto: "tcp",
-      dport: 22,
-      flags: "S",
-    });
-    assert.equal(other.verdict, "drop");
-    assert.equal(delta(before, lab.dp.floodCounters()).cookieSent, undefined);
+    assert.equal(forged.verdict, "pass", "egress: allow");
+    assert.equal(KernelLab.delta(ctBefore, lab.counters(), ["new"]).new, 1, "judged");
+    assert.equal(delta(before, lab.dp.floodCounters()).cookieEgress, undefined);
   });
+
+  test("tc ingress: a SYN with a VLAN tag in the frame goes to the kernel, counted", () => {
+    const before = lab.dp.floodCounters();
+    const r = lab.run("tc-ingress", { ...syn(families[0]!, 45000), vlans: [7] });
+    assert.equal(r.verdict, "pass");
+    assert.equal(delta(before, lab.dp.floodCounters()).cookieUnsent, 1);
+  });
+
+  for (const hook of ["xdp", "tc-ingress"] as const)
+    test(`${hook}: a blocked SYN and a SYN to a port not defended are judged as usual`, () => {
+      const before = lab.dp.floodCounters();
+      const blocked = lab.run(hook, {
+        src: "198.51.100.9",
+        dst: "10.0.0.1",
+        proto: "tcp",
+        dport: 8080,
+        flags: "S",
+      });
+      assert.equal(blocked.verdict, "drop", "port 8080 is defended but no rule allows it");
+      const other = lab.run(hook, {
+        src: "198.51.100.9",
+        dst: "10.0.0.1",
+        proto: "tcp",
+        dport: 22,
+        flags: "S",
+      });
+      assert.equal(other.verdict, "drop");
+      assert.equal(delta(before, lab.dp.floodCounters()).cookieSent, undefined);
+    });
 
   test("detect: the port under attack is counted, its SYNs go to the kernel", () => {
     lab.policy(policy("detect", ports));
     const before = lab.dp.floodCounters();
-    for (let i = 0; i < 3; i++) {
-      const r = lab.run("xdp", {
+    for (let i = 0; i < 6; i++) {
+      const r = lab.run(i < 3 ? "xdp" : "tc-ingress", {
         src: "198.51.100.7",
         dst: "10.0.0.1",
         proto: "tcp",
@@ -208,6 +291,6 @@ describe("flood.syn: cookies", () => {
     }
     const d = delta(before, lab.dp.floodCounters());
     assert.equal(d.cookieSent, undefined, "nothing answered");
-    assert.equal(d.cookieDetected, 3, "every SYN of the attack counted as what prevent answers");
+    assert.equal(d.cookieDetected, 6, "every SYN of the attack counted as what prevent answers");
   });
 });

@@ -2,8 +2,10 @@
 // moat. In prevent mode moat answers the port's SYNs with its own cookies while it is under
 // attack: curl from the peer keeps getting answers, moat's cookie counters rise, and the kernel's
 // SYN queue never fills (TcpExt SyncookiesSent and ListenOverflows stay 0 in the server's
-// namespace; the kernel's own syncookies are on, so curl alone would prove nothing). The attack's
-// start and end are one event each. In detect mode the same flood reaches the kernel, and the
+// namespace; the kernel's own syncookies are on, so curl alone would prove nothing), with the
+// guarded interface's ingress at XDP and at tc (where moat's egress lets each SYN-ACK out
+// unjudged, opening no egress connection). The attack's start and end are one event each. In
+// detect mode the same flood reaches the kernel, and the
 // attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
 // to a UDP service the policy allows is cut to the amplification limit.
 import { test } from "node:test";
@@ -23,11 +25,15 @@ const PORT = 8080;
 const UDP_PORT = 5353;
 const PASS_OBJECT = `${ROOT}build/bpf/test/addon_attach.bpf.o`;
 
-function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): string {
+function policy(
+  lab: Lab & { auditPath: string },
+  mode: "detect" | "prevent",
+  ingress: "xdp" | "tc",
+): string {
   return `version: 1
 mode: ${mode}
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [{ name: ${lab.ifB}, ingress: ${ingress} }] }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: web
@@ -206,13 +212,39 @@ interface AttackEvent {
 const attackEvents = (lab: MoatLab) =>
   storedEvents<AttackEvent>(lab).filter((e) => e.reason === "syn_flood");
 
+/** The SYN-ACKs to spoofed sources leave (and are lost) as on a host with a default route. */
+const defaultRoute = (lab: Lab) =>
+  assert.equal(lab.inB("ip", ["route", "add", "default", "via", lab.v4.a]), 0);
+
+/**
+ * At tc ingress the SYN-ACK is an skb redirected out of the veth: the peer needs nothing. The
+ * guarded side's transmit checksum offload is off, so a SYN-ACK made from curl's offloaded SYN
+ * (CHECKSUM_PARTIAL) has its checksum finished in software: a wrong one would lose curl's
+ * connections.
+ */
+const tcSide = (lab: Lab) => {
+  defaultRoute(lab);
+  assert.equal(lab.inB("ethtool", ["-K", lab.ifB, "tx", "off"]), 0, "tx checksum offload off");
+};
+
+/**
+ * At tc: every cookie SYN-ACK passed moat's egress program unjudged (counted), none became an
+ * egress connection (with egress allowed by default, each would count one).
+ */
+async function syncookieEgress(lab: MoatLab, c: Record<string, number>): Promise<void> {
+  assert.equal(c.cookieEgress, c.cookieSent, "each SYN-ACK let out by the egress program");
+  const reply = await http({ socketPath: lab.apiSocket }, "GET", "/metrics");
+  const m = /^moat_rule_connections_total\{rule="defaults\.egress"\} (\d+)$/m.exec(reply.body);
+  const egress = Number(m?.[1] ?? 0);
+  assert.ok(egress < 5, `egress connections: ${egress} for ${c.cookieSent} SYN-ACKs`);
+}
+
 /**
  * XDP_TX on a veth reaches the peer only when the peer runs NAPI (a real NIC just transmits): a
  * program that passes everything on the peer's side.
  */
 const peerXdp = (lab: Lab) => {
-  // the SYN-ACKs to spoofed sources leave (and are lost) as on a host with a default route
-  assert.equal(lab.inB("ip", ["route", "add", "default", "via", lab.v4.a]), 0);
+  defaultRoute(lab);
   assert.equal(
     lab.inA("ip", ["link", "set", "dev", lab.ifA, "xdpdrv", "obj", PASS_OBJECT, "sec", "xdp"]),
     0,
@@ -221,7 +253,7 @@ const peerXdp = (lab: Lab) => {
 };
 
 test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
   const flood = synFlood(lab);
   try {
     peerXdp(lab);
@@ -254,7 +286,7 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
 });
 
 test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies during a trafgen flood", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
   const flood = synFlood6(lab);
   try {
     peerXdp(lab);
@@ -271,8 +303,36 @@ test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies du
   }
 });
 
+test("prevent, tc ingress: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "tc"), SERVERS);
+  const flood = synFlood(lab);
+  try {
+    tcSide(lab);
+    await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`);
+    await flood.stop();
+    await syncookieEgress(lab, await answeredByMoat(lab));
+  } finally {
+    await flood.stop();
+    await lab.close();
+  }
+});
+
+test("prevent, tc ingress, IPv6: curl -6 keeps getting answers through moat's SYN cookies", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "tc"), SERVERS);
+  const flood = synFlood6(lab);
+  try {
+    tcSide(lab);
+    await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`);
+    await flood.stop();
+    await syncookieEgress(lab, await answeredByMoat(lab));
+  } finally {
+    await flood.stop();
+    await lab.close();
+  }
+});
+
 test("detect: the flood reaches the kernel and is reported as what prevent would answer", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "detect"), SERVERS);
+  const lab = await startMoatLab(t.name, (l) => policy(l, "detect", "xdp"), SERVERS);
   const flood = synFlood(lab);
   try {
     peerXdp(lab);
@@ -294,7 +354,7 @@ test("detect: the flood reaches the kernel and is reported as what prevent would
 });
 
 test("a UDP amplification replay from port 53 is cut to the limit and reported once", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent"), SERVERS);
+  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
   try {
     const echoed = udpReplay(lab, 300);
     assert.ok(echoed >= 10, `the burst passes (${echoed} echoed)`);

@@ -18,6 +18,7 @@ export const XDP_PASS = 2;
 export const XDP_TX = 3;
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
+export const TC_ACT_REDIRECT = 7;
 
 /** xdp and tc-ingress judge what arrives, tc what leaves. */
 export type HookName = "xdp" | "tc" | "tc-ingress";
@@ -26,7 +27,8 @@ export type Verdict = "pass" | "drop" | "tx";
 const verdicts: Record<HookName, Record<number, Verdict>> = {
   xdp: { [XDP_PASS]: "pass", [XDP_DROP]: "drop", [XDP_TX]: "tx" },
   tc: { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop" },
-  "tc-ingress": { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop" },
+  // redirected: sent back out of the interface it came in by (a SYN flood cookie)
+  "tc-ingress": { [TC_ACT_OK]: "pass", [TC_ACT_SHOT]: "drop", [TC_ACT_REDIRECT]: "tx" },
 };
 
 export interface RunResult {
