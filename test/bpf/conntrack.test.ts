@@ -422,6 +422,52 @@ rules:
       lab.dp.clearConntrack();
     });
 
+    test(`${family}: a peer's packet past max_duration becomes a probe at tc ingress too`, () => {
+      const seg = (flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
+        src: peer,
+        dst: host,
+        proto: "tcp",
+        sport: 41250,
+        dport: 22,
+        flags,
+        ...extra,
+      });
+      assert.equal(lab.run("tc-ingress", seg("S")).verdict, "pass");
+      assert.equal(
+        lab.run("tc-ingress", seg("PA", { seq: 5000, ack: 9000, payload: 10 })).verdict,
+        "pass",
+      );
+      expire(22);
+      lab.events();
+      const before = lab.counters();
+      const r = lab.run("tc-ingress", seg("FPA", { seq: 5010, ack: 9000, payload: 100 }));
+      // the payload stays (a GRO packet is not trimmed), moved left of the window with the
+      // segment: all old data, discarded; the socket answers the bare ack at once
+      assert.equal(r.verdict, "pass");
+      const l4 = family === "ipv4" ? 34 : 54;
+      assert.equal(r.data.length, l4 + 20 + 100, "the frame keeps its length");
+      assert.ok(checksumsOk(r.data), "probe checksums");
+      assert.equal(r.data.readUInt16BE(l4), 41250, "same direction");
+      assert.equal(r.data.readUInt16BE(l4 + 2), 22);
+      assert.equal(r.data.readUInt32BE(l4 + 4), 5010 - 100 - 1, "ends at seq - 1");
+      assert.equal(r.data.readUInt32BE(l4 + 8), 9000, "ack kept");
+      assert.equal(r.data[l4 + 13], 0x10, "ack only (no fin, no psh)");
+      assert.deepEqual(
+        lab.events().map((ev) => `${ev.type} ${ev.reason} ${ev.rule}`),
+        ["closed max_duration ssh-8h"],
+      );
+      assert.deepEqual(KernelLab.delta(before, lab.counters(), ["cut", "reset", "closed"]), {
+        cut: 1,
+        reset: 1,
+        closed: 1,
+      });
+      // a bare ack becomes the same probe as xdp's: seq - 1
+      const ack = lab.run("tc-ingress", seg("A", { seq: 5110, ack: 9000 }));
+      assert.equal(ack.data.readUInt32BE(l4 + 4), 5109);
+      assert.equal(lab.run("tc-ingress", seg("R", { seq: 5110 })).verdict, "pass", "resets pass");
+      lab.dp.clearConntrack();
+    });
+
     test(`${family}: this host's packet past max_duration leaves as a reset (tc)`, () => {
       const seg = (flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
         src: host,
