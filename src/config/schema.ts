@@ -115,7 +115,10 @@ export const INGRESS_HOOKS = ["auto", "xdp", "tc"] as const;
 
 const InterfaceEntrySchema = Type.Union(
   [
-    Type.String({ minLength: 1, description: "a name or glob; incoming packets judged at the hook auto chooses" }),
+    Type.String({
+      minLength: 1,
+      description: "a name or glob; incoming packets judged at the hook auto chooses",
+    }),
     Section(
       {
         name: Type.String({ minLength: 1, description: 'a name or glob; "*" = every one but lo' }),

@@ -34,6 +34,7 @@ import type {
   XdpMode,
 } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
+import type { IngressHook } from "./ingress-choice.ts";
 import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
@@ -114,7 +115,7 @@ const TIMEOUT_GLOBALS: Record<keyof Timeouts, string> = {
 };
 
 /** Which program judges an interface's incoming packets (attach.interfaces' `ingress`). */
-export type IngressHook = "xdp" | "tc";
+export type { IngressHook };
 
 export interface DatapathOptions {
   /**

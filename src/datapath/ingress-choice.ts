@@ -7,7 +7,9 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import type { InterfaceHooks } from "../config/model.ts";
-import type { IngressHook } from "./datapath.ts";
+
+/** Which program judges an interface's incoming packets. */
+export type IngressHook = "xdp" | "tc";
 
 /** What decides the choice: the rtnetlink link kind ("veth", "bridge") and the device's driver. */
 export interface LinkFacts {

@@ -3,8 +3,12 @@
 import { readFileSync } from "node:fs";
 import { native } from "./addon.ts";
 import type { InterfaceHooks } from "../config/model.ts";
-import type { IngressHook } from "./datapath.ts";
-import { cachedLinkFacts, chooseIngress, type LinkFacts } from "./ingress-choice.ts";
+import {
+  cachedLinkFacts,
+  chooseIngress,
+  type IngressHook,
+  type LinkFacts,
+} from "./ingress-choice.ts";
 
 export interface NetInterface {
   name: string;

@@ -5,7 +5,8 @@
 // namespace; the kernel's own syncookies are on, so curl alone would prove nothing). The attack's
 // start and end are one event each. In detect mode the same flood reaches the kernel, and the
 // attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
-// to a UDP service the policy allows is cut to the amplification limit.
+// to a UDP service the policy allows is cut to the amplification limit. The lab's veth is judged
+// at XDP (forced: `ingress: auto` would choose tc on a veth), where the cookies are answered.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -18,6 +19,7 @@ import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 import { tcpExt } from "../helpers/netstat.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 const PORT = 8080;
 const UDP_PORT = 5353;
@@ -27,7 +29,7 @@ function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): s
   return `version: 1
 mode: ${mode}
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB, "xdp")}] }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: web
