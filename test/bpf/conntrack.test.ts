@@ -7,6 +7,11 @@ import { KernelLab } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
 import { checksumsOk, packet, type PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
+import { CtFlag } from "../../src/datapath/abi.ts";
+import { parsePolicy } from "../../src/config/index.ts";
+import { Attribution } from "../../src/attribution/index.ts";
+import { readProcessUniverse } from "../../src/host/process-universe.ts";
+import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 
 const POLICY = `
 version: 1
@@ -332,6 +337,52 @@ rules:
       assert.deepEqual([inVerdict, outVerdict], image === a ? ["drop", "pass"] : ["pass", "drop"]);
     }
   });
+});
+
+describe("the accept side's entries, at XDP and at tc ingress alike", () => {
+  let lab: KernelLab;
+  before(() => {
+    lab = new KernelLab();
+    // the accept hook is attached (attach.cgroup): new ingress entries wait for it
+    lab.dp.acceptHooks = true;
+    // process rules need the whole kernel image (the socket hooks' tables too)
+    const model = parsePolicy(
+      `
+version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+rules:
+  - { name: web, direction: ingress, action: allow, layer4: { protocol: tcp, port: [80] } }
+  - { name: app-in, direction: ingress, action: allow, layer4: { protocol: tcp, port: [7001] }, process: { name: [app] } }
+`,
+      "accept.yaml",
+    );
+    lab.dp.apply(compilePolicy(model, readProcessUniverse(model, new Attribution())));
+    lab.dp.clearConntrack();
+  });
+  after(() => lab.close());
+
+  for (const hook of ["xdp", "tc-ingress"] as const) {
+    test(`${hook}: a syn a process rule may decide passes undecided; one it cannot, awaits its owner`, () => {
+      const syn = (dport: number, sport: number): PacketSpec => ({
+        src: P,
+        dst: H,
+        proto: "tcp",
+        sport,
+        dport,
+        flags: "S",
+      });
+      assert.equal(lab.run(hook, syn(7001, 42600)).verdict, "pass");
+      const pending = entry(lab, (x) => x.local.port === 7001 && x.remote.port === 42600);
+      assert.equal(pending.flags & (CtFlag.await | CtFlag.pending), CtFlag.await | CtFlag.pending);
+      // its retransmission passes undecided again
+      assert.equal(lab.run(hook, syn(7001, 42600)).verdict, "pass");
+      assert.equal(lab.run(hook, syn(80, 42601)).verdict, "pass");
+      const awaiting = entry(lab, (x) => x.local.port === 80 && x.remote.port === 42601);
+      assert.equal(awaiting.flags & (CtFlag.await | CtFlag.pending), CtFlag.await);
+      lab.dp.clearConntrack();
+    });
+  }
 });
 
 describe("max_duration", () => {
