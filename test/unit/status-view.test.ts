@@ -73,36 +73,38 @@ test("status labels the verdict counters as packets, and counts connections apar
 });
 
 test("status names each interface's ingress hook and why it was chosen", () => {
-  const dp = fakeDatapath();
   const at = { linkId: 1, pin: null, updated: false };
-  dp.attachments.push(
-    {
-      ...at,
-      program: "moat_tc_ingress",
-      hook: "tc-ingress",
-      interface: "veth1",
-      ifindex: 5,
-      mode: "tcx",
-      why: "auto: veth -> tc",
-    },
-    {
-      ...at,
-      program: "moat_tc_egress",
-      hook: "tc-egress",
-      interface: "veth1",
-      ifindex: 5,
-      mode: "tcx",
-    },
-    {
-      ...at,
-      program: "moat_xdp_ingress",
-      hook: "xdp",
-      interface: "eth1",
-      ifindex: 6,
-      mode: "native",
-      why: "ingress: xdp",
-    },
-  );
+  const dp = {
+    ...fakeDatapath(),
+    attachments: [
+      {
+        ...at,
+        program: "moat_tc_ingress",
+        hook: "tc-ingress",
+        interface: "veth1",
+        ifindex: 5,
+        mode: "tcx",
+        why: "auto: veth -> tc",
+      },
+      {
+        ...at,
+        program: "moat_tc_egress",
+        hook: "tc-egress",
+        interface: "veth1",
+        ifindex: 5,
+        mode: "tcx",
+      },
+      {
+        ...at,
+        program: "moat_xdp_ingress",
+        hook: "xdp",
+        interface: "eth1",
+        ifindex: 6,
+        mode: "native",
+        why: "ingress: xdp",
+      },
+    ],
+  };
   const snap = snapshotSource(dp, state, new EventPipeline())();
   const json = JSON.parse(
     JSON.stringify(snap, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
