@@ -7,6 +7,7 @@ import { snapshotSource, type SnapshotDatapath } from "../../src/observe/snapsho
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { formatStatus, type StatusJson } from "../../src/cli/commands/status.ts";
 import { Counter, type CounterName } from "../../src/datapath/abi.ts";
+import type { Attachment } from "../../src/datapath/datapath.ts";
 
 function fakeDatapath(): SnapshotDatapath {
   const counters = Object.fromEntries(
@@ -74,37 +75,35 @@ test("status labels the verdict counters as packets, and counts connections apar
 
 test("status names each interface's ingress hook and why it was chosen", () => {
   const at = { linkId: 1, pin: null, updated: false };
-  const dp = {
-    ...fakeDatapath(),
-    attachments: [
-      {
-        ...at,
-        program: "moat_tc_ingress",
-        hook: "tc-ingress",
-        interface: "veth1",
-        ifindex: 5,
-        mode: "tcx",
-        why: "auto: veth -> tc",
-      },
-      {
-        ...at,
-        program: "moat_tc_egress",
-        hook: "tc-egress",
-        interface: "veth1",
-        ifindex: 5,
-        mode: "tcx",
-      },
-      {
-        ...at,
-        program: "moat_xdp_ingress",
-        hook: "xdp",
-        interface: "eth1",
-        ifindex: 6,
-        mode: "native",
-        why: "ingress: xdp",
-      },
-    ],
-  };
+  const attachments: Attachment[] = [
+    {
+      ...at,
+      program: "moat_tc_ingress",
+      hook: "tc-ingress",
+      interface: "veth1",
+      ifindex: 5,
+      mode: "tcx",
+      why: "auto: veth -> tc",
+    },
+    {
+      ...at,
+      program: "moat_tc_egress",
+      hook: "tc-egress",
+      interface: "veth1",
+      ifindex: 5,
+      mode: "tcx",
+    },
+    {
+      ...at,
+      program: "moat_xdp_ingress",
+      hook: "xdp",
+      interface: "eth1",
+      ifindex: 6,
+      mode: "native",
+      why: "ingress: xdp",
+    },
+  ];
+  const dp = { ...fakeDatapath(), attachments };
   const snap = snapshotSource(dp, state, new EventPipeline())();
   const json = JSON.parse(
     JSON.stringify(snap, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
