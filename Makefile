@@ -28,6 +28,10 @@ UNIT_GLOBS := 'test/unit/**/*.test.ts' 'test/web/**/*.test.ts'
 # namespaces, links, cgroups and pins by its pid, so two never meet; most of their time is spent
 # waiting on clients, daemons and timers, not on a core)
 TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
+# the core e2e files (L4 verdicts, interface rules, rate limits, scrub) again with the lab's veths
+# judged at XDP: by default (ingress: auto) a veth is judged at tc ingress
+XDP_AGAIN := test/e2e/l4-policy.test.ts test/e2e/interface-rules.test.ts \
+  test/e2e/rate-limit.test.ts test/e2e/scrub.test.ts
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
 PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml
@@ -140,6 +144,7 @@ test: setup check
 	  { rc=$$?; [ $$rc -ne 124 ] || echo "moat test: the property tier ran past 900 s" >&2; exit $$rc; }; \
 	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS) && \
 	$(NODE) $(UNIT_FLAGS) $(TEST_GLOBS)
+	MOAT_TEST_INGRESS=xdp $(NODE) $(UNIT_FLAGS) $(XDP_AGAIN)
 
 test-unit: deps
 	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS)

@@ -2,8 +2,9 @@
 // joined by a veth pair; iperf3's server in namespace b, its client in a: one TCP stream for a
 // few seconds into b (b's ingress) and out of b (-R: b's egress), with one filter at a time on b's
 // veth: none; nftables with the same policy (netdev ingress and egress chains: a block list of
-// 1,000 CIDRs, the traffic not in it); moat with XDP ingress (native) and tc egress; moat with
-// tcx ingress and tc egress. Each filter's policy blocks the same list and lets the stream
+// 1,000 CIDRs, the traffic not in it); moat as it attaches by default (`ingress: auto`, which
+// chooses tcx ingress on a veth) and tc egress; moat with XDP ingress forced (native) and tc
+// egress. Each filter's policy blocks the same list and lets the stream
 // through, so every packet is judged (moat: a connection-table hit). Rounds alternate the
 // filters' order; medians of the rounds.
 //
@@ -44,6 +45,8 @@ interface Filter {
 }
 
 const list = blockList();
+/** The ingress hook a moat filter attached with, as it said (auto: "tc (auto: veth -> tc)"). */
+const chosen = new Map<string, string>();
 const listFile = join(dir, "list.txt");
 writeFileSync(listFile, list.join("\n") + "\n");
 
@@ -70,10 +73,11 @@ const nftables: Filter = {
   },
 };
 
-function moat(hook: "native" | "tc"): Filter {
+function moat(hook: "native" | "auto"): Filter {
   let child: ReturnType<typeof spawn> | null = null;
+  const name = hook === "auto" ? "moat, ingress auto" : "moat, ingress xdp (native)";
   return {
-    name: hook === "tc" ? "moat, tcx ingress" : "moat, XDP ingress",
+    name,
     async setUp() {
       const c = spawn(
         "nsenter",
@@ -91,10 +95,12 @@ function moat(hook: "native" | "tc"): Filter {
       child = c;
       let text = "";
       c.stdout!.on("data", (d: Buffer) => (text += d.toString()));
-      for (let i = 0; !text.includes("ready"); i++) {
+      for (let i = 0; !text.includes("\n"); i++) {
         if (i > 600 || c.exitCode !== null) throw new Error(`moat said: ${text}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+      // auto says which hook it chose, and why
+      chosen.set(name, text.trim().replace(/^ready ?/, ""));
     },
     async tearDown() {
       const c = child;
@@ -132,7 +138,7 @@ function stream(reverse: boolean): number {
 async function main(): Promise<void> {
   const server = spawn("ip", ["netns", "exec", lab.b, "iperf3", "-s"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 500));
-  const filters = [none, nftables, moat("native"), moat("tc")];
+  const filters = [none, nftables, moat("auto"), moat("native")];
   const runs = new Map(
     filters.map((f) => [f.name, { ingress: [] as number[], egress: [] as number[] }]),
   );
@@ -157,7 +163,7 @@ async function main(): Promise<void> {
   const rows = filters.map((f) => {
     const r = runs.get(f.name)!;
     return {
-      filter: f.name,
+      filter: f.name + (chosen.get(f.name) ? `: ${chosen.get(f.name)}` : ""),
       "ingress Gbit/s": Number(median(r.ingress).toFixed(2)),
       "ingress / none": Number((median(r.ingress) / median(base.ingress)).toFixed(2)),
       "egress Gbit/s": Number(median(r.egress).toFixed(2)),

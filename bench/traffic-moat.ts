@@ -1,12 +1,13 @@
 // The moat side of bench/traffic.ts and bench/bulk.ts, run inside the lab's receiving namespace:
 // loads a policy that blocks the block list (read from argv[3], one CIDR a line) on ingress,
-// attaches to argv[2] with the ingress hook argv[4] names (XDP generic or native, or tc: tcx
-// ingress) and tc egress, says "ready", prints the kernel's drop count (JSON) for every line read
+// attaches to argv[2] with the ingress hook argv[4] names (XDP generic or native, tc: tcx
+// ingress, or auto: the hook moat chooses by default) and tc egress, says "ready" (with auto,
+// which hook and why), prints the kernel's drop count (JSON) for every line read
 // on stdin, and detaches when stdin ends.
 import { readFileSync } from "node:fs";
 import { parsePolicy } from "../src/config/index.ts";
 import { Datapath } from "../src/datapath/datapath.ts";
-import { listInterfaces } from "../src/datapath/interfaces.ts";
+import { listInterfaces, planInterfaces } from "../src/datapath/interfaces.ts";
 import { compile } from "../src/policy/compile/compile.ts";
 import { cidrEntry } from "./compile.ts";
 
@@ -38,9 +39,15 @@ const dp = Datapath.start({ interfaces: [], pinRoot: null, image: { packet: comp
 // generic (skb) XDP for trafgen: native XDP on a veth hands frames over through a 256-entry
 // ring that pushes back on the sender, which trafgen's TX ring treats as fatal. Generic mode
 // judges the same skbs nftables' netdev ingress hook sees. Native for the XDP generator.
-if (mode === "tc") dp.attach(nic, "auto", "tc");
+let chosen = "";
+if (mode === "auto") {
+  const [planned] = planInterfaces([{ name: device, ingress: "auto" }], [nic]);
+  if (!planned) throw new Error(`${device} not planned`);
+  dp.attach(planned, "auto", planned.ingress);
+  chosen = ` ${planned.ingress} (${planned.why})`;
+} else if (mode === "tc") dp.attach(nic, "auto", "tc");
 else dp.attach(nic, mode === "native" ? "native" : "generic");
-console.log("ready");
+console.log(`ready${chosen}`);
 process.stdin.on("data", () => {
   const c = dp.counters();
   console.log(JSON.stringify({ dropped: String(c.drop.packets), passed: String(c.pass.packets) }));

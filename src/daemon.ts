@@ -235,6 +235,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       1000,
       (ifindex) => datapath.attachments.find((a) => a.ifindex === ifindex)?.interface,
     ),
+    ingressHook: (ifindex) =>
+      datapath.attachments.some((a) => a.ifindex === ifindex && a.hook === "tc-ingress")
+        ? "tc"
+        : "xdp",
     process: owners,
     names: (owner, ip) => dns.namesOf(owner, ip),
     store: history ? (summaries) => history.flows(summaries) : null,

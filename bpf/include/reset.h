@@ -8,6 +8,9 @@
  *    ack, which the tc program turns into the two resets above; a socket already gone
  *    makes the stack answer the peer with a reset. Nothing of the payload is delivered,
  *    and no XDP_TX is needed (veth without a peer program cannot transmit it).
+ *  - tc ingress (a packet from the peer, on an interface judged at tc): the same probe,
+ *    but the payload stays (a GRO packet is not trimmed) and the segment moves left by it:
+ *    all of it is old data, which the socket discards and answers with an immediate ack.
  * Only plain headers are rewritten (ipv4 without options, ipv6 without extension
  * headers); other packets of a cut connection are just dropped. */
 #ifndef MOAT_RESET_H
@@ -174,6 +177,31 @@ __noinline int moat_reset_skb(struct __sk_buff *skb, const struct pkt *p)
 	if (skb_swap_ends(skb, p))
 		return -1;
 	skb_set_tcp(skb, l4, &seq, &ack, &fl, p->seq, p->ack, TCP_RST | TCP_ACK);
+	return 0;
+}
+
+/* tc ingress: a packet from the peer becomes a probe for the local socket (as moat_probe_xdp),
+ * ack only and ending at seq - 1, its payload kept as old data; 0 or -1 */
+__noinline int moat_probe_skb(struct __sk_buff *skb, const struct pkt *p)
+{
+	if (!p || p->t.proto != IPPROTO_TCP || p->ext || (p->tcp_flags & TCP_RST) ||
+	    !(p->tcp_flags & TCP_ACK))
+		return -1;
+	__u32 l4 = p->l4_off;
+	if (p->l3_off > 22 || l4 > 62)
+		return -1;
+	/* the datagram's end, not the frame's (a short frame carries ethernet padding); the
+	 * frame's for big tcp (a length of 0) */
+	__u32 end = p->l3_end > l4 ? p->l3_end : skb->len;
+	if (end < l4 + p->l4_len)
+		return -1;
+	__u32 payload = end - l4 - p->l4_len;
+	__be32 seq, ack;
+	__be16 fl;
+	if (bpf_skb_load_bytes(skb, l4 + 4, &seq, 4) || bpf_skb_load_bytes(skb, l4 + 8, &ack, 4) ||
+	    bpf_skb_load_bytes(skb, l4 + 12, &fl, 2))
+		return -1;
+	skb_set_tcp(skb, l4, &seq, &ack, &fl, p->seq - payload - 1, p->ack, TCP_ACK);
 	return 0;
 }
 

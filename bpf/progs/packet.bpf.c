@@ -158,14 +158,18 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
 		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
-	/* past max_duration: dropped here; the egress program resets both ends when the local
-	 * side next sends */
-	if (out != OUT_PASS)
-		return TC_ACT_SHOT;
-	if (p->ids_want)
-		moat_ids_skb(skb, p, MOAT_HOOK_TC_INGRESS, 2);
-	scrub_skb(skb, p, kind, 0);
-	return TC_ACT_OK;
+	if (out == OUT_PASS) {
+		if (p->ids_want)
+			moat_ids_skb(skb, p, MOAT_HOOK_TC_INGRESS, 2);
+		scrub_skb(skb, p, kind, 0);
+		return TC_ACT_OK;
+	}
+	/* past max_duration: as at xdp, the packet becomes a probe that makes both ends reset */
+	if (out == OUT_CUT && moat_probe_skb(skb, p) == 0) {
+		count(MOAT_CNT_RESET, 0);
+		return TC_ACT_OK;
+	}
+	return TC_ACT_SHOT;
 }
 
 /* beside XDP on an interface whose policy defends against SYN floods: the client's ACK to a

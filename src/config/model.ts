@@ -382,7 +382,8 @@ export interface DnsSettings {
 
 export interface InterfaceHooks {
   name: string;
-  ingress: "xdp" | "tc";
+  /** auto: tc ingress on veth and virtio_net interfaces, XDP on the others */
+  ingress: "auto" | "xdp" | "tc";
 }
 
 export interface Located<T> {

@@ -43,8 +43,8 @@ export function normalizePolicy(ctx: CheckContext, doc: PolicyDocument): PolicyM
   const entries = ctx.typed(["attach", "interfaces"]) ? doc.attach?.interfaces : undefined;
   const hooks = (entries ?? ["*"]).map((e) =>
     typeof e === "string"
-      ? { name: e, ingress: "xdp" as const }
-      : { ingress: "xdp" as const, ...e },
+      ? { name: e, ingress: "auto" as const }
+      : { ingress: "auto" as const, ...e },
   );
   return {
     file: ctx.source.file,

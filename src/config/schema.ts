@@ -111,18 +111,21 @@ const DefaultsSchema = Section(
   },
 );
 
-export const INGRESS_HOOKS = ["xdp", "tc"] as const;
+export const INGRESS_HOOKS = ["auto", "xdp", "tc"] as const;
 
 const InterfaceEntrySchema = Type.Union(
   [
-    Type.String({ minLength: 1, description: "a name or glob; incoming packets judged at XDP" }),
+    Type.String({
+      minLength: 1,
+      description: "a name or glob; incoming packets judged at the hook auto chooses",
+    }),
     Section(
       {
         name: Type.String({ minLength: 1, description: 'a name or glob; "*" = every one but lo' }),
         ingress: Type.Optional(
           StringEnum(
             INGRESS_HOOKS,
-            "the hook that judges incoming packets: xdp (default) or tc (cheaper on veths)",
+            "the hook that judges incoming packets: auto (default: tc on veth and virtio_net, xdp elsewhere), xdp or tc",
           ),
         ),
       },

@@ -31,6 +31,8 @@ export interface FlowPathOptions {
   /** A rule's name by index and generation. */
   rule: (index: number, generation: number) => string | undefined;
   interfaceName: (ifindex: number) => string | null;
+  /** The hook judging an interface's incoming packets (attach.interfaces); XDP if not said. */
+  ingressHook?: (ifindex: number) => "xdp" | "tc";
   process: (owner: KernelOwner) => ProcessFacts;
   names?: (owner: KernelOwner, ip: string) => string[];
   /** Where a window's summaries go (the history); null: nowhere (they are still counted). */
@@ -119,8 +121,6 @@ export function startFlowPath(options: FlowPathOptions): FlowPath {
   };
 }
 
-const HOOK_OF = { ingress: "xdp", egress: "tc" } as const;
-
 /**
  * One pass of the ledger over the table, a page per event-loop turn (a full table of 65,536
  * entries is 256 pages of 256): an entry is decoded, and its process read, only when the ledger meets a
@@ -129,7 +129,7 @@ const HOOK_OF = { ingress: "xdp", egress: "tc" } as const;
 async function scanTable(
   ledger: FlowLedger,
   pages: Iterable<ConntrackCounts[]>,
-  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): Promise<void> {
   const now = Number(process.hrtime.bigint());
   // a process's connections read /proc once a scan
@@ -155,7 +155,7 @@ async function scanTable(
 function scanTableNow(
   ledger: FlowLedger,
   pages: Iterable<ConntrackCounts[]>,
-  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): void {
   const now = Number(process.hrtime.bigint());
   const pass = ledger.startScan();
@@ -166,7 +166,7 @@ function scanTableNow(
 function* live(
   page: ConntrackCounts[],
   now: number,
-  facts: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+  facts: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): Generator<LiveConnection> {
   for (const e of page) {
     if (e.id === "0") continue;
@@ -184,7 +184,7 @@ function* live(
 
 function connectionOf(
   e: ConntrackEntry,
-  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "process" | "names">,
+  o: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): FlowConnection {
   const owner = decodeOwner(e.value.owner);
   const remote: FlowConnection["remote"] = { ...e.remote };
@@ -200,7 +200,7 @@ function connectionOf(
     interface: e.ifindex ? o.interfaceName(e.ifindex) : null,
     process: owner ? o.process(owner) : null,
     verdict: e.verdict,
-    hook: HOOK_OF[e.direction],
+    hook: e.direction === "egress" ? "tc" : (o.ingressHook?.(e.ifindex) ?? "xdp"),
     generation: e.generation,
   };
 }

@@ -38,12 +38,13 @@ export interface AttachWatch {
 export function describeAttachment(a: Attachment): string {
   const pin = a.pin ? `, pinned at ${a.pin}` : "";
   const how = a.updated ? " (updated in place)" : "";
-  return `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}, link ${a.linkId}${how}${pin}`;
+  const why = a.why ? ` (${a.why})` : "";
+  return `attached ${a.program} to ${a.interface} (ifindex ${a.ifindex}) ${a.hook} ${a.mode}${why}, link ${a.linkId}${how}${pin}`;
 }
 
-/** attach.interfaces of `model`, or the command line's names (XDP ingress) when it gives some. */
+/** attach.interfaces of `model`, or the command line's names (ingress hook auto) when it gives some. */
 export function attachHooks(model: PolicyModel, override?: string[]): InterfaceHooks[] {
-  return override ? override.map((name) => ({ name, ingress: "xdp" })) : model.attach.hooks;
+  return override ? override.map((name) => ({ name, ingress: "auto" })) : model.attach.hooks;
 }
 
 /** What is attached to each interface now: its name and the hook of its incoming packets. */
@@ -126,6 +127,10 @@ export function watchAttach(options: AttachWatchOptions): AttachWatch {
       const want = wanted.get(ifindex);
       if (want && want.name === had.name && want.ingress === had.ingress) {
         wanted.delete(ifindex);
+        // the same hook, perhaps for another reason now (an entry that said it, now auto)
+        for (const a of datapath.attachments)
+          if (a.ifindex === ifindex && (a.hook === "xdp" || a.hook === "tc-ingress"))
+            a.why = want.why;
         continue;
       }
       if (want && want.name === had.name) {

@@ -34,6 +34,7 @@ import type {
   XdpMode,
 } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
+import type { IngressHook } from "./ingress-choice.ts";
 import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
@@ -88,6 +89,8 @@ export interface Attachment {
   pin: string | null;
   /** A link a previous daemon pinned, given this daemon's program in place. */
   updated: boolean;
+  /** For an ingress hook: why this one judges the interface ("auto: veth -> tc", "ingress: xdp"). */
+  why?: string;
 }
 
 /** Conntrack idle timeouts in seconds, by state (load-time knobs of moat.bpf.o). */
@@ -112,14 +115,14 @@ const TIMEOUT_GLOBALS: Record<keyof Timeouts, string> = {
 };
 
 /** Which program judges an interface's incoming packets (attach.interfaces' `ingress`). */
-export type IngressHook = "xdp" | "tc";
+export type { IngressHook };
 
 export interface DatapathOptions {
   /**
    * Interfaces to attach to, each with the hook of its incoming packets (XDP if not said); []
    * loads without attaching (tests drive it with test runs).
    */
-  interfaces: (NetInterface & { ingress?: IngressHook })[];
+  interfaces: (NetInterface & { ingress?: IngressHook; why?: string })[];
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
@@ -311,7 +314,11 @@ export class Datapath {
   }
 
   /** Attaches XDP or TC (ingress) and TC (egress) to one more interface. */
-  attach(nic: NetInterface, xdpMode: XdpMode = "auto", ingress: IngressHook = "xdp"): void {
+  attach(
+    nic: NetInterface & { why?: string },
+    xdpMode: XdpMode = "auto",
+    ingress: IngressHook = "xdp",
+  ): void {
     if (ingress === "tc") this.attachTcIngress(nic);
     else this.attachXdpIngress(nic, xdpMode);
     const tcPin = this.pinPath("tc-egress", nic.name);
@@ -372,7 +379,7 @@ export class Datapath {
    * same verdict) and never neither.
    */
   switchIngress(
-    nic: NetInterface,
+    nic: NetInterface & { why?: string },
     xdpMode: XdpMode,
     ingress: IngressHook,
   ): { attached: Attachment[]; released: Attachment[] } {
@@ -398,15 +405,21 @@ export class Datapath {
     return gone;
   }
 
-  private attachTcIngress(nic: NetInterface): void {
+  private attachTcIngress(nic: NetInterface & { why?: string }): void {
     const pin = this.pinPath("tc-ingress", nic.name);
     const prog = this.tcIngress;
     const tc = attachPinned(pin, prog, () => prog.attachTc(nic.ifindex, "ingress"), true);
     const mode = tc.updated ? "tcx" : tc.link.kind;
-    this.track(tc, pin, { program: prog.name, hook: "tc-ingress", mode, ...this.where(nic) });
+    this.track(tc, pin, {
+      program: prog.name,
+      hook: "tc-ingress",
+      mode,
+      ...this.where(nic),
+      ...(nic.why ? { why: nic.why } : {}),
+    });
   }
 
-  private attachXdpIngress(nic: NetInterface, xdpMode: XdpMode): void {
+  private attachXdpIngress(nic: NetInterface & { why?: string }, xdpMode: XdpMode): void {
     const xdpPin = this.pinPath("xdp", nic.name);
     let mode = xdpMode;
     const xdp = attachPinned(
@@ -427,7 +440,13 @@ export class Datapath {
           `xdp on ${nic.name} stays ${mode} (pinned link updated in place); ${xdpMode} takes effect after moat stops cleanly`,
         );
     }
-    this.track(xdp, xdpPin, { program: this.xdp.name, hook: "xdp", mode, ...this.where(nic) });
+    this.track(xdp, xdpPin, {
+      program: this.xdp.name,
+      hook: "xdp",
+      mode,
+      ...this.where(nic),
+      ...(nic.why ? { why: nic.why } : {}),
+    });
     if (this.cookieChecks) this.attachTcCookie(nic);
   }
 

@@ -3,6 +3,12 @@
 import { readFileSync } from "node:fs";
 import { native } from "./addon.ts";
 import type { InterfaceHooks } from "../config/model.ts";
+import {
+  cachedLinkFacts,
+  chooseIngress,
+  type IngressHook,
+  type LinkFacts,
+} from "./ingress-choice.ts";
 
 export interface NetInterface {
   name: string;
@@ -38,20 +44,26 @@ export function selectInterfaces(patterns: string[], all = listInterfaces()): Ne
   return all.filter((nic) => patterns.some((p) => matches(p, nic.name)));
 }
 
-/** An interface to attach to, with the hook its incoming packets get. */
+/** An interface to attach to, with the hook its incoming packets get and why that one. */
 export interface PlannedInterface extends NetInterface {
-  ingress: InterfaceHooks["ingress"];
+  ingress: IngressHook;
+  /** "ingress: tc" when the entry says, "auto: veth -> tc" when moat chose */
+  why: string;
 }
 
-/** The interfaces attach.interfaces selects; the first entry that matches one decides its hook. */
+/**
+ * The interfaces attach.interfaces selects; the first entry that matches one decides its hook
+ * (`auto`: by the link's kind and driver, ingress-choice.ts).
+ */
 export function planInterfaces(
   entries: InterfaceHooks[],
   all = listInterfaces(),
+  facts: (nic: NetInterface) => LinkFacts = (nic) => cachedLinkFacts(nic, all),
 ): PlannedInterface[] {
   const planned: PlannedInterface[] = [];
   for (const nic of all) {
     const entry = entries.find((e) => matches(e.name, nic.name));
-    if (entry) planned.push({ ...nic, ingress: entry.ingress });
+    if (entry) planned.push({ ...nic, ...chooseIngress(entry.ingress, () => facts(nic)) });
   }
   return planned;
 }

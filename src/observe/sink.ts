@@ -58,7 +58,8 @@ export interface MoatSnapshot {
   policyHash: string;
   generation: number;
   reloads: { ok: number; refused: number };
-  attached: { interface: string; hook: string; mode: string }[];
+  /** why: for an ingress hook, why it judges the interface ("auto: veth -> tc", "ingress: xdp") */
+  attached: { interface: string; hook: string; mode: string; why?: string }[];
   /** Kernel packet counters summed over CPUs (Counter in src/datapath/abi.ts). */
   counters: Record<CounterName, { packets: bigint; bytes: bigint }>;
   rules: RuleStats[];

@@ -58,6 +58,7 @@ export function snapshotSource(
         interface: a.interface,
         hook: a.hook,
         mode: a.mode,
+        ...(a.why ? { why: a.why } : {}),
       })),
       counters,
       rules: datapath.ruleCounters().rules.map((r, i, all) => ({

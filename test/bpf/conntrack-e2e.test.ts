@@ -1,6 +1,6 @@
 // Connection tracking with real traffic: two namespaces joined by veth, moat on b's interface.
 // A TCP connection past its rule's max_duration is reset at both ends, and nothing sent after
-// the deadline reaches the other side.
+// the deadline reaches the other side, whether b's ingress is judged at XDP or at tc.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,16 +29,17 @@ s.on("error", (e) => console.log("client error " + e.code));
 s.on("close", () => console.log("client closed"));
 `;
 
-test(
-  "a tcp connection past max_duration is reset at both ends, with real traffic",
-  { timeout: 60_000 },
-  async (t) => {
-    const lab = createLab(t.name);
-    const dir = mkdtempSync(join(tmpdir(), "moat-maxdur-"));
-    const policy = join(dir, "policy.yaml");
-    writeFileSync(
-      policy,
-      `version: 1
+for (const ingress of ["xdp", "tc"] as const)
+  test(
+    `a tcp connection past max_duration is reset at both ends, with real traffic (ingress at ${ingress})`,
+    { timeout: 60_000 },
+    async (t) => {
+      const lab = createLab(t.name);
+      const dir = mkdtempSync(join(tmpdir(), "moat-maxdur-"));
+      const policy = join(dir, "policy.yaml");
+      writeFileSync(
+        policy,
+        `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }
 rules:
@@ -52,36 +53,41 @@ rules:
     action: allow
     layer4: { protocol: icmpv6 }
 `,
-    );
-    const harness = spawnLines(
-      ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, policy]),
-    );
-    const server = spawnLines("ip", ["netns", "exec", lab.b, NODE, "-e", SERVER]);
-    try {
-      await harness.waitFor(/^ready /);
-      await server.waitFor(/^listening$/);
-      const client = spawnLines("ip", ["netns", "exec", lab.a, NODE, "-e", CLIENT(lab.v4.b)]);
-      await client.waitFor(/^client got hello$/);
-      await client.waitFor(/^client error ECONNRESET$/, 10_000);
-      await server.waitFor(/^server error ECONNRESET$/, 10_000);
-      assert.ok(!server.lines.includes("server got too late"), "nothing after the deadline");
-      const closed = await harness.waitFor(/^event .* CLOSED ingress tcp /);
-      assert.match(closed, /by rule short \(max duration, \d+ packets/);
-      harness.send("counters");
-      const counters = JSON.parse((await harness.waitFor(/^counters /)).slice(9)) as Record<
-        string,
-        number
-      >;
-      assert.ok((counters.cut ?? 0) >= 1 && (counters.reset ?? 0) >= 1, JSON.stringify(counters));
-      client.kill();
-    } finally {
-      harness.kill();
-      server.kill();
-      lab.cleanup();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
-);
+      );
+      const harness = spawnLines(
+        ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [
+          lab.ifB,
+          policy,
+          ingress,
+        ]),
+      );
+      const server = spawnLines("ip", ["netns", "exec", lab.b, NODE, "-e", SERVER]);
+      try {
+        const ready = await harness.waitFor(/^ready /);
+        assert.match(ready, new RegExp(`"hook":"${ingress === "tc" ? "tc-ingress" : "xdp"}"`));
+        await server.waitFor(/^listening$/);
+        const client = spawnLines("ip", ["netns", "exec", lab.a, NODE, "-e", CLIENT(lab.v4.b)]);
+        await client.waitFor(/^client got hello$/);
+        await client.waitFor(/^client error ECONNRESET$/, 10_000);
+        await server.waitFor(/^server error ECONNRESET$/, 10_000);
+        assert.ok(!server.lines.includes("server got too late"), "nothing after the deadline");
+        const closed = await harness.waitFor(/^event .* CLOSED ingress tcp /);
+        assert.match(closed, /by rule short \(max duration, \d+ packets/);
+        harness.send("counters");
+        const counters = JSON.parse((await harness.waitFor(/^counters /)).slice(9)) as Record<
+          string,
+          number
+        >;
+        assert.ok((counters.cut ?? 0) >= 1 && (counters.reset ?? 0) >= 1, JSON.stringify(counters));
+        client.kill();
+      } finally {
+        harness.kill();
+        server.kill();
+        lab.cleanup();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
 test(
   "a connection the host opened survives the loss of its conntrack entry: its local socket is established",

@@ -7,6 +7,11 @@ import { KernelLab } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
 import { checksumsOk, packet, type PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
+import { CtFlag } from "../../src/datapath/abi.ts";
+import { parsePolicy } from "../../src/config/index.ts";
+import { Attribution } from "../../src/attribution/index.ts";
+import { readProcessUniverse } from "../../src/host/process-universe.ts";
+import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 
 const POLICY = `
 version: 1
@@ -334,6 +339,52 @@ rules:
   });
 });
 
+describe("the accept side's entries, at XDP and at tc ingress alike", () => {
+  let lab: KernelLab;
+  before(() => {
+    lab = new KernelLab();
+    // the accept hook is attached (attach.cgroup): new ingress entries wait for it
+    lab.dp.acceptHooks = true;
+    // process rules need the whole kernel image (the socket hooks' tables too)
+    const model = parsePolicy(
+      `
+version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+rules:
+  - { name: web, direction: ingress, action: allow, layer4: { protocol: tcp, port: [80] } }
+  - { name: app-in, direction: ingress, action: allow, layer4: { protocol: tcp, port: [7001] }, process: { name: [app] } }
+`,
+      "accept.yaml",
+    );
+    lab.dp.apply(compilePolicy(model, readProcessUniverse(model, new Attribution())));
+    lab.dp.clearConntrack();
+  });
+  after(() => lab.close());
+
+  for (const hook of ["xdp", "tc-ingress"] as const) {
+    test(`${hook}: a syn a process rule may decide passes undecided; one it cannot, awaits its owner`, () => {
+      const syn = (dport: number, sport: number): PacketSpec => ({
+        src: P,
+        dst: H,
+        proto: "tcp",
+        sport,
+        dport,
+        flags: "S",
+      });
+      assert.equal(lab.run(hook, syn(7001, 42600)).verdict, "pass");
+      const pending = entry(lab, (x) => x.local.port === 7001 && x.remote.port === 42600);
+      assert.equal(pending.flags & (CtFlag.await | CtFlag.pending), CtFlag.await | CtFlag.pending);
+      // its retransmission passes undecided again
+      assert.equal(lab.run(hook, syn(7001, 42600)).verdict, "pass");
+      assert.equal(lab.run(hook, syn(80, 42601)).verdict, "pass");
+      const awaiting = entry(lab, (x) => x.local.port === 80 && x.remote.port === 42601);
+      assert.equal(awaiting.flags & (CtFlag.await | CtFlag.pending), CtFlag.await);
+      lab.dp.clearConntrack();
+    });
+  }
+});
+
 describe("max_duration", () => {
   let lab: KernelLab;
   before(() => {
@@ -419,6 +470,52 @@ rules:
         entry(lab, (x) => x.local.port === 22 && x.family === e.family).tcpState,
         "synSent",
       );
+      lab.dp.clearConntrack();
+    });
+
+    test(`${family}: a peer's packet past max_duration becomes a probe at tc ingress too`, () => {
+      const seg = (flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
+        src: peer,
+        dst: host,
+        proto: "tcp",
+        sport: 41250,
+        dport: 22,
+        flags,
+        ...extra,
+      });
+      assert.equal(lab.run("tc-ingress", seg("S")).verdict, "pass");
+      assert.equal(
+        lab.run("tc-ingress", seg("PA", { seq: 5000, ack: 9000, payload: 10 })).verdict,
+        "pass",
+      );
+      expire(22);
+      lab.events();
+      const before = lab.counters();
+      const r = lab.run("tc-ingress", seg("FPA", { seq: 5010, ack: 9000, payload: 100 }));
+      // the payload stays (a GRO packet is not trimmed), moved left of the window with the
+      // segment: all old data, discarded; the socket answers the bare ack at once
+      assert.equal(r.verdict, "pass");
+      const l4 = family === "ipv4" ? 34 : 54;
+      assert.equal(r.data.length, l4 + 20 + 100, "the frame keeps its length");
+      assert.ok(checksumsOk(r.data), "probe checksums");
+      assert.equal(r.data.readUInt16BE(l4), 41250, "same direction");
+      assert.equal(r.data.readUInt16BE(l4 + 2), 22);
+      assert.equal(r.data.readUInt32BE(l4 + 4), 5010 - 100 - 1, "ends at seq - 1");
+      assert.equal(r.data.readUInt32BE(l4 + 8), 9000, "ack kept");
+      assert.equal(r.data[l4 + 13], 0x10, "ack only (no fin, no psh)");
+      assert.deepEqual(
+        lab.events().map((ev) => `${ev.type} ${ev.reason} ${ev.rule}`),
+        ["closed max_duration ssh-8h"],
+      );
+      assert.deepEqual(KernelLab.delta(before, lab.counters(), ["cut", "reset", "closed"]), {
+        cut: 1,
+        reset: 1,
+        closed: 1,
+      });
+      // a bare ack becomes the same probe as xdp's: seq - 1
+      const ack = lab.run("tc-ingress", seg("A", { seq: 5110, ack: 9000 }));
+      assert.equal(ack.data.readUInt32BE(l4 + 4), 5109);
+      assert.equal(lab.run("tc-ingress", seg("R", { seq: 5110 })).verdict, "pass", "resets pass");
       lab.dp.clearConntrack();
     });
 

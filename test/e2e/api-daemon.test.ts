@@ -65,18 +65,23 @@ test("status, events, policy apply and mode switch through the API of a running 
     JSON.parse(moat(["status", "--json", ...api]).stdout) as {
       mode: string;
       generation: number;
-      attached: { interface: string; hook: string }[];
+      attached: { interface: string; hook: string; why?: string }[];
     };
 
   const before = status();
   assert.equal(before.mode, "prevent");
-  assert.deepEqual(before.attached.map((a) => `${a.interface} ${a.hook}`).sort(), [
-    `${lab.ifB} tc-egress`,
-    `${lab.ifB} xdp`,
-  ]);
+  // the ingress hook says why it was chosen: a veth gets tc ingress
+  assert.deepEqual(
+    before.attached.map((a) => `${a.interface} ${a.hook}${a.why ? ` ${a.why}` : ""}`).sort(),
+    [`${lab.ifB} tc-egress`, `${lab.ifB} tc-ingress auto: veth -> tc`],
+  );
   const text = moat(["status", ...api]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /^mode: prevent$/m);
+  assert.match(
+    text.stdout,
+    new RegExp(`^attached: .*${lab.ifB} tc-ingress tcx \\(auto: veth -> tc\\)`, "m"),
+  );
 
   // live subscription first, then traffic: a blocked connection to port 80
   const follow = spawnLines(MOAT, ["events", "--follow", "--json", "--type", "blocked", ...api]);

@@ -1,5 +1,5 @@
 // Attachments follow the host and the policy: a veth made after the daemon started gets the
-// programs (a blocked port on it is dropped), deleting it releases them (links closed, pins
+// programs (tc ingress, as `ingress: auto` chooses for a veth; a blocked port on it is dropped), deleting it releases them (links closed, pins
 // removed), and a reload that changes attach.interfaces (or an entry's ingress hook) attaches and
 // detaches (the socket hooks too, when attach.cgroup changes), seen by real clients in the lab.
 import { test } from "node:test";
@@ -105,19 +105,24 @@ test("a veth made after start gets the programs; deleting it releases them", asy
     sh("ip", ["-n", lab.a, "addr", "add", `${a}/24`, "dev", peer]);
     sh("ip", ["-n", lab.b, "link", "set", late, "up"]);
     sh("ip", ["-n", lab.a, "link", "set", peer, "up"]);
-    await lab.daemon.waitFor(new RegExp(`^attached moat_xdp_ingress to ${late} `));
+    await lab.daemon.waitFor(
+      new RegExp(`^attached moat_tc_ingress to ${late} .* tc-ingress tcx \\(auto: veth -> tc\\)`),
+    );
     await lab.daemon.waitFor(new RegExp(`^attached moat_tc_egress to ${late} `));
 
     assert.equal(probe(lab, b, 80), 0, "an allowed port answers through the new veth");
     assert.equal(probe(lab, b, 8080), 28, "the blocked port is dropped on the new veth");
     await lab.daemon.waitFor(new RegExp(`BLOCKED ingress tcp .* -> ${b}:8080 on ${late}`));
-    const pins = [`${pinDir(lab)}/link_xdp_${late}`, `${pinDir(lab)}/link_tc-egress_${late}`];
+    const pins = [
+      `${pinDir(lab)}/link_tc-ingress_${late}`,
+      `${pinDir(lab)}/link_tc-egress_${late}`,
+    ];
     for (const p of pins) assert.ok(existsSync(p), `${p} pinned`);
     const ids = linkIds(lab, late);
     assert.equal(ids.length, 2);
 
     sh("ip", ["-n", lab.b, "link", "del", late]);
-    await lab.daemon.waitFor(new RegExp(`^released moat_xdp_ingress from ${late} .*gone`));
+    await lab.daemon.waitFor(new RegExp(`^released moat_tc_ingress from ${late} .*gone`));
     await lab.daemon.waitFor(new RegExp(`^released moat_tc_egress from ${late} `));
     for (const p of pins) assert.ok(!existsSync(p), `${p} removed`);
     for (const id of ids)
@@ -136,7 +141,10 @@ test("a veth made after start gets the programs; deleting it releases them", asy
 test("an interface that cannot be attached is warned about once, the rest keeps working", async (t) => {
   const tag = tagFor(t.name);
   const [busy, peer] = [`mt${tag}v3`, `mt${tag}w3`];
-  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}, "mt${tag}v*"]`));
+  // XDP forced: another XDP program on the interface is what keeps moat's off
+  const lab = await startMoatLab(t.name, (l) =>
+    policy(l, `[${l.ifB}, { name: "mt${tag}v*", ingress: xdp }]`),
+  );
   try {
     // another XDP program, attached through netlink, excludes moat's XDP link (EBUSY); it is
     // attached under a name moat does not select, then renamed into the pattern
@@ -248,20 +256,28 @@ test("a reload that changes attach.interfaces attaches and detaches", async (t) 
     assert.equal(probe(lab, lab.v4.b, 80), 0, "tc ingress passes 80");
     await lab.daemon.waitFor(/BLOCKED ingress tcp .*:8080 on /);
 
-    await reload(`[${lab.ifB}]`, [
+    await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`, [
       // the new hook first, then the old one goes
-      new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} `),
+      new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} .* \\(ingress: xdp\\)`),
       new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
       /applied: generation 3/,
     ]);
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080");
 
-    await reload(`[mt${lab.tag}zz]`, [
-      new RegExp(`^released moat_xdp_ingress from ${lab.ifB} .*no longer selects it`),
+    // a plain name: moat chooses, and for a veth that is tc
+    await reload(`[${lab.ifB}]`, [
+      new RegExp(`^attached moat_tc_ingress to ${lab.ifB} .* \\(auto: veth -> tc\\)`),
+      new RegExp(`^released moat_xdp_ingress from ${lab.ifB} .*ingress hook now tc`),
       /applied: generation 4/,
     ]);
+    assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc drops 8080");
+
+    await reload(`[mt${lab.tag}zz]`, [
+      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*no longer selects it`),
+      /applied: generation 5/,
+    ]);
     assert.equal(probe(lab, lab.v4.b, 8080), 0, "detached: 8080 answers again");
-    assert.ok(!existsSync(`${pinDir(lab)}/link_xdp_${lab.ifB}`), "its pin is removed");
+    assert.ok(!existsSync(`${pinDir(lab)}/link_tc-ingress_${lab.ifB}`), "its pin is removed");
   } finally {
     await lab.close();
   }
@@ -311,7 +327,7 @@ test("switching an interface's ingress hook (tc <-> xdp) leaves no moment unjudg
     const leaked = await leakedDuring(lab, async () => {
       for (let i = 0; i < 3; i++) {
         await reload(`[{ name: ${lab.ifB}, ingress: tc }]`);
-        await reload(`[${lab.ifB}]`);
+        await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`);
       }
     });
     assert.equal(leaked, 0, "datagrams to the blocked port arrived during the switches");

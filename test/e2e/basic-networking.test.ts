@@ -12,12 +12,13 @@ import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 function policy(lab: Lab & { auditPath: string }, cgroup?: string): string {
   return `version: 1
 mode: prevent
 defaults: { ingress: block, egress: block }
-attach: { interfaces: [${lab.ifB}]${cgroup ? `, cgroup: ${cgroup}` : ""} }
+attach: { interfaces: [${guardedInterface(lab.ifB)}]${cgroup ? `, cgroup: ${cgroup}` : ""} }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ssh

@@ -56,7 +56,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       assert.match(
         out,
         new RegExp(
-          `^attached moat_xdp_ingress to ${lab.ifB} \\(ifindex \\d+\\) xdp (native|generic), link \\d+, pinned at ${pinDir}/`,
+          // --interface names are attach entries without a hook: auto, tc ingress on a veth
+          `^attached moat_tc_ingress to ${lab.ifB} \\(ifindex \\d+\\) tc-ingress tcx \\(auto: veth -> tc\\), link \\d+, pinned at ${pinDir}/`,
           "m",
         ),
       );
@@ -69,10 +70,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       );
 
       const mine = [...out.matchAll(/^attached .*, link (\d+)/gm)].map((m) => Number(m[1]));
-      assert.equal(mine.length, 2, "two links: xdp and tc");
+      assert.equal(mine.length, 2, "two links: tc ingress and tc egress");
       const live = links().filter((l) => mine.includes(l.id));
       assert.equal(live.length, 2, "both links exist while running");
-      assert.ok(existsSync(`${pinDir}/link_xdp_${lab.ifB}`), "xdp link pinned");
+      assert.ok(existsSync(`${pinDir}/link_tc-ingress_${lab.ifB}`), "tc ingress link pinned");
       assert.ok(existsSync(`${pinDir}/link_tc-egress_${lab.ifB}`), "tc link pinned");
 
       daemon.kill(signal);

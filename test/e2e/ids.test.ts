@@ -11,12 +11,13 @@ import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 function policy(lab: Lab, ids: string): string {
   return `version: 1
 mode: detect
 defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 ids:
 ${ids}
 `;

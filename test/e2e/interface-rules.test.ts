@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 const TUN_NET = "10.77.0.0/16";
 const LATER_NET = "10.78.0.0/16";
@@ -24,7 +25,7 @@ test("interface rules: the route's interface and tunnel flag decide at connect()
       return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
+attach: { interfaces: [${guardedInterface(l.ifB)}], cgroup: ${cgroup} }
 rules:
   - { name: no-tunnel-web, direction: egress, action: block, interface: { tunnel: true }, layer4: { protocol: tcp, port: [80] } }
   - { name: lan-8080, direction: egress, action: allow, interface: { name: ["${l.ifB}"] }, layer4: { protocol: tcp, port: [8080] } }

@@ -7,12 +7,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent", extra = ""): string {
   return `version: 1
 mode: ${mode}
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ssh-from-lab

@@ -9,6 +9,7 @@ import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 const FLOOD = 300;
 
@@ -16,7 +17,7 @@ function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): s
   return `version: 1
 mode: ${mode}
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ping

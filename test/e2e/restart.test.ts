@@ -13,6 +13,7 @@ import { NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { native } from "../../src/datapath/addon.ts";
 import { MAP_GROUPS } from "../../src/datapath/pinned-maps.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 // each start loads and verifies the programs (2-4 s a start on a 2-core machine): 20 restarts,
 // about 80 s
@@ -35,7 +36,7 @@ function inNs(ns: string, args: string[]): LineChild {
 const policy = (lab: Lab & { auditPath: string }) => `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ssh

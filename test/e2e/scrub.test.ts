@@ -7,12 +7,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 function policy(lab: Lab, mode: "detect" | "prevent"): string {
   return `version: 1
 mode: ${mode}
 defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${lab.ifB}] }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 scrub: { mss: { ipv4: 1200, ipv6: 1100 }, min_ttl: 200 }
 `;
 }

@@ -7,7 +7,8 @@
 // unjudged, opening no egress connection). The attack's start and end are one event each. In
 // detect mode the same flood reaches the kernel, and the
 // attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
-// to a UDP service the policy allows is cut to the amplification limit.
+// to a UDP service the policy allows is cut to the amplification limit. Each test names its
+// guarded veth's hook (`ingress: auto` would choose tc on a veth).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -20,6 +21,7 @@ import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 import { tcpExt } from "../helpers/netstat.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 const PORT = 8080;
 const UDP_PORT = 5353;

@@ -1,7 +1,7 @@
 // Runs moat's datapath inside a network namespace (started with `nsenter --net=...`) with a
 // policy file read by the real loader and compiler, and obeys line commands on stdin, answering
 // on stdout: for tests that drive traffic from another namespace.
-//   argv: INTERFACE POLICY_FILE
+//   argv: INTERFACE POLICY_FILE [INGRESS_HOOK: xdp (default) | tc]
 //   policy FILE (apply another policy file) | counters | forget (clear the connection table)
 //   | quit
 import { createInterface } from "node:readline";
@@ -19,8 +19,9 @@ function loadForDatapath(path: string) {
 
 const nic = process.argv[2] ?? "";
 const first = loadForDatapath(process.argv[3] ?? "");
+const ingress = process.argv[4] === "tc" ? "tc" : "xdp";
 const dp = Datapath.start({
-  interfaces: selectInterfaces([nic], listInterfaces()),
+  interfaces: selectInterfaces([nic], listInterfaces()).map((n) => ({ ...n, ingress })),
   pinRoot: null,
   image: first.image,
 });

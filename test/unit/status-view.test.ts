@@ -1,11 +1,13 @@
-// What `moat status` shows: packet counters labelled as packets, and the two default pseudo-rules
-// named for the direction they decide (a snapshot of a datapath stand-in).
+// What `moat status` shows: packet counters labelled as packets, the two default pseudo-rules
+// named for the direction they decide, and each interface's ingress hook with why it was chosen
+// (a snapshot of a datapath stand-in).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { snapshotSource, type SnapshotDatapath } from "../../src/observe/snapshot.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { formatStatus, type StatusJson } from "../../src/cli/commands/status.ts";
 import { Counter, type CounterName } from "../../src/datapath/abi.ts";
+import type { Attachment } from "../../src/datapath/datapath.ts";
 
 function fakeDatapath(): SnapshotDatapath {
   const counters = Object.fromEntries(
@@ -69,4 +71,51 @@ test("status labels the verdict counters as packets, and counts connections apar
   );
   assert.ok(lines.includes("connections: 4 tracked"), lines.join("\n"));
   assert.ok(!lines.some((l) => /connections: \d+ allowed/.test(l)), lines.join("\n"));
+});
+
+test("status names each interface's ingress hook and why it was chosen", () => {
+  const at = { linkId: 1, pin: null, updated: false };
+  const attachments: Attachment[] = [
+    {
+      ...at,
+      program: "moat_tc_ingress",
+      hook: "tc-ingress",
+      interface: "veth1",
+      ifindex: 5,
+      mode: "tcx",
+      why: "auto: veth -> tc",
+    },
+    {
+      ...at,
+      program: "moat_tc_egress",
+      hook: "tc-egress",
+      interface: "veth1",
+      ifindex: 5,
+      mode: "tcx",
+    },
+    {
+      ...at,
+      program: "moat_xdp_ingress",
+      hook: "xdp",
+      interface: "eth1",
+      ifindex: 6,
+      mode: "native",
+      why: "ingress: xdp",
+    },
+  ];
+  const dp = { ...fakeDatapath(), attachments };
+  const snap = snapshotSource(dp, state, new EventPipeline())();
+  const json = JSON.parse(
+    JSON.stringify(snap, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
+  ) as StatusJson;
+  assert.deepEqual(json.attached[0], {
+    interface: "veth1",
+    hook: "tc-ingress",
+    mode: "tcx",
+    why: "auto: veth -> tc",
+  });
+  assert.equal(
+    formatStatus(json).find((l) => l.startsWith("attached:")),
+    "attached: veth1 tc-ingress tcx (auto: veth -> tc), veth1 tc-egress tcx, eth1 xdp native (ingress: xdp)",
+  );
 });

@@ -14,7 +14,7 @@ export function formatStatus(s: StatusJson): string[] {
     `mode: ${s.mode}`,
     `policy: ${s.policyPath} (generation ${s.generation}, sha256 ${s.policyHash.slice(0, 12)})`,
     `reloads: ${s.reloads.ok} applied, ${s.reloads.refused} refused`,
-    `attached: ${s.attached.map((a) => `${a.interface} ${a.hook} ${a.mode}`).join(", ") || "nothing"}`,
+    `attached: ${s.attached.map((a) => `${a.interface} ${a.hook} ${a.mode}${a.why ? ` (${a.why})` : ""}`).join(", ") || "nothing"}`,
     // the verdict counters count packets of connections with that verdict, not connections
     `packets: ${c.pass.packets} passed, ${c.drop.packets} dropped; of allowed connections ${c.allowed.packets}, of blocked ${c.blocked.packets}, of detected ${c.detected.packets}`,
     `connections: ${c.ctCreated.packets} tracked`,
