@@ -1,6 +1,7 @@
 // A policy file read the fast way: js-yaml builds the plain data, and a listener notes where each
 // node starts in compact arrays (no syntax tree), so a 100k-rule file loads in a fraction of the
-// time and memory the yaml library's Document needs. Positions answer as PolicySource's do. Any
+// time and memory the yaml library's Document needs. Positions answer as PolicySource's do, as
+// compact TablePos numbers (positions.ts) where the whole path is in the file. Any
 // YAML feature whose data or positions could differ between the two libraries (tags, anchors,
 // aliases, complex keys, directives, non-string keys, numbers YAML 1.2's core schema does not
 // know) makes readFast give up; parse.ts then reads the file with PolicySource, as it also does
