@@ -1,8 +1,10 @@
 // Where accepting a big policy file goes (B5 from the file, docs/performance.md): the phases the
 // worker thread runs (read the YAML, the schema, normalize, compile), and the hand-back of the
-// result to the daemon's thread (what postMessage does: serialize there, deserialize here), each as
-// this thread's CPU time, so figures taken on a busy machine still compare. No BPF: the apply is
-// bench/reload.ts's.
+// result to the daemon's thread (src/host/accept-handback.ts: the positions packed as numbers there,
+// then what postMessage does: serialize there, deserialize here, and the positions put back here),
+// each as this thread's CPU time, so figures taken on a busy machine still compare. postMessage
+// moves the typed arrays the pack lists instead of copying them as serialize does here. No BPF: the
+// apply is bench/reload.ts's.
 //
 //   node --expose-gc bench/accept-phases.ts [RULES] [REPEATS]     (default 100000 rules, 3 runs)
 import { deserialize, serialize } from "node:v8";
@@ -12,6 +14,11 @@ import { normalizePolicy } from "../src/config/normalize.ts";
 import { readFast } from "../src/config/fast-source.ts";
 import { textOnlyHost } from "../src/config/parse.ts";
 import { compilePolicy } from "../src/policy/compile/policy-image.ts";
+import {
+  packAcceptance,
+  unpackAcceptance,
+  type PackedAcceptance,
+} from "../src/host/accept-handback.ts";
 import { mixedPolicy } from "./compile.ts";
 
 const rules = Number(process.argv[2] ?? 100_000);
@@ -44,10 +51,14 @@ for (let run = 1; run <= repeats; run++) {
   lap("normalize");
   const image = compilePolicy(model, null);
   lap("compile");
-  const bytes = serialize({ model, image });
+  const { packed } = packAcceptance({ diagnostics: [], policy: { model, image } });
+  lap("pack");
+  const bytes = serialize(packed);
   lap("serialize");
-  deserialize(bytes);
+  const back = deserialize(bytes) as PackedAcceptance;
   lap("deserialize");
+  unpackAcceptance(back);
+  lap("unpack");
   row.handBackMiB = Math.round(bytes.length / 2 ** 20);
   row.rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
   rows.push(row);

@@ -161,11 +161,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
+    // on the worker thread, as reloads are: the reading's garbage stays in the worker's heap,
+    // which is given back when the worker stops, not in the daemon's
     initial = await readPolicyFile(
       policyPath,
       universe.read,
       compile,
-      false,
+      true,
       decisionStore.list(),
       decisionStore.mode()?.mode,
     );

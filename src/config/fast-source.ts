@@ -1,6 +1,7 @@
 // A policy file read the fast way: js-yaml builds the plain data, and a listener notes where each
 // node starts in compact arrays (no syntax tree), so a 100k-rule file loads in a fraction of the
-// time and memory the yaml library's Document needs. Positions answer as PolicySource's do. Any
+// time and memory the yaml library's Document needs. Positions answer as PolicySource's do, as
+// compact TablePos numbers (positions.ts) where the whole path is in the file. Any
 // YAML feature whose data or positions could differ between the two libraries (tags, anchors,
 // aliases, complex keys, directives, non-string keys, numbers YAML 1.2's core schema does not
 // know) makes readFast give up; parse.ts then reads the file with PolicySource, as it also does
@@ -8,6 +9,7 @@
 
 import { CORE_SCHEMA, load, type State } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
+import { OFFSET_LIMIT, PositionTable } from "./positions.ts";
 import { formatPath, type CheckedSource, type PathSegment } from "./yaml-source.ts";
 
 const EMPTY = 0;
@@ -142,7 +144,6 @@ export class FastSource implements CheckedSource {
   readonly diagnostics: Diagnostic[] = [];
   private readonly text: string;
   private readonly nodes: Nodes;
-  private lineStarts: Int32Array | undefined;
   /** Children of large collections, by node: list items in order, mapping entries' key nodes by key. */
   private readonly items = new Map<number, number[]>();
   private readonly entries = new Map<number, Map<string, number>>();
@@ -160,12 +161,16 @@ export class FastSource implements CheckedSource {
   /** What child() found: the value node and its key node. */
   private foundNode = 0;
   private foundKey = -1;
+  /** The positions handed out (src/config/positions.ts), and each node's entry there (-1: none). */
+  private readonly table: PositionTable;
+  private entryOf: Int32Array | undefined;
 
   constructor(file: string, text: string, data: unknown, nodes: Nodes) {
     this.file = file;
     this.text = text;
     this.data = data;
     this.nodes = nodes;
+    this.table = PositionTable.of(file, text);
   }
 
   pos(path: readonly PathSegment[]): SourcePos {
@@ -210,9 +215,34 @@ export class FastSource implements CheckedSource {
     }
     this.trailLength = depth;
     const key = depth > 0 ? (keys[depth - 1] ?? -1) : -1;
-    const { line, col } = this.linePos(this.offsetOf(node, key, want));
+    const offset = this.offsetOf(node, key, want);
+    if (depth === path.length && offset < OFFSET_LIMIT) {
+      const entry = this.entry(depth);
+      if (entry !== undefined) return this.table.at(entry, offset);
+    }
+    const { line, col } = this.table.linePos(offset);
     const text = depth > 0 && depth === path.length ? (texts[depth - 1] ?? "") : formatPath(path);
     return { file: this.file, line, col, path: text };
+  }
+
+  /**
+   * The table entry of the trail's first `depth` segments (-1: the root), made on first use;
+   * undefined where the table would write the path differently (a number naming a mapping's key).
+   */
+  private entry(depth: number): number | undefined {
+    if (depth === 0) return -1;
+    const entryOf = (this.entryOf ??= new Int32Array(this.nodes.count).fill(-1));
+    const node = this.trailNodes[depth - 1] ?? 0;
+    const known = entryOf[node] ?? -1;
+    if (known >= 0) return known;
+    const parent = this.entry(depth - 1);
+    if (parent === undefined) return undefined;
+    const seg = this.trailSegs[depth - 1] ?? "";
+    const above = depth > 1 ? (this.trailNodes[depth - 2] ?? 0) : 0;
+    if (typeof seg === "number" && this.nodes.kind[above] !== SEQUENCE) return undefined;
+    const entry = this.table.add(parent, seg);
+    entryOf[node] = entry;
+    return entry;
   }
 
   private offsetOf(node: number, key: number, want: "key" | "value"): number {
@@ -261,25 +291,6 @@ export class FastSource implements CheckedSource {
       return true;
     }
     return false;
-  }
-
-  /** 1-based line and column of an offset, as the yaml library's LineCounter gives them. */
-  private linePos(offset: number): { line: number; col: number } {
-    if (!this.lineStarts) {
-      const starts = [0];
-      for (let i = this.text.indexOf("\n"); i >= 0; i = this.text.indexOf("\n", i + 1))
-        starts.push(i + 1);
-      this.lineStarts = Int32Array.from(starts);
-    }
-    const starts = this.lineStarts;
-    let lo = 0;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((starts[mid] ?? 0) <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return { line: lo + 1, col: offset - (starts[lo] ?? 0) + 1 };
   }
 }
 

@@ -9,6 +9,7 @@ export {
   type PolicyCheck,
 } from "./parse.ts";
 export type { PolicyFileKind, PolicyHost } from "./check-context.ts";
+export { plainPos, PositionTable, TablePos, type PositionTableParts } from "./positions.ts";
 export {
   diagnostic,
   diagnosticLines,

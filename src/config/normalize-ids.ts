@@ -4,6 +4,7 @@
 import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseSignature } from "./ids-signature.ts";
+import { plainPos } from "./positions.ts";
 import type { IdsRule, PolicyModel } from "./model.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { IDS_DEFAULT_BYTES } from "./schema-ids.ts";
@@ -22,7 +23,7 @@ export function normalizeIds(ctx: CheckContext, doc: PolicyDocument): Pick<Polic
     const path = ["ids", "rules", i];
     const pos = ctx.pos(path);
     const shift = ctx.source.quoted?.(path) ? 1 : 0;
-    texts.push({ text, pos: { ...pos, col: pos.col + shift } });
+    texts.push({ text, pos: { ...plainPos(pos), col: pos.col + shift } });
   });
   const files: string[] = [];
   const named = ids.rules_file === undefined ? [] : [ids.rules_file].flat();
@@ -56,7 +57,7 @@ export function normalizeIds(ctx: CheckContext, doc: PolicyDocument): Pick<Polic
       if (!malformed) refused++;
       for (const p of parsed.problems)
         ctx.report(
-          { ...pos, col: pos.col + p.at },
+          { ...plainPos(pos), col: pos.col + p.at },
           p.kind === "refused" ? `${p.message}; this signature is not loaded` : p.message,
           p.kind === "refused" ? "warning" : "error",
         );

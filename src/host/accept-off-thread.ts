@@ -3,6 +3,7 @@
 // accepted. The worker (accept-worker.ts) runs the same function; what it cannot carry back
 // (process rules, name classes) is accepted on this thread, as before.
 import { Worker } from "node:worker_threads";
+import { unpackAcceptance } from "./accept-handback.ts";
 import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
 import type { AcceptReply, AcceptRequest } from "./accept-worker.ts";
 
@@ -12,7 +13,15 @@ let worker: Worker | null = null;
 const pending = new Map<number, Pending>();
 let nextId = 1;
 
-function failAll(err: Error): void {
+/**
+ * A worker idle this long is stopped: its heap (the parse of a 100k-rule file leaves hundreds of
+ * megabytes to collect) goes back to the system instead of staying in the daemon's memory.
+ */
+const IDLE_STOP_MS = 5_000;
+let idleTimer: ReturnType<typeof setTimeout> | null = null;
+
+function failAll(w: Worker, err: Error): void {
+  if (worker !== w) return; // a worker stopped when idle had nothing pending
   worker = null;
   for (const p of pending.values()) p.reject(err);
   pending.clear();
@@ -20,16 +29,25 @@ function failAll(err: Error): void {
 
 /** The worker, started on first use; it does not keep the process alive while idle. */
 function acceptWorker(): Worker {
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = null;
   if (worker) return worker;
   const w = new Worker(new URL("./accept-worker.ts", import.meta.url));
   w.on("message", (reply: AcceptReply) => {
     const p = pending.get(reply.id);
     pending.delete(reply.id);
-    if (pending.size === 0) w.unref();
+    if (pending.size === 0) {
+      w.unref();
+      idleTimer = setTimeout(() => {
+        if (worker !== w || pending.size > 0) return;
+        worker = null;
+        void w.terminate();
+      }, IDLE_STOP_MS).unref();
+    }
     p?.resolve(reply);
   });
-  w.on("error", (err) => failAll(err));
-  w.on("exit", () => failAll(new Error("the policy worker exited")));
+  w.on("error", (err) => failAll(w, err));
+  w.on("exit", () => failAll(w, new Error("the policy worker exited")));
   w.unref();
   worker = w;
   return w;
@@ -61,7 +79,7 @@ export async function acceptPolicyOffThread(
     ...(options.mode ? { mode: options.mode } : {}),
     universe: options.universe !== undefined,
   });
-  if ("acceptance" in reply) return reply.acceptance;
+  if ("packed" in reply) return unpackAcceptance(reply.packed);
   if ("error" in reply) throw new Error(reply.error);
   return acceptPolicyAsync(text, fileName, options);
 }
@@ -70,5 +88,7 @@ export async function acceptPolicyOffThread(
 export async function stopAcceptWorker(): Promise<void> {
   const w = worker;
   worker = null;
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = null;
   if (w) await w.terminate();
 }

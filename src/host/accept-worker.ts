@@ -4,7 +4,8 @@
 // holds name classes (a class with private state that a message cannot carry), is answered with
 // `here: true` and accepted there.
 import { parentPort } from "node:worker_threads";
-import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
+import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
+import { acceptPolicyAsync, type AcceptOptions } from "./accept-policy.ts";
 
 export interface AcceptRequest {
   id: number;
@@ -18,14 +19,16 @@ export interface AcceptRequest {
 }
 
 export type AcceptReply =
-  | { id: number; acceptance: Acceptance }
+  | { id: number; packed: PackedAcceptance }
   | { id: number; here: true }
   | { id: number; error: string };
 
 /** Thrown by the stand-in universe reader: the policy names processes. */
 class NeedsHost extends Error {}
 
-async function answer(req: AcceptRequest): Promise<AcceptReply> {
+async function answer(
+  req: AcceptRequest,
+): Promise<{ reply: AcceptReply; transfer?: ArrayBuffer[] }> {
   const options: AcceptOptions = {
     ...(req.compile ? { compile: req.compile } : {}),
     ...(req.decisions ? { decisions: req.decisions } : {}),
@@ -40,14 +43,19 @@ async function answer(req: AcceptRequest): Promise<AcceptReply> {
   };
   try {
     const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
-    if (acceptance.policy?.image.names) return { id: req.id, here: true };
-    return { id: req.id, acceptance };
+    if (acceptance.policy?.image.names) return { reply: { id: req.id, here: true } };
+    try {
+      const { packed, transfer } = packAcceptance(acceptance);
+      return { reply: { id: req.id, packed }, transfer };
+    } catch {
+      return { reply: { id: req.id, here: true } }; // accepted again there
+    }
   } catch (err) {
-    if (err instanceof NeedsHost) return { id: req.id, here: true };
-    return { id: req.id, error: (err as Error).message };
+    if (err instanceof NeedsHost) return { reply: { id: req.id, here: true } };
+    return { reply: { id: req.id, error: (err as Error).message } };
   }
 }
 
 parentPort?.on("message", (req: AcceptRequest) => {
-  void answer(req).then((reply) => parentPort?.postMessage(reply));
+  void answer(req).then(({ reply, transfer }) => parentPort?.postMessage(reply, transfer));
 });

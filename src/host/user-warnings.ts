@@ -1,6 +1,6 @@
 // Warnings only this host can give about a policy's process rules: user names its /etc/passwd
 // does not know.
-import { diagnostic, type Diagnostic, type PolicyModel } from "../config/index.ts";
+import { diagnostic, plainPos, type Diagnostic, type PolicyModel } from "../config/index.ts";
 import { UserTable } from "../attribution/users.ts";
 import { splitUsers } from "../policy/index.ts";
 
@@ -17,7 +17,7 @@ export function unknownUserWarnings(model: PolicyModel, users = new UserTable())
       if (users.uidOf(name) !== undefined) continue;
       out.push(
         diagnostic(
-          { ...p.pos, path: `${p.pos.path}.user` },
+          { ...plainPos(p.pos), path: `${p.pos.path}.user` },
           `user '${name}' is not in ${users.file}: the rule matches no process of that user until it is added`,
           "warning",
         ),

@@ -7,6 +7,7 @@
 // its process tables have no client port.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import { PROTOCOL_NUMBERS, type PolicyModel } from "../config/model.ts";
+import { plainPos } from "../config/positions.ts";
 import { commRange } from "./compile/process.ts";
 import { protocolName } from "./match-layer4.ts";
 
@@ -80,7 +81,7 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
     }
     const p = rule.process;
     if (!p) continue;
-    const at = (field: string) => ({ ...p.pos, path: `${p.pos.path}${field}` });
+    const at = (field: string) => ({ ...plainPos(p.pos), path: `${p.pos.path}${field}` });
     for (const name of p.name ?? []) {
       if (!commRange(name)) {
         out.push(

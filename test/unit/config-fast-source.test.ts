@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { readFast } from "../../src/config/fast-source.ts";
+import { plainPos } from "../../src/config/positions.ts";
 import { PolicySource, type PathSegment } from "../../src/config/yaml-source.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
@@ -23,8 +24,9 @@ function assertSame(name: string, text: string): void {
   const slow = new PolicySource(name, text);
   assert.deepEqual(fast.data, slow.data, name);
   for (const path of [...paths(slow.data), ["no-such-key"], ["rules", 1e6]]) {
-    assert.deepEqual(fast.pos(path), slow.pos(path), `${name} value at ${path.join(".")}`);
-    assert.deepEqual(fast.keyPos(path), slow.keyPos(path), `${name} key at ${path.join(".")}`);
+    const where = path.join(".");
+    assert.deepEqual(plainPos(fast.pos(path)), slow.pos(path), `${name} value at ${where}`);
+    assert.deepEqual(plainPos(fast.keyPos(path)), slow.keyPos(path), `${name} key at ${where}`);
   }
 }
 

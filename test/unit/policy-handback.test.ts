@@ -1,0 +1,90 @@
+// A policy accepted on the worker thread comes back as the same policy the daemon's thread would
+// accept: every position (FILE:LINE:COL and path, as messages and `moat explain` show them), the
+// model and the kernel tables; and its problems are the same lines. The positions cross as numbers
+// with their table (src/host/accept-handback.ts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { acceptPolicy } from "../../src/host/accept-policy.ts";
+import { acceptPolicyOffThread, stopAcceptWorker } from "../../src/host/accept-off-thread.ts";
+import { formatDiagnostic, plainPos, TablePos, type SourcePos } from "../../src/config/index.ts";
+import { mixedPolicy } from "../../bench/compile.ts";
+
+/** Every value as JSON would write it, positions resolved, bigints and byte arrays spelled out. */
+function spelled(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "bigint") return `${v}n`;
+    if (ArrayBuffer.isView(v))
+      return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (v instanceof Map) return [...v.entries()];
+    if (v instanceof Set) return [...v.values()];
+    // a Buffer writes itself as { type, data } (its toJSON); a copy of it arrives as a Uint8Array
+    if (v && typeof v === "object" && (v as { type?: unknown }).type === "Buffer")
+      return (v as { data: unknown }).data;
+    return v;
+  });
+}
+
+/** The positions of a value, in the order met, as plain positions. */
+function positions(value: unknown, out: SourcePos[] = []): SourcePos[] {
+  if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return out;
+  if (value instanceof TablePos) return out;
+  const items = value instanceof Map ? [...value.values()] : Object.values(value);
+  const pos = (value as { pos?: unknown }).pos;
+  if (pos && typeof pos === "object") out.push(plainPos(pos as SourcePos));
+  for (const item of items) positions(item, out);
+  return out;
+}
+
+const SETS = `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+sets:
+  corp: ["10.0.0.0/8", "192.0.2.0/24"]
+  web: [80, "8000-8099"]
+rules:
+  - name: corp-in
+    direction: ingress
+    action: allow
+    layer3: { remote: [set:corp, "!10.9.0.0/16"] }
+    layer4: { protocol: tcp, port: [set:web, 22] }
+  - name: ping
+    direction: any
+    action: allow
+    layer4: { protocol: icmp, icmp: { type: 8 } }
+`;
+
+test("the worker hands back the model, its positions and the image unchanged", async (t) => {
+  t.after(() => stopAcceptWorker());
+  for (const [name, text] of [
+    ["sets.yaml", SETS],
+    ["mixed.yaml", mixedPolicy(300)],
+    ...["server", "l7", "ids", "rate-limits", "flood", "workstation"].map(
+      (f) => [`examples/${f}.yaml`, readFileSync(`examples/${f}.yaml`, "utf8")] as const,
+    ),
+  ] as const) {
+    const here = acceptPolicy(text, name);
+    const there = await acceptPolicyOffThread(text, name);
+    assert.ok(here.policy && there.policy, `${name}: accepted`);
+    const [a, b] = [positions(here.policy.model), positions(there.policy.model)];
+    assert.ok(a.length > 0, `${name}: has positions`);
+    assert.deepEqual(b, a, `${name}: positions`);
+    assert.equal(spelled(there.policy), spelled(here.policy), `${name}: model and image`);
+    assert.deepEqual(
+      there.diagnostics.map(formatDiagnostic),
+      here.diagnostics.map(formatDiagnostic),
+    );
+  }
+});
+
+test("the worker's problems are the same lines, FILE:LINE:COL and path", async (t) => {
+  t.after(() => stopAcceptWorker());
+  for (const file of ["semantic-errors.yaml", "schema-errors.yaml", "shadowed.yaml", "full.yaml"]) {
+    const path = `test/fixtures/policies/${file}`;
+    const text = readFileSync(path, "utf8");
+    const here = acceptPolicy(text, path).diagnostics.map(formatDiagnostic);
+    const there = (await acceptPolicyOffThread(text, path)).diagnostics.map(formatDiagnostic);
+    assert.ok(here.length > 0, `${file}: has diagnostics`);
+    assert.deepEqual(there, here, file);
+  }
+});
