@@ -21,7 +21,6 @@ import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 import { tcpExt } from "../helpers/netstat.ts";
-import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 const PORT = 8080;
 const UDP_PORT = 5353;
