@@ -146,7 +146,9 @@ class SpliceLoop : public Closable {
       // by id: a pair may have ended since its event (cut)
       for (uint32_t id : touched) {
         auto found = pairs_.find(id);
-        if (found != pairs_.end() && found->second->Step()) End(found->second);
+        if (found == pairs_.end()) continue;
+        SplicePair* pair = found->second;
+        if (pair->Step() || !Settled(pair)) End(pair);
       }
     }
   }
@@ -162,10 +164,7 @@ class SpliceLoop : public Closable {
     }
     for (SplicePair* pair : fresh) {
       pairs_[pair->id] = pair;
-      bool ok = pair->Start();
-      Tell(new Message{pair->id, true, pair->sockmap ? "sockmap" : "splice", pair->refused, nullptr,
-                       0, 0});
-      if (!ok || !Watch(pair)) {
+      if (!pair->Start() || !Settled(pair)) {
         End(pair);
         continue;
       }
@@ -179,23 +178,40 @@ class SpliceLoop : public Closable {
     }
   }
 
-  // Edge-triggered: a pair is stepped when a side gets bytes, room or a FIN, and steps move
-  // everything there is.
-  bool Watch(SplicePair* pair) {
-    uint32_t events = pair->sockmap ? EPOLLRDHUP : EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  // After a start or a step: JS is told once the mode is settled, and the epoll registration
+  // follows what the pair needs (edge-triggered: a pair is stepped when a side gets bytes, room
+  // or a FIN, and steps move everything there is). False when epoll refused (`end` says so).
+  bool Settled(SplicePair* pair) {
+    if (pair->started && !pair->told) TellStart(pair);
+    uint32_t events = pair->Events();
+    if (events == pair->watched) return true;
+    int op = pair->watched == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     for (int i = 0; i < 2; i++) {
       epoll_event ev = {};
-      ev.events = events | EPOLLET;
+      ev.events = events;
       ev.data.ptr = &pair->side[i];
-      if (epoll_ctl(epoll_, EPOLL_CTL_ADD, pair->fd[i], &ev) < 0) {
+      if (epoll_ctl(epoll_, op, pair->fd[i], &ev) < 0) {
         pair->end = "error";
         return false;
       }
     }
+    pair->watched = events;
     return true;
   }
 
+  void TellStart(SplicePair* pair) {
+    pair->told = true;
+    Tell(new Message{pair->id, true, pair->sockmap ? "sockmap" : "splice", pair->refused, nullptr,
+                     0, 0});
+  }
+
   void End(SplicePair* pair) {
+    // a pair that ends before its mode settled (its earlier bytes never written): JS learns
+    // what it was trying
+    if (!pair->told) {
+      if (pair->targets >= 0 && pair->refused.empty()) pair->sockmap = true;
+      TellStart(pair);
+    }
     // Node's descriptor of the same socket may still be open: leave epoll before closing
     for (int f : pair->fd)
       if (f >= 0) epoll_ctl(epoll_, EPOLL_CTL_DEL, f, nullptr);

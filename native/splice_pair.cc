@@ -3,7 +3,10 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,7 +28,6 @@ struct SplicePeer {
 
 // A FIN is passed on once its bytes reached the peer; without progress for this long, anyway.
 constexpr auto kFlushStall = std::chrono::seconds(10);
-constexpr int kPendingWriteMs = 5000;
 // splice(2) mode: a larger pipe moves more per call (the default holds 16 pages)
 constexpr int kPipeBytes = 1 << 20;
 
@@ -44,40 +46,59 @@ SplicePair::~SplicePair() {
 
 bool SplicePair::Start() {
   if (targets >= 0) {
-    refused = Insert();
-    sockmap = refused.empty();
-  }
-  if (!sockmap) {
-    for (int i = 0; i < 2; i++) {
-      if (!WritePending(i)) {
-        end = "reset";
-        return false;
-      }
-    }
-    for (auto& p : pipes_) {
-      if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
-        end = "error";
-        return false;
-      }
-      fcntl(p[1], F_SETPIPE_SZ, kPipeBytes);  // a smaller pipe only costs more calls
+    refused = Prepare();
+    if (refused.empty()) {
+      next_ = 1;
+      return true;
     }
   }
-  for (auto& b : bytes) std::vector<uint8_t>().swap(b);
+  return ToSplice();
+}
+
+uint32_t SplicePair::Events() const {
+  // sockmap: only the FINs come here (write room would wake the loop for every ack)
+  return EPOLLET | EPOLLRDHUP | (sockmap ? 0 : EPOLLIN | EPOLLOUT);
+}
+
+// splice(2) from here on: the kernel refused the sockmap, or it was not asked for. The bytes
+// read before and not written yet stay in `bytes` (StepSplice writes them first).
+bool SplicePair::ToSplice() {
+  next_ = -1;
+  sockmap = false;
+  started = true;
+  for (auto& p : pipes_) {
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
+      end = "error";
+      return false;
+    }
+    fcntl(p[1], F_SETPIPE_SZ, kPipeBytes);  // a smaller pipe only costs more calls
+  }
   return true;
 }
 
-bool SplicePair::WritePending(int i) {
-  if (bytes[i].empty()) return true;
-  pending[i] = bytes[i].size();
-  bool ok = WriteAll(fd[1 - i], bytes[i].data(), bytes[i].size(), kPendingWriteMs);
-  bytes[i].clear();
-  return ok;
+// Writes what is left of side i's earlier bytes to the other side, as much as it takes now;
+// true once all are written. `failed`: the other side is gone.
+bool SplicePair::Flush(int i, bool* failed) {
+  while (sent_[i] < bytes[i].size()) {
+    ssize_t n = send(fd[1 - i], bytes[i].data() + sent_[i], bytes[i].size() - sent_[i],
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent_[i] += static_cast<size_t>(n);
+      pending[i] += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) *failed = true;
+    return false;
+  }
+  if (!bytes[i].empty()) std::vector<uint8_t>().swap(bytes[i]);
+  sent_[i] = 0;
+  return true;
 }
 
-// Inserts both sockets, writing each side's earlier bytes (`bytes[i]`, from side i, to which
-// what the kernel holds is added) to its peer just before that side is turned on; "" when they
-// are spliced, else why the kernel refused (the bytes not written yet stay in `bytes`).
-std::string SplicePair::Insert() {
+// Both sockets become targets, what the kernel holds is read out and the peer records are
+// written; "" when that is done, else why the kernel refused.
+std::string SplicePair::Prepare() {
   uint64_t* cookie = cookie_;
   for (int i = 0; i < 2; i++) {
     cookie[i] = SocketCookie(fd[i]);
@@ -98,21 +119,49 @@ std::string SplicePair::Insert() {
     SplicePeer p = {cookie[1 - i], 0};
     if (bpf_map_update_elem(peers, &cookie[i], &p, BPF_ANY) < 0) return Undo("splice_peers", errno);
   }
-  // the upstream first: the client's earlier bytes (a request) may make the server answer
-  // and close at once, and a socket that got its FIN can no longer enter a sockmap
-  for (int i : {1, 0}) {
-    int other = 1 - i;
-    if (!WritePending(i)) return Undo("writing the bytes read before", errno ? errno : ETIMEDOUT);
-    Baseline(i, other);
+  return "";
+}
+
+// The sockmap set-up, one side at a time, the upstream first: the client's earlier bytes (a
+// request) may make the server answer and close at once, and a socket that got its FIN can no
+// longer enter a sockmap. A side enters splice_socks once its earlier bytes (from Node and from
+// the kernel's queue) are written to its peer: what the kernel redirects comes after them. A
+// peer that takes them slowly holds this pair only (the loop is woken when it has room).
+bool SplicePair::StepInsert() {
+  pollfd p[2] = {{fd[0], 0, 0}, {fd[1], 0, 0}};
+  poll(p, 2, 0);
+  if ((p[0].revents | p[1].revents) & (POLLERR | POLLHUP)) {
+    end = "reset";
+    return true;
+  }
+  while (next_ >= 0) {
+    int i = next_;
+    bool failed = false;
+    if (!Flush(i, &failed)) {
+      if (!failed) return false;  // no room yet
+      end = "reset";
+      return true;
+    }
+    Baseline(i, 1 - i);
     uint64_t value = static_cast<uint64_t>(fd[i]);
-    if (bpf_map_update_elem(socks, &cookie[i], &value, BPF_NOEXIST) < 0)
-      return Undo(i ? "splice_socks (upstream)" : "splice_socks (client)", errno, TcpState(fd[i]));
+    if (bpf_map_update_elem(socks, &cookie_[i], &value, BPF_NOEXIST) < 0) {
+      refused =
+          Undo(i ? "splice_socks (upstream)" : "splice_socks (client)", errno, TcpState(fd[i]));
+      return !ToSplice() || StepSplice();
+    }
+    next_ = i == 1 ? 0 : -1;
   }
   // bytes queued before the insertion wait for a data-ready call: setting the low-water mark
   // makes one now, and the verdict program sends the whole queue on in order
   int one = 1;
   for (int i = 0; i < 2; i++) setsockopt(fd[i], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-  return "";
+  // the kernel sends what it redirects one fragment (a received packet) at a time: with
+  // Nagle's algorithm (the relay turned it off for its own writes) they leave in full segments
+  int zero = 0;
+  for (int i = 0; i < 2; i++) setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &zero, sizeof(zero));
+  sockmap = true;
+  started = true;
+  return StepSockmap();
 }
 
 std::string SplicePair::Undo(const char* map, int err, int state) {
@@ -169,7 +218,10 @@ bool SplicePair::Flushed(int i, uint64_t* progress) {
   return sent >= received && written >= sent;
 }
 
-bool SplicePair::Step() { return sockmap ? StepSockmap() : StepSplice(); }
+bool SplicePair::Step() {
+  if (next_ >= 0) return StepInsert();
+  return sockmap ? StepSockmap() : StepSplice();
+}
 
 bool SplicePair::StepSockmap() {
   pollfd p[2];
@@ -215,6 +267,8 @@ bool SplicePair::StepSplice() {
   constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
   for (int i = 0; i < 2 && !reset; i++) {
     int out = fd[1 - i];
+    // the bytes read before go first; until they are out, this direction waits for room
+    if (!Flush(i, &reset)) continue;
     // move what there is: socket -> pipe -> peer, until one of them would block (the loop is
     // edge-triggered: it is woken again only by new bytes or new room)
     for (;;) {

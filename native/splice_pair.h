@@ -2,7 +2,9 @@
 // ("sockmap": moat_splice_verdict redirects in the kernel, only FINs are passed on here;
 // "splice": splice(2) through a pipe each way) and where it stands. Everything here runs on the
 // splice loop's thread (splice.cc), which calls Start once, then Step on each readiness change
-// or due check, until Step returns true (ended); then Finish.
+// or due check, until Step returns true (ended); then Finish. Nothing here waits: the bytes
+// Node read before are written as the peer takes them, and a side enters the sockmap once
+// its earlier bytes are out.
 #pragma once
 
 #include <atomic>
@@ -31,6 +33,10 @@ class SplicePair {
   // what Node read from side i and nobody wrote yet: written to the other side first
   std::vector<uint8_t> bytes[2];
   bool sockmap = false;
+  // the mode is settled (sockmap: both sides inserted; splice: set up), and whether the loop
+  // told JS; the epoll events the loop registered
+  bool started = false, told = false;
+  uint32_t watched = 0;
   std::string refused;  // why the kernel refused the sockmap
   const char* end = "closed";
   uint64_t pending[2] = {0, 0};  // bytes written at the start, from side i's Node buffer
@@ -41,9 +47,11 @@ class SplicePair {
 
   ~SplicePair();
 
-  // Inserts the pair into the sockmap (when the maps are there), else sets up splice(2); writes
-  // the bytes read before. False when the pair cannot go on (`end` says why).
+  // Prepares the sockmap (when the maps are there: targets and peers), else sets up splice(2).
+  // False when the pair cannot go on (`end` says why).
   bool Start();
+  // The epoll events (edge-triggered) the pair needs now.
+  uint32_t Events() const;
   // Moves what there is / passes FINs on; true once the pair has ended (`end` says how).
   bool Step();
   // The end: counts, a reset passed on as a reset (SO_LINGER 0), maps left, fds closed.
@@ -64,12 +72,19 @@ class SplicePair {
   size_t inPipe_[2] = {0, 0};
   bool eof_[2] = {false, false};
 
-  std::string Insert();
+  // sockmap set-up: the side whose earlier bytes are written and which enters splice_socks
+  // next (the upstream, then the client); -1 when not inserting
+  int next_ = -1;
+  size_t sent_[2] = {0, 0};  // of bytes[i], written to the other side
+
+  std::string Prepare();
+  bool StepInsert();
+  bool ToSplice();
+  bool Flush(int i, bool* failed);
   std::string Undo(const char* map, int err, int state = -1);
   void Baseline(int i, int other);
   uint64_t Redirected(int i);
   bool Flushed(int i, uint64_t* progress);
-  bool WritePending(int i);
   bool StepSockmap();
   bool StepSplice();
   void LeaveMaps();

@@ -7,7 +7,6 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -141,23 +140,6 @@ bool DrainQueued(int fd, std::vector<uint8_t>* out) {
     if (n < 0 && errno == EINTR) continue;
     return n == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
   }
-}
-
-bool WriteAll(int fd, const uint8_t* data, size_t len, int timeoutMs) {
-  while (len > 0) {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      data += n;
-      len -= static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    pollfd p = {fd, POLLOUT, 0};
-    int rc = poll(&p, 1, timeoutMs);
-    if (rc == 0 || (p.revents & (POLLERR | POLLHUP))) return false;
-  }
-  return true;
 }
 
 }  // namespace moat

@@ -46,8 +46,4 @@ int QueuedBytes(int fd);
 // Reads everything queued on the socket now (non-blocking) into `out`; false on an error.
 bool DrainQueued(int fd, std::vector<uint8_t>* out);
 
-// Writes all of `len` bytes, waiting for room (the socket is non-blocking); false on error or
-// when no room came within `timeoutMs`.
-bool WriteAll(int fd, const uint8_t* data, size_t len, int timeoutMs);
-
 }  // namespace moat

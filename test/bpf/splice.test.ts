@@ -210,6 +210,94 @@ for (const mode of ["sockmap", "splice", "copy"] as const) {
   });
 }
 
+// Node holds this much of the server's bytes at splice time: more than a client that does not
+// read and the relay's socket can take, so writing them cannot finish until the client reads
+const HELD = 32 << 20;
+
+for (const mode of ["sockmap", "splice"] as const) {
+  test(`${mode}: a client that does not read the bytes Node held holds only its own connection`, async () => {
+    // pair A: the server sends HELD bytes at once and ends once its client has ended
+    const fromServer = pattern(5, 0, HELD);
+    const serverA = await listen(
+      createServer({ allowHalfOpen: true }, (s) => {
+        s.write(fromServer);
+        s.on("data", () => {});
+        s.once("end", () => s.end());
+      }),
+    );
+    let endedA: SpliceResult | null = null;
+    let handedA!: () => void;
+    const handed = new Promise<void>((r) => (handedA = r));
+    let modeA!: Promise<SpliceMode>;
+    const endA = new Promise<SpliceResult>((resolve) => {
+      void listen(
+        createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
+          const upstream = connect({ port: serverA, host: "127.0.0.1", allowHalfOpen: true });
+          const held: Buffer[] = [];
+          let n = 0;
+          upstream.on("data", (c: Buffer) => {
+            held.push(c);
+            n += c.length;
+            if (n < HELD) return;
+            upstream.pause();
+            upstream.removeAllListeners("data");
+            // unconsumed: the splice takes it and writes it to the client first
+            upstream.unshift(Buffer.concat(held));
+            modeA = dp.splice(client, upstream, {
+              force: mode === "sockmap" ? undefined : mode,
+              onEnd: (e) => resolve((endedA = e)),
+            });
+            handedA();
+          });
+        }),
+      ).then((port) => {
+        const a = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+        a.pause(); // reads nothing until pair B has flowed
+        clientA = a;
+      });
+    });
+    let clientA!: Socket;
+    await handed;
+
+    // pair B, spliced after A: an echo goes both ways through it
+    const serverB = await listen(createServer((s) => s.on("data", (c: Buffer) => s.write(c))));
+    const b = await relay(serverB, mode === "sockmap" ? undefined : mode);
+    const clientB = connect({ port: b.port, host: "127.0.0.1" });
+    clientB.write(HELLO);
+    assert.equal(await b.spliced, mode);
+    clientB.write("after the splice\n");
+    await new Promise<void>((res) => {
+      let got = "";
+      clientB.on("data", (c: Buffer) => (got += c.toString()) && got.includes("after") && res());
+    });
+    clientB.end();
+    assert.equal((await b.ended).end, "closed");
+    assert.equal(endedA, null, "pair A is still open while B flowed");
+
+    // A's client reads now: every byte Node held, in order, then the pair ends closed
+    const gotA: Buffer[] = [];
+    let n = 0;
+    await new Promise<void>((res, rej) => {
+      clientA.on("data", (c: Buffer) => {
+        gotA.push(c);
+        n += c.length;
+        if (n >= HELD) res();
+      });
+      clientA.once("error", rej);
+      clientA.resume();
+    });
+    assert.ok(
+      Buffer.concat(gotA).equals(fromServer),
+      `client A got ${n} of ${HELD} bytes in order`,
+    );
+    assert.equal(await modeA, mode);
+    clientA.end();
+    assert.equal((await endA).end, "closed");
+    clientA.destroy();
+    clientB.destroy();
+  });
+}
+
 test("a side whose FIN came before the splice: the kernel refuses the sockmap, splice(2) moves the bytes", async () => {
   assert.equal(await serverFinFirst(undefined, true), "splice");
   // the upstream socket is in CLOSE_WAIT (8): the kernel takes established sockets only
