@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { KernelLab, type Verdict } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
+import { clearLimitState } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import type { BpfMap } from "../../src/datapath/native.d.ts";
 
@@ -86,8 +87,6 @@ const udp = (src: string, dport: number, fixedSport?: number): PacketSpec => ({
 describe("rate limits", () => {
   let lab: KernelLab;
   let clock: BpfMap;
-  let state: BpfMap;
-  let leases: BpfMap;
   const at = (ms: number) => {
     const v = Buffer.alloc(8);
     v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
@@ -99,14 +98,11 @@ describe("rate limits", () => {
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 } });
     clock = lab.dp.object.map("limit_clock");
-    state = lab.dp.object.map("limit_state");
-    leases = lab.dp.object.map("limit_leases");
   });
   after(() => lab.close());
   beforeEach(() => {
     // every test from no state: the policy's apply makes the overflow buckets again
-    for (const m of [state, leases])
-      for (let k = m.nextKey(null); k; k = m.nextKey(null)) m.delete(k);
+    clearLimitState(lab.dp.object);
     lab.policy(POLICY);
   });
 
