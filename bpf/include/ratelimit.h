@@ -247,16 +247,43 @@ static __always_inline int limit_cache_take(struct limit_cached *c, __u64 now)
 {
 	if (c->lease.credit && now < c->lease.until)
 		return 0;
-	if (c->lease.over) {
+	__u64 over = __sync_lock_test_and_set(&c->lease.over, 0);
+	if (over) {
 		struct moat_limit_state *s = bpf_map_lookup_elem(&limit_state, &c->key);
 
 		if (s) {
 			bpf_spin_lock(&s->lock);
-			s->over += c->lease.over;
+			s->over += over;
 			bpf_spin_unlock(&s->lock);
 		}
 	}
 	return 1;
+}
+
+/* cpus whose over-limit counts a report collects (a cpu past it hands its count over at its
+ * own next visit of the source) */
+#define MOAT_LIMIT_MAX_CPUS 256
+
+/* the packets over the limit that cpus counted for source k in their over-limit caches and have
+ * not handed to the shared count yet, taken from them: a report has every packet over the limit
+ * up to it, whichever cpu dropped it. Counts are taken and added with atomics: a cpu may count
+ * while another takes */
+static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32 slot_i)
+{
+	__u64 sum = 0;
+
+	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS; cpu++) {
+		struct limit_cached *c = bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
+
+		if (!c)
+			break;
+		if (limit_key_eq(&c->key, k))
+			sum += __sync_lock_test_and_set(&c->lease.over, 0);
+		struct moat_limit_lease *ls = bpf_map_lookup_percpu_elem(&limit_leases, k, cpu);
+		if (ls)
+			sum += __sync_lock_test_and_set(&ls->over, 0);
+	}
+	return sum;
 }
 
 /* this cpu's lease of a limit's source, as the shared state left it */
@@ -307,7 +334,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 			return 0;
 		}
 		if (now < ls->denied_until && now < ls->report_after) {
-			ls->over += 1;
+			__sync_fetch_and_add(&ls->over, 1);
 			return 1;
 		}
 	}
@@ -315,7 +342,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	if (!s)
 		return 0;
 
-	__u64 over = 0, retry = 0, local = ls ? ls->over : 0;
+	__u64 over = 0, retry = 0, local = ls ? __sync_lock_test_and_set(&ls->over, 0) : 0;
 	bpf_spin_lock(&s->lock);
 	__u64 granted = limit_grant(l, s, now, l->lease > 1 ? l->lease : 1, &retry);
 	s->last_ns = now;
@@ -342,6 +369,10 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 		lease_set(ls, l, now, granted, retry, report_after);
 		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
 	}
+	/* what other cpus counted since the previous report is in this one (this cpu's is in
+	 * s->over already) */
+	if (over)
+		over += limit_collect(&k, k.flags ? limit_cache_slot(&k) : slot_i);
 	if (over)
 		limit_report(p, ct, over,
 			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,
