@@ -273,7 +273,8 @@ static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32
 	__u64 sum = 0;
 
 	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS; cpu++) {
-		struct limit_cached *c = bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
+		struct limit_cached *c =
+		    bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
 
 		if (!c)
 			break;
