@@ -538,6 +538,25 @@ struct {
 	__type(value, struct moat_limit_lease);
 } limit_leases SEC(".maps");
 
+/* this cpu's leases of recent sources, in front of limit_leases: a slot per hash of the source
+ * (ratelimit.h, limit_cache_slot), holding the source it is for and its lease, so a source
+ * admitted by its lease costs one array read and no hash lookup. A slot is taken over only from a
+ * lease that admits nothing more (no credit, or past its end); a source that finds its slot busy
+ * keeps its lease in limit_leases. Written by the packet programs */
+#define MOAT_LIMIT_CACHE_SLOTS 8192
+struct limit_cached {
+	struct moat_limit_key key; /* id 0: empty */
+	struct moat_limit_lease lease;
+};
+_Static_assert(sizeof(struct limit_cached) == 64, "limit_cached");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MOAT_LIMIT_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct limit_cached);
+} limit_lease_cache SEC(".maps");
+
 /* a new source's state or lease, built off the stack (the judging chain has 512 bytes) */
 struct limit_scratch {
 	__u64 w[7];

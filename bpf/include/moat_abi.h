@@ -690,10 +690,11 @@ struct moat_limit_state {
 };
 _Static_assert(sizeof(struct moat_limit_state) == 56, "moat_limit_state");
 
-/* One cpu's share of a source's limit (limit_leases, per cpu): packets it may admit without the
- * shared state until `until`, and after an over-limit answer, the time before which the shared
- * state cannot admit one (nothing but time refills it), so a flood over the limit never takes
- * the lock; its packets are counted here and added to the shared count at the next visit. */
+/* One cpu's share of a source's limit (limit_lease_cache, else limit_leases; per cpu): packets
+ * it may admit without the shared state until `until`, and after an over-limit answer, the time
+ * before which the shared state cannot admit one (nothing but time refills it), so a flood over
+ * the limit never takes the lock; its packets are counted here (atomically) and added to the
+ * shared count at the next visit, or taken by the source's next report, whichever is first. */
 struct moat_limit_lease {
 	__u64 credit;
 	__u64 until;

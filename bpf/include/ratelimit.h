@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Rate limits (docs/policy.md, "rate_limit"): the packets a remote sends on the connections a
  * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
- * rule's limit, one per-cpu hash lookup this cpu's lease of the source, and when that cannot
- * answer, one hash lookup the source's shared state, changed under its spin lock: no loop over
- * rules or sources. The shared state is the global account; a lease lets a cpu admit up to
- * `lease` packets on its own, and an over-limit answer is cached per cpu until time alone could
- * change it, so a flood over the limit does not contend for the lock. */
+ * rule's limit, one per-cpu array read this cpu's lease of the source (its slot by a hash of the
+ * source, limit_lease_cache; a source whose slot another lease holds has its lease in the per-cpu
+ * hash limit_leases), and when that cannot answer, one hash lookup the source's shared state,
+ * changed under its spin lock: no loop over rules or sources. The shared state is the global
+ * account; a lease lets a cpu admit up to `lease` packets on its own, and an over-limit answer is
+ * cached per cpu until time alone could change it, so a flood over the limit does not contend
+ * for the lock. */
 #ifndef MOAT_RATELIMIT_H
 #define MOAT_RATELIMIT_H
 
@@ -217,6 +219,74 @@ static __always_inline struct moat_limit_state *limit_state_of(const struct moat
 	return bpf_map_lookup_elem(&limit_state, k);
 }
 
+/* a source's slot in limit_lease_cache: a multiplicative hash of its key's three words */
+static __always_inline __u32 limit_cache_slot(const struct moat_limit_key *k)
+{
+	__u64 w[3];
+
+	__builtin_memcpy(w, k, sizeof(w));
+	__u64 h = (w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL)) * 0xc2b2ae3d27d4eb4fULL;
+	h = (h ^ w[2]) * 0x9e3779b97f4a7c15ULL;
+	return (__u32)(h >> 51) & (MOAT_LIMIT_CACHE_SLOTS - 1);
+}
+
+static __always_inline int limit_key_eq(const struct moat_limit_key *a,
+					const struct moat_limit_key *b)
+{
+	__u64 x[3], y[3];
+
+	__builtin_memcpy(x, a, sizeof(x));
+	__builtin_memcpy(y, b, sizeof(y));
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
+}
+
+/* whether cache slot c may take another source's lease: its own admits nothing more (no credit,
+ * or past its end), so taking it over loses nothing a lease's end would not. The packets it
+ * counted over the limit go to its source's shared count first */
+static __always_inline int limit_cache_take(struct limit_cached *c, __u64 now)
+{
+	if (c->lease.credit && now < c->lease.until)
+		return 0;
+	__u64 over = __sync_lock_test_and_set(&c->lease.over, 0);
+	if (over) {
+		struct moat_limit_state *s = bpf_map_lookup_elem(&limit_state, &c->key);
+
+		if (s) {
+			bpf_spin_lock(&s->lock);
+			s->over += over;
+			bpf_spin_unlock(&s->lock);
+		}
+	}
+	return 1;
+}
+
+/* cpus whose over-limit counts a report collects (a cpu past it hands its count over at its
+ * own next visit of the source) */
+#define MOAT_LIMIT_MAX_CPUS 256
+
+/* the packets over the limit that cpus counted for source k in their over-limit caches and have
+ * not handed to the shared count yet, taken from them: a report has every packet over the limit
+ * up to it, whichever cpu dropped it. Counts are taken and added with atomics: a cpu may count
+ * while another takes */
+static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32 slot_i)
+{
+	__u64 sum = 0;
+
+	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS; cpu++) {
+		struct limit_cached *c =
+		    bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
+
+		if (!c)
+			break;
+		if (limit_key_eq(&c->key, k))
+			sum += __sync_lock_test_and_set(&c->lease.over, 0);
+		struct moat_limit_lease *ls = bpf_map_lookup_percpu_elem(&limit_leases, k, cpu);
+		if (ls)
+			sum += __sync_lock_test_and_set(&ls->over, 0);
+	}
+	return sum;
+}
+
 /* this cpu's lease of a limit's source, as the shared state left it */
 static __always_inline void lease_set(struct moat_limit_lease *ls, const struct moat_limit *l,
 				      __u64 now, __u64 granted, __u64 retry, __u64 report_after)
@@ -251,14 +321,21 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
 
-	struct moat_limit_lease *ls = bpf_map_lookup_elem(&limit_leases, &k);
+	/* this cpu's lease: in the source's cache slot, else (the slot was busy) in limit_leases */
+	__u32 slot_i = limit_cache_slot(&k);
+	struct limit_cached *c = bpf_map_lookup_elem(&limit_lease_cache, &slot_i);
+	struct moat_limit_lease *ls;
+	if (c && limit_key_eq(&c->key, &k))
+		ls = &c->lease;
+	else
+		ls = bpf_map_lookup_elem(&limit_leases, &k);
 	if (ls) {
 		if (ls->credit && now < ls->until) {
 			ls->credit -= 1;
 			return 0;
 		}
 		if (now < ls->denied_until && now < ls->report_after) {
-			ls->over += 1;
+			__sync_fetch_and_add(&ls->over, 1);
 			return 1;
 		}
 	}
@@ -266,7 +343,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	if (!s)
 		return 0;
 
-	__u64 over = 0, retry = 0, local = ls ? ls->over : 0;
+	__u64 over = 0, retry = 0, local = ls ? __sync_lock_test_and_set(&ls->over, 0) : 0;
 	bpf_spin_lock(&s->lock);
 	__u64 granted = limit_grant(l, s, now, l->lease > 1 ? l->lease : 1, &retry);
 	s->last_ns = now;
@@ -285,10 +362,18 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	__u32 zero = 0;
 	if (ls) {
 		lease_set(ls, l, now, granted, retry, report_after);
+	} else if (c && !k.flags && limit_cache_take(c, now)) {
+		/* (not a source judged by the overflow bucket: k is that bucket's key now) */
+		c->key = k;
+		lease_set(&c->lease, l, now, granted, retry, report_after);
 	} else if ((ls = bpf_map_lookup_elem(&limit_scratch, &zero))) {
 		lease_set(ls, l, now, granted, retry, report_after);
 		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
 	}
+	/* what other cpus counted since the previous report is in this one (this cpu's is in
+	 * s->over already) */
+	if (over)
+		over += limit_collect(&k, k.flags ? limit_cache_slot(&k) : slot_i);
 	if (over)
 		limit_report(p, ct, over,
 			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,

@@ -66,6 +66,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   names: { version: 1, maps: ["name_journal"] },
   // rate limit state by stable limit id: kept across restarts like the policy's own reloads
   limits: { version: 1, maps: ["limit_state", "limit_leases"] },
+  // each CPU's leases of recent sources (the slots in front of limit_leases): apart from the
+  // limits group, so a pin tree from before the cache still has its limits adopted
+  limitCache: { version: 1, maps: ["limit_lease_cache"] },
 };
 
 const RECORD_KEY = 16;

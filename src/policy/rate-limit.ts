@@ -171,21 +171,30 @@ export class LimitMeter {
 /** How many packets a CPU takes at once (struct moat_limit.lease), and how long a lease lasts. */
 export interface Lease {
   packets: number;
-  /** Buckets: the time `packets` take to refill (windows: a lease ends with its window). */
+  /** Buckets: how long the credit lasts (windows: a lease ends with its window). */
   ns: bigint;
 }
 
 /**
+ * The shortest life of a bucket's lease. Its credit was taken from the shared state when the
+ * bucket had it, so keeping it longer admits nothing more (the bound below holds at any moment);
+ * a short life only threw credit away and sent a source that comes back every few milliseconds
+ * to the shared state (its hash and its lock) on every packet.
+ */
+export const LEASE_MIN_NS = 1_000_000_000n;
+
+/**
  * A limit's lease on a host with `cpus` CPUs: a quarter of the burst (windows: of the count)
  * shared out among them, at most 64, at least 1 (then every packet asks the shared state), unless
- * `forced`. The error this allows is at most cpus * (packets - 1) packets per lease
- * (docs/policy.md).
+ * `forced`. A bucket's lease lasts the time its packets take to refill, at least LEASE_MIN_NS.
+ * The error this allows is at most cpus * (packets - 1) packets (docs/policy.md).
  */
 export function leaseFor(p: LimitParams, cpus: number, forced?: number): Lease {
   const size =
     p.algorithm === "fixed_window" || p.algorithm === "sliding_window" ? p.count : p.burst;
   const packets = forced ?? Math.max(1, Math.min(64, Math.floor(size / (4 * Math.max(1, cpus)))));
-  return { packets, ns: (BigInt(packets) * p.periodNs + BigInt(p.count) - 1n) / BigInt(p.count) };
+  const refill = (BigInt(packets) * p.periodNs + BigInt(p.count) - 1n) / BigInt(p.count);
+  return { packets, ns: refill > LEASE_MIN_NS ? refill : LEASE_MIN_NS };
 }
 
 /**

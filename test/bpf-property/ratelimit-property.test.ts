@@ -20,6 +20,7 @@ import {
 } from "../../src/policy/rate-limit.ts";
 import { LIMIT_ALGORITHMS } from "../../src/config/schema-rate-limit.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
+import { clearLimitState } from "../helpers/limit-state.ts";
 import type { BpfMap } from "../../src/datapath/native.d.ts";
 
 const SCALE = Number(process.env.RATELIMIT_PROPERTY_SCALE ?? 1);
@@ -97,10 +98,8 @@ rules:
 function agree(lease: number): void {
   const lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitLease: lease });
   const clock = lab.dp.object.map("limit_clock");
-  const state = lab.dp.object.map("limit_state");
-  const leases = lab.dp.object.map("limit_leases");
   try {
-    check(lab, clock, [state, leases], lease);
+    check(lab, clock, lease);
   } finally {
     lab.close();
   }
@@ -110,10 +109,10 @@ test("kernel rate limits = the reference model, every packet asking the shared s
   agree(1));
 test("kernel rate limits = the reference model, a CPU leasing 3 packets at once", () => agree(3));
 
-function check(lab: KernelLab, clock: BpfMap, maps: BpfMap[], lease: number): void {
+function check(lab: KernelLab, clock: BpfMap, lease: number): void {
   fc.assert(
     fc.property(limitArb, fc.array(packetArb, { minLength: 10, maxLength: 80 }), (l, packets) => {
-      for (const m of maps) for (let k = m.nextKey(null); k; k = m.nextKey(null)) m.delete(k);
+      clearLimitState(lab.dp.object);
       const text = policy(l);
       const model = parsePolicy(text, "p.yaml");
       const limit = model.rules[0]?.rateLimit;

@@ -151,6 +151,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "daemon",
       "names",
       "limits",
+      "limitCache",
     ]);
     assert.ok(
       next

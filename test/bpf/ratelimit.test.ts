@@ -5,9 +5,10 @@
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { availableParallelism } from "node:os";
+import { availableParallelism, cpus } from "node:os";
 import { KernelLab, type Verdict } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
+import { clearLimitState } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import type { BpfMap } from "../../src/datapath/native.d.ts";
 
@@ -86,8 +87,6 @@ const udp = (src: string, dport: number, fixedSport?: number): PacketSpec => ({
 describe("rate limits", () => {
   let lab: KernelLab;
   let clock: BpfMap;
-  let state: BpfMap;
-  let leases: BpfMap;
   const at = (ms: number) => {
     const v = Buffer.alloc(8);
     v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
@@ -99,14 +98,11 @@ describe("rate limits", () => {
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 } });
     clock = lab.dp.object.map("limit_clock");
-    state = lab.dp.object.map("limit_state");
-    leases = lab.dp.object.map("limit_leases");
   });
   after(() => lab.close());
   beforeEach(() => {
     // every test from no state: the policy's apply makes the overflow buckets again
-    for (const m of [state, leases])
-      for (let k = m.nextKey(null); k; k = m.nextKey(null)) m.delete(k);
+    clearLimitState(lab.dp.object);
     lab.policy(POLICY);
   });
 
@@ -479,5 +475,35 @@ describe("rate limits across CPUs", () => {
     assert.ok(passed <= 20, `${passed} admitted: at most the window's count`);
     // what a CPU leased and did not use is lost to the others: at most cpus * (lease - 1)
     assert.ok(passed >= 20 - cpus * (LEASE - 1), `${passed} admitted, ${cpus} cpus`);
+  });
+
+  test("a report counts the packets over the limit every CPU dropped since the previous one", (t) => {
+    // (not availableParallelism: the test before pinned the process to one CPU)
+    if (cpus().length < 2) return t.skip("one CPU");
+    lab.policy(POLICY);
+    const at = (ms: number) => {
+      const v = Buffer.alloc(8);
+      v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
+      clock.update(Buffer.alloc(4), v);
+    };
+    const src = "198.51.100.71";
+    at(T0);
+    lab.events();
+    // the source's flood on CPU 0: 2 within the limit, 5 over it, the first reported
+    onCpu(0);
+    const verdicts = Array.from({ length: 7 }, () => lab.run("xdp", udp(src, 5009)).verdict);
+    assert.deepEqual(verdicts, ["pass", "pass", "drop", "drop", "drop", "drop", "drop"]);
+    assert.deepEqual(
+      lab.events().map((e) => e.aggregated),
+      [{ packets: 1 }],
+    );
+    // its next packet on CPU 1 once a report is due: the 4 CPU 0 dropped since, and this one
+    onCpu(1);
+    at(T0 + 10 * S);
+    assert.equal(lab.run("xdp", udp(src, 5009)).verdict, "drop");
+    assert.deepEqual(
+      lab.events().map((e) => e.aggregated),
+      [{ packets: 5 }],
+    );
   });
 });

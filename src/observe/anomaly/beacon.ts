@@ -6,6 +6,7 @@
 // its baseline; one that begins later, or turns regular after being irregular, is reported.
 import { sortedBowleySkew, sortedQuantile } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
+import { SeriesKeys } from "./series-key.ts";
 
 /** Connections kept per series. */
 const KEEP = 64;
@@ -15,6 +16,8 @@ const MAX_SERIES = 1024;
 const IRREGULAR_MARGIN = 0.2;
 /** Judged every this many connections once there are enough (cost, not accuracy). */
 const EVERY = 8;
+/** Series keys of recent peers, shared by every identity. */
+const keys = new SeriesKeys();
 
 interface Series {
   /** Start times and sizes of the last KEEP connections (a ring; `count` % KEEP is next). */
@@ -112,7 +115,7 @@ export function observeBeacon(
 ): Finding | null {
   if (!o.egress || !o.first) return null;
   // one series per peer (its name, else its address): two servers of one pool interleave
-  const key = `${o.name ?? o.remote} ${o.protocol}/${o.port}`;
+  const key = keys.of(o.name ?? o.remote, o.protocol, o.port);
   let series = s.get(key);
   if (!series) {
     series = {
@@ -177,7 +180,10 @@ export function observeBeacon(
 }
 
 function forgetIdle(s: BeaconState, count: number): void {
-  const cut =
-    [...s.values()].map((x) => x.lastMs).sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;
+  const last = new Float64Array(s.size);
+  let i = 0;
+  for (const x of s.values()) last[i++] = x.lastMs;
+  // a typed array sorts by number without a comparator call per step
+  const cut = last.sort()[Math.floor(count)] ?? Infinity;
   for (const [k, x] of s) if (x.lastMs < cut) s.delete(k);
 }

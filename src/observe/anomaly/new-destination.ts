@@ -4,6 +4,7 @@
 // day (the median of its past days), its new destinations are not reported.
 import { median } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
+import { SeriesKeys } from "./series-key.ts";
 
 const DAY = 86_400_000;
 /** Destinations remembered per identity; past it, the least recently used quarter goes. */
@@ -23,8 +24,11 @@ export function newDestinationState(): NewDestinationState {
   return { known: new Map(), novelty: [] };
 }
 
+/** Keys of recent destinations, shared by every identity. */
+const keys = new SeriesKeys();
+
 export const destinationKey = (o: Observation): string =>
-  `${o.destination} ${o.protocol}/${o.port}`;
+  keys.of(o.destination, o.protocol, o.port);
 
 /** Records the use; a finding when the destination is new to the identity. */
 export function observeDestination(
@@ -99,6 +103,10 @@ export function seedDestinations(
 
 /** Removes the `count` least recently used entries (values are last-use times). */
 export function forgetOldest<K>(m: Map<K, number>, count: number): void {
-  const cut = [...m.values()].sort((a, b) => a - b)[Math.floor(count)] ?? Infinity;
+  const times = new Float64Array(m.size);
+  let i = 0;
+  for (const t of m.values()) times[i++] = t;
+  // a typed array sorts by number without a comparator call per step
+  const cut = times.sort()[Math.floor(count)] ?? Infinity;
   for (const [k, t] of m) if (t < cut) m.delete(k);
 }
