@@ -263,6 +263,9 @@ static __always_inline int limit_cache_take(struct limit_cached *c, __u64 now)
 /* cpus whose over-limit counts a report collects (a cpu past it hands its count over at its
  * own next visit of the source) */
 #define MOAT_LIMIT_MAX_CPUS 256
+/* this machine's possible cpus, set by the loader: read-only data the verifier knows, so it
+ * walks the collecting loop once a cpu there is, not 256 times (a second of every load) */
+const volatile __u32 limit_cpus = MOAT_LIMIT_MAX_CPUS;
 
 /* the packets over the limit that cpus counted for source k in their over-limit caches and have
  * not handed to the shared count yet, taken from them: a report has every packet over the limit
@@ -272,7 +275,7 @@ static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32
 {
 	__u64 sum = 0;
 
-	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS; cpu++) {
+	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS && cpu < limit_cpus; cpu++) {
 		struct limit_cached *c =
 		    bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
 

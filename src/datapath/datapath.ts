@@ -169,7 +169,12 @@ function openObject(
       object.setMaxEntries("limit_state", options.limitEntries);
       object.setMaxEntries("limit_leases", options.limitEntries);
     }
-    const globals: Record<string, number> = { ...options.globals };
+    // the rate limits' reports collect every possible cpu's count: the verifier walks that loop
+    // once a cpu this machine has (ratelimit.h)
+    const globals: Record<string, number> = {
+      limit_cpus: native().numPossibleCpus(),
+      ...options.globals,
+    };
     for (const [key, seconds] of Object.entries(options.timeouts ?? {}))
       globals[TIMEOUT_GLOBALS[key as keyof Timeouts]] = seconds;
     for (const [name, n] of Object.entries(globals)) {
