@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -113,6 +114,17 @@ Napi::Value XdpAttachMode(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), mode);
 }
 
+// Gives the C heap's free pages back to the system (every thread's arena, not only its top). After
+// a big policy is accepted and its worker thread stops, what that thread's arena freed stays in
+// the process otherwise: hundreds of megabytes for 100k rules.
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -150,6 +162,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
   exports.Set("xdpAttachMode", Napi::Function::New(env, XdpAttachMode, "xdpAttachMode"));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion, "libbpfVersion"));
   exports.Set("updateBatches", Napi::Function::New(env, UpdateBatches, "updateBatches"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));

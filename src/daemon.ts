@@ -12,10 +12,11 @@ import {
   checkPrerequisites,
   destroyBlockedSocket,
   listInterfaces,
+  trimMemory,
   watchAttach,
   type Datapath,
 } from "./datapath/index.ts";
-import { watchFiles } from "./host/index.ts";
+import { afterAcceptWorkerStops, watchFiles } from "./host/index.ts";
 import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
@@ -159,6 +160,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionsPath =
     options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
+  // what the accept worker freed (a big policy's parse) goes back to the system once it stops
+  afterAcceptWorkerStops(() => trimMemory());
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
     // on the worker thread, as reloads are: the reading's garbage stays in the worker's heap,

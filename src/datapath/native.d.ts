@@ -335,6 +335,8 @@ export interface NativeAddon {
   /** if_nametoindex. */
   ifindex(name: string): number;
   libbpfVersion(): string;
+  /** malloc_trim(0): the C heap's free pages back to the system; true when some were. */
+  trimMemory(): boolean;
   /** The XDP attach mode on an interface (bpf_xdp_query). */
   xdpAttachMode(ifindex: number): "native" | "generic" | "offload" | "multi" | "none";
   /**

@@ -101,13 +101,33 @@ export function packAcceptance(acceptance: Acceptance): {
   };
 }
 
+/** Strings up to this long are kept once each ("allow", "ingress", a mode, a set's name). */
+const INTERN_LENGTH = 32;
+
+/**
+ * The message's copy gives every string value its own copy (a 100k-rule model arrived with
+ * 100k "ingress", 200k "prevent", ...: ~19 MB): `obj`'s short ones are replaced by the first
+ * copy of each seen.
+ */
+function internStrings(obj: Record<string, unknown>, strings: Map<string, string>): void {
+  for (const key in obj) {
+    const v = obj[key];
+    if (typeof v !== "string" || v.length > INTERN_LENGTH) continue;
+    const kept = strings.get(v);
+    if (kept === undefined) strings.set(v, v);
+    else obj[key] = kept;
+  }
+}
+
 /** The acceptance with its positions back in place. */
 export function unpackAcceptance(packed: PackedAcceptance): Acceptance {
   const { acceptance, table: parts } = packed;
   if (!parts) return acceptance;
   const table = new PositionTable(parts);
+  const strings = new Map<string, string>();
   walk(acceptance.policy, (obj) => {
     if (typeof obj.pos === "number") obj.pos = new TablePos(table, obj.pos);
+    internStrings(obj, strings);
   });
   return acceptance;
 }

@@ -19,6 +19,15 @@ let nextId = 1;
  */
 const IDLE_STOP_MS = 5_000;
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
+let onStopped: (() => void) | undefined;
+
+/**
+ * `fn` runs each time the worker has stopped and its memory is freed (the daemon gives the C
+ * heap's free pages back to the system then: src/datapath/trim-memory.ts).
+ */
+export function afterAcceptWorkerStops(fn: (() => void) | undefined): void {
+  onStopped = fn;
+}
 
 function failAll(w: Worker, err: Error): void {
   if (worker !== w) return; // a worker stopped when idle had nothing pending
@@ -47,7 +56,10 @@ function acceptWorker(): Worker {
     p?.resolve(reply);
   });
   w.on("error", (err) => failAll(w, err));
-  w.on("exit", () => failAll(w, new Error("the policy worker exited")));
+  w.on("exit", () => {
+    failAll(w, new Error("the policy worker exited"));
+    onStopped?.();
+  });
   w.unref();
   worker = w;
   return w;

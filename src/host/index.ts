@@ -24,7 +24,11 @@ export {
   type LoadedPolicy,
   type UniverseReader,
 } from "./accept-policy.ts";
-export { acceptPolicyOffThread, stopAcceptWorker } from "./accept-off-thread.ts";
+export {
+  acceptPolicyOffThread,
+  afterAcceptWorkerStops,
+  stopAcceptWorker,
+} from "./accept-off-thread.ts";
 export {
   checkPolicyFile,
   loadPolicyFile,

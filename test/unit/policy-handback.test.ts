@@ -6,7 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
-import { acceptPolicyOffThread, stopAcceptWorker } from "../../src/host/accept-off-thread.ts";
+import {
+  acceptPolicyOffThread,
+  afterAcceptWorkerStops,
+  stopAcceptWorker,
+} from "../../src/host/accept-off-thread.ts";
 import { formatDiagnostic, plainPos, TablePos, type SourcePos } from "../../src/config/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
@@ -87,4 +91,21 @@ test("the worker's problems are the same lines, FILE:LINE:COL and path", async (
     assert.ok(here.length > 0, `${file}: has diagnostics`);
     assert.deepEqual(there, here, file);
   }
+});
+
+test("the daemon hears when the worker has stopped, to give its freed memory back", async (t) => {
+  let stops = 0;
+  const stopped = new Promise<void>((resolve) =>
+    afterAcceptWorkerStops(() => {
+      stops++;
+      resolve();
+    }),
+  );
+  t.after(() => afterAcceptWorkerStops(undefined));
+  const accepted = await acceptPolicyOffThread(SETS, "sets.yaml");
+  assert.ok(accepted.policy, "accepted");
+  assert.equal(stops, 0, "not while it is running");
+  await stopAcceptWorker();
+  await stopped;
+  assert.equal(stops, 1);
 });
