@@ -4,7 +4,7 @@
 // statement, so a crash loses at most what was still queued (well under a second).
 import Database from "better-sqlite3";
 import { closeSync } from "node:fs";
-import { openTrustedForWrite } from "../../host/index.ts";
+import { openTrustedForWrite } from "../../host/trusted-file.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
