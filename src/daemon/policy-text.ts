@@ -13,6 +13,7 @@ import {
   type UniverseReader,
 } from "../host/index.ts";
 import type { ValidateResult } from "../api/index.ts";
+import { loadPolicySinks } from "../observe/index.ts";
 import type { PolicyCompileOptions } from "../policy/index.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
@@ -38,11 +39,14 @@ export async function compilePolicyText(
     ...(decisions?.length ? { decisions } : {}),
     ...(mode ? { mode } : {}),
   };
-  return acceptedOrThrow(
+  const loaded = acceptedOrThrow(
     offThread
       ? await acceptPolicyOffThread(text, fileName, options)
       : await acceptPolicyAsync(text, fileName, options),
   );
+  // the code of the sinks it asks for (OpenTelemetry, NATS), before it is installed
+  await loadPolicySinks(loaded.model);
+  return loaded;
 }
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */

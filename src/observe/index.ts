@@ -16,7 +16,7 @@ export {
   type StatsRow,
 } from "./history/rollup.ts";
 export { snapshotSource, type SnapshotDatapath, type SnapshotState } from "./snapshot.ts";
-export { sinksFromPolicy, type PolicySinks } from "./policy-sinks.ts";
+export { loadPolicySinks, sinksFromPolicy, type PolicySinks } from "./policy-sinks.ts";
 export { lossReport, type PacketCounts } from "./loss-report.ts";
 export { formatNoticeLine, type Notice } from "./notice.ts";
 export {

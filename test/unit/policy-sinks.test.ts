@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy, PolicyError, formatDiagnostic } from "../../src/config/index.ts";
-import { sinksFromPolicy } from "../../src/observe/policy-sinks.ts";
+import { loadPolicySinks, sinksFromPolicy } from "../../src/observe/policy-sinks.ts";
 import { verify } from "../../src/observe/publish/signature.ts";
 import { startOtlpReceiver } from "../helpers/otlp-receiver.ts";
 import { moatEvent, snapshot } from "../helpers/moat-events.ts";
@@ -35,9 +35,9 @@ test("otel, a signed webhook and NATS from the policy, each getting the events",
   const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/moat`;
   const secret = join(dir, "hook.key");
   writeFileSync(secret, "policy-key\n", { mode: 0o600 });
-  const sinks = sinksFromPolicy(parsePolicy(policy(otlp.url, hookUrl, secret), "p.yaml"), () =>
-    snapshot(),
-  );
+  const model = parsePolicy(policy(otlp.url, hookUrl, secret), "p.yaml");
+  await loadPolicySinks(model);
+  const sinks = sinksFromPolicy(model, () => snapshot());
   try {
     assert.deepEqual(
       sinks.sinks.map((s) => s.name),
