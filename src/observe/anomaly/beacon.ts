@@ -6,7 +6,7 @@
 // its baseline; one that begins later, or turns regular after being irregular, is reported.
 import { sortedBowleySkew, sortedQuantile } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
-import { SeriesKeys } from "./series-key.ts";
+import type { SeriesKeys } from "./series-key.ts";
 
 /** Connections kept per series. */
 const KEEP = 64;
@@ -16,8 +16,6 @@ const MAX_SERIES = 1024;
 const IRREGULAR_MARGIN = 0.2;
 /** Judged every this many connections once there are enough (cost, not accuracy). */
 const EVERY = 8;
-/** Series keys of recent peers, shared by every identity. */
-const keys = new SeriesKeys();
 
 interface Series {
   /** Start times and sizes of the last KEEP connections (a ring; `count` % KEEP is next). */
@@ -111,11 +109,13 @@ export function seedBeacons(
 export function observeBeacon(
   s: BeaconState,
   o: Observation,
+  /** The record's keys; null unless an egress connection's first record. */
+  keys: SeriesKeys | null,
   limits: BeaconLimits,
 ): Finding | null {
-  if (!o.egress || !o.first) return null;
+  if (!o.egress || !o.first || !keys) return null;
   // one series per peer (its name, else its address): two servers of one pool interleave
-  const key = keys.of(o.name ?? o.remote, o.protocol, o.port);
+  const key = keys.series;
   let series = s.get(key);
   if (!series) {
     series = {
