@@ -116,27 +116,31 @@ export function observeBeacon(
   if (!o.egress || !o.first || !keys) return null;
   // one series per peer (its name, else its address): two servers of one pool interleave
   const key = keys.series;
+  const start = o.timeMs - o.durationMs;
   let series = s.get(key);
   if (!series) {
+    // arrays of the one connection: most series in a busy identity never get a second one
+    // before they are forgotten, and an empty array grows by 17 on its first write
     series = {
-      starts: [],
-      sizes: [],
+      starts: [start],
+      sizes: [o.bytes],
       firstMs: o.timeMs,
       lastMs: o.timeMs,
       irregular: false,
-      count: 0,
+      count: 1,
       judgeAt: limits.minConnections,
     };
     s.set(key, series);
     if (s.size > MAX_SERIES) forgetIdle(s, MAX_SERIES / 4);
+  } else {
+    series.lastMs = o.timeMs;
+    // the last KEEP connections, a ring: sorted by start when judged (closes may come before
+    // the scan records of connections that started earlier)
+    const slot = series.count % KEEP;
+    series.starts[slot] = start;
+    series.sizes[slot] = o.bytes;
+    series.count++;
   }
-  series.lastMs = o.timeMs;
-  // the last KEEP connections, a ring: sorted by start when judged (closes may come before
-  // the scan records of connections that started earlier)
-  const slot = series.count % KEEP;
-  series.starts[slot] = o.timeMs - o.durationMs;
-  series.sizes[slot] = o.bytes;
-  series.count++;
   const n = series.starts.length;
   if (series.count < series.judgeAt || n < limits.minConnections) return null;
   const baseline = series.firstMs < limits.learnedAt && !series.irregular;
@@ -180,10 +184,15 @@ export function observeBeacon(
 }
 
 function forgetIdle(s: BeaconState, count: number): void {
+  // one pass over the map (a read of each series), then deletions by the copied keys and times
+  const keys = new Array<string>(s.size);
   const last = new Float64Array(s.size);
   let i = 0;
-  for (const x of s.values()) last[i++] = x.lastMs;
+  for (const [k, x] of s) {
+    keys[i] = k;
+    last[i++] = x.lastMs;
+  }
   // a typed array sorts by number without a comparator call per step
-  const cut = last.sort()[Math.floor(count)] ?? Infinity;
-  for (const [k, x] of s) if (x.lastMs < cut) s.delete(k);
+  const cut = last.slice().sort()[Math.floor(count)] ?? Infinity;
+  for (i = 0; i < keys.length; i++) if (last[i]! < cut) s.delete(keys[i]!);
 }

@@ -26,8 +26,14 @@ const MAX_PEERS = 32_768;
 /** Keys kept per peer. */
 const MAX_PORTS = 8;
 
+/** Destination keys kept; past it, all are forgotten. */
+const MAX_DESTINATIONS = 32_768;
+
 /** Each peer's keys, the port it was used on last added first. */
 const peers = new Map<string, SeriesKeys>();
+/** One string a destination key, whichever of the destination's peers it comes from: a
+ * detector's map then finds it by identity, without comparing two equal strings. */
+const destinationKeys = new Map<string, string>();
 
 /** The keys of a connection to `remote` on `protocol`/`port`. */
 export function seriesKeysOf(
@@ -47,7 +53,7 @@ export function seriesKeysOf(
     port,
     destination,
     series: `${name} ${protocol}/${port}`,
-    destinationKey: `${destination} ${protocol}/${port}`,
+    destinationKey: destinationKey(`${destination} ${protocol}/${port}`),
     next: first,
   };
   // a peer used on many ports (a scan) gets built keys for the ones past the first few
@@ -56,4 +62,13 @@ export function seriesKeysOf(
     peers.set(name, keys);
   }
   return keys;
+}
+
+function destinationKey(key: string): string {
+  let kept = destinationKeys.get(key);
+  if (kept === undefined) {
+    if (destinationKeys.size >= MAX_DESTINATIONS) destinationKeys.clear();
+    destinationKeys.set(key, (kept = key));
+  }
+  return kept;
 }

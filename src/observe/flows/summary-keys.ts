@@ -16,6 +16,9 @@ export type KeyFields = Int32Array;
 
 export class SummaryKeys {
   #numbers = new Map<string, number>();
+  /** Each field's last string and its number. */
+  #last: (string | undefined)[] = new Array<string | undefined>(FIELDS);
+  readonly #lastNumber = new Int32Array(FIELDS);
   /** Identities by process facts (the same object for a process's records). */
   #identities = new WeakMap<object, number>();
 
@@ -28,14 +31,14 @@ export class SummaryKeys {
    */
   fieldsOf(c: FlowConnection, number: boolean, out: KeyFields): number {
     out[0] = this.#identity(c, number);
-    out[1] = this.#number(peerOf(c), number);
-    out[2] = this.#number(c.local.ip, number);
+    out[1] = this.#field(1, peerOf(c), number);
+    out[2] = this.#field(2, c.local.ip, number);
     out[3] = serverPort(c);
-    out[4] = this.#number(c.protocol, number);
-    out[5] = this.#number(c.direction, number);
-    out[6] = this.#number(c.verdict, number);
-    out[7] = this.#number(c.rule, number);
-    out[8] = this.#number(c.mode, number);
+    out[4] = this.#field(4, c.protocol, number);
+    out[5] = this.#field(5, c.direction, number);
+    out[6] = this.#field(6, c.verdict, number);
+    out[7] = this.#field(7, c.rule, number);
+    out[8] = this.#field(8, c.mode, number);
     let h = 0x811c9dc5;
     for (let i = 0; i < FIELDS; i++) h = Math.imul(h ^ out[i]!, 0x01000193);
     // a small integer: V8 keeps it unboxed and hashes it cheaply
@@ -47,6 +50,19 @@ export class SummaryKeys {
     if (this.#numbers.size <= MAX_NUMBERED) return;
     this.#numbers = new Map();
     this.#identities = new WeakMap();
+    this.#last = new Array<string | undefined>(FIELDS);
+  }
+
+  /** A string field's number: the same as the last record's, most of the time (the same
+   * protocol, direction, verdict, mode, rule and local address), without a lookup. */
+  #field(i: number, s: string, number: boolean): number {
+    if (s === this.#last[i]) return this.#lastNumber[i]!;
+    const n = this.#number(s, number);
+    if (n >= 0) {
+      this.#last[i] = s;
+      this.#lastNumber[i] = n;
+    }
+    return n;
   }
 
   #number(s: string, number: boolean): number {
