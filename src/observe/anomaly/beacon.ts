@@ -106,6 +106,37 @@ export function seedBeacons(
   return s;
 }
 
+/** Forgotten series, used again: most series of a busy identity never get a second connection
+ * before they are forgotten, and making each anew was much of the collector's work. */
+const spare: Series[] = [];
+const MAX_SPARE = MAX_SERIES;
+
+/** A series of one connection. */
+function newSeries(start: number, bytes: number, timeMs: number, judgeAt: number): Series {
+  const x = spare.pop();
+  // arrays of the one connection: an empty array grows by 17 on its first write
+  if (!x)
+    return {
+      starts: [start],
+      sizes: [bytes],
+      firstMs: timeMs,
+      lastMs: timeMs,
+      irregular: false,
+      count: 1,
+      judgeAt,
+    };
+  x.starts.length = 1;
+  x.starts[0] = start;
+  x.sizes.length = 1;
+  x.sizes[0] = bytes;
+  x.firstMs = timeMs;
+  x.lastMs = timeMs;
+  x.irregular = false;
+  x.count = 1;
+  x.judgeAt = judgeAt;
+  return x;
+}
+
 export function observeBeacon(
   s: BeaconState,
   o: Observation,
@@ -119,17 +150,7 @@ export function observeBeacon(
   const start = o.timeMs - o.durationMs;
   let series = s.get(key);
   if (!series) {
-    // arrays of the one connection: most series in a busy identity never get a second one
-    // before they are forgotten, and an empty array grows by 17 on its first write
-    series = {
-      starts: [start],
-      sizes: [o.bytes],
-      firstMs: o.timeMs,
-      lastMs: o.timeMs,
-      irregular: false,
-      count: 1,
-      judgeAt: limits.minConnections,
-    };
+    series = newSeries(start, o.bytes, o.timeMs, limits.minConnections);
     s.set(key, series);
     if (s.size > MAX_SERIES) forgetIdle(s, MAX_SERIES / 4);
   } else {
@@ -186,13 +207,19 @@ export function observeBeacon(
 function forgetIdle(s: BeaconState, count: number): void {
   // one pass over the map (a read of each series), then deletions by the copied keys and times
   const keys = new Array<string>(s.size);
+  const series = new Array<Series>(s.size);
   const last = new Float64Array(s.size);
   let i = 0;
   for (const [k, x] of s) {
     keys[i] = k;
+    series[i] = x;
     last[i++] = x.lastMs;
   }
   // a typed array sorts by number without a comparator call per step
   const cut = last.slice().sort()[Math.floor(count)] ?? Infinity;
-  for (i = 0; i < keys.length; i++) if (last[i]! < cut) s.delete(keys[i]!);
+  for (i = 0; i < keys.length; i++)
+    if (last[i]! < cut) {
+      s.delete(keys[i]!);
+      if (spare.length < MAX_SPARE) spare.push(series[i]!);
+    }
 }
