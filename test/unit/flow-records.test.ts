@@ -159,6 +159,50 @@ test("a flood of distinct peers costs at most maxKeys summaries, plus one overfl
   );
 });
 
+test("every key field apart makes a summary; equal fields in other objects are one; a full window still adds to its keys", () => {
+  const agg = new FlowAggregator({ maxKeys: 11 });
+  const record = (connection: FlowConnection, timeMs = 1): FlowRecord => ({
+    timeMs,
+    connection,
+    packets: 1,
+    bytes: 10,
+    durationMs: 0,
+    first: true,
+    end: "fin",
+  });
+  const apart: Partial<FlowConnection>[] = [
+    {},
+    { process: { ...curl, path: "/usr/bin/wget" } },
+    { process: { ...curl, user: 0 } },
+    { process: { ...curl, cgroup: "/system.slice" } },
+    { process: { ...curl, container: { id: "c1", name: "web", image: "nginx" } } },
+    { remote: { ip: "93.184.216.34", port: 443, names: ["example.org"] } },
+    { local: { ip: "10.0.0.9", port: 40000 } },
+    { remote: { ip: "93.184.216.34", port: 8443, names: ["example.com"] } },
+    { protocol: "udp" },
+    { verdict: "blocked" },
+    { rule: "other" },
+  ];
+  for (const over of apart) agg.add(record(conn(over)));
+  // the window is full: the same fields again (new objects, another process object, another
+  // client port) add to their summaries; a new key goes to the overflow
+  agg.add(record(conn({ process: { ...curl }, local: { ip: "10.0.0.1", port: 40001 } }), 2));
+  agg.add(record(conn({ rule: "other" }), 3));
+  agg.add(record(conn({ mode: "detect" }), 4));
+  const out = agg.flush();
+  assert.equal(out.length, 12);
+  assert.deepEqual(
+    out.map((s) => s.connections),
+    [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1],
+    "summaries in the order they were made, the overflow last",
+  );
+  assert.equal(out[11]?.connection.remote.ip, "*");
+  assert.equal(agg.overflowed, 1);
+  // the next window starts empty and takes new keys again
+  agg.add(record(conn({ mode: "detect" }), 5));
+  assert.equal(agg.flush()[0]?.connection.remote.ip, "93.184.216.34");
+});
+
 test("an entry expires after its state's idle timeout, as the kernel's table decides", () => {
   const s = 1e9;
   const udp = { protocol: 17, tcpState: "none", flags: 0, lastNs: 100 * s } as const;

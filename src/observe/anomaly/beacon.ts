@@ -6,7 +6,7 @@
 // its baseline; one that begins later, or turns regular after being irregular, is reported.
 import { sortedBowleySkew, sortedQuantile } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
-import { SeriesKeys } from "./series-key.ts";
+import type { SeriesKeys } from "./series-key.ts";
 
 /** Connections kept per series. */
 const KEEP = 64;
@@ -16,8 +16,6 @@ const MAX_SERIES = 1024;
 const IRREGULAR_MARGIN = 0.2;
 /** Judged every this many connections once there are enough (cost, not accuracy). */
 const EVERY = 8;
-/** Series keys of recent peers, shared by every identity. */
-const keys = new SeriesKeys();
 
 interface Series {
   /** Start times and sizes of the last KEEP connections (a ring; `count` % KEEP is next). */
@@ -108,35 +106,62 @@ export function seedBeacons(
   return s;
 }
 
+/** Forgotten series, used again: most series of a busy identity never get a second connection
+ * before they are forgotten, and making each anew was much of the collector's work. */
+const spare: Series[] = [];
+const MAX_SPARE = MAX_SERIES;
+
+/** A series of one connection. */
+function newSeries(start: number, bytes: number, timeMs: number, judgeAt: number): Series {
+  const x = spare.pop();
+  // arrays of the one connection: an empty array grows by 17 on its first write
+  if (!x)
+    return {
+      starts: [start],
+      sizes: [bytes],
+      firstMs: timeMs,
+      lastMs: timeMs,
+      irregular: false,
+      count: 1,
+      judgeAt,
+    };
+  x.starts.length = 1;
+  x.starts[0] = start;
+  x.sizes.length = 1;
+  x.sizes[0] = bytes;
+  x.firstMs = timeMs;
+  x.lastMs = timeMs;
+  x.irregular = false;
+  x.count = 1;
+  x.judgeAt = judgeAt;
+  return x;
+}
+
 export function observeBeacon(
   s: BeaconState,
   o: Observation,
+  /** The record's keys; null unless an egress connection's first record. */
+  keys: SeriesKeys | null,
   limits: BeaconLimits,
 ): Finding | null {
-  if (!o.egress || !o.first) return null;
+  if (!o.egress || !o.first || !keys) return null;
   // one series per peer (its name, else its address): two servers of one pool interleave
-  const key = keys.of(o.name ?? o.remote, o.protocol, o.port);
+  const key = keys.series;
+  const start = o.timeMs - o.durationMs;
   let series = s.get(key);
   if (!series) {
-    series = {
-      starts: [],
-      sizes: [],
-      firstMs: o.timeMs,
-      lastMs: o.timeMs,
-      irregular: false,
-      count: 0,
-      judgeAt: limits.minConnections,
-    };
+    series = newSeries(start, o.bytes, o.timeMs, limits.minConnections);
     s.set(key, series);
     if (s.size > MAX_SERIES) forgetIdle(s, MAX_SERIES / 4);
+  } else {
+    series.lastMs = o.timeMs;
+    // the last KEEP connections, a ring: sorted by start when judged (closes may come before
+    // the scan records of connections that started earlier)
+    const slot = series.count % KEEP;
+    series.starts[slot] = start;
+    series.sizes[slot] = o.bytes;
+    series.count++;
   }
-  series.lastMs = o.timeMs;
-  // the last KEEP connections, a ring: sorted by start when judged (closes may come before
-  // the scan records of connections that started earlier)
-  const slot = series.count % KEEP;
-  series.starts[slot] = o.timeMs - o.durationMs;
-  series.sizes[slot] = o.bytes;
-  series.count++;
   const n = series.starts.length;
   if (series.count < series.judgeAt || n < limits.minConnections) return null;
   const baseline = series.firstMs < limits.learnedAt && !series.irregular;
@@ -180,10 +205,21 @@ export function observeBeacon(
 }
 
 function forgetIdle(s: BeaconState, count: number): void {
+  // one pass over the map (a read of each series), then deletions by the copied keys and times
+  const keys = new Array<string>(s.size);
+  const series = new Array<Series>(s.size);
   const last = new Float64Array(s.size);
   let i = 0;
-  for (const x of s.values()) last[i++] = x.lastMs;
+  for (const [k, x] of s) {
+    keys[i] = k;
+    series[i] = x;
+    last[i++] = x.lastMs;
+  }
   // a typed array sorts by number without a comparator call per step
-  const cut = last.sort()[Math.floor(count)] ?? Infinity;
-  for (const [k, x] of s) if (x.lastMs < cut) s.delete(k);
+  const cut = last.slice().sort()[Math.floor(count)] ?? Infinity;
+  for (i = 0; i < keys.length; i++)
+    if (last[i]! < cut) {
+      s.delete(keys[i]!);
+      if (spare.length < MAX_SPARE) spare.push(series[i]!);
+    }
 }

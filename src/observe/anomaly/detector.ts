@@ -12,8 +12,7 @@ import {
   type FlowIdentity,
   type FlowRecord,
 } from "../flows/record.ts";
-import { observeBeacon, type BeaconState } from "./beacon.ts";
-import { destinationOf } from "./destination.ts";
+import { observeBeacon, type BeaconLimits, type BeaconState } from "./beacon.ts";
 import { dnsState, observeDns, type DnsState } from "./dns-oddities.ts";
 import type { Finding, Observation } from "./finding.ts";
 import {
@@ -21,6 +20,8 @@ import {
   observeDestination,
   type NewDestinationState,
 } from "./new-destination.ts";
+import { destinationOf } from "./destination.ts";
+import { seriesKeysOf } from "./series-key.ts";
 import { observeVolume, volumeState, type VolumeLimits, type VolumeState } from "./volume.ts";
 import type { AnomalyFacts, AnomalySettings, DetectorName } from "./types.ts";
 
@@ -80,6 +81,12 @@ export function anomalyId(kind: string, identity: FlowIdentity, key: string): st
     .slice(0, 12);
 }
 
+const beaconLimitsOf = (s: AnomalySettings): BeaconLimits => ({
+  score: s.beaconScore,
+  minConnections: s.minConnections,
+  learnedAt: 0,
+});
+
 const detectorsOn = (s: AnomalySettings): Record<DetectorName, boolean> => ({
   new_destination: s.detectors.includes("new_destination"),
   volume: s.detectors.includes("volume"),
@@ -92,6 +99,8 @@ export class AnomalyDetector {
   /** Per record, read from the settings once. */
   #on: Record<DetectorName, boolean>;
   #volumeLimits: VolumeLimits;
+  /** The beacon limits; the learning period's end is set per record. */
+  #beaconLimits: BeaconLimits;
   readonly profiles = new Map<string, Profile>();
   readonly accepted = new Map<string, Acceptance>();
   /** id -> when last reported (ms, record time). */
@@ -110,6 +119,7 @@ export class AnomalyDetector {
       minHours: settings.minHours,
       minDays: settings.minDays,
     };
+    this.#beaconLimits = beaconLimitsOf(settings);
     this.#report = report;
   }
 
@@ -121,6 +131,7 @@ export class AnomalyDetector {
     this.#settings = s;
     this.#on = detectorsOn(s);
     this.#volumeLimits = { z: s.volumeZ, minHours: s.minHours, minDays: s.minDays };
+    this.#beaconLimits = beaconLimitsOf(s);
   }
 
   /** One flow record (the flow ledger's output). */
@@ -128,15 +139,19 @@ export class AnomalyDetector {
     const c = r.connection;
     const p = this.#profile(c.process, r.timeMs);
     if (!p) return;
+    const egress = c.direction === "egress";
+    const port = serverPort(c);
+    // the series detectors look at egress connections' first records only
+    const keys = egress && r.first ? seriesKeysOf(c.remote, c.protocol, port) : null;
     const o: Observation = {
       timeMs: r.timeMs,
       first: r.first,
       ended: r.end !== "open",
-      egress: c.direction === "egress",
-      destination: destinationOf(c.remote),
+      egress,
+      destination: keys ? keys.destination : destinationOf(c.remote),
       remote: c.remote.ip,
       name: c.remote.names?.[0],
-      port: serverPort(c),
+      port,
       protocol: c.protocol,
       bytes: r.bytes,
       durationMs: r.durationMs,
@@ -148,7 +163,7 @@ export class AnomalyDetector {
     if (on.new_destination) {
       // everything is new in an identity's first moments; after them, what is new counts
       const countNovelty = r.timeMs >= p.firstMs + Math.min(HOUR, s.minBaselineMs / 10);
-      const f = observeDestination(p.destinations, o, s.baselineMs, countNovelty);
+      const f = observeDestination(p.destinations, o, keys, s.baselineMs, countNovelty);
       if (f && learned) this.#found(p, f, r.timeMs, c, null);
     }
     if (on.volume) {
@@ -157,8 +172,9 @@ export class AnomalyDetector {
         if (learned) this.#found(p, f, r.timeMs, c, null);
     }
     if (on.beacon) {
-      const limits = { score: s.beaconScore, minConnections: s.minConnections, learnedAt };
-      const f = observeBeacon(p.beacons, o, limits);
+      const limits = this.#beaconLimits;
+      limits.learnedAt = learnedAt;
+      const f = observeBeacon(p.beacons, o, keys, limits);
       if (f) this.#found(p, f, r.timeMs, c, null);
     }
   }
@@ -234,10 +250,13 @@ export class AnomalyDetector {
   }
 
   #profile(process: FlowConnection["process"], timeMs: number): Profile | null {
-    let key = process ? this.#keys.get(process) : "";
-    const identity = identityOf({ process });
-    if (key === undefined && process) this.#keys.set(process, (key = identityKey(identity)));
-    key ??= identityKey(identity);
+    // no process: the key "" (state files keep it)
+    let key = "";
+    if (process) {
+      const known = this.#keys.get(process);
+      key = known ?? identityKey(identityOf({ process }));
+      if (known === undefined) this.#keys.set(process, key);
+    }
     let p = this.profiles.get(key);
     if (!p) {
       if (this.profiles.size >= MAX_IDENTITIES) {
@@ -245,7 +264,7 @@ export class AnomalyDetector {
         return null;
       }
       p = {
-        identity,
+        identity: identityOf({ process }),
         firstMs: timeMs,
         lastMs: timeMs,
         destinations: newDestinationState(),

@@ -4,7 +4,7 @@
 // day (the median of its past days), its new destinations are not reported.
 import { median } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
-import { SeriesKeys } from "./series-key.ts";
+import type { SeriesKeys } from "./series-key.ts";
 
 const DAY = 86_400_000;
 /** Destinations remembered per identity; past it, the least recently used quarter goes. */
@@ -24,23 +24,19 @@ export function newDestinationState(): NewDestinationState {
   return { known: new Map(), novelty: [] };
 }
 
-/** Keys of recent destinations, shared by every identity. */
-const keys = new SeriesKeys();
-
-export const destinationKey = (o: Observation): string =>
-  keys.of(o.destination, o.protocol, o.port);
-
 /** Records the use; a finding when the destination is new to the identity. */
 export function observeDestination(
   s: NewDestinationState,
   o: Observation,
+  /** The record's keys; null unless an egress connection's first record. */
+  keys: SeriesKeys | null,
   baselineMs: number,
   /** Count this new destination in the identity's novelty rate (not in its first moments,
    * when everything is new). */
   countNovelty: boolean,
 ): Finding | null {
-  if (!o.egress || !o.first) return null;
-  const key = destinationKey(o);
+  if (!o.egress || !o.first || !keys) return null;
+  const key = keys.destinationKey;
   const last = s.known.get(key);
   s.known.set(key, o.timeMs);
   if (s.known.size > MAX_DESTINATIONS) forgetOldest(s.known, MAX_DESTINATIONS / 4);

@@ -2,7 +2,8 @@
 // peer, port, protocol, direction, verdict and rule, so a flood of short connections costs a
 // bounded number of rows. Past `maxKeys` distinct keys in a window, records are added to one
 // overflow summary per verdict (peer "*", identity unknown) and counted.
-import { identityOf, peerOf, serverPort, type FlowRecord, type FlowSummary } from "./record.ts";
+import type { FlowRecord, FlowSummary } from "./record.ts";
+import { sameFields, SummaryKeys, type KeyFields } from "./summary-keys.ts";
 
 export const DEFAULT_MAX_KEYS = 10_000;
 
@@ -12,9 +13,22 @@ export type FlowCounters = Record<
   { records: number; bytes: number }
 >;
 
+/** A summary of the window under its key; summaries whose keys hash alike are chained. */
+interface Keyed {
+  fields: KeyFields;
+  summary: FlowSummary;
+  next: Keyed | undefined;
+}
+
 export class FlowAggregator {
   readonly #maxKeys: number;
-  #window = new Map<string, FlowSummary>();
+  readonly #keys = new SummaryKeys();
+  /** The window's summaries by their key's hash. */
+  #window = new Map<number, Keyed>();
+  /** Overflow summaries by verdict. */
+  #overflow = new Map<string, FlowSummary>();
+  /** The window's summaries in the order they were made. */
+  #summaries: FlowSummary[] = [];
   /** Records added to an overflow summary since start. */
   overflowed = 0;
   readonly counters: FlowCounters = {
@@ -29,26 +43,14 @@ export class FlowAggregator {
 
   add(r: FlowRecord): void {
     const c = r.connection;
-    const id = identityOf(c);
-    let key = JSON.stringify([
-      id.exe,
-      id.user,
-      id.cgroup,
-      id.container,
-      peerOf(c),
-      c.local.ip,
-      serverPort(c),
-      c.protocol,
-      c.direction,
-      c.verdict,
-      c.rule,
-      c.mode,
-    ]);
-    let s = this.#window.get(key);
-    if (!s && this.#window.size >= this.#maxKeys) {
+    const full = this.#summaries.length >= this.#maxKeys;
+    // a full window takes no new key: strings not numbered yet are in no summary
+    const fields = this.#keys.scratch;
+    const hash = this.#keys.fieldsOf(c, !full, fields);
+    let s = this.#find(hash, fields);
+    if (!s && full) {
       this.overflowed++;
-      key = `*${c.verdict}`;
-      s = this.#window.get(key);
+      s = this.#overflow.get(c.verdict);
       if (!s) {
         const connection = {
           ...c,
@@ -57,10 +59,18 @@ export class FlowAggregator {
           local: { ip: "", port: 0 },
           remote: { ip: "*", port: 0 },
         };
-        this.#window.set(key, { ...summaryOf(r), connection });
+        const summary = { ...summaryOf(r), connection };
+        this.#summaries.push(summary);
+        this.#overflow.set(c.verdict, summary);
       }
     } else if (!s) {
-      this.#window.set(key, summaryOf(r));
+      const summary = summaryOf(r);
+      this.#summaries.push(summary);
+      this.#window.set(hash, {
+        fields: fields.slice(),
+        summary,
+        next: this.#window.get(hash),
+      });
     }
     if (s) {
       s.connections += r.first ? 1 : 0;
@@ -81,14 +91,23 @@ export class FlowAggregator {
 
   /** Distinct summaries in the window. */
   get size(): number {
-    return this.#window.size;
+    return this.#summaries.length;
   }
 
   /** The window's summaries; the next window starts empty. */
   flush(): FlowSummary[] {
-    const out = [...this.#window.values()];
+    const out = this.#summaries;
+    this.#summaries = [];
     this.#window = new Map();
+    this.#overflow = new Map();
+    this.#keys.trim();
     return out;
+  }
+
+  #find(hash: number, fields: KeyFields): FlowSummary | undefined {
+    for (let k = this.#window.get(hash); k; k = k.next)
+      if (sameFields(k.fields, fields)) return k.summary;
+    return undefined;
   }
 }
 
