@@ -13,9 +13,11 @@ import {
   destroyBlockedSocket,
   listInterfaces,
   watchAttach,
-  type Datapath,
+  closePreloaded,
+  Datapath,
+  type Preloaded,
 } from "./datapath/index.ts";
-import { watchFiles } from "./host/index.ts";
+import { startAcceptWorker, watchFiles } from "./host/index.ts";
 import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
@@ -113,6 +115,9 @@ export interface Daemon {
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   checkPrerequisites();
+  // the policy worker loads its modules on its thread while this one opens the proxies and
+  // loads the programs
+  startAcceptWorker();
   const { log, policyPath } = options;
   // who owns a socket: events' process facts, and what process rules resolve to on this host
   const attribution = new Attribution({
@@ -159,6 +164,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionsPath =
     options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
+  // the programs loaded and verified before the policy is known (most of a start's time): a
+  // load that fails here fails again, and is reported, where the start loads them
+  let preloaded: Preloaded | undefined;
+  try {
+    preloaded = Datapath.preload({ pinRoot: options.pinRoot });
+  } catch {
+    preloaded = undefined;
+  }
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
     // on the worker thread, as reloads are: the reading's garbage stays in the worker's heap,
@@ -172,6 +185,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       decisionStore.mode()?.mode,
     );
   } catch (err) {
+    if (preloaded) closePreloaded(preloaded);
     l7.close();
     dns.close();
     throw err;
@@ -205,6 +219,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...initial,
     attribution,
     names: dns.atStart,
+    ...(preloaded ? { preloaded } : {}),
   }).catch((err: unknown) => {
     l7.close();
     dns.close();

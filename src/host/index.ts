@@ -24,7 +24,7 @@ export {
   type LoadedPolicy,
   type UniverseReader,
 } from "./accept-policy.ts";
-export { acceptPolicyOffThread, stopAcceptWorker } from "./accept-off-thread.ts";
+export { acceptPolicyOffThread, startAcceptWorker, stopAcceptWorker } from "./accept-off-thread.ts";
 export {
   checkPolicyFile,
   loadPolicyFile,
