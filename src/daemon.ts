@@ -14,9 +14,11 @@ import {
   listInterfaces,
   trimMemory,
   watchAttach,
-  type Datapath,
+  closePreloaded,
+  Datapath,
+  type Preloaded,
 } from "./datapath/index.ts";
-import { afterAcceptWorkerStops, watchFiles } from "./host/index.ts";
+import { afterAcceptWorkerStops, startAcceptWorker, watchFiles } from "./host/index.ts";
 import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
@@ -114,6 +116,9 @@ export interface Daemon {
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   checkPrerequisites();
+  // the policy worker loads its modules on its thread while this one opens the proxies and
+  // loads the programs
+  startAcceptWorker();
   const { log, policyPath } = options;
   // who owns a socket: events' process facts, and what process rules resolve to on this host
   const attribution = new Attribution({
@@ -162,6 +167,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
   // what the accept worker freed (a big policy's parse) goes back to the system once it stops
   afterAcceptWorkerStops(() => trimMemory());
+  // the programs loaded and verified before the policy is known (most of a start's time): a
+  // load that fails here fails again, and is reported, where the start loads them
+  let preloaded: Preloaded | undefined;
+  try {
+    preloaded = Datapath.preload({ pinRoot: options.pinRoot });
+  } catch {
+    preloaded = undefined;
+  }
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {
     // on the worker thread, as reloads are: the reading's garbage stays in the worker's heap,
@@ -175,6 +188,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       decisionStore.mode()?.mode,
     );
   } catch (err) {
+    if (preloaded) closePreloaded(preloaded);
     l7.close();
     dns.close();
     throw err;
@@ -208,6 +222,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ...initial,
     attribution,
     names: dns.atStart,
+    ...(preloaded ? { preloaded } : {}),
   }).catch((err: unknown) => {
     l7.close();
     dns.close();

@@ -177,6 +177,67 @@ enum {
 	PKT_L4 = 3, /* parse_l3: the l4 header follows at p->l4_off */
 };
 
+/* l4 headers start at most this far into the frame */
+#define MOAT_L4_MAX 16384
+
+/* the ipv6 extension header walk's context (bpf_loop); where the next header starts and which
+ * it is are kept in p->l4_off and p->t.proto */
+struct ext_walk {
+	struct pkt *p;
+	void *start; /* the frame */
+	void *end;
+	int ret; /* EXT_WALKING until a step ends the walk */
+};
+
+#define EXT_WALKING -3
+
+/* One extension header: 0 to go on to the next, 1 when the walk ends (w->ret: the l4 protocol
+ * or PARSE_MALFORMED). A non-first fragment ends it: what follows its fragment header is not a
+ * header. The offset and the protocol are read back from the packet's record, numbers the
+ * verifier does not follow from one step to the next: it checks this step once, not once per
+ * chain of header kinds */
+static long ipv6_ext_step(__u64 k, void *ctx)
+{
+	struct ext_walk *w = ctx;
+	struct pkt *p = w->p;
+	int nexthdr = p->t.proto;
+	__u32 off = p->l4_off;
+
+	w->ret = nexthdr;
+	if (!ipv6_is_ext(nexthdr))
+		return 1;
+	/* MOAT_MAX_EXT headers of 2048 bytes at most: never this far */
+	w->ret = PARSE_MALFORMED;
+	if (off > MOAT_L4_MAX)
+		return 1;
+	/* every extension header is at least 8 bytes */
+	struct ipv6_frag_moat *eh = w->start + off;
+	if ((void *)(eh + 1) > w->end)
+		return 1;
+	__u32 len;
+	__u16 frag_off = 0;
+	if (nexthdr == IPPROTO_FRAGMENT_) {
+		frag_off = bpf_ntohs(eh->frag_off);
+		p->frag_id = bpf_ntohl(eh->id);
+		p->frag = frag_off >> 3 ? FRAG_LATER : frag_off & 1 ? FRAG_FIRST : FRAG_NONE;
+		len = 8;
+	} else if (nexthdr == IPPROTO_AH_) {
+		/* ah counts 4-byte units minus 2, the others 8-byte units minus 1 */
+		len = (eh->reserved + 2) * 4;
+	} else {
+		len = (eh->reserved + 1) * 8;
+	}
+	if ((void *)eh + len > w->end)
+		return 1;
+	p->t.proto = eh->nexthdr;
+	p->l4_off = off + len;
+	w->ret = eh->nexthdr;
+	if (frag_off >> 3)
+		return 1;
+	w->ret = EXT_WALKING;
+	return 0;
+}
+
 /* ethernet, vlan, ip (v6: extension headers); fills p up to l4_off */
 static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 {
@@ -208,37 +269,38 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		else if (frag & 0x2000)
 			p->frag = FRAG_FIRST;
 		p->frag_id = bpf_ntohs(ip->id);
-	} else {
-		struct ipv6hdr *ip6;
-		struct frag_info fi = {};
-		int nexthdr = parse_ipv6(c, &ip6);
-		if (nexthdr < 0)
-			return PKT_MALFORMED;
-		__builtin_memcpy(p->t.src, &ip6->saddr, 16);
-		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
-		p->t.family = 6;
-		p->hop_limit = ip6->hop_limit;
-		if (ip6->payload_len)
-			p->l3_end = p->l3_off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-		p->ext = ipv6_is_ext(nexthdr);
-		nexthdr = parse_ipv6_ext(c, nexthdr, &fi);
-		if (nexthdr < 0)
-			return PKT_MALFORMED;
-		p->t.proto = nexthdr;
-		p->frag_id = fi.id;
-		if (fi.offset)
-			p->frag = FRAG_LATER;
-		else if (fi.more)
-			p->frag = FRAG_FIRST;
+		if (p->frag == FRAG_LATER)
+			return PKT_IP;
+		p->l4_off = c->pos - start;
+		return PKT_L4;
 	}
-	if (p->frag == FRAG_LATER)
-		return PKT_IP;
+	struct ipv6hdr *ip6;
+	int nexthdr = parse_ipv6(c, &ip6);
+	if (nexthdr < 0)
+		return PKT_MALFORMED;
+	__builtin_memcpy(p->t.src, &ip6->saddr, 16);
+	__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
+	p->t.family = 6;
+	p->hop_limit = ip6->hop_limit;
+	if (ip6->payload_len)
+		p->l3_end = p->l3_off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	p->ext = ipv6_is_ext(nexthdr);
+	/* up to MOAT_MAX_EXT extension headers, p->l4_off and p->t.proto moving past each */
+	p->t.proto = nexthdr;
 	p->l4_off = c->pos - start;
+	struct ext_walk w = {.p = p, .start = start, .end = c->end, .ret = EXT_WALKING};
+	bpf_loop(MOAT_MAX_EXT, ipv6_ext_step, &w, 0);
+	if (w.ret == PARSE_MALFORMED)
+		return PKT_MALFORMED;
+	/* a longer chain */
+	if (w.ret == EXT_WALKING && ipv6_is_ext(p->t.proto))
+		return PKT_MALFORMED;
+	if (p->frag == FRAG_LATER) {
+		p->l4_off = 0;
+		return PKT_IP;
+	}
 	return PKT_L4;
 }
-
-/* l4 headers start at most this far into the frame */
-#define MOAT_L4_MAX 16384
 
 /* global functions: each is verified once per program, not once per path that leads
  * to it; l3 and l4 are apart so the paths through one do not multiply the other's */

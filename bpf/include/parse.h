@@ -121,53 +121,6 @@ static __always_inline int ipv6_is_ext(int nexthdr)
 	return nexthdr < 64 && ((IPV6_EXT_MASK >> nexthdr) & 1);
 }
 
-/* what a fragment header says */
-struct frag_info {
-	__u32 id;
-	__u16 offset; /* in 8-byte units; 0 = first fragment */
-	__u8 more;
-	__u8 seen; /* a fragment header was found */
-};
-
-/* walks up to MOAT_MAX_EXT extension headers after the fixed IPv6 header; returns the
- * L4 protocol, -1 (truncated) or PARSE_TOO_DEEP (a longer chain). A non-first fragment
- * stops the walk: what follows its fragment header is not a header. */
-static __always_inline int parse_ipv6_ext(struct cursor *c, int nexthdr, struct frag_info *fi)
-{
-	for (int i = 0; i < MOAT_MAX_EXT; i++) {
-		if (!ipv6_is_ext(nexthdr))
-			return nexthdr;
-		/* every extension header is at least 8 bytes */
-		struct ipv6_frag_moat *eh = c->pos;
-		if ((void *)(eh + 1) > c->end)
-			return PARSE_MALFORMED;
-		__u32 len;
-		if (nexthdr == IPPROTO_FRAGMENT_) {
-			__u16 off = bpf_ntohs(eh->frag_off);
-			fi->seen = 1;
-			fi->offset = off >> 3;
-			fi->more = off & 1;
-			fi->id = bpf_ntohl(eh->id);
-			len = 8;
-		} else if (nexthdr == IPPROTO_AH_) {
-			/* ah counts 4-byte units minus 2, the others 8-byte units minus 1 */
-			len = (eh->reserved + 2) * 4;
-		} else {
-			len = (eh->reserved + 1) * 8;
-		}
-		nexthdr = eh->nexthdr;
-		void *next = c->pos + len;
-		if (next > c->end)
-			return PARSE_MALFORMED;
-		c->pos = next;
-		if (fi->offset)
-			return nexthdr;
-	}
-	if (ipv6_is_ext(nexthdr))
-		return PARSE_TOO_DEEP;
-	return nexthdr;
-}
-
 /* TCP header (options included); 0 or -1 (truncated, data offset < 5) */
 static __always_inline int parse_tcp(struct cursor *c, struct tcphdr **out)
 {

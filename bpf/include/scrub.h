@@ -164,30 +164,59 @@ __noinline int ip_scrub_skb(struct __sk_buff *skb, const struct pkt *p, const st
 	return ip_scrub((void *)(long)skb->data, (void *)(long)skb->data_end, p, c, leaving);
 }
 
-/* the offset of the mss option's value from the tcp header start (0: none) */
-static __always_inline __u32 mss_find(void *tcp, void *end, __u32 hlen)
-{
-	__u32 i = 20;
+/* mss_find's walk through a tcp header's option bytes, one option a step (bpf_loop) */
+struct mss_walk {
+	__u8 b[40]; /* the option bytes, copied out of the packet */
+	__u32 n;    /* how many there are */
+	__u32 j;    /* the next option's first byte */
+	__u32 at;   /* the mss value's offset from the tcp header start (0: none) */
+};
 
-	for (int n = 0; n < 20; n++) {
-		if (i >= hlen || i > 56)
-			return 0;
-		__u8 *o = tcp + i;
-		if ((void *)(o + 2) > end)
-			return 0;
-		if (o[0] == 0)
-			return 0;
-		if (o[0] == 1) {
-			i += 1;
-			continue;
-		}
-		if (o[0] == 2 && o[1] == 4)
-			return i + 2;
-		if (o[1] < 2)
-			return 0;
-		i += o[1];
+/* one option: 0 to go on to the next, 1 once the mss option is found or the list ends. The
+ * verifier walks this once for every step bpf_loop takes, instead of once per option list the
+ * twenty iterations of a plain loop could read */
+static long mss_opt_step(__u64 k, void *ctx)
+{
+	struct mss_walk *w = ctx;
+	__u32 j = w->j;
+
+	if (j >= w->n || j > 36)
+		return 1;
+	__u8 kind = w->b[j];
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		w->j = j + 1;
+		return 0;
 	}
+	if (j + 1 >= w->n)
+		return 1;
+	__u8 len = w->b[j + 1];
+	if (kind == 2 && len == 4) {
+		w->at = 20 + j + 2;
+		return 1;
+	}
+	if (len < 2)
+		return 1;
+	w->j = j + len;
 	return 0;
+}
+
+/* the offset of the mss option's value from the tcp header start (0: none), from the option
+ * bytes a load (its result in `err`) copied into w->b */
+static __always_inline __u32 mss_find(struct mss_walk *w, long err)
+{
+	if (err)
+		return 0;
+	bpf_loop(20, mss_opt_step, w, 0);
+	return w->at;
+}
+
+/* how many option bytes a tcp header `hlen` bytes long has (0 to 40) */
+static __always_inline __u32 tcp_opt_len(__u32 hlen)
+{
+	__u32 n = hlen > 20 ? hlen - 20 : 0;
+	return n > 40 ? 40 : n;
 }
 
 /* the mss value at `v` (offset `off` in the tcp header) lowered to `mss`; returns the old and
@@ -206,17 +235,17 @@ static __always_inline int mss_lower(__u8 *v, __u32 off, __u16 mss, __u16 *from,
 	return 1;
 }
 
-/* The tcp header whose mss option was lowered in place to `mss` (the old and new 16-bit words
- * for the checksum in from/to), or NULL: no option, already low enough, or out of bounds */
+/* The tcp header whose mss option (its value `off` bytes into the header) was lowered in place
+ * to `mss` (the old and new 16-bit words for the checksum in from/to), or NULL: no option,
+ * already low enough, or out of bounds */
 static __always_inline struct tcphdr *mss_rewrite(void *data, void *end, const struct pkt *p,
-						  __u16 mss, __u16 *from, __u16 *to)
+						  __u32 off, __u16 mss, __u16 *from, __u16 *to)
 {
 	if (p->l4_off > MOAT_L4_MAX)
 		return NULL;
 	struct tcphdr *tcp = data + p->l4_off;
 	if ((void *)(tcp + 1) > end)
 		return NULL;
-	__u32 off = mss_find(tcp, end, p->l4_len);
 	if (!off || off > 58)
 		return NULL;
 	__u8 *v = (void *)tcp + off;
@@ -230,11 +259,18 @@ static __always_inline struct tcphdr *mss_rewrite(void *data, void *end, const s
 __noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
 {
 	void *end = (void *)(long)ctx->data_end;
+	struct mss_walk w = {};
 	__u16 from, to;
 
 	if (!p)
 		return 0;
-	struct tcphdr *tcp = mss_rewrite((void *)(long)ctx->data, end, p, mss, &from, &to);
+	__u32 n = tcp_opt_len(p->l4_len);
+	barrier_var(n); /* the verifier learns n > 0 from n itself, not from l4_len */
+	if (!n || p->l4_off > MOAT_L4_MAX)
+		return 0;
+	w.n = n;
+	__u32 off = mss_find(&w, bpf_xdp_load_bytes(ctx, p->l4_off + 20, w.b, n));
+	struct tcphdr *tcp = mss_rewrite((void *)(long)ctx->data, end, p, off, mss, &from, &to);
 	if (!tcp)
 		return 0;
 	__u32 sum = (__u16)~bpf_ntohs(tcp->check) + (__u16)~from + to;
@@ -250,9 +286,18 @@ __noinline int mss_clamp_skb(struct __sk_buff *skb, const struct pkt *p, __u16 m
 {
 	__u16 from, to;
 
+	struct mss_walk w = {};
+
 	if (!p)
 		return 0;
-	if (!mss_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, p, mss, &from, &to))
+	__u32 n = tcp_opt_len(p->l4_len);
+	barrier_var(n); /* the verifier learns n > 0 from n itself, not from l4_len */
+	if (!n || p->l4_off > MOAT_L4_MAX)
+		return 0;
+	w.n = n;
+	__u32 off = mss_find(&w, bpf_skb_load_bytes(skb, p->l4_off + 20, w.b, n));
+	if (!mss_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, p, off, mss, &from,
+			 &to))
 		return 0;
 	bpf_l4_csum_replace(skb, p->l4_off + 16, bpf_htons(from), bpf_htons(to), 2);
 	return 1;

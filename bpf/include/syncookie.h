@@ -186,11 +186,50 @@ struct syn_opt_bytes {
 	__u8 b[40];
 };
 
-/* What the SYN offered, from its first `n` option bytes. A global function: verified once */
+/* syn_opts_parse's walk through the option bytes, one option a step (bpf_loop) */
+struct syn_opts_walk {
+	const struct syn_opt_bytes *ob;
+	struct syn_opts *o;
+	__u32 n;
+	__u32 i; /* the next option's first byte */
+};
+
+/* one option: 0 to go on to the next, 1 at the end of the list or a malformed option. The
+ * verifier walks this once for every step bpf_loop takes, instead of once per option list the
+ * twenty iterations of a plain loop could read */
+static long syn_opt_step(__u64 k, void *ctx)
+{
+	struct syn_opts_walk *w = ctx;
+	const struct syn_opt_bytes *ob = w->ob;
+	struct syn_opts *o = w->o;
+	__u32 i = w->i, n = w->n;
+
+	if (i >= n || i >= 39)
+		return 1;
+	__u8 kind = ob->b[i];
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		w->i = i + 1;
+		return 0;
+	}
+	__u8 len = ob->b[i + 1];
+	if (len < 2 || i + len > n)
+		return 1;
+	if (kind == 2 && len == 4 && i < 36)
+		o->mss = (__u16)ob->b[i + 2] << 8 | ob->b[i + 3];
+	else if (kind == 3 && len == 3 && i < 37)
+		o->wscale = ob->b[i + 2] > 14 ? 14 : ob->b[i + 2];
+	else if (kind == 4 && len == 2)
+		o->sack = 1;
+	w->i = i + len;
+	return 0;
+}
+
+/* What the SYN offered, from its first `n` option bytes (twenty options at most). A global
+ * function: verified once */
 __noinline int syn_opts_parse(const struct syn_opt_bytes *ob, __u32 n, struct syn_opts *o)
 {
-	__u32 i = 0;
-
 	if (!o)
 		return 0;
 	o->mss = 536;
@@ -198,27 +237,8 @@ __noinline int syn_opts_parse(const struct syn_opt_bytes *ob, __u32 n, struct sy
 	o->sack = 0;
 	if (!ob)
 		return 0;
-	for (int k = 0; k < 20; k++) {
-		if (i >= n || i >= 39)
-			return 0;
-		__u8 kind = ob->b[i];
-		if (kind == 0)
-			return 0;
-		if (kind == 1) {
-			i += 1;
-			continue;
-		}
-		__u8 len = ob->b[i + 1];
-		if (len < 2 || i + len > n)
-			return 0;
-		if (kind == 2 && len == 4 && i < 36)
-			o->mss = (__u16)ob->b[i + 2] << 8 | ob->b[i + 3];
-		else if (kind == 3 && len == 3 && i < 37)
-			o->wscale = ob->b[i + 2] > 14 ? 14 : ob->b[i + 2];
-		else if (kind == 4 && len == 2)
-			o->sack = 1;
-		i += len;
-	}
+	struct syn_opts_walk w = {.ob = ob, .o = o, .n = n};
+	bpf_loop(20, syn_opt_step, &w, 0);
 	return 0;
 }
 

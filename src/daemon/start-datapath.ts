@@ -8,10 +8,12 @@ import {
   attachHooks,
   boundSockets,
   cgroupDirectory,
+  closePreloaded,
   Datapath,
   listInterfaces,
   type DatapathOptions,
   planInterfaces,
+  type Preloaded,
 } from "../datapath/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import { Relay } from "../redirect/index.ts";
@@ -26,6 +28,8 @@ export interface DatapathStart {
   attribution: Attribution;
   /** The DNS proxy's store: seeded from the names journal, then the first image's bindings. */
   names?: DatapathOptions["names"];
+  /** The programs loaded while the policy was read (Datapath.preload). */
+  preloaded?: Preloaded;
   log: (line: string) => void;
 }
 
@@ -50,6 +54,9 @@ export async function startDatapath(
     original: (peer) => datapath?.originalOf(peer, "tcp") ?? null,
     redirect: (index, generation) => datapath?.redirectOf(index, generation) ?? null,
     log,
+  }).catch((err: unknown) => {
+    if (start.preloaded) closePreloaded(start.preloaded);
+    throw err;
   });
   try {
     datapath = Datapath.start({
@@ -58,6 +65,7 @@ export async function startDatapath(
       image: relay.route(start.image),
       cgroup: cgroupDirectory(model.attach.cgroup?.value),
       ...(start.names ? { names: start.names } : {}),
+      ...(start.preloaded ? { preloaded: start.preloaded } : {}),
     });
   } catch (err) {
     relay.close();

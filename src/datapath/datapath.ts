@@ -3,6 +3,7 @@
 // atomically, reads counters, events and the connection table, and detaches on stop().
 import type { LimitSweep } from "./limit-maps.ts";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   counter as counterCodec,
@@ -140,6 +141,11 @@ export interface DatapathOptions {
   /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
   globals?: Record<string, number>;
   /**
+   * The programs Datapath.preload() loaded while something else ran (the daemon reads its
+   * policy meanwhile): used when they were loaded as this start would load them, else closed.
+   */
+  preloaded?: Preloaded;
+  /**
    * The DNS proxy's store, for the first apply: given the names a previous daemon journaled
    * (still live), then asked for the bindings of `image`'s name classes, so its slot holds them
    * when it goes live.
@@ -151,6 +157,21 @@ export interface DatapathOptions {
 }
 
 export type Counters = Record<CounterName, { packets: bigint; bytes: bigint }>;
+
+/** The object loaded and verified ahead of Datapath.start (Datapath.preload). */
+export interface Preloaded {
+  readonly pinRoot: string | null;
+  /** The pins a previous daemon left, adopted by the object (null: there were none). */
+  readonly pinned: PinnedMaps | null;
+  readonly object: BpfObject;
+  readonly adoption: Adoption | null;
+}
+
+/** Closes what a preload opened, when no start took it. */
+export function closePreloaded(preloaded: Preloaded): void {
+  preloaded.object.close();
+  preloaded.pinned?.close();
+}
 
 function openObject(
   options: DatapathOptions,
@@ -192,6 +213,37 @@ function openObject(
     object.close();
     throw err;
   }
+}
+
+/**
+ * The preloaded object when it is what `options` would load (same pin root, default sizes and
+ * timeouts, the pins adopted that this start would adopt), with the pins this start uses; else
+ * null, having closed it.
+ */
+function takePreloaded(
+  pre: Preloaded,
+  options: DatapathOptions,
+  attaching: boolean,
+): { pinned: PinnedMaps | null; object: BpfObject; adoption: Adoption | null } | null {
+  const pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
+  const defaults =
+    !options.conntrackEntries &&
+    !options.limitEntries &&
+    !options.globals &&
+    !options.timeouts &&
+    pre.pinRoot === pinRoot;
+  // a start that pins nothing adopts nothing
+  if (defaults && (!pinRoot || !attaching) && !pre.pinned)
+    return { pinned: null, object: pre.object, adoption: null };
+  if (defaults && pinRoot && attaching) {
+    if (pre.pinned) return pre;
+    // nothing was pinned at the preload: still nothing, the start adopts nothing either
+    const pinned = new PinnedMaps(pinRoot);
+    if (pinned.empty) return { pinned, object: pre.object, adoption: pinned.adopt(pre.object) };
+    pinned.close();
+  }
+  closePreloaded(pre);
+  return null;
 }
 
 export class Datapath {
@@ -241,13 +293,19 @@ export class Datapath {
     this.pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
     // a daemon that attaches adopts what the previous one left pinned (docs/datapath.md)
     const attaching = options.interfaces.length > 0 || !!options.cgroup;
-    this.pinned = this.pinRoot && attaching ? new PinnedMaps(this.pinRoot) : null;
+    const taken = options.preloaded ? takePreloaded(options.preloaded, options, attaching) : null;
     let opened;
-    try {
-      opened = openObject(options, this.pinned);
-    } catch (err) {
-      this.pinned?.close();
-      throw err;
+    if (taken) {
+      this.pinned = taken.pinned;
+      opened = taken;
+    } else {
+      this.pinned = this.pinRoot && attaching ? new PinnedMaps(this.pinRoot) : null;
+      try {
+        opened = openObject(options, this.pinned);
+      } catch (err) {
+        this.pinned?.close();
+        throw err;
+      }
     }
     this.object = opened.object;
     this.adoption = opened.adoption;
@@ -278,6 +336,22 @@ export class Datapath {
       this.splicer = new Splicer(this.object);
     } catch (err) {
       this.stop();
+      throw err;
+    }
+  }
+
+  /**
+   * Loads (the verifier's work: most of a start) before the options of the start are known: the
+   * object with the default sizes and timeouts, adopting the pins a previous daemon left under
+   * `pinRoot`. Creates no pin. Datapath.start({preloaded}) takes it.
+   */
+  static preload(options: { pinRoot?: string | null }): Preloaded {
+    const pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
+    const pinned = pinRoot && existsSync(join(pinRoot, "abi")) ? new PinnedMaps(pinRoot) : null;
+    try {
+      return { pinRoot, pinned, ...openObject({ interfaces: [], pinRoot }, pinned) };
+    } catch (err) {
+      pinned?.close();
       throw err;
     }
   }

@@ -1,10 +1,12 @@
 // The datapath: loads and attaches moat's kernel programs, writes compiled policies atomically,
 // reads counters and the connection table, and decodes kernel events into moat's event.
 export {
+  closePreloaded,
   Datapath,
   type Attachment,
   type Counters,
   type DatapathOptions,
+  type Preloaded,
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./events.ts";

@@ -132,6 +132,11 @@ export class PinnedMaps {
     this.generation = g ? Number(g.readBigUInt64LE()) : 0;
   }
 
+  /** No group is pinned: adopt() gives the object nothing (it may then run after load). */
+  get empty(): boolean {
+    return this.versions.size === 0;
+  }
+
   /**
    * Before load: every group whose pinned maps have this build's layout version and shape
    * becomes the object's (reuse_fd); a group of another version with a converter gets new maps

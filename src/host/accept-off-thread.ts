@@ -36,6 +36,24 @@ function failAll(w: Worker, err: Error): void {
   pending.clear();
 }
 
+/** Stops `w` once it has been idle IDLE_STOP_MS (a request cancels the timer). */
+function stopWhenIdle(w: Worker): void {
+  idleTimer = setTimeout(() => {
+    if (worker !== w || pending.size > 0) return;
+    worker = null;
+    void w.terminate();
+  }, IDLE_STOP_MS).unref();
+}
+
+/**
+ * Starts the worker before its first use: its modules load on its thread while this one does
+ * other work (the daemon's start loads the programs meanwhile). Unused, it stops when idle.
+ */
+export function startAcceptWorker(): void {
+  const w = acceptWorker();
+  if (pending.size === 0) stopWhenIdle(w);
+}
+
 /** The worker, started on first use; it does not keep the process alive while idle. */
 function acceptWorker(): Worker {
   if (idleTimer) clearTimeout(idleTimer);
@@ -47,11 +65,7 @@ function acceptWorker(): Worker {
     pending.delete(reply.id);
     if (pending.size === 0) {
       w.unref();
-      idleTimer = setTimeout(() => {
-        if (worker !== w || pending.size > 0) return;
-        worker = null;
-        void w.terminate();
-      }, IDLE_STOP_MS).unref();
+      stopWhenIdle(w);
     }
     p?.resolve(reply);
   });

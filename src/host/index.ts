@@ -27,6 +27,7 @@ export {
 export {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
+  startAcceptWorker,
   stopAcceptWorker,
 } from "./accept-off-thread.ts";
 export {
