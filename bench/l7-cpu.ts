@@ -10,6 +10,11 @@
 //     --perf:    `perf record -g` of the daemon (started with --perf-basic-prof) during the last
 //                round's requests (OUT.data) and handshakes (OUT.data.tls): the undistorted split
 //     --strace:  strace -c -f of the daemon during the last round's requests (slows them down)
+//     --strace-slow: the main thread's system calls that took over 1 ms (epoll waits aside)
+//                during the last round's requests, with their wall-clock time
+//     --loop:    the daemon's event-loop delay (bench/loop-probe.ts) during each round's requests
+//                and handshakes: percentiles, its stalls over 2 ms, GC pauses, and which of the
+//                client's slow connections (over 4 ms) overlapped a stall
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +23,7 @@ import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
+import { formatWindow, probeEnv, probeRead, probeReset, type Samples } from "./loop-probe-read.ts";
 import { runIn } from "./ns-run.ts";
 import { median } from "./results.ts";
 
@@ -26,7 +32,9 @@ const arg = (name: string) =>
 const ROUNDS = Number(arg("rounds") ?? 3);
 const PROFILE = arg("profile");
 const STRACE = process.argv.includes("--strace");
+const STRACE_SLOW = process.argv.includes("--strace-slow");
 const PERF = arg("perf");
+const LOOP = process.argv.includes("--loop");
 const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
@@ -90,7 +98,7 @@ rules:
 `;
 }
 
-async function client(lab: MoatLab, where: string, args: string[]): Promise<number[]> {
+async function client(lab: MoatLab, where: string, args: string[]): Promise<Samples> {
   const r = await runIn(lab.b, where, [
     NODE,
     "--disable-warning=ExperimentalWarning",
@@ -98,13 +106,15 @@ async function client(lab: MoatLab, where: string, args: string[]): Promise<numb
     ...args,
   ]);
   if (r.status !== 0) throw new Error(`l7-client ${args.join(" ")}: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { us: number[] }).us;
+  return JSON.parse(r.stdout) as Samples;
 }
 const p = (us: number[], q: number): number =>
   [...us].sort((a, b) => a - b)[Math.floor(q * (us.length - 1))] ?? 0;
 
 const work = mkdtempSync(join(tmpdir(), "moat-b7cpu-"));
 const cg = testCgroup("l7cpu");
+const probeFile = join(work, "loop.json");
+const probeResetIf = () => (LOOP ? probeReset(probeFile) : Promise.resolve());
 let lab: MoatLab | null = null;
 const children: LineChild[] = [];
 try {
@@ -137,10 +147,12 @@ try {
     beforeDaemon: () => {
       if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
       if (PERF) process.env.NODE_OPTIONS = "--perf-basic-prof";
+      if (LOOP) probeEnv(probeFile);
       return Promise.resolve();
     },
   });
   delete process.env.NODE_OPTIONS;
+  delete process.env.MOAT_LOOP_PROBE;
   const l = lab;
   const server = spawnLines("ip", [
     "netns",
@@ -176,8 +188,22 @@ try {
           ])
         : null;
     const strace =
-      STRACE && r === ROUNDS - 1
-        ? spawn("strace", ["-c", "-f", "-p", String(pid), "-o", `${work}/strace.txt`])
+      (STRACE || STRACE_SLOW) && r === ROUNDS - 1
+        ? spawn(
+            "strace",
+            STRACE
+              ? ["-c", "-f", "-p", String(pid), "-o", `${work}/strace.txt`]
+              : [
+                  "-T",
+                  "-tt",
+                  "-e",
+                  "trace=!epoll_pwait,epoll_wait",
+                  "-p",
+                  String(pid),
+                  "-o",
+                  `${work}/strace.txt`,
+                ],
+          )
         : null;
     const perf =
       PERF && r === ROUNDS - 1
@@ -186,13 +212,18 @@ try {
           })
         : null;
     if (profiling || strace || perf) await new Promise((res) => setTimeout(res, 500));
+    await probeResetIf();
     const t0 = threads(pid);
-    const h = await client(l, cg.dir, http);
+    const hs = await client(l, cg.dir, http);
+    const h = hs.us;
     const t1 = threads(pid);
+    if (LOOP) console.log(`round ${r + 1} HTTP: ${formatWindow(await probeRead(probeFile, hs))}`);
     if (strace) {
       strace.kill("SIGINT");
       await new Promise((res) => strace.once("close", res));
-      console.log(readFileSync(`${work}/strace.txt`, "utf8").split("\n").slice(0, 30).join("\n"));
+      const lines = readFileSync(`${work}/strace.txt`, "utf8").split("\n");
+      const slowCalls = lines.filter((x) => Number(/<([\d.]+)>$/.exec(x)?.[1] ?? 0) > 0.001);
+      console.log((STRACE ? lines.slice(0, 30) : slowCalls).join("\n"));
     }
     const perfTls =
       PERF && r === ROUNDS - 1
@@ -204,15 +235,19 @@ try {
       perf.kill("SIGINT");
       await new Promise((res) => perf.once("close", res));
     }
-    const t = await client(l, cg.dir, tls);
+    await probeResetIf();
+    const t1b = threads(pid);
+    const ts = await client(l, cg.dir, tls);
+    const t = ts.us;
+    const t2 = threads(pid);
+    if (LOOP) console.log(`round ${r + 1} TLS: ${formatWindow(await probeRead(probeFile, ts))}`);
     if (perfTls) {
       perfTls.kill("SIGINT");
       await new Promise((res) => perfTls.once("close", res));
     }
-    const t2 = threads(pid);
     if (profiling) console.error((await profiling).stderr);
     const dh = diff(t0, t1, REQUESTS + WARMUP);
-    const dt = diff(t1, t2, HANDSHAKES + WARMUP);
+    const dt = diff(t1b, t2, HANDSHAKES + WARMUP);
     rows.push({ http: dh.total, tls: dt.total });
     console.log(
       `round ${r + 1}: HTTP ${dh.total.toFixed(0)} µs/request (user ${dh.user.toFixed(0)}, sys ${dh.sys.toFixed(0)}; ${JSON.stringify(dh.threads)}) p50/p99 ${p(h, 0.5).toFixed(0)}/${p(h, 0.99).toFixed(0)} µs; ` +
