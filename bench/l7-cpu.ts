@@ -10,6 +10,7 @@
 //     --perf:    `perf record -g` of the daemon (started with --perf-basic-prof) during the last
 //                round's requests (OUT.data) and handshakes (OUT.data.tls): the undistorted split
 //     --strace:  strace -c -f of the daemon during the last round's requests (slows them down)
+//     --nice=N:  the daemon's threads at nice N (how much of the tail is waiting for a CPU)
 //     --strace-slow: the main thread's system calls that took over 1 ms (epoll waits aside)
 //                during the last round's requests, with their wall-clock time
 //     --loop:    the daemon's event-loop delay (bench/loop-probe.ts) during each round's requests
@@ -35,6 +36,7 @@ const STRACE = process.argv.includes("--strace");
 const STRACE_SLOW = process.argv.includes("--strace-slow");
 const PERF = arg("perf");
 const LOOP = process.argv.includes("--loop");
+const NICE = arg("nice");
 const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
@@ -168,6 +170,10 @@ try {
   children.push(server);
   await server.waitFor(/^listening$/);
   const pid = l.daemon.proc.pid!;
+  // setpriority on a pid sets one thread's nice: each of the daemon's threads
+  if (NICE)
+    for (const tid of execFileSync("ls", [`/proc/${pid}/task`], { encoding: "utf8" }).split(/\s+/))
+      if (tid) execFileSync("renice", ["-n", NICE, "-p", tid], { stdio: "ignore" });
   const http = ["http", l.v4.a, "80", String(REQUESTS)];
   const tls = ["tls", l.v4.a, "443", SNI, String(HANDSHAKES)];
   // warm: the client's executable hashed, the certificate probed and cached
