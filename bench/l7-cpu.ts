@@ -10,6 +10,8 @@
 //     --perf:    `perf record -g` of the daemon (started with --perf-basic-prof) during the last
 //                round's requests (OUT.data) and handshakes (OUT.data.tls): the undistorted split
 //     --strace:  strace -c -f of the daemon during the last round's requests (slows them down)
+//     --idle=S:  with --loop, first the loop of the warm daemon left idle for S seconds (its
+//                periodic work alone)
 //     --nice=N:  the daemon's threads at nice N (how much of the tail is waiting for a CPU)
 //     --strace-slow: the main thread's system calls that took over 1 ms (epoll waits aside)
 //                during the last round's requests, with their wall-clock time
@@ -37,6 +39,7 @@ const STRACE_SLOW = process.argv.includes("--strace-slow");
 const PERF = arg("perf");
 const LOOP = process.argv.includes("--loop");
 const NICE = arg("nice");
+const IDLE = Number(arg("idle") ?? 0);
 const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
@@ -180,6 +183,13 @@ try {
   for (let i = 0; i < 2; i++) {
     await client(l, cg.dir, ["http", l.v4.a, "80", "200"]);
     await client(l, cg.dir, ["tls", l.v4.a, "443", SNI, "200"]);
+  }
+  if (LOOP && IDLE > 0) {
+    await probeReset(probeFile);
+    await new Promise((res) => setTimeout(res, IDLE * 1000));
+    console.log(
+      `idle ${IDLE} s: ${formatWindow(await probeRead(probeFile, { us: [], slow: [] }))}`,
+    );
   }
   const rows: { http: number; tls: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {

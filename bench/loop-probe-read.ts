@@ -23,6 +23,8 @@ export interface LoopWindow {
   stallMs: { onCpu: number; runQueue: number; asleep: number };
   stalls: number;
   largestStallsMs: number[];
+  /** Stalls over 2 ms in which the main thread ran most of the time: [end (ms of the minute), ms]. */
+  onCpu: [number, number][];
   /** GC pauses over 1 ms by V8's kind (1 scavenge, 4 mark-compact, 8 incremental): count, ms. */
   gc: Record<string, { n: number; ms: number }>;
   /** Slow connections (over 4 ms), and of them those that overlapped a stall or a GC pause. */
@@ -66,6 +68,9 @@ export async function probeRead(file: string, s: Samples): Promise<LoopWindow> {
       .map((t) => t.ms)
       .sort((a, b) => b - a)
       .slice(0, 5),
+    onCpu: pr.stalls
+      .filter((t) => t.cpu > 0.7 * t.ms)
+      .map((t): [number, number] => [Math.round(t.at % 60000), Math.round(t.ms * 10) / 10]),
     gc,
     slow: {
       n: s.slow.length,
@@ -87,6 +92,11 @@ export function formatWindow(w: LoopWindow): string {
   return (
     `loop delay ms p50/p90/p99/p99.9/max ${[d.p50, d.p90, d.p99, d.p999, d.max].map((x) => f(x ?? 0)).join("/")}; ` +
     `${w.stalls} stalls > 2 ms: on CPU ${f(w.stallMs.onCpu)} ms, waiting for a CPU ${f(w.stallMs.runQueue)}, asleep ${f(w.stallMs.asleep)} (largest ${w.largestStallsMs.map(f).join(",")}); ` +
-    `GC pauses > 1 ms ${gc || "none"}; slow connections ${w.slow.n}, during a stall ${w.slow.duringStall}, during a GC ${w.slow.duringGc}`
+    `on CPU most of the stall: ${w.onCpu.length} (${w.onCpu
+      .slice(0, 10)
+      .map(([at, ms]) => `${ms}@${at}`)
+      .join(
+        ",",
+      )}); GC pauses > 1 ms ${gc || "none"}; slow connections ${w.slow.n}, during a stall ${w.slow.duringStall}, during a GC ${w.slow.duringGc}`
   );
 }
