@@ -40,11 +40,16 @@ function timeTls(servername: string): Promise<number> {
   });
 }
 
+/** Samples over 4 ms: [wall-clock start (ms), µs], for matching with the daemon's stalls. */
+const slow: [number, number][] = [];
+
 async function samples(count: number, one: (i: number) => Promise<number>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < count + WARMUP; i++) {
+    const at = Date.now();
     const us = await one(i);
     if (i >= WARMUP) out.push(us);
+    if (i >= WARMUP && us > 4000) slow.push([at, Math.round(us)]);
   }
   return out;
 }
@@ -76,11 +81,13 @@ async function transfer(bytes: number, tlsSni?: string): Promise<number> {
 }
 
 if (mode === "http") {
-  console.log(JSON.stringify({ us: await samples(Number(rest[0] ?? 200), () => timeHttp()) }));
+  const us = await samples(Number(rest[0] ?? 200), () => timeHttp());
+  console.log(JSON.stringify({ us, slow }));
 } else if (mode === "tls") {
   const [sni = "web.bench.test", count = "200", fresh] = rest;
   const name = (i: number) => (fresh ? `n${i}-${process.pid}.${sni}` : sni);
-  console.log(JSON.stringify({ us: await samples(Number(count), (i) => timeTls(name(i))) }));
+  const us = await samples(Number(count), (i) => timeTls(name(i)));
+  console.log(JSON.stringify({ us, slow }));
 } else {
   const [bytes = "1000000000", tls, sni] = rest;
   console.log(JSON.stringify({ mbps: await transfer(Number(bytes), tls ? sni : undefined) }));

@@ -14,17 +14,27 @@
 // Rounds alternate the order of the paths. The daemon's CPU time is read during the relayed
 // requests and handshakes too (per connection).
 //
-//   node bench/l7.ts [--rounds=N] [--profile]    writes bench/results/l7.json (3 rounds)
+//   node bench/l7.ts [--rounds=N] [--profile] [--loop]   writes bench/results/l7.json (3 rounds)
 //                    (--profile: the daemon's CPU profile during round 1's relayed requests and
-//                    handshakes, bench/results/l7-daemon.cpuprofile)
+//                    handshakes, bench/results/l7-daemon.cpuprofile; --loop: the daemon's
+//                    event-loop delay during the relayed requests and handshakes, with
+//                    bench/loop-probe.ts)
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
+import {
+  formatWindow,
+  probeEnv,
+  probeRead,
+  probeReset,
+  type LoopWindow,
+  type Samples,
+} from "./loop-probe-read.ts";
 import { runIn } from "./ns-run.ts";
 import { cpuUs } from "./proc-cpu.ts";
 import { median, quantile, writeResult } from "./results.ts";
@@ -33,6 +43,7 @@ const ROUNDS = Number(
   /^--rounds=(\d+)$/.exec(process.argv.find((a) => a.startsWith("--rounds=")) ?? "")?.[1] ?? 3,
 );
 const PROFILE = process.argv.includes("--profile");
+const LOOP = process.argv.includes("--loop");
 const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
@@ -59,12 +70,15 @@ async function client<T>(lab: MoatLab, where: string | null, args: string[]): Pr
 
 interface Spread {
   p50: number;
+  p90: number;
   p99: number;
+  max: number;
   n: number;
 }
 const spread = (us: number[]): Spread => {
   const s = [...us].sort((a, b) => a - b);
-  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99), n: s.length };
+  const q = (x: number) => quantile(s, x);
+  return { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: s.at(-1) ?? 0, n: s.length };
 };
 
 /** Host, ports and cgroup of one path. */
@@ -128,6 +142,9 @@ backend tls
 }
 
 const work = mkdtempSync(join(tmpdir(), "moat-b7-"));
+const probeFile = join(work, "loop.json");
+// --profile writes its profile there before the results
+mkdirSync(`${ROOT}bench/results`, { recursive: true });
 const cg = testCgroup("l7bench");
 let lab: MoatLab | null = null;
 const children: LineChild[] = [];
@@ -162,10 +179,12 @@ try {
   lab = await startMoatLab("bench-l7", (l) => policy(l, cg.cgroup), [], {
     beforeDaemon: () => {
       if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
+      if (LOOP) probeEnv(probeFile);
       return Promise.resolve();
     },
   });
   delete process.env.NODE_OPTIONS;
+  delete process.env.MOAT_LOOP_PROBE;
   const l = lab;
   const server = spawnLines("ip", [
     "netns",
@@ -212,8 +231,18 @@ try {
       daemonCpuS?: number;
       /** The daemon's CPU per relayed request / handshake (µs). */
       cpuPerConnectionUs?: { http: number; tls: number };
+      /** --loop: the daemon's event loop during the relayed requests / handshakes. */
+      loop?: { http: LoopWindow; tls: LoopWindow };
     }
   >;
+  // the relayed path warm before anything is measured: the client's executable hashed once (moat
+  // reads the 126 MB node binary behind a new process's first connection), the certificate
+  // probed and cached, the daemon's code compiled; else round 1's relayed figures carry them
+  const relayedRoute = route(l, "relayed", cg.dir);
+  for (let i = 0; i < 2; i++) {
+    await client(l, relayedRoute.where, ["http", relayedRoute.host, "80", String(200)]);
+    await client(l, relayedRoute.where, ["tls", relayedRoute.host, "443", SNI, String(200)]);
+  }
   const rounds: Round[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
@@ -231,43 +260,45 @@ try {
               `${ROOT}bench/results/l7-daemon.cpuprofile`,
             ])
           : null;
+      const probing = LOOP && path === "relayed";
+      if (probing) await probeReset(probeFile);
       const cpuHttp0 = cpuUs(daemonPid);
-      const http = spread(
-        (
-          await client<{ us: number[] }>(l, to.where, [
-            "http",
-            to.host,
-            String(to.http),
-            String(REQUESTS),
-          ])
-        ).us,
-      );
+      const httpSamples = await client<Samples>(l, to.where, [
+        "http",
+        to.host,
+        String(to.http),
+        String(REQUESTS),
+      ]);
+      const http = spread(httpSamples.us);
       const cpuTls0 = cpuUs(daemonPid);
-      const tls = spread(
-        (
-          await client<{ us: number[] }>(l, to.where, [
-            "tls",
-            to.host,
-            String(to.tls),
-            SNI,
-            String(HANDSHAKES),
-          ])
-        ).us,
-      );
+      const loopHttp = probing ? await probeRead(probeFile, httpSamples) : null;
+      if (probing) await probeReset(probeFile);
+      const cpuTls0b = cpuUs(daemonPid);
+      const tlsSamples = await client<Samples>(l, to.where, [
+        "tls",
+        to.host,
+        String(to.tls),
+        SNI,
+        String(HANDSHAKES),
+      ]);
+      const tls = spread(tlsSamples.us);
       const cpuTls1 = cpuUs(daemonPid);
+      const loopTls = probing ? await probeRead(probeFile, tlsSamples) : null;
+      const loop = loopHttp && loopTls ? { http: loopHttp, tls: loopTls } : undefined;
+      if (loop) console.error(`HTTP: ${formatWindow(loop.http)}\nTLS: ${formatWindow(loop.tls)}`);
       if (profiling) console.error((await profiling).stderr);
       const cpuPerConnectionUs =
         path === "relayed"
           ? {
               http: (cpuTls0 - cpuHttp0) / (REQUESTS + WARMUP),
-              tls: (cpuTls1 - cpuTls0) / (HANDSHAKES + WARMUP),
+              tls: (cpuTls1 - cpuTls0b) / (HANDSHAKES + WARMUP),
             }
           : undefined;
       const miss =
         path === "relayed"
           ? spread(
               (
-                await client<{ us: number[] }>(l, to.where, [
+                await client<Samples>(l, to.where, [
                   "tls",
                   to.host,
                   String(to.tls),
@@ -288,18 +319,22 @@ try {
         SNI,
       ]);
       const daemonCpuS = path === "relayed" ? (cpuUs(daemonPid) - cpu0) / 1e6 : undefined;
-      round[path] = { http, tls, miss, mbps, daemonCpuS, cpuPerConnectionUs };
+      round[path] = { http, tls, miss, mbps, daemonCpuS, cpuPerConnectionUs, loop };
     }
     rounds.push(round as Round);
   }
   const med = (f: (x: Round) => number) => median(rounds.map(f));
   const summary = {
     httpP50AddedUs: med((x) => x.relayed.http.p50 - x.direct.http.p50),
+    httpP90AddedUs: med((x) => x.relayed.http.p90 - x.direct.http.p90),
     httpP99AddedUs: med((x) => x.relayed.http.p99 - x.direct.http.p99),
+    httpMaxAddedUs: med((x) => x.relayed.http.max - x.direct.http.max),
     haproxyHttpP50AddedUs: med((x) => x.haproxy.http.p50 - x.direct.http.p50),
     haproxyHttpP99AddedUs: med((x) => x.haproxy.http.p99 - x.direct.http.p99),
     tlsP50AddedUs: med((x) => x.relayed.tls.p50 - x.direct.tls.p50),
+    tlsP90AddedUs: med((x) => x.relayed.tls.p90 - x.direct.tls.p90),
     tlsP99AddedUs: med((x) => x.relayed.tls.p99 - x.direct.tls.p99),
+    tlsMaxAddedUs: med((x) => x.relayed.tls.max - x.direct.tls.max),
     haproxyTlsP50AddedUs: med((x) => x.haproxy.tls.p50 - x.direct.tls.p50),
     haproxyTlsP99AddedUs: med((x) => x.haproxy.tls.p99 - x.direct.tls.p99),
     tlsMissP50AddedUs: med((x) => (x.relayed.miss?.p50 ?? 0) - x.direct.tls.p50),
@@ -311,6 +346,16 @@ try {
     daemonCpuSecondsPerGB: med((x) => x.relayed.daemonCpuS ?? 0),
     daemonCpuUsPerRequest: med((x) => x.relayed.cpuPerConnectionUs?.http ?? 0),
     daemonCpuUsPerHandshake: med((x) => x.relayed.cpuPerConnectionUs?.tls ?? 0),
+    loopDelayMs: LOOP
+      ? Object.fromEntries(
+          (["http", "tls"] as const).flatMap((k) =>
+            ["p50", "p90", "p99", "max"].map((q) => [
+              `${k}${q}`,
+              med((x) => x.relayed.loop?.[k].delayMs[q] ?? 0),
+            ]),
+          ),
+        )
+      : undefined,
   };
   console.log(
     "| round | HTTP p50/p99 µs: direct / relayed / haproxy | TLS p50/p99 µs: direct / relayed / haproxy | TLS miss p50/p99 | MB/s: direct / relayed / haproxy | daemon CPU s / GB | daemon CPU µs / request, handshake |",
