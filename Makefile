@@ -163,6 +163,7 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/protect.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/bulk.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/suggest.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/history-growth.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-ingest.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/feed.ts
