@@ -104,7 +104,7 @@ export interface StatsPage {
   rows: StatsRow[];
 }
 
-/** Rows a level keeps at most (the oldest buckets go first): ~70 MB a level at worst. */
+/** Rows a level keeps at most (the oldest buckets go first): ~85 MB a level at worst (170 bytes a row with its indexes). */
 export const MAX_ROWS_PER_LEVEL = 500_000;
 /** Keys a bucket takes; past them, a summary is added to its bucket's overflow row (peer "*"). */
 export const MAX_KEYS_PER_BUCKET = 20_000;
