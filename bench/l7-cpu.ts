@@ -22,11 +22,12 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnLines, type LineChild } from "../test/helpers/child.ts";
+import type { LineChild } from "../test/helpers/child.ts";
 import { testCgroup } from "../test/helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../test/helpers/moat-lab.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
 import { formatWindow, probeEnv, probeRead, probeReset, type Samples } from "./loop-probe-read.ts";
+import { benchCertificate, l7Client, l7Policy, SNI, startL7Server } from "./l7-lab.ts";
 import { runIn } from "./ns-run.ts";
 import { median } from "./results.ts";
 
@@ -44,7 +45,6 @@ const INSPECT_PORT = 9249;
 const REQUESTS = 500;
 const HANDSHAKES = 300;
 const WARMUP = 20;
-const SNI = "web.bench.test";
 
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
 /** user and system µs of each thread name of a process. */
@@ -79,40 +79,6 @@ function diff(a: ReturnType<typeof threads>, b: ReturnType<typeof threads>, n: n
   return { total: user + sys, user, sys, threads: out };
 }
 
-function policy(l: { ifB: string; v4: { a: string }; auditPath: string }, cgroup: string): string {
-  return `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
-logging: { audit: { path: ${l.auditPath} } }
-rules:
-  - name: web
-    direction: egress
-    action: allow
-    layer3: { remote: [${l.v4.a}] }
-    layer4: { protocol: tcp, port: [80] }
-    layer7: { http: { host: [${SNI}], trust_host: true } }
-  - name: tls
-    direction: egress
-    action: allow
-    layer3: { remote: [${l.v4.a}] }
-    layer4: { protocol: tcp, port: [443] }
-    layer7: { tls: { sni: [${SNI}, "**.${SNI}"], trust_sni: true, certificate: { subject_cn: "*.bench.test" } } }
-  - { name: other-http, direction: egress, action: block, layer4: { protocol: tcp, port: [80] }, layer7: { http: {} } }
-  - { name: other-tls, direction: egress, action: block, layer4: { protocol: tcp, port: [443] }, layer7: { tls: {} } }
-`;
-}
-
-async function client(lab: MoatLab, where: string, args: string[]): Promise<Samples> {
-  const r = await runIn(lab.b, where, [
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}bench/l7-client.ts`,
-    ...args,
-  ]);
-  if (r.status !== 0) throw new Error(`l7-client ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Samples;
-}
 const p = (us: number[], q: number): number =>
   [...us].sort((a, b) => a - b)[Math.floor(q * (us.length - 1))] ?? 0;
 
@@ -123,32 +89,8 @@ const probeResetIf = () => (LOOP ? probeReset(probeFile) : Promise.resolve());
 let lab: MoatLab | null = null;
 const children: LineChild[] = [];
 try {
-  const cert = join(work, "cert.pem");
-  const key = join(work, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=*.bench.test",
-      "-addext",
-      `subjectAltName=DNS:*.bench.test,DNS:${SNI},DNS:*.${SNI}`,
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    { stdio: "ignore" },
-  );
-  lab = await startMoatLab("bench-l7cpu", (l) => policy(l, cg.cgroup), [], {
+  const certificate = benchCertificate(work);
+  lab = await startMoatLab("bench-l7cpu", (l) => l7Policy(l, cg.cgroup), [], {
     beforeDaemon: () => {
       if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
       if (PERF) process.env.NODE_OPTIONS = "--perf-basic-prof";
@@ -159,19 +101,7 @@ try {
   delete process.env.NODE_OPTIONS;
   delete process.env.MOAT_LOOP_PROBE;
   const l = lab;
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    l.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}bench/l7-server.ts`,
-    l.v4.a,
-    cert,
-    key,
-  ]);
-  children.push(server);
-  await server.waitFor(/^listening$/);
+  await startL7Server(l, certificate, children);
   const pid = l.daemon.proc.pid!;
   // setpriority on a pid sets one thread's nice: each of the daemon's threads
   if (NICE)
@@ -181,8 +111,8 @@ try {
   const tls = ["tls", l.v4.a, "443", SNI, String(HANDSHAKES)];
   // warm: the client's executable hashed, the certificate probed and cached
   for (let i = 0; i < 2; i++) {
-    await client(l, cg.dir, ["http", l.v4.a, "80", "200"]);
-    await client(l, cg.dir, ["tls", l.v4.a, "443", SNI, "200"]);
+    await l7Client<Samples>(l, cg.dir, ["http", l.v4.a, "80", "200"]);
+    await l7Client<Samples>(l, cg.dir, ["tls", l.v4.a, "443", SNI, "200"]);
   }
   if (LOOP && IDLE > 0) {
     await probeReset(probeFile);
@@ -230,7 +160,7 @@ try {
     if (profiling || strace || perf) await new Promise((res) => setTimeout(res, 500));
     await probeResetIf();
     const t0 = threads(pid);
-    const hs = await client(l, cg.dir, http);
+    const hs = await l7Client<Samples>(l, cg.dir, http);
     const h = hs.us;
     const t1 = threads(pid);
     if (LOOP) console.log(`round ${r + 1} HTTP: ${formatWindow(await probeRead(probeFile, hs))}`);
@@ -253,7 +183,7 @@ try {
     }
     await probeResetIf();
     const t1b = threads(pid);
-    const ts = await client(l, cg.dir, tls);
+    const ts = await l7Client<Samples>(l, cg.dir, tls);
     const t = ts.us;
     const t2 = threads(pid);
     if (LOOP) console.log(`round ${r + 1} TLS: ${formatWindow(await probeRead(probeFile, ts))}`);

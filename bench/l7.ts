@@ -19,7 +19,6 @@
 //                    handshakes, bench/results/l7-daemon.cpuprofile; --loop: the daemon's
 //                    event-loop delay during the relayed requests and handshakes, with
 //                    bench/loop-probe.ts)
-import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +34,7 @@ import {
   type LoopWindow,
   type Samples,
 } from "./loop-probe-read.ts";
+import { benchCertificate, l7Client, l7Policy, SNI, startL7Server } from "./l7-lab.ts";
 import { runIn } from "./ns-run.ts";
 import { cpuUs } from "./proc-cpu.ts";
 import { median, quantile, writeResult } from "./results.ts";
@@ -51,22 +51,10 @@ const HANDSHAKES = 300;
 const WARMUP = 20;
 const MISSES = 100;
 const TRANSFER_BYTES = 1e9;
-const SNI = "web.bench.test";
 const HAPROXY_HTTP = 8080;
 const HAPROXY_TLS = 8443;
 const PATHS = ["direct", "relayed", "haproxy"] as const;
 type Path = (typeof PATHS)[number];
-
-async function client<T>(lab: MoatLab, where: string | null, args: string[]): Promise<T> {
-  const r = await runIn(lab.b, where, [
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}bench/l7-client.ts`,
-    ...args,
-  ]);
-  if (r.status !== 0) throw new Error(`l7-client ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 interface Spread {
   p50: number;
@@ -90,31 +78,6 @@ function route(
   if (path === "haproxy")
     return { host: "127.0.0.1", http: HAPROXY_HTTP, tls: HAPROXY_TLS, where: null };
   return { host: lab.v4.a, http: 80, tls: 443, where: path === "relayed" ? cgroupDir : null };
-}
-
-function policy(l: { ifB: string; v4: { a: string }; auditPath: string }, cgroup: string): string {
-  return `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
-logging: { audit: { path: ${l.auditPath} } }
-rules:
-  - name: web
-    direction: egress
-    action: allow
-    layer3: { remote: [${l.v4.a}] }
-    layer4: { protocol: tcp, port: [80] }
-    layer7: { http: { host: [${SNI}], trust_host: true } }
-  - name: tls
-    direction: egress
-    action: allow
-    layer3: { remote: [${l.v4.a}] }
-    layer4: { protocol: tcp, port: [443] }
-    layer7: { tls: { sni: [${SNI}, "**.${SNI}"], trust_sni: true, certificate: { subject_cn: "*.bench.test" } } }
-  # refusals judged by the relay only: clients outside the cgroup (direct, haproxy) pass
-  - { name: other-http, direction: egress, action: block, layer4: { protocol: tcp, port: [80] }, layer7: { http: {} } }
-  - { name: other-tls, direction: egress, action: block, layer4: { protocol: tcp, port: [443] }, layer7: { tls: {} } }
-`;
 }
 
 function haproxyConfig(server: string): string {
@@ -149,34 +112,10 @@ const cg = testCgroup("l7bench");
 let lab: MoatLab | null = null;
 const children: LineChild[] = [];
 try {
-  const cert = join(work, "cert.pem");
-  const key = join(work, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=*.bench.test",
-      "-addext",
-      `subjectAltName=DNS:*.bench.test,DNS:${SNI},DNS:*.${SNI}`,
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    { stdio: "ignore" },
-  );
+  const certificate = benchCertificate(work);
   // --profile: the daemon's inspector listens on its namespace's loopback; profiling starts only
   // once it runs (the profiler's signals would break loading the BPF programs)
-  lab = await startMoatLab("bench-l7", (l) => policy(l, cg.cgroup), [], {
+  lab = await startMoatLab("bench-l7", (l) => l7Policy(l, cg.cgroup), [], {
     beforeDaemon: () => {
       if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
       if (LOOP) probeEnv(probeFile);
@@ -186,19 +125,7 @@ try {
   delete process.env.NODE_OPTIONS;
   delete process.env.MOAT_LOOP_PROBE;
   const l = lab;
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    l.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}bench/l7-server.ts`,
-    l.v4.a,
-    cert,
-    key,
-  ]);
-  children.push(server);
-  await server.waitFor(/^listening$/);
+  await startL7Server(l, certificate, children);
   const haproxyCfg = join(work, "haproxy.cfg");
   writeFileSync(haproxyCfg, haproxyConfig(l.v4.a));
   children.push(spawnLines("ip", ["netns", "exec", l.b, "haproxy", "-db", "-f", haproxyCfg]));
@@ -240,8 +167,8 @@ try {
   // probed and cached, the daemon's code compiled; else round 1's relayed figures carry them
   const relayedRoute = route(l, "relayed", cg.dir);
   for (let i = 0; i < 2; i++) {
-    await client(l, relayedRoute.where, ["http", relayedRoute.host, "80", String(200)]);
-    await client(l, relayedRoute.where, ["tls", relayedRoute.host, "443", SNI, String(200)]);
+    await l7Client(l, relayedRoute.where, ["http", relayedRoute.host, "80", String(200)]);
+    await l7Client(l, relayedRoute.where, ["tls", relayedRoute.host, "443", SNI, String(200)]);
   }
   const rounds: Round[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -263,7 +190,7 @@ try {
       const probing = LOOP && path === "relayed";
       if (probing) await probeReset(probeFile);
       const cpuHttp0 = cpuUs(daemonPid);
-      const httpSamples = await client<Samples>(l, to.where, [
+      const httpSamples = await l7Client<Samples>(l, to.where, [
         "http",
         to.host,
         String(to.http),
@@ -274,7 +201,7 @@ try {
       const loopHttp = probing ? await probeRead(probeFile, httpSamples) : null;
       if (probing) await probeReset(probeFile);
       const cpuTls0b = cpuUs(daemonPid);
-      const tlsSamples = await client<Samples>(l, to.where, [
+      const tlsSamples = await l7Client<Samples>(l, to.where, [
         "tls",
         to.host,
         String(to.tls),
@@ -298,7 +225,7 @@ try {
         path === "relayed"
           ? spread(
               (
-                await client<Samples>(l, to.where, [
+                await l7Client<Samples>(l, to.where, [
                   "tls",
                   to.host,
                   String(to.tls),
@@ -310,7 +237,7 @@ try {
             )
           : undefined;
       const cpu0 = cpuUs(daemonPid);
-      const { mbps } = await client<{ mbps: number }>(l, to.where, [
+      const { mbps } = await l7Client<{ mbps: number }>(l, to.where, [
         "transfer",
         to.host,
         String(to.tls),
