@@ -1,7 +1,7 @@
 // A lab with moat running: namespace b runs test servers and the moat daemon (bin/moat run)
 // on its veth; namespace a is the remote peer with real clients (nmap, curl, ping, nc).
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, type Lab } from "./netns.ts";
@@ -122,7 +122,12 @@ export async function startMoatLab(
       await running.waitFor(/^moat is running/, 60_000);
       return running;
     },
-    writePolicy: (text) => writeFileSync(policyPath, text),
+    // whole or not at all (written beside it, then renamed), as editors and configuration
+    // management replace a file: a reload that a SIGHUP started meanwhile never reads half of it
+    writePolicy: (text) => {
+      writeFileSync(`${policyPath}.new`, text);
+      renameSync(`${policyPath}.new`, policyPath);
+    },
     audit: () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : ""),
     scan(ports, target = lab.v4.b) {
       const r = spawnSync(
