@@ -50,7 +50,6 @@ const tag = `moat-test-addon-${process.pid}`;
 const pinDir = `/sys/fs/bpf/${tag}`;
 const vethA = "mt-addon0";
 const vethB = "mt-addon1";
-let mountedBpffs = false;
 
 const u32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -140,10 +139,9 @@ function removePins(): void {
 
 before(() => {
   assert.equal(process.getuid?.(), 0, "the addon tests need root");
-  if (!bpffsMounted()) {
-    sh("mount", ["-t", "bpf", "bpf", "/sys/fs/bpf"]);
-    mountedBpffs = true;
-  }
+  // mounted as the daemon mounts it, and left mounted: the file beside this one in the tier
+  // (and any daemon) pins there, and an unmount would take their pins away
+  if (!bpffsMounted()) sh("mount", ["-t", "bpf", "bpf", "/sys/fs/bpf"]);
   removePins();
   mkdirSync(pinDir); // one level at a time on bpffs
   removeVeth();
@@ -155,7 +153,6 @@ before(() => {
 after(() => {
   removeVeth();
   removePins();
-  if (mountedBpffs) tryRun("umount", ["/sys/fs/bpf"]);
 });
 
 test("loads an object and lists its maps and programs", () => {
