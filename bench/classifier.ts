@@ -24,7 +24,7 @@ import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet } from "../test/helpers/packets.ts";
 import { benchDatapaths, testRunNs } from "./test-runs.ts";
 import { mixedModel } from "./compile.ts";
-import { tableFloor } from "./table-floor.ts";
+import { FILL, tableFloor } from "./table-floor.ts";
 
 const KEYS = 4096;
 const REPEAT = 100_000;
@@ -145,8 +145,12 @@ const { fresh, tracked } = bench;
 
 const table = tableFloor(KEYS);
 
-/** The table floor: the XDP probes through the connection table alone (bench/table-floor.ts). */
-function tableCost(): { new: number; established: number } {
+/**
+ * The table floor: the XDP probes through the connection table alone (bench/table-floor.ts):
+ * NEW (a lookup that misses, then the insert into the full LRU table), the lookup alone (a miss
+ * in a full table) and ESTABLISHED.
+ */
+function tableCost(): { new: number; lookup: number; established: number } {
   const of = (program: BpfProgram) =>
     median(
       Array.from({ length: ROUNDS }, () =>
@@ -154,9 +158,11 @@ function tableCost(): { new: number; established: number } {
       ),
     );
   const nw = of(table.fresh);
+  testRunNs(table.lookup, XDP.probes[0] ?? syn(80), FILL);
+  const lookup = of(table.lookup);
   table.clear();
   for (const data of XDP.probes) testRunNs(table.tracked, data, KEYS);
-  return { new: nw, established: of(table.tracked) };
+  return { new: nw, lookup, established: of(table.tracked) };
 }
 
 /** ESTABLISHED: the KEYS connections of every probe port exist before timing. */
@@ -208,6 +214,15 @@ try {
         "NEW - floor": Math.round(alone.new - floorNew.median),
         "ESTABLISHED ns": Math.round(alone.established),
         "EST - floor": Math.round(alone.established - floorEst.median),
+      });
+    if (hook === XDP)
+      rows.push({
+        hook: hook.name,
+        rules: "its lookup alone",
+        "NEW ns": Math.round(alone.lookup),
+        "NEW - floor": Math.round(alone.lookup - floorNew.median),
+        "ESTABLISHED ns": 0,
+        "EST - floor": 0,
       });
     for (const n of SIZES) {
       console.error(`${hook.name}: ${n} rules`);
