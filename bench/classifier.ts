@@ -4,7 +4,8 @@
 // with repeat = 1e5, the program's bench knobs rotating the source over 4096 addresses spread
 // over the whole v4 space (bpf/include/bench.h); NEW runs make every run a new connection.
 // Median of 5 rounds. Beside them, the table floor: the same probes through the connection table
-// alone (bench/table-floor.ts), what no judging can go below. The same for the TC egress program (the same rules as egress rules, the
+// alone (bench/table-floor.ts), what no judging can go below, and its lookup alone (a miss in
+// the full table, no insert). The same for the TC egress program (the same rules as egress rules, the
 // knobs rotating the destination), which also looks up the sending socket's record: a test run's
 // skb has the kernel's dummy socket, with none. First, the kernel's verdict counters over every
 // rotated address are checked against the compiled tables, and the tables against the
