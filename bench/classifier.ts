@@ -199,32 +199,21 @@ try {
     };
     raw[hook.name] = floors.get(hook);
     if (hook === XDP) raw["the table alone"] = alone;
-    rows.push({
+    /** A row against this hook's floors; `est` null where ESTABLISHED was not measured (0). */
+    const row = (rules: string, nw: number, est: number | null) => ({
       hook: hook.name,
-      rules: "floor",
-      "NEW ns": Math.round(floorNew.median),
-      "NEW - floor": 0,
-      "ESTABLISHED ns": Math.round(floorEst.median),
-      "EST - floor": 0,
+      rules,
+      "NEW ns": Math.round(nw),
+      "NEW - floor": Math.round(nw - floorNew.median),
+      "ESTABLISHED ns": est === null ? 0 : Math.round(est),
+      "EST - floor": est === null ? 0 : Math.round(est - floorEst.median),
     });
+    rows.push(row("floor", floorNew.median, floorEst.median));
     if (hook === XDP)
-      rows.push({
-        hook: hook.name,
-        rules: "the table alone",
-        "NEW ns": Math.round(alone.new),
-        "NEW - floor": Math.round(alone.new - floorNew.median),
-        "ESTABLISHED ns": Math.round(alone.established),
-        "EST - floor": Math.round(alone.established - floorEst.median),
-      });
-    if (hook === XDP)
-      rows.push({
-        hook: hook.name,
-        rules: "its lookup alone",
-        "NEW ns": Math.round(alone.lookup),
-        "NEW - floor": Math.round(alone.lookup - floorNew.median),
-        "ESTABLISHED ns": 0,
-        "EST - floor": 0,
-      });
+      rows.push(
+        row("the table alone", alone.new, alone.established),
+        row("its lookup alone", alone.lookup, null),
+      );
     for (const n of SIZES) {
       console.error(`${hook.name}: ${n} rules`);
       const model = modelFor(mixedModel(n), hook);
@@ -235,14 +224,7 @@ try {
       const nw = cost(fresh, hook);
       const est = establishedCost(hook);
       raw[`${hook.name} rules${n}`] = { new: nw, established: est };
-      rows.push({
-        hook: hook.name,
-        rules: String(n),
-        "NEW ns": Math.round(nw.median),
-        "NEW - floor": Math.round(nw.median - floorNew.median),
-        "ESTABLISHED ns": Math.round(est.median),
-        "EST - floor": Math.round(est.median - floorEst.median),
-      });
+      rows.push(row(String(n), nw.median, est.median));
     }
   }
   console.table(rows);
