@@ -4,7 +4,8 @@
 // with repeat = 1e5, the program's bench knobs rotating the source over 4096 addresses spread
 // over the whole v4 space (bpf/include/bench.h); NEW runs make every run a new connection.
 // Median of 5 rounds. Beside them, the table floor: the same probes through the connection table
-// alone (bench/table-floor.ts), what no judging can go below. The same for the TC egress program (the same rules as egress rules, the
+// alone (bench/table-floor.ts), what no judging can go below, and its lookup alone (a miss in
+// the full table, no insert). The same for the TC egress program (the same rules as egress rules, the
 // knobs rotating the destination), which also looks up the sending socket's record: a test run's
 // skb has the kernel's dummy socket, with none. First, the kernel's verdict counters over every
 // rotated address are checked against the compiled tables, and the tables against the
@@ -24,7 +25,7 @@ import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet } from "../test/helpers/packets.ts";
 import { benchDatapaths, testRunNs } from "./test-runs.ts";
 import { mixedModel } from "./compile.ts";
-import { tableFloor } from "./table-floor.ts";
+import { FILL, tableFloor } from "./table-floor.ts";
 
 const KEYS = 4096;
 const REPEAT = 100_000;
@@ -145,8 +146,12 @@ const { fresh, tracked } = bench;
 
 const table = tableFloor(KEYS);
 
-/** The table floor: the XDP probes through the connection table alone (bench/table-floor.ts). */
-function tableCost(): { new: number; established: number } {
+/**
+ * The table floor: the XDP probes through the connection table alone (bench/table-floor.ts):
+ * NEW (a lookup that misses, then the insert into the full LRU table), the lookup alone (a miss
+ * in a full table) and ESTABLISHED.
+ */
+function tableCost(): { new: number; lookup: number; established: number } {
   const of = (program: BpfProgram) =>
     median(
       Array.from({ length: ROUNDS }, () =>
@@ -154,9 +159,11 @@ function tableCost(): { new: number; established: number } {
       ),
     );
   const nw = of(table.fresh);
+  testRunNs(table.lookup, XDP.probes[0] ?? syn(80), FILL);
+  const lookup = of(table.lookup);
   table.clear();
   for (const data of XDP.probes) testRunNs(table.tracked, data, KEYS);
-  return { new: nw, established: of(table.tracked) };
+  return { new: nw, lookup, established: of(table.tracked) };
 }
 
 /** ESTABLISHED: the KEYS connections of every probe port exist before timing. */
@@ -192,23 +199,21 @@ try {
     };
     raw[hook.name] = floors.get(hook);
     if (hook === XDP) raw["the table alone"] = alone;
-    rows.push({
+    /** A row against this hook's floors; `est` null where ESTABLISHED was not measured (0). */
+    const row = (rules: string, nw: number, est: number | null) => ({
       hook: hook.name,
-      rules: "floor",
-      "NEW ns": Math.round(floorNew.median),
-      "NEW - floor": 0,
-      "ESTABLISHED ns": Math.round(floorEst.median),
-      "EST - floor": 0,
+      rules,
+      "NEW ns": Math.round(nw),
+      "NEW - floor": Math.round(nw - floorNew.median),
+      "ESTABLISHED ns": est === null ? 0 : Math.round(est),
+      "EST - floor": est === null ? 0 : Math.round(est - floorEst.median),
     });
+    rows.push(row("floor", floorNew.median, floorEst.median));
     if (hook === XDP)
-      rows.push({
-        hook: hook.name,
-        rules: "the table alone",
-        "NEW ns": Math.round(alone.new),
-        "NEW - floor": Math.round(alone.new - floorNew.median),
-        "ESTABLISHED ns": Math.round(alone.established),
-        "EST - floor": Math.round(alone.established - floorEst.median),
-      });
+      rows.push(
+        row("the table alone", alone.new, alone.established),
+        row("its lookup alone", alone.lookup, null),
+      );
     for (const n of SIZES) {
       console.error(`${hook.name}: ${n} rules`);
       const model = modelFor(mixedModel(n), hook);
@@ -219,14 +224,7 @@ try {
       const nw = cost(fresh, hook);
       const est = establishedCost(hook);
       raw[`${hook.name} rules${n}`] = { new: nw, established: est };
-      rows.push({
-        hook: hook.name,
-        rules: String(n),
-        "NEW ns": Math.round(nw.median),
-        "NEW - floor": Math.round(nw.median - floorNew.median),
-        "ESTABLISHED ns": Math.round(est.median),
-        "EST - floor": Math.round(est.median - floorEst.median),
-      });
+      rows.push(row(String(n), nw.median, est.median));
     }
   }
   console.table(rows);

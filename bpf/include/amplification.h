@@ -15,7 +15,7 @@
 
 /* whether a datagram from a remote is over the amplification limit (dropped in prevent). A
  * global function: verified once */
-__noinline int amp_over(const struct pkt *p, const struct ev_from *from, __u64 now)
+__noinline int amp_over(const struct pkt *p, const struct ev_from *from)
 {
 	struct moat_limit_key k __attribute__((aligned(8)));
 	__u32 zero = 0, port;
@@ -33,7 +33,8 @@ __noinline int amp_over(const struct pkt *p, const struct ev_from *from, __u64 n
 	if (!c || !c->limit.id || !c->limit.period_ns || !c->limit.count)
 		return 0;
 	const struct moat_limit *l = &c->limit;
-	now = limit_now(now);
+	/* the clock is read past the checks: a packet they let go pays nothing for it */
+	__u64 now = limit_now(bpf_ktime_get_ns());
 	limit_key_of(l, p, p->t.sport, &k);
 	struct moat_limit_state *s = bpf_map_lookup_elem(&flood_udp_state, &k);
 	if (!s) {
@@ -80,8 +81,7 @@ __noinline int amp_over(const struct pkt *p, const struct ev_from *from, __u64 n
 /* whether an ICMP packet from a remote is over flood.icmp.max_size (dropped in prevent); reported
  * at most once a second per cpu, with the packets since. `ip_len`: the IP packet's bytes. A
  * global function: verified once */
-__noinline int icmp_oversized(const struct pkt *p, const struct ev_from *from, __u32 ip_len,
-			      __u64 now)
+__noinline int icmp_oversized(const struct pkt *p, const struct ev_from *from, __u32 ip_len)
 {
 	__u32 zero = 0;
 
@@ -95,7 +95,7 @@ __noinline int icmp_oversized(const struct pkt *p, const struct ev_from *from, _
 	struct scrub_tally *t = bpf_map_lookup_elem(&flood_icmp_reports, &zero);
 	if (!t)
 		return prevent;
-	now = limit_now(now);
+	__u64 now = limit_now(bpf_ktime_get_ns());
 	t->packets += 1;
 	if (!t->reported_ns || now - t->reported_ns >= NSEC) {
 		__u64 n = t->packets;

@@ -11,6 +11,9 @@
 
 struct ev_from {
 	__u8 hook; /* enum moat_hook */
+	/* 1: ct->last_ns is the time of the packet being judged (the packet hooks set it before
+	 * they report), and the event's time: a clock read costs tens of ns in a vm */
+	__u8 at_last;
 	__u32 ifindex;
 	__u32 redirect; /* a redirect's index + 1; 0: none */
 };
@@ -20,10 +23,9 @@ struct ev_from {
 __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 type, __u8 reason,
 		    const struct ev_from *from)
 {
-	__u64 now = bpf_ktime_get_ns();
-
 	if (!k || !ct || !from)
 		return -1;
+	__u64 now = from->at_last ? ct->last_ns : bpf_ktime_get_ns();
 	struct moat_event *ev;
 	/* flow-only records go to their own ring; one it has no room for is not an event lost:
 	 * the daemon tells it from MOAT_CNT_CLOSED */

@@ -342,9 +342,10 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 {
 	__u8 from = src_side != ct->initiator;
 
+	/* first: the events below take their time from it (ev_from.at_last) */
+	ct->last_ns = j->now;
 	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
 		rejudge(j, k, ct);
-	ct->last_ns = j->now;
 	/* the first bytes of a flow for the ids signatures (ids.h): one flag test once past them;
 	 * the program takes them after the judge (moat_ids_take), on a stack of its own */
 	if (j->m->ids && !(ct->flags & MOAT_CT_IDS_DONE))
@@ -393,7 +394,8 @@ static __always_inline int related_pass(const struct judge_ctx *j, const struct 
 	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &rk);
 	if (!ct)
 		return 0;
-	/* the stack's answer to a connection no accept hook completed (port unreachable) */
+	/* the stack's answer to a connection no accept hook completed (port unreachable): its
+	 * opening is reported at the time of its last packet (ev_from.at_last) */
 	if (ct->flags & MOAT_CT_AWAIT)
 		accept_settle(j->slot, j->m, &rk, ct, &j->h->from);
 	if (ct->verdict == MOAT_EV_BLOCKED)

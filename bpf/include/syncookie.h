@@ -420,8 +420,9 @@ __noinline int cookie_synack_xdp(struct xdp_md *ctx, const struct pkt *p, __u64 
 }
 
 /* whether an allowed SYN in XDP is answered with a cookie: a bare SYN from a remote to a port
- * under attack whose defence prevents (detect: counted, the kernel answers) */
-static __always_inline int cookie_wanted(const struct pkt *p, __u64 now)
+ * under attack whose defence prevents (detect: counted, the kernel answers). Sets `now` when it
+ * reads the clock */
+static __always_inline int cookie_wanted(const struct pkt *p, __u64 *now)
 {
 	__u32 key;
 
@@ -438,7 +439,9 @@ static __always_inline int cookie_wanted(const struct pkt *p, __u64 now)
 	if (!f || !f->period_ns)
 		return 0;
 	flood_count(MOAT_FLOOD_SYN);
-	if (!flood_syn(f, key, now))
+	/* the clock is read for a defended port only: other SYNs pay nothing for the defence */
+	*now = bpf_ktime_get_ns();
+	if (!flood_syn(f, key, *now))
 		return 0;
 	if (f->mode != MOAT_MODE_PREVENT) {
 		flood_count(MOAT_FLOOD_COOKIE_DETECTED);
@@ -479,8 +482,8 @@ __noinline int cookie_syn_xdp(struct xdp_md *ctx, const struct pkt *p)
 {
 	if (!ctx || !p)
 		return -1;
-	__u64 now = bpf_ktime_get_ns();
-	if (!cookie_wanted(p, now) || !policy_allows_syn(p))
+	__u64 now = 0;
+	if (!cookie_wanted(p, &now) || !policy_allows_syn(p))
 		return -1;
 	if (cookie_synack_xdp(ctx, p, now)) {
 		flood_count(MOAT_FLOOD_COOKIE_UNSENT);
@@ -555,8 +558,8 @@ __noinline int cookie_syn_skb(struct __sk_buff *skb, const struct pkt *p)
 {
 	if (!skb || !p || p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN))
 		return -1;
-	__u64 now = bpf_ktime_get_ns();
-	if (!cookie_wanted(p, now) || !policy_allows_syn(p))
+	__u64 now = 0;
+	if (!cookie_wanted(p, &now) || !policy_allows_syn(p))
 		return -1;
 	int r = cookie_synack_skb(skb, p, now);
 	if (r == -2)

@@ -33,7 +33,7 @@ SEC("xdp")
 int moat_xdp_ingress(struct xdp_md *ctx)
 {
 	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_XDP_INGRESS, .ifindex = ctx->ingress_ifindex},
+	    .from = {.hook = MOAT_HOOK_XDP_INGRESS, .at_last = 1, .ifindex = ctx->ingress_ifindex},
 	    .len = ctx->data_end - ctx->data,
 	    .dir = MOAT_DIR_INGRESS,
 	};
@@ -49,10 +49,10 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	    cookie_syn_xdp(ctx, p) == XDP_TX)
 		return XDP_TX;
 	/* udp from an amplification port over its per-source limit (amplification.h) */
-	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from))
 		return XDP_DROP;
 	/* icmp over flood.icmp.max_size */
-	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off))
 		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
@@ -81,7 +81,7 @@ SEC("tc")
 int moat_tc_egress(struct __sk_buff *skb)
 {
 	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .ifindex = skb->ifindex},
+	    .from = {.hook = MOAT_HOOK_TC_EGRESS, .at_last = 1, .ifindex = skb->ifindex},
 	    .len = skb->len,
 	    .dir = MOAT_DIR_EGRESS,
 	};
@@ -129,7 +129,7 @@ SEC("tc")
 int moat_tc_ingress(struct __sk_buff *skb)
 {
 	struct hook h = {
-	    .from = {.hook = MOAT_HOOK_TC_INGRESS, .ifindex = skb->ifindex},
+	    .from = {.hook = MOAT_HOOK_TC_INGRESS, .at_last = 1, .ifindex = skb->ifindex},
 	    .len = skb->len,
 	    .dir = MOAT_DIR_INGRESS,
 	};
@@ -153,9 +153,9 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		 * kept if the ACK passes the judging below (syncookie.h) */
 		cookie_ack_skb(skb, p);
 	}
-	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from, bpf_ktime_get_ns()))
+	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from))
 		return TC_ACT_SHOT;
-	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off, bpf_ktime_get_ns()))
+	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off))
 		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	if (out == OUT_PASS) {

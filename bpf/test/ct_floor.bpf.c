@@ -3,7 +3,9 @@
  * with nothing of moat's judging around it. The frame's source is rotated as moat's own bench
  * knobs rotate it (bench.h), the 40-byte connection key built, and one lookup made in an LRU hash
  * of moat's sizes (struct moat_ct_key -> struct moat_ct, 65,536 entries); with `fresh` every run
- * is a new connection, looked up and then inserted, as a NEW packet's is. */
+ * is a new connection, looked up and then inserted, as a NEW packet's is. With `fill` as well,
+ * only the first `fill` runs insert: the later ones are the lookup alone, a miss in a full
+ * table. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -13,6 +15,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 keys = 4096; /* distinct source addresses to rotate over */
 const volatile __u32 fresh = 0;	  /* 1: every run a new source port, inserted */
+const volatile __u32 fill = 0;	  /* with fresh: runs that insert; 0: all */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -63,6 +66,8 @@ int ct_floor(struct xdp_md *ctx)
 		ct->bytes[0] += end - data;
 		return XDP_PASS;
 	}
+	if (fill && i >= fill)
+		return XDP_PASS;
 	struct moat_ct v = {.id = i, .created_ns = now, .last_ns = now};
 	bpf_map_update_elem(&table, &k, &v, BPF_ANY);
 	return XDP_PASS;
