@@ -51,17 +51,24 @@ function walk(runs: Runs, visit: (top: number, k: number, n: number) => void): v
   }
 }
 
-// per /24 of the /16 being laid out: the run covering its first address, and its run count
+// per /24 of the /16 being laid out: the run covering its first address, its run count, and
+// whether it is special (cut, or whole but not of the block's common class)
 const first24 = new Int32Array(256);
 const count24 = new Int32Array(256);
+const special24 = new Uint8Array(256);
+// the classes of whole /24s met in the /16, and how many /24s each has (the first 16 met)
+const seen = new Uint32Array(16);
+const votes = new Uint32Array(16);
+const bits = new Uint32Array(8);
 
-/** Fills first24/count24 for the /16 `top` whose runs are k..k+n-1; returns the default class. */
-function slice24(runs: Runs, top: number, k: number, n: number): number {
+/**
+ * Fills first24/count24/special24 for the /16 `top` whose runs are k..k+n-1; returns its common
+ * class (the most /24s' class among the first 16 classes met) and its special /24 count.
+ */
+function slice24(runs: Runs, top: number, k: number, n: number): [number, number] {
   const { starts, classes } = runs;
   const lo = top * 65536;
-  const votes = new Map<number, number>();
-  let best = classes[k]!;
-  let bestVotes = 0;
+  let kinds = 0;
   let r = k;
   for (let b = 0; b < 256; b++) {
     const s = lo + b * 256;
@@ -70,14 +77,26 @@ function slice24(runs: Runs, top: number, k: number, n: number): number {
     while (j < k + n && starts[j]! < s + 256) j++;
     first24[b] = r;
     count24[b] = j - r;
-    if (j - r === 1) {
-      const c = classes[r]!;
-      const v = (votes.get(c) ?? 0) + 1;
-      votes.set(c, v);
-      if (v > bestVotes) [best, bestVotes] = [c, v];
+    if (j - r > 1) continue;
+    const c = classes[r]!;
+    let v = 0;
+    while (v < kinds && seen[v] !== c) v++;
+    if (v === kinds && kinds < seen.length) {
+      seen[kinds] = c;
+      votes[kinds++] = 0;
     }
+    if (v < kinds) votes[v]!++;
   }
-  return best;
+  let common = classes[k]!;
+  let most = 0;
+  for (let v = 0; v < kinds; v++) if (votes[v]! > most) [common, most] = [seen[v]!, votes[v]!];
+  let m = 0;
+  for (let b = 0; b < 256; b++) {
+    const special = count24[b]! > 1 || classes[first24[b]!]! !== common;
+    special24[b] = special ? 1 : 0;
+    if (special) m++;
+  }
+  return [common, m];
 }
 
 /**
@@ -92,41 +111,45 @@ function layout(runs: Runs, words: Uint32Array | null): number {
     words[2 * i + 1] = high;
   };
   let next = DIR4_TOP;
+  const segment = (k: number, n: number, from: number, lo: number): number => {
+    const at = next;
+    if (words)
+      for (let i = k; i < k + n; i++)
+        put(next + i - k, classes[i]!, Math.max(starts[i]!, from) - lo);
+    next += n;
+    return at;
+  };
   walk(runs, (top, k, n) => {
     const lo = top * 65536;
-    const segment = (k: number, n: number, from: number): number => {
-      const at = next;
-      for (let i = k; i < k + n; i++, next++)
-        put(next, classes[i]!, Math.max(starts[i]!, from) - lo);
-      return at;
-    };
     if (n === 1) put(top, classes[k]!, DIR4_UNIFORM);
-    else if (n <= DIR4_SEGMENT_MAX) put(top, segment(k, n, lo), n);
+    else if (n <= DIR4_SEGMENT_MAX) put(top, segment(k, n, lo, lo), n);
     else {
-      const fallback = slice24(runs, top, k, n);
-      const special = (b: number) => count24[b]! > 1 || classes[first24[b]!]! !== fallback;
+      const [common, m] = slice24(runs, top, k, n);
       const block = (next + 7) & ~7;
-      for (; next < block; next++) put(next, 0, 0);
       put(top, block, DIR4_BITMAP);
-      const bits = new Uint32Array(8);
+      next = block + DIR4_BLOCK_HEAD + m;
+      if (!words) {
+        for (let b = 0; b < 256; b++) if (count24[b]! > 1) next += count24[b]!;
+        return;
+      }
+      bits.fill(0);
       let ranks = 0;
-      let m = 0;
+      let seenSpecial = 0;
       for (let b = 0; b < 256; b++) {
-        if (b % 64 === 0) ranks |= m << (8 * (b / 64));
-        if (!special(b)) continue;
+        if (b % 64 === 0) ranks |= seenSpecial << (8 * (b / 64));
+        if (!special24[b]) continue;
         bits[b >>> 5]! |= 1 << (b & 31);
-        m++;
+        seenSpecial++;
       }
       for (let j = 0; j < 4; j++) put(block + j, bits[2 * j]!, bits[2 * j + 1]!);
-      put(block + 4, fallback, ranks >>> 0);
-      next = block + DIR4_BLOCK_HEAD + m;
-      let s = block + DIR4_BLOCK_HEAD;
+      put(block + 4, common, ranks >>> 0);
+      let entry = block + DIR4_BLOCK_HEAD;
       for (let b = 0; b < 256; b++) {
-        if (!special(b)) continue;
+        if (!special24[b]) continue;
         const r = first24[b]!;
         const c = count24[b]!;
-        if (c === 1) put(s++, classes[r]!, DIR4_UNIFORM);
-        else put(s++, segment(r, c, lo + b * 256), c);
+        if (c === 1) put(entry++, classes[r]!, DIR4_UNIFORM);
+        else put(entry++, segment(r, c, lo + b * 256, lo), c);
       }
     }
   });
