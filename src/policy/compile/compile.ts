@@ -175,10 +175,13 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
       topRules(model.rules, ranges, ["address range", "address ranges"]),
     );
   };
+  // /24 blocks when they fit the budget, else the segments alone (fewer entries, more reads)
   const table4 = (runs: Runs, side: "remote" | "local"): Dir4 => {
     const count = countDir4(runs);
-    tooBig(side, 4, count);
-    return dir4(runs, count);
+    if (count <= budgets.lpmEntries) return dir4(runs, count);
+    const segments = countDir4(runs, false);
+    tooBig(side, 4, segments);
+    return dir4(runs, segments, false);
   };
   const trie6 = (runs: Runs, side: "remote" | "local"): LpmEntry[] => {
     const points = regions.spaces.points6;

@@ -103,7 +103,7 @@ function slice24(runs: Runs, top: number, k: number, n: number): [number, number
  * Lays the directory out into `words` (or only counts its entries when null): one walk for both,
  * so the count the budget checks is the size written.
  */
-function layout(runs: Runs, words: Uint32Array | null): number {
+function layout(runs: Runs, words: Uint32Array | null, blocks: boolean): number {
   const { starts, classes } = runs;
   const put = (i: number, low: number, high: number): void => {
     if (!words) return;
@@ -122,7 +122,7 @@ function layout(runs: Runs, words: Uint32Array | null): number {
   walk(runs, (top, k, n) => {
     const lo = top * 65536;
     if (n === 1) put(top, classes[k]!, DIR4_UNIFORM);
-    else if (n <= DIR4_SEGMENT_MAX) put(top, segment(k, n, lo, lo), n);
+    else if (n <= DIR4_SEGMENT_MAX || !blocks) put(top, segment(k, n, lo, lo), n);
     else {
       const [common, m] = slice24(runs, top, k, n);
       const block = (next + 7) & ~7;
@@ -156,15 +156,19 @@ function layout(runs: Runs, words: Uint32Array | null): number {
   return next;
 }
 
-/** The number of entries dir4(runs) has, for the compiler's size budget. */
-export function countDir4(runs: Runs): number {
-  return layout(runs, null);
+/**
+ * The number of entries dir4(runs, blocks) has, for the compiler's size budget. Without blocks
+ * every mixed /16 is a segment: about half the entries for a million CIDRs, searched in more
+ * reads (the compiler's choice when the blocks exceed the budget).
+ */
+export function countDir4(runs: Runs, blocks = true): number {
+  return layout(runs, null, blocks);
 }
 
-/** `count` is countDir4(runs). */
-export function dir4(runs: Runs, count: number): Dir4 {
+/** `count` is countDir4(runs, blocks). */
+export function dir4(runs: Runs, count: number, blocks = true): Dir4 {
   const words = new Uint32Array(2 * count);
-  layout(runs, words);
+  layout(runs, words, blocks);
   return { words, length: count };
 }
 
