@@ -80,6 +80,7 @@ function judgeAll(text: string, probes: string[]): void {
     for (const port of [22, 80, 443]) {
       const f = facts(ip, port);
       const expected = evaluate(model, f);
+      assert.ok(expected.verdict !== "deferred", "only packet-decidable rules");
       const got = lab.run("xdp", {
         src: wire(ip),
         dst: f.local.ip,
