@@ -55,43 +55,51 @@ static __always_inline __u64 dir4_popcount(__u64 x)
 static __always_inline __s64 dir4_block(void *dir, __u32 block, __u32 a, __u32 *cls)
 {
 	__u32 b = (a >> 8) & 255, j = b >> 6;
-	__u64 bits, meta;
+	__u64 bits, meta, specials;
 
-	if (dir4_entry(dir, block + j, &bits) || dir4_entry(dir, block + 4, &meta)) {
-		*cls = 0;
+	*cls = 0;
+	if (dir4_entry(dir, block + j, &bits) || dir4_entry(dir, block + 4, &meta))
 		return -1;
-	}
 	if (!((bits >> (b & 63)) & 1)) {
 		*cls = (__u32)meta;
 		return -1;
 	}
+	if (dir4_entry(dir, block + 5, &specials))
+		return -1;
 	__u64 rank = ((meta >> 32) >> (8 * j)) & 255;
 	rank += dir4_popcount(bits & ((1ULL << (b & 63)) - 1));
-	return block + MOAT_DIR4_BLOCK_HEAD + rank;
+	return (__u32)specials + rank;
 }
 
-/* the class of ipv4 address `a` (host order) in one generation's directory: one read for
- * a uniform /16, a binary search of its segment for a /16 of a few runs, else its /24 block's
- * line, and for a special /24 its entry and maybe its segment (docs/classifier.md) */
+/* the class of ipv4 address `a` (host order) in one generation's directory: the /16's entry
+ * (a wide directory has none), then a uniform /16's class, a binary search of a /16's segment,
+ * or its /24 block's line, and for a special /24 its entry and maybe its segment
+ * (docs/classifier.md) */
 static __noinline __u32 dir4_class(__u32 idx, __u32 a)
 {
 	void *dir = bpf_map_lookup_elem(&tbl_dir4, &idx);
 	if (!dir)
 		return 0;
 	__u64 e;
-	if (dir4_entry(dir, a >> 16, &e))
+	if (dir4_entry(dir, 0, &e))
 		return 0;
-	__u32 high = e >> 32, first = (__u32)e;
-	if (high == MOAT_DIR4_BITMAP) {
+	__u32 block = 8 * (1 + (a >> 16));
+	int in_block = (__u32)(e >> 32) == MOAT_DIR4_WIDE;
+	if (!in_block) {
+		if (dir4_entry(dir, a >> 16, &e))
+			return 0;
+		in_block = (__u32)(e >> 32) == MOAT_DIR4_BITMAP;
+		block = (__u32)e;
+	}
+	if (in_block) {
 		__u32 cls;
-		__s64 at = dir4_block(dir, first, a, &cls);
+		__s64 at = dir4_block(dir, block, a, &cls);
 		if (at < 0)
 			return cls;
 		if (dir4_entry(dir, (__u32)at, &e))
 			return 0;
-		high = e >> 32;
-		first = (__u32)e;
 	}
+	__u32 high = e >> 32, first = (__u32)e;
 	if (high == MOAT_DIR4_UNIFORM)
 		return first;
 

@@ -1,13 +1,18 @@
 // The IPv4 address directory's /24 blocks (src/policy/compile/dir4.ts), the layout of a /16 cut
-// into many runs (a large feed): the kernel judges addresses at every boundary it has (a /24's
+// into many runs (a large feed), in each of its three layouts: the kernel judges addresses at every boundary it has (a /24's
 // first and last address, /25-/32 pieces inside a /24 that a rule covers whole, a /16 of a few
 // runs beside it, IPv6 beside both) as the reference evaluator does.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parsePolicy } from "../../src/config/index.ts";
+import { parsePolicy, type PolicyModel } from "../../src/config/index.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
-import { DIR4_BITMAP, DIR4_SEGMENT_MAX, DIR4_UNIFORM } from "../../src/policy/compile/dir4.ts";
+import {
+  DIR4_BITMAP,
+  DIR4_SEGMENT_MAX,
+  DIR4_UNIFORM,
+  DIR4_WIDE,
+} from "../../src/policy/compile/dir4.ts";
 import type { ConnectionFacts } from "../../src/policy/facts.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
@@ -69,13 +74,22 @@ function wire(ip: string): string {
 /** Runs one SYN per probe at XDP and compares verdict and event with the evaluator. */
 function judgeAll(text: string, probes: string[]): void {
   const model = parsePolicy(text, "dir4.yaml");
-  const image = compile(model);
-  lab.apply(image);
-  const w = image.remote4.words;
-  assert.equal(w[2 * DENSE + 1], DIR4_BITMAP, "the dense /16 has a /24 block");
-  const sparse = w[2 * SPARSE + 1]!;
-  assert.ok(sparse <= DIR4_SEGMENT_MAX || sparse === DIR4_UNIFORM, "a sparse /16 has no block");
-  assert.equal(w[2 * (DENSE + 2) + 1], DIR4_UNIFORM, "10.22/16 is uniform");
+  for (const dir4Layout of ["blocks", "wide", "segments"] as const) {
+    const image = compile(model, { dir4Layout });
+    lab.apply(image);
+    const w = image.remote4.words;
+    if (dir4Layout === "blocks") {
+      assert.equal(w[2 * DENSE + 1], DIR4_BITMAP, "the dense /16 has a /24 block");
+      const sparse = w[2 * SPARSE + 1]!;
+      assert.ok(sparse <= DIR4_SEGMENT_MAX || sparse === DIR4_UNIFORM, "a sparse /16: no block");
+      assert.equal(w[2 * (DENSE + 2) + 1], DIR4_UNIFORM, "10.22/16 is uniform");
+    }
+    if (dir4Layout === "wide") assert.equal(w[1], DIR4_WIDE);
+    judge(model, text, probes, dir4Layout);
+  }
+}
+
+function judge(model: PolicyModel, text: string, probes: string[], layout: string): void {
   for (const ip of probes) {
     for (const port of [22, 80, 443]) {
       const f = facts(ip, port);
@@ -91,7 +105,7 @@ function judgeAll(text: string, probes: string[]): void {
       });
       const events = lab.events();
       lab.dp.clearConntrack();
-      const where = `${ip}:${port} (${expected.reason})\n${text}`;
+      const where = `${ip}:${port}, ${layout} (${expected.reason})\n${text}`;
       assert.equal(got.verdict, expected.verdict === "blocked" ? "drop" : "pass", where);
       assert.deepEqual(
         events.map((e) => `${e.type} ${e.rule}`),

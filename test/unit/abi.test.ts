@@ -16,6 +16,7 @@ import {
   DIR4_BLOCK_HEAD,
   DIR4_TOP,
   DIR4_UNIFORM,
+  DIR4_WIDE,
 } from "../../src/policy/compile/dir4.ts";
 import { readEnums, readStructs, type StructLayout } from "../helpers/btf.ts";
 
@@ -91,6 +92,7 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["compile/dir4.ts DIR4_TOP", DIR4_TOP, c.get("MOAT_DIR4_TOP")],
     ["compile/dir4.ts DIR4_UNIFORM", DIR4_UNIFORM, c.get("MOAT_DIR4_UNIFORM")],
     ["compile/dir4.ts DIR4_BITMAP", DIR4_BITMAP, c.get("MOAT_DIR4_BITMAP")],
+    ["compile/dir4.ts DIR4_WIDE", DIR4_WIDE, c.get("MOAT_DIR4_WIDE")],
     ["compile/dir4.ts DIR4_BLOCK_HEAD", DIR4_BLOCK_HEAD, c.get("MOAT_DIR4_BLOCK_HEAD")],
     ["datapath/abi.ts IMAGES", abi.IMAGES, c.get("MOAT_IMAGES")],
     ["datapath/abi.ts NAME_BINDINGS", abi.NAME_BINDINGS, c.get("MOAT_NAME_BINDINGS")],
