@@ -179,17 +179,18 @@ export function countDir4(runs: Runs, mode: Dir4Layout = "blocks"): number {
 }
 
 /**
- * The layout with the fewest entries of "blocks" and "wide" (the same reads, one fewer with
- * "wide"), with its count. Without blocks ("segments") every mixed /16 is a segment: about half
- * the entries for a million CIDRs, searched in more reads (the compiler's choice when the
- * others exceed the budget).
+ * "wide" when at least 3/4 of the /16s have blocks (it then has about as many entries as
+ * "blocks": 8 a /16, against 1 + 6 + alignment a block), else "blocks"; with its count. Without
+ * blocks ("segments") every mixed /16 is a segment: about half the entries for a million CIDRs,
+ * searched in more reads (the compiler's choice when the others exceed the budget).
  */
 export function bestDir4(runs: Runs): { mode: Dir4Layout; count: number } {
-  const blocks = countDir4(runs, "blocks");
-  // "wide" has 8 entries a /16: only a directory of more than that is worth counting it for
-  if (blocks < 8 * DIR4_TOP) return { mode: "blocks", count: blocks };
-  const wide = countDir4(runs, "wide");
-  return wide <= blocks ? { mode: "wide", count: wide } : { mode: "blocks", count: blocks };
+  let dense = 0;
+  walk(runs, (_top, _k, n) => {
+    if (n > DIR4_SEGMENT_MAX) dense++;
+  });
+  const mode = dense >= (3 * DIR4_TOP) / 4 ? "wide" : "blocks";
+  return { mode, count: countDir4(runs, mode) };
 }
 
 /** `count` is countDir4(runs, mode). */
