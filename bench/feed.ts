@@ -110,6 +110,7 @@ try {
     small.push(run());
     dp.apply({ packet: feedImage });
     feed.push(run());
+    console.error(`  ${base.at(-1)} / ${small.at(-1)} / ${feed.at(-1)} ns`);
   }
   const deltas = feed.map((f, i) => f - (base[i] ?? 0));
   const sizeDeltas = feed.map((f, i) => f - (small[i] ?? 0));
@@ -129,6 +130,7 @@ try {
     method: `BPF_PROG_TEST_RUN XDP repeat ${REPEAT}, bench_keys ${KEYS} rotating sources, NEW connections, ${ROUNDS} rounds, the policy with and without a rule on a ${ENTRIES}-CIDR feed (/24-/32, allowing what the next rule allows), back to back; medians`,
     compileMs,
     ...row,
+    rounds: { base, small, feed },
   });
 } finally {
   anchor.release();

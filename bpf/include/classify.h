@@ -31,18 +31,75 @@ static __always_inline int addr_is_v4mapped(const __u8 *a)
 	return !zero && a[10] == 0xff && a[11] == 0xff;
 }
 
-/* the class of ipv4 address `a` (host order) in one generation's directory: one read for
- * a uniform /16, else a binary search of its segment (docs/classifier.md) */
-static __always_inline __u32 dir4_class(__u32 idx, __u32 a)
+/* one entry of a directory; -1 when outside it (an inconsistent image) */
+static __always_inline int dir4_entry(void *dir, __u32 i, __u64 *out)
+{
+	__u64 *e = bpf_map_lookup_elem(dir, &i);
+	if (!e)
+		return -1;
+	*out = *e;
+	return 0;
+}
+
+/* the bits set in x (bpf has no popcount instruction) */
+static __always_inline __u64 dir4_popcount(__u64 x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* the index of the entry that describes `a`'s /24 in the /16 block at `block`, or -1 with
+ * *cls set when the /24 has the block's common class */
+static __always_inline __s64 dir4_block(void *dir, __u32 block, __u32 a, __u32 *cls)
+{
+	__u32 b = (a >> 8) & 255, j = b >> 6;
+	__u64 bits, meta, specials;
+
+	*cls = 0;
+	if (dir4_entry(dir, block + j, &bits) || dir4_entry(dir, block + 4, &meta))
+		return -1;
+	if (!((bits >> (b & 63)) & 1)) {
+		*cls = (__u32)meta;
+		return -1;
+	}
+	if (dir4_entry(dir, block + 5, &specials))
+		return -1;
+	__u64 rank = ((meta >> 32) >> (8 * j)) & 255;
+	rank += dir4_popcount(bits & ((1ULL << (b & 63)) - 1));
+	return (__u32)specials + rank;
+}
+
+/* the class of ipv4 address `a` (host order) in one generation's directory: the /16's entry
+ * (a wide directory has none), then a uniform /16's class, a binary search of a /16's segment,
+ * or its /24 block's line, and for a special /24 its entry and maybe its segment
+ * (docs/classifier.md) */
+static __noinline __u32 dir4_class(__u32 idx, __u32 a)
 {
 	void *dir = bpf_map_lookup_elem(&tbl_dir4, &idx);
 	if (!dir)
 		return 0;
-	__u32 key = a >> 16;
-	__u64 *e = bpf_map_lookup_elem(dir, &key);
-	if (!e)
+	__u64 e;
+	if (dir4_entry(dir, 0, &e))
 		return 0;
-	__u32 high = *e >> 32, first = (__u32)*e;
+	__u32 block = 8 * (1 + (a >> 16));
+	int in_block = (__u32)(e >> 32) == MOAT_DIR4_WIDE;
+	if (!in_block) {
+		if (dir4_entry(dir, a >> 16, &e))
+			return 0;
+		in_block = (__u32)(e >> 32) == MOAT_DIR4_BITMAP;
+		block = (__u32)e;
+	}
+	if (in_block) {
+		__u32 cls;
+		__s64 at = dir4_block(dir, block, a, &cls);
+		if (at < 0)
+			return cls;
+		if (dir4_entry(dir, (__u32)at, &e))
+			return 0;
+	}
+	__u32 high = e >> 32, first = (__u32)e;
 	if (high == MOAT_DIR4_UNIFORM)
 		return first;
 
@@ -51,18 +108,14 @@ static __always_inline __u32 dir4_class(__u32 idx, __u32 a)
 		if (hi - lo <= 1)
 			break;
 		__u32 mid = (lo + hi) / 2;
-		key = first + mid;
-		e = bpf_map_lookup_elem(dir, &key);
-		if (!e)
+		if (dir4_entry(dir, first + mid, &e))
 			return 0;
-		if ((__u32)(*e >> 32) <= low)
+		if ((__u32)(e >> 32) <= low)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	key = first + lo;
-	e = bpf_map_lookup_elem(dir, &key);
-	return e ? (__u32)*e : 0;
+	return dir4_entry(dir, first + lo, &e) ? 0 : (__u32)e;
 }
 
 /* the class of ipv6 address `addr` in one generation's trie; a miss is class 0 */

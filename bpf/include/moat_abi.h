@@ -21,11 +21,19 @@ enum moat_abi_const {
 	/* the process class every process rule matches (none computed is it): XDP asks the socket
 	 * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
 	MOAT_ANY_PROCESS = 65535,
-	/* IPv4 address directory entries (u64): a /16's entry is its class with this bit set in
-	 * the high word, or its segment (high: entry count, low: first index); a segment entry is
-	 * (high: first address, low 16 bits; low: class). */
+	/* IPv4 address directory entries (u64): a /16's entry is its class with UNIFORM set in
+	 * the high word, its /24 block with BITMAP set (low: the block's index), or its segment
+	 * (high: entry count, low: first index); a segment entry is (high: first address, low 16
+	 * bits; low: class). A block is 6 entries: a 256-bit map of the special /24s, (low: the
+	 * other /24s' class, high: 4 bytes of ranks), (low: the first special /24's entry); a
+	 * special /24's entry is uniform or a segment. A directory whose entry 0 has WIDE in its
+	 * high word has no /16 entries: the /16 t's block is at 8 * (1 + t)
+	 * (src/policy/compile/dir4.ts). */
 	MOAT_DIR4_TOP = 65536,
 	MOAT_DIR4_UNIFORM = 0x80000000u,
+	MOAT_DIR4_BITMAP = 0x40000000u,
+	MOAT_DIR4_WIDE = 0x20000000u,
+	MOAT_DIR4_BLOCK_HEAD = 6,
 	/* Four table images per slot: 0 for the packet hooks, 1 for the socket hooks when rules
 	 * name processes, 2 for the redirects, 3 for the rules naming hosts (outer_index() in
 	 * maps.h) */

@@ -11,7 +11,13 @@ import { fieldSize } from "../../src/datapath/struct.ts";
 import { BASICS } from "../../src/policy/network-basics.ts";
 import * as image from "../../src/policy/compile/image.ts";
 import { ANY_PROCESS_CLASS } from "../../src/policy/compile/process.ts";
-import { DIR4_TOP, DIR4_UNIFORM } from "../../src/policy/compile/dir4.ts";
+import {
+  DIR4_BITMAP,
+  DIR4_BLOCK_HEAD,
+  DIR4_TOP,
+  DIR4_UNIFORM,
+  DIR4_WIDE,
+} from "../../src/policy/compile/dir4.ts";
 import { readEnums, readStructs, type StructLayout } from "../helpers/btf.ts";
 
 const dir = "build/bpf";
@@ -85,6 +91,9 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["compile/process.ts ANY_PROCESS_CLASS", ANY_PROCESS_CLASS, c.get("MOAT_ANY_PROCESS")],
     ["compile/dir4.ts DIR4_TOP", DIR4_TOP, c.get("MOAT_DIR4_TOP")],
     ["compile/dir4.ts DIR4_UNIFORM", DIR4_UNIFORM, c.get("MOAT_DIR4_UNIFORM")],
+    ["compile/dir4.ts DIR4_BITMAP", DIR4_BITMAP, c.get("MOAT_DIR4_BITMAP")],
+    ["compile/dir4.ts DIR4_WIDE", DIR4_WIDE, c.get("MOAT_DIR4_WIDE")],
+    ["compile/dir4.ts DIR4_BLOCK_HEAD", DIR4_BLOCK_HEAD, c.get("MOAT_DIR4_BLOCK_HEAD")],
     ["datapath/abi.ts IMAGES", abi.IMAGES, c.get("MOAT_IMAGES")],
     ["datapath/abi.ts NAME_BINDINGS", abi.NAME_BINDINGS, c.get("MOAT_NAME_BINDINGS")],
     ["datapath/abi.ts NAME_JOURNAL", abi.NAME_JOURNAL, c.get("MOAT_NAME_JOURNAL")],

@@ -8,7 +8,14 @@ import { denseTable, sweep } from "../../src/policy/compile/classes.ts";
 import { combine } from "../../src/policy/compile/combine.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
 import { lpmEntries6, countLpm6 } from "../../src/policy/compile/lpm.ts";
-import { countDir4, dir4, dir4Lookup, DIR4_TOP } from "../../src/policy/compile/dir4.ts";
+import {
+  countDir4,
+  dir4,
+  dir4Lookup,
+  DIR4_BITMAP,
+  DIR4_SEGMENT_MAX,
+  DIR4_TOP,
+} from "../../src/policy/compile/dir4.ts";
 import {
   ClassStore,
   classRules,
@@ -140,6 +147,53 @@ test("IPv4 directory: a uniform /16 is one entry, a mixed one a searched segment
     assert.equal(dir4Lookup(big, base + i), 1 + (i % 2));
   assert.equal(dir4Lookup(big, base + 65536), 0);
   assert.equal(dir4Lookup(big, base - 1), 0);
+});
+
+test("IPv4 directory: a /16 of many runs is a /24 block; every address keeps its run's class", () => {
+  // 10.0/16: pieces every 1,000 addresses (many /24s cut, the rest of class 0); 10.1/16: whole
+  // /24s of class 3 with a /28 of class 4 inside one and a /32 of class 5 at a /24's last
+  // address, and more /32s; 10.2/16: a few runs (a plain segment)
+  const base = 10 * 2 ** 24;
+  const bounds: [number, number][] = [[0, 0]];
+  for (let i = 0; i < 60; i++)
+    bounds.push([base + i * 1000 + 7, 1 + (i % 3)], [base + i * 1000 + 9, 0]);
+  const b1 = base + 65536;
+  bounds.push(
+    [b1 + 256, 3],
+    [b1 + 2 * 256 + 16, 4],
+    [b1 + 2 * 256 + 32, 3],
+    [b1 + 8 * 256 - 1, 5],
+    [b1 + 8 * 256, 0],
+    [b1 + 9 * 256, 3],
+    // /32s of class 5 at the last address of the /24s 100..109, inside the class-3 /24s
+    ...Array.from({ length: 10 }, (_, i): [number, number][] => [
+      [b1 + (100 + i) * 256 + 255, 5],
+      [b1 + (101 + i) * 256, 3],
+    ]).flat(),
+    [b1 + 200 * 256, 0],
+    [b1 + 65536 + 5, 6],
+    [b1 + 65536 + 6, 0],
+  );
+  const runs = {
+    size: 2 ** 32,
+    starts: Float64Array.from(bounds.map(([s]) => s)),
+    classes: Uint32Array.from(bounds.map(([, c]) => c)),
+  };
+  const d = dir4(runs, countDir4(runs));
+  const high = (top: number) => d.words[2 * top + 1];
+  assert.equal(high(base / 65536), DIR4_BITMAP);
+  assert.equal(high(base / 65536 + 1), DIR4_BITMAP);
+  assert.ok(high(base / 65536 + 2)! <= DIR4_SEGMENT_MAX);
+  const classOf = (a: number) => {
+    let k = 0;
+    while (k + 1 < bounds.length && bounds[k + 1]![0] <= a) k++;
+    return bounds[k]![1];
+  };
+  const probes = new Set<number>();
+  for (const [s] of bounds) for (const a of [s - 1, s, s + 1]) probes.add(a);
+  for (let a = base; a < base + 3 * 65536; a += 256)
+    for (const o of [-1, 0, 255]) probes.add(a + o);
+  for (const a of probes) assert.equal(dir4Lookup(d, a), classOf(a), `address ${a - base}`);
 });
 
 test("LPM: IPv6 runs are over ranks and map back to addresses", () => {

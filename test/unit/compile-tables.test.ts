@@ -2,7 +2,7 @@
 // image's rule list and defaults, the decision a user sees, budgets (EPOLICYSIZE) and what the
 // packet classifier cannot compile (EPOLICYUNSUPPORTED).
 
-import { dir4Lookup } from "../../src/policy/compile/dir4.ts";
+import { dir4Lookup, DIR4_BITMAP } from "../../src/policy/compile/dir4.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parsePolicy } from "../../src/config/index.ts";
@@ -230,6 +230,24 @@ test("a policy over a budget is refused with the dimension, the count and the ru
     /the remote x Y hash needs 2 entries \(limit 1\); most come from rule many \(line 5\): 1 entry, rule few \(line 6\): 1 entry$/,
   );
   assert.doesNotThrow(() => compile(policy(text)));
+});
+
+test("IPv4 /24 blocks over the budget: the directory falls back to segments, same classes", () => {
+  // 40 /32s in 10.0/16: a /16 of 81 runs, a block of 5 + 40 entries + 40 x 3 runs
+  const hosts = Array.from({ length: 40 }, (_, i) => `10.0.${i * 5}.${i + 1}`);
+  const text = `  - { name: hosts, direction: ingress, action: block, layer3: { remote: [${hosts.join(", ")}] } }
+`;
+  const blocks = compile(policy(text));
+  const segments = compile(policy(text), { budgets: { lpmEntries: 65_536 + 81 } });
+  assert.equal(blocks.remote4.words[2 * 10 * 256 + 1], DIR4_BITMAP);
+  assert.equal(segments.remote4.words[2 * 10 * 256 + 1], 81, "a segment of 81 runs");
+  assert.equal(segments.remote4.length, 65_536 + 81);
+  for (let a = 10 * 2 ** 24; a < 10 * 2 ** 24 + 65536; a += 7)
+    assert.equal(dir4Lookup(segments.remote4, a), dir4Lookup(blocks.remote4, a));
+  assert.throws(
+    () => compile(policy(text), { budgets: { lpmEntries: 65_536 + 80 } }),
+    /the remote IPv4 address table needs 65,617 entries \(limit 65,616\)/,
+  );
 });
 
 test("the remote x Y budget stops counting early and says so", () => {

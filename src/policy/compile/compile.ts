@@ -18,7 +18,7 @@ import {
 import { and, ruleFlags } from "./flags.ts";
 import type { ClassifierImage, Dir4, ImageLimit, ImageRule, LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
-import { countDir4, dir4 } from "./dir4.ts";
+import { bestDir4, countDir4, dir4, type Dir4Layout } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
 import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
 import { DOH_RULE, QUIC_RULE } from "../implicit-rules.ts";
@@ -44,6 +44,8 @@ export const DEFAULT_BUDGETS: Budgets = {
 
 export interface CompileOptions {
   budgets?: Partial<Budgets>;
+  /** The IPv4 directories' layout (tests of each); by default the smaller of blocks and wide. */
+  dir4Layout?: Dir4Layout;
   /** Called after each phase with its duration (for bench/compile.ts). */
   onPhase?: (phase: string, ms: number) => void;
 }
@@ -175,10 +177,15 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
       topRules(model.rules, ranges, ["address range", "address ranges"]),
     );
   };
+  // /24 blocks when they fit the budget, else the segments alone (fewer entries, more reads)
   const table4 = (runs: Runs, side: "remote" | "local"): Dir4 => {
-    const count = countDir4(runs);
-    tooBig(side, 4, count);
-    return dir4(runs, count);
+    const best = options.dir4Layout
+      ? { mode: options.dir4Layout, count: countDir4(runs, options.dir4Layout) }
+      : bestDir4(runs);
+    if (best.count <= budgets.lpmEntries) return dir4(runs, best.count, best.mode);
+    const segments = countDir4(runs, "segments");
+    tooBig(side, 4, segments);
+    return dir4(runs, segments, "segments");
   };
   const trie6 = (runs: Runs, side: "remote" | "local"): LpmEntry[] => {
     const points = regions.spaces.points6;
