@@ -129,12 +129,8 @@ $(RUN_POLICY): $(POLICY) $(wildcard $(dir $(POLICY))*.txt)
 	$(foreach f,$(wildcard $(dir $(POLICY))*.txt),install -m 0600 $(f) $(RUN_DIR)/$(notdir $(f)) && ) true
 endif
 
-# npm run check's steps in two lanes, one a core: the type checks (about half of its CPU time)
-# beside lint, format and imports; fails if either lane fails
 check: deps
-	@npm run typecheck & tc=$$!; \
-	npm run lint && npm run format:check && npm run format:c && \
-	  npm run imports; rc=$$?; wait $$tc && exit $$rc
+	npm run check
 
 # The packaging tests' .deb, Debian root and image are made in the background meanwhile
 # (scripts/warm-packaging.sh, its own process group: ended with the recipe however it ends).
