@@ -122,7 +122,8 @@ export class LeanSource implements CheckedSource {
     this.file = file;
     this.text = text;
     this.data = data;
-    this.table = PositionTable.lazy(file, { text, locator: () => this.full() });
+    // the locator holds the text only, not this source's data (the model keeps the table)
+    this.table = PositionTable.lazy(file, { text, locator: () => positionsReader(file, text) });
   }
 
   pos(path: readonly PathSegment[]): SourcePos {
@@ -135,6 +136,12 @@ export class LeanSource implements CheckedSource {
 
   quoted(path: readonly PathSegment[]): boolean {
     return this.full().quoted(path);
+  }
+
+  /** The check is over: the table's positions stay, what worked them out goes. */
+  done(): void {
+    this.table.seal();
+    this.fullSource = undefined;
   }
 
   /** The file read again with its node table (once). */

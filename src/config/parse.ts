@@ -10,7 +10,7 @@ import type { PolicyDocument } from "./schema.ts";
 import { findShadowedRules } from "./shadowing.ts";
 import { findWeakIdentityRules } from "./weak-identity.ts";
 import { readFast } from "./fast-source.ts";
-import { readLean } from "./lean-source.ts";
+import { LeanSource, readLean } from "./lean-source.ts";
 import { PolicySource, type CheckedSource } from "./yaml-source.ts";
 
 export interface PolicyCheck {
@@ -37,6 +37,7 @@ export function checkPolicySource(
   const fast = readLean(fileName, text) ?? readFast(fileName, text);
   if (fast) {
     const check = checkSource(fast, host, mode);
+    if (fast instanceof LeanSource) fast.done();
     if (!hasErrors(check.diagnostics) || text.length > RE_READ_MAX) return check;
   }
   return checkSource(new PolicySource(fileName, text), host, mode);

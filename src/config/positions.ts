@@ -91,6 +91,14 @@ export class PositionTable {
     return (this.starts = lineStartsOf(text));
   }
 
+  /** No entry will be added: the locator (a read of the whole file) is let go once it has run. */
+  seal(): void {
+    // the entries made since the last lines were read are located while the node table is here
+    if (this.locator && this.locatedCount < this.count) this.locateAll();
+    if (this.source) this.source = { ...this.source, sealed: true };
+    this.locator = undefined;
+  }
+
   /** The offset a position's number stands for. */
   offsetOf(code: number): number {
     const low = code % OFFSET_LIMIT;
