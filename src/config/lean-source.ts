@@ -52,12 +52,13 @@ export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
 
 /**
  * What the fast reader checks node by node, looked for in the text: a byte-order mark, a NUL or
- * invalid UTF-8, a directive; a ! & * ? or % where a node's properties or a complex key could start
- * (a quoted value or a comment with one gives up too, which only costs time); a key of "~" or none.
+ * invalid UTF-8, a directive; a ! & * ? or % where a node's properties or a complex key could start:
+ * after a blank, [ { or , or a quoted key's colon (a quoted value or a comment with one there gives
+ * up too, which only costs time); a key of "~" or none.
  */
 const UNSAFE_TEXT =
   // eslint-disable-next-line no-control-regex -- it looks for control characters
-  /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,:])[!&*?%]|(?:^|[\s[{,])~?[ \t]*:(?:[ \t\r\n]|$)/m;
+  /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|(?:^|[\s[{,])~?[ \t]*:(?:[ \t\r\n]|$)/m;
 
 /** Keys the yaml library would not read as the same string (YAML reads them as null, a boolean, a number). */
 const SCALAR_KEY = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|-?Infinity|NaN|)$/;

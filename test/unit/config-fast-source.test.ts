@@ -100,6 +100,9 @@ test("gives up where the two libraries could differ", () => {
     "version: 1\n0x1F: a\n",
     "version: 1\n.inf: a\n",
     "version: 1\nrules:\n  - name: a\n    nested: {1: x}\n",
+    'version: 1\nsets:\n  a: &x [1]\n  b: {"c":*x}\n',
+    "version: 1\n? a\n: b\n",
+    "version: 1\nkey : value\n",
   ];
   for (const text of leanGivesUp) assert.equal(readLean("p.yaml", text), undefined, text);
 });
