@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { readFast } from "../../src/config/fast-source.ts";
 import { readLean } from "../../src/config/lean-source.ts";
 import { plainPos } from "../../src/config/positions.ts";
+import { checkPolicySource, formatDiagnostic, textOnlyHost } from "../../src/config/index.ts";
 import { PolicySource, type PathSegment } from "../../src/config/yaml-source.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
@@ -105,4 +106,18 @@ test("gives up where the two libraries could differ", () => {
     "version: 1\nkey : value\n",
   ];
   for (const text of leanGivesUp) assert.equal(readLean("p.yaml", text), undefined, text);
+});
+
+test("a file too large to read again with the yaml library: its error at FILE:LINE:COL all the same", () => {
+  const rule = "  - name: r7000\n    direction: ingress\n";
+  const text = mixedPolicy(8000).replace(rule, "  - name: r7000\n    direction: sideways\n");
+  assert.ok(text.length > 2 ** 20 && readLean("big.yaml", text), "read the lean way, not again");
+  const line = text.slice(0, text.indexOf("direction: sideways")).split("\n").length;
+  const { model, diagnostics } = checkPolicySource(text, "big.yaml", textOnlyHost);
+  assert.equal(model, undefined);
+  const lines = diagnostics.map(formatDiagnostic);
+  assert.ok(
+    lines.some((l) => l.startsWith(`big.yaml:${line}:16 rules[7000].direction: must be one of`)),
+    lines.join("\n"),
+  );
 });
