@@ -18,7 +18,7 @@ const SEQUENCE = 2;
 const MAPPING = 3;
 
 /** js-yaml's plain numbers that YAML 1.2's core schema (the yaml library's) also reads as numbers. */
-const CORE_NUMBER =
+export const CORE_NUMBER =
   /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
 /** The node table: one entry per YAML node, in document order. */

@@ -12,13 +12,9 @@
 
 import { FAILSAFE_SCHEMA, load, Type } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
-import { readPositions, type FastSource } from "./fast-source.ts";
+import { CORE_NUMBER, readPositions, type FastSource } from "./fast-source.ts";
 import { PositionTable } from "./positions.ts";
 import type { CheckedSource, PathSegment } from "./yaml-source.ts";
-
-/** YAML 1.2 core schema's numbers (the yaml library's). */
-const CORE_NUMBER =
-  /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
 function coreNumber(text: string): number {
   if (text.startsWith("0o")) return parseInt(text.slice(2), 8);
