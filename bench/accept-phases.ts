@@ -7,11 +7,13 @@
 // apply is bench/reload.ts's.
 //
 //   node --expose-gc bench/accept-phases.ts [RULES] [REPEATS]     (default 100000 rules, 3 runs)
+//   READER=fast node ...    (the file read with the node table, positions' offsets noted meanwhile)
 import { deserialize, serialize } from "node:v8";
 import { checkSchema } from "../src/config/schema-check.ts";
 import { CheckContext } from "../src/config/check-context.ts";
 import { normalizePolicy } from "../src/config/normalize.ts";
 import { readFast } from "../src/config/fast-source.ts";
+import { readLean } from "../src/config/lean-source.ts";
 import { textOnlyHost } from "../src/config/parse.ts";
 import { compilePolicy } from "../src/policy/compile/policy-image.ts";
 import {
@@ -40,8 +42,10 @@ for (let run = 1; run <= repeats; run++) {
     row[phase] = Math.round(now - at);
     at = now;
   };
-  const source = readFast("bench.yaml", text);
-  if (!source) throw new Error("the fast reader gave up on the bench policy");
+  // READER=fast: the reader with the node table (positions' offsets noted while reading)
+  const source =
+    process.env.READER === "fast" ? readFast("bench.yaml", text) : readLean("bench.yaml", text);
+  if (!source) throw new Error("the reader gave up on the bench policy");
   lap("yaml");
   const schema = checkSchema(source);
   lap("schema");
@@ -57,8 +61,12 @@ for (let run = 1; run <= repeats; run++) {
   lap("serialize");
   const back = deserialize(bytes) as PackedAcceptance;
   lap("deserialize");
-  unpackAcceptance(back);
+  const unpacked = unpackAcceptance(back, text);
   lap("unpack");
+  // what a message or `moat explain` then costs once: a position's line (the lean reader's
+  // table reads the file again for every offset)
+  void unpacked.policy?.model.rules[0]?.pos.line;
+  lap("firstLine");
   row.handBackMiB = Math.round(bytes.length / 2 ** 20);
   row.rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
   rows.push(row);

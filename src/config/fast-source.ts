@@ -7,9 +7,9 @@
 // know) makes readFast give up; parse.ts then reads the file with PolicySource, as it also does
 // whenever there is an error to report, so every YAML message comes from one place.
 
-import { CORE_SCHEMA, load, type State } from "js-yaml";
+import { CORE_SCHEMA, load, type Schema, type State } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
-import { OFFSET_LIMIT, PositionTable } from "./positions.ts";
+import { OFFSET_LIMIT, PositionTable, type Locator, type PositionTableParts } from "./positions.ts";
 import { formatPath, type CheckedSource, type PathSegment } from "./yaml-source.ts";
 
 const EMPTY = 0;
@@ -18,7 +18,7 @@ const SEQUENCE = 2;
 const MAPPING = 3;
 
 /** js-yaml's plain numbers that YAML 1.2's core schema (the yaml library's) also reads as numbers. */
-const CORE_NUMBER =
+export const CORE_NUMBER =
   /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
 /** The node table: one entry per YAML node, in document order. */
@@ -137,7 +137,7 @@ function skipSpace(text: string, at: number): number {
   }
 }
 
-export class FastSource implements CheckedSource {
+export class FastSource implements CheckedSource, Locator {
   readonly file: string;
   readonly data: unknown;
   readonly parsed = true;
@@ -250,6 +250,46 @@ export class FastSource implements CheckedSource {
     return skipSpace(this.text, this.nodes.start[at] ?? 0);
   }
 
+  /**
+   * The offsets of a lazy table's entries (src/config/positions.ts) in this file: an entry's value
+   * and key are found under its parent's, as pos() and keyPos() find them.
+   */
+  locate(parts: PositionTableParts, from: number, to: number, out: Int32Array): void {
+    const { parent, segment, names } = parts;
+    let nodeOf = this.entryNode;
+    if (nodeOf.length < 2 * to + 2) {
+      nodeOf = new Int32Array(Math.max(2 * to + 2, 2 * nodeOf.length));
+      nodeOf.set(this.entryNode);
+      this.entryNode = nodeOf;
+    }
+    if (from === 0) {
+      nodeOf[0] = 0;
+      nodeOf[1] = -1;
+      out[0] = out[1] = this.offsetOf(0, -1, "value");
+    }
+    for (let e = from; e < to; e++) {
+      const up = (parent[e] ?? -1) + 1;
+      const s = segment[e] ?? 0;
+      const seg = s >= 0 ? s : (names[-s - 1] ?? "");
+      let node = nodeOf[2 * up] ?? 0;
+      let key = nodeOf[2 * up + 1] ?? -1;
+      // a path not in the file is where its nearest part is (as pos() answers): a node below -1
+      // notes that what is under it is not looked for
+      if (node >= 0 && this.child(node, seg)) {
+        node = this.foundNode;
+        key = this.foundKey;
+      } else if (node >= 0) node = -2 - node;
+      nodeOf[2 * e + 2] = node;
+      nodeOf[2 * e + 3] = key;
+      const at = node >= 0 ? node : -2 - node;
+      out[2 * e + 2] = this.offsetOf(at, key, "value");
+      out[2 * e + 3] = this.offsetOf(at, key, "key");
+    }
+  }
+
+  /** locate()'s node and key node of each entry, as `out` holds their offsets. */
+  private entryNode = new Int32Array(0);
+
   /** Finds `seg` under `node` into foundNode/foundKey; false when it is not there. */
   private child(node: number, seg: PathSegment): boolean {
     const { kind, firstChild, nextSibling, children } = this.nodes;
@@ -299,14 +339,33 @@ export function readFast(file: string, text: string): FastSource | undefined {
   // a byte-order mark, a NUL or invalid UTF-8, a directive: PolicySource reports or positions these
   // eslint-disable-next-line no-control-regex -- it looks for control characters
   if (/^\ufeff|[\u0000\ufffd]|^%/m.test(text)) return undefined;
+  const read = readNodes(file, text, CORE_SCHEMA);
+  return read && !read.unsafe ? read.source : undefined;
+}
+
+/**
+ * The node table of a file another reader has found safe (src/config/lean-source.ts), read with
+ * its schema: where that reader's positions are looked up when one is asked for.
+ */
+export function readPositions(file: string, text: string, schema: Schema): FastSource {
+  const read = readNodes(file, text, schema);
+  if (!read) throw new Error(`${file} could not be read again for its positions`);
+  return read.source;
+}
+
+function readNodes(
+  file: string,
+  text: string,
+  schema: Schema,
+): { source: FastSource; unsafe: boolean } | undefined {
   const nodes = new Nodes(text);
   let data: unknown;
   try {
-    data = load(text, { schema: CORE_SCHEMA, listener: nodes.listener });
+    data = load(text, { schema, listener: nodes.listener });
   } catch {
     return undefined;
   }
-  if (nodes.unsafe || nodes.count === 0 || data === null || data === undefined) return undefined;
+  if (nodes.count === 0 || data === null || data === undefined) return undefined;
   nodes.lastChild = new Int32Array(0); // only needed while reading
-  return new FastSource(file, text, data, nodes);
+  return { source: new FastSource(file, text, data, nodes), unsafe: nodes.unsafe };
 }

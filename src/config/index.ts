@@ -10,6 +10,7 @@ export {
 } from "./parse.ts";
 export type { PolicyFileKind, PolicyHost } from "./check-context.ts";
 export { plainPos, PositionTable, TablePos, type PositionTableParts } from "./positions.ts";
+export { positionsReader } from "./lean-source.ts";
 export {
   diagnostic,
   diagnosticLines,

@@ -10,6 +10,7 @@ import type { PolicyDocument } from "./schema.ts";
 import { findShadowedRules } from "./shadowing.ts";
 import { findWeakIdentityRules } from "./weak-identity.ts";
 import { readFast } from "./fast-source.ts";
+import { LeanSource, readLean } from "./lean-source.ts";
 import { PolicySource, type CheckedSource } from "./yaml-source.ts";
 
 export interface PolicyCheck {
@@ -21,7 +22,8 @@ export interface PolicyCheck {
 
 /**
  * Checks everything and reports everything; never throws for a bad policy. The file is read the
- * fast way first (src/config/fast-source.ts); when that finds an error, or cannot read the file
+ * lean way first (src/config/lean-source.ts: positions worked out when one is read), else the fast
+ * way (src/config/fast-source.ts); when that finds an error, or cannot read the file
  * faithfully, it is read again with the yaml library's positions, so every error is reported the
  * way PolicySource reports it (for a file up to RE_READ_MAX). `mode`: the global mode decided
  * at run time (`moat mode`, a local decision), as if the file said it.
@@ -32,9 +34,10 @@ export function checkPolicySource(
   host: PolicyHost,
   mode?: Mode,
 ): PolicyCheck {
-  const fast = readFast(fileName, text);
+  const fast = readLean(fileName, text) ?? readFast(fileName, text);
   if (fast) {
     const check = checkSource(fast, host, mode);
+    if (fast instanceof LeanSource) fast.done();
     if (!hasErrors(check.diagnostics) || text.length > RE_READ_MAX) return check;
   }
   return checkSource(new PolicySource(fileName, text), host, mode);

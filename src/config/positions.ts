@@ -4,6 +4,11 @@
 // path's text are worked out only when something reads them (a message, `moat explain`), so a
 // 100k-rule file keeps no path string per node, and the table crosses between threads as a few
 // buffers (src/host/accept-handback.ts).
+//
+// A table of a file read without its node offsets (src/config/lean-source.ts) is "lazy": a
+// position's number holds which side of its entry it names (the value or the key), and the offsets
+// of every entry are worked out by one more read of the text (a Locator) the first time a line or
+// column is asked for.
 
 import type { SourcePos } from "./diagnostics.ts";
 
@@ -13,42 +18,115 @@ export const OFFSET_LIMIT = 2 ** 26;
 /** What a table is made of, as it is handed to another thread (the arrays can be transferred). */
 export interface PositionTableParts {
   file: string;
-  lineStarts: Int32Array;
+  /** Where each line starts; absent: worked out from the text when first needed. */
+  lineStarts?: Int32Array;
   /** Per entry: the parent entry (-1: a child of the document's root). */
   parent: Int32Array;
   /** Per entry: a list index (>= 0), or -(k + 1) for the mapping key names[k]. */
   segment: Int32Array;
   names: string[];
+  /** Positions' numbers name a side (0: the value, 1: the key), not an offset. */
+  lazy?: boolean;
+  /** A lazy table's offsets, as far as worked out: value and key of the root at 0 and 1, of entry e at 2e + 2 and 2e + 3. */
+  located?: Int32Array;
+}
+
+/** Works out a lazy table's offsets (a read of the text that notes where each node starts). */
+export interface Locator {
+  /** Fills `out` with the offsets of entries `from` to `to` - 1 (and the root's when `from` is 0). */
+  locate(parts: PositionTableParts, from: number, to: number, out: Int32Array): void;
+}
+
+/** What a lazy table works its offsets out from. */
+export interface LazySource {
+  text: string;
+  locator: () => Locator;
+  /** No entry is added any more: the locator is let go once every offset is known. */
+  sealed?: boolean;
 }
 
 export class PositionTable {
   readonly file: string;
-  private lineStarts: Int32Array;
+  readonly lazy: boolean;
+  private starts: Int32Array | undefined;
   private parent: Int32Array;
   private segment: Int32Array;
   private names: string[];
   private count: number;
   private readonly nameIndex = new Map<string, number>();
+  private located: Int32Array | undefined;
+  /** Entries below this have their offsets in `located`. */
+  private locatedCount: number;
+  private source: LazySource | undefined;
+  private locator: Locator | undefined;
 
-  constructor(parts: PositionTableParts, count = parts.parent.length) {
+  constructor(parts: PositionTableParts, count = parts.parent.length, source?: LazySource) {
     this.file = parts.file;
-    this.lineStarts = parts.lineStarts;
+    this.starts = parts.lineStarts;
     this.parent = parts.parent;
     this.segment = parts.segment;
     this.names = parts.names;
     this.count = count;
+    this.lazy = parts.lazy === true;
+    this.located = parts.located;
+    this.locatedCount = parts.located ? parts.located.length / 2 - 1 : 0;
+    this.source = source;
     parts.names.forEach((n, i) => this.nameIndex.set(n, i));
+  }
+
+  /** A lazy table for `text`, with no entries yet. */
+  static lazy(file: string, source: LazySource): PositionTable {
+    const size = 1024;
+    return new PositionTable(
+      { file, parent: new Int32Array(size), segment: new Int32Array(size), names: [], lazy: true },
+      0,
+      source,
+    );
+  }
+
+  private get lineStarts(): Int32Array {
+    if (this.starts) return this.starts;
+    const text = this.source?.text;
+    if (text === undefined) throw new Error(`the positions of ${this.file} were not kept`);
+    return (this.starts = lineStartsOf(text));
+  }
+
+  /** No entry will be added: the locator (a read of the whole file) is let go once it has run. */
+  seal(): void {
+    // the entries made since the last lines were read are located while the node table is here
+    if (this.locator && this.locatedCount < this.count) this.locateAll();
+    if (this.source) this.source = { ...this.source, sealed: true };
+    this.locator = undefined;
+  }
+
+  /** The offset a position's number stands for. */
+  offsetOf(code: number): number {
+    const low = code % OFFSET_LIMIT;
+    if (!this.lazy) return low;
+    const entry = Math.floor(code / OFFSET_LIMIT) - 1;
+    if (!this.located || entry >= this.locatedCount) this.locateAll();
+    return this.located?.[2 * entry + 2 + low] ?? 0;
+  }
+
+  /** Works out the offsets of the entries not located yet. */
+  private locateAll(): void {
+    if (!this.source) throw new Error(`the positions of ${this.file} were not kept`);
+    this.locator ??= this.source.locator();
+    const out = new Int32Array(2 * this.count + 2);
+    if (this.located) out.set(this.located);
+    this.locator.locate(this.partsInUse(), this.locatedCount, this.count, out);
+    this.located = out;
+    this.locatedCount = this.count;
+    if (this.source.sealed) this.locator = undefined; // its node table is garbage now
   }
 
   /** A table for `text`, with no entries yet. */
   static of(file: string, text: string): PositionTable {
-    const starts = [0];
-    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
     const size = 1024;
     return new PositionTable(
       {
         file,
-        lineStarts: Int32Array.from(starts),
+        lineStarts: lineStartsOf(text),
         parent: new Int32Array(size),
         segment: new Int32Array(size),
         names: [],
@@ -83,20 +161,42 @@ export class PositionTable {
     return n;
   }
 
-  /** The position of `entry`'s path (-1: the root) at `offset`. */
+  /** The position of `entry`'s path (-1: the root) at `offset` (in a lazy table: 0 its value, 1 its key). */
   at(entry: number, offset: number): TablePos {
     return new TablePos(this, (entry + 1) * OFFSET_LIMIT + offset);
   }
 
-  /** The parts, trimmed to the entries in use (fresh arrays: they may be transferred). */
-  parts(): PositionTableParts {
+  private partsInUse(): PositionTableParts {
     return {
       file: this.file,
-      lineStarts: this.lineStarts.slice(),
+      parent: this.parent.subarray(0, this.count),
+      segment: this.segment.subarray(0, this.count),
+      names: this.names,
+    };
+  }
+
+  /**
+   * The parts, trimmed to the entries in use (fresh arrays: they may be transferred). A lazy
+   * table's offsets go with them when its text has been read for them already.
+   */
+  parts(): PositionTableParts {
+    if (this.lazy && this.locator && this.locatedCount < this.count) this.locateAll();
+    return {
+      file: this.file,
+      ...(this.starts ? { lineStarts: this.starts.slice() } : {}),
       parent: this.parent.slice(0, this.count),
       segment: this.segment.slice(0, this.count),
       names: this.names,
+      ...(this.lazy ? { lazy: true } : {}),
+      ...(this.lazy && this.located && this.locatedCount === this.count
+        ? { located: this.located.slice() }
+        : {}),
     };
+  }
+
+  /** 1-based line and column of a position's number. */
+  lineCol(code: number): { line: number; col: number } {
+    return this.linePos(this.offsetOf(code));
   }
 
   /** 1-based line and column of an offset, as the yaml library's LineCounter gives them. */
@@ -141,11 +241,11 @@ export class TablePos implements SourcePos {
   }
 
   get line(): number {
-    return this.table.linePos(this.code % OFFSET_LIMIT).line;
+    return this.table.lineCol(this.code).line;
   }
 
   get col(): number {
-    return this.table.linePos(this.code % OFFSET_LIMIT).col;
+    return this.table.lineCol(this.code).col;
   }
 
   get path(): string {
@@ -160,6 +260,12 @@ export class TablePos implements SourcePos {
 
 /** `pos` as a plain object, which `{ ...pos, col }` can copy whatever kind of position it is. */
 export function plainPos(pos: SourcePos): SourcePos {
-  const { line, col } = pos instanceof TablePos ? pos.table.linePos(pos.code % OFFSET_LIMIT) : pos;
+  const { line, col } = pos instanceof TablePos ? pos.table.lineCol(pos.code) : pos;
   return { file: pos.file, line, col, path: pos.path };
+}
+
+function lineStartsOf(text: string): Int32Array {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return Int32Array.from(starts);
 }

@@ -3,7 +3,12 @@
 // each. Here every position of the file's table (src/config/positions.ts) goes as its one number,
 // the table as a few typed arrays, and the image's tables and the positions' arrays are moved
 // (transferred), not copied. The daemon's thread puts the positions back in place.
-import { PositionTable, TablePos, type PositionTableParts } from "../config/index.ts";
+import {
+  PositionTable,
+  positionsReader,
+  TablePos,
+  type PositionTableParts,
+} from "../config/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
 
 /** Lists at least this long are noted when walked, so a shared one is walked once. */
@@ -93,8 +98,8 @@ export function packAcceptance(acceptance: Acceptance): {
   );
   const parts = table?.parts();
   if (parts)
-    for (const a of [parts.lineStarts, parts.parent, parts.segment])
-      if (a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
+    for (const a of [parts.lineStarts, parts.parent, parts.segment, parts.located])
+      if (a && a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
   return {
     packed: { acceptance, ...(parts ? { table: parts } : {}) },
     transfer: [...buffers],
@@ -119,11 +124,21 @@ function internStrings(obj: Record<string, unknown>, strings: Map<string, string
   }
 }
 
-/** The acceptance with its positions back in place. */
-export function unpackAcceptance(packed: PackedAcceptance): Acceptance {
+/**
+ * The acceptance with its positions back in place. `text` is the policy's text, which a table whose
+ * offsets were not worked out yet (a file read the lean way) works them out from when one is read.
+ */
+export function unpackAcceptance(packed: PackedAcceptance, text?: string): Acceptance {
   const { acceptance, table: parts } = packed;
   if (!parts) return acceptance;
-  const table = new PositionTable(parts);
+  const file = parts.file;
+  const table = new PositionTable(
+    parts,
+    undefined,
+    text === undefined
+      ? undefined
+      : { text, locator: () => positionsReader(file, text), sealed: true },
+  );
   const strings = new Map<string, string>();
   walk(acceptance.policy, (obj) => {
     if (typeof obj.pos === "number") obj.pos = new TablePos(table, obj.pos);

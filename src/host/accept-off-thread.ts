@@ -105,7 +105,7 @@ export async function acceptPolicyOffThread(
     ...(options.mode ? { mode: options.mode } : {}),
     universe: options.universe !== undefined,
   });
-  if ("packed" in reply) return unpackAcceptance(reply.packed);
+  if ("packed" in reply) return unpackAcceptance(reply.packed, text);
   if ("error" in reply) throw new Error(reply.error);
   return acceptPolicyAsync(text, fileName, options);
 }

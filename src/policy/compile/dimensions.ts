@@ -37,12 +37,13 @@ export interface Analysis {
 
 /** Packet hooks judge only layer3 addresses and layer4: anything else cannot become a table. */
 function assertCompilable(rule: Rule): void {
-  const where = `rule ${rule.name} (line ${rule.pos.line})`;
+  // the line is read only for a message: reading it may read the file again (a lazy position)
+  const where = () => `rule ${rule.name} (line ${rule.pos.line})`;
   for (const section of ["process", "interface", "layer7"] as const)
     if (rule[section])
       throw new CompileError(
         "EPOLICYUNSUPPORTED",
-        `${where}: '${section}' cannot be compiled to the packet classifier's tables`,
+        `${where()}: '${section}' cannot be compiled to the packet classifier's tables`,
       );
   const hostname = (entries: AddressEntry[]): AddressEntry | undefined => {
     for (const e of entries) {
@@ -59,7 +60,7 @@ function assertCompilable(rule: Rule): void {
     if (found)
       throw new CompileError(
         "EPOLICYUNSUPPORTED",
-        `${where}: hostname '${found.text}' cannot be compiled to the packet classifier's tables`,
+        `${where()}: hostname '${found.text}' cannot be compiled to the packet classifier's tables`,
       );
   }
 }
