@@ -212,7 +212,7 @@ static __always_inline __u32 mirror_ifindex(__u32 slot, const struct moat_meta *
 }
 
 /* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
- * (docs/socket-hooks.md): five key lookups, one to four combination lookups (the steps
+ * (docs/socket-hooks.md): up to five key lookups, one to four combination lookups (the steps
  * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
  * predicts, the post-route check the real one.
  * A global function, like classify() */

@@ -3,7 +3,7 @@
 // tables the kernel reads with the caller's executable inode, comm, uid, cgroup id and the
 // interface the route mirror says the destination leaves by, and a chain of combination tables
 // that turn those five classes into one class P (four steps, folded into one table while it stays
-// small: combineChain). No per-rule loop: six to nine lookups.
+// small: combineChain). No per-rule loop: at most ten lookups.
 //
 // A field class is the set of such rules whose constraint on that field the key satisfies (rules
 // that do not constrain the field are in every class of it). Class 0 of every field is the set of
@@ -55,8 +55,8 @@ export interface ProcessImage {
   b: Uint32Array;
   p: Uint32Array;
   d: Uint32Array;
-  /** Bit s (0..2): step s is folded into step s + 1, whose table takes its index on (no lookup
-   * of A, B or C); bit 3 is never set (D gives the class). */
+  /** Bit s (0..2): step s's table (A, B or C) is not looked up, its index goes on into step
+   * s + 1's; bit 3 is never set (D gives the class). */
   folds: number;
   /** Number of process classes (P values). */
   count: number;
@@ -72,7 +72,7 @@ export const MAX_PROCESS_CLASSES = 65535;
  */
 export const ANY_PROCESS_CLASS = 65535;
 const MAX_TABLE = 4_000_000;
-/** Entries of a combination table that folds steps (combineChain): 256 KB a slot at most. */
+/** Entries of a combination table that folds steps (combineChain): 256 KB a table at most. */
 const FOLD_LIMIT = 65_536;
 
 /** Rule sets (sorted ordinals of process rules), numbered in order of first appearance. */
