@@ -19,16 +19,15 @@ struct facts {
 	__u8 proto;
 	__u8 icmp_type;
 	__u8 icmp_code;
-};
+} __attribute__((aligned(4)));
 
+/* ::ffff:a.b.c.d, compared a word at a time: every address this is asked about is 4-byte
+ * aligned (struct facts, struct tuple, the records' addresses) */
 static __always_inline int addr_is_v4mapped(const __u8 *a)
 {
-	__u32 zero = 0;
+	const __u32 *w = (const __u32 *)a;
 
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		zero |= a[i];
-	return !zero && a[10] == 0xff && a[11] == 0xff;
+	return !w[0] && !w[1] && w[2] == bpf_htonl(0xffff);
 }
 
 /* one entry of a directory; -1 when outside it (an inconsistent image) */
@@ -252,18 +251,23 @@ static __always_inline __u32 key_class(void *outer, __u32 slot, const void *key)
 }
 
 /* the interface the route mirror says f's remote address leaves by (0: no route, or a reject
- * route) in generation `slot` */
-static __always_inline __u32 mirror_ifindex(__u32 slot, const struct facts *f)
+ * route) in generation `slot`; not asked (0) when nothing reads it: no rule names an interface
+ * (one interface class, no post-route check) */
+static __always_inline __u32 mirror_ifindex(__u32 slot, const struct moat_meta *m,
+					    const struct facts *f)
 {
 	struct moat_lpm6_key key = {.prefixlen = 128};
 
+	if (m->proc_ni <= 1 && !m->post_route)
+		return 0;
 	__builtin_memcpy(key.addr, f->remote, 16);
 	return key_class(&tbl_proc_route, slot, &key);
 }
 
 /* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
- * (docs/socket-hooks.md): five key lookups, four combination lookups. The socket hooks give
- * the interface the route mirror predicts, the post-route check the real one.
+ * (docs/socket-hooks.md): up to five key lookups, one to four combination lookups (the steps
+ * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
+ * predicts, the post-route check the real one.
  * A global function, like classify() */
 __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
 				  __u32 ifindex)
@@ -272,31 +276,32 @@ __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const s
 		return 0;
 	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev};
 	struct moat_lpm6_key key = {.prefixlen = 128};
-	__u32 uid = o->uid, a, b, c, p;
+	__u32 uid = o->uid, p;
 	__u64 cgroup = o->cgroup_id;
 
+	/* a field of one class (no rule names it), or no executable to find: class 0, unasked */
 	__builtin_memcpy(key.addr, o->comm, 16);
-	__u32 cp = key_class(&tbl_proc_exe, slot, &exe);
-	__u32 cn = key_class(&tbl_proc_comm, slot, &key);
-	__u32 cu = key_class(&tbl_proc_uid, slot, &uid);
-	__u32 cc = key_class(&tbl_proc_cgroup, slot, &cgroup);
-	__u32 ci = key_class(&tbl_proc_iface, slot, &ifindex);
-	if (table_u32(T_PROC_A, slot, 1, cp * m->proc_nn + cn, &a) ||
-	    table_u32(T_PROC_B, slot, 1, a * m->proc_nu + cu, &b) ||
-	    table_u32(T_PROC_P, slot, 1, b * m->proc_nc + cc, &c) ||
-	    table_u32(T_PROC_D, slot, 1, c * m->proc_ni + ci, &p)) {
-		count(MOAT_CNT_TABLE_MISS, 0);
-		return 0;
-	}
+	__u32 cp = m->lean & MOAT_LEAN_NO_EXE ? 0 : key_class(&tbl_proc_exe, slot, &exe);
+	__u32 cn = m->proc_nn > 1 ? key_class(&tbl_proc_comm, slot, &key) : 0;
+	__u32 cu = m->proc_nu > 1 ? key_class(&tbl_proc_uid, slot, &uid) : 0;
+	__u32 cc = m->proc_nc > 1 ? key_class(&tbl_proc_cgroup, slot, &cgroup) : 0;
+	__u32 ci = m->proc_ni > 1 ? key_class(&tbl_proc_iface, slot, &ifindex) : 0;
+	/* a step folded into the next passes its index on: the next table is indexed by both */
+	__u32 folds = m->proc_folds, idx = cp * m->proc_nn + cn;
+	if (!(folds & 1) && table_u32(T_PROC_A, slot, 1, idx, &idx))
+		goto miss;
+	idx = idx * m->proc_nu + cu;
+	if (!(folds & 2) && table_u32(T_PROC_B, slot, 1, idx, &idx))
+		goto miss;
+	idx = idx * m->proc_nc + cc;
+	if (!(folds & 4) && table_u32(T_PROC_P, slot, 1, idx, &idx))
+		goto miss;
+	if (table_u32(T_PROC_D, slot, 1, idx * m->proc_ni + ci, &p))
+		goto miss;
 	return p;
-}
-
-/* the class of a connection's owner and route: the route of f's remote address in the mirror
- * gives the interface */
-static __always_inline __u32 process_class(__u32 slot, const struct moat_meta *m,
-					   const struct moat_owner *o, const struct facts *f)
-{
-	return process_class_at(slot, m, o, mirror_ifindex(slot, f));
+miss:
+	count(MOAT_CNT_TABLE_MISS, 0);
+	return 0;
 }
 
 /* the name class bound to the owner's identity and f's remote address in generation `slot`
@@ -400,7 +405,7 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 {
 	if (!m->socket_image)
 		return classify(slot, 0, m, f);
-	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, f));
+	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, m, f));
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

@@ -188,7 +188,11 @@ struct moat_meta {
 	/* 1: the policy has ids signatures (ids_config says how much to copy, ids.h); 0: the packet
 	 * programs look at no flow's bytes */
 	__u8 ids;
-	__u8 pad_end[3];
+	/* process classes: bit s (0..2) set when the combination step s (T_PROC_A, B, P) is folded
+	 * into the next one, whose table is indexed by both steps' fields (no lookup of its own);
+	 * 0: every step looks up its table */
+	__u8 proc_folds;
+	__u8 pad_end[2];
 };
 _Static_assert(sizeof(struct moat_meta) == 100, "moat_meta");
 

@@ -21,7 +21,7 @@
 static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta *m,
 					      struct moat_sock *s, const struct facts *f)
 {
-	s->ifindex = mirror_ifindex(slot, f);
+	s->ifindex = mirror_ifindex(slot, m, f);
 	return process_class_at(slot, m, &s->owner, s->ifindex);
 }
 

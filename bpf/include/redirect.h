@@ -26,13 +26,11 @@ static __always_inline int is_target(const __u8 *addr, __u16 port, __u8 proto)
 
 static __always_inline int is_loopback(const struct moat_redirect *to)
 {
+	const __u32 *w = (const __u32 *)to->addr;
+
 	if (to->family == 4)
 		return to->addr[12] == 127;
-	__u32 high = 0;
-#pragma unroll
-	for (int i = 0; i < 15; i++)
-		high |= to->addr[i];
-	return !high && to->addr[15] == 1;
+	return !w[0] && !w[1] && !w[2] && w[3] == bpf_htonl(1);
 }
 
 /* where socket `sk` is bound; an unbound address (any) is all zero */

@@ -18,22 +18,24 @@
 
 static __always_inline void owner_now(struct moat_owner *o, int exe)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* the task by its BTF type: its fields are plain loads, no probe-read helper calls (a
+	 * missing pointer on the way, a kernel thread's mm, reads as 0) */
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
-	/* the executable by inode, for process rules' path globs: only when rules name processes
-	 * (probe reads are a tenth of this hook's cost) */
+	/* the executable by inode, for process rules' path globs: only when rules name processes */
 	if (exe) {
-		o->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
-		o->exe_dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+		struct inode *inode = task->mm->exe_file->f_inode;
+		o->exe_ino = inode->i_ino;
+		o->exe_dev = inode->i_sb->s_dev;
 	}
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	/* the process's name, not the calling thread's: threads name themselves (dig's libuv
-	 * workers are "isc-net-0000"), rules and events mean the process */
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-	bpf_core_read_str(o->comm, sizeof(o->comm), &leader->comm);
+	 * workers are "isc-net-0000"), rules and events mean the process. The kernel pads comm
+	 * with NULs (strscpy_pad): all 16 bytes are the name */
+	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
 }
 
 /* the facts connect() knows: the destination, and the source if the socket is bound */

@@ -57,6 +57,21 @@ for (const from of [2, 3, 4])
         : "the policy slots are rebuilt by the first apply",
   });
 
+// policy 6 -> 7 folds process combination steps (moat_meta.proc_folds): an older program would
+// read a folded table as unfolded, so nothing is shared; as above, the first apply rebuilds the
+// policy slots before any link changes
+for (const from of [2, 3, 4, 5, 6])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 7,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
 /** Counters per CPU in each conntrack layout. */
 const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43 };
 

@@ -26,7 +26,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
     // 5: scrub_config's IP header normalisation (min_ttl, flags)
     // 6: the ids signatures' settings (ids_config)
-    version: 6,
+    // 7: moat_meta.proc_folds: process combination steps folded into the next step's table
+    version: 7,
     maps: [
       "state",
       "tbl_dir4",

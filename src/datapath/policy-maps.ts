@@ -335,6 +335,7 @@ export class PolicyMaps {
           proc_nu: policy.socket?.process.nu ?? 0,
           proc_nc: policy.socket?.process.nc ?? 0,
           proc_ni: policy.socket?.process.ni ?? 0,
+          proc_folds: policy.socket?.process.folds ?? 0,
           redirect_count: targets.length,
           post_route: policy.socket?.process.interfaces ? 1 : 0,
           first_ingress_process_rule: image.firstIngressProcessRule,

@@ -222,10 +222,14 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
       fc.array(redirectSpec, { minLength: 1, maxLength: REDIRECTS }),
       fc.constantFrom("allow", "block"),
       fc.array(client, { minLength: CLIENTS, maxLength: CLIENTS }),
-      (rules, redirects, dflt, clients) => {
+      // the process classes' combination steps folded into one lookup (these policies' tables
+      // are small), or none folded (all four looked up, as for a large policy)
+      fc.constantFrom(undefined, 0),
+      (rules, redirects, dflt, clients, processFoldLimit) => {
         const text = policyText(rules as Rule[], redirects as Match[], dflt);
         const model = parsePolicy(text, "p.yaml");
-        dp.apply(compilePolicy(model, readProcessUniverse(model, attribution)));
+        const universe = readProcessUniverse(model, attribution);
+        dp.apply(compilePolicy(model, universe, { processFoldLimit }));
         for (const c of clients) {
           const exe = join(dir, c.program);
           const cg = join(cgroupRoot, c.cgroup);

@@ -73,9 +73,12 @@ test("a rule is in the kernel's process class exactly when its process section m
     fc.property(
       fc.array(section, { minLength: 1, maxLength: 5 }),
       fc.array(process, { minLength: 1, maxLength: 20 }),
-      (sections, procs) => {
+      // how many entries a folded combination table may have: 0 folds no step (four lookups),
+      // small limits fold some steps, the default all of these small policies'
+      fc.constantFrom(0, 8, 40, undefined),
+      (sections, procs, foldLimit) => {
         const model = parsePolicy(yamlOf(sections), "p.yaml");
-        const img = compileProcess(model, universe);
+        const img = compileProcess(model, universe, foldLimit);
         assert.ok(img);
         for (const p of procs) {
           const exe = universe.executables[p.exe];
@@ -112,6 +115,27 @@ test("a rule is in the kernel's process class exactly when its process section m
     { numRuns: 300 },
   );
   assert.ok(matched > 100, `only ${matched} matches: the generator is too narrow`);
+});
+
+test("combination steps are folded while the next table stays within the limit", () => {
+  const model = parsePolicy(
+    yamlOf([
+      { path: ["/usr/bin/*"], user: [0] },
+      { name: ["curl"], cgroup: ["/docker/*"] },
+      { user: ["nobody"], cgroup: ["/system.slice"] },
+    ]),
+    "p.yaml",
+  );
+  const all = compileProcess(model, universe)!;
+  const none = compileProcess(model, universe, 0)!;
+  assert.equal(none.folds, 0);
+  const paths = none.a.length / none.nn;
+  assert.equal(paths, 2);
+  // one lookup: D indexed by the path, name, user, cgroup and interface classes at once
+  assert.equal(all.folds, 0b111);
+  assert.deepEqual([all.a.length, all.b.length, all.p.length], [1, 1, 1]);
+  assert.equal(all.d.length, paths * all.nn * all.nu * all.nc * all.ni);
+  assert.equal(none.count, all.count);
 });
 
 test("names: exact and trailing '*' only, as comm holds them", () => {

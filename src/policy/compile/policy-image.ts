@@ -32,6 +32,9 @@ export interface PolicyCompileOptions extends CompileOptions {
   dnsProxy?: DnsProxyTargets;
   /** Where moat's L7 relay listens: connections L7 rules could match go there (docs/l7.md). */
   l7Relay?: { ip: string; port: number };
+  /** Entries a folded process combination table may have (process.ts, FOLD_LIMIT); 0 folds no
+   * step: the kernel looks up all four tables. */
+  processFoldLimit?: number;
 }
 
 /** The name of the implicit redirects of DNS queries to moat's DNS proxy. */
@@ -212,7 +215,7 @@ export function compilePolicy(
   // judged by the socket hooks, which need process classes even when no rule names a process
   // L7 rules are let through at connect() (MOAT_RULE_LAYER7) for the relay to judge
   const host = universe ?? (names || relayed ? NO_HOST : null);
-  const proc = host ? compileProcess(withRedirects(model), host) : null;
+  const proc = host ? compileProcess(withRedirects(model), host, options.processFoldLimit) : null;
   if (proc) {
     const socket = { ...dns.model, rules: dns.model.rules.map(addressOnly) };
     image.socket = {

@@ -1,8 +1,9 @@
 // Process classes for the socket hooks (docs/socket-hooks.md): the rules' `process` and
 // `interface` sections, resolved against what exists on this host, become five small key -> class
 // tables the kernel reads with the caller's executable inode, comm, uid, cgroup id and the
-// interface the route mirror says the destination leaves by, and four combination tables that
-// turn those five classes into one class P. No per-rule loop: a fixed dozen lookups.
+// interface the route mirror says the destination leaves by, and a chain of combination tables
+// that turn those five classes into one class P (four steps, folded into one table while it stays
+// small: combineChain). No per-rule loop: at most ten lookups.
 //
 // A field class is the set of such rules whose constraint on that field the key satisfies (rules
 // that do not constrain the field are in every class of it). Class 0 of every field is the set of
@@ -49,11 +50,14 @@ export interface ProcessImage {
   /** Some rule has an `interface` section: the kernel checks the real interface after routing. */
   interfaces: boolean;
   /** A[path * nn + name] -> a; B[a * nu + user] -> b; C[b * nc + cgroup] -> c;
-   * D[c * ni + interface] -> the class P. */
+   * D[c * ni + interface] -> the class P, less the steps folded into the next (`folds`). */
   a: Uint32Array;
   b: Uint32Array;
   p: Uint32Array;
   d: Uint32Array;
+  /** Bit s (0..2): step s's table (A, B or C) is not looked up, its index goes on into step
+   * s + 1's; bit 3 is never set (D gives the class). */
+  folds: number;
   /** Number of process classes (P values). */
   count: number;
   /** Policy rule index -> the process classes its process section matches. */
@@ -68,6 +72,8 @@ export const MAX_PROCESS_CLASSES = 65535;
  */
 export const ANY_PROCESS_CLASS = 65535;
 const MAX_TABLE = 4_000_000;
+/** Entries of a combination table that folds steps (combineChain): 256 KB a table at most. */
+const FOLD_LIMIT = 65_536;
 
 /** Rule sets (sorted ordinals of process rules), numbered in order of first appearance. */
 class SetIds {
@@ -148,6 +154,44 @@ export function cgroupMatches(rule: ProcessMatch, c: ProcessUniverse["cgroups"][
   );
 }
 
+/** Every pair's intersection, x's index major: the sets of a product of two fields. */
+function product(x: number[][], y: number[][]): number[][] {
+  return x.flatMap((xs) => y.map((ys) => intersect(xs, ys)));
+}
+
+/**
+ * The combination chain: classes entering it (the path's), then four fields, each step one
+ * table [in * n + field] -> the next classes. A step is folded into the next when the next
+ * step's table, indexed [(in * n + field) * n' + field'] directly, would have at most `foldLimit`
+ * entries: one lookup fewer a connect(). `folds` has bit s set
+ * for each step s so folded; its table is a one-entry placeholder.
+ */
+function combineChain(
+  foldLimit: number,
+  first: number[][],
+  steps: { sets: number[][]; what: string }[],
+): { tables: Uint32Array[]; folds: number; classes: number[][] } {
+  const tables: Uint32Array[] = [];
+  let folds = 0;
+  let into = first;
+  let fields: number[][] | null = null;
+  steps.forEach((step, s) => {
+    const sets: number[][] = fields ? product(fields, step.sets) : step.sets;
+    const next = steps[s + 1];
+    if (next && into.length * sets.length * next.sets.length <= foldLimit) {
+      fields = sets;
+      folds |= 1 << s;
+      tables.push(new Uint32Array(1));
+      return;
+    }
+    const c = combine(into, sets, step.what);
+    tables.push(c.table);
+    into = c.ids.sets;
+    fields = null;
+  });
+  return { tables, folds, classes: into };
+}
+
 function combine(x: number[][], y: number[][], what: string): { table: Uint32Array; ids: SetIds } {
   if (x.length * y.length > MAX_TABLE) {
     throw Object.assign(
@@ -202,7 +246,11 @@ function routeEntries(routes: BuiltImage): LpmEntry[] {
 }
 
 /** The socket rules' classes on this host; null when no rule names a process or interface. */
-export function compileProcess(model: PolicyModel, universe: ProcessUniverse): ProcessImage | null {
+export function compileProcess(
+  model: PolicyModel,
+  universe: ProcessUniverse,
+  foldLimit = FOLD_LIMIT,
+): ProcessImage | null {
   const rules = model.rules.filter(socketRule);
   if (rules.length === 0) return null;
   const ordinals = rules.map((_, j) => j);
@@ -286,14 +334,18 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
     }))
     .filter((i) => i.cls !== 0);
 
-  const a = combine(path.ids.sets, name.ids.sets, "path x name");
-  const b = combine(a.ids.sets, user.ids.sets, "(path, name) x user");
-  const p = combine(b.ids.sets, cg.ids.sets, "(path, name, user) x cgroup");
-  const d = combine(p.ids.sets, ifc.ids.sets, "process x interface");
-  if (d.ids.sets.length > MAX_PROCESS_CLASSES) {
+  const chain = combineChain(foldLimit, path.ids.sets, [
+    { sets: name.ids.sets, what: "path x name" },
+    { sets: user.ids.sets, what: "(path, name) x user" },
+    { sets: cg.ids.sets, what: "(path, name, user) x cgroup" },
+    { sets: ifc.ids.sets, what: "process x interface" },
+  ]);
+  const [a, b, p, d] = chain.tables as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const processClasses = chain.classes;
+  if (processClasses.length > MAX_PROCESS_CLASSES) {
     throw Object.assign(
       new Error(
-        `the process and interface rules make ${d.ids.sets.length} classes (limit ${MAX_PROCESS_CLASSES})`,
+        `the process and interface rules make ${processClasses.length} classes (limit ${MAX_PROCESS_CLASSES})`,
       ),
       { code: "EPOLICYSIZE" },
     );
@@ -302,7 +354,7 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
   rules.forEach((r, j) =>
     classesOf.set(
       r.index,
-      d.ids.sets.flatMap((set, cls) => (set.includes(j) ? [cls] : [])),
+      processClasses.flatMap((set, cls) => (set.includes(j) ? [cls] : [])),
     ),
   );
   return {
@@ -317,11 +369,12 @@ export function compileProcess(model: PolicyModel, universe: ProcessUniverse): P
     iface,
     ni: ifc.ids.sets.length,
     interfaces: rules.some((r) => r.interface),
-    a: a.table,
-    b: b.table,
-    p: p.table,
-    d: d.table,
-    count: d.ids.sets.length,
+    a,
+    b,
+    p,
+    d,
+    folds: chain.folds,
+    count: processClasses.length,
     classesOf,
   };
 }
@@ -357,8 +410,10 @@ export function processClass(
   for (const byte of destination ?? []) dst = (dst << 8n) | BigInt(byte);
   const ifindex = destination ? lpm128(img.route, dst) : 0;
   const ci = img.iface.find((i) => i.ifindex === ifindex)?.cls ?? 0;
-  const a = img.a[cp * img.nn + cn]!;
-  const b = img.b[a * img.nu + cu]!;
-  const c = img.p[b * img.nc + cc]!;
+  const step = (table: Uint32Array, s: number, index: number) =>
+    img.folds & (1 << s) ? index : table[index]!;
+  const a = step(img.a, 0, cp * img.nn + cn);
+  const b = step(img.b, 1, a * img.nu + cu);
+  const c = step(img.p, 2, b * img.nc + cc);
   return img.d[c * img.ni + ci]!;
 }
