@@ -26,7 +26,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 4: rate limits (tbl_limits, MOAT_RULE_LIMITED), scrubbing settings (scrub_config)
     // 5: scrub_config's IP header normalisation (min_ttl, flags)
     // 6: the ids signatures' settings (ids_config)
-    // 7: moat_meta.proc_folds: process combination steps folded into the next step's table
+    // 7: moat_meta.proc_folds: process combination steps folded into the next step's table;
+    //    the IPv4 directory's /24 blocks and wide layout (tbl_dir4)
     version: 7,
     maps: [
       "state",
