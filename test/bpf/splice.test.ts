@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -60,10 +60,20 @@ function collect(s: Socket): Promise<Buffer> {
  * read some of the server's bytes too, then splices (with bytes in Node, in the kernel's queues
  * and in flight on both sides).
  */
+/** Resolves once the kernel holds the peer's FIN on `s` (its TCP state is CLOSE-WAIT). */
+async function finArrived(s: Socket): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const ss = spawnSync("ss", ["-tnH", "state", "close-wait", "sport", "=", `:${s.localPort}`]);
+    if (ss.stdout.toString().trim() !== "") return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function relay(
   serverPort: number,
   mode: SpliceMode | undefined,
   signal?: AbortSignal,
+  afterServerFin = false,
 ): Promise<{ port: number; spliced: Promise<SpliceMode>; ended: Promise<SpliceResult> }> {
   let spliced!: (m: Promise<SpliceMode>) => void;
   let ended!: (r: SpliceResult) => void;
@@ -78,7 +88,11 @@ async function relay(
           upstream.write(head);
           // Node reads some of the server's burst before the splice
           upstream.once("readable", () => {
-            spliced(dp.splice(client, upstream, { force: mode, onEnd: ended, signal }));
+            // a FIN "before the splice" means one the kernel already holds, not one in flight
+            const ready = afterServerFin ? finArrived(upstream) : Promise.resolve();
+            void ready.then(() =>
+              spliced(dp.splice(client, upstream, { force: mode, onEnd: ended, signal })),
+            );
           });
         });
       });
@@ -144,7 +158,7 @@ async function serverFinFirst(
       else void spliced.then(() => s.end());
     }),
   );
-  const r = await relay(serverPort, mode);
+  const r = await relay(serverPort, mode, undefined, finBeforeSplice);
   spliced = r.spliced;
   const client = connect({ port: r.port, host: "127.0.0.1", allowHalfOpen: true });
   const clientGot = collect(client);

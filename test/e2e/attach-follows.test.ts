@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
-import { sh, status, tagFor, type Lab } from "../helpers/netns.ts";
+import { labPinDir, sh, status, tagFor, type Lab } from "../helpers/netns.ts";
 import { ROOT } from "../helpers/paths.ts";
 
 /** A test object with a plain XDP program (bpf/test/addon_attach.bpf.c). */
@@ -83,7 +83,7 @@ while True:
 const probe = (lab: MoatLab, ip: string, port: number) =>
   lab.curl(`http://${ip}:${port}/`, ["--max-time", "2"]).status;
 
-const pinDir = (lab: Lab) => `/sys/fs/bpf/moat-test-${lab.tag}`;
+const pinDir = (lab: Lab) => labPinDir(lab.tag);
 
 /** Link ids named by the daemon's "attached PROGRAM to NAME ..." lines. */
 function linkIds(lab: MoatLab, name: string): number[] {

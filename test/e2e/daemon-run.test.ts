@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLab, sh } from "../helpers/netns.ts";
+import { createLab, labPinDir, sh } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT } from "../helpers/paths.ts";
 
@@ -24,7 +24,7 @@ const programIds = () =>
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   test(`moat run attaches, pins, and cleans up on ${signal}`, async (t) => {
     const lab = createLab(t.name);
-    const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
+    const pinDir = labPinDir(lab.tag);
     // the API socket and the history in a temp dir: a test leaves nothing in /run or /var/lib
     const tmp = mkdtempSync(join(tmpdir(), "moat-run-"));
     t.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { createLab, status } from "../helpers/netns.ts";
+import { createLab, labPinDir, status } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { PACKAGING_LOCK, ROOT } from "../helpers/paths.ts";
 
@@ -102,7 +102,7 @@ test(
     // the daemon, in the root, in namespace b: port 80 allowed, 8080 blocked
     const lab = createLab(t.name);
     t.after(() => lab.cleanup());
-    const pinDir = `/sys/fs/bpf/moat-test-deb-${lab.tag}`;
+    const pinDir = labPinDir(lab.tag, "deb-");
     t.after(() => rmSync(pinDir, { recursive: true, force: true }));
     writeFileSync(
       join(root, "etc/moat/test.yaml"),

@@ -119,14 +119,19 @@ test("L7 relay: TLS connections judged by SNI, names not taken on trust", async 
       ["allowed", "trusted-tls", "trusted.moat.test", []],
       ["detected", "watch-tls", "watched.moat.test", []],
     ]);
+    // an allowed connection leaves the relay through the kernel: a sockmap, or splice(2) when a
+    // side's FIN came before the splice (the kernel takes only established sockets into a
+    // sockmap; a short exchange can finish first); a blocked one was never spliced
+    const kernel = (splice: string | undefined) =>
+      splice === "sockmap" || splice === "splice" ? "kernel" : splice;
     assert.deepEqual(
-      relayed.map((e) => [e.process?.name, e.relay?.splice]),
+      relayed.map((e) => [e.process?.name, kernel(e.relay?.splice)]),
       [
-        ["curl", "sockmap"],
+        ["curl", "kernel"],
         ["curl", "none"],
         ["curl", "none"],
-        ["curl", "sockmap"],
-        ["curl", "sockmap"],
+        ["curl", "kernel"],
+        ["curl", "kernel"],
       ],
     );
     // the kernel decided these: none of them was the relay's

@@ -75,6 +75,9 @@ export function sweepStale(): void {
   }
   const namespaces = existsSync("/run/netns") ? readdirSync("/run/netns") : [];
   for (const name of namespaces.filter(gone)) spawnSync("ip", ["netns", "del", name]);
+  // bpffs pin directories (labPinDir): a run killed before its cleanup leaves its pins there
+  const pins = existsSync("/sys/fs/bpf") ? readdirSync("/sys/fs/bpf") : [];
+  for (const name of pins.filter(gone)) spawnSync("rm", ["-rf", join("/sys/fs/bpf", name)]);
 }
 
 /** A cgroup of this test process, made now, named `/moat-test-KIND-PID`. */

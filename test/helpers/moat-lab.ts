@@ -4,7 +4,7 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLab, type Lab } from "./netns.ts";
+import { createLab, labPinDir, type Lab } from "./netns.ts";
 import { spawnLines, type LineChild } from "./child.ts";
 import { MOAT, NODE, ROOT } from "./paths.ts";
 
@@ -55,7 +55,7 @@ export async function startMoatLab(
   const policyPath = join(dir, "policy.yaml");
   const auditPath = join(dir, "log", "audit.log");
   const apiSocket = join(dir, "api.sock");
-  const pinDir = `/sys/fs/bpf/moat-test-${lab.tag}`;
+  const pinDir = labPinDir(lab.tag);
   writeFileSync(policyPath, policy({ ...lab, auditPath }));
   const children: ChildProcess[] = [];
   let daemon: LineChild | undefined;

@@ -41,6 +41,11 @@ export function labNamespace(tag: string, role: string): string {
   return `moat-test-${tag}${role}-${process.pid}`;
 }
 
+/** A bpffs pin directory for this test process; what a killed run leaves is swept by its pid. */
+export function labPinDir(tag: string, kind = ""): string {
+  return `/sys/fs/bpf/moat-test-${kind}${tag}-${process.pid}`;
+}
+
 /** Two namespaces joined by a veth pair, named after the test and this process. */
 export function createLab(testName: string): Lab {
   sweepStale(); // what killed runs left behind
