@@ -54,8 +54,8 @@ export class PositionTable {
   private names: string[];
   private count: number;
   private readonly nameIndex = new Map<string, number>();
-  private located: Int32Array | undefined;
-  /** Entries below this have their offsets in `located`. */
+  private offsets: Int32Array | undefined;
+  /** Entries below this have their offsets in `offsets`. */
   private locatedCount: number;
   private source: LazySource | undefined;
   private locator: Locator | undefined;
@@ -68,7 +68,7 @@ export class PositionTable {
     this.names = parts.names;
     this.count = count;
     this.lazy = parts.lazy === true;
-    this.located = parts.located;
+    this.offsets = parts.located;
     this.locatedCount = parts.located ? parts.located.length / 2 - 1 : 0;
     this.source = source;
     parts.names.forEach((n, i) => this.nameIndex.set(n, i));
@@ -104,8 +104,34 @@ export class PositionTable {
     const low = code % OFFSET_LIMIT;
     if (!this.lazy) return low;
     const entry = Math.floor(code / OFFSET_LIMIT) - 1;
-    if (!this.located || entry >= this.locatedCount) this.locateAll();
-    return this.located?.[2 * entry + 2 + low] ?? 0;
+    if (!this.offsets || entry >= this.locatedCount) this.locateAll();
+    return this.offsets?.[2 * entry + 2 + low] ?? 0;
+  }
+
+  /** Whether every entry's offsets are known (a line or column is read without reading the text). */
+  get located(): boolean {
+    return !this.lazy || this.locatedCount === this.count;
+  }
+
+  /**
+   * Every entry's offsets and where each line starts, worked out now if they were not (copies, to
+   * hand to the thread whose table has the same entries: adoptOffsets).
+   */
+  offsetsNow(): { offsets: Int32Array; lineStarts: Int32Array } {
+    if (!this.located) this.locateAll();
+    return {
+      offsets: (this.offsets ?? new Int32Array(2)).slice(),
+      lineStarts: this.lineStarts.slice(),
+    };
+  }
+
+  /** What another thread's copy of this table worked out (offsetsNow), unless known already. */
+  adoptOffsets(offsets: Int32Array, lineStarts: Int32Array): void {
+    this.starts ??= lineStarts;
+    if (this.located || offsets.length !== 2 * this.count + 2) return;
+    this.offsets = offsets;
+    this.locatedCount = this.count;
+    this.locator = undefined;
   }
 
   /** Works out the offsets of the entries not located yet. */
@@ -113,9 +139,9 @@ export class PositionTable {
     if (!this.source) throw new Error(`the positions of ${this.file} were not kept`);
     this.locator ??= this.source.locator();
     const out = new Int32Array(2 * this.count + 2);
-    if (this.located) out.set(this.located);
+    if (this.offsets) out.set(this.offsets);
     this.locator.locate(this.partsInUse(), this.locatedCount, this.count, out);
-    this.located = out;
+    this.offsets = out;
     this.locatedCount = this.count;
     if (this.source.sealed) this.locator = undefined; // its node table is garbage now
   }
@@ -188,8 +214,8 @@ export class PositionTable {
       segment: this.segment.slice(0, this.count),
       names: this.names,
       ...(this.lazy ? { lazy: true } : {}),
-      ...(this.lazy && this.located && this.locatedCount === this.count
-        ? { located: this.located.slice() }
+      ...(this.lazy && this.offsets && this.locatedCount === this.count
+        ? { located: this.offsets.slice() }
         : {}),
     };
   }

@@ -73,6 +73,8 @@ function walk(
 export function packAcceptance(acceptance: Acceptance): {
   packed: PackedAcceptance;
   transfer: ArrayBuffer[];
+  /** The table the positions went with, when its offsets are still to be worked out. */
+  unlocated?: PositionTable;
 } {
   let table: PositionTable | undefined;
   const buffers = new Set<ArrayBuffer>();
@@ -103,6 +105,7 @@ export function packAcceptance(acceptance: Acceptance): {
   return {
     packed: { acceptance, ...(parts ? { table: parts } : {}) },
     transfer: [...buffers],
+    ...(table && !table.located ? { unlocated: table } : {}),
   };
 }
 
@@ -125,12 +128,16 @@ function internStrings(obj: Record<string, unknown>, strings: Map<string, string
 }
 
 /**
- * The acceptance with its positions back in place. `text` is the policy's text, which a table whose
- * offsets were not worked out yet (a file read the lean way) works them out from when one is read.
+ * The acceptance with its positions back in place, and their table. `text` is the policy's text,
+ * which a table whose offsets were not worked out yet (a file read the lean way) works them out
+ * from when one is read, unless the sender's offsets come first (PositionTable.adoptOffsets).
  */
-export function unpackAcceptance(packed: PackedAcceptance, text?: string): Acceptance {
+export function unpackAcceptance(
+  packed: PackedAcceptance,
+  text?: string,
+): { acceptance: Acceptance; table?: PositionTable } {
   const { acceptance, table: parts } = packed;
-  if (!parts) return acceptance;
+  if (!parts) return { acceptance };
   const file = parts.file;
   const table = new PositionTable(
     parts,
@@ -144,5 +151,5 @@ export function unpackAcceptance(packed: PackedAcceptance, text?: string): Accep
     if (typeof obj.pos === "number") obj.pos = new TablePos(table, obj.pos);
     internStrings(obj, strings);
   });
-  return acceptance;
+  return { acceptance, table };
 }

@@ -5,13 +5,18 @@
 import { Worker } from "node:worker_threads";
 import { unpackAcceptance } from "./accept-handback.ts";
 import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
-import type { AcceptReply, AcceptRequest } from "./accept-worker.ts";
+import type { AcceptOffsets, AcceptReply, AcceptRequest } from "./accept-worker.ts";
+import type { PositionTable } from "../config/index.ts";
 
 type Pending = { resolve: (reply: AcceptReply) => void; reject: (err: Error) => void };
 
 let worker: Worker | null = null;
 const pending = new Map<number, Pending>();
 let nextId = 1;
+/** Tables handed back without their offsets, by request, until the worker sends them. */
+const unlocated = new Map<number, PositionTable>();
+/** Offsets that came before their table was unpacked. */
+const early = new Map<number, AcceptOffsets>();
 
 /**
  * A worker idle this long is stopped: its heap (the parse of a 100k-rule file leaves hundreds of
@@ -34,12 +39,39 @@ function failAll(w: Worker, err: Error): void {
   worker = null;
   for (const p of pending.values()) p.reject(err);
   pending.clear();
+  // what was not located by now is located where a line is read
+  unlocated.clear();
+  early.clear();
+}
+
+/** Nothing is asked of the worker: no acceptance and no offsets to come. */
+function idle(): boolean {
+  return pending.size === 0 && unlocated.size === 0;
+}
+
+/** The worker's offsets of request `id`'s table, put in place (or kept until it is unpacked). */
+function adopt(sent: AcceptOffsets): void {
+  const table = unlocated.get(sent.id);
+  if (!table) {
+    early.set(sent.id, sent);
+    return;
+  }
+  unlocated.delete(sent.id);
+  table.adoptOffsets(sent.offsets, sent.lineStarts);
+}
+
+/** Request `id`'s table, to get the offsets the worker works out after its reply. */
+function awaitOffsets(id: number, table: PositionTable): void {
+  const sent = early.get(id);
+  early.delete(id);
+  if (sent) table.adoptOffsets(sent.offsets, sent.lineStarts);
+  else if (worker) unlocated.set(id, table);
 }
 
 /** Stops `w` once it has been idle IDLE_STOP_MS (a request cancels the timer). */
 function stopWhenIdle(w: Worker): void {
   idleTimer = setTimeout(() => {
-    if (worker !== w || pending.size > 0) return;
+    if (worker !== w || !idle()) return;
     worker = null;
     void w.terminate();
   }, IDLE_STOP_MS).unref();
@@ -60,14 +92,14 @@ function acceptWorker(): Worker {
   idleTimer = null;
   if (worker) return worker;
   const w = new Worker(new URL("./accept-worker.ts", import.meta.url));
-  w.on("message", (reply: AcceptReply) => {
-    const p = pending.get(reply.id);
-    pending.delete(reply.id);
-    if (pending.size === 0) {
-      w.unref();
-      stopWhenIdle(w);
+  w.on("message", (message: AcceptReply | AcceptOffsets) => {
+    if ("offsets" in message) adopt(message);
+    else {
+      pending.get(message.id)?.resolve(message);
+      pending.delete(message.id);
     }
-    p?.resolve(reply);
+    if (pending.size === 0) w.unref();
+    if (idle()) stopWhenIdle(w);
   });
   w.on("error", (err) => failAll(w, err));
   w.on("exit", () => {
@@ -105,7 +137,11 @@ export async function acceptPolicyOffThread(
     ...(options.mode ? { mode: options.mode } : {}),
     universe: options.universe !== undefined,
   });
-  if ("packed" in reply) return unpackAcceptance(reply.packed, text);
+  if ("packed" in reply) {
+    const { acceptance, table } = unpackAcceptance(reply.packed, text);
+    if (table && !table.located) awaitOffsets(reply.id, table);
+    return acceptance;
+  }
   if ("error" in reply) throw new Error(reply.error);
   return acceptPolicyAsync(text, fileName, options);
 }

@@ -109,3 +109,16 @@ test("the daemon hears when the worker has stopped, to give its freed memory bac
   await stopped;
   assert.equal(stops, 1);
 });
+
+test("the worker works out where each rule is, so the daemon's thread never reads the file again", async (t) => {
+  t.after(() => stopAcceptWorker());
+  const text = mixedPolicy(300);
+  const there = await acceptPolicyOffThread(text, "mixed.yaml");
+  const pos = there.policy?.model.rules[0]?.pos;
+  assert.ok(pos instanceof TablePos, "a position of the worker's table");
+  // a read of a line now would work the offsets out on this thread: none is made until they came
+  for (let i = 0; i < 200 && !pos.table.located; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(pos.table.located, "the worker sent the offsets of every entry");
+  const here = acceptPolicy(text, "mixed.yaml");
+  assert.deepEqual(positions(there.policy?.model), positions(here.policy?.model));
+});
