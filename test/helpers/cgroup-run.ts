@@ -54,7 +54,7 @@ function removeCgroup(path: string): void {
 }
 
 /** Test cgroups and namespaces are named after the test process's pid. */
-const PER_PID = /^moat-(?:sockprop|test-[a-z0-9-]+?)-(\d+)$/;
+const PER_PID = /^moat-(?:sockprop|test-[a-z0-9-]+?)-(\d+)(?:\.slice)?$/;
 
 /**
  * Removes what killed test runs left behind (a run killed by SIGKILL runs no clean-up): cgroups

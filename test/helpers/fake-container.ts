@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { findCgroup2Mount } from "../../src/attribution/cgroup-mount.ts";
 import type { RuntimeRoots } from "../../src/attribution/containers/directory.ts";
+import { sweepStale } from "./cgroup-run.ts";
 import { labNamespace } from "./netns.ts";
 
 export type FakeRuntime = "docker" | "containerd" | "podman" | "crio";
@@ -63,7 +64,7 @@ export interface ContainerLab {
   tag: string;
   /** The cgroup2 mount, e.g. /sys/fs/cgroup/unified. */
   mount: string;
-  /** The parent cgroup path, "/moat-test-<tag>.slice". */
+  /** The parent cgroup path, "/moat-test-<tag>-<pid>.slice". */
   parent: string;
   /** Temp dir with docker/, containerd/ and storage/ state roots. */
   stateRoot: string;
@@ -79,8 +80,8 @@ const SHELL = realpathSync("/bin/sh");
 export function createContainerLab(tag: string): ContainerLab {
   const mount = findCgroup2Mount()?.mountPoint;
   if (!mount) throw new Error("no cgroup2 hierarchy is mounted");
-  const parent = `/moat-test-${tag}.slice`;
-  removeCgroupTree(join(mount, parent), new Set()); // leftovers of an earlier, killed run
+  sweepStale(); // leftovers of earlier, killed runs
+  const parent = `/moat-test-${tag}-${process.pid}.slice`;
   mkdirSync(join(mount, parent));
   const stateRoot = mkdtempSync(join(tmpdir(), `moat-containers-${tag}-`));
   const roots: Required<Omit<RuntimeRoots, "homes">> = {
