@@ -10,7 +10,12 @@ import type { LocalDecision, Mode, PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
 import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
-import { readPolicyFileTextAsync, type LoadedPolicy, type UniverseReader } from "../host/index.ts";
+import {
+  locateOffThread,
+  readPolicyFileTextAsync,
+  type LoadedPolicy,
+  type UniverseReader,
+} from "../host/index.ts";
 import { compilePolicyText, sha256, writePolicyFile } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
 import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
@@ -457,6 +462,8 @@ export class PolicyLifecycle {
     prepared.commit();
     this.options.applied?.(next);
     log(this.describe(next, applied.generation, applied.ms));
+    // where its rules are in the file, worked out on the worker now the swap is done
+    locateOffThread(next.model);
     return { ok: true, generation: applied.generation, errors: [] };
   }
 }

@@ -5,18 +5,18 @@
 import { Worker } from "node:worker_threads";
 import { unpackAcceptance } from "./accept-handback.ts";
 import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
-import type { AcceptOffsets, AcceptReply, AcceptRequest } from "./accept-worker.ts";
-import type { PositionTable } from "../config/index.ts";
+import type { AcceptLocate, AcceptOffsets, AcceptReply, AcceptRequest } from "./accept-worker.ts";
+import type { PolicyModel, PositionTable } from "../config/index.ts";
 
 type Pending = { resolve: (reply: AcceptReply) => void; reject: (err: Error) => void };
 
 let worker: Worker | null = null;
 const pending = new Map<number, Pending>();
 let nextId = 1;
-/** Tables handed back without their offsets, by request, until the worker sends them. */
+/** A model whose positions' table came without its offsets: the request, to ask for them. */
+const tableOf = new WeakMap<PolicyModel, { id: number; table: PositionTable }>();
+/** Tables whose offsets the worker was asked for, by request, until they come. */
 const unlocated = new Map<number, PositionTable>();
-/** Offsets that came before their table was unpacked. */
-const early = new Map<number, AcceptOffsets>();
 
 /**
  * A worker idle this long is stopped: its heap (the parse of a 100k-rule file leaves hundreds of
@@ -41,7 +41,6 @@ function failAll(w: Worker, err: Error): void {
   pending.clear();
   // what was not located by now is located where a line is read
   unlocated.clear();
-  early.clear();
 }
 
 /** Nothing is asked of the worker: no acceptance and no offsets to come. */
@@ -49,23 +48,26 @@ function idle(): boolean {
   return pending.size === 0 && unlocated.size === 0;
 }
 
-/** The worker's offsets of request `id`'s table, put in place (or kept until it is unpacked). */
-function adopt(sent: AcceptOffsets): void {
-  const table = unlocated.get(sent.id);
-  if (!table) {
-    early.set(sent.id, sent);
-    return;
-  }
-  unlocated.delete(sent.id);
-  table.adoptOffsets(sent.offsets, sent.lineStarts);
+/** The worker's offsets of a table, put in place. */
+function adopt({ located: id, offsets, lineStarts }: AcceptOffsets): void {
+  const table = unlocated.get(id);
+  unlocated.delete(id);
+  if (table && offsets && lineStarts) table.adoptOffsets(offsets, lineStarts);
 }
 
-/** Request `id`'s table, to get the offsets the worker works out after its reply. */
-function awaitOffsets(id: number, table: PositionTable): void {
-  const sent = early.get(id);
-  early.delete(id);
-  if (sent) table.adoptOffsets(sent.offsets, sent.lineStarts);
-  else if (worker) unlocated.set(id, table);
+/**
+ * Has the worker work out where each of `model`'s positions is in its file, if it came from the
+ * worker without that (a file read the lean way): a line read afterwards costs this thread nothing.
+ * Called once the policy is in place, so the work does not compete with putting it there.
+ */
+export function locateOffThread(model: PolicyModel): void {
+  const entry = tableOf.get(model);
+  tableOf.delete(model);
+  if (!entry || entry.table.located || !worker) return;
+  if (idleTimer) clearTimeout(idleTimer);
+  unlocated.set(entry.id, entry.table);
+  const ask: AcceptLocate = { locate: entry.id };
+  worker.postMessage(ask);
 }
 
 /** Stops `w` once it has been idle IDLE_STOP_MS (a request cancels the timer). */
@@ -93,7 +95,7 @@ function acceptWorker(): Worker {
   if (worker) return worker;
   const w = new Worker(new URL("./accept-worker.ts", import.meta.url));
   w.on("message", (message: AcceptReply | AcceptOffsets) => {
-    if ("offsets" in message) adopt(message);
+    if ("located" in message) adopt(message);
     else {
       pending.get(message.id)?.resolve(message);
       pending.delete(message.id);
@@ -139,7 +141,8 @@ export async function acceptPolicyOffThread(
   });
   if ("packed" in reply) {
     const { acceptance, table } = unpackAcceptance(reply.packed, text);
-    if (table && !table.located) awaitOffsets(reply.id, table);
+    if (table && !table.located && acceptance.policy)
+      tableOf.set(acceptance.policy.model, { id: reply.id, table });
     return acceptance;
   }
   if ("error" in reply) throw new Error(reply.error);

@@ -25,14 +25,20 @@ export type AcceptReply =
   | { id: number; error: string };
 
 /**
- * Sent after a reply whose table came without its offsets (a file read the lean way): the offsets,
- * worked out here once the daemon has its policy, so reading a line there (a message, `moat
+ * Asks for the offsets of request `locate`'s table (a file read the lean way), once the daemon has
+ * put its policy in place: they are worked out here, so reading a line there (a message, `moat
  * explain`, a relay decision) never reads the whole file again on the daemon's thread.
  */
+export interface AcceptLocate {
+  locate: number;
+}
+
+/** The answer to an AcceptLocate: no offsets when this worker no longer has that table. */
 export interface AcceptOffsets {
-  id: number;
-  offsets: Int32Array;
-  lineStarts: Int32Array;
+  /** The request whose table these are. */
+  located: number;
+  offsets?: Int32Array;
+  lineStarts?: Int32Array;
 }
 
 /** Thrown by the stand-in universe reader: the policy names processes. */
@@ -68,21 +74,30 @@ async function answer(
   }
 }
 
-/** The offsets of `table`, sent after the reply to request `id` (nothing when they cannot be read). */
-function sendOffsets(id: number, table: PositionTable): void {
-  let message: AcceptOffsets;
+/** The last reply's table, when its offsets were not worked out: the daemon may ask for them. */
+let unlocated: { id: number; table: PositionTable } | undefined;
+
+/** The offsets of request `id`'s table, as AcceptLocate asked. */
+function sendOffsets(id: number): void {
+  const table = unlocated?.id === id ? unlocated.table : undefined;
+  unlocated = undefined;
+  let message: AcceptOffsets = { located: id };
   try {
-    message = { id, ...table.offsetsNow() };
+    if (table) message = { located: id, ...table.offsetsNow() };
   } catch {
-    return; // the daemon's thread works them out itself when it reads a line
+    // the daemon's thread works them out itself when it reads a line
   }
-  const transfer = [message.offsets.buffer, message.lineStarts.buffer] as ArrayBuffer[];
+  const transfer = [message.offsets?.buffer, message.lineStarts?.buffer].filter(
+    (b): b is ArrayBuffer => b instanceof ArrayBuffer,
+  );
   parentPort?.postMessage(message, transfer);
 }
 
-parentPort?.on("message", (req: AcceptRequest) => {
-  void answer(req).then(({ reply, transfer, unlocated }) => {
+parentPort?.on("message", (req: AcceptRequest | AcceptLocate) => {
+  if ("locate" in req) return sendOffsets(req.locate);
+  unlocated = undefined; // a newer policy: the daemon will not ask for the older one's
+  void answer(req).then(({ reply, transfer, unlocated: table }) => {
+    if (table) unlocated = { id: req.id, table };
     parentPort?.postMessage(reply, transfer);
-    if (unlocated) setImmediate(() => sendOffsets(req.id, unlocated));
   });
 });

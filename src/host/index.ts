@@ -27,6 +27,7 @@ export {
 export {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
+  locateOffThread,
   startAcceptWorker,
   stopAcceptWorker,
 } from "./accept-off-thread.ts";

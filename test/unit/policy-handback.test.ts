@@ -9,6 +9,7 @@ import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
+  locateOffThread,
   stopAcceptWorker,
 } from "../../src/host/accept-off-thread.ts";
 import { formatDiagnostic, plainPos, TablePos, type SourcePos } from "../../src/config/index.ts";
@@ -115,8 +116,10 @@ test("the worker works out where each rule is, so the daemon's thread never read
   const text = mixedPolicy(300);
   const there = await acceptPolicyOffThread(text, "mixed.yaml");
   const pos = there.policy?.model.rules[0]?.pos;
-  assert.ok(pos instanceof TablePos, "a position of the worker's table");
-  // a read of a line now would work the offsets out on this thread: none is made until they came
+  assert.ok(there.policy && pos instanceof TablePos, "a position of the worker's table");
+  // as the daemon does once the policy is in place; a read of a line now would work the offsets
+  // out on this thread: none is made until they came
+  locateOffThread(there.policy.model);
   for (let i = 0; i < 200 && !pos.table.located; i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(pos.table.located, "the worker sent the offsets of every entry");
   const here = acceptPolicy(text, "mixed.yaml");
