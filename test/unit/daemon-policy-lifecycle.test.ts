@@ -10,7 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
+import { TablePos, type PolicyModel } from "../../src/config/index.ts";
+import { acceptPolicy } from "../../src/host/accept-policy.ts";
+import { stopAcceptWorker } from "../../src/host/accept-off-thread.ts";
 import {
   PolicyLifecycle,
   readPolicyFile,
@@ -250,4 +252,23 @@ test("an apply without --confirm ends a trial: it is saved, and nothing reverts"
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(ruleNames(h), ["other"]);
   assert.equal(readFileSync(h.path, "utf8"), policy(["other"]));
+});
+
+test("a reloaded policy's lines are worked out on the worker once it is in place, not on this thread", async (t) => {
+  t.after(() => stopAcceptWorker());
+  const h = await harness(t);
+  const text = policy(["ssh", "web", "dns"]);
+  writeFileSync(h.path, text);
+  assert.equal((await h.lifecycle.reload("SIGHUP")).ok, true);
+  const rules = h.lifecycle.active.model.rules;
+  const pos = rules[0]?.pos;
+  assert.ok(pos instanceof TablePos, "read on the worker: a position of its table");
+  // a line read now would read the file again here: none is read until the worker's offsets came
+  for (let i = 0; i < 200 && !pos.table.located; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(pos.table.located, "the worker sent where each rule is");
+  const here = acceptPolicy(text, h.path).policy?.model.rules ?? [];
+  assert.deepEqual(
+    rules.map((r) => `${r.pos.line}:${r.pos.col}`),
+    here.map((r) => `${r.pos.line}:${r.pos.col}`),
+  );
 });
