@@ -18,7 +18,12 @@ import {
   Datapath,
   type Preloaded,
 } from "./datapath/index.ts";
-import { afterAcceptWorkerStops, startAcceptWorker, watchFiles } from "./host/index.ts";
+import {
+  afterAcceptWorkerStops,
+  locateOffThread,
+  startAcceptWorker,
+  watchFiles,
+} from "./host/index.ts";
 import { snapshotSource, type SnapshotSource } from "./observe/index.ts";
 import { apiControl } from "./daemon/api-control.ts";
 import { apiListeners } from "./daemon/at-start.ts";
@@ -535,6 +540,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     })();
   }
   const api = serveApi(control, apiListeners(initial.model, options.apiSocket), stop);
+  // the policy is in place: where its rules are in the file is worked out on the worker now
+  locateOffThread(initial.model);
 
   return {
     datapath,
