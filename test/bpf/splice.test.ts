@@ -55,11 +55,6 @@ function collect(s: Socket): Promise<Buffer> {
   });
 }
 
-/**
- * A relay on loopback: forwards the client's first chunk through Node, waits until Node has
- * read some of the server's bytes too, then splices (with bytes in Node, in the kernel's queues
- * and in flight on both sides).
- */
 /** Resolves once the kernel holds the peer's FIN on `s` (its TCP state is CLOSE-WAIT). */
 async function finArrived(s: Socket): Promise<void> {
   for (let i = 0; i < 400; i++) {
@@ -69,6 +64,12 @@ async function finArrived(s: Socket): Promise<void> {
   }
 }
 
+/**
+ * A relay on loopback: forwards the client's first chunk through Node, waits until Node has
+ * read some of the server's bytes too, then splices (with bytes in Node, in the kernel's queues
+ * and in flight on both sides). `afterServerFin`: the splice waits until the server's FIN is
+ * held by the kernel.
+ */
 async function relay(
   serverPort: number,
   mode: SpliceMode | undefined,
