@@ -4,6 +4,7 @@
 // with their table (src/host/accept-handback.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import {
@@ -15,19 +16,24 @@ import {
 import { formatDiagnostic, plainPos, TablePos, type SourcePos } from "../../src/config/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
-/** Every value as JSON would write it, positions resolved, bigints and byte arrays spelled out. */
+/** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
+ * their length and digest (an image's tables are megabytes: spelled out number by number, the
+ * comparison took most of this file's time). */
 function spelled(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === "bigint") return `${v}n`;
-    if (ArrayBuffer.isView(v))
-      return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (ArrayBuffer.isView(v)) return bytesOf(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     if (v instanceof Map) return [...v.entries()];
     if (v instanceof Set) return [...v.values()];
     // a Buffer writes itself as { type, data } (its toJSON); a copy of it arrives as a Uint8Array
     if (v && typeof v === "object" && (v as { type?: unknown }).type === "Buffer")
-      return (v as { data: unknown }).data;
+      return bytesOf(Uint8Array.from((v as { data: number[] }).data));
     return v;
   });
+}
+
+function bytesOf(bytes: Uint8Array): string {
+  return `${bytes.length} bytes, sha256 ${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 /** The positions of a value, in the order met, as plain positions. */
