@@ -236,7 +236,6 @@ export class L7Relay {
       client.destroy();
       return;
     }
-    const ctx = this.context(client, peer, found, model);
     try {
       const max = this.options.maxHead ?? MAX_HEAD;
       const enough = (h: Buffer) => sniff(h) !== "more";
@@ -254,9 +253,9 @@ export class L7Relay {
       const silent = serverFirst && read.end === "timeout" && read.head.length === 0;
       if (serverFirst && read.end === "timeout" && !silent)
         read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
-      ctx.head = read.head;
       const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniff(read.head);
       this.stats.sniffed[kind]++;
+      const ctx = this.context(client, peer, found, model, read.head, kind);
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
           ? (this.options.handlers?.[kind] ?? DEFAULT_HANDLERS[kind])
@@ -277,6 +276,8 @@ export class L7Relay {
     peer: SocketAddress,
     found: OriginalDestination,
     model: PolicyModel,
+    head: Buffer,
+    kind: Sniffed | "none",
   ): L7Context {
     const o = this.options;
     const ip = unmapped(found.original.ip);
@@ -327,8 +328,9 @@ export class L7Relay {
     // judged only as if the facts the handshake has not shown matched, and as if they did not):
     // an outcome the facts not known yet may still lead to. A judgement on every fact it needs
     // (a blocked request, a refused key) leaves none
+    // (the protocol as the relay took it: a client silent until the server speaks has no head to
+    // tell it by)
     const candidate = (): L7Decision | null => {
-      const kind = sniff(ctx.head);
       const unknown: Layer7Facts = kind === "ssh" ? { ssh: {} } : kind === "tls" ? { tls: {} } : {};
       return mayForward(o.policy() ?? model, facts, latest ? undecided(latest) : unknown);
     };
@@ -346,7 +348,7 @@ export class L7Relay {
     };
     const ctx: L7Context = {
       client,
-      head: Buffer.alloc(0),
+      head,
       original: { ip, port: found.original.port, family },
       facts,
       judge,

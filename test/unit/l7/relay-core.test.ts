@@ -58,7 +58,7 @@ interface Lab {
   close(): void;
 }
 
-async function lab(names: string[]): Promise<Lab> {
+async function lab(names: string[], policy = POLICY): Promise<Lab> {
   let got = Buffer.alloc(0);
   let connections = 0;
   const upstream = createServer((s) => {
@@ -79,7 +79,7 @@ async function lab(names: string[]): Promise<Lab> {
     }),
     process: () => ({ pid: 4242, name: "curl" }) as never,
     names: () => names,
-    policy: () => POLICY,
+    policy: () => policy,
     generation: () => 1,
     report: (e) => events.push(e),
     log: () => {},
@@ -139,6 +139,33 @@ test("the same SNI to an address it was not resolved to is reset before the serv
   assert.deepEqual(
     l.events.map((e) => [e.type, e.rule, e.layer7?.tls?.sni]),
     [["blocked", "other-tls", "good.example"]],
+  );
+});
+
+const SSH_BY_NAME = parsePolicy(
+  `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { cgroup: / }
+rules:
+  - { name: git-host, direction: egress, action: allow, layer3: { remote: [git.example] }, layer7: { ssh: {} } }
+  - { name: other-ssh, direction: egress, action: block, layer7: { ssh: {} } }
+`,
+  "ssh.yaml",
+);
+
+test("an SSH client silent until the server speaks, by address: reset before the server is asked", async (t) => {
+  // a client that waits for the server's banner (ssh-keyscan, or an ssh slow to start) is taken
+  // for SSH after a moment; that must not make the relay forget the only rule that could let it
+  // through needs a name this identity did not resolve
+  const l = await lab([], SSH_BY_NAME);
+  t.after(() => l.close());
+  const s = toRelay(l);
+  assert.equal(await closed(s), "ECONNRESET");
+  assert.equal(l.connections(), 0);
+  assert.deepEqual(
+    l.events.map((e) => [e.type, e.rule, e.layer7?.ssh?.host_key]),
+    [["blocked", "other-ssh", undefined]],
   );
 });
 
