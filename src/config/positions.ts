@@ -6,7 +6,8 @@
 // buffers (src/host/accept-handback.ts).
 //
 // A table of a file read without its node offsets (src/config/lean-source.ts) is "lazy": a
-// position's number holds which side of its entry it names (the value or the key), and the offsets
+// position's number holds its entry and which side of it it names (the value or the key), small
+// enough for V8 to keep in the object itself (no heap number per position), and the offsets
 // of every entry are worked out by one more read of the text (a Locator) the first time a line or
 // column is asked for.
 
@@ -25,7 +26,7 @@ export interface PositionTableParts {
   /** Per entry: a list index (>= 0), or -(k + 1) for the mapping key names[k]. */
   segment: Int32Array;
   names: string[];
-  /** Positions' numbers name a side (0: the value, 1: the key), not an offset. */
+  /** Positions' numbers are 2 * (entry + 1) + side (0: the value, 1: the key), not offsets. */
   lazy?: boolean;
   /** A lazy table's offsets, as far as worked out: value and key of the root at 0 and 1, of entry e at 2e + 2 and 2e + 3. */
   located?: Int32Array;
@@ -101,11 +102,10 @@ export class PositionTable {
 
   /** The offset a position's number stands for. */
   offsetOf(code: number): number {
-    const low = code % OFFSET_LIMIT;
-    if (!this.lazy) return low;
-    const entry = Math.floor(code / OFFSET_LIMIT) - 1;
+    if (!this.lazy) return code % OFFSET_LIMIT;
+    const entry = this.entryOf(code);
     if (!this.offsets || entry >= this.locatedCount) this.locateAll();
-    return this.offsets?.[2 * entry + 2 + low] ?? 0;
+    return this.offsets?.[2 * entry + 2 + (code & 1)] ?? 0;
   }
 
   /** Whether every entry's offsets are known (a line or column is read without reading the text). */
@@ -189,7 +189,15 @@ export class PositionTable {
 
   /** The position of `entry`'s path (-1: the root) at `offset` (in a lazy table: 0 its value, 1 its key). */
   at(entry: number, offset: number): TablePos {
-    return new TablePos(this, (entry + 1) * OFFSET_LIMIT + offset);
+    return new TablePos(
+      this,
+      this.lazy ? 2 * (entry + 1) + offset : (entry + 1) * OFFSET_LIMIT + offset,
+    );
+  }
+
+  /** The entry a position's number names (-1: the root). */
+  entryOf(code: number): number {
+    return Math.floor(code / (this.lazy ? 2 : OFFSET_LIMIT)) - 1;
   }
 
   private partsInUse(): PositionTableParts {
@@ -254,7 +262,7 @@ export class PositionTable {
 /** A position in a PositionTable: what it says is read from the table when asked. */
 export class TablePos implements SourcePos {
   readonly table: PositionTable;
-  /** (entry + 1) * OFFSET_LIMIT + offset. */
+  /** (entry + 1) * OFFSET_LIMIT + offset; in a lazy table 2 * (entry + 1) + side. */
   readonly code: number;
 
   constructor(table: PositionTable, code: number) {
@@ -275,7 +283,7 @@ export class TablePos implements SourcePos {
   }
 
   get path(): string {
-    return this.table.path(Math.floor(this.code / OFFSET_LIMIT) - 1);
+    return this.table.path(this.table.entryOf(this.code));
   }
 
   /** As a plain position (JSON, copies): what `{ ...pos }` would give for a plain one. */
