@@ -120,7 +120,7 @@ test("local decisions are judged before the file's rules, as the evaluator judge
       decisionsSpec,
       check,
     ),
-    { numRuns: 6 * SCALE, ...RUN },
+    { numRuns: 20 * SCALE, ...RUN },
   );
 });
 
@@ -131,5 +131,7 @@ test("the properties are not vacuous", () => {
   assert.ok(tally.byRule > tally.cases / 25, `decided by a rule: ${tally.byRule}`);
   assert.ok(tally.dropped > tally.cases / 50, `dropped: ${tally.dropped}`);
   assert.ok(tally.detected > tally.cases / 50, `detected: ${tally.detected}`);
+  // local decisions decided 7 to 72 of 2,400 packets over 6 random policies (their prefixes
+  // are mostly narrow): 20 policies keep the sum well clear of this floor
   assert.ok(tally.byDecision > 10, `decided by a local decision: ${tally.byDecision}`);
 });
