@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HistoryStore } from "../../src/observe/history/store.ts";
+import Database from "better-sqlite3";
+import { HistoryStore, PRUNE_SQL } from "../../src/observe/history/store.ts";
 import { parseFilter } from "../../src/observe/filter.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
@@ -116,4 +117,21 @@ test("retention deletes events older than max_age and keeps the store under max_
   const newest = sized.query({ limit: 1 }).events[0];
   assert.equal(newest?.connection, "9-499", "the newest events are the ones kept");
   assert.equal(after.events + deleted, 5000);
+});
+
+test("pruning finds the rows it deletes through an index: no statement it runs scans the events", (t) => {
+  // a store at its size limit prunes after every 100k rows written; a scan of a 1 GiB store in
+  // each step made pruning cost five times the inserts it made room for
+  const path = join(tempDir(t), "plan.db");
+  const store = new HistoryStore(path);
+  t.after(() => store.close());
+  const db = new Database(path, { readonly: true });
+  t.after(() => db.close());
+  for (const [name, sql] of Object.entries(PRUNE_SQL)) {
+    const params = Array.from(sql.matchAll(/\?/g), () => 0);
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+      .map((row) => row.detail)
+      .join("; ");
+    assert.doesNotMatch(plan, /\bSCAN events\b/, `${name}: ${plan}`);
+  }
 });

@@ -22,6 +22,23 @@ const ROWS_PER_INSERT = 32;
 /** Events one prune step deletes at most (pruneStep). */
 export const PRUNE_STEP_ROWS = 5000;
 
+/**
+ * What pruning runs. A store at its size limit prunes after every 100k rows written, so each
+ * statement finds its rows through an index, never by scanning the events.
+ */
+export const PRUNE_SQL = {
+  /** Aged events, oldest first, by the time index. */
+  olderThan: "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? LIMIT ?)",
+  /** The oldest events, below an id (ids only grow). */
+  below: "DELETE FROM events WHERE id < ?",
+  /**
+   * The id span counts the rows (ids only grow; pruning takes the oldest). Two subqueries: SQLite
+   * finds a lone min() or max() at an end of the key, but scans every row for both in one select.
+   */
+  idSpan: "SELECT (SELECT min(id) FROM events) AS low, (SELECT max(id) FROM events) AS high",
+  notices: "DELETE FROM notices WHERE time_ms < ?",
+} as const;
+
 export interface HistoryOptions {
   /** Events older than this are deleted (default 30 days). */
   maxAgeSeconds?: number;
@@ -49,7 +66,7 @@ export class HistoryStore {
   private readonly insertMany: (rows: readonly RowValue[]) => void;
   private readonly rollups: FlowRollups;
   private readonly insertFlowsTx: (summaries: readonly FlowSummary[]) => void;
-  private readonly deleteOldest: { olderThan: Database.Statement; any: Database.Statement };
+  private readonly pruning: Record<keyof typeof PRUNE_SQL, Database.Statement>;
   private pruned = 0;
   private pruneRunning = false;
 
@@ -76,14 +93,11 @@ export class HistoryStore {
       for (; at < rows.length; at += ROW_WIDTH)
         this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
     });
-    this.deleteOldest = {
-      // by the time index: finding nothing to delete costs one index probe, not a table scan
-      olderThan: this.db.prepare(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? LIMIT ?)",
-      ),
-      any: this.db.prepare(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)",
-      ),
+    this.pruning = {
+      olderThan: this.db.prepare(PRUNE_SQL.olderThan),
+      below: this.db.prepare(PRUNE_SQL.below),
+      idSpan: this.db.prepare(PRUNE_SQL.idSpan),
+      notices: this.db.prepare(PRUNE_SQL.notices),
     };
     this.rollups = new FlowRollups(
       this.db,
@@ -165,7 +179,7 @@ export class HistoryStore {
     if (!this.pruneRunning) {
       // notices and roll-ups are small: once per pass
       this.pruneRunning = true;
-      this.db.prepare("DELETE FROM notices WHERE time_ms < ?").run(now - this.maxAgeSeconds * 1000);
+      this.pruning.notices.run(now - this.maxAgeSeconds * 1000);
       this.rollups.prune(now);
     }
     const deleted = this.deleteAged(now) || this.deleteOverSize();
@@ -176,26 +190,19 @@ export class HistoryStore {
   }
 
   private deleteAged(now: number): number {
-    return this.deleteOldest.olderThan.run(now - this.maxAgeSeconds * 1000, PRUNE_STEP_ROWS)
-      .changes;
+    return this.pruning.olderThan.run(now - this.maxAgeSeconds * 1000, PRUNE_STEP_ROWS).changes;
   }
 
   private deleteOverSize(): number {
     const bytes = this.bytes();
     if (bytes <= this.maxBytes) return 0;
-    // ids only grow and pruning takes the oldest, so the id span counts the rows without a scan
-    const { low, high } = this.db
-      .prepare("SELECT min(id) AS low, max(id) AS high FROM events")
-      .get() as {
-      low: number | null;
-      high: number | null;
-    };
+    const { low, high } = this.pruning.idSpan.get() as { low: number | null; high: number | null };
     if (low === null || high === null) return 0;
     const count = high - low + 1;
     // aim 10% under the limit so pruning does not run on every insert
     const keep = Math.floor((count * this.maxBytes * 0.9) / bytes);
     const drop = Math.min(PRUNE_STEP_ROWS, Math.max(1, count - keep));
-    return this.deleteOldest.any.run(drop).changes;
+    return this.pruning.below.run(low + drop).changes;
   }
 
   stats(): HistoryStats {
