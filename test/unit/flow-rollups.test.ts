@@ -138,3 +138,36 @@ test("a flood of distinct peers fills a bucket's keys, then its overflow row; ol
   ]);
   db.close();
 });
+
+test("the row limit holds with each level's rows counted once: rows added later, an add rolled back", () => {
+  const db = new Database(":memory:");
+  const rollups = new FlowRollups(db, { maxKeysPerBucket: 50, maxRowsPerLevel: 120 });
+  const now = Date.parse("2026-11-22T10:30:00Z");
+  const minute = (at: number) =>
+    rollups.add(Array.from({ length: 40 }, (_, i) => summary(at + 1000, {}, `host${i}.example`)));
+  const minuteRows = () =>
+    db.prepare("SELECT count(*) FROM flow_stats WHERE level = 'minute'").pluck().get();
+  minute(now - 10 * MIN);
+  assert.equal(rollups.prune(now), 0, "40 rows a level, counted here");
+  minute(now - 5 * MIN);
+  minute(now - 3 * MIN);
+  assert.equal(rollups.prune(now), 0, "120 minute rows: at the limit, not over it");
+  // rows the count took as added, which the table does not hold
+  const failing = db.transaction(() => {
+    minute(now - 2 * MIN);
+    throw new Error("disk full");
+  });
+  assert.throws(failing, /disk full/);
+  rollups.recount();
+  assert.equal(rollups.prune(now), 0, "nothing over the limit after the rollback");
+  assert.equal(minuteRows(), 120);
+  minute(now - MIN);
+  assert.equal(rollups.prune(now), 40, "the oldest minute goes");
+  assert.equal(minuteRows(), 120);
+  const oldest = db
+    .prepare("SELECT min(bucket_ms) FROM flow_stats WHERE level = 'minute'")
+    .pluck()
+    .get();
+  assert.equal(oldest, now - 5 * MIN - ((now - 5 * MIN) % MIN));
+  db.close();
+});

@@ -121,6 +121,14 @@ export class FlowRollups {
   readonly #maxKeys: number;
   /** Each level's latest bucket and its rows, counted as keys are added. */
   readonly #latest = new Map<RollupLevel, { bucket: number; rows: number }>();
+  /**
+   * Each level's rows: counted once (a walk of up to its row limit, 500k rows), then kept as rows
+   * are added and deleted, so a prune under the limit reads none of them.
+   */
+  readonly #levelRows = new Map<RollupLevel, number>();
+  readonly #countLevel: Database.Statement;
+  readonly #deleteBefore: Database.Statement;
+  readonly #oldestCut: Database.Statement;
   /** Summaries added to an overflow row since the store opened. */
   overflowed = 0;
 
@@ -140,6 +148,44 @@ export class FlowRollups {
     this.#bucketRows = db
       .prepare("SELECT count(*) FROM flow_stats WHERE level = ? AND bucket_ms = ?")
       .pluck();
+    this.#countLevel = db.prepare("SELECT count(*) FROM flow_stats WHERE level = ?").pluck();
+    this.#deleteBefore = db.prepare("DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ?");
+    // the bucket of the oldest row that must go (the excess over the limit, oldest first)
+    this.#oldestCut = db
+      .prepare(
+        "SELECT bucket_ms FROM flow_stats WHERE level = ? ORDER BY bucket_ms LIMIT 1 OFFSET ?",
+      )
+      .pluck();
+  }
+
+  /** A new row in `latest`'s bucket of `level`. */
+  #added(level: RollupLevel, latest: { rows: number }): void {
+    latest.rows++;
+    const rows = this.#levelRows.get(level);
+    if (rows !== undefined) this.#levelRows.set(level, rows + 1);
+  }
+
+  #rowsIn(level: RollupLevel): number {
+    let rows = this.#levelRows.get(level);
+    if (rows === undefined)
+      this.#levelRows.set(level, (rows = this.#countLevel.get(level) as number));
+    return rows;
+  }
+
+  #deleteOlder(level: RollupLevel, bucketMs: number): number {
+    const deleted = this.#deleteBefore.run(level, bucketMs).changes;
+    const rows = this.#levelRows.get(level);
+    if (rows !== undefined) this.#levelRows.set(level, rows - deleted);
+    return deleted;
+  }
+
+  /**
+   * Forgets the counts kept in memory (they are counted again when next needed): the caller's
+   * transaction that added rows was rolled back.
+   */
+  recount(): void {
+    this.#latest.clear();
+    this.#levelRows.clear();
   }
 
   /** The key a summary is added under: its own, or its bucket's overflow key when full. */
@@ -155,10 +201,10 @@ export class FlowRollups {
       this.overflowed++;
       const [, , , , , , protocol, direction] = key;
       const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
-      if (!this.#exists.get(level, bucket, ...overflow)) latest.rows++;
+      if (!this.#exists.get(level, bucket, ...overflow)) this.#added(level, latest);
       return overflow;
     }
-    latest.rows++;
+    this.#added(level, latest);
     return key;
   }
 
@@ -206,17 +252,13 @@ export class FlowRollups {
    */
   prune(now = Date.now()): number {
     let deleted = 0;
-    const del = this.#db.prepare("DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ?");
-    const count = this.#db.prepare("SELECT count(*) AS n FROM flow_stats WHERE level = ?");
-    // the bucket of the newest row past the limit: it and older ones go
-    const cut = this.#db.prepare(
-      "SELECT bucket_ms FROM flow_stats WHERE level = ? ORDER BY bucket_ms DESC LIMIT 1 OFFSET ?",
-    );
     for (const { level, keepMs } of ROLLUP_LEVELS) {
-      deleted += del.run(level, now - keepMs).changes;
-      if ((count.get(level) as { n: number }).n <= this.#maxRows) continue;
-      const at = cut.get(level, this.#maxRows) as { bucket_ms: number } | undefined;
-      if (at) deleted += del.run(level, at.bucket_ms + 1).changes;
+      deleted += this.#deleteOlder(level, now - keepMs);
+      const excess = this.#rowsIn(level) - this.#maxRows;
+      if (excess <= 0) continue;
+      // the bucket of the newest row past the limit (the excess-th oldest): it and older ones go
+      const at = this.#oldestCut.get(level, excess - 1) as number | undefined;
+      if (at !== undefined) deleted += this.#deleteOlder(level, at + 1);
     }
     return deleted;
   }

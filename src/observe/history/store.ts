@@ -111,7 +111,13 @@ export class HistoryStore {
 
   /** A window's flow summaries: "flow" events, and added to the roll-ups, in one transaction. */
   insertFlows(summaries: readonly FlowSummary[]): void {
-    if (summaries.length) this.insertFlowsTx(summaries);
+    if (!summaries.length) return;
+    try {
+      this.insertFlowsTx(summaries);
+    } catch (err) {
+      this.rollups.recount(); // the rows it counted as added were rolled back
+      throw err;
+    }
   }
 
   /** The roll-ups the anomaly baselines are rebuilt from (baseline.ts). */
