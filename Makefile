@@ -135,15 +135,14 @@ check: deps
 	npm run check
 
 # The packaging tests' .deb, Debian root and image are made in the background meanwhile
-# (scripts/warm-packaging.sh, its own process group: ended with the recipe however it ends), at a
-# low priority: the tiers' tests come first on the CPUs, the build takes what they leave idle.
+# (scripts/warm-packaging.sh, its own process group: ended with the recipe however it ends).
 # The property tier runs in-process (its tests share one kernel lab): a test cannot time it out,
 # so a bound here.
 # Every process of a test run (the runner's files, the daemons and CLIs they start) loads moat's
 # modules: one compile cache spares each of them stripping and compiling the same files again.
 test: export NODE_COMPILE_CACHE := $(ROOT)/$(BUILD)/node-compile-cache
 test: setup check
-	@MOAT_VERSION=$(VERSION) setsid nice -n 15 scripts/warm-packaging.sh > $(BUILD)/warm-packaging.log 2>&1 & \
+	@MOAT_VERSION=$(VERSION) setsid scripts/warm-packaging.sh > $(BUILD)/warm-packaging.log 2>&1 & \
 	warm=$$!; trap 'kill -TERM -- -$$warm 2>/dev/null || kill -TERM $$warm; wait $$warm' EXIT; \
 	set -x; \
 	timeout -k 10 900 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS) || \
