@@ -8,7 +8,7 @@ import type { PolicyModel } from "../config/index.ts";
 import {
   decodeOwner,
   netnsSocket,
-  type ConntrackEntry,
+  type ConntrackView,
   type Datapath,
   type MoatEvent,
 } from "../datapath/index.ts";
@@ -72,14 +72,18 @@ const FLOW_LIVE_NS = 30_000_000_000n;
 const OPEN_TCP = new Set(["synSent", "synRecv", "established"]);
 
 /** Whether a tracked connection is still open: TCP not closing, other flows recently active. */
-function liveEntry(c: ConntrackEntry, now: bigint): boolean {
+function liveEntry(
+  c: Pick<ConntrackView, "protocol" | "tcpState" | "lastNs">,
+  now: bigint,
+): boolean {
   return c.protocol === 6 ? OPEN_TCP.has(c.tcpState) : now - c.lastNs < FLOW_LIVE_NS;
 }
 
 /**
  * Whether an identity still has a tracked connection to an address (the binding it used then
  * outlives its TTL, so re-judging after a reload keeps the connection). One pass over the
- * connection table serves a whole sweep.
+ * connection table serves a whole sweep; it reads each entry's fields in place, since a sweep
+ * asks about once a second and a full table is 65,536 entries.
  */
 function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boolean {
   let cached: { at: number; keys: Set<string> } | null = null;
@@ -88,9 +92,9 @@ function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boo
     const d = datapath();
     if (!d) return keys;
     const now = d.monotonicNs();
-    for (const c of d.conntrack()) {
+    for (const c of d.conntrackViews()) {
       if (c.direction !== "egress" || c.verdict === "blocked" || !liveEntry(c, now)) continue;
-      const owner = decodeOwner(c.value.owner);
+      const owner = decodeOwner(c.owner);
       if (owner?.exeIno === undefined || owner.exeDev === undefined) continue;
       const identity = {
         cgroupId: owner.cgroupId,
@@ -98,7 +102,7 @@ function liveConnections(datapath: () => Datapath | null): (key: NameKey) => boo
         exeDev: owner.exeDev,
         uid: owner.uid,
       };
-      keys.add(`${identityKey(identity)}|${unmapped(c.remote.ip)}`);
+      keys.add(`${identityKey(identity)}|${unmapped(c.remoteIp)}`);
     }
     return keys;
   };

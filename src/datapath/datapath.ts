@@ -20,8 +20,10 @@ import {
   clearConntrack,
   conntrackCountPages,
   conntrackEntries,
+  conntrackViews,
   type ConntrackCounts,
   type ConntrackEntry,
+  type ConntrackView,
 } from "./conntrack.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
@@ -810,6 +812,11 @@ export class Datapath {
   /** The connection table, entry by entry. */
   conntrack(): Generator<ConntrackEntry> {
     return conntrackEntries(this.maps.conntrack);
+  }
+
+  /** The connection table as one view re-pointed at each entry: fields read in place. */
+  conntrackViews(): Generator<ConntrackView> {
+    return conntrackViews(this.maps.conntrack);
   }
 
   /** The table's entries' counters, a page at a time (the flow records' scan). */

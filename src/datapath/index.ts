@@ -15,7 +15,12 @@ export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export { decodeIdsCopy, type IdsCopy } from "./ids-record.ts";
 export { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
-export { conntrackExpired, type ConntrackCounts, type ConntrackEntry } from "./conntrack.ts";
+export {
+  conntrackExpired,
+  type ConntrackCounts,
+  type ConntrackEntry,
+  type ConntrackView,
+} from "./conntrack.ts";
 export {
   formatEventLine,
   type DnsExchange,
