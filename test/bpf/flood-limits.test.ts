@@ -129,4 +129,36 @@ describe("flood limits before the rules", () => {
       );
     assert.deepEqual(delta(before, lab.dp.floodCounters()), { icmpDetected: 1, udpDetected: 2 });
   });
+
+  test("the sweep forgets sources idle past what their limit remembers, and no other", () => {
+    // a limit that forgets a source after 3 s idle; the kernel's clock for it at 1 s
+    lab.policy(policy("prevent").replace("rate: 1/h", "rate: 1/s"));
+    setClock(1);
+    const state = lab.dp.object.map("flood_udp_state");
+    const count = () => {
+      let n = 0;
+      for (let k = state.nextKey(null); k; k = state.nextKey(k)) n++;
+      return n;
+    };
+    try {
+      lab.dp.sweepLimits();
+      const kept = count(); // overflow buckets: never swept
+      for (let i = 0; i < 20; i++)
+        lab.run("xdp", {
+          src: `198.51.100.${100 + i}`,
+          dst: "10.0.0.1",
+          proto: "udp",
+          sport: 53,
+          dport: 40000,
+        });
+      assert.equal(count(), kept + 20, "a state for each source");
+      // the kernel's clock moves to now: every source was last seen now, none is idle
+      setClock(Number(process.hrtime.bigint() / 1_000_000_000n));
+      lab.run("xdp", { src: "198.51.100.100", dst: "10.0.0.1", proto: "udp", sport: 53, dport: 1 });
+      lab.dp.sweepLimits();
+      assert.equal(count(), kept + 1, "the source seen now stays; the 19 idle since 1 s go");
+    } finally {
+      setClock(1000);
+    }
+  });
 });
