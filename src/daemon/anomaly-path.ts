@@ -13,6 +13,7 @@ import {
   anomalySettingsOf,
   loadAnomalyState,
   saveAnomalyState,
+  saveAnomalyStateInSlices,
   seedFromRollups,
   type Acceptance,
   type BaselineInput,
@@ -126,18 +127,35 @@ export function startAnomalyPath(options: AnomalyPathOptions): AnomalyPath {
     }
   }
   let saveWarned = false;
-  const save = () => {
-    if (!path) return;
-    try {
-      saveAnomalyState(path, detector);
-      saveWarned = false;
-    } catch (err) {
-      if (!saveWarned)
-        options.log(`warning: anomaly state was not saved: ${(err as Error).message}`);
+  const saved = (err?: unknown) => {
+    if (err === undefined) saveWarned = false;
+    else if (!saveWarned) {
+      options.log(`warning: anomaly state was not saved: ${(err as Error).message}`);
       saveWarned = true;
     }
   };
-  const timer = setInterval(save, SAVE_MS);
+  /** Saves made at once; a save in slices that began before one is dropped. */
+  let savedAtOnce = 0;
+  const save = () => {
+    if (!path) return;
+    savedAtOnce++;
+    try {
+      saveAnomalyState(path, detector);
+      saved();
+    } catch (err) {
+      saved(err);
+    }
+  };
+  let slicing = false;
+  const saveInSlices = () => {
+    if (!path || slicing) return;
+    slicing = true;
+    const began = savedAtOnce;
+    saveAnomalyStateInSlices(path, detector, () => savedAtOnce !== began)
+      .then(() => saved(), saved)
+      .finally(() => (slicing = false));
+  };
+  const timer = setInterval(saveInSlices, SAVE_MS);
   timer.unref();
   return {
     flow: (r) => {

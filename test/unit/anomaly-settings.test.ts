@@ -2,7 +2,7 @@
 // restart: an acceptance made before it still keeps the same anomaly quiet after it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkPolicySource, parsePolicy, textOnlyHost } from "../../src/config/index.ts";
@@ -11,6 +11,7 @@ import {
   anomalySettingsOf,
   loadAnomalyState,
   saveAnomalyState,
+  saveAnomalyStateInSlices,
   type AnomalyReport,
 } from "../../src/observe/anomaly/index.ts";
 import { DAY, EPOCH, HOUR, flow, processOf } from "../helpers/synthetic-history.ts";
@@ -86,4 +87,36 @@ test("baselines and acceptances survive a restart of the engine", (t) => {
   writeFileSync(path, "{not json");
   assert.throws(() => loadAnomalyState(path, engine()));
   assert.equal(loadAnomalyState(join(dir, "absent.json"), engine()), false);
+});
+
+test("the periodic save in slices writes the same file as a save at once, and never over a newer one", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-anomaly-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const d = new AnomalyDetector(anomalySettingsOf(undefined), () => {});
+  for (let id = 0; id < 300; id++) {
+    const p = processOf(`/usr/bin/worker-${id}`);
+    for (let i = 0; i < 20; i++)
+      d.flow(
+        flow({
+          timeMs: EPOCH + i * HOUR,
+          process: p,
+          remote: `192.0.2.${i}`,
+          port: 443,
+          bytes: 900 + i,
+        }),
+      );
+  }
+  assert.ok(d.profiles.size >= 300, `${d.profiles.size} profiles`);
+  const once = join(dir, "once.json");
+  const slices = join(dir, "slices.json");
+  saveAnomalyState(once, d);
+  await saveAnomalyStateInSlices(slices, d);
+  assert.equal(readFileSync(slices, "utf8"), readFileSync(once, "utf8"));
+  const back = new AnomalyDetector(anomalySettingsOf(undefined), () => {});
+  assert.equal(loadAnomalyState(slices, back), true);
+  assert.equal(back.profiles.size, d.profiles.size);
+  // a save at once came while this one was made: it is dropped, the newer file stays
+  writeFileSync(slices, "newer");
+  await saveAnomalyStateInSlices(slices, d, () => true);
+  assert.equal(readFileSync(slices, "utf8"), "newer");
 });

@@ -8,7 +8,7 @@ export {
   type RecentAnomaly,
 } from "./detector.ts";
 export { anomalyEvent } from "./event.ts";
-export { loadAnomalyState, saveAnomalyState } from "./state-file.ts";
+export { loadAnomalyState, saveAnomalyState, saveAnomalyStateInSlices } from "./state-file.ts";
 export { seedFromRollups, type BaselineInput, type BaselineRow } from "./from-rollups.ts";
 export {
   anomalySettingsOf,

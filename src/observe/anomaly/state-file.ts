@@ -2,6 +2,7 @@
 // "accept as normal" survive a restart: one JSON file, written whole to a temporary file and
 // renamed over the old one. A file that cannot be read starts a fresh state, said once.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { AnomalyDetector } from "./detector.ts";
 import { Ewma } from "./robust.ts";
@@ -34,21 +35,56 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-export function saveAnomalyState(path: string, d: AnomalyDetector): void {
-  const text = JSON.stringify(
-    {
-      version: VERSION,
-      profiles: d.profiles,
-      accepted: d.accepted,
-      reportedAt: d.reportedAt,
-      recent: d.recent,
-    },
+/** The state's JSON text in pieces: the head, one piece a profile, the tail. */
+function* stateText(d: AnomalyDetector): Generator<string> {
+  yield `{"version":${VERSION},"profiles":{"$map":[`;
+  let first = true;
+  for (const entry of d.profiles) {
+    yield (first ? "" : ",") + JSON.stringify(entry, replacer);
+    first = false;
+  }
+  const rest = JSON.stringify(
+    { accepted: d.accepted, reportedAt: d.reportedAt, recent: d.recent },
     replacer,
   );
+  yield `]},${rest.slice(1)}`;
+}
+
+/** Writes the state at once (at shutdown, after an acceptance). */
+export function saveAnomalyState(path: string, d: AnomalyDetector): void {
+  const text = [...stateText(d)].join("");
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, path);
+}
+
+/** How long the periodic save holds the event loop at a time. */
+const SLICE_MS = 5;
+
+/**
+ * The same file, made a few profiles at a time between turns of the event loop: the state of
+ * hundreds of identities is tens of MB of JSON, 0.5-1.7 s in one piece. Each profile is written
+ * as it is when its turn comes.
+ */
+export async function saveAnomalyStateInSlices(
+  path: string,
+  d: AnomalyDetector,
+  /** A newer state was saved meanwhile (saveAnomalyState): this one is dropped, not renamed over it. */
+  stale: () => boolean = () => false,
+): Promise<void> {
+  const pieces: string[] = [];
+  let sliceStart = performance.now();
+  for (const piece of stateText(d)) {
+    pieces.push(piece);
+    if (performance.now() - sliceStart < SLICE_MS) continue;
+    await new Promise((resolve) => setImmediate(resolve));
+    sliceStart = performance.now();
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.slices.tmp`;
+  await writeFile(tmp, pieces.join(""), { mode: 0o600 });
+  if (!stale()) await rename(tmp, path);
 }
 
 /** Loads the saved state into `d`; false (d unchanged) when there is none or it is unreadable. */
