@@ -171,3 +171,23 @@ test("the row limit holds with each level's rows counted once: rows added later,
   assert.equal(oldest, now - 5 * MIN - ((now - 5 * MIN) % MIN));
   db.close();
 });
+
+test("summaries of two minutes in turn: each minute keeps its own keys and its own overflow row", () => {
+  const db = new Database(":memory:");
+  const rollups = new FlowRollups(db, { maxKeysPerBucket: 50 });
+  const now = Date.parse("2026-11-22T10:30:00Z");
+  const minutes = [now - 2 * MIN + 1000, now - MIN + 1000];
+  // as a flow window hands them over: created in turn, across the minute's boundary
+  for (let i = 0; i < 80; i++)
+    for (const at of minutes) rollups.add([summary(at, {}, `host${i}.example`)]);
+  const rows = db
+    .prepare(
+      "SELECT bucket_ms, count(*) AS n, sum(peer = '*') AS overflow FROM flow_stats WHERE level = 'minute' GROUP BY bucket_ms",
+    )
+    .all();
+  assert.deepEqual(
+    rows,
+    minutes.map((at) => ({ bucket_ms: at - (at % MIN), n: 51, overflow: 1 })),
+  );
+  db.close();
+});

@@ -108,6 +108,8 @@ export interface StatsPage {
 export const MAX_ROWS_PER_LEVEL = 500_000;
 /** Keys a bucket takes; past them, a summary is added to its bucket's overflow row (peer "*"). */
 export const MAX_KEYS_PER_BUCKET = 20_000;
+/** Buckets whose rows are kept counted: a few per level. */
+const MAX_COUNTED_BUCKETS = 12;
 
 const KEY_COLUMNS =
   "level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
@@ -119,8 +121,11 @@ export class FlowRollups {
   readonly #bucketRows: Database.Statement;
   readonly #maxRows: number;
   readonly #maxKeys: number;
-  /** Each level's latest bucket and its rows, counted as keys are added. */
-  readonly #latest = new Map<RollupLevel, { bucket: number; rows: number }>();
+  /**
+   * Rows of the buckets keys were last added to (level and bucket), counted once, then as keys are
+   * added: a window's summaries fall into the newest bucket and the one before it, in any order.
+   */
+  readonly #buckets = new Map<string, { rows: number }>();
   /**
    * Each level's rows: counted once (a walk of up to its row limit, 500k rows), then kept as rows
    * are added and deleted, so a prune under the limit reads none of them.
@@ -158,9 +163,9 @@ export class FlowRollups {
       .pluck();
   }
 
-  /** A new row in `latest`'s bucket of `level`. */
-  #added(level: RollupLevel, latest: { rows: number }): void {
-    latest.rows++;
+  /** A new row in the `counted` bucket of `level`. */
+  #added(level: RollupLevel, counted: { rows: number }): void {
+    counted.rows++;
     const rows = this.#levelRows.get(level);
     if (rows !== undefined) this.#levelRows.set(level, rows + 1);
   }
@@ -174,6 +179,7 @@ export class FlowRollups {
 
   #deleteOlder(level: RollupLevel, bucketMs: number): number {
     const deleted = this.#deleteBefore.run(level, bucketMs).changes;
+    if (deleted > 0) this.#buckets.clear(); // a counted bucket may have gone
     const rows = this.#levelRows.get(level);
     if (rows !== undefined) this.#levelRows.set(level, rows - deleted);
     return deleted;
@@ -184,27 +190,30 @@ export class FlowRollups {
    * transaction that added rows was rolled back.
    */
   recount(): void {
-    this.#latest.clear();
+    this.#buckets.clear();
     this.#levelRows.clear();
   }
 
   /** The key a summary is added under: its own, or its bucket's overflow key when full. */
   #keyOf(level: RollupLevel, bucket: number, key: (string | number)[]): (string | number)[] {
     if (this.#exists.get(level, bucket, ...key)) return key;
-    let latest = this.#latest.get(level);
-    if (latest?.bucket !== bucket) {
-      latest = { bucket, rows: this.#bucketRows.get(level, bucket) as number };
-      if (!this.#latest.has(level) || bucket > this.#latest.get(level)!.bucket)
-        this.#latest.set(level, latest);
+    const at = `${level} ${bucket}`;
+    let counted = this.#buckets.get(at);
+    if (!counted) {
+      counted = { rows: this.#bucketRows.get(level, bucket) as number };
+      this.#buckets.set(at, counted);
+      // the oldest counted goes (a Map keeps insertion order)
+      if (this.#buckets.size > MAX_COUNTED_BUCKETS)
+        this.#buckets.delete(this.#buckets.keys().next().value!);
     }
-    if (latest.rows >= this.#maxKeys) {
+    if (counted.rows >= this.#maxKeys) {
       this.overflowed++;
       const [, , , , , , protocol, direction] = key;
       const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
-      if (!this.#exists.get(level, bucket, ...overflow)) this.#added(level, latest);
+      if (!this.#exists.get(level, bucket, ...overflow)) this.#added(level, counted);
       return overflow;
     }
-    this.#added(level, latest);
+    this.#added(level, counted);
     return key;
   }
 
