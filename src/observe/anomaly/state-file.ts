@@ -2,7 +2,7 @@
 // "accept as normal" survive a restart: one JSON file, written whole to a temporary file and
 // renamed over the old one. A file that cannot be read starts a fresh state, said once.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { AnomalyDetector } from "./detector.ts";
 import { Ewma } from "./robust.ts";
@@ -73,17 +73,24 @@ export async function saveAnomalyStateInSlices(
   /** A newer state was saved meanwhile (saveAnomalyState): this one is dropped, not renamed over it. */
   stale: () => boolean = () => false,
 ): Promise<void> {
-  const pieces: string[] = [];
-  let sliceStart = performance.now();
-  for (const piece of stateText(d)) {
-    pieces.push(piece);
-    if (performance.now() - sliceStart < SLICE_MS) continue;
-    await new Promise((resolve) => setImmediate(resolve));
-    sliceStart = performance.now();
-  }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.slices.tmp`;
-  await writeFile(tmp, pieces.join(""), { mode: 0o600 });
+  const file = await open(tmp, "w", 0o600);
+  try {
+    // written as it is made, a slice at a time: the whole text is never one string
+    let slice: string[] = [];
+    let sliceStart = performance.now();
+    for (const piece of stateText(d)) {
+      slice.push(piece);
+      if (performance.now() - sliceStart < SLICE_MS) continue;
+      await file.write(slice.join(""));
+      slice = [];
+      sliceStart = performance.now();
+    }
+    await file.write(slice.join(""));
+  } finally {
+    await file.close();
+  }
   if (!stale()) await rename(tmp, path);
 }
 
