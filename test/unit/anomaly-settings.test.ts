@@ -2,7 +2,7 @@
 // restart: an acceptance made before it still keeps the same anomaly quiet after it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkPolicySource, parsePolicy, textOnlyHost } from "../../src/config/index.ts";
@@ -119,4 +119,5 @@ test("the periodic save in slices writes the same file as a save at once, and ne
   writeFileSync(slices, "newer");
   await saveAnomalyStateInSlices(slices, d, () => true);
   assert.equal(readFileSync(slices, "utf8"), "newer");
+  assert.deepEqual(readdirSync(dir).sort(), ["once.json", "slices.json"], "no file left behind");
 });

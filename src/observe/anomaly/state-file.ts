@@ -2,7 +2,7 @@
 // "accept as normal" survive a restart: one JSON file, written whole to a temporary file and
 // renamed over the old one. A file that cannot be read starts a fresh state, said once.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { open, rename } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { AnomalyDetector } from "./detector.ts";
 import { Ewma } from "./robust.ts";
@@ -91,7 +91,8 @@ export async function saveAnomalyStateInSlices(
   } finally {
     await file.close();
   }
-  if (!stale()) await rename(tmp, path);
+  if (stale()) await rm(tmp, { force: true });
+  else await rename(tmp, path);
 }
 
 /** Loads the saved state into `d`; false (d unchanged) when there is none or it is unreadable. */
