@@ -19,7 +19,7 @@ import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
 import { readProcessUniverse } from "../../src/host/process-universe.ts";
-import { sweepStale } from "../helpers/cgroup-run.ts";
+import { runAllIn, sweepStale } from "../helpers/cgroup-run.ts";
 
 const POLICIES = 10;
 const CLIENTS = 20;
@@ -157,14 +157,14 @@ ${lines.join("\n")}
 `;
 }
 
-test("connect() under hostname rules gets EPERM exactly when the evaluator blocks, given the names bound for its identity", () => {
-  fc.assert(
-    fc.property(
+test("connect() under hostname rules gets EPERM exactly when the evaluator blocks, given the names bound for its identity", async () => {
+  await fc.assert(
+    fc.asyncProperty(
       fc.array(ruleSpec, { minLength: 1, maxLength: 5 }),
       fc.array(bindingSpec, { minLength: 4, maxLength: 12 }),
       fc.constantFrom("allow", "block"),
       fc.array(clientSpec, { minLength: CLIENTS, maxLength: CLIENTS }),
-      (rules, bindings, dflt, clients) => {
+      async (rules, bindings, dflt, clients) => {
         const text = policyText(rules, dflt);
         const model = parsePolicy(text, "p.yaml");
         const image = compilePolicy(model, readProcessUniverse(model, attribution));
@@ -197,28 +197,25 @@ test("connect() under hostname rules gets EPERM exactly when the evaluator block
           const own = live.get(keyOf(w, ip));
           return [...new Set([...(own && !own.expired ? own.names : []), ...hostsNames(ip)])];
         };
-        for (const c of clients) {
-          const cg = join(cgroupRoot, c.who.cgroup);
-          const exe = join(dir, c.who.program);
-          const setpriv =
-            c.who.uid === 0 ? [] : ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
-          const r = spawnSync(
-            "nsenter",
-            [
-              `--net=/run/netns/${tag}`,
-              "sh",
-              "-c",
-              `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
-              "sh",
-              ...setpriv,
-              exe,
+        const runs = await runAllIn(
+          tag,
+          clients.map((c) => ({
+            cgroupDir: join(cgroupRoot, c.who.cgroup),
+            cmd: [
+              ...(c.who.uid === 0
+                ? []
+                : ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+              join(dir, c.who.program),
               "-c",
               CLIENT,
               c.ip,
               String(c.port),
             ],
-            { encoding: "utf8", timeout: 10_000 },
-          );
+          })),
+        );
+        clients.forEach((c, i) => {
+          const r = runs[i]!;
+          const exe = join(dir, c.who.program);
           const names = boundNames(c.who, c.ip);
           const expected = evaluate(model, {
             direction: "egress",
@@ -242,7 +239,7 @@ test("connect() under hostname rules gets EPERM exactly when the evaluator block
           tally.cases++;
           if (expected.verdict === "blocked") tally.blocked++;
           if (expected.reason.includes("(DNS)")) tally.byHostname++;
-        }
+        });
       },
     ),
     {

@@ -18,7 +18,7 @@ import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
 import { readProcessUniverse } from "../../src/host/process-universe.ts";
-import { sweepStale } from "../helpers/cgroup-run.ts";
+import { runAllIn, sweepStale } from "../helpers/cgroup-run.ts";
 
 const POLICIES = 12;
 const CLIENTS = 25;
@@ -215,9 +215,9 @@ const client = fc.record({
   port: fc.constantFrom(...PORTS),
 });
 
-test("connect() and sendto() get EPERM exactly when the evaluator blocks, and reach the redirect it names", () => {
-  fc.assert(
-    fc.property(
+test("connect() and sendto() get EPERM exactly when the evaluator blocks, and reach the redirect it names", async () => {
+  await fc.assert(
+    fc.asyncProperty(
       fc.array(ruleSpec, { minLength: 1, maxLength: 6 }),
       fc.array(redirectSpec, { minLength: 1, maxLength: REDIRECTS }),
       fc.constantFrom("allow", "block"),
@@ -225,34 +225,31 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
       // the process classes' combination steps folded into one lookup (these policies' tables
       // are small), or none folded (all four looked up, as for a large policy)
       fc.constantFrom(undefined, 0),
-      (rules, redirects, dflt, clients, processFoldLimit) => {
+      async (rules, redirects, dflt, clients, processFoldLimit) => {
         const text = policyText(rules as Rule[], redirects as Match[], dflt);
         const model = parsePolicy(text, "p.yaml");
         const universe = readProcessUniverse(model, attribution);
         dp.apply(compilePolicy(model, universe, { processFoldLimit }));
-        for (const c of clients) {
-          const exe = join(dir, c.program);
-          const cg = join(cgroupRoot, c.cgroup);
-          const setpriv =
-            c.user.uid === 0 ? [] : ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
-          const r = spawnSync(
-            "nsenter",
-            [
-              `--net=/run/netns/${tag}`,
-              "sh",
-              "-c",
-              `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
-              "sh",
-              ...setpriv,
-              exe,
+        const runs = await runAllIn(
+          tag,
+          clients.map((c) => ({
+            cgroupDir: join(cgroupRoot, c.cgroup),
+            cmd: [
+              ...(c.user.uid === 0
+                ? []
+                : ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+              join(dir, c.program),
               "-c",
               CLIENT,
               c.proto,
               c.remote,
               String(c.port),
             ],
-            { encoding: "utf8", timeout: 30_000 },
-          );
+          })),
+        );
+        clients.forEach((c, i) => {
+          const r = runs[i]!;
+          const exe = join(dir, c.program);
           const got = r.stdout.trim();
           const expected = evaluate(model, {
             direction: "egress",
@@ -270,7 +267,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
               container: null,
             },
           });
-          const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr}${r.error ? `\nclient: ${r.error.message}` : ""}`;
+          const where = `${JSON.stringify(c)}\npolicy:\n${text}evaluator: ${expected.verdict} by ${expected.rule}: ${expected.reason}\nstderr: ${r.stderr} (exit ${r.status})`;
           assert.ok(expected.verdict !== "deferred", where);
           const redirect = expected.redirect ? `r${expected.redirect.name.slice(2)}` : "passed";
           assert.equal(got, expected.verdict === "blocked" ? "EPERM" : redirect, where);
@@ -278,7 +275,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
           if (got === "EPERM") tally.blocked++;
           if (got.startsWith("r")) tally.redirected++;
           if (model.rules.find((x) => x.name === expected.rule)?.process) tally.byProcessRule++;
-        }
+        });
       },
     ),
     // no shrinking: each try costs real processes, and the first counterexample says enough.

@@ -1,6 +1,6 @@
 // Runs a real client as a process of a given cgroup (and network namespace), the way the socket
 // hooks see it: the shell moves itself into the cgroup, then execs the client.
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup2Mount } from "../../src/datapath/prerequisites.ts";
@@ -19,14 +19,58 @@ export function runIn(
   cmd: string[],
   timeoutMs = 20_000,
 ): Run {
-  const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
   const t = performance.now();
-  const r = spawnSync(
-    "nsenter",
-    [`--net=/run/netns/${ns}`, "sh", "-c", `${enter}exec "$@"`, "sh", ...cmd],
-    { encoding: "utf8", timeout: timeoutMs },
-  );
+  const r = spawnSync("nsenter", nsenterArgs(ns, cgroupDir, cmd), {
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t };
+}
+
+/** nsenter's arguments: the shell moves itself into the cgroup, then execs `cmd`. */
+function nsenterArgs(ns: string, cgroupDir: string | null, cmd: readonly string[]): string[] {
+  const enter = cgroupDir ? `echo $$ > ${cgroupDir}/cgroup.procs && ` : "";
+  return [`--net=/run/netns/${ns}`, "sh", "-c", `${enter}exec "$@"`, "sh", ...cmd];
+}
+
+export interface Job {
+  cgroupDir: string | null;
+  cmd: string[];
+}
+
+/**
+ * Each job as runIn runs it, `width` at a time; the runs in the jobs' order. The clients of a
+ * property's case are independent processes, so they need not wait for each other.
+ */
+export async function runAllIn(
+  ns: string,
+  jobs: readonly Job[],
+  width = 3,
+  timeoutMs = 20_000,
+): Promise<Run[]> {
+  const runs: Run[] = new Array<Run>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < jobs.length; i = next++)
+      runs[i] = await runOneIn(ns, jobs[i]!, timeoutMs);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
+  return runs;
+}
+
+function runOneIn(ns: string, job: Job, timeoutMs: number): Promise<Run> {
+  const t = performance.now();
+  return new Promise((resolve) => {
+    execFile(
+      "nsenter",
+      nsenterArgs(ns, job.cgroupDir, job.cmd),
+      { encoding: "utf8", timeout: timeoutMs },
+      (error, stdout, stderr) => {
+        const status = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+        resolve({ status, stdout, stderr, ms: performance.now() - t });
+      },
+    );
+  });
 }
 
 /** Python that sends one UDP datagram and prints "sent" or "EPERM". */
