@@ -50,6 +50,7 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
                            InstanceMethod<&BpfLink::Pin>("pin"),
                            InstanceMethod<&BpfLink::Unpin>("unpin"),
                            InstanceMethod<&BpfLink::Update>("update"),
+                           InstanceMethod<&BpfLink::ReadIter>("readIter"),
                            InstanceMethod<&BpfLink::Destroy>("destroy"),
                        });
   }
@@ -162,6 +163,31 @@ class BpfLink : public Napi::ObjectWrap<BpfLink>, public Closable {
     int rc = bpf_link_update(fd, progFd, nullptr);
     if (rc < 0) ThrowErrno(env, "bpf_link_update", -rc, spec_.kind, &capture);
     return env.Undefined();
+  }
+
+  // An iterator link's text: a new iterator (bpf_iter_create) read to its end.
+  Napi::Value ReadIter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = Fd(env, "bpf_iter_create");
+    if (spec_.kind != "iter")
+      ThrowErrno(env, "bpf_iter_create", EINVAL, spec_.kind + " link is not an iterator");
+    int iter = bpf_iter_create(fd);
+    if (iter < 0) ThrowErrno(env, "bpf_iter_create", -iter, spec_.kind);
+    std::string text;
+    char buf[16384];
+    for (;;) {
+      ssize_t n = read(iter, buf, sizeof(buf));
+      if (n > 0) {
+        text.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      int err = n < 0 ? errno : 0;
+      close(iter);
+      if (err != 0) ThrowErrno(env, "read", err, "iterator");
+      break;
+    }
+    return Napi::String::New(env, text);
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {

@@ -9,9 +9,9 @@
 namespace moat {
 
 struct LinkSpec {
-  std::string kind;                 // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "pinned"
-  int fd = -1;                      // a raw bpf_link fd (xdp, tcx, cgroup, pinned); owned
-  struct bpf_link* link = nullptr;  // a libbpf link (uprobe); owned
+  std::string kind;  // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "pinned"
+  int fd = -1;       // a raw bpf_link fd (xdp, tcx, cgroup, pinned); owned
+  struct bpf_link* link = nullptr;  // a libbpf link (uprobe, iter); owned
   // clsact filter (kind "tc"): detached with bpf_tc_detach.
   bool tcFilter = false;
   struct bpf_tc_hook hook{};

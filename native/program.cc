@@ -186,6 +186,7 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
                            InstanceMethod<&BpfProgram::AttachTc>("attachTc"),
                            InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
                            InstanceMethod<&BpfProgram::AttachUprobe>("attachUprobe"),
+                           InstanceMethod<&BpfProgram::AttachIter>("attachIter"),
                            InstanceMethod<&BpfProgram::TestRun>("testRun"),
                            InstanceMethod<&BpfProgram::TestRunAsync>("testRunAsync"),
                            InstanceMethod<&BpfProgram::Pin>("pin"),
@@ -372,6 +373,23 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
       ThrowErrno(env, op, errno, Who() + " " + binary + (func.empty() ? "" : ":" + func), &capture);
     LinkSpec spec;
     spec.kind = "uprobe";
+    spec.link = link;
+    spec.fd = bpf_link__fd(link);
+    return NewBpfLink(env, spec);
+  }
+
+  // A BPF iterator (SEC("iter/...")): each BpfLink.readIter() runs it once and returns its text.
+  Napi::Value AttachIter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "bpf_program__attach_iter";
+    Fd(env, op);
+    if (!spec_.object || spec_.object->obj == nullptr || spec_.prog == nullptr)
+      ThrowErrno(env, op, EBADF, "the object of " + Who() + " is closed");
+    LogCapture capture;
+    struct bpf_link* link = bpf_program__attach_iter(spec_.prog, nullptr);
+    if (link == nullptr) ThrowErrno(env, op, errno, Who(), &capture);
+    LinkSpec spec;
+    spec.kind = "iter";
     spec.link = link;
     spec.fd = bpf_link__fd(link);
     return NewBpfLink(env, spec);

@@ -50,6 +50,7 @@ import { records } from "./ringbuf-batch.ts";
 import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
 import type { IdsCopy } from "./ids-record.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
+import { MapCounts } from "./map-counts.ts";
 import { cookieKfunc } from "./cookie-probe.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
 import type { Socket } from "node:net";
@@ -266,6 +267,7 @@ export class Datapath {
   private cookieChecks = false;
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
+  private mapCounts = new MapCounts();
   private readonly pinRoot: string | null;
   /** The maps left pinned for the next daemon (null: nothing attached or pinned). */
   private readonly pinned: PinnedMaps | null;
@@ -824,6 +826,11 @@ export class Datapath {
     return conntrackCountPages(this.maps.conntrack);
   }
 
+  /** Connections tracked now: the kernel's count of the table (a walk where it keeps none). */
+  conntrackEntries(): number {
+    return this.mapCounts.count(this.maps.conntrack);
+  }
+
   /** The conntrack map itself (re-judging, occupancy, tests). */
   get conntrackMap(): BpfMap {
     return this.maps.conntrack;
@@ -889,6 +896,7 @@ export class Datapath {
   stop(options: { keepPins?: boolean } = {}): void {
     for (const ring of this.rings) ring.close();
     this.rings = [];
+    this.mapCounts.close();
     for (const link of this.links.splice(0)) {
       if (!options.keepPins) {
         try {

@@ -173,12 +173,14 @@ export declare class BpfLink {
   static openPinned(path: string): BpfLink;
   /** -1 for non-link attachments (clsact tc filters) and after destroy(). */
   readonly fd: number;
-  /** "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "pinned" */
+  /** "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "pinned" */
   readonly kind: string;
   /** Kernel link id; 0 for a clsact tc filter; EBADF after destroy(). */
   id(): number;
   /** Pin at a bpffs path (EOPNOTSUPP for clsact tc filters). */
   pin(path: string): void;
+  /** An iterator link's output: the iterator run once, read to its end (EINVAL for other links). */
+  readIter(): string;
   /** Replaces the link's program in place (bpf_link_update): the hook is never without one. */
   update(program: BpfProgram): void;
   /** Remove the pin made by pin() (or the one openPinned() opened). */
@@ -209,6 +211,8 @@ export declare class BpfProgram {
   attachTc(ifindex: number, direction: TcDirection, options?: TcAttachOptions): BpfLink;
   attachCgroup(cgroupPath: string, attach: CgroupAttach): BpfLink;
   attachUprobe(binaryPath: string, options: UprobeOptions): BpfLink;
+  /** A BPF iterator program (SEC("iter/...")): its link's readIter() runs it. */
+  attachIter(): BpfLink;
   testRun(options: TestRunOptions): TestRunResult;
   /** Same as testRun, on the libuv thread pool (the event loop keeps running). */
   testRunAsync(options: TestRunOptions): Promise<TestRunResult>;

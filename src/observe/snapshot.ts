@@ -13,7 +13,9 @@ export interface SnapshotDatapath {
   readonly generation: number;
   counters(): Counters;
   ruleCounters(): { generation: number; rules: RuleCounter[] };
-  readonly conntrackMap: Pick<BpfMap, "lookupBatch" | "maxEntries">;
+  readonly conntrackMap: Pick<BpfMap, "maxEntries">;
+  /** Connections tracked now. */
+  conntrackEntries(): number;
   /** The SYN flood defence's counts (absent in fakes). */
   floodCounters?(): Record<string, bigint>;
 }
@@ -31,7 +33,7 @@ export interface SnapshotState {
   ids?(): NonNullable<MoatSnapshot["ids"]>;
 }
 
-/** Counting the table walks it; a snapshot taken more often than this reuses the last count. */
+/** A snapshot taken more often than this reuses the last count (a walk where the kernel keeps none). */
 const CONNTRACK_COUNT_MS = 1000;
 
 export function snapshotSource(
@@ -43,7 +45,7 @@ export function snapshotSource(
   const conntrackEntries = () => {
     const now = performance.now();
     if (now - counted.at >= CONNTRACK_COUNT_MS)
-      counted = { at: now, entries: countEntries(datapath.conntrackMap) };
+      counted = { at: now, entries: datapath.conntrackEntries() };
     return counted.entries;
   };
   return () => {
@@ -86,15 +88,4 @@ export function snapshotSource(
 function ruleName(name: string, fromEnd: number): string {
   if (name !== "default" || fromEnd > 2) return name;
   return fromEnd === 2 ? "defaults.ingress" : "defaults.egress";
-}
-
-function countEntries(map: Pick<BpfMap, "lookupBatch">): number {
-  let n = 0;
-  let cursor: Buffer | null = null;
-  do {
-    const page = map.lookupBatch(cursor, 4096);
-    n += page.count;
-    cursor = page.next;
-  } while (cursor);
-  return n;
 }

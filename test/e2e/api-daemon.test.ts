@@ -66,6 +66,7 @@ test("status, events, policy apply and mode switch through the API of a running 
       mode: string;
       generation: number;
       attached: { interface: string; hook: string; why?: string }[];
+      conntrack: { entries: number; capacity: number };
     };
 
   const before = status();
@@ -139,6 +140,10 @@ test("status, events, policy apply and mode switch through the API of a running 
   assert.equal(switched.code, 0, switched.stderr);
   assert.equal(status().mode, "detect");
   assert.equal(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 passes in detect");
+  // the connections just made are in the table whose entries status counts
+  await until("status counts the tracked connections", () =>
+    status().conntrack.entries >= 2 ? true : undefined,
+  );
   assert.match(lab.audit(), /POLICY APPLIED mode detect by unix uid 0 pid \d+/);
   await lab.daemon.waitFor(/POLICY APPLIED mode detect by unix uid 0 pid \d+/);
 

@@ -48,6 +48,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       `${lib}/build/dist/cli-main.mjs`,
       `${lib}/build/cli/main.mjs`,
       `${lib}/build/bpf/moat.bpf.o`,
+      `${lib}/build/bpf/map_count.bpf.o`,
       `${lib}/native/build/Release/moat_native.node`,
       `${lib}/node/bin/node`,
       `${lib}/node_modules/yaml/package.json`,

@@ -36,10 +36,8 @@ function fakeDatapath(): SnapshotDatapath {
       generation: 2,
       rules: [rule(0, "ssh"), rule(1, "default"), rule(2, "default")],
     }),
-    conntrackMap: {
-      maxEntries: 1024,
-      lookupBatch: () => ({ count: 0, keys: Buffer.alloc(0), values: Buffer.alloc(0), next: null }),
-    },
+    conntrackMap: { maxEntries: 1024 },
+    conntrackEntries: () => 0,
   };
 }
 
