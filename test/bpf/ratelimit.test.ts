@@ -313,6 +313,44 @@ describe("the rate limit state sweep", () => {
   });
 });
 
+describe("the sweep of idle sources", () => {
+  let lab: KernelLab;
+  before(() => (lab = new KernelLab({ globals: { limit_test_clock: 1 } })));
+  after(() => lab.close());
+
+  test("removes a source idle past its limit's memory, keeps the one just seen and the overflow buckets", () => {
+    const clock = lab.dp.object.map("limit_clock");
+    const seenAt = (ns: bigint) => {
+      const v = Buffer.alloc(8);
+      v.writeBigUInt64LE(ns);
+      clock.update(Buffer.alloc(4), v);
+    };
+    lab.policy(POLICY);
+    const buckets = lab.dp.sweepLimits().entries;
+    // the sweep's clock is CLOCK_MONOTONIC, as the kernel's without the test clock
+    seenAt(process.hrtime.bigint() - 600_000_000_000n);
+    lab.run("xdp", udp("198.51.100.90", 5001));
+    lab.run("xdp", udp("2001:db8:90::1", 5002));
+    seenAt(process.hrtime.bigint());
+    lab.run("xdp", udp("198.51.100.91", 5001));
+    lab.run("xdp", udp("2001:db8:91::1", 5002));
+    assert.deepEqual(lab.dp.sweepLimits(), { entries: buckets + 4, removed: 2 });
+    assert.deepEqual(lab.dp.sweepLimits(), { entries: buckets + 2, removed: 0 });
+    // the sources left are the two just seen (key: id u32, port u16, flags u8, pad, address)
+    const state = lab.dp.object.map("limit_state");
+    const left: string[] = [];
+    for (let k = state.nextKey(null); k; k = state.nextKey(k))
+      if (!(k[6]! & 1)) left.push(k.subarray(8).toString("hex"));
+    assert.deepEqual(
+      left.sort(),
+      [
+        "00000000000000000000ffffc633645b", // 198.51.100.91
+        "20010db8009100000000000000000001", // 2001:db8:91::1
+      ].sort(),
+    );
+  });
+});
+
 describe("rate limits with a full state table", () => {
   let lab: KernelLab;
   before(() => {
