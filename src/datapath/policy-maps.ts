@@ -454,30 +454,35 @@ export class PolicyMaps {
     const { active } = this.readState();
     const g = this.generations[active];
     if (!g) return { generation: 0, rules: [] };
-    const names = (this.contents.of(g.generation)?.rules ?? []).map((r) => r.name);
-    const stride = names.length;
-    const rules: RuleCounter[] = names.map((name, index) => ({
-      index,
-      name,
-      packets: 0n,
-      bytes: 0n,
-      connections: 0n,
-    }));
+    const rules = this.contents.of(g.generation)?.rules ?? [];
+    const stride = rules.length;
+    // summed as numbers, read in place (exact to 2^53: 9 PB of one rule's bytes); a policy of
+    // 100k rules has 100k counters a CPU, read on every status, scrape and console refresh
+    const sums = new Float64Array(stride * 3);
+    const { packets, bytes, connections } = ruleStatsCodec.fields;
     let cursor: Buffer | null = null;
     do {
       const batch = g.ruleStats.lookupBatch(cursor, 4096);
+      const v = batch.values;
       for (let i = 0; i < batch.count; i++) {
-        const index = batch.keys.readUInt32LE(i * 4) % stride;
-        const s = ruleStatsCodec.decode(batch.values, i * ruleStatsCodec.size);
-        const r = rules[index];
-        if (!r) continue;
-        r.packets += s.packets;
-        r.bytes += s.bytes;
-        r.connections += s.connections;
+        const at = 3 * (batch.keys.readUInt32LE(i * 4) % stride);
+        const o = i * ruleStatsCodec.size;
+        sums[at]! += u64(v, o + packets.offset);
+        sums[at + 1]! += u64(v, o + bytes.offset);
+        sums[at + 2]! += u64(v, o + connections.offset);
       }
       cursor = batch.next;
     } while (cursor);
-    return { generation: g.generation, rules };
+    return {
+      generation: g.generation,
+      rules: rules.map((r, index) => ({
+        index,
+        name: r.name,
+        packets: BigInt(sums[3 * index]!),
+        bytes: BigInt(sums[3 * index + 1]!),
+        connections: BigInt(sums[3 * index + 2]!),
+      })),
+    };
   }
 
   close(): void {
@@ -490,6 +495,10 @@ export class PolicyMaps {
     this.generations.fill(undefined);
   }
 }
+
+/** A little-endian u64 as a number (exact below 2^53). */
+const u64 = (b: Buffer, at: number): number =>
+  b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 2 ** 32;
 
 const liveLimits = (rules: readonly { limit?: ImageLimit }[]): ImageLimit[] =>
   rules.flatMap((r) => (r.limit ? [r.limit] : []));

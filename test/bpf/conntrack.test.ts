@@ -8,6 +8,7 @@ import { eventLine } from "../helpers/fixtures.ts";
 import { checksumsOk, packet, type PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import { CtFlag } from "../../src/datapath/abi.ts";
+import { native } from "../../src/datapath/addon.ts";
 import { parsePolicy } from "../../src/config/index.ts";
 import { Attribution } from "../../src/attribution/index.ts";
 import { readProcessUniverse } from "../../src/host/process-universe.ts";
@@ -271,6 +272,30 @@ describe("conntrack", () => {
     assert.equal(after.connections - before.connections, 3n);
     assert.equal(after.packets - before.packets, 4n);
     assert.equal(after.bytes - before.bytes, 4n * 54n);
+  });
+
+  test("per-rule counters past 32 bits are summed exactly", () => {
+    const web = lab.dp.ruleCounters().rules.find((r) => r.name === "web");
+    assert.ok(web);
+    // the live slot's counters map, row 0 (one CPU's): add 2^40 + 3 bytes to the rule's
+    const zero = Buffer.alloc(4);
+    const active = lab.dp.object.map("state").lookup(zero)!.readUInt32LE(0);
+    const slot = Buffer.alloc(4);
+    slot.writeUInt32LE(active);
+    const inner = lab.dp.object.map("tbl_rule_stats").lookup(slot)!.readUInt32LE(0);
+    const stats = native().BpfMap.openById(inner);
+    try {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(web.index);
+      const value = stats.lookup(key)!;
+      value.writeBigUInt64LE(value.readBigUInt64LE(8) + 2n ** 40n + 3n, 8);
+      stats.update(key, value);
+    } finally {
+      stats.close();
+    }
+    const after = lab.dp.ruleCounters().rules.find((r) => r.name === "web");
+    assert.equal(after?.bytes, web.bytes + 2n ** 40n + 3n);
+    assert.equal(after?.packets, web.packets);
   });
 });
 
