@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* moat.bpf.o, the one object the daemon loads: every program of moat, one source per hook family
+/* moat.bpf.o, the object moat enforces with: every program of moat, one source per hook family
  * in progs/, compiled as one unit so that all of them share every map (include/maps.h), which a
  * restarted daemon adopts by name.
  * - progs/packet.bpf.c: XDP and TC ingress, TC egress: every packet, judged by the tables;
