@@ -126,6 +126,11 @@ export function deleteBindings(
 export class NameMaps {
   private readonly outer: BpfMap;
   private readonly slots: (BpfMap | undefined)[] = [undefined, undefined];
+  /**
+   * The classes each slot's map holds the DNS proxy's bindings for (NameClasses.signature);
+   * null: adopted, or filled with other bindings.
+   */
+  private readonly signatures: (string | null)[] = [null, null];
 
   constructor(object: BpfObject) {
     this.outer = object.map("tbl_names");
@@ -151,10 +156,26 @@ export class NameMaps {
   }
 
   /**
-   * The outer-map write that puts `map` into `slot` (before its meta goes live), and `done`, to
-   * call once it has run (or failed): the slot's previous map is dropped and `map` kept.
+   * `slot`'s map, a handle of its own, when this daemon filled it for the same classes: a reload
+   * that leaves the hostname rules as they were shares it with the other slot, refilling nothing
+   * (the DNS proxy's answers write the live map, which is then both slots' map).
    */
-  placing(slot: number, map: BpfMap): { batch: MapBatch; done: () => void } {
+  sharable(slot: number, signature: string): BpfMap | null {
+    const map = this.slots[slot];
+    if (!map || this.signatures[slot] !== signature) return null;
+    return native().BpfMap.openById(map.id());
+  }
+
+  /**
+   * The outer-map write that puts `map` (holding the proxy's bindings for the classes of
+   * `signature`, if given) into `slot` (before its meta goes live), and `done`, to call once it
+   * has run (or failed): the slot's previous map is dropped and `map` kept.
+   */
+  placing(
+    slot: number,
+    map: BpfMap,
+    signature: string | null,
+  ): { batch: MapBatch; done: () => void } {
     const keys = Buffer.alloc(4);
     keys.writeUInt32LE(slot);
     const values = Buffer.alloc(4);
@@ -162,6 +183,7 @@ export class NameMaps {
     const done = () => {
       this.slots[slot]?.close();
       this.slots[slot] = map;
+      this.signatures[slot] = signature;
     };
     return { batch: { map: this.outer, keys, values, count: 1 }, done };
   }
@@ -170,6 +192,7 @@ export class NameMaps {
   drop(slot: number): void {
     this.slots[slot]?.close();
     this.slots[slot] = undefined;
+    this.signatures[slot] = null;
   }
 
   /** The map of `slot`, if it has one (placed by this daemon or adopted). */

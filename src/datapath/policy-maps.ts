@@ -204,7 +204,9 @@ export class PolicyMaps {
   /**
    * Writes `policy` into the idle slot and makes it live; the previous one stays in the other.
    * When the policy names hosts, the idle slot gets a fresh bindings map filled with
-   * `bindings(classes)` (the DNS proxy's store, in the new policy's classes) before the flip.
+   * `bindings(classes)` (the DNS proxy's store, in the new policy's classes) before the flip;
+   * or, when the live slot's map was filled that way for the same classes and has taken every
+   * binding since, that map itself, and `bindings` is not asked.
    */
   apply(policy: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
     const start = performance.now();
@@ -349,12 +351,19 @@ export class PolicyMaps {
         next,
         8 + idle * metaCodec.size,
       );
-      // the bindings the new policy's classes give, in place before it goes live
+      // the bindings the new policy's classes give, in place before it goes live: the live
+      // slot's own map when it holds them for the same classes (a reload that changed no
+      // hostname rule: the DNS proxy's store was written there, answer by answer)
       let placed = () => this.names.drop(idle);
       if (policy.names) {
-        const filled = this.names.prepare(bindings ? bindings(policy.names.classes) : []);
-        this.namesFull += filled.full;
-        const placing = this.names.placing(idle, filled.map);
+        const { classes } = policy.names;
+        let map = bindings ? this.names.sharable(active, classes.signature) : null;
+        if (!map) {
+          const filled = this.names.prepare(bindings ? bindings(classes) : []);
+          this.namesFull += filled.full;
+          map = filled.map;
+        }
+        const placing = this.names.placing(idle, map, bindings ? classes.signature : null);
         batches.push(placing.batch);
         placed = placing.done;
       }

@@ -202,6 +202,56 @@ test("a reload keeps the bindings it is given, in the new policy's classes", () 
   dp.apply(image);
 });
 
+test("a reload that changes no hostname rule keeps the live bindings, asking for none", () => {
+  const compiled = (text: string): PolicyImage => {
+    const model = parsePolicy(text, "p.yaml");
+    return compilePolicy(model, readProcessUniverse(model, new Attribution()));
+  };
+  let asked = 0;
+  const bindings = (classes: NonNullable<PolicyImage["names"]>["classes"]): NameBinding[] => {
+    asked++;
+    return [
+      {
+        identity: identity("alpha"),
+        ip: GITHUB,
+        nclass: classes.classOf(["api.github.example"]),
+        expiresNs: later(),
+      },
+    ];
+  };
+  dp.apply(image, bindings);
+  assert.equal(asked, 1, "the slot before was filled with other bindings: asked");
+  // an answer after the reload goes into the live map
+  dp.bindNames([
+    {
+      identity: identity("beta"),
+      ip: OTHER,
+      nclass: classOf("github.example"),
+      expiresNs: later(),
+    },
+  ]);
+  const extraRule = `${policy(cg.cgroup)}  - name: extra
+    direction: egress
+    action: allow
+    layer3: { remote: [10.63.0.0/16] }
+`;
+  dp.apply(compiled(extraRule), bindings);
+  assert.equal(asked, 1, "the same hostname rules: the live map is shared, nothing asked");
+  assert.equal(connect("alpha", GITHUB), "passed");
+  assert.equal(connect("beta", OTHER), "passed", "the answer written after the fill holds");
+  dp.apply(compiled(extraRule), bindings);
+  assert.equal(asked, 1, "and again, from the slot that shared it");
+  assert.equal(connect("beta", OTHER), "passed");
+  // other hostname rules: other classes, so the store's bindings are asked for again
+  const gitlab = extraRule.replace("github.example]", 'github.example, "**.gitlab.example"]');
+  assert.notEqual(gitlab, extraRule);
+  dp.apply(compiled(gitlab), bindings);
+  assert.equal(asked, 2);
+  assert.equal(connect("alpha", GITHUB), "passed");
+  assert.equal(connect("beta", OTHER), "EPERM", "only what the store gave");
+  dp.apply(image);
+});
+
 test("a full bindings map is counted, and says so", () => {
   const before = dp.counters().namesFull.packets;
   const many: NameBinding[] = [];

@@ -65,6 +65,7 @@ export class NameClasses {
   readonly #exact = new Map<string, number[]>();
   readonly #one = new Map<string, number[]>();
   readonly #any = new Map<string, number[]>();
+  #signature: string | undefined;
 
   constructor(patterns: readonly string[], budget = NAME_CLASS_BUDGET) {
     this.patterns = [...new Set(patterns.map(normal))];
@@ -100,6 +101,15 @@ export class NameClasses {
       for (const s of singles) add(union(classes[at]!, s), true);
     this.classes = classes;
     this.truncated = truncated;
+  }
+
+  /**
+   * Equal for two policies whose hostname patterns make the same classes: then classOf gives
+   * every set of names the same class in both, and bindings made for one hold for the other.
+   */
+  get signature(): string {
+    this.#signature ??= JSON.stringify([this.patterns, this.classes, this.truncated]);
+    return this.#signature;
   }
 
   /** Names reaching every set a single name can match. */
