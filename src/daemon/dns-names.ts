@@ -206,6 +206,9 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
   const { udp } = proxy.addresses();
   log(`dns proxy: listening on ${udp.ip}:${udp.port} (udp and tcp)`);
   let named = false;
+  // the classes and hosts file the shared names were last set for: a reload that changes
+  // neither (a CrowdSec poll, a set's expiry) does not go over every binding of the store again
+  let sharedFor = "";
   return {
     proxy,
     compileOptions: dnsCompileOptions(proxy),
@@ -216,6 +219,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
         if (names.length > 0) log(`dns proxy: ${names.length} names kept from before the restart`);
         // the hosts file's names are in the first slot too (not only after the first apply)
         proxy.setShared(readHosts());
+        sharedFor = "";
       },
       bindings: (classes) => {
         const classesOf: ClassesOf = (names) => classes.classOf(names);
@@ -228,7 +232,10 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
       const settings = next.dns;
       const trusted = trustedResolvers(settings.resolvers);
       proxy.configure(settings, trusted);
-      proxy.setShared(readHosts());
+      const hosts = readHosts();
+      const key = JSON.stringify([image.names?.classes.signature ?? null, [...hosts]]);
+      if (key !== sharedFor) proxy.setShared(hosts);
+      sharedFor = key;
       // said once, when a policy first uses names
       if (!named && firstNameUse(next)) {
         named = true;
