@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { HistoryStore, PRUNE_SQL } from "../../src/observe/history/store.ts";
+import { HistoryStore, PRUNE_SQL, QUERY_WINDOW_IDS } from "../../src/observe/history/store.ts";
 import { parseFilter } from "../../src/observe/filter.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
@@ -67,6 +67,55 @@ test("queries filter by type, rule, direction, remote CIDR and time; pages walk 
   } while (before);
   assert.equal(pages, 3);
   assert.deepEqual(seen, events.map((e) => e.connection).reverse());
+});
+
+test("a filter no index narrows is read a window of ids a step; pages as one statement gives", (t) => {
+  const store = new HistoryStore(join(tempDir(t), "h.db"));
+  t.after(() => store.close());
+  const total = 2 * QUERY_WINDOW_IDS + 20_000;
+  const rare = new Set([5, QUERY_WINDOW_IDS + 10, total - 7]);
+  const events = Array.from({ length: total }, (_, i) =>
+    fakeEvent({
+      verdict: rare.has(i) ? "allowed" : "blocked",
+      rule: i % 2 ? "ssh" : "default",
+      connection: String(i),
+    }),
+  );
+  for (let at = 0; at < total; at += 10_000) store.insert(events.slice(at, at + 10_000));
+  const steps = (q: Parameters<HistoryStore["search"]>[0]) => {
+    const search = store.search(q);
+    let n = 1;
+    while (!search.step()) n++;
+    return { n, page: search.page() };
+  };
+  const allowed = steps({ ...filter("verdict=allowed"), limit: 10 });
+  assert.equal(allowed.n, 3, "three windows: the whole store, a window at a time");
+  assert.deepEqual(
+    allowed.page.events.map((e) => e.connection),
+    [...rare].sort((a, b) => b - a).map(String),
+  );
+  assert.equal(allowed.page.next, null);
+  // pages across windows: the cursor of the first, then the rest
+  const first = store.query({ ...filter("verdict=allowed"), limit: 2 });
+  assert.deepEqual(
+    first.events.map((e) => e.connection),
+    [String(total - 7), String(QUERY_WINDOW_IDS + 10)],
+  );
+  assert.ok(first.next);
+  const second = store.query({ ...filter("verdict=allowed"), limit: 2, before: first.next });
+  assert.deepEqual(
+    second.events.map((e) => e.connection),
+    ["5"],
+  );
+  assert.equal(second.next, null);
+  // a page found in the newest window ends there; an indexed filter is one statement
+  assert.equal(steps({ ...filter("verdict=blocked"), limit: 100 }).n, 1);
+  const ssh = steps({ ...filter("rule=ssh"), limit: 3 });
+  assert.equal(ssh.n, 1);
+  assert.deepEqual(
+    ssh.page.events.map((e) => e.connection),
+    [total - 1, total - 3, total - 5].map(String),
+  );
 });
 
 test("history survives closing and reopening the database (a daemon restart)", (t) => {

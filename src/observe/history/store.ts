@@ -19,6 +19,15 @@ import type { BaselineInput } from "../anomaly/from-rollups.ts";
 /** Rows per INSERT statement: one call into SQLite binds this many events. */
 const ROWS_PER_INSERT = 32;
 
+/** Event ids one step of a query no index narrows reads at most (search). */
+export const QUERY_WINDOW_IDS = 50_000;
+
+/** A history query in steps: step() until it says it is done, then page(). */
+export interface HistorySearch {
+  step(): boolean;
+  page(): HistoryPage;
+}
+
 /** Events one prune step deletes at most (pruneStep). */
 export const PRUNE_STEP_ROWS = 5000;
 
@@ -158,15 +167,51 @@ export class HistoryStore {
 
   /** Newest first, `limit` at a time. */
   query(q: HistoryQuery = {}): HistoryPage {
+    const search = this.search(q);
+    while (!search.step());
+    return search.page();
+  }
+
+  /**
+   * A query answered in steps (the history's thread takes inserts between them). A filter no
+   * index narrows (type, verdict, direction, remote) reads the store newest first until its page
+   * is full: for a rare value that is the whole store, so each step reads one window of
+   * QUERY_WINDOW_IDS ids. A query an index narrows (rule, process, container, time) is one step.
+   */
+  search(q: HistoryQuery): HistorySearch {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-    const { sql, params } = whereClause(q);
-    const rows = this.db
-      .prepare(`SELECT id, json FROM events ${sql} ORDER BY id DESC LIMIT ?`)
-      .all(...params, limit + 1) as { id: number; json: string }[];
-    const page = rows.slice(0, limit);
-    const events = page.map((r) => ({ ...(JSON.parse(r.json) as MoatEvent), id: r.id }));
-    const last = page.at(-1);
-    return { events, next: rows.length > limit && last ? last.id : null };
+    const { sql, params, indexed } = whereClause(q);
+    const rows: { id: number; json: string }[] = [];
+    const done = () => ({
+      events: rows.slice(0, limit).map((r) => ({ ...(JSON.parse(r.json) as MoatEvent), id: r.id })),
+      next: rows.length > limit ? rows[limit - 1]!.id : null,
+    });
+    if (indexed) {
+      const all = this.db.prepare(`SELECT id, json FROM events ${sql} ORDER BY id DESC LIMIT ?`);
+      return {
+        step: () => (rows.push(...(all.all(...params, limit + 1) as typeof rows)), true),
+        page: done,
+      };
+    }
+    const where = sql ? `${sql} AND` : "WHERE";
+    const window = this.db.prepare(
+      `SELECT id, json FROM events ${where} id < ? AND id >= ? ORDER BY id DESC LIMIT ?`,
+    );
+    const bounds = this.db.prepare(
+      "SELECT (SELECT min(id) FROM events) lo, (SELECT max(id) FROM events) hi",
+    );
+    const { lo, hi } = bounds.get() as { lo: number | null; hi: number | null };
+    let top = Math.min(q.before ?? Infinity, (hi ?? 0) + 1);
+    const bottom = lo ?? top;
+    return {
+      step: () => {
+        const from = Math.max(top - QUERY_WINDOW_IDS, bottom);
+        rows.push(...(window.all(...params, top, from, limit + 1 - rows.length) as typeof rows));
+        top = from;
+        return rows.length > limit || top <= bottom;
+      },
+      page: done,
+    };
   }
 
   /** Deletes events past the age limit, then the oldest until the size limit holds. */

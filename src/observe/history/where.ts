@@ -2,8 +2,21 @@
 import type { EventFilter } from "../filter.ts";
 import type { HistoryQuery } from "./query.ts";
 
-export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] } {
+/**
+ * The query's WHERE clause, and whether an index narrows it: a rule, a process name or a time
+ * bound (schema.ts; a pid or a container is an OR with a column of no index).
+ */
+export function whereClause(q: HistoryQuery): {
+  sql: string;
+  params: unknown[];
+  indexed: boolean;
+} {
   const { terms, params } = filterTerms(q);
+  const indexed =
+    Boolean(q.rule) ||
+    Boolean(q.process && !/^\d+$/.test(q.process)) ||
+    q.since !== undefined ||
+    q.until !== undefined;
   if (q.since !== undefined) {
     terms.push("time_ms >= ?");
     params.push(q.since);
@@ -16,7 +29,7 @@ export function whereClause(q: HistoryQuery): { sql: string; params: unknown[] }
     terms.push("id < ?");
     params.push(q.before);
   }
-  return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params };
+  return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params, indexed };
 }
 
 /** An event filter's terms (ANDed); a `not` filter is a term that is true unless all its own are. */

@@ -2,7 +2,7 @@
 // event loop would hold up the ring-buffer drain and every other sink (docs/observability.md).
 // Requests are handled in order; each is answered with its id.
 import { parentPort, workerData } from "node:worker_threads";
-import { HistoryStore, type HistoryOptions } from "./store.ts";
+import { HistoryStore, type HistoryOptions, type HistorySearch } from "./store.ts";
 import { ROW_WIDTH } from "./rows.ts";
 import type { HistoryRequest, HistoryResponse } from "./remote.ts";
 
@@ -18,8 +18,9 @@ try {
   openError = (err as Error).message;
 }
 
-/** handle()'s answer to a prune request: it is answered when the last step is done. */
+/** handle()'s answer to a prune request or a query: it is answered when its last step is done. */
 const PRUNING = Symbol("pruning");
+const STEPPING = Symbol("stepping");
 
 /** Rows written since the last prune; past PRUNE_AFTER_ROWS the thread prunes on its own. */
 let sincePrune = 0;
@@ -44,7 +45,7 @@ function handle(req: HistoryRequest): unknown {
       store.notice(req.notice);
       return null;
     case "query":
-      return store.query(req.query);
+      return searchInSteps(req.id, store.search(req.query));
     case "prune":
       return PRUNING;
     case "close":
@@ -74,6 +75,26 @@ function pruneInSteps(id: number | null, deleted = 0): void {
   if (id !== null) port!.postMessage({ id, ok: true, value: deleted } satisfies HistoryResponse);
 }
 
+/**
+ * A query a step per turn of the thread's loop, for the same reason as the prune: one that no
+ * index narrows reads a window of the store a step, and inserts are written between windows.
+ */
+function searchInSteps(id: number, search: HistorySearch): typeof STEPPING {
+  const next = () => {
+    let done: boolean;
+    try {
+      done = search.step();
+      if (done) port!.postMessage({ id, ok: true, value: search.page() } satisfies HistoryResponse);
+    } catch (err) {
+      port!.postMessage({ id, ok: false, error: (err as Error).message });
+      return;
+    }
+    if (!done) setImmediate(next);
+  };
+  next();
+  return STEPPING;
+}
+
 /** At high rates the daemon's timed prune comes too seldom to hold the size limit. */
 function afterInsert(rows: number): void {
   sincePrune += rows;
@@ -87,6 +108,7 @@ port.on("message", (req: HistoryRequest) => {
   try {
     const value = handle(req);
     if (value === PRUNING) return pruneInSteps(req.id);
+    if (value === STEPPING) return;
     res = { id: req.id, ok: true, value };
   } catch (err) {
     res = { id: req.id, ok: false, error: (err as Error).message };
