@@ -173,28 +173,42 @@ test("unbinding removes a binding", () => {
   assert.equal(connect("beta", HOSTS_FILE), "EPERM");
 });
 
-test("a reload keeps the bindings it is given, in the new policy's classes", () => {
-  let asked = 0;
-  const bindings = (classes: NonNullable<PolicyImage["names"]>["classes"]): NameBinding[] => {
-    asked++;
-    return [
-      {
-        identity: identity("alpha"),
-        ip: GITHUB,
-        nclass: classes.classOf(["api.github.example"]),
-        expiresNs: later(),
-      },
-    ];
+type Classes = NonNullable<PolicyImage["names"]>["classes"];
+
+/** A stand-in for the DNS proxy's store: alpha learned api.github.example; counts the asks. */
+function storeBindings(): { asked: number; bindings: (classes: Classes) => NameBinding[] } {
+  const store = {
+    asked: 0,
+    bindings: (classes: Classes): NameBinding[] => {
+      store.asked++;
+      return [
+        {
+          identity: identity("alpha"),
+          ip: GITHUB,
+          nclass: classes.classOf(["api.github.example"]),
+          expiresNs: later(),
+        },
+      ];
+    },
   };
-  dp.apply(image, bindings);
-  assert.equal(asked, 1);
+  return store;
+}
+
+function compiled(text: string): PolicyImage {
+  const model = parsePolicy(text, "p.yaml");
+  return compilePolicy(model, readProcessUniverse(model, new Attribution()));
+}
+
+test("a reload keeps the bindings it is given, in the new policy's classes", () => {
+  const store = storeBindings();
+  dp.apply(image, store.bindings);
+  assert.equal(store.asked, 1);
   assert.equal(connect("alpha", GITHUB), "passed");
   // a reload given none starts with none
   dp.apply(image);
   assert.equal(connect("alpha", GITHUB), "EPERM");
   // a policy naming no hosts takes no bindings
-  const plain = parsePolicy(policy(cg.cgroup).replace(/\["\*\*.*\]/, "[10.62.0.0/16]"), "p.yaml");
-  const noNames = compilePolicy(plain, readProcessUniverse(plain, new Attribution()));
+  const noNames = compiled(policy(cg.cgroup).replace(/\["\*\*.*\]/, "[10.62.0.0/16]"));
   assert.equal(noNames.names, undefined);
   dp.apply(noNames);
   const written = dp.bindNames([{ identity: EVERYONE, ip: GITHUB, nclass: 1, expiresNs: later() }]);
@@ -203,24 +217,10 @@ test("a reload keeps the bindings it is given, in the new policy's classes", () 
 });
 
 test("a reload that changes no hostname rule keeps the live bindings, asking for none", () => {
-  const compiled = (text: string): PolicyImage => {
-    const model = parsePolicy(text, "p.yaml");
-    return compilePolicy(model, readProcessUniverse(model, new Attribution()));
-  };
-  let asked = 0;
-  const bindings = (classes: NonNullable<PolicyImage["names"]>["classes"]): NameBinding[] => {
-    asked++;
-    return [
-      {
-        identity: identity("alpha"),
-        ip: GITHUB,
-        nclass: classes.classOf(["api.github.example"]),
-        expiresNs: later(),
-      },
-    ];
-  };
+  const store = storeBindings();
+  const { bindings } = store;
   dp.apply(image, bindings);
-  assert.equal(asked, 1, "the slot before was filled with other bindings: asked");
+  assert.equal(store.asked, 1, "the slot before was filled with other bindings: asked");
   // an answer after the reload goes into the live map
   dp.bindNames([
     {
@@ -236,17 +236,17 @@ test("a reload that changes no hostname rule keeps the live bindings, asking for
     layer3: { remote: [10.63.0.0/16] }
 `;
   dp.apply(compiled(extraRule), bindings);
-  assert.equal(asked, 1, "the same hostname rules: the live map is shared, nothing asked");
+  assert.equal(store.asked, 1, "the same hostname rules: the live map is shared, nothing asked");
   assert.equal(connect("alpha", GITHUB), "passed");
   assert.equal(connect("beta", OTHER), "passed", "the answer written after the fill holds");
   dp.apply(compiled(extraRule), bindings);
-  assert.equal(asked, 1, "and again, from the slot that shared it");
+  assert.equal(store.asked, 1, "and again, from the slot that shared it");
   assert.equal(connect("beta", OTHER), "passed");
   // other hostname rules: other classes, so the store's bindings are asked for again
   const gitlab = extraRule.replace("github.example]", 'github.example, "**.gitlab.example"]');
   assert.notEqual(gitlab, extraRule);
   dp.apply(compiled(gitlab), bindings);
-  assert.equal(asked, 2);
+  assert.equal(store.asked, 2);
   assert.equal(connect("alpha", GITHUB), "passed");
   assert.equal(connect("beta", OTHER), "EPERM", "only what the store gave");
   dp.apply(image);
