@@ -90,8 +90,17 @@ export const OPENAPI = {
     "/v1/rules": {
       get: {
         "x-moat-scope": "read",
-        summary: "per-rule packets, bytes and connections",
-        responses: { 200: { description: "rules", content: json }, default: error },
+        summary:
+          "per-rule packets, bytes and connections, in policy order; total: how many rules the policy has; top=N lists only the N rules that judged the most connections (then packets), busiest first",
+        parameters: [
+          {
+            name: "top",
+            in: "query",
+            schema: { type: "integer", minimum: 1, maximum: 10000 },
+            description: "list the N busiest rules only",
+          },
+        ],
+        responses: { 200: { description: "rules", content: json }, 400: error, default: error },
       },
     },
     "/v1/policy": {

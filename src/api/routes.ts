@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
+import type { RuleStats } from "../observe/sink.ts";
 import type { StatsQuery } from "../observe/history/rollup.ts";
 import { requestedScopes } from "./console-routes.ts";
 import type {
@@ -58,9 +59,11 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   "/v1/rules": {
     GET: {
       scope: "read",
-      handle: ({ res, control }) => {
+      handle: ({ res, url, control }) => {
+        const top = topOf(url.searchParams);
         const s = control.snapshot();
-        sendJson(res, 200, { generation: s.generation, rules: s.rules });
+        const rules = top === undefined ? s.rules : busiest(s.rules, top);
+        sendJson(res, 200, { generation: s.generation, total: s.rules.length, rules });
       },
     },
   },
@@ -370,6 +373,29 @@ async function changeSet(
 const MAX_CONFIRM_SECONDS = 86_400;
 
 /** `confirm=SECONDS` of PUT /v1/policy: the policy is on trial for that long (1 s to a day). */
+const MAX_TOP = 10_000;
+
+/** `top`: how many of the busiest rules /v1/rules lists (all when absent). */
+function topOf(params: URLSearchParams): number | undefined {
+  const text = params.get("top");
+  if (text === null) return undefined;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > MAX_TOP)
+    throw new HttpError(
+      400,
+      "EBADPARAM",
+      `top must be a count from 1 to ${MAX_TOP}, got '${text}'`,
+    );
+  return Number(text);
+}
+
+/** The `n` rules that judged the most connections (then packets), busiest first; a stable sort. */
+function busiest(rules: readonly RuleStats[], n: number): RuleStats[] {
+  const desc = (a: bigint, b: bigint) => (a > b ? -1 : a < b ? 1 : 0);
+  return [...rules]
+    .sort((a, b) => desc(a.connections, b.connections) || desc(a.packets, b.packets))
+    .slice(0, n);
+}
+
 function confirmOf(params: URLSearchParams): number | undefined {
   const text = params.get("confirm");
   if (text === null) return undefined;

@@ -13,7 +13,7 @@ import { HistoryStore } from "../../src/observe/history/store.ts";
 import { historySink } from "../../src/observe/history/sink.ts";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
 import { mappedAddress } from "../../src/datapath/address.ts";
-import { fakeEvent } from "../helpers/events.ts";
+import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { http, sse } from "../helpers/api-client.ts";
 
@@ -123,6 +123,62 @@ test("/openapi.json is an OpenAPI 3 document listing every endpoint", async (t) 
     "/metrics",
   ])
     assert.ok(path in parsed.paths, path);
+});
+
+test("/v1/rules lists every rule in policy order, or with top=N the N busiest", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-api-rules-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pipeline = new EventPipeline();
+  const rule = (name: string, connections: bigint, packets: bigint) => ({
+    name,
+    connections,
+    packets,
+    bytes: packets * 100n,
+  });
+  const rules = [
+    rule("ssh", 2n, 10n),
+    rule("web", 90n, 900n),
+    rule("dns", 90n, 300n),
+    rule("idle", 0n, 0n),
+    rule("defaults.ingress", 7n, 7n),
+    rule("defaults.egress", 0n, 0n),
+  ];
+  const control = testControl(pipeline, { snapshot: () => ({ ...fakeSnapshot(pipeline), rules }) });
+  const socketPath = join(dir, "api.sock");
+  const api = await startApi(control, [{ listen: `unix:${socketPath}` }]);
+  t.after(async () => {
+    await api.close();
+    await pipeline.close();
+  });
+  const get = async (path: string) => {
+    const r = await http({ socketPath }, "GET", path);
+    return { status: r.status, body: JSON.parse(r.body) as Record<string, unknown> };
+  };
+  const names = (body: Record<string, unknown>) =>
+    (body.rules as { name: string }[]).map((r) => r.name);
+  const all = await get("/v1/rules");
+  assert.equal(all.status, 200);
+  assert.equal(all.body.total, 6);
+  assert.deepEqual(
+    names(all.body),
+    rules.map((r) => r.name),
+  );
+  const top = await get("/v1/rules?top=3");
+  assert.equal(top.body.total, 6);
+  assert.deepEqual(names(top.body), ["web", "dns", "defaults.ingress"]);
+  assert.deepEqual(names((await get("/v1/rules?top=100")).body), [
+    "web",
+    "dns",
+    "defaults.ingress",
+    "ssh",
+    "idle",
+    "defaults.egress",
+  ]);
+  for (const bad of ["0", "-1", "x", "10001", "1.5"]) {
+    const r = await get(`/v1/rules?top=${bad}`);
+    assert.equal(r.status, 400, bad);
+    assert.match(JSON.stringify(r.body), /top must be a count from 1 to 10000/);
+  }
 });
 
 test("validate reports FILE:LINE:COL errors; apply of a bad policy is a 422 with them", async (t) => {

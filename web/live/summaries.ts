@@ -99,16 +99,24 @@ export function renderMap(list: HTMLElement, rows: readonly FlowRow[]): void {
   );
 }
 
-export function renderRules(body: HTMLElement, rules: readonly RuleCount[]): void {
-  body.replaceChildren(
-    ...rules.map((r) => {
-      const tr = document.createElement("tr");
-      for (const text of [r.name, String(r.connections), String(r.packets)]) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        tr.append(td);
-      }
-      return tr;
-    }),
-  );
+/** The busiest rules (GET /v1/rules?top=N), and a last row saying how many more the policy has. */
+export function renderRules(body: HTMLElement, rules: readonly RuleCount[], total: number): void {
+  const rows = rules.map((r) => {
+    const tr = document.createElement("tr");
+    for (const text of [r.name, String(r.connections), String(r.packets)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  if (total > rules.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 3;
+    td.textContent = `and ${total - rules.length} more rules (the ${rules.length} busiest are listed)`;
+    tr.append(td);
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
 }
