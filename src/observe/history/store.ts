@@ -176,7 +176,7 @@ export class HistoryStore {
    * A query answered in steps (the history's thread takes inserts between them). A filter no
    * index narrows (type, verdict, direction, remote) reads the store newest first until its page
    * is full: for a rare value that is the whole store, so each step reads one window of
-   * QUERY_WINDOW_IDS ids. A query an index narrows (rule, process, container, time) is one step.
+   * QUERY_WINDOW_IDS ids. A query an index narrows (rule, process name, time) is one step.
    */
   search(q: HistoryQuery): HistorySearch {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);

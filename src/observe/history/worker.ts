@@ -1,6 +1,7 @@
 // The history store's own thread: SQLite inserts take 14-35 µs an event, which on the daemon's
 // event loop would hold up the ring-buffer drain and every other sink (docs/observability.md).
-// Requests are handled in order; each is answered with its id.
+// Requests are handled in order, a prune or a query in steps with other requests between them;
+// each is answered with its id.
 import { parentPort, workerData } from "node:worker_threads";
 import { HistoryStore, type HistoryOptions, type HistorySearch } from "./store.ts";
 import { ROW_WIDTH } from "./rows.ts";
