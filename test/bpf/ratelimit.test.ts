@@ -392,6 +392,19 @@ rules:
   });
 });
 
+/** This process's CPUs, as taskset lists them ("0,1" or "0-1"). */
+const affinityNow = (): string =>
+  spawnSync("taskset", ["-p", "-c", String(process.pid)], { encoding: "utf8" })
+    .stdout.split(":")
+    .pop()!
+    .trim();
+
+/** Every thread of this process on `cpus`: a test run runs on its caller's CPU. */
+function pinTo(cpus: string): void {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)]);
+  assert.equal(r.status, 0);
+}
+
 describe("invalid tcp flags", () => {
   let lab: KernelLab;
   let clock: BpfMap;
@@ -441,7 +454,11 @@ defaults: { ingress: allow, egress: allow }
     });
   }
 
-  test("detect: passed, counted, reported once a second with the packets since", () => {
+  test("detect: passed, counted, reported once a second with the packets since", (t) => {
+    // reports are once a second per CPU: every packet on one, as a flow's packets are
+    const affinity = affinityNow();
+    pinTo("0");
+    t.after(() => pinTo(affinity));
     lab.policy(PREVENT.replace("mode: prevent", "mode: detect"));
     const at = (ms: number) => {
       const v = Buffer.alloc(8);
@@ -480,20 +497,14 @@ describe("rate limits across CPUs", () => {
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitLease: LEASE });
     clock = lab.dp.object.map("limit_clock");
-    affinity = spawnSync("taskset", ["-p", "-c", String(process.pid)], { encoding: "utf8" })
-      .stdout.split(":")
-      .pop()!
-      .trim();
+    affinity = affinityNow();
   });
   after(() => {
-    spawnSync("taskset", ["-a", "-p", "-c", affinity, String(process.pid)]);
+    pinTo(affinity);
     lab.close();
   });
   /** test runs on cpu `cpu` (BPF_PROG_TEST_RUN runs on the caller's) */
-  const onCpu = (cpu: number) => {
-    const r = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(process.pid)]);
-    assert.equal(r.status, 0);
-  };
+  const onCpu = (cpu: number) => pinTo(String(cpu));
 
   test("leases taken by each CPU never let a window admit more than its count", () => {
     lab.policy(
