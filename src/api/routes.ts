@@ -372,21 +372,33 @@ async function changeSet(
 /** The longest trial: a day (a longer one is a policy nobody means to confirm). */
 const MAX_CONFIRM_SECONDS = 86_400;
 
-/** `confirm=SECONDS` of PUT /v1/policy: the policy is on trial for that long (1 s to a day). */
+/** The most rules `top` lists. */
 const MAX_TOP = 10_000;
 
-/** `top`: how many of the busiest rules /v1/rules lists (all when absent). */
-function topOf(params: URLSearchParams): number | undefined {
-  const text = params.get("top");
+/**
+ * A whole number from 1 to `max` in the query parameter `name`; undefined when absent, else a
+ * 400 that says what it must be (`what`: "whole seconds", "a count").
+ */
+function wholeParam(
+  params: URLSearchParams,
+  name: string,
+  max: number,
+  what: string,
+): number | undefined {
+  const text = params.get(name);
   if (text === null) return undefined;
-  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > MAX_TOP)
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 1 || Number(text) > max)
     throw new HttpError(
       400,
       "EBADPARAM",
-      `top must be a count from 1 to ${MAX_TOP}, got '${text}'`,
+      `${name} must be ${what} from 1 to ${max}, got '${text}'`,
     );
   return Number(text);
 }
+
+/** `top`: how many of the busiest rules /v1/rules lists (all when absent). */
+const topOf = (params: URLSearchParams): number | undefined =>
+  wholeParam(params, "top", MAX_TOP, "a count");
 
 /** The `n` rules that judged the most connections (then packets), busiest first; a stable sort. */
 function busiest(rules: readonly RuleStats[], n: number): RuleStats[] {
@@ -396,16 +408,10 @@ function busiest(rules: readonly RuleStats[], n: number): RuleStats[] {
     .slice(0, n);
 }
 
+/** `confirm=SECONDS` of PUT /v1/policy: the policy is on trial for that long (1 s to a day). */
 function confirmOf(params: URLSearchParams): number | undefined {
-  const text = params.get("confirm");
-  if (text === null) return undefined;
-  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_CONFIRM_SECONDS)
-    throw new HttpError(
-      400,
-      "EBADPARAM",
-      `confirm must be whole seconds from 1 to ${MAX_CONFIRM_SECONDS}, got '${text}'`,
-    );
-  return Number(text) * 1000;
+  const seconds = wholeParam(params, "confirm", MAX_CONFIRM_SECONDS, "whole seconds");
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 /** user, client, client_port, server, server_port, key -> the login (400 EBADLOGIN if wrong). */

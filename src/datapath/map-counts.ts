@@ -7,7 +7,9 @@ import { fileURLToPath } from "node:url";
 import { native } from "./addon.ts";
 import type { BpfLink, BpfMap, BpfObject } from "./native.d.ts";
 
-const OBJECT = fileURLToPath(new URL("../../build/bpf/map_count.bpf.o", import.meta.url));
+export const MAP_COUNT_OBJECT = fileURLToPath(
+  new URL("../../build/bpf/map_count.bpf.o", import.meta.url),
+);
 
 export type CountedMap = Pick<BpfMap, "id" | "lookupBatch">;
 
@@ -21,12 +23,18 @@ export class MapCounts {
   /** The map's entries: the kernel's count, else a walk of the map. */
   count(map: CountedMap): number {
     const link = this.#iterator();
-    if (link) {
-      const id = map.id();
-      for (const line of link.readIter().split("\n")) {
-        const space = line.indexOf(" ");
-        if (space > 0 && Number(line.slice(0, space)) === id) return Number(line.slice(space + 1));
-      }
+    let text = "";
+    try {
+      text = link?.readIter() ?? "";
+    } catch (err) {
+      // a status must not fail for its count: walk from now on, and say why
+      this.unavailable = err instanceof Error ? err.message : String(err);
+      this.close();
+    }
+    const id = map.id();
+    for (const line of text.split("\n")) {
+      const space = line.indexOf(" ");
+      if (space > 0 && Number(line.slice(0, space)) === id) return Number(line.slice(space + 1));
     }
     return countByWalk(map);
   }
@@ -42,7 +50,7 @@ export class MapCounts {
     if (this.#tried) return this.#link;
     this.#tried = true;
     try {
-      this.#object = native().BpfObject.open(OBJECT);
+      this.#object = native().BpfObject.open(MAP_COUNT_OBJECT);
       this.#object.load();
       this.#link = this.#object.program("map_counts").attachIter();
     } catch (err) {

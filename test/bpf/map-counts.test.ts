@@ -5,7 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ct as ctCodec, ctKey as keyCodec } from "../../src/datapath/abi.ts";
-import { MapCounts, countByWalk } from "../../src/datapath/map-counts.ts";
+import { MAP_COUNT_OBJECT, MapCounts, countByWalk } from "../../src/datapath/map-counts.ts";
+import { native } from "../../src/datapath/addon.ts";
+import { NativeError } from "../../src/datapath/errors.ts";
 import { createMap } from "../../src/datapath/table-maps.ts";
 
 const MAP_LRU_HASH = 9;
@@ -44,6 +46,33 @@ test("the kernel's count of a table equals a walk: inserts, deletes, LRU evictio
   } finally {
     map.close();
     counts.close();
+  }
+});
+
+test("after the iterator is gone, counts are walked; a destroyed iterator link says EBADF", () => {
+  const counts = new MapCounts();
+  const map = createMap("moat_test_count2", MAP_LRU_HASH, keyCodec.size, ctCodec.size, 64, 0);
+  try {
+    map.update(key(1), ctCodec.encode({ id: 1n }));
+    assert.equal(counts.count(map), 1);
+    counts.close();
+    map.update(key(2), ctCodec.encode({ id: 2n }));
+    assert.equal(counts.count(map), 2);
+    const object = native().BpfObject.open(MAP_COUNT_OBJECT);
+    try {
+      object.load();
+      const link = object.program("map_counts").attachIter();
+      assert.match(link.readIter(), /^\d+ \d+$/m);
+      link.destroy();
+      assert.throws(
+        () => link.readIter(),
+        (e: unknown) => e instanceof NativeError && e.code === "EBADF",
+      );
+    } finally {
+      object.close();
+    }
+  } finally {
+    map.close();
   }
 });
 
