@@ -31,6 +31,18 @@ static __always_inline int tuple_src_side(const struct tuple *t)
 	return t->sport > t->dport;
 }
 
+/* the hook's per-cpu scratch entry (ct_scratch), zeroed: a connection record built off the
+ * stack (160 bytes the hooks' stacks cannot spare); NULL if missing */
+static __always_inline struct moat_ct *ct_scratch_zeroed(__u8 hook)
+{
+	__u32 idx = hook & 7;
+	struct moat_ct *ct = bpf_map_lookup_elem(&ct_scratch, &idx);
+
+	if (ct)
+		__builtin_memset(ct, 0, sizeof(*ct));
+	return ct;
+}
+
 /* the normalized key of a tuple; returns the key side of the tuple's source */
 static __always_inline int ct_key(const struct tuple *t, struct moat_ct_key *k)
 {

@@ -2,17 +2,18 @@
 /* IDS signatures (docs/policy.md "ids"): the packet programs copy the first bytes of each
  * direction of a flow (ids_config's `bytes`, in at most MOAT_IDS_MAX_PACKETS packets) to the
  * ids_records ring buffer, where the daemon matches the policy's signatures. The judge decides
- * what to copy (ids_take, with the flow's conntrack entry); the program copies it (ids_copy_*),
- * since only it knows its context's type. A flow past its first bytes has MOAT_CT_IDS_DONE and
- * costs one flag test; without signatures nothing is looked up past the payload length. A full
- * ring loses the copy (counted), never the packet. */
+ * what to copy (moat_ids_take, with the flow's conntrack entry, which keeps what the flow had
+ * copied: no lookup of its own); the program copies it (moat_ids_xdp, moat_ids_skb), since only
+ * it knows its context's type. A flow past its first bytes has MOAT_CT_IDS_DONE and costs one
+ * flag test; without signatures nothing is looked up past the payload length. A full ring loses
+ * the copy (counted), never the packet. */
 #ifndef MOAT_IDS_H
 #define MOAT_IDS_H
 
 #include "maps.h"
 #include "counters.h"
 #include "packet.h"
-#include "conntrack.h"
+#include "events.h"
 
 /* a global function's argument that is the program's context (the kernel reads the tag) */
 #ifndef __arg_ctx
@@ -57,15 +58,6 @@ static __always_inline int ids_sampled(const struct tuple *t, __u32 sample)
 	return h % sample == 0;
 }
 
-/* the judge: this packet's flow may still have bytes to copy (the take decides) */
-static __always_inline void ids_want(const struct pkt *p, __u32 slot)
-{
-	struct pkt *w = (struct pkt *)p;
-
-	w->ids_want = 1;
-	w->ids_slot = slot;
-}
-
 static __always_inline void ids_done(struct moat_ct *ct)
 {
 	if (!(ct->flags & MOAT_CT_IDS_DONE))
@@ -77,52 +69,44 @@ static __always_inline int ids_direction_done(const struct moat_ids_flow *f, int
 	return f->copied[d & 1] >= want || f->packets[d & 1] >= MOAT_IDS_MAX_PACKETS;
 }
 
-/* a new flow's record in ids_flows */
-static const struct moat_ids_flow ids_fresh = {};
-
-/* What of this packet to copy (the judge set p->ids_want): the record's header into ids_scratch
- * at `key` (the program's scratch key), the payload's offset and length into p->ids_off and
- * p->ids_len (0: nothing). A global function, verified once, on a stack of its own beside the
- * judge's. h: the hook; returns 0. */
-__noinline int moat_ids_take(struct pkt *p, __u32 frame_len, __u32 hook, __u32 ifindex, __u32 key)
+/* the program's key in ids_scratch: one record being built per hook */
+static __always_inline __u32 ids_key(__u8 hook)
 {
-	struct moat_ct_key k __attribute__((aligned(8)));
+	return hook == MOAT_HOOK_XDP_INGRESS ? 0 : hook == MOAT_HOOK_TC_EGRESS ? 1 : 2;
+}
 
-	if (!p)
+/* What of this packet to copy, judged with its flow's conntrack entry ct (in the table, or a new
+ * one about to go in): the record's header into ids_scratch at the hook's key, the payload's
+ * offset and length into p->ids_off and p->ids_len (0: nothing), the flow's progress in ct->ids.
+ * at: the frame's length, the live slot (bit 32) and whether the packet's sender is the flow's
+ * responder (bit 33), packed (a global function takes at most 5 arguments). A global function,
+ * verified once, on a stack of its own beside the judge's; returns 0. */
+__noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
+			     __u64 at)
+{
+	if (!p || !ct || !from)
 		return 0;
-	__u32 slot = p->ids_slot & 1;
+	__u32 slot = (at >> 32) & 1;
 	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
 	if (!cfg || !cfg->bytes)
 		return 0;
-	__u32 len = ids_payload(p, frame_len, &p->ids_off);
+	__u32 len = ids_payload(p, (__u32)at, &p->ids_off);
 	if (!len || !ids_sampled(&p->t, cfg->sample))
 		return 0;
-	int src_side = ct_key(&p->t, &k);
-	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
-	if (!ct || (ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
+	if ((ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
 		return 0;
-	struct moat_ids_flow *f = bpf_map_lookup_elem(&ids_flows, &ct->id);
-	if (!f) {
-		/* the flow's first look: read if seen from its start */
-		if ((ct->flags & MOAT_CT_MIDSTREAM) ||
-		    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
-			ids_done(ct);
-			return 0;
-		}
-		bpf_map_update_elem(&ids_flows, &ct->id, &ids_fresh, BPF_NOEXIST);
-		f = bpf_map_lookup_elem(&ids_flows, &ct->id);
-		if (!f)
-			return 0;
+	struct moat_ids_flow *f = &ct->ids;
+	/* read only if seen from its start, and only within its first packets */
+	if ((ct->flags & MOAT_CT_MIDSTREAM) ||
+	    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
+		ids_done(ct);
+		return 0;
 	}
 	__u16 want = cfg->bytes < MOAT_IDS_MAX_BYTES ? cfg->bytes : MOAT_IDS_MAX_BYTES;
-	int d = (src_side != ct->initiator) & 1;
-	if (ids_direction_done(f, d, want) ||
-	    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
-		if (ids_direction_done(f, d ^ 1, want) ||
-		    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
+	int d = (at >> 33) & 1;
+	if (ids_direction_done(f, d, want)) {
+		if (ids_direction_done(f, d ^ 1, want))
 			ids_done(ct);
-			bpf_map_delete_elem(&ids_flows, &ct->id);
-		}
 		return 0;
 	}
 	if (p->t.proto == IPPROTO_TCP) {
@@ -135,33 +119,44 @@ __noinline int moat_ids_take(struct pkt *p, __u32 frame_len, __u32 hook, __u32 i
 	__u32 take = want - f->copied[d];
 	if (take > len)
 		take = len;
+	__u32 key = ids_key(from->hook);
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
 	if (!r)
 		return 0;
 	/* the local side: the sender of what leaves, the receiver of what comes in */
-	int leaving = hook == MOAT_HOOK_TC_EGRESS;
+	int leaving = from->hook == MOAT_HOOK_TC_EGRESS;
 	__builtin_memcpy(r->local, leaving ? p->t.src : p->t.dst, 16);
 	__builtin_memcpy(r->remote, leaving ? p->t.dst : p->t.src, 16);
 	r->local_port = leaving ? p->t.sport : p->t.dport;
 	r->remote_port = leaving ? p->t.dport : p->t.sport;
-	r->ts_ns = bpf_ktime_get_ns();
+	/* the judge set it to this packet's time */
+	r->ts_ns = ct->last_ns;
 	r->conn_id = ct->id;
 	r->rule = ct->rule;
 	r->generation = ct->generation;
-	r->ifindex = ifindex;
+	r->ifindex = from->ifindex;
 	r->offset = f->copied[d];
 	r->len = (__u16)take;
 	r->family = p->t.family;
 	r->protocol = p->t.proto;
 	r->direction = ct->direction & 1;
 	r->to_server = !d;
-	r->hook = hook;
+	r->hook = from->hook;
 	r->verdict = ct->verdict;
 	r->owner = ct->owner;
 	f->copied[d] += take;
 	f->packets[d] += 1;
 	p->ids_len = take;
 	return 0;
+}
+
+/* the judge's call of moat_ids_take for a packet that passes: from_responder is whether its
+ * sender is not the flow's initiator */
+static __always_inline void ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
+				     __u32 frame_len, __u32 slot, int from_responder)
+{
+	moat_ids_take(p, ct, from,
+		      frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33);
 }
 
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
@@ -184,17 +179,15 @@ static __always_inline __u32 ids_bounded(__u32 len)
 }
 
 /* The xdp program's copy of what moat_ids_take chose: from the frame into the record, then to
- * the ring buffer. Global functions, like the take, so the programs' own frames do not grow. */
+ * the ring buffer. Global functions, so the programs' own frames do not grow. */
 __noinline int moat_ids_xdp(struct xdp_md *ctx __arg_ctx, struct pkt *p)
 {
 	__u32 key = 0;
 
-	if (!p)
+	if (!p || !p->ids_len)
 		return 0;
-	moat_ids_take(p, ctx->data_end - ctx->data, MOAT_HOOK_XDP_INGRESS, ctx->ingress_ifindex,
-		      key);
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
-	if (!r || !p->ids_len)
+	if (!r)
 		return 0;
 	__u32 len = ids_bounded(p->ids_len);
 	if (bpf_xdp_load_bytes(ctx, p->ids_off, r->data, len))
@@ -203,14 +196,13 @@ __noinline int moat_ids_xdp(struct xdp_md *ctx __arg_ctx, struct pkt *p)
 	return 0;
 }
 
-/* the same for the tc programs; key: their scratch key */
-__noinline int moat_ids_skb(struct __sk_buff *skb __arg_ctx, struct pkt *p, __u32 hook, __u32 key)
+/* the same for the tc programs; key: their ids_key */
+__noinline int moat_ids_skb(struct __sk_buff *skb __arg_ctx, struct pkt *p, __u32 key)
 {
-	if (!p)
+	if (!p || !p->ids_len)
 		return 0;
-	moat_ids_take(p, skb->len, hook, skb->ifindex, key);
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
-	if (!r || !p->ids_len)
+	if (!r)
 		return 0;
 	__u32 len = ids_bounded(p->ids_len);
 	if (bpf_skb_load_bytes(skb, p->ids_off, r->data, len))

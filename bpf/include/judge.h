@@ -106,7 +106,9 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 	ct->deadline_ns = 0;
 	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP)
 		ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
-	/* the rule's rate limit applies to the connection's packets (ratelimit.h) */
+	/* the rule's rate limit applies to the connection's packets (ratelimit.h); credit a lease
+	 * handed over belongs to the limit that judged before */
+	ct->limit_credit = 0;
 	__u32 limited = r->flags & MOAT_RULE_LIMITED ? MOAT_CT_LIMITED : 0;
 	if ((ct->flags & MOAT_CT_LIMITED) != limited)
 		__sync_fetch_and_xor(&ct->flags, MOAT_CT_LIMITED);
@@ -115,11 +117,16 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 /* a packet from the remote of an allowed connection whose rule has a rate limit: over it, it is
  * dropped (prevent) or passed and reported (detect) */
 static __always_inline int over_limit(const struct judge_ctx *j, const struct pkt *p,
-				      const struct moat_ct *ct)
+				      struct moat_ct *ct)
 {
 	if (!(ct->flags & MOAT_CT_LIMITED) || ct->verdict != MOAT_EV_ALLOWED ||
 	    j->h->dir != MOAT_DIR_INGRESS)
 		return 0;
+	/* credit its source's lease handed to the connection: the entry is read already */
+	if (ct->limit_credit && j->now < ct->limit_until) {
+		ct->limit_credit -= 1;
+		return 0;
+	}
 	if (!limit_over(j->slot, p, ct, &j->h->from, j->now))
 		return 0;
 	if (ct->mode == MOAT_MODE_PREVENT) {
@@ -247,14 +254,12 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 {
 	struct facts f;
 	struct moat_rule r;
-	/* the new entry is built in per-cpu scratch: 120 bytes the shared stack cannot spare */
-	__u32 idx = j->h->from.hook & 7;
-	struct moat_ct *ct = bpf_map_lookup_elem(&ct_scratch, &idx);
+	/* the new entry is built in per-cpu scratch */
+	struct moat_ct *ct = ct_scratch_zeroed(j->h->from.hook);
 	__u8 reason = MOAT_REASON_NEW;
 
 	if (!ct)
 		return OUT_PASS;
-	__builtin_memset(ct, 0, sizeof(*ct));
 
 	facts_of_packet(p, j->h->dir, &f);
 	const struct moat_sock *s = j->s;
@@ -267,8 +272,6 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 
 	ct->created_ns = j->now;
 	ct->last_ns = j->now;
-	if (j->m->ids)
-		ids_want(p, j->slot);
 	ct->packets[0] = 1;
 	ct->bytes[0] = j->len;
 	ct->ifindex = j->h->from.ifindex;
@@ -300,9 +303,15 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	if (!((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_) &&
 	      icmp_is_echo_reply(p->t.proto, p->icmp_type))) {
 		ct->id = next_conn_id(j);
+		/* the flow's first bytes for the ids signatures (ids.h), noted in the entry before
+		 * it goes in: copied if the packet passes */
+		if (j->m->ids && ct->verdict != MOAT_EV_BLOCKED)
+			ids_take((struct pkt *)p, ct, &j->h->from, j->len, j->slot,
+				 src_side != ct->initiator);
 		if (bpf_map_update_elem(&conntrack, k, ct, BPF_ANY)) {
 			tally(j, MOAT_CNT_CT_FULL);
 			ct->id = 0;
+			((struct pkt *)p)->ids_len = 0;
 			reason = MOAT_REASON_UNTRACKED;
 			/* no entry for the accept hook to complete: decided here */
 			if (ct->flags & MOAT_CT_PENDING)
@@ -318,6 +327,7 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 		tally(j, MOAT_CNT_DEFERRED);
 		return OUT_PASS;
 	}
+	/* (a new connection has sent too few packets to be handed credit: ratelimit.h) */
 	if (over_limit(j, p, ct))
 		return OUT_DROP;
 	return out_of(j, ct->verdict);
@@ -335,6 +345,16 @@ static __always_inline int cut(const struct judge_ctx *j, const struct moat_ct_k
 	return OUT_CUT;
 }
 
+/* a tracked connection's packet that passes: its flow's first bytes for the ids signatures
+ * (ids.h), one flag test once past them */
+static __always_inline int passed(const struct judge_ctx *j, const struct pkt *p,
+				  struct moat_ct *ct, __u8 from_responder)
+{
+	if (j->m->ids && !(ct->flags & MOAT_CT_IDS_DONE))
+		ids_take((struct pkt *)p, ct, &j->h->from, j->len, j->slot, from_responder);
+	return OUT_PASS;
+}
+
 /* a later packet of a tracked connection: one lookup decided it */
 static __always_inline int established(const struct judge_ctx *j, const struct pkt *p,
 				       const struct moat_ct_key *k, struct moat_ct *ct,
@@ -346,10 +366,6 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 	ct->last_ns = j->now;
 	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
 		rejudge(j, k, ct);
-	/* the first bytes of a flow for the ids signatures (ids.h): one flag test once past them;
-	 * the program takes them after the judge (moat_ids_take), on a stack of its own */
-	if (j->m->ids && !(ct->flags & MOAT_CT_IDS_DONE))
-		ids_want(p, j->slot);
 	/* plain adds: each side's counters are written by one direction, whose packets a
 	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */
 	if (from) {
@@ -376,13 +392,14 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 	if (ct->flags & MOAT_CT_AWAIT) {
 		if (accept_waits(ct, p, from)) {
 			tally(j, MOAT_CNT_DEFERRED);
-			return OUT_PASS;
+			return passed(j, p, ct, from);
 		}
 		accept_settle(j->slot, j->m, k, ct, &j->h->from);
 	}
 	if (over_limit(j, p, ct))
 		return OUT_DROP;
-	return out_of(j, ct->verdict);
+	int out = out_of(j, ct->verdict);
+	return out == OUT_PASS ? passed(j, p, ct, from) : out;
 }
 
 /* an icmp error about a connection that is not blocked passes with it */

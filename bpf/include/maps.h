@@ -36,7 +36,6 @@ struct moat_flood_secret *moat_btf_flood_secret __attribute__((unused));
 struct moat_limit_lease *moat_btf_limit_lease __attribute__((unused));
 struct moat_scrub *moat_btf_scrub __attribute__((unused));
 struct moat_ids *moat_btf_ids __attribute__((unused));
-struct moat_ids_flow *moat_btf_ids_flow __attribute__((unused));
 struct moat_ids_record *moat_btf_ids_record __attribute__((unused));
 
 /* the enums user space copies, so that they are in the BTF too (test/unit/abi.test.ts) */
@@ -606,15 +605,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct moat_ids);
 } ids_config SEC(".maps");
-
-/* key: connection id; value: what the flow has had copied (struct moat_ids_flow), while it is
- * being copied; written by the packet programs. lru: a flow that never finishes is forgotten */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct moat_ids_flow);
-} ids_flows SEC(".maps");
 
 /* struct moat_ids_record copies (header and data), read by the daemon's signatures */
 struct {

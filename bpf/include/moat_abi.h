@@ -469,6 +469,16 @@ enum moat_ct_flag {
 	MOAT_CT_IDS_DONE = 0x800,
 };
 
+/* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by
+ * the initiator): in its conntrack entry */
+struct moat_ids_flow {
+	__u32 next_seq[2]; /* tcp: the sequence number the next in-order segment starts at */
+	__u16 copied[2];   /* bytes */
+	__u8 packets[2];
+	__u8 started[2];
+};
+_Static_assert(sizeof(struct moat_ids_flow) == 16, "moat_ids_flow");
+
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {
 	__u64 id;	   /* connection id: unique per entry */
@@ -488,10 +498,17 @@ struct moat_ct {
 	__u8 tcp_state;	  /* enum moat_tcp_state */
 	__u8 icmp_type;	  /* of the first packet (re-judging needs it) */
 	__u8 icmp_code;
-	__u8 pad;
-	struct moat_owner owner; /* the local socket's owner, from the socket hooks */
+	/* rate limit (ratelimit.h): packets from the remote this connection passes on credit its
+	 * source's lease handed over (at most MOAT_LIMIT_CT_CHUNK), until limit_until;
+	 * set_judgement clears it. Beside the fields every packet touches */
+	__u8 limit_credit;
+	__u64 limit_until;
+	struct moat_owner owner;  /* the local socket's owner, from the socket hooks */
+	struct moat_ids_flow ids; /* the ids signatures' copies so far (ids.h) */
 };
-_Static_assert(sizeof(struct moat_ct) == 136, "moat_ct");
+/* 160 bytes: at 168 the table's elements are 256 bytes apart, and the connections of a busy
+ * table compete for fewer cache sets (a packet of an established connection took ~20 ns more) */
+_Static_assert(sizeof(struct moat_ct) == 160, "moat_ct");
 
 /* non-first fragments follow the verdict of their datagram's first fragment */
 struct moat_frag_key {
@@ -747,16 +764,6 @@ enum moat_ids_const {
 	MOAT_IDS_MAX_PACKETS = 8,
 	MOAT_IDS_HEADER = 128, /* the bytes of struct moat_ids_record before data */
 };
-
-/* What one flow has had copied so far, by direction (0: sent by the initiator), while it is
- * being copied (ids_flows, by connection id) */
-struct moat_ids_flow {
-	__u32 next_seq[2]; /* tcp: the sequence number the next in-order segment starts at */
-	__u16 copied[2];   /* bytes */
-	__u8 packets[2];
-	__u8 started[2];
-};
-_Static_assert(sizeof(struct moat_ids_flow) == 16, "moat_ids_flow");
 
 /* One copy of a packet's first bytes, through the ids_records ring buffer (its length is the
  * header and `len` bytes of data). Oriented by the connection: local is this host. */

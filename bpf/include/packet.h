@@ -51,12 +51,10 @@ struct pkt {
 	__u8 ext;	/* ipv4 options or ipv6 extension headers present */
 	__u8 hop_limit; /* ipv6 hop limit, ipv4 ttl */
 	__u32 l3_end;	/* where the ip datagram ends in the frame (0: unknown, big tcp) */
-	/* ids (ids.h): the judge sets ids_want (and the live slot) when the flow may still have
-	 * bytes to copy; moat_ids_take sets what the program copies (ids_len 0: nothing) */
+	/* ids (ids.h): what of the packet the program copies, as the judge's moat_ids_take set it
+	 * (ids_len 0: nothing) */
 	__u32 ids_off;
 	__u32 ids_len;
-	__u32 ids_slot;
-	__u8 ids_want;
 };
 
 static __always_inline void addr_v4(__u8 *dst, const void *src)

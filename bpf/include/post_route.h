@@ -84,25 +84,27 @@ static __always_inline int post_route_tuple(struct __sk_buff *skb, struct tuple 
 }
 
 /* reports a connection the post-route check blocked or detected, on the real interface. A
- * subprogram: its connection record stays off the program's stack */
+ * subprogram; its connection record is the hook's scratch one */
 static __noinline void post_route_report(const struct tuple *t, const struct moat_sock *s,
 					 __u8 mode, __u32 ifindex)
 {
 	struct moat_ct_key k __attribute__((aligned(8)));
-	struct moat_ct ct = {};
 	struct ev_from from = {.hook = MOAT_HOOK_POST_ROUTE, .ifindex = ifindex};
 
 	if (!t || !s)
 		return;
-	ct.initiator = ct_key(t, &k);
-	ct.direction = MOAT_DIR_EGRESS;
-	ct.rule = s->rule;
-	ct.generation = s->generation;
-	ct.verdict = s->verdict;
-	ct.mode = mode;
-	ct.ifindex = ifindex;
-	ct.owner = s->owner;
-	emit(&k, &ct, s->verdict, MOAT_REASON_NEW, &from);
+	struct moat_ct *ct = ct_scratch_zeroed(MOAT_HOOK_POST_ROUTE);
+	if (!ct)
+		return;
+	ct->initiator = ct_key(t, &k);
+	ct->direction = MOAT_DIR_EGRESS;
+	ct->rule = s->rule;
+	ct->generation = s->generation;
+	ct->verdict = s->verdict;
+	ct->mode = mode;
+	ct->ifindex = ifindex;
+	ct->owner = s->owner;
+	emit(&k, ct, s->verdict, MOAT_REASON_NEW, &from);
 }
 
 /* a packet of an armed socket: the check of its destination's first packet, or the drop of a

@@ -304,11 +304,35 @@ static __always_inline void lease_set(struct moat_limit_lease *ls, const struct 
 	ls->over = 0;
 }
 
+/* the credit a connection takes from its CPU's lease at a time, once it has sent that many */
+#define MOAT_LIMIT_CT_CHUNK 32
+
+/* Some of the credit left in a lease goes to the connection whose packet it admitted, for the
+ * lease's time: its next packets pass on it without reaching the source's state (the judge's
+ * over_limit). Only to a connection that has sent a chunk already, and a chunk at a time: credit
+ * a connection holds when it ends is lost, and short flows must not spend their CPU's lease that
+ * way. Credit the shared state granted changes hands, none is made: docs/policy.md has the bound */
+static __always_inline void lease_hand_over(struct moat_limit_lease *ls, struct moat_ct *ct,
+					    __u64 now, __u64 packet_now)
+{
+	__u64 sent = ct->packets[ct->direction == MOAT_DIR_INGRESS ? 0 : 1];
+
+	if (sent < MOAT_LIMIT_CT_CHUNK || !ls->credit || ls->until <= now)
+		return;
+	__u32 n = ls->credit < MOAT_LIMIT_CT_CHUNK ? ls->credit : MOAT_LIMIT_CT_CHUNK;
+	ct->limit_credit = n;
+	/* on the packets' clock, which the judge reads; the lease's end is on the limits'
+	 * (limit_now: the tests' clock) */
+	ct->limit_until = packet_now + (ls->until - now);
+	ls->credit -= n;
+}
+
 /* whether a packet from the remote of connection ct is over its rule's limit (in generation
  * `slot`). This cpu's lease answers when it can (credit left, or a denial that only time ends);
  * else the source's shared state, under its lock, which also reports the source at most once per
- * report_ns, with the packets over since. A global function: verified once */
-__noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct *ct,
+ * report_ns, with the packets over since. A packet within the limit may hand some of the lease's
+ * credit to its connection. A global function: verified once */
+__noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 			  const struct ev_from *from, __u64 now)
 {
 	struct moat_limit_key k __attribute__((aligned(8)));
@@ -320,6 +344,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	struct moat_limit *l = limits ? bpf_map_lookup_elem(limits, &rule) : NULL;
 	if (!l || !l->id || !l->period_ns || !l->count)
 		return 0;
+	__u64 packet_now = now;
 	now = limit_now(now);
 	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
@@ -335,6 +360,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	if (ls) {
 		if (ls->credit && now < ls->until) {
 			ls->credit -= 1;
+			lease_hand_over(ls, ct, now, packet_now);
 			return 0;
 		}
 		if (now < ls->denied_until && now < ls->report_after) {
@@ -368,11 +394,16 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, const struct moat_ct 
 	} else if (c && !k.flags && limit_cache_take(c, now)) {
 		/* (not a source judged by the overflow bucket: k is that bucket's key now) */
 		c->key = k;
-		lease_set(&c->lease, l, now, granted, retry, report_after);
+		ls = &c->lease;
+		lease_set(ls, l, now, granted, retry, report_after);
 	} else if ((ls = bpf_map_lookup_elem(&limit_scratch, &zero))) {
 		lease_set(ls, l, now, granted, retry, report_after);
+		lease_hand_over(ls, ct, now, packet_now);
 		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
+		ls = NULL;
 	}
+	if (ls)
+		lease_hand_over(ls, ct, now, packet_now);
 	/* what other cpus counted since the previous report is in this one (this cpu's is in
 	 * s->over already) */
 	if (over)

@@ -73,24 +73,26 @@ static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct 
 }
 
 /* a blocked or redirected connect()/sendmsg(): reported here, as no packet (or none the
- * packet hooks see) will be. A subprogram: its connection record stays off the hook's stack */
+ * packet hooks see) will be. A subprogram; its connection record is the hook's scratch one */
 __noinline int report_sock(const struct tuple *t, const struct moat_sock *s,
 			   const struct moat_rule *r, const struct ev_from *from, __u8 reason)
 {
 	struct moat_ct_key k __attribute__((aligned(8)));
-	struct moat_ct ct = {};
 
 	if (!t || !s || !r || !from)
 		return -1;
+	struct moat_ct *ct = ct_scratch_zeroed(from->hook);
+	if (!ct)
+		return -1;
 	int side = ct_key(t, &k);
-	ct.initiator = side;
-	ct.direction = MOAT_DIR_EGRESS;
-	ct.rule = s->rule;
-	ct.generation = s->generation;
-	ct.verdict = s->verdict;
-	ct.mode = r->mode;
-	ct.owner = s->owner;
-	return emit(&k, &ct, s->verdict, reason, from);
+	ct->initiator = side;
+	ct->direction = MOAT_DIR_EGRESS;
+	ct->rule = s->rule;
+	ct->generation = s->generation;
+	ct->verdict = s->verdict;
+	ct->mode = r->mode;
+	ct->owner = s->owner;
+	return emit(&k, ct, s->verdict, reason, from);
 }
 
 /* the per-cpu scratch record: a call's judging when the socket keeps none (generation 0, so

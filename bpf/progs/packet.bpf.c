@@ -57,7 +57,7 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
 		/* the flow's first bytes for the ids signatures (ids.h) */
-		if (p->ids_want)
+		if (p->ids_len)
 			moat_ids_xdp(ctx, p);
 		const struct moat_scrub *c = kind == PKT_IP ? scrub_settings() : NULL;
 		if (c) {
@@ -109,8 +109,8 @@ int moat_tc_egress(struct __sk_buff *skb)
 	int out =
 	    kind == PKT_IP && cookie_synack_ours(p) ? OUT_PASS : moat_judge(skb, p, kind, &h, s);
 	if (out == OUT_PASS) {
-		if (p->ids_want)
-			moat_ids_skb(skb, p, MOAT_HOOK_TC_EGRESS, 1);
+		if (p->ids_len)
+			moat_ids_skb(skb, p, 1);
 		scrub_skb(skb, p, kind, 1);
 		return TC_ACT_OK;
 	}
@@ -159,8 +159,8 @@ int moat_tc_ingress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
-		if (p->ids_want)
-			moat_ids_skb(skb, p, MOAT_HOOK_TC_INGRESS, 2);
+		if (p->ids_len)
+			moat_ids_skb(skb, p, 2);
 		scrub_skb(skb, p, kind, 0);
 		return TC_ACT_OK;
 	}

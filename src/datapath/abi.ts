@@ -402,7 +402,7 @@ export const ctKey = defineStruct("moat_ct_key", 40, {
   protocol: { offset: 37, type: "u8" },
 });
 
-export const ct = defineStruct("moat_ct", 136, {
+export const ct = defineStruct("moat_ct", 160, {
   id: { offset: 0, type: "u64" },
   created_ns: { offset: 8, type: "u64" },
   last_ns: { offset: 16, type: "u64" },
@@ -420,7 +420,10 @@ export const ct = defineStruct("moat_ct", 136, {
   tcp_state: { offset: 84, type: "u8" },
   icmp_type: { offset: 85, type: "u8" },
   icmp_code: { offset: 86, type: "u8" },
-  owner: { offset: 88, bytes: 48 },
+  limit_credit: { offset: 87, type: "u8" },
+  limit_until: { offset: 88, type: "u64" },
+  owner: { offset: 96, bytes: 48 },
+  ids: { offset: 144, bytes: 16 },
 });
 
 export const fragKey = defineStruct("moat_frag_key", 40, {

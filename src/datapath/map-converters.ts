@@ -1,7 +1,9 @@
 // The converters of moat's own layout changes (docs/datapath.md, "When a layout changed"), one
 // per (group, from, to) where a group's version was raised. A group's change with none here
 // starts that group empty.
-import { registerConverter } from "./map-migration.ts";
+import { ct, CtFlag } from "./abi.ts";
+import { defineStruct } from "./struct.ts";
+import { type Converted, registerConverter } from "./map-migration.ts";
 
 // policy 2 -> 3 added the name bindings (tbl_names), a fourth table image and moat_rule.flags.
 // Nothing of layout 2 is worth carrying: the first apply rebuilds the policy slots, in the new
@@ -73,7 +75,20 @@ for (const from of [2, 3, 4, 5, 6])
   });
 
 /** Counters per CPU in each conntrack layout. */
-const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43 };
+const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43 };
+
+/** A per-CPU counters value widened to another layout's count (new counters start at zero). */
+const widenCounters =
+  (from: number, to: number) =>
+  (key: Buffer, value: Buffer): Converted => {
+    const before = (COUNTERS_IN_LAYOUT[from] ?? 0) * 16;
+    const after = (COUNTERS_IN_LAYOUT[to] ?? 0) * 16;
+    const cpus = Math.floor(value.length / before);
+    const out = Buffer.alloc(cpus * after);
+    for (let cpu = 0; cpu < cpus; cpu++)
+      value.copy(out, cpu * after, cpu * before, (cpu + 1) * before);
+    return { key, value: out };
+  };
 
 // conntrack 1 -> 2 -> 3 -> 4: the counters gained the rate limits' and scrubbing's, then the IP
 // header scrubbing's, then the ids copies' (zero to start); the connections and fragments are
@@ -86,9 +101,7 @@ for (const [from, to] of [
   [1, 4],
   [2, 4],
   [3, 4],
-] as const) {
-  const before = (COUNTERS_IN_LAYOUT[from] ?? 0) * 16;
-  const after = (COUNTERS_IN_LAYOUT[to] ?? 0) * 16;
+] as const)
   registerConverter({
     group: "conntrack",
     from,
@@ -96,15 +109,51 @@ for (const [from, to] of [
     maps: {
       conntrack: { keep: true },
       frags: { keep: true },
-      counters: {
-        convert: (key, value) => {
-          const cpus = Math.floor(value.length / before);
-          const out = Buffer.alloc(cpus * after);
-          for (let cpu = 0; cpu < cpus; cpu++)
-            value.copy(out, cpu * after, cpu * before, (cpu + 1) * before);
-          return { key, value: out };
-        },
-      },
+      counters: { convert: widenCounters(from, to) },
     },
   });
-}
+
+/** moat_ct in layouts 1-4: layout 5's facts without the rate limit's credit and the ids state. */
+const ctBefore5 = defineStruct("moat_ct (layouts 1-4)", 136, {
+  id: { offset: 0, type: "u64" },
+  created_ns: { offset: 8, type: "u64" },
+  last_ns: { offset: 16, type: "u64" },
+  deadline_ns: { offset: 24, type: "u64" },
+  packets: { offset: 32, bytes: 16 },
+  bytes: { offset: 48, bytes: 16 },
+  rule: { offset: 64, type: "u32" },
+  generation: { offset: 68, type: "u32" },
+  ifindex: { offset: 72, type: "u32" },
+  flags: { offset: 76, type: "u32" },
+  initiator: { offset: 80, type: "u8" },
+  direction: { offset: 81, type: "u8" },
+  verdict: { offset: 82, type: "u8" },
+  mode: { offset: 83, type: "u8" },
+  tcp_state: { offset: 84, type: "u8" },
+  icmp_type: { offset: 85, type: "u8" },
+  icmp_code: { offset: 86, type: "u8" },
+  owner: { offset: 88, bytes: 48 },
+});
+
+// conntrack 1..4 -> 5: moat_ct grew by a rate limit's credit (none to start: the next packet asks
+// its lease) and the ids signatures' copy state, which was in ids_flows; a connection open before
+// is not read by the signatures any more (MOAT_CT_IDS_DONE), as its copies so far are not carried
+for (const from of [1, 2, 3, 4])
+  registerConverter({
+    group: "conntrack",
+    from,
+    to: 5,
+    maps: {
+      conntrack: {
+        convert: (key, value) => {
+          const old = ctBefore5.decode(value);
+          const flags = old.flags | CtFlag.idsDone;
+          const entry = { ...old, flags, limit_until: 0n, limit_credit: 0, ids: Buffer.alloc(16) };
+          return { key, value: ct.encode(entry) };
+        },
+      },
+      frags: { keep: true },
+      counters: from === 4 ? { keep: true } : { convert: widenCounters(from, 5) },
+    },
+    note: "connections open before are not read by the ids signatures",
+  });

@@ -54,13 +54,15 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // 2: counters for rate limits and scrubbing (moat_counters grew)
   // 3: counters for the IP header's scrubbing (ttlRaised, dfCleared, ipIdRandomised)
   // 4: counters for the ids signatures' copies (idsCopied, idsLost); MOAT_CT_IDS_DONE
-  conntrack: { version: 4, maps: ["conntrack", "frags", "counters"] },
+  // 5: moat_ct holds a rate limit's credit and the ids signatures' copy state (160 bytes)
+  conntrack: { version: 5, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   events: { version: 1, maps: ["events"] },
   quic: { version: 1, maps: ["quic_initials"] },
-  // the ids signatures' copies of flows' first bytes, and what each flow had copied so far
-  ids: { version: 1, maps: ["ids_records", "ids_flows"] },
+  // the ids signatures' copies of flows' first bytes (2: what each flow had copied so far is in
+  // its conntrack entry, no ids_flows)
+  ids: { version: 2, maps: ["ids_records"] },
   flows: { version: 1, maps: ["flow_records"] },
   daemon: { version: 1, maps: ["heartbeat"] },
   // the DNS proxy's names (identity, address, name, expiry): kept apart from the policy group,

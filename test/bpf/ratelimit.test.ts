@@ -11,6 +11,7 @@ import { eventLine } from "../helpers/fixtures.ts";
 import { clearLimitState } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import type { BpfMap } from "../../src/datapath/native.d.ts";
+import { ct as ctCodec } from "../../src/datapath/abi.ts";
 
 const POLICY = `
 version: 1
@@ -554,5 +555,43 @@ describe("rate limits across CPUs", () => {
       lab.events().map((e) => e.aggregated),
       [{ packets: 5 }],
     );
+  });
+
+  test("a connection past its first packets passes on credit its lease hands over; a window still admits its count", () => {
+    lab.policy(
+      POLICY.replace("rate: 3/s, algorithm: fixed_window", "rate: 40/s, algorithm: fixed_window"),
+    );
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(BigInt(T0) * 1_000_000n);
+    clock.update(Buffer.alloc(4), v);
+    onCpu(0);
+    const conntrack = lab.dp.object.map("conntrack");
+    const credits = (): number[] => {
+      const out: number[] = [];
+      for (let k = conntrack.nextKey(null); k; k = conntrack.nextKey(k)) {
+        const e = conntrack.lookup(k);
+        if (e) out.push(ctCodec.decode(e).limit_credit);
+      }
+      return out;
+    };
+    // short flows (a new connection a packet) take none: their CPU's lease keeps it
+    for (let i = 0; i < 6; i++) lab.run("xdp", udp("198.51.100.72", 5002));
+    assert.deepEqual(
+      credits().filter((c) => c > 0),
+      [],
+    );
+    // one flow from another source, on one CPU, leases of 4: packets 1-32 from the leases
+    // (taken at 1, 5, ..., 29); the lease taken at 33 goes to the connection (3 of it)
+    const flow = (): PacketSpec => udp("198.51.100.73", 5002, 31000);
+    const verdicts = Array.from({ length: 34 }, () => lab.run("xdp", flow()).verdict);
+    assert.deepEqual(verdicts, Array(34).fill("pass"));
+    assert.deepEqual(
+      credits().filter((c) => c > 0),
+      [2],
+      "3 handed over, 1 spent",
+    );
+    // the window's count of 40 holds with credit in the connection: 6 more pass, then none
+    const rest = Array.from({ length: 16 }, () => lab.run("xdp", flow()).verdict);
+    assert.deepEqual(rest, [...Array(6).fill("pass"), ...Array(10).fill("drop")]);
   });
 });

@@ -1,6 +1,6 @@
 // A conntrack layout older than this build's, for the migration tests: layout 0 of the
 // `conntrack` group (a test fixture, never a real build's). Its value holds the same facts as
-// struct moat_ct in another order, the owner first, and 8 more bytes: 144 bytes, not 136.
+// struct moat_ct's first 136 bytes in another order, the owner first, and 8 more bytes: 144 bytes.
 // The converter registered here turns it into this build's layout (version 1).
 import { ct } from "../../src/datapath/abi.ts";
 import { registerConverter } from "../../src/datapath/map-migration.ts";
