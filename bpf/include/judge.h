@@ -123,7 +123,7 @@ static __always_inline int over_limit(const struct judge_ctx *j, const struct pk
 	    j->h->dir != MOAT_DIR_INGRESS)
 		return 0;
 	/* credit its source's lease handed to the connection: the entry is read already */
-	if (ct->limit_credit && j->now < ct->limit_until) {
+	if (ct->limit_credit && limit_now(j->now) < ct->limit_until) {
 		ct->limit_credit -= 1;
 		return 0;
 	}

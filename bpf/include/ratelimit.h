@@ -21,13 +21,15 @@
 /* 1: the limits read the time from limit_clock (the bpf tests' windows); load-time knob */
 const volatile __u32 limit_test_clock = 0;
 
+/* limit_clock's key, in read-only data: the lookup takes no stack from the judge, which reads
+ * the clock too (a connection's credit, over_limit) and whose callers' stack is near the limit */
+static const __u32 limit_clock_key = 0;
+
 static __always_inline __u64 limit_now(__u64 now)
 {
-	__u32 zero = 0;
-
 	if (!limit_test_clock)
 		return now;
-	__u64 *t = bpf_map_lookup_elem(&limit_clock, &zero);
+	__u64 *t = bpf_map_lookup_elem(&limit_clock, &limit_clock_key);
 	return t ? *t : now;
 }
 
@@ -313,7 +315,7 @@ static __always_inline void lease_set(struct moat_limit_lease *ls, const struct 
  * a connection holds when it ends is lost, and short flows must not spend their CPU's lease that
  * way. Credit the shared state granted changes hands, none is made: docs/policy.md has the bound */
 static __always_inline void lease_hand_over(struct moat_limit_lease *ls, struct moat_ct *ct,
-					    __u64 now, __u64 packet_now)
+					    __u64 now)
 {
 	__u64 sent = ct->packets[ct->direction == MOAT_DIR_INGRESS ? 0 : 1];
 
@@ -321,9 +323,7 @@ static __always_inline void lease_hand_over(struct moat_limit_lease *ls, struct 
 		return;
 	__u32 n = ls->credit < MOAT_LIMIT_CT_CHUNK ? ls->credit : MOAT_LIMIT_CT_CHUNK;
 	ct->limit_credit = n;
-	/* on the packets' clock, which the judge reads; the lease's end is on the limits'
-	 * (limit_now: the tests' clock) */
-	ct->limit_until = packet_now + (ls->until - now);
+	ct->limit_until = ls->until;
 	ls->credit -= n;
 }
 
@@ -344,7 +344,6 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 	struct moat_limit *l = limits ? bpf_map_lookup_elem(limits, &rule) : NULL;
 	if (!l || !l->id || !l->period_ns || !l->count)
 		return 0;
-	__u64 packet_now = now;
 	now = limit_now(now);
 	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
@@ -360,7 +359,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 	if (ls) {
 		if (ls->credit && now < ls->until) {
 			ls->credit -= 1;
-			lease_hand_over(ls, ct, now, packet_now);
+			lease_hand_over(ls, ct, now);
 			return 0;
 		}
 		if (now < ls->denied_until && now < ls->report_after) {
@@ -398,12 +397,12 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 		lease_set(ls, l, now, granted, retry, report_after);
 	} else if ((ls = bpf_map_lookup_elem(&limit_scratch, &zero))) {
 		lease_set(ls, l, now, granted, retry, report_after);
-		lease_hand_over(ls, ct, now, packet_now);
+		lease_hand_over(ls, ct, now);
 		bpf_map_update_elem(&limit_leases, &k, ls, BPF_NOEXIST);
 		ls = NULL;
 	}
 	if (ls)
-		lease_hand_over(ls, ct, now, packet_now);
+		lease_hand_over(ls, ct, now);
 	/* what other cpus counted since the previous report is in this one (this cpu's is in
 	 * s->over already) */
 	if (over)

@@ -198,10 +198,26 @@ export function leaseFor(p: LimitParams, cpus: number, forced?: number): Lease {
 }
 
 /**
+ * A connection's share of its source's lease (the kernel keeps it in the connection's conntrack
+ * entry): the packets it has sent, and the credit a lease handed it, until a time.
+ */
+export interface LimitConnection {
+  sent: number;
+  credit: bigint;
+  until: bigint;
+}
+
+/** A connection takes credit from its CPU's lease once it has sent this many, this many at most. */
+export const LIMIT_CONNECTION_CHUNK = 32;
+
+export const newLimitConnection = (): LimitConnection => ({ sent: 0, credit: 0n, until: 0n });
+
+/**
  * One source under one limit on one CPU, with its reports, as the kernel's limit_over() handles
  * it: the CPU's lease (credit until a time, or a denial until the earliest time the shared state
  * could admit), the shared state, and a report of the packets over when the source's previous
- * report is `reportNs` old (or there is none).
+ * report is `reportNs` old (or there is none). A packet's connection, when given, passes on
+ * credit the lease handed it, and is handed some when it has sent LIMIT_CONNECTION_CHUNK.
  */
 export class LimitSourceModel {
   private readonly meter: LimitMeter;
@@ -222,10 +238,18 @@ export class LimitSourceModel {
     this.meter = new LimitMeter(p, firstNs);
   }
 
-  packet(now: bigint): { within: boolean; report?: number } {
+  packet(now: bigint, conn?: LimitConnection): { within: boolean; report?: number } {
+    if (conn) {
+      conn.sent++;
+      if (conn.credit > 0n && now < conn.until) {
+        conn.credit -= 1n;
+        return { within: true };
+      }
+    }
     if (this.leased) {
       if (this.credit > 0n && now < this.until) {
         this.credit -= 1n;
+        this.handOver(conn, now);
         return { within: true };
       }
       if (now < this.deniedUntil && now < this.reportAfter) {
@@ -252,7 +276,18 @@ export class LimitSourceModel {
     this.deniedUntil = granted > 0n ? 0n : retry;
     this.reportAfter = this.reportedNs ? this.reportedNs + this.p.reportNs : 0n;
     this.localOver = 0n;
+    this.handOver(conn, now);
     return report === undefined ? { within: granted > 0n } : { within: false, report };
+  }
+
+  private handOver(conn: LimitConnection | undefined, now: bigint): void {
+    if (!conn || conn.sent < LIMIT_CONNECTION_CHUNK || this.credit === 0n || this.until <= now)
+      return;
+    const chunk = BigInt(LIMIT_CONNECTION_CHUNK);
+    const n = this.credit < chunk ? this.credit : chunk;
+    conn.credit = n;
+    conn.until = this.until;
+    this.credit -= n;
   }
 }
 

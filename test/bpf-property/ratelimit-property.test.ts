@@ -14,6 +14,8 @@ import { compile } from "../../src/policy/compile/compile.ts";
 import { parseAddress } from "../../src/datapath/address.ts";
 import {
   LimitSourceModel,
+  newLimitConnection,
+  type LimitConnection,
   leaseFor,
   limitParams,
   limitSource,
@@ -30,7 +32,7 @@ const SOURCES = {
 } as const;
 const PORTS = [7001, 7002];
 
-const tally = { sequences: 0, packets: 0, dropped: 0, reports: 0 };
+const tally = { sequences: 0, packets: 0, dropped: 0, reports: 0, onCredit: 0 };
 let affinity = "";
 
 before(() => {
@@ -47,33 +49,39 @@ after(() => {
   console.log(`rate limit property: ${JSON.stringify(tally)}`);
 });
 
-const limitArb = fc.record({
-  algorithm: fc.constantFrom(...LIMIT_ALGORITHMS),
-  count: fc.integer({ min: 1, max: 8 }),
-  unit: fc.constantFrom("s", "s", "m"),
-  burst: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
-  prefix4: fc.constantFrom(32, 24, 16),
-  prefix6: fc.constantFrom(128, 64, 48),
-  perPort: fc.boolean(),
-  reportSeconds: fc.constantFrom(1, 5),
-  mode: fc.constantFrom("prevent", "detect"),
-});
+const limitsOf = (most: number) =>
+  fc.record({
+    algorithm: fc.constantFrom(...LIMIT_ALGORITHMS),
+    count: fc.integer({ min: 1, max: most }),
+    unit: fc.constantFrom("s", "s", "m"),
+    burst: fc.option(fc.integer({ min: 1, max: most }), { nil: undefined }),
+    prefix4: fc.constantFrom(32, 24, 16),
+    prefix6: fc.constantFrom(128, 64, 48),
+    perPort: fc.boolean(),
+    reportSeconds: fc.constantFrom(1, 5),
+    mode: fc.constantFrom("prevent", "detect"),
+  });
 
-const packetArb = fc.record({
-  // mostly small steps, some on the spot, some across windows
-  gapMs: fc.oneof(
-    { arbitrary: fc.constant(0), weight: 6 },
-    { arbitrary: fc.integer({ min: 1, max: 150 }), weight: 6 },
-    { arbitrary: fc.integer({ min: 400, max: 1600 }), weight: 2 },
-    { arbitrary: fc.integer({ min: 55_000, max: 65_000 }), weight: 1 },
-  ),
-  family: fc.constantFrom(4 as const, 6 as const),
-  source: fc.integer({ min: 0, max: 3 }),
-  port: fc.integer({ min: 0, max: 1 }),
-  flow: fc.integer({ min: 0, max: 2 }),
-});
+/** Packet sequences: short flows of many sources, or long flows of few (a connection's credit). */
+const packetsOf = (sources: number, flows: number, shortest: number, longest: number) =>
+  fc.array(packetOf(sources, flows), { minLength: shortest, maxLength: longest });
 
-type Limit = typeof limitArb extends fc.Arbitrary<infer T> ? T : never;
+const packetOf = (sources: number, flows: number) =>
+  fc.record({
+    // mostly small steps, some on the spot, some across windows
+    gapMs: fc.oneof(
+      { arbitrary: fc.constant(0), weight: 6 },
+      { arbitrary: fc.integer({ min: 1, max: 150 }), weight: 6 },
+      { arbitrary: fc.integer({ min: 400, max: 1600 }), weight: 2 },
+      { arbitrary: fc.integer({ min: 55_000, max: 65_000 }), weight: 1 },
+    ),
+    family: fc.constantFrom(4 as const, 6 as const),
+    source: fc.integer({ min: 0, max: sources - 1 }),
+    port: fc.integer({ min: 0, max: 1 }),
+    flow: fc.integer({ min: 0, max: flows - 1 }),
+  });
+
+type Limit = ReturnType<typeof limitsOf> extends fc.Arbitrary<infer T> ? T : never;
 
 function policy(l: Limit): string {
   const burst = l.burst === undefined ? "" : `\n      burst: ${l.burst}`;
@@ -95,23 +103,34 @@ rules:
 `;
 }
 
-function agree(lease: number): void {
+type Sequences = { limits: fc.Arbitrary<Limit>; packets: ReturnType<typeof packetsOf> };
+const SHORT_FLOWS: Sequences = { limits: limitsOf(8), packets: packetsOf(4, 3, 10, 80) };
+// a flow's 32nd packet on gets credit from its lease (LIMIT_CONNECTION_CHUNK): few flows, long
+const LONG_FLOWS: Sequences = { limits: limitsOf(60), packets: packetsOf(1, 1, 100, 200) };
+
+function agree(lease: number, sequences: Sequences): void {
   const lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitLease: lease });
   const clock = lab.dp.object.map("limit_clock");
   try {
-    check(lab, clock, lease);
+    check(lab, clock, lease, sequences);
   } finally {
     lab.close();
   }
 }
 
 test("kernel rate limits = the reference model, every packet asking the shared state", () =>
-  agree(1));
-test("kernel rate limits = the reference model, a CPU leasing 3 packets at once", () => agree(3));
+  agree(1, SHORT_FLOWS));
+test("kernel rate limits = the reference model, a CPU leasing 3 packets at once", () =>
+  agree(3, SHORT_FLOWS));
+test("kernel rate limits = the reference model, long flows passing on credit their lease hands over", () => {
+  const before = tally.onCredit;
+  agree(8, LONG_FLOWS);
+  assert.ok(tally.onCredit - before > 0, "some packets passed on their connection's credit");
+});
 
-function check(lab: KernelLab, clock: BpfMap, lease: number): void {
+function check(lab: KernelLab, clock: BpfMap, lease: number, sequences: Sequences): void {
   fc.assert(
-    fc.property(limitArb, fc.array(packetArb, { minLength: 10, maxLength: 80 }), (l, packets) => {
+    fc.property(sequences.limits, sequences.packets, (l, packets) => {
       clearLimitState(lab.dp.object);
       const text = policy(l);
       const model = parsePolicy(text, "p.yaml");
@@ -120,6 +139,7 @@ function check(lab: KernelLab, clock: BpfMap, lease: number): void {
       lab.apply(compile(model));
       const params = limitParams(limit);
       const sources = new Map<string, LimitSourceModel>();
+      const connections = new Map<string, LimitConnection>();
       let now = 5_000_000_000_000n; // ns: a whole minute, well past boot
       packets.forEach((p, i) => {
         now += BigInt(p.gapMs) * 1_000_000n;
@@ -136,7 +156,12 @@ function check(lab: KernelLab, clock: BpfMap, lease: number): void {
             key,
             (source = new LimitSourceModel(params, now, leaseFor(params, 1, lease))),
           );
-        const expected = source.packet(now);
+        const flowKey = `${src}/${p.flow}/${dport}`;
+        let conn = connections.get(flowKey);
+        if (!conn) connections.set(flowKey, (conn = newLimitConnection()));
+        const credit = conn.credit;
+        const expected = source.packet(now, conn);
+        if (conn.credit < credit) tally.onCredit++;
         const frame = {
           src,
           dst: p.family === 4 ? "10.0.0.1" : "fd00:2::1",

@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { checkPolicySource, textOnlyHost } from "../../src/config/parse.ts";
 import { parsePolicy } from "../../src/config/index.ts";
-import { LimitMeter, limitId, limitParams } from "../../src/policy/rate-limit.ts";
+import {
+  LimitMeter,
+  LimitSourceModel,
+  leaseFor,
+  limitId,
+  limitParams,
+  newLimitConnection,
+} from "../../src/policy/rate-limit.ts";
 
 function problems(rules: string): string[] {
   const text = `version: 1\nmode: prevent\nrules:\n${rules}`;
@@ -94,6 +101,28 @@ test("model: fixed window 2/s: the boundary starts a new count", () => {
     ]),
     [true, true, false, true, true, false],
   );
+});
+
+test("model: a connection past 32 packets passes on credit its lease hands over; the window's count holds", () => {
+  const model = parsePolicy(
+    `version: 1\nmode: prevent\nrules:\n${rule("allow", "{ rate: 100/s, algorithm: fixed_window }")}`,
+    "p.yaml",
+  );
+  const params = limitParams(model.rules[0]!.rateLimit!);
+  const t0 = 100n * S;
+  const source = new LimitSourceModel(params, t0, leaseFor(params, 1, 50));
+  const long = newLimitConnection();
+  const verdicts = Array.from({ length: 40 }, () => source.packet(t0, long).within);
+  assert.deepEqual(verdicts, Array(40).fill(true));
+  // lease of 50 at packet 1; at 32, 18 left: all of it to the connection, 8 of it spent since
+  assert.equal(long.credit, 10n);
+  assert.equal(long.until, t0 + S);
+  // a short flow of the same source finds the lease spent: the shared state's next 50
+  assert.equal(source.packet(t0, newLimitConnection()).within, true);
+  const rest = Array.from({ length: 70 }, () => source.packet(t0, long).within);
+  assert.equal(rest.filter(Boolean).length, 59, "100 in the window, no more");
+  // the credit lasts its lease: in the next window the connection asks its lease again
+  assert.equal(source.packet(t0 + S, long).within, true);
 });
 
 test("model: sliding window 2/s: the previous window counts by its overlap", () => {
