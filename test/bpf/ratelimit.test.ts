@@ -506,14 +506,18 @@ describe("rate limits across CPUs", () => {
   });
   /** test runs on cpu `cpu` (BPF_PROG_TEST_RUN runs on the caller's) */
   const onCpu = (cpu: number) => pinTo(String(cpu));
+  /** the time the limits read, in ms */
+  const at = (ms: number) => {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
+    clock.update(Buffer.alloc(4), v);
+  };
 
   test("leases taken by each CPU never let a window admit more than its count", () => {
     lab.policy(
       POLICY.replace("rate: 3/s, algorithm: fixed_window", "rate: 20/s, algorithm: fixed_window"),
     );
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(T0) * 1_000_000n);
-    clock.update(Buffer.alloc(4), v);
+    at(T0);
     const cpus = Math.min(2, availableParallelism());
     let passed = 0;
     // 60 packets in one window, in turns of 3 on each CPU
@@ -531,11 +535,6 @@ describe("rate limits across CPUs", () => {
     // (not availableParallelism: the test before pinned the process to one CPU)
     if (cpus().length < 2) return t.skip("one CPU");
     lab.policy(POLICY);
-    const at = (ms: number) => {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-      clock.update(Buffer.alloc(4), v);
-    };
     const src = "198.51.100.71";
     at(T0);
     lab.events();
@@ -561,9 +560,7 @@ describe("rate limits across CPUs", () => {
     lab.policy(
       POLICY.replace("rate: 3/s, algorithm: fixed_window", "rate: 40/s, algorithm: fixed_window"),
     );
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(T0) * 1_000_000n);
-    clock.update(Buffer.alloc(4), v);
+    at(T0);
     onCpu(0);
     const conntrack = lab.dp.object.map("conntrack");
     const credits = (): number[] => {
