@@ -80,7 +80,8 @@ static __always_inline __u32 ids_key(__u8 hook)
  * offset and length into p->ids_off and p->ids_len (0: nothing), the flow's progress in ct->ids.
  * at: the frame's length, the live slot (bit 32) and whether the packet's sender is the flow's
  * responder (bit 33), packed (a global function takes at most 5 arguments). A global function,
- * verified once, on a stack of its own beside the judge's; returns 0. */
+ * verified once; called from the judge, its frame counts in the judge's call chain (keep it
+ * small: that chain is near the 512-byte limit); returns 0. */
 __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
 			     __u64 at)
 {

@@ -122,10 +122,16 @@ static __always_inline int over_limit(const struct judge_ctx *j, const struct pk
 	if (!(ct->flags & MOAT_CT_LIMITED) || ct->verdict != MOAT_EV_ALLOWED ||
 	    j->h->dir != MOAT_DIR_INGRESS)
 		return 0;
-	/* credit its source's lease handed to the connection: the entry is read already */
-	if (ct->limit_credit && limit_now(j->now) < ct->limit_until) {
-		ct->limit_credit -= 1;
-		return 0;
+	/* credit its source's lease handed to the connection: the entry is read already. Read
+	 * once: another cpu may zero it meanwhile (a re-judging), and a second read could find 0
+	 * and store 255 */
+	if (ct->limit_credit) {
+		__u64 now = limit_now(j->now);
+		__u8 credit = *(volatile __u8 *)&ct->limit_credit;
+		if (credit && now < ct->limit_until) {
+			ct->limit_credit = credit - 1;
+			return 0;
+		}
 	}
 	if (!limit_over(j->slot, p, ct, &j->h->from, j->now))
 		return 0;

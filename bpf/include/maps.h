@@ -313,8 +313,12 @@ struct {
 	__type(value, struct moat_counters);
 } counters SEC(".maps");
 
-/* key: enum moat_hook & 7; value: a new conntrack entry being built (per cpu: a hook
- * never interrupts itself on one cpu); written by the packet programs and the hooks */
+/* key: enum moat_hook & 7; value: a connection record being built (per cpu: a packet hook
+ * never interrupts itself on one cpu); written by the packet programs and, for their events,
+ * the socket hooks and the post-route check. Those run in process context: a kernel with full
+ * preemption could interleave two on one cpu (and a packet sent from softirq could run the
+ * post-route check inside another's report), which would mix the facts of an event, never a
+ * verdict */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 8);

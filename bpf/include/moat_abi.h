@@ -12,6 +12,9 @@
 /* The constants user space copies (src/policy/compile, src/datapath): an enum, so that they are
  * in the object's BTF and test/unit/abi.test.ts checks every copy against it. */
 enum moat_abi_const {
+	/* a connection takes credit from its source's lease once it has sent this many packets,
+	 * this many at most (ratelimit.h; policy/rate-limit.ts LIMIT_CONNECTION_CHUNK) */
+	MOAT_LIMIT_CT_CHUNK = 32,
 	/* "no rule" in the rule-valued tables (compile/image.ts RULE_NONE) */
 	MOAT_RULE_NONE = 0xffffffffu,
 	/* protocol slots of the port-class table: tcp, udp, icmp, icmpv6, other */

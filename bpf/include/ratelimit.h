@@ -306,12 +306,10 @@ static __always_inline void lease_set(struct moat_limit_lease *ls, const struct 
 	ls->over = 0;
 }
 
-/* the credit a connection takes from its CPU's lease at a time, once it has sent that many */
-#define MOAT_LIMIT_CT_CHUNK 32
-
 /* Some of the credit left in a lease goes to the connection whose packet it admitted, for the
  * lease's time: its next packets pass on it without reaching the source's state (the judge's
- * over_limit). Only to a connection that has sent a chunk already, and a chunk at a time: credit
+ * over_limit). Only to a connection that has sent a chunk (MOAT_LIMIT_CT_CHUNK packets) already,
+ * and a chunk at a time: credit
  * a connection holds when it ends is lost, and short flows must not spend their CPU's lease that
  * way. Credit the shared state granted changes hands, none is made: docs/policy.md has the bound */
 static __always_inline void lease_hand_over(struct moat_limit_lease *ls, struct moat_ct *ct,

@@ -207,7 +207,10 @@ export interface LimitConnection {
   until: bigint;
 }
 
-/** A connection takes credit from its CPU's lease once it has sent this many, this many at most. */
+/**
+ * A connection takes credit from its CPU's lease once it has sent this many, this many at most
+ * (MOAT_LIMIT_CT_CHUNK of the kernel's enum moat_abi_const).
+ */
 export const LIMIT_CONNECTION_CHUNK = 32;
 
 export const newLimitConnection = (): LimitConnection => ({ sent: 0, credit: 0n, until: 0n });

@@ -11,6 +11,7 @@ import { fieldSize } from "../../src/datapath/struct.ts";
 import { BASICS } from "../../src/policy/network-basics.ts";
 import * as image from "../../src/policy/compile/image.ts";
 import { ANY_PROCESS_CLASS } from "../../src/policy/compile/process.ts";
+import { LIMIT_CONNECTION_CHUNK } from "../../src/policy/rate-limit.ts";
 import {
   DIR4_BITMAP,
   DIR4_BLOCK_HEAD,
@@ -98,6 +99,11 @@ test("the constants user space copies match enum moat_abi_const", () => {
     ["datapath/abi.ts NAME_BINDINGS", abi.NAME_BINDINGS, c.get("MOAT_NAME_BINDINGS")],
     ["datapath/abi.ts NAME_JOURNAL", abi.NAME_JOURNAL, c.get("MOAT_NAME_JOURNAL")],
     ["datapath/abi.ts NAME_LEN", abi.NAME_LEN, c.get("MOAT_NAME_LEN")],
+    [
+      "policy/rate-limit.ts LIMIT_CONNECTION_CHUNK",
+      LIMIT_CONNECTION_CHUNK,
+      c.get("MOAT_LIMIT_CT_CHUNK"),
+    ],
   ];
   for (const [copy, ts, btf] of copies) assert.equal(ts, btf, copy);
 });
