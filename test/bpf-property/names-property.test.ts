@@ -191,7 +191,12 @@ test("connect() under hostname rules gets EPERM exactly when the evaluator block
             expiresNs: b.expired ? now - 1n : now + 120_000_000_000n,
           };
         });
-        dp.apply(image, () => written.filter((b) => b.nclass > 0));
+        // each case's bindings are a store of their own: written into the new policy's map once it
+        // is live, as the DNS proxy's answers are (a bindings callback would let a policy with the
+        // same hostname classes share the previous case's map, which the daemon's store keeps up
+        // to date and this one does not)
+        dp.apply(image);
+        dp.bindNames(written.filter((b) => b.nclass > 0));
         /** What the evaluator is told: the identity's own live names and everyone's. */
         const boundNames = (w: Who, ip: string): string[] => {
           const own = live.get(keyOf(w, ip));
