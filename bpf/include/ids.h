@@ -160,6 +160,20 @@ static __always_inline void ids_take(struct pkt *p, struct moat_ct *ct, const st
 		      frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33);
 }
 
+/* A packet that does not pass after ids_take noted its copy in the entry k (a new connection's
+ * first packet, dropped over its rate limit): the copy is not sent, so the entry is set back to
+ * nothing copied, and the next packet that passes starts the copy (a gap would stop the daemon
+ * reading that direction). */
+static __always_inline void ids_unnote(const struct moat_ct_key *k, struct pkt *p)
+{
+	if (!p->ids_len)
+		return;
+	p->ids_len = 0;
+	struct moat_ct *e = bpf_map_lookup_elem(&conntrack, k);
+	if (e)
+		__builtin_memset(&e->ids, 0, sizeof(e->ids));
+}
+
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
 static __always_inline void ids_submit(struct moat_ids_record *r, __u32 len)
 {

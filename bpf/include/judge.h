@@ -500,6 +500,10 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 		out = established(j, p, &k, ct, side);
 	else
 		out = judge_new(j, p, &k, side);
+	/* a new connection's first packet noted for the ids copy, then dropped over its rate
+	 * limit (asked after the entry is made, as the limit reads it) */
+	if (out != OUT_PASS)
+		ids_unnote(&k, (struct pkt *)p);
 	if (p->frag == FRAG_FIRST)
 		frag_record(j, p, out);
 	return out;

@@ -27,8 +27,8 @@ class IdsLab {
   readonly lab: KernelLab;
   private readonly ring: RingBuffer;
   private copies: IdsCopy[] = [];
-  constructor(ids: string) {
-    this.lab = new KernelLab();
+  constructor(ids: string, lab = new KernelLab()) {
+    this.lab = lab;
     this.ring = this.lab.dp.subscribeIds((r) => this.copies.push(decodeIdsCopy(r)));
     this.lab.policy(POLICY(ids));
   }
@@ -141,6 +141,53 @@ describe("ids: the first bytes of each flow direction, copied", () => {
       assert.deepEqual(c.remote, { ip: remote, port: 9999 });
       assert.equal(c.data.toString(), "hello");
     });
+});
+
+describe("ids: a flow's first packet dropped over its rate limit", () => {
+  test("the flow is copied from its start when a later packet passes", () => {
+    const limited = `
+rules:
+  - name: limited
+    direction: ingress
+    action: allow
+    layer4: { protocol: udp, port: [5001] }
+    rate_limit: { rate: 1/s, algorithm: fixed_window }
+ids:
+  rules: ['alert udp any any -> any 5001 (msg:"hello"; content:"hello"; sid:2;)']`;
+    const ids = new IdsLab(limited, new KernelLab({ globals: { limit_test_clock: 1 } }));
+    const clock = ids.lab.dp.object.map("limit_clock");
+    const at = (ms: number) => {
+      const v = Buffer.alloc(8);
+      v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
+      clock.update(Buffer.alloc(4), v);
+    };
+    const from = (sport: number, text: string): PacketSpec => ({
+      src: "198.51.100.9",
+      dst: "10.0.0.1",
+      proto: "udp",
+      sport,
+      dport: 5001,
+      payload: Buffer.from(text),
+    });
+    try {
+      const second = 1_000_000_000; // ms: a window's start well past boot
+      at(second);
+      ids.run("xdp", from(30001, "first"));
+      assert.equal(ids.lab.run("xdp", from(30002, "hello")).verdict, "drop", "over the limit");
+      at(second + 1000);
+      ids.run("xdp", from(30002, "hello again"));
+      assert.deepEqual(
+        ids.taken().map((c) => [c.remote.port, c.offset, c.data.toString()]),
+        [
+          [30001, 0, "first"],
+          [30002, 0, "hello again"],
+        ],
+        "the dropped datagram was not copied, and the next one starts the copy",
+      );
+    } finally {
+      ids.close();
+    }
+  });
 });
 
 describe("ids: what is not copied", () => {
