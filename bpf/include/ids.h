@@ -75,6 +75,20 @@ static __always_inline __u32 ids_key(__u8 hook)
 	return hook == MOAT_HOOK_XDP_INGRESS ? 0 : hook == MOAT_HOOK_TC_EGRESS ? 1 : 2;
 }
 
+/* Whether the ring has room now for a record of `len` bytes after the header (the kernel's own
+ * 8-byte header, rounded up to 8): a flood of new flows fills the ring faster than the daemon
+ * reads it, and a copy that cannot go in costs only this check, not the record's build and a
+ * failed send under the ring's lock. Another cpu may take the room meanwhile: the send counts
+ * that loss too. */
+static __always_inline int ids_room(__u32 len)
+{
+	__u64 size = bpf_ringbuf_query(&ids_records, BPF_RB_RING_SIZE);
+	__u64 used = bpf_ringbuf_query(&ids_records, BPF_RB_AVAIL_DATA);
+	__u64 need = (8 + MOAT_IDS_HEADER + len + 7) & ~7ull;
+
+	return used + need <= size;
+}
+
 /* What of this packet to copy, judged with its flow's conntrack entry ct (in the table, or a new
  * one about to go in): the record's header into ids_scratch at the hook's key, the payload's
  * offset and length into p->ids_off and p->ids_len (0: nothing), the flow's progress in ct->ids.
@@ -97,6 +111,7 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	if ((ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
 		return 0;
 	struct moat_ids_flow *f = &ct->ids;
+	__u16 r_offset;
 	/* read only if seen from its start, and only within its first packets */
 	if ((ct->flags & MOAT_CT_MIDSTREAM) ||
 	    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
@@ -120,6 +135,14 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	__u32 take = want - f->copied[d];
 	if (take > len)
 		take = len;
+	/* noted as copied whether or not the record fits: the daemon counts what it missed */
+	r_offset = f->copied[d];
+	f->copied[d] += take;
+	f->packets[d] += 1;
+	if (!ids_room(take)) {
+		count(MOAT_CNT_IDS_LOST, take);
+		return 0;
+	}
 	__u32 key = ids_key(from->hook);
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
 	if (!r)
@@ -136,7 +159,7 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	r->rule = ct->rule;
 	r->generation = ct->generation;
 	r->ifindex = from->ifindex;
-	r->offset = f->copied[d];
+	r->offset = r_offset;
 	r->len = (__u16)take;
 	r->family = p->t.family;
 	r->protocol = p->t.proto;
@@ -145,8 +168,6 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	r->hook = from->hook;
 	r->verdict = ct->verdict;
 	r->owner = ct->owner;
-	f->copied[d] += take;
-	f->packets[d] += 1;
 	p->ids_len = take;
 	return 0;
 }

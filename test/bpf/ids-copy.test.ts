@@ -205,6 +205,38 @@ describe("ids: what is not copied", () => {
     }
   });
 
+  test("a full ring: the copies that do not fit are counted lost, the packets pass, copying resumes once read", () => {
+    const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  bytes: 1024`);
+    try {
+      const payload = Buffer.alloc(1000, "x");
+      const flow = (sport: number): PacketSpec => ({
+        src: "203.0.113.20",
+        dst: "10.0.0.1",
+        proto: "udp",
+        sport,
+        dport: 9000,
+        payload,
+      });
+      const before = ids.lab.counters();
+      // 2 MiB of ring: about 1,850 records of 1,000 bytes
+      const FLOWS = 2500;
+      for (let i = 0; i < FLOWS; i++) ids.run("xdp", flow(10000 + i));
+      const { idsCopied = 0, idsLost = 0 } = KernelLab.delta(before, ids.lab.counters(), [
+        "idsCopied",
+        "idsLost",
+      ]);
+      const got = ids.taken();
+      assert.ok(idsLost > 0 && idsCopied > 1000, `${idsCopied} copied, ${idsLost} lost`);
+      assert.equal(idsCopied + idsLost, FLOWS, "every flow's copy counted once");
+      assert.equal(got.length, idsCopied);
+      for (const c of got) assert.ok(c.offset === 0 && c.data.equals(payload));
+      ids.run("xdp", flow(9999));
+      assert.equal(ids.taken().length, 1, "the ring read, a new flow is copied");
+    } finally {
+      ids.close();
+    }
+  });
+
   test("sample: 1 in 4 flows is copied, by its addresses and ports", () => {
     const ids = new IdsLab(`ids:\n  rules: [${SIG}]\n  sample: 4`);
     try {
