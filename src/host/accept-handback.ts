@@ -111,6 +111,12 @@ export function packAcceptance(acceptance: Acceptance): {
 
 /** Strings up to this long are kept once each ("allow", "ingress", a mode, a set's name). */
 const INTERN_LENGTH = 32;
+/**
+ * Distinct strings noted for that. The ones that repeat (a direction, an action, a mode, an entry's
+ * kind) are among the first seen; past this many, the rest are unique (rule names, addresses), and
+ * noting each cost more than it saved: a 1M-entry set noted 2M strings, ~1 s of the daemon's thread.
+ */
+const INTERN_MAX = 4096;
 
 /**
  * The message's copy gives every string value its own copy (a 100k-rule model arrived with
@@ -122,8 +128,8 @@ function internStrings(obj: Record<string, unknown>, strings: Map<string, string
     const v = obj[key];
     if (typeof v !== "string" || v.length > INTERN_LENGTH) continue;
     const kept = strings.get(v);
-    if (kept === undefined) strings.set(v, v);
-    else obj[key] = kept;
+    if (kept !== undefined) obj[key] = kept;
+    else if (strings.size < INTERN_MAX) strings.set(v, v);
   }
 }
 
