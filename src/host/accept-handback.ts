@@ -1,15 +1,23 @@
 // What the accept worker sends back, made cheap to send. A message is copied value by value (the
 // structured clone): for a 100k-rule policy that was ~600k position objects with a path string
 // each. Here every position of the file's table (src/config/positions.ts) goes as its one number,
-// the table as a few typed arrays, and the image's tables and the positions' arrays are moved
-// (transferred), not copied. The daemon's thread puts the positions back in place.
+// the table as a few typed arrays, positions in other files (a set file's entries) as columns, and
+// the image's tables and the positions' arrays are moved (transferred), not copied. The daemon's
+// thread puts the positions back in place.
 import {
   PositionTable,
   positionsReader,
   TablePos,
   type PositionTableParts,
+  type SourcePos,
 } from "../config/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
+import {
+  EntriesWriter,
+  isEntriesRef,
+  unpackEntries,
+  type EntryColumns,
+} from "./handback-entries.ts";
 
 /** Lists at least this long are noted when walked, so a shared one is walked once. */
 const SHARED_LENGTH = 16;
@@ -20,6 +28,84 @@ const MAX_OBJECTS = 200_000_000;
 export interface PackedAcceptance {
   acceptance: Acceptance;
   table?: PositionTableParts;
+  /** Positions in other files (a set file's entries): a negative number -(i + 1) is entry i. */
+  others?: OtherPositions;
+  /** Big lists of address entries, as columns (handback-entries.ts). */
+  entries?: EntryColumns[];
+}
+
+/**
+ * Plain positions as columns: a set file of 1M entries gave 1M objects, each with its own copy of
+ * the file's name and the set's path once copied (185 MB to send; 6-7 s to receive).
+ */
+export interface OtherPositions {
+  files: string[];
+  paths: string[];
+  /** file index, path index, line, col: four a position */
+  columns: Int32Array;
+}
+
+/** A plain position object ({ file, line, col, path } and nothing else), which packs as columns. */
+function isPlainPos(v: unknown): v is SourcePos {
+  if (typeof v !== "object" || v === null || v instanceof TablePos) return false;
+  const p = v as Record<string, unknown>;
+  return (
+    Object.keys(p).length === 4 &&
+    typeof p.file === "string" &&
+    typeof p.path === "string" &&
+    typeof p.line === "number" &&
+    typeof p.col === "number"
+  );
+}
+
+/** Builds OtherPositions, a position at a time. */
+class OtherPositionsWriter {
+  private readonly files = new Map<string, number>();
+  private readonly paths = new Map<string, number>();
+  private columns = new Int32Array(1024);
+  private count = 0;
+
+  /** The code that stands for `pos` in the message. */
+  add(pos: SourcePos): number {
+    if ((this.count + 1) * 4 > this.columns.length) {
+      const grown = new Int32Array(this.columns.length * 2);
+      grown.set(this.columns);
+      this.columns = grown;
+    }
+    const at = this.count * 4;
+    this.columns[at] = indexOf(this.files, pos.file);
+    this.columns[at + 1] = indexOf(this.paths, pos.path);
+    this.columns[at + 2] = pos.line;
+    this.columns[at + 3] = pos.col;
+    return -++this.count;
+  }
+
+  parts(): OtherPositions | undefined {
+    if (this.count === 0) return undefined;
+    return {
+      files: [...this.files.keys()],
+      paths: [...this.paths.keys()],
+      columns: this.columns.slice(0, this.count * 4),
+    };
+  }
+}
+
+function indexOf(map: Map<string, number>, key: string): number {
+  let i = map.get(key);
+  if (i === undefined) map.set(key, (i = map.size));
+  return i;
+}
+
+/** The plain position that code -(i + 1) stands for (its file and path shared with the others). */
+function otherPos(others: OtherPositions, code: number): SourcePos {
+  const at = (-code - 1) * 4;
+  const c = others.columns;
+  return {
+    file: others.files[c[at]!] ?? "",
+    line: c[at + 2]!,
+    col: c[at + 3]!,
+    path: others.paths[c[at + 1]!] ?? "",
+  };
 }
 
 /**
@@ -31,13 +117,14 @@ function walk(
   root: unknown,
   visit: (obj: Record<string, unknown>) => void,
   view?: (v: ArrayBufferView) => void,
+  skip?: WeakSet<object>,
 ): void {
   const seen = new Set<object>();
   const stack: unknown[] = [root];
   let objects = 0;
   while (stack.length > 0) {
     const v = stack.pop();
-    if (typeof v !== "object" || v === null || v instanceof TablePos) continue;
+    if (typeof v !== "object" || v === null || v instanceof TablePos || skip?.has(v)) continue;
     if (ArrayBuffer.isView(v)) {
       view?.(v);
       continue;
@@ -77,15 +164,24 @@ export function packAcceptance(acceptance: Acceptance): {
   unlocated?: PositionTable;
 } {
   let table: PositionTable | undefined;
+  const others = new OtherPositionsWriter();
+  const posCode = (pos: unknown): number | undefined => {
+    if (pos instanceof TablePos) {
+      table ??= pos.table;
+      // one table per acceptance; a position of another goes as the plain one it stands for
+      return pos.table === table ? pos.code : others.add(pos.toJSON());
+    }
+    return isPlainPos(pos) ? others.add(pos) : undefined;
+  };
+  const entries = new EntriesWriter(posCode);
   const buffers = new Set<ArrayBuffer>();
   walk(
     acceptance.policy,
     (obj) => {
-      const pos = obj.pos;
-      if (!(pos instanceof TablePos)) return;
-      table ??= pos.table;
-      // one table per acceptance; a position of another goes as the plain object it stands for
-      obj.pos = pos.table === table ? pos.code : pos.toJSON();
+      const code = posCode(obj.pos);
+      if (code !== undefined) obj.pos = code;
+      const ref = entries.ref(obj.entries);
+      if (ref) obj.entries = ref;
     },
     (v) => {
       // a whole buffer of its own (not a slice of Node's shared pool) can be moved
@@ -102,8 +198,18 @@ export function packAcceptance(acceptance: Acceptance): {
   if (parts)
     for (const a of [parts.lineStarts, parts.parent, parts.segment, parts.located])
       if (a && a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
+  const otherParts = others.parts();
+  if (otherParts) buffers.add(otherParts.columns.buffer as ArrayBuffer);
+  for (const list of entries.lists)
+    for (const a of [list.negate, list.family, list.bounds, list.pos])
+      buffers.add(a.buffer as ArrayBuffer);
   return {
-    packed: { acceptance, ...(parts ? { table: parts } : {}) },
+    packed: {
+      acceptance,
+      ...(parts ? { table: parts } : {}),
+      ...(otherParts ? { others: otherParts } : {}),
+      ...(entries.lists.length ? { entries: entries.lists } : {}),
+    },
     transfer: [...buffers],
     ...(table && !table.located ? { unlocated: table } : {}),
   };
@@ -142,20 +248,46 @@ export function unpackAcceptance(
   packed: PackedAcceptance,
   text?: string,
 ): { acceptance: Acceptance; table?: PositionTable } {
-  const { acceptance, table: parts } = packed;
-  if (!parts) return { acceptance };
-  const file = parts.file;
-  const table = new PositionTable(
-    parts,
-    undefined,
-    text === undefined
-      ? undefined
-      : { text, locator: () => positionsReader(file, text), sealed: true },
-  );
+  const { acceptance, table: parts, others, entries } = packed;
+  if (!parts && !others && !entries) return { acceptance };
+  const file = parts?.file ?? "";
+  const table =
+    parts &&
+    new PositionTable(
+      parts,
+      undefined,
+      text === undefined
+        ? undefined
+        : { text, locator: () => positionsReader(file, text), sealed: true },
+    );
+  const posOf = (code: number): SourcePos =>
+    code < 0 && others
+      ? otherPos(others, code)
+      : table
+        ? new TablePos(table, code)
+        : { file, line: 0, col: 0, path: "" };
   const strings = new Map<string, string>();
-  walk(acceptance.policy, (obj) => {
-    if (typeof obj.pos === "number") obj.pos = new TablePos(table, obj.pos);
-    internStrings(obj, strings);
-  });
-  return { acceptance, table };
+  // a list reached twice is one list; a list made here needs no walk
+  const lists = new Map<number, unknown[]>();
+  const made = new WeakSet<object>();
+  walk(
+    acceptance.policy,
+    (obj) => {
+      if (typeof obj.pos === "number") obj.pos = posOf(obj.pos);
+      const ref = obj.entries;
+      if (isEntriesRef(ref) && entries?.[ref.packedEntries]) {
+        let list = lists.get(ref.packedEntries);
+        if (!list) {
+          list = unpackEntries(entries[ref.packedEntries]!, posOf);
+          lists.set(ref.packedEntries, list);
+          made.add(list);
+        }
+        obj.entries = list;
+      }
+      internStrings(obj, strings);
+    },
+    undefined,
+    made,
+  );
+  return table ? { acceptance, table } : { acceptance };
 }

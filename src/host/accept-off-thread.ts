@@ -113,6 +113,8 @@ function acceptWorker(): Worker {
   return w;
 }
 
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 function ask(req: Omit<AcceptRequest, "id">): Promise<AcceptReply> {
   const w = acceptWorker();
   const id = nextId++;
@@ -140,9 +142,14 @@ export async function acceptPolicyOffThread(
     universe: options.universe !== undefined,
   });
   if ("packed" in reply) {
+    // the message's copy (most of a big policy's cost on this thread), the unpacking and the
+    // caller's apply each hold the event loop: a turn between them lets the API, the events and
+    // the timers run
+    await nextTurn();
     const { acceptance, table } = unpackAcceptance(reply.packed, text);
     if (table && !table.located && acceptance.policy)
       tableOf.set(acceptance.policy.model, { id: reply.id, table });
+    await nextTurn();
     return acceptance;
   }
   if ("error" in reply) throw new Error(reply.error);

@@ -5,7 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import {
   acceptPolicyOffThread,
@@ -86,6 +88,41 @@ test("the worker hands back the model, its positions and the image unchanged", a
       here.diagnostics.map(formatDiagnostic),
     );
   }
+});
+
+test("a set file's thousands of entries come back as the same entries, each at its line", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-handback-"));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    return stopAcceptWorker();
+  });
+  // IPv4 and IPv6 (bounds past 64 bits), single addresses and prefixes
+  const lines = Array.from({ length: 3000 }, (_, i) =>
+    i % 3 === 2
+      ? `2001:db8:${((i * 7919) % 65536).toString(16)}::/48`
+      : `${10 + (i % 200)}.${(i * 31) % 256}.${(i * 17) % 256}.${i % 256}${i % 2 ? "/32" : ""}`,
+  );
+  writeFileSync(join(dir, "many.txt"), lines.join("\n") + "\n");
+  const file = join(dir, "policy.yaml");
+  const text = `${SETS.replace("sets:\n", "sets:\n  many: { file: many.txt }\n")}  - name: many-out
+    direction: egress
+    action: block
+    layer3: { remote: [set:many] }
+  - name: many-in
+    direction: ingress
+    action: block
+    layer3: { remote: [set:many] }
+`;
+  writeFileSync(file, text);
+  const here = acceptPolicy(text, file);
+  const there = await acceptPolicyOffThread(text, file);
+  assert.ok(here.policy && there.policy, here.diagnostics.map(formatDiagnostic).join("\n"));
+  const many = (p: typeof here.policy) => p?.model.sets.get("many");
+  assert.equal(many(there.policy)?.entries.length, 3000);
+  const at = positions(many(there.policy)?.entries).map((p) => `${p.file}:${p.line}:${p.col}`);
+  assert.equal(at[2999], `${join(dir, "many.txt")}:3000:1`);
+  assert.deepEqual(positions(there.policy.model), positions(here.policy.model));
+  assert.equal(spelled(there.policy), spelled(here.policy));
 });
 
 test("the worker's problems are the same lines, FILE:LINE:COL and path", async (t) => {
