@@ -6,6 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
+import { limitClock } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import { decodeIdsCopy, type IdsCopy } from "../../src/datapath/index.ts";
 import type { RingBuffer } from "../../src/datapath/native.d.ts";
@@ -155,12 +156,7 @@ rules:
 ids:
   rules: ['alert udp any any -> any 5001 (msg:"hello"; content:"hello"; sid:2;)']`;
     const ids = new IdsLab(limited, new KernelLab({ globals: { limit_test_clock: 1 } }));
-    const clock = ids.lab.dp.object.map("limit_clock");
-    const at = (ms: number) => {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-      clock.update(Buffer.alloc(4), v);
-    };
+    const { at } = limitClock(ids.lab.dp.object);
     const from = (sport: number, text: string): PacketSpec => ({
       src: "198.51.100.9",
       dst: "10.0.0.1",

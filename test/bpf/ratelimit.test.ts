@@ -8,9 +8,8 @@ import { spawnSync } from "node:child_process";
 import { availableParallelism, cpus } from "node:os";
 import { KernelLab, type Verdict } from "../helpers/kernel-lab.ts";
 import { eventLine } from "../helpers/fixtures.ts";
-import { clearLimitState } from "../helpers/limit-state.ts";
+import { clearLimitState, limitClock } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
-import type { BpfMap } from "../../src/datapath/native.d.ts";
 import { ct as ctCodec } from "../../src/datapath/abi.ts";
 
 const POLICY = `
@@ -87,18 +86,13 @@ const udp = (src: string, dport: number, fixedSport?: number): PacketSpec => ({
 
 describe("rate limits", () => {
   let lab: KernelLab;
-  let clock: BpfMap;
-  const at = (ms: number) => {
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-    clock.update(Buffer.alloc(4), v);
-  };
+  let at: (ms: number) => void;
   const send = (packets: PacketSpec[]): Verdict[] => packets.map((p) => lab.run("xdp", p).verdict);
   const times = <T>(n: number, f: () => T): T[] => Array.from({ length: n }, f);
 
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 } });
-    clock = lab.dp.object.map("limit_clock");
+    at = limitClock(lab.dp.object).at;
   });
   after(() => lab.close());
   beforeEach(() => {
@@ -320,12 +314,7 @@ describe("the sweep of idle sources", () => {
   after(() => lab.close());
 
   test("removes a source idle past its limit's memory, keeps the one just seen and the overflow buckets", () => {
-    const clock = lab.dp.object.map("limit_clock");
-    const seenAt = (ns: bigint) => {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64LE(ns);
-      clock.update(Buffer.alloc(4), v);
-    };
+    const seenAt = limitClock(lab.dp.object).ns;
     lab.policy(POLICY);
     const buckets = lab.dp.sweepLimits().entries;
     // the sweep's clock is CLOCK_MONOTONIC, as the kernel's without the test clock
@@ -357,10 +346,7 @@ describe("rate limits with a full state table", () => {
   before(() => {
     // the overflow bucket of each of the policy's limits, and two sources
     lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitEntries: 3 });
-    const clock = lab.dp.object.map("limit_clock");
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(T0) * 1_000_000n);
-    clock.update(Buffer.alloc(4), v);
+    limitClock(lab.dp.object).at(T0);
   });
   after(() => lab.close());
 
@@ -408,10 +394,8 @@ function pinTo(cpus: string): void {
 
 describe("invalid tcp flags", () => {
   let lab: KernelLab;
-  let clock: BpfMap;
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 } });
-    clock = lab.dp.object.map("limit_clock");
   });
   after(() => lab.close());
 
@@ -461,11 +445,7 @@ defaults: { ingress: allow, egress: allow }
     pinTo("0");
     t.after(() => pinTo(affinity));
     lab.policy(PREVENT.replace("mode: prevent", "mode: detect"));
-    const at = (ms: number) => {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-      clock.update(Buffer.alloc(4), v);
-    };
+    const { at } = limitClock(lab.dp.object);
     at(T0);
     lab.events();
     const before = lab.counters();
@@ -492,12 +472,13 @@ defaults: { ingress: allow, egress: allow }
 
 describe("rate limits across CPUs", () => {
   let lab: KernelLab;
-  let clock: BpfMap;
+  let at: (ms: number) => void;
   let affinity = "";
   const LEASE = 4;
   before(() => {
     lab = new KernelLab({ globals: { limit_test_clock: 1 }, limitLease: LEASE });
-    clock = lab.dp.object.map("limit_clock");
+    /** the time the limits read, in ms */
+    at = limitClock(lab.dp.object).at;
     affinity = affinityNow();
   });
   after(() => {
@@ -506,12 +487,6 @@ describe("rate limits across CPUs", () => {
   });
   /** test runs on cpu `cpu` (BPF_PROG_TEST_RUN runs on the caller's) */
   const onCpu = (cpu: number) => pinTo(String(cpu));
-  /** the time the limits read, in ms */
-  const at = (ms: number) => {
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-    clock.update(Buffer.alloc(4), v);
-  };
 
   test("leases taken by each CPU never let a window admit more than its count", () => {
     lab.policy(

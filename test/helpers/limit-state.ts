@@ -11,3 +11,20 @@ export function clearLimitState(object: BpfObject): void {
   for (let i = 0; i < cache.maxEntries; i++) keys.writeUInt32LE(i, 4 * i);
   cache.updateBatch(keys, Buffer.alloc(cache.valueBufferSize * cache.maxEntries), cache.maxEntries);
 }
+
+/**
+ * Sets the time the limits read (the object loaded with limit_test_clock = 1), in ms; `ns` for a
+ * time that is not a whole ms.
+ */
+export function limitClock(object: BpfObject): {
+  at: (ms: number) => void;
+  ns: (t: bigint) => void;
+} {
+  const clock = object.map("limit_clock");
+  const ns = (t: bigint) => {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(t);
+    clock.update(Buffer.alloc(4), v);
+  };
+  return { at: (ms) => ns(BigInt(ms) * 1_000_000n), ns };
+}
