@@ -86,7 +86,8 @@ static __always_inline int ids_room(__u32 len)
 	__u64 used = bpf_ringbuf_query(&ids_records, BPF_RB_AVAIL_DATA);
 	__u64 need = (8 + MOAT_IDS_HEADER + len + 7) & ~7ull;
 
-	return used + need <= size;
+	/* the kernel refuses a record that would fill the ring exactly */
+	return used + need < size;
 }
 
 /* What of this packet to copy, judged with its flow's conntrack entry ct (in the table, or a new
@@ -139,6 +140,7 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	r_offset = f->copied[d];
 	f->copied[d] += take;
 	f->packets[d] += 1;
+	p->ids_noted = 1 + d;
 	if (!ids_room(take)) {
 		count(MOAT_CNT_IDS_LOST, take);
 		return 0;
@@ -182,17 +184,24 @@ static __always_inline void ids_take(struct pkt *p, struct moat_ct *ct, const st
 }
 
 /* A packet that does not pass after ids_take noted its copy in the entry k (a new connection's
- * first packet, dropped over its rate limit): the copy is not sent, so the entry is set back to
- * nothing copied, and the next packet that passes starts the copy (a gap would stop the daemon
- * reading that direction). */
+ * first packet, dropped over its rate limit): whether or not the ring took the copy, it is not
+ * sent, so the entry's direction is set back to nothing copied, and the next packet that passes
+ * starts the copy (a gap would stop the daemon reading that direction). Only that direction: a
+ * reply on another cpu may have started the other meanwhile. */
 static __always_inline void ids_unnote(const struct moat_ct_key *k, struct pkt *p)
 {
-	if (!p->ids_len)
+	if (!p->ids_noted)
 		return;
+	__u32 d = (p->ids_noted - 1) & 1;
+	p->ids_noted = 0;
 	p->ids_len = 0;
 	struct moat_ct *e = bpf_map_lookup_elem(&conntrack, k);
-	if (e)
-		__builtin_memset(&e->ids, 0, sizeof(e->ids));
+	if (!e)
+		return;
+	e->ids.next_seq[d] = 0;
+	e->ids.copied[d] = 0;
+	e->ids.packets[d] = 0;
+	e->ids.started[d] = 0;
 }
 
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */

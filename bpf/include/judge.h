@@ -318,6 +318,7 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 			tally(j, MOAT_CNT_CT_FULL);
 			ct->id = 0;
 			((struct pkt *)p)->ids_len = 0;
+			((struct pkt *)p)->ids_noted = 0;
 			reason = MOAT_REASON_UNTRACKED;
 			/* no entry for the accept hook to complete: decided here */
 			if (ct->flags & MOAT_CT_PENDING)

@@ -50,7 +50,10 @@ struct pkt {
 	__u8 has_rel;
 	__u8 ext;	/* ipv4 options or ipv6 extension headers present */
 	__u8 hop_limit; /* ipv6 hop limit, ipv4 ttl */
-	__u32 l3_end;	/* where the ip datagram ends in the frame (0: unknown, big tcp) */
+	/* ids (ids.h): 1 + the direction whose copy state moat_ids_take moved on for this packet
+	 * (0: none), copied or not */
+	__u8 ids_noted;
+	__u32 l3_end; /* where the ip datagram ends in the frame (0: unknown, big tcp) */
 	/* ids (ids.h): what of the packet the program copies, as the judge's moat_ids_take set it
 	 * (ids_len 0: nothing) */
 	__u32 ids_off;

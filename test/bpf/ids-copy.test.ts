@@ -145,8 +145,7 @@ describe("ids: the first bytes of each flow direction, copied", () => {
 });
 
 describe("ids: a flow's first packet dropped over its rate limit", () => {
-  test("the flow is copied from its start when a later packet passes", () => {
-    const limited = `
+  const LIMITED = `
 rules:
   - name: limited
     direction: ingress
@@ -154,35 +153,61 @@ rules:
     layer4: { protocol: udp, port: [5001] }
     rate_limit: { rate: 1/s, algorithm: fixed_window }
 ids:
-  rules: ['alert udp any any -> any 5001 (msg:"hello"; content:"hello"; sid:2;)']`;
-    const ids = new IdsLab(limited, new KernelLab({ globals: { limit_test_clock: 1 } }));
-    const { at } = limitClock(ids.lab.dp.object);
-    const from = (sport: number, text: string): PacketSpec => ({
-      src: "198.51.100.9",
-      dst: "10.0.0.1",
-      proto: "udp",
-      sport,
-      dport: 5001,
-      payload: Buffer.from(text),
-    });
-    try {
-      const second = 1_000_000_000; // ms: a window's start well past boot
-      at(second);
-      ids.run("xdp", from(30001, "first"));
-      assert.equal(ids.lab.run("xdp", from(30002, "hello")).verdict, "drop", "over the limit");
-      at(second + 1000);
-      ids.run("xdp", from(30002, "hello again"));
-      assert.deepEqual(
-        ids.taken().map((c) => [c.remote.port, c.offset, c.data.toString()]),
-        [
-          [30001, 0, "first"],
-          [30002, 0, "hello again"],
-        ],
-        "the dropped datagram was not copied, and the next one starts the copy",
-      );
-    } finally {
-      ids.close();
-    }
+  rules: ['alert udp any any -> any 5001 (msg:"hello"; content:"hello"; sid:2;)']
+  bytes: 1024`;
+  let ids: IdsLab;
+  let at: (ms: number) => void;
+  before(() => {
+    ids = new IdsLab(LIMITED, new KernelLab({ globals: { limit_test_clock: 1 } }));
+    at = limitClock(ids.lab.dp.object).at;
+  });
+  after(() => ids.close());
+  const from = (sport: number, text: string | Buffer, dport = 5001): PacketSpec => ({
+    src: "198.51.100.9",
+    dst: "10.0.0.1",
+    proto: "udp",
+    sport,
+    dport,
+    payload: Buffer.from(text),
+  });
+  /** ms: each case in a window of its own, well past boot */
+  let second = 1_000_000_000;
+
+  test("the flow is copied from its start when a later packet passes", () => {
+    second += 10_000;
+    at(second);
+    ids.run("xdp", from(30001, "first"));
+    assert.equal(ids.lab.run("xdp", from(30002, "hello")).verdict, "drop", "over the limit");
+    at(second + 1000);
+    ids.run("xdp", from(30002, "hello again"));
+    assert.deepEqual(
+      ids.taken().map((c) => [c.remote.port, c.offset, c.data.toString()]),
+      [
+        [30001, 0, "first"],
+        [30002, 0, "hello again"],
+      ],
+      "the dropped datagram was not copied, and the next one starts the copy",
+    );
+  });
+
+  test("the same when the ring was full as the first packet came", () => {
+    second += 10_000;
+    at(second);
+    // 2 MiB of ring filled by other flows' copies, not read
+    const big = Buffer.alloc(1000, "x");
+    for (let i = 0; i < 2200; i++) ids.run("xdp", from(40000 + i, big, 9000));
+    const before = ids.lab.counters();
+    ids.run("xdp", from(30011, "first"));
+    assert.equal(ids.lab.run("xdp", from(30012, "hello")).verdict, "drop", "over the limit");
+    assert.ok(KernelLab.delta(before, ids.lab.counters(), ["idsLost"]).idsLost === 2, "lost");
+    ids.taken();
+    at(second + 1000);
+    ids.run("xdp", from(30012, "hello again"));
+    assert.deepEqual(
+      ids.taken().map((c) => [c.remote.port, c.offset, c.data.toString()]),
+      [[30012, 0, "hello again"]],
+      "the copy starts with the packet that passed",
+    );
   });
 });
 

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
+import { packAcceptance } from "../../src/host/accept-handback.ts";
 import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
@@ -116,6 +117,10 @@ test("a set file's thousands of entries come back as the same entries, each at i
   writeFileSync(file, text);
   const here = acceptPolicy(text, file);
   const there = await acceptPolicyOffThread(text, file);
+  // what crossed: the set's entries as columns (packing replaces them in the acceptance it packs)
+  const { packed } = packAcceptance(acceptPolicy(text, file));
+  assert.equal(packed.entries?.length, 1, "one list went as columns");
+  assert.equal(packed.entries?.[0]?.negate.length, 3000);
   assert.ok(here.policy && there.policy, here.diagnostics.map(formatDiagnostic).join("\n"));
   const many = (p: typeof here.policy) => p?.model.sets.get("many");
   assert.equal(many(there.policy)?.entries.length, 3000);
