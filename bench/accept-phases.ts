@@ -61,7 +61,7 @@ for (let run = 1; run <= repeats; run++) {
   lap("serialize");
   const back = deserialize(bytes) as PackedAcceptance;
   lap("deserialize");
-  const unpacked = unpackAcceptance(back, text).acceptance;
+  const unpacked = (await unpackAcceptance(back, text)).acceptance;
   lap("unpack");
   // what a message or `moat explain` then costs once: a position's line (the lean reader's
   // table reads the file again for every offset)

@@ -2,7 +2,8 @@
 // 100k rules and for a set of 1M CIDRs, and whether any packet judged during the swap gets a
 // verdict that neither the old nor the new policy gives.
 //
-// While Datapath.apply() builds and flips the tables on the main thread, the libuv pool keeps
+// While Datapath.applyInTurns() builds the tables on the main thread (a turn of the event loop
+// after each part, as the daemon does) and flips them, the libuv pool keeps
 // test-running the XDP program (testRunAsync, long repeats): every run is a NEW connection
 // (bench knobs bench_keys = 1, bench_fresh = 1) from one remote to ports that both policies
 // block. Any packet the kernel counts as allowed or detected over the swap is misjudged.
@@ -92,9 +93,9 @@ async function swap(
   const runs = Array.from({ length: RUNS }, (_, i) =>
     dp.xdp.testRunAsync({ data: syn(ports[i % ports.length]!), repeat: REPEAT }).catch(() => null),
   );
-  const { ms: applyMs } = dp.apply({ packet: image });
+  const { ms: applyMs } = await dp.applyInTurns({ packet: image });
   const longestStallMs = stalls();
-  // packets judged by the time apply() returned (the flip is its last step): between 0 and
+  // packets judged by the time the apply returned (the flip is its last step): between 0 and
   // all of them means the runs straddled the swap
   const atSwap = dp.counters();
   await Promise.all(runs);

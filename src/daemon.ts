@@ -364,7 +364,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const policy = new PolicyLifecycle({
     path: policyPath,
     initial,
-    target: datapath,
+    target: {
+      get generation() {
+        return datapath.generation;
+      },
+      apply: (image, bindings) => datapath.applyInTurns(image, bindings),
+    },
     plumbing,
     audit: (line) => audit.note(line),
     log,

@@ -43,8 +43,14 @@ export type ReloadResult = ApplyOutcome;
 /** Where the compiled policy goes (the Datapath). */
 export interface PolicyTarget {
   readonly generation: number;
-  /** Swaps `image` in; its slot's name bindings are filled by `bindings` before the flip. */
-  apply(image: PolicyImage, bindings?: BindingsFor): { generation: number; ms: number };
+  /**
+   * Swaps `image` in; its slot's name bindings are filled by `bindings` before the flip. The daemon's
+   * Datapath builds the tables over turns of the event loop (applyInTurns); one install at a time.
+   */
+  apply(
+    image: PolicyImage,
+    bindings?: BindingsFor,
+  ): { generation: number; ms: number } | Promise<{ generation: number; ms: number }>;
 }
 
 /** What a policy configures besides the datapath (sinks, audit log path, watched files). */
@@ -211,7 +217,7 @@ export class PolicyLifecycle {
       this.selfWritten = null; // the API's own write: already applied
       return { ok: true, generation: this.options.target.generation, errors: [] };
     }
-    const result = this.install(next, reason);
+    const result = await this.install(next, reason);
     if (result.ok) this.close(); // the file's policy runs now: a trial before it is over
     return result;
   }
@@ -222,7 +228,7 @@ export class PolicyLifecycle {
       const { text, hash } = this.running;
       try {
         const next = { ...(await this.compile(text)), text, hash };
-        this.install(next, reason);
+        await this.install(next, reason);
       } catch (err) {
         this.options.log(
           `${reason}, the policy could not be compiled again: ${(err as Error).message}`,
@@ -287,7 +293,7 @@ export class PolicyLifecycle {
       return;
     }
     const changes = changeSummary(this.running.model, next.model);
-    const result = this.install(next, `revert by ${who}`);
+    const result = await this.install(next, `revert by ${who}`);
     if (!result.ok) {
       audit(refusedLine("revert", who, hash, result.errors.length));
       return;
@@ -328,7 +334,7 @@ export class PolicyLifecycle {
       return result;
     }
     const changes = changeSummary(this.running.model, next.model);
-    const result = this.install(next, `${what} from ${who}`);
+    const result = await this.install(next, `${what} from ${who}`);
     if (!result.ok) {
       audit(refusedLine(what, who, hash, result.errors.length));
       return result;
@@ -383,7 +389,7 @@ export class PolicyLifecycle {
         return result;
       }
       const changes = changeSummary(this.running.model, next.model);
-      const result = this.install(next, `${what} from ${who}`);
+      const result = await this.install(next, `${what} from ${who}`);
       if (!result.ok) {
         this.options.audit(refusedLine(what, who, hash, result.errors.length));
         return result;
@@ -419,7 +425,7 @@ export class PolicyLifecycle {
         return this.refuse(why, errorLines(err, this.options.path));
       }
       beforeSwap?.();
-      const result = this.install(next, why);
+      const result = await this.install(next, why);
       if (result.ok)
         recordChange(
           { note: this.options.audit },
@@ -439,7 +445,7 @@ export class PolicyLifecycle {
   }
 
   /** The one path every policy change takes: ready the plumbing, swap atomically, commit. */
-  private install(next: RunningPolicy, reason: string): ReloadResult {
+  private async install(next: RunningPolicy, reason: string): Promise<ReloadResult> {
     const { target, plumbing, route, log } = this.options;
     let prepared: PreparedPlumbing;
     try {
@@ -450,9 +456,9 @@ export class PolicyLifecycle {
     let applied: { generation: number; ms: number };
     try {
       const image = route ? route(next.image) : next.image;
-      applied = this.options.bindings
+      applied = await (this.options.bindings
         ? target.apply(image, this.options.bindings)
-        : target.apply(image);
+        : target.apply(image));
     } catch (err) {
       prepared.abandon();
       throw err;

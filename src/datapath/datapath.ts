@@ -27,6 +27,7 @@ import {
 } from "./conntrack.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
+import { nextTurn } from "./in-turns.ts";
 import type {
   BpfLink,
   BpfMap,
@@ -617,7 +618,23 @@ export class Datapath {
    * are in place before the flip. Synchronous: no bindNames() can fall between.
    */
   apply(image: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
-    const result = this.policy.apply(image, bindings);
+    return this.applied(image, this.policy.apply(image, bindings));
+  }
+
+  /**
+   * apply() with a turn of the event loop after each table is built (a big policy's tables hold
+   * the thread for hundreds of milliseconds); the flip, bindings in place, is still one step.
+   * One apply at a time: the daemon's reloads are serial.
+   */
+  async applyInTurns(
+    image: PolicyImage,
+    bindings?: (classes: NameClasses) => NameBinding[],
+  ): Promise<ApplyResult> {
+    return this.applied(image, await this.policy.applyInTurns(image, bindings, nextTurn));
+  }
+
+  /** What follows a policy going live: the pinned generation, the flood defences. */
+  private applied(image: PolicyImage, result: ApplyResult): ApplyResult {
     this.pinned?.setGeneration(result.generation);
     const flood = image.packet.synFlood;
     // no cookie check in this kernel: SYNs go to the kernel (its own syncookies), counted

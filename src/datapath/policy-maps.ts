@@ -15,6 +15,7 @@ import {
   state as stateCodec,
 } from "./abi.ts";
 import { native } from "./addon.ts";
+import { drain, inTurns } from "./in-turns.ts";
 import type { BpfMap, BpfObject, MapBatch } from "./native.d.ts";
 import { socketLean, type PolicyImage } from "../policy/compile/kernel-image.ts";
 import { GenerationRecord } from "./generations.ts";
@@ -105,6 +106,18 @@ export interface RuleCounter {
 interface Slot {
   generation: number;
   ruleStats: BpfMap;
+}
+
+/** A policy's tables, built and not yet live; `start` is when building began. */
+interface Built {
+  start: number;
+  images: Record<string, BpfMap>[];
+  shared: Record<string, BpfMap>;
+}
+
+/** Lets go of this process's handles on the built tables (the outer maps keep the live ones). */
+function closeBuilt({ images, shared }: Built): void {
+  for (const set of [...images, shared]) for (const m of Object.values(set ?? {})) m.close();
 }
 
 const zeroKey = Buffer.alloc(4);
@@ -209,12 +222,81 @@ export class PolicyMaps {
    * binding since, that map itself, and `bindings` is not asked.
    */
   apply(policy: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
+    return this.flip(policy, drain(this.build(policy)), bindings);
+  }
+
+  /**
+   * apply() with a turn of the event loop (`between`) after each table is built: a 100k-rule
+   * policy's tables hold the thread a few hundred milliseconds. The flip, and what must be in place
+   * just before it (the name bindings), happen in one go at the end.
+   */
+  async applyInTurns(
+    policy: PolicyImage,
+    bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
+    between: () => Promise<void>,
+  ): Promise<ApplyResult> {
+    return this.flip(policy, await inTurns(this.build(policy), between), bindings);
+  }
+
+  /**
+   * The new policy's tables, each in a fresh inner map (or a live one with the same content),
+   * pausing after each. Nothing the kernel reads changes: that is the flip's.
+   */
+  private *build(policy: PolicyImage): Generator<void, Built> {
     const start = performance.now();
     const image = policy.packet;
     checkImage(image);
     if (policy.socket) checkImage(policy.socket.image);
     if (policy.redirect) checkImage(policy.redirect.image);
     if (policy.names) checkImage(policy.names.image);
+    // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes;
+    // image 2: the redirects'; image 3: the names' (sparse: a missing image leaves its outer
+    // entries alone)
+    const built: Built = { start, images: [], shared: {} };
+    const { images, shared } = built;
+    const { make } = this.tables;
+    try {
+      images[0] = yield* tableMaps(image, "", make);
+      if (policy.socket) {
+        images[1] = {
+          ...(yield* tableMaps(policy.socket.image, "s_", make)),
+          ...(yield* processMaps(policy.socket.process, make)),
+        };
+      }
+      const targets = policy.redirect?.targets ?? [];
+      if (policy.redirect) {
+        images[2] = yield* tableMaps(policy.redirect.image, "r_", make);
+        // the kernel sends connections to the relay when there is one, and checks it listens
+        shared.redirects = redirectsMap(
+          targets.map((t) => ({
+            ...(t.via ?? t),
+            unavailable: t.unavailable,
+            ...(t.quiet ? { quiet: true } : {}),
+            ...(t.layer7Only ? { layer7Only: true } : {}),
+            ...(t.everyNetns ? { everyNetns: true } : {}),
+          })),
+        );
+      }
+      // image 3: the rules naming hosts, their remote lists as name classes
+      if (policy.names) images[3] = yield* tableMaps(policy.names.image, "n_", make);
+      shared.rules = yield* rulesMap(image, make);
+      return built;
+    } catch (err) {
+      closeBuilt(built);
+      this.tables.abandon();
+      throw err;
+    }
+  }
+
+  /** Puts the built tables in the idle slot and makes it live, atomically. */
+  private flip(
+    policy: PolicyImage,
+    built: Built,
+    bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
+  ): ApplyResult {
+    const { start, images, shared } = built;
+    const image = policy.packet;
+    const targets = policy.redirect?.targets ?? [];
     this.stateCopy = null;
     const { raw, active, metas } = this.readState();
     this.stateCopy = null;
@@ -236,40 +318,7 @@ export class PolicyMaps {
       1,
       Math.min(cpus, Math.floor(RULE_STATS_BUDGET / (stride * ruleStatsCodec.size))),
     );
-    // image 0: the packet hooks' tables; image 1: the socket hooks' when rules name processes;
-    // image 2: the redirects'; image 3: the names' (sparse: a missing image leaves its outer
-    // entries alone)
-    const images: Record<string, BpfMap>[] = [];
-    const shared: Record<string, BpfMap> = {};
-    const { make } = this.tables;
-    const closeAll = () => {
-      for (const set of [...images, shared]) for (const m of Object.values(set ?? {})) m.close();
-    };
     try {
-      images[0] = tableMaps(image, "", make);
-      if (policy.socket) {
-        images[1] = {
-          ...tableMaps(policy.socket.image, "s_", make),
-          ...processMaps(policy.socket.process, make),
-        };
-      }
-      const targets = policy.redirect?.targets ?? [];
-      if (policy.redirect) {
-        images[2] = tableMaps(policy.redirect.image, "r_", make);
-        // the kernel sends connections to the relay when there is one, and checks it listens
-        shared.redirects = redirectsMap(
-          targets.map((t) => ({
-            ...(t.via ?? t),
-            unavailable: t.unavailable,
-            ...(t.quiet ? { quiet: true } : {}),
-            ...(t.layer7Only ? { layer7Only: true } : {}),
-            ...(t.everyNetns ? { everyNetns: true } : {}),
-          })),
-        );
-      }
-      // image 3: the rules naming hosts, their remote lists as name classes
-      if (policy.names) images[3] = tableMaps(policy.names.image, "n_", make);
-      shared.rules = rulesMap(image, make);
       shared.limits = limitsMap(image, cpus, this.limitLease);
       shared.rule_stats = createMap(
         "moat_rule_stats",
@@ -402,7 +451,7 @@ export class PolicyMaps {
       this.lastFlip = performance.now();
       dropStale();
     } catch (err) {
-      closeAll();
+      closeBuilt(built);
       this.tables.abandon();
       throw err;
     }
@@ -411,7 +460,7 @@ export class PolicyMaps {
     // the outer maps hold the inner maps now; keep only the rule counters' handle
     const ruleStats = shared.rule_stats as BpfMap;
     delete shared.rule_stats;
-    closeAll();
+    closeBuilt(built);
     this.generations[idle]?.ruleStats.close();
     this.generations[idle] = { generation, ruleStats };
     this.contents.record(generation, {

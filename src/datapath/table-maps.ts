@@ -66,20 +66,31 @@ export interface MapContent {
   count: number;
 }
 
-/** Gives a map holding `content`, for the caller to close (a new one, or a handle on an equal one). */
-export type MapMaker = (content: MapContent) => BpfMap;
+/**
+ * Gives a map holding `content`, for the caller to close (a new one, or a handle on an equal one);
+ * it may pause (yield) between parts of the filling.
+ */
+export type MapMaker = (content: MapContent) => Generator<void, BpfMap>;
 
-/** Creates and fills a new map. */
-export const freshMap: MapMaker = (c) => {
+/** Entries written to a new map in one step: a table of 100k+ entries is filled over several. */
+const FILL_STEP = 32768;
+
+/** Creates and fills a new map, pausing after each FILL_STEP entries. */
+export function* freshMap(c: MapContent): Generator<void, BpfMap> {
   const map = createMap(c.name, c.type, c.keySize, c.valueSize, c.maxEntries, c.flags);
   try {
-    fill(map, c.keys, c.values, c.count);
+    for (let at = 0; at < c.count; at += FILL_STEP) {
+      if (at > 0) yield;
+      const n = Math.min(FILL_STEP, c.count - at);
+      const keys = c.keys.subarray(at * c.keySize, (at + n) * c.keySize);
+      fill(map, keys, c.values.subarray(at * c.valueSize, (at + n) * c.valueSize), n);
+    }
   } catch (err) {
     map.close();
     throw err;
   }
   return map;
-};
+}
 
 /** 0, 1, 2, ... as u32 keys (little-endian, as the machine), shared by every array written whole. */
 let sequence = new Uint32Array(0);
@@ -89,12 +100,12 @@ export function sequentialKeys(n: number): Buffer {
 }
 
 /** An IPv4 directory (src/policy/compile/dir4.ts): an array of u64, every entry written. */
-function dir4Map(make: MapMaker, name: string, dir: Dir4): BpfMap {
+function* dir4Map(make: MapMaker, name: string, dir: Dir4): Generator<void, BpfMap> {
   const keys = sequentialKeys(dir.length);
   // [low, high] word pairs are the u64 values' little-endian bytes
   const values = Buffer.from(dir.words.buffer, dir.words.byteOffset, 8 * dir.length);
   const [keySize, valueSize, count, flags] = [4, 8, dir.length, BPF_F_INNER_MAP];
-  return make({
+  return yield* make({
     name,
     type: MAP_ARRAY,
     keySize,
@@ -107,7 +118,7 @@ function dir4Map(make: MapMaker, name: string, dir: Dir4): BpfMap {
   });
 }
 
-function lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): BpfMap {
+function* lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): Generator<void, BpfMap> {
   const bytes = 16;
   const keySize = 4 + bytes;
   const keys = Buffer.alloc(keySize * entries.length);
@@ -119,7 +130,7 @@ function lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): BpfMap {
     values.writeUInt32LE(e.cls, i * 4);
   });
   const [count, flags] = [entries.length, BPF_F_NO_PREALLOC];
-  return make({
+  return yield* make({
     name,
     type: MAP_LPM_TRIE,
     keySize,
@@ -133,7 +144,12 @@ function lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): BpfMap {
 }
 
 /** An array of u32 sized `size`; only non-zero entries are written (arrays start zeroed). */
-function u32Array(make: MapMaker, name: string, data: Uint32Array, size = data.length): BpfMap {
+function* u32Array(
+  make: MapMaker,
+  name: string,
+  data: Uint32Array,
+  size = data.length,
+): Generator<void, BpfMap> {
   if (data.length !== size) throw new Error(`${name}: ${data.length} entries, expected ${size}`);
   let n = 0;
   for (const v of data) if (v !== 0) n++;
@@ -148,7 +164,7 @@ function u32Array(make: MapMaker, name: string, data: Uint32Array, size = data.l
     at += 4;
   }
   const flags = BPF_F_INNER_MAP;
-  return make({
+  return yield* make({
     name,
     type: MAP_ARRAY,
     keySize: 4,
@@ -161,7 +177,7 @@ function u32Array(make: MapMaker, name: string, data: Uint32Array, size = data.l
   });
 }
 
-function remoteYMap(make: MapMaker, image: ClassifierImage): BpfMap {
+function* remoteYMap(make: MapMaker, image: ClassifierImage): Generator<void, BpfMap> {
   const { r, y, rule } = image.remoteY;
   const n = r.length;
   const keys = Buffer.alloc(8 * n);
@@ -172,7 +188,7 @@ function remoteYMap(make: MapMaker, image: ClassifierImage): BpfMap {
     values.writeUInt32LE(rule[i] ?? 0, i * 4);
   }
   const name = "moat_remote_y";
-  return make({
+  return yield* make({
     name,
     type: MAP_HASH,
     keySize: 8,
@@ -185,7 +201,10 @@ function remoteYMap(make: MapMaker, image: ClassifierImage): BpfMap {
   });
 }
 
-export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): BpfMap {
+export function* rulesMap(
+  image: ClassifierImage,
+  make: MapMaker = freshMap,
+): Generator<void, BpfMap> {
   const n = image.rules.length;
   const keys = Buffer.alloc(4 * n);
   const values = Buffer.alloc(ruleCodec.size * n);
@@ -204,7 +223,7 @@ export function rulesMap(image: ClassifierImage, make: MapMaker = freshMap): Bpf
     );
   });
   const [name, valueSize, flags] = ["moat_rules", ruleCodec.size, BPF_F_INNER_MAP];
-  return make({
+  return yield* make({
     name,
     type: MAP_ARRAY,
     keySize: 4,
@@ -297,25 +316,38 @@ export function checkImage(image: ClassifierImage): void {
   }
 }
 
-/** The inner maps of one table image, by the names PolicyMaps places them under. */
-export function tableMaps(
+/**
+ * The inner maps of one table image, by the names PolicyMaps places them under. It pauses (yields)
+ * after each: a big policy's tables take the thread hundreds of milliseconds to fill, which the
+ * daemon spreads over turns of its event loop.
+ */
+export function* tableMaps(
   image: ClassifierImage,
   tag: string,
   make: MapMaker = freshMap,
-): Record<string, BpfMap> {
+): Generator<void, Record<string, BpfMap>> {
   const out: Record<string, BpfMap> = {};
+  const tables: [string, () => Generator<void, BpfMap>][] = [
+    ["remote4", () => dir4Map(make, `moat_${tag}remote4`, image.remote4)],
+    ["remote6", () => lpm6Map(make, `moat_${tag}remote6`, image.remote6)],
+    ["local4", () => dir4Map(make, `moat_${tag}local4`, image.local4)],
+    ["local6", () => lpm6Map(make, `moat_${tag}local6`, image.local6)],
+    ["port_class", () => u32Array(make, `moat_${tag}port_cls`, image.portClass, PORT_CLASS_SIZE)],
+    [
+      "sport_class",
+      () => u32Array(make, `moat_${tag}sport_cls`, image.sportClass, SPORT_CLASS_SIZE),
+    ],
+    ["lx", () => u32Array(make, `moat_${tag}lx`, image.lx)],
+    ["px", () => u32Array(make, `moat_${tag}px`, image.px)],
+    ["remote_y", () => remoteYMap(make, image)],
+    ["any_remote", () => u32Array(make, `moat_${tag}any_rem`, image.anyRemote)],
+    ["remote_only", () => u32Array(make, `moat_${tag}rem_only`, image.remoteOnly)],
+  ];
   try {
-    out.remote4 = dir4Map(make, `moat_${tag}remote4`, image.remote4);
-    out.remote6 = lpm6Map(make, `moat_${tag}remote6`, image.remote6);
-    out.local4 = dir4Map(make, `moat_${tag}local4`, image.local4);
-    out.local6 = lpm6Map(make, `moat_${tag}local6`, image.local6);
-    out.port_class = u32Array(make, `moat_${tag}port_cls`, image.portClass, PORT_CLASS_SIZE);
-    out.sport_class = u32Array(make, `moat_${tag}sport_cls`, image.sportClass, SPORT_CLASS_SIZE);
-    out.lx = u32Array(make, `moat_${tag}lx`, image.lx);
-    out.px = u32Array(make, `moat_${tag}px`, image.px);
-    out.remote_y = remoteYMap(make, image);
-    out.any_remote = u32Array(make, `moat_${tag}any_rem`, image.anyRemote);
-    out.remote_only = u32Array(make, `moat_${tag}rem_only`, image.remoteOnly);
+    for (const [name, table] of tables) {
+      out[name] = yield* table();
+      yield;
+    }
     return out;
   } catch (err) {
     for (const m of Object.values(out)) m.close();
@@ -324,13 +356,13 @@ export function tableMaps(
 }
 
 /** A hash of `key -> class` entries; `writeKey` puts entry i's key at `offset`. */
-function classMap<T extends { cls: number }>(
+function* classMap<T extends { cls: number }>(
   make: MapMaker,
   name: string,
   keySize: number,
   entries: readonly T[],
   writeKey: (entry: T, keys: Buffer, offset: number) => void,
-): BpfMap {
+): Generator<void, BpfMap> {
   const keys = Buffer.alloc(keySize * entries.length);
   const values = Buffer.alloc(4 * entries.length);
   entries.forEach((e, i) => {
@@ -338,7 +370,7 @@ function classMap<T extends { cls: number }>(
     values.writeUInt32LE(e.cls, 4 * i);
   });
   const count = entries.length;
-  return make({
+  return yield* make({
     name,
     type: MAP_HASH,
     keySize,
@@ -352,27 +384,30 @@ function classMap<T extends { cls: number }>(
 }
 
 /** The process classes' key maps and combination tables (src/policy/compile/process.ts). */
-export function processMaps(p: ProcessImage, make: MapMaker = freshMap): Record<string, BpfMap> {
+export function* processMaps(
+  p: ProcessImage,
+  make: MapMaker = freshMap,
+): Generator<void, Record<string, BpfMap>> {
   const out: Record<string, BpfMap> = {};
   try {
-    out.proc_exe = classMap(make, "moat_proc_exe", 16, p.exe, (e, k, at) =>
+    out.proc_exe = yield* classMap(make, "moat_proc_exe", 16, p.exe, (e, k, at) =>
       exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, k, at),
     );
-    out.proc_uid = classMap(make, "moat_proc_uid", 4, p.uid, (u, k, at) =>
+    out.proc_uid = yield* classMap(make, "moat_proc_uid", 4, p.uid, (u, k, at) =>
       k.writeUInt32LE(u.uid, at),
     );
-    out.proc_cgroup = classMap(make, "moat_proc_cgroup", 8, p.cgroup, (c, k, at) =>
+    out.proc_cgroup = yield* classMap(make, "moat_proc_cgroup", 8, p.cgroup, (c, k, at) =>
       k.writeBigUInt64LE(c.id, at),
     );
-    out.proc_comm = lpm6Map(make, "moat_proc_comm", p.comm);
-    out.proc_route = lpm6Map(make, "moat_proc_route", p.route);
-    out.proc_iface = classMap(make, "moat_proc_iface", 4, p.iface, (f, k, at) =>
+    out.proc_comm = yield* lpm6Map(make, "moat_proc_comm", p.comm);
+    out.proc_route = yield* lpm6Map(make, "moat_proc_route", p.route);
+    out.proc_iface = yield* classMap(make, "moat_proc_iface", 4, p.iface, (f, k, at) =>
       k.writeUInt32LE(f.ifindex, at),
     );
-    out.proc_a = u32Array(make, "moat_proc_a", p.a);
-    out.proc_b = u32Array(make, "moat_proc_b", p.b);
-    out.proc_p = u32Array(make, "moat_proc_p", p.p);
-    out.proc_d = u32Array(make, "moat_proc_d", p.d);
+    out.proc_a = yield* u32Array(make, "moat_proc_a", p.a);
+    out.proc_b = yield* u32Array(make, "moat_proc_b", p.b);
+    out.proc_p = yield* u32Array(make, "moat_proc_p", p.p);
+    out.proc_d = yield* u32Array(make, "moat_proc_d", p.d);
     return out;
   } catch (err) {
     for (const m of Object.values(out)) m.close();

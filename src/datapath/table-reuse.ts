@@ -30,7 +30,9 @@ export class TableReuse {
   reused = 0;
 
   /** A MapMaker for the swap being built. */
-  readonly make: MapMaker = (content) => {
+  readonly make: MapMaker = (content) => this.made(content);
+
+  private *made(content: MapContent): Generator<void, BpfMap> {
     const key = contentKey(content);
     this.building.add(key);
     const have = this.held.get(key);
@@ -38,7 +40,7 @@ export class TableReuse {
       this.reused++;
       return native().BpfMap.openById(have.id());
     }
-    const map = freshMap(content);
+    const map = yield* freshMap(content);
     try {
       this.held.set(key, native().BpfMap.openById(map.id()));
     } catch (err) {
@@ -46,7 +48,7 @@ export class TableReuse {
       throw err;
     }
     return map;
-  };
+  }
 
   /** The swap went live: its tables are the live slot's, the live slot's are now the idle one's. */
   settle(): void {

@@ -3,7 +3,8 @@
 // each. Here every position of the file's table (src/config/positions.ts) goes as its one number,
 // the table as a few typed arrays, positions in other files (a set file's entries) as columns, and
 // the image's tables and the positions' arrays are moved (transferred), not copied. The daemon's
-// thread puts the positions back in place.
+// thread puts the positions back in place. Long lists of objects (a big policy's rules) go in
+// parts that the daemon's thread reads a turn of its event loop each (handback-lists.ts).
 import {
   PositionTable,
   positionsReader,
@@ -18,6 +19,13 @@ import {
   unpackEntries,
   type EntryColumns,
 } from "./handback-entries.ts";
+import {
+  isListRef,
+  isLongList,
+  ListsReader,
+  ListsWriter,
+  type ListParts,
+} from "./handback-lists.ts";
 
 /** Lists at least this long are noted when walked, so a shared one is walked once. */
 const SHARED_LENGTH = 16;
@@ -32,6 +40,8 @@ export interface PackedAcceptance {
   others?: OtherPositions;
   /** Big lists of address entries, as columns (handback-entries.ts). */
   entries?: EntryColumns[];
+  /** Long lists of objects, in parts (handback-lists.ts). */
+  lists?: ListParts[];
 }
 
 /**
@@ -108,17 +118,22 @@ function otherPos(others: OtherPositions, code: number): SourcePos {
   };
 }
 
+/** What walk() calls on what it meets. */
+interface Visitor {
+  /** every plain object */
+  visit: (obj: Record<string, unknown>) => void;
+  /** every typed array */
+  view?: (v: ArrayBufferView) => void;
+  /** every long list (handback-lists.ts), with the object and key it is the value of */
+  longList?: (obj: Record<string, unknown>, key: string, list: unknown[]) => void;
+}
+
 /**
- * Calls `visit` on every plain object and `view` on every typed array reachable from `root`. Lists
- * of many items and maps are walked once (a set's entries are shared by the rules that name it);
- * a small object reached twice is visited twice, which costs less than noting every one.
+ * Calls the visitor on what is reachable from `root`, but `skip`. Lists of many items and maps are
+ * walked once (a set's entries are shared by the rules that name it); a small object reached twice
+ * is visited twice, which costs less than noting every one.
  */
-function walk(
-  root: unknown,
-  visit: (obj: Record<string, unknown>) => void,
-  view?: (v: ArrayBufferView) => void,
-  skip?: WeakSet<object>,
-): void {
+function walk(root: unknown, { visit, view, longList }: Visitor, skip?: WeakSet<object>): void {
   const seen = new Set<object>();
   const stack: unknown[] = [root];
   let objects = 0;
@@ -147,7 +162,9 @@ function walk(
       visit(obj);
       for (const key in obj) {
         const item = obj[key];
-        if (typeof item === "object" && item !== null) stack.push(item);
+        if (typeof item !== "object" || item === null) continue;
+        if (longList && isLongList(item)) longList(obj, key, item);
+        stack.push(item);
       }
     }
   }
@@ -174,16 +191,16 @@ export function packAcceptance(acceptance: Acceptance): {
     return isPlainPos(pos) ? others.add(pos) : undefined;
   };
   const entries = new EntriesWriter(posCode);
+  const lists = new ListsWriter();
   const buffers = new Set<ArrayBuffer>();
-  walk(
-    acceptance.policy,
-    (obj) => {
+  walk(acceptance.policy, {
+    visit: (obj) => {
       const code = posCode(obj.pos);
       if (code !== undefined) obj.pos = code;
       const ref = entries.ref(obj.entries);
       if (ref) obj.entries = ref;
     },
-    (v) => {
+    view: (v) => {
       // a whole buffer of its own (not a slice of Node's shared pool) can be moved
       if (
         v.buffer instanceof ArrayBuffer &&
@@ -193,7 +210,10 @@ export function packAcceptance(acceptance: Acceptance): {
       )
         buffers.add(v.buffer);
     },
-  );
+    longList: (obj, key, list) => lists.note(obj, key, list),
+  });
+  // once everything in them is packed
+  for (const b of lists.split()) buffers.add(b);
   const parts = table?.parts();
   if (parts)
     for (const a of [parts.lineStarts, parts.parent, parts.segment, parts.located])
@@ -209,6 +229,7 @@ export function packAcceptance(acceptance: Acceptance): {
       ...(parts ? { table: parts } : {}),
       ...(otherParts ? { others: otherParts } : {}),
       ...(entries.lists.length ? { entries: entries.lists } : {}),
+      ...(lists.lists.length ? { lists: lists.lists } : {}),
     },
     transfer: [...buffers],
     ...(table && !table.located ? { unlocated: table } : {}),
@@ -229,27 +250,33 @@ const INTERN_MAX = 4096;
  * 100k "ingress", 200k "prevent", ...: ~19 MB): `obj`'s short ones are replaced by the first
  * copy of each seen.
  */
-function internStrings(obj: Record<string, unknown>, strings: Map<string, string>): void {
-  for (const key in obj) {
-    const v = obj[key];
-    if (typeof v !== "string" || v.length > INTERN_LENGTH) continue;
-    const kept = strings.get(v);
-    if (kept !== undefined) obj[key] = kept;
-    else if (strings.size < INTERN_MAX) strings.set(v, v);
-  }
+function internString(
+  obj: Record<string, unknown>,
+  key: string,
+  strings: Map<string, string>,
+): void {
+  const v = obj[key] as string;
+  if (v.length > INTERN_LENGTH) return;
+  const kept = strings.get(v);
+  if (kept !== undefined) obj[key] = kept;
+  else if (strings.size < INTERN_MAX) strings.set(v, v);
 }
+
+const noPause = (): Promise<void> => Promise.resolve();
 
 /**
  * The acceptance with its positions back in place, and their table. `text` is the policy's text,
  * which a table whose offsets were not worked out yet (a file read the lean way) works them out
  * from when one is read, unless the sender's offsets come first (PositionTable.adoptOffsets).
+ * `between` is awaited after each part of a long list (the daemon's thread: a turn of its loop).
  */
-export function unpackAcceptance(
+export async function unpackAcceptance(
   packed: PackedAcceptance,
   text?: string,
-): { acceptance: Acceptance; table?: PositionTable } {
+  between: () => Promise<void> = noPause,
+): Promise<{ acceptance: Acceptance; table?: PositionTable }> {
   const { acceptance, table: parts, others, entries } = packed;
-  if (!parts && !others && !entries) return { acceptance };
+  if (!parts && !others && !entries && !packed.lists) return { acceptance };
   const file = parts?.file ?? "";
   const table =
     parts &&
@@ -270,9 +297,9 @@ export function unpackAcceptance(
   // a list reached twice is one list; a list made here needs no walk
   const lists = new Map<number, unknown[]>();
   const made = new WeakSet<object>();
-  walk(
-    acceptance.policy,
-    (obj) => {
+  const inParts = new ListsReader(packed.lists);
+  const visitor: Visitor = {
+    visit: (obj) => {
       if (typeof obj.pos === "number") obj.pos = posOf(obj.pos);
       const ref = obj.entries;
       if (isEntriesRef(ref) && entries?.[ref.packedEntries]) {
@@ -284,10 +311,21 @@ export function unpackAcceptance(
         }
         obj.entries = list;
       }
-      internStrings(obj, strings);
+      for (const key in obj) {
+        const v = obj[key];
+        if (typeof v === "string") internString(obj, key, strings);
+        else if (isListRef(v)) {
+          // filled below, its parts walked as they are read
+          const list = inParts.list(v);
+          if (list) {
+            obj[key] = list;
+            made.add(list);
+          }
+        }
+      }
     },
-    undefined,
-    made,
-  );
+  };
+  walk(acceptance.policy, visitor, made);
+  await inParts.fill((items) => walk(items, visitor, made), between);
   return table ? { acceptance, table } : { acceptance };
 }

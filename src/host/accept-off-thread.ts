@@ -142,11 +142,10 @@ export async function acceptPolicyOffThread(
     universe: options.universe !== undefined,
   });
   if ("packed" in reply) {
-    // the message's copy (most of a big policy's cost on this thread), the unpacking and the
-    // caller's apply each hold the event loop: a turn between them lets the API, the events and
-    // the timers run
+    // the message's copy, the unpacking (a part of a long list at a time) and the caller's apply
+    // each hold the event loop: a turn between them lets the API, the events and the timers run
     await nextTurn();
-    const { acceptance, table } = unpackAcceptance(reply.packed, text);
+    const { acceptance, table } = await unpackAcceptance(reply.packed, text, nextTurn);
     if (table && !table.located && acceptance.policy)
       tableOf.set(acceptance.policy.model, { id: reply.id, table });
     await nextTurn();

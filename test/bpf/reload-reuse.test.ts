@@ -1,8 +1,12 @@
 // A swap hands out again the tables the running or the previous policy holds with the same
 // content (src/datapath/table-reuse.ts): reloading a policy builds nothing new, and switching
-// back and forth between two policies judges every packet by the policy applied last.
+// back and forth between two policies judges every packet by the policy applied last. The daemon
+// builds a new policy's tables over turns of its event loop (applyInTurns): packets see the old
+// policy until the flip.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { compile } from "../../src/policy/compile/compile.ts";
+import { parsePolicy } from "../../src/config/index.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 
 const policy = (blocked: string) => `
@@ -45,4 +49,27 @@ test("reloading and switching policies: unchanged tables reused, verdicts by the
     lab.policy(text);
     assert.deepEqual(verdicts(), want);
   }
+});
+
+test("a swap in turns: the event loop runs between its tables, packets see the old policy until the flip", async () => {
+  lab.policy(A);
+  const image = compile(parsePolicy(B, "b.yaml"));
+  const seen: ReturnType<typeof verdicts>[] = [];
+  let building = true;
+  const watch = () => {
+    if (!building) return;
+    seen.push(verdicts());
+    setImmediate(watch);
+  };
+  setImmediate(watch);
+  const applying = lab.dp.applyInTurns({ packet: image });
+  const generation = lab.dp.generation;
+  const { generation: next } = await applying;
+  building = false;
+  lab.dp.clearConntrack();
+  assert.equal(next, generation + 1);
+  // a turn after each of its tables (11), none of them judged by the new policy
+  assert.ok(seen.length >= 11, `${seen.length} turns while building`);
+  for (const v of seen) assert.deepEqual(v, { ten: "drop", lan: "pass" });
+  assert.deepEqual(verdicts(), { ten: "pass", lan: "drop" });
 });

@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
-import { packAcceptance } from "../../src/host/accept-handback.ts";
+import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
+import { PART_ITEMS } from "../../src/host/handback-lists.ts";
 import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
@@ -128,6 +129,34 @@ test("a set file's thousands of entries come back as the same entries, each at i
   assert.equal(at[2999], `${join(dir, "many.txt")}:3000:1`);
   assert.deepEqual(positions(there.policy.model), positions(here.policy.model));
   assert.equal(spelled(there.policy), spelled(here.policy));
+});
+
+test("a big policy's rules cross in parts, the daemon's thread reading one a turn", async (t) => {
+  t.after(() => stopAcceptWorker());
+  const rules = 2 * PART_ITEMS + 100;
+  const text = mixedPolicy(rules);
+  const here = acceptPolicy(text, "big.yaml");
+  const there = await acceptPolicyOffThread(text, "big.yaml");
+  assert.ok(here.policy && there.policy, "accepted");
+  assert.equal(there.policy.model.rules.length, rules);
+  assert.deepEqual(positions(there.policy.model), positions(here.policy.model));
+  assert.equal(spelled(there.policy), spelled(here.policy));
+  // what crossed: the model's rules and the image's, three parts each, read between turns
+  const { packed } = packAcceptance(acceptPolicy(text, "big.yaml"));
+  assert.deepEqual(
+    packed.lists?.map((l) => [l.length, l.parts.length]).sort(),
+    [
+      [rules + 2, 3], // the image's rules and its two defaults
+      [rules, 3],
+    ].sort(),
+  );
+  let turns = 0;
+  const back = await unpackAcceptance(packed, text, async () => {
+    turns++;
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.equal(turns, 6);
+  assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
 });
 
 test("the worker's problems are the same lines, FILE:LINE:COL and path", async (t) => {

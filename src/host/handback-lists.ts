@@ -1,0 +1,117 @@
+// Long lists of objects in the accept worker's hand-back (a big policy's rules, in its model and in
+// its kernel images) cross in parts: the worker serializes each part, and the daemon's thread reads
+// one part a turn of its event loop. As one message, 100k rules took that thread 0.4-1.1 s to
+// receive in one go, while its API, its events and its timers waited.
+import { deserialize, serialize } from "node:v8";
+
+/** Items in a part; a list longer than this goes in parts. */
+export const PART_ITEMS = 4096;
+
+/** One list: its items, PART_ITEMS a part, each part serialized (node:v8). */
+export interface ListParts {
+  length: number;
+  parts: ArrayBuffer[];
+}
+
+/** What stands for a list in parts in the message: lists[packedList]. */
+export interface ListRef {
+  packedList: number;
+}
+
+export function isListRef(v: unknown): v is ListRef {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as Partial<ListRef>).packedList === "number" &&
+    Object.keys(v).length === 1
+  );
+}
+
+/** Whether `v` is a list that goes in parts. */
+export function isLongList(v: unknown): v is unknown[] {
+  return Array.isArray(v) && v.length > PART_ITEMS;
+}
+
+/** A buffer of its own (a serialized part may be a view of a bigger one): one that can move. */
+function own(bytes: Buffer): ArrayBuffer {
+  if (
+    bytes.buffer instanceof ArrayBuffer &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength
+  )
+    return bytes.buffer;
+  return new Uint8Array(bytes).buffer;
+}
+
+/** Puts long lists in parts on the worker, once everything in them is packed. */
+export class ListsWriter {
+  readonly lists: ListParts[] = [];
+  private readonly found: [Record<string, unknown>, string, unknown[]][] = [];
+
+  /** Notes `obj[key]`, a long list, to go in parts. */
+  note(obj: Record<string, unknown>, key: string, list: unknown[]): void {
+    this.found.push([obj, key, list]);
+  }
+
+  /**
+   * Replaces each noted list by its ref; the buffers to move. The walk notes a list inside another
+   * list's items after that list: taken last first, the inner one is a ref in the outer's parts.
+   */
+  split(): ArrayBuffer[] {
+    const refs = new Map<unknown[], ListRef>();
+    const buffers: ArrayBuffer[] = [];
+    for (let i = this.found.length - 1; i >= 0; i--) {
+      const [obj, key, list] = this.found[i]!;
+      let ref = refs.get(list);
+      if (!ref) {
+        const parts: ArrayBuffer[] = [];
+        for (let at = 0; at < list.length; at += PART_ITEMS)
+          parts.push(own(serialize(list.slice(at, at + PART_ITEMS))));
+        buffers.push(...parts);
+        ref = { packedList: this.lists.length };
+        this.lists.push({ length: list.length, parts });
+        refs.set(list, ref);
+      }
+      obj[key] = ref;
+    }
+    return buffers;
+  }
+}
+
+/** Puts lists in parts back on the daemon's thread, a part a turn. */
+export class ListsReader {
+  private readonly lists: ListParts[];
+  private readonly made = new Map<number, unknown[]>();
+  private readonly queue: [ListParts, unknown[]][] = [];
+
+  constructor(lists: ListParts[] | undefined) {
+    this.lists = lists ?? [];
+  }
+
+  /** The list `ref` stands for, empty until fill() reads its parts (one list where it is shared). */
+  list(ref: ListRef): unknown[] | undefined {
+    let list = this.made.get(ref.packedList);
+    const parts = this.lists[ref.packedList];
+    if (list || !parts) return list;
+    list = [];
+    this.made.set(ref.packedList, list);
+    this.queue.push([parts, list]);
+    return list;
+  }
+
+  /**
+   * Reads the parts of the lists met so far, in order: `each` gets each part's items before they
+   * join their list (they may hold refs to more lists), then `between` is awaited.
+   */
+  async fill(each: (items: unknown[]) => void, between: () => Promise<void>): Promise<void> {
+    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+      const [{ parts }, list] = next;
+      for (const part of parts) {
+        const items = deserialize(new Uint8Array(part)) as unknown[];
+        each(items);
+        for (const item of items) list.push(item);
+        await between();
+      }
+    }
+  }
+}
