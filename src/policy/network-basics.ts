@@ -94,10 +94,19 @@ export function ruleNamesBasics(rule: Rule, c: BasicsClass): boolean {
   return true;
 }
 
+/** The classes by protocol: a policy's rules are read once, each against its protocol's classes. */
+const BASICS_BY_PROTOCOL = new Map<number, BasicsClass[]>();
+for (const c of BASICS)
+  BASICS_BY_PROTOCOL.set(c.protocol, [...(BASICS_BY_PROTOCOL.get(c.protocol) ?? []), c]);
+
 /** The classes some rule names (bit per class): the compiler writes them for the kernel. */
 export function judgedBasics(policy: PolicyModel): number {
   let bits = 0;
-  for (const c of BASICS) if (policy.rules.some((r) => ruleNamesBasics(r, c))) bits |= 1 << c.bit;
+  for (const r of policy.rules) {
+    const classes =
+      r.layer4?.protocol == null ? undefined : BASICS_BY_PROTOCOL.get(r.layer4.protocol);
+    for (const c of classes ?? []) if (ruleNamesBasics(r, c)) bits |= 1 << c.bit;
+  }
   return bits;
 }
 
