@@ -9,6 +9,7 @@ import {
   PositionTable,
   positionsReader,
   TablePos,
+  type IntervalEntry,
   type PositionTableParts,
   type SourcePos,
 } from "../config/index.ts";
@@ -294,8 +295,10 @@ export async function unpackAcceptance(
         ? new TablePos(table, code)
         : { file, line: 0, col: 0, path: "" };
   const strings = new Map<string, string>();
-  // a list reached twice is one list; a list made here needs no walk
-  const lists = new Map<number, unknown[]>();
+  // a list reached twice is one list; a list made here needs no walk; lists are filled once every
+  // ref to them is in place, a part at a time
+  const lists = new Map<number, IntervalEntry[]>();
+  const toFill: [EntryColumns, IntervalEntry[]][] = [];
   const made = new WeakSet<object>();
   const inParts = new ListsReader(packed.lists);
   const visitor: Visitor = {
@@ -305,8 +308,9 @@ export async function unpackAcceptance(
       if (isEntriesRef(ref) && entries?.[ref.packedEntries]) {
         let list = lists.get(ref.packedEntries);
         if (!list) {
-          list = unpackEntries(entries[ref.packedEntries]!, posOf);
+          list = [];
           lists.set(ref.packedEntries, list);
+          toFill.push([entries[ref.packedEntries]!, list]);
           made.add(list);
         }
         obj.entries = list;
@@ -327,5 +331,9 @@ export async function unpackAcceptance(
   };
   walk(acceptance.policy, visitor, made);
   await inParts.fill((items) => walk(items, visitor, made), between);
+  for (const [columns, list] of toFill) {
+    const making = unpackEntries(columns, posOf, list);
+    while (!making.next().done) await between();
+  }
   return table ? { acceptance, table } : { acceptance };
 }

@@ -11,13 +11,20 @@ import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
+import { EntriesWriter, unpackEntries } from "../../src/host/handback-entries.ts";
 import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
   locateOffThread,
   stopAcceptWorker,
 } from "../../src/host/accept-off-thread.ts";
-import { formatDiagnostic, plainPos, TablePos, type SourcePos } from "../../src/config/index.ts";
+import {
+  formatDiagnostic,
+  plainPos,
+  TablePos,
+  type IntervalEntry,
+  type SourcePos,
+} from "../../src/config/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
 /** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
@@ -157,6 +164,27 @@ test("a big policy's rules cross in parts, the daemon's thread reading one a tur
   });
   assert.equal(turns, 6);
   assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
+});
+
+test("a list of 100k entries is made back in steps, the same entries in the same order", () => {
+  const pos = (i: number): SourcePos => ({ file: "f.txt", line: i + 1, col: 1, path: "sets.f" });
+  const list: IntervalEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
+    kind: "interval",
+    text: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
+    negate: i % 7 === 0,
+    pos: pos(i),
+    family: 4,
+    start: 0x0a000000n + BigInt(i),
+    end: 0x0a000000n + BigInt(i),
+  }));
+  const writer = new EntriesWriter((p) => (p as SourcePos).line - 1);
+  assert.ok(writer.ref(list), "packed as columns");
+  const back: IntervalEntry[] = [];
+  const making = unpackEntries(writer.lists[0]!, pos, back);
+  let pauses = 0;
+  while (!making.next().done) pauses++;
+  assert.equal(pauses, 1, "a pause after the first 65,536");
+  assert.deepEqual(back, list);
 });
 
 test("the worker's problems are the same lines, FILE:LINE:COL and path", async (t) => {
