@@ -159,9 +159,13 @@ export class PolicyLifecycle {
 
   /** Stops the trial's timer (the daemon stops; its file still holds the policy before it). */
   close(): void {
+    this.closed = true;
     if (this.trial) clearTimeout(this.trial.timer);
     this.trial = null;
   }
+
+  /** The daemon is stopping: a change still being applied is dropped (its datapath is gone). */
+  private closed = false;
 
   /** The log line of an applied policy. */
   describe(p: LoadedPolicy, generation: number, ms?: number): string {
@@ -454,6 +458,7 @@ export class PolicyLifecycle {
       return this.refuse(reason, errorLines(err, this.options.path));
     }
     let applied: { generation: number; ms: number };
+    const before = target.generation;
     try {
       const image = route ? route(next.image) : next.image;
       applied = await (this.options.bindings
@@ -461,6 +466,7 @@ export class PolicyLifecycle {
         : target.apply(image));
     } catch (err) {
       prepared.abandon();
+      if (this.closed) return { ok: false, generation: before, errors: [(err as Error).message] };
       throw err;
     }
     this.running = next;

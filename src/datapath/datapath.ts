@@ -630,7 +630,17 @@ export class Datapath {
     image: PolicyImage,
     bindings?: (classes: NameClasses) => NameBinding[],
   ): Promise<ApplyResult> {
-    return this.applied(image, await this.policy.applyInTurns(image, bindings, nextTurn));
+    // stop() may come during a turn: what was built is let go and nothing goes live
+    const between = async () => {
+      await nextTurn();
+      this.refuseStopped();
+    };
+    this.refuseStopped();
+    return this.applied(image, await this.policy.applyInTurns(image, bindings, between));
+  }
+
+  private refuseStopped(): void {
+    if (this.stopped) throw new Error("the datapath stopped: the policy was not applied");
   }
 
   /** What follows a policy going live: the pinned generation, the flood defences. */

@@ -11,14 +11,22 @@ export function drain<T>(work: Generator<void, T>): T {
   return step.value;
 }
 
-/** Runs `work` to its end, awaiting `between` at each pause. */
+/**
+ * Runs `work` to its end, awaiting `between` at each pause. When `between` throws, the error is
+ * thrown into `work` at its pause, so it lets go of what it made so far.
+ */
 export async function inTurns<T>(
   work: Generator<void, T>,
   between: () => Promise<void> = nextTurn,
 ): Promise<T> {
   let step = work.next();
   while (!step.done) {
-    await between();
+    try {
+      await between();
+    } catch (err) {
+      step = work.throw(err);
+      continue;
+    }
     step = work.next();
   }
   return step.value;

@@ -282,21 +282,13 @@ export class PolicyMaps {
       shared.rules = yield* rulesMap(image, make);
       return built;
     } catch (err) {
-      closeBuilt(built);
-      this.tables.abandon();
+      this.discard(built);
       throw err;
     }
   }
 
-  /** Puts the built tables in the idle slot and makes it live, atomically. */
-  private flip(
-    policy: PolicyImage,
-    built: Built,
-    bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
-  ): ApplyResult {
-    const { start, images, shared } = built;
-    const image = policy.packet;
-    const targets = policy.redirect?.targets ?? [];
+  /** The slot the next policy goes into, its generation, and the rule counters' rows. */
+  private nextSlot(stride: number) {
     this.stateCopy = null;
     const { raw, active, metas } = this.readState();
     this.stateCopy = null;
@@ -311,13 +303,38 @@ export class PolicyMaps {
       // slot: a map-in-map update returns only after an rcu grace period, when it is done
       this.outers.rule_stats.setInner(u32Key(idle), previous.ruleStats);
     }
-
-    const stride = image.rules.length;
     const cpus = native().numPossibleCpus();
     const rows = Math.max(
       1,
       Math.min(cpus, Math.floor(RULE_STATS_BUDGET / (stride * ruleStatsCodec.size))),
     );
+    return { raw, active, generation, idle, cpus, rows };
+  }
+
+  /** Lets go of tables built for a policy that does not go live. */
+  private discard(built: Built): void {
+    closeBuilt(built);
+    this.tables.abandon();
+  }
+
+  /** Puts the built tables in the idle slot and makes it live, atomically. */
+  private flip(
+    policy: PolicyImage,
+    built: Built,
+    bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
+  ): ApplyResult {
+    const { start, images, shared } = built;
+    const image = policy.packet;
+    const targets = policy.redirect?.targets ?? [];
+    let slot: ReturnType<PolicyMaps["nextSlot"]>;
+    try {
+      slot = this.nextSlot(image.rules.length);
+    } catch (err) {
+      this.discard(built);
+      throw err;
+    }
+    const { raw, active, generation, idle, cpus, rows } = slot;
+    const stride = image.rules.length;
     try {
       shared.limits = limitsMap(image, cpus, this.limitLease);
       shared.rule_stats = createMap(
@@ -451,8 +468,7 @@ export class PolicyMaps {
       this.lastFlip = performance.now();
       dropStale();
     } catch (err) {
-      closeBuilt(built);
-      this.tables.abandon();
+      this.discard(built);
       throw err;
     }
     this.tables.settle();

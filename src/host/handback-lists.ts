@@ -1,7 +1,9 @@
 // Long lists of objects in the accept worker's hand-back (a big policy's rules, in its model and in
 // its kernel images) cross in parts: the worker serializes each part, and the daemon's thread reads
 // one part a turn of its event loop. As one message, 100k rules took that thread 0.4-1.1 s to
-// receive in one go, while its API, its events and its timers waited.
+// receive in one go, while its API, its events and its timers waited. Identity holds within a part:
+// an object shared by items of different parts (a short list of a set that many rules name)
+// arrives as one copy per part.
 import { deserialize, serialize } from "node:v8";
 
 /** Items in a part; a list longer than this goes in parts. */
@@ -55,7 +57,9 @@ export class ListsWriter {
 
   /**
    * Replaces each noted list by its ref; the buffers to move. The walk notes a list inside another
-   * list's items after that list: taken last first, the inner one is a ref in the outer's parts.
+   * list's items after that list when the outer is reached once (the model's and the image's
+   * shapes): taken last first, the inner one is a ref in the outer's parts. Otherwise the outer's
+   * parts carry their own copy of it: the same items, bigger parts.
    */
   split(): ArrayBuffer[] {
     const refs = new Map<unknown[], ListRef>();

@@ -5,6 +5,7 @@
 // policy until the flip.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync, readlinkSync } from "node:fs";
 import { compile } from "../../src/policy/compile/compile.ts";
 import { parsePolicy } from "../../src/config/index.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
@@ -72,4 +73,47 @@ test("a swap in turns: the event loop runs between its tables, packets see the o
   assert.ok(seen.length >= 11, `${seen.length} turns while building`);
   for (const v of seen) assert.deepEqual(v, { ten: "drop", lan: "pass" });
   assert.deepEqual(verdicts(), { ten: "pass", lan: "drop" });
+});
+
+test("a datapath stopped while a swap is being built: the swap fails and lets go of its tables", async () => {
+  // the map descriptors this process holds (the other tests' lab holds its own throughout)
+  const maps = () =>
+    readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:bpf-map";
+      } catch {
+        return false;
+      }
+    }).length;
+  const image = compile(parsePolicy(B, "b.yaml"));
+  /** The descriptors a datapath leaves once stopped, with `during` run before it stops. */
+  const leftBy = async (during: (dp: KernelLab["dp"]) => Promise<void>): Promise<number> => {
+    const before = maps();
+    const own = new KernelLab();
+    try {
+      own.policy(A);
+      await during(own.dp);
+    } finally {
+      own.close();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    return maps() - before;
+  };
+  const plain = await leftBy(async () => {});
+  let outcome: Promise<string> = Promise.resolve("not started");
+  const stoppedMidway = await leftBy(async (dp) => {
+    outcome = dp.applyInTurns({ packet: image }).then(
+      () => "applied",
+      (err: Error) => err.message,
+    );
+    // a few tables in, the daemon stops
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.equal(await outcome, "the datapath stopped: the policy was not applied");
+  // what the swap had made is closed with the datapath, not left open beside it (a collected
+  // handle of an earlier test may close meanwhile: fewer is fine)
+  assert.ok(
+    stoppedMidway <= plain,
+    `map descriptors left open: ${stoppedMidway} with the swap stopped, ${plain} without`,
+  );
 });

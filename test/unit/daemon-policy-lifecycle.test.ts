@@ -272,3 +272,23 @@ test("a reloaded policy's lines are worked out on the worker once it is in place
     here.map((r) => `${r.pos.line}:${r.pos.col}`),
   );
 });
+
+test("a change still being applied when the daemon stops is dropped, not thrown", async (t) => {
+  const h = await harness(t);
+  t.after(() => stopAcceptWorker());
+  let fail: ((err: Error) => void) | undefined;
+  (h.target as unknown as { apply: (image: PolicyImage) => Promise<never> }).apply = () =>
+    new Promise((_resolve, reject) => (fail = reject));
+  writeFileSync(h.path, policy(["ssh", "web"]));
+  const reload = h.lifecycle.reload("SIGHUP");
+  for (let i = 0; i < 200 && !fail; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(fail, "the new policy is being applied");
+  h.lifecycle.close();
+  fail(new Error("the datapath stopped: the policy was not applied"));
+  const result = await reload;
+  assert.deepEqual(
+    { ok: result.ok, errors: result.errors },
+    { ok: false, errors: ["the datapath stopped: the policy was not applied"] },
+  );
+  assert.deepEqual(h.plumbed, ["ready ssh,web", "abandon ssh,web"]);
+});
