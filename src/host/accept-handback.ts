@@ -266,6 +266,15 @@ function internString(
 const noPause = (): Promise<void> => Promise.resolve();
 
 /**
+ * The table's way to work its offsets out from the text. Made here, not in unpackAcceptance: a
+ * closure keeps its whole scope alive, and the table lives as long as the policy, while the
+ * message's columns and parts in that scope are garbage once unpacked.
+ */
+function locatorOf(file: string, text: string): () => ReturnType<typeof positionsReader> {
+  return () => positionsReader(file, text);
+}
+
+/**
  * The acceptance with its positions back in place, and their table. `text` is the policy's text,
  * which a table whose offsets were not worked out yet (a file read the lean way) works them out
  * from when one is read, unless the sender's offsets come first (PositionTable.adoptOffsets).
@@ -284,9 +293,7 @@ export async function unpackAcceptance(
     new PositionTable(
       parts,
       undefined,
-      text === undefined
-        ? undefined
-        : { text, locator: () => positionsReader(file, text), sealed: true },
+      text === undefined ? undefined : { text, locator: locatorOf(file, text), sealed: true },
     );
   const posOf = (code: number): SourcePos =>
     code < 0 && others

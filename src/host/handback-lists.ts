@@ -110,7 +110,8 @@ export class ListsReader {
   async fill(each: (items: unknown[]) => void, between: () => Promise<void>): Promise<void> {
     for (let next = this.queue.shift(); next; next = this.queue.shift()) {
       const [{ parts }, list] = next;
-      for (const part of parts) {
+      // each part let go once read: the list's items are all that stays
+      for (let part = parts.shift(); part; part = parts.shift()) {
         const items = deserialize(new Uint8Array(part)) as unknown[];
         each(items);
         for (const item of items) list.push(item);

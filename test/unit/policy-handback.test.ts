@@ -5,6 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -185,6 +187,34 @@ test("a list of 100k entries is made back in steps, the same entries in the same
   while (!making.next().done) pauses++;
   assert.equal(pauses, 1, "a pause after the first 65,536");
   assert.deepEqual(back, list);
+});
+
+test("what crossed is let go once unpacked: the policy keeps its entries, not the message's columns", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const file = "/etc/moat/policy.yaml";
+  const entries: IntervalEntry[] = Array.from({ length: 2 * 1024 }, (_, i) => ({
+    kind: "interval",
+    text: `10.0.${i >> 8}.${i & 255}`,
+    negate: false,
+    pos: { file: "/etc/moat/list.txt", line: i + 1, col: 1, path: "sets.list" },
+    family: 4,
+    start: 0x0a000000n + BigInt(i),
+    end: 0x0a000000n + BigInt(i),
+  }));
+  const accepted = acceptPolicy(SETS, file);
+  assert.ok(accepted.policy);
+  accepted.policy.model.sets.get("corp")!.entries = entries;
+  let packed: ReturnType<typeof packAcceptance>["packed"] | undefined =
+    packAcceptance(accepted).packed;
+  assert.equal(packed.entries?.length, 1, "the entries went as columns");
+  const columns = new WeakRef(packed.entries![0]!.bounds);
+  const back = await unpackAcceptance(packed, SETS);
+  packed = undefined;
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(back.acceptance.policy?.model.sets.get("corp")?.entries.length, 2048);
+  assert.equal(columns.deref(), undefined, "the columns are garbage");
 });
 
 test("the worker's problems are the same lines, FILE:LINE:COL and path", async (t) => {
