@@ -16,6 +16,7 @@ import {
 import type { Acceptance } from "./accept-policy.ts";
 import {
   EntriesWriter,
+  entriesList,
   isEntriesRef,
   unpackEntries,
   type EntryColumns,
@@ -315,7 +316,7 @@ export async function unpackAcceptance(
       if (isEntriesRef(ref) && entries?.[ref.packedEntries]) {
         let list = lists.get(ref.packedEntries);
         if (!list) {
-          list = [];
+          list = entriesList(entries[ref.packedEntries]!);
           lists.set(ref.packedEntries, list);
           toFill.push([entries[ref.packedEntries]!, list]);
           made.add(list);

@@ -110,9 +110,14 @@ export function isEntriesRef(v: unknown): v is EntriesRef {
 /** Entries made between two pauses: a 1M-entry set file's list is made over ~16 turns. */
 const UNPACK_STEP = 65536;
 
+/** A list the size of `columns`' entries, for unpackEntries to fill (sized once: no spare room). */
+export function entriesList(columns: EntryColumns): IntervalEntry[] {
+  return new Array<IntervalEntry>(columns.negate.length);
+}
+
 /**
- * Puts the entries of one packed list into `into`, their positions made by `pos` from their codes,
- * pausing (yielding) after each UNPACK_STEP.
+ * Puts the entries of one packed list into `into` (from entriesList), their positions made by `pos`
+ * from their codes, pausing (yielding) after each UNPACK_STEP.
  */
 export function* unpackEntries(
   columns: EntryColumns,
@@ -125,7 +130,7 @@ export function* unpackEntries(
     if (i > 0 && i % UNPACK_STEP === 0) yield;
     const sh = bounds[4 * i]!;
     const eh = bounds[4 * i + 2]!;
-    into.push({
+    into[i] = {
       kind: "interval",
       text: texts[i]!,
       negate: negate[i] === 1,
@@ -133,6 +138,6 @@ export function* unpackEntries(
       family: family[i] === 6 ? 6 : 4,
       start: sh === 0n ? bounds[4 * i + 1]! : (sh << 64n) | bounds[4 * i + 1]!,
       end: eh === 0n ? bounds[4 * i + 3]! : (eh << 64n) | bounds[4 * i + 3]!,
-    });
+    };
   }
 }

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
-import { EntriesWriter, unpackEntries } from "../../src/host/handback-entries.ts";
+import { EntriesWriter, entriesList, unpackEntries } from "../../src/host/handback-entries.ts";
 import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
@@ -181,7 +181,7 @@ test("a list of 100k entries is made back in steps, the same entries in the same
   }));
   const writer = new EntriesWriter((p) => (p as SourcePos).line - 1);
   assert.ok(writer.ref(list), "packed as columns");
-  const back: IntervalEntry[] = [];
+  const back = entriesList(writer.lists[0]!);
   const making = unpackEntries(writer.lists[0]!, pos, back);
   let pauses = 0;
   while (!making.next().done) pauses++;
