@@ -513,7 +513,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     setSources.dynamic.close();
     setSources.feeds.close();
     crowdsec.close();
-    policy.close();
+    policy.stop();
     const fleetClosed = fleet.close();
     heartbeat.stop();
     limitSweep.stop();

@@ -135,6 +135,8 @@ export class PolicyLifecycle {
   private readonly reloadPace = { next: 0 };
   /** The policy applied on trial, until confirmed, reverted or replaced. */
   private trial: Trial | null = null;
+  /** stop() was called: the daemon is going. */
+  private stopping = false;
 
   constructor(options: PolicyLifecycleOptions) {
     this.options = options;
@@ -159,13 +161,15 @@ export class PolicyLifecycle {
 
   /** Stops the trial's timer (the daemon stops; its file still holds the policy before it). */
   close(): void {
-    this.closed = true;
     if (this.trial) clearTimeout(this.trial.timer);
     this.trial = null;
   }
 
-  /** The daemon is stopping: a change still being applied is dropped (its datapath is gone). */
-  private closed = false;
+  /** The daemon stops: the trial's timer too, and a change still being applied is dropped. */
+  stop(): void {
+    this.stopping = true;
+    this.close();
+  }
 
   /** The log line of an applied policy. */
   describe(p: LoadedPolicy, generation: number, ms?: number): string {
@@ -466,7 +470,8 @@ export class PolicyLifecycle {
         : target.apply(image));
     } catch (err) {
       prepared.abandon();
-      if (this.closed) return { ok: false, generation: before, errors: [(err as Error).message] };
+      // its datapath is gone: refused, not an error thrown into the stopping daemon
+      if (this.stopping) return { ok: false, generation: before, errors: [(err as Error).message] };
       throw err;
     }
     this.running = next;

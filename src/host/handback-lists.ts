@@ -97,7 +97,7 @@ export class ListsReader {
     let list = this.made.get(ref.packedList);
     const parts = this.lists[ref.packedList];
     if (list || !parts) return list;
-    list = [];
+    list = new Array<unknown>(parts.length); // sized once: filled a part at a time, it would grow
     this.made.set(ref.packedList, list);
     this.queue.push([parts, list]);
     return list;
@@ -110,11 +110,12 @@ export class ListsReader {
   async fill(each: (items: unknown[]) => void, between: () => Promise<void>): Promise<void> {
     for (let next = this.queue.shift(); next; next = this.queue.shift()) {
       const [{ parts }, list] = next;
+      let at = 0;
       // each part let go once read: the list's items are all that stays
       for (let part = parts.shift(); part; part = parts.shift()) {
         const items = deserialize(new Uint8Array(part)) as unknown[];
         each(items);
-        for (const item of items) list.push(item);
+        for (const item of items) list[at++] = item;
         await between();
       }
     }

@@ -283,7 +283,7 @@ test("a change still being applied when the daemon stops is dropped, not thrown"
   const reload = h.lifecycle.reload("SIGHUP");
   for (let i = 0; i < 200 && !fail; i++) await new Promise((r) => setTimeout(r, 25));
   assert.ok(fail, "the new policy is being applied");
-  h.lifecycle.close();
+  h.lifecycle.stop();
   fail(new Error("the datapath stopped: the policy was not applied"));
   const result = await reload;
   assert.deepEqual(
@@ -291,4 +291,16 @@ test("a change still being applied when the daemon stops is dropped, not thrown"
     { ok: false, errors: ["the datapath stopped: the policy was not applied"] },
   );
   assert.deepEqual(h.plumbed, ["ready ssh,web", "abandon ssh,web"]);
+});
+
+test("after a good reload, a policy the datapath fails to apply is an error, not a quiet refusal", async (t) => {
+  const h = await harness(t);
+  t.after(() => stopAcceptWorker());
+  writeFileSync(h.path, policy(["ssh", "web"]));
+  assert.equal((await h.lifecycle.reload("SIGHUP")).ok, true);
+  h.target.apply = () => {
+    throw new Error("map moat_remote4: cannot allocate memory");
+  };
+  writeFileSync(h.path, policy(["ssh", "web", "dns"]));
+  await assert.rejects(h.lifecycle.reload("SIGHUP"), /cannot allocate memory/);
 });
