@@ -82,6 +82,37 @@ export async function watchLongTasks(page: Page): Promise<void> {
   `);
 }
 
+/** One Server-Sent Event the page was given: its type and the length of its data. */
+export interface StreamMessage {
+  type: string;
+  chars: number;
+}
+
+/**
+ * Records every named event an EventSource hands the page (call before it loads): how much the
+ * daemon asks the page to parse and apply, which is the page's work and does not depend on how
+ * loaded the machine is.
+ */
+export async function watchStreams(page: Page): Promise<void> {
+  await page.addInitScript(`
+    globalThis.__streamMessages = [];
+    const add = EventSource.prototype.addEventListener;
+    EventSource.prototype.addEventListener = function (type, listener, options) {
+      const counted = (m) => {
+        if (typeof m.data === "string") globalThis.__streamMessages.push({ type, chars: m.data.length });
+        return typeof listener === "function" ? listener.call(this, m) : listener.handleEvent(m);
+      };
+      return add.call(this, type, counted, options);
+    };
+  `);
+}
+
+export function streamMessages(page: Page): Promise<StreamMessage[]> {
+  return page.evaluate(
+    () => (globalThis as unknown as { __streamMessages: StreamMessage[] }).__streamMessages,
+  );
+}
+
 export function longTasks(page: Page): Promise<number[]> {
   return page.evaluate(() => (globalThis as unknown as { __longTasks: number[] }).__longTasks);
 }
