@@ -63,7 +63,12 @@ export class FloodMaps {
     this.icmp = object.map("flood_icmp");
     this.on = object.map("flood_on");
     // a key of this daemon's own: cookies of another run never check
-    object.map("flood_secret").update(u32Key(0), randomBytes(16));
+    const secret = object.map("flood_secret");
+    try {
+      secret.update(u32Key(0), randomBytes(16));
+    } finally {
+      secret.close();
+    }
   }
 
   /** The defended ports of a policy going live (none: the defence is off). */
@@ -207,5 +212,6 @@ export class FloodMaps {
     this.udpPorts.close();
     this.udpState.close();
     this.icmp.close();
+    this.on.close();
   }
 }

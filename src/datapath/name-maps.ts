@@ -202,6 +202,7 @@ export class NameMaps {
 
   close(): void {
     for (const m of this.slots) m?.close();
+    this.outer.close();
     this.slots.fill(undefined);
   }
 }

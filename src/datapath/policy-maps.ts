@@ -567,6 +567,9 @@ export class PolicyMaps {
     this.idsConfig.close();
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
+    this.redirects.close();
+    this.state.close();
+    for (const outer of Object.values(this.outers)) outer.close();
   }
 }
 

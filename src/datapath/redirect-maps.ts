@@ -110,7 +110,12 @@ export class RedirectMaps {
     // a loopback target means this namespace's loopback: only its own clients are sent there
     const home = Buffer.alloc(8);
     home.writeBigUInt64LE(native().netnsCookie());
-    object.map("home_netns").update(Buffer.alloc(4), home);
+    const homeNetns = object.map("home_netns");
+    try {
+      homeNetns.update(Buffer.alloc(4), home);
+    } finally {
+      homeNetns.close();
+    }
   }
 
   /**
@@ -179,5 +184,9 @@ export class RedirectMaps {
       target: addressAt(raw, target + T.addr.offset, raw.readUInt16LE(target + T.port.offset)),
       owner: decodeOwner(raw.subarray(O.owner.offset, O.owner.offset + ownerCodec.size)),
     };
+  }
+
+  close(): void {
+    for (const m of [this.targets, this.exempt, this.originals, this.netnsTargets]) m.close();
   }
 }
