@@ -368,7 +368,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get generation() {
         return datapath.generation;
       },
-      apply: (image, bindings) => datapath.applyInTurns(image, bindings),
+      apply: (image, bindings, beforeFlip) => datapath.applyInTurns(image, bindings, beforeFlip),
     },
     plumbing,
     audit: (line) => audit.note(line),

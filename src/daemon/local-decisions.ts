@@ -27,7 +27,7 @@ export interface LocalDecisionsOptions {
   store: DecisionStore;
   /**
    * Installs the running policy again with the store's decisions (PolicyLifecycle);
-   * `beforeSwap` runs once it is compiled, just before it goes in.
+   * `beforeSwap` runs once its tables are built, just before they go in.
    */
   install: (why: string, beforeSwap?: () => void) => Promise<ReloadResult>;
   /**

@@ -50,6 +50,7 @@ export interface PolicyTarget {
   apply(
     image: PolicyImage,
     bindings?: BindingsFor,
+    beforeFlip?: () => void,
   ): { generation: number; ms: number } | Promise<{ generation: number; ms: number }>;
 }
 
@@ -420,7 +421,7 @@ export class PolicyLifecycle {
    * The local decisions changed (`why`, e.g. "decision d1 added by unix uid 0"): the running
    * text is compiled again with them and installed by the one install path; refused (with the
    * errors) when the policy with them cannot be compiled, and the running one stays.
-   * `beforeSwap` runs once the new policy is compiled, just before it goes in (the connections
+   * `beforeSwap` runs once the new policy's tables are built, just before they go in (the connections
    * an expired decision let through are cut while their resets still pass).
    */
   decisionsChanged(why: string, beforeSwap?: () => void): Promise<ReloadResult> {
@@ -432,8 +433,7 @@ export class PolicyLifecycle {
       } catch (err) {
         return this.refuse(why, errorLines(err, this.options.path));
       }
-      beforeSwap?.();
-      const result = await this.install(next, why);
+      const result = await this.install(next, why, beforeSwap);
       if (result.ok)
         recordChange(
           { note: this.options.audit },
@@ -452,8 +452,15 @@ export class PolicyLifecycle {
     return { ok: false, generation: target.generation, errors };
   }
 
-  /** The one path every policy change takes: ready the plumbing, swap atomically, commit. */
-  private async install(next: RunningPolicy, reason: string): Promise<ReloadResult> {
+  /**
+   * The one path every policy change takes: ready the plumbing, swap atomically, commit.
+   * `beforeSwap` runs once the new tables are built, just before they go live.
+   */
+  private async install(
+    next: RunningPolicy,
+    reason: string,
+    beforeSwap?: () => void,
+  ): Promise<ReloadResult> {
     const { target, plumbing, route, log } = this.options;
     let prepared: PreparedPlumbing;
     try {
@@ -465,9 +472,7 @@ export class PolicyLifecycle {
     const before = target.generation;
     try {
       const image = route ? route(next.image) : next.image;
-      applied = await (this.options.bindings
-        ? target.apply(image, this.options.bindings)
-        : target.apply(image));
+      applied = await target.apply(image, this.options.bindings, beforeSwap);
     } catch (err) {
       prepared.abandon();
       // its datapath is gone: refused, not an error thrown into the stopping daemon

@@ -624,11 +624,13 @@ export class Datapath {
   /**
    * apply() with a turn of the event loop after each table is built (a big policy's tables hold
    * the thread for hundreds of milliseconds); the flip, bindings in place, is still one step.
+   * `beforeFlip` runs once the tables are built, just before it, with the old policy still live.
    * One apply at a time: the daemon's reloads are serial.
    */
   async applyInTurns(
     image: PolicyImage,
     bindings?: (classes: NameClasses) => NameBinding[],
+    beforeFlip?: () => void,
   ): Promise<ApplyResult> {
     // stop() may come during a turn: what was built is let go and nothing goes live
     const between = async () => {
@@ -636,7 +638,10 @@ export class Datapath {
       this.refuseStopped();
     };
     this.refuseStopped();
-    return this.applied(image, await this.policy.applyInTurns(image, bindings, between));
+    return this.applied(
+      image,
+      await this.policy.applyInTurns(image, bindings, between, beforeFlip),
+    );
   }
 
   private refuseStopped(): void {

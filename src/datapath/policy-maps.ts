@@ -234,8 +234,9 @@ export class PolicyMaps {
     policy: PolicyImage,
     bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
     between: () => Promise<void>,
+    beforeFlip?: () => void,
   ): Promise<ApplyResult> {
-    return this.flip(policy, await inTurns(this.build(policy), between), bindings);
+    return this.flip(policy, await inTurns(this.build(policy), between), bindings, beforeFlip);
   }
 
   /**
@@ -258,10 +259,9 @@ export class PolicyMaps {
     try {
       images[0] = yield* tableMaps(image, "", make);
       if (policy.socket) {
-        images[1] = {
-          ...(yield* tableMaps(policy.socket.image, "s_", make)),
-          ...(yield* processMaps(policy.socket.process, make)),
-        };
+        // in place before the process maps are made: if they fail, discard() closes these too
+        const socket = (images[1] = yield* tableMaps(policy.socket.image, "s_", make));
+        Object.assign(socket, yield* processMaps(policy.socket.process, make));
       }
       const targets = policy.redirect?.targets ?? [];
       if (policy.redirect) {
@@ -322,12 +322,14 @@ export class PolicyMaps {
     policy: PolicyImage,
     built: Built,
     bindings: ((classes: NameClasses) => NameBinding[]) | undefined,
+    beforeFlip?: () => void,
   ): ApplyResult {
     const { start, images, shared } = built;
     const image = policy.packet;
     const targets = policy.redirect?.targets ?? [];
     let slot: ReturnType<PolicyMaps["nextSlot"]>;
     try {
+      beforeFlip?.();
       slot = this.nextSlot(image.rules.length);
     } catch (err) {
       this.discard(built);
@@ -568,6 +570,12 @@ export class PolicyMaps {
     for (const g of this.generations) g?.ruleStats.close();
     this.generations.fill(undefined);
     this.redirects.close();
+    // the generation stays readable (a reload that waited its turn while the daemon stopped)
+    try {
+      this.readState();
+    } catch {
+      // nothing to keep: the generation reads as the kernel's did
+    }
     this.state.close();
     for (const outer of Object.values(this.outers)) outer.close();
   }

@@ -63,7 +63,12 @@ test("a swap in turns: the event loop runs between its tables, packets see the o
     setImmediate(watch);
   };
   setImmediate(watch);
-  const applying = lab.dp.applyInTurns({ packet: image });
+  // what must happen just before the flip (cutting connections while the old policy still
+  // passes their resets) runs once the tables are built, with the old policy live
+  let before: { turns: number; verdicts: ReturnType<typeof verdicts> } | undefined;
+  const applying = lab.dp.applyInTurns({ packet: image }, undefined, () => {
+    before = { turns: seen.length, verdicts: verdicts() };
+  });
   const generation = lab.dp.generation;
   const { generation: next } = await applying;
   building = false;
@@ -72,6 +77,7 @@ test("a swap in turns: the event loop runs between its tables, packets see the o
   // a turn after each of its tables (11), none of them judged by the new policy
   assert.ok(seen.length >= 11, `${seen.length} turns while building`);
   for (const v of seen) assert.deepEqual(v, { ten: "drop", lan: "pass" });
+  assert.deepEqual(before, { turns: seen.length, verdicts: { ten: "drop", lan: "pass" } });
   assert.deepEqual(verdicts(), { ten: "pass", lan: "drop" });
 });
 
@@ -98,10 +104,18 @@ const leftBy = async (during: (dp: KernelLab["dp"]) => Promise<void>): Promise<n
   return maps() - before;
 };
 
-test("a stopped datapath leaves no map descriptor open", async () => {
+test("a stopped datapath leaves no map descriptor open, and still says its last generation", async () => {
   // a collected handle of an earlier test may close meanwhile: fewer is fine
-  const left = await leftBy(async () => {});
+  let last = -1;
+  let dp: KernelLab["dp"] | undefined;
+  const left = await leftBy(async (own) => {
+    dp = own;
+    // nothing reads the generation between this flip and the stop
+    last = (await own.applyInTurns({ packet: compile(parsePolicy(B, "b.yaml")) })).generation;
+  });
   assert.ok(left <= 0, `${left} map descriptors left open`);
+  // a reload that waited its turn while the daemon stopped reads it
+  assert.equal(dp?.generation, last);
 });
 
 test("a datapath stopped while a swap is being built: the swap fails and lets go of its tables", async () => {

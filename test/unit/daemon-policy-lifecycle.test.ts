@@ -304,3 +304,20 @@ test("after a good reload, a policy the datapath fails to apply is an error, not
   writeFileSync(h.path, policy(["ssh", "web", "dns"]));
   await assert.rejects(h.lifecycle.reload("SIGHUP"), /cannot allocate memory/);
 });
+
+test("a decision's connections are cut once the new policy is built, just before it goes in", async (t) => {
+  const h = await harness(t);
+  t.after(() => stopAcceptWorker());
+  const steps: string[] = [];
+  h.target.apply = async (_image: PolicyImage, _bindings?: unknown, beforeFlip?: () => void) => {
+    steps.push("build");
+    await new Promise((r) => setImmediate(r));
+    steps.push("built");
+    beforeFlip?.();
+    steps.push("flip");
+    return { generation: ++h.target.generation, ms: 0.5 };
+  };
+  const result = await h.lifecycle.decisionsChanged("decision d1 expired", () => steps.push("cut"));
+  assert.equal(result.ok, true);
+  assert.deepEqual(steps, ["build", "built", "cut", "flip"]);
+});
