@@ -26,6 +26,7 @@ import {
   isLongList,
   ListsReader,
   ListsWriter,
+  PartViews,
   type ListParts,
 } from "./handback-lists.ts";
 
@@ -309,6 +310,7 @@ export async function unpackAcceptance(
   const toFill: [EntryColumns, IntervalEntry[]][] = [];
   const made = new WeakSet<object>();
   const inParts = new ListsReader(packed.lists);
+  const views = new PartViews();
   const visitor: Visitor = {
     visit: (obj) => {
       if (typeof obj.pos === "number") obj.pos = posOf(obj.pos);
@@ -326,6 +328,7 @@ export async function unpackAcceptance(
       for (const key in obj) {
         const v = obj[key];
         if (typeof v === "string") internString(obj, key, strings);
+        else if (ArrayBuffer.isView(v)) views.note(obj, key, v);
         else if (isListRef(v)) {
           // filled below, its parts walked as they are read
           const list = inParts.list(v);
@@ -338,7 +341,11 @@ export async function unpackAcceptance(
     },
   };
   walk(acceptance.policy, visitor, made);
-  await inParts.fill((items) => walk(items, visitor, made), between);
+  await inParts.fill((items, part) => {
+    views.reading(part);
+    walk(items, visitor, made);
+    views.settle();
+  }, between);
   for (const [columns, list] of toFill) {
     const making = unpackEntries(columns, posOf, list);
     while (!making.next().done) await between();

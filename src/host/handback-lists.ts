@@ -105,19 +105,63 @@ export class ListsReader {
 
   /**
    * Reads the parts of the lists met so far, in order: `each` gets each part's items before they
-   * join their list (they may hold refs to more lists), then `between` is awaited.
+   * join their list (they may hold refs to more lists), and the part they were read from (a typed
+   * array in them is a view into it), then `between` is awaited.
    */
-  async fill(each: (items: unknown[]) => void, between: () => Promise<void>): Promise<void> {
+  async fill(
+    each: (items: unknown[], part: ArrayBuffer) => void,
+    between: () => Promise<void>,
+  ): Promise<void> {
     for (let next = this.queue.shift(); next; next = this.queue.shift()) {
       const [{ parts }, list] = next;
       let at = 0;
       // each part let go once read: the list's items are all that stays
       for (let part = parts.shift(); part; part = parts.shift()) {
         const items = deserialize(new Uint8Array(part)) as unknown[];
-        each(items);
+        each(items, part);
         for (const item of items) list[at++] = item;
         await between();
       }
     }
+  }
+}
+
+/**
+ * Typed arrays read from a part are views into it (node:v8): kept as they are, a list's addresses
+ * would keep every part whole. Noted as they are met, then moved into one buffer of their own.
+ */
+export class PartViews {
+  private readonly found: [Record<string, unknown>, string, ArrayBufferView][] = [];
+  private part: ArrayBuffer | null = null;
+
+  /** The part whose views are noted from now on. */
+  reading(part: ArrayBuffer): void {
+    this.part = part;
+  }
+
+  /** Notes `obj[key]` if it is a view into the part being read. */
+  note(obj: Record<string, unknown>, key: string, v: unknown): void {
+    if (this.part !== null && ArrayBuffer.isView(v) && v.buffer === this.part)
+      this.found.push([obj, key, v]);
+  }
+
+  /** Moves the views noted into one buffer (each at an 8-byte boundary) and forgets the part. */
+  settle(): void {
+    this.part = null;
+    if (this.found.length === 0) return;
+    const at = (n: number) => (n + 7) & ~7;
+    let size = 0;
+    for (const [, , v] of this.found) size = at(size) + v.byteLength;
+    const bytes = new Uint8Array(size);
+    let offset = 0;
+    for (const [obj, key, v] of this.found) {
+      offset = at(offset);
+      bytes.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), offset);
+      const View = v.constructor as new (b: ArrayBuffer, at: number, length: number) => unknown;
+      const per = "BYTES_PER_ELEMENT" in v ? (v.BYTES_PER_ELEMENT as number) : 1;
+      obj[key] = new View(bytes.buffer, offset, v.byteLength / per);
+      offset += v.byteLength;
+    }
+    this.found.length = 0;
   }
 }

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
+import type { Acceptance } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
 import { EntriesWriter, entriesList, unpackEntries } from "../../src/host/handback-entries.ts";
@@ -168,6 +169,34 @@ test("a big policy's rules cross in parts, the daemon's thread reading one a tur
   assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
 });
 
+test("addresses in a list that crossed in parts keep only their bytes, not the parts", async () => {
+  // a trie's entries: views into one buffer of addresses
+  const count = PART_ITEMS + 904;
+  const addresses = new Uint8Array(16 * count);
+  const remote6 = Array.from({ length: count }, (_, i) => {
+    addresses[16 * i] = 0x20;
+    addresses[16 * i + 15] = i & 255;
+    return { prefixlen: 128, addr: addresses.subarray(16 * i, 16 * i + 16), cls: i + 1 };
+  });
+  const policy = { model: { rules: [] }, image: { packet: { remote6 } } };
+  const { packed } = packAcceptance({
+    diagnostics: [],
+    policy: policy as unknown as NonNullable<Acceptance["policy"]>,
+  });
+  assert.equal(packed.lists?.[0]?.parts.length, 2, "in two parts");
+  const back = await unpackAcceptance(packed);
+  const entries = (back.acceptance.policy?.image.packet.remote6 ?? []) as typeof remote6;
+  assert.equal(entries.length, count);
+  assert.deepEqual(
+    entries.map((e) => [e.prefixlen, e.addr[0], e.addr[15], e.cls]),
+    remote6.map((e, i) => [128, 0x20, i & 255, i + 1]),
+  );
+  // the parts' other bytes (keys, numbers) are not kept alive by the addresses
+  const kept = new Set(entries.map((e) => e.addr.buffer));
+  const bytes = [...kept].reduce((n, b) => n + b.byteLength, 0);
+  assert.ok(bytes <= 16 * count, `${bytes} bytes kept for ${16 * count} bytes of addresses`);
+});
+
 test("a list of 100k entries is made back in steps, the same entries in the same order", () => {
   const pos = (i: number): SourcePos => ({ file: "f.txt", line: i + 1, col: 1, path: "sets.f" });
   const list: IntervalEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
@@ -189,9 +218,15 @@ test("a list of 100k entries is made back in steps, the same entries in the same
   assert.deepEqual(back, list);
 });
 
-test("what crossed is let go once unpacked: the policy keeps its entries, not the message's columns", async () => {
-  setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as () => void;
+/**
+ * An acceptance whose set's entries crossed as columns, unpacked, and a weak ref to those columns.
+ * Made in a function of its own: a suspended async function keeps its temporaries (the message,
+ * the columns) in its saved frame, and the test's frame must hold nothing of the message.
+ */
+async function unpackedSets(): Promise<{
+  back: Awaited<ReturnType<typeof unpackAcceptance>>;
+  columns: WeakRef<object>;
+}> {
   const file = "/etc/moat/policy.yaml";
   const entries: IntervalEntry[] = Array.from({ length: 2 * 1024 }, (_, i) => ({
     kind: "interval",
@@ -205,14 +240,18 @@ test("what crossed is let go once unpacked: the policy keeps its entries, not th
   const accepted = acceptPolicy(SETS, file);
   assert.ok(accepted.policy);
   accepted.policy.model.sets.get("corp")!.entries = entries;
-  let packed: ReturnType<typeof packAcceptance>["packed"] | undefined =
-    packAcceptance(accepted).packed;
+  const { packed } = packAcceptance(accepted);
   assert.equal(packed.entries?.length, 1, "the entries went as columns");
   const columns = new WeakRef(packed.entries![0]!.bounds);
-  const back = await unpackAcceptance(packed, SETS);
-  packed = undefined;
+  return { back: await unpackAcceptance(packed, SETS), columns };
+}
+
+test("what crossed is let go once unpacked: the policy keeps its entries, not the message's columns", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const { back, columns } = await unpackedSets();
   // a collection can leave what became garbage meanwhile to the next one
-  for (let i = 0; i < 5 && columns.deref(); i++) {
+  for (let i = 0; i < 10 && columns.deref(); i++) {
     await new Promise((resolve) => setImmediate(resolve));
     gc();
   }
