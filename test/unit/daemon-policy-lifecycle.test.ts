@@ -17,6 +17,7 @@ import {
   PolicyLifecycle,
   readPolicyFile,
   type PolicyPlumbing,
+  type PolicyTarget,
 } from "../../src/daemon/policy-lifecycle.ts";
 
 const policy = (rules: string[], mode = "prevent") => `version: 1
@@ -309,13 +310,14 @@ test("a decision's connections are cut once the new policy is built, just before
   const h = await harness(t);
   t.after(() => stopAcceptWorker());
   const steps: string[] = [];
-  h.target.apply = async (_image: PolicyImage, _bindings?: unknown, beforeFlip?: () => void) => {
+  const target = h.target as unknown as PolicyTarget & { generation: number };
+  target.apply = async (_image, _bindings, beforeFlip) => {
     steps.push("build");
     await new Promise((r) => setImmediate(r));
     steps.push("built");
     beforeFlip?.();
     steps.push("flip");
-    return { generation: ++h.target.generation, ms: 0.5 };
+    return { generation: ++target.generation, ms: 0.5 };
   };
   const result = await h.lifecycle.decisionsChanged("decision d1 expired", () => steps.push("cut"));
   assert.equal(result.ok, true);
