@@ -329,7 +329,6 @@ export class PolicyMaps {
     const targets = policy.redirect?.targets ?? [];
     let slot: ReturnType<PolicyMaps["nextSlot"]>;
     try {
-      beforeFlip?.();
       slot = this.nextSlot(image.rules.length);
     } catch (err) {
       this.discard(built);
@@ -462,6 +461,8 @@ export class PolicyMaps {
       const dropStale = this.redirects.setTargets(
         targets.flatMap((t) => (t.via ? [t, t.via] : [t])),
       );
+      // everything is in the idle slot: what must happen while the old policy is live, now
+      beforeFlip?.();
       this.stateCopy = null;
       this.state.update(zeroKey, next);
       next.writeUInt32LE(idle, 0);
