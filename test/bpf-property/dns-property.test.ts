@@ -161,75 +161,76 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cg.cgroup} }
     }),
   });
 
-  await fc.assert(
-    fc.asyncProperty(scenario, async ({ rules, egress, cases }) => {
-      // the cases' cgroups first: moat compiles the policy again for new cgroups, once for all
-      const identities = cases.map(() => {
-        const name = `case-${caseNo++}`;
-        mkdirSync(join(cg.dir, name));
-        return { cgroup: `${cg.cgroup}/${name}`, dir: join(cg.dir, name) };
-      });
-      const text = policyText(lab, cg.cgroup, rules, egress);
-      const model = parsePolicy(text, lab.policyPath);
-      await reloadPolicy(lab, text);
+  const property = fc.asyncProperty(scenario, async ({ rules, egress, cases }) => {
+    // the cases' cgroups first: moat compiles the policy again for new cgroups, once for all
+    const identities = cases.map(() => {
+      const name = `case-${caseNo++}`;
+      mkdirSync(join(cg.dir, name));
+      return { cgroup: `${cg.cgroup}/${name}`, dir: join(cg.dir, name) };
+    });
+    const text = policyText(lab, cg.cgroup, rules, egress);
+    const model = parsePolicy(text, lab.policyPath);
+    await reloadPolicy(lab, text);
 
-      for (const [n, steps] of cases.entries()) {
-        const { cgroup, dir } = identities[n] ?? { cgroup: "", dir: "" };
-        const where = { ns: lab.b, cgroupDir: dir };
-        const process = { name: "python3", path: "/usr/bin/python3.11", user: 0, cgroup };
-        const results: StepResult[] = pySteps(where, dns.resolv.stub, PORT, steps);
-        /** This identity's names of each address, from its own successful lookups. */
-        const bound = new Map<string, Set<string>>();
-        const verdict = (facts: ConnectionFacts) => {
-          const e = evaluate(model, facts);
-          assert.notEqual(e.verdict, "deferred", `${text}\n${JSON.stringify(facts)}: ${e.reason}`);
-          return e;
-        };
-        results.forEach((r, i) => {
-          const [kind, arg] = [r.step.slice(0, 1), r.step.slice(2)];
-          const context = `${text}\ncase ${steps.join(" ")}: step ${i} ${r.step}`;
-          if (kind === "L") {
-            tally.lookups++;
-            const name = zone.get(arg);
-            assert.ok(name);
-            const e = verdict({
-              direction: "egress",
-              protocol: "udp",
-              family: 4,
-              local: { ip: "127.0.0.1", port: 40000 },
-              remote: { ip: STUB, port: 53, names: [] },
-              process,
-              layer7: { dns: { name: arg } },
-            });
-            if (e.verdict === "blocked") tally.refused++;
-            assert.equal(r.ok, e.verdict !== "blocked", `${context}: query ${e.reason}`);
-            if (r.ok) {
-              assert.deepEqual(r.addrs, [name.ip], context);
-              const set = bound.get(name.ip) ?? new Set<string>();
-              for (const n of name.chain) set.add(n);
-              bound.set(name.ip, set);
-            }
-          } else {
-            tally.connects++;
-            const e = verdict({
-              direction: "egress",
-              protocol: "tcp",
-              family: 4,
-              local: { ip: lab.v4.b, port: 40000 },
-              remote: { ip: arg, port: PORT, names: [...(bound.get(arg) ?? [])].sort() },
-              process,
-            });
-            if (e.verdict === "blocked") tally.eperm++;
-            if (e.verdict !== "deferred" && /\(DNS\)/.test(e.reason)) tally.byNameRule++;
-            const expected = e.verdict === "blocked" ? "EPERM" : "connected";
-            assert.equal(r.result, expected, `${context}: ${e.verdict} by ${e.rule}: ${e.reason}`);
+    for (const [n, steps] of cases.entries()) {
+      const { cgroup, dir } = identities[n] ?? { cgroup: "", dir: "" };
+      const where = { ns: lab.b, cgroupDir: dir };
+      const process = { name: "python3", path: "/usr/bin/python3.11", user: 0, cgroup };
+      const results: StepResult[] = pySteps(where, dns.resolv.stub, PORT, steps);
+      /** This identity's names of each address, from its own successful lookups. */
+      const bound = new Map<string, Set<string>>();
+      const verdict = (facts: ConnectionFacts) => {
+        const e = evaluate(model, facts);
+        assert.notEqual(e.verdict, "deferred", `${text}\n${JSON.stringify(facts)}: ${e.reason}`);
+        return e;
+      };
+      results.forEach((r, i) => {
+        const [kind, arg] = [r.step.slice(0, 1), r.step.slice(2)];
+        const context = `${text}\ncase ${steps.join(" ")}: step ${i} ${r.step}`;
+        if (kind === "L") {
+          tally.lookups++;
+          const name = zone.get(arg);
+          assert.ok(name);
+          const e = verdict({
+            direction: "egress",
+            protocol: "udp",
+            family: 4,
+            local: { ip: "127.0.0.1", port: 40000 },
+            remote: { ip: STUB, port: 53, names: [] },
+            process,
+            layer7: { dns: { name: arg } },
+          });
+          if (e.verdict === "blocked") tally.refused++;
+          assert.equal(r.ok, e.verdict !== "blocked", `${context}: query ${e.reason}`);
+          if (r.ok) {
+            assert.deepEqual(r.addrs, [name.ip], context);
+            const set = bound.get(name.ip) ?? new Set<string>();
+            for (const n of name.chain) set.add(n);
+            bound.set(name.ip, set);
           }
-        });
-        tally.cases++;
-      }
-    }),
-    { numRuns: POLICIES, endOnFailure: true },
-  );
+        } else {
+          tally.connects++;
+          const e = verdict({
+            direction: "egress",
+            protocol: "tcp",
+            family: 4,
+            local: { ip: lab.v4.b, port: 40000 },
+            remote: { ip: arg, port: PORT, names: [...(bound.get(arg) ?? [])].sort() },
+            process,
+          });
+          if (e.verdict === "blocked") tally.eperm++;
+          if (e.verdict !== "deferred" && /\(DNS\)/.test(e.reason)) tally.byNameRule++;
+          const expected = e.verdict === "blocked" ? "EPERM" : "connected";
+          assert.equal(r.result, expected, `${context}: ${e.verdict} by ${e.rule}: ${e.reason}`);
+        }
+      });
+      tally.cases++;
+    }
+  });
+  // random policies can leave names few connections to decide (one run in a hundred or so: 1 of
+  // 177): another batch of policies then, so the floors below hold on what was checked
+  for (let batch = 0; batch < 3 && (batch === 0 || tally.byNameRule < 5); batch++)
+    await fc.assert(property, { numRuns: POLICIES, endOnFailure: true });
   console.log(`dns property: ${JSON.stringify(tally)}`);
   // not vacuous: names decided a share of the connections, both ways
   // (5-20% of the connections in practice: most random policies decide by an earlier rule)
