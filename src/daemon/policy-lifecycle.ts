@@ -44,7 +44,8 @@ export type ReloadResult = ApplyOutcome;
 export interface PolicyTarget {
   readonly generation: number;
   /**
-   * Swaps `image` in; its slot's name bindings are filled by `bindings` before the flip. The daemon's
+   * Swaps `image` in; its slot's name bindings are filled by `bindings` before the flip, and
+   * `beforeFlip` runs once the tables are built, with the old policy still live. The daemon's
    * Datapath builds the tables over turns of the event loop (applyInTurns); one install at a time.
    */
   apply(
@@ -421,8 +422,8 @@ export class PolicyLifecycle {
    * The local decisions changed (`why`, e.g. "decision d1 added by unix uid 0"): the running
    * text is compiled again with them and installed by the one install path; refused (with the
    * errors) when the policy with them cannot be compiled, and the running one stays.
-   * `beforeSwap` runs once the new policy's tables are built, just before they go in (the connections
-   * an expired decision let through are cut while their resets still pass).
+   * `beforeSwap` runs once the new policy's tables are built, just before they go in (the
+   * connections an expired decision let through are cut while their resets still pass).
    */
   decisionsChanged(why: string, beforeSwap?: () => void): Promise<ReloadResult> {
     return this.serial(async () => {

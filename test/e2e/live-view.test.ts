@@ -2,8 +2,9 @@
 // events/s are offered, the page is given one message per interval at most, each bounded by the
 // flow table's size, and its heap and DOM stay bounded, because the daemon aggregates and sends
 // small deltas; long tasks and frames whose scripts ran over 50 ms are reported as a diagnostic
-// (on a shared machine they also count other processes' load). It shows the flows, rule hits and the map; axe-core finds nothing
-// serious; at 360 px nothing scrolls sideways. Screenshots go to build/screenshots/.
+// (on a shared machine they also count other processes' load). It shows the flows, rule hits and
+// the map; axe-core finds nothing serious; at 360 px nothing scrolls sideways. Screenshots go to
+// build/screenshots/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
