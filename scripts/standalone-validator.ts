@@ -5,7 +5,7 @@ import type { Plugin } from "esbuild";
 import { join } from "node:path";
 // a CommonJS module: Node's default import is module.exports, whose .default is the function
 import standaloneModule from "ajv/dist/standalone/index.js";
-import { policyAjv } from "../src/config/policy-validator.ts";
+import { policyAjv, splitSchema } from "../src/config/policy-validator.ts";
 import { PolicySchema } from "../src/config/schema.ts";
 
 type Standalone = (ajv: unknown, validate: unknown) => string;
@@ -18,7 +18,7 @@ export function standaloneValidator(srcDir: string): Plugin {
     setup(b) {
       b.onLoad({ filter: /[\\/]src[\\/]config[\\/]policy-validator\.ts$/ }, () => {
         const ajv = policyAjv({ code: { source: true, esm: true } });
-        const code = standalone(ajv, ajv.compile(PolicySchema));
+        const code = standalone(ajv, ajv.compile(splitSchema(PolicySchema)));
         return {
           contents: `${code}\nexport { validate as validatePolicy };\n`,
           loader: "js",

@@ -4,7 +4,7 @@
 import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseDuration } from "./duration.ts";
-import { ANOMALY_DETECTORS, type AnomalyDetectorName } from "./schema-anomaly.ts";
+import { ANOMALY_DETECTORS, type AnomalyDetectorName } from "./anomaly-detectors.ts";
 
 export { ANOMALY_DETECTORS, type AnomalyDetectorName };
 

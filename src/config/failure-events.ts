@@ -1,15 +1,8 @@
 // `failure.events_lost` (docs/policy.md, "failure"): what moat does when the kernel loses events
 // (its ring buffer was full). They are always counted and logged (`report`, the default);
 // `notify` also sends a notice with the count through every sink, at most one per loss report.
-import { StringEnum } from "./schema-helpers.ts";
-
 export const EVENTS_LOST_CHOICES = ["report", "notify"] as const;
 export type EventsLostChoice = (typeof EVENTS_LOST_CHOICES)[number];
-
-export const FailureEventsLostSchema = StringEnum(
-  EVENTS_LOST_CHOICES,
-  "events lost in the kernel: report (default: counted and logged), or notify (also a notice through every sink)",
-);
 
 /** The policy's choice, with its default. */
 export function eventsLostChoice(doc: {

@@ -7,7 +7,7 @@ import { parseSignature } from "./ids-signature.ts";
 import { plainPos } from "./positions.ts";
 import type { IdsRule, PolicyModel } from "./model.ts";
 import type { PolicyDocument } from "./schema.ts";
-import { IDS_DEFAULT_BYTES } from "./schema-ids.ts";
+import { IDS_DEFAULT_BYTES } from "./ids-bytes.ts";
 
 /** A signature's text and where its first character is. */
 interface Located {

@@ -7,10 +7,51 @@ import { PolicySchema } from "./schema.ts";
 
 /** The Ajv the validator is compiled with (build-cli.ts adds the standalone-code option). */
 export function policyAjv(extra: Options = {}): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, ...extra });
+  // inlineRefs off: each of splitSchema's $defs is a function of its own
+  const ajv = new Ajv({
+    allErrors: true,
+    verbose: true,
+    strict: true,
+    inlineRefs: false,
+    ...extra,
+  });
   // an annotation: the message the loader shows when a value fails this schema
   ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
   return ajv;
 }
 
-export const validatePolicy: ValidateFunction = policyAjv().compile(PolicySchema);
+/** A sub-schema this large (as JSON) becomes a function of its own. */
+const SPLIT_BYTES = 400;
+
+type SchemaNode = Record<string, unknown>;
+const isNode = (v: unknown): v is SchemaNode => typeof v === "object" && v !== null;
+
+/**
+ * The schema the validator is compiled from: the policy schema with each large section
+ * (a property's or a list item's schema, outside unions) moved to `$defs` and referenced. Ajv
+ * makes each one a function of its own, which V8 compiles the first time a policy has that
+ * section: one function for the whole schema is ~0.5 MB of code that every `moat check` compiled
+ * in full. It accepts and refuses what the schema does, with the same errors; unions stay whole,
+ * as the error messages read a union's branches by their schema paths.
+ */
+export function splitSchema(schema: object): SchemaNode {
+  const root = JSON.parse(JSON.stringify(schema)) as SchemaNode;
+  const defs: SchemaNode = {};
+  const split = (node: SchemaNode, name: string): void => {
+    const properties = node.properties;
+    if (isNode(properties))
+      for (const [key, child] of Object.entries(properties))
+        if (isNode(child)) properties[key] = hoist(child, `${name}.${key}`);
+    if (isNode(node.items)) node.items = hoist(node.items, `${name}.items`);
+  };
+  const hoist = (node: SchemaNode, name: string): SchemaNode => {
+    split(node, name);
+    if (JSON.stringify(node).length < SPLIT_BYTES) return node;
+    defs[name] = node;
+    return { $ref: `#/$defs/${name}` };
+  };
+  split(root, "policy");
+  return { ...root, $defs: defs };
+}
+
+export const validatePolicy: ValidateFunction = policyAjv().compile(splitSchema(PolicySchema));

@@ -1,9 +1,7 @@
 // The schema of the policy's `anomaly` section (its meaning: anomaly-settings.ts).
 import { Type } from "@sinclair/typebox";
+import { ANOMALY_DETECTORS } from "./anomaly-detectors.ts";
 import { List, Section, StringEnum } from "./schema-helpers.ts";
-
-export const ANOMALY_DETECTORS = ["new_destination", "volume", "beacon", "dns"] as const;
-export type AnomalyDetectorName = (typeof ANOMALY_DETECTORS)[number];
 
 const Duration = (description: string) =>
   Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1 })], {

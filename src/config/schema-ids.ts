@@ -1,10 +1,7 @@
 // The schema of `ids` (docs/policy.md, "ids"): signatures matched on the first bytes of flows.
 import { Type } from "@sinclair/typebox";
+import { IDS_DEFAULT_BYTES, IDS_MAX_BYTES } from "./ids-bytes.ts";
 import { Section, StringEnum } from "./schema-helpers.ts";
-
-/** The most bytes of each direction of a flow the kernel copies (MOAT_IDS_MAX_BYTES). */
-export const IDS_MAX_BYTES = 1024;
-export const IDS_DEFAULT_BYTES = 512;
 
 const Signature = Type.String({
   minLength: 1,

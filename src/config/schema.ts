@@ -6,8 +6,8 @@ import { ACTIONS, MODES, MatchSchema, RuleSchema } from "./schema-rule.ts";
 import { ScrubSchema } from "./schema-rate-limit.ts";
 import { FloodSchema } from "./schema-flood.ts";
 import { IdsSchema } from "./schema-ids.ts";
-import { FailureDaemonSchema } from "./failure-daemon.ts";
-import { FailureEventsLostSchema } from "./failure-events.ts";
+import { DAEMON_FAILURES } from "./failure-daemon.ts";
+import { EVENTS_LOST_CHOICES } from "./failure-events.ts";
 import { AnomalySchema } from "./schema-anomaly.ts";
 
 export const EVENT_TYPES = [
@@ -165,14 +165,24 @@ const RedirectSchema = Section({
 
 const FailureSchema = Section(
   {
-    daemon: Type.Optional(FailureDaemonSchema),
+    daemon: Type.Optional(
+      StringEnum(
+        DAEMON_FAILURES,
+        "when the daemon dies: enforce the last policy (default), or allow everything",
+      ),
+    ),
     helper: Type.Optional(
       StringEnum(
         FAILURE_ACTIONS,
         "a redirect's target (moat's relay, a local proxy) does not listen: block (default) the connection, or allow it to its original destination",
       ),
     ),
-    events_lost: Type.Optional(FailureEventsLostSchema),
+    events_lost: Type.Optional(
+      StringEnum(
+        EVENTS_LOST_CHOICES,
+        "events lost in the kernel: report (default: counted and logged), or notify (also a notice through every sink)",
+      ),
+    ),
   },
   { description: "what moat does when something it relies on fails" },
 );

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync, utimesSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { NODE, ROOT } from "../helpers/paths.ts";
 
@@ -48,6 +48,15 @@ test("a command that talks to the daemon is small: no policy loader, no OpenTele
   for (const name of ["status", "events", "top", "mode", "policy", "console"]) {
     const size = statSync(join(ROOT, "build/cli/commands", `${name}.mjs`)).size;
     assert.ok(size < 64 * 1024, `${name}.mjs is ${size} bytes`);
+  }
+});
+
+test("the policy commands carry the schema's validator, not the library that builds the schema", () => {
+  assert.equal(built.status, 0, built.stderr);
+  for (const name of ["check", "explain"]) {
+    const code = readFileSync(join(ROOT, "build/cli/commands", `${name}.mjs`), "utf8");
+    assert.match(code, /function validate\d+\(/, `${name}.mjs has the generated validator`);
+    assert.doesNotMatch(code, /node_modules\/@sinclair\/typebox/, `${name}.mjs carries TypeBox`);
   }
 });
 

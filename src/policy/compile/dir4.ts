@@ -41,18 +41,35 @@ const runEnd = (runs: Runs, k: number): number =>
 
 /**
  * Calls visit(top, k, n) for each /16: its pieces are runs k..k+n-1, the first one clipped to the
- * /16's start (no arrays per /16: a compile walks 65,536 of them for each directory).
+ * /16's start (no arrays per /16: a compile walks 65,536 of them for each directory). A stretch of
+ * /16s that one run k covers whole goes to whole(from, to, k) at once instead, for the /16s
+ * from..to-1: most of the address space is such stretches, and a `moat check` runs this code
+ * before it is optimised.
  */
-function walk(runs: Runs, visit: (top: number, k: number, n: number) => void): void {
+function walk(
+  runs: Runs,
+  visit: (top: number, k: number, n: number) => void,
+  whole: (from: number, to: number, k: number) => void,
+): void {
   const { starts } = runs;
   let k = 0;
-  for (let top = 0; top < DIR4_TOP; top++) {
+  let top = 0;
+  while (top < DIR4_TOP) {
     const lo = top * 65536;
     const hi = lo + 65536;
     while (runEnd(runs, k) <= lo) k++;
+    // run k starts at or before lo: the run before it ends there
+    const end = runEnd(runs, k);
+    if (end >= hi) {
+      const to = Math.min(DIR4_TOP, Math.floor(end / 65536));
+      whole(top, to, k);
+      top = to;
+      continue;
+    }
     let j = k + 1;
     while (j < starts.length && starts[j]! < hi) j++;
     visit(top, k, j - k);
+    top++;
   }
 }
 
@@ -158,18 +175,29 @@ function layout(runs: Runs, words: Uint32Array | null, mode: Dir4Layout): number
       else put(entry++, segment(r, c, lo + b * 256, lo), c);
     }
   };
-  walk(runs, (top, k, n) => {
-    const lo = top * 65536;
-    if (wide) block24(top, k, n, 8 * (1 + top));
-    else if (n === 1) put(top, classes[k]!, DIR4_UNIFORM);
-    else if (n <= DIR4_SEGMENT_MAX || mode === "segments") put(top, segment(k, n, lo, lo), n);
-    else {
-      const block = (next + 7) & ~7;
-      next = block + DIR4_BLOCK_HEAD;
-      put(top, block, DIR4_BITMAP);
-      block24(top, k, n, block);
-    }
-  });
+  // a /16 of one class: its entry, or in "wide" its block's common class
+  const whole = (from: number, to: number, k: number): void => {
+    if (!words) return;
+    const c = classes[k]!;
+    if (wide) for (let t = from; t < to; t++) put(8 * (1 + t) + 4, c, 0);
+    else for (let t = from; t < to; t++) put(t, c, DIR4_UNIFORM);
+  };
+  walk(
+    runs,
+    (top, k, n) => {
+      const lo = top * 65536;
+      if (wide) block24(top, k, n, 8 * (1 + top));
+      else if (n === 1) put(top, classes[k]!, DIR4_UNIFORM);
+      else if (n <= DIR4_SEGMENT_MAX || mode === "segments") put(top, segment(k, n, lo, lo), n);
+      else {
+        const block = (next + 7) & ~7;
+        next = block + DIR4_BLOCK_HEAD;
+        put(top, block, DIR4_BITMAP);
+        block24(top, k, n, block);
+      }
+    },
+    whole,
+  );
   return next;
 }
 
@@ -186,9 +214,13 @@ export function countDir4(runs: Runs, mode: Dir4Layout = "blocks"): number {
  */
 export function bestDir4(runs: Runs): { mode: Dir4Layout; count: number } {
   let dense = 0;
-  walk(runs, (_top, _k, n) => {
-    if (n > DIR4_SEGMENT_MAX) dense++;
-  });
+  walk(
+    runs,
+    (_top, _k, n) => {
+      if (n > DIR4_SEGMENT_MAX) dense++;
+    },
+    () => {},
+  );
   const mode = dense >= (3 * DIR4_TOP) / 4 ? "wide" : "blocks";
   return { mode, count: countDir4(runs, mode) };
 }
