@@ -465,7 +465,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // that come and go: when what they resolve to changes, the policy is compiled again (one
   // compile at a time: a burst of changes during one leads to one more, not one each)
   const recompile = coalesced(async () => {
-    if (universe.changed(policy.active.model)) await policy.recompile("processes changed");
+    // a recompile that fails is logged; the running policy stays
+    if (universe.changed(policy.active.model))
+      await policy.recompile("processes changed").catch(() => {});
   });
   const host = watchHost(
     () => {

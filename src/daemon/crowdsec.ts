@@ -103,6 +103,8 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
         throw new Error(`HTTP ${res.status}`);
       }
       const { adds, dels, skipped } = decisionChanges(await res.json(), now());
+      // stopped meanwhile (the set left the policy, or its bouncer changed): not this poll's set
+      if (p.stopped) return;
       const replace = p.startup;
       const r = await sets.bulk(
         name,

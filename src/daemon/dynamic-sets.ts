@@ -47,6 +47,10 @@ export interface DynamicSets {
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest timeout an entry takes: a date can hold it, and it reads back as written. */
+const MAX_TIMEOUT_SECONDS = 100 * 365.25 * 86_400;
+/** After an expiry whose file could not be written: the wait before it is tried again. */
+const RETRY_MS = 60_000;
 
 export function dynamicSets(options: DynamicSetOptions): DynamicSets {
   const { dir, model, log } = options;
@@ -99,7 +103,22 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
   }
 
   async function expire(): Promise<void> {
-    if (prune()) {
+    let pruned: boolean;
+    try {
+      pruned = prune();
+    } catch (err) {
+      // the state folder cannot be written (full, read-only): the loader leaves expired entries
+      // out all the same; the file is tried again later, not in a loop
+      log(
+        `dynamic sets: expired entries could not be removed (${(err as Error).message}); trying again in ${RETRY_MS / 1000} s`,
+      );
+      clearTimeout(timer);
+      if (closed) return;
+      timer = setTimeout(() => void expire(), RETRY_MS);
+      timer.unref();
+      return;
+    }
+    if (pruned) {
       await options.refresh("dynamic set entries expired").catch((err: unknown) => {
         log(`dynamic sets: expired entries not applied: ${(err as Error).message}`);
       });
@@ -161,6 +180,12 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
         entries.splice(at, 1);
       } else {
         const seconds = change.timeoutSeconds ?? set.origin.timeoutSeconds;
+        if (seconds !== undefined && seconds > MAX_TIMEOUT_SECONDS)
+          return refusal(
+            400,
+            "EBADTIMEOUT",
+            `a timeout of ${seconds} s is over the longest, 100 years (${MAX_TIMEOUT_SECONDS} s); leave it out for an entry that does not expire`,
+          );
         const expires = seconds === undefined ? null : now() + seconds * 1000;
         if (at >= 0) entries[at] = { entry: text, expires };
         else if (entries.length >= (set.origin.maxEntries ?? Infinity))
@@ -173,8 +198,18 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       }
       write(change.set, entries);
       options.audit(`set ${change.set}: ${change.op} ${text} by ${who}`);
-      await options.refresh(`set ${change.set} changed`);
-      schedule();
+      try {
+        await options.refresh(`set ${change.set} changed`);
+      } catch (err) {
+        // the file keeps the change: the next policy that compiles (a fixed set file) takes it
+        return refusal(
+          500,
+          "ENOTAPPLIED",
+          `set '${change.set}': the change is stored but not in force: ${(err as Error).message}`,
+        );
+      } finally {
+        schedule();
+      }
       return { ok: true, generation: options.generation(), entries: entries.length };
     },
 
@@ -193,8 +228,11 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       const changed = replace || adds.length > 0 || dels.length > 0;
       if (!changed) return { entries: entries.length, dropped };
       write(name, entries);
-      await options.refresh(reason);
-      schedule();
+      try {
+        await options.refresh(reason);
+      } finally {
+        schedule();
+      }
       return { entries: entries.length, dropped };
     },
 

@@ -82,6 +82,8 @@ export function startFeeds(options: FeedOptions): Feeds {
         throw new Error(`HTTP ${res.status}`);
       }
       const body = await readLimited(res, feed.maxBytes);
+      // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
+      if (closed || running.get(name) !== feed) return;
       const next: Meta = { url: feed.url, lastChange: new Date().toISOString() };
       const etag = res.headers.get("etag");
       const lastModified = res.headers.get("last-modified");
@@ -91,11 +93,19 @@ export function startFeeds(options: FeedOptions): Feeds {
       writeAtomic(metaFile(name), JSON.stringify(next));
       feed.status.lastResult = "200";
       feed.status.lastChange = next.lastChange;
-      await options.refresh(`feed ${name} updated`);
     } catch (err) {
       const why = (err as Error).message;
       feed.status.lastResult = `failed: ${why}`;
       log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
+      return;
+    }
+    try {
+      await options.refresh(`feed ${name} updated`);
+    } catch (err) {
+      // stored all the same: the next policy that compiles (a fixed set file) takes it
+      const why = (err as Error).message;
+      feed.status.lastResult = `200, not in force: ${why}`;
+      log(`feed ${name}: the new list is stored but not in force: ${why}`);
     }
   }
 

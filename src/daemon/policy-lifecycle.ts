@@ -232,18 +232,25 @@ export class PolicyLifecycle {
     return result;
   }
 
-  /** Compiles the running text again (what its process rules name changed on the host). */
+  /**
+   * Compiles the running text again (what its process rules name changed on the host, or what
+   * its sets hold). Rejects when that could not be applied: the running policy stays, and a
+   * caller that asked for it (a set change) must not say its change is in force.
+   */
   recompile(reason: string): Promise<void> {
     return this.serial(async () => {
       const { text, hash } = this.running;
+      let why: string;
       try {
         const next = { ...(await this.compile(text)), text, hash };
-        await this.install(next, reason);
+        const result = await this.install(next, reason);
+        if (result.ok) return;
+        why = result.errors.join("; "); // install logged the refusal
       } catch (err) {
-        this.options.log(
-          `${reason}, the policy could not be compiled again: ${(err as Error).message}`,
-        );
+        why = (err as Error).message;
+        this.options.log(`${reason}, the policy could not be compiled again: ${why}`);
       }
+      throw new Error(`the policy could not be compiled again: ${why}`);
     });
   }
 

@@ -39,10 +39,19 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
         `quarantine of ${ip} (rule ${rule.name})`,
       )
       .then(
-        () =>
+        ({ dropped }) => {
+          const why = `(rule ${rule.name}, remote ${event.remote.ip})`;
+          if (dropped === 0) {
+            options.log(
+              `quarantine: ${ip} in set ${q.set} until ${new Date(expires).toISOString()} ${why}`,
+            );
+            return;
+          }
+          written.delete(key); // not held: the next match tries again
           options.log(
-            `quarantine: ${ip} in set ${q.set} until ${new Date(expires).toISOString()} (rule ${rule.name}, remote ${event.remote.ip})`,
-          ),
+            `quarantine: ${ip} not put in set ${q.set}: the set is full (max_entries) ${why}`,
+          );
+        },
         (err: unknown) =>
           options.log(`quarantine: ${ip} not put in set ${q.set}: ${(err as Error).message}`),
       );

@@ -157,7 +157,7 @@ test("a mode decision compiles the running text in that mode; the file is untouc
   assert.equal(h.lifecycle.active.model.mode, "prevent");
 });
 
-test("a recompile applies the same text again; one that fails is logged and changes nothing", async (t) => {
+test("a recompile applies the same text again; one that fails is logged, changes nothing and says so", async (t) => {
   const h = await harness(t);
   await h.lifecycle.recompile("processes changed");
   assert.equal(h.applied.length, 1);
@@ -165,7 +165,10 @@ test("a recompile applies the same text again; one that fails is logged and chan
   h.target.apply = () => {
     throw new Error("map create failed");
   };
-  await h.lifecycle.recompile("processes changed");
+  // a set change that asked for it must not be told it is in force
+  await assert.rejects(h.lifecycle.recompile("processes changed"), {
+    message: "the policy could not be compiled again: map create failed",
+  });
   assert.match(
     h.lines.at(-1) ?? "",
     /processes changed, the policy could not be compiled again: map create failed/,

@@ -3,7 +3,7 @@
 // daemon finds them, and removed by themselves at their expiry (one re-apply).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
@@ -111,4 +111,76 @@ test("dynamic sets: add, del, refusals, kept across instances, expiry", async (t
   );
   const gone = await sets.change({ op: "del", set: "banned", entry: "203.0.113.9" }, "root");
   assert.equal(gone.ok ? "" : gone.code, "ENOENTRY");
+});
+
+test("a change the policy cannot take is refused as not in force, and kept for the next policy", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const sets = dynamicSets({
+    dir,
+    model: () => model,
+    refresh: () =>
+      Promise.reject(new Error("the policy could not be compiled again: ioc.txt:2:1: bad entry")),
+    generation: () => 7,
+    audit: () => {},
+    log: () => {},
+  });
+  t.after(() => sets.close());
+  assert.deepEqual(await sets.change({ op: "add", set: "banned", entry: "203.0.113.9" }, "root"), {
+    ok: false,
+    status: 500,
+    code: "ENOTAPPLIED",
+    message:
+      "set 'banned': the change is stored but not in force: the policy could not be compiled again: ioc.txt:2:1: bad entry",
+  });
+  assert.equal(readFileSync(join(dir, "banned.dynamic"), "utf8"), "203.0.113.9\n");
+});
+
+test("a timeout no date can hold is refused", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const sets = dynamicSets({
+    dir,
+    model: () => model,
+    refresh: () => Promise.resolve(),
+    generation: () => 7,
+    audit: () => {},
+    log: () => {},
+  });
+  t.after(() => sets.close());
+  const r = await sets.change(
+    { op: "add", set: "banned", entry: "203.0.113.9", timeoutSeconds: 10_000_000_000_000 },
+    "root",
+  );
+  assert.equal(
+    r.ok ? "ok" : `${r.code}: ${r.message}`,
+    "EBADTIMEOUT: a timeout of 10000000000000 s is over the longest, 100 years (3155760000 s); leave it out for an entry that does not expire",
+  );
+  assert.deepEqual(sets.list()[0]?.entries, []);
+});
+
+test("an expiry whose file cannot be written is logged and tried again, the daemon goes on", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const logs: string[] = [];
+  const sets = dynamicSets({
+    dir,
+    model: () => model,
+    refresh: () => Promise.resolve(),
+    generation: () => 7,
+    audit: () => {},
+    log: (line) => logs.push(line),
+  });
+  t.after(() => sets.close());
+  await sets.change({ op: "add", set: "banned", entry: "203.0.113.9", timeoutSeconds: 1 }, "root");
+  // the file's next version cannot be written: its temporary name is a directory
+  mkdirSync(join(dir, "banned.dynamic.tmp"));
+  const end = Date.now() + 5000;
+  while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.match(
+    logs[0] ?? "",
+    /^dynamic sets: expired entries could not be removed \(EISDIR.*\); trying again in 60 s$/,
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(logs.length, 1, "no retry loop");
 });

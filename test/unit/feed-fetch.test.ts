@@ -79,3 +79,85 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
   assert.match(feeds.status("ioc")?.lastResult ?? "", /^failed: the body/);
   assert.ok(feeds.status("ioc")?.lastChange, "when the content last changed");
 });
+
+/** A feed set `ioc` at `url` (every second), as the running policy names it. */
+function feedModel(url: string): PolicyModel {
+  return {
+    sets: new Map([
+      [
+        "ioc",
+        {
+          name: "ioc",
+          kind: "empty",
+          entries: [],
+          pos: { file: "p", line: 1, col: 1, path: "sets.ioc" },
+          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes: 1000, format: "plain" },
+        },
+      ],
+    ]),
+  } as unknown as PolicyModel;
+}
+
+test("a fetch still running when the feed's URL changes does not overwrite the new URL's list", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = createServer((req, res) => {
+    // the old URL answers late, after the new one
+    if (req.url === "/old") setTimeout(() => res.writeHead(200).end("198.51.100.1\n"), 600);
+    else res.writeHead(200).end("203.0.113.9\n");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let model = feedModel(`${base}/old`);
+  const refreshes: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => model,
+    refresh: (reason) => {
+      refreshes.push(reason);
+      return Promise.resolve();
+    },
+    log: () => {},
+  });
+  t.after(() => feeds.close());
+  await new Promise((r) => setTimeout(r, 100));
+  model = feedModel(`${base}/new`);
+  feeds.applied();
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "203.0.113.9\n");
+  assert.equal(
+    (JSON.parse(readFileSync(join(dir, "ioc.feed-meta"), "utf8")) as { url: string }).url,
+    `${base}/new`,
+  );
+  assert.deepEqual(refreshes, ["feed ioc updated"]);
+});
+
+test("a new list the policy cannot take is stored, and its status and log say it is not in force", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = createServer((_req, res) => res.writeHead(200).end("203.0.113.9\n"));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const logs: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => feedModel(url),
+    refresh: () =>
+      Promise.reject(new Error("the policy could not be compiled again: corp.txt:1:1: bad entry")),
+    log: (line) => logs.push(line),
+  });
+  t.after(() => feeds.close());
+  const end = Date.now() + 5000;
+  while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(
+    logs[0],
+    "feed ioc: the new list is stored but not in force: the policy could not be compiled again: corp.txt:1:1: bad entry",
+  );
+  assert.equal(
+    feeds.status("ioc")?.lastResult,
+    "200, not in force: the policy could not be compiled again: corp.txt:1:1: bad entry",
+  );
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "203.0.113.9\n");
+});
