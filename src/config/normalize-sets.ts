@@ -296,6 +296,19 @@ export function storeFile(
   return store === undefined ? undefined : `${store.replace(/\/+$/, "")}/${name}.${kind}`;
 }
 
+/**
+ * The URL the daemon fetched the stored body of a URL feed from (NAME.feed-meta beside it): a
+ * body from the URL the set named before is not this feed's.
+ */
+function fetchedFrom(ctx: CheckContext, file: string): string | undefined {
+  try {
+    const meta = JSON.parse(ctx.host.readFile(`${file}-meta`, "set")) as { url?: unknown };
+    return typeof meta.url === "string" ? meta.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A dynamic set's live entries, as the daemon last stored them (none yet: empty). */
 function readDynamicSet(ctx: CheckContext, name: string): RawEntry[] {
   const file = storeFile(ctx, name, "dynamic");
@@ -347,7 +360,7 @@ function readFeed(
       seconds(ctx, [...path, "interval"], value.interval) ?? DEFAULT_FEED_INTERVAL_SECONDS;
     origin.maxBytes = value.max_bytes ?? DEFAULT_FEED_MAX_BYTES;
     file = storeFile(ctx, name, "feed");
-    if (file !== undefined)
+    if (file !== undefined && fetchedFrom(ctx, file) === value.url)
       try {
         text = ctx.host.readFile(file, "set");
       } catch {

@@ -177,15 +177,24 @@ test("loader: a feed file skips and counts what is not an address, with one warn
   });
 });
 
-test("loader: a URL feed reads what the daemon fetched; a bad URL is an error", () => {
+test("loader: a URL feed reads what the daemon fetched from that URL; a bad URL is an error", () => {
   withStore((dir, host) => {
-    const text = policy("  banned: { url: http://127.0.0.1:1/feed.txt, interval: 5m }");
+    const url = "http://127.0.0.1:1/feed.txt";
+    const text = policy(`  banned: { url: ${url}, interval: 5m }`);
     writeFileSync(join(dir, "sets", "banned.feed"), "203.0.113.0/24\n");
+    writeFileSync(join(dir, "sets", "banned.feed-meta"), JSON.stringify({ url }));
     const got = checkPolicySource(text, join(dir, "p.yaml"), host);
     assert.deepEqual(got.diagnostics, []);
     assert.equal(got.model?.sets.get("banned")?.entries.length, 1);
     assert.equal(got.model?.sets.get("banned")?.origin?.intervalSeconds, 300);
     assert.deepEqual(got.model?.setFiles, []);
+    // the stored list came from the URL the set named before: not this feed's, so empty
+    const moved = checkPolicySource(
+      policy("  banned: { url: http://127.0.0.1:1/other.txt }"),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.equal(moved.model?.sets.get("banned")?.entries.length, 0);
     const bad = checkPolicySource(
       policy("  banned: { url: ftp://x/feed.txt }"),
       join(dir, "p.yaml"),
