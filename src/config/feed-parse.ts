@@ -2,6 +2,8 @@
 // indicators whose patterns are address equalities or ORs of them). Pure. What is not taken is
 // counted, never silently dropped: the counts are reported.
 
+import { parseAddressEntry } from "./address-entry.ts";
+
 export type FeedFormat = "plain" | "csv" | "stix";
 
 export interface FeedLine {
@@ -18,6 +20,22 @@ export interface FeedParse {
 }
 
 const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(reason) ?? 0) + 1);
+
+/**
+ * The feed's entries that a set takes (addresses, CIDRs, ranges: no negation, no names), the rest
+ * counted by reason: what the policy loader puts in the set, and what the daemon checks a fetched
+ * body by before it replaces the last good one.
+ */
+export function feedAddresses(text: string, format: FeedFormat, column = 1): FeedParse {
+  const parsed = parseFeed(text, format, column);
+  const entries = parsed.entries.filter((e) => {
+    const entry = parseAddressEntry(e.value);
+    if (entry.ok && !entry.value.negate && entry.value.target.kind === "interval") return true;
+    count(parsed.refused, "not an address, CIDR or range");
+    return false;
+  });
+  return { entries, refused: parsed.refused };
+}
 
 export function parseFeed(text: string, format: FeedFormat, column = 1): FeedParse {
   if (format === "stix") return parseStix(text);

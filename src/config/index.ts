@@ -37,7 +37,13 @@ export {
   parseDynamicSetFile,
   type DynamicEntry,
 } from "./dynamic-set-file.ts";
-export { parseFeed, stixPatternAddresses, type FeedFormat, type FeedParse } from "./feed-parse.ts";
+export {
+  feedAddresses,
+  parseFeed,
+  stixPatternAddresses,
+  type FeedFormat,
+  type FeedParse,
+} from "./feed-parse.ts";
 export { PolicySchema, type PolicyDocument } from "./schema.ts";
 export type * from "./model.ts";
 export type { EventsLostChoice } from "./failure-events.ts";

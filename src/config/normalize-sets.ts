@@ -5,7 +5,7 @@ import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseDuration } from "./duration.ts";
 import { liveEntries, parseDynamicSetFile } from "./dynamic-set-file.ts";
-import { parseFeed } from "./feed-parse.ts";
+import { feedAddresses } from "./feed-parse.ts";
 import type { AddressEntry, PolicySet, PortRange, SetOrigin } from "./model.ts";
 import { looksLikePort, parsePortEntry } from "./port-entry.ts";
 import type { PolicyDocument } from "./schema.ts";
@@ -375,18 +375,11 @@ function readFeed(
       return undefined;
     }
   }
-  const parsed = parseFeed(text, format, value.column ?? 1);
+  const parsed = feedAddresses(text, format, value.column ?? 1);
   const raw: RawEntry[] = [];
   let refused = 0;
   for (const n of parsed.refused.values()) refused += n;
   for (const e of parsed.entries) {
-    const entry = parseAddressEntry(e.value);
-    if (!entry.ok || entry.value.negate || entry.value.target.kind !== "interval") {
-      const reason = "not an address, CIDR or range";
-      parsed.refused.set(reason, (parsed.refused.get(reason) ?? 0) + 1);
-      refused++;
-      continue;
-    }
     const pos: SourcePos = { file: file ?? name, line: e.line, col: e.col, path: `sets.${name}` };
     raw.push({ value: e.value, pos });
   }

@@ -6,7 +6,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
-import type { PolicyModel, SetOrigin } from "../config/index.ts";
+import {
+  feedAddresses,
+  type FeedFormat,
+  type PolicyModel,
+  type SetOrigin,
+} from "../config/index.ts";
 
 export interface FeedOptions {
   /** The set store (NAME.feed and NAME.feed-meta files). */
@@ -34,6 +39,8 @@ interface Meta {
 
 interface Running {
   url: string;
+  format: FeedFormat;
+  column: number;
   intervalMs: number;
   maxBytes: number;
   timer: NodeJS.Timeout | undefined;
@@ -84,6 +91,13 @@ export function startFeeds(options: FeedOptions): Feeds {
       const body = await readLimited(res, feed.maxBytes);
       // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
       if (closed || running.get(name) !== feed) return;
+      // an error page served as 200 would empty the set: a body of which nothing could be taken,
+      // and something was refused, is not the feed (an empty feed refuses nothing)
+      const taken = feedAddresses(body.toString("utf8"), feed.format, feed.column);
+      if (taken.entries.length === 0 && taken.refused.size > 0)
+        throw new Error(
+          `no entry of the body could be taken: ${[...taken.refused].map(([why, n]) => `${n} ${why}`).join(", ")}`,
+        );
       const next: Meta = { url: feed.url, lastChange: new Date().toISOString() };
       const etag = res.headers.get("etag");
       const lastModified = res.headers.get("last-modified");
@@ -114,6 +128,8 @@ export function startFeeds(options: FeedOptions): Feeds {
     const meta = readMeta(name, url);
     const feed: Running = {
       url,
+      format: origin.format ?? "plain",
+      column: origin.column ?? 1,
       intervalMs: (origin.intervalSeconds ?? 3600) * 1000,
       maxBytes: origin.maxBytes ?? 64 * 2 ** 20,
       timer: undefined,
@@ -138,7 +154,9 @@ export function startFeeds(options: FeedOptions): Feeds {
       if (
         w?.url === feed.url &&
         (w.intervalSeconds ?? 3600) * 1000 === feed.intervalMs &&
-        (w.maxBytes ?? 0) === feed.maxBytes
+        (w.maxBytes ?? 0) === feed.maxBytes &&
+        (w.format ?? "plain") === feed.format &&
+        (w.column ?? 1) === feed.column
       )
         continue;
       clearTimeout(feed.timer);

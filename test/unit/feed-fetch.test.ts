@@ -161,3 +161,37 @@ test("a new list the policy cannot take is stored, and its status and log say it
   );
   assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "203.0.113.9\n");
 });
+
+test("a 200 whose body has no address to take (an error page) keeps the last good list", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const bodies = [
+    "203.0.113.9\n",
+    "<html>\n<body>quota exceeded</body>\n</html>\n",
+    "# none today\n",
+  ];
+  let served = 0;
+  const server = createServer((_req, res) => res.writeHead(200).end(bodies[served++] ?? ""));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const logs: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => feedModel(url),
+    refresh: () => Promise.resolve(),
+    log: (line) => logs.push(line),
+  });
+  t.after(() => feeds.close());
+  const end = Date.now() + 5000;
+  while (served < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(logs, [
+    `feed ioc: fetching ${url} failed (no entry of the body could be taken: 3 not an address, CIDR or range); the last good content stays`,
+  ]);
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "203.0.113.9\n");
+  // a list that is empty now (no line refused) is taken: the feed has nothing today
+  while (served < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "# none today\n");
+});
