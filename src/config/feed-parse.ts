@@ -42,7 +42,7 @@ export function parseFeed(text: string, format: FeedFormat, column = 1): FeedPar
   const entries: FeedLine[] = [];
   const refused = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, i) => {
-    const content = raw.replace(/#.*$/, "");
+    const content = format === "csv" ? raw.slice(0, csvCommentAt(raw)) : raw.replace(/#.*$/, "");
     if (content.trim() === "") return;
     if (format === "plain") {
       const trimmed = content.trim();
@@ -55,6 +55,16 @@ export function parseFeed(text: string, format: FeedFormat, column = 1): FeedPar
     else entries.push({ value: cell, line: i + 1, col: 1 });
   });
   return { entries, refused };
+}
+
+/** Where a CSV line's comment starts: its first # outside quotes (else its length). */
+function csvCommentAt(line: string): number {
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '"') quoted = !quoted;
+    else if (line[i] === "#" && !quoted) return i;
+  }
+  return line.length;
 }
 
 /** One CSV line (RFC 4180 quoting, "" inside quotes) -> its cells. */

@@ -40,6 +40,16 @@ test("csv feed: the column asked for, quotes honoured, short lines counted", () 
   assert.deepEqual([...got.refused], [["no column 2", 1]]);
 });
 
+test("csv feed: a # inside quotes is a cell's text, a # outside them starts a comment", () => {
+  const text = '# exported 2026-12-05\n"c2#7",203.0.113.9\nx,198.51.100.7 # seen twice\n';
+  const got = parseFeed(text, "csv", 2);
+  assert.deepEqual(
+    got.entries.map((e) => e.value),
+    ["203.0.113.9", "198.51.100.7"],
+  );
+  assert.deepEqual([...got.refused], []);
+});
+
 test("stix patterns: address equalities and ORs of them only", () => {
   assert.deepEqual(stixPatternAddresses("[ipv4-addr:value = '203.0.113.9']"), ["203.0.113.9"]);
   assert.deepEqual(
