@@ -1,12 +1,16 @@
 // The daemon's dynamic sets: entries added and removed (refused with a reason when the set is
 // unknown, not dynamic, full, or the entry is not an address), kept in the set store so a new
 // daemon finds them, and removed by themselves at their expiry (one re-apply).
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
+import {
+  dynamicSets,
+  type DynamicSetOptions,
+  type DynamicSets,
+} from "../../src/daemon/dynamic-sets.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
 
 const pos = { file: "p", line: 1, col: 1, path: "sets" };
@@ -113,19 +117,31 @@ test("dynamic sets: add, del, refusals, kept across instances, expiry", async (t
   assert.equal(gone.ok ? "" : gone.code, "ENOENTRY");
 });
 
-test("a change the policy cannot take is refused as not in force, and kept for the next policy", async (t) => {
+/** Dynamic sets in a new store folder, removed after the test; `options` replace the defaults. */
+function openSets(
+  t: TestContext,
+  options: Partial<Pick<DynamicSetOptions, "refresh" | "log">>,
+): { sets: DynamicSets; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const sets = dynamicSets({
     dir,
     model: () => model,
-    refresh: () =>
-      Promise.reject(new Error("the policy could not be compiled again: ioc.txt:2:1: bad entry")),
+    refresh: () => Promise.resolve(),
     generation: () => 7,
     audit: () => {},
     log: () => {},
+    ...options,
   });
   t.after(() => sets.close());
+  return { sets, dir };
+}
+
+test("a change the policy cannot take is refused as not in force, and kept for the next policy", async (t) => {
+  const { sets, dir } = openSets(t, {
+    refresh: () =>
+      Promise.reject(new Error("the policy could not be compiled again: ioc.txt:2:1: bad entry")),
+  });
   assert.deepEqual(await sets.change({ op: "add", set: "banned", entry: "203.0.113.9" }, "root"), {
     ok: false,
     status: 500,
@@ -137,17 +153,7 @@ test("a change the policy cannot take is refused as not in force, and kept for t
 });
 
 test("a timeout no date can hold is refused", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const sets = dynamicSets({
-    dir,
-    model: () => model,
-    refresh: () => Promise.resolve(),
-    generation: () => 7,
-    audit: () => {},
-    log: () => {},
-  });
-  t.after(() => sets.close());
+  const { sets } = openSets(t, {});
   const r = await sets.change(
     { op: "add", set: "banned", entry: "203.0.113.9", timeoutSeconds: 10_000_000_000_000 },
     "root",
@@ -160,18 +166,8 @@ test("a timeout no date can hold is refused", async (t) => {
 });
 
 test("an expiry whose file cannot be written is logged and tried again, the daemon goes on", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const logs: string[] = [];
-  const sets = dynamicSets({
-    dir,
-    model: () => model,
-    refresh: () => Promise.resolve(),
-    generation: () => 7,
-    audit: () => {},
-    log: (line) => logs.push(line),
-  });
-  t.after(() => sets.close());
+  const { sets, dir } = openSets(t, { log: (line) => logs.push(line) });
   await sets.change({ op: "add", set: "banned", entry: "203.0.113.9", timeoutSeconds: 1 }, "root");
   // the file's next version cannot be written: its temporary name is a directory
   mkdirSync(join(dir, "banned.dynamic.tmp"));

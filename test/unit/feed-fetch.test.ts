@@ -34,20 +34,7 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   t.after(() => server.close());
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
-  const model = {
-    sets: new Map([
-      [
-        "ioc",
-        {
-          name: "ioc",
-          kind: "empty",
-          entries: [],
-          pos: { file: "p", line: 1, col: 1, path: "sets.ioc" },
-          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes: 100, format: "plain" },
-        },
-      ],
-    ]),
-  } as unknown as PolicyModel;
+  const model = feedModel(url, 100);
   const refreshes: string[] = [];
   const logs: string[] = [];
   const feeds = startFeeds({
@@ -81,7 +68,7 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
 });
 
 /** A feed set `ioc` at `url` (every second), as the running policy names it. */
-function feedModel(url: string): PolicyModel {
+function feedModel(url: string, maxBytes = 1000): PolicyModel {
   return {
     sets: new Map([
       [
@@ -91,7 +78,7 @@ function feedModel(url: string): PolicyModel {
           kind: "empty",
           entries: [],
           pos: { file: "p", line: 1, col: 1, path: "sets.ioc" },
-          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes: 1000, format: "plain" },
+          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes, format: "plain" },
         },
       ],
     ]),
