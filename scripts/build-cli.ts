@@ -22,13 +22,27 @@ const INDEX_TS = join(SRC, "cli/commands/index.ts");
  * starts worker threads from its source files, so the bundle loads it from src/.
  */
 const FROM_SOURCE = new Set(["run"]);
-const COMMANDS = [...readFileSync(INDEX_TS, "utf8").matchAll(/import\("\.\/([a-z0-9-]+)\.ts"\)/g)]
-  .map((m) => m[1] ?? "")
-  .filter((name) => name && !FROM_SOURCE.has(name));
+/** The names of the command modules `file` (in src/cli/commands/) imports lazily. */
+const lazyImports = (file: string): string[] =>
+  [...readFileSync(file, "utf8").matchAll(/import\("\.\/([a-z0-9-]+)\.ts"\)/g)]
+    .map((m) => m[1] ?? "")
+    .filter((name) => name && !FROM_SOURCE.has(name));
+/**
+ * Every command, and the parts of a command it loads only for one of its actions (`fleet put`'s
+ * policy checker is not read for `fleet status`): each a file of its own.
+ */
+const COMMANDS = [
+  ...new Set(
+    lazyImports(INDEX_TS).flatMap((name) => [
+      name,
+      ...lazyImports(join(SRC, "cli/commands", `${name}.ts`)),
+    ]),
+  ),
+];
 
 /**
- * For the bundle of `entry` (written to `outFile`): command.ts and, from index.ts, the command
- * modules stay separate files (imported by their path relative to `outFile`); moat's own modules
+ * For the bundle of `entry` (written to `outFile`): command.ts and the command modules (and their
+ * parts) that src/cli/commands/ imports lazily stay separate files (imported by their path relative to `outFile`); moat's own modules
  * are pure to import, so each bundle leaves out what it does not use even when a face
  * (index.ts) re-exports it (the one module imported for its effect excepted).
  */
@@ -56,7 +70,7 @@ function linking(entry: string, outFile: string): Plugin {
         if (!path.startsWith(SRC) || !path.endsWith(".ts")) return undefined;
         if (path === COMMAND_TS && entry !== COMMAND_TS)
           return { path: fromOut(join(OUT, "command.mjs")), external: true };
-        if (args.importer === INDEX_TS && args.kind === "dynamic-import") {
+        if (dirname(args.importer) === dirname(INDEX_TS) && args.kind === "dynamic-import") {
           const name = args.path.replace(/^\.\/|\.ts$/g, "");
           const target = FROM_SOURCE.has(name) ? path : join(OUT, "commands", `${name}.mjs`);
           return { path: fromOut(target), external: true };

@@ -84,9 +84,12 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
   sendConsoleFile(res, file);
 }
 
+/** A login's body: the secret, read before the caller is known, so no more than this. */
+const LOGIN_MAX_BODY = 4096;
+
 /** POST /console/session {"secret": "..."}: the one-time secret for the session cookies. */
 async function login(c: ConsoleRequest): Promise<void> {
-  const body = readJson(await readBody(c.req)) as { secret?: unknown } | null;
+  const body = readJson(await readBody(c.req, LOGIN_MAX_BODY)) as { secret?: unknown } | null;
   const secret = typeof body?.secret === "string" ? body.secret : "";
   const session = secret ? c.sessions.exchange(secret) : null;
   if (!session)

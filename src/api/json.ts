@@ -5,13 +5,18 @@ import { HttpError } from "./errors.ts";
 
 const MAX_BODY = 16 << 20;
 
-export async function readBody(req: IncomingMessage): Promise<string> {
+/**
+ * The request's body, refused past `max` bytes: a declared length over it before anything is
+ * read. A request not yet authenticated (a console login) passes a small `max`.
+ */
+export async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<string> {
+  const tooLarge = () => new HttpError(413, "ETOOLARGE", `request body over ${max} bytes`);
+  if (Number(req.headers["content-length"] ?? 0) > max) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY)
-      throw new HttpError(413, "ETOOLARGE", `request body over ${MAX_BODY} bytes`);
+    if (size > max) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");

@@ -34,6 +34,19 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   return { socketPath, logged, modes };
 }
 
+test("a login body is small: a large one is refused before it is read, without a session", async (t) => {
+  const { socketPath } = await setUp(t);
+  const { port } = splitUrl((await mintConsoleUrl({ socketPath })).url);
+  const big = await http(
+    { port, headers: { host: `127.0.0.1:${port}` } },
+    "POST",
+    "/console/session",
+    JSON.stringify({ secret: "x".repeat(100_000) }),
+  );
+  assert.equal(big.status, 413);
+  assert.match(big.body, /ETOOLARGE/);
+});
+
 test("the login link works once, sets the session cookies, and never shows its secret in the log", async (t) => {
   const { socketPath, logged } = await setUp(t);
   const minted = await mintConsoleUrl({ socketPath });
