@@ -70,7 +70,13 @@ function linking(entry: string, outFile: string): Plugin {
         if (!path.startsWith(SRC) || !path.endsWith(".ts")) return undefined;
         if (path === COMMAND_TS && entry !== COMMAND_TS)
           return { path: fromOut(join(OUT, "command.mjs")), external: true };
-        if (dirname(args.importer) === dirname(INDEX_TS) && args.kind === "dynamic-import") {
+        // a command module, or a part of one, that src/cli/commands/ loads lazily
+        const commands = dirname(INDEX_TS);
+        if (
+          args.kind === "dynamic-import" &&
+          dirname(args.importer) === commands &&
+          dirname(path) === commands
+        ) {
           const name = args.path.replace(/^\.\/|\.ts$/g, "");
           const target = FROM_SOURCE.has(name) ? path : join(OUT, "commands", `${name}.mjs`);
           return { path: fromOut(target), external: true };

@@ -1,6 +1,7 @@
 // moat fleet status: per host (every host with events or keys, or those named) its events, its
 // last event's time, its policy key's revision, the revision it applied and its last report.
 import type { NatsConnection } from "nats";
+import { printable } from "../../config/index.ts";
 import { jsonLine } from "../json-line.ts";
 import { hostOfSubject, type FleetTarget } from "../fleet-target.ts";
 import type { MoatEvent } from "../../datapath/index.ts";
@@ -70,7 +71,6 @@ export async function printStatus(
     if (json) out(jsonLine(r));
   }
   if (json) return;
-  const { printable } = await import("../../config/index.ts");
   out(["HOST", "EVENTS", "LAST EVENT", "POLICY REV", "APPLIED", "STATUS"].join("\t"));
   for (const host of wanted) {
     const r = row(host);
