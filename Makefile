@@ -60,10 +60,14 @@ setup: preflight deps build
 preflight:
 	@scripts/preflight.sh
 
-deps: $(STAMPS)/apt $(STAMPS)/node node_modules/.package-lock.json
+deps: $(STAMPS)/apt $(STAMPS)/node $(STAMPS)/crowdsec node_modules/.package-lock.json
 
 $(STAMPS)/apt: scripts/apt-build.txt scripts/apt-run.txt scripts/apt-test.txt scripts/setup-apt.sh
 	@scripts/setup-apt.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/crowdsec: scripts/setup-crowdsec.sh | $(STAMPS)/apt
+	@scripts/setup-crowdsec.sh
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: scripts/node-version scripts/setup-node.sh | $(STAMPS)/apt
