@@ -48,7 +48,8 @@ function resolved(name: string, names: readonly string[] | undefined, trust: boo
 }
 
 function matchHttp(rule: HttpMatch, f: HttpFacts, names?: readonly string[]): Outcome {
-  const host = f.host.replace(/:\d+$/, "");
+  // the port, empty ones too (`evil.example:` is evil.example)
+  const host = f.host.replace(/:\d*$/, "");
   const headers = f.headers
     ? new Map(Object.entries(f.headers).map(([k, v]) => [k.toLowerCase(), v]))
     : undefined;

@@ -17,9 +17,15 @@ export interface RequestTarget {
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
-/** %41 -> A for unreserved characters, other escapes upper-cased (RFC 3986, 6.2.2). */
+/**
+ * %41 -> A for unreserved characters, other escapes upper-cased (RFC 3986, 6.2.2), and a % that
+ * starts no escape escaped itself (%25): else a decoded character could complete it into a new
+ * escape (`%2%65` -> `%2e`) that the server would decode again, to a path moat never judged. So
+ * every % of the result starts an escape that stays as it is: the normal form is its own.
+ */
 function normalEscapes(path: string): string {
-  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+  return path.replace(/%([0-9A-Fa-f]{2})|%/g, (_, hex: string | undefined) => {
+    if (hex === undefined) return "%25";
     const ch = String.fromCharCode(parseInt(hex, 16));
     return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
   });
@@ -46,7 +52,8 @@ export function requestTarget(raw: string): RequestTarget {
   const absolute = /^(https?:\/\/([^/?#]*))(.*)$/i.exec(raw);
   const origin = absolute?.[1] ?? "";
   const authority = absolute?.[2];
-  const rest = absolute ? absolute[3] || "/" : raw;
+  // a fragment is the client's own (servers drop it): neither judged nor sent
+  const rest = (absolute ? absolute[3] || "/" : raw).replace(/#.*$/s, "");
   if (!rest.startsWith("/")) return { path: rest, target: raw, authority };
   const q = rest.indexOf("?");
   const path = removeDots(normalEscapes(q < 0 ? rest : rest.slice(0, q)));

@@ -94,6 +94,8 @@ for (const [what, path, options, rule] of [
   ["path after normalisation (%61 and dot segments)", "/public/../%61dmin", {}, "no-admin"],
   ["method", "/x", { method: "DELETE" }, "no-delete"],
   ["host", "/x", { headers: { host: "api.evil.example:8080" } }, "no-evil-host"],
+  ["host with an empty port", "/x", { headers: { host: "api.evil.example:" } }, "no-evil-host"],
+  ["path with a fragment", "/admin#x", {}, "no-admin"],
   [
     "the authority of an absolute-form target (it wins over Host)",
     "http://api.evil.example/x",
@@ -113,6 +115,18 @@ for (const [what, path, options, rule] of [
     assert.equal(last()?.layer7.http?.status, 403);
   });
 }
+
+test("a stray % is escaped, so the path judged is the one any server decodes (no escape formed by decoding)", async () => {
+  for (const [sent, forwarded] of [
+    ["/%6%31dmin", "/%2561dmin"],
+    ["/public/%2%65%2%65/admin", "/public/%252e%252e/admin"],
+    ["/50%-off", "/50%25-off"],
+  ]) {
+    const a = await send(sent);
+    assert.equal(a.status, 200, sent);
+    assert.equal(JSON.parse(a.body).url, forwarded, sent);
+  }
+});
 
 test("a blocked upload gets its 403 though its body is never read; the connection closes", async () => {
   const before = upstream.seen.length;
