@@ -121,7 +121,7 @@ test("a stray % is escaped, so the path judged is the one any server decodes (no
     ["/%6%31dmin", "/%2561dmin"],
     ["/public/%2%65%2%65/admin", "/public/%252e%252e/admin"],
     ["/50%-off", "/50%25-off"],
-  ]) {
+  ] as const) {
     const a = await send(sent);
     assert.equal(a.status, 200, sent);
     assert.equal(JSON.parse(a.body).url, forwarded, sent);
