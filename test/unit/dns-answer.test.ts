@@ -165,3 +165,21 @@ test("HTTPS records lose ipv4hint and ipv6hint and keep their other params", () 
   const plain = response([{ type: "A", name: "www.github.com", ttl: 60, data: "140.82.112.3" }]);
   assert.equal(stripHints(plain), plain, "an answer without hints is passed on byte for byte");
 });
+
+test("a message whose record counts its length cannot hold is not a query nor an answer", () => {
+  // one question, then 65,535 answers, 65,535 authorities and 16 additionals declared in 30 bytes:
+  // decoded, a record running past the end sends the reader back to the start, record after record
+  const hostile = Buffer.from(
+    "123401000001ffffffffffff016100000100010000100001000000000010",
+    "hex",
+  );
+  assert.equal(readQuery(hostile), null);
+  assert.equal(readAnswer(hostile, "a"), null);
+  // counts that fit are read as before
+  const query = dnsPacket.encode({
+    type: "query",
+    id: 7,
+    questions: [{ type: "A", name: "example.org" }],
+  });
+  assert.equal(readQuery(query)?.name, "example.org");
+});
