@@ -59,6 +59,8 @@ export interface IdsProblem {
 export type IdsParse =
   { ok: true; signature: IdsSignature } | { ok: false; problems: IdsProblem[] };
 
+/** The most contents a signature takes: the matcher tries them one within the other. */
+const MAX_CONTENTS = 64;
 const ACTIONS = new Set(["alert", "drop", "reject"]);
 const PROTOCOLS = new Set(["tcp", "udp", "ip"]);
 /** Keywords that describe a signature without changing what it matches. */
@@ -190,6 +192,11 @@ function parse(text: string): IdsParse {
     }
   }
   if (sidAt < 0) throw new Malformed(open, "a signature needs a sid");
+  if (sig.contents.length > MAX_CONTENTS)
+    throw new Malformed(
+      open,
+      `${sig.contents.length} contents: a signature takes at most ${MAX_CONTENTS}`,
+    );
   if (sig.contents.length === 0 && problems.length === 0)
     throw new Malformed(open, "a signature needs at least one content");
   if (problems.length > 0) return { ok: false, problems };

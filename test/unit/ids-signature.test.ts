@@ -86,6 +86,35 @@ test("malformed signatures: no sid, bad header, unclosed content, modifier befor
   );
   assert.match(bad('alert tcp any any -> any 99999 (content:"a"; sid:1;)'), /not a port/);
   assert.match(bad('alert tcp any any -> any 80 (content:"|0g|"; sid:1;)'), /hex digits/);
+  const many = Array.from({ length: 65 }, () => 'content:"a";').join(" ");
+  assert.match(
+    bad(`alert tcp any any -> any 80 (${many} sid:1;)`),
+    /65 contents: a signature takes at most 64/,
+  );
+});
+
+test("matcher: contents that could match at many places take as many tries as the bytes allow, not more", () => {
+  const sig = (t: string) => {
+    const p = parseSignature(t);
+    assert.ok(p.ok, t);
+    return { ...p.signature, text: t, pos: { file: "p", line: 1, col: 1, path: "ids" } };
+  };
+  // every zero byte is a place for each of the first five contents; only the last can fail: tried
+  // place by place, 1 KiB of zeros is 1024^5 combinations
+  const zeros = 'content:"|00|"; '.repeat(5);
+  const m = new IdsMatcher([
+    sig(`alert tcp any any -> any any (${zeros}content:"ZZ"; sid:1;)`),
+    sig(`alert tcp any any -> any any (${zeros}content:"|00|"; sid:2;)`),
+  ]);
+  const data = "\u0000".repeat(1024);
+  assert.deepEqual(
+    m.match(stream(data)).map((r) => r.sid),
+    [2],
+  );
+  assert.deepEqual(
+    m.match(stream(`${data}ZZ`)).map((r) => r.sid),
+    [1, 2],
+  );
 });
 
 test("moat check: a refused keyword is a warning at FILE:LINE:COL, inline and in a rules file", () => {
