@@ -4,16 +4,19 @@
 // changed since; each decision's duration is its entry's expiry. Only bans on an Ip or a Range
 // are taken (captcha and other remedies, country or AS scopes are counted as skipped). A failed
 // poll keeps the entries and is logged; the next poll asks for every decision again.
-import { readFileSync } from "node:fs";
 import type { DynamicEntry, PolicyModel, SetOrigin } from "../config/index.ts";
 import { parseAddressEntry } from "../config/index.ts";
+import { readSecretFile } from "../observe/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
+import { readLimited } from "./limited-body.ts";
 
 export interface CrowdsecOptions {
   model: () => PolicyModel;
   sets: Pick<DynamicSets, "bulk">;
   log: (line: string) => void;
   now?: () => number;
+  /** The largest reply taken from the local API (default 64 MiB). */
+  maxReplyBytes?: number;
 }
 
 export interface Crowdsec {
@@ -89,11 +92,13 @@ interface Poller {
 export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
   const { model, sets, log } = options;
   const now = options.now ?? Date.now;
+  const maxReply = options.maxReplyBytes ?? 64 * 2 ** 20;
   const pollers = new Map<string, Poller>();
 
   async function poll(name: string, p: Poller): Promise<void> {
     try {
-      const key = readFileSync(p.config.keyFile, "utf8").trim();
+      // the key opens CrowdSec's decisions: a file others can read or change is refused
+      const key = readSecretFile(p.config.keyFile).toString("utf8");
       const res = await fetch(`${p.config.url}/v1/decisions/stream?startup=${p.startup}`, {
         headers: { "x-api-key": key, "user-agent": "moat-bouncer" },
         signal: AbortSignal.timeout(30_000),
@@ -102,7 +107,8 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
         await res.body?.cancel();
         throw new Error(`HTTP ${res.status}`);
       }
-      const { adds, dels, skipped } = decisionChanges(await res.json(), now());
+      const reply = await readLimited(res, maxReply);
+      const { adds, dels, skipped } = decisionChanges(JSON.parse(reply.toString("utf8")), now());
       // stopped meanwhile (the set left the policy, or its bouncer changed): not this poll's set
       if (p.stopped) return;
       const replace = p.startup;

@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
+import { readLimited } from "./limited-body.ts";
 import {
   feedAddresses,
   type FeedFormat,
@@ -88,7 +89,7 @@ export function startFeeds(options: FeedOptions): Feeds {
         await res.body?.cancel();
         throw new Error(`HTTP ${res.status}`);
       }
-      const body = await readLimited(res, feed.maxBytes);
+      const body = await readLimited(res, feed.maxBytes, `max_bytes ${feed.maxBytes}`);
       // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
       if (closed || running.get(name) !== feed) return;
       // an error page served as 200 would empty the set: a body of which nothing could be taken,
@@ -178,22 +179,4 @@ export function startFeeds(options: FeedOptions): Feeds {
       running.clear();
     },
   };
-}
-
-/** The body, refused (the fetch aborted) once it passes `maxBytes`. */
-async function readLimited(res: Response, maxBytes: number): Promise<Buffer> {
-  const declared = Number(res.headers.get("content-length") ?? "NaN");
-  if (declared > maxBytes) {
-    await res.body?.cancel();
-    throw new Error(`the body (${declared} bytes) is over max_bytes ${maxBytes}`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  if (!res.body) return Buffer.alloc(0);
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw new Error(`the body is over max_bytes ${maxBytes}`);
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks);
 }

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -51,7 +51,7 @@ test("the bouncer polls the local API with its key: startup first, then changes"
   const dir = mkdtempSync(join(tmpdir(), "moat-cs-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const keyFile = join(dir, "key");
-  writeFileSync(keyFile, "s3cret\n");
+  writeFileSync(keyFile, "s3cret\n", { mode: 0o600 });
   const asked: { startup: string | null; key: unknown }[] = [];
   const answers = [
     { new: [{ value: "203.0.113.9", scope: "Ip", type: "ban", duration: "1h" }], deleted: [] },
@@ -112,4 +112,64 @@ test("the bouncer polls the local API with its key: startup first, then changes"
     { name: "cs", adds: ["203.0.113.9"], dels: [], replace: true },
     { name: "cs", adds: [], dels: ["203.0.113.9"], replace: false },
   ]);
+});
+
+test("a bouncer key others can read is refused, and so is a reply over its limit; the entries stay", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-cs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, "key");
+  writeFileSync(keyFile, "s3cret\n", { mode: 0o644 });
+  let big = false;
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      big ? `{"new":[${'"x",'.repeat(3_000_000)}"x"],"deleted":[]}` : '{"new":[],"deleted":[]}',
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const model = {
+    sets: new Map([
+      [
+        "cs",
+        {
+          name: "cs",
+          kind: "empty",
+          entries: [],
+          pos: { file: "p", line: 1, col: 1, path: "sets.cs" },
+          origin: { kind: "dynamic", crowdsec: { url, keyFile, intervalSeconds: 1 } },
+        },
+      ],
+    ]),
+  } as unknown as PolicyModel;
+  const logs: string[] = [];
+  let bulks = 0;
+  const bouncer = startCrowdsec({
+    model: () => model,
+    sets: {
+      bulk: () => {
+        bulks++;
+        return Promise.resolve({ entries: 0, dropped: 0 });
+      },
+    },
+    log: (line) => logs.push(line),
+    maxReplyBytes: 1 << 20,
+  });
+  t.after(() => bouncer.close());
+  bouncer.applied();
+  const until = async (n: number) => {
+    const end = Date.now() + 10_000;
+    while (logs.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  };
+  await until(1);
+  assert.match(
+    logs[0] ?? "",
+    /^crowdsec: set cs: polling http:\S+ failed \(secret file \S+ is readable or writable by others \(mode 644\); chmod 600 it\); the entries stay$/,
+  );
+  chmodSync(keyFile, 0o600);
+  big = true;
+  await until(2);
+  assert.match(logs[1] ?? "", /failed \(the body is over 1048576 bytes\); the entries stay$/);
+  assert.equal(bulks, 0);
 });
