@@ -11,6 +11,16 @@ export interface DynamicEntry {
 
 const LINE = /^\s*(\S+)\s*(?:#\s*expires\s+(\d+))?\s*$/;
 
+/** The longest timeout an entry takes: its expiry is a date, written in whole digits. */
+export const MAX_ENTRY_TIMEOUT_SECONDS = 100 * 365.25 * 86_400;
+
+/** Why `seconds` is too long a timeout for an entry; undefined when it is not. */
+export function timeoutTooLong(seconds: number): string | undefined {
+  return seconds > MAX_ENTRY_TIMEOUT_SECONDS
+    ? `a timeout of ${seconds} s is over the longest, 100 years (${MAX_ENTRY_TIMEOUT_SECONDS} s)`
+    : undefined;
+}
+
 export function parseDynamicSetFile(text: string): DynamicEntry[] {
   const out: DynamicEntry[] = [];
   for (const line of text.split(/\r?\n/)) {

@@ -35,6 +35,7 @@ export {
   formatDynamicSetFile,
   liveEntries,
   parseDynamicSetFile,
+  timeoutTooLong,
   type DynamicEntry,
 } from "./dynamic-set-file.ts";
 export {

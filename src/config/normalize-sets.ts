@@ -4,7 +4,7 @@ import { hostBitsWarning, parseAddressEntry } from "./address-entry.ts";
 import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseDuration } from "./duration.ts";
-import { liveEntries, parseDynamicSetFile } from "./dynamic-set-file.ts";
+import { liveEntries, parseDynamicSetFile, timeoutTooLong } from "./dynamic-set-file.ts";
 import { feedAddresses } from "./feed-parse.ts";
 import type { AddressEntry, PolicySet, PortRange, SetOrigin } from "./model.ts";
 import { looksLikePort, parsePortEntry } from "./port-entry.ts";
@@ -265,7 +265,12 @@ function seconds(
 }
 
 function dynamicOrigin(ctx: CheckContext, path: string[], value: DynamicValue): SetOrigin {
-  const timeoutSeconds = seconds(ctx, [...path, "timeout"], value.timeout);
+  let timeoutSeconds = seconds(ctx, [...path, "timeout"], value.timeout);
+  const tooLong = timeoutSeconds === undefined ? undefined : timeoutTooLong(timeoutSeconds);
+  if (tooLong) {
+    ctx.error([...path, "timeout"], tooLong);
+    timeoutSeconds = undefined;
+  }
   const cs = value.crowdsec;
   let crowdsec: SetOrigin["crowdsec"];
   if (cs) {

@@ -8,6 +8,7 @@ import { normalizeMatch } from "./normalize-match.ts";
 import { normalizeSets } from "./normalize-sets.ts";
 import type { PolicyDocument, RuleDocument } from "./schema.ts";
 import { parseDuration } from "./duration.ts";
+import { timeoutTooLong } from "./dynamic-set-file.ts";
 import { checkServices } from "./normalize-services.ts";
 import { daemonFailure } from "./failure-daemon.ts";
 import { dnsSettings } from "./dns-settings.ts";
@@ -163,6 +164,11 @@ function normalizeQuarantine(
   const seconds = parseDuration(q.timeout);
   if (!seconds.ok) {
     ctx.error([...at, "timeout"], seconds.error);
+    return undefined;
+  }
+  const tooLong = timeoutTooLong(seconds.value);
+  if (tooLong) {
+    ctx.error([...at, "timeout"], tooLong);
     return undefined;
   }
   return ok ? { set: q.set, seconds: seconds.value } : undefined;

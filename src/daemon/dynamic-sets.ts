@@ -11,6 +11,7 @@ import {
   liveEntries,
   parseAddressEntry,
   parseDynamicSetFile,
+  timeoutTooLong,
   type DynamicEntry,
   type PolicyModel,
 } from "../config/index.ts";
@@ -47,8 +48,6 @@ export interface DynamicSets {
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The longest timeout an entry takes: a date can hold it, and it reads back as written. */
-const MAX_TIMEOUT_SECONDS = 100 * 365.25 * 86_400;
 /** After an expiry whose file could not be written: the wait before it is tried again. */
 const RETRY_MS = 60_000;
 
@@ -180,11 +179,12 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
         entries.splice(at, 1);
       } else {
         const seconds = change.timeoutSeconds ?? set.origin.timeoutSeconds;
-        if (seconds !== undefined && seconds > MAX_TIMEOUT_SECONDS)
+        const tooLong = seconds === undefined ? undefined : timeoutTooLong(seconds);
+        if (tooLong)
           return refusal(
             400,
             "EBADTIMEOUT",
-            `a timeout of ${seconds} s is over the longest, 100 years (${MAX_TIMEOUT_SECONDS} s); leave it out for an entry that does not expire`,
+            `${tooLong}; leave it out for an entry that does not expire`,
           );
         const expires = seconds === undefined ? null : now() + seconds * 1000;
         if (at >= 0) entries[at] = { entry: text, expires };

@@ -304,5 +304,27 @@ rules:
       messages("action: allow\n    log: true\n    quarantine: { set: q, timeout: 1h }"),
       [],
     );
+    assert.deepEqual(messages("action: block\n    quarantine: { set: q, timeout: 40000d }"), [
+      "a timeout of 3456000000 s is over the longest, 100 years (3155760000 s)",
+    ]);
+  });
+});
+
+test("loader: a dynamic set's timeout over 100 years is refused where it is written", () => {
+  withStore((dir, host) => {
+    const got = checkPolicySource(
+      policy("  banned: { dynamic: true, timeout: 40000d }"),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(
+      got.diagnostics.map((d) => [d.path, d.message]),
+      [
+        [
+          "sets.banned.timeout",
+          "a timeout of 3456000000 s is over the longest, 100 years (3155760000 s)",
+        ],
+      ],
+    );
   });
 });
