@@ -52,7 +52,9 @@ function skipAck(r: Reader, ecn: boolean): boolean {
 
 /**
  * CRYPTO bytes from offset 0, reassembled from chunks in any order (repeats and overlaps
- * allowed), up to `limit` bytes: a hostile client cannot make moat hold more.
+ * allowed), up to `limit` bytes: a hostile client cannot make moat hold more. A byte received
+ * twice keeps its first value, as a server's reassembly does: a later copy that differs cannot
+ * show moat another ClientHello than the server reads.
  */
 export class CryptoStream {
   private readonly buf: Buffer;
@@ -69,6 +71,7 @@ export class CryptoStream {
   add(chunk: CryptoChunk): void {
     const end = Math.min(chunk.offset + chunk.data.length, this.limit);
     for (let i = chunk.offset; i < end; i++) {
+      if (this.have[i]) continue;
       this.buf[i] = chunk.data[i - chunk.offset]!;
       this.have[i] = 1;
     }

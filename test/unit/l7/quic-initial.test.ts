@@ -85,6 +85,19 @@ test("a ClientHello split across packets and datagrams is reassembled, in any or
   assert.equal(reader.feed(second), undefined, "reported once");
 });
 
+test("CRYPTO bytes sent twice at one offset: the first copy stands, as a server keeps it", () => {
+  const dcid = Buffer.from("0011223344556677", "hex");
+  const evil = clientHello("evil.example", ["h3"], 1200);
+  const good = clientHello("good.example", ["h3"], 1200);
+  const reader = new QuicInitialReader();
+  const hello = reader.feed(
+    Buffer.concat([
+      sealInitial(dcid, 0, Buffer.concat([cryptoFrame(0, evil), cryptoFrame(0, good)])),
+    ]),
+  );
+  assert.equal(hello?.sni, "evil.example");
+});
+
 test("bad input ends in no answer, never a throw: truncated, tampered, garbage, short headers", () => {
   const good = fixture("rfc9001-client-initial.hex");
   const tampered = Buffer.from(good);
