@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { decisionChanges, goDurationMs, startCrowdsec } from "../../src/daemon/crowdsec.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
+import { crowdsecModel } from "../helpers/crowdsec-model.ts";
 
 test("Go durations as the local API writes them", () => {
   assert.equal(goDurationMs("3h59m58.5s"), 3 * 3_600_000 + 59 * 60_000 + 58_500);
@@ -67,23 +67,7 @@ test("the bouncer polls the local API with its key: startup first, then changes"
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   t.after(() => server.close());
   const port = (server.address() as AddressInfo).port;
-  const model = {
-    sets: new Map([
-      [
-        "cs",
-        {
-          name: "cs",
-          kind: "empty",
-          entries: [],
-          pos: { file: "p", line: 1, col: 1, path: "sets.cs" },
-          origin: {
-            kind: "dynamic",
-            crowdsec: { url: `http://127.0.0.1:${port}`, keyFile, intervalSeconds: 1 },
-          },
-        },
-      ],
-    ]),
-  } as unknown as PolicyModel;
+  const model = crowdsecModel(`http://127.0.0.1:${port}`, keyFile);
   const bulks: { name: string; adds: string[]; dels: string[]; replace: boolean }[] = [];
   const bouncer = startCrowdsec({
     model: () => model,
@@ -129,20 +113,7 @@ test("a bouncer key others can read is refused, and so is a reply over its limit
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   t.after(() => server.close());
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const model = {
-    sets: new Map([
-      [
-        "cs",
-        {
-          name: "cs",
-          kind: "empty",
-          entries: [],
-          pos: { file: "p", line: 1, col: 1, path: "sets.cs" },
-          origin: { kind: "dynamic", crowdsec: { url, keyFile, intervalSeconds: 1 } },
-        },
-      ],
-    ]),
-  } as unknown as PolicyModel;
+  const model = crowdsecModel(url, keyFile);
   const logs: string[] = [];
   let bulks = 0;
   const bouncer = startCrowdsec({

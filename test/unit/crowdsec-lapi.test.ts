@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCrowdsec } from "../../src/daemon/crowdsec.ts";
 import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
+import { crowdsecModel } from "../helpers/crowdsec-model.ts";
 import { ROOT } from "../helpers/paths.ts";
 
 const BIN = join(ROOT, ".tools/crowdsec/usr/bin");
@@ -98,20 +98,7 @@ test("the bouncer keeps its set to the bans of CrowdSec's own local API", async 
   const { dir, url, cscli } = await startLapi(t);
   const keyFile = join(dir, "bouncer.key");
   writeFileSync(keyFile, cscli("bouncers", "add", "moat", "-o", "raw").trim(), { mode: 0o600 });
-  const model = {
-    sets: new Map([
-      [
-        "cs",
-        {
-          name: "cs",
-          kind: "empty",
-          entries: [],
-          pos: { file: "p", line: 1, col: 1, path: "sets.cs" },
-          origin: { kind: "dynamic", crowdsec: { url, keyFile, intervalSeconds: 1 } },
-        },
-      ],
-    ]),
-  } as unknown as PolicyModel;
+  const model = crowdsecModel(url, keyFile);
   const logs: string[] = [];
   const sets = dynamicSets({
     dir: join(dir, "store"),
