@@ -84,9 +84,14 @@ test("fleet cluster", async (t) => {
     bucket: BUCKET,
     subject: SUBJECT,
   });
-  t.after(() => cluster.close());
+  // closed in one hook, the admin's connection first: closed after the servers are gone, a
+  // connection that retries for ever (maxReconnectAttempts -1) can keep close() waiting
+  const closing: (() => Promise<void>)[] = [() => cluster.close()];
+  t.after(async () => {
+    for (const close of closing.reverse()) await close();
+  });
   const admin = await createStream(cluster);
-  t.after(() => admin.close());
+  closing.push(() => admin.close());
 
   await t.test(
     "every event acknowledged before a node was killed mid-stream is in the stream, once",
