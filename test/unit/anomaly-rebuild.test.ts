@@ -159,7 +159,12 @@ test("a detector seeded from the roll-ups reports what one that never stopped re
 
 test("the anomaly path rebuilds only without a state file, replaying what came meanwhile", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-rebuild-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // the path saves its state into the folder when it closes: the folder goes after it
+  const closing: (() => void)[] = [];
+  t.after(() => {
+    for (const close of closing) close();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const store = storedWeek(week());
   const pushed: MoatEvent[] = [];
   const lines: string[] = [];
@@ -178,7 +183,7 @@ test("the anomaly path rebuilds only without a state file, replaying what came m
     audit: () => {},
     log: (l) => lines.push(l),
   });
-  t.after(() => path.close());
+  closing.push(() => path.close());
   // records that arrive while the roll-ups are read wait for them
   for (const f of nextDay()) path.flow(f);
   assert.equal(pushed.length, 0);
