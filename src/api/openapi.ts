@@ -387,7 +387,7 @@ export const OPENAPI = {
     },
     "/v1/ssh/authorized-keys": {
       get: {
-        "x-moat-scope": "read",
+        "x-moat-scope": "ssh",
         summary:
           "for sshd (moat ssh-authkeys): the client keys the running policy allows for a login; each decision is an event",
         parameters: [

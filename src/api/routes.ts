@@ -235,7 +235,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   },
   "/v1/ssh/authorized-keys": {
     GET: {
-      scope: "read",
+      scope: "ssh",
       handle: ({ res, url, control }) =>
         sendJson(res, 200, control.sshKeys(sshLogin(url.searchParams))),
     },

@@ -1,5 +1,5 @@
 // What an API token may do. Each endpoint needs one scope (routes.ts); a token holds a set.
-export const SCOPES = ["read", "events", "metrics", "policy", "mode", "redirects"] as const;
+export const SCOPES = ["read", "events", "metrics", "policy", "mode", "redirects", "ssh"] as const;
 
 export type Scope = (typeof SCOPES)[number];
 
@@ -13,6 +13,8 @@ export const SCOPE_MEANING: Record<Scope, string> = {
     "validate and apply a policy (which can also set the mode); add and remove local decisions, answer the review queue",
   mode: "switch detect/prevent",
   redirects: "original destinations of redirected clients, for a proxy",
+  // its own scope: each answer is a decision reported as an event, which read must not make
+  ssh: "judge sshd's logins by key (moat ssh-authkeys); each judgement is an event",
 };
 
 export class ScopeError extends Error {}

@@ -23,6 +23,7 @@ const PROM = "prometheus-token-0123456789";
 const OLD = "old-format-token-0123456789";
 const PROXY = "proxy-token-0123456789abcd";
 const VIEWER = "viewer-token-0123456789abc";
+const SSHD = "sshd-token-0123456789abcdef";
 
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-scopes-"));
@@ -35,6 +36,7 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
       `prometheus metrics ${PROM}`,
       `proxy redirects ${PROXY}`,
       `viewer read,events ${VIEWER}`,
+      `sshd ssh ${SSHD}`,
       `legacy ${OLD}`,
       "",
     ].join("\n"),
@@ -74,6 +76,10 @@ async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
       return Promise.resolve({ ok: false, errors: [`no decision ${id}`] });
     },
     review: () => ({ entries: [], overflow: 0, max: 1000 }),
+    sshKeys: (login) => {
+      changes.push(`ssh login ${login.user} from ${login.client.ip}`);
+      return { generation: 3, keys: [], verdicts: [] };
+    },
     answerReview: (answer, who) => {
       changes.push(`review ${answer.id} by ${who}`);
       return Promise.resolve({ ok: false, errors: [`no review queue entry ${answer.id}`] });
@@ -167,6 +173,22 @@ test("local decisions and review answers need the policy scope; reading them doe
   ]);
 });
 
+test("judging an ssh login needs the ssh scope: each judgement is an event, so read may not", async (t) => {
+  const { port, changes } = await setUp(t);
+  const login = "/v1/ssh/authorized-keys?user=root&client=203.0.113.9";
+  for (const token of [VIEWER, OPS]) {
+    const reply = await http({ port, token }, "GET", login);
+    assert.equal(reply.status, 403);
+    assert.match(reply.body, /lacks the scope 'ssh' this endpoint needs/);
+  }
+  assert.deepEqual(changes, [], "no login was judged, so no event was made");
+  const sshd = await http({ port, token: SSHD }, "GET", login);
+  assert.equal(sshd.status, 200);
+  assert.deepEqual(changes, ["ssh login root from 203.0.113.9"]);
+  // the sshd token reads nothing else
+  assert.equal((await http({ port, token: SSHD }, "GET", "/v1/status")).status, 403);
+});
+
 test("a WebSocket subscription needs the events scope too", async (t) => {
   const { port } = await setUp(t);
   const status = (token: string) =>
@@ -223,13 +245,14 @@ test("the token file: scopes are checked, with the line that is wrong", async (t
       "prometheus: metrics",
       "proxy: redirects",
       "viewer: events,read",
-      "legacy: events,metrics,mode,policy,read,redirects",
+      "sshd: ssh",
+      "legacy: events,metrics,mode,policy,read,redirects,ssh",
     ],
   );
   writeFileSync(tokenFile, `ops read,root ${OPS}\n`, { mode: 0o600 });
   assert.throws(() => readTokenFile(tokenFile), {
     code: "EAPICONFIG",
-    message: `API token file ${tokenFile}:1: unknown scope 'root' (scopes: read, events, metrics, policy, mode, redirects, all)`,
+    message: `API token file ${tokenFile}:1: unknown scope 'root' (scopes: read, events, metrics, policy, mode, redirects, ssh, all)`,
   });
   writeFileSync(tokenFile, `a b c ${OPS}\n`, { mode: 0o600 });
   assert.throws(() => readTokenFile(tokenFile), {
