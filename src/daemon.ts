@@ -486,6 +486,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const fleet = fleetFollow({
     policyPath,
     apply: (text, who) => policy.apply(text, who),
+    generation: () => datapath.generation,
     log,
   });
   fleet.update(policy.active.model);

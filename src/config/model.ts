@@ -472,7 +472,8 @@ export interface FleetSettings {
   nkeySeedFile?: string;
   /** Events are published to `${subject}.${host}`. */
   events?: { subject: string };
-  policy?: { bucket: string; stateFile: string };
+  /** signers: the public nkeys a revision must be signed by (absent: unsigned revisions apply). */
+  policy?: { bucket: string; stateFile: string; signers?: string[] };
 }
 
 /** `flood.udp_amplification` (docs/policy.md, "flood"): a rate limit per source and source port. */

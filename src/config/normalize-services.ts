@@ -136,6 +136,13 @@ function checkFleet(
     ctx.error(["fleet", "policy", "bucket"], `'${policy.bucket}' is not a bucket name`);
   if (policy?.state_file !== undefined)
     absolutePath(ctx, policy.state_file, ["fleet", "policy", "state_file"]);
+  policy?.signers?.forEach((key, i) => {
+    if (!USER_NKEY.test(key))
+      ctx.error(
+        ["fleet", "policy", "signers", i],
+        `'${key}' is not a public user nkey (U and 55 of A-Z, 2-7; moat fleet nkey prints one)`,
+      );
+  });
   return {
     value: {
       url: fleet.url,
@@ -143,12 +150,21 @@ function checkFleet(
       ...(fleet.nkey_seed_file !== undefined ? { nkeySeedFile: fleet.nkey_seed_file } : {}),
       ...(fleet.events ? { events: { subject } } : {}),
       ...(policy
-        ? { policy: { bucket: policy.bucket, stateFile: policy.state_file ?? FLEET_STATE_FILE } }
+        ? {
+            policy: {
+              bucket: policy.bucket,
+              stateFile: policy.state_file ?? FLEET_STATE_FILE,
+              ...(policy.signers ? { signers: policy.signers } : {}),
+            },
+          }
         : {}),
     },
     pos: ctx.pos(["fleet"]),
   };
 }
+
+/** A public user nkey: its checksum is checked where it is used (the fleet's follower). */
+const USER_NKEY = /^U[A-Z2-7]{55}$/;
 
 function absolutePath(ctx: CheckContext, path: string, at: PathSegment[]): void {
   if (!path.startsWith("/")) ctx.error(at, `'${path}' must be an absolute path`);

@@ -336,6 +336,13 @@ const FleetSchema = Section(
                 "where the last applied revision is kept (default /var/lib/moat/fleet-policy.json)",
             }),
           ),
+          signers: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              minItems: 1,
+              description:
+                "public nkeys (U...): a revision is applied only if one of them signed it for this host's key (moat fleet put --sign)",
+            }),
+          ),
         },
         { description: "follow this host's policy from a key-value bucket" },
       ),

@@ -10,6 +10,8 @@ export interface FleetFollowOptions {
   policyPath: string;
   /** The lifecycle's apply, the path `moat policy apply` takes. */
   apply: (text: string, who: string) => Promise<ApplyOutcome>;
+  /** The running policy's generation. */
+  generation: () => number;
   log: (line: string) => void;
 }
 
@@ -55,6 +57,8 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
           bucket,
           stateFile,
           apply: o.apply,
+          generation: o.generation,
+          ...(fleet.policy.signers ? { signers: fleet.policy.signers } : {}),
           fileName: o.policyPath,
           log: o.log,
         });

@@ -10,11 +10,13 @@ export interface RevisionState {
   handled: number;
   /** The newest revision applied (0: none). */
   applied: number;
+  /** The signature time (ms) of the newest signed revision applied (0: none): older ones are refused. */
+  signed: number;
 }
 
 /** The state for `bucket`/`key`; a file about another bucket or key (or none) starts at 0. */
 export function readRevisionState(path: string, bucket: string, key: string): RevisionState {
-  const fresh = { bucket, key, handled: 0, applied: 0 };
+  const fresh = { bucket, key, handled: 0, applied: 0, signed: 0 };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
@@ -24,7 +26,7 @@ export function readRevisionState(path: string, bucket: string, key: string): Re
   const s = parsed as Partial<RevisionState>;
   if (s.bucket !== bucket || s.key !== key) return fresh;
   const n = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
-  return { bucket, key, handled: n(s.handled), applied: n(s.applied) };
+  return { bucket, key, handled: n(s.handled), applied: n(s.applied), signed: n(s.signed) };
 }
 
 export function writeRevisionState(path: string, state: RevisionState): void {

@@ -18,3 +18,4 @@ export {
   type PolicyFollowerOptions,
 } from "./policy-follower.ts";
 export { readRevisionState, type RevisionState } from "./applied-revision.ts";
+export { signPolicy, unsigned, verifyPolicy, type SignedFor } from "./signature.ts";

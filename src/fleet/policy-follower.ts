@@ -7,6 +7,7 @@ import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import { connectFleet, type FleetConnectOptions } from "./connection.ts";
 import { policyKey, statusKey, type FleetStatus } from "./names.ts";
 import { readRevisionState, writeRevisionState, type RevisionState } from "./applied-revision.ts";
+import { verifyPolicy } from "./signature.ts";
 
 export interface ApplyOutcome {
   ok: boolean;
@@ -24,6 +25,13 @@ export interface PolicyFollowerOptions {
   /** The name errors carry for the policy text (the daemon's policy file): shown as the key. */
   fileName: string;
   log: (line: string) => void;
+  /**
+   * The public nkeys a revision must be signed by (signature.ts); absent: revisions are applied
+   * unsigned, as the bucket's permissions let them be written.
+   */
+  signers?: readonly string[];
+  /** The running policy's generation, reported with a revision refused before it is applied. */
+  generation: () => number;
   /** Delay before connecting again after a failure (default 2 s). */
   retryMs?: number;
 }
@@ -94,9 +102,25 @@ export class PolicyFollower {
     this.state = { ...this.state, handled: entry.revision };
     writeRevisionState(this.o.stateFile, this.state);
     const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
-    const outcome = await this.o.apply(new TextDecoder().decode(entry.value), who);
+    const text = new TextDecoder().decode(entry.value);
+    const signed = this.o.signers
+      ? verifyPolicy(text, { bucket, key: this.key }, this.o.signers, this.state.signed)
+      : null;
+    let outcome: ApplyOutcome;
+    if (signed && !signed.ok) {
+      log(`fleet: ${who} refused: ${signed.error}; the running policy stays`);
+      outcome = {
+        ok: false,
+        generation: this.o.generation(),
+        errors: [`${this.o.fileName}:1:1: ${signed.error}`],
+      };
+    } else outcome = await this.o.apply(text, who);
     if (outcome.ok) {
-      this.state = { ...this.state, applied: entry.revision };
+      this.state = {
+        ...this.state,
+        applied: entry.revision,
+        signed: signed?.time ?? this.state.signed,
+      };
       writeRevisionState(this.o.stateFile, this.state);
     }
     const prefix = `${this.o.fileName}:`;

@@ -2,6 +2,7 @@
 // stream and the policy bucket (replicated, with the duplicate window the hosts' retries need);
 // `put` checks a policy as the daemon would, writes it to a host's key and, with --wait, prints
 // what the host reported for that revision.
+import { readFileSync } from "node:fs";
 import type { NatsConnection } from "nats";
 import { UsageError, type Io, type OptionValues } from "../command.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -79,7 +80,7 @@ export async function putPolicy(
 ): Promise<number> {
   const [host, file] = positionals;
   if (!host || !file || positionals.length > 2)
-    throw new UsageError("usage: moat fleet put HOST FILE [--wait DURATION]");
+    throw new UsageError("usage: moat fleet put HOST FILE [--sign SEED_FILE] [--wait DURATION]");
   if (!/^[A-Za-z0-9_-]+$/.test(host))
     throw new UsageError(`'${host}': a host name is letters, digits, '_' and '-' only`);
   // the daemon's own acceptance: what passes here, the host applies (its set files aside)
@@ -92,8 +93,15 @@ export async function putPolicy(
     io.err(`${file}: not written to ${t.bucket}: ${errors.length} errors`);
     return EXIT.failed;
   }
-  const text = await readPolicyFileTextAsync(file);
-  const { policyKey, statusKey } = await import("../../fleet/index.ts");
+  const { policyKey, statusKey, signPolicy } = await import("../../fleet/index.ts");
+  let text = await readPolicyFileTextAsync(file);
+  if (typeof values.sign === "string")
+    text = signPolicy(
+      text,
+      readSeed(values.sign),
+      { bucket: t.bucket, key: policyKey(host) },
+      Date.now(),
+    );
   const kv = await nc.jetstream().views.kv(t.bucket, { bindOnly: true });
   const revision = await kv.put(policyKey(host), text);
   const waitMs = typeof values.wait === "string" ? parseDuration(values.wait, "--wait") : undefined;
@@ -115,6 +123,22 @@ export async function putPolicy(
     for (const e of report.errors) io.out(e);
   }
   return report?.result === "applied" ? EXIT.ok : EXIT.failed;
+}
+
+/** The nkey seed in `file` (moat fleet nkey writes one), for --sign. */
+function readSeed(file: string): string {
+  let seed: string;
+  try {
+    seed = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new UsageError(`--sign: ${(err as Error).message}`, 1);
+  }
+  if (!/^SU[A-Z2-7]{56}$/.test(seed))
+    throw new UsageError(
+      `--sign: ${file} holds no user nkey seed (SU...; moat fleet nkey writes one)`,
+      1,
+    );
+  return seed;
 }
 
 /** The host's report on `revision` (or a later one), or null after `waitMs`. */

@@ -9,7 +9,7 @@ import { connectTarget, fleetTarget, FLEET_OPTIONS, FLEET_USAGE } from "../fleet
 const USAGE = `moat fleet events [--host NAME]... [--follow] [--json] [--limit N] [--since TIME]
   ${FILTER_USAGE}
 moat fleet status [--host NAME]... [--json]
-moat fleet put HOST FILE [--wait DURATION] [--json]
+moat fleet put HOST FILE [--sign SEED_FILE] [--wait DURATION] [--json]
 moat fleet init [--replicas N] [--duplicate-window DURATION] [--max-age DURATION] [--json]
 moat fleet nkey FILE
   ${FLEET_USAGE}
@@ -18,8 +18,10 @@ moat fleet nkey FILE
   prints new ones until Ctrl-C (without --since: only new ones).
   status: per host its events, its last event, its policy key's revision, the revision it
   applied, and its last report (a refused revision with its errors).
-  put: checks FILE as the daemon would, then writes it to HOST's policy key; --wait: prints the
-  host's report on it (exit 1 if refused or none came in time).
+  put: checks FILE as the daemon would, then writes it to HOST's policy key; --sign: signed
+  with that nkey for HOST's key (hosts whose policy names fleet.policy.signers apply only
+  signed revisions); --wait: prints the host's report on it (exit 1 if refused or none came in
+  time).
   init: creates (or updates) the events stream and the policy bucket, 3 replicas, a 2m
   duplicate window (it must cover the hosts' 30 s of retries).
   nkey: writes a new nkey seed to FILE (0600, never over an existing file) and prints its
@@ -41,6 +43,7 @@ export const fleetCommand: Command = {
     limit: { type: "string" },
     since: { type: "string" },
     wait: { type: "string" },
+    sign: { type: "string" },
     replicas: { type: "string" },
     "duplicate-window": { type: "string" },
     "max-age": { type: "string" },

@@ -1,0 +1,144 @@
+// Signed fleet policies against a real nats-server cluster: a follower whose policy names signers
+// refuses an unsigned revision and one signed by another key (reported to its status key, the
+// running policy untouched), applies what `moat fleet put --sign` wrote, and refuses an older
+// signed revision put back, also after a restart (the signature's time is kept with the revision).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { KV } from "nats";
+import { PolicyFollower, signPolicy, type FleetStatus } from "../../src/fleet/index.ts";
+import { newUser, seedFile, startNatsCluster } from "../helpers/nats-cluster.ts";
+import { MOAT } from "../helpers/paths.ts";
+
+const BUCKET = "moat-policy";
+const HOST = "web1";
+const KEY = `policy.${HOST}`;
+const POLICY = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: allow }\n";
+
+async function until<T>(what: string, probe: () => Promise<T | null>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The host's report on `revision`. */
+const reportOn = (kv: KV, revision: number) =>
+  until(`the report on revision ${revision}`, async () => {
+    const e = await kv.get(`status.${HOST}`);
+    const s = e?.operation === "PUT" ? e.json<FleetStatus>() : null;
+    return s && s.revision === revision ? s : null;
+  });
+
+test("a follower that names signers applies only policies they signed, never an older one put back", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fleet-signed-"));
+  const cluster = await startNatsCluster({ hosts: [HOST], bucket: BUCKET, subject: "moat.events" });
+  const admin = await cluster.connectAdmin();
+  t.after(async () => {
+    await admin.close();
+    await cluster.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const kv = await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 5 });
+  const adminSeed = seedFile(dir, "admin.nk", cluster.admin.seed);
+  const applied: string[] = [];
+  const stateFile = join(dir, "state", "fleet-policy.json");
+  const follow = () =>
+    new PolicyFollower({
+      connection: { url: cluster.urls[0] ?? "", host: HOST, seed: cluster.hosts.get(HOST)?.seed },
+      host: HOST,
+      bucket: BUCKET,
+      stateFile,
+      signers: [cluster.admin.publicKey],
+      apply: (text) => {
+        applied.push(text);
+        return Promise.resolve({ ok: true, generation: applied.length + 1, errors: [] });
+      },
+      generation: () => applied.length + 1,
+      fileName: "/etc/moat/policy.yaml",
+      log: () => {},
+      retryMs: 200,
+    });
+  let follower = follow();
+  t.after(() => follower.close());
+
+  // unsigned, as anyone who can write the bucket could put it
+  const unsigned = await kv.put(KEY, POLICY);
+  assert.deepEqual(
+    { ...(await reportOn(kv, unsigned)), time: "" },
+    {
+      host: HOST,
+      revision: unsigned,
+      result: "refused",
+      applied_revision: 0,
+      generation: 1,
+      errors: [`${KEY}:1:1: not signed: the first line is no '# moat-signature: ...'`],
+      time: "",
+    },
+  );
+  // signed by a key the policy does not name
+  const stranger = newUser();
+  const forged = await kv.put(
+    KEY,
+    signPolicy(POLICY, stranger.seed, { bucket: BUCKET, key: KEY }, Date.now()),
+  );
+  assert.match(
+    (await reportOn(kv, forged)).errors[0] ?? "",
+    new RegExp(`signed by ${stranger.publicKey}, which fleet.policy.signers does not name`),
+  );
+  assert.deepEqual(applied, [], "nothing unsigned or forged was applied");
+
+  // what the admin rolls out with moat fleet put --sign
+  const file = join(dir, "policy.yaml");
+  writeFileSync(file, POLICY);
+  const put = (f: string) =>
+    spawnSync(
+      MOAT,
+      [
+        "fleet",
+        "put",
+        HOST,
+        f,
+        "--sign",
+        adminSeed,
+        "--server",
+        cluster.urls[0] ?? "",
+        "--nkey",
+        adminSeed,
+        "--json",
+      ],
+      {
+        encoding: "utf8",
+        timeout: 30_000,
+      },
+    );
+  const first = put(file);
+  assert.equal(first.status, 0, first.stderr);
+  const firstRevision = (JSON.parse(first.stdout) as { revision: number }).revision;
+  assert.equal((await reportOn(kv, firstRevision)).result, "applied");
+  const older = (await kv.get(KEY))?.string() ?? "";
+  assert.match(older, /^# moat-signature: /);
+  writeFileSync(file, POLICY.replace("prevent", "detect"));
+  const second = put(file);
+  assert.equal(second.status, 0, second.stderr);
+  const secondRevision = (JSON.parse(second.stdout) as { revision: number }).revision;
+  assert.equal((await reportOn(kv, secondRevision)).result, "applied");
+  assert.equal(applied.length, 2);
+
+  // the older signed text put back: refused, now and after a restart
+  const replay = await kv.put(KEY, older);
+  assert.match((await reportOn(kv, replay)).errors[0] ?? "", /an older policy put back/);
+  await follower.close();
+  follower = follow();
+  const again = await kv.put(KEY, older);
+  const report = await reportOn(kv, again);
+  assert.equal(report.result, "refused");
+  assert.equal(report.applied_revision, secondRevision);
+  assert.equal(applied.length, 2, "no replay was applied");
+});
