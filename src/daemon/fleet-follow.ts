@@ -39,7 +39,7 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
       settings = next;
       const previous = stop();
       if (!fleet?.policy) return;
-      const { bucket, stateFile } = fleet.policy;
+      const { bucket, stateFile, signers } = fleet.policy;
       follower = (async () => {
         await previous;
         const { PolicyFollower, defaultHostName } = await import("../fleet/index.ts");
@@ -58,7 +58,7 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
           stateFile,
           apply: o.apply,
           generation: o.generation,
-          ...(fleet.policy.signers ? { signers: fleet.policy.signers } : {}),
+          ...(signers ? { signers } : {}),
           fileName: o.policyPath,
           log: o.log,
         });

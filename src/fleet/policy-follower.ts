@@ -119,7 +119,7 @@ export class PolicyFollower {
       this.state = {
         ...this.state,
         applied: entry.revision,
-        signed: signed?.time ?? this.state.signed,
+        signed: signed?.ok ? signed.time : this.state.signed,
       };
       writeRevisionState(this.o.stateFile, this.state);
     }
