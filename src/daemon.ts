@@ -485,8 +485,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // fleet.policy: this host's policy key in a JetStream bucket, applied as `moat policy apply` is
   const fleet = fleetFollow({
     policyPath,
-    apply: (text, who) => policy.apply(text, who),
-    generation: () => datapath.generation,
+    apply: (text, who, admit) => policy.apply(text, who, { admit }),
+    running: () => policy.active,
     log,
   });
   fleet.update(policy.active.model);

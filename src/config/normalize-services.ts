@@ -1,6 +1,7 @@
 // attach, logging, otel, event_publisher and api: the daemon's settings, checked for what a value
 // must look like beyond its type (absolute paths, URLs, a token for TCP listeners).
 
+import { isPublicUserNkey } from "./nkey-public.ts";
 import type { CheckContext } from "./check-context.ts";
 import type { PolicyModel } from "./model.ts";
 import type { PolicyDocument } from "./schema.ts";
@@ -137,10 +138,10 @@ function checkFleet(
   if (policy?.state_file !== undefined)
     absolutePath(ctx, policy.state_file, ["fleet", "policy", "state_file"]);
   policy?.signers?.forEach((key, i) => {
-    if (!USER_NKEY.test(key))
+    if (!isPublicUserNkey(key))
       ctx.error(
         ["fleet", "policy", "signers", i],
-        `'${key}' is not a public user nkey (U and 55 of A-Z, 2-7; moat fleet nkey prints one)`,
+        `'${key}' is not a public user nkey (U and 55 of A-Z, 2-7, with its checksum; moat fleet nkey prints one)`,
       );
   });
   return {
@@ -162,9 +163,6 @@ function checkFleet(
     pos: ctx.pos(["fleet"]),
   };
 }
-
-/** A public user nkey: its checksum is checked where it is used (the fleet's follower). */
-const USER_NKEY = /^U[A-Z2-7]{55}$/;
 
 function absolutePath(ctx: CheckContext, path: string, at: PathSegment[]): void {
   if (!path.startsWith("/")) ctx.error(at, `'${path}' must be an absolute path`);

@@ -1,17 +1,21 @@
 // The fleet's policy follower as the running policy's `fleet` section asks for it: started with
 // the daemon, replaced when a policy changes what it follows, stopped when a policy drops it.
 // The nats client loads only when a policy has that section.
-import type { PolicyModel } from "../config/index.ts";
+import type { FleetSettings, PolicyModel } from "../config/index.ts";
 import type { ApplyOutcome, PolicyFollower } from "../fleet/index.ts";
 import { readSecretFile } from "../observe/index.ts";
+import type { RunningPolicy } from "./policy-lifecycle.ts";
 
 export interface FleetFollowOptions {
   /** The policy file: errors naming it are reported under the key instead. */
   policyPath: string;
-  /** The lifecycle's apply, the path `moat policy apply` takes. */
-  apply: (text: string, who: string) => Promise<ApplyOutcome>;
-  /** The running policy's generation. */
-  generation: () => number;
+  /**
+   * The lifecycle's apply, the path `moat policy apply` takes; `admit` is asked in the apply's
+   * turn, against the policy running then.
+   */
+  apply: (text: string, who: string, admit: () => string | null) => Promise<ApplyOutcome>;
+  /** The policy running now. */
+  running: () => RunningPolicy;
   log: (line: string) => void;
 }
 
@@ -42,7 +46,8 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
       const { bucket, stateFile, signers } = fleet.policy;
       follower = (async () => {
         await previous;
-        const { PolicyFollower, defaultHostName } = await import("../fleet/index.ts");
+        const { PolicyFollower, defaultHostName, policyKey, verifyPolicy } =
+          await import("../fleet/index.ts");
         let seed: string | undefined;
         try {
           if (fleet.nkeySeedFile) seed = readSecretFile(fleet.nkeySeedFile).toString("utf8");
@@ -51,17 +56,34 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
           return null;
         }
         const host = fleet.host ?? defaultHostName();
-        return new PolicyFollower({
-          connection: { url: fleet.url, host, ...(seed ? { seed } : {}) },
-          host,
-          bucket,
-          stateFile,
-          apply: o.apply,
-          generation: o.generation,
-          ...(signers ? { signers } : {}),
-          fileName: o.policyPath,
-          log: o.log,
-        });
+        const key = policyKey(host);
+        /** The running policy's fleet settings, if it still follows this bucket and key. */
+        const following = (model: PolicyModel): FleetSettings["policy"] | null => {
+          const now = model.fleet?.value;
+          const same = now?.policy?.bucket === bucket && (now.host ?? defaultHostName()) === host;
+          return same ? (now.policy ?? null) : null;
+        };
+        const running = o.running();
+        const floor = signers ? verifyPolicy(running.text, { bucket, key }, signers, 0) : null;
+        try {
+          return new PolicyFollower({
+            connection: { url: fleet.url, host, ...(seed ? { seed } : {}) },
+            host,
+            bucket,
+            stateFile,
+            apply: o.apply,
+            followed: () => {
+              const now = following(o.running().model);
+              return now ? (now.signers ? { signers: now.signers } : {}) : null;
+            },
+            ...(floor?.ok ? { signedFloor: floor.time } : {}),
+            fileName: o.policyPath,
+            log: o.log,
+          });
+        } catch (err) {
+          o.log(`fleet: ${(err as Error).message}`);
+          return null;
+        }
       })();
     },
     get follower() {

@@ -40,6 +40,13 @@ export interface RunningPolicy extends LoadedPolicy {
 /** What a reload or an apply did: the generation running after it, and why it was refused. */
 export type ReloadResult = ApplyOutcome;
 
+/** An apply's options inside the daemon: `admit` may refuse the text against the policy running
+ * when its turn comes (changes are serial: a check made before queueing may be stale by then). */
+export interface LifecycleApplyOptions extends ApplyOptions {
+  /** Why the text may not replace `running`, or null when it may. */
+  admit?: (running: RunningPolicy) => string | null;
+}
+
 /** Where the compiled policy goes (the Datapath). */
 export interface PolicyTarget {
   readonly generation: number;
@@ -259,8 +266,14 @@ export class PolicyLifecycle {
    * `confirmMs` it is on trial: not saved, and reverted to the policy before it (the one before
    * the first trial, when trials follow each other) unless confirm() comes within `confirmMs`.
    */
-  apply(text: string, who: string, options: ApplyOptions = {}): Promise<ReloadResult> {
-    return this.serial(() => this.applyText(text, who, "policy", options.confirmMs));
+  apply(text: string, who: string, options: LifecycleApplyOptions = {}): Promise<ReloadResult> {
+    return this.serial(() => {
+      const refusal = options.admit?.(this.running) ?? null;
+      if (refusal === null) return this.applyText(text, who, "policy", options.confirmMs);
+      const result = this.refuse(`policy from ${who}`, [`${this.options.path}:1:1: ${refusal}`]);
+      this.options.audit(refusedLine("policy", who, sha256(text), result.errors.length));
+      return Promise.resolve(result);
+    });
   }
 
   /** Keeps the policy on trial: saves it to the policy file. */

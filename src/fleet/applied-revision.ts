@@ -14,18 +14,28 @@ export interface RevisionState {
   signed: number;
 }
 
-/** The state for `bucket`/`key`; a file about another bucket or key (or none) starts at 0. */
+/**
+ * The state for `bucket`/`key`; a file about another bucket or key (or none) starts at 0. Throws
+ * for a file that is not such a state: the follower neither trusts nor overwrites it.
+ */
 export function readRevisionState(path: string, bucket: string, key: string): RevisionState {
   const fresh = { bucket, key, handled: 0, applied: 0, signed: 0 };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch {
-    return fresh;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return fresh;
+    parsed = null;
   }
+  if (typeof parsed !== "object" || parsed === null || !("bucket" in parsed))
+    throw new Error(
+      `${path} is not moat's fleet state: not following (remove the file to start again at revision 0)`,
+    );
   const s = parsed as Partial<RevisionState>;
-  if (s.bucket !== bucket || s.key !== key) return fresh;
   const n = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+  // the signature time is the host's, whatever it followed: a move to another bucket or key
+  // and back must not let an older signed policy in
+  if (s.bucket !== bucket || s.key !== key) return { ...fresh, signed: n(s.signed) };
   return { bucket, key, handled: n(s.handled), applied: n(s.applied), signed: n(s.signed) };
 }
 

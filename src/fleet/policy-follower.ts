@@ -20,18 +20,23 @@ export interface PolicyFollowerOptions {
   host: string;
   bucket: string;
   stateFile: string;
-  /** The daemon's install path; `who` names the bucket, key and revision in the audit log. */
-  apply: (text: string, who: string) => Promise<ApplyOutcome>;
+  /**
+   * The daemon's install path; `who` names the bucket, key and revision in the audit log.
+   * `admit` is asked in the install's own turn, against the policy running then: a reload that
+   * came first may have changed what this host follows and whose signatures it takes.
+   */
+  apply: (text: string, who: string, admit: () => string | null) => Promise<ApplyOutcome>;
+  /**
+   * What the running policy says now: null when it no longer follows this bucket and key, else
+   * the public nkeys a revision must be signed by (signature.ts; none: revisions apply unsigned,
+   * as the bucket's permissions let them be written).
+   */
+  followed: () => { signers?: readonly string[] } | null;
+  /** The time of the running policy's own signature (0: none), a floor for the next one. */
+  signedFloor?: number;
   /** The name errors carry for the policy text (the daemon's policy file): shown as the key. */
   fileName: string;
   log: (line: string) => void;
-  /**
-   * The public nkeys a revision must be signed by (signature.ts); absent: revisions are applied
-   * unsigned, as the bucket's permissions let them be written.
-   */
-  signers?: readonly string[];
-  /** The running policy's generation, reported with a revision refused before it is applied. */
-  generation: () => number;
   /** Delay before connecting again after a failure (default 2 s). */
   retryMs?: number;
 }
@@ -48,7 +53,8 @@ export class PolicyFollower {
   constructor(o: PolicyFollowerOptions) {
     this.o = o;
     this.key = policyKey(o.host);
-    this.state = readRevisionState(o.stateFile, o.bucket, this.key);
+    const state = readRevisionState(o.stateFile, o.bucket, this.key);
+    this.state = { ...state, signed: Math.max(state.signed, o.signedFloor ?? 0) };
     this.running = this.run();
   }
 
@@ -69,6 +75,7 @@ export class PolicyFollower {
         const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
         const watch = await kv.watch({ key: this.key });
         this.watch = watch;
+        if (this.closing.signal.aborted) watch.stop(); // close() came while the watch was made
         log(`fleet: following ${bucket}/${this.key} (applied revision ${this.state.applied})`);
         reported = "";
         for await (const entry of watch) {
@@ -83,6 +90,7 @@ export class PolicyFollower {
       }
       await this.nc?.close().catch(() => {});
       this.nc = undefined;
+      if (this.closing.signal.aborted) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, retryMs);
         this.closing.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
@@ -103,23 +111,22 @@ export class PolicyFollower {
     writeRevisionState(this.o.stateFile, this.state);
     const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
     const text = new TextDecoder().decode(entry.value);
-    const signed = this.o.signers
-      ? verifyPolicy(text, { bucket, key: this.key }, this.o.signers, this.state.signed)
-      : null;
-    let outcome: ApplyOutcome;
-    if (signed && !signed.ok) {
-      log(`fleet: ${who} refused: ${signed.error}; the running policy stays`);
-      outcome = {
-        ok: false,
-        generation: this.o.generation(),
-        errors: [`${this.o.fileName}:1:1: ${signed.error}`],
-      };
-    } else outcome = await this.o.apply(text, who);
+    let signedAt: number | null = null;
+    const admit = (): string | null => {
+      const now = this.o.followed();
+      if (!now) return `the running policy no longer follows ${bucket}/${this.key}`;
+      if (!now.signers) return null;
+      const v = verifyPolicy(text, { bucket, key: this.key }, now.signers, this.state.signed);
+      if (!v.ok) return v.error;
+      signedAt = v.time;
+      return null;
+    };
+    const outcome = await this.o.apply(text, who, admit);
     if (outcome.ok) {
       this.state = {
         ...this.state,
         applied: entry.revision,
-        signed: signed?.ok ? signed.time : this.state.signed,
+        signed: signedAt ?? this.state.signed,
       };
       writeRevisionState(this.o.stateFile, this.state);
     }
@@ -144,10 +151,10 @@ export class PolicyFollower {
     }
   }
 
+  /** Ends the watch; a revision being taken up is finished and reported first. */
   async close(): Promise<void> {
     this.closing.abort();
     this.watch?.stop();
-    await this.nc?.close().catch(() => {});
     await this.running;
   }
 }

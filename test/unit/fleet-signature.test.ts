@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { nkeys } from "nats";
 import { signPolicy, unsigned, verifyPolicy } from "../../src/fleet/signature.ts";
+import { isPublicUserNkey } from "../../src/config/nkey-public.ts";
 
 const admin = nkeys.createUser();
 const seed = new TextDecoder().decode(admin.getSeed());
@@ -49,4 +50,21 @@ test("every way a revision can be forged or put back is refused, saying why", ()
   );
   // a broken signature line
   assert.match(refused(signed.replace(/ [A-Za-z0-9_-]{86}\n/, " abc\n")), /^not signed/);
+});
+
+test("a signer's public nkey is checked with its checksum, as NATS reads it", () => {
+  for (let i = 0; i < 200; i++) {
+    const key = nkeys.createUser().getPublicKey();
+    assert.equal(isPublicUserNkey(key), true, key);
+    const at = 1 + (i % 55);
+    const broken = key.slice(0, at) + (key[at] === "A" ? "B" : "A") + key.slice(at + 1);
+    let nats = true;
+    try {
+      nkeys.fromPublic(broken);
+    } catch {
+      nats = false;
+    }
+    assert.equal(isPublicUserNkey(broken), nats, broken);
+  }
+  assert.equal(isPublicUserNkey(nkeys.createAccount().getPublicKey()), false);
 });

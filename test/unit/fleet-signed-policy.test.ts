@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KV } from "nats";
 import { PolicyFollower, signPolicy, type FleetStatus } from "../../src/fleet/index.ts";
+import { readRevisionState, writeRevisionState } from "../../src/fleet/applied-revision.ts";
 import { newUser, seedFile, startNatsCluster } from "../helpers/nats-cluster.ts";
 import { MOAT } from "../helpers/paths.ts";
 
@@ -49,18 +50,30 @@ test("a follower that names signers applies only policies they signed, never an 
   const adminSeed = seedFile(dir, "admin.nk", cluster.admin.seed);
   const applied: string[] = [];
   const stateFile = join(dir, "state", "fleet-policy.json");
-  const follow = () =>
+  /** What the running policy says of following (the daemon reads it in the apply's turn). */
+  let followed: { signers?: readonly string[] } | null = { signers: [cluster.admin.publicKey] };
+  /** An apply waits for its turn, as the daemon's changes do, one at a time. */
+  let turn: Promise<void> = Promise.resolve();
+  const follow = (signedFloor = 0) =>
     new PolicyFollower({
       connection: { url: cluster.urls[0] ?? "", host: HOST, seed: cluster.hosts.get(HOST)?.seed },
       host: HOST,
       bucket: BUCKET,
       stateFile,
-      signers: [cluster.admin.publicKey],
-      apply: (text) => {
+      followed: () => followed,
+      signedFloor,
+      apply: async (text, _who, admit) => {
+        await turn;
+        const refusal = admit();
+        if (refusal !== null)
+          return {
+            ok: false,
+            generation: applied.length + 1,
+            errors: [`/etc/moat/policy.yaml:1:1: ${refusal}`],
+          };
         applied.push(text);
-        return Promise.resolve({ ok: true, generation: applied.length + 1, errors: [] });
+        return { ok: true, generation: applied.length + 1, errors: [] };
       },
-      generation: () => applied.length + 1,
       fileName: "/etc/moat/policy.yaml",
       log: () => {},
       retryMs: 200,
@@ -131,6 +144,35 @@ test("a follower that names signers applies only policies they signed, never an 
   assert.equal((await reportOn(kv, secondRevision)).result, "applied");
   assert.equal(applied.length, 2);
 
+  // signed offline (moat fleet sign connects nowhere), then put as it is
+  const offline = spawnSync(
+    MOAT,
+    ["fleet", "sign", HOST, file, "--sign", adminSeed, "--server", "nats://127.0.0.1:1"],
+    { encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(offline.status, 0, offline.stderr);
+  const signedFile = join(dir, "signed.yaml");
+  writeFileSync(signedFile, offline.stdout);
+  const third = spawnSync(
+    MOAT,
+    [
+      "fleet",
+      "put",
+      HOST,
+      signedFile,
+      "--server",
+      cluster.urls[0] ?? "",
+      "--nkey",
+      adminSeed,
+      "--json",
+    ],
+    { encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(third.status, 0, third.stderr);
+  const thirdRevision = (JSON.parse(third.stdout) as { revision: number }).revision;
+  assert.equal((await reportOn(kv, thirdRevision)).result, "applied");
+  assert.equal(applied.length, 3);
+
   // the older signed text put back: refused, now and after a restart
   const replay = await kv.put(KEY, older);
   assert.match((await reportOn(kv, replay)).errors[0] ?? "", /an older policy put back/);
@@ -139,6 +181,60 @@ test("a follower that names signers applies only policies they signed, never an 
   const again = await kv.put(KEY, older);
   const report = await reportOn(kv, again);
   assert.equal(report.result, "refused");
-  assert.equal(report.applied_revision, secondRevision);
-  assert.equal(applied.length, 2, "no replay was applied");
+  assert.equal(report.applied_revision, thirdRevision);
+  assert.equal(applied.length, 3, "no replay was applied");
+
+  // the running policy's own signature is a floor when the state file is gone
+  await follower.close();
+  rmSync(stateFile);
+  follower = follow(Date.now());
+  const lost = await kv.put(KEY, older);
+  assert.match((await reportOn(kv, lost)).errors[0] ?? "", /an older policy put back/);
+
+  // a revision waiting for its turn while a reload changes whose signatures count: judged by
+  // the policy running when its turn comes
+  let open!: () => void;
+  turn = new Promise((resolve) => (open = resolve));
+  const waiting = await kv.put(
+    KEY,
+    signPolicy(POLICY, cluster.admin.seed, { bucket: BUCKET, key: KEY }, Date.now()),
+  );
+  await new Promise((r) => setTimeout(r, 300)); // taken up, waiting
+  followed = { signers: [stranger.publicKey] };
+  open();
+  assert.match(
+    (await reportOn(kv, waiting)).errors[0] ?? "",
+    /which fleet.policy.signers does not name/,
+  );
+  // and one that comes once the running policy no longer follows this key
+  followed = null;
+  const unfollowed = await kv.put(KEY, POLICY);
+  assert.equal(
+    (await reportOn(kv, unfollowed)).errors[0],
+    `${KEY}:1:1: the running policy no longer follows ${BUCKET}/${KEY}`,
+  );
+  assert.equal(applied.length, 3);
+});
+
+test("the fleet state: a move to another bucket keeps the signature floor; a foreign file is neither trusted nor overwritten", () => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fleet-state-"));
+  try {
+    const path = join(dir, "fleet-policy.json");
+    writeRevisionState(path, { bucket: "a", key: KEY, handled: 7, applied: 7, signed: 5_000 });
+    assert.deepEqual(readRevisionState(path, "b", KEY), {
+      bucket: "b",
+      key: KEY,
+      handled: 0,
+      applied: 0,
+      signed: 5_000,
+    });
+    writeFileSync(path, "root:x:0:0:root:/root:/bin/bash\n");
+    assert.throws(
+      () => readRevisionState(path, "a", KEY),
+      new RegExp(`^Error: ${path} is not moat's fleet state: not following`),
+    );
+    assert.equal(readRevisionState(join(dir, "none.json"), "a", KEY).handled, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -71,6 +71,54 @@ export async function initFleet(
   return EXIT.ok;
 }
 
+/**
+ * FILE's text as HOST's policy key gets it: checked as the daemon would (errors printed, null),
+ * signed for that key with --sign.
+ */
+async function rolloutText(
+  host: string,
+  file: string,
+  bucket: string,
+  values: OptionValues,
+  io: Io,
+): Promise<string | null> {
+  if (!/^[A-Za-z0-9_-]+$/.test(host))
+    throw new UsageError(`'${host}': a host name is letters, digits, '_' and '-' only`);
+  const seed = typeof values.sign === "string" ? readSeed(values.sign) : null;
+  // the daemon's own acceptance: what passes here, the host applies (its set files aside)
+  const { acceptPolicyFileAsync, readPolicyFileTextAsync } = await import("../../host/index.ts");
+  const { diagnosticLines } = await import("../../config/index.ts");
+  const { diagnostics, policy } = await acceptPolicyFileAsync(file);
+  const errors = diagnostics.filter((d) => d.severity === "error");
+  if (!policy || errors.length) {
+    for (const line of diagnosticLines(errors, file)) io.err(line);
+    io.err(`${file}: not written to ${bucket}: ${errors.length} errors`);
+    return null;
+  }
+  const text = await readPolicyFileTextAsync(file);
+  if (seed === null) return text;
+  const { policyKey, signPolicy } = await import("../../fleet/index.ts");
+  // a last line ended, so the signed text prints and saves as it was signed
+  const ended = text.endsWith("\n") ? text : `${text}\n`;
+  return signPolicy(ended, seed, { bucket, key: policyKey(host) }, Date.now());
+}
+
+/** moat fleet sign: the signed text on stdout, made where no server is reachable (offline). */
+export async function signFile(
+  positionals: string[],
+  values: OptionValues,
+  io: Io,
+): Promise<number> {
+  const [host, file] = positionals;
+  if (!host || !file || positionals.length > 2 || typeof values.sign !== "string")
+    throw new UsageError("usage: moat fleet sign HOST FILE --sign SEED_FILE [--bucket NAME]");
+  const bucket = typeof values.bucket === "string" ? values.bucket : "moat-policy";
+  const text = await rolloutText(host, file, bucket, values, io);
+  if (text === null) return EXIT.failed;
+  io.out(text.endsWith("\n") ? text.slice(0, -1) : text);
+  return EXIT.ok;
+}
+
 export async function putPolicy(
   nc: NatsConnection,
   t: FleetTarget,
@@ -81,27 +129,9 @@ export async function putPolicy(
   const [host, file] = positionals;
   if (!host || !file || positionals.length > 2)
     throw new UsageError("usage: moat fleet put HOST FILE [--sign SEED_FILE] [--wait DURATION]");
-  if (!/^[A-Za-z0-9_-]+$/.test(host))
-    throw new UsageError(`'${host}': a host name is letters, digits, '_' and '-' only`);
-  // the daemon's own acceptance: what passes here, the host applies (its set files aside)
-  const { acceptPolicyFileAsync, readPolicyFileTextAsync } = await import("../../host/index.ts");
-  const { diagnosticLines } = await import("../../config/index.ts");
-  const { diagnostics, policy } = await acceptPolicyFileAsync(file);
-  const errors = diagnostics.filter((d) => d.severity === "error");
-  if (!policy || errors.length) {
-    for (const line of diagnosticLines(errors, file)) io.err(line);
-    io.err(`${file}: not written to ${t.bucket}: ${errors.length} errors`);
-    return EXIT.failed;
-  }
-  const { policyKey, statusKey, signPolicy } = await import("../../fleet/index.ts");
-  let text = await readPolicyFileTextAsync(file);
-  if (typeof values.sign === "string")
-    text = signPolicy(
-      text,
-      readSeed(values.sign),
-      { bucket: t.bucket, key: policyKey(host) },
-      Date.now(),
-    );
+  const text = await rolloutText(host, file, t.bucket, values, io);
+  if (text === null) return EXIT.failed;
+  const { policyKey, statusKey } = await import("../../fleet/index.ts");
   const kv = await nc.jetstream().views.kv(t.bucket, { bindOnly: true });
   const revision = await kv.put(policyKey(host), text);
   const waitMs = typeof values.wait === "string" ? parseDuration(values.wait, "--wait") : undefined;

@@ -10,6 +10,7 @@ const USAGE = `moat fleet events [--host NAME]... [--follow] [--json] [--limit N
   ${FILTER_USAGE}
 moat fleet status [--host NAME]... [--json]
 moat fleet put HOST FILE [--sign SEED_FILE] [--wait DURATION] [--json]
+moat fleet sign HOST FILE --sign SEED_FILE [--bucket NAME] > SIGNED_FILE
 moat fleet init [--replicas N] [--duplicate-window DURATION] [--max-age DURATION] [--json]
 moat fleet nkey FILE
   ${FLEET_USAGE}
@@ -22,12 +23,14 @@ moat fleet nkey FILE
   with that nkey for HOST's key (hosts whose policy names fleet.policy.signers apply only
   signed revisions); --wait: prints the host's report on it (exit 1 if refused or none came in
   time).
+  sign: checks FILE and prints it signed for HOST's key, connecting nowhere (sign offline,
+  then put the signed file without --sign).
   init: creates (or updates) the events stream and the policy bucket, 3 replicas, a 2m
   duplicate window (it must cover the hosts' 30 s of retries).
   nkey: writes a new nkey seed to FILE (0600, never over an existing file) and prints its
   public key, which the server's configuration names (docs/fleet.md).`;
 
-const ACTIONS = ["events", "status", "put", "init", "nkey"] as const;
+const ACTIONS = ["events", "status", "put", "sign", "init", "nkey"] as const;
 
 export const fleetCommand: Command = {
   name: "fleet",
@@ -53,6 +56,7 @@ export const fleetCommand: Command = {
     if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
       throw new UsageError(`moat fleet takes ${ACTIONS.join(", ")}\nusage: ${USAGE}`);
     if (action === "nkey") return (await import("./fleet-rollout.ts")).newNkey(rest, io);
+    if (action === "sign") return (await import("./fleet-rollout.ts")).signFile(rest, values, io);
     const target = fleetTarget(values);
     const hosts = Array.isArray(values.host) ? values.host : [];
     const nc = await connectTarget(target, values.follow === true);
