@@ -8,7 +8,7 @@
 // numbers; lpm.ts maps ranks back to addresses.
 
 import type { AddressEntry, AddressList } from "../../config/model.ts";
-import { EMPTY, unionOf, subtract, whole, type Flat } from "./intervals.ts";
+import { EMPTY, interval, unionOf, subtract, whole, type Flat } from "./intervals.ts";
 
 export const SIZE4 = 2 ** 32;
 const END6 = 1n << 128n;
@@ -27,26 +27,56 @@ export interface Region {
   v6: Flat;
 }
 
+/**
+ * Collects the IPv6 bounds of address lists (each set walked once) for their rank space, and
+ * finds each list's first hostname entry on the way (one walk of the entries for both).
+ */
+export class AddressSpaceBuilder {
+  private readonly bounds = new Set<bigint>([0n, END6]);
+  /** The sets walked, with their first hostname entry. */
+  private readonly sets = new Map<AddressEntry[], AddressEntry | undefined>();
+
+  /** Adds a list's IPv6 bounds; returns its first hostname entry (sets expanded), if any. */
+  add(list: AddressList): AddressEntry | undefined {
+    return this.walk(list.entries);
+  }
+
+  private walk(entries: AddressEntry[]): AddressEntry | undefined {
+    let first: AddressEntry | undefined;
+    for (const e of entries) {
+      if (e.kind === "interval") {
+        if (e.family === 6) {
+          this.bounds.add(e.start);
+          this.bounds.add(e.end + 1n);
+        }
+      } else if (e.kind === "set") {
+        let inner: AddressEntry | undefined;
+        if (this.sets.has(e.entries)) inner = this.sets.get(e.entries);
+        else {
+          // noted before the walk: a set met again inside itself is not walked again
+          this.sets.set(e.entries, undefined);
+          inner = this.walk(e.entries);
+          this.sets.set(e.entries, inner);
+        }
+        first ??= inner;
+      } else if (e.kind === "hostname") first ??= e;
+    }
+    return first;
+  }
+
+  finish(): AddressSpaces {
+    const points6 = [...this.bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const rank6 = new Map<bigint, number>();
+    points6.forEach((p, i) => rank6.set(p, i));
+    return { points6, rank6, size6: points6.length - 1 };
+  }
+}
+
 /** Walks every interval entry of the lists (each set once) to build the IPv6 rank space. */
 export function addressSpaces(lists: Iterable<AddressList>): AddressSpaces {
-  const bounds = new Set<bigint>([0n, END6]);
-  const seen = new Set<AddressEntry[]>();
-  const walk = (entries: AddressEntry[]): void => {
-    if (seen.has(entries)) return;
-    seen.add(entries);
-    for (const e of entries) {
-      if (e.kind === "set") walk(e.entries);
-      else if (e.kind === "interval" && e.family === 6) {
-        bounds.add(e.start);
-        bounds.add(e.end + 1n);
-      }
-    }
-  };
-  for (const list of lists) walk(list.entries);
-  const points6 = [...bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const rank6 = new Map<bigint, number>();
-  points6.forEach((p, i) => rank6.set(p, i));
-  return { points6, rank6, size6: points6.length - 1 };
+  const builder = new AddressSpaceBuilder();
+  for (const list of lists) builder.add(list);
+  return builder.finish();
 }
 
 /** Computes regions of address lists; a set's region is computed once however often it is used. */
@@ -67,10 +97,13 @@ export class Regions {
   }
 
   private entries(entries: AddressEntry[]): Region {
+    let negated = 0;
+    for (const e of entries) if (e.negate) negated++;
+    // no negative entry (the common list): the positives are the entries themselves
+    if (negated === 0 && entries.length > 0) return this.union(entries);
     const positives = entries.filter((e) => !e.negate);
     const negatives = entries.filter((e) => e.negate);
     const included = positives.length === 0 ? this.all : this.union(positives);
-    if (negatives.length === 0) return included;
     const excluded = this.union(negatives);
     return { v4: subtract(included.v4, excluded.v4), v6: subtract(included.v6, excluded.v6) };
   }
@@ -133,8 +166,8 @@ export class Regions {
   }
 
   private interval(family: 4 | 6, start: bigint, end: bigint): Region {
-    if (family === 4) return { v4: Float64Array.of(Number(start), Number(end) + 1), v6: EMPTY };
+    if (family === 4) return { v4: interval(Number(start), Number(end) + 1), v6: EMPTY };
     const { rank6 } = this.spaces;
-    return { v4: EMPTY, v6: Float64Array.of(rank6.get(start)!, rank6.get(end + 1n)!) };
+    return { v4: EMPTY, v6: interval(rank6.get(start)!, rank6.get(end + 1n)!) };
   }
 }

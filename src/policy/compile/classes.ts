@@ -4,9 +4,9 @@
 // they are in every class implicitly, so a catch-all rule does not split or inflate anything.
 
 import { SIZE4 } from "./address-regions.ts";
-import type { RuleDimensions } from "./dimensions.ts";
+import { Column } from "./dimensions.ts";
 import type { Flat } from "./intervals.ts";
-import { KeyMap, type ClassSets, type ClassStore, type Zobrist } from "./set-index.ts";
+import type { ClassSets, ClassStore, Zobrist } from "./set-index.ts";
 
 export interface SweepItem {
   rule: number;
@@ -20,100 +20,215 @@ export interface Runs {
   classes: Uint32Array;
 }
 
-function lowerBound(points: Float64Array, length: number, value: number): number {
-  let lo = 0;
-  let hi = length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (points[mid]! < value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const RADIX_BITS = 11;
+const RADIX = 1 << RADIX_BITS;
+const DIGIT = RADIX - 1;
+const TWO32 = 2 ** 32;
 
-/** Compressed row storage of rule events per bound index. */
-function events(count: number, at: Uint32Array, rules: Uint32Array): [Uint32Array, Uint32Array] {
-  const off = new Uint32Array(count + 1);
-  for (const p of at) off[p + 1] = off[p + 1]! + 1;
-  for (let i = 0; i < count; i++) off[i + 1] = off[i + 1]! + off[i]!;
-  const fill = off.slice(0, count);
-  const out = new Uint32Array(at.length);
-  for (let k = 0; k < at.length; k++) out[fill[at[k]!]!++] = rules[k]!;
-  return [off, out];
-}
+/**
+ * Buffers the sweeps of one compile share, grown as needed (a sweep's own would be garbage as
+ * soon as it is done).
+ */
+export class SweepBuffers {
+  private readonly words: Uint32Array<ArrayBuffer>[] = [];
 
-export function sweep(size: number, items: SweepItem[], store: ClassStore, z: Zobrist): Runs {
-  let total = 0;
-  for (const item of items) total += item.region.length / 2;
-  // every bound, sorted and unique
-  const points = new Float64Array(2 * total + 2);
-  points[0] = 0;
-  points[1] = size;
-  let n = 2;
-  for (const { region } of items) {
-    points.set(region, n);
-    n += region.length;
-  }
-  points.sort();
-  let unique = 0;
-  for (let i = 0; i < n; i++)
-    if (i === 0 || points[i] !== points[unique - 1]) points[unique++] = points[i]!;
-  // each interval becomes an "add" at its start's index and a "remove" at its end's index
-  const addAt = new Uint32Array(total);
-  const removeAt = new Uint32Array(total);
-  const ruleOf = new Uint32Array(total);
-  let k = 0;
-  for (const { rule, region } of items)
-    for (let i = 0; i < region.length; i += 2) {
-      addAt[k] = lowerBound(points, unique, region[i]!);
-      removeAt[k] = lowerBound(points, unique, region[i + 1]!);
-      ruleOf[k++] = rule;
+  /** Buffer `which` (0..6), at least `length` long; its contents are left over. */
+  get(which: number, length: number): Uint32Array {
+    let buffer = this.words[which];
+    if (!buffer || buffer.length < length) {
+      // some room to spare: the next sweep's bounds are often a few more
+      buffer = new Uint32Array(Math.max(length + (length >>> 3), 1024));
+      this.words[which] = buffer;
     }
-  const [addOff, adds] = events(unique, addAt, ruleOf);
-  const [removeOff, removes] = events(unique, removeAt, ruleOf);
+    return buffer;
+  }
+}
 
+/** Bounds (keys) and what happens there (events), in one order. */
+interface Events {
+  keys: Uint32Array | Float64Array;
+  events: Uint32Array;
+}
+
+/**
+ * The events ordered by key: an LSD radix sort of 11-bit digits moving both arrays (three passes
+ * at most for 32-bit keys; a pass whose digit is the same for every key is skipped), instead of
+ * sorting the bounds and finding each one again by binary search. The order among equal keys is
+ * not used. Keys past 32 bits (not a space the compiler builds) take a comparison sort.
+ */
+function sortEvents(input: Events, max: number, buffers: SweepBuffers): Events {
+  const m = input.keys.length;
+  if (m < 2) return input;
+  if (!(input.keys instanceof Uint32Array)) {
+    const { keys, events } = input;
+    const order = Array.from({ length: m }, (_, i) => i).sort(
+      (x, y) => keys[x]! - keys[y]! || x - y,
+    );
+    return {
+      keys: Float64Array.from(order, (i) => keys[i]!),
+      events: Uint32Array.from(order, (i) => events[i]!),
+    };
+  }
+  let passes = 1;
+  while (passes < 3 && max >= 2 ** (RADIX_BITS * passes)) passes++;
+  const counts = new Uint32Array(passes * RADIX);
+  const keys = input.keys;
+  for (let i = 0; i < m; i++) {
+    const key = keys[i]!;
+    counts[key & DIGIT]!++;
+    if (passes > 1) counts[RADIX + ((key >>> RADIX_BITS) & DIGIT)]!++;
+    if (passes > 2) counts[2 * RADIX + (key >>> (2 * RADIX_BITS))]!++;
+  }
+  let from = input as { keys: Uint32Array; events: Uint32Array };
+  let to = { keys: buffers.get(2, m).subarray(0, m), events: buffers.get(3, m).subarray(0, m) };
+  for (let pass = 0; pass < passes; pass++) {
+    const base = pass * RADIX;
+    const shift = pass * RADIX_BITS;
+    // every key has this digit: the order stays
+    if (counts[base + ((from.keys[0]! >>> shift) & DIGIT)] === m) continue;
+    let sum = 0;
+    for (let d = 0; d < RADIX; d++) {
+      const c = counts[base + d]!;
+      counts[base + d] = sum;
+      sum += c;
+    }
+    const { keys: fk, events: fe } = from;
+    const { keys: tk, events: te } = to;
+    for (let i = 0; i < m; i++) {
+      const key = fk[i]!;
+      const at = counts[base + ((key >>> shift) & DIGIT)]!++;
+      tk[at] = key;
+      te[at] = fe[i]!;
+    }
+    [from, to] = [to, from];
+  }
+  return from;
+}
+
+/**
+ * The runs of `count` rules' sets: rule ids[k]'s (ids null: picks[k]'s) is column's picks[k].
+ */
+function sweepColumn(
+  size: number,
+  column: Column,
+  picks: Uint32Array,
+  ids: Uint32Array | null,
+  count: number,
+  store: ClassStore,
+  z: Zobrist,
+  buffers = new SweepBuffers(),
+): Runs {
+  // every bound below size, with its event: rule * 2 + 1 for an interval's start, rule * 2 for
+  // its end (the ends at size are never reached)
+  const { off, big } = column;
+  let m = 0;
+  for (let k = 0; k < count; k++) m += column.size(picks[k]!);
+  const unsorted: Events = {
+    keys: size <= TWO32 ? buffers.get(0, m) : new Float64Array(m),
+    events: buffers.get(1, m),
+  };
+  let e = 0;
+  let max = 0;
+  for (let k = 0; k < count; k++) {
+    const pick = picks[k]!;
+    const rule = ids ? ids[k]! : pick;
+    const kept = big.size > 0 ? big.get(pick) : undefined;
+    const data = kept ?? column.data;
+    // a picked rule has numbers: off is there unless its set is kept
+    const to = kept ? kept.length : off![pick + 1]!;
+    for (let j = kept ? 0 : off![pick]!; j < to; j += 2) {
+      const start = data[j]!;
+      const end = data[j + 1]!;
+      unsorted.keys[e] = start;
+      unsorted.events[e++] = rule * 2 + 1;
+      if (start > max) max = start;
+      if (end >= size) continue;
+      unsorted.keys[e] = end;
+      unsorted.events[e++] = rule * 2;
+      if (end > max) max = end;
+    }
+  }
+  m = e;
+  unsorted.keys = unsorted.keys.subarray(0, m);
+  unsorted.events = unsorted.events.subarray(0, m);
+  const { keys, events } = sortEvents(unsorted, max, buffers);
+  // segments: one from 0, one from each other distinct bound
+  let segments = 1;
+  for (let t = 0; t < m; t++) if (keys[t]! > 0 && (t === 0 || keys[t] !== keys[t - 1])) segments++;
+
+  // a new class per segment at most, and (mostly) not many more than rules
+  store.expect(Math.min(segments, count));
   const { z1, z2 } = z;
-  const active = new Uint32Array(z1.length);
-  const position = new Int32Array(z1.length).fill(-1);
+  // contents left over from another sweep are never read: an entry is written before it is read
+  const active = buffers.get(4, count);
+  const position = buffers.get(5, z1.length);
   let length = 0;
   let h1 = 0;
   let h2 = 0;
-  const seen = new KeyMap();
-  const scratch = new Uint32Array(z1.length);
-  const runStarts: number[] = [];
-  const runClasses: number[] = [];
-  for (let p = 0; p + 1 < unique; p++) {
-    for (let e = removeOff[p]!; e < removeOff[p + 1]!; e++) {
-      const rule = removes[e]!;
+  const scratch = buffers.get(6, count);
+  const runStarts = new Float64Array(segments);
+  const runClasses = new Uint32Array(segments);
+  let runs = 0;
+  let t = 0;
+  for (let x = 0; x < size;) {
+    // the bounds at x: the intervals ending there leave, then those starting there enter
+    let next = t;
+    while (next < m && keys[next] === x) next++;
+    for (let u = t; u < next; u++) {
+      const e = events[u]!;
+      if ((e & 1) === 1) continue;
+      const rule = e >>> 1;
       h1 ^= z1[rule]!;
       h2 ^= z2[rule]!;
       const at = position[rule]!;
       const last = active[--length]!;
       active[at] = last;
       position[last] = at;
-      position[rule] = -1;
     }
-    for (let e = addOff[p]!; e < addOff[p + 1]!; e++) {
-      const rule = adds[e]!;
+    for (let u = t; u < next; u++) {
+      const e = events[u]!;
+      if ((e & 1) === 0) continue;
+      const rule = e >>> 1;
       h1 ^= z1[rule]!;
       h2 ^= z2[rule]!;
       position[rule] = length;
       active[length++] = rule;
     }
-    let cls = seen.get(h1, h2, length);
+    t = next;
+    let cls = store.known(h1, h2, length);
     if (cls < 0) {
-      const members = scratch.subarray(0, length);
-      members.set(active.subarray(0, length));
-      members.sort();
-      cls = store.classOf(members);
-      seen.set(h1, h2, length, cls);
+      // the members ascending: an insertion sort (a segment is mostly covered by few rules)
+      if (length > 32) {
+        for (let a = 0; a < length; a++) scratch[a] = active[a]!;
+        scratch.subarray(0, length).sort();
+      } else
+        for (let a = 0; a < length; a++) {
+          const v = active[a]!;
+          let b = a;
+          for (; b > 0 && scratch[b - 1]! > v; b--) scratch[b] = scratch[b - 1]!;
+          scratch[b] = v;
+        }
+      cls = store.add(scratch, 0, length, h1, h2);
     }
-    if (runClasses.length === 0 || runClasses[runClasses.length - 1] !== cls) {
-      runStarts.push(points[p]!);
-      runClasses.push(cls);
+    if (runs === 0 || runClasses[runs - 1] !== cls) {
+      runStarts[runs] = x;
+      runClasses[runs++] = cls;
     }
+    x = next < m ? keys[next]! : size;
   }
-  return { size, starts: Float64Array.from(runStarts), classes: Uint32Array.from(runClasses) };
+  return { size, starts: runStarts.subarray(0, runs), classes: runClasses.subarray(0, runs) };
+}
+
+export function sweep(size: number, items: SweepItem[], store: ClassStore, z: Zobrist): Runs {
+  const column = new Column(items.length);
+  const picks = new Uint32Array(items.length);
+  const ids = new Uint32Array(items.length);
+  items.forEach((item, k) => {
+    column.push(item.region);
+    picks[k] = k;
+    ids[k] = item.rule;
+  });
+  return sweepColumn(size, column, picks, ids, items.length, store, z);
 }
 
 /** A dense table value -> class, for the small dimensions (ports, client ports). */
@@ -132,44 +247,47 @@ export interface AddressDimension {
   v6: Runs;
 }
 
+/** The rules with include[rule] = 1 whose set in the column is not empty (nor a wildcard). */
+function picked(column: Column, include: Uint8Array): { picks: Uint32Array; count: number } {
+  const picks = new Uint32Array(include.length);
+  let count = 0;
+  for (let rule = 0; rule < include.length; rule++)
+    if (include[rule] === 1 && column.wild[rule] === 0 && column.size(rule) > 0)
+      picks[count++] = rule;
+  return { picks, count };
+}
+
 /** The classes of an address dimension (both families share class numbers) and their runs. */
 export function addressDimension(
-  dims: RuleDimensions[],
-  pick: (d: RuleDimensions) => RuleDimensions["remote"],
+  v4: Column,
+  v6: Column,
   include: Uint8Array,
   size6: number,
   store: ClassStore,
   z: Zobrist,
+  buffers = new SweepBuffers(),
 ): AddressDimension {
   // class 0 is the empty set: the trie's miss
   store.classOf([]);
-  const items4: SweepItem[] = [];
-  const items6: SweepItem[] = [];
-  dims.forEach((d, rule) => {
-    const region = pick(d);
-    if (include[rule] !== 1 || !region) return;
-    if (region.v4.length > 0) items4.push({ rule, region: region.v4 });
-    if (region.v6.length > 0) items6.push({ rule, region: region.v6 });
-  });
-  const v4 = sweep(SIZE4, items4, store, z);
-  const v6 = sweep(size6, items6, store, z);
-  return { sets: store.finish(), v4, v6 };
+  const in4 = picked(v4, include);
+  const in6 = picked(v6, include);
+  return {
+    v4: sweepColumn(SIZE4, v4, in4.picks, null, in4.count, store, z, buffers),
+    v6: sweepColumn(size6, v6, in6.picks, null, in6.count, store, z, buffers),
+    sets: store.finish(),
+  };
 }
 
 /** The classes of a port dimension and its dense value -> class table. */
 export function valueDimension(
-  dims: RuleDimensions[],
-  pick: (d: RuleDimensions) => Float64Array | undefined,
+  column: Column,
   include: Uint8Array,
   size: number,
   store: ClassStore,
   z: Zobrist,
+  buffers = new SweepBuffers(),
 ): { sets: ClassSets; table: Uint32Array } {
-  const items: SweepItem[] = [];
-  dims.forEach((d, rule) => {
-    const region = pick(d);
-    if (include[rule] === 1 && region) items.push({ rule, region });
-  });
-  const table = denseTable(sweep(size, items, store, z));
+  const { picks, count } = picked(column, include);
+  const table = denseTable(sweepColumn(size, column, picks, null, count, store, z, buffers));
   return { sets: store.finish(), table };
 }

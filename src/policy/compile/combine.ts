@@ -4,14 +4,7 @@
 // and W_C = W_A ∩ W_B stays implicit. Pairs are deduplicated by the Zobrist key of E_C, built from
 // per-class partial keys plus the rules explicit in both, so each pair costs one hash lookup.
 
-import {
-  classRules,
-  invert,
-  KeyMap,
-  type ClassSets,
-  type ClassStore,
-  type Zobrist,
-} from "./set-index.ts";
+import { invert, type ClassSets, type ClassStore, type Zobrist } from "./set-index.ts";
 
 export interface Combined {
   /** a * B.count + b -> class of C. */
@@ -30,13 +23,23 @@ function partialKeys(sets: ClassSets, otherWild: Uint8Array, z: Zobrist): Partia
   const h1 = new Int32Array(sets.count);
   const h2 = new Int32Array(sets.count);
   const size = new Uint32Array(sets.count);
-  for (let c = 0; c < sets.count; c++)
-    for (const rule of classRules(sets, c))
-      if (otherWild[rule] === 1) {
-        h1[c]! ^= z.z1[rule]!;
-        h2[c]! ^= z.z2[rule]!;
-        size[c]!++;
-      }
+  const { off, rules } = sets;
+  const { z1, z2 } = z;
+  for (let c = 0; c < sets.count; c++) {
+    let k1 = 0;
+    let k2 = 0;
+    let n = 0;
+    for (let k = off[c]!; k < off[c + 1]!; k++) {
+      const rule = rules[k]!;
+      if (otherWild[rule] !== 1) continue;
+      k1 ^= z1[rule]!;
+      k2 ^= z2[rule]!;
+      n++;
+    }
+    h1[c] = k1;
+    h2[c] = k2;
+    size[c] = n;
+  }
   return { h1, h2, size };
 }
 
@@ -52,23 +55,30 @@ export function combine(
   const nb = b.count;
   const keysA = partialKeys(a, wildB, z);
   const keysB = partialKeys(b, wildA, z);
-  const explicitA = wildA.map((w) => 1 - w);
+  const explicitA = new Uint8Array(wildA.length);
+  for (let i = 0; i < wildA.length; i++) explicitA[i] = 1 - wildA[i]!;
   const inverseB = invert(b, ruleCount, explicitA);
   const m1 = new Int32Array(nb);
   const m2 = new Int32Array(nb);
   const mSize = new Uint32Array(nb);
   const touched = new Uint32Array(nb);
-  const seen = new KeyMap();
   const scratch = new Uint32Array(ruleCount);
   const table = new Uint32Array(a.count * nb);
+  // a new class per pair at most, and (mostly) not many more than the classes combined
+  store.expect(Math.min(a.count * nb, a.count + nb));
 
-  const members = (ra: Uint32Array, rb: Uint32Array): Uint32Array => {
-    let i = 0;
-    let j = 0;
+  // the members of pair (ca, cb) into scratch; their number
+  const { off: offA, rules: rulesA } = a;
+  const { off: offB, rules: rulesB } = b;
+  const members = (ca: number, cb: number): number => {
+    let i = offA[ca]!;
+    const iEnd = offA[ca + 1]!;
+    let j = offB[cb]!;
+    const jEnd = offB[cb + 1]!;
     let n = 0;
-    while (i < ra.length || j < rb.length) {
-      const x = i < ra.length ? ra[i]! : Infinity;
-      const y = j < rb.length ? rb[j]! : Infinity;
+    while (i < iEnd && j < jEnd) {
+      const x = rulesA[i]!;
+      const y = rulesB[j]!;
       if (x === y) {
         scratch[n++] = x;
         i++;
@@ -81,19 +91,24 @@ export function combine(
         j++;
       }
     }
-    return scratch.subarray(0, n);
+    for (; i < iEnd; i++) if (wildB[rulesA[i]!] === 1) scratch[n++] = rulesA[i]!;
+    for (; j < jEnd; j++) if (wildA[rulesB[j]!] === 1) scratch[n++] = rulesB[j]!;
+    return n;
   };
 
+  const { z1, z2 } = z;
+  const { h1: b1, h2: b2, size: bSizes } = keysB;
+  const { off: invOff, classes: invClasses } = inverseB;
   for (let ca = 0; ca < a.count; ca++) {
-    const ra = classRules(a, ca);
     let nTouched = 0;
-    for (const rule of ra) {
+    for (let k = offA[ca]!; k < offA[ca + 1]!; k++) {
+      const rule = rulesA[k]!;
       if (wildB[rule] === 1) continue;
-      for (let k = inverseB.off[rule]!; k < inverseB.off[rule + 1]!; k++) {
-        const cb = inverseB.classes[k]!;
+      for (let k = invOff[rule]!; k < invOff[rule + 1]!; k++) {
+        const cb = invClasses[k]!;
         if (mSize[cb] === 0) touched[nTouched++] = cb;
-        m1[cb]! ^= z.z1[rule]!;
-        m2[cb]! ^= z.z2[rule]!;
+        m1[cb]! ^= z1[rule]!;
+        m2[cb]! ^= z2[rule]!;
         mSize[cb]!++;
       }
     }
@@ -102,13 +117,13 @@ export function combine(
     const aSize = keysA.size[ca]!;
     const row = ca * nb;
     for (let cb = 0; cb < nb; cb++) {
-      const h1 = a1 ^ keysB.h1[cb]! ^ m1[cb]!;
-      const h2 = a2 ^ keysB.h2[cb]! ^ m2[cb]!;
-      const size = aSize + keysB.size[cb]! + mSize[cb]!;
-      let cls = seen.get(h1, h2, size);
+      const h1 = a1 ^ b1[cb]! ^ m1[cb]!;
+      const h2 = a2 ^ b2[cb]! ^ m2[cb]!;
+      const size = aSize + bSizes[cb]! + mSize[cb]!;
+      let cls = store.known(h1, h2, size);
       if (cls < 0) {
-        cls = store.classOf(members(ra, classRules(b, cb)));
-        seen.set(h1, h2, size, cls);
+        cls = store.classOf(scratch, 0, members(ca, cb));
+        store.remember(h1, h2, size, cls);
       }
       table[row + cb] = cls;
     }

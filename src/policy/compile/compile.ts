@@ -4,7 +4,7 @@
 import { judgedBasics } from "../network-basics.ts";
 import type { Action, PolicyModel, RateLimit, Rule, SynFlood } from "../../config/model.ts";
 import { limitId, limitParams } from "../rate-limit.ts";
-import { addressDimension, valueDimension, type Runs } from "./classes.ts";
+import { addressDimension, SweepBuffers, valueDimension, type Runs } from "./classes.ts";
 import { combine } from "./combine.ts";
 import { analyze } from "./dimensions.ts";
 import { sizeError, topRules } from "./errors.ts";
@@ -20,7 +20,7 @@ import type { ClassifierImage, Dir4, ImageLimit, ImageRule, LpmEntry } from "./i
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
 import { bestDir4, countDir4, dir4, type Dir4Layout } from "./dir4.ts";
 import { PORT_SPACE, SPORT_SPACE } from "./ports.ts";
-import { ClassStore, classesPerRule, zobrist, type ClassSets } from "./set-index.ts";
+import { ClassStore, classesPerRule, KeyMap, zobrist, type ClassSets } from "./set-index.ts";
 import { DOH_RULE, QUIC_RULE } from "../implicit-rules.ts";
 
 /** Table budgets: a policy that needs more is refused (EPOLICYSIZE), never truncated. */
@@ -50,6 +50,15 @@ export interface CompileOptions {
   onPhase?: (phase: string, ms: number) => void;
 }
 
+/**
+ * Fields of the image its caller has computed already (compilePolicy's packet image: from the
+ * model as written, and put into the image over compile's): taken as they are, not found again.
+ */
+export type KnownFields = Pick<
+  ClassifierImage,
+  "firstIngressProcessRule" | "firstIngressSportRule" | "basicsJudged"
+>;
+
 function imageLimit(name: string, l: RateLimit): ImageLimit {
   return {
     ...limitParams(l),
@@ -62,18 +71,17 @@ function imageLimit(name: string, l: RateLimit): ImageLimit {
 
 function imageRule(rule: Rule): ImageRule {
   const max = rule.layer4?.maxDuration;
-  return {
+  const out: ImageRule = {
     name: rule.name,
     action: rule.action,
     mode: rule.mode,
     log: rule.log,
     maxDurationSeconds: max && rule.action === "allow" ? max.seconds : 0,
-    ...(rule.rateLimit && rule.action === "allow"
-      ? { limit: imageLimit(rule.name, rule.rateLimit) }
-      : {}),
-    ...(rule.name === DOH_RULE ? { reason: "doh" as const } : {}),
-    ...(rule.name === QUIC_RULE ? { reason: "quic" as const } : {}),
   };
+  if (rule.rateLimit && rule.action === "allow") out.limit = imageLimit(rule.name, rule.rateLimit);
+  if (rule.name === DOH_RULE) out.reason = "doh";
+  if (rule.name === QUIC_RULE) out.reason = "quic";
+  return out;
 }
 
 /** `scrub` as the kernel reads it: the MSS clamps and the IP header's normalisation. */
@@ -112,7 +120,28 @@ export function firstIngressRule(model: PolicyModel, is: (r: Rule) => boolean): 
   return i < 0 ? model.rules.length + 2 : i;
 }
 
-export function compile(model: PolicyModel, options: CompileOptions = {}): ClassifierImage {
+/** firstIngressRule of process rules and of source-port rules, in one walk of the rules. */
+export function firstIngressRules(
+  model: PolicyModel,
+): Pick<ClassifierImage, "firstIngressProcessRule" | "firstIngressSportRule"> {
+  const none = model.rules.length + 2;
+  let process = none;
+  let sport = none;
+  const { rules } = model;
+  for (let i = 0; i < rules.length && (process === none || sport === none); i++) {
+    const r = rules[i]!;
+    if (r.direction === "egress") continue;
+    if (process === none && r.process) process = i;
+    if (sport === none && r.layer4?.sourcePorts) sport = i;
+  }
+  return { firstIngressProcessRule: process, firstIngressSportRule: sport };
+}
+
+export function compile(
+  model: PolicyModel,
+  options: CompileOptions = {},
+  known?: KnownFields,
+): ClassifierImage {
   const budgets = { ...DEFAULT_BUDGETS, ...options.budgets };
   let last = performance.now();
   const phase = (name: string): void => {
@@ -120,56 +149,64 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     options.onPhase?.(name, now - last);
     last = now;
   };
-  const { rules: dims, regions } = analyze(model);
+  const dims = analyze(model);
+  const { regions } = dims;
   phase("regions");
-  const n = dims.length;
+  const n = model.rules.length;
   const z = zobrist(n);
   const f = ruleFlags(dims);
   const { active } = f;
-  const notRemoteOnly = active.map((a, i) => (a === 1 && f.remoteOnly[i] === 0 ? 1 : 0));
+  const notRemoteOnly = new Uint8Array(n);
+  for (let i = 0; i < n; i++) notRemoteOnly[i] = active[i] === 1 && f.remoteOnly[i] === 0 ? 1 : 0;
   const size6 = regions.spaces.size6;
 
   // base dimensions; a class's rule list stops at its first rule that matches every value of
-  // every dimension not yet combined with it
+  // every dimension not yet combined with it. The stores are made one after the other: they
+  // share one index's room, and the sweeps their buffers.
+  const index = new KeyMap();
+  const buffers = new SweepBuffers();
   const remote = addressDimension(
-    dims,
-    (d) => d.remote,
+    dims.remote4,
+    dims.remote6,
     active,
     size6,
-    new ClassStore(z, and(active, f.wildLocal, f.wildSport, f.wildPort)),
+    new ClassStore(z, and(active, f.wildLocal, f.wildSport, f.wildPort), index),
     z,
+    buffers,
   );
   phase("remote classes");
   const local = addressDimension(
-    dims,
-    (d) => d.local,
+    dims.local4,
+    dims.local6,
     notRemoteOnly,
     size6,
-    new ClassStore(z, and(active, f.wildRemote, f.wildSport, f.wildPort)),
+    new ClassStore(z, and(active, f.wildRemote, f.wildSport, f.wildPort), index),
     z,
+    buffers,
   );
   phase("local classes");
   const port = valueDimension(
-    dims,
-    (d) => d.port,
+    dims.port,
     notRemoteOnly,
     PORT_SPACE,
-    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildSport)),
+    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildSport), index),
     z,
+    buffers,
   );
   const sport = valueDimension(
-    dims,
-    (d) => d.sport,
+    dims.sport,
     notRemoteOnly,
     SPORT_SPACE,
-    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildPort)),
+    new ClassStore(z, and(active, f.wildRemote, f.wildLocal, f.wildPort), index),
     z,
+    buffers,
   );
   phase("port classes");
 
   const tooBig = (side: "remote" | "local", family: 4 | 6, count: number): void => {
     if (count <= budgets.lpmEntries) return;
-    const ranges = dims.map((d) => (d[side]?.[family === 4 ? "v4" : "v6"].length ?? 0) / 2);
+    const column = dims[`${side}${family}`];
+    const ranges = Array.from({ length: n }, (_, rule) => column.size(rule) / 2);
     throw sizeError(
       `the ${side} IPv${family} address table`,
       count,
@@ -219,12 +256,19 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
     sport.sets,
     f.wildLocal,
     f.wildSport,
-    new ClassStore(z, and(active, f.wildRemote, f.wildPort)),
+    new ClassStore(z, and(active, f.wildRemote, f.wildPort), index),
     z,
   );
   const wildX = and(active, f.wildLocal, f.wildSport);
   pairs("the port x (local, client port) table", port.sets, x.sets, budgets.portX);
-  const y = combine(port.sets, x.sets, f.wildPort, wildX, new ClassStore(z, f.wildRemote), z);
+  const y = combine(
+    port.sets,
+    x.sets,
+    f.wildPort,
+    wildX,
+    new ClassStore(z, f.wildRemote, index),
+    z,
+  );
   phase("combine");
 
   const flags: RuleFlags = {
@@ -255,17 +299,17 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
   );
 
   phase("final");
+  const firstIngress = known ?? firstIngressRules(model);
+  const rules: ImageRule[] = [];
+  for (const rule of model.rules) rules.push(imageRule(rule));
+  rules.push(defaultRule(model, model.defaults.ingress), defaultRule(model, model.defaults.egress));
   return {
-    rules: [
-      ...model.rules.map(imageRule),
-      defaultRule(model, model.defaults.ingress),
-      defaultRule(model, model.defaults.egress),
-    ],
+    rules,
     ruleCount: n,
     defaultRule: { ingress: n, egress: n + 1 },
     firstLocalRule: firstLocalRule(model),
-    firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
-    firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
+    firstIngressProcessRule: firstIngress.firstIngressProcessRule,
+    firstIngressSportRule: firstIngress.firstIngressSportRule,
     daemonFailure: model.failure.daemon,
     ...(model.scrub ? scrubImage(model.scrub) : {}),
     // no signature: nothing is copied (a policy whose every signature was refused costs nothing)
@@ -290,7 +334,7 @@ export function compile(model: PolicyModel, options: CompileOptions = {}): Class
           },
         }
       : {}),
-    basicsJudged: judgedBasics(model),
+    basicsJudged: known ? known.basicsJudged : judgedBasics(model),
     remote4,
     remote6,
     local4,

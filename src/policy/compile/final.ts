@@ -5,7 +5,7 @@
 
 import { RULE_NONE } from "./image.ts";
 import { DIRECTION_SPACE } from "./ports.ts";
-import { classRules, invert, type ClassSets } from "./set-index.ts";
+import { invert, type ClassSets } from "./set-index.ts";
 
 export interface RuleFlags {
   /** 1 = the rule does not constrain the remote address. */
@@ -27,7 +27,8 @@ export interface FinalTables {
 export function remoteOnlyTable(remote: ClassSets, flags: RuleFlags): Uint32Array {
   const table = new Uint32Array(remote.count * 2).fill(RULE_NONE);
   for (let r = 0; r < remote.count; r++)
-    for (const rule of classRules(remote, r)) {
+    for (let i = remote.off[r]!; i < remote.off[r + 1]!; i++) {
+      const rule = remote.rules[i]!;
       if (flags.remoteOnly[rule] !== 1) continue;
       const dirs = flags.directions[rule]!;
       if (dirs & 1 && table[r * 2] === RULE_NONE) table[r * 2] = rule;
@@ -40,11 +41,13 @@ export function remoteOnlyTable(remote: ClassSets, flags: RuleFlags): Uint32Arra
 export function anyRemoteTable(y: ClassSets, flags: RuleFlags): Uint32Array {
   const table = new Uint32Array(y.count).fill(flags.firstEverywhere);
   for (let c = 0; c < y.count; c++)
-    for (const rule of classRules(y, c))
+    for (let i = y.off[c]!; i < y.off[c + 1]!; i++) {
+      const rule = y.rules[i]!;
       if (flags.wildRemote[rule] === 1) {
         if (rule < table[c]!) table[c] = rule;
         break;
       }
+    }
   return table;
 }
 
@@ -69,7 +72,8 @@ export function remoteYTable(
   over: OverBudget,
 ): FinalTables["remoteY"] {
   const ruleCount = flags.wildRemote.length;
-  const keep = flags.remoteOnly.map((f) => 1 - f);
+  const keep = new Uint8Array(ruleCount);
+  for (let i = 0; i < ruleCount; i++) keep[i] = 1 - flags.remoteOnly[i]!;
   const classesOf = invert(remote, ruleCount, keep);
   const ceiling = (r: number, dirs: number): number =>
     dirs === 1
@@ -79,14 +83,20 @@ export function remoteYTable(
         : Math.max(remoteOnly[r * 2]!, remoteOnly[r * 2 + 1]!);
   const mark = new Uint32Array(remote.count);
   const perRule = new Uint32Array(ruleCount);
-  let rs = new Uint32Array(1024);
-  let ys = new Uint32Array(1024);
-  let rules = new Uint32Array(1024);
+  // the entries in chunks (the arrays are copied once, at their size, at the end)
+  const chunks: { r: Uint32Array; y: Uint32Array; rule: Uint32Array }[] = [];
+  let rs = new Uint32Array(0);
+  let ys = rs;
+  let rules = rs;
+  let at = 0;
   let n = 0;
+  // the budget is checked as a doubling array's growth would check it: at 1024, 2048, ...
+  let check = 1024;
   for (let cy = 0; cy < y.count; cy++) {
     const limit = anyRemote[cy]!;
     const dirs = yDirections[cy]!;
-    for (const rule of classRules(y, cy)) {
+    for (let i = y.off[cy]!; i < y.off[cy + 1]!; i++) {
+      const rule = y.rules[i]!;
       // rules are ascending: from the first remote wildcard on, anyRemote wins
       if (rule >= limit) break;
       for (let k = classesOf.off[rule]!; k < classesOf.off[rule + 1]!; k++) {
@@ -94,26 +104,42 @@ export function remoteYTable(
         if (mark[r] === cy + 1) continue;
         mark[r] = cy + 1;
         if (rule > ceiling(r, dirs)) continue;
-        if (n === rs.length) {
+        if (n === check) {
           if (n >= budget) over(n, perRule, true);
-          [rs, ys, rules] = [grow(rs), grow(ys), grow(rules)];
+          check *= 2;
         }
-        rs[n] = r;
-        ys[n] = cy;
-        rules[n++] = rule;
+        if (at === rs.length) {
+          const size = Math.min(CHUNK, Math.max(1024, n));
+          chunks.push({
+            r: (rs = new Uint32Array(size)),
+            y: (ys = new Uint32Array(size)),
+            rule: (rules = new Uint32Array(size)),
+          });
+          at = 0;
+        }
+        rs[at] = r;
+        ys[at] = cy;
+        rules[at++] = rule;
+        n++;
         perRule[rule]!++;
       }
     }
   }
   if (n > budget) over(n, perRule, false);
-  return { r: rs.slice(0, n), y: ys.slice(0, n), rule: rules.slice(0, n) };
+  const out = { r: new Uint32Array(n), y: new Uint32Array(n), rule: new Uint32Array(n) };
+  let to = 0;
+  for (const chunk of chunks) {
+    const length = Math.min(chunk.r.length, n - to);
+    out.r.set(chunk.r.subarray(0, length), to);
+    out.y.set(chunk.y.subarray(0, length), to);
+    out.rule.set(chunk.rule.subarray(0, length), to);
+    to += length;
+  }
+  return out;
 }
 
-function grow(a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
-  const bigger = new Uint32Array(a.length * 2);
-  bigger.set(a);
-  return bigger;
-}
+/** The largest chunk of remoteY entries. */
+const CHUNK = 1 << 16;
 
 /** Per Y class, the directions of the packets that can reach it (bit 0 ingress, bit 1 egress). */
 export function yDirections(

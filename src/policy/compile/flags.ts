@@ -1,7 +1,7 @@
 // Per rule, which dimensions it leaves open (wildcards), whether it can match at all, and which
 // table its remote part goes to. Rules after the first catch-all can never decide: inactive.
 
-import type { RuleDimensions } from "./dimensions.ts";
+import type { Analysis } from "./dimensions.ts";
 import { RULE_NONE } from "./image.ts";
 
 export interface Flags {
@@ -16,8 +16,8 @@ export interface Flags {
   catchAll: number;
 }
 
-export function ruleFlags(dims: RuleDimensions[]): Flags {
-  const n = dims.length;
+export function ruleFlags(a: Analysis): Flags {
+  const n = a.empty.length;
   const f: Flags = {
     active: new Uint8Array(n),
     wildRemote: new Uint8Array(n),
@@ -28,22 +28,29 @@ export function ruleFlags(dims: RuleDimensions[]): Flags {
     directions: new Uint8Array(n),
     catchAll: RULE_NONE,
   };
+  const remote = a.remote4.wild;
+  const local = a.local4.wild;
+  const port = a.port.wild;
+  const sport = a.sport.wild;
   for (let i = 0; i < n && f.catchAll === RULE_NONE; i++) {
-    const d = dims[i]!;
-    if (d.empty) continue;
+    if (a.empty[i] === 1) continue;
     f.active[i] = 1;
-    f.wildRemote[i] = d.remote ? 0 : 1;
-    f.wildLocal[i] = d.local ? 0 : 1;
-    f.wildPort[i] = d.port ? 0 : 1;
-    f.wildSport[i] = d.sport ? 0 : 1;
-    f.directions[i] = d.directions;
-    if (d.remote && !d.local && !d.sport && d.anyLayer4) f.remoteOnly[i] = 1;
-    if (!d.remote && !d.local && !d.port && !d.sport) f.catchAll = i;
+    f.wildRemote[i] = remote[i]!;
+    f.wildLocal[i] = local[i]!;
+    f.wildPort[i] = port[i]!;
+    f.wildSport[i] = sport[i]!;
+    f.directions[i] = a.directions[i]!;
+    if (remote[i] === 0 && local[i] === 1 && sport[i] === 1 && a.anyLayer4[i] === 1)
+      f.remoteOnly[i] = 1;
+    if (remote[i] === 1 && local[i] === 1 && port[i] === 1 && sport[i] === 1) f.catchAll = i;
   }
   return f;
 }
 
 /** 1 where every listed flag array is 1 (and the rule is active). */
 export function and(active: Uint8Array, ...flags: Uint8Array[]): Uint8Array {
-  return active.map((a, i) => (a === 1 && flags.every((f) => f[i] === 1) ? 1 : 0));
+  const out = new Uint8Array(active.length);
+  for (let i = 0; i < active.length; i++) out[i] = active[i] === 1 ? 1 : 0;
+  for (const f of flags) for (let i = 0; i < out.length; i++) if (f[i] !== 1) out[i] = 0;
+  return out;
 }

@@ -49,8 +49,18 @@ export function rulePatterns(rule: Rule): string[] {
   ];
 }
 
-/** Whether a rule names hosts in its remote list. */
-export const namesHosts = (rule: Rule): boolean => rulePatterns(rule).length > 0;
+/** Whether the entries hold a hostname entry, sets expanded. */
+const hasHostname = (entries: readonly AddressEntry[]): boolean => {
+  for (const e of entries)
+    if (e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries))) return true;
+  return false;
+};
+
+/** Whether a rule names hosts in its remote list (a list without hostname entries never does). */
+export const namesHosts = (rule: Rule): boolean => {
+  const remote = rule.layer3?.remote;
+  return remote != null && hasHostname(remote.entries) && rulePatterns(rule).length > 0;
+};
 
 export class NameClasses {
   /** Every distinct pattern, by index. */

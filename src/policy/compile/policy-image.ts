@@ -13,7 +13,7 @@ import { withImplicitRules } from "../implicit-rules.ts";
 import { usesNames } from "../uses-names.ts";
 import { relayRule } from "../layer7-support.ts";
 import type { Layer4, PolicyModel, Redirect, Rule, SourcePos } from "../../config/model.ts";
-import { compile, firstIngressRule, type CompileOptions } from "./compile.ts";
+import { compile, firstIngressRules, type CompileOptions, type KnownFields } from "./compile.ts";
 import type { ClassifierImage } from "./image.ts";
 import type { PolicyImage } from "./kernel-image.ts";
 import { addressOnly, dnsAsPorts, namesRule, unmatchable } from "./name-rules.ts";
@@ -42,6 +42,9 @@ export const DNS_PROXY_REDIRECT = "dns-proxy";
 
 /** The name of the implicit redirects of connections L7 rules judge to moat's relay. */
 export const L7_RELAY_REDIRECT = "l7-relay";
+
+/** A rule moat's relay judges (relayRule; a rule without layer7 never is). */
+const relays = (r: Rule): boolean => r.layer7 != null && relayRule(r);
 
 /** Rules the packet hooks cannot judge at all: who or where, or DNS queries by name. */
 const packetBlind = (r: Rule): boolean => !!(r.process || r.interface);
@@ -130,7 +133,7 @@ function withRelayRedirects(
   to: { ip: string; port: number },
   first: number,
 ): PolicyModel {
-  const relayed = model.rules.filter(relayRule).map((r): Redirect => {
+  const relayed = model.rules.filter(relays).map((r): Redirect => {
     const m = addressOnly(relayMatch(r));
     const redirect: Redirect = {
       direction: "egress",
@@ -160,6 +163,8 @@ const unmatchableList = (r: Rule): boolean =>
 function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number> } {
   const layer7 = new Set<number>();
   const rules = model.rules.map((r) => {
+    // without layer7 a rule is neither relayed, nor an SSH login's, nor a DNS one: as it is
+    if (r.layer7 == null) return r;
     if (relayRule(r)) {
       layer7.add(r.index);
       return relayMatch(r);
@@ -194,21 +199,24 @@ export function compilePolicy(
   const dnsCount = withDns.redirects.length - written.redirects.length;
   const model = options.l7Relay ? withRelayRedirects(withDns, options.l7Relay, dnsCount) : withDns;
   const relayCount = model.redirects.length - withDns.redirects.length;
-  const relayed = written.rules.some(relayRule);
+  const relayed = written.rules.some(relays);
   const dns = dnsRules(model);
   const flag = (image: ClassifierImage): ClassifierImage => {
     for (const i of dns.layer7) image.rules[i]!.layer7 = true;
     return image;
   };
+  const known: KnownFields = {
+    // the accept side (docs/socket-hooks.md): from the model as written, process sections and
+    // all
+    ...firstIngressRules(model),
+    // basic networking named by the rules as written (the packet model rewrites source ports)
+    basicsJudged: judgedBasics(model),
+  };
   const image: PolicyImage = {
+    // compile() takes those as known instead of finding them in the packet model
     packet: flag({
-      ...compile(packetModel(dns.model, dns.layer7), options),
-      // the accept side (docs/socket-hooks.md): from the model as written, process sections and
-      // all
-      firstIngressProcessRule: firstIngressRule(model, (r) => !!r.process),
-      firstIngressSportRule: firstIngressRule(model, (r) => !!r.layer4?.sourcePorts),
-      // basic networking named by the rules as written (the packet model rewrites source ports)
-      basicsJudged: judgedBasics(model),
+      ...compile(packetModel(dns.model, dns.layer7), options, known),
+      ...known,
     }),
   };
   // one set of process classes for the rules and the redirects (compile/redirect.ts); names are

@@ -6,7 +6,7 @@
 
 import { PROTOCOL_NUMBERS, type Layer4, type PortRange, type Rule } from "../../config/model.ts";
 import { DIRECTION_INDEX, PORT_CLASS_SIZE, PROTO_SLOTS, SPORT_CLASS_SIZE } from "./image.ts";
-import { EMPTY, shift, unionAll, unionOf, whole, type Flat } from "./intervals.ts";
+import { EMPTY, interval, shift, unionAll, unionOf, whole, type Flat } from "./intervals.ts";
 
 const SLOT = 65536;
 /** The values of one direction: every protocol slot. */
@@ -43,7 +43,7 @@ const slotRange = (slot: number): Flat => Float64Array.of(slot * SLOT, (slot + 1
 
 function portRanges(ranges: PortRange[], offset: number): Flat {
   const only = ranges.length === 1 ? ranges[0] : undefined;
-  if (only) return Float64Array.of(offset + only.lo, offset + only.hi + 1);
+  if (only) return interval(offset + only.lo, offset + only.hi + 1);
   const starts = new Float64Array(ranges.length);
   const ends = new Float64Array(ranges.length);
   ranges.forEach((r, i) => {
@@ -87,10 +87,20 @@ export function ruleDirections(rule: Rule): number[] {
     : [DIRECTION_INDEX[rule.direction]];
 }
 
+/** The directions a rule applies to as bits: 1 << DIRECTION_INDEX (ruleDirections'). */
+export function ruleDirectionBits(rule: Rule): number {
+  return rule.direction === "any"
+    ? (1 << DIRECTION_INDEX.ingress) | (1 << DIRECTION_INDEX.egress)
+    : 1 << DIRECTION_INDEX[rule.direction];
+}
+
 /** The port-dimension values of a rule, in [0, PORT_SPACE). */
 export function portRegion(rule: Rule, layer4: Flat): Flat {
-  if (rule.direction !== "any")
-    return shift(layer4, DIRECTION_INDEX[rule.direction] * DIRECTION_SPACE);
+  if (rule.direction !== "any") {
+    const offset = DIRECTION_INDEX[rule.direction] * DIRECTION_SPACE;
+    // ingress (offset 0): the values themselves (no set is ever changed in place)
+    return offset === 0 ? layer4 : shift(layer4, offset);
+  }
   return unionAll(ruleDirections(rule).map((d) => shift(layer4, d * DIRECTION_SPACE)));
 }
 

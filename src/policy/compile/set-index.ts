@@ -27,15 +27,14 @@ export function zobrist(count: number, seed = 0x6d6f6174): Zobrist {
   return { z1, z2 };
 }
 
-/** Open-addressing hash map from a set key (h1, h2, size) to a uint32 value. */
+/**
+ * Open-addressing hash map from a set key (h1, h2, size) to a uint32 value. A slot's four words
+ * (h1, h2, size, value + 1; 0 = free) are side by side: a probe reads one cache line.
+ */
 export class KeyMap {
   private mask = 0;
   private used = 0;
-  private k1 = new Int32Array(0);
-  private k2 = new Int32Array(0);
-  private ks = new Uint32Array(0);
-  /** value + 1; 0 = free slot. */
-  private v = new Uint32Array(0);
+  private slots = new Int32Array(0);
 
   constructor(capacity = 1024) {
     this.alloc(Math.max(16, 2 ** Math.ceil(Math.log2(capacity * 2))));
@@ -47,14 +46,34 @@ export class KeyMap {
 
   /** The value stored for the key, or -1. */
   get(h1: number, h2: number, size: number): number {
-    const { mask, k1, k2, ks, v } = this;
+    const { mask, slots } = this;
     let i = slot(h1, size) & mask;
     for (;;) {
-      const value = v[i]!;
+      const at = i << 2;
+      const value = slots[at + 3]!;
       if (value === 0) return -1;
-      if (k1[i] === h1 && k2[i] === h2 && ks[i] === size) return value - 1;
+      if (slots[at] === h1 && slots[at + 1] === h2 && slots[at + 2] === (size | 0))
+        return (value >>> 0) - 1;
       i = (i + 1) & mask;
     }
+  }
+
+  /** Forgets every key (the room stays, for the next user). */
+  clear(): void {
+    if (this.used === 0) return;
+    this.slots.fill(0);
+    this.used = 0;
+  }
+
+  /** Makes room for `more` keys beyond those stored, at once (fewer growths). */
+  reserve(more: number): void {
+    const want = this.used + more;
+    if (want * 2 <= this.mask + 1) return;
+    const old = this.slots;
+    this.alloc(2 ** Math.ceil(Math.log2(want * 2)));
+    for (let at = 0; at < old.length; at += 4)
+      if (old[at + 3] !== 0)
+        this.place(old[at]!, old[at + 1]!, old[at + 2]! >>> 0, old[at + 3]! >>> 0);
   }
 
   /** Stores a value for a key that is not in the map. */
@@ -65,27 +84,27 @@ export class KeyMap {
   }
 
   private place(h1: number, h2: number, size: number, stored: number): void {
-    const { mask, v } = this;
+    const { mask, slots } = this;
     let i = slot(h1, size) & mask;
-    while (v[i] !== 0) i = (i + 1) & mask;
-    this.k1[i] = h1;
-    this.k2[i] = h2;
-    this.ks[i] = size;
-    v[i] = stored;
+    while (slots[(i << 2) + 3] !== 0) i = (i + 1) & mask;
+    const at = i << 2;
+    slots[at] = h1;
+    slots[at + 1] = h2;
+    slots[at + 2] = size;
+    slots[at + 3] = stored;
   }
 
   private alloc(capacity: number): void {
     this.mask = capacity - 1;
-    this.k1 = new Int32Array(capacity);
-    this.k2 = new Int32Array(capacity);
-    this.ks = new Uint32Array(capacity);
-    this.v = new Uint32Array(capacity);
+    this.slots = new Int32Array(4 * capacity);
   }
 
   private grow(): void {
-    const { k1, k2, ks, v } = this;
+    const old = this.slots;
     this.alloc((this.mask + 1) * 2);
-    for (let i = 0; i < v.length; i++) if (v[i] !== 0) this.place(k1[i]!, k2[i]!, ks[i]!, v[i]!);
+    for (let at = 0; at < old.length; at += 4)
+      if (old[at + 3] !== 0)
+        this.place(old[at]!, old[at + 1]!, old[at + 2]! >>> 0, old[at + 3]! >>> 0);
   }
 }
 
@@ -108,20 +127,28 @@ export function classRules(sets: ClassSets, c: number): Uint32Array {
  * combined): rules after it can never be the first match, and dropping them merges classes.
  */
 export class ClassStore {
-  private readonly index = new KeyMap();
+  private readonly index: KeyMap;
   private readonly z: Zobrist;
   private readonly terminal: Uint8Array | null;
-  private off: number[] = [0];
+  /** off[0..count]: class c's rules are rules[off[c]..off[c + 1]). */
+  private off = new Uint32Array(1024);
+  private classes = 0;
   private rules = new Uint32Array(1024);
   private length = 0;
 
-  constructor(z: Zobrist, terminal: Uint8Array | null) {
+  /**
+   * `index`: a map to use (cleared), whose previous store is done with it: the stores of one
+   * compile, made one after the other, share one map's room.
+   */
+  constructor(z: Zobrist, terminal: Uint8Array | null, index?: KeyMap) {
     this.z = z;
     this.terminal = terminal;
+    index?.clear();
+    this.index = index ?? new KeyMap();
   }
 
   get count(): number {
-    return this.off.length - 1;
+    return this.classes;
   }
 
   /** The class of an ascending rule list (the list is copied). */
@@ -140,19 +167,90 @@ export class ClassStore {
     const size = end - from;
     const known = this.index.get(h1, h2, size);
     if (known >= 0) return known;
-    const cls = this.count;
+    return this.create(members, from, end, h1, h2);
+  }
+
+  /**
+   * classOf for a list whose key (h1, h2, to - from) known() does not know: that key is noted
+   * too. Only a list cut by a terminal rule is hashed again (its cut's key).
+   */
+  add(members: ArrayLike<number>, from: number, to: number, h1: number, h2: number): number {
+    const terminal = this.terminal;
+    let end = to;
+    if (terminal !== null)
+      for (let i = from; i < to; i++)
+        if (terminal[members[i]!] === 1) {
+          end = i + 1;
+          break;
+        }
+    // not cut: a set never met
+    if (end === to) return this.create(members, from, to, h1, h2);
+    const { z1, z2 } = this.z;
+    let c1 = 0;
+    let c2 = 0;
+    for (let i = from; i < end; i++) {
+      c1 ^= z1[members[i]!]!;
+      c2 ^= z2[members[i]!]!;
+    }
+    let cls = this.index.get(c1, c2, end - from);
+    if (cls < 0) cls = this.create(members, from, end, c1, c2);
+    this.index.set(h1, h2, to - from, cls);
+    return cls;
+  }
+
+  /** A new class: members[from..end), whose key (h1, h2, end - from) is not in the index. */
+  private create(
+    members: ArrayLike<number>,
+    from: number,
+    end: number,
+    h1: number,
+    h2: number,
+  ): number {
+    const size = end - from;
+    const cls = this.classes++;
     this.index.set(h1, h2, size, cls);
     this.ensure(this.length + size);
-    for (let i = from; i < end; i++) this.rules[this.length++] = members[i]!;
-    this.off.push(this.length);
+    const rules = this.rules;
+    let length = this.length;
+    for (let i = from; i < end; i++) rules[length++] = members[i]!;
+    this.length = length;
+    if (this.classes === this.off.length) {
+      const bigger = new Uint32Array(this.off.length * 2);
+      bigger.set(this.off);
+      this.off = bigger;
+    }
+    this.off[this.classes] = length;
     return cls;
+  }
+
+  /**
+   * The class of a set met before, by its key (h1, h2, size) before any cut; -1 if not known. A
+   * set and its cut share the class, so both keys live in the one index.
+   */
+  known(h1: number, h2: number, size: number): number {
+    return this.index.get(h1, h2, size);
+  }
+
+  /**
+   * A hint: about `more` sets are coming (their keys are given room at once). A hint only: the
+   * store grows past it as needed.
+   */
+  expect(more: number): void {
+    this.index.reserve(more);
+  }
+
+  /** Notes the key (h1, h2, size) of a set classOf gave class `cls`, as it was before any cut. */
+  remember(h1: number, h2: number, size: number, cls: number): void {
+    // a set that was not cut has the key classOf noted
+    if (this.index.get(h1, h2, size) < 0) this.index.set(h1, h2, size, cls);
   }
 
   finish(): ClassSets {
     return {
       count: this.count,
-      off: Uint32Array.from(this.off),
-      rules: this.rules.slice(0, this.length),
+      // views: the store only ever appends past them
+      off: this.off.subarray(0, this.classes + 1),
+      rules: this.rules.subarray(0, this.length),
     };
   }
 
