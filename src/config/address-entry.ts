@@ -17,8 +17,16 @@ export function namePattern(entry: { name: string; wildcard: NameWildcard }): st
       : entry.name;
 }
 
+export type IntervalTarget = {
+  kind: "interval";
+  family: Family;
+  start: bigint;
+  end: bigint;
+  hostBitsSet?: boolean;
+};
+
 export type AddressTarget =
-  | { kind: "interval"; family: Family; start: bigint; end: bigint; hostBitsSet?: boolean }
+  | IntervalTarget
   | { kind: "hostname"; name: string; wildcard: NameWildcard }
   | { kind: "set"; set: string };
 
@@ -95,7 +103,65 @@ export function parseAddressEntry(text: string): Parsed<ParsedAddressEntry> {
   return target.ok ? ok({ negate, target: target.value }) : target;
 }
 
+/**
+ * An IPv4 address or CIDR written plainly ("10.1.2.3", "10.0.0.0/8"), the entry most lists hold,
+ * read in one pass with numbers (a bigint only for the result); undefined for anything else, a
+ * mistake too, which the general reading then takes (and words the error of). What it reads,
+ * parseAddressEntry reads the same: not negated, this target.
+ */
+export function ipv4Target(body: string): IntervalTarget | undefined {
+  let value = 0;
+  let part = -1;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  for (; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      value = value * 256 + part;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return undefined; // a leading zero
+      part = digits === 0 ? c - 48 : part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return undefined;
+    } else if (c === 47 /* / */) break;
+    else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  value = value * 256 + part;
+  if (i === body.length) {
+    const address = BigInt(value);
+    return { kind: "interval", family: 4, start: address, end: address };
+  }
+  // the prefix length: 1 to 3 digits (leading zeros read as parseCidr reads them), at most 32
+  const lenDigits = body.length - i - 1;
+  if (lenDigits < 1 || lenDigits > 3) return undefined;
+  let len = 0;
+  for (let j = i + 1; j < body.length; j++) {
+    const c = body.charCodeAt(j);
+    if (c < 48 || c > 57) return undefined;
+    len = len * 10 + (c - 48);
+  }
+  if (len > 32) return undefined;
+  const size = 2 ** (32 - len);
+  const host = value % size;
+  const start = BigInt(value - host);
+  return {
+    kind: "interval",
+    family: 4,
+    start,
+    end: size === 1 ? start : BigInt(value - host + size - 1),
+    hostBitsSet: host !== 0,
+  };
+}
+
 function parseTarget(body: string): Parsed<AddressTarget> {
+  const c = body.charCodeAt(0);
+  if (c >= 48 && c <= 57) {
+    const v4 = ipv4Target(body);
+    if (v4) return ok(v4);
+  }
   const setRef = SET_REF.exec(body);
   if (setRef) return ok({ kind: "set", set: setRef[1] ?? "" });
   if (body.includes("/")) return parseCidr(body);

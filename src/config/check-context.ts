@@ -26,6 +26,18 @@ export interface PolicyHost {
   setStore?: string;
 }
 
+/**
+ * `[...path, seg]` in an array of its length (a spread allocates room for 20 segments): the checks
+ * of a big file make a few paths for every rule.
+ */
+export function childPath(path: readonly PathSegment[], seg: PathSegment): PathSegment[] {
+  const n = path.length;
+  const out = new Array<PathSegment>(n + 1);
+  for (let i = 0; i < n; i++) out[i] = path[i] as PathSegment;
+  out[n] = seg;
+  return out;
+}
+
 /** Keywords after which the value's type is not what the schema promises. */
 const TYPE_BREAKING = new Set(["type", "anyOf", "const", "enum"]);
 
@@ -59,6 +71,8 @@ export class CheckContext {
 
   /** Whether the value at `path` has the type the schema says (its contents may still be wrong). */
   typed(path: readonly PathSegment[]): boolean {
+    // a schema-valid file (the usual, and a big file's, case) has no problem to look through
+    if (this.problems.length === 0) return true;
     return !this.problems.some(
       (p) =>
         p.path.length <= path.length &&
@@ -73,6 +87,7 @@ export class CheckContext {
    * the wrong type. Semantic checks read only clean values, so every error is reported once.
    */
   clean(path: readonly PathSegment[]): boolean {
+    if (this.problems.length === 0) return true;
     return !this.problems.some((p) => {
       const under = path.every((seg, i) => p.path[i] === seg);
       // an unknown key is reported, but it does not change the type of anything read here
@@ -80,5 +95,15 @@ export class CheckContext {
       const above = p.path.length < path.length && p.path.every((seg, i) => path[i] === seg);
       return above && TYPE_BREAKING.has(p.keyword);
     });
+  }
+
+  /** typed([...path, seg]), without making that path when the schema found nothing. */
+  typedChild(path: readonly PathSegment[], seg: PathSegment): boolean {
+    return this.problems.length === 0 || this.typed([...path, seg]);
+  }
+
+  /** clean([...path, seg]), without making that path when the schema found nothing. */
+  cleanChild(path: readonly PathSegment[], seg: PathSegment): boolean {
+    return this.problems.length === 0 || this.clean([...path, seg]);
   }
 }

@@ -11,7 +11,9 @@ export interface IpAddress {
 }
 
 export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
-export const familyMax = (family: Family): bigint => (1n << BigInt(familyBits(family))) - 1n;
+const MAX4 = (1n << 32n) - 1n;
+const MAX6 = (1n << 128n) - 1n;
+export const familyMax = (family: Family): bigint => (family === 4 ? MAX4 : MAX6);
 
 /** Strict dotted quad: four decimal parts 0-255, no leading zeros (they would read as octal elsewhere). */
 export function parseIpv4(text: string): Parsed<bigint> {

@@ -2,8 +2,15 @@
 // with the checks that need more than the schema: address and port syntax, set references, and which
 // layer4 fields make sense with which protocol.
 
-import { hostBitsWarning, namePattern, parseAddressEntry, parseHostname } from "./address-entry.ts";
-import type { CheckContext } from "./check-context.ts";
+import {
+  hostBitsWarning,
+  ipv4Target,
+  namePattern,
+  parseAddressEntry,
+  parseHostname,
+  type AddressTarget,
+} from "./address-entry.ts";
+import { childPath, type CheckContext } from "./check-context.ts";
 import { parseDuration } from "./duration.ts";
 import {
   PROTOCOL_NUMBERS,
@@ -92,27 +99,51 @@ export function normalizeMatch(
   sets: ReadonlyMap<string, PolicySet>,
 ): Match | undefined {
   const before = ctx.diagnostics.length;
-  const match: Match = { direction: doc.direction };
-  if (doc.layer3 && ctx.typed([...path, "layer3"])) {
-    const at = [...path, "layer3"];
-    const layer3: Layer3 = { pos: ctx.pos(at) };
-    for (const side of ["remote", "local"] as const) {
-      const entries = doc.layer3[side];
-      if (entries && ctx.typed([...at, side]))
-        layer3[side] = addressList(ctx, entries, [...at, side], sets);
-    }
-    match.layer3 = layer3;
-  }
-  if (doc.layer4 && ctx.typed([...path, "layer4"]))
-    match.layer4 = layer4(ctx, doc.layer4, [...path, "layer4"], sets);
+  const { direction } = doc;
+  const layer3 =
+    doc.layer3 && ctx.typedChild(path, "layer3")
+      ? layer3Match(ctx, doc.layer3, path, sets)
+      : undefined;
+  const l4 =
+    doc.layer4 && ctx.typedChild(path, "layer4")
+      ? layer4(ctx, doc.layer4, childPath(path, "layer4"), sets)
+      : undefined;
+  // whole literals, not properties added one by one, where they can be: what a rule keeps of a
+  // big file is copied by the collector while it is young, and added properties cost another array
+  let match: Match;
+  if (layer3) match = l4 ? { direction, layer3, layer4: l4 } : { direction, layer3 };
+  else match = l4 ? { direction, layer4: l4 } : { direction };
   if (doc.process && ctx.clean([...path, "process"]))
     match.process = process(ctx, doc.process, path);
   if (doc.interface && ctx.clean([...path, "interface"]))
     match.interface = { ...doc.interface, pos: ctx.pos([...path, "interface"]) };
   if (doc.layer7 && ctx.typed([...path, "layer7"]))
     match.layer7 = layer7(ctx, doc.layer7, [...path, "layer7"], doc.direction);
-  const fresh = ctx.diagnostics.slice(before);
-  return fresh.some((d) => d.severity === "error") ? undefined : match;
+  const { diagnostics } = ctx;
+  for (let i = before; i < diagnostics.length; i++)
+    if (diagnostics[i]?.severity === "error") return undefined;
+  return match;
+}
+
+function layer3Match(
+  ctx: CheckContext,
+  doc: NonNullable<MatchDocument["layer3"]>,
+  path: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): Layer3 {
+  const at = childPath(path, "layer3");
+  const pos = ctx.pos(at);
+  const { remote, local } = doc;
+  const r =
+    remote && ctx.typedChild(at, "remote")
+      ? addressList(ctx, remote, childPath(at, "remote"), sets)
+      : undefined;
+  const l =
+    local && ctx.typedChild(at, "local")
+      ? addressList(ctx, local, childPath(at, "local"), sets)
+      : undefined;
+  if (r) return l ? { pos, remote: r, local: l } : { pos, remote: r };
+  return l ? { pos, local: l } : { pos };
 }
 
 function addressList(
@@ -121,32 +152,56 @@ function addressList(
   path: PathSegment[],
   sets: ReadonlyMap<string, PolicySet>,
 ): AddressList {
-  const list: AddressList = { entries: [], pos: ctx.pos(path) };
+  const pos = ctx.pos(path);
   if (entries.length === 0) {
     emptyListWarning(ctx, path);
-    list.entries.push(...NOTHING.map((e) => ({ ...e, pos: list.pos })));
-    return list;
+    return { entries: NOTHING.map((e) => ({ ...e, pos })), pos };
   }
-  entries.forEach((text, i) => {
-    const at = [...path, i];
-    if (!ctx.clean(at)) return;
+  // arrays of their length: one grown by push keeps room for 16 or more, which a rule of a big
+  // file would then keep (and the collector copy) for its one entry
+  if (entries.length === 1) {
+    const only = addressEntry(ctx, entries[0] as string, childPath(path, 0), sets);
+    return { entries: only ? [only] : [], pos };
+  }
+  const out: AddressEntry[] = [];
+  // a loop, not forEach with a closure: this runs for every rule of a big file
+  for (let i = 0; i < entries.length; i++) {
+    const entry = addressEntry(ctx, entries[i] as string, childPath(path, i), sets);
+    if (entry) out.push(entry);
+  }
+  return { entries: out.slice(), pos };
+}
+
+/** The entry `text` at `at` of an address list; undefined if it is wrong (reported). */
+function addressEntry(
+  ctx: CheckContext,
+  text: string,
+  at: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): AddressEntry | undefined {
+  if (!ctx.clean(at)) return undefined;
+  // most entries are a plain IPv4 address or CIDR: read without parseAddressEntry's wrappers
+  const c = text.charCodeAt(0);
+  let target: AddressTarget | undefined = c >= 48 && c <= 57 ? ipv4Target(text) : undefined;
+  let negate = false;
+  if (!target) {
     const parsed = parseAddressEntry(text);
-    if (!parsed.ok) return ctx.error(at, parsed.error);
-    const { negate, target } = parsed.value;
-    const pos = ctx.pos(at);
-    if (target.kind === "interval") {
-      if (target.hostBitsSet) ctx.warn(at, hostBitsWarning(text, target.family, target.start));
-      if (isV4Mapped(target)) ctx.warn(at, v4MappedWarning(text, target.start, target.end));
-      const { family, start, end } = target;
-      list.entries.push({ kind: "interval", text, negate, pos, family, start, end });
-    } else if (target.kind === "hostname") {
-      list.entries.push({ ...target, text, negate, pos });
-    } else {
-      const set = lookupSet(ctx, at, target.set, "address", sets);
-      if (set) list.entries.push({ kind: "set", set: target.set, text, negate, pos, entries: set });
+    if (!parsed.ok) {
+      ctx.error(at, parsed.error);
+      return undefined;
     }
-  });
-  return list;
+    ({ negate, target } = parsed.value);
+  }
+  const pos = ctx.pos(at);
+  if (target.kind === "interval") {
+    if (target.hostBitsSet) ctx.warn(at, hostBitsWarning(text, target.family, target.start));
+    if (isV4Mapped(target)) ctx.warn(at, v4MappedWarning(text, target.start, target.end));
+    const { family, start, end } = target;
+    return { kind: "interval", text, negate, pos, family, start, end };
+  }
+  if (target.kind === "hostname") return { ...target, text, negate, pos };
+  const set = lookupSet(ctx, at, target.set, "address", sets);
+  return set ? { kind: "set", set: target.set, text, negate, pos, entries: set } : undefined;
 }
 
 /** A set reference must name a set of the kind the field needs (an empty set fits either). */
@@ -201,23 +256,47 @@ function portList(
   path: PathSegment[],
   sets: ReadonlyMap<string, PolicySet>,
 ): PortRange[] {
-  const ranges: PortRange[] = [];
   if (entries.length === 0) emptyListWarning(ctx, path);
-  entries.forEach((entry, i) => {
-    const at = [...path, i];
-    if (!ctx.clean(at)) return;
-    const parsed = parsePortEntry(entry);
-    if (!parsed.ok) return ctx.error(at, parsed.error);
-    const pos = ctx.pos(at);
-    if (parsed.value.kind === "range") {
-      ranges.push({ lo: parsed.value.lo, hi: parsed.value.hi, text: String(entry), pos });
-      return;
-    }
-    const set = lookupSet(ctx, at, parsed.value.set, "port", sets);
-    for (const r of set ?? []) ranges.push({ ...r, text: `set:${parsed.value.set}`, pos });
-  });
-  return ranges;
+  // arrays of their length, as in addressList
+  if (entries.length === 1) {
+    const only = portEntry(ctx, entries[0] as number | string, childPath(path, 0), sets);
+    return only === undefined ? [] : Array.isArray(only) ? only : [only];
+  }
+  const ranges: PortRange[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const entry = portEntry(ctx, entries[i] as number | string, childPath(path, i), sets);
+    if (Array.isArray(entry)) for (const r of entry) ranges.push(r);
+    else if (entry) ranges.push(entry);
+  }
+  return ranges.slice();
 }
+
+/** The range of a port list's entry, or the ranges of the set it names; undefined: wrong (reported). */
+function portEntry(
+  ctx: CheckContext,
+  entry: number | string,
+  at: PathSegment[],
+  sets: ReadonlyMap<string, PolicySet>,
+): PortRange | PortRange[] | undefined {
+  if (!ctx.clean(at)) return undefined;
+  // a port written as a number (most are): what parsePortEntry reads it as, without its objects
+  if (typeof entry === "number" && Number.isInteger(entry) && entry >= 0 && entry <= MAX_PORT)
+    return { lo: entry, hi: entry, text: String(entry), pos: ctx.pos(at) };
+  const parsed = parsePortEntry(entry);
+  if (!parsed.ok) {
+    ctx.error(at, parsed.error);
+    return undefined;
+  }
+  const pos = ctx.pos(at);
+  if (parsed.value.kind === "range")
+    return { lo: parsed.value.lo, hi: parsed.value.hi, text: String(entry), pos };
+  const set = lookupSet(ctx, at, parsed.value.set, "port", sets);
+  const text = `set:${parsed.value.set}`;
+  return (set ?? []).map((r) => ({ ...r, text, pos }));
+}
+
+const PORT_FIELDS = ["port", "source_port"] as const;
+const MAX_PORT = 65535;
 
 function layer4(
   ctx: CheckContext,
@@ -226,7 +305,7 @@ function layer4(
   sets: ReadonlyMap<string, PolicySet>,
 ): Layer4 {
   // a protocol the schema rejected is unknown: skip the checks that depend on it
-  const known = ctx.clean([...path, "protocol"]);
+  const known = ctx.cleanChild(path, "protocol");
   const protocol =
     !known || doc.protocol === undefined || doc.protocol === "any"
       ? null
@@ -234,13 +313,15 @@ function layer4(
         ? doc.protocol
         : PROTOCOL_NUMBERS[doc.protocol];
   const name = doc.protocol === undefined ? "any" : String(doc.protocol);
-  const result: Layer4 = { protocol, pos: ctx.pos(path) };
+  const pos = ctx.pos(path);
   if (known && typeof doc.protocol === "number" && ICMP_NAMES[doc.protocol])
     ctx.warn([...path, "protocol"], ICMP_NAMES[doc.protocol] ?? "");
   // ports exist for tcp and udp; "any" with ports means "tcp or udp on these ports"
-  for (const field of ["port", "source_port"] as const) {
+  let ports: PortRange[] | undefined;
+  let sourcePorts: PortRange[] | undefined;
+  for (const field of PORT_FIELDS) {
     const entries = doc[field];
-    if (!entries || !ctx.typed([...path, field])) continue;
+    if (!entries || !ctx.typedChild(path, field)) continue;
     if (protocol !== null && protocol !== TCP && protocol !== UDP) {
       ctx.error(
         [...path, field],
@@ -248,16 +329,22 @@ function layer4(
       );
       continue;
     }
-    const ranges = portList(ctx, entries, [...path, field], sets);
-    if (field === "port") result.ports = ranges;
-    else result.sourcePorts = ranges;
+    const ranges = portList(ctx, entries, childPath(path, field), sets);
+    if (field === "port") ports = ranges;
+    else sourcePorts = ranges;
   }
-  if (doc.icmp && known && ctx.clean([...path, "icmp"])) {
+  // the usual layer4 as one literal (see normalizeMatch); the rest field by field, in this order
+  if (!sourcePorts && !doc.icmp && doc.max_duration === undefined)
+    return ports ? { protocol, pos, ports } : { protocol, pos };
+  const result: Layer4 = { protocol, pos };
+  if (ports) result.ports = ports;
+  if (sourcePorts) result.sourcePorts = sourcePorts;
+  if (doc.icmp && known && ctx.cleanChild(path, "icmp")) {
     if (protocol === null || !ICMPS.includes(protocol))
       ctx.error([...path, "icmp"], `'icmp' needs protocol icmp or icmpv6 (protocol is ${name})`);
     else result.icmp = { ...doc.icmp, pos: ctx.pos([...path, "icmp"]) };
   }
-  if (doc.max_duration !== undefined && ctx.clean([...path, "max_duration"])) {
+  if (doc.max_duration !== undefined && ctx.cleanChild(path, "max_duration")) {
     const at = [...path, "max_duration"];
     const seconds = parseDuration(doc.max_duration);
     if (known && protocol !== TCP)

@@ -97,20 +97,40 @@ function needsDohSet(doc: PolicyDocument): boolean {
   return namesDohSet(doc.rules) || namesDohSet(doc.redirect);
 }
 
+/** What a string naming the built-in set ends with (an address or port entry: `[!]set:NAME`). */
+const DOH_REF = `set:${DOH_SET}`;
+const namesDoh = (s: string): boolean => s.length >= DOH_REF.length && s.endsWith(DOH_REF);
+
 /** Whether a string anywhere in `value` (keys included) ends with set:doh-resolvers. */
 function namesDohSet(value: unknown): boolean {
-  const stack = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
+  // strings are looked at where they are met: only mappings and lists wait on the stack
+  const stack: object[] = [];
+  let v: unknown = value;
+  for (;;) {
     if (typeof v === "string") {
-      if (v.endsWith(`set:${DOH_SET}`)) return true;
-    } else if (Array.isArray(v)) for (const item of v as unknown[]) stack.push(item);
-    else if (v && typeof v === "object")
+      if (namesDoh(v)) return true;
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const item: unknown = v[i];
+        if (typeof item === "string") {
+          if (namesDoh(item)) return true;
+        } else if (typeof item === "object" && item !== null) stack.push(item);
+      }
+    } else if (typeof v === "object" && v !== null) {
       // for-in, not Object.entries: no pair arrays for every mapping of a 100k-rule file
-      for (const key in v)
-        if (Object.hasOwn(v, key)) stack.push(key, (v as Record<string, unknown>)[key]);
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) continue;
+        if (namesDoh(key)) return true;
+        const item: unknown = (v as Record<string, unknown>)[key];
+        if (typeof item === "string") {
+          if (namesDoh(item)) return true;
+        } else if (typeof item === "object" && item !== null) stack.push(item);
+      }
+    }
+    const next = stack.pop();
+    if (next === undefined) return false;
+    v = next;
   }
-  return false;
 }
 
 /** The list of dns.doh_list, else the host's shipped one, read as a set file. */
