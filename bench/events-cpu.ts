@@ -8,7 +8,9 @@
 // connection takes every byte at once). 1e6 / (CPU per event) is what the thread could keep up
 // with on a core of its own.
 //
-//   node bench/events-cpu.ts [EVENTS] [ROUNDS]    prints µs per event by stage, median of rounds
+//   node bench/events-cpu.ts [EVENTS] [ROUNDS] [BATCH]
+// prints µs per event by stage, median of rounds; BATCH (4096) events are handed over at a time
+// (a few per batch: the pipeline at a low rate)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +23,7 @@ import { SubscriberHub } from "../src/api/subscribers.ts";
 
 const EVENTS = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
-const BATCH = 4096;
+const BATCH = Number(process.argv[4] ?? 4096);
 
 const mapped = (n: number) =>
   Buffer.from([
@@ -139,7 +141,7 @@ try {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
 console.log(
-  `B6 stages, ${EVENTS} events x ${ROUNDS} rounds, CPU µs per event (median; all rounds):`,
+  `B6 stages, ${EVENTS} events x ${ROUNDS} rounds, ${BATCH} a batch, CPU µs per event (median; all rounds):`,
 );
 for (const [k, v] of Object.entries(results))
   console.log(

@@ -19,22 +19,45 @@ export const FLOOD_LIMITS: FloodLimits = { perKey: 5, perWindow: 1000, windowMs:
 const MAX_KINDS = 65_536;
 
 /** Same type, direction, protocol, remote address, service port (the local one for ingress) and rule. */
-const kindOf = (e: MoatEvent) => {
+interface Kind {
+  type: string;
+  direction: string;
+  protocol: string;
+  ip: string;
+  port: number;
+  rule: string;
+  /** Events written in full, events counted into its summary, in this window. */
+  full: number;
+  more: number;
+  /** Another kind of the same remote address and port. */
+  next: Kind | null;
+}
+
+/** The service port: the local one of an ingress event, the remote one of an egress one. */
+const portOf = (e: MoatEvent) => (e.direction === "ingress" ? e.local.port : e.remote.port);
+
+/** A kind as its summary line says it. */
+function kindText(k: Kind): string {
   const ip = (a: string) => (a.includes(":") ? `[${a}]` : a);
   const words =
-    e.direction === "ingress"
-      ? `from ${ip(e.remote.ip)} to port ${e.local.port}`
-      : `to ${ip(e.remote.ip)}:${e.remote.port}`;
-  return `${e.type.toUpperCase()} ${e.direction} ${e.protocol} ${words} by rule ${e.rule}`;
-};
+    k.direction === "ingress" ? `from ${ip(k.ip)} to port ${k.port}` : `to ${ip(k.ip)}:${k.port}`;
+  return `${k.type.toUpperCase()} ${k.direction} ${k.protocol} ${words} by rule ${k.rule}`;
+}
 
 export class FloodSummary {
   private readonly limits: FloodLimits;
   private readonly write: (line: string) => void;
   private windowStart = 0;
   private lines = 0;
-  /** Per kind in this window: events written in full, events counted into its summary. */
-  private readonly seen = new Map<string, { full: number; more: number }>();
+  /**
+   * The kinds seen in this window by remote address, then port (the kinds of one address and
+   * port chained: they differ only in rule, type, direction or protocol), and in the order first
+   * seen, the order of the summaries: found without making a text of the event's kind. Keyed by
+   * both, so neither a scan of many ports from one source nor a flood from many sources to one
+   * port makes an event walk a long chain.
+   */
+  private readonly byRemote = new Map<string, Map<number, Kind>>();
+  private kinds: Kind[] = [];
   /** Counted events of kinds past MAX_KINDS. */
   private others = 0;
   private readonly timer: NodeJS.Timeout;
@@ -52,12 +75,7 @@ export class FloodSummary {
   /** True when the event gets its own line; false when it is counted into a summary. */
   admit(event: MoatEvent): boolean {
     if (Date.now() - this.windowStart >= this.limits.windowMs) this.flush();
-    const kind = kindOf(event);
-    let entry = this.seen.get(kind);
-    if (!entry && this.seen.size < MAX_KINDS) {
-      entry = { full: 0, more: 0 };
-      this.seen.set(kind, entry);
-    }
+    const entry = this.kindOf(event);
     const room = this.lines < this.limits.perWindow;
     if (room && (!entry || entry.full < this.limits.perKey)) {
       if (entry) entry.full++;
@@ -69,14 +87,48 @@ export class FloodSummary {
     return false;
   }
 
+  /** The event's kind in this window, added if new; null past MAX_KINDS. */
+  private kindOf(e: MoatEvent): Kind | null {
+    const ip = e.remote.ip;
+    const port = portOf(e);
+    let byPort = this.byRemote.get(ip);
+    const first = byPort?.get(port) ?? null;
+    for (let k = first; k; k = k.next)
+      if (
+        k.type === e.type &&
+        k.rule === e.rule &&
+        k.direction === e.direction &&
+        k.protocol === e.protocol
+      )
+        return k;
+    if (this.kinds.length >= MAX_KINDS) return null;
+    const kind: Kind = {
+      type: e.type,
+      direction: e.direction,
+      protocol: e.protocol,
+      ip,
+      port,
+      rule: e.rule,
+      full: 0,
+      more: 0,
+      next: first,
+    };
+    if (!byPort) this.byRemote.set(ip, (byPort = new Map()));
+    byPort.set(port, kind);
+    this.kinds.push(kind);
+    return kind;
+  }
+
   /** Writes the summaries of the window so far and starts a new one. */
   flush(): void {
     const at = new Date().toISOString();
-    for (const [kind, { more }] of this.seen)
-      if (more > 0) this.write(`${at} and ${more} more like this in the last second: ${kind}`);
+    for (const kind of this.kinds)
+      if (kind.more > 0)
+        this.write(`${at} and ${kind.more} more like this in the last second: ${kindText(kind)}`);
     if (this.others > 0)
       this.write(`${at} and ${this.others} more events of other kinds in the last second`);
-    this.seen.clear();
+    this.byRemote.clear();
+    this.kinds = [];
     this.others = 0;
     this.lines = 0;
     this.windowStart = Date.now();

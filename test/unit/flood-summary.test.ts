@@ -11,7 +11,7 @@ import type { MoatEvent } from "../../src/datapath/event.ts";
 import { auditSink } from "../../src/observe/audit-sink.ts";
 import { stdoutSink } from "../../src/observe/stdout-sink.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { FLOOD_LIMITS } from "../../src/observe/flood-summary.ts";
+import { FLOOD_LIMITS, FloodSummary } from "../../src/observe/flood-summary.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
 const FLOOD = 20_000;
@@ -66,4 +66,53 @@ test("a flood is summarised in the audit log and on stdout; every event reaches 
     );
     assert.ok(lines.length < 100, `${where}: ${lines.length} lines for ${FLOOD} events`);
   }
+});
+
+test("a scan of every port from one source and a flood from many sources to one port are summarised kind by kind", () => {
+  const lines: string[] = [];
+  // a window that does not close during the test: every event falls in it
+  const summary = new FloodSummary((line) => lines.push(line), {
+    perKey: 1,
+    perWindow: 100,
+    windowMs: 3_600_000,
+  });
+  let full = 0;
+  const scan = (port: number) =>
+    fakeEvent({ direction: "egress", remote: { ip: "198.51.100.4", port }, rule: "scan" });
+  for (let port = 1; port <= 65_535; port++)
+    for (let n = 0; n < 2; n++) full += Number(summary.admit(scan(port)));
+  // the same rule, from 2,000 sources to port 22: kinds past the 65,536 tracked are counted together
+  const spoofed = (i: number) =>
+    fakeEvent({ remote: { ip: `10.${(i >> 8) & 255}.${i & 255}.9`, port: 40000 } });
+  for (let i = 0; i < 2_000; i++) full += Number(summary.admit(spoofed(i)));
+  summary.flush();
+  summary.close();
+
+  assert.equal(full, 100, "the line budget of the window, in full");
+  const summaries = lines.filter((l) =>
+    / more like this in the last second: .* by rule scan$/.test(l),
+  );
+  // the first event of ports 1-100 had a line of its own (the budget); every other one is counted
+  assert.equal(summaries.length, 65_535);
+  assert.match(
+    summaries[0]!,
+    /Z and 1 more like this in the last second: BLOCKED egress tcp to 198\.51\.100\.4:1 by rule scan$/,
+  );
+  assert.match(
+    summaries.at(-1)!,
+    / and 2 more like this .*: BLOCKED egress tcp to 198\.51\.100\.4:65535 /,
+  );
+  assert.equal(
+    summaries.reduce((n, l) => n + Number(/ and (\d+) more/.exec(l)![1]), 0),
+    65_535 * 2 - 100,
+  );
+  // one kind per source was left for the flood (65,536 - 65,535); the rest are "other kinds"
+  assert.ok(
+    lines.some((l) =>
+      / and 1 more like this .*: BLOCKED ingress tcp from 10\.0\.0\.9 to port 22 by rule default$/.test(
+        l,
+      ),
+    ),
+  );
+  assert.ok(lines.some((l) => / and 1999 more events of other kinds in the last second$/.test(l)));
 });

@@ -1,18 +1,18 @@
 // The history store in a worker thread (worker.ts), with the same operations as HistoryStore,
 // answered asynchronously: the daemon's event loop only pays for turning a batch into rows
-// (rows.ts) and handing them over.
+// (rows.ts, blocks of them) and handing them over.
 import { Worker } from "node:worker_threads";
 import type { MoatEvent } from "../../datapath/event.ts";
 import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import type { HistoryOptions } from "./store.ts";
-import { eventRows, type RowValue } from "./rows.ts";
+import { eventBlocks, type RowBlock } from "./rows.ts";
 import type { StatsPage, StatsQuery } from "./rollup.ts";
 import type { FlowSummary } from "../flows/record.ts";
 import type { BaselineInput } from "../anomaly/from-rollups.ts";
 
 export type HistoryRequest =
-  | { id: number; op: "insert"; rows: readonly RowValue[] }
+  | { id: number; op: "insert"; blocks: RowBlock[] }
   | { id: number; op: "notice"; notice: Notice }
   | { id: number; op: "flows"; summaries: readonly FlowSummary[] }
   | { id: number; op: "flowStats"; query: StatsQuery }
@@ -81,7 +81,7 @@ export class HistoryWorker {
 
   insert(batch: readonly MoatEvent[]): Promise<void> {
     return batch.length
-      ? (this.#call({ op: "insert", rows: eventRows(batch) }) as Promise<void>)
+      ? (this.#call({ op: "insert", blocks: eventBlocks(batch) }) as Promise<void>)
       : Promise.resolve();
   }
 

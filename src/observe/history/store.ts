@@ -10,14 +10,21 @@ import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
 import { whereClause } from "./where.ts";
-import { eventRows, REMOTE_KEY, ROW_COLUMNS, ROW_WIDTH, type RowValue } from "./rows.ts";
+import {
+  eventBlocks,
+  REMOTE_KEY,
+  ROW_COLUMNS,
+  ROW_WIDTH,
+  ROWS_PER_INSERT,
+  SHARED_GROUPS,
+  sharedColumns,
+  type RowBlock,
+  type RowValue,
+} from "./rows.ts";
 import { FlowRollups, type StatsPage, type StatsQuery } from "./rollup.ts";
 import { flowEvent, type FlowSummary } from "../flows/record.ts";
 import { baselineRows } from "./baseline.ts";
 import type { BaselineInput } from "../anomaly/from-rollups.ts";
-
-/** Rows per INSERT statement: one call into SQLite binds this many events. */
-const ROWS_PER_INSERT = 32;
 
 /** Event ids one step of a query no index narrows reads at most (search). */
 export const QUERY_WINDOW_IDS = 50_000;
@@ -70,9 +77,11 @@ export class HistoryStore {
   private readonly db: Database.Database;
   private readonly maxAgeSeconds: number;
   private readonly maxBytes: number;
-  private readonly insertRow: Database.Statement;
-  private readonly insertBlock: Database.Statement;
-  private readonly insertMany: (rows: readonly RowValue[]) => void;
+  /** The INSERT of n rows at [n], prepared when first needed. */
+  private readonly inserts: Database.Statement[] = [];
+  /** A full block's INSERT with the groups of SHARED_GROUPS in a mask bound once, by mask. */
+  private readonly sharedInserts = new Map<number, SharedInsert>();
+  private readonly insertMany: (blocks: readonly RowBlock[]) => void;
   private readonly rollups: FlowRollups;
   private readonly insertFlowsTx: (summaries: readonly FlowSummary[]) => void;
   private readonly pruning: Record<keyof typeof PRUNE_SQL, Database.Statement>;
@@ -89,18 +98,8 @@ export class HistoryStore {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA_SQL);
-    const values = (rows: number) =>
-      Array.from({ length: rows }, () => `(${ROW_COLUMNS.map(() => "?").join(", ")})`).join(", ");
-    const insert = `INSERT INTO events (${ROW_COLUMNS.join(", ")}) VALUES `;
-    this.insertRow = this.db.prepare(insert + values(1));
-    this.insertBlock = this.db.prepare(insert + values(ROWS_PER_INSERT));
-    const block = ROWS_PER_INSERT * ROW_WIDTH;
-    this.insertMany = this.db.transaction((rows: readonly RowValue[]) => {
-      let at = 0;
-      for (; at + block <= rows.length; at += block)
-        this.insertBlock.run(bindable(rows.slice(at, at + block)));
-      for (; at < rows.length; at += ROW_WIDTH)
-        this.insertRow.run(bindable(rows.slice(at, at + ROW_WIDTH)));
+    this.insertMany = this.db.transaction((blocks: readonly RowBlock[]) => {
+      for (const block of blocks) this.insertBlock(block);
     });
     this.pruning = {
       olderThan: this.db.prepare(PRUNE_SQL.olderThan),
@@ -113,7 +112,7 @@ export class HistoryStore {
       options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
     );
     this.insertFlowsTx = this.db.transaction((summaries: readonly FlowSummary[]) => {
-      this.insertMany(eventRows(summaries.map(flowEvent)));
+      this.insertMany(eventBlocks(summaries.map(flowEvent)));
       this.rollups.add(summaries);
     });
   }
@@ -140,14 +139,80 @@ export class HistoryStore {
   }
 
   insert(batch: readonly MoatEvent[]): void {
-    if (batch.length) this.insertMany(eventRows(batch));
+    if (batch.length) this.insertMany(eventBlocks(batch));
   }
 
-  /** Rows made by eventRows (possibly on another thread), ROW_WIDTH values per event. */
+  /** Rows made by eventRows, ROW_WIDTH values per event. */
   insertRows(rows: readonly RowValue[]): void {
     if (rows.length % ROW_WIDTH !== 0)
       throw new Error(`history: ${rows.length} values are not whole rows of ${ROW_WIDTH}`);
-    if (rows.length) this.insertMany(rows);
+    const blocks: RowBlock[] = [];
+    for (let at = 0; at < rows.length; at += ROWS_PER_INSERT * ROW_WIDTH) {
+      const each = rows.slice(at, at + ROWS_PER_INSERT * ROW_WIDTH);
+      blocks.push({ rows: each.length / ROW_WIDTH, shared: 0, once: [], each });
+    }
+    if (blocks.length) this.insertMany(blocks);
+  }
+
+  /** Blocks made by eventBlocks (possibly on another thread and cloned from there). */
+  insertBlocks(blocks: readonly RowBlock[]): void {
+    for (const b of blocks)
+      if (!wellMade(b))
+        throw new Error(`history: a block of ${b.rows} rows that is not as eventBlocks makes them`);
+    if (blocks.length) this.insertMany(blocks);
+  }
+
+  /**
+   * One block's rows; remote_key (hex in a block) bound as bytes, turned in place. The values
+   * all its rows share are bound once (each value bound costs the history's thread more than
+   * SQLite's part of writing it).
+   */
+  private insertBlock(block: RowBlock): void {
+    if (block.shared === 0) {
+      this.insertOf(block.rows).run(keysAsBytes(block.each, REMOTE_KEY, ROW_WIDTH));
+      return;
+    }
+    const insert = this.sharedInsert(block.shared);
+    const named: Record<string, RowValue | Buffer> = {};
+    for (let i = 0; i < insert.names.length; i++) {
+      const value = block.once[i]!;
+      named[insert.names[i]!] = i === insert.keyOnce ? keyBytes(value) : value;
+    }
+    insert.statement.run(keysAsBytes(block.each, insert.keyEach, insert.width), named);
+  }
+
+  /**
+   * The INSERT of `rows` rows. OR ROLLBACK: a row that breaks a constraint rolls back the whole
+   * transaction, as the transaction function does anyway when the statement fails; so SQLite
+   * keeps no statement journal to undo one statement's rows alone (a copy of every page each
+   * multi-row INSERT touches, written to a temporary file: a fifth of the history thread's
+   * time per row).
+   */
+  private insertOf(rows: number): Database.Statement {
+    let statement = this.inserts[rows];
+    if (!statement) {
+      statement = this.db.prepare(insertSql(rows, () => "?"));
+      this.inserts[rows] = statement;
+    }
+    return statement;
+  }
+
+  /** A full block's INSERT with the columns of the groups in `mask` as named parameters. */
+  private sharedInsert(mask: number): SharedInsert {
+    let insert = this.sharedInserts.get(mask);
+    if (!insert) {
+      const { once, each } = sharedColumns(mask);
+      const sql = insertSql(ROWS_PER_INSERT, (c) => (once.includes(c) ? `@c${c}` : "?"));
+      insert = {
+        statement: this.db.prepare(sql),
+        names: once.map((c) => `c${c}`),
+        keyOnce: once.indexOf(REMOTE_KEY),
+        keyEach: each.indexOf(REMOTE_KEY),
+        width: each.length,
+      };
+      this.sharedInserts.set(mask, insert);
+    }
+    return insert;
   }
 
   /** Keeps a notice (events lost in the kernel) beside the events. */
@@ -289,12 +354,41 @@ function trustedPath(path: string): string {
   return opened.path;
 }
 
-/** Whole rows as SQLite binds them: remote_key (hex in a row) as bytes, a BLOB. */
-function bindable(rows: RowValue[]): (RowValue | Buffer)[] {
-  const out: (RowValue | Buffer)[] = rows;
-  for (let at = REMOTE_KEY; at < out.length; at += ROW_WIDTH) {
-    const key = out[at];
-    if (typeof key === "string") out[at] = Buffer.from(key, "hex");
-  }
+/** A block of 1 to ROWS_PER_INSERT rows, full if it has shared values, with all its values. */
+function wellMade(b: RowBlock): boolean {
+  if (!Number.isInteger(b.rows) || b.rows < 1 || b.rows > ROWS_PER_INSERT) return false;
+  if (!Number.isInteger(b.shared) || b.shared < 0 || b.shared >= 1 << SHARED_GROUPS.length)
+    return false;
+  if (b.shared !== 0 && b.rows !== ROWS_PER_INSERT) return false;
+  const columns = sharedColumns(b.shared);
+  return b.once.length === columns.once.length && b.each.length === b.rows * columns.each.length;
+}
+
+/** remote_key (hex in a block) as SQLite binds it: bytes, a BLOB. */
+const keyBytes = (key: RowValue): RowValue | Buffer =>
+  typeof key === "string" ? Buffer.from(key, "hex") : key;
+
+/** `values`, rows of `width` with remote_key at `at` (-1: none), keys turned into bytes. */
+function keysAsBytes(values: RowValue[], at: number, width: number): (RowValue | Buffer)[] {
+  const out: (RowValue | Buffer)[] = values;
+  if (at >= 0) for (let i = at; i < out.length; i += width) out[i] = keyBytes(values[i]!);
   return out;
+}
+
+/** INSERT OR ROLLBACK (insertOf) of `rows` rows, `param` the parameter of each column. */
+function insertSql(rows: number, param: (column: number) => string): string {
+  const row = `(${ROW_COLUMNS.map((_, c) => param(c)).join(", ")})`;
+  const values = Array.from({ length: rows }, () => row).join(", ");
+  return `INSERT OR ROLLBACK INTO events (${ROW_COLUMNS.join(", ")}) VALUES ${values}`;
+}
+
+interface SharedInsert {
+  statement: Database.Statement;
+  /** The named parameters of the columns bound once (sharedColumns' once). */
+  names: string[];
+  /** Where remote_key is among the columns bound once, or per row (-1: not there). */
+  keyOnce: number;
+  keyEach: number;
+  /** Columns bound per row. */
+  width: number;
 }

@@ -4,7 +4,6 @@
 // each is answered with its id.
 import { parentPort, workerData } from "node:worker_threads";
 import { HistoryStore, type HistoryOptions, type HistorySearch } from "./store.ts";
-import { ROW_WIDTH } from "./rows.ts";
 import type { HistoryRequest, HistoryResponse } from "./remote.ts";
 
 const { path, options } = workerData as { path: string; options: HistoryOptions };
@@ -31,10 +30,13 @@ const PRUNE_AFTER_ROWS = 100_000;
 function handle(req: HistoryRequest): unknown {
   if (!store) throw new Error(openError ?? "the history store is closed");
   switch (req.op) {
-    case "insert":
-      store.insertRows(req.rows);
-      afterInsert(req.rows.length / ROW_WIDTH);
+    case "insert": {
+      store.insertBlocks(req.blocks);
+      let rows = 0;
+      for (const block of req.blocks) rows += block.rows;
+      afterInsert(rows);
       return null;
+    }
     case "flows":
       store.insertFlows(req.summaries);
       return null;
