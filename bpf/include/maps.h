@@ -541,23 +541,35 @@ struct {
 	__type(value, struct moat_limit_lease);
 } limit_leases SEC(".maps");
 
-/* this cpu's leases of recent sources, in front of limit_leases: a slot per hash of the source
- * (ratelimit.h, limit_cache_slot), holding the source it is for and its lease, so a source
- * admitted by its lease costs one array read and no hash lookup. A slot is taken over only from a
- * lease that admits nothing more (no credit, or past its end); a source that finds its slot busy
- * keeps its lease in limit_leases. Written by the packet programs */
-#define MOAT_LIMIT_CACHE_SLOTS 8192
+/* every cpu's leases of recent sources, in front of limit_leases: each cpu has its own
+ * MOAT_LIMIT_CACHE_SETS sets (cpu * MOAT_LIMIT_CACHE_SETS + set; the loader sizes the array for
+ * the machine's possible cpus), a source's set by a hash of the source (ratelimit.h,
+ * limit_cache_set), each of its slots holding the source it is for and its lease, so a source
+ * admitted by its lease costs one array lookup and no hash lookup. A slot is taken over only from
+ * a lease that admits nothing more (no credit, or past its end); a source that finds every slot
+ * of its set busy keeps its lease in limit_leases. One array, not a per-cpu one, and mmapable:
+ * its values start on a page, so each 64-byte slot is one cache line (a per-cpu array's values
+ * are 8-byte aligned, two lines each, behind a read of the value's per-cpu pointer). Written by
+ * the packet programs */
+#define MOAT_LIMIT_CACHE_WAYS 4
+#define MOAT_LIMIT_CACHE_SET_BITS 11
+#define MOAT_LIMIT_CACHE_SETS (1 << MOAT_LIMIT_CACHE_SET_BITS)
 struct limit_cached {
 	struct moat_limit_key key; /* id 0: empty */
 	struct moat_limit_lease lease;
 };
 _Static_assert(sizeof(struct limit_cached) == 64, "limit_cached");
 
+struct limit_cache_set {
+	struct limit_cached way[MOAT_LIMIT_CACHE_WAYS];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MOAT_LIMIT_CACHE_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MOAT_LIMIT_CACHE_SETS); /* one cpu's: the loader multiplies it */
 	__type(key, __u32);
-	__type(value, struct limit_cached);
+	__type(value, struct limit_cache_set);
 } limit_lease_cache SEC(".maps");
 
 /* a new source's state or lease, built off the stack (the judging chain has 512 bytes) */

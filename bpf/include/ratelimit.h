@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Rate limits (docs/policy.md, "rate_limit"): the packets a remote sends on the connections a
  * limited rule allowed, counted per source by one of four algorithms. One array lookup finds the
- * rule's limit, one per-cpu array read this cpu's lease of the source (its slot by a hash of the
- * source, limit_lease_cache; a source whose slot another lease holds has its lease in the per-cpu
- * hash limit_leases), and when that cannot answer, one hash lookup the source's shared state,
- * changed under its spin lock: no loop over rules or sources. The shared state is the global
- * account; a lease lets a cpu admit up to `lease` packets on its own, and an over-limit answer is
- * cached per cpu until time alone could change it, so a flood over the limit does not contend
- * for the lock. */
+ * rule's limit, one array lookup this cpu's lease of the source (in one of the four slots of its
+ * set, by a hash of the source, in this cpu's part of limit_lease_cache; a source whose four
+ * slots other leases hold has its lease in the per-cpu hash limit_leases), and when that cannot
+ * answer, one hash lookup the source's shared state, changed under its spin lock: no loop over
+ * rules or sources. The shared state is the global account; a lease lets a cpu admit up to
+ * `lease` packets on its own, and an over-limit answer is cached per cpu until time alone could
+ * change it, so a flood over the limit does not contend for the lock. */
 #ifndef MOAT_RATELIMIT_H
 #define MOAT_RATELIMIT_H
 
@@ -221,15 +221,27 @@ static __always_inline struct moat_limit_state *limit_state_of(const struct moat
 	return bpf_map_lookup_elem(&limit_state, k);
 }
 
-/* a source's slot in limit_lease_cache: a multiplicative hash of its key's three words */
-static __always_inline __u32 limit_cache_slot(const struct moat_limit_key *k)
+/* a source's set in limit_lease_cache: the top bits of a multiplicative hash of its key's three
+ * words. A set of four slots, a source's lease in any of them: with 4,096 sources and a slot
+ * each (8,192), one source in five found its slot busy and paid a hash lookup (limit_leases) a
+ * packet; one in thirty finds its four busy */
+static __always_inline __u32 limit_cache_set(const struct moat_limit_key *k)
 {
 	__u64 w[3];
 
 	__builtin_memcpy(w, k, sizeof(w));
 	__u64 h = (w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL)) * 0xc2b2ae3d27d4eb4fULL;
 	h = (h ^ w[2]) * 0x9e3779b97f4a7c15ULL;
-	return (__u32)(h >> 51) & (MOAT_LIMIT_CACHE_SLOTS - 1);
+	return (__u32)(h >> (64 - MOAT_LIMIT_CACHE_SET_BITS));
+}
+
+/* set `set` of cpu's part of limit_lease_cache; NULL for a cpu the array has no part for (the
+ * loader gives it one for every possible cpu) */
+static __always_inline struct limit_cache_set *limit_cache_at(__u32 cpu, __u32 set)
+{
+	__u32 i = cpu * MOAT_LIMIT_CACHE_SETS + set;
+
+	return bpf_map_lookup_elem(&limit_lease_cache, &i);
 }
 
 static __always_inline int limit_key_eq(const struct moat_limit_key *a,
@@ -262,6 +274,27 @@ static __always_inline int limit_cache_take(struct limit_cached *c, __u64 now)
 	return 1;
 }
 
+/* this cpu's lease of source k in its cache set cs, or NULL */
+static __always_inline struct moat_limit_lease *limit_cache_find(struct limit_cache_set *cs,
+								 const struct moat_limit_key *k)
+{
+#pragma unroll
+	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
+		if (limit_key_eq(&cs->way[way].key, k))
+			return &cs->way[way].lease;
+	return NULL;
+}
+
+/* a slot of cache set cs that may take a new source's lease (limit_cache_take), or NULL */
+static __always_inline struct limit_cached *limit_cache_free(struct limit_cache_set *cs, __u64 now)
+{
+#pragma unroll
+	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
+		if (limit_cache_take(&cs->way[way], now))
+			return &cs->way[way];
+	return NULL;
+}
+
 /* cpus whose over-limit counts a report collects (a cpu past it hands its count over at its
  * own next visit of the source) */
 #define MOAT_LIMIT_MAX_CPUS 256
@@ -273,18 +306,20 @@ const volatile __u32 limit_cpus = MOAT_LIMIT_MAX_CPUS;
  * not handed to the shared count yet, taken from them: a report has every packet over the limit
  * up to it, whichever cpu dropped it. Counts are taken and added with atomics: a cpu may count
  * while another takes */
-static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32 slot_i)
+static __always_inline __u64 limit_collect(const struct moat_limit_key *k, __u32 set)
 {
 	__u64 sum = 0;
 
 	for (__u32 cpu = 0; cpu < MOAT_LIMIT_MAX_CPUS && cpu < limit_cpus; cpu++) {
-		struct limit_cached *c =
-		    bpf_map_lookup_percpu_elem(&limit_lease_cache, &slot_i, cpu);
+		struct limit_cache_set *cs = limit_cache_at(cpu, set);
 
-		if (!c)
-			break;
-		if (limit_key_eq(&c->key, k))
-			sum += __sync_lock_test_and_set(&c->lease.over, 0);
+		if (cs) {
+#pragma unroll
+			for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
+				if (limit_key_eq(&cs->way[way].key, k))
+					sum +=
+					    __sync_lock_test_and_set(&cs->way[way].lease.over, 0);
+		}
 		struct moat_limit_lease *ls = bpf_map_lookup_percpu_elem(&limit_leases, k, cpu);
 		if (ls)
 			sum += __sync_lock_test_and_set(&ls->over, 0);
@@ -346,13 +381,12 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 	__u16 server_port = ct->direction == MOAT_DIR_INGRESS ? p->t.dport : p->t.sport;
 	limit_key_of(l, p, proto_ported(p->t.proto) ? server_port : 0, &k);
 
-	/* this cpu's lease: in the source's cache slot, else (the slot was busy) in limit_leases */
-	__u32 slot_i = limit_cache_slot(&k);
-	struct limit_cached *c = bpf_map_lookup_elem(&limit_lease_cache, &slot_i);
-	struct moat_limit_lease *ls;
-	if (c && limit_key_eq(&c->key, &k))
-		ls = &c->lease;
-	else
+	/* this cpu's lease: in a slot of the source's cache set, else (all four were busy) in
+	 * limit_leases */
+	struct limit_cache_set *cs =
+	    limit_cache_at(bpf_get_smp_processor_id(), limit_cache_set(&k));
+	struct moat_limit_lease *ls = cs ? limit_cache_find(cs, &k) : NULL;
+	if (!ls)
 		ls = bpf_map_lookup_elem(&limit_leases, &k);
 	if (ls) {
 		if (ls->credit && now < ls->until) {
@@ -385,10 +419,15 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 	__u64 report_after = s->reported_ns ? s->reported_ns + l->report_ns : 0;
 	bpf_spin_unlock(&s->lock);
 
+	/* the set is looked up again, not kept across the lock: the judging chain's stack (512
+	 * bytes) has no room for it */
 	__u32 zero = 0;
+	struct limit_cached *c;
 	if (ls) {
 		lease_set(ls, l, now, granted, retry, report_after);
-	} else if (c && !k.flags && limit_cache_take(c, now)) {
+	} else if (!k.flags &&
+		   (cs = limit_cache_at(bpf_get_smp_processor_id(), limit_cache_set(&k))) &&
+		   (c = limit_cache_free(cs, now))) {
 		/* (not a source judged by the overflow bucket: k is that bucket's key now) */
 		c->key = k;
 		ls = &c->lease;
@@ -404,7 +443,7 @@ __noinline int limit_over(__u32 slot, const struct pkt *p, struct moat_ct *ct,
 	/* what other cpus counted since the previous report is in this one (this cpu's is in
 	 * s->over already) */
 	if (over)
-		over += limit_collect(&k, k.flags ? limit_cache_slot(&k) : slot_i);
+		over += limit_collect(&k, limit_cache_set(&k));
 	if (over)
 		limit_report(p, ct, over,
 			     ct->mode == MOAT_MODE_PREVENT ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED,

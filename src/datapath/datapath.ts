@@ -59,6 +59,8 @@ import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./rel
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
+/** The rate limits' lease cache: the object's size is one cpu's sets (bpf/include/maps.h). */
+const LIMIT_CACHE = "limit_lease_cache";
 const COOKIE_PROGRAM = "moat_tc_cookie";
 
 /** The socket-hook programs of moat.bpf.o and where each attaches (with the post-route check). */
@@ -195,9 +197,12 @@ function openObject(
       object.setMaxEntries("limit_leases", options.limitEntries);
     }
     // the rate limits' reports collect every possible cpu's count: the verifier walks that loop
-    // once a cpu this machine has (ratelimit.h)
+    // once a cpu this machine has (ratelimit.h); their lease cache has a part for each of them
+    const cpus = native().numPossibleCpus();
+    const cache = object.maps().find((m) => m.name === LIMIT_CACHE);
+    if (cache) object.setMaxEntries(LIMIT_CACHE, cache.maxEntries * cpus);
     const globals: Record<string, number> = {
-      limit_cpus: native().numPossibleCpus(),
+      limit_cpus: cpus,
       ...options.globals,
     };
     for (const [key, seconds] of Object.entries(options.timeouts ?? {}))

@@ -72,7 +72,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   limits: { version: 1, maps: ["limit_state", "limit_leases"] },
   // each CPU's leases of recent sources (the slots in front of limit_leases): apart from the
   // limits group, so a pin tree from before the cache still has its limits adopted
-  limitCache: { version: 1, maps: ["limit_lease_cache"] },
+  // 2: one array of every CPU's part, sets of four 64-byte slots (was a per-CPU array of slots)
+  limitCache: { version: 2, maps: ["limit_lease_cache"] },
 };
 
 const RECORD_KEY = 16;
