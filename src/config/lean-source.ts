@@ -12,18 +12,11 @@
 
 import { FAILSAFE_SCHEMA, load, Type } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
+import { readBlockYaml } from "./block-yaml.ts";
+import { coreNumber, SCALAR_KEY } from "./core-scalar.ts";
 import { CORE_NUMBER, readPositions, type FastSource } from "./fast-source.ts";
 import { PositionTable } from "./positions.ts";
 import type { CheckedSource, PathSegment } from "./yaml-source.ts";
-
-function coreNumber(text: string): number {
-  if (text.startsWith("0o")) return parseInt(text.slice(2), 8);
-  if (text.startsWith("0x")) return parseInt(text.slice(2), 16);
-  const inf = /^([-+]?)\.inf$/i.exec(text);
-  if (inf) return inf[1] === "-" ? -Infinity : Infinity;
-  if (/^\.nan$/i.test(text)) return NaN;
-  return Number(text);
-}
 
 /** js-yaml with the core schema's null, booleans and numbers, nothing more. */
 export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
@@ -55,9 +48,6 @@ export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
 const UNSAFE_TEXT =
   // eslint-disable-next-line no-control-regex -- it looks for control characters
   /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|(?:^|[\s[{,])~?[ \t]*:(?:[ \t\r\n]|$)/m;
-
-/** Keys the yaml library would not read as the same string (YAML reads them as null, a boolean, a number). */
-const SCALAR_KEY = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|-?Infinity|NaN|)$/;
 
 /** Whether every mapping key in `data` is one YAML reads as a string. */
 function keysAreStrings(data: unknown): boolean {
@@ -178,8 +168,17 @@ export class LeanSource implements CheckedSource {
   }
 }
 
-/** The file read the lean way, or undefined where the fast reader must decide. */
+/**
+ * The file read the lean way, or undefined where the fast reader must decide. The block reader
+ * (block-yaml.ts) reads the plain layouts policies are written in; js-yaml reads the rest.
+ */
 export function readLean(file: string, text: string): LeanSource | undefined {
+  const data = readBlockYaml(text) ?? readLeanData(text);
+  return data === undefined ? undefined : new LeanSource(file, text, data);
+}
+
+/** The file's data as js-yaml reads it the lean way, or undefined where the fast reader must decide. */
+export function readLeanData(text: string): unknown {
   if (UNSAFE_TEXT.test(text)) return undefined;
   let data: unknown;
   try {
@@ -188,7 +187,7 @@ export function readLean(file: string, text: string): LeanSource | undefined {
     return undefined;
   }
   if (data === null || data === undefined || !keysAreStrings(data)) return undefined;
-  return new LeanSource(file, text, data);
+  return data;
 }
 
 /** What a lazy table of a file read the lean way works its offsets out with (another thread's copy). */
