@@ -428,14 +428,16 @@ function layer7(
       ...(headers ? { headers } : {}),
       pos: pos("http"),
     };
-    if (doc.http.method) result.http.method = doc.http.method.map((m) => m.toUpperCase());
+    if (doc.http.method && ctx.clean([...path, "http", "method"]))
+      result.http.method = doc.http.method.map((m) => m.toUpperCase());
   }
   if (doc.tls && ctx.typed([...path, "tls"])) {
     const sni = hostPatterns(ctx, doc.tls.sni, [...path, "tls", "sni"]);
     const { version, certificate, ...rest } = doc.tls;
     const tls: TlsMatch = { ...rest, ...(sni ? { sni } : {}), pos: pos("tls") };
     if (version && ctx.clean([...path, "tls", "version"])) tls.version = version.map(tlsVersion);
-    if (certificate) tls.certificate = tlsCertificate(certificate);
+    if (certificate && ctx.clean([...path, "tls", "certificate"]))
+      tls.certificate = tlsCertificate(certificate);
     result.tls = tls;
   }
   if (doc.dns && ctx.typed([...path, "dns"])) {

@@ -26,6 +26,9 @@ export function checkSchema(source: CheckedSource): SchemaCheck {
   for (const e of errors) {
     const path = pointerToPath(e.instancePath, source.data);
     problems.push({ path, keyword: e.keyword });
+    // the missing value itself is not clean either: no check reads it
+    if (e.keyword === "required" && typeof e.params.missingProperty === "string")
+      problems.push({ path: [...path, e.params.missingProperty], keyword: e.keyword });
     const d = describe(e, path, source);
     const key = `${d.path}\u0000${d.message}`;
     if (!seen.has(key)) {
