@@ -3,8 +3,9 @@
 // result to the daemon's thread (src/host/accept-handback.ts: the positions packed as numbers there,
 // then what postMessage does: serialize there, deserialize here, and the positions put back here),
 // each as this thread's CPU time, so figures taken on a busy machine still compare. postMessage
-// moves the typed arrays the pack lists instead of copying them as serialize does here. No BPF: the
-// apply is bench/reload.ts's.
+// moves the typed arrays the pack lists instead of copying them as serialize does here (movedMiB of
+// handBackMiB). unpackLongestStep: the unpack's longest stretch between two turns of the daemon's
+// event loop. No BPF: the apply is bench/reload.ts's.
 //
 //   node --expose-gc bench/accept-phases.ts [RULES] [REPEATS]     (default 100000 rules, 3 runs)
 //   READER=fast node ...    (the file read with the node table, positions' offsets noted meanwhile)
@@ -55,19 +56,35 @@ for (let run = 1; run <= repeats; run++) {
   lap("normalize");
   const image = compilePolicy(model, null);
   lap("compile");
-  const { packed } = packAcceptance({ diagnostics: [], policy: { model, image } });
+  const { packed, transfer } = packAcceptance({ diagnostics: [], policy: { model, image } });
   lap("pack");
+  // what postMessage moves rather than copies (serialize below copies it too)
+  const moved = transfer.reduce((n, b) => n + b.byteLength, 0);
   const bytes = serialize(packed);
   lap("serialize");
   const back = deserialize(bytes) as PackedAcceptance;
   lap("deserialize");
-  const unpacked = (await unpackAcceptance(back, text)).acceptance;
+  // the daemon's thread unpacks a part of a long list a turn: its longest turn, with the message's
+  // deserialize (a turn of its own) the longest the thread is held
+  let step = cpuMs();
+  let longestStep = 0;
+  const unpacked = (
+    await unpackAcceptance(back, text, () => {
+      const now = cpuMs();
+      longestStep = Math.max(longestStep, now - step);
+      step = now;
+      return Promise.resolve();
+    })
+  ).acceptance;
+  longestStep = Math.max(longestStep, cpuMs() - step);
   lap("unpack");
+  row.unpackLongestStep = Math.round(longestStep);
   // what a message or `moat explain` then costs once: a position's line (the lean reader's
   // table reads the file again for every offset)
   void unpacked.policy?.model.rules[0]?.pos.line;
   lap("firstLine");
   row.handBackMiB = Math.round(bytes.length / 2 ** 20);
+  row.movedMiB = Math.round(moved / 2 ** 20);
   row.rssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
   rows.push(row);
 }

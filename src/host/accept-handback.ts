@@ -4,7 +4,9 @@
 // the table as a few typed arrays, positions in other files (a set file's entries) as columns, and
 // the image's tables and the positions' arrays are moved (transferred), not copied. The daemon's
 // thread puts the positions back in place. Long lists of objects (a big policy's rules) go in
-// parts that the daemon's thread reads a turn of its event loop each (handback-lists.ts).
+// parts that the daemon's thread reads a turn of its event loop each (handback-lists.ts), as
+// columns of typed arrays whose items come back whole, positions and all (handback-columns.ts):
+// they are neither walked nor serialized here, nor walked there.
 import {
   PositionTable,
   positionsReader,
@@ -21,9 +23,9 @@ import {
   unpackEntries,
   type EntryColumns,
 } from "./handback-entries.ts";
+import { ColumnsReader, ColumnsWriter } from "./handback-columns.ts";
 import {
   isListRef,
-  isLongList,
   ListsReader,
   ListsWriter,
   PartViews,
@@ -43,7 +45,7 @@ export interface PackedAcceptance {
   others?: OtherPositions;
   /** Big lists of address entries, as columns (handback-entries.ts). */
   entries?: EntryColumns[];
-  /** Long lists of objects, in parts (handback-lists.ts). */
+  /** Long lists of objects, in parts: as columns, or serialized (handback-lists.ts). */
   lists?: ListParts[];
 }
 
@@ -127,8 +129,13 @@ interface Visitor {
   visit: (obj: Record<string, unknown>) => void;
   /** every typed array */
   view?: (v: ArrayBufferView) => void;
-  /** every long list (handback-lists.ts), with the object and key it is the value of */
+  /**
+   * every long list (handback-lists.ts), with the object and key it is the value of: not walked
+   * (what is in it is packed where it is put in parts)
+   */
   longList?: (obj: Record<string, unknown>, key: string, list: unknown[]) => void;
+  /** which lists are long */
+  isLong?: (v: unknown) => v is unknown[];
 }
 
 /**
@@ -136,7 +143,11 @@ interface Visitor {
  * walked once (a set's entries are shared by the rules that name it); a small object reached twice
  * is visited twice, which costs less than noting every one.
  */
-function walk(root: unknown, { visit, view, longList }: Visitor, skip?: WeakSet<object>): void {
+function walk(
+  root: unknown,
+  { visit, view, longList, isLong }: Visitor,
+  skip?: WeakSet<object>,
+): void {
   const seen = new Set<object>();
   const stack: unknown[] = [root];
   let objects = 0;
@@ -166,8 +177,8 @@ function walk(root: unknown, { visit, view, longList }: Visitor, skip?: WeakSet<
       for (const key in obj) {
         const item = obj[key];
         if (typeof item !== "object" || item === null) continue;
-        if (longList && isLongList(item)) longList(obj, key, item);
-        stack.push(item);
+        if (longList && isLong?.(item)) longList(obj, key, item);
+        else stack.push(item);
       }
     }
   }
@@ -177,7 +188,11 @@ function walk(root: unknown, { visit, view, longList }: Visitor, skip?: WeakSet<
  * The acceptance ready for postMessage (its positions replaced in place: it is not used after)
  * and what to transfer with it.
  */
-export function packAcceptance(acceptance: Acceptance): {
+export function packAcceptance(
+  acceptance: Acceptance,
+  /** the items of a long list's part (tests: fewer, so a small policy's lists go in parts) */
+  partItems?: number,
+): {
   packed: PackedAcceptance;
   transfer: ArrayBuffer[];
   /** The table the positions went with, when its offsets are still to be worked out. */
@@ -194,9 +209,9 @@ export function packAcceptance(acceptance: Acceptance): {
     return isPlainPos(pos) ? others.add(pos) : undefined;
   };
   const entries = new EntriesWriter(posCode);
-  const lists = new ListsWriter();
+  const lists = new ListsWriter(partItems);
   const buffers = new Set<ArrayBuffer>();
-  walk(acceptance.policy, {
+  const visitor: Visitor = {
     visit: (obj) => {
       const code = posCode(obj.pos);
       if (code !== undefined) obj.pos = code;
@@ -214,9 +229,14 @@ export function packAcceptance(acceptance: Acceptance): {
         buffers.add(v.buffer);
     },
     longList: (obj, key, list) => lists.note(obj, key, list),
+    isLong: (v): v is unknown[] => lists.isLong(v),
+  };
+  walk(acceptance.policy, visitor);
+  const columns = new ColumnsWriter({
+    pos: posCode,
+    entries: (list) => (isEntriesRef(list) ? list.packedEntries : entries.ref(list)?.packedEntries),
   });
-  // once everything in them is packed
-  for (const b of lists.split()) buffers.add(b);
+  for (const b of lists.split(columns, (list) => walk(list, visitor))) buffers.add(b);
   const parts = table?.parts();
   if (parts)
     for (const a of [parts.lineStarts, parts.parent, parts.segment, parts.located])
@@ -311,19 +331,26 @@ export async function unpackAcceptance(
   const made = new WeakSet<object>();
   const inParts = new ListsReader(packed.lists);
   const views = new PartViews();
+  /** The list of entries `index` stands for (made once), or undefined if there is none. */
+  const entriesOf = (index: number): IntervalEntry[] | undefined => {
+    const columns = entries?.[index];
+    if (!columns) return undefined;
+    let list = lists.get(index);
+    if (!list) {
+      list = entriesList(columns);
+      lists.set(index, list);
+      toFill.push([columns, list]);
+      made.add(list);
+    }
+    return list;
+  };
   const visitor: Visitor = {
     visit: (obj) => {
       if (typeof obj.pos === "number") obj.pos = posOf(obj.pos);
       const ref = obj.entries;
-      if (isEntriesRef(ref) && entries?.[ref.packedEntries]) {
-        let list = lists.get(ref.packedEntries);
-        if (!list) {
-          list = entriesList(entries[ref.packedEntries]!);
-          lists.set(ref.packedEntries, list);
-          toFill.push([entries[ref.packedEntries]!, list]);
-          made.add(list);
-        }
-        obj.entries = list;
+      if (isEntriesRef(ref)) {
+        const list = entriesOf(ref.packedEntries);
+        if (list) obj.entries = list;
       }
       for (const key in obj) {
         const v = obj[key];
@@ -341,11 +368,20 @@ export async function unpackAcceptance(
     },
   };
   walk(acceptance.policy, visitor, made);
-  await inParts.fill((items, part) => {
-    views.reading(part);
-    walk(items, visitor, made);
-    views.settle();
-  }, between);
+  // what a list as columns holds is made whole: positions, entries and strings (kept once each)
+  const columns = new ColumnsReader({
+    pos: posOf,
+    entries: (index) => entriesOf(index) ?? { packedEntries: index },
+  });
+  await inParts.fill(
+    columns,
+    (items, part) => {
+      views.reading(part);
+      walk(items, visitor, made);
+      views.settle();
+    },
+    between,
+  );
   for (const [columns, list] of toFill) {
     const making = unpackEntries(columns, posOf, list);
     while (!making.next().done) await between();

@@ -1,18 +1,33 @@
 // Long lists of objects in the accept worker's hand-back (a big policy's rules, in its model and in
-// its kernel images) cross in parts: the worker serializes each part, and the daemon's thread reads
-// one part a turn of its event loop. As one message, 100k rules took that thread 0.4-1.1 s to
-// receive in one go, while its API, its events and its timers waited. Identity holds within a part:
-// an object shared by items of different parts (a short list of a set that many rules name)
-// arrives as one copy per part.
+// its kernel images) cross in parts of PART_ITEMS, and the daemon's thread reads one part a turn of
+// its event loop. As one message, 100k rules took that thread 0.4-1.1 s to receive in one go, while
+// its API, its events and its timers waited. A list goes as columns (handback-columns.ts), made
+// back from typed arrays; one holding what columns do not carry (a Map, a class's instance) goes
+// serialized (node:v8), and identity holds within a part of it: an object shared by items of
+// different parts arrives as one copy per part.
 import { deserialize, serialize } from "node:v8";
+import {
+  columnBuffers,
+  own,
+  type ColumnList,
+  type ColumnsReader,
+  type ColumnsWriter,
+} from "./handback-columns.ts";
 
 /** Items in a part; a list longer than this goes in parts. */
 export const PART_ITEMS = 4096;
 
-/** One list: its items, PART_ITEMS a part, each part serialized (node:v8). */
-export interface ListParts {
+/** One list serialized: its items, PART_ITEMS a part, each part serialized (node:v8). */
+export interface SerializedList {
   length: number;
   parts: ArrayBuffer[];
+}
+
+/** One list: as columns or serialized. */
+export type ListParts = ColumnList | SerializedList;
+
+function isSerialized(list: ListParts): list is SerializedList {
+  return list.parts.length === 0 || list.parts[0] instanceof ArrayBuffer;
 }
 
 /** What stands for a list in parts in the message: lists[packedList]. */
@@ -29,26 +44,21 @@ export function isListRef(v: unknown): v is ListRef {
   );
 }
 
-/** Whether `v` is a list that goes in parts. */
-export function isLongList(v: unknown): v is unknown[] {
-  return Array.isArray(v) && v.length > PART_ITEMS;
-}
-
-/** A buffer of its own (a serialized part may be a view of a bigger one): one that can move. */
-function own(bytes: Buffer): ArrayBuffer {
-  if (
-    bytes.buffer instanceof ArrayBuffer &&
-    bytes.byteOffset === 0 &&
-    bytes.byteLength === bytes.buffer.byteLength
-  )
-    return bytes.buffer;
-  return new Uint8Array(bytes).buffer;
-}
-
-/** Puts long lists in parts on the worker, once everything in them is packed. */
+/** Puts long lists in parts on the worker. */
 export class ListsWriter {
   readonly lists: ListParts[] = [];
   private readonly found: [Record<string, unknown>, string, unknown[]][] = [];
+  private readonly partItems: number;
+
+  /** `partItems`: the items of a part (fewer in tests, so a small policy's lists go in parts). */
+  constructor(partItems = PART_ITEMS) {
+    this.partItems = partItems;
+  }
+
+  /** Whether `v` is a list that goes in parts. */
+  isLong(v: unknown): v is unknown[] {
+    return Array.isArray(v) && v.length > this.partItems;
+  }
 
   /** Notes `obj[key]`, a long list, to go in parts. */
   note(obj: Record<string, unknown>, key: string, list: unknown[]): void {
@@ -56,28 +66,36 @@ export class ListsWriter {
   }
 
   /**
-   * Replaces each noted list by its ref; the buffers to move. The walk notes a list inside another
-   * list's items after that list when the outer is reached once (the model's and the image's
-   * shapes): taken last first, the inner one is a ref in the outer's parts. Otherwise the outer's
-   * parts carry their own copy of it: the same items, bigger parts.
+   * Puts each noted list in parts and replaces it by its ref; the buffers to move. A list goes as
+   * `columns` write it; one they do not carry goes serialized, once `inside` has packed what it
+   * holds in place (and noted the long lists in it: they go in parts of their own). Serialized
+   * last, once every list is a ref: a long list in a serialized one is a ref in its parts.
    */
-  split(): ArrayBuffer[] {
+  split(columns: ColumnsWriter, inside: (list: unknown[]) => void): ArrayBuffer[] {
     const refs = new Map<unknown[], ListRef>();
+    const serialized: [unknown[], SerializedList][] = [];
     const buffers: ArrayBuffer[] = [];
-    for (let i = this.found.length - 1; i >= 0; i--) {
-      const [obj, key, list] = this.found[i]!;
-      let ref = refs.get(list);
-      if (!ref) {
-        const parts: ArrayBuffer[] = [];
-        for (let at = 0; at < list.length; at += PART_ITEMS)
-          parts.push(own(serialize(list.slice(at, at + PART_ITEMS))));
-        buffers.push(...parts);
-        ref = { packedList: this.lists.length };
-        this.lists.push({ length: list.length, parts });
-        refs.set(list, ref);
+    // the noted lists grow while a serialized one is walked
+    for (let i = 0; i < this.found.length; i++) {
+      const list = this.found[i]![2];
+      if (refs.has(list)) continue;
+      refs.set(list, { packedList: this.lists.length });
+      const asColumns = columns.list(list, this.partItems);
+      if (asColumns) {
+        this.lists.push(asColumns);
+        buffers.push(...columnBuffers(asColumns));
+      } else {
+        const parts: SerializedList = { length: list.length, parts: [] };
+        this.lists.push(parts);
+        serialized.push([list, parts]);
+        inside(list);
       }
-      obj[key] = ref;
     }
+    for (const [obj, key, list] of this.found) obj[key] = refs.get(list);
+    for (const [list, { parts }] of serialized)
+      for (let at = 0; at < list.length; at += this.partItems)
+        parts.push(own(serialize(list.slice(at, at + this.partItems))));
+    for (const [, { parts }] of serialized) buffers.push(...parts);
     return buffers;
   }
 }
@@ -86,7 +104,7 @@ export class ListsWriter {
 export class ListsReader {
   private readonly lists: ListParts[];
   private readonly made = new Map<number, unknown[]>();
-  private readonly queue: [ListParts, unknown[]][] = [];
+  private readonly queue: [SerializedList, unknown[]][] = [];
 
   constructor(lists: ListParts[] | undefined) {
     this.lists = lists ?? [];
@@ -99,23 +117,36 @@ export class ListsReader {
     if (list || !parts) return list;
     list = new Array<unknown>(parts.length); // sized once: filled a part at a time, it would grow
     this.made.set(ref.packedList, list);
-    this.queue.push([parts, list]);
+    if (isSerialized(parts)) this.queue.push([parts, list]);
     return list;
   }
 
   /**
-   * Reads the parts of the lists met so far, in order: `each` gets each part's items before they
-   * join their list (they may hold refs to more lists), and the part they were read from (a typed
-   * array in them is a view into it), then `between` is awaited.
+   * Reads the parts of the lists: those as columns first, in the order written (`columns` makes
+   * their items whole); then the serialized ones met so far, in order: `each` gets each part's
+   * items before they join their list (they may hold refs to more lists), and the part they were
+   * read from (a typed array in them is a view into it). `between` is awaited after each part.
    */
   async fill(
+    columns: ColumnsReader,
     each: (items: unknown[], part: ArrayBuffer) => void,
     between: () => Promise<void>,
   ): Promise<void> {
+    for (let i = 0; i < this.lists.length; i++) {
+      const parts = this.lists[i]!;
+      if (isSerialized(parts)) continue;
+      const list = this.list({ packedList: i })!;
+      columns.start(parts);
+      let at = 0;
+      // each part let go once read: the list's items are all that stays
+      for (let part = parts.parts.shift(); part; part = parts.parts.shift()) {
+        at = columns.part(part, list, at);
+        await between();
+      }
+    }
     for (let next = this.queue.shift(); next; next = this.queue.shift()) {
       const [{ parts }, list] = next;
       let at = 0;
-      // each part let go once read: the list's items are all that stays
       for (let part = parts.shift(); part; part = parts.shift()) {
         const items = deserialize(new Uint8Array(part)) as unknown[];
         each(items, part);
