@@ -115,7 +115,11 @@ export interface Answer {
   summary: string[];
 }
 
-const normal = (name: string): string => name.toLowerCase().replace(/\.$/, "");
+/** Lower case, without the root's trailing dot (per name of every message: no regular expression). */
+const normal = (name: string): string => {
+  const lower = name.toLowerCase();
+  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
+};
 
 /** Reads an answer to a query for `qname`; null when the bytes are not a DNS response. */
 export function readAnswer(buf: Buffer, qname: string): Answer | null {
@@ -241,6 +245,12 @@ export function stripHints(answer: Buffer, ech = false): Buffer {
 
 /** `answer` (decoded: `m`) without the hints (stripHints). */
 function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
+  // most answers have no HTTPS or SVCB record: nothing to copy
+  const service =
+    hasServiceRecord(m.answers) ||
+    hasServiceRecord(m.authorities) ||
+    hasServiceRecord(m.additionals);
+  if (!service) return answer;
   const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let changed = false;
   const strip = (records: Record[] | undefined) =>
@@ -260,6 +270,10 @@ function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
   };
   return changed ? encode(out) : answer;
 }
+
+const SERVICE_TYPES = new Set([`UNKNOWN_${TYPE_HTTPS}`, `UNKNOWN_${TYPE_SVCB}`]);
+const hasServiceRecord = (records: Record[] | undefined): boolean =>
+  records !== undefined && records.some((r) => SERVICE_TYPES.has(r.type));
 
 /**
  * SVCB RDATA (RFC 9460 2.2): priority, target name (never compressed), then SvcParams

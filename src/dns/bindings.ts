@@ -68,9 +68,34 @@ export interface SweepResult {
   unbind: NameKey[];
 }
 
-const normalName = (name: string): string => name.toLowerCase().replace(/\.$/, "");
-const keyOf = (identity: NameIdentity, ip: string): string =>
-  `${identityKey(identity)}|${unmapped(ip).toLowerCase()}`;
+const normalName = (name: string): string => {
+  const lower = name.toLowerCase();
+  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
+};
+/**
+ * The store's key of an identity's address, made once per identity object and address: the proxy
+ * keeps a client's identity object for a while and asks the store with it several times per query
+ * (its bigints made text, the address unmapped, all joined, for every ask).
+ */
+const keysByIdentity = new WeakMap<NameIdentity, { identity: string; byIp: Map<string, string> }>();
+/** Addresses remembered per identity object; past it, its keys are made again as asked. */
+const KEYS_PER_IDENTITY = 4096;
+function keysOf(identity: NameIdentity): { identity: string; byIp: Map<string, string> } {
+  let keys = keysByIdentity.get(identity);
+  if (!keys)
+    keysByIdentity.set(identity, (keys = { identity: identityKey(identity), byIp: new Map() }));
+  return keys;
+}
+function keyOf(identity: NameIdentity, ip: string): string {
+  const keys = keysOf(identity);
+  let key = keys.byIp.get(ip);
+  if (key === undefined) {
+    if (keys.byIp.size >= KEYS_PER_IDENTITY) keys.byIp.clear();
+    key = `${keys.identity}|${unmapped(ip).toLowerCase()}`;
+    keys.byIp.set(ip, key);
+  }
+  return key;
+}
 
 export class BindingStore {
   private readonly entries = new Map<string, Entry>();
@@ -213,13 +238,19 @@ export class BindingStore {
 
   /** The live names of an address for an identity, then those every identity shares. */
   namesOf(identity: NameIdentity, ip: string): string[] {
+    const own = this.entries.get(keyOf(identity, ip));
+    const shared = isZero(identity) ? undefined : this.entries.get(keyOf(ZERO_IDENTITY, ip));
+    if (!own && !shared) return []; // most asks of a server's address: nothing learned for it
     const now = this.options.now();
-    const names = new Set<string>();
-    for (const who of isZero(identity) ? [identity] : [identity, ZERO_IDENTITY]) {
-      const entry = this.entries.get(keyOf(who, ip));
-      for (const [name, expires] of entry?.names ?? []) if (expires > now) names.add(name);
+    const names: string[] = [];
+    for (const [name, expires] of own?.names ?? []) if (expires > now) names.push(name);
+    // the identity's own live names first, then the shared ones not among them (each name once)
+    for (const [name, expires] of shared?.names ?? []) {
+      if (expires <= now) continue;
+      const mine = own?.names.get(name);
+      if (mine === undefined || mine <= now) names.push(name);
     }
-    return [...names];
+    return names;
   }
 
   /**
@@ -333,4 +364,4 @@ export class BindingStore {
 }
 
 const ZERO_KEY = identityKey(ZERO_IDENTITY);
-const isZero = (i: NameIdentity): boolean => identityKey(i) === ZERO_KEY;
+const isZero = (i: NameIdentity): boolean => keysOf(i).identity === ZERO_KEY;

@@ -17,7 +17,7 @@ export interface QueryRecord {
 
 export function queryEvents(r: QueryRecord): MoatEvent[] {
   const base: MoatEvent = {
-    time: (r.time ?? new Date()).toISOString(),
+    time: r.time ? r.time.toISOString() : nowIso(),
     type: "dns",
     mode: r.verdict.mode,
     rule: r.verdict.rule,
@@ -43,4 +43,16 @@ export function queryEvents(r: QueryRecord): MoatEvent[] {
   };
   delete judged.dns; // the query's own event says what was asked and answered
   return [base, judged];
+}
+
+/** Now as ISO 8601 text, made once per millisecond (a proxy answers several queries in one). */
+let isoMs = -1;
+let iso = "";
+function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
 }

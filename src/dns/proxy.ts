@@ -12,7 +12,7 @@ import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../da
 import { errorAnswer, fitUdp, readQuery, readReply, truncated } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents } from "./dns-event.ts";
-import { identityOf } from "./identity.ts";
+import { identityCache } from "./identity.ts";
 import { processFactsCache } from "./process-cache.ts";
 import type {
   ClassesOf,
@@ -133,10 +133,13 @@ export class DnsProxy {
   private readonly sweepMs: number;
   /** options.process, each client's facts kept for a second (not read from /proc per query). */
   private readonly processOf: (owner: DnsOwner) => ProcessFacts;
+  /** Each client's identity (the same object for a while: the binding store keys it once). */
+  private readonly identityOfOwner: (owner: DnsOwner) => NameIdentity | null;
 
   private constructor(options: DnsProxyOptions) {
     this.options = options;
     this.processOf = processFactsCache(options.process);
+    this.identityOfOwner = options.identity ?? identityCache();
     this.sweepMs = options.sweepMs ?? SWEEP_MS;
     this.settings = options.settings ?? DNS_DEFAULTS;
     this.trusted = options.trusted ?? trustedResolvers(this.settings.resolvers);
@@ -322,10 +325,11 @@ export class DnsProxy {
     }
   }
 
-  private async onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): Promise<void> {
-    const reply = await this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via);
-    if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
-      via.udp.send(reply, rinfo.port, rinfo.address);
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): Promise<void> {
+    return this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via).then((reply) => {
+      if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
+        via.udp.send(reply, rinfo.port, rinfo.address);
+    });
   }
 
   private idOf(l: Listener): string {
@@ -357,15 +361,14 @@ export class DnsProxy {
   }
 
   /** The answer; a bug in answering is logged and the client gets SERVFAIL, moat runs on. */
-  private async safely(
+  private safely(
     query: Buffer,
     client: { ip: string; port: number },
     protocol: "udp" | "tcp",
     via: Listener,
   ): Promise<Buffer | null> {
-    try {
-      return await this.answer(query, client, protocol, via);
-    } catch (err) {
+    // a promise handler, not an async frame of its own per query (answer never throws: it rejects)
+    return this.answer(query, client, protocol, via).catch((err: unknown) => {
       this.stats.failed++;
       this.options.log(
         `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
@@ -375,7 +378,7 @@ export class DnsProxy {
       } catch {
         return null;
       }
-    }
+    });
   }
 
   /** The client's answer to one query; null when the bytes are not a query (dropped). */
@@ -397,7 +400,7 @@ export class DnsProxy {
     const server = found.original;
     const owner = found.owner;
     const process = owner ? this.processOf(owner) : null;
-    const identity = owner ? (this.options.identity ?? identityOf)(owner) : null;
+    const identity = owner ? this.identityOfOwner(owner) : null;
     const verdict = this.options.judge(
       queryFacts({
         protocol,

@@ -25,19 +25,19 @@ export interface QueryContext {
 
 export function queryFacts(q: QueryContext): ConnectionFacts {
   const family = q.server.ip.includes(":") && !q.server.ip.startsWith("::ffff:") ? 6 : 4;
-  return {
+  // built field by field (per query; no spreads), in the order the evaluator always saw
+  const remote: ConnectionFacts["remote"] = { ip: q.server.ip, port: q.server.port };
+  if (q.serverNames) remote.names = q.serverNames;
+  const facts: ConnectionFacts = {
     direction: "egress",
     protocol: q.protocol,
     family,
     local: { ip: q.client.ip, port: q.client.port },
-    remote: {
-      ip: q.server.ip,
-      port: q.server.port,
-      ...(q.serverNames ? { names: q.serverNames } : {}),
-    },
-    ...(q.process ? { process: q.process } : {}),
-    layer7: { dns: { name: q.name, over_tls: false } },
+    remote,
   };
+  if (q.process) facts.process = q.process;
+  facts.layer7 = { dns: { name: q.name, over_tls: false } };
+  return facts;
 }
 
 /**

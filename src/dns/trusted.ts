@@ -19,6 +19,7 @@ export function resolvConfNameservers(text: string): string[] {
 
 /** An IPv4-mapped IPv6 address as IPv4; anything else as given. */
 export function unmapped(ip: string): string {
+  if (!ip.startsWith("::")) return ip; // most addresses: no regular expression
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return m?.[1] ?? ip;
 }

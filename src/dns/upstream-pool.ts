@@ -5,7 +5,7 @@
 // socket is replaced after a number of queries, so an off-path forger must still guess both the
 // port and the id (RFC 5452) of an answer that would open firewall rules.
 import { createSocket, type Socket } from "node:dgram";
-import { randomInt } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { isIPv6 } from "node:net";
 
 /** Sockets per server. */
@@ -23,6 +23,10 @@ interface Waiting {
 
 interface PooledSocket {
   socket: Socket;
+  /** Its server's key in the pool. */
+  key: string;
+  /** Connected: a query is sent at once, without waiting on `ready`. */
+  connected: boolean;
   /** By the id moat sent. */
   waiting: Map<number, Waiting>;
   uses: number;
@@ -33,30 +37,36 @@ export class UpstreamPool {
   /** By server: SOCKETS slots (a slot is empty until used, or after its socket failed). */
   private readonly servers = new Map<string, (PooledSocket | undefined)[]>();
   private next = 0;
+  private readonly ids = new RandomIds();
 
   /** The server's answer to `query` (whose id is the client's), or a rejection (timeout, error). */
-  async ask(
-    server: { ip: string; port: number },
-    query: Buffer,
-    timeoutMs: number,
-  ): Promise<Buffer> {
-    const s = this.socketFor(server);
-    await s.ready;
-    let id = randomInt(0x10000);
-    while (s.waiting.has(id)) id = randomInt(0x10000);
+  ask(server: { ip: string; port: number }, query: Buffer, timeoutMs: number): Promise<Buffer> {
+    try {
+      const s = this.socketFor(server);
+      // a connected socket sends in this turn: no promise turn per query
+      if (s.connected) return this.send(s, query, timeoutMs);
+      return s.ready.then(() => this.send(s, query, timeoutMs));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private send(s: PooledSocket, query: Buffer, timeoutMs: number): Promise<Buffer> {
+    let id = this.ids.next();
+    while (s.waiting.has(id)) id = this.ids.next();
     const out = Buffer.from(query);
     out.writeUInt16BE(id, 0);
     s.uses++;
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         s.waiting.delete(id);
-        this.retireIfDone(server, s);
+        this.retireIfDone(s);
         reject(new Error(`no answer in ${timeoutMs} ms`));
       }, timeoutMs);
       s.waiting.set(id, { resolve, reject, timer, id: query.readUInt16BE(0) });
       // with a callback: dgram drops a send's own error (EPERM, ENOBUFS) without one
       s.socket.send(out, (err) => {
-        if (err) this.settle(server, s, id, err);
+        if (err) this.settle(s, id, err);
       });
     });
   }
@@ -79,7 +89,7 @@ export class UpstreamPool {
     const fresh = this.open(server);
     list[i] = fresh;
     // a worn socket leaves the rotation: it closes once its last answer came
-    if (current) this.retireIfDone(server, current);
+    if (current) this.retireIfDone(current);
     return fresh;
   }
 
@@ -87,6 +97,8 @@ export class UpstreamPool {
     const socket = createSocket(isIPv6(server.ip) ? "udp6" : "udp4");
     const pooled: PooledSocket = {
       socket,
+      key: `${server.ip}|${server.port}`,
+      connected: false,
       waiting: new Map(),
       uses: 0,
       ready: new Promise((resolve, reject) => {
@@ -94,29 +106,24 @@ export class UpstreamPool {
         // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
         socket.connect(server.port, server.ip, () => {
           socket.off("error", reject);
+          pooled.connected = true;
           resolve();
         });
       }),
     };
-    pooled.ready.catch(() => this.drop(server, pooled));
+    pooled.ready.catch(() => this.drop(pooled));
     socket.on("message", (msg) => {
-      if (msg.length >= 2) this.settle(server, pooled, msg.readUInt16BE(0), null, msg);
+      if (msg.length >= 2) this.settle(pooled, msg.readUInt16BE(0), null, msg);
     });
     socket.on("error", (err) => {
       // a refusal (ICMP) or a send error: every query on this socket fails, the socket goes
       this.fail(pooled, err);
-      this.drop(server, pooled);
+      this.drop(pooled);
     });
     return pooled;
   }
 
-  private settle(
-    server: { ip: string; port: number },
-    s: PooledSocket,
-    id: number,
-    err: Error | null,
-    answer?: Buffer,
-  ): void {
+  private settle(s: PooledSocket, id: number, err: Error | null, answer?: Buffer): void {
     const w = s.waiting.get(id);
     if (!w) return; // an answer to no query of this socket (late, or forged): dropped
     s.waiting.delete(id);
@@ -126,19 +133,19 @@ export class UpstreamPool {
       answer.writeUInt16BE(w.id, 0);
       w.resolve(answer);
     }
-    this.retireIfDone(server, s);
+    this.retireIfDone(s);
   }
 
   /** Closes a socket out of the rotation once nothing waits on it. */
-  private retireIfDone(server: { ip: string; port: number }, s: PooledSocket): void {
+  private retireIfDone(s: PooledSocket): void {
     if (s.waiting.size > 0) return;
-    const list = this.servers.get(`${server.ip}|${server.port}`);
+    const list = this.servers.get(s.key);
     if (list?.includes(s)) return;
     closeQuietly(s.socket);
   }
 
-  private drop(server: { ip: string; port: number }, s: PooledSocket): void {
-    const list = this.servers.get(`${server.ip}|${server.port}`);
+  private drop(s: PooledSocket): void {
+    const list = this.servers.get(s.key);
     const i = list?.indexOf(s) ?? -1;
     if (list && i >= 0) list[i] = undefined;
     closeQuietly(s.socket);
@@ -151,6 +158,20 @@ export class UpstreamPool {
     }
     s.waiting.clear();
     closeQuietly(s.socket);
+  }
+}
+
+/** Uniform random 16-bit ids, drawn from the kernel's random source a few thousand at a time. */
+class RandomIds {
+  private readonly ids = new Uint16Array(4096);
+  private at = this.ids.length;
+
+  next(): number {
+    if (this.at === this.ids.length) {
+      randomFillSync(this.ids);
+      this.at = 0;
+    }
+    return this.ids[this.at++] ?? 0;
   }
 }
 
