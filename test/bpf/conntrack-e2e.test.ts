@@ -10,6 +10,9 @@ import { createLab } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { inNamespace, NODE, ROOT } from "../helpers/paths.ts";
 
+/** The harness loads and verifies moat's programs first: seconds, more on a busy machine. */
+const HARNESS_READY_MS = 60_000;
+
 const SERVER = `
 const net = require("node:net");
 net.createServer((s) => {
@@ -32,7 +35,7 @@ s.on("close", () => console.log("client closed"));
 for (const ingress of ["xdp", "tc"] as const)
   test(
     `a tcp connection past max_duration is reset at both ends, with real traffic (ingress at ${ingress})`,
-    { timeout: 60_000 },
+    { timeout: 120_000 },
     async (t) => {
       const lab = createLab(t.name);
       const dir = mkdtempSync(join(tmpdir(), "moat-maxdur-"));
@@ -63,7 +66,7 @@ rules:
       );
       const server = spawnLines("ip", ["netns", "exec", lab.b, NODE, "-e", SERVER]);
       try {
-        const ready = await harness.waitFor(/^ready /);
+        const ready = await harness.waitFor(/^ready /, HARNESS_READY_MS);
         assert.match(ready, new RegExp(`"hook":"${ingress === "tc" ? "tc-ingress" : "xdp"}"`));
         await server.waitFor(/^listening$/);
         const client = spawnLines("ip", ["netns", "exec", lab.a, NODE, "-e", CLIENT(lab.v4.b)]);
@@ -91,7 +94,7 @@ rules:
 
 test(
   "a connection the host opened survives the loss of its conntrack entry: its local socket is established",
-  { timeout: 60_000 },
+  { timeout: 120_000 },
   async (t) => {
     const lab = createLab(t.name);
     const dir = mkdtempSync(join(tmpdir(), "moat-midstream-"));
@@ -115,7 +118,7 @@ rules:
     const feed = spawnLines("ip", ["netns", "exec", lab.a, NODE, traffic, "feed", "7070"]);
     let follow: ReturnType<typeof spawnLines> | undefined;
     try {
-      await harness.waitFor(/^ready /);
+      await harness.waitFor(/^ready /, HARNESS_READY_MS);
       await feed.waitFor(/^listening$/);
       follow = spawnLines("ip", [
         "netns",
@@ -158,7 +161,7 @@ rules:
 
 test(
   "a udp flow the host opened survives the loss of its conntrack entry: its local socket is connected to the peer",
-  { timeout: 60_000 },
+  { timeout: 120_000 },
   async (t) => {
     const lab = createLab(t.name);
     const dir = mkdtempSync(join(tmpdir(), "moat-udp-lost-"));
@@ -184,7 +187,7 @@ rules:
     let bound: ReturnType<typeof spawnLines> | undefined;
     let sender: ReturnType<typeof spawnLines> | undefined;
     try {
-      await harness.waitFor(/^ready /);
+      await harness.waitFor(/^ready /, HARNESS_READY_MS);
       await feed.waitFor(/^listening$/);
       follow = spawnLines("ip", [
         "netns",

@@ -11,6 +11,9 @@ import { createLab } from "../helpers/netns.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { inNamespace, ROOT } from "../helpers/paths.ts";
 
+/** The harness loads and verifies moat's programs first: seconds, more on a busy machine. */
+const HARNESS_READY_MS = 60_000;
+
 const policy = (blocked: string[]) => `
 version: 1
 mode: prevent
@@ -28,7 +31,7 @@ ${
 
 test(
   "xdp drops ping and tcp to a blocked address until the policy no longer blocks it",
-  { timeout: 60_000 },
+  { timeout: 120_000 },
   async (t) => {
     const lab = createLab(t.name);
     const dir = mkdtempSync(join(tmpdir(), "moat-smoke-"));
@@ -41,7 +44,7 @@ test(
       ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, openFile]),
     );
     try {
-      const ready = await harness.waitFor(/^ready /);
+      const ready = await harness.waitFor(/^ready /, HARNESS_READY_MS);
       assert.match(ready, /"hook":"xdp"/);
       assert.match(ready, /"hook":"tc-egress"/);
 
