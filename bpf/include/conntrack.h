@@ -99,11 +99,29 @@ static __always_inline __u64 ct_timeout_ns(const struct moat_ct *ct, __u8 proto)
 	return (__u64)s * NSEC;
 }
 
+/* how far the last tick's time (bpf_ktime_get_coarse_ns) may be behind the clock: a tick is 10
+ * ms at most (CONFIG_HZ 100), with room for a late one */
+#define CT_TICK_SLACK_NS 100000000ull
+
+/* whether the entry is past its idle timeout. `*now` may be the last tick's time: a packet
+ * within the slack of its timeout reads the clock (kept in *now), so an entry times out at the
+ * same nanosecond as by the clock alone */
+static __always_inline int ct_expired(const struct moat_ct *ct, __u8 proto, __u64 *now)
+{
+	__u64 timeout = ct_timeout_ns(ct, proto), last = ct->last_ns;
+	__u64 latest = *now + CT_TICK_SLACK_NS;
+
+	if (latest <= last || latest - last <= timeout)
+		return 0;
+	*now = bpf_ktime_get_ns();
+	return *now > last && *now - last > timeout;
+}
+
 /* whether the entry decides this packet: not timed out, and not a syn opening a new
  * connection on the tuple of a closed one (or of one picked up mid-stream) */
-static __always_inline int ct_usable(const struct moat_ct *ct, const struct pkt *p, __u64 now)
+static __always_inline int ct_usable(const struct moat_ct *ct, const struct pkt *p, __u64 *now)
 {
-	if (now > ct->last_ns && now - ct->last_ns > ct_timeout_ns(ct, p->t.proto)) {
+	if (ct_expired(ct, p->t.proto, now)) {
 		count(MOAT_CNT_CT_EXPIRED, 0);
 		return 0;
 	}

@@ -38,7 +38,7 @@ struct judge_ctx {
 	const struct moat_sock *s; /* tc: the local socket's record, if the socket hooks made one */
 	const struct moat_meta *m; /* the live slot's meta */
 	struct moat_counters *cnt; /* this cpu's counters */
-	__u64 now;
+	__u64 now;  /* the clock; a quiet packet's: the last tick's time (quiet_packet) */
 	__u32 slot; /* the live slot, read once */
 	__u32 len;
 };
@@ -255,7 +255,7 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 }
 
 /* the first packet of a connection: judge, remember, report */
-static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt *p,
+static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 				     const struct moat_ct_key *k, int src_side)
 {
 	struct facts f;
@@ -276,6 +276,8 @@ static __always_inline int judge_new(const struct judge_ctx *j, const struct pkt
 	if (verdict_of(&r) == MOAT_EV_BLOCKED)
 		rule = judge_local_midstream(j, p, &f, s, rule, &r, ct, src_side);
 
+	/* the clock, read once the rule is known */
+	j->now = bpf_ktime_get_ns();
 	ct->created_ns = j->now;
 	ct->last_ns = j->now;
 	ct->packets[0] = 1;
@@ -362,15 +364,41 @@ static __always_inline int passed(const struct judge_ctx *j, const struct pkt *p
 	return OUT_PASS;
 }
 
+/* A tracked connection's packet that only counts and passes or drops: no re-judging, no state
+ * change that reports a close (fin, rst), no max_duration deadline, no accept hook awaited, no
+ * rate limit, no ids copy, no fragment to remember. It needs no time but its entry's last-seen
+ * time for the idle timeouts (seconds), and takes the last tick's, which costs a fraction of a
+ * clock read (a VM's clock especially) */
+static __always_inline int quiet_packet(const struct judge_ctx *j, const struct pkt *p,
+					const struct moat_ct *ct)
+{
+	if (ct->flags & (MOAT_CT_AWAIT | MOAT_CT_LIMITED))
+		return 0;
+	if (ct->deadline_ns || p->frag != FRAG_NONE)
+		return 0;
+	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
+		return 0;
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+		return 0;
+	return !j->m->ids || (ct->flags & MOAT_CT_IDS_DONE);
+}
+
 /* a later packet of a tracked connection: one lookup decided it */
-static __always_inline int established(const struct judge_ctx *j, const struct pkt *p,
+static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 				       const struct moat_ct_key *k, struct moat_ct *ct,
 				       int src_side)
 {
 	__u8 from = src_side != ct->initiator;
 
-	/* first: the events below take their time from it (ev_from.at_last) */
-	ct->last_ns = j->now;
+	/* first: the events below take their time from it (ev_from.at_last). A quiet packet's
+	 * tick time may be behind the entry's (a clock read): it never moves it back, and it is
+	 * written once a tick, not once a packet */
+	if (!quiet_packet(j, p, ct)) {
+		j->now = bpf_ktime_get_ns();
+		ct->last_ns = j->now;
+	} else if (j->now > ct->last_ns) {
+		ct->last_ns = j->now;
+	}
 	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
 		rejudge(j, k, ct);
 	/* plain adds: each side's counters are written by one direction, whose packets a
@@ -410,7 +438,7 @@ static __always_inline int established(const struct judge_ctx *j, const struct p
 }
 
 /* an icmp error about a connection that is not blocked passes with it */
-static __always_inline int related_pass(const struct judge_ctx *j, const struct pkt *p)
+static __always_inline int related_pass(struct judge_ctx *j, const struct pkt *p)
 {
 	struct moat_ct_key rk __attribute__((aligned(8)));
 
@@ -424,7 +452,8 @@ static __always_inline int related_pass(const struct judge_ctx *j, const struct 
 		accept_settle(j->slot, j->m, &rk, ct, &j->h->from);
 	if (ct->verdict == MOAT_EV_BLOCKED)
 		return 0;
-	return !(j->now > ct->last_ns && j->now - ct->last_ns > ct_timeout_ns(ct, rk.protocol));
+	j->now = bpf_ktime_get_coarse_ns();
+	return !ct_expired(ct, rk.protocol, &j->now);
 }
 
 static __always_inline void frag_key(const struct pkt *p, struct moat_frag_key *fk)
@@ -472,7 +501,6 @@ static __always_inline void frag_record(const struct judge_ctx *j, const struct 
 /* a parsed ip packet under a live policy */
 static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 {
-	j->now = bpf_ktime_get_ns();
 	if (p->frag == FRAG_LATER)
 		return judge_fragment(j, p);
 	if (basics_packet(j->m, p, j->h->dir)) {
@@ -484,7 +512,7 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	    tcp_flags_invalid(p->tcp_flags)) {
 		__u8 prevent = j->m->drop_malformed[0];
 		tally(j, prevent ? MOAT_CNT_TCP_FLAGS_DROPPED : MOAT_CNT_TCP_FLAGS_DETECTED);
-		scrub_report(p, &j->h->from, prevent, j->now);
+		scrub_report(p, &j->h->from, prevent, bpf_ktime_get_ns());
 		if (prevent)
 			return OUT_DROP;
 	}
@@ -497,10 +525,15 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	int side = ct_key(&p->t, &k);
 	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
 	int out;
-	if (ct && ct_usable(ct, p, j->now))
+	/* the last tick's time decides the idle timeout (ct_expired) and a quiet packet's
+	 * last-seen time; anything else reads the clock */
+	if (ct)
+		j->now = bpf_ktime_get_coarse_ns();
+	if (ct && ct_usable(ct, p, &j->now)) {
 		out = established(j, p, &k, ct, side);
-	else
+	} else {
 		out = judge_new(j, p, &k, side);
+	}
 	/* a new connection's first packet noted for the ids copy, then dropped over its rate
 	 * limit (asked after the entry is made, as the limit reads it) */
 	if (out != OUT_PASS)
