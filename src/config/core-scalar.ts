@@ -70,7 +70,7 @@ function digitsEnd(text: string): number {
 }
 
 /** Keys the yaml library would not read as the same string (YAML reads them as null, a boolean, a number). */
-export const SCALAR_KEY = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|-?Infinity|NaN|)$/;
+const SCALAR_KEY = /^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|-?Infinity|NaN|)$/;
 
 /**
  * Whether the lean reader keeps a mapping key as it is: not empty, not one YAML reads as a number,

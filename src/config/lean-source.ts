@@ -13,7 +13,7 @@
 import { FAILSAFE_SCHEMA, load, Type } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
 import { readBlockYaml } from "./block-yaml.ts";
-import { coreNumber, SCALAR_KEY } from "./core-scalar.ts";
+import { coreNumber, stringKey } from "./core-scalar.ts";
 import { CORE_NUMBER, readPositions, type FastSource } from "./fast-source.ts";
 import { PositionTable } from "./positions.ts";
 import type { CheckedSource, PathSegment } from "./yaml-source.ts";
@@ -49,7 +49,7 @@ const UNSAFE_TEXT =
   // eslint-disable-next-line no-control-regex -- it looks for control characters
   /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|(?:^|[\s[{,])~?[ \t]*:(?:[ \t\r\n]|$)/m;
 
-/** Whether every mapping key in `data` is one YAML reads as a string. */
+/** Whether every mapping key in `data` is one the lean reader keeps as it is (stringKey). */
 function keysAreStrings(data: unknown): boolean {
   const stack: unknown[] = [data];
   while (stack.length > 0) {
@@ -61,22 +61,7 @@ function keysAreStrings(data: unknown): boolean {
     }
     const obj = v as Record<string, unknown>;
     for (const key in obj) {
-      if (key === "") return false;
-      const c = key.charCodeAt(0);
-      // a digit, + - . (a number), ~ or the first letter of null, true, false (any case), Infinity
-      if (
-        (c <= 0x39 ||
-          c === 0x49 ||
-          c === 0x7e ||
-          c === 0x4e ||
-          c === 0x54 ||
-          c === 0x46 ||
-          c === 0x6e ||
-          c === 0x74 ||
-          c === 0x66) &&
-        (CORE_NUMBER.test(key) || SCALAR_KEY.test(key))
-      )
-        return false;
+      if (!stringKey(key)) return false;
       const item = obj[key];
       if (typeof item === "object" && item !== null) stack.push(item);
     }
