@@ -126,6 +126,13 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 			ids_done(ct);
 		return 0;
 	}
+	/* a direction that would start now in a flow older than the settings: its first bytes may
+	 * have gone by unread (ids off, or the flow left out by another sample), so a copy would
+	 * not start at the stream's start */
+	if (!f->packets[d] && ct->created_ns < cfg->since_ns) {
+		f->packets[d] = MOAT_IDS_MAX_PACKETS;
+		return 0;
+	}
 	if (p->t.proto == IPPROTO_TCP) {
 		/* in order only: a retransmission or a segment out of order is not copied */
 		if (f->started[d] && p->seq != f->next_seq[d])

@@ -758,8 +758,12 @@ struct moat_ids {
 	__u16 bytes; /* of each direction of a flow, at most MOAT_IDS_MAX_BYTES */
 	__u16 pad;
 	__u32 sample; /* 1 in this many flows (0 or 1: every flow) */
+	/* when these settings began to choose flows (bpf_ktime_get_ns; all ones: not yet): an older
+	 * flow may have passed payload unread, so a direction it had not begun copying is not read
+	 */
+	__u64 since_ns;
 };
-_Static_assert(sizeof(struct moat_ids) == 8, "moat_ids");
+_Static_assert(sizeof(struct moat_ids) == 16, "moat_ids");
 
 enum moat_ids_const {
 	MOAT_IDS_MAX_BYTES = 1024,

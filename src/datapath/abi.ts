@@ -486,10 +486,11 @@ export const quicInitial = defineStruct("moat_quic_initial", 1616, {
 });
 
 /** IDS signatures' settings of one slot (ids_config; bpf/include/ids.h). */
-export const ids = defineStruct("moat_ids", 8, {
+export const ids = defineStruct("moat_ids", 16, {
   bytes: { offset: 0, type: "u16" },
   pad: { offset: 2, type: "u16" },
   sample: { offset: 4, type: "u32" },
+  since_ns: { offset: 8, type: "u64" },
 });
 
 export const idsFlow = defineStruct("moat_ids_flow", 16, {

@@ -74,6 +74,20 @@ for (const from of [2, 3, 4, 5, 6])
         : "the policy slots are rebuilt by the first apply",
   });
 
+// policy 7 -> 8 widened ids_config (when its settings began): as above, the first apply rebuilds
+// the policy slots, ids_config with them, before any link changes
+for (const from of [2, 3, 4, 5, 6, 7])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 8,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
 /** Counters per CPU in each conntrack layout. */
 const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43 };
 

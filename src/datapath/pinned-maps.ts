@@ -28,7 +28,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 6: the ids signatures' settings (ids_config)
     // 7: moat_meta.proc_folds: process combination steps folded into the next step's table;
     //    the IPv4 directory's /24 blocks and wide layout (tbl_dir4)
-    version: 7,
+    // 8: ids_config holds when its settings began to choose flows (since_ns)
+    version: 8,
     maps: [
       "state",
       "tbl_dir4",

@@ -10,7 +10,6 @@ import {
   meta as metaCodec,
   ruleStats as ruleStatsCodec,
   scrub as scrubCodec,
-  ids as idsCodec,
   ScrubFlag,
   state as stateCodec,
 } from "./abi.ts";
@@ -30,6 +29,7 @@ import {
 } from "./name-maps.ts";
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import { TableReuse } from "./table-reuse.ts";
+import { idsSettings, idsSettingsBegun } from "./ids-settings.ts";
 import { LimitMaps, type LimitSweep } from "./limit-maps.ts";
 import type { ImageLimit } from "../policy/compile/image.ts";
 import {
@@ -451,10 +451,11 @@ export class PolicyMaps {
           pad: 0,
         }),
       );
-      this.idsConfig.update(
-        u32Key(idle),
-        idsCodec.encode({ bytes: image.ids?.bytes ?? 0, pad: 0, sample: image.ids?.sample ?? 1 }),
+      const ids = idsSettings(
+        { bytes: image.ids?.bytes ?? 0, sample: image.ids?.sample ?? 1 },
+        this.idsConfig.lookup(u32Key(active)) ?? undefined,
       );
+      this.idsConfig.update(u32Key(idle), ids);
       // each limit's overflow bucket is there before the policy that has it goes live
       this.limitsWithoutOverflow = this.limits.overflowBuckets(liveLimits(image.rules));
       // targets are known before a redirect to them goes live, and forgotten after it is gone
@@ -469,6 +470,8 @@ export class PolicyMaps {
       this.state.update(zeroKey, next);
       this.stateCopy = null;
       this.lastFlip = performance.now();
+      const begun = idsSettingsBegun(ids, process.hrtime.bigint());
+      if (begun) this.idsConfig.update(u32Key(idle), begun);
       dropStale();
     } catch (err) {
       this.discard(built);

@@ -290,3 +290,75 @@ describe("ids: what is not copied", () => {
     }
   });
 });
+
+describe("ids: a reload that changes what is read", () => {
+  const ON = `ids:\n  rules: [${SIG}]\n  bytes: 64`;
+  /** the connection table as it was: the flows in progress carry on */
+  const KEEP = { keepConntrack: true };
+  const copies = (ids: IdsLab) =>
+    ids.taken().map((c) => [c.toServer, c.offset, c.data.toString("latin1")]);
+
+  test("a flow open before ids was turned on is not read from its middle", () => {
+    const ids = new IdsLab("");
+    try {
+      const f = tcpFlow(false);
+      ids.run("xdp", f.inbound("S", 1000));
+      ids.run("tc", f.outbound("SA", 5000));
+      ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+      ids.lab.policy(POLICY(ON), KEEP);
+      ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
+      ids.run("tc", f.outbound("PA", 5001, REPLY));
+      assert.deepEqual(copies(ids), [], "its first bytes went by unread: nothing of it is read");
+      const g = tcpFlow(false);
+      ids.run("xdp", g.inbound("S", 1000));
+      ids.run("xdp", g.inbound("PA", 1001, REQUEST));
+      assert.deepEqual(copies(ids), [[true, 0, REQUEST.toString("latin1")]], "a new flow is");
+    } finally {
+      ids.close();
+    }
+  });
+
+  test("a flow the old sample left out is not read from its middle under a new sample", () => {
+    const ids = new IdsLab(`${ON}\n  sample: 1000000`);
+    try {
+      // flows the old sample left out (the first bytes of each were not copied)
+      const flows = Array.from({ length: 8 }, () => tcpFlow(false));
+      const left = flows.filter((f) => {
+        ids.run("xdp", f.inbound("S", 1000));
+        ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+        return ids.taken().length === 0;
+      });
+      assert.ok(left.length >= 7);
+      ids.lab.policy(POLICY(ON), KEEP);
+      for (const f of left) ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
+      assert.deepEqual(copies(ids), []);
+    } finally {
+      ids.close();
+    }
+  });
+
+  test("a reload that keeps the ids settings keeps reading the flows in progress", () => {
+    const ids = new IdsLab(ON);
+    try {
+      const f = tcpFlow(true);
+      ids.run("xdp", f.inbound("S", 1000));
+      ids.run("tc", f.outbound("SA", 5000));
+      ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+      ids.lab.policy(
+        POLICY(
+          `${ON}\nrules:\n  - { name: other, direction: ingress, action: allow, layer4: { protocol: udp, port: [9] } }`,
+        ),
+        KEEP,
+      );
+      ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
+      ids.run("tc", f.outbound("PA", 5001, REPLY));
+      assert.deepEqual(copies(ids), [
+        [true, 0, "GET /admin"],
+        [true, 10, REQUEST.subarray(10).toString("latin1")],
+        [false, 0, REPLY.toString("latin1")],
+      ]);
+    } finally {
+      ids.close();
+    }
+  });
+});
