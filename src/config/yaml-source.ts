@@ -1,6 +1,7 @@
 // A policy file parsed as YAML with positions: the plain data, plus "where is this path?" answers.
 
 import {
+  type Alias,
   Document as YamlDocument,
   isAlias,
   isMap,
@@ -88,6 +89,17 @@ export class PolicySource implements CheckedSource {
     if (deep) {
       const { line, col } = this.lines.linePos(deep.range?.[0] ?? 0);
       this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, TOO_DEEP));
+      return;
+    }
+    const endless = aliasInsideItsNode(this.doc);
+    if (endless) {
+      const { line, col } = this.lines.linePos(endless.range?.[0] ?? 0);
+      this.diagnostics.push(
+        diagnostic(
+          { file, line, col, path: "(yaml)" },
+          `the alias *${endless.source} is inside the node it names (a document without end); write the value out`,
+        ),
+      );
       return;
     }
     this.fixTags(this.doc.contents, []);
@@ -234,6 +246,39 @@ function tooDeep(root: unknown): Node | null {
     for (const item of node.items) {
       if (isPair(item)) stack.push([item.key, depth + 1], [item.value, depth + 1]);
       else stack.push([item, depth + 1]);
+    }
+  }
+  return null;
+}
+
+/** Pushed after a collection on the walk's stack: the collection is left when it is popped. */
+const LEAVE = Symbol("leave");
+
+/**
+ * The first alias inside the node it names (`&r {x: *r}`): toJS would make a value that holds
+ * itself, which no policy can be and which every walk of the data would follow without end.
+ * Walked without recursion, with the collections the walk is inside.
+ */
+function aliasInsideItsNode(doc: Document): Alias | null {
+  const inside = new Set<unknown>();
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === LEAVE) {
+      inside.delete(stack.pop());
+      continue;
+    }
+    if (isAlias(node)) {
+      if (inside.has(node.resolve(doc))) return node;
+      continue;
+    }
+    if (!isMap(node) && !isSeq(node)) continue;
+    inside.add(node);
+    stack.push(node, LEAVE);
+    for (let i = node.items.length - 1; i >= 0; i--) {
+      const item = node.items[i];
+      if (isPair(item)) stack.push(item.value, item.key);
+      else stack.push(item);
     }
   }
   return null;

@@ -49,6 +49,24 @@ test("a YAML alias bomb is one error, not an internal error", async (t) => {
   );
 });
 
+test("an alias inside the node it names is one error, not a document without end", async (t) => {
+  const rule = `rules:\n  - &r\n    name: a\n    direction: ingress\n    action: allow\n    x:`;
+  for (const [tail, col] of [
+    [" *r", 8],
+    [" [*r]", 9],
+    ["\n      y: { z: [1, *r] }", 19],
+  ] as const) {
+    const line = await oneError(t, `version: 1\nmode: detect\n${rule}${tail}\n`);
+    assert.match(
+      line,
+      new RegExp(
+        `^:\\d+:${col} \\(yaml\\): the alias \\*r is inside the node it names \\(a document without end\\); write the value out$`,
+      ),
+      tail,
+    );
+  }
+});
+
 test("deep nesting is one error", async (t) => {
   const line = await oneError(
     t,
