@@ -91,7 +91,21 @@ function parseRange(text: string, from: string, to: string): Parsed<AddressTarge
 }
 
 const SET_REF = /^set:(.*)$/;
-const RANGE = /^([0-9a-fA-F:.]*[.:][0-9a-fA-F:.]*)-([0-9a-fA-F:.]*[.:][0-9a-fA-F:.]*)$/;
+const RANGE_SIDE = /^[0-9a-fA-F:.]+$/;
+
+/**
+ * The sides of "a-b": one dash between two runs of hex digits, dots and colons that each hold a
+ * dot or a colon. Read in steps, not by one pattern: a pattern with a run on each side of the dot
+ * backtracks on every split of a long text (a feed's line of "1.1.1.…" took seconds).
+ */
+function rangeSides(body: string): [string, string] | undefined {
+  const dash = body.indexOf("-");
+  if (dash < 0 || body.includes("-", dash + 1)) return undefined;
+  const from = body.slice(0, dash);
+  const to = body.slice(dash + 1);
+  const side = (s: string) => RANGE_SIDE.test(s) && (s.includes(".") || s.includes(":"));
+  return side(from) && side(to) ? [from, to] : undefined;
+}
 
 /** Reads an entry; the error says what the text looked like it tried to be. */
 export function parseAddressEntry(text: string): Parsed<ParsedAddressEntry> {
@@ -165,8 +179,8 @@ function parseTarget(body: string): Parsed<AddressTarget> {
   const setRef = SET_REF.exec(body);
   if (setRef) return ok({ kind: "set", set: setRef[1] ?? "" });
   if (body.includes("/")) return parseCidr(body);
-  const range = RANGE.exec(body);
-  if (range) return parseRange(body, range[1] ?? "", range[2] ?? "");
+  const range = rangeSides(body);
+  if (range) return parseRange(body, range[0], range[1]);
   if (body.includes(":") || /^[0-9.]+$/.test(body)) {
     const ip = parseIp(body);
     if (!ip.ok) return ip;

@@ -90,6 +90,11 @@ export function splitCsvLine(line: string): string[] {
   return cells;
 }
 
+/**
+ * " OR " with the blanks around it, tried only where a run of blanks starts: tried inside a run
+ * too, a long run without an OR after it costs its length squared (a feed's body is untrusted).
+ */
+const OR = /(?<!\s)\s+OR\s+/;
 const COMPARISON = /^\[?\s*(ipv4-addr|ipv6-addr):value\s*=\s*'([^'\\]+)'\s*\]?$/;
 
 /**
@@ -97,7 +102,7 @@ const COMPARISON = /^\[?\s*(ipv4-addr|ipv6-addr):value\s*=\s*'([^'\\]+)'\s*\]?$/
  * or ORs of them (inside one bracket or between brackets); null for any other pattern.
  */
 export function stixPatternAddresses(pattern: string): string[] | null {
-  const parts = pattern.trim().split(/\s+OR\s+/);
+  const parts = pattern.trim().split(OR);
   const out: string[] = [];
   for (const part of parts) {
     const m = COMPARISON.exec(part.trim());
