@@ -35,6 +35,9 @@ export interface ParsedAddressEntry {
   target: AddressTarget;
 }
 
+/** UTF-16 units of the longest text that may encode to a 253-character name (and its dot). */
+const MAX_NAME_UNITS = 2 * 254;
+
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /**
@@ -48,7 +51,12 @@ export function parseHostname(text: string): Parsed<{ name: string; wildcard: Na
       ? "one"
       : null;
   const prefix = wildcard === "any" ? 3 : wildcard === "one" ? 2 : 0;
-  const name = toAsciiName(text.slice(prefix)).replace(/\.$/, "");
+  // no name is over 253 characters, and Punycode is never shorter than the code points it
+  // encodes: a longer text (composed, as encoding composes it) is refused before encoding,
+  // whose time grows with the square of a label's length (a feed's line may be any length)
+  const composed = text.slice(prefix).normalize("NFC");
+  if (composed.length > MAX_NAME_UNITS) return fail(`'${text}' is not a valid hostname`);
+  const name = toAsciiName(composed).replace(/\.$/, "");
   const labels = name.split(".");
   if (name.length === 0 || name.length > 253 || !labels.every((l) => LABEL.test(l)))
     return fail(`'${text}' is not a valid hostname`);

@@ -42,7 +42,7 @@ export function parseFeed(text: string, format: FeedFormat, column = 1): FeedPar
   const entries: FeedLine[] = [];
   const refused = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, i) => {
-    const content = format === "csv" ? raw.slice(0, csvCommentAt(raw)) : raw.replace(/#.*$/, "");
+    const content = raw.slice(0, format === "csv" ? csvCommentAt(raw) : commentAt(raw));
     if (content.trim() === "") return;
     if (format === "plain") {
       const trimmed = content.trim();
@@ -55,6 +55,16 @@ export function parseFeed(text: string, format: FeedFormat, column = 1): FeedPar
     else entries.push({ value: cell, line: i + 1, col: 1 });
   });
   return { entries, refused };
+}
+
+/**
+ * Where a line's comment starts: its first # (else its length). Found by a search, not by a
+ * pattern running to the line's end, which a lone CR stops: tried again from every later #, that
+ * took time squared in a hostile line's length, and kept the comment.
+ */
+export function commentAt(line: string): number {
+  const hash = line.indexOf("#");
+  return hash < 0 ? line.length : hash;
 }
 
 /** Where a CSV line's comment starts: its first # outside quotes (else its length). */

@@ -208,15 +208,23 @@ function words(s: string): Token[] {
   const re = /\S+/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(s))) out.push({ text: m[0], at: m.index });
-  // a bracketed list may hold spaces: [1.2.3.4, 5.6.7.8]
+  // a bracketed list may hold spaces: [1.2.3.4, 5.6.7.8]; the open brackets of the last token
+  // are kept as it grows (counted again over the whole token, a long list took time squared)
   const merged: Token[] = [];
+  let depth = 0;
   for (const t of out) {
     const prev = merged[merged.length - 1];
-    if (prev && depthOf(prev.text) > 0) prev.text += t.text;
-    else merged.push({ ...t });
+    if (prev && depth > 0) prev.text += t.text;
+    else {
+      merged.push({ ...t });
+      depth = 0;
+    }
+    depth += depthOf(t.text);
   }
   return merged;
 }
+
+const DIGITS = /^\d*$/;
 
 function depthOf(s: string): number {
   let d = 0;
@@ -261,11 +269,15 @@ function ports(t: Token, problems: IdsProblem[]): IdsPorts {
       });
       continue;
     }
-    const m = /^(\d*)(:?)(\d*)$/.exec(body);
-    if (!m || body === ":" || body === "")
+    // split at the colon, then digits each side: one pattern over both sides tried every split
+    // of a long run of digits (a rules file may come from anywhere)
+    const colon = body.indexOf(":");
+    const first = colon < 0 ? body : body.slice(0, colon);
+    const last = colon < 0 ? "" : body.slice(colon + 1);
+    if (!DIGITS.test(first) || !DIGITS.test(last) || body === ":" || body === "")
       throw new Malformed(item.at, `'${body}' is not a port or port range`);
-    const lo = m[1] === "" ? 0 : Number(m[1]);
-    const hi = m[2] === "" ? lo : m[3] === "" ? 65535 : Number(m[3]);
+    const lo = first === "" ? 0 : Number(first);
+    const hi = colon < 0 ? lo : last === "" ? 65535 : Number(last);
     if (lo > 65535 || hi > 65535 || lo > hi)
       throw new Malformed(item.at, `'${body}' is not a port or port range`);
     ranges.push({ lo, hi, negated });

@@ -34,6 +34,7 @@ export { parseAddressEntry, parseHostname } from "./address-entry.ts";
 export {
   formatDynamicSetFile,
   liveEntries,
+  MAX_ENTRY_TIMEOUT_SECONDS,
   parseDynamicSetFile,
   timeoutTooLong,
   type DynamicEntry,

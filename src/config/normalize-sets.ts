@@ -5,7 +5,7 @@ import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseDuration } from "./duration.ts";
 import { liveEntries, parseDynamicSetFile, timeoutTooLong } from "./dynamic-set-file.ts";
-import { feedAddresses } from "./feed-parse.ts";
+import { commentAt, feedAddresses } from "./feed-parse.ts";
 import type { AddressEntry, PolicySet, PortRange, SetOrigin } from "./model.ts";
 import { looksLikePort, parsePortEntry } from "./port-entry.ts";
 import type { PolicyDocument } from "./schema.ts";
@@ -173,7 +173,7 @@ function readSetFile(
   }
   const entries: RawEntry[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
-    const content = line.replace(/#.*$/, "");
+    const content = line.slice(0, commentAt(line));
     const trimmed = content.trim();
     if (trimmed === "") return;
     const col = content.indexOf(trimmed) + 1;

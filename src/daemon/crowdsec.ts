@@ -5,7 +5,7 @@
 // are taken (captcha and other remedies, country or AS scopes are counted as skipped). A failed
 // poll keeps the entries and is logged; the next poll asks for every decision again.
 import type { DynamicEntry, PolicyModel, SetOrigin } from "../config/index.ts";
-import { parseAddressEntry } from "../config/index.ts";
+import { MAX_ENTRY_TIMEOUT_SECONDS, parseAddressEntry } from "../config/index.ts";
 import { readSecretFile } from "../observe/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
 import { readLimited } from "./limited-body.ts";
@@ -51,6 +51,8 @@ export function goDurationMs(text: string): number | null {
   return m[1] ? -ms : ms;
 }
 
+const LONGEST_MS = MAX_ENTRY_TIMEOUT_SECONDS * 1000;
+
 /** What a poll's answer changes in the set: entries to add, entries to remove, skipped. */
 export function decisionChanges(
   body: unknown,
@@ -61,6 +63,8 @@ export function decisionChanges(
   const dels: string[] = [];
   let skipped = 0;
   const taken = (d: Decision): string | null => {
+    // the answer is untrusted JSON: a decision that is not an object is skipped, not a failed poll
+    if (typeof d !== "object" || d === null) return null;
     const scope = typeof d.scope === "string" ? d.scope.toLowerCase() : "";
     if (d.type !== "ban" || (scope !== "ip" && scope !== "range") || typeof d.value !== "string")
       return null;
@@ -71,9 +75,11 @@ export function decisionChanges(
   };
   for (const d of Array.isArray(b.new) ? (b.new as Decision[]) : []) {
     const value = taken(d);
-    const ms = typeof d.duration === "string" ? goDurationMs(d.duration) : null;
+    const ms = value !== null && typeof d.duration === "string" ? goDurationMs(d.duration) : null;
     if (value === null || ms === null) skipped++;
-    else if (ms > 0) adds.push({ entry: value, expires: now + Math.ceil(ms) });
+    // a ban longer than an entry's longest timeout is kept that long: an expiry stays a date
+    else if (ms > 0)
+      adds.push({ entry: value, expires: now + Math.ceil(Math.min(ms, LONGEST_MS)) });
   }
   for (const d of Array.isArray(b.deleted) ? (b.deleted as Decision[]) : []) {
     const value = taken(d);

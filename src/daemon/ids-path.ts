@@ -7,7 +7,7 @@
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { IdsModel, IdsRule, PolicyModel } from "../config/index.ts";
 import { decodeIdsCopy, type IdsCopy, type MoatEvent } from "../datapath/index.ts";
-import { IdsMatcher } from "../policy/index.ts";
+import { IdsMatcher, type IdsBudget } from "../policy/index.ts";
 
 export interface IdsSource {
   subscribeIds(onRecord: (record: Buffer) => void): unknown;
@@ -52,6 +52,9 @@ interface Flow {
   broken: [boolean, boolean];
   /** Signatures already reported for this connection. */
   fired: Set<number>;
+  /** Each direction's tries left of each signature, for the matcher they were counted for. */
+  budgets: [IdsBudget, IdsBudget] | undefined;
+  matcher: IdsMatcher | undefined;
   last: number;
 }
 
@@ -88,7 +91,14 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
       // most recently used last: the oldest go first
       flows.delete(copy.connId);
     } else {
-      flow = { data: ["", ""], broken: [false, false], fired: new Set(), last: now };
+      flow = {
+        data: ["", ""],
+        broken: [false, false],
+        fired: new Set(),
+        last: now,
+        budgets: undefined,
+        matcher: undefined,
+      };
     }
     flows.set(copy.connId, flow);
     flow.last = now;
@@ -101,14 +111,22 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     }
     flow.data[d] += copy.data.toString("latin1");
     const senderLocal = (copy.direction === "egress") === copy.toServer;
-    const matches = matcherOf(ids).match({
-      protocol: copy.protocol,
-      toServer: copy.toServer,
-      sender: senderLocal ? copy.local : copy.remote,
-      receiver: senderLocal ? copy.remote : copy.local,
-      senderLocal,
-      data: flow.data[d],
-    });
+    const matcher = matcherOf(ids);
+    if (flow.matcher !== matcher || !flow.budgets) {
+      flow.matcher = matcher;
+      flow.budgets = [matcher.budget(), matcher.budget()];
+    }
+    const matches = matcher.match(
+      {
+        protocol: copy.protocol,
+        toServer: copy.toServer,
+        sender: senderLocal ? copy.local : copy.remote,
+        receiver: senderLocal ? copy.remote : copy.local,
+        senderLocal,
+        data: flow.data[d],
+      },
+      flow.budgets[d],
+    );
     for (const rule of matches) {
       if (flow.fired.has(rule.sid)) continue;
       flow.fired.add(rule.sid);

@@ -103,16 +103,28 @@ export class IdsMatcher {
     return this.compiled.filter((c) => this.headerFits(c, stream)).map((c) => c.rule);
   }
 
-  /** The signatures that match the direction's bytes so far, in the policy's order. */
-  match(stream: IdsStream): IdsRule[] {
+  /** A direction's tries of each signature, before its first bytes are matched (MATCH_TRIES). */
+  budget(): IdsBudget {
+    return new Int32Array(this.compiled.length).fill(MATCH_TRIES);
+  }
+
+  /**
+   * The signatures that match the direction's bytes so far, in the policy's order. `budget` is
+   * what the direction has left of each signature's tries, spent here: the bytes are matched
+   * again as each copy adds to them, so a direction's tries are its own, not each match's.
+   */
+  match(stream: IdsStream, budget: IdsBudget = this.budget()): IdsRule[] {
     let lower: string | undefined;
     const out: IdsRule[] = [];
-    for (const c of this.compiled) {
-      if (!this.headerFits(c, stream)) continue;
+    const left = { tries: 0 };
+    this.compiled.forEach((c, k) => {
+      left.tries = budget[k] ?? 0;
+      if (left.tries <= 0 || !this.headerFits(c, stream)) return;
       const needsLower = c.contents.some((x) => x.nocase);
       if (needsLower && lower === undefined) lower = lowerAscii(stream.data);
-      if (contentsMatch(c.contents, stream.data, lower ?? stream.data)) out.push(c.rule);
-    }
+      if (contentsMatch(c.contents, stream.data, lower ?? stream.data, left)) out.push(c.rule);
+      budget[k] = left.tries;
+    });
     return out;
   }
 
@@ -145,11 +157,15 @@ function ipOf(text: string): IpAddress | undefined {
 }
 
 /**
- * The most places one signature's contents are tried at on one direction's bytes; past it, the
- * signature does not match (Suricata's inspection recursion limit plays this part). With the
- * memo below, a signature of up to 48 contents on 1 KiB never gets near it.
+ * The most places one signature's contents are tried at on one direction of a flow, over every
+ * match of its bytes as they come in; past it, the signature does not match (Suricata's
+ * inspection recursion limit plays this part). With the memo below, a signature of up to 48
+ * contents on 1 KiB never gets near it.
  */
 const MATCH_TRIES = 200_000;
+
+/** Tries left of each signature (by its place in the matcher) for one direction of a flow. */
+export type IdsBudget = Int32Array;
 
 /**
  * Whether the contents match `data`: each positive content is tried at every place its window
@@ -162,9 +178,9 @@ function contentsMatch(
   contents: readonly (IdsContent & { needle: string })[],
   data: string,
   lower: string,
+  left: { tries: number },
 ): boolean {
   const failed = new Set<number>();
-  let tries = MATCH_TRIES;
   const from = (i: number, prevEnd: number): boolean => {
     const c = contents[i];
     if (!c) return true;
@@ -184,7 +200,7 @@ function contentsMatch(
       if (!found && from(i + 1, prevEnd)) return true;
     } else
       for (let at = hay.indexOf(c.needle, start); at >= 0; at = hay.indexOf(c.needle, at + 1)) {
-        if (at + c.needle.length > end || --tries < 0) break;
+        if (at + c.needle.length > end || --left.tries < 0) break;
         if (from(i + 1, at + c.needle.length)) return true;
       }
     failed.add(key);

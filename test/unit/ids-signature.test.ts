@@ -117,6 +117,27 @@ test("matcher: contents that could match at many places take as many tries as th
   );
 });
 
+test("matcher: a direction's tries are its own, over every match of its bytes as they grow", () => {
+  const p = parseSignature(
+    'alert tcp any any -> any any (content:"|00|"; content:"|00|"; distance:0; content:"|00|"; distance:0; content:"x"; distance:0; sid:7;)',
+  );
+  assert.ok(p.ok);
+  const m = new IdsMatcher([{ ...p.signature, pos: { file: "p", line: 1, col: 1, path: "ids" } }]);
+  // 1 KiB of zeros and no "x": the signature spends all its tries on the direction's bytes
+  const zeros = "\u0000".repeat(1024);
+  const direction = m.budget();
+  assert.deepEqual(m.match(stream(zeros), direction), []);
+  assert.ok((direction[0] ?? 0) <= 0, `${direction[0]} tries left`);
+  // the same bytes and one more: a match of its own would find the signature at once; the
+  // direction's next match does not try it again (a peer sending a byte a packet would have each
+  // copy start the search over)
+  assert.deepEqual(
+    m.match(stream(`${zeros}x`)).map((r) => r.sid),
+    [7],
+  );
+  assert.deepEqual(m.match(stream(`${zeros}x`), direction), []);
+});
+
 test("moat check: a refused keyword is a warning at FILE:LINE:COL, inline and in a rules file", () => {
   const dir = mkdtempSync(join(tmpdir(), "moat-ids-"));
   try {
