@@ -10,6 +10,9 @@ export const CLASSIC_UDP_LIMIT = 512;
 const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const TYPE_SVCB = 64;
 const TYPE_HTTPS = 65;
+/** How dns-packet names the record types it does not know (HTTPS and SVCB among them). */
+const UNKNOWN_HTTPS = `UNKNOWN_${TYPE_HTTPS}`;
+const UNKNOWN_SVCB = `UNKNOWN_${TYPE_SVCB}`;
 /** SvcParamKeys whose values are addresses (RFC 9460). */
 const HINT_KEYS = new Set([4, 6]);
 /** The SvcParamKey of an Encrypted ClientHello config (RFC 9460 14.3.2). */
@@ -56,17 +59,22 @@ const RECORD_MIN = 11;
  */
 function decode(buf: Buffer): Message {
   if (buf.length < 12) throw new Error("shorter than a DNS header");
-  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
-  if (12 + buf.readUInt16BE(4) * QUESTION_MIN + records * RECORD_MIN > buf.length)
+  const records = u16(buf, 6) + u16(buf, 8) + u16(buf, 10);
+  if (12 + u16(buf, 4) * QUESTION_MIN + records * RECORD_MIN > buf.length)
     throw new Error("more questions and records declared than the message holds");
   return dnsPacket.decode(buf) as unknown as Message;
 }
+/**
+ * The 16-bit big-endian number at `at`, which the caller knows is inside `buf` (Buffer's reader
+ * checks its offset through a validator that allocates its arguments, twice per message).
+ */
+const u16 = (buf: Buffer, at: number): number => (buf[at]! << 8) | buf[at + 1]!;
 const encode = (m: Message): Buffer => dnsPacket.encode(m as unknown as dnsPacket.Packet);
 
 /** Record type names dns-packet does not know ("UNKNOWN_65") by their usual name. */
 export function typeName(type: string): string {
-  if (type === `UNKNOWN_${TYPE_HTTPS}`) return "HTTPS";
-  if (type === `UNKNOWN_${TYPE_SVCB}`) return "SVCB";
+  if (type === UNKNOWN_HTTPS) return "HTTPS";
+  if (type === UNKNOWN_SVCB) return "SVCB";
   return type;
 }
 
@@ -88,8 +96,12 @@ export function readQuery(buf: Buffer): Query | null {
   }
   const q = m.questions?.[0];
   if (m.type !== "query" || !q) return null;
-  const opt = m.additionals?.find((a) => a.type === "OPT");
-  const edns = opt?.udpPayloadSize ?? 0;
+  let edns = 0;
+  for (const a of m.additionals ?? [])
+    if (a.type === "OPT") {
+      edns = a.udpPayloadSize ?? 0;
+      break;
+    }
   return {
     id: m.id ?? 0,
     name: normal(q.name),
@@ -154,15 +166,20 @@ function answerOf(m: Message, qname: string): Answer | null {
   if (m.type !== "response") return null;
   const records = m.answers ?? [];
   const names = cnameChain(records, qname);
-  const inChain = new Set(names);
-  const addresses = records
-    .filter((r) => (r.type === "A" || r.type === "AAAA") && inChain.has(normal(r.name)))
-    .map((r) => ({ ip: String(r.data), ttlSeconds: r.ttl ?? 0 }));
-  const summary = addresses.length
-    ? addresses.map((a) => a.ip)
-    : names.length > 1
-      ? [names[names.length - 1] ?? ""]
-      : [];
+  // most answers have no CNAME: a record's name is compared with the query's, no set is built
+  const inChain = names.length > 1 ? new Set(names) : null;
+  const addresses: AddressRecord[] = [];
+  const ips: string[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.type !== "A" && r.type !== "AAAA") continue;
+    const name = normal(r.name);
+    if (inChain ? !inChain.has(name) : name !== names[0]) continue;
+    const ip = String(r.data);
+    addresses.push({ ip, ttlSeconds: r.ttl ?? 0 });
+    ips.push(ip);
+  }
+  const summary = ips.length ? ips : names.length > 1 ? [names[names.length - 1] ?? ""] : [];
   return {
     id: m.id ?? 0,
     rcode: m.rcode ?? "NOERROR",
@@ -176,6 +193,7 @@ function answerOf(m: Message, qname: string): Answer | null {
 /** `qname`, then each CNAME target in turn (a loop or a dead end stops it). */
 export function cnameChain(records: readonly Record[], qname: string): string[] {
   const chain = [normal(qname)];
+  if (!hasCname(records)) return chain;
   const seen = new Set(chain);
   // each name's first CNAME, looked up by name: a walk of the list per step was quadratic in a
   // chain of thousands of records
@@ -189,6 +207,11 @@ export function cnameChain(records: readonly Record[], qname: string): string[] 
     chain.push(target);
     seen.add(target);
   }
+}
+
+function hasCname(records: readonly Record[]): boolean {
+  for (let i = 0; i < records.length; i++) if (records[i]!.type === "CNAME") return true;
+  return false;
 }
 
 /** moat's own answer to `query`: its question, no records, the given rcode. */
@@ -255,7 +278,7 @@ function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
   let changed = false;
   const strip = (records: Record[] | undefined) =>
     (records ?? []).map((r) => {
-      if (r.type !== `UNKNOWN_${TYPE_HTTPS}` && r.type !== `UNKNOWN_${TYPE_SVCB}`) return r;
+      if (r.type !== UNKNOWN_HTTPS && r.type !== UNKNOWN_SVCB) return r;
       if (!Buffer.isBuffer(r.data)) return r;
       const data = withoutParams(r.data, keys);
       if (data === r.data) return r;
@@ -271,9 +294,14 @@ function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
   return changed ? encode(out) : answer;
 }
 
-const SERVICE_TYPES = new Set([`UNKNOWN_${TYPE_HTTPS}`, `UNKNOWN_${TYPE_SVCB}`]);
-const hasServiceRecord = (records: Record[] | undefined): boolean =>
-  records !== undefined && records.some((r) => SERVICE_TYPES.has(r.type));
+function hasServiceRecord(records: Record[] | undefined): boolean {
+  if (!records) return false;
+  for (let i = 0; i < records.length; i++) {
+    const type = records[i]!.type;
+    if (type === UNKNOWN_HTTPS || type === UNKNOWN_SVCB) return true;
+  }
+  return false;
+}
 
 /**
  * SVCB RDATA (RFC 9460 2.2): priority, target name (never compressed), then SvcParams

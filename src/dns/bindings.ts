@@ -87,7 +87,9 @@ function keysOf(identity: NameIdentity): { identity: string; byIp: Map<string, s
   return keys;
 }
 function keyOf(identity: NameIdentity, ip: string): string {
-  const keys = keysOf(identity);
+  return keyIn(keysOf(identity), ip);
+}
+function keyIn(keys: { identity: string; byIp: Map<string, string> }, ip: string): string {
   let key = keys.byIp.get(ip);
   if (key === undefined) {
     if (keys.byIp.size >= KEYS_PER_IDENTITY) keys.byIp.clear();
@@ -100,6 +102,8 @@ function keyOf(identity: NameIdentity, ip: string): string {
 export class BindingStore {
   private readonly entries = new Map<string, Entry>();
   private readonly options: StoreOptions;
+  /** The life of the last address learned, by its TTL, floor and grace (most answers repeat them). */
+  private life = { ttlSeconds: Number.NaN, floor: Number.NaN, grace: Number.NaN, ns: 0n };
 
   constructor(options: StoreOptions) {
     this.options = options;
@@ -122,12 +126,11 @@ export class BindingStore {
   ): NameBinding[] {
     const now = this.options.now();
     const floor = this.options.minTtlSeconds();
-    const grace = BigInt(Math.ceil(this.options.graceSeconds()));
+    const grace = this.options.graceSeconds();
     const out: NameBinding[] = [];
     const journaled: JournaledName[] = [];
     for (const a of addresses) {
-      const life = BigInt(Math.ceil(Math.max(a.ttlSeconds, floor))) + grace;
-      const expires = now + life * NS;
+      const expires = now + this.lifeNs(a.ttlSeconds, floor, grace);
       const entry = this.entryFor(identity, a.ip);
       let added = false;
       let latest = 0n;
@@ -163,6 +166,16 @@ export class BindingStore {
     }
     if (journaled.length) this.options.journal?.record(journaled);
     return out;
+  }
+
+  /** max(ttl, floor) + grace in ns (the grace rounded up), worked out again when one changes. */
+  private lifeNs(ttlSeconds: number, floor: number, grace: number): bigint {
+    const l = this.life;
+    if (l.ttlSeconds !== ttlSeconds || l.floor !== floor || l.grace !== grace) {
+      const seconds = BigInt(Math.ceil(Math.max(ttlSeconds, floor))) + BigInt(Math.ceil(grace));
+      this.life = { ttlSeconds, floor, grace, ns: seconds * NS };
+    }
+    return this.life.ns;
   }
 
   /**
@@ -238,8 +251,10 @@ export class BindingStore {
 
   /** The live names of an address for an identity, then those every identity shares. */
   namesOf(identity: NameIdentity, ip: string): string[] {
-    const own = this.entries.get(keyOf(identity, ip));
-    const shared = isZero(identity) ? undefined : this.entries.get(keyOf(ZERO_IDENTITY, ip));
+    const keys = keysOf(identity);
+    const own = this.entries.get(keyIn(keys, ip));
+    const shared =
+      keys.identity === ZERO_KEY ? undefined : this.entries.get(keyIn(keysOf(ZERO_IDENTITY), ip));
     if (!own && !shared) return []; // most asks of a server's address: nothing learned for it
     const now = this.options.now();
     const names: string[] = [];

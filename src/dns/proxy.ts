@@ -11,7 +11,7 @@ import type { ProcessFacts } from "../attribution/index.ts";
 import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../datapath/index.ts";
 import { errorAnswer, fitUdp, readQuery, readReply, truncated } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
-import { queryEvents } from "./dns-event.ts";
+import { queryEvents, type QueryRecord } from "./dns-event.ts";
 import { identityCache } from "./identity.ts";
 import { processFactsCache } from "./process-cache.ts";
 import type {
@@ -408,29 +408,32 @@ export class DnsProxy {
         server,
         name: q.name,
         process,
-        ...(identity ? { serverNames: this.store.namesOf(identity, server.ip) } : {}),
+        serverNames: identity ? this.store.namesOf(identity, server.ip) : undefined,
       }),
     );
     const trusted = this.trusted.isTrusted(server.ip);
     const exchange: DnsExchange = { query: q.name, qtype: q.type, rcode: "", answers: [], trusted };
-    const done = (reply: Buffer, rcode: string): Buffer => {
-      exchange.rcode = rcode;
-      const generation = this.options.generation();
-      const record = { protocol, client, server, process, verdict, exchange, generation };
-      for (const ev of queryEvents(record)) this.options.report(ev);
-      return reply;
+    // the query's events, once its answer is known (a record, not a closure per query)
+    const record: QueryRecord = {
+      protocol,
+      client,
+      server,
+      process,
+      verdict,
+      exchange,
+      generation: 0,
     };
 
     if (verdict.verdict === "blocked") {
       this.stats.refused++;
-      return done(errorAnswer(query, "REFUSED"), "REFUSED");
+      return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
     // Firefox keeps DNS over HTTPS off when its canary does not resolve
     if (this.settings.doh === "block" && isDohCanary(q.name))
-      return done(errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
+      return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
     if (this.pending >= MAX_PENDING) {
       this.stats.overloaded++;
-      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+      return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     let upstream: Buffer;
     this.pending++;
@@ -441,7 +444,7 @@ export class DnsProxy {
       this.options.log(
         `dns proxy: ${server.ip} did not answer ${q.name}: ${(err as Error).message}`,
       );
-      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+      return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     } finally {
       this.pending--;
     }
@@ -450,11 +453,11 @@ export class DnsProxy {
     const a = read.answer;
     if (!a || a.id !== q.id) {
       this.stats.failed++;
-      return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+      return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     exchange.answers = a.summary;
     // the server truncated it: the client asks again over TCP, and that answer binds
-    if (a.truncated) return done(truncated(reply), a.rcode);
+    if (a.truncated) return this.reported(record, truncated(reply), a.rcode);
     if (trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
       exchange.names = a.names;
       const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
@@ -467,11 +470,20 @@ export class DnsProxy {
         this.options.log(
           `dns proxy: the bindings map is full: ${full} addresses of ${q.name} not bound (failure.helper: ${helper})`,
         );
-        if (helper === "block") return done(errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+        if (helper === "block")
+          return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
       }
     }
     if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
-    return done(reply, a.rcode);
+    return this.reported(record, reply, a.rcode);
+  }
+
+  /** Reports the events of a query answered with `rcode`; returns its answer. */
+  private reported(record: QueryRecord, reply: Buffer, rcode: string): Buffer {
+    record.exchange.rcode = rcode;
+    record.generation = this.options.generation();
+    for (const ev of queryEvents(record)) this.options.report(ev);
+    return reply;
   }
 
   /** Writes an answer's bindings; those the kernel did not take are written with the next one. */

@@ -19,8 +19,8 @@ export interface QueryContext {
   server: { ip: string; port: number };
   name: string;
   process: ProcessFacts | null;
-  /** The names this identity's lookups gave the server's address. */
-  serverNames?: string[];
+  /** The names this identity's lookups gave the server's address (none: no identity). */
+  serverNames?: string[] | undefined;
 }
 
 export function queryFacts(q: QueryContext): ConnectionFacts {

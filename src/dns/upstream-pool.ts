@@ -55,7 +55,7 @@ export class UpstreamPool {
     let id = this.ids.next();
     while (s.waiting.has(id)) id = this.ids.next();
     const out = Buffer.from(query);
-    out.writeUInt16BE(id, 0);
+    setId(out, id);
     s.uses++;
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -63,7 +63,7 @@ export class UpstreamPool {
         this.retireIfDone(s);
         reject(new Error(`no answer in ${timeoutMs} ms`));
       }, timeoutMs);
-      s.waiting.set(id, { resolve, reject, timer, id: query.readUInt16BE(0) });
+      s.waiting.set(id, { resolve, reject, timer, id: idOf(query) });
       // with a callback: dgram drops a send's own error (EPERM, ENOBUFS) without one
       s.socket.send(out, (err) => {
         if (err) this.settle(s, id, err);
@@ -113,7 +113,7 @@ export class UpstreamPool {
     };
     pooled.ready.catch(() => this.drop(pooled));
     socket.on("message", (msg) => {
-      if (msg.length >= 2) this.settle(pooled, msg.readUInt16BE(0), null, msg);
+      if (msg.length >= 2) this.settle(pooled, idOf(msg), null, msg);
     });
     socket.on("error", (err) => {
       // a refusal (ICMP) or a send error: every query on this socket fails, the socket goes
@@ -130,7 +130,7 @@ export class UpstreamPool {
     clearTimeout(w.timer);
     if (err || !answer) w.reject(err ?? new Error("no answer"));
     else {
-      answer.writeUInt16BE(w.id, 0);
+      setId(answer, w.id);
       w.resolve(answer);
     }
     this.retireIfDone(s);
@@ -173,6 +173,16 @@ class RandomIds {
     }
     return this.ids[this.at++] ?? 0;
   }
+}
+
+/**
+ * A message's id (its first two bytes; the caller knows there are two), read and written by hand:
+ * Buffer's readers and writers check their arguments through validators that allocate, per query.
+ */
+const idOf = (message: Buffer): number => (message[0]! << 8) | message[1]!;
+function setId(message: Buffer, id: number): void {
+  message[0] = id >>> 8;
+  message[1] = id & 0xff;
 }
 
 function closeQuietly(socket: Socket): void {
