@@ -4,6 +4,7 @@
 // truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
+import { boundNamePointers } from "./name-pointers.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
@@ -39,6 +40,8 @@ interface Message {
   authorities?: Record[];
   additionals?: Record[];
 }
+
+boundNamePointers();
 
 /** dns-packet's name codec (its type declarations leave it out). */
 const nameCodec = (

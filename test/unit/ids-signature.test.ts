@@ -118,11 +118,12 @@ test("matcher: contents that could match at many places take as many tries as th
 });
 
 test("matcher: a direction's tries are its own, over every match of its bytes as they grow", () => {
-  const p = parseSignature(
-    'alert tcp any any -> any any (content:"|00|"; content:"|00|"; distance:0; content:"|00|"; distance:0; content:"x"; distance:0; sid:7;)',
-  );
+  const text =
+    'alert tcp any any -> any any (content:"|00|"; content:"|00|"; distance:0; content:"|00|"; distance:0; content:"x"; distance:0; sid:7;)';
+  const p = parseSignature(text);
   assert.ok(p.ok);
-  const m = new IdsMatcher([{ ...p.signature, pos: { file: "p", line: 1, col: 1, path: "ids" } }]);
+  const pos = { file: "p", line: 1, col: 1, path: "ids" };
+  const m = new IdsMatcher([{ ...p.signature, text, pos }]);
   // 1 KiB of zeros and no "x": the signature spends all its tries on the direction's bytes
   const zeros = "\u0000".repeat(1024);
   const direction = m.budget();
