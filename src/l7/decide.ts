@@ -3,8 +3,8 @@
 // needs a fact nobody knows here, e.g. a certificate not seen yet) is taken as matching: the
 // first decision it may lead to stands, as for the DNS proxy's queries.
 import type { PolicyModel } from "../config/model.ts";
-import { evaluate } from "../policy/index.ts";
-import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
+import { evaluate, withImplicitRules } from "../policy/index.ts";
+import type { ConnectionFacts, Layer7Facts, TlsFacts } from "../policy/facts.ts";
 import type { L7Decision } from "./types.ts";
 
 export function decide(
@@ -57,4 +57,37 @@ export function mayForward(
     mode: d.mode,
     report: d.report,
   };
+}
+
+/** Which TLS facts some rule judges that a handshake shows late (the chosen version, the certificate). */
+interface LateTlsConditions {
+  version: boolean;
+  certificate: boolean;
+}
+
+const lateConditions = new WeakMap<PolicyModel, LateTlsConditions>();
+
+function lateTlsConditions(model: PolicyModel): LateTlsConditions {
+  let known = lateConditions.get(model);
+  if (!known) {
+    const tls = withImplicitRules(model).rules.map((r) => r.layer7?.tls);
+    known = {
+      version: tls.some((t) => t?.version !== undefined),
+      certificate: tls.some((t) => t?.certificate !== undefined),
+    };
+    lateConditions.set(model, known);
+  }
+  return known;
+}
+
+/**
+ * Whether `pending` can change this policy's judgement of these TLS facts: only a condition on a
+ * fact not seen yet reads it (the version before the ServerHello, the certificate before it is
+ * seen or known unseen). When it cannot, judging "as if they matched" and "as if they did not"
+ * give the same evaluation, and one of them stands for both.
+ */
+export function pendingMatters(model: PolicyModel, tls: TlsFacts): boolean {
+  const late = lateTlsConditions(model);
+  if (late.version && tls.version === undefined) return true;
+  return late.certificate && !tls.certificate && !tls.unseen?.includes("certificate");
 }

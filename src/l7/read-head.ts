@@ -36,7 +36,8 @@ export function readHead(
         socket.unshift(chunk.subarray(room));
         chunk = chunk.subarray(0, room);
       }
-      got = Buffer.concat([got, chunk]);
+      // the first chunk is the head as it is (no copy); later ones are appended
+      got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
       if (enough(got)) done("enough");
       else if (got.length >= max) done("full");
     };

@@ -11,7 +11,7 @@ import type { PolicyModel } from "../config/model.ts";
 import type { MoatEvent, OriginalDestination, SocketAddress } from "../datapath/index.ts";
 import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
 import { relayProtocols } from "../policy/index.ts";
-import { decide, mayForward } from "./decide.ts";
+import { decide, mayForward, pendingMatters } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead } from "./read-head.ts";
 import { sniff, type Sniffed } from "./sniff.ts";
@@ -150,6 +150,45 @@ function plainConnect(to: { ip: string; port: number }): Promise<Socket> {
 
 const unmapped = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
 
+/** Whether a policy judges SSH servers, once per policy (not once per connection over its rules). */
+const judgesSsh = new WeakMap<PolicyModel, boolean>();
+function serverMaySpeakFirst(model: PolicyModel): boolean {
+  let known = judgesSsh.get(model);
+  if (known === undefined) {
+    known = model.rules.some((r) => relayProtocols(r).includes("ssh"));
+    judgesSsh.set(model, known);
+  }
+  return known;
+}
+
+/** `sniff`, remembering its last answer: the read's `enough` and the handler's choice ask of the same head. */
+function sniffer(): (head: Buffer) => Sniffed {
+  let last: { head: Buffer; kind: Sniffed } | null = null;
+  return (head) => {
+    if (last?.head !== head) last = { head, kind: sniff(head) };
+    return last.kind;
+  };
+}
+
+/**
+ * Two layer7 facts that differ at most in tls.pending (as a TLS handler's judgements "as if the
+ * facts not seen matched" and "as if they did not" do), compared member by member.
+ */
+function samePastPending(a: Layer7Facts, b: Layer7Facts): boolean {
+  const ta = a.tls;
+  const tb = b.tls;
+  if (!ta || !tb || !sameMembers(a, b, "tls")) return false;
+  return sameMembers(ta, tb, "pending");
+}
+
+function sameMembers<T extends object>(a: T, b: T, except: keyof T): boolean {
+  const ka = Object.keys(a) as (keyof T)[];
+  const kb = Object.keys(b) as (keyof T)[];
+  const count = (keys: (keyof T)[]) => keys.filter((k) => k !== except).length;
+  if (count(ka) !== count(kb)) return false;
+  return ka.every((k) => k === except || (k in b && a[k] === b[k]));
+}
+
 export class L7Relay {
   readonly stats: L7RelayStats = {
     accepted: 0,
@@ -238,11 +277,12 @@ export class L7Relay {
     }
     try {
       const max = this.options.maxHead ?? MAX_HEAD;
-      const enough = (h: Buffer) => sniff(h) !== "more";
+      const sniffed = sniffer();
+      const enough = (h: Buffer) => sniffed(h) !== "more";
       const timeout = this.options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
       // SSH clients may wait for the server's banner before they say anything (ssh-keyscan):
       // when the policy judges SSH servers, a client silent for SERVER_FIRST_MS is SSH's
-      const serverFirst = model.rules.some((r) => relayProtocols(r).includes("ssh"));
+      const serverFirst = serverMaySpeakFirst(model);
       let read = await readHead(
         client,
         Buffer.alloc(0),
@@ -253,7 +293,7 @@ export class L7Relay {
       const silent = serverFirst && read.end === "timeout" && read.head.length === 0;
       if (serverFirst && read.end === "timeout" && !silent)
         read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
-      const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniff(read.head);
+      const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniffed(read.head);
       this.stats.sniffed[kind]++;
       const ctx = this.context(client, peer, found, model, read.head, kind);
       const handler =
@@ -305,8 +345,23 @@ export class L7Relay {
     let forwardedFacts: Layer7Facts = {};
     // the facts of the latest judgement (none yet: the sniffed protocol's, all unknown)
     let latest: Layer7Facts | null = null;
+    // the last judgement: a TLS handler's second one, which differs only in how facts not seen
+    // yet count, is the same when no condition of the policy reads them (and, as a certificate's
+    // expiry is judged by the clock, in the same millisecond)
+    let last: { model: PolicyModel; layer7: Layer7Facts; decision: L7Decision; at: number } | null =
+      null;
     const judge = (layer7: Layer7Facts) => {
-      const d = decide(o.policy() ?? model, facts, layer7);
+      const now = o.policy() ?? model;
+      const at = Date.now();
+      const same =
+        last !== null &&
+        last.model === now &&
+        last.at === at &&
+        layer7.tls !== undefined &&
+        samePastPending(last.layer7, layer7) &&
+        !pendingMatters(now, layer7.tls);
+      const d = same && last ? last.decision : decide(now, facts, layer7);
+      last = { model: now, layer7, decision: d, at };
       latest = layer7;
       if (d.forward) {
         forwarding = d;

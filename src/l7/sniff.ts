@@ -6,11 +6,16 @@ export type Sniffed = "tls" | "ssh" | "http" | "unknown" | "more";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 const HTTP_STARTS = [...METHODS.map((m) => `${m} `), "PRI * HTTP/2.0"];
+/** The starts, as bytes (compared in place: no string is made of the head for each of them). */
+const STARTS: readonly { bytes: Buffer; kind: "ssh" | "http" }[] = [
+  { bytes: Buffer.from("SSH-", "latin1"), kind: "ssh" },
+  ...HTTP_STARTS.map((t) => ({ bytes: Buffer.from(t, "latin1"), kind: "http" as const })),
+];
 
 /** Whether `head` starts with `text`, or is a prefix of it (then more bytes are needed). */
-function against(head: Buffer, text: string): "yes" | "prefix" | "no" {
+function against(head: Buffer, text: Buffer): "yes" | "prefix" | "no" {
   const n = Math.min(head.length, text.length);
-  if (head.toString("latin1", 0, n) !== text.slice(0, n)) return "no";
+  for (let i = 0; i < n; i++) if (head[i] !== text[i]) return "no";
   return head.length >= text.length ? "yes" : "prefix";
 }
 
@@ -21,11 +26,8 @@ export function sniff(head: Buffer): Sniffed {
     return head[1] === 0x03 ? "tls" : "unknown";
   }
   let prefix = false;
-  for (const [text, kind] of [
-    ["SSH-", "ssh"] as const,
-    ...HTTP_STARTS.map((t) => [t, "http"] as const),
-  ]) {
-    const a = against(head, text);
+  for (const { bytes, kind } of STARTS) {
+    const a = against(head, bytes);
     if (a === "yes") return kind;
     if (a === "prefix") prefix = true;
   }
