@@ -19,15 +19,18 @@ export function endToEnd(
   headers: Record<string, HeaderValue>,
   keep: readonly string[] = [],
 ): Record<string, string | string[]> {
-  const named = String(headers.connection ?? "")
-    .split(",")
-    .map((t) => t.trim().toLowerCase())
-    .filter(Boolean);
+  // a set: a client may name thousands of headers in Connection, and send thousands
+  const named = new Set(
+    String(headers.connection ?? "")
+      .split(",")
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (value === undefined || lower.startsWith(":")) continue;
-    if (!keep.includes(lower) && (HOP_BY_HOP.has(lower) || named.includes(lower))) continue;
+    if (!keep.includes(lower) && (HOP_BY_HOP.has(lower) || named.has(lower))) continue;
     out[name] = typeof value === "number" ? String(value) : value;
   }
   return out;

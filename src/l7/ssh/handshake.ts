@@ -21,6 +21,11 @@ export interface SshSeen {
   hostKey: HostKey | null;
 }
 
+interface Agreement {
+  kex: string | null;
+  reply: number | null;
+}
+
 export class SshHandshake {
   readonly client: SshStream;
   readonly server: SshStream;
@@ -29,6 +34,7 @@ export class SshHandshake {
   /** Server bytes that may be forwarded (whole lines and packets before the host key). */
   private safe = 0;
   private seen: SshSeen | null = null;
+  private agreed: Agreement | null = null;
 
   constructor(maxBytes = 64 * 1024) {
     this.client = new SshStream(maxBytes);
@@ -67,13 +73,10 @@ export class SshHandshake {
   private advance(): void {
     while (!this.seen) {
       const version = this.server.version;
-      const reply =
-        this.clientKex && this.serverKex
-          ? this.expected(this.clientKex, this.serverKex)
-          : undefined;
+      const reply = this.agreement()?.reply;
       if (version && reply === null) {
         // an exchange moat does not read: nothing more of the server's is forwarded unjudged
-        const kex = negotiate(this.clientKex?.kex ?? [], this.serverKex?.kex ?? []);
+        const kex = this.agreement()?.kex ?? null;
         this.seen = { version, kex, hostKey: null };
         return;
       }
@@ -90,7 +93,7 @@ export class SshHandshake {
         this.safe = mark;
         return;
       } else if (reply !== undefined && p.type === reply && version) {
-        const kex = negotiate(this.clientKex?.kex ?? [], this.serverKex?.kex ?? []);
+        const kex = this.agreement()?.kex ?? null;
         this.seen = { version, kex, hostKey: hostKeyOf(hostKeyOfReply(p.payload)) };
         this.safe = p.start;
         return;
@@ -100,8 +103,16 @@ export class SshHandshake {
   }
 
   /** The reply message number: undefined while a KEXINIT is missing, null for an unknown exchange. */
-  private expected(client: KexInit, server: KexInit): number | null {
-    const kex = negotiate(client.kex, server.kex);
-    return kex ? replyMessage(kex) : null;
+  /**
+   * The exchange both sides' KEXINITs agree on and its reply's message (null: one moat does not
+   * read), worked out once both are read: not again for each packet after them (a side may send
+   * thousands of names, and of packets).
+   */
+  private agreement(): Agreement | null {
+    if (!this.agreed && this.clientKex && this.serverKex) {
+      const kex = negotiate(this.clientKex.kex, this.serverKex.kex);
+      this.agreed = { kex, reply: kex ? replyMessage(kex) : null };
+    }
+    return this.agreed;
   }
 }

@@ -24,7 +24,9 @@ export function parseKexInit(payload: Buffer): KexInit {
 
 /** RFC 4253 7.1: the first algorithm of the client's list that the server supports. */
 export function negotiate(client: string[], server: string[]): string | null {
-  return client.find((name) => server.includes(name)) ?? null;
+  // a set: either side may offer thousands of names
+  const offered = new Set(server);
+  return client.find((name) => offered.has(name)) ?? null;
 }
 
 /** Families of key exchange whose server reply is message 31 (name prefixes). */
