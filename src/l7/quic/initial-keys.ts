@@ -66,14 +66,22 @@ export function expandLabel(secret: Buffer, label: string, length: number): Buff
 }
 
 /** The client's Initial keys for a QUIC version and the destination connection ID it chose. */
+/** The keys last derived, with what they were derived from. */
+let last: { version: number; dcid: Buffer; keys: InitialKeys } | undefined;
+
 export function clientInitialKeys(version: number, dcid: Buffer): InitialKeys | undefined {
   const v = VERSIONS.get(version);
   if (!v) return undefined;
+  // a datagram's coalesced packets, and a connection's next datagrams, share the version and
+  // DCID: their keys are derived once (a datagram of dozens of tiny Initials cost dozens)
+  if (last && last.version === version && last.dcid.equals(dcid)) return last.keys;
   const initial = hmac(v.salt, dcid); // HKDF-Extract(salt, dcid)
   const client = expandLabel(initial, "client in", 32);
-  return {
+  const keys = {
     key: expandLabel(client, v.labels.key, 16),
     iv: expandLabel(client, v.labels.iv, 12),
     hp: expandLabel(client, v.labels.hp, 16),
   };
+  last = { version, dcid: Buffer.from(dcid), keys };
+  return keys;
 }
