@@ -35,7 +35,12 @@ export function withImplicitRules(model: PolicyModel): PolicyModel {
   const doh = dohRule(model);
   const quic = model.rules.map((r) => quicRule(model, r));
   const decisions = decisionRules(model);
-  if (!doh && decisions.length === 0 && !quic.some((q) => q)) return model;
+  // a policy without implicit rules is remembered too: it is judged as it is, and working that
+  // out walks every rule (for each DNS query and relayed connection judged by it)
+  if (!doh && decisions.length === 0 && !quic.some((q) => q)) {
+    implicit.set(model, model);
+    return model;
+  }
   const rules = [
     ...(doh ? [doh] : []),
     ...decisions,
