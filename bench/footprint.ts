@@ -13,6 +13,9 @@
 //   flood      the small policy, 60 s of frames to a port it blocks
 //
 //   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
+//
+// FOOTPRINT_HEAP_SNAPSHOT=DIR: after each case's reading, the daemon also writes a heap snapshot
+// of its main thread into DIR (--heapsnapshot-signal), to see what the memory read is made of.
 import { spawn } from "node:child_process";
 import {
   existsSync,
@@ -21,10 +24,11 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { spawnLines, type LineChild } from "../test/helpers/child.ts";
 import { createLab, sh } from "../test/helpers/netns.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
@@ -41,6 +45,12 @@ const START_TIMEOUT_MS = 240_000;
 /** moat as the package's launcher runs it (scripts/install.sh). */
 const BUNDLE = `${ROOT}build/dist/cli-main.mjs`;
 const INSTALLED_MOAT = [NODE, "--max-semi-space-size=2", BUNDLE];
+const SNAPSHOT_DIR = process.env.FOOTPRINT_HEAP_SNAPSHOT
+  ? resolve(process.env.FOOTPRINT_HEAP_SNAPSHOT)
+  : undefined;
+const SNAPSHOT_FLAGS = SNAPSHOT_DIR
+  ? ["--heapsnapshot-signal=SIGPWR", `--diagnostic-dir=${SNAPSHOT_DIR}`]
+  : [];
 if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run 'make build'`);
 
 const lab = createLab("bench-footprint");
@@ -104,7 +114,9 @@ function startDaemon(policyText: string): LineChild {
   writeFileSync(path, policyText);
   return spawnLines("nsenter", [
     `--net=/run/netns/${lab.b}`,
-    ...INSTALLED_MOAT,
+    INSTALLED_MOAT[0]!,
+    ...SNAPSHOT_FLAGS,
+    ...INSTALLED_MOAT.slice(1),
     "run",
     "--policy",
     path,
@@ -124,6 +136,23 @@ async function stop(child: LineChild): Promise<void> {
 
 type Row = Record<string, string | number>;
 
+/** Asks the daemon for a heap snapshot and waits until it is written (its size stops growing). */
+async function heapSnapshot(pid: number, into: string): Promise<void> {
+  mkdirSync(into, { recursive: true });
+  const before = new Set(readdirSync(into));
+  process.kill(pid, "SIGPWR");
+  let size = -1;
+  for (let i = 0; i < 240; i++) {
+    await sleep(1);
+    const file = readdirSync(into).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
+    if (!file) continue;
+    const now = statSync(join(into, file)).size;
+    if (now > 0 && now === size) return;
+    size = now;
+  }
+  throw new Error(`no heap snapshot in ${into} after 240 s`);
+}
+
 async function daemonCase(name: string, text: string, load: (pid: number) => Promise<Row>) {
   const t = performance.now();
   const daemon = startDaemon(text);
@@ -133,7 +162,9 @@ async function daemonCase(name: string, text: string, load: (pid: number) => Pro
     await sleep(SETTLE_S);
     const pid = daemon.proc.pid ?? 0;
     const row = await load(pid);
-    return { case: name, startS, ...memory(pid), ...row };
+    const read = { case: name, startS, ...memory(pid), ...row };
+    if (SNAPSHOT_DIR) await heapSnapshot(pid, SNAPSHOT_DIR);
+    return read;
   } finally {
     await stop(daemon);
   }

@@ -321,7 +321,7 @@ export async function unpackAcceptance(
     code < 0 && others
       ? otherPos(others, code)
       : table
-        ? new TablePos(table, code)
+        ? table.pos(code)
         : { file, line: 0, col: 0, path: "" };
   const strings = new Map<string, string>();
   // a list reached twice is one list; a list made here needs no walk; lists are filled once every

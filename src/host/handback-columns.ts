@@ -49,6 +49,10 @@ const POS32 = 15;
 const HOLE = 16;
 /** (an array's first item, as Met notes it) */
 const ITEM = 17;
+/** a name (ints: as STR's, a part's own string), numbered in the order written across lists */
+const NAME = 18;
+/** a name written before, the same string (ints: its number) */
+const NAME_AGAIN = 19;
 
 /** The typed arrays a VIEW can be, by kind. */
 const VIEWS = [
@@ -216,6 +220,13 @@ export class ColumnsWriter {
   /** strings that repeat, noted (the first STRINGS_NOTED met), by number */
   private readonly stringIds = new Map<string, number>();
   private newNoted: string[] = [];
+  /**
+   * the values of "name" keys written as NAME, in order: a rule's name is in its image's rules and
+   * in the model's (two lists of 100k unique strings), in the same order
+   */
+  private readonly names: string[] = [];
+  /** the name a list's next name is likeliest to be (its index in `names`) */
+  private nextName = 0;
   /** an object's values while its own are written: [base, top) */
   private readonly scratch: unknown[] = [];
   private top = 0;
@@ -240,8 +251,10 @@ export class ColumnsWriter {
   list(list: unknown[], partItems: number): ColumnList | undefined {
     this.kept = new Set();
     this.met = 0;
+    this.nextName = 0;
     const parts: ColumnPart[] = [];
     const strings = this.stringIds.size;
+    const names = this.names.length;
     const shapes = this.shapeKeys.length;
     try {
       for (let at = 0; at < list.length; at += partItems) {
@@ -256,7 +269,7 @@ export class ColumnsWriter {
     } catch (err) {
       if (!(err instanceof Unsupported)) throw err;
       // the parts written are dropped, and with them the strings and shapes they brought
-      this.forget(strings, shapes);
+      this.forget(strings, shapes, names);
       return undefined;
     } finally {
       for (const a of this.marked) {
@@ -275,9 +288,10 @@ export class ColumnsWriter {
     return { length: list.length, parts, ...(kept ? { kept } : {}) };
   }
 
-  /** Forgets the strings and shapes numbered from `strings` and `shapes` on: none was sent. */
-  private forget(strings: number, shapes: number): void {
+  /** Forgets the strings, shapes and names numbered from these counts on: none was sent. */
+  private forget(strings: number, shapes: number, names: number): void {
     for (const [s, id] of this.stringIds) if (id >= strings) this.stringIds.delete(s);
+    this.names.length = names;
     for (const keys of this.shapeKeys.splice(shapes)) this.shapeIds.delete(JSON.stringify(keys));
     this.newNoted = [];
     this.newShapes = [];
@@ -303,9 +317,31 @@ export class ColumnsWriter {
     return -this.ownStrings.push(s);
   }
 
+  /**
+   * A name: one the list before had at the same place (or the next) is sent as that one, so the
+   * reader keeps one copy of it. Only there is it looked for: a Map of every name cost the worker
+   * ~100 ms at 100k rules, where a rule's name in the model is the one in its image (the image's
+   * rules are the model's, in order, then its defaults).
+   */
+  private name(col: ColumnWriter, s: string): void {
+    const names = this.names;
+    let at = this.nextName;
+    if (names[at] !== s && names[at + 1] === s) at++;
+    if (at < names.length && names[at] === s) {
+      this.nextName = at + 1;
+      col.tag(NAME_AGAIN);
+      col.ints.push(at);
+      return;
+    }
+    names.push(s);
+    col.tag(NAME);
+    col.ints.push(-this.ownStrings.push(s));
+  }
+
   private value(col: ColumnWriter, v: unknown, key: string | null): void {
     switch (typeof v) {
       case "string":
+        if (key === "name") return this.name(col, v);
         col.tag(STR);
         col.ints.push(this.string(col, v));
         return;
@@ -630,6 +666,40 @@ class ColumnReader {
   }
 }
 
+/** Makes an object of one shape, its values read from their columns in the order of its keys. */
+type Maker = (
+  read: (col: ColumnReader) => unknown,
+  fields: ColumnReader[],
+) => Record<string, unknown>;
+
+/**
+ * Objects of a shape are made from a literal of its keys once this many were made a key at a time
+ * (a literal is compiled once for its shape; a policy with thousands of shapes of a few objects
+ * each would compile thousands).
+ */
+const LITERAL_AFTER = 4;
+/** A shape of more keys is made a key at a time (V8 keeps no more than this many in an object). */
+const LITERAL_KEYS_MAX = 128;
+
+/**
+ * A maker that builds each object from one object literal of `keys`, or undefined if one cannot
+ * (too many keys; `__proto__`, which a literal takes for the prototype; Node run with code from
+ * strings disallowed). An object made `{}` then a key at a time has room for 4 properties in
+ * itself and keeps the rest in an array of their own (16-40 bytes more an object: the rules of a
+ * model and of its image, their address entries); one made from a literal has room for all of
+ * them, and no more. The values are read as the literal's properties are evaluated, in order: the
+ * same order as a key at a time.
+ */
+function literalMaker(keys: string[]): Maker | undefined {
+  if (keys.length > LITERAL_KEYS_MAX || keys.includes("__proto__")) return undefined;
+  const props = keys.map((k, i) => `${JSON.stringify(k)}: read(fields[${i}])`).join(", ");
+  try {
+    return new Function("read", "fields", `"use strict"; return { ${props} };`) as Maker;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Makes lists back from their columns, on the daemon's thread, in the order they were written
  * (their strings and shapes are numbered across them).
@@ -639,6 +709,12 @@ export class ColumnsReader {
   /** the strings noted */
   private readonly strings: string[] = [];
   private readonly shapes: string[][] = [];
+  /** the names met (NAME), in order */
+  private readonly names: string[] = [];
+  /** by shape: its maker, once LITERAL_AFTER objects of it were made a key at a time */
+  private readonly makers: (Maker | undefined)[] = [];
+  private readonly uses: number[] = [];
+  private readonly read = (col: ColumnReader): unknown => this.value(col);
   // per list
   private kept: Int32Array = EMPTY_I32;
   private nextKept = 0;
@@ -671,6 +747,8 @@ export class ColumnsReader {
       for (const keys of part.shapes) {
         // the keys as the engine keeps property names (a copied string is looked up every use)
         this.shapes.push(keys.map((k) => Object.keys({ [k]: 0 })[0] ?? k));
+        this.makers.push(undefined);
+        this.uses.push(0);
       }
     this.views = part.views;
     const { buffer, byteOffset } = part.bytes;
@@ -696,6 +774,13 @@ export class ColumnsReader {
         const i = col.ints[col.i++]!;
         return i >= 0 ? this.strings[i] : this.ownStrings[-i - 1];
       }
+      case NAME: {
+        const name = this.ownStrings[-col.ints[col.i++]! - 1]!;
+        this.names.push(name);
+        return name;
+      }
+      case NAME_AGAIN:
+        return this.names[col.ints[col.i++]!];
       case INT:
         return col.ints[col.i++];
       case POS32:
@@ -706,8 +791,11 @@ export class ColumnsReader {
         return this.hooks.pos(col.nums[col.f++]!);
       case OBJ: {
         const shape = col.shape >= 0 ? col.shape : col.shapes[col.s++]!;
-        const keys = this.shapes[shape]!;
         const fields = col.fields[shape]!;
+        const make = this.makers[shape];
+        if (make) return make(this.read, fields);
+        const keys = this.shapes[shape]!;
+        if (++this.uses[shape]! === LITERAL_AFTER) this.makers[shape] = literalMaker(keys);
         const o: Record<string, unknown> = {};
         for (let k = 0; k < keys.length; k++) o[keys[k]!] = this.value(fields[k]!);
         return o;

@@ -237,3 +237,52 @@ test("a list that goes serialized after parts as columns leaves the lists after 
   const back = await handedBack(accepted(make()), undefined, 2);
   assert.equal(difference(canon(back.policy), canon(make())), undefined);
 });
+
+test("a name in lists dropped to serialized is not taken for one the reader has", async () => {
+  // names are numbered across lists: the second list's first part numbers "n3" and "n4", then
+  // its second part holds a Map and the list goes serialized; the third list has the first's
+  // names at the same places, then "n3" and "n4" where the second list numbered them
+  const make = () => ({
+    model: {
+      first: [{ name: "n1" }, { name: "n2" }, { name: "n1" }],
+      second: [{ name: "n3" }, { name: "n4" }, { name: new Map([[1, 2]]) }],
+      third: [
+        ...[{ name: "n1" }, { name: "n2" }, { name: "n3" }, { name: "n4" }],
+        ...[{ name: "n1" }, { name: 5 }, { name: null }],
+      ],
+    },
+    image: {},
+  });
+  for (const partItems of [1, 2]) {
+    const back = await handedBack(accepted(make()), undefined, partItems);
+    assert.equal(difference(canon(back.policy), canon(make())), undefined, `parts of ${partItems}`);
+  }
+});
+
+/** Keys a literal must spell with care, and a shape of more keys than a literal is made for. */
+function manyShapes(i: number): Record<string, unknown> {
+  const wide: Record<string, unknown> = {};
+  for (let k = 0; k < 130; k++) wide[`k${k}`] = k === 0 ? i : `v${k}`;
+  const shapes: Record<string, unknown>[] = [
+    { name: `rule-${i}`, a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, pos: undefined },
+    { 'a"b': i, "with space": "x", "back\\slash": 1, "\u2028": 2, "`${x}`": 3, "": 4 },
+    { constructor: i, toString: "s", hasOwnProperty: null, valueOf: [i], then: { name: "t" } },
+    { "10": "ten", "2": "two", z: i, "-1": "minus", "1.5": "frac", "007": "bond" },
+    wide,
+  ];
+  return shapes[i % shapes.length]!;
+}
+
+test("objects of a shape met again and again come back with their keys in order, plain", async () => {
+  const make = () => ({
+    model: { rules: Array.from({ length: 200 }, (_, i) => manyShapes(i)) },
+    image: { rules: Array.from({ length: 100 }, (_, i) => ({ name: `rule-${i * 5}`, x: i })) },
+  });
+  for (const partItems of [1, 7, PART_ITEMS]) {
+    const back = await handedBack(accepted(make()), undefined, partItems);
+    assert.equal(difference(canon(back.policy), canon(make())), undefined, `parts of ${partItems}`);
+    const model = back.policy as unknown as { model: { rules: object[] } };
+    for (const rule of model.model.rules)
+      assert.equal(Object.getPrototypeOf(rule), Object.prototype, `parts of ${partItems}`);
+  }
+});
