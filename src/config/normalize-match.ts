@@ -26,7 +26,7 @@ import {
   type TlsMatch,
 } from "./model.ts";
 import { normalizeSsh } from "./normalize-ssh.ts";
-import { parsePortEntry } from "./port-entry.ts";
+import { parsePortEntry, plainPortRange } from "./port-entry.ts";
 import { DOH_SET } from "./normalize-sets.ts";
 import type { Layer4Document, Layer7Document, MatchDocument } from "./schema-rule.ts";
 import type { PathSegment } from "./yaml-source.ts";
@@ -282,6 +282,15 @@ function portEntry(
   // a port written as a number (most are): what parsePortEntry reads it as, without its objects
   if (typeof entry === "number" && Number.isInteger(entry) && entry >= 0 && entry <= MAX_PORT)
     return { lo: entry, hi: entry, text: String(entry), pos: ctx.pos(at) };
+  // a range written plainly ("8000-8999"): the same, without parsePortEntry's strings and objects
+  const plain = typeof entry === "string" ? plainPortRange(entry) : -1;
+  if (plain >= 0)
+    return {
+      lo: Math.floor(plain / 65536),
+      hi: plain % 65536,
+      text: entry as string,
+      pos: ctx.pos(at),
+    };
   const parsed = parsePortEntry(entry);
   if (!parsed.ok) {
     ctx.error(at, parsed.error);

@@ -37,6 +37,31 @@ export function parsePortEntry(entry: number | string): Parsed<PortTarget> {
   return ok({ kind: "range", lo: lo.value, hi: hi.value });
 }
 
+/**
+ * A port or port range written plainly as a string ("22", "8000-8999"), the string entry most lists
+ * hold, read with numbers: lo * 65536 + hi. -1 for anything else (spaces, sets, mistakes), which
+ * parsePortEntry then reads (and words the error of); what this reads, it reads the same.
+ */
+export function plainPortRange(text: string): number {
+  let lo = -1;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      if (++digits > 5) return -1;
+    } else if (c === 45 /* - */ && lo < 0 && digits > 0) {
+      lo = value;
+      value = 0;
+      digits = 0;
+    } else return -1;
+  }
+  if (digits === 0 || value > MAX_PORT) return -1;
+  if (lo < 0) return value * 65536 + value;
+  return lo > value ? -1 : lo * 65536 + value;
+}
+
 /** Whether a set entry reads as a port (so a set of them is a port set). */
 export function looksLikePort(entry: number | string): boolean {
   return typeof entry === "number" || /^\s*\d+\s*(-\s*\d+\s*)?$/.test(entry);

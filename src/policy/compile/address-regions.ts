@@ -7,7 +7,7 @@
 // bound the policy names (rank k stands for [points[k], points[k+1])), so all interval work is on
 // numbers; lpm.ts maps ranks back to addresses.
 
-import type { AddressEntry, AddressList } from "../../config/model.ts";
+import type { AddressEntry, AddressList, IntervalEntry } from "../../config/model.ts";
 import { EMPTY, interval, unionOf, subtract, whole, type Flat } from "./intervals.ts";
 
 export const SIZE4 = 2 ** 32;
@@ -77,6 +77,16 @@ export function addressSpaces(lists: Iterable<AddressList>): AddressSpaces {
   const builder = new AddressSpaceBuilder();
   for (const list of lists) builder.add(list);
   return builder.finish();
+}
+
+/**
+ * The one entry of a list of one IPv4 range, not negated (most rules of a big file): its region is
+ * that range alone, [start, end + 1) of IPv4 and no IPv6 rank. undefined for any other list.
+ */
+export function onlyV4(list: AddressList | undefined): IntervalEntry | undefined {
+  if (list?.entries.length !== 1) return undefined;
+  const entry = list.entries[0]!;
+  return entry.kind === "interval" && entry.family === 4 && !entry.negate ? entry : undefined;
 }
 
 /** Computes regions of address lists; a set's region is computed once however often it is used. */

@@ -121,10 +121,8 @@ export function combine(
       const h2 = a2 ^ b2[cb]! ^ m2[cb]!;
       const size = aSize + bSizes[cb]! + mSize[cb]!;
       let cls = store.known(h1, h2, size);
-      if (cls < 0) {
-        cls = store.classOf(scratch, 0, members(ca, cb));
-        store.remember(h1, h2, size, cls);
-      }
+      // a key not met: the members' own key is (h1, h2, size), so add() takes it as it is
+      if (cls < 0) cls = store.add(scratch, 0, members(ca, cb), h1, h2);
       table[row + cb] = cls;
     }
     for (let t = 0; t < nTouched; t++) {

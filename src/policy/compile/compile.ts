@@ -103,16 +103,12 @@ function defaultRule(model: PolicyModel, action: Action): ImageRule {
 }
 
 /**
- * The first rule that can decide an egress connection by its local address or client port,
- * which connect() does not know yet: the socket hooks leave decisions from there on to the
- * packet hooks. rules.length + 2 (past the defaults) when there is none.
+ * Whether a rule can decide an egress connection by its local address or client port, which
+ * connect() does not know yet: the socket hooks leave decisions from the first such rule on to
+ * the packet hooks.
  */
-function firstLocalRule(model: PolicyModel): number {
-  const i = model.rules.findIndex(
-    (r) => r.direction !== "ingress" && (r.layer3?.local || r.layer4?.sourcePorts),
-  );
-  return i < 0 ? model.rules.length + 2 : i;
-}
+const decidesByLocal = (r: Rule): boolean =>
+  r.direction !== "ingress" && !!(r.layer3?.local || r.layer4?.sourcePorts);
 
 /** The first rule judging ingress connections with `is`; rules.length + 2 (none) if none. */
 export function firstIngressRule(model: PolicyModel, is: (r: Rule) => boolean): number {
@@ -300,14 +296,21 @@ export function compile(
 
   phase("final");
   const firstIngress = known ?? firstIngressRules(model);
+  // the image's rules and the first local rule (rules.length + 2, past the defaults, when there
+  // is none) in one walk of the rules
   const rules: ImageRule[] = [];
-  for (const rule of model.rules) rules.push(imageRule(rule));
+  let firstLocal = n + 2;
+  for (let i = 0; i < n; i++) {
+    const rule = model.rules[i]!;
+    rules.push(imageRule(rule));
+    if (firstLocal === n + 2 && decidesByLocal(rule)) firstLocal = i;
+  }
   rules.push(defaultRule(model, model.defaults.ingress), defaultRule(model, model.defaults.egress));
   return {
     rules,
     ruleCount: n,
     defaultRule: { ingress: n, egress: n + 1 },
-    firstLocalRule: firstLocalRule(model),
+    firstLocalRule: firstLocal,
     firstIngressProcessRule: firstIngress.firstIngressProcessRule,
     firstIngressSportRule: firstIngress.firstIngressSportRule,
     daemonFailure: model.failure.daemon,

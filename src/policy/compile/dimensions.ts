@@ -2,13 +2,14 @@
 // dimensions it leaves open (wildcards), and whether it can match at all.
 
 import type { AddressEntry, PolicyModel, Rule } from "../../config/model.ts";
-import { AddressSpaceBuilder, Regions, SIZE4, type Region } from "./address-regions.ts";
+import { AddressSpaceBuilder, onlyV4, Regions, SIZE4, type Region } from "./address-regions.ts";
 import { CompileError } from "./errors.ts";
-import { isWhole, type Flat } from "./intervals.ts";
+import { EMPTY, isWhole, type Flat } from "./intervals.ts";
 import {
   DIRECTION_SPACE,
   SPORT_SPACE,
   layer4Region,
+  onePortStart,
   portRegion,
   ruleDirectionBits,
   sportRegion,
@@ -74,6 +75,21 @@ export class Column {
       for (let i = 0; i < set.length; i++) this.data[this.length++] = set[i]!;
     }
     if (this.off) this.off[rule + 1] = this.length;
+  }
+
+  /** The next rule's set as the one interval [start, end): push() without a set to copy. */
+  pushInterval(start: number, end: number): void {
+    const rule = this.next++;
+    this.off ??= new Uint32Array(this.rules + 1);
+    if (this.length + 2 > this.data.length) {
+      const room = Math.max(2 * this.data.length, 2 * (this.rules - rule) + SMALL);
+      const bigger = new Float64Array(this.length + room);
+      bigger.set(this.data.subarray(0, this.length));
+      this.data = bigger;
+    }
+    this.data[this.length++] = start;
+    this.data[this.length++] = end;
+    this.off[rule + 1] = this.length;
   }
 
   /** Rule r's set (a copy, or the one kept), or undefined. */
@@ -148,6 +164,13 @@ const isNone = (region: Region): boolean => region.v4.length === 0 && region.v6.
 export function analyze(model: PolicyModel): Analysis {
   const all = model.rules;
   const n = all.length;
+  const directions = new Uint8Array(n);
+  // the usual rule of a big file: one direction, one IPv4 range (remote), tcp or udp and one
+  // port range, nothing more. Its intervals [bounds[4i], bounds[4i + 1]) (remote) and
+  // [bounds[4i + 2], bounds[4i + 3]) (port) are noted in the first walk of the rules, and go into
+  // the columns as numbers: no set (typed array) is made for them, nor the rule read again.
+  const usual = new Uint8Array(n);
+  const bounds = new Float64Array(4 * n);
   // one walk of the address lists: the IPv6 rank space, and the hostnames that cannot compile
   const spaces = new AddressSpaceBuilder();
   for (let i = 0; i < n; i++) {
@@ -157,6 +180,17 @@ export function analyze(model: PolicyModel): Analysis {
     const remoteHost = remote ? spaces.add(remote) : undefined;
     const localHost = local ? spaces.add(local) : undefined;
     assertCompilable(rule, remoteHost, localHost);
+    directions[i] = ruleDirectionBits(rule);
+    const remoteV4 = local ? undefined : onlyV4(remote);
+    const start = remoteV4 ? onePortStart(rule) : -1;
+    if (start >= 0) {
+      const only = rule.layer4!.ports![0]!;
+      usual[i] = 1;
+      bounds[4 * i] = Number(remoteV4!.start);
+      bounds[4 * i + 1] = Number(remoteV4!.end) + 1;
+      bounds[4 * i + 2] = start;
+      bounds[4 * i + 3] = start + only.hi - only.lo + 1;
+    }
   }
   const regions = new Regions(spaces.finish());
   const remote4 = new Column(n);
@@ -166,16 +200,26 @@ export function analyze(model: PolicyModel): Analysis {
   const port = new Column(n);
   const sport = new Column(n);
   const anyLayer4 = new Uint8Array(n);
-  const directions = new Uint8Array(n);
   const empty = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
+    if (usual[i] === 1) {
+      // what the general way gives such a rule: its range in no IPv6 rank, any local address
+      // and client port, not every protocol, not empty
+      remote4.pushInterval(bounds[4 * i]!, bounds[4 * i + 1]!);
+      remote6.push(EMPTY);
+      local4.push(undefined);
+      local6.push(undefined);
+      port.pushInterval(bounds[4 * i + 2]!, bounds[4 * i + 3]!);
+      sport.push(undefined);
+      continue;
+    }
     const rule = all[i]!;
+    const bits = directions[i]!;
     const remote = regions.list(rule.layer3?.remote);
     const local = regions.list(rule.layer3?.local);
     const layer4 = layer4Region(rule.layer4);
     const sportSet = sportRegion(rule.layer4);
     const any = isWhole(layer4, DIRECTION_SPACE);
-    const bits = ruleDirectionBits(rule);
     const remoteAll = isAll(remote, regions);
     remote4.push(remoteAll ? undefined : remote.v4);
     remote6.push(remoteAll ? undefined : remote.v6);
@@ -185,7 +229,6 @@ export function analyze(model: PolicyModel): Analysis {
     port.push(any && bits === 3 ? undefined : portRegion(rule, layer4));
     sport.push(sportSet && isWhole(sportSet, SPORT_SPACE) ? undefined : sportSet);
     anyLayer4[i] = any ? 1 : 0;
-    directions[i] = bits;
     empty[i] =
       isNone(remote) || isNone(local) || layer4.length === 0 || sportSet?.length === 0 ? 1 : 0;
   }

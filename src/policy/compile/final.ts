@@ -81,10 +81,22 @@ export function remoteYTable(
       : dirs === 2
         ? remoteOnly[r * 2 + 1]!
         : Math.max(remoteOnly[r * 2]!, remoteOnly[r * 2 + 1]!);
+  // no remoteOnly rule (a big file's rules often all name ports): no entry is ever above its
+  // ceiling, and the table need not be read for each
+  let anyCeiling = false;
+  for (let i = 0; i < ruleCount && !anyCeiling; i++) anyCeiling = flags.remoteOnly[i] === 1;
   const mark = new Uint32Array(remote.count);
-  const perRule = new Uint32Array(ruleCount);
   // the entries in chunks (the arrays are copied once, at their size, at the end)
   const chunks: { r: Uint32Array; y: Uint32Array; rule: Uint32Array }[] = [];
+  // the entries per rule so far, counted from the chunks only for the message of a table too big
+  // (not counted as they come: one more read of a table in a random order of rules each)
+  const perRule = (count: number): Uint32Array => {
+    const out = new Uint32Array(ruleCount);
+    let left = count;
+    for (const chunk of chunks)
+      for (let i = 0; i < chunk.rule.length && left > 0; i++, left--) out[chunk.rule[i]!]!++;
+    return out;
+  };
   let rs = new Uint32Array(0);
   let ys = rs;
   let rules = rs;
@@ -103,9 +115,9 @@ export function remoteYTable(
         const r = classesOf.classes[k]!;
         if (mark[r] === cy + 1) continue;
         mark[r] = cy + 1;
-        if (rule > ceiling(r, dirs)) continue;
+        if (anyCeiling && rule > ceiling(r, dirs)) continue;
         if (n === check) {
-          if (n >= budget) over(n, perRule, true);
+          if (n >= budget) over(n, perRule(n), true);
           check *= 2;
         }
         if (at === rs.length) {
@@ -121,11 +133,10 @@ export function remoteYTable(
         ys[at] = cy;
         rules[at++] = rule;
         n++;
-        perRule[rule]!++;
       }
     }
   }
-  if (n > budget) over(n, perRule, false);
+  if (n > budget) over(n, perRule(n), false);
   const out = { r: new Uint32Array(n), y: new Uint32Array(n), rule: new Uint32Array(n) };
   let to = 0;
   for (const chunk of chunks) {

@@ -162,6 +162,8 @@ const unmatchableList = (r: Rule): boolean =>
 /** layer7.dns as ports in every rule, L7 rules as their TCP match; the rules flagged layer7. */
 function dnsRules(model: PolicyModel): { model: PolicyModel; layer7: Set<number> } {
   const layer7 = new Set<number>();
+  // no rule has layer7 (a big file of addresses and ports): the rules as they are, not a copy
+  if (!model.rules.some((r) => r.layer7 != null)) return { model, layer7 };
   const rules = model.rules.map((r) => {
     // without layer7 a rule is neither relayed, nor an SSH login's, nor a DNS one: as it is
     if (r.layer7 == null) return r;

@@ -104,6 +104,20 @@ export function portRegion(rule: Rule, layer4: Flat): Flat {
   return unionAll(ruleDirections(rule).map((d) => shift(layer4, d * DIRECTION_SPACE)));
 }
 
+/**
+ * Where the port-dimension values of a rule of one direction, tcp or udp, one port range and no
+ * client port (most rules of a big file) start: portRegion(rule, layer4Region(rule.layer4)) is
+ * then that range alone, from there. -1 for any other rule.
+ */
+export function onePortStart(rule: Rule): number {
+  const l4 = rule.layer4;
+  if (!l4 || l4.ports?.length !== 1 || l4.sourcePorts !== undefined) return -1;
+  const { protocol } = l4;
+  if (protocol === null || !isPorted(protocol) || rule.direction === "any") return -1;
+  const base = DIRECTION_INDEX[rule.direction] * DIRECTION_SPACE + protocolSlot(protocol) * SLOT;
+  return base + l4.ports[0]!.lo;
+}
+
 /** The client-port values of a rule, in [0, SPORT_SPACE); undefined = any (no source_port). */
 export function sportRegion(l4: Layer4 | undefined): Flat | undefined {
   if (!l4?.sourcePorts) return undefined;

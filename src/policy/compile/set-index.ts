@@ -239,12 +239,6 @@ export class ClassStore {
     this.index.reserve(more);
   }
 
-  /** Notes the key (h1, h2, size) of a set classOf gave class `cls`, as it was before any cut. */
-  remember(h1: number, h2: number, size: number, cls: number): void {
-    // a set that was not cut has the key classOf noted
-    if (this.index.get(h1, h2, size) < 0) this.index.set(h1, h2, size, cls);
-  }
-
   finish(): ClassSets {
     return {
       count: this.count,
