@@ -77,10 +77,14 @@ function dig(port: number, name: string, extra: string[] = []): Promise<Dig> {
     let stdout = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stdout += c.toString()));
+    // timed at its exit; read at "close", once its last output has come through the pipe
+    let endedAt = 0;
+    let status: number | null = null;
     child.on("exit", (code) => {
-      const endedAt = performance.now();
-      resolve({ stdout, status: code, ms: endedAt - started, endedAt });
+      endedAt = performance.now();
+      status = code;
     });
+    child.on("close", () => resolve({ stdout, status, ms: endedAt - started, endedAt }));
   });
 }
 

@@ -50,7 +50,8 @@ async function synAck(
   );
   let out = "";
   dump.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<void>((r) => dump.on("exit", () => r()));
+  // "close", not "exit": the process may end before its last output is read from the pipe
+  const exited = new Promise<void>((r) => dump.on("close", () => r()));
   await new Promise<void>((resolve) => {
     dump.stderr.on("data", (c: Buffer) => {
       if (c.toString().includes("listening on")) resolve();
