@@ -10,6 +10,7 @@
 //   idle       a small policy
 //   rules-100k 100k mixed rules (bench/compile.ts) from the policy file
 //   set-1m     a block list of 1M CIDRs /16../32 from a file
+//   reload-100k the rules-100k daemon after its file is replaced by another 100k rules (a reload)
 //   flood      the small policy, 60 s of frames to a port it blocks
 //
 //   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
@@ -153,7 +154,11 @@ async function heapSnapshot(pid: number, into: string): Promise<void> {
   throw new Error(`no heap snapshot in ${into} after 240 s`);
 }
 
-async function daemonCase(name: string, text: string, load: (pid: number) => Promise<Row>) {
+async function daemonCase(
+  name: string,
+  text: string,
+  load: (pid: number, daemon: LineChild) => Promise<Row>,
+) {
   const t = performance.now();
   const daemon = startDaemon(text);
   await daemon.waitFor(/^moat is running/, START_TIMEOUT_MS);
@@ -161,7 +166,7 @@ async function daemonCase(name: string, text: string, load: (pid: number) => Pro
   try {
     await sleep(SETTLE_S);
     const pid = daemon.proc.pid ?? 0;
-    const row = await load(pid);
+    const row = await load(pid, daemon);
     const read = { case: name, startS, ...memory(pid), ...row };
     if (SNAPSHOT_DIR) await heapSnapshot(pid, SNAPSHOT_DIR);
     return read;
@@ -226,14 +231,35 @@ async function flood(pid: number): Promise<Row> {
   return { rssBeforeMiB, cpuPct, peakRssMiB: peakRss, auditLines };
 }
 
-/** The daemon on a policy file of `count` mixed rules (with the idle case's attach and logging). */
-async function rulesCase(count: number): Promise<Row> {
+/** A policy file of `count` mixed rules (with the idle case's attach and logging). */
+function rulesText(count: number): string {
   const head = policy()
     .split("\n")
     .filter((l) => /^(attach|logging):/.test(l))
     .join("\n");
-  const text = mixedPolicy(count).replace("rules:\n", `${head}\nrules:\n`);
-  return daemonCase(`rules-${count / 1000}k`, text, idle);
+  return mixedPolicy(count).replace("rules:\n", `${head}\nrules:\n`);
+}
+
+/** The daemon on a policy file of `count` mixed rules. */
+async function rulesCase(count: number): Promise<Row> {
+  return daemonCase(`rules-${count / 1000}k`, rulesText(count), idle);
+}
+
+/**
+ * The daemon on `count` rules whose file is then replaced by `count` others (each rule's address
+ * moved): what it holds once the reload is done and settled, against the one policy it runs.
+ */
+async function reloadCase(count: number): Promise<Row> {
+  const next = rulesText(count).replace(/remote: \[(\d+)\./g, (_, a: string) => {
+    return `remote: [${(Number(a) + 1) % 224}.`;
+  });
+  return daemonCase(`reload-${count / 1000}k`, rulesText(count), async (pid, daemon) => {
+    writeFileSync(join(dir, "policy.yaml"), next);
+    process.kill(pid, "SIGHUP");
+    await daemon.waitFor(/applied: generation 2\b/, START_TIMEOUT_MS);
+    await sleep(SETTLE_S);
+    return idle(pid);
+  });
 }
 
 const SET_POLICY = policy("sets:\n  blocklist: { file: blocklist.txt }\n").replace(
@@ -252,6 +278,7 @@ const CASES: Record<string, () => Promise<Row>> = {
   idle: () => daemonCase("idle", policy(), idle),
   "rules-100k": () => rulesCase(100_000),
   "set-1m": setCase,
+  "reload-100k": () => reloadCase(100_000),
   flood: () => daemonCase("flood", policy(), flood),
 };
 

@@ -12,7 +12,6 @@ import {
   checkPrerequisites,
   destroyBlockedSocket,
   listInterfaces,
-  trimMemory,
   watchAttach,
   closePreloaded,
   Datapath,
@@ -50,6 +49,7 @@ import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
 import { quarantiner } from "./daemon/quarantine.ts";
 import { setStoreDir } from "./host/index.ts";
 import { ExeWatch, recordChange } from "./observe/index.ts";
+import { giveMemoryBack } from "./daemon/memory-back.ts";
 import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
@@ -64,6 +64,12 @@ export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 
 /** A state file beside the history's (none when the history is off or in memory): the anomaly
  * engine's, the executables' contents. */
+/** A function that returns `value` (it holds `value` alone, not the caller's scope). */
+const constant =
+  <T>(value: T): (() => T) =>
+  () =>
+    value;
+
 function statePath(historyPath: string | undefined, name: string): string | null {
   if (!historyPath || historyPath === ":memory:") return null;
   return join(dirname(historyPath), name);
@@ -170,8 +176,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const decisionsPath =
     options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
-  // what the accept worker freed (a big policy's parse) goes back to the system once it stops
-  afterAcceptWorkerStops(() => trimMemory());
+  // what a policy change freed (the policy before it, a big policy's parse) goes back to the
+  // system once the accept worker stops
+  afterAcceptWorkerStops(giveMemoryBack);
   // the programs loaded and verified before the policy is known (most of a start's time): a
   // load that fails here fails again, and is reported, where the start loads them
   let preloaded: Preloaded | undefined;
@@ -198,7 +205,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     dns.close();
     throw err;
   }
-  live.model = () => initial.model;
+  // not a closure over `initial`: one would keep it (and every policy it held) for the daemon's life
+  live.model = constant(initial.model);
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
   // anomaly detection over flow records and DNS queries; its state beside the history
   const anomalies = startAnomalyPath({
@@ -386,6 +394,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // spliced connections the new policy no longer lets through are cut
       l7.relay?.rejudge();
       anomalies.applied();
+      idsPath.applied();
       host.follow(universe.directories(p.model));
       fleet.update(p.model);
       sources.sets?.dynamic.applied();

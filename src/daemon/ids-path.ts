@@ -39,6 +39,11 @@ export interface IdsCounters {
 
 export interface IdsPath {
   counters(): IdsCounters;
+  /**
+   * A policy went live: without signatures, the flows held are let go (no copy comes to prune
+   * them any more, and each holds the signatures of the policy before).
+   */
+  applied(): void;
 }
 
 /** Flow directions held at once, and for how long after their last copy. */
@@ -170,5 +175,10 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     });
   }
 
-  return { counters: () => ({ ...counters }) };
+  return {
+    counters: () => ({ ...counters }),
+    applied() {
+      if (!options.model().ids?.signatures.length) flows.clear();
+    },
+  };
 }

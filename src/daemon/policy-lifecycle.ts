@@ -31,11 +31,22 @@ interface Trial {
   timer: NodeJS.Timeout;
 }
 
-/** A compiled policy and the text it came from. */
-export interface RunningPolicy extends LoadedPolicy {
+/**
+ * The policy running: its model and the text it came from. Its compiled image is not kept once
+ * applied (the kernel's maps hold the tables; a recompile starts from the text): for a big policy
+ * the image is as large as the text.
+ */
+export interface RunningPolicy {
+  model: PolicyModel;
   text: string;
   hash: string;
 }
+
+/** A policy compiled and ready to apply. */
+export interface CompiledPolicy extends RunningPolicy, LoadedPolicy {}
+
+/** What is kept of `policy` while it runs (a new object: `policy` may be held elsewhere). */
+const runningOf = ({ model, text, hash }: RunningPolicy): RunningPolicy => ({ model, text, hash });
 
 /** What a reload or an apply did: the generation running after it, and why it was refused. */
 export type ReloadResult = ApplyOutcome;
@@ -112,7 +123,7 @@ export async function readPolicyFile(
   offThread = false,
   decisions?: LocalDecision[],
   mode?: Mode,
-): Promise<RunningPolicy> {
+): Promise<CompiledPolicy> {
   let text: string;
   try {
     text = await readPolicyFileTextAsync(path);
@@ -135,7 +146,8 @@ export class PolicyLifecycle {
   private running: RunningPolicy;
   /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
   private selfWritten: string | null = null;
-  private readonly options: PolicyLifecycleOptions;
+  /** Without `initial`: kept here, the first policy would outlive every reload. */
+  private readonly options: Omit<PolicyLifecycleOptions, "initial">;
   /** The change running now; the next one starts when it settles. */
   private queue: Promise<unknown> = Promise.resolve();
   /** A file reload queued behind the running change, not started yet. */
@@ -148,8 +160,9 @@ export class PolicyLifecycle {
   private stopping = false;
 
   constructor(options: PolicyLifecycleOptions) {
-    this.options = options;
-    this.running = options.initial;
+    const { initial, ...rest } = options;
+    this.options = rest;
+    this.running = runningOf(initial);
   }
 
   /** The policy running now. */
@@ -181,7 +194,7 @@ export class PolicyLifecycle {
   }
 
   /** The log line of an applied policy. */
-  describe(p: LoadedPolicy, generation: number, ms?: number): string {
+  describe(p: RunningPolicy, generation: number, ms?: number): string {
     return (
       `policy ${this.options.path} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +
       (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`)
@@ -223,7 +236,7 @@ export class PolicyLifecycle {
   }
 
   private async reloadFile(reason: string): Promise<ReloadResult> {
-    let next: RunningPolicy;
+    let next: CompiledPolicy;
     try {
       const { path, universe, compile, decisions, mode } = this.options;
       next = await readPolicyFile(path, universe, compile, true, decisions?.(), mode?.());
@@ -312,7 +325,7 @@ export class PolicyLifecycle {
     const { text, hash } = trial.previous;
     const who = `moat (not confirmed in time; applied by ${trial.by})`;
     const { audit, log } = this.options;
-    let next: RunningPolicy;
+    let next: CompiledPolicy;
     try {
       next = { ...(await this.compile(text)), text, hash };
     } catch (err) {
@@ -355,7 +368,7 @@ export class PolicyLifecycle {
     const { path, audit, log } = this.options;
     const hash = sha256(text);
     const previous = this.trial?.previous ?? { text: this.running.text, hash: this.running.hash };
-    let next: RunningPolicy;
+    let next: CompiledPolicy;
     try {
       next = { ...(await this.compile(text)), text, hash };
     } catch (err) {
@@ -410,7 +423,7 @@ export class PolicyLifecycle {
     const what = `mode ${mode ?? "of the policy file"}`;
     return this.serial(async () => {
       const { text, hash } = this.running;
-      let next: RunningPolicy;
+      let next: CompiledPolicy;
       try {
         next = { ...(await this.compile(text)), text, hash };
       } catch (err) {
@@ -448,7 +461,7 @@ export class PolicyLifecycle {
   decisionsChanged(why: string, beforeSwap?: () => void): Promise<ReloadResult> {
     return this.serial(async () => {
       const { text, hash } = this.running;
-      let next: RunningPolicy;
+      let next: CompiledPolicy;
       try {
         next = { ...(await this.compile(text)), text, hash };
       } catch (err) {
@@ -478,7 +491,7 @@ export class PolicyLifecycle {
    * `beforeSwap` runs once the new tables are built, just before they go live.
    */
   private async install(
-    next: RunningPolicy,
+    next: CompiledPolicy,
     reason: string,
     beforeSwap?: () => void,
   ): Promise<ReloadResult> {
@@ -500,7 +513,7 @@ export class PolicyLifecycle {
       if (this.stopping) return { ok: false, generation: before, errors: [(err as Error).message] };
       throw err;
     }
-    this.running = next;
+    this.running = runningOf(next);
     this.reloads.ok++;
     prepared.commit();
     this.options.applied?.(next);

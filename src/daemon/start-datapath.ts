@@ -45,7 +45,9 @@ export function seedBoundOwners(
 export async function startDatapath(
   start: DatapathStart,
 ): Promise<{ datapath: Datapath; relay: Relay }> {
-  const { model, log } = start;
+  // what the closures below use, taken out of `start`: a closure over `start` would keep the first
+  // policy's model, image and text for as long as the relay runs
+  const { model, log, preloaded } = start;
   const patterns = start.interfaces ?? model.attach.interfaces.value;
   const nics = planInterfaces(attachHooks(model, start.interfaces), listInterfaces());
   let datapath: Datapath | undefined;
@@ -55,7 +57,7 @@ export async function startDatapath(
     redirect: (index, generation) => datapath?.redirectOf(index, generation) ?? null,
     log,
   }).catch((err: unknown) => {
-    if (start.preloaded) closePreloaded(start.preloaded);
+    if (preloaded) closePreloaded(preloaded);
     throw err;
   });
   try {
@@ -65,7 +67,7 @@ export async function startDatapath(
       image: relay.route(start.image),
       cgroup: cgroupDirectory(model.attach.cgroup?.value),
       ...(start.names ? { names: start.names } : {}),
-      ...(start.preloaded ? { preloaded: start.preloaded } : {}),
+      ...(preloaded ? { preloaded } : {}),
     });
   } catch (err) {
     relay.close();

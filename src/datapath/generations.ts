@@ -23,8 +23,28 @@ export class GenerationRecord {
 
   /** Records `generation`'s contents and forgets the generations too old to keep. */
   record(generation: number, contents: GenerationContents): void {
-    this.kept.set(generation, contents);
     for (const g of this.kept.keys()) if (g <= generation - this.keep) this.kept.delete(g);
+    this.share(contents.rules);
+    this.kept.set(generation, contents);
+  }
+
+  /**
+   * Each kept generation's rule that `rules` has an equal of (by name) becomes that one: a reload
+   * that keeps most of a big policy's rules keeps one object a rule, not one a generation. The
+   * newest objects are the ones kept: an older generation's rule would hold what its own policy
+   * was read from (a name read on this thread points into that policy's text).
+   */
+  private share(rules: readonly ImageRule[]): void {
+    if (this.kept.size === 0) return;
+    const byName = new Map<string, ImageRule>();
+    for (const r of rules) byName.set(r.name, r);
+    for (const [g, c] of this.kept) {
+      const shared = c.rules.map((r) => {
+        const now = byName.get(r.name);
+        return now && sameFields(now, r) ? now : r;
+      });
+      this.kept.set(g, { rules: shared, redirects: c.redirects });
+    }
   }
 
   /** What `generation` contains, if it is recent enough to be kept. */
@@ -41,4 +61,19 @@ export class GenerationRecord {
   redirect(index: number, generation: number): RedirectTarget | null {
     return this.kept.get(generation)?.redirects[index] ?? null;
   }
+}
+
+/** Whether `a` and `b` have the same fields with the same values (one level of objects deep). */
+function sameFields(a: object, b: object, depth = 1): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  const va = a as Record<string, unknown>;
+  const vb = b as Record<string, unknown>;
+  return ka.every((k) => {
+    const x = va[k];
+    const y = vb[k];
+    if (x === y) return true;
+    const objects = typeof x === "object" && x !== null && typeof y === "object" && y !== null;
+    return objects && depth > 0 && sameFields(x, y, depth - 1);
+  });
 }

@@ -268,8 +268,7 @@ export class L7Relay {
     client.setNoDelay(true);
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
     const found = this.options.original(peer);
-    const model = this.options.policy();
-    if (!found || !model) {
+    if (!found || !this.options.policy()) {
       this.stats.unknownClient++;
       log(`l7 relay: no redirected connection from ${peer.ip}:${peer.port}; closed`);
       client.destroy();
@@ -282,7 +281,7 @@ export class L7Relay {
       const timeout = this.options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
       // SSH clients may wait for the server's banner before they say anything (ssh-keyscan):
       // when the policy judges SSH servers, a client silent for SERVER_FIRST_MS is SSH's
-      const serverFirst = serverMaySpeakFirst(model);
+      const serverFirst = this.serverMaySpeakFirstNow();
       let read = await readHead(
         client,
         Buffer.alloc(0),
@@ -295,7 +294,7 @@ export class L7Relay {
         read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
       const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniffed(read.head);
       this.stats.sniffed[kind]++;
-      const ctx = this.context(client, peer, found, model, read.head, kind);
+      const ctx = this.context(client, peer, found, read.head, kind);
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
           ? (this.options.handlers?.[kind] ?? DEFAULT_HANDLERS[kind])
@@ -311,11 +310,26 @@ export class L7Relay {
     }
   }
 
+  /**
+   * Whether the live policy judges SSH servers (read here, not kept: a connection holds no policy
+   * while it waits, or a long one would keep a policy a reload replaced).
+   */
+  private serverMaySpeakFirstNow(): boolean {
+    const model = this.options.policy();
+    return model !== null && serverMaySpeakFirst(model);
+  }
+
+  /** The live policy (one is running: a connection is accepted only then). */
+  private livePolicy(): PolicyModel {
+    const model = this.options.policy();
+    if (!model) throw new Error("no policy is running");
+    return model;
+  }
+
   private context(
     client: Socket,
     peer: SocketAddress,
     found: OriginalDestination,
-    model: PolicyModel,
     head: Buffer,
     kind: Sniffed | "none",
   ): L7Context {
@@ -348,20 +362,25 @@ export class L7Relay {
     // the last judgement: a TLS handler's second one, which differs only in how facts not seen
     // yet count, is the same when no condition of the policy reads them (and, as a certificate's
     // expiry is judged by the clock, in the same millisecond)
-    let last: { model: PolicyModel; layer7: Layer7Facts; decision: L7Decision; at: number } | null =
-      null;
+    // (its policy by a weak reference: a connection open across reloads keeps none of them)
+    let last: {
+      model: WeakRef<PolicyModel>;
+      layer7: Layer7Facts;
+      decision: L7Decision;
+      at: number;
+    } | null = null;
     const judge = (layer7: Layer7Facts) => {
-      const now = o.policy() ?? model;
+      const now = this.livePolicy();
       const at = Date.now();
       const same =
         last !== null &&
-        last.model === now &&
+        last.model.deref() === now &&
         last.at === at &&
         layer7.tls !== undefined &&
         samePastPending(last.layer7, layer7) &&
         !pendingMatters(now, layer7.tls);
       const d = same && last ? last.decision : decide(now, facts, layer7);
-      last = { model: now, layer7, decision: d, at };
+      last = { model: new WeakRef(now), layer7, decision: d, at };
       latest = layer7;
       if (d.forward) {
         forwarding = d;
@@ -387,7 +406,7 @@ export class L7Relay {
     // tell it by)
     const candidate = (): L7Decision | null => {
       const unknown: Layer7Facts = kind === "ssh" ? { ssh: {} } : kind === "tls" ? { tls: {} } : {};
-      return mayForward(o.policy() ?? model, facts, latest ? undecided(latest) : unknown);
+      return mayForward(this.livePolicy(), facts, latest ? undecided(latest) : unknown);
     };
     const connectUpstream = async (purpose?: "probe") => {
       const d: L7Decision | null = forwarding ?? candidate();

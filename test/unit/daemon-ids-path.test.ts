@@ -4,6 +4,8 @@
 // only, and a policy without signatures reports nothing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { idsRecord, IdsConst, EventType, Hook } from "../../src/datapath/abi.ts";
 import { mappedAddress } from "../../src/datapath/address.ts";
 import type { IdsCopy, MoatEvent } from "../../src/datapath/index.ts";
@@ -36,12 +38,11 @@ function record(connId: bigint, toServer: boolean, offset: number, text: string)
   return whole.subarray(0, IdsConst.header + data.length);
 }
 
+const policyWith = (idsSection: string): PolicyModel =>
+  parsePolicy(`version: 1\nmode: detect\n${idsSection}`, "p.yaml", textOnlyHost);
+
 function lab(idsSection: string) {
-  const model: PolicyModel = parsePolicy(
-    `version: 1\nmode: detect\n${idsSection}`,
-    "p.yaml",
-    textOnlyHost,
-  );
+  let model = policyWith(idsSection);
   const events: MoatEvent[] = [];
   const cuts: IdsCopy[] = [];
   let deliver: (r: Buffer) => void = () => {};
@@ -58,7 +59,11 @@ function lab(idsSection: string) {
     },
     bootTimeMs: 0,
   });
-  return { send: (r: Buffer) => deliver(r), events, cuts, path };
+  const reload = (next: string) => {
+    model = policyWith(next);
+    path.applied();
+  };
+  return { send: (r: Buffer) => deliver(r), events, cuts, path, reload, model: () => model };
 }
 
 const RULES = `ids:
@@ -124,4 +129,23 @@ test("a policy whose signatures were all refused reports nothing", () => {
   );
   l.send(record(11n, true, 0, "a"));
   assert.equal(l.events.length, 0);
+});
+
+test("a reload that turns the IDS off lets go of the flows held and the signatures they matched with", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const l = lab(RULES);
+  const signatures = new WeakRef(l.model().ids!.signatures);
+  l.send(record(7n, true, 0, "GET /ad"));
+  l.reload("");
+  for (let i = 0; i < 10 && signatures.deref(); i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  assert.equal(signatures.deref(), undefined, "the signatures of the policy before are garbage");
+  // turned on again: the flow's stream starts again from its next copy at offset 0 only
+  l.reload(RULES);
+  l.send(record(7n, true, 7, "min HTTP/1.1\r\n"));
+  assert.equal(l.events.length, 0, "no stream is put together with bytes from before");
+  assert.equal(l.path.counters().gaps, 1);
 });

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
 import { TablePos, type PolicyModel } from "../../src/config/index.ts";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
@@ -325,4 +327,50 @@ test("a decision's connections are cut once the new policy is built, just before
   const result = await h.lifecycle.decisionsChanged("decision d1 expired", () => steps.push("cut"));
   assert.equal(result.ok, true);
   assert.deepEqual(steps, ["build", "built", "cut", "flip"]);
+});
+
+test("a reload lets the policies before it go: the first's model and image, the compiled image of the running one", async (t) => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const dir = mkdtempSync(join(tmpdir(), `moat-lifecycle-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "policy.yaml");
+  writeFileSync(path, policy(["ssh"]));
+  let first: Awaited<ReturnType<typeof readPolicyFile>> | undefined = await readPolicyFile(path);
+  const gone = { model: new WeakRef(first.model), image: new WeakRef(first.image) };
+  let running: WeakRef<PolicyImage> | undefined;
+  let generation = 1;
+  const target: PolicyTarget = {
+    get generation() {
+      return generation;
+    },
+    apply(image: PolicyImage) {
+      running = new WeakRef(image);
+      return { generation: ++generation, ms: 0.5 };
+    },
+  };
+  const lifecycle = new PolicyLifecycle({
+    path,
+    initial: first,
+    target,
+    plumbing: { prepare: () => ({ commit: () => {}, abandon: () => {} }) },
+    audit: () => {},
+    log: () => {},
+  });
+  first = undefined;
+  writeFileSync(path, policy(["ssh", "web"]));
+  assert.equal((await lifecycle.reload("SIGHUP")).ok, true);
+  t.after(() => stopAcceptWorker());
+  // a collection can leave what became garbage meanwhile to the next one
+  for (let i = 0; i < 10 && (gone.model.deref() || running?.deref()); i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  assert.deepEqual(
+    lifecycle.active.model.rules.map((r) => r.name),
+    ["ssh", "web"],
+  );
+  assert.equal(gone.model.deref(), undefined, "the first policy's model is garbage");
+  assert.equal(gone.image.deref(), undefined, "the first policy's image is garbage");
+  assert.equal(running?.deref(), undefined, "the running policy's image is garbage once applied");
 });

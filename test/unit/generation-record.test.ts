@@ -36,3 +36,41 @@ test(`the last ${KEPT_GENERATIONS} generations are kept`, () => {
   assert.equal(r.rule(0, 3)?.name, "r3");
   assert.equal(r.rule(0, KEPT_GENERATIONS + 2)?.name, `r${KEPT_GENERATIONS + 2}`);
 });
+
+test("a rule a reload keeps is one object in every generation that has it, whatever its index", () => {
+  const r = new GenerationRecord();
+  const limit = {
+    id: 7,
+    algorithm: "token_bucket" as const,
+    count: 10,
+    burst: 20,
+    periodNs: 1_000_000_000n,
+    fillNs: 2_000_000_000n,
+    reportNs: 0n,
+    prefix4: 32,
+    prefix6: 128,
+    perPort: false,
+  };
+  r.record(1, { rules: [rule("a"), { ...rule("b"), limit }, rule("c")], redirects: [] });
+  // a rule inserted before them, b's limit the same but a new object, c's mode changed
+  const a2 = rule("a");
+  r.record(2, {
+    rules: [
+      rule("new"),
+      a2,
+      { ...rule("b"), limit: { ...limit } },
+      { ...rule("c"), mode: "detect" },
+    ],
+    redirects: [],
+  });
+  assert.equal(r.rule(1, 2), r.rule(0, 1), "a: the same object");
+  assert.equal(r.rule(0, 1), a2, "the newest generation's object is the one kept");
+  assert.equal(r.rule(2, 2), r.rule(1, 1), "b: the same object");
+  assert.notEqual(r.rule(3, 2), r.rule(2, 1), "c changed: its own object");
+  assert.equal(r.rule(3, 2)?.mode, "detect");
+  assert.equal(r.rule(2, 1)?.mode, "prevent");
+  // a changed limit is not shared
+  r.record(3, { rules: [{ ...rule("b"), limit: { ...limit, count: 11 } }], redirects: [] });
+  assert.notEqual(r.rule(0, 3), r.rule(2, 2));
+  assert.equal(r.rule(0, 3)?.limit?.count, 11);
+});

@@ -6,7 +6,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { parsePolicy } from "../../../src/config/index.ts";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { parsePolicy, type PolicyModel } from "../../../src/config/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
 import { L7Relay, sniff, type UpstreamPurpose } from "../../../src/l7/index.ts";
 
@@ -37,17 +39,15 @@ async function clientHello(servername: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-const POLICY = parsePolicy(
-  `version: 1
+const POLICY_TEXT = `version: 1
 mode: prevent
 attach: { cgroup: / }
 rules:
   - { name: good, direction: egress, action: allow, log: true, layer7: { tls: { sni: [good.example] } } }
   - { name: other-tls, direction: egress, action: block, layer7: { tls: {} } }
   - { name: others, direction: egress, action: block, mode: detect, layer4: { port: [1-65535] } }
-`,
-  "p.yaml",
-);
+`;
+const POLICY = parsePolicy(POLICY_TEXT, "p.yaml");
 
 interface Lab {
   relay: L7Relay;
@@ -58,7 +58,10 @@ interface Lab {
   close(): void;
 }
 
-async function lab(names: string[], policy = POLICY): Promise<Lab> {
+async function lab(
+  names: string[],
+  policy: PolicyModel | (() => PolicyModel) = POLICY,
+): Promise<Lab> {
   let got = Buffer.alloc(0);
   let connections = 0;
   const upstream = createServer((s) => {
@@ -79,7 +82,7 @@ async function lab(names: string[], policy = POLICY): Promise<Lab> {
     }),
     process: () => ({ pid: 4242, name: "curl" }) as never,
     names: () => names,
-    policy: () => policy,
+    policy: typeof policy === "function" ? policy : () => policy,
     generation: () => 1,
     report: (e) => events.push(e),
     log: () => {},
@@ -126,6 +129,33 @@ test("an allowed SNI resolved by this identity goes upstream, hello first; the e
     [e.type, e.rule, e.hook, e.layer7?.tls?.sni, e.remote.names, e.relay?.splice],
     ["allowed", "good", "l7_relay", "good.example", ["good.example"], "copy"],
   );
+});
+
+test("a connection open across reloads holds none of the policies it was judged by", async (t) => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const reread = () => parsePolicy(POLICY_TEXT, "p.yaml");
+  let live = reread();
+  const l = await lab(["good.example"], () => live);
+  t.after(() => l.close());
+  const first = new WeakRef(live);
+  const hello = await clientHello("good.example");
+  const s = toRelay(l);
+  t.after(() => s.destroy());
+  s.write(hello);
+  while (l.events.length === 0) await new Promise((r) => setTimeout(r, 20));
+  // two reloads of the same file: the connection still passes, and stays open
+  for (let i = 0; i < 2; i++) {
+    live = reread();
+    assert.equal(l.relay.rejudge(), 0);
+  }
+  for (let i = 0; i < 10 && first.deref(); i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  assert.equal(s.destroyed, false, "the connection is open");
+  assert.equal(l.connections(), 1);
+  assert.equal(first.deref(), undefined, "the policy it was judged by is garbage");
 });
 
 test("the same SNI to an address it was not resolved to is reset before the server sees it", async (t) => {
