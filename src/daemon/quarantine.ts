@@ -5,6 +5,7 @@
 import type { PolicyModel } from "../config/index.ts";
 import type { MoatEvent } from "../datapath/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
+import { quarantinesAny, ruleNamed } from "../policy/index.ts";
 
 export interface QuarantineOptions {
   model: () => PolicyModel;
@@ -22,7 +23,9 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
   const written = new Map<string, number>();
   return (event) => {
     if (!VERDICTS.has(event.type)) return;
-    const rule = options.model().rules.find((r) => r.name === event.rule);
+    const model = options.model();
+    if (!quarantinesAny(model)) return;
+    const rule = ruleNamed(model, event.rule);
     const q = rule?.quarantine;
     if (!rule || !q) return;
     const ip = event.local.ip;

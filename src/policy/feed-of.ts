@@ -4,6 +4,7 @@
 // index per set, built once per set object: a million-entry feed is not scanned per event).
 import { parseIp, unmapIpv4 } from "../config/ip.ts";
 import type { AddressEntry, PolicyModel, PolicySet, Rule } from "../config/index.ts";
+import { ruleNamed } from "./rule-named.ts";
 
 export interface FeedTag {
   /** The set's name (a feed is a set). */
@@ -71,7 +72,7 @@ const tagOf = (set: PolicySet): FeedTag => ({
 
 /** The feed a connection of `ruleName` to or from `remoteIp` matched through, if any. */
 export function feedOf(model: PolicyModel, ruleName: string, remoteIp: string): FeedTag | null {
-  const rule = model.rules.find((r) => r.name === ruleName);
+  const rule = ruleNamed(model, ruleName);
   if (!rule) return null;
   const sets = feedSetsOf(model, rule);
   // the remote list is that one set: whatever the rule matched came from it

@@ -3,6 +3,7 @@
 // model to the PolicyImage the datapath loads.
 export { evaluate, type Decision } from "./evaluator.ts";
 export { feedOf, type FeedTag } from "./feed-of.ts";
+export { quarantinesAny, ruleNamed } from "./rule-named.ts";
 export { IdsMatcher, type IdsBudget, type IdsStream } from "./ids-match.ts";
 export type { ConnectionFacts } from "./facts.ts";
 export { parseConnectionText } from "./connection-text.ts";

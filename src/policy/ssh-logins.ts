@@ -6,6 +6,7 @@
 // refused: a key that prevent mode would refuse is printed and reported as detected. A login the
 // facts cannot decide (a rule needs the process or the interface) is refused.
 import type { Mode, PolicyModel, SshClientKey } from "../config/model.ts";
+import { ruleNamed } from "./rule-named.ts";
 import { evaluate } from "./evaluator.ts";
 import type { ConnectionFacts } from "./facts.ts";
 
@@ -77,7 +78,7 @@ function judgeKey(model: PolicyModel, login: SshLogin, key: SshClientKey): SshKe
   const e = evaluate(model, loginFacts(login, key));
   if (e.verdict === "deferred")
     return refused(key, e.rule, model.mode, `${e.reason}; undecided without ${e.needs.join(", ")}`);
-  const rule = model.rules.find((r) => r.name === e.rule);
+  const rule = ruleNamed(model, e.rule);
   if (e.verdict !== "blocked" && rule?.layer7?.ssh?.client_key)
     return {
       key,
