@@ -62,14 +62,14 @@ import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
 
-/** A state file beside the history's (none when the history is off or in memory): the anomaly
- * engine's, the executables' contents. */
 /** A function that returns `value` (it holds `value` alone, not the caller's scope). */
 const constant =
   <T>(value: T): (() => T) =>
   () =>
     value;
 
+/** A state file beside the history's (none when the history is off or in memory): the anomaly
+ * engine's, the executables' contents. */
 function statePath(historyPath: string | undefined, name: string): string | null {
   if (!historyPath || historyPath === ":memory:") return null;
   return join(dirname(historyPath), name);

@@ -29,21 +29,30 @@ export class GenerationRecord {
   }
 
   /**
-   * Each kept generation's rule that `rules` has an equal of (by name) becomes that one: a reload
-   * that keeps most of a big policy's rules keeps one object a rule, not one a generation. The
-   * newest objects are the ones kept: an older generation's rule would hold what its own policy
-   * was read from (a name read on this thread points into that policy's text).
+   * Each kept generation's rule that `rules` has an equal of becomes that one: a reload that keeps
+   * most of a big policy's rules keeps one object a rule, not one a generation. The newest
+   * objects are the ones kept: an older generation's rule would hold what its own policy was read
+   * from (a name read on this thread points into that policy's text). The newest kept generation
+   * is compared rule by rule (by index, then by name where the rules moved); the older ones
+   * already share its objects, and follow them.
    */
   private share(rules: readonly ImageRule[]): void {
-    if (this.kept.size === 0) return;
-    const byName = new Map<string, ImageRule>();
-    for (const r of rules) byName.set(r.name, r);
+    let newest: [number, GenerationContents] | undefined;
+    for (const entry of this.kept) newest = entry; // a Map iterates in insertion order
+    if (!newest) return;
+    const [newestGeneration, contents] = newest;
+    const moved = new Map<ImageRule, ImageRule>();
+    let byName: Map<string, ImageRule> | undefined;
+    const shared = contents.rules.map((r, i) => {
+      let now = rules[i];
+      if (now?.name !== r.name) now = (byName ??= indexByName(rules)).get(r.name);
+      if (!now || !sameFields(now, r)) return r;
+      moved.set(r, now);
+      return now;
+    });
     for (const [g, c] of this.kept) {
-      const shared = c.rules.map((r) => {
-        const now = byName.get(r.name);
-        return now && sameFields(now, r) ? now : r;
-      });
-      this.kept.set(g, { rules: shared, redirects: c.redirects });
+      const next = g === newestGeneration ? shared : c.rules.map((r) => moved.get(r) ?? r);
+      this.kept.set(g, { rules: next, redirects: c.redirects });
     }
   }
 
@@ -63,17 +72,25 @@ export class GenerationRecord {
   }
 }
 
+/** `rules` by name (the first of a name, as a walk finds it). */
+function indexByName(rules: readonly ImageRule[]): Map<string, ImageRule> {
+  const index = new Map<string, ImageRule>();
+  for (const r of rules) if (!index.has(r.name)) index.set(r.name, r);
+  return index;
+}
+
 /** Whether `a` and `b` have the same fields with the same values (one level of objects deep). */
 function sameFields(a: object, b: object, depth = 1): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
   const va = a as Record<string, unknown>;
   const vb = b as Record<string, unknown>;
-  return ka.every((k) => {
+  for (const k in va) {
     const x = va[k];
     const y = vb[k];
-    if (x === y) return true;
+    if (x === y) continue;
     const objects = typeof x === "object" && x !== null && typeof y === "object" && y !== null;
-    return objects && depth > 0 && sameFields(x, y, depth - 1);
-  });
+    if (!objects || depth === 0 || !sameFields(x, y, depth - 1)) return false;
+  }
+  // (no allocation: this runs for each rule of a big policy on every reload)
+  for (const k in vb) if (!(k in va)) return false;
+  return true;
 }
