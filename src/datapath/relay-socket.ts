@@ -17,11 +17,21 @@ export interface RelayedConnection {
   owner: KernelOwner | null;
 }
 
+/** Each generation's rule list by name (the first index of a name), built on first use. */
+const byName = new WeakMap<GenerationContents["rules"], Map<string, number>>();
+
 /** The rule's index in `contents` (the egress default for "default"); -1 if it has none. */
 export function relayRuleIndex(contents: GenerationContents, name: string): number {
   const { rules } = contents;
   if (name === "default") return rules.length - 1; // the two defaults last: ingress, egress
-  return rules.findIndex((r, i) => r.name === name && i < rules.length - 2);
+  let index = byName.get(rules);
+  if (!index) {
+    index = new Map();
+    for (let i = 0; i < rules.length - 2; i++)
+      if (!index.has(rules[i]!.name)) index.set(rules[i]!.name, i);
+    byName.set(rules, index);
+  }
+  return index.get(name) ?? -1;
 }
 
 export function relaySocketRecord(c: RelayedConnection, rule: number, generation: number): Buffer {

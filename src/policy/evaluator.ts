@@ -29,6 +29,7 @@ import {
 import { protocolName } from "./match-layer4.ts";
 import { matchRule, type PreparedFacts } from "./match-rule.ts";
 import { describeRateLimit } from "./rate-limit.ts";
+import { candidateRules } from "./rule-candidates.ts";
 import { withImplicitRules } from "./implicit-rules.ts";
 import { unjudgedBasics } from "./network-basics.ts";
 import type { Outcome } from "./tri.ts";
@@ -153,7 +154,7 @@ function evaluateRules(
 ): Evaluation {
   const possible: Decision[] = [];
   const pending: { rule: Rule; needs: string[] }[] = [];
-  for (const rule of policy.rules) {
+  for (const rule of candidateRules(policy, prepared.direction, prepared.transport)) {
     const outcome = matchRule(rule, prepared);
     if (outcome.result === "no") continue;
     const decision = decide(rule, outcome, facts.direction);

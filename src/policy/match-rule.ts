@@ -27,20 +27,28 @@ export interface PreparedFacts {
 const PROCESS_PROTOCOLS = new Set<number>([PROTOCOL_NUMBERS.tcp, PROTOCOL_NUMBERS.udp]);
 
 export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
-  if (gateMiss(rule, facts)) return no();
+  if (gated(rule, facts)) return no();
   const parts = knownSections(rule, facts).map((s) => s.outcome);
   // cheap, known sections first: a "no" there settles it without the unknown ones
   if (parts.some((p) => p.result === "no")) return no();
   return all([...parts, ...contextSections(rule, facts).map((s) => s.outcome)]);
 }
 
-/** A section's outcome, with what the section says in words (for why a rule did not match). */
+/**
+ * A section's outcome, with what the section says in words (for why a rule did not match): put
+ * in words only when asked, as a judgement never reads it.
+ */
 interface SectionOutcome {
   outcome: Outcome;
-  says: string;
+  says: () => string;
 }
 
-/** Why a rule cannot apply to the connection at all, before any section is looked at. */
+/** Whether a rule cannot apply to the connection at all, before any section is looked at. */
+const gated = (rule: Match, facts: PreparedFacts): boolean =>
+  (rule.direction !== "any" && rule.direction !== facts.direction) ||
+  (Boolean(rule.process || rule.interface) && !PROCESS_PROTOCOLS.has(facts.transport.protocol));
+
+/** Why a rule cannot apply to the connection at all, in words. */
 function gateMiss(rule: Match, facts: PreparedFacts): string | undefined {
   if (rule.direction !== "any" && rule.direction !== facts.direction)
     return `it judges ${rule.direction} connections; this one is ${facts.direction}`;
@@ -66,20 +74,21 @@ const entries = (list: { entries: { text: string }[] }): string =>
 function knownSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
   const out: SectionOutcome[] = [];
   const remote = remoteOf(facts);
-  const l3 = rule.layer3;
-  if (l3?.remote)
+  const remoteList = rule.layer3?.remote;
+  const localList = rule.layer3?.local;
+  if (remoteList)
     out.push({
-      outcome: matchAddressList(l3.remote, "remote", remote),
-      says: `remote ${facts.remote.text} is not in [${entries(l3.remote)}]`,
+      outcome: matchAddressList(remoteList, "remote", remote),
+      says: () => `remote ${facts.remote.text} is not in [${entries(remoteList)}]`,
     });
-  if (l3?.local)
+  if (localList)
     out.push({
-      outcome: matchAddressList(l3.local, "local", facts.local),
-      says: `local ${facts.local.text} is not in [${entries(l3.local)}]`,
+      outcome: matchAddressList(localList, "local", facts.local),
+      says: () => `local ${facts.local.text} is not in [${entries(localList)}]`,
     });
-  if (rule.layer4) out.push({ outcome: matchLayer4(rule.layer4, facts.transport), says: "" });
-  const l4 = out.at(-1);
-  if (rule.layer4 && l4) l4.says = layer4Miss(rule.layer4, facts);
+  const l4 = rule.layer4;
+  if (l4)
+    out.push({ outcome: matchLayer4(l4, facts.transport), says: () => layer4Miss(l4, facts) });
   return out;
 }
 
@@ -88,20 +97,22 @@ function contextSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
   if (rule.process)
     out.push({
       outcome: matchProcess(rule.process, facts.raw.process),
-      says: "the process does not match its process section",
+      says: () => "the process does not match its process section",
     });
   if (rule.interface)
     out.push({
       outcome: matchInterface(rule.interface, facts.raw.interface),
-      says: "the interface does not match its interface section",
+      says: () => "the interface does not match its interface section",
     });
   if (rule.layer7) {
     const names = remoteOf(facts).names;
+    const l7 = rule.layer7;
     out.push({
-      outcome: matchLayer7(rule.layer7, facts.raw.layer7, facts.transport, names),
-      says: `the layer7 facts do not match its layer7 (${Object.keys(rule.layer7)
-        .filter((k) => k !== "pos")
-        .join(", ")}) section`,
+      outcome: matchLayer7(l7, facts.raw.layer7, facts.transport, names),
+      says: () =>
+        `the layer7 facts do not match its layer7 (${Object.keys(l7)
+          .filter((k) => k !== "pos")
+          .join(", ")}) section`,
     });
   }
   return out;
@@ -133,6 +144,8 @@ export function missedSection(rule: Match, facts: PreparedFacts): string | undef
   if (gate) return gate;
   const known = knownSections(rule, facts);
   const miss = known.find((s) => s.outcome.result === "no");
-  if (miss) return miss.says;
-  return contextSections(rule, facts).find((s) => s.outcome.result === "no")?.says;
+  if (miss) return miss.says();
+  return contextSections(rule, facts)
+    .find((s) => s.outcome.result === "no")
+    ?.says();
 }

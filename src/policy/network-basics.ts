@@ -110,8 +110,17 @@ export function judgedBasics(policy: PolicyModel): number {
   return bits;
 }
 
+/** judgedBasics of each rule list the evaluator has asked about (a walk of every rule), and its length. */
+const judgedOf = new WeakMap<readonly Rule[], { length: number; bits: number }>();
+
 /** The class of unjudged basic networking these facts belong to under `policy`, if any. */
 export function unjudgedBasics(policy: PolicyModel, f: BasicsFacts): BasicsClass | undefined {
   const c = basicsClassOf(f);
-  return c && !((judgedBasics(policy) >> c.bit) & 1) ? c : undefined;
+  if (!c) return undefined;
+  let judged = judgedOf.get(policy.rules);
+  if (judged?.length !== policy.rules.length) {
+    judged = { length: policy.rules.length, bits: judgedBasics(policy) };
+    judgedOf.set(policy.rules, judged);
+  }
+  return (judged.bits >> c.bit) & 1 ? undefined : c;
 }
