@@ -13,9 +13,12 @@
 // runs went through the proxy (its events in the history, with the names bound) and the direct
 // ones did not.
 //
-//   node bench/dns.ts [--profile] [--rounds=N]   writes bench/results/dns.json (3 rounds)
+//   node bench/dns.ts [--profile] [--rounds=N] [--blocklist=N]
+//                                   writes bench/results/dns.json (3 rounds)
 //                                   (--profile: the daemon's CPU profile during a proxied dnsperf run,
-//                                   bench/results/dns-daemon.cpuprofile)
+//                                   bench/results/dns-daemon.cpuprofile; --blocklist: the policy
+//                                   first blocks a set of N addresses, none of the lab's, as a big
+//                                   block list does: bench/results/dns-blocklist-N.json)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +38,12 @@ const LATENCY_QUERIES = 5000;
 const DNSPERF_SECONDS = 10;
 const PROFILE = process.argv.includes("--profile");
 const INSPECT_PORT = 9239;
+const BLOCKLIST = Number(
+  /^--blocklist=(\d+)$/.exec(process.argv.find((a) => a.startsWith("--blocklist=")) ?? "")?.[1] ??
+    0,
+);
+/** The block list's addresses: 100.64.0.0/10, which the lab does not use. */
+const blockedAddress = (i: number) => `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 
 const nameOf = (i: number) => `h${i}.bench.test`;
 const addressOf = (i: number) => `10.240.${Math.floor(i / 250)}.${1 + (i % 250)}`;
@@ -176,15 +185,19 @@ async function proxiedSince(lab: MoatLab, marker: string): Promise<DnsEventJson[
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function policy(l: { ifB: string; v4: { a: string }; auditPath: string }, cgroup: string): string {
+function policy(
+  l: { ifB: string; v4: { a: string }; auditPath: string },
+  cgroup: string,
+  blocklist: string | null,
+): string {
   return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: block }
 attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
 logging: { audit: { path: ${l.auditPath} } }
 dns: { resolvers: [${l.v4.a}] }
-rules:
-  - { name: dns, direction: egress, action: allow, layer4: { protocol: udp, port: [53] } }
+${blocklist ? `sets: { blocklist: { file: ${blocklist} } }\n` : ""}rules:
+${blocklist ? "  - { name: blocklist, direction: egress, action: block, layer3: { remote: [set:blocklist] } }\n" : ""}  - { name: dns, direction: egress, action: allow, layer4: { protocol: udp, port: [53] } }
   - { name: dns-tcp, direction: egress, action: allow, layer4: { protocol: tcp, port: [53] } }
   - { name: web, direction: egress, action: allow, layer3: { remote: ["**.bench.test"] }, layer4: { protocol: tcp, port: [80] } }
 `;
@@ -206,7 +219,13 @@ try {
 
   // --profile: the daemon's inspector listens (its own namespace's loopback); profiling starts
   // only during a proxied dnsperf run
-  lab = await startMoatLab("bench-dns", (l) => policy(l, cg.cgroup), [], {
+  const blocklist = BLOCKLIST > 0 ? join(work, "blocklist.txt") : null;
+  if (blocklist)
+    writeFileSync(
+      blocklist,
+      Array.from({ length: BLOCKLIST }, (_, i) => `${blockedAddress(i)}\n`).join(""),
+    );
+  lab = await startMoatLab("bench-dns", (l) => policy(l, cg.cgroup, blocklist), [], {
     beforeDaemon: () => {
       if (PROFILE) process.env.NODE_OPTIONS = `--inspect=127.0.0.1:${INSPECT_PORT}`;
       return Promise.resolve();
@@ -315,7 +334,7 @@ try {
     ),
   );
   console.log(JSON.stringify(summary, null, 2));
-  writeResult("dns", {
+  writeResult(BLOCKLIST > 0 ? `dns-blocklist-${BLOCKLIST}` : "dns", {
     names: NAMES,
     latencyQueries: LATENCY_QUERIES,
     dnsperfSeconds: DNSPERF_SECONDS,
