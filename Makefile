@@ -177,6 +177,8 @@ bench: setup
 	$(NODE) --disable-warning=ExperimentalWarning bench/anomaly-eval.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/feed.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts
+	$(NODE) --disable-warning=ExperimentalWarning bench/dns.ts --rounds=1 --blocklist=100000
+	$(NODE) --disable-warning=ExperimentalWarning bench/user-judge.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/l7.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/footprint.ts
 	$(NODE) --disable-warning=ExperimentalWarning bench/cli-start.ts
