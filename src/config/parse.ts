@@ -64,18 +64,27 @@ function checkSource(source: CheckedSource, host: PolicyHost, mode?: Mode): Poli
     return { diagnostics };
   }
   const schema = checkSchema(source);
-  diagnostics.push(...schema.diagnostics);
+  append(diagnostics, schema.diagnostics);
   const isMapping = typeof source.data === "object" && !Array.isArray(source.data);
   if (!isMapping) return { diagnostics: sortDiagnostics(diagnostics) };
   const ctx = new CheckContext(source, schema.problems, host);
   const doc = source.data as PolicyDocument;
   const model = normalizePolicy(ctx, mode ? { ...doc, mode } : doc);
-  diagnostics.push(...ctx.diagnostics);
+  append(diagnostics, ctx.diagnostics);
   if (model && !hasErrors(diagnostics)) {
-    diagnostics.push(...findShadowedRules(model), ...findWeakIdentityRules(model));
+    append(diagnostics, findShadowedRules(model));
+    append(diagnostics, findWeakIdentityRules(model));
     return { model, diagnostics: sortDiagnostics(diagnostics) };
   }
   return { diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/**
+ * `items` added to `list` one by one: a policy can have hundreds of thousands of findings (a
+ * warning per line of a big set file), more than `push(...items)` can pass as arguments.
+ */
+function append<T>(list: T[], items: readonly T[]): void {
+  for (const item of items) list.push(item);
 }
 
 /** The model, or a PolicyError carrying every error (and warning) found. */

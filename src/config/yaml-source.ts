@@ -290,7 +290,9 @@ function firstAlias(root: unknown): Node | null {
     const node = stack.pop();
     if (isAlias(node)) return node;
     if (isMap(node)) for (const p of node.items) stack.push(p.value, p.key);
-    else if (isSeq(node)) stack.push(...[...node.items].reverse());
+    // one by one: a sequence can hold more items than a call takes arguments
+    else if (isSeq(node))
+      for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]);
   }
   return null;
 }

@@ -141,7 +141,7 @@ export class DecisionStore {
   /** When (ms since the epoch) the next decision expires, or null. */
   nextExpiry(): number | null {
     const times = this.decisions.flatMap((d) => (d.expires ? [Date.parse(d.expires)] : []));
-    return times.length ? Math.min(...times) : null;
+    return times.length ? times.reduce((a, b) => Math.min(a, b)) : null;
   }
 
   private newId(): string {

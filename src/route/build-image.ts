@@ -155,7 +155,7 @@ function familyEntries(
   loopback: LinkInfo | undefined,
   notes: RouteNote[],
 ): RouteEntry[] {
-  const merged = mergeLocal(
+  let merged = mergeLocal(
     tableCandidates(main, family, byName, loopback, notes),
     tableCandidates(local, family, byName, loopback, notes),
     localFirst,
@@ -171,10 +171,9 @@ function familyEntries(
       target: linkTarget(loopback),
       metric: 0,
     };
-    const rest = merged.filter(
-      (c) => !(c.prefixlen === any.prefixlen && c.addr.every((b) => b === 0)),
-    );
-    merged.splice(0, merged.length, ...rest, any);
+    // a new list, not a splice of one: a full routing table has more routes than a call takes arguments
+    merged = merged.filter((c) => !(c.prefixlen === any.prefixlen && c.addr.every((b) => b === 0)));
+    merged.push(any);
   }
   return merged
     .map((c): RouteEntry => ({ addr: c.addr, prefixlen: c.prefixlen, ...c.target }))

@@ -167,3 +167,15 @@ test("no route: null; entries are network order with host bits cleared", () => {
   assert.deepEqual([...(e?.addr ?? [])], [10, 1, 0, 0]);
   assert.equal(lookup(image, new Uint8Array([10, 1, 200, 7]))?.ifname, "vx0");
 });
+
+test("a full routing table (300,000 routes, as a router with BGP has) builds", () => {
+  const routes = Array.from({ length: 300_000 }, (_, i) => ({
+    dst: `${11 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`,
+    gateway: "10.0.0.2",
+    dev: "eth0",
+    flags: [],
+  }));
+  const { image } = buildImage(dump([...MAIN4, ...routes]));
+  assert.ok(image.v4.length > 300_000);
+  assert.equal(lookup(image, "13.1.2.3")?.ifname, "eth0");
+});
