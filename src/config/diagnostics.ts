@@ -30,11 +30,17 @@ export function formatDiagnostic(d: Diagnostic): string {
 /** At most this many diagnostics are printed; a line then says how many more there are. */
 export const MAX_SHOWN_DIAGNOSTICS = 100;
 
-/** The lines a person reads: the first MAX_SHOWN_DIAGNOSTICS, then "... and N more problems". */
+/**
+ * The lines a person reads: the first MAX_SHOWN_DIAGNOSTICS, then "... and N more problems" (or
+ * "... and N more warnings" when none of the rest is an error).
+ */
 export function diagnosticLines(diagnostics: readonly Diagnostic[], file: string): string[] {
   const lines = diagnostics.slice(0, MAX_SHOWN_DIAGNOSTICS).map(formatDiagnostic);
-  const more = diagnostics.length - lines.length;
-  if (more > 0) lines.push(printable(`${file}: ... and ${more} more problems (fix these first)`));
+  const rest = diagnostics.slice(lines.length);
+  if (rest.length === 0) return lines;
+  const errors = rest.some((d) => d.severity !== "warning");
+  const more = errors ? "problems (fix these first)" : "warnings";
+  lines.push(printable(`${file}: ... and ${rest.length} more ${more}`));
   return lines;
 }
 

@@ -126,6 +126,22 @@ test("at most 100 diagnostics, then how many more", async (t) => {
   assert.equal(r.lines[101], `${path}: 900 errors`);
 });
 
+test("past 100 warnings, the rest are counted as warnings, not problems to fix first", async (t) => {
+  const dir = scratch(t);
+  const lines = Array.from({ length: 150 }, (_, i) => `10.0.${i}.1/24`);
+  writeFileSync(join(dir, "list.txt"), `${lines.join("\n")}\n`);
+  const path = join(dir, "policy.yaml");
+  writeFileSync(
+    path,
+    "version: 1\nmode: prevent\nsets: { list: { file: list.txt } }\nrules:\n  - { name: l, direction: any, action: block, layer3: { remote: [set:list] } }\n",
+  );
+  const r = await check(path);
+  assert.equal(r.code, 0);
+  assert.equal(r.lines.length, 102);
+  assert.equal(r.lines[100], `${path}: ... and 50 more warnings`);
+  assert.equal(r.lines[101], `${path}: ok, 1 rule, 1 set, 150 warnings`);
+});
+
 test("long values are cut in diagnostics", async (t) => {
   const path = join(scratch(t), "policy.yaml");
   writeFileSync(path, `version: 1\nmode: "${"A".repeat(100_000)}"\n`);
