@@ -15,6 +15,7 @@ import {
   type PositionTableParts,
   type SourcePos,
 } from "../config/index.ts";
+import { NameClasses } from "../policy/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
 import {
   EntriesWriter,
@@ -185,6 +186,27 @@ function walk(
 }
 
 /**
+ * Name classes (a class with private state, which a message cannot carry) cross as their
+ * patterns; the daemon's thread makes the same classes from them (names.ts: the classes follow
+ * from the patterns alone).
+ */
+interface PackedNameClasses {
+  namePatterns: string[];
+}
+
+function packNames({ policy }: Acceptance): void {
+  const names = policy?.image.names as { classes: NameClasses | PackedNameClasses } | undefined;
+  if (names?.classes instanceof NameClasses)
+    names.classes = { namePatterns: [...names.classes.patterns] };
+}
+
+function namesBack({ policy }: Acceptance): void {
+  const names = policy?.image.names as { classes: NameClasses | PackedNameClasses } | undefined;
+  if (names && !(names.classes instanceof NameClasses))
+    names.classes = new NameClasses(names.classes.namePatterns);
+}
+
+/**
  * The acceptance ready for postMessage (its positions replaced in place: it is not used after)
  * and what to transfer with it.
  */
@@ -198,6 +220,7 @@ export function packAcceptance(
   /** The table the positions went with, when its offsets are still to be worked out. */
   unlocated?: PositionTable;
 } {
+  packNames(acceptance);
   let table: PositionTable | undefined;
   const others = new OtherPositionsWriter();
   const posCode = (pos: unknown): number | undefined => {
@@ -308,6 +331,7 @@ export async function unpackAcceptance(
   between: () => Promise<void> = noPause,
 ): Promise<{ acceptance: Acceptance; table?: PositionTable }> {
   const { acceptance, table: parts, others, entries } = packed;
+  namesBack(acceptance);
   if (!parts && !others && !entries && !packed.lists) return { acceptance };
   const file = parts?.file ?? "";
   const table =

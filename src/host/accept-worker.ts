@@ -1,8 +1,7 @@
 // The worker thread side of acceptPolicyOffThread (accept-off-thread.ts): it runs the one
 // acceptance (acceptPolicyAsync) and hands the result back. What needs the daemon's own objects
-// stays on the main thread: a policy whose process rules need the host's universe, or whose image
-// holds name classes (a class with private state that a message cannot carry), is answered with
-// `here: true` and accepted there.
+// stays on the main thread: a policy whose process rules need the host's universe is answered
+// with `here: true` and accepted there. Name classes cross as their patterns (accept-handback.ts).
 import { parentPort } from "node:worker_threads";
 import type { PositionTable } from "../config/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
@@ -61,7 +60,6 @@ async function answer(
   };
   try {
     const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
-    if (acceptance.policy?.image.names) return { reply: { id: req.id, here: true } };
     try {
       const { packed, transfer, unlocated } = packAcceptance(acceptance);
       return { reply: { id: req.id, packed }, transfer, ...(unlocated ? { unlocated } : {}) };

@@ -28,6 +28,7 @@ import {
   type IntervalEntry,
   type SourcePos,
 } from "../../src/config/index.ts";
+import { NameClasses } from "../../src/policy/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
 /** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
@@ -301,4 +302,29 @@ test("the worker works out where each rule is, so the daemon's thread never read
   assert.ok(pos.table.located, "the worker sent the offsets of every entry");
   const here = acceptPolicy(text, "mixed.yaml");
   assert.deepEqual(positions(there.policy?.model), positions(here.policy?.model));
+});
+
+test("a policy that names hosts crosses from the worker with its name classes", async () => {
+  const text = `version: 1
+mode: prevent
+attach: { cgroup: / }
+rules:
+  - { name: web, direction: egress, action: allow, layer3: { remote: ["**.example.org", "api.test"] } }
+  - { name: one, direction: egress, action: block, layer3: { remote: ["*.ads.example.org"] } }
+`;
+  const here = acceptPolicy(text, "names.yaml");
+  assert.ok(here.policy?.image.names, here.diagnostics.map(formatDiagnostic).join("\n"));
+  // as a message carries it: packed, copied (structured clone, buffers moved), unpacked
+  const { packed, transfer } = packAcceptance(acceptPolicy(text, "names.yaml"));
+  const back = await unpackAcceptance(structuredClone(packed, { transfer }), text);
+  const names = back.acceptance.policy?.image.names;
+  assert.ok(names?.classes instanceof NameClasses, "a class again, with its lookups");
+  assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
+  assert.equal(names.classes.signature, here.policy.image.names.classes.signature);
+  for (const seen of [["www.example.org"], ["api.test"], ["x.ads.example.org"], ["other.test"]])
+    assert.equal(
+      names.classes.classOf(seen),
+      here.policy.image.names.classes.classOf(seen),
+      `${seen}`,
+    );
 });
