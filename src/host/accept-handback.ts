@@ -15,7 +15,7 @@ import {
   type PositionTableParts,
   type SourcePos,
 } from "../config/index.ts";
-import { NameClasses } from "../policy/index.ts";
+import { addressIndexBuffers, NameClasses, relayRule, usesNames } from "../policy/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
 import {
   EntriesWriter,
@@ -185,6 +185,10 @@ function walk(
   }
 }
 
+/** Whether the daemon judges this policy's connections in user space: its DNS proxy, its relay. */
+const judgedInUserSpace = ({ policy }: Acceptance): boolean =>
+  policy !== undefined && (usesNames(policy.model) || policy.model.rules.some(relayRule));
+
 /**
  * Name classes (a class with private state, which a message cannot carry) cross as their
  * patterns; the daemon's thread makes the same classes from them (names.ts: the classes follow
@@ -231,7 +235,7 @@ export function packAcceptance(
     }
     return isPlainPos(pos) ? others.add(pos) : undefined;
   };
-  const entries = new EntriesWriter(posCode);
+  const entries = new EntriesWriter(posCode, () => judgedInUserSpace(acceptance));
   const lists = new ListsWriter(partItems);
   const buffers = new Set<ArrayBuffer>();
   const visitor: Visitor = {
@@ -266,9 +270,12 @@ export function packAcceptance(
       if (a && a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
   const otherParts = others.parts();
   if (otherParts) buffers.add(otherParts.columns.buffer as ArrayBuffer);
-  for (const list of entries.lists)
+  for (const list of entries.lists) {
     for (const a of [list.negate, list.family, list.bounds, list.pos])
       buffers.add(a.buffer as ArrayBuffer);
+    for (const b of list.index ? addressIndexBuffers(list.index) : [])
+      buffers.add(b as ArrayBuffer);
+  }
   return {
     packed: {
       acceptance,

@@ -3,6 +3,7 @@
 // and 2.6-4 s of the daemon's thread to receive. As columns they move (transferred), and the
 // daemon's thread makes each entry once, with the bounds read from a typed array.
 import type { IntervalEntry, SourcePos } from "../config/index.ts";
+import { adoptAddressIndex, packAddressIndex, type PackedAddressIndex } from "../policy/index.ts";
 
 /** A list of at least this many entries goes as columns (a shorter one costs less as it is). */
 export const PACK_ENTRIES_MIN = 1024;
@@ -17,6 +18,12 @@ export interface EntryColumns {
   bounds: BigUint64Array;
   /** the entries' positions as the hand-back codes them (accept-handback.ts) */
   pos: Float64Array;
+  /**
+   * The list's lookup index (src/policy/address-index.ts), built on the worker when the policy is
+   * judged in user space (the DNS proxy, the relay): the daemon's thread would build it at the
+   * first judgement that reads the list, 0.6 s for a million entries.
+   */
+  index?: PackedAddressIndex;
 }
 
 /** What stands for a packed list in the message: lists[packedEntries]. */
@@ -49,14 +56,19 @@ function isInterval(e: unknown): e is IntervalEntry {
   );
 }
 
-/** Packs lists on the worker; `posCode` codes a position (undefined: not one it can code). */
+/**
+ * Packs lists on the worker; `posCode` codes a position (undefined: not one it can code);
+ * `indexed` (asked once, when a list is packed): each list goes with its lookup index.
+ */
 export class EntriesWriter {
   readonly lists: EntryColumns[] = [];
   private readonly refs = new Map<unknown[], EntriesRef>();
   private readonly posCode: (pos: unknown) => number | undefined;
+  private indexed: (() => boolean) | boolean;
 
-  constructor(posCode: (pos: unknown) => number | undefined) {
+  constructor(posCode: (pos: unknown) => number | undefined, indexed: () => boolean = () => false) {
     this.posCode = posCode;
+    this.indexed = indexed;
   }
 
   /** The ref that stands for `list` (the same for a list reached twice), or undefined. */
@@ -95,7 +107,9 @@ export class EntriesWriter {
       bounds[4 * i + 2] = e.end >> 64n;
       bounds[4 * i + 3] = e.end & LOW64;
     }
-    return { texts: texts.join("\n"), negate, family, bounds, pos };
+    if (typeof this.indexed === "function") this.indexed = this.indexed();
+    const index = this.indexed ? packAddressIndex(list) : undefined;
+    return { texts: texts.join("\n"), negate, family, bounds, pos, ...(index ? { index } : {}) };
   }
 }
 
@@ -112,7 +126,9 @@ const UNPACK_STEP = 65536;
 
 /** A list the size of `columns`' entries, for unpackEntries to fill (sized once: no spare room). */
 export function entriesList(columns: EntryColumns): IntervalEntry[] {
-  return new Array<IntervalEntry>(columns.negate.length);
+  const list = new Array<IntervalEntry>(columns.negate.length);
+  if (columns.index) adoptAddressIndex(list, columns.index);
+  return list;
 }
 
 /**

@@ -44,6 +44,34 @@ export function addressIndex(entries: AddressEntry[]): AddressIndex {
   return index;
 }
 
+/** The index `entries` has already, if it has one. */
+export const knownAddressIndex = (entries: AddressEntry[]): AddressIndex | undefined =>
+  built.get(entries);
+
+/**
+ * The index of a list of intervals only, as it crosses between threads (typed arrays, bigints,
+ * booleans): the accept worker builds it, so the daemon's thread need not.
+ */
+export type PackedAddressIndex = Omit<AddressIndex, "others">;
+
+export function packAddressIndex(entries: AddressEntry[]): PackedAddressIndex | undefined {
+  const { others, ...index } = addressIndex(entries);
+  return others.length === 0 ? index : undefined;
+}
+
+/** The typed arrays of a packed index, to be moved rather than copied. */
+export const addressIndexBuffers = (index: PackedAddressIndex): ArrayBufferLike[] =>
+  [index.included, index.excluded].flatMap((line) =>
+    [line.v4.starts, line.v4.first, line.v6.first].flatMap((a) =>
+      ArrayBuffer.isView(a) ? [a.buffer] : [],
+    ),
+  );
+
+/** Takes an index packed elsewhere as the index of `entries` (the same intervals, in order). */
+export function adoptAddressIndex(entries: AddressEntry[], index: PackedAddressIndex): void {
+  if (index.length === entries.length) built.set(entries, { ...index, others: [] });
+}
+
 /** The position of the first entry of this sign that holds the address, or -1. */
 export function firstHolding(line: Line, family: Family, value: bigint): number {
   return family === 4 ? lookup(line.v4, Number(value)) : lookup(line.v6, value);

@@ -14,6 +14,12 @@ export { redirectProblems } from "./redirect-support.ts";
 export { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
 export { httpRuleWarnings } from "./http-support.ts";
 export { usesNames } from "./uses-names.ts";
+export {
+  addressIndexBuffers,
+  adoptAddressIndex,
+  packAddressIndex,
+  type PackedAddressIndex,
+} from "./address-index.ts";
 export { layer7RuleProblems, relayRule, relayProtocols } from "./layer7-support.ts";
 export { DOH_RULE, QUIC_RULE, withImplicitRules } from "./implicit-rules.ts";
 export { DECISION_PREFIX, decisionIdOf, decisionRuleName } from "./decision-rules.ts";

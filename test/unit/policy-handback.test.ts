@@ -25,10 +25,12 @@ import {
   formatDiagnostic,
   plainPos,
   TablePos,
+  type AddressEntry,
   type IntervalEntry,
   type SourcePos,
 } from "../../src/config/index.ts";
 import { NameClasses } from "../../src/policy/index.ts";
+import { addressIndex, knownAddressIndex } from "../../src/policy/address-index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
 /** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
@@ -327,4 +329,42 @@ rules:
       here.policy.image.names.classes.classOf(seen),
       `${seen}`,
     );
+});
+
+test("a big set's lookup index is built on the worker when the daemon judges in user space", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-handback-"));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    return stopAcceptWorker();
+  });
+  const lines = Array.from({ length: 3000 }, (_, i) =>
+    i % 3 === 2
+      ? `2001:db8:${((i * 7919) % 65536).toString(16)}::/48`
+      : `${10 + (i % 200)}.${(i * 31) % 256}.${(i * 17) % 256}.0/24`,
+  );
+  writeFileSync(join(dir, "many.txt"), lines.join("\n") + "\n");
+  const file = join(dir, "policy.yaml");
+  const policy = (names: string) => `version: 1
+mode: prevent
+attach: { cgroup: / }
+sets: { many: { file: many.txt } }
+rules:
+  - { name: many, direction: any, action: block, layer3: { remote: [set:many] } }
+${names}`;
+  // names in use: the DNS proxy judges each query with the evaluator
+  const web =
+    '  - { name: web, direction: egress, action: allow, layer3: { remote: ["**.example.org"] } }\n';
+  const named = await acceptPolicyOffThread(policy(web), file);
+  assert.deepEqual(named.diagnostics.map(formatDiagnostic), []);
+  const entries = named.policy?.model.sets.get("many")?.entries as AddressEntry[] | undefined;
+  assert.ok(entries);
+  const index = knownAddressIndex(entries);
+  assert.ok(index, "the index came with the entries");
+  // the same as the daemon's thread would build from the entries
+  assert.equal(spelled(index), spelled(addressIndex([...entries])));
+  // no judging in user space: nothing is built for it
+  const plain = await acceptPolicyOffThread(policy(""), file);
+  const plainEntries = plain.policy?.model.sets.get("many")?.entries as AddressEntry[] | undefined;
+  assert.ok(plainEntries);
+  assert.equal(knownAddressIndex(plainEntries), undefined);
 });
