@@ -235,7 +235,8 @@ export function packAcceptance(
     }
     return isPlainPos(pos) ? others.add(pos) : undefined;
   };
-  const entries = new EntriesWriter(posCode, () => judgedInUserSpace(acceptance));
+  // asked before the walk replaces any list of the model by its ref
+  const entries = new EntriesWriter(posCode, judgedInUserSpace(acceptance));
   const lists = new ListsWriter(partItems);
   const buffers = new Set<ArrayBuffer>();
   const visitor: Visitor = {

@@ -58,15 +58,15 @@ function isInterval(e: unknown): e is IntervalEntry {
 
 /**
  * Packs lists on the worker; `posCode` codes a position (undefined: not one it can code);
- * `indexed` (asked once, when a list is packed): each list goes with its lookup index.
+ * `indexed`: each list goes with its lookup index.
  */
 export class EntriesWriter {
   readonly lists: EntryColumns[] = [];
   private readonly refs = new Map<unknown[], EntriesRef>();
   private readonly posCode: (pos: unknown) => number | undefined;
-  private indexed: (() => boolean) | boolean;
+  private readonly indexed: boolean;
 
-  constructor(posCode: (pos: unknown) => number | undefined, indexed: () => boolean = () => false) {
+  constructor(posCode: (pos: unknown) => number | undefined, indexed = false) {
     this.posCode = posCode;
     this.indexed = indexed;
   }
@@ -107,7 +107,6 @@ export class EntriesWriter {
       bounds[4 * i + 2] = e.end >> 64n;
       bounds[4 * i + 3] = e.end & LOW64;
     }
-    if (typeof this.indexed === "function") this.indexed = this.indexed();
     const index = this.indexed ? packAddressIndex(list) : undefined;
     return { texts: texts.join("\n"), negate, family, bounds, pos, ...(index ? { index } : {}) };
   }
