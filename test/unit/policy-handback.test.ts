@@ -2,7 +2,7 @@
 // accept: every position (FILE:LINE:COL and path, as messages and `moat explain` show them), the
 // model and the kernel tables; and its problems are the same lines. The positions cross as numbers
 // with their table (src/host/accept-handback.ts).
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
@@ -105,19 +105,27 @@ test("the worker hands back the model, its positions and the image unchanged", a
   }
 });
 
-test("a set file's thousands of entries come back as the same entries, each at its line", async (t) => {
+/**
+ * A folder with many.txt, a set file of 3,000 lines: IPv4 and IPv6 (bounds past 64 bits), single
+ * addresses and prefixes. Removed after the test, and the worker stopped.
+ */
+function setFileFolder(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "moat-handback-"));
   t.after(() => {
     rmSync(dir, { recursive: true, force: true });
     return stopAcceptWorker();
   });
-  // IPv4 and IPv6 (bounds past 64 bits), single addresses and prefixes
   const lines = Array.from({ length: 3000 }, (_, i) =>
     i % 3 === 2
       ? `2001:db8:${((i * 7919) % 65536).toString(16)}::/48`
       : `${10 + (i % 200)}.${(i * 31) % 256}.${(i * 17) % 256}.${i % 256}${i % 2 ? "/32" : ""}`,
   );
   writeFileSync(join(dir, "many.txt"), lines.join("\n") + "\n");
+  return dir;
+}
+
+test("a set file's thousands of entries come back as the same entries, each at its line", async (t) => {
+  const dir = setFileFolder(t);
   const file = join(dir, "policy.yaml");
   const text = `${SETS.replace("sets:\n", "sets:\n  many: { file: many.txt }\n")}  - name: many-out
     direction: egress
@@ -332,17 +340,7 @@ rules:
 });
 
 test("a big set's lookup index is built on the worker when the daemon judges in user space", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-handback-"));
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-    return stopAcceptWorker();
-  });
-  const lines = Array.from({ length: 3000 }, (_, i) =>
-    i % 3 === 2
-      ? `2001:db8:${((i * 7919) % 65536).toString(16)}::/48`
-      : `${10 + (i % 200)}.${(i * 31) % 256}.${(i * 17) % 256}.0/24`,
-  );
-  writeFileSync(join(dir, "many.txt"), lines.join("\n") + "\n");
+  const dir = setFileFolder(t);
   const file = join(dir, "policy.yaml");
   const policy = (names: string) => `version: 1
 mode: prevent
