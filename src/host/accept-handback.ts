@@ -15,7 +15,7 @@ import {
   type PositionTableParts,
   type SourcePos,
 } from "../config/index.ts";
-import { addressIndexBuffers, NameClasses, relayRule, usesNames } from "../policy/index.ts";
+import { addressIndexBuffers, NameClasses } from "../policy/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
 import {
   EntriesWriter,
@@ -185,10 +185,6 @@ function walk(
   }
 }
 
-/** Whether the daemon judges this policy's connections in user space: its DNS proxy, its relay. */
-const judgedInUserSpace = ({ policy }: Acceptance): boolean =>
-  policy !== undefined && (usesNames(policy.model) || policy.model.rules.some(relayRule));
-
 /**
  * Name classes (a class with private state, which a message cannot carry) cross as their
  * patterns; the daemon's thread makes the same classes from them (names.ts: the classes follow
@@ -218,6 +214,8 @@ export function packAcceptance(
   acceptance: Acceptance,
   /** the items of a long list's part (tests: fewer, so a small policy's lists go in parts) */
   partItems?: number,
+  /** big sets go with their lookup index (the daemon judges the policy in user space) */
+  indexSets = false,
 ): {
   packed: PackedAcceptance;
   transfer: ArrayBuffer[];
@@ -235,8 +233,7 @@ export function packAcceptance(
     }
     return isPlainPos(pos) ? others.add(pos) : undefined;
   };
-  // asked before the walk replaces any list of the model by its ref
-  const entries = new EntriesWriter(posCode, judgedInUserSpace(acceptance));
+  const entries = new EntriesWriter(posCode, indexSets);
   const lists = new ListsWriter(partItems);
   const buffers = new Set<ArrayBuffer>();
   const visitor: Visitor = {

@@ -4,8 +4,9 @@
 // with `here: true` and accepted there. Name classes cross as their patterns (accept-handback.ts).
 import { parentPort } from "node:worker_threads";
 import type { PositionTable } from "../config/index.ts";
+import { relayRule, usesNames } from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
-import { acceptPolicyAsync, type AcceptOptions } from "./accept-policy.ts";
+import { acceptPolicyAsync, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
 
 export interface AcceptRequest {
   id: number;
@@ -40,6 +41,13 @@ export interface AcceptOffsets {
   lineStarts?: Int32Array;
 }
 
+/**
+ * Whether the daemon judges this policy's connections in user space (its DNS proxy, its relay):
+ * then big sets cross with their lookup index, which the daemon's thread need not build.
+ */
+const judgedInUserSpace = ({ policy }: Acceptance): boolean =>
+  policy !== undefined && (usesNames(policy.model) || policy.model.rules.some(relayRule));
+
 /** Thrown by the stand-in universe reader: the policy names processes. */
 class NeedsHost extends Error {}
 
@@ -61,7 +69,8 @@ async function answer(
   try {
     const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
     try {
-      const { packed, transfer, unlocated } = packAcceptance(acceptance);
+      const indexSets = judgedInUserSpace(acceptance);
+      const { packed, transfer, unlocated } = packAcceptance(acceptance, undefined, indexSets);
       return { reply: { id: req.id, packed }, transfer, ...(unlocated ? { unlocated } : {}) };
     } catch {
       return { reply: { id: req.id, here: true } }; // accepted again there

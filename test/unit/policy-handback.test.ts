@@ -189,7 +189,7 @@ test("addresses in a list that crossed in parts keep only their bytes, not the p
     addresses[16 * i + 15] = i & 255;
     return { prefixlen: 128, addr: addresses.subarray(16 * i, 16 * i + 16), cls: i + 1 };
   });
-  const policy = { model: { rules: [], dns: {} }, image: { packet: { remote6 } } };
+  const policy = { model: { rules: [] }, image: { packet: { remote6 } } };
   const { packed } = packAcceptance({
     diagnostics: [],
     policy: policy as unknown as NonNullable<Acceptance["policy"]>,
