@@ -8,10 +8,11 @@
 // in its runtime's state files, a process moved into a cgroup that already had others.
 import type { Attribution } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
-import { namesProcesses, type ProcessUniverse } from "../policy/index.ts";
+import { namesProcesses, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
 import {
   processDirectories,
   readProcessUniverse,
+  readQueriedUniverse,
   universeFingerprint,
   watchCgroups,
   watchDirs,
@@ -23,8 +24,8 @@ import { readRouteImageSync, type BuiltImage } from "../route/index.ts";
 const RESYNC_MS = 60_000;
 
 export interface HostUniverse {
-  /** Reads what `model`'s process rules name; the compiler's universe. */
-  read(model: PolicyModel): ProcessUniverse;
+  /** Reads what a policy's process rules ask of this host; the compiler's universe. */
+  read(query: UniverseQuery): ProcessUniverse;
   /** Whether what `model`'s process rules name differs from the last read. */
   changed(model: PolicyModel): boolean;
   /** The kernel says links, addresses, routes or rules changed: the next read reads them anew. */
@@ -39,8 +40,8 @@ export function hostUniverse(attribution: Attribution): HostUniverse {
   let routes: BuiltImage | undefined;
   const routeReader = () => (routes ??= readRouteImageSync());
   return {
-    read(model) {
-      const u = readProcessUniverse(model, attribution, routeReader);
+    read(query) {
+      const u = readQueriedUniverse(query, attribution, routeReader);
       resolved = universeFingerprint(u);
       return u;
     },

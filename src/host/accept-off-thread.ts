@@ -1,18 +1,39 @@
 // acceptPolicyAsync with the work (parsing, checking, compiling) on a worker thread, so the
 // daemon's event loop keeps answering its API and draining events while a policy of 100k rules is
-// accepted. The worker (accept-worker.ts) runs the same function; what it cannot carry back
-// (process rules, name classes) is accepted on this thread, as before.
-import { Worker } from "node:worker_threads";
+// accepted. The worker (accept-worker.ts) runs the same function; what process rules name on the
+// host it asks this thread (which reads the host), and what it cannot carry back is accepted on
+// this thread, as before.
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { unpackAcceptance } from "./accept-handback.ts";
-import { acceptPolicyAsync, type AcceptOptions, type Acceptance } from "./accept-policy.ts";
-import type { AcceptLocate, AcceptOffsets, AcceptReply, AcceptRequest } from "./accept-worker.ts";
+import {
+  acceptPolicyAsync,
+  type AcceptOptions,
+  type Acceptance,
+  type UniverseReader,
+} from "./accept-policy.ts";
+import type {
+  AcceptLocate,
+  AcceptOffsets,
+  AcceptReply,
+  AcceptRequest,
+  HostAnswer,
+  HostLine,
+  HostQuery,
+} from "./accept-worker.ts";
 import type { PolicyModel, PositionTable } from "../config/index.ts";
 
-type Pending = { resolve: (reply: AcceptReply) => void; reject: (err: Error) => void };
+type Pending = {
+  resolve: (reply: AcceptReply) => void;
+  reject: (err: Error) => void;
+  /** What the worker asks when the policy's process rules name the host's users, files... */
+  universe?: UniverseReader;
+};
 
 let worker: Worker | null = null;
 const pending = new Map<number, Pending>();
 let nextId = 1;
+/** Acceptances the worker handed back, and ones this thread did itself (it could not carry them). */
+const places = { worker: 0, here: 0 };
 /** A model whose positions' table came without its offsets: the request, to ask for them. */
 const tableOf = new WeakMap<PolicyModel, { id: number; table: PositionTable }>();
 /** Tables whose offsets the worker was asked for, by request, until they come. */
@@ -93,8 +114,14 @@ function acceptWorker(): Worker {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = null;
   if (worker) return worker;
-  const w = new Worker(new URL("./accept-worker.ts", import.meta.url));
-  w.on("message", (message: AcceptReply | AcceptOffsets) => {
+  const { port1, port2 } = new MessageChannel();
+  const line: HostLine = { port: port2, signal: new Int32Array(new SharedArrayBuffer(4)) };
+  const w = new Worker(new URL("./accept-worker.ts", import.meta.url), {
+    workerData: line,
+    transferList: [port2],
+  });
+  w.on("message", (message: AcceptReply | AcceptOffsets | HostQuery) => {
+    if ("hostQuery" in message) return answerHost(port1, line.signal, message);
     if ("located" in message) adopt(message);
     else {
       pending.get(message.id)?.resolve(message);
@@ -113,13 +140,29 @@ function acceptWorker(): Worker {
   return w;
 }
 
+/** Answers the worker's HostQuery with the reader of the request it is compiling. */
+function answerHost(port: MessagePort, signal: Int32Array, { hostQuery, query }: HostQuery): void {
+  const reader = pending.get(hostQuery)?.universe;
+  let answer: HostAnswer;
+  try {
+    answer = reader
+      ? { universe: reader(query) }
+      : { error: "nothing here reads what the host has" };
+  } catch (err) {
+    answer = { error: (err as Error).message };
+  }
+  port.postMessage(answer);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function ask(req: Omit<AcceptRequest, "id">): Promise<AcceptReply> {
+function ask(req: Omit<AcceptRequest, "id">, universe?: UniverseReader): Promise<AcceptReply> {
   const w = acceptWorker();
   const id = nextId++;
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
+    pending.set(id, { resolve, reject, ...(universe ? { universe } : {}) });
     w.ref(); // a pending acceptance keeps the process alive
     w.postMessage({ ...req, id });
   });
@@ -133,15 +176,19 @@ export async function acceptPolicyOffThread(
 ): Promise<Acceptance> {
   // a progress callback cannot cross to the worker
   if (options.compile?.onPhase) return acceptPolicyAsync(text, fileName, options);
-  const reply = await ask({
-    text,
-    fileName,
-    ...(options.compile ? { compile: options.compile } : {}),
-    ...(options.decisions ? { decisions: options.decisions } : {}),
-    ...(options.mode ? { mode: options.mode } : {}),
-    universe: options.universe !== undefined,
-  });
+  const reply = await ask(
+    {
+      text,
+      fileName,
+      ...(options.compile ? { compile: options.compile } : {}),
+      ...(options.decisions ? { decisions: options.decisions } : {}),
+      ...(options.mode ? { mode: options.mode } : {}),
+      universe: options.universe !== undefined,
+    },
+    options.universe,
+  );
   if ("packed" in reply) {
+    places.worker++;
     // the message's copy, the unpacking (a part of a long list at a time) and the caller's apply
     // each hold the event loop: a turn between them lets the API, the events and the timers run
     await nextTurn();
@@ -152,7 +199,13 @@ export async function acceptPolicyOffThread(
     return acceptance;
   }
   if ("error" in reply) throw new Error(reply.error);
+  places.here++;
   return acceptPolicyAsync(text, fileName, options);
+}
+
+/** How many acceptances the worker handed back, and how many this thread did itself. */
+export function acceptPlaces(): { worker: number; here: number } {
+  return { ...places };
 }
 
 /** Stops the worker (tests and benchmarks that end their process cleanly). */

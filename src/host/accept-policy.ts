@@ -10,7 +10,6 @@ import {
   type Mode,
   type PolicyCheck,
   type PolicyHost,
-  type PolicyModel,
 } from "../config/index.ts";
 import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { nodeHost, readPolicyFileText, readPolicyFileTextAsync } from "./policy-files.ts";
@@ -23,6 +22,7 @@ import {
   type Acceptance,
   type LoadedPolicy,
   type ProcessUniverse,
+  type UniverseQuery,
 } from "../policy/index.ts";
 import { namedFileProblems } from "./file-checks.ts";
 import { unreachableTargets } from "./redirect-reach.ts";
@@ -31,8 +31,8 @@ import { nameServiceDiagnostics } from "./name-service.ts";
 
 export type { Acceptance, LoadedPolicy } from "../policy/index.ts";
 
-/** Reads what the process rules can name on this host (src/host/process-universe.ts). */
-export type UniverseReader = (model: PolicyModel) => ProcessUniverse;
+/** Reads what a policy's process rules ask of this host (src/host/process-universe.ts). */
+export type UniverseReader = (query: UniverseQuery) => ProcessUniverse;
 
 export interface AcceptOptions {
   /**

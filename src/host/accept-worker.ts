@@ -1,10 +1,15 @@
 // The worker thread side of acceptPolicyOffThread (accept-off-thread.ts): it runs the one
-// acceptance (acceptPolicyAsync) and hands the result back. What needs the daemon's own objects
-// stays on the main thread: a policy whose process rules need the host's universe is answered
-// with `here: true` and accepted there. Name classes cross as their patterns (accept-handback.ts).
-import { parentPort } from "node:worker_threads";
+// acceptance (acceptPolicyAsync) and hands the result back. What process rules name on the host
+// (users, executables, cgroups, routes) is the daemon's to read: the compile asks the daemon's
+// thread and waits for its answer. Name classes cross as their patterns (accept-handback.ts).
+import {
+  parentPort,
+  receiveMessageOnPort,
+  workerData,
+  type MessagePort,
+} from "node:worker_threads";
 import type { PositionTable } from "../config/index.ts";
-import { relayRule, usesNames } from "../policy/index.ts";
+import { relayRule, usesNames, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
 import { acceptPolicyAsync, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
 
@@ -15,9 +20,31 @@ export interface AcceptRequest {
   compile?: AcceptOptions["compile"];
   decisions?: AcceptOptions["decisions"];
   mode?: AcceptOptions["mode"];
-  /** The caller has a universe reader: process rules must be compiled where it is. */
+  /** The caller reads what process rules name on the host: the compile asks it (HostQuery). */
   universe: boolean;
 }
+
+/** Asks the daemon's thread what request `hostQuery`'s process rules name on the host. */
+export interface HostQuery {
+  hostQuery: number;
+  query: UniverseQuery;
+}
+
+/** The daemon's answer to a HostQuery, on the host line's port. */
+export type HostAnswer = { universe: ProcessUniverse } | { error: string };
+
+/**
+ * How the worker waits for a HostAnswer while a compile is under way (synchronously: the
+ * compiler asks in the middle of its work): the answer comes on `port`, and `signal[0]` is set to
+ * 1 and notified once it is there.
+ */
+export interface HostLine {
+  port: MessagePort;
+  signal: Int32Array;
+}
+
+/** The longest wait for the daemon's answer: its thread may be busy, but not for this long. */
+const HOST_WAIT_MS = 60_000;
 
 export type AcceptReply =
   | { id: number; packed: PackedAcceptance }
@@ -48,8 +75,29 @@ export interface AcceptOffsets {
 const judgedInUserSpace = ({ policy }: Acceptance): boolean =>
   policy !== undefined && (usesNames(policy.model) || policy.model.rules.some(relayRule));
 
-/** Thrown by the stand-in universe reader: the policy names processes. */
-class NeedsHost extends Error {}
+const line = workerData as HostLine | undefined;
+
+/** What the daemon's thread says `query` resolves to on the host (request `id`'s reader). */
+function askHost(id: number, query: UniverseQuery): ProcessUniverse {
+  if (!line || !parentPort) throw new Error("no daemon to ask what the host has");
+  while (receiveMessageOnPort(line.port)); // an answer that came after its ask gave up
+  Atomics.store(line.signal, 0, 0);
+  const ask: HostQuery = { hostQuery: id, query };
+  parentPort.postMessage(ask);
+  const deadline = Date.now() + HOST_WAIT_MS;
+  for (;;) {
+    // in slices: a worker told to stop meanwhile stops between them
+    Atomics.wait(line.signal, 0, 0, 100);
+    const got = receiveMessageOnPort(line.port);
+    if (got) {
+      const answer = got.message as HostAnswer;
+      if ("error" in answer) throw new Error(answer.error);
+      return answer.universe;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`the daemon did not say what the host has within ${HOST_WAIT_MS / 1000} s`);
+  }
+}
 
 async function answer(
   req: AcceptRequest,
@@ -58,13 +106,7 @@ async function answer(
     ...(req.compile ? { compile: req.compile } : {}),
     ...(req.decisions ? { decisions: req.decisions } : {}),
     ...(req.mode ? { mode: req.mode } : {}),
-    ...(req.universe
-      ? {
-          universe: () => {
-            throw new NeedsHost();
-          },
-        }
-      : {}),
+    ...(req.universe ? { universe: (query: UniverseQuery) => askHost(req.id, query) } : {}),
   };
   try {
     const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
@@ -76,7 +118,6 @@ async function answer(
       return { reply: { id: req.id, here: true } }; // accepted again there
     }
   } catch (err) {
-    if (err instanceof NeedsHost) return { reply: { id: req.id, here: true } };
     return { reply: { id: req.id, error: (err as Error).message } };
   }
 }

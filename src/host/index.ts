@@ -6,6 +6,7 @@
 export {
   processDirectories,
   readProcessUniverse,
+  readQueriedUniverse,
   universeFingerprint,
   type RouteReader,
 } from "./process-universe.ts";

@@ -7,7 +7,12 @@ import { dirname, join } from "node:path";
 import type { PolicyModel } from "../config/model.ts";
 import { kernelDev, type Attribution } from "../attribution/index.ts";
 import { globMatch } from "../policy/glob.ts";
-import { socketRule, type ProcessUniverse } from "../policy/compile/process.ts";
+import {
+  socketRule,
+  universeQuery,
+  type ProcessUniverse,
+  type UniverseQuery,
+} from "../policy/compile/process.ts";
 import { withRedirects } from "../policy/compile/redirect.ts";
 import type { WatchedDir } from "./dir-watch.ts";
 import { imageFingerprint, readRouteImageSync, type BuiltImage } from "../route/index.ts";
@@ -80,10 +85,17 @@ export function readProcessUniverse(
   attribution: Attribution,
   routes: RouteReader = () => readRouteImageSync(),
 ): ProcessUniverse {
-  const rules = withRedirects(model).rules.filter(socketRule);
-  const names = rules.flatMap((r) => (r.process?.user ?? []).filter((u) => typeof u === "string"));
+  return readQueriedUniverse(universeQuery(model), attribution, routes);
+}
+
+/** What `query` asks of this host (the daemon answers it for the policy worker). */
+export function readQueriedUniverse(
+  query: UniverseQuery,
+  attribution: Attribution,
+  routes: RouteReader = () => readRouteImageSync(),
+): ProcessUniverse {
   const users = new Map<string, number>();
-  for (const n of names) {
+  for (const n of query.users) {
     const uid = attribution.users.uidOf(n);
     if (uid !== undefined) users.set(n, uid);
   }
@@ -91,13 +103,11 @@ export function readProcessUniverse(
     ([id, path]) => ({ id, path, container: attribution.containerOf(path) }),
   );
   return {
-    executables: executables(rules.flatMap((r) => r.process?.path ?? [])),
+    executables: executables(query.paths),
     users,
     cgroups,
     // interface rules only: this namespace's links and routes
-    routes: rules.some((r) => r.interface)
-      ? routes()
-      : { image: { v4: [], v6: [] }, links: [], notes: [] },
+    routes: query.routes ? routes() : { image: { v4: [], v6: [] }, links: [], notes: [] },
   };
 }
 

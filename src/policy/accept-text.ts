@@ -18,7 +18,7 @@ import { diagnostic, hasErrors } from "../config/diagnostics.ts";
 import { compilePolicy, namesProcesses } from "./compile/policy-image.ts";
 import { decisionRules } from "./decision-rules.ts";
 import type { PolicyImage } from "./compile/kernel-image.ts";
-import type { ProcessUniverse } from "./compile/process.ts";
+import { universeQuery, type ProcessUniverse, type UniverseQuery } from "./compile/process.ts";
 import { httpRuleWarnings } from "./http-support.ts";
 import { layer7RuleProblems } from "./layer7-support.ts";
 import { nameRuleProblems, nameRuleWarnings } from "./names-support.ts";
@@ -44,7 +44,7 @@ export interface HostJudgement {
   /** What only this host can say of a checked model (unknown users, unsafe files, ...). */
   hostDiagnostics?: (model: PolicyModel) => Diagnostic[];
   /** What process rules resolve to on this host (null: they compile to match nothing). */
-  universe?: (model: PolicyModel) => ProcessUniverse;
+  universe?: (query: UniverseQuery) => ProcessUniverse;
   /** Redirect targets the clients they redirect cannot reach. */
   unreachable?: (model: PolicyModel, universe: ProcessUniverse | null) => Diagnostic[];
   /** The compiler's options (the daemon's: where its DNS proxy listens). */
@@ -100,7 +100,8 @@ export function acceptCheckedPolicy(
   ];
   if (refused.length > 0)
     return { diagnostics: sortDiagnostics([...check.diagnostics, ...refused]) };
-  const universe = namesProcesses(model) && judge.universe ? judge.universe(model) : null;
+  const universe =
+    namesProcesses(model) && judge.universe ? judge.universe(universeQuery(model)) : null;
   const unreachable =
     model.redirects.length > 0 && judge.unreachable ? judge.unreachable(model, universe) : [];
   if (unreachable.length > 0)

@@ -16,6 +16,7 @@ import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
 import { EntriesWriter, entriesList, unpackEntries } from "../../src/host/handback-entries.ts";
 import {
+  acceptPlaces,
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
   locateOffThread,
@@ -31,6 +32,9 @@ import {
 } from "../../src/config/index.ts";
 import { NameClasses } from "../../src/policy/index.ts";
 import { addressIndex, knownAddressIndex } from "../../src/policy/address-index.ts";
+import { Attribution } from "../../src/attribution/index.ts";
+import { readQueriedUniverse } from "../../src/host/process-universe.ts";
+import type { UniverseQuery } from "../../src/policy/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
 /** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
@@ -365,4 +369,59 @@ ${names}`;
   const plainEntries = plain.policy?.model.sets.get("many")?.entries as AddressEntry[] | undefined;
   assert.ok(plainEntries);
   assert.equal(knownAddressIndex(plainEntries), undefined);
+});
+
+test("a policy with process rules is accepted on the worker, which asks this thread what the host has", async () => {
+  const text = `version: 1
+mode: prevent
+attach: { cgroup: / }
+rules:
+  - name: curl
+    direction: egress
+    action: allow
+    layer4: { protocol: tcp, port: [443] }
+    process: { path: ["/usr/bin/cur*"], user: [root, 1000] }
+  - name: services
+    direction: egress
+    action: block
+    layer4: { protocol: udp }
+    process: { name: ["nc*"], cgroup: ["/system.slice"] }
+  - name: loopback
+    direction: egress
+    action: allow
+    layer4: { protocol: tcp }
+    interface: { name: [lo] }
+`;
+  const attribution = new Attribution();
+  const asked: UniverseQuery[] = [];
+  const universe = (query: UniverseQuery) => {
+    asked.push(query);
+    return readQueriedUniverse(query, attribution);
+  };
+  const before = acceptPlaces();
+  const there = await acceptPolicyOffThread(text, "process.yaml", { universe });
+  const after = acceptPlaces();
+  assert.equal(after.worker - before.worker, 1, "the worker accepted it");
+  assert.equal(after.here - before.here, 0, "this thread did not accept it again");
+  // the host was asked once, for what the rules name
+  assert.deepEqual(asked, [{ users: ["root"], paths: ["/usr/bin/cur*"], routes: true }]);
+  const here = acceptPolicy(text, "process.yaml", { universe });
+  assert.ok(here.policy, here.diagnostics.map(formatDiagnostic).join("\n"));
+  assert.equal(spelled(there.policy), spelled(here.policy));
+  assert.ok((there.policy?.image.socket?.process.count ?? 0) > 1, "process classes were compiled");
+});
+
+test("what the host has cannot be read: the worker's acceptance fails with the reader's error", async () => {
+  const text = `version: 1
+attach: { cgroup: / }
+rules:
+  - { name: u, direction: egress, action: allow, layer4: { protocol: tcp }, process: { user: [root] } }
+`;
+  const universe = (): never => {
+    throw new Error("the host is gone");
+  };
+  await assert.rejects(acceptPolicyOffThread(text, "gone.yaml", { universe }), /the host is gone/);
+  // the worker still answers after it
+  const ok = await acceptPolicyOffThread(SETS, "sets.yaml");
+  assert.ok(ok.policy);
 });

@@ -20,6 +20,7 @@ import { containerIdMatch, imageMatch, inCgroup, splitUsers } from "../match-con
 import type { Runs } from "./classes.ts";
 import type { LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
+import { withRedirects } from "./redirect.ts";
 
 /** What is on this host now, for the kernel's keys (src/host/process-universe.ts reads it). */
 export interface ProcessUniverse {
@@ -216,6 +217,29 @@ function combine(x: number[][], y: number[][], what: string): { table: Uint32Arr
  */
 export const socketRule = (r: Rule): boolean =>
   !!(r.process || r.interface) || ruleUsesNames(r) || relayRule(r);
+
+/**
+ * What a policy's socket rules ask of the host: the user names and executable globs they name, and
+ * whether one names an interface (then the links and routes are read). Plain data, so a thread
+ * compiling the policy can ask the thread that knows the host.
+ */
+export interface UniverseQuery {
+  users: string[];
+  paths: string[];
+  routes: boolean;
+}
+
+export function universeQuery(model: PolicyModel): UniverseQuery {
+  const rules = withRedirects(model).rules.filter(socketRule);
+  // each once: thousands of rules name the same few users and executables
+  const users = new Set<string>();
+  const paths = new Set<string>();
+  for (const r of rules) {
+    for (const u of r.process?.user ?? []) if (typeof u === "string") users.add(u);
+    for (const p of r.process?.path ?? []) paths.add(p);
+  }
+  return { users: [...users], paths: [...paths], routes: rules.some((r) => r.interface) };
+}
 
 const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
 
