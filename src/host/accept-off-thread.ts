@@ -40,11 +40,17 @@ const tableOf = new WeakMap<PolicyModel, { id: number; table: PositionTable }>()
 const unlocated = new Map<number, PositionTable>();
 
 /**
- * A worker idle this long is stopped: its heap (the parse of a 100k-rule file leaves hundreds of
- * megabytes to collect) goes back to the system instead of staying in the daemon's memory.
+ * When an idle worker stops. One whose heap is big (the parse of a 100k-rule file leaves hundreds
+ * of megabytes to collect) stops after `stopMs`: its memory goes back to the system instead of
+ * staying in the daemon's. One whose heap is small (~35 MB of the daemon's memory) stays until
+ * `warmMs`: changes that come in a row (a CrowdSec poll every 10 s, fail2ban's bans, a dynamic
+ * set's expiries) then do not each start a worker, which costs about half a second of CPU and
+ * of waiting (its modules loaded, the schema compiled, none of its code optimised yet).
  */
-const IDLE_STOP_MS = 5_000;
+const idleTimes = { stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 };
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
+/** Bumped whenever the worker is asked something: a stop decided before that is void. */
+let idleEpoch = 0;
 let onStopped: (() => void) | undefined;
 
 /**
@@ -85,19 +91,40 @@ export function locateOffThread(model: PolicyModel): void {
   const entry = tableOf.get(model);
   tableOf.delete(model);
   if (!entry || entry.table.located || !worker) return;
-  if (idleTimer) clearTimeout(idleTimer);
+  cancelIdleStop();
   unlocated.set(entry.id, entry.table);
   const ask: AcceptLocate = { locate: entry.id };
   worker.postMessage(ask);
 }
 
-/** Stops `w` once it has been idle IDLE_STOP_MS (a request cancels the timer). */
+/** Shorter idle times (tests). */
+export function setAcceptWorkerIdle(times: Partial<typeof idleTimes>): void {
+  Object.assign(idleTimes, times);
+}
+
+function cancelIdleStop(): void {
+  idleEpoch++;
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = null;
+}
+
+/** Stops `w` once it has been idle long enough for its heap (a request cancels it). */
 function stopWhenIdle(w: Worker): void {
-  idleTimer = setTimeout(() => {
-    if (worker !== w || !idle()) return;
+  const epoch = ++idleEpoch;
+  const still = () => worker === w && idle() && epoch === idleEpoch;
+  const stop = () => {
+    if (!still()) return;
     worker = null;
     void w.terminate();
-  }, IDLE_STOP_MS).unref();
+  };
+  idleTimer = setTimeout(() => {
+    if (!still()) return;
+    w.getHeapStatistics().then((heap) => {
+      if (!still()) return;
+      if (heap.total_heap_size > idleTimes.warmHeapBytes) return stop();
+      idleTimer = setTimeout(stop, Math.max(0, idleTimes.warmMs - idleTimes.stopMs)).unref();
+    }, stop);
+  }, idleTimes.stopMs).unref();
 }
 
 /**
@@ -111,8 +138,7 @@ export function startAcceptWorker(): void {
 
 /** The worker, started on first use; it does not keep the process alive while idle. */
 function acceptWorker(): Worker {
-  if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = null;
+  cancelIdleStop();
   if (worker) return worker;
   const { port1, port2 } = new MessageChannel();
   const line: HostLine = { port: port2, signal: new Int32Array(new SharedArrayBuffer(4)) };
@@ -212,7 +238,6 @@ export function acceptPlaces(): { worker: number; here: number } {
 export async function stopAcceptWorker(): Promise<void> {
   const w = worker;
   worker = null;
-  if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = null;
+  cancelIdleStop();
   if (w) await w.terminate();
 }

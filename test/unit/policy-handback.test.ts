@@ -20,6 +20,7 @@ import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
   locateOffThread,
+  setAcceptWorkerIdle,
   stopAcceptWorker,
 } from "../../src/host/accept-off-thread.ts";
 import {
@@ -301,6 +302,44 @@ test("the daemon hears when the worker has stopped, to give its freed memory bac
   await stopAcceptWorker();
   await stopped;
   assert.equal(stops, 1);
+});
+
+/** Counts the worker's stops from now on; undone after the test. */
+function countStops(t: TestContext): { stops: () => number } {
+  let stops = 0;
+  afterAcceptWorkerStops(() => stops++);
+  t.after(() => afterAcceptWorkerStops(undefined));
+  return { stops: () => stops };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a worker that accepted a small policy stays for the next change, then stops", async (t) => {
+  await stopAcceptWorker();
+  setAcceptWorkerIdle({ stopMs: 100, warmMs: 1_500 });
+  t.after(() => setAcceptWorkerIdle({ stopMs: 5_000, warmMs: 30_000 }));
+  const { stops } = countStops(t);
+  assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
+  await sleep(600);
+  assert.equal(stops(), 0, "still there past the stop time of a big heap");
+  assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
+  await sleep(600);
+  assert.equal(stops(), 0, "the second change found it and started its wait again");
+  await sleep(1_800);
+  assert.equal(stops(), 1, "stopped once idle past the warm time");
+});
+
+test("a worker whose heap is big stops at once when idle", async (t) => {
+  await stopAcceptWorker();
+  // every heap counts as big
+  setAcceptWorkerIdle({ stopMs: 100, warmMs: 10_000, warmHeapBytes: 0 });
+  t.after(() =>
+    setAcceptWorkerIdle({ stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 }),
+  );
+  const { stops } = countStops(t);
+  assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
+  await sleep(1_000);
+  assert.equal(stops(), 1);
 });
 
 test("the worker works out where each rule is, so the daemon's thread never reads the file again", async (t) => {
