@@ -94,7 +94,8 @@ native: $(ADDON)
 
 # the web console (web/build.ts): classic scripts that also open from file://
 WEB_SRCS := $(wildcard web/*.ts web/*/*.ts web/*/*.html web/*/*.css src/config/*.ts src/policy/*.ts \
-	src/policy/compile/*.ts examples/*) schema/moat.schema.json data/doh-resolvers.txt
+	src/policy/compile/*.ts examples/*) schema/moat.schema.json data/doh-resolvers.txt \
+	scripts/standalone-validator.ts
 web: $(BUILD)/web/playground.html
 
 $(BUILD)/web/playground.html: $(WEB_SRCS) node_modules/.package-lock.json
@@ -110,11 +111,12 @@ $(BUILD)/man/moat.1: $(wildcard src/cli/*.ts src/cli/*/*.ts) scripts/gen-cli-ref
 # no file of src/ is newer
 cli-bundle: $(BUILD)/cli/BUILT
 
-$(BUILD)/cli/BUILT: $(shell find src -name '*.ts') scripts/build-cli.ts node_modules/.package-lock.json
+$(BUILD)/cli/BUILT: $(shell find src -name '*.ts') scripts/build-cli.ts scripts/standalone-validator.ts \
+	node_modules/.package-lock.json
 	$(NODE) --disable-warning=ExperimentalWarning scripts/build-cli.ts
 
 # the installed CLI and daemon (scripts/bundle.ts): src/ bundled into plain ESM, workers included
-DIST_SRCS := $(shell find src -name '*.ts') scripts/bundle.ts
+DIST_SRCS := $(shell find src -name '*.ts') scripts/bundle.ts scripts/standalone-validator.ts
 dist: $(BUILD)/dist/cli-main.mjs
 
 $(BUILD)/dist/cli-main.mjs: $(DIST_SRCS) node_modules/.package-lock.json

@@ -12,6 +12,7 @@ import { build, type Plugin } from "esbuild";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { standaloneValidator } from "./standalone-validator.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const SRC = join(ROOT, "src");
@@ -78,7 +79,9 @@ export async function bundle(outdir = join(ROOT, "build/dist")): Promise<void> {
     keepNames: true,
     legalComments: "none",
     logLevel: "warning",
-    plugins: [urlRewrite(outdir, new Set(workers))],
+    // the schema's validator as code made here: each start of a worker thread (the policy's)
+    // would compile the schema again
+    plugins: [standaloneValidator(SRC), urlRewrite(outdir, new Set(workers))],
   });
 }
 

@@ -18,7 +18,7 @@ export function standaloneValidator(srcDir: string): Plugin {
     setup(b) {
       b.onLoad({ filter: /[\\/]src[\\/]config[\\/]policy-validator\.ts$/ }, () => {
         const ajv = policyAjv({ code: { source: true, esm: true } });
-        const code = standalone(ajv, ajv.compile(splitSchema(PolicySchema)));
+        const code = withoutRequire(standalone(ajv, ajv.compile(splitSchema(PolicySchema))));
         return {
           contents: `${code}\nexport { validate as validatePolicy };\n`,
           loader: "js",
@@ -27,4 +27,25 @@ export function standaloneValidator(srcDir: string): Plugin {
       });
     },
   };
+}
+
+/** Ajv's name for its string-length helper in standalone code (CommonJS, even with `esm`). */
+const UCS2_REQUIRE = 'require("ajv/dist/runtime/ucs2length").default';
+
+/**
+ * The standalone code with its one `require` replaced by a function of its own: the daemon's
+ * bundle keeps npm packages outside as ES modules, where `require` does not exist. (The length
+ * of a string in code points, as JSON Schema's minLength and maxLength count it.)
+ */
+function withoutRequire(code: string): string {
+  const own = code.replaceAll(UCS2_REQUIRE, "moatCodePoints");
+  if (own.includes("require("))
+    throw new Error("the policy validator's standalone code requires a module: import it");
+  return `${own}
+function moatCodePoints(text) {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+`;
 }

@@ -5,7 +5,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, readdirSync, statSync, utimesSync } from "node:fs";
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODE, ROOT } from "../helpers/paths.ts";
 
@@ -79,4 +88,39 @@ test("bin/moat runs the bundle while it is fresh, and src/ once a source file is
     utimesSync(stamp, atime, mtime);
   }
   assert.match(which(), /build\/cli\/main\.mjs --version/);
+});
+
+test("the daemon's bundle (build/dist) checks as the source does, with the validator made at build time", (t) => {
+  const dist = spawnSync("make", ["-s", "dist"], { cwd: ROOT, encoding: "utf8" });
+  assert.equal(dist.status, 0, dist.stderr);
+  const daemonBundle = (...args: string[]) => run(join(ROOT, "build/dist/cli-main.mjs"), args);
+  // empty strings where the schema wants one character at least, and one of two UTF-16 units
+  const dir = mkdtempSync(join(tmpdir(), "moat-dist-check-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const strings = join(dir, "strings.yaml");
+  writeFileSync(
+    strings,
+    `version: 1
+sets:
+  empty: ["10.0.0.1", ""]
+  feed: { file: "", category: "😀" }
+  named: { file: list.txt, category: "😀" }
+rules: []
+`,
+  );
+  const files = [
+    strings,
+    ...readdirSync(join(ROOT, "test/fixtures/policies"))
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => `test/fixtures/policies/${f}`),
+    "examples/server.yaml",
+  ];
+  const checked = daemonBundle("check", ...files);
+  assert.deepEqual(checked, source("check", ...files));
+  assert.match(checked.stderr + checked.stdout, /strings\.yaml:3:/, "the empty entry is refused");
+  const chunks = readdirSync(join(ROOT, "build/dist"))
+    .map((f) => readFileSync(join(ROOT, "build/dist", f), "utf8"))
+    .join("\n");
+  assert.match(chunks, /function validate\d+\(/, "the generated validator is in the bundle");
+  assert.doesNotMatch(chunks, /compileSchema|new Ajv\(/, "no schema is compiled at run time");
 });
