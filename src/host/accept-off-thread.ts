@@ -48,6 +48,8 @@ const unlocated = new Map<number, PositionTable>();
  * of waiting (its modules loaded, the schema compiled, none of its code optimised yet).
  */
 const idleTimes = { stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 };
+/** How long the worker waits for this thread's answer to a HostQuery (a new worker's). */
+let hostWaitMs = 60_000;
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
 /** Bumped whenever the worker is asked something: a stop decided before that is void. */
 let idleEpoch = 0;
@@ -97,9 +99,13 @@ export function locateOffThread(model: PolicyModel): void {
   worker.postMessage(ask);
 }
 
-/** Shorter idle times (tests). */
-export function setAcceptWorkerIdle(times: Partial<typeof idleTimes>): void {
-  Object.assign(idleTimes, times);
+/** Shorter times (tests): the idle stops, and a new worker's wait for this thread's answers. */
+export function setAcceptWorkerTimes(
+  times: Partial<typeof idleTimes> & { hostWaitMs?: number },
+): void {
+  const { hostWaitMs: wait, ...idle } = times;
+  Object.assign(idleTimes, idle);
+  if (wait !== undefined) hostWaitMs = wait;
 }
 
 function cancelIdleStop(): void {
@@ -141,7 +147,11 @@ function acceptWorker(): Worker {
   cancelIdleStop();
   if (worker) return worker;
   const { port1, port2 } = new MessageChannel();
-  const line: HostLine = { port: port2, signal: new Int32Array(new SharedArrayBuffer(4)) };
+  const line: HostLine = {
+    port: port2,
+    signal: new Int32Array(new SharedArrayBuffer(4)),
+    waitMs: hostWaitMs,
+  };
   const w = new Worker(new URL("./accept-worker.ts", import.meta.url), {
     workerData: line,
     transferList: [port2],
@@ -167,15 +177,19 @@ function acceptWorker(): Worker {
 }
 
 /** Answers the worker's HostQuery with the reader of the request it is compiling. */
-function answerHost(port: MessagePort, signal: Int32Array, { hostQuery, query }: HostQuery): void {
+function answerHost(
+  port: MessagePort,
+  signal: Int32Array,
+  { hostQuery, ask, query }: HostQuery,
+): void {
   const reader = pending.get(hostQuery)?.universe;
   let answer: HostAnswer;
   try {
     answer = reader
-      ? { universe: reader(query) }
-      : { error: "nothing here reads what the host has" };
+      ? { ask, universe: reader(query) }
+      : { ask, error: "nothing here reads what the host has" };
   } catch (err) {
-    answer = { error: (err as Error).message };
+    answer = { ask, error: (err as Error).message };
   }
   port.postMessage(answer);
   Atomics.store(signal, 0, 1);

@@ -27,11 +27,13 @@ export interface AcceptRequest {
 /** Asks the daemon's thread what request `hostQuery`'s process rules name on the host. */
 export interface HostQuery {
   hostQuery: number;
+  /** This ask's number, which the answer repeats: one that gave up waiting gets none taken. */
+  ask: number;
   query: UniverseQuery;
 }
 
 /** The daemon's answer to a HostQuery, on the host line's port. */
-export type HostAnswer = { universe: ProcessUniverse } | { error: string };
+export type HostAnswer = { ask: number } & ({ universe: ProcessUniverse } | { error: string });
 
 /**
  * How the worker waits for a HostAnswer while a compile is under way (synchronously: the
@@ -41,10 +43,9 @@ export type HostAnswer = { universe: ProcessUniverse } | { error: string };
 export interface HostLine {
   port: MessagePort;
   signal: Int32Array;
+  /** The longest wait for an answer (60 s): the daemon's thread may be busy, not for this long. */
+  waitMs: number;
 }
-
-/** The longest wait for the daemon's answer: its thread may be busy, but not for this long. */
-const HOST_WAIT_MS = 60_000;
 
 export type AcceptReply =
   | { id: number; packed: PackedAcceptance }
@@ -77,25 +78,27 @@ const judgedInUserSpace = ({ policy }: Acceptance): boolean =>
 
 const line = workerData as HostLine | undefined;
 
+let asks = 0;
+
 /** What the daemon's thread says `query` resolves to on the host (request `id`'s reader). */
 function askHost(id: number, query: UniverseQuery): ProcessUniverse {
   if (!line || !parentPort) throw new Error("no daemon to ask what the host has");
-  while (receiveMessageOnPort(line.port)); // an answer that came after its ask gave up
+  const ask: HostQuery = { hostQuery: id, ask: ++asks, query };
   Atomics.store(line.signal, 0, 0);
-  const ask: HostQuery = { hostQuery: id, query };
   parentPort.postMessage(ask);
-  const deadline = Date.now() + HOST_WAIT_MS;
+  const deadline = Date.now() + line.waitMs;
   for (;;) {
-    // in slices: a worker told to stop meanwhile stops between them
-    Atomics.wait(line.signal, 0, 0, 100);
-    const got = receiveMessageOnPort(line.port);
-    if (got) {
+    for (let got = receiveMessageOnPort(line.port); got; got = receiveMessageOnPort(line.port)) {
       const answer = got.message as HostAnswer;
+      if (answer.ask !== ask.ask) continue; // an earlier ask's, which gave up waiting
       if ("error" in answer) throw new Error(answer.error);
       return answer.universe;
     }
     if (Date.now() > deadline)
-      throw new Error(`the daemon did not say what the host has within ${HOST_WAIT_MS / 1000} s`);
+      throw new Error(`the daemon did not say what the host has within ${line.waitMs / 1000} s`);
+    // in slices, so the deadline is looked at
+    Atomics.wait(line.signal, 0, 0, 100);
+    Atomics.store(line.signal, 0, 0); // what set it is read above, at the next turn
   }
 }
 

@@ -20,7 +20,7 @@ import {
   acceptPolicyOffThread,
   afterAcceptWorkerStops,
   locateOffThread,
-  setAcceptWorkerIdle,
+  setAcceptWorkerTimes,
   stopAcceptWorker,
 } from "../../src/host/accept-off-thread.ts";
 import {
@@ -35,7 +35,7 @@ import { NameClasses } from "../../src/policy/index.ts";
 import { addressIndex, knownAddressIndex } from "../../src/policy/address-index.ts";
 import { Attribution } from "../../src/attribution/index.ts";
 import { readQueriedUniverse } from "../../src/host/process-universe.ts";
-import type { UniverseQuery } from "../../src/policy/index.ts";
+import type { ProcessUniverse, UniverseQuery } from "../../src/policy/index.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 
 /** Every value as JSON would write it, positions resolved, bigints spelled out, byte arrays as
@@ -316,8 +316,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test("a worker that accepted a small policy stays for the next change, then stops", async (t) => {
   await stopAcceptWorker();
-  setAcceptWorkerIdle({ stopMs: 100, warmMs: 1_500 });
-  t.after(() => setAcceptWorkerIdle({ stopMs: 5_000, warmMs: 30_000 }));
+  setAcceptWorkerTimes({ stopMs: 100, warmMs: 1_500 });
+  t.after(() => setAcceptWorkerTimes({ stopMs: 5_000, warmMs: 30_000 }));
   const { stops } = countStops(t);
   assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
   await sleep(600);
@@ -332,9 +332,9 @@ test("a worker that accepted a small policy stays for the next change, then stop
 test("a worker whose heap is big stops at once when idle", async (t) => {
   await stopAcceptWorker();
   // every heap counts as big
-  setAcceptWorkerIdle({ stopMs: 100, warmMs: 10_000, warmHeapBytes: 0 });
+  setAcceptWorkerTimes({ stopMs: 100, warmMs: 10_000, warmHeapBytes: 0 });
   t.after(() =>
-    setAcceptWorkerIdle({ stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 }),
+    setAcceptWorkerTimes({ stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 }),
   );
   const { stops } = countStops(t);
   assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
@@ -463,4 +463,44 @@ rules:
   // the worker still answers after it
   const ok = await acceptPolicyOffThread(SETS, "sets.yaml");
   assert.ok(ok.policy);
+});
+
+test("an answer that came after its ask gave up is not taken for the next acceptance's", async (t) => {
+  await stopAcceptWorker();
+  setAcceptWorkerTimes({ hostWaitMs: 300 });
+  t.after(async () => {
+    setAcceptWorkerTimes({ hostWaitMs: 60_000 });
+    await stopAcceptWorker();
+  });
+  const policy = (user: string) => `version: 1
+attach: { cgroup: / }
+rules:
+  - { name: u, direction: egress, action: allow, layer4: { protocol: tcp }, process: { user: [${user}] } }
+`;
+  const universe =
+    (users: Map<string, number>, busyMs = 0) =>
+    (): ProcessUniverse => {
+      const end = Date.now() + busyMs;
+      while (Date.now() < end); // this thread is busy past the worker's wait
+      return {
+        executables: [],
+        users,
+        cgroups: [],
+        routes: { image: { v4: [], v6: [] }, links: [], notes: [] },
+      };
+    };
+  const slow = acceptPolicyOffThread(policy("alice"), "a.yaml", {
+    universe: universe(new Map([["alice", 1111]]), 450),
+  });
+  const next = acceptPolicyOffThread(policy("bob"), "b.yaml", {
+    universe: universe(new Map([["bob", 2222]])),
+  });
+  await assert.rejects(slow, /did not say what the host has within 0\.3 s/);
+  const accepted = await next;
+  assert.ok(accepted.policy, accepted.diagnostics.map(formatDiagnostic).join("\n"));
+  assert.deepEqual(
+    accepted.policy.image.socket?.process.uid.map((u) => u.uid),
+    [2222],
+    "bob's own answer",
+  );
 });
