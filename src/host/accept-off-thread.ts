@@ -251,7 +251,8 @@ export function acceptPlaces(): { worker: number; here: number } {
 /** Stops the worker (tests and benchmarks that end their process cleanly). */
 export async function stopAcceptWorker(): Promise<void> {
   const w = worker;
-  worker = null;
   cancelIdleStop();
-  if (w) await w.terminate();
+  if (!w) return;
+  failAll(w, new Error("the policy worker was stopped")); // what it had not answered fails
+  await w.terminate();
 }

@@ -504,3 +504,14 @@ rules:
     "bob's own answer",
   );
 });
+
+test("an acceptance under way when the worker is stopped fails, it does not wait for ever", async () => {
+  const text = mixedPolicy(20_000);
+  const pendingAccept = acceptPolicyOffThread(text, "big.yaml");
+  const failed = assert.rejects(pendingAccept, /the policy worker was stopped/);
+  await sleep(50);
+  await stopAcceptWorker();
+  await failed;
+  // a new worker takes the next one
+  assert.ok((await acceptPolicyOffThread(SETS, "sets.yaml")).policy);
+});
