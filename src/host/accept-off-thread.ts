@@ -40,14 +40,18 @@ const tableOf = new WeakMap<PolicyModel, { id: number; table: PositionTable }>()
 const unlocated = new Map<number, PositionTable>();
 
 /**
- * When an idle worker stops. One whose heap is big (the parse of a 100k-rule file leaves hundreds
- * of megabytes to collect) stops after `stopMs`: its memory goes back to the system instead of
- * staying in the daemon's. One whose heap is small (~35 MB of the daemon's memory) stays until
- * `warmMs`: changes that come in a row (a CrowdSec poll every 10 s, fail2ban's bans, a dynamic
- * set's expiries) then do not each start a worker, which costs about half a second of CPU and
- * of waiting (its modules loaded, the schema compiled, none of its code optimised yet).
+ * When an idle worker stops. It stops after `stopMs`, and its memory goes back to the system
+ * instead of staying in the daemon's (the parse of a 100k-rule file leaves hundreds of megabytes
+ * to collect), unless changes come in a row (its last answer came within `warmMs` of the one
+ * before: a CrowdSec poll every 10 s, fail2ban's bans, a dynamic set's expiries) and its heap is
+ * small (~35 MB of the daemon's memory): then it stays until `warmMs`, so that each change does
+ * not start a worker, which costs about half a second of CPU and of waiting (its modules
+ * loaded, the schema compiled, none of its code optimised yet).
  */
 const idleTimes = { stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 };
+/** When the worker's last acceptance was answered, and whether it came in a row of changes. */
+let lastAnswer = -Infinity;
+let inRow = false;
 /** How long the worker waits for this thread's answer to a HostQuery (a new worker's). */
 let hostWaitMs = 60_000;
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
@@ -125,6 +129,7 @@ function stopWhenIdle(w: Worker): void {
   };
   idleTimer = setTimeout(() => {
     if (!still()) return;
+    if (!inRow) return stop();
     w.getHeapStatistics().then((heap) => {
       if (!still()) return;
       if (heap.total_heap_size > idleTimes.warmHeapBytes) return stop();
@@ -160,6 +165,9 @@ function acceptWorker(): Worker {
     if ("hostQuery" in message) return answerHost(port1, line.signal, message);
     if ("located" in message) adopt(message);
     else {
+      const now = performance.now();
+      inRow = now - lastAnswer < idleTimes.warmMs;
+      lastAnswer = now;
       pending.get(message.id)?.resolve(message);
       pending.delete(message.id);
     }
@@ -252,6 +260,7 @@ export function acceptPlaces(): { worker: number; here: number } {
 export async function stopAcceptWorker(): Promise<void> {
   const w = worker;
   cancelIdleStop();
+  lastAnswer = -Infinity; // the next acceptance starts no row
   if (!w) return;
   failAll(w, new Error("the policy worker was stopped")); // what it had not answered fails
   await w.terminate();
