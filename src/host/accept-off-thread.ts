@@ -42,13 +42,13 @@ const unlocated = new Map<number, PositionTable>();
 /**
  * When an idle worker stops. It stops after `stopMs`, and its memory goes back to the system
  * instead of staying in the daemon's (the parse of a 100k-rule file leaves hundreds of megabytes
- * to collect), unless changes come in a row (its last answer came within `warmMs` of the one
+ * to collect), unless changes come in a row (its last answer came within `rowMs` of the one
  * before: a CrowdSec poll every 10 s, fail2ban's bans, a dynamic set's expiries) and its heap is
  * small (~35 MB of the daemon's memory): then it stays until `warmMs`, so that each change does
  * not start a worker, which costs about half a second of CPU and of waiting (its modules
  * loaded, the schema compiled, none of its code optimised yet).
  */
-const idleTimes = { stopMs: 5_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 };
+const idleTimes = { stopMs: 5_000, rowMs: 30_000, warmMs: 30_000, warmHeapBytes: 64 * 2 ** 20 };
 /** When the worker's last acceptance was answered, and whether it came in a row of changes. */
 let lastAnswer = -Infinity;
 let inRow = false;
@@ -166,7 +166,7 @@ function acceptWorker(): Worker {
     if ("located" in message) adopt(message);
     else {
       const now = performance.now();
-      inRow = now - lastAnswer < idleTimes.warmMs;
+      inRow = now - lastAnswer < idleTimes.rowMs;
       lastAnswer = now;
       pending.get(message.id)?.resolve(message);
       pending.delete(message.id);
