@@ -2,7 +2,7 @@
 // address into that dynamic set until the timeout (renewed by later matches), so rules naming
 // the set give the host a stricter policy for a while. The entry is a dynamic set's like any
 // other: it expires by itself, survives a restart, and `moat set del` lifts it early.
-import type { PolicyModel } from "../config/index.ts";
+import type { PolicyModel, PolicySet } from "../config/index.ts";
 import type { MoatEvent } from "../datapath/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
 import { quarantinesAny, ruleNamed } from "../policy/index.ts";
@@ -16,11 +16,27 @@ export interface QuarantineOptions {
 
 const VERDICTS = new Set(["allowed", "blocked", "detected"]);
 
+/** The entries of a policy's set, as written, made once per set object (a new one each apply). */
+const entryTexts = new WeakMap<PolicySet, Set<string>>();
+function setHolds(model: PolicyModel, name: string, entry: string): boolean {
+  const set = model.sets.get(name);
+  if (!set) return false;
+  let texts = entryTexts.get(set);
+  if (!texts) {
+    texts = new Set(set.entries.map((e) => e.text));
+    entryTexts.set(set, texts);
+  }
+  return texts.has(entry);
+}
+
 /** Returns what looks at each event (before it is pushed) for a quarantine to start. */
 export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => void {
   const now = options.now ?? Date.now;
-  // until when an entry was last written: matches in a burst write it once
+  // until when an entry was last put in force: matches in a burst write it once, while the
+  // running policy's set holds it (`moat set del` lifts it: the next match starts it again)
   const written = new Map<string, number>();
+  // entries being written and applied: the matches meanwhile wait for that one
+  const underWay = new Set<string>();
   return (event) => {
     if (!VERDICTS.has(event.type)) return;
     const model = options.model();
@@ -30,11 +46,14 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
     if (!rule || !q) return;
     const ip = event.local.ip;
     const key = `${q.set} ${ip}`;
+    if (underWay.has(key)) return;
     const t = now();
     const expires = t + q.seconds * 1000;
     // renewed once half the timeout has gone by
-    if ((written.get(key) ?? 0) > t + q.seconds * 500) return;
-    written.set(key, expires);
+    if ((written.get(key) ?? 0) > t + q.seconds * 500 && setHolds(model, q.set, ip)) return;
+    written.delete(key);
+    underWay.add(key);
+    const why = `(rule ${rule.name}, remote ${event.remote.ip})`;
     void options.sets
       .bulk(
         q.set,
@@ -43,20 +62,21 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
       )
       .then(
         ({ dropped }) => {
-          const why = `(rule ${rule.name}, remote ${event.remote.ip})`;
           if (dropped === 0) {
+            written.set(key, expires);
             options.log(
               `quarantine: ${ip} in set ${q.set} until ${new Date(expires).toISOString()} ${why}`,
             );
             return;
           }
-          written.delete(key); // not held: the next match tries again
+          // not held: the next match tries again
           options.log(
             `quarantine: ${ip} not put in set ${q.set}: the set is full (max_entries) ${why}`,
           );
         },
         (err: unknown) =>
           options.log(`quarantine: ${ip} not put in set ${q.set}: ${(err as Error).message}`),
-      );
+      )
+      .finally(() => underWay.delete(key));
   };
 }

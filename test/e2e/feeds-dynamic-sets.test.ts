@@ -272,3 +272,55 @@ rules:
   assert.equal(out(80), false, "quarantined: its other connections are blocked");
   await until("the quarantine to end", () => (out(80) ? true : undefined));
 });
+
+test("quarantine: lifted early with moat set del, the host's next IOC contact quarantines it again", async (t) => {
+  stateDir(t);
+  const lab = await startMoatLab(
+    t.name,
+    (l) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}] }
+sets:
+  ioc: [${l.v4.a}]
+  quarantined: { dynamic: true }
+rules:
+  - name: ioc-contact
+    direction: egress
+    action: block
+    layer3: { remote: [set:ioc] }
+    layer4: { protocol: tcp, port: [8080] }
+    quarantine: { set: quarantined, timeout: 1h }
+  - name: quarantined
+    direction: egress
+    action: block
+    layer3: { local: [set:quarantined] }
+`,
+  );
+  t.after(() => lab.close());
+  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
+  t.after(() => peer.kill());
+  const out = (port: number) =>
+    spawnSync(
+      "ip",
+      ["netns", "exec", lab.b, "curl", "-s", "-o", "/dev/null", "--max-time", "1"].concat(
+        `http://${lab.v4.a}:${port}/`,
+      ),
+      { timeout: 10_000 },
+    ).status === 0;
+  const held = () =>
+    sets(lab)
+      .find((s) => s.name === "quarantined")
+      ?.entries?.map((e) => e.entry);
+
+  assert.equal(out(8080), false, "the IOC contact is blocked");
+  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  assert.deepEqual(held(), [lab.v4.b]);
+  assert.equal(moat(lab, "set", "del", "quarantined", lab.v4.b).code, 0);
+  assert.deepEqual(held(), [], "lifted");
+  assert.equal(out(80), true, "lifted: its other connections pass");
+  assert.equal(out(8080), false, "the IOC contact again");
+  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  assert.deepEqual(held(), [lab.v4.b], "quarantined again");
+  assert.equal(out(80), false, "quarantined again: its other connections are blocked");
+});
