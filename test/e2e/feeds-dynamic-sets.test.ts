@@ -2,7 +2,7 @@
 // client at once, the entry expiring lets it through again, an entry without expiry survives a
 // restart; a URL feed served in the lab and changed while probes run swaps the filter with no
 // probe misjudged, and an unchanged feed is answered 304 (ETag).
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -214,7 +214,12 @@ rules:
   });
 });
 
-test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async (t) => {
+/**
+ * A lab whose rule quarantines the host (lab.b) for `timeout` when it contacts the IOC (lab.a's
+ * port 8080), its other connections then blocked; `out(port)` is whether curl from it gets
+ * through, `held()` the quarantine set's entries.
+ */
+async function quarantineLab(t: TestContext, timeout: string) {
   stateDir(t);
   const lab = await startMoatLab(
     t.name,
@@ -231,66 +236,7 @@ rules:
     action: block
     layer3: { remote: [set:ioc] }
     layer4: { protocol: tcp, port: [8080] }
-    quarantine: { set: quarantined, timeout: 6s }
-  - name: quarantined
-    direction: egress
-    action: block
-    layer3: { local: [set:quarantined] }
-`,
-  );
-  t.after(() => lab.close());
-  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
-  t.after(() => peer.kill());
-  const out = (port: number) =>
-    spawnSync(
-      "ip",
-      [
-        "netns",
-        "exec",
-        lab.b,
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "--max-time",
-        "1",
-        `http://${lab.v4.a}:${port}/`,
-      ],
-      { timeout: 10_000 },
-    ).status === 0;
-
-  assert.equal(out(80), true, "not quarantined yet");
-  assert.equal(out(8080), false, "the IOC contact is blocked");
-  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
-  // the set first: on a busy machine the curl below can take a good part of the quarantine
-  assert.deepEqual(
-    sets(lab)
-      .find((s) => s.name === "quarantined")
-      ?.entries?.map((e) => e.entry),
-    [lab.v4.b],
-  );
-  assert.equal(out(80), false, "quarantined: its other connections are blocked");
-  await until("the quarantine to end", () => (out(80) ? true : undefined));
-});
-
-test("quarantine: lifted early with moat set del, the host's next IOC contact quarantines it again", async (t) => {
-  stateDir(t);
-  const lab = await startMoatLab(
-    t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-sets:
-  ioc: [${l.v4.a}]
-  quarantined: { dynamic: true }
-rules:
-  - name: ioc-contact
-    direction: egress
-    action: block
-    layer3: { remote: [set:ioc] }
-    layer4: { protocol: tcp, port: [8080] }
-    quarantine: { set: quarantined, timeout: 1h }
+    quarantine: { set: quarantined, timeout: ${timeout} }
   - name: quarantined
     direction: egress
     action: block
@@ -312,15 +258,32 @@ rules:
     sets(lab)
       .find((s) => s.name === "quarantined")
       ?.entries?.map((e) => e.entry);
+  const quarantined = () =>
+    lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  return { lab, out, held, quarantined };
+}
 
+test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async (t) => {
+  const { lab, out, held, quarantined } = await quarantineLab(t, "6s");
+  assert.equal(out(80), true, "not quarantined yet");
   assert.equal(out(8080), false, "the IOC contact is blocked");
-  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  await quarantined();
+  // the set first: on a busy machine the curl below can take a good part of the quarantine
+  assert.deepEqual(held(), [lab.v4.b]);
+  assert.equal(out(80), false, "quarantined: its other connections are blocked");
+  await until("the quarantine to end", () => (out(80) ? true : undefined));
+});
+
+test("quarantine: lifted early with moat set del, the host's next IOC contact quarantines it again", async (t) => {
+  const { lab, out, held, quarantined } = await quarantineLab(t, "1h");
+  assert.equal(out(8080), false, "the IOC contact is blocked");
+  await quarantined();
   assert.deepEqual(held(), [lab.v4.b]);
   assert.equal(moat(lab, "set", "del", "quarantined", lab.v4.b).code, 0);
   assert.deepEqual(held(), [], "lifted");
   assert.equal(out(80), true, "lifted: its other connections pass");
   assert.equal(out(8080), false, "the IOC contact again");
-  await lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
+  await quarantined();
   assert.deepEqual(held(), [lab.v4.b], "quarantined again");
   assert.equal(out(80), false, "quarantined again: its other connections are blocked");
 });
