@@ -16,6 +16,7 @@ import {
   type FloodCounterName,
 } from "./abi.ts";
 import { encodeLimit } from "./table-maps.ts";
+import { forgetAfter } from "./limit-maps.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
 import type { ClassifierImage } from "../policy/compile/image.ts";
 
@@ -103,7 +104,7 @@ export class FloodMaps {
       // per source port; no lease: every packet asks the shared state
       encodeLimit(l, { perPort: true, lease: 1 }, value);
       udpCodec.encode({ mode: amp.prevent ? Mode.prevent : Mode.detect }, value);
-      this.udpIdleNs = l.fillNs > l.periodNs ? l.fillNs : l.periodNs;
+      this.udpIdleNs = forgetAfter(l);
     }
     const want = new Set(amp?.ports ?? []);
     for (const port of want) this.udpPorts.update(u32Key(port), Buffer.from([1]));

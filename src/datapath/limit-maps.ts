@@ -90,8 +90,12 @@ export class LimitMaps {
   }
 }
 
-/** A source idle this long has a full bucket (empty, leaky) or a past window: as if new. */
-function forgetAfter(l: ImageLimit): bigint {
+/**
+ * A source idle this long has a full bucket (empty, leaky) or a past window, and its report
+ * interval is over: as if new. Forgotten sooner, its packets over the limit since its last report
+ * would go unreported, and its next report would come before `report_every`.
+ */
+export function forgetAfter(l: ImageLimit): bigint {
   const longest = l.fillNs > 2n * l.periodNs ? l.fillNs : 2n * l.periodNs;
   return longest > l.reportNs ? longest : l.reportNs;
 }

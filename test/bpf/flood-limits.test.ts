@@ -161,4 +161,34 @@ describe("flood limits before the rules", () => {
       setClock(1000);
     }
   });
+
+  test("the sweep keeps a source until its report_every is over: one report per source per report_every", () => {
+    // the bucket fills in 3 s; a source's report is good for an hour
+    lab.policy(
+      policy("prevent").replace("rate: 1/h, burst: 3", "rate: 1/s, burst: 3, report_every: 1h"),
+    );
+    const datagram = {
+      src: "198.51.100.77",
+      dst: "10.0.0.1",
+      proto: "udp",
+      sport: 53,
+      dport: 40000,
+    } as const;
+    const reports = () => lab.events().filter((e) => e.reason === "udp_amplification").length;
+    const monotonicSeconds = Number(process.hrtime.bigint() / 1_000_000_000n);
+    try {
+      lab.events();
+      // 10 s ago (the sweep reads CLOCK_MONOTONIC, as the kernel does without the test clock)
+      setClock(monotonicSeconds - 10);
+      for (let i = 0; i < 5; i++) lab.run("xdp", datagram);
+      assert.equal(reports(), 1, "over the limit: reported");
+      // idle 10 s: past the bucket's fill, within its report_every
+      lab.dp.sweepLimits();
+      setClock(monotonicSeconds);
+      for (let i = 0; i < 5; i++) lab.run("xdp", datagram);
+      assert.equal(reports(), 0, "over the limit again within report_every: counted, not reported");
+    } finally {
+      setClock(1000);
+    }
+  });
 });
