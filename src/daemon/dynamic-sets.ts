@@ -34,17 +34,23 @@ export interface DynamicSets {
   change(change: SetChange, who: string): Promise<SetChangeOutcome>;
   /**
    * Many changes to set `name` at once, one re-apply (a bouncer's poll): `replace` starts from
-   * no entries; adds past max_entries are dropped and counted in the answer.
+   * no entries; adds past max_entries are dropped and counted in the answer. With `renew` (a
+   * quarantine's match) an add never shortens an entry already there: a permanent entry, or one
+   * that expires later, stays as it is.
    */
   bulk(
     name: string,
-    change: { adds: DynamicEntry[]; dels: string[]; replace: boolean },
+    change: { adds: DynamicEntry[]; dels: string[]; replace: boolean; renew?: boolean },
     reason: string,
   ): Promise<{ entries: number; dropped: number }>;
   /** The running policy changed: expiries are scheduled for its dynamic sets. */
   applied(): void;
   close(): void;
 }
+
+/** Whether `a` expires no sooner than `b` (no expiry: never). */
+const outlasts = (a: DynamicEntry, b: DynamicEntry) =>
+  a.expires === null || (b.expires !== null && a.expires >= b.expires);
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -213,19 +219,23 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       return { ok: true, generation: options.generation(), entries: entries.length };
     },
 
-    async bulk(name, { adds, dels, replace }, reason) {
+    async bulk(name, { adds, dels, replace, renew = false }, reason) {
       const set = model().sets.get(name);
       const max = set?.origin?.maxEntries ?? Infinity;
       const before = replace ? [] : liveEntries(read(name), now());
       const byEntry = new Map(before.map((e) => [e.entry, e]));
       for (const d of dels) byEntry.delete(d);
       let dropped = 0;
+      // a renewal that found every entry lasting longer already changes nothing: no re-apply
+      let kept = 0;
       for (const a of adds) {
-        if (!byEntry.has(a.entry) && byEntry.size >= max) dropped++;
+        const had = byEntry.get(a.entry);
+        if (!had && byEntry.size >= max) dropped++;
+        else if (renew && had && outlasts(had, a)) kept++;
         else byEntry.set(a.entry, a);
       }
       const entries = liveEntries([...byEntry.values()], now());
-      const changed = replace || adds.length > 0 || dels.length > 0;
+      const changed = replace || adds.length > kept || dels.length > 0;
       if (!changed) return { entries: entries.length, dropped };
       write(name, entries);
       try {

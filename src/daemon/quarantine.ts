@@ -57,7 +57,7 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
     void options.sets
       .bulk(
         q.set,
-        { adds: [{ entry: ip, expires }], dels: [], replace: false },
+        { adds: [{ entry: ip, expires }], dels: [], replace: false, renew: true },
         `quarantine of ${ip} (rule ${rule.name})`,
       )
       .then(

@@ -180,3 +180,43 @@ test("an expiry whose file cannot be written is logged and tried again, the daem
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(logs.length, 1, "no retry loop");
 });
+
+test("a renewal (a quarantine's match) never shortens an entry: a permanent or longer one stays", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const now = 1_000_000_000;
+  let refreshes = 0;
+  const sets = dynamicSets({
+    dir,
+    model: () => model,
+    refresh: () => {
+      refreshes++;
+      return Promise.resolve();
+    },
+    generation: () => 7,
+    audit: () => {},
+    log: () => {},
+    now: () => now,
+  });
+  t.after(() => sets.close());
+  await sets.change({ op: "add", set: "banned", entry: "10.0.0.5" }, "root"); // no expiry
+  await sets.change({ op: "add", set: "banned", entry: "10.0.0.6", timeoutSeconds: 3600 }, "root");
+  const renew = (entry: string, expires: number) =>
+    sets.bulk("banned", { adds: [{ entry, expires }], dels: [], replace: false, renew: true }, "q");
+  const applied = refreshes;
+  await renew("10.0.0.5", now + 60_000);
+  await renew("10.0.0.6", now + 60_000);
+  assert.equal(refreshes, applied, "nothing changed: no re-apply");
+  const expiries = () =>
+    Object.fromEntries((sets.list()[0]?.entries ?? []).map((e) => [e.entry, e.expires]));
+  assert.deepEqual(expiries(), {
+    "10.0.0.5": null,
+    "10.0.0.6": new Date(now + 3_600_000).toISOString(),
+  });
+  await renew("10.0.0.6", now + 7_200_000);
+  assert.equal(
+    expiries()["10.0.0.6"],
+    new Date(now + 7_200_000).toISOString(),
+    "a later one renews",
+  );
+});
