@@ -18,10 +18,21 @@ interface Counts {
   over: bigint;
 }
 
-/** An attack in progress: its start, and the port's counts before it. */
-interface Ongoing extends Counts {
-  sinceNs: bigint;
+/** A port's counts and the end of its attack's hold, as one reading found them. */
+interface Reading extends Counts {
+  untilNs: bigint;
 }
+
+/** An attack in progress: its start, the port's counts before it, and its latest reading. */
+interface Ongoing {
+  sinceNs: bigint;
+  before: Counts;
+  latest: Reading;
+  /** The mode of the latest reading: an attack whose policy went away ends in it. */
+  mode: Mode;
+}
+
+const NONE: Counts = { syns: 0n, over: 0n };
 
 /** Compares one reading with the last: the events of attacks that started or ended since. */
 export class FloodWatch {
@@ -40,40 +51,81 @@ export class FloodWatch {
   }
 
   poll(nowNs: bigint = process.hrtime.bigint()): void {
-    const mode = this.mode();
+    const mode = this.reportedMode();
     if (!mode) {
-      this.ongoing.clear();
+      // no `flood.syn` any more: the attacks under way are over for moat
+      for (const port of [...this.ongoing.keys()]) this.endUnwatched(port, nowNs);
       this.last.clear();
       return;
     }
     const seen = new Set<number>();
     for (const a of this.source.floodAttacks()) {
       seen.add(a.port);
-      const was = this.ongoing.get(a.port);
-      const active = a.untilNs > nowNs;
-      if (was && (!active || a.sinceNs !== was.sinceNs)) {
-        this.ongoing.delete(a.port);
-        // ended when the hold after the last SYN over the rate ran out
-        const endNs = active ? a.sinceNs : a.untilNs;
-        this.report(mode, a, was, "ended", endNs - was.sinceNs);
-      }
-      if (active && !this.ongoing.has(a.port)) {
-        // a port first seen under attack: its every SYN belongs to the attack
-        const before = (!was && this.last.get(a.port)) || { syns: 0n, over: 0n };
-        const start = { sinceNs: a.sinceNs, ...before };
-        this.ongoing.set(a.port, start);
-        this.report(mode, a, start, "started");
-      }
+      this.read(a, mode, nowNs);
       this.last.set(a.port, { syns: a.syns, over: a.over });
     }
     // a port the policy no longer defends: its attack is over
-    for (const port of [...this.ongoing.keys()]) if (!seen.has(port)) this.ongoing.delete(port);
+    for (const port of [...this.ongoing.keys()])
+      if (!seen.has(port)) this.endUnwatched(port, nowNs);
     for (const port of [...this.last.keys()]) if (!seen.has(port)) this.last.delete(port);
+  }
+
+  /**
+   * The mode attacks are reported in. Without bpf_sk_assign_tcp_reqsk moat answers no SYN, the
+   * kernel's syncookies do: a prevent policy counts and reports attacks as detect does.
+   */
+  private reportedMode(): Mode | null {
+    const mode = this.mode();
+    return mode === "prevent" && this.source.synCookies === "kernel" ? "detect" : mode;
+  }
+
+  /** One port's kernel record: the end of its attack, the start of a new one, or neither. */
+  private read(a: PortAttack, mode: Mode, nowNs: bigint): void {
+    const was = this.ongoing.get(a.port);
+    const active = a.untilNs > nowNs;
+    if (was && a.sinceNs !== was.sinceNs) {
+      // it ended and another began since the last reading, which the kernel's record now holds:
+      // the old one's figures and end are the last reading's (SYNs over the rate after that
+      // reading are counted in the new attack)
+      this.end(a.port, was, mode, was.latest);
+    } else if (was && !active) {
+      // ended when the hold after the last SYN over the rate ran out
+      this.end(a.port, was, mode, a);
+    } else if (was) {
+      was.latest = { syns: a.syns, over: a.over, untilNs: a.untilNs };
+      was.mode = mode;
+    }
+    if (active && !this.ongoing.has(a.port)) this.begin(a, mode);
+  }
+
+  private begin(a: PortAttack, mode: Mode): void {
+    // counted from the last reading; a port first seen under attack: its every SYN belongs to it
+    const before = this.last.get(a.port) ?? NONE;
+    const latest = { syns: a.syns, over: a.over, untilNs: a.untilNs };
+    this.ongoing.set(a.port, { sinceNs: a.sinceNs, before, latest, mode });
+    this.report(mode, a.port, latest, before, "started");
+  }
+
+  private end(port: number, was: Ongoing, mode: Mode, at: Reading, endNs = at.untilNs): void {
+    this.ongoing.delete(port);
+    this.report(mode, port, at, was.before, "ended", endNs - was.sinceNs);
+  }
+
+  /**
+   * The watch of a port under attack stops (the policy no longer defends it, or has no flood
+   * section): it ended when the last reading expected it to, or ends now if that is still to come.
+   */
+  private endUnwatched(port: number, nowNs: bigint): void {
+    const was = this.ongoing.get(port);
+    if (!was) return;
+    const endNs = was.latest.untilNs < nowNs ? was.latest.untilNs : nowNs;
+    this.end(port, was, was.mode, was.latest, endNs);
   }
 
   private report(
     mode: Mode,
-    a: PortAttack,
+    port: number,
+    at: Counts,
     from: Counts,
     state: SynFloodAttack["state"],
     durationNs?: bigint,
@@ -81,11 +133,12 @@ export class FloodWatch {
     const verdict = mode === "prevent" ? "blocked" : "detected";
     const attack: SynFloodAttack = {
       state,
-      port: a.port || null,
-      syns: Number(a.syns - from.syns),
-      over: Number(a.over - from.over),
+      port: port || null,
+      syns: Number(at.syns - from.syns),
+      over: Number(at.over - from.over),
       ...(durationNs !== undefined ? { durationMs: Number(durationNs / 1_000_000n) } : {}),
-      answered: mode === "prevent" ? this.source.synCookies : "kernel",
+      // reportedMode: prevent only where moat's cookies answer
+      answered: mode === "prevent" ? "moat" : "kernel",
     };
     this.push({
       time: new Date().toISOString(),
@@ -94,7 +147,7 @@ export class FloodWatch {
       rule: "flood",
       direction: "ingress",
       protocol: "tcp",
-      local: { ip: "", port: a.port },
+      local: { ip: "", port },
       remote: { ip: "", port: 0 },
       interface: null,
       process: null,
@@ -117,6 +170,8 @@ export function startFloodWatch(
   const watch = new FloodWatch(source, mode, push);
   const timer = setInterval(() => watch.poll(), EVERY_MS);
   timer.unref();
+  // the daemon's stop ends no attack: the attack goes on, only moat's watch of it stops, and the
+  // next daemon's fresh flood maps report what it then sees as a new attack
   return { stop: () => clearInterval(timer) };
 }
 
