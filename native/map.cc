@@ -65,6 +65,7 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
                            InstanceAccessor<&BpfMap::GetValueBufferSize>("valueBufferSize"),
                            InstanceMethod<&BpfMap::Id>("id"),
                            InstanceMethod<&BpfMap::Lookup>("lookup"),
+                           InstanceMethod<&BpfMap::LookupInto>("lookupInto"),
                            InstanceMethod<&BpfMap::LookupAndDelete>("lookupAndDelete"),
                            InstanceMethod<&BpfMap::Update>("update"),
                            InstanceMethod<&BpfMap::Delete>("delete"),
@@ -260,6 +261,23 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
 
   Napi::Value Lookup(const Napi::CallbackInfo& info) { return LookupImpl(info, false); }
   Napi::Value LookupAndDelete(const Napi::CallbackInfo& info) { return LookupImpl(info, true); }
+
+  // lookup() into the caller's buffer: no buffer is made per call (a hot path's lookups, most of
+  // them misses, paid more for the new buffer than for the system call)
+  Napi::Value LookupInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "bpf_map_lookup_elem";
+    int fd = Fd(env, op);
+    const void* key = KeyPtr(env, Arg(info, 0), op, spec_.keySize == 0);
+    Napi::Buffer<uint8_t> out = BufferArg(Arg(info, 1), "out");
+    CheckAtLeast(env, op, "out", out.Length(), valueBufferSize_);
+    int rc = bpf_map_lookup_elem(fd, key, out.Data());
+    if (rc < 0) {
+      if (-rc == ENOENT) return Napi::Boolean::New(env, false);
+      ThrowErrno(env, op, -rc, "map '" + spec_.name + "'");
+    }
+    return Napi::Boolean::New(env, true);
+  }
 
   Napi::Value LookupImpl(const Napi::CallbackInfo& info, bool andDelete) {
     Napi::Env env = info.Env();

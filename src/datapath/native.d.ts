@@ -145,6 +145,8 @@ export declare class BpfMap {
   readonly valueBufferSize: number;
   id(): number;
   lookup(key: Buffer | null): Buffer | null;
+  /** lookup() written into `out` (at least valueBufferSize bytes); false when the key is absent. */
+  lookupInto(key: Buffer | null, out: Buffer): boolean;
   /** Lookup-and-delete (queues/stacks: key null). */
   lookupAndDelete(key: Buffer | null): Buffer | null;
   update(key: Buffer, value: Buffer, flags?: number): void;

@@ -98,11 +98,14 @@ export class RedirectMaps {
   private readonly originals: BpfMap;
   private readonly netnsTargets: BpfMap;
   private live = new Set<string>();
+  /** originalOf's lookups land here: every field is copied out before the next one */
+  private readonly original: Buffer;
 
   constructor(object: BpfObject) {
     this.targets = object.map("redirect_targets");
     this.exempt = object.map("redirect_exempt");
     this.originals = object.map("originals");
+    this.original = Buffer.alloc(this.originals.valueBufferSize);
     this.netnsTargets = object.map("netns_targets");
     // targets a previous daemon wrote into an adopted map: dropped by the first setTargets()
     for (let k = this.targets.nextKey(null); k; k = this.targets.nextKey(k))
@@ -168,10 +171,11 @@ export class RedirectMaps {
    */
   originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
     const p = PROTOCOL[protocol];
-    const raw =
-      this.originals.lookup(endpointKey(peer.ip, peer.port, p)) ??
-      this.originals.lookup(endpointKey(null, peer.port, p));
-    if (!raw) return null;
+    const raw = this.original;
+    const found =
+      this.originals.lookupInto(endpointKey(peer.ip, peer.port, p), raw) ||
+      this.originals.lookupInto(endpointKey(null, peer.port, p), raw);
+    if (!found) return null;
     // read in place (the DNS proxy does this per query)
     const O = originalCodec.fields;
     const target = O.target.offset;

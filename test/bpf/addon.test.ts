@@ -242,6 +242,14 @@ test("hash and array maps: lookup, update, delete, nextKey", () => {
     assert.equal(h.delete(u32(7)), false);
     assert.equal(h.lookup(u32(7)), null);
     assertNativeError(() => h.lookup(Buffer.alloc(3)), "EINVAL");
+    // lookupInto writes into the caller's buffer, and says whether the key was there
+    const into = Buffer.alloc(8, 0xee);
+    h.update(u32(9), u64(99));
+    assert.equal(h.lookupInto(u32(9), into), true);
+    assert.equal(readU64(into), 99);
+    assert.equal(h.lookupInto(u32(7), into), false);
+    assertNativeError(() => h.lookupInto(u32(9), Buffer.alloc(4)), "EINVAL");
+    h.delete(u32(9));
     assertNativeError(() => h.update(u32(1), Buffer.alloc(4)), "EINVAL");
 
     const keys = [3, 14, 15, 92, 65, 35];
