@@ -1,6 +1,8 @@
 // moat's subset of the Suricata/Snort rule language (docs/policy.md, "ids"): one signature's
 // text -> what it matches, or why it is malformed, or which of its keywords moat refuses. Pure:
 // positions are offsets into the text, turned into FILE:LINE:COL by the caller.
+import { parseAddressEntry, type IntervalTarget } from "./address-entry.ts";
+import { fail, ok, type Parsed } from "./parsed.ts";
 
 /** An address side of a signature's header. */
 export type IdsAddress =
@@ -209,12 +211,13 @@ function words(s: string): Token[] {
   let m: RegExpExecArray | null;
   while ((m = re.exec(s))) out.push({ text: m[0], at: m.index });
   // a bracketed list may hold spaces: [1.2.3.4, 5.6.7.8]; the open brackets of the last token
-  // are kept as it grows (counted again over the whole token, a long list took time squared)
+  // are kept as it grows (counted again over the whole token, a long list took time squared).
+  // The spaces stay in the token, so its entries keep their places in the text.
   const merged: Token[] = [];
   let depth = 0;
   for (const t of out) {
     const prev = merged[merged.length - 1];
-    if (prev && depth > 0) prev.text += t.text;
+    if (prev && depth > 0) prev.text += s.slice(prev.at + prev.text.length, t.at) + t.text;
     else {
       merged.push({ ...t });
       depth = 0;
@@ -248,11 +251,27 @@ function address(t: Token, problems: IdsProblem[]): IdsAddress {
       });
       continue;
     }
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(body))
-      throw new Malformed(item.at, `'${body}' is not an IP address or CIDR`);
+    const range = idsAddressRange(body);
+    if (!range.ok) throw new Malformed(item.at, range.error);
     entries.push({ cidr: body, negated });
   }
   return { kind: "list", entries };
+}
+
+/** The shape of an IP or CIDR: what else moat reads as an address (a range, a name) is not one. */
+const IP_OR_CIDR = /^[0-9a-fA-F:.]+(\/\d*)?$/;
+
+/**
+ * The addresses of a signature's IP or CIDR entry (without its '!'), read by moat's address
+ * parser: the loader refuses what it cannot read, so the matcher reads only what it accepted.
+ */
+export function idsAddressRange(text: string): Parsed<IntervalTarget> {
+  const notOne = `'${text}' is not an IP address or CIDR`;
+  if (!IP_OR_CIDR.test(text)) return fail(notOne);
+  const entry = parseAddressEntry(text);
+  if (!entry.ok) return entry;
+  const target = entry.value.target;
+  return target.kind === "interval" ? ok(target) : fail(notOne);
 }
 
 function ports(t: Token, problems: IdsProblem[]): IdsPorts {
@@ -292,8 +311,10 @@ function listItems(t: Token): Token[] {
   const out: Token[] = [];
   let at = t.at + 1;
   for (const part of t.text.slice(1, -1).split(",")) {
-    if (part === "") throw new Malformed(at, "an empty list entry");
-    out.push({ text: part, at });
+    const text = part.trim();
+    const itemAt = at + part.length - part.trimStart().length;
+    if (text === "") throw new Malformed(itemAt, "an empty list entry");
+    out.push({ text, at: itemAt });
     at += part.length + 1;
   }
   return out;
@@ -307,14 +328,15 @@ interface OptionToken {
   valueAt: number;
 }
 
-/** name[:value]; pairs, split at ';' outside quotes (\; and \" escape). */
+/** name[:value]; pairs, split at ';' outside quotes (\; and \" escape; a last '\' is kept). */
 function splitOptions(text: string, from: number, to: number): OptionToken[] {
   const out: OptionToken[] = [];
   let start = from;
   let quoted = false;
   for (let i = from; i <= to; i++) {
     const c = text[i];
-    if (c === "\\") {
+    // a backslash escapes the next character of the options, never their closing ')'
+    if (c === "\\" && i + 1 < to) {
       i++;
       continue;
     }

@@ -2,8 +2,13 @@
 // header (protocol, addresses, ports, flow direction) first, then the contents in order with
 // nocase, offset/depth (from the start of the direction's bytes) and distance/within (from the
 // end of the previous content's match). Pure: the daemon and `moat explain` share it.
-import type { IdsAddress, IdsContent, IdsPorts } from "../config/ids-signature.ts";
-import { parseIp, unmapIpv4, type IpAddress } from "../config/ip.ts";
+import {
+  idsAddressRange,
+  type IdsAddress,
+  type IdsContent,
+  type IdsPorts,
+} from "../config/ids-signature.ts";
+import { parseIp, unmapIpv4, type Family, type IpAddress } from "../config/ip.ts";
 import type { IdsRule } from "../config/model.ts";
 
 export interface IdsEnd {
@@ -22,16 +27,36 @@ export interface IdsStream {
   senderLocal: boolean;
   /** The direction's bytes from its start, one char a byte (latin1). */
   data: string;
+  /**
+   * No more bytes of this direction will come (its window is full, or the flow is let go): a
+   * negated content is judged absent on `data` alone. Until then it is absent only once the
+   * bytes its range covers are all here.
+   */
+  final: boolean;
 }
 
-interface Cidr {
-  family: 4 | 6;
-  value: bigint;
-  bits: number;
+/** A direction of a flow without its bytes: what a signature's header is matched on. */
+export type IdsHeaderView = Omit<IdsStream, "data" | "final">;
+
+/** An entry's addresses, IPv4-mapped IPv6 read as IPv4 (as the stream's addresses are). */
+interface Range {
+  family: Family;
+  start: bigint;
+  end: bigint;
   negated: boolean;
 }
 
 type AddressTest = (ip: IpAddress, local: boolean) => boolean;
+
+function addressRange(entry: { cidr: string; negated: boolean }): Range {
+  const read = idsAddressRange(entry.cidr);
+  // the loader refused every entry it could not read: one here is a signature made elsewhere
+  if (!read.ok) throw new Error(`ids signature address: ${read.error}`);
+  const start = unmapIpv4({ family: read.value.family, value: read.value.start });
+  const end = unmapIpv4({ family: read.value.family, value: read.value.end });
+  if (start.family !== end.family) return { ...read.value, negated: entry.negated };
+  return { family: start.family, start: start.value, end: end.value, negated: entry.negated };
+}
 
 function addressTest(a: IdsAddress): AddressTest {
   if (a.kind === "any") return () => true;
@@ -39,24 +64,14 @@ function addressTest(a: IdsAddress): AddressTest {
     const home = a.kind === "home";
     return (_ip, local) => local === home;
   }
-  const cidrs: Cidr[] = a.entries.flatMap((e) => {
-    const [text, len] = e.cidr.split("/");
-    const ip = parseIp(text ?? "");
-    if (!ip.ok) return [];
-    const max = ip.value.family === 4 ? 32 : 128;
-    const bits = len === undefined ? max : Math.min(Number(len), max);
-    return [{ ...unmapIpv4(ip.value), bits, negated: e.negated }];
-  });
-  const positive = cidrs.filter((c) => !c.negated);
-  const negative = cidrs.filter((c) => c.negated);
-  const inCidr = (ip: IpAddress, c: Cidr) => {
-    if (ip.family !== c.family) return false;
-    const shift = BigInt((c.family === 4 ? 32 : 128) - c.bits);
-    return ip.value >> shift === c.value >> shift;
-  };
+  const ranges = a.entries.map(addressRange);
+  const positive = ranges.filter((r) => !r.negated);
+  const negative = ranges.filter((r) => r.negated);
+  const inRange = (ip: IpAddress, r: Range) =>
+    ip.family === r.family && ip.value >= r.start && ip.value <= r.end;
   return (ip) =>
-    (positive.length === 0 || positive.some((c) => inCidr(ip, c))) &&
-    !negative.some((c) => inCidr(ip, c));
+    (positive.length === 0 || positive.some((r) => inRange(ip, r))) &&
+    !negative.some((r) => inRange(ip, r));
 }
 
 function portTest(p: IdsPorts): (port: number) => boolean {
@@ -83,6 +98,8 @@ interface Compiled {
 /** The signatures of one policy, ready to match. */
 export class IdsMatcher {
   private readonly compiled: Compiled[];
+  /** Some signature has a negated content: a match may wait for bytes to come (final). */
+  readonly negates: boolean;
 
   constructor(rules: readonly IdsRule[]) {
     this.compiled = rules.map((rule) => ({
@@ -96,10 +113,11 @@ export class IdsMatcher {
         needle: c.nocase ? lowerAscii(c.pattern) : c.pattern,
       })),
     }));
+    this.negates = rules.some((r) => r.contents.some((c) => c.negated));
   }
 
   /** The signatures whose header fits this direction of the flow (contents not looked at). */
-  watching(stream: Omit<IdsStream, "data">): IdsRule[] {
+  watching(stream: IdsHeaderView): IdsRule[] {
     return this.compiled.filter((c) => this.headerFits(c, stream)).map((c) => c.rule);
   }
 
@@ -109,7 +127,8 @@ export class IdsMatcher {
   }
 
   /**
-   * The signatures that match the direction's bytes so far, in the policy's order. `budget` is
+   * The signatures that match the direction's bytes so far, in the policy's order: one whose
+   * negated content may still appear in bytes to come does not match yet. `budget` is
    * what the direction has left of each signature's tries, spent here: the bytes are matched
    * again as each copy adds to them, so a direction's tries are its own, not each match's.
    */
@@ -122,13 +141,14 @@ export class IdsMatcher {
       if (left.tries <= 0 || !this.headerFits(c, stream)) return;
       const needsLower = c.contents.some((x) => x.nocase);
       if (needsLower && lower === undefined) lower = lowerAscii(stream.data);
-      if (contentsMatch(c.contents, stream.data, lower ?? stream.data, left)) out.push(c.rule);
+      const bytes = { data: stream.data, lower: lower ?? stream.data, final: stream.final };
+      if (contentsMatch(c.contents, bytes, left)) out.push(c.rule);
       budget[k] = left.tries;
     });
     return out;
   }
 
-  private headerFits(c: Compiled, s: Omit<IdsStream, "data">): boolean {
+  private headerFits(c: Compiled, s: IdsHeaderView): boolean {
     const r = c.rule;
     if (r.protocol !== "ip" && r.protocol !== s.protocol) return false;
     if (r.flow === "to_server" && !s.toServer) return false;
@@ -167,37 +187,54 @@ const MATCH_TRIES = 200_000;
 /** Tries left of each signature (by its place in the matcher) for one direction of a flow. */
 export type IdsBudget = Int32Array;
 
+/** A direction's bytes as the contents are matched on them. */
+interface Bytes {
+  data: string;
+  /** `data` with ASCII lower-cased (for nocase contents). */
+  lower: string;
+  /** No more bytes will come (IdsStream.final). */
+  final: boolean;
+}
+
+/** Where a content may match after `prevEnd`: from `start`, ending by `reach` (unbounded: Infinity). */
+function contentRange(c: IdsContent, prevEnd: number): { start: number; reach: number } {
+  const relative = c.distance !== undefined || c.within !== undefined;
+  const start = relative ? prevEnd + (c.distance ?? 0) : (c.offset ?? 0);
+  let reach = Infinity;
+  if (relative && c.within !== undefined) reach = start + c.within;
+  if (!relative && c.depth !== undefined) reach = start + c.depth;
+  return { start: Math.max(start, 0), reach };
+}
+
 /**
- * Whether the contents match `data`: each positive content is tried at every place its window
- * allows, so a later one may still fit. Whether contents[i..] match from `prevEnd` (the end of
- * the previous content's match) depends on (i, prevEnd) only: a failure is remembered, so the
- * bytes are tried at most once a content and end, not once a combination of places (1 KiB of
- * zeros against six contents of |00| was 1024^5 tries).
+ * Whether the contents match: each positive content is tried at every place its window allows,
+ * so a later one may still fit; a negated one is absent only if its range holds no match and
+ * every byte of that range is here (or no more will come), so a match is never taken back.
+ * Whether contents[i..] match from `prevEnd` (the end of the previous content's match) depends
+ * on (i, prevEnd) only: a failure is remembered, so the bytes are tried at most once a content
+ * and end, not once a combination of places (1 KiB of zeros against six contents of |00| was
+ * 1024^5 tries).
  */
 function contentsMatch(
   contents: readonly (IdsContent & { needle: string })[],
-  data: string,
-  lower: string,
+  bytes: Bytes,
   left: { tries: number },
 ): boolean {
+  const length = bytes.data.length;
   const failed = new Set<number>();
   const from = (i: number, prevEnd: number): boolean => {
     const c = contents[i];
     if (!c) return true;
-    const key = i * (data.length + 1) + prevEnd;
+    const key = i * (length + 1) + prevEnd;
     if (failed.has(key)) return false;
-    const hay = c.nocase ? lower : data;
-    const relative = c.distance !== undefined || c.within !== undefined;
-    let start = relative ? prevEnd + (c.distance ?? 0) : (c.offset ?? 0);
-    if (start < 0) start = 0;
-    let end = hay.length;
-    if (relative && c.within !== undefined)
-      end = Math.min(end, prevEnd + (c.distance ?? 0) + c.within);
-    if (!relative && c.depth !== undefined) end = Math.min(end, (c.offset ?? 0) + c.depth);
+    const hay = c.nocase ? bytes.lower : bytes.data;
+    const { start, reach } = contentRange(c, prevEnd);
+    const end = Math.min(length, reach);
     if (c.negated) {
       const at = hay.indexOf(c.needle, start);
       const found = at >= 0 && at + c.needle.length <= end;
-      if (!found && from(i + 1, prevEnd)) return true;
+      const settled = bytes.final || reach <= length;
+      if (!found && settled && from(i + 1, prevEnd)) return true;
     } else
       for (let at = hay.indexOf(c.needle, start); at >= 0; at = hay.indexOf(c.needle, at + 1)) {
         if (at + c.needle.length > end || --left.tries < 0) break;

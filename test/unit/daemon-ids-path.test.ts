@@ -2,7 +2,7 @@
 // order and matched as one stream, a signature fires once per connection, a lost copy ends that
 // direction's matching (counted), detect reports without cutting, prevent cuts drop signatures
 // only, and a policy without signatures reports nothing.
-import { test } from "node:test";
+import { mock, test } from "node:test";
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -46,6 +46,7 @@ function lab(idsSection: string) {
   const events: MoatEvent[] = [];
   const cuts: IdsCopy[] = [];
   let deliver: (r: Buffer) => void = () => {};
+  let clock = 0;
   const path = startIdsPath({
     source: { subscribeIds: (on) => (deliver = on) },
     model: () => model,
@@ -58,12 +59,22 @@ function lab(idsSection: string) {
       return true;
     },
     bootTimeMs: 0,
+    now: () => clock,
   });
   const reload = (next: string) => {
     model = policyWith(next);
     path.applied();
   };
-  return { send: (r: Buffer) => deliver(r), events, cuts, path, reload, model: () => model };
+  const advance = (ms: number) => (clock += ms);
+  return {
+    send: (r: Buffer) => deliver(r),
+    events,
+    cuts,
+    path,
+    reload,
+    advance,
+    model: () => model,
+  };
 }
 
 const RULES = `ids:
@@ -148,4 +159,77 @@ test("a reload that turns the IDS off lets go of the flows held and the signatur
   l.send(record(7n, true, 7, "min HTTP/1.1\r\n"));
   assert.equal(l.events.length, 0, "no stream is put together with bytes from before");
   assert.equal(l.path.counters().gaps, 1);
+});
+
+const NO_HOST = `ids:
+  mode: prevent
+  bytes: 64
+  rules:
+    - 'drop tcp any any -> any 80 (msg:"no Host"; flow:to_server; content:"GET "; depth:4; content:!"Host:"; depth:200; sid:7;)'
+`;
+
+test("a negated content waits for the bytes its range covers: a request split before its Host header is not cut", () => {
+  const l = lab(NO_HOST);
+  l.send(record(1n, true, 0, "GET /index.html HTTP/1.1\r\n"));
+  l.send(record(1n, true, 26, "Host: example.com\r\n\r\n"));
+  assert.equal(l.events.length, 0);
+  assert.equal(l.cuts.length, 0);
+  // the window (64 bytes) is full without a Host: judged at once
+  const head = "GET /index.html HTTP/1.1\r\n";
+  l.send(record(2n, true, 0, head));
+  assert.equal(l.events.length, 0);
+  l.send(record(2n, true, head.length, "X-Pad: ".padEnd(64 - head.length, "x")));
+  assert.deepEqual(
+    l.events.map((e) => [e.type, e.rule, e.connection]),
+    [["blocked", "ids:7", "2"]],
+  );
+  // eight copies are all the kernel copies of a direction: judged at the eighth
+  let at = 0;
+  for (const part of ["GET ", "/", "a", "b", "c", " ", "HTTP/1.0", "\r\n"]) {
+    l.send(record(3n, true, at, part));
+    at += part.length;
+  }
+  assert.deepEqual(
+    l.events.map((e) => e.connection),
+    ["2", "3"],
+  );
+  assert.equal(l.cuts.length, 2);
+});
+
+test("a flow that stops before its window fills is judged on what arrived when it is forgotten", () => {
+  const l = lab(NO_HOST);
+  l.send(record(4n, true, 0, "GET / HTTP/1.0\r\n"));
+  l.send(record(5n, true, 0, "GET / HTTP/1.1\r\nHost: a\r\n"));
+  l.advance(10_000);
+  l.send(record(6n, true, 0, "GET "));
+  assert.equal(l.events.length, 0, "still within the time a flow is held");
+  l.advance(25_000);
+  l.send(record(7n, true, 0, "POST / HTTP/1.1\r\n"));
+  assert.deepEqual(
+    l.events.map((e) => [e.type, e.rule, e.connection, e.ids?.cut]),
+    [["blocked", "ids:7", "4", true]],
+    "flow 4 is forgotten, and judged; flow 5 had its Host; flow 6 is still held",
+  );
+  l.advance(30_000);
+  l.send(record(8n, true, 0, "x"));
+  assert.deepEqual(
+    l.events.map((e) => e.connection),
+    ["4", "6"],
+  );
+});
+
+test("a flow let go is judged even when no other copy comes", () => {
+  mock.timers.enable({ apis: ["setInterval"] });
+  try {
+    const l = lab(NO_HOST);
+    l.send(record(9n, true, 0, "GET / HTTP/1.0\r\n"));
+    l.advance(30_000);
+    mock.timers.tick(30_000);
+    assert.deepEqual(
+      l.events.map((e) => [e.type, e.connection]),
+      [["blocked", "9"]],
+    );
+  } finally {
+    mock.timers.reset();
+  }
 });

@@ -199,6 +199,7 @@ const stream = (data: string, over: Partial<IdsStream> = {}): IdsStream => ({
   receiver: { ip: "10.0.0.1", port: 80 },
   senderLocal: false,
   data,
+  final: true,
   ...over,
 });
 
@@ -270,4 +271,102 @@ test("moat explain: the signatures watching a connection each way, and what a ma
   ]);
   const other = explanationLines(model, conn(["udp", "203.0.113.9:5000", "->", "10.0.0.1:53"]));
   assert.equal(other.filter((l) => l.startsWith("ids")).length, 0);
+});
+
+test("every address entry is read as an IP or CIDR: a bad one is an error at its place, never a match of every address", () => {
+  const bad: [string, RegExp][] = [
+    ["10.0.0.256", /'10\.0\.0\.256' is not an IPv4 address \(256 > 255\)/],
+    ["1.2.3.4/99", /bad prefix length '\/99' \(0-32 for IPv4\)/],
+    ["!1.2.3", /'1\.2\.3' is not an IPv4 address/],
+    ["[192.0.2.1, !10.0.0.0/33]", /bad prefix length '\/33'/],
+    ["2001:db8::/129", /bad prefix length '\/129' \(0-128 for IPv6\)/],
+    ["abc.def", /'abc\.def' is not an IP address or CIDR/],
+    ["1.2.3.4/", /bad prefix length/],
+  ];
+  for (const [addr, message] of bad) {
+    const text = `drop tcp ${addr} any -> any any (content:"GET"; sid:10;)`;
+    const p = parseSignature(text);
+    assert.ok(!p.ok, addr);
+    assert.equal(p.problems.length, 1, addr);
+    const first = p.problems[0]!;
+    assert.equal(first.kind, "malformed", addr);
+    assert.match(first.message, message, addr);
+    const entry = addr.startsWith("[") ? "!10.0.0.0/33" : addr;
+    assert.equal(text.slice(first.at, first.at + entry.length), entry, addr);
+  }
+  const check = checkPolicySource(
+    `version: 1\nmode: detect\nids:\n  rules:\n    - 'drop tcp any any -> 10.0.0.256 80 (content:"POST"; sid:8;)'\n`,
+    "p.yaml",
+    textOnlyHost,
+  ).diagnostics.map((d) => `${d.line}:${d.col} ${d.severity}: ${d.message}`);
+  assert.deepEqual(check, ["5:28 error: '10.0.0.256' is not an IPv4 address (256 > 255)"]);
+  // what is accepted matches as written: a CIDR, a negated entry, IPv6, an IPv4-mapped address
+  const good = parseSignature(
+    'alert tcp [192.0.2.0/24, !192.0.2.7, 2001:db8::/32, ::ffff:198.51.100.1] any -> any any (content:"x"; sid:1;)',
+  );
+  assert.ok(good.ok);
+  const m = new IdsMatcher([
+    { ...good.signature, text: "", pos: { file: "p", line: 1, col: 1, path: "ids" } },
+  ]);
+  const from = (ip: string) =>
+    m.match(stream("x", { sender: { ip, port: 40000 } })).map((r) => r.sid);
+  assert.deepEqual(from("192.0.2.9"), [1]);
+  assert.deepEqual(from("192.0.2.7"), [], "left out by the negated entry");
+  assert.deepEqual(from("192.0.3.1"), []);
+  assert.deepEqual(from("2001:db8::5"), [1]);
+  assert.deepEqual(from("198.51.100.1"), [1]);
+  assert.deepEqual(from("::ffff:192.0.2.9"), [1]);
+  assert.deepEqual(from("203.0.113.9"), []);
+});
+
+test("a backslash just before the closing ')' escapes nothing: the last option is read and judged", () => {
+  const unclosed = parseSignature(
+    'alert tcp any any -> any any (content:"GET"; sid:1; content:"abc\\)',
+  );
+  assert.ok(!unclosed.ok);
+  assert.deepEqual(
+    unclosed.problems.map((p) => [p.kind, p.message]),
+    [["malformed", "a quoted value is not closed"]],
+  );
+  const text = 'alert tcp any any -> any any (content:"GET"; sid:3; pcre:/x\\)';
+  const refused = parseSignature(text);
+  assert.ok(!refused.ok);
+  assert.deepEqual(
+    refused.problems.map((p) => [p.kind, text.slice(p.at, p.at + 5)]),
+    [["refused", "pcre:"]],
+  );
+  const stray = parseSignature('alert tcp any any -> any any (content:"GET"; sid:2; \\)');
+  assert.ok(!stray.ok);
+  assert.equal(stray.problems[0]?.kind, "malformed");
+  const escaped = parseSignature('alert tcp any any -> any any (content:"a\\\\"; sid:4;)');
+  assert.ok(escaped.ok);
+  assert.equal(escaped.signature.contents[0]?.pattern, "a\\");
+});
+
+test("matcher: a negated content is absent only once the bytes its range covers are here, or no more will come", () => {
+  const sig = (t: string) => {
+    const p = parseSignature(t);
+    assert.ok(p.ok, t);
+    return { ...p.signature, text: t, pos: { file: "p", line: 1, col: 1, path: "ids" } };
+  };
+  const m = new IdsMatcher([
+    sig(
+      'alert tcp any any -> any any (content:"GET "; depth:4; content:!"Host:"; depth:200; sid:7;)',
+    ),
+    sig('alert tcp any any -> any any (content:"GET"; content:!"Host"; sid:8;)'),
+    sig('alert tcp any any -> any any (content:"A"; content:!"B"; distance:0; within:3; sid:9;)'),
+  ]);
+  const sids = (data: string, final: boolean) => m.match(stream(data, { final })).map((r) => r.sid);
+  const head = "GET /index.html HTTP/1.1\r\n";
+  assert.deepEqual(sids(head, false), [], "Host: may still come within the first 200 bytes");
+  assert.deepEqual(sids(`${head}Host: example.com\r\n\r\n`, false), []);
+  assert.deepEqual(sids(`${head}Host: example.com\r\n\r\n`, true), []);
+  assert.deepEqual(sids(head.padEnd(199, "x"), false), [], "one byte of the 200 still to come");
+  assert.deepEqual(sids(head.padEnd(200, "x"), false), [7], "the 200 bytes are here");
+  assert.deepEqual(sids(head, true), [7, 8], "no more bytes will come");
+  // relative to the previous match: its range ends 3 bytes after the "A"
+  assert.deepEqual(sids("xAcc", false), []);
+  assert.deepEqual(sids("xAcccB", false), [9], "B is past the range");
+  assert.deepEqual(sids("xAcB", false), []);
+  assert.deepEqual(sids("xAc", true), [9]);
 });
