@@ -9,6 +9,15 @@ export interface DynamicEntry {
   expires: number | null;
 }
 
+/**
+ * The longest entry a dynamic set holds: a range of two IPv6 addresses written in full with an
+ * embedded IPv4 ("0000:0000:0000:0000:0000:ffff:255.255.255.255", 45 characters) and its dash.
+ */
+export const MAX_DYNAMIC_ENTRY_CHARS = 2 * 45 + 1;
+
+/** A store file's longest line: that entry, " # expires ", an expiry of 12 digits, the newline. */
+export const MAX_DYNAMIC_LINE_BYTES = MAX_DYNAMIC_ENTRY_CHARS + " # expires ".length + 12 + 1;
+
 const LINE = /^\s*(\S+)\s*(?:#\s*expires\s+(\d+))?\s*$/;
 
 /** The longest timeout an entry takes: its expiry is a date, written in whole digits. */
@@ -31,12 +40,21 @@ export function parseDynamicSetFile(text: string): DynamicEntry[] {
   return out;
 }
 
+/**
+ * The file's text. An entry is written trimmed, and one that is still not a single word (a line
+ * break or a blank inside) is left out: it would read back as another entry, or without its
+ * expiry (never expiring); so is one longer than any address entry (the file's size is bounded
+ * by the longest entry). Entries come checked as addresses: this never drops a real one.
+ */
 export function formatDynamicSetFile(entries: readonly DynamicEntry[]): string {
-  return entries
-    .map((e) =>
-      e.expires === null ? `${e.entry}\n` : `${e.entry} # expires ${Math.ceil(e.expires / 1000)}\n`,
-    )
-    .join("");
+  let text = "";
+  for (const e of entries) {
+    const entry = e.entry.trim();
+    if (entry === "" || entry.length > MAX_DYNAMIC_ENTRY_CHARS || /\s/.test(entry)) continue;
+    text +=
+      e.expires === null ? `${entry}\n` : `${entry} # expires ${Math.ceil(e.expires / 1000)}\n`;
+  }
+  return text;
 }
 
 /** The entries still live at `now`. */

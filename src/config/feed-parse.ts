@@ -11,14 +11,25 @@ export interface FeedLine {
   /** 1-based line of the text (STIX: the line of the bundle, 1). */
   line: number;
   col: number;
+  /** STIX: its indicator's `valid_until`, ms since the epoch (none: no end). */
+  until?: number;
 }
 
 export interface FeedParse {
   entries: FeedLine[];
   /** Lines or indicators not taken, by reason. */
   refused: Map<string, number>;
+  /**
+   * STIX: the earliest `valid_until` (ms since the epoch) of the indicators taken, when one has
+   * an address taken; the list changes then, with no new body.
+   */
+  until?: number;
 }
 
+/**
+ * Counts one refusal. A reason is always moat's own fixed words, never a feed's text: the reasons
+ * are few, and what a hostile feed writes never reaches a warning or the daemon's log.
+ */
 const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(reason) ?? 0) + 1);
 
 /**
@@ -28,13 +39,17 @@ const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(r
  */
 export function feedAddresses(text: string, format: FeedFormat, column = 1): FeedParse {
   const parsed = parseFeed(text, format, column);
+  let until: number | undefined;
   const entries = parsed.entries.filter((e) => {
     const entry = parseAddressEntry(e.value);
-    if (entry.ok && !entry.value.negate && entry.value.target.kind === "interval") return true;
+    if (entry.ok && !entry.value.negate && entry.value.target.kind === "interval") {
+      if (e.until !== undefined && (until === undefined || e.until < until)) until = e.until;
+      return true;
+    }
     count(parsed.refused, "not an address, CIDR or range");
     return false;
   });
-  return { entries, refused: parsed.refused };
+  return { entries, refused: parsed.refused, ...(until !== undefined ? { until } : {}) };
 }
 
 export function parseFeed(text: string, format: FeedFormat, column = 1): FeedParse {
@@ -146,12 +161,15 @@ function parseStix(text: string, now = Date.now()): FeedParse {
       count(refused, "revoked indicator");
       continue;
     }
-    if (typeof o.valid_until === "string" && Date.parse(o.valid_until) < now) {
+    const until = typeof o.valid_until === "string" ? Date.parse(o.valid_until) : NaN;
+    if (until < now) {
       count(refused, "expired indicator");
       continue;
     }
     if (o.pattern_type !== undefined && o.pattern_type !== "stix") {
-      count(refused, `pattern_type ${String(o.pattern_type)}`);
+      // the feed's value is not the reason: each distinct one would be a reason of its own
+      // (a message as long as the feed), and its text would reach the daemon's log
+      count(refused, "pattern_type not stix");
       continue;
     }
     const addresses = typeof o.pattern === "string" ? stixPatternAddresses(o.pattern) : null;
@@ -159,7 +177,8 @@ function parseStix(text: string, now = Date.now()): FeedParse {
       count(refused, "pattern other than address equalities");
       continue;
     }
-    for (const value of addresses) entries.push({ value, line: 1, col: 1 });
+    for (const value of addresses)
+      entries.push({ value, line: 1, col: 1, ...(Number.isFinite(until) ? { until } : {}) });
   }
   return { entries, refused };
 }

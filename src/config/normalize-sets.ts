@@ -16,8 +16,18 @@ const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export const DEFAULT_MAX_ENTRIES = 65536;
 /** A URL feed is fetched this often when the policy says nothing. */
 export const DEFAULT_FEED_INTERVAL_SECONDS = 3600;
-/** A URL feed's largest body when the policy says nothing (the set-file limit). */
-export const DEFAULT_FEED_MAX_BYTES = 64 * 2 ** 20;
+/**
+ * The largest set file the loader reads (host/policy-files.ts reads set files with it), a feed's
+ * stored body and a dynamic set's store file too: what moat stores must stay under it.
+ */
+export const MAX_SET_FILE_BYTES = 64 * 2 ** 20;
+/** A URL feed's largest body when the policy says nothing, and the most it may say. */
+export const DEFAULT_FEED_MAX_BYTES = MAX_SET_FILE_BYTES;
+/**
+ * The most entries a dynamic set holds: its store file, at the longest line an entry makes
+ * (MAX_DYNAMIC_LINE_BYTES), stays under the set-file limit, so the loader reads back all of it.
+ */
+export const MAX_DYNAMIC_ENTRIES = 500_000;
 
 type SetValue = Exclude<NonNullable<PolicyDocument["sets"]>[string], unknown[]>;
 type DynamicValue = Extract<SetValue, { dynamic: true }>;
@@ -306,7 +316,7 @@ function dynamicOrigin(ctx: CheckContext, path: string[], value: DynamicValue): 
   return {
     kind: "dynamic",
     ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
-    maxEntries: value.max_entries ?? DEFAULT_MAX_ENTRIES,
+    maxEntries: dynamicMaxEntries(ctx, [...path, "max_entries"], value.max_entries),
     ...(crowdsec ? { crowdsec } : {}),
   };
 }
@@ -332,6 +342,56 @@ function fetchedFrom(ctx: CheckContext, file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A URL feed's max_bytes: at most what the loader reads of the stored body, else a body the
+ * daemon took would be read as nothing.
+ */
+function feedMaxBytes(
+  ctx: CheckContext,
+  at: (string | number)[],
+  value: number | undefined,
+): number {
+  if (value === undefined) return DEFAULT_FEED_MAX_BYTES;
+  if (value <= MAX_SET_FILE_BYTES) return value;
+  ctx.error(
+    at,
+    `max_bytes ${value} is over the largest a stored feed is read at, ${MAX_SET_FILE_BYTES} (64 MiB)`,
+  );
+  return MAX_SET_FILE_BYTES;
+}
+
+/**
+ * The body the daemon last fetched for a URL feed. One that cannot be read is said, never taken
+ * silently as an empty list: the daemon stores only bodies it can read back, so this is a file
+ * changed or damaged outside moat.
+ */
+function readStoredFeed(ctx: CheckContext, name: string, path: string[], file: string): string {
+  try {
+    return ctx.host.readFile(file, "set");
+  } catch (err) {
+    ctx.warn(
+      path,
+      `feed '${name}': the stored list ${file} cannot be read (${(err as Error).message}): the set is empty here`,
+    );
+    return "";
+  }
+}
+
+/** A dynamic set's max_entries: at most what a store file the loader reads can hold. */
+function dynamicMaxEntries(
+  ctx: CheckContext,
+  at: (string | number)[],
+  value: number | undefined,
+): number {
+  if (value === undefined) return DEFAULT_MAX_ENTRIES;
+  if (value <= MAX_DYNAMIC_ENTRIES) return value;
+  ctx.error(
+    at,
+    `max_entries ${value} is over the most a dynamic set holds, ${MAX_DYNAMIC_ENTRIES}`,
+  );
+  return MAX_DYNAMIC_ENTRIES;
 }
 
 /** A dynamic set's live entries, as the daemon last stored them (none yet: empty). */
@@ -383,14 +443,10 @@ function readFeed(
     origin.url = value.url;
     origin.intervalSeconds =
       seconds(ctx, [...path, "interval"], value.interval) ?? DEFAULT_FEED_INTERVAL_SECONDS;
-    origin.maxBytes = value.max_bytes ?? DEFAULT_FEED_MAX_BYTES;
+    origin.maxBytes = feedMaxBytes(ctx, [...path, "max_bytes"], value.max_bytes);
     file = storeFile(ctx, name, "feed");
     if (file !== undefined && fetchedFrom(ctx, file) === value.url)
-      try {
-        text = ctx.host.readFile(file, "set");
-      } catch {
-        text = "";
-      }
+      text = readStoredFeed(ctx, name, path, file);
   } else {
     file = ctx.host.resolve(ctx.source.file, value.file);
     try {

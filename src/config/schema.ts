@@ -63,7 +63,10 @@ const SetSchema = Type.Union(
         url: Type.String({ minLength: 1, description: "http(s) URL the daemon fetches" }),
         interval: Type.Optional(SetDuration("how often the daemon fetches it (default 1h)")),
         max_bytes: Type.Optional(
-          Type.Integer({ minimum: 1, description: "largest body fetched (default 64 MiB)" }),
+          Type.Integer({
+            minimum: 1,
+            description: "largest body fetched (default and most: 64 MiB, 67108864)",
+          }),
         ),
         ...FeedFields,
       },
@@ -74,7 +77,10 @@ const SetSchema = Type.Union(
         dynamic: Type.Literal(true, { description: "changed at run time with `moat set`" }),
         timeout: Type.Optional(SetDuration("default lifetime of an entry (default: none)")),
         max_entries: Type.Optional(
-          Type.Integer({ minimum: 1, description: "entries held at most (default 65536)" }),
+          Type.Integer({
+            minimum: 1,
+            description: "entries held at most (default 65536, most 500000)",
+          }),
         ),
         crowdsec: Type.Optional(
           Section(

@@ -68,9 +68,12 @@ export function decisionChanges(
     const scope = typeof d.scope === "string" ? d.scope.toLowerCase() : "";
     if (d.type !== "ban" || (scope !== "ip" && scope !== "range") || typeof d.value !== "string")
       return null;
-    const parsed = parseAddressEntry(d.value);
+    // trimmed as `moat set add` trims: the entry stored, and a delete's match, is the address
+    // read, never a line break around it (the store file is one entry a line)
+    const value = d.value.trim();
+    const parsed = parseAddressEntry(value);
     return parsed.ok && !parsed.value.negate && parsed.value.target.kind === "interval"
-      ? d.value
+      ? value
       : null;
   };
   for (const d of Array.isArray(b.new) ? (b.new as Decision[]) : []) {

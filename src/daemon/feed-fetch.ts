@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
+import { MAX_FILE_BYTES } from "../host/index.ts";
 import { readLimited } from "./limited-body.ts";
 import {
   feedAddresses,
@@ -45,7 +46,20 @@ interface Running {
   intervalMs: number;
   maxBytes: number;
   timer: NodeJS.Timeout | undefined;
+  /** STIX: when the earliest `valid_until` of the indicators in force passes. */
+  expiry: NodeJS.Timeout | undefined;
   status: FeedStatusView;
+}
+
+/** The longest a Node timer waits; a later time is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The largest body taken: max_bytes, never more than the loader reads of the stored file (a
+ * body it could not read would be stored, and the set read as empty).
+ */
+function storableBytes(maxBytes: number | undefined): number {
+  return Math.min(maxBytes ?? MAX_FILE_BYTES.set, MAX_FILE_BYTES.set);
 }
 
 export function startFeeds(options: FeedOptions): Feeds {
@@ -108,6 +122,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       writeAtomic(metaFile(name), JSON.stringify(next));
       feed.status.lastResult = "200";
       feed.status.lastChange = next.lastChange;
+      watchValidUntil(name, feed, taken.until);
     } catch (err) {
       const why = (err as Error).message;
       feed.status.lastResult = `failed: ${why}`;
@@ -124,6 +139,46 @@ export function startFeeds(options: FeedOptions): Feeds {
     }
   }
 
+  /** The stored body's earliest `valid_until` in force (STIX; none stored for this URL: none). */
+  function storedUntil(name: string, feed: Running): number | undefined {
+    if (feed.format !== "stix" || readMeta(name, feed.url).lastChange === undefined) return;
+    try {
+      return feedAddresses(readFileSync(join(dir, `${name}.feed`), "utf8"), "stix").until;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Compiles the policy again when `until` passes: the loader then leaves out the indicators
+   * past their `valid_until`, which no new body (a 304) would. Then waits for the next one.
+   */
+  function watchValidUntil(name: string, feed: Running, until: number | undefined): void {
+    clearTimeout(feed.expiry);
+    feed.expiry = undefined;
+    if (until === undefined) return;
+    const wait = Math.min(Math.max(until - Date.now() + 1, 0), MAX_TIMER_MS);
+    feed.expiry = setTimeout(() => void validUntilPassed(name, feed, until), wait);
+    feed.expiry.unref();
+  }
+
+  async function validUntilPassed(name: string, feed: Running, until: number): Promise<void> {
+    if (closed || running.get(name) !== feed) return;
+    // a time past the longest timer is waited for in steps
+    if (Date.now() <= until) {
+      watchValidUntil(name, feed, until);
+      return;
+    }
+    try {
+      await options.refresh(`feed ${name}: an indicator's valid_until passed`);
+    } catch (err) {
+      log(
+        `feed ${name}: an indicator's valid_until passed, not in force: ${(err as Error).message}`,
+      );
+    }
+    if (!closed && running.get(name) === feed) watchValidUntil(name, feed, storedUntil(name, feed));
+  }
+
   function start(name: string, origin: SetOrigin): void {
     const url = origin.url ?? "";
     const meta = readMeta(name, url);
@@ -132,11 +187,13 @@ export function startFeeds(options: FeedOptions): Feeds {
       format: origin.format ?? "plain",
       column: origin.column ?? 1,
       intervalMs: (origin.intervalSeconds ?? 3600) * 1000,
-      maxBytes: origin.maxBytes ?? 64 * 2 ** 20,
+      maxBytes: storableBytes(origin.maxBytes),
       timer: undefined,
+      expiry: undefined,
       status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
     };
     running.set(name, feed);
+    watchValidUntil(name, feed, storedUntil(name, feed));
     const loop = async (): Promise<void> => {
       await fetchOnce(name, feed);
       if (closed || running.get(name) !== feed) return;
@@ -155,12 +212,13 @@ export function startFeeds(options: FeedOptions): Feeds {
       if (
         w?.url === feed.url &&
         (w.intervalSeconds ?? 3600) * 1000 === feed.intervalMs &&
-        (w.maxBytes ?? 0) === feed.maxBytes &&
+        storableBytes(w.maxBytes) === feed.maxBytes &&
         (w.format ?? "plain") === feed.format &&
         (w.column ?? 1) === feed.column
       )
         continue;
       clearTimeout(feed.timer);
+      clearTimeout(feed.expiry);
       running.delete(name);
     }
     for (const [name, origin] of wanted) if (!running.has(name)) start(name, origin);
@@ -175,7 +233,10 @@ export function startFeeds(options: FeedOptions): Feeds {
     },
     close() {
       closed = true;
-      for (const feed of running.values()) clearTimeout(feed.timer);
+      for (const feed of running.values()) {
+        clearTimeout(feed.timer);
+        clearTimeout(feed.expiry);
+      }
       running.clear();
     },
   };

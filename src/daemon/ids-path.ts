@@ -8,8 +8,7 @@
 // window is full, or the flow is let go (held past FLOW_MS, or pushed out by newer flows).
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { IdsModel, IdsRule, PolicyModel } from "../config/index.ts";
-import { IdsConst } from "../datapath/abi.ts";
-import { decodeIdsCopy, type IdsCopy, type MoatEvent } from "../datapath/index.ts";
+import { IdsConst, decodeIdsCopy, type IdsCopy, type MoatEvent } from "../datapath/index.ts";
 import { IdsMatcher, type IdsBudget } from "../policy/index.ts";
 
 export interface IdsSource {

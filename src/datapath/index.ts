@@ -10,7 +10,7 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./events.ts";
-export { CtFlag } from "./abi.ts";
+export { CtFlag, IdsConst } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export { decodeIdsCopy, type IdsCopy } from "./ids-record.ts";

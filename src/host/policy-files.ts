@@ -13,16 +13,18 @@ import {
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
+import { MAX_SET_FILE_BYTES } from "../config/normalize-sets.ts";
 import { readTrustedFile, readTrustedFileAsync, UnsafeFileError } from "./trusted-file.ts";
 
 /**
  * The largest policy and set files read (docs/policy.md, "Files moat reads"): a set of a million
  * IPv6 CIDRs fits, and so does a policy of 100k rules; big lists belong in set files, read line by
- * line, not in the YAML.
+ * line, not in the YAML. What the daemon stores for the loader (a feed's body, a dynamic set's
+ * file) is bounded by the set-file limit where the policy is checked.
  */
 export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
   policy: 16 * 2 ** 20,
-  set: 64 * 2 ** 20,
+  set: MAX_SET_FILE_BYTES,
 };
 
 /** The daemon's state folder when MOAT_STATE_DIR does not name one. */

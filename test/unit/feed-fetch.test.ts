@@ -4,12 +4,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders } from "node:http";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { startFeeds } from "../../src/daemon/feed-fetch.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
+import { MAX_FILE_BYTES } from "../../src/host/policy-files.ts";
 
 test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
@@ -181,4 +182,64 @@ test("a 200 whose body has no address to take (an error page) keeps the last goo
   while (served < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "# none today\n");
+});
+
+test("a body bigger than the loader reads is a failed fetch, whatever max_bytes says", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const limit = MAX_FILE_BYTES.set;
+  const server = createServer((_req, res) =>
+    res.writeHead(200, { "content-length": String(limit + 1) }).end("#".repeat(limit + 1)),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const logs: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => feedModel(url, 2 * limit),
+    refresh: () => Promise.resolve(),
+    log: (line) => logs.push(line),
+  });
+  t.after(() => feeds.close());
+  const end = Date.now() + 10_000;
+  while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(
+    logs[0],
+    `feed ioc: fetching ${url} failed (the body (${limit + 1} bytes) is over max_bytes ${limit}); the last good content stays`,
+  );
+  assert.equal(existsSync(join(dir, "ioc.feed")), false);
+});
+
+test("a STIX feed is read again when an indicator it took passes its valid_until", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const soon = new Date(Date.now() + 1500).toISOString();
+  const bundle = JSON.stringify({
+    objects: [
+      { type: "indicator", pattern: "[ipv4-addr:value = '203.0.113.9']", valid_until: soon },
+      { type: "indicator", pattern: "[ipv4-addr:value = '198.51.100.7']" },
+    ],
+  });
+  const server = createServer((_req, res) => res.writeHead(200).end(bundle));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.json`;
+  const model = feedModel(url);
+  const origin = model.sets.get("ioc")?.origin;
+  if (origin) Object.assign(origin, { format: "stix", intervalSeconds: 3600 });
+  const refreshes: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model: () => model,
+    refresh: (reason) => {
+      refreshes.push(reason);
+      return Promise.resolve();
+    },
+    log: () => {},
+  });
+  t.after(() => feeds.close());
+  const end = Date.now() + 5000;
+  while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc: an indicator's valid_until passed"]);
 });

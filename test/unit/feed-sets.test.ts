@@ -6,12 +6,15 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkPolicySource, type PolicyHost } from "../../src/config/index.ts";
-import { parseFeed, stixPatternAddresses } from "../../src/config/feed-parse.ts";
+import { feedAddresses, parseFeed, stixPatternAddresses } from "../../src/config/feed-parse.ts";
 import {
   formatDynamicSetFile,
   liveEntries,
+  MAX_DYNAMIC_LINE_BYTES,
   parseDynamicSetFile,
 } from "../../src/config/dynamic-set-file.ts";
+import { MAX_DYNAMIC_ENTRIES, MAX_SET_FILE_BYTES } from "../../src/config/normalize-sets.ts";
+import { parseAddressEntry } from "../../src/config/address-entry.ts";
 import { nodeHost } from "../../src/host/policy-files.ts";
 import { feedOf } from "../../src/policy/index.ts";
 import { eventAttributes } from "../../src/observe/otel/attributes.ts";
@@ -97,7 +100,7 @@ test("stix bundle: indicators taken, others counted by reason", () => {
   );
   assert.deepEqual(Object.fromEntries(got.refused), {
     "pattern other than address equalities": 1,
-    "pattern_type snort": 1,
+    "pattern_type not stix": 1,
     "revoked indicator": 1,
     "expired indicator": 1,
   });
@@ -327,4 +330,138 @@ test("loader: a dynamic set's timeout over 100 years is refused where it is writ
       ],
     );
   });
+});
+
+test("loader: a URL feed's max_bytes over the set-file limit is refused where it is written", () => {
+  withStore((dir, host) => {
+    const got = checkPolicySource(
+      policy("  banned: { url: http://127.0.0.1:1/feed.txt, max_bytes: 134217728 }"),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(
+      got.diagnostics.map((d) => [d.severity, d.path, d.line, d.message]),
+      [
+        [
+          "error",
+          "sets.banned.max_bytes",
+          4,
+          "max_bytes 134217728 is over the largest a stored feed is read at, 67108864 (64 MiB)",
+        ],
+      ],
+    );
+    assert.ok((got.diagnostics[0]?.col ?? 0) > 1);
+    const most = checkPolicySource(
+      policy(`  banned: { url: http://127.0.0.1:1/feed.txt, max_bytes: ${MAX_SET_FILE_BYTES} }`),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(most.diagnostics, []);
+  });
+});
+
+test("loader: a stored feed that cannot be read is said, naming the set and why", () => {
+  withStore((dir, host) => {
+    const url = "http://127.0.0.1:1/feed.txt";
+    const stored = join(dir, "sets", "banned.feed");
+    writeFileSync(stored, "203.0.113.0/24\n");
+    writeFileSync(`${stored}-meta`, JSON.stringify({ url }));
+    const failing: PolicyHost = {
+      ...host,
+      readFile: (path, kind) => {
+        if (path === stored) throw new Error("it is over the set-file limit");
+        return host.readFile(path, kind);
+      },
+    };
+    const got = checkPolicySource(
+      policy(`  banned: { url: ${url} }`),
+      join(dir, "p.yaml"),
+      failing,
+    );
+    assert.deepEqual(
+      got.diagnostics.map((d) => [d.severity, d.path, d.message]),
+      [
+        [
+          "warning",
+          "sets.banned",
+          `feed 'banned': the stored list ${stored} cannot be read (it is over the set-file limit): the set is empty here`,
+        ],
+      ],
+    );
+  });
+});
+
+test("loader: max_entries past what a store file the loader reads can hold is refused", () => {
+  withStore((dir, host) => {
+    const got = checkPolicySource(
+      policy("  banned: { dynamic: true, max_entries: 3000000 }"),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(
+      got.diagnostics.map((d) => [d.severity, d.path, d.line, d.message]),
+      [
+        [
+          "error",
+          "sets.banned.max_entries",
+          4,
+          `max_entries 3000000 is over the most a dynamic set holds, ${MAX_DYNAMIC_ENTRIES}`,
+        ],
+      ],
+    );
+    const most = checkPolicySource(
+      policy(`  banned: { dynamic: true, max_entries: ${MAX_DYNAMIC_ENTRIES} }`),
+      join(dir, "p.yaml"),
+      host,
+    );
+    assert.deepEqual(most.diagnostics, []);
+  });
+});
+
+test("dynamic set file: a full set of the longest entries fits what the loader reads", () => {
+  // a range of two IPv6 addresses in full with an embedded IPv4: the longest entry there is
+  const side = "0000:0000:0000:0000:0000:ffff:255.255.255.255";
+  const longest = `${side}-${side}`;
+  assert.ok(parseAddressEntry(longest).ok);
+  const line = formatDynamicSetFile([{ entry: longest, expires: 99_999_999_999_999 }]);
+  assert.ok(line.length <= MAX_DYNAMIC_LINE_BYTES, `${line.length}`);
+  assert.ok(MAX_DYNAMIC_ENTRIES * MAX_DYNAMIC_LINE_BYTES <= MAX_SET_FILE_BYTES);
+});
+
+test("dynamic set file: an entry is never written with a line break in it", () => {
+  const text = formatDynamicSetFile([
+    { entry: "198.51.100.7\n", expires: 2_000_000_000_000 },
+    { entry: "192.0.2.1\n203.0.113.9", expires: null },
+    { entry: "1".repeat(200), expires: null },
+  ]);
+  assert.equal(text, "198.51.100.7 # expires 2000000000\n");
+  assert.deepEqual(parseDynamicSetFile(text), [
+    { entry: "198.51.100.7", expires: 2_000_000_000_000 },
+  ]);
+});
+
+test("stix bundle: refusal reasons are moat's words, whatever the feed writes", () => {
+  const objects = [];
+  for (let i = 0; i < 1000; i++)
+    objects.push({ type: "indicator", pattern_type: `p${i}`, pattern: "x" });
+  objects.push({ type: "indicator", pattern_type: "x\nmoat: forged line", pattern: "x" });
+  objects.push({ type: "indicator", pattern_type: { long: "y".repeat(10_000) }, pattern: "x" });
+  const got = feedAddresses(JSON.stringify({ objects }), "stix");
+  assert.deepEqual([...got.refused], [["pattern_type not stix", 1002]]);
+});
+
+test("stix bundle: the earliest valid_until of the indicators taken is said", () => {
+  const now = Date.now();
+  const at = (ms: number) => new Date(now + ms).toISOString();
+  const objects = [
+    { type: "indicator", pattern: "[ipv4-addr:value = '192.0.2.1']", valid_until: at(60_000) },
+    { type: "indicator", pattern: "[ipv4-addr:value = '192.0.2.2']", valid_until: at(5_000) },
+    { type: "indicator", pattern: "[ipv4-addr:value = '192.0.2.3']" },
+    // not taken: its valid_until is no reason to read the feed again
+    { type: "indicator", pattern: "[url:value = 'http://x/']", valid_until: at(1_000) },
+    { type: "indicator", pattern: "[ipv4-addr:value = '192.0.2.4']", valid_until: "soon" },
+  ];
+  const got = feedAddresses(JSON.stringify({ objects }), "stix");
+  assert.equal(got.until, Date.parse(at(5_000)));
+  assert.equal(feedAddresses("192.0.2.1\n", "plain").until, undefined);
 });

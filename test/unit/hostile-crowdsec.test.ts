@@ -65,3 +65,24 @@ test("the set a long decision went into still lists", async (t) => {
   assert.ok(listed.some((e) => e.entry === "203.0.113.9"));
   for (const e of listed) assert.ok(e.expires === null || !Number.isNaN(Date.parse(e.expires)));
 });
+
+test("a decision's value is trimmed, for adds and deletes alike", () => {
+  const got = decisionChanges(
+    {
+      new: [
+        { ...BAN, value: "198.51.100.7\n" },
+        { ...BAN, value: " 192.0.2.0/24\r\n" },
+      ],
+      deleted: [{ ...BAN, value: "198.51.100.7\n" }],
+    },
+    1000,
+  );
+  assert.deepEqual(got, {
+    adds: [
+      { entry: "198.51.100.7", expires: 1000 + 3_600_000 },
+      { entry: "192.0.2.0/24", expires: 1000 + 3_600_000 },
+    ],
+    dels: ["198.51.100.7"],
+    skipped: 0,
+  });
+});
