@@ -1,6 +1,6 @@
 // DNS messages as the proxy reads and writes them, through the `dns-packet` codec: the question
 // of a query and the size of answer its client takes over UDP; the names (the query and its CNAME
-// chain) and addresses of an answer; the answers moat makes itself (REFUSED, SERVFAIL, a
+// chain) and addresses of an answer; the answers moat makes itself (FORMERR, REFUSED, SERVFAIL, a
 // truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
@@ -8,7 +8,7 @@ import { boundNamePointers } from "./name-pointers.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
-const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const TYPE_SVCB = 64;
 const TYPE_HTTPS = 65;
 /** How dns-packet names the record types it does not know (HTTPS and SVCB among them). */
@@ -83,13 +83,16 @@ export function typeName(type: string): string {
 
 export interface Query {
   id: number;
+  /** The first question's name and type ("" when there is none). */
   name: string;
   type: string;
   /** The largest answer the client takes over UDP. */
   udpLimit: number;
+  /** Every question's name: a query moat answers has exactly one. */
+  names: string[];
 }
 
-/** The first question of a query, or null when the bytes are not a query with one. */
+/** A query's questions, or null when the bytes are not a query. */
 export function readQuery(buf: Buffer): Query | null {
   let m: Message;
   try {
@@ -97,19 +100,22 @@ export function readQuery(buf: Buffer): Query | null {
   } catch {
     return null;
   }
-  const q = m.questions?.[0];
-  if (m.type !== "query" || !q) return null;
+  if (m.type !== "query") return null;
+  const questions = m.questions ?? [];
+  const q = questions[0];
   let edns = 0;
   for (const a of m.additionals ?? [])
     if (a.type === "OPT") {
       edns = a.udpPayloadSize ?? 0;
       break;
     }
+  const names = questions.map((x) => normal(x.name));
   return {
     id: m.id ?? 0,
-    name: normal(q.name),
-    type: typeName(q.type),
+    name: names[0] ?? "",
+    type: q ? typeName(q.type) : "",
     udpLimit: Math.max(CLASSIC_UDP_LIMIT, edns),
+    names,
   };
 }
 
@@ -218,7 +224,10 @@ function hasCname(records: readonly Record[]): boolean {
 }
 
 /** moat's own answer to `query`: its question, no records, the given rcode. */
-export function errorAnswer(query: Buffer, rcode: "REFUSED" | "SERVFAIL" | "NXDOMAIN"): Buffer {
+export function errorAnswer(
+  query: Buffer,
+  rcode: "FORMERR" | "REFUSED" | "SERVFAIL" | "NXDOMAIN",
+): Buffer {
   const q = decode(query);
   return encode({
     id: q.id ?? 0,
@@ -279,15 +288,20 @@ function stripped(answer: Buffer, m: Message, ech: boolean): Buffer {
   if (!service) return answer;
   const keys = ech ? HINT_AND_ECH_KEYS : HINT_KEYS;
   let changed = false;
-  const strip = (records: Record[] | undefined) =>
-    (records ?? []).map((r) => {
-      if (r.type !== UNKNOWN_HTTPS && r.type !== UNKNOWN_SVCB) return r;
-      if (!Buffer.isBuffer(r.data)) return r;
+  const strip = (records: Record[] | undefined) => {
+    const out: Record[] = [];
+    for (const r of records ?? []) {
+      if ((r.type !== UNKNOWN_HTTPS && r.type !== UNKNOWN_SVCB) || !Buffer.isBuffer(r.data)) {
+        out.push(r);
+        continue;
+      }
       const data = withoutParams(r.data, keys);
-      if (data === r.data) return r;
-      changed = true;
-      return { ...r, data };
-    });
+      if (data !== r.data) changed = true;
+      // a record whose params cannot be read cannot be stripped: its hints would pass
+      if (data) out.push(data === r.data ? r : { ...r, data });
+    }
+    return out;
+  };
   const out = {
     ...m,
     answers: strip(m.answers),
@@ -309,22 +323,23 @@ function hasServiceRecord(records: Record[] | undefined): boolean {
 /**
  * SVCB RDATA (RFC 9460 2.2): priority, target name (never compressed), then SvcParams
  * (key, length, value), which dns-packet leaves as bytes; the params of `keys` are left out.
+ * Null when the target name or a param runs past the data (the record is malformed).
  */
-function withoutParams(rdata: Buffer, keys: ReadonlySet<number>): Buffer {
+function withoutParams(rdata: Buffer, keys: ReadonlySet<number>): Buffer | null {
   if (rdata.length < 3) return rdata;
   let offset = 2;
   try {
     nameCodec.decode(rdata, offset);
     offset += nameCodec.decode.bytes;
   } catch {
-    return rdata;
+    return null;
   }
   const kept: Buffer[] = [rdata.subarray(0, offset)];
   let dropped = false;
   while (offset + 4 <= rdata.length) {
     const key = rdata.readUInt16BE(offset);
     const end = offset + 4 + rdata.readUInt16BE(offset + 2);
-    if (end > rdata.length) return rdata;
+    if (end > rdata.length) return null;
     if (keys.has(key)) dropped = true;
     else kept.push(rdata.subarray(offset, end));
     offset = end;

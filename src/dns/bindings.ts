@@ -172,7 +172,8 @@ export class BindingStore {
   private lifeNs(ttlSeconds: number, floor: number, grace: number): bigint {
     const l = this.life;
     if (l.ttlSeconds !== ttlSeconds || l.floor !== floor || l.grace !== grace) {
-      const seconds = BigInt(Math.ceil(Math.max(ttlSeconds, floor))) + BigInt(Math.ceil(grace));
+      const ttl = boundedTtl(ttlSeconds);
+      const seconds = BigInt(Math.ceil(Math.max(ttl, floor))) + BigInt(Math.ceil(grace));
       this.life = { ttlSeconds, floor, grace, ns: seconds * NS };
     }
     return this.life.ns;
@@ -380,3 +381,12 @@ export class BindingStore {
 
 const ZERO_KEY = identityKey(ZERO_IDENTITY);
 const isZero = (i: NameIdentity): boolean => keysOf(i).identity === ZERO_KEY;
+
+/** The longest an answer's TTL binds, like `dns.min_ttl` and `dns.grace`: one day. */
+const MAX_TTL_SECONDS = 86_400;
+
+/** An answer's TTL as it binds: one with the top bit set is 0 (RFC 2181 8), at most a day. */
+function boundedTtl(ttlSeconds: number): number {
+  if (ttlSeconds >= 0x80000000) return 0;
+  return Math.min(ttlSeconds, MAX_TTL_SECONDS);
+}

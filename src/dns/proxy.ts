@@ -23,7 +23,7 @@ import type {
   NameKey,
   OriginalLookup,
 } from "./ports.ts";
-import { queryFacts, type QueryJudge } from "./query-judge.ts";
+import { queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
 import type { DnsSettings } from "../config/index.ts";
 
 /** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
@@ -35,6 +35,7 @@ const DNS_DEFAULTS: DnsSettings = {
   ech: "keep",
 };
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
+import { admit, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
 import { UpstreamPool } from "./upstream-pool.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
@@ -42,8 +43,6 @@ const UPSTREAM_TIMEOUT_MS = 5000;
 /** How often expired bindings are unbound. */
 /** Often enough that a live connection's binding is extended before the shortest one lapses. */
 const SWEEP_MS = 1000;
-/** An idle TCP client is closed after this long (RFC 7766 leaves it to the server). */
-const TCP_IDLE_MS = 10_000;
 /** Queries waiting for their server at once; past it a query gets SERVFAIL at once. */
 const MAX_PENDING = 4096;
 
@@ -72,6 +71,8 @@ export interface DnsProxyOptions {
   netnsSocket?: (nsPath: string, spec: NetnsSocketSpec) => NetnsSocket;
   timeoutMs?: number;
   sweepMs?: number;
+  /** Bounds on TCP clients (default TCP_LIMITS). */
+  tcp?: Partial<TcpLimits>;
 }
 
 export interface DnsProxyStats {
@@ -124,7 +125,9 @@ export class DnsProxy {
   private home: Listener | null = null;
   /** Listeners in other network namespaces, by the caller's name for the namespace. */
   private readonly namespaces = new Map<string, Listener>();
-  private readonly clients = new Set<Socket>();
+  /** TCP clients, oldest first. */
+  private readonly clients = new Map<Socket, TcpClient>();
+  private readonly tcpLimits: TcpLimits;
   private readonly upstreams = new Set<{ close(): void }>();
   /** moat's own UDP sockets to the servers, reused (queries of moat's namespace). */
   private readonly pool = new UpstreamPool();
@@ -141,6 +144,7 @@ export class DnsProxy {
     this.processOf = processFactsCache(options.process);
     this.identityOfOwner = options.identity ?? identityCache();
     this.sweepMs = options.sweepMs ?? SWEEP_MS;
+    this.tcpLimits = { ...TCP_LIMITS, ...options.tcp };
     this.settings = options.settings ?? DNS_DEFAULTS;
     this.trusted = options.trusted ?? trustedResolvers(this.settings.resolvers);
     const binder = options.binder;
@@ -212,7 +216,7 @@ export class DnsProxy {
       l?.udp.close();
       l?.tcp.close();
     }
-    for (const c of this.clients) c.destroy();
+    for (const c of this.clients.keys()) c.destroy();
     for (const u of this.upstreams) u.close();
     this.pool.close();
     this.home = null;
@@ -337,26 +341,17 @@ export class DnsProxy {
     return "";
   }
 
-  /** TCP: 2-byte length framing, several queries per connection, answered as they complete. */
+  /** TCP: 2-byte length framing, several queries per connection, within TCP_LIMITS. */
   private onConnection(client: Socket, via: Listener): void {
-    this.clients.add(client);
+    if (!admit(this.clients, this.tcpLimits)) {
+      client.destroy();
+      return;
+    }
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
-    let buffered = Buffer.alloc(0);
-    client.setTimeout(TCP_IDLE_MS, () => client.destroy());
-    client.on("data", (chunk) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-        const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
-        buffered = buffered.subarray(2 + query.length);
-        void this.safely(Buffer.from(query), peer, "tcp", via).then((reply) => {
-          if (!reply || client.destroyed) return;
-          const length = Buffer.alloc(2);
-          length.writeUInt16BE(reply.length);
-          client.write(Buffer.concat([length, reply]));
-        });
-      }
-    });
-    client.on("error", () => client.destroy());
+    const served = new TcpClient(client, this.tcpLimits, (query) =>
+      this.safely(query, peer, "tcp", via),
+    );
+    this.clients.set(client, served);
     client.on("close", () => this.clients.delete(client));
   }
 
@@ -401,18 +396,17 @@ export class DnsProxy {
     const owner = found.owner;
     const process = owner ? this.processOf(owner) : null;
     const identity = owner ? this.identityOfOwner(owner) : null;
-    const verdict = this.options.judge(
-      queryFacts({
-        protocol,
-        client,
-        server,
-        name: q.name,
-        process,
-        serverNames: identity ? this.store.namesOf(identity, server.ip) : undefined,
-      }),
-    );
-    const trusted = this.trusted.isTrusted(server.ip);
-    const exchange: DnsExchange = { query: q.name, qtype: q.type, rcode: "", answers: [], trusted };
+    const serverNames = identity ? this.store.namesOf(identity, server.ip) : undefined;
+    const judge = (name: string) =>
+      this.options.judge(queryFacts({ protocol, client, server, name, process, serverNames }));
+    // a query of several questions would be judged by one and answered for all: none is asked
+    const single = q.names.length === 1;
+    const { verdict, name } = single
+      ? { verdict: judge(q.name), name: q.name }
+      : strictestOf(q.names, judge);
+    // the listener says the namespace: the kernel's record of the client does not
+    const trusted = this.trusted.isTrusted(server.ip, via.netns === null);
+    const exchange: DnsExchange = { query: name, qtype: q.type, rcode: "", answers: [], trusted };
     // the query's events, once its answer is known (a record, not a closure per query)
     const record: QueryRecord = {
       protocol,
@@ -424,6 +418,10 @@ export class DnsProxy {
       generation: 0,
     };
 
+    if (!single) {
+      this.stats.refused++;
+      return this.reported(record, errorAnswer(query, "FORMERR"), "FORMERR");
+    }
     if (verdict.verdict === "blocked") {
       this.stats.refused++;
       return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
@@ -607,6 +605,28 @@ export class DnsProxy {
       },
     );
   }
+}
+
+/**
+ * The verdict of a query of several questions (or none: judged as a query for ""): the first
+ * question the policy blocks, else the first it detects, else the first; and that question's name.
+ */
+function strictestOf(
+  names: readonly string[],
+  judge: (name: string) => QueryVerdict,
+): { verdict: QueryVerdict; name: string } {
+  const [first = "", ...rest] = names;
+  let out = { verdict: judge(first), name: first };
+  for (const name of rest) {
+    if (out.verdict.verdict === "blocked") break;
+    const verdict = judge(name);
+    if (
+      verdict.verdict !== "allowed" &&
+      (verdict.verdict === "blocked" || out.verdict.verdict === "allowed")
+    )
+      out = { verdict, name };
+  }
+  return out;
 }
 
 /** A listener's sockets made elsewhere: what dgram's bind and net's listen take. */

@@ -1,6 +1,9 @@
 // Which resolvers' answers bind names: the nameservers of /etc/resolv.conf, the policy's
 // `dns.resolvers`, and any loopback address (a local stub answers from its own upstreams). An
-// answer from any other server is passed on unchanged but binds nothing.
+// answer from any other server is passed on unchanged but binds nothing. Loopback is the host's
+// only in moat's own network namespace: in a container's, 127.0.0.0/8 and ::1 are the
+// container's, where any of its processes may answer, so there no loopback server is trusted
+// but Docker's embedded resolver, 127.0.0.11.
 import { readFileSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 
@@ -25,13 +28,19 @@ export function unmapped(ip: string): string {
 }
 
 export interface TrustedResolvers {
-  isTrusted(ip: string): boolean;
+  /** `hostNamespace`: the query came through moat's own network namespace (not a container's). */
+  isTrusted(ip: string, hostNamespace: boolean): boolean;
   /** The addresses trusted besides loopback, for the start log. */
   readonly listed: readonly string[];
 }
 
 /** Servers whose trust is remembered (the set is rebuilt at every reload anyway). */
 const KNOWN_SERVERS = 1024;
+
+const DOCKER_RESOLVER = "127.0.0.11";
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
 
 /** Reads `resolvConf` now (an unreadable file lists nothing). */
 export function trustedResolvers(
@@ -46,27 +55,34 @@ export function trustedResolvers(
   }
   const listed = [...new Set([...fromFile, ...policyResolvers.map(unmapped)])];
   const list = new BlockList();
-  list.addSubnet("127.0.0.0", 8, "ipv4");
-  list.addAddress("::1", "ipv6");
   for (const ip of listed) list.addAddress(ip, isIP(ip) === 6 ? "ipv6" : "ipv4");
-  const check = (ip: string): boolean => {
+  const trustOf = (ip: string): Trust => {
     const plain = unmapped(ip);
     const family = isIP(plain);
-    if (family === 0) return false;
-    return list.check(plain, family === 6 ? "ipv6" : "ipv4");
+    if (family === 0) return "none";
+    const type = family === 6 ? "ipv6" : "ipv4";
+    // Docker's embedded resolver: in a container's namespace Docker's own NAT rule sends its
+    // port 53 to dockerd before any process of the container could answer there
+    if (plain === DOCKER_RESOLVER) return "anywhere";
+    // a listed loopback address (resolv.conf's 127.0.0.53) is loopback all the same
+    if (LOOPBACK.check(plain, type)) return "host";
+    return list.check(plain, type) ? "anywhere" : "none";
   };
   // the proxy asks this per query, of the few servers clients use
-  const known = new Map<string, boolean>();
+  const known = new Map<string, Trust>();
   return {
     listed,
-    isTrusted(ip) {
-      let trusted = known.get(ip);
-      if (trusted === undefined) {
+    isTrusted(ip, hostNamespace) {
+      let trust = known.get(ip);
+      if (trust === undefined) {
         if (known.size >= KNOWN_SERVERS) known.clear();
-        trusted = check(ip);
-        known.set(ip, trusted);
+        trust = trustOf(ip);
+        known.set(ip, trust);
       }
-      return trusted;
+      return trust === "anywhere" || (trust === "host" && hostNamespace);
     },
   };
 }
+
+/** Where a server's answers bind names ("host": a loopback server, only through moat's own namespace). */
+type Trust = "none" | "host" | "anywhere";

@@ -44,11 +44,41 @@ test("a query's name, type, and the answer size its client takes over UDP", () =
     name: "github.com",
     type: "A",
     udpLimit: 512,
+    names: ["github.com"],
   });
   assert.equal(readQuery(query("github.com", "AAAA", 1232))?.udpLimit, 1232);
   assert.equal(readQuery(query("github.com", "A", 100))?.udpLimit, 512, "never under 512");
   assert.equal(readQuery(Buffer.from("not dns")), null);
   assert.equal(readQuery(response([])), null, "an answer is no query");
+});
+
+test("a query of two questions, or none, is read with its question count and every name", () => {
+  const asked = (names: string[]) =>
+    readQuery(
+      dnsPacket.encode({
+        type: "query",
+        id: 9,
+        questions: names.map((name) => ({ type: "A" as const, name })),
+      }),
+    );
+  assert.deepEqual(asked(["a.example", "X.ads.example."]), {
+    id: 9,
+    name: "a.example",
+    type: "A",
+    udpLimit: 512,
+    names: ["a.example", "x.ads.example"],
+  });
+  assert.deepEqual(asked([]), {
+    id: 9,
+    name: "",
+    type: "",
+    udpLimit: 512,
+    names: [],
+  });
+  const formerr = dnsPacket.decode(
+    errorAnswer(dnsPacket.encode({ type: "query", id: 9, questions: [] }), "FORMERR"),
+  ) as dnsPacket.DecodedPacket & { rcode: string };
+  assert.equal(formerr.rcode, "FORMERR");
 });
 
 test("an answer's names are the query and its CNAME chain; its addresses those of the chain", () => {
@@ -164,6 +194,29 @@ test("HTTPS records lose ipv4hint and ipv6hint and keep their other params", () 
   assert.equal((out.answers?.[1] as { data: string }).data, "140.82.112.3");
   const plain = response([{ type: "A", name: "www.github.com", ttl: 60, data: "140.82.112.3" }]);
   assert.equal(stripHints(plain), plain, "an answer without hints is passed on byte for byte");
+});
+
+test("an HTTPS or SVCB record whose params run past its data is dropped, hints and all", () => {
+  // alpn, ipv4hint 6.6.6.6, then a param declaring 9 bytes of which 1 is there
+  const overrun = Buffer.concat([
+    Buffer.from([0, 1, 0]),
+    Buffer.from([0, 4, 0, 4, 6, 6, 6, 6]),
+    Buffer.from([0, 7, 0, 9, 1]),
+  ]);
+  for (const type of ["UNKNOWN_65", "UNKNOWN_64"]) {
+    const a = response([
+      { type, name: "www.github.com", ttl: 60, data: overrun } as never,
+      { type: "A", name: "www.github.com", ttl: 60, data: "140.82.112.3" },
+    ]);
+    const out = stripHints(a);
+    assert.equal(out.includes(Buffer.from([0, 4, 0, 4, 6, 6, 6, 6])), false, "the hint is gone");
+    const answers = dnsPacket.decode(out).answers ?? [];
+    assert.deepEqual(
+      answers.map((r) => r.type),
+      ["A"],
+      "the record is dropped",
+    );
+  }
 });
 
 test("a message whose record counts its length cannot hold is not a query nor an answer", () => {

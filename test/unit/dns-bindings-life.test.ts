@@ -55,3 +55,18 @@ test("each address lives its own TTL's life, with the settings of the moment it 
     [90n, 35n, 90n],
   );
 });
+
+test("a TTL with its top bit set is 0 (RFC 2181), and no TTL binds for more than a day", () => {
+  const s = new BindingStore({ now: () => NOW, minTtlSeconds: () => 5, graceSeconds: () => 30 });
+  let ip = 0;
+  const lifeOf = (ttlSeconds: number): bigint =>
+    (s.learn(curl, ["a.example"], [{ ip: `10.2.0.${++ip}`, ttlSeconds }], everything)[0]!
+      .expiresNs -
+      NOW) /
+    S;
+  assert.equal(lifeOf(0xffffffff), 35n, "2^32-1: the top bit set, taken as 0");
+  assert.equal(lifeOf(0x80000000), 35n);
+  assert.equal(lifeOf(0x7fffffff), 86400n + 30n, "the largest TTL binds one day");
+  assert.equal(lifeOf(86401), 86400n + 30n);
+  assert.equal(lifeOf(86399), 86399n + 30n, "under a day: as the answer says");
+});

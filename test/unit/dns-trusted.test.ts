@@ -41,10 +41,28 @@ test("resolv.conf nameservers, the policy's resolvers and loopback are trusted; 
     "127.1.2.3",
     "::1",
   ])
-    assert.equal(trusted.isTrusted(ip), true, ip);
+    assert.equal(trusted.isTrusted(ip, true), true, ip);
   for (const ip of ["10.0.0.54", "8.8.8.8", "2001:db8::54", "not an ip"])
-    assert.equal(trusted.isTrusted(ip), false, ip);
-  assert.equal(trustedResolvers([], join(tempDir(t), "missing")).isTrusted("10.0.0.53"), false);
+    assert.equal(trusted.isTrusted(ip, true), false, ip);
+  assert.equal(
+    trustedResolvers([], join(tempDir(t), "missing")).isTrusted("10.0.0.53", true),
+    false,
+  );
+});
+
+test("loopback is trusted only from moat's own network namespace, even when listed", (t) => {
+  const conf = join(tempDir(t), "resolv.conf");
+  writeFileSync(conf, "nameserver 127.0.0.53\nnameserver 10.0.0.53\n");
+  const trusted = trustedResolvers(["::1", "192.0.2.53"], conf);
+  for (const ip of ["127.0.0.53", "127.0.0.2", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
+    assert.equal(trusted.isTrusted(ip, true), true, `${ip} from the host's namespace`);
+    assert.equal(trusted.isTrusted(ip, false), false, `${ip} from a container's namespace`);
+  }
+  for (const ip of ["10.0.0.53", "192.0.2.53"])
+    assert.equal(trusted.isTrusted(ip, false), true, ip);
+  // Docker's embedded resolver answers through dockerd, behind Docker's NAT rule
+  for (const ip of ["127.0.0.11", "::ffff:127.0.0.11"])
+    assert.equal(trusted.isTrusted(ip, false), true, `${ip} from a container's namespace`);
 });
 
 test("/etc/hosts: every name of a line gets its address; comments and junk skipped", () => {

@@ -1,0 +1,149 @@
+// A DNS client of the proxy over TCP (RFC 7766): 2-byte length framing, several queries per
+// connection answered as they complete, within bounds a local client cannot push the daemon past:
+// it is not read while its unsent answers or its queries in flight are over a bound (read again
+// once they drain), a query must arrive whole within a deadline of its first byte (bytes that keep
+// coming do not extend it), an idle connection is closed, and the proxy caps its connections.
+import type { Socket } from "node:net";
+
+export interface TcpLimits {
+  /** Open connections to the proxy (all its listeners); past it the oldest idle one is closed. */
+  maxClients: number;
+  /** Answers written but not yet taken by the client, in bytes, past which it is not read. */
+  maxUnsentBytes: number;
+  /** A connection's queries waiting for their answers, past which it is not read. */
+  maxInFlight: number;
+  /** From a query's first byte to its last. */
+  queryDeadlineMs: number;
+  /** A connection with no traffic is closed after this long (RFC 7766 leaves it to the server). */
+  idleMs: number;
+}
+
+export const TCP_LIMITS: TcpLimits = {
+  maxClients: 256,
+  maxUnsentBytes: 64 * 1024,
+  maxInFlight: 16,
+  queryDeadlineMs: 5000,
+  idleMs: 10_000,
+};
+
+/** One query's answer (null: none is sent). */
+export type TcpAnswer = (query: Buffer) => Promise<Buffer | null>;
+
+export class TcpClient {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private inFlight = 0;
+  private deadline: NodeJS.Timeout | null = null;
+  readonly socket: Socket;
+  private readonly limits: TcpLimits;
+  private readonly answer: TcpAnswer;
+
+  constructor(socket: Socket, limits: TcpLimits, answer: TcpAnswer) {
+    this.socket = socket;
+    this.limits = limits;
+    this.answer = answer;
+    socket.setTimeout(limits.idleMs, () => socket.destroy());
+    socket.on("data", (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+      this.pump();
+    });
+    socket.on("drain", () => this.pump());
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => this.stopDeadline());
+  }
+
+  /** Nothing asked and nothing half-sent: the connection to close first when too many are open. */
+  idle(): boolean {
+    return this.inFlight === 0 && this.length === 0;
+  }
+
+  /** Answers the whole queries buffered while under the bounds; reads on only while under them. */
+  private pump(): void {
+    if (this.socket.destroyed) return;
+    while (!this.full()) {
+      const query = this.nextQuery();
+      if (!query) break;
+      this.inFlight++;
+      void this.answer(query).then((reply) => this.send(reply));
+    }
+    if (this.full()) {
+      // not read meanwhile: a query it left half-sent is not the client's delay
+      this.socket.pause();
+      this.stopDeadline();
+    } else {
+      this.socket.resume();
+      this.watchPartial();
+    }
+  }
+
+  private send(reply: Buffer | null): void {
+    this.inFlight--;
+    if (this.socket.destroyed) return;
+    if (reply) {
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(reply.length);
+      this.socket.write(Buffer.concat([length, reply]));
+    }
+    this.pump();
+  }
+
+  private full(): boolean {
+    return (
+      this.inFlight >= this.limits.maxInFlight ||
+      this.socket.writableLength > this.limits.maxUnsentBytes
+    );
+  }
+
+  /** The next whole query, taken off the buffer; null until one has arrived. */
+  private nextQuery(): Buffer | null {
+    if (this.length < 2) return null;
+    // chunks joined only for a whole query (a query sent a byte at a time is copied once)
+    if (this.chunks[0]!.length < 2) this.chunks = [Buffer.concat(this.chunks, this.length)];
+    const need = 2 + this.chunks[0]!.readUInt16BE(0);
+    if (this.length < need) return null;
+    const all =
+      this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    const query = Buffer.from(all.subarray(2, need));
+    const rest = all.subarray(need);
+    this.chunks = rest.length ? [rest] : [];
+    this.length = rest.length;
+    return query;
+  }
+
+  /** A part of a query buffered starts its deadline; a whole one (or none) stops it. */
+  private watchPartial(): void {
+    const partial = this.length > 0 && !this.holdsQuery();
+    if (!partial) return this.stopDeadline();
+    if (this.deadline) return;
+    this.deadline = setTimeout(() => this.socket.destroy(), this.limits.queryDeadlineMs);
+    this.deadline.unref();
+  }
+
+  private holdsQuery(): boolean {
+    if (this.length < 2) return false;
+    const first = this.chunks[0]!;
+    const size = first.length >= 2 ? first.readUInt16BE(0) : (first[0]! << 8) | this.chunks[1]![0]!;
+    return this.length >= 2 + size;
+  }
+
+  private stopDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = null;
+  }
+}
+
+/**
+ * Whether the proxy takes a new connection: under the cap, yes; at it, the oldest idle
+ * connection is closed to make room, and with none idle the new one is refused.
+ */
+export function admit(clients: ReadonlyMap<Socket, TcpClient>, limits: TcpLimits): boolean {
+  if (clients.size < limits.maxClients) return true;
+  // insertion order is age order
+  for (const c of clients.values())
+    if (c.idle()) {
+      c.socket.destroy();
+      return true;
+    }
+  return false;
+}

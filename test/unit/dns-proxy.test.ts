@@ -1,0 +1,255 @@
+// moat's DNS proxy end to end on loopback, with a fake server and a recording binder: a loopback
+// server is trusted only for queries that came through moat's own network namespace; a query of
+// more or fewer than one question is answered FORMERR by moat itself; a TCP client is bounded
+// (connections, unsent answers, the time a query may take to arrive).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
+import { connect, type Socket } from "node:net";
+import dnsPacket from "dns-packet";
+import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
+import type { MoatEvent } from "../../src/datapath/index.ts";
+import { netnsSocket } from "../../src/datapath/index.ts";
+import { DnsProxy, policyJudge, trustedResolvers } from "../../src/dns/index.ts";
+import type { DnsProxyOptions } from "../../src/dns/proxy.ts";
+import type { NameBinding } from "../../src/dns/ports.ts";
+
+const POLICY = `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: block }
+rules:
+  - { name: no-ads, direction: egress, action: block, layer7: { dns: { name: ["**.ads.example"] } } }
+  - { name: dns, direction: egress, action: allow, layer4: { port: [53] } }
+  - { name: api, direction: egress, action: allow, layer3: { remote: [api.example.org] } }
+`;
+
+const owner = { pid: 4321, uid: 1000, cgroupId: 77n, comm: "curl", exeIno: 1234n, exeDev: 1 };
+
+interface Upstream {
+  ip: string;
+  port: number;
+  seen: string[][];
+  close(): void;
+}
+
+/** A UDP server on `ip` answering every question with 192.0.2.7, recording what it was asked. */
+async function upstream(ip: string): Promise<Upstream> {
+  const s = createSocket("udp4");
+  const seen: string[][] = [];
+  s.on("message", (msg, r) => {
+    const q = dnsPacket.decode(msg);
+    seen.push((q.questions ?? []).map((x) => x.name));
+    const answers = (q.questions ?? []).map((x) => ({
+      type: "A" as const,
+      name: x.name,
+      ttl: 300,
+      data: "192.0.2.7",
+    }));
+    s.send(
+      dnsPacket.encode({ id: q.id, type: "response", questions: q.questions, answers }),
+      r.port,
+      r.address,
+    );
+  });
+  await new Promise<void>((resolve) => s.bind(0, ip, resolve));
+  return { ip, port: s.address().port, seen, close: () => s.close() };
+}
+
+interface Started {
+  proxy: DnsProxy;
+  bound: NameBinding[];
+  events: MoatEvent[];
+}
+
+async function start(
+  server: { ip: string; port: number } | null,
+  more: Partial<DnsProxyOptions> = {},
+): Promise<Started> {
+  const checked = checkPolicySource(POLICY, "p.yaml", textOnlyHost);
+  assert.ok(checked.model, JSON.stringify(checked.diagnostics));
+  const model = checked.model;
+  const judge = policyJudge(() => model);
+  const bound: NameBinding[] = [];
+  const events: MoatEvent[] = [];
+  const proxy = await DnsProxy.open({
+    original: () => (server ? { original: server, owner } : null),
+    binder: {
+      bindNames: (b) => {
+        bound.push(...b);
+        return { written: b.length, full: 0 };
+      },
+      unbindNames: () => {},
+      monotonicNs: () => process.hrtime.bigint(),
+    },
+    // the fake servers listen on ephemeral ports: judged as the port 53 they stand for
+    judge: (facts) => judge({ ...facts, remote: { ...facts.remote, port: 53 } }),
+    process: (o) => ({
+      pid: o.pid,
+      name: o.comm,
+      path: "/usr/bin/curl",
+      user: o.uid,
+      cgroup: "/lab",
+      container: null,
+    }),
+    failureHelper: () => "block",
+    generation: () => 1,
+    report: (e) => events.push(e),
+    log: () => {},
+    settings: { resolvers: [], minTtlSeconds: 5, graceSeconds: 30, doh: "allow", ech: "keep" },
+    trusted: trustedResolvers([], "/nonexistent"),
+    ...more,
+  });
+  proxy.setClasses(() => 1);
+  return { proxy, bound, events };
+}
+
+function ask(port: number, msg: Buffer): Promise<dnsPacket.DecodedPacket & { rcode?: string }> {
+  const c = createSocket("udp4");
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.close();
+      reject(new Error("no answer"));
+    }, 3000);
+    c.on("message", (m) => {
+      clearTimeout(timer);
+      c.close();
+      resolve(dnsPacket.decode(m));
+    });
+    c.send(msg, port, "127.0.0.1");
+  });
+}
+
+const query = (names: string[], id = 0x1111) =>
+  dnsPacket.encode({
+    id,
+    type: "query",
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: names.map((name) => ({ type: "A" as const, name })),
+  });
+
+test("a loopback server binds names only for queries through moat's own network namespace", async (t) => {
+  // a server on 127.0.0.2 of "another" namespace: the listener served like a container's
+  const up = await upstream("127.0.0.2");
+  const p = await start({ ip: up.ip, port: up.port }, { netnsSocket });
+  t.after(() => {
+    p.proxy.close();
+    up.close();
+  });
+  const ports = await p.proxy.serveNetns("container", "/proc/self/ns/net");
+  const viaNetns = await ask(ports.udp, query(["api.example.org"]));
+  assert.equal(viaNetns.answers?.length, 1, "the answer is passed on");
+  assert.equal(p.bound.length, 0, "but binds nothing");
+  assert.equal(p.events[0]?.dns?.trusted, false);
+
+  const viaHome = await ask(p.proxy.addresses().udp.port, query(["api.example.org"], 2));
+  assert.equal(viaHome.answers?.length, 1);
+  assert.deepEqual(
+    p.bound.map((b) => b.ip),
+    ["192.0.2.7"],
+    "through moat's own namespace, loopback is the host's: trusted",
+  );
+  assert.equal(p.events[1]?.dns?.trusted, true);
+});
+
+test("a query of two questions, or none, is answered FORMERR and never asked upstream", async (t) => {
+  const up = await upstream("127.0.0.1");
+  const p = await start({ ip: up.ip, port: up.port });
+  t.after(() => {
+    p.proxy.close();
+    up.close();
+  });
+  const port = p.proxy.addresses().udp.port;
+  const two = await ask(port, query(["harmless.test", "x.ads.example"], 7));
+  assert.equal(two.rcode, "FORMERR");
+  assert.equal(two.id, 7);
+  assert.equal(two.answers?.length, 0);
+  const none = await ask(port, query([], 8));
+  assert.equal(none.rcode, "FORMERR");
+  assert.equal(none.id, 8);
+  assert.deepEqual(up.seen, [], "nothing asked upstream");
+  assert.equal(p.proxy.stats.refused, 2);
+  const rcodes = p.events.filter((e) => e.type === "dns").map((e) => e.dns?.rcode);
+  assert.deepEqual(rcodes, ["FORMERR", "FORMERR"]);
+  const blocked = p.events.find((e) => e.type === "blocked");
+  assert.deepEqual(
+    blocked?.layer7,
+    { dns: { name: "x.ads.example" } },
+    "the blocked name reported",
+  );
+  // one question still goes upstream
+  const one = await ask(port, query(["api.example.org"], 9));
+  assert.equal(one.rcode, "NOERROR");
+  assert.deepEqual(up.seen, [["api.example.org"]]);
+});
+
+/** Connects to the proxy's TCP port; resolves once connected. */
+function tcpClient(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port }, () => resolve(s));
+    s.on("error", reject);
+  });
+}
+
+const closed = (s: Socket): Promise<void> =>
+  new Promise((resolve) => (s.destroyed ? resolve() : s.once("close", () => resolve())));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("TCP: past the cap on connections, the oldest idle one is closed", async (t) => {
+  const p = await start(null, { tcp: { maxClients: 2 } });
+  const port = p.proxy.addresses().tcp.port;
+  const clients: Socket[] = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+    p.proxy.close();
+  });
+  for (let i = 0; i < 3; i++) {
+    clients.push(await tcpClient(port));
+    clients[i]!.on("error", () => {});
+    await sleep(50);
+  }
+  await Promise.race([closed(clients[0]!), sleep(2000)]);
+  assert.equal(clients[0]!.destroyed, true, "the oldest is closed");
+  assert.equal(clients[2]!.destroyed, false, "the newest is served");
+});
+
+test("TCP: a query that trickles in is cut off at its deadline, whatever bytes keep coming", async (t) => {
+  const p = await start(null, { tcp: { queryDeadlineMs: 300 } });
+  const c = await tcpClient(p.proxy.addresses().tcp.port);
+  c.on("error", () => {});
+  const trickle = setInterval(() => c.writable && c.write(Buffer.from([0])), 50);
+  t.after(() => {
+    clearInterval(trickle);
+    c.destroy();
+    p.proxy.close();
+  });
+  c.write(Buffer.from([0xff, 0xff])); // a 65,535-byte query, one byte at a time
+  await Promise.race([closed(c), sleep(3000)]);
+  assert.equal(c.destroyed, true, "closed at the deadline, not kept by the bytes");
+});
+
+test("TCP: a client that never reads its answers is not read either", async (t) => {
+  const p = await start(null, { tcp: { maxUnsentBytes: 16 * 1024 } });
+  const c = await tcpClient(p.proxy.addresses().tcp.port);
+  c.on("error", () => {});
+  c.pause(); // never reads
+  t.after(() => {
+    c.destroy();
+    p.proxy.close();
+  });
+  // queries of many questions: each REFUSED answer (moat does not know the client) is as large
+  const names = Array.from({ length: 500 }, (_, i) => `n${i}.example`);
+  const one = query(names);
+  const framed = Buffer.concat([Buffer.from([one.length >> 8, one.length & 0xff]), one]);
+  const sent = 3000;
+  for (let i = 0; i < sent; i += 100) c.write(Buffer.concat(Array(100).fill(framed)));
+  let last = -1;
+  for (let i = 0; i < 40 && p.proxy.stats.queries !== last; i++) {
+    last = p.proxy.stats.queries;
+    await sleep(250);
+  }
+  assert.ok(
+    p.proxy.stats.queries < sent / 2,
+    `${p.proxy.stats.queries} of ${sent} queries answered for a client that reads nothing`,
+  );
+});
