@@ -37,6 +37,7 @@ const DNS_DEFAULTS: DnsSettings = {
 import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
 import { admit, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
 import { UpstreamPool } from "./upstream-pool.ts";
+import { RandomIds, idOf, setId } from "./query-id.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
 const UPSTREAM_TIMEOUT_MS = 5000;
@@ -131,6 +132,8 @@ export class DnsProxy {
   private readonly upstreams = new Set<{ close(): void }>();
   /** moat's own UDP sockets to the servers, reused (queries of moat's namespace). */
   private readonly pool = new UpstreamPool();
+  /** The ids of the queries asked from other namespaces' sockets. */
+  private readonly queryIds = new RandomIds();
   private pending = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
@@ -549,6 +552,11 @@ export class DnsProxy {
       const ip = v6 ? "::" : "0.0.0.0";
       socket.bind({ fd: this.options.netnsSocket(netns, { type: "udp", ip, port: 0 }).fd });
     }
+    // asked under a random id, as from moat's namespace: the client (a process of that
+    // namespace) knows its own id and could answer for the server; its id goes back in the answer
+    const asked = Buffer.from(query);
+    const id = this.queryIds.next();
+    setId(asked, id);
     return this.exchange(
       timeoutMs,
       () => socket.close(),
@@ -556,11 +564,13 @@ export class DnsProxy {
         socket.on("error", (err) => done(err));
         // a datagram to another id is not the answer
         socket.on("message", (msg) => {
-          if (msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) done(null, msg);
+          if (msg.length < 2 || idOf(msg) !== id) return;
+          setId(msg, idOf(query));
+          done(null, msg);
         });
         // connected: only the server's datagrams arrive, and its ICMP refusal fails at once
         socket.connect(server.port, server.ip, () => {
-          socket.send(query, (err) => {
+          socket.send(asked, (err) => {
             if (err) done(err);
           });
         });

@@ -5,8 +5,8 @@
 // socket is replaced after a number of queries, so an off-path forger must still guess both the
 // port and the id (RFC 5452) of an answer that would open firewall rules.
 import { createSocket, type Socket } from "node:dgram";
-import { randomFillSync } from "node:crypto";
 import { isIPv6 } from "node:net";
+import { RandomIds, idOf, setId } from "./query-id.ts";
 
 /** Sockets per server. */
 const SOCKETS = 8;
@@ -159,30 +159,6 @@ export class UpstreamPool {
     s.waiting.clear();
     closeQuietly(s.socket);
   }
-}
-
-/** Uniform random 16-bit ids, drawn from the kernel's random source a few thousand at a time. */
-class RandomIds {
-  private readonly ids = new Uint16Array(4096);
-  private at = this.ids.length;
-
-  next(): number {
-    if (this.at === this.ids.length) {
-      randomFillSync(this.ids);
-      this.at = 0;
-    }
-    return this.ids[this.at++] ?? 0;
-  }
-}
-
-/**
- * A message's id (its first two bytes; the caller knows there are two), read and written by hand:
- * Buffer's readers and writers check their arguments through validators that allocate, per query.
- */
-const idOf = (message: Buffer): number => (message[0]! << 8) | message[1]!;
-function setId(message: Buffer, id: number): void {
-  message[0] = id >>> 8;
-  message[1] = id & 0xff;
 }
 
 function closeQuietly(socket: Socket): void {

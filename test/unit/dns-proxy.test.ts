@@ -29,6 +29,8 @@ interface Upstream {
   ip: string;
   port: number;
   seen: string[][];
+  /** The ids of the queries it was asked. */
+  ids: number[];
   close(): void;
 }
 
@@ -36,9 +38,11 @@ interface Upstream {
 async function upstream(ip: string): Promise<Upstream> {
   const s = createSocket("udp4");
   const seen: string[][] = [];
+  const ids: number[] = [];
   s.on("message", (msg, r) => {
     const q = dnsPacket.decode(msg);
     seen.push((q.questions ?? []).map((x) => x.name));
+    ids.push(q.id ?? -1);
     const answers = (q.questions ?? []).map((x) => ({
       type: "A" as const,
       name: x.name,
@@ -52,7 +56,7 @@ async function upstream(ip: string): Promise<Upstream> {
     );
   });
   await new Promise<void>((resolve) => s.bind(0, ip, resolve));
-  return { ip, port: s.address().port, seen, close: () => s.close() };
+  return { ip, port: s.address().port, seen, ids, close: () => s.close() };
 }
 
 interface Started {
@@ -252,4 +256,22 @@ test("TCP: a client that never reads its answers is not read either", async (t) 
     p.proxy.stats.queries < sent / 2,
     `${p.proxy.stats.queries} of ${sent} queries answered for a client that reads nothing`,
   );
+});
+
+test("a query from another namespace is asked under an id of moat's, and answered under the client's", async (t) => {
+  const up = await upstream("127.0.0.1");
+  const p = await start({ ip: up.ip, port: up.port }, { netnsSocket });
+  t.after(() => {
+    p.proxy.close();
+    up.close();
+  });
+  const ports = await p.proxy.serveNetns("container", "/proc/self/ns/net");
+  const clientIds = [0x1111, 0x2222, 0x3333];
+  for (const id of clientIds) {
+    const answer = await ask(ports.udp, query(["api.example.org"], id));
+    assert.equal(answer.id, id, "the answer carries the client's id");
+    assert.equal(answer.answers?.length, 1);
+  }
+  // the client knows its own ids: were they asked, it could answer for the server
+  assert.notDeepEqual(up.ids, clientIds, "asked under other ids");
 });
