@@ -13,8 +13,9 @@ import type { ConnectionFacts, Layer7Facts } from "../policy/facts.ts";
 import { relayProtocols } from "../policy/index.ts";
 import { decide, mayForward, pendingMatters } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
-import { readHead } from "./read-head.ts";
-import { sniff, type Sniffed } from "./sniff.ts";
+import { readHead, type HeadRead } from "./read-head.ts";
+import { mayBecomeRequestLine, sniffer, type Sniffed } from "./sniff.ts";
+import { parseErrorResponse, TIMEOUT_RESPONSE } from "./http/refusals.ts";
 import { httpHandler } from "./http/index.ts";
 import { sshHandler } from "./ssh/handler.ts";
 import { tlsHandler } from "./tls/handler.ts";
@@ -161,15 +162,6 @@ function serverMaySpeakFirst(model: PolicyModel): boolean {
   return known;
 }
 
-/** `sniff`, remembering its last answer: the read's `enough` and the handler's choice ask of the same head. */
-function sniffer(): (head: Buffer) => Sniffed {
-  let last: { head: Buffer; kind: Sniffed } | null = null;
-  return (head) => {
-    if (last?.head !== head) last = { head, kind: sniff(head) };
-    return last.kind;
-  };
-}
-
 /**
  * Two layer7 facts that differ at most in tls.pending (as a TLS handler's judgements "as if the
  * facts not seen matched" and "as if they did not" do), compared member by member.
@@ -294,6 +286,10 @@ export class L7Relay {
         read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
       const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniffed(read.head);
       this.stats.sniffed[kind]++;
+      if (kind === "more" && mayBecomeRequestLine(read.head)) {
+        unfinishedRequestLine(client, read.end, (line) => log(`l7 relay: ${line}`));
+        return;
+      }
       const ctx = this.context(client, peer, found, read.head, kind);
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
@@ -459,6 +455,18 @@ export class L7Relay {
     };
     return ctx;
   }
+}
+
+/**
+ * A head that could still become an HTTP request line when reading stopped (header timeout, the
+ * head's bound, the client's end): closed, nothing forwarded, as an HTTP server would. Forwarding
+ * it unjudged would let a client pass any request by sending its first byte alone and waiting.
+ */
+function unfinishedRequestLine(client: Socket, end: HeadRead["end"], log: (line: string) => void) {
+  log(`no complete HTTP request line (${end}); closed`);
+  if (end === "closed" || !client.writable) return void client.destroy();
+  client.end(end === "full" ? parseErrorResponse("HPE_HEADER_OVERFLOW") : TIMEOUT_RESPONSE);
+  client.destroySoon();
 }
 
 /** Judged with no layer7 facts: L7 rules do not match it; later rules or the defaults decide. */

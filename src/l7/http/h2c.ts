@@ -14,27 +14,62 @@ import type { L7Context } from "../types.ts";
 import { endToEnd } from "./headers.ts";
 import { headersClock, type HttpLimits } from "./limits.ts";
 import { blockedBody } from "./refusals.ts";
-import { flatHeaders, reportFacts, requestTarget } from "./request-facts.ts";
+import { flatHeaders, malformedHost, reportFacts, requestTarget } from "./request-facts.ts";
 import { withHead } from "./socket-stream.ts";
 
 const TEXT = "text/plain; charset=utf-8";
 
-function h2Facts(headers: IncomingHttpHeaders): { facts: HttpFacts; target: string } {
+function h2Facts(headers: IncomingHttpHeaders): {
+  facts: HttpFacts;
+  target: string;
+  malformed: string | null;
+} {
   const t = requestTarget(String(headers[":path"] ?? ""));
+  const host = String(headers[":authority"] ?? headers.host ?? "");
+  const malformed = malformedHost(t.authority, host);
   const facts: HttpFacts = {
-    host: String(headers[":authority"] ?? headers.host ?? ""),
+    host,
     method: String(headers[":method"] ?? ""),
     path: t.path,
     headers: flatHeaders(headers),
     version: "2",
   };
-  return { facts, target: t.target };
+  return { facts, target: t.target, malformed };
+}
+
+/**
+ * A `host` header beside a different `:authority` makes the request malformed (RFC 9113, 8.3.1):
+ * moat judges `:authority`, and a server may serve the `host`.
+ */
+function hostDisagrees(headers: IncomingHttpHeaders): boolean {
+  const authority = headers[":authority"];
+  const host = headers.host;
+  if (host === undefined || authority === undefined) return false;
+  const text = (v: string | string[]) => (Array.isArray(v) ? v.join(", ") : v).toLowerCase();
+  return text(host) !== text(authority);
 }
 
 function answer(stream: ServerHttp2Stream, status: number, body: string): void {
   if (stream.destroyed) return;
   stream.respond({ ":status": status, "content-type": TEXT });
   stream.end(body);
+}
+
+/**
+ * Passes the server's answer head on; false when Node refuses it (respond throws on a status or
+ * header it will not send, and a throw in an event handler would end the daemon).
+ */
+function respondAsSent(
+  stream: ServerHttp2Stream,
+  status: number,
+  headers: IncomingHttpHeaders,
+): boolean {
+  try {
+    stream.respond({ ...endToEnd(headers), ":status": status });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function exchange(
@@ -44,7 +79,18 @@ async function exchange(
   headers: IncomingHttpHeaders,
 ): Promise<void> {
   stream.on("error", () => {});
-  const { facts, target } = h2Facts(headers);
+  if (hostDisagrees(headers)) {
+    // not a policy decision: logged, not reported (docs/l7-http.md, "Malformed and slow requests")
+    ctx.log("http: refused a stream whose host header differs from its :authority (400)");
+    answer(stream, 400, "moat: malformed request\n");
+    return;
+  }
+  const { facts, target, malformed } = h2Facts(headers);
+  if (malformed) {
+    ctx.log(`http: refused a malformed stream (${malformed}; 400)`);
+    answer(stream, 400, "moat: malformed request\n");
+    return;
+  }
   const decision = ctx.judge({ http: facts });
   if (!decision.forward) {
     answer(stream, 403, blockedBody(decision.rule));
@@ -76,7 +122,13 @@ async function exchange(
   up.on("response", (answerHeaders) => {
     const status = Number(answerHeaders[":status"] ?? 502);
     if (stream.destroyed) return;
-    stream.respond({ ...endToEnd(answerHeaders), ":status": status });
+    if (!respondAsSent(stream, status, answerHeaders)) {
+      ctx.log(`http: upstream stream sent an answer moat cannot pass on (status ${status}); 502`);
+      up.close(constants.NGHTTP2_CANCEL);
+      answer(stream, 502, "moat: the server's answer is malformed\n");
+      ctx.report(decision, reportFacts(facts, 502));
+      return;
+    }
     up.pipe(stream);
     ctx.report(decision, reportFacts(facts, status));
   });

@@ -1,7 +1,14 @@
 // HTTP/1.x: Node's own parser reads the client's requests (an http.Server that never listens is
 // handed the socket); each request is judged, then refused with 403 or re-sent upstream by Node's
 // client, bodies streamed both ways. Requests the parser refuses never reach the server.
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request,
+  validateHeaderName,
+  validateHeaderValue,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { L7Context } from "../types.ts";
@@ -16,6 +23,38 @@ import { UpstreamAgent } from "./upstream-agent.ts";
 const hostLines = (req: IncomingMessage): number =>
   req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === "host").length;
 
+/** A response head moat can write to the client as the server sent it. */
+interface PassableHead {
+  status: number;
+  reason: string;
+  headers: Record<string, string | string[]>;
+}
+
+/** Characters Node's writeHead refuses in a reason or a header value (it throws on them). */
+const INVALID_FIELD_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * The server's answer as a head writeHead accepts, or null: Node's client reads statuses and
+ * reasons (`099`, a byte 0x7f) that writeHead throws on, and a throw in an event handler would
+ * end the daemon.
+ */
+function passableHead(answer: IncomingMessage): PassableHead | null {
+  const status = answer.statusCode ?? 0;
+  const reason = answer.statusMessage ?? "";
+  if (!Number.isInteger(status) || status < 100 || status > 999) return null;
+  if (INVALID_FIELD_CHAR.test(reason)) return null;
+  const headers = endToEnd(answer.headers);
+  try {
+    for (const [name, value] of Object.entries(headers)) {
+      validateHeaderName(name);
+      for (const v of Array.isArray(value) ? value : [value]) validateHeaderValue(name, v);
+    }
+  } catch {
+    return null;
+  }
+  return { status, reason, headers };
+}
+
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
@@ -25,7 +64,14 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
     res.end("moat: more than one Host header\n");
     return;
   }
-  const { facts, target } = requestFacts(req);
+  const { facts, target, malformed } = requestFacts(req);
+  if (malformed) {
+    // not a policy decision: logged, not reported (docs/l7-http.md, "Malformed and slow requests")
+    ctx.log(`http: refused a malformed request (${malformed})`);
+    res.writeHead(400, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    res.end("moat: malformed request\n");
+    return;
+  }
   const decision = ctx.judge({ http: facts });
   if (!decision.forward) {
     // a refused body is not read: the connection closes after the 403
@@ -38,18 +84,30 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   const headers = endToEnd(req.headers);
   if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
   const up = request({ agent, method: req.method, path: target, headers, setHost: false });
+  const badGateway = (body: string) => {
+    res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+    res.end(body);
+    ctx.report(decision, reportFacts(facts, 502));
+  };
   up.on("response", (answer) => {
-    const status = answer.statusCode ?? 502;
-    res.writeHead(status, answer.statusMessage, endToEnd(answer.headers));
+    const head = passableHead(answer);
+    if (!head) {
+      ctx.log(
+        `http: upstream ${ctx.original.ip}:${ctx.original.port} sent an answer moat cannot pass on (status ${answer.statusCode}); closed it with 502`,
+      );
+      up.destroy();
+      badGateway("moat: the server's answer is malformed\n");
+      return;
+    }
+    res.writeHead(head.status, head.reason, head.headers);
     answer.pipe(res);
-    ctx.report(decision, reportFacts(facts, status));
+    ctx.report(decision, reportFacts(facts, head.status));
   });
   up.on("error", (err) => {
     ctx.log(`http: upstream ${ctx.original.ip}:${ctx.original.port} failed: ${err.message}`);
+    if (res.writableEnded) return;
     if (res.headersSent) return void res.destroy();
-    res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
-    res.end("moat: the server did not answer\n");
-    ctx.report(decision, reportFacts(facts, 502));
+    badGateway("moat: the server did not answer\n");
   });
   res.on("close", () => {
     if (!res.writableFinished) up.destroy();

@@ -15,6 +15,16 @@ export interface RequestTarget {
   authority?: string;
 }
 
+/**
+ * A URI authority as a server reads a host from it: a bracketed IP literal or a reg-name
+ * (RFC 3986, 3.2.2), then `:` and digits or nothing. No userinfo (`x@evil.example`: servers
+ * disagree on the host) and no second port (`evil.example:80:80`).
+ */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/** An absolute-form target of any scheme (RFC 3986, 3.1): scheme `://` authority, then the rest. */
+const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*))(.*)$/s;
+
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
 /**
@@ -49,7 +59,7 @@ function removeDots(path: string): string {
 
 /** The request-target of an HTTP/1.x request line or an h2 `:path`. */
 export function requestTarget(raw: string): RequestTarget {
-  const absolute = /^(https?:\/\/([^/?#]*))(.*)$/i.exec(raw);
+  const absolute = ABSOLUTE_FORM.exec(raw);
   const origin = absolute?.[1] ?? "";
   const authority = absolute?.[2];
   // a fragment is the client's own (servers drop it): neither judged nor sent
@@ -73,14 +83,31 @@ export function flatHeaders(
   return out;
 }
 
+/** Why the host moat would judge is malformed (refused with 400), or null. */
+export function malformedHost(
+  authority: string | undefined,
+  host: string | undefined,
+): string | null {
+  if (authority !== undefined && !AUTHORITY.test(authority))
+    return "the request-target's authority is no host and port";
+  if (host !== undefined && !AUTHORITY.test(host)) return "the Host header is no host and port";
+  return null;
+}
+
 /**
  * The facts of an HTTP/1.x request Node parsed, and its target as forwarded. CONNECT's target is
- * an authority (`host:port`): that is the host, and the path is empty.
+ * an authority (`host:port`): that is the host, and the path is empty. `malformed` says why the
+ * request is refused with 400 before it is judged.
  */
-export function requestFacts(req: IncomingMessage): { facts: HttpFacts; target: string } {
+export function requestFacts(req: IncomingMessage): {
+  facts: HttpFacts;
+  target: string;
+  malformed: string | null;
+} {
   const raw = req.url ?? "";
   const t: RequestTarget =
     req.method === "CONNECT" ? { path: "", target: raw, authority: raw } : requestTarget(raw);
+  const malformed = malformedHost(t.authority, req.headers.host);
   const facts: HttpFacts = {
     host: t.authority ?? req.headers.host ?? "",
     method: req.method ?? "",
@@ -88,7 +115,7 @@ export function requestFacts(req: IncomingMessage): { facts: HttpFacts; target: 
     headers: flatHeaders(req.headers),
     version: req.httpVersion === "1.0" ? "1.0" : "1.1",
   };
-  return { facts, target: t.target };
+  return { facts, target: t.target, malformed };
 }
 
 /** The layer7 facts of an event: no headers (they may hold credentials), the path capped. */

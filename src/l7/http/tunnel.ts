@@ -9,7 +9,12 @@ import { blockedBody, closingResponse } from "./refusals.ts";
 import { reportFacts, requestFacts } from "./request-facts.ts";
 
 export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
-  const { facts, target } = requestFacts(req);
+  const { facts, target, malformed } = requestFacts(req);
+  if (malformed) {
+    ctx.log(`http: refused a malformed request (${malformed})`);
+    client.end(closingResponse(400, "Bad Request", "moat: malformed request\n"));
+    return;
+  }
   const decision = ctx.judge({ http: facts });
   if (!decision.forward) {
     client.end(closingResponse(403, "Forbidden", blockedBody(decision.rule)));

@@ -28,12 +28,14 @@ function get(
   path: string,
   method = "GET",
   body?: string,
+  extra: Record<string, string> = {},
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = session.request({
       ":method": method,
       ":path": path,
       ":authority": "www.example.org",
+      ...extra,
     });
     let text = "";
     let status = 0;
@@ -98,6 +100,26 @@ test("one h2c connection: allowed, blocked (by path, by version+path, by method)
       "allowed default",
     ],
   );
+});
+
+test("a host header that differs from :authority is refused as malformed (400); an equal one passes", async () => {
+  const session = connect(`http://127.0.0.1:${relay.port}`);
+  session.on("error", () => {});
+  const before = upstream.seen.length;
+  const reports = relay.reports.length;
+  const other = await get(session, "/x", "GET", undefined, { host: "api.evil.example" });
+  const same = await get(session, "/y", "GET", undefined, { host: "WWW.example.org" });
+  session.close();
+  assert.equal(other.status, 400);
+  assert.equal(other.body, "moat: malformed request\n");
+  assert.equal(same.status, 200);
+  assert.deepEqual(
+    upstream.seen.slice(before).map((s) => s.url),
+    ["/y"],
+  );
+  // a malformed request is logged, not reported
+  assert.equal(relay.reports.length, reports + 1);
+  assert.ok(relay.logs.some((l) => l.includes("host") && l.includes(":authority")));
 });
 
 test("HTTP/1.1 to /secret passes: that rule judges version 2 only", async () => {

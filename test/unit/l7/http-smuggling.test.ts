@@ -136,3 +136,40 @@ test("an idle keep-alive connection is closed at the header timeout too", async 
     "http: no complete request head in time; closed with 408",
   ]);
 });
+
+for (const [what, line, host] of [
+  ["userinfo in an absolute-form target", "GET http://x@api.evil.example/ HTTP/1.1", "a"],
+  ["userinfo naming another host", "GET http://api.evil.example:80@a/ HTTP/1.1", "a"],
+  ["a Host with two ports", "GET /x HTTP/1.1", "api.evil.example:80:80"],
+  ["a Host with a port that is not digits", "GET /x HTTP/1.1", "api.evil.example:8x"],
+  ["a Host with userinfo after an IPv6 literal", "GET /x HTTP/1.1", "[::1]@api.evil.example"],
+  ["a CONNECT authority with two ports", "CONNECT api.evil.example:80:80 HTTP/1.1", "a"],
+] as const) {
+  test(`${what}: refused with 400, nothing reaches the server`, async () => {
+    const before = upstream.seen.length;
+    const { text } = await raw([`${line}\r\nHost: ${host}\r\nConnection: close\r\n\r\n`]);
+    assert.deepEqual(statusLines(text), [400], text);
+    assert.equal(upstream.seen.length, before);
+  });
+}
+
+for (const [what, line, rule] of [
+  ["a ws:// target's authority", "GET ws://api.evil.example/x HTTP/1.1", "no-evil-host"],
+  ["a ws:// target's path", "GET ws://a/admin HTTP/1.1", "no-admin"],
+  ["an ftp:// target's authority", "GET ftp://api.evil.example/x HTTP/1.1", "no-evil-host"],
+] as const) {
+  test(`an absolute-form target of any scheme is judged by its authority and path: ${what}`, async () => {
+    const before = upstream.seen.length;
+    const { text } = await raw([`${line}\r\nHost: a\r\nConnection: close\r\n\r\n`]);
+    assert.deepEqual(statusLines(text), [403], text);
+    assert.match(text, new RegExp(`moat: blocked by rule ${rule}\n`));
+    assert.equal(upstream.seen.length, before);
+  });
+}
+
+test("a Host of an IPv6 literal with a port is well formed: forwarded", async () => {
+  const before = upstream.seen.length;
+  const { text } = await raw(["GET /v6 HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n"]);
+  assert.deepEqual(statusLines(text), [200], text);
+  assert.equal(upstream.seen.length, before + 1);
+});

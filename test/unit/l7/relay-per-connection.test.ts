@@ -1,5 +1,6 @@
 // The relay's per-connection shortcuts give what the longer way gave: the protocol told from the
-// bytes in place (against the head read as text, every prefix of every start and more), and one
+// bytes in place (against the head read as text, every prefix of every start and more; a
+// connection's sniffer resuming where it stopped against sniff from the start), and one
 // TLS judgement standing for both of `settled`'s when `pending` cannot change it (against the
 // reference evaluator judging both ways, and the relay's judge against the evaluator).
 
@@ -12,33 +13,34 @@ import { connect } from "node:net";
 import { decide, pendingMatters } from "../../../src/l7/decide.ts";
 import { L7Relay } from "../../../src/l7/index.ts";
 import type { L7Decision } from "../../../src/l7/types.ts";
-import { sniff, type Sniffed } from "../../../src/l7/sniff.ts";
+import { sniff, sniffer, type Sniffed } from "../../../src/l7/sniff.ts";
 
-/** sniff as it was: each start compared with the head read as latin1 text. */
+const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+/** A whole request line (empty lines before it), as a regular expression over latin1 text. */
+const REQUEST_LINE = new RegExp(`^(\\r?\\n)*${TCHAR}+ [^ \\r\\n]+ HTTP/[0-9]\\.[0-9]\\r?\\n`);
+/** A prefix of one: each part optional once the ones before it are whole. */
+const REQUEST_LINE_PREFIX = new RegExp(
+  `^(\\r?\\n)*(\\r|${TCHAR}+( ([^ \\r\\n]+( (H(T(T(P(/([0-9](\\.([0-9](\\r)?)?)?)?)?)?)?)?)?)?)?)?)?$`,
+);
+
+/** sniff the longer way: the head read as latin1 text, the request line by regular expressions. */
 function sniffAsText(head: Buffer): Sniffed {
   if (head.length === 0) return "more";
   if (head[0] === 0x16) {
     if (head.length < 2) return "more";
     return head[1] === 0x03 ? "tls" : "unknown";
   }
-  const methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
-  const starts = [
-    ["SSH-", "ssh"],
-    ...[...methods.map((m) => `${m} `), "PRI * HTTP/2.0"].map((t) => [t, "http"]),
-  ] as const;
-  let prefix = false;
-  for (const [text, kind] of starts) {
-    const n = Math.min(head.length, text.length);
-    if (head.toString("latin1", 0, n) !== text.slice(0, n)) continue;
-    if (head.length >= text.length) return kind as Sniffed;
-    prefix = true;
-  }
-  return prefix ? "more" : "unknown";
+  const text = head.toString("latin1");
+  if (text.startsWith("SSH-")) return "ssh";
+  if (REQUEST_LINE.test(text)) return "http";
+  if ("SSH-".startsWith(text) || REQUEST_LINE_PREFIX.test(text)) return "more";
+  return "unknown";
 }
 
-test("sniff tells every prefix and extension of each start, and other bytes, as the text compare did", () => {
+test("sniff tells every prefix and extension of each start, and other bytes, as the text compare does", () => {
   const texts = ["SSH-2.0-x\r\n", "GET / HTTP/1.1\r\n", "PRI * HTTP/2.0\r\n\r\nSM", "OPTIONS * x"];
   texts.push("DELETE /a", "CONNECT h:1 ", "TRACE / ", "PATCH /", "PUT /", "POST /", "HEAD /");
+  texts.push("\r\n\nPROPFIND /a HTTP/1.0\n", "QUERY /?q HTTP/1.1\r\n", "HELO x\r\n");
   const heads: Buffer[] = [];
   for (const t of texts) for (let n = 0; n <= t.length; n++) heads.push(Buffer.from(t.slice(0, n)));
   let seed = 7;
@@ -57,6 +59,16 @@ test("sniff tells every prefix and extension of each start, and other bytes, as 
   );
   for (const h of heads)
     assert.equal(sniff(h), sniffAsText(h), JSON.stringify(h.toString("latin1")));
+});
+
+test("a connection's sniffer, fed its head as it grows a byte at a time, answers as sniff does", () => {
+  for (const t of ["\r\nGET /a HTTP/1.1\r\nHost: a\r\n", "SSH-2.0-x\r\n", "HELO x\r\n", "G(x"]) {
+    const grown = sniffer();
+    for (let n = 1; n <= t.length; n++) {
+      const head = Buffer.from(t.slice(0, n), "latin1");
+      assert.equal(grown(head), sniff(head), JSON.stringify(t.slice(0, n)));
+    }
+  }
 });
 
 const policy = (rules: string) =>
