@@ -4,6 +4,7 @@
 // first decision it may lead to stands, as for the DNS proxy's queries.
 import type { PolicyModel } from "../config/model.ts";
 import { evaluate, withImplicitRules } from "../policy/index.ts";
+import type { Evaluation } from "../policy/evaluator.ts";
 import type { ConnectionFacts, Layer7Facts, TlsFacts } from "../policy/facts.ts";
 import type { L7Decision } from "./types.ts";
 
@@ -12,7 +13,11 @@ export function decide(
   facts: ConnectionFacts,
   layer7: Layer7Facts,
 ): L7Decision {
-  const e = evaluate(model, { ...facts, layer7 });
+  if (hostKeyUnseen(layer7)) return decideWithoutHostKey(model, facts, layer7);
+  return decisionOf(model, evaluate(model, { ...facts, layer7 }));
+}
+
+function decisionOf(model: PolicyModel, e: Evaluation, note: string[] = []): L7Decision {
   const d = e.verdict === "deferred" ? e.possible[0] : e;
   const unknown = e.verdict === "deferred" ? [`not known here: ${e.needs.join(", ")}`] : [];
   if (!d)
@@ -20,7 +25,7 @@ export function decide(
       verdict: "allowed",
       rule: "default",
       forward: true,
-      explanation: [e.reason, ...unknown],
+      explanation: [e.reason, ...unknown, ...note],
       mode: model.mode,
       report: false,
     };
@@ -28,10 +33,44 @@ export function decide(
     verdict: d.verdict,
     rule: d.rule,
     forward: d.verdict !== "blocked",
-    explanation: [d.reason, ...unknown],
+    explanation: [d.reason, ...unknown, ...note],
     mode: d.mode,
     report: d.report,
   };
+}
+
+/** Stands in for a host key moat did not see: no pin names it (pins are "SHA256:..."). */
+const UNSEEN_HOST_KEY = "(host key not seen)";
+const UNSEEN_NOTE = "host key not seen: no rule pinning host keys allows it";
+
+/** An SSH server's judgement without its host key (a key exchange moat does not read). */
+function hostKeyUnseen(layer7: Layer7Facts): boolean {
+  const ssh = layer7.ssh;
+  return ssh !== undefined && ssh.host_key === undefined && ssh.user === undefined;
+}
+
+/**
+ * Judged as TLS judges a fact it cannot see with `unknown: block`: a rule naming host keys lets
+ * nothing through (the key counts as none it names) and blocks (the key counts as one it names).
+ * The rules are walked as the evaluator offers them with the key open: a blocking one before
+ * the first rule that decides with the key unmet stands; an allowing one only the key could meet
+ * is passed over.
+ */
+function decideWithoutHostKey(
+  model: PolicyModel,
+  facts: ConnectionFacts,
+  layer7: Layer7Facts,
+): L7Decision {
+  const open = evaluate(model, { ...facts, layer7 });
+  if (open.verdict !== "deferred") return decisionOf(model, open);
+  const ssh = { ...layer7.ssh, host_key: UNSEEN_HOST_KEY };
+  const unmet = evaluate(model, { ...facts, layer7: { ...layer7, ssh } });
+  const first = unmet.verdict === "deferred" ? unmet.possible[0] : unmet;
+  for (const outcome of open.possible) {
+    if (outcome.rule === first?.rule) break;
+    if (outcome.verdict !== "allowed") return decisionOf(model, outcome, [UNSEEN_NOTE]);
+  }
+  return decisionOf(model, unmet, [UNSEEN_NOTE]);
 }
 
 /**

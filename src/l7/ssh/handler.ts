@@ -1,4 +1,5 @@
-// Outgoing SSH through moat's relay: the client's bytes flow to the server at once; the server's
+// Outgoing SSH through moat's relay: the client's bytes flow to the server from its version line
+// on (a client whose first line is not one is not SSH: closed, none of it forwarded); the server's
 // flow to the client up to the packet that carries its host key (the key exchange reply). There
 // moat judges the connection with the server's version line and host key fingerprint: allowed or
 // detected, the held bytes go on and the kernel takes the two sockets over; blocked, both are
@@ -67,6 +68,14 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
         if (why) ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${why}`);
         resolve(result);
       };
+      // the client's bytes go on only from a whole version line: what is not SSH never does
+      let passed = 0;
+      const passClient = (chunk: Buffer) => {
+        if (hs.client.version === null) return;
+        if (passed < hs.client.length) upstream.write(hs.client.bytes(passed));
+        else if (hs.result) upstream.write(chunk); // read after the host key: not kept
+        passed = hs.client.length;
+      };
       const onClient = (chunk: Buffer) => {
         try {
           hs.fromClient(chunk);
@@ -74,7 +83,9 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
           finish(null, `client: ${(err as Error).message}`);
           return;
         }
-        upstream.write(chunk);
+        passClient(chunk);
+        // the client's KEXINIT may be what completes the handshake (an exchange moat does not read)
+        if (hs.result) passServer();
       };
       const onServer = (chunk: Buffer) => {
         try {
@@ -83,6 +94,9 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
           finish(null, `server: ${(err as Error).message}`);
           return;
         }
+        passServer();
+      };
+      const passServer = () => {
         const safe = hs.forwardable;
         if (safe > sent) client.write(hs.server.bytes(sent, safe));
         sent = safe;
@@ -94,7 +108,7 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
       };
       const onClose = () => finish(null, "closed before the host key");
       const timer = setTimeout(() => finish(null, `no host key within ${timeoutMs} ms`), timeoutMs);
-      upstream.write(ctx.head);
+      passClient(ctx.head);
       client.on("data", onClient);
       upstream.on("data", onServer);
       client.once("close", onClose);

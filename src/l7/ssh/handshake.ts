@@ -37,7 +37,7 @@ export class SshHandshake {
   private agreed: Agreement | null = null;
 
   constructor(maxBytes = 64 * 1024) {
-    this.client = new SshStream(maxBytes);
+    this.client = new SshStream(maxBytes, true);
     this.server = new SshStream(maxBytes);
   }
 

@@ -32,9 +32,12 @@ export class SshStream {
   consumed = 0;
   private data: Buffer = Buffer.alloc(0);
   private readonly maxBytes: number;
+  /** The client's direction: its first line is its version (only a server sends others first). */
+  private readonly versionFirst: boolean;
 
-  constructor(maxBytes = 64 * 1024) {
+  constructor(maxBytes = 64 * 1024, versionFirst = false) {
     this.maxBytes = maxBytes;
+    this.versionFirst = versionFirst;
   }
 
   push(chunk: Buffer): void {
@@ -72,6 +75,7 @@ export class SshStream {
   /** Reads one line; true when one was whole. */
   private line(): boolean {
     const nl = this.data.indexOf(0x0a, this.consumed);
+    if (this.versionFirst) this.versionFirstOrThrow(nl);
     if (nl < 0) {
       if (this.data.length - this.consumed > MAX_LINE)
         throw new SshProtocolError("no version line in the first bytes");
@@ -88,7 +92,17 @@ export class SshStream {
     }
     return true;
   }
+
+  /** Throws as soon as the first bytes cannot begin a version line (not once a whole line came). */
+  private versionFirstOrThrow(nl: number): void {
+    const end = Math.min(nl < 0 ? this.data.length : nl + 1, this.consumed + VERSION_PREFIX.length);
+    const start = this.data.toString("latin1", this.consumed, end);
+    if (!VERSION_PREFIX.startsWith(start) && !start.startsWith(VERSION_PREFIX))
+      throw new SshProtocolError(`first line is not an SSH version: ${JSON.stringify(start)}`);
+  }
 }
+
+const VERSION_PREFIX = "SSH-";
 
 /** A reader of SSH's wire types (RFC 4251 5) over a payload. */
 export class SshReader {

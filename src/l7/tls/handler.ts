@@ -165,13 +165,34 @@ function block(ctx: L7Context, decision: L7Decision, tls: TlsFacts, upstream: So
   ctx.report(decision, layer7Of(tls));
 }
 
-/** Not a ClientHello moat can read: judged as a connection of no known protocol. */
+/**
+ * A ClientHello moat cannot read, and so no certificate either: what they would show is unseen.
+ * Conditions on the server name or the certificate follow their rule's `unknown`.
+ */
+const UNREAD: TlsFacts = { unseen: ["sni", "certificate"] };
+
+/**
+ * The judgement of a ClientHello moat cannot read: judged as if none of its other facts (ALPN,
+ * ECH, versions) matched, and as if any might; blocked when either blocks (a block rule that the
+ * hello might meet does), else the judgement that leaned on nothing the hello could show.
+ */
+function judgeUnread(ctx: L7Context): L7Decision {
+  const none = ctx.judge({
+    tls: { ...UNREAD, offered: [], alpn: [], ech: false, pending: "no-match" },
+  });
+  const any = ctx.judge({ tls: { ...UNREAD, ech: true, pending: "match" } });
+  if (!none.forward) return none;
+  return any.forward ? none : any;
+}
+
+/** Not a ClientHello moat can read: judged with what it would show unseen (`unknown` decides). */
 async function unreadable(ctx: L7Context, flight: Flight, why: string): Promise<void> {
   ctx.log(`tls: ${ctx.original.ip}:${ctx.original.port}: ${why}`);
-  const decision = ctx.judge({});
+  const layer7 = { tls: UNREAD };
+  const decision = judgeUnread(ctx);
   if (!decision.forward || ctx.client.destroyed) {
     ctx.client.resetAndDestroy();
-    ctx.report(decision, {});
+    ctx.report(decision, layer7);
     return;
   }
   let upstream: Socket;
@@ -184,5 +205,5 @@ async function unreadable(ctx: L7Context, flight: Flight, why: string): Promise<
   upstream.on("error", () => {});
   upstream.write(flight.take());
   const splice = await ctx.splice(ctx.client, upstream);
-  ctx.report(decision, {}, { splice });
+  ctx.report(decision, layer7, { splice });
 }

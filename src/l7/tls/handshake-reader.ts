@@ -61,7 +61,8 @@ export class HandshakeReader {
       const payload = this.records.subarray(RECORD_HEADER, RECORD_HEADER + length);
       this.records = this.records.subarray(RECORD_HEADER + length);
       if (type === CONTENT.handshake) {
-        if (length === 0) return this.stop({ kind: "malformed", reason: "empty handshake record" });
+        // RFC 8446 5.1 forbids an empty handshake record, yet OpenSSL reads past one: so does
+        // moat, to judge the ClientHello the server goes on to read
         this.messages = Buffer.concat([this.messages, payload]);
       } else if (type === CONTENT.alert) {
         return this.stop({ kind: "alert", description: payload[1] ?? 0 });

@@ -208,3 +208,14 @@ test("bad input: not SSH, SSH 1, a huge packet, too many bytes", () => {
   bad(Buffer.concat([Buffer.from("SSH-2.0-S\r\n"), huge]));
   bad(Buffer.alloc(2000, 0x41), 1024);
 });
+
+test("the client's first line is its version (only a server may send lines before it)", () => {
+  const client = (bytes: string) => new SshHandshake().fromClient(Buffer.from(bytes, "latin1"));
+  client("SSH-2.0-OpenSSH_9.9\r\n");
+  client("SSH-1.99-Old\r\n");
+  client("SSH-2.0-Open"); // a version line not yet whole
+  client("SS");
+  client("");
+  for (const bad of ["POST /admin HTTP/1.1\r\n", "PO", "hello\r\nSSH-2.0-x\r\n", "\r\n"])
+    assert.throws(() => client(bad), SshProtocolError, JSON.stringify(bad));
+});

@@ -16,6 +16,7 @@ import {
   type Server,
   type Socket,
 } from "node:net";
+import { Duplex } from "node:stream";
 import { connect, type SecureVersion } from "node:tls";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { PolicyModel } from "../../../src/config/index.ts";
@@ -254,16 +255,134 @@ test("a server that never answers: the probe times out, the certificate is unkno
   assert.deepEqual(report.layer7.tls?.unseen, ["certificate"]);
 });
 
-test("a malformed ClientHello is judged as no known protocol: layer7 {} and the defaults", async () => {
+const UNREAD = { tls: { unseen: ["sni", "certificate"] } };
+
+test("a malformed ClientHello: what it would show is unseen, rules follow their unknown", async () => {
   const { seen, handled } = await rawClient(byName, (s) =>
     s.write(Buffer.from([22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3])),
   );
   assert.equal(seen, "ECONNRESET");
   assert.deepEqual(
     handled.reports.map((r) => [r.decision.rule, r.layer7]),
-    [["default", {}]],
+    [["default", UNREAD]],
   );
   assert.match(handled.logs.join(), /malformed ClientHello/);
+});
+
+const noEvil = policy(`  - name: no-evil
+    direction: egress
+    action: block
+    layer7: { tls: { sni: [evil.example], trust_sni: true } }
+  - name: web
+    direction: egress
+    action: allow
+`);
+
+/**
+ * A TLS client through the stand-in relay whose first write is changed on the way (a record put
+ * before it, a byte of its server name replaced): "ok" with the answer's first line, or the error.
+ */
+function rewritingClient(servername: string, rewrite: (hello: Buffer) => Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const raw = netConnect(relay.port, "127.0.0.1");
+    let first = true;
+    const wire = new Duplex({
+      read: () => raw.resume(),
+      write(chunk: Buffer, _encoding, done) {
+        raw.write(first ? rewrite(chunk) : chunk, done);
+        first = false;
+      },
+      final: (done) => raw.end(done),
+    });
+    raw.on("data", (d: Buffer) => void (wire.push(d) || raw.pause()));
+    raw.on("end", () => wire.push(null));
+    raw.on("error", (e: NodeJS.ErrnoException) => wire.destroy(e));
+    const socket = connect({ socket: wire, servername, rejectUnauthorized: false });
+    let answer = "";
+    socket.on("secureConnect", () => socket.write("GET / HTTP/1.0\r\n\r\n"));
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    // the TLS socket does not end the stream under it: the connection is closed here
+    const seen = (what: string) => {
+      raw.destroy();
+      resolve(what);
+    };
+    socket.on("end", () => seen(`ok ${answer.split("\r\n")[0]}`));
+    socket.on("error", (e: NodeJS.ErrnoException) => seen(e.code ?? e.message));
+  });
+}
+
+async function rewritten(model: PolicyModel, sni: string, rewrite: (hello: Buffer) => Buffer) {
+  const handled = relay.next(model, { ip: "127.0.0.1", port: ports.good13 ?? 0 }, [sni]);
+  const seen = await rewritingClient(sni, rewrite);
+  await handled.done;
+  return { seen, handled };
+}
+
+const EMPTY_HANDSHAKE_RECORD = Buffer.from([22, 3, 1, 0, 0]);
+const afterEmpty = (hello: Buffer) => Buffer.concat([EMPTY_HANDSHAKE_RECORD, hello]);
+
+test("an empty handshake record before the ClientHello is read past: the SNI is judged", async () => {
+  const evil = await rewritten(noEvil, "evil.example", afterEmpty);
+  assert.equal(evil.seen, "ECONNRESET");
+  assert.deepEqual(
+    evil.handled.reports.map((r) => [r.decision.rule, r.layer7.tls?.sni]),
+    [["no-evil", "evil.example"]],
+  );
+  assert.equal(evil.handled.upstreams, 0, "nothing reached the server");
+  // the server reads past it too: an allowed hello completes
+  const good = await rewritten(noEvil, "www.corp.test", afterEmpty);
+  assert.equal(good.seen, "ok HTTP/1.0 200 ok");
+  assert.deepEqual(
+    good.handled.reports.map((r) => [r.decision.rule, r.layer7.tls?.sni]),
+    [["web", "www.corp.test"]],
+  );
+});
+
+test("a ClientHello moat cannot read follows unknown: block, never forwarded as if it had no SNI", async () => {
+  for (const bad of [" ", "\x80"]) {
+    const { seen, handled } = await rewritten(noEvil, "evil.example", (hello) => {
+      const at = hello.indexOf("evil.example");
+      return Buffer.concat([
+        hello.subarray(0, at + 4),
+        Buffer.from(bad, "latin1"),
+        hello.subarray(at + 5),
+      ]);
+    });
+    assert.equal(seen, "ECONNRESET", JSON.stringify(bad));
+    assert.deepEqual(
+      handled.reports.map((r) => [r.decision.verdict, r.decision.rule, r.layer7]),
+      [["blocked", "no-evil", UNREAD]],
+    );
+    assert.equal(handled.upstreams, 0);
+    assert.match(handled.logs.join(), /server name is not a host name/);
+  }
+});
+
+test("an allow rule with unknown: allow lets an unreadable ClientHello through; readable ones are judged", async () => {
+  const anyName = policy(`  - name: any-tls
+    direction: egress
+    action: allow
+    layer7: { tls: { sni: ["*.corp.test"], trust_sni: true, unknown: allow } }
+`);
+  // to the silent server: s_server serves one connection at a time
+  const unreadable = relay.next(anyName, { ip: "127.0.0.1", port: ports.silent ?? 0 });
+  const s = netConnect(relay.port, "127.0.0.1", () =>
+    s.write(Buffer.from([22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3])),
+  );
+  s.on("error", () => {});
+  await unreadable.done;
+  s.destroy();
+  assert.deepEqual(
+    unreadable.reports.map((r) => [r.decision.verdict, r.decision.rule, r.layer7]),
+    [["allowed", "any-tls", UNREAD]],
+  );
+  assert.equal(unreadable.upstreams, 1, "passed on to the server");
+  const readable = await rewritten(anyName, "www.corp.test", (hello) => hello);
+  assert.equal(readable.seen, "ok HTTP/1.0 200 ok");
+  assert.deepEqual(
+    readable.handled.reports.map((r) => [r.decision.rule, r.layer7.tls?.sni]),
+    [["any-tls", "www.corp.test"]],
+  );
 });
 
 /** Raw bytes to the stand-in relay; what the client saw (a reset, or the connection closed). */
@@ -278,14 +397,14 @@ async function rawClient(model: PolicyModel, send: (s: Socket) => void) {
   return { seen, handled };
 }
 
-test("a client that stalls mid-ClientHello is judged without a protocol when the hello timeout ends", async () => {
+test("a client that stalls mid-ClientHello is judged with the hello unseen when the hello timeout ends", async () => {
   const { seen, handled } = await rawClient(byName, (s) =>
     s.write(Buffer.from([22, 3, 1, 2, 0, 1, 0, 1])),
   );
   assert.equal(seen, "ECONNRESET");
   assert.deepEqual(
     handled.reports.map((r) => [r.decision.rule, r.layer7]),
-    [["default", {}]],
+    [["default", UNREAD]],
   );
   // the hello timeout, not the client, ended it
   assert.match(handled.logs.join(), /no complete ClientHello in time/);

@@ -156,13 +156,31 @@ test("malformed ClientHellos: each a TlsParseError or a reader verdict, never a 
     reason: "not a TLS record",
   });
   assert.equal(verdict(Buffer.from([22, 3, 1, 0xff, 0xff])).kind, "malformed");
-  assert.equal(verdict(Buffer.from([22, 3, 1, 0, 0])).kind, "malformed");
+  // an empty handshake record carries nothing: read past, as OpenSSL reads past it
+  assert.equal(verdict(Buffer.from([22, 3, 1, 0, 0])).kind, "more");
   assert.deepEqual(verdict(Buffer.from([21, 3, 3, 0, 2, 2, 40])), {
     kind: "alert",
     description: 40,
   });
   // a handshake message announced at 16 MiB
   assert.equal(verdict(Buffer.from([22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff])).kind, "malformed");
+});
+
+test("empty handshake records before and inside the ClientHello are read past", () => {
+  const empty = Buffer.from([22, 3, 1, 0, 0]);
+  const name = Buffer.from("ok.test");
+  const good = handmade(
+    ext(0, Buffer.concat([u16(name.length + 3), Buffer.from([0]), u16(name.length), name])),
+  );
+  // the hello split over two records with empty ones before, between and after
+  const cut = 20;
+  const first = Buffer.from(good.subarray(0, 5 + cut));
+  first.writeUInt16BE(cut, 3);
+  const rest = Buffer.concat([good.subarray(0, 5), good.subarray(5 + cut)]);
+  rest.writeUInt16BE(good.length - 5 - cut, 3);
+  const bytes = Buffer.concat([empty, empty, first, empty, rest, empty]);
+  assert.equal(helloOf(bytes).sni, "ok.test");
+  assert.equal(helloOf(bytes, 3).sni, "ok.test");
 });
 
 test("a ClientHello that never completes: malformed once 64 KiB are held", () => {
