@@ -5,7 +5,7 @@ import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import type { DecisionBody, DecisionOutcome, DecisionsView } from "../../api/index.ts";
-import type { LocalDecision } from "../../config/index.ts";
+import { printable, type LocalDecision } from "../../config/index.ts";
 import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
 
@@ -97,13 +97,15 @@ function decisionBody(
   };
 }
 
-/** One line a decision: what it does, for how long, who made it. */
+/** One line a decision: what it does, for how long, who made it (escaped: a path is anyone's). */
 export function decisionLine(d: LocalDecision): string {
   const proto = d.protocol ? ` ${d.protocol}` : "";
   const port = d.port ? ` port ${d.port}` : "";
   const who = d.process ? ` for ${d.process.path}` : "";
   const until = d.expires ? ` until ${d.expires}` : d.lifetime === "reboot" ? " until reboot" : "";
-  return `decision:${d.id}  ${d.action} ${d.direction}${proto} ${d.remote}${port}${who}  (${d.lifetime}${until}; by ${d.by})`;
+  return printable(
+    `decision:${d.id}  ${d.action} ${d.direction}${proto} ${d.remote}${port}${who}  (${d.lifetime}${until}; by ${d.by})`,
+  );
 }
 
 function printDecisions(list: LocalDecision[], io: Io): void {

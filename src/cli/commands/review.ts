@@ -7,6 +7,7 @@ import type { Command, Io, OptionValues } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call, type ApiTarget } from "../api/client.ts";
 import type { DecisionOutcome, ReviewAnswer, ReviewEntry, ReviewView } from "../../api/index.ts";
+import { printable } from "../../config/index.ts";
 import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
 import { printOutcome } from "./decisions.ts";
@@ -68,14 +69,19 @@ function answerOf(action: "allow" | "block", id: string, values: OptionValues): 
 const decide = (target: ApiTarget, answer: ReviewAnswer) =>
   call<DecisionOutcome>(target, "POST", "/v1/review/decide", JSON.stringify(answer));
 
-/** One line an entry: id, what and who, how often. */
+/**
+ * One line an entry: id, what and who, how often. Escaped: an executable's path and a looked-up
+ * name are anyone's to choose, and must not move the cursor over the question that follows.
+ */
 export function reviewLine(e: ReviewEntry): string {
   const names = e.remote.names?.length
     ? `${e.remote.names.join(",")} (${e.remote.ip})`
     : e.remote.ip;
   const port = e.port !== undefined ? `:${e.port}` : "";
   const who = e.process ? ` by ${e.process.path || e.process.name} (uid ${e.process.user})` : "";
-  return `${e.id}  ${e.verdict} ${e.direction} ${e.protocol} ${names}${port}${who}  x${e.count}, last ${e.last}`;
+  return printable(
+    `${e.id}  ${e.verdict} ${e.direction} ${e.protocol} ${names}${port}${who}  x${e.count}, last ${e.last}`,
+  );
 }
 
 function printQueue(view: ReviewView, io: Io): void {
