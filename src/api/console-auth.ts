@@ -1,6 +1,10 @@
-// A browser's requests: the session cookie stands in for a bearer token, on the listeners that
-// accept it (the loopback console listener, a TLS listener, a TCP listener on loopback). A
-// cross-origin request is refused, and so is a write without the session's CSRF token.
+// A browser's requests: the session cookie and the session's token together stand in for a bearer
+// token, on the listeners that accept the cookie (the loopback console listener, a TLS listener, a
+// TCP listener on loopback). A browser sends 127.0.0.1's cookies to every port of that host, so
+// a page on another port gets the cookie: every request with it must also carry the token
+// (reads too), which only the console's own page holds. Only the console's pages, which hold no
+// data and load by navigation (no header), take the cookie alone. A cross-origin request is
+// refused.
 import type { IncomingMessage } from "node:http";
 import {
   cookieValue,
@@ -22,7 +26,17 @@ export interface CookieListener {
   loopbackPort: number | null;
 }
 
-const SAFE = new Set(["GET", "HEAD"]);
+/** Requests for a console page: the cookie alone lets them through (see pageRequest). */
+const pageRequests = new WeakSet<IncomingMessage>();
+
+/**
+ * Marks `req` as a request for one of the console's files, before the caller is identified: a
+ * browser navigating to a page sends no header, and a page holds no data (what it shows, it asks
+ * the API for, with the token).
+ */
+export function pageRequest(req: IncomingMessage): void {
+  pageRequests.add(req);
+}
 
 /** The console session the request's cookie names, or null (no cookie, unknown or expired). */
 export function sessionOf(
@@ -35,23 +49,33 @@ export function sessionOf(
   return id ? sessions.lookup(id) : null;
 }
 
-/** The session's principal, after the origin and CSRF checks (403 when either fails). */
+/** The session's principal, after the origin and token checks (403 when either fails). */
 export function sessionPrincipal(
   session: ConsoleSession,
   req: IncomingMessage,
   listener: CookieListener,
 ): Principal {
+  checkOrigin(req, listener);
+  if (!pageRequests.has(req)) checkToken(session, req);
+  return { kind: "console", mintedBy: session.mintedBy, scopes: session.scopes };
+}
+
+/** An Origin header, when the browser sends one, must be the listener's own. */
+function checkOrigin(req: IncomingMessage, listener: CookieListener): void {
   const origin = req.headers.origin;
   const own = `${listener.secure ? "https" : "http"}://${req.headers.host ?? ""}`;
   if (origin !== undefined && origin !== own)
     throw new HttpError(403, "EORIGIN", `requests from ${origin} are refused`);
-  if (!SAFE.has(req.method ?? "GET") && !csrfMatches(session, req.headers[CSRF_HEADER]))
+}
+
+/** The session's token in the header, on every method: the cookie alone leaks to other ports. */
+function checkToken(session: ConsoleSession, req: IncomingMessage): void {
+  if (!csrfMatches(session, req.headers[CSRF_HEADER]))
     throw new HttpError(
       403,
       "ECSRF",
-      `a write from the console needs the session's CSRF token in the ${CSRF_HEADER} header`,
+      `a request from the console needs the session's token in the ${CSRF_HEADER} header (a new tab signs in again: run 'moat console' for a link)`,
     );
-  return { kind: "console", mintedBy: session.mintedBy, scopes: session.scopes };
 }
 
 /** On the loopback console listener, Host must be 127.0.0.1, localhost or [::1] with its port. */

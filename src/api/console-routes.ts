@@ -1,11 +1,10 @@
 // /console/...: the login exchange, the session's own view, logout and the console's files; and
 // minting a login URL (POST /v1/console/url, routes.ts) for `moat console`.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { CookieListener } from "./console-auth.ts";
+import { pageRequest, type CookieListener } from "./console-auth.ts";
 import {
   cookieValue,
-  sessionCookies,
-  CSRF_COOKIE,
+  sessionCookie,
   SESSION_COOKIE,
   type ConsoleSessions,
 } from "./console-sessions.ts";
@@ -56,19 +55,14 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
     if (method === "GET")
       return json(res, 200, { scopes: [...principal.scopes], who: describePrincipal(principal) });
     if (method === "DELETE") {
-      // the cookie was checked by identify(); end it and clear both cookies
+      // the cookie and token were checked by identify(); end it and clear the cookie
       const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
       if (id) c.sessions.end(id, req.socket);
       return json(
         res,
         200,
         { ended: true },
-        {
-          "set-cookie": [
-            `${SESSION_COOKIE}=; Path=/; Max-Age=0`,
-            `${CSRF_COOKIE}=; Path=/; Max-Age=0`,
-          ],
-        },
+        { "set-cookie": `${SESSION_COOKIE}=; Path=/; Max-Age=0` },
       );
     }
     throw new HttpError(405, "EMETHOD", `${method} is not allowed on /console/session`);
@@ -77,6 +71,8 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
     throw new HttpError(405, "EMETHOD", `${method} is not allowed on ${url.pathname}`);
   const file = consoleFile(url.pathname);
   if (!PUBLIC_FILES.has(file)) {
+    // a page holds no data and a navigation sends no header: the cookie alone loads it
+    pageRequest(req);
     const principal = c.identify();
     if (!principal.scopes.has("read"))
       throw new HttpError(403, "EFORBIDDEN", "the console needs the scope 'read'");
@@ -87,7 +83,11 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
 /** A login's body: the secret, read before the caller is known, so no more than this. */
 const LOGIN_MAX_BODY = 4096;
 
-/** POST /console/session {"secret": "..."}: the one-time secret for the session cookies. */
+/**
+ * POST /console/session {"secret": "..."}: the one-time secret for a session: its HttpOnly
+ * cookie, and its token in the body (`csrf`), which the page keeps in sessionStorage and sends
+ * in the x-moat-csrf header with every API request.
+ */
 async function login(c: ConsoleRequest): Promise<void> {
   const body = readJson(await readBody(c.req, LOGIN_MAX_BODY)) as { secret?: unknown } | null;
   const secret = typeof body?.secret === "string" ? body.secret : "";
@@ -109,7 +109,7 @@ async function login(c: ConsoleRequest): Promise<void> {
       expiresAt: new Date(session.expiresAt).toISOString(),
       csrf: session.csrf,
     },
-    { "set-cookie": sessionCookies(session, c.listener.secure) },
+    { "set-cookie": sessionCookie(session, c.listener.secure) },
   );
 }
 

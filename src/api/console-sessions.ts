@@ -1,8 +1,10 @@
 // The web console's sessions. `moat console` asks for a one-time login secret (carried in the
 // URL fragment, so it never reaches a server log or a Referer); the browser trades it, once, for
-// a session: an HttpOnly cookie naming the session and a CSRF token that every write must echo
-// in a header. A session holds the scopes the secret was minted with, never more than the
-// minter's own.
+// a session: an HttpOnly cookie naming the session and a session token (the CSRF token) that the
+// page gets in the login answer's body, keeps in its sessionStorage and sends in a header with
+// every API request. The token is never a cookie: a browser sends 127.0.0.1's cookies to every
+// port of that host, so a cookie alone must authorise nothing. A session holds the scopes the
+// secret was minted with, never more than the minter's own.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Scope } from "./scopes.ts";
 
@@ -160,7 +162,7 @@ function trim(map: Map<string, unknown>): void {
   while (map.size > MAX_SESSIONS) map.delete(map.keys().next().value as string);
 }
 
-/** The CSRF header's value matches the session's token (constant time). */
+/** The x-moat-csrf header's value is the session's token (constant time). */
 export function csrfMatches(
   session: ConsoleSession,
   header: string | string[] | undefined,
@@ -172,7 +174,6 @@ export function csrfMatches(
 }
 
 export const SESSION_COOKIE = "moat_console";
-export const CSRF_COOKIE = "moat_csrf";
 export const CSRF_HEADER = "x-moat-csrf";
 
 /** The value of cookie `name` in a Cookie header, else null. */
@@ -184,12 +185,11 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return null;
 }
 
-/** Set-Cookie values for a new session: the HttpOnly session id and the CSRF token the page reads. */
-export function sessionCookies(session: ConsoleSession, secure: boolean): string[] {
+/**
+ * The Set-Cookie value for a new session: its id, HttpOnly. The session's token is not a cookie
+ * (the login answer's body carries it), so the cookie a browser sends to any port is not enough.
+ */
+export function sessionCookie(session: ConsoleSession, secure: boolean): string {
   const maxAge = Math.floor((session.expiresAt - session.createdAt) / 1000);
-  const tail = `Path=/; SameSite=Strict; Max-Age=${maxAge}${secure ? "; Secure" : ""}`;
-  return [
-    `${SESSION_COOKIE}=${session.id}; HttpOnly; ${tail}`,
-    `${CSRF_COOKIE}=${session.csrf}; ${tail}`,
-  ];
+  return `${SESSION_COOKIE}=${session.id}; HttpOnly; Path=/; SameSite=Strict; Max-Age=${maxAge}${secure ? "; Secure" : ""}`;
 }

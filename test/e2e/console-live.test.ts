@@ -1,6 +1,7 @@
 // The web console against a running daemon: `moat console` prints a one-time link (the daemon
 // opens a loopback listener for it), a real browser signs in with it, and the live view shows
-// an nc probe the policy blocks, with the rule that blocked it. The browser runs in the daemon's
+// an nc probe the policy blocks, with the rule that blocked it; another tab, which has the cookie
+// but not the tab's session token, must sign in again. The browser runs in the daemon's
 // namespace, where that loopback listener is.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -49,6 +50,19 @@ rules:
   await row.waitFor();
   assert.match(await row.innerText(), /23\/tcp\s+blocked\s+no-telnet/);
   await page.locator("#rules tbody tr", { hasText: "no-telnet" }).waitFor();
+
+  // the session's token is in no cookie: it stays in the tab that signed in, so another tab
+  // (which the cookie reaches) is sent to sign in again
+  const cookies = await browser.context.cookies();
+  assert.deepEqual(
+    cookies.map((c) => `${c.name} httpOnly=${c.httpOnly}`),
+    ["moat_console httpOnly=true"],
+  );
+  const newTab = await browser.context.newPage();
+  await newTab.goto(new URL("/console/", url).href);
+  await newTab.waitForURL(/\/console\/login$/);
+  await newTab.getByText(/run 'moat console'/).waitFor();
+  await newTab.close();
 
   // the same link does not work twice
   const second = await browser.context.newPage();

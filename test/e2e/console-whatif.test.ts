@@ -2,7 +2,7 @@
 // file and the daemon's replayer: the editor's draft replayed over stored blocks shows them as
 // newly allowed, by remote and port; a session without the policy scope sees no Apply; one with
 // it sees what applying changes, confirms, and the apply goes through PUT /v1/policy named by the
-// session; a write without the CSRF token is refused. axe finds nothing serious; 360 px wide
+// session; a write without the session's token is refused. axe finds nothing serious; 360 px wide
 // nothing scrolls sideways. Screenshots go to build/screenshots/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -91,6 +91,8 @@ test("What if: the draft over stored history, then Apply through the API for a s
     const origin = new URL(url).origin;
     await page.goto(`${origin}/console/playground.html#policy=running`);
     await page.waitForSelector("body[data-ready]");
+    // read with the tab's token: the page shows the running policy, not an error
+    await page.getByText("The policy the daemon is running.").waitFor();
     return origin;
   };
   const newlyAllowed = page.locator('#whatif-result [data-change="allowed"]');
@@ -106,10 +108,14 @@ test("What if: the draft over stored history, then Apply through the API for a s
     /^3 connections - ← 203\.0\.113\.9 23\/tcp \(was blocked 3\), by telnet/,
   );
   assert.equal(await page.locator("#apply-box").isHidden(), true, "no Apply without 'policy'");
-  // nor through the API, CSRF token and all
+  // nor through the API, session token and all (the tab keeps it in sessionStorage, no cookie)
   const unscoped = await page.evaluate(async () => {
-    const { cookie } = (globalThis as unknown as { document: { cookie: string } }).document;
-    const token = /moat_csrf=([^;]+)/.exec(cookie)?.[1] ?? "";
+    const { sessionStorage, document } = globalThis as unknown as {
+      sessionStorage: { getItem(key: string): string | null };
+      document: { cookie: string };
+    };
+    if (document.cookie.includes("moat_csrf")) throw new Error("the token is in a cookie");
+    const token = sessionStorage.getItem("moat-console-token") ?? "";
     const res = await fetch("/v1/policy", {
       method: "PUT",
       headers: { "x-moat-csrf": token },
@@ -137,7 +143,7 @@ test("What if: the draft over stored history, then Apply through the API for a s
   assert.equal(applied[0]?.text, DRAFT);
   assert.match(applied[0]?.who ?? "", /^console session of unix uid 0 pid \d+$/);
 
-  // the page's own origin without the CSRF token: refused
+  // the page's own origin without the session's token: refused
   const refused = await page.evaluate(async () => {
     const res = await fetch("/v1/policy", { method: "PUT", body: "version: 1\n" });
     return { status: res.status, body: await res.text() };

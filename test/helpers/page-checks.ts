@@ -94,16 +94,46 @@ export interface StreamMessage {
  * loaded the machine is.
  */
 export async function watchStreams(page: Page): Promise<void> {
+  // the page reads its streams with fetch(): each stream's body is teed, and its copy split into
+  // events (blank-line ended, "event:" and "data:" lines) as a browser's EventSource would
   await page.addInitScript(`
     globalThis.__streamMessages = [];
-    const add = EventSource.prototype.addEventListener;
-    EventSource.prototype.addEventListener = function (type, listener, options) {
-      const counted = (m) => {
-        if (typeof m.data === "string") globalThis.__streamMessages.push({ type, chars: m.data.length });
-        return typeof listener === "function" ? listener.call(this, m) : listener.handleEvent(m);
-      };
-      return add.call(this, type, counted, options);
+    const bodyOf = Object.getOwnPropertyDescriptor(Response.prototype, "body").get;
+    const count = async (stream) => {
+      const reader = stream.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        text += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = text.indexOf("\\n\\n")) >= 0) {
+          let type = "message";
+          const data = [];
+          for (const line of text.slice(0, end).split("\\n")) {
+            if (line.startsWith("event:")) type = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          text = text.slice(end + 2);
+          if (data.length) globalThis.__streamMessages.push({ type, chars: data.join("\\n").length });
+        }
+      }
     };
+    const teed = new WeakMap();
+    Object.defineProperty(Response.prototype, "body", {
+      configurable: true,
+      get() {
+        if (teed.has(this)) return teed.get(this);
+        const body = bodyOf.call(this);
+        if (!body || !(this.headers.get("content-type") ?? "").startsWith("text/event-stream"))
+          return body;
+        const [page, copy] = body.tee();
+        teed.set(this, page);
+        void count(copy);
+        return page;
+      },
+    });
   `);
 }
 

@@ -1,6 +1,8 @@
-// Getting into the web console: `moat console`'s login link works once and sets an HttpOnly,
-// SameSite=Strict session cookie; without the cookie the console and the API refuse; a write
-// needs the session's CSRF token and the scope; a page from another origin is refused.
+// Getting into the web console: `moat console`'s login link works once, sets an HttpOnly,
+// SameSite=Strict session cookie and hands the page its session token in the answer's body
+// (never in a cookie, which every port of the host would see); without the cookie the console
+// and the API refuse; every API request with the cookie needs the token (reads too), a write
+// also the scope; a page from another origin is refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,6 +13,7 @@ import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
 import { login, mintConsoleUrl, splitUrl } from "../helpers/console-session.ts";
+import { SseParser } from "../../web/live/sse.ts";
 
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-console-"));
@@ -47,20 +50,20 @@ test("a login body is small: a large one is refused before it is read, without a
   assert.match(big.body, /ETOOLARGE/);
 });
 
-test("the login link works once, sets the session cookies, and never shows its secret in the log", async (t) => {
+test("the login link works once, sets only the HttpOnly session cookie, and never shows its secret in the log", async (t) => {
   const { socketPath, logged } = await setUp(t);
   const minted = await mintConsoleUrl({ socketPath });
   assert.match(minted.url, /^http:\/\/127\.0\.0\.1:\d+\/console\/login#[\w-]{40,}$/);
   assert.deepEqual(minted.scopes, ["read", "events"]);
   const { port, secret } = splitUrl(minted.url);
   const session = await login(port, secret);
-  const [sessionCookie, csrfCookie] = session.setCookie;
+  assert.deepEqual(session.setCookie.length, 1, "one cookie: the session's token is no cookie");
   assert.match(
-    sessionCookie ?? "",
+    session.setCookie[0] ?? "",
     /^moat_console=[\w-]+; HttpOnly; Path=\/; SameSite=Strict; Max-Age=28800$/,
   );
-  assert.match(csrfCookie ?? "", /^moat_csrf=[\w-]+; Path=\/; SameSite=Strict/);
-  assert.doesNotMatch(csrfCookie ?? "", /HttpOnly/);
+  assert.match(session.csrf, /^[\w-]{40,}$/, "the token is in the login answer's body");
+  assert.ok(!session.cookie.includes(session.csrf), "the token is in no cookie");
 
   const again = await http(
     { port, headers: { host: `127.0.0.1:${port}` } },
@@ -120,11 +123,11 @@ test("a write needs the CSRF token and the scope; a session has no more than it 
     },
   });
   const body = JSON.stringify({ mode: "detect" });
-  assert.equal((await http(as(reader), "GET", "/v1/status")).status, 200);
+  assert.equal((await http(as(reader, reader.csrf), "GET", "/v1/status")).status, 200);
 
   const noCsrf = await http(as(reader), "PUT", "/v1/mode", body);
   assert.equal(noCsrf.status, 403);
-  assert.match(noCsrf.body, /CSRF token in the x-moat-csrf header/);
+  assert.match(noCsrf.body, /session's token in the x-moat-csrf header/);
   const noScope = await http(as(reader, reader.csrf), "PUT", "/v1/mode", body);
   assert.equal(noScope.status, 403);
   assert.match(noScope.body, /lacks the scope 'mode'/);
@@ -149,6 +152,86 @@ test("a write needs the CSRF token and the scope; a session has no more than it 
   assert.match(fromElsewhere.body, /requests from http:\/\/evil.example are refused/);
   const minting = await http(as(writer, writer.csrf), "POST", "/v1/console/url", "{}");
   assert.equal(minting.status, 403);
+});
+
+test("the cookie alone authorises no API request, read or write: the session's token must come too", async (t) => {
+  const { socketPath, modes } = await setUp(t);
+  const minted = await mintConsoleUrl({ socketPath }, ["read", "events", "mode"]);
+  const { port, secret } = splitUrl(minted.url);
+  const session = await login(port, secret);
+  const withCookie = (token?: string) => ({
+    port,
+    headers: {
+      host: `127.0.0.1:${port}`,
+      cookie: session.cookie,
+      ...(token ? { "x-moat-csrf": token } : {}),
+    },
+  });
+  // what a page on another port of 127.0.0.1 gets from the browser: the cookie, and no token
+  for (const path of ["/v1/status", "/v1/policy", "/v1/flows/stream", "/console/session"]) {
+    const r = await http(withCookie(), "GET", path);
+    assert.equal(r.status, 403, `GET ${path}: ${r.body}`);
+    assert.match(r.body, /ECSRF/);
+  }
+  const put = await http(withCookie(), "PUT", "/v1/mode", JSON.stringify({ mode: "detect" }));
+  assert.equal(put.status, 403);
+  const wrong = await http(withCookie("x".repeat(43)), "GET", "/v1/status");
+  assert.equal(wrong.status, 403);
+  const logout = await http(withCookie(), "DELETE", "/console/session");
+  assert.equal(logout.status, 403);
+  assert.deepEqual(modes, []);
+
+  // the page, which holds the token, gets through
+  const status = await http(withCookie(session.csrf), "GET", "/v1/status");
+  assert.equal(status.status, 200, status.body);
+  const own = await http(withCookie(session.csrf), "GET", "/console/session");
+  assert.equal(own.status, 200, own.body);
+  assert.deepEqual((JSON.parse(own.body) as { scopes: string[] }).scopes, [
+    "read",
+    "events",
+    "mode",
+  ]);
+  const ok = await http(
+    withCookie(session.csrf),
+    "PUT",
+    "/v1/mode",
+    JSON.stringify({ mode: "detect" }),
+  );
+  assert.equal(ok.status, 200, ok.body);
+  // the console's pages hold no data: a browser's navigation (which sends no header) loads them
+  assert.equal((await http(withCookie(), "GET", "/console/")).status, 200);
+});
+
+test("the live view's way to read the flow stream: fetch() with the token, parsed as it arrives", async (t) => {
+  const { socketPath } = await setUp(t);
+  const { port, secret } = splitUrl((await mintConsoleUrl({ socketPath })).url);
+  const session = await login(port, secret);
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const res = await fetch(`http://127.0.0.1:${port}/v1/flows/stream`, {
+    headers: { cookie: session.cookie, "x-moat-csrf": session.csrf },
+    signal: stop.signal,
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/event-stream");
+  const events: { type: string; data: string }[] = [];
+  const parser = new SseParser((type, data) => events.push({ type, data }));
+  const decoder = new TextDecoder();
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  while (events.length === 0) {
+    const { done, value } = await reader.read();
+    assert.equal(done, false, "the stream stays open");
+    // one byte at a time: events split across chunks come out whole
+    for (const byte of value) parser.push(decoder.decode(Uint8Array.of(byte), { stream: true }));
+  }
+  assert.equal(events[0]?.type, "snapshot");
+  assert.deepEqual(Object.keys(JSON.parse(events[0]?.data ?? "{}") as object).sort(), [
+    "events",
+    "flows",
+    "removed",
+    "rows",
+  ]);
+  stop.abort();
 });
 
 test("the console listener answers only to its loopback names (no DNS rebinding)", async (t) => {

@@ -1,5 +1,8 @@
-// The login page: trades the one-time secret in the URL fragment for the session cookies, then
-// wipes the fragment from the address bar and history and opens the live view.
+// The login page: trades the one-time secret in the URL fragment for a session (its HttpOnly
+// cookie, and its token in the answer's body, kept in this tab's sessionStorage), then wipes the
+// fragment from the address bar and history and opens the live view.
+import { saveSessionToken } from "../shared/console-api.ts";
+
 const statusLine = document.getElementById("status");
 const secret = location.hash.slice(1);
 history.replaceState(null, "", location.pathname);
@@ -16,6 +19,8 @@ async function login(): Promise<void> {
     const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
     throw new Error(body?.error?.message ?? `sign-in refused (HTTP ${res.status})`);
   }
+  const { csrf } = (await res.json()) as { csrf: string };
+  saveSessionToken(csrf);
   location.replace("/console/");
 }
 

@@ -1,11 +1,20 @@
 // The live view: aggregated flows from GET /v1/flows/stream (a snapshot, then deltas at most
 // every 250 ms, whatever the event rate), filtered and drawn a few rows at a time; the panels
 // are redrawn once a second. Writes (the mode switch) appear only when the session's scopes
-// allow them, and carry the session's CSRF token.
+// allow them. Every request, the stream included, carries the session's token (console-api.ts):
+// a tab that did not sign in has none, and goes to the login page.
 import type { FlowDelta, FlowRow } from "../../src/api/flow-aggregator.ts";
 import { FlowFilterError, matchesFlow, parseFlowFilter, type FilterTerm } from "./flow-filter.ts";
 import { FlowTable } from "./flow-table.ts";
-import { csrf } from "../shared/console-api.ts";
+import {
+  consoleFetch,
+  errorCode,
+  forgetSessionToken,
+  needsSignIn,
+  send,
+  sessionToken,
+} from "../shared/console-api.ts";
+import { readEvents } from "./sse.ts";
 import { renderMap, renderRules, renderTalkers, type RuleCount } from "./summaries.ts";
 import { startReviewPanel } from "./review.ts";
 
@@ -63,29 +72,47 @@ function redrawPanels(): void {
   renderMap($("map"), shown);
 }
 
+/** A dropped stream is opened again after this long. */
+const RECONNECT_MS = 3000;
+
+function setConnected(live: boolean): void {
+  connected = live;
+  dirty = true;
+}
+
+/** The flow stream, read through fetch() so it carries the token; reopened when it drops. */
 function connect(): void {
-  const source = new EventSource("/v1/flows/stream");
-  source.addEventListener("open", () => {
-    connected = true;
-    dirty = true;
-  });
-  source.addEventListener("snapshot", (m) =>
-    apply(JSON.parse((m as MessageEvent<string>).data) as FlowDelta, true),
-  );
-  source.addEventListener("delta", (m) =>
-    apply(JSON.parse((m as MessageEvent<string>).data) as FlowDelta, false),
-  );
-  source.addEventListener("error", () => {
-    connected = false;
-    dirty = true;
+  readFlows()
+    .catch(() => undefined) // a dropped connection: reopened below
+    .finally(() => {
+      setConnected(false);
+      setTimeout(connect, RECONNECT_MS);
+    });
+}
+
+async function readFlows(): Promise<void> {
+  const res = await consoleFetch("/v1/flows/stream", { headers: { accept: "text/event-stream" } });
+  if (!res.ok || !res.body) {
+    if (needsSignIn(res.status, await errorCode(res))) signIn();
+    return;
+  }
+  setConnected(true);
+  await readEvents(res.body, (type, data) => {
+    if (type === "snapshot" || type === "delta")
+      apply(JSON.parse(data) as FlowDelta, type === "snapshot");
   });
 }
 
+/** No session, or none in this tab: the login page says to run `moat console` for a link. */
+function signIn(): void {
+  location.replace("/console/login");
+}
+
 async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path, { credentials: "same-origin" });
-  if (res.status === 401) location.replace("/console/login");
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
-  return (await res.json()) as T;
+  const r = await send<T>("GET", path);
+  if (!r.ok && needsSignIn(r.status, r.error?.code ?? "")) signIn();
+  if (!r.ok || r.body === null) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.body;
 }
 
 async function pollRules(): Promise<void> {
@@ -112,16 +139,10 @@ async function setUpWrites(): Promise<void> {
   $<HTMLSelectElement>("mode").value = status.mode;
   $("mode-apply").addEventListener("click", () => {
     const mode = $<HTMLSelectElement>("mode").value;
-    void fetch("/v1/mode", {
-      method: "PUT",
-      credentials: "same-origin",
-      headers: { "content-type": "application/json", "x-moat-csrf": csrf() },
-      body: JSON.stringify({ mode }),
-    }).then(async (res) => {
-      const body = (await res.json()) as { error?: { message: string }; generation?: number };
-      $("mode-status").textContent = res.ok
-        ? `mode ${mode} (generation ${body.generation})`
-        : (body.error?.message ?? `HTTP ${res.status}`);
+    void send<{ generation: number }>("PUT", "/v1/mode", JSON.stringify({ mode })).then((r) => {
+      $("mode-status").textContent = r.ok
+        ? `mode ${mode} (generation ${r.body?.generation})`
+        : (r.error?.message ?? `HTTP ${r.status}`);
     });
   });
 }
@@ -142,16 +163,20 @@ $<HTMLSelectElement>("sort").addEventListener("change", (e) => {
   dirty = true;
 });
 $("logout").addEventListener("click", () => {
-  void fetch("/console/session", {
-    method: "DELETE",
-    credentials: "same-origin",
-    headers: { "x-moat-csrf": csrf() },
-  }).then(() => location.replace("/console/login"));
+  void send("DELETE", "/console/session").then(() => {
+    forgetSessionToken();
+    signIn();
+  });
 });
 
-connect();
-setInterval(redraw, 250);
-setInterval(redrawPanels, 2000);
-void pollRules();
-setInterval(() => void pollRules(), 2000);
-void setUpWrites().catch(() => undefined);
+function start(): void {
+  connect();
+  setInterval(redraw, 250);
+  setInterval(redrawPanels, 2000);
+  void pollRules();
+  setInterval(() => void pollRules(), 2000);
+  void setUpWrites().catch(() => undefined);
+}
+
+if (sessionToken()) start();
+else signIn();

@@ -8,6 +8,7 @@ import {
   ruleMisses,
   type ConnectionFacts,
 } from "../../src/policy/index.ts";
+import { consoleFetch } from "../shared/console-api.ts";
 import { decodeExplainLink, encodeExplainLink } from "../shared/explain-link.ts";
 import { FIELDS, factsOf, linkOfValues, valuesOfLink, type FormValues } from "./connection-form.ts";
 import { createEditor } from "./editor.ts";
@@ -194,7 +195,7 @@ async function fromFragment(): Promise<void> {
   const policy = params.get("policy");
   if (policy === "running") {
     try {
-      const res = await fetch("/v1/policy", { credentials: "same-origin" });
+      const res = await consoleFetch("/v1/policy");
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       editor.setText(((await res.json()) as { text: string }).text);
       byId("tutorial-intro").textContent = "The policy the daemon is running.";
