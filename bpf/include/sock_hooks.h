@@ -38,6 +38,46 @@ static __always_inline void owner_now(struct moat_owner *o, int exe)
 	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
 }
 
+/* the unspecified address: 0.0.0.0, ::ffff:0.0.0.0 or :: */
+static __always_inline int addr_is_unspecified(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	return !w[0] && !w[1] && !w[3] && (!w[2] || w[2] == bpf_htonl(0xffff));
+}
+
+/* whether the owner recorded is the caller: another process or user (an inherited or passed
+ * socket) is judged afresh, as the caller is what process rules and events name */
+static __always_inline int owner_is_caller(const struct moat_owner *o)
+{
+	return o->pid == bpf_get_current_pid_tgid() >> 32 &&
+	       o->uid == (__u32)bpf_get_current_uid_gid() &&
+	       o->cgroup_id == bpf_get_current_cgroup_id();
+}
+
+/* connect()/sendmsg() to the unspecified address: the kernel sends it over loopback, where no
+ * hook judges it, so it is judged where it goes. ipv4: the bound address, else 127.0.0.1;
+ * `::`: ::1, or 127.0.0.1 on a socket bound to a mapped address */
+static __always_inline void sock_unspecified_dst(struct tuple *t)
+{
+	__u32 *dst = (__u32 *)t->dst, *src = (__u32 *)t->src;
+	__u32 lo4 = bpf_htonl(0x7f000001);
+
+	if (!addr_is_unspecified(t->dst))
+		return;
+	if (addr_is_v4mapped(t->dst)) {
+		if (addr_is_v4mapped(t->src) && src[3])
+			dst[3] = src[3];
+		else
+			dst[3] = lo4;
+	} else if (addr_is_v4mapped(t->src)) {
+		addr_v4(t->dst, &lo4);
+		t->family = 4;
+	} else {
+		dst[3] = bpf_htonl(1);
+	}
+}
+
 /* the facts connect() knows: the destination, and the source if the socket is bound */
 static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct tuple *t)
 {
@@ -69,6 +109,7 @@ static __always_inline int sock_facts(struct bpf_sock_addr *ctx, int v6, struct 
 		t->dport = bpf_ntohs((__u16)ctx->user_port);
 		t->sport = (__u16)sk->src_port;
 	}
+	sock_unspecified_dst(t);
 	return 0;
 }
 
@@ -185,9 +226,9 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (!s)
 		return SOCK_ALLOW;
 
-	/* an unconnected udp socket sends to the same destination again: judged already */
+	/* an unconnected udp socket's owner sends to the same destination again: judged already */
 	if (s->generation == m->generation && s->port == t.dport && s->protocol == t.proto &&
-	    !__builtin_memcmp(s->addr, t.dst, 16)) {
+	    !__builtin_memcmp(s->addr, t.dst, 16) && owner_is_caller(&s->owner)) {
 		if (s->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
 		if (s->redirect &&
@@ -232,8 +273,11 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			rule = named;
 	}
 
-	/* the source is chosen after connect(): a rule that needs it is left to the tc hook */
-	if ((image || !t.sport) && rule >= m->first_local_rule) {
+	/* the source is chosen after connect() unless bound to an address and port (a socket
+	 * bound to the any-address has a port, not its address): a rule that needs it is left to
+	 * the tc hook */
+	int local_known = t.sport && !addr_is_unspecified(t.src);
+	if ((image || !local_known) && rule >= m->first_local_rule) {
 		s->verdict = MOAT_EV_ALLOWED;
 		s = sock_keep(ctx, s, &scratch, m);
 		post_route_arm(m, s);

@@ -22,7 +22,8 @@ import { runAllIn, sweepStale } from "../helpers/cgroup-run.ts";
 
 const POLICIES = 12;
 const CLIENTS = 25;
-const REMOTES = ["10.61.0.1", "10.61.0.2", "10.62.5.5", "192.0.2.77"];
+// 0.0.0.0: the kernel sends it to 127.0.0.1 (routedRemote)
+const REMOTES = ["10.61.0.1", "10.61.0.2", "10.62.5.5", "192.0.2.77", "0.0.0.0"];
 const PORTS = [53, 80, 443, 8080];
 const PROGRAMS = ["alpha", "beta", "gamma"];
 const USERS = [
@@ -151,7 +152,9 @@ const processSection = fc.record(
 const ruleSpec = fc.record({
   action: fc.constantFrom("allow", "block"),
   detect: fc.boolean(),
-  remote: fc.option(fc.subarray(["10.61.0.0/16", "10.61.0.2", "192.0.2.0/24"], { minLength: 1 })),
+  remote: fc.option(
+    fc.subarray(["10.61.0.0/16", "10.61.0.2", "192.0.2.0/24", "127.0.0.1"], { minLength: 1 }),
+  ),
   proto: fc.constantFrom("tcp", "udp", "any"),
   ports: fc.option(fc.subarray(PORTS, { minLength: 1 })),
   process: fc.oneof(
@@ -206,6 +209,10 @@ const redirectSpec = fc.record({
   process: fc.option(processSection),
 });
 
+/** Where a connect()/sendto() to `ip` goes, as the socket hooks judge it: the unspecified address
+ * is sent to loopback by the kernel (the clients' sockets are unbound), docs/socket-hooks.md. */
+const routedRemote = (ip: string): string => (ip === "0.0.0.0" ? "127.0.0.1" : ip);
+
 const client = fc.record({
   program: fc.constantFrom(...PROGRAMS),
   user: fc.constantFrom(...USERS),
@@ -256,7 +263,7 @@ test("connect() and sendto() get EPERM exactly when the evaluator blocks, and re
             family: 4,
             protocol: c.proto,
             local: { ip: "0.0.0.0", port: 0 },
-            remote: { ip: c.remote, port: c.port },
+            remote: { ip: routedRemote(c.remote), port: c.port },
             process: {
               pid: 1,
               name: c.program,
