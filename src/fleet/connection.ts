@@ -14,8 +14,20 @@ export interface FleetConnectOptions {
   waitOnFirstConnect?: boolean;
 }
 
+/**
+ * A `tls://` URL asks for TLS, which the NATS client alone only starts when the server offers it:
+ * a server (or someone in the path) that offers none would get the login in plain text. With
+ * `tls` set, the client refuses a server without TLS and checks its certificate. One tls:// URL
+ * among several asks it of every server.
+ */
+export function natsTls(url: string | readonly string[]): Pick<ConnectionOptions, "tls"> {
+  const urls = typeof url === "string" ? [url] : url;
+  return urls.some((u) => u.trim().toLowerCase().startsWith("tls://")) ? { tls: {} } : {};
+}
+
 export function connectionOptions(o: FleetConnectOptions): ConnectionOptions {
   return {
+    ...natsTls(o.url),
     servers: o.url,
     name: o.host ? `moat ${o.host}` : "moat",
     reconnect: true,

@@ -1,6 +1,11 @@
 // The fleet: moat hosts sharing a NATS JetStream cluster, each publishing its events to a stream
 // and following its policy from a key-value bucket (docs/fleet.md).
-export { connectFleet, connectionOptions, type FleetConnectOptions } from "./connection.ts";
+export {
+  connectFleet,
+  connectionOptions,
+  natsTls,
+  type FleetConnectOptions,
+} from "./connection.ts";
 export {
   DEFAULT_BUCKET,
   DEFAULT_STREAM,

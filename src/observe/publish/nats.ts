@@ -8,6 +8,7 @@ import { eventJson } from "../../datapath/event-json.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { sleep } from "./backoff.ts";
+import { natsTls } from "../../fleet/index.ts";
 
 export interface NatsOptions {
   url: string;
@@ -49,6 +50,7 @@ export class NatsSink implements EventSink {
       let nc: NatsConnection;
       try {
         nc = await connect({
+          ...natsTls(this.o.url),
           servers: this.o.url,
           name: "moat",
           reconnect: true,
