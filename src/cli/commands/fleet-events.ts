@@ -49,13 +49,16 @@ export async function printEvents(
   const take = (subject: string, data: Uint8Array): [string, MoatEvent] | null => {
     const host = hostOfSubject(subject, fleet.subject);
     if (hosts.size && !hosts.has(host)) return null;
-    let e: MoatEvent;
+    // a host writes its own subject, so a message need not be an event moat published: one that
+    // cannot be read, filtered and printed as an event is skipped, not the end of the command
     try {
-      e = JSON.parse(new TextDecoder().decode(data)) as MoatEvent;
+      const e = JSON.parse(new TextDecoder().decode(data)) as MoatEvent;
+      if (!matchesFilter(filter, e)) return null;
+      formatEventLine(e);
+      return [host, e];
     } catch {
-      return null; // not an event: nothing moat published
+      return null;
     }
-    return matchesFilter(filter, e) ? [host, e] : null;
   };
   if (!values.follow || since !== undefined) {
     const kept: [string, MoatEvent][] = [];

@@ -4,7 +4,6 @@ import type { NatsConnection } from "nats";
 import { printable } from "../../config/index.ts";
 import { jsonLine } from "../json-line.ts";
 import { hostOfSubject, type FleetTarget } from "../fleet-target.ts";
-import type { MoatEvent } from "../../datapath/index.ts";
 import type { FleetStatus } from "../../fleet/index.ts";
 
 interface HostRow {
@@ -52,9 +51,7 @@ export async function printStatus(
       const last = await jsm.streams
         .getMessage(fleet.stream, { last_by_subj: `${fleet.subject}.${host}` })
         .catch(() => null);
-      if (last)
-        r.last_event =
-          (last.json<MoatEvent>().time as string | undefined) ?? last.time.toISOString();
+      if (last) r.last_event = eventTime(last.data) ?? last.time.toISOString();
     }
     if (kv) {
       const policy = await kv.get(`policy.${host}`).catch(() => null);
@@ -75,11 +72,13 @@ export async function printStatus(
   for (const host of wanted) {
     const r = row(host);
     const s = r.status;
+    // a host writes its own report: it may not be moat's shape
+    const errors = Array.isArray(s?.errors) ? s.errors.map(String) : [];
     const state = !s
       ? "-"
       : s.result === "applied"
         ? `applied revision ${s.revision} (generation ${s.generation})`
-        : `refused revision ${s.revision}: ${s.errors[0] ?? ""}${s.errors.length > 1 ? ` (+${s.errors.length - 1} more)` : ""}`;
+        : `refused revision ${s.revision}: ${errors[0] ?? ""}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ""}`;
     const cells = [
       host,
       String(r.events),
@@ -90,5 +89,15 @@ export async function printStatus(
     ];
     // names and errors come from the hosts: control characters are escaped
     out(cells.map((c) => printable(c)).join("\t"));
+  }
+}
+
+/** The `time` of the event in a message a host published, if it is one. */
+function eventTime(data: Uint8Array): string | undefined {
+  try {
+    const time = (JSON.parse(new TextDecoder().decode(data)) as { time?: unknown } | null)?.time;
+    return typeof time === "string" ? time : undefined;
+  } catch {
+    return undefined;
   }
 }
