@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { HistoryStore, PRUNE_SQL, QUERY_WINDOW_IDS } from "../../src/observe/history/store.ts";
-import { parseFilter } from "../../src/observe/filter.ts";
+import { matchesFilter, parseFilter } from "../../src/observe/filter.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
@@ -183,4 +183,32 @@ test("pruning finds the rows it deletes through an index: no statement it runs s
       .join("; ");
     assert.doesNotMatch(plan, /\bSCAN events\b/, `${name}: ${plan}`);
   }
+});
+
+test("the history answers a filter as the live stream does: not= on flows, a container id's case", (t) => {
+  const store = new HistoryStore(join(tempDir(t), "history.db"));
+  t.after(() => store.close());
+  const events = [
+    fakeEvent({ type: "flow", verdict: "allowed", connection: "flowA" }),
+    fakeEvent({ type: "flow", verdict: "blocked", connection: "flowB" }),
+    fakeEvent({
+      type: "blocked",
+      verdict: "blocked",
+      connection: "c1",
+      process: {
+        pid: 7,
+        name: "nginx",
+        container: { id: "abcdef0123", name: "web" },
+      } as never,
+    }),
+  ];
+  store.insert(events);
+  const live = (q: string) =>
+    events.filter((e) => matchesFilter(filter(q), e)).map((e) => e.connection);
+  const history = (q: string) =>
+    store.query({ ...filter(q), limit: 100 }).events.map((e) => e.connection);
+  for (const q of ["type=flow&not=verdict%3Dallowed", "container=ABCDEF", "container=abcdef"])
+    assert.deepEqual(history(q).sort(), live(q).sort(), q);
+  assert.deepEqual(history("type=flow&not=verdict%3Dallowed"), ["flowB"]);
+  assert.deepEqual(history("container=abcdef"), ["c1"]);
 });

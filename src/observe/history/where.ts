@@ -32,8 +32,11 @@ export function whereClause(q: HistoryQuery): {
   return { sql: terms.length ? `WHERE ${terms.join(" AND ")}` : "", params, indexed };
 }
 
-/** An event filter's terms (ANDed); a `not` filter is a term that is true unless all its own are. */
-function filterTerms(q: EventFilter): { terms: string[]; params: unknown[] } {
+/**
+ * An event filter's terms (ANDed); a `not` filter is a term that is true unless all its own are.
+ * `inner`: a `not` filter's, which leaves the kinds of rows listed to the query it is part of.
+ */
+function filterTerms(q: EventFilter, inner = false): { terms: string[]; params: unknown[] } {
   const terms: string[] = [];
   const params: unknown[] = [];
   const add = (term: string, ...values: unknown[]) => {
@@ -42,7 +45,7 @@ function filterTerms(q: EventFilter): { terms: string[]; params: unknown[] } {
   };
   // flow summaries are listed when asked for by type, never among the events
   if (q.types?.length) add(`type IN (${q.types.map(() => "?").join(", ")})`, ...q.types);
-  else add("type != 'flow'");
+  else if (!inner) add("type != 'flow'");
   if (q.verdict) add("verdict = ?", q.verdict);
   if (q.rule) add("rule = ?", q.rule);
   if (q.direction) add("direction = ?", q.direction);
@@ -66,21 +69,21 @@ function filterTerms(q: EventFilter): { terms: string[]; params: unknown[] } {
       add("(process_name = ? OR process_pid = ?)", q.process, Number(q.process));
     else add("process_name = ?", q.process);
   }
+  // an id's prefix, compared as the live filter does (LIKE would ignore case)
   if (q.container)
     add(
-      "(container_name = ? OR container_id LIKE ? ESCAPE '\\')",
+      "(container_name = ? OR substr(container_id, 1, length(?)) = ?)",
       q.container,
-      `${escapeLike(q.container)}%`,
+      q.container,
+      q.container,
     );
   for (const n of q.not ?? []) {
-    const inner = filterTerms(n);
+    const inner = filterTerms(n, true);
     // a column that is NULL (no process, no container) does not match: the event stays
     if (inner.terms.length) add(`NOT ifnull((${inner.terms.join(" AND ")}), 0)`, ...inner.params);
   }
   return { terms, params };
 }
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Big-endian bytes: memcmp order is numeric order, so a CIDR is a BETWEEN of two keys. */
 export function addressKey(family: 4 | 6, value: bigint): Buffer {
