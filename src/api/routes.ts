@@ -491,12 +491,17 @@ function historyQuery(params: URLSearchParams): HistoryQuery {
   return q;
 }
 
+/** The latest time a Date holds, in ms since the epoch. */
+const MAX_TIME_MS = 8.64e15;
+
 function timesAndLimit(params: URLSearchParams) {
   const time = (name: string) => {
     const text = params.get(name);
     if (!text) return undefined;
     const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    if (Number.isNaN(ms)) throw new HttpError(400, "EBADTIME", `${name} '${text}' is not a time`);
+    // a time a Date cannot hold (past 8.64e15 ms) is not a time either
+    if (Number.isNaN(ms) || ms > MAX_TIME_MS)
+      throw new HttpError(400, "EBADTIME", `${name} '${text}' is not a time`);
     return ms;
   };
   const int = (name: string) => {

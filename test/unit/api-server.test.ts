@@ -355,3 +355,13 @@ test("a peer that is not an IP address is a 400 that says so, not a 500", async 
     assert.equal(unknown.status, 404, peer);
   }
 });
+
+test("a time no date can hold is a 400 that says so, not a 500", async (t) => {
+  const { socketPath } = await setUp(t);
+  // /v1/stats reads its times the same way
+  for (const since of ["100000000000000000000", "9".repeat(400)]) {
+    const reply = await http({ socketPath }, "GET", `/v1/events?since=${since}`);
+    assert.equal(reply.status, 400, `since=${since.slice(0, 24)}`);
+    assert.match(reply.body, /EBADTIME/);
+  }
+});
