@@ -11,6 +11,7 @@ import { runInNewContext } from "node:vm";
 import { parsePolicy, type PolicyModel } from "../../../src/config/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
 import { L7Relay, sniff, type UpstreamPurpose } from "../../../src/l7/index.ts";
+import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 
 test("the protocol is told from the first bytes; a prefix waits for more", () => {
   const b = (s: string | number[]) => (typeof s === "string" ? Buffer.from(s) : Buffer.from(s));
@@ -70,22 +71,10 @@ async function lab(
   });
   await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
   const port = (upstream.address() as { port: number }).port;
-  const events: MoatEvent[] = [];
-  const relay = await L7Relay.open({
-    original: () => ({
-      original: { ip: "127.0.0.1", port },
-      protocol: "tcp",
-      redirect: 0,
-      generation: 1,
-      target: { ip: "127.0.0.1", port: 1 },
-      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" },
-    }),
-    process: () => ({ pid: 4242, name: "curl" }) as never,
+  const { relay, events } = await openRealRelay({
+    port,
+    policy,
     names: () => names,
-    policy: typeof policy === "function" ? policy : () => policy,
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: () => {},
     headerTimeoutMs: 300,
   });
   return {

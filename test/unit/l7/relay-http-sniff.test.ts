@@ -7,8 +7,8 @@ import { connect, type AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { once } from "node:events";
 import { parsePolicy } from "../../../src/config/index.ts";
-import type { MoatEvent } from "../../../src/datapath/index.ts";
-import { L7Relay, sniff } from "../../../src/l7/index.ts";
+import { sniff, type L7Relay } from "../../../src/l7/index.ts";
+import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 
 test("a request line is told by its form: any method token, empty lines before it skipped", () => {
   const b = (s: string) => Buffer.from(s, "latin1");
@@ -68,8 +68,6 @@ rules:
 let upstream: Server;
 let relay: L7Relay;
 const seen: string[] = [];
-const events: MoatEvent[] = [];
-const logs: string[] = [];
 before(async () => {
   upstream = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -79,23 +77,7 @@ before(async () => {
   await once(upstream, "listening");
   const port = (upstream.address() as AddressInfo).port;
   const policy = parsePolicy(POLICY_TEXT(port), "p.yaml");
-  relay = await L7Relay.open({
-    original: () => ({
-      original: { ip: "127.0.0.1", port },
-      protocol: "tcp",
-      redirect: 0,
-      generation: 1,
-      target: { ip: "127.0.0.1", port: 1 },
-      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" },
-    }),
-    process: () => ({ pid: 4242, name: "curl" }) as never,
-    names: () => [],
-    policy: () => policy,
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: (line) => logs.push(line),
-    headerTimeoutMs: 400,
-  });
+  ({ relay } = await openRealRelay({ port, policy, headerTimeoutMs: 400 }));
 });
 after(() => {
   relay.close();

@@ -7,10 +7,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Socket } from "node:net";
 import { parsePolicy, type PolicyModel } from "../../../src/config/index.ts";
-import type { MoatEvent } from "../../../src/datapath/index.ts";
 import { decide } from "../../../src/l7/decide.ts";
-import { L7Relay } from "../../../src/l7/index.ts";
 import type { ConnectionFacts } from "../../../src/policy/facts.ts";
+import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 
 const PIN = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
 const OTHER = "SHA256:AAAAztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
@@ -119,27 +118,8 @@ test("through the relay: a server on a key exchange moat does not read is reset,
   assert.doesNotMatch(serverGot, /CLIENT/);
 });
 
-async function openRelay(port: number, model: PolicyModel) {
-  const events: MoatEvent[] = [];
-  const logs: string[] = [];
-  const relay = await L7Relay.open({
-    original: () => ({
-      original: { ip: "127.0.0.1", port },
-      protocol: "tcp",
-      redirect: 0,
-      generation: 1,
-      target: { ip: "127.0.0.1", port: 1 },
-      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "ssh" },
-    }),
-    process: () => ({ pid: 4242, name: "ssh" }) as never,
-    names: () => [],
-    policy: () => model,
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: (line) => logs.push(line),
-  });
-  return { relay, events, logs };
-}
+const openRelay = (port: number, model: PolicyModel) =>
+  openRealRelay({ port, policy: model, comm: "ssh" });
 
 test("a client silent until the server speaks, then not SSH: closed, nothing reaches the server", async (t) => {
   let serverGot = "";
