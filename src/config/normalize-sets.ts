@@ -316,7 +316,14 @@ function dynamicOrigin(ctx: CheckContext, path: string[], value: DynamicValue): 
   return {
     kind: "dynamic",
     ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
-    maxEntries: dynamicMaxEntries(ctx, [...path, "max_entries"], value.max_entries),
+    maxEntries: atMost(
+      ctx,
+      [...path, "max_entries"],
+      value.max_entries,
+      DEFAULT_MAX_ENTRIES,
+      MAX_DYNAMIC_ENTRIES,
+      `max_entries ${value.max_entries} is over the most a dynamic set holds, ${MAX_DYNAMIC_ENTRIES}`,
+    ),
     ...(crowdsec ? { crowdsec } : {}),
   };
 }
@@ -345,21 +352,23 @@ function fetchedFrom(ctx: CheckContext, file: string): string | undefined {
 }
 
 /**
- * A URL feed's max_bytes: at most what the loader reads of the stored body, else a body the
- * daemon took would be read as nothing.
+ * A size a set's settings give (`value`, else `fallback`), refused past `max` with `why`: a URL
+ * feed's max_bytes is at most what the loader reads of the stored body, a dynamic set's
+ * max_entries at most what a store file the loader reads can hold (past them, what the daemon
+ * stored would be read as nothing).
  */
-function feedMaxBytes(
+function atMost(
   ctx: CheckContext,
   at: (string | number)[],
   value: number | undefined,
+  fallback: number,
+  max: number,
+  why: string,
 ): number {
-  if (value === undefined) return DEFAULT_FEED_MAX_BYTES;
-  if (value <= MAX_SET_FILE_BYTES) return value;
-  ctx.error(
-    at,
-    `max_bytes ${value} is over the largest a stored feed is read at, ${MAX_SET_FILE_BYTES} (64 MiB)`,
-  );
-  return MAX_SET_FILE_BYTES;
+  if (value === undefined) return fallback;
+  if (value <= max) return value;
+  ctx.error(at, why);
+  return max;
 }
 
 /**
@@ -377,21 +386,6 @@ function readStoredFeed(ctx: CheckContext, name: string, path: string[], file: s
     );
     return "";
   }
-}
-
-/** A dynamic set's max_entries: at most what a store file the loader reads can hold. */
-function dynamicMaxEntries(
-  ctx: CheckContext,
-  at: (string | number)[],
-  value: number | undefined,
-): number {
-  if (value === undefined) return DEFAULT_MAX_ENTRIES;
-  if (value <= MAX_DYNAMIC_ENTRIES) return value;
-  ctx.error(
-    at,
-    `max_entries ${value} is over the most a dynamic set holds, ${MAX_DYNAMIC_ENTRIES}`,
-  );
-  return MAX_DYNAMIC_ENTRIES;
 }
 
 /** A dynamic set's live entries, as the daemon last stored them (none yet: empty). */
@@ -443,7 +437,14 @@ function readFeed(
     origin.url = value.url;
     origin.intervalSeconds =
       seconds(ctx, [...path, "interval"], value.interval) ?? DEFAULT_FEED_INTERVAL_SECONDS;
-    origin.maxBytes = feedMaxBytes(ctx, [...path, "max_bytes"], value.max_bytes);
+    origin.maxBytes = atMost(
+      ctx,
+      [...path, "max_bytes"],
+      value.max_bytes,
+      DEFAULT_FEED_MAX_BYTES,
+      MAX_SET_FILE_BYTES,
+      `max_bytes ${value.max_bytes} is over the largest a stored feed is read at, ${MAX_SET_FILE_BYTES} (64 MiB)`,
+    );
     file = storeFile(ctx, name, "feed");
     if (file !== undefined && fetchedFrom(ctx, file) === value.url)
       text = readStoredFeed(ctx, name, path, file);

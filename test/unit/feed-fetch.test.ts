@@ -1,9 +1,14 @@
 // The daemon's feed fetcher against a local HTTP server: a 200 is kept in the set store and
 // re-applied, the next fetch sends If-None-Match / If-Modified-Since and a 304 changes nothing, a
 // failure (an HTTP error, a body over max_bytes) keeps the last good content and is reported.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingHttpHeaders } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,12 +17,46 @@ import { startFeeds } from "../../src/daemon/feed-fetch.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
 import { MAX_FILE_BYTES } from "../../src/host/policy-files.ts";
 
-test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A set store of its own and a local HTTP server answering with `handle`: its base URL. */
+async function feedServer(t: TestContext, handle: Handler): Promise<{ dir: string; base: string }> {
   const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = createServer(handle);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  return { dir, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** The daemon's feeds of `model`: each re-apply's reason (or `refresh`) and each log line kept. */
+function watchFeeds(
+  t: TestContext,
+  dir: string,
+  model: () => PolicyModel,
+  refresh?: (reason: string) => Promise<void>,
+) {
+  const refreshes: string[] = [];
+  const logs: string[] = [];
+  const feeds = startFeeds({
+    dir,
+    model,
+    refresh:
+      refresh ??
+      ((reason) => {
+        refreshes.push(reason);
+        return Promise.resolve();
+      }),
+    log: (line) => logs.push(line),
+  });
+  t.after(() => feeds.close());
+  return { feeds, refreshes, logs };
+}
+
+test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
   const seen: IncomingHttpHeaders[] = [];
   // what the server answers, request by request
-  const plan: ((res: import("node:http").ServerResponse) => void)[] = [
+  const plan: ((res: ServerResponse) => void)[] = [
     (res) =>
       res
         .writeHead(200, { etag: '"v1"', "last-modified": "Wed, 02 Dec 2026 10:00:00 GMT" })
@@ -26,28 +65,15 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
     (res) => res.writeHead(500).end("oops"),
     (res) => res.writeHead(200, { etag: '"v2"' }).end("x".repeat(200)),
   ];
-  const server = createServer((req, res) => {
+  const { dir, base } = await feedServer(t, (req, res) => {
     seen.push(req.headers);
     const answer = plan[seen.length - 1];
     if (answer) answer(res);
     else res.writeHead(304).end();
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const url = `${base}/feed.txt`;
   const model = feedModel(url, 100);
-  const refreshes: string[] = [];
-  const logs: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model: () => model,
-    refresh: (reason) => {
-      refreshes.push(reason);
-      return Promise.resolve();
-    },
-    log: (line) => logs.push(line),
-  });
-  t.after(() => feeds.close());
+  const { feeds, refreshes, logs } = watchFeeds(t, dir, () => model);
   const end = Date.now() + 15_000;
   while (seen.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 100));
@@ -87,28 +113,13 @@ function feedModel(url: string, maxBytes = 1000): PolicyModel {
 }
 
 test("a fetch still running when the feed's URL changes does not overwrite the new URL's list", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const server = createServer((req, res) => {
+  const { dir, base } = await feedServer(t, (req, res) => {
     // the old URL answers late, after the new one
     if (req.url === "/old") setTimeout(() => res.writeHead(200).end("198.51.100.1\n"), 600);
     else res.writeHead(200).end("203.0.113.9\n");
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let model = feedModel(`${base}/old`);
-  const refreshes: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model: () => model,
-    refresh: (reason) => {
-      refreshes.push(reason);
-      return Promise.resolve();
-    },
-    log: () => {},
-  });
-  t.after(() => feeds.close());
+  const { feeds, refreshes } = watchFeeds(t, dir, () => model);
   await new Promise((r) => setTimeout(r, 100));
   model = feedModel(`${base}/new`);
   feeds.applied();
@@ -122,21 +133,15 @@ test("a fetch still running when the feed's URL changes does not overwrite the n
 });
 
 test("a new list the policy cannot take is stored, and its status and log say it is not in force", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const server = createServer((_req, res) => res.writeHead(200).end("203.0.113.9\n"));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
-  const logs: string[] = [];
-  const feeds = startFeeds({
+  const { dir, base } = await feedServer(t, (_req, res) => res.writeHead(200).end("203.0.113.9\n"));
+  const url = `${base}/feed.txt`;
+  const { feeds, logs } = watchFeeds(
+    t,
     dir,
-    model: () => feedModel(url),
-    refresh: () =>
+    () => feedModel(url),
+    () =>
       Promise.reject(new Error("the policy could not be compiled again: corp.txt:1:1: bad entry")),
-    log: (line) => logs.push(line),
-  });
-  t.after(() => feeds.close());
+  );
   const end = Date.now() + 5000;
   while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.equal(
@@ -151,26 +156,17 @@ test("a new list the policy cannot take is stored, and its status and log say it
 });
 
 test("a 200 whose body has no address to take (an error page) keeps the last good list", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const bodies = [
     "203.0.113.9\n",
     "<html>\n<body>quota exceeded</body>\n</html>\n",
     "# none today\n",
   ];
   let served = 0;
-  const server = createServer((_req, res) => res.writeHead(200).end(bodies[served++] ?? ""));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
-  const logs: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model: () => feedModel(url),
-    refresh: () => Promise.resolve(),
-    log: (line) => logs.push(line),
-  });
-  t.after(() => feeds.close());
+  const { dir, base } = await feedServer(t, (_req, res) =>
+    res.writeHead(200).end(bodies[served++] ?? ""),
+  );
+  const url = `${base}/feed.txt`;
+  const { logs } = watchFeeds(t, dir, () => feedModel(url));
   const end = Date.now() + 5000;
   while (served < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 100));
@@ -185,23 +181,12 @@ test("a 200 whose body has no address to take (an error page) keeps the last goo
 });
 
 test("a body bigger than the loader reads is a failed fetch, whatever max_bytes says", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const limit = MAX_FILE_BYTES.set;
-  const server = createServer((_req, res) =>
+  const { dir, base } = await feedServer(t, (_req, res) =>
     res.writeHead(200, { "content-length": String(limit + 1) }).end("#".repeat(limit + 1)),
   );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
-  const logs: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model: () => feedModel(url, 2 * limit),
-    refresh: () => Promise.resolve(),
-    log: (line) => logs.push(line),
-  });
-  t.after(() => feeds.close());
+  const url = `${base}/feed.txt`;
+  const { logs } = watchFeeds(t, dir, () => feedModel(url, 2 * limit));
   const end = Date.now() + 10_000;
   while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.equal(
@@ -212,8 +197,6 @@ test("a body bigger than the loader reads is a failed fetch, whatever max_bytes 
 });
 
 test("a STIX feed is read again when an indicator it took passes its valid_until", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const soon = new Date(Date.now() + 1500).toISOString();
   const bundle = JSON.stringify({
     objects: [
@@ -221,24 +204,11 @@ test("a STIX feed is read again when an indicator it took passes its valid_until
       { type: "indicator", pattern: "[ipv4-addr:value = '198.51.100.7']" },
     ],
   });
-  const server = createServer((_req, res) => res.writeHead(200).end(bundle));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.json`;
-  const model = feedModel(url);
+  const { dir, base } = await feedServer(t, (_req, res) => res.writeHead(200).end(bundle));
+  const model = feedModel(`${base}/feed.json`);
   const origin = model.sets.get("ioc")?.origin;
   if (origin) Object.assign(origin, { format: "stix", intervalSeconds: 3600 });
-  const refreshes: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model: () => model,
-    refresh: (reason) => {
-      refreshes.push(reason);
-      return Promise.resolve();
-    },
-    log: () => {},
-  });
-  t.after(() => feeds.close());
+  const { refreshes } = watchFeeds(t, dir, () => model);
   const end = Date.now() + 5000;
   while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc: an indicator's valid_until passed"]);
