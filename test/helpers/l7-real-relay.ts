@@ -3,7 +3,7 @@
 // and log lines land in lists.
 import type { PolicyModel } from "../../src/config/index.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
-import { L7Relay } from "../../src/l7/index.ts";
+import { L7Relay, type L7RelayOptions } from "../../src/l7/index.ts";
 
 export interface RealRelayOptions {
   /** The original destination's port on 127.0.0.1 (the upstream server). */
@@ -12,6 +12,8 @@ export interface RealRelayOptions {
   comm?: string;
   names?: () => string[];
   headerTimeoutMs?: number;
+  /** In place of copying both ways in the process (the daemon's kernel splice). */
+  splice?: L7RelayOptions["splice"];
 }
 
 export async function openRealRelay(o: RealRelayOptions) {
@@ -35,6 +37,7 @@ export async function openRealRelay(o: RealRelayOptions) {
     report: (e) => events.push(e),
     log: (line) => logs.push(line),
     ...(o.headerTimeoutMs !== undefined ? { headerTimeoutMs: o.headerTimeoutMs } : {}),
+    ...(o.splice ? { splice: o.splice } : {}),
   });
   return { relay, events, logs };
 }

@@ -140,7 +140,11 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
   });
   const handOver = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     clock.stop();
-    void tunnel(ctx, req, socket as Socket, head);
+    // a failure here is this connection's: logged and reset, never the daemon's
+    tunnel(ctx, req, socket as Socket, head).catch((err: unknown) => {
+      ctx.log(`http: tunnel failed: ${err instanceof Error ? err.message : String(err)}`);
+      socket.destroy();
+    });
   };
   server.on("connect", handOver);
   server.on("upgrade", handOver);

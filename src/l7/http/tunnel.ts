@@ -1,6 +1,7 @@
 // CONNECT and Upgrade: websocket. The request is judged like any other; once allowed and the
-// server has answered (any answer to CONNECT, 101 to the upgrade), nothing more can be judged, so
-// both sockets go to the relay's splice.
+// server has switched (2xx to CONNECT, 101 to the upgrade), nothing more can be judged, so both
+// sockets go to the relay's splice. Any other answer goes back and the connection ends: the bytes
+// a client sends after it are never forwarded unjudged.
 import { request, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { L7Context } from "../types.ts";
@@ -44,14 +45,28 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
   });
   const switched = (answer: IncomingMessage, socket: Socket, upHead: Buffer) => {
     const status = answer.statusCode ?? 0;
+    socket.on("error", () => {});
+    // Node's client takes any answer to CONNECT for a switch: only 2xx opens a tunnel
+    const opened = req.method === "CONNECT" ? status >= 200 && status < 300 : status === 101;
+    if (!opened) {
+      refused(client, socket, answer, upHead);
+      ctx.report(decision, reportFacts(facts, status));
+      return;
+    }
     client.write(
       `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${headLines(answer.rawHeaders)}\r\n`,
     );
     if (upHead.length > 0) client.write(upHead);
     if (head.length > 0) socket.write(head);
-    void ctx
-      .splice(client, socket)
-      .then((splice) => ctx.report(decision, reportFacts(facts, status), { splice }));
+    // a splice may fail (a side reset meanwhile): both sides end, the daemon goes on
+    ctx.splice(client, socket).then(
+      (splice) => ctx.report(decision, reportFacts(facts, status), { splice }),
+      (err: unknown) => {
+        ctx.log(`http: tunnel not spliced: ${err instanceof Error ? err.message : String(err)}`);
+        client.resetAndDestroy();
+        socket.resetAndDestroy();
+      },
+    );
   };
   up.on("connect", switched);
   up.on("upgrade", switched);
@@ -76,4 +91,42 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
     ctx.report(decision, reportFacts(facts, 502));
   });
   up.end();
+}
+
+/**
+ * A CONNECT the server answered with no 2xx: its answer goes back (the body as far as its
+ * Content-Length says, else until the server closes) and the connection ends; nothing more of
+ * the client's is read.
+ */
+function refused(client: Socket, socket: Socket, answer: IncomingMessage, upHead: Buffer): void {
+  const lines = Object.entries(endToEnd(answer.headers, ["transfer-encoding"]))
+    .flatMap(([name, value]) =>
+      (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
+    )
+    .join("");
+  client.write(
+    `HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`,
+  );
+  const declared = Number(answer.headers["content-length"] ?? NaN);
+  let left = Number.isSafeInteger(declared) && declared >= 0 ? declared : Infinity;
+  const done = () => {
+    socket.destroy();
+    if (client.destroyed) return;
+    client.end();
+    client.resume(); // what the client still sends is read and dropped, never forwarded
+  };
+  const pass = (chunk: Buffer) => {
+    const part = chunk.subarray(0, Math.min(chunk.length, left));
+    left -= part.length;
+    if (part.length > 0 && client.writable) client.write(part);
+    if (left <= 0) done();
+  };
+  client.once("close", () => socket.destroy());
+  socket.once("end", done);
+  socket.once("close", done);
+  pass(upHead);
+  if (left > 0) {
+    socket.on("data", pass);
+    socket.resume();
+  }
 }

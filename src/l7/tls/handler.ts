@@ -17,6 +17,7 @@ import {
   parseClientHello,
   parseServerHello,
   type ClientHello,
+  type ServerHello,
 } from "./hello.ts";
 import { CertificateProbe } from "./probe.ts";
 
@@ -44,13 +45,7 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
     const first = await fromClient.next(Date.now() + helloTimeout);
     const hello = clientHello(first);
     if (typeof hello === "string") return unreadable(ctx, fromClient, hello);
-    const tls: TlsFacts = {
-      ...(hello.sni !== undefined ? { sni: hello.sni } : {}),
-      offered: hello.versions,
-      alpn: hello.alpn,
-      ech: hello.ech,
-      ...(hello.ech ? { unseen: ["sni" as const] } : {}),
-    };
+    const tls = helloFacts(hello);
     let decision = settled(ctx, tls);
     if (!decision && hello.versions.includes("1.3")) {
       const target = {
@@ -79,9 +74,24 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
     upstream.on("error", () => {});
     upstream.write(fromClient.take());
     const fromServer = new Flight(upstream);
+    // after a HelloRetryRequest the client sends a second ClientHello: it goes on only when it
+    // says what the first did (RFC 8446 4.1.2), as the judgement read the first
+    let second: ClientHello | null = null;
+    const retry = async (): Promise<string | null> => {
+      ctx.client.write(fromServer.take());
+      const again = clientHello(await fromClient.next(Date.now() + helloTimeout));
+      if (typeof again === "string") return again;
+      second = again;
+      const differs = helloDifference(hello, again);
+      if (differs) return `its ${differs} differs from the first's`;
+      upstream.write(fromClient.take());
+      return null;
+    };
     // the ServerHello follows at once: read it for the event (version, cipher) and, when the
     // decision is still open, the Certificate after it (TLS <= 1.2)
-    await readServer(fromServer, tls, Date.now() + serverTimeout, decision ? null : trust);
+    const deadline = Date.now() + serverTimeout;
+    const cut = await readServer(fromServer, tls, deadline, decision ? null : trust, retry);
+    if (cut) return retryRefused(ctx, cut, second, upstream);
     if (!decision) {
       // neither the probe nor the server's reply showed it: rules follow their `unknown`
       if (!tls.certificate && !tls.unseen?.includes("certificate"))
@@ -121,35 +131,91 @@ function settled(ctx: L7Context, tls: TlsFacts): L7Decision | null {
   return yes.rule === no.rule && yes.verdict === no.verdict ? yes : null;
 }
 
-/** ServerHello -> version and cipher; with `trust`, in TLS <= 1.2, the Certificate after it. */
+/** What rules read of a ClientHello. */
+function helloFacts(hello: ClientHello): TlsFacts {
+  return {
+    ...(hello.sni !== undefined ? { sni: hello.sni } : {}),
+    offered: hello.versions,
+    alpn: hello.alpn,
+    ech: hello.ech,
+    ...(hello.ech ? { unseen: ["sni" as const] } : {}),
+  };
+}
+
+/** Which fact rules read differs between two ClientHellos, or null. */
+function helloDifference(a: ClientHello, b: ClientHello): string | null {
+  if (a.sni !== b.sni) return "server name";
+  if (a.versions.join() !== b.versions.join()) return "versions";
+  if (a.alpn.join("\0") !== b.alpn.join("\0")) return "ALPN";
+  if (a.ech !== b.ech) return "ECH";
+  return null;
+}
+
+/**
+ * ServerHello -> version and cipher; with `trust`, in TLS <= 1.2, the Certificate after it. A
+ * HelloRetryRequest is passed to `retry`, which forwards the client's second ClientHello or says
+ * why not; that reason (or a second HelloRetryRequest, RFC 8446 4.1.4) is returned: cut.
+ */
 async function readServer(
   flight: Flight,
   tls: TlsFacts,
   deadline: number,
   trust: (() => X509Certificate[]) | null,
-): Promise<void> {
-  const first = await flight.next(deadline);
-  if (first.kind !== "message" || first.type !== HANDSHAKE.serverHello) return;
-  try {
-    const hello = parseServerHello(first.body);
+  retry: () => Promise<string | null>,
+): Promise<string | null> {
+  let retried = false;
+  for (;;) {
+    const first = await flight.next(deadline);
+    if (first.kind !== "message" || first.type !== HANDSHAKE.serverHello) return null;
+    let hello: ServerHello;
+    try {
+      hello = parseServerHello(first.body);
+    } catch {
+      return null;
+    }
     tls.version = hello.version;
     tls.cipher = hello.cipher;
-  } catch {
-    return;
+    if (!hello.retry) break;
+    if (retried) return "a second HelloRetryRequest";
+    retried = true;
+    const refused = await retry();
+    if (refused) return refused;
   }
-  if (!trust || tls.version === "1.3" || tls.certificate) return;
+  if (!trust || tls.version === "1.3" || tls.certificate) return null;
   // TLS <= 1.2: EncryptedExtensions do not exist; Certificate comes next unless resumed
   for (let i = 0; i < 4; i++) {
     const read = await flight.next(deadline);
-    if (read.kind !== "message") return;
+    if (read.kind !== "message") return null;
     if (read.type !== HANDSHAKE.certificate) continue;
     try {
       tls.certificate = certificateFacts(parseCertificates(read.body), "handshake", trust());
     } catch {
       tls.unseen = [...(tls.unseen ?? []), "certificate"];
     }
-    return;
+    return null;
   }
+  return null;
+}
+
+/**
+ * A second ClientHello that does not say what the first did (or none): both sides are reset.
+ * When its own facts would be blocked, that judgement is reported with them.
+ */
+function retryRefused(
+  ctx: L7Context,
+  why: string,
+  second: ClientHello | null,
+  upstream: Socket,
+): void {
+  ctx.log(`tls: ${ctx.original.ip}:${ctx.original.port}: after a HelloRetryRequest, ${why}; cut`);
+  ctx.client.resetAndDestroy();
+  upstream.resetAndDestroy();
+  if (!second) return;
+  const tls = helloFacts(second);
+  const yes = ctx.judge({ tls: { ...tls, pending: "match" } });
+  const no = ctx.judge({ tls: { ...tls, pending: "no-match" } });
+  const blocked = [yes, no].find((d) => !d.forward);
+  if (blocked) ctx.report(blocked, layer7Of(tls));
 }
 
 /** The facts as events carry them (no relay bookkeeping). */
