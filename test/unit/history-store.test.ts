@@ -212,3 +212,97 @@ test("the history answers a filter as the live stream does: not= on flows, a con
   assert.deepEqual(history("type=flow&not=verdict%3Dallowed"), ["flowB"]);
   assert.deepEqual(history("container=abcdef"), ["c1"]);
 });
+
+test("a query with since/until reads through the time index or a window of ids a step, never the whole store at once", (t) => {
+  const path = join(tempDir(t), "time.db");
+  const store = new HistoryStore(path);
+  t.after(() => store.close());
+  const base = Date.parse("2026-11-22T10:00:00Z");
+  const total = 2 * QUERY_WINDOW_IDS + 20_000;
+  const events = Array.from({ length: total }, (_, i) =>
+    fakeEvent({
+      time: new Date(base + i * 1000).toISOString(),
+      verdict: i === 70_000 ? "allowed" : "blocked",
+      rule: i % 2 ? "ssh" : "default",
+      connection: String(i),
+    }),
+  );
+  for (let at = 0; at < total; at += 10_000) store.insert(events.slice(at, at + 10_000));
+  // every statement a search prepares, explained on a connection of the test's own
+  const spied = (store as unknown as { db: Database.Database }).db;
+  const prepare = spied.prepare.bind(spied);
+  const prepared: string[] = [];
+  spied.prepare = ((sql: string) => (prepared.push(sql), prepare(sql))) as typeof spied.prepare;
+  const db = new Database(path, { readonly: true });
+  t.after(() => db.close());
+  const at = (i: number) => base + i * 1000;
+  const run = (q: Parameters<HistoryStore["search"]>[0]) => {
+    prepared.length = 0;
+    const search = store.search(q);
+    let steps = 1;
+    while (!search.step()) steps++;
+    const plans = prepared.map((sql) =>
+      (
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(...Array.from(sql.matchAll(/\?/g), () => 0)) as { detail: string }[]
+      )
+        .map((row) => row.detail)
+        .join("; "),
+    );
+    return { steps, plans, ids: search.page().events.map((e) => Number(e.connection)) };
+  };
+  const newest = (from: number, to: number, n: number, keep = (_: number) => true) => {
+    const out: number[] = [];
+    for (let i = to; i >= from && out.length < n; i--) if (keep(i)) out.push(i);
+    return out;
+  };
+  const cases: [string, Parameters<HistoryStore["search"]>[0], number[], "index" | "windows"][] = [
+    ["until, the oldest events", { until: at(999), limit: 5 }, newest(0, 999, 5), "index"],
+    ["since, the newest", { since: at(total - 1000), limit: 5 }, newest(0, total - 1, 5), "index"],
+    [
+      "a narrow window deep in the store",
+      { since: at(1000), until: at(1999), limit: 5 },
+      newest(1000, 1999, 5),
+      "index",
+    ],
+    [
+      "a narrow window with a rule",
+      { since: at(1000), until: at(1999), rule: "ssh", limit: 5 },
+      newest(1000, 1999, 5, (i) => i % 2 === 1),
+      "index",
+    ],
+    [
+      "until, most of the store",
+      { until: at(total - 60_000), limit: 5 },
+      newest(0, total - 60_000, 5),
+      "windows",
+    ],
+    [
+      "a wide window and a rare verdict",
+      { since: at(10_000), until: at(total - 10), verdict: "allowed", limit: 5 },
+      [70_000],
+      "windows",
+    ],
+    [
+      "a wide window with a rule",
+      { since: at(0), until: at(total - 60_000), rule: "ssh", limit: 5 },
+      newest(0, total - 60_000, 5, (i) => i % 2 === 1),
+      "windows",
+    ],
+  ];
+  for (const [what, q, expected, how] of cases) {
+    const { steps, plans, ids } = run(q);
+    assert.deepEqual(ids, expected, what);
+    const all = plans.join(" | ");
+    assert.doesNotMatch(all, /\bSCAN events\b/, `${what}: ${all}`);
+    if (how === "index") {
+      assert.equal(steps, 1, what);
+      assert.match(all, /INDEX events_time/, `${what}: ${all}`);
+    } else {
+      // a sort of a wide window would read all of it in one statement
+      assert.doesNotMatch(all, /TEMP B-TREE/, `${what}: ${all}`);
+      assert.ok(steps > 1, `${what}: ${steps} steps`);
+    }
+  }
+});

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HistoryWorker } from "../../src/observe/history/remote.ts";
+import { QUERY_WINDOW_IDS } from "../../src/observe/history/store.ts";
 import { fakeEvent } from "../helpers/events.ts";
 
 test("events written through the worker are queried back, and kept across a reopen", async (t) => {
@@ -63,4 +64,36 @@ test("pruning a large store lets inserts through between its steps and keeps the
   assert.ok(deleted > 10_000, `${deleted} deleted`);
   const newest = await w.query({ limit: 1 });
   assert.equal(newest.events[0]?.connection, "during", "the newest event is kept");
+});
+
+test("a query with until deep in a large store lets inserts through between its steps", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-hworker-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const w = new HistoryWorker(join(dir, "h.db"));
+  t.after(() => w.close());
+  await w.ready;
+  const base = Date.parse("2026-11-22T10:00:00Z");
+  const total = 3 * QUERY_WINDOW_IDS;
+  for (let at = 0; at < total; at += 10_000)
+    await w.insert(
+      Array.from({ length: 10_000 }, (_, i) =>
+        fakeEvent({
+          time: new Date(base + (at + i) * 1000).toISOString(),
+          connection: `${at + i}`,
+        }),
+      ),
+    );
+  // the oldest 60k events: the query walks the newer ones, a window a step; the insert posted
+  // after it is answered first
+  const order: string[] = [];
+  const until = base + 2 * QUERY_WINDOW_IDS * 1000 - 40_000_000;
+  const queried = w.query({ until, limit: 3 }).then((page) => (order.push("query"), page));
+  const inserted = w.insert([fakeEvent({ connection: "during" })]).then(() => order.push("insert"));
+  const [page] = await Promise.all([queried, inserted]);
+  assert.deepEqual(order, ["insert", "query"]);
+  const last = (until - base) / 1000;
+  assert.deepEqual(
+    page.events.map((e) => e.connection),
+    [last, last - 1, last - 2].map(String),
+  );
 });

@@ -280,13 +280,17 @@ export class FlowRollups {
       ROLLUP_LEVELS[ROLLUP_LEVELS.length - 1]!;
     const terms = ["level = ?", "bucket_ms >= ?", "bucket_ms <= ?"];
     const params: unknown[] = [pick.level, since - (since % pick.bucketMs), until];
+    // a whole name or a path's last part, compared as the live filter compares a process or a
+    // name (LIKE would ignore an ASCII letter's case)
     if (q.process) {
-      terms.push("(exe = ? OR exe LIKE ? ESCAPE '\\')");
-      params.push(q.process, `%/${escapeLike(q.process)}`);
+      terms.push("(exe = ? OR substr(exe, -length(?)) = ?)");
+      params.push(q.process, `/${q.process}`, `/${q.process}`);
     }
     if (q.peer) {
-      terms.push("(peer = ? OR peer LIKE ? ESCAPE '\\')");
-      params.push(q.peer, `%.${escapeLike(q.peer)}`);
+      // names are kept in lower case, without the root's dot (addresses as events give them)
+      const peer = q.peer.toLowerCase().replace(/\.$/, "");
+      terms.push("(peer = ? OR substr(peer, -length(?)) = ?)");
+      params.push(peer, `.${peer}`, `.${peer}`);
     }
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
     const rows = this.#db
@@ -356,5 +360,3 @@ function statsRow(r: RollupRow): StatsRow {
     verdicts: { allowed: r.allowed, blocked: r.blocked, detected: r.detected },
   };
 }
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -241,18 +241,26 @@ export class HistoryStore {
    * A query answered in steps (the history's thread takes inserts between them). A filter no
    * index narrows (type, verdict, direction, remote) reads the store newest first until its page
    * is full: for a rare value that is the whole store, so each step reads one window of
-   * QUERY_WINDOW_IDS ids. A query an index narrows (rule, process name, time) is one step.
+   * QUERY_WINDOW_IDS ids. A rule or a process name without time bounds is one step by its index.
+   * Time bounds whose window holds at most QUERY_WINDOW_IDS events are one step by the time
+   * index; a wider window is read a window of ids a step, as its newest events are (a statement
+   * over it would read and sort all of it, or scan the store from the newest end for `until`).
    */
   search(q: HistoryQuery): HistorySearch {
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-    const { sql, params, indexed } = whereClause(q);
     const rows: { id: number; json: string }[] = [];
     const done = () => ({
       events: rows.slice(0, limit).map((r) => ({ ...(JSON.parse(r.json) as MoatEvent), id: r.id })),
       next: rows.length > limit ? rows[limit - 1]!.id : null,
     });
-    if (indexed) {
-      const all = this.db.prepare(`SELECT id, json FROM events ${sql} ORDER BY id DESC LIMIT ?`);
+    const timed = q.since !== undefined || q.until !== undefined;
+    const narrow = timed && this.windowEvents(q) <= QUERY_WINDOW_IDS;
+    const { sql, params, indexed } = whereClause(q, narrow || !timed ? "index" : "filter");
+    if (narrow || (indexed && !timed)) {
+      const by = narrow ? "INDEXED BY events_time" : "";
+      const all = this.db.prepare(
+        `SELECT id, json FROM events ${by} ${sql} ORDER BY id DESC LIMIT ?`,
+      );
       return {
         step: () => (rows.push(...(all.all(...params, limit + 1) as typeof rows)), true),
         page: done,
@@ -277,6 +285,18 @@ export class HistoryStore {
       },
       page: done,
     };
+  }
+
+  /** Events in the query's time bounds, counted on the time index up to QUERY_WINDOW_IDS + 1. */
+  private windowEvents(q: HistoryQuery): number {
+    return this.db
+      .prepare("SELECT count(*) FROM (SELECT 1 FROM events WHERE time_ms BETWEEN ? AND ? LIMIT ?)")
+      .pluck()
+      .get(
+        q.since ?? Number.MIN_SAFE_INTEGER,
+        q.until ?? Number.MAX_SAFE_INTEGER,
+        QUERY_WINDOW_IDS + 1,
+      ) as number;
   }
 
   /** Deletes events past the age limit, then the oldest until the size limit holds. */

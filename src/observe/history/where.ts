@@ -3,26 +3,28 @@ import type { EventFilter } from "../filter.ts";
 import type { HistoryQuery } from "./query.ts";
 
 /**
- * The query's WHERE clause, and whether an index narrows it: a rule, a process name or a time
- * bound (schema.ts; a pid or a container is an OR with a column of no index).
+ * The query's WHERE clause, and whether an index other than time's narrows it: a rule or a
+ * process name (schema.ts; a pid or a container is an OR with a column of no index). `time`:
+ * "index" lets the time bounds use the time index; "filter" keeps them out of it (a unary +),
+ * for a statement that reads a range of ids.
  */
-export function whereClause(q: HistoryQuery): {
+export function whereClause(
+  q: HistoryQuery,
+  time: "index" | "filter" = "index",
+): {
   sql: string;
   params: unknown[];
   indexed: boolean;
 } {
   const { terms, params } = filterTerms(q);
-  const indexed =
-    Boolean(q.rule) ||
-    Boolean(q.process && !/^\d+$/.test(q.process)) ||
-    q.since !== undefined ||
-    q.until !== undefined;
+  const indexed = Boolean(q.rule) || Boolean(q.process && !/^\d+$/.test(q.process));
+  const column = time === "index" ? "time_ms" : "+time_ms";
   if (q.since !== undefined) {
-    terms.push("time_ms >= ?");
+    terms.push(`${column} >= ?`);
     params.push(q.since);
   }
   if (q.until !== undefined) {
-    terms.push("time_ms <= ?");
+    terms.push(`${column} <= ?`);
     params.push(q.until);
   }
   if (q.before !== undefined) {
