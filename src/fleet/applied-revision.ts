@@ -12,6 +12,12 @@ export interface RevisionState {
   applied: number;
   /** The signature time (ms) of the newest signed revision applied (0: none): older ones are refused. */
   signed: number;
+  /**
+   * The revision whose apply began and has not ended (0: none). Found at a start, the daemon
+   * ended during that apply: it is refused, not tried again, so a policy that ends the daemon
+   * does not do so at every start.
+   */
+  started?: number;
 }
 
 /**
@@ -36,7 +42,14 @@ export function readRevisionState(path: string, bucket: string, key: string): Re
   // the signature time is the host's, whatever it followed: a move to another bucket or key
   // and back must not let an older signed policy in
   if (s.bucket !== bucket || s.key !== key) return { ...fresh, signed: n(s.signed) };
-  return { bucket, key, handled: n(s.handled), applied: n(s.applied), signed: n(s.signed) };
+  return {
+    bucket,
+    key,
+    handled: n(s.handled),
+    applied: n(s.applied),
+    signed: n(s.signed),
+    started: n(s.started),
+  };
 }
 
 export function writeRevisionState(path: string, state: RevisionState): void {

@@ -1,8 +1,9 @@
 // Follows this host's policy key in a JetStream key-value bucket: each new revision goes through
 // the daemon's one install path (`apply`, what `moat policy apply` uses); the outcome, with every
-// error as KEY:LINE:COL, goes to the host's status key. A revision is taken up at most once: it
-// is recorded as handled before it is applied, so a daemon that dies during the apply does not
-// apply it again; the record survives restarts (applied-revision.ts).
+// error as KEY:LINE:COL, goes to the host's status key. A revision is recorded as handled once its
+// apply is over, applied or refused, so it is never taken up again; one whose apply failed (the
+// daemon's error, or the daemon stopping meanwhile) is taken up again. The record survives
+// restarts (applied-revision.ts).
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import { connectFleet, type FleetConnectOptions } from "./connection.ts";
 import { policyKey, statusKey, type FleetStatus } from "./names.ts";
@@ -49,12 +50,15 @@ export class PolicyFollower {
   private nc: NatsConnection | undefined;
   private watch: QueuedIterator<KvEntry> | undefined;
   private readonly running: Promise<void>;
+  /** The revision an earlier daemon ended during (its apply began, never ended); 0: none. */
+  private readonly diedDuring: number;
 
   constructor(o: PolicyFollowerOptions) {
     this.o = o;
     this.key = policyKey(o.host);
     const state = readRevisionState(o.stateFile, o.bucket, this.key);
     this.state = { ...state, signed: Math.max(state.signed, o.signedFloor ?? 0) };
+    this.diedDuring = (state.started ?? 0) > state.handled ? state.started! : 0;
     this.running = this.run();
   }
 
@@ -107,8 +111,6 @@ export class PolicyFollower {
       );
       return;
     }
-    this.state = { ...this.state, handled: entry.revision };
-    writeRevisionState(this.o.stateFile, this.state);
     const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
     const text = new TextDecoder().decode(entry.value);
     let signedAt: number | null = null;
@@ -121,15 +123,35 @@ export class PolicyFollower {
       signedAt = v.time;
       return null;
     };
-    const outcome = await this.o.apply(text, who, admit);
-    if (outcome.ok) {
-      this.state = {
-        ...this.state,
-        applied: entry.revision,
-        signed: signedAt ?? this.state.signed,
-      };
-      writeRevisionState(this.o.stateFile, this.state);
+    // a daemon that ended during this revision's apply: refused (through the one apply path, so
+    // audited and reported as any refusal), so a policy that ends the daemon does not do so at
+    // every start
+    const died = entry.revision === this.diedDuring;
+    if (died) log(`fleet: ${who}: the daemon ended during its apply before; refused`);
+    const decide = died
+      ? () => "the daemon ended during this revision's apply before; not tried again"
+      : admit;
+    this.record({ started: entry.revision });
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await this.o.apply(text, who, decide);
+    } catch (err) {
+      // the daemon's error, not the policy's: unrecorded, the watch made again (run()) gives it
+      // again
+      throw new Error(`revision ${entry.revision} not applied: ${(err as Error).message}`);
     }
+    if (!outcome.ok && this.closing.signal.aborted) {
+      // refused as the daemon stops (its datapath gone), not for the policy: the next start
+      // takes it up
+      this.record({ started: 0 });
+      log(`fleet: ${who} not applied while stopping; taken up again at the next start`);
+      return;
+    }
+    this.record({
+      handled: entry.revision,
+      started: 0,
+      ...(outcome.ok ? { applied: entry.revision, signed: signedAt ?? this.state.signed } : {}),
+    });
     const prefix = `${this.o.fileName}:`;
     const status: FleetStatus = {
       host,
@@ -149,6 +171,11 @@ export class PolicyFollower {
         `fleet: could not report revision ${entry.revision} to ${statusKey(host)}: ${(err as Error).message}`,
       );
     }
+  }
+
+  private record(change: Partial<RevisionState>): void {
+    this.state = { ...this.state, ...change };
+    writeRevisionState(this.o.stateFile, this.state);
   }
 
   /** Ends the watch; a revision being taken up is finished and reported first. */
