@@ -8,6 +8,8 @@ import { readJson } from "./json.ts";
 import { replayTime } from "./replay-request.ts";
 
 const DEFAULT_SINCE = "7d";
+/** The longest `stable`: the day roll-ups' keep (400 days); longer holds everything back. */
+const MAX_STABLE_SECONDS = 400 * 86_400;
 
 type Params = Record<string, unknown>;
 
@@ -23,17 +25,21 @@ function whole(p: Params, name: string, min: number, max: number): number | unde
 function checked(p: Params, setFiles: boolean, now: number): SuggestApiRequest {
   const since = replayTime(p.since ?? DEFAULT_SINCE, "since", now);
   if (since > now) throw new HttpError(400, "EBADTIME", "since is in the future");
+  // a time the answer can write (an ISO time): nothing is stored from before 1970
+  if (since < 0) throw new HttpError(400, "EBADTIME", `since '${String(p.since)}' is before 1970`);
   const out: SuggestApiRequest = { since, now, promote: false, setFiles };
   if (p.stable !== undefined) {
     const stable =
       p.stable === "0" || p.stable === 0
         ? { ok: true as const, value: 0 }
-        : parseDuration(p.stable as string);
-    if (!stable.ok)
+        : typeof p.stable === "string" || typeof p.stable === "number"
+          ? parseDuration(p.stable)
+          : { ok: false as const };
+    if (!stable.ok || stable.value > MAX_STABLE_SECONDS)
       throw new HttpError(
         400,
         "EBADPARAM",
-        `stable '${String(p.stable)}' is not a duration (2d, 12h)`,
+        `stable '${String(p.stable)}' is not a duration (2d, 12h) of at most 400d`,
       );
     out.stableSeconds = stable.value;
   }

@@ -87,8 +87,10 @@ test("moat suggest: the diff from the daemon's roll-ups; --promote after clean d
   );
   assert.deepEqual(json.problems, []);
 
-  // the suggestion applied: the last week, curl allowed by it every day
-  running = suggested;
+  // the suggestion applied 8 days ago (promotion counts the days after it was proposed): the
+  // last week, curl allowed by it every day
+  const applied = new Date(now - 8 * DAY).toISOString().slice(0, 10);
+  running = suggested.replace(/moat suggest \d{4}-\d\d-\d\d:/, `moat suggest ${applied}:`);
   store.insertFlows(
     summaries(
       ["a", "b", "c"].map((l) => flow(`${l}.example.co.uk`, "allowed", "suggest-curl-out-1")),
@@ -96,7 +98,7 @@ test("moat suggest: the diff from the daemon's roll-ups; --promote after clean d
     ),
   );
   const early = await run({ promote: true, "clean-days": "30" });
-  const kept = /kept in detect: suggest-curl-out-1 \((\d+) clean days, 30 needed\)/.exec(
+  const kept = /kept in detect: suggest-curl-out-1 \((\d+) clean days since \S+, 30 needed\)/.exec(
     early.err.join("\n"),
   );
   assert.ok(kept, early.err.join("\n"));

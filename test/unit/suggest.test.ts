@@ -296,7 +296,11 @@ test("suggest: an allowing default gets each identity's rest flagged, never bloc
 
 test("suggest --promote: N clean days make a proposed rule prevent; an unclean day keeps it", (t) => {
   const { learn } = history(t, FLOWS);
-  const s = suggestPolicy(request(POLICY, model(POLICY)), learn);
+  const suggestion = suggestPolicy(request(POLICY, model(POLICY)), learn);
+  // proposed 9 days ago: only the days after that count
+  const s = {
+    text: suggestion.text.replaceAll("moat suggest 2026-11-30:", "moat suggest 2026-11-21:"),
+  };
   const proposed = model(s.text);
   const days = (exe: string, user: number, container: string, unclean: number[]): IdentityDay[] =>
     Array.from({ length: 8 }, (_, i) => ({
@@ -329,7 +333,7 @@ test("suggest --promote: N clean days make a proposed rule prevent; an unclean d
   assert.deepEqual(
     changed.map((l) => l.replace(/\d{4}-\d\d-\d\d/, "DATE")),
     [
-      "+  # moat suggest --promote DATE: 8 clean days (connections, none blocked or detected)",
+      "+  # moat suggest --promote DATE: 8 clean days since it was proposed (connections, none blocked or detected)",
       "-    mode: detect",
       "+    mode: prevent",
     ],

@@ -22,7 +22,9 @@ export function suggestLines(a: SuggestAnswer): string[] {
   if (a.kind === "promote") {
     for (const p of a.promotions)
       out.push(
-        `${p.promoted ? "promoted" : "kept in detect"}: ${p.name} (${plural(p.cleanDays, "clean day")}, ${s.cleanDays} needed)`,
+        p.proposed === null
+          ? `kept in detect: ${p.name} (no "moat suggest DATE" comment above it: the days since it was added are unknown)`
+          : `${p.promoted ? "promoted" : "kept in detect"}: ${p.name} (${plural(p.cleanDays, "clean day")} since ${p.proposed}, ${s.cleanDays} needed)`,
       );
     if (!a.promotions.length) out.push("no proposed rule in detect mode to promote");
   } else {
@@ -35,7 +37,7 @@ export function suggestLines(a: SuggestAnswer): string[] {
       );
     const n = a.notProposed;
     out.push(
-      `not proposed: ${n.covered} connections a rule already decides, ${n.blocked} only ever blocked, ${n.unstable} first seen within the ${s.stableSeconds / 3600}h stability period, ${n.undecided} undecided, ${n.inexpressible} inexpressible, ${n.capped} past the caps`,
+      `not proposed: ${n.covered} connections a rule already decides, ${n.blocked} only ever blocked, ${n.unstable} first seen within the ${s.stableSeconds / 3600}h stability period, ${n.undecided} undecided, ${n.inexpressible} inexpressible, ${n.wildcard} of identities whose path, name or container holds * or ?, ${n.capped} past the caps`,
     );
     const o = a.overflow;
     if (o.rows + o.rolledUp > 0)

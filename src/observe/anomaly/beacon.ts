@@ -7,6 +7,7 @@
 import { sortedBowleySkew, sortedQuantile } from "./robust.ts";
 import { sampleOf, type Finding, type Observation } from "./finding.ts";
 import type { SeriesKeys } from "./series-key.ts";
+import { oldestCut } from "./new-destination.ts";
 
 /** Connections kept per series. */
 const KEEP = 64;
@@ -215,11 +216,16 @@ function forgetIdle(s: BeaconState, count: number): void {
     series[i] = x;
     last[i++] = x.lastMs;
   }
-  // a typed array sorts by number without a comparator call per step
-  const cut = last.slice().sort()[Math.floor(count)] ?? Infinity;
-  for (i = 0; i < keys.length; i++)
-    if (last[i]! < cut) {
-      s.delete(keys[i]!);
-      if (spare.length < MAX_SPARE) spare.push(series[i]!);
+  const { cut, ties: atCut } = oldestCut(last, count);
+  let ties = atCut;
+  for (i = 0; i < keys.length; i++) {
+    const t = last[i]!;
+    if (t > cut) continue;
+    if (t === cut) {
+      if (ties === 0) continue;
+      ties--;
     }
+    s.delete(keys[i]!);
+    if (spare.length < MAX_SPARE) spare.push(series[i]!);
+  }
 }

@@ -18,6 +18,7 @@ import type { Finding, Observation } from "./finding.ts";
 import {
   newDestinationState,
   observeDestination,
+  oldestCut,
   type NewDestinationState,
 } from "./new-destination.ts";
 import { destinationOf } from "./destination.ts";
@@ -25,8 +26,10 @@ import { seriesKeysOf } from "./series-key.ts";
 import { observeVolume, volumeState, type VolumeLimits, type VolumeState } from "./volume.ts";
 import type { AnomalyFacts, AnomalySettings, DetectorName } from "./types.ts";
 
-/** Identities profiled; past this, new identities are counted, not profiled. */
+/** Identities profiled; past this, the least recently seen sixteenth is forgotten. */
 export const MAX_IDENTITIES = 4096;
+/** Report times kept at most (those older than the cooldown go first). */
+export const MAX_REPORTED = 16_384;
 /** Anomalies kept for `moat anomalies`. */
 export const MAX_RECENT = 1000;
 /** An accepted value stands for values up to this many times it. */
@@ -103,11 +106,11 @@ export class AnomalyDetector {
   #beaconLimits: BeaconLimits;
   readonly profiles = new Map<string, Profile>();
   readonly accepted = new Map<string, Acceptance>();
-  /** id -> when last reported (ms, record time). */
+  /** id -> when last reported (ms, record time), oldest report first. */
   readonly reportedAt = new Map<string, number>();
   recent: RecentAnomaly[] = [];
-  /** Records of identities past MAX_IDENTITIES. */
-  unprofiled = 0;
+  /** Profiles forgotten to make room for new identities (the least recently seen). */
+  forgotten = 0;
   readonly #report: (r: AnomalyReport) => void;
   readonly #keys = new WeakMap<object, string>();
 
@@ -138,7 +141,6 @@ export class AnomalyDetector {
   flow(r: FlowRecord): void {
     const c = r.connection;
     const p = this.#profile(c.process, r.timeMs);
-    if (!p) return;
     const egress = c.direction === "egress";
     const port = serverPort(c);
     // the series detectors look at egress connections' first records only
@@ -185,7 +187,6 @@ export class AnomalyDetector {
     if (!d || !this.#on.dns) return;
     const timeMs = Date.parse(ev.time);
     const p = this.#profile(ev.process, timeMs);
-    if (!p) return;
     const s = this.settings;
     const limits = {
       windowMs: s.dnsWindowMs,
@@ -235,7 +236,10 @@ export class AnomalyDetector {
     if (accepted && f.value <= accepted.value * ACCEPT_MARGIN) return;
     const last = this.reportedAt.get(id);
     if (last !== undefined && timeMs - last < this.settings.cooldownMs) return;
+    // re-inserted, so the map stays in report order and the old ones are at its front
+    this.reportedAt.delete(id);
     this.reportedAt.set(id, timeMs);
+    this.#forgetReports(timeMs);
     const baseline = accepted ? { ...f.baseline, acceptedValue: accepted.value } : f.baseline;
     const facts: AnomalyFacts = { id, identity: p.identity, ...f, baseline };
     const report: AnomalyReport = {
@@ -249,7 +253,35 @@ export class AnomalyDetector {
     this.#report(report);
   }
 
-  #profile(process: FlowConnection["process"], timeMs: number): Profile | null {
+  /** Drops report times past the cooldown (they no longer hold anything back), and past the cap. */
+  #forgetReports(timeMs: number): void {
+    const cut = timeMs - this.settings.cooldownMs;
+    for (const [id, at] of this.reportedAt) {
+      if (at > cut && this.reportedAt.size <= MAX_REPORTED) break;
+      this.reportedAt.delete(id);
+    }
+  }
+
+  /** Forgets the least recently seen sixteenth of the profiles (ties in map order). */
+  #forgetProfiles(): void {
+    const keys = [...this.profiles.keys()];
+    const last = new Float64Array(keys.length);
+    keys.forEach((k, i) => (last[i] = this.profiles.get(k)!.lastMs));
+    const { cut, ties: atCut } = oldestCut(last, MAX_IDENTITIES / 16);
+    let ties = atCut;
+    keys.forEach((k, i) => {
+      const t = last[i]!;
+      if (t > cut) return;
+      if (t === cut) {
+        if (ties === 0) return;
+        ties--;
+      }
+      this.profiles.delete(k);
+      this.forgotten++;
+    });
+  }
+
+  #profile(process: FlowConnection["process"], timeMs: number): Profile {
     // no process: the key "" (state files keep it)
     let key = "";
     if (process) {
@@ -259,10 +291,7 @@ export class AnomalyDetector {
     }
     let p = this.profiles.get(key);
     if (!p) {
-      if (this.profiles.size >= MAX_IDENTITIES) {
-        this.unprofiled++;
-        return null;
-      }
+      if (this.profiles.size >= MAX_IDENTITIES) this.#forgetProfiles();
       p = {
         identity: identityOf({ process }),
         firstMs: timeMs,

@@ -10,6 +10,8 @@ import type { Finding } from "./finding.ts";
 
 /** Past windows' NXDOMAIN counts kept. */
 const KEEP_WINDOWS = 1008;
+/** Domains with random-looking names remembered per window. */
+export const MAX_DNS_DOMAINS = 1024;
 /** Names remembered per domain and window (enough to pass any sane threshold). */
 const MAX_NAMES = 256;
 /** The usual NXDOMAIN count of a window times this is the least a burst is. */
@@ -105,9 +107,14 @@ export function observeDns(s: DnsState, q: DnsQuery, limits: DnsLimits): Finding
   const domain = registrableDomain(q.name);
   if (randomLooking(q.name)) {
     let names = s.random.get(domain);
-    if (!names) s.random.set(domain, (names = new Set()));
-    if (names.size < MAX_NAMES) names.add(q.name.toLowerCase());
-    if (names.size >= limits.names && !s.reported.includes(`entropy ${domain}`)) {
+    if (!names && s.random.size >= MAX_DNS_DOMAINS) {
+      // full: the domains with one name go (a tunnel's domain soon has more); with none to go,
+      // the new domain is not followed this window
+      for (const [d, n] of s.random) if (n.size <= 1) s.random.delete(d);
+    }
+    if (!names && s.random.size < MAX_DNS_DOMAINS) s.random.set(domain, (names = new Set()));
+    if (names && names.size < MAX_NAMES) names.add(q.name.toLowerCase());
+    if (names && names.size >= limits.names && !s.reported.includes(`entropy ${domain}`)) {
       s.reported.push(`entropy ${domain}`);
       out.push({
         kind: "dns_entropy",

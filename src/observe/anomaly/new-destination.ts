@@ -97,12 +97,33 @@ export function seedDestinations(
   return s;
 }
 
-/** Removes the `count` least recently used entries (values are last-use times). */
+/**
+ * Which of `times` are among the `count` oldest: those before `cut`, and the first `ties` of
+ * those at `cut` (in the order given), so exactly `count` go whatever the ties (a scan's
+ * records share a timestamp).
+ */
+export function oldestCut(times: Float64Array, count: number): { cut: number; ties: number } {
+  const n = Math.min(Math.floor(count), times.length);
+  if (n <= 0) return { cut: -Infinity, ties: 0 };
+  // a typed array sorts by number without a comparator call per step
+  const sorted = times.slice().sort();
+  const cut = sorted[n - 1]!;
+  let before = n - 1;
+  while (before > 0 && sorted[before - 1] === cut) before--;
+  return { cut, ties: n - before };
+}
+
+/** Removes exactly the `count` least recently used entries (values are last-use times). */
 export function forgetOldest<K>(m: Map<K, number>, count: number): void {
   const times = new Float64Array(m.size);
   let i = 0;
   for (const t of m.values()) times[i++] = t;
-  // a typed array sorts by number without a comparator call per step
-  const cut = times.sort()[Math.floor(count)] ?? Infinity;
-  for (const [k, t] of m) if (t < cut) m.delete(k);
+  const { cut, ties: atCut } = oldestCut(times, count);
+  let ties = atCut;
+  for (const [k, t] of m)
+    if (t < cut) m.delete(k);
+    else if (t === cut && ties > 0) {
+      m.delete(k);
+      ties--;
+    }
 }

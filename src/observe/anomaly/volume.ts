@@ -96,6 +96,8 @@ export function observeVolume(s: VolumeState, o: Observation, limits: VolumeLimi
   const d = s.day as Bucket;
   const m = s.minute as Bucket;
   for (const b of [h, d, m]) {
+    // a record whose bucket closed already (it arrived after a later one) is left out
+    if (o.timeMs < b.start) continue;
     if (o.first) b.connections++;
     b.bytes += o.bytes;
     if (o.ended) b.durationMax = Math.max(b.durationMax, o.durationMs);
@@ -137,15 +139,18 @@ export function observeVolume(s: VolumeState, o: Observation, limits: VolumeLimi
   return out;
 }
 
-/** Closes the buckets `timeMs` is past, adding them to the baselines. */
+/**
+ * Closes the buckets `timeMs` is past, adding them to the baselines; never one going backwards
+ * (records arrive slightly out of order: a close stamped by the kernel after a later scan).
+ */
 function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
   const minute = timeMs - (timeMs % MINUTE);
-  if (s.minute?.start !== minute) {
+  if (!s.minute || s.minute.start < minute) {
     if (s.minute && s.minute.connections) s.perMinute.add(logOf(s.minute.connections));
     s.minute = bucket(minute);
   }
   const hour = timeMs - (timeMs % HOUR);
-  if (s.hour?.start !== hour) {
+  if (!s.hour || s.hour.start < hour) {
     if (s.hour) {
       const { connections, bytes, durationMax } = s.hour;
       s.hours.push({ connections, bytes, durationMax });
@@ -155,7 +160,7 @@ function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
     s.hour = bucket(hour);
   }
   const day = timeMs - (timeMs % DAY);
-  if (s.day?.start !== day) {
+  if (!s.day || s.day.start < day) {
     if (s.day) {
       s.days.push(s.day.bytes);
       if (s.days.length > KEEP_DAYS) s.days.shift();

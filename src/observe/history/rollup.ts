@@ -108,8 +108,16 @@ export interface StatsPage {
 export const MAX_ROWS_PER_LEVEL = 500_000;
 /** Keys a bucket takes; past them, a summary is added to its bucket's overflow row (peer "*"). */
 export const MAX_KEYS_PER_BUCKET = 20_000;
+/**
+ * The share of a bucket's keys flows without a process may take (a flood of spoofed sources
+ * has none): the rest stays for identities, which learning and the anomaly baselines read.
+ */
+const ANONYMOUS_SHARE = 0.75;
 /** Buckets whose rows are kept counted: a few per level. */
 const MAX_COUNTED_BUCKETS = 12;
+
+/** A row of flows without a process (its bucket's overflow row aside). */
+const ANONYMOUS = "exe = '' AND peer != '*'";
 
 const KEY_COLUMNS =
   "level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
@@ -125,7 +133,7 @@ export class FlowRollups {
    * Rows of the buckets keys were last added to (level and bucket), counted once, then as keys are
    * added: a window's summaries fall into the newest bucket and the one before it, in any order.
    */
-  readonly #buckets = new Map<string, { rows: number }>();
+  readonly #buckets = new Map<string, { rows: number; anonymous: number }>();
   /**
    * Each level's rows: counted once (a walk of up to its row limit, 500k rows), then kept as rows
    * are added and deleted, so a prune under the limit reads none of them.
@@ -134,6 +142,8 @@ export class FlowRollups {
   readonly #countLevel: Database.Statement;
   readonly #deleteBefore: Database.Statement;
   readonly #oldestCut: Database.Statement;
+  readonly #deleteAnonymousBefore: Database.Statement;
+  readonly #oldestAnonymousCut: Database.Statement;
   /** Summaries added to an overflow row since the store opened. */
   overflowed = 0;
 
@@ -150,9 +160,10 @@ export class FlowRollups {
       .map((c) => `${c} = ?`)
       .join(" AND ");
     this.#exists = db.prepare(`SELECT 1 FROM flow_stats WHERE ${keyIs}`).pluck();
-    this.#bucketRows = db
-      .prepare("SELECT count(*) FROM flow_stats WHERE level = ? AND bucket_ms = ?")
-      .pluck();
+    this.#bucketRows = db.prepare(
+      `SELECT count(*) AS rows, coalesce(sum(${ANONYMOUS}), 0) AS anonymous
+       FROM flow_stats WHERE level = ? AND bucket_ms = ?`,
+    );
     this.#countLevel = db.prepare("SELECT count(*) FROM flow_stats WHERE level = ?").pluck();
     this.#deleteBefore = db.prepare("DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ?");
     // the bucket of the oldest row that must go (the excess over the limit, oldest first)
@@ -161,11 +172,25 @@ export class FlowRollups {
         "SELECT bucket_ms FROM flow_stats WHERE level = ? ORDER BY bucket_ms LIMIT 1 OFFSET ?",
       )
       .pluck();
+    this.#deleteAnonymousBefore = db.prepare(
+      `DELETE FROM flow_stats WHERE level = ? AND bucket_ms < ? AND ${ANONYMOUS}`,
+    );
+    this.#oldestAnonymousCut = db
+      .prepare(
+        `SELECT bucket_ms FROM flow_stats WHERE level = ? AND ${ANONYMOUS}
+         ORDER BY bucket_ms LIMIT 1 OFFSET ?`,
+      )
+      .pluck();
   }
 
   /** A new row in the `counted` bucket of `level`. */
-  #added(level: RollupLevel, counted: { rows: number }): void {
+  #added(
+    level: RollupLevel,
+    counted: { rows: number; anonymous: number },
+    anonymous = false,
+  ): void {
     counted.rows++;
+    if (anonymous) counted.anonymous++;
     const rows = this.#levelRows.get(level);
     if (rows !== undefined) this.#levelRows.set(level, rows + 1);
   }
@@ -177,8 +202,11 @@ export class FlowRollups {
     return rows;
   }
 
-  #deleteOlder(level: RollupLevel, bucketMs: number): number {
-    const deleted = this.#deleteBefore.run(level, bucketMs).changes;
+  #deleteOlder(level: RollupLevel, bucketMs: number, anonymousOnly = false): number {
+    const deleted = (anonymousOnly ? this.#deleteAnonymousBefore : this.#deleteBefore).run(
+      level,
+      bucketMs,
+    ).changes;
     if (deleted > 0) this.#buckets.clear(); // a counted bucket may have gone
     const rows = this.#levelRows.get(level);
     if (rows !== undefined) this.#levelRows.set(level, rows - deleted);
@@ -200,20 +228,24 @@ export class FlowRollups {
     const at = `${level} ${bucket}`;
     let counted = this.#buckets.get(at);
     if (!counted) {
-      counted = { rows: this.#bucketRows.get(level, bucket) as number };
+      counted = this.#bucketRows.get(level, bucket) as { rows: number; anonymous: number };
       this.#buckets.set(at, counted);
       // the oldest counted goes (a Map keeps insertion order)
       if (this.#buckets.size > MAX_COUNTED_BUCKETS)
         this.#buckets.delete(this.#buckets.keys().next().value!);
     }
-    if (counted.rows >= this.#maxKeys) {
+    const anonymous = key[0] === "";
+    if (
+      counted.rows >= this.#maxKeys ||
+      (anonymous && counted.anonymous >= this.#maxKeys * ANONYMOUS_SHARE)
+    ) {
       this.overflowed++;
       const [, , , , , , protocol, direction] = key;
       const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
       if (!this.#exists.get(level, bucket, ...overflow)) this.#added(level, counted);
       return overflow;
     }
-    this.#added(level, counted);
+    this.#added(level, counted, anonymous);
     return key;
   }
 
@@ -256,14 +288,26 @@ export class FlowRollups {
   }
 
   /**
-   * Deletes each level's rows past its time, then its oldest buckets while it holds more than
-   * its row limit (a flood of distinct peers); returns how many.
+   * Deletes each level's rows past its time, then, while it holds more than its row limit (a
+   * flood of distinct peers), the oldest buckets' rows without a process, then its oldest
+   * buckets; returns how many.
    */
   prune(now = Date.now()): number {
     let deleted = 0;
     for (const { level, keepMs } of ROLLUP_LEVELS) {
       deleted += this.#deleteOlder(level, now - keepMs);
-      const excess = this.#rowsIn(level) - this.#maxRows;
+      let excess = this.#rowsIn(level) - this.#maxRows;
+      if (excess <= 0) continue;
+      // rows without a process first: an identity's rows are what learning reads
+      // (all of them when they are fewer than the excess)
+      const anonymousAt = this.#oldestAnonymousCut.get(level, excess - 1) as number | undefined;
+      const gone = this.#deleteOlder(
+        level,
+        anonymousAt === undefined ? Number.MAX_SAFE_INTEGER : anonymousAt + 1,
+        true,
+      );
+      deleted += gone;
+      excess -= gone;
       if (excess <= 0) continue;
       // the bucket of the newest row past the limit (the excess-th oldest): it and older ones go
       const at = this.#oldestCut.get(level, excess - 1) as number | undefined;

@@ -25,9 +25,18 @@ export function annotation(rule: ProposedRule, now: number): string[] {
 /** Text YAML keeps as one plain scalar in a flow collection. */
 const SAFE_PLAIN = /^[A-Za-z0-9_./:+-][A-Za-z0-9_./:@+*-]*$/;
 
+// C1 controls, zero-width and direction marks, line separators, bidi embeddings, overrides and
+// isolates, the byte-order mark: JSON keeps them raw, and a terminal showing the diff would obey
+// them (or hide or reorder what the line says)
+const INVISIBLE = /[\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 /** A comment line's text: no line break or control character can end the comment. */
 const commentText = (text: string) =>
-  [...text].map((c) => (c.charCodeAt(0) < 0x20 || c === "\u007f" ? "?" : c)).join("");
+  [...text]
+    .map((c) => (c.charCodeAt(0) < 0x20 || c === "\u007f" ? "?" : c))
+    .join("")
+    .replace(INVISIBLE, escaped);
 
 /** A value in flow style, spaced as the shipped examples are: `{ a: [1, 2] }`. */
 function flowText(value: unknown): string {
@@ -40,7 +49,8 @@ function flowText(value: unknown): string {
   // plain where YAML reads it back as the same string in a flow list, else double-quoted (a
   // JSON string is one): a path or name with a comma, a bracket or a newline stays one value
   const plain = stringify(value, { lineWidth: 0 }).trimEnd();
-  return SAFE_PLAIN.test(plain) ? plain : JSON.stringify(value);
+  // a YAML double-quoted scalar reads \uXXXX back as the character
+  return SAFE_PLAIN.test(plain) ? plain : JSON.stringify(value).replace(INVISIBLE, escaped);
 }
 
 /** A rule as list-item lines at `indent` (the column of the list's `-`), its comment above. */
@@ -99,6 +109,25 @@ export function withProposedRules(
 export interface SuggestedInFile {
   name: string;
   mode: string | undefined;
+  /** The UTC day it was proposed (ms), from the `moat suggest DATE:` comment above it. */
+  proposedMs: number | undefined;
+}
+
+/** The day in the `moat suggest DATE:` line of the comment right above `at`'s line. */
+function proposedDay(text: string, at: number): number | undefined {
+  let end = lineStart(text, at);
+  while (end > 0) {
+    const start = lineStart(text, end - 1);
+    const line = text.slice(start, end).trim();
+    if (!line.startsWith("#")) return undefined;
+    const m = /^#\s*moat suggest (\d{4}-\d\d-\d\d):/.exec(line);
+    if (m) {
+      const ms = Date.parse(`${m[1]}T00:00:00Z`);
+      return Number.isNaN(ms) ? undefined : ms;
+    }
+    end = start;
+  }
+  return undefined;
 }
 
 function ruleItems(text: string): YAMLMap[] {
@@ -113,7 +142,11 @@ export function suggestedRules(text: string): SuggestedInFile[] {
     const name = item.get("name");
     if (typeof name !== "string" || !name.startsWith(SUGGESTED_PREFIX)) continue;
     const mode = item.get("mode");
-    out.push({ name, mode: typeof mode === "string" ? mode : undefined });
+    out.push({
+      name,
+      mode: typeof mode === "string" ? mode : undefined,
+      proposedMs: item.range ? proposedDay(text, item.range[0]) : undefined,
+    });
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // An identity as the roll-ups key it (executable path, else the process name; user;
 // container) and what a rule says of it: the `process` section naming it, a rule-name slug, a
 // roll-up row as the evaluator's facts, and which policy rule decides a row.
-import type { PolicyModel } from "../../config/model.ts";
+import type { AddressEntry, PolicyModel, Rule } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
 import { evaluate } from "../../policy/evaluator.ts";
 import type { ConnectionFacts } from "../../policy/facts.ts";
@@ -47,20 +47,121 @@ export function rowFacts(r: LearnRow): ConnectionFacts {
   return facts;
 }
 
-/** How the current policy decides a row: "default", "rule" or "undecided". */
-export function decidedBy(model: PolicyModel, r: LearnRow): "default" | "rule" | "undecided" {
-  const e = evaluate(model, rowFacts(r));
-  if (e.verdict !== "deferred") return e.rule === "default" ? "default" : "rule";
-  return e.possible.every((d) => d.rule === "default") ? "default" : "undecided";
+type Decided = "default" | "rule" | "undecided";
+
+function decided(model: PolicyModel, facts: ConnectionFacts): { by: Decided; rule: string } {
+  const e = evaluate(model, facts);
+  if (e.verdict !== "deferred")
+    return { by: e.rule === "default" ? "default" : "rule", rule: e.rule };
+  const by = e.possible.every((d) => d.rule === "default") ? "default" : "undecided";
+  return { by, rule: "" };
 }
+
+/** How the current policy decides a row: "default", "rule" or "undecided". */
+export function decidedBy(model: PolicyModel, r: LearnRow): Decided {
+  const facts = rowFacts(r);
+  if (!facts.remote.names) return decided(model, facts).by;
+  // a peer known by name: its address is unknown, so address entries do not match it, and a
+  // rule that could match whatever the address (an exclusion, all of a family) leaves it open
+  const { narrow, wide } = byNameModels(model);
+  const a = decided(narrow, facts);
+  if (narrow === wide) return a.by;
+  const b = decided(wide, facts);
+  return a.by === b.by && a.rule === b.rule ? a.by : "undecided";
+}
+
+/** How a remote entry can match a peer whose address is unknown. */
+type Fate = "name" | "never" | "maybe";
+
+const FULL = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n } as const;
+
+function fateOf(e: AddressEntry): Fate {
+  switch (e.kind) {
+    case "hostname":
+      return "name";
+    case "interval":
+      // an exclusion may or may not hold the address; a whole family may be the peer's
+      return e.negate || (e.start === 0n && e.end === FULL[e.family]) ? "maybe" : "never";
+    case "set": {
+      const fates = e.entries.map(fateOf);
+      if (fates.includes("maybe") || (e.negate && fates.includes("never"))) return "maybe";
+      return fates.includes("name") ? "name" : "never";
+    }
+  }
+}
+
+/**
+ * The rule as judged for a peer known by name: unchanged, without its address entries, or
+ * (null) never matching; "maybe" when the answer turns on the unknown address.
+ */
+function byNameRule(rule: Rule): Rule | null | "maybe" {
+  const list = rule.layer3?.remote;
+  if (!list?.entries.length) return rule;
+  const fates = list.entries.map(fateOf);
+  if (fates.includes("maybe")) return "maybe";
+  if (!fates.includes("never")) return rule;
+  const kept = list.entries
+    .filter((_, i) => fates[i] === "name")
+    .map((e) =>
+      e.kind === "set" ? { ...e, entries: e.entries.filter((m) => m.kind === "hostname") } : e,
+    );
+  // every entry that could include the peer is an address: the rule never matches it
+  if (!kept.some((e) => !e.negate)) return null;
+  return { ...rule, layer3: { ...rule.layer3!, remote: { ...list, entries: kept } } };
+}
+
+const byName = new WeakMap<PolicyModel, { narrow: PolicyModel; wide: PolicyModel }>();
+
+/**
+ * The policy as it judges a peer known by name, both ways an unknown address can go: `narrow`
+ * where the rules that turn on it do not match, `wide` where they match (the same object when
+ * no rule does). A row both judge alike is decided; else undecided.
+ */
+function byNameModels(model: PolicyModel): { narrow: PolicyModel; wide: PolicyModel } {
+  const known = byName.get(model);
+  if (known) return known;
+  const narrow: Rule[] = [];
+  const wide: Rule[] = [];
+  let changed = false;
+  let open = false;
+  for (const rule of model.rules) {
+    const r = byNameRule(rule);
+    if (r !== rule) changed = true;
+    if (r === "maybe") {
+      open = true;
+      const layer3 = { ...rule.layer3! };
+      delete layer3.remote;
+      wide.push({ ...rule, layer3 });
+    } else if (r) {
+      narrow.push(r);
+      wide.push(r);
+    }
+  }
+  const index = (rules: Rule[]) => rules.map((r, i) => (r.index === i ? r : { ...r, index: i }));
+  const narrowModel = changed ? { ...model, rules: index(narrow) } : model;
+  const out = {
+    narrow: narrowModel,
+    wide: open ? { ...model, rules: index(wide) } : narrowModel,
+  };
+  byName.set(model, out);
+  return out;
+}
+
+/**
+ * Whether a `process` section can name exactly this identity: its fields are globs with no
+ * escape, so a path, name or container holding `*` or `?` would match others too.
+ */
+export const expressible = (id: Identity): boolean => !/[*?]/.test(id.exe + id.container);
 
 /** The `process` section that names an identity; null when the flows had no process. */
 export function processSection(id: Identity): Record<string, unknown> | null {
   if (!id.exe) return null;
   const out: Record<string, unknown> = id.exe.startsWith("/") ? { path: id.exe } : { name: id.exe };
   if (id.user >= 0) out.user = [id.user];
+  // the roll-ups keep a container's name, else its id: only a full id is surely an id (a
+  // shorter hex `id` matches every id it starts)
   if (id.container)
-    out.container = /^[0-9a-f]{12,64}$/.test(id.container)
+    out.container = /^[0-9a-f]{64}$/.test(id.container)
       ? { id: id.container }
       : { name: id.container };
   return out;

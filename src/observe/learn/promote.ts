@@ -1,8 +1,10 @@
 // Promotion: a proposed rule still in detect mode becomes prevent once its identity has had N
-// clean days in a row, counted back from today: days on which the identity made connections
-// and none of them was blocked or detected (by any rule or the defaults). Days without any
-// connection neither count nor break the run. The first unclean day ends it: whatever the
-// identity needed that the proposed rules do not allow must be looked at before they enforce.
+// clean days in a row, counted back from today over the days after the one it was proposed on
+// (its `moat suggest DATE:` comment): days on which the identity made connections and none of
+// them was blocked or detected (by any rule or the defaults). Days without any connection
+// neither count nor break the run. The first unclean day ends it: whatever the identity needed
+// that the proposed rules do not allow must be looked at before they enforce. Days before the
+// rule existed say nothing of it (with an allowing default every one of them is clean).
 import type { PolicyModel, Rule } from "../../config/model.ts";
 import { suggestedRules } from "./edit.ts";
 import { identityKey, type IdentityDay } from "./learn-rows.ts";
@@ -16,7 +18,9 @@ export interface PromoteOptions {
 
 export interface PromotionCheck {
   name: string;
-  /** Clean days in a row, counted back from the newest day. */
+  /** The day it was proposed (YYYY-MM-DD); null when its comment is gone (never promoted). */
+  proposed: string | null;
+  /** Clean days in a row after that day, counted back from the newest day. */
   cleanDays: number;
   promoted: boolean;
 }
@@ -32,8 +36,10 @@ function ruleIdentity(rule: Rule): { exe: string; user: number; container: strin
   };
 }
 
-/** Clean days in a row per identity, newest first, from days in any order. */
-function cleanRuns(days: readonly IdentityDay[]): Map<string, number> {
+type Day = { connections: number; unclean: number };
+
+/** Each identity's days, newest first, from days in any order. */
+function daysByIdentity(days: readonly IdentityDay[]): Map<string, [number, Day][]> {
   // a day's connections keyed by comm count for the executable that name stands for
   const withPath = pathsByName(days);
   // identity -> day -> connections and unclean ones
@@ -50,16 +56,24 @@ function cleanRuns(days: readonly IdentityDay[]): Map<string, number> {
       unclean: day.unclean + d.unclean,
     });
   }
-  const out = new Map<string, number>();
-  for (const [key, perDay] of byIdentity) {
-    let run = 0;
-    for (const [, d] of [...perDay].sort((a, b) => b[0] - a[0])) {
-      if (d.unclean > 0) break;
-      if (d.connections > 0) run++;
-    }
-    out.set(key, run);
-  }
+  const out = new Map<string, [number, Day][]>();
+  for (const [key, perDay] of byIdentity)
+    out.set(
+      key,
+      [...perDay].sort((a, b) => b[0] - a[0]),
+    );
   return out;
+}
+
+/** Clean days in a row, newest first, among the days after `afterDay`. */
+function cleanRun(days: readonly [number, Day][], afterDay: number): number {
+  let run = 0;
+  for (const [dayMs, d] of days) {
+    if (dayMs <= afterDay) break;
+    if (d.unclean > 0) break;
+    if (d.connections > 0) run++;
+  }
+  return run;
 }
 
 /** Which proposed rules in detect mode have earned prevent, and why, by name. */
@@ -69,7 +83,7 @@ export function promotions(
   days: readonly IdentityDay[],
   options: PromoteOptions,
 ): { checks: PromotionCheck[]; promote: Map<string, string> } {
-  const runs = cleanRuns(days);
+  const byIdentity = daysByIdentity(days);
   const rules = new Map(model.rules.map((r) => [r.name, r]));
   const checks: PromotionCheck[] = [];
   const promote = new Map<string, string>();
@@ -77,13 +91,20 @@ export function promotions(
   for (const s of suggestedRules(text)) {
     const rule = rules.get(s.name);
     if (!rule || s.mode !== "detect") continue;
-    const cleanDays = runs.get(identityKey(ruleIdentity(rule))) ?? 0;
-    const promoted = cleanDays >= options.cleanDays;
-    checks.push({ name: s.name, cleanDays, promoted });
+    const history = byIdentity.get(identityKey(ruleIdentity(rule))) ?? [];
+    const proposed = s.proposedMs;
+    const cleanDays = proposed === undefined ? 0 : cleanRun(history, proposed);
+    const promoted = proposed !== undefined && cleanDays >= options.cleanDays;
+    checks.push({
+      name: s.name,
+      proposed: proposed === undefined ? null : new Date(proposed).toISOString().slice(0, 10),
+      cleanDays,
+      promoted,
+    });
     if (promoted)
       promote.set(
         s.name,
-        `moat suggest --promote ${today}: ${cleanDays} clean days (connections, none blocked or detected)`,
+        `moat suggest --promote ${today}: ${cleanDays} clean days since it was proposed (connections, none blocked or detected)`,
       );
   }
   return { checks, promote };

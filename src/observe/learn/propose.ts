@@ -1,16 +1,23 @@
 // Least-privilege rules from what identities did: per identity (executable, user, container),
 // direction and protocol, the peers it reached on each port, generalised only by the steps in
-// generalise.ts, destinations with the same ports in one rule. Only connections the policy left
-// to its defaults are learnt from (a rule already decides the rest); connections that were only
-// ever blocked are a decision already made and never proposed; a flow first seen within the
-// stability period is held back. Caps bound the work whatever the history holds.
+// generalise.ts among peers seen on the same ports, destinations with the same ports in one
+// rule. Only connections the policy left to its defaults are learnt from (a rule already decides
+// the rest); connections that were only ever blocked are a decision already made and never
+// proposed; a flow first seen within the stability period is held back. Caps bound the work
+// whatever the history holds.
 import type { PolicyModel } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
 import { parseHostname } from "../../config/address-entry.ts";
-import { generalisePeers, portRanges, type GeneraliseOptions } from "./generalise.ts";
+import {
+  generalisePeers,
+  portRanges,
+  type Destination,
+  type GeneraliseOptions,
+} from "./generalise.ts";
 import { identityKey, type LearnRow } from "./learn-rows.ts";
 import {
   decidedBy,
+  expressible,
   nameKey,
   pathsByName,
   PORTED,
@@ -61,8 +68,13 @@ export interface NotProposed {
   unstable: number;
   /** The stored facts cannot say which rule decides (a process fact is missing). */
   undecided: number;
-  /** Inbound by name (rules name inbound peers by address only) or without a port. */
+  /**
+   * Inbound by name (rules name inbound peers by address only), TCP/UDP without a port, or
+   * another protocol with a process (a rule names a process for TCP and UDP only).
+   */
   inexpressible: number;
+  /** The identity's path, name or container holds `*` or `?` (a rule's globs cannot escape them). */
+  wildcard: number;
   /** Past the identity or destination caps. */
   capped: number;
 }
@@ -88,6 +100,7 @@ export function propose(
     unstable: 0,
     undecided: 0,
     inexpressible: 0,
+    wildcard: 0,
     capped: 0,
   };
   const withPath = pathsByName(rows);
@@ -104,7 +117,11 @@ export function propose(
     const ported = PORTED.has(r.protocol);
     const isIp = parseIp(r.peer).ok;
     const named = !isIp && parseHostname(r.peer).ok;
-    if ((!isIp && (r.direction === "ingress" || !named)) || (ported && r.port === 0)) {
+    if (
+      (!isIp && (r.direction === "ingress" || !named)) ||
+      (ported && r.port === 0) ||
+      (!ported && r.exe)
+    ) {
       not.inexpressible += r.connections;
       continue;
     }
@@ -118,6 +135,10 @@ export function propose(
       continue;
     }
     const exe = (!r.exe.startsWith("/") && withPath.get(nameKey(r))) || r.exe;
+    if (!expressible({ exe, user: r.user, container: r.container })) {
+      not.wildcard += r.connections;
+      continue;
+    }
     const key = identityKey({ ...r, exe });
     let entry = byIdentity.get(key);
     if (!entry) {
@@ -157,15 +178,29 @@ export function propose(
     for (const flowKey of [...flows.keys()].sort()) {
       const [direction, protocol] = flowKey.split(" ") as ["ingress" | "egress", string];
       const peers = flows.get(flowKey)!;
-      const destinations = generalisePeers(peers.keys(), options);
+      // peers are generalised only with peers seen on the same ports: a wildcard or prefix
+      // over peers on different ports would allow each peer on the others' ports too
+      const byPortSet = new Map<string, string[]>();
+      for (const [peer, seen] of peers) {
+        const key = JSON.stringify(portRanges(seen.ports));
+        const list = byPortSet.get(key);
+        if (list) list.push(peer);
+        else byPortSet.set(key, [peer]);
+      }
+      const destinations: (Destination & { portKey: string })[] = [];
+      for (const [portKey, list] of byPortSet)
+        for (const d of generalisePeers(list, options)) destinations.push({ ...d, portKey });
+      destinations.sort((a, b) =>
+        a.entry !== b.entry ? (a.entry < b.entry ? -1 : 1) : a.portKey < b.portKey ? -1 : 1,
+      );
       for (const d of destinations.splice(MAX_DESTINATIONS))
         for (const p of d.peers) for (const r of peers.get(p)!.rows) not.capped += r.connections;
       // destinations with the same ports share a rule
       const byPorts = new Map<string, typeof destinations>();
       for (const d of destinations) {
-        const ports = new Set(d.peers.flatMap((p) => [...peers.get(p)!.ports]));
-        const key = JSON.stringify(portRanges(ports));
-        byPorts.set(key, [...(byPorts.get(key) ?? []), d]);
+        const group = byPorts.get(d.portKey);
+        if (group) group.push(d);
+        else byPorts.set(d.portKey, [d]);
       }
       for (const [portKey, group] of byPorts) {
         const ports = JSON.parse(portKey) as (number | string)[];
@@ -184,7 +219,7 @@ export function propose(
           direction,
           action: "allow",
           mode: "detect",
-          ...(process && PORTED.has(protocol) ? { process } : {}),
+          ...(process ? { process } : {}),
           layer3: { remote: group.map((d) => d.entry) },
           layer4,
         };

@@ -165,7 +165,15 @@ export function promotePolicy(
     text,
     diff: diffOf(r, text),
     rules: [],
-    notProposed: { covered: 0, blocked: 0, unstable: 0, undecided: 0, inexpressible: 0, capped: 0 },
+    notProposed: {
+      covered: 0,
+      blocked: 0,
+      unstable: 0,
+      undecided: 0,
+      inexpressible: 0,
+      wildcard: 0,
+      capped: 0,
+    },
     overflow: { rows: 0, connections: 0, rolledUp: 0 },
     promotions: checks,
   };
