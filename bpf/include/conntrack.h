@@ -61,8 +61,10 @@ static __always_inline int ct_key(const struct tuple *t, struct moat_ct_key *k)
 	}
 	k->family = t->family;
 	k->protocol = t->proto;
-	k->pad[0] = 0;
-	k->pad[1] = 0;
+	/* icmp: the key side of the end that opened the flow, and the query's type: a query sent
+	 * back by the responder is another flow */
+	k->pad[0] = t->icmp_asker ? 1 + (side ^ (t->icmp_asker - 1)) : 0;
+	k->pad[1] = t->icmp_query;
 	return side;
 }
 

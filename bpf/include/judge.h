@@ -227,7 +227,9 @@ static __always_inline int local_flow_open(void *ctx, const struct pkt *p, __u8 
 /* A packet with no entry that the policy would block as a new connection: if a local socket has
  * this flow open (local_flow_open), the table lost its entry (a restart that could not adopt it,
  * an lru eviction), and the flow may have been opened the other way. Judged the other way too:
- * the flow's own rule if that one lets it through. */
+ * the flow's own rule if that one lets it through. Not a peer's packet to a port a local socket
+ * serves: that flow was the peer's, and judging it as this host's would undo the verdict its
+ * peer's packets get (a ban) for anyone who can evict its entry. */
 static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
 						   struct facts *f, const struct moat_sock *s,
 						   __u32 rule, struct moat_rule *r,
@@ -237,6 +239,8 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	struct moat_rule r2;
 
 	if (!local_flow_open(j->ctx, p, j->h->dir))
+		return rule;
+	if (j->h->dir == MOAT_DIR_INGRESS && local_serves(j->ctx, p, j->h->dir))
 		return rule;
 	/* the packet travels from responder to initiator: the other side opened it */
 	other.dir = f->dir ^ 1;
@@ -307,9 +311,9 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 	if (!(ct->flags & MOAT_CT_PENDING))
 		count_rule(j->slot, j->m, rule, j->len, 1);
 
-	/* an echo reply opens nothing: judged, not remembered (no pre-authorized requests) */
+	/* an icmp response (echo reply, ...) opens nothing: judged, not remembered */
 	if (!((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_) &&
-	      icmp_is_echo_reply(p->t.proto, p->icmp_type))) {
+	      icmp_is_response(p->t.proto, p->icmp_type))) {
 		ct->id = next_conn_id(j);
 		/* the flow's first bytes for the ids signatures (ids.h), noted in the entry before
 		 * it goes in: copied if the packet passes */
@@ -442,6 +446,10 @@ static __always_inline int related_pass(struct judge_ctx *j, const struct pkt *p
 {
 	struct moat_ct_key rk __attribute__((aligned(8)));
 
+	/* an error is about a packet its recipient sent: one quoting anything else (the tuple of
+	 * a tracked flow reversed) is no error about that flow */
+	if (__builtin_memcmp(p->rel.src, p->t.dst, 16))
+		return 0;
 	ct_key(&p->rel, &rk);
 	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &rk);
 	if (!ct)
@@ -462,7 +470,7 @@ static __always_inline void frag_key(const struct pkt *p, struct moat_frag_key *
 	__builtin_memcpy(fk->dst, p->t.dst, 16);
 	fk->id = p->frag_id;
 	fk->family = p->t.family;
-	fk->protocol = p->t.proto;
+	fk->protocol = p->frag_proto;
 	fk->pad[0] = 0;
 	fk->pad[1] = 0;
 }
@@ -510,7 +518,7 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	/* invalid tcp flags from a remote (scrub.h): dropped where the policy prevents */
 	if (p->t.proto == IPPROTO_TCP && j->h->dir == MOAT_DIR_INGRESS &&
 	    tcp_flags_invalid(p->tcp_flags)) {
-		__u8 prevent = j->m->drop_malformed[0];
+		__u8 prevent = j->m->default_prevent;
 		tally(j, prevent ? MOAT_CNT_TCP_FLAGS_DROPPED : MOAT_CNT_TCP_FLAGS_DETECTED);
 		scrub_report(p, &j->h->from, prevent, bpf_ktime_get_ns());
 		if (prevent)
@@ -563,7 +571,14 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 	if (kind == PKT_MALFORMED) {
 		tally(j, MOAT_CNT_MALFORMED);
 		__u8 drop = j->h->dir ? j->m->drop_malformed[1] : j->m->drop_malformed[0];
-		return j->m->generation && drop ? OUT_DROP : OUT_PASS;
+		int out = j->m->generation && drop ? OUT_DROP : OUT_PASS;
+		/* a first fragment whose l4 header moat cannot read: its later fragments, which
+		 * carry none, follow its verdict instead of being judged with ports 0 */
+		if (p->frag == FRAG_FIRST && p->t.family) {
+			j->now = bpf_ktime_get_ns();
+			frag_record(j, p, out);
+		}
+		return out;
 	}
 	/* no policy yet: pass (the daemon applies one before attaching) */
 	if (!j->m->generation) {

@@ -81,4 +81,28 @@ static __always_inline int local_udp_connected(void *ctx, const struct pkt *p, _
 	return connected;
 }
 
+/* 1 when a local socket of this namespace serves the packet's local port: a tcp listener, or a
+ * udp socket bound to it and connected to no one. Looked up with remote port 0, which no
+ * connected socket has, so only such a socket matches. A flow on that port was opened by its
+ * peer (accepted), not by this host */
+static __always_inline int local_serves(void *ctx, const struct pkt *p, __u8 dir)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 size = peer_tuple(p, dir, &t);
+	struct bpf_sock *sk;
+
+	if (p->t.family == 4)
+		t.ipv4.sport = 0;
+	else
+		t.ipv6.sport = 0;
+	if (p->t.proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
 #endif /* MOAT_LOCAL_SOCK_H */

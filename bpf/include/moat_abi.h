@@ -175,9 +175,11 @@ struct moat_meta {
 	/* basic networking (basics.h): bit n set when a rule names class n (enum moat_basics),
 	 * which is then judged like other traffic; the others pass unjudged */
 	__u16 basics_judged;
-	__u8 drop_malformed[2]; /* by direction: the policy is in prevent mode */
-	__u8 stats_atomic;	/* rows are shared by cpus: add atomically */
-	__u8 daemon_allow;	/* failure.daemon allow: pass all once the heartbeat is late */
+	/* by direction: a prevent-mode block (a rule or the default) could decide a connection, so
+	 * a frame moat cannot read is dropped */
+	__u8 drop_malformed[2];
+	__u8 stats_atomic; /* rows are shared by cpus: add atomically */
+	__u8 daemon_allow; /* failure.daemon allow: pass all once the heartbeat is late */
 	/* 1: rules name processes; the socket hooks use table image 1 and the process classes */
 	__u8 socket_image;
 	/* 1: rules name interfaces; the socket hooks arm the post-route check (post_route.h) */
@@ -195,7 +197,8 @@ struct moat_meta {
 	 * into the next one, whose table is indexed by both steps' fields (no lookup of its own);
 	 * 0: every step looks up its table */
 	__u8 proc_folds;
-	__u8 pad_end[2];
+	__u8 default_prevent; /* the ingress default is in prevent mode (invalid tcp flags) */
+	__u8 pad_end;
 };
 _Static_assert(sizeof(struct moat_meta) == 100, "moat_meta");
 

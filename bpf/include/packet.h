@@ -27,11 +27,15 @@ enum pkt_frag {
 struct tuple {
 	__u8 src[16];
 	__u8 dst[16];
-	__u16 sport; /* tcp/udp; icmp: the flow id (echo id, or type << 8 | code) */
+	__u16 sport; /* tcp/udp; icmp: the flow id (a query's id, or type << 8 | code) */
 	__u16 dport;
 	__u8 family;
 	__u8 proto;
-	__u8 pad[2];
+	/* icmp: which end opened the flow, 1 + (0: the source, 1: the destination); 0 for other
+	 * protocols. A response's asker is its destination: only the response matches the query's
+	 * entry, never a query sent back the other way */
+	__u8 icmp_asker;
+	__u8 icmp_query; /* icmp: the query's type for a query or its response, else 0 */
 } __attribute__((aligned(8)));
 
 struct pkt {
@@ -53,6 +57,8 @@ struct pkt {
 	/* ids (ids.h): 1 + the direction whose copy state moat_ids_take moved on for this packet
 	 * (0: none), copied or not */
 	__u8 ids_noted;
+	__u8 frag_proto; /* a fragment's protocol as its fragment header (v6) or ip header says */
+	__u8 pad;
 	__u32 l3_end; /* where the ip datagram ends in the frame (0: unknown, big tcp) */
 	/* ids (ids.h): what of the packet the program copies, as the judge's moat_ids_take set it
 	 * (ids_len 0: nothing) */
@@ -68,15 +74,51 @@ static __always_inline void addr_v4(__u8 *dst, const void *src)
 	__builtin_memcpy(dst + 12, src, 4);
 }
 
-/* echo request / reply: v4 8 / 0, v6 128 / 129 */
-static __always_inline int icmp_is_echo(__u8 proto, __u8 type)
+/* query/response pairs: v4 echo 8/0, timestamp 13/14, information 15/16, address mask 17/18
+ * (identifier at bytes 4-5); v6 echo 128/129, node information 139/140 (qtype at bytes 4-5, the
+ * same in the query and its response). Returns the query's type and sets *response, or 0 */
+static __always_inline __u8 icmp_query_of(__u8 proto, __u8 type, int *response)
 {
-	return proto == IPPROTO_ICMP ? (type & ~8) == 0 : (type & ~1) == 128;
+	*response = 0;
+	if (proto == IPPROTO_ICMP) {
+		if (type == 8 || type == 0) {
+			*response = type == 0;
+			return 8;
+		}
+		if (type >= 13 && type <= 18) {
+			*response = !(type & 1);
+			return type - *response;
+		}
+		return 0;
+	}
+	if (type == 128 || type == 129) {
+		*response = type == 129;
+		return 128;
+	}
+	if (type == 139 || type == 140) {
+		*response = type == 140;
+		return 139;
+	}
+	return 0;
 }
 
-static __always_inline int icmp_is_echo_reply(__u8 proto, __u8 type)
+/* the icmp flow of a message: a query and its response share the query's id and type, asked by
+ * the query's sender; any other message is a flow of its type and code, opened by its sender */
+static __always_inline void icmp_flow(struct tuple *t, const struct icmp_moat *icmp)
 {
-	return proto == IPPROTO_ICMP ? type == 0 : type == 129;
+	int response;
+	__u8 query = icmp_query_of(t->proto, icmp->type, &response);
+
+	t->icmp_query = query;
+	t->icmp_asker = 1 + (query && response);
+	t->sport = query ? bpf_ntohs(icmp->id) : (__u16)icmp->type << 8 | icmp->code;
+	t->dport = t->sport;
+}
+
+static __always_inline int icmp_is_response(__u8 proto, __u8 type)
+{
+	int response;
+	return icmp_query_of(proto, type, &response) && response;
 }
 
 /* v4: destination unreachable, time exceeded, parameter problem; v6: the same and
@@ -122,9 +164,11 @@ static __always_inline int parse_embedded(struct cursor *c, struct tuple *rel, _
 		rel->dport = bpf_ntohs(ports[1]);
 		return 0;
 	}
-	if ((proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_) && icmp_is_echo(proto, l4->type)) {
-		rel->sport = bpf_ntohs(l4->id);
-		rel->dport = rel->sport;
+	if ((proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_)) {
+		int response;
+		if (!icmp_query_of(proto, l4->type, &response))
+			return -1;
+		icmp_flow(rel, l4);
 		return 0;
 	}
 	return -1;
@@ -162,10 +206,7 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 		__u8 type = icmp->type;
 		p->icmp_type = type;
 		p->icmp_code = icmp->code;
-		/* the flow: echo id, or the message type and code */
-		t->sport = icmp_is_echo(t->proto, type) ? bpf_ntohs(icmp->id)
-							: (__u16)type << 8 | icmp->code;
-		t->dport = t->sport;
+		icmp_flow(t, icmp);
 		if (icmp_is_error(t->proto, type))
 			p->has_rel = parse_embedded(c, &p->rel, t->family) == 0;
 		return 0;
@@ -180,6 +221,10 @@ enum {
 
 /* l4 headers start at most this far into the frame */
 #define MOAT_L4_MAX 16384
+/* extension header steps: every header is at least 8 bytes, so the walk ends past MOAT_L4_MAX
+ * (malformed) before it runs out of steps. The kernel takes chains of any length: a chain moat
+ * gave up on would pass where it does not drop what it cannot read */
+#define MOAT_EXT_STEPS (MOAT_L4_MAX / 8 + 1)
 
 /* the ipv6 extension header walk's context (bpf_loop); where the next header starts and which
  * it is are kept in p->l4_off and p->t.proto */
@@ -207,7 +252,6 @@ static long ipv6_ext_step(__u64 k, void *ctx)
 	w->ret = nexthdr;
 	if (!ipv6_is_ext(nexthdr))
 		return 1;
-	/* MOAT_MAX_EXT headers of 2048 bytes at most: never this far */
 	w->ret = PARSE_MALFORMED;
 	if (off > MOAT_L4_MAX)
 		return 1;
@@ -221,6 +265,7 @@ static long ipv6_ext_step(__u64 k, void *ctx)
 		frag_off = bpf_ntohs(eh->frag_off);
 		p->frag_id = bpf_ntohl(eh->id);
 		p->frag = frag_off >> 3 ? FRAG_LATER : frag_off & 1 ? FRAG_FIRST : FRAG_NONE;
+		p->frag_proto = eh->nexthdr;
 		len = 8;
 	} else if (nexthdr == IPPROTO_AH_) {
 		/* ah counts 4-byte units minus 2, the others 8-byte units minus 1 */
@@ -270,6 +315,7 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		else if (frag & 0x2000)
 			p->frag = FRAG_FIRST;
 		p->frag_id = bpf_ntohs(ip->id);
+		p->frag_proto = proto;
 		if (p->frag == FRAG_LATER)
 			return PKT_IP;
 		p->l4_off = c->pos - start;
@@ -286,15 +332,12 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 	if (ip6->payload_len)
 		p->l3_end = p->l3_off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	p->ext = ipv6_is_ext(nexthdr);
-	/* up to MOAT_MAX_EXT extension headers, p->l4_off and p->t.proto moving past each */
+	/* the extension headers, p->l4_off and p->t.proto moving past each */
 	p->t.proto = nexthdr;
 	p->l4_off = c->pos - start;
 	struct ext_walk w = {.p = p, .start = start, .end = c->end, .ret = EXT_WALKING};
-	bpf_loop(MOAT_MAX_EXT, ipv6_ext_step, &w, 0);
-	if (w.ret == PARSE_MALFORMED)
-		return PKT_MALFORMED;
-	/* a longer chain */
-	if (w.ret == EXT_WALKING && ipv6_is_ext(p->t.proto))
+	bpf_loop(MOAT_EXT_STEPS, ipv6_ext_step, &w, 0);
+	if (w.ret == PARSE_MALFORMED || w.ret == EXT_WALKING)
 		return PKT_MALFORMED;
 	if (p->frag == FRAG_LATER) {
 		p->l4_off = 0;
@@ -313,7 +356,10 @@ __noinline int moat_l4_xdp(struct xdp_md *ctx, struct pkt *p)
 	if (!p || p->l4_off > MOAT_L4_MAX)
 		return PKT_MALFORMED;
 	c.pos = data + p->l4_off;
-	return parse_l4(&c, p) < 0 ? PKT_MALFORMED : PKT_IP;
+	if (parse_l4(&c, p) < 0)
+		return PKT_MALFORMED;
+	/* headers past the datagram's end were read from the frame's padding */
+	return p->l3_end && c.pos - data > p->l3_end ? PKT_MALFORMED : PKT_IP;
 }
 
 __noinline int moat_parse_xdp(struct xdp_md *ctx, struct pkt *p)
@@ -334,7 +380,10 @@ __noinline int moat_l4_skb(struct __sk_buff *skb, struct pkt *p)
 	if (!p || p->l4_off > MOAT_L4_MAX)
 		return PKT_MALFORMED;
 	c.pos = data + p->l4_off;
-	return parse_l4(&c, p) < 0 ? PKT_MALFORMED : PKT_IP;
+	if (parse_l4(&c, p) < 0)
+		return PKT_MALFORMED;
+	/* headers past the datagram's end were read from the frame's padding */
+	return p->l3_end && c.pos - data > p->l3_end ? PKT_MALFORMED : PKT_IP;
 }
 
 __noinline int moat_parse_skb(struct __sk_buff *skb, struct pkt *p)

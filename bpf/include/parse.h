@@ -13,7 +13,6 @@
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define MOAT_MAX_VLAN 2
-#define MOAT_MAX_EXT 6 /* ipv6 extension headers walked before giving up */
 
 #define IPPROTO_HOPOPTS_ 0
 #define IPPROTO_ROUTING_ 43

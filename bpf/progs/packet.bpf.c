@@ -12,8 +12,24 @@
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
-/* headers beyond the linear part of an skb are pulled in up to this many bytes */
+/* headers beyond the linear part of an skb are pulled in: this many bytes first (most
+ * headers), then as far as the l4 header can start (MOAT_L4_MAX) and a tcp header with options */
 #define MOAT_PULL_MAX 512
+#define MOAT_PULL_ALL (MOAT_L4_MAX + 60)
+
+/* a frame that does not parse, with bytes past the skb's linear part: pulled in (as little as
+ * will do) and parsed again */
+static __always_inline int parse_pulled(struct __sk_buff *skb, struct pkt *p, int kind)
+{
+	if (kind != PKT_MALFORMED || skb->len <= skb->data_end - skb->data)
+		return kind;
+	bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
+	kind = moat_parse_skb(skb, p);
+	if (kind != PKT_MALFORMED || skb->len <= skb->data_end - skb->data)
+		return kind;
+	bpf_skb_pull_data(skb, skb->len < MOAT_PULL_ALL ? skb->len : MOAT_PULL_ALL);
+	return moat_parse_skb(skb, p);
+}
 
 /* tc: a passing packet scrubbed as the policy asks (scrub.h) */
 static __always_inline void scrub_skb(struct __sk_buff *skb, const struct pkt *p, int kind,
@@ -90,12 +106,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 	if (!p)
 		return TC_ACT_OK;
 
-	int kind = moat_parse_skb(skb, p);
-	/* headers past the linear part: pull them in and parse again */
-	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
-		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
-		kind = moat_parse_skb(skb, p);
-	}
+	int kind = parse_pulled(skb, p, moat_parse_skb(skb, p));
 	bench_rotate(p, kind, MOAT_DIR_EGRESS);
 	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
 	const struct moat_sock *s = NULL;
@@ -138,11 +149,7 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	if (!p)
 		return TC_ACT_OK;
 
-	int kind = moat_parse_skb(skb, p);
-	if (kind == PKT_MALFORMED && skb->len > skb->data_end - skb->data) {
-		bpf_skb_pull_data(skb, skb->len < MOAT_PULL_MAX ? skb->len : MOAT_PULL_MAX);
-		kind = moat_parse_skb(skb, p);
-	}
+	int kind = parse_pulled(skb, p, moat_parse_skb(skb, p));
 	/* a SYN to a port under a SYN flood, answered with a cookie out of the interface it came in
 	 * by (syncookie.h) */
 	if (kind == PKT_IP) {

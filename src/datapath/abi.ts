@@ -190,6 +190,7 @@ export const meta = defineStruct("moat_meta", 100, {
   lean: { offset: 95, type: "u8" },
   ids: { offset: 96, type: "u8" },
   proc_folds: { offset: 97, type: "u8" },
+  default_prevent: { offset: 98, type: "u8" },
 });
 
 /** moat_meta.lean (enum moat_lean): what the socket hooks may leave out under a policy. */

@@ -391,10 +391,12 @@ export class PolicyMaps {
           default_rule: defaultRule,
           stats_rows: rows,
           image: imageCounts,
+          // a frame moat cannot read: dropped where a prevent-mode block could decide it
           drop_malformed: Buffer.from([
-            prevent(image.defaultRule.ingress),
-            prevent(image.defaultRule.egress),
+            (image.dropUnreadable?.ingress ?? prevent(image.defaultRule.ingress)) ? 1 : 0,
+            (image.dropUnreadable?.egress ?? prevent(image.defaultRule.egress)) ? 1 : 0,
           ]),
+          default_prevent: prevent(image.defaultRule.ingress),
           stats_atomic: rows < cpus ? 1 : 0,
           daemon_allow: image.daemonFailure === "allow" ? 1 : 0,
           first_local_rule: image.firstLocalRule,

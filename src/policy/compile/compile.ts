@@ -102,6 +102,17 @@ function defaultRule(model: PolicyModel, action: Action): ImageRule {
   return { name: "default", action, mode: model.mode, log: false, maxDurationSeconds: 0 };
 }
 
+/** Whether a prevent-mode block rule, or the default in prevent, could decide a connection of
+ * `dir`: a frame moat cannot read is dropped there (docs/datapath.md). */
+const dropsUnreadable = (model: PolicyModel, dir: "ingress" | "egress"): boolean =>
+  model.mode === "prevent" ||
+  model.rules.some(
+    (r) =>
+      r.action === "block" &&
+      r.mode === "prevent" &&
+      (r.direction === dir || r.direction === "any"),
+  );
+
 /**
  * Whether a rule can decide an egress connection by its local address or client port, which
  * connect() does not know yet: the socket hooks leave decisions from the first such rule on to
@@ -314,6 +325,10 @@ export function compile(
     firstIngressProcessRule: firstIngress.firstIngressProcessRule,
     firstIngressSportRule: firstIngress.firstIngressSportRule,
     daemonFailure: model.failure.daemon,
+    dropUnreadable: {
+      ingress: dropsUnreadable(model, "ingress"),
+      egress: dropsUnreadable(model, "egress"),
+    },
     ...(model.scrub ? scrubImage(model.scrub) : {}),
     // no signature: nothing is copied (a policy whose every signature was refused costs nothing)
     ...(model.ids && model.ids.signatures.length > 0

@@ -104,6 +104,12 @@ export interface ClassifierImage {
    */
   daemonFailure?: "enforce" | "allow";
   /**
+   * By direction: whether a prevent-mode block (a rule of that direction or `any`, or the default
+   * in prevent) could decide a connection. A frame moat cannot read is dropped where one could,
+   * so no such rule is bypassed by it. Absent: the default's mode decides.
+   */
+  dropUnreadable?: { ingress: boolean; egress: boolean };
+  /**
    * scrub.mss: TCP SYN and SYN-ACK MSS options above these are lowered, by family (0: untouched).
    * The top image only.
    */

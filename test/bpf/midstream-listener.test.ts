@@ -1,0 +1,111 @@
+// A mid-stream packet with no conntrack entry (lost to an lru eviction or a restart) that the
+// policy blocks as a new connection is judged again as opened the other way only for a
+// connection this host opened: one a local listener accepted keeps the verdict its peer's packets
+// get, so a ban (or an allow rule taken away) cannot be undone by evicting the entry. Real
+// sockets on loopback, frames through BPF_PROG_TEST_RUN.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { KernelLab } from "../helpers/kernel-lab.ts";
+import type { PacketSpec } from "../helpers/packets.ts";
+
+const L = "127.0.0.1";
+
+const policyOf = (port: number, ban: boolean) => `
+version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+${
+  ban
+    ? `  - name: ban
+    direction: ingress
+    action: block
+    layer3: { remote: [127.0.0.1/32] }
+`
+    : ""
+}  - name: svc
+    direction: ingress
+    action: allow
+    layer4: { protocol: tcp, port: [${port}] }
+`;
+const NO_SVC = `
+version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+`;
+
+let lab: KernelLab;
+let server: net.Server;
+let client: net.Socket;
+let sport: number;
+let cport: number;
+
+before(async () => {
+  lab = new KernelLab();
+  server = net.createServer((s) => s.on("data", () => {}).on("error", () => {}));
+  await new Promise<void>((r) => server.listen(0, L, r));
+  sport = (server.address() as net.AddressInfo).port;
+  client = net.connect(sport, L);
+  await new Promise<void>((r) => client.on("connect", () => r()));
+  cport = client.localPort!;
+});
+after(() => {
+  client.destroy();
+  server.close();
+  lab.close();
+});
+
+/** The client's packet to the listener's port (it arrives at the accepted socket). */
+const toServer = (flags = "A"): PacketSpec => ({
+  src: L,
+  dst: L,
+  proto: "tcp",
+  sport: cport,
+  dport: sport,
+  flags,
+});
+/** The listener side's packet to the client (it arrives at the connecting socket). */
+const toClient = (flags = "A"): PacketSpec => ({
+  src: L,
+  dst: L,
+  proto: "tcp",
+  sport,
+  dport: cport,
+  flags,
+});
+
+function open(): void {
+  lab.policy(policyOf(sport, false));
+  assert.equal(lab.run("xdp", toServer("S")).verdict, "pass");
+  assert.equal(lab.run("tc", toClient("SA")).verdict, "pass");
+  assert.equal(lab.run("xdp", toServer()).verdict, "pass");
+}
+
+test("a banned peer's accepted connection stays cut once its entry is lost", () => {
+  open();
+  lab.policy(policyOf(sport, true), { keepConntrack: true });
+  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "re-judged: the ban cuts it");
+  lab.dp.clearConntrack(); // as an lru eviction would
+  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "no entry: still banned");
+  assert.equal(lab.run("xdp", toServer()).verdict, "drop");
+  assert.equal(lab.run("tc-ingress", toServer()).verdict, "drop");
+});
+
+test("an accepted connection whose allow rule is gone stays cut once its entry is lost", () => {
+  open();
+  lab.policy(NO_SVC, { keepConntrack: true });
+  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "re-judged by the default");
+  lab.dp.clearConntrack();
+  assert.equal(lab.run("xdp", toServer()).verdict, "drop");
+});
+
+test("a connection this host opened still survives the loss of its entry", () => {
+  lab.policy(NO_SVC);
+  // the client's side: no listener on its port, it connected out (egress allowed)
+  assert.equal(lab.run("xdp", toClient()).verdict, "pass");
+  const e = [...lab.dp.conntrack()].find((x) => x.protocol === 6);
+  assert.equal(e?.direction, "egress");
+  lab.dp.clearConntrack();
+  assert.equal(lab.run("tc-ingress", toClient()).verdict, "pass");
+});
