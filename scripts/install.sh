@@ -56,6 +56,10 @@ install_tree() {
     find "$sqlite/prebuilds" -name '*.node' ! -name "linux-$("$NODE_BIN" -p process.arch).node" -delete
     rm -rf "$sqlite/deps" "$sqlite/src"
   fi
+  # root runs this code: root's, writable by root only, whoever built it (cp -a kept the
+  # builder's owner and modes); a DESTDIR install without root (no fakeroot) keeps its own user
+  if [ "$(id -u)" = 0 ]; then chown -R -h 0:0 "$d$lib.new"; fi
+  chmod -R go-w "$d$lib.new"
   # the new tree replaces the old one whole: an upgrade never runs a mix of two versions
   rm -rf "$d$lib.old"
   [ -d "$d$lib" ] && mv "$d$lib" "$d$lib.old"
@@ -68,9 +72,10 @@ install_tree() {
 # moat's CLI and daemon, run by the Node 24 installed with it (a young generation of 2 MiB per
 # semi-space, as bin/moat: docs/performance.md, B8): the commands from the CLI bundle (a small
 # file a command, so they start at once), the daemon from the whole bundle (its workers included).
+# --disable-sigusr1: SIGUSR1 (logrotate's) never opens Node's inspector in the root daemon.
 main=$lib/build/dist/cli-main.mjs
 if [ "\$1" != run ] && [ -f $lib/build/cli/main.mjs ]; then main=$lib/build/cli/main.mjs; fi
-exec $lib/node/bin/node --max-semi-space-size=2 "\$main" "\$@"
+exec $lib/node/bin/node --disable-sigusr1 --max-semi-space-size=2 "\$main" "\$@"
 LAUNCHER
   chmod 0755 "$d$PREFIX/bin/moat.tmp" && mv "$d$PREFIX/bin/moat.tmp" "$d$PREFIX/bin/moat"
 

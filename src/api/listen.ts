@@ -1,8 +1,9 @@
 // Where the API listens: a root-only unix socket (directory 0700, socket 0600) or a TCP port
 // (bearer token required, TLS when a certificate is given).
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { connect, type Server } from "node:net";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { trustedDirectory, UnsafeFileError } from "../host/index.ts";
 import { ApiConfigError } from "./auth.ts";
 
 export type ListenSpec =
@@ -38,13 +39,14 @@ export async function listen(server: Server, spec: ListenSpec): Promise<ListenSp
     const port = typeof address === "object" && address ? address.port : spec.port;
     return { ...spec, port };
   }
-  await prepareSocketPath(spec.path);
-  // the socket is born 0600: no moment where another user could connect
+  const path = await prepareSocketPath(spec.path);
+  // the socket is born 0600 (no moment where another user could connect, and no chmod by path
+  // afterwards, which would follow a symlink)
   const umask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(spec.path, () => {
+      server.listen(path, () => {
         server.off("error", reject);
         resolve();
       });
@@ -52,27 +54,34 @@ export async function listen(server: Server, spec: ListenSpec): Promise<ListenSp
   } finally {
     process.umask(umask);
   }
-  chmodSync(spec.path, 0o600);
   return spec;
 }
 
-async function prepareSocketPath(path: string): Promise<void> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new ApiConfigError(`API socket directory ${dir} is not a directory`);
-  if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0)
-    throw new ApiConfigError(`API socket directory ${dir} is world-writable`);
+/**
+ * The socket's path in its checked directory (src/host/trusted-file.ts: root's own, which group
+ * and others cannot write, sticky or not; made 0700 when missing): the directory's owner could
+ * otherwise rename the socket and answer root's CLI in its place.
+ */
+async function prepareSocketPath(socket: string): Promise<string> {
+  let dir: string;
+  try {
+    dir = trustedDirectory(dirname(socket), { what: "API socket directory", create: true });
+  } catch (err) {
+    if (err instanceof UnsafeFileError) throw new ApiConfigError(err.message);
+    throw err;
+  }
+  const path = join(dir, basename(socket));
   let existing;
   try {
     existing = lstatSync(path);
   } catch {
-    return;
+    return path;
   }
-  if (!existing.isSocket()) throw new ApiConfigError(`${path} exists and is not a socket`);
+  if (!existing.isSocket()) throw new ApiConfigError(`${socket} exists and is not a socket`);
   if (await answers(path))
-    throw new ApiConfigError(`another process (a running moat?) is listening on ${path}`);
+    throw new ApiConfigError(`another process (a running moat?) is listening on ${socket}`);
   unlinkSync(path); // left over from a daemon that died
+  return path;
 }
 
 function answers(path: string): Promise<boolean> {

@@ -10,9 +10,10 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttps } from "node:https";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type { Server } from "node:net";
 import type { Duplex } from "node:stream";
+import { API_TLS_CERT, API_TLS_KEY, readTrustedFile, UnsafeFileError } from "../host/index.ts";
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
 import { checkHost, sessionOf, sessionPrincipal, type CookieListener } from "./console-auth.ts";
 import { serveConsole } from "./console-routes.ts";
@@ -101,6 +102,19 @@ export async function startApi(
   return { addresses, counters, close };
 }
 
+/** The TLS files as trusted-file.ts reads them (the key as a secret, like the token file). */
+function readTls(tls: { cert: string; key: string }): { cert: string; key: string } {
+  try {
+    return {
+      cert: readTrustedFile(tls.cert, API_TLS_CERT),
+      key: readTrustedFile(tls.key, API_TLS_KEY),
+    };
+  } catch (err) {
+    if (err instanceof UnsafeFileError) throw new ApiConfigError(err.message);
+    throw err;
+  }
+}
+
 /** What every listener of one API shares. */
 interface Shared {
   control: ApiControl;
@@ -149,10 +163,7 @@ function createListener(
     void dispatch(req, res, listener, shared);
   const server =
     spec.kind === "tcp" && options.tls
-      ? createHttps(
-          { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) },
-          handle,
-        )
+      ? createHttps(readTls(options.tls), handle)
       : createHttp(handle);
   if (spec.kind === "tcp") listener.guard = guardConnections(server);
   consoleListeners.set(server, listener);

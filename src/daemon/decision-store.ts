@@ -3,9 +3,12 @@
 // decisions survive a restart. What is expired when read (a duration past, "reboot" decisions of
 // an earlier boot, a malformed entry) is dropped and said.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { bootId, readDecisionsFile, type DecisionsRead } from "../host/index.ts";
+import {
+  bootId,
+  readDecisionsFile,
+  writeTrustedFileAtomic,
+  type DecisionsRead,
+} from "../host/index.ts";
 import {
   decisionProblems,
   ONCE_WAIT_SECONDS,
@@ -172,10 +175,10 @@ export class DecisionStore {
   private save(): void {
     const { path } = this.options;
     if (path === null) return;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     const stored = { version: 1, decisions: this.decisions, mode: this.modeDecision };
-    writeFileSync(tmp, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, path);
+    // in a checked directory, by a temporary file no one could have planted (trusted-file.ts)
+    writeTrustedFileAtomic(path, `${JSON.stringify(stored, null, 2)}\n`, {
+      what: "local decisions file",
+    });
   }
 }

@@ -2,9 +2,9 @@
 // /var/lib/moat/review.json): `{"version": 1, "overflow": N, "entries": [...]}`, 0600, written
 // to a temporary file and renamed over the old one. Read with entries that are not entries left
 // out, each said.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ReviewEntry, ReviewView } from "../api/index.ts";
+import { readTrustedFile, UnsafeFileError, writeTrustedFileAtomic } from "../host/index.ts";
 
 const VERSION = 1;
 
@@ -12,12 +12,14 @@ const VERSION = 1;
 export const reviewPathOf = (decisionsPath: string): string =>
   join(dirname(decisionsPath), "review.json");
 
+const WHAT = "review queue file";
+/** A larger file is refused (the queue keeps a bounded number of entries). */
+const MAX_BYTES = 16 * 2 ** 20;
+
 export function writeReviewFile(path: string, view: ReviewView): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const text = JSON.stringify({ version: VERSION, overflow: view.overflow, entries: view.entries });
-  writeFileSync(tmp, `${text}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  // in a checked directory, by a temporary file no one could have planted (trusted-file.ts)
+  writeTrustedFileAtomic(path, `${text}\n`, { what: WHAT });
 }
 
 const isEntry = (v: unknown): v is ReviewEntry => {
@@ -44,9 +46,9 @@ export function readReviewFile(path: string): {
 } {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readTrustedFile(path, { what: WHAT, maxBytes: MAX_BYTES });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+    if (err instanceof UnsafeFileError && err.missing)
       return { entries: [], overflow: 0, notes: [] };
     throw err;
   }

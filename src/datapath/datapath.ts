@@ -12,7 +12,7 @@ import {
   owner as ownerCodec,
   type CounterName,
 } from "./abi.ts";
-import { ensureDir, PIN_ROOT, removeTree } from "./bpffs.ts";
+import { ensureDir, linkPinName, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { PinnedMaps, type Adoption } from "./pinned-maps.ts";
 import { attachPinned, detachStaleLinks, type PinnedAttach } from "./pinned-links.ts";
 import { native } from "./addon.ts";
@@ -583,7 +583,7 @@ export class Datapath {
   private pinPath(what: string, where: string): string | null {
     if (!this.pinRoot) return null;
     ensureDir(this.pinRoot);
-    return `${this.pinRoot}/link_${what}_${where}`;
+    return `${this.pinRoot}/${linkPinName(what, where)}`;
   }
 
   private track(
@@ -944,7 +944,14 @@ export class Datapath {
       }
       link.destroy();
     }
-    if (this.pinRoot && this.pinned && !options.keepPins) removeTree(this.pinRoot);
+    if (this.pinRoot && this.pinned && !options.keepPins) {
+      try {
+        removeTree(this.pinRoot);
+      } catch (err) {
+        // refused (no longer root's own directory, or a symlink): the stop goes on
+        process.stderr.write(`warning: pins left in place: ${(err as Error).message}\n`);
+      }
+    }
     if (this.stopped) return;
     this.stopped = true;
     this.pinned?.close();

@@ -1,6 +1,17 @@
 // The last key-value revision the policy follower handled and the last it applied, kept in a
 // file (written by rename) so that a restarted daemon applies no revision a second time.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 export interface RevisionState {
@@ -28,9 +39,10 @@ export function readRevisionState(path: string, bucket: string, key: string): Re
   const fresh = { bucket, key, handled: 0, applied: 0, signed: 0 };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    parsed = JSON.parse(readOwnFile(path));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return fresh;
+    if (err instanceof UnsafeStateError) throw err;
     parsed = null;
   }
   if (typeof parsed !== "object" || parsed === null || !("bucket" in parsed))
@@ -54,7 +66,48 @@ export function readRevisionState(path: string, bucket: string, key: string): Re
 
 export function writeRevisionState(path: string, state: RevisionState): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state) + "\n", { mode: 0o600 });
-  renameSync(tmp, path);
+  // O_CREAT|O_EXCL|O_NOFOLLOW under a random name: nothing planted there is written through
+  const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    try {
+      writeFileSync(fd, JSON.stringify(state) + "\n");
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export class UnsafeStateError extends Error {}
+
+/** A revision state bigger than this is not moat's. */
+const MAX_STATE_BYTES = 64 * 1024;
+
+/**
+ * The file's text if root (or moat's own user) wrote it and no one else can: a planted state
+ * would make the follower skip revisions. (src/fleet may not import src/host's trusted-file.ts;
+ * these are its checks of the file itself.) ENOENT passes through.
+ */
+function readOwnFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    const unsafe = (why: string) => new UnsafeStateError(`fleet state file ${path}: ${why}`);
+    if (!st.isFile()) throw unsafe("is not a regular file");
+    if (st.uid !== 0 && st.uid !== process.geteuid?.())
+      throw unsafe(`is owned by uid ${st.uid}, not root`);
+    if ((st.mode & 0o022) !== 0) throw unsafe("is writable by group or others; chmod go-w it");
+    if (st.size > MAX_STATE_BYTES) throw unsafe("is larger than a revision state");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
 }

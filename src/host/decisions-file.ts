@@ -3,6 +3,7 @@
 // one holds). Read here with what has run out left out: a
 // duration past, an "until reboot" decision of an earlier boot, an entry that is not a decision.
 import { readFileSync } from "node:fs";
+import { readTrustedFile, UnsafeFileError } from "./trusted-file.ts";
 import {
   decisionProblems,
   modeDecisionProblems,
@@ -11,6 +12,9 @@ import {
 } from "../config/index.ts";
 
 export const DEFAULT_DECISIONS = "/var/lib/moat/decisions.json";
+
+/** A larger decisions file is refused (10,000 decisions take a few MiB). */
+export const MAX_DECISIONS_BYTES = 64 * 2 ** 20;
 
 /** This boot's id (a "reboot" decision holds while it is the same). */
 export function bootId(): string {
@@ -35,9 +39,10 @@ export interface DecisionsRead {
 export function readDecisionsFile(path: string, boot: string, now: number): DecisionsRead {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    // a decision can switch the daemon to detect: only a file no one but root could have written
+    text = readTrustedFile(path, { what: "local decisions file", maxBytes: MAX_DECISIONS_BYTES });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+    if (err instanceof UnsafeFileError && err.missing)
       return { decisions: [], notes: [], changed: false };
     throw err;
   }

@@ -43,12 +43,15 @@ export {
   readPolicyFileText,
   readPolicyFileTextAsync,
 } from "./policy-files.ts";
+export { API_TLS_CERT, API_TLS_KEY } from "./file-checks.ts";
 export {
   checkTrustedPath,
   openTrustedForWrite,
   readTrustedFile,
   readTrustedFileAsync,
+  trustedDirectory,
   UnsafeFileError,
+  writeTrustedFileAtomic,
 } from "./trusted-file.ts";
 export {
   firstNameUse,

@@ -10,7 +10,10 @@
 //    (fstat: a regular file, a trusted owner, not writable by others, under the size limit), so
 //    a FIFO cannot hang the reader and /dev/zero cannot exhaust its memory;
 //  - the daemon reads the contents in chunks on libuv's thread pool (readTrustedFileAsync), so a
-//    large set file never holds its event loop.
+//    large set file never holds its event loop;
+//  - a directory moat keeps its own entries in (pins, the API socket) must be root's and not
+//    writable by others even when sticky (trustedDirectory); a state file replaced whole goes
+//    through a temporary file made O_EXCL|O_NOFOLLOW under a random name (writeTrustedFileAtomic).
 import {
   constants,
   fstatSync,
@@ -21,17 +24,21 @@ import {
   readlinkSync,
   readSync,
 } from "node:fs";
-import { closeSync, fchmodSync, type Stats } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { closeSync, fchmodSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 
 /** "WHAT PATH: REASON"; `reason` alone for messages that name the file already. */
 export class UnsafeFileError extends Error {
   readonly code = "EUNSAFEFILE";
   readonly reason: string;
-  constructor(what: string, path: string, reason: string) {
+  /** The file (or a directory on the way) does not exist: no one planted anything. */
+  readonly missing: boolean;
+  constructor(what: string, path: string, reason: string, missing = false) {
     super(`${what} ${path}: ${reason}`);
     this.name = "UnsafeFileError";
     this.reason = reason;
+    this.missing = missing;
   }
 }
 
@@ -81,15 +88,26 @@ function ownerText(uid: number): string {
  * Walks `path` from / checking every directory and symlink; returns the real directory (checked)
  * and the final name, which is not a symlink (it may not exist).
  */
-function resolveTrusted(path: string, what: string, createDirs: boolean): string {
-  const unsafe = (why: string) => new UnsafeFileError(what, path, why);
+function resolveTrusted(
+  path: string,
+  what: string,
+  createDirs: boolean,
+  directory = false,
+): string {
+  const unsafe = (why: string, missing = false) => new UnsafeFileError(what, path, why, missing);
   let pending = resolve(path).split("/").filter(Boolean);
   let dir = "/";
   checkDirectory("/", lstatSync("/"), unsafe);
   let links = 0;
   for (;;) {
     const name = pending.shift();
-    if (name === undefined) throw unsafe("names a directory, not a file");
+    if (name === undefined) {
+      if (directory && dir !== "/") {
+        checkOwnDirectory(dir, lstatSync(dir), unsafe);
+        return dir;
+      }
+      throw unsafe(directory ? "names /" : "names a directory, not a file");
+    }
     if (name === ".") continue;
     if (name === "..") {
       dir = resolve(dir, ".."); // every ancestor of `dir` was checked on the way down
@@ -102,10 +120,17 @@ function resolveTrusted(path: string, what: string, createDirs: boolean): string
       st = lstatSync(full);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw unsafe((err as Error).message);
-      if (last) return finalDirectory(dir, full, unsafe);
-      if (!createDirs) throw unsafe(`${full} does not exist`);
+      if (last && !directory) return finalDirectory(dir, full, unsafe);
+      if (!createDirs) throw unsafe(`${full} does not exist`, true);
       mkdirSync(full, { mode: 0o700 });
       st = lstatSync(full);
+    }
+    if (last && directory) {
+      // the directory itself: never a symlink, and no one else may add, rename or remove in it
+      if (st.isSymbolicLink()) throw unsafe("is a symlink; refusing to follow it");
+      if (!st.isDirectory()) throw unsafe("is not a directory");
+      checkOwnDirectory(full, st, unsafe);
+      return full;
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) throw unsafe("too many levels of symbolic links");
@@ -132,6 +157,16 @@ function checkDirectory(dir: string, st: Stats, unsafe: (why: string) => Error):
   if ((st.mode & 0o022) !== 0 && !sticky)
     throw unsafe(
       `directory ${dir} is writable by group or others (mode ${octal(st.mode)}); make it 0755 or stricter`,
+    );
+}
+
+/** A directory moat keeps its own entries in: sticky or not, group or others may not write. */
+function checkOwnDirectory(dir: string, st: Stats, unsafe: (why: string) => Error): void {
+  if (!trustedOwner(st.uid))
+    throw unsafe(`directory ${dir} is owned by ${ownerText(st.uid)}, not root`);
+  if ((st.mode & 0o022) !== 0)
+    throw unsafe(
+      `directory ${dir} is writable by group or others (mode ${octal(st.mode)}); make it 0700 or 0755`,
     );
 }
 
@@ -177,7 +212,8 @@ function openForRead(path: string, options: TrustedReadOptions): { fd: number; s
   try {
     fd = openSync(full, READ_FLAGS);
   } catch (err) {
-    throw new UnsafeFileError(options.what, path, errnoText(err));
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    throw new UnsafeFileError(options.what, path, errnoText(err), missing);
   }
   try {
     const st = checkOpened(fd, path, options.what, options.secret ?? false);
@@ -335,4 +371,53 @@ export function checkTrustedPath(
 /** "ELOOP: too many symbolic links encountered, open 'x'" -> "too many symbolic links encountered". */
 function errnoText(err: unknown): string {
   return (err as Error).message.replace(/^E[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+}
+
+/**
+ * A directory moat keeps its own entries in (the pin directory, the API socket's, where a state
+ * file's temporary copy is made): every directory on the way checked as for a file, this one a
+ * real directory (not a symlink) of root's that group and others cannot write, even with the
+ * sticky bit. With `create`, missing directories are made 0700. Returns its real path; throws
+ * UnsafeFileError (`missing` when it does not exist).
+ */
+export function trustedDirectory(
+  path: string,
+  options: { what: string; create?: boolean },
+): string {
+  return resolveTrusted(path, options.what, options.create ?? false, true);
+}
+
+/**
+ * Replaces a state file moat writes whole (0600) by rename: the temporary file is made with
+ * O_CREAT|O_EXCL|O_NOFOLLOW under a random name in the file's checked directory, so nothing
+ * planted there is written through. Missing directories are created 0700.
+ */
+export function writeTrustedFileAtomic(
+  path: string,
+  text: string,
+  options: { what: string },
+): void {
+  const full = resolveTrusted(path, options.what, true);
+  const tmp = join(dirname(full), `.${basename(full)}.${randomBytes(8).toString("hex")}.tmp`);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(tmp, flags, 0o600);
+  } catch (err) {
+    throw new UnsafeFileError(options.what, path, errnoText(err));
+  }
+  try {
+    writeFileSync(fd, text);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, full);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }

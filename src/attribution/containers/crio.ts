@@ -3,12 +3,20 @@
 // (io.kubernetes.container.name, io.kubernetes.cri-o.ImageName).
 
 import { join } from "node:path";
-import { field, readJson, text, type StateHit } from "./state-file.ts";
+import {
+  field,
+  readJson,
+  rootOwner,
+  rootPath,
+  text,
+  type StateHit,
+  type StorageRoot,
+} from "./state-file.ts";
 
-export function crioContainer(id: string, roots: readonly string[]): StateHit | null {
+export function crioContainer(id: string, roots: readonly StorageRoot[]): StateHit | null {
   for (const root of roots) {
-    const file = join(root, "overlay-containers", id, "userdata", "config.json");
-    const doc = readJson(file);
+    const file = join(rootPath(root), "overlay-containers", id, "userdata", "config.json");
+    const doc = readJson(file, rootOwner(root));
     if (doc === undefined) continue;
     const a = (key: string) => text(field(doc, "annotations", key));
     const name =

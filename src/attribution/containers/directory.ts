@@ -11,7 +11,7 @@ import { crioContainer } from "./crio.ts";
 import { containerRefOf, type Runtime } from "./detect.ts";
 import { dockerContainer } from "./docker.ts";
 import { podmanContainer } from "./podman.ts";
-import type { StateHit } from "./state-file.ts";
+import type { StateHit, StorageRoot } from "./state-file.ts";
 
 /** Docker's default data root (dockerd --data-root). */
 export const DOCKER_ROOT = "/var/lib/docker";
@@ -23,7 +23,10 @@ export interface RuntimeRoots {
   containerd?: string[];
   /** containers/storage roots for podman and CRI-O (default /var/lib/containers/storage). */
   containersStorage?: string[];
-  /** Home directories whose ~/.local/share/containers/storage hold rootless podman state. */
+  /**
+   * Home directories whose ~/.local/share/containers/storage hold rootless podman state (for
+   * cgroups in a user-UID.slice, from files that uid owns).
+   */
   homes?: () => string[];
 }
 
@@ -68,11 +71,13 @@ export class ContainerDirectory {
   ofCgroup(cgroup: string): ContainerFacts | null {
     const ref = containerRefOf(cgroup);
     if (!ref) return null;
-    const key = `${ref.runtimes.join(",")}/${ref.id}`;
+    const uid = sliceUid(cgroup);
+    // a user's claim about an id is theirs only: not cached for the system or other users
+    const key = `${ref.runtimes.join(",")}/${ref.id}/${uid ?? ""}`;
     const now = this.#now();
     const cached = this.#cache.get(key);
     if (cached && this.#fresh(cached, now)) return cached.hit?.container ?? null;
-    const hit = this.#find(ref.runtimes, ref.id);
+    const hit = this.#find(ref.runtimes, ref.id, uid);
     this.#remember(key, { hit, checkedAt: now, mtimeMs: hit ? mtime(hit.file) : 0 });
     return hit?.container ?? null;
   }
@@ -92,11 +97,16 @@ export class ContainerDirectory {
     if (this.#cache.size > MAX_ENTRIES) this.#cache.delete(this.#cache.keys().next().value ?? "");
   }
 
-  #find(runtimes: Runtime[], id: string): StateHit | null {
-    const storage = [
-      ...this.#roots.containersStorage,
-      ...this.#roots.homes().map((h) => join(h, ".local/share/containers/storage")),
-    ];
+  #find(runtimes: Runtime[], id: string, uid: number | undefined): StateHit | null {
+    // a home's rootless state is its user's word: it names containers in that user's own
+    // cgroups only, and counts only in files that user owns
+    const homes: StorageRoot[] =
+      uid === undefined
+        ? []
+        : this.#roots
+            .homes()
+            .map((h) => ({ path: join(h, ".local/share/containers/storage"), owner: uid }));
+    const storage: StorageRoot[] = [...this.#roots.containersStorage, ...homes];
     for (const runtime of runtimes) {
       const hit =
         runtime === "docker"
@@ -110,6 +120,15 @@ export class ContainerDirectory {
     }
     return null;
   }
+}
+
+/**
+ * The uid of the user slice a cgroup is in (/user.slice/user-1000.slice/...): the first one on
+ * the path, which systemd made (a user may name cgroups below it as they like).
+ */
+function sliceUid(cgroup: string): number | undefined {
+  const m = /(?:^|\/)user-(\d+)\.slice(?:\/|$)/.exec(cgroup);
+  return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
 /** -1 when the file is gone: never equal to a recorded mtime, so a removed container is re-read. */

@@ -4,15 +4,24 @@
 // ~/.local/share/containers/storage. The vfs driver uses vfs-containers / vfs-images.
 
 import { join } from "node:path";
-import { field, first, readJson, text, type StateHit } from "./state-file.ts";
+import {
+  field,
+  first,
+  readJson,
+  rootOwner,
+  rootPath,
+  text,
+  type StateHit,
+  type StorageRoot,
+} from "./state-file.ts";
 
 const DRIVERS = ["overlay", "vfs"];
 
-export function podmanContainer(id: string, roots: readonly string[]): StateHit | null {
+export function podmanContainer(id: string, roots: readonly StorageRoot[]): StateHit | null {
   for (const root of roots) {
     for (const driver of DRIVERS) {
-      const file = join(root, `${driver}-containers`, "containers.json");
-      const list = readJson(file);
+      const file = join(rootPath(root), `${driver}-containers`, "containers.json");
+      const list = readJson(file, rootOwner(root));
       if (!Array.isArray(list)) continue;
       const entry: unknown = list.find((c) => field(c, "id") === id);
       if (entry === undefined) continue;
@@ -35,8 +44,8 @@ function parseMetadata(value: unknown): unknown {
   }
 }
 
-function imageName(root: string, driver: string, imageId: string): string | undefined {
-  const images = readJson(join(root, `${driver}-images`, "images.json"));
+function imageName(root: StorageRoot, driver: string, imageId: string): string | undefined {
+  const images = readJson(join(rootPath(root), `${driver}-images`, "images.json"), rootOwner(root));
   if (!Array.isArray(images)) return undefined;
   return first(
     field(

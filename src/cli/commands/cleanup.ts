@@ -1,12 +1,13 @@
 // moat cleanup: removes what a daemon that did not stop cleanly left behind (its pinned links,
 // which keep its programs attached, its pinned maps, its API socket). Refuses while a daemon
 // that uses the same pin directory runs: that daemon's pins are live, and its stop removes them.
-import { readdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { UsageError, type Command } from "../command.ts";
 import { jsonLine } from "../json-line.ts";
 import { DEFAULT_SOCKET } from "../api/client.ts";
 import { PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
+import { UnsafeFileError } from "../../host/index.ts";
 
 /** moat's entry points: the sources (bin/moat) and the bundle the package installs. */
 const ENTRIES = ["/src/cli/main.ts", "/build/dist/cli-main.mjs"];
@@ -35,7 +36,7 @@ function daemonsPinning(pinRoot: string): number[] {
 /** Removes the API socket file and its directory when that is left empty. */
 function removeSocket(path: string): boolean {
   try {
-    if (!statSync(path).isSocket()) return false;
+    if (!lstatSync(path).isSocket()) return false;
   } catch {
     return false;
   }
@@ -74,7 +75,15 @@ export const cleanupCommand: Command = {
           "every program and removes its pins itself.",
         1,
       );
-    const left = removeLeftoverPins(pinRoot);
+    let left;
+    try {
+      left = removeLeftoverPins(pinRoot);
+    } catch (err) {
+      // a pin directory another user could have changed: nothing is removed through it
+      if (err instanceof UnsafeFileError)
+        throw new UsageError(`${err.message}; nothing removed (remove it by hand)`, 1);
+      throw err;
+    }
     for (const link of left.links) say(`detached ${link}`);
     if (left.removed) say(`removed ${pinRoot}`);
     const socket = removeSocket(api.slice(5));
