@@ -10,7 +10,7 @@
 import { CORE_SCHEMA, load, type Schema, type State } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
 import { OFFSET_LIMIT, PositionTable, type Locator, type PositionTableParts } from "./positions.ts";
-import { formatPath, type CheckedSource, type PathSegment } from "./yaml-source.ts";
+import { formatPath, loneCrAt, type CheckedSource, type PathSegment } from "./yaml-source.ts";
 
 const EMPTY = 0;
 const SCALAR = 1;
@@ -81,8 +81,18 @@ class Nodes {
     switch (state.kind) {
       case "scalar":
         this.kind[n] = SCALAR;
-        if (typeof result === "string") this.key[n] = result;
-        else if (typeof result === "number") {
+        if (typeof result === "string") {
+          this.key[n] = result;
+          // js-yaml's core schema reads -.5 or +.5e3 as a string, YAML 1.2's as a number: a plain
+          // one (its text starts as its value does, unlike a quoted one) is left to PolicySource
+          const c = result.charCodeAt(0);
+          if (
+            c <= 0x39 &&
+            CORE_NUMBER.test(result) &&
+            this.text.charCodeAt(skipSpace(this.text, this.start[n] ?? 0)) === c
+          )
+            this.unsafe = true;
+        } else if (typeof result === "number") {
           const raw = this.text.slice(skipSpace(this.text, this.start[n] ?? 0), state.position);
           if (!CORE_NUMBER.test(raw.trimEnd())) this.unsafe = true;
         }
@@ -336,9 +346,10 @@ export class FastSource implements CheckedSource, Locator {
 
 /** The file read the fast way, or undefined where only PolicySource can read it faithfully. */
 export function readFast(file: string, text: string): FastSource | undefined {
-  // a byte-order mark, a NUL or invalid UTF-8, a directive: PolicySource reports or positions these
+  // a byte-order mark, a NUL or invalid UTF-8, a directive, a carriage return alone: PolicySource
+  // reports or positions these
   // eslint-disable-next-line no-control-regex -- it looks for control characters
-  if (/^\ufeff|[\u0000\ufffd]|^%/m.test(text)) return undefined;
+  if (/^\ufeff|[\u0000\ufffd]|^%/m.test(text) || loneCrAt(text) >= 0) return undefined;
   const read = readNodes(file, text, CORE_SCHEMA);
   return read && !read.unsafe ? read.source : undefined;
 }

@@ -16,7 +16,7 @@ import { readBlockYaml } from "./block-yaml.ts";
 import { coreNumber, stringKey } from "./core-scalar.ts";
 import { CORE_NUMBER, readPositions, type FastSource } from "./fast-source.ts";
 import { PositionTable } from "./positions.ts";
-import type { CheckedSource, PathSegment } from "./yaml-source.ts";
+import { loneCrAt, type CheckedSource, type PathSegment } from "./yaml-source.ts";
 
 /** js-yaml with the core schema's null, booleans and numbers, nothing more. */
 export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
@@ -43,11 +43,13 @@ export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
  * What the fast reader checks node by node, looked for in the text: a byte-order mark, a NUL or
  * invalid UTF-8, a directive; a ! & * ? or % where a node's properties or a complex key could start:
  * after a blank, [ { or , or a quoted key's colon (a quoted value or a comment with one there gives
- * up too, which only costs time); a key of "~" or none.
+ * up too, which only costs time); a key of "~" or none (looked for back from each colon: forward
+ * from each blank, a long run of them would take quadratic time). A carriage return alone (js-yaml ends a
+ * line there, the yaml library does not) is looked for apart (loneCrAt).
  */
 const UNSAFE_TEXT =
   // eslint-disable-next-line no-control-regex -- it looks for control characters
-  /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|(?:^|[\s[{,])~?[ \t]*:(?:[ \t\r\n]|$)/m;
+  /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|:(?<=(?:^|[\s[{,])~?[ \t]*:)(?:[ \t\r\n]|$)/m;
 
 /** Whether every mapping key in `data` is one the lean reader keeps as it is (stringKey). */
 function keysAreStrings(data: unknown): boolean {
@@ -164,7 +166,7 @@ export function readLean(file: string, text: string): LeanSource | undefined {
 
 /** The file's data as js-yaml reads it the lean way, or undefined where the fast reader must decide. */
 export function readLeanData(text: string): unknown {
-  if (UNSAFE_TEXT.test(text)) return undefined;
+  if (UNSAFE_TEXT.test(text) || loneCrAt(text) >= 0) return undefined;
   let data: unknown;
   try {
     data = load(text, { schema: LEAN_SCHEMA });

@@ -4,6 +4,7 @@
 import type { ErrorObject } from "ajv";
 import { diagnostic, type Diagnostic } from "./diagnostics.ts";
 import { validatePolicy } from "./policy-validator.ts";
+import { plainPos } from "./positions.ts";
 import { formatPath, type PathSegment, type CheckedSource } from "./yaml-source.ts";
 
 /** An error the schema found, with the instance path split into segments. */
@@ -141,7 +142,8 @@ function describe(e: ErrorObject, path: PathSegment[], source: CheckedSource): D
       const missing = String(params.missingProperty);
       const at = source.pos(path);
       return diagnostic(
-        { ...at, path: formatPath([...path, missing]) },
+        // a TablePos's file, line and col are getters a spread would not copy
+        { ...plainPos(at), path: formatPath([...path, missing]) },
         `missing required property '${missing}'`,
       );
     }

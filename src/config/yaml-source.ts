@@ -8,6 +8,7 @@ import {
   isPair,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   parseDocument,
   type Document,
@@ -70,11 +71,34 @@ export class PolicySource implements CheckedSource {
       );
       return;
     }
+    // js-yaml (the other readers) ends a line at a carriage return alone, the yaml library does
+    // not: what such a file means would depend on which reader read it
+    const cr = loneCrAt(text);
+    if (cr >= 0) {
+      this.doc = new YamlDocument(null);
+      this.diagnostics.push(diagnostic({ file, ...lineColAt(text, cr), path: "(yaml)" }, LONE_CR));
+      return;
+    }
+    // the yaml library builds the whole tree before its depth can be checked: megabytes of `[`
+    // would take gigabytes and a minute
+    const deepAt = tooDeepAt(text);
+    if (deepAt >= 0) {
+      this.doc = new YamlDocument(null);
+      this.diagnostics.push(
+        diagnostic({ file, ...lineColAt(text, deepAt), path: "(yaml)" }, TOO_DEEP),
+      );
+      return;
+    }
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false });
     // one diagnostic for a document the parser gives up on (it may report the same thing often)
     const fatal = this.doc.errors.find((e) => e.code === "MULTIPLE_DOCS" || isTooDeep(e.message));
+    // once each: an unclosed bracket is reported by every level it leaves open
+    const reported = new Set<string>();
     for (const e of fatal ? [fatal] : this.doc.errors) {
       const { line, col } = this.lines.linePos(e.pos[0]);
+      const key = `${e.pos[0]} ${e.code} ${e.message}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
       this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, yamlMessage(e)));
     }
     for (const w of this.doc.warnings) {
@@ -217,6 +241,8 @@ export class PolicySource implements CheckedSource {
 /** Mappings and lists inside each other, at most (the schema is a few levels deep). */
 const MAX_DEPTH = 64;
 const TOO_DEEP = `the document is nested more than ${MAX_DEPTH} levels deep`;
+const LONE_CR =
+  "a carriage return not followed by a line feed: YAML readers disagree on whether it ends a line; end lines with LF or CRLF";
 /** Alias expansions toJS allows, weighted by their size (the yaml library's own guard). */
 const MAX_ALIAS_COUNT = 1000;
 
@@ -225,6 +251,124 @@ function binaryAt(text: string): number {
   // eslint-disable-next-line no-control-regex -- it looks for control characters
   const at = text.search(/[\u0000\ufffd]/);
   return at < 0 ? -1 : Buffer.byteLength(text.slice(0, at));
+}
+
+/** The offset of the first carriage return not followed by a line feed, or -1. */
+export function loneCrAt(text: string): number {
+  for (let at = text.indexOf("\r"); at >= 0; at = text.indexOf("\r", at + 1))
+    if (text.charCodeAt(at + 1) !== 0x0a) return at;
+  return -1;
+}
+
+/** Line and column (from 1) of `offset`, lines ending at a line feed (the yaml library's). */
+function lineColAt(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) line++;
+  return { line, col: offset - text.lastIndexOf("\n", offset - 1) };
+}
+
+/**
+ * The offset of the first collection nested deeper than MAX_DEPTH, or -1, from the yaml library's
+ * tokens alone (its quotes, comments and block scalars, no tree): flow brackets, and the block
+ * collections a stack of columns gives (a `- ` or key more indented than the one it is under
+ * starts one; a list may start at its key's column). Whatever it misses (a `[a: 1]` pair, a flow
+ * key's map) is bounded, and tooDeep finds it once the tree is built.
+ */
+function tooDeepAt(text: string): number {
+  const cols: number[] = [];
+  const isSeq: boolean[] = [];
+  let flow = 0;
+  let offset = 0;
+  let lineStart = 0;
+  let atLineStart = true;
+  /** Where the node this line's last indicator started begins (-1: not yet). */
+  let nodeCol = -1;
+  let nodeAt = 0;
+  /** Where the key of a mapping too deep starts (its `:` found it). */
+  let deepAt = -1;
+  const close = (col: number) => {
+    while (cols.length > 0 && (cols[cols.length - 1] ?? 0) > col) {
+      cols.pop();
+      isSeq.pop();
+    }
+  };
+  const open = (col: number, seq: boolean): boolean => {
+    close(col);
+    const n = cols.length;
+    if (n > 0 && cols[n - 1] === col) {
+      if (isSeq[n - 1] === seq) return false; // the same collection's next entry
+      if (!seq) {
+        // a key at a list's column: the list was its key's value; the mapping above goes on
+        cols.pop();
+        isSeq.pop();
+        if (cols.length > 0 && cols[cols.length - 1] === col && !isSeq[cols.length - 1])
+          return false;
+      }
+    }
+    cols.push(col);
+    isSeq.push(seq);
+    return cols.length > MAX_DEPTH;
+  };
+  /** Whether `token`, at `at` (column `col`), opens a collection past MAX_DEPTH. */
+  const tooDeepHere = (token: string, c: number, at: number, col: number): boolean => {
+    const opens = c === 0x5b || c === 0x7b; // [ {
+    if (flow > 0) {
+      atLineStart = false;
+      if (opens) return cols.length + ++flow > MAX_DEPTH;
+      if (c === 0x5d || c === 0x7d) flow--;
+      return false;
+    }
+    if (atLineStart) {
+      close(col);
+      atLineStart = false;
+    }
+    if (token === "-" || token === "?" || token === ":") {
+      const key = token === ":" && nodeCol >= 0;
+      const deep = open(key ? nodeCol : col, token === "-");
+      if (deep && key) deepAt = nodeAt;
+      nodeCol = -1;
+      return deep;
+    }
+    if (token === "---" || token === "...") {
+      cols.length = isSeq.length = 0;
+      nodeCol = -1;
+      return false;
+    }
+    if (nodeCol < 0) {
+      nodeCol = col;
+      nodeAt = at;
+    }
+    return opens && cols.length + ++flow > MAX_DEPTH;
+  };
+  for (const token of new Lexer().lex(text)) {
+    const c = token.charCodeAt(0);
+    // the lexer's markers (document, scalar, flow's end) are not in the text
+    if (token.length === 1 && (c === 0x02 || c === 0x1f || c === 0x18)) {
+      if (c === 0x18) flow = 0;
+      continue;
+    }
+    const at = offset;
+    offset += token.length;
+    if (c === 0x0a || c === 0x0d) {
+      lineStart = offset;
+      atLineStart = true;
+      nodeCol = -1;
+      continue;
+    }
+    // blanks and comments open nothing
+    if (c !== 0x20 && c !== 0x09 && c !== 0x23 && tooDeepHere(token, c, at, at - lineStart))
+      return deepAt >= 0 ? deepAt : at;
+    // a quoted or block scalar over several lines
+    const nl = token.lastIndexOf("\n");
+    if (nl >= 0) {
+      lineStart = at + nl + 1;
+      if (nl === token.length - 1) {
+        atLineStart = true;
+        nodeCol = -1;
+      }
+    }
+  }
+  return -1;
 }
 
 const isTooDeep = (message: string) => message.includes("Maximum call stack size exceeded");

@@ -5,6 +5,9 @@
 // the running one stays. Files are read off the event loop, so changes are queued: one at a time,
 // in the order asked. A policy applied on trial (`moat policy apply --confirm`) is not saved to the
 // file; unless confirmed in time it is reverted through the same path to the policy before it.
+// The API never overwrites an edit of the file the daemon has not read: such an apply is refused.
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
 import type { LocalDecision, Mode, PolicyModel } from "../config/index.ts";
 import type { PolicyImage } from "../policy/index.ts";
@@ -124,16 +127,24 @@ export async function readPolicyFile(
   decisions?: LocalDecision[],
   mode?: Mode,
 ): Promise<CompiledPolicy> {
-  let text: string;
+  const text = await readFileText(path);
+  const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions, mode);
+  return { ...loaded, text, hash: sha256(text) };
+}
+
+/** The policy file's text (off the event loop); rejects with a PolicyError. */
+async function readFileText(path: string): Promise<string> {
   try {
-    text = await readPolicyFileTextAsync(path);
+    return await readPolicyFileTextAsync(path);
   } catch (err) {
     const at = { file: path, line: 1, col: 1, path: "(file)" };
     throw new PolicyError([diagnostic(at, `cannot read policy file: ${(err as Error).message}`)]);
   }
-  const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions, mode);
-  return { ...loaded, text, hash: sha256(text) };
 }
+
+/** Why an API change must not write the policy file: someone else changed it. */
+const FILE_CHANGED =
+  "the policy file changed on disk since the daemon read it; reload it, or apply again once it is reloaded (the file is kept as it is, and the running policy stays)";
 
 const errorLines = (err: unknown, path: string): string[] =>
   err instanceof PolicyError
@@ -146,6 +157,12 @@ export class PolicyLifecycle {
   private running: RunningPolicy;
   /** The hash of a policy this daemon wrote itself: its file-change event is not a new policy. */
   private selfWritten: string | null = null;
+  /**
+   * The hash of what the policy file held when the daemon last read it (at start, on a reload,
+   * applied or refused) or wrote it: a file that holds something else now has an edit no reload
+   * has seen yet, which an apply must not overwrite.
+   */
+  private fileHash: string;
   /** Without `initial`: kept here, the first policy would outlive every reload. */
   private readonly options: Omit<PolicyLifecycleOptions, "initial">;
   /** The change running now; the next one starts when it settles. */
@@ -163,6 +180,7 @@ export class PolicyLifecycle {
     const { initial, ...rest } = options;
     this.options = rest;
     this.running = runningOf(initial);
+    this.fileHash = initial.hash;
   }
 
   /** The policy running now. */
@@ -212,7 +230,8 @@ export class PolicyLifecycle {
     const run = this.serial(async () => {
       // reloads back to back would hold the event loop (DNS answers, the API): the next one
       // starts no sooner than the last one took after it ended, so reloading takes at most half
-      await new Promise((resolve) => setTimeout(resolve, this.reloadPace.next - Date.now()));
+      const wait = Math.max(0, this.reloadPace.next - Date.now());
+      await new Promise((resolve) => setTimeout(resolve, wait));
       this.waitingReload = null;
       const started = Date.now();
       const before = this.options.target.generation;
@@ -236,16 +255,35 @@ export class PolicyLifecycle {
   }
 
   private async reloadFile(reason: string): Promise<ReloadResult> {
+    const { path, universe, compile, decisions, mode } = this.options;
+    let text: string;
+    try {
+      text = await readFileText(path);
+    } catch (err) {
+      return this.refuse(reason, errorLines(err, path));
+    }
+    const hash = sha256(text);
+    this.fileHash = hash;
+    // the API's own write is skipped once, on the reload that follows it: a later one reads an
+    // edit, which may hold that same text again
+    const own = this.selfWritten;
+    this.selfWritten = null;
+    if (reason === "file changed" && own === hash)
+      return { ok: true, generation: this.options.target.generation, errors: [] };
     let next: CompiledPolicy;
     try {
-      const { path, universe, compile, decisions, mode } = this.options;
-      next = await readPolicyFile(path, universe, compile, true, decisions?.(), mode?.());
+      const loaded = await compilePolicyText(
+        text,
+        path,
+        universe,
+        compile,
+        true,
+        decisions?.(),
+        mode?.(),
+      );
+      next = { ...loaded, text, hash };
     } catch (err) {
-      return this.refuse(reason, errorLines(err, this.options.path));
-    }
-    if (reason === "file changed" && this.selfWritten === next.hash) {
-      this.selfWritten = null; // the API's own write: already applied
-      return { ok: true, generation: this.options.target.generation, errors: [] };
+      return this.refuse(reason, errorLines(err, path));
     }
     const result = await this.install(next, reason);
     if (result.ok) this.close(); // the file's policy runs now: a trial before it is over
@@ -291,22 +329,41 @@ export class PolicyLifecycle {
 
   /** Keeps the policy on trial: saves it to the policy file. */
   confirm(who: string): Promise<ReloadResult> {
-    return this.serial((): Promise<ReloadResult> => {
+    return this.serial(async (): Promise<ReloadResult> => {
       const generation = this.options.target.generation;
-      const trial = this.trial;
-      if (!trial)
-        return Promise.resolve({
+      if (!this.trial)
+        return {
           ok: false,
           generation,
           errors: ["no policy is on trial: it was reverted, confirmed or replaced already"],
-        });
+        };
+      const changed = await this.fileChanged();
+      // the trial goes on (and is reverted unless confirmed after the file's reload)
+      if (changed) return this.refuse(`confirm from ${who}`, [changed]);
       this.close();
       this.save(this.running.text, this.running.hash);
       const { audit, log } = this.options;
       const line = `POLICY CONFIRMED policy by ${who}: generation ${generation}, mode ${this.running.model.mode}, sha256 ${this.running.hash}`;
       recordChange({ note: audit }, log, line);
-      return Promise.resolve({ ok: true, generation, errors: [] });
+      return { ok: true, generation, errors: [] };
     });
+  }
+
+  /**
+   * Why the policy file must not be written now (as an error line), or null: it holds something
+   * other than what the daemon last read or wrote there (an edit no reload has seen). A file that
+   * is gone has nothing to lose.
+   */
+  private async fileChanged(): Promise<string | null> {
+    const { path } = this.options;
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      return `${path}:1:1: cannot read the policy file to see whether it changed: ${(err as Error).message}`;
+    }
+    return sha256(text) === this.fileHash ? null : `${path}:1:1: ${FILE_CHANGED}`;
   }
 
   /** The trial `trial` ran out: the policy before it goes back in, by the one install path. */
@@ -351,8 +408,19 @@ export class PolicyLifecycle {
   private save(text: string, hash: string): void {
     const { path, log } = this.options;
     try {
+      // changed while the policy went in: the edit stays, and its reload (the file watcher's)
+      // applies it
+      if (sha256(readFileSync(path, "utf8")) !== this.fileHash) {
+        log(`warning: applied, but not saved: ${path} changed on disk meanwhile`);
+        return;
+      }
+    } catch {
+      // gone or unreadable: the write says what is wrong
+    }
+    try {
       this.selfWritten = hash;
       writePolicyFile(path, text);
+      this.fileHash = hash;
     } catch (err) {
       this.selfWritten = null;
       log(`warning: applied, but could not save ${path}: ${(err as Error).message}`);
@@ -373,6 +441,14 @@ export class PolicyLifecycle {
       next = { ...(await this.compile(text)), text, hash };
     } catch (err) {
       const result = this.refuse(`${what} from ${who}`, errorLines(err, path));
+      audit(refusedLine(what, who, hash, result.errors.length));
+      return result;
+    }
+    // saved once applied: not over an edit of the file no reload has read (checked once compiled,
+    // the long part, during which the operator may have saved the file)
+    const changed = confirmMs === undefined ? await this.fileChanged() : null;
+    if (changed) {
+      const result = this.refuse(`${what} from ${who}`, [changed]);
       audit(refusedLine(what, who, hash, result.errors.length));
       return result;
     }

@@ -54,6 +54,13 @@ let lastAnswer = -Infinity;
 let inRow = false;
 /** How long the worker waits for this thread's answer to a HostQuery (a new worker's). */
 let hostWaitMs = 60_000;
+/**
+ * The worker's heap at most (MiB): a policy whose check would need more (a runaway in a reader)
+ * ends the worker, not the daemon, and is refused. The largest policy file (16 MiB) read by the
+ * yaml library takes about 2 GB.
+ */
+const HEAP_MB = 3072;
+let heapMb = HEAP_MB;
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
 /** Bumped whenever the worker is asked something: a stop decided before that is void. */
 let idleEpoch = 0;
@@ -112,6 +119,11 @@ export function setAcceptWorkerTimes(
   if (wait !== undefined) hostWaitMs = wait;
 }
 
+/** Another bound on a new worker's heap (tests); undefined: the daemon's. */
+export function setAcceptWorkerHeapMb(mb: number | undefined): void {
+  heapMb = mb ?? HEAP_MB;
+}
+
 function cancelIdleStop(): void {
   idleEpoch++;
   if (idleTimer) clearTimeout(idleTimer);
@@ -157,9 +169,11 @@ function acceptWorker(): Worker {
     signal: new Int32Array(new SharedArrayBuffer(4)),
     waitMs: hostWaitMs,
   };
+  const limit = heapMb;
   const w = new Worker(new URL("./accept-worker.ts", import.meta.url), {
     workerData: line,
     transferList: [port2],
+    resourceLimits: { maxOldGenerationSizeMb: limit },
   });
   w.on("message", (message: AcceptReply | AcceptOffsets | HostQuery) => {
     if ("hostQuery" in message) return answerHost(port1, line.signal, message);
@@ -174,7 +188,11 @@ function acceptWorker(): Worker {
     if (pending.size === 0) w.unref();
     if (idle()) stopWhenIdle(w);
   });
-  w.on("error", (err) => failAll(w, err));
+  w.on("error", (err) => {
+    const oom = (err as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY";
+    const why = `checking the policy needed more memory than the ${limit} MiB it may use; it is refused`;
+    failAll(w, oom ? new Error(why) : err);
+  });
   w.on("exit", () => {
     failAll(w, new Error("the policy worker exited"));
     onStopped?.();
