@@ -413,14 +413,24 @@ struct {
 	__type(value, __u8);
 } redirect_targets SEC(".maps");
 
-/* key: tgid of a process never redirected (moat, a process that bound a target); written by
- * user space and post_bind4/6 */
+/* key: tgid of a process never redirected (moat's daemon, which registers itself); written by
+ * user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, __u8);
 } redirect_exempt SEC(".maps");
+
+/* key: a process (its thread group leader's task storage); value: present when it bound port 53
+ * with the privilege to, a resolver whose queries are never redirected; written by
+ * post_bind4/6, gone with the process */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} resolvers SEC(".maps");
 
 /* key: 0; value: the cookie of moat's network namespace, where a loopback target is moat's
  * host (0: not told, the initial namespace); written by user space */

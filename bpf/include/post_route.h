@@ -5,8 +5,11 @@
  * not the predicted one (policy routing, SO_BINDTODEVICE, a route newer than the mirror), the
  * connection is judged again with the real interface's class: a block drops the packet (and
  * every later one), is reported, and the daemon destroys the socket so that connect() fails
- * at once. Only sockets armed at connect() under rules that name interfaces do any work; every
- * other packet costs one array lookup (no interface rules) or one socket-storage lookup. The
+ * at once. Every later packet is compared with the interface it was judged for, and judged
+ * again when it leaves by another (SO_BINDTODEVICE after connect(), IP_PKTINFO). Only sockets
+ * armed at connect() under rules that name interfaces do any work; every other packet costs
+ * one array lookup (no interface rules) or one socket-storage lookup, an armed socket's packet
+ * on its interface one compare more. The
  * program: progs/post_route.bpf.c. */
 #ifndef MOAT_POST_ROUTE_H
 #define MOAT_POST_ROUTE_H
@@ -15,6 +18,11 @@
 
 #define CG_SKB_PASS 1
 #define CG_SKB_DROP 0
+
+/* moat_sock.post_route: the first packet was checked; every later one is compared with the
+ * interface it was judged for (ifindex), as setsockopt(SO_BINDTODEVICE) or IP_PKTINFO move a
+ * socket after it */
+#define MOAT_POST_CHECKED 0x10
 
 /* connect()/sendmsg(): the interface the route mirror predicts, recorded in the socket record,
  * and the class of the owner leaving by it */
@@ -26,7 +34,8 @@ static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta
 }
 
 /* connect()/sendmsg() let through under rules that name interfaces: arm the check of the
- * connection's first packet (in the socket's record) */
+ * connection's packets (in the socket's record): the first in full, every later one by its
+ * interface */
 static __always_inline void post_route_arm(const struct moat_meta *m, struct moat_sock *s)
 {
 	if (m->post_route && s->verdict != MOAT_EV_BLOCKED)
@@ -107,8 +116,9 @@ static __noinline void post_route_report(const struct tuple *t, const struct moa
 	emit(&k, ct, s->verdict, MOAT_REASON_NEW, &from);
 }
 
-/* a packet of an armed socket: the check of its destination's first packet, or the drop of a
- * packet to a destination the check blocked */
+/* a packet of an armed socket: the check of its destination's first packet, of a later one that
+ * leaves by another interface than it was judged for, or the drop of a packet to a destination
+ * the check blocked */
 static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *s)
 {
 	struct tuple t;
@@ -131,10 +141,10 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 		count(MOAT_CNT_BLOCKED, skb->len);
 		return CG_SKB_DROP;
 	}
-	if (!(s->post_route & MOAT_POST_PENDING))
+	if (!(s->post_route & (MOAT_POST_PENDING | MOAT_POST_CHECKED)))
 		return CG_SKB_PASS;
-	/* checked once: the destination's first packet */
-	s->post_route &= ~MOAT_POST_PENDING;
+	/* the first packet is checked in full; later ones only by their interface */
+	s->post_route = (s->post_route & ~MOAT_POST_PENDING) | MOAT_POST_CHECKED;
 
 	__u32 real = skb->ifindex;
 	if (real == s->ifindex || !m->generation || !m->post_route)

@@ -5,9 +5,10 @@
  * The original destination is kept in the socket's record (for getpeername and recvmsg, which
  * show it to the client again) and by the client's address as the proxy sees it (for the
  * proxy's lookup: sock_ops adds it once tcp has chosen the client port).
- * No loop: a connection to a target, or from a process that listens on one (post_bind), or
- * from moat itself, is never redirected. The programs that show a redirected client its original
- * destination (getpeername4/6, recvmsg4/6, sock_ops): progs/redirect.bpf.c. */
+ * No loop: a connection to a target, or from the process that owns the socket its redirect
+ * would reach, or from moat itself (or a resolver), is never redirected. The programs that show a
+ * redirected client its original destination (getpeername4/6, recvmsg4/6, sock_ops):
+ * progs/redirect.bpf.c. */
 #ifndef MOAT_REDIRECT_H
 #define MOAT_REDIRECT_H
 
@@ -119,8 +120,16 @@ enum {
 	REDIRECT_DOWN_BLOCK = 2,
 };
 
+/* what target_listens found on a loopback target */
+enum {
+	TARGET_DOWN = 0,
+	TARGET_LISTENS = 1,
+	/* the caller bound the socket there (post_bind4/6's owner record): it is the proxy */
+	TARGET_OWN = 2,
+};
+
 /* whether a socket listens on a loopback target, in the caller's network namespace (a target
- * elsewhere cannot be asked here) */
+ * elsewhere cannot be asked here), and whether the caller's process bound it */
 static __always_inline int target_listens(struct bpf_sock_addr *ctx, const struct moat_redirect *to,
 					  __u16 port, __u8 proto)
 {
@@ -140,9 +149,13 @@ static __always_inline int target_listens(struct bpf_sock_addr *ctx, const struc
 				  ? bpf_sk_lookup_udp(ctx, &tup, size, BPF_F_CURRENT_NETNS_, 0)
 				  : bpf_sk_lookup_tcp(ctx, &tup, size, BPF_F_CURRENT_NETNS_, 0);
 	if (!sk)
-		return 0;
+		return TARGET_DOWN;
+	/* the very socket a redirect would reach, so only its proxy: never one bound on the
+	 * port with another protocol or address, and only while it is open */
+	const struct moat_owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	int own = o && o->pid == bpf_get_current_pid_tgid() >> 32;
 	bpf_sk_release(sk);
-	return 1;
+	return own ? TARGET_OWN : TARGET_LISTENS;
 }
 
 /* sends the caller (its socket's record `s`, judged and let through) to a redirect's target;
@@ -177,9 +190,13 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 			if (!port)
 				return down;
 		}
-		/* moat's relay or a local proxy that is not there: failure.helper decides */
-		if (!target_listens(ctx, to, port, s->protocol))
+		/* moat's relay or a local proxy that is not there: failure.helper decides; the
+		 * proxy's own connections go where they were going */
+		int listens = target_listens(ctx, to, port, s->protocol);
+		if (listens == TARGET_DOWN)
 			return down;
+		if (listens == TARGET_OWN)
+			return REDIRECT_NONE;
 	}
 	if (sock_addr_write(ctx, v6, to->addr, port))
 		return -1;
@@ -206,17 +223,14 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 #define EPHEMERAL_SPAN 28232 /* 32768-60999, the kernel's default ip_local_port_range */
 #define BIND_TRIES 4
 
-/* connect() of a udp socket (glibc's resolver connects its socket) runs before the kernel picks
- * the port, and no later hook sees the sends, so the proxy could not look the client up. The hook
- * binds the socket to a port of the ephemeral range itself (bpf_bind with port 0 would leave it
- * unchosen until after this hook), then records the original by it. bpf_bind is a connect hook's
- * helper: call this from connect4/6 only */
-static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, struct moat_sock *s,
-						   int v6)
+/* binds the connect hook's unbound socket to a port of the ephemeral range (bpf_bind with port 0
+ * would leave it unchosen until after the hook); whether it has a port now. bpf_bind is a connect
+ * hook's helper: call this from connect4/6 only */
+static __always_inline int bind_ephemeral(struct bpf_sock_addr *ctx, int v6)
 {
 	struct bpf_sock *sk = ctx->sk;
-	if (!sk || sk->src_port)
-		return;
+	if (!sk)
+		return 0;
 	for (int i = 0; i < BIND_TRIES; i++) {
 		__u16 port = bpf_htons(EPHEMERAL_LOW + bpf_get_prandom_u32() % EPHEMERAL_SPAN);
 		int err;
@@ -230,13 +244,51 @@ static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, st
 		if (!err)
 			break;
 	}
-	if (!sk->src_port)
+	/* the verifier refuses an address computed into the socket: read the field afresh */
+	asm volatile("" : "+r"(sk));
+	return sk->src_port != 0;
+}
+
+/* connect() of a udp socket (glibc's resolver connects its socket) runs before the kernel picks
+ * the port, and no later hook sees the sends, so the proxy could not look the client up. The hook
+ * binds the socket itself (bind_ephemeral), then records the original by it */
+static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, struct moat_sock *s,
+						   int v6)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk || sk->src_port)
+		return;
+	if (!bind_ephemeral(ctx, v6))
 		return; /* the kernel binds it after this hook: not found by its proxy, as before */
 	struct moat_endpoint e;
 	struct moat_original o;
 	bound_endpoint(sk, v6, &e);
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
+}
+
+/* a udp connect()/sendmsg() straight to a target: whatever record an earlier socket left on this
+ * socket's address (udp records outlive their sockets) is not this one's, so its proxy must
+ * find none. A socket still unbound at connect() is bound here, so that its port is known */
+static __always_inline void udp_direct_to_target(struct bpf_sock_addr *ctx, const struct tuple *t,
+						 int v6, __u8 hook)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk || !is_target(t->dst, t->dport, IPPROTO_UDP))
+		return;
+	if (!sk->src_port && (hook != MOAT_HOOK_CONNECT || !bind_ephemeral(ctx, v6)))
+		return;
+	/* afresh: the verifier refuses an address computed into the socket on either path */
+	sk = ctx->sk;
+	asm volatile("" : "+r"(sk));
+	if (!sk)
+		return;
+	struct moat_endpoint e;
+	bound_endpoint(sk, v6, &e);
+	bpf_map_delete_elem(&originals, &e);
+	/* the proxy also looks a client up by its port alone */
+	__builtin_memset(e.addr, 0, sizeof(e.addr));
+	bpf_map_delete_elem(&originals, &e);
 }
 
 /* whether redirect `idx` is moat's L7 relay's, taken only for connections an L7 rule judges */
@@ -248,15 +300,29 @@ static __always_inline int redirect_layer7_only(__u32 slot, __u32 idx)
 	return to && (to->unavailable & MOAT_REDIRECT_LAYER7);
 }
 
+#define CAP_NET_BIND_SERVICE_ 10
+
+/* the caller's process (its thread group leader), for per-process storage */
+static __always_inline struct task_struct *current_process(void)
+{
+	return bpf_get_current_task_btf()->group_leader;
+}
+
+/* whether the caller's process bound port 53 with the privilege to (note_proxy) */
+static __always_inline int is_resolver(void)
+{
+	return bpf_task_storage_get(&resolvers, current_process(), 0, 0) != NULL;
+}
+
 /* the redirect for a connection the rules let through: its index, or MOAT_RULE_NONE */
 static __always_inline __u32 redirect_of(__u32 slot, const struct moat_meta *m,
 					 const struct facts *f, const struct moat_owner *owner)
 {
 	if (!m->redirect_count)
 		return MOAT_RULE_NONE;
-	/* no loop: never from a proxy or moat, never to a target */
+	/* no loop: never from moat or a resolver, never to a target (a proxy: redirect_sock) */
 	if (is_target(f->remote, f->server_port, f->proto) ||
-	    bpf_map_lookup_elem(&redirect_exempt, &owner->pid))
+	    bpf_map_lookup_elem(&redirect_exempt, &owner->pid) || is_resolver())
 		return MOAT_RULE_NONE;
 	__u32 idx = classify(slot, 2, m, f);
 	return idx < m->redirect_count ? idx : MOAT_RULE_NONE;
@@ -278,19 +344,20 @@ static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 	sock_addr_write(ctx, v6, s->addr, s->port);
 }
 
-/* post_bind4/6 (accept_hooks.h): a process binding a target is its proxy, and one binding port
- * 53 a resolver: their own connections are never redirected (a resolver's queries to its
- * upstreams are not the DNS proxy's) */
+/* post_bind4/6 (accept_hooks.h): a process that binds port 53 with the privilege to (the
+ * capability in the host's user namespace, not a lowered ip_unprivileged_port_start) is a
+ * resolver: its queries to its upstreams are not the DNS proxy's. Kept in the process's task
+ * storage, so it ends with the process (no pid reuse). A proxy is recognised by the socket its
+ * redirect reaches instead (target_listens), never by what it binds */
 static __always_inline void note_proxy(struct bpf_sock *sk, int v6)
 {
-	struct moat_endpoint e;
-
-	bound_endpoint(sk, v6, &e);
-	if (e.port == 53 || bpf_map_lookup_elem(&redirect_targets, &e)) {
-		__u32 pid = bpf_get_current_pid_tgid() >> 32;
-		__u8 one = 1;
-		bpf_map_update_elem(&redirect_exempt, &pid, &one, BPF_ANY);
-	}
+	if (sk->src_port != 53)
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred = task->cred;
+	if (cred->user_ns->level || !(cred->cap_effective.val & (1ULL << CAP_NET_BIND_SERVICE_)))
+		return;
+	bpf_task_storage_get(&resolvers, task->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 #endif /* MOAT_REDIRECT_H */

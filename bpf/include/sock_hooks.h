@@ -225,6 +225,8 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	}
 	if (!s)
 		return SOCK_ALLOW;
+	if (t.proto == IPPROTO_UDP && m->redirect_count)
+		udp_direct_to_target(ctx, &t, v6, hook);
 
 	/* an unconnected udp socket's owner sends to the same destination again: judged already */
 	if (s->generation == m->generation && s->port == t.dport && s->protocol == t.proto &&

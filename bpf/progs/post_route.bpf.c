@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The post-route check's program (docs/route-aware.md): cgroup_skb egress sees a connection's
- * first packet after routing and judges it again when it leaves by another interface than the
- * route mirror predicted (the check itself: include/post_route.h). It also copies the first
- * datagrams of udp 443 flows for the daemon (QUIC Initials: include/quic.h). Part of
- * moat.bpf.o: built by bpf/moat.bpf.c, which includes it. */
+ * packets after routing and judges it again when one leaves by another interface than the
+ * route mirror predicted (or than the first packet's) (the check itself: include/post_route.h). It
+ * also copies the first datagrams of udp 443 flows for the daemon (QUIC Initials: include/quic.h).
+ * Part of moat.bpf.o: built by bpf/moat.bpf.c, which includes it. */
 #include "post_route.h"
 #include "quic.h"
 
@@ -28,7 +28,12 @@ int moat_post_route(struct __sk_buff *skb)
 		return CG_SKB_PASS;
 	if (s->quic)
 		quic_copy(skb, s);
-	if (!armed || !(s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED)))
+	if (!armed)
 		return CG_SKB_PASS;
-	return post_route_check(skb, s);
+	if (s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED))
+		return post_route_check(skb, s);
+	/* checked: judged again only when it leaves by another interface */
+	if ((s->post_route & MOAT_POST_CHECKED) && skb->ifindex != s->ifindex)
+		return post_route_check(skb, s);
+	return CG_SKB_PASS;
 }

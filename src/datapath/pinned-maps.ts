@@ -59,6 +59,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   conntrack: { version: 5, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
+  // the resolvers that bound port 53 (per process): apart from redirects, so a pin tree from
+  // before it still has its redirects adopted
+  resolvers: { version: 1, maps: ["resolvers"] },
   events: { version: 1, maps: ["events"] },
   quic: { version: 1, maps: ["quic_initials"] },
   // the ids signatures' copies of flows' first bytes (2: what each flow had copied so far is in

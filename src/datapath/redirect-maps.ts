@@ -1,7 +1,6 @@
 // The kernel's redirect state (bpf/include/redirect.h) as user space writes and reads it: where
-// each redirect sends connections, which endpoints are targets (never redirected again, and whoever
-// binds one is a proxy), which processes are never redirected, and the original destination of a
-// redirected client.
+// each redirect sends connections, which endpoints are targets (never redirected again), the
+// daemon's own process (never redirected), and the original destination of a redirected client.
 import {
   netnsPorts as netnsPortsCodec,
   endpoint as endpointCodec,
@@ -98,6 +97,8 @@ export class RedirectMaps {
   private readonly originals: BpfMap;
   private readonly netnsTargets: BpfMap;
   private live = new Set<string>();
+  /** exemptProcess's key, removed at close: the pid outlives this daemon */
+  private exempted: Buffer | null = null;
   /** originalOf's lookups land here: every field is copied out before the next one */
   private readonly original: Buffer;
 
@@ -158,11 +159,19 @@ export class RedirectMaps {
     this.netnsTargets.update(key, value);
   }
 
-  /** A process whose connections are never redirected (moat itself, a proxy). */
+  /**
+   * The daemon's own process, whose connections (its relays' and DNS proxy's upstreams) are never
+   * redirected. The only entry: a previous daemon's pid may belong to any process by now.
+   */
   exemptProcess(pid: number): void {
     const key = Buffer.alloc(4);
     key.writeUInt32LE(pid);
+    const others: Buffer[] = [];
+    for (let k = this.exempt.nextKey(null); k; k = this.exempt.nextKey(k))
+      if (!k.equals(key)) others.push(k);
+    for (const k of others) this.exempt.delete(k);
     this.exempt.update(key, Buffer.from([1]));
+    this.exempted = key;
   }
 
   /**
@@ -191,6 +200,7 @@ export class RedirectMaps {
   }
 
   close(): void {
+    if (this.exempted) this.exempt.delete(this.exempted);
     for (const m of [this.targets, this.exempt, this.originals, this.netnsTargets]) m.close();
   }
 }

@@ -144,6 +144,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "policy",
       "sockets",
       "redirects",
+      "resolvers",
       "events",
       "quic",
       "ids",
