@@ -3,7 +3,7 @@
 // (NAME.dynamic, read by the policy loader like a set file) so they survive a restart. A change
 // or an expiry writes the file and compiles the running policy again: the datapath swaps its
 // tables atomically, as for any reload.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SetChange, SetChangeOutcome, SetView } from "../api/index.ts";
 import {
@@ -15,6 +15,7 @@ import {
   type DynamicEntry,
   type PolicyModel,
 } from "../config/index.ts";
+import { writeTrustedFileAtomic } from "../host/index.ts";
 
 export interface DynamicSetOptions {
   /** The set store (NAME.dynamic files). */
@@ -72,11 +73,10 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
     }
   }
   function write(name: string, entries: DynamicEntry[]): void {
-    // made when first written: a daemon whose policy has no dynamic set never needs it
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${fileOf(name)}.tmp`;
-    writeFileSync(tmp, formatDynamicSetFile(entries), { mode: 0o600 });
-    renameSync(tmp, fileOf(name));
+    // the store is made (0700) when first written: a policy with no dynamic set never needs it
+    writeTrustedFileAtomic(fileOf(name), formatDynamicSetFile(entries), {
+      what: "dynamic set file",
+    });
   }
   const dynamicNames = () =>
     [...model().sets.values()].filter((s) => s.origin?.kind === "dynamic").map((s) => s.name);

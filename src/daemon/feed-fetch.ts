@@ -3,10 +3,10 @@
 // the set store (NAME.feed) where the policy loader reads it. A new body compiles the running
 // policy again (the datapath swaps its tables atomically); a failed fetch keeps the last good
 // content and says why (the daemon's output, `moat set list`).
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
-import { MAX_FILE_BYTES } from "../host/index.ts";
+import { MAX_FILE_BYTES, writeTrustedFileAtomic } from "../host/index.ts";
 import { readLimited } from "./limited-body.ts";
 import {
   feedAddresses,
@@ -76,11 +76,9 @@ export function startFeeds(options: FeedOptions): Feeds {
       return { url };
     }
   }
-  function writeAtomic(path: string, data: string | Buffer): void {
-    // made when first written: a daemon whose policy has no URL feed never needs it
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(`${path}.tmp`, data, { mode: 0o600 });
-    renameSync(`${path}.tmp`, path);
+  function writeAtomic(path: string, text: string | Buffer): void {
+    // the store is made (0700) when first written: a policy with no URL feed never needs it
+    writeTrustedFileAtomic(path, text, { what: "feed file" });
   }
 
   async function fetchOnce(name: string, feed: Running): Promise<void> {
@@ -118,6 +116,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       const lastModified = res.headers.get("last-modified");
       if (etag) next.etag = etag;
       if (lastModified) next.lastModified = lastModified;
+      // stored as it came: the loader's size limit reads the body's own bytes
       writeAtomic(join(dir, `${name}.feed`), body);
       writeAtomic(metaFile(name), JSON.stringify(next));
       feed.status.lastResult = "200";

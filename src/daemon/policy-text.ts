@@ -2,8 +2,8 @@
 // same function `moat check` uses, run on a worker thread so the API stays responsive) from the file or a body the API received, and written back to the
 // policy file atomically.
 import { createHash } from "node:crypto";
-import { existsSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { chmodSync, existsSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { diagnosticLines, type LocalDecision, type Mode } from "../config/index.ts";
 import {
   acceptedOrThrow,
@@ -11,6 +11,7 @@ import {
   acceptPolicyOffThread,
   type LoadedPolicy,
   type UniverseReader,
+  writeTrustedFileAtomic,
 } from "../host/index.ts";
 import type { ValidateResult } from "../api/index.ts";
 import { loadPolicySinks } from "../observe/index.ts";
@@ -82,13 +83,14 @@ export function writePolicyFile(path: string, text: string): void {
     throw new Error(
       `${path} is inside the source tree ${tree} (it has .git); run moat with a copy (make run installs one under /etc/moat) so applied policies can be saved`,
     );
-  const tmp = join(dirname(path), `.${basename(path)}.moat-${process.pid}.tmp`);
   let mode = 0o600;
   try {
     mode = statSync(path).mode & 0o777;
   } catch {
     // a new file
   }
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, path);
+  // the temporary copy under a random name, O_EXCL|O_NOFOLLOW, in the file's checked directory
+  writeTrustedFileAtomic(path, text, { what: "policy file" });
+  // made 0600; only root can write its directory (checked by the write), so no one swaps the file
+  if (mode !== 0o600) chmodSync(path, mode);
 }

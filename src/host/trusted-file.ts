@@ -394,7 +394,7 @@ export function trustedDirectory(
  */
 export function writeTrustedFileAtomic(
   path: string,
-  text: string,
+  text: string | Uint8Array,
   options: { what: string },
 ): void {
   const full = resolveTrusted(path, options.what, true);

@@ -3,7 +3,7 @@
 // daemon finds them, and removed by themselves at their expiry (one re-apply).
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -169,13 +169,13 @@ test("an expiry whose file cannot be written is logged and tried again, the daem
   const logs: string[] = [];
   const { sets, dir } = openSets(t, { log: (line) => logs.push(line) });
   await sets.change({ op: "add", set: "banned", entry: "203.0.113.9", timeoutSeconds: 1 }, "root");
-  // the file's next version cannot be written: its temporary name is a directory
-  mkdirSync(join(dir, "banned.dynamic.tmp"));
+  // the file's next version cannot be written: others can now write in the set store
+  chmodSync(dir, 0o777);
   const end = Date.now() + 5000;
   while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.match(
     logs[0] ?? "",
-    /^dynamic sets: expired entries could not be removed \(EISDIR.*\); trying again in 60 s$/,
+    /^dynamic sets: expired entries could not be removed \(dynamic set file .*: directory .* is writable by group or others .*\); trying again in 60 s$/,
   );
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(logs.length, 1, "no retry loop");

@@ -1,13 +1,17 @@
 // The anomaly engine's state on disk (profiles, acceptances, recent anomalies), so baselines and
 // "accept as normal" survive a restart: one JSON file, written whole to a temporary file and
-// renamed over the old one. A file that cannot be read starts a fresh state, said once.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+// renamed over the old one (its name random, made O_EXCL|O_NOFOLLOW: nothing planted there is
+// written through). A file that cannot be read starts a fresh state, said once.
+import { randomBytes } from "node:crypto";
+import { constants, readFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { trustedDirectory, writeTrustedFileAtomic } from "../../host/trusted-file.ts";
 import type { AnomalyDetector } from "./detector.ts";
 import { Ewma } from "./robust.ts";
 
 const VERSION = 1;
+const WHAT = "anomaly state file";
 
 /** Maps, sets and EWMAs as tagged JSON values. */
 function replacer(_key: string, value: unknown): unknown {
@@ -52,11 +56,7 @@ function* stateText(d: AnomalyDetector): Generator<string> {
 
 /** Writes the state at once (at shutdown, after an acceptance). */
 export function saveAnomalyState(path: string, d: AnomalyDetector): void {
-  const text = [...stateText(d)].join("");
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeTrustedFileAtomic(path, [...stateText(d)].join(""), { what: WHAT });
 }
 
 /** How long the periodic save holds the event loop at a time. */
@@ -73,9 +73,11 @@ export async function saveAnomalyStateInSlices(
   /** A newer state was saved meanwhile (saveAnomalyState): this one is dropped, not renamed over it. */
   stale: () => boolean = () => false,
 ): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.slices.tmp`;
-  const file = await open(tmp, "w", 0o600);
+  // as writeTrustedFileAtomic does, in a directory only root can write (made 0700 if missing)
+  const dir = trustedDirectory(dirname(path), { what: WHAT, create: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(8).toString("hex")}.tmp`);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const file = await open(tmp, flags, 0o600);
   try {
     // written as it is made, a slice at a time: the whole text is never one string
     let slice: string[] = [];
@@ -88,11 +90,18 @@ export async function saveAnomalyStateInSlices(
       sliceStart = performance.now();
     }
     await file.write(slice.join(""));
-  } finally {
+  } catch (err) {
     await file.close();
+    await rm(tmp, { force: true });
+    throw err;
   }
+  await file.close();
   if (stale()) await rm(tmp, { force: true });
-  else await rename(tmp, path);
+  else
+    await rename(tmp, join(dir, basename(path))).catch(async (err: unknown) => {
+      await rm(tmp, { force: true });
+      throw err;
+    });
 }
 
 /** Loads the saved state into `d`; false (d unchanged) when there is none or it is unreadable. */

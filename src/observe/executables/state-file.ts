@@ -1,17 +1,15 @@
 // The executables' ledger on disk (each path's content and the ones before it), so a restart
-// keeps each path's baseline: one JSON file, 0600, written to a temporary file and renamed.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+// keeps each path's baseline: one JSON file, 0600, written to a temporary file (a random name,
+// O_EXCL|O_NOFOLLOW) and renamed.
+import { readFileSync } from "node:fs";
+import { writeTrustedFileAtomic } from "../../host/trusted-file.ts";
 import type { ExeLedger, ExePathEntry } from "./exe-ledger.ts";
 
 const VERSION = 1;
 
 export function saveExeState(path: string, ledger: ExeLedger): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const text = JSON.stringify({ version: VERSION, paths: [...ledger.paths.entries()] });
-  writeFileSync(tmp, `${text}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeTrustedFileAtomic(path, `${text}\n`, { what: "executables state file" });
 }
 
 /** Loads the saved ledger; a missing file is none; a malformed one throws. */
