@@ -127,7 +127,7 @@ $(ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 
 run: setup $(RUN_POLICY)
 	@echo "web console: once moat is up, run 'sudo bin/moat console' in another terminal and open the link it prints"
-	$(NODE) --disable-warning=ExperimentalWarning src/cli/main.ts run --policy $(RUN_POLICY)
+	$(NODE) --disable-warning=ExperimentalWarning --disable-sigusr1 src/cli/main.ts run --policy $(RUN_POLICY)
 
 ifneq ($(RUN_POLICY),$(POLICY))
 # set files a policy names relative to itself are installed beside it

@@ -15,6 +15,7 @@ import {
   watchAttach,
   closePreloaded,
   Datapath,
+  PIN_ROOT,
   type Preloaded,
 } from "./datapath/index.ts";
 import {
@@ -43,6 +44,8 @@ import { LocalDecisions } from "./daemon/local-decisions.ts";
 import { reviewPathOf } from "./daemon/review-file.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
+import { tryListeners } from "./daemon/api-trial.ts";
+import { watchAuditRotation } from "./daemon/audit-rotation.ts";
 import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
 import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
 import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
@@ -57,7 +60,7 @@ import { openL7Relay } from "./daemon/l7-relay.ts";
 import { feedOf, usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
-import { watchRtnl, type MoatEvent } from "./datapath/index.ts";
+import { refuseLivePins, watchRtnl, type MoatEvent } from "./datapath/index.ts";
 import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
@@ -127,6 +130,9 @@ export interface Daemon {
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   checkPrerequisites();
+  // another daemon's pins are live: refused before anything is loaded or adopted
+  const pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
+  if (pinRoot !== null) refuseLivePins(pinRoot);
   // the policy worker loads its modules on its thread while this one opens the proxies and
   // loads the programs
   startAcceptWorker();
@@ -199,6 +205,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       decisionStore.list(),
       decisionStore.mode()?.mode,
     );
+    // an API that cannot listen fails the start here, before the pins are adopted
+    await tryListeners(apiListeners(initial.model, options.apiSocket));
   } catch (err) {
     if (preloaded) closePreloaded(preloaded);
     l7.close();
@@ -208,6 +216,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // not a closure over `initial`: one would keep it (and every policy it held) for the daemon's life
   live.model = constant(initial.model);
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
+  const rotation = watchAuditRotation(audit, log);
   // anomaly detection over flow records and DNS queries; its state beside the history
   const anomalies = startAnomalyPath({
     settings: () => live.model?.().anomaly,
@@ -539,6 +548,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     netns.close();
     dns.close();
     void attachWatch.close();
+    rotation.close();
     datapath.stop({ keepPins: options.handOver === true });
     log(
       options.handOver
@@ -556,7 +566,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       resolveStopped();
     })();
   }
-  const api = serveApi(control, apiListeners(initial.model, options.apiSocket), stop);
+  // a start that took over pinned state and fails anyway leaves it enforcing, as the previous
+  // daemon's death did: a failed restart never opens the host
+  const tookOver = !!(datapath.adoption?.adopted.length || datapath.adoption?.migrated.length);
+  const api = serveApi(control, apiListeners(initial.model, options.apiSocket), () =>
+    stop({ handOver: tookOver }),
+  );
   // the policy is in place: where its rules are in the file is worked out on the worker now
   locateOffThread(initial.model);
 
@@ -567,7 +582,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     snapshot,
     reload: (reason) => policy.reload(reason),
     apply: (text, who) => policy.apply(text, who),
-    reopenLogs: () => audit.reopen(),
+    reopenLogs: () => rotation.reopen(),
     stopped,
     stop,
   };

@@ -57,4 +57,5 @@ export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-soc
 export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";
 export { PIN_ROOT } from "./bpffs.ts";
 export { removeLeftoverPins, type Leftovers } from "./leftovers.ts";
+export { daemonsPinning, PinsInUseError, refuseLivePins } from "./pin-owners.ts";
 export type { FloodCounters, PortAttack } from "./flood-maps.ts";

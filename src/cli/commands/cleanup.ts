@@ -1,37 +1,13 @@
 // moat cleanup: removes what a daemon that did not stop cleanly left behind (its pinned links,
 // which keep its programs attached, its pinned maps, its API socket). Refuses while a daemon
 // that uses the same pin directory runs: that daemon's pins are live, and its stop removes them.
-import { lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from "node:fs";
+import { lstatSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { UsageError, type Command } from "../command.ts";
 import { jsonLine } from "../json-line.ts";
 import { DEFAULT_SOCKET } from "../api/client.ts";
-import { PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
+import { daemonsPinning, PIN_ROOT, removeLeftoverPins } from "../../datapath/index.ts";
 import { UnsafeFileError } from "../../host/index.ts";
-
-/** moat's entry points: the sources (bin/moat) and the bundle the package installs. */
-const ENTRIES = ["/src/cli/main.ts", "/build/dist/cli-main.mjs"];
-
-/** PIDs of `moat run` processes whose pin directory is `pinRoot` (pinning daemons only). */
-function daemonsPinning(pinRoot: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue; // gone meanwhile
-    }
-    const main = argv.findIndex((a) => ENTRIES.some((entry) => a.endsWith(entry)));
-    if (main < 0 || argv[main + 1] !== "run" || argv.includes("--no-pin")) continue;
-    const at = argv.indexOf("--pin-dir");
-    const dir = at >= 0 ? argv[at + 1] : PIN_ROOT;
-    if (dir === pinRoot) found.push(pid);
-  }
-  return found;
-}
 
 /** Removes the API socket file and its directory when that is left empty. */
 function removeSocket(path: string): boolean {

@@ -1,5 +1,17 @@
 // moat run: the daemon in the foreground, until Ctrl-C; signals reload the policy and reopen logs.
 import { UsageError, type Command } from "../command.ts";
+import type { Daemon } from "../../daemon.ts";
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGUSR2", "SIGHUP", "SIGUSR1"] as const;
+type Signal = (typeof SIGNALS)[number];
+
+function act(daemon: Daemon, signal: Signal): void {
+  if (signal === "SIGINT" || signal === "SIGTERM") daemon.stop();
+  // a restart (systemd's RestartKillSignal): the next daemon takes the pins over, no gap
+  else if (signal === "SIGUSR2") daemon.stop({ handOver: true });
+  else if (signal === "SIGHUP") void daemon.reload("SIGHUP");
+  else daemon.reopenLogs();
+}
 
 /** Where `make run` installs the bundled policy; moat saves applied policies there. */
 const DEFAULT_POLICY = "/etc/moat/policy.yaml";
@@ -40,34 +52,47 @@ export const runCommand: Command = {
       );
     const history = typeof values.history === "string" ? values.history : undefined;
     const decisions = typeof values.decisions === "string" ? values.decisions : undefined;
-    // the daemon loads when it runs: `moat run --help` does not load it
-    const { startDaemon } = await import("../../daemon.ts");
-    const daemon = await startDaemon({
-      policyPath,
-      interfaces: values.interface as string[] | undefined,
-      json: values.json === true,
-      pinRoot: values["no-pin"] ? null : pinDir,
-      ...(api !== undefined ? { apiSocket: api === "none" ? null : api.slice(5) } : {}),
-      ...(history !== undefined ? { historyPath: history === "none" ? null : history } : {}),
-      ...(decisions !== undefined
-        ? { decisionsPath: decisions === "none" ? null : decisions }
-        : {}),
-      ...(values["docker-root"] ? { dockerRoots: values["docker-root"] as string[] } : {}),
-      log: io.out,
-    });
-    await daemon.ready;
-    const handlers: [NodeJS.Signals, () => void][] = [
-      ["SIGINT", () => daemon.stop()],
-      ["SIGTERM", () => daemon.stop()],
-      // a restart (systemd's RestartKillSignal): the next daemon takes the pins over, no gap
-      ["SIGUSR2", () => daemon.stop({ handOver: true })],
-      ["SIGHUP", () => void daemon.reload("SIGHUP")],
-      ["SIGUSR1", () => daemon.reopenLogs()],
-    ];
+    // handled from here on, never by the default action (death; Node's inspector on SIGUSR1): a
+    // signal that comes while the daemon starts is acted on once it has started
+    let daemon: Daemon | undefined;
+    const pending: Signal[] = [];
+    const handlers = SIGNALS.map((signal): [Signal, () => void] => [
+      signal,
+      () => {
+        if (daemon) act(daemon, signal);
+        else if (!pending.includes(signal)) {
+          pending.push(signal);
+          io.out(`${signal} while starting: acted on once started`);
+        }
+      },
+    ]);
     for (const [signal, handler] of handlers) process.on(signal, handler);
-    io.out("moat is running; Ctrl-C to stop");
-    await daemon.stopped;
-    for (const [signal, handler] of handlers) process.off(signal, handler);
+    try {
+      // the daemon loads when it runs: `moat run --help` does not load it
+      const { startDaemon } = await import("../../daemon.ts");
+      const started = await startDaemon({
+        policyPath,
+        interfaces: values.interface as string[] | undefined,
+        json: values.json === true,
+        pinRoot: values["no-pin"] ? null : pinDir,
+        ...(api !== undefined ? { apiSocket: api === "none" ? null : api.slice(5) } : {}),
+        ...(history !== undefined ? { historyPath: history === "none" ? null : history } : {}),
+        ...(decisions !== undefined
+          ? { decisionsPath: decisions === "none" ? null : decisions }
+          : {}),
+        ...(values["docker-root"] ? { dockerRoots: values["docker-root"] as string[] } : {}),
+        log: io.out,
+      });
+      await started.ready;
+      daemon = started;
+      io.out("moat is running; Ctrl-C to stop");
+      // a stop that came during the start is the one thing left to do
+      const stop = pending.find((s) => s !== "SIGHUP" && s !== "SIGUSR1");
+      for (const signal of stop ? [stop] : pending) act(daemon, signal);
+      await daemon.stopped;
+    } finally {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    }
     return 0;
   },
 };
