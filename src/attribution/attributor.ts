@@ -57,6 +57,7 @@ export class Attribution {
     const users = this.users;
     this.containers = new ContainerDirectory({
       roots: { homes: () => users.homes(), ...options.roots },
+      cgroupMount: mount ?? null,
       ...(options.containerRevalidateMs !== undefined
         ? { revalidateMs: options.containerRevalidateMs }
         : {}),

@@ -105,10 +105,20 @@ test("runtime state files: names and images as each runtime records them; partia
       containerd: [join(root, "containerd")],
       containersStorage: [join(root, "storage")],
     },
+    // stands in for the cgroup2 mount: root owns these cgroups, as a system runtime's are
+    cgroupMount: join(root, "cgroup"),
     missRetryMs: 0,
     revalidateMs: 0,
   });
   const id = (c: string) => c.repeat(64);
+  for (const c of [
+    `docker/${id("a")}`,
+    `x/cri-containerd-${id("b")}.scope`,
+    `machine.slice/libpod-${id("c")}.scope`,
+    `machine.slice/libpod-${id("d")}.scope`,
+    `k/crio-${id("e")}.scope`,
+  ])
+    mkdirSync(join(root, "cgroup", c), { recursive: true });
   put(
     join(root, "docker/containers", id("a"), "config.v2.json"),
     JSON.stringify({ Name: "/web", Image: "sha256:ff", Config: { Image: "nginx:1.27" } }),

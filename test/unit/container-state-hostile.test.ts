@@ -68,14 +68,23 @@ test("a FIFO in place of a state file does not block the reader", (t) => {
 });
 
 test("a home's rootless state names only containers in that user's own cgroups", (t) => {
-  const home = nobodyHome(scratch(t));
+  const base = scratch(t);
+  const home = nobodyHome(base);
+  // stands in for the cgroup2 mount: each user's cgroups are theirs, as systemd delegates them
+  const cgroups = join(base, "cgroup");
   const dir = new ContainerDirectory({
     roots: { docker: [], containerd: [], containersStorage: [], homes: () => [home] },
+    cgroupMount: cgroups,
     missRetryMs: 0,
     revalidateMs: 0,
   });
   const user = (uid: number) =>
     `/user.slice/user-${uid}.slice/user@${uid}.service/app.slice/libpod-${ID}.scope`;
+  mkdirSync(join(cgroups, `machine.slice/libpod-${ID}.scope`), { recursive: true });
+  for (const uid of [1000, NOBODY]) {
+    mkdirSync(join(cgroups, user(uid)), { recursive: true });
+    chownSync(join(cgroups, user(uid)), uid, uid);
+  }
   assert.equal(dir.ofCgroup(`/machine.slice/libpod-${ID}.scope`), null, "a system container");
   assert.equal(dir.ofCgroup(user(1000)), null, "another user's container");
   assert.deepEqual(dir.ofCgroup(user(NOBODY)), { id: ID, name: "mine", image: "i" });

@@ -10,6 +10,8 @@
 //               /libpod_parent/libpod-<id>              (cgroupfs manager)
 //   cri-o       .../crio-<id>.scope, /kubepods/.../crio-<id>
 // The runtimes' monitors (libpod-conmon-<id>.scope, crio-conmon-<id>.scope) are not containers.
+// A name is only a claim (a user can make such a cgroup in a subtree delegated to them): whose
+// state may back it is decided by who owns the matched cgroup (directory.ts).
 
 export type Runtime = "docker" | "containerd" | "podman" | "crio";
 
@@ -17,6 +19,8 @@ export interface ContainerRef {
   /** Runtimes whose state may hold this id, most likely first. */
   runtimes: Runtime[];
   id: string;
+  /** The cgroup whose name matched (the path up to and including that component). */
+  cgroup: string;
 }
 
 const ID = "([0-9a-f]{64})";
@@ -32,18 +36,19 @@ export function containerRefOf(cgroup: string): ContainerRef | null {
   const parts = cgroup.split("/").filter(Boolean);
   for (let i = parts.length - 1; i >= 0; i--) {
     const part = parts[i] ?? "";
+    const at = "/" + parts.slice(0, i + 1).join("/");
     for (const [pattern, runtimes] of SCOPED) {
       const id = pattern.exec(part)?.[1];
-      if (id) return { runtimes, id };
+      if (id) return { runtimes, id, cgroup: at };
     }
     const bare = BARE.exec(part)?.[1];
     if (bare) {
       const parent = parts[i - 1] ?? "";
-      if (parent === "docker") return { runtimes: ["docker"], id: bare };
+      if (parent === "docker") return { runtimes: ["docker"], id: bare, cgroup: at };
       // cgroupfs-driver Kubernetes (under kubelet's --cgroup-root, so not always at the top):
       // containerd, docker (cri-dockerd) or CRI-O put the bare id there
       if (parts.slice(0, i).some((p) => p.startsWith("kubepods")))
-        return { runtimes: ["containerd", "docker", "crio"], id: bare };
+        return { runtimes: ["containerd", "docker", "crio"], id: bare, cgroup: at };
     }
   }
   return null;
