@@ -68,7 +68,8 @@ export function checkServices(ctx: CheckContext, doc: PolicyDocument): Services 
   const publisher = doc.event_publisher;
   if (publisher && ctx.clean(["event_publisher"])) {
     publisher.webhooks?.forEach((hook, i) => {
-      url(ctx, hook.url, ["event_publisher", "webhooks", i, "url"], ["http:", "https:"]);
+      const at = ["event_publisher", "webhooks", i, "url"];
+      if (url(ctx, hook.url, at, ["http:", "https:"])) noCredentials(ctx, hook.url, at);
       if (hook.secret_file !== undefined)
         absolutePath(ctx, hook.secret_file, ["event_publisher", "webhooks", i, "secret_file"]);
     });
@@ -168,16 +169,34 @@ function absolutePath(ctx: CheckContext, path: string, at: PathSegment[]): void 
   if (!path.startsWith("/")) ctx.error(at, `'${path}' must be an absolute path`);
 }
 
-function url(ctx: CheckContext, text: string, at: PathSegment[], schemes: string[]): void {
+/** True when `text` is a URL of one of `schemes`; an error at `at` otherwise. */
+function url(ctx: CheckContext, text: string, at: PathSegment[], schemes: string[]): boolean {
   let scheme: string;
   try {
     scheme = new URL(text).protocol;
   } catch {
-    return ctx.error(at, `'${text}' is not a URL`);
+    ctx.error(at, `'${text}' is not a URL`);
+    return false;
   }
-  if (!schemes.includes(scheme))
-    ctx.error(
-      at,
-      `'${text}' must be a ${schemes.map((s) => s.replace(":", "://")).join(" or ")} URL`,
-    );
+  if (schemes.includes(scheme)) return true;
+  ctx.error(
+    at,
+    `'${text}' must be a ${schemes.map((s) => s.replace(":", "://")).join(" or ")} URL`,
+  );
+  return false;
+}
+
+/**
+ * A webhook never sends user:password@ (fetch refuses such a URL): the error says so without
+ * repeating them, and names what authenticates a delivery.
+ */
+function noCredentials(ctx: CheckContext, text: string, at: PathSegment[]): void {
+  const u = new URL(text);
+  if (!u.username && !u.password) return;
+  u.username = "";
+  u.password = "";
+  ctx.error(
+    at,
+    `'${u.href}' must not hold a user name or password: moat does not send them; sign deliveries with secret_file (an HMAC-SHA256 key the receiver checks, docs/observability.md "Webhooks")`,
+  );
 }

@@ -1,14 +1,15 @@
 // Text from outside (policy values, process names, interface names) made safe to print: control
 // characters and the invisible characters that reorder or hide text (bidi overrides, zero-width)
 // are shown escaped, so a value cannot move the cursor, clear a terminal, forge a log line or hide
-// what it says. Long values are cut.
+// what it says. The backslash that starts an escape is itself written \\, so two texts never print
+// alike. Long values are cut.
 
-const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\" };
 
-// C0, DEL, C1; zero-width and direction marks; line/paragraph separators; bidi embeddings,
-// overrides and isolates; the byte-order mark
+// the backslash; C0, DEL, C1; zero-width and direction marks; line/paragraph separators; bidi
+// embeddings, overrides and isolates; the byte-order mark
 // eslint-disable-next-line no-control-regex -- it looks for control characters
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 function escape(ch: string): string {
   const named = NAMED[ch];
@@ -19,7 +20,10 @@ function escape(ch: string): string {
     : `\\u${code.toString(16).padStart(4, "0")}`;
 }
 
-/** `text` with every control or invisible character written as an escape (\x1b, \n, \u202e). */
+/**
+ * `text` with every control or invisible character written as an escape (\x1b, \n, \u202e) and
+ * every backslash doubled (\\).
+ */
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, escape);
 }

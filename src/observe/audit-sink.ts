@@ -15,16 +15,20 @@ export interface AuditSink extends EventSink {
   readonly path: string | null;
   /** After logrotate (SIGUSR1). */
   reopen(): void;
-  /** A line that is not an event (policy changes); written at once. */
+  /** A line that is not an event (policy changes); written at once, a failure counted. */
   note(line: string): void;
 }
 
 export function auditSink(): AuditSink {
   let log: AuditLog | null = null;
+  /** Failed writes of logs closed since (a reload moved the log). */
+  let closedFailed = 0;
+  /** Failed writes of batches: the pipeline counts those itself, as failed batches. */
+  let batchFailed = 0;
   const lines = foldedLines({
     emit: (line) => log?.write(line),
-    // summaries written by a timer, between batches
-    flush: () => log?.flush(),
+    // summaries written by a timer, between batches: a failure is counted by the log
+    flush: () => void log?.flush(),
   });
   const note = (line: string) => {
     if (!log) return;
@@ -39,12 +43,16 @@ export function auditSink(): AuditSink {
     write(batch: readonly MoatEvent[]) {
       if (!log) return;
       lines.write(batch);
-      log.flush();
+      if (log.flush()) return;
+      batchFailed++;
+      throw new Error(`audit log ${log.path}: ${log.lastError?.message ?? "write failed"}`);
     },
+    failures: () => closedFailed + (log?.failed ?? 0) - batchFailed,
     setPath(path) {
       if ((log?.path ?? null) === path) return;
       const next = path ? new AuditLog(path) : null;
       log?.close();
+      closedFailed += log?.failed ?? 0;
       log = next;
     },
     reopen() {
@@ -57,6 +65,7 @@ export function auditSink(): AuditSink {
     close() {
       lines.close();
       log?.close();
+      closedFailed += log?.failed ?? 0;
       log = null;
     },
   };

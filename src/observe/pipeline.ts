@@ -31,7 +31,11 @@ class SinkQueue {
   private head = 0;
   private busy = false;
   private closed = false;
+  /** Events of the batch being written. */
+  private writing = 0;
   private idle: (() => void)[] = [];
+  /** Told when the batch being written at close() settles (its counts are final then). */
+  private settled: (() => void) | undefined;
 
   constructor(sink: EventSink, options: SinkOptions) {
     this.sink = sink;
@@ -43,9 +47,11 @@ class SinkQueue {
 
   /** The stats as reported: a fan-out sink counts what reached its receivers. */
   report(): SinkStats {
+    // writes that failed outside a batch (a summary line written by a timer) count as failed
+    const stats = { ...this.stats, failed: this.stats.failed + (this.sink.failures?.() ?? 0) };
     const f = this.sink.fanout?.();
-    if (!f) return { ...this.stats };
-    return { ...this.stats, delivered: f.delivered, dropped: this.stats.dropped + f.dropped };
+    if (!f) return stats;
+    return { ...stats, delivered: f.delivered, dropped: stats.dropped + f.dropped };
   }
 
   push(event: MoatEvent): void {
@@ -76,16 +82,19 @@ class SinkQueue {
         this.head = 0;
       }
       // a batch being written still counts as queued: every event is delivered, dropped or queued
+      this.writing = batch.length;
       try {
         await this.sink.write(batch);
         this.stats.delivered += batch.length;
       } catch {
         this.stats.failed++;
       }
-      if (!this.closed) this.stats.queued -= batch.length;
+      this.writing = 0;
+      this.stats.queued -= batch.length;
     }
     this.busy = false;
     for (const resolve of this.idle.splice(0)) resolve();
+    this.settled?.();
   }
 
   /** Resolves when everything queued so far was handed to the sink (or the sink was closed). */
@@ -94,12 +103,20 @@ class SinkQueue {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  close(): void {
+  /**
+   * Stops delivery: what was still queued is dropped (counted); a batch being written stays
+   * queued until its write() settles, then counts as delivered or failed. `settled` is called
+   * then, or at once when none is being written.
+   */
+  close(settled: () => void): void {
     this.closed = true;
-    this.stats.queued = 0;
+    this.stats.dropped += this.stats.queued - this.writing;
+    this.stats.queued = this.writing;
     this.queue = [];
     this.head = 0;
     for (const resolve of this.idle.splice(0)) resolve();
+    if (this.writing > 0) this.settled = settled;
+    else settled();
   }
 }
 
@@ -107,6 +124,8 @@ export class EventPipeline {
   private sinks: SinkQueue[] = [];
   /** Stats of sinks already removed, so drops stay visible after a reload replaced a sink. */
   private readonly retired = new Map<string, SinkStats>();
+  /** Removed sinks whose last write() has not settled yet: reported live until it does. */
+  private readonly settling = new Set<SinkQueue>();
   /** Events by type (flow summaries go to the history, never through the pipeline). */
   readonly events: Record<Exclude<MoatEvent["type"], "flow">, number> = {
     allowed: 0,
@@ -129,8 +148,11 @@ export class EventPipeline {
     const [q] = this.sinks.splice(index, 1);
     if (!q) return;
     await Promise.race([q.flushed(), delay(graceMs)]);
-    q.close();
-    this.retire(q.report());
+    this.settling.add(q);
+    q.close(() => {
+      this.settling.delete(q);
+      this.retire(q.report());
+    });
     try {
       await sink.close();
     } catch {
@@ -158,7 +180,7 @@ export class EventPipeline {
   stats(): SinkStats[] {
     const byName = new Map<string, SinkStats>();
     for (const s of this.retired.values()) byName.set(s.name, { ...s });
-    for (const q of this.sinks) {
+    for (const q of [...this.settling, ...this.sinks]) {
       const stats = q.report();
       const prev = byName.get(stats.name);
       byName.set(stats.name, prev ? sum(prev, stats) : stats);
@@ -178,7 +200,7 @@ export class EventPipeline {
 
   private retire(stats: SinkStats): void {
     const prev = this.retired.get(stats.name);
-    this.retired.set(stats.name, prev ? sum(prev, stats) : { ...stats, queued: 0 });
+    this.retired.set(stats.name, prev ? sum(prev, stats) : stats);
   }
 }
 

@@ -21,6 +21,11 @@ export interface EventSink {
    */
   fanout?(): { delivered: number; dropped: number };
   /**
+   * For a sink that also writes outside write() (the audit log's summary lines, written by a
+   * timer, and its notes): those writes that failed. Its stats add them to `failed`.
+   */
+  failures?(): number;
+  /**
    * Told at once (not queued behind events) of a notice: events lost in the kernel. Rare (one
    * per loss report at most); a sink without it is not told.
    */
@@ -33,9 +38,12 @@ export interface EventSink {
 export interface SinkStats {
   name: string;
   delivered: number;
-  /** Events dropped because the sink's queue was full. */
+  /**
+   * Events dropped: the sink's queue was full, or the sink was removed (reload, stop) before
+   * they were handed to it.
+   */
   dropped: number;
-  /** Batches whose write() threw or rejected. */
+  /** Batches whose write() threw or rejected, and writes a sink reports via failures(). */
   failed: number;
   queued: number;
 }

@@ -132,3 +132,44 @@ test("a sink that lingers gets the events of several turns in one write, none lo
   await pipeline.flush();
   assert.deepEqual(writes, [5], "one write of the five");
 });
+
+test("removing a sink counts what it still held as dropped, and the batch it was writing once it settles", async () => {
+  const pipeline = new EventPipeline();
+  let release: () => void = () => {};
+  const hung: EventSink = {
+    name: "hung",
+    write: () => new Promise<void>((resolve) => (release = resolve)), // a receiver that does not answer
+    close: () => release(),
+  };
+  pipeline.add(hung, { maxBatch: 100 });
+  for (let i = 0; i < 1000; i++) pipeline.push(fakeEvent({ connection: i.toString(16) }));
+  await turn(); // the first batch (100) is being written
+  await pipeline.remove(hung, 50);
+  await turn();
+  assert.deepEqual(pipeline.stats(), [
+    { name: "hung", delivered: 100, dropped: 900, failed: 0, queued: 0 },
+  ]);
+
+  // a batch that settles only after the removal: queued until then, then counted
+  let settle: (ok: boolean) => void = () => {};
+  const late: EventSink = {
+    name: "late",
+    write: () =>
+      new Promise<void>(
+        (resolve, reject) => (settle = (ok) => (ok ? resolve() : reject(new Error("gone")))),
+      ),
+    close() {},
+  };
+  pipeline.add(late, { maxBatch: 10 });
+  for (let i = 0; i < 30; i++) pipeline.push(fakeEvent({ connection: i.toString(16) }));
+  await turn();
+  await pipeline.remove(late, 20);
+  const held = pipeline.stats().find((s) => s.name === "late");
+  assert.deepEqual(held, { name: "late", delivered: 0, dropped: 20, failed: 0, queued: 10 });
+  settle(false);
+  await turn();
+  assert.deepEqual(
+    pipeline.stats().find((s) => s.name === "late"),
+    { name: "late", delivered: 0, dropped: 20, failed: 1, queued: 0 },
+  );
+});

@@ -115,7 +115,13 @@ test("events are published to the subject, survive a server restart, and losses 
       ["1", "2", "3", "6"],
       "the dropped events are gone, not replayed",
     );
-    assert.deepEqual(s.stats, { published: 4, dropped: 2, reconnects: 1, connected: true });
+    assert.deepEqual(s.stats, {
+      published: 4,
+      dropped: 2,
+      unconfirmed: 0,
+      reconnects: 1,
+      connected: true,
+    });
   } finally {
     await sink?.close();
     await client?.close();
@@ -132,7 +138,13 @@ test("a NATS sink whose server never comes up drops and counts, and closes promp
   });
   await new Promise((r) => setTimeout(r, 150));
   await assert.rejects(async () => sink.write([ev(1)]), /not connected; dropped 1 events/);
-  assert.deepEqual(sink.stats, { published: 0, dropped: 1, reconnects: 0, connected: false });
+  assert.deepEqual(sink.stats, {
+    published: 0,
+    dropped: 1,
+    unconfirmed: 0,
+    reconnects: 0,
+    connected: false,
+  });
   // were close() to wait on the reconnect loop, the runner's per-test timeout would fail this test
   await sink.close();
 });

@@ -107,3 +107,27 @@ test("a webhook key file others can read refuses the policy; a relative one is a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a webhook URL holding credentials is refused at its position, without echoing them", () => {
+  const file = "p.yaml";
+  let lines: string[] = [];
+  try {
+    parsePolicy(
+      policy(
+        "http://127.0.0.1:4318",
+        "https://moat:S3cretPW@siem.example/moat",
+        "/etc/moat/hook.key",
+      ),
+      file,
+    );
+  } catch (e) {
+    if (!(e instanceof PolicyError)) throw e;
+    lines = e.diagnostics.filter((d) => d.severity !== "warning").map(formatDiagnostic);
+  }
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(
+    lines[0] ?? "",
+    /^p\.yaml:6:14 event_publisher\.webhooks\[0\]\.url: 'https:\/\/siem\.example\/moat' must not hold a user name or password: moat does not send them; sign deliveries with secret_file/,
+  );
+  assert.ok(!(lines[0] ?? "").includes("S3cretPW"), lines[0]);
+});

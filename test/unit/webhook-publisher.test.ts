@@ -232,3 +232,39 @@ test("the HMAC key file must be private: symlinks and files others can read are 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a redirect is a final answer: not followed, not retried", async () => {
+  const target = await receiver();
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(302, { location: `${target.url}/elsewhere` }).end());
+  });
+  let requests = 0;
+  server.on("request", () => requests++);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  const hook = new WebhookSink({ url: `http://127.0.0.1:${port}/hook`, ...fast });
+  try {
+    await assert.rejects(
+      async () => hook.write([blocked]),
+      /webhook http:\/\/127\.0\.0\.1:\d+\/hook: dropped 1 events: HTTP 302 \(redirects are not followed\)$/,
+    );
+    assert.equal(requests, 1, "one request: a 3xx is final");
+    assert.equal(target.got.length, 0, "the redirect's target is never contacted");
+    assert.deepEqual(hook.stats, { delivered: 0, dropped: 1, requests: 1 });
+  } finally {
+    hook.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await target.close();
+  }
+});
+
+test("a webhook URL with credentials is refused, and the refusal does not repeat them", () => {
+  assert.throws(
+    () => new WebhookSink({ url: "http://moat:S3cretPW@127.0.0.1:9/hook?token=QTOKEN", ...fast }),
+    (e: Error) =>
+      e.message.startsWith("webhook http://127.0.0.1:9/hook: a URL with a user name or password") &&
+      !/S3cretPW|QTOKEN|moat:/.test(e.message),
+  );
+});

@@ -1,4 +1,4 @@
-// One OTLP log record per event: the audit line as the body, the event as attributes, the
+// One OTLP log record per event: the audit line (escaped as in the audit log) as the body, the event as attributes, the
 // severity by verdict, and the connection's span as context (so a backend links the two). A
 // notice (events lost in the kernel) is a WARN record of its own, `moat.notice.events_lost`.
 import { SeverityNumber, type Context } from "@opentelemetry/api";
@@ -10,9 +10,17 @@ import {
   type ReadableLogRecord,
 } from "@opentelemetry/sdk-logs";
 import { formatEventLine, type MoatEvent } from "../../datapath/event.ts";
+import { printable } from "../../config/printable.ts";
 import { formatNoticeLine, type Notice } from "../notice.ts";
 import { eventAttributes } from "./attributes.ts";
-import { FailureCountingExporter, processorTimeout } from "./export-failures.ts";
+import {
+  countingFlush,
+  EXPORT_BATCH,
+  FailureCountingExporter,
+  processorTimeout,
+  QUEUE_SIZE,
+  TakenCounter,
+} from "./export-failures.ts";
 
 /** blocked > detected (would have been blocked) > allowed and closes. */
 const SEVERITY: Record<MoatEvent["type"], [SeverityNumber, string]> = {
@@ -40,10 +48,17 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
   const exporter = new FailureCountingExporter<ReadableLogRecord>(
     new OTLPLogExporter({ url, timeoutMillis: timeoutMs }),
   );
+  const taken = new TakenCounter();
   const provider = new LoggerProvider({
     resource,
     processors: [
-      new BatchLogRecordProcessor({ exporter, exportTimeoutMillis: processorTimeout(timeoutMs) }),
+      new BatchLogRecordProcessor({
+        exporter,
+        exportTimeoutMillis: processorTimeout(timeoutMs),
+        maxQueueSize: QUEUE_SIZE,
+        maxExportBatchSize: EXPORT_BATCH,
+      }),
+      taken,
     ],
   });
   const logger = provider.getLogger("moat.events");
@@ -55,7 +70,8 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
         timestamp: new Date(ev.time),
         severityNumber,
         severityText,
-        body: formatEventLine(ev),
+        // the audit log's line, escaped as there: a process name cannot forge a line
+        body: printable(formatEventLine(ev)),
         attributes: eventAttributes(ev),
         ...(context ? { context } : {}),
       });
@@ -66,11 +82,11 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
         timestamp: new Date(n.time),
         severityNumber: SeverityNumber.WARN,
         severityText: "WARN",
-        body: formatNoticeLine(n),
+        body: printable(formatNoticeLine(n)),
         attributes: { "moat.events_lost": n.count, "moat.interval_ms": n.intervalMs },
       });
     },
-    flush: () => provider.forceFlush(),
+    flush: countingFlush(() => provider.forceFlush(), taken, exporter),
     lost: () => exporter.lost,
     lastError: () => exporter.lastError,
     shutdown: () => provider.shutdown(),

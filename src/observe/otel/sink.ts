@@ -8,6 +8,7 @@ import { createEventLogs } from "./logs.ts";
 import { createEventMetrics } from "./metrics.ts";
 import { moatResource } from "./resource.ts";
 import { createConnectionTraces } from "./traces.ts";
+import { EXPORT_CHUNK } from "./export-failures.ts";
 
 export interface OtelOptions {
   /** OTLP/HTTP base URL; /v1/logs, /v1/traces and /v1/metrics are appended. */
@@ -59,16 +60,20 @@ export function createOtelExport(o: OtelOptions): OtelExport {
   const sink: EventSink = {
     name: "otel",
     async write(batch) {
-      for (const ev of batch) {
-        const span = traces.spans.record(ev);
-        logs.emit(ev, span ? trace.setSpan(ROOT_CONTEXT, span) : undefined);
-        metrics.count(ev);
-      }
       const before = logs.lost() + traces.lost();
-      // a processor's flush may also reject with the exporter's error(s); the count decides
-      const flushed = await Promise.allSettled([logs.flush(), traces.flush()]);
+      let refused: PromiseRejectedResult | undefined;
+      // a chunk at a time, flushed before the next: the processors' queues drop past their size
+      for (let start = 0; start < batch.length; start += EXPORT_CHUNK) {
+        for (const ev of batch.slice(start, start + EXPORT_CHUNK)) {
+          const span = traces.spans.record(ev);
+          logs.emit(ev, span ? trace.setSpan(ROOT_CONTEXT, span) : undefined);
+          metrics.count(ev);
+        }
+        // a processor's flush may also reject with the exporter's error(s); the count decides
+        const flushed = await Promise.allSettled([logs.flush(), traces.flush()]);
+        refused ??= flushed.find((f) => f.status === "rejected");
+      }
       const lost = logs.lost() + traces.lost() - before;
-      const refused = flushed.find((f) => f.status === "rejected");
       if (lost > 0 || refused) {
         const why = logs.lastError() ?? traces.lastError() ?? refused?.reason;
         throw new Error(

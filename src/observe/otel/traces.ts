@@ -9,7 +9,15 @@ import type { Resource } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { closeAttributes, connectionAttributes } from "./attributes.ts";
-import { FailureCountingExporter, processorTimeout } from "./export-failures.ts";
+import {
+  countingFlush,
+  EXPORT_BATCH,
+  EXPORT_CHUNK,
+  FailureCountingExporter,
+  processorTimeout,
+  QUEUE_SIZE,
+  TakenCounter,
+} from "./export-failures.ts";
 
 /** Protocols whose close the kernel reports (docs/datapath.md, "Events and counters"). */
 const CLOSE_REPORTED = new Set(["tcp"]);
@@ -54,11 +62,19 @@ export class ConnectionSpans {
     return span;
   }
 
-  /** Ends every open span (shutdown or a reload that replaces this exporter). */
-  endAll(): void {
+  /**
+   * Ends up to `max` open spans, the oldest first (shutdown or a reload that replaces this
+   * exporter); the number still open.
+   */
+  endSome(max: number): number {
     const now = Date.now();
-    for (const span of this.open.values()) end(span, "shutdown", now);
-    this.open.clear();
+    let n = 0;
+    for (const [key, span] of this.open) {
+      if (n++ >= max) break;
+      this.open.delete(key);
+      end(span, "shutdown", now);
+    }
+    return this.open.size;
   }
 
   private start(ev: MoatEvent, at: number): Span {
@@ -119,20 +135,30 @@ export function createConnectionTraces(
   const exporter = new FailureCountingExporter<ReadableSpan>(
     new OTLPTraceExporter({ url, timeoutMillis: timeoutMs }),
   );
+  const taken = new TakenCounter();
   const provider = new TracerProvider({
     resource,
     spanProcessors: [
-      new BatchSpanProcessor({ exporter, exportTimeoutMillis: processorTimeout(timeoutMs) }),
+      new BatchSpanProcessor({
+        exporter,
+        exportTimeoutMillis: processorTimeout(timeoutMs),
+        maxQueueSize: QUEUE_SIZE,
+        maxExportBatchSize: EXPORT_BATCH,
+      }),
+      taken,
     ],
   });
   const spans = new ConnectionSpans(provider.getTracer("moat.connections"), maxOpen);
+  const flush = countingFlush(() => provider.forceFlush(), taken, exporter);
   return {
     spans,
-    flush: () => provider.forceFlush(),
+    flush,
     lost: () => exporter.lost,
     lastError: () => exporter.lastError,
     shutdown: async () => {
-      spans.endAll();
+      // up to maxOpen spans end here: a chunk at a time, so the processor's queue holds them
+      while (spans.endSome(EXPORT_CHUNK) > 0) await flush().catch(() => undefined);
+      await flush().catch(() => undefined);
       await provider.shutdown();
     },
   };

@@ -4,13 +4,16 @@
 // least once. An event not acknowledged is published again, with the same id, for at most
 // `retryHorizonMs` (30 s): the stream stores it once as long as its duplicate window (2 min by
 // default) covers that horizon. Then it is dropped and counted; the pipeline's bounded queue
-// holds what waits meanwhile, and counts what it cannot hold.
+// holds what waits meanwhile, and counts what it cannot hold. Nothing is sent again before the
+// server has read the previous send (a PING/PONG flush): a server that stops reading holds one
+// copy of one batch in moat's memory, not one per retry; a batch written while it has not read
+// the last one is dropped unsent.
 import { randomBytes } from "node:crypto";
-import { DebugEvents, Events, type JetStreamClient, type NatsConnection } from "nats";
+import { connect, DebugEvents, Events, type JetStreamClient, type NatsConnection } from "nats";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { eventJson } from "../../datapath/event-json.ts";
 import {
-  connectFleet,
+  connectionOptions,
   eventSubject,
   RETRY_HORIZON_MS,
   type FleetConnectOptions,
@@ -18,6 +21,7 @@ import {
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { backoffMs, sleep } from "./backoff.ts";
+import { MAX_PINGS_OUT, PING_INTERVAL_MS } from "./nats.ts";
 
 export interface JetStreamOptions {
   connection: FleetConnectOptions;
@@ -28,6 +32,8 @@ export interface JetStreamOptions {
   retryHorizonMs?: number;
   /** How long one publish waits for the stream's acknowledgement (default 5 s). */
   ackTimeoutMs?: number;
+  /** How often the client pings the server; 2 unanswered pings end the connection (default 5 s). */
+  pingIntervalMs?: number;
 }
 
 export { RETRY_HORIZON_MS };
@@ -39,7 +45,10 @@ export interface JetStreamStats {
   duplicates: number;
   /** Publishes sent again after no acknowledgement came. */
   retries: number;
-  /** Events given up on after the retry horizon. */
+  /**
+   * Events given up on after the retry horizon, or dropped unsent while the server had not read
+   * an earlier send. One given up on while its send was still unread may yet be stored, once.
+   */
   dropped: number;
   connected: boolean;
 }
@@ -63,6 +72,8 @@ export class JetStreamSink implements EventSink {
   /** Message ids: this sink's own prefix and a sequence, fixed when an event is first sent. */
   private readonly idPrefix: string;
   private seq = 0;
+  /** The flush after the last send, while the server has not answered it. */
+  private unread: Promise<boolean> | undefined;
 
   constructor(o: JetStreamOptions) {
     this.o = o;
@@ -79,7 +90,12 @@ export class JetStreamSink implements EventSink {
     while (!this.closing.signal.aborted) {
       let nc: NatsConnection;
       try {
-        nc = await connectFleet(this.o.connection);
+        nc = await connect({
+          ...connectionOptions(this.o.connection),
+          // a server that stops answering is left (and its unsent data dropped) in seconds
+          pingInterval: this.o.pingIntervalMs ?? PING_INTERVAL_MS,
+          maxPingOut: MAX_PINGS_OUT,
+        });
       } catch {
         await sleep(waitMs, this.closing.signal);
         continue;
@@ -103,48 +119,99 @@ export class JetStreamSink implements EventSink {
   }
 
   async write(batch: readonly MoatEvent[]): Promise<void> {
-    const deadline = Date.now() + (this.o.retryHorizonMs ?? RETRY_HORIZON_MS);
-    const sent = await Promise.all(
-      batch.map((ev) => this.publish(eventJson(ev), `${this.idPrefix}-${++this.seq}`, deadline)),
-    );
-    const lost = sent.filter((ok) => !ok).length;
-    if (lost > 0) {
-      this.stats.dropped += lost;
-      throw new Error(`${this.name}: ${lost} of ${batch.length} events not acknowledged in time`);
+    if (this.unread) {
+      this.stats.dropped += batch.length;
+      throw new Error(
+        `${this.name}: dropped ${batch.length} events: the server has not confirmed earlier ones`,
+      );
     }
-  }
-
-  /** Publishes until acknowledged or past `deadline`; true once the stream has it. */
-  private async publish(json: string, msgID: string, deadline: number): Promise<boolean> {
-    const data = this.encoder.encode(json);
+    const deadline = Date.now() + (this.o.retryHorizonMs ?? RETRY_HORIZON_MS);
     const ackTimeoutMs = this.o.ackTimeoutMs ?? 5000;
-    for (let attempt = 1; ; attempt++) {
-      const js = this.js;
+    let pending = batch.map((ev) => ({
+      data: this.encoder.encode(eventJson(ev)),
+      msgID: `${this.idPrefix}-${++this.seq}`,
+    }));
+    let sentBefore = false;
+    for (let attempt = 1; !this.closing.signal.aborted; attempt++) {
       const left = deadline - Date.now();
-      if (left <= 0 || this.closing.signal.aborted) return false;
-      if (js && this.stats.connected) {
-        if (attempt > 1) this.stats.retries++;
-        try {
-          const ack = await js.publish(this.subject, data, {
-            msgID,
-            timeout: Math.max(100, Math.min(ackTimeoutMs, left)),
-          });
-          if (ack.duplicate) this.stats.duplicates++;
+      if (left <= 0) break;
+      const { js, nc } = this;
+      if (js && nc && this.stats.connected && !nc.isClosed()) {
+        if (sentBefore) this.stats.retries += pending.length;
+        sentBefore = true;
+        const timeout = Math.max(100, Math.min(ackTimeoutMs, left));
+        const acks = pending.map((p) =>
+          js.publish(this.subject, p.data, { msgID: p.msgID, timeout }),
+        );
+        const read = this.sent(nc);
+        const results = await Promise.allSettled(acks);
+        const unacked: typeof pending = [];
+        results.forEach((r, i) => {
+          const p = pending[i];
+          if (r.status === "rejected") {
+            if (p) unacked.push(p);
+            return;
+          }
+          if (r.value.duplicate) this.stats.duplicates++;
           this.stats.published++;
-          return true;
-        } catch {
-          // no acknowledgement: the stream may or may not have it; the same id again
+        });
+        pending = unacked;
+        if (pending.length === 0) {
+          this.unread = undefined; // every event acknowledged: the server read them all
+          return;
         }
+        // no acknowledgement: the stream may or may not have them; the same ids again, but only
+        // once the server read this send (or the connection broke and the client dropped it)
+        if (!(await this.within(read, deadline))) break;
       }
       const wait = Math.min(backoffMs(attempt, 100, 2000), deadline - Date.now());
-      if (wait <= 0 || !(await sleep(wait, this.closing.signal))) return false;
+      if (wait <= 0 || !(await sleep(wait, this.closing.signal))) break;
     }
+    this.stats.dropped += pending.length;
+    throw new Error(
+      `${this.name}: ${pending.length} of ${batch.length} events not acknowledged in time`,
+    );
+  }
+
+  /** A flush after what was just published: true once the server read it, false if it broke. */
+  private sent(nc: NatsConnection): Promise<boolean> {
+    const read = nc.flush().then(
+      () => true,
+      () => false,
+    );
+    this.unread = read;
+    void read.then(() => {
+      if (this.unread === read) this.unread = undefined;
+    });
+    return read;
+  }
+
+  /** Whether `read` settled before `deadline` (or close()). */
+  private async within(read: Promise<boolean>, deadline: number): Promise<boolean> {
+    const waited = new AbortController();
+    const settled = await Promise.race([
+      read.then(() => true),
+      sleep(deadline - Date.now(), AbortSignal.any([this.closing.signal, waited.signal])).then(
+        () => false,
+      ),
+    ]);
+    waited.abort();
+    return settled;
   }
 
   async close(): Promise<void> {
     this.closing.abort();
     const nc = this.nc;
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    if (nc && !nc.isClosed()) {
+      // a drain waits for the server: bounded, then the connection is closed regardless
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        nc.drain().catch(() => undefined),
+        new Promise((resolve) => (timer = setTimeout(resolve, this.o.ackTimeoutMs ?? 5000))),
+      ]);
+      clearTimeout(timer);
+      if (!nc.isClosed()) await nc.close().catch(() => undefined);
+    }
     await this.connecting;
   }
 }

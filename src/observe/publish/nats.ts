@@ -1,7 +1,10 @@
 // NATS: each event is published as its JSON to one subject. The client reconnects on its own
 // (forever, every `reconnectWaitMs`); while it is not connected, batches are dropped and counted
 // rather than buffered without bound. A write resolves once the server confirmed (PING/PONG
-// flush) what it published, so a stalled server backs up only this sink's queue.
+// flush) what it published, so a stalled server backs up only this sink's queue. A batch the
+// server has not confirmed in time stays with the client (it may still arrive) and is counted
+// when the server answers or the connection breaks; until then later batches are dropped
+// unsent, so a server that stops reading holds at most one batch in moat's memory.
 import { connect, DebugEvents, Events, type NatsConnection } from "nats";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { eventJson } from "../../datapath/event-json.ts";
@@ -17,24 +20,44 @@ export interface NatsOptions {
   reconnectWaitMs?: number;
   /** How long a write waits for the server's confirmation (default 5 s). */
   flushTimeoutMs?: number;
+  /** How often the client pings the server; 2 unanswered pings end the connection (default 5 s). */
+  pingIntervalMs?: number;
 }
 
+/** Pings unanswered before the client gives a connection up as stale and reconnects. */
+export const MAX_PINGS_OUT = 2;
+export const PING_INTERVAL_MS = 5000;
+
 export interface NatsStats {
+  /** Events the server confirmed. */
   published: number;
-  /** Events dropped: not connected, or published but never confirmed. */
+  /**
+   * Events dropped: never sent (not connected, or the server had not confirmed earlier events),
+   * or sent on a connection that broke before the server confirmed them.
+   */
   dropped: number;
+  /** Events sent whose confirmation is still awaited past the write's time limit. */
+  unconfirmed: number;
   reconnects: number;
   connected: boolean;
 }
 
 export class NatsSink implements EventSink {
   readonly name: string;
-  readonly stats: NatsStats = { published: 0, dropped: 0, reconnects: 0, connected: false };
+  readonly stats: NatsStats = {
+    published: 0,
+    dropped: 0,
+    unconfirmed: 0,
+    reconnects: 0,
+    connected: false,
+  };
   private readonly o: NatsOptions;
   private nc: NatsConnection | undefined;
   private readonly closing = new AbortController();
   private readonly connecting: Promise<void>;
   private readonly encoder = new TextEncoder();
+  /** The confirmation of the last batch sent, while the server has not given it. */
+  private awaiting: Promise<boolean> | undefined;
 
   constructor(o: NatsOptions) {
     this.o = o;
@@ -56,6 +79,9 @@ export class NatsSink implements EventSink {
           reconnect: true,
           maxReconnectAttempts: -1,
           reconnectTimeWait: waitMs,
+          // a server that stops answering is left (and its unsent data dropped) in seconds
+          pingInterval: this.o.pingIntervalMs ?? PING_INTERVAL_MS,
+          maxPingOut: MAX_PINGS_OUT,
         });
       } catch {
         await sleep(waitMs, this.closing.signal);
@@ -87,28 +113,63 @@ export class NatsSink implements EventSink {
       this.stats.dropped += batch.length;
       throw new Error(`${this.name}: not connected; dropped ${batch.length} events`);
     }
+    if (this.awaiting) {
+      // published now, they would only pile up in the client behind the unconfirmed batch
+      this.stats.dropped += batch.length;
+      throw new Error(
+        `${this.name}: dropped ${batch.length} events: the server has not confirmed earlier ones`,
+      );
+    }
     for (const ev of batch) nc.publish(this.o.subject, this.encoder.encode(eventJson(ev)));
+    const n = batch.length;
+    const confirmation = nc.flush().then(
+      () => true,
+      () => false,
+    );
     const timeoutMs = this.o.flushTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
-    const confirmed = await Promise.race([
-      nc.flush().then(
-        () => true,
-        () => false,
+    const inTime = await Promise.race([
+      confirmation,
+      new Promise<undefined>(
+        (resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)),
       ),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
-    if (!confirmed) {
-      this.stats.dropped += batch.length;
-      throw new Error(`${this.name}: server did not confirm ${batch.length} events`);
+    if (inTime === true) {
+      this.stats.published += n;
+      return;
     }
-    this.stats.published += batch.length;
+    if (inTime === false) {
+      this.stats.dropped += n;
+      throw new Error(`${this.name}: connection lost before the server confirmed ${n} events`);
+    }
+    // still with the client: counted when the server answers or the connection breaks
+    this.stats.unconfirmed += n;
+    this.awaiting = confirmation;
+    void confirmation.then((ok) => {
+      this.stats.unconfirmed -= n;
+      if (ok) this.stats.published += n;
+      else this.stats.dropped += n;
+      this.awaiting = undefined;
+    });
+    throw new Error(
+      `${this.name}: the server has not confirmed ${n} events in ${timeoutMs} ms; later batches are dropped until it does`,
+    );
   }
 
   async close(): Promise<void> {
     this.closing.abort();
     const nc = this.nc;
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    if (nc && !nc.isClosed()) {
+      // a drain waits for the server: bounded, then the connection is closed regardless
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        nc.drain().catch(() => undefined),
+        new Promise((resolve) => (timer = setTimeout(resolve, this.o.flushTimeoutMs ?? 5000))),
+      ]);
+      clearTimeout(timer);
+      if (!nc.isClosed()) await nc.close().catch(() => undefined);
+    }
     await this.connecting;
   }
 }

@@ -35,13 +35,32 @@ export interface WebhookStats {
   requests: number;
 }
 
-/** Status 408, 429 and 5xx may pass on retry; any other 4xx will not. */
+/** Status 408, 429 and 5xx may pass on retry; any other answer (3xx, 4xx) will not. */
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+const httpWhy = (status: number) =>
+  status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`;
 
 /** The URL without credentials or query, for names and messages. */
 export function displayUrl(url: string): string {
   const u = new URL(url);
   return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+/** `message` with `url` (as given or as parsed) and any other URL's user:password@ taken out. */
+function redact(message: string, url: string): string {
+  let out = message;
+  for (const form of new Set([url, safeHref(url)]))
+    if (form) out = out.split(form).join(displayUrl(url));
+  return out.replace(/(\w+:\/\/)[^\s/@]*@/g, "$1");
+}
+
+function safeHref(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return "";
+  }
 }
 
 export class WebhookSink implements EventSink {
@@ -52,6 +71,12 @@ export class WebhookSink implements EventSink {
   private readonly closing = new AbortController();
 
   constructor(o: WebhookOptions) {
+    const u = new URL(o.url);
+    // fetch() refuses such a URL on every request; refused here, where the policy is refused
+    if (u.username || u.password)
+      throw new Error(
+        `webhook ${displayUrl(o.url)}: a URL with a user name or password is not used; sign deliveries with secret_file`,
+      );
     this.o = o;
     this.name = `webhook ${displayUrl(o.url)}`;
     this.types = o.types ? new Set(o.types) : undefined;
@@ -79,7 +104,7 @@ export class WebhookSink implements EventSink {
       }
       // keep the last real failure: an abort by close() is not the receiver's
       if (!this.closing.signal.aborted)
-        why = typeof status === "number" ? `HTTP ${status}` : status.message;
+        why = typeof status === "number" ? httpWhy(status) : redact(status.message, this.o.url);
       if (typeof status === "number" && !retryable(status)) break;
       if (attempt >= maxAttempts || this.closing.signal.aborted) break;
       const wait = backoffMs(attempt, first, first * 8);
@@ -107,7 +132,9 @@ export class WebhookSink implements EventSink {
         method: "POST",
         headers,
         body,
-        redirect: "error",
+        // a 3xx is an answer like any other (final, not followed): "error" would make it a
+        // network error, retried
+        redirect: "manual",
         signal: AbortSignal.any([AbortSignal.timeout(Math.max(1, timeoutMs)), this.closing.signal]),
       });
       await res.body?.cancel();
