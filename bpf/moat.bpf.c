@@ -8,7 +8,8 @@
  *   interface than the route mirror predicted;
  * - progs/redirect.bpf.c: a redirected client sees its original destination;
  * - progs/accept.bpf.c: the connections a local socket receives, judged with their owner;
- * - progs/splice.bpf.c: a decided relay connection's bytes, from one socket to its peer.
+ * - progs/splice.bpf.c: a decided relay connection's bytes, from one socket to its peer;
+ * - progs/exe.bpf.c: each process's executable, recorded at exec and fork (process rules).
  * The headers in include/ hold the logic the programs share; no program lives in a header. */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -24,6 +25,7 @@
 #include "progs/sock.bpf.c"
 #include "progs/accept.bpf.c"
 #include "progs/splice.bpf.c"
+#include "progs/exe.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -9,7 +9,7 @@
 namespace moat {
 
 struct LinkSpec {
-  std::string kind;  // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "pinned"
+  std::string kind;  // "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "tracing" | "pinned"
   int fd = -1;       // a raw bpf_link fd (xdp, tcx, cgroup, pinned); owned
   struct bpf_link* link = nullptr;  // a libbpf link (uprobe, iter); owned
   // clsact filter (kind "tc"): detached with bpf_tc_detach.

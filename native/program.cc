@@ -187,6 +187,7 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
                            InstanceMethod<&BpfProgram::AttachCgroup>("attachCgroup"),
                            InstanceMethod<&BpfProgram::AttachUprobe>("attachUprobe"),
                            InstanceMethod<&BpfProgram::AttachIter>("attachIter"),
+                           InstanceMethod<&BpfProgram::AttachTracing>("attachTracing"),
                            InstanceMethod<&BpfProgram::TestRun>("testRun"),
                            InstanceMethod<&BpfProgram::TestRunAsync>("testRunAsync"),
                            InstanceMethod<&BpfProgram::Pin>("pin"),
@@ -390,6 +391,23 @@ class BpfProgram : public Napi::ObjectWrap<BpfProgram>, public Closable {
     if (link == nullptr) ThrowErrno(env, op, errno, Who(), &capture);
     LinkSpec spec;
     spec.kind = "iter";
+    spec.link = link;
+    spec.fd = bpf_link__fd(link);
+    return NewBpfLink(env, spec);
+  }
+
+  // A BTF tracepoint (SEC("tp_btf/...")): attached to the tracepoint its section names.
+  Napi::Value AttachTracing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "bpf_program__attach_trace";
+    Fd(env, op);
+    if (!spec_.object || spec_.object->obj == nullptr || spec_.prog == nullptr)
+      ThrowErrno(env, op, EBADF, "the object of " + Who() + " is closed");
+    LogCapture capture;
+    struct bpf_link* link = bpf_program__attach_trace(spec_.prog);
+    if (link == nullptr) ThrowErrno(env, op, errno, Who(), &capture);
+    LinkSpec spec;
+    spec.kind = "tracing";
     spec.link = link;
     spec.fd = bpf_link__fd(link);
     return NewBpfLink(env, spec);

@@ -432,6 +432,16 @@ struct {
 	__type(value, __u8);
 } resolvers SEC(".maps");
 
+/* key: a process (task storage of its thread group leader); value: the executable it exec'd,
+ * by inode (struct moat_exe_key). Written at exec and copied to a fork child (progs/exe.bpf.c),
+ * read by task_exe() (exe.h): unlike mm->exe_file, PR_SET_MM cannot change it */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct moat_exe_key);
+} exe_ids SEC(".maps");
+
 /* key: 0; value: the cookie of moat's network namespace, where a loopback target is moat's
  * host (0: not told, the initial namespace); written by user space */
 struct {

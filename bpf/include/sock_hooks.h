@@ -12,6 +12,7 @@
 #include "judge.h"
 #include "redirect.h"
 #include "post_route.h"
+#include "exe.h"
 
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
@@ -24,11 +25,8 @@ static __always_inline void owner_now(struct moat_owner *o, int exe)
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
 	/* the executable by inode, for process rules' path globs: only when rules name processes */
-	if (exe) {
-		struct inode *inode = task->mm->exe_file->f_inode;
-		o->exe_ino = inode->i_ino;
-		o->exe_dev = inode->i_sb->s_dev;
-	}
+	if (exe)
+		task_exe(task, &o->exe_ino, &o->exe_dev);
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();

@@ -14,7 +14,12 @@ import {
 } from "./abi.ts";
 import { ensureDir, linkPinName, PIN_ROOT, removeTree } from "./bpffs.ts";
 import { PinnedMaps, type Adoption } from "./pinned-maps.ts";
-import { attachPinned, detachStaleLinks, type PinnedAttach } from "./pinned-links.ts";
+import {
+  attachPinned,
+  attachPinnedBeside,
+  detachStaleLinks,
+  type PinnedAttach,
+} from "./pinned-links.ts";
 import { native } from "./addon.ts";
 import {
   clearConntrack,
@@ -84,9 +89,16 @@ const SOCKET_HOOKS: [string, CgroupAttach][] = [
   ["moat_accept", "skb_ingress"],
 ];
 
+/** The programs that record each process's executable (bpf/progs/exe.bpf.c), by tracepoint. */
+const EXEC_HOOKS: [string, ExecHook][] = [
+  ["moat_exec", "sched_process_exec"],
+  ["moat_fork", "sched_process_fork"],
+];
+type ExecHook = "sched_process_exec" | "sched_process_fork";
+
 export interface Attachment {
   program: string;
-  hook: "xdp" | "tc-ingress" | "tc-egress" | "tc-cookie" | CgroupAttach;
+  hook: "xdp" | "tc-ingress" | "tc-egress" | "tc-cookie" | CgroupAttach | ExecHook;
   /** The interface, or for socket hooks the cgroup directory. */
   interface: string;
   ifindex: number;
@@ -430,6 +442,7 @@ export class Datapath {
    * (docs/socket-hooks.md, "The accept side").
    */
   attachCgroup(directory: string): void {
+    this.attachExecRecords();
     const where = `cgroup${directory.replaceAll("/", "_")}`;
     for (const [program, hook] of SOCKET_HOOKS) {
       const prog = this.object.program(program);
@@ -443,6 +456,23 @@ export class Datapath {
         interface: directory,
         ifindex: 0,
       });
+    }
+  }
+
+  /**
+   * Once, host-wide: the tracepoints that record each process's executable at exec and fork,
+   * which the socket hooks judge `path` rules by (bpf/include/exe.h).
+   */
+  private attachExecRecords(): void {
+    if (this.attachments.some((a) => a.hook === "sched_process_exec")) return;
+    for (const [program, hook] of EXEC_HOOKS) {
+      const prog = this.object.program(program);
+      const pin = this.pinPath(program, "host");
+      this.track(
+        attachPinnedBeside(pin, () => prog.attachTracing()),
+        pin,
+        { program, hook, mode: "tracing", interface: "host", ifindex: 0 },
+      );
     }
   }
 

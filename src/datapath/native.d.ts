@@ -175,7 +175,7 @@ export declare class BpfLink {
   static openPinned(path: string): BpfLink;
   /** -1 for non-link attachments (clsact tc filters) and after destroy(). */
   readonly fd: number;
-  /** "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "pinned" */
+  /** "xdp" | "tcx" | "tc" | "cgroup" | "uprobe" | "iter" | "tracing" | "pinned" */
   readonly kind: string;
   /** Kernel link id; 0 for a clsact tc filter; EBADF after destroy(). */
   id(): number;
@@ -215,6 +215,8 @@ export declare class BpfProgram {
   attachUprobe(binaryPath: string, options: UprobeOptions): BpfLink;
   /** A BPF iterator program (SEC("iter/...")): its link's readIter() runs it. */
   attachIter(): BpfLink;
+  /** A BTF tracepoint program (SEC("tp_btf/...")) on the tracepoint its section names. */
+  attachTracing(): BpfLink;
   testRun(options: TestRunOptions): TestRunResult;
   /** Same as testRun, on the libuv thread pool (the event loop keeps running). */
   testRunAsync(options: TestRunOptions): Promise<TestRunResult>;

@@ -59,6 +59,27 @@ export function attachPinned(
   }
 }
 
+/**
+ * `attach()`'s new link pinned at `pin`, for hooks whose links cannot be updated in place (BTF
+ * tracepoints): attached beside a previous daemon's pinned link, which is then detached, so the
+ * hook never goes without a program.
+ */
+export function attachPinnedBeside(pin: string | null, attach: () => BpfLink): PinnedAttach {
+  const link = attach();
+  if (!pin) return { link, updated: false };
+  if (existsSync(pin)) {
+    try {
+      const old = native().BpfLink.openPinned(pin);
+      old.unpin();
+      old.destroy();
+    } catch {
+      unlinkSync(pin); // not a link: nothing to detach
+    }
+  }
+  if (link.fd >= 0) link.pin(pin);
+  return { link, updated: false };
+}
+
 /** Detaches every link pinned in `root` but not in `keep` (hooks this daemon does not use). */
 export function detachStaleLinks(root: string, keep: Set<string>): string[] {
   if (!existsSync(root)) return [];

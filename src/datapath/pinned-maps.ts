@@ -78,6 +78,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // limits group, so a pin tree from before the cache still has its limits adopted
   // 2: one array of every CPU's part, sets of four 64-byte slots (was a per-CPU array of slots)
   limitCache: { version: 2, maps: ["limit_lease_cache"] },
+  // each process's executable as it exec'd (task storage, written at exec and fork): a restart
+  // that lost it would judge the processes exec'd before it by their current mapping
+  exes: { version: 1, maps: ["exe_ids"] },
 };
 
 const RECORD_KEY = 16;

@@ -153,6 +153,7 @@ test("a converter that throws leaves its group empty, says why, and loses nothin
       "names",
       "limits",
       "limitCache",
+      "exes",
     ]);
     assert.ok(
       next
