@@ -117,11 +117,15 @@ async function login(c: ConsoleRequest): Promise<void> {
 export function requestedScopes(text: string, caller: Principal): Set<Scope> {
   const body = text.trim() ? (readJson(text) as { scopes?: unknown } | null) : null;
   const asked = body?.scopes;
+  if (asked !== undefined && !(Array.isArray(asked) && asked.every((s) => typeof s === "string")))
+    throw new HttpError(
+      400,
+      "ESCOPE",
+      'scopes must be an array of scope names: {"scopes": ["read"]}',
+    );
   let scopes: Set<Scope>;
   try {
-    scopes = Array.isArray(asked)
-      ? parseScopes(asked.map(String).join(","))
-      : new Set(DEFAULT_CONSOLE_SCOPES);
+    scopes = asked ? parseScopes((asked as string[]).join(",")) : new Set(DEFAULT_CONSOLE_SCOPES);
   } catch (err) {
     if (err instanceof ScopeError) throw new HttpError(400, "ESCOPE", err.message);
     throw err;

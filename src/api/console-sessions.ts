@@ -6,6 +6,7 @@
 // port of that host, so a cookie alone must authorise nothing. A session holds the scopes the
 // secret was minted with, never more than the minter's own.
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { HttpError } from "./errors.ts";
 import type { Scope } from "./scopes.ts";
 
 /** How long each thing lives (docs/console.md "Getting in"). */
@@ -18,8 +19,16 @@ export const CONSOLE_LIFETIMES = {
   idleMs: 3600_000,
 };
 
-/** Sessions (and pending logins) held at once; past that the oldest goes. */
-const MAX_SESSIONS = 64;
+/**
+ * Sessions and pending logins held at once for TCP callers (tokens), and for each owner (a
+ * token; root on the unix socket is one owner, outside the TCP callers' total). A login past
+ * a token's quota (429) or the total (503) is refused: one caller never ends another's. Past
+ * root's quota its own oldest login or session goes.
+ */
+export const SESSION_LIMITS = { maxTotal: 64, maxPerOwner: 16 };
+
+/** The owner of root's logins (every unix-socket caller). */
+export const UNIX_OWNER = "unix";
 
 export interface ConsoleSession {
   id: string;
@@ -27,6 +36,8 @@ export interface ConsoleSession {
   scopes: ReadonlySet<Scope>;
   /** Who minted the login, for the audit log ("unix uid 0 pid 42", "token ops"). */
   mintedBy: string;
+  /** Whose quota it counts against (mint's `owner`). */
+  owner: string;
   createdAt: number;
   expiresAt: number;
   lastUsed: number;
@@ -35,6 +46,7 @@ export interface ConsoleSession {
 interface PendingLogin {
   scopes: ReadonlySet<Scope>;
   mintedBy: string;
+  owner: string;
   expiresAt: number;
 }
 
@@ -87,14 +99,55 @@ export class ConsoleSessions {
     clearInterval(this.timer);
   }
 
-  /** A one-time login secret for `scopes`, valid for lifetimes.loginMs. */
-  mint(scopes: ReadonlySet<Scope>, mintedBy: string): { secret: string; expiresAt: number } {
+  /**
+   * A one-time login secret for `scopes`, valid for lifetimes.loginMs, counted against `owner`
+   * (UNIX_OWNER for root; else the token). 503 when TCP callers hold every slot.
+   */
+  mint(
+    scopes: ReadonlySet<Scope>,
+    mintedBy: string,
+    owner: string = mintedBy,
+  ): { secret: string; expiresAt: number } {
     this.sweep();
+    let mine = 0;
+    let tcp = 0;
+    for (const x of [...this.pending.values(), ...this.sessions.values()]) {
+      if (x.owner === owner) mine++;
+      if (x.owner !== UNIX_OWNER) tcp++;
+    }
+    // root is never refused: its own oldest goes instead
+    if (mine >= SESSION_LIMITS.maxPerOwner && owner === UNIX_OWNER) this.dropOldest(owner);
+    else if (mine >= SESSION_LIMITS.maxPerOwner)
+      throw new HttpError(
+        429,
+        "ECONSOLE",
+        `${owner} holds as many console sessions and login links as one caller may (${SESSION_LIMITS.maxPerOwner}); log out of some or let them expire`,
+      );
+    else if (owner !== UNIX_OWNER && tcp >= SESSION_LIMITS.maxTotal)
+      throw new HttpError(
+        503,
+        "ECONSOLE",
+        "too many console sessions and login links are held; try again once some end",
+      );
     const s = secret();
     const expiresAt = this.now() + this.lifetimes.loginMs;
-    this.pending.set(s, { scopes, mintedBy, expiresAt });
-    trim(this.pending);
+    this.pending.set(s, { scopes, mintedBy, owner, expiresAt });
     return { secret: s, expiresAt };
+  }
+
+  /** Makes room in root's quota: its oldest unused login, else its oldest session. */
+  private dropOldest(owner: string): void {
+    // a Map iterates in insertion order: the first match is the oldest
+    for (const [k, p] of this.pending)
+      if (p.owner === owner) {
+        this.pending.delete(k);
+        return;
+      }
+    for (const [k, s] of this.sessions)
+      if (s.owner === owner) {
+        this.end(k);
+        return;
+      }
   }
 
   /** The secret's session, or null if it is unknown, used or expired (a secret works once). */
@@ -109,12 +162,12 @@ export class ConsoleSessions {
       csrf: secret(),
       scopes: login.scopes,
       mintedBy: login.mintedBy,
+      owner: login.owner,
       createdAt: now,
       expiresAt: now + this.lifetimes.sessionMs,
       lastUsed: now,
     };
     this.sessions.set(session.id, session);
-    trim(this.sessions);
     return session;
   }
 
@@ -152,14 +205,9 @@ export class ConsoleSessions {
     const now = this.now();
     for (const [k, p] of this.pending) if (now >= p.expiresAt) this.pending.delete(k);
     for (const [k, s] of this.sessions) if (this.over(s, now)) this.end(k);
-    // connections of sessions trimmed away (too many sessions) are cut too
+    // connections of sessions ended meanwhile are cut too
     for (const k of this.held.keys()) if (!this.sessions.has(k)) this.end(k);
   }
-}
-
-function trim(map: Map<string, unknown>): void {
-  // a Map iterates in insertion order: the first key is the oldest
-  while (map.size > MAX_SESSIONS) map.delete(map.keys().next().value as string);
 }
 
 /** The x-moat-csrf header's value is the session's token (constant time). */

@@ -135,6 +135,13 @@ export interface ApplyOptions {
   confirmMs?: number;
 }
 
+/** Whose a history job (replay, suggest) is, and its caller hanging up (the job is dropped). */
+export interface JobContext {
+  /** Jobs are bounded per owner: a token's name, or "unix" for root. */
+  owner: string;
+  signal: AbortSignal;
+}
+
 /** A draft policy to replay over the stored events of a time window (POST /v1/policy/replay). */
 export interface ReplayRequest {
   text: string;
@@ -230,11 +237,11 @@ export interface ApiControl extends Partial<SetControl> {
   /** null when the history store is off. */
   queryHistory(query: HistoryQuery): HistoryPage | null | Promise<HistoryPage | null>;
   /** Replays stored events through a draft; null when the history store is off. */
-  replay(request: ReplayRequest): Promise<ReplayOutcome | null>;
+  replay(request: ReplayRequest, context?: JobContext): Promise<ReplayOutcome | null>;
   /** Flow statistics from the history's roll-ups; null (or absent) when the history is off. */
   flowStats?(query: StatsQuery): StatsPage | null | Promise<StatsPage | null>;
   /** Suggested rules from the flow roll-ups; null (or absent) when the history is off. */
-  suggest?(request: SuggestApiRequest): Promise<SuggestOutcome | null>;
+  suggest?(request: SuggestApiRequest, context?: JobContext): Promise<SuggestOutcome | null>;
   /** The anomalies reported (absent: no anomaly detection in this daemon). */
   anomalies?(): AnomalyView;
   /** Accepts anomaly `id` as normal, for `who`; null when no anomaly has that id. */

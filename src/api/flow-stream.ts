@@ -9,16 +9,23 @@ import type { EventSink } from "../observe/sink.ts";
 import { HttpError } from "./errors.ts";
 import { FlowAggregator, type FlowDelta } from "./flow-aggregator.ts";
 import { toJson } from "./json.ts";
+import { describePrincipal, type Principal } from "./principal.ts";
 
 export const FLOW_LIMITS = {
   intervalMs: 250,
+  /** Subscribers over TCP at once; the unix socket (root) has as many of its own. */
   maxSubscribers: 64,
+  /** Subscribers one caller (a token, a console session) may hold. */
+  maxPerPrincipal: 16,
   /** Unsent bytes past which a subscriber skips deltas. */
   maxBufferedBytes: 1 << 20,
 };
 
 interface FlowSubscriber {
   res: ServerResponse;
+  /** Whose it is (describePrincipal), and its pool: root's or TCP's. */
+  who: string;
+  unix: boolean;
   /** Skipped a delta: its next message is a full snapshot. */
   stale: boolean;
 }
@@ -45,12 +52,27 @@ export class FlowHub implements EventSink {
     for (const e of batch) this.aggregator.add(e);
   }
 
-  subscribe(req: IncomingMessage, res: ServerResponse): void {
-    if (this.subscribers.size >= FLOW_LIMITS.maxSubscribers)
+  subscribe(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
+    // root is never refused for TCP callers' streams: each has its own pool
+    const unix = principal.kind === "unix";
+    const who = describePrincipal(principal);
+    let pool = 0;
+    let mine = 0;
+    for (const s of this.subscribers) {
+      if (s.unix === unix) pool++;
+      if (s.who === who) mine++;
+    }
+    if (pool >= FLOW_LIMITS.maxSubscribers)
       throw new HttpError(503, "ESUBSCRIBERS", "too many flow subscribers; try again later");
+    if (!unix && mine >= FLOW_LIMITS.maxPerPrincipal)
+      throw new HttpError(
+        429,
+        "ESUBSCRIBERS",
+        `${who} holds as many flow streams as one caller may (${FLOW_LIMITS.maxPerPrincipal})`,
+      );
     this.register?.();
     this.register = null;
-    const s: FlowSubscriber = { res, stale: false };
+    const s: FlowSubscriber = { res, who, unix, stale: false };
     res.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-store",

@@ -2,6 +2,7 @@
 // it asks of the daemon (ApiControl).
 export { startApi, type ApiServer, type ListenerOptions } from "./server.ts";
 export { DEFAULT_SOCKET } from "./listen.ts";
+export { HttpError } from "./errors.ts";
 export type {
   AnomalyView,
   ApiControl,
@@ -20,6 +21,7 @@ export type {
   ReviewView,
   RuleView,
   FeedStatusView,
+  JobContext,
   SetChange,
   SetChangeOutcome,
   SetControl,

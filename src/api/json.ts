@@ -3,26 +3,62 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError } from "./errors.ts";
 
-const MAX_BODY = 16 << 20;
+/**
+ * Request bodies: most endpoints take a small JSON (`small`); only those a policy text travels
+ * to take up to `large`. Bodies being read at once share `inFlightBytes`: past it a request is
+ * refused (503), so concurrent large uploads cannot take the daemon's memory.
+ */
+export const BODY_LIMITS = { small: 64 << 10, large: 16 << 20, inFlightBytes: 64 << 20 };
+
+/** Nesting past this is refused before parsing: no valid request is nearly this deep. */
+const MAX_DEPTH = 64;
+
+let inFlight = 0;
 
 /**
- * The request's body, refused past `max` bytes: a declared length over it before anything is
- * read. A request not yet authenticated (a console login) passes a small `max`.
+ * The request's body, refused past `max` bytes (413): a declared length over it before
+ * anything is read. Large bodies (a policy's text) pass BODY_LIMITS.large.
  */
-export async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<string> {
+export async function readBody(req: IncomingMessage, max = BODY_LIMITS.small): Promise<string> {
   const tooLarge = () => new HttpError(413, "ETOOLARGE", `request body over ${max} bytes`);
   if (Number(req.headers["content-length"] ?? 0) > max) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) throw tooLarge();
+      if (inFlight + chunk.length > BODY_LIMITS.inFlightBytes)
+        throw new HttpError(503, "EBUSY", "too many request bodies in flight; try again later");
+      inFlight += chunk.length;
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString("utf8");
+  } finally {
+    for (const c of chunks) inFlight -= c.length;
   }
-  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** 400 when arrays and objects nest deeper than MAX_DEPTH (a linear scan, strings skipped). */
+function checkDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_DEPTH)
+        throw new HttpError(400, "EDEPTH", `the request body nests deeper than ${MAX_DEPTH}`);
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
 }
 
 export function readJson(text: string): unknown {
+  checkDepth(text);
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -10,12 +10,13 @@ import type {
   ApiControl,
   DecisionBody,
   DecisionOutcome,
+  JobContext,
   ReviewAnswer,
   SshLoginQuery,
   SuggestApiRequest,
 } from "./control.ts";
 import { HttpError } from "./errors.ts";
-import { readBody, readJson, sendJson } from "./json.ts";
+import { BODY_LIMITS, readBody, readJson, sendJson } from "./json.ts";
 import { replayRequest } from "./replay-request.ts";
 import { suggestBody, suggestQuery } from "./suggest-request.ts";
 import { prometheusText, type ApiCounters } from "./metrics.ts";
@@ -74,7 +75,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       change: true,
       handle: async ({ req, res, url, control, who }) => {
         const confirmMs = confirmOf(url.searchParams);
-        const text = await readBody(req);
+        const text = await readBody(req, BODY_LIMITS.large);
         const outcome = await control.apply(text, who, confirmMs ? { confirmMs } : {});
         if (!outcome.ok)
           throw new HttpError(
@@ -103,7 +104,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     POST: {
       scope: "policy",
       handle: async ({ req, res, control }) =>
-        sendJson(res, 200, await control.validate(await readBody(req))),
+        sendJson(res, 200, await control.validate(await readBody(req, BODY_LIMITS.large))),
     },
   },
   "/v1/policy/replay": {
@@ -111,8 +112,11 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
       // reading what happened, as GET /v1/events; set files only with the policy scope
       scope: "events",
       handle: async ({ req, res, control, principal }) => {
-        const request = replayRequest(await readBody(req), principal.scopes.has("policy"));
-        const outcome = await control.replay(request);
+        const request = replayRequest(
+          await readBody(req, BODY_LIMITS.large),
+          principal.scopes.has("policy"),
+        );
+        const outcome = await control.replay(request, jobContext(res, principal));
         if (!outcome)
           throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
         if (!outcome.ok)
@@ -126,13 +130,18 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     // reading what happened, as GET /v1/stats; a posted text's set files only with the policy scope
     GET: {
       scope: "events",
-      handle: async ({ res, url, control }) =>
-        suggested(res, control, suggestQuery(url.searchParams)),
+      handle: async ({ res, url, control, principal }) =>
+        suggested(res, control, suggestQuery(url.searchParams), principal),
     },
     POST: {
       scope: "events",
       handle: async ({ req, res, control, principal }) =>
-        suggested(res, control, suggestBody(await readBody(req), principal.scopes.has("policy"))),
+        suggested(
+          res,
+          control,
+          suggestBody(await readBody(req, BODY_LIMITS.large), principal.scopes.has("policy")),
+          principal,
+        ),
     },
   },
   "/v1/mode": {
@@ -298,7 +307,10 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     },
   },
   "/v1/flows/stream": {
-    GET: { scope: "events", handle: ({ req, res, flows }) => flows.subscribe(req, res) },
+    GET: {
+      scope: "events",
+      handle: ({ req, res, flows, principal }) => flows.subscribe(req, res, principal),
+    },
   },
   "/v1/console/url": {
     POST: {
@@ -326,12 +338,31 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   },
 };
 
+/**
+ * A history job's owner (its quota: a token, or root as one) and its caller hanging up: the
+ * response's connection closing before the answer is sent drops or ends the job.
+ */
+function jobContext(res: ServerResponse, principal: Principal): JobContext {
+  const hangup = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) hangup.abort();
+  });
+  const owner =
+    principal.kind === "unix"
+      ? "unix"
+      : principal.kind === "token"
+        ? `token ${principal.name}`
+        : `console session of ${principal.mintedBy}`;
+  return { owner, signal: hangup.signal };
+}
+
 async function suggested(
   res: ServerResponse,
   control: ApiControl,
   request: SuggestApiRequest,
+  principal: Principal,
 ): Promise<void> {
-  const outcome = await control.suggest?.(request);
+  const outcome = await control.suggest?.(request, jobContext(res, principal));
   if (!outcome) throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
   if (!outcome.ok) throw new HttpError(422, "EPOLICY", "the policy is refused", outcome.errors);
   const { suggestion, warnings, problems } = outcome;

@@ -17,10 +17,10 @@ import { API_TLS_CERT, API_TLS_KEY, readTrustedFile, UnsafeFileError } from "../
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
 import { checkHost, sessionOf, sessionPrincipal, type CookieListener } from "./console-auth.ts";
 import { serveConsole } from "./console-routes.ts";
-import { ConsoleSessions } from "./console-sessions.ts";
+import { ConsoleSessions, UNIX_OWNER } from "./console-sessions.ts";
 import { FlowHub } from "./flow-stream.ts";
 import type { ApiControl } from "./control.ts";
-import { guardConnections, type ConnectionGuard } from "./connection-guard.ts";
+import { CONNECTION_LIMITS, guardConnections, type ConnectionGuard } from "./connection-guard.ts";
 import { HttpError, sendError } from "./errors.ts";
 import { formatListen, listen, parseListen, type ListenSpec } from "./listen.ts";
 import type { ApiCounters } from "./metrics.ts";
@@ -35,6 +35,12 @@ import { acceptWebSocket } from "./websocket.ts";
  * events per batch (a slow subscriber holds at most its byte bound plus one batch).
  */
 const HUB_QUEUE = { capacity: 16_384, maxBatch: 512 };
+
+/**
+ * How long a request may take to arrive: its headers, and the whole request with its body (a
+ * body trickled in holds a connection and a slot of the body budget; past this it is cut, 408).
+ */
+export const REQUEST_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 };
 
 export interface ListenerOptions {
   /** "unix:/PATH" or "HOST:PORT". */
@@ -67,6 +73,7 @@ export async function startApi(
     hub,
     flows,
     sessions: new ConsoleSessions(),
+    refusals: new Refusals((line) => control.audit(line)),
     // the loopback console listener: opened on the first `moat console`, then reused
     consolePort: () =>
       (loopback ??= (async () => {
@@ -86,6 +93,7 @@ export async function startApi(
     if (flows.registered) await control.removeSink(flows);
     flows.close();
     shared.sessions.close();
+    shared.refusals.close();
   };
   try {
     for (const options of listeners) {
@@ -115,6 +123,52 @@ function readTls(tls: { cert: string; key: string }): { cert: string; key: strin
   }
 }
 
+/** How often repeated refusals of one route by one caller are audited: once, then a count. */
+export const AUDIT_LIMITS = { refusalIntervalMs: 10_000 };
+
+/**
+ * Refusals for the audit log, coalesced: the first of a (caller, route) in an interval is
+ * written; the repeats are counted and written as one line when the interval ends, so a
+ * caller looping on a refused request cannot flood the log.
+ */
+class Refusals {
+  private readonly held = new Map<string, { count: number; more: (n: number) => string }>();
+  private readonly write: (line: string) => void;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  constructor(write: (line: string) => void) {
+    this.write = write;
+  }
+
+  audit(key: string, line: string, more: (n: number) => string): void {
+    const seen = this.held.get(key);
+    if (seen) {
+      seen.count++;
+      return;
+    }
+    this.write(line);
+    this.held.set(key, { count: 0, more });
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.flush(key);
+    }, AUDIT_LIMITS.refusalIntervalMs);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private flush(key: string): void {
+    const seen = this.held.get(key);
+    this.held.delete(key);
+    if (seen && seen.count > 0) this.write(seen.more(seen.count));
+  }
+
+  /** Writes the counts still held. */
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const key of [...this.held.keys()]) this.flush(key);
+  }
+}
+
 /** What every listener of one API shares. */
 interface Shared {
   control: ApiControl;
@@ -122,6 +176,7 @@ interface Shared {
   hub: SubscriberHub;
   flows: FlowHub;
   sessions: ConsoleSessions;
+  refusals: Refusals;
   /** The loopback console listener's port (opened on first use). */
   consolePort(): Promise<number>;
 }
@@ -161,10 +216,15 @@ function createListener(
   };
   const handle = (req: IncomingMessage, res: ServerResponse) =>
     void dispatch(req, res, listener, shared);
+  const timeouts = {
+    requestTimeout: REQUEST_LIMITS.requestTimeoutMs,
+    headersTimeout: Math.min(REQUEST_LIMITS.headersTimeoutMs, REQUEST_LIMITS.requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(1000, REQUEST_LIMITS.requestTimeoutMs),
+  };
   const server =
     spec.kind === "tcp" && options.tls
-      ? createHttps(readTls(options.tls), handle)
-      : createHttp(handle);
+      ? createHttps({ ...readTls(options.tls), ...timeouts }, handle)
+      : createHttp(timeouts, handle);
   if (spec.kind === "tcp") listener.guard = guardConnections(server);
   consoleListeners.set(server, listener);
   const upgraded = new Set<Duplex>();
@@ -217,7 +277,6 @@ function authorize(
   url: URL,
   shared: Shared,
 ): { route: Route; who: string; principal: Principal | null } {
-  const { control } = shared;
   const methods = ROUTES[url.pathname];
   const route = methods?.[req.method ?? "GET"];
   if (route?.scope === null) return { route, who: "anonymous", principal: null };
@@ -228,8 +287,10 @@ function authorize(
   const who = describePrincipal(principal);
   if (!principal.scopes.has(route.scope)) {
     if (route.change)
-      control.audit(
+      shared.refusals.audit(
+        `${who}|${req.method} ${url.pathname}`,
         `API REFUSED ${req.method} ${url.pathname} by ${who}: lacks scope '${route.scope}'`,
+        (n) => `API REFUSED ${n} more refusals of ${req.method} ${url.pathname} by ${who}`,
       );
     throw new HttpError(
       403,
@@ -237,8 +298,25 @@ function authorize(
       `${principal.kind === "token" ? `token '${principal.name}'` : who} lacks the scope '${route.scope}' this endpoint needs`,
     );
   }
+  admit(listener, req, who);
   return { route, who, principal };
 }
+
+/**
+ * Marks the connection authenticated (past the pre-authentication limits) once a request on it
+ * is authorised; 429 when `who` already holds its share of the listener's connections.
+ */
+function admit(listener: Listener, req: IncomingMessage, who: string): void {
+  if (!listener.guard || listener.guard.authenticated(req.socket, who)) return;
+  throw new HttpError(
+    429,
+    ECONNECTIONS,
+    `${who} holds as many connections as one caller may (${CONNECTION_LIMITS.maxPerPrincipal}); close some first`,
+  );
+}
+
+/** The code of admit()'s refusal: its connection is closed after the answer. */
+const ECONNECTIONS = "ECONNECTIONS";
 
 function identify(listener: Listener, req: IncomingMessage, shared: Shared): Principal {
   if (!listener.tokens) return unixPrincipal(req.socket);
@@ -248,7 +326,6 @@ function identify(listener: Listener, req: IncomingMessage, shared: Shared): Pri
   if (token === null) {
     const session = sessionOf(shared.sessions, req, listener);
     if (session) {
-      listener.guard?.authenticated(req.socket);
       const principal = sessionPrincipal(session, req, listener);
       shared.sessions.hold(session.id, req.socket);
       return principal;
@@ -262,7 +339,6 @@ function identify(listener: Listener, req: IncomingMessage, shared: Shared): Pri
         : "no console session: run 'moat console' for a login link",
     );
   }
-  listener.guard?.authenticated(req.socket);
   return { kind: "token", name: token.name, scopes: token.scopes };
 }
 
@@ -288,7 +364,11 @@ async function dispatch(
         url,
         listener,
         sessions: shared.sessions,
-        identify: () => identify(listener, req, shared),
+        identify: () => {
+          const principal = identify(listener, req, shared);
+          admit(listener, req, describePrincipal(principal));
+          return principal;
+        },
         log: control.log,
       });
       return;
@@ -308,6 +388,7 @@ async function dispatch(
       mintConsole,
     });
   } catch (err) {
+    if (err instanceof HttpError && err.code === ECONNECTIONS) res.setHeader("connection", "close");
     sendError(res, err, control.log);
   }
 }
@@ -330,7 +411,8 @@ async function mint(
       "ECONSOLE",
       "this listener is plain TCP off loopback: a console session needs the TLS listener",
     );
-  const { secret, expiresAt } = shared.sessions.mint(scopes, who);
+  const owner = listener.tokens === null ? UNIX_OWNER : who;
+  const { secret, expiresAt } = shared.sessions.mint(scopes, who, owner);
   shared.control.log(`api: console login minted by ${who} (scopes ${[...scopes].join(",")})`);
   // the secret rides in the fragment: browsers send it to no server, in no Referer
   return { url: `${origin}/console/login#${secret}`, expiresAt };

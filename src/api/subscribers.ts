@@ -168,6 +168,11 @@ export class SubscriberHub implements EventSink {
     return this.subscribers.size;
   }
 
+  /** Bytes a subscriber's connection may hold unsent. */
+  get maxBufferedBytes(): number {
+    return this.limits.maxBufferedBytes;
+  }
+
   /** Registers a subscriber (503 when full); returns the function to call when it goes. */
   add(filter: EventFilter, channel: Channel): () => void {
     if (this.subscribers.size >= this.limits.maxSubscribers)

@@ -16,42 +16,50 @@ const MAX_CLIENT_BYTES = 64 << 10;
 
 /**
  * Client frames (always masked); calls `on` per complete frame, keeps the rest; calls
- * `tooLarge` (and stops) when more than MAX_CLIENT_BYTES would be held.
+ * `tooLarge` (and stops) when more than MAX_CLIENT_BYTES would be held once the complete frames
+ * are taken (a burst of small frames is fine), or a frame claims more than that.
  */
 function parser(
   on: (opcode: number, payload: Buffer) => void,
   tooLarge: () => void,
 ): (chunk: Buffer) => void {
-  let buffer = Buffer.alloc(0);
+  let buffer: Buffer = Buffer.alloc(0);
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    buffer = Buffer.alloc(0);
+    tooLarge();
+  };
   return (chunk) => {
-    if (buffer.length + chunk.length > MAX_CLIENT_BYTES) {
-      buffer = Buffer.alloc(0);
-      tooLarge();
-      return;
-    }
-    buffer = Buffer.concat([buffer, chunk]);
+    if (stopped) return;
+    buffer = buffer.length ? Buffer.concat([buffer, chunk]) : chunk;
     for (;;) {
-      if (buffer.length < 2) return;
+      if (buffer.length < 2) break;
       const opcode = (buffer[0] ?? 0) & 0x0f;
       let len = (buffer[1] ?? 0) & 0x7f;
       let at = 2;
       if (len === 126) {
-        if (buffer.length < 4) return;
+        if (buffer.length < 4) break;
         len = buffer.readUInt16BE(2);
         at = 4;
       } else if (len === 127) {
-        if (buffer.length < 10) return;
+        if (buffer.length < 10) break;
         len = Number(buffer.readBigUInt64BE(2));
         at = 10;
       }
       const masked = ((buffer[1] ?? 0) & 0x80) !== 0;
       const end = at + (masked ? 4 : 0) + len;
-      if (buffer.length < end) return;
+      if (end > MAX_CLIENT_BYTES) return stop();
+      if (buffer.length < end) break;
       const payload = Buffer.from(buffer.subarray(end - len, end));
       if (masked) for (let i = 0; i < len; i++) payload[i]! ^= buffer[at + (i & 3)]!;
       buffer = buffer.subarray(end);
       on(opcode, payload);
+      if (stopped) return;
     }
+    if (buffer.length > MAX_CLIENT_BYTES) return stop();
+    // the rest is copied: a view would keep the whole chunk alive
+    if (buffer.length) buffer = Buffer.from(buffer);
   };
 }
 
@@ -61,6 +69,7 @@ export function acceptWebSocket(
   filter: EventFilter,
   hub: SubscriberHub,
 ): void {
+  const maxBuffered = hub.maxBufferedBytes;
   const key = req.headers["sec-websocket-key"];
   const accept = createHash("sha1")
     .update(`${String(key)}${GUID}`)
@@ -80,8 +89,12 @@ export function acceptWebSocket(
     "data",
     parser(
       (opcode, payload) => {
-        if (opcode === OP.ping) socket.write(frame(OP.pong, payload));
-        else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
+        if (socket.destroyed || socket.writableEnded) return;
+        if (opcode === OP.ping) {
+          // a client that pings and never reads would have its pongs held without bound
+          if (socket.writableLength > maxBuffered) socket.destroy();
+          else socket.write(frame(OP.pong, payload));
+        } else if (opcode === OP.close) socket.end(frame(OP.close, payload.subarray(0, 2)));
       },
       () => socket.destroy(),
     ),
