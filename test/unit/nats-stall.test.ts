@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,7 +53,15 @@ async function startServer(args: string[] = []) {
   const pid = child.pid ?? 0;
   return {
     url: `nats://127.0.0.1:${port}`,
-    stall: () => process.kill(pid, "SIGSTOP"),
+    /** Stops the server and waits until every thread of it has stopped (kill only queues it). */
+    async stall() {
+      process.kill(pid, "SIGSTOP");
+      const stopped = () =>
+        readdirSync(`/proc/${pid}/task`).every((t) =>
+          / T /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8").replace(/^.*\)/, "")),
+        );
+      await until("nats-server to stop", stopped);
+    },
     resume: () => process.kill(pid, "SIGCONT"),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -93,7 +101,7 @@ test("NATS: batches written while the server stalls are dropped unsent; the one 
     await sink.write(batchOf(0, 10));
     await until("the first batch", () => got.length === 10);
 
-    server.stall();
+    await server.stall();
     const n = 500;
     await assert.rejects(
       () => sink.write(batchOf(1000, n)),
@@ -153,7 +161,7 @@ test("NATS: a server that stays stalled is given up as stale; the unconfirmed ba
     await client.flush();
     await until("the sink to connect", () => sink.stats.connected);
 
-    server.stall();
+    await server.stall();
     await assert.rejects(() => sink.write(batchOf(0, 50)), /has not confirmed 50 events/);
     await until("the stale connection to be given up", () => sink.stats.unconfirmed === 0);
     assert.equal(sink.stats.dropped, 50);
@@ -202,7 +210,7 @@ test("JetStream: no retry piles up on a stalled server; a batch written meanwhil
     await sink.write(batchOf(0, 10));
     assert.equal(sink.stats.published, 10);
 
-    server.stall();
+    await server.stall();
     const n = 200;
     const started = Date.now();
     await assert.rejects(
