@@ -6,18 +6,30 @@
 
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\" };
 
-// the backslash; C0, DEL, C1; zero-width and direction marks; line/paragraph separators; bidi
-// embeddings, overrides and isolates; the byte-order mark
-// eslint-disable-next-line no-control-regex -- it looks for control characters
-const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+/**
+ * The characters a terminal or a browser obeys or shows as nothing, as a regular-expression class
+ * body (u flag): DEL and C1 controls; soft hyphen; Arabic letter mark; Mongolian vowel separator;
+ * zero-width and direction marks; line/paragraph separators; bidi embeddings, overrides and
+ * isolates; word joiner and invisible operators; variation selectors; the byte-order mark;
+ * interlinear annotation marks; tag characters. Every place that escapes such text uses this one.
+ */
+export const INVISIBLE_CLASS =
+  "\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2069\\ufe00-\\ufe0f\\ufeff\\ufff9-\\ufffb\\u{e0000}-\\u{e007f}";
+
+/** One INVISIBLE_CLASS character (global, for replace). */
+// eslint-disable-next-line no-misleading-character-class -- variation selectors are matched alone, on purpose
+export const INVISIBLE = new RegExp(`[${INVISIBLE_CLASS}]`, "gu");
+
+// the backslash, C0 and the invisible characters
+// eslint-disable-next-line no-misleading-character-class -- variation selectors are matched alone, on purpose
+const UNPRINTABLE = new RegExp(`[\\\\\\u0000-\\u001f${INVISIBLE_CLASS}]`, "gu");
 
 function escape(ch: string): string {
   const named = NAMED[ch];
   if (named) return named;
-  const code = ch.charCodeAt(0);
-  return code <= 0xff
-    ? `\\x${code.toString(16).padStart(2, "0")}`
-    : `\\u${code.toString(16).padStart(4, "0")}`;
+  const code = ch.codePointAt(0) ?? 0;
+  if (code <= 0xff) return `\\x${code.toString(16).padStart(2, "0")}`;
+  return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}` : `\\u{${code.toString(16)}}`;
 }
 
 /**

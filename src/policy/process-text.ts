@@ -1,7 +1,8 @@
 // Process facts written the way `moat explain --process` takes them:
 //   path=/usr/bin/curl,name=curl,user=1000,cgroup=/user.slice,container.id=3f2a...
-// Fields left out stay unknown (a rule that needs one is "maybe"). `container=none` says the
-// process is not in a container. Pure: user names and uids are resolved by the caller.
+// A backslash keeps a `,` or `=` in a value (path=/a\,b). Fields left out stay unknown (a rule
+// that needs one is "maybe"). `container=none` says the process is not in a container. Pure:
+// user names and uids are resolved by the caller.
 
 import type { Parsed } from "./connection-text.ts";
 import type { KnownProcess } from "./facts.ts";
@@ -20,21 +21,54 @@ const FIELDS = [
 
 export const PROCESS_FIELDS: readonly string[] = FIELDS;
 
+/** `value` written so it stays one value: `\`, `,` and `=` escaped with a backslash. */
+export function processTextValue(value: string): string {
+  return value.replace(/[\\,=]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The KEY=VALUE items of a list: split at each `,` and at an item's first `=`, except where a
+ * backslash escapes it (`\,` `\=` `\\`; a backslash before anything else is itself).
+ */
+function items(text: string): { key: string; value: string | undefined; item: string }[] {
+  const out: { key: string; value: string | undefined; item: string }[] = [];
+  let key = "";
+  let value: string | undefined;
+  let start = 0;
+  const end = (at: number) => {
+    if (at > start) out.push({ key, value, item: text.slice(start, at) });
+    [key, value, start] = ["", undefined, at + 1];
+  };
+  for (let i = 0; i < text.length; i++) {
+    let c = text[i] as string;
+    if (c === ",") {
+      end(i);
+      continue;
+    }
+    if (c === "=" && value === undefined) {
+      value = "";
+      continue;
+    }
+    if (c === "\\" && /[\\,=]/.test(text[i + 1] ?? "")) c = text[++i] as string;
+    if (value === undefined) key += c;
+    else value += c;
+  }
+  end(text.length);
+  return out;
+}
+
 /** One or more comma-separated KEY=VALUE lists (an option given several times adds up). */
 export function parseProcessText(texts: readonly string[]): Parsed<KnownProcess> {
   const seen = new Map<string, string>();
   for (const text of texts) {
-    for (const item of text.split(",")) {
-      if (item === "") continue;
-      const eq = item.indexOf("=");
-      const key = eq < 0 ? item : item.slice(0, eq);
-      if (eq < 0 || !FIELDS.includes(key))
+    for (const { key, value, item } of items(text)) {
+      if (value === undefined || !FIELDS.includes(key))
         return {
           ok: false,
           error: `--process: expected KEY=VALUE with KEY one of ${FIELDS.join(", ")}; got '${item}'`,
         };
       if (seen.has(key)) return { ok: false, error: `--process: '${key}' is given twice` };
-      seen.set(key, item.slice(eq + 1));
+      seen.set(key, value);
     }
   }
   return build(seen);

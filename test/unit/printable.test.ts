@@ -22,3 +22,13 @@ test("a real newline and a backslash followed by n print differently", () => {
   for (const [a, b] of pairs)
     assert.notEqual(printable(a ?? ""), printable(b ?? ""), `${a} / ${b}`);
 });
+
+test("invisible characters outside the bidi block are escaped too", () => {
+  assert.equal(
+    printable("a\u061c\u00ad\u180e\ufff9\ufffb\ufe00\ufe0fz"),
+    "a\\u061c\\xad\\u180e\\ufff9\\ufffb\\ufe00\\ufe0fz",
+  );
+  // tag characters are astral: one escape each, by code point
+  assert.equal(printable("x\u{e0001}\u{e007f}y"), "x\\u{e0001}\\u{e007f}y");
+  assert.equal(printable("emoji 🙂 stay"), "emoji 🙂 stay");
+});

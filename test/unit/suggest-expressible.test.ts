@@ -193,6 +193,19 @@ test("suggest: C1 and bidi characters are escaped in the suggested text", () => 
   assert.deepEqual(suggested(after)[0]!.process?.path, [exe]);
 });
 
+test("suggest: the invisible characters printable() escapes are escaped in the suggested text", () => {
+  const exe = "/opt/a\u061cb\u00adc\u180ed\ufe0fe\ufff9f\u{e0001}g\u{e007f}h";
+  const { s, after } = suggest([row({ exe })]);
+  // eslint-disable-next-line no-misleading-character-class -- variation selectors alone
+  const invisible = /[\u00ad\u061c\u180e\ufe00-\ufe0f\ufff9-\ufffb\u{e0000}-\u{e007f}]/u;
+  assert.deepEqual(
+    s.diff.filter((l) => invisible.test(l)),
+    [],
+  );
+  // the value read back is the path itself
+  assert.deepEqual(suggested(after)[0]!.process?.path, [exe]);
+});
+
 test("suggest: a peer known by name is undecided where a rule turns on the address", () => {
   const pol = POLICY.replace(
     "# the end of the rules",

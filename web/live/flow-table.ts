@@ -2,7 +2,9 @@
 // of row elements whose cells are rewritten only where their text changed; two spacer rows stand
 // for the rest. Thousands of flows cost a few dozen rows of style and layout.
 import type { FlowRow } from "../../src/api/flow-aggregator.ts";
+import { printable } from "../../src/config/printable.ts";
 import { explainHref } from "./explain-href.ts";
+import { cellTexts } from "./shown.ts";
 
 const ROW_PX = 28;
 const OVERSCAN = 6;
@@ -109,16 +111,8 @@ function fill(p: PooledRow, r: FlowRow): void {
   const shows = `${r.id} ${r.count} ${r.lastSeen}`;
   if (p.shows === shows) return;
   p.shows = shows;
-  const remote = r.names[0] ?? r.l7name ?? r.remote;
-  const texts = [
-    r.identity,
-    remote,
-    `${r.port}/${r.protocol}`,
-    r.verdict,
-    r.rule,
-    String(r.count),
-    r.lastSeen.slice(11, 19),
-  ];
+  const texts = cellTexts(r);
+  const remote = texts[1] ?? "";
   texts.forEach((text, i) => {
     const td = p.cells[i] as HTMLTableCellElement;
     if (td.textContent !== text) td.textContent = text;
@@ -127,12 +121,12 @@ function fill(p: PooledRow, r: FlowRow): void {
   const verdict = p.cells[3] as HTMLTableCellElement;
   const cls = `verdict v-${r.verdict}`;
   if (verdict.className !== cls) verdict.className = cls;
-  (p.cells[1] as HTMLTableCellElement).title = r.names.length
-    ? `${r.names.join(", ")} (${r.remote})`
-    : r.remote;
+  (p.cells[1] as HTMLTableCellElement).title = printable(
+    r.names.length ? `${r.names.join(", ")} (${r.remote})` : r.remote,
+  );
   p.link.href = explainHref(r);
   p.link.setAttribute(
     "aria-label",
-    `explain ${r.verdict} ${r.identity} to ${remote} port ${r.port}`,
+    `explain ${r.verdict} ${texts[0] ?? ""} to ${remote} port ${r.port}`,
   );
 }

@@ -2,6 +2,8 @@
 // `policy` scope each entry gets Allow and Block, by host, domain or wildcard, for a lifetime
 // (POST /v1/review/decide, the same answer `moat review` gives). Without it, the list only.
 import type { DecisionOutcome, ReviewEntry, ReviewView } from "../../src/api/control.ts";
+import { printable } from "../../src/config/printable.ts";
+import { describe } from "./shown.ts";
 import { send } from "../shared/console-api.ts";
 import { el } from "../shared/dom.ts";
 
@@ -19,15 +21,11 @@ function choice(label: string, options: readonly (readonly [string, string])[]) 
   return select;
 }
 
-function describe(e: ReviewEntry): string {
-  const where = e.remote.names?.length ? `${e.remote.names[0]} (${e.remote.ip})` : e.remote.ip;
-  const port = e.port !== undefined ? `:${e.port}` : "";
-  const who = e.process ? ` by ${e.process.path || e.process.name}` : "";
-  return `${e.verdict} ${e.direction} ${e.protocol} ${where}${port}${who}, ×${e.count}`;
-}
-
 function entryItem(e: ReviewEntry, canDecide: boolean, status: HTMLElement, done: () => void) {
-  const item = el("li", {}, el("span", { className: "what" }, describe(e)));
+  const parts = describe(e).map((p) =>
+    typeof p === "string" ? p : el("bdi", { textContent: p.outside }),
+  );
+  const item = el("li", {}, el("span", { className: "what" }, ...parts));
   if (!canDecide) return item;
   const scopes: [string, string][] = [["host", "host"]];
   if (e.remote.names?.length) scopes.push(["domain", "domain"], ["wildcard", "wildcard"]);
@@ -39,10 +37,11 @@ function entryItem(e: ReviewEntry, canDecide: boolean, status: HTMLElement, done
       "/v1/review/decide",
       JSON.stringify({ id: e.id, action, scope: scope.value, lifetime: lifetime.value }),
     );
-    status.textContent =
+    status.textContent = printable(
       r.ok && r.body?.ok
         ? `${action} decision:${r.body.decision.id} (${r.body.decision.remote}, ${r.body.decision.lifetime})`
-        : [r.error?.message, ...(r.error?.details ?? [])].filter(Boolean).join(": ");
+        : [r.error?.message, ...(r.error?.details ?? [])].filter(Boolean).join(": "),
+    );
     done();
   };
   const allow = el("button", { type: "button" }, "Allow");

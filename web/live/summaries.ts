@@ -2,6 +2,7 @@
 // containers to the remotes they reach, blocked and detected edges marked in words, not only
 // colour), both from the aggregated flows; and the per-rule counters from GET /v1/rules.
 import type { FlowRow } from "../../src/api/flow-aggregator.ts";
+import { printable } from "../../src/config/printable.ts";
 
 const MAP_WHO = 12;
 const MAP_REMOTES = 8;
@@ -45,9 +46,10 @@ export function reachMap(rows: readonly FlowRow[]): Map<string, Map<string, Edge
   return map;
 }
 
+// names from processes and the network: escaped as moat's CLI prints them, and isolated (CSS)
 const li = (text: string, className = ""): HTMLLIElement => {
   const el = document.createElement("li");
-  el.textContent = text;
+  el.textContent = printable(text);
   if (className) el.className = className;
   return el;
 };
@@ -103,7 +105,7 @@ export function renderMap(list: HTMLElement, rows: readonly FlowRow[]): void {
 export function renderRules(body: HTMLElement, rules: readonly RuleCount[], total: number): void {
   const rows = rules.map((r) => {
     const tr = document.createElement("tr");
-    for (const text of [r.name, String(r.connections), String(r.packets)]) {
+    for (const text of [printable(r.name), String(r.connections), String(r.packets)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);

@@ -1,6 +1,7 @@
 // The explain form: a connection typed as a person knows it, turned into the facts the reference
 // evaluator takes (the same ConnectionFacts `moat explain` builds from its arguments).
 import { parseProcessText, type ConnectionFacts } from "../../src/policy/index.ts";
+import { processTextValue } from "../../src/policy/process-text.ts";
 import type { ExplainLink } from "../shared/explain-link.ts";
 
 export const FIELDS = [
@@ -51,7 +52,12 @@ export function factsOf(v: FormValues): Parsed {
   const process = v.process.trim();
   const user = v.user.trim();
   if (process || user) {
-    const items = process.includes("=") ? [process] : process ? [`path=${process}`] : [];
+    // a bare path is all path, its commas too
+    const items = process.includes("=")
+      ? [process]
+      : process
+        ? [`path=${processTextValue(process)}`]
+        : [];
     if (user) items.push(`user=${user}`);
     const parsed = parseProcessText(items);
     if (!parsed.ok) return { ok: false, error: parsed.error.replace(/^--process: /, "process: ") };
@@ -78,15 +84,34 @@ export function factsOf(v: FormValues): Parsed {
   return { ok: true, facts };
 }
 
-/** The form's values for a deep link's connection. */
+/**
+ * The port filled in where a link has none and its protocol needs one: the first of the ephemeral
+ * range, the kind of port a client's side of a connection has.
+ */
+export const PLACEHOLDER_PORT = 49152;
+
+/** The port fields a link leaves empty that its protocol needs (the form fills them). */
+export function portsMissing(link: ExplainLink): ("local-port" | "remote-port")[] {
+  if (link.protocol !== "tcp" && link.protocol !== "udp") return [];
+  return [
+    ...(link.ports?.local === undefined ? (["local-port"] as const) : []),
+    ...(link.ports?.remote === undefined ? (["remote-port"] as const) : []),
+  ];
+}
+
+/** The form's values for a deep link's connection (a needed port it lacks: PLACEHOLDER_PORT). */
 export function valuesOfLink(link: ExplainLink): FormValues {
+  const missing = portsMissing(link);
+  const port = (side: "local" | "remote") =>
+    link.ports?.[side]?.toString() ??
+    (missing.includes(`${side}-port`) ? String(PLACEHOLDER_PORT) : "");
   return {
     direction: link.direction,
     protocol: link.protocol,
     local: link.local,
-    "local-port": link.ports?.local?.toString() ?? "",
+    "local-port": port("local"),
     remote: link.remote,
-    "remote-port": link.ports?.remote?.toString() ?? "",
+    "remote-port": port("remote"),
     process: link.process ?? "",
     user: link.user ?? "",
     name: link.name ?? "",

@@ -10,7 +10,15 @@ import {
 } from "../../src/policy/index.ts";
 import { consoleFetch } from "../shared/console-api.ts";
 import { decodeExplainLink, encodeExplainLink } from "../shared/explain-link.ts";
-import { FIELDS, factsOf, linkOfValues, valuesOfLink, type FormValues } from "./connection-form.ts";
+import {
+  FIELDS,
+  factsOf,
+  linkOfValues,
+  PLACEHOLDER_PORT,
+  portsMissing,
+  valuesOfLink,
+  type FormValues,
+} from "./connection-form.ts";
 import { createEditor } from "./editor.ts";
 import { checkPolicy, problemText } from "./policy-check.ts";
 import { ruleReach } from "./rule-reach.ts";
@@ -213,7 +221,14 @@ async function fromFragment(): Promise<void> {
   }
   const link = params.get("explain");
   const decoded = link ? decodeExplainLink(link) : undefined;
-  if (decoded) fillForm(valuesOfLink(decoded));
+  if (decoded) {
+    fillForm(valuesOfLink(decoded));
+    // a flow from the live view has no one client port: say which port was made up
+    const missing = portsMissing(decoded).map((f) => f.replace("-", " "));
+    if (missing.length)
+      byId("explain-note").textContent =
+        `The link has no ${missing.join(" or ")}: ${PLACEHOLDER_PORT} (an ephemeral port) is filled in.`;
+  }
 }
 
 /** For scripts and tests: the same loader and evaluator the page uses. */

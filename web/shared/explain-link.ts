@@ -9,7 +9,10 @@ export interface ExplainLink {
   local: string;
   remote: string;
   ports?: { local?: number; remote?: number };
-  /** The process: an executable path, or KEY=VALUE,... as `moat explain --process` takes. */
+  /**
+   * The process: an executable path, or KEY=VALUE,... as `moat explain --process` takes (a comma,
+   * `=` or backslash in a value written after a backslash).
+   */
   process?: string;
   /** A uid or a user name. */
   user?: string;

@@ -4,6 +4,7 @@
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 import { printable } from "../../config/index.ts";
 import type { AnomalyView } from "../../api/index.ts";
 import type { Acceptance } from "../../observe/index.ts";
@@ -28,7 +29,7 @@ export const anomaliesCommand: Command = {
         "/v1/anomalies/accept",
         JSON.stringify({ id }),
       );
-      if (values.json) io.out(JSON.stringify(a, null, 2));
+      if (values.json) io.out(jsonLine(a, 2));
       else
         io.out(
           `accepted ${a.id} as normal: ${a.kind} ${printable(a.key)} of ${printable(a.identity.exe || "(unknown process)")}`,
@@ -38,7 +39,7 @@ export const anomaliesCommand: Command = {
     if (verb !== undefined) throw new UsageError(`unknown subcommand '${verb}' (try: accept ID)`);
     const view = await call<AnomalyView>(target, "GET", "/v1/anomalies");
     if (values.json) {
-      io.out(JSON.stringify(view, null, 2));
+      io.out(jsonLine(view, 2));
       return 0;
     }
     for (const line of anomalyLines(view, values.all === true)) io.out(line);

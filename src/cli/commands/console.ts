@@ -4,6 +4,7 @@
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 
 interface ConsoleUrl {
   url: string;
@@ -25,7 +26,7 @@ export const consoleCommand: Command = {
       "/v1/console/url",
       JSON.stringify(scopes ? { scopes } : {}),
     );
-    if (values.json) io.out(JSON.stringify(r));
+    if (values.json) io.out(jsonLine(r));
     else {
       io.out(`open this link in a browser on this machine (it works once, until ${r.expiresAt}):`);
       io.out(r.url);

@@ -7,6 +7,7 @@ import type { NatsConnection } from "nats";
 import { UsageError, type Io, type OptionValues } from "../command.ts";
 import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
+import { printable } from "../../config/index.ts";
 import { parseDuration } from "../time-args.ts";
 import type { FleetTarget } from "../fleet-target.ts";
 import type { FleetStatus } from "../../fleet/index.ts";
@@ -141,18 +142,35 @@ export async function putPolicy(
     return EXIT.ok;
   }
   const report = await reportFor(nc, t.bucket, statusKey(host), revision, waitMs);
-  if (values.json) io.out(jsonLine({ key: policyKey(host), revision, status: report }));
+  if (values.json)
+    io.out(
+      jsonLine(
+        report === NOT_MOAT
+          ? {
+              key: policyKey(host),
+              revision,
+              status: null,
+              error: `${host}'s report is not moat's`,
+            }
+          : { key: policyKey(host), revision, status: report },
+      ),
+    );
   else if (!report)
     io.out(
       `${t.bucket}/${policyKey(host)} revision ${revision}: no report from ${host} in ${waitMs / 1000} s`,
     );
-  else {
+  else if (report === NOT_MOAT)
     io.out(
-      `${t.bucket}/${policyKey(host)} revision ${revision}: ${report.result} by ${host} (generation ${report.generation})`,
+      `${t.bucket}/${policyKey(host)} revision ${revision}: ${host}'s report is not moat's (not read)`,
     );
-    for (const e of report.errors) io.out(e);
+  else {
+    // the host writes its own report: its text is printed escaped
+    io.out(
+      `${t.bucket}/${policyKey(host)} revision ${revision}: ${printable(report.result)} by ${host} (generation ${report.generation})`,
+    );
+    for (const e of report.errors) io.out(printable(e));
   }
-  return report?.result === "applied" ? EXIT.ok : EXIT.failed;
+  return typeof report === "object" && report?.result === "applied" ? EXIT.ok : EXIT.failed;
 }
 
 /** The nkey seed in `file` (moat fleet nkey writes one), for --sign. */
@@ -171,24 +189,51 @@ function readSeed(file: string): string {
   return seed;
 }
 
-/** The host's report on `revision` (or a later one), or null after `waitMs`. */
+/** A status key whose value is not a report moat writes. */
+const NOT_MOAT = "not moat's";
+
+/** `value` if it has a moat report's shape (the fields printed and compared). */
+function asReport(value: unknown): FleetStatus | null {
+  if (typeof value !== "object" || value === null) return null;
+  const r = value as Record<string, unknown>;
+  const ok =
+    typeof r.revision === "number" &&
+    (r.result === "applied" || r.result === "refused") &&
+    typeof r.generation === "number" &&
+    Array.isArray(r.errors) &&
+    r.errors.every((e) => typeof e === "string");
+  return ok ? (value as FleetStatus) : null;
+}
+
+/**
+ * The host's report on `revision` (or a later one), NOT_MOAT when the status key holds something
+ * else, or null after `waitMs`.
+ */
 async function reportFor(
   nc: NatsConnection,
   bucket: string,
   key: string,
   revision: number,
   waitMs: number,
-): Promise<FleetStatus | null> {
+): Promise<FleetStatus | typeof NOT_MOAT | null> {
   const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
   const watch = await kv.watch({ key });
   const timer = setTimeout(() => watch.stop(), waitMs);
+  let notMoat = false;
   try {
     for await (const e of watch) {
       if (e.operation !== "PUT") continue;
-      const s = e.json<FleetStatus>();
-      if (s.revision >= revision) return s;
+      // a host writes its own report: it may not be JSON, nor moat's shape
+      let s: FleetStatus | null = null;
+      try {
+        s = asReport(e.json<unknown>());
+      } catch {
+        // not JSON
+      }
+      if (!s) notMoat = true;
+      else if (s.revision >= revision) return s;
     }
-    return null;
+    return notMoat ? NOT_MOAT : null;
   } finally {
     clearTimeout(timer);
     watch.stop();

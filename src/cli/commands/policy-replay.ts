@@ -7,6 +7,7 @@ import type { ReplayAnswer } from "../../api/index.ts";
 import { printable } from "../../config/index.ts";
 import { UsageError, type Io, type OptionValues } from "../command.ts";
 import { apiTarget, ApiClientError, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 
 export const REPLAY_OPTIONS = {
   since: { type: "string" },
@@ -109,7 +110,7 @@ export async function policyReplay(
     return 1;
   }
   for (const w of report.warnings) io.err(printable(w));
-  if (values.json) io.out(JSON.stringify(report));
+  if (values.json) io.out(jsonLine(report));
   else for (const line of replayLines(report)) io.out(line);
   return 0;
 }

@@ -3,6 +3,7 @@
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 import { parseDuration, printable } from "../../config/index.ts";
 import type { StatsPage, StatsRow } from "../../observe/index.ts";
 
@@ -33,7 +34,7 @@ export const statsCommand: Command = {
       query.set("limit", values.limit);
     }
     const page = await call<StatsPage>(target, "GET", `/v1/stats?${query.toString()}`);
-    if (values.json) io.out(JSON.stringify(page, null, 2));
+    if (values.json) io.out(jsonLine(page, 2));
     else for (const line of statsTable(page)) io.out(line);
     return 0;
   },

@@ -2,6 +2,7 @@
 // what on the host keeps it from seeing what the policy needs.
 import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 import type { MoatSnapshot } from "../../observe/index.ts";
 
 /** The snapshot as JSON carries bigints as numbers. */
@@ -36,7 +37,7 @@ export const statusCommand: Command = {
   options: { ...API_OPTIONS, json: { type: "boolean" } },
   async run({ values }, io) {
     const status = await call<StatusJson>(apiTarget(values), "GET", "/v1/status");
-    if (values.json) io.out(JSON.stringify(status));
+    if (values.json) io.out(jsonLine(status));
     else for (const line of formatStatus(status)) io.out(line);
     return 0;
   },

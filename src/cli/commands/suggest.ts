@@ -6,6 +6,7 @@ import { basename } from "node:path";
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, ApiClientError, call } from "../api/client.ts";
+import { jsonLine } from "../json-line.ts";
 import { printable } from "../../config/index.ts";
 import type { SuggestAnswer } from "../../api/index.ts";
 
@@ -106,7 +107,7 @@ export const suggestCommand: Command = {
     }
     if (typeof values.output === "string") writeFileSync(values.output, answer.text);
     for (const w of answer.warnings) io.err(printable(w));
-    if (values.json) io.out(JSON.stringify(answer, null, 2));
+    if (values.json) io.out(jsonLine(answer, 2));
     else {
       for (const line of answer.diff) io.out(line);
       for (const line of suggestLines(answer)) io.err(line);

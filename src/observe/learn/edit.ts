@@ -6,6 +6,7 @@
 // comment saying what justified it; promotion rewrites a proposed rule's `mode` value in place.
 import { isMap, isScalar, isSeq, parseDocument, stringify, type YAMLMap } from "yaml";
 import type { ProposedRule } from "./propose.ts";
+import { INVISIBLE } from "../../config/printable.ts";
 
 /** Every proposed rule's name starts with this; promotion looks only at these. */
 export const SUGGESTED_PREFIX = "suggest-";
@@ -25,11 +26,15 @@ export function annotation(rule: ProposedRule, now: number): string[] {
 /** Text YAML keeps as one plain scalar in a flow collection. */
 const SAFE_PLAIN = /^[A-Za-z0-9_./:+-][A-Za-z0-9_./:@+*-]*$/;
 
-// C1 controls, zero-width and direction marks, line separators, bidi embeddings, overrides and
-// isolates, the byte-order mark: JSON keeps them raw, and a terminal showing the diff would obey
-// them (or hide or reorder what the line says)
-const INVISIBLE = /[\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+// the invisible characters printable() escapes (C1, bidi, zero-width, tags...): JSON keeps them
+// raw, and a terminal showing the diff would obey them (or hide or reorder what the line says).
+// YAML's double-quoted scalar reads \uXXXX and \UXXXXXXXX back as the character.
+const escaped = (c: string) => {
+  const code = c.codePointAt(0) ?? 0;
+  return code > 0xffff
+    ? `\\U${code.toString(16).padStart(8, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
+};
 
 /** A comment line's text: no line break or control character can end the comment. */
 const commentText = (text: string) =>
