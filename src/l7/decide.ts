@@ -41,6 +41,8 @@ function decisionOf(model: PolicyModel, e: Evaluation, note: string[] = []): L7D
 
 /** Stands in for a host key moat did not see: no pin names it (pins are "SHA256:..."). */
 const UNSEEN_HOST_KEY = "(host key not seen)";
+/** Stands in for a version line moat did not see: only a `*` glob matches it. */
+const UNSEEN_VERSION = "(version not seen)";
 const UNSEEN_NOTE = "host key not seen: no rule pinning host keys allows it";
 
 /** An SSH server's judgement without its host key (a key exchange moat does not read). */
@@ -63,7 +65,8 @@ function decideWithoutHostKey(
 ): L7Decision {
   const open = evaluate(model, { ...facts, layer7 });
   if (open.verdict !== "deferred") return decisionOf(model, open);
-  const ssh = { ...layer7.ssh, host_key: UNSEEN_HOST_KEY };
+  // a version not seen meets no glob but "*" (a connection moat cannot tell is SSH)
+  const ssh = { version: UNSEEN_VERSION, ...layer7.ssh, host_key: UNSEEN_HOST_KEY };
   const unmet = evaluate(model, { ...facts, layer7: { ...layer7, ssh } });
   const first = unmet.verdict === "deferred" ? unmet.possible[0] : unmet;
   for (const outcome of open.possible) {

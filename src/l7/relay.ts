@@ -295,8 +295,10 @@ export class L7Relay {
         kind === "tls" || kind === "http" || kind === "ssh"
           ? (this.options.handlers?.[kind] ?? DEFAULT_HANDLERS[kind])
           : undefined;
-      // a protocol moat cannot tell (or has no handler for) is judged without layer7 facts
-      await (handler ?? unknownProtocol)(ctx);
+      // a protocol moat cannot tell (or has no handler for) is judged without layer7 facts; where
+      // the policy judges SSH it may be SSH after lines a server skips: judged as SSH unseen
+      const unknown = this.serverMaySpeakFirstNow() ? unknownMaybeSsh : unknownProtocol;
+      await (handler ?? unknown)(ctx);
     } catch (err) {
       this.stats.failed++;
       log(
@@ -470,8 +472,15 @@ function unfinishedRequestLine(client: Socket, end: HeadRead["end"], log: (line:
 }
 
 /** Judged with no layer7 facts: L7 rules do not match it; later rules or the defaults decide. */
-async function unknownProtocol(ctx: L7Context): Promise<void> {
-  const layer7: Layer7Facts = {};
+const unknownProtocol = (ctx: L7Context) => judgedAs(ctx, {});
+
+/**
+ * Judged as SSH with neither version nor host key seen (the handler's own `ssh: {}`): a rule
+ * blocking SSH blocks it, one allowing only pinned keys or versions does not let it through.
+ */
+const unknownMaybeSsh = (ctx: L7Context) => judgedAs(ctx, { ssh: {} });
+
+async function judgedAs(ctx: L7Context, layer7: Layer7Facts): Promise<void> {
   const decision = ctx.judge(layer7);
   if (!decision.forward) {
     ctx.report(decision, layer7);

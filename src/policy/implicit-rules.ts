@@ -1,9 +1,10 @@
 // Rules moat adds to the policy's own:
 // - with `dns: { doh: block }`, `dns:doh` blocks connections to set:doh-resolvers on tcp/udp 443
 //   and 853 (DNS over HTTPS, TLS and QUIC) before every rule (docs/dns.md, "Encrypted DNS");
-// - before each egress rule judging HTTP or TLS (layer7.http, layer7.tls) on port 443, `l7:quic`
-//   blocks UDP 443 (QUIC) for the same processes, interfaces and addresses: moat's relay reads
-//   TCP only, and a client refused QUIC at once falls back to TCP (docs/l7-quic.md).
+// - before each egress rule judging HTTP or TLS (layer7.http, layer7.tls), `l7:quic` blocks UDP
+//   (QUIC) on the rule's own ports (every port but 53 without a port list) for the same
+//   processes, interfaces and addresses: moat's relay reads TCP only, and a client refused QUIC
+//   at once falls back to TCP (docs/l7-quic.md).
 // - moat's local decisions (`decision:<id>`, src/policy/decision-rules.ts) after `dns:doh` and
 //   before the policy's rules.
 // One transform for the evaluator and the compiler, so `moat explain` shows what the kernel does.
@@ -20,8 +21,9 @@ const DOH_PORTS = [443, 853];
 
 /** The implicit rule blocking QUIC where L7 web rules apply; events say `reason: "quic"`. */
 export const QUIC_RULE = "l7:quic";
-const QUIC_PORT = 443;
 const UDP = 17;
+/** DNS stays with the DNS proxy and the policy's own rules: QUIC does not run there. */
+const DNS_PORT = 53;
 
 const implicit = new WeakMap<PolicyModel, PolicyModel>();
 
@@ -52,8 +54,7 @@ export function withImplicitRules(model: PolicyModel): PolicyModel {
 }
 
 /**
- * `l7:quic` for a rule judging HTTP or TLS that can apply to port 443: UDP 443 blocked for its
- * process (without one: the processes under attach.cgroup, whose connections the relay sees),
+ * `l7:quic` for a rule judging HTTP or TLS: UDP on the rule's ports blocked for its process (without one: the processes under attach.cgroup, whose connections the relay sees),
  * interface and layer3 (hostnames too: the names machinery carries them), in the rule's mode.
  */
 function quicRule(model: PolicyModel, r: Rule): Rule | undefined {
@@ -61,11 +62,16 @@ function quicRule(model: PolicyModel, r: Rule): Rule | undefined {
   if (r.direction === "ingress") return undefined;
   const l4 = r.layer4;
   if (l4?.protocol != null && l4.protocol !== 6 && l4.protocol !== UDP) return undefined;
-  if (l4?.ports && !l4.ports.some((p) => p.lo <= QUIC_PORT && QUIC_PORT <= p.hi)) return undefined;
   const pos = r.layer7.pos;
   const cgroup = model.attach.cgroup;
   const process = r.process ?? (cgroup ? { cgroup: [cgroup.value], pos } : undefined);
-  const ports: PortRange[] = [{ lo: QUIC_PORT, hi: QUIC_PORT, text: String(QUIC_PORT), pos }];
+  // QUIC runs on any port: the same ports as the TCP the relay judges
+  const ports: PortRange[] = l4?.ports
+    ? l4.ports.map((p) => ({ ...p }))
+    : [
+        { lo: 1, hi: DNS_PORT - 1, text: `1-${DNS_PORT - 1}`, pos },
+        { lo: DNS_PORT + 1, hi: 65535, text: `${DNS_PORT + 1}-65535`, pos },
+      ];
   return {
     index: 0,
     name: QUIC_RULE,

@@ -77,3 +77,9 @@ export function clientHello(sni: string, alpn: string[], filler = 0): Buffer {
     body,
   ]);
 }
+
+/** A datagram of coalesced packets padded to 1200 bytes, as a client sends its Initials. */
+export const datagram = (...packets: Buffer[]): Buffer => {
+  const d = Buffer.concat(packets);
+  return d.length >= 1200 ? d : Buffer.concat([d, Buffer.alloc(1200 - d.length)]);
+};

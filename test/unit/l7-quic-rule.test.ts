@@ -72,8 +72,8 @@ test("l7:quic comes before each L7 web rule: UDP 443 of its processes is blocked
   const judged = withImplicitRules(model);
   assert.deepEqual(
     judged.rules.map((r) => r.name),
-    ["early", QUIC_RULE, "curl-web", QUIC_RULE, "watch", "plain-http", "quic-log"],
-    "one l7:quic before each rule judging HTTP or TLS on port 443 (not the port-80-only one)",
+    ["early", QUIC_RULE, "curl-web", QUIC_RULE, "watch", QUIC_RULE, "plain-http", "quic-log"],
+    "one l7:quic before each rule judging HTTP or TLS (the port-80 one too: on UDP 80)",
   );
   const cases: [Conn, string, string][] = [
     [{ comm: "curl", ip: "198.51.100.1", port: 443, protocol: "udp" }, QUIC_RULE, "blocked"],
@@ -82,6 +82,8 @@ test("l7:quic comes before each L7 web rule: UDP 443 of its processes is blocked
     [{ comm: "early", ip: "198.51.100.1", port: 443, protocol: "udp" }, "early", "allowed"],
     [{ comm: "python3", ip: "198.51.100.1", port: 443, protocol: "udp" }, "quic-log", "allowed"],
     [{ comm: "nc", ip: "198.51.100.1", port: 443, protocol: "udp" }, "quic-log", "allowed"],
+    [{ comm: "nc", ip: "198.51.100.1", port: 80, protocol: "udp" }, QUIC_RULE, "blocked"],
+    [{ comm: "curl", ip: "198.51.100.1", port: 8443, protocol: "udp" }, QUIC_RULE, "blocked"],
   ];
   const socket = image.socket!;
   for (const [c, rule, verdict] of cases) {
@@ -150,4 +152,28 @@ test("an L7 web rule without a process section blocks QUIC for processes under a
     judge(model, { comm: "x", ip: "198.51.100.1", port: 443, protocol: "udp" }).rule,
     QUIC_RULE,
   );
+});
+
+test("l7:quic blocks QUIC on the L7 rule's own ports, and on every UDP port but 53 without a port list", () => {
+  const { model } = accept(
+    "version: 1\nmode: prevent\nattach: { cgroup: / }\n" +
+      "defaults: { ingress: allow, egress: allow }\n" +
+      "rules:\n" +
+      "  - { name: no-evil-web, direction: egress, action: block, process: { name: [curl] }, layer4: { protocol: tcp, port: [443, 8443] }, layer7: { tls: { sni: [evil.example], trust_sni: true } } }\n" +
+      "  - { name: wget-web, direction: egress, action: allow, process: { name: [wget] }, layer7: { tls: { sni: [example.org] } } }\n",
+  );
+  const cases: [Conn, string][] = [
+    [{ comm: "curl", ip: "198.51.100.7", port: 443, protocol: "udp" }, QUIC_RULE],
+    [{ comm: "curl", ip: "198.51.100.7", port: 8443, protocol: "udp" }, QUIC_RULE],
+    [{ comm: "curl", ip: "198.51.100.7", port: 4433, protocol: "udp" }, "default"],
+    [{ comm: "wget", ip: "198.51.100.7", port: 4433, protocol: "udp" }, QUIC_RULE],
+    [{ comm: "wget", ip: "198.51.100.7", port: 8443, protocol: "udp" }, QUIC_RULE],
+  ];
+  for (const [c, rule] of cases) assert.equal(judge(model, c).rule, rule, JSON.stringify(c));
+  // DNS is left to the DNS proxy and the policy's rules
+  const dns = withImplicitRules(model).rules.find(
+    (r) => r.name === QUIC_RULE && !r.layer4?.ports?.some((p) => p.lo === 443),
+  );
+  assert.ok(dns);
+  assert.ok(!dns.layer4!.ports!.some((p) => p.lo <= 53 && 53 <= p.hi));
 });

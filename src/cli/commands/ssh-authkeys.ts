@@ -1,9 +1,10 @@
 // moat ssh-authkeys: sshd's AuthorizedKeysCommand. Prints the client keys the running policy
 // allows for a login (user, client address, sshd's address: given, or read from the parent sshd's
 // connection when only USER is) as authorized_keys lines; the daemon
-// reports each decision as an event. Fails closed: when the daemon cannot be asked, it prints
-// nothing and exits 1, unless the break-glass file (root-only, read only then) holds keys for
-// the user; an answer that is an error prints nothing either.
+// reports each decision as an event. Fails closed: when the daemon is not there (its socket
+// missing or refusing connections), it prints nothing and exits 1, unless the break-glass file
+// (root-only, read only then) holds keys for the user; any other failure (an error answer, a
+// dropped or stalled connection, which a local user flooding the API could cause) prints nothing.
 import { isIP } from "node:net";
 import type { Command, Io, OptionValues } from "../command.ts";
 import { UsageError } from "../command.ts";
@@ -14,6 +15,9 @@ interface SshKeysAnswer {
   generation: number;
   keys: string[];
 }
+
+/** Transport errors that say no daemon listens (stopped, not started): break-glass applies. */
+const DAEMON_ABSENT = new Set(["ENOENT", "ECONNREFUSED"]);
 
 const USAGE = `moat ssh-authkeys USER [CLIENT_ADDR [CLIENT_PORT SERVER_ADDR SERVER_PORT]] [--key-type TYPE --key BASE64] [--break-glass FILE] ${API_USAGE}`;
 
@@ -86,6 +90,10 @@ export const sshAuthkeysCommand: Command = {
       if (!(err instanceof ApiClientError)) throw err;
       if (err.status !== 0) {
         io.err(`moat ssh-authkeys: the daemon refused: ${err.message}; no key printed`);
+        return 1;
+      }
+      if (!DAEMON_ABSENT.has(err.code)) {
+        io.err(`moat ssh-authkeys: ${err.message}; no key printed`);
         return 1;
       }
       const path =

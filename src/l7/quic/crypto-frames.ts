@@ -54,32 +54,55 @@ function skipAck(r: Reader, ecn: boolean): boolean {
  * CRYPTO bytes from offset 0, reassembled from chunks in any order (repeats and overlaps
  * allowed), up to `limit` bytes: a hostile client cannot make moat hold more. A byte received
  * twice keeps its first value, as a server's reassembly does: a later copy that differs cannot
- * show moat another ClientHello than the server reads.
+ * show moat another ClientHello than the server reads. The buffer grows to what the chunks (and
+ * the handshake message's own length) need: many flows waiting cost what they hold, not `limit`.
  */
 export class CryptoStream {
-  private readonly buf: Buffer;
-  private readonly have: Uint8Array;
+  private buf: Buffer = Buffer.alloc(0);
+  /** One bit per byte of `buf`: received. */
+  private have: Uint8Array = new Uint8Array(0);
   private contiguous = 0;
   private readonly limit: number;
 
   constructor(limit = 65536) {
     this.limit = limit;
-    this.buf = Buffer.alloc(limit);
-    this.have = new Uint8Array(limit);
+  }
+
+  /** Bytes allocated for the stream. */
+  get heldBytes(): number {
+    return this.buf.length + this.have.length;
   }
 
   add(chunk: CryptoChunk): void {
     const end = Math.min(chunk.offset + chunk.data.length, this.limit);
+    if (end <= chunk.offset) return;
+    this.reserve(end);
     for (let i = chunk.offset; i < end; i++) {
-      if (this.have[i]) continue;
+      if (this.received(i)) continue;
       this.buf[i] = chunk.data[i - chunk.offset]!;
-      this.have[i] = 1;
+      this.have[i >> 3] = this.have[i >> 3]! | (1 << (i & 7));
     }
-    while (this.contiguous < this.limit && this.have[this.contiguous]) this.contiguous++;
+    while (this.contiguous < this.buf.length && this.received(this.contiguous)) this.contiguous++;
+    // the handshake message's length is known: room for all of it at once (within the limit)
+    if (this.contiguous >= 4) this.reserve(Math.min(4 + this.buf.readUIntBE(1, 3), this.limit));
   }
 
   /** The bytes received without a gap, from offset 0. */
   prefix(): Buffer {
     return this.buf.subarray(0, this.contiguous);
+  }
+
+  private received(i: number): boolean {
+    return ((this.have[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
+  }
+
+  private reserve(size: number): void {
+    if (size <= this.buf.length) return;
+    const buf = Buffer.alloc(size);
+    this.buf.copy(buf);
+    const have = new Uint8Array(Math.ceil(size / 8));
+    have.set(this.have);
+    this.buf = buf;
+    this.have = have;
   }
 }

@@ -18,9 +18,14 @@ export interface InitialPacket {
 const TAG = 16;
 const SAMPLE = 16;
 
+/** RFC 9000 14.1: a server discards a client's Initial in a datagram shorter than this. */
+const MIN_INITIAL_DATAGRAM = 1200;
+
 /** The client Initial packets in one datagram, decrypted, in order. */
 export function readInitials(datagram: Buffer): InitialPacket[] {
   const out: InitialPacket[] = [];
+  // what no server reads must not name the flow (a decoy ClientHello before the real one)
+  if (datagram.length < MIN_INITIAL_DATAGRAM) return out;
   let at = 0;
   while (at < datagram.length) {
     const next = readLongPacket(datagram, at, out);

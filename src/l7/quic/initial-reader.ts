@@ -14,35 +14,52 @@ export interface QuicClientHello extends ClientHelloFacts {
 const CRYPTO_LIMIT = 16384;
 
 export class QuicInitialReader {
-  private readonly stream = new CryptoStream(CRYPTO_LIMIT);
+  /** Made by the first Initial that decrypts, dropped once the flow is read or given up. */
+  private stream: CryptoStream | undefined;
   private version: "v1" | "v2" | undefined;
   private dcid: Buffer | undefined;
   private done = false;
+  private givenUp = false;
 
   /** Adds one datagram; the ClientHello once it is whole (once), else undefined. */
   feed(datagram: Buffer): QuicClientHello | undefined {
-    if (this.done) return undefined;
+    if (this.done || this.givenUp) return undefined;
     for (const packet of readInitials(datagram)) {
       // the client's first Initials share the destination connection ID it chose
       if (this.dcid && !this.dcid.equals(packet.dcid)) continue;
       this.dcid ??= Buffer.from(packet.dcid);
       this.version ??= packet.version;
+      this.stream ??= new CryptoStream(CRYPTO_LIMIT);
       for (const chunk of cryptoFrames(packet.payload)) this.stream.add(chunk);
     }
+    if (!this.stream) return undefined;
     const bytes = this.stream.prefix();
+    if (hopeless(bytes)) {
+      this.givenUp = true;
+      this.stream = undefined;
+      return undefined;
+    }
     const length = clientHelloLength(bytes);
     if (length === undefined || !this.version) return undefined;
     this.done = true;
+    this.stream = undefined;
     const hello = parseClientHello(bytes.subarray(0, length));
     return hello ? { ...hello, quicVersion: this.version } : undefined;
   }
 
   /** The CRYPTO stream cannot hold a whole ClientHello: nothing more will come of this flow. */
   get hopeless(): boolean {
-    const bytes = this.stream.prefix();
-    return bytes.length >= 4 && (bytes[0] !== 1 || 4 + bytes.readUIntBE(1, 3) > CRYPTO_LIMIT);
+    return this.givenUp;
+  }
+
+  /** Bytes this flow holds for its CRYPTO stream. */
+  get heldBytes(): number {
+    return this.stream?.heldBytes ?? 0;
   }
 }
+
+const hopeless = (bytes: Buffer): boolean =>
+  bytes.length >= 4 && (bytes[0] !== 1 || 4 + bytes.readUIntBE(1, 3) > CRYPTO_LIMIT);
 
 /** The ClientHello of datagrams that hold a whole one (a test's or a capture's). */
 export function readQuicClientHello(datagrams: Buffer[]): QuicClientHello | undefined {

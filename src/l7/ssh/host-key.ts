@@ -38,7 +38,9 @@ function sshString(b: Buffer): Buffer {
 
 /** The plain key inside a certificate blob, as its own key blob. */
 function certifiedKey(certType: string, r: SshReader): { type: string; blob: Buffer } {
-  const type = certType.slice(0, -CERT.length);
+  const base = certType.slice(0, -CERT.length);
+  // security-key types keep their vendor suffix on the key: sk-ssh-ed25519@openssh.com
+  const type = base.startsWith("sk-") ? `${base}@openssh.com` : base;
   const fields = CERT_FIELDS[type];
   if (fields === undefined) throw new SshProtocolError(`host certificate type ${certType} unknown`);
   r.string(); // nonce

@@ -16,7 +16,7 @@ import {
   readInitials,
   readQuicClientHello,
 } from "../../../src/l7/quic/index.ts";
-import { clientHello, cryptoFrame, sealInitial } from "../../helpers/quic-initial.ts";
+import { clientHello, cryptoFrame, datagram, sealInitial } from "../../helpers/quic-initial.ts";
 
 const fixture = (name: string): Buffer =>
   Buffer.from(
@@ -72,11 +72,11 @@ test("a ClientHello split across packets and datagrams is reassembled, in any or
   const b = message.subarray(700, 1400);
   const c = message.subarray(1400);
   // datagram 1: two coalesced packets (the second one carries the end); datagram 2: the middle
-  const first = Buffer.concat([
+  const first = datagram(
     sealInitial(dcid, 0, cryptoFrame(0, a)),
     sealInitial(dcid, 1, cryptoFrame(1400, c), 20),
-  ]);
-  const second = sealInitial(dcid, 2, cryptoFrame(700, b), 100);
+  );
+  const second = datagram(sealInitial(dcid, 2, cryptoFrame(700, b), 100));
   const reader = new QuicInitialReader();
   assert.equal(reader.feed(first), undefined, "a gap: not yet");
   const hello = reader.feed(second);
@@ -91,9 +91,7 @@ test("CRYPTO bytes sent twice at one offset: the first copy stands, as a server 
   const good = clientHello("good.example", ["h3"], 1200);
   const reader = new QuicInitialReader();
   const hello = reader.feed(
-    Buffer.concat([
-      sealInitial(dcid, 0, Buffer.concat([cryptoFrame(0, evil), cryptoFrame(0, good)])),
-    ]),
+    datagram(sealInitial(dcid, 0, Buffer.concat([cryptoFrame(0, evil), cryptoFrame(0, good)]))),
   );
   assert.equal(hello?.sni, "evil.example");
 });
@@ -116,7 +114,7 @@ test("bad input ends in no answer, never a throw: truncated, tampered, garbage, 
   const dcid = Buffer.from("0102030405060708", "hex");
   const huge = Buffer.from([1, 0xff, 0xff, 0xff]);
   const reader = new QuicInitialReader();
-  assert.equal(reader.feed(sealInitial(dcid, 0, cryptoFrame(0, huge), 50)), undefined);
+  assert.equal(reader.feed(datagram(sealInitial(dcid, 0, cryptoFrame(0, huge), 50))), undefined);
   assert.equal(reader.hopeless, true);
 });
 
