@@ -51,7 +51,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const out = daemon.lines.join("\n");
       assert.match(
         out,
-        /^loaded moat\.bpf\.o: moat_post_route, moat_getpeername4, moat_getpeername6, moat_recvmsg4, moat_recvmsg6, moat_sockops, moat_sock_create, moat_connect4, moat_connect6, moat_sendmsg4, moat_sendmsg6, moat_post_bind4, moat_post_bind6, moat_accept, moat_splice_verdict, moat_xdp_ingress, moat_tc_egress, moat_tc_ingress, moat_tc_cookie$/m,
+        /^loaded moat\.bpf\.o: moat_post_route, moat_getpeername4, moat_getpeername6, moat_recvmsg4, moat_recvmsg6, moat_sockops, moat_sock_create, moat_connect4, moat_connect6, moat_sendmsg4, moat_sendmsg6, moat_post_bind4, moat_post_bind6, moat_accept, moat_splice_verdict, moat_exec, moat_fork, moat_xdp_ingress, moat_tc_egress, moat_tc_ingress, moat_tc_cookie$/m,
       );
       assert.match(
         out,
