@@ -79,6 +79,17 @@ export interface NotProposed {
   capped: number;
 }
 
+/** Every reason at 0. */
+export const noneNotProposed = (): NotProposed => ({
+  covered: 0,
+  blocked: 0,
+  unstable: 0,
+  undecided: 0,
+  inexpressible: 0,
+  wildcard: 0,
+  capped: 0,
+});
+
 export interface Proposal {
   rules: ProposedRule[];
   notProposed: NotProposed;
@@ -94,15 +105,7 @@ export function propose(
   rows: readonly LearnRow[],
   options: ProposeOptions,
 ): Proposal {
-  const not: NotProposed = {
-    covered: 0,
-    blocked: 0,
-    unstable: 0,
-    undecided: 0,
-    inexpressible: 0,
-    wildcard: 0,
-    capped: 0,
-  };
+  const not = noneNotProposed();
   const withPath = pathsByName(rows);
   // identity -> "direction protocol" -> peer -> ports and rows
   const byIdentity = new Map<

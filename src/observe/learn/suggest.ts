@@ -8,7 +8,7 @@ import { withPromoted, withProposedRules } from "./edit.ts";
 import { GENERALISE_DEFAULTS } from "./generalise.ts";
 import type { IdentityDay, LearnInput, LearnOverflow } from "./learn-rows.ts";
 import { promotions, type PromotionCheck } from "./promote.ts";
-import { propose, type NotProposed, type ProposeOptions } from "./propose.ts";
+import { noneNotProposed, propose, type NotProposed, type ProposeOptions } from "./propose.ts";
 
 const DAY = 86_400_000;
 
@@ -165,15 +165,7 @@ export function promotePolicy(
     text,
     diff: diffOf(r, text),
     rules: [],
-    notProposed: {
-      covered: 0,
-      blocked: 0,
-      unstable: 0,
-      undecided: 0,
-      inexpressible: 0,
-      wildcard: 0,
-      capped: 0,
-    },
+    notProposed: noneNotProposed(),
     overflow: { rows: 0, connections: 0, rolledUp: 0 },
     promotions: checks,
   };

@@ -21,6 +21,7 @@ import {
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { backoffMs, sleep } from "./backoff.ts";
+import { closeBounded } from "./nats-close.ts";
 import { MAX_PINGS_OUT, PING_INTERVAL_MS } from "./nats.ts";
 
 export interface JetStreamOptions {
@@ -201,17 +202,7 @@ export class JetStreamSink implements EventSink {
 
   async close(): Promise<void> {
     this.closing.abort();
-    const nc = this.nc;
-    if (nc && !nc.isClosed()) {
-      // a drain waits for the server: bounded, then the connection is closed regardless
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        nc.drain().catch(() => undefined),
-        new Promise((resolve) => (timer = setTimeout(resolve, this.o.ackTimeoutMs ?? 5000))),
-      ]);
-      clearTimeout(timer);
-      if (!nc.isClosed()) await nc.close().catch(() => undefined);
-    }
+    await closeBounded(this.nc, this.o.ackTimeoutMs ?? 5000);
     await this.connecting;
   }
 }

@@ -11,6 +11,7 @@ import { eventJson } from "../../datapath/event-json.ts";
 import type { EventSink } from "../sink.ts";
 import type { PublisherFactory } from "./adapter.ts";
 import { sleep } from "./backoff.ts";
+import { closeBounded } from "./nats-close.ts";
 import { natsTls } from "../../fleet/index.ts";
 
 export interface NatsOptions {
@@ -159,17 +160,7 @@ export class NatsSink implements EventSink {
 
   async close(): Promise<void> {
     this.closing.abort();
-    const nc = this.nc;
-    if (nc && !nc.isClosed()) {
-      // a drain waits for the server: bounded, then the connection is closed regardless
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        nc.drain().catch(() => undefined),
-        new Promise((resolve) => (timer = setTimeout(resolve, this.o.flushTimeoutMs ?? 5000))),
-      ]);
-      clearTimeout(timer);
-      if (!nc.isClosed()) await nc.close().catch(() => undefined);
-    }
+    await closeBounded(this.nc, this.o.flushTimeoutMs ?? 5000);
     await this.connecting;
   }
 }
