@@ -306,7 +306,9 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 		p->t.proto = proto;
 		p->ext = ip->ihl != 5;
 		p->hop_limit = ip->ttl;
-		p->l3_end = p->l3_off + bpf_ntohs(ip->tot_len);
+		/* tot_len 0: big tcp, the length unknown (as payload_len 0 in ipv6) */
+		if (ip->tot_len)
+			p->l3_end = p->l3_off + bpf_ntohs(ip->tot_len);
 		addr_v4(p->t.src, &ip->saddr);
 		addr_v4(p->t.dst, &ip->daddr);
 		__u16 frag = bpf_ntohs(ip->frag_off);

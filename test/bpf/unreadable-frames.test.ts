@@ -116,6 +116,15 @@ function splitSyn6(dport: number, id = 0xabcd): [Buffer, Buffer] {
   return [mk(0, true, t.subarray(0, 8)), mk(1, false, t.subarray(8))];
 }
 
+/** Sets an IPv4 header's checksum again (after a field was changed). */
+function ipv4Checksum(f: Buffer, l3 = 14): void {
+  f.writeUInt16BE(0, l3 + 10);
+  let sum = 0;
+  for (let i = 0; i < ((f[l3] ?? 0) & 15) * 4; i += 2) sum += f.readUInt16BE(l3 + i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  f.writeUInt16BE(~sum & 0xffff, l3 + 10);
+}
+
 const truncated = (src: string, dst: string, dport: number) =>
   packet(syn(src, dst, dport)).subarray(0, 14 + 20 + 12);
 
@@ -148,6 +157,21 @@ describe("a detect policy with a prevent block rule", () => {
       lab.dp.clearConntrack();
       assert.equal(lab.run(hook, syn(R6, H6, 80, { ext: dstopts(40) })).verdict, "pass");
       assert.equal(lab.run(hook, syn(R6, H6, 22, { ext: dstopts(40) })).verdict, "drop");
+    });
+
+    test(`${hook}: IPv4 and IPv6 with a length of 0 (BIG TCP, GSO) are read, not malformed`, () => {
+      lab.dp.clearConntrack();
+      const before = lab.counters();
+      for (const [src, dst, at] of [
+        [R, H, 16],
+        [R6, H6, 18],
+      ] as const) {
+        const f = packet(syn(src, dst, 80, { flags: "A", payload: 100 }));
+        f.writeUInt16BE(0, at);
+        if (at === 16) ipv4Checksum(f);
+        assert.equal(lab.run(hook, f).verdict, "pass", `${src} -> ${dst}`);
+      }
+      assert.equal(KernelLab.delta(before, lab.counters(), ["malformed"]).malformed, 0);
     });
 
     test(`${hook}: a 616-byte destination-options header before tcp`, () => {
