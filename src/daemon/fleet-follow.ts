@@ -1,8 +1,10 @@
 // The fleet's policy follower as the running policy's `fleet` section asks for it: started with
 // the daemon, replaced when a policy changes what it follows, stopped when a policy drops it.
 // The nats client loads only when a policy has that section.
+import { dirname } from "node:path";
 import type { FleetSettings, PolicyModel } from "../config/index.ts";
 import type { ApplyOutcome, PolicyFollower } from "../fleet/index.ts";
+import { trustedDirectory } from "../host/index.ts";
 import { readSecretFile } from "../observe/index.ts";
 import type { RunningPolicy } from "./policy-lifecycle.ts";
 
@@ -50,6 +52,8 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
           await import("../fleet/index.ts");
         let seed: string | undefined;
         try {
+          // a user who could rename entries there could put an older state back
+          trustedDirectory(dirname(stateFile), { what: "fleet state directory", create: true });
           if (fleet.nkeySeedFile) seed = readSecretFile(fleet.nkeySeedFile).toString("utf8");
         } catch (err) {
           o.log(`fleet: not following ${bucket}: ${(err as Error).message}`);
