@@ -3,10 +3,14 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/nsfs.h>
 #include <malloc.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef SO_NETNS_COOKIE
@@ -86,6 +90,25 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), cookie);
 }
 
+// The inode of the user namespace that owns the namespace at `nsPath` (NS_GET_USERNS): whoever is
+// root in that user namespace sets the namespace's addresses and routes.
+Napi::Value NamespaceOwner(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(Arg(info, 0), "nsPath");
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, "open", errno, path);
+  int owner = ioctl(fd, NS_GET_USERNS);
+  int err = errno;
+  close(fd);
+  if (owner < 0) ThrowErrno(env, "ioctl NS_GET_USERNS", err, path);
+  struct stat st{};
+  int rc = fstat(owner, &st);
+  err = errno;
+  close(owner);
+  if (rc < 0) ThrowErrno(env, "fstat", err, path);
+  return Napi::Number::New(env, static_cast<double>(st.st_ino));
+}
+
 // The XDP attach mode of an interface (bpf_xdp_query): "native", "generic", "offload",
 // "multi" or "none"; tells which mode a pinned XDP link was attached in.
 Napi::Value XdpAttachMode(const Napi::CallbackInfo& info) {
@@ -160,6 +183,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
+  exports.Set("namespaceOwner", Napi::Function::New(env, NamespaceOwner, "namespaceOwner"));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex, "ifindex"));
   exports.Set("xdpAttachMode", Napi::Function::New(env, XdpAttachMode, "xdpAttachMode"));
   exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));

@@ -2,7 +2,9 @@
 // kernel's DNS redirect sends a query to 127.0.0.1 of the caller's own namespace, so each
 // namespace of a process under attach.cgroup gets the proxy's sockets inside it, and the kernel
 // learns their ports by the namespace's cookie. Found when the host watch fires (a cgroup
-// appears, and every few seconds); a namespace whose processes are all gone is let go.
+// appears, and every few seconds); a namespace whose processes are all gone is let go. One that a
+// user namespace other than moat's owns (a rootless container's, `unshare -rn`'s) is served too,
+// but no answer asked there binds a name (src/dns/trusted.ts says why).
 import { closeSync, openSync } from "node:fs";
 import type { Datapath } from "../datapath/index.ts";
 import type { DnsProxy } from "../dns/index.ts";
@@ -61,7 +63,9 @@ export function serveNamespaces(options: NetnsServeOptions): NetnsServe {
         const ports = await proxy.serveNetns(id, `/proc/self/fd/${fd}`);
         datapath.setNetnsPorts(ports.cookie, { udp: ports.udp, tcp: ports.tcp });
         served.set(id, { fd, cookie: ports.cookie });
-        log(`dns proxy: serving network namespace ${id} (pid ${pid}) on 127.0.0.1:${ports.udp}`);
+        log(
+          `dns proxy: serving network namespace ${id} (pid ${pid}) on 127.0.0.1:${ports.udp}${servedNote(ports.namespace)}`,
+        );
       } catch (err) {
         closeSync(fd);
         log(`warning: dns proxy: cannot serve network namespace ${id}: ${(err as Error).message}`);
@@ -95,4 +99,11 @@ export function serveNamespaces(options: NetnsServeOptions): NetnsServe {
       for (const id of [...served.keys()]) drop(id, "moat stops");
     },
   };
+}
+
+/** What the serving line adds for a namespace whose answers bind nothing. */
+function servedNote(namespace: "container" | "user-owned"): string {
+  return namespace === "user-owned"
+    ? "; not owned by moat's user namespace (its user decides where its queries go): its answers bind no names"
+    : "";
 }

@@ -334,6 +334,8 @@ export interface NativeAddon {
   numPossibleCpus(): number;
   /** This process's network namespace cookie (SO_NETNS_COOKIE). */
   netnsCookie(): bigint;
+  /** The inode of the user namespace that owns the namespace at `nsPath` (NS_GET_USERNS). */
+  namespaceOwner(nsPath: string): number;
   /**
    * A socket made inside the network namespace at `nsPath` (/proc/PID/ns/net), non-blocking:
    * bound to ip:port, listening (tcp, `listen`) or connecting to `connect` (a tcp connect is

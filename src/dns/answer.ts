@@ -122,6 +122,11 @@ export function readQuery(buf: Buffer): Query | null {
 export interface AddressRecord {
   ip: string;
   ttlSeconds: number;
+  /**
+   * Where the record's owner stands in the answer's `names`: the address is that name's and the
+   * names' before it (they alias to it), never a later one's (the owner does not alias to those).
+   */
+  ownerIndex: number;
 }
 
 export interface Answer {
@@ -130,7 +135,7 @@ export interface Answer {
   truncated: boolean;
   /** The query's name and every name its CNAME chain leads through. */
   names: string[];
-  /** A and AAAA records of those names. */
+  /** A and AAAA records of those names, each with its owner's place in `names`. */
   addresses: AddressRecord[];
   /** What the answer says, for events: addresses, else the chain's last name. */
   summary: string[];
@@ -175,17 +180,18 @@ function answerOf(m: Message, qname: string): Answer | null {
   if (m.type !== "response") return null;
   const records = m.answers ?? [];
   const names = cnameChain(records, qname);
-  // most answers have no CNAME: a record's name is compared with the query's, no set is built
-  const inChain = names.length > 1 ? new Set(names) : null;
+  // most answers have no CNAME: a record's name is compared with the query's, no map is built
+  const places = names.length > 1 ? new Map(names.map((n, i) => [n, i])) : null;
   const addresses: AddressRecord[] = [];
   const ips: string[] = [];
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     if (r.type !== "A" && r.type !== "AAAA") continue;
     const name = normal(r.name);
-    if (inChain ? !inChain.has(name) : name !== names[0]) continue;
+    const ownerIndex = places ? places.get(name) : name === names[0] ? 0 : undefined;
+    if (ownerIndex === undefined) continue;
     const ip = String(r.data);
-    addresses.push({ ip, ttlSeconds: r.ttl ?? 0 });
+    addresses.push({ ip, ttlSeconds: r.ttl ?? 0, ownerIndex });
     ips.push(ip);
   }
   const summary = ips.length ? ips : names.length > 1 ? [names[names.length - 1] ?? ""] : [];
@@ -199,7 +205,13 @@ function answerOf(m: Message, qname: string): Answer | null {
   };
 }
 
-/** `qname`, then each CNAME target in turn (a loop or a dead end stops it). */
+/**
+ * `qname`, then each CNAME target in turn: every name in it is reached from the query by the
+ * answer's own CNAMEs, in order. A name with two CNAMEs (a branch) is followed by its first only;
+ * a target already in the chain (a loop) or without a CNAME of its own ends it, and so does the
+ * 16th name: every address would get every name before its owner's, so a chain of thousands in
+ * one message would hold the proxy's thread (resolvers stop far sooner: BIND after 16 too).
+ */
 export function cnameChain(records: readonly Record[], qname: string): string[] {
   const chain = [normal(qname)];
   if (!hasCname(records)) return chain;
@@ -210,13 +222,17 @@ export function cnameChain(records: readonly Record[], qname: string): string[] 
   for (const r of records)
     if (r.type === "CNAME" && !cnames.has(normal(r.name)))
       cnames.set(normal(r.name), normal(String(r.data)));
-  for (;;) {
+  while (chain.length < MAX_CHAIN) {
     const target = cnames.get(chain[chain.length - 1] ?? "") ?? "";
     if (!target || seen.has(target)) return chain;
     chain.push(target);
     seen.add(target);
   }
+  return chain;
 }
+
+/** The most names a chain holds, the query's included. */
+const MAX_CHAIN = 16;
 
 function hasCname(records: readonly Record[]): boolean {
   for (let i = 0; i < records.length; i++) if (records[i]!.type === "CNAME") return true;

@@ -43,6 +43,8 @@ interface Entry {
 export interface LearnedAddress {
   ip: string;
   ttlSeconds: number;
+  /** The place of its record's owner in the answer's names: it gets the names up to there. */
+  ownerIndex: number;
 }
 
 export interface StoreOptions {
@@ -114,9 +116,11 @@ export class BindingStore {
   }
 
   /**
-   * Merges a trusted answer: every address gets every name (the query and its CNAME chain),
-   * living max(ttl, min_ttl) + grace. Returns the bindings to write into the live slot (those
-   * whose class is not 0), with `classesOf` of the live image.
+   * Merges a trusted answer: `names` are the query and its CNAME chain in order; an address gets
+   * its record's owner and the names before it (the aliases of the owner), never one after it
+   * (an answer's A record for the query's own name is no address of the CNAME's target), living
+   * max(ttl, min_ttl) + grace. Returns the bindings to write into the live slot (those whose
+   * class is not 0), with `classesOf` of the live image.
    */
   learn(
     identity: NameIdentity,
@@ -134,8 +138,9 @@ export class BindingStore {
       const entry = this.entryFor(identity, a.ip);
       let added = false;
       let latest = 0n;
-      for (const n of names) {
-        const name = normalName(n);
+      const last = Math.min(a.ownerIndex, names.length - 1);
+      for (let i = 0; i <= last; i++) {
+        const name = normalName(names[i]!);
         const had = entry.names.get(name) ?? 0n;
         const next = had === NEVER ? NEVER : expires > had ? expires : had;
         if (next > latest) latest = next;

@@ -34,7 +34,13 @@ const DNS_DEFAULTS: DnsSettings = {
   doh: "allow",
   ech: "keep",
 };
-import { trustedResolvers, type TrustedResolvers } from "./trusted.ts";
+import {
+  answerBinds,
+  servedNamespace,
+  trustedResolvers,
+  type ServedNamespace,
+  type TrustedResolvers,
+} from "./trusted.ts";
 import { admit, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
 import { UpstreamPool } from "./upstream-pool.ts";
 import { RandomIds, idOf, setId } from "./query-id.ts";
@@ -97,12 +103,13 @@ const NO_CLASSES: ClassesOf = () => 0;
 /**
  * Where queries come in: moat's own loopback (`netns` null), or the loopback of another network
  * namespace (a container's), where the proxy's sockets were made and from where it asks the
- * servers the container asked (they may be reachable only from there).
+ * servers the container asked (they may be reachable only from there); `namespace` says whether
+ * answers asked there may bind names (trusted.ts).
  */
 interface Listener {
   udp: UdpSocket;
   tcp: Server;
-  netns: { path: string; cookie: bigint } | null;
+  netns: { path: string; cookie: bigint; namespace: ServedNamespace } | null;
 }
 
 /** The proxy's ports in another network namespace, by its cookie (the kernel's key). */
@@ -110,6 +117,8 @@ export interface NetnsListen {
   cookie: bigint;
   udp: number;
   tcp: number;
+  /** Who owns the namespace ("user-owned": its answers bind no names). */
+  namespace: ServedNamespace;
 }
 
 /** Firefox's canary domain: NXDOMAIN tells it the network turns DNS over HTTPS off. */
@@ -229,13 +238,15 @@ export class DnsProxy {
   /**
    * Listens on 127.0.0.1 inside the network namespace of `nsPath` too (a container's, named `id`
    * by the caller); its queries are answered there, asked upstream from there. The kernel sends
-   * that namespace's queries to the ports returned (datapath.setNetnsPorts).
+   * that namespace's queries to the ports returned (datapath.setNetnsPorts). In one that a user
+   * namespace other than moat's owns, no answer binds a name (trusted.ts).
    */
   async serveNetns(id: string, nsPath: string): Promise<NetnsListen> {
     const make = this.options.netnsSocket;
     if (!make) throw new Error("the DNS proxy cannot make sockets in other network namespaces");
     const served = this.namespaces.get(id);
     if (served?.netns) return this.portsOf(served);
+    const where = { path: nsPath, namespace: servedNamespace(nsPath) };
     const listener = await this.listen((port) => {
       const u = make(nsPath, { type: "udp", ip: "127.0.0.1", port });
       try {
@@ -245,7 +256,7 @@ export class DnsProxy {
         closeFd(u.fd);
         throw err;
       }
-    }, nsPath);
+    }, where);
     this.namespaces.set(id, listener);
     return this.portsOf(listener);
   }
@@ -269,6 +280,7 @@ export class DnsProxy {
       cookie: l.netns?.cookie ?? 0n,
       udp: l.udp.address().port,
       tcp: (l.tcp.address() as { port: number }).port,
+      namespace: l.netns?.namespace ?? "user-owned",
     };
   }
 
@@ -284,9 +296,12 @@ export class DnsProxy {
   /**
    * UDP and TCP on one port number (a client that retries a truncated answer over TCP asks the
    * same port); a TCP port already taken starts over with another. Without `make`: on moat's own
-   * 127.0.0.1. With it: on the sockets `make` gives (port 0: any), in namespace `nsPath`.
+   * 127.0.0.1. With it: on the sockets `make` gives (port 0: any), in namespace `served`.
    */
-  private async listen(make?: (port: number) => MadeSockets, nsPath?: string): Promise<Listener> {
+  private async listen(
+    make?: (port: number) => MadeSockets,
+    served?: { path: string; namespace: ServedNamespace },
+  ): Promise<Listener> {
     for (let attempt = 0; ; attempt++) {
       let made: MadeSockets | null = null;
       try {
@@ -300,7 +315,7 @@ export class DnsProxy {
       const listener: Listener = {
         udp,
         tcp: createServer((s) => this.onConnection(s, listener)),
-        netns: made && nsPath ? { path: nsPath, cookie: made.cookie } : null,
+        netns: made && served ? { ...served, cookie: made.cookie } : null,
       };
       udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo, listener));
       await new Promise<void>((resolve, reject) => {
@@ -408,7 +423,7 @@ export class DnsProxy {
       ? { verdict: judge(q.name), name: q.name }
       : strictestOf(q.names, judge);
     // the listener says the namespace: the kernel's record of the client does not
-    const trusted = this.trusted.isTrusted(server.ip, via.netns === null);
+    const trusted = answerBinds(this.trusted, server.ip, via.netns?.namespace ?? "moat");
     const exchange: DnsExchange = { query: name, qtype: q.type, rcode: "", answers: [], trusted };
     // the query's events, once its answer is known (a record, not a closure per query)
     const record: QueryRecord = {
@@ -460,7 +475,7 @@ export class DnsProxy {
     // the server truncated it: the client asks again over TCP, and that answer binds
     if (a.truncated) return this.reported(record, truncated(reply), a.rcode);
     if (trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
-      exchange.names = a.names;
+      exchange.names = boundNames(a);
       const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
       // synchronous: the kernel has the bindings before the client has the answer
       const { full } = bindings.length ? this.bind(bindings) : { full: 0 };
@@ -663,4 +678,14 @@ function closeFd(fd: number): void {
   } catch {
     // already gone
   }
+}
+
+/** The names an answer's addresses are bound to: its chain up to the last name owning one. */
+function boundNames(a: {
+  names: string[];
+  addresses: readonly { ownerIndex: number }[];
+}): string[] {
+  let last = 0;
+  for (const r of a.addresses) if (r.ownerIndex > last) last = r.ownerIndex;
+  return last + 1 === a.names.length ? a.names : a.names.slice(0, last + 1);
 }

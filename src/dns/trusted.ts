@@ -3,9 +3,13 @@
 // answer from any other server is passed on unchanged but binds nothing. Loopback is the host's
 // only in moat's own network namespace: in a container's, 127.0.0.0/8 and ::1 are the
 // container's, where any of its processes may answer, so there no loopback server is trusted
-// but Docker's embedded resolver, 127.0.0.11.
+// but Docker's embedded resolver, 127.0.0.11. A network namespace that another user namespace
+// owns (a rootless container's, `unshare -rn`'s) is its user's: root there, the user puts any
+// address on its loopback and routes any query to a server of its own, so no answer asked
+// through it is trusted, whatever the server's address.
 import { readFileSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
+import { ownedByOwnUserNamespace } from "../datapath/netns-socket.ts";
 
 export const RESOLV_CONF = "/etc/resolv.conf";
 
@@ -32,6 +36,31 @@ export interface TrustedResolvers {
   isTrusted(ip: string, hostNamespace: boolean): boolean;
   /** The addresses trusted besides loopback, for the start log. */
   readonly listed: readonly string[];
+}
+
+/**
+ * The network namespace a query came through: moat's own; another one moat's user namespace owns
+ * (a container's); or one another user namespace owns, or whose owner is unknown.
+ */
+export type QueryNamespace = "moat" | "container" | "user-owned";
+
+/** A network namespace the proxy serves besides moat's own. */
+export type ServedNamespace = Exclude<QueryNamespace, "moat">;
+
+/** Who owns the network namespace at `nsPath` (an unreadable owner: "user-owned"). */
+export function servedNamespace(nsPath: string): ServedNamespace {
+  return ownedByOwnUserNamespace(nsPath) ? "container" : "user-owned";
+}
+
+/** Whether an answer `server` gave to a query asked through `namespace` binds names. */
+export function answerBinds(
+  trusted: TrustedResolvers,
+  server: string,
+  namespace: QueryNamespace,
+): boolean {
+  // its user decides where its queries go: a listed address there may be the user's own server
+  if (namespace === "user-owned") return false;
+  return trusted.isTrusted(server, namespace === "moat");
 }
 
 /** Servers whose trust is remembered (the set is rebuilt at every reload anyway). */

@@ -25,11 +25,13 @@ import {
   pyConnect,
   pyHold,
   pyRace,
+  pySteps,
   type Where,
 } from "../helpers/dns-clients.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
-import type { Lab } from "../helpers/netns.ts";
-import { MOAT, ROOT } from "../helpers/paths.ts";
+import { sh, type Lab } from "../helpers/netns.ts";
+import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
+import { spawnLines } from "../helpers/child.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 
@@ -64,7 +66,41 @@ ${dns}rules:
 
 /** The dns section of the later cases: the lab's resolvers trusted, bindings of 1 s + 1 s. */
 function dnsSection(z: DnsZone): string {
-  return `dns: { resolvers: [${z.upstream}, ${z.unbound}], min_ttl: 1s, grace: 1s }\n`;
+  const servers = [z.upstream, z.unbound, spoofing(z).server];
+  return `dns: { resolvers: [${servers.join(", ")}], min_ttl: 1s, grace: 1s }\n`;
+}
+
+/**
+ * The resolver cname-spoof-dns.ts (in namespace a, trusted by dnsSection) and the address it
+ * gives every name it says is an alias of allowed.moat.test: in the lab's /24, beside dns-lab's.
+ */
+function spoofing(z: DnsZone): { server: string; address: string } {
+  const net = z.upstream.replace(/\.1$/, "");
+  return { server: `${net}.13`, address: `${net}.26` };
+}
+
+/** cname-spoof-dns.ts on `spoof.server` in `lab`'s namespace a, once it listens. */
+async function startSpoofer(lab: MoatLab, spoof: { server: string; address: string }) {
+  for (const ip of [spoof.server, spoof.address])
+    sh("ip", ["-n", lab.a, "addr", "add", `${ip}/32`, "dev", lab.ifA]);
+  const server = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.a,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}test/helpers/cname-spoof-dns.ts`,
+    spoof.server,
+    "allowed.moat.test",
+    spoof.address,
+  ]);
+  try {
+    await server.waitFor(/^listening$/);
+  } catch (err) {
+    server.kill();
+    throw err;
+  }
+  return server;
 }
 
 /** examples/workstation.yaml, adapted to the lab: its interface, cgroup, audit log, names. */
@@ -338,6 +374,29 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     );
     assert.equal(query.dns?.trusted, false);
   });
+
+  await t.test(
+    "an alias's own address is not the CNAME target's: allowed.moat.test's rule refuses it",
+    async (s) => {
+      const spoof = spoofing(z);
+      const server = await startSpoofer(lab, spoof);
+      s.after(() => server.kill());
+      const resolvSpoof = join(lab.dir, "resolv-spoof.conf");
+      writeFileSync(resolvSpoof, `nameserver ${spoof.server}\noptions attempts:1 timeout:2\n`);
+      // the trusted server answers attacker.moat.test CNAME allowed.moat.test, attacker.moat.test A
+      const steps = pySteps(fresh("spoofed"), resolvSpoof, 80, [
+        "L:attacker.moat.test",
+        `C:${spoof.address}`,
+      ]);
+      assert.deepEqual(steps[1], { step: `C:${spoof.address}`, result: "EPERM" });
+      // the answer bound: the refused connection carries the name that owns the address, only it
+      await lab.daemon.waitFor(
+        new RegExp(
+          `BLOCKED egress tcp \\S+ -> ${ip("attacker.moat.test", spoof.address)}:80 .*by rule default \\(python3 pid \\d+\\)`,
+        ),
+      );
+    },
+  );
 
   await t.test(
     "TTL: once the answer's life is over, a new connection by IP is refused",

@@ -66,7 +66,12 @@ test("a reload fills the new slot from the store with its classes, then the prox
 
   // a name curl learned earlier
   const curl = { cgroupId: 7n, exeIno: 11n, exeDev: 3, uid: 1000 };
-  dns.proxy?.store.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 60 }], () => 0);
+  dns.proxy?.store.learn(
+    curl,
+    ["github.com"],
+    [{ ip: "140.82.112.3", ttlSeconds: 60, ownerIndex: 0 }],
+    () => 0,
+  );
 
   const calls: { image: PolicyImage; bindings: NameBinding[] }[] = [];
   const target = {
@@ -112,7 +117,7 @@ test("a reload fills the new slot from the store with its classes, then the prox
   const learned = dns.proxy?.store.learn(
     curl,
     ["github.com"],
-    [{ ip: "140.82.112.4", ttlSeconds: 60 }],
+    [{ ip: "140.82.112.4", ttlSeconds: 60, ownerIndex: 0 }],
     classesOfImage(appliedImages[0] as PolicyImage) ?? (() => 0),
   );
   assert.equal(learned?.[0]?.nclass, 4);

@@ -98,11 +98,37 @@ test("an answer's names are the query and its CNAME chain; its addresses those o
     truncated: false,
     names: ["www.github.com", "github.com", "lb.github.net"],
     addresses: [
-      { ip: "140.82.112.3", ttlSeconds: 60 },
-      { ip: "2606:50c0::1", ttlSeconds: 30 },
+      { ip: "140.82.112.3", ttlSeconds: 60, ownerIndex: 2 },
+      { ip: "2606:50c0::1", ttlSeconds: 30, ownerIndex: 2 },
     ],
     summary: ["140.82.112.3", "2606:50c0::1"],
   });
+});
+
+test("each address carries where its record's owner stands in the chain (its names: up to there)", () => {
+  const read = (qname: string, answers: dnsPacket.Answer[]) =>
+    readAnswer(response(answers, { questions: [{ type: "A", name: qname }] }), qname);
+  const spoofed = read("attacker.example", [
+    { type: "CNAME", name: "attacker.example", ttl: 60, data: "allowed.example" },
+    { type: "A", name: "Attacker.Example.", ttl: 60, data: "203.0.113.66" },
+  ]);
+  assert.deepEqual(spoofed?.names, ["attacker.example", "allowed.example"]);
+  assert.deepEqual(spoofed?.addresses, [{ ip: "203.0.113.66", ttlSeconds: 60, ownerIndex: 0 }]);
+  const middle = read("one.example", [
+    { type: "A", name: "three.example", ttl: 9, data: "192.0.2.21" },
+    { type: "CNAME", name: "one.example", ttl: 60, data: "two.example" },
+    { type: "CNAME", name: "two.example", ttl: 60, data: "three.example" },
+    { type: "A", name: "two.example", ttl: 9, data: "192.0.2.20" },
+  ]);
+  assert.deepEqual(middle?.addresses, [
+    { ip: "192.0.2.21", ttlSeconds: 9, ownerIndex: 2 },
+    { ip: "192.0.2.20", ttlSeconds: 9, ownerIndex: 1 },
+  ]);
+  const plain = read("plain.example", [
+    { type: "A", name: "plain.example", ttl: 9, data: "192.0.2.1" },
+    { type: "A", name: "other.example", ttl: 9, data: "192.0.2.2" },
+  ]);
+  assert.deepEqual(plain?.addresses, [{ ip: "192.0.2.1", ttlSeconds: 9, ownerIndex: 0 }]);
 });
 
 test("a CNAME loop ends the chain; NXDOMAIN has no addresses", () => {
@@ -235,4 +261,17 @@ test("a message whose record counts its length cannot hold is not a query nor an
     questions: [{ type: "A", name: "example.org" }],
   });
   assert.equal(readQuery(query)?.name, "example.org");
+});
+
+test("a chain is followed for 16 names at most: an address past them binds nothing", () => {
+  const step = (i: number) => `n${i}.example`;
+  const answers: dnsPacket.Answer[] = [];
+  for (let i = 0; i < 40; i++)
+    answers.push({ type: "CNAME", name: step(i), ttl: 60, data: step(i + 1) });
+  answers.push({ type: "A", name: step(15), ttl: 60, data: "192.0.2.15" });
+  answers.push({ type: "A", name: step(40), ttl: 60, data: "192.0.2.40" });
+  const a = readAnswer(response(answers, { questions: [{ type: "A", name: step(0) }] }), step(0));
+  assert.equal(a?.names.length, 16);
+  assert.equal(a?.names[15], step(15));
+  assert.deepEqual(a?.addresses, [{ ip: "192.0.2.15", ttlSeconds: 60, ownerIndex: 15 }]);
 });

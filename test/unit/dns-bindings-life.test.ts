@@ -20,7 +20,12 @@ test("each address lives its own TTL's life, with the settings of the moment it 
   });
   let ip = 0;
   const lifeOf = (ttlSeconds: number): bigint => {
-    const out = s.learn(curl, ["a.example"], [{ ip: `10.0.0.${++ip}`, ttlSeconds }], everything);
+    const out = s.learn(
+      curl,
+      ["a.example"],
+      [{ ip: `10.0.0.${++ip}`, ttlSeconds, ownerIndex: 0 }],
+      everything,
+    );
     assert.equal(out.length, 1);
     return (out[0]!.expiresNs - NOW) / S;
   };
@@ -44,9 +49,9 @@ test("each address lives its own TTL's life, with the settings of the moment it 
     curl,
     ["b.example"],
     [
-      { ip: "10.1.0.1", ttlSeconds: 60 },
-      { ip: "10.1.0.2", ttlSeconds: 0 },
-      { ip: "10.1.0.3", ttlSeconds: 60 },
+      { ip: "10.1.0.1", ttlSeconds: 60, ownerIndex: 0 },
+      { ip: "10.1.0.2", ttlSeconds: 0, ownerIndex: 0 },
+      { ip: "10.1.0.3", ttlSeconds: 60, ownerIndex: 0 },
     ],
     everything,
   );
@@ -60,8 +65,12 @@ test("a TTL with its top bit set is 0 (RFC 2181), and no TTL binds for more than
   const s = new BindingStore({ now: () => NOW, minTtlSeconds: () => 5, graceSeconds: () => 30 });
   let ip = 0;
   const lifeOf = (ttlSeconds: number): bigint =>
-    (s.learn(curl, ["a.example"], [{ ip: `10.2.0.${++ip}`, ttlSeconds }], everything)[0]!
-      .expiresNs -
+    (s.learn(
+      curl,
+      ["a.example"],
+      [{ ip: `10.2.0.${++ip}`, ttlSeconds, ownerIndex: 0 }],
+      everything,
+    )[0]!.expiresNs -
       NOW) /
     S;
   assert.equal(lifeOf(0xffffffff), 35n, "2^32-1: the top bit set, taken as 0");

@@ -4,6 +4,8 @@
 // with a new image's classes at a reload.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import dnsPacket from "dns-packet";
+import { readAnswer } from "../../src/dns/answer.ts";
 import { BindingStore, NEVER } from "../../src/dns/bindings.ts";
 import {
   ZERO_IDENTITY,
@@ -45,7 +47,12 @@ function store(over: { live?: (k: NameKey) => boolean; minTtl?: number; grace?: 
 
 test("an answer binds its addresses to the asker with the class of its names and TTL + grace", () => {
   const { s, clock } = store();
-  const out = s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 60 }], classesOf);
+  const out = s.learn(
+    curl,
+    ["github.com"],
+    [{ ip: "140.82.112.3", ttlSeconds: 60, ownerIndex: 0 }],
+    classesOf,
+  );
   assert.deepEqual(out, [
     { identity: curl, ip: "140.82.112.3", nclass: 1, expiresNs: clock.now + 90n * S },
   ]);
@@ -55,11 +62,11 @@ test("an answer binds its addresses to the asker with the class of its names and
 
 test("a TTL under the floor lives min_ttl + grace; names of one address merge", () => {
   const { s, clock } = store({ minTtl: 5, grace: 30 });
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.9", ttlSeconds: 0 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.9", ttlSeconds: 0, ownerIndex: 0 }], classesOf);
   const out = s.learn(
     curl,
     ["cdn.example", "x.fastly.net"],
-    [{ ip: "10.0.0.9", ttlSeconds: 1 }],
+    [{ ip: "10.0.0.9", ttlSeconds: 1, ownerIndex: 1 }],
     classesOf,
   );
   assert.equal(out.length, 1);
@@ -75,7 +82,7 @@ test("a TTL under the floor lives min_ttl + grace; names of one address merge", 
 test("names no pattern matches (class 0) are kept for events but not written", () => {
   const { s } = store();
   assert.deepEqual(
-    s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60 }], classesOf),
+    s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60, ownerIndex: 0 }], classesOf),
     [],
   );
   assert.deepEqual(s.namesOf(curl, "10.0.0.1"), ["example.org"]);
@@ -83,11 +90,11 @@ test("names no pattern matches (class 0) are kept for events but not written", (
 
 test("the sweep unbinds what expired, narrows what partly expired, keeps the rest", () => {
   const { s, clock } = store({ minTtl: 0, grace: 0 });
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10 }], classesOf);
-  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 10 }], classesOf);
-  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 100 }], classesOf);
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.3", ttlSeconds: 10 }], classesOf);
-  s.learn(curl, ["x.fastly.net"], [{ ip: "10.0.0.3", ttlSeconds: 100 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10, ownerIndex: 0 }], classesOf);
+  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 10, ownerIndex: 0 }], classesOf);
+  s.learn(curl, ["a.fastly.net"], [{ ip: "10.0.0.2", ttlSeconds: 100, ownerIndex: 0 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.3", ttlSeconds: 10, ownerIndex: 0 }], classesOf);
+  s.learn(curl, ["x.fastly.net"], [{ ip: "10.0.0.3", ttlSeconds: 100, ownerIndex: 0 }], classesOf);
   assert.deepEqual(s.sweep(classesOf), { bind: [], unbind: [] }, "nothing expired yet");
   clock.now += 11n * S;
   const r = s.sweep(classesOf);
@@ -104,8 +111,8 @@ test("the sweep unbinds what expired, narrows what partly expired, keeps the res
 test("an expired binding with a live connection of its identity lives another grace period", () => {
   const live = new Set(["10.0.0.1"]);
   const { s, clock } = store({ minTtl: 0, grace: 30, live: (k) => live.has(k.ip) });
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10 }], classesOf);
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 10 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 10, ownerIndex: 0 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 10, ownerIndex: 0 }], classesOf);
   clock.now += 41n * S;
   const r = s.sweep(classesOf);
   assert.deepEqual(r.unbind, [{ identity: curl, ip: "10.0.0.2" }]);
@@ -140,8 +147,8 @@ test("/etc/hosts names hold for every identity and never expire; replacing them 
 
 test("bindingsFor gives every binding with a new image's classes (for its slot at a reload)", () => {
   const { s } = store();
-  s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60 }], classesOf);
-  s.learn(wget, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 60 }], classesOf);
+  s.learn(curl, ["example.org"], [{ ip: "10.0.0.1", ttlSeconds: 60, ownerIndex: 0 }], classesOf);
+  s.learn(wget, ["github.com"], [{ ip: "10.0.0.2", ttlSeconds: 60, ownerIndex: 0 }], classesOf);
   const next = (names: readonly string[]) => (names.includes("example.org") ? 7 : 0);
   assert.deepEqual(
     s.bindingsFor(next).map((b) => [b.identity.exeIno, b.ip, b.nclass]),
@@ -151,13 +158,18 @@ test("bindingsFor gives every binding with a new image's classes (for its slot a
 
 test("addresses compare IPv4-mapped as IPv4, names without case or trailing dot", () => {
   const { s } = store();
-  s.learn(curl, ["GitHub.COM."], [{ ip: "::ffff:140.82.112.3", ttlSeconds: 60 }], classesOf);
+  s.learn(
+    curl,
+    ["GitHub.COM."],
+    [{ ip: "::ffff:140.82.112.3", ttlSeconds: 60, ownerIndex: 0 }],
+    classesOf,
+  );
   assert.deepEqual(s.namesOf(curl, "140.82.112.3"), ["github.com"]);
 });
 
 test("a binding about to lapse under a live connection is extended before the kernel sees it expire", () => {
   const { s, clock } = store({ minTtl: 0, grace: 1, live: () => true });
-  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 1 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 1, ownerIndex: 0 }], classesOf);
   // expires at 2 s; the next sweep comes after 2 s (horizon): extended now, not after the lapse
   clock.now += 1n * S;
   const r = s.sweep(classesOf, 2n * S);
@@ -169,8 +181,13 @@ test("a binding about to lapse under a live connection is extended before the ke
 
 test("the journal holds every live name of an identity with its expiry; expired ones leave it", () => {
   const { s, clock, journal } = store({ minTtl: 5, grace: 30 });
-  s.learn(curl, ["cname.example", "x.fastly.net"], [{ ip: "10.0.0.9", ttlSeconds: 60 }], classesOf);
-  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0 }], classesOf);
+  s.learn(
+    curl,
+    ["cname.example", "x.fastly.net"],
+    [{ ip: "10.0.0.9", ttlSeconds: 60, ownerIndex: 1 }],
+    classesOf,
+  );
+  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0, ownerIndex: 0 }], classesOf);
   s.setShared(new Map([["router.lan", ["192.168.1.1"]]]), classesOf);
   assert.deepEqual(
     [...journal].sort(),
@@ -191,7 +208,7 @@ test("the journal holds every live name of an identity with its expiry; expired 
 
 test("a live connection's extension is journaled too", () => {
   const { s, clock, journal } = store({ minTtl: 5, grace: 30, live: () => true });
-  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0 }], classesOf);
+  s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 0, ownerIndex: 0 }], classesOf);
   clock.now += 36n * S;
   s.sweep(classesOf, 2n * S);
   assert.equal(journal.get("1234|140.82.112.3|github.com"), clock.now + 32n * S);
@@ -199,8 +216,18 @@ test("a live connection's extension is journaled too", () => {
 
 test("a new store restored from the journal binds the same names in a new image's classes", () => {
   const old = store();
-  old.s.learn(curl, ["github.com"], [{ ip: "140.82.112.3", ttlSeconds: 60 }], classesOf);
-  old.s.learn(wget, ["x.fastly.net"], [{ ip: "10.0.0.9", ttlSeconds: 60 }], classesOf);
+  old.s.learn(
+    curl,
+    ["github.com"],
+    [{ ip: "140.82.112.3", ttlSeconds: 60, ownerIndex: 0 }],
+    classesOf,
+  );
+  old.s.learn(
+    wget,
+    ["x.fastly.net"],
+    [{ ip: "10.0.0.9", ttlSeconds: 60, ownerIndex: 0 }],
+    classesOf,
+  );
   const journaled: JournaledName[] = [
     { identity: curl, ip: "140.82.112.3", name: "github.com", expiresNs: old.clock.now + 90n * S },
     { identity: wget, ip: "10.0.0.9", name: "x.fastly.net", expiresNs: old.clock.now + 90n * S },
@@ -219,7 +246,8 @@ test("a new store restored from the journal binds the same names in a new image'
 
 test("the same answer asked again is written a step ahead, then not again until the step is used", () => {
   const { s, clock, journal } = store({ minTtl: 5, grace: 30 });
-  const again = () => s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  const again = () =>
+    s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0, ownerIndex: 0 }], classesOf);
   const first = again();
   assert.equal(first[0]?.expiresNs, clock.now + 35n * S);
   assert.deepEqual(again(), [], "the same life: nothing to write");
@@ -243,17 +271,98 @@ test("the same answer asked again is written a step ahead, then not again until 
 
 test("a new name for an address is written at once; a binding the full map refused is written again", () => {
   const { s, clock } = store({ minTtl: 5, grace: 30 });
-  const first = s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
-  const widened = s.learn(curl, ["x.fastly.net"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  const first = s.learn(
+    curl,
+    ["github.com"],
+    [{ ip: "10.0.0.1", ttlSeconds: 0, ownerIndex: 0 }],
+    classesOf,
+  );
+  const widened = s.learn(
+    curl,
+    ["x.fastly.net"],
+    [{ ip: "10.0.0.1", ttlSeconds: 0, ownerIndex: 0 }],
+    classesOf,
+  );
   assert.deepEqual(widened, [
     { identity: curl, ip: "10.0.0.1", nclass: 3, expiresNs: clock.now + 35n * S },
   ]);
   s.unwritten(widened);
-  const retried = s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf);
+  const retried = s.learn(
+    curl,
+    ["github.com"],
+    [{ ip: "10.0.0.1", ttlSeconds: 0, ownerIndex: 0 }],
+    classesOf,
+  );
   assert.deepEqual(retried, widened, "the kernel did not take it: written again");
   assert.deepEqual(
-    s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0 }], classesOf),
+    s.learn(curl, ["github.com"], [{ ip: "10.0.0.1", ttlSeconds: 0, ownerIndex: 0 }], classesOf),
     [],
   );
   assert.equal(first.length, 1);
+});
+
+/** A server's answer to `qname` A with `records`, read as the proxy reads it, learned for curl. */
+function learnAnswer(s: BindingStore, qname: string, records: dnsPacket.Answer[]) {
+  const packet = dnsPacket.encode({
+    type: "response",
+    id: 1,
+    questions: [{ type: "A", name: qname }],
+    answers: records,
+  });
+  const a = readAnswer(packet, qname);
+  assert.ok(a, "a response");
+  return s.learn(curl, a.names, a.addresses, (names) =>
+    names.includes("allowed.example") ? 1 : 0,
+  );
+}
+const cname = (name: string, data: string): dnsPacket.Answer => ({ type: "CNAME", name, data });
+const a = (name: string, data: string): dnsPacket.Answer => ({ type: "A", name, ttl: 60, data });
+
+test("an address is bound to its record's owner and the names before it in the chain, never after", () => {
+  const { s } = store();
+  // the server of attacker.example says its name is an alias of allowed.example, and gives an
+  // address of its own name: that address is attacker.example's, not allowed.example's
+  const bound = learnAnswer(s, "attacker.example", [
+    cname("attacker.example", "allowed.example"),
+    a("attacker.example", "203.0.113.66"),
+  ]);
+  assert.deepEqual(bound, [], "nothing of allowed.example's class reaches the kernel");
+  assert.deepEqual(s.namesOf(curl, "203.0.113.66"), ["attacker.example"]);
+
+  learnAnswer(s, "www.example", [
+    cname("www.example", "cdn.example"),
+    a("cdn.example", "192.0.2.10"),
+  ]);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.10"), ["www.example", "cdn.example"]);
+
+  learnAnswer(s, "one.example", [
+    cname("one.example", "two.example"),
+    cname("two.example", "three.example"),
+    a("two.example", "192.0.2.20"),
+    a("three.example", "192.0.2.21"),
+  ]);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.20"), ["one.example", "two.example"]);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.21"), ["one.example", "two.example", "three.example"]);
+});
+
+test("a CNAME loop, a branch, records out of order: only names the chain reaches get addresses", () => {
+  const { s } = store();
+  learnAnswer(s, "loop.example", [
+    a("back.example", "192.0.2.31"),
+    cname("loop.example", "back.example"),
+    cname("back.example", "loop.example"),
+    a("loop.example", "192.0.2.30"),
+  ]);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.30"), ["loop.example"]);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.31"), ["loop.example", "back.example"]);
+  // two CNAMEs for one name: the first is followed; the other target is reached by nothing
+  const bound = learnAnswer(s, "fork.example", [
+    cname("fork.example", "tine.example"),
+    cname("fork.example", "allowed.example"),
+    a("allowed.example", "192.0.2.40"),
+    a("tine.example", "192.0.2.41"),
+  ]);
+  assert.deepEqual(bound, []);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.40"), []);
+  assert.deepEqual(s.namesOf(curl, "192.0.2.41"), ["fork.example", "tine.example"]);
 });

@@ -70,7 +70,7 @@ test("namesOf: own live names first, then the shared ones, each once", () => {
         store.learn(
           identity,
           names,
-          [{ ip: IPS[rnd(IPS.length)] ?? "", ttlSeconds: rnd(10) }],
+          [{ ip: IPS[rnd(IPS.length)] ?? "", ttlSeconds: rnd(10), ownerIndex: names.length - 1 }],
           () => 1,
         );
       }

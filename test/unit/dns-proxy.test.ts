@@ -275,3 +275,34 @@ test("a query from another namespace is asked under an id of moat's, and answere
   // the client knows its own ids: were they asked, it could answer for the server
   assert.notDeepEqual(up.ids, clientIds, "asked under other ids");
 });
+
+test("a query's event names only the names its addresses were bound to", async (t) => {
+  // the server aliases the query to api.example.org but owns the address itself
+  const s = createSocket("udp4");
+  s.on("message", (msg, r) => {
+    const q = dnsPacket.decode(msg);
+    const name = q.questions?.[0]?.name ?? "";
+    const answers: dnsPacket.Answer[] = [
+      { type: "CNAME", name, ttl: 300, data: "api.example.org" },
+      { type: "A", name, ttl: 300, data: "192.0.2.66" },
+    ];
+    s.send(
+      dnsPacket.encode({ id: q.id, type: "response", questions: q.questions, answers }),
+      r.port,
+      r.address,
+    );
+  });
+  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", resolve));
+  const p = await start({ ip: "127.0.0.1", port: s.address().port });
+  t.after(() => {
+    p.proxy.close();
+    s.close();
+  });
+  const answer = await ask(p.proxy.addresses().udp.port, query(["alias.example"]));
+  assert.equal(answer.answers?.length, 2, "the answer is passed on whole");
+  assert.deepEqual(
+    p.bound.map((b) => b.ip),
+    ["192.0.2.66"],
+  );
+  assert.deepEqual(p.events[0]?.dns?.names, ["alias.example"], "not api.example.org");
+});

@@ -71,7 +71,7 @@ test("names compressed as encoders do (a few pointers) still read", () => {
     ],
   });
   assert.deepEqual(readAnswer(answer, "www.example.org")?.addresses, [
-    { ip: "192.0.2.1", ttlSeconds: 60 },
+    { ip: "192.0.2.1", ttlSeconds: 60, ownerIndex: 1 },
   ]);
   // a record named by a pointer to another record's name, itself a pointer: legal, and read
   const name = Buffer.from("03777777076578616d706c65036f726700", "hex"); // www.example.org
