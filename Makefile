@@ -148,6 +148,7 @@ check: deps
 # modules: one compile cache spares each of them stripping and compiling the same files again.
 test: export NODE_COMPILE_CACHE := $(ROOT)/$(BUILD)/node-compile-cache
 test: setup check
+	@scripts/test-preflight.sh $(ROOT) $(NODE)
 	@MOAT_VERSION=$(VERSION) setsid scripts/warm-packaging.sh > $(BUILD)/warm-packaging.log 2>&1 & \
 	warm=$$!; trap 'kill -TERM -- -$$warm 2>/dev/null || kill -TERM $$warm; wait $$warm' EXIT; \
 	set -x; \
@@ -158,6 +159,7 @@ test: setup check
 	MOAT_TEST_INGRESS=xdp $(NODE) $(UNIT_FLAGS) $(XDP_AGAIN)
 
 test-unit: deps
+	@scripts/test-preflight.sh $(ROOT) $(NODE)
 	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS)
 
 bench: setup
