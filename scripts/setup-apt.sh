@@ -41,7 +41,8 @@ for unit in ssh:openssh-server docker:docker.io prometheus:prometheus unbound:un
   printf '%s\n' "${missing[@]}" | grep -qx "$package" || continue
   if [ -d /run/systemd/system ]; then
     systemctl disable --now "$service.service" >/dev/null 2>&1 || true
-    [ "$service" = ssh ] && systemctl disable --now ssh.socket >/dev/null 2>&1 || true
+    # ssh and docker are also started by their sockets
+    systemctl disable --now "$service.socket" >/dev/null 2>&1 || true
   else
     update-rc.d "$service" disable >/dev/null 2>&1 || true
   fi
