@@ -53,19 +53,7 @@ const asNobody = (cmd: string[]) => [
 
 /** `cmd` as nobody, in the test's netns and cgroup. */
 function run(cmd: string[]): string {
-  const r = spawnSync(
-    "nsenter",
-    [
-      `--net=/run/netns/${NS}`,
-      "sh",
-      "-c",
-      `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
-      "sh",
-      ...NOBODY,
-      ...cmd,
-    ],
-    { encoding: "utf8", timeout: 20_000 },
-  );
+  const r = spawnSync("nsenter", asNobody(cmd), { encoding: "utf8", timeout: 20_000 });
   return `${r.stdout}${r.stderr}`.trim();
 }
 

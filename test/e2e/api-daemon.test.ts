@@ -11,6 +11,10 @@ import { startMoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { until, untilTrue } from "../helpers/until.ts";
+
+/** How long a wait for the daemon's answers may take (asked every 100 ms). */
+const WAIT_MS = 5000;
 
 function policy(lab: Lab & { auditPath: string }, web: boolean, mode = "prevent"): string {
   return `version: 1
@@ -38,16 +42,6 @@ function moat(args: string[], asNobody = false): Run {
     : [MOAT, args];
   const r = spawnSync(cmd, argv, { encoding: "utf8", timeout: 20_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Ev {
@@ -87,8 +81,11 @@ test("status, events, policy apply and mode switch through the API of a running 
   // live subscription first, then traffic: a blocked connection to port 80
   const follow = spawnLines(MOAT, ["events", "--follow", "--json", "--type", "blocked", ...api]);
   t.after(() => follow.kill("SIGKILL"));
-  await until("the subscription", () =>
-    follow.stderr.some((l) => l.startsWith("following live events")) ? true : undefined,
+  await untilTrue(
+    "the subscription",
+    () => follow.stderr.some((l) => l.startsWith("following live events")),
+    WAIT_MS,
+    100,
   );
   assert.notEqual(lab.curl(`http://${lab.v4.b}:80/`).status, 0, "port 80 is blocked");
   const live = JSON.parse(await follow.waitFor(/"local":\{"ip":"[^"]+","port":80\}/)) as Ev;
@@ -97,15 +94,28 @@ test("status, events, policy apply and mode switch through the API of a running 
   assert.equal(live.remote.ip, lab.v4.a);
 
   // the same event from the history store
-  const stored = await until("the blocked event in history", () => {
-    const r = moat(["events", "--json", "--type", "blocked", "--remote", `${lab.v4.a}/32`, ...api]);
-    const events = r.stdout
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Ev);
-    return events.find((e) => e.local.port === 80);
-  });
+  const stored = await until(
+    "the blocked event in history",
+    () => {
+      const r = moat([
+        "events",
+        "--json",
+        "--type",
+        "blocked",
+        "--remote",
+        `${lab.v4.a}/32`,
+        ...api,
+      ]);
+      const events = r.stdout
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Ev);
+      return events.find((e) => e.local.port === 80);
+    },
+    WAIT_MS,
+    100,
+  );
   assert.equal(stored.rule, "default");
 
   // a bad policy is refused with its position; the running generation stays
@@ -141,8 +151,11 @@ test("status, events, policy apply and mode switch through the API of a running 
   assert.equal(status().mode, "detect");
   assert.equal(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 passes in detect");
   // the connections just made are in the table whose entries status counts
-  await until("status counts the tracked connections", () =>
-    status().conntrack.entries >= 2 ? true : undefined,
+  await untilTrue(
+    "status counts the tracked connections",
+    () => status().conntrack.entries >= 2,
+    WAIT_MS,
+    100,
   );
   assert.match(lab.audit(), /POLICY APPLIED mode detect by unix uid 0 pid \d+/);
   await lab.daemon.waitFor(/POLICY APPLIED mode detect by unix uid 0 pid \d+/);

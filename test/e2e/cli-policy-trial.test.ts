@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
 
 function policy(lab: Lab & { auditPath: string }, web: boolean): string {
   return `version: 1
@@ -40,16 +41,6 @@ interface Shown {
 }
 const shown = (lab: MoatLab) => JSON.parse(moat(lab, "policy", "show", "--json").stdout) as Shown;
 
-async function until<T>(what: string, probe: () => T | undefined, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 const web = (lab: MoatLab) => lab.curl(`http://${lab.v4.b}:80/`).status === 0;
 
 test("policy apply --confirm: on trial at once, reverted by itself when not confirmed", async (t) => {
@@ -74,10 +65,14 @@ test("policy apply --confirm: on trial at once, reverted by itself when not conf
   assert.equal(readFileSync(lab.policyPath, "utf8"), saved, "not saved while on trial");
   assert.match(shown(lab).trial?.by ?? "", /^unix uid 0 pid \d+$/);
 
-  const after = await until("the revert", () => {
-    const s = shown(lab);
-    return s.trial === undefined ? s : undefined;
-  });
+  const after = await until(
+    "the revert",
+    () => {
+      const s = shown(lab);
+      return s.trial === undefined ? s : undefined;
+    },
+    15_000,
+  );
   assert.equal(after.generation, before + 2, "the revert is a new generation");
   assert.equal(after.text, saved);
   assert.equal(web(lab), false, "port 80 is blocked again");

@@ -12,6 +12,7 @@ import { startMoatLab, startPeerServers, type MoatLab } from "../helpers/moat-la
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { SetView } from "../../src/api/index.ts";
+import { until } from "../helpers/until.ts";
 
 function moat(lab: MoatLab, ...args: string[]) {
   const r = spawnSync(MOAT, [...args, "--api", `unix:${lab.apiSocket}`], {
@@ -23,16 +24,6 @@ function moat(lab: MoatLab, ...args: string[]) {
 
 const sets = (lab: MoatLab) =>
   (JSON.parse(moat(lab, "set", "list", "--json").stdout) as { sets: SetView[] }).sets;
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** A state folder of its own for the daemon of this test (the set store is in it). */
 function stateDir(t: { after: (fn: () => void) => void }): string {

@@ -8,12 +8,10 @@
 // Run time: about 20 s on an idle machine (the daemon's start is most of it); keep it under 60 s.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { cgroupForTest, startCgroupLab, startHttpPeer } from "../helpers/cgroup-lab.ts";
 import { runIn, type Run } from "../helpers/cgroup-run.ts";
-import { spawnLines } from "../helpers/child.ts";
 import { daemonSaid, storedEvents, until } from "../helpers/l7-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
-import { NODE, ROOT } from "../helpers/paths.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 /** The refusing rule's line: prevent by default, `detect` puts it in detect mode. */
@@ -47,17 +45,7 @@ const BLOCKED = "moat: blocked by rule other-http\n";
 test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) => {
   const cg = cgroupForTest(t, "l7clients");
   const lab = await startCgroupLab(cg, "l7 clients", (l) => policy(l, cg.cgroup), []);
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/http-peer.ts`,
-    "80",
-  ]);
-  cg.onClose(() => server.kill());
-  await server.waitFor(/^listening$/);
+  const server = await startHttpPeer(cg, lab);
   const url = (path: string) => `http://${lab.v4.a}${path}`;
   const inCgroup = (cmd: string[]): Run => runIn(lab.b, cg.dir, cmd);
   /** curl: the body, then the status on a line of its own. */

@@ -15,7 +15,6 @@ import { checkPolicySource, formatDiagnostic, type PolicyModel } from "../../src
 import { sshHandler, sshHandlerWith } from "../../src/l7/ssh/index.ts";
 import { startTestRelay, type TestRelay } from "../helpers/l7-ssh-relay.ts";
 import {
-  freePort,
   makeKey,
   SSH_QUIET,
   startSshd,
@@ -23,6 +22,7 @@ import {
   type KeyPair,
   type Sshd,
 } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 let user: KeyPair;

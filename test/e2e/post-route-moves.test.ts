@@ -7,17 +7,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import { runIn } from "../helpers/cgroup-run.ts";
+import { asNobody, runIn } from "../helpers/cgroup-run.ts";
 
 const EVIL_B = "10.66.0.1";
 const EVIL_A = "10.66.0.2";
-const nobody = (cmd: string[]) => [
-  "setpriv",
-  "--reuid=65534",
-  "--regid=65534",
-  "--clear-groups",
-  ...cmd,
-];
 
 /** HOW: udp-pktinfo, udp-bind, tcp-bind; sends by the route first, then by DEV. */
 const MOVE = `
@@ -94,7 +87,7 @@ rules:
   };
   const run = (script: string, args: string[]) => {
     const before = received();
-    const r = runIn(lab.b, cg.dir, nobody(["/usr/bin/python3", "-c", script, ...args]));
+    const r = runIn(lab.b, cg.dir, asNobody(["/usr/bin/python3", "-c", script, ...args]));
     assert.equal(r.status, 0, r.stderr);
     return { out: r.stdout.trim(), leaked: received() - before };
   };

@@ -4,25 +4,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
-
-/** Prometheus cannot listen on port 0: take a free port from the kernel, then release it. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-    server.on("error", reject);
-  });
-}
+import { freePort } from "../helpers/ports.ts";
 
 async function query(port: number, expr: string): Promise<string | undefined> {
   try {
@@ -53,7 +41,7 @@ test("Prometheus scrapes /metrics with a token and answers queries for moat_ met
   t.after(() => api.close());
   const apiPort = Number(api.addresses[0]?.split(":").at(-1));
 
-  const promPort = await freePort();
+  const promPort = await freePort(); // Prometheus cannot listen on port 0
   const config = join(dir, "prometheus.yml");
   writeFileSync(
     config,

@@ -6,20 +6,13 @@
 //   and port and connects (or sends) straight to the proxy finds none, and is refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import { runIn } from "../helpers/cgroup-run.ts";
+import { cgroupForTest, startCgroupLab, startHttpPeer } from "../helpers/cgroup-lab.ts";
+import { asNobody, runIn } from "../helpers/cgroup-run.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
 
 const PROXY = { lookup: 18011, udp: 18012 } as const;
 const PY = "/usr/bin/python3";
-const nobody = (cmd: string[]) => [
-  "setpriv",
-  "--reuid=65534",
-  "--regid=65534",
-  "--clear-groups",
-  ...cmd,
-];
 
 /** The loopback tcp listeners' ports, as /proc/net/tcp shows them. */
 const LISTENERS = `
@@ -115,17 +108,7 @@ redirect:
 `,
     ["tcp:8080", "udp:5353"],
   );
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/http-peer.ts`,
-    "80",
-  ]);
-  cg.onClose(() => server.kill());
-  await server.waitFor(/^listening$/);
+  const server = await startHttpPeer(cg, lab);
   for (const [mode, port] of [
     ["lookup", PROXY.lookup],
     ["udp", PROXY.udp],
@@ -144,7 +127,7 @@ redirect:
   }
   const py = (script: string, args: string[], root = false) => {
     const cmd = [PY, "-c", script, ...args];
-    return runIn(lab.b, cg.dir, root ? cmd : nobody(cmd), 60_000);
+    return runIn(lab.b, cg.dir, root ? cmd : asNobody(cmd), 60_000);
   };
 
   await t.test(

@@ -7,6 +7,10 @@ import { spawnSync } from "node:child_process";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { untilTrue } from "../helpers/until.ts";
+
+/** How long a wait for the audit log may take (read every 100 ms). */
+const WAIT_MS = 10_000;
 
 function policy(lab: Lab & { auditPath: string }, port: number): string {
   return `version: 1
@@ -24,14 +28,6 @@ rules:
 
 const BAD = "version: 1\nrules:\n  - name: Web\n    direction: ingress\n    action: allow\n";
 
-async function until(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test("file-change and SIGHUP reloads are audited, refusals included; API changes name uid and pid", async (t) => {
   const lab = await startMoatLab(t.name, (l) => policy(l, 22));
   t.after(() => lab.close());
@@ -46,23 +42,34 @@ test("file-change and SIGHUP reloads are audited, refusals included; API changes
   const g = generation();
 
   lab.writePolicy(BAD);
-  await until("the refused file change", () =>
-    new RegExp(
-      `POLICY REFUSED reload from file change: \\d+ errors, generation ${g} keeps running$`,
-      "m",
-    ).test(lab.audit()),
+  await untilTrue(
+    "the refused file change",
+    () =>
+      new RegExp(
+        `POLICY REFUSED reload from file change: \\d+ errors, generation ${g} keeps running$`,
+        "m",
+      ).test(lab.audit()),
+    WAIT_MS,
+    100,
   );
   lab.writePolicy(policy(lab, 2222));
-  await until("the applied file change", () =>
-    new RegExp(
-      `POLICY APPLIED reload by file change: generation ${g + 1}, mode prevent, sha256 [0-9a-f]{64}$`,
-      "m",
-    ).test(lab.audit()),
+  await untilTrue(
+    "the applied file change",
+    () =>
+      new RegExp(
+        `POLICY APPLIED reload by file change: generation ${g + 1}, mode prevent, sha256 [0-9a-f]{64}$`,
+        "m",
+      ).test(lab.audit()),
+    WAIT_MS,
+    100,
   );
 
   lab.daemon.proc.kill("SIGHUP");
-  await until("the SIGHUP reload", () =>
-    lab.audit().includes(`POLICY APPLIED reload by signal SIGHUP: generation ${g + 2}`),
+  await untilTrue(
+    "the SIGHUP reload",
+    () => lab.audit().includes(`POLICY APPLIED reload by signal SIGHUP: generation ${g + 2}`),
+    WAIT_MS,
+    100,
   );
   assert.equal(generation(), g + 2);
 

@@ -13,6 +13,7 @@ import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
 import type { ReviewView } from "../../src/api/index.ts";
 import type { LocalDecision } from "../../src/config/index.ts";
+import { until } from "../helpers/until.ts";
 
 function moat(lab: MoatLab, ...args: string[]) {
   const r = spawnSync(MOAT, [...args, "--api", `unix:${lab.apiSocket}`], {
@@ -20,16 +21,6 @@ function moat(lab: MoatLab, ...args: string[]) {
     timeout: 20_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const HELD_CLIENT = `
@@ -62,11 +53,15 @@ rules:
   const policyText = readFileSync(lab.policyPath, "utf8");
 
   assert.equal(reaches(lab), false, "an unknown connection is blocked");
-  const entry = await until("the review queue entry", () => {
-    const r = moat(lab, "review", "list", "--json");
-    const view = JSON.parse(r.stdout || "{}") as ReviewView;
-    return view.entries?.find((e) => e.remote.ip === lab.v4.a && e.port === 8080);
-  });
+  const entry = await until(
+    "the review queue entry",
+    () => {
+      const r = moat(lab, "review", "list", "--json");
+      const view = JSON.parse(r.stdout || "{}") as ReviewView;
+      return view.entries?.find((e) => e.remote.ip === lab.v4.a && e.port === 8080);
+    },
+    15_000,
+  );
   assert.equal(entry.direction, "ingress");
   assert.equal(entry.verdict, "blocked");
   const listed = moat(lab, "review", "list");

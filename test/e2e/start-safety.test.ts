@@ -80,14 +80,64 @@ async function noneAccepted(p: LineChild): Promise<void> {
   assert.match(summary, / accepted 0$/, `a blocked probe was accepted (${summary})`);
 }
 
+/**
+ * Runs `body` on a lab whose daemon runs the policy; the children it hands to `kept` are killed
+ * (SIGKILL) and the lab is closed when it ends, whatever happened.
+ */
+async function inLab(
+  name: string,
+  body: (lab: MoatLab, kept: (child: LineChild) => LineChild) => Promise<void>,
+): Promise<void> {
+  const lab = await startMoatLab(name, (l) => policy(l));
+  const children: LineChild[] = [];
+  try {
+    await body(lab, (child) => (children.push(child), child));
+  } finally {
+    for (const child of children) child.kill("SIGKILL");
+    await lab.close();
+  }
+}
+
+/** Sends `signal` to a daemon, which stops cleanly: exit code 0. */
+async function stopsCleanly(d: LineChild, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  d.kill(signal);
+  assert.equal(await d.exited, 0, `a clean stop: ${d.stderr.join("\n")}`);
+}
+
+/** A start that cannot listen: it exits 1, detaches nothing, and the pins (`before`) enforce. */
+async function refusedKeepingPins(lab: MoatLab, before: string[]): Promise<void> {
+  const next = daemonLike(lab);
+  assert.equal(await next.exited, 1, `exits 1: ${next.stderr.join("\n")}`);
+  assert.ok(
+    !next.lines.some((l) => /detached all programs/.test(l)),
+    `nothing detached:\n${next.lines.join("\n")}`,
+  );
+  assert.deepEqual(pins(lab), before, "the pins are all still there");
+  assert.equal(opens(lab), false, "port 80 stays blocked");
+}
+
+/** Restarts the lab's daemon (SIGKILL, if one runs): the new one adopts the pinned maps. */
+async function restartAdopting(lab: MoatLab): Promise<void> {
+  const next = await lab.restart("SIGKILL");
+  assert.ok(
+    next.lines.some((l) => /adopted pinned maps/.test(l)),
+    next.lines.join("\n"),
+  );
+}
+
+/** Another daemon like the lab's, once its programs are attached (before `moat is running`). */
+async function attachedLike(lab: MoatLab, kept: (child: LineChild) => LineChild) {
+  const d = kept(daemonLike(lab));
+  await d.waitFor(/attached|adopted/, 60_000);
+  return d;
+}
+
 test(
   "a restart whose API cannot listen (a file at the socket path, a TCP port in use) keeps the pins enforcing",
   { timeout: 180_000 },
-  async (t) => {
-    const lab = await startMoatLab(t.name, (l) => policy(l));
-    let probe: LineChild | undefined;
-    try {
-      probe = await probe80(lab);
+  (t) =>
+    inLab(t.name, async (lab, kept) => {
+      const probe = kept(await probe80(lab));
       lab.daemon.kill("SIGKILL");
       await lab.daemon.exited;
       const before = pins(lab);
@@ -96,53 +146,31 @@ test(
       // the socket path is taken by a regular file
       rmSync(lab.apiSocket, { force: true });
       writeFileSync(lab.apiSocket, "not a socket\n");
-      let next = daemonLike(lab);
-      assert.equal(await next.exited, 1, `exits 1: ${next.stderr.join("\n")}`);
-      assert.ok(
-        !next.lines.some((l) => /detached all programs/.test(l)),
-        `nothing detached:\n${next.lines.join("\n")}`,
-      );
-      assert.deepEqual(pins(lab), before, "the pins are all still there");
-      assert.equal(opens(lab), false, "port 80 stays blocked");
+      await refusedKeepingPins(lab, before);
       rmSync(lab.apiSocket, { force: true });
 
       // the policy's TCP listener: a port a server of the lab holds already
       const token = join(lab.dir, "token");
       writeFileSync(token, `${"a1".repeat(32)}\n`, { mode: 0o600 });
       lab.writePolicy(policy(lab, `api: { listen: "127.0.0.1:8080", token_file: ${token} }\n`));
-      next = daemonLike(lab);
-      assert.equal(await next.exited, 1, `exits 1: ${next.stderr.join("\n")}`);
-      assert.ok(!next.lines.some((l) => /detached all programs/.test(l)), next.lines.join("\n"));
-      assert.deepEqual(pins(lab), before, "the pins are all still there");
-      assert.equal(opens(lab), false, "port 80 stays blocked");
+      await refusedKeepingPins(lab, before);
 
       // the next start that can listen takes the pins over
       lab.writePolicy(policy(lab));
-      const running = await lab.restart("SIGKILL");
-      assert.ok(
-        running.lines.some((l) => /adopted pinned maps/.test(l)),
-        running.lines.join("\n"),
-      );
+      await restartAdopting(lab);
       assert.equal(opens(lab), false, "port 80 blocked");
       await noneAccepted(probe);
-    } finally {
-      probe?.kill("SIGKILL");
-      await lab.close();
-    }
-  },
+    }),
 );
 
 test(
   "a second moat run on the same pin directory refuses before it touches the running daemon's pins",
   { timeout: 180_000 },
-  async (t) => {
-    const lab = await startMoatLab(t.name, (l) => policy(l));
-    let second: LineChild | undefined;
-    let probe: LineChild | undefined;
-    try {
-      probe = await probe80(lab);
+  (t) =>
+    inLab(t.name, async (lab, kept) => {
+      const probe = kept(await probe80(lab));
       const before = pins(lab);
-      second = daemonLike(lab);
+      const second = kept(daemonLike(lab));
       assert.equal(await second.exited, 1, second.stderr.join("\n"));
       assert.match(
         second.stderr.join("\n"),
@@ -158,39 +186,24 @@ test(
       assert.equal(opens(lab), false, "port 80 blocked");
 
       // the first daemon's restart without a gap still has its pins to hand over
-      lab.daemon.kill("SIGUSR2");
-      assert.equal(await lab.daemon.exited, 0);
+      await stopsCleanly(lab.daemon, "SIGUSR2");
       assert.deepEqual(pins(lab), before, "handed over: the pins stay");
       assert.equal(opens(lab), false, "port 80 blocked while no daemon runs");
-      const next = await lab.restart("SIGKILL");
-      assert.ok(
-        next.lines.some((l) => /adopted pinned maps/.test(l)),
-        next.lines.join("\n"),
-      );
+      await restartAdopting(lab);
       await noneAccepted(probe);
-    } finally {
-      second?.kill("SIGKILL");
-      probe?.kill("SIGKILL");
-      await lab.close();
-    }
-  },
+    }),
 );
 
 test(
   "SIGTERM during start-up stops cleanly once started; SIGHUP during start-up reloads once started",
   { timeout: 180_000 },
-  async (t) => {
-    const lab = await startMoatLab(t.name, (l) => policy(l));
-    let d: LineChild | undefined;
-    try {
-      lab.daemon.kill("SIGTERM");
-      assert.equal(await lab.daemon.exited, 0);
+  (t) =>
+    inLab(t.name, async (lab, kept) => {
+      await stopsCleanly(lab.daemon);
 
       // SIGTERM once programs are attached, before `moat is running`
-      d = daemonLike(lab);
-      await d.waitFor(/attached|adopted/, 60_000);
-      d.kill("SIGTERM");
-      assert.equal(await d.exited, 0, `a clean stop: ${d.stderr.join("\n")}`);
+      let d = await attachedLike(lab, kept);
+      await stopsCleanly(d);
       assert.ok(
         d.lines.some((l) => /detached all programs; bye/.test(l)),
         d.lines.join("\n"),
@@ -198,8 +211,7 @@ test(
       assert.ok(!existsSync(lab.pinDir), "a clean stop removes the pins");
 
       // SIGHUP (systemctl reload right after start): the daemon lives on and reloads
-      d = daemonLike(lab);
-      await d.waitFor(/attached|adopted/, 60_000);
+      d = await attachedLike(lab, kept);
       d.kill("SIGHUP");
       await d.waitFor(/^moat is running/, 60_000);
       await d.waitFor(/ applied: generation \d+/, 30_000);
@@ -211,13 +223,8 @@ test(
         `the start's policy, then the reload's:\n${d.lines.join("\n")}`,
       );
       assert.equal(opens(lab), false, "port 80 blocked");
-      d.kill("SIGTERM");
-      assert.equal(await d.exited, 0);
-    } finally {
-      d?.kill("SIGKILL");
-      await lab.close();
-    }
-  },
+      await stopsCleanly(d);
+    }),
 );
 
 /**
@@ -238,13 +245,10 @@ function usr1Taken(pid: number): boolean {
 test(
   "SIGUSR1 during start-up never opens Node's inspector; the audit log is reopened after rotation",
   { timeout: 180_000 },
-  async (t) => {
-    const lab = await startMoatLab(t.name, (l) => policy(l));
-    let d: LineChild | undefined;
-    try {
-      lab.daemon.kill("SIGTERM");
-      assert.equal(await lab.daemon.exited, 0);
-      d = daemonLike(lab);
+  (t) =>
+    inLab(t.name, async (lab, kept) => {
+      await stopsCleanly(lab.daemon);
+      const d = kept(daemonLike(lab));
       const pid = d.proc.pid!;
       // as soon as Node runs, while it loads its modules, and while the programs load
       for (let i = 0; i < 1000 && !usr1Taken(pid); i++) await sleep(1);
@@ -275,11 +279,6 @@ test(
         written = readFileSync(lab.auditPath, "utf8");
       }
       assert.notEqual(written, "", "events go to the new audit log");
-      d.kill("SIGTERM");
-      assert.equal(await d.exited, 0);
-    } finally {
-      d?.kill("SIGKILL");
-      await lab.close();
-    }
-  },
+      await stopsCleanly(d);
+    }),
 );

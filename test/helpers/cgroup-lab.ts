@@ -2,9 +2,11 @@
 // moat lab (the daemon in namespace b) and the peer servers in namespace a, all gone when the
 // test ends, whichever step failed.
 import type { TestContext } from "node:test";
+import { spawnLines, type LineChild } from "./child.ts";
 import { testCgroup } from "./cgroup-run.ts";
 import { startMoatLab, startPeerServers, type MoatLab } from "./moat-lab.ts";
 import type { Lab } from "./netns.ts";
+import { NODE, ROOT } from "./paths.ts";
 
 export interface CgroupForTest {
   /** The path inside the cgroup v2 hierarchy, as attach.cgroup names it. */
@@ -39,4 +41,23 @@ export async function startCgroupLab(
     cg.onClose(() => peer.kill());
   }
   return lab;
+}
+
+/**
+ * http-peer.ts on port 80 in namespace a, once it listens, ended when the test ends: its lines
+ * show each request that reached it.
+ */
+export async function startHttpPeer(cg: CgroupForTest, lab: MoatLab): Promise<LineChild> {
+  const server = spawnLines("ip", [
+    "netns",
+    "exec",
+    lab.a,
+    NODE,
+    "--disable-warning=ExperimentalWarning",
+    `${ROOT}test/helpers/http-peer.ts`,
+    "80",
+  ]);
+  cg.onClose(() => server.kill());
+  await server.waitFor(/^listening$/);
+  return server;
 }

@@ -73,6 +73,15 @@ function runOneIn(ns: string, job: Job, timeoutMs: number): Promise<Run> {
   });
 }
 
+/** `cmd` run as nobody (uid and gid 65534, no supplementary groups). */
+export const asNobody = (cmd: string[]): string[] => [
+  "setpriv",
+  "--reuid=65534",
+  "--regid=65534",
+  "--clear-groups",
+  ...cmd,
+];
+
 /** Python that sends one UDP datagram and prints "sent" or "EPERM". */
 export const udpSend = (host: string, port: number): string[] => [
   "python3",

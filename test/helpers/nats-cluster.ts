@@ -4,10 +4,10 @@
 // Every server is ended by its PID on close(), whatever happened before.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect as tcpConnect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, nkeyAuthenticator, nkeys, type NatsConnection } from "nats";
+import { accepts, freePort } from "./ports.ts";
 
 const NATS_SERVER = "/usr/sbin/nats-server";
 
@@ -37,22 +37,6 @@ export function newUser(): NkeyUser {
     seed: new TextDecoder().decode(kp.getSeed()),
     publicKey: kp.getPublicKey(),
   };
-}
-
-export async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, host, r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = tcpConnect(port, host);
-    c.once("connect", () => (c.destroy(), resolve(true)));
-    c.once("error", () => resolve(false));
-  });
 }
 
 /**
@@ -158,7 +142,7 @@ authorization { users = [
     }
     const end = Date.now() + 20_000;
     for (const port of clientPorts)
-      while (!(await accepts(clientHost, port))) {
+      while (!(await accepts(port, clientHost))) {
         if (Date.now() > end) throw new Error("nats-server did not listen");
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -243,3 +243,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }),
   };
 }
+
+/** Runs `fn` with a receiver of its own, closed when `fn` ends, whatever happened. */
+export async function withReceiver(fn: (r: OtlpReceiver) => Promise<void>): Promise<void> {
+  const r = await startOtlpReceiver();
+  try {
+    await fn(r);
+  } finally {
+    await r.close();
+  }
+}

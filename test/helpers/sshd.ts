@@ -124,15 +124,6 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
   };
 }
 
-/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 export interface Capture {
   client: Buffer;
   server: Buffer;

@@ -1,8 +1,11 @@
 // What the e2e tests read back from a running daemon: its stored events (history, through
-// `moat events --json`, oldest first), and waiting until a probe of them finds something.
+// `moat events --json`, oldest first), and waiting until a probe of them finds something (every
+// 200 ms, for up to 20 s unless the test says).
 import { spawnSync } from "node:child_process";
 import type { MoatLab } from "./moat-lab.ts";
 import { MOAT } from "./paths.ts";
+
+export { until } from "./until.ts";
 
 /** The daemon's stored events, each as the JSON `moat events --json` prints (shape: T). */
 export function storedEvents<T>(lab: MoatLab): T[] {
@@ -15,15 +18,4 @@ export function storedEvents<T>(lab: MoatLab): T[] {
     .split("\n")
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as T);
-}
-
-/** Probes every 200 ms until it returns something; throws after `ms`. */
-export async function until<T>(what: string, probe: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }

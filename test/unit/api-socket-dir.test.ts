@@ -3,20 +3,13 @@
 // to another user's process). The socket is born 0600.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, statSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listen } from "../../src/api/listen.ts";
+import { scratchDir } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
-
-function scratch(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-apisock-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 /** Binds the socket at `path`; `during` runs while it listens. */
 async function bind(path: string, during: () => void = () => {}): Promise<void> {
@@ -30,7 +23,7 @@ async function bind(path: string, during: () => void = () => {}): Promise<void> 
 }
 
 test("the API socket is refused in a directory another user owns or can write", async (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "apisock");
   const own = join(base, "user");
   mkdirSync(own, { mode: 0o755 });
   chownSync(own, NOBODY, NOBODY);
@@ -46,7 +39,7 @@ test("the API socket is refused in a directory another user owns or can write", 
 });
 
 test("the API socket's directory is made 0700 and the socket 0600", async (t) => {
-  const path = join(scratch(t), "run", "moat", "api.sock");
+  const path = join(scratchDir(t, "apisock"), "run", "moat", "api.sock");
   const umask = process.umask(0);
   try {
     await bind(path, () => assert.equal(statSync(path).mode & 0o777, 0o600));

@@ -4,21 +4,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
 import type { ApiControl } from "../../src/api/control.ts";
 import { checkCommand } from "../../src/cli/commands/check.ts";
+import { scratchDir } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
-
-function scratch(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-apitls-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 /** A self-signed certificate and its key (0600) in `dir`, and a token file. */
 function material(dir: string): { cert: string; key: string; tokenFile: string } {
@@ -44,7 +37,7 @@ async function start(tokenFile: string, tls: { cert: string; key: string }): Pro
 }
 
 test("the API's TLS key is read as a secret, its certificate as a trusted file", async (t) => {
-  const d = scratch(t);
+  const d = scratchDir(t, "apitls");
   const { cert, key, tokenFile } = material(d);
   await start(tokenFile, { cert, key });
 
@@ -67,7 +60,7 @@ test("the API's TLS key is read as a secret, its certificate as a trusted file",
 });
 
 test("moat check refuses the TLS key and certificate the daemon would", async (t) => {
-  const d = scratch(t);
+  const d = scratchDir(t, "apitls");
   const { cert, key, tokenFile } = material(d);
   chmodSync(key, 0o644);
   chmodSync(cert, 0o666);

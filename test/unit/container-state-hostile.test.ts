@@ -5,21 +5,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ContainerDirectory } from "../../src/attribution/index.ts";
 import { NODE, ROOT } from "../helpers/paths.ts";
+import { scratchDir } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
 const ID = "4b".repeat(32);
-
-function scratch(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-containers-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 /** A home of `nobody` whose rootless podman storage lists ID as "mine". */
 function nobodyHome(base: string): string {
@@ -32,7 +25,7 @@ function nobodyHome(base: string): string {
 }
 
 test("a FIFO in place of a state file does not block the reader", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "containers");
   const fifo = join(base, "containers.json");
   assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
   const script = `
@@ -68,7 +61,7 @@ test("a FIFO in place of a state file does not block the reader", (t) => {
 });
 
 test("a home's rootless state names only containers in that user's own cgroups", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "containers");
   const home = nobodyHome(base);
   // stands in for the cgroup2 mount: each user's cgroups are theirs, as systemd delegates them
   const cgroups = join(base, "cgroup");

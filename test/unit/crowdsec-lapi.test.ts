@@ -6,23 +6,15 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCrowdsec } from "../../src/daemon/crowdsec.ts";
 import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
 import { crowdsecModel } from "../helpers/crowdsec-model.ts";
 import { ROOT } from "../helpers/paths.ts";
+import { freePort } from "../helpers/ports.ts";
 
 const BIN = join(ROOT, ".tools/crowdsec/usr/bin");
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** A local API on a free port in its own folder; cscli bound to it. */
 async function startLapi(t: TestContext) {

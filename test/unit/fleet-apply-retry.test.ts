@@ -5,46 +5,15 @@
 // during is refused at the next start.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KV } from "nats";
 import { PolicyFollower, type ApplyOutcome, type FleetStatus } from "../../src/fleet/index.ts";
 import { readRevisionState, writeRevisionState } from "../../src/fleet/applied-revision.ts";
-import { startNatsCluster } from "../helpers/nats-cluster.ts";
+import { BUCKET, HOST, KEY, startPolicyBucket } from "../helpers/fleet-bucket.ts";
 
-const BUCKET = "moat-policy";
-const HOST = "web1";
-const KEY = `policy.${HOST}`;
 const POLICY = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: allow }\n";
 
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const reportOn = (kv: KV, revision: number) =>
-  until(`the report on revision ${revision}`, async () => {
-    const e = await kv.get(`status.${HOST}`);
-    const s = e?.operation === "PUT" ? e.json<FleetStatus>() : null;
-    return s && s.revision === revision ? s : null;
-  });
-
 test("a fleet revision is recorded once applied: a failed apply is retried, a refused one is not", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fleet-retry-"));
-  const cluster = await startNatsCluster({ hosts: [HOST], bucket: BUCKET, subject: "moat.events" });
-  const admin = await cluster.connectAdmin();
-  t.after(async () => {
-    await admin.close();
-    await cluster.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const kv = await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 5 });
+  const { dir, cluster, kv, reportOn } = await startPolicyBucket(t, "retry", 15_000);
   const stateFile = join(dir, "state", "fleet-policy.json");
   /** Each apply's revision (from `who`), in order. */
   const calls: number[] = [];
@@ -94,7 +63,7 @@ test("a fleet revision is recorded once applied: a failed apply is retried, a re
 
   // the daemon fails the first apply: taken up again, applied, and only then recorded
   const busy = await kv.put(KEY, `${POLICY}# datapath busy\n`);
-  const applied = await reportOn(kv, busy);
+  const applied = await reportOn(busy);
   assert.equal(applied.result, "applied");
   assert.equal(applied.applied_revision, busy);
   assert.equal(count(busy), 2);
@@ -109,7 +78,7 @@ test("a fleet revision is recorded once applied: a failed apply is retried, a re
 
   // a policy the daemon refuses: reported as refused, the revision handled, never tried again
   const bad = await kv.put(KEY, `${POLICY}rules: 7\n`);
-  const refused = await reportOn(kv, bad);
+  const refused = await reportOn(bad);
   assert.deepEqual(
     { ...refused, time: "" },
     {
@@ -126,7 +95,7 @@ test("a fleet revision is recorded once applied: a failed apply is retried, a re
   follower = follow();
   assert.equal(follower.revisions.handled, bad);
   const next = await kv.put(KEY, POLICY);
-  assert.equal((await reportOn(kv, next)).result, "applied");
+  assert.equal((await reportOn(next)).result, "applied");
   assert.equal(count(bad), 1, "the refused revision was not taken up again after a restart");
 
   // the daemon stops during an apply: not recorded, taken up again at the next start
@@ -142,7 +111,7 @@ test("a fleet revision is recorded once applied: a failed apply is retried, a re
   assert.equal(readRevisionState(stateFile, BUCKET, KEY).handled, next);
   assert.equal((await kv.get(`status.${HOST}`))?.json<FleetStatus>()?.revision, next);
   follower = follow();
-  const again = await reportOn(kv, cut);
+  const again = await reportOn(cut);
   assert.equal(again.result, "applied");
   assert.equal(count(cut), 2);
   assert.equal(follower.revisions.applied, cut);
@@ -153,7 +122,7 @@ test("a fleet revision is recorded once applied: a failed apply is retried, a re
   const fatal = await kv.put(KEY, `${POLICY}# ends the daemon\n`);
   writeRevisionState(stateFile, { ...readRevisionState(stateFile, BUCKET, KEY), started: fatal });
   follower = follow();
-  const refusedAfter = await reportOn(kv, fatal);
+  const refusedAfter = await reportOn(fatal);
   assert.equal(refusedAfter.result, "refused");
   assert.match(refusedAfter.errors.join("\n"), /ended during this revision's apply/);
   assert.equal(count(fatal), 0);

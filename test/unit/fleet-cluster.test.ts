@@ -15,18 +15,11 @@ import type { MoatEvent } from "../../src/datapath/event.ts";
 import { moatEvent } from "../helpers/moat-events.ts";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { untilTrue } from "../helpers/until.ts";
 
 const BUCKET = "moat-policy";
 const SUBJECT = "moat.events";
 const STREAM = "MOAT_EVENTS";
-
-async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * `ask` once the cluster answers: after a server is killed, the stream's replicas elect a new
@@ -109,7 +102,7 @@ test("fleet cluster", async (t) => {
         ackTimeoutMs: 1000,
       });
       try {
-        await until("the sink to connect", () => sink.stats.connected);
+        await untilTrue("the sink to connect", () => sink.stats.connected, 15_000);
         const acked: string[] = [];
         let refused = 0;
         let n = 0;

@@ -8,45 +8,16 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KV } from "nats";
-import { PolicyFollower, signPolicy, type FleetStatus } from "../../src/fleet/index.ts";
+import { PolicyFollower, signPolicy } from "../../src/fleet/index.ts";
 import { readRevisionState, writeRevisionState } from "../../src/fleet/applied-revision.ts";
-import { newUser, seedFile, startNatsCluster } from "../helpers/nats-cluster.ts";
+import { newUser, seedFile } from "../helpers/nats-cluster.ts";
+import { BUCKET, HOST, KEY, startPolicyBucket } from "../helpers/fleet-bucket.ts";
 import { MOAT } from "../helpers/paths.ts";
 
-const BUCKET = "moat-policy";
-const HOST = "web1";
-const KEY = `policy.${HOST}`;
 const POLICY = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: allow }\n";
 
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The host's report on `revision`. */
-const reportOn = (kv: KV, revision: number) =>
-  until(`the report on revision ${revision}`, async () => {
-    const e = await kv.get(`status.${HOST}`);
-    const s = e?.operation === "PUT" ? e.json<FleetStatus>() : null;
-    return s && s.revision === revision ? s : null;
-  });
-
 test("a follower that names signers applies only policies they signed, never an older one put back", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fleet-signed-"));
-  const cluster = await startNatsCluster({ hosts: [HOST], bucket: BUCKET, subject: "moat.events" });
-  const admin = await cluster.connectAdmin();
-  t.after(async () => {
-    await admin.close();
-    await cluster.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const kv = await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 5 });
+  const { dir, cluster, kv, reportOn } = await startPolicyBucket(t, "signed", 20_000);
   const adminSeed = seedFile(dir, "admin.nk", cluster.admin.seed);
   const applied: string[] = [];
   const stateFile = join(dir, "state", "fleet-policy.json");
@@ -84,7 +55,7 @@ test("a follower that names signers applies only policies they signed, never an 
   // unsigned, as anyone who can write the bucket could put it
   const unsigned = await kv.put(KEY, POLICY);
   assert.deepEqual(
-    { ...(await reportOn(kv, unsigned)), time: "" },
+    { ...(await reportOn(unsigned)), time: "" },
     {
       host: HOST,
       revision: unsigned,
@@ -102,7 +73,7 @@ test("a follower that names signers applies only policies they signed, never an 
     signPolicy(POLICY, stranger.seed, { bucket: BUCKET, key: KEY }, Date.now()),
   );
   assert.match(
-    (await reportOn(kv, forged)).errors[0] ?? "",
+    (await reportOn(forged)).errors[0] ?? "",
     new RegExp(`signed by ${stranger.publicKey}, which fleet.policy.signers does not name`),
   );
   assert.deepEqual(applied, [], "nothing unsigned or forged was applied");
@@ -134,14 +105,14 @@ test("a follower that names signers applies only policies they signed, never an 
   const first = put(file);
   assert.equal(first.status, 0, first.stderr);
   const firstRevision = (JSON.parse(first.stdout) as { revision: number }).revision;
-  assert.equal((await reportOn(kv, firstRevision)).result, "applied");
+  assert.equal((await reportOn(firstRevision)).result, "applied");
   const older = (await kv.get(KEY))?.string() ?? "";
   assert.match(older, /^# moat-signature: /);
   writeFileSync(file, POLICY.replace("prevent", "detect"));
   const second = put(file);
   assert.equal(second.status, 0, second.stderr);
   const secondRevision = (JSON.parse(second.stdout) as { revision: number }).revision;
-  assert.equal((await reportOn(kv, secondRevision)).result, "applied");
+  assert.equal((await reportOn(secondRevision)).result, "applied");
   assert.equal(applied.length, 2);
 
   // signed offline (moat fleet sign connects nowhere), then put as it is
@@ -170,16 +141,16 @@ test("a follower that names signers applies only policies they signed, never an 
   );
   assert.equal(third.status, 0, third.stderr);
   const thirdRevision = (JSON.parse(third.stdout) as { revision: number }).revision;
-  assert.equal((await reportOn(kv, thirdRevision)).result, "applied");
+  assert.equal((await reportOn(thirdRevision)).result, "applied");
   assert.equal(applied.length, 3);
 
   // the older signed text put back: refused, now and after a restart
   const replay = await kv.put(KEY, older);
-  assert.match((await reportOn(kv, replay)).errors[0] ?? "", /an older policy put back/);
+  assert.match((await reportOn(replay)).errors[0] ?? "", /an older policy put back/);
   await follower.close();
   follower = follow();
   const again = await kv.put(KEY, older);
-  const report = await reportOn(kv, again);
+  const report = await reportOn(again);
   assert.equal(report.result, "refused");
   assert.equal(report.applied_revision, thirdRevision);
   assert.equal(applied.length, 3, "no replay was applied");
@@ -189,7 +160,7 @@ test("a follower that names signers applies only policies they signed, never an 
   rmSync(stateFile);
   follower = follow(Date.now());
   const lost = await kv.put(KEY, older);
-  assert.match((await reportOn(kv, lost)).errors[0] ?? "", /an older policy put back/);
+  assert.match((await reportOn(lost)).errors[0] ?? "", /an older policy put back/);
 
   // a revision waiting for its turn while a reload changes whose signatures count: judged by
   // the policy running when its turn comes
@@ -203,14 +174,14 @@ test("a follower that names signers applies only policies they signed, never an 
   followed = { signers: [stranger.publicKey] };
   open();
   assert.match(
-    (await reportOn(kv, waiting)).errors[0] ?? "",
+    (await reportOn(waiting)).errors[0] ?? "",
     /which fleet.policy.signers does not name/,
   );
   // and one that comes once the running policy no longer follows this key
   followed = null;
   const unfollowed = await kv.put(KEY, POLICY);
   assert.equal(
-    (await reportOn(kv, unfollowed)).errors[0],
+    (await reportOn(unfollowed)).errors[0],
     `${KEY}:1:1: the running policy no longer follows ${BUCKET}/${KEY}`,
   );
   assert.equal(applied.length, 3);

@@ -9,14 +9,11 @@ import {
   chownSync,
   lchownSync,
   mkdirSync,
-  mkdtempSync,
-  rmSync,
   statSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validatePolicyText } from "../../src/daemon/policy-text.ts";
 import { AuditLog } from "../../src/observe/audit-log.ts";
@@ -24,15 +21,9 @@ import { HistoryStore } from "../../src/observe/history/store.ts";
 import { readTokenFile } from "../../src/api/auth.ts";
 import { MOAT } from "../helpers/paths.ts";
 import { checkCommand } from "../../src/cli/commands/check.ts";
+import { scratchDir } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
-
-function lab(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-hostile-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 /** A directory owned by nobody, as a local user's own directory would be. */
 function nobodyDir(parent: string): string {
@@ -84,7 +75,7 @@ async function refused(file: string, pattern: RegExp): Promise<void> {
 }
 
 test("a FIFO set file is refused at once, not waited on", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const fifo = join(d, "list.txt");
   assert.equal(spawnSync("mkfifo", ["-m", "0644", fifo]).status, 0);
   const policy = policyWithSet(d, fifo);
@@ -95,14 +86,14 @@ test("a FIFO set file is refused at once, not waited on", async (t) => {
 });
 
 test("a set file linked to /dev/zero is refused, not read until memory runs out", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const link = join(d, "zero.txt");
   symlinkSync("/dev/zero", link);
   await refused(policyWithSet(d, link), /zero\.txt': is a character device/);
 });
 
 test("a set file over the size limit is refused with the limit", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const big = join(d, "big.txt");
   writeFileSync(big, "");
   truncateSync(big, 64 * 2 ** 20 + 1);
@@ -110,7 +101,7 @@ test("a set file over the size limit is refused with the limit", async (t) => {
 });
 
 test("a set file in a directory owned by nobody is refused", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const nd = nobodyDir(d);
   const list = join(nd, "list.txt");
   writeFileSync(list, "10.0.0.1\n");
@@ -118,7 +109,7 @@ test("a set file in a directory owned by nobody is refused", async (t) => {
 });
 
 test("a symlink planted by nobody in a sticky directory is not followed", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const sticky = join(d, "sticky");
   mkdirSync(sticky);
   chmodSync(sticky, 0o1777);
@@ -131,7 +122,7 @@ test("a symlink planted by nobody in a sticky directory is not followed", async 
 });
 
 test("a set file directly in a sticky world-writable directory is refused; below it, accepted", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const sticky = join(d, "sticky");
   mkdirSync(sticky);
   chmodSync(sticky, 0o1777);
@@ -146,7 +137,7 @@ test("a set file directly in a sticky world-writable directory is refused; below
 });
 
 test("a set file writable by others, or in a group-writable directory, is refused", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const list = join(d, "list.txt");
   writeFileSync(list, "10.0.0.1\n", { mode: 0o666 });
   chmodSync(list, 0o666);
@@ -159,7 +150,7 @@ test("a set file writable by others, or in a group-writable directory, is refuse
 });
 
 test("root-owned symlinks work, as a Kubernetes ConfigMap mount lays them out", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const stamp = join(d, "..2026_12_02_05_00_00.1");
   mkdirSync(stamp, { mode: 0o755 });
   writeFileSync(join(stamp, "list.txt"), "10.0.0.1\n192.0.2.0/24\n");
@@ -171,13 +162,13 @@ test("root-owned symlinks work, as a Kubernetes ConfigMap mount lays them out", 
 });
 
 test("the audit log is refused in a directory owned by nobody", (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const nd = nobodyDir(d);
   assert.throws(() => new AuditLog(join(nd, "audit.log")), /owned by uid 65534, not root/);
 });
 
 test("the event history never chmods the target of a symlink nobody planted", (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const sticky = join(d, "sticky");
   mkdirSync(sticky);
   chmodSync(sticky, 0o1777);
@@ -194,7 +185,7 @@ test("the event history never chmods the target of a symlink nobody planted", (t
 });
 
 test("the event history is a regular file, 0600, in a trusted directory", (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const path = join(d, "var", "history.db");
   const store = new HistoryStore(path);
   store.close();
@@ -205,7 +196,7 @@ test("the event history is a regular file, 0600, in a trusted directory", (t) =>
 });
 
 test("an API token file in a directory owned by nobody is refused", (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const nd = nobodyDir(d);
   const tokens = join(nd, "tokens");
   writeFileSync(tokens, "ops 0123456789abcdef0123\n", { mode: 0o600 });
@@ -224,7 +215,7 @@ async function checkHere(path: string): Promise<{ code: number; lines: string[] 
 }
 
 test("moat check refuses the audit log, history and token file paths the daemon would", async (t) => {
-  const d = lab(t);
+  const d = scratchDir(t, "hostile");
   const nd = nobodyDir(d);
   const fifo = join(d, "tokens");
   assert.equal(spawnSync("mkfifo", ["-m", "0600", fifo]).status, 0);

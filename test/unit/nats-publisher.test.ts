@@ -3,51 +3,16 @@
 // back the sink reconnects and delivers again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, connect as tcpConnect, type AddressInfo } from "node:net";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { NatsSink } from "../../src/observe/publish/nats.ts";
 import type { MoatEvent } from "../../src/datapath/event.ts";
 import { moatEvent } from "../helpers/moat-events.ts";
+import { flushes, startNatsServer, stopNatsServer } from "../helpers/nats-server.ts";
+import { freePort } from "../helpers/ports.ts";
+import { untilTrue } from "../helpers/until.ts";
 
-const NATS_SERVER = "/usr/sbin/nats-server";
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = tcpConnect(port, "127.0.0.1");
-    c.once("connect", () => (c.destroy(), resolve(true)));
-    c.once("error", () => resolve(false));
-  });
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function startServer(port: number): Promise<ChildProcess> {
-  const child = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
-  await until("nats-server to listen", () => accepts(port));
-  return child;
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-  await exited;
-}
+/** How long a wait for the server, the sink or the subscriber may take. */
+const WAIT_MS = 5000;
 
 /** Collects what a subscriber gets, decoded. */
 function collect(sub: Subscription): MoatEvent[] {
@@ -64,7 +29,7 @@ const ev = (i: number) =>
 test("events are published to the subject, survive a server restart, and losses are counted", async () => {
   const port = await freePort();
   const url = `nats://127.0.0.1:${port}`;
-  let server = await startServer(port);
+  let server = await startNatsServer(port, [], WAIT_MS);
   let sink: NatsSink | undefined;
   let client: NatsConnection | undefined;
   try {
@@ -80,16 +45,16 @@ test("events are published to the subject, survive a server restart, and losses 
       flushTimeoutMs: 1000,
     });
     const s = sink;
-    await until("the sink to connect", () => s.stats.connected);
+    await untilTrue("the sink to connect", () => s.stats.connected, WAIT_MS);
     await s.write([ev(1), ev(2)]);
     await s.write([ev(3)]);
-    await until("three events", () => got.length === 3);
+    await untilTrue("three events", () => got.length === 3, WAIT_MS);
     assert.deepEqual(got, [ev(1), ev(2), ev(3)], "each event's JSON, in order");
     assert.equal(other.length, 0);
 
     // the server goes away mid-stream: writes fail fast and are counted as drops
-    await stopServer(server);
-    await until("the sink to notice", () => !s.stats.connected);
+    await stopNatsServer(server);
+    await untilTrue("the sink to notice", () => !s.stats.connected, WAIT_MS);
     await assert.rejects(
       async () => s.write([ev(4), ev(5)]),
       /nats 127\.0\.0\.1:\d+ moat\.events: not connected; dropped 2 events/,
@@ -97,19 +62,16 @@ test("events are published to the subject, survive a server restart, and losses 
     assert.equal(s.stats.dropped, 2);
 
     // back on the same port: the sink and the subscriber reconnect, delivery resumes
-    server = await startServer(port);
-    await until("the sink to reconnect", () => s.stats.connected && s.stats.reconnects === 1);
-    await until("the subscriber to reconnect", async () => {
-      try {
-        await client?.flush();
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    server = await startNatsServer(port, [], WAIT_MS);
+    await untilTrue(
+      "the sink to reconnect",
+      () => s.stats.connected && s.stats.reconnects === 1,
+      WAIT_MS,
+    );
+    await untilTrue("the subscriber to reconnect", () => flushes(client), WAIT_MS);
     await new Promise((r) => setTimeout(r, 200)); // the subscriber resubscribes after reconnecting
     await s.write([ev(6)]);
-    await until("the event after the restart", () => got.length === 4);
+    await untilTrue("the event after the restart", () => got.length === 4, WAIT_MS);
     assert.deepEqual(
       got.map((e) => e.connection),
       ["1", "2", "3", "6"],
@@ -125,7 +87,7 @@ test("events are published to the subject, survive a server restart, and losses 
   } finally {
     await sink?.close();
     await client?.close();
-    await stopServer(server);
+    await stopNatsServer(server);
   }
 });
 

@@ -4,9 +4,7 @@
 // confirmation is awaited, and JetStream does not pile retries on a connection that is not read.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer, connect as tcpConnect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
@@ -14,42 +12,19 @@ import { NatsSink } from "../../src/observe/publish/nats.ts";
 import { JetStreamSink } from "../../src/observe/publish/jetstream.ts";
 import type { MoatEvent } from "../../src/datapath/event.ts";
 import { moatEvent } from "../helpers/moat-events.ts";
+import { flushes, startNatsServer, stopNatsServer } from "../helpers/nats-server.ts";
+import { freePort } from "../helpers/ports.ts";
+import { untilTrue } from "../helpers/until.ts";
 
-const NATS_SERVER = "/usr/sbin/nats-server";
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = tcpConnect(port, "127.0.0.1");
-    c.once("connect", () => (c.destroy(), resolve(true)));
-    c.once("error", () => resolve(false));
-  });
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long a wait for the server, the sink or the subscriber may take, unless a step says. */
+const WAIT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A nats-server on a free port, ended (resumed first) by its PID. */
 async function startServer(args: string[] = []) {
   const port = await freePort();
-  const child: ChildProcess = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port), ...args], {
-    stdio: "ignore",
-  });
-  await until("nats-server to listen", () => accepts(port));
+  const child = await startNatsServer(port, args, WAIT_MS);
   const pid = child.pid ?? 0;
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -60,17 +35,22 @@ async function startServer(args: string[] = []) {
         readdirSync(`/proc/${pid}/task`).every((t) =>
           / T /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8").replace(/^.*\)/, "")),
         );
-      await until("nats-server to stop", stopped);
+      await untilTrue("nats-server to stop", stopped, WAIT_MS);
     },
     resume: () => process.kill(pid, "SIGCONT"),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once("exit", r));
-      process.kill(pid, "SIGCONT");
-      process.kill(pid, "SIGKILL");
-      await exited;
-    },
+    stop: () => stopNatsServer(child),
   };
+}
+
+/** The connection ids of the events `client` gets on moat.events, as they arrive. */
+async function received(client: NatsConnection): Promise<string[]> {
+  const got: string[] = [];
+  const sub = client.subscribe("moat.events");
+  void (async () => {
+    for await (const m of sub) got.push((JSON.parse(m.string()) as MoatEvent).connection ?? "");
+  })();
+  await client.flush();
+  return got;
 }
 
 const PATH = `/opt/${"x".repeat(1000)}`;
@@ -91,15 +71,10 @@ test("NATS: batches written while the server stalls are dropped unsent; the one 
   const sink = new NatsSink({ url: server.url, subject: "moat.events", flushTimeoutMs: 300 });
   try {
     client = await connect({ servers: server.url });
-    const got: string[] = [];
-    const sub = client.subscribe("moat.events");
-    void (async () => {
-      for await (const m of sub) got.push((JSON.parse(m.string()) as MoatEvent).connection ?? "");
-    })();
-    await client.flush();
-    await until("the sink to connect", () => sink.stats.connected);
+    const got = await received(client);
+    await untilTrue("the sink to connect", () => sink.stats.connected, WAIT_MS);
     await sink.write(batchOf(0, 10));
-    await until("the first batch", () => got.length === 10);
+    await untilTrue("the first batch", () => got.length === 10, WAIT_MS);
 
     await server.stall();
     const n = 500;
@@ -116,7 +91,7 @@ test("NATS: batches written while the server stalls are dropped unsent; the one 
     assert.equal(sink.stats.dropped, 8 * n, "dropped: never sent");
 
     server.resume();
-    await until("the unconfirmed batch to settle", () => sink.stats.unconfirmed === 0);
+    await untilTrue("the unconfirmed batch to settle", () => sink.stats.unconfirmed === 0, WAIT_MS);
     await sleep(300);
     assert.deepEqual(
       { published: sink.stats.published, dropped: sink.stats.dropped },
@@ -128,7 +103,7 @@ test("NATS: batches written while the server stalls are dropped unsent; the one 
       "no event counted dropped arrived",
     );
     await sink.write(batchOf(9000, 3)); // and delivery goes on
-    await until("delivery after the stall", () => got.length === 10 + n + 3);
+    await untilTrue("delivery after the stall", () => got.length === 10 + n + 3, WAIT_MS);
   } finally {
     server.resume(); // a test failed mid-stall: closing drains through the server
     await sink.close();
@@ -153,35 +128,27 @@ test("NATS: a server that stays stalled is given up as stale; the unconfirmed ba
       reconnectTimeWait: 100,
       maxReconnectAttempts: -1,
     });
-    const got: string[] = [];
-    const sub = client.subscribe("moat.events");
-    void (async () => {
-      for await (const m of sub) got.push((JSON.parse(m.string()) as MoatEvent).connection ?? "");
-    })();
-    await client.flush();
-    await until("the sink to connect", () => sink.stats.connected);
+    const got = await received(client);
+    await untilTrue("the sink to connect", () => sink.stats.connected, WAIT_MS);
 
     await server.stall();
     await assert.rejects(() => sink.write(batchOf(0, 50)), /has not confirmed 50 events/);
-    await until("the stale connection to be given up", () => sink.stats.unconfirmed === 0);
+    await untilTrue(
+      "the stale connection to be given up",
+      () => sink.stats.unconfirmed === 0,
+      WAIT_MS,
+    );
     assert.equal(sink.stats.dropped, 50);
     assert.equal(sink.stats.published, 0);
     await assert.rejects(() => sink.write(batchOf(100, 5)), /not connected; dropped 5 events/);
 
     server.resume();
-    await until("the sink to reconnect", () => sink.stats.connected, 30_000);
-    await until("the subscriber to reconnect", async () => {
-      try {
-        await client?.flush();
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await untilTrue("the sink to reconnect", () => sink.stats.connected, 30_000);
+    await untilTrue("the subscriber to reconnect", () => flushes(client), WAIT_MS);
     await sleep(300);
     const before = got.length;
     await sink.write(batchOf(1000, 3));
-    await until("delivery after the stall", () => got.length === before + 3);
+    await untilTrue("delivery after the stall", () => got.length === before + 3, WAIT_MS);
     assert.equal(sink.stats.published, 3);
   } finally {
     server.resume();
@@ -206,7 +173,7 @@ test("JetStream: no retry piles up on a stalled server; a batch written meanwhil
     admin = await connect({ servers: server.url });
     const jsm = await admin.jetstreamManager();
     await jsm.streams.add({ name: "MOAT", subjects: ["moat.events.>"] });
-    await until("the sink to connect", () => sink.stats.connected);
+    await untilTrue("the sink to connect", () => sink.stats.connected, WAIT_MS);
     await sink.write(batchOf(0, 10));
     assert.equal(sink.stats.published, 10);
 

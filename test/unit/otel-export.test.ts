@@ -6,21 +6,12 @@ import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import { createOtelExport } from "../../src/observe/otel/sink.ts";
-import { startOtlpReceiver, type OtlpReceiver } from "../helpers/otlp-receiver.ts";
+import { startOtlpReceiver, withReceiver } from "../helpers/otlp-receiver.ts";
 import { closeOf, moatEvent, snapshot } from "../helpers/moat-events.ts";
 import type { MoatEvent } from "../../src/datapath/event.ts";
 
 const VERSION = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
 const NS_PER_MS = 1_000_000n;
-
-async function withReceiver(fn: (r: OtlpReceiver) => Promise<void>): Promise<void> {
-  const r = await startOtlpReceiver();
-  try {
-    await fn(r);
-  } finally {
-    await r.close();
-  }
-}
 
 test("every event becomes a log record with semantic-convention and moat attributes", () =>
   withReceiver(async (r) => {

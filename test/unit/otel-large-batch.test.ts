@@ -5,20 +5,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createOtelExport } from "../../src/observe/otel/sink.ts";
 import { formatEventLine } from "../../src/datapath/event.ts";
-import { startOtlpReceiver, type OtlpReceiver } from "../helpers/otlp-receiver.ts";
+import { withReceiver } from "../helpers/otlp-receiver.ts";
 import { moatEvent, snapshot } from "../helpers/moat-events.ts";
 
 /** The pipeline's default batch (src/observe/pipeline.ts). */
 const PIPELINE_BATCH = 4096;
-
-async function withReceiver(fn: (r: OtlpReceiver) => Promise<void>): Promise<void> {
-  const r = await startOtlpReceiver();
-  try {
-    await fn(r);
-  } finally {
-    await r.close();
-  }
-}
 
 test("a pipeline-size batch reaches the collector whole: one log record and one span per event", () =>
   withReceiver(async (r) => {

@@ -8,27 +8,18 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
-  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureDir, linkPinName, removeTree } from "../../src/datapath/bpffs.ts";
+import { scratchDir } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
 
-function sticky(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-pindir-${process.pid}-`));
-  chmodSync(d, 0o1777);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
 test("pin directories are made 0700 whatever the umask", (t) => {
-  const root = join(sticky(t), "moat");
+  const root = join(scratchDir(t, "pindir", 0o1777), "moat");
   const umask = process.umask(0);
   try {
     ensureDir(join(root, "maps"));
@@ -40,7 +31,7 @@ test("pin directories are made 0700 whatever the umask", (t) => {
 });
 
 test("a pin directory another user made, or others can write, is refused", (t) => {
-  const base = sticky(t);
+  const base = scratchDir(t, "pindir", 0o1777);
   const planted = join(base, "planted");
   mkdirSync(planted);
   chownSync(planted, NOBODY, NOBODY);
@@ -55,7 +46,7 @@ test("a pin directory another user made, or others can write, is refused", (t) =
 });
 
 test("removing a pin directory never follows a symlink in its place", (t) => {
-  const base = sticky(t);
+  const base = scratchDir(t, "pindir", 0o1777);
   const target = join(base, "target");
   mkdirSync(target, { mode: 0o700 });
   writeFileSync(join(target, "precious"), "keep\n");

@@ -8,37 +8,20 @@ import {
   chmodSync,
   chownSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DecisionStore } from "../../src/daemon/decision-store.ts";
 import { readDecisionsFile } from "../../src/host/decisions-file.ts";
 import { readReviewFile, writeReviewFile } from "../../src/daemon/review-file.ts";
 import { readRevisionState, writeRevisionState } from "../../src/fleet/applied-revision.ts";
+import { scratchDir, victim, VICTIM_TEXT } from "../helpers/scratch-dir.ts";
 
 const NOBODY = 65534;
 const MODE = { mode: "detect", by: "uid 65534", created: new Date().toISOString() };
-
-function scratch(t: { after: (fn: () => void) => void }): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-statefile-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A root-only file a planted symlink points at. */
-function victim(dir: string): string {
-  const v = join(dir, "victim");
-  mkdirSync(v, { mode: 0o700 });
-  writeFileSync(join(v, "target"), "root's own\n", { mode: 0o600 });
-  return join(v, "target");
-}
 
 /** Symlinks at every temporary name moat used to write (pid-named) in `dir`. */
 function plantTemporaries(dir: string, file: string, target: string): void {
@@ -47,7 +30,7 @@ function plantTemporaries(dir: string, file: string, target: string): void {
 }
 
 test("a decisions file another user planted is not read", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "statefile");
   const own = join(base, "user");
   mkdirSync(own, { mode: 0o755 });
   chownSync(own, NOBODY, NOBODY);
@@ -70,38 +53,38 @@ test("a decisions file another user planted is not read", (t) => {
 });
 
 test("saving the decisions never writes through a planted temporary file", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "statefile");
   const target = victim(base);
   const path = join(base, "decisions.json");
   plantTemporaries(base, "decisions.json", target);
   const store = new DecisionStore({ path, log: () => {} });
   store.setMode("detect", "uid 0");
-  assert.equal(readFileSync(target, "utf8"), "root's own\n");
+  assert.equal(readFileSync(target, "utf8"), VICTIM_TEXT);
   assert.equal(store.mode()?.mode, "detect");
   assert.equal(new DecisionStore({ path, log: () => {} }).mode()?.mode, "detect");
   assert.ok(!readdirSync(base).some((n) => n.endsWith(".tmp") && !n.includes(`${process.pid}`)));
 });
 
 test("the review queue's file: a planted one is not read, a planted temporary not written through", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "statefile");
   const target = victim(base);
   const path = join(base, "review.json");
   plantTemporaries(base, "review.json", target);
   writeReviewFile(path, { overflow: 0, entries: [] } as never);
-  assert.equal(readFileSync(target, "utf8"), "root's own\n");
+  assert.equal(readFileSync(target, "utf8"), VICTIM_TEXT);
   assert.deepEqual(readReviewFile(path).entries, []);
   chownSync(path, NOBODY, NOBODY);
   assert.throws(() => readReviewFile(path), /owned by uid 65534/);
 });
 
 test("the fleet's revision state: a planted one is not read, a planted temporary not written through", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "statefile");
   const target = victim(base);
   const path = join(base, "fleet.json");
   plantTemporaries(base, "fleet.json", target);
   const state = { bucket: "b", key: "k", handled: 3, applied: 3, signed: 0 };
   writeRevisionState(path, state);
-  assert.equal(readFileSync(target, "utf8"), "root's own\n");
+  assert.equal(readFileSync(target, "utf8"), VICTIM_TEXT);
   assert.equal(readRevisionState(path, "b", "k").handled, 3);
   chownSync(path, NOBODY, NOBODY);
   assert.throws(() => readRevisionState(path, "b", "k"), /owned by uid 65534/);

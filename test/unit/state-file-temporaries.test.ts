@@ -2,13 +2,12 @@
 // feeds, the executables' and the anomaly engine's state): the temporary copy is made under a
 // random name with O_EXCL|O_NOFOLLOW, so a symlink another user planted at a predictable
 // temporary name (the pid-named ones moat used to write) never makes root write through it.
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   chmodSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -18,7 +17,6 @@ import {
 } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writePolicyFile } from "../../src/daemon/policy-text.ts";
 import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
@@ -32,23 +30,7 @@ import {
   saveAnomalyStateInSlices,
 } from "../../src/observe/anomaly/state-file.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
-
-const OWN = "root's own\n";
-
-function scratch(t: TestContext): string {
-  const d = mkdtempSync(join(tmpdir(), `moat-tmpnames-${process.pid}-`));
-  chmodSync(d, 0o755);
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A root-only file the planted symlinks point at. */
-function victim(dir: string): string {
-  const v = join(dir, "victim");
-  mkdirSync(v, { mode: 0o700 });
-  writeFileSync(join(v, "target"), OWN, { mode: 0o600 });
-  return join(v, "target");
-}
+import { scratchDir, victim, VICTIM_TEXT } from "../helpers/scratch-dir.ts";
 
 /** Symlinks to `target` at every temporary name moat used to write `path` through. */
 function plant(path: string, target: string): void {
@@ -66,7 +48,7 @@ function plant(path: string, target: string): void {
 
 /** The file was written (a regular file, not a planted link renamed into place), the target not. */
 function assertSafe(path: string, target: string, mode = 0o600): void {
-  assert.equal(readFileSync(target, "utf8"), OWN, "written through a planted symlink");
+  assert.equal(readFileSync(target, "utf8"), VICTIM_TEXT, "written through a planted symlink");
   const st = lstatSync(path);
   assert.ok(st.isFile(), `${path} is not a regular file`);
   assert.equal(st.mode & 0o777, mode);
@@ -79,7 +61,7 @@ function assertSafe(path: string, target: string, mode = 0o600): void {
 }
 
 test("saving the policy file never writes through a planted temporary file, and keeps its mode", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "tmpnames");
   const target = victim(base);
   const path = join(base, "policy.yaml");
   writeFileSync(path, "version: 1\nmode: detect\n", { mode: 0o644 });
@@ -98,7 +80,7 @@ test("saving the policy file never writes through a planted temporary file, and 
 const pos = { file: "p", line: 1, col: 1, path: "sets" };
 
 test("a dynamic set's file is never written through a planted temporary file", async (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "tmpnames");
   const target = victim(base);
   const dir = join(base, "sets");
   mkdirSync(dir, { mode: 0o700 });
@@ -124,7 +106,7 @@ test("a dynamic set's file is never written through a planted temporary file", a
 });
 
 test("a fetched feed and its meta are never written through planted temporary files", async (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "tmpnames");
   const target = victim(base);
   const dir = join(base, "sets");
   mkdirSync(dir, { mode: 0o700 });
@@ -168,7 +150,7 @@ test("a fetched feed and its meta are never written through planted temporary fi
 });
 
 test("the executables' state is never written through a planted temporary file", (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "tmpnames");
   const target = victim(base);
   const path = join(base, "executables.json");
   plant(path, target);
@@ -177,7 +159,7 @@ test("the executables' state is never written through a planted temporary file",
 });
 
 test("the anomaly state (whole or in slices) is never written through a planted temporary file", async (t) => {
-  const base = scratch(t);
+  const base = scratchDir(t, "tmpnames");
   const target = victim(base);
   const path = join(base, "anomaly.json");
   plant(path, target);

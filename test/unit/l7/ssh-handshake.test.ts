@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { SshHandshake, SshProtocolError } from "../../../src/l7/ssh/index.ts";
 import {
   captureHandshake,
-  freePort,
   makeKey,
   signHostKey,
   startSshd,
@@ -17,6 +16,7 @@ import {
   type KeyPair,
   type Sshd,
 } from "../../helpers/sshd.ts";
+import { freePort } from "../../helpers/ports.ts";
 
 let tmp: ReturnType<typeof tempDir>;
 let sshd: Sshd;

@@ -9,38 +9,15 @@ import { parsePolicy } from "../../../src/config/index.ts";
 import { decide } from "../../../src/l7/decide.ts";
 import type { ConnectionFacts } from "../../../src/policy/facts.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
+import { kexinit, sshPacket, sshString } from "../../helpers/ssh-packets.ts";
 
-const str = (b: Buffer | string) => {
-  const x = Buffer.from(b as never);
-  const l = Buffer.alloc(4);
-  l.writeUInt32BE(x.length);
-  return Buffer.concat([l, x]);
-};
-function packet(payload: Buffer): Buffer {
-  const pad = 8 - ((payload.length + 5) % 8) + 8;
-  const h = Buffer.alloc(5);
-  h.writeUInt32BE(payload.length + pad + 1);
-  h[4] = pad;
-  return Buffer.concat([h, payload, Buffer.alloc(pad)]);
-}
-const kexinit = (kex: string) =>
-  packet(
-    Buffer.concat([
-      Buffer.from([20]),
-      Buffer.alloc(16),
-      str(kex),
-      str("ssh-ed25519"),
-      ...Array.from({ length: 8 }, () => str("none")),
-      Buffer.alloc(5),
-    ]),
-  );
-const hostBlob = Buffer.concat([str("ssh-ed25519"), str(Buffer.alloc(32, 9))]);
-const reply = packet(
+const hostBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(Buffer.alloc(32, 9))]);
+const reply = sshPacket(
   Buffer.concat([
     Buffer.from([31]),
-    str(hostBlob),
-    str(Buffer.alloc(32, 1)),
-    str(Buffer.alloc(83, 2)),
+    sshString(hostBlob),
+    sshString(Buffer.alloc(32, 1)),
+    sshString(Buffer.alloc(83, 2)),
   ]),
 );
 
@@ -105,7 +82,7 @@ test("a line before the client's SSH version: judged as SSH unseen, the blocking
       Buffer.concat([
         Buffer.from(prefix + "SSH-2.0-Client\r\n"),
         kexinit("curve25519-sha256"),
-        packet(Buffer.concat([Buffer.from([30]), str(Buffer.alloc(32, 3))])),
+        sshPacket(Buffer.concat([Buffer.from([30]), sshString(Buffer.alloc(32, 3))])),
       ]),
     );
     const r = await Promise.race([

@@ -10,6 +10,7 @@ import { parsePolicy, type PolicyModel } from "../../../src/config/index.ts";
 import { decide } from "../../../src/l7/decide.ts";
 import type { ConnectionFacts } from "../../../src/policy/facts.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
+import { kexinit } from "../../helpers/ssh-packets.ts";
 
 const PIN = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
 const OTHER = "SHA256:AAAAztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
@@ -61,31 +62,6 @@ test("no host key seen: a later rule without a pin still decides; a block rule n
   const both = policy(pinned("allow", "only-known") + pinned("block", "bad-key") + anySsh);
   assert.deepEqual(judged(both), ["blocked", "bad-key"]);
 });
-
-const nameList = (s: string) => {
-  const b = Buffer.from(s);
-  const l = Buffer.alloc(4);
-  l.writeUInt32BE(b.length);
-  return Buffer.concat([l, b]);
-};
-function packet(payload: Buffer): Buffer {
-  const pad = 8 - ((payload.length + 5) % 8) + 8;
-  const h = Buffer.alloc(5);
-  h.writeUInt32BE(payload.length + pad + 1);
-  h[4] = pad;
-  return Buffer.concat([h, payload, Buffer.alloc(pad)]);
-}
-const kexinit = (kex: string) =>
-  packet(
-    Buffer.concat([
-      Buffer.from([20]),
-      Buffer.alloc(16),
-      nameList(kex),
-      nameList("ssh-ed25519"),
-      ...Array.from({ length: 8 }, () => nameList("none")),
-      Buffer.alloc(5),
-    ]),
-  );
 
 test("through the relay: a server on a key exchange moat does not read is reset, the pin unmet", async (t) => {
   let serverGot = "";

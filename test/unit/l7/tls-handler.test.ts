@@ -24,20 +24,13 @@ import { makeTlsHandler } from "../../../src/l7/tls/handler.ts";
 import { CertificateProbe } from "../../../src/l7/tls/probe.ts";
 import { relayStandIn, type RelayStandIn } from "../../helpers/l7-context.ts";
 import { makeCertificates, type TestCertificates } from "../../helpers/test-certificates.ts";
+import { freePort } from "../../helpers/ports.ts";
 
 let certs: TestCertificates;
 let relay: RelayStandIn;
 let silent: Server;
 const servers: ChildProcess[] = [];
 const ports: Record<string, number> = {};
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 /** openssl s_server answering HTTP (-www) with this leaf, its chain and only this version. */
 async function sServer(name: string, leaf: string, version: "tls1_2" | "tls1_3"): Promise<void> {
