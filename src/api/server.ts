@@ -231,6 +231,9 @@ function createListener(
   upgradedSockets.set(server, upgraded);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
     counters.requests++;
+    // Node stops listening for an upgraded socket's errors: a client gone before moat's answer
+    // (a reset) would end the process with an uncaught error
+    socket.on("error", () => socket.destroy());
     upgraded.add(socket);
     socket.once("close", () => upgraded.delete(socket));
     try {

@@ -100,5 +100,5 @@ export function acceptWebSocket(
     ),
   );
   socket.once("close", done);
-  socket.once("error", done);
+  socket.on("error", done);
 }
