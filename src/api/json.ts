@@ -1,6 +1,7 @@
 // Request bodies in, JSON out (bigint counters as numbers: they stay far below 2^53 in practice,
 // and a string beyond that keeps them exact).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { jsonNestsDeeper } from "../config/index.ts";
 import { HttpError } from "./errors.ts";
 
 /**
@@ -39,26 +40,9 @@ export async function readBody(req: IncomingMessage, max = BODY_LIMITS.small): P
   }
 }
 
-/** 400 when arrays and objects nest deeper than MAX_DEPTH (a linear scan, strings skipped). */
-function checkDepth(text: string): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > MAX_DEPTH)
-        throw new HttpError(400, "EDEPTH", `the request body nests deeper than ${MAX_DEPTH}`);
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-}
-
 export function readJson(text: string): unknown {
-  checkDepth(text);
+  if (jsonNestsDeeper(text, MAX_DEPTH))
+    throw new HttpError(400, "EDEPTH", `the request body nests deeper than ${MAX_DEPTH}`);
   try {
     return JSON.parse(text) as unknown;
   } catch {

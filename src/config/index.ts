@@ -29,6 +29,7 @@ export {
   type Feature,
 } from "./unsupported.ts";
 export { printable } from "./printable.ts";
+export { jsonNestsDeeper } from "./json-depth.ts";
 export { parseDuration } from "./duration.ts";
 export { parseAddressEntry, parseHostname } from "./address-entry.ts";
 export {

@@ -5,7 +5,7 @@
 // are taken (captcha and other remedies, country or AS scopes are counted as skipped). A failed
 // poll keeps the entries and is logged; the next poll asks for every decision again.
 import type { DynamicEntry, PolicyModel, SetOrigin } from "../config/index.ts";
-import { MAX_ENTRY_TIMEOUT_SECONDS, parseAddressEntry } from "../config/index.ts";
+import { jsonNestsDeeper, MAX_ENTRY_TIMEOUT_SECONDS, parseAddressEntry } from "../config/index.ts";
 import { readSecretFile } from "../observe/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
 import { readLimited } from "./limited-body.ts";
@@ -52,6 +52,9 @@ export function goDurationMs(text: string): number | null {
 }
 
 const LONGEST_MS = MAX_ENTRY_TIMEOUT_SECONDS * 1000;
+
+/** Nesting past this in a reply is refused before parsing (a decision stream nests 3 deep). */
+const MAX_DEPTH = 8;
 
 /** What a poll's answer changes in the set: entries to add, entries to remove, skipped. */
 export function decisionChanges(
@@ -117,7 +120,13 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
         throw new Error(`HTTP ${res.status}`);
       }
       const reply = await readLimited(res, maxReply);
-      const { adds, dels, skipped } = decisionChanges(JSON.parse(reply.toString("utf8")), now());
+      const text = reply.toString("utf8");
+      // a decision stream nests 3 deep: a deeper reply would hold the thread in JSON.parse
+      if (jsonNestsDeeper(text, MAX_DEPTH))
+        throw new Error(
+          `the reply nests deeper than ${MAX_DEPTH} levels, unlike a decision stream`,
+        );
+      const { adds, dels, skipped } = decisionChanges(JSON.parse(text), now());
       // stopped meanwhile (the set left the policy, or its bouncer changed): not this poll's set
       if (p.stopped) return;
       const replace = p.startup;

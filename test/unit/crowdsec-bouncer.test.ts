@@ -144,3 +144,31 @@ test("a bouncer key others can read is refused, and so is a reply over its limit
   assert.match(logs[1] ?? "", /failed \(the body is over 1048576 bytes\); the entries stay$/);
   assert.equal(bulks, 0);
 });
+
+test("a reply nested deeper than a decision stream is refused before it is parsed", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-cs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, "key");
+  writeFileSync(keyFile, "s3cret\n", { mode: 0o600 });
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(`${"[".repeat(100_000)}${"]".repeat(100_000)}`);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const logs: string[] = [];
+  const bouncer = startCrowdsec({
+    model: () => crowdsecModel(url, keyFile),
+    sets: { bulk: () => Promise.resolve({ entries: 0, dropped: 0 }) },
+    log: (line) => logs.push(line),
+  });
+  t.after(() => bouncer.close());
+  bouncer.applied();
+  const end = Date.now() + 10_000;
+  while (logs.length < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.match(
+    logs[0] ?? "",
+    /^crowdsec: set cs: polling http:\S+ failed \(the reply nests deeper than 8 levels, unlike a decision stream\); the entries stay$/,
+  );
+});
