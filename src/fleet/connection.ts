@@ -1,6 +1,7 @@
 // How moat connects to the fleet's NATS cluster: the host's nkey (when it has one), an inbox of
 // its own (so its permissions can leave other hosts' replies out), reconnecting forever.
 import { connect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "nats";
+import "./nats-transport.ts";
 
 export interface FleetConnectOptions {
   url: string | string[];

@@ -10,6 +10,7 @@
 // the last one is dropped unsent.
 import { randomBytes } from "node:crypto";
 import { connect, DebugEvents, Events, type JetStreamClient, type NatsConnection } from "nats";
+import "../../fleet/nats-transport.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { eventJson } from "../../datapath/event-json.ts";
 import {

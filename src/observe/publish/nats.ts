@@ -6,6 +6,7 @@
 // when the server answers or the connection breaks; until then later batches are dropped
 // unsent, so a server that stops reading holds at most one batch in moat's memory.
 import { connect, DebugEvents, Events, type NatsConnection } from "nats";
+import "../../fleet/nats-transport.ts";
 import type { MoatEvent } from "../../datapath/event.ts";
 import { eventJson } from "../../datapath/event-json.ts";
 import type { EventSink } from "../sink.ts";
