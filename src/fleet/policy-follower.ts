@@ -4,6 +4,7 @@
 // apply is over, applied or refused, so it is never taken up again; one whose apply failed (the
 // daemon's error, or the daemon stopping meanwhile) is taken up again. The record survives
 // restarts (applied-revision.ts).
+import { setTimeout as sleep } from "node:timers/promises";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import { connectFleet, type FleetConnectOptions } from "./connection.ts";
 import { policyKey, statusKey, type FleetStatus } from "./names.ts";
@@ -95,10 +96,9 @@ export class PolicyFollower {
       await this.nc?.close().catch(() => {});
       this.nc = undefined;
       if (this.closing.signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, retryMs);
-        this.closing.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()));
-      });
+      // the wait lets go of the close signal when it ends: a server away for a day would
+      // otherwise leave a listener on it per retry
+      await sleep(retryMs, undefined, { signal: this.closing.signal }).catch(() => {});
     }
   }
 
