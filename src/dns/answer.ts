@@ -8,6 +8,8 @@ import { boundNamePointers } from "./name-pointers.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
+/** The most one IPv4 datagram carries (the proxy's listeners are IPv4): a larger one is not sent. */
+const MAX_UDP_PAYLOAD = 65_507;
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const TYPE_SVCB = 64;
 const TYPE_HTTPS = 65;
@@ -83,17 +85,35 @@ export function typeName(type: string): string {
 
 export interface Query {
   id: number;
-  /** The first question's name and type ("" when there is none). */
+  /** The first question's name and type ("" when there is none, or it cannot be read). */
   name: string;
   type: string;
   /** The largest answer the client takes over UDP. */
   udpLimit: number;
-  /** Every question's name: a query moat answers has exactly one. */
-  names: string[];
+  /** The questions its header counts: moat answers a query of one, the others FORMERR. */
+  questions: number;
 }
 
-/** A query's questions, or null when the bytes are not a query. */
+/** The header's bytes, and its QR bit (set: a response). */
+const HEADER = 12;
+const QR = 0x80;
+
+/**
+ * A query's question, or null when the bytes are not a query. A query whose header counts other
+ * than one question is not decoded past its first name: it is answered FORMERR from its header
+ * (errorAnswer), and reading thousands of questions would cost the event loop for nothing.
+ */
 export function readQuery(buf: Buffer): Query | null {
+  if (buf.length < HEADER || (buf[2]! & QR) !== 0) return null;
+  const questions = u16(buf, 4);
+  if (questions !== 1)
+    return {
+      id: u16(buf, 0),
+      name: firstName(buf),
+      type: "",
+      udpLimit: CLASSIC_UDP_LIMIT,
+      questions,
+    };
   let m: Message;
   try {
     m = decode(buf);
@@ -101,22 +121,30 @@ export function readQuery(buf: Buffer): Query | null {
     return null;
   }
   if (m.type !== "query") return null;
-  const questions = m.questions ?? [];
-  const q = questions[0];
+  const q = m.questions?.[0];
   let edns = 0;
   for (const a of m.additionals ?? [])
     if (a.type === "OPT") {
       edns = a.udpPayloadSize ?? 0;
       break;
     }
-  const names = questions.map((x) => normal(x.name));
   return {
     id: m.id ?? 0,
-    name: names[0] ?? "",
+    name: q ? normal(q.name) : "",
     type: q ? typeName(q.type) : "",
-    udpLimit: Math.max(CLASSIC_UDP_LIMIT, edns),
-    names,
+    udpLimit: Math.min(MAX_UDP_PAYLOAD, Math.max(CLASSIC_UDP_LIMIT, edns)),
+    questions,
   };
+}
+
+/** The first question's name, alone ("" when the header counts none or it cannot be read). */
+function firstName(buf: Buffer): string {
+  if (u16(buf, 4) === 0) return "";
+  try {
+    return normal(nameCodec.decode(buf, HEADER));
+  } catch {
+    return "";
+  }
 }
 
 export interface AddressRecord {
@@ -239,11 +267,16 @@ function hasCname(records: readonly Record[]): boolean {
   return false;
 }
 
-/** moat's own answer to `query`: its question, no records, the given rcode. */
+/**
+ * moat's own answer to `query`: its question, no records, the given rcode. A query whose header
+ * counts other than one question gets the header alone (no question): echoed, its questions
+ * would make an answer as costly as the query to write, and larger than a TCP message holds.
+ */
 export function errorAnswer(
   query: Buffer,
   rcode: "FORMERR" | "REFUSED" | "SERVFAIL" | "NXDOMAIN",
 ): Buffer {
+  if (query.length >= HEADER && u16(query, 4) !== 1) return headerAnswer(query, RCODE[rcode]);
   const q = decode(query);
   return encode({
     id: q.id ?? 0,
@@ -255,6 +288,22 @@ export function errorAnswer(
     additionals: [],
   });
 }
+
+/** A 12-byte answer: the query's id and RD flag, QR set, `rcode`, no questions or records. */
+function headerAnswer(query: Buffer, rcode: number): Buffer {
+  const out = Buffer.alloc(HEADER);
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = QR | (query[2]! & RD);
+  out[3] = rcode;
+  return out;
+}
+
+/** The RD bit of a header's third byte. */
+const RD = 0x01;
+
+/** The largest DNS message: what TCP's 2-byte length says (RFC 1035 4.2.2). */
+export const MAX_MESSAGE = 0xffff;
 
 /**
  * The answer as a UDP client of `limit` bytes takes it: unchanged when it fits; else its header

@@ -9,7 +9,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dg
 import { connect, createServer, isIPv6, Socket, type Server } from "node:net";
 import type { ProcessFacts } from "../attribution/index.ts";
 import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../datapath/index.ts";
-import { errorAnswer, fitUdp, readQuery, readReply, truncated } from "./answer.ts";
+import { errorAnswer, fitUdp, MAX_MESSAGE, readQuery, readReply, truncated } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents, type QueryRecord } from "./dns-event.ts";
 import { identityCache } from "./identity.ts";
@@ -23,7 +23,7 @@ import type {
   NameKey,
   OriginalLookup,
 } from "./ports.ts";
-import { queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
+import { queryFacts, type QueryJudge } from "./query-judge.ts";
 import type { DnsSettings } from "../config/index.ts";
 
 /** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
@@ -41,7 +41,7 @@ import {
   type ServedNamespace,
   type TrustedResolvers,
 } from "./trusted.ts";
-import { admit, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
+import { makeRoom, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
 import { UpstreamPool } from "./upstream-pool.ts";
 import { RandomIds, idOf, setId } from "./query-id.ts";
 
@@ -52,6 +52,12 @@ const UPSTREAM_TIMEOUT_MS = 5000;
 const SWEEP_MS = 1000;
 /** Queries waiting for their server at once; past it a query gets SERVFAIL at once. */
 const MAX_PENDING = 4096;
+/**
+ * The most of them one uid holds (unknown askers together count as one uid): a quarter. The
+ * uids other than root together hold at most MAX_PENDING less root's share, so one user's queries
+ * stuck on a server that never answers cannot take root's lookups with them.
+ */
+const PENDING_SHARE = MAX_PENDING / 4;
 
 export interface DnsProxyOptions {
   /** Where a redirected client meant to send its query, and who it is (datapath.originalOf). */
@@ -89,7 +95,7 @@ export interface DnsProxyStats {
   bindFull: number;
   /** Servers that did not answer in time, or answered garbage. */
   failed: number;
-  /** Queries over the pending limit, answered SERVFAIL at once. */
+  /** Queries over the pending limit or their uid's share of it, answered SERVFAIL at once. */
   overloaded: number;
 }
 
@@ -143,7 +149,7 @@ export class DnsProxy {
   private readonly pool = new UpstreamPool();
   /** The ids of the queries asked from other namespaces' sockets. */
   private readonly queryIds = new RandomIds();
-  private pending = 0;
+  private readonly pending = new PendingShares();
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
   /** options.process, each client's facts kept for a second (not read from /proc per query). */
@@ -348,10 +354,15 @@ export class DnsProxy {
   }
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): Promise<void> {
-    return this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via).then((reply) => {
-      if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
-        via.udp.send(reply, rinfo.port, rinfo.address);
-    });
+    return this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via)
+      .then((reply) => {
+        if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
+          via.udp.send(reply, rinfo.port, rinfo.address);
+      })
+      .catch((err: unknown) => {
+        // a listener closed meanwhile: the answer is dropped, moat runs on
+        this.options.log(`dns proxy (udp): no answer sent: ${(err as Error).message}`);
+      });
   }
 
   private idOf(l: Listener): string {
@@ -361,16 +372,24 @@ export class DnsProxy {
 
   /** TCP: 2-byte length framing, several queries per connection, within TCP_LIMITS. */
   private onConnection(client: Socket, via: Listener): void {
-    if (!admit(this.clients, this.tcpLimits)) {
-      client.destroy();
-      return;
-    }
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
-    const served = new TcpClient(client, this.tcpLimits, (query) =>
+    const uid = this.uidOf(peer);
+    makeRoom(this.clients, this.tcpLimits, uid);
+    const log = this.options.log;
+    const served = new TcpClient(client, this.tcpLimits, { uid, log }, (query) =>
       this.safely(query, peer, "tcp", via),
     );
     this.clients.set(client, served);
     client.on("close", () => this.clients.delete(client));
+  }
+
+  /** Who opened a TCP connection, as the kernel recorded it (null: unknown). */
+  private uidOf(peer: { ip: string; port: number }): number | null {
+    try {
+      return this.options.original(peer, "tcp")?.owner?.uid ?? null;
+    } catch {
+      return null;
+    }
   }
 
   /** The answer; a bug in answering is logged and the client gets SERVFAIL, moat runs on. */
@@ -415,13 +434,12 @@ export class DnsProxy {
     const process = owner ? this.processOf(owner) : null;
     const identity = owner ? this.identityOfOwner(owner) : null;
     const serverNames = identity ? this.store.namesOf(identity, server.ip) : undefined;
-    const judge = (name: string) =>
-      this.options.judge(queryFacts({ protocol, client, server, name, process, serverNames }));
-    // a query of several questions would be judged by one and answered for all: none is asked
-    const single = q.names.length === 1;
-    const { verdict, name } = single
-      ? { verdict: judge(q.name), name: q.name }
-      : strictestOf(q.names, judge);
+    // a query of other than one question is not asked (FORMERR): judged by its first name, read
+    // alone, for its events
+    const name = q.name;
+    const verdict = this.options.judge(
+      queryFacts({ protocol, client, server, name, process, serverNames }),
+    );
     // the listener says the namespace: the kernel's record of the client does not
     const trusted = answerBinds(this.trusted, server.ip, via.netns?.namespace ?? "moat");
     const exchange: DnsExchange = { query: name, qtype: q.type, rcode: "", answers: [], trusted };
@@ -436,7 +454,7 @@ export class DnsProxy {
       generation: 0,
     };
 
-    if (!single) {
+    if (q.questions !== 1) {
       this.stats.refused++;
       return this.reported(record, errorAnswer(query, "FORMERR"), "FORMERR");
     }
@@ -447,12 +465,12 @@ export class DnsProxy {
     // Firefox keeps DNS over HTTPS off when its canary does not resolve
     if (this.settings.doh === "block" && isDohCanary(q.name))
       return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
-    if (this.pending >= MAX_PENDING) {
+    const uid = owner ? owner.uid : null;
+    if (!this.pending.take(uid)) {
       this.stats.overloaded++;
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     let upstream: Buffer;
-    this.pending++;
     try {
       upstream = await this.ask(server, query, protocol, via);
     } catch (err) {
@@ -462,7 +480,7 @@ export class DnsProxy {
       );
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     } finally {
-      this.pending--;
+      this.pending.release(uid);
     }
     const read = readReply(upstream, q.name, this.settings.ech === "strip");
     let reply = read.reply;
@@ -472,6 +490,14 @@ export class DnsProxy {
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     exchange.answers = a.summary;
+    // written again without its hints (and uncompressed), it can outgrow TCP's 2-byte length
+    if (protocol === "tcp" && reply.length > MAX_MESSAGE) {
+      this.stats.failed++;
+      this.options.log(
+        `dns proxy: the answer from ${server.ip} for ${q.name} is ${reply.length} bytes once its hints are out, more than TCP carries`,
+      );
+      return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
     // the server truncated it: the client asks again over TCP, and that answer binds
     if (a.truncated) return this.reported(record, truncated(reply), a.rcode);
     if (trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
@@ -633,25 +659,30 @@ export class DnsProxy {
 }
 
 /**
- * The verdict of a query of several questions (or none: judged as a query for ""): the first
- * question the policy blocks, else the first it detects, else the first; and that question's name.
+ * The queries waiting for their server, by the uid that asked them (null: the kernel did not
+ * say): within MAX_PENDING and PENDING_SHARE.
  */
-function strictestOf(
-  names: readonly string[],
-  judge: (name: string) => QueryVerdict,
-): { verdict: QueryVerdict; name: string } {
-  const [first = "", ...rest] = names;
-  let out = { verdict: judge(first), name: first };
-  for (const name of rest) {
-    if (out.verdict.verdict === "blocked") break;
-    const verdict = judge(name);
-    if (
-      verdict.verdict !== "allowed" &&
-      (verdict.verdict === "blocked" || out.verdict.verdict === "allowed")
-    )
-      out = { verdict, name };
+class PendingShares {
+  private readonly byUid = new Map<number | null, number>();
+  /** Those of every uid but root's. */
+  private others = 0;
+
+  /** Counts a query of `uid` in; false when its share, or the room left to non-root, is full. */
+  take(uid: number | null): boolean {
+    const held = this.byUid.get(uid) ?? 0;
+    if (held >= PENDING_SHARE) return false;
+    if (uid !== 0 && this.others >= MAX_PENDING - PENDING_SHARE) return false;
+    this.byUid.set(uid, held + 1);
+    if (uid !== 0) this.others++;
+    return true;
   }
-  return out;
+
+  release(uid: number | null): void {
+    const held = (this.byUid.get(uid) ?? 1) - 1;
+    if (held > 0) this.byUid.set(uid, held);
+    else this.byUid.delete(uid);
+    if (uid !== 0) this.others--;
+  }
 }
 
 /** A listener's sockets made elsewhere: what dgram's bind and net's listen take. */

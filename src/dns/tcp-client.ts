@@ -2,12 +2,19 @@
 // connection answered as they complete, within bounds a local client cannot push the daemon past:
 // it is not read while its unsent answers or its queries in flight are over a bound (read again
 // once they drain), a query must arrive whole within a deadline of its first byte (bytes that keep
-// coming do not extend it), an idle connection is closed, and the proxy caps its connections.
+// coming do not extend it), an idle connection is closed, and the proxy caps its connections, in
+// all and per asking uid. An answer is never more than the 2-byte length says.
 import type { Socket } from "node:net";
+import { errorAnswer, MAX_MESSAGE } from "./answer.ts";
 
 export interface TcpLimits {
-  /** Open connections to the proxy (all its listeners); past it the oldest idle one is closed. */
+  /**
+   * Open connections to the proxy (all its listeners); past it one of the uid holding the most
+   * is closed (root's only when no other uid holds one), its oldest idle one first.
+   */
   maxClients: number;
+  /** Open connections of one uid (unknown askers count as one); past it its own oldest is closed. */
+  maxClientsPerUid: number;
   /** Answers written but not yet taken by the client, in bytes, past which it is not read. */
   maxUnsentBytes: number;
   /** A connection's queries waiting for their answers, past which it is not read. */
@@ -20,6 +27,7 @@ export interface TcpLimits {
 
 export const TCP_LIMITS: TcpLimits = {
   maxClients: 256,
+  maxClientsPerUid: 64,
   maxUnsentBytes: 64 * 1024,
   maxInFlight: 16,
   queryDeadlineMs: 5000,
@@ -35,12 +43,22 @@ export class TcpClient {
   private inFlight = 0;
   private deadline: NodeJS.Timeout | null = null;
   readonly socket: Socket;
+  /** Who connected, as the kernel recorded it (null: unknown). */
+  readonly uid: number | null;
   private readonly limits: TcpLimits;
   private readonly answer: TcpAnswer;
+  private readonly log: (line: string) => void;
 
-  constructor(socket: Socket, limits: TcpLimits, answer: TcpAnswer) {
+  constructor(
+    socket: Socket,
+    limits: TcpLimits,
+    who: { uid: number | null; log: (line: string) => void },
+    answer: TcpAnswer,
+  ) {
     this.socket = socket;
     this.limits = limits;
+    this.uid = who.uid;
+    this.log = who.log;
     this.answer = answer;
     socket.setTimeout(limits.idleMs, () => socket.destroy());
     socket.on("data", (chunk: Buffer) => {
@@ -65,7 +83,9 @@ export class TcpClient {
       const query = this.nextQuery();
       if (!query) break;
       this.inFlight++;
-      void this.answer(query).then((reply) => this.send(reply));
+      this.answer(query)
+        .then((reply) => this.send(query, reply))
+        .catch((err: unknown) => this.fail(err));
     }
     if (this.full()) {
       // not read meanwhile: a query it left half-sent is not the client's delay
@@ -77,15 +97,24 @@ export class TcpClient {
     }
   }
 
-  private send(reply: Buffer | null): void {
+  private send(query: Buffer, reply: Buffer | null): void {
     this.inFlight--;
     if (this.socket.destroyed) return;
     if (reply) {
-      const length = Buffer.alloc(2);
-      length.writeUInt16BE(reply.length);
-      this.socket.write(Buffer.concat([length, reply]));
+      // more than the length can say: the client gets SERVFAIL, never a wrong frame
+      const out = reply.length > MAX_MESSAGE ? errorAnswer(query, "SERVFAIL") : reply;
+      const length = Buffer.from([out.length >> 8, out.length & 0xff]);
+      this.socket.write(Buffer.concat([length, out]));
     }
     this.pump();
+  }
+
+  /** A bug in answering: logged, and this client's connection closed (moat runs on). */
+  private fail(err: unknown): void {
+    this.log(
+      `dns proxy (tcp): answering ${this.socket.remoteAddress ?? ""}:${this.socket.remotePort ?? 0} failed: ${(err as Error).stack ?? String(err)}`,
+    );
+    this.socket.destroy();
   }
 
   private full(): boolean {
@@ -134,16 +163,38 @@ export class TcpClient {
 }
 
 /**
- * Whether the proxy takes a new connection: under the cap, yes; at it, the oldest idle
- * connection is closed to make room, and with none idle the new one is refused.
+ * Makes room for a new connection of `uid`: past its share, one of its own is closed; with every
+ * slot taken, one of the uid holding the most (root's only when no other uid holds any). Either
+ * way the oldest idle one, else the oldest: a connection with queries stuck on a silent server is
+ * never idle, and one uid's such connections must not keep the others out.
  */
-export function admit(clients: ReadonlyMap<Socket, TcpClient>, limits: TcpLimits): boolean {
-  if (clients.size < limits.maxClients) return true;
-  // insertion order is age order
-  for (const c of clients.values())
-    if (c.idle()) {
-      c.socket.destroy();
-      return true;
-    }
-  return false;
+export function makeRoom(
+  clients: ReadonlyMap<Socket, TcpClient>,
+  limits: TcpLimits,
+  uid: number | null,
+): void {
+  // insertion order is age order; a connection closed already is leaving the table
+  const byUid = new Map<number | null, TcpClient[]>();
+  let open = 0;
+  for (const c of clients.values()) {
+    if (c.socket.destroyed) continue;
+    open++;
+    const list = byUid.get(c.uid);
+    if (list) list.push(c);
+    else byUid.set(c.uid, [c]);
+  }
+  const own = byUid.get(uid) ?? [];
+  if (own.length >= limits.maxClientsPerUid) closeOldest(own);
+  else if (open >= limits.maxClients) closeOldest(heaviest(byUid));
+}
+
+/** The connections of the uid holding the most, root's last. */
+function heaviest(byUid: ReadonlyMap<number | null, TcpClient[]>): TcpClient[] {
+  let most: TcpClient[] = [];
+  for (const [uid, list] of byUid) if (uid !== 0 && list.length > most.length) most = list;
+  return most.length > 0 ? most : (byUid.get(0) ?? []);
+}
+
+function closeOldest(clients: readonly TcpClient[]): void {
+  (clients.find((c) => c.idle()) ?? clients[0])?.socket.destroy();
 }

@@ -44,15 +44,20 @@ test("a query's name, type, and the answer size its client takes over UDP", () =
     name: "github.com",
     type: "A",
     udpLimit: 512,
-    names: ["github.com"],
+    questions: 1,
   });
   assert.equal(readQuery(query("github.com", "AAAA", 1232))?.udpLimit, 1232);
   assert.equal(readQuery(query("github.com", "A", 100))?.udpLimit, 512, "never under 512");
+  assert.equal(
+    readQuery(query("github.com", "A", 65_535))?.udpLimit,
+    65_507,
+    "never over what one IPv4 datagram carries: a larger answer is sent truncated, not dropped",
+  );
   assert.equal(readQuery(Buffer.from("not dns")), null);
   assert.equal(readQuery(response([])), null, "an answer is no query");
 });
 
-test("a query of two questions, or none, is read with its question count and every name", () => {
+test("a query of two questions, or none, is read from its header and first name only", () => {
   const asked = (names: string[]) =>
     readQuery(
       dnsPacket.encode({
@@ -61,24 +66,49 @@ test("a query of two questions, or none, is read with its question count and eve
         questions: names.map((name) => ({ type: "A" as const, name })),
       }),
     );
-  assert.deepEqual(asked(["a.example", "X.ads.example."]), {
+  assert.deepEqual(asked(["X.ads.example.", "a.example"]), {
     id: 9,
-    name: "a.example",
-    type: "A",
-    udpLimit: 512,
-    names: ["a.example", "x.ads.example"],
-  });
-  assert.deepEqual(asked([]), {
-    id: 9,
-    name: "",
+    name: "x.ads.example",
     type: "",
     udpLimit: 512,
-    names: [],
+    questions: 2,
+  });
+  assert.deepEqual(asked([]), { id: 9, name: "", type: "", udpLimit: 512, questions: 0 });
+  // what follows the first name is never read: bytes that are no question at all
+  const header = Buffer.from([0, 9, 1, 0, 0, 3, 0, 0, 0, 0, 0, 0]);
+  const name = Buffer.from([1, 0x61, 0]);
+  assert.deepEqual(readQuery(Buffer.concat([header, name, Buffer.from([0xff, 0xff])])), {
+    id: 9,
+    name: "a",
+    type: "",
+    udpLimit: 512,
+    questions: 3,
   });
   const formerr = dnsPacket.decode(
     errorAnswer(dnsPacket.encode({ type: "query", id: 9, questions: [] }), "FORMERR"),
   ) as dnsPacket.DecodedPacket & { rcode: string };
   assert.equal(formerr.rcode, "FORMERR");
+});
+
+test("moat's own answer to a query of other than one question is its header alone", () => {
+  const two = dnsPacket.encode({
+    type: "query",
+    id: 0x4321,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [
+      { type: "A", name: "a.example" },
+      { type: "A", name: "b.example" },
+    ],
+  });
+  for (const rcode of ["FORMERR", "REFUSED", "SERVFAIL"] as const) {
+    const out = errorAnswer(two, rcode);
+    assert.equal(out.length, 12);
+    const d = dnsPacket.decode(out) as dnsPacket.DecodedPacket & { rcode: string };
+    assert.deepEqual(
+      [d.id, d.type, d.rcode, d.flag_rd, d.questions?.length],
+      [0x4321, "response", rcode, true, 0],
+    );
+  }
 });
 
 test("an answer's names are the query and its CNAME chain; its addresses those of the chain", () => {

@@ -163,7 +163,8 @@ test("a query of two questions, or none, is answered FORMERR and never asked ups
     up.close();
   });
   const port = p.proxy.addresses().udp.port;
-  const two = await ask(port, query(["harmless.test", "x.ads.example"], 7));
+  // judged by its first name alone (the others are not read), for its events
+  const two = await ask(port, query(["x.ads.example", "harmless.test"], 7));
   assert.equal(two.rcode, "FORMERR");
   assert.equal(two.id, 7);
   assert.equal(two.answers?.length, 0);
@@ -241,11 +242,11 @@ test("TCP: a client that never reads its answers is not read either", async (t) 
     c.destroy();
     p.proxy.close();
   });
-  // queries of many questions: each REFUSED answer (moat does not know the client) is as large
-  const names = Array.from({ length: 500 }, (_, i) => `n${i}.example`);
-  const one = query(names);
+  // queries of the longest name: each REFUSED answer (moat does not know the client) repeats it
+  const longest = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
+  const one = query([longest]);
   const framed = Buffer.concat([Buffer.from([one.length >> 8, one.length & 0xff]), one]);
-  const sent = 3000;
+  const sent = 60_000;
   for (let i = 0; i < sent; i += 100) c.write(Buffer.concat(Array(100).fill(framed)));
   let last = -1;
   for (let i = 0; i < 40 && p.proxy.stats.queries !== last; i++) {

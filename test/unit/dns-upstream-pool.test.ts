@@ -2,10 +2,12 @@
 // loopback: every answer reaches the query that asked, with the client's own id back in it,
 // whatever id went on the wire; concurrent queries are told apart; a datagram answering no
 // query is dropped; a refusal (nothing listens) fails the query at once; sockets are replaced
-// after their uses, so the source port changes.
+// after their uses, so the source port changes; the sockets open stay bounded whatever the number
+// of servers asked (a user may name any server), and idle ones are closed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
+import { readdirSync } from "node:fs";
 import { UpstreamPool } from "../../src/dns/upstream-pool.ts";
 
 /** A server that answers each datagram with its bytes reversed after the 2-byte id, and records
@@ -85,6 +87,70 @@ test("sockets are reused, then replaced: the source ports change over many queri
     // 2600 queries: a few sockets at once, each replaced after its uses
     assert.ok(srv.ports.size > 8, `ports: ${srv.ports.size}`);
     assert.ok(srv.ports.size < 100, `ports: ${srv.ports.size}`);
+  } finally {
+    pool.close();
+    srv.close();
+  }
+});
+
+/** The file descriptors this process holds (its sockets among them). */
+const openFds = (): number => readdirSync("/proc/self/fd").length;
+
+/** `n` servers on loopback (each its own port: a server of its own for the pool). */
+async function servers(n: number, answer: boolean): Promise<{ ports: number[]; close(): void }> {
+  const all: Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = createSocket("udp4");
+    if (answer) s.on("message", (msg, r) => s.send(msg, r.port, r.address));
+    await new Promise<void>((res) => s.bind(0, "127.0.0.1", () => res()));
+    all.push(s);
+  }
+  return { ports: all.map((s) => s.address().port), close: () => all.forEach((s) => s.close()) };
+}
+
+test("queries to 400 servers that answer leave at most 64 servers' sockets open", async () => {
+  const srv = await servers(400, true);
+  const pool = new UpstreamPool();
+  const before = openFds();
+  try {
+    for (const port of srv.ports) {
+      const a = await pool.ask({ ip: "127.0.0.1", port }, query(3, "q"), 2000);
+      assert.equal(a.subarray(2).toString(), "q", "every server's answer arrives");
+    }
+    const open = openFds() - before;
+    assert.ok(open <= 64, `${open} sockets open after 400 servers`);
+  } finally {
+    pool.close();
+    srv.close();
+  }
+});
+
+test("queries to 400 silent servers at once: their sockets close when they time out", async () => {
+  const srv = await servers(400, false);
+  const pool = new UpstreamPool();
+  const before = openFds();
+  try {
+    const asked = srv.ports.map((port) => pool.ask({ ip: "127.0.0.1", port }, query(3, "q"), 300));
+    const outcomes = await Promise.allSettled(asked);
+    assert.ok(outcomes.every((o) => o.status === "rejected"));
+    const open = openFds() - before;
+    assert.ok(open <= 64, `${open} sockets open after 400 silent servers`);
+  } finally {
+    pool.close();
+    srv.close();
+  }
+});
+
+test("a server's sockets are closed once idle", async () => {
+  const srv = await servers(3, true);
+  const pool = new UpstreamPool({ idleMs: 200 });
+  const before = openFds();
+  try {
+    for (const port of srv.ports)
+      for (let i = 0; i < 20; i++) await pool.ask({ ip: "127.0.0.1", port }, query(i, "q"), 2000);
+    assert.ok(openFds() > before, "sockets kept while in use");
+    for (let i = 0; i < 50 && openFds() > before; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(openFds() - before, 0, "every idle socket closed");
   } finally {
     pool.close();
     srv.close();
