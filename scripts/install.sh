@@ -27,7 +27,7 @@ ZSHCOMPDIR=${ZSHCOMPDIR:-$PREFIX/share/zsh/vendor-completions}
 install_tree() {
   local d=$DESTDIR
   for f in "$NODE_BIN" "$root/build/bpf/moat.bpf.o" "$root/build/bpf/map_count.bpf.o" \
-    "$root/native/build/Release/moat_native.node" \
+    "$root/build/bpf/file_ids.bpf.o" "$root/native/build/Release/moat_native.node" \
     "$root/build/dist/cli-main.mjs"; do
     [ -f "$f" ] || { echo "moat install: $f is missing; run 'make build' first." >&2; exit 1; }
   done
@@ -36,7 +36,8 @@ install_tree() {
   cp -a "$root"/{data,schema,examples,docs,package.json,package-lock.json,README.md} "$d$lib.new/"
   cp -a "$root/build/dist" "$d$lib.new/build/"
   [ -d "$root/build/web" ] && cp -a "$root/build/web" "$d$lib.new/build/"
-  install -m 0644 "$root/build/bpf/moat.bpf.o" "$root/build/bpf/map_count.bpf.o" "$d$lib.new/build/bpf/"
+  install -m 0644 "$root/build/bpf/moat.bpf.o" "$root/build/bpf/map_count.bpf.o" \
+    "$root/build/bpf/file_ids.bpf.o" "$d$lib.new/build/bpf/"
   # the CLI bundle (make build): commands start without stripping TypeScript at run time
   [ -f "$root/build/cli/BUILT" ] && cp -a "$root/build/cli" "$d$lib.new/build/"
   install -m 0755 "$root/native/build/Release/moat_native.node" "$d$lib.new/native/build/Release/"

@@ -7,6 +7,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "parse.h"
+#include "exe_file.h"
 
 /* what a rule can constrain, as the initiator's first packet shows it */
 struct facts {
@@ -264,6 +265,24 @@ static __always_inline __u32 mirror_ifindex(__u32 slot, const struct moat_meta *
 	return key_class(&tbl_proc_route, slot, &key);
 }
 
+/* the executable's path class in generation `slot`, by (inode, device, generation): user space
+ * writes each file's key, and a copy with MOAT_GEN_NONE (exe_file.h) for the keys recorded before
+ * moat recorded generations (0 here), which are taken as an inode without one. On a miss, once
+ * more with generation 0: the files whose generation user space could not learn
+ * (src/attribution/file-identity.ts), never one it could, so a file given a freed inode's number
+ * is not taken for the freed file. A miss costs that second lookup */
+static __always_inline __u32 exe_class(__u32 slot, struct moat_exe_key *exe)
+{
+	if (!exe->gen)
+		exe->gen = MOAT_GEN_NONE;
+	__u32 c = key_class(&tbl_proc_exe, slot, exe);
+
+	if (c)
+		return c;
+	exe->gen = 0;
+	return key_class(&tbl_proc_exe, slot, exe);
+}
+
 /* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
  * (docs/socket-hooks.md): up to five key lookups, one to four combination lookups (the steps
  * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
@@ -274,14 +293,14 @@ __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const s
 {
 	if (!m || !o)
 		return 0;
-	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev};
+	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev, .gen = o->exe_gen};
 	struct moat_lpm6_key key = {.prefixlen = 128};
 	__u32 uid = o->uid, p;
 	__u64 cgroup = o->cgroup_id;
 
 	/* a field of one class (no rule names it), or no executable to find: class 0, unasked */
 	__builtin_memcpy(key.addr, o->comm, 16);
-	__u32 cp = m->lean & MOAT_LEAN_NO_EXE ? 0 : key_class(&tbl_proc_exe, slot, &exe);
+	__u32 cp = m->lean & MOAT_LEAN_NO_EXE ? 0 : exe_class(slot, &exe);
 	__u32 cn = m->proc_nn > 1 ? key_class(&tbl_proc_comm, slot, &key) : 0;
 	__u32 cu = m->proc_nu > 1 ? key_class(&tbl_proc_uid, slot, &uid) : 0;
 	__u32 cc = m->proc_nc > 1 ? key_class(&tbl_proc_cgroup, slot, &cgroup) : 0;

@@ -32,7 +32,7 @@ static __always_inline int tuple_src_side(const struct tuple *t)
 }
 
 /* the hook's per-cpu scratch entry (ct_scratch), zeroed: a connection record built off the
- * stack (160 bytes the hooks' stacks cannot spare); NULL if missing */
+ * stack (176 bytes the hooks' stacks cannot spare); NULL if missing */
 static __always_inline struct moat_ct *ct_scratch_zeroed(__u8 hook)
 {
 	__u32 idx = hook & 7;
@@ -119,20 +119,13 @@ static __always_inline int ct_expired(const struct moat_ct *ct, __u8 proto, __u6
 	return *now > last && *now - last > timeout;
 }
 
-/* whether the entry decides this packet: not timed out, and not a syn opening a new
- * connection on the tuple of a closed one (or of one picked up mid-stream) */
+/* whether the entry is still the connection's: not timed out (a syn on the tuple of a closed
+ * connection is for the judge: judge.h, syn_opens_anew) */
 static __always_inline int ct_usable(const struct moat_ct *ct, const struct pkt *p, __u64 *now)
 {
 	if (ct_expired(ct, p->t.proto, now)) {
 		count(MOAT_CNT_CT_EXPIRED, 0);
 		return 0;
-	}
-	if (p->t.proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN) {
-		if (ct->tcp_state >= MOAT_TCP_TIME_WAIT)
-			return 0;
-		if (ct->flags & MOAT_CT_MIDSTREAM)
-			return 0;
 	}
 	return 1;
 }
@@ -149,18 +142,96 @@ static __always_inline __u8 tcp_first_state(__u8 flags)
 	return MOAT_TCP_ESTABLISHED;
 }
 
-/* advances the tcp state for a packet from the initiator (from 0) or the responder
- * (from 1); returns MOAT_REASON_FIN / MOAT_REASON_RST when the connection closes */
-static __always_inline __u8 tcp_track(struct moat_ct *ct, __u8 from, __u8 flags)
+/* How far below a side's sequence end a reset or fin may start, and how far past it a segment may
+ * start and still move it on: 64 KiB. A blind guess lands in it once in 65,536 tries. A real
+ * reset starts at its sender's end, or, answering a segment, at the ack that segment carried,
+ * which trails the end by what was still in flight; a retransmitted fin starts below the end by
+ * its own bytes. The receiver's own check (RFC 5961: a reset at exactly the next byte it expects)
+ * is stricter, but moat also sees segments the receiver drops; a reset moat does not take passes
+ * all the same, for the receiver to decide. */
+#define CT_SEQ_WINDOW 65536u
+
+/* sequence space arithmetic (RFC 1982): a after b */
+static __always_inline int seq_after(__u32 a, __u32 b)
 {
+	return (__s32)(a - b) > 0;
+}
+
+/* a segment's start at the end, or at most the window below it */
+static __always_inline int seq_in_order(__u32 seq, __u32 end)
+{
+	return end - seq <= CT_SEQ_WINDOW;
+}
+
+/* the sequence number after a tcp segment: its start, its bytes, one for a syn, one for a fin */
+static __always_inline __u32 tcp_segment_end(const struct pkt *p, __u32 frame_len)
+{
+	__u32 start = p->l4_off + p->l4_len;
+	/* the ip datagram's end; the frame's where that is unknown (big tcp) or past it */
+	__u32 end = p->l3_end > p->l3_off ? p->l3_end : frame_len;
+
+	if (end > frame_len)
+		end = frame_len;
+	__u32 len = end > start ? end - start : 0;
+	return p->seq + len + !!(p->tcp_flags & TCP_SYN) + !!(p->tcp_flags & TCP_FIN);
+}
+
+/* A side's sequence end moves on to a segment's end past it, for a segment that starts no
+ * further than the window past it (one starting further on would be a guess, or follow a gap
+ * the receiver's acks close: tcp_acked). 0 is no end yet (a side that has sent nothing, or an
+ * entry from before sequence ends were kept): the segment's end is taken. One store at most. */
+static __always_inline void tcp_sent(struct moat_ct *ct, __u8 from, __u32 seq, __u32 seg_end)
+{
+	__u32 end = ct->seq_end[from & 1];
+
+	if (!end || (seq_after(seg_end, end) && (__s32)(seq - end) <= (__s32)CT_SEQ_WINDOW))
+		ct->seq_end[from & 1] = seg_end;
+}
+
+/* A segment this host sends acks the other side's bytes up to `ack`: they were sent, whether or
+ * not moat saw them (lost before they reached it, then sent again while moat missed the
+ * retransmission's start): the other side's end moves on to it. */
+static __always_inline void tcp_acked(struct moat_ct *ct, __u8 from, __u32 ack)
+{
+	__u32 other = ct->seq_end[(from ^ 1) & 1];
+
+	if (other && seq_after(ack, other))
+		ct->seq_end[(from ^ 1) & 1] = ack;
+}
+
+/* whether a reset may be the connection's: at or a little below its sender's end; from a side
+ * that has sent nothing, only the answer to the other's syn (acking its end exactly). With
+ * neither end known (an entry from before they were kept), any reset. */
+static __always_inline int tcp_reset_fits(const struct moat_ct *ct, const struct pkt *p, __u8 from)
+{
+	__u32 end = ct->seq_end[from & 1];
+	__u32 other = ct->seq_end[(from ^ 1) & 1];
+
+	if (end)
+		return seq_in_order(p->seq, end);
+	if (!other)
+		return 1;
+	return (p->tcp_flags & TCP_ACK) && p->ack == other;
+}
+
+/* a syn, fin or reset (tcp_track) */
+static __always_inline __u8 tcp_track_control(struct moat_ct *ct, const struct pkt *p, __u8 from,
+					      __u32 seg_end)
+{
+	__u8 flags = p->tcp_flags;
 	__u8 st = ct->tcp_state;
 
 	if (flags & TCP_RST) {
-		if (st == MOAT_TCP_CLOSED)
+		if (st == MOAT_TCP_CLOSED || !tcp_reset_fits(ct, p, from))
 			return 0;
 		ct->tcp_state = MOAT_TCP_CLOSED;
 		return MOAT_REASON_RST;
 	}
+	/* a fin out of order (a gap before it, or a guess): the receiver does not take it yet */
+	__u32 end = ct->seq_end[from & 1];
+	if ((flags & TCP_FIN) && end && !seq_in_order(p->seq, end))
+		return 0;
+	tcp_sent(ct, from, p->seq, seg_end);
 	if (st == MOAT_TCP_SYN_SENT && from && (flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
 		ct->tcp_state = st = MOAT_TCP_SYN_RECV;
 	else if (st == MOAT_TCP_SYN_RECV && !from && (flags & (TCP_SYN | TCP_ACK)) == TCP_ACK)
@@ -175,6 +246,28 @@ static __always_inline __u8 tcp_track(struct moat_ct *ct, __u8 from, __u8 flags)
 		return MOAT_REASON_FIN;
 	}
 	ct->tcp_state = MOAT_TCP_FIN_WAIT;
+	return 0;
+}
+
+/* Advances the tcp state for a packet from the initiator (from 0) or the responder (from 1),
+ * `frame_len` bytes, seen leaving (`leaving`: this host's side, tc egress) or arriving; returns
+ * MOAT_REASON_FIN / MOAT_REASON_RST when the connection closes. A reset or fin counts only in
+ * order (tcp_reset_fits, seq_in_order); others pass for the receiver to answer, and change
+ * nothing. A plain segment moves its side's end on (one store) and, leaving, the other side's to
+ * what it acks. */
+static __always_inline __u8 tcp_track(struct moat_ct *ct, const struct pkt *p, __u8 from,
+				      __u32 frame_len, int leaving)
+{
+	__u8 flags = p->tcp_flags;
+	__u32 seg_end = tcp_segment_end(p, frame_len);
+
+	if (leaving && (flags & TCP_ACK))
+		tcp_acked(ct, from, p->ack);
+	if (flags & (TCP_SYN | TCP_FIN | TCP_RST))
+		return tcp_track_control(ct, p, from, seg_end);
+	tcp_sent(ct, from, p->seq, seg_end);
+	if (ct->tcp_state == MOAT_TCP_SYN_RECV && !from && (flags & TCP_ACK))
+		ct->tcp_state = MOAT_TCP_ESTABLISHED;
 	return 0;
 }
 

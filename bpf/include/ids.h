@@ -3,10 +3,14 @@
  * direction of a flow (ids_config's `bytes`, in at most MOAT_IDS_MAX_PACKETS packets) to the
  * ids_records ring buffer, where the daemon matches the policy's signatures. The judge decides
  * what to copy (moat_ids_take, with the flow's conntrack entry, which keeps what the flow had
- * copied: no lookup of its own); the program copies it (moat_ids_xdp, moat_ids_skb), since only
- * it knows its context's type. A flow past its first bytes has MOAT_CT_IDS_DONE and costs one
- * flag test; without signatures nothing is looked up past the payload length. A full ring loses
- * the copy (counted), never the packet. */
+ * copied: no lookup of its own) and builds the record's header (moat_ids_note); the program copies
+ * the bytes (moat_ids_xdp, moat_ids_skb), since only it knows its context's type. A TCP direction
+ * is copied as its receiver reads it: from ISN+1 (a SYN's payload never), each segment at its
+ * place, again over bytes already copied until the receiver acknowledged them (a decoy it dropped,
+ * then the real one: the daemon compares), with the byte an urgent pointer takes out of the
+ * stream; what cannot be copied loses the direction, and the daemon is told. A flow past its first
+ * bytes has MOAT_CT_IDS_DONE and costs one flag test; without signatures nothing is looked up past
+ * the payload length. A full ring loses the copy (counted, and the direction), never the packet. */
 #ifndef MOAT_IDS_H
 #define MOAT_IDS_H
 
@@ -14,13 +18,15 @@
 #include "counters.h"
 #include "packet.h"
 #include "events.h"
+#include "conntrack.h"
 
 /* a global function's argument that is the program's context (the kernel reads the tag) */
 #ifndef __arg_ctx
 #define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
 #endif
 
-/* a flow whose first this many packets (both ways) went by unread is not read any more */
+/* past this many packets (both ways), a flow copies no bytes at new places (a tcp direction still
+ * copies another version of what it copied, until its receiver acknowledged it) */
 #define MOAT_IDS_FLOW_PACKETS (4 * MOAT_IDS_MAX_PACKETS)
 
 /* the l4 payload of p: its offset in the frame and its length (0: none) */
@@ -64,9 +70,73 @@ static __always_inline void ids_done(struct moat_ct *ct)
 		__sync_fetch_and_or(&ct->flags, MOAT_CT_IDS_DONE);
 }
 
-static __always_inline int ids_direction_done(const struct moat_ids_flow *f, int d, __u16 want)
+/* moat_ids_flow.state, by direction */
+enum {
+	IDS_STARTED = 0x01, /* tcp: next_seq and copied place the stream (its start: ISN+1) */
+	IDS_ACKED = 0x02,   /* tcp: the receiver acknowledged every byte copied */
+	IDS_LOST = 0x04,    /* bytes went by uncopied: nothing more is copied, the daemon is told */
+	IDS_TOLD = 0x08,    /* ... and was (a record with MOAT_IDS_LOST) */
+	IDS_OVERLAP = 0x10, /* one copy over bytes already copied: the high 4 bits count them */
+};
+
+#define TCP_URG 0x20
+
+/* moat_ids_take's answer for a packet of a flow it does not read */
+#define IDS_UNREAD (-2)
+
+/* no more bytes at new places are copied: `want` bytes (0 past the flow's first
+ * MOAT_IDS_FLOW_PACKETS packets), or MOAT_IDS_MAX_PACKETS copies */
+static __always_inline int ids_filled(const struct moat_ids_flow *f, int d, __u32 want)
 {
 	return f->copied[d & 1] >= want || f->packets[d & 1] >= MOAT_IDS_MAX_PACKETS;
+}
+
+/* Nothing more of the direction is copied. A tcp direction also waits until its receiver
+ * acknowledged what was copied: until then another version of those bytes (the one the
+ * receiver takes, when the first was a decoy it dropped) may come, and is copied too. */
+static __always_inline int ids_direction_done(const struct moat_ids_flow *f, int d, __u32 want,
+					      int tcp)
+{
+	__u8 s = f->state[d & 1];
+
+	if (s & (IDS_TOLD | IDS_LOST))
+		return !!(s & IDS_TOLD);
+	if (!ids_filled(f, d, want))
+		return 0;
+	return !tcp || !f->copied[d & 1] || (s & IDS_ACKED);
+}
+
+/* whether the sender of this packet (direction d) is this host: what leaves is sent here */
+static __always_inline int ids_sent_here(const struct moat_ct *ct, int d)
+{
+	return (d == 0) == (ct->direction == MOAT_DIR_EGRESS);
+}
+
+/* The acknowledgement this packet (from direction d) carries for the other direction: once it
+ * covers every byte copied, what comes again of those bytes is dropped by the receiver and is
+ * not copied. One that acknowledges bytes moat did not copy while it still copied new ones (a
+ * SYN's payload taken by TCP Fast Open, a segment that went by another way) or bytes before the
+ * stream's start means the receiver reads another stream: the direction is lost. Only the
+ * receiver's own packets count: one seen coming in that claims to be from this host is not. */
+static __always_inline void ids_acked(struct moat_ids_flow *f, const struct pkt *p,
+				      const struct moat_ct *ct, const struct ev_from *from, int d,
+				      __u32 want)
+{
+	int e = (d ^ 1) & 1;
+	__u8 s = f->state[e];
+
+	if (!(p->tcp_flags & TCP_ACK) || (p->tcp_flags & (TCP_RST | TCP_SYN)) == TCP_RST)
+		return;
+	if (!(s & IDS_STARTED) || (s & (IDS_ACKED | IDS_LOST)))
+		return;
+	if ((from->hook == MOAT_HOOK_TC_EGRESS) != ids_sent_here(ct, d))
+		return;
+	__u32 copied = f->copied[e];
+	__s32 a = (__s32)(p->ack - (f->next_seq[e] - copied));
+	if (a < 0 || ((__u32)a > copied && !ids_filled(f, e, want)))
+		f->state[e] = s | IDS_LOST;
+	else if ((__u32)a >= copied)
+		f->state[e] = s | IDS_ACKED;
 }
 
 /* the program's key in ids_scratch: one record being built per hook */
@@ -90,72 +160,10 @@ static __always_inline int ids_room(__u32 len)
 	return used + need < size;
 }
 
-/* What of this packet to copy, judged with its flow's conntrack entry ct (in the table, or a new
- * one about to go in): the record's header into ids_scratch at the hook's key, the payload's
- * offset and length into p->ids_off and p->ids_len (0: nothing), the flow's progress in ct->ids.
- * at: the frame's length, the live slot (bit 32) and whether the packet's sender is the flow's
- * responder (bit 33), packed (a global function takes at most 5 arguments). A global function,
- * verified once; called from the judge, its frame counts in the judge's call chain (keep it
- * small: that chain is near the 512-byte limit); returns 0. */
-__noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
-			     __u64 at)
+/* the record's fields but its bytes: the flow, where its direction d stands */
+static __always_inline void ids_header(struct moat_ids_record *r, const struct pkt *p,
+				       const struct moat_ct *ct, const struct ev_from *from, int d)
 {
-	if (!p || !ct || !from)
-		return 0;
-	__u32 slot = (at >> 32) & 1;
-	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
-	if (!cfg || !cfg->bytes)
-		return 0;
-	__u32 len = ids_payload(p, (__u32)at, &p->ids_off);
-	if (!len || !ids_sampled(&p->t, cfg->sample))
-		return 0;
-	if ((ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
-		return 0;
-	struct moat_ids_flow *f = &ct->ids;
-	__u16 r_offset;
-	/* read only if seen from its start, and only within its first packets */
-	if ((ct->flags & MOAT_CT_MIDSTREAM) ||
-	    ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS) {
-		ids_done(ct);
-		return 0;
-	}
-	__u16 want = cfg->bytes < MOAT_IDS_MAX_BYTES ? cfg->bytes : MOAT_IDS_MAX_BYTES;
-	int d = (at >> 33) & 1;
-	if (ids_direction_done(f, d, want)) {
-		if (ids_direction_done(f, d ^ 1, want))
-			ids_done(ct);
-		return 0;
-	}
-	/* a direction that would start now in a flow older than the settings: its first bytes may
-	 * have gone by unread (ids off, or the flow left out by another sample), so a copy would
-	 * not start at the stream's start */
-	if (!f->packets[d] && ct->created_ns < cfg->since_ns) {
-		f->packets[d] = MOAT_IDS_MAX_PACKETS;
-		return 0;
-	}
-	if (p->t.proto == IPPROTO_TCP) {
-		/* in order only: a retransmission or a segment out of order is not copied */
-		if (f->started[d] && p->seq != f->next_seq[d])
-			return 0;
-		f->next_seq[d] = p->seq + len;
-		f->started[d] = 1;
-	}
-	__u32 take = want - f->copied[d];
-	if (take > len)
-		take = len;
-	/* noted as copied whether or not the record fits: the daemon counts what it missed */
-	r_offset = f->copied[d];
-	f->copied[d] += take;
-	f->packets[d] += 1;
-	p->ids_noted = 1 + d;
-	if (!ids_room(take)) {
-		count(MOAT_CNT_IDS_LOST, take);
-		return 0;
-	}
-	__u32 key = ids_key(from->hook);
-	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
-	if (!r)
-		return 0;
 	/* the local side: the sender of what leaves, the receiver of what comes in */
 	int leaving = from->hook == MOAT_HOOK_TC_EGRESS;
 	__builtin_memcpy(r->local, leaving ? p->t.src : p->t.dst, 16);
@@ -168,26 +176,266 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 	r->rule = ct->rule;
 	r->generation = ct->generation;
 	r->ifindex = from->ifindex;
-	r->offset = r_offset;
-	r->len = (__u16)take;
+	r->offset = ct->ids.copied[d & 1];
+	r->len = 0;
 	r->family = p->t.family;
 	r->protocol = p->t.proto;
 	r->direction = ct->direction & 1;
 	r->to_server = !d;
 	r->hook = from->hook;
 	r->verdict = ct->verdict;
+	r->urgent = 0;
+	r->flags = 0;
 	r->owner = ct->owner;
-	p->ids_len = take;
+}
+
+/* A lost direction, told to the daemon with a record without bytes (once: a full ring, or the
+ * other direction told first, leaves it to the flow's next packet). The record's local and remote
+ * follow this packet, whichever way it goes. */
+static __always_inline void ids_tell(const struct pkt *p, struct moat_ct *ct,
+				     const struct ev_from *from, int d)
+{
+	struct moat_ids_flow *f = &ct->ids;
+
+	if ((f->state[d & 1] & (IDS_LOST | IDS_TOLD)) != IDS_LOST)
+		d ^= 1;
+	if ((f->state[d & 1] & (IDS_LOST | IDS_TOLD)) != IDS_LOST)
+		return;
+	__u32 key = ids_key(from->hook);
+	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
+	if (!r)
+		return;
+	ids_header(r, p, ct, from, d);
+	r->flags = MOAT_IDS_LOST;
+	if (!bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER, 0))
+		f->state[d & 1] |= IDS_TOLD;
+}
+
+/* What of a tcp segment of direction d (len bytes) to copy: p->ids_off and p->ids_len narrowed
+ * to it, its place in the stream returned (-1: nothing). Sets the direction lost for what it
+ * cannot copy. */
+static __always_inline int ids_tcp_place(struct pkt *p, struct moat_ids_flow *f, int d, __u32 want,
+					 __u32 len)
+{
+	__u8 s = f->state[d & 1];
+	__u8 flags = p->tcp_flags;
+
+	if (s & IDS_LOST)
+		return -1;
+	/* the receiver drops a segment's bytes without ACK, or with RST */
+	if ((flags & (TCP_ACK | TCP_RST)) != TCP_ACK)
+		return -1;
+	int filled = ids_filled(f, d, want);
+	if (!(s & IDS_STARTED)) {
+		/* not read (a flow older than the settings, or past its first packets) */
+		if (filled)
+			return -1;
+		/* no SYN seen: the stream starts with its first bytes */
+		f->next_seq[d & 1] = p->seq;
+		f->copied[d & 1] = 0;
+		s |= IDS_STARTED;
+		f->state[d & 1] = s;
+	}
+	__u32 copied = f->copied[d & 1];
+	__u32 start = f->next_seq[d & 1] - copied;
+	__s32 rel = (__s32)(p->seq - start);
+	/* copied up to: the window, or what was copied once the window takes nothing new */
+	__u32 limit = filled ? copied : want;
+	__u32 skip = 0;
+	if (rel < 0) {
+		/* bytes before the stream's start: the receiver takes only those after it */
+		skip = (__u32)-rel;
+		rel = 0;
+	}
+	if ((__u32)rel >= limit || skip >= len) {
+		/* an urgent pointer there names no byte copied (it is past the segment's start) */
+		if ((flags & TCP_URG) && skip)
+			f->state[d & 1] = s | IDS_LOST;
+		return -1;
+	}
+	__u32 end = (__u32)rel + (len - skip);
+	if (end > limit)
+		end = limit;
+	if (end > copied) {
+		f->packets[d & 1] += 1;
+		f->copied[d & 1] = end;
+		f->next_seq[d & 1] = start + end;
+		f->state[d & 1] = s & ~IDS_ACKED;
+	} else if (s & IDS_ACKED) {
+		/* the receiver has them all and drops them; an urgent pointer on them may name a
+		 * byte still to come */
+		if ((flags & TCP_URG) && !filled)
+			f->state[d & 1] = s | IDS_LOST;
+		return -1;
+	} else if ((s >> 4) >= MOAT_IDS_MAX_OVERLAPS) {
+		f->state[d & 1] = s | IDS_LOST;
+		return -1;
+	} else {
+		f->state[d & 1] = s + IDS_OVERLAP;
+	}
+	p->ids_off += skip;
+	p->ids_len = end - (__u32)rel;
+	return rel;
+}
+
+/* A tcp packet without bytes to copy: its SYN places the stream (ISN+1; a SYN's payload is never
+ * copied); an urgent pointer while bytes may still be copied is not read (only the program has
+ * the packet), so the direction is lost. */
+static __always_inline void ids_tcp_bare(const struct pkt *p, struct moat_ids_flow *f, int d,
+					 __u32 want)
+{
+	__u8 s = f->state[d & 1];
+
+	if (p->tcp_flags & TCP_SYN) {
+		if (!(s & IDS_STARTED) && !f->packets[d & 1]) {
+			f->next_seq[d & 1] = p->seq + 1;
+			f->copied[d & 1] = 0;
+			f->state[d & 1] = s | IDS_STARTED;
+		}
+		return;
+	}
+	if (!(p->tcp_flags & TCP_URG) || (s & IDS_LOST))
+		return;
+	if ((p->tcp_flags & (TCP_ACK | TCP_RST)) != TCP_ACK)
+		return;
+	if (!ids_filled(f, d, want) || !(s & IDS_ACKED))
+		f->state[d & 1] = s | IDS_LOST;
+}
+
+/* What of this packet to copy, judged with its flow's conntrack entry ct (in the table, or a new
+ * one about to go in): the payload's offset and length into p->ids_off and p->ids_len, its place
+ * in the direction's bytes returned (-1: nothing to copy; IDS_UNREAD: the flow is not read),
+ * the flow's progress in ct->ids.
+ * at: the frame's length, the live slot (bit 32) and whether the packet's sender is the flow's
+ * responder (bit 33), packed (a global function takes at most 5 arguments). A global function,
+ * verified once; called from the judge, its frame counts in the judge's call chain (keep it
+ * small: that chain is near the 512-byte limit; moat_ids_note, which builds the record, is
+ * called after it, not from it). */
+__noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
+			     __u64 at)
+{
+	if (!p || !ct || !from)
+		return IDS_UNREAD;
+	p->ids_len = 0;
+	__u32 slot = (at >> 32) & 1;
+	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
+	if (!cfg || !cfg->bytes)
+		return IDS_UNREAD;
+	int tcp = p->t.proto == IPPROTO_TCP;
+	__u32 len = ids_payload(p, (__u32)at, &p->ids_off);
+	/* a tcp packet without payload may still place the stream (SYN, ACK, URG) */
+	if ((!len && !tcp) || !ids_sampled(&p->t, cfg->sample))
+		return IDS_UNREAD;
+	if ((ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
+		return IDS_UNREAD;
+	struct moat_ids_flow *f = &ct->ids;
+	/* read only if seen from its start */
+	if (ct->flags & MOAT_CT_MIDSTREAM) {
+		ids_done(ct);
+		return IDS_UNREAD;
+	}
+	/* the bytes a direction copies; past the flow's first packets, no more at new places (a
+	 * tcp direction still waits for the acknowledgement of what was copied) */
+	__u32 want = cfg->bytes < MOAT_IDS_MAX_BYTES ? cfg->bytes : MOAT_IDS_MAX_BYTES;
+	if (ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS)
+		want = 0;
+	int d = (at >> 33) & 1;
+	/* a direction that would start now in a flow older than the settings: its first bytes may
+	 * have gone by unread (ids off, or the flow left out by another sample), so a copy would
+	 * not start at the stream's start */
+	if (!f->packets[d] && !(f->state[d] >> 4) && ct->created_ns < cfg->since_ns)
+		f->packets[d] = MOAT_IDS_MAX_PACKETS;
+	__s32 place = f->copied[d];
+	if (tcp) {
+		if (len && !(p->tcp_flags & TCP_SYN))
+			return ids_tcp_place(p, f, d, want, len);
+		ids_tcp_bare(p, f, d, want);
+		return -1;
+	}
+	if (ids_filled(f, d, want))
+		return -1;
+	if (len > want - f->copied[d])
+		len = want - f->copied[d];
+	f->copied[d] += len;
+	f->packets[d] += 1;
+	p->ids_len = len;
+	return place;
+}
+
+/* A tcp packet's acknowledgement for the other direction (ids_acked), a lost direction told
+ * to the daemon, then whether the flow is past its copies: both directions done, a lost one
+ * once it was told */
+static __always_inline void ids_settle(const struct pkt *p, struct moat_ct *ct,
+				       const struct ev_from *from, int d, __u32 slot)
+{
+	const struct moat_ids *cfg = bpf_map_lookup_elem(&ids_config, &slot);
+	if (!cfg || (ct->flags & (MOAT_CT_IDS_DONE | MOAT_CT_MIDSTREAM)))
+		return;
+	__u32 want = cfg->bytes < MOAT_IDS_MAX_BYTES ? cfg->bytes : MOAT_IDS_MAX_BYTES;
+	if (ct->packets[0] + ct->packets[1] > MOAT_IDS_FLOW_PACKETS)
+		want = 0;
+	int tcp = p->t.proto == IPPROTO_TCP;
+	if (tcp)
+		ids_acked(&ct->ids, p, ct, from, d, want);
+	ids_tell(p, ct, from, d);
+	if (ids_direction_done(&ct->ids, 0, want, tcp) &&
+	    ids_direction_done(&ct->ids, 1, want, tcp))
+		ids_done(ct);
+}
+
+/* After moat_ids_take (at: the same), given the place it returned: a lost direction told to the
+ * daemon, whether the flow is past its copies, and the record of what take chose to copy, built
+ * into ids_scratch at the hook's key for the program, which alone can load the bytes. The copy
+ * is noted in p->ids_noted whether or not the ring has room: the daemon is told what it missed.
+ * A global function beside take, so the judge's call chain holds one of their frames at a
+ * time. */
+__noinline int moat_ids_note(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
+			     __u64 at, int place)
+{
+	if (!p || !ct || !from || !ct->id)
+		return 0;
+	int d = (at >> 33) & 1;
+	if (place == IDS_UNREAD)
+		return 0;
+	ids_settle(p, ct, from, d, (at >> 32) & 1);
+	if (place < 0 || !p->ids_len)
+		return 0;
+	struct moat_ids_flow *f = &ct->ids;
+	__u32 len = p->ids_len;
+	p->ids_noted = 1 + d;
+	p->ids_len = 0;
+	if (!ids_room(len)) {
+		count(MOAT_CNT_IDS_LOST, len);
+		f->state[d] |= IDS_LOST;
+		return 0;
+	}
+	__u32 key = ids_key(from->hook);
+	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
+	if (!r)
+		return 0;
+	ids_header(r, p, ct, from, d);
+	r->offset = (__u16)place;
+	r->len = (__u16)len;
+	/* its first copy: one copy counted, of either kind */
+	if (f->packets[d] + (f->state[d] >> 4) == 1)
+		r->flags = MOAT_IDS_FIRST;
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & TCP_URG)) {
+		/* the program reads the pointer: here, the bytes cut off the segment's front */
+		r->flags |= MOAT_IDS_URGENT;
+		r->urgent = (__u16)(p->ids_off - (p->l4_off + p->l4_len));
+	}
+	p->ids_len = len;
 	return 0;
 }
 
-/* the judge's call of moat_ids_take for a packet that passes: from_responder is whether its
- * sender is not the flow's initiator */
+/* the judge's call of moat_ids_take, then moat_ids_note, for a packet that passes:
+ * from_responder is whether its sender is not the flow's initiator */
 static __always_inline void ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
 				     __u32 frame_len, __u32 slot, int from_responder)
 {
-	moat_ids_take(p, ct, from,
-		      frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33);
+	__u64 at = frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33;
+
+	moat_ids_note(p, ct, from, at, moat_ids_take(p, ct, from, at));
 }
 
 /* A packet that does not pass after ids_take noted its copy in the entry k (a new connection's
@@ -208,16 +456,32 @@ static __always_inline void ids_unnote(const struct moat_ct_key *k, struct pkt *
 	e->ids.next_seq[d] = 0;
 	e->ids.copied[d] = 0;
 	e->ids.packets[d] = 0;
-	e->ids.started[d] = 0;
+	e->ids.state[d] = 0;
+}
+
+/* A record the ring did not take: its direction is lost (the daemon is told with the flow's next
+ * packet). The entry is looked up again: the program has only the packet. */
+static __always_inline void ids_missed(const struct pkt *p)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+
+	if (!p->ids_noted)
+		return;
+	ct_key(&p->t, &k);
+	struct moat_ct *e = bpf_map_lookup_elem(&conntrack, &k);
+	if (e)
+		e->ids.state[(p->ids_noted - 1) & 1] |= IDS_LOST;
 }
 
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
-static __always_inline void ids_submit(struct moat_ids_record *r, __u32 len)
+static __always_inline void ids_submit(const struct pkt *p, struct moat_ids_record *r, __u32 len)
 {
-	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, 0))
+	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, 0)) {
 		count(MOAT_CNT_IDS_LOST, len);
-	else
+		ids_missed(p);
+	} else {
 		count(MOAT_CNT_IDS_COPIED, len);
+	}
 }
 
 /* the verifier needs the length's bounds in the register: 1 + [0, max - 1] */
@@ -230,36 +494,64 @@ static __always_inline __u32 ids_bounded(__u32 len)
 	return last + 1;
 }
 
-/* The xdp program's copy of what moat_ids_take chose: from the frame into the record, then to
- * the ring buffer. Global functions, so the programs' own frames do not grow. */
+/* The place + 1 of the byte a segment's urgent pointer names (Linux with tcp_stdurg 0, its
+ * default: the byte before the pointer; a pointer of 0 names the segment's first byte), from the
+ * record's place and the bytes ids_take cut off the segment's front (in r->urgent); 0 past the
+ * most a direction copies. */
+static __always_inline __u16 ids_urgent_place(const struct moat_ids_record *r, __u16 pointer)
+{
+	__u32 at = (__u32)r->offset + (pointer ? pointer - 1u : 0u);
+
+	if (at < r->urgent)
+		return 0;
+	at -= r->urgent;
+	return at < MOAT_IDS_MAX_BYTES ? (__u16)(at + 1) : 0;
+}
+
+/* The xdp program's copy of what moat_ids_take chose: from the frame into the record (and a
+ * segment's urgent pointer), then to the ring buffer. Global functions, so the programs' own
+ * frames do not grow. */
 __noinline int moat_ids_xdp(struct xdp_md *ctx __arg_ctx, struct pkt *p)
 {
 	__u32 key = 0;
+	__be16 pointer = 0;
 
 	if (!p || !p->ids_len)
 		return 0;
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
 	if (!r)
 		return 0;
+	if (r->flags & MOAT_IDS_URGENT) {
+		if (bpf_xdp_load_bytes(ctx, p->l4_off + 18, &pointer, 2))
+			pointer = 0;
+		r->urgent = ids_urgent_place(r, bpf_ntohs(pointer));
+	}
 	__u32 len = ids_bounded(p->ids_len);
 	if (bpf_xdp_load_bytes(ctx, p->ids_off, r->data, len))
 		return 0;
-	ids_submit(r, len);
+	ids_submit(p, r, len);
 	return 0;
 }
 
 /* the same for the tc programs; key: their ids_key */
 __noinline int moat_ids_skb(struct __sk_buff *skb __arg_ctx, struct pkt *p, __u32 key)
 {
+	__be16 pointer = 0;
+
 	if (!p || !p->ids_len)
 		return 0;
 	struct moat_ids_record *r = bpf_map_lookup_elem(&ids_scratch, &key);
 	if (!r)
 		return 0;
+	if (r->flags & MOAT_IDS_URGENT) {
+		if (bpf_skb_load_bytes(skb, p->l4_off + 18, &pointer, 2))
+			pointer = 0;
+		r->urgent = ids_urgent_place(r, bpf_ntohs(pointer));
+	}
 	__u32 len = ids_bounded(p->ids_len);
 	if (bpf_skb_load_bytes(skb, p->ids_off, r->data, len))
 		return 0;
-	ids_submit(r, len);
+	ids_submit(p, r, len);
 	return 0;
 }
 

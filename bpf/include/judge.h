@@ -212,24 +212,25 @@ static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts 
 	return classify_owned(j->slot, j->m, f, &s->owner);
 }
 
-/* whether a packet with no entry may belong to a flow a local socket has open: a mid-stream tcp
- * packet of a connection it established, a datagram of a udp socket connected to the peer */
-static __always_inline int local_flow_open(void *ctx, const struct pkt *p, __u8 dir)
+/* whether a packet with no entry may belong to a flow this host opened: a mid-stream tcp packet
+ * of a connection a local socket connect()ed, a datagram of a udp socket connected to the peer */
+static __always_inline int local_flow_opened(void *ctx, const struct pkt *p, __u8 dir)
 {
 	if (p->t.proto == IPPROTO_TCP)
 		return tcp_first_state(p->tcp_flags) == MOAT_TCP_ESTABLISHED &&
-		       local_tcp_flows(ctx, p, dir);
+		       local_tcp_connected(ctx, p, dir);
 	if (p->t.proto == IPPROTO_UDP)
 		return local_udp_connected(ctx, p, dir);
 	return 0;
 }
 
-/* A packet with no entry that the policy would block as a new connection: if a local socket has
- * this flow open (local_flow_open), the table lost its entry (a restart that could not adopt it,
- * an lru eviction), and the flow may have been opened the other way. Judged the other way too:
- * the flow's own rule if that one lets it through. Not a peer's packet to a port a local socket
- * serves: that flow was the peer's, and judging it as this host's would undo the verdict its
- * peer's packets get (a ban) for anyone who can evict its entry. */
+/* A packet with no entry that the policy would block as a new connection: if this host opened
+ * the flow (local_flow_opened), the table lost its entry (a restart that could not adopt it, an
+ * lru eviction), and the flow was opened the other way. Judged the other way too: the flow's own
+ * rule if that one lets it through. Never a flow a local socket accepted, nor one no local socket
+ * has: that flow was the peer's, or may have been, and judging it as this host's would undo the
+ * verdict its peer's packets get (a ban) for anyone who can evict its entry. Nor a peer's packet
+ * to a port a local socket serves (a listener, a udp socket connected to no one). */
 static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
 						   struct facts *f, const struct moat_sock *s,
 						   __u32 rule, struct moat_rule *r,
@@ -238,7 +239,7 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	struct facts other = *f;
 	struct moat_rule r2;
 
-	if (!local_flow_open(j->ctx, p, j->h->dir))
+	if (!local_flow_opened(j->ctx, p, j->h->dir))
 		return rule;
 	if (j->h->dir == MOAT_DIR_INGRESS && local_serves(j->ctx, p, j->h->dir))
 		return rule;
@@ -293,6 +294,7 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 		ct->tcp_state = tcp_first_state(p->tcp_flags);
 		if (ct->tcp_state != MOAT_TCP_SYN_SENT)
 			ct->flags |= MOAT_CT_MIDSTREAM;
+		ct->seq_end[(src_side != ct->initiator) & 1] = tcp_segment_end(p, j->len);
 	}
 	set_judgement(ct, rule, &r, p->t.proto, j->m->generation);
 	if (s) {
@@ -387,6 +389,15 @@ static __always_inline int quiet_packet(const struct judge_ctx *j, const struct 
 	return !j->m->ids || (ct->flags & MOAT_CT_IDS_DONE);
 }
 
+/* Whether a packet's sender is the side whose packets leave: this host's (the initiator of an
+ * egress connection, the responder of an ingress one). A packet seen arriving with that side's
+ * addresses was made elsewhere (the host drops one with its own source address): it passes or not
+ * with the connection, but changes no tcp state, whatever sequence numbers its maker knows. */
+static __always_inline int sent_by_leaving_side(const struct moat_ct *ct, __u8 from)
+{
+	return from == (ct->direction == MOAT_DIR_INGRESS);
+}
+
 /* a later packet of a tracked connection: one lookup decided it */
 static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 				       const struct moat_ct_key *k, struct moat_ct *ct,
@@ -424,9 +435,12 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 		if (ct->verdict == MOAT_EV_ALLOWED && ct->deadline_ns &&
 		    j->now >= ct->deadline_ns && !(p->tcp_flags & TCP_RST))
 			return cut(j, k, ct);
-		__u8 reason = tcp_track(ct, from, p->tcp_flags);
-		if (reason)
-			emit_closed(k, ct, reason, &j->h->from);
+		int leaving = j->h->dir == MOAT_DIR_EGRESS;
+		if (leaving == sent_by_leaving_side(ct, from)) {
+			__u8 reason = tcp_track(ct, p, from, j->len, leaving);
+			if (reason)
+				emit_closed(k, ct, reason, &j->h->from);
+		}
 	}
 	if (ct->flags & MOAT_CT_AWAIT) {
 		if (accept_waits(ct, p, from)) {
@@ -439,6 +453,25 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 		return OUT_DROP;
 	int out = out_of(j, ct->verdict);
 	return out == OUT_PASS ? passed(j, p, ct, from) : out;
+}
+
+/* Whether a bare syn on the tuple of a tracked connection opens a new one, judged anew: only on a
+ * closed connection's tuple (or one picked up mid-stream), from the end that opened it (any end
+ * of a connection picked up mid-stream, whose opener is a guess), and only once no local socket
+ * has the old connection open. Any other syn is the connection's: the other end's is a stray or
+ * a spoof (the host answers it with an ack), and one while the host's socket is still open
+ * follows a reset or fin the host did not take. */
+static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struct pkt *p,
+					  const struct moat_ct *ct, int src_side)
+{
+	if (p->t.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+		return 0;
+	int midstream = ct->flags & MOAT_CT_MIDSTREAM;
+	if (ct->tcp_state < MOAT_TCP_TIME_WAIT && !midstream)
+		return 0;
+	if (src_side != ct->initiator && !midstream)
+		return 0;
+	return !local_tcp_flows(j->ctx, p, j->h->dir);
 }
 
 /* an icmp error about a connection that is not blocked passes with it */
@@ -475,8 +508,23 @@ static __always_inline void frag_key(const struct pkt *p, struct moat_frag_key *
 	fk->pad[1] = 0;
 }
 
-/* a non-first fragment has no ports: it follows its first fragment's verdict; without
- * one (out of order, evicted), it is judged by the policy with ports 0 */
+/* how long a later fragment passes with its datagram's first fragment: the longest the kernel
+ * waits to reassemble a datagram (IPv6's 60 s; IPv4's is 30 s) */
+#define FRAG_FOLLOW_NS (60 * NSEC)
+
+/* whether the datagram's first fragment passed under the live policy, recently enough */
+static __always_inline int frag_passed(const struct judge_ctx *j, const struct moat_frag_key *fk)
+{
+	struct moat_frag *first = bpf_map_lookup_elem(&frags, fk);
+
+	if (!first || first->generation != j->m->generation)
+		return 0;
+	return bpf_ktime_get_coarse_ns() < first->ts_ns + FRAG_FOLLOW_NS;
+}
+
+/* a later fragment has no ports: it passes with its datagram's first fragment; without one
+ * that passed (dropped, out of order, evicted, older, under another policy) it is judged by the
+ * policy with ports 0 */
 static __always_inline int judge_fragment(const struct judge_ctx *j, const struct pkt *p)
 {
 	struct moat_frag_key fk __attribute__((aligned(8)));
@@ -484,10 +532,9 @@ static __always_inline int judge_fragment(const struct judge_ctx *j, const struc
 	struct moat_rule r;
 
 	frag_key(p, &fk);
-	struct moat_frag *first = bpf_map_lookup_elem(&frags, &fk);
-	if (first) {
+	if (frag_passed(j, &fk)) {
 		tally(j, MOAT_CNT_FRAGMENT);
-		return first->drop ? OUT_DROP : OUT_PASS;
+		return OUT_PASS;
 	}
 	tally(j, MOAT_CNT_FRAGMENT_ORPHAN);
 	facts_of_packet(p, j->h->dir, &f);
@@ -497,11 +544,15 @@ static __always_inline int judge_fragment(const struct judge_ctx *j, const struc
 	return out_of(j, verdict_of(&r));
 }
 
+/* a first fragment that passed, for its later fragments; one dropped leaves nothing: its
+ * datagram cannot be reassembled without it, and a flood of them evicts no record */
 static __always_inline void frag_record(const struct judge_ctx *j, const struct pkt *p, int out)
 {
 	struct moat_frag_key fk __attribute__((aligned(8)));
-	struct moat_frag v = {.ts_ns = j->now, .drop = out != OUT_PASS};
 
+	if (out != OUT_PASS)
+		return;
+	struct moat_frag v = {.ts_ns = bpf_ktime_get_coarse_ns(), .generation = j->m->generation};
 	frag_key(p, &fk);
 	bpf_map_update_elem(&frags, &fk, &v, BPF_ANY);
 }
@@ -537,7 +588,7 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	 * last-seen time; anything else reads the clock */
 	if (ct)
 		j->now = bpf_ktime_get_coarse_ns();
-	if (ct && ct_usable(ct, p, &j->now)) {
+	if (ct && ct_usable(ct, p, &j->now) && !syn_opens_anew(j, p, ct, side)) {
 		out = established(j, p, &k, ct, side);
 	} else {
 		out = judge_new(j, p, &k, side);
@@ -572,12 +623,10 @@ static __always_inline int judge_frame(struct judge_ctx *j, const struct pkt *p,
 		tally(j, MOAT_CNT_MALFORMED);
 		__u8 drop = j->h->dir ? j->m->drop_malformed[1] : j->m->drop_malformed[0];
 		int out = j->m->generation && drop ? OUT_DROP : OUT_PASS;
-		/* a first fragment whose l4 header moat cannot read: its later fragments, which
-		 * carry none, follow its verdict instead of being judged with ports 0 */
-		if (p->frag == FRAG_FIRST && p->t.family) {
-			j->now = bpf_ktime_get_ns();
+		/* a first fragment whose l4 header moat cannot read: passed, its later fragments
+		 * (which carry none) pass with it instead of being judged with ports 0 */
+		if (p->frag == FRAG_FIRST && p->t.family)
 			frag_record(j, p, out);
-		}
 		return out;
 	}
 	/* no policy yet: pass (the daemon applies one before attaching) */

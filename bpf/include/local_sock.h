@@ -63,6 +63,27 @@ static __always_inline int local_tcp_flows(void *ctx, const struct pkt *p, __u8 
 	return tcp_state_flows(state);
 }
 
+/* 1 when a local tcp socket of this namespace connected to the packet's peer on these ports is
+ * still exchanging data and was opened by connect() on this host, not accepted. An accepted socket
+ * is made as a copy of its listener (inet_csk_clone_lock) and keeps the listen() backlog; a
+ * connect()ed socket never listened and has none. (A listener with a backlog of 0 leaves its
+ * sockets looking connect()ed: listen(fd, 0) is rare.) */
+static __always_inline int local_tcp_connected(void *ctx, const struct pkt *p, __u8 dir)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 size = peer_tuple(p, dir, &t);
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	int connected = 0;
+	if (tcp_state_flows(sk->state)) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		connected = tp && !tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog;
+	}
+	bpf_sk_release(sk);
+	return connected;
+}
+
 /* 1 when a local udp socket of this namespace is connected (connect(), as most clients do) to
  * the packet's peer on these ports. The lookup also finds a socket that is only bound (a
  * server), which takes datagrams from anyone and says nothing about who opened the flow: such a

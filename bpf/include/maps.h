@@ -297,10 +297,11 @@ struct {
 	__type(value, struct moat_ct);
 } conntrack SEC(".maps");
 
-/* key: datagram of a first fragment; value: its verdict; written by both programs */
+/* key: datagram of a first fragment that passed; value: when, under which generation; written
+ * by both programs; resized with conntrack by user space before load */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 65536);
 	__type(key, struct moat_frag_key);
 	__type(value, struct moat_frag);
 } frags SEC(".maps");

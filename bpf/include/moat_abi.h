@@ -332,20 +332,21 @@ enum moat_hook {
  * name, cgroup path and container). pid 0: not known (no local socket, or not attached). */
 struct moat_owner {
 	__u64 cgroup_id; /* cgroup v2 id: the inode number of its directory */
-	__u64 exe_ino;	 /* the executable's inode and device (MKDEV) */
+	__u64 exe_ino;	 /* the executable's inode, device (MKDEV) and generation */
 	__u32 exe_dev;
 	__u32 pid; /* thread group id */
 	__u32 uid;
-	__u32 pad;
+	__u32 exe_gen;
 	char comm[16];
 };
 _Static_assert(sizeof(struct moat_owner) == 48, "moat_owner");
 
-/* The process rules' path key: an executable by inode. */
+/* The process rules' path key: an executable by inode, device and the inode's generation (its
+ * number may be reused by another file once it is freed; the generation tells them apart) */
 struct moat_exe_key {
 	__u64 ino;
 	__u32 dev;
-	__u32 pad;
+	__u32 gen;
 };
 _Static_assert(sizeof(struct moat_exe_key) == 16, "moat_exe_key");
 
@@ -478,10 +479,13 @@ enum moat_ct_flag {
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by
  * the initiator): in its conntrack entry */
 struct moat_ids_flow {
-	__u32 next_seq[2]; /* tcp: the sequence number the next in-order segment starts at */
-	__u16 copied[2];   /* bytes */
-	__u8 packets[2];
-	__u8 started[2];
+	/* tcp: the sequence number after the furthest byte copied (the stream's start + copied) */
+	__u32 next_seq[2];
+	__u16 copied[2]; /* bytes of the stream up to the furthest byte copied */
+	__u8 packets[2]; /* copies that brought bytes at new places */
+	/* ids.h's IDS_STARTED, IDS_ACKED, IDS_LOST, IDS_TOLD; the high 4 bits: copies over bytes
+	 * already copied */
+	__u8 state[2];
 };
 _Static_assert(sizeof(struct moat_ids_flow) == 16, "moat_ids_flow");
 
@@ -509,14 +513,19 @@ struct moat_ct {
 	 * set_judgement clears it. Beside the fields every packet touches */
 	__u8 limit_credit;
 	__u64 limit_until;
+	/* tcp, by side as packets[]: the sequence number after the furthest segment seen from it
+	 * (0: none yet). A reset or fin counts only in order with it (conntrack.h, tcp_track) */
+	__u32 seq_end[2];
 	struct moat_owner owner;  /* the local socket's owner, from the socket hooks */
 	struct moat_ids_flow ids; /* the ids signatures' copies so far (ids.h) */
+	__u8 pad[8];
 };
-/* 160 bytes: at 168 the table's elements are 256 bytes apart, and the connections of a busy
- * table compete for fewer cache sets (a packet of an established connection took ~20 ns more) */
-_Static_assert(sizeof(struct moat_ct) == 160, "moat_ct");
+/* 176 bytes: at 168 the table's elements are 256 bytes apart, and the connections of a busy
+ * table compete for fewer cache sets (a packet of an established connection took ~20 ns more);
+ * at 160 or 176 they are not */
+_Static_assert(sizeof(struct moat_ct) == 176, "moat_ct");
 
-/* non-first fragments follow the verdict of their datagram's first fragment */
+/* a datagram whose first fragment passed: its later fragments pass with it */
 struct moat_frag_key {
 	__u8 src[16];
 	__u8 dst[16];
@@ -527,11 +536,12 @@ struct moat_frag_key {
 };
 _Static_assert(sizeof(struct moat_frag_key) == 40, "moat_frag_key");
 
+/* followed while the policy generation that passed the first fragment is live, for 60 s (the
+ * longest the kernel waits to reassemble a datagram, IPv6's) */
 struct moat_frag {
-	__u64 ts_ns;
-	__u32 rule;
-	__u8 drop; /* the first fragment was dropped */
-	__u8 pad[3];
+	__u64 ts_ns;	  /* when the first fragment passed (bpf_ktime_get_ns) */
+	__u32 generation; /* the policy generation that passed it */
+	__u8 pad[4];
 };
 _Static_assert(sizeof(struct moat_frag) == 16, "moat_frag");
 
@@ -773,6 +783,17 @@ enum moat_ids_const {
 	/* a flow direction's first bytes come in at most this many packets */
 	MOAT_IDS_MAX_PACKETS = 8,
 	MOAT_IDS_HEADER = 128, /* the bytes of struct moat_ids_record before data */
+	/* and tcp segments over bytes already copied (a retransmission, or another version of
+	 * them) in at most this many more */
+	MOAT_IDS_MAX_OVERLAPS = 8,
+	/* moat_ids_record.flags: the direction's first copy */
+	MOAT_IDS_FIRST = 0x01,
+	/* a record without bytes: some of the direction went by uncopied (a full ring, the budget
+	 * of MOAT_IDS_MAX_OVERLAPS spent, an urgent pointer not read, bytes its receiver
+	 * acknowledged that were not seen); nothing more of it is copied */
+	MOAT_IDS_LOST = 0x02,
+	/* the segment had URG: `urgent` holds the place of the byte its receiver takes out */
+	MOAT_IDS_URGENT = 0x04,
 };
 
 /* One copy of a packet's first bytes, through the ids_records ring buffer (its length is the
@@ -795,7 +816,12 @@ struct moat_ids_record {
 	__u8 to_server; /* 1: sent by the initiator */
 	__u8 hook;	/* enum moat_hook */
 	__u8 verdict;	/* the connection's: enum moat_event_type */
-	__u8 pad[6];
+	/* tcp URG (MOAT_IDS_URGENT): the place in the direction's bytes of the byte the receiver
+	 * takes out of the stream (Linux: the one before the urgent pointer), + 1; 0: none, or past
+	 * MOAT_IDS_MAX_BYTES */
+	__u16 urgent;
+	__u8 flags; /* MOAT_IDS_FIRST, MOAT_IDS_LOST, MOAT_IDS_URGENT */
+	__u8 pad[3];
 	struct moat_owner owner; /* the local socket's owner, if the socket hooks saw it */
 	__u8 data[MOAT_IDS_MAX_BYTES];
 };

@@ -26,7 +26,7 @@ static __always_inline void owner_now(struct moat_owner *o, int exe)
 
 	/* the executable by inode, for process rules' path globs: only when rules name processes */
 	if (exe)
-		task_exe(task, &o->exe_ino, &o->exe_dev);
+		task_exe(task, &o->exe_ino, &o->exe_dev, &o->exe_gen);
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
 	o->cgroup_id = bpf_get_current_cgroup_id();

@@ -114,11 +114,13 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
     e.metric(
       "moat_ids_copies_total",
       "counter",
-      "First bytes of flows the kernel copied for the IDS signatures: read, lost (full ring), flow directions given up.",
+      "First bytes of flows the kernel copied for the IDS signatures: read, lost (full ring), flow directions given up, with another version of bytes already copied, with more than one urgent byte.",
       [
         [{ outcome: "read" }, s.ids.copies],
         [{ outcome: "lost" }, s.counters.idsLost.packets],
         [{ outcome: "gap" }, s.ids.gaps],
+        [{ outcome: "overlap" }, s.ids.overlaps],
+        [{ outcome: "urgent" }, s.ids.urgent],
       ],
     );
   }

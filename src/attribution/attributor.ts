@@ -33,6 +33,8 @@ export interface KernelOwner {
   /** The executable's inode and device (MKDEV), when the kernel read them (rules name processes or hosts). */
   exeIno?: bigint;
   exeDev?: number;
+  /** The inode's generation, read with them (0: not known; bpf/include/exe_file.h). */
+  exeGen?: number;
 }
 
 export class Attribution {

@@ -5,9 +5,9 @@
 // cookie and cgroup), finds the processes holding each inode in /proc/PID/fd, and writes the owners
 // to the kernel by cookie. Nothing is read from another tool's text: a process name is only ever
 // a name.
-import { readdirSync, readlinkSync, statSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { kernelDev } from "./kernel-dev.ts";
+import { fileIdentities } from "./file-identity.ts";
 import type { Attribution } from "./attributor.ts";
 
 /** Who owns a socket the kernel knows by cookie: the `moat_owner` record the hooks write. */
@@ -20,6 +20,8 @@ export interface SocketOwner {
   /** The executable's inode and device (the kernel's encoding, MKDEV). */
   exeIno: bigint;
   exeDev: number;
+  /** The inode's generation (absent or 0: not known; file-identity.ts). */
+  exeGen?: number;
 }
 
 /** A socket as sock_diag lists it (the datapath's boundSockets). */
@@ -75,17 +77,16 @@ export function boundSocketOwners(
   procRoot = "/proc",
 ): SocketOwner[] {
   const holders = socketHolders(new Set(sockets.map((s) => s.inode)), procRoot);
+  const exeOf = (pid: number) => join(procRoot, String(pid), "exe");
+  // every holder's executable in one read: the kernel's identity, as the socket hooks record it
+  const exes = fileIdentities([...new Set([...holders.values()].map((pids) => exeOf(pids[0]!)))]);
   const out: SocketOwner[] = [];
   for (const s of sockets) {
     const pid = holders.get(s.inode)?.[0];
     const facts = pid === undefined ? null : attribution.processFacts(pid);
     if (!facts || pid === undefined) continue;
-    let exe;
-    try {
-      exe = statSync(join(procRoot, String(pid), "exe"), { bigint: true });
-    } catch {
-      continue; // exited meanwhile
-    }
+    const exe = exes.get(exeOf(pid));
+    if (!exe) continue; // exited meanwhile
     out.push({
       cookie: s.cookie,
       pid,
@@ -93,7 +94,8 @@ export function boundSocketOwners(
       cgroupId: s.cgroupId || (attribution.cgroupIdOf(facts.cgroup) ?? 0n),
       comm: facts.name,
       exeIno: exe.ino,
-      exeDev: kernelDev(Number(exe.dev)),
+      exeDev: exe.dev,
+      exeGen: exe.gen,
     });
   }
   return out;

@@ -1,18 +1,35 @@
 // IDS signatures in the daemon (docs/policy.md, "ids"): the kernel copies the first bytes of each
-// direction of a flow (bpf/include/ids.h); here they are put back in order per flow direction and
-// matched against the live policy's signatures. Each signature that matches a connection is one
-// event (reason "ids", rule "ids:<sid>"), once per connection: "detected" for alert signatures
-// and under ids.mode detect, "blocked" when a drop or reject signature cut the connection under
-// ids.mode prevent. Flows are held briefly and in bounded number. A negated content is judged
-// absent once the bytes its range covers are here, or once no more will come: the direction's
-// window is full, or the flow is let go (held past FLOW_MS, or pushed out by newer flows).
+// direction of a flow (bpf/include/ids.h); here they are put back in place per flow direction
+// (ids-stream.ts) and matched against the live policy's signatures. Each signature that matches a
+// connection is one event (reason "ids", rule "ids:<sid>"), once per connection: "detected" for
+// alert signatures and under ids.mode detect, "blocked" when a drop or reject signature cut the
+// connection under ids.mode prevent. What keeps a direction from being read as its receiver reads
+// it (another version of bytes already copied, more than one urgent byte, bytes that went by
+// unread) is counted and, where a signature applies, one event (rule "ids:stream", sid 0): under
+// prevent, where a drop or reject signature applies, it cuts the connection (fail closed).
+// Flows are held while their connection may still send what is read (TCP and UDP apart, in
+// bounded number). A negated content is judged absent once the bytes its range covers are here,
+// or once no more will come: the direction's window is full, or the flow is let go.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { IdsModel, IdsRule, PolicyModel } from "../config/index.ts";
-import { IdsConst, decodeIdsCopy, type IdsCopy, type MoatEvent } from "../datapath/index.ts";
-import { IdsMatcher, type IdsBudget } from "../policy/index.ts";
+import {
+  decodeIdsCopy,
+  IdsConst,
+  idsConnection,
+  type IdsCopy,
+  type IdsMatchFacts,
+  type MoatEvent,
+} from "../datapath/index.ts";
+import { IdsMatcher, type IdsBudget, type IdsStream } from "../policy/index.ts";
+import { CopiedStream, type StreamTrouble } from "./ids-stream.ts";
 
 export interface IdsSource {
   subscribeIds(onRecord: (record: Buffer) => void): unknown;
+  /**
+   * The connection table: whether a flow's connection is still open, and when it began.
+   * Without it every connection counts as open and as begun while the path read.
+   */
+  conntrackMap?: { lookup(key: Buffer | null): Buffer | null };
 }
 
 export interface IdsPathOptions {
@@ -28,14 +45,23 @@ export interface IdsPathOptions {
   bootTimeMs?: number;
   /** A monotonic clock in ms, for how long flows are held (default: performance.now). */
   now?: () => number;
+  /** CLOCK_MONOTONIC in ns, the connection table's clock (default: process.hrtime). */
+  monotonicNs?: () => bigint;
 }
 
 /** What the path did since start (status, /metrics, OpenTelemetry). */
 export interface IdsCounters {
   /** Copies read from the kernel. */
   copies: number;
-  /** Flow directions given up: a copy was lost before them (a full ring), or out of place. */
+  /**
+   * Flow directions given up: bytes went by unread (a copy the ring had no room for, a budget
+   * spent, a flow let go while its connection could still send, or begun before the path read).
+   */
   gaps: number;
+  /** Flow directions with another version of bytes already copied. */
+  overlaps: number;
+  /** Flow directions with more than one urgent byte. */
+  urgent: number;
   /** Signature matches reported, by outcome. */
   detected: number;
   blocked: number;
@@ -50,36 +76,103 @@ export interface IdsPath {
   applied(): void;
 }
 
-/** Flow directions held at once, and for how long after their last copy. */
-const MAX_FLOWS = 8192;
+/**
+ * Flows held at once, TCP and UDP apart: a flood of one cannot push the other out. Past these, the
+ * flows past their copies go first, then the oldest; a flow pushed out whose connection sends
+ * more is lost then (its next copy is not its first).
+ */
+export const IDS_HELD = { tcp: 32_768, udp: 8_192 };
+/** How long after its last copy a flow is looked up in the connection table, to be let go. */
 const FLOW_MS = 30_000;
 const NO_BYTES = Buffer.alloc(0);
 
-interface Flow {
-  /** Bytes so far by direction (0: to the server), one char a byte. */
-  data: [string, string];
-  /** A direction given up (a gap). */
-  broken: [boolean, boolean];
-  /** Copies read by direction (the kernel copies at most IdsConst.maxPackets a direction). */
-  copies: [number, number];
+const TROUBLE: Record<StreamTrouble | "lost", string> = {
+  overlap: "stream: another version of bytes already copied (a segment over them with other bytes)",
+  urgent:
+    "stream: more than one urgent byte (which ones the application reads depends on when it reads)",
+  lost: "stream: bytes went by unread (a copy lost, or the flow let go while open)",
+};
+
+interface Direction {
+  stream: CopiedStream;
+  /** A copy of it was read. */
+  seen: boolean;
+  /** Given up: bytes went by unread. */
+  lost: boolean;
+  /** The troubles reported, once each. */
+  told: Set<StreamTrouble | "lost">;
   /**
-   * A direction whose window is not full yet: its last copy (without its bytes), to report a
-   * match found on what arrived when the flow is let go.
+   * While its window is not full: its last copy (without its bytes), to report a match found on
+   * what arrived when the flow is let go.
    */
-  open: [IdsCopy | undefined, IdsCopy | undefined];
+  open: IdsCopy | undefined;
+}
+
+interface Flow {
+  /** By direction: 0 to the server. */
+  dirs: [Direction, Direction];
+  /** The flow's first copy read (without its bytes): its connection, to look up and to cut. */
+  copy: IdsCopy;
+  /** Begun before the path read: a direction whose start went by is not reported. */
+  older: boolean;
   /** Signatures already reported for this connection. */
   fired: Set<number>;
   /** Each direction's tries left of each signature, for the matcher they were counted for. */
   budgets: [IdsBudget, IdsBudget] | undefined;
   matcher: IdsMatcher | undefined;
+  /** Cut under prevent. */
+  cut: boolean;
   last: number;
+}
+
+/** Flows of one protocol, the least recently copied first: those past their copies apart. */
+class HeldFlows {
+  readonly open = new Map<bigint, Flow>();
+  readonly done = new Map<bigint, Flow>();
+  readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  take(id: bigint): Flow | undefined {
+    const flow = this.open.get(id) ?? this.done.get(id);
+    this.open.delete(id);
+    this.done.delete(id);
+    return flow;
+  }
+
+  put(id: bigint, flow: Flow, done: boolean): void {
+    (done ? this.done : this.open).set(id, flow);
+  }
+
+  /** The flow to push out when over the number held: one past its copies first. */
+  *overflow(): Generator<Flow> {
+    while (this.open.size + this.done.size > this.max) {
+      const [id, flow] = this.done.entries().next().value ?? this.open.entries().next().value ?? [];
+      if (id === undefined || !flow) return;
+      this.take(id);
+      yield flow;
+    }
+  }
+
+  clear(): void {
+    this.open.clear();
+    this.done.clear();
+  }
 }
 
 export function startIdsPath(options: IdsPathOptions): IdsPath {
   const bootTimeMs =
     options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
-  const flows = new Map<bigint, Flow>();
-  const counters: IdsCounters = { copies: 0, gaps: 0, detected: 0, blocked: 0 };
+  const held = { tcp: new HeldFlows(IDS_HELD.tcp), udp: new HeldFlows(IDS_HELD.udp) };
+  const counters: IdsCounters = {
+    copies: 0,
+    gaps: 0,
+    overlaps: 0,
+    urgent: 0,
+    detected: 0,
+    blocked: 0,
+  };
   const matchers = new WeakMap<IdsModel, IdsMatcher>();
   const matcherOf = (ids: IdsModel) => {
     let m = matchers.get(ids);
@@ -90,19 +183,18 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     return m;
   };
   const clock = options.now ?? (() => performance.now());
-  /** Lets go of the flows held too long or over the number held, each judged as it goes. */
-  const prune = (now: number, ids: IdsModel) => {
-    for (const [id, flow] of flows) {
-      if (now - flow.last < FLOW_MS && flows.size < MAX_FLOWS) break;
-      flows.delete(id);
-      judgeLetGo(flow, ids);
-    }
-  };
-  // a flow that stops sending before its window fills is let go within FLOW_MS of its last
-  // copy, even when no other copy comes to prune it
+  const monotonicNs = options.monotonicNs ?? (() => process.hrtime.bigint());
+  const table = options.source.conntrackMap;
+  /** Flows begun before this (the path's start, or signatures turned on again) went by unread. */
+  let readingSinceNs = monotonicNs();
+  /** Whether the live policy has signatures, as the last policy applied said. */
+  let reading = true;
+
+  // a flow that stops sending before its window fills is let go once its connection is gone,
+  // even when no other copy comes
   setInterval(() => {
     const ids = options.model().ids;
-    if (ids && ids.signatures.length > 0) prune(clock(), ids);
+    if (ids && ids.signatures.length > 0) sweep(clock(), ids);
   }, FLOW_MS).unref();
 
   options.source.subscribeIds((record) => {
@@ -110,97 +202,162 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     const copy = decodeIdsCopy(record);
     const ids = options.model().ids;
     if (!ids || ids.signatures.length === 0) return;
-    const now = clock();
-    prune(now, ids);
-    const flow = heldFlow(copy.connId, now);
+    const flows = held[copy.protocol];
+    const flow = flows.take(copy.connId) ?? newFlow(copy);
+    flow.last = clock();
+    read(flow, copy, ids);
+    flows.put(copy.connId, flow, pastCopies(flow, ids));
+    for (const gone of flows.overflow()) judgeLetGo(gone, ids);
+  });
+
+  function newFlow(copy: IdsCopy): Flow {
+    const dir = (): Direction => ({
+      stream: new CopiedStream(),
+      seen: false,
+      lost: false,
+      told: new Set(),
+      open: undefined,
+    });
+    return {
+      dirs: [dir(), dir()],
+      copy: { ...copy, data: NO_BYTES },
+      older: false,
+      fired: new Set(),
+      budgets: undefined,
+      matcher: undefined,
+      cut: false,
+      last: 0,
+    };
+  }
+
+  /** One copy of the flow: put in place, its troubles reported, the direction matched. */
+  function read(flow: Flow, copy: IdsCopy, ids: IdsModel): void {
     const d = copy.toServer ? 0 : 1;
-    if (flow.broken[d]) return;
-    if (copy.offset !== flow.data[d].length) {
-      flow.broken[d] = true;
-      flow.open[d] = undefined;
+    const dir = flow.dirs[d];
+    if (dir.lost) return;
+    const missedStart = !dir.seen && !copy.first;
+    dir.seen = true;
+    if (missedStart && startedBefore(flow, copy)) {
+      // a connection open before the path read: its start went by unread, through no one's doing
+      dir.lost = true;
       counters.gaps++;
       return;
     }
-    flow.data[d] += copy.data.toString("latin1");
-    flow.copies[d]++;
-    const final = windowFull(flow, d, ids);
-    flow.open[d] = final ? undefined : { ...copy, data: NO_BYTES };
+    if (missedStart || copy.lost) {
+      lose(flow, copy, ids);
+      return;
+    }
+    for (const trouble of dir.stream.add(copy.offset, copy.data, copy.urgent))
+      troubled(flow, copy, ids, trouble);
+    const final = dir.stream.final(windowOf(ids));
+    dir.open = final ? undefined : { ...copy, data: NO_BYTES };
     judge(flow, copy, ids, final);
-  });
-
-  /** The flow of a copy, held as the most recently used (the oldest are let go first). */
-  function heldFlow(connId: bigint, now: number): Flow {
-    let flow = flows.get(connId);
-    if (flow) flows.delete(connId);
-    else
-      flow = {
-        data: ["", ""],
-        broken: [false, false],
-        copies: [0, 0],
-        open: [undefined, undefined],
-        fired: new Set(),
-        last: now,
-        budgets: undefined,
-        matcher: undefined,
-      };
-    flows.set(connId, flow);
-    flow.last = now;
-    return flow;
   }
 
-  /** No more bytes of this direction will come: the kernel copies no more of it. */
-  function windowFull(flow: Flow, d: 0 | 1, ids: IdsModel): boolean {
-    const bytes = Math.min(ids.bytes, IdsConst.maxBytes);
-    return flow.data[d].length >= bytes || flow.copies[d] >= IdsConst.maxPackets;
+  /** Whether the flow's connection began before the path read (after a restart, a reload). */
+  function startedBefore(flow: Flow, copy: IdsCopy): boolean {
+    if (!flow.older && table) {
+      const connection = idsConnection(table, copy, monotonicNs());
+      flow.older = connection !== null && connection.createdNs < readingSinceNs;
+    }
+    return flow.older;
+  }
+
+  /** A direction given up: bytes went by unread. */
+  function lose(flow: Flow, copy: IdsCopy, ids: IdsModel): void {
+    const dir = flow.dirs[copy.toServer ? 0 : 1];
+    dir.lost = true;
+    dir.open = undefined;
+    counters.gaps++;
+    troubled(flow, copy, ids, "lost");
+  }
+
+  function pastCopies(flow: Flow, ids: IdsModel): boolean {
+    const window = windowOf(ids);
+    return flow.dirs.every((dir) => dir.lost || dir.stream.final(window));
+  }
+
+  /**
+   * Lets go of the flows held FLOW_MS past their last copy whose connection the kernel copies no
+   * more of (gone, closed, idle past its timeout, past its copies), each judged as it goes.
+   * Without the connection table, a flow past its copies goes; the others wait to be pushed out.
+   */
+  function sweep(now: number, ids: IdsModel): void {
+    const nowNs = monotonicNs();
+    for (const flows of [held.tcp, held.udp])
+      for (const map of [flows.done, flows.open])
+        for (const [id, flow] of map) {
+          if (now - flow.last < FLOW_MS) break;
+          const copying = table
+            ? (idsConnection(table, flow.copy, nowNs)?.copying ?? false)
+            : map === flows.open;
+          if (copying) continue;
+          map.delete(id);
+          judgeLetGo(flow, ids);
+        }
   }
 
   /** A flow let go: its directions still open are judged on what arrived. */
   function judgeLetGo(flow: Flow, ids: IdsModel): void {
     // without a negated content, a match does not wait for bytes to come: nothing is left
     if (!matcherOf(ids).negates) return;
-    for (const copy of flow.open) if (copy) judge(flow, copy, ids, true);
-    flow.open = [undefined, undefined];
+    for (const dir of flow.dirs) {
+      if (dir.open) judge(flow, dir.open, ids, true);
+      dir.open = undefined;
+    }
   }
 
-  /** Matches the direction of `copy` on its bytes so far; reports each new match. */
+  /** Matches the direction of `copy` on each version of its bytes so far; reports new matches. */
   function judge(flow: Flow, copy: IdsCopy, ids: IdsModel, final: boolean): void {
     const d = copy.toServer ? 0 : 1;
-    const senderLocal = (copy.direction === "egress") === copy.toServer;
     const matcher = matcherOf(ids);
     if (flow.matcher !== matcher || !flow.budgets) {
       flow.matcher = matcher;
       flow.budgets = [matcher.budget(), matcher.budget()];
     }
-    const matches = matcher.match(
-      {
-        protocol: copy.protocol,
-        toServer: copy.toServer,
-        sender: senderLocal ? copy.local : copy.remote,
-        receiver: senderLocal ? copy.remote : copy.local,
-        senderLocal,
-        data: flow.data[d],
-        final,
-      },
-      flow.budgets[d],
-    );
-    for (const rule of matches) {
-      if (flow.fired.has(rule.sid)) continue;
-      flow.fired.add(rule.sid);
-      report(copy, rule, ids);
+    for (const data of flow.dirs[d].stream.versions()) {
+      const matches = matcher.match({ ...viewOf(copy), data, final }, flow.budgets[d]);
+      for (const rule of matches) {
+        if (flow.fired.has(rule.sid)) continue;
+        flow.fired.add(rule.sid);
+        const prevent = rule.action !== "alert" && ids.mode === "prevent";
+        counters[prevent ? "blocked" : "detected"]++;
+        report(flow, copy, ids, factsOf(rule, rule.sid, rule.msg), `ids:${rule.sid}`);
+      }
     }
   }
 
-  function report(copy: IdsCopy, rule: IdsRule, ids: IdsModel): void {
-    const cuts = rule.action !== "alert";
-    const prevent = cuts && ids.mode === "prevent";
-    const cut = prevent ? options.cut(copy) : false;
+  /**
+   * A trouble of the direction of `copy`, reported once where a signature watches it: cut under
+   * prevent where a drop or reject signature does (the signature cannot be matched as the
+   * receiver reads the bytes).
+   */
+  function troubled(flow: Flow, copy: IdsCopy, ids: IdsModel, trouble: StreamTrouble | "lost") {
+    const dir = flow.dirs[copy.toServer ? 0 : 1];
+    if (dir.told.has(trouble)) return;
+    dir.told.add(trouble);
+    if (trouble !== "lost") counters[trouble === "overlap" ? "overlaps" : "urgent"]++;
+    const watching = matcherOf(ids).watching(viewOf(copy));
+    const rule = watching.find((r) => r.action !== "alert") ?? watching[0];
+    if (!rule) return;
+    report(flow, copy, ids, factsOf(rule, 0, TROUBLE[trouble]), "ids:stream");
+  }
+
+  function report(
+    flow: Flow,
+    copy: IdsCopy,
+    ids: IdsModel,
+    facts: Omit<IdsMatchFacts, "flow" | "cut">,
+    rule: string,
+  ): void {
+    const prevent = facts.action !== "alert" && ids.mode === "prevent";
+    if (prevent && !flow.cut) flow.cut = options.cut(copy);
     const type = prevent ? "blocked" : "detected";
-    counters[type]++;
     options.push({
       time: new Date(bootTimeMs + Number(copy.tsNs / 1_000_000n)).toISOString(),
       type,
       mode: prevent ? "prevent" : "detect",
-      rule: `ids:${rule.sid}`,
+      rule,
       direction: copy.direction,
       protocol: copy.protocol,
       local: copy.local,
@@ -214,14 +371,9 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
       hook: copy.hook,
       generation: copy.generation,
       ids: {
-        sid: rule.sid,
-        ...(rule.rev !== undefined ? { rev: rule.rev } : {}),
-        msg: rule.msg,
-        ...(rule.classtype !== undefined ? { classtype: rule.classtype } : {}),
-        action: rule.action,
+        ...facts,
         flow: copy.toServer ? "to_server" : "to_client",
-        source: `${rule.pos.file}:${rule.pos.line}:${rule.pos.col}`,
-        ...(prevent ? { cut } : {}),
+        ...(prevent ? { cut: flow.cut } : {}),
       },
     });
   }
@@ -229,7 +381,41 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
   return {
     counters: () => ({ ...counters }),
     applied() {
-      if (!options.model().ids?.signatures.length) flows.clear();
+      if (!options.model().ids?.signatures.length) {
+        held.tcp.clear();
+        held.udp.clear();
+        reading = false;
+      } else if (!reading) {
+        reading = true;
+        readingSinceNs = monotonicNs();
+      }
     },
+  };
+}
+
+/** The bytes a direction's copies hold at most. */
+const windowOf = (ids: IdsModel) => Math.min(ids.bytes, IdsConst.maxBytes);
+
+/** A direction of the flow of `copy`, as a signature's header is matched on it. */
+function viewOf(copy: IdsCopy): Omit<IdsStream, "data" | "final"> {
+  const senderLocal = (copy.direction === "egress") === copy.toServer;
+  return {
+    protocol: copy.protocol,
+    toServer: copy.toServer,
+    sender: senderLocal ? copy.local : copy.remote,
+    receiver: senderLocal ? copy.remote : copy.local,
+    senderLocal,
+  };
+}
+
+/** What an event says of the signature behind it, under `sid` and `msg` (0 and the trouble's). */
+function factsOf(rule: IdsRule, sid: number, msg: string): Omit<IdsMatchFacts, "flow" | "cut"> {
+  return {
+    sid,
+    ...(rule.rev !== undefined ? { rev: rule.rev } : {}),
+    msg,
+    ...(rule.classtype !== undefined ? { classtype: rule.classtype } : {}),
+    action: rule.action,
+    source: `${rule.pos.file}:${rule.pos.line}:${rule.pos.col}`,
   };
 }

@@ -209,6 +209,7 @@ export const owner = defineStruct("moat_owner", 48, {
   exe_dev: { offset: 16, type: "u32" },
   pid: { offset: 20, type: "u32" },
   uid: { offset: 24, type: "u32" },
+  exe_gen: { offset: 28, type: "u32" },
   comm: { offset: 32, bytes: 16 },
 });
 
@@ -244,9 +245,11 @@ export const splicePeer = defineStruct("moat_splice_peer", 16, {
   bytes: { offset: 8, type: "u64" },
 });
 
+/** An executable by inode, device and generation (0: not known, bpf/include/exe_file.h). */
 export const exeKey = defineStruct("moat_exe_key", 16, {
   ino: { offset: 0, type: "u64" },
   dev: { offset: 8, type: "u32" },
+  gen: { offset: 12, type: "u32" },
 });
 
 export const sock = defineStruct("moat_sock", 104, {
@@ -403,7 +406,7 @@ export const ctKey = defineStruct("moat_ct_key", 40, {
   protocol: { offset: 37, type: "u8" },
 });
 
-export const ct = defineStruct("moat_ct", 160, {
+export const ct = defineStruct("moat_ct", 176, {
   id: { offset: 0, type: "u64" },
   created_ns: { offset: 8, type: "u64" },
   last_ns: { offset: 16, type: "u64" },
@@ -423,8 +426,9 @@ export const ct = defineStruct("moat_ct", 160, {
   icmp_code: { offset: 86, type: "u8" },
   limit_credit: { offset: 87, type: "u8" },
   limit_until: { offset: 88, type: "u64" },
-  owner: { offset: 96, bytes: 48 },
-  ids: { offset: 144, bytes: 16 },
+  seq_end: { offset: 96, bytes: 8 },
+  owner: { offset: 104, bytes: 48 },
+  ids: { offset: 152, bytes: 16 },
 });
 
 export const fragKey = defineStruct("moat_frag_key", 40, {
@@ -437,8 +441,7 @@ export const fragKey = defineStruct("moat_frag_key", 40, {
 
 export const frag = defineStruct("moat_frag", 16, {
   ts_ns: { offset: 0, type: "u64" },
-  rule: { offset: 8, type: "u32" },
-  drop: { offset: 12, type: "u8" },
+  generation: { offset: 8, type: "u32" },
 });
 
 export const event = defineStruct("moat_event", 152, {
@@ -498,11 +501,23 @@ export const idsFlow = defineStruct("moat_ids_flow", 16, {
   next_seq: { offset: 0, bytes: 8 },
   copied: { offset: 8, bytes: 4 },
   packets: { offset: 12, bytes: 2 },
-  started: { offset: 14, bytes: 2 },
+  state: { offset: 14, bytes: 2 },
 });
 
-/** enum moat_ids_const: a record is the header and up to maxBytes bytes. */
-export const IdsConst = { maxBytes: 1024, maxPackets: 8, header: 128 } as const;
+/**
+ * enum moat_ids_const: a record is the header and up to maxBytes bytes; a TCP direction's bytes
+ * come in at most maxPackets copies and maxOverlaps more over bytes already copied; first, lost,
+ * urgent: the record's flags.
+ */
+export const IdsConst = {
+  maxBytes: 1024,
+  maxPackets: 8,
+  header: 128,
+  maxOverlaps: 8,
+  first: 0x01,
+  lost: 0x02,
+  urgent: 0x04,
+} as const;
 
 export const idsRecord = defineStruct("moat_ids_record", 1152, {
   ts_ns: { offset: 0, type: "u64" },
@@ -522,7 +537,9 @@ export const idsRecord = defineStruct("moat_ids_record", 1152, {
   to_server: { offset: 71, type: "u8" },
   hook: { offset: 72, type: "u8" },
   verdict: { offset: 73, type: "u8" },
-  pad: { offset: 74, bytes: 6 },
+  urgent: { offset: 74, type: "u16" },
+  flags: { offset: 76, type: "u8" },
+  pad: { offset: 77, bytes: 3 },
   owner: { offset: 80, bytes: 48 },
   data: { offset: 128, bytes: 1024 },
 });

@@ -58,6 +58,8 @@ import type { IdsCopy } from "./ids-record.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
 import { MapCounts } from "./map-counts.ts";
 import { cookieKfunc } from "./cookie-probe.ts";
+// registers the kernel's reader of open files, by which executables are identified
+import "./open-files.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
 import type { Socket } from "node:net";
 import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./relay-socket.ts";
@@ -145,7 +147,7 @@ export interface DatapathOptions {
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
-  /** Conntrack table size (default 65536 entries). */
+  /** Conntrack table size, and the fragment records' (default 65536 entries). */
   conntrackEntries?: number;
   /** Rate limit state table size: sources tracked at once (default 65536 entries). */
   limitEntries?: number;
@@ -203,7 +205,12 @@ function openObject(
   }
   const object = native().BpfObject.open(path);
   try {
-    if (options.conntrackEntries) object.setMaxEntries("conntrack", options.conntrackEntries);
+    // the fragment records are sized with the connections: each is of a datagram in flight on a
+    // flow that passed
+    if (options.conntrackEntries) {
+      object.setMaxEntries("conntrack", options.conntrackEntries);
+      object.setMaxEntries("frags", options.conntrackEntries);
+    }
     if (options.limitEntries) {
       object.setMaxEntries("limit_state", options.limitEntries);
       object.setMaxEntries("limit_leases", options.limitEntries);
@@ -868,6 +875,7 @@ export class Datapath {
         cgroup_id: o.cgroupId,
         exe_ino: o.exeIno,
         exe_dev: o.exeDev,
+        exe_gen: o.exeGen,
         pid: o.pid,
         uid: o.uid,
         comm,

@@ -74,7 +74,12 @@ export function decodeOwner(bytes: Buffer): KernelOwner | null {
   };
   // the hooks read the executable only when rules need it; 0 = not read
   const exeIno = bytes.readBigUInt64LE(O.exe_ino.offset);
-  if (exeIno !== 0n) Object.assign(owner, { exeIno, exeDev: bytes.readUInt32LE(O.exe_dev.offset) });
+  if (exeIno !== 0n)
+    Object.assign(owner, {
+      exeIno,
+      exeDev: bytes.readUInt32LE(O.exe_dev.offset),
+      exeGen: bytes.readUInt32LE(O.exe_gen.offset),
+    });
   return owner;
 }
 

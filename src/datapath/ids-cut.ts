@@ -2,8 +2,9 @@
 // its local socket (if it is on this host) is destroyed, so a TCP peer gets a reset and the
 // application ECONNABORTED, then its conntrack entry is turned to blocked, so the packet hooks
 // drop what follows (a forwarded connection, a peer that keeps sending). The bytes that matched were already delivered: this is after the fact.
-import { ct as ctCodec, ctKey, EventType, Mode } from "./abi.ts";
+import { ct as ctCodec, ctKey, CtFlag, EventType, Mode, TcpState } from "./abi.ts";
 import { mappedAddress } from "./address.ts";
+import { conntrackTimeoutS } from "./conntrack.ts";
 import type { IdsCopy } from "./ids-record.ts";
 import type { BpfMap, NativeAddon } from "./native.d.ts";
 
@@ -74,4 +75,46 @@ export function cutIdsConnection(
     }
   }
   return { blocked, destroyed };
+}
+
+/** What the connection table says now of the connection of an ids copy. */
+export interface IdsConnection {
+  /** CLOCK_MONOTONIC ns of its first packet. */
+  createdNs: bigint;
+  /**
+   * The kernel may still copy bytes of it: its entry is in use (not closed, not idle past its
+   * timeout) and not past its copies (MOAT_CT_IDS_DONE).
+   */
+  copying: boolean;
+}
+
+const CLOSED = new Set<number>([TcpState.timeWait, TcpState.closed]);
+const stateName = (value: number): keyof typeof TcpState =>
+  (Object.entries(TcpState).find(([, v]) => v === value)?.[0] ?? "none") as keyof typeof TcpState;
+
+/**
+ * The connection of `copy` in the table at `nowNs` (CLOCK_MONOTONIC), or null when its entry is
+ * gone (or belongs to a later connection on the same addresses and ports).
+ */
+export function idsConnection(
+  conntrack: Pick<BpfMap, "lookup">,
+  copy: Pick<IdsCopy, "local" | "remote" | "family" | "protocol" | "connId">,
+  nowNs: bigint,
+): IdsConnection | null {
+  const value = conntrack.lookup(conntrackKey(copy));
+  if (!value) return null;
+  const e = ctCodec.decode(value);
+  if (e.id !== copy.connId) return null;
+  const tcp = copy.protocol === "tcp";
+  const timeout = conntrackTimeoutS({
+    protocol: tcp ? 6 : 17,
+    tcpState: stateName(e.tcp_state),
+    flags: e.flags,
+  });
+  const idle = nowNs > e.last_ns && nowNs - e.last_ns > BigInt(timeout) * 1_000_000_000n;
+  const closed = tcp && CLOSED.has(e.tcp_state);
+  return {
+    createdNs: e.created_ns,
+    copying: !idle && !closed && (e.flags & CtFlag.idsDone) === 0,
+  };
 }

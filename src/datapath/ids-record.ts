@@ -30,6 +30,15 @@ export interface IdsCopy {
   /** Where data[0] is in the direction's bytes. */
   offset: number;
   data: Buffer;
+  /** The direction's first copy. */
+  first: boolean;
+  /**
+   * No bytes: some of the direction went by uncopied (a full ring, a budget spent, an urgent
+   * pointer not read, bytes its receiver acknowledged that were not seen); nothing more comes.
+   */
+  lost: boolean;
+  /** TCP URG: the place in the direction's bytes of the byte the receiver takes out (null: none). */
+  urgent: number | null;
 }
 
 export function decodeIdsCopy(record: Buffer): IdsCopy {
@@ -61,5 +70,8 @@ export function decodeIdsCopy(record: Buffer): IdsCopy {
     owner: decodeOwner(r.owner),
     offset: r.offset,
     data: Buffer.from(whole.subarray(IdsConst.header, IdsConst.header + len)),
+    first: (r.flags & IdsConst.first) !== 0,
+    lost: (r.flags & IdsConst.lost) !== 0,
+    urgent: r.flags & IdsConst.urgent && r.urgent > 0 ? r.urgent - 1 : null,
   };
 }

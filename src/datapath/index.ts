@@ -14,7 +14,7 @@ export { CtFlag, IdsConst } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
 export { decodeIdsCopy, type IdsCopy } from "./ids-record.ts";
-export { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
+export { cutIdsConnection, idsConnection, type IdsConnection, type IdsCut } from "./ids-cut.ts";
 export {
   conntrackExpired,
   type ConntrackCounts,

@@ -89,7 +89,7 @@ for (const from of [2, 3, 4, 5, 6, 7])
   });
 
 /** Counters per CPU in each conntrack layout. */
-const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43 };
+const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43, 6: 43 };
 
 /** A per-CPU counters value widened to another layout's count (new counters start at zero). */
 const widenCounters =
@@ -127,7 +127,8 @@ for (const [from, to] of [
     },
   });
 
-/** moat_ct in layouts 1-4: layout 5's facts without the rate limit's credit and the ids state. */
+/** moat_ct in layouts 1-4: layout 6's facts without the rate limit's credit, the sequence ends
+ * and the ids state. */
 const ctBefore5 = defineStruct("moat_ct (layouts 1-4)", 136, {
   id: { offset: 0, type: "u64" },
   created_ns: { offset: 8, type: "u64" },
@@ -149,14 +150,25 @@ const ctBefore5 = defineStruct("moat_ct (layouts 1-4)", 136, {
   owner: { offset: 88, bytes: 48 },
 });
 
-// conntrack 1..4 -> 5: moat_ct grew by a rate limit's credit (none to start: the next packet asks
-// its lease) and the ids signatures' copy state, which was in ids_flows; a connection open before
-// is not read by the signatures any more (MOAT_CT_IDS_DONE), as its copies so far are not carried
+/** moat_ct in layout 5: layout 6's without the sequence ends (the owner and ids state 8 bytes
+ * earlier, nothing after them). */
+const ct5 = defineStruct("moat_ct (layout 5)", 160, {
+  ...ctBefore5.fields,
+  limit_credit: { offset: 87, type: "u8" },
+  limit_until: { offset: 88, type: "u64" },
+  owner: { offset: 96, bytes: 48 },
+  ids: { offset: 144, bytes: 16 },
+});
+
+// conntrack 1..4 -> 6: moat_ct grew by a rate limit's credit (none to start: the next packet asks
+// its lease), the ids signatures' copy state, which was in ids_flows, and each side's sequence
+// end (none known: each side's next segment sets it); a connection open before is not read by the
+// signatures any more (MOAT_CT_IDS_DONE), as its copies so far are not carried
 for (const from of [1, 2, 3, 4])
   registerConverter({
     group: "conntrack",
     from,
-    to: 5,
+    to: 6,
     maps: {
       conntrack: {
         convert: (key, value) => {
@@ -167,7 +179,20 @@ for (const from of [1, 2, 3, 4])
         },
       },
       frags: { keep: true },
-      counters: from === 4 ? { keep: true } : { convert: widenCounters(from, 5) },
+      counters: from === 4 ? { keep: true } : { convert: widenCounters(from, 6) },
     },
     note: "connections open before are not read by the ids signatures",
   });
+
+// conntrack 5 -> 6: moat_ct holds each side's sequence end, none known for a connection open
+// before (until each side's next segment sets it, a reset from it is taken as before)
+registerConverter({
+  group: "conntrack",
+  from: 5,
+  to: 6,
+  maps: {
+    conntrack: { convert: (key, value) => ({ key, value: ct.encode(ct5.decode(value)) }) },
+    frags: { keep: true },
+    counters: { keep: true },
+  },
+});

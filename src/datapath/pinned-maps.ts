@@ -56,7 +56,10 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // 3: counters for the IP header's scrubbing (ttlRaised, dfCleared, ipIdRandomised)
   // 4: counters for the ids signatures' copies (idsCopied, idsLost); MOAT_CT_IDS_DONE
   // 5: moat_ct holds a rate limit's credit and the ids signatures' copy state (160 bytes)
-  conntrack: { version: 5, maps: ["conntrack", "frags", "counters"] },
+  // 6: moat_ct holds each side's tcp sequence end (176 bytes); moat_frag the policy generation
+  //    that passed a first fragment (a record of before has 0: never followed), frags as many
+  //    entries as conntrack
+  conntrack: { version: 6, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   // the resolvers that bound port 53 (per process): apart from redirects, so a pin tree from

@@ -41,6 +41,7 @@ export function relaySocketRecord(c: RelayedConnection, rule: number, generation
     cgroup_id: c.owner?.cgroupId ?? 0n,
     exe_ino: c.owner?.exeIno ?? 0n,
     exe_dev: c.owner?.exeDev ?? 0,
+    exe_gen: c.owner?.exeGen ?? 0,
     pid: c.owner?.pid ?? 0,
     uid: c.owner?.uid ?? 0,
     comm,

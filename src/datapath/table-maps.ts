@@ -391,7 +391,7 @@ export function* processMaps(
   const out: Record<string, BpfMap> = {};
   try {
     out.proc_exe = yield* classMap(make, "moat_proc_exe", 16, p.exe, (e, k, at) =>
-      exeKeyCodec.encode({ ino: e.ino, dev: e.dev }, k, at),
+      exeKeyCodec.encode({ ino: e.ino, dev: e.dev, gen: e.gen }, k, at),
     );
     out.proc_uid = yield* classMap(make, "moat_proc_uid", 4, p.uid, (u, k, at) =>
       k.writeUInt32LE(u.uid, at),

@@ -1,11 +1,23 @@
 // What the process and interface rules can name on this host, read for the compiler
 // (src/policy/compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
-// shows it), user names, every cgroup with its container, and the route mirror's links and
-// routes. Read at load and again when the daemon's host watch reports a change.
-import { lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
+// shows it) and those that running processes exec'd there before they were replaced, user names,
+// every cgroup with its container, and the route mirror's links and routes. Read at load and
+// again when the daemon's host watch reports a change.
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import type { PolicyModel } from "../config/model.ts";
-import { kernelDev, type Attribution } from "../attribution/index.ts";
+import type { Attribution } from "../attribution/index.ts";
+import { fileIdentities } from "../attribution/file-identity.ts";
 import { globMatch } from "../policy/glob.ts";
 import {
   socketRule,
@@ -55,9 +67,9 @@ function* files(root: string, budget: { left: number }): Generator<string> {
   }
 }
 
-/** Executables the rules' path globs match, each once, by real path. */
+/** Executables the rules' path globs match, each once, by real path, as the kernel knows them. */
 function executables(patterns: string[]): ProcessUniverse["executables"] {
-  const seen = new Map<string, ProcessUniverse["executables"][number]>();
+  const found = new Set<string>();
   for (const pattern of patterns) {
     const budget = { left: WALK_LIMIT };
     for (const path of files(globRoot(pattern), budget)) {
@@ -67,17 +79,112 @@ function executables(patterns: string[]): ProcessUniverse["executables"] {
       } catch {
         continue;
       }
-      if (seen.has(real) || !globMatch(pattern, real)) continue;
-      try {
-        const st = statSync(real, { bigint: true });
-        if (st.isFile())
-          seen.set(real, { dev: kernelDev(Number(st.dev)), ino: st.ino, path: real });
-      } catch {
-        // removed while walking
-      }
+      if (found.has(real) || !globMatch(pattern, real)) continue;
+      if (isFile(real)) found.add(real);
     }
   }
-  return [...seen.values()];
+  return [...fileIdentities([...found])].map(([path, id]) => ({ ...id, path }));
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false; // removed while walking
+  }
+}
+
+/** At most this many replaced executables are kept matching (distinct files, not processes). */
+const REPLACED_LIMIT = 1024;
+const DELETED = " (deleted)";
+
+/**
+ * Executables that running processes exec'd at a path a rule's glob matches, since removed from
+ * it (an upgrade renames a new file over the old one): such a process still runs the rule's
+ * program. Each under the path it had.
+ */
+function replacedExecutables(
+  patterns: string[],
+  procRoot = "/proc",
+): ProcessUniverse["executables"] {
+  if (patterns.length === 0) return [];
+  const formerPath = removedExecutables(patterns, procRoot);
+  const mounts = new Map<string, number | null>();
+  const mountHere = (dir: string) => {
+    if (!mounts.has(dir)) mounts.set(dir, directoryMount(dir));
+    return mounts.get(dir);
+  };
+  // /proc/PID/exe shows a removed file's last path as seen from moat's mount namespace, and a
+  // process can make its own file read the same: one named "<path> (deleted)" where it may add
+  // files, or one of another mount namespace mounted over the rule's directory there. So the
+  // file must have no link left, and be on the mount that holds the directory here.
+  const removedHere = (exe: string, fd: number, st: { nlink: bigint }) => {
+    const mount = descriptorMount(fd);
+    return st.nlink === 0n && mount !== null && mount === mountHere(dirname(formerPath.get(exe)!));
+  };
+  return [...fileIdentities([...formerPath.keys()], removedHere)].map(([exe, id]) => ({
+    ...id,
+    path: formerPath.get(exe)!,
+  }));
+}
+
+/**
+ * /proc/PID/exe -> the path it was exec'd at, for the processes whose executable was removed from
+ * a path some pattern matches: one process a file, at most REPLACED_LIMIT files.
+ */
+function removedExecutables(patterns: string[], procRoot: string): Map<string, string> {
+  const formerPath = new Map<string, string>();
+  const files = new Set<string>();
+  for (const pid of readdirSync(procRoot)) {
+    if (formerPath.size >= REPLACED_LIMIT) break;
+    if (!/^\d+$/.test(pid)) continue;
+    const exe = join(procRoot, pid, "exe");
+    let target;
+    try {
+      target = readlinkSync(exe);
+    } catch {
+      continue; // exited, or a kernel thread
+    }
+    if (!target.endsWith(DELETED)) continue;
+    const path = target.slice(0, -DELETED.length);
+    if (!patterns.some((p) => globMatch(p, path))) continue;
+    let st;
+    try {
+      st = statSync(exe, { bigint: true });
+    } catch {
+      continue;
+    }
+    const file = `${st.dev}:${st.ino}`;
+    if (files.has(file)) continue;
+    files.add(file);
+    formerPath.set(exe, path);
+  }
+  return formerPath;
+}
+
+/** The id of the mount an open descriptor of this process is on (/proc/self/fdinfo). */
+function descriptorMount(fd: number): number | null {
+  try {
+    const m = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The id of the mount that holds directory `dir` in this mount namespace. */
+function directoryMount(dir: string): number | null {
+  let fd;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch {
+    return null;
+  }
+  try {
+    return descriptorMount(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readProcessUniverse(
@@ -103,7 +210,7 @@ export function readQueriedUniverse(
     ([id, path]) => ({ id, path, container: attribution.containerOf(path) }),
   );
   return {
-    executables: executables(query.paths),
+    executables: [...executables(query.paths), ...replacedExecutables(query.paths)],
     users,
     cgroups,
     // interface rules only: this namespace's links and routes
@@ -124,7 +231,7 @@ export function processDirectories(model: PolicyModel): WatchedDir[] {
 
 /** Equal for two reads of an unchanged host: the daemon re-applies the policy when it differs. */
 export function universeFingerprint(u: ProcessUniverse): string {
-  const exe = u.executables.map((e) => `${e.dev}:${e.ino}:${e.path}`).sort();
+  const exe = u.executables.map((e) => `${e.dev}:${e.ino}:${e.gen ?? 0}:${e.path}`).sort();
   const users = [...u.users].map(([n, id]) => `${n}:${id}`).sort();
   const cgroups = u.cgroups.map((c) => `${c.id}:${c.path}:${c.container?.id ?? ""}`).sort();
   const links = u.routes.links.map((l) => `${l.ifindex}:${l.ifname}:${l.tunnel}`).sort();

@@ -89,9 +89,17 @@ export interface MoatSnapshot {
   flood?: Record<string, bigint>;
   /**
    * The ids signatures since start (docs/policy.md, "ids"): copies read, flow directions given up
-   * for a lost copy, matches reported as detected and as blocked (cut).
+   * (bytes went by unread), with another version of bytes already copied, with more than one
+   * urgent byte, matches reported as detected and as blocked (cut).
    */
-  ids?: { copies: number; gaps: number; detected: number; blocked: number };
+  ids?: {
+    copies: number;
+    gaps: number;
+    overlaps: number;
+    urgent: number;
+    detected: number;
+    blocked: number;
+  };
   /** Flow records and their bytes by verdict since start (docs/observability.md). */
   flows?: Record<"allowed" | "blocked" | "detected", { records: number; bytes: number }>;
 }

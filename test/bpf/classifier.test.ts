@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 import { runFixture, type Fixture } from "../helpers/fixtures.ts";
 import { arpFrame, packet, type PacketSpec } from "../helpers/packets.ts";
+import { frag, fragKey } from "../../src/datapath/abi.ts";
 
 const POLICY = `
 version: 1
@@ -627,6 +628,141 @@ describe("classifier", () => {
       });
     }
   });
+});
+
+describe("fragment records", () => {
+  const portBlocked = (mode: "prevent" | "detect") => `
+version: 1
+mode: ${mode}
+defaults: { ingress: allow, egress: allow }
+rules:
+  - name: no-9999
+    direction: ingress
+    action: block
+    layer4: { protocol: udp, port: [9999] }
+`;
+  const DNS_ONLY = `
+version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - name: dns
+    direction: ingress
+    action: allow
+    layer4: { protocol: udp, port: [53] }
+`;
+  const CLOSED = `
+version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules: []
+`;
+  const first = (src: string, dport: number, id: number): PacketSpec => ({
+    src,
+    dst: src.includes(":") ? H6 : H,
+    proto: "udp",
+    sport: 40000,
+    dport,
+    frag: { offset: 0, more: true, id },
+    payload: 16,
+  });
+  const last = (src: string, id: number): PacketSpec => ({
+    src,
+    dst: src.includes(":") ? H6 : H,
+    proto: "udp",
+    frag: { offset: 3, more: false, id },
+    payload: 24,
+  });
+
+  let lab: KernelLab;
+  before(() => {
+    lab = new KernelLab();
+  });
+  after(() => lab.close());
+
+  /** Makes the records of datagrams with id `id` as old as `seconds` on the kernel's clock. */
+  function ageRecords(id: number, seconds: number): void {
+    const map = lab.dp.object.map("frags");
+    try {
+      let aged = 0;
+      for (let k = map.nextKey(null); k; k = map.nextKey(k)) {
+        if (fragKey.decode(k).id !== id) continue;
+        const record = frag.decode(map.lookup(k)!);
+        const ts_ns = lab.dp.monotonicNs() - BigInt(seconds) * 1_000_000_000n;
+        map.update(k, frag.encode({ ...record, ts_ns }));
+        aged++;
+      }
+      assert.ok(aged > 0, `no record of a datagram with id ${id}`);
+    } finally {
+      map.close();
+    }
+  }
+
+  for (const [family, src] of [
+    ["ipv4", "192.0.2.7"],
+    ["ipv6", "2001:db8::7"],
+  ] as const) {
+    test(`${family}: a dropped first fragment leaves no record: a datagram reusing its id is judged alone`, () => {
+      lab.policy(portBlocked("prevent"));
+      assert.equal(lab.run("xdp", first(src, 9999, 501)).verdict, "drop");
+      // the next datagram of that source with id 501, to an allowed port: its last fragment first
+      const before = lab.counters();
+      assert.equal(lab.run("xdp", last(src, 501)).verdict, "pass");
+      assert.deepEqual(KernelLab.delta(before, lab.counters(), ["fragment", "fragmentOrphan"]), {
+        fragment: 0,
+        fragmentOrphan: 1,
+      });
+    });
+
+    test(`${family}: a first fragment's record is followed for 60 s, then no more`, () => {
+      lab.policy(DNS_ONLY);
+      assert.equal(lab.run("xdp", first(src, 53, 502)).verdict, "pass");
+      ageRecords(502, 59);
+      assert.equal(lab.run("xdp", last(src, 502)).verdict, "pass", "59 s old: followed");
+      ageRecords(502, 61);
+      const before = lab.counters();
+      const r = lab.run("xdp", last(src, 502));
+      assert.equal(
+        r.verdict,
+        "drop",
+        "61 s old: judged alone (ports 0, ingress blocked by default)",
+      );
+      assert.deepEqual(KernelLab.delta(before, lab.counters(), ["fragment", "fragmentOrphan"]), {
+        fragment: 0,
+        fragmentOrphan: 1,
+      });
+    });
+
+    test(`${family}: after a reload to detect mode, a datagram whose first fragment was dropped is not dropped`, () => {
+      lab.policy(portBlocked("prevent"));
+      assert.equal(lab.run("xdp", first(src, 9999, 503)).verdict, "drop");
+      lab.policy(portBlocked("detect"));
+      assert.equal(lab.run("xdp", last(src, 503)).verdict, "pass");
+    });
+
+    test(`${family}: after a reload, the previous policy's record is not followed: the new policy judges`, () => {
+      lab.policy(DNS_ONLY);
+      assert.equal(lab.run("xdp", first(src, 53, 504)).verdict, "pass");
+      lab.policy(CLOSED);
+      const before = lab.counters();
+      assert.equal(lab.run("xdp", last(src, 504)).verdict, "drop");
+      assert.deepEqual(KernelLab.delta(before, lab.counters(), ["fragment", "fragmentOrphan"]), {
+        fragment: 0,
+        fragmentOrphan: 1,
+      });
+    });
+
+    test(`${family}: a flood of dropped first fragments does not evict an allowed datagram's record`, () => {
+      lab.policy(DNS_ONLY);
+      assert.equal(lab.run("xdp", first(src, 53, 505)).verdict, "pass");
+      for (let i = 0; i < 5000; i++) {
+        const spoofed =
+          family === "ipv6" ? `2001:db8::1:${(i + 1).toString(16)}` : `198.51.${i >> 8}.${i & 255}`;
+        assert.equal(lab.run("xdp", first(spoofed, 9999, 1)).verdict, "drop");
+      }
+      assert.equal(lab.run("xdp", last(src, 505)).verdict, "pass");
+    });
+  }
 });
 
 describe("defaults and detect mode", () => {

@@ -104,7 +104,8 @@ describe("flow counters", () => {
   test("a reset sends the flow record once; a logged connection's close stays a closed event", () => {
     exchange([
       ["xdp", tcp(P, H, 41001, 443, "S")],
-      ["tc", tcp(H, P, 443, 41001, "RA")],
+      // refused: the reset acks the syn (its sequence number, 1000, + 1)
+      ["tc", { ...tcp(H, P, 443, 41001, "RA"), ack: 1001 }],
       ["xdp", tcp(P, H, 41001, 443, "R")],
     ]);
     assert.deepEqual(

@@ -1,8 +1,8 @@
 // The ids signatures' kernel part through BPF_PROG_TEST_RUN: the first bytes of each direction of
 // a flow are copied to the ids ring buffer with their flow and place in the stream (XDP, TC
-// ingress and TC egress, IPv4 and IPv6, TCP and UDP), up to ids.bytes, in order only (a
-// retransmission is not copied twice), never from flows the sample leaves out, and nothing at all
-// without signatures; every packet passes as it came.
+// ingress and TC egress, IPv4 and IPv6, TCP and UDP), up to ids.bytes (a retransmission its
+// receiver acknowledged is not copied twice), never from flows the sample leaves out, and nothing
+// at all without signatures; every packet passes as it came.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
@@ -62,7 +62,7 @@ function tcpFlow(v6: boolean) {
     ack: 5001,
     ...(payload ? { payload } : {}),
   });
-  const outbound = (flags: string, seq: number, payload?: Buffer): PacketSpec => ({
+  const outbound = (flags: string, seq: number, payload?: Buffer, ack = 1001): PacketSpec => ({
     src: local,
     dst: remote,
     proto: "tcp",
@@ -70,7 +70,7 @@ function tcpFlow(v6: boolean) {
     dport: sport,
     flags,
     seq,
-    ack: 1001,
+    ack,
     ...(payload ? { payload } : {}),
   });
   return { local, remote, sport, inbound, outbound };
@@ -93,6 +93,7 @@ describe("ids: the first bytes of each flow direction, copied", () => {
         ids.run(inHook, f.inbound("A", 1001));
         assert.deepEqual(ids.taken(), [], "no payload, no copy");
         ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+        ids.run("tc", f.outbound("A", 5001, undefined, 1011)); // the server has them
         ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10))); // retransmitted
         ids.run(inHook, f.inbound("PA", 1011, REQUEST.subarray(10)));
         ids.run("tc", f.outbound("PA", 5001, REPLY));

@@ -1,8 +1,9 @@
 // A mid-stream packet with no conntrack entry (lost to an lru eviction or a restart) that the
 // policy blocks as a new connection is judged again as opened the other way only for a
-// connection this host opened: one a local listener accepted keeps the verdict its peer's packets
-// get, so a ban (or an allow rule taken away) cannot be undone by evicting the entry. Real
-// sockets on loopback, frames through BPF_PROG_TEST_RUN.
+// connection this host opened (its socket connect()ed): one a local listener accepted keeps the
+// verdict its peer's packets get, so a ban (or an allow rule taken away) cannot be undone by
+// evicting the entry, even once the listener is gone (a one-shot server). Real sockets on
+// loopback, frames through BPF_PROG_TEST_RUN.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -99,6 +100,54 @@ test("an accepted connection whose allow rule is gone stays cut once its entry i
   lab.dp.clearConntrack();
   assert.equal(lab.run("xdp", toServer()).verdict, "drop");
 });
+
+test("a banned peer's connection to a server that stopped listening stays cut too", async () => {
+  // a one-shot server (inetd-style, `nc -l`): it accepts one client and closes its listener
+  let accepted = () => {};
+  const served = new Promise<void>((r) => (accepted = r));
+  const once = net.createServer((s) => {
+    once.close();
+    s.on("data", () => {}).on("error", () => {});
+    accepted();
+  });
+  await new Promise<void>((r) => once.listen(0, L, r));
+  const port = (once.address() as net.AddressInfo).port;
+  const peer = net.connect(port, L);
+  try {
+    await served;
+    assert.equal(await refused(port), "ECONNREFUSED", "the listener is gone");
+    const toOnce: PacketSpec = {
+      src: L,
+      dst: L,
+      proto: "tcp",
+      sport: peer.localPort!,
+      dport: port,
+      flags: "A",
+    };
+    lab.policy(policyOf(port, false));
+    assert.equal(lab.run("xdp", { ...toOnce, flags: "S" }).verdict, "pass");
+    assert.equal(lab.run("xdp", toOnce).verdict, "pass");
+    lab.policy(policyOf(port, true), { keepConntrack: true });
+    assert.equal(lab.run("xdp", toOnce).verdict, "drop", "re-judged: the ban cuts it");
+    lab.dp.clearConntrack(); // as an lru eviction would
+    assert.equal(lab.run("xdp", toOnce).verdict, "drop", "no entry, no listener: still banned");
+    assert.equal(lab.run("tc-ingress", toOnce).verdict, "drop");
+  } finally {
+    peer.destroy();
+  }
+});
+
+/** The error code of a connection attempt to the port ("" if it connected). */
+function refused(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, L);
+    c.on("connect", () => {
+      c.destroy();
+      resolve("");
+    });
+    c.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+  });
+}
 
 test("a connection this host opened still survives the loss of its entry", () => {
   lab.policy(NO_SVC);

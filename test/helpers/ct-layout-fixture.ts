@@ -1,7 +1,8 @@
 // A conntrack layout older than this build's, for the migration tests: layout 0 of the
 // `conntrack` group (a test fixture, never a real build's). Its value holds struct moat_ct's
-// facts in another order, the owner first, without the rate limit's credit and the ids state, and
-// 8 more bytes: 144 bytes. The converter registered here turns it into this build's layout.
+// facts in another order, the owner first, without the rate limit's credit, the sequence ends and
+// the ids state, and 8 more bytes: 144 bytes. The converter registered here turns it into this
+// build's layout.
 import { ct } from "../../src/datapath/abi.ts";
 import { registerConverter } from "../../src/datapath/map-migration.ts";
 import { MAP_GROUPS } from "../../src/datapath/pinned-maps.ts";

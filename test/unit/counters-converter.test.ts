@@ -1,14 +1,14 @@
 // The conntrack group's converters: each CPU's counters of an older layout (1: 32, 2: 38, 3: 41)
-// land at the start of the wider value (4 and 5: 43), the new counters at 0; the fragments are
+// land at the start of the wider value (4, 5 and 6: 43), the new counters at 0; the fragments are
 // kept, the connections too until layout 5, whose wider entries get them with no rate-limit
-// credit and the ids signatures done.
+// credit and the ids signatures done; layout 6's get layout 5's with no sequence end known.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import "../../src/datapath/map-converters.ts";
 import { converterFor } from "../../src/datapath/map-migration.ts";
 import { ct, Counter, CtFlag } from "../../src/datapath/abi.ts";
 
-for (const to of [4, 5])
+for (const to of [4, 6])
   for (const [from, width] of [
     [1, 32],
     [2, 38],
@@ -18,34 +18,36 @@ for (const to of [4, 5])
       carried(from, to, width);
     });
 
-test("counters of layout 4 are kept as they are in layout 5", () => {
-  assert.deepEqual(converterFor("conntrack", 4, 5)?.maps.counters, { keep: true });
+test("counters of layouts 4 and 5 are kept as they are in layout 6", () => {
+  assert.deepEqual(converterFor("conntrack", 4, 6)?.maps.counters, { keep: true });
+  assert.deepEqual(converterFor("conntrack", 5, 6)?.maps.counters, { keep: true });
 });
 
+const facts = {
+  id: 77n,
+  created_ns: 1_000n,
+  last_ns: 2_000n,
+  deadline_ns: 0n,
+  packets: Buffer.from([3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
+  bytes: Buffer.alloc(16, 1),
+  rule: 4,
+  generation: 9,
+  ifindex: 2,
+  flags: CtFlag.replied | CtFlag.limited,
+  initiator: 1,
+  direction: 1,
+  verdict: 1,
+  mode: 1,
+  tcp_state: 3,
+  icmp_type: 0,
+  icmp_code: 0,
+  owner: Buffer.alloc(48, 5),
+};
+
 for (const from of [1, 2, 3, 4])
-  test(`connections of layout ${from} are carried into layout 5: facts kept, no credit, ids done`, () => {
-    const plan = converterFor("conntrack", from, 5)?.maps.conntrack;
+  test(`connections of layout ${from} are carried into layout 6: facts kept, no credit, ids done`, () => {
+    const plan = converterFor("conntrack", from, 6)?.maps.conntrack;
     assert.ok(plan && "convert" in plan);
-    const facts = {
-      id: 77n,
-      created_ns: 1_000n,
-      last_ns: 2_000n,
-      deadline_ns: 0n,
-      packets: Buffer.from([3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
-      bytes: Buffer.alloc(16, 1),
-      rule: 4,
-      generation: 9,
-      ifindex: 2,
-      flags: CtFlag.replied | CtFlag.limited,
-      initiator: 1,
-      direction: 1,
-      verdict: 1,
-      mode: 1,
-      tcp_state: 3,
-      icmp_type: 0,
-      icmp_code: 0,
-      owner: Buffer.alloc(48, 5),
-    };
     // an entry of layouts 1-4: the same facts, the owner right after them (at 88)
     const now = ct.encode({ ...facts, limit_until: 0n, limit_credit: 0, ids: Buffer.alloc(16) });
     const old = Buffer.concat([now.subarray(0, 87), Buffer.alloc(1), facts.owner]);
@@ -59,9 +61,29 @@ for (const from of [1, 2, 3, 4])
       flags: CtFlag.replied | CtFlag.limited | CtFlag.idsDone,
       limit_until: 0n,
       limit_credit: 0,
+      seq_end: Buffer.alloc(8),
       ids: Buffer.alloc(16),
     });
   });
+
+test("connections of layout 5 are carried into layout 6: all kept, no sequence end known", () => {
+  const plan = converterFor("conntrack", 5, 6)?.maps.conntrack;
+  assert.ok(plan && "convert" in plan);
+  const rest = { limit_until: 123n, limit_credit: 7, ids: Buffer.alloc(16, 9) };
+  // an entry of layout 5: the same facts, the owner at 96 and the ids state at 144 (160 bytes)
+  const now = ct.encode({ ...facts, ...rest });
+  const old = Buffer.concat([now.subarray(0, 96), facts.owner, rest.ids]);
+  assert.equal(old.length, 160);
+  const key = Buffer.alloc(40, 1);
+  const out = plan.convert(key, old);
+  assert.ok(out);
+  assert.equal(out.value.length, ct.size);
+  assert.deepEqual(ct.decode(out.value), {
+    ...facts,
+    ...rest,
+    seq_end: Buffer.alloc(8),
+  });
+});
 
 function carried(from: number, to: number, width: number): void {
   const c = converterFor("conntrack", from, to);

@@ -49,6 +49,7 @@ test("install, upgrade and uninstall in a DESTDIR", () => {
       `${lib}/build/cli/main.mjs`,
       `${lib}/build/bpf/moat.bpf.o`,
       `${lib}/build/bpf/map_count.bpf.o`,
+      `${lib}/build/bpf/file_ids.bpf.o`,
       `${lib}/native/build/Release/moat_native.node`,
       `${lib}/node/bin/node`,
       `${lib}/node_modules/yaml/package.json`,

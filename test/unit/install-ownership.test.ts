@@ -41,6 +41,7 @@ test("the installed tree is root's and not writable by others, whoever built it"
   for (const p of [
     "build/bpf/moat.bpf.o",
     "build/bpf/map_count.bpf.o",
+    "build/bpf/file_ids.bpf.o",
     "native/build/Release/moat_native.node",
     "build/dist/cli-main.mjs",
     "build/dist/worker.mjs",

@@ -24,8 +24,12 @@ import { withRedirects } from "./redirect.ts";
 
 /** What is on this host now, for the kernel's keys (src/host/process-universe.ts reads it). */
 export interface ProcessUniverse {
-  /** Executables some rule's path glob may name; `dev` in the kernel's encoding (MKDEV). */
-  executables: { dev: number; ino: bigint; path: string }[];
+  /**
+   * Executables some rule's path glob may name, as the kernel identifies them: `dev` in its
+   * encoding (MKDEV), `gen` the inode's generation (GEN_NONE: the inode has none; 0 or absent:
+   * not known, and the kernel matches the file by inode and device alone).
+   */
+  executables: { dev: number; ino: bigint; gen?: number; path: string }[];
   /** User name -> uid (/etc/passwd). */
   users: Map<string, number>;
   /** Every cgroup directory, with its container if it is one's. */
@@ -35,7 +39,7 @@ export interface ProcessUniverse {
 }
 
 export interface ProcessImage {
-  exe: { dev: number; ino: bigint; cls: number }[];
+  exe: { dev: number; ino: bigint; gen: number; cls: number }[];
   uid: { uid: number; cls: number }[];
   cgroup: { id: bigint; cls: number }[];
   /** comm (16 bytes, NUL padded) as a 128-bit LPM key: exact names and "prefix*". */
@@ -63,6 +67,28 @@ export interface ProcessImage {
   count: number;
   /** Policy rule index -> the process classes its process section matches. */
   classesOf: Map<number, number[]>;
+}
+
+/**
+ * The generation of an inode that has none (bpf/include/exe_file.h MOAT_GEN_NONE): the kernel
+ * never keys an executable with generation 0, which means "not known" in the path table.
+ */
+export const GEN_NONE = 0xffffffff;
+
+/**
+ * The path table's keys for an executable: its own, and for a known generation a copy without
+ * one, which the kernel's records from before it recorded generations look up (bpf/include/
+ * classify.h exe_class). A file given the number of a freed one has a generation of its own, so
+ * neither key is its.
+ */
+function exeKeys<E extends { gen?: number }>(e: E): (E & { gen: number })[] {
+  const gen = e.gen ?? 0;
+  return gen === 0 || gen === GEN_NONE
+    ? [{ ...e, gen }]
+    : [
+        { ...e, gen },
+        { ...e, gen: GEN_NONE },
+      ];
 }
 
 /** At most this many process classes: P travels in the client-port slot (docs/socket-hooks.md). */
@@ -290,7 +316,7 @@ export function compileProcess(
       cls: path.of(ordinals.filter((j) => sectionOf(j).path?.some((g) => globMatch(g, e.path)))),
     }))
     .filter((e) => e.cls !== 0)
-    .map(({ dev, ino, cls }) => ({ dev, ino, cls }));
+    .flatMap(({ dev, ino, gen, cls }) => exeKeys({ dev, ino, gen, cls }));
 
   // user: uids written as numbers, and names resolved through /etc/passwd
   const user = field(wildWhere((p) => !p.user));
@@ -403,7 +429,6 @@ export function compileProcess(
   };
 }
 
-/** The class of a process, as the kernel computes it (for tests and the TS table walk). */
 /** Longest-prefix match of a 128-bit value over LPM entries; 0 on a miss. */
 function lpm128(entries: LpmEntry[], v: bigint): number {
   let cls = 0;
@@ -420,13 +445,21 @@ function lpm128(entries: LpmEntry[], v: bigint): number {
   return cls;
 }
 
+/** The path class of an executable, as exe_class() in bpf/include/classify.h finds it. */
+function exeClass(img: ProcessImage, dev: number, ino: bigint, gen: number): number {
+  const find = (g: number) =>
+    img.exe.find((e) => e.dev === dev && e.ino === ino && e.gen === g)?.cls ?? 0;
+  return find(gen || GEN_NONE) || find(0);
+}
+
+/** The class of a process, as the kernel computes it (for tests and the TS table walk). */
 export function processClass(
   img: ProcessImage,
-  keys: { dev: number; ino: bigint; comm: string; uid: number; cgroupId: bigint },
+  keys: { dev: number; ino: bigint; gen?: number; comm: string; uid: number; cgroupId: bigint },
   /** The destination, 16 bytes (IPv4 mapped); none: no route. */
   destination?: Uint8Array,
 ): number {
-  const cp = img.exe.find((e) => e.dev === keys.dev && e.ino === keys.ino)?.cls ?? 0;
+  const cp = exeClass(img, keys.dev, keys.ino, keys.gen ?? 0);
   const cn = lpm128(img.comm, commValue(keys.comm));
   const cu = img.uid.find((u) => u.uid === keys.uid)?.cls ?? 0;
   const cc = img.cgroup.find((c) => c.id === keys.cgroupId)?.cls ?? 0;

@@ -1,0 +1,198 @@
+// IDS signatures against a sender that shapes its TCP stream so the bytes copied differ from what
+// the server's application reads, with the real daemon under ids.mode prevent: an urgent byte
+// (MSG_OOB) inside the signature's bytes, a decoy segment with a bad checksum the receiver drops
+// before the real one at the same place, and 9,000 UDP flows between two halves of the request.
+// Each time the drop signature still fires and the download it asked for is cut (the client sees
+// the reset).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import type { Lab } from "../helpers/netns.ts";
+import { http } from "../helpers/api-client.ts";
+import type { MoatEvent } from "../../src/datapath/index.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
+
+const SIG = `'drop tcp any any -> any 80 (msg:"bulk download"; flow:to_server; content:"/stream/"; sid:3101;)'`;
+/** A request for 2 GB: far more than goes by before a cut. */
+const REQUEST = "GET /stream/2000000000 HTTP/1.0\\r\\n\\r\\n";
+
+function policy(lab: Lab): string {
+  return `version: 1
+mode: detect
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${guardedInterface(lab.ifB)}] }
+ids:
+  mode: prevent
+  rules: [${SIG}]
+`;
+}
+
+/** A client with the socket API: it reads the answer until a reset, its end, or 64 MB. */
+const READ = `
+def read(s):
+    got = 0
+    s.settimeout(20)
+    try:
+        while got < 64_000_000:
+            x = s.recv(1 << 16)
+            if not x:
+                print("eof", got); return
+            got += len(x)
+        print("read", got)
+    except ConnectionResetError:
+        print("reset")
+    except Exception as e:
+        print("error", e)
+`;
+
+const URGENT = `
+import socket, sys, time
+${READ}
+s = socket.create_connection((sys.argv[1], 80))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.send(b"GET /str"); time.sleep(0.2)
+s.send(b"X", socket.MSG_OOB); time.sleep(0.2)
+s.send(b"eam/2000000000 HTTP/1.0\\r\\n\\r\\n")
+read(s)
+`;
+
+const UDP_FLOOD = `
+import socket, struct, sys, time
+${READ}
+s = socket.create_connection((sys.argv[1], 80))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.send(b"GET /str"); time.sleep(0.5)
+u = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+for i in range(9000):
+    u.sendto(struct.pack("!HHHH", 10000 + i, 40000, 9, 0) + b"x", (sys.argv[1], 0))
+    if i % 500 == 0: time.sleep(0.05)
+time.sleep(1)
+s.send(b"eam/2000000000 HTTP/1.0\\r\\n\\r\\n")
+read(s)
+`;
+
+/** A raw TCP client: the decoy (a bad checksum) first, then the request at the same place. */
+const DECOY = `
+import random, select, socket, struct, sys, time
+dst, src = sys.argv[1], sys.argv[2]
+sport = random.randint(30000, 60000)
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def tcp(flags, seq, ack, payload=b"", bad=False):
+    h = struct.pack("!HHIIBBHHH", sport, 80, seq, ack, 5 << 4, flags, 64240, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h) + len(payload))
+    c = csum(ph + h + payload) ^ (0x5555 if bad else 0)
+    return h[:16] + struct.pack("!H", c) + h[18:] + payload
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+def segments(until):
+    while time.time() < until:
+        r, _, _ = select.select([s], [], [], 0.2)
+        if not r: continue
+        p = s.recv(65535)
+        t = p[(p[0] & 15) * 4:]
+        sp, dp, seq, ack, off, fl = struct.unpack("!HHIIBB", t[:14])
+        if sp == 80 and dp == sport: yield seq, fl, t[(off >> 4) * 4:]
+isn = random.randint(1, 2**31)
+s.sendto(tcp(0x02, isn, 0), (dst, 0))
+server = next((seq for seq, fl, _ in segments(time.time() + 3) if fl & 0x12 == 0x12), None)
+if server is None: print("no SYN-ACK"); sys.exit(1)
+s.sendto(tcp(0x10, isn + 1, server + 1), (dst, 0))
+request = b"${REQUEST}"
+s.sendto(tcp(0x18, isn + 1, server + 1, b"GET /xxxxxx/2000000000 HTTP/1.0\\r\\n\\r\\n", bad=True), (dst, 0))
+time.sleep(0.2)
+s.sendto(tcp(0x18, isn + 1, server + 1, request), (dst, 0))
+got = 0
+for seq, fl, data in segments(time.time() + 20):
+    if fl & 0x04: print("reset"); sys.exit(0)
+    got += len(data)
+    if data: s.sendto(tcp(0x10, isn + 1 + len(request), seq + len(data)), (dst, 0))
+    if got > 64_000_000 or fl & 0x01: break
+print("read", got)
+`;
+
+function client(lab: Lab, script: string, args: string[]): string {
+  const r = spawnSync("ip", ["netns", "exec", lab.a, "python3", "-c", script, ...args], {
+    encoding: "utf8",
+    timeout: 90_000,
+  });
+  return `${r.stdout.trim()}${r.stderr.trim() ? ` (stderr: ${r.stderr.trim()})` : ""}`;
+}
+
+/** The history's events with reason "ids", once `enough` of them are stored. */
+async function idsEvents(lab: MoatLab, enough: number): Promise<MoatEvent[]> {
+  let found: MoatEvent[] = [];
+  for (let i = 0; i < 50; i++) {
+    const reply = await http({ socketPath: lab.apiSocket }, "GET", "/v1/events?limit=500");
+    found = (JSON.parse(reply.body) as { events: MoatEvent[] }).events.filter(
+      (e) => e.reason === "ids",
+    );
+    if (found.length >= enough) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return found;
+}
+
+const seen = (events: MoatEvent[]) =>
+  events.map((e) => `${e.type} ${e.rule} ${e.ids?.flow} cut:${e.ids?.cut}`).sort();
+
+test("ids prevent: a request with an urgent byte inside the signature's bytes is cut", async (t) => {
+  const lab = await startMoatLab(t.name, policy);
+  try {
+    const out = client(lab, URGENT, [lab.v4.b]);
+    const events = await idsEvents(lab, 1);
+    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+    assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
+  } finally {
+    await lab.close();
+  }
+});
+
+test("ids prevent: a decoy segment the receiver drops (bad checksum) before the real one is seen through, and cut", async (t) => {
+  const lab = await startMoatLab(t.name, policy);
+  try {
+    // the server's kernel checks TCP checksums itself, and drops the decoy
+    const ethtool = spawnSync("ip", [
+      "netns",
+      "exec",
+      lab.b,
+      "ethtool",
+      "-K",
+      lab.ifB,
+      "rx",
+      "off",
+    ]);
+    assert.equal(ethtool.status, 0, ethtool.stderr?.toString());
+    // the raw client has no socket: its kernel must not reset the server's SYN-ACK
+    const rst = ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"];
+    assert.equal(spawnSync("ip", ["netns", "exec", lab.a, "iptables", ...rst]).status, 0);
+    const out = client(lab, DECOY, [lab.v4.b, lab.v4.a]);
+    const events = await idsEvents(lab, 2);
+    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+    assert.deepEqual(seen(events), [
+      "blocked ids:3101 to_server cut:true",
+      "blocked ids:stream to_server cut:true",
+    ]);
+    const overlap = events.find((e) => e.rule === "ids:stream");
+    assert.match(overlap?.ids?.msg ?? "", /another version of bytes already copied/);
+    const metrics = (await http({ socketPath: lab.apiSocket }, "GET", "/metrics")).body;
+    assert.match(metrics, /moat_ids_copies_total\{outcome="overlap"\} 1/);
+  } finally {
+    await lab.close();
+  }
+});
+
+test("ids prevent: 9,000 UDP flows between two halves of a request do not let it through", async (t) => {
+  const lab = await startMoatLab(t.name, policy);
+  try {
+    const out = client(lab, UDP_FLOOD, [lab.v4.b]);
+    const events = await idsEvents(lab, 1);
+    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+    assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
+  } finally {
+    await lab.close();
+  }
+});
