@@ -12,6 +12,7 @@
 // or once no more will come: the direction's window is full, or the flow is let go.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { IdsModel, IdsRule, PolicyModel } from "../config/index.ts";
+import type { MoatSnapshot } from "../observe/index.ts";
 import {
   decodeIdsCopy,
   IdsConst,
@@ -49,23 +50,8 @@ export interface IdsPathOptions {
   monotonicNs?: () => bigint;
 }
 
-/** What the path did since start (status, /metrics, OpenTelemetry). */
-export interface IdsCounters {
-  /** Copies read from the kernel. */
-  copies: number;
-  /**
-   * Flow directions given up: bytes went by unread (a copy the ring had no room for, a budget
-   * spent, a flow let go while its connection could still send, or begun before the path read).
-   */
-  gaps: number;
-  /** Flow directions with another version of bytes already copied. */
-  overlaps: number;
-  /** Flow directions with more than one urgent byte. */
-  urgent: number;
-  /** Signature matches reported, by outcome. */
-  detected: number;
-  blocked: number;
-}
+/** What the path did since start (status, /metrics, OpenTelemetry): the snapshot's `ids`. */
+export type IdsCounters = NonNullable<MoatSnapshot["ids"]>;
 
 export interface IdsPath {
   counters(): IdsCounters;

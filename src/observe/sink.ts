@@ -87,16 +87,20 @@ export interface MoatSnapshot {
    * ports, over the rate, answered with moat's cookies, cookies checked, handed to listeners.
    */
   flood?: Record<string, bigint>;
-  /**
-   * The ids signatures since start (docs/policy.md, "ids"): copies read, flow directions given up
-   * (bytes went by unread), with another version of bytes already copied, with more than one
-   * urgent byte, matches reported as detected and as blocked (cut).
-   */
+  /** The ids signatures since start (docs/policy.md, "ids"). */
   ids?: {
+    /** Copies read from the kernel. */
     copies: number;
+    /**
+     * Flow directions given up: bytes went by unread (a copy the ring had no room for, a budget
+     * spent, a flow let go while its connection could still send, or begun before the path read).
+     */
     gaps: number;
+    /** Flow directions with another version of bytes already copied. */
     overlaps: number;
+    /** Flow directions with more than one urgent byte. */
     urgent: number;
+    /** Signature matches reported, as detected and as blocked (cut). */
     detected: number;
     blocked: number;
   };
