@@ -456,11 +456,12 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 }
 
 /* Whether a bare syn on the tuple of a tracked connection opens a new one, judged anew: only on a
- * closed connection's tuple (or one picked up mid-stream), from the end that opened it (any end
- * of a connection picked up mid-stream, whose opener is a guess), and only once no local socket
- * has the old connection open. Any other syn is the connection's: the other end's is a stray or
- * a spoof (the host answers it with an ack), and one while the host's socket is still open
- * follows a reset or fin the host did not take. */
+ * closed connection's tuple (its reset or fin in sequence: conntrack.h) or one picked up
+ * mid-stream, from either end (the peer of a closed outbound connection may connect back on the
+ * same ports, to a listener there: the ingress rules judge that), and only once no local socket
+ * has the old connection open. Any other syn is the connection's: one while the connection lives
+ * is a stray or a spoof (the host answers it with an ack), and one while the host's socket is
+ * still open follows a reset or fin the host did not take. */
 static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struct pkt *p,
 					  const struct moat_ct *ct, int src_side)
 {
@@ -468,8 +469,6 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 		return 0;
 	int midstream = ct->flags & MOAT_CT_MIDSTREAM;
 	if (ct->tcp_state < MOAT_TCP_TIME_WAIT && !midstream)
-		return 0;
-	if (src_side != ct->initiator && !midstream)
 		return 0;
 	return !local_tcp_flows(j->ctx, p, j->h->dir);
 }

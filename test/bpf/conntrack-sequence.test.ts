@@ -6,8 +6,8 @@
 // BPF_PROG_TEST_RUN.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { KernelLab } from "../helpers/kernel-lab.ts";
+import { openLoopbackConnection, type LoopbackConnection } from "../helpers/loopback-connection.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
 
@@ -63,14 +63,8 @@ function entry(lport: number): ConntrackEntry {
 
 const events = () => lab.events().map((e) => `${e.type} ${e.reason} ${e.direction}`);
 
-before(() => {
-  lab = new KernelLab();
-  lab.policy(POLICY);
-});
-beforeEach(() => {
-  lab.dp.clearConntrack();
-  lab.events();
-});
+before(() => (lab = KernelLab.withPolicy(POLICY)));
+beforeEach(() => lab.forget());
 after(() => lab.close());
 
 describe("an outbound connection (this host at 41500 to the peer's 7070)", () => {
@@ -120,16 +114,22 @@ describe("an outbound connection (this host at 41500 to the peer's 7070)", () =>
     assert.deepEqual(events(), ["closed rst egress"]);
   });
 
-  test("the peer's syn on the tuple of a connection it closed is no new connection", () => {
+  test("the peer's syn on the tuple of a connection it closed is judged by the ingress rules", () => {
     open();
     assert.equal(lab.run("xdp", inn(7070, 41500, "R", { seq: 5101 })).verdict, "pass");
     assert.deepEqual(events(), ["closed rst egress"]);
-    // the tuple is this host's connection's: a syn from the peer does not turn it into the
-    // peer's (which the ingress default blocks)
-    assert.equal(lab.run("xdp", inn(7070, 41500, "S", { seq: 777 })).verdict, "pass");
-    assert.deepEqual(events(), []);
-    assert.equal(entry(41500).direction, "egress");
-    // this host's own new syn opens a new connection
+    // the peer connecting back on the same ports (to a listener there, as peers reusing their
+    // listening port for outbound connections have) is an inbound connection: the ingress
+    // default blocks it, it does not ride on the closed outbound one's verdict
+    assert.equal(lab.run("xdp", inn(7070, 41500, "S", { seq: 777 })).verdict, "drop");
+    assert.deepEqual(events(), ["blocked new ingress"]);
+    assert.equal(entry(41500).direction, "ingress");
+  });
+
+  test("this host's own syn on the tuple of a connection that closed opens a new one", () => {
+    open();
+    assert.equal(lab.run("xdp", inn(7070, 41500, "R", { seq: 5101 })).verdict, "pass");
+    assert.deepEqual(events(), ["closed rst egress"]);
     assert.equal(lab.run("tc", out(7070, 41500, "S", { seq: 90_000 })).verdict, "pass");
     assert.deepEqual(events(), ["allowed new egress"]);
   });
@@ -204,34 +204,9 @@ describe("an inbound connection with max_duration (the peer at 41600 to this hos
 });
 
 describe("a connection whose local socket is still open (real sockets on loopback)", () => {
-  const L = "127.0.0.1";
-  let server: net.Server;
-  let client: net.Socket;
-  let sport = 0;
-  let cport = 0;
-  before(async () => {
-    server = net.createServer((s) => s.on("data", () => {}).on("error", () => {}));
-    await new Promise<void>((r) => server.listen(0, L, r));
-    sport = (server.address() as net.AddressInfo).port;
-    client = net.connect(sport, L);
-    await new Promise<void>((r) => client.on("connect", () => r()));
-    cport = client.localPort!;
-  });
-  after(() => {
-    client.destroy();
-    server.close();
-  });
-
-  /** The client's segment to the server, or (`back`) the server's to the client. */
-  const seg = (flags: string, extra: Extra = {}, back = false): PacketSpec => ({
-    src: L,
-    dst: L,
-    proto: "tcp",
-    sport: back ? sport : cport,
-    dport: back ? cport : sport,
-    flags,
-    ...extra,
-  });
+  let conn: LoopbackConnection;
+  before(async () => (conn = await openLoopbackConnection()));
+  after(() => conn.close());
 
   test("a syn after a reset its socket did not take is no new connection", () => {
     lab.policy(`
@@ -243,22 +218,22 @@ rules:
     direction: ingress
     action: allow
     log: true
-    layer4: { protocol: tcp, port: [${sport}], max_duration: 1h }
+    layer4: { protocol: tcp, port: [${conn.sport}], max_duration: 1h }
 `);
-    assert.equal(lab.run("xdp", seg("S", { seq: 1000 })).verdict, "pass");
-    assert.equal(lab.run("tc", seg("SA", { seq: 7000, ack: 1001 }, true)).verdict, "pass");
-    assert.equal(lab.run("xdp", seg("A", { seq: 1001, ack: 7001 })).verdict, "pass");
-    const first = [...lab.dp.conntrack()].find((e) => e.local.port === sport);
+    assert.equal(lab.run("xdp", conn.toServer("S", { seq: 1000 })).verdict, "pass");
+    assert.equal(lab.run("tc", conn.toClient("SA", { seq: 7000, ack: 1001 })).verdict, "pass");
+    assert.equal(lab.run("xdp", conn.toServer("A", { seq: 1001, ack: 7001 })).verdict, "pass");
+    const first = [...lab.dp.conntrack()].find((e) => e.local.port === conn.sport);
     assert.ok(first);
     lab.events();
     // a reset in order, that the server's socket never got (a bad checksum, a ttl that ends
     // before the host): moat takes the close, the host keeps the connection
-    assert.equal(lab.run("xdp", seg("R", { seq: 1001 })).verdict, "pass");
+    assert.equal(lab.run("xdp", conn.toServer("R", { seq: 1001 })).verdict, "pass");
     assert.deepEqual(events(), ["closed rst ingress"]);
     // the client's syn on the same tuple: the connection is still the server's socket's
-    assert.equal(lab.run("xdp", seg("S", { seq: 50_000 })).verdict, "pass");
+    assert.equal(lab.run("xdp", conn.toServer("S", { seq: 50_000 })).verdict, "pass");
     assert.deepEqual(events(), [], "no new connection, no new deadline");
-    const now = [...lab.dp.conntrack()].find((e) => e.local.port === sport);
+    const now = [...lab.dp.conntrack()].find((e) => e.local.port === conn.sport);
     assert.equal(now?.id, first.id);
     assert.equal(now?.deadlineNs, first.deadlineNs);
   });
