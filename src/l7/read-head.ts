@@ -30,16 +30,16 @@ export function readHead(
       resolve({ head: got, end });
     };
     const onData = (chunk: Buffer) => {
-      // what is past `max` stays unread in the socket's buffer
       const room = max - got.length;
-      if (chunk.length > room) {
-        socket.unshift(chunk.subarray(room));
-        chunk = chunk.subarray(0, room);
-      }
+      const surplus = chunk.length > room ? chunk.subarray(room) : null;
       // the first chunk is the head as it is (no copy); later ones are appended
-      got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+      const part = surplus ? chunk.subarray(0, room) : chunk;
+      got = got.length === 0 ? part : Buffer.concat([got, part]);
       if (enough(got)) done("enough");
       else if (got.length >= max) done("full");
+      // what is past `max` goes back to the socket's buffer once reading stopped (done pauses
+      // it): unshifted into a flowing socket it would come back as 'data' at once, before `got`
+      if (surplus) socket.unshift(surplus);
     };
     const onClosed = () => done("closed");
     const timer = setTimeout(() => done("timeout"), timeoutMs);

@@ -14,6 +14,14 @@ import { relayProtocols } from "../policy/index.ts";
 import { decide, mayForward, pendingMatters } from "./decide.ts";
 import { l7Event } from "./l7-event.ts";
 import { readHead, type HeadRead } from "./read-head.ts";
+import {
+  ConnectionCount,
+  openFileLimit,
+  RefusalLog,
+  relayLimits,
+  type RelayLimits,
+  type Slot,
+} from "./relay-limits.ts";
 import { mayBecomeRequestLine, sniffer, type Sniffed } from "./sniff.ts";
 import { parseErrorResponse, TIMEOUT_RESPONSE } from "./http/refusals.ts";
 import { httpHandler } from "./http/index.ts";
@@ -56,6 +64,13 @@ export interface L7RelayOptions {
   headerTimeoutMs?: number;
   /** Bytes buffered before a decision, at most. */
   maxHead?: number;
+  /**
+   * Connections held at once, in all and per owner uid; default: from the process's
+   * RLIMIT_NOFILE (./relay-limits.ts).
+   */
+  limits?: RelayLimits;
+  /** Connections reset over the limits are logged once per this interval (ms). */
+  refusalLogMs?: number;
 }
 
 export interface SpliceControl {
@@ -88,6 +103,8 @@ export interface L7RelayStats {
   failed: number;
   /** Spliced connections a reload no longer let through: both sides reset. */
   cut: number;
+  /** Reset at once: their uid, or the users other than root together, held their share. */
+  overLimit: number;
 }
 
 /** A spliced connection, as its last forwarding judgement saw it, for re-judging on reload. */
@@ -102,6 +119,7 @@ const HEADER_TIMEOUT_MS = 10_000;
 const MAX_HEAD = 16 * 1024;
 /** How long a client may stay silent before the server is taken to speak first (SSH). */
 const SERVER_FIRST_MS = 300;
+const REFUSAL_LOG_MS = 10_000;
 /** moat's protocol handlers, by what the first bytes say. */
 const DEFAULT_HANDLERS: Record<L7Protocol, L7Handler> = {
   tls: tlsHandler,
@@ -191,15 +209,22 @@ export class L7Relay {
     detected: 0,
     failed: 0,
     cut: 0,
+    overLimit: 0,
   };
   private readonly sockets = new Set<Socket>();
   private readonly spliced = new Set<Spliced>();
   private readonly servers: { 4: Server | null; 6: Server | null } = { 4: null, 6: null };
 
   private readonly options: L7RelayOptions;
+  private readonly held: ConnectionCount;
+  private readonly refusals: RefusalLog;
 
   private constructor(options: L7RelayOptions) {
     this.options = options;
+    this.held = new ConnectionCount(options.limits ?? relayLimits(openFileLimit()));
+    this.refusals = new RefusalLog(options.refusalLogMs ?? REFUSAL_LOG_MS, (line) =>
+      options.log(`l7 relay: ${line}`),
+    );
   }
 
   static async open(options: L7RelayOptions): Promise<L7Relay> {
@@ -222,6 +247,7 @@ export class L7Relay {
   close(): void {
     for (const s of [this.servers[4], this.servers[6]]) s?.close();
     for (const s of this.sockets) s.destroy();
+    this.refusals.close();
   }
 
   /**
@@ -266,6 +292,8 @@ export class L7Relay {
       client.destroy();
       return;
     }
+    const slot = this.place(client, found.owner?.uid ?? -1);
+    if (!slot) return;
     try {
       const max = this.options.maxHead ?? MAX_HEAD;
       const sniffed = sniffer();
@@ -290,7 +318,7 @@ export class L7Relay {
         unfinishedRequestLine(client, read.end, (line) => log(`l7 relay: ${line}`));
         return;
       }
-      const ctx = this.context(client, peer, found, read.head, kind);
+      const ctx = this.context(client, peer, found, read.head, kind, slot);
       const handler =
         kind === "tls" || kind === "http" || kind === "ssh"
           ? (this.options.handlers?.[kind] ?? DEFAULT_HANDLERS[kind])
@@ -306,6 +334,26 @@ export class L7Relay {
       );
       if (!client.destroyed) client.resetAndDestroy();
     }
+  }
+
+  /**
+   * The client's place among the relay's connections, given back when it closes (once spliced,
+   * when the splice ends: the kernel's copy of its descriptors lives on); null when its uid is
+   * over the limits: then it is reset, counted and logged with the others of the interval.
+   */
+  private place(client: Socket, uid: number): (Slot & { spliced(): void }) | null {
+    const slot = this.held.take(uid);
+    if (!slot) {
+      this.stats.overLimit++;
+      this.refusals.count(uid);
+      client.resetAndDestroy();
+      return null;
+    }
+    let spliced = false;
+    client.once("close", () => {
+      if (!spliced) slot.release();
+    });
+    return { release: () => slot.release(), spliced: () => (spliced = true) };
   }
 
   /**
@@ -330,6 +378,7 @@ export class L7Relay {
     found: OriginalDestination,
     head: Buffer,
     kind: Sniffed | "none",
+    slot: Slot & { spliced(): void },
   ): L7Context {
     const o = this.options;
     const ip = unmapped(found.original.ip);
@@ -444,7 +493,11 @@ export class L7Relay {
         };
         let mode: SpliceMode | undefined;
         this.spliced.add(entry);
-        const onEnd = () => this.spliced.delete(entry);
+        slot.spliced();
+        const onEnd = () => {
+          this.spliced.delete(entry);
+          slot.release();
+        };
         try {
           mode = await (o.splice ?? copyBothWays)(c, u, { signal: entry.cut.signal, onEnd });
         } catch (err) {

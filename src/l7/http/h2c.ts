@@ -18,6 +18,11 @@ import { flatHeaders, malformedHost, reportFacts, requestTarget } from "./reques
 import { withHead } from "./socket-stream.ts";
 
 const TEXT = "text/plain; charset=utf-8";
+/**
+ * Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; Node's default is
+ * unbounded): one more is refused, so a server that never answers holds at most this many.
+ */
+const MAX_STREAMS = 100;
 
 function h2Facts(headers: IncomingHttpHeaders): {
   facts: HttpFacts;
@@ -148,7 +153,7 @@ async function exchange(
 export function serveH2c(ctx: L7Context, limits: HttpLimits): Promise<void> {
   const client = ctx.client;
   const server = createServer({
-    settings: { maxHeaderListSize: limits.maxHeaderBytes },
+    settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: MAX_STREAMS },
   });
   let session: Promise<ClientHttp2Session> | undefined;
   const host = ctx.original.family === 6 ? `[${ctx.original.ip}]` : ctx.original.ip;
@@ -171,7 +176,11 @@ export function serveH2c(ctx: L7Context, limits: HttpLimits): Promise<void> {
     stream.on("close", () => {
       if (--open === 0 && !closed) clock.start();
     });
-    void exchange(ctx, upstream, stream, headers);
+    // a failure here is this stream's: logged and reset, never the daemon's
+    exchange(ctx, upstream, stream, headers).catch((err: unknown) => {
+      ctx.log(`http: stream failed: ${err instanceof Error ? err.message : String(err)}`);
+      stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    });
   });
   return new Promise((resolve) => {
     client.on("close", () => {

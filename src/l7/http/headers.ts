@@ -1,7 +1,9 @@
 // Which headers belong to one hop (RFC 9110, 7.6.1) and are not forwarded: moat speaks to the
-// client and to the server on two connections of its own.
+// client and to the server on two connections of its own. Nor is Trailer: moat passes bodies on,
+// not trailer fields, so it would announce fields that never come (and Node throws on a Trailer
+// in a message it does not send chunked: a Content-Length, a 204, an HTTP/1.0 client).
 
-const HOP_BY_HOP = new Set([
+const NOT_FORWARDED = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -10,6 +12,7 @@ const HOP_BY_HOP = new Set([
   "upgrade",
   "http2-settings",
   "expect",
+  "trailer",
 ]);
 
 type HeaderValue = string | string[] | number | undefined;
@@ -30,7 +33,7 @@ export function endToEnd(
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (value === undefined || lower.startsWith(":")) continue;
-    if (!keep.includes(lower) && (HOP_BY_HOP.has(lower) || named.has(lower))) continue;
+    if (!keep.includes(lower) && (NOT_FORWARDED.has(lower) || named.has(lower))) continue;
     out[name] = typeof value === "number" ? String(value) : value;
   }
   return out;

@@ -55,6 +55,19 @@ function passableHead(answer: IncomingMessage): PassableHead | null {
   return { status, reason, headers };
 }
 
+/**
+ * Writes the server's head to the client; false when Node refuses it (writeHead throws on what it
+ * cannot frame for this client, and a throw in an event handler would end the daemon).
+ */
+function headWritten(res: ServerResponse, head: PassableHead): boolean {
+  try {
+    res.writeHead(head.status, head.reason, head.headers);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
@@ -99,7 +112,14 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
       badGateway("moat: the server's answer is malformed\n");
       return;
     }
-    res.writeHead(head.status, head.reason, head.headers);
+    if (!headWritten(res, head)) {
+      ctx.log(
+        `http: upstream ${ctx.original.ip}:${ctx.original.port} sent a head Node cannot send to this client (status ${head.status}); closed it with 502`,
+      );
+      up.destroy();
+      badGateway("moat: the server's answer is malformed\n");
+      return;
+    }
     answer.pipe(res);
     ctx.report(decision, reportFacts(facts, head.status));
   });
@@ -115,6 +135,74 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   req.pipe(up);
 }
 
+/** A request as Node's server hands it over, and its answer. */
+interface Pending {
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
+/** Requests of one connection judged and relayed at a time (the next waits for the answer). */
+const IN_FLIGHT = 1;
+/** Requests read ahead of the answers (pipelined), at most: one more closes the connection. */
+const MAX_PIPELINED = 16;
+
+/**
+ * One connection's requests, in order: IN_FLIGHT at a time go to `start`. One the client
+ * pipelines behind them waits unjudged, and reading the client pauses (its arrival means the
+ * requests before it were read whole): a server that never answers holds a bounded number of a
+ * client's requests, not all it sends. Node parses a whole read at once, so a read may still
+ * bring several: past MAX_PIPELINED waiting, `overflow`. `idle`: nothing in flight any more.
+ */
+function inOrder(
+  client: Socket,
+  on: { start: (p: Pending) => void; overflow: () => void; idle: () => void },
+): (p: Pending) => void {
+  const waiting: Pending[] = [];
+  let inFlight = 0;
+  const run = (p: Pending) => {
+    inFlight++;
+    p.res.once("close", () => {
+      inFlight--;
+      next();
+    });
+    on.start(p);
+  };
+  const next = () => {
+    if (client.destroyed) return;
+    const p = waiting.shift();
+    if (p) run(p);
+    // none read ahead any more: read on (the body of the one just started, the next request)
+    if (waiting.length === 0) client.resume();
+    if (inFlight === 0) on.idle();
+  };
+  return (p) => {
+    if (client.destroyed) return;
+    if (inFlight < IN_FLIGHT) return run(p);
+    if (waiting.length >= MAX_PIPELINED) return on.overflow();
+    waiting.push(p);
+    client.pause();
+  };
+}
+
+/**
+ * Relays one request; a throw (Node refusing what it was asked to send) ends this request with
+ * 502, never the daemon.
+ */
+function relayed(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, res: ServerResponse) {
+  try {
+    exchange(ctx, agent, req, res);
+  } catch (err) {
+    ctx.log(`http: a request moat could not relay: ${(err as Error).message}; 502`);
+    try {
+      if (res.headersSent) throw new Error("answer already started");
+      res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
+      res.end("moat: the request could not be relayed\n");
+    } catch {
+      res.destroy();
+    }
+  }
+}
+
 export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
   const client = ctx.client;
   const agent = new UpstreamAgent(() => ctx.connectUpstream());
@@ -128,15 +216,20 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
     if (client.writable) client.end(TIMEOUT_RESPONSE);
     client.destroySoon();
   });
-  let inFlight = 0;
   let closed = false;
+  const take = inOrder(client, {
+    start: ({ req, res }) => relayed(ctx, agent, req, res),
+    overflow: () => {
+      ctx.log(`http: more than ${MAX_PIPELINED} requests pipelined ahead of the answers; closed`);
+      client.destroy();
+    },
+    idle: () => {
+      if (!closed) clock.start();
+    },
+  });
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    inFlight++;
     clock.stop();
-    res.on("close", () => {
-      if (--inFlight === 0 && !closed) clock.start();
-    });
-    exchange(ctx, agent, req, res);
+    take({ req, res });
   });
   const handOver = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     clock.stop();

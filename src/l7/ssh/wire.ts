@@ -30,7 +30,12 @@ export class SshStream {
   version: string | null = null;
   /** Bytes read into whole lines and packets so far. */
   consumed = 0;
+  /**
+   * The bytes received: the start of `store`, which grows by doubling, so that the bytes held
+   * are copied a few times over at most, however small the pieces come.
+   */
   private data: Buffer = Buffer.alloc(0);
+  private store: Buffer = Buffer.alloc(0);
   private readonly maxBytes: number;
   /** The client's direction: its first line is its version (only a server sends others first). */
   private readonly versionFirst: boolean;
@@ -43,7 +48,16 @@ export class SshStream {
   push(chunk: Buffer): void {
     if (this.data.length + chunk.length > this.maxBytes)
       throw new SshProtocolError(`more than ${this.maxBytes} bytes before the host key`);
-    this.data = Buffer.concat([this.data, chunk]);
+    const size = this.data.length + chunk.length;
+    if (size > this.store.length) {
+      const grown = Buffer.alloc(
+        Math.min(this.maxBytes, Math.max(size, 2 * this.store.length, 1024)),
+      );
+      this.data.copy(grown);
+      this.store = grown;
+    }
+    chunk.copy(this.store, this.data.length);
+    this.data = this.store.subarray(0, size);
   }
 
   /** Bytes [from, to) of the stream as received. */

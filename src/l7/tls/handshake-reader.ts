@@ -8,6 +8,8 @@ export const HANDSHAKE_LIMIT = 64 * 1024;
 const RECORD_HEADER = 5;
 /** RFC 8446 5.1: a record's plaintext is at most 2^14 bytes; ciphertext may add 256 (1.3), 2048 (1.2). */
 const MAX_RECORD = 2 ** 14 + 2048;
+/** Empty handshake records in a row OpenSSL reads past (its MAX_EMPTY_RECORDS). */
+const MAX_EMPTY_IN_A_ROW = 32;
 
 export const CONTENT = { changeCipherSpec: 20, alert: 21, handshake: 22, applicationData: 23 };
 
@@ -21,10 +23,52 @@ export type HandshakeRead =
   | { kind: "encrypted" }
   | { kind: "malformed"; reason: string };
 
+/**
+ * Bytes received in pieces, kept as the pieces (a list and a count): each is copied once, when
+ * the bytes it is part of are taken, however small the pieces come.
+ */
+class ByteQueue {
+  private chunks: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The first `n` bytes (n <= length), left in the queue. */
+  peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length >= n) return first.subarray(0, n);
+    this.chunks = [Buffer.concat(this.chunks)];
+    return (this.chunks[0] ?? Buffer.alloc(0)).subarray(0, n);
+  }
+
+  /** The first `n` bytes (n <= length), taken out of the queue. */
+  take(n: number): Buffer {
+    const bytes = this.peek(n);
+    this.length -= n;
+    let left = n;
+    while (left > 0) {
+      const first = this.chunks[0] ?? Buffer.alloc(0);
+      if (first.length > left) {
+        this.chunks[0] = first.subarray(left);
+        break;
+      }
+      left -= first.length;
+      this.chunks.shift();
+    }
+    return bytes;
+  }
+}
+
 export class HandshakeReader {
-  private records = Buffer.alloc(0);
-  private messages = Buffer.alloc(0);
+  private readonly records = new ByteQueue();
+  private readonly messages = new ByteQueue();
   private total = 0;
+  /** Empty handshake records since the last one that carried bytes. */
+  private emptyInARow = 0;
   private stopped: HandshakeRead | null = null;
 
   private readonly limit: number;
@@ -35,7 +79,7 @@ export class HandshakeReader {
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
-    this.records = Buffer.concat([this.records, chunk]);
+    this.records.push(chunk);
   }
 
   /** The next complete handshake message, or why there is none. */
@@ -50,20 +94,19 @@ export class HandshakeReader {
           reason: `no complete message in ${this.limit} bytes`,
         });
       if (this.records.length < RECORD_HEADER) return { kind: "more" };
-      const type = this.records[0] ?? 0;
-      const major = this.records[1] ?? 0;
-      const length = this.records.readUInt16BE(3);
+      const header = this.records.peek(RECORD_HEADER);
+      const type = header[0] ?? 0;
+      const major = header[1] ?? 0;
+      const length = header.readUInt16BE(3);
       if (major !== 3) return this.stop({ kind: "malformed", reason: "not a TLS record" });
       if (length > MAX_RECORD)
         return this.stop({ kind: "malformed", reason: `record of ${length} bytes` });
       if (type === CONTENT.applicationData) return this.stop({ kind: "encrypted" });
       if (this.records.length < RECORD_HEADER + length) return { kind: "more" };
-      const payload = this.records.subarray(RECORD_HEADER, RECORD_HEADER + length);
-      this.records = this.records.subarray(RECORD_HEADER + length);
+      const payload = this.records.take(RECORD_HEADER + length).subarray(RECORD_HEADER);
       if (type === CONTENT.handshake) {
-        // RFC 8446 5.1 forbids an empty handshake record, yet OpenSSL reads past one: so does
-        // moat, to judge the ClientHello the server goes on to read
-        this.messages = Buffer.concat([this.messages, payload]);
+        const refused = this.handshakeFragment(payload);
+        if (refused) return this.stop(refused);
       } else if (type === CONTENT.alert) {
         return this.stop({ kind: "alert", description: payload[1] ?? 0 });
       } else if (type !== CONTENT.changeCipherSpec) {
@@ -72,15 +115,33 @@ export class HandshakeReader {
     }
   }
 
+  /**
+   * A handshake record's bytes onto the messages. RFC 8446 5.1 forbids an empty one, yet OpenSSL
+   * reads past up to MAX_EMPTY_IN_A_ROW of them: so does moat, to judge the ClientHello the
+   * server goes on to read; more is malformed, as OpenSSL refuses it.
+   */
+  private handshakeFragment(payload: Buffer): HandshakeRead | null {
+    if (payload.length > 0) {
+      this.emptyInARow = 0;
+      this.messages.push(payload);
+      return null;
+    }
+    if (++this.emptyInARow <= MAX_EMPTY_IN_A_ROW) return null;
+    return {
+      kind: "malformed",
+      reason: `more than ${MAX_EMPTY_IN_A_ROW} empty handshake records in a row`,
+    };
+  }
+
   private message(): HandshakeRead | null {
     if (this.messages.length < 4) return null;
-    const length = this.messages.readUIntBE(1, 3);
+    const header = this.messages.peek(4);
+    const length = header.readUIntBE(1, 3);
     if (length > this.limit)
       return this.stop({ kind: "malformed", reason: `handshake message of ${length} bytes` });
     if (this.messages.length < 4 + length) return null;
-    const type = this.messages[0] ?? 0;
-    const body = this.messages.subarray(4, 4 + length);
-    this.messages = this.messages.subarray(4 + length);
+    const type = header[0] ?? 0;
+    const body = this.messages.take(4 + length).subarray(4);
     return { kind: "message", type, body };
   }
 

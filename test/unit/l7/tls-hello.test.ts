@@ -197,3 +197,57 @@ test("a ClientHello that never completes: malformed once 64 KiB are held", () =>
   assert.equal(read.kind, "malformed");
   assert.ok(fed <= HANDSHAKE_LIMIT + record.length, `${fed} bytes fed`);
 });
+
+/** The handshake bytes of TLS records (their payloads, headers dropped). */
+function payloads(bytes: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at + 5 <= bytes.length; at += 5 + bytes.readUInt16BE(at + 3))
+    parts.push(bytes.subarray(at + 5, at + 5 + bytes.readUInt16BE(at + 3)));
+  return Buffer.concat(parts);
+}
+
+/** Handshake bytes as records of at most `size` bytes, `between` before each. */
+function inRecords(handshake: Buffer, size: number, between = Buffer.alloc(0)): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < handshake.length; at += size) {
+    const fragment = handshake.subarray(at, at + size);
+    parts.push(between, Buffer.from([22, 3, 1, 0, fragment.length]), fragment);
+  }
+  return Buffer.concat(parts);
+}
+
+const EMPTY_RECORD = Buffer.from([22, 3, 1, 0, 0]);
+const emptyRecords = (n: number) => Buffer.concat(Array.from({ length: n }, () => EMPTY_RECORD));
+
+test("a real ClientHello split into one record per byte parses as it came", async () => {
+  const { bytes } = await captureHello(
+    nodeClient({ servername: "split.test", ALPNProtocols: ["h2"] }),
+  );
+  const split = inRecords(payloads(bytes), 1);
+  assert.ok(records(split) > 200, `${records(split)} records`);
+  assert.deepEqual(helloOf(split), helloOf(bytes));
+  assert.deepEqual(helloOf(split, 7), helloOf(bytes));
+  // up to 32 empty records in a row are read past, as OpenSSL reads past them
+  assert.deepEqual(helloOf(inRecords(payloads(bytes), 100, emptyRecords(32))), helloOf(bytes));
+});
+
+test("more than 32 empty handshake records in a row: malformed, without reading the rest", () => {
+  const name = Buffer.from("ok.test");
+  const good = handmade(
+    ext(0, Buffer.concat([u16(name.length + 3), Buffer.from([0]), u16(name.length), name])),
+  );
+  const reader = new HandshakeReader();
+  reader.push(Buffer.concat([emptyRecords(33), good]));
+  assert.deepEqual(reader.next(), {
+    kind: "malformed",
+    reason: "more than 32 empty handshake records in a row",
+  });
+  // a message announced at 65,000 bytes, then empty records instead of its body
+  const flood = new HandshakeReader();
+  flood.push(Buffer.from([22, 3, 1, 0, 4, 1, 0x00, 0xfd, 0xe8]));
+  for (let i = 0; i < 5000; i++) flood.push(EMPTY_RECORD);
+  assert.deepEqual(flood.next(), {
+    kind: "malformed",
+    reason: "more than 32 empty handshake records in a row",
+  });
+});
