@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
+import { daemonStandIns } from "../test/helpers/dns-proxy-stand-ins.ts";
 import { NODE, ROOT } from "../test/helpers/paths.ts";
 
 const arg = (name: string) =>
@@ -127,16 +128,7 @@ const proxy = await dns.DnsProxy.open({
   },
   // judged as asked of port 53 off this host (the local server is neither)
   judge: (facts) => judge({ ...facts, remote: { ...facts.remote, ip: "192.0.2.53", port: 53 } }),
-  process: (o) => ({
-    pid: o.pid,
-    name: o.comm,
-    path: "/usr/bin/dig",
-    user: o.uid,
-    cgroup: "/lab",
-    container: null,
-  }),
-  failureHelper: () => "block",
-  generation: () => 1,
+  ...daemonStandIns("/usr/bin/dig"),
   report: (e) => {
     if (sequence) events.push(e);
   },

@@ -58,14 +58,8 @@ function entryOf(lab: KernelLab, remotePort: number): ConntrackEntry {
 
 describe("conntrack times", () => {
   let lab: KernelLab;
-  before(() => {
-    lab = new KernelLab();
-    lab.policy(POLICY);
-  });
-  beforeEach(() => {
-    lab.dp.clearConntrack();
-    lab.events();
-  });
+  before(() => (lab = KernelLab.withPolicy(POLICY)));
+  beforeEach(() => lab.forget());
   after(() => lab.close());
 
   test("quiet packets right after the first: last-seen never behind creation, never back", () => {

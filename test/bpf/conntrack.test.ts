@@ -69,14 +69,8 @@ function entry(lab: KernelLab, pred: (e: ConntrackEntry) => boolean): ConntrackE
 
 describe("conntrack", () => {
   let lab: KernelLab;
-  before(() => {
-    lab = new KernelLab();
-    lab.policy(POLICY);
-  });
-  beforeEach(() => {
-    lab.dp.clearConntrack();
-    lab.events();
-  });
+  before(() => (lab = KernelLab.withPolicy(POLICY)));
+  beforeEach(() => lab.forget());
   after(() => lab.close());
 
   test("the reply of an allowed egress connection passes at xdp, by one lookup", () => {

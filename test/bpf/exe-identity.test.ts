@@ -4,56 +4,24 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parsePolicy } from "../../src/config/index.ts";
-import { Attribution } from "../../src/attribution/index.ts";
 import { Datapath } from "../../src/datapath/datapath.ts";
-import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
-import { readProcessUniverse } from "../../src/host/process-universe.ts";
-import { testCgroup, type TestCgroup } from "../helpers/cgroup-run.ts";
+import { PathRuleLab } from "../helpers/path-rule-lab.ts";
 
-const NS = `moat-test-exeid-${process.pid}`;
 const SOURCE = fileURLToPath(new URL("../fixtures/exespoof/exespoof.c", import.meta.url));
-const NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"];
 const PORT = 8082;
 
-let cg: TestCgroup;
-let dp: Datapath | undefined;
-let work: string;
+let lab: PathRuleLab;
 let spoof: string;
 
-function apply(path: string): void {
-  const text = `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: block }
-attach: { cgroup: ${cg.cgroup} }
-rules:
-  - { name: by-path, direction: egress, action: allow, layer4: { protocol: tcp, port: [${PORT}] }, process: { path: ${path} } }
-`;
-  const model = parsePolicy(text, "p.yaml");
-  const attribution = new Attribution({
-    roots: { docker: [], containerd: [], containersStorage: [], homes: () => [] },
-  });
-  dp!.apply(compilePolicy(model, readProcessUniverse(model, attribution)));
-}
-
-/** nsenter's arguments: `cmd` as nobody, in the test's netns and cgroup. */
-const asNobody = (cmd: string[]) => [
-  `--net=/run/netns/${NS}`,
-  "sh",
-  "-c",
-  `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
-  "sh",
-  ...NOBODY,
-  ...cmd,
-];
+/** Applies a policy that blocks egress but to PORT, from the executable at `path`. */
+const apply = (path: string) => lab.allowOnly([path]);
 
 /** `cmd` as nobody, in the test's netns and cgroup. */
 function run(cmd: string[]): string {
-  const r = spawnSync("nsenter", asNobody(cmd), { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync("nsenter", lab.asNobody(cmd), { encoding: "utf8", timeout: 20_000 });
   return `${r.stdout}${r.stderr}`.trim();
 }
 
@@ -95,34 +63,18 @@ ${body}`,
 ];
 
 before(() => {
-  work = mkdtempSync(join(tmpdir(), "moat-exeid-"));
-  spoof = join(work, "exespoof");
+  lab = new PathRuleLab("exeid", PORT);
+  spoof = join(lab.work, "exespoof");
   execFileSync("gcc", ["-O1", "-static", "-o", spoof, SOURCE]);
-  execFileSync("chmod", ["755", work]);
-  cg = testCgroup("exeid");
-  execFileSync("ip", ["netns", "add", NS]);
-  execFileSync("ip", ["-n", NS, "link", "set", "lo", "up"]);
-  dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cg.dir });
 });
 
 after(() => {
-  for (const step of [
-    () => dp?.stop(),
-    () => rmSync(PIN_ROOT, { recursive: true, force: true }),
-    () => spawnSync("ip", ["netns", "del", NS]),
-    () => cg?.remove(),
-    () => rmSync(work, { recursive: true, force: true }),
-  ]) {
-    try {
-      step();
-    } catch {
-      // best effort
-    }
-  }
+  lab?.remove();
+  rmSync(PIN_ROOT, { recursive: true, force: true });
 });
 
 test("exec tracking is attached with the socket hooks", () => {
-  const hooks = dp!.attachments.map((a) => a.hook);
+  const hooks = lab.dp!.attachments.map((a) => a.hook);
   assert.ok(hooks.includes("sched_process_exec"), hooks.join(","));
   assert.ok(hooks.includes("sched_process_fork"), hooks.join(","));
 });
@@ -166,14 +118,14 @@ print("thread", out[0])`),
 });
 
 test("path: the records of processes exec'd before a restart survive it", async () => {
-  dp!.stop();
-  dp = undefined;
-  dp = Datapath.start({ interfaces: [], pinRoot: PIN_ROOT, cgroup: cg.dir });
+  lab.dp!.stop();
+  lab.dp = undefined;
+  lab.dp = Datapath.start({ interfaces: [], pinRoot: PIN_ROOT, cgroup: lab.cg.dir });
   apply("/usr/bin/curl");
   // exec'd (and forked) under the first daemon, spoofs under the second
   const child = spawn(
     "nsenter",
-    asNobody([spoof, "/usr/bin/curl", "127.0.0.1", String(PORT), "w"]),
+    lab.asNobody([spoof, "/usr/bin/curl", "127.0.0.1", String(PORT), "w"]),
   );
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
@@ -183,10 +135,10 @@ test("path: the records of processes exec'd before a restart survive it", async 
     for (let i = 0; i < 200 && !out.includes("forked"); i++)
       await new Promise((r) => setTimeout(r, 25));
     assert.match(out, /forked/, out);
-    dp.stop({ keepPins: true });
-    dp = undefined;
-    dp = Datapath.start({ interfaces: [], pinRoot: PIN_ROOT, cgroup: cg.dir });
-    assert.ok(dp.adoption?.adopted.includes("exes"), JSON.stringify(dp.adoption));
+    lab.dp.stop({ keepPins: true });
+    lab.dp = undefined;
+    lab.dp = Datapath.start({ interfaces: [], pinRoot: PIN_ROOT, cgroup: lab.cg.dir });
+    assert.ok(lab.dp.adoption?.adopted.includes("exes"), JSON.stringify(lab.dp.adoption));
     apply("/usr/bin/curl");
     child.stdin.end("x");
     await exited;

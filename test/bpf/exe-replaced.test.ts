@@ -5,65 +5,21 @@
 import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, copyFileSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parsePolicy } from "../../src/config/index.ts";
-import { Attribution } from "../../src/attribution/index.ts";
-import { Datapath } from "../../src/datapath/datapath.ts";
-import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
-import { readProcessUniverse } from "../../src/host/process-universe.ts";
 import { readOpenFilesWith } from "../../src/attribution/file-identity.ts";
 import { readOpenFiles } from "../../src/datapath/open-files.ts";
-import { testCgroup, type TestCgroup } from "../helpers/cgroup-run.ts";
+import { NOBODY, PathRuleLab } from "../helpers/path-rule-lab.ts";
 
-const NS = `moat-test-exerepl-${process.pid}`;
-const NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"];
 const PORT = 8084;
 
-let cg: TestCgroup;
-let dp: Datapath | undefined;
-let work: string;
-
-function apply(paths: string[]): void {
-  const text = `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: block }
-attach: { cgroup: ${cg.cgroup} }
-rules:
-  - { name: by-path, direction: egress, action: allow, layer4: { protocol: tcp, port: [${PORT}] }, process: { path: [${paths.join(", ")}] } }
-`;
-  const model = parsePolicy(text, "p.yaml");
-  const attribution = new Attribution({
-    roots: { docker: [], containerd: [], containersStorage: [], homes: () => [] },
-  });
-  dp!.apply(compilePolicy(model, readProcessUniverse(model, attribution)));
-}
-
-/** nsenter's arguments: `cmd` as nobody, in the test's netns and cgroup. */
-const asNobody = (cmd: string[]) => [
-  `--net=/run/netns/${NS}`,
-  "sh",
-  "-c",
-  `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
-  "sh",
-  ...NOBODY,
-  ...cmd,
-];
+let lab: PathRuleLab;
 
 /** A copy of curl run as nobody: "blocked" (EPERM) or "passed" (refused: nothing listens). */
 function curl(exe: string): string {
   const r = spawnSync(
     "nsenter",
-    asNobody([exe, "-sSv", "--max-time", "3", `http://127.0.0.1:${PORT}/`]),
+    lab.asNobody([exe, "-sSv", "--max-time", "3", `http://127.0.0.1:${PORT}/`]),
     {
       encoding: "utf8",
       timeout: 20_000,
@@ -137,7 +93,7 @@ function undoer(t: TestContext): (step: () => unknown) => void {
 
 /** A directory nobody may enter, removed at the end (after what is mounted in it). */
 function dirFor(undo: (step: () => unknown) => void, name: string): string {
-  const dir = join(work, name);
+  const dir = join(lab.work, name);
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   undo(() => rmSync(dir, { recursive: true, force: true }));
@@ -151,28 +107,10 @@ function mount(undo: (step: () => unknown) => void, at: string, args: string[]):
 }
 
 before(() => {
-  work = mkdtempSync(join(tmpdir(), "moat-exerepl-"));
-  chmodSync(work, 0o755);
-  cg = testCgroup("exerepl");
-  execFileSync("ip", ["netns", "add", NS]);
-  execFileSync("ip", ["-n", NS, "link", "set", "lo", "up"]);
-  dp = Datapath.start({ interfaces: [], pinRoot: null, cgroup: cg.dir });
+  lab = new PathRuleLab("exerepl", PORT);
 });
 
-after(() => {
-  for (const step of [
-    () => dp?.stop(),
-    () => spawnSync("ip", ["netns", "del", NS]),
-    () => cg?.remove(),
-    () => rmSync(work, { recursive: true, force: true }),
-  ]) {
-    try {
-      step();
-    } catch {
-      // best effort
-    }
-  }
-});
+after(() => lab?.remove());
 
 test("path: a file that gets the number of an upgraded executable's freed inode is not it", (t) => {
   // one block group of 256 inodes: a new file gets the lowest free inode, the one just freed
@@ -188,7 +126,7 @@ test("path: a file that gets the number of an upgraded executable's freed inode 
   copyFileSync("/usr/bin/curl", tool);
   chmodSync(tool, 0o755);
 
-  apply([tool]);
+  lab.allowOnly([tool]);
   assert.equal(curl(tool), "passed", "the rule's program");
   const freed = statSync(tool).ino;
   upgrade("/usr/bin/curl", tool);
@@ -198,7 +136,7 @@ test("path: a file that gets the number of an upgraded executable's freed inode 
   assert.equal(statSync(mine).ino, freed, "the filesystem reused the freed inode's number");
   assert.equal(curl(mine), "blocked", "nobody's file with the old tool's inode number");
   // once moat read the directory again: the new tool is the rule's, nobody's file still not
-  apply([tool]);
+  lab.allowOnly([tool]);
   assert.equal(curl(tool), "passed", "the upgraded tool");
   assert.equal(curl(mine), "blocked", "nobody's file");
 });
@@ -220,7 +158,7 @@ test("path: an executable on an overlay of two filesystems is matched", (t) => {
   const layout = `lowerdir=${lower},upperdir=${layers}/up,workdir=${layers}/work`;
   mount(undo, merged, ["-t", "overlay", "overlay", "-o", layout]);
 
-  apply([join(merged, "tool")]);
+  lab.allowOnly([join(merged, "tool")]);
   assert.equal(curl(join(merged, "tool")), "passed", "the rule's program, run from the overlay");
   // the copy in the lower layer is the same bytes at another path: not the rule's
   assert.equal(curl(join(lower, "tool")), "blocked", "the lower layer's file");
@@ -232,15 +170,15 @@ test("path: a process running an executable replaced by an upgrade keeps matchin
   const tool = join(bin, "tool");
   copyFileSync("/usr/bin/bash", tool);
   chmodSync(tool, 0o755);
-  apply([tool]);
-  const running = new Shell(asNobody([tool, "--norc", "--noprofile"]));
+  lab.allowOnly([tool]);
+  const running = new Shell(lab.asNobody([tool, "--norc", "--noprofile"]));
   undo(() => running.stop());
   assert.equal(await running.connect(), "passed", "the rule's program, before the upgrade");
 
   upgrade("/usr/bin/bash", tool);
-  apply([tool]); // what the daemon does once the directory's change settles
+  lab.allowOnly([tool]); // what the daemon does once the directory's change settles
   assert.equal(await running.connect(), "passed", "the same process, after the upgrade");
-  const fresh = new Shell(asNobody([tool, "--norc", "--noprofile"]));
+  const fresh = new Shell(lab.asNobody([tool, "--norc", "--noprofile"]));
   undo(() => fresh.stop());
   assert.equal(await fresh.connect(), "passed", "a process of the new file");
 });
@@ -254,13 +192,13 @@ test("path: a deleted file of another mount namespace at a rule's path is not th
   // nobody's own mount namespace: a tmpfs over the rule's directory, its own "tool" exec'd and
   // deleted, so /proc/PID/exe reads "<the rule's path> (deleted)" from moat's namespace too
   const script = `mount -t tmpfs tmpfs ${bin} && cp /usr/bin/bash ${tool} && exec ${tool} --norc --noprofile`;
-  const foreign = new Shell(asNobody(["unshare", "-Urm", "sh", "-c", script]));
+  const foreign = new Shell(lab.asNobody(["unshare", "-Urm", "sh", "-c", script]));
   undo(() => foreign.stop());
   await foreign.run(`rm ${tool}`);
   const exe = await foreign.run("readlink /proc/$$/exe");
   assert.match(exe, / \(deleted\)/, exe);
   assert.ok(exe.includes(tool), exe);
-  apply([tool]);
+  lab.allowOnly([tool]);
   assert.equal(await foreign.connect(), "blocked", "nobody's deleted file");
 });
 
@@ -274,11 +212,11 @@ test("path: a file named as a replaced rule's file ('<path> (deleted)') is not t
   chmodSync(tool, 0o755);
   const named = `${tool} (deleted)`;
   execFileSync(NOBODY[0]!, [...NOBODY.slice(1), "cp", "/usr/bin/bash", named]);
-  const impostor = new Shell(asNobody([named, "--norc", "--noprofile"]));
+  const impostor = new Shell(lab.asNobody([named, "--norc", "--noprofile"]));
   undo(() => impostor.stop());
   const exe = await impostor.run("readlink /proc/$$/exe");
   assert.ok(exe.includes(`${tool} (deleted)`), exe);
-  apply([tool]);
+  lab.allowOnly([tool]);
   assert.equal(await impostor.connect(), "blocked", "nobody's file, still linked");
 });
 
@@ -296,7 +234,7 @@ test("path: without the kernel's reader of open files, rules match by inode and 
     throw new Error("no iterator here");
   });
   undo(() => readOpenFilesWith(readOpenFiles));
-  apply([tool]);
+  lab.allowOnly([tool]);
   assert.equal(curl(tool), "passed", "the rule's program, known by stat()");
   assert.equal(curl("/usr/bin/curl"), "blocked", "another file");
   await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick

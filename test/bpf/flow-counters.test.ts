@@ -36,14 +36,8 @@ const tcp = (src: string, dst: string, sport: number, dport: number, flags: stri
 
 describe("flow counters", () => {
   let lab: KernelLab;
-  before(() => {
-    lab = new KernelLab();
-    lab.policy(POLICY);
-  });
-  beforeEach(() => {
-    lab.dp.clearConntrack();
-    lab.events();
-  });
+  before(() => (lab = KernelLab.withPolicy(POLICY)));
+  beforeEach(() => lab.forget());
   after(() => lab.close());
 
   /** Runs the frames, each through its hook; returns the bytes each side sent (frame lengths). */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
 import { limitClock } from "../helpers/limit-state.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
+import { inboundTcpFlow } from "../helpers/inbound-tcp-flow.ts";
 import { decodeIdsCopy, type IdsCopy } from "../../src/datapath/index.ts";
 import type { RingBuffer } from "../../src/datapath/native.d.ts";
 
@@ -47,35 +48,6 @@ class IdsLab {
   }
 }
 
-/** An ingress TCP connection to port 80 of this host: remote sends at `inHook`, we reply by tc. */
-function tcpFlow(v6: boolean) {
-  const [local, remote] = v6 ? ["fd00:2::1", "2001:db8::5"] : ["10.0.0.1", "198.51.100.5"];
-  const sport = 40000 + Math.floor(Math.random() * 20000);
-  const inbound = (flags: string, seq: number, payload?: Buffer): PacketSpec => ({
-    src: remote,
-    dst: local,
-    proto: "tcp",
-    sport,
-    dport: 80,
-    flags,
-    seq,
-    ack: 5001,
-    ...(payload ? { payload } : {}),
-  });
-  const outbound = (flags: string, seq: number, payload?: Buffer, ack = 1001): PacketSpec => ({
-    src: local,
-    dst: remote,
-    proto: "tcp",
-    sport: 80,
-    dport: sport,
-    flags,
-    seq,
-    ack,
-    ...(payload ? { payload } : {}),
-  });
-  return { local, remote, sport, inbound, outbound };
-}
-
 describe("ids: the first bytes of each flow direction, copied", () => {
   let ids: IdsLab;
   before(() => {
@@ -86,17 +58,17 @@ describe("ids: the first bytes of each flow direction, copied", () => {
   for (const inHook of ["xdp", "tc-ingress"] as const)
     for (const v6 of [false, true])
       test(`${inHook}, ${v6 ? "IPv6" : "IPv4"}: request and reply, in order, up to bytes`, () => {
-        const f = tcpFlow(v6);
+        const f = inboundTcpFlow(v6);
         const before = ids.lab.counters();
-        ids.run(inHook, f.inbound("S", 1000));
-        ids.run("tc", f.outbound("SA", 5000));
-        ids.run(inHook, f.inbound("A", 1001));
+        ids.run(inHook, f.client("S", 1000));
+        ids.run("tc", f.server("SA", 5000));
+        ids.run(inHook, f.client("A", 1001));
         assert.deepEqual(ids.taken(), [], "no payload, no copy");
-        ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
-        ids.run("tc", f.outbound("A", 5001, undefined, 1011)); // the server has them
-        ids.run(inHook, f.inbound("PA", 1001, REQUEST.subarray(0, 10))); // retransmitted
-        ids.run(inHook, f.inbound("PA", 1011, REQUEST.subarray(10)));
-        ids.run("tc", f.outbound("PA", 5001, REPLY));
+        ids.run(inHook, f.client("PA", 1001, REQUEST.subarray(0, 10)));
+        ids.run("tc", f.server("A", 5001, 1011)); // the server has them
+        ids.run(inHook, f.client("PA", 1001, REQUEST.subarray(0, 10))); // retransmitted
+        ids.run(inHook, f.client("PA", 1011, REQUEST.subarray(10)));
+        ids.run("tc", f.server("PA", 5001, 1001, REPLY));
         const got = ids.taken();
         assert.deepEqual(
           got.map((c) => [c.toServer, c.offset, c.data.toString("latin1")]),
@@ -118,8 +90,8 @@ describe("ids: the first bytes of each flow direction, copied", () => {
         const moved = KernelLab.delta(before, ids.lab.counters(), ["idsCopied", "idsLost"]);
         assert.deepEqual(moved, { idsCopied: 3, idsLost: 0 });
         // past its first bytes both ways: nothing more
-        ids.run(inHook, f.inbound("PA", 1000 + REQUEST.length + 1, REQUEST));
-        ids.run("tc", f.outbound("PA", 5001 + REPLY.length, REPLY));
+        ids.run(inHook, f.client("PA", 1000 + REQUEST.length + 1, REQUEST));
+        ids.run("tc", f.server("PA", 5001 + REPLY.length, 1001, REPLY));
         assert.deepEqual(ids.taken(), []);
       });
 
@@ -218,9 +190,9 @@ describe("ids: what is not copied", () => {
       `ids:\n  rules: ['alert tcp any any -> any 80 (content:"a"; pcre:"/a/"; sid:1;)']`,
     );
     try {
-      const f = tcpFlow(false);
-      ids.run("xdp", f.inbound("S", 1000));
-      ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+      const f = inboundTcpFlow(false);
+      ids.run("xdp", f.client("S", 1000));
+      ids.run("xdp", f.client("PA", 1001, REQUEST));
       assert.deepEqual(ids.taken(), []);
     } finally {
       ids.close();
@@ -264,9 +236,9 @@ describe("ids: what is not copied", () => {
     try {
       let copied = 0;
       for (let i = 0; i < 64; i++) {
-        const f = tcpFlow(false);
-        ids.run("xdp", f.inbound("S", 1000));
-        ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+        const f = inboundTcpFlow(false);
+        ids.run("xdp", f.client("S", 1000));
+        ids.run("xdp", f.client("PA", 1001, REQUEST));
         copied += ids.taken().length;
       }
       assert.ok(copied >= 4 && copied <= 36, `${copied} of 64 flows copied at 1 in 4`);
@@ -280,9 +252,9 @@ describe("ids: what is not copied", () => {
     try {
       let copied = 0;
       for (let i = 0; i < 8; i++) {
-        const f = tcpFlow(i % 2 === 1);
-        ids.run("xdp", f.inbound("S", 1000));
-        ids.run("xdp", f.inbound("PA", 1001, REQUEST));
+        const f = inboundTcpFlow(i % 2 === 1);
+        ids.run("xdp", f.client("S", 1000));
+        ids.run("xdp", f.client("PA", 1001, REQUEST));
         copied += ids.taken().length;
       }
       assert.ok(copied <= 1, `${copied} of 8 flows copied at 1 in a million`);
@@ -302,17 +274,17 @@ describe("ids: a reload that changes what is read", () => {
   test("a flow open before ids was turned on is not read from its middle", () => {
     const ids = new IdsLab("");
     try {
-      const f = tcpFlow(false);
-      ids.run("xdp", f.inbound("S", 1000));
-      ids.run("tc", f.outbound("SA", 5000));
-      ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+      const f = inboundTcpFlow(false);
+      ids.run("xdp", f.client("S", 1000));
+      ids.run("tc", f.server("SA", 5000));
+      ids.run("xdp", f.client("PA", 1001, REQUEST.subarray(0, 10)));
       ids.lab.policy(POLICY(ON), KEEP);
-      ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
-      ids.run("tc", f.outbound("PA", 5001, REPLY));
+      ids.run("xdp", f.client("PA", 1011, REQUEST.subarray(10)));
+      ids.run("tc", f.server("PA", 5001, 1001, REPLY));
       assert.deepEqual(copies(ids), [], "its first bytes went by unread: nothing of it is read");
-      const g = tcpFlow(false);
-      ids.run("xdp", g.inbound("S", 1000));
-      ids.run("xdp", g.inbound("PA", 1001, REQUEST));
+      const g = inboundTcpFlow(false);
+      ids.run("xdp", g.client("S", 1000));
+      ids.run("xdp", g.client("PA", 1001, REQUEST));
       assert.deepEqual(copies(ids), [[true, 0, REQUEST.toString("latin1")]], "a new flow is");
     } finally {
       ids.close();
@@ -323,15 +295,15 @@ describe("ids: a reload that changes what is read", () => {
     const ids = new IdsLab(`${ON}\n  sample: 1000000`);
     try {
       // flows the old sample left out (the first bytes of each were not copied)
-      const flows = Array.from({ length: 8 }, () => tcpFlow(false));
+      const flows = Array.from({ length: 8 }, () => inboundTcpFlow(false));
       const left = flows.filter((f) => {
-        ids.run("xdp", f.inbound("S", 1000));
-        ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+        ids.run("xdp", f.client("S", 1000));
+        ids.run("xdp", f.client("PA", 1001, REQUEST.subarray(0, 10)));
         return ids.taken().length === 0;
       });
       assert.ok(left.length >= 7);
       ids.lab.policy(POLICY(ON), KEEP);
-      for (const f of left) ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
+      for (const f of left) ids.run("xdp", f.client("PA", 1011, REQUEST.subarray(10)));
       assert.deepEqual(copies(ids), []);
     } finally {
       ids.close();
@@ -341,18 +313,18 @@ describe("ids: a reload that changes what is read", () => {
   test("a reload that keeps the ids settings keeps reading the flows in progress", () => {
     const ids = new IdsLab(ON);
     try {
-      const f = tcpFlow(true);
-      ids.run("xdp", f.inbound("S", 1000));
-      ids.run("tc", f.outbound("SA", 5000));
-      ids.run("xdp", f.inbound("PA", 1001, REQUEST.subarray(0, 10)));
+      const f = inboundTcpFlow(true);
+      ids.run("xdp", f.client("S", 1000));
+      ids.run("tc", f.server("SA", 5000));
+      ids.run("xdp", f.client("PA", 1001, REQUEST.subarray(0, 10)));
       ids.lab.policy(
         POLICY(
           `${ON}\nrules:\n  - { name: other, direction: ingress, action: allow, layer4: { protocol: udp, port: [9] } }`,
         ),
         KEEP,
       );
-      ids.run("xdp", f.inbound("PA", 1011, REQUEST.subarray(10)));
-      ids.run("tc", f.outbound("PA", 5001, REPLY));
+      ids.run("xdp", f.client("PA", 1011, REQUEST.subarray(10)));
+      ids.run("tc", f.server("PA", 5001, 1001, REPLY));
       assert.deepEqual(copies(ids), [
         [true, 0, "GET /admin"],
         [true, 10, REQUEST.subarray(10).toString("latin1")],

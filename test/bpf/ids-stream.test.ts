@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
 import { packet, type PacketSpec } from "../helpers/packets.ts";
+import { inboundTcpFlow, type InboundTcpFlow } from "../helpers/inbound-tcp-flow.ts";
 import { CtFlag, decodeIdsCopy, type IdsCopy } from "../../src/datapath/index.ts";
 import type { RingBuffer } from "../../src/datapath/native.d.ts";
 
@@ -23,34 +24,6 @@ ids:
 `;
 const REQUEST = Buffer.from("GET /admin HTTP/1.0\r\nHost: a\r\n\r\n");
 const DECOY = Buffer.from("GET /xxxxx HTTP/1.0\r\nHost: a\r\n\r\n");
-
-/** An ingress connection to port 80: the client's ISN is 1000, the server's 5000. */
-function tcpFlow() {
-  const sport = 20000 + Math.floor(Math.random() * 40000);
-  const client = (flags: string, seq: number, payload?: Buffer, ack = 5001): PacketSpec => ({
-    src: "198.51.100.5",
-    dst: "10.0.0.1",
-    proto: "tcp",
-    sport,
-    dport: 80,
-    flags,
-    seq,
-    ack,
-    ...(payload ? { payload } : {}),
-  });
-  const server = (flags: string, seq: number, ack: number, payload?: Buffer): PacketSpec => ({
-    src: "10.0.0.1",
-    dst: "198.51.100.5",
-    proto: "tcp",
-    sport: 80,
-    dport: sport,
-    flags,
-    seq,
-    ack,
-    ...(payload ? { payload } : {}),
-  });
-  return { sport, client, server };
-}
 
 /** A TCP segment whose urgent pointer is `pointer` (the packet builder writes 0). */
 function urgent(spec: PacketSpec, pointer: number): Buffer {
@@ -87,28 +60,28 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
         return (e.flags & CtFlag.idsDone) !== 0;
     throw new Error(`no entry for port ${sport}`);
   }
-  function handshake(f: ReturnType<typeof tcpFlow>, syn?: Buffer): void {
+  function handshake(f: InboundTcpFlow, syn?: Buffer): void {
     run("xdp", f.client("S", 1000, syn, 0));
     run("tc", f.server("SA", 5000, 1001));
     run("xdp", f.client("A", 1001));
   }
 
   test("a SYN's payload is not copied: the stream starts at ISN+1", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f, Buffer.from("JUNKJUNK"));
     run("xdp", f.client("PA", 1001, REQUEST));
     assert.deepEqual(taken(), [[0, REQUEST.toString("latin1"), null, false]]);
   });
 
   test("a SYN-ACK that acknowledges the SYN's payload (TCP Fast Open) says bytes went by uncopied", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     run("xdp", f.client("S", 1000, Buffer.from("GET /admin"), 0));
     run("tc", f.server("SA", 5000, 1011));
     assert.deepEqual(taken(), [[0, "", null, true]]);
   });
 
   test("URG: the copy says which byte its receiver takes out of the stream (Linux: the one before the pointer)", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     run("xdp", f.client("PA", 1001, Buffer.from("GET /adm")));
     run("xdp", urgent(f.client("PAU", 1009, Buffer.from("X")), 1));
@@ -121,7 +94,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("URG on a segment without bytes to copy: its pointer is not read, the direction is told lost", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     run("xdp", f.client("PA", 1001, Buffer.from("GET /adm")));
     // a bare ACK whose urgent pointer names the next byte
@@ -134,7 +107,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("a segment over bytes already copied is copied again, at its place, until the receiver acknowledged them", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     run("xdp", f.client("PA", 1001, DECOY)); // the receiver drops it (a bad checksum)
     run("xdp", f.client("PA", 1001, REQUEST));
@@ -147,7 +120,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("a segment ahead of the stream is copied at its place, the bytes before it too when they come", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     run("xdp", f.client("PA", 1008, REQUEST.subarray(7)));
     run("xdp", f.client("PA", 1001, REQUEST.subarray(0, 7)));
@@ -158,7 +131,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("a decoy that fills the window, then the flow's first 32 packets: the real segment is still copied", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     const fill = Buffer.concat([DECOY, Buffer.alloc(64, "x")]);
     run("xdp", f.client("PA", 1001, fill));
@@ -171,7 +144,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("copies over bytes already copied have a budget of their own: past it, the direction is told lost", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     run("xdp", f.client("PA", 1001, Buffer.from("GET /ad")));
     for (let i = 0; i < 12; i++) run("xdp", f.client("PA", 1001, Buffer.from("GET /ad")));
@@ -186,7 +159,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
   });
 
   test("a flow is past its copies once both directions are full and acknowledged, or past its first packets and acknowledged", () => {
-    const f = tcpFlow();
+    const f = inboundTcpFlow();
     handshake(f);
     const request = Buffer.concat([REQUEST, Buffer.alloc(64, "r")]);
     const reply = Buffer.alloc(80, "h");
@@ -196,7 +169,7 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
     run("xdp", f.client("A", 1001 + request.length, undefined, 5001 + reply.length));
     assert.equal(done(f.sport), true);
 
-    const g = tcpFlow();
+    const g = inboundTcpFlow();
     handshake(g);
     run("xdp", g.client("PA", 1001, Buffer.from("GET / HTTP/1.0\r\n\r\n")));
     for (let i = 0; i < 40; i++) run("tc", g.server("A", 5001, 1001 + 18));

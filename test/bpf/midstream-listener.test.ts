@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
+import { openLoopbackConnection, type LoopbackConnection } from "../helpers/loopback-connection.ts";
 
 const L = "127.0.0.1";
 
@@ -37,68 +38,40 @@ defaults: { ingress: block, egress: allow }
 `;
 
 let lab: KernelLab;
-let server: net.Server;
-let client: net.Socket;
-let sport: number;
-let cport: number;
+let conn: LoopbackConnection;
 
 before(async () => {
   lab = new KernelLab();
-  server = net.createServer((s) => s.on("data", () => {}).on("error", () => {}));
-  await new Promise<void>((r) => server.listen(0, L, r));
-  sport = (server.address() as net.AddressInfo).port;
-  client = net.connect(sport, L);
-  await new Promise<void>((r) => client.on("connect", () => r()));
-  cport = client.localPort!;
+  conn = await openLoopbackConnection();
 });
 after(() => {
-  client.destroy();
-  server.close();
+  conn.close();
   lab.close();
 });
 
-/** The client's packet to the listener's port (it arrives at the accepted socket). */
-const toServer = (flags = "A"): PacketSpec => ({
-  src: L,
-  dst: L,
-  proto: "tcp",
-  sport: cport,
-  dport: sport,
-  flags,
-});
-/** The listener side's packet to the client (it arrives at the connecting socket). */
-const toClient = (flags = "A"): PacketSpec => ({
-  src: L,
-  dst: L,
-  proto: "tcp",
-  sport,
-  dport: cport,
-  flags,
-});
-
 function open(): void {
-  lab.policy(policyOf(sport, false));
-  assert.equal(lab.run("xdp", toServer("S")).verdict, "pass");
-  assert.equal(lab.run("tc", toClient("SA")).verdict, "pass");
-  assert.equal(lab.run("xdp", toServer()).verdict, "pass");
+  lab.policy(policyOf(conn.sport, false));
+  assert.equal(lab.run("xdp", conn.toServer("S")).verdict, "pass");
+  assert.equal(lab.run("tc", conn.toClient("SA")).verdict, "pass");
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "pass");
 }
 
 test("a banned peer's accepted connection stays cut once its entry is lost", () => {
   open();
-  lab.policy(policyOf(sport, true), { keepConntrack: true });
-  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "re-judged: the ban cuts it");
+  lab.policy(policyOf(conn.sport, true), { keepConntrack: true });
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "drop", "re-judged: the ban cuts it");
   lab.dp.clearConntrack(); // as an lru eviction would
-  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "no entry: still banned");
-  assert.equal(lab.run("xdp", toServer()).verdict, "drop");
-  assert.equal(lab.run("tc-ingress", toServer()).verdict, "drop");
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "drop", "no entry: still banned");
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "drop");
+  assert.equal(lab.run("tc-ingress", conn.toServer()).verdict, "drop");
 });
 
 test("an accepted connection whose allow rule is gone stays cut once its entry is lost", () => {
   open();
   lab.policy(NO_SVC, { keepConntrack: true });
-  assert.equal(lab.run("xdp", toServer()).verdict, "drop", "re-judged by the default");
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "drop", "re-judged by the default");
   lab.dp.clearConntrack();
-  assert.equal(lab.run("xdp", toServer()).verdict, "drop");
+  assert.equal(lab.run("xdp", conn.toServer()).verdict, "drop");
 });
 
 test("a banned peer's connection to a server that stopped listening stays cut too", async () => {
@@ -152,9 +125,9 @@ function refused(port: number): Promise<string> {
 test("a connection this host opened still survives the loss of its entry", () => {
   lab.policy(NO_SVC);
   // the client's side: no listener on its port, it connected out (egress allowed)
-  assert.equal(lab.run("xdp", toClient()).verdict, "pass");
+  assert.equal(lab.run("xdp", conn.toClient()).verdict, "pass");
   const e = [...lab.dp.conntrack()].find((x) => x.protocol === 6);
   assert.equal(e?.direction, "egress");
   lab.dp.clearConntrack();
-  assert.equal(lab.run("tc-ingress", toClient()).verdict, "pass");
+  assert.equal(lab.run("tc-ingress", conn.toClient()).verdict, "pass");
 });

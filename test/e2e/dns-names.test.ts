@@ -7,14 +7,14 @@
 //
 // Run time: about 60 s on 2 cores (the daemon's start ~8 s, the two race rounds ~15 s each, the
 // TTL waits ~8 s); keep it under 90 s.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { cgroupForTest, startCgroupLab, startPeerHelper } from "../helpers/cgroup-lab.ts";
 import { dnsZone, startDnsPeers, STUB, type DnsZone } from "../helpers/dns-lab.ts";
 import {
   curl,
@@ -30,8 +30,7 @@ import {
 } from "../helpers/dns-clients.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import { sh, type Lab } from "../helpers/netns.ts";
-import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
-import { spawnLines } from "../helpers/child.ts";
+import { MOAT, ROOT } from "../helpers/paths.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 
@@ -79,28 +78,16 @@ function spoofing(z: DnsZone): { server: string; address: string } {
   return { server: `${net}.13`, address: `${net}.26` };
 }
 
-/** cname-spoof-dns.ts on `spoof.server` in `lab`'s namespace a, once it listens. */
-async function startSpoofer(lab: MoatLab, spoof: { server: string; address: string }) {
+/** cname-spoof-dns.ts on `spoof.server` in `lab`'s namespace a, once it listens; ended with `t`. */
+async function startSpoofer(
+  t: TestContext,
+  lab: MoatLab,
+  spoof: { server: string; address: string },
+) {
   for (const ip of [spoof.server, spoof.address])
     sh("ip", ["-n", lab.a, "addr", "add", `${ip}/32`, "dev", lab.ifA]);
-  const server = spawnLines("ip", [
-    "netns",
-    "exec",
-    lab.a,
-    NODE,
-    "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/cname-spoof-dns.ts`,
-    spoof.server,
-    "allowed.moat.test",
-    spoof.address,
-  ]);
-  try {
-    await server.waitFor(/^listening$/);
-  } catch (err) {
-    server.kill();
-    throw err;
-  }
-  return server;
+  const args = [spoof.server, "allowed.moat.test", spoof.address];
+  return startPeerHelper(lab, "cname-spoof-dns.ts", args, (end) => t.after(end));
 }
 
 /** examples/workstation.yaml, adapted to the lab: its interface, cgroup, audit log, names. */
@@ -379,8 +366,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
     "an alias's own address is not the CNAME target's: allowed.moat.test's rule refuses it",
     async (s) => {
       const spoof = spoofing(z);
-      const server = await startSpoofer(lab, spoof);
-      s.after(() => server.kill());
+      await startSpoofer(s, lab, spoof);
       const resolvSpoof = join(lab.dir, "resolv-spoof.conf");
       writeFileSync(resolvSpoof, `nameserver ${spoof.server}\noptions attempts:1 timeout:2\n`);
       // the trusted server answers attacker.moat.test CNAME allowed.moat.test, attacker.moat.test A

@@ -25,6 +25,7 @@ import {
   type NameIdentity,
 } from "../../src/dns/index.ts";
 import { spawnLines } from "../helpers/child.ts";
+import { daemonStandIns } from "../helpers/dns-proxy-stand-ins.ts";
 import { labNamespace, sh, status, tagFor } from "../helpers/netns.ts";
 import { sweepStale } from "../helpers/cgroup-run.ts";
 
@@ -183,16 +184,8 @@ test("moat's DNS proxy between dig and dnsmasq", async (t) => {
       monotonicNs: () => process.hrtime.bigint() + clockOffsetNs,
     },
     judge: policyJudge(() => model),
-    process: (o) => ({
-      pid: o.pid,
-      name: o.comm,
-      path: "/usr/bin/dig",
-      user: o.uid,
-      cgroup: "/lab",
-      container: null,
-    }),
+    ...daemonStandIns("/usr/bin/dig"),
     failureHelper: () => helper,
-    generation: () => 1,
     report: (e) => events.push(e),
     log: (l) => logs.push(l),
     settings: {

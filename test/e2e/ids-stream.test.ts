@@ -7,9 +7,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
+import { idsEvents } from "../helpers/stored-events.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
 
@@ -120,20 +121,6 @@ function client(lab: Lab, script: string, args: string[]): string {
     timeout: 90_000,
   });
   return `${r.stdout.trim()}${r.stderr.trim() ? ` (stderr: ${r.stderr.trim()})` : ""}`;
-}
-
-/** The history's events with reason "ids", once `enough` of them are stored. */
-async function idsEvents(lab: MoatLab, enough: number): Promise<MoatEvent[]> {
-  let found: MoatEvent[] = [];
-  for (let i = 0; i < 50; i++) {
-    const reply = await http({ socketPath: lab.apiSocket }, "GET", "/v1/events?limit=500");
-    found = (JSON.parse(reply.body) as { events: MoatEvent[] }).events.filter(
-      (e) => e.reason === "ids",
-    );
-    if (found.length >= enough) return found;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return found;
 }
 
 const seen = (events: MoatEvent[]) =>

@@ -7,10 +7,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
+import { startMoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
+import { idsEvents } from "../helpers/stored-events.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
 
 function policy(lab: Lab, ids: string): string {
@@ -21,20 +21,6 @@ attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 ids:
 ${ids}
 `;
-}
-
-/** Events of the history with reason "ids", waiting until `enough` of them are stored. */
-async function idsEvents(lab: MoatLab, enough: number): Promise<MoatEvent[]> {
-  let found: MoatEvent[] = [];
-  for (let i = 0; i < 50; i++) {
-    const reply = await http({ socketPath: lab.apiSocket }, "GET", "/v1/events?limit=500");
-    found = (JSON.parse(reply.body) as { events: MoatEvent[] }).events.filter(
-      (e) => e.reason === "ids",
-    );
-    if (found.length >= enough) return found;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return found;
 }
 
 test("ids detect: a signature fires on a real HTTP request and one on its reply, v4 and v6", async (t) => {

@@ -47,17 +47,30 @@ export async function startCgroupLab(
  * http-peer.ts on port 80 in namespace a, once it listens, ended when the test ends: its lines
  * show each request that reached it.
  */
-export async function startHttpPeer(cg: CgroupForTest, lab: MoatLab): Promise<LineChild> {
+export function startHttpPeer(cg: CgroupForTest, lab: MoatLab): Promise<LineChild> {
+  return startPeerHelper(lab, "http-peer.ts", ["80"], cg.onClose);
+}
+
+/**
+ * The helper test/helpers/`script` with `args` in `lab`'s namespace a, once it prints
+ * "listening"; `onClose` is given what ends it.
+ */
+export async function startPeerHelper(
+  lab: Lab,
+  script: string,
+  args: string[],
+  onClose: (end: () => unknown) => void,
+): Promise<LineChild> {
   const server = spawnLines("ip", [
     "netns",
     "exec",
     lab.a,
     NODE,
     "--disable-warning=ExperimentalWarning",
-    `${ROOT}test/helpers/http-peer.ts`,
-    "80",
+    `${ROOT}test/helpers/${script}`,
+    ...args,
   ]);
-  cg.onClose(() => server.kill());
+  onClose(() => server.kill());
   await server.waitFor(/^listening$/);
   return server;
 }

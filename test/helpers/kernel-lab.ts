@@ -63,6 +63,19 @@ export class KernelLab {
     this.flowRing = this.dp.subscribeFlows(push);
   }
 
+  /** A lab with `yaml` applied. */
+  static withPolicy(yaml: string): KernelLab {
+    const lab = new KernelLab();
+    lab.policy(yaml);
+    return lab;
+  }
+
+  /** Forgets tracked connections and the events not read yet: where each test starts from. */
+  forget(): void {
+    this.dp.clearConntrack();
+    this.events();
+  }
+
   /** Compiles and applies a policy; forgets tracked connections and pending events. */
   policy(yaml: string, options: { keepConntrack?: boolean } = {}): ClassifierImage {
     const image = compile(parsePolicy(yaml, "test.yaml"));

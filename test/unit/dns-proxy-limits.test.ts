@@ -11,10 +11,16 @@ import assert from "node:assert/strict";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import dnsPacket from "dns-packet";
-import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
-import { DnsProxy, policyJudge, trustedResolvers, type DnsOwner } from "../../src/dns/index.ts";
+import type { DnsOwner } from "../../src/dns/index.ts";
 import type { DnsProxyOptions } from "../../src/dns/proxy.ts";
+import {
+  aAnswer,
+  askUdp,
+  decoded,
+  openLoopbackProxy,
+  udpUpstream,
+  type LoopbackProxy,
+} from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -33,53 +39,24 @@ interface Server53 {
   port: number;
 }
 
-interface Started {
-  proxy: DnsProxy;
-  events: MoatEvent[];
-}
-
 /** The proxy; the user's queries go to `userServer`, root's to `rootServer`. */
 async function start(
   t: TestContext,
   rootServer: Server53,
   userServer: Server53 = rootServer,
   more: Partial<DnsProxyOptions> = {},
-): Promise<Started> {
-  const checked = checkPolicySource(POLICY, "p.yaml", textOnlyHost);
-  assert.ok(checked.model, JSON.stringify(checked.diagnostics));
-  const model = checked.model;
-  const judge = policyJudge(() => model);
-  const events: MoatEvent[] = [];
-  const proxy = await DnsProxy.open({
+): Promise<LoopbackProxy> {
+  const p = await openLoopbackProxy({
+    policy: POLICY,
     original: (peer) =>
       peer.ip === USER_IP
         ? { original: userServer, owner: USER }
         : { original: rootServer, owner: ROOT },
-    binder: {
-      bindNames: (b) => ({ written: b.length, full: 0 }),
-      unbindNames: () => {},
-      monotonicNs: () => process.hrtime.bigint(),
-    },
-    judge,
-    process: (o) => ({
-      pid: o.pid,
-      name: o.comm,
-      path: "/usr/bin/dig",
-      user: o.uid,
-      cgroup: "/lab",
-      container: null,
-    }),
-    failureHelper: () => "block",
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: () => {},
-    settings: { resolvers: [], minTtlSeconds: 5, graceSeconds: 30, doh: "allow", ech: "keep" },
-    trusted: trustedResolvers([], "/nonexistent"),
-    ...more,
+    path: "/usr/bin/dig",
+    more,
   });
-  proxy.setClasses(() => 1);
-  t.after(() => proxy.close());
-  return { proxy, events };
+  t.after(() => p.proxy.close());
+  return p;
 }
 
 const query = (name: string, id = 0x1111) =>
@@ -92,30 +69,14 @@ const query = (name: string, id = 0x1111) =>
 
 const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]);
 
-/** The answer a DNS server gives `q`: its question and one A record. */
-function aAnswer(q: Buffer): Buffer {
-  const d = dnsPacket.decode(q);
-  const answers = (d.questions ?? []).map((x) => ({
-    type: "A" as const,
-    name: x.name,
-    ttl: 60,
-    data: "192.0.2.7",
-  }));
-  return dnsPacket.encode({ id: d.id, type: "response", questions: d.questions, answers });
-}
-
 /** A UDP server on 127.0.0.1: answers with `answer(query)`, or never (null). */
 async function udpServer(
   t: TestContext,
   answer: ((q: Buffer) => Buffer) | null,
 ): Promise<Server53> {
-  const s = createSocket("udp4");
-  s.on("message", (msg, r) => {
-    if (answer) s.send(answer(msg), r.port, r.address);
-  });
-  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", resolve));
+  const s = await udpUpstream("127.0.0.1", answer);
   t.after(() => s.close());
-  return { ip: "127.0.0.1", port: s.address().port };
+  return { ip: s.ip, port: s.port };
 }
 
 /** A TCP DNS server on 127.0.0.1: answers each query with `answer(query)`, or never (null). */
@@ -174,24 +135,9 @@ function tcpAnswer(s: Socket, timeoutMs = 10_000): Promise<Buffer | null> {
 }
 
 /** One UDP query to the proxy from `from`; its answer. */
-function udpAsk(port: number, msg: Buffer, from = "127.0.0.1"): Promise<Buffer> {
-  const c = createSocket("udp4");
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.close();
-      reject(new Error("no answer"));
-    }, 5000);
-    c.on("message", (m) => {
-      clearTimeout(timer);
-      c.close();
-      resolve(m);
-    });
-    c.bind(0, from, () => c.send(msg, port, "127.0.0.1"));
-  });
-}
+const udpAsk = (port: number, msg: Buffer, from = "127.0.0.1") =>
+  askUdp(port, msg, { timeoutMs: 5000, from });
 
-/** A decoded message with its rcode (dns-packet's type declarations leave it out). */
-const decoded = (m: Buffer) => dnsPacket.decode(m) as dnsPacket.DecodedPacket & { rcode?: string };
 const rcodeOf = (m: Buffer) => decoded(m).rcode;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -286,11 +232,11 @@ test("one user's 4,096 queries stuck on a silent server leave root's lookups ans
   assert.equal(p.proxy.stats.queries, sent, "every query of the flood reached the proxy");
 
   const answers = [];
-  for (let i = 0; i < 4; i++) answers.push(rcodeOf(await udpAsk(port, query("root.example", i))));
+  for (let i = 0; i < 4; i++) answers.push((await udpAsk(port, query("root.example", i))).rcode);
   assert.deepEqual(answers, ["NOERROR", "NOERROR", "NOERROR", "NOERROR"], "root is answered");
   assert.ok(p.proxy.stats.overloaded > 0, "the user's queries past its share were refused");
   const extra = await udpAsk(port, query("more.example", 9), USER_IP);
-  assert.equal(rcodeOf(extra), "SERVFAIL", "past its share, the user's next query fails at once");
+  assert.equal(extra.rcode, "SERVFAIL", "past its share, the user's next query fails at once");
 });
 
 test("one user's 256 TCP connections, each with 16 queries stuck, leave root a connection", async (t) => {

@@ -7,12 +7,16 @@ import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { connect, type Socket } from "node:net";
 import dnsPacket from "dns-packet";
-import { checkPolicySource, textOnlyHost } from "../../src/config/index.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
 import { netnsSocket } from "../../src/datapath/index.ts";
-import { DnsProxy, policyJudge, trustedResolvers } from "../../src/dns/index.ts";
 import type { DnsProxyOptions } from "../../src/dns/proxy.ts";
-import type { NameBinding } from "../../src/dns/ports.ts";
+import {
+  aAnswer,
+  askUdp,
+  openLoopbackProxy,
+  udpUpstream,
+  type LoopbackProxy,
+  type UdpUpstream,
+} from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -25,103 +29,24 @@ rules:
 
 const owner = { pid: 4321, uid: 1000, cgroupId: 77n, comm: "curl", exeIno: 1234n, exeDev: 1 };
 
-interface Upstream {
-  ip: string;
-  port: number;
-  seen: string[][];
-  /** The ids of the queries it was asked. */
-  ids: number[];
-  close(): void;
-}
-
 /** A UDP server on `ip` answering every question with 192.0.2.7, recording what it was asked. */
-async function upstream(ip: string): Promise<Upstream> {
-  const s = createSocket("udp4");
-  const seen: string[][] = [];
-  const ids: number[] = [];
-  s.on("message", (msg, r) => {
-    const q = dnsPacket.decode(msg);
-    seen.push((q.questions ?? []).map((x) => x.name));
-    ids.push(q.id ?? -1);
-    const answers = (q.questions ?? []).map((x) => ({
-      type: "A" as const,
-      name: x.name,
-      ttl: 300,
-      data: "192.0.2.7",
-    }));
-    s.send(
-      dnsPacket.encode({ id: q.id, type: "response", questions: q.questions, answers }),
-      r.port,
-      r.address,
-    );
-  });
-  await new Promise<void>((resolve) => s.bind(0, ip, resolve));
-  return { ip, port: s.address().port, seen, ids, close: () => s.close() };
-}
+const upstream = (ip: string): Promise<UdpUpstream> => udpUpstream(ip, (q) => aAnswer(q, 300));
 
-interface Started {
-  proxy: DnsProxy;
-  bound: NameBinding[];
-  events: MoatEvent[];
-}
-
-async function start(
+function start(
   server: { ip: string; port: number } | null,
   more: Partial<DnsProxyOptions> = {},
-): Promise<Started> {
-  const checked = checkPolicySource(POLICY, "p.yaml", textOnlyHost);
-  assert.ok(checked.model, JSON.stringify(checked.diagnostics));
-  const model = checked.model;
-  const judge = policyJudge(() => model);
-  const bound: NameBinding[] = [];
-  const events: MoatEvent[] = [];
-  const proxy = await DnsProxy.open({
+): Promise<LoopbackProxy> {
+  return openLoopbackProxy({
+    policy: POLICY,
     original: () => (server ? { original: server, owner } : null),
-    binder: {
-      bindNames: (b) => {
-        bound.push(...b);
-        return { written: b.length, full: 0 };
-      },
-      unbindNames: () => {},
-      monotonicNs: () => process.hrtime.bigint(),
-    },
+    path: "/usr/bin/curl",
     // the fake servers listen on ephemeral ports: judged as the port 53 they stand for
-    judge: (facts) => judge({ ...facts, remote: { ...facts.remote, port: 53 } }),
-    process: (o) => ({
-      pid: o.pid,
-      name: o.comm,
-      path: "/usr/bin/curl",
-      user: o.uid,
-      cgroup: "/lab",
-      container: null,
-    }),
-    failureHelper: () => "block",
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: () => {},
-    settings: { resolvers: [], minTtlSeconds: 5, graceSeconds: 30, doh: "allow", ech: "keep" },
-    trusted: trustedResolvers([], "/nonexistent"),
-    ...more,
+    judged: (facts) => ({ ...facts, remote: { ...facts.remote, port: 53 } }),
+    more,
   });
-  proxy.setClasses(() => 1);
-  return { proxy, bound, events };
 }
 
-function ask(port: number, msg: Buffer): Promise<dnsPacket.DecodedPacket & { rcode?: string }> {
-  const c = createSocket("udp4");
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.close();
-      reject(new Error("no answer"));
-    }, 3000);
-    c.on("message", (m) => {
-      clearTimeout(timer);
-      c.close();
-      resolve(dnsPacket.decode(m));
-    });
-    c.send(msg, port, "127.0.0.1");
-  });
-}
+const ask = (port: number, msg: Buffer) => askUdp(port, msg, { timeoutMs: 3000 });
 
 const query = (names: string[], id = 0x1111) =>
   dnsPacket.encode({
