@@ -452,6 +452,16 @@ struct {
 	__type(value, __u64);
 } home_netns SEC(".maps");
 
+/* whether the socket of a sock_addr hook's `ctx` is in moat's network namespace */
+static __always_inline int sock_in_home_netns(struct bpf_sock_addr *ctx)
+{
+	__u32 zero = 0;
+	__u64 *home = bpf_map_lookup_elem(&home_netns, &zero);
+	__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
+
+	return bpf_get_netns_cookie(ctx) == want;
+}
+
 /* key: a network namespace's cookie (bpf_get_netns_cookie); value: the ports of the DNS proxy's
  * sockets in it, for redirects flagged MOAT_REDIRECT_NETNS; written by user space */
 struct {

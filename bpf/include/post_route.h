@@ -35,10 +35,13 @@ static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta
 
 /* connect()/sendmsg() let through under rules that name interfaces: arm the check of the
  * connection's packets (in the socket's record): the first in full, every later one by its
- * interface */
-static __always_inline void post_route_arm(const struct moat_meta *m, struct moat_sock *s)
+ * interface. Only in moat's network namespace: another one's devices are numbered apart from
+ * the mirror's (a container's eth0 may have the ifindex of a host interface), and its packets
+ * leave the host forwarded, by the host's routes, which connect() judged by */
+static __always_inline void post_route_arm(struct bpf_sock_addr *ctx, const struct moat_meta *m,
+					   struct moat_sock *s)
 {
-	if (m->post_route && s->verdict != MOAT_EV_BLOCKED)
+	if (m->post_route && s->verdict != MOAT_EV_BLOCKED && sock_in_home_netns(ctx))
 		s->post_route = MOAT_POST_PENDING;
 }
 

@@ -177,11 +177,8 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 	/* a loopback target means moat's host: only from moat's network namespace, unless moat
 	 * serves the target in the caller's namespace too (the DNS proxy) */
 	if (is_loopback(to)) {
-		__u32 zero = 0;
-		__u64 *home = bpf_map_lookup_elem(&home_netns, &zero);
-		__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
-		__u64 cookie = bpf_get_netns_cookie(ctx);
-		if (cookie != want) {
+		if (!sock_in_home_netns(ctx)) {
+			__u64 cookie = bpf_get_netns_cookie(ctx);
 			if (!(to->unavailable & MOAT_REDIRECT_NETNS))
 				return -1;
 			/* no proxy socket in this namespace yet: failure.helper decides */

@@ -280,7 +280,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if ((image || !local_known) && rule >= m->first_local_rule) {
 		s->verdict = MOAT_EV_ALLOWED;
 		s = sock_keep(ctx, s, &scratch, m);
-		post_route_arm(m, s);
+		post_route_arm(ctx, m, s);
 		return SOCK_ALLOW;
 	}
 	rule_get(slot, rule, &r);
@@ -344,7 +344,7 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	}
 	/* a redirected connection leaves for its target on purpose: no interface check */
 	if (!s->redirect)
-		post_route_arm(m, s);
+		post_route_arm(ctx, m, s);
 	return SOCK_ALLOW;
 }
 
