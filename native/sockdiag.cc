@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "addon.h"
 #include "args.h"
@@ -49,6 +50,41 @@ class Fd {
  private:
   int fd_;
 };
+
+// Sends one request and reads its answer: true with the socket's diag message (`found`, for
+// SOCK_DIAG_BY_FAMILY) or an ack (SOCK_DESTROY); false when there is no such socket.
+bool Exchange(Napi::Env env, int fd, const void* msg, size_t len, const char* what,
+              inet_diag_msg* found) {
+  sockaddr_nl kernel;
+  std::memset(&kernel, 0, sizeof(kernel));
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, msg, len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
+    ThrowErrno(env, (std::string("sendto(") + what + ")").c_str(), errno);
+  alignas(nlmsghdr) char buf[1024];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno(env, (std::string("recv(") + what + ")").c_str(), errno);
+    }
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
+         h = NLMSG_NEXT(h, n)) {
+      if (found && h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
+          ThrowErrno(env, what, EPROTO, "short answer");
+        std::memcpy(found, NLMSG_DATA(h), sizeof(*found));
+        return true;
+      }
+      if (h->nlmsg_type != NLMSG_ERROR) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) ThrowErrno(env, what, EPROTO, "short ack");
+      int err = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+      if (err == 0) return true;
+      if (err == ENOENT) return false;
+      ThrowErrno(env, what, err,
+                 err == EOPNOTSUPP ? "the kernel lacks CONFIG_INET_DIAG_DESTROY" : "");
+    }
+  }
+}
 
 }  // namespace
 
@@ -102,32 +138,30 @@ Napi::Value SockDestroy(const Napi::CallbackInfo& info) {
   if (fd.get() < 0) ThrowErrno(env, "socket(NETLINK_SOCK_DIAG)", errno);
   timeval timeout = {1, 0};
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_nl kernel;
-  std::memset(&kernel, 0, sizeof(kernel));
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(fd.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) <
-      0)
-    ThrowErrno(env, "sendto(SOCK_DESTROY)", errno);
 
-  alignas(nlmsghdr) char buf[512];
-  for (;;) {
-    ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ThrowErrno(env, "recv(SOCK_DESTROY)", errno);
-    }
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
-         h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type != NLMSG_ERROR) continue;
-      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr)))
-        ThrowErrno(env, "recv(SOCK_DESTROY)", EPROTO, "short ack");
-      int err = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
-      if (err == 0) return Napi::Boolean::New(env, true);
-      if (err == ENOENT) return Napi::Boolean::New(env, false);
-      ThrowErrno(env, "SOCK_DESTROY", err,
-                 err == EOPNOTSUPP ? "the kernel lacks CONFIG_INET_DIAG_DESTROY" : "");
-    }
-  }
+  // The kernel finds the socket to destroy as it finds a packet's: the connection, else the
+  // socket that would take a new one (a TCP listener, an unconnected UDP socket on the port).
+  // Destroying that would stop a server for every client, so the socket is looked up first and
+  // destroyed by its cookie only when it is this very connection.
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  inet_diag_msg found;
+  if (!Exchange(env, fd.get(), &msg, sizeof(msg), "SOCK_DIAG_BY_FAMILY", &found))
+    return Napi::Boolean::New(env, false);
+  const uint8_t kListen = 10;  // TCP_LISTEN
+  // a listener, or an unconnected socket, has no peer port: the kernel found the port's server
+  // (an IPv4 connection asked by its mapped address comes back as AF_INET: ports, not addresses,
+  // are compared)
+  if (found.idiag_state == kListen || found.id.idiag_dport == 0 ||
+      found.id.idiag_dport != id.idiag_dport)
+    return Napi::Boolean::New(env, false);
+  id.idiag_cookie[0] = found.id.idiag_cookie[0];
+  id.idiag_cookie[1] = found.id.idiag_cookie[1];
+  msg.nlh.nlmsg_type = SOCK_DESTROY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  msg.nlh.nlmsg_seq = 2;
+  return Napi::Boolean::New(env,
+                            Exchange(env, fd.get(), &msg, sizeof(msg), "SOCK_DESTROY", nullptr));
 }
 
 }  // namespace moat
