@@ -44,10 +44,13 @@ const COMMANDS = [
  * For the bundle of `entry` (written to `outFile`): command.ts and the command modules (and their
  * parts) that src/cli/commands/ imports lazily stay separate files (imported by their path relative to `outFile`); moat's own modules
  * are pure to import, so each bundle leaves out what it does not use even when a face
- * (index.ts) re-exports it (the one module imported for its effect excepted).
+ * (index.ts) re-exports it (the modules imported for their effect excepted).
  */
 function linking(entry: string, outFile: string): Plugin {
-  const EFFECTFUL = /[\\/]src[\\/]datapath[\\/]map-converters\.ts$/;
+  // imported for their effect: converters registered, the file-identity reader registered, the
+  // NATS client's transport mended
+  const EFFECTFUL =
+    /[\\/]src[\\/](datapath[\\/](map-converters|open-files)|fleet[\\/]nats-transport)\.ts$/;
   const fromOut = (target: string) => {
     const rel = relative(dirname(outFile), target);
     return rel.startsWith(".") ? rel : `./${rel}`;

@@ -26,7 +26,7 @@ test("the tuple of a TCP connection that is gone destroys nothing; the listener 
   while (accepted.length < 1) await new Promise((r) => setTimeout(r, 10));
   // the live connection, named from the server's side, is destroyed
   const tuple = {
-    family: 4,
+    family: 4 as const,
     protocol: 6,
     local: LOOPBACK,
     localPort: port,
@@ -52,7 +52,7 @@ test("the tuple of a UDP peer of an unconnected server socket destroys nothing",
   const got = new Promise<string>((r) => server.once("message", (m) => r(m.toString())));
   assert.equal(
     native().sockDestroy({
-      family: 4,
+      family: 4 as const,
       protocol: 17,
       local: LOOPBACK,
       localPort: port,
