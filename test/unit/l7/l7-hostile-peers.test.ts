@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { connect as tlsConnect, createServer as tlsCreateServer } from "node:tls";
 import { readFileSync } from "node:fs";
 import { parsePolicy } from "../../../src/config/index.ts";
@@ -16,6 +16,7 @@ import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 import { HTTP_POLICY } from "../../helpers/l7-http-policy.ts";
 import { captureHello, nodeClient } from "../../helpers/tls-capture.ts";
 import { makeCertificates, type TestCertificates } from "../../helpers/test-certificates.ts";
+import { listenOnLoopback } from "../../helpers/ports.ts";
 
 const rejections: unknown[] = [];
 const onRejection = (reason: unknown) => rejections.push(reason);
@@ -40,11 +41,6 @@ rules:
   "tls.yaml",
 );
 const HTTP = parsePolicy(HTTP_POLICY, "http.yaml");
-
-async function listening(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return (server.address() as AddressInfo).port;
-}
 
 // (not events.once: it rejects on the reset that a cut client sees)
 const closed = (s: Socket) =>
@@ -98,7 +94,7 @@ test("a second ClientHello naming another server after a HelloRetryRequest is cu
     });
   });
   const { relay, events } = await openRealRelay({
-    port: await listening(server),
+    port: await listenOnLoopback(server),
     policy: TLS_POLICY,
   });
   try {
@@ -131,7 +127,7 @@ test("a real client's retry (same server name, another key share) completes thro
   server.on("secureConnection", (s) => s.end("hello from the server"));
   server.on("tlsClientError", () => {});
   const { relay, events } = await openRealRelay({
-    port: await listening(server),
+    port: await listenOnLoopback(server),
     policy: TLS_POLICY,
   });
   try {
@@ -171,7 +167,7 @@ test("CONNECT the server refuses (407, kept alive): no tunnel, nothing after it 
         );
     });
   });
-  const { relay } = await openRealRelay({ port: await listening(server), policy: HTTP });
+  const { relay } = await openRealRelay({ port: await listenOnLoopback(server), policy: HTTP });
   try {
     const client = connect((relay.addressFor(4) ?? { port: 0 }).port, "127.0.0.1");
     client.on("error", () => {});
@@ -196,7 +192,7 @@ test("a tunnel whose splice fails (the client already gone) ends the connection,
     s.on("error", () => {});
     s.once("data", () => setTimeout(() => s.write("HTTP/1.1 200 OK\r\n\r\n"), 150));
   });
-  const port = await listening(server);
+  const port = await listenOnLoopback(server);
   const { relay, logs } = await openRealRelay({
     port,
     policy: HTTP,

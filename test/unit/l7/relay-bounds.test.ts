@@ -6,11 +6,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect as http2Connect, type Settings } from "node:http2";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { parsePolicy } from "../../../src/config/index.ts";
-import type { L7Relay } from "../../../src/l7/index.ts";
 import { readHead } from "../../../src/l7/read-head.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
+import { listenOnLoopback } from "../../helpers/ports.ts";
+import { relayClient } from "../../helpers/relay-client.ts";
 
 const POLICY = parsePolicy(
   `version: 1
@@ -26,12 +27,6 @@ rules:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function listening(server: Server): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return (server.address() as AddressInfo).port;
-}
-
 /** A server that reads requests and answers each with `answer` when `answerNext` is called. */
 async function upstreamServer(answer: string) {
   const sockets = new Set<Socket>();
@@ -42,7 +37,7 @@ async function upstreamServer(answer: string) {
     s.on("close", () => sockets.delete(s));
     s.on("data", (d: Buffer) => (received += d.toString("latin1")));
   });
-  const port = await listening(server);
+  const port = await listenOnLoopback(server);
   return {
     port,
     received: () => received,
@@ -50,29 +45,6 @@ async function upstreamServer(answer: string) {
     close: () => {
       sockets.forEach((s) => s.destroy());
       server.close();
-    },
-  };
-}
-
-/** A client connection to the relay and everything it receives until it closes. */
-function client(relay: L7Relay) {
-  const at = relay.addressFor(4)!;
-  const s = connect({ host: at.ip, port: at.port });
-  let text = "";
-  let error: string | null = null;
-  s.on("data", (d: Buffer) => (text += d.toString("latin1")));
-  s.on("error", (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
-  const closed = new Promise<void>((r) => s.once("close", () => r()));
-  return {
-    socket: s,
-    text: () => text,
-    error: () => error,
-    closed,
-    /** Waits until the text matches, the connection closes or `ms` pass. */
-    async until(pattern: RegExp, ms = 5000): Promise<string> {
-      for (let waited = 0; waited < ms && !pattern.test(text) && !s.destroyed; waited += 10)
-        await sleep(10);
-      return text;
     },
   };
 }
@@ -103,18 +75,18 @@ for (const [what, answer, request] of [
       s.on("error", () => {});
       s.on("data", () => s.write(Buffer.from(answer, "latin1")));
     });
-    const port = await listening(server);
+    const port = await listenOnLoopback(server);
     t.after(() => server.close());
     const { relay, events } = await openRealRelay({ port, policy: POLICY });
     t.after(() => relay.close());
-    const c = client(relay);
+    const c = relayClient(relay);
     c.socket.write(request);
     const text = await c.until(/\r\n\r\n/);
     assert.match(text, /^HTTP\/1\.[01] (200|204) /);
     assert.doesNotMatch(text, /trailer/i);
     c.socket.destroy();
     // the same relay answers the next client
-    const next = client(relay);
+    const next = relayClient(relay);
     next.socket.write("GET /admin HTTP/1.1\r\nHost: a\r\n\r\n");
     assert.match(await next.until(/\r\n\r\n/), /^HTTP\/1\.1 403 /);
     next.socket.destroy();
@@ -138,7 +110,7 @@ test("a client's request with a Trailer header and no chunked body goes upstream
         s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     });
   });
-  const port = await listening(server);
+  const port = await listenOnLoopback(server);
   t.after(() => server.close());
   const { relay } = await openRealRelay({ port, policy: POLICY });
   t.after(() => relay.close());
@@ -147,7 +119,7 @@ test("a client's request with a Trailer header and no chunked body goes upstream
     "POST /b HTTP/1.1\r\nHost: a\r\nTrailer: x-t\r\nContent-Length: 2\r\n\r\nhi",
   ]) {
     received = "";
-    const c = client(relay);
+    const c = relayClient(relay);
     c.socket.write(request);
     assert.match(await c.until(/\r\n\r\nok/), /^HTTP\/1\.1 200 /);
     assert.match(received, /^(GET \/a|POST \/b) /);
@@ -165,7 +137,7 @@ test("requests pipelined behind one not answered yet wait unjudged; then all are
   t.after(() => up.close());
   const { relay, events } = await openRealRelay({ port: up.port, policy: POLICY });
   t.after(() => relay.close());
-  const c = client(relay);
+  const c = relayClient(relay);
   t.after(() => c.socket.destroy());
   // one write: the relay reads them all at once
   c.socket.write(GET("/first") + GET("/admin").repeat(5));
@@ -191,7 +163,7 @@ test("a connection pipelining more than 16 requests ahead of the answers is clos
   t.after(() => up.close());
   const { relay, events, logs } = await openRealRelay({ port: up.port, policy: POLICY });
   t.after(() => relay.close());
-  const c = client(relay);
+  const c = relayClient(relay);
   t.after(() => c.socket.destroy());
   c.socket.write(GET("/first") + GET("/admin").repeat(40));
   // the relay either closes the connection or (before it bounded this) judges all 40 at once
@@ -211,7 +183,7 @@ test("a request body still arriving while the next request is pipelined is read 
   t.after(() => up.close());
   const { relay } = await openRealRelay({ port: up.port, policy: POLICY });
   t.after(() => relay.close());
-  const c = client(relay);
+  const c = relayClient(relay);
   t.after(() => c.socket.destroy());
   const body = Buffer.alloc(200_000, "b").toString();
   c.socket.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`);
@@ -250,7 +222,7 @@ test("readHead on a socket whose first read is 40,000 bytes: the head, then the 
   const accepted = new Promise<Socket>((resolve) => {
     const server = createServer({ pauseOnConnect: true }, resolve);
     t.after(() => server.close());
-    void listening(server).then((port) => {
+    void listenOnLoopback(server).then((port) => {
       const c = connect(port, "127.0.0.1");
       t.after(() => c.destroy());
       c.on("connect", () => c.write(sent, () => ready()));

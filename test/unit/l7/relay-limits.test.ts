@@ -4,12 +4,13 @@
 // limits derive from the process's RLIMIT_NOFILE.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
 import { L7Relay } from "../../../src/l7/index.ts";
+import { listenOnLoopback } from "../../helpers/ports.ts";
+import { relayClient, type RelayClient } from "../../helpers/relay-client.ts";
 
 const POLICY = parsePolicy(
   `version: 1
@@ -24,33 +25,7 @@ rules:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function listening(server: Server): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return (server.address() as AddressInfo).port;
-}
-
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`;
-
-/** A client connection from `localAddress` and what it receives. */
-function client(relay: L7Relay, localAddress: string) {
-  const at = relay.addressFor(4)!;
-  const s = connect({ host: at.ip, port: at.port, localAddress });
-  let text = "";
-  let error: string | null = null;
-  s.on("data", (d: Buffer) => (text += d.toString("latin1")));
-  s.on("error", (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
-  return {
-    socket: s,
-    error: () => error,
-    /** Waits until the text matches, the connection closes or `ms` pass. */
-    async until(pattern: RegExp, ms = 5000): Promise<string> {
-      for (let waited = 0; waited < ms && !pattern.test(text) && !s.destroyed; waited += 10)
-        await sleep(10);
-      return text;
-    },
-  };
-}
 
 /** Who the kernel says owns a client, by the loopback address it connects from. */
 const UID_OF: Record<string, number> = {
@@ -85,10 +60,10 @@ test("one user's connections over its share are reset, counted and logged once; 
     refusalLogMs: 50,
   });
   t.after(() => relay.close());
-  const open: ReturnType<typeof client>[] = [];
+  const open: RelayClient[] = [];
   t.after(() => open.forEach((c) => c.socket.destroy()));
   const connectAs = async (ip: string) => {
-    const c = client(relay, ip);
+    const c = relayClient(relay, ip);
     open.push(c);
     // connected, or already reset (then the connect itself may fail with ECONNRESET)
     await new Promise((r) => {
@@ -97,7 +72,7 @@ test("one user's connections over its share are reset, counted and logged once; 
     });
     return c;
   };
-  const outcome = async (c: ReturnType<typeof client>) => {
+  const outcome = async (c: RelayClient) => {
     for (let i = 0; i < 300 && !c.socket.destroyed; i++) await sleep(10);
     return c.socket.destroyed ? (c.error() ?? "closed") : "open";
   };
@@ -149,7 +124,7 @@ async function answeringUpstream() {
     s.on("close", () => sockets.delete(s));
     s.on("data", () => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
   });
-  const port = await listening(server);
+  const port = await listenOnLoopback(server);
   return {
     port,
     close: () => {
