@@ -6,14 +6,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parsePolicy } from "../../src/config/index.ts";
-import { evaluate, usesNames, type Decision } from "../../src/policy/index.ts";
+import { usesNames, type Decision } from "../../src/policy/index.ts";
 import { hostMatch } from "../../src/policy/glob.ts";
 import { NameClasses } from "../../src/policy/compile/names.ts";
 import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
 import { lookupImage } from "../../src/policy/compile/lookup.ts";
 import { processClass } from "../../src/policy/compile/process.ts";
 import type { ClassifierImage, PacketFacts } from "../../src/policy/compile/image.ts";
-import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
+import {
+  judgeNamed,
+  socketRule,
+  v4,
+  type NamedConnection as Conn,
+} from "../helpers/named-connection.ts";
 
 const LABELS = ["a", "b", "c", "zz0", "example", "org"];
 const label = fc.constantFrom(...LABELS);
@@ -103,58 +108,8 @@ const HOST_PATTERNS = [
 const IPS = ["192.0.2.1", "192.0.2.2", "198.51.100.7"];
 const CIDRS = ["192.0.2.1", "198.51.100.0/24"];
 
-const v4 = (ip: string): Uint8Array => Uint8Array.from(ip.split(".").map(Number));
-
-interface Conn {
-  ip: string;
-  port: number;
-  protocol: "tcp" | "udp";
-  names: string[];
-}
-
-/** The socket hooks' decision: image 1 with the process class, then image 3 with the name class. */
-function socketRule(img: PolicyImage, c: Conn): number {
-  const socket = img.socket ?? { image: img.packet, process: null };
-  const p = socket.process
-    ? processClass(socket.process, { dev: 1, ino: 2n, comm: "curl", uid: 1000, cgroupId: 9n })
-    : 40000;
-  const facts: PacketFacts = {
-    direction: "egress",
-    family: 4,
-    protocol: c.protocol === "tcp" ? 6 : 17,
-    remote: v4(c.ip),
-    local: v4("10.0.0.1"),
-    serverPort: c.port,
-    clientPort: p,
-    icmpType: 0,
-    icmpCode: 0,
-  };
-  const r1 = lookupImage(socket.image, facts);
-  if (!img.names) return r1;
-  const n = img.names.classes.classOf(c.names);
-  if (n === 0) return r1;
-  const names: ClassifierImage = img.names.image;
-  const r3 = lookupImage(names, { ...facts, remote: Uint8Array.from([0, 0, n >> 8, n & 255]) });
-  return r3 < names.ruleCount ? Math.min(r1, r3) : r1;
-}
-
 function judge(text: string, c: Conn): Decision {
-  const model = parsePolicy(text, "p.yaml");
-  return evaluate(model, {
-    direction: "egress",
-    family: 4,
-    protocol: c.protocol,
-    local: { ip: "10.0.0.1", port: 40000 },
-    remote: { ip: c.ip, port: c.port, names: c.names },
-    process: {
-      pid: 1,
-      name: "curl",
-      path: "/usr/bin/curl",
-      user: 1000,
-      cgroup: "/",
-      container: null,
-    },
-  }) as Decision;
+  return judgeNamed(parsePolicy(text, "p.yaml"), c);
 }
 
 const ruleArb = fc.record({

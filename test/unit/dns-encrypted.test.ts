@@ -10,13 +10,15 @@ import { join } from "node:path";
 import dnsPacket from "dns-packet";
 import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import { formatDiagnostic } from "../../src/config/index.ts";
-import { evaluate, usesNames, type Decision } from "../../src/policy/index.ts";
+import { usesNames } from "../../src/policy/index.ts";
 import { lookupImage } from "../../src/policy/compile/lookup.ts";
-import { processClass } from "../../src/policy/compile/process.ts";
-import type { PacketFacts } from "../../src/policy/compile/image.ts";
-import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
-import type { PolicyModel } from "../../src/config/model.ts";
 import { stripHints } from "../../src/dns/answer.ts";
+import {
+  judgeNamed,
+  socketRule,
+  v4,
+  type NamedConnection as Conn,
+} from "../helpers/named-connection.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "moat-doh-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,59 +111,6 @@ test("set:doh-resolvers is built in: the shipped list, names egress-only, a poli
 
 // --- dns:doh: the evaluator and the compiled images agree ------------------------------------
 
-const v4 = (ip: string): Uint8Array => Uint8Array.from(ip.split(".").map(Number));
-
-interface Conn {
-  ip: string;
-  port: number;
-  protocol: "tcp" | "udp";
-  names: string[];
-}
-
-/** The socket hooks' decision: image 1 with the process class, then image 3 with the name class. */
-function socketRule(img: PolicyImage, c: Conn): number {
-  const socket = img.socket ?? { image: img.packet, process: null };
-  const p = socket.process
-    ? processClass(socket.process, { dev: 1, ino: 2n, comm: "curl", uid: 1000, cgroupId: 9n })
-    : 40000;
-  const facts: PacketFacts = {
-    direction: "egress",
-    family: 4,
-    protocol: c.protocol === "tcp" ? 6 : 17,
-    remote: v4(c.ip),
-    local: v4("10.0.0.1"),
-    serverPort: c.port,
-    clientPort: p,
-    icmpType: 0,
-    icmpCode: 0,
-  };
-  const r1 = lookupImage(socket.image, facts);
-  if (!img.names) return r1;
-  const n = img.names.classes.classOf(c.names);
-  if (n === 0) return r1;
-  const names = img.names.image;
-  const r3 = lookupImage(names, { ...facts, remote: Uint8Array.from([0, 0, n >> 8, n & 255]) });
-  return r3 < names.ruleCount ? Math.min(r1, r3) : r1;
-}
-
-function judge(model: PolicyModel, c: Conn): Decision {
-  return evaluate(model, {
-    direction: "egress",
-    family: 4,
-    protocol: c.protocol,
-    local: { ip: "10.0.0.1", port: 40000 },
-    remote: { ip: c.ip, port: c.port, names: c.names },
-    process: {
-      pid: 1,
-      name: "curl",
-      path: "/usr/bin/curl",
-      user: 1000,
-      cgroup: "/",
-      container: null,
-    },
-  }) as Decision;
-}
-
 const DOH_POLICY = (doh: string) =>
   HEAD +
   "defaults: { ingress: block, egress: block }\n" +
@@ -193,7 +142,7 @@ test("dns:doh comes first in the evaluator and in the compiled images, by addres
   assert.equal(model.rules[0]?.name, "web", "the model keeps the policy's rules as written");
   assert.ok(model.setFiles.includes(join(dir, "doh.txt")), "dns.doh_list is reloaded on change");
   CONNS.forEach((c, i) => {
-    const want = judge(model, c);
+    const want = judgeNamed(model, c);
     assert.equal(want.rule, expected[i], JSON.stringify(c));
     const got = image.packet.rules[socketRule(image, c)]!;
     assert.equal(got.name, want.rule, `compiled vs evaluator: ${JSON.stringify(c)}`);
@@ -221,7 +170,7 @@ test("dns:doh comes first in the evaluator and in the compiled images, by addres
   const allow = accept(DOH_POLICY("allow"));
   assert.ok(allow.policy, allow.lines.join("\n"));
   for (const c of CONNS) {
-    const want = judge(allow.policy.model, c);
+    const want = judgeNamed(allow.policy.model, c);
     assert.notEqual(want.rule, "dns:doh");
     assert.equal(
       allow.policy.image.packet.rules[socketRule(allow.policy.image, c)]!.name,
@@ -236,7 +185,7 @@ test("a detect-mode policy's dns:doh detects; a user rule may be named doh", () 
       "  - { name: doh, direction: egress, action: allow }\n",
   );
   assert.ok(r.policy, r.lines.join("\n"));
-  const d = judge(r.policy.model, CONNS[0]!);
+  const d = judgeNamed(r.policy.model, CONNS[0]!);
   assert.deepEqual([d.rule, d.verdict], ["dns:doh", "detected"]);
 });
 
