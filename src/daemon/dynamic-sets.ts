@@ -1,9 +1,9 @@
 // Dynamic sets (`sets: { NAME: { dynamic: true } }`): entries added and removed at run time
 // (`moat set add|del`, POST /v1/sets/add|del), each with its own expiry, kept in the set store
 // (NAME.dynamic, read by the policy loader like a set file) so they survive a restart. A change
-// or an expiry writes the file and compiles the running policy again: the datapath swaps its
-// tables atomically, as for any reload.
-import { readFileSync } from "node:fs";
+// or an expiry writes the file and compiles the running policy again when the entries in force
+// change: the datapath swaps its tables atomically, as for any reload.
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SetChange, SetChangeOutcome, SetView } from "../api/index.ts";
 import {
@@ -52,6 +52,33 @@ export interface DynamicSets {
 /** Whether `a` expires no sooner than `b` (no expiry: never). */
 const outlasts = (a: DynamicEntry, b: DynamicEntry) =>
   a.expires === null || (b.expires !== null && a.expires >= b.expires);
+
+/** Whether `a` and `b` hold the same entries, whatever their expiries: a policy loads the same. */
+function sameEntries(a: readonly DynamicEntry[], b: readonly DynamicEntry[]): boolean {
+  const held = new Set(a.map((e) => e.entry));
+  return a.length === b.length && b.every((e) => held.has(e.entry));
+}
+
+/**
+ * Drops the entries that expired while no daemon ran from every set file in the store `dir`
+ * (before the first policy is compiled: the expiry timers would find them after it, and compile
+ * and apply that same policy again). Throws when a file cannot be written.
+ */
+export function pruneExpiredEntries(dir: string, now = Date.now()): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".dynamic"));
+  } catch {
+    return; // no store yet
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    const all = parseDynamicSetFile(readFileSync(path, "utf8"));
+    const live = liveEntries(all, now);
+    if (live.length < all.length)
+      writeTrustedFileAtomic(path, formatDynamicSetFile(live), { what: "dynamic set file" });
+  }
+}
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -222,7 +249,8 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
     async bulk(name, { adds, dels, replace, renew = false }, reason) {
       const set = model().sets.get(name);
       const max = set?.origin?.maxEntries ?? Infinity;
-      const before = replace ? [] : liveEntries(read(name), now());
+      const stored = liveEntries(read(name), now());
+      const before = replace ? [] : stored;
       const byEntry = new Map(before.map((e) => [e.entry, e]));
       for (const d of dels) byEntry.delete(d);
       let dropped = 0;
@@ -239,7 +267,9 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       if (!changed) return { entries: entries.length, dropped };
       write(name, entries);
       try {
-        await options.refresh(reason);
+        // only the expiries changed (a bouncer's startup poll bringing the bans the store held):
+        // a compile would load the entries it loads now, so none is made
+        if (!sameEntries(stored, entries)) await options.refresh(reason);
       } finally {
         schedule();
       }
