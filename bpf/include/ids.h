@@ -7,8 +7,9 @@
  * the bytes (moat_ids_xdp, moat_ids_skb), since only it knows its context's type. A TCP direction
  * is copied as its receiver reads it: from ISN+1 (a SYN's payload never), each segment at its
  * place, again over bytes already copied until the receiver acknowledged them (a decoy it dropped,
- * then the real one: the daemon compares), with the byte an urgent pointer takes out of the
- * stream; what cannot be copied loses the direction, and the daemon is told. A flow past its first
+ * then the real one: the daemon compares; the same copy twice in a row is sent once: a
+ * retransmission to a lossy receiver), with the byte an urgent pointer takes out of the stream;
+ * what cannot be copied loses the direction, and the daemon is told. A flow past its first
  * bytes has MOAT_CT_IDS_DONE and costs one flag test; without signatures nothing is looked up past
  * the payload length. A full ring loses the copy (counted, and the direction), never the packet. */
 #ifndef MOAT_IDS_H
@@ -83,6 +84,20 @@ enum {
 
 /* moat_ids_take's answer for a packet of a flow it does not read */
 #define IDS_UNREAD (-2)
+
+/* moat_ids_take's answer for a copy over bytes already copied: its place, with this bit */
+#define IDS_PLACE_AGAIN (1 << 16)
+
+/* moat_ids_record.flags within the kernel: the copy is over bytes already copied (the program
+ * compares it with the one before, moat_ids_repeat); taken off before the record is sent */
+#define IDS_AGAIN 0x80
+
+/* the prime 2^31 - 1: a copy's sum (ids_sum) is two polynomials modulo it */
+#define IDS_SUM_P 0x7fffffffull
+
+/* the two points the polynomials are evaluated at, each in [1, IDS_SUM_P), drawn at random on
+ * first use (0: not yet): unknown to a sender, who cannot choose bytes that sum alike */
+static __u64 ids_sum_points;
 
 /* no more bytes at new places are copied: `want` bytes (0 past the flow's first
  * MOAT_IDS_FLOW_PACKETS packets), or MOAT_IDS_MAX_PACKETS copies */
@@ -271,7 +286,11 @@ static __always_inline int ids_tcp_place(struct pkt *p, struct moat_ids_flow *f,
 		f->state[d & 1] = s | IDS_LOST;
 		return -1;
 	} else {
+		/* spent; given back if it repeats the copy before (moat_ids_repeat) */
 		f->state[d & 1] = s + IDS_OVERLAP;
+		p->ids_off += skip;
+		p->ids_len = end - (__u32)rel;
+		return rel | IDS_PLACE_AGAIN;
 	}
 	p->ids_off += skip;
 	p->ids_len = end - (__u32)rel;
@@ -414,11 +433,13 @@ __noinline int moat_ids_note(struct pkt *p, struct moat_ct *ct, const struct ev_
 	if (!r)
 		return 0;
 	ids_header(r, p, ct, from, d);
+	if (place & IDS_PLACE_AGAIN)
+		r->flags = IDS_AGAIN;
 	r->offset = (__u16)place;
 	r->len = (__u16)len;
 	/* its first copy: one copy counted, of either kind */
 	if (f->packets[d] + (f->state[d] >> 4) == 1)
-		r->flags = MOAT_IDS_FIRST;
+		r->flags |= MOAT_IDS_FIRST;
 	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & TCP_URG)) {
 		/* the program reads the pointer: here, the bytes cut off the segment's front */
 		r->flags |= MOAT_IDS_URGENT;
@@ -473,9 +494,101 @@ static __always_inline void ids_missed(const struct pkt *p)
 		e->ids.state[(p->ids_noted - 1) & 1] |= IDS_LOST;
 }
 
+/* one 16-bit piece into both polynomials (a, b < 2^31 + 2 before and after: no overflow) */
+static __always_inline void ids_sum_piece(__u64 *a, __u64 *b, __u64 points, __u64 piece)
+{
+	__u64 x = *a * (points & 0xffffffff) + piece;
+	x = (x & IDS_SUM_P) + (x >> 31);
+	*a = (x & IDS_SUM_P) + (x >> 31);
+	x = *b * (points >> 32) + piece;
+	x = (x & IDS_SUM_P) + (x >> 31);
+	*b = (x & IDS_SUM_P) + (x >> 31);
+}
+
+/* a little-endian word's 4 pieces */
+static __always_inline void ids_sum_word(__u64 *a, __u64 *b, __u64 points, __u64 word)
+{
+	ids_sum_piece(a, b, points, word & 0xffff);
+	ids_sum_piece(a, b, points, (word >> 16) & 0xffff);
+	ids_sum_piece(a, b, points, (word >> 32) & 0xffff);
+	ids_sum_piece(a, b, points, word >> 48);
+}
+
+static __always_inline __u64 ids_sum_points_drawn(void)
+{
+	__u64 points = ids_sum_points;
+
+	if (points)
+		return points;
+	points = (__u64)(bpf_get_prandom_u32() % (IDS_SUM_P - 1) + 1) << 32 |
+		 (bpf_get_prandom_u32() % (IDS_SUM_P - 1) + 1);
+	/* another cpu may have drawn them meanwhile: its points stand */
+	__u64 was = __sync_val_compare_and_swap(&ids_sum_points, 0, points);
+	return was ? was : points;
+}
+
+/* The sum of a copy (its direction, place, length, urgent byte and bytes), never 0: two
+ * polynomials in its 16-bit pieces at secret points. Two different copies (at most 516 pieces)
+ * sum alike with a chance below 2^-43, so a sender cannot pass one version off as another. */
+static __always_inline __u64 ids_sum(const struct moat_ids_record *r, __u32 len)
+{
+	__u64 points = ids_sum_points_drawn();
+	__u64 a = 0, b = 0;
+
+	ids_sum_piece(&a, &b, points, 1 + r->to_server + (r->flags & MOAT_IDS_URGENT));
+	ids_sum_piece(&a, &b, points, r->offset);
+	ids_sum_piece(&a, &b, points, len);
+	ids_sum_piece(&a, &b, points, r->urgent);
+	/* whole words, then the last one's bytes (one path a word for the verifier) */
+	__u32 words = len / 8;
+	for (__u32 i = 0; i < MOAT_IDS_MAX_BYTES / 8; i++) {
+		if (i >= words)
+			break;
+		ids_sum_word(&a, &b, points, *(const __u64 *)&r->data[i * 8]);
+	}
+	__u32 rest = len % 8;
+	if (rest) {
+		__u64 word = *(const __u64 *)&r->data[(words & (MOAT_IDS_MAX_BYTES / 8 - 1)) * 8];
+		/* the scratch record's bytes past this copy are an older copy's */
+		ids_sum_word(&a, &b, points, word & ((1ull << (rest * 8)) - 1));
+	}
+	a = a >= IDS_SUM_P ? a - IDS_SUM_P : a;
+	b = b >= IDS_SUM_P ? b - IDS_SUM_P : b;
+	return 1ull << 63 | a << 32 | b;
+}
+
+/* Whether a copy over bytes already copied (IDS_AGAIN, its bytes loaded) repeats the copy before
+ * it of its flow, either direction: the daemon has those bytes at that place already, so it is
+ * not sent, and gives back the budget it spent (a retransmission to a receiver that lost it
+ * costs nothing; another version still spends it). Else its sum is kept for the next. A global
+ * function: only these copies pay for the sum and the entry's lookup. */
+__noinline int moat_ids_repeat(const struct pkt *p, struct moat_ids_record *r)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+
+	if (!p || !r)
+		return 0;
+	r->flags &= ~IDS_AGAIN;
+	__u64 sum = ids_sum(r, r->len < MOAT_IDS_MAX_BYTES ? r->len : MOAT_IDS_MAX_BYTES);
+	ct_key(&p->t, &k);
+	struct moat_ct *e = bpf_map_lookup_elem(&conntrack, &k);
+	if (!e)
+		return 0;
+	if (e->ids.again != sum) {
+		e->ids.again = sum;
+		return 0;
+	}
+	int d = !r->to_server;
+	if (e->ids.state[d] >> 4)
+		e->ids.state[d] -= IDS_OVERLAP;
+	return 1;
+}
+
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
 static __always_inline void ids_submit(const struct pkt *p, struct moat_ids_record *r, __u32 len)
 {
+	if ((r->flags & IDS_AGAIN) && moat_ids_repeat(p, r))
+		return;
 	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, 0)) {
 		count(MOAT_CNT_IDS_LOST, len);
 		ids_missed(p);

@@ -486,8 +486,11 @@ struct moat_ids_flow {
 	/* ids.h's IDS_STARTED, IDS_ACKED, IDS_LOST, IDS_TOLD; the high 4 bits: copies over bytes
 	 * already copied */
 	__u8 state[2];
+	/* tcp: a keyed sum of the last copy over bytes already copied, either direction (ids.h,
+	 * ids_sum; 0: none): the same copy again is not sent and spends no budget */
+	__u64 again;
 };
-_Static_assert(sizeof(struct moat_ids_flow) == 16, "moat_ids_flow");
+_Static_assert(sizeof(struct moat_ids_flow) == 24, "moat_ids_flow");
 
 /* conntrack value. Written by both programs; read (and possibly re-judged) by the daemon. */
 struct moat_ct {
@@ -518,7 +521,6 @@ struct moat_ct {
 	__u32 seq_end[2];
 	struct moat_owner owner;  /* the local socket's owner, from the socket hooks */
 	struct moat_ids_flow ids; /* the ids signatures' copies so far (ids.h) */
-	__u8 pad[8];
 };
 /* 176 bytes: at 168 the table's elements are 256 bytes apart, and the connections of a busy
  * table compete for fewer cache sets (a packet of an established connection took ~20 ns more);

@@ -428,7 +428,7 @@ export const ct = defineStruct("moat_ct", 176, {
   limit_until: { offset: 88, type: "u64" },
   seq_end: { offset: 96, bytes: 8 },
   owner: { offset: 104, bytes: 48 },
-  ids: { offset: 152, bytes: 16 },
+  ids: { offset: 152, bytes: 24 },
 });
 
 export const fragKey = defineStruct("moat_frag_key", 40, {
@@ -497,11 +497,12 @@ export const ids = defineStruct("moat_ids", 16, {
   since_ns: { offset: 8, type: "u64" },
 });
 
-export const idsFlow = defineStruct("moat_ids_flow", 16, {
+export const idsFlow = defineStruct("moat_ids_flow", 24, {
   next_seq: { offset: 0, bytes: 8 },
   copied: { offset: 8, bytes: 4 },
   packets: { offset: 12, bytes: 2 },
   state: { offset: 14, bytes: 2 },
+  again: { offset: 16, type: "u64" },
 });
 
 /**

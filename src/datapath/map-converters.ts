@@ -1,7 +1,7 @@
 // The converters of moat's own layout changes (docs/datapath.md, "When a layout changed"), one
 // per (group, from, to) where a group's version was raised. A group's change with none here
 // starts that group empty.
-import { ct, CtFlag } from "./abi.ts";
+import { ct, CtFlag, idsFlow } from "./abi.ts";
 import { defineStruct } from "./struct.ts";
 import { type Converted, registerConverter } from "./map-migration.ts";
 
@@ -174,7 +174,13 @@ for (const from of [1, 2, 3, 4])
         convert: (key, value) => {
           const old = ctBefore5.decode(value);
           const flags = old.flags | CtFlag.idsDone;
-          const entry = { ...old, flags, limit_until: 0n, limit_credit: 0, ids: Buffer.alloc(16) };
+          const entry = {
+            ...old,
+            flags,
+            limit_until: 0n,
+            limit_credit: 0,
+            ids: Buffer.alloc(idsFlow.size),
+          };
           return { key, value: ct.encode(entry) };
         },
       },

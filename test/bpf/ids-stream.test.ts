@@ -3,8 +3,9 @@
 // SYN-ACK that acknowledges more says the SYN's bytes were taken, unread); a segment with URG
 // says which byte the receiver may take out of the stream; a segment over bytes already copied
 // (a decoy the receiver drops, then the real one) is copied again at its place until the
-// receiver acknowledged them, in a budget of its own, and a segment ahead of the stream is copied
-// at its place; what cannot be copied (the budget spent, an urgent pointer on a segment not
+// receiver acknowledged them, in a budget of its own that a repeat of the copy before it does not
+// spend (a retransmission to a lossy receiver), and a segment ahead of the stream is copied at
+// its place; what cannot be copied (the budget spent, an urgent pointer on a segment not
 // copied) is told with a record that says bytes went by uncopied.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -143,19 +144,70 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
     ]);
   });
 
-  test("copies over bytes already copied have a budget of their own: past it, the direction is told lost", () => {
+  test("copies of other versions of bytes already copied have a budget of their own: past it, the direction is told lost", () => {
     const f = inboundTcpFlow();
     handshake(f);
-    run("xdp", f.client("PA", 1001, Buffer.from("GET /ad")));
-    for (let i = 0; i < 12; i++) run("xdp", f.client("PA", 1001, Buffer.from("GET /ad")));
+    const version = (i: number) => (i % 2 ? "GET /xx" : "GET /ad");
+    for (let i = 0; i <= 12; i++) run("xdp", f.client("PA", 1001, Buffer.from(version(i))));
     run("xdp", f.client("PA", 1008, Buffer.from("min HTTP/1.0\r\n\r\n")));
     const got = taken();
     assert.deepEqual(got.slice(-1), [[7, "", null, true]], "told lost once, where its copy stands");
-    assert.equal(got.filter((c) => !c[3]).length, 9, "the first copy, 8 copies over it");
-    assert.ok(
-      got.slice(0, -1).every((c) => c[1] === "GET /ad"),
-      "nothing more of it",
+    assert.deepEqual(
+      got.slice(0, -1).map((c) => c[1]),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8].map(version),
+      "the first copy, 8 copies over it, nothing more of it",
     );
+  });
+
+  test("a segment repeated exactly while its receiver has not acknowledged it (a lossy receiver) is copied once more, and spends no budget", () => {
+    const f = inboundTcpFlow();
+    handshake(f);
+    const head = Buffer.from("GET /ad");
+    run("xdp", f.client("PA", 1001, head));
+    for (let i = 0; i < 20; i++) run("xdp", f.client("PA", 1001, head));
+    run("xdp", f.client("PA", 1008, Buffer.from("min HTTP/1.0\r\n\r\n")));
+    assert.deepEqual(taken(), [
+      [0, "GET /ad", null, false],
+      [0, "GET /ad", null, false],
+      [7, "min HTTP/1.0\r\n\r\n", null, false],
+    ]);
+  });
+
+  test("another version after exact repeats is still copied, either way round", () => {
+    const orders: [Buffer, Buffer][] = [
+      [DECOY, REQUEST],
+      [REQUEST, DECOY],
+    ];
+    for (const [first, then] of orders) {
+      const f = inboundTcpFlow();
+      handshake(f);
+      for (let i = 0; i < 12; i++) run("xdp", f.client("PA", 1001, first));
+      run("xdp", f.client("PA", 1001, then));
+      for (let i = 0; i < 12; i++) run("xdp", f.client("PA", 1001, first));
+      assert.deepEqual(
+        taken().map((c) => c[1]),
+        [first, first, then, first].map((b) => b.toString("latin1")),
+      );
+    }
+  });
+
+  test("the same bytes at another place, or with an urgent pointer, are another copy", () => {
+    const f = inboundTcpFlow();
+    handshake(f);
+    run("xdp", f.client("PA", 1001, REQUEST));
+    run("xdp", f.client("PA", 1001, REQUEST));
+    // the request's bytes 1-7, then the same 7 bytes one place earlier: not the copy before
+    run("xdp", f.client("PA", 1002, REQUEST.subarray(1, 8)));
+    run("xdp", f.client("PA", 1001, REQUEST.subarray(1, 8)));
+    run("xdp", f.client("PA", 1001, REQUEST.subarray(1, 8)));
+    run("xdp", urgent(f.client("PAU", 1001, REQUEST.subarray(1, 8)), 1));
+    assert.deepEqual(taken(), [
+      [0, REQUEST.toString("latin1"), null, false],
+      [0, REQUEST.toString("latin1"), null, false],
+      [1, "ET /adm", null, false],
+      [0, "ET /adm", null, false],
+      [0, "ET /adm", 0, false],
+    ]);
   });
 
   test("a flow is past its copies once both directions are full and acknowledged, or past its first packets and acknowledged", () => {

@@ -3,7 +3,8 @@
 // (MSG_OOB) inside the signature's bytes, a decoy segment with a bad checksum the receiver drops
 // before the real one at the same place, and 9,000 UDP flows between two halves of the request.
 // Each time the drop signature still fires and the download it asked for is cut (the client sees
-// the reset).
+// the reset). A request its receiver drops 11 times (a lossy receiving host) is read as it is:
+// its repeats are not taken for bytes that went by unread.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -18,14 +19,14 @@ const SIG = `'drop tcp any any -> any 80 (msg:"bulk download"; flow:to_server; c
 /** A request for 2 GB: far more than goes by before a cut. */
 const REQUEST = "GET /stream/2000000000 HTTP/1.0\\r\\n\\r\\n";
 
-function policy(lab: Lab): string {
+function policy(lab: Lab, sig = SIG): string {
   return `version: 1
 mode: detect
 defaults: { ingress: allow, egress: allow }
 attach: { interfaces: [${guardedInterface(lab.ifB)}] }
 ids:
   mode: prevent
-  rules: [${SIG}]
+  rules: [${sig}]
 `;
 }
 
@@ -73,8 +74,8 @@ s.send(b"eam/2000000000 HTTP/1.0\\r\\n\\r\\n")
 read(s)
 `;
 
-/** A raw TCP client: the decoy (a bad checksum) first, then the request at the same place. */
-const DECOY = `
+/** A raw TCP client's connection, up to its request (sent by what follows it, RAW_READ after). */
+const RAW_CONNECT = `
 import random, select, socket, struct, sys, time
 dst, src = sys.argv[1], sys.argv[2]
 sport = random.randint(30000, 60000)
@@ -102,10 +103,10 @@ s.sendto(tcp(0x02, isn, 0), (dst, 0))
 server = next((seq for seq, fl, _ in segments(time.time() + 3) if fl & 0x12 == 0x12), None)
 if server is None: print("no SYN-ACK"); sys.exit(1)
 s.sendto(tcp(0x10, isn + 1, server + 1), (dst, 0))
-request = b"${REQUEST}"
-s.sendto(tcp(0x18, isn + 1, server + 1, b"GET /xxxxxx/2000000000 HTTP/1.0\\r\\n\\r\\n", bad=True), (dst, 0))
-time.sleep(0.2)
-s.sendto(tcp(0x18, isn + 1, server + 1, request), (dst, 0))
+`;
+
+/** The raw client reads the answer (acknowledging each segment) until a reset, its end, or 64 MB. */
+const RAW_READ = `
 got = 0
 for seq, fl, data in segments(time.time() + 20):
     if fl & 0x04: print("reset"); sys.exit(0)
@@ -114,6 +115,22 @@ for seq, fl, data in segments(time.time() + 20):
     if got > 64_000_000 or fl & 0x01: break
 print("read", got)
 `;
+
+/** The decoy (a bad checksum) first, then the request at the same place. */
+const DECOY = `${RAW_CONNECT}
+request = b"${REQUEST}"
+s.sendto(tcp(0x18, isn + 1, server + 1, b"GET /xxxxxx/2000000000 HTTP/1.0\\r\\n\\r\\n", bad=True), (dst, 0))
+time.sleep(0.2)
+s.sendto(tcp(0x18, isn + 1, server + 1, request), (dst, 0))
+${RAW_READ}`;
+
+/** The request (argv 3) sent 12 times, as its sender retransmits it to a receiver that drops it. */
+const REPEATED = `${RAW_CONNECT}
+request = sys.argv[3].encode()
+for _ in range(12):
+    s.sendto(tcp(0x18, isn + 1, server + 1, request), (dst, 0))
+    time.sleep(0.05)
+${RAW_READ}`;
 
 function client(lab: Lab, script: string, args: string[]): string {
   const r = spawnSync("ip", ["netns", "exec", lab.a, "python3", "-c", script, ...args], {
@@ -176,6 +193,54 @@ test("ids prevent: 9,000 UDP flows between two halves of a request do not let it
   const lab = await startMoatLab(t.name, policy);
   try {
     const out = client(lab, UDP_FLOOD, [lab.v4.b]);
+    const events = await idsEvents(lab, 1);
+    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+    assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
+  } finally {
+    await lab.close();
+  }
+});
+
+/**
+ * A raw client in namespace a whose request the server's host drops 11 times after moat read it
+ * (its 12th copy goes in): the client kernel must not reset the server's SYN-ACK.
+ */
+function lossyReceiver(lab: Lab): void {
+  const data = ["-p", "tcp", "--dport", "80", "-m", "length", "--length", "41:65535"];
+  const nth = ["-m", "statistic", "--mode", "nth", "--every", "12", "--packet", "11"];
+  const rules: [string, string[]][] = [
+    [lab.b, ["-A", "INPUT", ...data, ...nth, "-j", "ACCEPT"]],
+    [lab.b, ["-A", "INPUT", ...data, "-j", "DROP"]],
+    [lab.a, ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"]],
+  ];
+  for (const [ns, rule] of rules) {
+    const r = spawnSync("ip", ["netns", "exec", ns, "iptables", ...rule], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  }
+}
+
+test("ids prevent: a request retransmitted 12 times to a receiver that drops it is read, not lost: no signature matches, nothing is cut", async (t) => {
+  const admin = `'drop tcp any any -> any 80 (msg:"admin"; flow:to_server; content:"/admin"; sid:3102;)'`;
+  const lab = await startMoatLab(t.name, (l) => policy(l, admin));
+  try {
+    lossyReceiver(lab);
+    const request = "GET /stream/300000 HTTP/1.0\r\n\r\n";
+    const out = client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]);
+    const events = await idsEvents(lab, 1);
+    assert.match(out, /^read \d+$/, `the download is not cut: ${JSON.stringify(events)}`);
+    assert.ok(Number(out.split(" ")[1]) > 300_000, out);
+    assert.deepEqual(seen(events), []);
+  } finally {
+    await lab.close();
+  }
+});
+
+test("ids prevent: a request retransmitted 12 times to a receiver that drops it is matched, and cut", async (t) => {
+  const lab = await startMoatLab(t.name, policy);
+  try {
+    lossyReceiver(lab);
+    const request = "GET /stream/2000000000 HTTP/1.0\r\n\r\n";
+    const out = client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]);
     const events = await idsEvents(lab, 1);
     assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
     assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
