@@ -212,25 +212,35 @@ static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts 
 	return classify_owned(j->slot, j->m, f, &s->owner);
 }
 
-/* whether a packet with no entry may belong to a flow this host opened: a mid-stream tcp packet
- * of a connection a local socket connect()ed, a datagram of a udp socket connected to the peer */
-static __always_inline int local_flow_opened(void *ctx, const struct pkt *p, __u8 dir)
+/* Whether a packet with no entry belongs to a flow its receiver opened, as a local socket tells:
+ * a peer's mid-stream tcp segment to a socket this host connect()ed, this host's mid-stream tcp
+ * segment from a socket a local listener accepted, a peer's datagram to a udp socket this host
+ * connected to it. This host's datagram never: neither a connected socket (this host's client)
+ * nor a bound one (a server's socket that may sendto() anyone) shows that the peer spoke first. */
+static __always_inline int opened_by_receiver(void *ctx, const struct pkt *p, __u8 dir)
 {
-	if (p->t.proto == IPPROTO_TCP)
-		return tcp_first_state(p->tcp_flags) == MOAT_TCP_ESTABLISHED &&
-		       local_tcp_connected(ctx, p, dir);
-	if (p->t.proto == IPPROTO_UDP)
+	if (p->t.proto == IPPROTO_TCP) {
+		if (tcp_first_state(p->tcp_flags) != MOAT_TCP_ESTABLISHED)
+			return 0;
+		enum local_tcp_origin origin = local_tcp_origin(ctx, p, dir);
+		return dir == MOAT_DIR_INGRESS ? origin == LOCAL_TCP_CONNECTED
+					       : origin == LOCAL_TCP_ACCEPTED;
+	}
+	if (p->t.proto == IPPROTO_UDP && dir == MOAT_DIR_INGRESS)
 		return local_udp_connected(ctx, p, dir);
 	return 0;
 }
 
-/* A packet with no entry that the policy would block as a new connection: if this host opened
- * the flow (local_flow_opened), the table lost its entry (a restart that could not adopt it, an
- * lru eviction), and the flow was opened the other way. Judged the other way too: the flow's own
- * rule if that one lets it through. Never a flow a local socket accepted, nor one no local socket
- * has: that flow was the peer's, or may have been, and judging it as this host's would undo the
- * verdict its peer's packets get (a ban) for anyone who can evict its entry. Nor a peer's packet
- * to a port a local socket serves (a listener, a udp socket connected to no one). */
+/* A packet with no entry that the policy would block as a new connection: if the packet's
+ * receiver opened the flow (opened_by_receiver), the table lost its entry (a restart that could
+ * not adopt it, an lru eviction), and the flow was opened the other way. Judged the other way
+ * too: the flow's own rule if that one lets it through. A peer's packet is never made this
+ * host's for a connection a local socket accepted, nor for one no local socket has: that flow
+ * was the peer's, or may have been, and judging it as this host's would undo the verdict its
+ * peer's packets get (a ban) for anyone who can evict its entry. Nor for a peer's packet to a
+ * port a local socket serves (a listener, a udp socket connected to no one). This host's packet
+ * is made the peer's only for a connection a local listener accepted: the peer opened it, and
+ * the ingress rules judge it, as they did its syn. */
 static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, const struct pkt *p,
 						   struct facts *f, const struct moat_sock *s,
 						   __u32 rule, struct moat_rule *r,
@@ -239,7 +249,7 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	struct facts other = *f;
 	struct moat_rule r2;
 
-	if (!local_flow_opened(j->ctx, p, j->h->dir))
+	if (!opened_by_receiver(j->ctx, p, j->h->dir))
 		return rule;
 	if (j->h->dir == MOAT_DIR_INGRESS && local_serves(j->ctx, p, j->h->dir))
 		return rule;
@@ -455,18 +465,23 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 	return out == OUT_PASS ? passed(j, p, ct, from) : out;
 }
 
-/* Whether a bare syn on the tuple of a tracked connection opens a new one, judged anew: only on a
+/* Whether a bare syn on the tuple of a tracked connection opens a new one, judged anew: on a
  * closed connection's tuple (its reset or fin in sequence: conntrack.h) or one picked up
  * mid-stream, from either end (the peer of a closed outbound connection may connect back on the
- * same ports, to a listener there: the ingress rules judge that), and only once no local socket
- * has the old connection open. Any other syn is the connection's: one while the connection lives
- * is a stray or a spoof (the host answers it with an ack), and one while the host's socket is
- * still open follows a reset or fin the host did not take. */
+ * same ports, to a listener there: the ingress rules judge that), once no local socket has the old
+ * connection open; and from the end that did not send it, on the tuple of a connection whose syn
+ * was blocked (that syn reached no one, and a peer's blocked syn, or a forger's, must not stop
+ * this host's own connection on the same ports). Any other syn is the connection's: a blocked
+ * syn's retransmission, one while the connection lives (a stray or a spoof: the host answers it
+ * with an ack), one while the host's socket is still open after a reset or fin the host did not
+ * take. */
 static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struct pkt *p,
 					  const struct moat_ct *ct, int src_side)
 {
 	if (p->t.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 		return 0;
+	if (ct->tcp_state == MOAT_TCP_SYN_SENT && ct->verdict == MOAT_EV_BLOCKED)
+		return src_side != ct->initiator;
 	int midstream = ct->flags & MOAT_CT_MIDSTREAM;
 	if (ct->tcp_state < MOAT_TCP_TIME_WAIT && !midstream)
 		return 0;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Whether a packet belongs to a flow a local socket has open: a tcp connection it established, a
- * udp socket connected to the packet's peer. Asked before a packet with no conntrack entry that
- * the policy would block as new is judged so (the table was lost with a restart that could not
- * adopt it, or the lru evicted the entry). */
+/* Whether a packet belongs to a flow a local socket has open, and how that socket came to be: a
+ * tcp connection it connect()ed or accepted, a udp socket connected to the packet's peer. Asked
+ * before a packet with no conntrack entry that the policy would block as new is judged so (the
+ * table was lost with a restart that could not adopt it, or the lru evicted the entry). */
 #ifndef MOAT_LOCAL_SOCK_H
 #define MOAT_LOCAL_SOCK_H
 
@@ -63,25 +63,35 @@ static __always_inline int local_tcp_flows(void *ctx, const struct pkt *p, __u8 
 	return tcp_state_flows(state);
 }
 
-/* 1 when a local tcp socket of this namespace connected to the packet's peer on these ports is
- * still exchanging data and was opened by connect() on this host, not accepted. An accepted socket
- * is made as a copy of its listener (inet_csk_clone_lock) and keeps the listen() backlog; a
- * connect()ed socket never listened and has none. (A listener with a backlog of 0 leaves its
- * sockets looking connect()ed: listen(fd, 0) is rare.) */
-static __always_inline int local_tcp_connected(void *ctx, const struct pkt *p, __u8 dir)
+/* how a local tcp socket of this namespace that is connected to the packet's peer on these ports
+ * and still exchanging data came to be */
+enum local_tcp_origin {
+	LOCAL_TCP_NONE = 0, /* no such socket, or one no longer exchanging data */
+	LOCAL_TCP_CONNECTED,
+	LOCAL_TCP_ACCEPTED,
+};
+
+/* An accepted socket is made as a copy of its listener (inet_csk_clone_lock) and keeps the
+ * listen() backlog; a connect()ed socket never listened and has none. (A listener with a backlog
+ * of 0 leaves its sockets looking connect()ed: listen(fd, 0) is rare.) */
+static __always_inline enum local_tcp_origin local_tcp_origin(void *ctx, const struct pkt *p,
+							      __u8 dir)
 {
 	struct bpf_sock_tuple t = {};
 	__u32 size = peer_tuple(p, dir, &t);
 	struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
-		return 0;
-	int connected = 0;
+		return LOCAL_TCP_NONE;
+	enum local_tcp_origin origin = LOCAL_TCP_NONE;
 	if (tcp_state_flows(sk->state)) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-		connected = tp && !tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog;
+		if (tp && tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog)
+			origin = LOCAL_TCP_ACCEPTED;
+		else if (tp)
+			origin = LOCAL_TCP_CONNECTED;
 	}
 	bpf_sk_release(sk);
-	return connected;
+	return origin;
 }
 
 /* 1 when a local udp socket of this namespace is connected (connect(), as most clients do) to

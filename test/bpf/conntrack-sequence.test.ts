@@ -1,8 +1,9 @@
 // A tracked tcp connection is not changed by packets whose sequence numbers its ends never sent:
 // a reset or fin counts only at its sender's sequence end (or a little below it), a reset from an
 // end that has sent nothing only as the answer to the other end's syn, and a syn on the tuple of
-// a closed connection opens a new one only from the end that opened it. Off-path attackers (who
-// guess) and a connection's own peer (who knows its numbers) alike. Frames through
+// a closed connection opens a new one only once the host's socket has closed too. Off-path
+// attackers (who guess) and a connection's own peer (who knows its numbers) alike. A peer's syn
+// that the policy blocked does not hold the tuple against this host's own syn. Frames through
 // BPF_PROG_TEST_RUN.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -200,6 +201,30 @@ describe("an inbound connection with max_duration (the peer at 41600 to this hos
     assert.equal(lab.run("xdp", inn(41600, 8080, "S", { seq: 90_000 })).verdict, "pass");
     assert.deepEqual(events(), ["allowed new ingress"]);
     assert.notEqual(entry(8080).id, first.id);
+  });
+});
+
+describe("a peer's syn that ingress blocked (the peer at 7070 to this host's 41700)", () => {
+  /** The peer's syn, dropped: its entry stays in syn-sent, blocked, the peer its opener. */
+  function blockedSyn(): ConntrackEntry {
+    assert.equal(lab.run("xdp", inn(7070, 41700, "S", { seq: 3000 })).verdict, "drop");
+    assert.deepEqual(events(), ["blocked new ingress"]);
+    return entry(41700);
+  }
+
+  test("this host's own syn on the same ports opens its connection, judged by the egress rules", () => {
+    blockedSyn();
+    assert.equal(lab.run("tc", out(7070, 41700, "S", { seq: 1000 })).verdict, "pass");
+    assert.deepEqual(events(), ["allowed new egress"]);
+    assert.equal(lab.run("xdp", inn(7070, 41700, "SA", { seq: 5000, ack: 1001 })).verdict, "pass");
+    assert.equal(entry(41700).direction, "egress");
+  });
+
+  test("the peer's syn again is its blocked connection's", () => {
+    const first = blockedSyn();
+    assert.equal(lab.run("xdp", inn(7070, 41700, "S", { seq: 3000 })).verdict, "drop");
+    assert.deepEqual(events(), [], "a retransmission: no new connection");
+    assert.equal(entry(41700).id, first.id);
   });
 });
 
