@@ -1,8 +1,9 @@
 // URL feeds (`sets: { NAME: { url: ... } }`): the daemon fetches each on its interval, with
 // If-None-Match / If-Modified-Since (a 304 costs nothing) and a size limit, and keeps the body in
 // the set store (NAME.feed) where the policy loader reads it. A new body compiles the running
-// policy again (the datapath swaps its tables atomically); a failed fetch keeps the last good
-// content and says why (the daemon's output, `moat set list`).
+// policy again (the datapath swaps its tables atomically); the body stored, served again (by a
+// server that sends no validators), compiles nothing; a failed fetch keeps the last good content
+// and says why (the daemon's output, `moat set list`).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
@@ -48,6 +49,8 @@ interface Running {
   timer: NodeJS.Timeout | undefined;
   /** STIX: when the earliest `valid_until` of the indicators in force passes. */
   expiry: NodeJS.Timeout | undefined;
+  /** The stored body could not be put in force: the same body fetched again compiles again. */
+  notInForce: boolean;
   status: FeedStatusView;
 }
 
@@ -60,6 +63,17 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 function storableBytes(maxBytes: number | undefined): number {
   return Math.min(maxBytes ?? MAX_FILE_BYTES.set, MAX_FILE_BYTES.set);
+}
+
+/** `meta` with the answer's ETag and Last-Modified (those it has; the others dropped). */
+function withValidators(meta: Meta, res: Response): Meta {
+  delete meta.etag;
+  delete meta.lastModified;
+  const etag = res.headers.get("etag");
+  const lastModified = res.headers.get("last-modified");
+  if (etag) meta.etag = etag;
+  if (lastModified) meta.lastModified = lastModified;
+  return meta;
 }
 
 export function startFeeds(options: FeedOptions): Feeds {
@@ -104,6 +118,14 @@ export function startFeeds(options: FeedOptions): Feeds {
       const body = await readLimited(res, feed.maxBytes, `max_bytes ${feed.maxBytes}`);
       // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
       if (closed || running.get(name) !== feed) return;
+      if (!feed.notInForce && storedBody(name, meta)?.equals(body)) {
+        // what is in force already: compiling the policy again would change nothing
+        const validators = withValidators({ ...meta }, res);
+        if (validators.etag !== meta.etag || validators.lastModified !== meta.lastModified)
+          writeAtomic(metaFile(name), JSON.stringify(validators));
+        feed.status.lastResult = "200 unchanged";
+        return;
+      }
       // an error page served as 200 would empty the set: a body of which nothing could be taken,
       // and something was refused, is not the feed (an empty feed refuses nothing)
       const taken = feedAddresses(body.toString("utf8"), feed.format, feed.column);
@@ -111,11 +133,7 @@ export function startFeeds(options: FeedOptions): Feeds {
         throw new Error(
           `no entry of the body could be taken: ${[...taken.refused].map(([why, n]) => `${n} ${why}`).join(", ")}`,
         );
-      const next: Meta = { url: feed.url, lastChange: new Date().toISOString() };
-      const etag = res.headers.get("etag");
-      const lastModified = res.headers.get("last-modified");
-      if (etag) next.etag = etag;
-      if (lastModified) next.lastModified = lastModified;
+      const next = withValidators({ url: feed.url, lastChange: new Date().toISOString() }, res);
       // stored as it came: the loader's size limit reads the body's own bytes
       writeAtomic(join(dir, `${name}.feed`), body);
       writeAtomic(metaFile(name), JSON.stringify(next));
@@ -128,13 +146,25 @@ export function startFeeds(options: FeedOptions): Feeds {
       log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
       return;
     }
+    feed.notInForce = true;
     try {
       await options.refresh(`feed ${name} updated`);
+      feed.notInForce = false;
     } catch (err) {
       // stored all the same: the next policy that compiles (a fixed set file) takes it
       const why = (err as Error).message;
       feed.status.lastResult = `200, not in force: ${why}`;
       log(`feed ${name}: the new list is stored but not in force: ${why}`);
+    }
+  }
+
+  /** The body stored for this URL (none stored, or unreadable: undefined). */
+  function storedBody(name: string, meta: Meta): Buffer | undefined {
+    if (meta.lastChange === undefined) return undefined;
+    try {
+      return readFileSync(join(dir, `${name}.feed`));
+    } catch {
+      return undefined;
     }
   }
 
@@ -189,6 +219,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       maxBytes: storableBytes(origin.maxBytes),
       timer: undefined,
       expiry: undefined,
+      notInForce: false,
       status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
     };
     running.set(name, feed);

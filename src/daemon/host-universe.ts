@@ -2,7 +2,8 @@
 // containers, links and routes) comes and goes: the policy is compiled against what is there
 // now, and compiled again when that changes. Changes are learnt from the kernel as they happen:
 // rtnetlink events for links, addresses, routes and rules; inotify for cgroups (a container
-// starting or stopping), /etc/passwd and the directories process rules' path globs look in.
+// starting or stopping: a change only when a rule names a cgroup or a container), /etc/passwd and
+// the directories process rules' path globs look in.
 // A slow re-read remains for what no event reports: a file deeper than a glob's directory (one
 // inotify watch per directory of a whole tree costs more than the read), a container renamed
 // in its runtime's state files, a process moved into a cgroup that already had others.

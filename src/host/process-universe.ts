@@ -1,8 +1,8 @@
 // What the process and interface rules can name on this host, read for the compiler
 // (src/policy/compile/process.ts): the executables their path globs match (by real path, as /proc/PID/exe
 // shows it) and those that running processes exec'd there before they were replaced, user names,
-// every cgroup with its container, and the route mirror's links and routes. Read at load and
-// again when the daemon's host watch reports a change.
+// every cgroup with its container (when a rule names a cgroup or a container), and the route
+// mirror's links and routes. Read at load and again when the daemon's host watch reports a change.
 import {
   closeSync,
   constants,
@@ -206,16 +206,23 @@ export function readQueriedUniverse(
     const uid = attribution.users.uidOf(n);
     if (uid !== undefined) users.set(n, uid);
   }
-  const cgroups = [...(attribution.cgroups?.all() ?? new Map<bigint, string>())].map(
-    ([id, path]) => ({ id, path, container: attribution.containerOf(path) }),
-  );
   return {
     executables: [...executables(query.paths), ...replacedExecutables(query.paths)],
     users,
-    cgroups,
+    // rules naming cgroups or containers only: the many that come and go change nothing else
+    cgroups: query.cgroups ? cgroupsOf(attribution) : [],
     // interface rules only: this namespace's links and routes
     routes: query.routes ? routes() : { image: { v4: [], v6: [] }, links: [], notes: [] },
   };
+}
+
+/** Every cgroup directory now, with its container if it is one's. */
+function cgroupsOf(attribution: Attribution): ProcessUniverse["cgroups"] {
+  return [...(attribution.cgroups?.all() ?? new Map<bigint, string>())].map(([id, path]) => ({
+    id,
+    path,
+    container: attribution.containerOf(path),
+  }));
 }
 
 /** The directories whose entries decide what `model`'s process rules resolve to. */

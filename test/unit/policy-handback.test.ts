@@ -467,7 +467,9 @@ rules:
   assert.equal(after.worker - before.worker, 1, "the worker accepted it");
   assert.equal(after.here - before.here, 0, "this thread did not accept it again");
   // the host was asked once, for what the rules name
-  assert.deepEqual(asked, [{ users: ["root"], paths: ["/usr/bin/cur*"], routes: true }]);
+  assert.deepEqual(asked, [
+    { users: ["root"], paths: ["/usr/bin/cur*"], routes: true, cgroups: true },
+  ]);
   const here = acceptPolicy(text, "process.yaml", { universe });
   assert.ok(here.policy, here.diagnostics.map(formatDiagnostic).join("\n"));
   assert.equal(spelled(there.policy), spelled(here.policy));

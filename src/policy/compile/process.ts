@@ -21,6 +21,7 @@ import type { Runs } from "./classes.ts";
 import type { LpmEntry } from "./image.ts";
 import { countLpm6, lpmEntries6 } from "./lpm.ts";
 import { withRedirects } from "./redirect.ts";
+import { withImplicitRules } from "../implicit-rules.ts";
 
 /** What is on this host now, for the kernel's keys (src/host/process-universe.ts reads it). */
 export interface ProcessUniverse {
@@ -32,7 +33,8 @@ export interface ProcessUniverse {
   executables: { dev: number; ino: bigint; gen?: number; path: string }[];
   /** User name -> uid (/etc/passwd). */
   users: Map<string, number>;
-  /** Every cgroup directory, with its container if it is one's. */
+  /** Every cgroup directory, with its container if it is one's (none read when no rule names a
+   * cgroup or a container). */
   cgroups: { id: bigint; path: string; container: ContainerFacts | null }[];
   /** The route mirror (src/route): interfaces and the routes to them. */
   routes: BuiltImage;
@@ -245,14 +247,16 @@ export const socketRule = (r: Rule): boolean =>
   !!(r.process || r.interface) || ruleUsesNames(r) || relayRule(r);
 
 /**
- * What a policy's socket rules ask of the host: the user names and executable globs they name, and
- * whether one names an interface (then the links and routes are read). Plain data, so a thread
- * compiling the policy can ask the thread that knows the host.
+ * What a policy's socket rules ask of the host: the user names and executable globs they name,
+ * whether one names an interface (then the links and routes are read) and whether one names a
+ * cgroup or a container (then every cgroup is read: one coming or going changes the policy only
+ * then). Plain data, so a thread compiling the policy can ask the thread that knows the host.
  */
 export interface UniverseQuery {
   users: string[];
   paths: string[];
   routes: boolean;
+  cgroups: boolean;
 }
 
 export function universeQuery(model: PolicyModel): UniverseQuery {
@@ -264,7 +268,22 @@ export function universeQuery(model: PolicyModel): UniverseQuery {
     for (const u of r.process?.user ?? []) if (typeof u === "string") users.add(u);
     for (const p of r.process?.path ?? []) paths.add(p);
   }
-  return { users: [...users], paths: [...paths], routes: rules.some((r) => r.interface) };
+  return {
+    users: [...users],
+    paths: [...paths],
+    routes: rules.some((r) => r.interface),
+    cgroups: namesCgroups(model),
+  };
+}
+
+/**
+ * Whether a rule or redirect names a cgroup or a container, moat's own rules included (`l7:quic`
+ * names attach.cgroup for an L7 rule without a process section).
+ */
+function namesCgroups(model: PolicyModel): boolean {
+  return withRedirects(withImplicitRules(model)).rules.some(
+    (r) => r.process?.cgroup || r.process?.container,
+  );
 }
 
 const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
