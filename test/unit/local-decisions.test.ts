@@ -4,7 +4,7 @@
 // per identity and destination, bounded with an overflow count).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -18,6 +18,12 @@ import { evaluate, type ConnectionFacts } from "../../src/policy/evaluator.ts";
 import { DecisionStore } from "../../src/daemon/decision-store.ts";
 import { MAX_REVIEW, queuesEvent, ReviewQueue } from "../../src/daemon/review-queue.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
+import { Attribution } from "../../src/attribution/attributor.ts";
+import { fileIdentities } from "../../src/attribution/file-identity.ts";
+import { readProcessUniverse } from "../../src/host/process-universe.ts";
+import { compilePolicy } from "../../src/policy/compile/policy-image.ts";
+import { lookupImage } from "../../src/policy/compile/lookup.ts";
+import { processClass } from "../../src/policy/compile/process.ts";
 
 const policy = (mode: "detect" | "prevent", extra = "") =>
   parsePolicy(
@@ -334,4 +340,29 @@ test("a decision the datapath cannot enforce here refuses the policy with it, sa
     errors.every((d) => d.file === "(local decisions)" && d.path.startsWith("decisions.d1")),
     JSON.stringify(errors),
   );
+});
+
+test("a decision for one executable reaches the kernel's tables: its connections are decided by it there too", () => {
+  const curl = realpathSync("/usr/bin/curl");
+  const m = withDecisions(policy("prevent", "attach: { cgroup: / }\n"), [
+    decision({ remote: "192.0.2.5", id: "curl", process: { path: curl } }),
+  ]);
+  const img = compilePolicy(m, readProcessUniverse(m, new Attribution()));
+  const socket = img.socket;
+  assert.ok(socket?.process, "the decision's process is compiled");
+  const id = fileIdentities([curl]).get(curl);
+  assert.ok(id, "curl's identity");
+  const cls = processClass(socket.process, { ...id, comm: "curl", uid: 0, cgroupId: 1n });
+  const rule = lookupImage(socket.image, {
+    direction: "egress",
+    family: 4,
+    protocol: 6,
+    remote: Uint8Array.from([192, 0, 2, 5]),
+    local: Uint8Array.from([10, 0, 0, 1]),
+    serverPort: 80,
+    clientPort: cls,
+    icmpType: 0,
+    icmpCode: 0,
+  });
+  assert.equal(socket.image.rules[rule]?.name, "decision:curl");
 });

@@ -260,7 +260,8 @@ export interface UniverseQuery {
 }
 
 export function universeQuery(model: PolicyModel): UniverseQuery {
-  const rules = withRedirects(model).rules.filter(socketRule);
+  // moat's own rules too: a local decision names the executable it was made for
+  const rules = withRedirects(withImplicitRules(model)).rules.filter(socketRule);
   // each once: thousands of rules name the same few users and executables
   const users = new Set<string>();
   const paths = new Set<string>();
@@ -272,18 +273,9 @@ export function universeQuery(model: PolicyModel): UniverseQuery {
     users: [...users],
     paths: [...paths],
     routes: rules.some((r) => r.interface),
-    cgroups: namesCgroups(model),
+    // `l7:quic` names attach.cgroup for an L7 rule without a process section
+    cgroups: rules.some((r) => r.process?.cgroup || r.process?.container),
   };
-}
-
-/**
- * Whether a rule or redirect names a cgroup or a container, moat's own rules included (`l7:quic`
- * names attach.cgroup for an L7 rule without a process section).
- */
-function namesCgroups(model: PolicyModel): boolean {
-  return withRedirects(withImplicitRules(model)).rules.some(
-    (r) => r.process?.cgroup || r.process?.container,
-  );
 }
 
 const ANY_PROCESS: ProcessMatch = { pos: { file: "", line: 0, col: 0, path: "" } };
