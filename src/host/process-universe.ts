@@ -26,6 +26,7 @@ import {
   type UniverseQuery,
 } from "../policy/compile/process.ts";
 import { withRedirects } from "../policy/compile/redirect.ts";
+import { withImplicitRules } from "../policy/implicit-rules.ts";
 import type { WatchedDir } from "./dir-watch.ts";
 import { imageFingerprint, readRouteImageSync, type BuiltImage } from "../route/index.ts";
 
@@ -227,7 +228,8 @@ function cgroupsOf(attribution: Attribution): ProcessUniverse["cgroups"] {
 
 /** The directories whose entries decide what `model`'s process rules resolve to. */
 export function processDirectories(model: PolicyModel): WatchedDir[] {
-  const rules = withRedirects(model).rules.filter(socketRule);
+  // moat's own rules too: a local decision's executable is watched as a rule's is
+  const rules = withRedirects(withImplicitRules(model)).rules.filter(socketRule);
   const dirs: WatchedDir[] = rules
     .flatMap((r) => r.process?.path ?? [])
     .map((pattern) => ({ dir: globRoot(pattern) }));
