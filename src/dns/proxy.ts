@@ -9,7 +9,15 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dg
 import { connect, createServer, isIPv6, Socket, type Server } from "node:net";
 import type { ProcessFacts } from "../attribution/index.ts";
 import type { DnsExchange, MoatEvent, NetnsSocket, NetnsSocketSpec } from "../datapath/index.ts";
-import { errorAnswer, fitUdp, MAX_MESSAGE, readQuery, readReply, truncated } from "./answer.ts";
+import {
+  errorAnswer,
+  fitUdp,
+  MAX_MESSAGE,
+  readQuery,
+  readReply,
+  truncated,
+  type Query,
+} from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
 import { queryEvents, type QueryRecord } from "./dns-event.ts";
 import { identityCache } from "./identity.ts";
@@ -42,7 +50,7 @@ import {
   type TrustedResolvers,
 } from "./trusted.ts";
 import { makeRoom, TCP_LIMITS, TcpClient, type TcpLimits } from "./tcp-client.ts";
-import { UpstreamPool } from "./upstream-pool.ts";
+import { UpstreamPool, type Answered } from "./upstream-pool.ts";
 import { RandomIds, idOf, setId } from "./query-id.ts";
 
 /** How long moat waits for the server's answer before answering SERVFAIL. */
@@ -323,7 +331,7 @@ export class DnsProxy {
         tcp: createServer((s) => this.onConnection(s, listener)),
         netns: made && served ? { ...served, cookie: made.cookie } : null,
       };
-      udp.on("message", (msg, rinfo) => void this.onDatagram(msg, rinfo, listener));
+      udp.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo, listener));
       await new Promise<void>((resolve, reject) => {
         udp.once("error", reject);
         udp.bind(made ? made.udp : { address: "127.0.0.1", port: 0, exclusive: true }, () => {
@@ -353,16 +361,16 @@ export class DnsProxy {
     }
   }
 
-  private onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): Promise<void> {
-    return this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via)
-      .then((reply) => {
-        if (reply && (via === this.home || this.namespaces.has(this.idOf(via))))
-          via.udp.send(reply, rinfo.port, rinfo.address);
-      })
-      .catch((err: unknown) => {
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo, via: Listener): void {
+    this.safely(msg, { ip: rinfo.address, port: rinfo.port }, "udp", via, (reply) => {
+      if (!reply || (via !== this.home && !this.namespaces.has(this.idOf(via)))) return;
+      try {
+        via.udp.send(reply, rinfo.port, rinfo.address);
+      } catch (err) {
         // a listener closed meanwhile: the answer is dropped, moat runs on
         this.options.log(`dns proxy (udp): no answer sent: ${(err as Error).message}`);
-      });
+      }
+    });
   }
 
   private idOf(l: Listener): string {
@@ -376,8 +384,11 @@ export class DnsProxy {
     const uid = this.uidOf(peer);
     makeRoom(this.clients, this.tcpLimits, uid);
     const log = this.options.log;
-    const served = new TcpClient(client, this.tcpLimits, { uid, log }, (query) =>
-      this.safely(query, peer, "tcp", via),
+    const served = new TcpClient(
+      client,
+      this.tcpLimits,
+      { uid, log },
+      (query) => new Promise((resolve) => this.safely(query, peer, "tcp", via, resolve)),
     );
     this.clients.set(client, served);
     client.on("close", () => this.clients.delete(client));
@@ -392,34 +403,74 @@ export class DnsProxy {
     }
   }
 
-  /** The answer; a bug in answering is logged and the client gets SERVFAIL, moat runs on. */
+  /**
+   * Answers `query` through `reply`, once (null: no answer is sent). Callbacks, not promises, per
+   * query: a query the proxy answers itself is answered in this call, one it asks upstream when
+   * the server's answer comes. A bug in answering is logged and the client gets SERVFAIL, moat
+   * runs on.
+   */
   private safely(
     query: Buffer,
     client: { ip: string; port: number },
     protocol: "udp" | "tcp",
     via: Listener,
-  ): Promise<Buffer | null> {
-    // a promise handler, not an async frame of its own per query (answer never throws: it rejects)
-    return this.answer(query, client, protocol, via).catch((err: unknown) => {
-      this.stats.failed++;
-      this.options.log(
-        `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
-      );
+    reply: (answer: Buffer | null) => void,
+  ): void {
+    let now: Buffer | null | Asked;
+    try {
+      now = this.answer(query, client, protocol, via);
+    } catch (err) {
+      reply(this.failed(query, client, err));
+      return;
+    }
+    if (now === null || Buffer.isBuffer(now)) {
+      reply(now);
+      return;
+    }
+    const asked = now;
+    // once, whatever the exchange does (its place among the pending queries is given back there)
+    let settled = false;
+    const done: Answered = (err, upstream) => {
+      if (settled) return;
+      settled = true;
+      let answer: Buffer | null;
       try {
-        return errorAnswer(query, "SERVFAIL");
-      } catch {
-        return null;
+        answer = this.answered(asked, err, upstream);
+      } catch (e) {
+        answer = this.failed(query, client, e);
       }
-    });
+      reply(answer);
+    };
+    try {
+      this.ask(asked.record.server, query, protocol, via, done);
+    } catch (err) {
+      done(err as Error);
+    }
   }
 
-  /** The client's answer to one query; null when the bytes are not a query (dropped). */
-  private async answer(
+  /** A bug in answering `query`: logged; its answer is SERVFAIL (null: none can be written). */
+  private failed(query: Buffer, client: { ip: string; port: number }, err: unknown): Buffer | null {
+    this.stats.failed++;
+    this.options.log(
+      `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
+    );
+    try {
+      return errorAnswer(query, "SERVFAIL");
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * The client's answer to one query when the proxy answers it itself (null when the bytes are
+   * not a query: dropped), else what answering it needs once the server answered (`answered`).
+   */
+  private answer(
     query: Buffer,
     client: { ip: string; port: number },
     protocol: "udp" | "tcp",
     via: Listener,
-  ): Promise<Buffer | null> {
+  ): Buffer | null | Asked {
     const q = readQuery(query);
     if (!q) return null;
     this.stats.queries++;
@@ -470,17 +521,21 @@ export class DnsProxy {
       this.stats.overloaded++;
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
-    let upstream: Buffer;
-    try {
-      upstream = await this.ask(server, query, protocol, via);
-    } catch (err) {
+    // counted in pending until `answered` (called once, whatever the server does)
+    return { query, q, record, uid, identity };
+  }
+
+  /** The client's answer once the server answered `asked` (or failed: `err`). */
+  private answered(asked: Asked, err: Error | null, upstream: Buffer | undefined): Buffer {
+    const { query, q, record, identity } = asked;
+    const { protocol, server, exchange } = record;
+    this.pending.release(asked.uid);
+    if (err || !upstream) {
       this.stats.failed++;
       this.options.log(
-        `dns proxy: ${server.ip} did not answer ${q.name}: ${(err as Error).message}`,
+        `dns proxy: ${server.ip} did not answer ${q.name}: ${err ? err.message : "no answer"}`,
       );
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
-    } finally {
-      this.pending.release(uid);
     }
     const read = readReply(upstream, q.name, this.settings.ech === "strip");
     let reply = read.reply;
@@ -500,7 +555,7 @@ export class DnsProxy {
     }
     // the server truncated it: the client asks again over TCP, and that answer binds
     if (a.truncated) return this.reported(record, truncated(reply), a.rcode);
-    if (trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
+    if (exchange.trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
       exchange.names = boundNames(a);
       const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
       // synchronous: the kernel has the bindings before the client has the answer
@@ -538,18 +593,31 @@ export class DnsProxy {
     }
   }
 
-  /** The server's answer, asked from moat's own socket (never redirected: moat is exempt). */
+  /**
+   * The server's answer through `done` (called once), asked from moat's own socket (never
+   * redirected: moat is exempt).
+   */
   private ask(
     server: { ip: string; port: number },
     query: Buffer,
     protocol: "udp" | "tcp",
     via: Listener,
-  ): Promise<Buffer> {
+    done: Answered,
+  ): void {
     const timeoutMs = this.options.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
     const netns = via.netns?.path ?? null;
-    return protocol === "udp"
-      ? this.askUdp(server, query, timeoutMs, netns)
-      : this.askTcp(server, query, timeoutMs, netns);
+    if (protocol === "udp" && !netns) {
+      this.pool.exchange(server, query, timeoutMs, done);
+      return;
+    }
+    const asked =
+      protocol === "udp"
+        ? this.askUdp(server, query, timeoutMs, netns)
+        : this.askTcp(server, query, timeoutMs, netns);
+    asked.then(
+      (answer) => done(null, answer),
+      (err: unknown) => done(err as Error),
+    );
   }
 
   /**
@@ -585,7 +653,6 @@ export class DnsProxy {
     timeoutMs: number,
     netns: string | null,
   ): Promise<Buffer> {
-    if (!netns) return this.pool.ask(server, query, timeoutMs);
     const v6 = isIPv6(server.ip);
     const socket = createSocket(v6 ? "udp6" : "udp4");
     // from the client's namespace: the server it asked may be reachable only from there
@@ -656,6 +723,16 @@ export class DnsProxy {
       },
     );
   }
+}
+
+/** A query asked upstream: what answering it needs once the server answered. */
+interface Asked {
+  query: Buffer;
+  q: Query;
+  record: QueryRecord;
+  /** Its place in the pending queries (PendingShares). */
+  uid: number | null;
+  identity: NameIdentity | null;
 }
 
 /**

@@ -27,12 +27,32 @@ const IDLE_MS = 30_000;
 /** Sockets out of rotation still awaited (servers not kept, sockets replaced), at most. */
 const MAX_LOOSE = 4096;
 
+/** How an exchange ends: an error, or the server's answer (under the client's id). */
+export type Answered = (err: Error | null, answer?: Buffer) => void;
+
 interface Waiting {
-  resolve(answer: Buffer): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  done: Answered;
   /** The client's id, put back into the answer. */
   id: number;
+  /** The socket it was sent on, and the id moat sent it under. */
+  socket: PooledSocket;
+  sentId: number;
+  /** When it times out (performance.now()), in its queue of queries of the same timeout. */
+  deadline: number;
+  queue: DeadlineQueue;
+  prev: Waiting | null;
+  next: Waiting | null;
+}
+
+/**
+ * The queries waiting with one timeout, oldest first (their deadlines in order), under one timer
+ * set for the oldest: a query costs no timer of its own. A query answered leaves the queue at once.
+ */
+interface DeadlineQueue {
+  timeoutMs: number;
+  head: Waiting | null;
+  tail: Waiting | null;
+  timer: NodeJS.Timeout | null;
 }
 
 interface PooledSocket {
@@ -66,6 +86,8 @@ export class UpstreamPool {
   private next = 0;
   private readonly ids = new RandomIds();
   private readonly idleMs: number;
+  /** The queries waiting, by their timeout. */
+  private readonly deadlines = new Map<number, DeadlineQueue>();
   /** Counts idle periods: a socket unused for a whole one is closed at the next. */
   private ticks = 0;
   private sweeper: NodeJS.Timeout | null = null;
@@ -76,35 +98,113 @@ export class UpstreamPool {
 
   /** The server's answer to `query` (whose id is the client's), or a rejection (timeout, error). */
   ask(server: { ip: string; port: number }, query: Buffer, timeoutMs: number): Promise<Buffer> {
-    try {
-      const s = this.socketFor(server);
-      // a connected socket sends in this turn: no promise turn per query
-      if (s.connected) return this.send(s, query, timeoutMs);
-      return s.ready.then(() => this.send(s, query, timeoutMs));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return new Promise((resolve, reject) => {
+      this.exchange(server, query, timeoutMs, (err, answer) => {
+        if (err || !answer) reject(err ?? new Error("no answer"));
+        else resolve(answer);
+      });
+    });
   }
 
-  private send(s: PooledSocket, query: Buffer, timeoutMs: number): Promise<Buffer> {
+  /**
+   * ask() without a promise (the proxy's path per query): `done` is called once, with the
+   * answer or the error (a send that fails at once calls it before this returns).
+   */
+  exchange(
+    server: { ip: string; port: number },
+    query: Buffer,
+    timeoutMs: number,
+    done: Answered,
+  ): void {
+    let s: PooledSocket;
+    try {
+      s = this.socketFor(server);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    // a connected socket sends in this turn
+    if (s.connected) this.send(s, query, timeoutMs, done);
+    else
+      s.ready.then(
+        () => this.send(s, query, timeoutMs, done),
+        (err: unknown) => done(err as Error),
+      );
+  }
+
+  private send(s: PooledSocket, query: Buffer, timeoutMs: number, done: Answered): void {
     let id = this.ids.next();
     while (s.waiting.has(id)) id = this.ids.next();
     const out = Buffer.from(query);
     setId(out, id);
     s.uses++;
     s.usedAt = this.ticks;
-    return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        s.waiting.delete(id);
-        this.retireIfDone(s);
-        reject(new Error(`no answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      s.waiting.set(id, { resolve, reject, timer, id: idOf(query) });
+    const w: Waiting = {
+      done,
+      id: idOf(query),
+      socket: s,
+      sentId: id,
+      deadline: 0,
+      queue: this.queueOf(timeoutMs),
+      prev: null,
+      next: null,
+    };
+    s.waiting.set(id, w);
+    this.enqueue(w);
+    try {
       // with a callback: dgram drops a send's own error (EPERM, ENOBUFS) without one
       s.socket.send(out, (err) => {
         if (err) this.settle(s, id, err);
       });
-    });
+    } catch (err) {
+      // the socket closed meanwhile (moat stopping)
+      this.settle(s, id, err as Error);
+    }
+  }
+
+  /** The queue of queries waiting `timeoutMs` (one per timeout the caller uses; the proxy: one). */
+  private queueOf(timeoutMs: number): DeadlineQueue {
+    let q = this.deadlines.get(timeoutMs);
+    if (!q) this.deadlines.set(timeoutMs, (q = { timeoutMs, head: null, tail: null, timer: null }));
+    return q;
+  }
+
+  private enqueue(w: Waiting): void {
+    const q = w.queue;
+    w.deadline = performance.now() + q.timeoutMs;
+    w.prev = q.tail;
+    if (q.tail) q.tail.next = w;
+    else q.head = w;
+    q.tail = w;
+    if (!q.timer) q.timer = setTimeout(() => this.expire(q), q.timeoutMs);
+  }
+
+  private dequeue(w: Waiting): void {
+    const q = w.queue;
+    if (w.prev) w.prev.next = w.next;
+    else if (q.head === w) q.head = w.next;
+    else return; // not queued
+    if (w.next) w.next.prev = w.prev;
+    else q.tail = w.prev;
+    w.prev = w.next = null;
+    if (!q.head && q.timer) {
+      clearTimeout(q.timer);
+      q.timer = null;
+    }
+  }
+
+  /** Fails the queries whose time is up; the timer is set again for the oldest left. */
+  private expire(q: DeadlineQueue): void {
+    q.timer = null;
+    const now = performance.now();
+    for (let w = q.head; w && w.deadline <= now; w = q.head) {
+      this.dequeue(w);
+      w.socket.waiting.delete(w.sentId);
+      this.retireIfDone(w.socket);
+      w.done(new Error(`no answer in ${q.timeoutMs} ms`));
+    }
+    if (q.head && !q.timer)
+      q.timer = setTimeout(() => this.expire(q), Math.max(1, Math.ceil(q.head.deadline - now)));
   }
 
   /** Rejects every query still waiting and closes every socket. */
@@ -181,13 +281,13 @@ export class UpstreamPool {
     const w = s.waiting.get(id);
     if (!w) return; // an answer to no query of this socket (late, or forged): dropped
     s.waiting.delete(id);
-    clearTimeout(w.timer);
-    if (err || !answer) w.reject(err ?? new Error("no answer"));
+    this.dequeue(w);
+    this.retireIfDone(s);
+    if (err || !answer) w.done(err ?? new Error("no answer"));
     else {
       setId(answer, w.id);
-      w.resolve(answer);
+      w.done(null, answer);
     }
-    this.retireIfDone(s);
   }
 
   /** Takes a socket out of its slot: closed now if nothing waits on it, else once nothing does. */
@@ -215,12 +315,11 @@ export class UpstreamPool {
   }
 
   private fail(s: PooledSocket, err: Error): void {
-    for (const w of s.waiting.values()) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
+    const waiting = [...s.waiting.values()];
     s.waiting.clear();
+    for (const w of waiting) this.dequeue(w);
     this.closeSocket(s);
+    for (const w of waiting) w.done(err);
   }
 
   private closeSocket(s: PooledSocket): void {
