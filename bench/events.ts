@@ -7,15 +7,18 @@
 //
 // Floor: the raw drain (a Datapath.subscribe callback that only counts). Then offered rates rise
 // until something is lost, then the highest lossless rate again for SUSTAIN_S (the bar asks for
-// 60 s), then an overload (the generator flat out). Every phase accounts for
+// 60 s; B6_SUSTAIN_S and B6_SUSTAIN_RATE set its length and rate), then an overload (the
+// generator flat out). Every phase accounts for
 // each generated event exactly: delivered to the pipeline or counted lost in the ring (eventLost),
 // and for each sink delivered or dropped; the SSE client's count equals its sink's deliveries.
 //
 //   node bench/events.ts            writes bench/results/events.json
-//   node bench/events.ts --profile  also the event loop's CPU profile during the rising rates,
-//                                   bench/results/events-main.cpuprofile (taken through the
-//                                   inspector once the datapath is loaded: the profiler's signals
-//                                   make the kernel's verifier fail with EAGAIN)
+//   node bench/events.ts --profile  also the CPU profiles of the event loop and of the history's
+//                                   thread during the rising rates,
+//                                   bench/results/events-main.cpuprofile and
+//                                   events-history.cpuprofile (taken through the inspector once
+//                                   the datapath is loaded: the profiler's signals make the
+//                                   kernel's verifier fail with EAGAIN)
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -28,7 +31,7 @@ import { decodeEvent } from "../src/datapath/events.ts";
 import { compile } from "../src/policy/compile/compile.ts";
 import { EventPipeline } from "../src/observe/pipeline.ts";
 import { auditSink } from "../src/observe/audit-sink.ts";
-import { historySink } from "../src/observe/history/sink.ts";
+import { HISTORY_LINGER_MS, historySink } from "../src/observe/history/sink.ts";
 import { HistoryWorker } from "../src/observe/history/remote.ts";
 import { snapshotSource } from "../src/observe/snapshot.ts";
 import type { EventSink } from "../src/observe/sink.ts";
@@ -42,6 +45,8 @@ const RATES = [25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 300_000, 400_0
 const PHASE_S = 4;
 /** The highest lossless rate is offered again this long (B6's bar: 60 s without loss). */
 const SUSTAIN_S = Number(process.env.B6_SUSTAIN_S ?? 60);
+/** The rate offered for SUSTAIN_S (default: the highest the rising rates found lossless). */
+const SUSTAIN_RATE = Number(process.env.B6_SUSTAIN_RATE ?? 0);
 const OVERLOAD_S = 5;
 /** Pacing step: one test run carries this much of a second's events. */
 const STEP_S = 0.01;
@@ -132,6 +137,17 @@ function historyCpu(): number {
   return historyTid ? threadCpu(historyTid) : 0;
 }
 
+/** CPU seconds of the SSE client's process (all its threads), from /proc. */
+function clientCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Waits until `done()` holds, polling; returns the ms it took. */
 async function quiet(done: () => Promise<boolean>): Promise<number> {
   const t0 = performance.now();
@@ -205,10 +221,46 @@ const pipeline = new EventPipeline();
 const audit = auditSink();
 audit.setPath(join(tmp, "audit.log"));
 pipeline.add(timed(audit));
-// as the daemon does: the store in its worker thread
+// as the daemon does (src/daemon/daemon-sinks.ts): the store in its worker thread, batches that
+// wait HISTORY_LINGER_MS for others
 const store = new HistoryWorker(join(tmp, "history.db"));
 await store.ready;
-pipeline.add(timed(historySink(store, (line) => console.error(line))));
+pipeline.add(timed(historySink(store, (line) => console.error(line))), {
+  lingerMs: HISTORY_LINGER_MS,
+});
+
+/** The history thread's profiler, driven through the inspector's NodeWorker domain. */
+async function historyProfiler(session: Session) {
+  type Message = { params: { sessionId: string; message: string; workerInfo: { title: string } } };
+  const attached = new Promise<string>((resolve) =>
+    session.on("NodeWorker.attachedToWorker", (m: Message) => {
+      if (m.params.workerInfo.title.includes("moat-history")) resolve(m.params.sessionId);
+    }),
+  );
+  await session.post("NodeWorker.enable", { waitForDebuggerOnStart: false });
+  const sessionId = await attached;
+  let next = 1;
+  const waiting = new Map<number, (result: unknown) => void>();
+  session.on("NodeWorker.receivedMessageFromWorker", (m: Message) => {
+    const reply = JSON.parse(m.params.message) as { id?: number; result?: unknown };
+    if (reply.id !== undefined) waiting.get(reply.id)?.(reply.result);
+  });
+  const call = (method: string) =>
+    new Promise<unknown>((resolve) => {
+      const id = next++;
+      waiting.set(id, resolve);
+      void session.post("NodeWorker.sendMessageToWorker", {
+        sessionId,
+        message: JSON.stringify({ id, method, params: {} }),
+      });
+    });
+  await call("Profiler.enable");
+  return {
+    start: () => call("Profiler.start"),
+    stop: async () => ((await call("Profiler.stop")) as { profile: unknown }).profile,
+  };
+}
+const historyProfile = inspector ? await historyProfiler(inspector) : null;
 
 const wrapped = new Map<EventSink, EventSink>();
 const refuse = () => {
@@ -282,6 +334,7 @@ async function phase(label: string, rate: number | null, seconds: number) {
   const c0 = await clientCount();
   const cpu0 = loopCpu();
   const history0 = historyCpu();
+  const client0 = clientCpu();
   const ms0 = new Map([...sinkMs].map(([n, t]) => [n, t.ms]));
   const ms = await generate(rate, seconds);
   const lagMs = await quiet(async () => {
@@ -296,6 +349,7 @@ async function phase(label: string, rate: number | null, seconds: number) {
   });
   const cpu = loopCpu() - cpu0;
   const historyCpuS = historyCpu() - history0;
+  const clientCpuS = clientCpu() - client0;
   const k1 = kernel();
   const s1 = sinkTotals();
   const client = (await clientCount()) - c0;
@@ -343,6 +397,7 @@ async function phase(label: string, rate: number | null, seconds: number) {
     // CPU per event received: what each thread could sustain on a core of its own is 1e6 / this
     loopUsPerEvent: round2((cpu * 1e6) / Math.max(1, received)),
     historyUsPerEvent: round2((historyCpuS * 1e6) / Math.max(1, received)),
+    clientUsPerEvent: round2((clientCpuS * 1e6) / Math.max(1, received)),
     sinkNsPerEvent: sinkCpu,
   };
 }
@@ -367,6 +422,7 @@ try {
     throw new Error(`check failed: ${JSON.stringify(warm)}`);
   const rows = [];
   await inspector?.post("Profiler.start");
+  await historyProfile?.start();
   let sustainRate = 0;
   for (const rate of RATES) {
     console.error(`offered ${rate} events/s`);
@@ -380,9 +436,11 @@ try {
     const { profile } = await inspector.post("Profiler.stop");
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/events-main.cpuprofile", JSON.stringify(profile));
+    const history = await historyProfile?.stop();
+    writeFileSync("bench/results/events-history.cpuprofile", JSON.stringify(history));
   }
   // the bar: the highest rate found lossless, offered again for a minute
-  const rate = sustainRate || (RATES[0] ?? 25_000);
+  const rate = SUSTAIN_RATE || sustainRate || (RATES[0] ?? 25_000);
   console.error(`sustained: ${rate} events/s offered for ${SUSTAIN_S} s`);
   const sustained = await phase(`sustained ${SUSTAIN_S} s at ${rate / 1000}k/s`, rate, SUSTAIN_S);
   rows.push(sustained);
@@ -409,6 +467,7 @@ try {
       "loop CPU %": r.loopCpu,
       "loop us/event": r.loopUsPerEvent,
       "history us/event": r.historyUsPerEvent,
+      "client us/event": r.clientUsPerEvent,
     })),
   );
   console.log(

@@ -2,7 +2,9 @@
 // (eventJson, shared with the history) and the same bytes go to every subscriber whose filter
 // matches: subscribers with the same filter share one buffer per batch, written in one call. A subscriber whose connection holds more than its byte bound
 // unsent skips events, counted (`api-subscriber` dropped), and is told how many when it catches
-// up; nothing is buffered without bound. At most `maxSubscribers` at once.
+// up; nothing is buffered without bound. The bound is a share of one budget while few subscribe
+// (a lone reader that pauses for a few ms at a flood's rate skips nothing), and a fixed floor
+// per subscriber when many do. At most `maxSubscribers` at once.
 import { eventJson, type MoatEvent } from "../datapath/index.ts";
 import { matchesFilter, type EventFilter } from "../observe/filter.ts";
 import type { EventSink } from "../observe/sink.ts";
@@ -12,14 +14,23 @@ import { toJson } from "./json.ts";
 
 export interface SubscriberLimits {
   maxSubscribers: number;
-  /** Bytes a subscriber's connection may hold unsent before it skips events. */
+  /** Bytes a subscriber's connection may hold unsent before it skips events, at the least. */
   maxBufferedBytes: number;
+  /**
+   * Bytes all subscribers' connections may hold unsent together (default 0): each may hold its
+   * share of this where that is more than maxBufferedBytes. Together they hold at most the
+   * larger of this and maxBufferedBytes times their number, plus a batch each.
+   */
+  sharedBufferedBytes?: number;
   keepaliveMs: number;
 }
 
 export const SUBSCRIBER_LIMITS: SubscriberLimits = {
   maxSubscribers: 1024,
   maxBufferedBytes: 256 << 10,
+  // 8 MiB: a lone subscriber rides out ~230 ms of not reading at 100k events/s (~360 bytes
+  // each as SSE); from 32 subscribers on each has the 256 KiB floor
+  sharedBufferedBytes: 8 << 20,
   keepaliveMs: 15_000,
 };
 
@@ -168,9 +179,15 @@ export class SubscriberHub implements EventSink {
     return this.subscribers.size;
   }
 
-  /** Bytes a subscriber's connection may hold unsent. */
+  /** Bytes a subscriber's connection may hold unsent, however many subscribe. */
   get maxBufferedBytes(): number {
     return this.limits.maxBufferedBytes;
+  }
+
+  /** Bytes each subscriber's connection may hold unsent now: its share of the budget, or more. */
+  private bound(): number {
+    const share = (this.limits.sharedBufferedBytes ?? 0) / Math.max(1, this.subscribers.size);
+    return Math.max(this.limits.maxBufferedBytes, Math.floor(share));
   }
 
   /** Registers a subscriber (503 when full); returns the function to call when it goes. */
@@ -197,9 +214,10 @@ export class SubscriberHub implements EventSink {
     // the bytes of the batch for one filter and framing, built once for all who share them
     const shared = new Map<string, { bytes: Buffer; count: number }>();
     const all = [...this.subscribers];
+    const bound = this.bound();
     const slice = (from: number) => {
       for (const s of all.slice(from, from + SLICE))
-        if (this.subscribers.has(s)) this.send(s, batch, shared);
+        if (this.subscribers.has(s)) this.send(s, batch, shared, bound);
     };
     slice(0);
     if (all.length <= SLICE) return;
@@ -215,6 +233,7 @@ export class SubscriberHub implements EventSink {
     s: Subscriber,
     batch: readonly MoatEvent[],
     shared: Map<string, { bytes: Buffer; count: number }>,
+    bound: number,
   ): void {
     let out = shared.get(s.key);
     if (!out) {
@@ -222,7 +241,7 @@ export class SubscriberHub implements EventSink {
       shared.set(s.key, out);
     }
     if (out.count === 0) return;
-    if (s.channel.buffered() > this.limits.maxBufferedBytes) {
+    if (s.channel.buffered() > bound) {
       s.lost += out.count;
       this.skipped += out.count;
       return;
@@ -245,9 +264,9 @@ export class SubscriberHub implements EventSink {
       sse: Buffer.from(`event: notice\ndata: ${json}\n\n`),
       websocket: wsText(Buffer.from(json)),
     };
+    const bound = this.bound();
     for (const s of this.subscribers)
-      if (s.channel.buffered() <= this.limits.maxBufferedBytes)
-        s.channel.write(frames[s.channel.framing]);
+      if (s.channel.buffered() <= bound) s.channel.write(frames[s.channel.framing]);
   }
 
   fanout(): { delivered: number; dropped: number } {

@@ -5,14 +5,12 @@ import {
   auditSink,
   EventPipeline,
   historySink,
+  HISTORY_LINGER_MS,
   stdoutSink,
   type AuditSink,
   type HistoryWorker,
 } from "../observe/index.ts";
 import { historyStore } from "./at-start.ts";
-
-/** How long the history's first queued event waits for others to share its batch. */
-const HISTORY_LINGER_MS = 10;
 
 export interface DaemonSinks {
   pipeline: EventPipeline;
@@ -32,7 +30,6 @@ export function daemonSinks(
   pipeline.add(audit);
   const history = historyStore(model, options.historyPath);
   history?.ready.catch((err: Error) => log(`warning: no event history: ${err.message}`));
-  // a batch is a message to the history's thread and a transaction there: a few ms of events each
   if (history) pipeline.add(historySink(history, log), { lingerMs: HISTORY_LINGER_MS });
   return { pipeline, audit, history };
 }

@@ -47,6 +47,7 @@ function kindText(k: Kind): string {
 export class FloodSummary {
   private readonly limits: FloodLimits;
   private readonly write: (line: string) => void;
+  private readonly written: () => void;
   private windowStart = 0;
   private lines = 0;
   /**
@@ -62,9 +63,18 @@ export class FloodSummary {
   private others = 0;
   private readonly timer: NodeJS.Timeout;
 
-  /** `write` gets the summary lines, when a window closes. */
-  constructor(write: (line: string) => void, limits: FloodLimits = FLOOD_LIMITS) {
+  /**
+   * `write` gets the summary lines, when a window closes; `written` is told once after a window's
+   * lines, if it had any (a flood of many kinds ends a window with thousands of lines: one write
+   * of them to the audit log, not one each).
+   */
+  constructor(
+    write: (line: string) => void,
+    limits: FloodLimits = FLOOD_LIMITS,
+    written: () => void = () => {},
+  ) {
     this.write = write;
+    this.written = written;
     this.limits = limits;
     this.timer = setInterval(() => {
       if (Date.now() - this.windowStart >= this.limits.windowMs) this.flush();
@@ -122,11 +132,17 @@ export class FloodSummary {
   /** Writes the summaries of the window so far and starts a new one. */
   flush(): void {
     const at = new Date().toISOString();
+    let lines = 0;
     for (const kind of this.kinds)
-      if (kind.more > 0)
+      if (kind.more > 0) {
         this.write(`${at} and ${kind.more} more like this in the last second: ${kindText(kind)}`);
-    if (this.others > 0)
+        lines++;
+      }
+    if (this.others > 0) {
       this.write(`${at} and ${this.others} more events of other kinds in the last second`);
+      lines++;
+    }
+    if (lines > 0) this.written();
     this.byRemote.clear();
     this.kinds = [];
     this.others = 0;

@@ -6,7 +6,7 @@ export type { EventSink, MoatSnapshot, SinkStats, SnapshotSource } from "./sink.
 export { stdoutSink } from "./stdout-sink.ts";
 export { auditSink, type AuditSink } from "./audit-sink.ts";
 export { HistoryWorker } from "./history/remote.ts";
-export { historySink } from "./history/sink.ts";
+export { historySink, HISTORY_LINGER_MS } from "./history/sink.ts";
 export type { HistoryPage, HistoryQuery } from "./history/query.ts";
 export {
   ROLLUP_LEVELS,

@@ -108,10 +108,7 @@ export function foldedLines(output: FoldedOutput): FoldedLines {
   // process and interface names are anyone's to choose: never raw control characters
   const emit = (line: string) => output.emit(printable(line));
   const summary = repeatSummary(output.windowMs ?? 60_000);
-  const floods = new FloodSummary((line) => {
-    emit(line);
-    output.flush?.();
-  }, output.floods ?? FLOOD_LIMITS);
+  const floods = new FloodSummary(emit, output.floods ?? FLOOD_LIMITS, () => output.flush?.());
   const timer = setInterval(() => {
     const due = summary.due();
     for (const line of due) emit(line);

@@ -6,6 +6,12 @@ import type { Notice } from "../notice.ts";
 
 const PRUNE_EVERY_MS = 60_000;
 
+/**
+ * How long the history's first queued event waits for others to share its batch (the pipeline's
+ * lingerMs): a batch is a message to the history's thread and a transaction there.
+ */
+export const HISTORY_LINGER_MS = 10;
+
 /** What the sink needs of a store: HistoryStore (synchronous) or HistoryWorker. */
 export interface HistoryBackend {
   insert(batch: readonly MoatEvent[]): void | Promise<void>;
