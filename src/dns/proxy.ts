@@ -448,12 +448,14 @@ export class DnsProxy {
     }
   }
 
-  /** A bug in answering `query`: logged; its answer is SERVFAIL (null: none can be written). */
+  /**
+   * A bug in answering `query`: logged; its answer is SERVFAIL (null: none can be written). It
+   * never throws, whatever was thrown: it runs in a socket's handler, where a throw ends moat.
+   */
   private failed(query: Buffer, client: { ip: string; port: number }, err: unknown): Buffer | null {
     this.stats.failed++;
-    this.options.log(
-      `dns proxy: a query from ${client.ip}:${client.port} failed: ${(err as Error).stack ?? String(err)}`,
-    );
+    const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.options.log(`dns proxy: a query from ${client.ip}:${client.port} failed: ${why}`);
     try {
       return errorAnswer(query, "SERVFAIL");
     } catch {

@@ -12,7 +12,13 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import type { DnsOwner } from "../../src/dns/index.ts";
 import { UpstreamPool } from "../../src/dns/upstream-pool.ts";
-import { decoded, openLoopbackProxy, udpUpstream } from "../helpers/loopback-dns-proxy.ts";
+import {
+  aAnswer,
+  askUdp,
+  decoded,
+  openLoopbackProxy,
+  udpUpstream,
+} from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -125,4 +131,34 @@ test("pool: a short timeout asked after a long one fails first; an answer in bet
   assert.equal(longDone, false, "the long query still waits");
   pool.close();
   assert.equal(await long, "failed: moat is stopping");
+});
+
+test("a part of the daemon that throws something other than an Error while a query is answered: the client gets SERVFAIL, the proxy runs on", async (t) => {
+  const up = await udpUpstream("127.0.0.1", aAnswer);
+  t.after(() => up.close());
+  const logs: string[] = [];
+  let throws = true;
+  const p = await openLoopbackProxy({
+    policy: POLICY,
+    original: () => ({ original: { ip: up.ip, port: up.port }, owner: USER }),
+    path: "/usr/bin/flood",
+    more: {
+      report: () => {
+        // what a broken part of the daemon may do
+        if (throws) throw null;
+      },
+      log: (l: string) => logs.push(l),
+    },
+  });
+  t.after(() => p.proxy.close());
+  const port = p.proxy.addresses().udp.port;
+  const first = await askUdp(port, query("a.example", 1), { timeoutMs: 2000 });
+  assert.equal(first.rcode, "SERVFAIL");
+  assert.ok(
+    logs.some((l) => /a query from .* failed: null/.test(l)),
+    logs.join("\n"),
+  );
+  throws = false;
+  const next = await askUdp(port, query("a.example", 2), { timeoutMs: 2000 });
+  assert.equal(next.rcode, "NOERROR");
 });
