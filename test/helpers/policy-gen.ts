@@ -8,6 +8,7 @@ import type {
   PolicyModel,
   PortRange,
 } from "../../src/config/model.ts";
+import { DECISION_PROTOCOLS } from "../../src/config/decision.ts";
 import type { ConnectionFacts } from "../../src/policy/evaluator.ts";
 import type { PacketSpec } from "./packets.ts";
 
@@ -286,36 +287,96 @@ function hexTail(v: bigint): string {
   return `${((v >> 16n) & 0xffffn).toString(16)}:${(v & 0xffffn).toString(16)}`;
 }
 
-/** Random local decisions (src/config/decision.ts): an address or prefix, maybe a port. */
-export const decisionsSpec: fc.Arbitrary<LocalDecision[]> = fc
-  .array(
-    fc
-      .record({
-        action: fc.constantFrom("allow" as const, "block" as const),
-        direction: fc.constantFrom("ingress" as const, "egress" as const),
-        remote: fc.oneof(
-          v4.map(v4Text),
-          fc.tuple(v4, fc.integer({ min: 4, max: 16 })).map(([v, l]) => `${v4Text(v)}/${l}`),
-          fc.tuple(v6, fc.integer({ min: 4, max: 32 })).map(([v, l]) => `${v6Text(v)}/${l}`),
-          v6.map(v6Text),
-        ),
-        protocol: fc.option(fc.constantFrom("tcp" as const, "udp" as const, "icmp" as const), {
-          nil: undefined,
-        }),
-        port: fc.option(fc.constantFrom(22, 53, 80, 443, 8080), { nil: undefined, freq: 3 }),
-      })
-      .map((d) => ({
+/** A decision's remote by address: a host, a prefix, a range, now and then IPv4-mapped IPv6. */
+export const decisionAddress: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: v4.map(v4Text) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(v4, fc.oneof(fc.integer({ min: 4, max: 16 }), fc.integer({ min: 0, max: 32 })))
+      .map(([v, l]) => `${v4Text(v)}/${l}`),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(v4, v4)
+      .map(([a, b]) => `${v4Text(Math.min(a, b))}-${v4Text(Math.max(a, b))}`),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(v6, fc.oneof(fc.integer({ min: 4, max: 32 }), fc.integer({ min: 0, max: 128 })))
+      .map(([v, l]) => `${v6Text(v)}/${l}`),
+  },
+  { weight: 1, arbitrary: v6.map(v6Text) },
+  // a queued IPv4 connection seen on a dual-stack socket
+  { weight: 1, arbitrary: v4.map((v) => `::ffff:${v4Text(v)}`) },
+);
+
+/** What a decision may name besides its remote; the tests that model more say so. */
+export interface DecisionChoices {
+  remote: fc.Arbitrary<string>;
+  directions?: readonly ("ingress" | "egress")[];
+  protocols?: readonly ("tcp" | "udp" | "icmp" | "icmpv6")[];
+  /** Server ports drawn now and then (tcp/udp only); otherwise any port 1-65535. */
+  ports?: readonly number[];
+  /** Executables a decision may name (process.path), for tests that model them. */
+  paths?: readonly string[];
+  maxLength?: number;
+}
+
+/** Lifetimes still in force: each as the store writes it (expires, boot). */
+const LIFETIMES = [
+  { lifetime: "once", expires: "2999-01-01T00:00:00.000Z" },
+  { lifetime: "reboot", boot: "boot-1" },
+  { lifetime: "forever" },
+  { lifetime: "1h", expires: "2999-01-01T00:00:00.000Z" },
+] as const;
+
+/**
+ * Random local decisions (src/config/decision.ts), ids in the order they were made, each one
+ * that decisionProblems accepts.
+ */
+export function decisionsOf(c: DecisionChoices): fc.Arbitrary<LocalDecision[]> {
+  const one = fc.record({
+    action: fc.constantFrom("allow" as const, "block" as const),
+    direction: fc.constantFrom(...(c.directions ?? (["ingress", "egress"] as const))),
+    remote: c.remote,
+    protocol: fc.option(fc.constantFrom(...(c.protocols ?? DECISION_PROTOCOLS)), {
+      nil: undefined,
+    }),
+    port: fc.option(
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom(...(c.ports ?? [22, 53, 67, 80, 443, 547, 8080])) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) },
+      ),
+      { nil: undefined, freq: 3 },
+    ),
+    path: c.paths?.length
+      ? fc.option(fc.constantFrom(...c.paths), { nil: undefined })
+      : fc.constant(undefined),
+    lifetime: fc.constantFrom(...LIFETIMES),
+  });
+  return fc.array(one, { minLength: 1, maxLength: c.maxLength ?? 5 }).map((list) =>
+    list.map((d, i): LocalDecision => {
+      const ported = d.protocol === "tcp" || d.protocol === "udp";
+      return {
+        id: `p${i}`,
         action: d.action,
         direction: d.direction,
         remote: d.remote,
         ...(d.protocol ? { protocol: d.protocol } : {}),
-        ...(d.port !== undefined && (d.protocol === "tcp" || d.protocol === "udp")
-          ? { port: d.port }
-          : {}),
-        lifetime: "forever",
+        ...(d.port !== undefined && ported ? { port: d.port } : {}),
+        ...(d.path ? { process: { path: d.path } } : {}),
+        ...d.lifetime,
         created: "2026-12-01T00:00:00.000Z",
         by: "property",
-      })),
-    { minLength: 1, maxLength: 5 },
-  )
-  .map((list) => list.map((d, i) => ({ ...d, id: `p${i}` })));
+      };
+    }),
+  );
+}
+
+/** Local decisions by address (what the packet hooks judge). */
+export const decisionsSpec: fc.Arbitrary<LocalDecision[]> = decisionsOf({
+  remote: decisionAddress,
+});

@@ -1,17 +1,21 @@
 // The compiled tables agree with the reference evaluator: random policies (written as YAML and read
 // by the real loader) x random connections biased toward the policy's own boundaries; the verdict,
 // rule, mode, report flag and max_duration of lookupImage must be the evaluator's Decision.
+// A share of the policies carries local decisions and `dns: { doh: block }`: moat's own layers,
+// placed by withImplicitRules before the file's rules, compiled as the daemon compiles them.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { parsePolicy, type PolicyModel } from "../../src/config/index.ts";
+import { parsePolicy, type LocalDecision, type PolicyModel } from "../../src/config/index.ts";
+import { decisionProblems } from "../../src/config/decision.ts";
 import { formatIp } from "../../src/config/ip.ts";
 import { BASIC_NETWORKING, evaluate, type ConnectionFacts } from "../../src/policy/evaluator.ts";
 import { compile } from "../../src/policy/compile/compile.ts";
 import type { ClassifierImage, PacketFacts } from "../../src/policy/compile/image.ts";
 import { imageBasics, imageDecision, lookupImage } from "../../src/policy/compile/lookup.ts";
-import { edges, type Edges } from "../helpers/policy-gen.ts";
+import { withImplicitRules } from "../../src/policy/implicit-rules.ts";
+import { decisionsSpec, edges, type Edges } from "../helpers/policy-gen.ts";
 
 // ---- policies ----------------------------------------------------------------------------
 
@@ -158,7 +162,18 @@ const policySpec = fc.record({
     fc.array(portValue, { maxLength: 2 }),
   ),
   rules: fc.array(rule, { maxLength: 8 }),
+  /** `dns: { doh: block }` with the policy's own doh-resolvers (moat's dns:doh rule). */
+  doh: fc.option(fc.array(addressEntry, { minLength: 1, maxLength: 3 }), {
+    nil: undefined,
+    freq: 6,
+  }),
 });
+
+/** A third of the policies carry local decisions. */
+const localDecisions: fc.Arbitrary<LocalDecision[]> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant<LocalDecision[]>([]) },
+  { weight: 1, arbitrary: decisionsSpec },
+);
 
 type PolicySpec = typeof policySpec extends fc.Arbitrary<infer T> ? T : never;
 
@@ -168,7 +183,9 @@ function policyText(spec: PolicySpec): string {
     "version: 1",
     `mode: ${spec.mode}`,
     `defaults: { ingress: ${spec.ingress}, egress: ${spec.egress} }`,
+    ...(spec.doh ? ["attach: { cgroup: / }", "dns: { doh: block }"] : []),
     "sets:",
+    ...(spec.doh ? [`  doh-resolvers: ${q(spec.doh)}`] : []),
     ...spec.addressSets.map((s, i) => `  a${i}: ${q(s)}`),
     ...spec.portSets.map((s, i) => `  p${i}: ${q(s)}`),
     "  e: []",
@@ -270,6 +287,15 @@ function connection(e: Edges, d: Dice): Connection {
   return { facts, packet };
 }
 
+/** The policy with its local decisions, and its image compiled as the daemon compiles it. */
+function build(spec: PolicySpec, decisions: LocalDecision[]) {
+  for (const d of decisions) assert.deepEqual(decisionProblems(d), [], JSON.stringify(d));
+  const written = parsePolicy(policyText(spec), "p.yaml");
+  const model = decisions.length ? { ...written, decisions } : written;
+  const judged = withImplicitRules(model);
+  return { model, image: compile(judged), edges: edges(judged) };
+}
+
 function agree(model: PolicyModel, image: ClassifierImage, c: Connection): void {
   const expected = evaluate(model, c.facts);
   assert.ok(expected.verdict !== "deferred", "the generator makes only packet-decidable rules");
@@ -280,6 +306,8 @@ function agree(model: PolicyModel, image: ClassifierImage, c: Connection): void 
   if (basic) return;
   const got = imageDecision(image, lookupImage(image, c.packet));
   if (expected.rule !== "default") byRule++;
+  if (expected.rule.startsWith("decision:")) byDecision++;
+  if (expected.rule === "dns:doh") byDoh++;
   assert.deepEqual(
     got,
     {
@@ -290,7 +318,7 @@ function agree(model: PolicyModel, image: ClassifierImage, c: Connection): void 
       report: expected.report,
       maxDurationSeconds: expected.maxDurationSeconds ?? 0,
     },
-    `connection ${JSON.stringify(c.facts)}: evaluator says ${expected.reason}`,
+    `connection ${JSON.stringify(c.facts)}: evaluator says ${expected.reason}\ndecisions: ${JSON.stringify(model.decisions ?? [])}`,
   );
 }
 
@@ -299,23 +327,29 @@ const SCALE = Number(process.env.COMPILE_PROPERTY_SCALE ?? 1);
 let checked = 0;
 /** Connections decided by a rule (not a default): the properties are not vacuous. */
 let byRule = 0;
+/** Connections decided by a local decision. */
+let byDecision = 0;
+let byDoh = 0;
+/** FC_SEED (and FC_PATH) from a failure's report replay it. */
+const RUN = process.env.FC_SEED
+  ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH }
+  : {};
 
 test("lookupImage decides every connection as the reference evaluator does", () => {
   fc.assert(
     fc.property(
       policySpec,
       fc.array(packetDice, { minLength: 40, maxLength: 40 }),
-      (spec, dice) => {
-        const model = parsePolicy(policyText(spec), "p.yaml");
-        const image = compile(model);
-        const e = edges(model);
+      localDecisions,
+      (spec, dice, decisions) => {
+        const { model, image, edges: e } = build(spec, decisions);
         for (const d of dice) {
           agree(model, image, connection(e, d));
           checked++;
         }
       },
     ),
-    { numRuns: 500 * SCALE },
+    { numRuns: 500 * SCALE, ...RUN },
   );
 });
 
@@ -326,17 +360,16 @@ test("longer policies (up to 30 rules) agree too", () => {
         fc.array(rule, { minLength: 10, maxLength: 30 }).map((rules) => ({ ...s, rules })),
       ),
       fc.array(packetDice, { minLength: 60, maxLength: 60 }),
-      (spec, dice) => {
-        const model = parsePolicy(policyText(spec), "p.yaml");
-        const image = compile(model);
-        const e = edges(model);
+      localDecisions,
+      (spec, dice, decisions) => {
+        const { model, image, edges: e } = build(spec, decisions);
         for (const d of dice) {
           agree(model, image, connection(e, d));
           checked++;
         }
       },
     ),
-    { numRuns: 150 * SCALE },
+    { numRuns: 150 * SCALE, ...RUN },
   );
 });
 
@@ -345,7 +378,8 @@ test("the properties checked thousands of connections", () => {
   // about a quarter are decided by a rule (the rest by the defaults or as basic networking);
   // a fifth is the floor
   assert.ok(byRule > checked / 5, `only ${byRule} of ${checked} decided by a rule`);
+  assert.ok(byDecision > 100, `only ${byDecision} decided by a local decision`);
   console.log(
-    `# ${checked} connections checked against the evaluator, ${byRule} decided by a rule`,
+    `# ${checked} connections checked against the evaluator, ${byRule} decided by a rule, ${byDecision} by a local decision, ${byDoh} by dns:doh`,
   );
 });
