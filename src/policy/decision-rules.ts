@@ -2,6 +2,7 @@
 // withImplicitRules puts before the file's rules, so the evaluator and the compiler see the same
 // thing. The name has a colon, which no rule name the file writes can have.
 import { parseAddressEntry } from "../config/address-entry.ts";
+import { unmapIpv4 } from "../config/ip.ts";
 import {
   PROTOCOL_NUMBERS,
   type AddressEntry,
@@ -31,16 +32,22 @@ function remoteEntry(d: LocalDecision, pos: SourcePos): AddressEntry {
   // decisionProblems checked the text before it was stored
   if (!parsed.ok) throw new Error(`decision ${d.id}: ${parsed.error}`);
   const t = parsed.value.target;
-  if (t.kind === "interval")
+  if (t.kind === "interval") {
+    // an IPv4-mapped remote (a dual-stack socket's connection) is the IPv4 address it carries,
+    // as connections to it are judged
+    const start = unmapIpv4({ family: t.family, value: t.start });
+    const end = unmapIpv4({ family: t.family, value: t.end });
+    const mapped = start.family === 4 && end.family === 4;
     return {
       kind: "interval",
-      family: t.family,
-      start: t.start,
-      end: t.end,
+      family: mapped ? 4 : t.family,
+      start: mapped ? start.value : t.start,
+      end: mapped ? end.value : t.end,
       text: d.remote,
       negate: false,
       pos,
     };
+  }
   if (t.kind === "hostname")
     return {
       kind: "hostname",

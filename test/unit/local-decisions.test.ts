@@ -118,6 +118,16 @@ test("a decision for one process defers without the process, as a process rule d
   assert.equal(known.rule, "decision:curl");
 });
 
+test("a decision about an IPv4-mapped address (a dual-stack socket's connection) decides that IPv4 address", () => {
+  const m = withDecisions(policy("prevent"), [
+    decision({ id: "mapped", remote: "::ffff:192.0.2.7" }),
+    decision({ id: "mapped-range", remote: "::ffff:192.0.2.16/124" }),
+  ]);
+  assert.equal(evaluate(m, egress("192.0.2.7", 80)).rule, "decision:mapped");
+  assert.equal(evaluate(m, egress("192.0.2.20", 80)).rule, "decision:mapped-range");
+  assert.equal(evaluate(m, egress("192.0.2.8", 80)).rule, "default");
+});
+
 test("a decision by name matches the addresses its identity resolved, a wildcard those below", () => {
   const m = withDecisions(policy("prevent"), [
     decision({ id: "ex", remote: "**.example.org", port: 80, protocol: "tcp" }),
