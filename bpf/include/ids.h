@@ -95,6 +95,12 @@ enum {
 /* the prime 2^31 - 1: a copy's sum (ids_sum) is two polynomials modulo it */
 #define IDS_SUM_P 0x7fffffffull
 
+/* the repeats of one copy let go free (moat_ids_repeat), counted in the kept sum's low byte: past
+ * them a repeat spends the budget as another version does, so a sender that holds a hole open
+ * (the bytes ahead of it are never acknowledged) cannot have each copy summed for nothing */
+#define IDS_FREE_REPEATS 64
+#define IDS_REPEATS_MASK 0xffull
+
 /* the two points the polynomials are evaluated at, each in [1, IDS_SUM_P), drawn at random on
  * first use (0: not yet): unknown to a sender, who cannot choose bytes that sum alike */
 static __u64 ids_sum_points;
@@ -528,8 +534,9 @@ static __always_inline __u64 ids_sum_points_drawn(void)
 }
 
 /* The sum of a copy (its direction, place, length, urgent byte and bytes), never 0: two
- * polynomials in its 16-bit pieces at secret points. Two different copies (at most 516 pieces)
- * sum alike with a chance below 2^-43, so a sender cannot pass one version off as another. */
+ * polynomials in its 16-bit pieces at secret points, the second's low byte left for the count of
+ * free repeats. Two different copies (at most 516 pieces) sum alike with a chance below 2^-35, so
+ * a sender cannot pass one version off as another. */
 static __always_inline __u64 ids_sum(const struct moat_ids_record *r, __u32 len)
 {
 	__u64 points = ids_sum_points_drawn();
@@ -554,7 +561,7 @@ static __always_inline __u64 ids_sum(const struct moat_ids_record *r, __u32 len)
 	}
 	a = a >= IDS_SUM_P ? a - IDS_SUM_P : a;
 	b = b >= IDS_SUM_P ? b - IDS_SUM_P : b;
-	return 1ull << 63 | a << 32 | b;
+	return (1ull << 63 | a << 32 | b) & ~IDS_REPEATS_MASK;
 }
 
 /* Whether a copy over bytes already copied (IDS_AGAIN, its bytes loaded) repeats the copy before
@@ -574,10 +581,14 @@ __noinline int moat_ids_repeat(const struct pkt *p, struct moat_ids_record *r)
 	struct moat_ct *e = bpf_map_lookup_elem(&conntrack, &k);
 	if (!e)
 		return 0;
-	if (e->ids.again != sum) {
+	__u64 repeats = e->ids.again & IDS_REPEATS_MASK;
+	if ((e->ids.again & ~IDS_REPEATS_MASK) != sum) {
 		e->ids.again = sum;
 		return 0;
 	}
+	if (repeats >= IDS_FREE_REPEATS)
+		return 0;
+	e->ids.again = sum | (repeats + 1);
 	int d = !r->to_server;
 	if (e->ids.state[d] >> 4)
 		e->ids.state[d] -= IDS_OVERLAP;

@@ -173,6 +173,16 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
     ]);
   });
 
+  test("a copy repeated past 64 times is no longer free: a sender that holds a hole open (bytes ahead of it are never acknowledged) loses its direction", () => {
+    const f = inboundTcpFlow();
+    handshake(f);
+    const ahead = Buffer.from("ahead of a hole at 1001-1010");
+    for (let i = 0; i < 100; i++) run("xdp", f.client("PA", 1011, ahead));
+    const got = taken();
+    assert.deepEqual(got.at(-1), [10 + ahead.length, "", null, true], "told lost, past its copy");
+    assert.ok(got.length < 20, `${got.length} copies sent`);
+  });
+
   test("another version after exact repeats is still copied, either way round", () => {
     const orders: [Buffer, Buffer][] = [
       [DECOY, REQUEST],
