@@ -97,5 +97,5 @@ print("done")`,
   // kept where the next daemon reads it
   const state = readFileSync(join(lab.dir, "anomaly-state.json"), "utf8");
   assert.ok(state.includes(a?.id ?? "?"));
-  assert.match(lab.audit(), /anomaly [0-9a-f]{12} \(new_destination .*\) accepted as normal by/);
+  await lab.auditHas(/anomaly [0-9a-f]{12} \(new_destination .*\) accepted as normal by/);
 });

@@ -76,8 +76,7 @@ test("policy apply --confirm: on trial at once, reverted by itself when not conf
   assert.equal(after.generation, before + 2, "the revert is a new generation");
   assert.equal(after.text, saved);
   assert.equal(web(lab), false, "port 80 is blocked again");
-  assert.match(
-    lab.audit(),
+  await lab.auditHas(
     new RegExp(
       `POLICY APPLIED revert by moat \\(not confirmed in time; applied by unix uid 0 pid \\d+\\): generation ${before + 2}`,
     ),
@@ -137,5 +136,5 @@ test("policy confirm keeps and saves the policy on trial; --dry-run shows the di
   assert.equal(shown(lab).trial, undefined);
   assert.equal(readFileSync(lab.policyPath, "utf8"), policy(lab, true), "saved once confirmed");
   assert.equal(web(lab), true);
-  assert.match(lab.audit(), /POLICY CONFIRMED policy by unix uid 0 pid \d+/);
+  await lab.auditHas(/POLICY CONFIRMED policy by unix uid 0 pid \d+/);
 });

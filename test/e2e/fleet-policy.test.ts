@@ -170,8 +170,7 @@ test("a daemon follows its policy key: applies, refuses with line:col, applies e
   assert.equal(applied.s.applied_revision, r1);
   assert.deepEqual(applied.s.errors, []);
   assert.equal(lab.scan([80]).get(80), "open");
-  assert.match(
-    lab.audit(),
+  await lab.auditHas(
     new RegExp(
       `POLICY APPLIED policy by fleet moat-policy/policy\\.web1 revision ${r1}: generation \\d+`,
     ),

@@ -77,6 +77,7 @@ test("prevent mode: nmap sees exactly the open ports, blocks are audited", async
     assert.equal(lab.inB("ping", ["-c", "1", "-w", "2", lab.v4.a]), 0, "egress ping and its reply");
 
     await lab.daemon.waitFor(/BLOCKED ingress tcp .* -> .*:8080 on /);
+    await lab.auditHas(/BLOCKED ingress tcp .* -> .*:8080 on /);
     const st = statSync(lab.auditPath);
     assert.equal(st.mode & 0o777, 0o600, "audit log is 0600");
     assert.equal(st.uid, 0, "audit log is owned by root");
@@ -119,7 +120,7 @@ test("detect mode: the same traffic passes and is reported as detected", async (
     assert.deepEqual(lab.curl(`http://${lab.v4.b}:8080/`), { status: 0, body: "port 8080\n" });
     assert.equal(udpEcho(lab, lab.v4.b, 5353), "hello\n", "udp 5353 passes in detect mode");
     await lab.daemon.waitFor(/DETECTED ingress udp .* -> .*:5353 /);
-    const audit = lab.audit();
+    const audit = await lab.auditHas(/DETECTED ingress udp .* -> .*:5353 /);
     assert.match(
       audit,
       new RegExp(

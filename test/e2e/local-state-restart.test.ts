@@ -54,7 +54,7 @@ rules:
   assert.equal(reaches(lab), true, "detect lets it through");
   assert.equal(readFileSync(lab.policyPath, "utf8"), policyText, "the policy file is untouched");
   assert.match(moat(lab, "decisions").stdout, /^mode detect {2}\(by unix uid 0 pid \d+ at /m);
-  assert.match(lab.audit(), /POLICY APPLIED mode detect by unix uid 0 pid \d+: generation/);
+  await lab.auditHas(/POLICY APPLIED mode detect by unix uid 0 pid \d+: generation/);
 
   // the queue is written a second after a change: wait for it, then stop and start again
   const reviewFile = join(lab.dir, "review.json");

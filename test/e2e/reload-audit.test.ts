@@ -78,7 +78,7 @@ test("file-change and SIGHUP reloads are audited, refusals included; API changes
   });
   assert.equal(mode.status, 0, mode.stderr);
   // the CLI's own pid: the kernel's record of who connected
-  assert.match(lab.audit(), /POLICY APPLIED mode detect by unix uid 0 pid \d+: generation/);
+  await lab.auditHas(/POLICY APPLIED mode detect by unix uid 0 pid \d+: generation/);
   const pid = Number(/by unix uid 0 pid (\d+)/.exec(lab.audit())?.[1]);
   assert.notEqual(pid, lab.daemon.proc.pid, "the peer, not the daemon");
 });

@@ -122,5 +122,5 @@ rules:
     `blocked again once the decision expired:\n${lab.daemon.lines.slice(-8).join("\n")}`,
   );
   assert.match(moat(lab, "decisions").stdout, /^no local decisions$/m);
-  assert.match(lab.audit(), new RegExp(`DECISIONS decision ${made.decision.id} expired`));
+  await lab.auditHas(new RegExp(`DECISIONS decision ${made.decision.id} expired`));
 });

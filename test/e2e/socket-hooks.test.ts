@@ -44,7 +44,7 @@ rules:
     assert.match(r.stderr, /Operation not permitted/);
     const line = await lab.daemon.waitFor(/BLOCKED egress tcp .*:8080 .*by rule no-8080 \(curl/);
     assert.match(line, /\(curl pid \d+\)/);
-    assert.match(lab.audit(), /BLOCKED egress tcp .* -> .*:8080 .*no-8080 \(curl pid \d+\)/);
+    await lab.auditHas(/BLOCKED egress tcp .* -> .*:8080 .*no-8080 \(curl pid \d+\)/);
   });
 
   await t.test("IPv6 connect() is judged the same way", () => {

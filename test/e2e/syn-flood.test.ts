@@ -279,7 +279,7 @@ test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel
       assert.equal(e.attack?.answered, "moat");
     }
     assert.ok((events[1]?.attack?.over ?? 0) > 100, "the end says how many SYNs were over");
-    assert.match(lab.audit(), /BLOCKED ingress tcp SYN flood on port 8080 started/);
+    await lab.auditHas(/BLOCKED ingress tcp SYN flood on port 8080 started/);
   } finally {
     await flood.stop();
     await lab.close();
@@ -371,7 +371,7 @@ test("a UDP amplification replay from port 53 is cut to the limit and reported o
     assert.equal(reports.length, 1, "aggregated: one report per source per 10 s");
     assert.equal(reports[0]?.type, "blocked");
     assert.equal(reports[0]?.rule, "flood");
-    assert.match(lab.audit(), /BLOCKED ingress udp .*:53 -> .* by rule flood \(UDP amplification/);
+    await lab.auditHas(/BLOCKED ingress udp .*:53 -> .* by rule flood \(UDP amplification/);
   } finally {
     await lab.close();
   }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createLab, labPinDir, type Lab } from "./netns.ts";
 import { spawnLines, type LineChild } from "./child.ts";
 import { MOAT, NODE, ROOT } from "./paths.ts";
+import { until } from "./until.ts";
 
 export interface MoatLab extends Lab {
   dir: string;
@@ -26,6 +27,11 @@ export interface MoatLab extends Lab {
   /** Replaces the policy file (the daemon reloads on change). */
   writePolicy(text: string): void;
   audit(): string;
+  /**
+   * The audit log once it has a line `pattern` matches (the daemon writes the log after the turn
+   * that printed the event, so a line seen on its output may not be in the file yet).
+   */
+  auditHas(pattern: RegExp, ms?: number): Promise<string>;
   /** nmap SYN scan from a: port -> state ("open", "closed", "filtered"). */
   scan(ports: number[], target?: string): Map<number, string>;
   /** curl from a; returns curl's exit status and body. */
@@ -129,6 +135,22 @@ export async function startMoatLab(
       renameSync(`${policyPath}.new`, policyPath);
     },
     audit: () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : ""),
+    async auditHas(pattern, ms = 10_000) {
+      const read = () => (existsSync(auditPath) ? readFileSync(auditPath, "utf8") : "");
+      try {
+        return await until(
+          `an audit line matching ${pattern}`,
+          () => {
+            const text = read();
+            return pattern.test(text) ? text : undefined;
+          },
+          ms,
+          50,
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; the audit log:\n${read()}`);
+      }
+    },
     scan(ports, target = lab.v4.b) {
       const r = spawnSync(
         "ip",
