@@ -112,6 +112,9 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 	__u32 limited = r->flags & MOAT_RULE_LIMITED ? MOAT_CT_LIMITED : 0;
 	if ((ct->flags & MOAT_CT_LIMITED) != limited)
 		__sync_fetch_and_xor(&ct->flags, MOAT_CT_LIMITED);
+	/* let through (a re-judging): its packets pass, and a later block holds both ways */
+	if (ct->verdict != MOAT_EV_BLOCKED && (ct->flags & MOAT_CT_BLOCKED_FIRST))
+		__sync_fetch_and_and(&ct->flags, ~MOAT_CT_BLOCKED_FIRST);
 }
 
 /* a packet from the remote of an allowed connection whose rule has a rate limit: over it, it is
@@ -269,9 +272,10 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	return rule2;
 }
 
-/* the first packet of a connection: judge, remember, report */
+/* The first packet of a connection: judge, remember, report. `replaces`: the tuple's live entry
+ * is the other side's, which opens_anew let this packet open anew */
 static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
-				     const struct moat_ct_key *k, int src_side)
+				     const struct moat_ct_key *k, int src_side, int replaces)
 {
 	struct facts f;
 	struct moat_rule r;
@@ -307,6 +311,10 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 		ct->seq_end[(src_side != ct->initiator) & 1] = tcp_segment_end(p, j->len);
 	}
 	set_judgement(ct, rule, &r, p->t.proto, j->m->generation);
+	/* a udp flow blocked from its start, by the rules of its first sender's side: the other
+	 * side's datagram is judged by its own (not once both sides' rules blocked it) */
+	if (p->t.proto == IPPROTO_UDP && ct->verdict == MOAT_EV_BLOCKED && !replaces)
+		ct->flags |= MOAT_CT_BLOCKED_FIRST;
 	if (s) {
 		ct->owner = s->owner;
 		/* the relay's own connection, by its rule: the relay's decision for its life */
@@ -488,6 +496,21 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 	return !local_tcp_flows(j->ctx, p, j->h->dir);
 }
 
+/* Whether a packet on the tuple of a tracked connection opens a new one, judged anew: a bare syn
+ * (syn_opens_anew), or a datagram from the side that did not send the first one of a udp flow
+ * blocked from its start, nothing of which passed. As for a blocked syn, that datagram reached no
+ * one: a udp server whose entry was lost and that sent first, blocked, is not cut from the peer
+ * the ingress rules let in, and a peer's blocked datagram (or a forger's) does not stop this
+ * host's own flow on the same ports. A flow blocked after it was let through (an ids cut, a
+ * re-judging, a ban) stays blocked both ways. */
+static __always_inline int opens_anew(const struct judge_ctx *j, const struct pkt *p,
+				      const struct moat_ct *ct, int src_side)
+{
+	if (ct->flags & MOAT_CT_BLOCKED_FIRST)
+		return src_side != ct->initiator && ct->verdict == MOAT_EV_BLOCKED;
+	return syn_opens_anew(j, p, ct, src_side);
+}
+
 /* an icmp error about a connection that is not blocked passes with it */
 static __always_inline int related_pass(struct judge_ctx *j, const struct pkt *p)
 {
@@ -602,10 +625,11 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	 * last-seen time; anything else reads the clock */
 	if (ct)
 		j->now = bpf_ktime_get_coarse_ns();
-	if (ct && ct_usable(ct, p, &j->now) && !syn_opens_anew(j, p, ct, side)) {
+	int live = ct && ct_usable(ct, p, &j->now);
+	if (live && !opens_anew(j, p, ct, side)) {
 		out = established(j, p, &k, ct, side);
 	} else {
-		out = judge_new(j, p, &k, side);
+		out = judge_new(j, p, &k, side, live);
 	}
 	/* a new connection's first packet noted for the ids copy, then dropped over its rate
 	 * limit (asked after the entry is made, as the limit reads it) */

@@ -474,6 +474,11 @@ enum moat_ct_flag {
 	/* ids (ids.h): nothing more of this flow is copied (its first bytes were, or it was not
 	 * sampled, or it was opened before) */
 	MOAT_CT_IDS_DONE = 0x800,
+	/* udp: blocked from its first datagram, and nothing of it has passed since (set_judgement
+	 * clears it once its verdict is not blocked): a datagram from the side that did not send
+	 * the first one opens the flow anew (judge.h, opens_anew). An entry without it stays
+	 * blocked both ways */
+	MOAT_CT_BLOCKED_FIRST = 0x1000,
 };
 
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by

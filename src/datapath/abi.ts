@@ -110,6 +110,7 @@ export const CtFlag = {
   relayed: 0x200,
   limited: 0x400,
   idsDone: 0x800,
+  blockedFirst: 0x1000,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */
