@@ -98,12 +98,27 @@ export interface TestCgroup {
   remove(): void;
 }
 
-/** Removes a cgroup directory and its children (their processes must have exited). */
-function removeCgroup(path: string): void {
+/** Blocks this thread for `ms` (a test's clean-up, which may not be asynchronous). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Removes a cgroup directory and its children. Their processes must have been ended: one killed
+ * a moment ago may still be exiting (rmdir: EBUSY), so a busy directory is tried again for
+ * `patienceMs`.
+ */
+function removeCgroup(path: string, patienceMs = 5000): void {
   if (!existsSync(path)) return;
   for (const e of readdirSync(path, { withFileTypes: true }))
-    if (e.isDirectory()) removeCgroup(join(path, e.name));
-  rmdirSync(path);
+    if (e.isDirectory()) removeCgroup(join(path, e.name), patienceMs);
+  for (let waited = 0; ; waited += 50) {
+    try {
+      rmdirSync(path);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EBUSY" || waited >= patienceMs) throw err;
+      pause(50);
+    }
+  }
 }
 
 /** Test cgroups and namespaces are named after the test process's pid. */
@@ -121,7 +136,7 @@ export function sweepStale(): void {
   const mount = cgroup2Mount();
   for (const name of mount ? readdirSync(mount) : []) {
     try {
-      if (gone(name)) removeCgroup(join(mount ?? "", name));
+      if (gone(name)) removeCgroup(join(mount ?? "", name), 0);
     } catch {
       // still busy: the next sweep
     }
