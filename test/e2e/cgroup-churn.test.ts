@@ -9,14 +9,7 @@ import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
-import { until } from "../helpers/until.ts";
-
-/** The generations the daemon said it applied, in order. */
-const appliedGenerations = (lines: string[]) =>
-  lines.flatMap((l) => {
-    const m = / applied: generation (\d+)/.exec(l);
-    return m ? [Number(m[1])] : [];
-  });
+import { appliedGenerations, reloadBySignal } from "../helpers/daemon-state.ts";
 
 /** Long enough for the daemon to have looked at the host again (inotify, then a read). */
 const settle = () => new Promise((r) => setTimeout(r, 2000));
@@ -50,14 +43,9 @@ rules:
   await settle();
 
   // a reload, queued behind any compile the cgroups asked for: the generation after the start's
-  lab.daemon.kill("SIGHUP");
-  const reload = await until(
-    "the reload's audit line",
-    () => /POLICY APPLIED reload by signal SIGHUP: generation (\d+)/.exec(lab.audit())?.[1],
-  );
-  await lab.daemon.waitFor(new RegExp(` applied: generation ${reload}\\b`));
+  await reloadBySignal(lab);
   assert.deepEqual(
-    appliedGenerations(lab.daemon.lines),
+    appliedGenerations(lab),
     [1, 2],
     `the start's policy, then the reload's:\n${lab.daemon.lines.join("\n")}`,
   );

@@ -3,21 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
 import { until } from "../helpers/until.ts";
+import { appliedGenerations, reloadBySignal, stateDir } from "../helpers/daemon-state.ts";
 import type { SetView } from "../../src/api/index.ts";
-
-/** The generations the daemon said it applied, in order. */
-const appliedGenerations = (lab: MoatLab) =>
-  lab.daemon.lines.flatMap((l) => {
-    const m = / applied: generation (\d+)/.exec(l);
-    return m ? [Number(m[1])] : [];
-  });
 
 function feedView(lab: MoatLab): SetView | undefined {
   const r = spawnSync(MOAT, ["set", "list", "--json", "--api", `unix:${lab.apiSocket}`], {
@@ -46,14 +37,7 @@ createServer((req, res) => {
 }
 
 test("a feed served again without validators, unchanged, is applied once", async (t) => {
-  const state = mkdtempSync(join(tmpdir(), "moat-state-"));
-  const before = process.env.MOAT_STATE_DIR;
-  process.env.MOAT_STATE_DIR = state;
-  t.after(() => {
-    if (before === undefined) delete process.env.MOAT_STATE_DIR;
-    else process.env.MOAT_STATE_DIR = before;
-    rmSync(state, { recursive: true, force: true });
-  });
+  stateDir(t);
   const port = 18_000 + Math.floor(Math.random() * 2000);
   let server: LineChild | undefined;
   t.after(() => server?.kill());
@@ -92,12 +76,7 @@ rules:
   );
 
   // a reload, queued behind any compile the fetches asked for
-  lab.daemon.kill("SIGHUP");
-  const reload = await until(
-    "the reload's audit line",
-    () => /POLICY APPLIED reload by signal SIGHUP: generation (\d+)/.exec(lab.audit())?.[1],
-  );
-  await lab.daemon.waitFor(new RegExp(` applied: generation ${reload}\\b`));
+  await reloadBySignal(lab);
   assert.deepEqual(
     appliedGenerations(lab),
     [1, 2, 3],

@@ -13,6 +13,7 @@ import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { SetView } from "../../src/api/index.ts";
 import { until } from "../helpers/until.ts";
+import { stateDir } from "../helpers/daemon-state.ts";
 
 function moat(lab: MoatLab, ...args: string[]) {
   const r = spawnSync(MOAT, [...args, "--api", `unix:${lab.apiSocket}`], {
@@ -24,19 +25,6 @@ function moat(lab: MoatLab, ...args: string[]) {
 
 const sets = (lab: MoatLab) =>
   (JSON.parse(moat(lab, "set", "list", "--json").stdout) as { sets: SetView[] }).sets;
-
-/** A state folder of its own for the daemon of this test (the set store is in it). */
-function stateDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "moat-state-"));
-  const before = process.env.MOAT_STATE_DIR;
-  process.env.MOAT_STATE_DIR = dir;
-  t.after(() => {
-    if (before === undefined) delete process.env.MOAT_STATE_DIR;
-    else process.env.MOAT_STATE_DIR = before;
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 test("moat set add blocks a client at once; the entry expiring lets it through; entries survive a restart", async (t) => {
   stateDir(t);

@@ -10,21 +10,15 @@ import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
-import { until, untilTrue } from "../helpers/until.ts";
+import { untilTrue } from "../helpers/until.ts";
+import { appliedGenerations, reloadBySignal, stateDir } from "../helpers/daemon-state.ts";
 
 /** A state folder of this test's own, its set store holding `files` (NAME.dynamic: text). */
 function stateWith(t: TestContext, files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "moat-state-"));
+  const dir = stateDir(t);
   mkdirSync(join(dir, "sets"), { mode: 0o700 });
   for (const [name, text] of Object.entries(files))
     writeFileSync(join(dir, "sets", name), text, { mode: 0o600 });
-  const before = process.env.MOAT_STATE_DIR;
-  process.env.MOAT_STATE_DIR = dir;
-  t.after(() => {
-    if (before === undefined) delete process.env.MOAT_STATE_DIR;
-    else process.env.MOAT_STATE_DIR = before;
-    rmSync(dir, { recursive: true, force: true });
-  });
   return dir;
 }
 
@@ -39,13 +33,6 @@ function status(lab: MoatLab): { generation: number; reloads: { ok: number } } {
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { generation: number; reloads: { ok: number } };
 }
-
-/** The generations the daemon said it applied, in order. */
-const appliedGenerations = (lab: MoatLab) =>
-  lab.daemon.lines.flatMap((l) => {
-    const m = / applied: generation (\d+)/.exec(l);
-    return m ? [Number(m[1])] : [];
-  });
 
 test("a start on a dynamic set that holds an entry expired while moat was down applies once", async (t) => {
   const state = stateWith(t, {
@@ -76,19 +63,8 @@ rules:
     100,
   );
   // a reload, queued behind any change the pruning asked for: the generation after the start's
-  lab.daemon.kill("SIGHUP");
-  const reload = await until(
-    "the reload's audit line",
-    () => /POLICY APPLIED reload by signal SIGHUP: generation (\d+)/.exec(lab.audit())?.[1],
-    30_000,
-    100,
-  );
-  assert.equal(
-    Number(reload),
-    2,
-    `the start's policy, then the reload's:\n${lab.daemon.lines.join("\n")}`,
-  );
-  await lab.daemon.waitFor(new RegExp(` applied: generation ${reload}\\b`));
+  const reload = await reloadBySignal(lab);
+  assert.equal(reload, 2, `the start's policy, then the reload's:\n${lab.daemon.lines.join("\n")}`);
   assert.deepEqual(appliedGenerations(lab), [1, 2]);
   const s = status(lab);
   assert.equal(s.generation, 2);
