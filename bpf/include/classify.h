@@ -286,24 +286,31 @@ static __always_inline __u32 exe_class(__u32 slot, struct moat_exe_key *exe)
 /* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
  * (docs/socket-hooks.md): up to five key lookups, one to four combination lookups (the steps
  * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
- * predicts, the post-route check the real one.
+ * predicts, the post-route check the real one. No owner (`o` NULL: a packet no socket record
+ * owns) is class 0 of every process field, which holds the rules that do not constrain it: so
+ * no process rule's, and the interface rules' of `ifindex`.
  * A global function, like classify() */
 __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
 				  __u32 ifindex)
 {
-	if (!m || !o)
+	if (!m)
 		return 0;
-	struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev, .gen = o->exe_gen};
-	struct moat_lpm6_key key = {.prefixlen = 128};
-	__u32 uid = o->uid, p;
-	__u64 cgroup = o->cgroup_id;
+	__u32 cp = 0, cn = 0, cu = 0, cc = 0, p;
 
-	/* a field of one class (no rule names it), or no executable to find: class 0, unasked */
-	__builtin_memcpy(key.addr, o->comm, 16);
-	__u32 cp = m->lean & MOAT_LEAN_NO_EXE ? 0 : exe_class(slot, &exe);
-	__u32 cn = m->proc_nn > 1 ? key_class(&tbl_proc_comm, slot, &key) : 0;
-	__u32 cu = m->proc_nu > 1 ? key_class(&tbl_proc_uid, slot, &uid) : 0;
-	__u32 cc = m->proc_nc > 1 ? key_class(&tbl_proc_cgroup, slot, &cgroup) : 0;
+	if (o) {
+		struct moat_exe_key exe = {.ino = o->exe_ino, .dev = o->exe_dev, .gen = o->exe_gen};
+		struct moat_lpm6_key key = {.prefixlen = 128};
+		__u32 uid = o->uid;
+		__u64 cgroup = o->cgroup_id;
+
+		/* a field of one class (no rule names it), or no executable to find: class 0,
+		 * unasked */
+		__builtin_memcpy(key.addr, o->comm, 16);
+		cp = m->lean & MOAT_LEAN_NO_EXE ? 0 : exe_class(slot, &exe);
+		cn = m->proc_nn > 1 ? key_class(&tbl_proc_comm, slot, &key) : 0;
+		cu = m->proc_nu > 1 ? key_class(&tbl_proc_uid, slot, &uid) : 0;
+		cc = m->proc_nc > 1 ? key_class(&tbl_proc_cgroup, slot, &cgroup) : 0;
+	}
 	__u32 ci = m->proc_ni > 1 ? key_class(&tbl_proc_iface, slot, &ifindex) : 0;
 	/* a step folded into the next passes its index on: the next table is indexed by both */
 	__u32 folds = m->proc_folds, idx = cp * m->proc_nn + cn;
@@ -425,6 +432,19 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 	if (!m->socket_image)
 		return classify(slot, 0, m, f);
 	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, m, f));
+}
+
+/* the rule deciding a tcp or udp packet that leaves by `ifindex` with no socket record to own
+ * it (a forwarded packet, a packet socket's, a socket outside attach.cgroup): interface rules
+ * judge it by that interface, and no process rule matches it. Any other: the packet hooks'
+ * tables */
+static __always_inline __u32 classify_unowned_at(__u32 slot, const struct moat_meta *m,
+						 struct facts *f, __u32 ifindex)
+{
+	if (f->dir != MOAT_DIR_EGRESS || !m->socket_image || m->proc_ni <= 1 ||
+	    !proto_ported(f->proto))
+		return classify(slot, 0, m, f);
+	return classify_owned_at(slot, m, f, NULL, ifindex);
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

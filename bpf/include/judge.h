@@ -176,7 +176,7 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 
 	facts_of_ct(k, ct, &f);
 	__u32 rule = ct->owner.pid ? classify_owned(j->slot, j->m, &f, &ct->owner)
-				   : classify(j->slot, 0, j->m, &f);
+				   : classify_unowned_at(j->slot, j->m, &f, ct->ifindex);
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
@@ -204,12 +204,12 @@ static __always_inline int sock_is_for(const struct moat_sock *s, const struct p
 
 /* the rule deciding a new connection: the socket hooks' decision for it when they made one
  * under this policy, else the tables (with the owner's process class if a hook saw the
- * socket) */
+ * socket, with none and the interface it leaves by if no hook did) */
 static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts *f,
 					const struct moat_sock *s, const struct pkt *p)
 {
 	if (!s)
-		return classify(j->slot, 0, j->m, f);
+		return classify_unowned_at(j->slot, j->m, f, j->h->from.ifindex);
 	if (s->rule != MOAT_RULE_NONE && s->generation == j->m->generation && sock_is_for(s, p))
 		return s->rule;
 	return classify_owned(j->slot, j->m, f, &s->owner);
@@ -261,7 +261,7 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	other.client_port = f->server_port;
 	other.server_port = f->client_port;
 	__u32 rule2 = s ? classify_owned(j->slot, j->m, &other, &s->owner)
-			: classify(j->slot, 0, j->m, &other);
+			: classify_unowned_at(j->slot, j->m, &other, j->h->from.ifindex);
 	rule_get(j->slot, rule2, &r2);
 	if (verdict_of(&r2) == MOAT_EV_BLOCKED)
 		return rule;
@@ -575,7 +575,8 @@ static __always_inline int judge_fragment(const struct judge_ctx *j, const struc
 	}
 	tally(j, MOAT_CNT_FRAGMENT_ORPHAN);
 	facts_of_packet(p, j->h->dir, &f);
-	__u32 rule = classify(j->slot, 0, j->m, &f);
+	__u32 rule = j->s ? classify(j->slot, 0, j->m, &f)
+			  : classify_unowned_at(j->slot, j->m, &f, j->h->from.ifindex);
 	rule_get(j->slot, rule, &r);
 	count_rule(j->slot, j->m, rule, j->len, 0);
 	return out_of(j, verdict_of(&r));

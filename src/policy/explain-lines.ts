@@ -56,6 +56,7 @@ export function explanationLines(
       `${endpoint(client, facts.family)} -> ${endpoint(server, facts.family)}${icmp} (${roles})`,
   ];
   if (facts.process) out.push(`process: ${formatProcess(facts.process)}`);
+  else if (facts.process === null) out.push("process: none (no process on this host owns it)");
   if (facts.interface) out.push(`interface: ${formatInterface(facts.interface)}`);
   if (facts.remote.names) out.push(`remote names: ${facts.remote.names.join(", ")}`);
   if (facts.layer7?.dns) out.push(`dns query: ${facts.layer7.dns.name}`);

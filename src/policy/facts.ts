@@ -123,8 +123,11 @@ export interface ConnectionFacts {
    * only with 255 (docs/datapath.md, "Basic networking"); absent = not 255.
    */
   hopLimit?: number;
-  /** A full ProcessFacts from attribution fits; absent fields are unknown. */
-  process?: KnownProcess;
+  /**
+   * A full ProcessFacts from attribution fits; absent fields are unknown. null: no process owns
+   * it on this host (a forwarded packet, one a packet socket sent), so no process section matches.
+   */
+  process?: KnownProcess | null;
   /** Absent fields are unknown. */
   interface?: Partial<InterfaceFacts>;
   layer7?: Layer7Facts;

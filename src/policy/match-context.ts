@@ -24,7 +24,8 @@ function globs(
   );
 }
 
-export function matchProcess(rule: ProcessMatch, facts: KnownProcess | undefined): Outcome {
+export function matchProcess(rule: ProcessMatch, facts: KnownProcess | null | undefined): Outcome {
+  if (facts === null) return no();
   if (!facts) return maybe("process");
   const parts: Outcome[] = [];
   if (rule.path) parts.push(globs(rule.path, facts.path, "process path", (p) => `process ${p}`));

@@ -103,6 +103,35 @@ test("--interface with --tunnel decides an interface rule; without --tunnel it i
   ]);
 });
 
+test("--process none (a forwarded packet): no process rule matches, the interface rule decides", async () => {
+  const vpn = await moat(
+    "explain",
+    FILE,
+    ...OUT,
+    "--process",
+    "none",
+    "--interface",
+    "wg0",
+    "--tunnel",
+  );
+  assert.deepEqual(vpn.stdout, [
+    CONNECTION,
+    "process: none (no process on this host owns it)",
+    "interface: wg0, tunnel",
+    "verdict: allowed",
+    "action: allow",
+    "rule: vpn-only",
+    "mode: prevent",
+    "reason: rule vpn-only (line 15): interface wg0, tunnelled",
+  ]);
+  const plain = await moat("explain", FILE, ...OUT, "--process", "none", "--interface", "eth0");
+  assert.deepEqual(plain.stdout.slice(3, 6), [
+    "verdict: blocked",
+    "action: block",
+    "rule: default",
+  ]);
+});
+
 test("fields left out are unknown: the rules that need them defer", async () => {
   const result = await moat("explain", FILE, ...OUT, "--process", "path=/usr/bin/wget");
   assert.deepEqual(result.stdout, [

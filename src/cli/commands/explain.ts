@@ -39,6 +39,7 @@ const USAGE = `moat explain FILE PROTO CLIENT '->' SERVER [type N [code N]] [--d
   Quote the arrow in a shell ('->'), write 'to', or leave it out.
   --process: the local process owning the socket; keys ${PROCESS_FIELDS.join(", ")}
     (user is a uid or a name; container=none = not in a container). Keys left out are unknown.
+    --process none: no process on this host owns it (a packet the host forwards).
   --interface: the interface the connection is routed by (not a tunnel unless --tunnel).
   --hop-limit: the first packet's IPv6 hop limit (IPv4 TTL); neighbour and router discovery
     with 255 is basic networking, which passes unjudged (docs/datapath.md).

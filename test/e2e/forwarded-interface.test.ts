@@ -1,0 +1,85 @@
+// Interface rules and forwarded traffic: a container's packets reach moat's host (namespace b)
+// without a socket there, and the host routes them out of one of its interfaces. The TC hook of
+// that interface judges them by it: an egress rule naming the interface applies to them as to
+// the host's own connections, and no process rule matches them.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { runIn } from "../helpers/cgroup-run.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
+
+const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
+
+test("a container's forwarded connection leaving by an interface an egress rule names", async (t) => {
+  const cg = cgroupForTest(t, "fwdif");
+  const c = `moat-fwdif-c-${process.pid}`;
+  const wg = `mfw${process.pid % 100000}`;
+  const mc = `mfc${process.pid % 100000}`;
+  cg.onClose(() => {
+    try {
+      ip("netns", "del", c);
+    } catch {
+      // never made
+    }
+  });
+  const lab = await startCgroupLab(
+    cg,
+    "forwarded interface",
+    (l) => {
+      // the host's second way out: 10.77.0.0/24 by `wg`, a veth into namespace a
+      ip("link", "add", wg, "netns", l.b, "type", "veth", "peer", "name", `${wg}p`, "netns", l.a);
+      ip("-n", l.b, "addr", "add", "10.77.0.1/24", "dev", wg);
+      ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${wg}p`);
+      ip("-n", l.b, "link", "set", wg, "up");
+      ip("-n", l.a, "link", "set", `${wg}p`, "up");
+      // a container namespace c behind b, by an interface moat does not guard
+      ip("netns", "add", c);
+      ip("link", "add", mc, "netns", l.b, "type", "veth", "peer", "name", "eth0", "netns", c);
+      ip("-n", l.b, "addr", "add", "10.78.0.1/24", "dev", mc);
+      ip("-n", c, "addr", "add", "10.78.0.2/24", "dev", "eth0");
+      ip("-n", l.b, "link", "set", mc, "up");
+      ip("-n", c, "link", "set", "eth0", "up");
+      ip("-n", c, "link", "set", "lo", "up");
+      ip("-n", c, "route", "add", "default", "via", "10.78.0.1");
+      // a answers the container by the way it came: the veth's, or wg's
+      ip("-n", l.a, "route", "add", "10.78.0.0/24", "via", l.v4.b);
+      execFileSync("ip", ["netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${guardedInterface(l.ifB)}, ${wg}], cgroup: ${cg.cgroup} }
+logging: { audit: { path: ${l.auditPath} } }
+rules:
+  - { name: nothing-by-${wg}, direction: egress, action: block, interface: { name: [${wg}] } }
+  - { name: no-root-web, direction: egress, action: block, process: { user: [0] }, layer4: { protocol: tcp, port: [8080] } }
+`;
+    },
+    ["tcp:80,8080"],
+  );
+  const curl = (url: string) =>
+    runIn(c, null, ["curl", "-sS", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}", url]);
+
+  await t.test("out by the veth no rule names: it passes", () => {
+    const r = curl(`http://${lab.v4.a}/`);
+    assert.equal(r.stdout, "200", `curl from the container: ${r.stderr}`);
+  });
+
+  await t.test("out by the interface the rule names: dropped, and reported", async () => {
+    const r = curl("http://10.77.0.5/");
+    // the SYN is dropped at the host's interface: curl waits until its own timeout (exit 28)
+    assert.equal(r.status, 28, `curl from the container: ${r.stdout} ${r.stderr}`);
+    await lab.daemon.waitFor(
+      new RegExp(`BLOCKED egress tcp .*10\\.77\\.0\\.5:80 .*by rule nothing-by-${wg}`),
+    );
+    await lab.auditHas(
+      new RegExp(`BLOCKED egress tcp .* -> 10\\.77\\.0\\.5:80 .*nothing-by-${wg}`),
+    );
+  });
+
+  await t.test("a process rule does not match a packet without a process", () => {
+    // curl in the container runs as root, but its packets reach the host without a socket
+    const r = curl(`http://${lab.v4.a}:8080/`);
+    assert.equal(r.stdout, "200", `curl from the container: ${r.stderr}`);
+  });
+});
