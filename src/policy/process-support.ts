@@ -6,10 +6,20 @@
 // side"), at the listener a TCP SYN reaches: it knows the listener's owner, not the interface, and
 // its process tables have no client port.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
-import { PROTOCOL_NUMBERS, type PolicyModel } from "../config/model.ts";
+import { PROTOCOL_NUMBERS, type PolicyModel, type Rule } from "../config/model.ts";
 import { plainPos } from "../config/positions.ts";
 import { commRange } from "./compile/process.ts";
 import { protocolName } from "./match-layer4.ts";
+
+/** What of the local side a rule names, which connect() does not know; null if nothing. */
+function ownLocalNeeds(rule: Rule): { what: string; fields: string } | null {
+  const local = !!rule.layer3?.local;
+  const port = !!rule.layer4?.sourcePorts;
+  if (!local && !port) return null;
+  const what = [local && "the local address", port && "the source port"].filter(Boolean);
+  const fields = [local && "'layer3.local'", port && "'layer4.source_port'"].filter(Boolean);
+  return { what: what.join(" and "), fields: fields.join(" and ") };
+}
 
 export function processRuleProblems(model: PolicyModel): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -68,6 +78,16 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
         diagnostic(
           section.pos,
           `rule '${rule.name}' names ${what}: set attach.cgroup (e.g. "/") so the socket hooks see the connections`,
+        ),
+      );
+    }
+    const own = ownLocalNeeds(rule);
+    if (rule.direction !== "ingress" && own) {
+      const ingressToo = rule.direction === "any" ? " (or write 'direction: ingress')" : "";
+      out.push(
+        diagnostic(
+          section.pos,
+          `rule '${rule.name}' names ${what} and ${own.what}: connect() knows neither the local address nor the source port, so the rule would never match an outgoing connection; drop ${own.fields} from it${ingressToo}`,
         ),
       );
     }

@@ -42,6 +42,43 @@ rules:
   );
 });
 
+test("an outgoing process or interface rule that also names the local address or source port is refused", () => {
+  const policy = (rule: string) => `version: 1
+attach: { cgroup: / }
+rules:
+  - ${rule}
+`;
+  assert.deepEqual(
+    problems(
+      policy(
+        "{ name: root-from-lan, direction: any, action: block, layer4: { protocol: tcp }, process: { user: [0] }, layer3: { local: [10.0.0.2] } }",
+      ),
+    ),
+    [
+      "p.yaml:4:95 rules[0].process: rule 'root-from-lan' names a process and the local address: connect() knows neither the local address nor the source port, so the rule would never match an outgoing connection; drop 'layer3.local' from it (or write 'direction: ingress')",
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      policy(
+        '{ name: vpn-high, direction: egress, action: block, layer4: { protocol: tcp, source_port: ["40000-50000"] }, interface: { name: [wg0] } }',
+      ),
+    ),
+    [
+      "p.yaml:4:125 rules[0].interface: rule 'vpn-high' names an interface and the source port: connect() knows neither the local address nor the source port, so the rule would never match an outgoing connection; drop 'layer4.source_port' from it",
+    ],
+  );
+  // the accept hook knows the local address
+  assert.deepEqual(
+    problems(
+      policy(
+        "{ name: sshd-lan, direction: ingress, action: allow, layer3: { local: [10.0.0.2] }, layer4: { protocol: tcp, port: [22] }, process: { name: [sshd] } }",
+      ),
+    ),
+    [],
+  );
+});
+
 test("incoming connections: process rules on TCP above any source-port rule; no interface", () => {
   assert.deepEqual(
     problems(`version: 1
