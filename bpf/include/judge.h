@@ -167,6 +167,13 @@ static __always_inline __u64 next_conn_id(const struct judge_ctx *j)
 	return n << 12 | (bpf_get_smp_processor_id() & 0xfff);
 }
 
+/* whether a connection was judged under an older policy generation (one moat's relay judges is
+ * not judged here) */
+static __always_inline int stale(const struct judge_ctx *j, const struct moat_ct *ct)
+{
+	return ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED);
+}
+
 /* a new policy generation: judge the connection again from its first packet's facts */
 static __always_inline void rejudge(const struct judge_ctx *j, const struct moat_ct_key *k,
 				    struct moat_ct *ct)
@@ -400,7 +407,7 @@ static __always_inline int quiet_packet(const struct judge_ctx *j, const struct 
 		return 0;
 	if (ct->deadline_ns || p->frag != FRAG_NONE)
 		return 0;
-	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
+	if (stale(j, ct))
 		return 0;
 	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
 		return 0;
@@ -432,7 +439,7 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 	} else if (j->now > ct->last_ns) {
 		ct->last_ns = j->now;
 	}
-	if (ct->generation != j->m->generation && !(ct->flags & MOAT_CT_RELAYED))
+	if (stale(j, ct))
 		rejudge(j, k, ct);
 	/* plain adds: each side's counters are written by one direction, whose packets a
 	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */
@@ -627,6 +634,13 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	if (ct)
 		j->now = bpf_ktime_get_coarse_ns();
 	int live = ct && ct_usable(ct, p, &j->now);
+	/* an entry of an older policy is judged again before anything reads its verdict: whether
+	 * this packet opens the flow anew depends on it */
+	if (live && stale(j, ct)) {
+		j->now = bpf_ktime_get_ns();
+		ct->last_ns = j->now;
+		rejudge(j, &k, ct);
+	}
 	if (live && !opens_anew(j, p, ct, side)) {
 		out = established(j, p, &k, ct, side);
 	} else {

@@ -139,3 +139,20 @@ test("a flow blocked from its start, let through by a reload and blocked by the 
   assert.equal(serverSends(), "drop", "the server's, which egress would allow as new");
   assert.equal(peerSends(), "drop");
 });
+
+test("a flow blocked from its start that a reload lets out: the peer's datagram after the reload is its reply", () => {
+  policy({});
+  assert.equal(serverSends(), "drop", "the server's first: egress blocked");
+  policy({ outbound: true }, true);
+  // the entry is still the old policy's until a packet re-judges it: the peer's comes first
+  assert.equal(peerSends(), "pass", "a reply to the flow the reload lets out");
+  assert.deepEqual(
+    [serverSends(), serverSends(), peerSends()],
+    ["pass", "pass", "pass"],
+    "the flow the reloaded policy allows",
+  );
+  assert.deepEqual(
+    flows().map((e) => [e.direction, e.verdict]),
+    [["egress", "allowed"]],
+  );
+});
