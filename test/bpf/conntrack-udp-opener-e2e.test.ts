@@ -5,41 +5,17 @@
 // rules let in; a peer's blocked datagram does not stop this host's own flow to it. IPv4 and IPv6.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLab, type Lab } from "../helpers/netns.ts";
-import { spawnLines, type LineChild } from "../helpers/child.ts";
-import { inNamespace, NODE, ROOT } from "../helpers/paths.ts";
+import type { LineChild } from "../helpers/child.ts";
+import { blockAllBut, withDatapathLab } from "../helpers/datapath-lab.ts";
 
-/** The harness loads and verifies moat's programs first: seconds, more on a busy machine. */
-const HARNESS_READY_MS = 60_000;
 /** How long a datagram that passes may take to be printed by its receiver. */
 const ARRIVAL_MS = 5_000;
 
 const SERVER_PORT = 9180;
 const PEER_PORT = 9181;
 
-const NEIGHBOURS = `
-  - name: neighbours-in
-    direction: ingress
-    action: allow
-    layer4: { protocol: icmpv6 }
-  - name: neighbours-out
-    direction: egress
-    action: allow
-    layer4: { protocol: icmpv6 }
-`;
-
-/** Both defaults block; `rule` is the one rule for udp. */
-const policyWith = (rule: string) => `version: 1
-mode: prevent
-defaults: { ingress: block, egress: block }
-rules:
-${rule}${NEIGHBOURS}`;
-
 /** The peer's datagrams to b's server port are let in. */
-const SERVED = policyWith(`  - name: served
+const SERVED = blockAllBut(`  - name: served
     direction: ingress
     action: allow
     log: true
@@ -47,7 +23,7 @@ const SERVED = policyWith(`  - name: served
 `);
 
 /** b's datagrams to the peer's port are let out. */
-const OUTBOUND = policyWith(`  - name: outbound
+const OUTBOUND = blockAllBut(`  - name: outbound
     direction: egress
     action: allow
     log: true
@@ -79,34 +55,19 @@ interface Pair {
 }
 
 /** moat's datapath on b's interface under `policy`, with a udp endpoint pair per family. */
-async function withMoat(
+function withPairs(
   name: string,
   policy: string,
-  body: (lab: Lab, harness: LineChild, pairs: Pair[]) => Promise<void>,
+  body: (harness: LineChild, pairs: Pair[]) => Promise<void>,
 ): Promise<void> {
-  const lab = createLab(name);
-  const dir = mkdtempSync(join(tmpdir(), "moat-udp-opener-"));
-  const file = join(dir, "policy.yaml");
-  writeFileSync(file, policy);
-  const children: LineChild[] = [];
-  const run = (ns: string, script: string) => {
-    const child = spawnLines("ip", ["netns", "exec", ns, NODE, "-e", script]);
-    children.push(child);
-    return child;
-  };
-  const harness = spawnLines(
-    ...inNamespace(lab.b, `${ROOT}test/helpers/datapath-harness.ts`, [lab.ifB, file]),
-  );
-  children.push(harness);
-  try {
-    await harness.waitFor(/^ready /, HARNESS_READY_MS);
+  return withDatapathLab(name, policy, async (lab) => {
     const pairs: Pair[] = [];
     for (const [family, a, b] of [
       ["IPv4", lab.v4.a, lab.v4.b],
       ["IPv6", lab.v6.a, lab.v6.b],
     ] as const) {
-      const server = run(lab.b, ENDPOINT(b, SERVER_PORT));
-      const peer = run(lab.a, ENDPOINT(a, PEER_PORT));
+      const server = lab.node(lab.b, "-e", ENDPOINT(b, SERVER_PORT));
+      const peer = lab.node(lab.a, "-e", ENDPOINT(a, PEER_PORT));
       await server.waitFor(/^bound$/);
       await peer.waitFor(/^bound$/);
       const shown = (ip: string) => (ip.includes(":") ? `[${ip}]` : ip);
@@ -120,23 +81,23 @@ async function withMoat(
         toServer: (text) => peer.send(`${b} ${SERVER_PORT} ${text}`),
       });
     }
-    await body(lab, harness, pairs);
-  } finally {
-    for (const child of children) child.kill();
-    lab.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+    await body(lab.harness, pairs);
+  });
 }
 
 /** The harness's next event line about a blocked datagram of the flow, as `flow` shows it. */
 const blockedEvent = (harness: LineChild, dir: string, flow: string) =>
   harness.waitFor(new RegExp(`^event .* BLOCKED ${dir} udp ${escape(flow)}`), ARRIVAL_MS);
 
+/** Waits for `receiver` to print "got TEXT"; fails with `failure` when it does not in time. */
+const arrives = (receiver: LineChild, text: string, failure: string) =>
+  receiver.waitFor(new RegExp(`^got ${text}$`), ARRIVAL_MS).catch(() => assert.fail(failure));
+
 test(
   "a udp server whose entry is lost and that sends first is not cut from the peer the ingress rules let in",
   { timeout: 180_000 },
   () =>
-    withMoat("udp server sends first", SERVED, async (_lab, harness, pairs) => {
+    withPairs("udp server sends first", SERVED, async (harness, pairs) => {
       for (const p of pairs) {
         p.toServer("hello");
         await p.server.waitFor(/^got hello$/, ARRIVAL_MS);
@@ -150,15 +111,13 @@ test(
         p.toPeer("keepalive");
         await blockedEvent(harness, "egress", p.fromServer);
         p.toServer("again");
-        await p.server.waitFor(/^got again$/, ARRIVAL_MS).catch(() => {
-          assert.fail(
-            `${p.family}: the peer's datagram after the server's blocked one was dropped`,
-          );
-        });
+        await arrives(
+          p.server,
+          "again",
+          `${p.family}: the peer's datagram after the server's blocked one was dropped`,
+        );
         p.toPeer("answer");
-        await p.peer.waitFor(/^got answer$/, ARRIVAL_MS).catch(() => {
-          assert.fail(`${p.family}: the server's answer to its peer was dropped`);
-        });
+        await arrives(p.peer, "answer", `${p.family}: the server's answer to its peer was dropped`);
         assert.equal(p.peer.lines.includes("got keepalive"), false, "the blocked one stayed out");
       }
     }),
@@ -168,19 +127,23 @@ test(
   "a peer's udp datagram that ingress blocked does not stop this host's own flow to it",
   { timeout: 180_000 },
   () =>
-    withMoat("peer udp blocked then own send", OUTBOUND, async (_lab, harness, pairs) => {
+    withPairs("peer udp blocked then own send", OUTBOUND, async (harness, pairs) => {
       for (const p of pairs) {
         p.toServer("knock");
         await blockedEvent(harness, "ingress", p.fromPeer);
         // b's socket on the same ports sends to the peer, which the egress rule allows
         p.toPeer("own");
-        await p.peer.waitFor(/^got own$/, ARRIVAL_MS).catch(() => {
-          assert.fail(`${p.family}: this host's datagram after the peer's blocked one was dropped`);
-        });
+        await arrives(
+          p.peer,
+          "own",
+          `${p.family}: this host's datagram after the peer's blocked one was dropped`,
+        );
         p.toServer("reply");
-        await p.server.waitFor(/^got reply$/, ARRIVAL_MS).catch(() => {
-          assert.fail(`${p.family}: the peer's reply to this host's flow was dropped`);
-        });
+        await arrives(
+          p.server,
+          "reply",
+          `${p.family}: the peer's reply to this host's flow was dropped`,
+        );
         assert.equal(p.server.lines.includes("got knock"), false, "the blocked one stayed out");
       }
     }),

@@ -8,6 +8,7 @@ import { spawnLines, type LineChild } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
 import { until } from "../helpers/until.ts";
 import { appliedGenerations, reloadBySignal, stateDir } from "../helpers/daemon-state.ts";
+import { setBlockPolicy } from "../helpers/set-block-policy.ts";
 import type { SetView } from "../../src/api/index.ts";
 
 function feedView(lab: MoatLab): SetView | undefined {
@@ -43,19 +44,7 @@ test("a feed served again without validators, unchanged, is applied once", async
   t.after(() => server?.kill());
   const lab = await startMoatLab(
     t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-logging: { audit: { path: ${l.auditPath} } }
-sets:
-  ioc: { url: "http://127.0.0.1:${port}/feed.txt", interval: 1s }
-rules:
-  - name: ioc
-    direction: ingress
-    action: block
-    layer3: { remote: [set:ioc] }
-`,
+    setBlockPolicy("ioc", `{ url: "http://127.0.0.1:${port}/feed.txt", interval: 1s }`),
     undefined,
     {
       beforeDaemon: async (l) => {

@@ -14,6 +14,7 @@ import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { SetView } from "../../src/api/index.ts";
 import { until } from "../helpers/until.ts";
 import { stateDir } from "../helpers/daemon-state.ts";
+import { setBlockPolicy } from "../helpers/set-block-policy.ts";
 
 function moat(lab: MoatLab, ...args: string[]) {
   const r = spawnSync(MOAT, [...args, "--api", `unix:${lab.apiSocket}`], {
@@ -30,18 +31,7 @@ test("moat set add blocks a client at once; the entry expiring lets it through; 
   stateDir(t);
   const lab = await startMoatLab(
     t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-sets:
-  banned: { dynamic: true, max_entries: 100 }
-rules:
-  - name: banned
-    direction: ingress
-    action: block
-    layer3: { remote: [set:banned] }
-`,
+    setBlockPolicy("banned", "{ dynamic: true, max_entries: 100 }"),
   );
   t.after(() => lab.close());
   const web = () => lab.curl(`http://${lab.v4.b}:80/`, ["--max-time", "1"]).status === 0;
@@ -101,18 +91,10 @@ test("a URL feed changed while probes run: no probe misjudged during the swaps; 
   let server: ReturnType<typeof spawnLines> | undefined;
   const lab = await startMoatLab(
     t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-sets:
-  ioc: { url: "http://127.0.0.1:${port}/feed.txt", interval: 1s, category: botnet, confidence: 90 }
-rules:
-  - name: ioc
-    direction: ingress
-    action: block
-    layer3: { remote: [set:ioc] }
-`,
+    setBlockPolicy(
+      "ioc",
+      `{ url: "http://127.0.0.1:${port}/feed.txt", interval: 1s, category: botnet, confidence: 90 }`,
+    ),
     undefined,
     {
       beforeDaemon: async (l) => {

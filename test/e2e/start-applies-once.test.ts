@@ -12,6 +12,7 @@ import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
 import { untilTrue } from "../helpers/until.ts";
 import { appliedGenerations, reloadBySignal, stateDir } from "../helpers/daemon-state.ts";
+import { setBlockPolicy } from "../helpers/set-block-policy.ts";
 
 /** A state folder of this test's own, its set store holding `files` (NAME.dynamic: text). */
 function stateWith(t: TestContext, files: Record<string, string>): string {
@@ -38,22 +39,7 @@ test("a start on a dynamic set that holds an entry expired while moat was down a
   const state = stateWith(t, {
     "banned.dynamic": `203.0.113.9 # expires ${expiresIn(-3600)}\n203.0.113.10 # expires ${expiresIn(3600)}\n`,
   });
-  const lab = await startMoatLab(
-    t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-logging: { audit: { path: ${l.auditPath} } }
-sets:
-  banned: { dynamic: true }
-rules:
-  - name: banned
-    direction: ingress
-    action: block
-    layer3: { remote: [set:banned] }
-`,
-  );
+  const lab = await startMoatLab(t.name, setBlockPolicy("banned", "{ dynamic: true }"));
   t.after(() => lab.close());
   // the daemon drops the expired entry from its store
   await untilTrue(
@@ -108,20 +94,11 @@ test("a CrowdSec bouncer's first poll that brings the bans the set holds applies
   t.after(() => stopStream());
   const lab = await startMoatLab(
     t.name,
-    (l) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}] }
-sets:
-  cs:
-    dynamic: true
-    crowdsec: { url: "http://127.0.0.1:${LAPI_PORT}", key_file: ${keyFile}, interval: 1h }
-rules:
-  - name: crowdsec-bans
-    direction: ingress
-    action: block
-    layer3: { remote: [set:cs] }
-`,
+    setBlockPolicy(
+      "cs",
+      `{ dynamic: true, crowdsec: { url: "http://127.0.0.1:${LAPI_PORT}", key_file: ${keyFile}, interval: 1h } }`,
+      "crowdsec-bans",
+    ),
     undefined,
     {
       beforeDaemon: async (l) => {

@@ -4,9 +4,11 @@
 import { evaluate, type Decision } from "../../src/policy/index.ts";
 import { lookupImage } from "../../src/policy/compile/lookup.ts";
 import { processClass } from "../../src/policy/compile/process.ts";
-import type { PacketFacts } from "../../src/policy/compile/image.ts";
 import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
 import type { PolicyModel } from "../../src/config/model.ts";
+import { egressFacts } from "./egress-facts.ts";
+
+export { v4 } from "./egress-facts.ts";
 
 export interface NamedConnection {
   ip: string;
@@ -16,26 +18,13 @@ export interface NamedConnection {
   names: string[];
 }
 
-/** An IPv4 address's four bytes. */
-export const v4 = (ip: string): Uint8Array => Uint8Array.from(ip.split(".").map(Number));
-
 /** The socket hooks' decision: image 1 with the process class, then image 3 with the name class. */
 export function socketRule(img: PolicyImage, c: NamedConnection): number {
   const socket = img.socket ?? { image: img.packet, process: null };
   const p = socket.process
     ? processClass(socket.process, { dev: 1, ino: 2n, comm: "curl", uid: 1000, cgroupId: 9n })
     : 40000;
-  const facts: PacketFacts = {
-    direction: "egress",
-    family: 4,
-    protocol: c.protocol === "tcp" ? 6 : 17,
-    remote: v4(c.ip),
-    local: v4("10.0.0.1"),
-    serverPort: c.port,
-    clientPort: p,
-    icmpType: 0,
-    icmpCode: 0,
-  };
+  const facts = egressFacts(c, p);
   const r1 = lookupImage(socket.image, facts);
   if (!img.names) return r1;
   const n = img.names.classes.classOf(c.names);

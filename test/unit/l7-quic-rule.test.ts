@@ -12,8 +12,8 @@ import { formatDiagnostic } from "../../src/config/index.ts";
 import { evaluate, QUIC_RULE, withImplicitRules, type Decision } from "../../src/policy/index.ts";
 import { lookupImage } from "../../src/policy/compile/lookup.ts";
 import { processClass, type ProcessUniverse } from "../../src/policy/compile/process.ts";
-import type { PacketFacts } from "../../src/policy/compile/image.ts";
 import type { PolicyModel } from "../../src/config/model.ts";
+import { egressFacts } from "../helpers/egress-facts.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "moat-quic-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,8 +44,6 @@ const POLICY =
   "  - { name: watch, direction: egress, action: block, mode: detect, process: { name: [wget] }, layer3: { remote: [192.0.2.0/24] }, layer7: { http: { method: [GET] } } }\n" +
   "  - { name: plain-http, direction: egress, action: allow, process: { name: [nc] }, layer4: { protocol: tcp, port: [80] }, layer7: { http: { method: [GET] } } }\n" +
   "  - { name: quic-log, direction: egress, action: allow, log: true, layer4: { protocol: udp, port: [443] } }\n";
-
-const v4 = (ip: string): Uint8Array => Uint8Array.from(ip.split(".").map(Number));
 
 interface Conn {
   comm: string;
@@ -98,18 +96,7 @@ test("l7:quic comes before each L7 web rule: UDP 443 of its processes is blocked
       uid: 0,
       cgroupId: 9n,
     });
-    const facts: PacketFacts = {
-      direction: "egress",
-      family: 4,
-      protocol: c.protocol === "tcp" ? 6 : 17,
-      remote: v4(c.ip),
-      local: v4("10.0.0.1"),
-      serverPort: c.port,
-      clientPort: p,
-      icmpType: 0,
-      icmpCode: 0,
-    };
-    const got = socket.image.rules[lookupImage(socket.image, facts)]!;
+    const got = socket.image.rules[lookupImage(socket.image, egressFacts(c, p))]!;
     assert.equal(got.name, rule, `compiled vs evaluator: ${JSON.stringify(c)}`);
     if (rule === QUIC_RULE) assert.equal(got.reason, "quic");
   }
@@ -127,17 +114,10 @@ test("an L7 web rule without a process section blocks QUIC for processes under a
   // the packet hooks (no process known) never apply it: traffic outside the cgroup is untouched
   const packet =
     image.packet.rules[
-      lookupImage(image.packet, {
-        direction: "egress",
-        family: 4,
-        protocol: 17,
-        remote: v4("198.51.100.1"),
-        local: v4("10.0.0.1"),
-        serverPort: 443,
-        clientPort: 40000,
-        icmpType: 0,
-        icmpCode: 0,
-      })
+      lookupImage(
+        image.packet,
+        egressFacts({ ip: "198.51.100.1", port: 443, protocol: "udp" }, 40000),
+      )
     ]!;
   assert.equal(packet.name, "default");
   const unknown = evaluate(model, {
