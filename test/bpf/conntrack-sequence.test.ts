@@ -228,6 +228,18 @@ describe("a peer's syn that ingress blocked (the peer at 7070 to this host's 417
   });
 });
 
+describe("a syn arriving with this host's own address and port (a forger's, to this host's 41710)", () => {
+  test("the host's own syn on those ports opens its connection, judged by the egress rules", () => {
+    // arriving, it is judged as a peer's: ingress blocks it (the host's stack would drop it too)
+    assert.equal(lab.run("xdp", out(7070, 41710, "S", { seq: 3000 })).verdict, "drop");
+    assert.deepEqual(events(), ["blocked new ingress"]);
+    assert.equal(lab.run("tc", out(7070, 41710, "S", { seq: 1000 })).verdict, "pass");
+    assert.deepEqual(events(), ["allowed new egress"]);
+    assert.equal(lab.run("xdp", inn(7070, 41710, "SA", { seq: 5000, ack: 1001 })).verdict, "pass");
+    assert.equal(entry(41710).direction, "egress");
+  });
+});
+
 describe("a connection whose local socket is still open (real sockets on loopback)", () => {
   let conn: LoopbackConnection;
   before(async () => (conn = await openLoopbackConnection()));

@@ -156,3 +156,18 @@ test("a flow blocked from its start that a reload lets out: the peer's datagram 
     [["egress", "allowed"]],
   );
 });
+
+test("a datagram arriving with the server's own address and port (a forger's) does not stop the server's flow", () => {
+  policy({ outbound: true });
+  // arriving, it is judged as a peer's: ingress blocks it (the host's stack would drop it too)
+  assert.equal(lab.run("xdp", fromServer).verdict, "drop");
+  assert.deepEqual(
+    [serverSends(), serverSends(), peerSends()],
+    ["pass", "pass", "pass"],
+    "the server's own flow, which egress allows",
+  );
+  assert.deepEqual(
+    flows().map((e) => [e.direction, e.verdict]),
+    [["egress", "allowed"]],
+  );
+});
