@@ -14,6 +14,7 @@ import {
   timeoutTooLong,
   type DynamicEntry,
   type PolicyModel,
+  type PolicySet,
 } from "../config/index.ts";
 import { writeTrustedFileAtomic } from "../host/index.ts";
 
@@ -53,10 +54,20 @@ export interface DynamicSets {
 const outlasts = (a: DynamicEntry, b: DynamicEntry) =>
   a.expires === null || (b.expires !== null && a.expires >= b.expires);
 
-/** Whether `a` and `b` hold the same entries, whatever their expiries: a policy loads the same. */
-function sameEntries(a: readonly DynamicEntry[], b: readonly DynamicEntry[]): boolean {
-  const held = new Set(a.map((e) => e.entry));
-  return a.length === b.length && b.every((e) => held.has(e.entry));
+/** Whether `a` and `b` name the same entries, whatever their order: a policy loads the same. */
+function sameEntries(a: readonly string[], b: readonly string[]): boolean {
+  const held = new Set(a);
+  const other = new Set(b);
+  return held.size === other.size && [...other].every((e) => held.has(e));
+}
+
+const written = (entries: readonly DynamicEntry[]) => entries.map((e) => e.entry);
+
+/** The entries set `set` holds in a compiled policy, as written. */
+function inForce(set: PolicySet | undefined): string[] {
+  const texts: string[] = [];
+  for (const e of set?.entries ?? []) texts.push(e.text);
+  return texts;
 }
 
 /**
@@ -249,7 +260,8 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
     async bulk(name, { adds, dels, replace, renew = false }, reason) {
       const set = model().sets.get(name);
       const max = set?.origin?.maxEntries ?? Infinity;
-      const stored = liveEntries(read(name), now());
+      const all = read(name);
+      const stored = liveEntries(all, now());
       const before = replace ? [] : stored;
       const byEntry = new Map(before.map((e) => [e.entry, e]));
       for (const d of dels) byEntry.delete(d);
@@ -268,8 +280,13 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       write(name, entries);
       try {
         // only the expiries changed (a bouncer's startup poll bringing the bans the store held):
-        // a compile would load the entries it loads now, so none is made
-        if (!sameEntries(stored, entries)) await options.refresh(reason);
+        // a compile would load the entries it loads now, so none is made. Both the file before
+        // this write and the policy in force are compared: an entry that expired before its
+        // timer ran is gone from the file's live entries, not from the policy; one in the file
+        // may be in a compile under way, not yet in force
+        const next = written(entries);
+        const unchanged = sameEntries(written(all), next) && sameEntries(inForce(set), next);
+        if (!unchanged) await options.refresh(reason);
       } finally {
         schedule();
       }

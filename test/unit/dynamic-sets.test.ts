@@ -3,7 +3,7 @@
 // daemon finds them, and removed by themselves at their expiry (one re-apply).
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -12,6 +12,8 @@ import {
   type DynamicSets,
 } from "../../src/daemon/dynamic-sets.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
+import { loadPolicyFile, nodeHost } from "../../src/host/index.ts";
+import { evaluate } from "../../src/policy/evaluator.ts";
 
 const pos = { file: "p", line: 1, col: 1, path: "sets" };
 const model = {
@@ -219,4 +221,102 @@ test("a renewal (a quarantine's match) never shortens an entry: a permanent or l
     new Date(now + 7_200_000).toISOString(),
     "a later one renews",
   );
+});
+
+/**
+ * Dynamic sets over a running policy that blocks what comes in from set `banned` (and from the
+ * set file ioc.txt, written with `ioc`): each refresh compiles the policy again, the set store
+ * read. `ahead` moves the daemon's clock forward (past an expiry, before its timer has run).
+ */
+function runningPolicy(t: TestContext, ioc = "198.51.100.1\n") {
+  const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const host = { ...nodeHost, setStore: join(dir, "sets") };
+  const policyPath = join(dir, "policy.yaml");
+  const iocPath = join(dir, "ioc.txt");
+  writeFileSync(iocPath, ioc);
+  writeFileSync(
+    policyPath,
+    `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+sets:
+  banned: { dynamic: true }
+  ioc: { file: ${iocPath} }
+rules:
+  - name: banned
+    direction: ingress
+    action: block
+    layer3: { remote: [set:banned, set:ioc] }
+`,
+  );
+  let running = loadPolicyFile(policyPath, host);
+  const clock = { ahead: 0 };
+  const sets = dynamicSets({
+    dir: host.setStore,
+    model: () => running,
+    refresh: () => {
+      running = loadPolicyFile(policyPath, host);
+      return Promise.resolve();
+    },
+    generation: () => 1,
+    audit: () => {},
+    log: () => {},
+    now: () => Date.now() + clock.ahead,
+  });
+  t.after(() => sets.close());
+  const verdict = (ip: string) =>
+    evaluate(running, {
+      family: 4,
+      direction: "ingress",
+      protocol: "tcp",
+      local: { ip: "10.0.0.1", port: 80 },
+      remote: { ip, port: 40000 },
+    }).verdict;
+  return { sets, verdict, clock, writeIoc: (text: string) => writeFileSync(iocPath, text) };
+}
+
+test("an entry that expired just before a change that keeps the others is lifted from the policy in force", async (t) => {
+  const { sets, verdict, clock } = runningPolicy(t);
+  await sets.change({ op: "add", set: "banned", entry: "192.0.2.10", timeoutSeconds: 1 }, "root");
+  await sets.change({ op: "add", set: "banned", entry: "192.0.2.20", timeoutSeconds: 60 }, "root");
+  assert.equal(verdict("192.0.2.10"), "blocked");
+
+  // the 1 s ban has expired; a bouncer's poll renews the other ban
+  clock.ahead = 3000;
+  await sets.bulk(
+    "banned",
+    {
+      adds: [{ entry: "192.0.2.20", expires: Date.now() + clock.ahead + 3_600_000 }],
+      dels: [],
+      replace: false,
+    },
+    "crowdsec decisions for set banned",
+  );
+  assert.equal(verdict("192.0.2.10"), "allowed", "the expired ban is lifted");
+  assert.equal(verdict("192.0.2.20"), "blocked");
+  assert.deepEqual(
+    sets.list().map((s) => [s.count, s.entries?.map((e) => e.entry)]),
+    [[1, ["192.0.2.20"]]],
+    "moat set list: the entries in force, then the entries stored",
+  );
+});
+
+test("a stored change the policy could not take comes into force with the next bulk change", async (t) => {
+  const { sets, verdict, writeIoc } = runningPolicy(t);
+  writeIoc("10.0.0.0/33\n");
+  const added = await sets.change(
+    { op: "add", set: "banned", entry: "192.0.2.10", timeoutSeconds: 60 },
+    "root",
+  );
+  assert.equal(added.ok ? "ok" : added.code, "ENOTAPPLIED");
+  assert.equal(verdict("192.0.2.10"), "allowed");
+  writeIoc("198.51.100.1\n");
+  // a bouncer's poll that brings the same ban, expiring later
+  await sets.bulk(
+    "banned",
+    { adds: [{ entry: "192.0.2.10", expires: Date.now() + 3_600_000 }], dels: [], replace: false },
+    "crowdsec decisions for set banned",
+  );
+  assert.equal(verdict("192.0.2.10"), "blocked", "the ban stored before is in force");
 });
