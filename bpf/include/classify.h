@@ -434,17 +434,31 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, m, f));
 }
 
-/* the rule deciding a tcp or udp packet that leaves by `ifindex` with no socket record to own
- * it (a forwarded packet, a packet socket's, a socket outside attach.cgroup): interface rules
- * judge it by that interface, and no process rule matches it. Any other: the packet hooks'
- * tables */
+/* the rule deciding a tcp or udp packet with no socket record to own it that leaves or came in
+ * by `ifindex` (a forwarded packet, a packet socket's, a socket outside attach.cgroup; any
+ * arriving packet before the accept hook knows its listener): interface rules judge it by that
+ * interface, and no process rule matches it. Any other: the packet hooks' tables */
 static __always_inline __u32 classify_unowned_at(__u32 slot, const struct moat_meta *m,
 						 struct facts *f, __u32 ifindex)
 {
-	if (f->dir != MOAT_DIR_EGRESS || !m->socket_image || m->proc_ni <= 1 ||
-	    !proto_ported(f->proto))
+	if (!m->socket_image || m->proc_ni <= 1 || !proto_ported(f->proto))
 		return classify(slot, 0, m, f);
 	return classify_owned_at(slot, m, f, NULL, ifindex);
+}
+
+/* the rule deciding a tracked connection again (a reload, the accept hook): by its owner when a
+ * hook saw one (`o`, else null), and the interface: an incoming connection's is the one its
+ * first packet came in by, an outgoing one's with an owner the route mirror's, without one the
+ * one its first packet left by */
+static __always_inline __u32 classify_tracked(__u32 slot, const struct moat_meta *m,
+					      struct facts *f, const struct moat_owner *o,
+					      __u32 ifindex)
+{
+	if (!o)
+		return classify_unowned_at(slot, m, f, ifindex);
+	if (f->dir == MOAT_DIR_INGRESS && m->socket_image)
+		return classify_owned_at(slot, m, f, o, ifindex);
+	return classify_owned(slot, m, f, o);
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

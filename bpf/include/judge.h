@@ -182,8 +182,8 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	struct moat_rule r;
 
 	facts_of_ct(k, ct, &f);
-	__u32 rule = ct->owner.pid ? classify_owned(j->slot, j->m, &f, &ct->owner)
-				   : classify_unowned_at(j->slot, j->m, &f, ct->ifindex);
+	__u32 rule =
+	    classify_tracked(j->slot, j->m, &f, ct->owner.pid ? &ct->owner : NULL, ct->ifindex);
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);

@@ -451,7 +451,7 @@ static __always_inline int cookie_wanted(const struct pkt *p, __u64 *now)
 }
 
 /* the verdict the policy gives a new ingress connection opened by the packet (no owner known) */
-static __always_inline int policy_allows_syn(const struct pkt *p)
+static __always_inline int policy_allows_syn(const struct pkt *p, __u32 ifindex)
 {
 	__u32 zero = 0;
 	struct facts f = {};
@@ -471,7 +471,7 @@ static __always_inline int policy_allows_syn(const struct pkt *p)
 	f.dir = MOAT_DIR_INGRESS;
 	f.family = p->t.family;
 	f.proto = p->t.proto;
-	__u32 rule = classify(slot, 0, m, &f);
+	__u32 rule = classify_unowned_at(slot, m, &f, ifindex);
 	rule_get(slot, rule, &r);
 	return verdict_of(&r) == MOAT_EV_ALLOWED;
 }
@@ -483,7 +483,7 @@ __noinline int cookie_syn_xdp(struct xdp_md *ctx, const struct pkt *p)
 	if (!ctx || !p)
 		return -1;
 	__u64 now = 0;
-	if (!cookie_wanted(p, &now) || !policy_allows_syn(p))
+	if (!cookie_wanted(p, &now) || !policy_allows_syn(p, ctx->ingress_ifindex))
 		return -1;
 	if (cookie_synack_xdp(ctx, p, now)) {
 		flood_count(MOAT_FLOOD_COOKIE_UNSENT);
@@ -559,7 +559,7 @@ __noinline int cookie_syn_skb(struct __sk_buff *skb, const struct pkt *p)
 	if (!skb || !p || p->t.proto != IPPROTO_TCP || !(p->tcp_flags & TCP_SYN))
 		return -1;
 	__u64 now = 0;
-	if (!cookie_wanted(p, &now) || !policy_allows_syn(p))
+	if (!cookie_wanted(p, &now) || !policy_allows_syn(p, skb->ifindex))
 		return -1;
 	int r = cookie_synack_skb(skb, p, now);
 	if (r == -2)

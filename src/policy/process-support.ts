@@ -2,9 +2,9 @@
 // rule is never silently left unenforced: each problem is a diagnostic at the rule's position.
 //
 // Outgoing connections are judged at connect()/sendmsg(), which know neither the local address nor
-// the client port. Incoming ones are judged by the accept hook (docs/socket-hooks.md, "The accept
-// side"), at the listener a TCP SYN reaches: it knows the listener's owner, not the interface, and
-// its process tables have no client port.
+// the client port. Incoming ones are judged by the packet hooks (the interface they came in by)
+// and by the accept hook (docs/socket-hooks.md, "The accept side"), at the listener a TCP SYN
+// reaches (its owner); both judge by process tables that have no client port.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import { PROTOCOL_NUMBERS, type PolicyModel, type Rule } from "../config/model.ts";
 import { plainPos } from "../config/positions.ts";
@@ -45,14 +45,6 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
         ),
       );
     }
-    if (ingress && rule.interface) {
-      out.push(
-        diagnostic(
-          rule.interface.pos,
-          `rule '${rule.name}' names an interface but is not 'direction: egress': for an incoming connection this version does not know the interface it entered by`,
-        ),
-      );
-    }
     if (ingress && rule.process && rule.layer4?.protocol !== PROTOCOL_NUMBERS.tcp) {
       out.push(
         diagnostic(
@@ -61,19 +53,21 @@ export function processRuleProblems(model: PolicyModel): Diagnostic[] {
         ),
       );
     }
-    if (ingress && rule.process && firstSport && firstSport.index <= rule.index) {
+    if (ingress && firstSport && firstSport.index <= rule.index) {
+      const why = "judge process and interface rules by tables without the client port";
       const where =
         firstSport === rule
-          ? "and a source port: the accept hook judges process rules by tables without the client port, so drop 'source_port' from it"
-          : `after rule '${firstSport.name}' (line ${firstSport.pos.line}), which judges incoming connections by source port: the accept hook judges process rules by tables without the client port, so move it above`;
+          ? `and a source port: the packet hooks and the accept hook ${why}, so drop 'source_port' from it`
+          : `after rule '${firstSport.name}' (line ${firstSport.pos.line}), which judges incoming connections by source port: the packet hooks and the accept hook ${why}, so move it above`;
       out.push(
         diagnostic(
-          rule.process.pos,
-          `rule '${rule.name}' names a process for incoming connections ${where}`,
+          section.pos,
+          `rule '${rule.name}' names ${what} for incoming connections ${where}`,
         ),
       );
     }
-    if (!model.attach.cgroup) {
+    // an incoming connection's interface is known to the packet hooks, which need no cgroup
+    if (!model.attach.cgroup && (rule.process || rule.direction !== "ingress")) {
       out.push(
         diagnostic(
           section.pos,

@@ -79,7 +79,7 @@ rules:
   );
 });
 
-test("incoming connections: process rules on TCP above any source-port rule; no interface", () => {
+test("incoming connections: process rules on TCP, process and interface rules above any source-port rule", () => {
   assert.deepEqual(
     problems(`version: 1
 attach: { cgroup: / }
@@ -88,12 +88,13 @@ rules:
   - { name: tunnel-in, direction: ingress, action: block, layer4: { protocol: tcp }, interface: { tunnel: true } }
   - { name: own-port, direction: ingress, action: allow, layer4: { protocol: tcp, source_port: [22] }, process: { user: [0] } }
   - { name: late-sshd, direction: ingress, action: allow, layer4: { protocol: tcp, port: [22] }, process: { name: [sshd] } }
+  - { name: late-vpn, direction: ingress, action: allow, layer4: { protocol: udp }, interface: { name: [wg0] } }
 `),
     [
       "p.yaml:4:89 rules[0].process: rule 'dns-any' names a process for incoming connections but does not say 'layer4: { protocol: tcp }': the accept hook judges a TCP connection at its listener, before anything reaches the process; a UDP datagram would reach its socket before the owner is known (for outgoing connections only, write 'direction: egress')",
-      "p.yaml:5:97 rules[1].interface: rule 'tunnel-in' names an interface but is not 'direction: egress': for an incoming connection this version does not know the interface it entered by",
-      "p.yaml:6:113 rules[2].process: rule 'own-port' names a process for incoming connections and a source port: the accept hook judges process rules by tables without the client port, so drop 'source_port' from it",
-      "p.yaml:7:107 rules[3].process: rule 'late-sshd' names a process for incoming connections after rule 'own-port' (line 6), which judges incoming connections by source port: the accept hook judges process rules by tables without the client port, so move it above",
+      "p.yaml:6:113 rules[2].process: rule 'own-port' names a process for incoming connections and a source port: the packet hooks and the accept hook judge process and interface rules by tables without the client port, so drop 'source_port' from it",
+      "p.yaml:7:107 rules[3].process: rule 'late-sshd' names a process for incoming connections after rule 'own-port' (line 6), which judges incoming connections by source port: the packet hooks and the accept hook judge process and interface rules by tables without the client port, so move it above",
+      "p.yaml:8:96 rules[4].interface: rule 'late-vpn' names an interface for incoming connections after rule 'own-port' (line 6), which judges incoming connections by source port: the packet hooks and the accept hook judge process and interface rules by tables without the client port, so move it above",
     ],
   );
 });

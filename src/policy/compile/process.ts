@@ -54,7 +54,8 @@ export interface ProcessImage {
   route: LpmEntry[];
   iface: { ifindex: number; cls: number }[];
   ni: number;
-  /** Some rule has an `interface` section: the kernel checks the real interface after routing. */
+  /** Some rule judging outgoing connections has an `interface` section: the kernel checks the
+   * real interface after routing. */
   interfaces: boolean;
   /** A[path * nn + name] -> a; B[a * nu + user] -> b; C[b * nc + cgroup] -> c;
    * D[c * ni + interface] -> the class P, less the steps folded into the next (`folds`). */
@@ -429,7 +430,7 @@ export function compileProcess(
     route: routeEntries(universe.routes),
     iface,
     ni: ifc.ids.sets.length,
-    interfaces: rules.some((r) => r.interface),
+    interfaces: rules.some((r) => r.interface && r.direction !== "ingress"),
     a,
     b,
     p,

@@ -1,0 +1,50 @@
+// Interface rules for incoming connections: moat's host (namespace b) has two ways in from
+// namespace a, its veth and a second veth `wg`; a rule lets port 80 in by `wg` only. The packet
+// hooks judge a connection by the interface its first packet came in by.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { startMoatLab } from "../helpers/moat-lab.ts";
+import { guardedInterface } from "../helpers/ingress-mode.ts";
+
+const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
+
+test("an incoming connection is let in by the interface an ingress rule names, not by another", async (t) => {
+  const wg = `miw${process.pid % 100000}`;
+  const lab = await startMoatLab(
+    t.name,
+    (l) => {
+      ip("link", "add", wg, "netns", l.b, "type", "veth", "peer", "name", `${wg}p`, "netns", l.a);
+      ip("-n", l.b, "addr", "add", "10.77.0.1/24", "dev", wg);
+      ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${wg}p`);
+      ip("-n", l.b, "link", "set", wg, "up");
+      ip("-n", l.a, "link", "set", `${wg}p`, "up");
+      return `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${guardedInterface(l.ifB)}, ${guardedInterface(wg)}] }
+logging: { audit: { path: ${l.auditPath} } }
+rules:
+  - { name: web-by-${wg}, direction: ingress, action: allow, log: true, layer4: { protocol: tcp, port: [80] }, interface: { name: [${wg}] } }
+`;
+    },
+    ["tcp:80"],
+  );
+  t.after(() => lab.close());
+
+  await t.test("in by the interface the rule names: let in, reported by the rule", async () => {
+    const r = lab.curl("http://10.77.0.1/", ["--max-time", "3"]);
+    assert.equal(r.status, 0, "curl from a by wg");
+    await lab.daemon.waitFor(
+      new RegExp(`ALLOWED ingress tcp .* -> 10\\.77\\.0\\.1:80 .*by rule web-by-${wg}`),
+    );
+  });
+
+  await t.test("in by the other interface: the default blocks it", async () => {
+    const r = lab.curl(`http://${lab.v4.b}/`, ["--max-time", "3"]);
+    assert.equal(r.status, 28, "curl from a by the veth: its SYN dropped");
+    await lab.auditHas(
+      new RegExp(`BLOCKED ingress tcp .* -> ${lab.v4.b.replace(/\./g, "\\.")}:80 .*default`),
+    );
+  });
+});
