@@ -87,9 +87,13 @@ export function acceptCheckedPolicy(
   const more = [...hostOnly, ...nameRuleWarnings(model), ...httpRuleWarnings(model)];
   const check = { diagnostics: sortDiagnostics([...checked.diagnostics, ...more]) };
   if (hasErrors(check.diagnostics)) return check;
-  // the local decisions are checked as rules: one the datapath cannot enforce here is refused
+  // the local decisions are checked as rules, judged before the file's (numbered so): one the
+  // datapath cannot enforce here is refused
   const judged = model.decisions?.length
-    ? { ...model, rules: [...decisionRules(model), ...model.rules] }
+    ? {
+        ...model,
+        rules: [...decisionRules(model), ...model.rules].map((r, index) => ({ ...r, index })),
+      }
     : model;
   const refused = [
     ...unsupportedFeatures(judged, DATAPATH_FEATURES),
