@@ -380,3 +380,6 @@ export function decisionsOf(c: DecisionChoices): fc.Arbitrary<LocalDecision[]> {
 export const decisionsSpec: fc.Arbitrary<LocalDecision[]> = decisionsOf({
   remote: decisionAddress,
 });
+
+/** The lifetimes in force, as a person asks for them (`moat decisions add --lifetime`). */
+export const decisionLifetimes: readonly string[] = LIFETIMES.map((l) => l.lifetime);
