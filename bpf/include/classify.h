@@ -286,8 +286,8 @@ static __always_inline __u32 exe_class(__u32 slot, struct moat_exe_key *exe)
 /* the class of a connection's owner leaving by interface `ifindex` in generation `slot`
  * (docs/socket-hooks.md): up to five key lookups, one to four combination lookups (the steps
  * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
- * predicts, the post-route check the real one. No owner (`o` NULL: a packet no socket record
- * owns) is class 0 of every process field, which holds the rules that do not constrain it: so
+ * predicts, the post-route check the real one. No owner (`o` NULL: a forwarded or arriving
+ * packet) is class 0 of every process field, which holds the rules that do not constrain it: so
  * no process rule's, and the interface rules' of `ifindex`.
  * A global function, like classify() */
 __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
@@ -434,10 +434,10 @@ static __always_inline __u32 classify_owned(__u32 slot, const struct moat_meta *
 	return classify_owned_at(slot, m, f, o, mirror_ifindex(slot, m, f));
 }
 
-/* the rule deciding a tcp or udp packet with no socket record to own it that leaves or came in
- * by `ifindex` (a forwarded packet, a packet socket's, a socket outside attach.cgroup; any
- * arriving packet before the accept hook knows its listener): interface rules judge it by that
- * interface, and no process rule matches it. Any other: the packet hooks' tables */
+/* the rule deciding a tcp or udp packet no process owns that leaves or came in by `ifindex` (one
+ * the host forwards; any arriving packet before the accept hook knows its listener): interface
+ * rules judge it by that interface, and no process rule matches it. Any other: the packet hooks'
+ * tables */
 static __always_inline __u32 classify_unowned_at(__u32 slot, const struct moat_meta *m,
 						 struct facts *f, __u32 ifindex)
 {

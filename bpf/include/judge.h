@@ -27,8 +27,9 @@ enum judge_out {
 /* where the packet was seen */
 struct hook {
 	struct ev_from from;
-	__u32 len; /* bytes */
-	__u8 dir;  /* enum moat_direction of a connection this packet would open */
+	__u32 len;  /* bytes */
+	__u8 dir;   /* enum moat_direction of a connection this packet would open */
+	__u8 local; /* tc egress: made on this host, not forwarded (skb->ingress_ifindex 0) */
 };
 
 /* what every step of one packet's judging needs */
@@ -182,8 +183,10 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	struct moat_rule r;
 
 	facts_of_ct(k, ct, &f);
-	__u32 rule =
-	    classify_tracked(j->slot, j->m, &f, ct->owner.pid ? &ct->owner : NULL, ct->ifindex);
+	__u32 rule = ct->flags & MOAT_CT_LOCAL_UNSEEN
+			 ? classify(j->slot, 0, j->m, &f)
+			 : classify_tracked(j->slot, j->m, &f, ct->owner.pid ? &ct->owner : NULL,
+					    ct->ifindex);
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
@@ -195,6 +198,15 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 		__sync_fetch_and_or(&ct->flags, MOAT_CT_REPORTED);
 		emit(k, ct, ct->verdict, MOAT_REASON_REJUDGED, &j->h->from);
 	}
+}
+
+/* Whether a packet of another protocol than the socket's own (tcp or udp) goes out with that
+ * socket: a kernel tunnel's carrier (vxlan, geneve, gre, ipip) wrapping one of its packets keeps
+ * the socket, and is no connection of the socket's owner */
+static __always_inline int carries_other(const struct moat_sock *s, const struct pkt *p)
+{
+	return (s->protocol == IPPROTO_TCP || s->protocol == IPPROTO_UDP) &&
+	       s->protocol != p->t.proto;
 }
 
 /* whether the socket hooks' record is about this packet's destination: the one the caller
@@ -209,14 +221,25 @@ static __always_inline int sock_is_for(const struct moat_sock *s, const struct p
 	       !__builtin_memcmp(s->target, p->t.dst, 16);
 }
 
+/* the rule deciding a packet no socket record owns: made on this host (a socket the socket hooks
+ * did not see, outside attach.cgroup; a kernel tunnel's carrier), by the packet hooks' tables, as
+ * before any interface rule; forwarded or arriving, with no process and by the interface it
+ * leaves or came in by */
+static __always_inline __u32 classify_unrecorded(const struct judge_ctx *j, struct facts *f)
+{
+	if (j->h->local)
+		return classify(j->slot, 0, j->m, f);
+	return classify_unowned_at(j->slot, j->m, f, j->h->from.ifindex);
+}
+
 /* the rule deciding a new connection: the socket hooks' decision for it when they made one
  * under this policy, else the tables (with the owner's process class if a hook saw the
- * socket, with none and the interface it leaves by if no hook did) */
+ * socket, classify_unrecorded if none did) */
 static __always_inline __u32 decide_new(const struct judge_ctx *j, struct facts *f,
 					const struct moat_sock *s, const struct pkt *p)
 {
 	if (!s)
-		return classify_unowned_at(j->slot, j->m, f, j->h->from.ifindex);
+		return classify_unrecorded(j, f);
 	if (s->rule != MOAT_RULE_NONE && s->generation == j->m->generation && sock_is_for(s, p))
 		return s->rule;
 	return classify_owned(j->slot, j->m, f, &s->owner);
@@ -267,8 +290,9 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	other.dir = f->dir ^ 1;
 	other.client_port = f->server_port;
 	other.server_port = f->client_port;
+	/* a local socket has the flow: without its record, judged as one the hooks did not see */
 	__u32 rule2 = s ? classify_owned(j->slot, j->m, &other, &s->owner)
-			: classify_unowned_at(j->slot, j->m, &other, j->h->from.ifindex);
+			: classify(j->slot, 0, j->m, &other);
 	rule_get(j->slot, rule2, &r2);
 	if (verdict_of(&r2) == MOAT_EV_BLOCKED)
 		return rule;
@@ -276,6 +300,8 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	*r = r2;
 	ct->initiator = !src_side;
 	ct->direction = other.dir;
+	if (!s)
+		ct->flags |= MOAT_CT_LOCAL_UNSEEN;
 	return rule2;
 }
 
@@ -322,6 +348,8 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 	 * side's datagram is judged by its own (not once both sides' rules blocked it) */
 	if (p->t.proto == IPPROTO_UDP && ct->verdict == MOAT_EV_BLOCKED && !replaces)
 		ct->flags |= MOAT_CT_BLOCKED_FIRST;
+	if (!s && j->h->local)
+		ct->flags |= MOAT_CT_LOCAL_UNSEEN;
 	if (s) {
 		ct->owner = s->owner;
 		/* the relay's own connection, by its rule: the relay's decision for its life */
@@ -439,8 +467,7 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 	} else if (j->now > ct->last_ns) {
 		ct->last_ns = j->now;
 	}
-	if (stale(j, ct))
-		rejudge(j, k, ct);
+	/* (an entry of an older policy was judged again before: judge_ip) */
 	/* plain adds: each side's counters are written by one direction, whose packets a
 	 * flow hash keeps on one cpu (a rare concurrent update loses a count, nothing else) */
 	if (from) {
@@ -478,6 +505,16 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 		return OUT_DROP;
 	int out = out_of(j, ct->verdict);
 	return out == OUT_PASS ? passed(j, p, ct, from) : out;
+}
+
+/* Whether this host sends from the end whose packet opened the connection by arriving: that
+ * packet carried this host's own address and port (a forger's; the host's stack drops it as a
+ * martian). Whatever the ingress rules made of it, the host's own packet is judged anew, by the
+ * egress rules: a forged packet neither holds the tuple against the host's flow nor lets it out */
+static __always_inline int own_end_arrived(const struct judge_ctx *j, const struct moat_ct *ct,
+					   int src_side)
+{
+	return j->h->local && ct->direction == MOAT_DIR_INGRESS && src_side == ct->initiator;
 }
 
 /* Whether a packet on the tuple of a connection blocked from its first packet comes from another
@@ -525,6 +562,8 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 static __always_inline int opens_anew(const struct judge_ctx *j, const struct pkt *p,
 				      const struct moat_ct *ct, int src_side)
 {
+	if (own_end_arrived(j, ct, src_side))
+		return 1;
 	if (ct->flags & MOAT_CT_BLOCKED_FIRST)
 		return ct->verdict == MOAT_EV_BLOCKED && not_blocked_opener(j, ct, src_side);
 	return syn_opens_anew(j, p, ct, src_side);
@@ -594,8 +633,7 @@ static __always_inline int judge_fragment(const struct judge_ctx *j, const struc
 	}
 	tally(j, MOAT_CNT_FRAGMENT_ORPHAN);
 	facts_of_packet(p, j->h->dir, &f);
-	__u32 rule = j->s ? classify(j->slot, 0, j->m, &f)
-			  : classify_unowned_at(j->slot, j->m, &f, j->h->from.ifindex);
+	__u32 rule = j->s ? classify(j->slot, 0, j->m, &f) : classify_unrecorded(j, &f);
 	rule_get(j->slot, rule, &r);
 	count_rule(j->slot, j->m, rule, j->len, 0);
 	return out_of(j, verdict_of(&r));
@@ -718,6 +756,9 @@ __noinline int moat_judge(void *ctx __arg_ctx, const struct pkt *p, int kind, co
 {
 	if (!p || !h)
 		return OUT_PASS;
+	/* a tunnel's carrier keeps the socket of the packet it carries: not that socket's flow */
+	if (s && kind == PKT_IP && carries_other(s, p))
+		s = NULL;
 	struct judge_ctx j = {.ctx = ctx, .h = h, .s = s, .cnt = counters_get(), .len = h->len};
 
 	int out = judge_frame(&j, p, kind);

@@ -479,6 +479,10 @@ enum moat_ct_flag {
 	 * the first one opens the flow anew (judge.h, opens_anew). An entry without it stays
 	 * blocked both ways */
 	MOAT_CT_BLOCKED_FIRST = 0x1000,
+	/* its first packet was made on this host, with no socket record (a socket outside
+	 * attach.cgroup, a kernel tunnel's carrier): judged by the packet hooks' tables, as its
+	 * re-judgings are */
+	MOAT_CT_LOCAL_UNSEEN = 0x2000,
 };
 
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by

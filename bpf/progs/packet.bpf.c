@@ -111,6 +111,7 @@ int moat_tc_egress(struct __sk_buff *skb)
 	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
 	const struct moat_sock *s = NULL;
 	struct bpf_sock *sk = skb->sk;
+	h.local = skb->ingress_ifindex == 0;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
 	if (sk)

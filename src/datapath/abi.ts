@@ -111,6 +111,7 @@ export const CtFlag = {
   limited: 0x400,
   idsDone: 0x800,
   blockedFirst: 0x1000,
+  localUnseen: 0x2000,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */

@@ -125,7 +125,7 @@ export interface ConnectionFacts {
   hopLimit?: number;
   /**
    * A full ProcessFacts from attribution fits; absent fields are unknown. null: no process owns
-   * it on this host (a forwarded packet, one a packet socket sent), so no process section matches.
+   * it on this host (a packet the host forwards), so no process section matches.
    */
   process?: KnownProcess | null;
   /** Absent fields are unknown. */

@@ -171,3 +171,23 @@ test("a datagram arriving with the server's own address and port (a forger's) do
     [["egress", "allowed"]],
   );
 });
+
+test("a datagram arriving with the server's own address and port that ingress lets in does not let the server's out", () => {
+  lab.policy(`version: 1
+mode: prevent
+defaults: { ingress: block, egress: block }
+rules:
+  - { name: to-peer-port, direction: ingress, action: allow, layer4: { protocol: udp, port: [${peer.address().port}] } }
+`);
+  // arriving, it is judged as a peer's: the ingress rule lets it in (the host's stack drops it)
+  assert.equal(lab.run("xdp", fromServer).verdict, "pass");
+  assert.deepEqual(
+    [serverSends(), serverSends()],
+    ["drop", "drop"],
+    "the server's own datagrams, which egress blocks",
+  );
+  assert.deepEqual(
+    flows().map((e) => [e.direction, e.verdict]),
+    [["egress", "blocked"]],
+  );
+});

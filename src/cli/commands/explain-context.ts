@@ -9,7 +9,7 @@ import { type ConnectionFacts, parseProcessText } from "../../policy/index.ts";
 export function addContext(facts: ConnectionFacts, values: OptionValues, passwd?: string): void {
   const texts = values.process;
   if (Array.isArray(texts) && texts.length === 1 && texts[0] === "none") {
-    // a forwarded packet, or a packet socket's: no process rule matches it
+    // a packet the host forwards: no process rule matches it
     facts.process = null;
   } else if (Array.isArray(texts) && texts.length > 0) {
     const parsed = parseProcessText(texts);
