@@ -33,7 +33,7 @@ TEST_GLOBS := 'test/bpf/**/*.test.ts' 'test/e2e/**/*.test.ts'
 # the core e2e files (L4 verdicts, interface rules, rate limits, scrub) again with the lab's veths
 # judged at XDP: by default (ingress: auto) a veth is judged at tc ingress
 XDP_AGAIN := test/e2e/l4-policy.test.ts test/e2e/interface-rules.test.ts \
-  test/e2e/rate-limit.test.ts test/e2e/scrub.test.ts
+  test/e2e/ingress-interface.test.ts test/e2e/rate-limit.test.ts test/e2e/scrub.test.ts
 # kernel vs reference evaluator on random policies; in-process so a hung try can be killed whole
 PROPERTY_TESTS := 'test/bpf-property/**/*.test.ts'
 POLICY ?= examples/default.yaml

@@ -201,12 +201,25 @@ function ruleNotes(extra: RawRule[], family: Family): RouteNote[] {
   ];
 }
 
-export function toLinkInfo(raw: RawLink): LinkInfo {
-  return { ifindex: raw.ifindex, ifname: raw.ifname, kind: raw.kind, tunnel: isTunnelLink(raw) };
+/** Masters whose ports carry no address of their own: the IP layer sees the master. */
+const LAYER2_MASTERS = new Set(["bridge", "bond", "team"]);
+
+export function toLinkInfo(raw: RawLink, kindOf: (ifname: string) => string = () => ""): LinkInfo {
+  const link: LinkInfo = {
+    ifindex: raw.ifindex,
+    ifname: raw.ifname,
+    kind: raw.kind,
+    tunnel: isTunnelLink(raw),
+  };
+  if (raw.master && LAYER2_MASTERS.has(kindOf(raw.master))) link.master = raw.master;
+  return link;
 }
 
 export function buildImage(dump: NamespaceDump): BuiltImage {
-  const links = dump.links.filter((l) => l.ifindex > 0 && l.ifname).map(toLinkInfo);
+  const kinds = new Map(dump.links.map((l) => [l.ifname, l.kind]));
+  const links = dump.links
+    .filter((l) => l.ifindex > 0 && l.ifname)
+    .map((l) => toLinkInfo(l, (name) => kinds.get(name) ?? ""));
   const byName = new Map(links.map((l) => [l.ifname, l]));
   const lo = dump.links.find((l) => l.flags.includes("LOOPBACK"))?.ifname ?? "lo";
   const loopback = byName.get(lo);

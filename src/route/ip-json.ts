@@ -7,6 +7,8 @@ export interface RawLink {
   flags: string[];
   linkType: string;
   kind: string;
+  /** the link this one is enslaved to (a bridge, bond, team or vrf); "" for none */
+  master: string;
 }
 
 export interface RawNexthop {
@@ -59,6 +61,7 @@ export function parseLinks(text: string): RawLink[] {
     flags: strings(l.flags),
     linkType: str(l.link_type),
     kind: isObject(l.linkinfo) ? str(l.linkinfo.info_kind) : "",
+    master: str(l.master),
   }));
 }
 

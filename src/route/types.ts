@@ -28,6 +28,11 @@ export interface LinkInfo {
   /** linkinfo.info_kind ("vxlan", "tun", "wireguard"...), "" for physical or unknown */
   kind: string;
   tunnel: boolean;
+  /**
+   * The bridge, bond or team this link is a port of: the host's IP layer sees the packets that
+   * come in by the port as coming in by it, so interface rules judge the port as its master.
+   */
+  master?: string;
 }
 
 /** Something the image approximates; shown to users, never fatal. */

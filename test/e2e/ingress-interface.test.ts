@@ -48,3 +48,41 @@ rules:
     );
   });
 });
+
+test("a bridge's port is judged as the bridge: rules naming the bridge decide what comes in by the port", async (t) => {
+  const br = `mib${process.pid % 100000}`;
+  const lab = await startMoatLab(
+    t.name,
+    (l) => {
+      ip("-n", l.b, "link", "add", br, "type", "bridge");
+      ip("-n", l.b, "link", "set", l.ifB, "master", br);
+      ip("-n", l.b, "addr", "add", "10.88.0.1/24", "dev", br);
+      ip("-n", l.a, "addr", "add", "10.88.0.5/24", "dev", l.ifA);
+      ip("-n", l.b, "link", "set", br, "up");
+      return `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${guardedInterface(l.ifB)}, ${guardedInterface(br)}] }
+rules:
+  - { name: web-by-bridge, direction: ingress, action: allow, layer4: { protocol: tcp, port: [80] }, interface: { name: [${br}] } }
+  - { name: no-8080-by-bridge, direction: ingress, action: block, layer4: { protocol: tcp, port: [8080] }, interface: { name: [${br}] } }
+  - { name: web-8080, direction: ingress, action: allow, layer4: { protocol: tcp, port: [8080] } }
+`;
+    },
+    ["tcp:80,8080"],
+  );
+  t.after(() => lab.close());
+  assert.equal(
+    lab.curl("http://10.88.0.1/", ["--max-time", "3"]).status,
+    0,
+    "port 80, let in by the bridge's rule",
+  );
+  assert.equal(
+    lab.curl("http://10.88.0.1:8080/", ["--max-time", "3"]).status,
+    28,
+    "port 8080, blocked by the bridge's rule",
+  );
+  await lab.daemon.waitFor(
+    /BLOCKED ingress tcp .* -> 10\.88\.0\.1:8080 .*by rule no-8080-by-bridge/,
+  );
+});

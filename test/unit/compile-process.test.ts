@@ -145,3 +145,33 @@ test("names: exact and trailing '*' only, as comm holds them", () => {
   assert.equal(commRange("a?c"), null);
   assert.equal(commRange("a-name-longer-than-15"), null);
 });
+
+test("a bridge's or bond's port is judged as its master, the interface the host's IP layer sees", () => {
+  const links = [
+    { ifindex: 5, ifname: "br0", kind: "bridge", tunnel: false },
+    { ifindex: 6, ifname: "eth1", kind: "", tunnel: false, master: "br0" },
+    { ifindex: 7, ifname: "bond0", kind: "bond", tunnel: false },
+    { ifindex: 8, ifname: "eth2", kind: "", tunnel: false, master: "bond0" },
+    { ifindex: 9, ifname: "eth3", kind: "", tunnel: false },
+  ];
+  const img = compileProcess(
+    parsePolicy(
+      `version: 1
+attach: { cgroup: / }
+rules:
+  - { name: by-bridge, direction: ingress, action: allow, interface: { name: [br0] } }
+  - { name: by-bond, direction: ingress, action: allow, interface: { name: [bond0] } }
+  - { name: by-port, direction: ingress, action: allow, interface: { name: [eth1, eth2] } }
+`,
+      "p.yaml",
+    ),
+    { ...universe, routes: { image: { v4: [], v6: [] }, links, notes: [] } },
+  )!;
+  const cls = (ifindex: number) => img.iface.find((i) => i.ifindex === ifindex)?.cls ?? 0;
+  assert.notEqual(cls(5), 0);
+  assert.equal(cls(6), cls(5), "eth1 in br0");
+  assert.notEqual(cls(7), 0);
+  assert.equal(cls(8), cls(7), "eth2 in bond0");
+  assert.notEqual(cls(5), cls(7));
+  assert.equal(cls(9), 0, "a port of nothing, named by no rule");
+});

@@ -385,15 +385,22 @@ export function compileProcess(
   };
   const comm = lpmEntries6(runs, points, countLpm6(runs, points));
 
-  // interface: every interface the route mirror knows, by ifindex
+  // interface: every interface the route mirror knows, by ifindex; a bridge's or bond's port as
+  // its master (the interface the host's IP layer sees)
   const ifc = field(ordinals.filter((j) => !rules[j]!.interface));
+  const byName = new Map(universe.routes.links.map((l) => [l.ifname, l]));
   const iface = universe.routes.links
-    .map((l) => ({
-      ifindex: l.ifindex,
-      cls: ifc.of(
-        ordinals.filter((j) => rules[j]!.interface && interfaceMatches(rules[j]!.interface, l)),
-      ),
-    }))
+    .map((l) => {
+      const seen = (l.master && byName.get(l.master)) || l;
+      return {
+        ifindex: l.ifindex,
+        cls: ifc.of(
+          ordinals.filter(
+            (j) => rules[j]!.interface && interfaceMatches(rules[j]!.interface, seen),
+          ),
+        ),
+      };
+    })
     .filter((i) => i.cls !== 0);
 
   const chain = combineChain(foldLimit, path.ids.sets, [
