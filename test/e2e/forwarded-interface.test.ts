@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
+import { addContainerBehindB, addSecondVeth, deleteNamespace } from "../helpers/lab-links.ts";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 
@@ -16,35 +17,16 @@ test("a container's forwarded connection leaving by an interface an egress rule 
   const c = `moat-fwdif-c-${process.pid}`;
   const wg = `mfw${process.pid % 100000}`;
   const mc = `mfc${process.pid % 100000}`;
-  cg.onClose(() => {
-    try {
-      ip("netns", "del", c);
-    } catch {
-      // never made
-    }
-  });
+  cg.onClose(() => deleteNamespace(c));
   const lab = await startCgroupLab(
     cg,
     "forwarded interface",
     (l) => {
-      // the host's second way out: 10.77.0.0/24 by `wg`, a veth into namespace a
-      ip("link", "add", wg, "netns", l.b, "type", "veth", "peer", "name", `${wg}p`, "netns", l.a);
-      ip("-n", l.b, "addr", "add", "10.77.0.1/24", "dev", wg);
-      ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${wg}p`);
-      ip("-n", l.b, "link", "set", wg, "up");
-      ip("-n", l.a, "link", "set", `${wg}p`, "up");
+      addSecondVeth(l, wg);
       // a container namespace c behind b, by an interface moat does not guard
-      ip("netns", "add", c);
-      ip("link", "add", mc, "netns", l.b, "type", "veth", "peer", "name", "eth0", "netns", c);
-      ip("-n", l.b, "addr", "add", "10.78.0.1/24", "dev", mc);
-      ip("-n", c, "addr", "add", "10.78.0.2/24", "dev", "eth0");
-      ip("-n", l.b, "link", "set", mc, "up");
-      ip("-n", c, "link", "set", "eth0", "up");
-      ip("-n", c, "link", "set", "lo", "up");
-      ip("-n", c, "route", "add", "default", "via", "10.78.0.1");
+      addContainerBehindB(l, c, mc);
       // a answers the container by the way it came: the veth's, or wg's
       ip("-n", l.a, "route", "add", "10.78.0.0/24", "via", l.v4.b);
-      execFileSync("ip", ["netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: allow }

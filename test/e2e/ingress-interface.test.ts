@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
+import { addSecondVeth } from "../helpers/lab-links.ts";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 
@@ -14,11 +15,7 @@ test("an incoming connection is let in by the interface an ingress rule names, n
   const lab = await startMoatLab(
     t.name,
     (l) => {
-      ip("link", "add", wg, "netns", l.b, "type", "veth", "peer", "name", `${wg}p`, "netns", l.a);
-      ip("-n", l.b, "addr", "add", "10.77.0.1/24", "dev", wg);
-      ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${wg}p`);
-      ip("-n", l.b, "link", "set", wg, "up");
-      ip("-n", l.a, "link", "set", `${wg}p`, "up");
+      addSecondVeth(l, wg);
       return `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
+import { addContainerBehindB, addSecondVeth, deleteNamespace } from "../helpers/lab-links.ts";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 const ifindex = (ns: string, dev: string) =>
@@ -17,49 +18,16 @@ test("a container whose eth0 has a forbidden host interface's ifindex reaches wh
   const cg = cgroupForTest(t, "ifnetns");
   const c = `moat-ifnetns-c-${process.pid}`;
   const wg = `mwg${process.pid % 100000}`;
-  cg.onClose(() => {
-    try {
-      ip("netns", "del", c);
-    } catch {
-      // never made
-    }
-  });
+  cg.onClose(() => deleteNamespace(c));
   const lab = await startCgroupLab(
     cg,
     "interface rules, other namespace",
     (l) => {
       // the host's second way out: 10.77.0.0/24 by `wg`, a veth into namespace a
-      ip("link", "add", wg, "netns", l.b, "type", "veth", "peer", "name", `${wg}p`, "netns", l.a);
-      ip("-n", l.b, "addr", "add", "10.77.0.1/24", "dev", wg);
-      ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${wg}p`);
-      ip("-n", l.b, "link", "set", wg, "up");
-      ip("-n", l.a, "link", "set", `${wg}p`, "up");
+      addSecondVeth(l, wg);
       // a container namespace c behind b, its eth0 numbered as b's guarded interface
-      ip("netns", "add", c);
-      const taken = ifindex(l.b, l.ifB);
-      ip(
-        "link",
-        "add",
-        `mc${process.pid % 100000}`,
-        "netns",
-        l.b,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        c,
-        "index",
-        String(taken),
-      );
-      ip("-n", l.b, "addr", "add", "10.78.0.1/24", "dev", `mc${process.pid % 100000}`);
-      ip("-n", c, "addr", "add", "10.78.0.2/24", "dev", "eth0");
-      ip("-n", l.b, "link", "set", `mc${process.pid % 100000}`, "up");
-      ip("-n", c, "link", "set", "eth0", "up");
-      ip("-n", c, "route", "add", "default", "via", "10.78.0.1");
+      addContainerBehindB(l, c, `mc${process.pid % 100000}`, ifindex(l.b, l.ifB));
       ip("-n", l.a, "route", "add", "10.78.0.0/24", "via", "10.77.0.1");
-      execFileSync("ip", ["netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       return `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: allow }
