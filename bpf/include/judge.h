@@ -200,13 +200,15 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	}
 }
 
-/* Whether a packet of another protocol than the socket's own (tcp or udp) goes out with that
- * socket: a kernel tunnel's carrier (vxlan, geneve, gre, ipip) wrapping one of its packets keeps
- * the socket, and is no connection of the socket's owner */
-static __always_inline int carries_other(const struct moat_sock *s, const struct pkt *p)
+/* Whether a packet that goes out with a tcp or udp socket is not that socket's own: a kernel
+ * tunnel's carrier (vxlan, geneve, gre, ipip) keeps the socket of the packet it wraps, and is no
+ * connection of the socket's owner. The socket's own packets go over its protocol from its port;
+ * a raw socket's are its own whatever they carry */
+static __always_inline int carries_other(const struct bpf_sock *sk, const struct pkt *p)
 {
-	return (s->protocol == IPPROTO_TCP || s->protocol == IPPROTO_UDP) &&
-	       s->protocol != p->t.proto;
+	if (sk->type == SOCK_RAW || (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP))
+		return 0;
+	return sk->protocol != p->t.proto || sk->src_port != p->t.sport;
 }
 
 /* whether the socket hooks' record is about this packet's destination: the one the caller
@@ -756,9 +758,6 @@ __noinline int moat_judge(void *ctx __arg_ctx, const struct pkt *p, int kind, co
 {
 	if (!p || !h)
 		return OUT_PASS;
-	/* a tunnel's carrier keeps the socket of the packet it carries: not that socket's flow */
-	if (s && kind == PKT_IP && carries_other(s, p))
-		s = NULL;
 	struct judge_ctx j = {.ctx = ctx, .h = h, .s = s, .cnt = counters_get(), .len = h->len};
 
 	int out = judge_frame(&j, p, kind);

@@ -93,6 +93,21 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* the socket hooks' record of the local socket sending the packet, if any (its owner and
+ * decision), when the packet is that socket's own: a tunnel's carrier keeps the socket of the
+ * packet it wraps. A subprogram: its locals stay off the program's stack */
+static __noinline const struct moat_sock *sending_record(struct __sk_buff *skb, const struct pkt *p,
+							 int kind)
+{
+	struct bpf_sock *sk = skb->sk;
+
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (!sk || (kind == PKT_IP && carries_other(sk, p)))
+		return NULL;
+	return bpf_sk_storage_get(&socks, sk, 0, 0);
+}
+
 SEC("tc")
 int moat_tc_egress(struct __sk_buff *skb)
 {
@@ -108,14 +123,8 @@ int moat_tc_egress(struct __sk_buff *skb)
 
 	int kind = parse_pulled(skb, p, moat_parse_skb(skb, p));
 	bench_rotate(p, kind, MOAT_DIR_EGRESS);
-	/* the socket hooks' record of the local socket sending, if any: its owner and decision */
-	const struct moat_sock *s = NULL;
-	struct bpf_sock *sk = skb->sk;
 	h.local = skb->ingress_ifindex == 0;
-	if (sk)
-		sk = bpf_sk_fullsock(sk);
-	if (sk)
-		s = bpf_sk_storage_get(&socks, sk, 0, 0);
+	const struct moat_sock *s = sending_record(skb, p, kind);
 	/* a SYN-ACK with a cookie the tc ingress program sent back out is no connection of this
 	 * host's: it passes unjudged (syncookie.h) */
 	int out =

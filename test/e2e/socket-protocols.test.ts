@@ -28,8 +28,17 @@ for how in ("sendto", "connect"):
         print(how, "EPERM")`,
 ];
 
-/** A raw IPv4 TCP socket sends one hand-made SYN from `sport` to port 9999 carrying `tag`. */
-const rawSyn = (src: string, dst: string, sport: number, tag: string): string[] => [
+/**
+ * A raw IPv4 socket sends one hand-made SYN from `sport` to port 9999 carrying `tag`: a TCP one,
+ * or one of another protocol (`proto`) given the whole IP packet (IP_HDRINCL).
+ */
+const rawSyn = (
+  src: string,
+  dst: string,
+  sport: number,
+  tag: string,
+  proto = "IPPROTO_TCP",
+): string[] => [
   PY,
   "-c",
   `import socket, struct
@@ -42,7 +51,10 @@ payload = b"${tag}"
 tcp = struct.pack("!HHIIBBHHH", ${sport}, 9999, 1, 0, 5 << 4, 0x02, 1024, 0, 0) + payload
 pseudo = socket.inet_aton("${src}") + socket.inet_aton("${dst}") + struct.pack("!BBH", 0, 6, len(tcp))
 tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.${proto})
+if socket.${proto} != socket.IPPROTO_TCP:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    tcp = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, socket.inet_aton("${src}"), socket.inet_aton("${dst}")) + tcp
 s.sendto(tcp, ("${dst}", 0))
 print("sent")`,
 ];
@@ -98,6 +110,16 @@ rules:
     assert.equal(inside.stdout, "sent\n", inside.stderr);
     await lab.daemon.waitFor(
       /BLOCKED egress tcp .*:9999 on \S+ by rule no-9999-from-python \(python3\S* pid \d+\)/,
+    );
+    // a raw socket of another protocol sending TCP is its process's all the same
+    const udpRaw = runIn(
+      lab.b,
+      cg.dir,
+      rawSyn(lab.v4.b, lab.v4.a, 40003, "from udp", "IPPROTO_UDP"),
+    );
+    assert.equal(udpRaw.stdout, "sent\n", udpRaw.stderr);
+    await lab.daemon.waitFor(
+      /BLOCKED egress tcp \S+:40003 -> .*:9999 on \S+ by rule no-9999-from-python \(python3\S* pid \d+\)/,
     );
     // outside the cgroup no process is known: the process rule does not match, the packet passes
     const outside = runIn(lab.b, null, rawSyn(lab.v4.b, lab.v4.a, 40002, "from outside"));

@@ -53,7 +53,7 @@ rules:
   - { name: peer-only-over-vpn, direction: egress, action: block, layer3: { remote: [${l.v4.a}] }, interface: { tunnel: false } }
 `;
     },
-    ["tcp:80"],
+    ["tcp:80", "udp:53"],
   );
   const curl = (url: string) =>
     runIn(lab.b, cg.dir, ["curl", "-sS", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}", url]);
@@ -66,6 +66,22 @@ rules:
   await t.test("through the tunnel: the connection and its carrier pass", () => {
     const r = curl("http://10.99.0.5/");
     assert.equal(r.stdout, "200", `curl over the vxlan: ${r.stderr}`);
+    assert.doesNotMatch(lab.audit(), /BLOCKED egress udp .*:4789/);
+  });
+
+  await t.test("a udp datagram through the tunnel, and its answer", () => {
+    // the peer's udp port echoes
+    const r = runIn(lab.b, cg.dir, [
+      "python3",
+      "-c",
+      `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect(("10.99.0.5", 53))
+s.send(b"ping")
+print(s.recv(100).decode())`,
+    ]);
+    assert.equal(r.stdout, "ping\n", `udp over the vxlan: ${r.stderr}`);
     assert.doesNotMatch(lab.audit(), /BLOCKED egress udp .*:4789/);
   });
 });
