@@ -519,18 +519,6 @@ static __always_inline int own_end_arrived(const struct judge_ctx *j, const stru
 	return j->h->local && ct->direction == MOAT_DIR_INGRESS && src_side == ct->initiator;
 }
 
-/* Whether a packet on the tuple of a connection blocked from its first packet comes from another
- * sender than that packet's: from the other end, or leaving this host from the end whose packet
- * arrived. An arriving packet with this host's own address was made elsewhere (the host's stack
- * drops it as a martian), and a forger's must not hold the tuple against the host's own flow */
-static __always_inline int not_blocked_opener(const struct judge_ctx *j, const struct moat_ct *ct,
-					      int src_side)
-{
-	if (src_side != ct->initiator)
-		return 1;
-	return j->h->dir == MOAT_DIR_EGRESS && ct->direction == MOAT_DIR_INGRESS;
-}
-
 /* Whether a bare syn on the tuple of a tracked connection opens a new one, judged anew: on a
  * closed connection's tuple (its reset or fin in sequence: conntrack.h) or one picked up
  * mid-stream, from either end (the peer of a closed outbound connection may connect back on the
@@ -547,7 +535,7 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 	if (p->t.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 		return 0;
 	if (ct->tcp_state == MOAT_TCP_SYN_SENT && ct->verdict == MOAT_EV_BLOCKED)
-		return not_blocked_opener(j, ct, src_side);
+		return src_side != ct->initiator;
 	int midstream = ct->flags & MOAT_CT_MIDSTREAM;
 	if (ct->tcp_state < MOAT_TCP_TIME_WAIT && !midstream)
 		return 0;
@@ -567,7 +555,7 @@ static __always_inline int opens_anew(const struct judge_ctx *j, const struct pk
 	if (own_end_arrived(j, ct, src_side))
 		return 1;
 	if (ct->flags & MOAT_CT_BLOCKED_FIRST)
-		return ct->verdict == MOAT_EV_BLOCKED && not_blocked_opener(j, ct, src_side);
+		return src_side != ct->initiator && ct->verdict == MOAT_EV_BLOCKED;
 	return syn_opens_anew(j, p, ct, src_side);
 }
 
