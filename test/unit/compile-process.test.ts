@@ -175,3 +175,27 @@ rules:
   assert.notEqual(cls(5), cls(7));
   assert.equal(cls(9), 0, "a port of nothing, named by no rule");
 });
+
+test("a tunnel enslaved to a bridge (vxlan in br0) is judged as the bridge, tunnelled", () => {
+  const links = [
+    { ifindex: 5, ifname: "br0", kind: "bridge", tunnel: false },
+    { ifindex: 6, ifname: "vx0", kind: "vxlan", tunnel: true, master: "br0" },
+    { ifindex: 7, ifname: "eth1", kind: "", tunnel: false, master: "br0" },
+  ];
+  const img = compileProcess(
+    parsePolicy(
+      `version: 1
+attach: { cgroup: / }
+rules:
+  - { name: tunnelled-bridge, direction: ingress, action: allow, interface: { name: [br0], tunnel: true } }
+  - { name: plain-bridge, direction: ingress, action: allow, interface: { name: [br0], tunnel: false } }
+`,
+      "p.yaml",
+    ),
+    { ...universe, routes: { image: { v4: [], v6: [] }, links, notes: [] } },
+  )!;
+  const cls = (ifindex: number) => img.iface.find((i) => i.ifindex === ifindex)?.cls ?? 0;
+  assert.notEqual(cls(6), 0);
+  assert.notEqual(cls(6), cls(7), "the vxlan port is tunnelled, the plain port is not");
+  assert.equal(cls(7), cls(5), "the plain port is the bridge");
+});

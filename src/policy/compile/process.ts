@@ -386,12 +386,13 @@ export function compileProcess(
   const comm = lpmEntries6(runs, points, countLpm6(runs, points));
 
   // interface: every interface the route mirror knows, by ifindex; a bridge's or bond's port as
-  // its master (the interface the host's IP layer sees)
+  // its master (the interface the host's IP layer sees), tunnelled if the port is a tunnel
   const ifc = field(ordinals.filter((j) => !rules[j]!.interface));
   const byName = new Map(universe.routes.links.map((l) => [l.ifname, l]));
   const iface = universe.routes.links
     .map((l) => {
-      const seen = (l.master && byName.get(l.master)) || l;
+      const master = l.master ? byName.get(l.master) : undefined;
+      const seen = master ? { ifname: master.ifname, tunnel: master.tunnel || l.tunnel } : l;
       return {
         ifindex: l.ifindex,
         cls: ifc.of(
