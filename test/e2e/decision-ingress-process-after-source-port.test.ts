@@ -8,9 +8,8 @@ import { realpathSync } from "node:fs";
 import { parsePolicy, type LocalDecision } from "../../src/config/index.ts";
 import type { DecisionBody } from "../../src/api/index.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
-import { startMoatLab } from "../helpers/moat-lab.ts";
-import { testCgroup } from "../helpers/cgroup-run.ts";
-import { peerConnect, serveIn, type Server } from "../helpers/accept-lab.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { peerConnect, serveIn } from "../helpers/accept-lab.ts";
 import { http } from "../helpers/api-client.ts";
 
 // Debian's python3 (the one on PATH may be a pyenv shim script)
@@ -18,29 +17,23 @@ const PYTHON = realpathSync("/usr/bin/python3");
 const PORT = 7401;
 
 test("an ingress decision for the server's executable is made and lets the peer in when the file's first rule judges by source port", async (t) => {
-  const { cgroup, dir, remove } = testCgroup("decsport");
-  const servers: Server[] = [];
-  let closeLab = async () => {};
-  t.after(async () => {
-    for (const s of servers) await s.stop();
-    await closeLab();
-    remove();
-  });
+  const cg = cgroupForTest(t, "decsport");
   let text = "";
-  const lab = await startMoatLab(
+  const lab = await startCgroupLab(
+    cg,
     "decision after source port",
     (l) =>
       (text = `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }
-attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
+attach: { interfaces: [${l.ifB}], cgroup: ${cg.cgroup} }
 rules:
   - { name: low-client-ports, direction: ingress, action: block, layer4: { protocol: tcp, source_port: [0-1023] } }
 `),
     [],
   );
-  closeLab = () => lab.close();
-  servers.push(await serveIn(lab.b, dir, [`tcp:${PORT}`], { exe: PYTHON }));
+  const server = await serveIn(lab.b, cg.dir, [`tcp:${PORT}`], { exe: PYTHON });
+  cg.onClose(() => server.stop());
   assert.equal(peerConnect(lab.a, "tcp", lab.v4.b, PORT), "timeout", "the default blocks the peer");
 
   const body: DecisionBody = {
@@ -63,12 +56,12 @@ rules:
       local: { ip: lab.v4.b, port: PORT },
       remote: { ip: lab.v4.a, port: 40000 },
       process: {
-        pid: servers[0]!.pid,
+        pid: server.pid,
         name: "python3",
         path: PYTHON,
         user: 0,
         userName: "root",
-        cgroup,
+        cgroup: cg.cgroup,
         container: null,
       },
     },
