@@ -73,7 +73,8 @@ function inForce(set: PolicySet | undefined): string[] {
 /**
  * Drops the entries that expired while no daemon ran from every set file in the store `dir`
  * (before the first policy is compiled: the expiry timers would find them after it, and compile
- * and apply that same policy again). Throws when a file cannot be written.
+ * and apply that same policy again). Throws, after pruning the others, naming each file that
+ * could not be read or written.
  */
 export function pruneExpiredEntries(dir: string, now = Date.now()): void {
   let names: string[];
@@ -82,13 +83,20 @@ export function pruneExpiredEntries(dir: string, now = Date.now()): void {
   } catch {
     return; // no store yet
   }
+  const failed: string[] = [];
   for (const name of names) {
     const path = join(dir, name);
-    const all = parseDynamicSetFile(readFileSync(path, "utf8"));
-    const live = liveEntries(all, now);
-    if (live.length < all.length)
-      writeTrustedFileAtomic(path, formatDynamicSetFile(live), { what: "dynamic set file" });
+    try {
+      const all = parseDynamicSetFile(readFileSync(path, "utf8"));
+      const live = liveEntries(all, now);
+      if (live.length < all.length)
+        writeTrustedFileAtomic(path, formatDynamicSetFile(live), { what: "dynamic set file" });
+    } catch (err) {
+      // the other files are still pruned: one bad file must not keep their expired entries
+      failed.push(`${path}: ${(err as Error).message}`);
+    }
   }
+  if (failed.length > 0) throw new Error(failed.join("; "));
 }
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
