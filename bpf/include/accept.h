@@ -23,18 +23,20 @@ static __always_inline int is_syn(const struct pkt *p)
 	       (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
 }
 
-/* whether a process rule may decide a new ingress connection that the packet hooks' tables
- * give to `rule`: the socket hooks' tables find an earlier rule when every process rule
- * matches (process class MOAT_ANY_PROCESS). They match a superset of what the packet hooks'
- * do (process rules; rules naming client ports, which they do not have), so an earlier rule
- * is one that may match; the same rule means no process rule can */
+/* whether a process rule may decide a new ingress connection that came in by `ifindex` and
+ * that the packet hooks' tables give to `rule`: the socket hooks' tables find an earlier rule
+ * when every process rule of that interface matches (the interface class's any-process class,
+ * MOAT_ANY_PROCESS less the class). They match a superset of what the packet hooks' do (process
+ * rules; rules naming client ports, which they do not have), so an earlier rule is one that may
+ * match; the same rule means no process rule can */
 static __always_inline int accept_may_decide(__u32 slot, const struct moat_meta *m, struct facts *f,
-					     __u32 rule)
+					     __u32 rule, __u32 ifindex)
 {
 	if (!m->socket_image || rule < m->first_ingress_process_rule)
 		return 0;
+	__u32 ci = m->proc_ni > 1 ? key_class(&tbl_proc_iface, slot, &ifindex) : 0;
 	__u16 port = f->client_port;
-	f->client_port = MOAT_ANY_PROCESS;
+	f->client_port = MOAT_ANY_PROCESS - ci;
 	__u32 any = classify(slot, 1, m, f);
 	f->client_port = port;
 	return any < rule;
@@ -45,11 +47,11 @@ static __always_inline int accept_may_decide(__u32 slot, const struct moat_meta 
  * decide, the verdict too */
 static __always_inline __u32 accept_await(__u32 slot, const struct moat_meta *m,
 					  const struct pkt *p, struct facts *f, __u32 rule,
-					  __u8 verdict)
+					  __u8 verdict, __u32 ifindex)
 {
 	if (f->dir != MOAT_DIR_INGRESS || !m->accept)
 		return 0;
-	if (is_syn(p) && accept_may_decide(slot, m, f, rule))
+	if (is_syn(p) && accept_may_decide(slot, m, f, rule, ifindex))
 		return MOAT_CT_AWAIT | MOAT_CT_PENDING;
 	if (verdict == MOAT_EV_BLOCKED)
 		return 0;

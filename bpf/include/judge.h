@@ -363,7 +363,7 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 	if (report)
 		ct->flags |= MOAT_CT_REPORTED;
 	/* an ingress connection to a local socket: the accept hook completes it (accept.h) */
-	ct->flags |= accept_await(j->slot, j->m, p, &f, rule, ct->verdict);
+	ct->flags |= accept_await(j->slot, j->m, p, &f, rule, ct->verdict, ct->ifindex);
 	tally(j, MOAT_CNT_NEW);
 	if (!(ct->flags & MOAT_CT_PENDING))
 		count_rule(j->slot, j->m, rule, j->len, 1);

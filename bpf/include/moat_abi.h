@@ -21,8 +21,9 @@ enum moat_abi_const {
 	MOAT_PROTO_SLOTS = 5,
 	MOAT_PORT_CLASS_SIZE = 2 * MOAT_PROTO_SLOTS * 65536,
 	MOAT_SPORT_CLASS_SIZE = 65537,
-	/* the process class every process rule matches (none computed is it): XDP asks the socket
-	 * hooks' tables whether a process rule may decide an incoming connection (accept.h) */
+	/* less an interface class: the process class every process rule of that interface class
+	 * matches (none computed is it): XDP asks the socket hooks' tables whether a process rule
+	 * may decide an incoming connection (accept.h) */
 	MOAT_ANY_PROCESS = 65535,
 	/* IPv4 address directory entries (u64): a /16's entry is its class with UNIFORM set in
 	 * the high word, its /24 block with BITMAP set (low: the block's index), or its segment

@@ -17,8 +17,8 @@
 //   listener outside the cgroup. A SYN that a process rule could still decide (the evaluator,
 //   not told the process, defers) is passed undecided to the accept hook; so may be one that
 //   XDP's question (bpf/include/accept.h) cannot tell from those: a process rule whose sections
-//   but the process and interface ones match, a source-port rule ahead whose other sections
-//   match. Every other first packet is decided at once.
+//   but the process one match, a source-port rule ahead whose other sections match. Every other
+//   first packet is decided at once.
 // The verdict (pass/drop; of an arriving connection, its first packet's, then its answer's) and
 // the event (its type, rule and mode, or none) must be what evaluate() decides for
 // { process: null, interface: { name, tunnel } }.
@@ -425,8 +425,8 @@ function deferredSoFar(): bigint {
 
 /**
  * The policy as XDP asks whether a process rule may decide an incoming SYN (bpf/include/accept.h):
- * the socket hooks' tables with a process class that every process rule matches, whatever its
- * interface section, and without the client port, so that a source-port rule "may" match too
+ * the socket hooks' tables with a process class that every process rule of the packet's interface
+ * matches, and without the client port, so that a source-port rule "may" match too
  * (a process section no process matches stands for that). Null: no rule for incoming connections
  * names a process, so XDP never asks.
  */
@@ -435,7 +435,7 @@ function acceptQuestion(spec: PolicySpec): PolicyModel | null {
   if (!spec.rules.some((r) => incoming(r) && r.process)) return null;
   const rules = spec.rules.map((r): RuleSpec => {
     if (!incoming(r)) return r;
-    if (r.process) return { ...r, interface: undefined };
+    if (r.process) return r;
     if (r.sourcePort) return { ...r, sourcePort: undefined, process: { name: ["?"] } };
     return r;
   });

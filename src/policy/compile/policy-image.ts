@@ -18,7 +18,7 @@ import type { ClassifierImage } from "./image.ts";
 import type { PolicyImage } from "./kernel-image.ts";
 import { addressOnly, dnsAsPorts, namesRule, unmatchable } from "./name-rules.ts";
 import { nameClassesOf, namesHosts } from "./names.ts";
-import { ANY_PROCESS_CLASS, compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
+import { compileProcess, socketRule, type ProcessUniverse } from "./process.ts";
 import { redirectModel, redirectTargets, withRedirects } from "./redirect.ts";
 
 /** Where moat's DNS proxy listens (the implicit redirect of DNS queries, docs/redirect.md). */
@@ -83,9 +83,8 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
     const layer4: Layer4 = { ...(r.layer4 ?? { protocol: null, pos: r.pos }) };
     delete layer4.sourcePorts;
     if (!socketRule(r)) return { ...r, layer4 };
-    const classes = [...(classesOf.get(r.index) ?? [])];
-    // docs/socket-hooks.md, "The accept side": XDP's "may a process rule decide?"
-    if (r.process) classes.push(ANY_PROCESS_CLASS);
+    // with the any-process classes (docs/socket-hooks.md, "The accept side")
+    const classes = [...(classesOf.get(r.index) ?? [])].sort((x, y) => x - y);
     if (classes.length === 0) return unmatchable(r);
     const out: Rule = { ...r, layer4: { ...layer4, sourcePorts: asPorts(classes, r.pos) } };
     delete out.process;

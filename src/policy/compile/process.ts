@@ -68,7 +68,8 @@ export interface ProcessImage {
   folds: number;
   /** Number of process classes (P values). */
   count: number;
-  /** Policy rule index -> the process classes its process section matches. */
+  /** Policy rule index -> the process classes its process and interface sections match, and
+   * for a process rule the any-process classes of the interface classes it matches. */
   classesOf: Map<number, number[]>;
 }
 
@@ -94,11 +95,12 @@ function exeKeys<E extends { gen?: number }>(e: E): (E & { gen: number })[] {
       ];
 }
 
-/** At most this many process classes: P travels in the client-port slot (docs/socket-hooks.md). */
-export const MAX_PROCESS_CLASSES = 65535;
+/** P travels in the client-port slot (docs/socket-hooks.md): 65,536 values. */
+const CLASS_SPACE = 65_536;
 /**
- * The one more class that every process rule matches and no process has (MOAT_ANY_PROCESS): XDP
- * asks the socket image with it whether a process rule may decide an incoming connection.
+ * The classes at the top of P's space, one an interface class `ci` (MOAT_ANY_PROCESS - ci), that
+ * every process rule of that interface class matches and no process has: XDP asks the socket image
+ * with the one of the packet's interface whether a process rule may decide an incoming connection.
  */
 export const ANY_PROCESS_CLASS = 65535;
 const MAX_TABLE = 4_000_000;
@@ -412,21 +414,26 @@ export function compileProcess(
   ]);
   const [a, b, p, d] = chain.tables as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   const processClasses = chain.classes;
-  if (processClasses.length > MAX_PROCESS_CLASSES) {
+  const interfaceClasses = ifc.ids.sets;
+  const limit = CLASS_SPACE - interfaceClasses.length;
+  if (processClasses.length > limit) {
     throw Object.assign(
       new Error(
-        `the process and interface rules make ${processClasses.length} classes (limit ${MAX_PROCESS_CLASSES})`,
+        `the process and interface rules make ${processClasses.length} classes (limit ${limit})`,
       ),
       { code: "EPOLICYSIZE" },
     );
   }
   const classesOf = new Map<number, number[]>();
-  rules.forEach((r, j) =>
-    classesOf.set(
-      r.index,
-      processClasses.flatMap((set, cls) => (set.includes(j) ? [cls] : [])),
-    ),
-  );
+  rules.forEach((r, j) => {
+    const classes = processClasses.flatMap((set, cls) => (set.includes(j) ? [cls] : []));
+    // the any-process classes of the interface classes the rule matches
+    if (r.process)
+      interfaceClasses.forEach((set, ci) => {
+        if (set.includes(j)) classes.push(ANY_PROCESS_CLASS - ci);
+      });
+    classesOf.set(r.index, classes);
+  });
   return {
     exe,
     uid,
