@@ -307,6 +307,24 @@ static __always_inline __u32 judge_local_midstream(const struct judge_ctx *j, co
 	return rule2;
 }
 
+/* a new connection's frame that passed a lower interface with a macvlan's MAC address (its
+ * destination arriving, its source leaving) is the macvlan's, as the host's IP layer sees it:
+ * judged, remembered and reported by the macvlan's interface. A subprogram: its key stays off
+ * the program's stack */
+static __noinline void judged_by_stacked(struct hook *h, const struct pkt *p, __u32 slot)
+{
+	struct moat_stacked_key key = {};
+
+	if (!h || !p)
+		return;
+	key.ifindex = h->from.ifindex;
+	__builtin_memcpy(key.mac, h->dir == MOAT_DIR_INGRESS ? p->eth_dst : p->eth_src, 6);
+	void *inner = bpf_map_lookup_elem(&tbl_proc_stacked, &slot);
+	__u32 *upper = inner ? bpf_map_lookup_elem(inner, &key) : NULL;
+	if (upper)
+		h->from.ifindex = *upper;
+}
+
 /* The first packet of a connection: judge, remember, report. `replaces`: the tuple's live entry
  * is the other side's, which opens_anew let this packet open anew */
 static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
@@ -321,6 +339,8 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 	if (!ct)
 		return OUT_PASS;
 
+	if (j->m->stacked)
+		judged_by_stacked((struct hook *)j->h, p, j->slot);
 	facts_of_packet(p, j->h->dir, &f);
 	const struct moat_sock *s = j->s;
 	__u32 rule = decide_new(j, &f, s, p);

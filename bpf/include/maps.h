@@ -15,6 +15,7 @@
  * declarations): libbpf sizes the inner maps from them, test/unit/abi.test.ts checks
  * the user-space codecs against them */
 struct moat_lpm6_key *moat_btf_lpm6 __attribute__((unused));
+struct moat_stacked_key *moat_btf_stacked __attribute__((unused));
 struct moat_ry_key *moat_btf_ry __attribute__((unused));
 struct moat_rule *moat_btf_rule __attribute__((unused));
 struct moat_rule_stats *moat_btf_rule_stats __attribute__((unused));
@@ -239,6 +240,22 @@ struct {
 	__type(key, __u32);
 	__array(values, struct inner_uid);
 } tbl_proc_iface SEC(".maps");
+
+struct inner_stacked {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct moat_stacked_key);
+	__type(value, __u32);
+};
+
+/* key: slot; value: (lower ifindex, a macvlan's MAC address) -> the macvlan's ifindex; written
+ * by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_stacked);
+} tbl_proc_stacked SEC(".maps");
 
 /* names (docs/classifier.md, "Names"): a hash, not an lru (a binding is never evicted, a full map
  * is counted by its writer); allocated as bindings come */

@@ -199,7 +199,9 @@ struct moat_meta {
 	 * 0: every step looks up its table */
 	__u8 proc_folds;
 	__u8 default_prevent; /* the ingress default is in prevent mode (invalid tcp flags) */
-	__u8 pad_end;
+	/* 1: tbl_proc_stacked has entries: a new connection's frame is judged by the macvlan its
+	 * MAC address belongs to, not the lower interface it passed */
+	__u8 stacked;
 };
 _Static_assert(sizeof(struct moat_meta) == 100, "moat_meta");
 
@@ -350,6 +352,15 @@ struct moat_exe_key {
 	__u32 gen;
 };
 _Static_assert(sizeof(struct moat_exe_key) == 16, "moat_exe_key");
+
+/* A frame's interface and MAC address (the destination of one that arrived, the source of one
+ * leaving): which macvlan stacked on that interface it belongs to (tbl_proc_stacked) */
+struct moat_stacked_key {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
+};
+_Static_assert(sizeof(struct moat_stacked_key) == 12, "moat_stacked_key");
 
 /* A local socket's record (socket storage `socks`): its owner, and the socket hooks' decision
  * for its latest destination. An unconnected udp socket that sends elsewhere is judged again. */

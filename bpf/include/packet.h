@@ -64,6 +64,8 @@ struct pkt {
 	 * (ids_len 0: nothing) */
 	__u32 ids_off;
 	__u32 ids_len;
+	__u8 eth_dst[6]; /* the frame's MAC addresses (a stacked macvlan's, judge.h) */
+	__u8 eth_src[6];
 };
 
 static __always_inline void addr_v4(__u8 *dst, const void *src)
@@ -293,6 +295,11 @@ static __always_inline int parse_l3(struct cursor *c, struct pkt *p)
 	__builtin_memset(p, 0, sizeof(*p));
 	if (eth_proto < 0)
 		return PKT_MALFORMED;
+	struct ethhdr *eth = start;
+	if ((void *)(eth + 1) <= c->end) {
+		__builtin_memcpy(p->eth_dst, eth->h_dest, 6);
+		__builtin_memcpy(p->eth_src, eth->h_source, 6);
+	}
 	if (eth_proto != ETH_P_IP && eth_proto != ETH_P_IPV6)
 		return PKT_NON_IP;
 	p->l3_off = c->pos - start;

@@ -193,6 +193,7 @@ export const meta = defineStruct("moat_meta", 100, {
   ids: { offset: 96, type: "u8" },
   proc_folds: { offset: 97, type: "u8" },
   default_prevent: { offset: 98, type: "u8" },
+  stacked: { offset: 99, type: "u8" },
 });
 
 /** moat_meta.lean (enum moat_lean): what the socket hooks may leave out under a policy. */
@@ -252,6 +253,12 @@ export const exeKey = defineStruct("moat_exe_key", 16, {
   ino: { offset: 0, type: "u64" },
   dev: { offset: 8, type: "u32" },
   gen: { offset: 12, type: "u32" },
+});
+
+/** A frame's interface and MAC address: the macvlan on that interface it belongs to. */
+export const stackedKey = defineStruct("moat_stacked_key", 12, {
+  ifindex: { offset: 0, type: "u32" },
+  mac: { offset: 4, bytes: 6 },
 });
 
 export const sock = defineStruct("moat_sock", 104, {
@@ -581,6 +588,7 @@ export const codecs = [
   state,
   owner,
   exeKey,
+  stackedKey,
   nameKey,
   nameBinding,
   netnsPorts,

@@ -88,6 +88,21 @@ for (const from of [2, 3, 4, 5, 6, 7])
         : "the policy slots are rebuilt by the first apply",
   });
 
+// policy 8 -> 9 added the macvlans by lower device and MAC address (tbl_proc_stacked,
+// moat_meta.stacked): as above, the first apply rebuilds the policy slots, the new map with them,
+// before any link changes
+for (const from of [2, 3, 4, 5, 6, 7, 8])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 9,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
 /** Counters per CPU in each conntrack layout. */
 const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43, 6: 43 };
 

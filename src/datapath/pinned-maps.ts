@@ -29,7 +29,8 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     // 7: moat_meta.proc_folds: process combination steps folded into the next step's table;
     //    the IPv4 directory's /24 blocks and wide layout (tbl_dir4)
     // 8: ids_config holds when its settings began to choose flows (since_ns)
-    version: 8,
+    // 9: macvlans by lower device and MAC address (tbl_proc_stacked, moat_meta.stacked)
+    version: 9,
     maps: [
       "state",
       "tbl_dir4",
@@ -44,6 +45,7 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
       "tbl_proc_cgroup",
       "tbl_proc_route",
       "tbl_proc_iface",
+      "tbl_proc_stacked",
       "tbl_redirects",
       "tbl_names",
       "tbl_limits",

@@ -72,6 +72,7 @@ export const POLICY_TABLES = {
   proc_cgroup: ["proc_cgroup"],
   proc_route: ["proc_route"],
   proc_iface: ["proc_iface"],
+  proc_stacked: ["proc_stacked"],
   redirects: ["redirects"],
   limits: ["limits"],
 } as const;
@@ -407,6 +408,7 @@ export class PolicyMaps {
           proc_nc: policy.socket?.process.nc ?? 0,
           proc_ni: policy.socket?.process.ni ?? 0,
           proc_folds: policy.socket?.process.folds ?? 0,
+          stacked: policy.socket?.process.stacked.length ? 1 : 0,
           redirect_count: targets.length,
           post_route: policy.socket?.process.interfaces ? 1 : 0,
           first_ingress_process_rule: image.firstIngressProcessRule,

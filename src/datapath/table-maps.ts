@@ -6,6 +6,7 @@ import {
   Mode,
   RuleFlag,
   exeKey as exeKeyCodec,
+  stackedKey as stackedKeyCodec,
   limit as limitCodec,
   rule as ruleCodec,
 } from "./abi.ts";
@@ -383,6 +384,9 @@ function* classMap<T extends { cls: number }>(
   });
 }
 
+/** "aa:bb:cc:dd:ee:ff" as its 6 bytes. */
+const macBytes = (mac: string): Buffer => Buffer.from(mac.replaceAll(":", ""), "hex");
+
 /** The process classes' key maps and combination tables (src/policy/compile/process.ts). */
 export function* processMaps(
   p: ProcessImage,
@@ -403,6 +407,10 @@ export function* processMaps(
     out.proc_route = yield* lpm6Map(make, "moat_proc_route", p.route);
     out.proc_iface = yield* classMap(make, "moat_proc_iface", 4, p.iface, (f, k, at) =>
       k.writeUInt32LE(f.ifindex, at),
+    );
+    const stacked = p.stacked.map((s) => ({ ...s, cls: s.upper }));
+    out.proc_stacked = yield* classMap(make, "moat_proc_stacked", 12, stacked, (s, k, at) =>
+      stackedKeyCodec.encode({ ifindex: s.ifindex, mac: macBytes(s.mac) }, k, at),
     );
     out.proc_a = yield* u32Array(make, "moat_proc_a", p.a);
     out.proc_b = yield* u32Array(make, "moat_proc_b", p.b);

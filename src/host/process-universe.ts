@@ -243,6 +243,11 @@ export function universeFingerprint(u: ProcessUniverse): string {
   const exe = u.executables.map((e) => `${e.dev}:${e.ino}:${e.gen ?? 0}:${e.path}`).sort();
   const users = [...u.users].map(([n, id]) => `${n}:${id}`).sort();
   const cgroups = u.cgroups.map((c) => `${c.id}:${c.path}:${c.container?.id ?? ""}`).sort();
-  const links = u.routes.links.map((l) => `${l.ifindex}:${l.ifname}:${l.tunnel}`).sort();
+  const links = u.routes.links
+    .map(
+      (l) =>
+        `${l.ifindex}:${l.ifname}:${l.tunnel}:${l.master ?? ""}:${l.lower ?? ""}:${l.mac ?? ""}`,
+    )
+    .sort();
   return JSON.stringify([exe, users, cgroups, links, imageFingerprint(u.routes.image)]);
 }

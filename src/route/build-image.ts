@@ -203,6 +203,9 @@ function ruleNotes(extra: RawRule[], family: Family): RouteNote[] {
 
 /** Masters whose ports carry no address of their own: the IP layer sees the master. */
 const LAYER2_MASTERS = new Set(["bridge", "bond", "team"]);
+/** Links stacked on a lower device and told from it by their own MAC address. */
+const MAC_STACKED = new Set(["macvlan", "macvtap"]);
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 export function toLinkInfo(raw: RawLink, kindOf: (ifname: string) => string = () => ""): LinkInfo {
   const link: LinkInfo = {
@@ -212,6 +215,10 @@ export function toLinkInfo(raw: RawLink, kindOf: (ifname: string) => string = ()
     tunnel: isTunnelLink(raw),
   };
   if (raw.master && LAYER2_MASTERS.has(kindOf(raw.master))) link.master = raw.master;
+  if (MAC_STACKED.has(raw.kind) && raw.link && MAC.test(raw.address)) {
+    link.lower = raw.link;
+    link.mac = raw.address.toLowerCase();
+  }
   return link;
 }
 

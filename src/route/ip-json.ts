@@ -9,6 +9,10 @@ export interface RawLink {
   kind: string;
   /** the link this one is enslaved to (a bridge, bond, team or vrf); "" for none */
   master: string;
+  /** the link this one is stacked on (a macvlan's or vlan's lower device); "" for none */
+  link: string;
+  /** the link-layer address ("aa:bb:cc:dd:ee:ff"); "" for none */
+  address: string;
 }
 
 export interface RawNexthop {
@@ -62,6 +66,8 @@ export function parseLinks(text: string): RawLink[] {
     linkType: str(l.link_type),
     kind: isObject(l.linkinfo) ? str(l.linkinfo.info_kind) : "",
     master: str(l.master),
+    link: str(l.link),
+    address: str(l.address),
   }));
 }
 

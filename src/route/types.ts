@@ -33,6 +33,12 @@ export interface LinkInfo {
    * come in by the port as coming in by it, so interface rules judge the port as its master.
    */
   master?: string;
+  /**
+   * A macvlan's lower device and its own MAC address: frames for the macvlan pass the lower
+   * device's hooks first, and are judged as the macvlan's by their MAC address.
+   */
+  lower?: string;
+  mac?: string;
 }
 
 /** Something the image approximates; shown to users, never fatal. */

@@ -65,3 +65,46 @@ rules:
     assert.equal(r.stdout, "200", `curl from the container: ${r.stderr}`);
   });
 });
+
+test("a container's connection forwarded out of a macvlan on an attached interface is judged as the macvlan", async (t) => {
+  const cg = cgroupForTest(t, "fwdmv");
+  const c = `moat-fwdmv-c-${process.pid}`;
+  const mv = `mfm${process.pid % 100000}`;
+  const mc = `mfn${process.pid % 100000}`;
+  cg.onClose(() => deleteNamespace(c));
+  const lab = await startCgroupLab(
+    cg,
+    "forwarded macvlan",
+    (l) => {
+      // the macvlan's frames leave by the lower veth's hook; only the veth is attached
+      ip("-n", l.b, "link", "add", mv, "link", l.ifB, "type", "macvlan", "mode", "bridge");
+      ip("netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
+      ip("-n", l.b, "addr", "add", "10.89.0.1/24", "dev", mv);
+      ip("-n", l.a, "addr", "add", "10.89.0.5/24", "dev", l.ifA);
+      ip("-n", l.b, "link", "set", mv, "up");
+      addContainerBehindB(l, c, mc);
+      ip("-n", l.a, "route", "add", "10.78.0.0/24", "via", "10.89.0.1");
+      return `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${guardedInterface(l.ifB)}], cgroup: ${cg.cgroup} }
+rules:
+  - { name: no-web-by-macvlan, direction: egress, action: block, layer4: { protocol: tcp, port: [80] }, interface: { name: [${mv}] } }
+  - { name: no-8080-by-veth, direction: egress, action: block, layer4: { protocol: tcp, port: [8080] }, interface: { name: [${l.ifB}] } }
+`;
+    },
+    ["tcp:80,8080"],
+  );
+  const curl = (url: string) =>
+    runIn(c, null, ["curl", "-sS", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}", url]);
+
+  const web = curl("http://10.89.0.5/");
+  assert.equal(web.status, 28, `port 80 out of the macvlan: ${web.stdout} ${web.stderr}`);
+  await lab.daemon.waitFor(
+    new RegExp(
+      `BLOCKED egress tcp 10\\.78\\.0\\.2:\\d+ -> 10\\.89\\.0\\.5:80 on ${mv} by rule no-web-by-macvlan`,
+    ),
+  );
+  const other = curl("http://10.89.0.5:8080/");
+  assert.equal(other.stdout, "200", `port 8080 out of the macvlan, not the veth: ${other.stderr}`);
+});

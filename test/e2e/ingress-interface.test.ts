@@ -83,3 +83,44 @@ rules:
     /BLOCKED ingress tcp .* -> 10\.88\.0\.1:8080 .*by rule no-8080-by-bridge/,
   );
 });
+
+test("a macvlan on an attached interface is judged as the macvlan: rules naming it decide what comes in for its address", async (t) => {
+  const mv = `mim${process.pid % 100000}`;
+  const lab = await startMoatLab(
+    t.name,
+    (l) => {
+      // the macvlan's frames pass the lower veth's hooks first; only the veth is attached
+      ip("-n", l.b, "link", "add", mv, "link", l.ifB, "type", "macvlan", "mode", "bridge");
+      ip("netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
+      ip("-n", l.b, "addr", "add", "10.89.0.1/24", "dev", mv);
+      ip("-n", l.a, "addr", "add", "10.89.0.5/24", "dev", l.ifA);
+      ip("-n", l.b, "link", "set", mv, "up");
+      return `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${guardedInterface(l.ifB)}] }
+rules:
+  - { name: web-by-macvlan, direction: ingress, action: allow, layer4: { protocol: tcp, port: [80] }, interface: { name: [${mv}] } }
+  - { name: no-8080-by-macvlan, direction: ingress, action: block, layer4: { protocol: tcp, port: [8080] }, interface: { name: [${mv}] } }
+  - { name: web-8080, direction: ingress, action: allow, layer4: { protocol: tcp, port: [8080] } }
+`;
+    },
+    ["tcp:80,8080"],
+  );
+  t.after(() => lab.close());
+  assert.equal(
+    lab.curl("http://10.89.0.1/", ["--max-time", "3"]).status,
+    0,
+    "port 80, let in by the macvlan's rule",
+  );
+  assert.equal(
+    lab.curl("http://10.89.0.1:8080/", ["--max-time", "3"]).status,
+    28,
+    "port 8080, blocked by the macvlan's rule",
+  );
+  await lab.daemon.waitFor(
+    new RegExp(
+      `BLOCKED ingress tcp .* -> 10\\.89\\.0\\.1:8080 on ${mv} by rule no-8080-by-macvlan`,
+    ),
+  );
+});

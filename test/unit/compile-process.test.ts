@@ -199,3 +199,38 @@ rules:
   assert.notEqual(cls(6), cls(7), "the vxlan port is tunnelled, the plain port is not");
   assert.equal(cls(7), cls(5), "the plain port is the bridge");
 });
+
+test("a macvlan is found by its lower device and MAC address; a vlan or a link without a lower is not", () => {
+  const links = [
+    { ifindex: 2, ifname: "eth0", kind: "", tunnel: false },
+    {
+      ifindex: 5,
+      ifname: "mv0",
+      kind: "macvlan",
+      tunnel: false,
+      lower: "eth0",
+      mac: "02:00:00:00:00:05",
+    },
+    {
+      ifindex: 6,
+      ifname: "mv1",
+      kind: "macvlan",
+      tunnel: false,
+      lower: "gone0",
+      mac: "02:00:00:00:00:06",
+    },
+  ];
+  const img = compileProcess(
+    parsePolicy(
+      `version: 1
+attach: { cgroup: / }
+rules:
+  - { name: by-macvlan, direction: ingress, action: allow, interface: { name: [mv0] } }
+`,
+      "p.yaml",
+    ),
+    { ...universe, routes: { image: { v4: [], v6: [] }, links, notes: [] } },
+  )!;
+  assert.deepEqual(img.stacked, [{ ifindex: 2, mac: "02:00:00:00:00:05", upper: 5 }]);
+  assert.notEqual(img.iface.find((i) => i.ifindex === 5)?.cls ?? 0, 0, "the macvlan has its class");
+});

@@ -179,3 +179,19 @@ test("a full routing table (300,000 routes, as a router with BGP has) builds", (
   assert.ok(image.v4.length > 300_000);
   assert.equal(lookup(image, "13.1.2.3")?.ifname, "eth0");
 });
+
+test("a macvlan keeps its lower device and its MAC address; a veth does not", () => {
+  const links = parseLinks(
+    JSON.stringify([
+      link(2, "eth0", "veth", { address: "02:00:00:00:00:02" }),
+      link(5, "mv0", "macvlan", { link: "eth0", address: "02:AB:00:00:00:05" }),
+    ]),
+  );
+  const none = { main4: [], main6: [], local4: [], local6: [], rules4: [], rules6: [] };
+  const img = buildImage({ links, ...none });
+  const byName = new Map(img.links.map((l) => [l.ifname, l]));
+  assert.equal(byName.get("mv0")?.lower, "eth0");
+  assert.equal(byName.get("mv0")?.mac, "02:ab:00:00:00:05");
+  assert.equal(byName.get("eth0")?.lower, undefined);
+  assert.equal(byName.get("eth0")?.mac, undefined);
+});

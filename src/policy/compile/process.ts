@@ -11,7 +11,7 @@
 // whole process and interface sections the connection matches.
 
 import type { InterfaceMatch, PolicyModel, ProcessMatch, Rule } from "../../config/model.ts";
-import type { BuiltImage } from "../../route/index.ts";
+import type { BuiltImage, LinkInfo } from "../../route/index.ts";
 import type { ContainerFacts } from "../../attribution/types.ts";
 import { globMatch } from "../glob.ts";
 import { ruleUsesNames } from "../uses-names.ts";
@@ -54,6 +54,9 @@ export interface ProcessImage {
   route: LpmEntry[];
   iface: { ifindex: number; cls: number }[];
   ni: number;
+  /** Macvlans by their lower device and MAC address: a new connection's frame with one's address
+   * (its destination arriving, its source leaving) is judged by the macvlan (`upper`). */
+  stacked: { ifindex: number; mac: string; upper: number }[];
   /** Some rule judging outgoing connections has an `interface` section: the kernel checks the
    * real interface after routing. */
   interfaces: boolean;
@@ -292,6 +295,15 @@ function interfaceMatches(
   return m.tunnel === undefined || m.tunnel === link.tunnel;
 }
 
+/** The macvlans whose lower device the mirror knows, by the lower's ifindex and their MAC. */
+function stackedLinks(links: readonly LinkInfo[]): ProcessImage["stacked"] {
+  const byName = new Map(links.map((l) => [l.ifname, l]));
+  return links.flatMap((l) => {
+    const lower = l.lower ? byName.get(l.lower) : undefined;
+    return lower && l.mac ? [{ ifindex: lower.ifindex, mac: l.mac, upper: l.ifindex }] : [];
+  });
+}
+
 /** The mirror's routes as 128-bit LPM entries (IPv4 mapped), valued by ifindex. */
 function routeEntries(routes: BuiltImage): LpmEntry[] {
   const v4 = routes.image.v4.map((e) => {
@@ -445,6 +457,7 @@ export function compileProcess(
     route: routeEntries(universe.routes),
     iface,
     ni: ifc.ids.sets.length,
+    stacked: stackedLinks(universe.routes.links),
     interfaces: rules.some((r) => r.interface && r.direction !== "ingress"),
     a,
     b,
