@@ -2,8 +2,9 @@
 // known, and learns more only when the policy's answer depends on it: the server's certificate
 // (moat's probe when the client offers TLS 1.3, else the server's own Certificate message) and
 // the chosen version (the ServerHello). Blocked: the client is reset, and nothing reaches the
-// server unless the verdict needed the server's reply. Allowed: the bytes read so far are passed
-// on and the sockets are spliced. docs/l7-tls.md says what moat can and cannot see.
+// server unless the verdict needed the server's reply, and then only the ClientHello's records.
+// Allowed: the bytes read so far are passed on, in order, and the sockets are spliced.
+// docs/l7-tls.md says what moat can and cannot see.
 
 import type { Socket } from "node:net";
 import type { X509Certificate } from "node:crypto";
@@ -72,19 +73,23 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
       return;
     }
     upstream.on("error", () => {});
-    upstream.write(fromClient.take());
+    // decided: all the client sent goes on; else its hello's records only, and what came after
+    // them (0-RTT early data) waits for the verdict, never reaching the server of a blocked one
+    const forwardHello = () =>
+      upstream.write(decision ? fromClient.takeAll() : fromClient.takeThroughMessage());
+    forwardHello();
     const fromServer = new Flight(upstream);
     // after a HelloRetryRequest the client sends a second ClientHello: it goes on only when it
     // says what the first did (RFC 8446 4.1.2), as the judgement read the first
     let second: ClientHello | null = null;
     const retry = async (): Promise<string | null> => {
-      ctx.client.write(fromServer.take());
+      ctx.client.write(fromServer.takeAll());
       const again = clientHello(await fromClient.next(Date.now() + helloTimeout));
       if (typeof again === "string") return again;
       second = again;
       const differs = helloDifference(hello, again);
       if (differs) return `its ${differs} differs from the first's`;
-      upstream.write(fromClient.take());
+      forwardHello();
       return null;
     };
     // the ServerHello follows at once: read it for the event (version, cipher) and, when the
@@ -99,7 +104,8 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
       decision = settled(ctx, tls) ?? ctx.judge({ tls: { ...tls, pending: "no-match" } });
     }
     if (!decision.forward) return block(ctx, decision, tls, upstream);
-    ctx.client.write(fromServer.take());
+    upstream.write(fromClient.takeAll());
+    ctx.client.write(fromServer.takeAll());
     const splice = await ctx.splice(ctx.client, upstream);
     ctx.report(decision, layer7Of(tls), { splice });
   };
@@ -269,7 +275,7 @@ async function unreadable(ctx: L7Context, flight: Flight, why: string): Promise<
     return;
   }
   upstream.on("error", () => {});
-  upstream.write(flight.take());
+  upstream.write(flight.takeAll());
   const splice = await ctx.splice(ctx.client, upstream);
   ctx.report(decision, layer7, { splice });
 }

@@ -67,6 +67,7 @@ export class HandshakeReader {
   private readonly records = new ByteQueue();
   private readonly messages = new ByteQueue();
   private total = 0;
+  private recordsRead = 0;
   /** Empty handshake records since the last one that carried bytes. */
   private emptyInARow = 0;
   private stopped: HandshakeRead | null = null;
@@ -75,6 +76,14 @@ export class HandshakeReader {
 
   constructor(limit = HANDSHAKE_LIMIT) {
     this.limit = limit;
+  }
+
+  /**
+   * How many bytes the whole records read so far take. Records are read only while no message is
+   * complete: after next() returns a message, this is where the record holding its end ends.
+   */
+  get recordBytes(): number {
+    return this.recordsRead;
   }
 
   push(chunk: Buffer): void {
@@ -104,6 +113,7 @@ export class HandshakeReader {
       if (type === CONTENT.applicationData) return this.stop({ kind: "encrypted" });
       if (this.records.length < RECORD_HEADER + length) return { kind: "more" };
       const payload = this.records.take(RECORD_HEADER + length).subarray(RECORD_HEADER);
+      this.recordsRead += RECORD_HEADER + length;
       if (type === CONTENT.handshake) {
         const refused = this.handshakeFragment(payload);
         if (refused) return this.stop(refused);
