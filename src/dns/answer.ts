@@ -5,6 +5,7 @@
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
 import { boundNamePointers } from "./name-pointers.ts";
+import { dnsName } from "./dns-name.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
 export const CLASSIC_UDP_LIMIT = 512;
@@ -130,7 +131,7 @@ export function readQuery(buf: Buffer): Query | null {
     }
   return {
     id: m.id ?? 0,
-    name: q ? normal(q.name) : "",
+    name: q ? dnsName(q.name) : "",
     type: q ? typeName(q.type) : "",
     udpLimit: Math.min(MAX_UDP_PAYLOAD, Math.max(CLASSIC_UDP_LIMIT, edns)),
     questions,
@@ -141,7 +142,7 @@ export function readQuery(buf: Buffer): Query | null {
 function firstName(buf: Buffer): string {
   if (u16(buf, 4) === 0) return "";
   try {
-    return normal(nameCodec.decode(buf, HEADER));
+    return dnsName(nameCodec.decode(buf, HEADER));
   } catch {
     return "";
   }
@@ -168,12 +169,6 @@ export interface Answer {
   /** What the answer says, for events: addresses, else the chain's last name. */
   summary: string[];
 }
-
-/** Lower case, without the root's trailing dot (per name of every message: no regular expression). */
-const normal = (name: string): string => {
-  const lower = name.toLowerCase();
-  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
-};
 
 /** Reads an answer to a query for `qname`; null when the bytes are not a DNS response. */
 export function readAnswer(buf: Buffer, qname: string): Answer | null {
@@ -215,7 +210,7 @@ function answerOf(m: Message, qname: string): Answer | null {
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     if (r.type !== "A" && r.type !== "AAAA") continue;
-    const name = normal(r.name);
+    const name = dnsName(r.name);
     const ownerIndex = places ? places.get(name) : name === names[0] ? 0 : undefined;
     if (ownerIndex === undefined) continue;
     const ip = String(r.data);
@@ -241,15 +236,15 @@ function answerOf(m: Message, qname: string): Answer | null {
  * one message would hold the proxy's thread (resolvers stop far sooner: BIND after 16 too).
  */
 export function cnameChain(records: readonly Record[], qname: string): string[] {
-  const chain = [normal(qname)];
+  const chain = [dnsName(qname)];
   if (!hasCname(records)) return chain;
   const seen = new Set(chain);
   // each name's first CNAME, looked up by name: a walk of the list per step was quadratic in a
   // chain of thousands of records
   const cnames = new Map<string, string>();
   for (const r of records)
-    if (r.type === "CNAME" && !cnames.has(normal(r.name)))
-      cnames.set(normal(r.name), normal(String(r.data)));
+    if (r.type === "CNAME" && !cnames.has(dnsName(r.name)))
+      cnames.set(dnsName(r.name), dnsName(String(r.data)));
   while (chain.length < MAX_CHAIN) {
     const target = cnames.get(chain[chain.length - 1] ?? "") ?? "";
     if (!target || seen.has(target)) return chain;

@@ -12,6 +12,7 @@ import {
   type NameIdentity,
   type NameKey,
 } from "./ports.ts";
+import { dnsName } from "./dns-name.ts";
 import { unmapped } from "./trusted.ts";
 
 /** The expiry of a binding that never expires (/etc/hosts). */
@@ -70,10 +71,6 @@ export interface SweepResult {
   unbind: NameKey[];
 }
 
-const normalName = (name: string): string => {
-  const lower = name.toLowerCase();
-  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
-};
 /**
  * The store's key of an identity's address, made once per identity object and address: the proxy
  * keeps a client's identity object for a while and asks the store with it several times per query
@@ -140,7 +137,7 @@ export class BindingStore {
       let latest = 0n;
       const last = Math.min(a.ownerIndex, names.length - 1);
       for (let i = 0; i <= last; i++) {
-        const name = normalName(names[i]!);
+        const name = dnsName(names[i]!);
         const had = entry.names.get(name) ?? 0n;
         const next = had === NEVER ? NEVER : expires > had ? expires : had;
         if (next > latest) latest = next;
@@ -203,7 +200,7 @@ export class BindingStore {
     for (const n of names) {
       if (isZero(n.identity)) continue;
       const entry = this.entryFor(n.identity, n.ip);
-      const name = normalName(n.name);
+      const name = dnsName(n.name);
       const had = entry.names.get(name) ?? 0n;
       if (n.expiresNs > had) {
         entry.names.set(name, n.expiresNs);
@@ -219,7 +216,7 @@ export class BindingStore {
     for (const [name, ips] of hosts)
       for (const ip of ips) {
         const set = next.get(ip) ?? new Set<string>();
-        set.add(normalName(name));
+        set.add(dnsName(name));
         next.set(ip, set);
       }
     const result: SweepResult = { bind: [], unbind: [] };

@@ -10,6 +10,8 @@ export interface QueryRecord {
   server: { ip: string; port: number };
   process: ProcessFacts | null;
   verdict: QueryVerdict;
+  /** The name the verdict is on when it is not the query's: one of its answer's CNAME chain. */
+  name?: string;
   exchange: DnsExchange;
   generation: number;
   time?: Date;
@@ -39,7 +41,7 @@ export function queryEvents(r: QueryRecord): MoatEvent[] {
   const judged: MoatEvent = {
     ...base,
     type: r.verdict.verdict,
-    layer7: { dns: { name: r.exchange.query } },
+    layer7: { dns: { name: r.name ?? r.exchange.query } },
   };
   delete judged.dns; // the query's own event says what was asked and answered
   return [base, judged];

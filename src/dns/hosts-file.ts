@@ -2,6 +2,7 @@
 // its names hold for every process (read at start and on reload).
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { dnsName } from "./dns-name.ts";
 
 export const HOSTS_FILE = "/etc/hosts";
 
@@ -13,7 +14,7 @@ export function parseHosts(text: string): Map<string, string[]> {
     const plain = ip?.replace(/%.*$/, "");
     if (!plain || isIP(plain) === 0) continue;
     for (const raw of names) {
-      const name = raw.toLowerCase().replace(/\.$/, "");
+      const name = dnsName(raw);
       if (!name) continue;
       const list = out.get(name) ?? [];
       if (!list.includes(plain)) list.push(plain);

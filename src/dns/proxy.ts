@@ -2,8 +2,10 @@
 // attach.cgroup here (UDP and TCP listeners on 127.0.0.1, one ephemeral port, opened once at start
 // like the relay). Per query: the kernel's record gives the server the client asked and who
 // asked; the policy judges the query (a blocked one is REFUSED at once); moat asks the server
-// itself (its own sockets are never redirected); a trusted answer's addresses are bound to the
-// asker's identity in the kernel, synchronously, and only then does the client get the answer.
+// itself (its own sockets are never redirected); each name the answer's CNAME chain leads to is
+// judged as a query for it would be (one blocked refuses the answer); a trusted answer's addresses
+// are bound to the asker's identity in the kernel, synchronously, and only then does the client
+// get the answer.
 import { closeSync } from "node:fs";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { connect, createServer, isIPv6, Socket, type Server } from "node:net";
@@ -31,7 +33,7 @@ import type {
   NameKey,
   OriginalLookup,
 } from "./ports.ts";
-import { queryFacts, type QueryJudge } from "./query-judge.ts";
+import { queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
 import type { DnsSettings } from "../config/index.ts";
 
 /** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
@@ -137,7 +139,6 @@ export interface NetnsListen {
 
 /** Firefox's canary domain: NXDOMAIN tells it the network turns DNS over HTTPS off. */
 const DOH_CANARY = "use-application-dns.net";
-const isDohCanary = (name: string): boolean => name.toLowerCase().replace(/\.$/, "") === DOH_CANARY;
 
 export class DnsProxy {
   readonly store: BindingStore;
@@ -516,7 +517,7 @@ export class DnsProxy {
       return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
     // Firefox keeps DNS over HTTPS off when its canary does not resolve
-    if (this.settings.doh === "block" && isDohCanary(q.name))
+    if (this.settings.doh === "block" && q.name === DOH_CANARY)
       return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
     const uid = owner ? owner.uid : null;
     if (!this.pending.take(uid)) {
@@ -524,7 +525,7 @@ export class DnsProxy {
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     // counted in pending until `answered` (called once, whatever the server does)
-    return { query, q, record, uid, identity };
+    return { query, q, record, uid, identity, serverNames };
   }
 
   /** The client's answer once the server answered `asked` (or failed: `err`). */
@@ -545,6 +546,18 @@ export class DnsProxy {
     if (!a || a.id !== q.id) {
       this.stats.failed++;
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
+    // a name the answer leads to is judged as if asked: an alias does not reveal a blocked name
+    const chained = this.chainVerdict(asked, a.names);
+    if (chained?.verdict.verdict === "blocked") {
+      this.stats.refused++;
+      record.verdict = chained.verdict;
+      record.name = chained.name;
+      return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
+    }
+    if (chained && record.verdict.verdict === "allowed") {
+      record.verdict = chained.verdict;
+      record.name = chained.name;
     }
     exchange.answers = a.summary;
     // written again without its hints (and uncompressed), it can outgrow TCP's 2-byte length
@@ -575,6 +588,32 @@ export class DnsProxy {
     }
     if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
     return this.reported(record, reply, a.rcode);
+  }
+
+  /**
+   * The verdict on the names of an answer's CNAME chain past the query's own (judged before it
+   * was asked), each judged as if the client had asked it: the first that a `layer7.dns.name`
+   * rule blocks, else the first one it detects; null when there is none. Only such a rule's
+   * verdict counts: the defaults, or a rule on something else, judged the query itself.
+   */
+  private chainVerdict(
+    asked: Asked,
+    names: readonly string[],
+  ): { name: string; verdict: QueryVerdict } | null {
+    if (names.length < 2) return null;
+    const { protocol, client, server, process } = asked.record;
+    const serverNames = asked.serverNames;
+    let detected: { name: string; verdict: QueryVerdict } | null = null;
+    for (let i = 1; i < names.length; i++) {
+      const name = names[i] ?? "";
+      const verdict = this.options.judge(
+        queryFacts({ protocol, client, server, name, process, serverNames }),
+      );
+      if (!verdict.byName || verdict.verdict === "allowed") continue;
+      if (verdict.verdict === "blocked") return { name, verdict };
+      detected ??= { name, verdict };
+    }
+    return detected;
   }
 
   /** Reports the events of a query answered with `rcode`; returns its answer. */
@@ -735,6 +774,8 @@ interface Asked {
   /** Its place in the pending queries (PendingShares). */
   uid: number | null;
   identity: NameIdentity | null;
+  /** The names this identity's lookups gave the server's address (the query's judgement's). */
+  serverNames: string[] | undefined;
 }
 
 /**

@@ -9,6 +9,8 @@ export interface QueryVerdict {
   rule: string;
   mode: "detect" | "prevent";
   reason: string;
+  /** Whether the deciding rule judges the DNS name (`layer7.dns.name`); set when not allowed. */
+  byName?: boolean;
 }
 
 export type QueryJudge = (facts: ConnectionFacts) => QueryVerdict;
@@ -46,9 +48,23 @@ export function queryFacts(q: QueryContext): ConnectionFacts {
  */
 export function policyJudge(model: () => PolicyModel): QueryJudge {
   return (facts) => {
-    const e = evaluate(model(), facts);
+    const m = model();
+    const e = evaluate(m, facts);
     const d = e.verdict === "deferred" ? e.possible[0] : e;
-    if (!d) return { verdict: "allowed", rule: "default", mode: model().mode, reason: e.reason };
-    return { verdict: d.verdict, rule: d.rule, mode: d.mode, reason: d.reason };
+    if (!d) return { verdict: "allowed", rule: "default", mode: m.mode, reason: e.reason };
+    const verdict: QueryVerdict = {
+      verdict: d.verdict,
+      rule: d.rule,
+      mode: d.mode,
+      reason: d.reason,
+    };
+    if (d.verdict !== "allowed") verdict.byName = judgesName(m, d.rule);
+    return verdict;
   };
+}
+
+/** Whether the rule named `rule` has `layer7.dns.name` (the defaults and moat's own have not). */
+function judgesName(model: PolicyModel, rule: string): boolean {
+  for (const r of model.rules) if (r.name === rule) return r.layer7?.dns?.name !== undefined;
+  return false;
 }
