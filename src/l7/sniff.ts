@@ -1,8 +1,10 @@
-// Which protocol a connection speaks, from its first bytes: a TLS handshake record (0x16 0x03),
-// an SSH banner ("SSH-") or an HTTP/1.x request line (h2c's preface, "PRI * HTTP/2.0", is one).
-// A request line is told by its form, not by a list of methods: what an HTTP/1 server would read
-// as a request is judged as HTTP (docs/l7-http.md, "Which connections are HTTP").
-// "more" = the bytes so far are a prefix of one of them.
+// Which protocol a connection speaks, from its first bytes: a TLS handshake record (0x16 0x03)
+// or an SSLv2-format ClientHello, an SSH banner ("SSH-") or an HTTP/1.x request line (h2c's
+// preface, "PRI * HTTP/2.0", is one). A request line is told by its form, not by a list of
+// methods, and read as leniently as any HTTP/1 server reads one: what a server would read as a
+// request is judged as HTTP (docs/l7-http.md, "Which connections are HTTP"); the relay's parser
+// then judges it or refuses it, never passes it on raw. "more" = the bytes so far are a prefix
+// of one of them.
 
 export type Sniffed = "tls" | "ssh" | "http" | "unknown" | "more";
 
@@ -15,79 +17,111 @@ function against(head: Buffer, text: Buffer): "yes" | "prefix" | "no" {
   return head.length >= text.length ? "yes" : "prefix";
 }
 
-const CR = 0x0d;
 const LF = 0x0a;
-const SP = 0x20;
 
 /** RFC 9110 tchar: the bytes of a method token. */
 const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
   TCHAR[c.charCodeAt(0)] = 1;
 
-/** `HTTP/` digit `.` digit, `#` standing for a digit. */
-const VERSION = "HTTP/#.#";
+/**
+ * Bytes a lenient server takes for whitespace between and around the parts of a request line:
+ * SP, HTAB, VT, FF and bare CR (RFC 9112, 3), and what Python's str.split() splits on besides
+ * (0x1c-0x1f, 0x85, 0xa0). A CR before the LF is whitespace ending the line.
+ */
+const WS = new Uint8Array(256);
+for (const c of [0x20, 0x09, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0]) WS[c] = 1;
 
 /**
- * Where a request-line scan stands: empty lines (RFC 9112, 2.2: a server ignores CRLFs before
- * the request line), method, request-target, version, line end; `count` bytes into the part.
+ * Where a request-line scan stands: before the method (empty lines and whitespace, which
+ * servers skip or split away), in the method, in the whitespace after it, in the rest of the
+ * line; the method's start and length, the rest's start.
  */
 interface LineScan {
   at: number;
-  part: "empty" | "empty-lf" | "method" | "target" | "version" | "end-lf";
-  count: number;
+  part: "before" | "method" | "gap" | "rest";
+  method: number;
+  methodLength: number;
+  rest: number;
 }
 
-const freshScan = (): LineScan => ({ at: 0, part: "empty", count: 0 });
+const freshScan = (): LineScan => ({ at: 0, part: "before", method: 0, methodLength: 0, rest: 0 });
 
-/** One byte of the version: `#` in VERSION takes any digit. */
-function versionByte(c: number, i: number): boolean {
-  const want = VERSION.charCodeAt(i);
-  return want === 0x23 ? c >= 0x30 && c <= 0x39 : c === want;
+const GET = Buffer.from("GET", "latin1");
+const HTTP_SLASH = "HTTP/";
+
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/** Past the digits from `i` (at most `end`). */
+function digitsEnd(head: Buffer, i: number, end: number): number {
+  while (i < end && isDigit(head[i])) i++;
+  return i;
+}
+
+/** A version word at `i`: `HTTP/` (any case) digits `.` digits, then whitespace or `end`. */
+function versionWordAt(head: Buffer, i: number, end: number): boolean {
+  for (let k = 0; k < HTTP_SLASH.length; k++, i++)
+    if (i >= end || String.fromCharCode(head[i] ?? 0).toUpperCase() !== HTTP_SLASH[k]) return false;
+  const major = digitsEnd(head, i, end);
+  if (major === i || head[major] !== 0x2e) return false;
+  const minor = digitsEnd(head, major + 1, end);
+  return minor > major + 1 && (minor === end || WS[head[minor] ?? 0] === 1);
+}
+
+/**
+ * A complete line `method rest`: a request line when the rest holds a version word at its start
+ * or after whitespace, anywhere (servers that split on other whitespace, or none, may read the
+ * words before it as the target), or the method is GET (HTTP/0.9 has no version: `GET /x`).
+ */
+function requestLine(head: Buffer, scan: LineScan): boolean {
+  const method = head.subarray(scan.method, scan.method + scan.methodLength);
+  if (method.equals(GET)) return true;
+  for (let i = scan.rest; i < scan.at; i++)
+    if ((i === scan.rest || WS[head[i - 1] ?? 0]) && versionWordAt(head, i, scan.at)) return true;
+  return false;
 }
 
 /**
  * Moves `scan` over the bytes of `head` it has not read yet: "yes" once a whole request line
- * (`token SP target SP HTTP/d.d`, then CRLF or LF) is read, "no" at the first byte that cannot
- * be one, else "prefix".
+ * (a method token, whitespace, the rest up to LF) is read, "no" at the first byte or the line
+ * end that cannot be one, else "prefix".
  */
 function scanRequestLine(head: Buffer, scan: LineScan): "yes" | "prefix" | "no" {
   for (; scan.at < head.length; scan.at++) {
     const c = head[scan.at] ?? 0;
     switch (scan.part) {
-      case "empty":
-        if (c === CR) scan.part = "empty-lf";
-        else if (TCHAR[c]) scan.part = "method";
-        else if (c !== LF) return "no";
-        break;
-      case "empty-lf":
-        if (c !== LF) return "no";
-        scan.part = "empty";
+      case "before":
+        if (TCHAR[c]) {
+          scan.part = "method";
+          scan.method = scan.at;
+          scan.methodLength = 1;
+        } else if (c !== LF && !WS[c]) return "no";
         break;
       case "method":
-        if (c === SP) scan.part = "target";
-        else if (!TCHAR[c]) return "no";
-        break;
-      case "target":
-        if (c === CR || c === LF) return "no";
-        if (c === SP) {
-          if (scan.count === 0) return "no";
-          scan.part = "version";
-          scan.count = 0;
-        } else scan.count++;
-        break;
-      case "version":
-        if (scan.count === VERSION.length) {
-          if (c === LF) return "yes";
-          if (c !== CR) return "no";
-          scan.part = "end-lf";
-        } else if (versionByte(c, scan.count)) scan.count++;
+        if (WS[c]) scan.part = "gap";
+        else if (TCHAR[c]) scan.methodLength++;
         else return "no";
         break;
-      case "end-lf":
-        return c === LF ? "yes" : "no";
+      case "gap":
+        if (c === LF) return "no";
+        if (!WS[c]) {
+          scan.part = "rest";
+          scan.rest = scan.at;
+        }
+        break;
+      case "rest":
+        if (c === LF) return requestLine(head, scan) ? "yes" : "no";
+        break;
     }
   }
   return "prefix";
+}
+
+/** SSLv2's record header: top bit set, the length's other 15 bits; then CLIENT-HELLO (type 1). */
+function sslv2Hello(head: Buffer): "yes" | "prefix" | "no" {
+  if (((head[0] ?? 0) & 0x80) === 0) return "no";
+  if (head.length < 3) return "prefix";
+  return head[2] === 1 ? "yes" : "no";
 }
 
 /** What the head is, the request-line scan resumed from `scan` (bytes read before not read again). */
@@ -97,6 +131,8 @@ function sniffFrom(head: Buffer, scan: LineScan): Sniffed {
     if (head.length < 2) return "more";
     return head[1] === 0x03 ? "tls" : "unknown";
   }
+  const v2 = sslv2Hello(head);
+  if (v2 !== "no") return v2 === "yes" ? "tls" : "more";
   const ssh = against(head, SSH_BANNER);
   if (ssh === "yes") return "ssh";
   const line = scanRequestLine(head, scan);

@@ -31,7 +31,10 @@ function h2Facts(headers: IncomingHttpHeaders): {
 } {
   const t = requestTarget(String(headers[":path"] ?? ""));
   const host = String(headers[":authority"] ?? headers.host ?? "");
-  const malformed = malformedHost(t.authority, host);
+  // `:path` is the path and query (RFC 9113, 8.3.1): an absolute form would name a host of its
+  // own, which a server may serve in place of the one judged
+  const malformed =
+    t.authority !== undefined ? "a :path in absolute form" : malformedHost(undefined, host);
   const facts: HttpFacts = {
     host,
     method: String(headers[":method"] ?? ""),

@@ -77,7 +77,7 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
     res.end("moat: more than one Host header\n");
     return;
   }
-  const { facts, target, malformed } = requestFacts(req);
+  const { facts, target, authority, malformed } = requestFacts(req);
   if (malformed) {
     // not a policy decision: logged, not reported (docs/l7-http.md, "Malformed and slow requests")
     ctx.log(`http: refused a malformed request (${malformed})`);
@@ -95,6 +95,8 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
     return;
   }
   const headers = endToEnd(req.headers);
+  // the server serves the host moat judged: the target's authority, not another Host
+  if (authority !== undefined) headers.host = authority;
   if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
   const up = request({ agent, method: req.method, path: target, headers, setHost: false });
   const badGateway = (body: string) => {

@@ -96,18 +96,26 @@ export function malformedHost(
 
 /**
  * The facts of an HTTP/1.x request Node parsed, and its target as forwarded. CONNECT's target is
- * an authority (`host:port`): that is the host, and the path is empty. `malformed` says why the
- * request is refused with 400 before it is judged.
+ * an authority (`host:port`): that is the host, and the path is empty. `authority`: the target's
+ * (absolute form, CONNECT), which the server receives as Host in place of the client's (RFC 9112,
+ * 3.2.2), so it serves the host moat judged. `malformed` says why the request is refused with 400
+ * before it is judged.
  */
 export function requestFacts(req: IncomingMessage): {
   facts: HttpFacts;
   target: string;
+  authority: string | undefined;
   malformed: string | null;
 } {
   const raw = req.url ?? "";
   const t: RequestTarget =
     req.method === "CONNECT" ? { path: "", target: raw, authority: raw } : requestTarget(raw);
-  const malformed = malformedHost(t.authority, req.headers.host);
+  // HTTP/0.9 (a request line without a version, no headers): no host to judge, and no answer
+  // moat could relay in its form
+  const malformed =
+    req.httpVersion === "0.9"
+      ? "an HTTP/0.9 request"
+      : malformedHost(t.authority, req.headers.host);
   const facts: HttpFacts = {
     host: t.authority ?? req.headers.host ?? "",
     method: req.method ?? "",
@@ -115,7 +123,7 @@ export function requestFacts(req: IncomingMessage): {
     headers: flatHeaders(req.headers),
     version: req.httpVersion === "1.0" ? "1.0" : "1.1",
   };
-  return { facts, target: t.target, malformed };
+  return { facts, target: t.target, authority: t.authority, malformed };
 }
 
 /** The layer7 facts of an event: no headers (they may hold credentials), the path capped. */

@@ -10,7 +10,7 @@ import { blockedBody, closingResponse } from "./refusals.ts";
 import { reportFacts, requestFacts } from "./request-facts.ts";
 
 export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
-  const { facts, target, malformed } = requestFacts(req);
+  const { facts, target, authority, malformed } = requestFacts(req);
   if (malformed) {
     ctx.log(`http: refused a malformed request (${malformed})`);
     client.end(closingResponse(400, "Bad Request", "moat: malformed request\n"));
@@ -32,6 +32,8 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
     return;
   }
   const headers = endToEnd(req.headers);
+  // the server serves the host moat judged: the target's authority, not another Host
+  if (authority !== undefined) headers.host = authority;
   if (req.method !== "CONNECT") {
     headers.connection = "Upgrade";
     headers.upgrade = req.headers.upgrade ?? "websocket";
