@@ -2,7 +2,9 @@
 // indicators whose patterns are address equalities or ORs of them). Pure. What is not taken is
 // counted, never silently dropped: the counts are reported.
 
-import { parseAddressEntry } from "./address-entry.ts";
+import { parseAddressEntry, type IntervalTarget } from "./address-entry.ts";
+import { formatIp, parseIp, unmapIpv4 } from "./ip.ts";
+import { jsonNestsDeeper } from "./json-depth.ts";
 
 export type FeedFormat = "plain" | "csv" | "stix";
 
@@ -17,11 +19,18 @@ export interface FeedLine {
 
 export interface FeedParse {
   entries: FeedLine[];
-  /** Lines or indicators not taken, by reason. */
+  /** Lines, records or indicators not taken because they cannot be read, by reason. */
   refused: Map<string, number>;
   /**
-   * STIX: the earliest `valid_until` (ms since the epoch) of the indicators taken, when one has
-   * an address taken; the list changes then, with no new body.
+   * STIX: indicators read and not in force now (revoked, past `valid_until`, before
+   * `valid_from`), by reason. The publisher says so: a body of only these is a good body with no
+   * entry, not a body that could not be read.
+   */
+  notInForce: Map<string, number>;
+  /**
+   * STIX: when the list changes with no new body (ms since the epoch): the earliest
+   * `valid_until` of the indicators taken (when one has an address taken) or `valid_from` of
+   * those not yet valid.
    */
   until?: number;
 }
@@ -35,41 +44,59 @@ const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(r
 /**
  * The feed's entries that a set takes (addresses, CIDRs, ranges: no negation, no names), the rest
  * counted by reason: what the policy loader puts in the set, and what the daemon checks a fetched
- * body by before it replaces the last good one.
+ * body by before it replaces the last good one. An IPv4-mapped IPv6 entry is taken as the IPv4
+ * entry it carries: connections to such addresses are judged as IPv4, so as written it would
+ * never match.
  */
 export function feedAddresses(text: string, format: FeedFormat, column = 1): FeedParse {
   const parsed = parseFeed(text, format, column);
-  let until: number | undefined;
-  const entries = parsed.entries.filter((e) => {
+  let until = parsed.until;
+  const entries: FeedLine[] = [];
+  for (const e of parsed.entries) {
     const entry = parseAddressEntry(e.value);
-    if (entry.ok && !entry.value.negate && entry.value.target.kind === "interval") {
-      if (e.until !== undefined && (until === undefined || e.until < until)) until = e.until;
-      return true;
+    if (!entry.ok || entry.value.negate || entry.value.target.kind !== "interval") {
+      count(parsed.refused, "not an address, CIDR or range");
+      continue;
     }
-    count(parsed.refused, "not an address, CIDR or range");
-    return false;
-  });
-  return { entries, refused: parsed.refused, ...(until !== undefined ? { until } : {}) };
+    if (e.until !== undefined && (until === undefined || e.until < until)) until = e.until;
+    const target = entry.value.target;
+    entries.push(target.family === 6 ? { ...e, value: unmapped(e.value, target) } : e);
+  }
+  return {
+    entries,
+    refused: parsed.refused,
+    notInForce: parsed.notInForce,
+    ...(until !== undefined ? { until } : {}),
+  };
+}
+
+/** An entry inside ::ffff:0:0/96 written as the IPv4 entry it carries; any other as it is. */
+function unmapped(value: string, target: IntervalTarget): string {
+  const start = unmapIpv4({ family: target.family, value: target.start });
+  const end = unmapIpv4({ family: target.family, value: target.end });
+  if (start.family !== 4 || end.family !== 4) return value;
+  if (start.value === end.value) return formatIp(start);
+  const [address = "", length] = value.split("/");
+  const ip = parseIp(address);
+  // a CIDR keeps its own address (host bits and all: the loader warns of them as written)
+  if (length !== undefined && ip.ok)
+    return `${formatIp(unmapIpv4(ip.value))}/${Number(length) - 96}`;
+  return `${formatIp(start)}-${formatIp(end)}`;
 }
 
 export function parseFeed(text: string, format: FeedFormat, column = 1): FeedParse {
-  if (format === "stix") return parseStix(text);
+  // a UTF-8 byte order mark opens some exports: it is no part of the first line or JSON value
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (format === "stix") return parseStix(body);
+  if (format === "csv") return parseCsv(body, column);
   const entries: FeedLine[] = [];
-  const refused = new Map<string, number>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const content = raw.slice(0, format === "csv" ? csvCommentAt(raw) : commentAt(raw));
-    if (content.trim() === "") return;
-    if (format === "plain") {
-      const trimmed = content.trim();
+  body.split(/\r?\n/).forEach((raw, i) => {
+    const content = raw.slice(0, commentAt(raw));
+    const trimmed = content.trim();
+    if (trimmed !== "")
       entries.push({ value: trimmed, line: i + 1, col: content.indexOf(trimmed) + 1 });
-      return;
-    }
-    const cells = splitCsvLine(content);
-    const cell = cells[column - 1]?.trim();
-    if (cell === undefined || cell === "") count(refused, `no column ${column}`);
-    else entries.push({ value: cell, line: i + 1, col: 1 });
   });
-  return { entries, refused };
+  return { entries, refused: new Map(), notInForce: new Map() };
 }
 
 /**
@@ -82,37 +109,140 @@ export function commentAt(line: string): number {
   return hash < 0 ? line.length : hash;
 }
 
-/** Where a CSV line's comment starts: its first # outside quotes (else its length). */
-function csvCommentAt(line: string): number {
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    if (line[i] === '"') quoted = !quoted;
-    else if (line[i] === "#" && !quoted) return i;
+/**
+ * A CSV feed's cells of `column`, record by record (RFC 4180: a record ends at a line break
+ * outside quotes; a cell in quotes may hold commas, line breaks and "" for a quote). A # outside
+ * quotes starts a comment to the end of its line; blank lines are skipped.
+ */
+function parseCsv(text: string, column: number): FeedParse {
+  const entries: FeedLine[] = [];
+  const refused = new Map<string, number>();
+  let line = 1;
+  for (let at = 0; at < text.length;) {
+    const record = readCsvRecord(text, at, column - 1);
+    const cell = record.cell?.trim();
+    if (record.unclosed) count(refused, "quote not closed");
+    else if (record.blank) {
+      // nothing to take
+    } else if (cell === undefined || cell === "") count(refused, `no column ${column}`);
+    else entries.push({ value: cell, line, col: 1 });
+    line += record.breaks;
+    at = record.next;
   }
-  return line.length;
+  return { entries, refused, notInForce: new Map() };
 }
 
-/** One CSV line (RFC 4180 quoting, "" inside quotes) -> its cells. */
-export function splitCsvLine(line: string): string[] {
-  const cells: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      cells.push(cell);
-      cell = "";
-    } else cell += c;
+interface CsvRecord {
+  /** Where the next record starts. */
+  next: number;
+  /** The line breaks it spans (in quotes, and the one that ends it). */
+  breaks: number;
+  /** The cell asked for, none when the record is shorter. */
+  cell: string | undefined;
+  /** Blanks only, or a comment: no record. */
+  blank: boolean;
+  /** A quote opened and not closed before the text's end: the record cannot be read. */
+  unclosed: boolean;
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const LF = 0x0a;
+const HASH = 0x23;
+const SPACE = 0x20;
+const TAB = 0x09;
+
+/**
+ * The record at `start`, keeping only cell `want` (0-based). Every character is looked at a fixed
+ * number of times, and only the cell asked for is copied: a body of 64 MiB of commas or quotes
+ * is read in one pass.
+ */
+function readCsvRecord(text: string, start: number, want: number): CsvRecord {
+  let breaks = 0;
+  let cell: string | undefined;
+  let quotes = false;
+  for (let field = 0, at = start; ; field++) {
+    let i = at;
+    while (text.charCodeAt(i) === SPACE || text.charCodeAt(i) === TAB) i++;
+    let quoted: string | undefined;
+    // a quote opens a quoted cell only where the cell starts; inside one it is the cell's text
+    if (text.charCodeAt(i) === QUOTE) {
+      quotes = true;
+      const q = quotedCell(text, i + 1);
+      breaks += q.breaks;
+      if (q.close < 0)
+        return { next: text.length, breaks, cell: undefined, blank: false, unclosed: true };
+      if (field === want) quoted = quotedText(text, i + 1, q.close, q.escapes);
+      i = q.close + 1;
+    }
+    const end = cellEnd(text, i);
+    // what follows a closing quote before the comma is kept as the cell's text
+    if (field === want)
+      cell = quoted === undefined ? text.slice(at, end) : quoted + text.slice(i, end);
+    if (end < text.length && text.charCodeAt(end) === COMMA) {
+      at = end + 1;
+      continue;
+    }
+    const blank = field === 0 && !quotes && text.slice(at, end).trim() === "";
+    let next = end;
+    if (text.charCodeAt(end) === HASH) {
+      const lf = text.indexOf("\n", end);
+      next = lf < 0 ? text.length : lf;
+    }
+    if (next < text.length) {
+      breaks++;
+      next++;
+    }
+    return { next, breaks, cell, blank, unclosed: false };
   }
-  cells.push(cell);
-  return cells;
+}
+
+/**
+ * A quoted cell whose text starts at `from`: the quote closing it (-1: none before the end), the
+ * line breaks in it, and whether it holds "" (a quote).
+ */
+function quotedCell(
+  text: string,
+  from: number,
+): { close: number; breaks: number; escapes: boolean } {
+  let breaks = 0;
+  let escapes = false;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === LF) breaks++;
+    else if (c === QUOTE) {
+      if (text.charCodeAt(i + 1) !== QUOTE) return { close: i, breaks, escapes };
+      escapes = true;
+      i++;
+    }
+  }
+  return { close: -1, breaks, escapes };
+}
+
+/**
+ * A quoted cell's text, each "" read as one quote: copied unit by unit into one buffer (a
+ * replace of megabytes of "" builds the string in seconds).
+ */
+function quotedText(text: string, from: number, to: number, escapes: boolean): string {
+  if (!escapes) return text.slice(from, to);
+  const units = new Uint16Array(to - from);
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    units[n++] = c;
+    if (c === QUOTE) i++;
+  }
+  return new TextDecoder("utf-16le").decode(units.subarray(0, n));
+}
+
+/** Where an unquoted cell (or a quoted cell's tail) ends: a comma, a line feed, a # or the end. */
+function cellEnd(text: string, from: number): number {
+  let i = from;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === COMMA || c === LF || c === HASH) break;
+  }
+  return i;
 }
 
 /**
@@ -120,50 +250,128 @@ export function splitCsvLine(line: string): string[] {
  * too, a long run without an OR after it costs its length squared (a feed's body is untrusted).
  */
 const OR = /(?<!\s)\s+OR\s+/;
-const COMPARISON = /^\[?\s*(ipv4-addr|ipv6-addr):value\s*=\s*'([^'\\]+)'\s*\]?$/;
+const COMPARISON = /^(\[?)\s*(ipv4-addr|ipv6-addr):value\s*=\s*'([^'\\]+)'\s*(\]?)$/;
+
+interface StixComparison {
+  type: "ipv4-addr" | "ipv6-addr";
+  value: string;
+}
 
 /**
- * The addresses a STIX pattern matches when it is `[ipv4-addr:value = 'X']`, `[ipv6-addr:...]`
- * or ORs of them (inside one bracket or between brackets); null for any other pattern.
+ * The comparisons of a STIX pattern that is `[ipv4-addr:value = 'X']`, `[ipv6-addr:...]` or ORs
+ * of them (inside one bracket or between brackets); null for any other pattern, one whose
+ * brackets do not open and close around its comparisons too.
  */
-export function stixPatternAddresses(pattern: string): string[] | null {
-  const parts = pattern.trim().split(OR);
-  const out: string[] = [];
-  for (const part of parts) {
+function stixComparisons(pattern: string): StixComparison[] | null {
+  const out: StixComparison[] = [];
+  let inBracket = false;
+  for (const part of pattern.trim().split(OR)) {
     const m = COMPARISON.exec(part.trim());
-    if (!m?.[2]) return null;
-    out.push(m[2]);
+    if (!m?.[3]) return null;
+    // a bracket opens only outside one, and a comparison is always inside one
+    if ((m[1] === "[") === inBracket) return null;
+    inBracket = m[4] !== "]";
+    out.push({ type: m[2] === "ipv6-addr" ? "ipv6-addr" : "ipv4-addr", value: m[3] });
   }
-  const opens = (pattern.match(/\[/g) ?? []).length;
-  const closes = (pattern.match(/]/g) ?? []).length;
-  return opens === closes && opens > 0 ? out : null;
+  return inBracket ? null : out;
+}
+
+/** The addresses a STIX pattern of address equalities matches; null for any other pattern. */
+export function stixPatternAddresses(pattern: string): string[] | null {
+  return stixComparisons(pattern)?.map((c) => c.value) ?? null;
+}
+
+/**
+ * Deeper than a STIX bundle nests (bundle, objects, an object, its lists and extensions): refused
+ * by one linear scan before JSON.parse, which takes seconds on megabytes of `[`.
+ */
+const MAX_STIX_DEPTH = 16;
+
+/** RFC 3339, as STIX writes its timestamps (`Z`; an offset is read too). */
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** A STIX timestamp property: ms since the epoch, undefined when absent, NaN when unreadable. */
+function stixTime(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const m = typeof value === "string" ? TIMESTAMP.exec(value) : null;
+  if (!m) return NaN;
+  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = m
+    .slice(1)
+    .map((part) => Number(part ?? 0));
+  // Date.parse reads February 30 as March 2: a day past its month's end is no timestamp
+  const days = new Date(Date.UTC(year ?? 0, month ?? 0, 0)).getUTCDate();
+  const fits = (n: number | undefined, min: number, max: number) =>
+    n !== undefined && n >= min && n <= max;
+  const readable =
+    fits(month, 1, 12) &&
+    fits(day, 1, days) &&
+    fits(hour, 0, 23) &&
+    fits(minute, 0, 59) &&
+    fits(second, 0, 59) &&
+    fits(offsetHour, 0, 23) &&
+    fits(offsetMinute, 0, 59);
+  return readable ? Date.parse(m[0]) : NaN;
+}
+
+/** What an indicator says of itself (revoked, valid_until, valid_from), or why it is unreadable. */
+type Validity =
+  | { ok: true; revoked: boolean; until: number | undefined; from: number | undefined }
+  | { ok: false; why: string };
+
+function indicatorValidity(o: Record<string, unknown>): Validity {
+  if (o.revoked !== undefined && typeof o.revoked !== "boolean")
+    return { ok: false, why: "revoked not true or false" };
+  const until = stixTime(o.valid_until);
+  if (Number.isNaN(until)) return { ok: false, why: "valid_until not a timestamp" };
+  const from = stixTime(o.valid_from);
+  if (Number.isNaN(from)) return { ok: false, why: "valid_from not a timestamp" };
+  return { ok: true, revoked: o.revoked === true, until, from };
 }
 
 function parseStix(text: string, now = Date.now()): FeedParse {
   const entries: FeedLine[] = [];
   const refused = new Map<string, number>();
+  const notInForce = new Map<string, number>();
+  let nextFrom: number | undefined;
+  const result = (): FeedParse => ({
+    entries,
+    refused,
+    notInForce,
+    ...(nextFrom !== undefined ? { until: nextFrom } : {}),
+  });
+  if (jsonNestsDeeper(text, MAX_STIX_DEPTH)) {
+    count(refused, "nested deeper than a STIX bundle");
+    return result();
+  }
   let bundle: unknown;
   try {
     bundle = JSON.parse(text);
   } catch {
     count(refused, "not JSON");
-    return { entries, refused };
+    return result();
   }
   const objects = (bundle as { objects?: unknown } | null)?.objects;
   if (!Array.isArray(objects)) {
     count(refused, "not a STIX bundle (no objects)");
-    return { entries, refused };
+    return result();
   }
   for (const object of objects as unknown[]) {
     const o = object as Record<string, unknown> | null;
     if (o?.type !== "indicator") continue;
-    if (o.revoked === true) {
-      count(refused, "revoked indicator");
+    const validity = indicatorValidity(o);
+    if (!validity.ok) {
+      count(refused, validity.why);
       continue;
     }
-    const until = typeof o.valid_until === "string" ? Date.parse(o.valid_until) : NaN;
-    if (until < now) {
-      count(refused, "expired indicator");
+    const { until, from } = validity;
+    // revoked or expired: whatever its pattern, the publisher withdrew it
+    if (validity.revoked) {
+      count(notInForce, "revoked indicator");
+      continue;
+    }
+    if (until !== undefined && until <= now) {
+      count(notInForce, "expired indicator");
       continue;
     }
     if (o.pattern_type !== undefined && o.pattern_type !== "stix") {
@@ -172,13 +380,24 @@ function parseStix(text: string, now = Date.now()): FeedParse {
       count(refused, "pattern_type not stix");
       continue;
     }
-    const addresses = typeof o.pattern === "string" ? stixPatternAddresses(o.pattern) : null;
-    if (!addresses) {
+    const comparisons = typeof o.pattern === "string" ? stixComparisons(o.pattern) : null;
+    if (!comparisons) {
       count(refused, "pattern other than address equalities");
       continue;
     }
-    for (const value of addresses)
-      entries.push({ value, line: 1, col: 1, ...(Number.isFinite(until) ? { until } : {}) });
+    // an IPv6 address is never an ipv4-addr's value, nor an IPv4 one an ipv6-addr's
+    if (comparisons.some((c) => c.value.includes(":") !== (c.type === "ipv6-addr"))) {
+      count(refused, "address not of its pattern's type (ipv4-addr, ipv6-addr)");
+      continue;
+    }
+    if (from !== undefined && from > now) {
+      // in force from valid_from: the list changes then, and is read again
+      count(notInForce, "not yet valid indicator");
+      if (nextFrom === undefined || from < nextFrom) nextFrom = from;
+      continue;
+    }
+    for (const c of comparisons)
+      entries.push({ value: c.value, line: 1, col: 1, ...(until !== undefined ? { until } : {}) });
   }
-  return { entries, refused };
+  return result();
 }

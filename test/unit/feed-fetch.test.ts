@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { startFeeds } from "../../src/daemon/feed-fetch.ts";
+import { feedAddresses } from "../../src/config/feed-parse.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
 import { MAX_FILE_BYTES } from "../../src/host/policy-files.ts";
 
@@ -212,4 +213,59 @@ test("a STIX feed is read again when an indicator it took passes its valid_until
   const end = Date.now() + 5000;
   while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc: an indicator's valid_until passed"]);
+});
+
+test("a STIX body whose indicators are all revoked or expired is a good body: the set empties", async (t) => {
+  const bodies = [
+    JSON.stringify({
+      objects: [{ type: "indicator", pattern: "[ipv4-addr:value = '203.0.113.9']" }],
+    }),
+    JSON.stringify({
+      objects: [
+        { type: "indicator", pattern: "[ipv4-addr:value = '203.0.113.9']", revoked: true },
+        {
+          type: "indicator",
+          pattern: "[ipv4-addr:value = '198.51.100.7']",
+          valid_until: "2001-01-01T00:00:00Z",
+        },
+      ],
+    }),
+  ];
+  let served = 0;
+  const { dir, base } = await feedServer(t, (_req, res) =>
+    res.writeHead(200).end(bodies[Math.min(served++, 1)]),
+  );
+  const model = feedModel(`${base}/feed.json`);
+  const origin = model.sets.get("ioc")?.origin;
+  if (origin) Object.assign(origin, { format: "stix" });
+  const { feeds, refreshes, logs } = watchFeeds(t, dir, () => model);
+  const end = Date.now() + 5000;
+  while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(logs, []);
+  assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc updated"]);
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), bodies[1]);
+  assert.match(feeds.status("ioc")?.lastResult ?? "", /^200/);
+});
+
+test("a STIX indicator not yet valid is put in force at its valid_from, with no new body", async (t) => {
+  const from = new Date(Date.now() + 1500).toISOString();
+  const bundle = JSON.stringify({
+    objects: [
+      { type: "indicator", pattern: "[ipv4-addr:value = '203.0.113.9']", valid_from: from },
+    ],
+  });
+  const { dir, base } = await feedServer(t, (_req, res) => res.writeHead(200).end(bundle));
+  const model = feedModel(`${base}/feed.json`);
+  const origin = model.sets.get("ioc")?.origin;
+  if (origin) Object.assign(origin, { format: "stix", intervalSeconds: 3600 });
+  const { refreshes, logs } = watchFeeds(t, dir, () => model);
+  const end = Date.now() + 5000;
+  while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(logs, []);
+  assert.equal(refreshes.length, 2, "stored, then compiled again at valid_from");
+  const stored = feedAddresses(readFileSync(join(dir, "ioc.feed"), "utf8"), "stix");
+  assert.deepEqual(
+    stored.entries.map((e) => e.value),
+    ["203.0.113.9"],
+  );
 });

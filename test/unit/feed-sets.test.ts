@@ -101,6 +101,9 @@ test("stix bundle: indicators taken, others counted by reason", () => {
   assert.deepEqual(Object.fromEntries(got.refused), {
     "pattern other than address equalities": 1,
     "pattern_type not stix": 1,
+  });
+  // withdrawn by the publisher, not unreadable: counted apart
+  assert.deepEqual(Object.fromEntries(got.notInForce), {
     "revoked indicator": 1,
     "expired indicator": 1,
   });
