@@ -455,6 +455,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   setSources.dynamic.applied();
   crowdsec.applied();
   log(policy.describe(initial, datapath.generation));
+  policy.logWarnings(initial, true);
   const decisions = new LocalDecisions({
     store: decisionStore,
     install: (why, beforeSwap) => policy.decisionsChanged(why, beforeSwap),

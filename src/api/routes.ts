@@ -381,8 +381,7 @@ async function changeSet(
   if (
     typeof set !== "string" ||
     typeof entry !== "string" ||
-    (timeout !== undefined &&
-      (op === "del" || typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1))
+    (timeout !== undefined && op === "del")
   )
     throw new HttpError(
       400,
@@ -390,6 +389,15 @@ async function changeSet(
       op === "add"
         ? 'body must be {"set": NAME, "entry": ADDRESS, "timeout"?: SECONDS}'
         : 'body must be {"set": NAME, "entry": ADDRESS}',
+    );
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1)
+  )
+    throw new HttpError(
+      400,
+      "EBADSET",
+      "timeout must be a positive whole number of seconds; leave it out for the set's timeout",
     );
   if (!control.changeSet) throw new HttpError(404, "ENOSET", "this daemon keeps no dynamic sets");
   const outcome = await control.changeSet(

@@ -99,6 +99,8 @@ interface Poller {
   timer: NodeJS.Timeout | undefined;
   startup: boolean;
   stopped: boolean;
+  /** Ends a poll under way when the bouncer stops (the daemon exits, the set leaves the policy). */
+  abort: AbortController;
 }
 
 export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
@@ -113,7 +115,7 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
       const key = readSecretFile(p.config.keyFile).toString("utf8");
       const res = await fetch(`${p.config.url}/v1/decisions/stream?startup=${p.startup}`, {
         headers: { "x-api-key": key, "user-agent": "moat-bouncer" },
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.any([p.abort.signal, AbortSignal.timeout(30_000)]),
       });
       if (res.status !== 200) {
         await res.body?.cancel();
@@ -143,6 +145,8 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
         );
       p.startup = false;
     } catch (err) {
+      // stopped: the poll was ended on purpose, nothing failed
+      if (p.stopped) return;
       p.startup = true; // after a failure, every active decision again
       log(
         `crowdsec: set ${name}: polling ${p.config.url} failed (${(err as Error).message}); the entries stay`,
@@ -151,7 +155,13 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
   }
 
   function start(name: string, config: Poller["config"]): void {
-    const p: Poller = { config, timer: undefined, startup: true, stopped: false };
+    const p: Poller = {
+      config,
+      timer: undefined,
+      startup: true,
+      stopped: false,
+      abort: new AbortController(),
+    };
     pollers.set(name, p);
     const loop = async (): Promise<void> => {
       await poll(name, p);
@@ -165,6 +175,7 @@ export function startCrowdsec(options: CrowdsecOptions): Crowdsec {
   function stop(p: Poller): void {
     p.stopped = true;
     clearTimeout(p.timer);
+    p.abort.abort();
   }
 
   function applied(): void {

@@ -11,6 +11,7 @@ import {
   liveEntries,
   parseAddressEntry,
   parseDynamicSetFile,
+  printable,
   timeoutTooLong,
   type DynamicEntry,
   type PolicyModel,
@@ -31,9 +32,17 @@ export interface DynamicSetOptions {
   now?: () => number;
 }
 
+/**
+ * A change's answer; an add taken in another form than written (a CIDR with host bits as its
+ * network, an IPv4-mapped address as its IPv4 address) names the entry stored and says why.
+ */
+export type SetChangeAnswer =
+  | (Extract<SetChangeOutcome, { ok: true }> & { entry?: string; warnings?: string[] })
+  | Extract<SetChangeOutcome, { ok: false }>;
+
 export interface DynamicSets {
   list(): SetView[];
-  change(change: SetChange, who: string): Promise<SetChangeOutcome>;
+  change(change: SetChange, who: string): Promise<SetChangeAnswer>;
   /**
    * Many changes to set `name` at once, one re-apply (a bouncer's poll): `replace` starts from
    * no entries; adds past max_entries are dropped and counted in the answer. With `renew` (a
@@ -97,6 +106,80 @@ export function pruneExpiredEntries(dir: string, now = Date.now()): void {
     }
   }
   if (failed.length > 0) throw new Error(failed.join("; "));
+}
+
+/** The addresses of an entry, as parseAddressEntry reads them. */
+interface Interval {
+  family: 4 | 6;
+  start: bigint;
+  end: bigint;
+  /** A CIDR written with host bits set ("10.1.2.3/8"). */
+  hostBitsSet?: boolean;
+}
+
+/** The addresses an entry stands for; undefined for one that is not an address interval. */
+function intervalOf(text: string): Interval | undefined {
+  const parsed = parseAddressEntry(text);
+  if (!parsed.ok || parsed.value.negate || parsed.value.target.kind !== "interval") return;
+  return parsed.value.target;
+}
+
+/** Whether two entries name the same addresses, whatever their form (case, zeros, "/32"). */
+const sameAddresses = (a: Interval, b: Interval) =>
+  a.family === b.family && a.start === b.start && a.end === b.end;
+
+const MAPPED_PREFIX = 0xffffn << 32n;
+const isMapped = (value: bigint) => value >> 32n === 0xffffn;
+
+/**
+ * An interval inside ::ffff:0:0/96 as the IPv4 addresses it carries: moat judges a connection
+ * to an IPv4-mapped address as IPv4 (that is what is on the wire), so the mapped form never
+ * matches. Any other interval as it is.
+ */
+function unmapped(i: Interval): Interval {
+  if (i.family !== 6 || !isMapped(i.start) || !isMapped(i.end)) return i;
+  return { family: 4, start: i.start - MAPPED_PREFIX, end: i.end - MAPPED_PREFIX };
+}
+
+function addressText(family: 4 | 6, value: bigint): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join(".");
+  const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) =>
+    ((value >> s) & 0xffffn).toString(16),
+  );
+  // the URL parser writes an IPv6 host in its canonical form (RFC 5952: "::", lower case)
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
+}
+
+/** An interval as an entry: an address, a CIDR, or a range "a-b". */
+function intervalText({ family, start, end }: Interval): string {
+  if (start === end) return addressText(family, start);
+  const size = end - start + 1n;
+  const hostBits = size.toString(2).length - 1;
+  return size === 1n << BigInt(hostBits) && start % size === 0n
+    ? `${addressText(family, start)}/${(family === 4 ? 32 : 128) - hostBits}`
+    : `${addressText(family, start)}-${addressText(family, end)}`;
+}
+
+/**
+ * The entry an add stores for `text` and what it says about it: a CIDR with host bits is its
+ * network (as a set file's is read, with the same warning), an IPv4-mapped address the IPv4
+ * address it carries; any other entry is stored as written.
+ */
+function storedForm(text: string, written: Interval): { entry: string; warnings: string[] } {
+  const warnings: string[] = [];
+  if (written.hostBitsSet)
+    warnings.push(`'${text}' has host bits set: it means ${intervalText(written)}`);
+  const carried = unmapped(written);
+  if (carried !== written)
+    warnings.push(
+      `'${text}' is IPv4-mapped: a connection to it is judged as IPv4, so ${intervalText(carried)} is added`,
+    );
+  return { entry: warnings.length > 0 ? intervalText(carried) : text, warnings };
+}
+
+/** Why `text` is not an entry of a dynamic set: said once, escaped (a line break shows as \n). */
+function badEntry(text: string, why: string): string {
+  return printable(why.startsWith(`'${text}' `) ? why : `'${text}': ${why}`);
 }
 
 /** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
@@ -177,7 +260,7 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
     schedule();
   }
 
-  function refusal(status: number, code: string, message: string): SetChangeOutcome {
+  function refusal(status: number, code: string, message: string): SetChangeAnswer {
     return { ok: false, status, code, message };
   }
 
@@ -220,12 +303,21 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
         return refusal(
           400,
           "EBADENTRY",
-          parsed.ok
-            ? `'${text}': a dynamic set holds addresses, CIDRs and ranges`
-            : `'${text}': ${parsed.error}`,
+          badEntry(
+            text,
+            parsed.ok ? "a dynamic set holds addresses, CIDRs and ranges" : parsed.error,
+          ),
         );
+      const written = parsed.value.target;
+      const { entry, warnings } =
+        change.op === "add" ? storedForm(text, written) : { entry: text, warnings: [] };
       const entries = liveEntries(read(change.set), now());
-      const at = entries.findIndex((e) => e.entry === text);
+      // the entry already there for these addresses, in whatever form it was written
+      const wanted = unmapped(written);
+      const at = entries.findIndex((e) => {
+        const held = intervalOf(e.entry);
+        return held !== undefined && sameAddresses(unmapped(held), wanted);
+      });
       if (change.op === "del") {
         if (at < 0) return refusal(404, "ENOENTRY", `'${text}' is not in set '${change.set}'`);
         entries.splice(at, 1);
@@ -239,17 +331,17 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
             `${tooLong}; leave it out for an entry that does not expire`,
           );
         const expires = seconds === undefined ? null : now() + seconds * 1000;
-        if (at >= 0) entries[at] = { entry: text, expires };
+        if (at >= 0) entries[at] = { entry, expires };
         else if (entries.length >= (set.origin.maxEntries ?? Infinity))
           return refusal(
             409,
             "ESETFULL",
             `set '${change.set}' is full (max_entries ${set.origin.maxEntries}): nothing was evicted`,
           );
-        else entries.push({ entry: text, expires });
+        else entries.push({ entry, expires });
       }
       write(change.set, entries);
-      options.audit(`set ${change.set}: ${change.op} ${text} by ${who}`);
+      options.audit(`set ${change.set}: ${change.op} ${entry} by ${who}`);
       try {
         await options.refresh(`set ${change.set} changed`);
       } catch (err) {
@@ -262,7 +354,12 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       } finally {
         schedule();
       }
-      return { ok: true, generation: options.generation(), entries: entries.length };
+      const answer = {
+        ok: true as const,
+        generation: options.generation(),
+        entries: entries.length,
+      };
+      return warnings.length > 0 ? { ...answer, entry, warnings } : answer;
     },
 
     async bulk(name, { adds, dels, replace, renew = false }, reason) {

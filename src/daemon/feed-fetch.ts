@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
-import { MAX_FILE_BYTES, writeTrustedFileAtomic } from "../host/index.ts";
+import { checkTrustedPath, MAX_FILE_BYTES, writeTrustedFileAtomic } from "../host/index.ts";
 import { readLimited } from "./limited-body.ts";
 import {
   feedAddresses,
@@ -51,6 +51,8 @@ interface Running {
   expiry: NodeJS.Timeout | undefined;
   /** The stored body could not be put in force: the same body fetched again compiles again. */
   notInForce: boolean;
+  /** Ends a fetch under way when the feed stops (the daemon exits, the set leaves the policy). */
+  abort: AbortController;
   status: FeedStatusView;
 }
 
@@ -97,14 +99,21 @@ export function startFeeds(options: FeedOptions): Feeds {
 
   async function fetchOnce(name: string, feed: Running): Promise<void> {
     const meta = readMeta(name, feed.url);
+    // validators stand for the stored list: with none the loader can read, a 304 would leave
+    // the set empty for as long as the server answers it
     const headers: Record<string, string> = {};
-    if (meta.etag) headers["if-none-match"] = meta.etag;
-    if (meta.lastModified) headers["if-modified-since"] = meta.lastModified;
+    if (storedReadable(name, meta)) {
+      if (meta.etag) headers["if-none-match"] = meta.etag;
+      if (meta.lastModified) headers["if-modified-since"] = meta.lastModified;
+    }
     feed.status.lastFetch = new Date().toISOString();
     try {
       const res = await fetch(feed.url, {
         headers,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+        signal: AbortSignal.any([
+          feed.abort.signal,
+          AbortSignal.timeout(options.timeoutMs ?? 60_000),
+        ]),
       });
       if (res.status === 304) {
         feed.status.lastResult = "304 not modified";
@@ -141,6 +150,8 @@ export function startFeeds(options: FeedOptions): Feeds {
       feed.status.lastChange = next.lastChange;
       watchValidUntil(name, feed, taken.until);
     } catch (err) {
+      // stopped: the fetch was ended on purpose, nothing failed
+      if (feed.abort.signal.aborted) return;
       const why = (err as Error).message;
       feed.status.lastResult = `failed: ${why}`;
       log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
@@ -155,6 +166,21 @@ export function startFeeds(options: FeedOptions): Feeds {
       const why = (err as Error).message;
       feed.status.lastResult = `200, not in force: ${why}`;
       log(`feed ${name}: the new list is stored but not in force: ${why}`);
+    }
+  }
+
+  /** Whether a body is stored for this URL that the loader can open (checked, not read). */
+  function storedReadable(name: string, meta: Meta): boolean {
+    if (meta.lastChange === undefined) return false;
+    try {
+      checkTrustedPath(join(dir, `${name}.feed`), {
+        what: "stored feed",
+        write: false,
+        maxBytes: MAX_FILE_BYTES.set,
+      });
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -199,10 +225,10 @@ export function startFeeds(options: FeedOptions): Feeds {
       return;
     }
     try {
-      await options.refresh(`feed ${name}: an indicator's valid_until passed`);
+      await options.refresh(`feed ${name}: an indicator's validity began or ended`);
     } catch (err) {
       log(
-        `feed ${name}: an indicator's valid_until passed, not in force: ${(err as Error).message}`,
+        `feed ${name}: an indicator's validity began or ended, not in force: ${(err as Error).message}`,
       );
     }
     if (!closed && running.get(name) === feed) watchValidUntil(name, feed, storedUntil(name, feed));
@@ -220,6 +246,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       timer: undefined,
       expiry: undefined,
       notInForce: false,
+      abort: new AbortController(),
       status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
     };
     running.set(name, feed);
@@ -231,6 +258,12 @@ export function startFeeds(options: FeedOptions): Feeds {
       feed.timer.unref();
     };
     void loop();
+  }
+
+  function stop(feed: Running): void {
+    clearTimeout(feed.timer);
+    clearTimeout(feed.expiry);
+    feed.abort.abort();
   }
 
   function applied(): void {
@@ -247,8 +280,7 @@ export function startFeeds(options: FeedOptions): Feeds {
         (w.column ?? 1) === feed.column
       )
         continue;
-      clearTimeout(feed.timer);
-      clearTimeout(feed.expiry);
+      stop(feed);
       running.delete(name);
     }
     for (const [name, origin] of wanted) if (!running.has(name)) start(name, origin);
@@ -263,10 +295,7 @@ export function startFeeds(options: FeedOptions): Feeds {
     },
     close() {
       closed = true;
-      for (const feed of running.values()) {
-        clearTimeout(feed.timer);
-        clearTimeout(feed.expiry);
-      }
+      for (const feed of running.values()) stop(feed);
       running.clear();
     },
   };

@@ -19,7 +19,7 @@ import {
   type LoadedPolicy,
   type UniverseReader,
 } from "../host/index.ts";
-import { compilePolicyText, sha256, writePolicyFile } from "./policy-text.ts";
+import { compilePolicyText, sha256, writePolicyFile, type AcceptedPolicy } from "./policy-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
 import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
 
@@ -46,7 +46,7 @@ export interface RunningPolicy {
 }
 
 /** A policy compiled and ready to apply. */
-export interface CompiledPolicy extends RunningPolicy, LoadedPolicy {}
+export interface CompiledPolicy extends RunningPolicy, AcceptedPolicy {}
 
 /** What is kept of `policy` while it runs (a new object: `policy` may be held elsewhere). */
 const runningOf = ({ model, text, hash }: RunningPolicy): RunningPolicy => ({ model, text, hash });
@@ -175,6 +175,8 @@ export class PolicyLifecycle {
   private trial: Trial | null = null;
   /** stop() was called: the daemon is going. */
   private stopping = false;
+  /** The warnings last printed: a recompile of the same text prints its own when they differ. */
+  private warned = "";
 
   constructor(options: PolicyLifecycleOptions) {
     const { initial, ...rest } = options;
@@ -217,6 +219,19 @@ export class PolicyLifecycle {
       `policy ${this.options.path} applied: generation ${generation}, ${p.model.rules.length} rules, mode ${p.model.mode}` +
       (ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`)
     );
+  }
+
+  /**
+   * Logs `p`'s warnings as `moat check` prints them: always when `always` (the start, a reload, a
+   * policy from the API: someone changed the policy and looks at what it says), else only when
+   * they differ from the last printed (a recompile of the same text for a set change, a feed's
+   * new list, processes that came: no lines at every fetch, only when a warning changed).
+   */
+  logWarnings(p: { warnings: readonly string[] }, always: boolean): void {
+    const text = p.warnings.join("\n");
+    if (!always && text === this.warned) return;
+    this.warned = text;
+    for (const line of p.warnings) this.options.log(line);
   }
 
   /**
@@ -285,7 +300,7 @@ export class PolicyLifecycle {
     } catch (err) {
       return this.refuse(reason, errorLines(err, path));
     }
-    const result = await this.install(next, reason);
+    const result = await this.install(next, reason, { announce: true });
     if (result.ok) this.close(); // the file's policy runs now: a trial before it is over
     return result;
   }
@@ -393,7 +408,7 @@ export class PolicyLifecycle {
       return;
     }
     const changes = changeSummary(this.running.model, next.model);
-    const result = await this.install(next, `revert by ${who}`);
+    const result = await this.install(next, `revert by ${who}`, { announce: true });
     if (!result.ok) {
       audit(refusedLine("revert", who, hash, result.errors.length));
       return;
@@ -453,7 +468,7 @@ export class PolicyLifecycle {
       return result;
     }
     const changes = changeSummary(this.running.model, next.model);
-    const result = await this.install(next, `${what} from ${who}`);
+    const result = await this.install(next, `${what} from ${who}`, { announce: true });
     if (!result.ok) {
       audit(refusedLine(what, who, hash, result.errors.length));
       return result;
@@ -522,7 +537,7 @@ export class PolicyLifecycle {
     });
   }
 
-  private compile(text: string): Promise<LoadedPolicy> {
+  private compile(text: string): Promise<AcceptedPolicy> {
     const { path, universe, compile, decisions, mode } = this.options;
     return compilePolicyText(text, path, universe, compile, true, decisions?.(), mode?.());
   }
@@ -543,7 +558,7 @@ export class PolicyLifecycle {
       } catch (err) {
         return this.refuse(why, errorLines(err, this.options.path));
       }
-      const result = await this.install(next, why, beforeSwap);
+      const result = await this.install(next, why, { beforeSwap });
       if (result.ok)
         recordChange(
           { note: this.options.audit },
@@ -569,7 +584,7 @@ export class PolicyLifecycle {
   private async install(
     next: CompiledPolicy,
     reason: string,
-    beforeSwap?: () => void,
+    { beforeSwap, announce = false }: { beforeSwap?: () => void; announce?: boolean } = {},
   ): Promise<ReloadResult> {
     const { target, plumbing, route, log } = this.options;
     let prepared: PreparedPlumbing;
@@ -594,6 +609,7 @@ export class PolicyLifecycle {
     prepared.commit();
     this.options.applied?.(next);
     log(this.describe(next, applied.generation, applied.ms));
+    this.logWarnings(next, announce);
     // where its rules are in the file, worked out on the worker now the swap is done
     locateOffThread(next.model);
     return { ok: true, generation: applied.generation, errors: [] };

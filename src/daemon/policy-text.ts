@@ -4,7 +4,12 @@
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { diagnosticLines, type LocalDecision, type Mode } from "../config/index.ts";
+import {
+  diagnosticLines,
+  type Diagnostic,
+  type LocalDecision,
+  type Mode,
+} from "../config/index.ts";
 import {
   acceptedOrThrow,
   acceptPolicyAsync,
@@ -18,6 +23,18 @@ import { loadPolicySinks } from "../observe/index.ts";
 import type { PolicyCompileOptions } from "../policy/index.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+/** A policy accepted for the daemon, with its warnings as `moat check` prints them. */
+export interface AcceptedPolicy extends LoadedPolicy {
+  warnings: string[];
+}
+
+/** The warnings among `diagnostics`, as `moat check` prints them (FILE:LINE:COL ...). */
+const warningLines = (diagnostics: readonly Diagnostic[], fileName: string): string[] =>
+  diagnosticLines(
+    diagnostics.filter((d) => d.severity === "warning"),
+    fileName,
+  );
 
 /**
  * `fileName` names the text in diagnostics and anchors relative set files (read off the event
@@ -33,21 +50,20 @@ export async function compilePolicyText(
   offThread = false,
   decisions?: LocalDecision[],
   mode?: Mode,
-): Promise<LoadedPolicy> {
+): Promise<AcceptedPolicy> {
   const options = {
     ...(universe ? { universe } : {}),
     ...(compile ? { compile } : {}),
     ...(decisions?.length ? { decisions } : {}),
     ...(mode ? { mode } : {}),
   };
-  const loaded = acceptedOrThrow(
-    offThread
-      ? await acceptPolicyOffThread(text, fileName, options)
-      : await acceptPolicyAsync(text, fileName, options),
-  );
+  const acceptance = offThread
+    ? await acceptPolicyOffThread(text, fileName, options)
+    : await acceptPolicyAsync(text, fileName, options);
+  const loaded = acceptedOrThrow(acceptance);
   // the code of the sinks it asks for (OpenTelemetry, NATS), before it is installed
   await loadPolicySinks(loaded.model);
-  return loaded;
+  return { ...loaded, warnings: warningLines(acceptance.diagnostics, fileName) };
 }
 
 /** Every problem the daemon would refuse the text for, as POST /v1/policy/validate answers. */
@@ -57,10 +73,7 @@ export async function validatePolicyText(text: string, fileName: string): Promis
     diagnostics.filter((d) => d.severity === "error"),
     fileName,
   );
-  const warnings = diagnosticLines(
-    diagnostics.filter((d) => d.severity === "warning"),
-    fileName,
-  );
+  const warnings = warningLines(diagnostics, fileName);
   return { ok: errors.length === 0, errors, warnings };
 }
 

@@ -6,6 +6,7 @@ import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import type { SetChangeOutcome, SetView } from "../../api/index.ts";
 import { jsonLine } from "../json-line.ts";
 import { parseDuration } from "../time-args.ts";
+import { printable } from "../../config/index.ts";
 
 const USAGE = `moat set add SET ENTRY [--timeout DURATION] | del SET ENTRY | list [SET] [--json] ${API_USAGE}`;
 
@@ -32,24 +33,42 @@ export const setCommand: Command = {
       throw new UsageError(`usage: ${USAGE}`);
     if (action === "del" && values.timeout !== undefined)
       throw new UsageError("--timeout goes with 'moat set add'");
-    const timeout =
-      typeof values.timeout === "string"
-        ? Math.ceil(parseDuration(values.timeout, "--timeout") / 1000)
-        : undefined;
-    const r = await call<Extract<SetChangeOutcome, { ok: true }>>(
+    const timeout = typeof values.timeout === "string" ? timeoutSeconds(values.timeout) : undefined;
+    const r = await call<SetChangeAnswer>(
       target,
       "POST",
       `/v1/sets/${action}`,
       JSON.stringify({ set, entry, ...(timeout !== undefined ? { timeout } : {}) }),
     );
+    if (values.json) {
+      io.out(jsonLine(r));
+      return 0;
+    }
+    // an add taken in another form (a CIDR's network, a mapped address's IPv4) says which, and why
+    for (const w of r.warnings ?? []) io.err(`warning: ${printable(w)}`);
+    const done = action === "add" ? "added" : "removed";
     io.out(
-      values.json
-        ? jsonLine(r)
-        : `set ${set}: ${action === "add" ? "added" : "removed"} ${entry} (${r.entries} entries, generation ${r.generation})`,
+      `set ${set}: ${done} ${printable(r.entry ?? entry)} (${r.entries} entries, generation ${r.generation})`,
     );
     return 0;
   },
 };
+
+/** The daemon's answer to an add or a del (what src/daemon/dynamic-sets.ts answers). */
+type SetChangeAnswer = Extract<SetChangeOutcome, { ok: true }> & {
+  entry?: string;
+  warnings?: string[];
+};
+
+/** --timeout in whole seconds (a part of a second counts as one); 0 is refused. */
+function timeoutSeconds(text: string): number {
+  const ms = parseDuration(text, "--timeout");
+  if (ms <= 0)
+    throw new UsageError(
+      `--timeout '${text}': an entry's timeout must be a positive duration (e.g. 30s, 1h); leave it out for the set's timeout`,
+    );
+  return Math.ceil(ms / 1000);
+}
 
 function setLines(s: SetView): string[] {
   if (s.kind === "dynamic") {
