@@ -4,7 +4,7 @@
 // truncated reply that sends the client to TCP, NXDOMAIN for the DoH canary); and HTTPS/SVCB
 // address hints (and, when the policy asks, ECH configs) taken out.
 import dnsPacket from "dns-packet";
-import { boundNamePointers } from "./name-pointers.ts";
+import { installNameCodec } from "./name-codec.ts";
 import { dnsName } from "./dns-name.ts";
 
 /** The UDP answer size a client without EDNS takes (RFC 1035). */
@@ -44,7 +44,7 @@ interface Message {
   additionals?: Record[];
 }
 
-boundNamePointers();
+installNameCodec();
 
 /** dns-packet's name codec (its type declarations leave it out). */
 const nameCodec = (

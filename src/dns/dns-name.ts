@@ -3,7 +3,8 @@
 // fold more (U+212A KELVIN SIGN becomes "k"), and the policy's matching lower-cases what it is
 // given, so an octet outside printable ASCII is written as dig writes it, `\DDD` (decimal): the
 // name stays ASCII, and a label no pattern can name (patterns are ASCII: an IDN is written as its
-// A-label) never reads as one that a pattern does.
+// A-label) never reads as one that a pattern does. A dot or a backslash inside a label comes from
+// the name codec already written so, `\046` and `\092` (name-codec.ts).
 
 /** Lower case (A-Z only), without the root's trailing dot, other octets as `\DDD`. Idempotent. */
 export function dnsName(name: string): string {
@@ -26,4 +27,15 @@ function escaped(name: string): string {
     else for (const octet of Buffer.from(ch)) out += `\\${String(octet).padStart(3, "0")}`;
   }
   return out;
+}
+
+/** A dot inside a label as the name codec writes it (a backslash octet is `\092`: never this). */
+const DOT_IN_LABEL = "\\046";
+
+/**
+ * Whether a name (decoded by moat) has a label with a dot in it: a name that reads, its labels
+ * joined, as another (the labels "allowed.moat", "test" as allowed.moat.test).
+ */
+export function hasDotInLabel(name: string): boolean {
+  return name.includes(DOT_IN_LABEL);
 }

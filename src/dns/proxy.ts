@@ -21,6 +21,7 @@ import {
   type Query,
 } from "./answer.ts";
 import { BindingStore, type SweepResult } from "./bindings.ts";
+import { hasDotInLabel } from "./dns-name.ts";
 import { queryEvents, type QueryRecord } from "./dns-event.ts";
 import { identityCache } from "./identity.ts";
 import { processFactsCache } from "./process-cache.ts";
@@ -512,7 +513,8 @@ export class DnsProxy {
       this.stats.refused++;
       return this.reported(record, errorAnswer(query, "FORMERR"), "FORMERR");
     }
-    if (verdict.verdict === "blocked") {
+    // a label with a dot in it, whatever the verdict: its labels joined read as another name
+    if (verdict.verdict === "blocked" || hasDotInLabel(name)) {
       this.stats.refused++;
       return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
@@ -546,6 +548,11 @@ export class DnsProxy {
     if (!a || a.id !== q.id) {
       this.stats.failed++;
       return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
+    // a chain name with a dot in a label is neither judged nor bound: the answer is refused
+    if (a.names.some(hasDotInLabel)) {
+      this.stats.refused++;
+      return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
     // a name the answer leads to is judged as if asked: an alias does not reveal a blocked name
     const chained = this.chainVerdict(asked, a.names);

@@ -212,7 +212,10 @@ test("a STIX feed is read again when an indicator it took passes its valid_until
   const { refreshes } = watchFeeds(t, dir, () => model);
   const end = Date.now() + 5000;
   while (refreshes.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc: an indicator's validity began or ended"]);
+  assert.deepEqual(refreshes, [
+    "feed ioc updated",
+    "feed ioc: an indicator's validity began or ended",
+  ]);
 });
 
 test("a STIX body whose indicators are all revoked or expired is a good body: the set empties", async (t) => {
