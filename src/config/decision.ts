@@ -65,11 +65,51 @@ export function modeDecisionProblems(value: unknown): string[] {
   return problems;
 }
 
+/** Every field a stored decision has (typed: a field added to LocalDecision is named here). */
+const DECISION_FIELDS: Record<keyof LocalDecision, true> = {
+  id: true,
+  action: true,
+  direction: true,
+  remote: true,
+  protocol: true,
+  port: true,
+  process: true,
+  lifetime: true,
+  created: true,
+  expires: true,
+  boot: true,
+  by: true,
+  review: true,
+};
+const DECISION_KEYS: readonly string[] = Object.keys(DECISION_FIELDS);
+const PROCESS_KEYS: readonly string[] = ["path"];
+
+const unknownKeysText = (keys: string[]): string =>
+  `unknown key${keys.length > 1 ? "s" : ""} ${keys.join(", ")}`;
+
+/**
+ * The keys of `value` (and of its `process`) that are not a decision's: each would be kept
+ * without meaning anything (a misspelt `ports` leaves the decision for every port).
+ */
+export function unknownDecisionKeys(value: object): string[] {
+  const d = value as Record<string, unknown>;
+  const unknown = Object.keys(d).filter((k) => !DECISION_KEYS.includes(k));
+  const p = d.process;
+  if (typeof p === "object" && p !== null && !Array.isArray(p))
+    unknown.push(
+      ...Object.keys(p)
+        .filter((k) => !PROCESS_KEYS.includes(k))
+        .map((k) => `process.${k}`),
+    );
+  return unknown;
+}
+
 /** What is wrong with a decision read from a file or a request (none: it is one). */
 export function decisionProblems(value: unknown): string[] {
   if (typeof value !== "object" || value === null) return ["a decision is an object"];
   const d = value as Record<string, unknown>;
-  const problems: string[] = [];
+  const unknown = unknownDecisionKeys(d);
+  const problems: string[] = unknown.length > 0 ? [unknownKeysText(unknown)] : [];
   const text = (k: string) => typeof d[k] === "string";
   if (!text("id") || !ID.test(d.id as string)) problems.push("id: [a-z0-9][a-z0-9-]* (32 at most)");
   if (d.action !== "allow" && d.action !== "block") problems.push("action: allow or block");

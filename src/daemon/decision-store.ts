@@ -34,6 +34,69 @@ const sameTarget = (a: DecisionRequest, b: DecisionRequest): boolean =>
   a.port === b.port &&
   a.process?.path === b.process?.path;
 
+/** What a request gives (typed: a field added to DecisionRequest is named here). */
+const REQUEST_FIELDS: Record<keyof DecisionRequest, true> = {
+  action: true,
+  direction: true,
+  remote: true,
+  protocol: true,
+  port: true,
+  process: true,
+  lifetime: true,
+  by: true,
+  review: true,
+};
+/** What the store sets itself: never taken from a request. */
+const STORE_FIELDS = ["id", "created", "expires", "boot"];
+
+/**
+ * What is wrong with a request's keys: one a decision does not have would be kept and mean
+ * nothing (a misspelt `ports` leaves the decision for every port); one the store sets (expires,
+ * boot) is never the client's.
+ */
+function requestKeyProblems(request: object): string[] {
+  const keys = Object.keys(request);
+  const process = (request as { process?: unknown }).process;
+  const unknown = [
+    ...keys.filter((k) => !Object.hasOwn(REQUEST_FIELDS, k) && !STORE_FIELDS.includes(k)),
+    ...(typeof process === "object" && process !== null
+      ? Object.keys(process)
+          .filter((k) => k !== "path")
+          .map((k) => `process.${k}`)
+      : []),
+  ];
+  const computed = keys.filter((k) => STORE_FIELDS.includes(k));
+  return [
+    ...(unknown.length > 0
+      ? [
+          `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (a decision is {action, direction, remote, lifetime, protocol?, port?, process?: {path}})`,
+        ]
+      : []),
+    ...(computed.length > 0 ? [`${computed.join(", ")}: set by moat, not by a request`] : []),
+  ];
+}
+
+/** A process's path alone; what is not an object stays, for decisionProblems to name. */
+function pathOnly(p: unknown): LocalDecision["process"] {
+  const path = typeof p === "object" && p !== null ? (p as { path?: unknown }).path : undefined;
+  return (path === undefined ? p : { path }) as LocalDecision["process"];
+}
+
+/** The request's own fields, copied one by one: nothing else of the object is kept. */
+function requestFields(r: DecisionRequest): DecisionRequest {
+  return {
+    action: r.action,
+    direction: r.direction,
+    remote: r.remote,
+    ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
+    ...(r.port !== undefined ? { port: r.port } : {}),
+    ...(r.process !== undefined ? { process: pathOnly(r.process) } : {}),
+    lifetime: r.lifetime,
+    by: r.by,
+    ...(r.review !== undefined ? { review: r.review } : {}),
+  };
+}
+
 export interface DecisionStoreOptions {
   /** null: kept in memory only (gone when the daemon stops). */
   path: string | null;
@@ -94,6 +157,8 @@ export class DecisionStore {
    * it replaced.
    */
   add(request: DecisionRequest): { decision: LocalDecision; replaced?: LocalDecision } {
+    const keys = requestKeyProblems(request);
+    if (keys.length > 0) throw new DecisionError(`not a decision: ${keys.join("; ")}`);
     const lifetime = parseLifetime(request.lifetime);
     if (!lifetime.ok) throw new DecisionError(lifetime.error);
     const now = this.now();
@@ -104,7 +169,7 @@ export class DecisionStore {
           ? lifetime.value.seconds
           : null;
     const decision: LocalDecision = {
-      ...request,
+      ...requestFields(request),
       id: this.newId(),
       created: new Date(now).toISOString(),
       ...(seconds !== null ? { expires: new Date(now + seconds * 1000).toISOString() } : {}),

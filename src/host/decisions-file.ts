@@ -10,6 +10,7 @@ import {
   type LocalDecision,
   type ModeDecision,
 } from "../config/index.ts";
+import { unknownDecisionKeys } from "../config/decision.ts";
 
 export const DEFAULT_DECISIONS = "/var/lib/moat/decisions.json";
 
@@ -51,9 +52,15 @@ export function readDecisionsFile(path: string, boot: string, now: number): Deci
   if (!Array.isArray(list)) throw new Error(`${path} has no decisions list`);
   const notes: string[] = [];
   const decisions: LocalDecision[] = [];
-  for (const entry of list) {
+  let changed = false;
+  for (const stored of list) {
+    const { entry, unknown } = withoutUnknownKeys(stored);
     const problems = decisionProblems(entry);
     const d = entry as LocalDecision;
+    if (unknown.length > 0 && problems.length === 0) {
+      notes.push(`a stored decision ${d.id} has keys no decision has, left out: ${unknown}`);
+      changed = true;
+    }
     if (problems.length > 0) notes.push(`a stored decision is dropped: ${problems.join("; ")}`);
     else if (d.expires && Date.parse(d.expires) <= now)
       notes.push(`decision ${d.id} expired while moat was not running`);
@@ -61,7 +68,7 @@ export function readDecisionsFile(path: string, boot: string, now: number): Deci
       notes.push(`decision ${d.id} (until reboot) ended with the reboot`);
     else decisions.push(d);
   }
-  let changed = decisions.length !== list.length;
+  if (decisions.length !== list.length) changed = true;
   const modeProblems = saved?.mode === undefined ? [] : modeDecisionProblems(saved.mode);
   if (modeProblems.length > 0) {
     notes.push(`the stored mode decision is dropped: ${modeProblems.join("; ")}`);
@@ -70,3 +77,23 @@ export function readDecisionsFile(path: string, boot: string, now: number): Deci
   const mode = saved?.mode !== undefined && modeProblems.length === 0 ? saved.mode : undefined;
   return { decisions, ...(mode ? { mode: mode as ModeDecision } : {}), notes, changed };
 }
+
+/**
+ * A stored entry with the keys no decision has taken out (an earlier moat kept what a request
+ * sent: a misspelt `ports` meant every port, which is what the decision keeps holding).
+ */
+function withoutUnknownKeys(stored: unknown): { entry: unknown; unknown: string } {
+  if (typeof stored !== "object" || stored === null || Array.isArray(stored))
+    return { entry: stored, unknown: "" };
+  const unknown = unknownDecisionKeys(stored);
+  if (unknown.length === 0) return { entry: stored, unknown: "" };
+  const entry: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(stored)) {
+    if (unknown.includes(key)) continue;
+    entry[key] = key === "process" ? processPathOnly(value) : value;
+  }
+  return { entry, unknown: unknown.join(", ") };
+}
+
+const processPathOnly = (value: unknown): unknown =>
+  typeof value === "object" && value !== null && "path" in value ? { path: value.path } : value;

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acceptPolicy } from "../../src/host/accept-policy.ts";
-import { formatDiagnostic } from "../../src/config/index.ts";
+import { formatDiagnostic, textOnlyHost } from "../../src/config/index.ts";
+import { acceptPolicyText } from "../../src/policy/accept-text.ts";
 import { evaluate, QUIC_RULE, withImplicitRules, type Decision } from "../../src/policy/index.ts";
 import { lookupImage } from "../../src/policy/compile/lookup.ts";
 import { processClass, type ProcessUniverse } from "../../src/policy/compile/process.ts";
@@ -29,7 +29,11 @@ const UNIVERSE: ProcessUniverse = {
 };
 
 function accept(text: string) {
-  const r = acceptPolicy(text, join(dir, "p.yaml"), { universe: () => UNIVERSE });
+  // a made-up host: its cgroups are the universe's, not this machine's
+  const r = acceptPolicyText(text, join(dir, "p.yaml"), {
+    host: textOnlyHost,
+    universe: () => UNIVERSE,
+  });
   const lines = r.diagnostics.map((d) => formatDiagnostic(d).replaceAll(dir, "D"));
   assert.ok(r.policy, lines.join("\n"));
   return r.policy;
