@@ -10,6 +10,7 @@
 
 import { plainScalar, stringKey } from "./core-scalar.ts";
 import { leanUnsafe } from "./lean-unsafe.ts";
+import { hasNonUtf8 } from "./yaml-source.ts";
 
 /** Thrown to stop reading: the text is not one this reader reads. */
 const GIVE_UP = new Error("not read by the block reader");
@@ -499,7 +500,8 @@ for (const c of " \n,[]{}#&*!|>'\"%@`?:") NOT_PLAIN_START[c.charCodeAt(0)] = 1;
  */
 export function readBlockYaml(text: string): Record<string, unknown> | undefined {
   const lf = text.includes("\r") ? withLf(text) : text;
-  if (lf === undefined || leanUnsafe(lf)) return undefined;
+  // a comment is not read: a byte not UTF-8 in one must still make the file go to PolicySource
+  if (lf === undefined || leanUnsafe(lf) || hasNonUtf8(lf)) return undefined;
   try {
     return new BlockReader(lf).read();
   } catch (e) {

@@ -10,7 +10,13 @@
 import { CORE_SCHEMA, load, type Schema, type State } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
 import { OFFSET_LIMIT, PositionTable, type Locator, type PositionTableParts } from "./positions.ts";
-import { formatPath, loneCrAt, type CheckedSource, type PathSegment } from "./yaml-source.ts";
+import {
+  formatPath,
+  hasNonUtf8,
+  loneCrAt,
+  type CheckedSource,
+  type PathSegment,
+} from "./yaml-source.ts";
 
 const EMPTY = 0;
 const SCALAR = 1;
@@ -346,22 +352,24 @@ export class FastSource implements CheckedSource, Locator {
 
 /** The file read the fast way, or undefined where only PolicySource can read it faithfully. */
 export function readFast(file: string, text: string): FastSource | undefined {
-  // a byte-order mark, a NUL or invalid UTF-8, a directive, a carriage return alone: PolicySource
-  // reports or positions these
+  // a byte-order mark, a NUL or a byte not UTF-8, a directive, a carriage return alone:
+  // PolicySource reports or positions these
   // eslint-disable-next-line no-control-regex -- it looks for control characters
-  if (/^\ufeff|[\u0000\ufffd]|^%/m.test(text) || loneCrAt(text) >= 0) return undefined;
+  if (/^\ufeff|\u0000|^%/m.test(text) || loneCrAt(text) >= 0 || hasNonUtf8(text)) return undefined;
+  // js-yaml reads some text the yaml library refuses: that reader decides what is valid YAML
+  if (yamlMayRefuse(text)) return undefined;
   const read = readNodes(file, text, CORE_SCHEMA);
   return read && !read.unsafe ? read.source : undefined;
 }
 
 /**
  * The node table of a file another reader has found safe (src/config/lean-source.ts), read with
- * its schema: where that reader's positions are looked up when one is asked for.
+ * its schema: where that reader's positions are looked up when one is asked for. Undefined where
+ * the table may not place every node where the yaml library does.
  */
-export function readPositions(file: string, text: string, schema: Schema): FastSource {
+export function readPositions(file: string, text: string, schema: Schema): FastSource | undefined {
   const read = readNodes(file, text, schema);
-  if (!read) throw new Error(`${file} could not be read again for its positions`);
-  return read.source;
+  return read && !read.unsafe ? read.source : undefined;
 }
 
 function readNodes(
@@ -379,4 +387,264 @@ function readNodes(
   if (nodes.count === 0 || data === null || data === undefined) return undefined;
   nodes.lastChild = new Int32Array(0); // only needed while reading
   return { source: new FastSource(file, text, data, nodes), unsafe: nodes.unsafe };
+}
+
+const TAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+const HASH = 0x23;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const DASH = 0x2d;
+
+/** YAML's limit on how far an implicit key's colon may be from the key's start. */
+const MAX_IMPLICIT_KEY = 1024;
+
+/**
+ * Whether the yaml library may refuse text that js-yaml reads: js-yaml is lenient where the yaml
+ * library is not, and what is valid YAML must not depend on which reader read the file (the yaml
+ * library reads it whenever there is an error to report). Found in one pass over the text: a flow
+ * collection or quoted scalar continued on a line indented no more than the block it is in (a
+ * closing bracket may be at that column), a tab among a line's leading blanks, a comment right
+ * after a closing bracket, a quote or a flow collection's comma, content on a `---` or `...` line,
+ * a quoted key over several lines, a key's colon more than 1024 characters after its start. It
+ * answers true for more than the yaml library refuses (that only costs the slower read), never
+ * false for these.
+ */
+export function yamlMayRefuse(text: string): boolean {
+  const n = text.length;
+  /** Depth of flow collections at `i`. */
+  let flow = 0;
+  /** Lines continuing the flow collection `i` is in are indented more than this. */
+  let floor = 0;
+  /** This block line's: the column its content starts at past any entries' dashes, where. */
+  let keyCol = 0;
+  let contentAt = 0;
+  /** This block line's last dash's column (-1: none), and the content column of the line above. */
+  let dashCol = -1;
+  let aboveCol = -1;
+  /**
+   * The column of the block collection a node starting at `at` is in: the lines continuing it are
+   * indented more. A line's first node is an entry of its last dash, or the value of the key above.
+   */
+  const blockFloor = (at: number): number =>
+    at !== contentAt ? keyCol : dashCol >= 0 ? dashCol : aboveCol;
+  /** Where the key a colon at `i` would end starts. */
+  let keyStart = 0;
+  /** The character before `i` ended a quoted scalar or flow collection, or is a flow comma. */
+  let closed = false;
+  /** `i` is inside a plain scalar. */
+  let plain = false;
+  let i = 0;
+  /** From a line's start: checks its indentation; false once the text ends. */
+  const lineStart = (): boolean | "refuse" => {
+    for (;;) {
+      const at = i;
+      while (text.charCodeAt(i) === SPACE) i++;
+      const c = text.charCodeAt(i);
+      if (c === TAB) return "refuse";
+      if (i >= n) return false;
+      if (c === LF || c === CR || c === HASH) {
+        const eol = text.indexOf("\n", i);
+        if (eol < 0) return false;
+        i = eol + 1;
+        continue;
+      }
+      const indent = i - at;
+      plain = false;
+      closed = false;
+      if (flow > 0) {
+        const closing = c === 0x5d || c === 0x7d;
+        if (indent < floor || (indent === floor && !closing)) return "refuse";
+        keyStart = i;
+        return true;
+      }
+      if (
+        indent === 0 &&
+        (c === DASH || c === 0x2e) &&
+        text.startsWith(c === DASH ? "---" : "...", i)
+      ) {
+        let j = i + 3;
+        const after = text.charCodeAt(j);
+        if (after === SPACE || after === TAB) {
+          while (text.charCodeAt(j) === SPACE || text.charCodeAt(j) === TAB) j++;
+          const d = text.charCodeAt(j);
+          if (j < n && d !== LF && d !== CR && d !== HASH) return "refuse";
+        } else if (j < n && after !== LF && after !== CR) return true; // a plain scalar "---x"
+        i = j;
+        return true;
+      }
+      // past the dashes of block sequence entries: where the entry's own block starts
+      let j = i;
+      dashCol = -1;
+      while (text.charCodeAt(j) === DASH && isBlank(text.charCodeAt(j + 1), j + 1 >= n)) {
+        dashCol = j - at;
+        j++;
+        while (text.charCodeAt(j) === SPACE) j++;
+      }
+      aboveCol = keyCol;
+      keyCol = j - at;
+      contentAt = j;
+      keyStart = j;
+      i = j;
+      return true;
+    }
+  };
+  /** Past a block scalar's header at `i` and its lines (indented more than `indent`); false where it gives an indentation. */
+  const blockScalar = (indent: number): boolean => {
+    const eol = text.indexOf("\n", i);
+    const header = text.slice(i, eol < 0 ? n : eol);
+    if (/[0-9]/.test(header.split(" #")[0] ?? "")) return false; // an explicit indentation
+    if (eol < 0) {
+      i = n;
+      return true;
+    }
+    i = eol + 1;
+    let content = -1;
+    while (i < n) {
+      let j = i;
+      while (text.charCodeAt(j) === SPACE) j++;
+      const c = text.charCodeAt(j);
+      const blank = j >= n || c === LF || c === CR;
+      if (!blank) {
+        if (content < 0) content = j - i > indent ? j - i : n;
+        if (j - i < content) return true;
+      }
+      const next = text.indexOf("\n", j);
+      i = next < 0 ? n : next + 1;
+    }
+    return true;
+  };
+  for (;;) {
+    const start = lineStart();
+    if (start === "refuse") return true;
+    if (start === false) return false;
+    // the tokens of this line
+    for (;;) {
+      if (i >= n) return flow > 0;
+      const c = text.charCodeAt(i);
+      if (c === LF) {
+        i++;
+        break;
+      }
+      if (c === SPACE || c === TAB || c === CR) {
+        closed = false;
+        i++;
+        continue;
+      }
+      const before = text.charCodeAt(i - 1);
+      if (c === HASH) {
+        if (closed) return true;
+        if (i === 0 || before === SPACE || before === TAB || before === LF) {
+          const eol = text.indexOf("\n", i);
+          if (eol < 0) return flow > 0;
+          i = eol + 1;
+          break;
+        }
+        i++;
+        continue;
+      }
+      closed = false;
+      if (!plain && (c === 0x22 || c === 0x27)) {
+        const quoted = quotedEnd(text, i, c, flow > 0 ? floor : blockFloor(i));
+        if (quoted < 0) return true;
+        const lines = text.lastIndexOf("\n", quoted) > i;
+        i = quoted + 1;
+        closed = true;
+        if (lines) {
+          let j = i;
+          while (text.charCodeAt(j) === SPACE || text.charCodeAt(j) === TAB) j++;
+          if (text.charCodeAt(j) === COLON) return true;
+        }
+        continue;
+      }
+      if (flow > 0 && (c === 0x5b || c === 0x7b)) {
+        flow++;
+        keyStart = i + 1;
+        plain = false;
+      } else if (!plain && (c === 0x5b || c === 0x7b)) {
+        flow = 1;
+        floor = blockFloor(i);
+        keyStart = i + 1;
+      } else if (flow > 0 && (c === 0x5d || c === 0x7d)) {
+        flow--;
+        plain = false;
+        closed = true;
+      } else if (flow > 0 && c === COMMA) {
+        plain = false;
+        closed = true;
+        keyStart = i + 1;
+      } else if (c === COLON && isKeyColon(text, i, flow > 0, before)) {
+        if (i - firstNonBlank(text, keyStart) > MAX_IMPLICIT_KEY) return true;
+        plain = false;
+        keyStart = i + 1;
+        let j = i + 1;
+        while (text.charCodeAt(j) === SPACE) j++;
+        const v = text.charCodeAt(j);
+        if (flow === 0 && (v === 0x7c || v === 0x3e)) {
+          i = j;
+          if (!blockScalar(keyCol)) return true;
+          break;
+        }
+      } else if (!plain && flow === 0 && (c === 0x7c || c === 0x3e)) {
+        if (!blockScalar(blockFloor(i))) return true;
+        break;
+      } else plain = true;
+      i++;
+    }
+  }
+}
+
+/** Whether `c` (or the text's end) may follow a block sequence's dash or a key's colon. */
+function isBlank(c: number, end: boolean): boolean {
+  return end || c === SPACE || c === TAB || c === LF || c === CR;
+}
+
+/** Whether the colon at `at` ends a key (in a flow collection: also before , [ ] { } or after a quote). */
+function isKeyColon(text: string, at: number, flow: boolean, before: number): boolean {
+  const c = text.charCodeAt(at + 1);
+  if (isBlank(c, at + 1 >= text.length)) return true;
+  return (
+    flow &&
+    (c === COMMA ||
+      c === 0x5b ||
+      c === 0x5d ||
+      c === 0x7b ||
+      c === 0x7d ||
+      before === 0x22 ||
+      before === 0x27)
+  );
+}
+
+function firstNonBlank(text: string, at: number): number {
+  let i = at;
+  while (text.charCodeAt(i) === SPACE || text.charCodeAt(i) === TAB) i++;
+  return i;
+}
+
+/**
+ * The offset of the quote closing the quoted scalar opened at `at`, or -1 where the yaml library may
+ * refuse it: unclosed, or a line of it indented `floor` or less, or by a tab.
+ */
+function quotedEnd(text: string, at: number, quote: number, floor: number): number {
+  const n = text.length;
+  for (let i = at + 1; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === quote) {
+      if (quote === 0x27 && text.charCodeAt(i + 1) === 0x27) i++;
+      else return i;
+    } else if (c === 0x5c && quote === 0x22) {
+      // an escaped character, not an escaped line break (its next line is checked as any other)
+      if (text.charCodeAt(i + 1) !== LF) i++;
+    } else if (c === LF) {
+      let j = i + 1;
+      while (text.charCodeAt(j) === SPACE) j++;
+      const d = text.charCodeAt(j);
+      if (d === TAB) return -1;
+      if (d !== LF && d !== CR && j - i - 1 <= floor) return -1;
+      i = j - 1;
+    }
+  }
+  return -1;
 }

@@ -8,15 +8,21 @@
 // differ from the yaml library's, by checks that need no node table: a character that could start a
 // tag, anchor, alias, complex key or directive; a key that YAML reads as a number, boolean or null.
 // Numbers are read as YAML 1.2's core schema reads them (the yaml library's): anything else is a
-// string, as it is there.
+// string, as it is there. Text the yaml library may refuse (yamlMayRefuse) is left to it too.
 
 import { FAILSAFE_SCHEMA, load, Type } from "js-yaml";
 import type { Diagnostic, SourcePos } from "./diagnostics.ts";
 import { readBlockYaml } from "./block-yaml.ts";
 import { coreNumber, stringKey } from "./core-scalar.ts";
-import { CORE_NUMBER, readPositions, type FastSource } from "./fast-source.ts";
+import { CORE_NUMBER, readPositions, yamlMayRefuse, type FastSource } from "./fast-source.ts";
 import { PositionTable } from "./positions.ts";
-import { loneCrAt, type CheckedSource, type PathSegment } from "./yaml-source.ts";
+import {
+  hasNonUtf8,
+  loneCrAt,
+  PolicySource,
+  type CheckedSource,
+  type PathSegment,
+} from "./yaml-source.ts";
 
 /** js-yaml with the core schema's null, booleans and numbers, nothing more. */
 export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
@@ -40,16 +46,17 @@ export const LEAN_SCHEMA = FAILSAFE_SCHEMA.extend({
 });
 
 /**
- * What the fast reader checks node by node, looked for in the text: a byte-order mark, a NUL or
- * invalid UTF-8, a directive; a ! & * ? or % where a node's properties or a complex key could start:
+ * What the fast reader checks node by node, looked for in the text: a byte-order mark, a NUL, a
+ * directive; a ! & * ? or % where a node's properties or a complex key could start:
  * after a blank, [ { or , or a quoted key's colon (a quoted value or a comment with one there gives
  * up too, which only costs time); a key of "~" or none (looked for back from each colon: forward
  * from each blank, a long run of them would take quadratic time). A carriage return alone (js-yaml ends a
- * line there, the yaml library does not) is looked for apart (loneCrAt).
+ * line there, the yaml library does not) is looked for apart (loneCrAt), and so are bytes that
+ * are not UTF-8 (hasNonUtf8).
  */
 const UNSAFE_TEXT =
   // eslint-disable-next-line no-control-regex -- it looks for control characters
-  /^\ufeff|[\u0000\ufffd]|^%|(?:^|[\s[{,]|["']:)[!&*?%]|:(?<=(?:^|[\s[{,])~?[ \t]*:)(?:[ \t\r\n]|$)/m;
+  /^\ufeff|\u0000|^%|(?:^|[\s[{,]|["']:)[!&*?%]|:(?<=(?:^|[\s[{,])~?[ \t]*:)(?:[ \t\r\n]|$)/m;
 
 /** Whether every mapping key in `data` is one the lean reader keeps as it is (stringKey). */
 function keysAreStrings(data: unknown): boolean {
@@ -81,7 +88,7 @@ export class LeanSource implements CheckedSource {
   readonly diagnostics: Diagnostic[] = [];
   readonly table: PositionTable;
   private readonly text: string;
-  private fullSource: FastSource | undefined;
+  private fullSource: FastSource | PolicySource | undefined;
   /**
    * The last path answered, as far as the data holds it: the segments, and each prefix's value and
    * table entry. The checks ask for paths one after another that share most of their segments: only
@@ -119,7 +126,7 @@ export class LeanSource implements CheckedSource {
   }
 
   /** The file read again with its node table (once). */
-  private full(): FastSource {
+  private full(): FastSource | PolicySource {
     return (this.fullSource ??= positionsReader(this.file, this.text));
   }
 
@@ -166,7 +173,8 @@ export function readLean(file: string, text: string): LeanSource | undefined {
 
 /** The file's data as js-yaml reads it the lean way, or undefined where the fast reader must decide. */
 export function readLeanData(text: string): unknown {
-  if (UNSAFE_TEXT.test(text) || loneCrAt(text) >= 0) return undefined;
+  if (UNSAFE_TEXT.test(text) || loneCrAt(text) >= 0 || hasNonUtf8(text) || yamlMayRefuse(text))
+    return undefined;
   let data: unknown;
   try {
     data = load(text, { schema: LEAN_SCHEMA });
@@ -177,7 +185,11 @@ export function readLeanData(text: string): unknown {
   return data;
 }
 
-/** What a lazy table of a file read the lean way works its offsets out with (another thread's copy). */
-export function positionsReader(file: string, text: string): FastSource {
-  return readPositions(file, text, LEAN_SCHEMA);
+/**
+ * What a lazy table of a file read the lean way works its offsets out with (another thread's copy):
+ * the fast reader's node table, or the yaml library's where that table cannot place every node
+ * (a flow mapping's key with no value, `{ a, b: 1 }`, has no node for its value), at any size.
+ */
+export function positionsReader(file: string, text: string): FastSource | PolicySource {
+  return readPositions(file, text, LEAN_SCHEMA) ?? new PolicySource(file, text);
 }

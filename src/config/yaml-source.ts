@@ -11,11 +11,13 @@ import {
   Lexer,
   LineCounter,
   parseDocument,
+  visit,
   type Document,
   type Node,
   type Pair,
 } from "yaml";
 import { diagnostic, type Diagnostic, type SourcePos } from "./diagnostics.ts";
+import type { Locator, PositionTableParts } from "./positions.ts";
 
 export type PathSegment = string | number;
 
@@ -45,7 +47,7 @@ export interface CheckedSource {
   quoted?(path: readonly PathSegment[]): boolean;
 }
 
-export class PolicySource implements CheckedSource {
+export class PolicySource implements CheckedSource, Locator {
   readonly file: string;
   /** The document as plain data (what the schema validates). */
   readonly data: unknown;
@@ -56,17 +58,19 @@ export class PolicySource implements CheckedSource {
   private readonly doc: Document;
   private readonly lines = new LineCounter();
   private readonly text: string;
+  /** What each alias names, found in one walk when first asked (see aliasTargets). */
+  private targets: Map<Alias, Node | null> | undefined;
 
   constructor(file: string, text: string) {
     this.file = file;
     this.text = text;
-    const binary = binaryAt(text);
+    const binary = notTextAt(text);
     if (binary >= 0) {
       this.doc = new YamlDocument(null);
       this.diagnostics.push(
         diagnostic(
-          { file, line: 1, col: 1, path: "(file)" },
-          `is not a text file (a NUL byte or invalid UTF-8 at byte ${binary})`,
+          { file, ...lineColAt(text, binary), path: "(file)" },
+          `is not a text file (a NUL byte or invalid UTF-8 at byte ${byteOffset(text, binary)})`,
         ),
       );
       return;
@@ -115,7 +119,7 @@ export class PolicySource implements CheckedSource {
       this.diagnostics.push(diagnostic({ file, line, col, path: "(yaml)" }, TOO_DEEP));
       return;
     }
-    const endless = aliasInsideItsNode(this.doc);
+    const endless = aliasInsideItsNode(this.doc, this.aliasTargets());
     if (endless) {
       const { line, col } = this.lines.linePos(endless.range?.[0] ?? 0);
       this.diagnostics.push(
@@ -180,6 +184,33 @@ export class PolicySource implements CheckedSource {
     return { file: this.file, line, col, path: formatPath(path) };
   }
 
+  /**
+   * The offsets of a lazy table's entries (src/config/positions.ts), as pos() and keyPos() find
+   * them: where the faster readers' node table cannot say (src/config/lean-source.ts).
+   */
+  locate(parts: PositionTableParts, from: number, to: number, out: Int32Array): void {
+    const root: Located = { node: this.doc.contents, pair: null };
+    const rootOffset = this.offsetOf(root, "value") ?? 0;
+    if (from === 0) out[0] = out[1] = rootOffset;
+    const places = this.entryPlaces;
+    for (let e = from; e < to; e++) {
+      const up = parts.parent[e] ?? -1;
+      const s = parts.segment[e] ?? 0;
+      const seg = s >= 0 ? s : (parts.names[-s - 1] ?? "");
+      const above = up < 0 ? root : places[up];
+      // a path not in the file is where its nearest part is: nothing under it is looked for
+      const here = above ? this.child(above.node, seg) : undefined;
+      places[e] = here ?? null;
+      const value = up < 0 ? rootOffset : (out[2 * up + 2] ?? rootOffset);
+      const key = up < 0 ? rootOffset : (out[2 * up + 3] ?? rootOffset);
+      out[2 * e + 2] = (here && this.offsetOf(here, "value")) ?? value;
+      out[2 * e + 3] = (here && this.offsetOf(here, "key")) ?? key;
+    }
+  }
+
+  /** What locate() found for each entry (null: not in the file). */
+  private readonly entryPlaces: (Located | null)[] = [];
+
   private offsetOf(here: Located, want: "key" | "value"): number | undefined {
     const keyOffset = here.pair && isScalar(here.pair.key) ? here.pair.key.range?.[0] : undefined;
     if (want === "key" && keyOffset !== undefined) return keyOffset;
@@ -190,8 +221,12 @@ export class PolicySource implements CheckedSource {
     return range[0];
   }
 
+  private aliasTargets(): Map<Alias, Node | null> {
+    return (this.targets ??= aliasTargets(this.doc));
+  }
+
   private child(node: Node | null, seg: PathSegment): Located | undefined {
-    const target = node && isAlias(node) ? (node.resolve(this.doc) ?? null) : node;
+    const target = node && isAlias(node) ? (this.aliasTargets().get(node) ?? null) : node;
     if (isMap(target)) {
       const pair = target.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
       return pair ? { node: (pair.value as Node | null) ?? null, pair } : undefined;
@@ -246,11 +281,76 @@ const LONE_CR =
 /** Alias expansions toJS allows, weighted by their size (the yaml library's own guard). */
 const MAX_ALIAS_COUNT = 1000;
 
-/** The byte offset of a NUL or of bytes that were not UTF-8 (read as U+FFFD), or -1. */
-function binaryAt(text: string): number {
-  // eslint-disable-next-line no-control-regex -- it looks for control characters
-  const at = text.search(/[\u0000\ufffd]/);
-  return at < 0 ? -1 : Buffer.byteLength(text.slice(0, at));
+/** A lone surrogate: what textOfBytes makes of a byte that is not UTF-8 (nothing UTF-8 is one). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether `text` holds a byte that was not UTF-8 (see textOfBytes). */
+export function hasNonUtf8(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
+
+/** The offset in `text` of the first byte that was not UTF-8 (see textOfBytes), or -1. */
+export function nonUtf8At(text: string): number {
+  return text.search(LONE_SURROGATE);
+}
+
+/** The offset in `text` of a NUL or of a byte that was not UTF-8 (see textOfBytes), or -1. */
+function notTextAt(text: string): number {
+  const nul = text.indexOf("\u0000");
+  const bad = nonUtf8At(text);
+  return nul < 0 ? bad : bad < 0 ? nul : Math.min(nul, bad);
+}
+
+/** How many bytes of the file come before `at` in `text` (nothing before it is a stand-in byte). */
+export function byteOffset(text: string, at: number): number {
+  return new TextEncoder().encode(text.slice(0, at)).length;
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * A policy or set file's bytes as text. A byte that is not part of UTF-8 becomes a lone surrogate
+ * (U+DC00 + the byte), which no UTF-8 decodes to: the checks then refuse it at its line and
+ * column, while U+FFFD written in UTF-8 is a character like any other. (Decoding with
+ * replacement would make both U+FFFD.)
+ */
+export function textOfBytes(bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    let text = "";
+    let from = 0;
+    for (let i = 0; i < bytes.length;) {
+      const n = utf8Length(bytes, i);
+      if (n > 0) {
+        i += n;
+        continue;
+      }
+      text += UTF8.decode(bytes.subarray(from, i)) + String.fromCharCode(0xdc00 + (bytes[i] ?? 0));
+      from = ++i;
+    }
+    return text + UTF8.decode(bytes.subarray(from));
+  }
+}
+
+/** The length of the UTF-8 sequence at `i` (WHATWG's rules: no overlong form, no surrogate), or 0. */
+function utf8Length(bytes: Uint8Array, i: number): number {
+  const b = bytes[i] ?? 0;
+  if (b < 0x80) return 1;
+  const next = (k: number, lo = 0x80, hi = 0xbf) => {
+    const c = bytes[i + k];
+    return c !== undefined && c >= lo && c <= hi;
+  };
+  if (b >= 0xc2 && b <= 0xdf) return next(1) ? 2 : 0;
+  if (b >= 0xe0 && b <= 0xef) {
+    const [lo, hi] = b === 0xe0 ? [0xa0, 0xbf] : b === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return next(1, lo, hi) && next(2) ? 3 : 0;
+  }
+  if (b >= 0xf0 && b <= 0xf4) {
+    const [lo, hi] = b === 0xf0 ? [0x90, 0xbf] : b === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return next(1, lo, hi) && next(2) && next(3) ? 4 : 0;
+  }
+  return 0;
 }
 
 /** The offset of the first carriage return not followed by a line feed, or -1. */
@@ -395,6 +495,23 @@ function tooDeep(root: unknown): Node | null {
   return null;
 }
 
+/**
+ * The node each alias names: the last node before it with its anchor, as Alias.resolve finds it.
+ * That walks the whole document on every call; positions are asked for through an alias once per
+ * entry of what it names, so a list shared by a hundred rules would be walked for each of them.
+ */
+function aliasTargets(doc: Document): Map<Alias, Node | null> {
+  const anchored = new Map<string, Node>();
+  const targets = new Map<Alias, Node | null>();
+  visit(doc, {
+    Node: (_key, node) => {
+      if (isAlias(node)) targets.set(node, anchored.get(node.source) ?? null);
+      else if (node.anchor) anchored.set(node.anchor, node);
+    },
+  });
+  return targets;
+}
+
 /** Pushed after a collection on the walk's stack: the collection is left when it is popped. */
 const LEAVE = Symbol("leave");
 
@@ -403,7 +520,7 @@ const LEAVE = Symbol("leave");
  * itself, which no policy can be and which every walk of the data would follow without end.
  * Walked without recursion, with the collections the walk is inside.
  */
-function aliasInsideItsNode(doc: Document): Alias | null {
+function aliasInsideItsNode(doc: Document, targets: Map<Alias, Node | null>): Alias | null {
   const inside = new Set<unknown>();
   const stack: unknown[] = [doc.contents];
   while (stack.length > 0) {
@@ -413,7 +530,7 @@ function aliasInsideItsNode(doc: Document): Alias | null {
       continue;
     }
     if (isAlias(node)) {
-      if (inside.has(node.resolve(doc))) return node;
+      if (inside.has(targets.get(node))) return node;
       continue;
     }
     if (!isMap(node) && !isSeq(node)) continue;

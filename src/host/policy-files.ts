@@ -13,6 +13,7 @@ import {
   type PolicyHost,
   type PolicyModel,
 } from "../config/index.ts";
+import { textOfBytes } from "../config/yaml-source.ts";
 import { MAX_SET_FILE_BYTES } from "../config/normalize-sets.ts";
 import { readTrustedFile, readTrustedFileAsync, UnsafeFileError } from "./trusted-file.ts";
 
@@ -33,9 +34,11 @@ export const DEFAULT_STATE_DIR = "/var/lib/moat";
 /** An API token file holds a few lines; anything bigger is not one. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
+/** A byte that is not UTF-8 stays one the checks find and place (textOfBytes), not U+FFFD. */
 const readOptions = (kind: PolicyFileKind) => ({
   what: kind === "policy" ? "policy file" : "set file",
   maxBytes: MAX_FILE_BYTES[kind],
+  decode: textOfBytes,
 });
 
 /** An unsafe file's message names the file already (the diagnostic says which). */

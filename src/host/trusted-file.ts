@@ -49,6 +49,8 @@ export interface TrustedReadOptions {
   maxBytes: number;
   /** The file holds secrets: it must not be readable by group or others either. */
   secret?: boolean;
+  /** The file's bytes as text; absent: UTF-8, a byte that is not UTF-8 read as U+FFFD. */
+  decode?: (bytes: Uint8Array) => string;
 }
 
 export interface TrustedWriteOptions {
@@ -288,7 +290,8 @@ class BoundedReader {
     return false;
   }
   text(): string {
-    return this.buf.toString("utf8", 0, this.got);
+    const { decode } = this.options;
+    return decode ? decode(this.buf.subarray(0, this.got)) : this.buf.toString("utf8", 0, this.got);
   }
 }
 
