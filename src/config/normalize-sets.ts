@@ -9,6 +9,7 @@ import { commentAt, feedAddresses } from "./feed-parse.ts";
 import type { AddressEntry, PolicySet, PortRange, SetOrigin } from "./model.ts";
 import { looksLikePort, parsePortEntry } from "./port-entry.ts";
 import type { PolicyDocument } from "./schema.ts";
+import { byteOffset, nonUtf8At } from "./yaml-source.ts";
 
 const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -179,6 +180,16 @@ function readSetFile(
     text = ctx.host.readFile(file, "set");
   } catch (err) {
     ctx.error(at, `cannot read set file '${file}': ${(err as Error).message}`);
+    return undefined;
+  }
+  const bad = nonUtf8At(text);
+  if (bad >= 0) {
+    const line = text.slice(0, bad).split("\n").length;
+    const col = bad - text.lastIndexOf("\n", bad - 1);
+    ctx.report(
+      { file, line, col, path: setPath },
+      `is not a text file (invalid UTF-8 at byte ${byteOffset(text, bad)})`,
+    );
     return undefined;
   }
   const entries: RawEntry[] = [];
@@ -398,7 +409,8 @@ function readDynamicSet(ctx: CheckContext, name: string): RawEntry[] {
   } catch (err) {
     // none stored yet is an empty set; one that cannot be read is said
     const missing =
-      (err as { code?: unknown }).code === "ENOENT" || /no such file/i.test((err as Error).message);
+      (err as { code?: unknown }).code === "ENOENT" ||
+      /no such file|does not exist/i.test((err as Error).message);
     if (!missing)
       ctx.warn(["sets", name], `set '${name}' is empty here: ${(err as Error).message}`);
     return [];
