@@ -4,11 +4,10 @@
 // mode it is answered and reported with the blocked name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import { startDnsPeers, STUB } from "../helpers/dns-lab.ts";
-import { curl, dig, pySteps, type Where } from "../helpers/dns-clients.ts";
+import { STUB } from "../helpers/dns-lab.ts";
+import { curl, dig, pySteps } from "../helpers/dns-clients.ts";
+import { startDnsIdentities } from "../helpers/dns-identities.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
@@ -39,15 +38,7 @@ test("DNS names: a blocked name is judged in the CNAME chain of another name's a
   const lab = await startCgroupLab(cg, "dns cname", (l) => policy(l, cg.cgroup, "prevent"), [
     "tcp:8080",
   ]);
-  const dns = await startDnsPeers(lab);
-  cg.onClose(() => dns.close());
-  const { zone: z, resolv } = dns;
-  /** A new identity: a cgroup of its own below the attached one. */
-  const fresh = (name: string): Where => {
-    const dir = join(cg.dir, name);
-    mkdirSync(dir);
-    return { ns: lab.b, cgroupDir: dir };
-  };
+  const { zone: z, resolv, fresh } = await startDnsIdentities(cg, lab);
   const events = () => storedEvents<EventJson>(lab);
 
   await t.test("prevent: the alias is REFUSED as the blocked name is; nothing binds", async () => {

@@ -10,12 +10,12 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { cgroupForTest, startCgroupLab, startPeerHelper } from "../helpers/cgroup-lab.ts";
-import { dnsZone, RACE_NAMES, startDnsPeers, STUB, type DnsZone } from "../helpers/dns-lab.ts";
+import { dnsZone, RACE_NAMES, STUB, type DnsZone } from "../helpers/dns-lab.ts";
 import {
   curl,
   curlByIp,
@@ -26,8 +26,8 @@ import {
   pyHold,
   pyRace,
   pySteps,
-  type Where,
 } from "../helpers/dns-clients.ts";
+import { startDnsIdentities } from "../helpers/dns-identities.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import { sh, type Lab } from "../helpers/netns.ts";
 import { MOAT, ROOT } from "../helpers/paths.ts";
@@ -157,8 +157,9 @@ test("moat check accepts the policies below: hostname entries, wildcards, layer7
   try {
     const lab = createLabShape();
     for (const [name, text] of [
-      ["base.yaml", policy(lab, "/moat-check")],
-      ["dns.yaml", policy(lab, "/moat-check", dnsSection(dnsZone(lab)))],
+      // the root cgroup: one that exists on every host moat check runs on
+      ["base.yaml", policy(lab, "/")],
+      ["dns.yaml", policy(lab, "/", dnsSection(dnsZone(lab)))],
     ] as const) {
       writeFileSync(join(dir, name), text);
       const r = spawnSync(MOAT, ["check", join(dir, name)], { encoding: "utf8" });
@@ -174,15 +175,7 @@ test("DNS names: a hostname rule opens the address to the program that looked it
   const lab = await startCgroupLab(cg, "dns names", (l) => policy(l, cg.cgroup), [
     "tcp:80,8081,8082",
   ]);
-  const dns = await startDnsPeers(lab);
-  cg.onClose(() => dns.close());
-  const { zone: z, resolv } = dns;
-  /** A new identity: a cgroup of its own below the attached one. */
-  const fresh = (name: string): Where => {
-    const dir = join(cg.dir, name);
-    mkdirSync(dir);
-    return { ns: lab.b, cgroupDir: dir };
-  };
+  const { zone: z, resolv, fresh } = await startDnsIdentities(cg, lab);
   const ip = (name: string, addr: string) => `${name} \\(${addr.replaceAll(".", "\\.")}\\)`;
 
   await t.test("curl reaches allowed.moat.test; the event names it", async () => {

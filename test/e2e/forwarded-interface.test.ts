@@ -8,7 +8,12 @@ import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
-import { addContainerBehindB, addSecondVeth, deleteNamespace } from "../helpers/lab-links.ts";
+import {
+  addContainerBehindB,
+  addMacvlan,
+  addSecondVeth,
+  deleteNamespace,
+} from "../helpers/lab-links.ts";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 
@@ -77,11 +82,7 @@ test("a container's connection forwarded out of a macvlan on an attached interfa
     "forwarded macvlan",
     (l) => {
       // the macvlan's frames leave by the lower veth's hook; only the veth is attached
-      ip("-n", l.b, "link", "add", mv, "link", l.ifB, "type", "macvlan", "mode", "bridge");
-      ip("netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
-      ip("-n", l.b, "addr", "add", "10.89.0.1/24", "dev", mv);
-      ip("-n", l.a, "addr", "add", "10.89.0.5/24", "dev", l.ifA);
-      ip("-n", l.b, "link", "set", mv, "up");
+      addMacvlan(l, mv);
       addContainerBehindB(l, c, mc);
       ip("-n", l.a, "route", "add", "10.78.0.0/24", "via", "10.89.0.1");
       return `version: 1

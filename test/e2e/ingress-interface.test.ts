@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
-import { addSecondVeth } from "../helpers/lab-links.ts";
+import { addMacvlan, addSecondVeth } from "../helpers/lab-links.ts";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 
@@ -90,11 +90,7 @@ test("a macvlan on an attached interface is judged as the macvlan: rules naming 
     t.name,
     (l) => {
       // the macvlan's frames pass the lower veth's hooks first; only the veth is attached
-      ip("-n", l.b, "link", "add", mv, "link", l.ifB, "type", "macvlan", "mode", "bridge");
-      ip("netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
-      ip("-n", l.b, "addr", "add", "10.89.0.1/24", "dev", mv);
-      ip("-n", l.a, "addr", "add", "10.89.0.5/24", "dev", l.ifA);
-      ip("-n", l.b, "link", "set", mv, "up");
+      addMacvlan(l, mv);
       return `version: 1
 mode: prevent
 defaults: { ingress: block, egress: allow }

@@ -1,6 +1,6 @@
 // Links the interface tests add to the namespace lab: a second veth between moat's host (b) and
-// the peer (a), and a container namespace behind b that b forwards for. The caller names them
-// per run.
+// the peer (a), a macvlan on b's veth, and a container namespace behind b that b forwards for.
+// The caller names them per run.
 import { execFileSync } from "node:child_process";
 import type { Lab } from "./netns.ts";
 
@@ -13,6 +13,19 @@ export function addSecondVeth(l: Lab, name: string): void {
   ip("-n", l.a, "addr", "add", "10.77.0.5/24", "dev", `${name}p`);
   ip("-n", l.b, "link", "set", name, "up");
   ip("-n", l.a, "link", "set", `${name}p`, "up");
+}
+
+/**
+ * A macvlan `name` (bridge mode) on b's veth, 10.89.0.1/24, and a's veth in 10.89.0.5/24 beside
+ * it: its frames pass the veth's hooks. b answers ARP only on the link an address is on
+ * (arp_ignore=1), so a reaches 10.89.0.1 by the macvlan.
+ */
+export function addMacvlan(l: Lab, name: string): void {
+  ip("-n", l.b, "link", "add", name, "link", l.ifB, "type", "macvlan", "mode", "bridge");
+  ip("netns", "exec", l.b, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1");
+  ip("-n", l.b, "addr", "add", "10.89.0.1/24", "dev", name);
+  ip("-n", l.a, "addr", "add", "10.89.0.5/24", "dev", l.ifA);
+  ip("-n", l.b, "link", "set", name, "up");
 }
 
 /**

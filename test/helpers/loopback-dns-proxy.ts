@@ -8,6 +8,7 @@ import type { MoatEvent } from "../../src/datapath/index.ts";
 import {
   DnsProxy,
   policyJudge,
+  type DnsOwner,
   trustedResolvers,
   type DnsProxyOptions,
   type NameBinding,
@@ -63,6 +64,49 @@ export async function openLoopbackProxy(o: LoopbackProxyOptions): Promise<Loopba
   proxy.setClasses(() => 1);
   return { proxy, bound, events };
 }
+
+/** The client of the queries proxyToServer takes: curl, user 1000. */
+export const CURL: DnsOwner = {
+  pid: 4321,
+  uid: 1000,
+  cgroupId: 77n,
+  comm: "curl",
+  exeIno: 1234n,
+  exeDev: 1,
+};
+
+/**
+ * The proxy with `policy` and the UDP server on 127.0.0.1 answering with `answer`, both closed
+ * when the test ends: every query is curl's, to that server, judged as one to port 53 (the
+ * server listens on an ephemeral port). `port` is the proxy's UDP port.
+ */
+export async function proxyToServer(
+  t: { after(fn: () => void): void },
+  policy: string,
+  answer: (q: Buffer) => Buffer,
+): Promise<{ p: LoopbackProxy; up: UdpUpstream; port: number }> {
+  const up = await udpUpstream("127.0.0.1", answer);
+  const p = await openLoopbackProxy({
+    policy,
+    original: () => ({ original: { ip: up.ip, port: up.port }, owner: CURL }),
+    path: "/usr/bin/curl",
+    judged: (facts) => ({ ...facts, remote: { ...facts.remote, port: 53 } }),
+  });
+  t.after(() => {
+    p.proxy.close();
+    up.close();
+  });
+  return { p, up, port: p.proxy.addresses().udp.port };
+}
+
+/** A query (recursion desired) of one A question for `name`. */
+export const aQuery = (name: string, id: number): Buffer =>
+  dnsPacket.encode({
+    id,
+    type: "query",
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: "A", name }],
+  });
 
 /** The answer a DNS server gives `q`: its questions, each with an A record 192.0.2.7. */
 export function aAnswer(q: Buffer, ttl = 60): Buffer {

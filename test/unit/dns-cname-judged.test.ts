@@ -1,10 +1,10 @@
 // The names of an answer's CNAME chain are judged as the query's name is, by moat's DNS proxy on
 // loopback: a name a `layer7.dns.name` rule blocks refuses the whole answer; a chain name that
 // only the defaults would block does not (an allow-listed name's CDN alias still resolves).
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import dnsPacket from "dns-packet";
-import { askUdp, openLoopbackProxy, udpUpstream } from "../helpers/loopback-dns-proxy.ts";
+import { askUdp, proxyToServer } from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -13,8 +13,6 @@ rules:
   - { name: no-tracker, direction: egress, action: block, layer7: { dns: { name: ["**.tracker.example"] } } }
   - { name: lookups, direction: egress, action: allow, layer7: { dns: { name: [www.example, shop.example] } } }
 `;
-
-const owner = { pid: 4321, uid: 1000, cgroupId: 77n, comm: "curl", exeIno: 1234n, exeDev: 1 };
 
 /** www.example -> cdn.example (no rule names it); shop.example -> x.tracker.example. */
 const CHAINS: Record<string, string> = {
@@ -33,24 +31,13 @@ function answer(q: Buffer): Buffer {
   return dnsPacket.encode({ id: d.id, type: "response", questions: d.questions, answers });
 }
 
-async function start(t: { after(fn: () => void): void }) {
-  const up = await udpUpstream("127.0.0.1", answer);
-  const p = await openLoopbackProxy({
-    policy: POLICY,
-    original: () => ({ original: { ip: up.ip, port: up.port }, owner }),
-    path: "/usr/bin/curl",
-    judged: (facts) => ({ ...facts, remote: { ...facts.remote, port: 53 } }),
-  });
-  t.after(() => {
-    p.proxy.close();
-    up.close();
-  });
+/** The proxy before the server `answer`; `ask` sends an A query (id 5) for `name`. */
+async function start(t: TestContext) {
+  const { p, port } = await proxyToServer(t, POLICY, answer);
   const ask = (name: string) =>
-    askUdp(
-      p.proxy.addresses().udp.port,
-      dnsPacket.encode({ id: 5, type: "query", questions: [{ type: "A", name }] }),
-      { timeoutMs: 3000 },
-    );
+    askUdp(port, dnsPacket.encode({ id: 5, type: "query", questions: [{ type: "A", name }] }), {
+      timeoutMs: 3000,
+    });
   return { p, ask };
 }
 

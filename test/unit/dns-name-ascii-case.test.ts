@@ -2,16 +2,10 @@
 // proxy judges, binds and reports a name as the server reads it. A label with the UTF-8 bytes of
 // U+212A KELVIN SIGN is not "k" (JavaScript's toLowerCase would make it one), so it never reads
 // as a name the policy allows; upper-case ASCII still does.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import dnsPacket from "dns-packet";
-import {
-  askUdp,
-  openLoopbackProxy,
-  udpUpstream,
-  type LoopbackProxy,
-  type UdpUpstream,
-} from "../helpers/loopback-dns-proxy.ts";
+import { aQuery, askUdp, proxyToServer } from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -24,8 +18,6 @@ rules:
 const KELVIN = "\u212a";
 /** The UTF-8 bytes of U+212A, as dig writes them. */
 const KELVIN_TEXT = "\\226\\132\\170";
-
-const owner = { pid: 4321, uid: 1000, cgroupId: 77n, comm: "curl", exeIno: 1234n, exeDev: 1 };
 
 /** A server answering `www.example` with a CNAME to the Kelvin name, any other name with an A. */
 function answer(q: Buffer): Buffer {
@@ -42,32 +34,11 @@ function answer(q: Buffer): Buffer {
   return dnsPacket.encode({ id: d.id, type: "response", questions: d.questions, answers });
 }
 
-const query = (name: string, id: number) =>
-  dnsPacket.encode({
-    id,
-    type: "query",
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: "A", name }],
-  });
-
-async function start(t: { after(fn: () => void): void }): Promise<{
-  p: LoopbackProxy;
-  up: UdpUpstream;
-  ask: (name: string, id: number) => ReturnType<typeof askUdp>;
-}> {
-  const up = await udpUpstream("127.0.0.1", answer);
-  const p = await openLoopbackProxy({
-    policy: POLICY,
-    original: () => ({ original: { ip: up.ip, port: up.port }, owner }),
-    path: "/usr/bin/curl",
-    judged: (facts) => ({ ...facts, remote: { ...facts.remote, port: 53 } }),
-  });
-  t.after(() => {
-    p.proxy.close();
-    up.close();
-  });
-  const port = p.proxy.addresses().udp.port;
-  return { p, up, ask: (name, id) => askUdp(port, query(name, id), { timeoutMs: 3000 }) };
+/** The proxy before the server `answer`; `ask` sends curl's A query for `name`. */
+async function start(t: TestContext) {
+  const { p, up, port } = await proxyToServer(t, POLICY, answer);
+  const ask = (name: string, id: number) => askUdp(port, aQuery(name, id), { timeoutMs: 3000 });
+  return { p, up, ask };
 }
 
 test("a query whose label has a Kelvin sign is not the allowed name with a k", async (t) => {

@@ -3,16 +3,12 @@
 // as the other name. moat's DNS proxy on loopback refuses such a query (REFUSED, its question
 // echoed byte for byte), refuses an answer whose CNAME chain leads to such a name, and never binds
 // an address record owned by one to the name it reads as.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import { errorAnswer, readQuery } from "../../src/dns/answer.ts";
-import {
-  openLoopbackProxy,
-  udpUpstream,
-  type LoopbackProxy,
-} from "../helpers/loopback-dns-proxy.ts";
+import { proxyToServer } from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -21,8 +17,6 @@ rules:
   - { name: lookups, direction: egress, action: allow, layer7: { dns: { name: [allowed.moat.test, www.moat.test] } } }
   - { name: to-allowed, direction: egress, action: allow, layer3: { remote: [allowed.moat.test] } }
 `;
-
-const owner = { pid: 4321, uid: 1000, cgroupId: 77n, comm: "curl", exeIno: 1234n, exeDev: 1 };
 
 /** "allowed.moat" and "test": one label with a dot in it, then "test". */
 const DOTTED = ["allowed.moat", "test"];
@@ -125,22 +119,10 @@ function askRaw(port: number, msg: Buffer): Promise<Buffer> {
 const RCODES: Record<number, string> = { 0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 5: "REFUSED" };
 const rcodeOf = (m: Buffer) => RCODES[m[3]! & 0x0f] ?? String(m[3]! & 0x0f);
 
-async function start(
-  t: { after(fn: () => void): void },
-  wwwAnswer: Buffer[] = [],
-): Promise<{ p: LoopbackProxy; seen: string[][]; ask: (q: Buffer) => Promise<Buffer> }> {
-  const up = await udpUpstream("127.0.0.1", server(wwwAnswer));
-  const p = await openLoopbackProxy({
-    policy: POLICY,
-    original: () => ({ original: { ip: up.ip, port: up.port }, owner }),
-    path: "/usr/bin/curl",
-    judged: (facts) => ({ ...facts, remote: { ...facts.remote, port: 53 } }),
-  });
-  t.after(() => {
-    p.proxy.close();
-    up.close();
-  });
-  return { p, seen: up.seen, ask: (q) => askRaw(p.proxy.addresses().udp.port, q) };
+/** The proxy before `server(wwwAnswer)`; `ask` sends a query's bytes, answers the reply's. */
+async function start(t: TestContext, wwwAnswer: Buffer[] = []) {
+  const { p, up, port } = await proxyToServer(t, POLICY, server(wwwAnswer));
+  return { p, seen: up.seen, ask: (q: Buffer) => askRaw(port, q) };
 }
 
 test("a query whose label holds a dot is REFUSED, not judged as the dotted-together name", async (t) => {

@@ -9,11 +9,11 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import dnsPacket from "dns-packet";
 import type { DnsOwner } from "../../src/dns/index.ts";
 import { UpstreamPool } from "../../src/dns/upstream-pool.ts";
 import {
   aAnswer,
+  aQuery,
   askUdp,
   decoded,
   openLoopbackProxy,
@@ -29,14 +29,6 @@ rules: []
 const USER: DnsOwner = { pid: 2, uid: 1000, cgroupId: 8n, comm: "flood", exeIno: 2n, exeDev: 1 };
 /** The most queries one uid has waiting for their servers (src/dns/proxy.ts: a quarter of 4096). */
 const SHARE = 1024;
-
-const query = (name: string, id: number) =>
-  dnsPacket.encode({
-    id,
-    type: "query",
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: "A", name }],
-  });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -83,7 +75,7 @@ test("a user's whole share of queries to a silent server is SERVFAIL at its time
   const port = p.proxy.addresses().udp.port;
   const c = await clients(t, 16);
   for (let i = 0; i < SHARE; i++) {
-    c.sockets[i % c.sockets.length]!.send(query(`q${i}.example`, i), port, "127.0.0.1");
+    c.sockets[i % c.sockets.length]!.send(aQuery(`q${i}.example`, i), port, "127.0.0.1");
     // paced: the proxy takes each before a socket's buffer would drop one
     if (i % 128 === 127) await until(() => p.proxy.stats.queries > i - 64);
   }
@@ -93,7 +85,7 @@ test("a user's whole share of queries to a silent server is SERVFAIL at its time
   assert.equal(p.proxy.stats.overloaded, 0);
 
   // the share is free again: the next query is asked too, not refused at once
-  c.sockets[0]!.send(query("next.example", 4242), port, "127.0.0.1");
+  c.sockets[0]!.send(aQuery("next.example", 4242), port, "127.0.0.1");
   await until(() => (c.rcodes.get("SERVFAIL") ?? 0) > SHARE);
   assert.equal(c.rcodes.get("SERVFAIL"), SHARE + 1);
   assert.equal(silent.ids.length, SHARE + 1, "the next query was asked");
@@ -152,13 +144,13 @@ test("a part of the daemon that throws something other than an Error while a que
   });
   t.after(() => p.proxy.close());
   const port = p.proxy.addresses().udp.port;
-  const first = await askUdp(port, query("a.example", 1), { timeoutMs: 2000 });
+  const first = await askUdp(port, aQuery("a.example", 1), { timeoutMs: 2000 });
   assert.equal(first.rcode, "SERVFAIL");
   assert.ok(
     logs.some((l) => /a query from .* failed: null/.test(l)),
     logs.join("\n"),
   );
   throws = false;
-  const next = await askUdp(port, query("a.example", 2), { timeoutMs: 2000 });
+  const next = await askUdp(port, aQuery("a.example", 2), { timeoutMs: 2000 });
   assert.equal(next.rcode, "NOERROR");
 });

@@ -12,26 +12,11 @@ import {
   type DynamicSetOptions,
   type DynamicSets,
 } from "../../src/daemon/dynamic-sets.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
 import { loadPolicyFile, nodeHost } from "../../src/host/index.ts";
 import { evaluate } from "../../src/policy/evaluator.ts";
+import { dynamicSet, plainSet, setsModel } from "../helpers/set-models.ts";
 
-const pos = { file: "p", line: 1, col: 1, path: "sets" };
-const model = {
-  sets: new Map<string, unknown>([
-    [
-      "banned",
-      {
-        name: "banned",
-        kind: "empty",
-        entries: [],
-        pos,
-        origin: { kind: "dynamic", maxEntries: 2 },
-      },
-    ],
-    ["corp", { name: "corp", kind: "empty", entries: [], pos }],
-  ]),
-} as unknown as PolicyModel;
+const model = setsModel([dynamicSet("banned", { maxEntries: 2 }), plainSet("corp")]);
 
 test("dynamic sets: add, del, refusals, kept across instances, expiry", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-dyn-"));

@@ -1,58 +1,14 @@
 // The daemon's feed fetcher against a local HTTP server: a 200 is kept in the set store and
 // re-applied, the next fetch sends If-None-Match / If-Modified-Since and a 304 changes nothing, a
 // failure (an HTTP error, a body over max_bytes) keeps the last good content and is reported.
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
-import { startFeeds } from "../../src/daemon/feed-fetch.ts";
 import { feedAddresses } from "../../src/config/feed-parse.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
 import { MAX_FILE_BYTES } from "../../src/host/policy-files.ts";
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** A set store of its own and a local HTTP server answering with `handle`: its base URL. */
-async function feedServer(t: TestContext, handle: Handler): Promise<{ dir: string; base: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "moat-fetch-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const server = createServer(handle);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.after(() => server.close());
-  return { dir, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-/** The daemon's feeds of `model`: each re-apply's reason (or `refresh`) and each log line kept. */
-function watchFeeds(
-  t: TestContext,
-  dir: string,
-  model: () => PolicyModel,
-  refresh?: (reason: string) => Promise<void>,
-) {
-  const refreshes: string[] = [];
-  const logs: string[] = [];
-  const feeds = startFeeds({
-    dir,
-    model,
-    refresh:
-      refresh ??
-      ((reason) => {
-        refreshes.push(reason);
-        return Promise.resolve();
-      }),
-    log: (line) => logs.push(line),
-  });
-  t.after(() => feeds.close());
-  return { feeds, refreshes, logs };
-}
+import { feedModel, feedServer, watchFeeds } from "../helpers/feed-fetching.ts";
 
 test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
   const seen: IncomingHttpHeaders[] = [];
@@ -73,7 +29,7 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
     else res.writeHead(304).end();
   });
   const url = `${base}/feed.txt`;
-  const model = feedModel(url, 100);
+  const model = feedModel(url, { maxBytes: 100 });
   const { feeds, refreshes, logs } = watchFeeds(t, dir, () => model);
   const end = Date.now() + 15_000;
   while (seen.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
@@ -94,24 +50,6 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
   assert.match(feeds.status("ioc")?.lastResult ?? "", /^failed: the body/);
   assert.ok(feeds.status("ioc")?.lastChange, "when the content last changed");
 });
-
-/** A feed set `ioc` at `url` (every second), as the running policy names it. */
-function feedModel(url: string, maxBytes = 1000): PolicyModel {
-  return {
-    sets: new Map([
-      [
-        "ioc",
-        {
-          name: "ioc",
-          kind: "empty",
-          entries: [],
-          pos: { file: "p", line: 1, col: 1, path: "sets.ioc" },
-          origin: { kind: "feed", url, intervalSeconds: 1, maxBytes, format: "plain" },
-        },
-      ],
-    ]),
-  } as unknown as PolicyModel;
-}
 
 test("a fetch still running when the feed's URL changes does not overwrite the new URL's list", async (t) => {
   const { dir, base } = await feedServer(t, (req, res) => {
@@ -187,7 +125,7 @@ test("a body bigger than the loader reads is a failed fetch, whatever max_bytes 
     res.writeHead(200, { "content-length": String(limit + 1) }).end("#".repeat(limit + 1)),
   );
   const url = `${base}/feed.txt`;
-  const { logs } = watchFeeds(t, dir, () => feedModel(url, 2 * limit));
+  const { logs } = watchFeeds(t, dir, () => feedModel(url, { maxBytes: 2 * limit }));
   const end = Date.now() + 10_000;
   while (logs.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   assert.equal(

@@ -11,26 +11,13 @@ import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { dynamicSets } from "../../src/daemon/dynamic-sets.ts";
-import type { PolicyModel } from "../../src/config/index.ts";
 import type { SetView } from "../../src/api/index.ts";
 import { http } from "../helpers/api-client.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { dynamicSet, setsModel } from "../helpers/set-models.ts";
 
-const model = {
-  sets: new Map<string, unknown>([
-    [
-      "banned",
-      {
-        name: "banned",
-        kind: "empty",
-        entries: [],
-        pos: { file: "p", line: 1, col: 1, path: "sets.banned" },
-        origin: { kind: "dynamic" },
-      },
-    ],
-  ]),
-} as unknown as PolicyModel;
+const model = setsModel([dynamicSet("banned")]);
 
 interface Run {
   status: number;

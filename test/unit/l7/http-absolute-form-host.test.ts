@@ -6,35 +6,17 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { httpHandler } from "../../../src/l7/http/index.ts";
-import { startL7Relay, type L7Relay } from "../../helpers/l7-http-relay.ts";
+import type { L7Relay } from "../../helpers/l7-http-relay.ts";
 import { startHttpEcho, type Upstream } from "../../helpers/http-echo.ts";
+import { startEchoRelay } from "../../helpers/l7-echo-relay.ts";
 
-const POLICY = `version: 1
-mode: prevent
-attach: { cgroup: / }
-defaults: { ingress: block, egress: allow }
-rules:
-  - name: web-allowed
-    direction: egress
-    action: allow
-    layer7: { http: { host: [allowed.moat.test], trust_host: true } }
-  - name: other-web
-    direction: egress
-    action: block
-    layer7: { http: {} }
-`;
-
+// the echo server behind the relay, judged by ALLOWED_HOST_POLICY: allowed.moat.test is allowed
+// (rule web-allowed), any other HTTP blocked
 let upstream: Upstream;
 let relay: L7Relay;
-before(async () => {
-  upstream = await startHttpEcho();
-  relay = await startL7Relay(POLICY, upstream.port, httpHandler());
-});
-after(async () => {
-  await relay.close();
-  await upstream.close();
-});
+let close: () => Promise<void>;
+before(async () => ({ upstream, relay, close } = await startEchoRelay(startHttpEcho)));
+after(() => close());
 
 test("curl --request-target http://allowed/ with Host: other: the server receives Host: allowed", async () => {
   const before = upstream.seen.length;

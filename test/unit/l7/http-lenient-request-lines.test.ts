@@ -11,6 +11,7 @@ import { parsePolicy } from "../../../src/config/index.ts";
 import { sniff, type L7Relay } from "../../../src/l7/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
+import { HTTP_POLICY } from "../../helpers/l7-http-policy.ts";
 
 test("lenient request lines are sniffed as HTTP", () => {
   for (const line of [
@@ -36,28 +37,6 @@ test("lenient request lines are sniffed as HTTP", () => {
     assert.equal(sniff(Buffer.from(other, "latin1")), "unknown", JSON.stringify(other));
 });
 
-const POLICY = (port: number) => `version: 1
-mode: prevent
-attach: { cgroup: / }
-defaults: { ingress: block, egress: allow }
-rules:
-  - name: no-admin
-    direction: egress
-    action: block
-    layer4: { protocol: tcp, port: [${port}] }
-    layer7: { http: { path: ["/admin", "/admin/*"] } }
-  - name: web
-    direction: egress
-    action: allow
-    layer4: { protocol: tcp, port: [${port}] }
-    layer7: { http: { host: [a], trust_host: true } }
-  - name: other-http
-    direction: egress
-    action: block
-    layer4: { protocol: tcp, port: [${port}] }
-    layer7: { http: {} }
-`;
-
 let server: Server;
 let relay: L7Relay;
 let events: MoatEvent[];
@@ -79,7 +58,7 @@ before(async () => {
   const port = (server.address() as AddressInfo).port;
   ({ relay, events, logs } = await openRealRelay({
     port,
-    policy: parsePolicy(POLICY(port), "p.yaml"),
+    policy: parsePolicy(HTTP_POLICY, "p.yaml"),
     headerTimeoutMs: 500,
   }));
 });

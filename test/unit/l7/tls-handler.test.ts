@@ -6,7 +6,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
@@ -24,7 +24,7 @@ import { makeTlsHandler } from "../../../src/l7/tls/handler.ts";
 import { CertificateProbe } from "../../../src/l7/tls/probe.ts";
 import { relayStandIn, type RelayStandIn } from "../../helpers/l7-context.ts";
 import { makeCertificates, type TestCertificates } from "../../helpers/test-certificates.ts";
-import { freePort } from "../../helpers/ports.ts";
+import { startSServer } from "../../helpers/openssl-server.ts";
 
 let certs: TestCertificates;
 let relay: RelayStandIn;
@@ -32,40 +32,10 @@ let silent: Server;
 const servers: ChildProcess[] = [];
 const ports: Record<string, number> = {};
 
-/** openssl s_server answering HTTP (-www) with this leaf, its chain and only this version. */
+/** openssl s_server with this leaf, its chain (none for "self") and only this version. */
 async function sServer(name: string, leaf: string, version: "tls1_2" | "tls1_3"): Promise<void> {
-  const port = await freePort();
-  const { cert, key } = certs.leaf(leaf);
-  const chain = leaf === "self" ? [] : ["-cert_chain", certs.intermediate];
-  const child = spawn(
-    "openssl",
-    [
-      "s_server",
-      "-accept",
-      `127.0.0.1:${port}`,
-      "-cert",
-      cert,
-      "-key",
-      key,
-      ...chain,
-      `-${version}`,
-      "-www",
-      "-quiet",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const { port, child } = await startSServer(certs, leaf, version, leaf !== "self");
   servers.push(child);
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`s_server ${name} exited ${code}`)));
-    const ready = () => {
-      const probe = netConnect(port, "127.0.0.1", () => {
-        probe.destroy();
-        resolve();
-      });
-      probe.once("error", () => setTimeout(ready, 20));
-    };
-    ready();
-  });
   ports[name] = port;
 }
 

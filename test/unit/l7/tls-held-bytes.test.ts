@@ -6,7 +6,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect as netConnect, createServer, type AddressInfo, type Server } from "node:net";
@@ -18,7 +18,7 @@ import { CertificateProbe } from "../../../src/l7/tls/probe.ts";
 import { HandshakeReader } from "../../../src/l7/tls/handshake-reader.ts";
 import { relayStandIn, type RelayStandIn } from "../../helpers/l7-context.ts";
 import { makeCertificates, type TestCertificates } from "../../helpers/test-certificates.ts";
-import { freePort } from "../../helpers/ports.ts";
+import { startSServer } from "../../helpers/openssl-server.ts";
 
 /** One connection a recording hop accepted: the bytes it received, and its end. */
 interface Received {
@@ -39,28 +39,10 @@ let retrying: Server;
 const servers: ChildProcess[] = [];
 const hops: Record<string, RecordingHop> = {};
 
-/** openssl s_server answering HTTP (-www) with this leaf and its chain, only this version. */
+/** openssl s_server with this leaf and its chain, only this version: its port. */
 async function sServer(leaf: string, version: "tls1_2" | "tls1_3"): Promise<number> {
-  const port = await freePort();
-  const { cert, key } = certs.leaf(leaf);
-  const args = ["-accept", `127.0.0.1:${port}`, "-cert", cert, "-key", key];
-  const child = spawn(
-    "openssl",
-    ["s_server", ...args, "-cert_chain", certs.intermediate, `-${version}`, "-www", "-quiet"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const { port, child } = await startSServer(certs, leaf, version);
   servers.push(child);
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`s_server ${leaf} exited ${code}`)));
-    const ready = () => {
-      const probe = netConnect(port, "127.0.0.1", () => {
-        probe.destroy();
-        resolve();
-      });
-      probe.once("error", () => setTimeout(ready, 20));
-    };
-    ready();
-  });
   return port;
 }
 
