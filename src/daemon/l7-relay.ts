@@ -34,6 +34,9 @@ export interface DaemonL7Relay {
 export async function openL7Relay(w: L7RelayWiring): Promise<DaemonL7Relay> {
   try {
     const relay = await L7Relay.open(w);
+    // one target for both families: the kernel sends an IPv6 socket to ::ffff:127.0.0.1, which
+    // also serves an IPv6 socket connecting to an IPv4 address; the relay judges each connection
+    // in its own family (docs/l7.md)
     const at = relay.addressFor(4);
     if (!at) {
       relay.close();

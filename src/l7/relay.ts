@@ -169,6 +169,16 @@ function plainConnect(to: { ip: string; port: number }): Promise<Socket> {
 
 const unmapped = (ip: string) => (ip.startsWith("::ffff:") ? ip.slice(7) : ip);
 
+/**
+ * The client's address in its connection's family. The kernel sends IPv6 sockets to the relay's
+ * IPv4 address as `::ffff:127.0.0.1`, so the relay's socket sees such a client as 127.0.0.1
+ * while the client's own socket (and the kernel's record, keyed by it) has `::ffff:127.0.0.1`.
+ */
+function inFamily(ip: string, family: 4 | 6): string {
+  if (family === 4) return unmapped(ip);
+  return ip.includes(":") ? ip : `::ffff:${ip}`;
+}
+
 /** Whether a policy judges SSH servers, once per policy (not once per connection over its rules). */
 const judgesSsh = new WeakMap<PolicyModel, boolean>();
 function serverMaySpeakFirst(model: PolicyModel): boolean {
@@ -386,11 +396,13 @@ export class L7Relay {
     const owner = found.owner;
     const process = owner ? o.process(owner) : null;
     const names = owner ? o.names(owner, ip) : [];
+    // the client as its own socket has it (an IPv6 one as IPv6), for the judge and the events
+    const local = { ip: inFamily(peer.ip, family), port: peer.port };
     const facts: ConnectionFacts = {
       direction: "egress",
       protocol: "tcp",
       family,
-      local: { ip: family === 4 ? unmapped(peer.ip) : peer.ip, port: peer.port },
+      local,
       // in the relay the names are known: those this identity resolved to the address
       remote: { ip, port: found.original.port, names },
       ...(process ? { process } : {}),
@@ -439,7 +451,7 @@ export class L7Relay {
       l7Event({
         decision,
         layer7,
-        client: peer,
+        client: local,
         original: { ip, port: found.original.port, names },
         process,
         generation,
