@@ -17,6 +17,17 @@ export function eventJson(event: MoatEvent): string {
   return text;
 }
 
+// JSON.stringify escapes only C0: for a terminal (`moat run --json`), every other character
+// outside printable ASCII (DEL, C1, bidi and zero-width controls, all else) is written \uXXXX
+// too, as the CLI's --json outputs write it (cli/json-line.ts): the same JSON value.
+const OUTSIDE_ASCII = /[^\u0020-\u007e]/g;
+const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/** JSON text, every character outside printable ASCII written \uXXXX (astral: a surrogate pair). */
+export function asciiJson(text: string): string {
+  return text.replace(OUTSIDE_ASCII, escaped);
+}
+
 function serialise(value: unknown): string {
   try {
     return JSON.stringify(value);

@@ -3,6 +3,7 @@
 // audit log's and the daemon's output). The kernel's records are decoded
 // into it (events.ts); moat's DNS proxy sends one per query (type "dns"). Fields are added, never renamed or given another meaning.
 import type { ProcessFacts } from "../attribution/types.ts";
+import { printable } from "../config/printable.ts";
 
 /**
  * "dns": a query moat's DNS proxy answered or refused (docs/dns.md); its `dns` field says what.
@@ -290,7 +291,64 @@ export interface EventLayer7 {
   };
 }
 
-/** The audit-log line: the event in words. */
+// A value anyone can choose (a process or host name, a path, a server's version) is one field of
+// the line: escaped (printable), and quoted when it holds a space or a quote, so that it cannot
+// add a line, move the cursor, or read as the line's own words (" on eth0 by rule ...").
+const NEEDS_QUOTES = /[\s"]/u;
+
+/**
+ * `value` as one field of an event line: escaped, and in double quotes (a quote inside written
+ * \") when it holds a space or a quote.
+ */
+export function lineField(value: string): string {
+  const text = printable(value);
+  return NEEDS_QUOTES.test(text) ? inQuotes(text) : text;
+}
+
+/** Escaped text in double quotes: a quote inside is \" (a backslash is already \\). */
+const inQuotes = (escaped: string) => `"${escaped.replaceAll('"', '\\"')}"`;
+
+/** Prose, always in double quotes (a signature's message). */
+const quoted = (text: string) => inQuotes(printable(text));
+
+/** Several fields, each quoted on its own (a name may hold ", "). */
+const fields = (values: readonly string[]) => values.map(lineField).join(", ");
+
+/**
+ * A word and the free text after its first space, each a field: an SSH version (its identifier,
+ * then its comment, RFC 4253 4.2) or a login's key (its fingerprint, then its comment). An
+ * ordinary comment ("Debian-2+deb12u6") prints as it is.
+ */
+function wordAndComment(text: string): string {
+  const space = text.indexOf(" ");
+  if (space < 0) return lineField(text);
+  return `${lineField(text.slice(0, space))} ${lineField(text.slice(space + 1))}`;
+}
+
+/** What moat saw of the application protocol, as the line says it (with its leading space). */
+function layer7Words(l7: EventLayer7 | null): string {
+  if (l7?.ssh?.user)
+    return ` SSH login ${lineField(l7.ssh.user)} key ${l7.ssh.client_key ? wordAndComment(l7.ssh.client_key) : "?"}`;
+  if (l7?.dns) return ` DNS query ${lineField(l7.dns.name)}`;
+  if (l7?.quic) return ` QUIC SNI ${l7.tls?.sni !== undefined ? lineField(l7.tls.sni) : "(none)"}`;
+  if (l7?.tls?.sni) return ` TLS ${lineField(l7.tls.sni)}`;
+  if (l7?.http) {
+    const { method, host, path } = l7.http;
+    // empty fields stay empty, as the line always printed them
+    const hostPath = `${host ?? ""}${path ?? ""}`;
+    return ` HTTP ${method ? lineField(method) : ""} ${hostPath ? lineField(hostPath) : ""}`;
+  }
+  if (l7?.ssh) return ` SSH ${l7.ssh.version ? wordAndComment(l7.ssh.version) : ""}`;
+  return "";
+}
+
+/** The process as the line says it: "curl pid 812" (its name a field). */
+const processWords = (p: ProcessFacts) => `${lineField(p.name)} pid ${p.pid}`;
+
+/**
+ * The event's line (the daemon's output, the audit log, `moat events`): ready to print, every
+ * field a peer or a process chose escaped and quoted as lineField() says.
+ */
 export function formatEventLine(ev: MoatEvent): string {
   if (ev.anomaly) return anomalyLine(ev, ev.anomaly);
   if (ev.executable) return exeChangedLine(ev, ev.executable);
@@ -298,33 +356,19 @@ export function formatEventLine(ev: MoatEvent): string {
   const address = (p: Endpoint) => (p.ip.includes(":") ? `[${p.ip}]` : p.ip);
   // a remote with names: "github.com (140.82.112.3):443"
   const ep = (p: Endpoint) =>
-    p.names?.length ? `${p.names.join(", ")} (${address(p)}):${p.port}` : `${address(p)}:${p.port}`;
+    p.names?.length
+      ? `${fields(p.names)} (${lineField(address(p))}):${p.port}`
+      : `${lineField(address(p))}:${p.port}`;
   const [from, to] = ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
-  const on = ev.interface ? ` on ${ev.interface}` : "";
-  const login = ev.layer7?.ssh?.user
-    ? ` SSH login ${ev.layer7.ssh.user} key ${ev.layer7.ssh.client_key ?? "?"}`
-    : "";
-  const query = login
-    ? login
-    : ev.layer7?.dns
-      ? ` DNS query ${ev.layer7.dns.name}`
-      : ev.layer7?.quic
-        ? ` QUIC SNI ${ev.layer7.tls?.sni ?? "(none)"}`
-        : ev.layer7?.tls?.sni
-          ? ` TLS ${ev.layer7.tls.sni}`
-          : ev.layer7?.http
-            ? ` HTTP ${ev.layer7.http.method ?? ""} ${ev.layer7.http.host ?? ""}${ev.layer7.http.path ?? ""}`
-            : ev.layer7?.ssh
-              ? ` SSH ${ev.layer7.ssh.version ?? ""}`
-              : "";
-  const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${ev.rule}`;
+  const on = ev.interface ? ` on ${lineField(ev.interface)}` : "";
+  const query = layer7Words(ev.layer7);
+  const line = `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ep(from)} -> ${ep(to)}${query}${on} by rule ${lineField(ev.rule)}`;
+  const who = ev.process ? ` (${processWords(ev.process)})` : "";
   if (ev.type === "closed" && ev.stats) {
     const reason = ev.reason.replace("_", " ");
     const s = ev.stats;
-    const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
     return `${line}${who} (${reason}, ${s.packets} packets, ${s.bytes} bytes, ${(s.durationMs / 1000).toFixed(1)} s)`;
   }
-  const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
   if (ev.reason === "rate_limit")
     return `${line}${who} (over the rate limit: ${ev.aggregated?.packets ?? 0} packets)`;
@@ -334,13 +378,13 @@ export function formatEventLine(ev: MoatEvent): string {
   if (ev.reason === "icmp_size")
     return `${line} (oversized ICMP: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.reason === "ids" && ev.ids)
-    return `${line}${who} (ids sid ${ev.ids.sid} "${ev.ids.msg}" ${ev.ids.flow}${ev.ids.cut ? ", connection cut" : ""})`;
+    return `${line}${who} (ids sid ${ev.ids.sid} ${quoted(ev.ids.msg)} ${lineField(ev.ids.flow)}${ev.ids.cut ? ", connection cut" : ""})`;
   if (ev.reason === "tcp_flags")
     return `${line} (invalid TCP flags: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.redirect && ev.reason === "unavailable")
-    return `${line}${who}, redirect ${ev.redirect.name}: ${ep(ev.redirect.to)} is unavailable`;
+    return `${line}${who}, redirect ${lineField(ev.redirect.name)}: ${ep(ev.redirect.to)} is unavailable`;
   if (ev.redirect)
-    return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${ev.redirect.name}`;
+    return `${line}${who}, redirected to ${ep(ev.redirect.to)} by redirect ${lineField(ev.redirect.name)}`;
   // judged by the interface the packet really left by, not the route mirror's
   if (ev.hook === "post_route") return `${line}${who} (after routing)`;
   return line + who;
@@ -351,30 +395,29 @@ function attackLine(ev: MoatEvent, a: SynFloodAttack): string {
   const port = a.port === null ? "every port" : `port ${a.port}`;
   const lasted = a.durationMs !== undefined ? `, ${(a.durationMs / 1000).toFixed(1)} s` : "";
   const who = a.answered === "moat" ? "moat's SYN cookies" : "the kernel";
-  return `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} tcp SYN flood on ${port} ${a.state} (${a.syns} SYNs, ${a.over} over the rate${lasted}; answered by ${who}) by rule ${ev.rule}`;
+  return `${ev.time} ${ev.type.toUpperCase()} ${ev.direction} tcp SYN flood on ${port} ${a.state} (${a.syns} SYNs, ${a.over} over the rate${lasted}; answered by ${who}) by rule ${lineField(ev.rule)}`;
 }
 
 /** "... DNS egress curl pid 812 asked 10.0.0.53 A github.com: NOERROR 140.82.112.3". */
 function dnsLine(ev: MoatEvent, d: DnsExchange): string {
-  const who = ev.process
-    ? `${ev.process.name} pid ${ev.process.pid}`
-    : `${ev.local.ip}:${ev.local.port}`;
+  const who = ev.process ? processWords(ev.process) : `${lineField(ev.local.ip)}:${ev.local.port}`;
   const trust = d.trusted ? "" : " (untrusted server: no names bound)";
-  const answers = d.answers.length ? ` ${d.answers.join(", ")}` : "";
-  return `${ev.time} DNS ${ev.direction} ${who} asked ${ev.remote.ip} ${d.qtype} ${d.query}: ${d.rcode}${answers}${trust}`;
+  const answers = d.answers.length ? ` ${fields(d.answers)}` : "";
+  return `${ev.time} DNS ${ev.direction} ${who} asked ${lineField(ev.remote.ip)} ${lineField(d.qtype)} ${lineField(d.query)}: ${lineField(d.rcode)}${answers}${trust}`;
 }
 
 /** "... ANOMALY beacon 3f2a... /usr/bin/curl (curl pid 812): 20 connections to ...". */
 function anomalyLine(ev: MoatEvent, a: AnomalyFacts): string {
-  const who = ev.process ? ` (${ev.process.name} pid ${ev.process.pid})` : "";
-  const exe = a.identity.exe ? ` ${a.identity.exe}` : "";
-  return `${ev.time} ANOMALY ${a.kind} ${a.id}${exe}${who}: ${a.summary}`;
+  const who = ev.process ? ` (${processWords(ev.process)})` : "";
+  const exe = a.identity.exe ? ` ${lineField(a.identity.exe)}` : "";
+  // the summary is prose, last on the line: escaped, not quoted
+  return `${ev.time} ANOMALY ${a.kind} ${lineField(a.id)}${exe}${who}: ${printable(a.summary)}`;
 }
 
 /** "... EXE_CHANGED /usr/bin/curl sha256 ab12... -> cd34... (curl pid 812, user 1000, cgroup /user.slice)". */
 function exeChangedLine(ev: MoatEvent, x: ExecutableChange): string {
   const p = ev.process;
-  const who = p ? `${p.name} pid ${p.pid}, ` : "";
-  const container = x.identity.container ? `, container ${x.identity.container}` : "";
-  return `${ev.time} EXE_CHANGED ${x.path} sha256 ${x.oldHash} -> ${x.newHash} (${who}user ${x.identity.user}, cgroup ${x.identity.cgroup}${container})`;
+  const who = p ? `${processWords(p)}, ` : "";
+  const container = x.identity.container ? `, container ${lineField(x.identity.container)}` : "";
+  return `${ev.time} EXE_CHANGED ${lineField(x.path)} sha256 ${lineField(x.oldHash)} -> ${lineField(x.newHash)} (${who}user ${x.identity.user}, cgroup ${lineField(x.identity.cgroup)}${container})`;
 }

@@ -3,7 +3,7 @@
 // counted, then written as one line "and N more like this in the last second: ...". Past a total
 // line budget per second every further event is counted the same way. The events themselves
 // still reach every other sink (history, live subscribers) and are counted by the pipeline.
-import type { MoatEvent } from "../datapath/event.ts";
+import { lineField, type MoatEvent } from "../datapath/event.ts";
 
 export interface FloodLimits {
   /** Events of one kind written in full per window. */
@@ -38,10 +38,10 @@ const portOf = (e: MoatEvent) => (e.direction === "ingress" ? e.local.port : e.r
 
 /** A kind as its summary line says it. */
 function kindText(k: Kind): string {
-  const ip = (a: string) => (a.includes(":") ? `[${a}]` : a);
+  const ip = (a: string) => lineField(a.includes(":") ? `[${a}]` : a);
   const words =
     k.direction === "ingress" ? `from ${ip(k.ip)} to port ${k.port}` : `to ${ip(k.ip)}:${k.port}`;
-  return `${k.type.toUpperCase()} ${k.direction} ${k.protocol} ${words} by rule ${k.rule}`;
+  return `${k.type.toUpperCase()} ${k.direction} ${k.protocol} ${words} by rule ${lineField(k.rule)}`;
 }
 
 export class FloodSummary {

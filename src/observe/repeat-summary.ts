@@ -5,8 +5,7 @@
 // port changes every time) are counted and reported in one line when the window ends. Every event
 // still reaches the history, the API's subscribers and the counters; only these lines are folded.
 import type { Endpoint, MoatEvent } from "../datapath/event.ts";
-import { formatEventLine } from "../datapath/event.ts";
-import { printable } from "../config/printable.ts";
+import { formatEventLine, lineField } from "../datapath/event.ts";
 import { FloodSummary, FLOOD_LIMITS, type FloodLimits } from "./flood-summary.ts";
 
 export interface RepeatSummary {
@@ -33,9 +32,9 @@ function describe(ev: MoatEvent): string {
   const ep = (p: Endpoint) => `${ip(p)}:${p.port}`;
   const [client, server] =
     ev.direction === "ingress" ? [ev.remote, ev.local] : [ev.local, ev.remote];
-  const on = ev.interface ? ` on ${ev.interface}` : "";
-  const who = ev.process ? ` (${ev.process.name})` : "";
-  return `${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${ip(client)} -> ${ep(server)}${on} by rule ${ev.rule}${who}`;
+  const on = ev.interface ? ` on ${lineField(ev.interface)}` : "";
+  const who = ev.process ? ` (${lineField(ev.process.name)})` : "";
+  return `${ev.type.toUpperCase()} ${ev.direction} ${ev.protocol} ${lineField(ip(client))} -> ${lineField(ep(server))}${on} by rule ${lineField(ev.rule)}${who}`;
 }
 
 export function repeatSummary(windowMs = 60_000): RepeatSummary {
@@ -84,7 +83,7 @@ export function repeatSummary(windowMs = 60_000): RepeatSummary {
 const REPORT_MS = 5000;
 
 export interface FoldedLines {
-  /** Prints each event's line (repeats and floods folded), control characters escaped. */
+  /** Prints each event's line (repeats and floods folded), as formatEventLine escaped it. */
   write(batch: readonly MoatEvent[]): void;
   /** Reports what is still counted and stops the timers. */
   close(): void;
@@ -105,8 +104,8 @@ export interface FoldedOutput {
  * (repeatSummary), then floods of any kind cut to a few lines a second (FloodSummary).
  */
 export function foldedLines(output: FoldedOutput): FoldedLines {
-  // process and interface names are anyone's to choose: never raw control characters
-  const emit = (line: string) => output.emit(printable(line));
+  // every line is escaped where it is made (formatEventLine, lineField): printed as it is
+  const emit = output.emit;
   const summary = repeatSummary(output.windowMs ?? 60_000);
   const floods = new FloodSummary(emit, output.floods ?? FLOOD_LIMITS, () => output.flush?.());
   const timer = setInterval(() => {

@@ -173,7 +173,7 @@ test("control characters are escaped in event lines, the audit log and moat top"
   stdoutSink((l) => lines.push(l), false).write([ev]);
   assert.equal(
     lines[0],
-    "2026-11-22T10:00:00.000Z BLOCKED ingress tcp 203.0.113.9:51514 -> 10.0.0.1:22 on eth0\\x1b[2J by rule default (x\\r\\nFAKE LINE pid 7)",
+    '2026-11-22T10:00:00.000Z BLOCKED ingress tcp 203.0.113.9:51514 -> 10.0.0.1:22 on eth0\\x1b[2J by rule default ("x\\r\\nFAKE LINE" pid 7)',
   );
   const path = join(scratch(t), "audit.log");
   const audit = auditSink();

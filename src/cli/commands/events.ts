@@ -7,7 +7,6 @@ import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
 import { storedEvents } from "../api/history.ts";
 import { parseTimePoint } from "../time-args.ts";
 import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
-import { printable } from "../../config/index.ts";
 import { jsonLine } from "../json-line.ts";
 import { colourEventLine, colourFor } from "../colour.ts";
 
@@ -51,9 +50,9 @@ export const eventsCommand: Command = {
     }
     if (values.follow && until !== undefined)
       throw new UsageError("--follow prints events as they come: it takes no --until");
-    // process and interface names are anyone's to choose: their control characters are escaped
+    // the daemon's line: process and host names, paths and versions escaped and quoted there
     const colour = colourFor(process.stdout);
-    const text = (e: MoatEvent) => printable(formatEventLine(e));
+    const text = (e: MoatEvent) => formatEventLine(e);
     const print = (e: MoatEvent) =>
       io.out(values.json ? jsonLine(e) : colour ? colourEventLine(text(e)) : text(e));
     if (values.follow) {

@@ -33,8 +33,8 @@ export async function printEvents(
   const colour = colourFor(process.stdout);
   const print = (host: string, e: MoatEvent) => {
     if (values.json) return io.out(jsonLine({ host, ...e }));
-    // host and process names are anyone's to choose: control characters are escaped
-    const text = printable(`${host} ${formatEventLine(e)}`);
+    // the host's name escaped here, the event's fields by formatEventLine
+    const text = `${printable(host)} ${formatEventLine(e)}`;
     io.out(colour ? colourEventLine(text) : text);
   };
   const js = nc.jetstream();

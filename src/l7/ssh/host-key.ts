@@ -2,7 +2,7 @@
 // padding). A host certificate (*-cert-v01@openssh.com) is fingerprinted by the key it certifies,
 // as ssh-keygen does: the CA and the certificate's validity are not checked (moat pins keys).
 import { createHash } from "node:crypto";
-import { SshProtocolError, SshReader } from "./wire.ts";
+import { peerText, SshProtocolError, SshReader } from "./wire.ts";
 
 export interface HostKey {
   /** The key's type, e.g. "ssh-ed25519" (of the certified key for a certificate). */
@@ -42,7 +42,8 @@ function certifiedKey(certType: string, r: SshReader): { type: string; blob: Buf
   // security-key types keep their vendor suffix on the key: sk-ssh-ed25519@openssh.com
   const type = base.startsWith("sk-") ? `${base}@openssh.com` : base;
   const fields = CERT_FIELDS[type];
-  if (fields === undefined) throw new SshProtocolError(`host certificate type ${certType} unknown`);
+  if (fields === undefined)
+    throw new SshProtocolError(`host certificate type ${peerText(certType)} unknown`);
   r.string(); // nonce
   const parts = [sshString(Buffer.from(type, "latin1"))];
   for (let i = 0; i < fields; i++) parts.push(sshString(r.string()));

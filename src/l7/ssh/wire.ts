@@ -3,6 +3,20 @@
 // (packet_length, padding_length, payload, padding; no MAC yet). Bounded: a peer that sends more
 // than `maxBytes` before moat has what it needs, or a malformed packet, is a protocol error.
 
+import { printable } from "../../config/printable.ts";
+
+/** Most characters of a peer's text an error message quotes. */
+const QUOTED_CHARS = 40;
+
+/**
+ * What a peer sent, as an error message quotes it: escaped (printable) and cut, so a peer cannot
+ * add a line to the daemon's output or make one long.
+ */
+export function peerText(text: string): string {
+  const cut = text.length > QUOTED_CHARS ? `${text.slice(0, QUOTED_CHARS)}...` : text;
+  return `'${printable(cut)}'`;
+}
+
 export class SshProtocolError extends Error {
   readonly code = "ESSHPROTO";
   constructor(message: string) {
@@ -101,7 +115,7 @@ export class SshStream {
     this.consumed = nl + 1;
     if (text.startsWith("SSH-")) {
       if (!/^SSH-(2\.0|1\.99)-/.test(text))
-        throw new SshProtocolError(`not SSH version 2: ${text.slice(0, 40)}`);
+        throw new SshProtocolError(`not SSH version 2: ${peerText(text)}`);
       this.version = text;
     }
     return true;
@@ -112,7 +126,7 @@ export class SshStream {
     const end = Math.min(nl < 0 ? this.data.length : nl + 1, this.consumed + VERSION_PREFIX.length);
     const start = this.data.toString("latin1", this.consumed, end);
     if (!VERSION_PREFIX.startsWith(start) && !start.startsWith(VERSION_PREFIX))
-      throw new SshProtocolError(`first line is not an SSH version: ${JSON.stringify(start)}`);
+      throw new SshProtocolError(`first line is not an SSH version: ${peerText(start)}`);
   }
 }
 

@@ -71,7 +71,7 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
         severityNumber,
         severityText,
         // the audit log's line, escaped as there: a process name cannot forge a line
-        body: printable(formatEventLine(ev)),
+        body: formatEventLine(ev),
         attributes: eventAttributes(ev),
         ...(context ? { context } : {}),
       });
