@@ -204,6 +204,22 @@ function parseTarget(body: string): Parsed<AddressTarget> {
   return fail(`'${body}' is not an IP address, CIDR, "a-b" range, set:NAME or hostname`);
 }
 
+const MAPPED_START = 0xffff00000000n;
+const MAPPED_END = 0xffffffffffffn;
+
+/** An interval inside ::ffff:0:0/96: connections to such addresses are judged as IPv4. */
+export function isV4Mapped(t: { family: Family; start: bigint; end: bigint }): boolean {
+  return t.family === 6 && t.start >= MAPPED_START && t.end <= MAPPED_END;
+}
+
+/** What to write instead of an IPv4-mapped entry, which never matches. */
+export function v4MappedWarning(text: string, start: bigint, end: bigint): string {
+  const v4 = (n: bigint) => [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join(".");
+  const write =
+    start === end ? `the IPv4 address (${v4(start)})` : `the IPv4 range (${v4(start)}-${v4(end)})`;
+  return `'${text}' is an IPv4-mapped IPv6 address: moat judges connections to such addresses as IPv4, so this entry never matches; write ${write}`;
+}
+
 /** "10.1.2.3/8" means 10.0.0.0/8: say so, since the writer may have meant a single host. */
 export function hostBitsWarning(text: string, family: Family, start: bigint): string {
   const prefix = text.split("/")[1] ?? "";

@@ -5,10 +5,12 @@
 import {
   hostBitsWarning,
   ipv4Target,
+  isV4Mapped,
   namePattern,
   parseAddressEntry,
   parseHostname,
   type AddressTarget,
+  v4MappedWarning,
 } from "./address-entry.ts";
 import { childPath, type CheckContext } from "./check-context.ts";
 import { parseDuration } from "./duration.ts";
@@ -75,20 +77,6 @@ function emptyListWarning(ctx: CheckContext, path: PathSegment[]): void {
     path,
     `an empty list matches nothing, so this rule never matches (leave '${field}' out to match any)`,
   );
-}
-
-const MAPPED_START = 0xffff00000000n;
-const MAPPED_END = 0xffffffffffffn;
-
-function isV4Mapped(t: { family: 4 | 6; start: bigint; end: bigint }): boolean {
-  return t.family === 6 && t.start >= MAPPED_START && t.end <= MAPPED_END;
-}
-
-function v4MappedWarning(text: string, start: bigint, end: bigint): string {
-  const v4 = (n: bigint) => [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join(".");
-  const write =
-    start === end ? `the IPv4 address (${v4(start)})` : `the IPv4 range (${v4(start)}-${v4(end)})`;
-  return `'${text}' is an IPv4-mapped IPv6 address: moat judges connections to such addresses as IPv4, so this entry never matches; write ${write}`;
 }
 
 /** Builds the match at `path`; returns undefined if anything in it was wrong (already reported). */

@@ -1,6 +1,11 @@
 // sets: inline lists or { file } -> typed sets (address or port), each entry checked where it is written.
 
-import { hostBitsWarning, parseAddressEntry } from "./address-entry.ts";
+import {
+  hostBitsWarning,
+  isV4Mapped,
+  parseAddressEntry,
+  v4MappedWarning,
+} from "./address-entry.ts";
 import type { CheckContext } from "./check-context.ts";
 import type { SourcePos } from "./diagnostics.ts";
 import { parseDuration } from "./duration.ts";
@@ -269,6 +274,15 @@ function buildSet(
         ctx.report(
           entry.pos,
           say(hostBitsWarning(text, target.family, target.start), "a CIDR with host bits set"),
+          "warning",
+        );
+      if (isV4Mapped(target))
+        ctx.report(
+          entry.pos,
+          say(
+            v4MappedWarning(text, target.start, target.end),
+            "an IPv4-mapped IPv6 address: moat judges connections to such addresses as IPv4, so this entry never matches; write the IPv4 address it holds",
+          ),
           "warning",
         );
       const { family, start, end } = target;
