@@ -3,7 +3,8 @@
 // relay learns the original destination and the owner from the kernel's record, reads the first
 // bytes (header timeout, bounded), tells the protocol, and hands the connection to that
 // protocol's handler, which judges it with the whole policy and either resets the client or
-// connects upstream and leaves the data path. No byte reaches the server before the decision.
+// connects upstream and leaves the data path. Before the decision no byte reaches the server,
+// except for SSH the key exchange's first messages (the host key comes in its answer).
 // Its own connections are never redirected (moat's pid is exempt).
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";

@@ -156,7 +156,10 @@ test("a server that never shows its host key: both closed at the timeout", async
     await done;
     assert.equal(got, "SSH-2.0-Silent_1.0\r\n", "the banner passes; nothing more");
     assert.match(relay.logs.join("\n"), /no host key within 300 ms/);
-    assert.equal(relay.reports.length, 0);
+    // a connection that ends before the verdict is reported blocked, with why
+    assert.equal(relay.reports.length, 1);
+    assert.equal(relay.reports[0]?.decision.verdict, "blocked");
+    assert.equal(relay.reports[0]?.layer7.ssh?.ended, "no host key within 300 ms");
   } finally {
     await relay.close();
     silent.close();

@@ -1,19 +1,21 @@
-// Outgoing SSH through moat's relay: the client's bytes flow to the server from its version line
-// on (a client whose first line is not one is not SSH: closed, none of it forwarded); the server's
-// flow to the client up to the packet that carries its host key (the key exchange reply). There
-// moat judges the connection with the server's version line and host key fingerprint: allowed or
-// detected, the held bytes go on and the kernel takes the two sockets over; blocked, both are
-// reset before the client has seen the key, so it never authenticates. A server that is not
-// SSH, sends too much, or has not shown its key within the timeout: both are closed.
+// Outgoing SSH through moat's relay. Before the verdict only the key exchange's first messages
+// pass (handshake.ts): the client's version line, KEXINIT and the exchange's init reach the
+// server (a client whose first line is not its version, that sends any other message, or more
+// than a small budget, is refused); the server's version (and lines before it), KEXINIT and the
+// exchange's messages before its reply reach the client. There moat judges the connection with
+// the server's version line and host key fingerprint: allowed or detected, the held bytes go on
+// and the kernel takes the two sockets over; blocked, both are reset before the client has seen
+// the key, so it never authenticates. A connection refused, ended or timed out before the host
+// key is reset on both sides and reported blocked, with why (`layer7.ssh.ended`).
 import type { Socket } from "node:net";
-import type { Layer7Facts } from "../../policy/facts.ts";
-import { NothingForwards, type L7Context, type L7Handler } from "../types.ts";
+import type { Layer7Facts, SshFacts } from "../../policy/facts.ts";
+import { NothingForwards, type L7Context, type L7Decision, type L7Handler } from "../types.ts";
 import { SshHandshake, type SshSeen } from "./handshake.ts";
 
 export interface SshHandlerOptions {
   /** Until the host key is seen (ms). */
   timeoutMs?: number;
-  /** Bytes buffered per direction before the host key. */
+  /** Bytes buffered from the server before the host key. */
   maxBytes?: number;
 }
 
@@ -29,8 +31,41 @@ export function sshFacts(seen: SshSeen): Layer7Facts {
   };
 }
 
-function reset(socket: Socket): void {
-  if (!socket.destroyed) socket.resetAndDestroy();
+/** The facts of a connection that ended before its host key, with why (events only). */
+interface SshEnded extends SshFacts {
+  ended: string;
+}
+
+function reset(socket: Socket | null): void {
+  if (socket && !socket.destroyed) socket.resetAndDestroy();
+}
+
+/**
+ * A connection refused, ended or timed out before the verdict: both reset, and reported blocked
+ * by the rule that judges it without a host key (the server's version when it sent one), with why.
+ */
+function endedUnjudged(
+  ctx: L7Context,
+  hs: SshHandshake,
+  upstream: Socket | null,
+  why: string,
+): void {
+  reset(ctx.client);
+  reset(upstream);
+  ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${why}`);
+  const version = hs.server.version;
+  const facts: SshFacts = version ? { version } : {};
+  const judged = ctx.judge({ ssh: facts });
+  // the relay reset it in every mode: it had no host key to judge, whatever the rule's mode
+  const decision: L7Decision = {
+    ...judged,
+    verdict: "blocked",
+    forward: false,
+    report: true,
+    mode: "prevent",
+  };
+  const layer7: { ssh: SshEnded } = { ssh: { ...facts, ended: why } };
+  ctx.report(decision, layer7);
 }
 
 export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
@@ -38,52 +73,57 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
   return async (ctx: L7Context) => {
     const { client } = ctx;
     const hs = new SshHandshake(options.maxBytes);
-    let upstream: Socket;
     try {
       hs.fromClient(ctx.head);
+    } catch (err) {
+      endedUnjudged(ctx, hs, null, `client: ${(err as Error).message}`);
+      return;
+    }
+    if (hs.refused) return endedUnjudged(ctx, hs, null, `client: ${hs.refused}`);
+    let upstream: Socket;
+    try {
       upstream = await ctx.connectUpstream();
     } catch (err) {
-      reset(client);
       if (err instanceof NothingForwards) {
         // no host key or version could let it through: blocked before the server is asked
+        reset(client);
         const layer7: Layer7Facts = { ssh: {} };
         const decision = ctx.judge(layer7);
         if (!decision.forward) ctx.report(decision, layer7);
         return;
       }
-      ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${(err as Error).message}`);
+      endedUnjudged(ctx, hs, null, `no connection to the server: ${(err as Error).message}`);
       return;
     }
     let held: Buffer = Buffer.alloc(0);
-    const seen = await new Promise<SshSeen | null>((resolve) => {
+    let passed = 0;
+    const outcome = await new Promise<SshSeen | string>((resolve) => {
       let sent = 0;
-      const finish = (result: SshSeen | null, why?: string) => {
+      const finish = (result: SshSeen | string) => {
         clearTimeout(timer);
         client.off("data", onClient);
         upstream.off("data", onServer);
-        client.off("close", onClose);
-        upstream.off("close", onClose);
+        client.off("close", onClientClose);
+        upstream.off("close", onServerClose);
         client.pause();
         upstream.pause();
-        if (why) ctx.log(`ssh to ${ctx.original.ip}:${ctx.original.port}: ${why}`);
         resolve(result);
       };
-      // the client's bytes go on only from a whole version line: what is not SSH never does
-      let passed = 0;
-      const passClient = (chunk: Buffer) => {
-        if (hs.client.version === null) return;
-        if (passed < hs.client.length) upstream.write(hs.client.bytes(passed));
-        else if (hs.result) upstream.write(chunk); // read after the host key: not kept
-        passed = hs.client.length;
+      // the client's whole, vetted lines and packets: what is not its key exchange never goes on
+      const passClient = () => {
+        const safe = hs.clientForwardable;
+        if (safe > passed) upstream.write(hs.client.bytes(passed, safe));
+        passed = safe;
       };
       const onClient = (chunk: Buffer) => {
         try {
           hs.fromClient(chunk);
         } catch (err) {
-          finish(null, `client: ${(err as Error).message}`);
+          finish(`client: ${(err as Error).message}`);
           return;
         }
-        passClient(chunk);
+        if (hs.refused) return finish(`client: ${hs.refused}`);
+        passClient();
         // the client's KEXINIT may be what completes the handshake (an exchange moat does not read)
         if (hs.result) passServer();
       };
@@ -91,7 +131,7 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
         try {
           hs.fromServer(chunk);
         } catch (err) {
-          finish(null, `server: ${(err as Error).message}`);
+          finish(`server: ${(err as Error).message}`);
           return;
         }
         passServer();
@@ -106,21 +146,21 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
           finish(hs.result);
         }
       };
-      const onClose = () => finish(null, "closed before the host key");
-      const timer = setTimeout(() => finish(null, `no host key within ${timeoutMs} ms`), timeoutMs);
-      passClient(ctx.head);
+      const onClientClose = () => finish("client closed before the host key");
+      const onServerClose = () => finish("server closed before the host key");
+      const timer = setTimeout(() => finish(`no host key within ${timeoutMs} ms`), timeoutMs);
+      passClient();
       client.on("data", onClient);
       upstream.on("data", onServer);
-      client.once("close", onClose);
-      upstream.once("close", onClose);
+      client.once("close", onClientClose);
+      upstream.once("close", onServerClose);
       client.resume();
     });
-    if (!seen) {
-      reset(client);
-      reset(upstream);
+    if (typeof outcome === "string") {
+      endedUnjudged(ctx, hs, upstream, outcome);
       return;
     }
-    const layer7 = sshFacts(seen);
+    const layer7 = sshFacts(outcome);
     const decision = ctx.judge(layer7);
     if (!decision.forward) {
       reset(client);
@@ -128,6 +168,8 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
       ctx.report(decision, layer7);
       return;
     }
+    // what each side sent after the other's last forwarded message, held until now
+    if (hs.client.length > passed) upstream.write(hs.client.bytes(passed));
     if (held.length > 0) client.write(held);
     const mode = await ctx.splice(client, upstream);
     ctx.report(decision, layer7, { splice: mode });

@@ -1,7 +1,8 @@
 // One direction of an SSH connection before its keys are in use (RFC 4253 sections 4.2 and 6):
 // the version line (a server may send other lines before it), then binary packets in the clear
 // (packet_length, padding_length, payload, padding; no MAC yet). Bounded: a peer that sends more
-// than `maxBytes` before moat has what it needs, or a malformed packet, is a protocol error.
+// than `maxBytes` before moat has what it needs, more than 8 KiB of lines before its version, or a
+// malformed packet, is a protocol error.
 
 import { printable } from "../../config/printable.ts";
 
@@ -36,6 +37,11 @@ export interface SshPacket {
 
 /** RFC 4253 4.2: the version line is at most 255 bytes with its CR LF. */
 const MAX_LINE = 255;
+/**
+ * The most a server's lines before its version may hold (they reach the client unjudged; servers
+ * send a line or two, e.g. why they refuse the connection).
+ */
+const MAX_BEFORE_VERSION = 8 * 1024;
 /** The largest packet moat reads in the clear (KEXINIT and post-quantum replies are ~2 KiB). */
 const MAX_PACKET = 35_000;
 
@@ -83,6 +89,17 @@ export class SshStream {
     return this.data.length;
   }
 
+  /** How many more bytes `push` takes. */
+  get room(): number {
+    return this.maxBytes - this.data.length;
+  }
+
+  /** The message number of the next packet once its first bytes are in, before it is whole. */
+  nextType(): number | null {
+    if (this.version === null || this.data.length - this.consumed < 6) return null;
+    return this.data[this.consumed + 5] ?? null;
+  }
+
   /** The next whole packet after the version line; null until more bytes arrive. */
   next(): SshPacket | null {
     while (this.version === null) if (!this.line()) return null;
@@ -111,6 +128,10 @@ export class SshStream {
     }
     if (nl + 1 - this.consumed > MAX_LINE)
       throw new SshProtocolError("line too long before the version");
+    if (nl + 1 > MAX_BEFORE_VERSION)
+      throw new SshProtocolError(
+        `more than ${MAX_BEFORE_VERSION} bytes of lines before the version`,
+      );
     const text = this.data.toString("latin1", this.consumed, nl).replace(/\r$/, "");
     this.consumed = nl + 1;
     if (text.startsWith("SSH-")) {
