@@ -562,6 +562,20 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 	return !local_tcp_flows(j->ctx, p, j->h->dir);
 }
 
+/* Whether a packet that arrives from the responder side of an entry whose first packet arrived
+ * too, before that side sent anything, is for a port a local socket serves. Then the entry's first
+ * packet carried this host's own address and port (a forger's: the host's stack drops it), and
+ * this packet is a peer's connection to the local socket: judged anew, by its own rules, not let in
+ * as the forger's entry's answer. A forwarded flow's answer arrives too, but for no local socket.
+ * Asked once an entry (MOAT_CT_REPLIED is set by the responder's first packet); a subprogram: the
+ * lookup's tuple stays off the program's stack */
+static __noinline int arrives_for_local_socket(void *ctx, const struct pkt *p, __u8 dir)
+{
+	if (!p || (p->t.proto != IPPROTO_TCP && p->t.proto != IPPROTO_UDP))
+		return 0;
+	return local_serves(ctx, p, dir);
+}
+
 /* Whether a packet on the tuple of a tracked connection opens a new one, judged anew: a bare syn
  * (syn_opens_anew), or a datagram from the side that did not send the first one of a udp flow
  * blocked from its start, nothing of which passed. As for a blocked syn, that datagram reached no
@@ -573,6 +587,10 @@ static __always_inline int opens_anew(const struct judge_ctx *j, const struct pk
 				      const struct moat_ct *ct, int src_side)
 {
 	if (own_end_arrived(j, ct, src_side))
+		return 1;
+	if (j->h->dir == MOAT_DIR_INGRESS && ct->direction == MOAT_DIR_INGRESS &&
+	    src_side != ct->initiator && !(ct->flags & MOAT_CT_REPLIED) &&
+	    arrives_for_local_socket(j->ctx, p, j->h->dir))
 		return 1;
 	if (ct->flags & MOAT_CT_BLOCKED_FIRST)
 		return src_side != ct->initiator && ct->verdict == MOAT_EV_BLOCKED;

@@ -191,3 +191,17 @@ rules:
     [["egress", "blocked"]],
   );
 });
+
+test("a datagram arriving with the server's own address and port that ingress lets in does not let its peer in to the server", () => {
+  lab.policy(`version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - { name: to-peer-port, direction: ingress, action: allow, layer4: { protocol: udp, port: [${peer.address().port}] } }
+`);
+  // a forger's datagram, with the server's address and port, to the peer's port: let in
+  assert.equal(lab.run("xdp", fromServer).verdict, "pass");
+  // the peer's datagram to the server's port, which ingress blocks: judged as its own flow
+  assert.equal(peerSends(), "drop", "the peer's datagram to the server");
+  assert.ok(seen().includes("blocked ingress default"), "reported as the peer's, blocked");
+});

@@ -209,3 +209,18 @@ rules:
     peer.close();
   }
 });
+
+test("a SYN arriving with the listener's own address and port that ingress lets in does not let the peer in to the listener", () => {
+  lab.policy(`
+version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+rules:
+  - { name: to-client-port, direction: ingress, action: allow, layer4: { protocol: tcp, port: [${conn.cport}] } }
+`);
+  // a forger's SYN with the listener's address and port, to the peer's port: let in
+  assert.equal(lab.run("xdp", conn.toClient("S")).verdict, "pass");
+  // the peer's SYN to the listener, whose port ingress blocks: judged as its own connection
+  assert.equal(lab.run("xdp", conn.toServer("S")).verdict, "drop", "the peer's SYN");
+  assert.equal(lab.run("tc-ingress", conn.toServer("S")).verdict, "drop", "again, at tc");
+});
