@@ -64,11 +64,13 @@ export function namedFileProblems(model: PolicyModel): Diagnostic[] {
 
 /**
  * Why the socket hooks could not attach to cgroup `cgroup` (a path inside the cgroup v2
- * hierarchy), in the words of the daemon's attach (src/datapath/prerequisites.ts); null: they can.
+ * hierarchy), in the words of the daemon's attach (src/datapath/prerequisites.ts); null: they can,
+ * or this is no place to tell (no cgroup v2 hierarchy here: a chroot or an image being built is
+ * checked before it runs; the daemon's start says what is missing where it runs).
  */
 function missingCgroup(cgroup: string): string | null {
   const mount = findCgroup2Mount()?.mountPoint;
-  if (!mount) return "attach.cgroup needs the cgroup v2 hierarchy mounted";
+  if (!mount) return null;
   const dir = join(mount, cgroup);
   return existsSync(dir) ? null : `attach.cgroup ${cgroup}: ${dir} does not exist`;
 }
