@@ -154,6 +154,8 @@ export class LocalDecisions {
     }
     const d = made.decision;
     const what = `decision ${d.id} (${d.action} ${d.direction} ${d.remote}${d.port ? ` port ${d.port}` : ""}, ${d.lifetime}) added by ${who}`;
+    // stored, it is enforced by the next daemon whatever happens to this install: audited now
+    audit(`DECISION STORED ${what}`);
     const result = await install(what);
     if (!result.ok) {
       // the policy with it cannot be compiled (a name the datapath cannot judge here): undone
@@ -169,6 +171,7 @@ export class LocalDecisions {
   private async removeBy(id: string, who: string, cut: boolean): Promise<DecisionOutcome> {
     const d = this.options.store.remove(id);
     if (!d) return { ok: false, errors: [`no decision ${id}`] };
+    this.options.audit(`DECISION STORED decision ${id} removed by ${who}`);
     const result = await this.options.install(`decision ${id} removed by ${who}`, () => {
       if (cut) this.cutFor(d, "removed");
     });

@@ -157,8 +157,34 @@ test("a once decision goes with its first connection, which is not cut", async (
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(store.list(), []);
   assert.deepEqual(steps, [
+    `audit: DECISION STORED decision ${made.decision.id} removed by moat (used once)`,
     `install: decision ${made.decision.id} removed by moat (used once) with []`,
   ]);
   // a connection decided by a decision is not unknown: nothing was queued
   assert.deepEqual(decisions.review().entries, []);
+});
+
+test("a decision is audited when it is stored, before the policy with it is installed", async (t) => {
+  const audits: string[] = [];
+  const store = new DecisionStore({ path: null, log: () => {} });
+  // an install that never ends: the daemon killed while the policy with it waits its turn
+  const decisions = new LocalDecisions({
+    store,
+    install: () => new Promise(() => {}),
+    model: () => model,
+    cut: () => 0,
+    audit: (line) => audits.push(line),
+    log: () => {},
+  });
+  t.after(() => decisions.close());
+  void decisions.add(
+    { action: "block", direction: "ingress", remote: "192.0.2.9", lifetime: "forever" },
+    "unix uid 0",
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.equal(store.list().length, 1, "stored: a new daemon enforces it");
+  assert.match(
+    audits.join("\n"),
+    /decision \S+ \(block ingress 192\.0\.2\.9, forever\) added by unix uid 0/,
+  );
 });
