@@ -687,6 +687,9 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 		return judge_fragment(j, p);
 	if (basics_packet(j->m, p, j->h->dir)) {
 		tally(j, MOAT_CNT_BASICS);
+		/* its later fragments pass with it, as with any first fragment that passes */
+		if (p->frag == FRAG_FIRST)
+			frag_record(j, p, OUT_PASS);
 		return OUT_PASS;
 	}
 	/* invalid tcp flags from a remote (scrub.h): dropped where the policy prevents */

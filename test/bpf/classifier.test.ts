@@ -762,6 +762,15 @@ rules: []
       }
       assert.equal(lab.run("xdp", last(src, 505)).verdict, "pass");
     });
+
+    test(`${family}: a basic-networking datagram's first fragment is recorded: its later ones pass`, () => {
+      lab.policy(CLOSED);
+      // DHCP's answer (67 -> 68), DHCPv6's (547 -> 546): let in by the basics, not by a rule
+      const [sport, dport] = family === "ipv6" ? [547, 546] : [67, 68];
+      const src6 = family === "ipv6" ? "fe80::1" : src;
+      assert.equal(lab.run("xdp", { ...first(src6, dport, 506), sport }).verdict, "pass");
+      assert.equal(lab.run("xdp", last(src6, 506)).verdict, "pass");
+    });
   }
 });
 
