@@ -159,7 +159,8 @@ test("a server that never shows its host key: both closed at the timeout", async
     // a connection that ends before the verdict is reported blocked, with why
     assert.equal(relay.reports.length, 1);
     assert.equal(relay.reports[0]?.decision.verdict, "blocked");
-    assert.equal(relay.reports[0]?.layer7.ssh?.ended, "no host key within 300 ms");
+    const ended = (relay.reports[0]?.layer7.ssh as { ended?: string } | undefined)?.ended;
+    assert.equal(ended, "no host key within 300 ms");
   } finally {
     await relay.close();
     silent.close();
