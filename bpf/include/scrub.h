@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Scrubbing (docs/policy.md, "Scrubbing"): tcp packets whose flags no tcp stack sends together
- * (SYN+FIN, SYN+RST, no flag at all, FIN+PSH+URG "xmas") are scans or evasion attempts. They are
- * dropped where the policy prevents, counted, and reported at most once a second per cpu. Of the
- * packets that pass, the mss option of a SYN or SYN-ACK is lowered to the policy's scrub.mss, and
- * the ip header normalised as scrub asks: ttl / hop limit raised to min_ttl, ipv4's DF cleared,
- * the id of ipv4 packets leaving replaced by a random one. */
+ * (SYN+FIN, SYN+RST, no flag at all, FIN+PSH+URG without ACK "xmas") are scans or evasion
+ * attempts. They are dropped where the policy prevents, counted, and reported at most once a
+ * second per cpu. Of the packets that pass, the mss option of a SYN or SYN-ACK is lowered to the
+ * policy's scrub.mss, and the ip header normalised as scrub asks: ttl / hop limit raised to
+ * min_ttl, ipv4's DF cleared, the id of ipv4 packets leaving replaced by a random one. */
 #ifndef MOAT_SCRUB_H
 #define MOAT_SCRUB_H
 
@@ -25,7 +25,9 @@ static __always_inline int tcp_flags_invalid(__u8 f)
 		return 1;
 	if (!(f & 0x3f))
 		return 1;
-	return (f & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG);
+	/* with ACK it is a real stack's: Linux puts a FIN sent right after urgent data on the last
+	 * urgent segment */
+	return (f & (TCP_FIN | TCP_PSH | TCP_URG | TCP_ACK)) == (TCP_FIN | TCP_PSH | TCP_URG);
 }
 
 /* the packet's invalid flags, reported: one event a second per cpu, with the packets since the

@@ -20,6 +20,7 @@
 #include "packet.h"
 #include "classify.h"
 #include "reset.h"
+#include "scrub.h"
 #include <bpf/bpf_core_read.h>
 
 /* a cookie names its time slot (2^36 ns, about 69 s) by its parity: the current and the
@@ -35,7 +36,8 @@
 extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
 				   struct bpf_tcp_req_attrs *attrs, int attrs__sz) __ksym __weak;
 
-/* the MSS values a cookie can carry: the largest not above what the client offered */
+/* the MSS values a cookie can carry: the largest not above what the client offered, lowered to
+ * scrub.mss */
 static const __u16 cookie_mss[4] = {536, 1220, 1440, 1460};
 
 static __always_inline void flood_count(__u32 which)
@@ -294,11 +296,21 @@ static __always_inline void cookie_tcp(struct tcphdr *th, const struct pkt *p, _
 #define SA4_LEN (14 + 20 + 20 + TCP_OPT_BYTES)
 #define SA6_LEN (14 + 40 + 20 + TCP_OPT_BYTES)
 
+/* the client's MSS as the listener would have seen it: lowered to the family's scrub.mss, as
+ * the SYN itself would have been on its way in */
+static __always_inline __u16 cookie_client_mss(const struct pkt *p, const struct syn_opts *so)
+{
+	const struct moat_scrub *c = scrub_settings();
+	__u16 clamp = c ? mss_clamp_of(p, c) : 0;
+
+	return clamp && clamp < so->mss ? clamp : so->mss;
+}
+
 /* the cookie for the SYN in `p` with the options it offered */
 static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_opts *so, __u64 now)
 {
 	__u64 slot = now >> COOKIE_SLOT_SHIFT;
-	__u32 data = cookie_data(mss_index(so->mss), so->sack, so->wscale);
+	__u32 data = cookie_data(mss_index(cookie_client_mss(p, so)), so->sack, so->wscale);
 	__u32 h = cookie_hash(&p->t, 0, p->seq, slot, data);
 	return cookie_make(h, slot, data);
 }
