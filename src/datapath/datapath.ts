@@ -292,6 +292,8 @@ export class Datapath {
   private cookieChecks = false;
   private readonly links: BpfLink[] = [];
   private rings: RingBuffer[] = [];
+  /** subscribe()'s listeners: records made in user space (a swept source's report) reach them too. */
+  private eventListeners: ((record: Buffer) => void)[] = [];
   private mapCounts = new MapCounts();
   private readonly pinRoot: string | null;
   /** The maps left pinned for the next daemon (null: nothing attached or pinned). */
@@ -852,7 +854,10 @@ export class Datapath {
   sweepLimits(): LimitSweep {
     const now = process.hrtime.bigint();
     this.flood.sweepUdp(now);
-    return this.policy.sweepLimits(now);
+    // a swept source's last packets over its limit reach the subscribers as the kernel's reports do
+    return this.policy.sweepLimits(now, (record) => {
+      for (const onRecord of this.eventListeners) onRecord(record);
+    });
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */
@@ -918,6 +923,7 @@ export class Datapath {
 
   /** Delivers every event record (a copy) to `onRecord`. */
   subscribe(onRecord: (record: Buffer) => void): RingBuffer {
+    this.eventListeners.push(onRecord);
     const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });

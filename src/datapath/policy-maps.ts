@@ -30,7 +30,7 @@ import {
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import { TableReuse } from "./table-reuse.ts";
 import { idsSettings, idsSettingsBegun } from "./ids-settings.ts";
-import { LimitMaps, type LimitSweep } from "./limit-maps.ts";
+import { LimitMaps, limitTailRecord, type LimitSweep } from "./limit-maps.ts";
 import type { ImageLimit } from "../policy/compile/image.ts";
 import {
   BPF_F_INNER_MAP,
@@ -524,13 +524,31 @@ export class PolicyMaps {
    * Removes the rate limit state of idle sources and of limits neither slot's policy has (the
    * previous policy's stay until the next reload: a packet may still be judged by it).
    */
-  sweepLimits(nowNs: bigint): LimitSweep {
+  sweepLimits(nowNs: bigint, report?: (record: Buffer) => void): LimitSweep {
     const live = new Map<number, ImageLimit>();
+    // the rule of each limit, for the report of a swept source's last packets over it
+    const ruleOf = new Map<number, { index: number; generation: number; prevent: boolean }>();
     for (const g of this.generations) {
       const rules = g ? (this.contents.of(g.generation)?.rules ?? []) : [];
       for (const l of liveLimits(rules)) live.set(l.id, l);
+      rules.forEach((r, index) => {
+        if (g && r.limit)
+          ruleOf.set(r.limit.id, {
+            index,
+            generation: g.generation,
+            prevent: r.mode === "prevent",
+          });
+      });
     }
-    return this.limits.sweep(live, nowNs);
+    return this.limits.sweep(
+      live,
+      nowNs,
+      report &&
+        ((tail) => {
+          const rule = ruleOf.get(tail.limit.id);
+          if (rule) report(limitTailRecord(tail, rule, nowNs));
+        }),
+    );
   }
 
   /** Counters of every rule of the live generation (default pseudo-rules last). */
