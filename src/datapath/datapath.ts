@@ -853,11 +853,12 @@ export class Datapath {
    */
   sweepLimits(): LimitSweep {
     const now = process.hrtime.bigint();
-    this.flood.sweepUdp(now);
     // a swept source's last packets over its limit reach the subscribers as the kernel's reports do
-    return this.policy.sweepLimits(now, (record) => {
+    const report = (record: Buffer) => {
       for (const onRecord of this.eventListeners) onRecord(record);
-    });
+    };
+    this.flood.sweepUdp(now, report);
+    return this.policy.sweepLimits(now, report);
   }
 
   /** Per-rule packets, bytes and connections of the live generation. */

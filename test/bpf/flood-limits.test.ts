@@ -191,4 +191,35 @@ describe("flood limits before the rules", () => {
       setClock(1000);
     }
   });
+  test("a swept source's datagrams over the limit since its report are reported by the sweep", () => {
+    lab.policy(policy("prevent").replace("rate: 1/h, burst: 3", "rate: 1/s, burst: 3"));
+    const datagram = {
+      src: "198.51.100.78",
+      dst: "10.0.0.1",
+      proto: "udp",
+      sport: 53,
+      dport: 40000,
+    } as const;
+    const packets = () =>
+      lab
+        .events()
+        .filter((e) => e.reason === "udp_amplification")
+        .reduce((n, e) => n + (e.aggregated?.packets ?? 0), 0);
+    const monotonicSeconds = Number(process.hrtime.bigint() / 1_000_000_000n);
+    try {
+      lab.events();
+      const before = lab.dp.floodCounters();
+      // an hour ago: idle since, as the sweep reads CLOCK_MONOTONIC
+      setClock(monotonicSeconds - 3600);
+      for (let i = 0; i < 10; i++) lab.run("xdp", datagram);
+      const kernel = packets();
+      lab.dp.sweepLimits();
+      const swept = packets();
+      const { udpDropped } = delta(before, lab.dp.floodCounters());
+      assert.equal(udpDropped, 7);
+      assert.equal(kernel + swept, udpDropped, `kernel ${kernel} + swept ${swept}`);
+    } finally {
+      setClock(1000);
+    }
+  });
 });
