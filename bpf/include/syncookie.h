@@ -306,6 +306,16 @@ static __always_inline __u16 cookie_client_mss(const struct pkt *p, const struct
 	return clamp && clamp < so->mss ? clamp : so->mss;
 }
 
+/* the MSS this host offers in its cookie SYN-ACK: `own` (the family's usual), lowered to the
+ * family's scrub.mss, as the SYN-ACK would be on its way out */
+static __always_inline __u16 cookie_own_mss(const struct pkt *p, __u16 own)
+{
+	const struct moat_scrub *c = scrub_settings();
+	__u16 clamp = c ? mss_clamp_of(p, c) : 0;
+
+	return clamp && clamp < own ? clamp : own;
+}
+
 /* the cookie for the SYN in `p` with the options it offered */
 static __always_inline __u32 cookie_for(const struct pkt *p, const struct syn_opts *so, __u64 now)
 {
@@ -364,7 +374,7 @@ __noinline int cookie_synack_build(struct cookie_frame *f, const struct pkt *p,
 		__builtin_memcpy(&ip->daddr, p->t.src + 12, 4);
 		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (void *)ip, 20, 0));
 		cookie_tcp(th, p, cookie);
-		cookie_options((__u8 *)(th + 1), cookie_mss[3], so);
+		cookie_options((__u8 *)(th + 1), cookie_own_mss(p, cookie_mss[3]), so);
 		__builtin_memcpy(ph.src, p->t.dst + 12, 4);
 		__builtin_memcpy(ph.dst, p->t.src + 12, 4);
 		ph.proto = IPPROTO_TCP;
@@ -387,7 +397,7 @@ __noinline int cookie_synack_build(struct cookie_frame *f, const struct pkt *p,
 	__builtin_memcpy(&ip6->saddr, p->t.dst, 16);
 	__builtin_memcpy(&ip6->daddr, p->t.src, 16);
 	cookie_tcp(th, p, cookie);
-	cookie_options((__u8 *)(th + 1), cookie_mss[2], so);
+	cookie_options((__u8 *)(th + 1), cookie_own_mss(p, cookie_mss[2]), so);
 	__builtin_memcpy(ph.src, p->t.dst, 16);
 	__builtin_memcpy(ph.dst, p->t.src, 16);
 	ph.len = bpf_htonl(20 + TCP_OPT_BYTES);

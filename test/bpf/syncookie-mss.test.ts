@@ -85,6 +85,33 @@ describe("flood.syn cookies under scrub.mss", () => {
       });
     }
 
+  /** The MSS option of the SYN-ACK moat sends (the client's side of the connection). */
+  const advertisedMss = (synAck: Buffer): number | undefined => {
+    const th = tcpAt(synAck);
+    const end = th + (synAck[th + 12]! >> 4) * 4;
+    for (let o = th + 20; o < end;) {
+      const kind = synAck[o]!;
+      if (kind === 0) break;
+      if (kind === 1) {
+        o++;
+        continue;
+      }
+      if (kind === 2) return synAck.readUInt16BE(o + 2);
+      o += synAck[o + 1]!;
+    }
+    return undefined;
+  };
+
+  for (const hook of ["xdp", "tc-ingress"] as const)
+    for (const f of families)
+      test(`${hook}, ${f.v}: the SYN-ACK offers the client no more than the clamp`, () => {
+        lab.policy(policy("scrub: { mss: { ipv4: 1400, ipv6: 1300 } }"));
+        lab.run(hook, syn(f, 1460));
+        const r = lab.run(hook, syn(f, 1460));
+        assert.equal(r.verdict, "tx", "answered with a cookie");
+        assert.equal(advertisedMss(r.data), f.clamp);
+      });
+
   test("a clamp at a table value is kept: 1440 -> 1440", () => {
     lab.policy(policy("scrub: { mss: 1440 }"));
     assert.equal(answeredMss("xdp", families[0]!, 1460), 1440);
