@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { spawnLines } from "../helpers/child.ts";
-import { daemonSaid, sServer, storedEvents, until, type EventJson } from "../helpers/l7-lab.ts";
+import { daemonSaid, storedEvents, tlsServer, until, type EventJson } from "../helpers/l7-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { makeKey, SSH_QUIET, startSshd, type KeyPair } from "../helpers/sshd.ts";
 
@@ -112,27 +112,7 @@ test("L7 relay over IPv6: HTTP, TLS and SSH judged as over IPv4", async (t) => {
     assert.ok(!http.stderr.join("\n").includes("POST"), http.stderr.join("\n"));
   });
 
-  const certificate = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  const made = spawnSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=allowed.moat.test",
-    "-keyout",
-    key,
-    "-out",
-    certificate,
-  ]);
-  assert.equal(made.status, 0, String(made.stderr));
-  const tls = await sServer(lab, TLS_PORT, certificate, key, ["-6"]);
+  const tls = await tlsServer(lab, dir, TLS_PORT, ["-6"]);
   cg.onClose(() => tls.kill());
   const sClient = (sni: string) =>
     inCgroup([

@@ -49,8 +49,11 @@ export { until } from "./stored-events.ts";
 
 export const storedEvents = (lab: MoatLab): EventJson[] => stored<EventJson>(lab);
 
-/** A TLS server in namespace a on every address, port 443, with a certificate made here. */
-export async function tlsServer(lab: Lab, dir: string) {
+/**
+ * A TLS server in namespace a on every address, port `port` (443), with a certificate made here;
+ * `extra` as for sServer (-6: IPv6).
+ */
+export async function tlsServer(lab: Lab, dir: string, port = 443, extra: string[] = []) {
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   const made = spawnSync("openssl", [
@@ -71,7 +74,7 @@ export async function tlsServer(lab: Lab, dir: string) {
     cert,
   ]);
   assert.equal(made.status, 0, String(made.stderr));
-  return sServer(lab, 443, cert, key);
+  return sServer(lab, port, cert, key, extra);
 }
 
 /**
