@@ -13,39 +13,8 @@ import { connect } from "node:net";
 import { decide, pendingMatters } from "../../../src/l7/decide.ts";
 import { L7Relay } from "../../../src/l7/index.ts";
 import type { L7Decision } from "../../../src/l7/types.ts";
-import { sniff, sniffer, type Sniffed } from "../../../src/l7/sniff.ts";
-
-const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
-/** Whitespace a lenient server splits a request line on (a CR before the LF among it). */
-const WS = "[\\t\\x0b\\x0c\\r \\x1c-\\x1f\\x85\\xa0]";
-/** Empty lines and whitespace, the method, whitespace, the rest of the line, its LF. */
-const REQUEST_LINE = new RegExp(`^(?:\\n|${WS})*(${TCHAR}+)${WS}+([^\\n]*)\\n`);
-/** A prefix of one: no LF after the method's start. */
-const REQUEST_LINE_PREFIX = new RegExp(`^(?:\\n|${WS})*(?:${TCHAR}+(?:${WS}[^\\n]*)?)?$`);
-const VERSION = new RegExp(`(?:^|${WS})HTTP/[0-9]+\\.[0-9]+(?:${WS}|$)`, "i");
-
-/** sniff the longer way: the head read as latin1 text, the request line by regular expressions. */
-function sniffAsText(head: Buffer): Sniffed {
-  if (head.length === 0) return "more";
-  if (head[0] === 0x16) {
-    if (head.length < 2) return "more";
-    return head[1] === 0x03 ? "tls" : "unknown";
-  }
-  if ((head[0] ?? 0) & 0x80) {
-    if (head.length < 3) return "more";
-    if (head[2] === 1) return "tls";
-  }
-  const text = head.toString("latin1");
-  if (text.startsWith("SSH-")) return "ssh";
-  const line = REQUEST_LINE.exec(text);
-  if (line) {
-    const [, method, rest = ""] = line;
-    const word = rest.length > 0 && !new RegExp(`^${WS}`).test(rest);
-    return word && (method === "GET" || VERSION.test(rest)) ? "http" : "unknown";
-  }
-  if ("SSH-".startsWith(text) || REQUEST_LINE_PREFIX.test(text)) return "more";
-  return "unknown";
-}
+import { sniff, sniffer } from "../../../src/l7/sniff.ts";
+import { sniffAsText } from "../../helpers/sniff-model.ts";
 
 test("sniff tells every prefix and extension of each start, and other bytes, as the text compare does", () => {
   const texts = ["SSH-2.0-x\r\n", "GET / HTTP/1.1\r\n", "PRI * HTTP/2.0\r\n\r\nSM", "OPTIONS * x"];

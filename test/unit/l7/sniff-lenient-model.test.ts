@@ -4,39 +4,8 @@
 // answers as sniff from the start does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { sniff, sniffer, type Sniffed } from "../../../src/l7/sniff.ts";
-
-const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
-/** Whitespace a lenient server splits a request line on (a CR before the LF among it). */
-const WS = "[\\t\\x0b\\x0c\\r \\x1c-\\x1f\\x85\\xa0]";
-/** Empty lines and whitespace, the method, whitespace, the rest of the line, its LF. */
-const LINE = new RegExp(`^(?:\\n|${WS})*(${TCHAR}+)${WS}+([^\\n]*)\\n`);
-const LINE_PREFIX = new RegExp(`^(?:\\n|${WS})*(?:${TCHAR}+(?:${WS}[^\\n]*)?)?$`);
-const VERSION = new RegExp(`(?:^|${WS})HTTP/[0-9]+\\.[0-9]+(?:${WS}|$)`, "i");
-
-/** sniff the longer way. */
-function sniffAsText(head: Buffer): Sniffed {
-  if (head.length === 0) return "more";
-  if (head[0] === 0x16) {
-    if (head.length < 2) return "more";
-    return head[1] === 0x03 ? "tls" : "unknown";
-  }
-  if ((head[0] ?? 0) & 0x80) {
-    if (head.length < 3) return "more";
-    if (head[2] === 1) return "tls";
-  }
-  const text = head.toString("latin1");
-  if (text.startsWith("SSH-")) return "ssh";
-  const line = LINE.exec(text);
-  if (line) {
-    const [, method, rest] = line;
-    const restFirst = rest !== undefined && rest.length > 0 && !new RegExp(`^${WS}`).test(rest);
-    if (restFirst && (method === "GET" || VERSION.test(rest))) return "http";
-    return "unknown";
-  }
-  if ("SSH-".startsWith(text) || LINE_PREFIX.test(text)) return "more";
-  return "unknown";
-}
+import { sniff, sniffer } from "../../../src/l7/sniff.ts";
+import { sniffAsText } from "../../helpers/sniff-model.ts";
 
 const STARTS = [
   "SSH-2.0-x\r\n",
