@@ -16,7 +16,7 @@ import { runIn } from "../helpers/cgroup-run.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { daemonSaid, storedEvents, tlsServer, until, type EventJson } from "../helpers/l7-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
-import { makeKey, SSH_QUIET, startSshd, type KeyPair } from "../helpers/sshd.ts";
+import { makeKey, sshLoginArgs, startSshd, type KeyPair } from "../helpers/sshd.ts";
 
 const HTTP_PORT = 2203;
 const TLS_PORT = 2443;
@@ -152,20 +152,7 @@ test("L7 relay over IPv6: HTTP, TLS and SSH judged as over IPv4", async (t) => {
     cg.onClose(() => sshd.close());
   }
   const ssh = (port: number) =>
-    inCgroup([
-      "ssh",
-      ...SSH_QUIET,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-i",
-      user.path,
-      "-p",
-      String(port),
-      `root@${v6}`,
-      "echo pinned-ok",
-    ]);
+    inCgroup(["ssh", ...sshLoginArgs(user.path, v6, port, "echo pinned-ok")]);
 
   await t.test("SSH: ssh logs in to the pinned server; the other is reset", async () => {
     const ok = ssh(PINNED_PORT);

@@ -22,7 +22,7 @@ import { withResolvConf } from "../helpers/dns-clients.ts";
 import { daemonSaid, storedEvents, until, type EventJson } from "../helpers/l7-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
-import { makeKey, SSH_QUIET, startSshd } from "../helpers/sshd.ts";
+import { makeKey, sshLoginArgs, startSshd } from "../helpers/sshd.ts";
 
 /** The sshd whose host key the policy pins, and another one on the same address. */
 const PINNED = 2201;
@@ -93,20 +93,7 @@ test("L7 relay: outgoing SSH by host name, host key and version", async (t) => {
   const ssh = (identity: string, host: string, port: number) => {
     const d = join(cg.dir, identity);
     mkdirSync(d);
-    const cmd = [
-      "ssh",
-      ...SSH_QUIET,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-i",
-      user.path,
-      "-p",
-      String(port),
-      `root@${host}`,
-      "echo logged-in",
-    ];
+    const cmd = ["ssh", ...sshLoginArgs(user.path, host, port, "echo logged-in")];
     return runIn(lab.b, d, withResolvConf(dns.resolv.stub, cmd), 30_000);
   };
   const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

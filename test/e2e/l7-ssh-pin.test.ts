@@ -16,7 +16,7 @@ import { sshHandler, sshHandlerWith } from "../../src/l7/ssh/index.ts";
 import { startTestRelay, type TestRelay } from "../helpers/l7-ssh-relay.ts";
 import {
   makeKey,
-  SSH_QUIET,
+  sshLoginArgs,
   startSshd,
   tempDir,
   type KeyPair,
@@ -64,23 +64,8 @@ after(async () => {
 });
 
 async function ssh(port: number): Promise<{ status: number | null; out: string; err: string }> {
-  const child = spawn(
-    "ssh",
-    [
-      ...SSH_QUIET,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-i",
-      user.path,
-      "-p",
-      String(port),
-      "root@127.0.0.1",
-      "echo pinned-ok",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 },
-  );
+  const args = sshLoginArgs(user.path, "127.0.0.1", port, "echo pinned-ok");
+  const child = spawn("ssh", args, { stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
   let out = "";
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));

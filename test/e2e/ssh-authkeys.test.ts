@@ -14,7 +14,7 @@ import { MOAT } from "../helpers/paths.ts";
 import {
   authorizedKeysCommand,
   makeKey,
-  SSH_QUIET,
+  sshLoginArgs,
   startSshd,
   tempDir,
   type KeyPair,
@@ -78,23 +78,7 @@ after(async () => {
 async function login(key: KeyPair) {
   const ssh = spawn(
     "ip",
-    [
-      "netns",
-      "exec",
-      lab.a,
-      "ssh",
-      ...SSH_QUIET,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-i",
-      key.path,
-      "-p",
-      String(PORT),
-      `root@${lab.v4.b}`,
-      "echo logged-in",
-    ],
+    ["netns", "exec", lab.a, "ssh", ...sshLoginArgs(key.path, lab.v4.b, PORT, "echo logged-in")],
     { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 },
   );
   let out = "";

@@ -186,6 +186,29 @@ export const SSH_QUIET = [
   "ConnectTimeout=5",
 ];
 
+/** ssh's arguments to log in as root at `host`:`port` with the key at `identity` only and run
+ * `command`. */
+export function sshLoginArgs(
+  identity: string,
+  host: string,
+  port: number,
+  command: string,
+): string[] {
+  return [
+    ...SSH_QUIET,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-i",
+    identity,
+    "-p",
+    String(port),
+    `root@${host}`,
+    command,
+  ];
+}
+
 export function tempDir(tag: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), `moat-ssh-${tag}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
