@@ -104,8 +104,11 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 	ct->verdict = verdict_of(r);
 	ct->mode = r->mode;
 	ct->generation = generation;
+	/* past it, prevent cuts the connection and detect reports it (established): once, so a
+	 * connection detect reported already gets no deadline again */
 	ct->deadline_ns = 0;
-	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP)
+	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP &&
+	    !(r->mode == MOAT_MODE_DETECT && (ct->flags & MOAT_CT_OVERDUE)))
 		ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
 	/* the rule's rate limit applies to the connection's packets (ratelimit.h); credit a lease
 	 * handed over belongs to the limit that judged before */
@@ -423,7 +426,7 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 	return out_of(j, ct->verdict);
 }
 
-/* a connection past its rule's max_duration: closed, its packets cut */
+/* prevent: a connection past its rule's max_duration: closed, its packets cut */
 static __always_inline int cut(const struct judge_ctx *j, const struct moat_ct_key *k,
 			       struct moat_ct *ct)
 {
@@ -433,6 +436,18 @@ static __always_inline int cut(const struct judge_ctx *j, const struct moat_ct_k
 	emit_closed(k, ct, MOAT_REASON_MAX_DURATION, &j->h->from);
 	tally(j, MOAT_CNT_CUT);
 	return OUT_CUT;
+}
+
+/* detect: a connection past its rule's max_duration goes on untouched; what prevent would cut
+ * is reported once, as detected (its close is reported too), and its deadline is gone. A
+ * subprogram: the tc egress program's stack has no room for more */
+static __noinline void report_overdue(const struct moat_ct_key *k, struct moat_ct *ct,
+				      const struct ev_from *from)
+{
+	ct->deadline_ns = 0;
+	__u32 old = __sync_fetch_and_or(&ct->flags, MOAT_CT_OVERDUE | MOAT_CT_REPORTED);
+	if (!(old & MOAT_CT_OVERDUE))
+		emit(k, ct, MOAT_EV_DETECTED, MOAT_REASON_MAX_DURATION, from);
 }
 
 /* a tracked connection's packet that passes: its flow's first bytes for the ids signatures
@@ -507,8 +522,11 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 	if (p->t.proto == IPPROTO_TCP) {
 		/* resets of a cut connection pass: ours, or the peers' own */
 		if (ct->verdict == MOAT_EV_ALLOWED && ct->deadline_ns &&
-		    j->now >= ct->deadline_ns && !(p->tcp_flags & TCP_RST))
-			return cut(j, k, ct);
+		    j->now >= ct->deadline_ns && !(p->tcp_flags & TCP_RST)) {
+			if (ct->mode != MOAT_MODE_DETECT)
+				return cut(j, k, ct);
+			report_overdue(k, ct, &j->h->from);
+		}
 		int leaving = j->h->dir == MOAT_DIR_EGRESS;
 		if (leaving == sent_by_leaving_side(ct, from)) {
 			__u8 reason = tcp_track(ct, p, from, j->len, leaving);

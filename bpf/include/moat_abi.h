@@ -135,7 +135,7 @@ struct moat_rule {
 	__u8 mode;	      /* enum moat_mode: effective mode, the policy's folded in */
 	__u8 log;	      /* report allowed connections too */
 	__u8 flags;	      /* enum moat_rule_flag */
-	__u32 max_duration_s; /* tcp: allowed connections are cut after this; 0 = never */
+	__u32 max_duration_s; /* tcp: allowed connections' max_duration (judge.h); 0 = never */
 };
 _Static_assert(sizeof(struct moat_rule) == 8, "moat_rule");
 
@@ -425,7 +425,7 @@ enum moat_reason {
 	MOAT_REASON_UNTRACKED = 3,    /* judged, but the conntrack table was full */
 	MOAT_REASON_FIN = 4,	      /* closed: fin both ways */
 	MOAT_REASON_RST = 5,	      /* closed: reset */
-	MOAT_REASON_MAX_DURATION = 6, /* closed: cut by the rule's max_duration */
+	MOAT_REASON_MAX_DURATION = 6, /* past the rule's max_duration: cut (closed), or detected */
 	MOAT_REASON_REDIRECTED = 7,   /* connect()/sendmsg() sent to a redirect's target */
 	MOAT_REASON_UNAVAILABLE = 8,  /* a redirect's target did not listen (failure.helper) */
 	/* packets over a rule's rate limit; moat_event.packets counts them since the source's
@@ -495,6 +495,9 @@ enum moat_ct_flag {
 	 * attach.cgroup, a kernel tunnel's carrier): judged by the packet hooks' tables, as its
 	 * re-judgings are */
 	MOAT_CT_LOCAL_UNSEEN = 0x2000,
+	/* detect: past its rule's max_duration, which prevent would cut (MOAT_CT_CUT); reported
+	 * once, as detected, and not again after a re-judging (judge.h, set_judgement) */
+	MOAT_CT_OVERDUE = 0x4000,
 };
 
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by
@@ -518,7 +521,7 @@ struct moat_ct {
 	__u64 id;	   /* connection id: unique per entry */
 	__u64 created_ns;  /* bpf_ktime_get_ns() of the first packet */
 	__u64 last_ns;	   /* last packet */
-	__u64 deadline_ns; /* max_duration cut time; 0 = none */
+	__u64 deadline_ns; /* max_duration: cut time (prevent), report time (detect); 0 = none */
 	__u64 packets[2];  /* [0] sent by the initiator, [1] by the responder */
 	__u64 bytes[2];
 	__u32 rule;	  /* deciding rule in `generation` */

@@ -112,6 +112,7 @@ export const CtFlag = {
   idsDone: 0x800,
   blockedFirst: 0x1000,
   localUnseen: 0x2000,
+  overdue: 0x4000,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */

@@ -76,6 +76,7 @@ function imageRule(rule: Rule): ImageRule {
     action: rule.action,
     mode: rule.mode,
     log: rule.log,
+    // in either mode: past it the kernel cuts the connection (prevent) or reports it (detect)
     maxDurationSeconds: max && rule.action === "allow" ? max.seconds : 0,
   };
   if (rule.rateLimit && rule.action === "allow") out.limit = imageLimit(rule.name, rule.rateLimit);
