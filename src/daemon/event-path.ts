@@ -11,6 +11,7 @@ import {
   type GenerationRecord,
   type MoatEvent,
   type NetInterface,
+  type WallTimeSource,
 } from "../datapath/index.ts";
 import type { EventsLostChoice } from "../config/index.ts";
 import { lossReport, type Notice, type PacketCounts } from "../observe/index.ts";
@@ -24,7 +25,8 @@ export interface EventSource {
   readonly contents: Pick<GenerationRecord, "rule" | "redirect">;
 }
 
-export interface EventPathOptions {
+/** Event times: by the daemon's kernel clock unless `clock` or a fixed `bootTimeMs` is given. */
+export interface EventPathOptions extends WallTimeSource {
   source: EventSource;
   push: (event: MoatEvent) => void;
   /**
@@ -43,8 +45,6 @@ export interface EventPathOptions {
   /** Destroys the socket of a post-route blocked connection (null: not such an event). */
   destroy: (record: Buffer) => DestroyedSocket | null;
   log: (line: string) => void;
-  /** Wall clock at boot, in ms (kernel timestamps are ns since boot). */
-  bootTimeMs?: number;
   lossReportMs?: number;
   namesRereadMs?: number;
   /** The running policy's `failure.events_lost` (default: report). */
@@ -85,8 +85,6 @@ export function interfaceNames(
 
 export function startEventPath(options: EventPathOptions): EventPath {
   const { source, log } = options;
-  const bootTimeMs =
-    options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   const interfaceName = interfaceNames(
     options.interfaces,
     options.namesRereadMs ?? NAMES_REREAD_MS,
@@ -95,7 +93,8 @@ export function startEventPath(options: EventPathOptions): EventPath {
   // the owner of the record being decoded (decodeEvent hands it to `process`), for its names
   const decoding: { owner: KernelOwner | null } = { owner: null };
   const context = {
-    bootTimeMs,
+    clock: options.clock,
+    bootTimeMs: options.bootTimeMs,
     rule: (index: number, generation: number) =>
       source.contents.rule(index, generation) ?? undefined,
     interfaceName,

@@ -9,6 +9,8 @@ import {
   type GenerationRecord,
   type MoatEvent,
   type QuicDatagram,
+  type WallTimeSource,
+  wallTimeMs,
 } from "../datapath/index.ts";
 import { QuicInitialReader, type QuicClientHello } from "../l7/index.ts";
 
@@ -17,14 +19,13 @@ export interface QuicSource {
   readonly contents: Pick<GenerationRecord, "rule">;
 }
 
-export interface QuicPathOptions {
+/** Event times: by the daemon's kernel clock unless `clock` or a fixed `bootTimeMs` is given. */
+export interface QuicPathOptions extends WallTimeSource {
   source: QuicSource;
   push: (event: MoatEvent) => void;
   process: (owner: KernelOwner) => ProcessFacts;
   /** The names the owner learned for a remote address (moat's DNS proxy). */
   names?: (owner: KernelOwner, ip: string) => string[];
-  /** Wall clock at boot, in ms (kernel timestamps are ns since boot). */
-  bootTimeMs?: number;
 }
 
 /** Flows held at once, and for how long, waiting for the rest of a ClientHello. */
@@ -37,8 +38,6 @@ interface Flow {
 }
 
 export function startQuicPath(options: QuicPathOptions): void {
-  const bootTimeMs =
-    options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   const flows = new Map<bigint, Flow>();
   const prune = (now: number) => {
     for (const [cookie, flow] of flows) {
@@ -65,7 +64,7 @@ export function startQuicPath(options: QuicPathOptions): void {
     const rule = options.source.contents.rule(d.rule, d.generation);
     if (!rule || (d.verdict === "allowed" && !rule.log)) return;
     const event: MoatEvent = {
-      time: new Date(bootTimeMs + Number(d.tsNs / 1_000_000n)).toISOString(),
+      time: new Date(wallTimeMs(Number(d.tsNs / 1_000_000n), options)).toISOString(),
       type: d.verdict,
       mode: rule.mode,
       rule: rule.name,

@@ -63,6 +63,7 @@ import "./open-files.ts";
 import { Splicer, type SpliceMode, type SpliceOptions, type SpliceStats } from "./splice.ts";
 import type { Socket } from "node:net";
 import { relayRuleIndex, relaySocketRecord, type RelayedConnection } from "./relay-socket.ts";
+import { kernelMonotonicNs } from "./kernel-clock.ts";
 
 const objectsDir = fileURLToPath(new URL("../../build/bpf/", import.meta.url));
 export const OBJECT_FILE = "moat.bpf.o";
@@ -746,9 +747,9 @@ export class Datapath {
     return this.journal.full;
   }
 
-  /** Now on the kernel's clock (CLOCK_MONOTONIC, as bpf_ktime_get_ns): for expiresNs. */
+  /** Now on the kernel's clock (bpf_ktime_get_ns, kernel-clock.ts): for expiresNs. */
   monotonicNs(): bigint {
-    return process.hrtime.bigint();
+    return kernelMonotonicNs();
   }
 
   /** Tables a policy swap took unchanged from the running or previous policy, since start. */
@@ -802,12 +803,12 @@ export class Datapath {
   }
 
   /**
-   * Tells the kernel the daemon is alive (CLOCK_MONOTONIC, as bpf_ktime_get_ns): under
+   * Tells the kernel the daemon is alive (on the kernel's clock, as bpf_ktime_get_ns): under
    * failure.daemon allow, the hooks pass everything once this is older than the grace period.
    */
   heartbeat(): void {
     const value = Buffer.alloc(8);
-    value.writeBigUInt64LE(process.hrtime.bigint());
+    value.writeBigUInt64LE(this.monotonicNs());
     this.maps.heartbeat.update(Buffer.alloc(4), value);
   }
 
@@ -852,7 +853,7 @@ export class Datapath {
    * calls it every few seconds); what it found and removed.
    */
   sweepLimits(): LimitSweep {
-    const now = process.hrtime.bigint();
+    const now = this.monotonicNs();
     // a swept source's last packets over its limit reach the subscribers as the kernel's reports do
     const report = (record: Buffer) => {
       for (const onRecord of this.eventListeners) onRecord(record);

@@ -12,6 +12,7 @@ import {
 import { formatAddress } from "./address.ts";
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import type { EventKind, EventReason, MoatEvent } from "./event.ts";
+import { wallTimeMs, type WallTimeSource } from "./kernel-clock.ts";
 
 const kinds: Record<number, EventKind> = {
   [EventType.allowed]: "allowed",
@@ -32,9 +33,8 @@ export function protocolName(n: number): string {
   return protocols[n] ?? String(n);
 }
 
-export interface DecodeContext {
-  /** ns since boot -> wall clock: Date.now() - monotonic offset */
-  bootTimeMs: number;
+/** Kernel times become wall-clock times by the context's clock (kernel-clock.ts). */
+export interface DecodeContext extends WallTimeSource {
   /** The rule `index` of policy `generation` (index is MOAT_RULE_NONE before any policy). */
   rule: (index: number, generation: number) => { name: string; reason?: EventReason } | undefined;
   interfaceName: (ifindex: number) => string | null;
@@ -167,7 +167,7 @@ export function decodeEvent(record: Buffer, ctx: DecodeContext): MoatEvent {
           : "none";
   const reason = reasons[reasonCode] ?? "new";
   const ev: MoatEvent = {
-    time: isoTime(ctx.bootTimeMs + u64Millis(record, F.ts_ns.offset)),
+    time: isoTime(wallTimeMs(u64Millis(record, F.ts_ns.offset), ctx)),
     type: kinds[type] ?? "blocked",
     mode: record[F.mode.offset] === Mode.detect ? "detect" : "prevent",
     rule,

@@ -10,6 +10,12 @@ export {
   type Timeouts,
 } from "./datapath.ts";
 export { decodeEvent, decodeOwner, protocolName, type DecodeContext } from "./events.ts";
+export {
+  kernelMonotonicNs,
+  KernelWallClock,
+  wallTimeMs,
+  type WallTimeSource,
+} from "./kernel-clock.ts";
 export { CtFlag, IdsConst } from "./abi.ts";
 export { eventJson } from "./event-json.ts";
 export { decodeQuicInitial, type QuicDatagram } from "./quic-initial.ts";
