@@ -7,6 +7,7 @@ import type { KernelOwner } from "../attribution/index.ts";
 import type { PolicyModel } from "../config/index.ts";
 import {
   decodeOwner,
+  kernelMonotonicNs,
   netnsSocket,
   type ConntrackView,
   type Datapath,
@@ -53,7 +54,7 @@ export function datapathBinder(
   return {
     bindNames: (bindings) => datapath()?.bindNames(bindings) ?? { written: 0, full: 0 },
     unbindNames: (keys) => datapath()?.unbindNames(keys),
-    monotonicNs: () => datapath()?.monotonicNs() ?? process.hrtime.bigint(),
+    monotonicNs: () => datapath()?.monotonicNs() ?? kernelMonotonicNs(),
     recordNames: (names) => {
       const d = datapath();
       d?.recordNames(names);

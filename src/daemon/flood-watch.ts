@@ -2,7 +2,12 @@
 // ports' state is read from the kernel, and each start and end of an attack becomes one event.
 // The kernel keeps a port under attack until `hold` after its last SYN over the rate, so a rate
 // hovering at the threshold makes one long attack, not a start and an end a second.
-import type { MoatEvent, PortAttack, SynFloodAttack } from "../datapath/index.ts";
+import {
+  kernelMonotonicNs,
+  type MoatEvent,
+  type PortAttack,
+  type SynFloodAttack,
+} from "../datapath/index.ts";
 import type { Mode } from "../config/index.ts";
 
 const EVERY_MS = 1000;
@@ -50,7 +55,7 @@ export class FloodWatch {
     this.push = push;
   }
 
-  poll(nowNs: bigint = process.hrtime.bigint()): void {
+  poll(nowNs: bigint = kernelMonotonicNs()): void {
     const mode = this.reportedMode();
     if (!mode) {
       // no `flood.syn` any more: the attacks under way are over for moat

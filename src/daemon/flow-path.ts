@@ -8,6 +8,7 @@ import {
   conntrackExpired,
   CtFlag,
   decodeOwner,
+  kernelMonotonicNs,
   protocolName,
   type ConntrackCounts,
   type ConntrackEntry,
@@ -131,7 +132,7 @@ async function scanTable(
   pages: Iterable<ConntrackCounts[]>,
   o: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): Promise<void> {
-  const now = Number(process.hrtime.bigint());
+  const now = Number(kernelMonotonicNs());
   // a process's connections read /proc once a scan
   const owners = new Map<string, ProcessFacts>();
   const facts = {
@@ -157,7 +158,7 @@ function scanTableNow(
   pages: Iterable<ConntrackCounts[]>,
   o: Pick<FlowPathOptions, "rule" | "interfaceName" | "ingressHook" | "process" | "names">,
 ): void {
-  const now = Number(process.hrtime.bigint());
+  const now = Number(kernelMonotonicNs());
   const pass = ledger.startScan();
   for (const page of pages) pass.see(live(page, now, o));
   pass.end();

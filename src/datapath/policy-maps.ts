@@ -30,6 +30,7 @@ import {
 import { RedirectMaps, redirectsMap } from "./redirect-maps.ts";
 import { TableReuse } from "./table-reuse.ts";
 import { idsSettings, idsSettingsBegun } from "./ids-settings.ts";
+import { kernelMonotonicNs } from "./kernel-clock.ts";
 import { LimitMaps, limitTailRecord, type LimitSweep } from "./limit-maps.ts";
 import type { ImageLimit } from "../policy/compile/image.ts";
 import {
@@ -474,7 +475,7 @@ export class PolicyMaps {
       this.state.update(zeroKey, next);
       this.stateCopy = null;
       this.lastFlip = performance.now();
-      const begun = idsSettingsBegun(ids, process.hrtime.bigint());
+      const begun = idsSettingsBegun(ids, kernelMonotonicNs());
       if (begun) this.idsConfig.update(u32Key(idle), begun);
       dropStale();
     } catch (err) {
