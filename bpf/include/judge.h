@@ -193,6 +193,11 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
+	/* an ids cut stands: the policy never judged the bytes that made it */
+	if (ct->flags & MOAT_CT_IDS_CUT) {
+		ct->verdict = MOAT_EV_BLOCKED;
+		ct->mode = MOAT_MODE_PREVENT;
+	}
 	count_in(j->cnt, MOAT_CNT_REJUDGED, 0);
 	count_rule(j->slot, j->m, rule, 0, 1);
 	if (ct->verdict == before)

@@ -498,6 +498,9 @@ enum moat_ct_flag {
 	/* detect: past its rule's max_duration, which prevent would cut (MOAT_CT_CUT); reported
 	 * once, as detected, and not again after a re-judging (judge.h, set_judgement) */
 	MOAT_CT_OVERDUE = 0x4000,
+	/* blocked by the daemon after an ids drop signature matched its bytes (ids.mode prevent):
+	 * stays blocked whatever a re-judging says */
+	MOAT_CT_IDS_CUT = 0x8000,
 };
 
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by

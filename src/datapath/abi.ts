@@ -113,6 +113,7 @@ export const CtFlag = {
   blockedFirst: 0x1000,
   localUnseen: 0x2000,
   overdue: 0x4000,
+  idsCut: 0x8000,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */

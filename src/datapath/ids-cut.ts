@@ -69,7 +69,9 @@ export function cutIdsConnection(
     const entry = ctCodec.decode(value);
     // the same entry (not a later connection on the same tuple)
     if (entry.id === copy.connId) {
-      ctCodec.encode({ ...entry, verdict: EventType.blocked, mode: Mode.prevent }, value);
+      // flagged, so a re-judging after a reload keeps it blocked
+      const flags = entry.flags | CtFlag.idsCut;
+      ctCodec.encode({ ...entry, verdict: EventType.blocked, mode: Mode.prevent, flags }, value);
       conntrack.update(key, value);
       blocked = true;
     }

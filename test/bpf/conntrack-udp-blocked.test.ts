@@ -1,7 +1,8 @@
 // A UDP flow blocked from its first datagram, none of whose datagrams passed: that datagram
 // reached no one, and a datagram from the other side on the same ports opens the flow anew, judged
 // by the policy as opened by its sender. The blocked side's own repeats stay dropped with it, and
-// a flow that was let through and blocked later (an ids cut, a reload) stays blocked both ways.
+// a flow that was let through and blocked later (an ids cut, a reload) stays blocked both ways;
+// an ids cut outlasts later reloads.
 // Real sockets on loopback (a server on one port, its peer on another), frames through
 // BPF_PROG_TEST_RUN.
 import { after, before, test } from "node:test";
@@ -10,7 +11,9 @@ import dgram from "node:dgram";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 import type { PacketSpec } from "../helpers/packets.ts";
 import { EventType, Mode } from "../../src/datapath/abi.ts";
-import { writeConntrack } from "../../src/datapath/conntrack.ts";
+import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
+import { cutIdsConnection } from "../../src/datapath/ids-cut.ts";
+import type { IdsCopy } from "../../src/datapath/ids-record.ts";
 
 const L = "127.0.0.1";
 
@@ -118,6 +121,38 @@ test("an allowed flow that an ids cut blocks stays blocked both ways", () => {
   assert.equal(serverSends(), "drop", "the server's, which egress would allow as new");
   assert.equal(peerSends(), "drop", "the peer's");
   assert.equal(serverSends(), "drop");
+});
+
+/** What an ids copy of the flow in `e` says of it: enough for the cut to find its entry. */
+const copyOf = (
+  e: ConntrackEntry,
+): Pick<IdsCopy, "connId" | "family" | "protocol" | "local" | "remote" | "ifindex"> => ({
+  connId: e.id,
+  family: e.family,
+  protocol: "udp",
+  local: e.local,
+  remote: e.remote,
+  ifindex: e.ifindex,
+});
+
+test("a flow an ids cut blocked stays blocked after reloads that would let it through", () => {
+  policy({ served: true, outbound: true });
+  assert.equal(peerSends(), "pass");
+  const [e] = flows();
+  assert.ok(e);
+  // a forwarded flow: no socket of this host to destroy, the entry alone stops it
+  const cut = cutIdsConnection(lab.dp.conntrackMap, copyOf(e) as IdsCopy, {
+    sockDestroy: () => false,
+  });
+  assert.deepEqual(cut, { blocked: true, destroyed: false });
+  assert.equal(peerSends(), "drop", "cut");
+  for (let i = 0; i < 2; i++) {
+    // a set change, a host change: a new generation of the same rules
+    policy({ served: true, outbound: true }, true);
+    assert.equal(peerSends(), "drop", `reload ${i + 1}: the peer's`);
+    assert.equal(serverSends(), "drop", `reload ${i + 1}: the server's`);
+  }
+  assert.equal(flows()[0]?.verdict, "blocked");
 });
 
 test("an allowed flow that a reload blocks stays blocked both ways", () => {
