@@ -6,7 +6,8 @@
  * connection is judged again with the real interface's class: a block drops the packet (and
  * every later one), is reported, and the daemon destroys the socket so that connect() fails
  * at once. Every later packet is compared with the interface it was judged for, and judged
- * again when it leaves by another (SO_BINDTODEVICE after connect(), IP_PKTINFO). Only sockets
+ * again when it leaves by another (SO_BINDTODEVICE after connect(), IP_PKTINFO) or when the
+ * check's verdict is of an older policy generation (a reload). Only sockets
  * armed at connect() under rules that name interfaces do any work; every other packet costs
  * one array lookup (no interface rules) or one socket-storage lookup, an armed socket's packet
  * on its interface one compare more. The
@@ -23,6 +24,15 @@
  * interface it was judged for (ifindex), as setsockopt(SO_BINDTODEVICE) or IP_PKTINFO move a
  * socket after it */
 #define MOAT_POST_CHECKED 0x10
+/* moat_sock.post_route: the check judged the socket by its real interface (its rule, verdict
+ * and generation are the check's): a reload judges it again by that interface */
+#define MOAT_POST_JUDGED 0x20
+
+/* whether the check's own verdict on the socket was made under an older policy */
+static __always_inline int post_route_stale(const struct moat_sock *s, const struct moat_meta *m)
+{
+	return (s->post_route & MOAT_POST_JUDGED) && s->generation != m->generation;
+}
 
 /* connect()/sendmsg(): the interface the route mirror predicts, recorded in the socket record,
  * and the class of the owner leaving by it */
@@ -95,10 +105,11 @@ static __always_inline int post_route_tuple(struct __sk_buff *skb, struct tuple 
 	return 0;
 }
 
-/* reports a connection the post-route check blocked or detected, on the real interface. A
- * subprogram; its connection record is the hook's scratch one */
+/* reports a connection the post-route check blocked or detected, on the real interface, as new
+ * or as judged again after a reload (`reason`). A subprogram; its connection record is the
+ * hook's scratch one */
 static __noinline void post_route_report(const struct tuple *t, const struct moat_sock *s,
-					 __u8 mode, __u32 ifindex)
+					 __u8 mode, __u32 ifindex, __u8 reason)
 {
 	struct moat_ct_key k __attribute__((aligned(8)));
 	struct ev_from from = {.hook = MOAT_HOOK_POST_ROUTE, .ifindex = ifindex};
@@ -116,12 +127,12 @@ static __noinline void post_route_report(const struct tuple *t, const struct moa
 	ct->mode = mode;
 	ct->ifindex = ifindex;
 	ct->owner = s->owner;
-	emit(&k, ct, s->verdict, MOAT_REASON_NEW, &from);
+	emit(&k, ct, s->verdict, reason, &from);
 }
 
 /* a packet of an armed socket: the check of its destination's first packet, of a later one that
- * leaves by another interface than it was judged for, or the drop of a packet to a destination
- * the check blocked */
+ * leaves by another interface than it was judged for or that the check judged under an older
+ * policy, or the drop of a packet to a destination the check blocked */
 static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *s)
 {
 	struct tuple t;
@@ -140,19 +151,24 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 	/* the record is about the socket's latest destination; another one is not checked */
 	if (s->protocol != t.proto || s->port != t.dport || __builtin_memcmp(s->addr, t.dst, 16))
 		return CG_SKB_PASS;
-	if (s->post_route & MOAT_POST_BLOCKED) {
+	/* the check's verdict stands until a reload, which judges it again by the same interface */
+	int stale = post_route_stale(s, m);
+	if ((s->post_route & MOAT_POST_BLOCKED) && !stale) {
 		count(MOAT_CNT_BLOCKED, skb->len);
 		return CG_SKB_DROP;
 	}
 	if (!(s->post_route & (MOAT_POST_PENDING | MOAT_POST_CHECKED)))
 		return CG_SKB_PASS;
 	/* the first packet is checked in full; later ones only by their interface */
-	s->post_route = (s->post_route & ~MOAT_POST_PENDING) | MOAT_POST_CHECKED;
+	s->post_route =
+	    (s->post_route & ~(MOAT_POST_PENDING | MOAT_POST_BLOCKED)) | MOAT_POST_CHECKED;
 
 	__u32 real = skb->ifindex;
-	if (real == s->ifindex || !m->generation || !m->post_route)
+	int moved = real != s->ifindex;
+	if ((!moved && !stale) || !m->generation || !m->post_route)
 		return CG_SKB_PASS;
-	count(MOAT_CNT_POST_ROUTE_MISS, skb->len);
+	if (moved)
+		count(MOAT_CNT_POST_ROUTE_MISS, skb->len);
 
 	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};
 	__builtin_memcpy(f.remote, t.dst, 16);
@@ -164,14 +180,21 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 	rule_get(slot, rule, &r);
 
 	/* the real decision: the tc hook adopts it for the connection it tracks */
+	__u8 before = s->verdict;
 	s->rule = rule;
 	s->generation = m->generation;
 	s->verdict = verdict_of(&r);
 	s->ifindex = real;
+	s->post_route |= MOAT_POST_JUDGED;
 	if (s->verdict == MOAT_EV_ALLOWED)
 		return CG_SKB_PASS;
-	s->post_route |= MOAT_POST_REPORTED;
-	post_route_report(&t, s, r.mode, real);
+	/* judged again after a reload on the same interface: reported only when it changed, as
+	 * the tc hook's connections are */
+	if (moved || s->verdict != before) {
+		s->post_route |= MOAT_POST_REPORTED;
+		post_route_report(&t, s, r.mode, real,
+				  moved ? MOAT_REASON_NEW : MOAT_REASON_REJUDGED);
+	}
 	if (s->verdict != MOAT_EV_BLOCKED)
 		return CG_SKB_PASS;
 	s->post_route |= MOAT_POST_BLOCKED;

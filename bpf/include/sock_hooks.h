@@ -226,17 +226,16 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (t.proto == IPPROTO_UDP && m->redirect_count)
 		udp_direct_to_target(ctx, &t, v6, hook);
 
-	/* an unconnected udp socket's owner sends to the same destination again: judged already */
+	/* an unconnected udp socket's owner sends to the same destination again: judged already,
+	 * unless its redirect's target has stopped since; then judged in full, which does (and
+	 * reports) what the rule's mode and failure.helper say */
 	if (s->generation == m->generation && s->port == t.dport && s->protocol == t.proto &&
 	    !__builtin_memcmp(s->addr, t.dst, 16) && owner_is_caller(&s->owner)) {
 		if (s->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
-		if (s->redirect &&
-		    redirect_sock(ctx, s, how | (s->redirect - 1) << 2) == REDIRECT_DOWN_BLOCK) {
-			count(MOAT_CNT_UNAVAILABLE, 0);
-			return SOCK_DENY;
-		}
-		return SOCK_ALLOW;
+		if (!s->redirect ||
+		    redirect_sock(ctx, s, how | (s->redirect - 1) << 2) <= REDIRECT_SENT)
+			return SOCK_ALLOW;
 	}
 
 	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};

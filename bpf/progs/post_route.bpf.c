@@ -32,8 +32,10 @@ int moat_post_route(struct __sk_buff *skb)
 		return CG_SKB_PASS;
 	if (s->post_route & (MOAT_POST_PENDING | MOAT_POST_BLOCKED))
 		return post_route_check(skb, s);
-	/* checked: judged again only when it leaves by another interface */
-	if ((s->post_route & MOAT_POST_CHECKED) && skb->ifindex != s->ifindex)
+	/* checked: judged again only when it leaves by another interface, or when the check judged
+	 * it under an older policy */
+	if ((s->post_route & MOAT_POST_CHECKED) &&
+	    (skb->ifindex != s->ifindex || post_route_stale(s, &st->meta[slot])))
 		return post_route_check(skb, s);
 	return CG_SKB_PASS;
 }
