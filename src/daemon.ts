@@ -40,7 +40,7 @@ import { startFloodWatch, synCookiesLine } from "./daemon/flood-watch.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
 import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
 import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
-import { LocalDecisions } from "./daemon/local-decisions.ts";
+import { decidedConnection, LocalDecisions, type EntryLookups } from "./daemon/local-decisions.ts";
 import { reviewPathOf } from "./daemon/review-file.ts";
 import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
@@ -463,16 +463,38 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     model: () => policy.active.model,
     // the review queue, beside the decisions
     reviewPath: decisionsPath === null ? null : reviewPathOf(decisionsPath),
-    cut: (rule) => {
-      const open = connectionsOf(
-        datapath.conntrack(),
-        (e) => datapath.contents.rule(e.rule, e.generation)?.name === rule,
-      );
-      const report = cutConnections(open);
-      for (const error of new Set(report.errors))
+    // what the policy without the decision blocks is cut; the rest goes on to be judged again
+    cut: (rule, judgement) => {
+      const name = (index: number, generation: number) =>
+        datapath.contents.rule(index, generation)?.name;
+      const lookups: EntryLookups = {
+        rule: name,
+        interfaceName: (ifindex) =>
+          datapath.attachments.find((a) => a.ifindex === ifindex)?.interface ?? null,
+        ingressHook: (ifindex) =>
+          datapath.attachments.some((a) => a.ifindex === ifindex && a.hook === "tc-ingress")
+            ? "tc"
+            : "xdp",
+        process: owners,
+        names: (owner, ip) => dns.namesOf(owner, ip),
+      };
+      const errors = new Set<string>();
+      let destroyed = 0;
+      const open = connectionsOf(datapath.conntrack(), (e) => name(e.rule, e.generation) === rule);
+      for (const entry of open) {
+        const blocked = judgement.blocked(decidedConnection(entry, lookups));
+        if (!blocked) continue;
+        const report = cutConnections([entry]);
+        for (const error of report.errors) errors.add(error);
+        if (report.destroyed === 0) continue;
+        destroyed++;
+        judgement.cut(blocked);
+      }
+      for (const error of errors)
         log(`warning: a connection of ${rule} could not be cut: ${error}`);
-      return report.destroyed;
+      return destroyed;
     },
+    report: (event) => pipeline.push(event),
     audit: (line) => audit.note(line),
     log,
   });

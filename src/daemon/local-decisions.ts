@@ -1,16 +1,25 @@
 // The local decisions layer at run time: the store (decision-store.ts), the review queue
 // (review-queue.ts, kept beside the store) fed by the event path, and every change carried out through the policy
 // lifecycle's one install path (the running text compiled again with the decisions). A decision
-// that expires is removed, the policy installed without it, and the connections it let through
-// are cut; a "once" decision goes when its connection's event names it (that connection goes on).
-// Nothing is ever decided on a timeout: a queued connection waits for a person.
+// that expires is removed and the policy installed without it; the connections it let through
+// that this policy blocks are cut, and the others go on, judged again by the kernel at their next
+// packet (one the policy detects is reported then); a "once" decision goes when its connection's
+// event names it (that connection goes on). Nothing is ever decided on a timeout: a queued
+// connection waits for a person.
 import {
   parseHostname,
   type LocalDecision,
   type ModeDecision,
   type PolicyModel,
 } from "../config/index.ts";
-import type { MoatEvent } from "../datapath/index.ts";
+import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
+import {
+  decodeOwner,
+  protocolName,
+  type ConntrackEntry,
+  type Endpoint,
+  type MoatEvent,
+} from "../datapath/index.ts";
 import type {
   DecisionBody,
   DecisionOutcome,
@@ -18,7 +27,7 @@ import type {
   ReviewAnswer,
   ReviewView,
 } from "../api/index.ts";
-import { decisionIdOf, decisionRuleName } from "../policy/index.ts";
+import { decisionIdOf, decisionRuleName, evaluate, storedFacts } from "../policy/index.ts";
 import { DecisionError, type DecisionRequest, type DecisionStore } from "./decision-store.ts";
 import { queuesEvent, ReviewQueue } from "./review-queue.ts";
 import type { ReloadResult } from "./policy-lifecycle.ts";
@@ -37,14 +46,28 @@ export interface LocalDecisionsOptions {
   installMode?: (mode: ModeDecision["mode"] | undefined, who: string) => Promise<ReloadResult>;
   model: () => PolicyModel;
   /**
-   * Cuts the open connections rule `name` let through; says how many sockets went. Called
-   * before the policy without the rule goes in: it would re-judge them, and drop their resets.
+   * Cuts the open connections rule `name` let through that `judgement` says the policy without
+   * it blocks; says how many sockets went. Called before the policy without the rule goes in:
+   * it would re-judge them, and drop their resets.
    */
-  cut: (rule: string) => number;
+  cut: (rule: string, judgement: CutJudgement) => number;
+  /** The events of the connections cut, once the policy without their decision is in. */
+  report?: (event: MoatEvent) => void;
   audit: (line: string) => void;
   log: (line: string) => void;
   /** Where the review queue is kept (beside the decisions); absent or null: in memory only. */
   reviewPath?: string | null;
+}
+
+/** What the cut of a decision's connections asks of each of them. */
+export interface CutJudgement {
+  /**
+   * The connection's event once cut (blocked, reason `rejudged`) when the policy without the
+   * decision surely blocks it; null when it may let it through or only detect it: it goes on.
+   */
+  blocked(connection: MoatEvent): MoatEvent | null;
+  /** A connection whose socket was destroyed, with its `blocked` event. */
+  cut(event: MoatEvent): void;
 }
 
 /** setTimeout's limit: later expiries are checked again then. */
@@ -172,32 +195,58 @@ export class LocalDecisions {
     const d = this.options.store.remove(id);
     if (!d) return { ok: false, errors: [`no decision ${id}`] };
     this.options.audit(`DECISION STORED decision ${id} removed by ${who}`);
+    const cutEvents: MoatEvent[] = [];
     const result = await this.options.install(`decision ${id} removed by ${who}`, () => {
-      if (cut) this.cutFor(d, "removed");
+      if (cut) cutEvents.push(...this.cutFor(d, "removed"));
     });
+    this.reportCut(cutEvents, result.generation);
     if (!result.ok) return { ok: false, errors: result.errors };
     this.schedule();
     return { ok: true, decision: d, generation: result.generation };
   }
 
-  /** Removes what expired, installs the policy without it, cuts its connections. */
+  /** Removes what expired, installs the policy without it, cuts what that policy blocks. */
   private async expire(): Promise<void> {
     this.timer = null;
     const gone = this.options.store.takeExpired();
     if (gone.length > 0) {
       const ids = gone.map((d) => d.id).join(", ");
-      await this.options.install(`decision ${ids} expired`, () => {
-        for (const d of gone) this.cutFor(d, "expired");
+      const cutEvents: MoatEvent[] = [];
+      const result = await this.options.install(`decision ${ids} expired`, () => {
+        for (const d of gone) cutEvents.push(...this.cutFor(d, "expired"));
       });
+      this.reportCut(cutEvents, result.generation);
     }
     this.schedule();
   }
 
-  private cutFor(d: LocalDecision, why: string): void {
-    // "once" lets its one connection go on; an allow's connections end with it
-    if (d.lifetime === "once" || d.action !== "allow") return;
-    const n = this.options.cut(decisionRuleName(d.id));
-    this.options.log(`decision ${d.id} ${why}: ${n} connection(s) it allowed cut`);
+  /**
+   * Cuts the connections `d` let through that the policy without it (the store's decisions now)
+   * blocks; returns their events. The others go on: the kernel judges them again at their next
+   * packet, and reports one that policy detects.
+   */
+  private cutFor(d: LocalDecision, why: string): MoatEvent[] {
+    // "once" lets its one connection go on
+    if (d.lifetime === "once" || d.action !== "allow") return [];
+    const without: PolicyModel = { ...this.options.model(), decisions: this.current() };
+    const cut: MoatEvent[] = [];
+    let going = 0;
+    const n = this.options.cut(decisionRuleName(d.id), {
+      blocked: (connection) => {
+        const event = blockedWithout(without, connection);
+        if (!event) going++;
+        return event;
+      },
+      cut: (event) => cut.push(event),
+    });
+    const on = going > 0 ? `; ${going} go on (the policy without it does not block them)` : "";
+    this.options.log(`decision ${d.id} ${why}: ${n} connection(s) it allowed cut${on}`);
+    return cut;
+  }
+
+  /** The cut connections' events, judged by the policy that went in as `generation`. */
+  private reportCut(events: MoatEvent[], generation: number): void {
+    for (const event of events) this.options.report?.({ ...event, generation });
   }
 
   private schedule(): void {
@@ -210,6 +259,63 @@ export class LocalDecisions {
     this.timer = setTimeout(() => void this.expire(), wait);
     this.timer.unref();
   }
+}
+
+/**
+ * `connection`'s event once cut, blocked by `model` (reason `rejudged`, as the kernel reports a
+ * connection a new policy blocks), when every decision `model` may come to on what the event
+ * says blocks it; null when one may let it through or only detect it.
+ */
+export function blockedWithout(model: PolicyModel, connection: MoatEvent): MoatEvent | null {
+  const facts = storedFacts(connection);
+  if (facts === "dns") return null;
+  const e = evaluate(model, facts);
+  const possible = e.verdict === "deferred" ? e.possible : [e];
+  const d = possible[0];
+  if (!d || possible.some((p) => p.verdict !== "blocked")) return null;
+  return {
+    ...connection,
+    type: "blocked",
+    verdict: "blocked",
+    rule: d.rule,
+    mode: d.mode,
+    reason: "rejudged",
+  };
+}
+
+/** How the daemon reads what a conntrack entry holds by number. */
+export interface EntryLookups {
+  rule: (index: number, generation: number) => string | undefined;
+  interfaceName: (ifindex: number) => string | null;
+  ingressHook: (ifindex: number) => "xdp" | "tc";
+  process: (owner: KernelOwner) => ProcessFacts;
+  names: (owner: KernelOwner, ip: string) => string[];
+}
+
+/** An open connection a decision let through, as an event of it shows it now. */
+export function decidedConnection(e: ConntrackEntry, at: EntryLookups): MoatEvent {
+  const owner = decodeOwner(e.value.owner);
+  const remote: Endpoint = { ...e.remote };
+  const names = owner ? at.names(owner, remote.ip) : [];
+  if (names.length > 0) remote.names = names;
+  return {
+    time: new Date().toISOString(),
+    type: e.verdict,
+    mode: e.mode,
+    rule: at.rule(e.rule, e.generation) ?? `#${e.rule}`,
+    direction: e.direction,
+    protocol: protocolName(e.protocol),
+    local: { ...e.local },
+    remote,
+    interface: e.ifindex ? at.interfaceName(e.ifindex) : null,
+    process: owner ? at.process(owner) : null,
+    layer7: null,
+    connection: e.id.toString(16),
+    reason: "new",
+    verdict: e.verdict,
+    hook: e.direction === "egress" ? "tc" : at.ingressHook(e.ifindex),
+    generation: e.generation,
+  };
 }
 
 /** The decision's remote for a review answer's scope. */

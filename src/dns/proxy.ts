@@ -36,6 +36,7 @@ import type {
 } from "./ports.ts";
 import { queryFacts, type QueryJudge, type QueryVerdict } from "./query-judge.ts";
 import type { DnsSettings } from "../config/index.ts";
+import { DOH_RULE } from "../policy/index.ts";
 
 /** A proxy told nothing yet: no resolvers of its own, the policy defaults' floor and grace. */
 const DNS_DEFAULTS: DnsSettings = {
@@ -140,6 +141,11 @@ export interface NetnsListen {
 
 /** Firefox's canary domain: NXDOMAIN tells it the network turns DNS over HTTPS off. */
 const DOH_CANARY = "use-application-dns.net";
+
+/** The canary's verdict in detect mode: what `dns:doh` would have prevented. */
+function canaryDetected(): QueryVerdict {
+  return { verdict: "detected", rule: DOH_RULE, mode: "detect", reason: "doh" };
+}
 
 export class DnsProxy {
   readonly store: BindingStore;
@@ -519,8 +525,13 @@ export class DnsProxy {
       return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
     // Firefox keeps DNS over HTTPS off when its canary does not resolve
-    if (this.settings.doh === "block" && q.name === DOH_CANARY)
-      return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
+    if (this.settings.doh === "block" && q.name === DOH_CANARY) {
+      // the query's mode is the policy's (dns:doh's) unless a rule with a mode of its own judged it
+      if (verdict.mode === "prevent")
+        return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
+      // detect mode alters no answer: the canary is asked as any name, and reported detected
+      record.verdict = canaryDetected();
+    }
     const uid = owner ? owner.uid : null;
     if (!this.pending.take(uid)) {
       this.stats.overloaded++;
@@ -627,7 +638,9 @@ export class DnsProxy {
   private reported(record: QueryRecord, reply: Buffer, rcode: string): Buffer {
     record.exchange.rcode = rcode;
     record.generation = this.options.generation();
-    for (const ev of queryEvents(record)) this.options.report(ev);
+    // judged by dns:doh, its events say so as the connections it judges do
+    const doh = record.verdict.rule === DOH_RULE;
+    for (const ev of queryEvents(record)) this.options.report(doh ? { ...ev, reason: "doh" } : ev);
     return reply;
   }
 

@@ -2,9 +2,10 @@
 // `dns: { doh: block }` Firefox's canary use-application-dns.net gets NXDOMAIN from moat's proxy
 // and a connection to a DoH resolver of the list (here a lab address, named by dns.doh_list) on
 // port 443 fails with EPERM, reported by rule dns:doh with reason doh; with `doh: allow` neither
-// happens.
+// happens. In detect mode neither is refused: the canary gets the server's own answer and both
+// are reported detected by rule dns:doh with reason doh.
 //
-// Run time: about 20 s on 2 cores (the daemon's start, one reload).
+// Run time: about 25 s on 2 cores (the daemon's start, two reloads).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,9 +19,15 @@ import { storedEvents, until } from "../helpers/stored-events.ts";
 
 const CANARY = "use-application-dns.net";
 
-function policy(l: Lab & { auditPath: string }, cgroup: string, list: string, doh: string) {
+function policy(
+  l: Lab & { auditPath: string },
+  cgroup: string,
+  list: string,
+  doh: string,
+  mode = "prevent",
+) {
   return `version: 1
-mode: prevent
+mode: ${mode}
 defaults: { ingress: allow, egress: allow }
 attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
 logging: { audit: { path: ${l.auditPath} } }
@@ -32,10 +39,12 @@ rules:
 
 interface EventJson {
   type: string;
+  verdict?: string;
   rule?: string;
   reason?: string;
   remote?: { ip: string; port: number };
   dns?: { query: string; rcode: string };
+  layer7?: { dns?: { name: string } } | null;
 }
 
 test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolvers; allow does not", async (t) => {
@@ -107,4 +116,39 @@ test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolver
     assert.notEqual(d.rcode, "NXDOMAIN", d.stdout);
     assert.equal(pyConnect(fresh(), resolv.stub, resolver, 443).result, "connected");
   });
+
+  await t.test(
+    "block in detect mode: the canary gets the server's answer and is reported detected, rule dns:doh",
+    async () => {
+      lab.writePolicy(policy(labShape!, cg.cgroup, list, "block", "detect"));
+      await lab.daemon.waitFor(/applied: generation 3/);
+      const d = dig(fresh(), z.upstream, CANARY);
+      assert.notEqual(d.rcode, "NXDOMAIN", d.stdout);
+      const detected = await until("the canary's detected event", () =>
+        storedEvents<EventJson>(lab).find(
+          (e) => e.type === "detected" && e.layer7?.dns?.name === CANARY,
+        ),
+      );
+      assert.equal(detected.rule, "dns:doh");
+      assert.equal(detected.reason, "doh");
+      const asked = storedEvents<EventJson>(lab).filter(
+        (e) => e.type === "dns" && e.dns?.query === CANARY,
+      );
+      // the query's own event carries the answer the client got
+      assert.equal(asked.at(-1)?.dns?.rcode, d.rcode);
+      assert.equal(asked.at(-1)?.verdict, "detected");
+    },
+  );
+
+  await t.test(
+    "block in detect mode: a connection to the list's resolver goes through, reported detected",
+    async () => {
+      assert.equal(pyConnect(fresh(), resolv.stub, resolver, 443).result, "connected");
+      await lab.daemon.waitFor(
+        new RegExp(
+          `DETECTED egress tcp \\S+ -> ${resolver.replaceAll(".", "\\.")}:443 .*by rule dns:doh`,
+        ),
+      );
+    },
+  );
 });
