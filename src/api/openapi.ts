@@ -279,7 +279,8 @@ export const OPENAPI = {
       },
       delete: {
         "x-moat-scope": "policy",
-        summary: "remove a local decision (the connections an allow let through are cut)",
+        summary:
+          "remove a local decision (connections an allow let through that the policy then blocks are cut)",
         parameters: [{ name: "id", in: "query", required: true, schema: { type: "string" } }],
         responses: { 200: { description: "removed", content: json }, 404: error, default: error },
       },

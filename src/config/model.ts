@@ -369,7 +369,8 @@ export interface DnsSettings {
   /**
    * "block": the canary use-application-dns.net gets NXDOMAIN, and connections to
    * set:doh-resolvers on tcp/udp 443 and 853 are blocked by the implicit rule `dns:doh` before
-   * the policy's rules (docs/dns.md, "Encrypted DNS"). Default "allow".
+   * the policy's rules; in detect mode both are only reported (docs/dns.md, "Encrypted DNS").
+   * Default "allow".
    */
   doh: "allow" | "block";
   /** "strip": the proxy removes the `ech` parameter from HTTPS/SVCB answers. Default "keep". */

@@ -370,6 +370,7 @@ export function formatEventLine(ev: MoatEvent): string {
     return `${line}${who} (${reason}, ${s.packets} packets, ${s.bytes} bytes, ${(s.durationMs / 1000).toFixed(1)} s)`;
   }
   if (ev.reason === "rejudged") return `${line}${who} (policy reloaded)`;
+  if (ev.reason === "max_duration") return `${line}${who} (past max_duration)`;
   if (ev.reason === "rate_limit")
     return `${line}${who} (over the rate limit: ${ev.aggregated?.packets ?? 0} packets)`;
   if (ev.reason === "syn_flood" && ev.attack) return attackLine(ev, ev.attack);

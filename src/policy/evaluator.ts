@@ -196,7 +196,8 @@ function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
   const max = rule.layer4?.maxDuration;
   if (max && rule.action === "allow") {
     decision.maxDurationSeconds = max.seconds;
-    decision.reason += `; reset after ${formatDuration(max.seconds)}`;
+    const past = rule.mode === "detect" ? "reported (detect) after" : "reset after";
+    decision.reason += `; ${past} ${formatDuration(max.seconds)}`;
   }
   if (rule.rateLimit && rule.action === "allow")
     decision.rateLimit = describeRateLimit(rule.rateLimit, rule.mode);

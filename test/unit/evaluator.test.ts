@@ -260,7 +260,17 @@ test("report: blocks and detections always, allowed matches only with log: true;
   );
   assert.deepEqual([web.report, session.report, dropped.report], [true, false, true]);
   assert.equal(session.maxDurationSeconds, 28800);
-  assert.equal(session.reason, "rule session (line 15): tcp port 443; reset after 8h");
+  assert.equal(session.reason, "rule session (line 15): tcp port 443; reported (detect) after 8h");
+  const prevent = parsePolicy(
+    `version: 1
+mode: prevent
+rules:
+  - { name: session, direction: egress, action: allow, layer4: { protocol: tcp, port: [443], max_duration: 8h } }
+`,
+    "p.yaml",
+  );
+  const cut = evaluate(prevent, tcp("egress", "10.0.0.1:40000", "1.2.3.4:443"));
+  assert.equal(cut.reason, "rule session (line 4): tcp port 443; reset after 8h");
   const allowedByDefault = evaluate(
     parsePolicy("version: 1\nmode: prevent\n", "p.yaml"),
     tcp("egress", "10.0.0.1:1", "1.1.1.1:2"),

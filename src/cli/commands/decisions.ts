@@ -18,8 +18,9 @@ const USAGE = `${SHORT_USAGE}
   add: REMOTE is an IP address (a host), a DNS name (a domain) or *.name / **.name (a wildcard);
     --lifetime once | reboot | forever | a duration (1h, 30m, 90s); --direction egress (default)
     or ingress; --port goes with --protocol tcp or udp. One for the same destination is
-    replaced. An allow that expires or is removed cuts the connections it let through.
-  remove: the decision goes at once (an allow's open connections are cut).`;
+    replaced. An allow that expires or is removed cuts the connections it let through that the
+    policy without it blocks (in prevent mode); the others go on, judged again.
+  remove: the decision goes at once (as at expiry: what the policy then blocks is cut).`;
 
 export const decisionsCommand: Command = {
   name: "decisions",
