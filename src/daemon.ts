@@ -46,6 +46,7 @@ import { policyPlumbing } from "./daemon/policy-plumbing.ts";
 import { serveApi } from "./daemon/serve-api.ts";
 import { tryListeners } from "./daemon/api-trial.ts";
 import { watchAuditRotation } from "./daemon/audit-rotation.ts";
+import { watchPins } from "./daemon/pin-watch.ts";
 import {
   dynamicSets,
   joinedRefresh,
@@ -229,6 +230,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   live.model = constant(initial.model);
   const { pipeline, audit, history } = daemonSinks(initial.model, options);
   const rotation = watchAuditRotation(audit, log);
+  const pins = pinRoot === null ? null : watchPins(() => datapath.restorePins(), pinRoot, log);
   // anomaly detection over flow records and DNS queries; its state beside the history
   const anomalies = startAnomalyPath({
     settings: () => live.model?.().anomaly,
@@ -584,6 +586,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     dns.close();
     void attachWatch.close();
     rotation.close();
+    pins?.close();
+    if (options.handOver) pins?.check();
     datapath.stop({ keepPins: options.handOver === true });
     log(
       options.handOver

@@ -972,6 +972,22 @@ export class Datapath {
   }
 
   /**
+   * Pins again whatever of this daemon's pins is gone (the pin directory removed by hand while it
+   * ran), so its programs outlive it as a hand-over or a crash expects; returns what was pinned.
+   */
+  restorePins(): string[] {
+    if (!this.pinRoot || !this.pinned || this.stopped) return [];
+    const restored = this.pinned.restore(this.object);
+    this.links.forEach((link, i) => {
+      const pin = this.attachments[i]?.pin;
+      if (!pin || existsSync(pin)) return;
+      link.pin(pin);
+      restored.push(pin);
+    });
+    return restored;
+  }
+
+  /**
    * Detaches every link, removes pins, unloads the object. Safe to call twice. With
    * `keepPins`, only this process's handles close: pinned links stay attached and pinned maps
    * stay, for the next daemon.

@@ -116,6 +116,7 @@ const sameShape = (a: MapInfo, b: Pick<BpfMap, "type" | "keySize" | "valueSize" 
 
 /** The pinned maps under one pin root: adopt them into an object before load, pin after. */
 export class PinnedMaps {
+  readonly root: string;
   readonly dir: string;
   private readonly record: BpfMap;
   /** The last policy generation a daemon applied with these pins (0: none). */
@@ -125,6 +126,7 @@ export class PinnedMaps {
   private migrations: { group: string; migration: GroupMigration }[] = [];
 
   constructor(root: string) {
+    this.root = root;
     ensureDir(root);
     this.dir = join(root, "maps");
     ensureDir(this.dir);
@@ -286,6 +288,34 @@ export class PinnedMaps {
     const known = new Set(Object.values(MAP_GROUPS).flatMap((g) => g.maps));
     for (const name of readdirSync(this.dir))
       if (!known.has(name)) unlinkSync(join(this.dir, name));
+  }
+
+  /**
+   * Pins again the layout record and the maps of `object` whose pins are gone (removed by hand
+   * while the daemon ran); returns their paths.
+   */
+  restore(object: BpfObject): string[] {
+    const restored: string[] = [];
+    ensureDir(this.root);
+    ensureDir(this.dir);
+    const record = join(this.root, "abi");
+    if (!existsSync(record)) {
+      this.record.pin(record);
+      restored.push(record);
+    }
+    for (const { maps } of Object.values(MAP_GROUPS))
+      for (const name of maps) {
+        const path = join(this.dir, name);
+        if (existsSync(path)) continue;
+        const map = object.map(name);
+        try {
+          map.pin(path);
+        } finally {
+          map.close();
+        }
+        restored.push(path);
+      }
+    return restored;
   }
 
   /** Remembers the live generation, so a next daemon continues after it. */
