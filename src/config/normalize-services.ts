@@ -133,6 +133,12 @@ function checkFleet(
       ["fleet", "events", "subject"],
       `'${subject}' is not a NATS subject without wildcards`,
     );
+  // events there would land in the server's API or a bucket's keys ($KV.moat-policy.policy.web1)
+  else if (subject.startsWith("$"))
+    ctx.error(
+      ["fleet", "events", "subject"],
+      `'${subject}' starts with '$': subjects starting with '$' are the server's own (JetStream's API, a bucket's keys)`,
+    );
   const policy = fleet.policy;
   if (policy && !/^[A-Za-z0-9_-]+$/.test(policy.bucket))
     ctx.error(["fleet", "policy", "bucket"], `'${policy.bucket}' is not a bucket name`);

@@ -1,10 +1,12 @@
 // The fleet's policy follower as the running policy's `fleet` section asks for it: started with
 // the daemon, replaced when a policy changes what it follows, stopped when a policy drops it.
-// The nats client loads only when a policy has that section.
+// The nats client loads only when a policy has that section. A revision the host could not go on
+// following with (its state directory or seed file failing their checks) is refused before it is
+// applied: applied, it would leave the host following nothing.
 import { dirname } from "node:path";
-import type { FleetSettings, PolicyModel } from "../config/index.ts";
+import { parsePolicyWith, type FleetSettings, type PolicyModel } from "../config/index.ts";
 import type { ApplyOutcome, PolicyFollower } from "../fleet/index.ts";
-import { trustedDirectory } from "../host/index.ts";
+import { nodeHost, trustedDirectory } from "../host/index.ts";
 import { readSecretFile } from "../observe/index.ts";
 import type { RunningPolicy } from "./policy-lifecycle.ts";
 
@@ -52,9 +54,7 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
           await import("../fleet/index.ts");
         let seed: string | undefined;
         try {
-          // a user who could rename entries there could put an older state back
-          trustedDirectory(dirname(stateFile), { what: "fleet state directory", create: true });
-          if (fleet.nkeySeedFile) seed = readSecretFile(fleet.nkeySeedFile).toString("utf8");
+          seed = fleetSeed(fleet);
         } catch (err) {
           o.log(`fleet: not following ${bucket}: ${(err as Error).message}`);
           return null;
@@ -75,7 +75,9 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
             host,
             bucket,
             stateFile,
-            apply: o.apply,
+            apply: (text, who, admit) =>
+              o.apply(text, who, () => admit() ?? unfollowable(text, o.policyPath)),
+            runningText: () => o.running().text,
             followed: () => {
               const now = following(o.running().model);
               return now ? (now.signers ? { signers: now.signers } : {}) : null;
@@ -95,4 +97,38 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
     },
     close: () => stop(),
   };
+}
+
+/**
+ * The seed the fleet section names (none: undefined), once its files pass their checks: the
+ * state file's directory root's and closed to others (a user who could rename entries there
+ * could put an older state back), the seed file root's and unreadable by others. Throws why not.
+ */
+function fleetSeed(fleet: FleetSettings): string | undefined {
+  if (fleet.policy) {
+    const { stateFile } = fleet.policy;
+    trustedDirectory(dirname(stateFile), { what: "fleet state directory", create: true });
+  }
+  return fleet.nkeySeedFile ? readSecretFile(fleet.nkeySeedFile).toString("utf8") : undefined;
+}
+
+/**
+ * Why a host that applied `text` could not follow the bucket it names (its files fail their
+ * checks), or null. Text that does not parse is left to the apply, which refuses it with its
+ * errors.
+ */
+function unfollowable(text: string, policyPath: string): string | null {
+  let fleet: FleetSettings | undefined;
+  try {
+    fleet = parsePolicyWith(text, policyPath, nodeHost).fleet?.value;
+  } catch {
+    return null;
+  }
+  if (!fleet?.policy) return null;
+  try {
+    fleetSeed(fleet);
+    return null;
+  } catch (err) {
+    return `the host could not follow ${fleet.policy.bucket} with this policy: ${(err as Error).message}`;
+  }
 }

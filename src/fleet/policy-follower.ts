@@ -3,7 +3,13 @@
 // error as KEY:LINE:COL, goes to the host's status key. A revision is recorded as handled once its
 // apply is over, applied or refused, so it is never taken up again; one whose apply failed (the
 // daemon's error, or the daemon stopping meanwhile) is taken up again. The record survives
-// restarts (applied-revision.ts).
+// restarts (applied-revision.ts). A report the server did not take is written again, backing off,
+// until it is (only the latest: a newer revision's report replaces it). A fresh watch whose first
+// revision is older than the one handled means the bucket was made again (its revisions start at
+// 1 again): the follower says so and takes up the new bucket's revisions. An applied revision is
+// on trial until its report is written: one that cuts the host off from the servers (its report
+// not written within `trialMs`) is reverted to the policy before it, so the host can be reached
+// again and reports it refused.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import { connectFleet, type FleetConnectOptions } from "./connection.ts";
@@ -41,7 +47,21 @@ export interface PolicyFollowerOptions {
   log: (line: string) => void;
   /** Delay before connecting again after a failure (default 2 s). */
   retryMs?: number;
+  /**
+   * The policy text running now: what a revision on trial reverts to. Without it, revisions are
+   * not on trial.
+   */
+  runningText?: () => string;
+  /** How long an applied revision's report may take before the policy before it goes back in. */
+  trialMs?: number;
 }
+
+/** An applied revision whose report is not written in 60 s is reverted (docs/fleet.md). */
+export const TRIAL_MS = 60_000;
+
+/** A report the server did not take is written again after 100 ms, doubling up to 5 s. */
+const REPORT_RETRY_FIRST_MS = 100;
+const REPORT_RETRY_MAX_MS = 5000;
 
 export class PolicyFollower {
   private readonly o: PolicyFollowerOptions;
@@ -50,9 +70,17 @@ export class PolicyFollower {
   private readonly closing = new AbortController();
   private nc: NatsConnection | undefined;
   private watch: QueuedIterator<KvEntry> | undefined;
+  /** The bucket on the connection now (reports are written there), if connected. */
+  private kv: KV | undefined;
+  /** The latest report not yet written, if any. */
+  private unreported: FleetStatus | null = null;
+  /** The revision whose report failed last (its failure is logged once). */
+  private failedReport = 0;
+  /** The reports' retry loop, while one runs. */
+  private reporting: Promise<void> | null = null;
   private readonly running: Promise<void>;
   /** The revision an earlier daemon ended during (its apply began, never ended); 0: none. */
-  private readonly diedDuring: number;
+  private diedDuring: number;
 
   constructor(o: PolicyFollowerOptions) {
     this.o = o;
@@ -78,14 +106,18 @@ export class PolicyFollower {
         this.nc = nc;
         if (this.closing.signal.aborted) break;
         const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+        this.kv = kv;
         const watch = await kv.watch({ key: this.key });
         this.watch = watch;
         if (this.closing.signal.aborted) watch.stop(); // close() came while the watch was made
         log(`fleet: following ${bucket}/${this.key} (applied revision ${this.state.applied})`);
         reported = "";
+        let first = true;
         for await (const entry of watch) {
           if (this.closing.signal.aborted) break;
-          await this.take(kv, entry);
+          if (first && entry.revision < this.state.handled) this.recreated(entry.revision);
+          first = false;
+          await this.take(entry);
         }
       } catch (err) {
         const message = (err as Error).message;
@@ -93,6 +125,7 @@ export class PolicyFollower {
         if (message !== reported) log(`fleet: ${bucket}/${this.key}: ${message}; retrying`);
         reported = message;
       }
+      this.kv = undefined;
       await this.nc?.close().catch(() => {});
       this.nc = undefined;
       if (this.closing.signal.aborted) break;
@@ -102,8 +135,8 @@ export class PolicyFollower {
     }
   }
 
-  private async take(kv: KV, entry: KvEntry): Promise<void> {
-    const { log, bucket, host } = this.o;
+  private async take(entry: KvEntry): Promise<void> {
+    const { log, bucket } = this.o;
     if (entry.revision <= this.state.handled) return; // seen before this start, or replayed
     if (entry.operation !== "PUT") {
       log(
@@ -113,6 +146,7 @@ export class PolicyFollower {
     }
     const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
     const text = new TextDecoder().decode(entry.value);
+    const before = { text: this.o.runningText?.(), applied: this.state.applied };
     let signedAt: number | null = null;
     const admit = (): string | null => {
       const now = this.o.followed();
@@ -152,10 +186,18 @@ export class PolicyFollower {
       started: 0,
       ...(outcome.ok ? { applied: entry.revision, signed: signedAt ?? this.state.signed } : {}),
     });
+    const status = this.status(entry.revision, outcome);
+    if (!outcome.ok || before.text === undefined) return this.report(status);
+    if (await this.reportWithin(status, this.o.trialMs ?? TRIAL_MS)) return;
+    await this.revert(entry.revision, text, { text: before.text, applied: before.applied });
+  }
+
+  /** The report on `revision` after `outcome`, its errors naming the key for the policy file. */
+  private status(revision: number, outcome: ApplyOutcome): FleetStatus {
     const prefix = `${this.o.fileName}:`;
-    const status: FleetStatus = {
-      host,
-      revision: entry.revision,
+    return {
+      host: this.o.host,
+      revision,
       result: outcome.ok ? "applied" : "refused",
       applied_revision: this.state.applied,
       generation: outcome.generation,
@@ -164,13 +206,108 @@ export class PolicyFollower {
       ),
       time: new Date().toISOString(),
     };
+  }
+
+  /**
+   * Whether `status` was written within `ms` (or the follower stops meanwhile: a stopping daemon
+   * keeps the policy it applied).
+   */
+  private async reportWithin(status: FleetStatus, ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    const { signal } = this.closing;
+    await this.report(status);
+    while (this.unreported === status && !signal.aborted && Date.now() < end)
+      await sleep(100, undefined, { signal }).catch(() => {});
+    return this.unreported !== status || signal.aborted;
+  }
+
+  /**
+   * Revision `revision` (running as `text`) left the host unable to report: the policy before it
+   * goes back in through the same apply path, unless another change came meanwhile. The revision
+   * stays handled; it is reported refused once the host reaches the servers again.
+   */
+  private async revert(
+    revision: number,
+    text: string,
+    before: { text: string; applied: number },
+  ): Promise<void> {
+    const { bucket, log } = this.o;
+    const seconds = (this.o.trialMs ?? TRIAL_MS) / 1000;
+    const why = `its report could not be written in ${seconds} s (does it let the host reach the fleet's servers?)`;
+    const who = `fleet ${bucket}/${this.key} revision ${revision} reverted: ${why}`;
+    log(
+      `fleet: ${bucket}/${this.key} revision ${revision}: ${why}; the policy before it goes back in`,
+    );
+    const changed = () =>
+      this.o.runningText?.() === text ? null : "the running policy changed meanwhile; not reverted";
+    let outcome: ApplyOutcome;
     try {
-      await kv.put(statusKey(host), JSON.stringify(status));
+      outcome = await this.o.apply(before.text, who, changed);
     } catch (err) {
-      log(
-        `fleet: could not report revision ${entry.revision} to ${statusKey(host)}: ${(err as Error).message}`,
-      );
+      outcome = { ok: false, generation: 0, errors: [(err as Error).message] };
     }
+    if (!outcome.ok) {
+      log(`fleet: revision ${revision} not reverted: ${outcome.errors.join("; ")}`);
+      return;
+    }
+    this.record({ applied: before.applied });
+    await this.report({
+      ...this.status(revision, { ok: false, generation: outcome.generation, errors: [] }),
+      errors: [`${this.key}:1:1: reverted to the policy before it: ${why}`],
+    });
+  }
+
+  /** Writes `status` to the status key, or leaves it to the retry loop. */
+  private async report(status: FleetStatus): Promise<void> {
+    this.unreported = status;
+    if (this.reporting) return; // the loop writes the latest report next
+    if (await this.writeReport()) return;
+    this.reporting = this.retryReports().finally(() => (this.reporting = null));
+  }
+
+  /** One try at writing the latest unwritten report; whether none is left unwritten. */
+  private async writeReport(): Promise<boolean> {
+    const status = this.unreported;
+    if (!status) return true;
+    const key = statusKey(this.o.host);
+    try {
+      if (!this.kv) throw new Error("not connected");
+      await this.kv.put(key, JSON.stringify(status));
+    } catch (err) {
+      if (this.failedReport !== status.revision)
+        this.o.log(
+          `fleet: could not report revision ${status.revision} to ${key}: ${(err as Error).message}; trying again`,
+        );
+      this.failedReport = status.revision;
+      return false;
+    }
+    if (this.failedReport === status.revision)
+      this.o.log(`fleet: reported revision ${status.revision} to ${key}`);
+    if (this.unreported === status) this.unreported = null;
+    return this.unreported === null;
+  }
+
+  private async retryReports(): Promise<void> {
+    const { signal } = this.closing;
+    let waitMs = REPORT_RETRY_FIRST_MS;
+    while (!signal.aborted) {
+      await sleep(waitMs, undefined, { signal }).catch(() => {});
+      if (signal.aborted || (await this.writeReport())) return;
+      waitMs = Math.min(waitMs * 2, REPORT_RETRY_MAX_MS);
+    }
+  }
+
+  /**
+   * A fresh watch begins with the key's newest revision, which is never older than one handled
+   * from the same bucket: this one is a new bucket of that name. Its revisions are taken up from
+   * the start; the signature floor stays (an older signed policy is still refused).
+   */
+  private recreated(revision: number): void {
+    this.o.log(
+      `fleet: ${this.o.bucket}/${this.key}: revision ${revision} is older than revision ${this.state.handled} handled before: the bucket was recreated; taking up its revisions`,
+    );
+    this.diedDuring = 0;
+    this.record({ handled: 0, applied: 0, started: 0 });
   }
 
   private record(change: Partial<RevisionState>): void {
@@ -183,5 +320,11 @@ export class PolicyFollower {
     this.closing.abort();
     this.watch?.stop();
     await this.running;
+    await this.reporting;
+    const lost = this.unreported;
+    if (lost)
+      this.o.log(
+        `fleet: the report on revision ${lost.revision} was not written to ${statusKey(this.o.host)} before the follower stopped`,
+      );
   }
 }

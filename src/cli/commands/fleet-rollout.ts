@@ -132,6 +132,11 @@ export async function putPolicy(
     throw new UsageError("usage: moat fleet put HOST FILE [--sign SEED_FILE] [--wait DURATION]");
   const text = await rolloutText(host, file, t.bucket, values, io);
   if (text === null) return EXIT.failed;
+  const tooLarge = payloadError(nc, text);
+  if (tooLarge) {
+    io.err(`${file}: not written to ${t.bucket}: ${tooLarge}`);
+    return EXIT.failed;
+  }
   const { policyKey, statusKey } = await import("../../fleet/index.ts");
   const kv = await nc.jetstream().views.kv(t.bucket, { bindOnly: true });
   const revision = await kv.put(policyKey(host), text);
@@ -141,36 +146,43 @@ export async function putPolicy(
     else io.out(`${t.bucket}/${policyKey(host)} revision ${revision}`);
     return EXIT.ok;
   }
-  const report = await reportFor(nc, t.bucket, statusKey(host), revision, waitMs);
+  const answer = await reportFor(nc, t.bucket, statusKey(host), revision, waitMs);
+  const where = `${t.bucket}/${policyKey(host)} revision ${revision}`;
   if (values.json)
+    io.out(jsonLine({ key: policyKey(host), revision, ...answerJson(host, answer) }));
+  else if (!answer) io.out(`${where}: no report from ${host} in ${waitMs / 1000} s`);
+  else if (answer === NOT_MOAT) io.out(`${where}: ${host}'s report is not moat's (not read)`);
+  else if ("superseded" in answer) {
+    const later = answer.superseded;
     io.out(
-      jsonLine(
-        report === NOT_MOAT
-          ? {
-              key: policyKey(host),
-              revision,
-              status: null,
-              error: `${host}'s report is not moat's`,
-            }
-          : { key: policyKey(host), revision, status: report },
-      ),
+      `${where}: superseded: ${host} took up revision ${later.revision} (${printable(later.result)}, generation ${later.generation}) instead`,
     );
-  else if (!report)
-    io.out(
-      `${t.bucket}/${policyKey(host)} revision ${revision}: no report from ${host} in ${waitMs / 1000} s`,
-    );
-  else if (report === NOT_MOAT)
-    io.out(
-      `${t.bucket}/${policyKey(host)} revision ${revision}: ${host}'s report is not moat's (not read)`,
-    );
-  else {
+  } else {
     // the host writes its own report: its text is printed escaped
-    io.out(
-      `${t.bucket}/${policyKey(host)} revision ${revision}: ${printable(report.result)} by ${host} (generation ${report.generation})`,
-    );
-    for (const e of report.errors) io.out(printable(e));
+    io.out(`${where}: ${printable(answer.result)} by ${host} (generation ${answer.generation})`);
+    for (const e of answer.errors) io.out(printable(e));
   }
-  return typeof report === "object" && report?.result === "applied" ? EXIT.ok : EXIT.failed;
+  return typeof answer === "object" && answer && "result" in answer && answer.result === "applied"
+    ? EXIT.ok
+    : EXIT.failed;
+}
+
+/**
+ * Why the server would not take `text` (its size against the server's max_payload), or null.
+ * The client's own error names neither size.
+ */
+function payloadError(nc: NatsConnection, text: string): string | null {
+  const limit = nc.info?.max_payload;
+  const bytes = Buffer.byteLength(text);
+  if (limit === undefined || bytes <= limit) return null;
+  return `${bytes} bytes, more than the server takes (max_payload ${limit} bytes)`;
+}
+
+/** --wait --json: the report on the revision, or the later one that superseded it. */
+function answerJson(host: string, answer: Answer): Record<string, unknown> {
+  if (answer === NOT_MOAT) return { status: null, error: `${host}'s report is not moat's` };
+  if (answer && "superseded" in answer) return { status: null, superseded_by: answer.superseded };
+  return { status: answer };
 }
 
 /** The nkey seed in `file` (moat fleet nkey writes one), for --sign. */
@@ -205,9 +217,14 @@ function asReport(value: unknown): FleetStatus | null {
   return ok ? (value as FleetStatus) : null;
 }
 
+/** What --wait found: the report, a later revision's report instead, not moat's, or nothing. */
+type Answer = FleetStatus | { superseded: FleetStatus } | typeof NOT_MOAT | null;
+
 /**
- * The host's report on `revision` (or a later one), NOT_MOAT when the status key holds something
- * else, or null after `waitMs`.
+ * The host's report on `revision`, NOT_MOAT when the status key holds something else, or null
+ * after `waitMs`. A host takes revisions up in order and reports each: a report on a later one
+ * first means the host never took this one up (it came while the host was away, and only a
+ * key's newest revision is delivered) or its report was replaced before it was written.
  */
 async function reportFor(
   nc: NatsConnection,
@@ -215,9 +232,10 @@ async function reportFor(
   key: string,
   revision: number,
   waitMs: number,
-): Promise<FleetStatus | typeof NOT_MOAT | null> {
+): Promise<Answer> {
   const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
-  const watch = await kv.watch({ key });
+  // reports written since the revision was: none before it can be about it
+  const watch = await kv.watch({ key, resumeFromRevision: revision });
   const timer = setTimeout(() => watch.stop(), waitMs);
   let notMoat = false;
   try {
@@ -231,7 +249,8 @@ async function reportFor(
         // not JSON
       }
       if (!s) notMoat = true;
-      else if (s.revision >= revision) return s;
+      else if (s.revision === revision) return s;
+      else if (s.revision > revision) return { superseded: s };
     }
     return notMoat ? NOT_MOAT : null;
   } finally {

@@ -21,8 +21,8 @@ moat fleet nkey FILE
   applied, and its last report (a refused revision with its errors).
   put: checks FILE as the daemon would, then writes it to HOST's policy key; --sign: signed
   with that nkey for HOST's key (hosts whose policy names fleet.policy.signers apply only
-  signed revisions); --wait: prints the host's report on it (exit 1 if refused or none came in
-  time).
+  signed revisions); --wait: prints the host's report on it (exit 1 if refused, superseded by
+  a later revision the host took up instead, or none came in time).
   sign: checks FILE and prints it signed for HOST's key, connecting nowhere (sign offline,
   then put the signed file without --sign).
   init: creates (or updates) the events stream and the policy bucket, 3 replicas, a 2m
