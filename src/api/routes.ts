@@ -533,14 +533,35 @@ function historyQuery(params: URLSearchParams): HistoryQuery {
 /** The latest time a Date holds, in ms since the epoch. */
 const MAX_TIME_MS = 8.64e15;
 
+/** An ISO 8601 time with its offset (Z, +01:00): the daemon's own zone is never guessed. */
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/;
+
+/** ms since the epoch (all digits) or an ISO time with an offset -> ms; NaN if neither. */
+function timeParam(text: string): number {
+  if (/^\d+$/.test(text)) return Number(text);
+  const m = ISO_TIME.exec(text);
+  if (!m) return Number.NaN;
+  // Date.parse would carry 30 February into March
+  const [y, mo, d] = m.slice(1, 4).map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return Number.NaN;
+  return Date.parse(text);
+}
+
 function timesAndLimit(params: URLSearchParams) {
   const time = (name: string) => {
     const text = params.get(name);
     if (!text) return undefined;
-    const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    // a time a Date cannot hold (past 8.64e15 ms) is not a time either
-    if (Number.isNaN(ms) || ms > MAX_TIME_MS)
-      throw new HttpError(400, "EBADTIME", `${name} '${text}' is not a time`);
+    const ms = timeParam(text);
+    // a time a Date cannot hold (past 8.64e15 ms, before 1970) is not a time either
+    if (Number.isNaN(ms) || ms < 0 || ms > MAX_TIME_MS)
+      throw new HttpError(
+        400,
+        "EBADTIME",
+        `${name} '${text}' is not a time: give an ISO 8601 time with an offset ` +
+          "(2026-12-03T10:00:00Z, 2026-12-03T11:00:00+01:00) or milliseconds since the epoch",
+      );
     return ms;
   };
   const int = (name: string) => {

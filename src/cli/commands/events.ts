@@ -5,7 +5,7 @@ import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, streamEvents, type ApiTarget } from "../api/client.ts";
 import { FILTER_OPTIONS, FILTER_USAGE, filterQuery } from "../api/filters.ts";
 import { storedEvents } from "../api/history.ts";
-import { parseTimePoint } from "../time-args.ts";
+import { parseTimePoint, TIME_USAGE } from "../time-args.ts";
 import { formatEventLine, type MoatEvent } from "../../datapath/index.ts";
 import { jsonLine } from "../json-line.ts";
 import { colourEventLine, colourFor } from "../colour.ts";
@@ -13,7 +13,7 @@ import { colourEventLine, colourFor } from "../colour.ts";
 const USAGE = `moat events [--follow] [--json] [--limit N] [--since TIME] [--until TIME]
   ${FILTER_USAGE}
   ${API_USAGE}
-  TIME: a duration ago (30s, 10m, 2h, 1d), an ISO 8601 time (2026-12-03T10:00:00Z) or a date.
+  ${TIME_USAGE}
   Without --since/--until/--limit: the newest 100 stored events. --follow: then live events
   until Ctrl-C; with --since it first prints the stored events since TIME.`;
 

@@ -4,13 +4,18 @@ import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import { jsonLine } from "../json-line.ts";
-import { parseDuration, printable } from "../../config/index.ts";
+import { parseTimePoint, TIME_USAGE } from "../time-args.ts";
+import { printable } from "../../config/index.ts";
 import type { StatsPage, StatsRow } from "../../observe/index.ts";
 
 export const statsCommand: Command = {
   name: "stats",
   summary: "show flow statistics: connections and bytes per process, peer and port, with verdicts",
-  usage: `moat stats [--json] [--since 1h|TIME] [--until TIME] [--process PATH|NAME] [--peer NAME|IP] [--limit N]\n  ${API_USAGE}`,
+  usage: `moat stats [--json] [--since 1h|TIME] [--until TIME] [--process PATH|NAME] [--peer NAME|IP] [--limit N]
+  ${API_USAGE}
+  ${TIME_USAGE}
+  Without --since: the last day. The answer covers whole roll-up buckets (minutes, hours or
+  days): its since and until are the first bucket's start and the last one's end.`,
   options: {
     ...API_OPTIONS,
     json: { type: "boolean" },
@@ -23,10 +28,11 @@ export const statsCommand: Command = {
   async run({ values }, io) {
     const target = apiTarget(values);
     const query = new URLSearchParams();
-    if (typeof values.since === "string")
-      query.set("since", String(timeOf("--since", values.since)));
-    if (typeof values.until === "string")
-      query.set("until", String(timeOf("--until", values.until)));
+    const now = Date.now();
+    for (const key of ["since", "until"] as const) {
+      const text = values[key];
+      if (typeof text === "string") query.set(key, String(parseTimePoint(text, `--${key}`, now)));
+    }
     if (typeof values.process === "string") query.set("process", values.process);
     if (typeof values.peer === "string") query.set("peer", values.peer);
     if (typeof values.limit === "string") {
@@ -39,17 +45,6 @@ export const statsCommand: Command = {
     return 0;
   },
 };
-
-/** "1h", "7d" (that long ago), an ISO time or ms since the epoch -> ms since the epoch. */
-export function timeOf(option: string, text: string, now = Date.now()): number {
-  if (/^\d+$/.test(text) && text.length >= 10) return Number(text);
-  const ago = parseDuration(text);
-  if (ago.ok) return now - ago.value * 1000;
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms))
-    throw new UsageError(`${option} '${text}' is neither a duration (1h, 7d) nor a time`);
-  return ms;
-}
 
 /** The page as a table, one row a line (names escaped: anyone may choose them). */
 export function statsTable(page: StatsPage): string[] {

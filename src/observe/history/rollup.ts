@@ -99,7 +99,9 @@ export interface StatsRow {
 export interface StatsPage {
   /** The level the answer was read from: the finest that still covers `since`. */
   resolution: RollupLevel;
+  /** The window the answer covers: the start of the bucket holding the asked `since`... */
   since: string;
+  /** ...to the end of the bucket holding the asked `until` (or now, when that is earlier). */
   until: string;
   rows: StatsRow[];
 }
@@ -322,8 +324,11 @@ export class FlowRollups {
     const pick =
       ROLLUP_LEVELS.find((l) => now - since <= l.keepMs) ??
       ROLLUP_LEVELS[ROLLUP_LEVELS.length - 1]!;
+    // whole buckets: from the one holding since to the end of the one holding until
+    const first = since - (since % pick.bucketMs);
+    const last = until - (until % pick.bucketMs);
     const terms = ["level = ?", "bucket_ms >= ?", "bucket_ms <= ?"];
-    const params: unknown[] = [pick.level, since - (since % pick.bucketMs), until];
+    const params: unknown[] = [pick.level, first, last];
     // a whole name or a path's last part, compared as the live filter compares a process or a
     // name (LIKE would ignore an ASCII letter's case)
     if (q.process) {
@@ -352,8 +357,9 @@ export class FlowRollups {
       .all(...params, limit) as RollupRow[];
     return {
       resolution: pick.level,
-      since: new Date(since).toISOString(),
-      until: new Date(until).toISOString(),
+      since: new Date(first).toISOString(),
+      // the last bucket's end; one not over yet ends now (or at the later until asked)
+      until: new Date(Math.min(last + pick.bucketMs, Math.max(until, now))).toISOString(),
       rows: rows.map(statsRow),
     };
   }
