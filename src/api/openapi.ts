@@ -23,7 +23,11 @@ const error = {
 };
 /** GET /v1/policy/suggest's parameters (POST takes them in its body). */
 const suggestParameters = [
-  ["since", "string", "the window: a duration back from now (7d), an ISO time or ms; default 7d"],
+  [
+    "since",
+    "string",
+    "the window: a duration back from now (7d), an ISO 8601 time with its offset or ms; default 7d",
+  ],
   ["stable", "string", "a flow is learnt from once first seen this long ago (default 2d)"],
   [
     "siblings",
@@ -157,7 +161,7 @@ export const OPENAPI = {
                   since: {
                     type: "string",
                     description:
-                      "a duration back from now (24h, 7d), an ISO time or ms; default 24h",
+                      "a duration back from now (24h, 7d), an ISO 8601 time with its offset or ms; default 24h",
                   },
                   until: { type: "string", description: "as since; default now" },
                   baseline: { type: "string", enum: ["recorded", "running"] },
@@ -421,8 +425,18 @@ export const OPENAPI = {
         summary: "stored events, newest first, a page at a time",
         parameters: [
           ...filters,
-          { name: "since", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
-          { name: "until", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
+          {
+            name: "since",
+            in: "query",
+            schema: { type: "string" },
+            description: "an ISO 8601 time with its offset, or ms",
+          },
+          {
+            name: "until",
+            in: "query",
+            schema: { type: "string" },
+            description: "an ISO 8601 time with its offset, or ms",
+          },
           {
             name: "before",
             in: "query",
@@ -476,9 +490,14 @@ export const OPENAPI = {
             name: "since",
             in: "query",
             schema: { type: "string" },
-            description: "ISO time or ms (default: a day ago)",
+            description: "an ISO 8601 time with its offset, or ms (default: a day ago)",
           },
-          { name: "until", in: "query", schema: { type: "string" }, description: "ISO time or ms" },
+          {
+            name: "until",
+            in: "query",
+            schema: { type: "string" },
+            description: "an ISO 8601 time with its offset, or ms",
+          },
           {
             name: "process",
             in: "query",

@@ -1,10 +1,11 @@
 // The body of POST /v1/policy/replay: {text, since?, until?, baseline?, limit?}, checked. `since`
-// and `until` are a duration back from now ("24h", "7d", "1h30m"), an ISO time or ms since the
-// epoch; the window is the last 24 hours unless said otherwise.
+// and `until` are a duration back from now ("24h", "7d", "1h30m"), an ISO time with its offset or
+// ms since the epoch; the window is the last 24 hours unless said otherwise.
 import { parseDuration } from "../config/duration.ts";
 import type { ReplayRequest } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readJson } from "./json.ts";
+import { timeParam } from "./time-param.ts";
 
 /** Events a replay reads when the body does not say (newest first). */
 export const REPLAY_LIMIT = 100_000;
@@ -13,19 +14,20 @@ export const REPLAY_LIMIT_MAX = 1_000_000;
 
 const DEFAULT_SINCE = "24h";
 
-/** A point in time: a duration back from `now`, an ISO time or ms since the epoch. */
+/** A point in time: a duration back from `now`, an ISO time with its offset or ms since the epoch. */
 export function replayTime(value: unknown, name: string, now: number): number {
   if (typeof value === "number" && Number.isInteger(value) && value >= 0) return value;
   if (typeof value === "string") {
     const back = parseDuration(value);
     if (back.ok) return now - back.value * 1000;
-    const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+    const ms = timeParam(value);
     if (!Number.isNaN(ms)) return ms;
   }
   throw new HttpError(
     400,
     "EBADTIME",
-    `${name} '${String(value)}' is neither a duration back from now (24h, 7d) nor a time`,
+    `${name} '${String(value)}' is neither a duration back from now (24h, 7d) nor a time ` +
+      "(an ISO 8601 time with its offset, 2026-12-03T10:00:00Z, or ms since the epoch)",
   );
 }
 

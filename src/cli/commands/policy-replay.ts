@@ -8,6 +8,7 @@ import { printable } from "../../config/index.ts";
 import { UsageError, type Io, type OptionValues } from "../command.ts";
 import { apiTarget, ApiClientError, call } from "../api/client.ts";
 import { jsonLine } from "../json-line.ts";
+import { parseTimePoint } from "../time-args.ts";
 
 export const REPLAY_OPTIONS = {
   since: { type: "string" },
@@ -89,8 +90,10 @@ export async function policyReplay(
   const [, file] = positionals;
   if (!file || positionals.length > 2) throw new UsageError(`usage: ${REPLAY_USAGE}`);
   const body: Record<string, unknown> = { text: readFileSync(file, "utf8") };
-  for (const key of ["since", "until", "baseline"] as const)
-    if (typeof values[key] === "string") body[key] = values[key];
+  // times read here, in the shell's zone, and sent as ms: the daemon's zone may be another
+  for (const key of ["since", "until"] as const)
+    if (typeof values[key] === "string") body[key] = parseTimePoint(values[key], `--${key}`);
+  if (typeof values.baseline === "string") body.baseline = values.baseline;
   if (typeof values.limit === "string") {
     if (!/^\d+$/.test(values.limit)) throw new UsageError("--limit must be a whole number");
     body.limit = Number(values.limit);

@@ -7,6 +7,7 @@ import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, ApiClientError, call } from "../api/client.ts";
 import { jsonLine } from "../json-line.ts";
+import { parseTimePoint } from "../time-args.ts";
 import { printable } from "../../config/index.ts";
 import type { SuggestAnswer } from "../../api/index.ts";
 
@@ -75,8 +76,10 @@ export const suggestCommand: Command = {
   async run({ values, positionals }, io: Io) {
     if (positionals.length) throw new UsageError(`usage: ${USAGE}`);
     const params: Record<string, string | boolean> = {};
+    // --since read here, in the shell's zone, and sent as ms: the daemon's zone may be another
+    if (typeof values.since === "string")
+      params.since = String(parseTimePoint(values.since, "--since"));
     for (const [option, key] of [
-      ["since", "since"],
       ["stable", "stable"],
       ["siblings", "siblings"],
       ["addresses", "addresses"],
