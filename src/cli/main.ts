@@ -49,6 +49,12 @@ async function main(argv: string[]): Promise<number> {
   return command.run(parseCommandArgs(command, rest), io);
 }
 
+/** What to do about a failure one of the machine's limits caused, by its code. */
+const LIMIT_HINTS: Record<string, string> = {
+  EMFILE: "raise the open files limit (ulimit -n; LimitNOFILE= in a systemd unit)",
+  ENFILE: "the system's open files limit is reached (sysctl fs.file-max)",
+};
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -59,7 +65,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = err.exitCode;
     } else if (err instanceof Error && "code" in err && typeof err.code === "string") {
       // expected failures carry a code: one sentence, no stack
-      io.err(`moat: ${err.message}`);
+      const hint = LIMIT_HINTS[err.code];
+      io.err(`moat: ${err.message}${hint ? `\nmoat: ${hint}` : ""}`);
       process.exitCode = 1;
     } else {
       io.err(

@@ -23,7 +23,10 @@ export const cgroup2Mount = (): string | null => findCgroup2Mount()?.mountPoint 
 export function cgroupDirectory(cgroup: string | undefined): string | undefined {
   if (cgroup === undefined) return undefined;
   const mount = cgroup2Mount();
-  if (!mount) throw new PrerequisiteError("attach.cgroup needs the cgroup v2 hierarchy mounted");
+  if (!mount)
+    throw new PrerequisiteError(
+      "attach.cgroup needs the cgroup v2 hierarchy mounted, and none is; mount it with 'mount -t cgroup2 none /sys/fs/cgroup' (systemd does at boot), or take attach.cgroup out of the policy.",
+    );
   const dir = join(mount, cgroup);
   if (!existsSync(dir)) {
     throw new PrerequisiteError(`attach.cgroup ${cgroup}: ${dir} does not exist`);
