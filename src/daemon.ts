@@ -335,6 +335,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // failure.events_lost: notify: lost kernel events become a notice through every sink
     eventsLost: () => policy.active.model.failure.eventsLost,
     notice: (n) => pipeline.notice(n),
+    ruleNames: { dir: statePath(history?.path, "rule-names"), pinRoot },
   });
   // the ClientHello of QUIC flows, read from their first datagrams (docs/l7-quic.md)
   startQuicPath({
@@ -412,6 +413,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     mode: () => decisionStore.mode()?.mode,
     bindings: dns.bindingsFor,
     applied: (p) => {
+      events.applied();
       dns.applied(p.model, p.image);
       void netns.refresh();
       // spliced connections the new policy no longer lets through are cut

@@ -1,20 +1,23 @@
 // The event path: every kernel event record is decoded (rule and redirect names from the
-// generation record, interface names, the owner's process facts, the names the owner's DNS
-// lookups gave the remote address) and pushed to the pipeline; a
-// post-route block first destroys its socket, so connect() fails at once. Losses (ring buffer
-// full, conntrack full) are counted in the kernel and reported here, never silent; with
-// `failure.events_lost: notify`, events lost also become a notice through every sink.
+// generation record, or from the rule names journal for a previous daemon's generations;
+// interface names, the owner's process facts, the names the owner's DNS lookups gave the remote
+// address) and pushed to the pipeline; a post-route block first destroys its socket, so connect()
+// fails at once. Losses (ring buffer full, conntrack full) are counted in the kernel and reported
+// here, never silent; with `failure.events_lost: notify`, events lost also become a notice
+// through every sink.
 import type { KernelOwner, ProcessFacts } from "../attribution/index.ts";
 import {
   decodeEvent,
   type DestroyedSocket,
   type GenerationRecord,
+  KEPT_GENERATIONS,
   type MoatEvent,
   type NetInterface,
   type WallTimeSource,
 } from "../datapath/index.ts";
 import type { EventsLostChoice } from "../config/index.ts";
 import { lossReport, type Notice, type PacketCounts } from "../observe/index.ts";
+import { RuleNameJournal, type RuleNameJournalPlace } from "./rule-name-journal.ts";
 
 /** The parts of the datapath the event path reads. */
 export interface EventSource {
@@ -22,7 +25,9 @@ export interface EventSource {
   /** The flow-only records' ring (closes of connections whose opening was not reported). */
   subscribeFlows?(onRecord: (record: Buffer) => void): unknown;
   counters(): PacketCounts;
-  readonly contents: Pick<GenerationRecord, "rule" | "redirect">;
+  readonly contents: Pick<GenerationRecord, "rule" | "redirect" | "of">;
+  /** The live generation (with `ruleNames`: the one the journal records). */
+  readonly generation?: number;
 }
 
 /** Event times: by the daemon's kernel clock unless `clock` or a fixed `bootTimeMs` is given. */
@@ -51,6 +56,11 @@ export interface EventPathOptions extends WallTimeSource {
   eventsLost?: () => EventsLostChoice;
   /** Sends a notice through every sink (the pipeline's notice()). */
   notice?: (notice: Notice) => void;
+  /**
+   * The rule names journal (rule-name-journal.ts): read at start for the previous daemon's
+   * generations, written for the live one now and on every applied().
+   */
+  ruleNames?: RuleNameJournalPlace;
 }
 
 const LOSS_REPORT_MS = 5000;
@@ -58,6 +68,8 @@ const LOSS_REPORT_MS = 5000;
 const NAMES_REREAD_MS = 1000;
 
 export interface EventPath {
+  /** A policy went live: its rule names are journaled for a next daemon. */
+  applied(): void;
   /** Logs the losses since the last report, if any. */
   reportLoss(): void;
   /** Stops the loss timer and reports what was lost since the last report. */
@@ -83,6 +95,22 @@ export function interfaceNames(
   };
 }
 
+/** The journal of the pins, holding the generations before this daemon's first (the live one). */
+function openJournal(options: EventPathOptions): RuleNameJournal | null {
+  const live = options.source.generation;
+  if (!options.ruleNames || live === undefined) return null;
+  const journal = RuleNameJournal.open(options.ruleNames, live, KEPT_GENERATIONS, options.log);
+  journalLive(options.source, journal);
+  return journal;
+}
+
+/** Journals the live generation's rules. */
+function journalLive(source: EventSource, journal: RuleNameJournal | null): void {
+  const generation = source.generation;
+  const contents = generation === undefined ? null : source.contents.of(generation);
+  if (journal && generation !== undefined && contents) journal.record(generation, contents);
+}
+
 export function startEventPath(options: EventPathOptions): EventPath {
   const { source, log } = options;
   const interfaceName = interfaceNames(
@@ -92,17 +120,20 @@ export function startEventPath(options: EventPathOptions): EventPath {
   );
   // the owner of the record being decoded (decodeEvent hands it to `process`), for its names
   const decoding: { owner: KernelOwner | null } = { owner: null };
+  // read before the first record: the ring holds what the pins queued while no daemon ran
+  const journal = openJournal(options);
   const context = {
     clock: options.clock,
     bootTimeMs: options.bootTimeMs,
     rule: (index: number, generation: number) =>
-      source.contents.rule(index, generation) ?? undefined,
+      source.contents.rule(index, generation) ?? journal?.rule(index, generation),
     interfaceName,
     process: (o: KernelOwner) => {
       decoding.owner = o;
       return options.process(o);
     },
-    redirect: (index: number, generation: number) => source.contents.redirect(index, generation),
+    redirect: (index: number, generation: number) =>
+      source.contents.redirect(index, generation) ?? journal?.redirect(index, generation) ?? null,
   };
   /** A record as moat's event, with the names the owner's DNS lookups gave its remote. */
   const decode = (record: Buffer): MoatEvent => {
@@ -151,6 +182,7 @@ export function startEventPath(options: EventPathOptions): EventPath {
   const timer = setInterval(reportLoss, intervalMs);
   timer.unref();
   return {
+    applied: () => journalLive(source, journal),
     reportLoss,
     close() {
       clearInterval(timer);
