@@ -47,12 +47,7 @@ import { serveApi } from "./daemon/serve-api.ts";
 import { tryListeners } from "./daemon/api-trial.ts";
 import { watchAuditRotation } from "./daemon/audit-rotation.ts";
 import { watchPins } from "./daemon/pin-watch.ts";
-import {
-  dynamicSets,
-  joinedRefresh,
-  pruneExpiredEntries,
-  type DynamicSets,
-} from "./daemon/dynamic-sets.ts";
+import { dynamicSets, joinedRefresh, type DynamicSets } from "./daemon/dynamic-sets.ts";
 import { startFeeds, type Feeds } from "./daemon/feed-fetch.ts";
 import { startCrowdsec, type Crowdsec } from "./daemon/crowdsec.ts";
 import { quarantiner } from "./daemon/quarantine.ts";
@@ -198,13 +193,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     preloaded = Datapath.preload({ pinRoot: options.pinRoot });
   } catch {
     preloaded = undefined;
-  }
-  // the first policy loads the dynamic sets without what expired while no daemon ran: pruned
-  // later, those entries would compile and apply the same policy a second time
-  try {
-    pruneExpiredEntries(setStoreDir());
-  } catch (err) {
-    log(`dynamic sets: expired entries could not be removed: ${(err as Error).message}`);
   }
   let initial: Awaited<ReturnType<typeof readPolicyFile>>;
   try {

@@ -429,8 +429,16 @@ function readDynamicSet(ctx: CheckContext, name: string): RawEntry[] {
       ctx.warn(["sets", name], `set '${name}' is empty here: ${(err as Error).message}`);
     return [];
   }
-  const pos: SourcePos = { file, line: 1, col: 1, path: `sets.${name}` };
-  return liveEntries(parseDynamicSetFile(text), Date.now()).map((e) => ({ value: e.entry, pos }));
+  // read a line at a time: a warning about an entry names the entry's own line
+  const now = Date.now();
+  const raw: RawEntry[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    for (const e of liveEntries(parseDynamicSetFile(line), now)) {
+      const pos = { file, line: i + 1, col: line.indexOf(e.entry) + 1, path: `sets.${name}` };
+      raw.push({ value: e.entry, pos });
+    }
+  });
+  return raw;
 }
 
 /**

@@ -4,7 +4,15 @@
 import type { CheckContext } from "./check-context.ts";
 import { parseIp } from "./ip.ts";
 import type { SourcePos } from "./diagnostics.ts";
-import type { Action, Match, PolicyModel, PolicySet, Redirect, Rule } from "./model.ts";
+import type {
+  Action,
+  AddressList,
+  Match,
+  PolicyModel,
+  PolicySet,
+  Redirect,
+  Rule,
+} from "./model.ts";
 import { normalizeMatch } from "./normalize-match.ts";
 import { normalizeSets } from "./normalize-sets.ts";
 import type { PolicyDocument, RuleDocument } from "./schema.ts";
@@ -135,7 +143,7 @@ function normalizeRule(
   if (raw.layer4?.max_duration !== undefined && raw.action === "block")
     ctx.warn([...path, "layer4", "max_duration"], "'max_duration' has no effect on a block rule");
   const rateLimit = raw.rate_limit ? normalizeRateLimit(ctx, raw, path) : undefined;
-  const quarantine = raw.quarantine ? normalizeQuarantine(ctx, raw, path, sets) : undefined;
+  const quarantine = raw.quarantine ? normalizeQuarantine(ctx, raw, index, sets, match) : undefined;
   if (!match || !ctx.typed(path)) return undefined;
   const tls = match.layer7?.tls;
   if (tls) tls.unseenMatches = (tls.unknown ?? "block") === raw.action;
@@ -230,21 +238,100 @@ class FirstUse {
   }
 }
 
-/** `quarantine: { set, timeout }`: a dynamic set, and a rule whose matches are reported. */
+/** Whether a list names hosts, itself or through a set (matched by a process's lookups). */
+function namesHosts(list: AddressList | undefined): boolean {
+  return (list?.entries ?? []).some(
+    (e) =>
+      e.kind === "hostname" || (e.kind === "set" && e.entries.some((s) => s.kind === "hostname")),
+  );
+}
+
+/**
+ * Whether a rule blocks outgoing connections: one of its own `mode: detect` blocks nothing, any
+ * other may block once `moat mode prevent` switches.
+ */
+const blocksOutgoing = (raw: RuleDocument, match: Match | undefined) =>
+  raw.action === "block" && raw.mode !== "detect" && match?.direction !== "ingress";
+
+/**
+ * Why a rule blocks an outgoing connection at connect() always, before the kernel chooses its
+ * local address: only the socket hooks judge a process or a host name.
+ */
+function judgedAtConnect(match: Match | undefined): string | undefined {
+  if (match?.process) return "it names a process";
+  if (namesHosts(match?.layer3?.remote)) return "it names hosts";
+  return undefined;
+}
+
+/** Per document: its first rule judging outgoing connections by the local address or port. */
+const firstLocalRules = new WeakMap<PolicyDocument, number>();
+
+function firstLocalRule(doc: PolicyDocument): number {
+  let first = firstLocalRules.get(doc);
+  if (first === undefined) {
+    first = (doc.rules ?? []).findIndex(
+      (r) =>
+        typeof r === "object" &&
+        r !== null &&
+        r.direction !== "ingress" &&
+        (r.layer3?.local !== undefined || r.layer4?.source_port !== undefined),
+    );
+    if (first < 0) first = Infinity;
+    firstLocalRules.set(doc, first);
+  }
+  return first;
+}
+
+/**
+ * Whether the socket hooks judge rule `index`'s outgoing connections at connect(): with
+ * attach.cgroup, unless that rule or one before it needs the local address or client port
+ * (connect() leaves the verdict of those rules and later ones to the tc hook, which knows them).
+ */
+function socketHooksJudge(ctx: CheckContext, index: number): boolean {
+  const doc = ctx.source.data as PolicyDocument;
+  return doc.attach?.cgroup !== undefined && index < firstLocalRule(doc);
+}
+
+/**
+ * `quarantine: { set, timeout }`: a dynamic set of moat's own (a CrowdSec bouncer's startup poll
+ * replaces its entries), a rule whose matches are reported with their local address.
+ */
 function normalizeQuarantine(
   ctx: CheckContext,
   raw: RuleDocument,
-  path: (string | number)[],
+  index: number,
   sets: ReadonlyMap<string, PolicySet>,
+  match: Match | undefined,
 ): Rule["quarantine"] {
+  const path = ["rules", index];
   const q = raw.quarantine;
   if (!q || !ctx.clean([...path, "quarantine"])) return undefined;
   const at = [...path, "quarantine"];
   let ok = true;
-  if (sets.get(q.set)?.origin?.kind !== "dynamic") {
+  const origin = sets.get(q.set)?.origin;
+  if (origin?.kind !== "dynamic") {
     ctx.error([...at, "set"], `'${q.set}' is not a dynamic set (declare it as { dynamic: true })`);
     ok = false;
+  } else if (origin.crowdsec) {
+    ctx.error(
+      [...at, "set"],
+      `set '${q.set}' is filled by CrowdSec: each startup poll replaces its entries, a quarantine's among them; quarantine into a dynamic set of moat's own ({ dynamic: true })`,
+    );
+    ok = false;
   }
+  // the local address put in the set is the event's: a connection refused at connect() has none
+  const early = blocksOutgoing(raw, match) ? judgedAtConnect(match) : undefined;
+  if (early) {
+    ctx.error(
+      at,
+      `a quarantine puts the local address of the connection it matches in its set, and this rule blocks outgoing connections at connect(), before the kernel chooses that address (${early}): quarantine from a rule without 'process' and hostnames`,
+    );
+    ok = false;
+  } else if (blocksOutgoing(raw, match) && socketHooksJudge(ctx, index))
+    ctx.warn(
+      at,
+      "with attach.cgroup, a local process's outgoing connection this rule blocks is refused at connect(), before the kernel chooses its local address: the quarantine puts nothing in its set for it (a forwarded connection's local address is put there)",
+    );
   if (raw.action === "allow" && raw.log !== true) {
     ctx.error(
       at,

@@ -16,8 +16,9 @@ export const SHADOW_CHECK_MAX_RULES = 2000;
 export function findShadowedRules(model: PolicyModel): Diagnostic[] {
   const found: Diagnostic[] = [];
   if (model.rules.length > SHADOW_CHECK_MAX_RULES) return found;
+  const runTime = runTimeSets(model);
   model.rules.forEach((later, i) => {
-    const earlier = model.rules.slice(0, i).find((rule) => coversRule(rule, later));
+    const earlier = model.rules.slice(0, i).find((rule) => coversRule(rule, later, runTime));
     if (earlier)
       found.push(
         diagnostic(
@@ -30,8 +31,22 @@ export function findShadowedRules(model: PolicyModel): Diagnostic[] {
   return found;
 }
 
+/**
+ * Whether set `name` takes its entries at run time: a dynamic set (`moat set`, a CrowdSec
+ * bouncer, a quarantine) or a URL feed. What it holds when the policy is checked says nothing of
+ * what it will hold: empty now, it may fill; full now, it may empty.
+ */
+type RunTimeSet = (name: string) => boolean;
+
+function runTimeSets(model: PolicyModel): RunTimeSet {
+  return (name) => {
+    const origin = model.sets.get(name)?.origin;
+    return origin?.kind === "dynamic" || origin?.url !== undefined;
+  };
+}
+
 /** Whether every connection `b` matches is matched by `a`. */
-export function coversRule(a: Rule, b: Rule): boolean {
+export function coversRule(a: Rule, b: Rule, runTime: RunTimeSet): boolean {
   if (a.direction !== "any" && a.direction !== b.direction) return false;
   for (const section of ["process", "interface", "layer7"] as const)
     if (a[section] && !sameSection(a[section], b[section])) return false;
@@ -39,8 +54,8 @@ export function coversRule(a: Rule, b: Rule): boolean {
     const outer = a.layer3?.[side];
     if (!outer) continue;
     const inner = b.layer3?.[side];
-    const surely = addresses(outer, "lower");
-    const atMost = inner ? addresses(inner, "upper") : UNIVERSE;
+    const surely = addresses(outer, "lower", runTime);
+    const atMost = inner ? addresses(inner, "upper", runTime) : UNIVERSE;
     if (!covers(surely.v4, atMost.v4) || !covers(surely.v6, atMost.v6)) return false;
   }
   return coversLayer4(a.layer4, b.layer4);
@@ -69,14 +84,15 @@ const flip = (bound: Bound): Bound => (bound === "lower" ? "upper" : "lower");
 
 /**
  * The addresses a list surely matches ("lower") or may match ("upper"): hostname entries match
- * addresses learned at run time, so they count as nothing for "lower" and everything for "upper".
+ * addresses learned at run time, and a run-time set holds what it is given then, so they count
+ * as nothing for "lower" and everything for "upper".
  */
-function addresses(list: AddressList, bound: Bound): AddressSpace {
+function addresses(list: AddressList, bound: Bound, runTime: RunTimeSet): AddressSpace {
   if (list.entries.length === 0) return UNIVERSE;
   const memo = bound === "lower" ? lowerMemo : upperMemo;
   let space = memo.get(list);
   if (!space) {
-    space = entriesSpace(list.entries, bound, UNIVERSE);
+    space = entriesSpace(list.entries, bound, UNIVERSE, runTime);
     memo.set(list, space);
   }
   return space;
@@ -91,6 +107,7 @@ function entriesSpace(
   entries: AddressEntry[],
   bound: Bound,
   noPositives: AddressSpace,
+  runTime: RunTimeSet,
 ): AddressSpace {
   // collect every interval first and normalize once: adding one by one is quadratic in big sets
   const positive = { v4: [] as Interval[], v6: [] as Interval[] };
@@ -98,7 +115,7 @@ function entriesSpace(
   let anyPositive = false;
   for (const entry of entries) {
     // an excluded entry removes as much as it may match from "lower", as much as it surely matches from "upper"
-    const space = entrySpace(entry, entry.negate ? flip(bound) : bound);
+    const space = entrySpace(entry, entry.negate ? flip(bound) : bound, runTime);
     const into = entry.negate ? negative : positive;
     for (const i of space.v4) into.v4.push(i);
     for (const i of space.v6) into.v6.push(i);
@@ -109,7 +126,7 @@ function entriesSpace(
   return minus(anyPositive ? pos : noPositives, neg);
 }
 
-function entrySpace(entry: AddressEntry, bound: Bound): AddressSpace {
+function entrySpace(entry: AddressEntry, bound: Bound, runTime: RunTimeSet): AddressSpace {
   switch (entry.kind) {
     case "interval": {
       const range: IntervalSet = [[entry.start, entry.end]];
@@ -118,8 +135,11 @@ function entrySpace(entry: AddressEntry, bound: Bound): AddressSpace {
     case "hostname":
       return bound === "lower" ? NOTHING : UNIVERSE;
     case "set":
+      if (runTime(entry.set)) return bound === "lower" ? NOTHING : UNIVERSE;
       // an empty set contains nothing (unlike an empty list in a rule)
-      return entry.entries.length === 0 ? NOTHING : entriesSpace(entry.entries, bound, UNIVERSE);
+      return entry.entries.length === 0
+        ? NOTHING
+        : entriesSpace(entry.entries, bound, UNIVERSE, runTime);
   }
 }
 

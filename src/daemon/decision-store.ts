@@ -16,9 +16,13 @@ import {
   type LocalDecision,
   type ModeDecision,
 } from "../config/index.ts";
+import { HttpError } from "../api/index.ts";
 
 /** Decisions kept at most: a new one beyond this is refused. */
 export const MAX_DECISIONS = 10_000;
+
+/** The longest duration a decision is made for (10 years); longer is `forever`. */
+export const MAX_LIFETIME_DAYS = 3650;
 
 /** A decision as asked for: the store gives it an id, its times and its boot. */
 export type DecisionRequest = Omit<LocalDecision, "id" | "created" | "expires" | "boot">;
@@ -26,6 +30,22 @@ export type DecisionRequest = Omit<LocalDecision, "id" | "created" | "expires" |
 export { DEFAULT_DECISIONS } from "../host/index.ts";
 
 export class DecisionError extends Error {}
+
+/** An errno as "ENOSPC (no space left on device)"; any other error as its message. */
+function failureText(err: unknown): string {
+  const { code, message } = err as NodeJS.ErrnoException;
+  if (!code || !message.startsWith(`${code}: `)) return message;
+  return `${code} (${message.slice(code.length + 2).replace(/, \w+( '.*')?$/, "")})`;
+}
+
+/** What the API says of a change the file could not take: it was not made. */
+function notSaved(path: string, err: unknown): HttpError {
+  return new HttpError(
+    500,
+    "ENOTSAVED",
+    `could not save the decisions to ${path}: ${failureText(err)}; nothing was changed`,
+  );
+}
 
 const sameTarget = (a: DecisionRequest, b: DecisionRequest): boolean =>
   a.direction === b.direction &&
@@ -135,16 +155,15 @@ export class DecisionStore {
 
   /** Stores the mode decision (undefined: none, the file's mode again); returns it. */
   setMode(mode: ModeDecision["mode"] | undefined, by: string): ModeDecision | undefined {
-    this.modeDecision =
+    const decided =
       mode === undefined ? undefined : { mode, by, created: new Date(this.now()).toISOString() };
-    this.save();
-    return this.modeDecision;
+    this.commit(this.decisions, decided);
+    return decided;
   }
 
   /** Puts back a mode decision as it was (a refused switch is undone). */
   restoreMode(before: ModeDecision | undefined): void {
-    this.modeDecision = before;
-    this.save();
+    this.commit(this.decisions, before);
   }
 
   get(id: string): LocalDecision | undefined {
@@ -168,6 +187,10 @@ export class DecisionStore {
         : typeof lifetime.value === "object"
           ? lifetime.value.seconds
           : null;
+    if (seconds !== null && seconds > MAX_LIFETIME_DAYS * 86_400)
+      throw new DecisionError(
+        `lifetime '${request.lifetime}' is longer than 10 years (${MAX_LIFETIME_DAYS}d): use forever for a decision that does not expire`,
+      );
     const decision: LocalDecision = {
       ...requestFields(request),
       id: this.newId(),
@@ -182,8 +205,7 @@ export class DecisionStore {
       throw new DecisionError(
         `${MAX_DECISIONS} decisions are stored already: remove some (moat decisions remove ID)`,
       );
-    this.decisions = [...this.decisions.filter((d) => d !== replaced), decision];
-    this.save();
+    this.commit([...this.decisions.filter((d) => d !== replaced), decision], this.modeDecision);
     return replaced ? { decision, replaced } : { decision };
   }
 
@@ -191,18 +213,23 @@ export class DecisionStore {
   remove(id: string): LocalDecision | undefined {
     const found = this.get(id);
     if (!found) return undefined;
-    this.decisions = this.decisions.filter((d) => d !== found);
-    this.save();
+    this.commit(
+      this.decisions.filter((d) => d !== found),
+      this.modeDecision,
+    );
     return found;
   }
 
-  /** Removes and returns the decisions whose time is up. */
+  /**
+   * Removes and returns the decisions whose time is up. They go even when the file cannot be
+   * written: read again, an expired decision is dropped all the same.
+   */
   takeExpired(): LocalDecision[] {
     const now = this.now();
     const gone = this.decisions.filter((d) => d.expires && Date.parse(d.expires) <= now);
     if (gone.length === 0) return [];
     this.decisions = this.decisions.filter((d) => !gone.includes(d));
-    this.save();
+    this.saveOrWarn("expired decisions stay in the file until it is written again");
     return gone;
   }
 
@@ -234,13 +261,42 @@ export class DecisionStore {
     for (const note of read.notes) log(note.startsWith("a stored") ? `warning: ${note}` : note);
     this.decisions = read.decisions.slice(0, MAX_DECISIONS);
     this.modeDecision = read.mode;
-    if (read.changed) this.save();
+    // what was dropped is dropped again at the next read: the file can wait
+    if (read.changed) this.saveOrWarn("what was dropped stays in the file until it is written");
   }
 
-  private save(): void {
+  /**
+   * Saves `decisions` and `mode`, then holds them: a change the file cannot take is not made
+   * (it would be enforced by the next reload, and lost at the next start). Throws ENOTSAVED.
+   */
+  private commit(decisions: LocalDecision[], mode: ModeDecision | undefined): void {
+    const { path, log } = this.options;
+    try {
+      this.write(decisions, mode);
+    } catch (err) {
+      const refusal = notSaved(path ?? "", err);
+      log(`warning: ${refusal.message}`);
+      throw refusal;
+    }
+    this.decisions = decisions;
+    this.modeDecision = mode;
+  }
+
+  /** Saves what is held; a failure is said, and the file is written again at the next change. */
+  private saveOrWarn(consequence: string): void {
+    try {
+      this.write(this.decisions, this.modeDecision);
+    } catch (err) {
+      this.options.log(
+        `warning: could not save the decisions to ${this.options.path}: ${failureText(err)}; ${consequence}`,
+      );
+    }
+  }
+
+  private write(decisions: LocalDecision[], mode: ModeDecision | undefined): void {
     const { path } = this.options;
     if (path === null) return;
-    const stored = { version: 1, decisions: this.decisions, mode: this.modeDecision };
+    const stored = { version: 1, decisions, mode };
     // in a checked directory, by a temporary file no one could have planted (trusted-file.ts)
     writeTrustedFileAtomic(path, `${JSON.stringify(stored, null, 2)}\n`, {
       what: "local decisions file",

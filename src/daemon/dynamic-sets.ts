@@ -3,7 +3,7 @@
 // (NAME.dynamic, read by the policy loader like a set file) so they survive a restart. A change
 // or an expiry writes the file and compiles the running policy again when the entries in force
 // change: the datapath swaps its tables atomically, as for any reload.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SetChange, SetChangeOutcome, SetView } from "../api/index.ts";
 import {
@@ -79,35 +79,6 @@ function inForce(set: PolicySet | undefined): string[] {
   return texts;
 }
 
-/**
- * Drops the entries that expired while no daemon ran from every set file in the store `dir`
- * (before the first policy is compiled: the expiry timers would find them after it, and compile
- * and apply that same policy again). Throws, after pruning the others, naming each file that
- * could not be read or written.
- */
-export function pruneExpiredEntries(dir: string, now = Date.now()): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".dynamic"));
-  } catch {
-    return; // no store yet
-  }
-  const failed: string[] = [];
-  for (const name of names) {
-    const path = join(dir, name);
-    try {
-      const all = parseDynamicSetFile(readFileSync(path, "utf8"));
-      const live = liveEntries(all, now);
-      if (live.length < all.length)
-        writeTrustedFileAtomic(path, formatDynamicSetFile(live), { what: "dynamic set file" });
-    } catch (err) {
-      // the other files are still pruned: one bad file must not keep their expired entries
-      failed.push(`${path}: ${(err as Error).message}`);
-    }
-  }
-  if (failed.length > 0) throw new Error(failed.join("; "));
-}
-
 /** The addresses of an entry, as parseAddressEntry reads them. */
 interface Interval {
   family: 4 | 6;
@@ -165,7 +136,7 @@ function intervalText({ family, start, end }: Interval): string {
  * network (as a set file's is read, with the same warning), an IPv4-mapped address the IPv4
  * address it carries; any other entry is stored as written.
  */
-function storedForm(text: string, written: Interval): { entry: string; warnings: string[] } {
+export function storedForm(text: string, written: Interval): { entry: string; warnings: string[] } {
   const warnings: string[] = [];
   if (written.hostBitsSet)
     warnings.push(`'${text}' has host bits set: it means ${intervalText(written)}`);
@@ -182,15 +153,36 @@ function badEntry(text: string, why: string): string {
   return printable(why.startsWith(`'${text}' `) ? why : `'${text}': ${why}`);
 }
 
-/** The longest a timer waits (setTimeout's limit); an entry further away is checked again then. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The longest the expiry timer waits before it looks at the wall clock again: a timer runs on
+ * the monotonic clock, and an entry expires by the wall clock, which may step (NTP, a resume).
+ */
+const RECHECK_MS = 10_000;
 /** After an expiry whose file could not be written: the wait before it is tried again. */
 const RETRY_MS = 60_000;
+/** Expired entries an audit line names; more are counted. */
+const LISTED = 10;
+
+/** The audit line of `gone`, the entries of set `name` that expired. */
+function expiryLine(name: string, gone: readonly DynamicEntry[]): string {
+  const entries = written(gone);
+  if (entries.length <= LISTED) return `set ${name}: expired ${entries.join(", ")}`;
+  const named = entries.slice(0, LISTED).join(", ");
+  return `set ${name}: expired ${entries.length} entries (${named} and ${entries.length - LISTED} more)`;
+}
+
+/** A set's entries as stored, split at `now` into those still live and those that expired. */
+function splitExpired(all: DynamicEntry[], now: number) {
+  const live = liveEntries(all, now);
+  return { live, gone: all.filter((e) => !live.includes(e)) };
+}
 
 export function dynamicSets(options: DynamicSetOptions): DynamicSets {
   const { dir, model, log } = options;
   const now = options.now ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
+  /** When (wall clock, ms) the next entry expires. */
+  let due = Infinity;
   let closed = false;
 
   const fileOf = (name: string) => join(dir, `${name}.dynamic`);
@@ -210,52 +202,66 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
   const dynamicNames = () =>
     [...model().sets.values()].filter((s) => s.origin?.kind === "dynamic").map((s) => s.name);
 
-  /** Drops expired entries from every dynamic set; true when any went. */
-  function prune(): boolean {
-    let any = false;
+  /**
+   * Drops expired entries from every dynamic set file, auditing them (one line a set); says
+   * whether the policy in force holds entries that are not live, and which files could not be
+   * written.
+   */
+  function prune(): { stale: boolean; failed: string[] } {
+    let stale = false;
+    const failed: string[] = [];
     for (const name of dynamicNames()) {
-      const all = read(name);
-      const live = liveEntries(all, now());
-      if (live.length === all.length) continue;
-      write(name, live);
-      any = true;
+      const { live, gone } = splitExpired(read(name), now());
+      if (gone.length === 0) continue;
+      if (!sameEntries(inForce(model().sets.get(name)), written(live))) stale = true;
+      try {
+        write(name, live);
+      } catch (err) {
+        failed.push((err as Error).message);
+        continue;
+      }
+      options.audit(expiryLine(name, gone));
     }
-    return any;
+    return { stale, failed };
   }
 
   function schedule(): void {
     clearTimeout(timer);
     if (closed) return;
-    let next = Infinity;
+    due = Infinity;
     for (const name of dynamicNames())
-      for (const e of read(name)) if (e.expires !== null) next = Math.min(next, e.expires);
-    if (next === Infinity) return;
+      for (const e of read(name)) if (e.expires !== null) due = Math.min(due, e.expires);
+    if (due !== Infinity) arm();
+  }
+
+  /** Waits for `due` by the wall clock, looking at it again at least every RECHECK_MS. */
+  function arm(): void {
     // a little after the expiry: the loader, reading at that time, leaves the entry out
-    const wait = Math.min(Math.max(next - now() + 50, 0), MAX_TIMER_MS);
-    timer = setTimeout(() => void expire(), wait);
+    const wait = Math.min(Math.max(due - now() + 50, 0), RECHECK_MS);
+    timer = setTimeout(() => (now() >= due ? void expire() : arm()), wait);
     timer.unref();
   }
 
   async function expire(): Promise<void> {
-    let pruned: boolean;
-    try {
-      pruned = prune();
-    } catch (err) {
-      // the state folder cannot be written (full, read-only): the loader leaves expired entries
-      // out all the same; the file is tried again later, not in a loop
+    const { stale, failed } = prune();
+    // an expired entry the policy in force still holds goes now, written to its file or not:
+    // the loader leaves it out all the same. One the policy already leaves out (it expired
+    // while no daemon ran) needs no compile
+    if (stale) {
+      await options.refresh("dynamic set entries expired").catch((err: unknown) => {
+        log(`dynamic sets: expired entries not applied: ${(err as Error).message}`);
+      });
+    }
+    if (failed.length > 0) {
+      // the state folder cannot be written (full, read-only): tried again later, not in a loop
       log(
-        `dynamic sets: expired entries could not be removed (${(err as Error).message}); trying again in ${RETRY_MS / 1000} s`,
+        `dynamic sets: expired entries could not be removed (${failed.join("; ")}); trying again in ${RETRY_MS / 1000} s`,
       );
       clearTimeout(timer);
       if (closed) return;
       timer = setTimeout(() => void expire(), RETRY_MS);
       timer.unref();
       return;
-    }
-    if (pruned) {
-      await options.refresh("dynamic set entries expired").catch((err: unknown) => {
-        log(`dynamic sets: expired entries not applied: ${(err as Error).message}`);
-      });
     }
     schedule();
   }
@@ -311,7 +317,7 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       const written = parsed.value.target;
       const { entry, warnings } =
         change.op === "add" ? storedForm(text, written) : { entry: text, warnings: [] };
-      const entries = liveEntries(read(change.set), now());
+      const { live: entries, gone } = splitExpired(read(change.set), now());
       // the entry already there for these addresses, in whatever form it was written
       const wanted = unmapped(written);
       const at = entries.findIndex((e) => {
@@ -341,6 +347,7 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
         else entries.push({ entry, expires });
       }
       write(change.set, entries);
+      if (gone.length > 0) options.audit(expiryLine(change.set, gone));
       options.audit(`set ${change.set}: ${change.op} ${entry} by ${who}`);
       try {
         await options.refresh(`set ${change.set} changed`);
@@ -366,7 +373,7 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       const set = model().sets.get(name);
       const max = set?.origin?.maxEntries ?? Infinity;
       const all = read(name);
-      const stored = liveEntries(all, now());
+      const { live: stored, gone } = splitExpired(all, now());
       const before = replace ? [] : stored;
       const byEntry = new Map(before.map((e) => [e.entry, e]));
       for (const d of dels) byEntry.delete(d);
@@ -383,6 +390,7 @@ export function dynamicSets(options: DynamicSetOptions): DynamicSets {
       const changed = replace || adds.length > kept || dels.length > 0;
       if (!changed) return { entries: entries.length, dropped };
       write(name, entries);
+      if (gone.length > 0) options.audit(expiryLine(name, gone));
       try {
         // only the expiries changed (a bouncer's startup poll bringing the bans the store held):
         // a compile would load the entries it loads now, so none is made. Both the file before

@@ -119,7 +119,11 @@ export class LocalDecisions {
     const id = decisionIdOf(event.rule);
     if (id && event.type === event.verdict && event.reason !== "rejudged") {
       const d = this.options.store.get(id);
-      if (d?.lifetime === "once") void this.removeBy(id, "moat (used once)", false);
+      if (d?.lifetime === "once")
+        // a decisions file that cannot be written now (a full disk) leaves it for its expiry
+        this.removeBy(id, "moat (used once)", false).catch((err: unknown) =>
+          this.options.log(`decision ${id}: ${(err as Error).message}`),
+        );
     }
   }
 

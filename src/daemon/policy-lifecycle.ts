@@ -169,8 +169,13 @@ export class PolicyLifecycle {
   private queue: Promise<unknown> = Promise.resolve();
   /** A file reload queued behind the running change, not started yet. */
   private waitingReload: Promise<ReloadResult> | null = null;
-  /** When (Date.now()) the next file reload may start. */
+  /**
+   * When (performance.now(), a monotonic clock: a step of the wall clock must not stall every
+   * change queued behind a reload) the next file reload may start.
+   */
   private readonly reloadPace = { next: 0 };
+  /** The wait of a reload for its pace, ended by stop(). */
+  private endPaceWait: (() => void) | null = null;
   /** The policy applied on trial, until confirmed, reverted or replaced. */
   private trial: Trial | null = null;
   /** stop() was called: the daemon is going. */
@@ -211,6 +216,7 @@ export class PolicyLifecycle {
   stop(): void {
     this.stopping = true;
     this.close();
+    this.endPaceWait?.();
   }
 
   /** The log line of an applied policy. */
@@ -245,13 +251,14 @@ export class PolicyLifecycle {
     const run = this.serial(async () => {
       // reloads back to back would hold the event loop (DNS answers, the API): the next one
       // starts no sooner than the last one took after it ended, so reloading takes at most half
-      const wait = Math.max(0, this.reloadPace.next - Date.now());
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await this.pace();
       this.waitingReload = null;
-      const started = Date.now();
       const before = this.options.target.generation;
+      if (this.stopping)
+        return { ok: false, generation: before, errors: ["the daemon is stopping"] };
+      const started = performance.now();
       const outcome = await this.reloadFile(reason);
-      this.reloadPace.next = 2 * Date.now() - started;
+      this.reloadPace.next = 2 * performance.now() - started;
       const { mode } = this.running.model;
       return auditReload({ note: this.options.audit }, reason, before, outcome, {
         mode,
@@ -260,6 +267,22 @@ export class PolicyLifecycle {
     });
     this.waitingReload = run;
     return run;
+  }
+
+  /** Resolves when the next reload may start, or at once when the daemon stops. */
+  private pace(): Promise<void> {
+    const wait = this.reloadPace.next - performance.now();
+    if (wait <= 0 || this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.endPaceWait = null;
+        resolve();
+      };
+      // a stopping daemon is not kept alive by it
+      const timer = setTimeout(end, wait).unref();
+      this.endPaceWait = end;
+    });
   }
 
   /** Runs `change` once every change asked before it has settled. */

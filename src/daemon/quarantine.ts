@@ -1,8 +1,9 @@
 // Quarantine: a connection matched by a rule with `quarantine: { set, timeout }` puts its local
-// address into that dynamic set until the timeout (renewed by later matches), so rules naming
-// the set give the host a stricter policy for a while. The entry is a dynamic set's like any
-// other: it expires by itself, survives a restart, and `moat set del` lifts it early.
-import type { PolicyModel, PolicySet } from "../config/index.ts";
+// address (that one address: a connection names no other of its host's) into that dynamic set
+// until the timeout (renewed by later matches), so rules naming the set give that address a
+// stricter policy for a while. The entry is a dynamic set's like any other: it expires by
+// itself, survives a restart, and `moat set del` lifts it early.
+import { parseAddressEntry, type PolicyModel, type PolicySet } from "../config/index.ts";
 import type { MoatEvent } from "../datapath/index.ts";
 import type { DynamicSets } from "./dynamic-sets.ts";
 import { quarantinesAny, ruleNamed } from "../policy/index.ts";
@@ -29,6 +30,20 @@ function setHolds(model: PolicyModel, name: string, entry: string): boolean {
   return texts.has(entry);
 }
 
+/** The IPv4-mapped form of 0.0.0.0 (::ffff:0.0.0.0). */
+const MAPPED_ANY = 0xffffn << 32n;
+
+/**
+ * Whether `ip` is an unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0): the local address of a
+ * connection refused at connect(), before the kernel chose one.
+ */
+function unspecified(ip: string): boolean {
+  const parsed = parseAddressEntry(ip);
+  if (!parsed.ok || parsed.value.target.kind !== "interval") return false;
+  const { start, end } = parsed.value.target;
+  return start === end && (start === 0n || start === MAPPED_ANY);
+}
+
 /** Returns what looks at each event (before it is pushed) for a quarantine to start. */
 export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => void {
   const now = options.now ?? Date.now;
@@ -37,6 +52,8 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
   const written = new Map<string, number>();
   // entries being written and applied: the matches meanwhile wait for that one
   const underWay = new Set<string>();
+  // rules whose match had no local address to put in the set: said once a rule
+  const noLocal = new Set<string>();
   return (event) => {
     if (!VERDICTS.has(event.type)) return;
     const model = options.model();
@@ -45,6 +62,16 @@ export function quarantiner(options: QuarantineOptions): (event: MoatEvent) => v
     const q = rule?.quarantine;
     if (!rule || !q) return;
     const ip = event.local.ip;
+    // a connection refused at connect() has no local address: in the set, the unspecified
+    // address would quarantine nothing, so such a match puts nothing there
+    if (unspecified(ip)) {
+      if (noLocal.has(rule.name)) return;
+      noLocal.add(rule.name);
+      options.log(
+        `quarantine: rule ${rule.name} matched a connection refused at connect(), before it had a local address: nothing put in set ${q.set} (remote ${event.remote.ip})`,
+      );
+      return;
+    }
     const key = `${q.set} ${ip}`;
     if (underWay.has(key)) return;
     const t = now();

@@ -3,12 +3,11 @@
 // daemon finds them, and removed by themselves at their expiry (one re-apply).
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   dynamicSets,
-  pruneExpiredEntries,
   type DynamicSetOptions,
   type DynamicSets,
 } from "../../src/daemon/dynamic-sets.ts";
@@ -305,18 +304,4 @@ test("a stored change the policy could not take comes into force with the next b
     "crowdsec decisions for set banned",
   );
   assert.equal(verdict("192.0.2.10"), "blocked", "the ban stored before is in force");
-});
-
-test("a start prunes every set file it can, past one it cannot read", () => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-prune-"));
-  try {
-    const past = Math.floor(Date.now() / 1000) - 60;
-    // a directory where a set file is expected: it cannot be read as one
-    mkdirSync(join(dir, "a-broken.dynamic"));
-    writeFileSync(join(dir, "banned.dynamic"), `203.0.113.9 # expires ${past}\n198.51.100.7\n`);
-    assert.throws(() => pruneExpiredEntries(dir), /a-broken\.dynamic/);
-    assert.equal(readFileSync(join(dir, "banned.dynamic"), "utf8"), "198.51.100.7\n");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });
