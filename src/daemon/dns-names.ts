@@ -232,7 +232,7 @@ export async function openDnsNames(options: DnsNamesOptions): Promise<DnsNames> 
       proxy.setClasses(classesOfImage(image));
       const settings = next.dns;
       const trusted = trustedResolvers(settings.resolvers);
-      proxy.configure(settings, trusted);
+      proxy.configure(settings, trusted, next.mode);
       const hosts = readHosts();
       const key = JSON.stringify([image.names?.classes.signature ?? null, [...hosts]]);
       if (key !== sharedFor) proxy.setShared(hosts);

@@ -152,6 +152,8 @@ export class DnsProxy {
   readonly stats: DnsProxyStats = { queries: 0, refused: 0, bindFull: 0, failed: 0, overloaded: 0 };
   private readonly options: DnsProxyOptions;
   private settings: DnsSettings;
+  /** The policy's mode: the canary's, as dns:doh's (docs/dns.md, "Encrypted DNS"). */
+  private policyMode: "detect" | "prevent" = "prevent";
   private trusted: TrustedResolvers;
   private classesOf: ClassesOf = NO_CLASSES;
   private home: Listener | null = null;
@@ -221,10 +223,15 @@ export class DnsProxy {
     this.classesOf = classesOf ?? NO_CLASSES;
   }
 
-  /** The running policy's dns section and trusted resolvers (at start and on reload). */
-  configure(settings: DnsSettings, trusted: TrustedResolvers): void {
+  /** The running policy's dns section, trusted resolvers and mode (at start and on reload). */
+  configure(
+    settings: DnsSettings,
+    trusted: TrustedResolvers,
+    mode: "detect" | "prevent" = "prevent",
+  ): void {
     this.settings = settings;
     this.trusted = trusted;
+    this.policyMode = mode;
   }
 
   /** The names an identity learned for an address (and those every identity shares). */
@@ -526,8 +533,8 @@ export class DnsProxy {
     }
     // Firefox keeps DNS over HTTPS off when its canary does not resolve
     if (this.settings.doh === "block" && q.name === DOH_CANARY) {
-      // the query's mode is the policy's (dns:doh's) unless a rule with a mode of its own judged it
-      if (verdict.mode === "prevent")
+      // dns:doh's mode is the policy's, whatever mode the rule that judged the query has
+      if (this.policyMode === "prevent")
         return this.reported(record, errorAnswer(query, "NXDOMAIN"), "NXDOMAIN");
       // detect mode alters no answer: the canary is asked as any name, and reported detected
       record.verdict = canaryDetected();

@@ -25,6 +25,7 @@ function policy(
   list: string,
   doh: string,
   mode = "prevent",
+  more = "",
 ) {
   return `version: 1
 mode: ${mode}
@@ -34,7 +35,7 @@ logging: { audit: { path: ${l.auditPath} } }
 dns: { doh: ${doh}, doh_list: ${list} }
 rules:
   - { name: web, direction: egress, action: allow, layer4: { protocol: tcp, port: [443] } }
-`;
+${more}`;
 }
 
 interface EventJson {
@@ -149,6 +150,18 @@ test("dns.doh: block answers the canary NXDOMAIN and refuses the list's resolver
           `DETECTED egress tcp \\S+ -> ${resolver.replaceAll(".", "\\.")}:443 .*by rule dns:doh`,
         ),
       );
+    },
+  );
+
+  await t.test(
+    "block in prevent mode, the query judged by a detect rule of its own: the canary is NXDOMAIN",
+    async () => {
+      const watch =
+        "  - { name: dns-watch, direction: egress, action: block, mode: detect, layer4: { protocol: udp, port: [53] } }\n";
+      lab.writePolicy(policy(labShape!, cg.cgroup, list, "block", "prevent", watch));
+      await lab.daemon.waitFor(/applied: generation 4/);
+      const d = dig(fresh(), z.upstream, CANARY);
+      assert.equal(d.rcode, "NXDOMAIN", `dns:doh runs in the policy's mode: ${d.stdout}`);
     },
   );
 });
