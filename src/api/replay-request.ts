@@ -5,7 +5,7 @@ import { parseDuration } from "../config/duration.ts";
 import type { ReplayRequest } from "./control.ts";
 import { HttpError } from "./errors.ts";
 import { readJson } from "./json.ts";
-import { timeParam } from "./time-param.ts";
+import { timeMs, timeParam } from "./time-param.ts";
 
 /** Events a replay reads when the body does not say (newest first). */
 export const REPLAY_LIMIT = 100_000;
@@ -16,7 +16,7 @@ const DEFAULT_SINCE = "24h";
 
 /** A point in time: a duration back from `now`, an ISO time with its offset or ms since the epoch. */
 export function replayTime(value: unknown, name: string, now: number): number {
-  if (typeof value === "number" && Number.isInteger(value) && value >= 0) return value;
+  if (typeof value === "number" && !Number.isNaN(timeMs(value))) return value;
   if (typeof value === "string") {
     const back = parseDuration(value);
     if (back.ok) return now - back.value * 1000;

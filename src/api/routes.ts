@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { FilterError, parseFilter } from "../observe/filter.ts";
 import type { HistoryQuery } from "../observe/history/query.ts";
+import { HistoryUnavailableError } from "../observe/history/remote.ts";
 import type { RuleStats } from "../observe/sink.ts";
 import type { StatsQuery } from "../observe/history/rollup.ts";
 import { requestedScopes } from "./console-routes.ts";
@@ -254,7 +255,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     GET: {
       scope: "events",
       handle: async ({ res, url, control }) => {
-        const page = await control.queryHistory(historyQuery(url.searchParams));
+        const page = await notOpen(control.queryHistory(historyQuery(url.searchParams)));
         if (!page)
           throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
         sendJson(res, 200, page);
@@ -265,7 +266,7 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     GET: {
       scope: "events",
       handle: async ({ res, url, control }) => {
-        const page = await control.flowStats?.(statsQuery(url.searchParams));
+        const page = await notOpen(control.flowStats?.(statsQuery(url.searchParams)));
         if (!page)
           throw new HttpError(404, "ENOHISTORY", "the event history is off in this daemon");
         sendJson(res, 200, page);
@@ -338,6 +339,16 @@ export const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     },
   },
 };
+
+/** A history query of a store that could not be opened (it is tried again): 503, saying why. */
+async function notOpen<T>(answer: Promise<T> | T): Promise<T> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (!(err instanceof HistoryUnavailableError)) throw err;
+    throw new HttpError(503, err.code, `the event history is not open: ${err.message}`);
+  }
+}
 
 /**
  * A history job's owner (its quota: a token, or root as one) and its caller hanging up: the
@@ -531,16 +542,13 @@ function historyQuery(params: URLSearchParams): HistoryQuery {
   return q;
 }
 
-/** The latest time a Date holds, in ms since the epoch. */
-const MAX_TIME_MS = 8.64e15;
-
 function timesAndLimit(params: URLSearchParams) {
   const time = (name: string) => {
     const text = params.get(name);
     if (!text) return undefined;
     const ms = timeParam(text);
     // a time a Date cannot hold (past 8.64e15 ms, before 1970) is not a time either
-    if (Number.isNaN(ms) || ms < 0 || ms > MAX_TIME_MS)
+    if (Number.isNaN(ms))
       throw new HttpError(
         400,
         "EBADTIME",

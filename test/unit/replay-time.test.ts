@@ -24,3 +24,17 @@ test("a time without an offset, a date alone or free text is refused", () => {
       text,
     );
 });
+
+test("a time no Date can hold is refused, not an internal error", () => {
+  for (const value of ["99999999999999999999", 1e20, -1, 1.5])
+    assert.throws(
+      () => replayTime(value, "until", NOW),
+      (err: unknown) => err instanceof HttpError && err.code === "EBADTIME",
+      String(value),
+    );
+});
+
+test("RFC 3339's lower-case letters and space separator are read", () => {
+  assert.equal(replayTime("2026-12-06t10:00:00z", "since", NOW), NOW - 7_200_000);
+  assert.equal(replayTime("2026-12-06 10:00:00Z", "since", NOW), NOW - 7_200_000);
+});
