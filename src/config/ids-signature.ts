@@ -43,6 +43,13 @@ export interface IdsSignature {
   bidirectional: boolean;
   /** flow:to_server (from the initiator) / to_client; absent: both. */
   flow?: "to_server" | "to_client";
+  /**
+   * flow:established: a UDP datagram fits once both directions of its flow were seen (as
+   * Suricata); every TCP copy does (moat reads flows seen from their start).
+   */
+  established?: true;
+  /** flow:only_stream: TCP only (a UDP datagram is never a stream, as in Suricata). */
+  onlyStream?: true;
   sid: number;
   rev?: number;
   msg: string;
@@ -76,6 +83,8 @@ const FLOW_ACCEPTED = new Set([
   "established",
   "only_stream",
 ]);
+
+const FLOW_DIRECTIONS = new Set(["to_server", "to_client", "from_server", "from_client"]);
 
 interface Token {
   text: string;
@@ -158,6 +167,9 @@ function parse(text: string): IdsParse {
     contents: [],
   };
   let sidAt = -1;
+  /** The modifiers the last content was given (Suricata refuses one given twice). */
+  let given = new Set<string>();
+  const flowGiven = new Map<string, string>();
   for (const o of options) {
     const last = sig.contents[sig.contents.length - 1];
     switch (o.name) {
@@ -165,6 +177,7 @@ function parse(text: string): IdsParse {
         sig.msg = unquote(o);
         break;
       case "sid":
+        if (sidAt >= 0) throw new Malformed(o.at, "a signature has one sid");
         sig.sid = integer(o, 1, 2 ** 32 - 1);
         sidAt = o.at;
         break;
@@ -176,13 +189,17 @@ function parse(text: string): IdsParse {
         break;
       case "content":
         sig.contents.push(content(o));
+        given = new Set();
         break;
       case "flow":
-        flow(o, sig, problems);
+        flow(o, sig, problems, flowGiven);
         break;
       default:
         if (CONTENT_MODIFIERS.has(o.name)) {
           if (!last) throw new Malformed(o.at, `'${o.name}' must follow a content`);
+          if (given.has(o.name))
+            throw new Malformed(o.at, `'${o.name}' is given twice for this content`);
+          given.add(o.name);
           modifier(o, last);
         } else if (!DESCRIPTIVE.has(o.name)) {
           problems.push({
@@ -240,19 +257,17 @@ function address(t: Token, problems: IdsProblem[]): IdsAddress {
   if (t.text === "$HOME_NET") return { kind: "home" };
   if (t.text === "$EXTERNAL_NET") return { kind: "external" };
   const entries: { cidr: string; negated: boolean }[] = [];
-  for (const item of listItems(t)) {
-    const negated = item.text.startsWith("!");
-    const body = negated ? item.text.slice(1) : item.text;
-    if (body.startsWith("$") || body.startsWith("[")) {
+  for (const { text: body, at, negated } of listItems(t)) {
+    if (body.startsWith("$")) {
       problems.push({
-        at: item.at,
+        at,
         kind: "refused",
         message: `address '${body}' is not supported (any, $HOME_NET, $EXTERNAL_NET, IP, CIDR, [list], !negation)`,
       });
       continue;
     }
     const range = idsAddressRange(body);
-    if (!range.ok) throw new Malformed(item.at, range.error);
+    if (!range.ok) throw new Malformed(at, range.error);
     entries.push({ cidr: body, negated });
   }
   return { kind: "list", entries };
@@ -278,9 +293,8 @@ function ports(t: Token, problems: IdsProblem[]): IdsPorts {
   if (t.text === "any") return { kind: "any" };
   const ranges: IdsPortRange[] = [];
   for (const item of listItems(t)) {
-    const negated = item.text.startsWith("!");
-    const body = negated ? item.text.slice(1) : item.text;
-    if (body.startsWith("$") || body.startsWith("[")) {
+    const { text: body, negated } = item;
+    if (body.startsWith("$")) {
       problems.push({
         at: item.at,
         kind: "refused",
@@ -304,20 +318,54 @@ function ports(t: Token, problems: IdsProblem[]): IdsPorts {
   return { kind: "list", ranges };
 }
 
-/** The items of "[a,b,!c]" (one level), or the token itself ("![...]" too); offsets kept. */
-function listItems(t: Token): Token[] {
-  if (!t.text.startsWith("[")) return [t];
-  if (!t.text.endsWith("]")) throw new Malformed(t.at, "a list is not closed with ']'");
-  const out: Token[] = [];
-  let at = t.at + 1;
-  for (const part of t.text.slice(1, -1).split(",")) {
-    const text = part.trim();
-    const itemAt = at + part.length - part.trimStart().length;
-    if (text === "") throw new Malformed(itemAt, "an empty list entry");
-    out.push({ text, at: itemAt });
-    at += part.length + 1;
+/** A list's entry without its '!': negated by an odd number of them (its own and its lists'). */
+interface ListItem extends Token {
+  negated: boolean;
+}
+
+/** Lists within lists, at most (a rules file may come from anywhere). */
+const MAX_LIST_DEPTH = 8;
+
+/**
+ * The entries of "a", "!a" or "[a, !b, ![c, d]]", lists within lists flattened: a '!' before a
+ * list negates each of its entries (as Suricata reads it); offsets kept (an entry's own '!'
+ * with it).
+ */
+function listItems(t: Token, negated = false, depthIn = 0): ListItem[] {
+  if (t.text.startsWith("!")) {
+    const rest = t.text.slice(1);
+    const lead = rest.length - rest.trimStart().length;
+    if (!rest.trimStart().startsWith("["))
+      return [{ text: rest.trimStart(), at: t.at, negated: !negated }];
+    return listItems({ text: rest.trimStart(), at: t.at + 1 + lead }, !negated, depthIn);
   }
-  return out;
+  if (!t.text.startsWith("[")) return [{ ...t, negated }];
+  if (depthIn >= MAX_LIST_DEPTH)
+    throw new Malformed(t.at, `lists nested more than ${MAX_LIST_DEPTH} deep`);
+  const out: ListItem[] = [];
+  let depth = 0;
+  let start = 1;
+  const entry = (end: number) => {
+    const part = t.text.slice(start, end);
+    const text = part.trim();
+    const at = t.at + start + part.length - part.trimStart().length;
+    if (text === "") throw new Malformed(at, "an empty list entry");
+    // one by one: a list of a million entries is more arguments than a call takes
+    for (const item of listItems({ text, at }, negated, depthIn + 1)) out.push(item);
+    start = end + 1;
+  };
+  for (let i = 1; i < t.text.length; i++) {
+    const c = t.text[i];
+    if (c === "[") depth++;
+    else if (c === "]" && depth > 0) depth--;
+    else if (c === "," && depth === 0) entry(i);
+    else if (c === "]") {
+      if (i !== t.text.length - 1) throw new Malformed(t.at + i + 1, "text after a list's ']'");
+      entry(i);
+      return out;
+    }
+  }
+  throw new Malformed(t.at, "a list is not closed with ']'");
 }
 
 interface OptionToken {
@@ -437,26 +485,83 @@ function modifier(o: OptionToken, c: IdsContent): void {
       c.nocase = true;
       return;
     case "offset":
+      notMixed(o, c);
       c.offset = integer(o, 0, 65535);
       return;
     case "depth":
+      notMixed(o, c);
       c.depth = integer(o, 1, 65535);
+      notShorter(o, c.depth, c);
       return;
     case "distance":
+      notMixed(o, c);
       c.distance = integer(o, -65535, 65535);
       return;
     case "within":
+      notMixed(o, c);
       c.within = integer(o, 1, 65535);
+      notShorter(o, c.within, c);
       return;
   }
 }
 
-function flow(o: OptionToken, sig: IdsSignature, problems: IdsProblem[]): void {
+/**
+ * A content's window is either absolute (offset/depth, from the start of the bytes) or relative
+ * (distance/within, after the previous content's match), never both: Suricata refuses the
+ * signature, as moat does.
+ */
+function notMixed(o: OptionToken, c: IdsContent): void {
+  const relative = o.name === "distance" || o.name === "within";
+  const other = relative
+    ? c.offset !== undefined
+      ? "offset"
+      : c.depth !== undefined
+        ? "depth"
+        : undefined
+    : c.distance !== undefined
+      ? "distance"
+      : c.within !== undefined
+        ? "within"
+        : undefined;
+  if (other === undefined) return;
+  const start = "from the start of the bytes";
+  const after = "after the previous content";
+  const message = relative
+    ? `'${o.name}' is ${after}, '${other}' ${start}`
+    : `'${o.name}' is ${start}, '${other}' ${after}`;
+  throw new Malformed(o.at, `${message}: a content takes one or the other`);
+}
+
+/** A depth or within shorter than the content: it never matches (Suricata refuses it). */
+function notShorter(o: OptionToken, limit: number, c: IdsContent): void {
+  if (limit < c.pattern.length)
+    throw new Malformed(
+      o.at,
+      `${o.name} ${limit} is shorter than the content (${c.pattern.length} bytes): it never matches`,
+    );
+}
+
+/**
+ * A flow option's words; `given` holds the words of the signature's flow options so far (by what
+ * they set: a direction, or the word itself), as Suricata refuses one set twice.
+ */
+function flow(
+  o: OptionToken,
+  sig: IdsSignature,
+  problems: IdsProblem[],
+  given: Map<string, string>,
+): void {
   let at = o.valueAt;
   for (const raw of value(o).split(",")) {
     const word = raw.trim();
     const wordAt = at + (raw.length - raw.trimStart().length);
     at += raw.length + 1;
+    const sets = FLOW_DIRECTIONS.has(word) ? "direction" : word;
+    const before = given.get(sets);
+    if (before === word) throw new Malformed(wordAt, `flow '${word}' is given twice`);
+    if (before !== undefined)
+      throw new Malformed(wordAt, `flow '${word}' and '${before}': a signature has one direction`);
+    given.set(sets, word);
     if (!FLOW_ACCEPTED.has(word)) {
       problems.push({
         at: wordAt,
@@ -467,5 +572,7 @@ function flow(o: OptionToken, sig: IdsSignature, problems: IdsProblem[]): void {
     }
     if (word === "to_server" || word === "from_client") sig.flow = "to_server";
     if (word === "to_client" || word === "from_server") sig.flow = "to_client";
+    if (word === "established") sig.established = true;
+    if (word === "only_stream") sig.onlyStream = true;
   }
 }

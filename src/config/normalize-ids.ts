@@ -8,12 +8,18 @@ import { plainPos } from "./positions.ts";
 import type { IdsRule, PolicyModel } from "./model.ts";
 import type { PolicyDocument } from "./schema.ts";
 import { IDS_DEFAULT_BYTES } from "./ids-bytes.ts";
+import { quotedColumns } from "./ids-yaml-columns.ts";
 
 /** A signature's text and where its first character is. */
 interface Located {
   text: string;
   pos: SourcePos;
+  /** Written in the policy as a quoted string: where its opening quote is. */
+  quote?: SourcePos;
 }
+
+/** Characters a quoted YAML string may hold escaped ('' or \" ...): columns move past them. */
+const MAYBE_ESCAPED = /["'\\]|[^\x20-\x7e]/;
 
 export function normalizeIds(ctx: CheckContext, doc: PolicyDocument): Pick<PolicyModel, "ids"> {
   const ids = doc.ids;
@@ -21,9 +27,10 @@ export function normalizeIds(ctx: CheckContext, doc: PolicyDocument): Pick<Polic
   const texts: Located[] = [];
   (ids.rules ?? []).forEach((text, i) => {
     const path = ["ids", "rules", i];
-    const pos = ctx.pos(path);
-    const shift = ctx.source.quoted?.(path) ? 1 : 0;
-    texts.push({ text, pos: { ...plainPos(pos), col: pos.col + shift } });
+    const pos = plainPos(ctx.pos(path));
+    if (ctx.source.quoted?.(path))
+      texts.push({ text, pos: { ...pos, col: pos.col + 1 }, quote: pos });
+    else texts.push({ text, pos });
   });
   const files: string[] = [];
   const named = ids.rules_file === undefined ? [] : [ids.rules_file].flat();
@@ -47,17 +54,37 @@ export function normalizeIds(ctx: CheckContext, doc: PolicyDocument): Pick<Polic
     });
   });
 
+  let policyLines: string[] | null | undefined;
+  /**
+   * The column of `at` in a signature's text: in a quoted string with escapes, where it is written
+   * in the policy (read again only then; as it reads if the policy cannot be read, or changed).
+   */
+  const columnOf = ({ text, pos, quote }: Located, at: number): number => {
+    if (!quote || !MAYBE_ESCAPED.test(text)) return pos.col + at;
+    if (policyLines === undefined) {
+      try {
+        policyLines = ctx.host.readFile(ctx.source.file, "policy").split("\n");
+      } catch {
+        policyLines = null;
+      }
+    }
+    const line = policyLines?.[quote.line - 1];
+    const cols = line === undefined ? undefined : quotedColumns(line, quote.col, text);
+    return cols?.[at] ?? pos.col + at;
+  };
+
   const signatures: IdsRule[] = [];
   const sids = new Map<number, SourcePos>();
   let refused = 0;
-  for (const { text, pos } of texts) {
+  for (const located of texts) {
+    const { text, pos } = located;
     const parsed = parseSignature(text);
     if (!parsed.ok) {
       const malformed = parsed.problems.some((p) => p.kind === "malformed");
       if (!malformed) refused++;
       for (const p of parsed.problems)
         ctx.report(
-          { ...plainPos(pos), col: pos.col + p.at },
+          { ...plainPos(pos), col: columnOf(located, p.at) },
           p.kind === "refused" ? `${p.message}; this signature is not loaded` : p.message,
           p.kind === "refused" ? "warning" : "error",
         );

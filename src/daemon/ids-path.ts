@@ -1,6 +1,7 @@
 // IDS signatures in the daemon (docs/policy.md, "ids"): the kernel copies the first bytes of each
 // direction of a flow (bpf/include/ids.h); here they are put back in place per flow direction
-// (ids-stream.ts) and matched against the live policy's signatures. Each signature that matches a
+// (ids-stream.ts) and matched against the live policy's signatures: a TCP direction as one stream,
+// each UDP datagram alone. Each signature that matches a
 // connection is one event (reason "ids", rule "ids:<sid>"), once per connection: "detected" for
 // alert signatures and under ids.mode detect, "blocked" when a drop or reject signature cut the
 // connection under ids.mode prevent. What keeps a direction from being read as its receiver reads
@@ -17,12 +18,15 @@ import {
   decodeIdsCopy,
   IdsConst,
   idsConnection,
+  kernelMonotonicNs,
+  wallTimeMs,
   type IdsCopy,
   type IdsMatchFacts,
   type MoatEvent,
+  type WallTimeSource,
 } from "../datapath/index.ts";
 import { IdsMatcher, type IdsBudget, type IdsStream } from "../policy/index.ts";
-import { CopiedStream, type StreamTrouble } from "./ids-stream.ts";
+import { CopiedDatagrams, CopiedStream, type StreamTrouble } from "./ids-stream.ts";
 
 export interface IdsSource {
   subscribeIds(onRecord: (record: Buffer) => void): unknown;
@@ -33,7 +37,8 @@ export interface IdsSource {
   conntrackMap?: { lookup(key: Buffer | null): Buffer | null };
 }
 
-export interface IdsPathOptions {
+/** Event times: by the daemon's kernel clock unless `clock` or a fixed `bootTimeMs` is given. */
+export interface IdsPathOptions extends WallTimeSource {
   source: IdsSource;
   /** The live policy. */
   model: () => PolicyModel;
@@ -42,11 +47,9 @@ export interface IdsPathOptions {
   interfaceName?: (ifindex: number) => string | null;
   /** ids.mode prevent: cuts the connection; says whether it was. */
   cut: (copy: IdsCopy) => boolean;
-  /** Wall clock at boot, in ms (kernel timestamps are ns since boot). */
-  bootTimeMs?: number;
   /** A monotonic clock in ms, for how long flows are held (default: performance.now). */
   now?: () => number;
-  /** CLOCK_MONOTONIC in ns, the connection table's clock (default: process.hrtime). */
+  /** The kernel's clock in ns, the connection table's (default: kernelMonotonicNs). */
   monotonicNs?: () => bigint;
 }
 
@@ -80,7 +83,10 @@ const TROUBLE: Record<StreamTrouble | "lost", string> = {
 };
 
 interface Direction {
+  /** TCP: the bytes put back in place. */
   stream: CopiedStream;
+  /** UDP: how far the datagrams copied went (each is matched alone, as it comes). */
+  datagrams: CopiedDatagrams;
   /** A copy of it was read. */
   seen: boolean;
   /** Given up: bytes went by unread. */
@@ -148,8 +154,6 @@ class HeldFlows {
 }
 
 export function startIdsPath(options: IdsPathOptions): IdsPath {
-  const bootTimeMs =
-    options.bootTimeMs ?? Date.now() - Number(process.hrtime.bigint() / 1_000_000n);
   const held = { tcp: new HeldFlows(IDS_HELD.tcp), udp: new HeldFlows(IDS_HELD.udp) };
   const counters: IdsCounters = {
     copies: 0,
@@ -169,7 +173,7 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     return m;
   };
   const clock = options.now ?? (() => performance.now());
-  const monotonicNs = options.monotonicNs ?? (() => process.hrtime.bigint());
+  const monotonicNs = options.monotonicNs ?? kernelMonotonicNs;
   const table = options.source.conntrackMap;
   /** Flows begun before this (the path's start, or signatures turned on again) went by unread. */
   let readingSinceNs = monotonicNs();
@@ -199,6 +203,7 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
   function newFlow(copy: IdsCopy): Flow {
     const dir = (): Direction => ({
       stream: new CopiedStream(),
+      datagrams: new CopiedDatagrams(),
       seen: false,
       lost: false,
       told: new Set(),
@@ -233,6 +238,14 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
       lose(flow, copy, ids);
       return;
     }
+    if (copy.protocol === "udp") {
+      // the datagram is whole: a negated content is judged on it now, nothing waits; the flow is
+      // established once its other direction was seen
+      dir.datagrams.add(copy.offset, copy.data);
+      const view = { ...viewOf(copy), established: flow.dirs[copy.toServer ? 1 : 0].seen };
+      judge(flow, copy, ids, true, [copy.data.toString("latin1")], view);
+      return;
+    }
     for (const trouble of dir.stream.add(copy.offset, copy.data, copy.urgent))
       troubled(flow, copy, ids, trouble);
     const final = dir.stream.final(windowOf(ids));
@@ -260,7 +273,10 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
 
   function pastCopies(flow: Flow, ids: IdsModel): boolean {
     const window = windowOf(ids);
-    return flow.dirs.every((dir) => dir.lost || dir.stream.final(window));
+    const udp = flow.copy.protocol === "udp";
+    return flow.dirs.every(
+      (dir) => dir.lost || (udp ? dir.datagrams.final(window) : dir.stream.final(window)),
+    );
   }
 
   /**
@@ -293,16 +309,26 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     }
   }
 
-  /** Matches the direction of `copy` on each version of its bytes so far; reports new matches. */
-  function judge(flow: Flow, copy: IdsCopy, ids: IdsModel, final: boolean): void {
+  /**
+   * Matches the direction of `copy` (seen as `view`) on `versions` (default: each version of its
+   * stream's bytes so far); reports new matches.
+   */
+  function judge(
+    flow: Flow,
+    copy: IdsCopy,
+    ids: IdsModel,
+    final: boolean,
+    versions = flow.dirs[copy.toServer ? 0 : 1].stream.versions(),
+    view = viewOf(copy),
+  ): void {
     const d = copy.toServer ? 0 : 1;
     const matcher = matcherOf(ids);
     if (flow.matcher !== matcher || !flow.budgets) {
       flow.matcher = matcher;
       flow.budgets = [matcher.budget(), matcher.budget()];
     }
-    for (const data of flow.dirs[d].stream.versions()) {
-      const matches = matcher.match({ ...viewOf(copy), data, final }, flow.budgets[d]);
+    for (const data of versions) {
+      const matches = matcher.match({ ...view, data, final }, flow.budgets[d]);
       for (const rule of matches) {
         if (flow.fired.has(rule.sid)) continue;
         flow.fired.add(rule.sid);
@@ -340,7 +366,7 @@ export function startIdsPath(options: IdsPathOptions): IdsPath {
     if (prevent && !flow.cut) flow.cut = options.cut(copy);
     const type = prevent ? "blocked" : "detected";
     options.push({
-      time: new Date(bootTimeMs + Number(copy.tsNs / 1_000_000n)).toISOString(),
+      time: new Date(wallTimeMs(Number(copy.tsNs / 1_000_000n), options)).toISOString(),
       type,
       mode: prevent ? "prevent" : "detect",
       rule,

@@ -1,9 +1,30 @@
-// One direction of a flow as the ids path holds it (docs/policy.md, "ids"): the kernel's copies
-// put in place by their offset (bpf/include/ids.h copies a TCP segment at its place in the stream:
-// ahead of a hole, or again over bytes already copied until its receiver acknowledged them),
-// compared where they cover bytes already copied, with the urgent bytes its receiver may take out
-// of the stream; and the versions of its bytes the signatures are matched on.
+// One direction of a flow as the ids path holds it (docs/policy.md, "ids"). TCP: the kernel's
+// copies put in place by their offset (bpf/include/ids.h copies a TCP segment at its place in the
+// stream: ahead of a hole, or again over bytes already copied until its receiver acknowledged
+// them), compared where they cover bytes already copied, with the urgent bytes its receiver may
+// take out of the stream; and the versions of its bytes the signatures are matched on. UDP: each
+// datagram (one copy) is matched alone; the direction only counts what was copied.
 import { IdsConst } from "../datapath/index.ts";
+
+/**
+ * A UDP direction: its datagrams are not a stream (each is matched alone, from its own first
+ * byte, as Suricata does), so only how far the kernel's copies went is kept: one copy a datagram,
+ * placed at the bytes copied before it, up to the window and IdsConst.maxPackets copies.
+ */
+export class CopiedDatagrams {
+  private copied = 0;
+  private count = 0;
+
+  add(offset: number, data: Buffer): void {
+    this.copied = Math.max(this.copied, Math.min(offset + data.length, IdsConst.maxBytes));
+    this.count++;
+  }
+
+  /** No more datagrams of this direction will be copied. */
+  final(window: number): boolean {
+    return this.copied >= window || this.count >= IdsConst.maxPackets;
+  }
+}
 
 /** What keeps a direction from being read as its receiver reads it. */
 export type StreamTrouble = "overlap" | "urgent";

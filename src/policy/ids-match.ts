@@ -8,7 +8,7 @@ import {
   type IdsContent,
   type IdsPorts,
 } from "../config/ids-signature.ts";
-import { parseIp, unmapIpv4, type Family, type IpAddress } from "../config/ip.ts";
+import { parseIp, type Family, type IpAddress } from "../config/ip.ts";
 import type { IdsRule } from "../config/model.ts";
 
 export interface IdsEnd {
@@ -25,6 +25,11 @@ export interface IdsStream {
   receiver: IdsEnd;
   /** Whether the sender is this host. */
   senderLocal: boolean;
+  /**
+   * UDP: both directions of the flow were seen (flow:established fits, as in Suricata); absent:
+   * not known (a signature that needs it is taken as watching).
+   */
+  established?: boolean;
   /** The direction's bytes from its start, one char a byte (latin1). */
   data: string;
   /**
@@ -38,7 +43,10 @@ export interface IdsStream {
 /** A direction of a flow without its bytes: what a signature's header is matched on. */
 export type IdsHeaderView = Omit<IdsStream, "data" | "final">;
 
-/** An entry's addresses, IPv4-mapped IPv6 read as IPv4 (as the stream's addresses are). */
+/**
+ * An entry's addresses in the family it is written in: an IPv4-mapped IPv6 address is IPv6, as
+ * Suricata reads it (an IPv4 packet's addresses are IPv4).
+ */
 interface Range {
   family: Family;
   start: bigint;
@@ -52,10 +60,26 @@ function addressRange(entry: { cidr: string; negated: boolean }): Range {
   const read = idsAddressRange(entry.cidr);
   // the loader refused every entry it could not read: one here is a signature made elsewhere
   if (!read.ok) throw new Error(`ids signature address: ${read.error}`);
-  const start = unmapIpv4({ family: read.value.family, value: read.value.start });
-  const end = unmapIpv4({ family: read.value.family, value: read.value.end });
-  if (start.family !== end.family) return { ...read.value, negated: entry.negated };
-  return { family: start.family, start: start.value, end: end.value, negated: entry.negated };
+  const { family, start, end } = read.value;
+  return { family, start, end, negated: entry.negated };
+}
+
+/**
+ * A list's test, family by family as Suricata's: an address matches a positive entry of its
+ * family, or, where its family has negated entries only, any address of it; and no negated entry.
+ * A family the list does not name matches nothing (`!10.0.0.1` is every IPv4 address but one,
+ * no IPv6 address).
+ */
+function listTest(ranges: readonly Range[]): (ip: IpAddress) => boolean {
+  const inRange = (ip: IpAddress, r: Range) =>
+    ip.family === r.family && ip.value >= r.start && ip.value <= r.end;
+  const named = (family: Family, negated: boolean) =>
+    ranges.some((r) => r.family === family && r.negated === negated);
+  const onlyNegated = (family: Family) => !named(family, false) && named(family, true);
+  const open = { 4: onlyNegated(4), 6: onlyNegated(6) };
+  return (ip) =>
+    (open[ip.family] || ranges.some((r) => !r.negated && inRange(ip, r))) &&
+    !ranges.some((r) => r.negated && inRange(ip, r));
 }
 
 function addressTest(a: IdsAddress): AddressTest {
@@ -64,14 +88,7 @@ function addressTest(a: IdsAddress): AddressTest {
     const home = a.kind === "home";
     return (_ip, local) => local === home;
   }
-  const ranges = a.entries.map(addressRange);
-  const positive = ranges.filter((r) => !r.negated);
-  const negative = ranges.filter((r) => r.negated);
-  const inRange = (ip: IpAddress, r: Range) =>
-    ip.family === r.family && ip.value >= r.start && ip.value <= r.end;
-  return (ip) =>
-    (positive.length === 0 || positive.some((r) => inRange(ip, r))) &&
-    !negative.some((r) => inRange(ip, r));
+  return listTest(a.entries.map(addressRange));
 }
 
 function portTest(p: IdsPorts): (port: number) => boolean {
@@ -153,6 +170,8 @@ export class IdsMatcher {
     if (r.protocol !== "ip" && r.protocol !== s.protocol) return false;
     if (r.flow === "to_server" && !s.toServer) return false;
     if (r.flow === "to_client" && s.toServer) return false;
+    if (s.protocol === "udp" && (r.onlyStream || (r.established && s.established === false)))
+      return false;
     const sender = ipOf(s.sender.ip);
     const receiver = ipOf(s.receiver.ip);
     if (!sender || !receiver) return false;
@@ -173,7 +192,7 @@ export class IdsMatcher {
 
 function ipOf(text: string): IpAddress | undefined {
   const ip = parseIp(text);
-  return ip.ok ? unmapIpv4(ip.value) : undefined;
+  return ip.ok ? ip.value : undefined;
 }
 
 /**

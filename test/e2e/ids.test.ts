@@ -2,9 +2,11 @@
 // b, where moat runs. In detect (ids.mode's default) a signature on the request and one on the
 // reply fire once each per connection, v4 and v6, and curl gets its answer; under ids.mode prevent
 // a drop signature cuts a long download after its request reached the server (curl sees the
-// connection reset) while the next request without the pattern goes through.
+// connection reset) while the next request without the pattern goes through. Each UDP datagram
+// is matched alone, as Suricata does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { startMoatLab } from "../helpers/moat-lab.ts";
@@ -118,6 +120,49 @@ test("ids prevent: a drop signature cuts the connection after its request reache
       alerts.map((e) => e.type),
       ["detected", "detected"],
     );
+  } finally {
+    await lab.close();
+  }
+});
+
+/** Sends each UDP flow's datagrams (argv 2: JSON [[source port, [payload, ...]], ...]) to argv 1:53. */
+const DATAGRAMS = `
+import json, socket, sys, time
+for port, payloads in json.loads(sys.argv[2]):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", port))
+    for p in payloads:
+        u.sendto(p.encode(), (sys.argv[1], 53))
+        time.sleep(0.1)
+    u.close()
+print("sent")
+`;
+
+test("ids detect: each UDP datagram is matched alone, from its own first byte", async (t) => {
+  const lab = await startMoatLab(t.name, (l) =>
+    policy(
+      l,
+      `  rules:
+    - 'alert udp any any -> any 53 (msg:"split"; content:"SPLITUDP"; sid:4001;)'
+    - 'alert udp any any -> any 53 (msg:"second datagram"; content:"DGRAM2"; depth:6; sid:4002;)'
+    - 'alert udp any any -> any 53 (msg:"no Host"; content:"UNEG"; content:!"Host"; sid:4003;)'`,
+    ),
+  );
+  try {
+    const flows = [
+      [41001, ["xxSPLIT", "UDPxx"]],
+      [41002, ["first", "DGRAM2 rest"]],
+      [41003, ["UNEG a", "Host"]],
+    ];
+    const sent = spawnSync(
+      "ip",
+      ["netns", "exec", lab.a, "python3", "-c", DATAGRAMS, lab.v4.b, JSON.stringify(flows)],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    assert.equal(sent.stdout.trim(), "sent", sent.stderr);
+    const events = await idsEvents(lab, 2);
+    const seen = events.map((e) => `${e.type} ${e.rule} ${e.remote.port}`).sort();
+    assert.deepEqual(seen, ["detected ids:4002 41002", "detected ids:4003 41003"]);
   } finally {
     await lab.close();
   }
