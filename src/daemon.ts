@@ -271,8 +271,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const heartbeat = startHeartbeat(datapath);
   // every judged connection's flow records, added up a window at a time into the history
   const flowInterval = initial.model.logging.history?.value.flowIntervalSeconds;
-  const flows = startFlowPath({
-    conntrack: () => datapath.conntrackCounts(),
+  // what an event shows of a tracked connection: for its flow records and for a decision's cuts
+  const entryLookups: EntryLookups = {
     rule: (index, generation) => datapath.contents.rule(index, generation)?.name,
     interfaceName: interfaceNames(
       listInterfaces,
@@ -285,6 +285,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         : "xdp",
     process: owners,
     names: (owner, ip) => dns.namesOf(owner, ip),
+  };
+  const flows = startFlowPath({
+    conntrack: () => datapath.conntrackCounts(),
+    ...entryLookups,
     store: history ? (summaries) => history.flows(summaries) : null,
     record: (r) => {
       anomalies.flow(r);
@@ -457,24 +461,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     reviewPath: decisionsPath === null ? null : reviewPathOf(decisionsPath),
     // what the policy without the decision blocks is cut; the rest goes on to be judged again
     cut: (rule, judgement) => {
-      const name = (index: number, generation: number) =>
-        datapath.contents.rule(index, generation)?.name;
-      const lookups: EntryLookups = {
-        rule: name,
-        interfaceName: (ifindex) =>
-          datapath.attachments.find((a) => a.ifindex === ifindex)?.interface ?? null,
-        ingressHook: (ifindex) =>
-          datapath.attachments.some((a) => a.ifindex === ifindex && a.hook === "tc-ingress")
-            ? "tc"
-            : "xdp",
-        process: owners,
-        names: (owner, ip) => dns.namesOf(owner, ip),
-      };
+      const name = entryLookups.rule;
       const errors = new Set<string>();
       let destroyed = 0;
       const open = connectionsOf(datapath.conntrack(), (e) => name(e.rule, e.generation) === rule);
       for (const entry of open) {
-        const blocked = judgement.blocked(decidedConnection(entry, lookups));
+        const blocked = judgement.blocked(decidedConnection(entry, entryLookups));
         if (!blocked) continue;
         const report = cutConnections([entry]);
         for (const error of report.errors) errors.add(error);
