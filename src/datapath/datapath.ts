@@ -54,6 +54,7 @@ import { NameJournal, type JournaledName, type JournalKey } from "./name-journal
 import type { NameClasses } from "../policy/compile/names.ts";
 import { records } from "./ringbuf-batch.ts";
 import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
+import { markIdsCuts } from "./ids-cut-adoption.ts";
 import type { IdsCopy } from "./ids-record.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
 import { MapCounts } from "./map-counts.ts";
@@ -398,6 +399,8 @@ export class Datapath {
       if (dp.pinned && dp.adoption) dp.pinned.pin(dp.object, dp.adoption);
       // a daemon runs again: hooks that fell back to allow without one judge from now on
       dp.heartbeat();
+      // an earlier build's ids cuts, marked before this daemon's policy re-judges them
+      if (dp.adoption?.adopted.includes("conntrack")) dp.notes.push(...dp.markAdoptedIdsCuts());
       // the names the previous daemon bound, in the first slot before it goes live
       if (options.names) options.names.restore(dp.journal.read(dp.monotonicNs()));
       // the policy goes live in maps the old programs may share, before any link changes
@@ -421,6 +424,17 @@ export class Datapath {
       // daemon's death did: a failed restart never opens the host
       dp.stop({ keepPins: !!(dp.adoption?.adopted.length || dp.adoption?.migrated.length) });
       throw err;
+    }
+  }
+
+  /** The adopted table's ids cuts marked (ids-cut-adoption.ts), as lines for the log. */
+  private markAdoptedIdsCuts(): string[] {
+    try {
+      const { marked } = markIdsCuts(this.object);
+      return marked ? [`pinned conntrack maps: ${marked} ids cuts marked to stay blocked`] : [];
+    } catch (err) {
+      // the start goes on: these cuts alone may be let through by the next re-judging
+      return [`pinned conntrack maps: ids cuts not marked (${(err as Error).message})`];
     }
   }
 
