@@ -155,6 +155,12 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
     sinks((x) => x.dropped),
   );
   e.metric(
+    "moat_sink_failed_events_total",
+    "counter",
+    "Events lost because a sink's write of them failed.",
+    sinks((x) => x.lost),
+  );
+  e.metric(
     "moat_sink_failed_batches_total",
     "counter",
     "Batches a sink failed to write.",

@@ -23,13 +23,14 @@ export function daemonSinks(
   options: { json: boolean; historyPath?: string | null | undefined; log: (line: string) => void },
 ): DaemonSinks {
   const { log } = options;
-  const pipeline = new EventPipeline();
+  const pipeline = new EventPipeline({ log });
   const audit = auditSink();
   audit.setPath(model.logging.audit?.value.path ?? null);
   pipeline.add(stdoutSink(log, options.json));
   pipeline.add(audit);
   const history = historyStore(model, options.historyPath);
-  history?.ready.catch((err: Error) => log(`warning: no event history: ${err.message}`));
+  // it could not open (and is tried again), it opened again, its file went away
+  history?.onStatus(log);
   if (history) pipeline.add(historySink(history, log), { lingerMs: HISTORY_LINGER_MS });
   return { pipeline, audit, history };
 }

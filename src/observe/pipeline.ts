@@ -20,6 +20,53 @@ export interface SinkOptions {
 
 const DEFAULT_CAPACITY = 65_536;
 const DEFAULT_BATCH = 4096;
+/** Reasons one spell of failures logs at most: a reason that keeps changing floods no log. */
+const REASONS_LOGGED = 8;
+
+/**
+ * What the daemon's log says of a sink whose writes fail: when they start failing (the reason),
+ * when the reason changes, and when a write succeeds again with the events lost meanwhile. Each
+ * failed write is counted in the stats, never logged on its own.
+ */
+class FailureLog {
+  private failing = false;
+  private lost = 0;
+  private reason = "";
+  private readonly reasons = new Set<string>();
+  private readonly name: string;
+  private readonly log: (line: string) => void;
+
+  constructor(name: string, log: (line: string) => void) {
+    this.name = name;
+    this.log = log;
+  }
+
+  failed(reason: string, events: number): void {
+    this.lost += events;
+    if (!this.failing) {
+      this.failing = true;
+      this.reason = reason;
+      this.reasons.add(reason);
+      this.log(`warning: sink ${this.name}: writes failing, events lost: ${reason}`);
+      return;
+    }
+    if (reason === this.reason) return;
+    this.reason = reason;
+    if (this.reasons.has(reason) || this.reasons.size >= REASONS_LOGGED) return;
+    this.reasons.add(reason);
+    this.log(
+      `warning: sink ${this.name}: writes still failing, now: ${reason} (${this.lost} events lost so far)`,
+    );
+  }
+
+  wrote(): void {
+    if (!this.failing) return;
+    this.log(`sink ${this.name}: writing again; ${this.lost} events lost while its writes failed`);
+    this.failing = false;
+    this.lost = 0;
+    this.reasons.clear();
+  }
+}
 
 class SinkQueue {
   readonly sink: EventSink;
@@ -36,13 +83,15 @@ class SinkQueue {
   private idle: (() => void)[] = [];
   /** Told when the batch being written at close() settles (its counts are final then). */
   private settled: (() => void) | undefined;
+  private readonly failures: FailureLog;
 
-  constructor(sink: EventSink, options: SinkOptions) {
+  constructor(sink: EventSink, options: SinkOptions, log: (line: string) => void) {
     this.sink = sink;
+    this.failures = new FailureLog(sink.name, log);
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.maxBatch = options.maxBatch ?? DEFAULT_BATCH;
     this.lingerMs = options.lingerMs ?? 0;
-    this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, queued: 0 };
+    this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, lost: 0, queued: 0 };
   }
 
   /** The stats as reported: a fan-out sink counts what reached its receivers. */
@@ -86,8 +135,11 @@ class SinkQueue {
       try {
         await this.sink.write(batch);
         this.stats.delivered += batch.length;
-      } catch {
+        this.failures.wrote();
+      } catch (err) {
         this.stats.failed++;
+        this.stats.lost += batch.length;
+        this.failures.failed(err instanceof Error ? err.message : String(err), batch.length);
       }
       this.writing = 0;
       this.stats.queued -= batch.length;
@@ -120,8 +172,14 @@ class SinkQueue {
   }
 }
 
+export interface PipelineOptions {
+  /** The daemon's log: sinks whose writes fail, and recover (default: nowhere). */
+  log?: (line: string) => void;
+}
+
 export class EventPipeline {
   private sinks: SinkQueue[] = [];
+  private readonly log: (line: string) => void;
   /** Stats of sinks already removed, so drops stay visible after a reload replaced a sink. */
   private readonly retired = new Map<string, SinkStats>();
   /** Removed sinks whose last write() has not settled yet: reported live until it does. */
@@ -137,8 +195,12 @@ export class EventPipeline {
     exe_changed: 0,
   };
 
+  constructor(options: PipelineOptions = {}) {
+    this.log = options.log ?? (() => {});
+  }
+
   add(sink: EventSink, options: SinkOptions = {}): void {
-    this.sinks.push(new SinkQueue(sink, options));
+    this.sinks.push(new SinkQueue(sink, options, this.log));
   }
 
   /** Takes `sink` out, lets it finish the batch it is writing (up to `graceMs`), closes it. */
@@ -210,6 +272,7 @@ function sum(a: SinkStats, b: SinkStats): SinkStats {
     delivered: a.delivered + b.delivered,
     dropped: a.dropped + b.dropped,
     failed: a.failed + b.failed,
+    lost: a.lost + b.lost,
     queued: a.queued + b.queued,
   };
 }

@@ -43,8 +43,10 @@ export interface SinkStats {
    * they were handed to it.
    */
   dropped: number;
-  /** Batches whose write() threw or rejected, and writes a sink reports via failures(). */
+  /** Writes that failed: batches whose write() threw or rejected, and those of failures(). */
   failed: number;
+  /** Events of the batches whose write() threw or rejected: lost to this sink. */
+  lost: number;
   queued: number;
 }
 

@@ -46,6 +46,7 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     delivered: total + 1,
     dropped: 0,
     failed: 0,
+    lost: 0,
     queued: 0,
   });
   assert.deepEqual(stats.get("stalled"), {
@@ -54,6 +55,7 @@ test("a stalled sink does not slow the others; its drops are counted exactly", a
     // the batch in the sink's hands still counts as queued: capacity - 1 places were left
     dropped: total - (capacity - 1),
     failed: 0,
+    lost: 0,
     queued: capacity,
   });
   assert.deepEqual(pipeline.events, {
@@ -93,6 +95,7 @@ test("a sink that throws is counted as failed and keeps receiving later events",
     delivered: 1,
     dropped: 0,
     failed: 1,
+    lost: 1,
     queued: 0,
   });
   await pipeline.close();
@@ -108,7 +111,7 @@ test("a removed sink is closed and its counts stay in the stats", async () => {
   pipeline.push(fakeEvent());
   assert.equal(closed, true);
   assert.deepEqual(pipeline.stats(), [
-    { name: "otel", delivered: 1, dropped: 0, failed: 0, queued: 0 },
+    { name: "otel", delivered: 1, dropped: 0, failed: 0, lost: 0, queued: 0 },
   ]);
 });
 
@@ -147,7 +150,7 @@ test("removing a sink counts what it still held as dropped, and the batch it was
   await pipeline.remove(hung, 50);
   await turn();
   assert.deepEqual(pipeline.stats(), [
-    { name: "hung", delivered: 100, dropped: 900, failed: 0, queued: 0 },
+    { name: "hung", delivered: 100, dropped: 900, failed: 0, lost: 0, queued: 0 },
   ]);
 
   // a batch that settles only after the removal: queued until then, then counted
@@ -165,11 +168,18 @@ test("removing a sink counts what it still held as dropped, and the batch it was
   await turn();
   await pipeline.remove(late, 20);
   const held = pipeline.stats().find((s) => s.name === "late");
-  assert.deepEqual(held, { name: "late", delivered: 0, dropped: 20, failed: 0, queued: 10 });
+  assert.deepEqual(held, {
+    name: "late",
+    delivered: 0,
+    dropped: 20,
+    failed: 0,
+    lost: 0,
+    queued: 10,
+  });
   settle(false);
   await turn();
   assert.deepEqual(
     pipeline.stats().find((s) => s.name === "late"),
-    { name: "late", delivered: 0, dropped: 20, failed: 1, queued: 0 },
+    { name: "late", delivered: 0, dropped: 20, failed: 1, lost: 10, queued: 0 },
   );
 });

@@ -241,7 +241,7 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
       ringLost: 7n,
       reloads: { ok: 2, refused: 1 },
       conntrack: { entries: 42, capacity: 65536 },
-      sinks: [{ name: "webhook", delivered: 10, dropped: 5, failed: 1, queued: 0 }],
+      sinks: [{ name: "webhook", delivered: 10, dropped: 5, failed: 1, lost: 10, queued: 0 }],
     });
     snap.counters.limitDropped.packets = 120n;
     snap.counters.limitFull.packets = 3n;

@@ -24,10 +24,16 @@ export function formatStatus(s: StatusJson): string[] {
       .join(", ")}`,
     `loss: ${s.ringLost} events lost in the kernel, ${c.ctFull.packets} connections untracked (table full)`,
     `conntrack: ${s.conntrack.entries}/${s.conntrack.capacity} entries`,
-    `sinks: ${s.sinks.map((x) => `${x.name} ${x.delivered} delivered, ${x.dropped} dropped${x.failed ? `, ${x.failed} failed` : ""}`).join("; ")}`,
+    `sinks: ${s.sinks.map((x) => `${x.name} ${x.delivered} delivered, ${x.dropped} dropped${sinkFailures(x)}`).join("; ")}`,
   ];
   for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
   return lines;
+}
+
+/** Events lost to failed writes, and the writes (a batch, or an audit line outside one). */
+function sinkFailures(x: StatusJson["sinks"][number]): string {
+  if (!x.failed) return "";
+  return `, ${x.lost} events lost (${x.failed} failed writes)`;
 }
 
 export const statusCommand: Command = {

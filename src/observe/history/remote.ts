@@ -26,24 +26,55 @@ export interface HistoryResponse {
   ok: boolean;
   value?: unknown;
   error?: string;
+  /** The store is not open because it could not be opened (tried again later). */
+  unavailable?: boolean;
 }
+
+/** A line for the daemon's log from the history's thread: it opened again, its file went. */
+export interface HistoryStatus {
+  status: string;
+}
+
+/** Asked of a store that is not open because it could not be (a full disk); it is tried again. */
+export class HistoryUnavailableError extends Error {
+  readonly code = "EHISTORYUNAVAILABLE";
+  constructor(message: string) {
+    super(message);
+    this.name = "HistoryUnavailableError";
+  }
+}
+
+export interface HistoryWorkerOptions extends HistoryOptions {
+  /** How often a store that could not be opened is tried again (default 30 s). */
+  reopenMs?: number;
+  /** How often the database file is looked for at its path while open (default 2 s). */
+  checkMs?: number;
+}
+
+export const HISTORY_REOPEN_MS = 30_000;
+const CHECK_FILE_MS = 2000;
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
 export class HistoryWorker {
   readonly path: string;
-  /** Resolves once the store is open; rejects with why it could not be. */
+  /**
+   * Resolves once the store is open; rejects with why it could not be at first (it is tried
+   * again later: onStatus says when it opened).
+   */
   readonly ready: Promise<void>;
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #next = 1;
   #closed = false;
+  readonly #said: ((line: string) => void)[] = [];
 
-  constructor(path: string, options: HistoryOptions = {}) {
+  constructor(path: string, options: HistoryWorkerOptions = {}) {
     this.path = path;
+    const { reopenMs = HISTORY_REOPEN_MS, checkMs = CHECK_FILE_MS, ...storeOptions } = options;
     this.#worker = new Worker(new URL("./worker.ts", import.meta.url), {
-      workerData: { path, options },
+      workerData: { path, options: storeOptions, reopenMs, checkMs },
       // the thread's name in `top -H` and /proc (bench/events.ts reads its CPU time by it)
       name: "moat-history",
     });
@@ -54,15 +85,28 @@ export class HistoryWorker {
       }),
     );
     this.ready.catch(() => {}); // the daemon reports it; an unobserved rejection must not crash
-    this.#worker.on("message", (res: HistoryResponse) => {
-      const p = this.#pending.get(res.id);
+    this.#worker.on("message", (msg: HistoryResponse | HistoryStatus) => {
+      if ("status" in msg) {
+        for (const listener of this.#said) listener(msg.status);
+        return;
+      }
+      const p = this.#pending.get(msg.id);
       if (!p) return;
-      this.#pending.delete(res.id);
-      if (res.ok) p.resolve(res.value);
-      else p.reject(new Error(`history ${this.path}: ${res.error ?? "failed"}`));
+      this.#pending.delete(msg.id);
+      if (msg.ok) return p.resolve(msg.value);
+      const message = `history ${this.path}: ${msg.error ?? "failed"}`;
+      p.reject(msg.unavailable ? new HistoryUnavailableError(message) : new Error(message));
     });
     this.#worker.on("error", (err) => this.#failAll(err));
     this.#worker.on("exit", () => this.#failAll(new Error(`history ${this.path}: worker exited`)));
+  }
+
+  /**
+   * Lines for the daemon's log: the store could not be opened (once per reason), opened again,
+   * its file went away and a new one was opened.
+   */
+  onStatus(listener: (line: string) => void): void {
+    this.#said.push(listener);
   }
 
   #failAll(err: Error): void {

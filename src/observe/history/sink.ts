@@ -3,6 +3,7 @@
 import type { MoatEvent } from "../../datapath/event.ts";
 import type { EventSink } from "../sink.ts";
 import type { Notice } from "../notice.ts";
+import { HistoryUnavailableError } from "./remote.ts";
 
 const PRUNE_EVERY_MS = 60_000;
 
@@ -24,7 +25,11 @@ export function historySink(store: HistoryBackend, log: (line: string) => void):
   const prune = () =>
     Promise.resolve()
       .then(() => store.prune())
-      .catch((err: Error) => log(`warning: history pruning failed: ${err.message}`));
+      .catch((err: Error) => {
+        // a store that could not be opened says so itself, and again when it opens
+        if (!(err instanceof HistoryUnavailableError))
+          log(`warning: history pruning failed: ${err.message}`);
+      });
   void prune(); // limits may have shrunk since the last run
   const timer = setInterval(() => void prune(), PRUNE_EVERY_MS);
   timer.unref();
@@ -36,7 +41,10 @@ export function historySink(store: HistoryBackend, log: (line: string) => void):
     notice(n) {
       Promise.resolve()
         .then(() => store.notice(n))
-        .catch((err: Error) => log(`warning: history: a notice was not kept: ${err.message}`));
+        .catch((err: Error) => {
+          if (!(err instanceof HistoryUnavailableError))
+            log(`warning: history: a notice was not kept: ${err.message}`);
+        });
     },
     close() {
       clearInterval(timer);

@@ -1,22 +1,100 @@
 // The history store's own thread: SQLite inserts take 14-35 µs an event, which on the daemon's
 // event loop would hold up the ring-buffer drain and every other sink (docs/observability.md).
 // Requests are handled in order, a prune or a query in steps with other requests between them;
-// each is answered with its id.
+// each is answered with its id. A store that cannot be opened (a full disk) is tried again every
+// reopenMs, and a database file removed or replaced while open is given up for the one at its
+// path (checked every checkMs); both are said to the daemon as status lines.
+import { existsSync, rmSync, statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { HistoryStore, type HistoryOptions, type HistorySearch } from "./store.ts";
-import type { HistoryRequest, HistoryResponse } from "./remote.ts";
+import type { HistoryRequest, HistoryResponse, HistoryStatus } from "./remote.ts";
 
-const { path, options } = workerData as { path: string; options: HistoryOptions };
+const { path, options, reopenMs, checkMs } = workerData as {
+  path: string;
+  options: HistoryOptions;
+  reopenMs: number;
+  checkMs: number;
+};
 const port = parentPort;
 if (!port) throw new Error("history worker: not started as a worker");
 
+/** Asked for while the store is not open because it could not be: answered as unavailable. */
+class StoreUnavailable extends Error {}
+
 let store: HistoryStore | null = null;
+/** Why the store could not be opened, while it is not open; null when open or closed on request. */
 let openError: string | null = null;
-try {
-  store = new HistoryStore(path, options);
-} catch (err) {
-  openError = (err as Error).message;
+/** The file the store has open (device and inode), as seen at its path when it was opened. */
+let opened: string | null = null;
+let reopening: NodeJS.Timeout | null = null;
+let closed = false;
+
+/** The daemon logs these lines (HistoryWorker.onStatus). */
+const say = (line: string) => port.postMessage({ status: line } satisfies HistoryStatus);
+
+/** The file at `path` (device and inode), or null when there is none. */
+function fileAt(at: string): string | null {
+  try {
+    const st = statSync(at);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
 }
+
+/** Opens the store; when it cannot be, says why (once per reason) and tries again later. */
+function open(): boolean {
+  const failedBefore = openError;
+  try {
+    store = new HistoryStore(path, options);
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (reason !== failedBefore)
+      say(
+        `warning: no event history: history ${path}: ${reason}; tried again every ${reopenMs / 1000} s`,
+      );
+    openError = reason;
+    reopening = setTimeout(() => {
+      reopening = null;
+      if (!closed && !store) open();
+    }, reopenMs);
+    reopening.unref();
+    return false;
+  }
+  opened = path === ":memory:" ? null : fileAt(path);
+  openError = null;
+  if (failedBefore !== null) say(`history ${path}: open again, events are kept`);
+  return true;
+}
+
+/**
+ * The database file removed or replaced while open: rows would go on into a file nothing can
+ * read again. The old store is closed (its log checkpointed into it) and one opened at the path.
+ */
+function checkFile(): void {
+  if (!store || opened === null) return;
+  const now = fileAt(path);
+  if (now === opened) return;
+  try {
+    store.close();
+  } catch {
+    // the old file is given up either way
+  }
+  store = null;
+  // a log left of a database that is gone must not be read into the new one
+  if (!existsSync(path)) for (const f of [`${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  // one that cannot be opened says so itself, and is tried again
+  if (!open()) return;
+  say(
+    now === null
+      ? `warning: history ${path}: the file was gone; a new one is open`
+      : `warning: history ${path}: another file was at its path; it is open`,
+  );
+}
+
+open();
+const checking = setInterval(checkFile, checkMs);
+checking.unref();
 
 /** handle()'s answer to a prune request or a query: it is answered when its last step is done. */
 const PRUNING = Symbol("pruning");
@@ -28,7 +106,10 @@ let pruning = false;
 const PRUNE_AFTER_ROWS = 100_000;
 
 function handle(req: HistoryRequest): unknown {
-  if (!store) throw new Error(openError ?? "the history store is closed");
+  if (!store) {
+    if (openError === null || req.op === "close") throw new Error("the history store is closed");
+    throw new StoreUnavailable(openError);
+  }
   switch (req.op) {
     case "insert": {
       store.insertBlocks(req.blocks);
@@ -52,6 +133,7 @@ function handle(req: HistoryRequest): unknown {
     case "prune":
       return PRUNING;
     case "close":
+      stop();
       store.close();
       store = null;
       return null;
@@ -106,6 +188,13 @@ function afterInsert(rows: number): void {
   setImmediate(() => pruneInSteps(null));
 }
 
+/** No more reopening or checking: the store is being closed. */
+function stop(): void {
+  closed = true;
+  clearInterval(checking);
+  if (reopening) clearTimeout(reopening);
+}
+
 port.on("message", (req: HistoryRequest) => {
   let res: HistoryResponse;
   try {
@@ -115,8 +204,15 @@ port.on("message", (req: HistoryRequest) => {
     res = { id: req.id, ok: true, value };
   } catch (err) {
     res = { id: req.id, ok: false, error: (err as Error).message };
+    if (err instanceof StoreUnavailable) res.unavailable = true;
   }
+  if (req.op === "close") stop();
   port.postMessage(res);
   if (req.op === "close") port.close();
 });
-port.postMessage({ id: 0, ok: openError === null, error: openError ?? undefined, value: null });
+port.postMessage({
+  id: 0,
+  ok: openError === null,
+  value: null,
+  ...(openError === null ? {} : { error: openError }),
+} satisfies HistoryResponse);

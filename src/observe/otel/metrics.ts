@@ -63,6 +63,11 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "{event}",
   );
   const sinkFailed = counter("moat.sink.failed", "Batches a sink failed to deliver", "{batch}");
+  const sinkLost = counter(
+    "moat.sink.failed_events",
+    "Events lost because a sink's write of them failed",
+    "{event}",
+  );
   const reloads = counter("moat.policy.reloads", "Policy reloads by result", "{reload}");
   const ctEntries = gauge(
     "moat.conntrack.entries",
@@ -121,6 +126,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       for (const sink of s.sinks) {
         r.observe(sinkDropped, sink.dropped, { "moat.sink": sink.name });
         r.observe(sinkFailed, sink.failed, { "moat.sink": sink.name });
+        r.observe(sinkLost, sink.lost, { "moat.sink": sink.name });
       }
       r.observe(reloads, s.reloads.ok, { "moat.result": "ok" });
       r.observe(reloads, s.reloads.refused, { "moat.result": "refused" });
