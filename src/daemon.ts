@@ -524,6 +524,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     policyPath,
     apply: (text, who, admit) => policy.apply(text, who, { admit }),
     running: () => policy.active,
+    onTrial: () => policy.onTrial,
     log,
   });
   fleet.update(policy.active.model);

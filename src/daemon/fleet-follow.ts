@@ -3,7 +3,9 @@
 // The nats client loads only when a policy has that section. A revision the host could not go on
 // following with (its state directory or seed file failing their checks) is refused before it is
 // applied: applied, it would leave the host following nothing.
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { TrialView } from "../api/index.ts";
 import { parsePolicyWith, type FleetSettings, type PolicyModel } from "../config/index.ts";
 import type { ApplyOutcome, PolicyFollower } from "../fleet/index.ts";
 import { nodeHost, trustedDirectory } from "../host/index.ts";
@@ -20,6 +22,14 @@ export interface FleetFollowOptions {
   apply: (text: string, who: string, admit: () => string | null) => Promise<ApplyOutcome>;
   /** The policy running now. */
   running: () => RunningPolicy;
+  /**
+   * The local policy on trial (`moat policy apply --confirm`), if one is: a revision that ends it
+   * reverts to the confirmed policy, the file's, never to the unconfirmed trial. Without it, a
+   * revision reverts to the policy running when it was applied.
+   */
+  onTrial?: () => TrialView | undefined;
+  /** How long an applied revision's report may take before it is reverted (default 60 s). */
+  trialMs?: number;
   log: (line: string) => void;
 }
 
@@ -78,6 +88,8 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
             apply: (text, who, admit) =>
               o.apply(text, who, () => admit() ?? unfollowable(text, o.policyPath)),
             runningText: () => o.running().text,
+            revertText: () => confirmedText(o),
+            ...(o.trialMs === undefined ? {} : { trialMs: o.trialMs }),
             followed: () => {
               const now = following(o.running().model);
               return now ? (now.signers ? { signers: now.signers } : {}) : null;
@@ -97,6 +109,21 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
     },
     close: () => stop(),
   };
+}
+
+/**
+ * The policy that is in force unless a change replaces it: the running one, or while a local
+ * policy is on trial, the policy file's (a trial is not saved to the file: it holds the confirmed
+ * policy the trial reverts to). Undefined when the file cannot be read: nothing to revert to.
+ */
+function confirmedText(o: FleetFollowOptions): string | undefined {
+  if (!o.onTrial?.()) return o.running().text;
+  try {
+    return readFileSync(o.policyPath, "utf8");
+  } catch (err) {
+    o.log(`fleet: the policy before the local trial is not readable: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 /**

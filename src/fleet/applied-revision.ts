@@ -29,6 +29,11 @@ export interface RevisionState {
    * does not do so at every start.
    */
   started?: number;
+  /**
+   * The creation time of the bucket's stream, as the server gives it (none: not known yet): a
+   * bucket made again has another, and its revisions are taken up from the start.
+   */
+  stream?: string;
 }
 
 /**
@@ -61,6 +66,7 @@ export function readRevisionState(path: string, bucket: string, key: string): Re
     applied: n(s.applied),
     signed: n(s.signed),
     started: n(s.started),
+    ...(typeof s.stream === "string" ? { stream: s.stream } : {}),
   };
 }
 

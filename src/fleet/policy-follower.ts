@@ -4,12 +4,13 @@
 // apply is over, applied or refused, so it is never taken up again; one whose apply failed (the
 // daemon's error, or the daemon stopping meanwhile) is taken up again. The record survives
 // restarts (applied-revision.ts). A report the server did not take is written again, backing off,
-// until it is (only the latest: a newer revision's report replaces it). A fresh watch whose first
-// revision is older than the one handled means the bucket was made again (its revisions start at
-// 1 again): the follower says so and takes up the new bucket's revisions. An applied revision is
-// on trial until its report is written: one that cuts the host off from the servers (its report
-// not written within `trialMs`) is reverted to the policy before it, so the host can be reached
-// again and reports it refused.
+// until it is (only the latest: a newer revision's report replaces it). A bucket whose stream was
+// created at another time than the one recorded (or, without a recorded time, a fresh watch whose
+// first revision is older than the one handled) was made again (its revisions start at 1 again):
+// the follower says so and takes up the new bucket's revisions. An applied revision is on trial
+// until its report is written: one that cuts the host off from the servers (its report not
+// written within `trialMs`) is reverted to the policy that would be in force without it, so the
+// host can be reached again and reports it refused.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import { connectFleet, type FleetConnectOptions } from "./connection.ts";
@@ -52,6 +53,12 @@ export interface PolicyFollowerOptions {
    * not on trial.
    */
   runningText?: () => string;
+  /**
+   * What a revision applied now would be reverted to, asked in the apply's own turn (default: the
+   * running text): the policy that would be in force without the revision. A local trial it ends
+   * was never confirmed, so that is the confirmed policy the trial would have gone back to.
+   */
+  revertText?: () => string | undefined;
   /** How long an applied revision's report may take before the policy before it goes back in. */
   trialMs?: number;
 }
@@ -107,6 +114,7 @@ export class PolicyFollower {
         if (this.closing.signal.aborted) break;
         const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
         this.kv = kv;
+        await this.checkStream(kv);
         const watch = await kv.watch({ key: this.key });
         this.watch = watch;
         if (this.closing.signal.aborted) watch.stop(); // close() came while the watch was made
@@ -115,7 +123,10 @@ export class PolicyFollower {
         let first = true;
         for await (const entry of watch) {
           if (this.closing.signal.aborted) break;
-          if (first && entry.revision < this.state.handled) this.recreated(entry.revision);
+          if (first && entry.revision < this.state.handled)
+            this.recreated(
+              `revision ${entry.revision} is older than revision ${this.state.handled} handled before`,
+            );
           first = false;
           await this.take(entry);
         }
@@ -146,7 +157,7 @@ export class PolicyFollower {
     }
     const who = `fleet ${bucket}/${this.key} revision ${entry.revision}`;
     const text = new TextDecoder().decode(entry.value);
-    const before = { text: this.o.runningText?.(), applied: this.state.applied };
+    let before: { text: string | undefined; applied: number } = { text: undefined, applied: 0 };
     let signedAt: number | null = null;
     const admit = (): string | null => {
       const now = this.o.followed();
@@ -162,9 +173,14 @@ export class PolicyFollower {
     // every start
     const died = entry.revision === this.diedDuring;
     if (died) log(`fleet: ${who}: the daemon ended during its apply before; refused`);
-    const decide = died
-      ? () => "the daemon ended during this revision's apply before; not tried again"
-      : admit;
+    const decide = (): string | null => {
+      // in the apply's own turn: what runs then is what this revision replaces
+      const revertText = this.o.runningText && (this.o.revertText ?? this.o.runningText);
+      before = { text: revertText?.(), applied: this.state.applied };
+      return died
+        ? "the daemon ended during this revision's apply before; not tried again"
+        : admit();
+    };
     this.record({ started: entry.revision });
     let outcome: ApplyOutcome;
     try {
@@ -298,13 +314,25 @@ export class PolicyFollower {
   }
 
   /**
-   * A fresh watch begins with the key's newest revision, which is never older than one handled
-   * from the same bucket: this one is a new bucket of that name. Its revisions are taken up from
-   * the start; the signature floor stays (an older signed policy is still refused).
+   * A bucket whose stream was created at another time than the one recorded is a new bucket of
+   * that name (its revisions start at 1 again, and may reach the number handled before it was
+   * deleted): it is taken up from the start. The time is recorded for the next start.
    */
-  private recreated(revision: number): void {
+  private async checkStream(kv: KV): Promise<void> {
+    const created = (await kv.status()).streamInfo.created;
+    const recorded = this.state.stream;
+    if (recorded !== undefined && recorded !== created && this.state.handled > 0)
+      this.recreated(`its stream was created at ${created}, not at ${recorded} as before`);
+    if (created !== this.state.stream) this.record({ stream: created });
+  }
+
+  /**
+   * This bucket is a new one of that name (`why`): its revisions are taken up from the start; the
+   * signature floor stays (an older signed policy is still refused).
+   */
+  private recreated(why: string): void {
     this.o.log(
-      `fleet: ${this.o.bucket}/${this.key}: revision ${revision} is older than revision ${this.state.handled} handled before: the bucket was recreated; taking up its revisions`,
+      `fleet: ${this.o.bucket}/${this.key}: ${why}: the bucket was recreated; taking up its revisions`,
     );
     this.diedDuring = 0;
     this.record({ handled: 0, applied: 0, started: 0 });
