@@ -260,6 +260,12 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
       moatEvent({ connection: "4" }),
       closeOf(moatEvent({ connection: "4" }), 10),
       moatEvent({ ...blocked, connection: "4", reason: "rejudged" }),
+      // reports about a connection's packets or an attack: no new connection
+      moatEvent({ ...blocked, connection: "1", reason: "rate_limit" }),
+      moatEvent({ ...blocked, connection: "2", reason: "ids" }),
+      moatEvent({ ...blocked, connection: "", reason: "tcp_flags" }),
+      moatEvent({ ...blocked, connection: "", reason: "syn_flood" }),
+      moatEvent({ connection: "4", type: "detected", reason: "max_duration" }),
     ]);
     await otel.shutdown(); // flushes the metric reader once more
     const point = (metric: string, attributes: Record<string, string> = {}) =>
@@ -282,12 +288,13 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
         "moat.direction": "egress",
       }),
       1,
-      "closes and re-judgements are not new connections",
+      "closes, re-judgements and reports are not new connections",
     );
     assert.equal(point("moat.rule.bytes", { "moat.rule": "web" }), 51200);
     assert.equal(point("moat.rule.packets", { "moat.rule": "web" }), 40);
     assert.equal(point("moat.events.lost"), 7);
     assert.equal(point("moat.sink.dropped", { "moat.sink": "webhook" }), 5);
+    assert.equal(point("moat.sink.failed_events", { "moat.sink": "webhook" }), 10);
     assert.equal(point("moat.policy.reloads", { "moat.result": "ok" }), 2);
     assert.equal(point("moat.policy.reloads", { "moat.result": "refused" }), 1);
     assert.equal(point("moat.conntrack.entries"), 42);

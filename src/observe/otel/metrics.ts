@@ -7,8 +7,26 @@ import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk
 import type { MoatEvent } from "../../datapath/event.ts";
 import type { SnapshotSource } from "../sink.ts";
 
+/** Events about packets of a connection judged before, or about an attack: no new connection. */
+const REPORTS = new Set<MoatEvent["reason"]>([
+  "rejudged",
+  "max_duration",
+  "rate_limit",
+  "tcp_flags",
+  "udp_amplification",
+  "icmp_size",
+  "syn_flood",
+  "ids",
+  "quic_initial",
+]);
+
+/** Whether `ev` is the judgement of a connection as it opened. */
+const opensConnection = (ev: MoatEvent): boolean =>
+  (ev.type === "allowed" || ev.type === "blocked" || ev.type === "detected") &&
+  !REPORTS.has(ev.reason);
+
 export interface EventMetrics {
-  /** Counts a verdict event (not closes, not re-judgements) in moat.connections. */
+  /** Counts a connection's judgement (not closes, re-judgements or reports) in moat.connections. */
   count(ev: MoatEvent): void;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -161,6 +179,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       ringLost,
       sinkDropped,
       sinkFailed,
+      sinkLost,
       reloads,
       ctEntries,
       ctCapacity,
@@ -177,15 +196,7 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
 
   return {
     count(ev) {
-      if (
-        ev.type === "closed" ||
-        ev.type === "dns" ||
-        ev.type === "flow" ||
-        ev.type === "anomaly" ||
-        ev.type === "exe_changed" ||
-        ev.reason === "rejudged"
-      )
-        return;
+      if (!opensConnection(ev)) return;
       connections.add(1, {
         "moat.verdict": ev.verdict,
         "moat.rule": ev.rule,
