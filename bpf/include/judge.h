@@ -105,11 +105,14 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 	ct->mode = r->mode;
 	ct->generation = generation;
 	/* past it, prevent cuts the connection and detect reports it (established): once, so a
-	 * connection detect reported already gets no deadline again */
-	ct->deadline_ns = 0;
-	if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP &&
-	    !(r->mode == MOAT_MODE_DETECT && (ct->flags & MOAT_CT_OVERDUE)))
-		ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
+	 * connection detect reported already gets no deadline again. A connection cut already
+	 * keeps the deadline it was cut by: it stays cut, and is never reported past it again */
+	if (!(ct->flags & MOAT_CT_CUT)) {
+		ct->deadline_ns = 0;
+		if (r->action == MOAT_ACTION_ALLOW && r->max_duration_s && proto == IPPROTO_TCP &&
+		    !(r->mode == MOAT_MODE_DETECT && (ct->flags & MOAT_CT_OVERDUE)))
+			ct->deadline_ns = ct->created_ns + (__u64)r->max_duration_s * NSEC;
+	}
 	/* the rule's rate limit applies to the connection's packets (ratelimit.h); credit a lease
 	 * handed over belongs to the limit that judged before */
 	ct->limit_credit = 0;
@@ -444,11 +447,14 @@ static __always_inline int cut(const struct judge_ctx *j, const struct moat_ct_k
 }
 
 /* detect: a connection past its rule's max_duration goes on untouched; what prevent would cut
- * is reported once, as detected (its close is reported too), and its deadline is gone. A
- * subprogram: the tc egress program's stack has no room for more */
+ * is reported once, as detected (its close is reported too), and its deadline is gone. One cut
+ * already (before a reload to detect, or by an earlier build) was reported closed: nothing more.
+ * A subprogram: the tc egress program's stack has no room for more */
 static __noinline void report_overdue(const struct moat_ct_key *k, struct moat_ct *ct,
 				      const struct ev_from *from)
 {
+	if (ct->flags & MOAT_CT_CUT)
+		return;
 	ct->deadline_ns = 0;
 	__u32 old = __sync_fetch_and_or(&ct->flags, MOAT_CT_OVERDUE | MOAT_CT_REPORTED);
 	if (!(old & MOAT_CT_OVERDUE))
@@ -532,8 +538,9 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 				return cut(j, k, ct);
 			report_overdue(k, ct, &j->h->from);
 		}
+		/* an ids cut's resets and fins are dropped: they close nothing (syn_opens_anew) */
 		int leaving = j->h->dir == MOAT_DIR_EGRESS;
-		if (leaving == sent_by_leaving_side(ct, from)) {
+		if (leaving == sent_by_leaving_side(ct, from) && !(ct->flags & MOAT_CT_IDS_CUT)) {
 			__u8 reason = tcp_track(ct, p, from, j->len, leaving);
 			if (reason)
 				emit_closed(k, ct, reason, &j->h->from);
@@ -576,6 +583,9 @@ static __always_inline int syn_opens_anew(const struct judge_ctx *j, const struc
 					  const struct moat_ct *ct, int src_side)
 {
 	if (p->t.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+		return 0;
+	/* an ids cut holds its tuple until its entry expires: its rules never saw what cut it */
+	if (ct->flags & MOAT_CT_IDS_CUT)
 		return 0;
 	if (ct->tcp_state == MOAT_TCP_SYN_SENT && ct->verdict == MOAT_EV_BLOCKED)
 		return src_side != ct->initiator;

@@ -130,6 +130,31 @@ static __noinline void post_route_report(const struct tuple *t, const struct moa
 	emit(&k, ct, s->verdict, reason, &from);
 }
 
+/* a reload's verdict on a connection the check judged: written to the connection's entry too,
+ * which the tc hook would otherwise judge again by the route mirror's interface (a new
+ * connection's entry takes the check's verdict from the socket's record: judge.h, decide_new).
+ * Its packets both ways, and its close, go by it. An ids cut stands, and moat's relay decides
+ * its own connections. A subprogram: the key stays off the check's stack */
+static __noinline void post_route_entry(const struct tuple *t, const struct moat_sock *s,
+					const struct moat_rule *r, const struct moat_meta *m,
+					__u32 slot)
+{
+	struct moat_ct_key k __attribute__((aligned(8)));
+
+	if (!t || !s || !r || !m)
+		return;
+	ct_key(t, &k);
+	struct moat_ct *ct = bpf_map_lookup_elem(&conntrack, &k);
+	if (!ct || (ct->flags & (MOAT_CT_IDS_CUT | MOAT_CT_RELAYED)))
+		return;
+	set_judgement(ct, s->rule, r, t->proto, s->generation);
+	/* the check reported it (now, or when it judged it before): its close is reported too */
+	if (ct->verdict != MOAT_EV_ALLOWED && !(ct->flags & MOAT_CT_REPORTED))
+		__sync_fetch_and_or(&ct->flags, MOAT_CT_REPORTED);
+	count(MOAT_CNT_REJUDGED, 0);
+	count_rule(slot & 1, m, s->rule, 0, 1);
+}
+
 /* a packet of an armed socket: the check of its destination's first packet, of a later one that
  * leaves by another interface than it was judged for or that the check judged under an older
  * policy, or the drop of a packet to a destination the check blocked */
@@ -186,6 +211,8 @@ static __noinline int post_route_check(struct __sk_buff *skb, struct moat_sock *
 	s->verdict = verdict_of(&r);
 	s->ifindex = real;
 	s->post_route |= MOAT_POST_JUDGED;
+	if (stale)
+		post_route_entry(&t, s, &r, m, slot);
 	if (s->verdict == MOAT_EV_ALLOWED)
 		return CG_SKB_PASS;
 	/* judged again after a reload on the same interface: reported only when it changed, as

@@ -182,6 +182,14 @@ static __always_inline struct moat_sock *sock_keep(struct bpf_sock_addr *ctx, st
 	return kept;
 }
 
+/* a udp socket's record whose redirect's target was down at its last call (it went where it
+ * was going, or was refused): the redirect is kept to look again, with no target (a redirect's
+ * target port is never 0), so nothing takes the socket for one sent there */
+static __always_inline int sock_redirect_down(const struct moat_sock *s)
+{
+	return s->redirect && !s->target_port;
+}
+
 /* judges a connect()/sendmsg() of any protocol (tcp, udp, udp-lite, a ping socket's icmp...), and
  * redirects a tcp or udp one if a redirect matches what the rules let through. The decision goes
  * into the socket's record, where the tc program, the post-route check, getpeername, recvmsg and
@@ -227,14 +235,18 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		udp_direct_to_target(ctx, &t, v6, hook);
 
 	/* an unconnected udp socket's owner sends to the same destination again: judged already,
-	 * unless its redirect's target has stopped since; then judged in full, which does (and
-	 * reports) what the rule's mode and failure.helper say */
+	 * unless its redirect's target has stopped since or was down at the last call; then judged
+	 * in full, which does what the rule's mode and failure.helper say, or redirects it again.
+	 * An outage is reported once for the socket: at the call that finds the target down */
+	int down_reported = 0;
 	if (s->generation == m->generation && s->port == t.dport && s->protocol == t.proto &&
 	    !__builtin_memcmp(s->addr, t.dst, 16) && owner_is_caller(&s->owner)) {
-		if (s->verdict == MOAT_EV_BLOCKED)
+		down_reported = sock_redirect_down(s);
+		if (s->verdict == MOAT_EV_BLOCKED && !down_reported)
 			return SOCK_DENY;
 		if (!s->redirect ||
-		    redirect_sock(ctx, s, how | (s->redirect - 1) << 2) <= REDIRECT_SENT)
+		    (!down_reported &&
+		     redirect_sock(ctx, s, how | (s->redirect - 1) << 2) <= REDIRECT_SENT))
 			return SOCK_ALLOW;
 	}
 
@@ -334,15 +346,18 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		int prevent = r.mode == MOAT_MODE_PREVENT;
 		if (sent == REDIRECT_DOWN_BLOCK)
 			s->verdict = prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED;
-		report_sock(&t, s, &r, &from, MOAT_REASON_UNAVAILABLE);
-		if (s->verdict == MOAT_EV_BLOCKED) {
-			/* judged again at the next call: the target may be back */
+		if (!down_reported)
+			report_sock(&t, s, &r, &from, MOAT_REASON_UNAVAILABLE);
+		/* judged again at the next call: the target may be back */
+		if (t.proto == IPPROTO_UDP)
+			s->redirect = idx + 1;
+		else if (s->verdict == MOAT_EV_BLOCKED)
 			s->generation = 0;
+		if (s->verdict == MOAT_EV_BLOCKED)
 			return SOCK_DENY;
-		}
 	}
 	/* a redirected connection leaves for its target on purpose: no interface check */
-	if (!s->redirect)
+	if (!s->redirect || sock_redirect_down(s))
 		post_route_arm(ctx, m, s);
 	return SOCK_ALLOW;
 }

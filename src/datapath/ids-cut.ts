@@ -117,6 +117,7 @@ export function idsConnection(
   const closed = tcp && CLOSED.has(e.tcp_state);
   return {
     createdNs: e.created_ns,
-    copying: !idle && !closed && (e.flags & CtFlag.idsDone) === 0,
+    // a cut connection stays established in the table (its tuple blocked) but copies nothing
+    copying: !idle && !closed && (e.flags & (CtFlag.idsDone | CtFlag.idsCut)) === 0,
   };
 }

@@ -1,0 +1,228 @@
+// The post-route check across a reload (docs/route-aware.md): a connection it judged by the
+// interface its packets really leave by is judged again by that interface, and the connection's
+// entry takes that verdict too, so its peer's packets and its close go by it. The lab of
+// post-route-reload.test.ts: one uid is policy-routed out of evil0, which the route mirror does
+// not see; a rule names evil0.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cgroupForTest, startCgroupLab, type CgroupForTest } from "../helpers/cgroup-lab.ts";
+import { spawnLines, type LineChild } from "../helpers/child.ts";
+import type { MoatLab } from "../helpers/moat-lab.ts";
+import { MOAT } from "../helpers/paths.ts";
+
+const EVIL_B = "10.66.0.1";
+const EVIL_A = "10.66.0.2";
+const UID = 4242; // its connections are routed by table 4242, out of evil0
+const ECHO_PORT = 5356;
+
+/**
+ * One connected socket, driven by stdin. udp: "send" sends a datagram ("sent" or the errno name),
+ * "poll" reads what came without waiting ("received" or "nothing"). tcp: "head" sends the start
+ * of an HTTP request ("sent"), "end" finishes it and reads the answer ("answered", "closed" or the
+ * errno name), "close" closes the socket ("closed").
+ */
+const CLIENT = `
+import errno, os, socket, sys
+host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.settimeout(5)
+print("pid", os.getpid(), flush=True)
+def say(word):
+    print(word, flush=True)
+try:
+    s.connect((host, port))
+    say("connected")
+except OSError as e:
+    say(errno.errorcode.get(e.errno, str(e.errno)))
+for line in sys.stdin:
+    command = line.strip()
+    try:
+        if command == "poll":
+            try:
+                s.recv(4096, socket.MSG_DONTWAIT)
+                say("received")
+            except BlockingIOError:
+                say("nothing")
+        elif command == "close":
+            s.close()
+            say("closed")
+        elif proto == "udp":
+            s.send(b"q")
+            say("sent")
+        elif command == "head":
+            s.sendall(b"GET / HTTP/1.0\\r\\n")
+            say("sent")
+        else:
+            s.sendall(b"\\r\\n")
+            say("answered" if s.recv(4096).startswith(b"HTTP/1.1 200") else "closed")
+    except socket.timeout:
+        say("timeout")
+    except OSError as e:
+        say(errno.errorcode.get(e.errno, str(e.errno)))
+`;
+
+/** A UDP peer in namespace a: remembers who sent to it; "tick" sends that one a datagram. */
+const PEER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("listening", flush=True)
+_, client = s.recvfrom(100)
+print("heard", flush=True)
+for _ in sys.stdin:
+    s.sendto(b"tick", client)
+    print("ticked", flush=True)
+`;
+
+interface Client {
+  child: LineChild;
+  pid: string;
+  /** What connect() did: "connected" or the errno name. */
+  connected: string;
+}
+
+test("post-route check: a reload's verdict is the connection's too", async (t) => {
+  const cg = cgroupForTest(t, "postentry");
+  const policy = (ifB: string, audit: string, rule: string) => `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { interfaces: [${ifB}, evil0], cgroup: ${cg.cgroup} }
+logging: { audit: { path: ${audit} } }
+rules:
+  - { name: no-evil, direction: egress, action: block, interface: { name: [evil0] }, ${rule} }
+`;
+  const lab = await startCgroupLab(
+    cg,
+    "post-route entry",
+    (l) => {
+      const ip = (...args: string[]) => execFileSync("ip", args);
+      ip("link", "add", "evil0", "netns", l.b, "type", "veth", "peer", "evil1", "netns", l.a);
+      ip("-n", l.b, "addr", "add", `${EVIL_B}/24`, "dev", "evil0");
+      ip("-n", l.a, "addr", "add", `${EVIL_A}/24`, "dev", "evil1");
+      ip("-n", l.b, "link", "set", "evil0", "up");
+      ip("-n", l.a, "link", "set", "evil1", "up");
+      ip("-n", l.b, "route", "add", `${l.v4.a}/32`, "via", EVIL_A, "dev", "evil0", "table", "4242");
+      ip("-n", l.b, "rule", "add", "uidrange", `${UID}-${UID}`, "lookup", "4242", "pref", "1000");
+      return policy(l.ifB, l.auditPath, "layer4: { protocol: tcp, port: [9999] }");
+    },
+    ["tcp:80"],
+  );
+  const a = lab.v4.a.replaceAll(".", "\\.");
+  const reload = async (rule: string) => {
+    lab.writePolicy(policy(lab.ifB, lab.auditPath, rule));
+    await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+  };
+
+  await t.test("made detected by a reload: its close is reported", async () => {
+    const tcp = await startClient(cg, lab, 80, "tcp");
+    assert.equal(tcp.connected, "connected");
+    assert.equal(await step(tcp, "head"), "sent");
+    await reload("mode: detect, layer4: { protocol: tcp, port: [80] }");
+    assert.equal(await step(tcp, "end"), "answered");
+    await lab.daemon.waitFor(
+      new RegExp(
+        `DETECTED egress tcp \\S+ -> ${a}:80 on evil0 by rule no-evil \\(python3 pid ${tcp.pid}\\)`,
+      ),
+    );
+    assert.equal(await step(tcp, "close"), "closed");
+    await lab.daemon.waitFor(
+      new RegExp(`CLOSED egress tcp \\S+ -> ${a}:80 .*\\(python3 pid ${tcp.pid}\\)`),
+    );
+    tcp.child.kill();
+  });
+
+  await t.test("made blocked by a reload: its peer's datagrams are dropped too", async () => {
+    await reload("layer4: { protocol: udp, port: [9999] }");
+    const peer = spawnLines("nsenter", [
+      `--net=/run/netns/${lab.a}`,
+      "python3",
+      "-c",
+      PEER,
+      lab.v4.a,
+      String(ECHO_PORT),
+    ]);
+    cg.onClose(() => peer.kill());
+    await peer.waitFor(/^listening$/);
+    const udp = await startClient(cg, lab, ECHO_PORT, "udp");
+    assert.equal(udp.connected, "connected");
+    assert.equal(await step(udp, "send"), "sent");
+    await peer.waitFor(/^heard$/);
+    peer.send("tick");
+    await peer.waitFor(/^ticked$/);
+    assert.equal(await arrives(lab, udp), "received", "allowed: the peer's datagram arrives");
+
+    await reload(`layer4: { protocol: udp, port: [${ECHO_PORT}] }`);
+    assert.equal(await step(udp, "send"), "EPERM", "blocked by the reload");
+    const before = blockedPackets(lab);
+    peer.send("tick");
+    await peer.waitFor(/^ticked$/);
+    assert.equal(await arrives(lab, udp, before), "dropped", "the peer's datagram after the block");
+    udp.child.kill();
+    peer.kill();
+  });
+});
+
+/** The kernel's blocked-packet counter. */
+function blockedPackets(lab: MoatLab): number {
+  const r = spawnSync(MOAT, ["status", "--json", "--api", `unix:${lab.apiSocket}`], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { counters: { blocked: { packets: number } } }).counters.blocked
+    .packets;
+}
+
+/**
+ * What became of a datagram the peer sent: "received" once the client reads it, "dropped" once a
+ * packet hook counted a blocked packet more than `blockedBefore` (given) and the client has none.
+ */
+async function arrives(lab: MoatLab, client: Client, blockedBefore?: number): Promise<string> {
+  for (let tries = 0; tries < 100; tries++) {
+    const dropped = blockedBefore !== undefined && blockedPackets(lab) > blockedBefore;
+    if ((await step(client, "poll")) === "received") return "received";
+    if (dropped) return "dropped";
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return "neither";
+}
+
+/** CLIENT as uid UID in the attached cgroup, connected to namespace a's `port`. */
+async function startClient(
+  cg: CgroupForTest,
+  lab: MoatLab,
+  port: number,
+  proto: "tcp" | "udp",
+): Promise<Client> {
+  const child = spawnLines("nsenter", [
+    `--net=/run/netns/${lab.b}`,
+    "sh",
+    "-c",
+    `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
+    "sh",
+    "setpriv",
+    `--reuid=${UID}`,
+    `--regid=${UID}`,
+    "--clear-groups",
+    "/usr/bin/python3",
+    "-c",
+    CLIENT,
+    lab.v4.a,
+    String(port),
+    proto,
+  ]);
+  cg.onClose(() => child.kill());
+  const pid = (await child.waitFor(/^pid \d+$/)).slice(4);
+  const connected = await child.waitFor(/^(connected|E[A-Z]+|timeout)$/);
+  return { child, pid, connected };
+}
+
+/** One command to the client: what it printed. */
+function step(
+  client: Client,
+  command: "send" | "head" | "end" | "poll" | "close",
+): Promise<string> {
+  client.child.send(command);
+  return client.child.waitFor(/^(sent|answered|closed|timeout|received|nothing|E[A-Z]+)$/);
+}
