@@ -14,7 +14,13 @@ import type { L7Context } from "../types.ts";
 import { endToEnd } from "./headers.ts";
 import { headersClock, type HttpLimits } from "./limits.ts";
 import { blockedBody } from "./refusals.ts";
-import { flatHeaders, malformedHost, reportFacts, requestTarget } from "./request-facts.ts";
+import {
+  destinationAuthority,
+  flatHeaders,
+  malformedHost,
+  reportFacts,
+  requestTarget,
+} from "./request-facts.ts";
 import { withHead } from "./socket-stream.ts";
 
 const TEXT = "text/plain; charset=utf-8";
@@ -159,10 +165,10 @@ export function serveH2c(ctx: L7Context, limits: HttpLimits): Promise<void> {
     settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: MAX_STREAMS },
   });
   let session: Promise<ClientHttp2Session> | undefined;
-  const host = ctx.original.family === 6 ? `[${ctx.original.ip}]` : ctx.original.ip;
+  const authority = destinationAuthority(ctx.original, 80);
   const upstream = () =>
     (session ??= ctx.connectUpstream().then((socket) => {
-      const s = connect(`http://${host}:${ctx.original.port}`, { createConnection: () => socket });
+      const s = connect(`http://${authority}`, { createConnection: () => socket });
       s.on("error", (err) => ctx.log(`http: upstream session failed: ${err.message}`));
       return s;
     }));

@@ -4,6 +4,7 @@
 import {
   createServer,
   request,
+  type ClientRequest,
   validateHeaderName,
   validateHeaderValue,
   type IncomingMessage,
@@ -13,9 +14,9 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { L7Context } from "../types.ts";
 import { endToEnd } from "./headers.ts";
-import { headersClock, type HttpLimits } from "./limits.ts";
-import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE } from "./refusals.ts";
-import { reportFacts, requestFacts } from "./request-facts.ts";
+import { headersClock, MAX_ANSWER_HEADER_BYTES, type HttpLimits } from "./limits.ts";
+import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE, upstreamFailure } from "./refusals.ts";
+import { destinationAuthority, reportFacts, requestFacts } from "./request-facts.ts";
 import { tunnel } from "./tunnel.ts";
 import { UpstreamAgent } from "./upstream-agent.ts";
 
@@ -68,6 +69,23 @@ function headWritten(res: ServerResponse, head: PassableHead): boolean {
   }
 }
 
+/**
+ * An answer the server ends before its framing does (a FIN inside a Content-Length or before the
+ * last chunk) ends the client's connection at once, as the server's would have: the client sees
+ * a short body, never a complete one moat made up, and waits for nothing more.
+ */
+function cutShort(answer: IncomingMessage, res: ServerResponse, up: ClientRequest): void {
+  answer.on("error", () => {});
+  answer.on("close", () => {
+    if (answer.complete) return;
+    up.destroy();
+    res.destroy();
+  });
+}
+
+/** The Expect values Node's server meets itself with `100 Continue` (as its own test reads them). */
+const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
+
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
@@ -97,8 +115,21 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   const headers = endToEnd(req.headers);
   // the server serves the host moat judged: the target's authority, not another Host
   if (authority !== undefined) headers.host = authority;
+  // HTTP/1.0 needs no Host, HTTP/1.1 (what moat sends) does: the address the client connected to
+  else headers.host ??= destinationAuthority(ctx.original, 80);
+  // 100-continue is answered by Node's server on this hop; another expectation is the server's
+  // to meet or refuse, as it would be directly
+  const expect = req.headers.expect;
+  if (expect !== undefined && !CONTINUE_EXPECTATION.test(expect)) headers.expect = expect;
   if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
-  const up = request({ agent, method: req.method, path: target, headers, setHost: false });
+  const up = request({
+    agent,
+    method: req.method,
+    path: target,
+    headers,
+    setHost: false,
+    maxHeaderSize: MAX_ANSWER_HEADER_BYTES,
+  });
   const badGateway = (body: string) => {
     res.writeHead(502, { "content-type": "text/plain; charset=utf-8", connection: "close" });
     res.end(body);
@@ -122,14 +153,18 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
       badGateway("moat: the server's answer is malformed\n");
       return;
     }
+    cutShort(answer, res, up);
     answer.pipe(res);
     ctx.report(decision, reportFacts(facts, head.status));
   });
   up.on("error", (err) => {
-    ctx.log(`http: upstream ${ctx.original.ip}:${ctx.original.port} failed: ${err.message}`);
+    const why = upstreamFailure(err);
+    ctx.log(
+      `http: upstream ${ctx.original.ip}:${ctx.original.port} failed: ${err.message}; ${why}`,
+    );
     if (res.writableEnded) return;
     if (res.headersSent) return void res.destroy();
-    badGateway("moat: the server did not answer\n");
+    badGateway(`moat: ${why}\n`);
   });
   res.on("close", () => {
     if (!res.writableFinished) up.destroy();
@@ -213,6 +248,10 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
     // only websocket switches protocols through moat; any other Upgrade (h2c) is a plain request
     shouldUpgradeCallback: (req) => /^websocket$/i.test(req.headers.upgrade ?? ""),
   });
+  // idle keep-alive connections are timed by the header clock below (408), not by Node's
+  // shorter keep-alive timer, which closes without a word and tells the client
+  // `Keep-Alive: timeout=5`, a limit its server never set
+  server.keepAliveTimeout = 0;
   const clock = headersClock(limits.headersTimeoutMs, () => {
     ctx.log("http: no complete request head in time; closed with 408");
     if (client.writable) client.end(TIMEOUT_RESPONSE);
@@ -229,10 +268,14 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
       if (!closed) clock.start();
     },
   });
-  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     clock.stop();
     take({ req, res });
-  });
+  };
+  server.on("request", onRequest);
+  // an Expect other than 100-continue: judged and forwarded like any request (else Node's server
+  // answers 417 itself, unjudged and unreported)
+  server.on("checkExpectation", onRequest);
   const handOver = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     clock.stop();
     // a failure here is this connection's: logged and reset, never the daemon's

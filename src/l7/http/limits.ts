@@ -8,6 +8,12 @@ export interface HttpLimits {
 
 export const DEFAULT_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, maxHeaderBytes: 16 * 1024 };
 
+/**
+ * A server's status line and headers together, at most: larger than a request's, as servers send
+ * long heads (many cookies, CSP) that clients read directly (Node's client alone stops at 16 KiB).
+ */
+export const MAX_ANSWER_HEADER_BYTES = 64 * 1024;
+
 /** A timer for "no complete request head yet": started while idle, stopped by each request. */
 export function headersClock(ms: number, expired: () => void): { start(): void; stop(): void } {
   let timer: NodeJS.Timeout | undefined;

@@ -24,3 +24,12 @@ export const TIMEOUT_RESPONSE = closingResponse(
   "Request Timeout",
   "moat: request headers too slow\n",
 );
+
+/**
+ * Why an upstream request failed, as the client's 502 and the log say it: an answer Node's
+ * parser refused (a head too large, a repeated Content-Length, no status line) or none at all.
+ */
+export function upstreamFailure(err: Error & { code?: string; reason?: string }): string {
+  if (!err.code?.startsWith("HPE_")) return "the server did not answer";
+  return `the server's answer could not be read: ${err.reason ?? err.code}`;
+}

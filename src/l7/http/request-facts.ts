@@ -126,6 +126,19 @@ export function requestFacts(req: IncomingMessage): {
   return { facts, target: t.target, authority: t.authority, malformed };
 }
 
+/**
+ * The address a connection went to as a URI authority: an IPv6 address in brackets, the port
+ * unless it is the scheme's `defaultPort`. What a server is told as the host when the client
+ * named none.
+ */
+export function destinationAuthority(
+  original: { ip: string; port: number; family: 4 | 6 },
+  defaultPort: number,
+): string {
+  const host = original.family === 6 ? `[${original.ip}]` : original.ip;
+  return original.port === defaultPort ? host : `${host}:${original.port}`;
+}
+
 /** The layer7 facts of an event: no headers (they may hold credentials), the path capped. */
 export function reportFacts(facts: HttpFacts, status: number): Layer7Facts {
   const { method, host, version } = facts;

@@ -6,7 +6,8 @@ import { request, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { L7Context } from "../types.ts";
 import { endToEnd, headLines } from "./headers.ts";
-import { blockedBody, closingResponse } from "./refusals.ts";
+import { MAX_ANSWER_HEADER_BYTES } from "./limits.ts";
+import { blockedBody, closingResponse, upstreamFailure } from "./refusals.ts";
 import { reportFacts, requestFacts } from "./request-facts.ts";
 
 export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
@@ -44,6 +45,7 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
     path: target,
     headers,
     setHost: false,
+    maxHeaderSize: MAX_ANSWER_HEADER_BYTES,
   });
   const switched = (answer: IncomingMessage, socket: Socket, upHead: Buffer) => {
     const status = answer.statusCode ?? 0;
@@ -55,9 +57,7 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
       ctx.report(decision, reportFacts(facts, status));
       return;
     }
-    client.write(
-      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${headLines(answer.rawHeaders)}\r\n`,
-    );
+    client.write(answerHead(status, answer.statusMessage, headLines(answer.rawHeaders)));
     if (upHead.length > 0) client.write(upHead);
     if (head.length > 0) socket.write(head);
     // a splice may fail (a side reset meanwhile): both sides end, the daemon goes on
@@ -75,25 +75,35 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
   // the server refused to switch: its answer goes back and the connection ends
   up.on("response", (answer) => {
     const status = answer.statusCode ?? 502;
-    const lines = Object.entries(endToEnd(answer.headers, []))
-      .filter(([name]) => name !== "content-length")
-      .flatMap(([name, value]) =>
-        (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
-      )
-      .join("");
-    client.write(
-      `HTTP/1.1 ${status} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`,
-    );
+    // Content-Length stays: the body Node read is that long; without one it ends at the close
+    const lines = fieldLines(endToEnd(answer.headers, []));
+    client.write(answerHead(status, answer.statusMessage, `${lines}Connection: close\r\n`));
     answer.pipe(client);
     ctx.report(decision, reportFacts(facts, status));
   });
   up.on("error", (err) => {
-    ctx.log(`http: upstream failed: ${err.message}`);
-    client.end(closingResponse(502, "Bad Gateway", "moat: the server did not answer\n"));
+    const why = upstreamFailure(err);
+    ctx.log(`http: upstream failed: ${err.message}; ${why}`);
+    client.end(closingResponse(502, "Bad Gateway", `moat: ${why}\n`));
     ctx.report(decision, reportFacts(facts, 502));
   });
   up.end();
 }
+
+/** Headers as field lines, one per value. */
+const fieldLines = (headers: Record<string, string | string[]>): string =>
+  Object.entries(headers)
+    .flatMap(([name, value]) =>
+      (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
+    )
+    .join("");
+
+/**
+ * A response head as bytes. Node reads each byte of a reason or header value as one character
+ * (latin1): written back the same way, the bytes arrive as the server sent them.
+ */
+const answerHead = (status: number, reason: string | undefined, lines: string): Buffer =>
+  Buffer.from(`HTTP/1.1 ${status} ${reason ?? ""}\r\n${lines}\r\n`, "latin1");
 
 /**
  * A CONNECT the server answered with no 2xx: its answer goes back (the body as far as its
@@ -101,13 +111,9 @@ export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socke
  * the client's is read.
  */
 function refused(client: Socket, socket: Socket, answer: IncomingMessage, upHead: Buffer): void {
-  const lines = Object.entries(endToEnd(answer.headers, ["transfer-encoding"]))
-    .flatMap(([name, value]) =>
-      (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}\r\n`),
-    )
-    .join("");
+  const lines = fieldLines(endToEnd(answer.headers, ["transfer-encoding"]));
   client.write(
-    `HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ""}\r\n${lines}Connection: close\r\n\r\n`,
+    answerHead(answer.statusCode ?? 502, answer.statusMessage, `${lines}Connection: close\r\n`),
   );
   const declared = Number(answer.headers["content-length"] ?? NaN);
   let left = Number.isSafeInteger(declared) && declared >= 0 ? declared : Infinity;
