@@ -474,7 +474,13 @@ export interface FleetSettings {
   /** Events are published to `${subject}.${host}`. */
   events?: { subject: string };
   /** signers: the public nkeys a revision must be signed by (absent: unsigned revisions apply). */
-  policy?: { bucket: string; stateFile: string; signers?: string[] };
+  policy?: {
+    bucket: string;
+    stateFile: string;
+    signers?: string[];
+    /** An applied revision whose report is not written in this long is reverted (default 60). */
+    reportWithinSeconds?: number;
+  };
 }
 
 /** `flood.udp_amplification` (docs/policy.md, "flood"): a rate limit per source and source port. */

@@ -144,6 +144,15 @@ function checkFleet(
     ctx.error(["fleet", "policy", "bucket"], `'${policy.bucket}' is not a bucket name`);
   if (policy?.state_file !== undefined)
     absolutePath(ctx, policy.state_file, ["fleet", "policy", "state_file"]);
+  const reportWithin =
+    policy?.report_within === undefined ? undefined : parseDuration(policy.report_within);
+  if (reportWithin && !reportWithin.ok)
+    ctx.error(["fleet", "policy", "report_within"], reportWithin.error);
+  else if (reportWithin && (reportWithin.value < 5 || reportWithin.value > 3600))
+    ctx.error(
+      ["fleet", "policy", "report_within"],
+      `${policy?.report_within} is out of range: from 5s to 1h (a revision on trial for less could be reverted by a slow server, for more leaves a host cut off that long)`,
+    );
   policy?.signers?.forEach((key, i) => {
     if (!isPublicUserNkey(key))
       ctx.error(
@@ -163,6 +172,7 @@ function checkFleet(
               bucket: policy.bucket,
               stateFile: policy.state_file ?? FLEET_STATE_FILE,
               ...(policy.signers ? { signers: policy.signers } : {}),
+              ...(reportWithin?.ok ? { reportWithinSeconds: reportWithin.value } : {}),
             },
           }
         : {}),

@@ -349,6 +349,11 @@ const FleetSchema = Section(
                 "public nkeys (U...): a revision is applied only if one of them signed it for this host's key (moat fleet put --sign)",
             }),
           ),
+          report_within: Type.Optional(
+            SetDuration(
+              "an applied revision whose report the host cannot write in this long is reverted, 5s to 1h (default 60s)",
+            ),
+          ),
         },
         { description: "follow this host's policy from a key-value bucket" },
       ),

@@ -28,7 +28,10 @@ export interface FleetFollowOptions {
    * revision reverts to the policy running when it was applied.
    */
   onTrial?: () => TrialView | undefined;
-  /** How long an applied revision's report may take before it is reverted (default 60 s). */
+  /**
+   * How long an applied revision's report may take before it is reverted (default: the policy's
+   * fleet.policy.report_within, else 60 s).
+   */
   trialMs?: number;
   log: (line: string) => void;
 }
@@ -57,7 +60,9 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
       settings = next;
       const previous = stop();
       if (!fleet?.policy) return;
-      const { bucket, stateFile, signers } = fleet.policy;
+      const { bucket, stateFile, signers, reportWithinSeconds } = fleet.policy;
+      const trialMs =
+        o.trialMs ?? (reportWithinSeconds === undefined ? undefined : reportWithinSeconds * 1000);
       follower = (async () => {
         await previous;
         const { PolicyFollower, defaultHostName, policyKey, verifyPolicy } =
@@ -89,7 +94,7 @@ export function fleetFollow(o: FleetFollowOptions): FleetFollow {
               o.apply(text, who, () => admit() ?? unfollowable(text, o.policyPath)),
             runningText: () => o.running().text,
             revertText: () => confirmedText(o),
-            ...(o.trialMs === undefined ? {} : { trialMs: o.trialMs }),
+            ...(trialMs === undefined ? {} : { trialMs }),
             followed: () => {
               const now = following(o.running().model);
               return now ? (now.signers ? { signers: now.signers } : {}) : null;

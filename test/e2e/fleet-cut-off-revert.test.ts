@@ -60,7 +60,7 @@ fleet:
   url: ${url}
   host: ${HOST}
   nkey_seed_file: ${join(dir, "web1.nk")}
-  policy: { bucket: ${BUCKET}, state_file: ${join(dir, "state", "fleet-policy.json")} }
+  policy: { bucket: ${BUCKET}, state_file: ${join(dir, "state", "fleet-policy.json")}, report_within: 10s }
 `;
   let cluster: NatsCluster | undefined;
   t.after(() => cluster?.close());
