@@ -67,7 +67,7 @@ logging: { audit: { path: ${join(disk, "audit.log")} } }
     });
 
   await logged(
-    /^warning: no event history: history \S+history\.db: database or disk is full; tried again every 30 s$/,
+    /^warning: no event history: history \S+history\.db: database or disk is full; tried again in 5 s, then at most every 30 s$/,
   );
   const events = moat(running, "events");
   assert.notEqual(events.code, 0);

@@ -1,8 +1,8 @@
 // The history store's own thread: SQLite inserts take 14-35 µs an event, which on the daemon's
 // event loop would hold up the ring-buffer drain and every other sink (docs/observability.md).
 // Requests are handled in order, a prune or a query in steps with other requests between them;
-// each is answered with its id. A store that cannot be opened (a full disk) is tried again every
-// reopenMs, and a database file removed or replaced while open is given up for the one at its
+// each is answered with its id. A store that cannot be opened (a full disk) is tried again after
+// 5 s, then at waits doubling up to reopenMs, and a database file removed or replaced while open is given up for the one at its
 // path (checked every checkMs); both are said to the daemon as status lines.
 import { existsSync, rmSync, statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
@@ -27,6 +27,10 @@ let openError: string | null = null;
 /** The file the store has open (device and inode), as seen at its path when it was opened. */
 let opened: string | null = null;
 let reopening: NodeJS.Timeout | null = null;
+/** The wait before the next try to open: 5 s first, doubling up to reopenMs (a disk freed soon is
+ * seen soon, one that stays full costs a try every reopenMs). */
+const FIRST_REOPEN_MS = Math.min(5000, reopenMs);
+let reopenWait = FIRST_REOPEN_MS;
 let closed = false;
 
 /** The daemon logs these lines (HistoryWorker.onStatus). */
@@ -51,18 +55,20 @@ function open(): boolean {
     const reason = (err as Error).message;
     if (reason !== failedBefore)
       say(
-        `warning: no event history: history ${path}: ${reason}; tried again every ${reopenMs / 1000} s`,
+        `warning: no event history: history ${path}: ${reason}; tried again in ${reopenWait / 1000} s, then at most every ${reopenMs / 1000} s`,
       );
     openError = reason;
     reopening = setTimeout(() => {
       reopening = null;
       if (!closed && !store) open();
-    }, reopenMs);
+    }, reopenWait);
+    reopenWait = Math.min(reopenWait * 2, reopenMs);
     reopening.unref();
     return false;
   }
   opened = path === ":memory:" ? null : fileAt(path);
   openError = null;
+  reopenWait = FIRST_REOPEN_MS;
   if (failedBefore !== null) say(`history ${path}: open again, events are kept`);
   return true;
 }
