@@ -2,7 +2,7 @@
 // reverted. A duration from 5 s to 1 h; anything else is refused at its key.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkPolicySource, formatDiagnostic } from "../../src/config/index.ts";
+import { checkPolicySource, formatDiagnostic, textOnlyHost } from "../../src/config/index.ts";
 
 const policy = (within: string) => `version: 1
 mode: prevent
@@ -12,12 +12,12 @@ fleet:
 `;
 
 const errors = (text: string) =>
-  checkPolicySource(text, "p.yaml")
+  checkPolicySource(text, "p.yaml", textOnlyHost)
     .diagnostics.filter((d) => d.severity === "error")
     .map(formatDiagnostic);
 
 test("report_within is read as a duration", () => {
-  const r = checkPolicySource(policy("10s"), "p.yaml");
+  const r = checkPolicySource(policy("10s"), "p.yaml", textOnlyHost);
   assert.deepEqual(errors(policy("10s")), []);
   assert.equal(r.model?.fleet?.value.policy?.reportWithinSeconds, 10);
 });
