@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab } from "../helpers/kernel-lab.ts";
-import type { PacketSpec } from "../helpers/packets.ts";
+import { tcpEnds } from "../helpers/packets.ts";
 import type { ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import { cutIdsConnection } from "../../src/datapath/ids-cut.ts";
 import type { IdsCopy } from "../../src/datapath/ids-record.ts";
@@ -29,24 +29,7 @@ before(() => (lab = KernelLab.withPolicy(POLICY)));
 after(() => lab.close());
 
 /** From P:sport to H:22 (xdp), and back (tc). */
-const peer = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: P,
-  dst: H,
-  proto: "tcp",
-  sport,
-  dport: 22,
-  flags,
-  ...extra,
-});
-const host = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: H,
-  dst: P,
-  proto: "tcp",
-  sport: 22,
-  dport: sport,
-  flags,
-  ...extra,
-});
+const { peer, host } = tcpEnds(P, H, 22);
 
 function entry(sport: number): ConntrackEntry {
   const found = [...lab.dp.conntrack()].find((e) => e.remote.port === sport);

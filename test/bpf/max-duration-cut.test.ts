@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab } from "../helpers/kernel-lab.ts";
-import { packet, type PacketSpec } from "../helpers/packets.ts";
+import { packet, tcpEnds, type PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import { CtFlag, TcpState } from "../../src/datapath/abi.ts";
 
@@ -42,24 +42,7 @@ function openLongAgo(lab: KernelLab, sport: number): void {
 }
 
 /** An inbound connection from P:sport to H:22: the peer's segments (xdp), the host's (tc). */
-const peer = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: P,
-  dst: H,
-  proto: "tcp",
-  sport,
-  dport: 22,
-  flags,
-  ...extra,
-});
-const host = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: H,
-  dst: P,
-  proto: "tcp",
-  sport: 22,
-  dport: sport,
-  flags,
-  ...extra,
-});
+const { peer, host } = tcpEnds(P, H, 22);
 
 /** The peer's data segment is cut: it passes rewritten to a payload-less probe. */
 function isCut(lab: KernelLab, spec: PacketSpec): boolean {

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
-import { packet, type PacketSpec } from "../helpers/packets.ts";
+import { packet, tcpEnds, type PacketSpec } from "../helpers/packets.ts";
 import { writeConntrack, type ConntrackEntry } from "../../src/datapath/conntrack.ts";
 import { CtFlag } from "../../src/datapath/abi.ts";
 
@@ -37,24 +37,7 @@ function expire(lab: KernelLab, lport: number): void {
 }
 
 /** An inbound connection from P:sport to H:22: the peer's segments (ingress), the host's (tc). */
-const peer = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: P,
-  dst: H,
-  proto: "tcp",
-  sport,
-  dport: 22,
-  flags,
-  ...extra,
-});
-const host = (sport: number, flags: string, extra: Partial<PacketSpec> = {}): PacketSpec => ({
-  src: H,
-  dst: P,
-  proto: "tcp",
-  sport: 22,
-  dport: sport,
-  flags,
-  ...extra,
-});
+const { peer, host } = tcpEnds(P, H, 22);
 
 /** The segment passes as it came: not dropped, not turned into a probe or a reset. */
 function untouched(lab: KernelLab, hook: HookName, spec: PacketSpec, what: string): void {

@@ -264,3 +264,28 @@ export function checksumsOk(frame: Buffer): boolean {
   );
   return checksum(ph, seg) === 0;
 }
+
+/** Segments of a TCP connection from `remote`:sport to `local`:`port`: the remote's (`peer`) and
+ * the local host's answers (`host`). */
+export function tcpEnds(remote: string, local: string, port: number) {
+  type Segment = (sport: number, flags: string, extra?: Partial<PacketSpec>) => PacketSpec;
+  const peer: Segment = (sport, flags, extra = {}) => ({
+    src: remote,
+    dst: local,
+    proto: "tcp",
+    sport,
+    dport: port,
+    flags,
+    ...extra,
+  });
+  const host: Segment = (sport, flags, extra = {}) => ({
+    src: local,
+    dst: remote,
+    proto: "tcp",
+    sport: port,
+    dport: sport,
+    flags,
+    ...extra,
+  });
+  return { peer, host };
+}
