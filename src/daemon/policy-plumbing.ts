@@ -48,7 +48,8 @@ export function policyPlumbing(initial: PolicyModel, options: PlumbingOptions): 
 
   return {
     prepare(next, current): PreparedPlumbing {
-      const sinks = sinksFromPolicy(next, snapshot);
+      // an unchanged otel section shares the running export: cumulative sums keep counting
+      const sinks = sinksFromPolicy(next, snapshot, running);
       try {
         audit.setPath(next.logging.audit?.value.path ?? null);
         options.attach?.(next);

@@ -27,15 +27,26 @@ function loaded<T>(module: T | undefined, what: string): T {
 
 export interface PolicySinks {
   sinks: EventSink[];
-  /** Stops timers (metric readers) and closes connections; the pipeline closes the sinks. */
+  /** The OpenTelemetry export and the `otel` settings it was made with, for the next policy. */
+  otel?: { settings: string; export: OtelExport };
+  /**
+   * Stops timers (metric readers) and closes connections (an export a newer policy shares stops
+   * with that one); the pipeline closes the sinks.
+   */
   close(): Promise<void>;
 }
 
 /**
  * Builds the sinks; throws (and starts nothing) when one cannot be set up, e.g. a webhook key
  * file that others can read, so the daemon refuses that policy and keeps the running one.
+ * `running` (the running policy's sinks, same snapshot source): an unchanged `otel` section keeps
+ * its export, so a backend sees no counter reset and open connections keep their spans.
  */
-export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): PolicySinks {
+export function sinksFromPolicy(
+  model: PolicyModel,
+  snapshot: SnapshotSource,
+  running?: PolicySinks,
+): PolicySinks {
   const publisher = model.eventPublisher?.value;
   // every key first: nothing is started if one is refused
   const hooks = (publisher?.webhooks ?? []).map((hook) => ({
@@ -50,14 +61,6 @@ export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): P
       : undefined;
 
   const sinks: EventSink[] = [];
-  let otel: OtelExport | undefined;
-  if (model.otel) {
-    otel = loaded(otelModule, "the OpenTelemetry export").createOtelExport({
-      endpoint: model.otel.value.endpoint,
-      snapshot,
-    });
-    sinks.push(otel.sink);
-  }
   const context = { snapshot };
   for (const hook of hooks)
     sinks.push(
@@ -79,11 +82,27 @@ export function sinksFromPolicy(model: PolicyModel, snapshot: SnapshotSource): P
     sinks.push(jetstreamPublisher({ connection, host, subject: fleet.events.subject }, context));
   }
 
+  // last, so no sink above can throw and leave it (or a handle on a shared one) running
+  let otel: PolicySinks["otel"];
+  if (model.otel) {
+    const settings = JSON.stringify(model.otel.value);
+    const kept = running?.otel?.settings === settings ? running.otel.export.share() : undefined;
+    const otelExport =
+      kept ??
+      loaded(otelModule, "the OpenTelemetry export").createOtelExport({
+        endpoint: model.otel.value.endpoint,
+        snapshot,
+      });
+    otel = { settings, export: otelExport };
+    sinks.unshift(otelExport.sink);
+  }
+
   return {
     sinks,
+    ...(otel ? { otel } : {}),
     async close() {
       // each close is idempotent: the pipeline may have closed these sinks already
-      await Promise.allSettled([otel?.shutdown(), ...sinks.map((s) => s.close())]);
+      await Promise.allSettled([otel?.export.shutdown(), ...sinks.map((s) => s.close())]);
     },
   };
 }

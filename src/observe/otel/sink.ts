@@ -1,7 +1,8 @@
 // The `otel` section as a sink: every event becomes a log record, feeds its connection's span
 // and the connection counter; metrics are also exported on their own timer. write() flushes
 // what it added, so a slow collector backs up the pipeline's queue for this sink (counted there)
-// and an export failure rejects the batch (counted as failed) instead of vanishing.
+// and an export failure rejects the batch (counted as failed) instead of vanishing. A reload that
+// keeps the settings shares the providers (share()) instead of starting new ones.
 import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import type { EventSink, SnapshotSource } from "../sink.ts";
 import { createEventLogs } from "./logs.ts";
@@ -24,8 +25,16 @@ export interface OtelOptions {
 
 export interface OtelExport {
   sink: EventSink;
-  /** Flushes and stops all three signals; ends still-open spans (marked shutdown). */
+  /**
+   * Lets go of this handle; the last one to go flushes and stops all three signals and ends
+   * still-open spans (marked shutdown).
+   */
   shutdown(): Promise<void>;
+  /**
+   * Another handle (with a sink of its own) on the same providers, so a reloaded policy with the
+   * same settings keeps cumulative sums, their start time and open spans; undefined once stopped.
+   */
+  share(): OtelExport | undefined;
 }
 
 export function signalUrl(endpoint: string, signal: "logs" | "traces" | "metrics"): string {
@@ -33,6 +42,29 @@ export function signalUrl(endpoint: string, signal: "logs" | "traces" | "metrics
 }
 
 export function createOtelExport(o: OtelOptions): OtelExport {
+  const shared = startExport(o);
+  let handles = 0;
+  const handle = (): OtelExport => {
+    handles++;
+    let released: Promise<void> | undefined;
+    const shutdown = () => (released ??= --handles === 0 ? shared.shutdown() : Promise.resolve());
+    const sink: EventSink = {
+      name: "otel",
+      write: (batch) => shared.write(batch),
+      notice: (n) => shared.notice(n),
+      close: shutdown,
+    };
+    return { sink, shutdown, share: () => (shared.stopped() ? undefined : handle()) };
+  };
+  return handle();
+}
+
+interface SharedExport extends Required<Pick<EventSink, "write" | "notice">> {
+  shutdown(): Promise<void>;
+  stopped(): boolean;
+}
+
+function startExport(o: OtelOptions): SharedExport {
   const resource = moatResource();
   const timeoutMs = o.timeoutMs ?? 10_000;
   const logs = createEventLogs(signalUrl(o.endpoint, "logs"), resource, timeoutMs);
@@ -57,8 +89,7 @@ export function createOtelExport(o: OtelOptions): OtelExport {
       () => undefined,
     ));
 
-  const sink: EventSink = {
-    name: "otel",
+  return {
     async write(batch) {
       const before = logs.lost() + traces.lost();
       let refused: PromiseRejectedResult | undefined;
@@ -85,9 +116,9 @@ export function createOtelExport(o: OtelOptions): OtelExport {
       logs.notice(n);
       // exported with the next batch's flush, or by the processor's own timer
     },
-    close: shutdown,
+    shutdown,
+    stopped: () => stopped !== undefined,
   };
-  return { sink, shutdown };
 }
 
 function describe(e: unknown): string {
