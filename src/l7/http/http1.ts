@@ -13,6 +13,7 @@ import {
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { L7Context } from "../types.ts";
+import { expectationsForServer } from "./expect.ts";
 import { endToEnd } from "./headers.ts";
 import { headersClock, MAX_ANSWER_HEADER_BYTES, type HttpLimits } from "./limits.ts";
 import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE, upstreamFailure } from "./refusals.ts";
@@ -83,9 +84,6 @@ function cutShort(answer: IncomingMessage, res: ServerResponse, up: ClientReques
   });
 }
 
-/** The Expect values Node's server meets itself with `100 Continue` (as its own test reads them). */
-const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
-
 const hasBody = (req: IncomingMessage): boolean =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
@@ -117,10 +115,10 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   if (authority !== undefined) headers.host = authority;
   // HTTP/1.0 needs no Host, HTTP/1.1 (what moat sends) does: the address the client connected to
   else headers.host ??= destinationAuthority(ctx.original, 80);
-  // 100-continue is answered by Node's server on this hop; another expectation is the server's
-  // to meet or refuse, as it would be directly
-  const expect = req.headers.expect;
-  if (expect !== undefined && !CONTINUE_EXPECTATION.test(expect)) headers.expect = expect;
+  // 100-continue is answered by Node's server on this hop; other expectations (alone or listed
+  // with it) are the server's to meet or refuse, as they would be directly
+  const expect = expectationsForServer(req.headers.expect);
+  if (expect !== undefined) headers.expect = expect;
   if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
   const up = request({
     agent,
