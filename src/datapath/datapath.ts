@@ -864,10 +864,10 @@ export class Datapath {
 
   /**
    * Removes the rate limit state of idle sources and of limits no policy slot has (the daemon
-   * calls it every few seconds); what it found and removed.
+   * calls it every few seconds); what it found and removed. `now` is the time idleness is
+   * measured to (the kernel's clock unless a caller that set the limits' clock says otherwise).
    */
-  sweepLimits(): LimitSweep {
-    const now = this.monotonicNs();
+  sweepLimits(now = this.monotonicNs()): LimitSweep {
     // a swept source's last packets over its limit reach the subscribers as the kernel's reports do
     const report = (record: Buffer) => {
       for (const onRecord of this.eventListeners) onRecord(record);

@@ -37,8 +37,10 @@ rules:
 
 const S = 1_000_000_000n;
 /** Each test's time, later than the one before's (leases remember times), long before the
- * sweep's clock (CLOCK_MONOTONIC): its sources are idle when the sweep runs */
-let t0 = process.hrtime.bigint() - 3600n * S;
+ * sweep's time: its sources are idle when the sweep runs (fixed, not the machine's clock, which
+ * is short of an hour after a boot) */
+let t0 = 100_000n * S;
+const SWEEP_AT = t0 + 3600n * S;
 const nextStart = () => (t0 += 200n * S);
 let sport = 30000;
 /** `n` datagrams to `dport`, their sources rotating in 198.51.100.0/24 (one limited source). */
@@ -102,10 +104,10 @@ for (const [dport, counter] of [
       for (const p of flood(n, dport)) lab.run("xdp", p);
     });
     // the source comes back after the sweep removed it: a flood of its own, swept too
-    limits.sweep(live, process.hrtime.bigint(), (t) => tails.push(t));
+    limits.sweep(live, SWEEP_AT, (t) => tails.push(t));
     clock(start + 100n * S);
     for (const p of flood(300, dport)) lab.run("xdp", p);
-    limits.sweep(live, process.hrtime.bigint(), (t) => tails.push(t));
+    limits.sweep(live, SWEEP_AT, (t) => tails.push(t));
     pinTo(affinity);
 
     const over = KernelLab.delta(counted, lab.counters(), [counter])[counter]!;
@@ -128,7 +130,7 @@ test("a swept source's report is the rule's rate limit event, its source cut to 
   clock(nextStart());
   for (const p of flood(15, 9000)) lab.run("xdp", p);
   lab.events();
-  limits.sweep(live, process.hrtime.bigint(), (t) => tails.push(t));
+  limits.sweep(live, SWEEP_AT, (t) => tails.push(t));
   assert.equal(tails.length, 1);
   const record = limitTailRecord(tails[0]!, { index: 0, generation, prevent: true }, 0n);
   const ev = decodeEvent(record, {
@@ -150,7 +152,7 @@ test("the datapath's sweep hands a swept source's report to its subscribers, as 
   const sum = (events: ReturnType<KernelLab["events"]>) =>
     events.reduce((n, e) => n + (e.reason === "rate_limit" ? (e.aggregated?.packets ?? 0) : 0), 0);
   const kernel = sum(lab.events());
-  lab.dp.sweepLimits();
+  lab.dp.sweepLimits(SWEEP_AT);
   const swept = sum(lab.events());
   const over = KernelLab.delta(counted, lab.counters(), ["limitDropped"]).limitDropped!;
   assert.ok(over > 0 && swept > 0, `over ${over}, swept ${swept}`);
