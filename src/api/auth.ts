@@ -14,6 +14,9 @@ export class ApiConfigError extends Error {
   }
 }
 
+/** A shorter token is refused. */
+const MIN_TOKEN_LENGTH = 16;
+
 export interface Token {
   name: string;
   secret: Buffer;
@@ -49,11 +52,17 @@ export function readTokenFile(path: string): Token[] {
     try {
       if (parts.length === 3) scopes = parseScopes(parts[1] ?? "");
     } catch (err) {
-      if (err instanceof ScopeError) throw new ApiConfigError(`${at}: ${err.message}`);
-      throw err;
+      if (!(err instanceof ScopeError)) throw err;
+      // a word as long as a token is most likely the token, written before the scopes: an
+      // error reaches logs, so it is not quoted
+      if (err.word.length >= MIN_TOKEN_LENGTH)
+        throw new ApiConfigError(
+          `${at}: the second word is no list of scopes; a line is "TOKEN", "NAME TOKEN" or "NAME SCOPES TOKEN" (the token comes last)`,
+        );
+      throw new ApiConfigError(`${at}: ${err.message}`);
     }
-    if (secret.length < 16)
-      throw new ApiConfigError(`${at}: a token must be at least 16 characters`);
+    if (secret.length < MIN_TOKEN_LENGTH)
+      throw new ApiConfigError(`${at}: a token must be at least ${MIN_TOKEN_LENGTH} characters`);
     tokens.push({ name, secret: Buffer.from(secret), scopes, scoped: parts.length === 3 });
   });
   if (tokens.length === 0) throw new ApiConfigError(`API token file ${path} holds no token`);

@@ -1,13 +1,14 @@
 // A browser's requests: the session cookie and the session's token together stand in for a bearer
 // token, on the listeners that accept the cookie (the loopback console listener, a TLS listener, a
-// TCP listener on loopback). A browser sends 127.0.0.1's cookies to every port of that host, so
-// a page on another port gets the cookie: every request with it must also carry the token
-// (reads too), which only the console's own page holds. Only the console's pages, which hold no
-// data and load by navigation (no header), take the cookie alone. A cross-origin request is
-// refused.
+// TCP listener on loopback). A browser sends 127.0.0.1's cookies to every port of that host, and
+// lets a page on any port set them, so a page on another port gets the cookie and can plant one
+// of the same name: every request with it must also carry the token (reads too), which only the
+// console's own page holds, and the session is the one whose token came. Only the console's
+// pages, which hold no data and load by navigation (no header), take the cookie alone; such a
+// load is no use of the session. A cross-origin request, a login included, is refused.
 import type { IncomingMessage } from "node:http";
 import {
-  cookieValue,
+  cookieValues,
   csrfMatches,
   CSRF_HEADER,
   SESSION_COOKIE,
@@ -38,30 +39,57 @@ export function pageRequest(req: IncomingMessage): void {
   pageRequests.add(req);
 }
 
-/** The console session the request's cookie names, or null (no cookie, unknown or expired). */
+/** A page loaded with the cookie alone: its connection is not the session's (see pageRequest). */
+export function isPageRequest(req: IncomingMessage): boolean {
+  return pageRequests.has(req);
+}
+
+/**
+ * The live console session of the request's cookies, or null: of several cookies of that name
+ * (one planted by a page on another port), the one whose token the request carries, else the
+ * first live one.
+ */
 export function sessionOf(
   sessions: ConsoleSessions,
   req: IncomingMessage,
   listener: CookieListener,
 ): ConsoleSession | null {
   if (!listener.cookies) return null;
-  const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
-  return id ? sessions.lookup(id) : null;
+  const live: ConsoleSession[] = [];
+  for (const id of cookieValues(req.headers.cookie, SESSION_COOKIE)) {
+    const s = sessions.peek(id);
+    if (s) live.push(s);
+  }
+  return live.find((s) => csrfMatches(s, req.headers[CSRF_HEADER])) ?? live[0] ?? null;
 }
 
-/** The session's principal, after the origin and token checks (403 when either fails). */
-export function sessionPrincipal(
-  session: ConsoleSession,
+/**
+ * The principal of the request's console session, null without one; 403 when the origin or the
+ * token check fails. A request with the token uses the session (its idle clock restarts) and
+ * ties its connection to it (cut when the session ends); a page loaded with the cookie alone
+ * does neither.
+ */
+export function consolePrincipal(
+  sessions: ConsoleSessions,
   req: IncomingMessage,
   listener: CookieListener,
-): Principal {
+): Principal | null {
+  const session = sessionOf(sessions, req, listener);
+  if (!session) return null;
   checkOrigin(req, listener);
-  if (!pageRequests.has(req)) checkToken(session, req);
-  return { kind: "console", mintedBy: session.mintedBy, scopes: session.scopes };
+  const principal: Principal = {
+    kind: "console",
+    mintedBy: session.mintedBy,
+    scopes: session.scopes,
+  };
+  if (pageRequests.has(req)) return principal;
+  checkToken(session, req);
+  sessions.used(session, req.socket);
+  return principal;
 }
 
 /** An Origin header, when the browser sends one, must be the listener's own. */
-function checkOrigin(req: IncomingMessage, listener: CookieListener): void {
+export function checkOrigin(req: IncomingMessage, listener: CookieListener): void {
   const origin = req.headers.origin;
   const own = `${listener.secure ? "https" : "http"}://${req.headers.host ?? ""}`;
   if (origin !== undefined && origin !== own)

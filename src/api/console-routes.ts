@@ -1,13 +1,8 @@
 // /console/...: the login exchange, the session's own view, logout and the console's files; and
 // minting a login URL (POST /v1/console/url, routes.ts) for `moat console`.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { pageRequest, type CookieListener } from "./console-auth.ts";
-import {
-  cookieValue,
-  sessionCookie,
-  SESSION_COOKIE,
-  type ConsoleSessions,
-} from "./console-sessions.ts";
+import { checkOrigin, pageRequest, sessionOf, type CookieListener } from "./console-auth.ts";
+import { sessionCookie, SESSION_COOKIE, type ConsoleSessions } from "./console-sessions.ts";
 import { consoleFile, CONSOLE_HEADERS, PUBLIC_FILES, sendConsoleFile } from "./console-static.ts";
 import { HttpError } from "./errors.ts";
 import { readBody, readJson } from "./json.ts";
@@ -55,9 +50,9 @@ export async function serveConsole(c: ConsoleRequest): Promise<void> {
     if (method === "GET")
       return json(res, 200, { scopes: [...principal.scopes], who: describePrincipal(principal) });
     if (method === "DELETE") {
-      // the cookie and token were checked by identify(); end it and clear the cookie
-      const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
-      if (id) c.sessions.end(id, req.socket);
+      // the cookie and token were checked by identify(); end that session, clear the cookie
+      const session = sessionOf(c.sessions, req, c.listener);
+      if (session) c.sessions.end(session.id, req.socket);
       return json(
         res,
         200,
@@ -89,6 +84,8 @@ const LOGIN_MAX_BODY = 4096;
  * in the x-moat-csrf header with every API request.
  */
 async function login(c: ConsoleRequest): Promise<void> {
+  // a page elsewhere must not sign the browser into a session of the secret's minter
+  checkOrigin(c.req, c.listener);
   const body = readJson(await readBody(c.req, LOGIN_MAX_BODY)) as { secret?: unknown } | null;
   const secret = typeof body?.secret === "string" ? body.secret : "";
   const session = secret ? c.sessions.exchange(secret) : null;

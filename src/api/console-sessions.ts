@@ -173,15 +173,29 @@ export class ConsoleSessions {
 
   /** The live session the cookie names (its idle clock restarts), else null. */
   lookup(id: string): ConsoleSession | null {
+    const s = this.peek(id);
+    if (s) s.lastUsed = this.now();
+    return s;
+  }
+
+  /**
+   * The live session the cookie names, else null, without using it: the cookie alone may come
+   * from a page on another port of the host, which must not keep the session from idling.
+   */
+  peek(id: string): ConsoleSession | null {
     const s = this.sessions.get(id);
     if (!s) return null;
-    const now = this.now();
-    if (this.over(s, now)) {
+    if (this.over(s, this.now())) {
       this.end(id);
       return null;
     }
-    s.lastUsed = now;
     return s;
+  }
+
+  /** A request carried the session's token: the session is in use, `connection` tied to it. */
+  used(session: ConsoleSession, connection: HeldConnection): void {
+    session.lastUsed = this.now();
+    this.hold(session.id, connection);
   }
 
   /**
@@ -224,13 +238,18 @@ export function csrfMatches(
 export const SESSION_COOKIE = "moat_console";
 export const CSRF_HEADER = "x-moat-csrf";
 
-/** The value of cookie `name` in a Cookie header, else null. */
-export function cookieValue(header: string | undefined, name: string): string | null {
+/**
+ * The values of cookie `name` in a Cookie header, in the header's order. There may be several:
+ * a page on another port of the host can set one of the same name with a longer path, which the
+ * browser then sends first.
+ */
+export function cookieValues(header: string | undefined, name: string): string[] {
+  const values: string[] = [];
   for (const part of (header ?? "").split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
   }
-  return null;
+  return values;
 }
 
 /**

@@ -17,7 +17,14 @@ export const SCOPE_MEANING: Record<Scope, string> = {
   ssh: "judge sshd's logins by key (moat ssh-authkeys); each judgement is an event",
 };
 
-export class ScopeError extends Error {}
+export class ScopeError extends Error {
+  /** The word that is no scope. */
+  readonly word: string;
+  constructor(word: string) {
+    super(`unknown scope '${word}' (scopes: ${[...SCOPES, "all"].join(", ")})`);
+    this.word = word;
+  }
+}
 
 /** "read,events" -> the set; "all" is every scope. Throws ScopeError naming an unknown one. */
 export function parseScopes(text: string): Set<Scope> {
@@ -25,7 +32,7 @@ export function parseScopes(text: string): Set<Scope> {
   for (const word of text.split(",")) {
     if (word === "all") for (const s of SCOPES) out.add(s);
     else if ((SCOPES as readonly string[]).includes(word)) out.add(word as Scope);
-    else throw new ScopeError(`unknown scope '${word}' (scopes: ${[...SCOPES, "all"].join(", ")})`);
+    else throw new ScopeError(word);
   }
   return out;
 }

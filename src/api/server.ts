@@ -15,7 +15,7 @@ import type { Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { API_TLS_CERT, API_TLS_KEY, readTrustedFile, UnsafeFileError } from "../host/index.ts";
 import { authenticate, readTokenFile, ApiConfigError, type Token } from "./auth.ts";
-import { checkHost, sessionOf, sessionPrincipal, type CookieListener } from "./console-auth.ts";
+import { checkHost, consolePrincipal, isPageRequest, type CookieListener } from "./console-auth.ts";
 import { serveConsole } from "./console-routes.ts";
 import { ConsoleSessions, UNIX_OWNER } from "./console-sessions.ts";
 import { FlowHub } from "./flow-stream.ts";
@@ -74,7 +74,8 @@ export async function startApi(
     flows,
     sessions: new ConsoleSessions(),
     refusals: new Refusals((line) => control.audit(line)),
-    // the loopback console listener: opened on the first `moat console`, then reused
+    // the loopback console listener: opened on the first `moat console`, then reused; a
+    // failure (another local user holding every free port) is not kept: the next one tries again
     consolePort: () =>
       (loopback ??= (async () => {
         const spec: ListenSpec = { kind: "tcp", host: "127.0.0.1", port: 0 };
@@ -84,7 +85,14 @@ export async function startApi(
         if (bound.kind === "tcp") consoleListeners.get(server)!.loopbackPort = bound.port;
         control.log(`api: web console listener on ${formatListen(bound)}`);
         return bound.kind === "tcp" ? bound.port : 0;
-      })()),
+      })().catch((err: unknown) => {
+        loopback = null;
+        throw new HttpError(
+          503,
+          "ECONSOLE",
+          `the console listener could not be opened on 127.0.0.1 (${err instanceof Error ? err.message : String(err)}); try again`,
+        );
+      })),
   };
   const close = async () => {
     await closeAll(servers);
@@ -327,12 +335,8 @@ function identify(listener: Listener, req: IncomingMessage, shared: Shared): Pri
     ? authenticate(listener.tokens, req.headers.authorization)
     : null;
   if (token === null) {
-    const session = sessionOf(shared.sessions, req, listener);
-    if (session) {
-      const principal = sessionPrincipal(session, req, listener);
-      shared.sessions.hold(session.id, req.socket);
-      return principal;
-    }
+    const viaCookie = consolePrincipal(shared.sessions, req, listener);
+    if (viaCookie) return viaCookie;
     shared.counters.unauthorized++;
     throw new HttpError(
       401,
@@ -369,7 +373,10 @@ async function dispatch(
         sessions: shared.sessions,
         identify: () => {
           const principal = identify(listener, req, shared);
-          admit(listener, req, describePrincipal(principal));
+          // a page loaded with the cookie alone may come from another port's page: its
+          // connection stays unauthenticated and takes none of the session's share
+          if (principal.kind !== "console" || !isPageRequest(req))
+            admit(listener, req, describePrincipal(principal));
           return principal;
         },
         log: control.log,
