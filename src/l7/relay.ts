@@ -23,7 +23,7 @@ import {
   type RelayLimits,
   type Slot,
 } from "./relay-limits.ts";
-import { mayBecomeRequestLine, sniffer, type Sniffed } from "./sniff.ts";
+import { mayBecomeRequestLine, mayBecomeTls, sniffer, type Sniffed } from "./sniff.ts";
 import { parseErrorResponse, TIMEOUT_RESPONSE } from "./http/refusals.ts";
 import { httpHandler } from "./http/index.ts";
 import { sshHandler } from "./ssh/handler.ts";
@@ -323,7 +323,20 @@ export class L7Relay {
       const silent = serverFirst && read.end === "timeout" && read.head.length === 0;
       if (serverFirst && read.end === "timeout" && !silent)
         read = await readHead(client, read.head, enough, timeout - SERVER_FIRST_MS, max);
-      const kind = silent ? "ssh" : read.head.length === 0 ? "none" : sniffed(read.head);
+      if (!silent && read.end === "timeout" && read.head.length === 0) {
+        // silent past the header timeout: the server may be the one to speak first (SMTP), or
+        // the client may be waiting it out; whichever speaks first tells which
+        const ctx = this.context(client, peer, found, read.head, "none", slot);
+        const spoke = await serverOrClientFirst(ctx);
+        if (!spoke) {
+          this.stats.sniffed.none++;
+          return;
+        }
+        // a first read over the head's bound: the rest goes back, as readHead leaves it
+        if (spoke.length > max) client.unshift(spoke.subarray(max));
+        read = await readHead(client, spoke.subarray(0, max), enough, timeout, max);
+      }
+      const kind = silent ? "ssh" : this.tell(read, sniffed);
       this.stats.sniffed[kind]++;
       if (kind === "more" && mayBecomeRequestLine(read.head)) {
         unfinishedRequestLine(client, read.end, (line) => log(`l7 relay: ${line}`));
@@ -345,6 +358,15 @@ export class L7Relay {
       );
       if (!client.destroyed) client.resetAndDestroy();
     }
+  }
+
+  /** What the head read is: a protocol, or "none" (nothing), "more" or "unknown". */
+  private tell(read: HeadRead, sniffed: (head: Buffer) => Sniffed): Sniffed | "none" {
+    if (read.head.length === 0) return "none";
+    const told = sniffed(read.head);
+    // the start of a TLS record, cut short by the header timeout: TLS's handler reads the rest
+    // (within its own hello timeout), never the server unjudged
+    return told === "more" && mayBecomeTls(read.head) ? "tls" : told;
   }
 
   /**
@@ -478,7 +500,11 @@ export class L7Relay {
         owner: purpose === "probe" ? null : owner,
         probe: purpose === "probe",
       };
-      return track(await (o.connectUpstream ?? plainConnect)(to, why));
+      const upstream = await (o.connectUpstream ?? plainConnect)(to, why);
+      // a server's reset is that connection's end (its handler sees the close), never an
+      // unhandled 'error' that would end the daemon
+      upstream.on("error", () => {});
+      return track(upstream);
     };
     const ctx: L7Context = {
       client,
@@ -535,6 +561,58 @@ function unfinishedRequestLine(client: Socket, end: HeadRead["end"], log: (line:
   if (end === "closed" || !client.writable) return void client.destroy();
   client.end(end === "full" ? parseErrorResponse("HPE_HEADER_OVERFLOW") : TIMEOUT_RESPONSE);
   client.destroySoon();
+}
+
+/**
+ * A client silent past the header timeout, judged as a protocol moat cannot tell: when that
+ * judgement lets it through, the server is asked and the first to speak decides. The server:
+ * its bytes go to the client and the two are spliced (null). The client: the server, which has
+ * seen no byte, is closed, and the client's first bytes are returned to be told and judged as if
+ * they had come in time. Blocked, or either side gone first: null.
+ */
+async function serverOrClientFirst(ctx: L7Context): Promise<Buffer | null> {
+  const { client } = ctx;
+  const decision = ctx.judge({});
+  if (!decision.forward) {
+    ctx.report(decision, {});
+    client.resetAndDestroy();
+    return null;
+  }
+  const upstream = await ctx.connectUpstream();
+  const first = await new Promise<{ from: "server" | "client"; bytes: Buffer } | null>(
+    (resolve) => {
+      const done = (spoke: { from: "server" | "client"; bytes: Buffer } | null) => {
+        upstream.off("data", onServer);
+        client.off("data", onClient);
+        upstream.off("close", onClose);
+        client.off("close", onClose);
+        upstream.pause();
+        client.pause();
+        resolve(spoke);
+      };
+      const onServer = (bytes: Buffer) => done({ from: "server", bytes });
+      const onClient = (bytes: Buffer) => done({ from: "client", bytes });
+      const onClose = () => done(null);
+      upstream.on("data", onServer);
+      client.on("data", onClient);
+      upstream.once("close", onClose);
+      client.once("close", onClose);
+      client.resume();
+    },
+  );
+  if (!first) {
+    client.destroy();
+    upstream.destroy();
+    return null;
+  }
+  if (first.from === "client") {
+    upstream.destroy();
+    return first.bytes;
+  }
+  client.write(first.bytes);
+  const splice = await ctx.splice(client, upstream);
+  ctx.report(decision, {}, { splice });
+  return null;
 }
 
 /** Judged with no layer7 facts: L7 rules do not match it; later rules or the defaults decide. */

@@ -1,10 +1,10 @@
-// Which protocol a connection speaks, from its first bytes: a TLS handshake record (0x16 0x03)
-// or an SSLv2-format ClientHello, an SSH banner ("SSH-") or an HTTP/1.x request line (h2c's
-// preface, "PRI * HTTP/2.0", is one). A request line is told by its form, not by a list of
-// methods, and read as leniently as any HTTP/1 server reads one: what a server would read as a
-// request is judged as HTTP (docs/l7-http.md, "Which connections are HTTP"); the relay's parser
-// then judges it or refuses it, never passes it on raw. "more" = the bytes so far are a prefix
-// of one of them.
+// Which protocol a connection speaks, from its first bytes: a TLS record as servers read a first
+// one (a handshake or an alert, of a version below 0x1000) or an SSLv2-format ClientHello, an SSH
+// banner ("SSH-") or an HTTP/1.x request line (h2c's preface, "PRI * HTTP/2.0", is one). A request
+// line is told by its form, not by a list of methods, and read as leniently as any HTTP/1 server
+// reads one: what a server would read as a request is judged as HTTP (docs/l7-http.md, "Which
+// connections are HTTP"); the relay's parser then judges it or refuses it, never passes it on raw.
+// "more" = the bytes so far are a prefix of one of them.
 
 export type Sniffed = "tls" | "ssh" | "http" | "unknown" | "more";
 
@@ -117,6 +117,15 @@ function scanRequestLine(head: Buffer, scan: LineScan): "yes" | "prefix" | "no" 
   return "prefix";
 }
 
+/**
+ * A TLS record's first byte as a server reads a connection's first record: a handshake, or (Go's
+ * crypto/tls drops warning alerts before the ClientHello) an alert. Go also reads any record
+ * version below 0x1000 until it has chosen one, so the second byte is any below 0x10: all are TLS
+ * to moat, which refuses to read what is not its usual form (judged with the hello unseen).
+ */
+const HANDSHAKE_RECORD = 0x16;
+const ALERT_RECORD = 0x15;
+
 /** SSLv2's record header: top bit set, the length's other 15 bits; then CLIENT-HELLO (type 1). */
 function sslv2Hello(head: Buffer): "yes" | "prefix" | "no" {
   if (((head[0] ?? 0) & 0x80) === 0) return "no";
@@ -127,9 +136,9 @@ function sslv2Hello(head: Buffer): "yes" | "prefix" | "no" {
 /** What the head is, the request-line scan resumed from `scan` (bytes read before not read again). */
 function sniffFrom(head: Buffer, scan: LineScan): Sniffed {
   if (head.length === 0) return "more";
-  if (head[0] === 0x16) {
+  if (head[0] === HANDSHAKE_RECORD || head[0] === ALERT_RECORD) {
     if (head.length < 2) return "more";
-    return head[1] === 0x03 ? "tls" : "unknown";
+    return (head[1] ?? 0) < 0x10 ? "tls" : "unknown";
   }
   const v2 = sslv2Hello(head);
   if (v2 !== "no") return v2 === "yes" ? "tls" : "more";
@@ -158,6 +167,18 @@ export function sniffer(): (head: Buffer) => Sniffed {
     last = { head, kind: sniffFrom(head, scan) };
     return last.kind;
   };
+}
+
+/**
+ * Whether a head that was not enough (a "more") may still become a TLS record or an SSLv2 hello:
+ * such a client judged as a protocol moat cannot tell would have the rest of its ClientHello
+ * forwarded unjudged once it had waited out the header timeout.
+ */
+export function mayBecomeTls(head: Buffer): boolean {
+  const first = head[0];
+  if (first === undefined) return false;
+  if (first === HANDSHAKE_RECORD || first === ALERT_RECORD) return head.length < 2;
+  return (first & 0x80) !== 0 && head.length < 3;
 }
 
 /** Whether a head that was not enough (a "more") may still become an HTTP request line. */

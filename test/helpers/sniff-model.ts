@@ -15,9 +15,10 @@ const STARTS_WITH_WS = new RegExp(`^${WS}`);
 /** What sniff() tells of `head`, the longer way. */
 export function sniffAsText(head: Buffer): Sniffed {
   if (head.length === 0) return "more";
-  if (head[0] === 0x16) {
+  // a handshake or an alert record of a version below 0x1000, as servers read a first record
+  if (head[0] === 0x16 || head[0] === 0x15) {
     if (head.length < 2) return "more";
-    return head[1] === 0x03 ? "tls" : "unknown";
+    return (head[1] ?? 0) < 0x10 ? "tls" : "unknown";
   }
   if ((head[0] ?? 0) & 0x80) {
     if (head.length < 3) return "more";

@@ -95,6 +95,7 @@ export function sshHandlerWith(options: SshHandlerOptions = {}): L7Handler {
       endedUnjudged(ctx, hs, null, `no connection to the server: ${(err as Error).message}`);
       return;
     }
+    upstream.on("error", () => {}); // a reset server ends in onServerClose, reported with why
     let held: Buffer = Buffer.alloc(0);
     let passed = 0;
     const outcome = await new Promise<SshSeen | string>((resolve) => {

@@ -97,6 +97,10 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
     const deadline = Date.now() + serverTimeout;
     const cut = await readServer(fromServer, tls, deadline, decision ? null : trust, retry);
     if (cut) return retryRefused(ctx, cut, second, upstream);
+    // a server that knows no supported_versions (TLS <= 1.2 only) chooses by legacy_version: a
+    // version the hello did not offer, which the judgement at the hello did not read
+    if (decision && tls.version !== undefined && !hello.versions.includes(tls.version))
+      decision = settled(ctx, tls) ?? ctx.judge({ tls: { ...tls, pending: "match" } });
     if (!decision) {
       // neither the probe nor the server's reply showed it: rules follow their `unknown`
       if (!tls.certificate && !tls.unseen?.includes("certificate"))
@@ -118,7 +122,8 @@ function clientHello(read: FlightRead): ClientHello | string {
   if (read.kind === "timeout") return "no complete ClientHello in time";
   if (read.kind === "closed") return "closed before a complete ClientHello";
   if (read.kind === "malformed") return `malformed: ${read.reason}`;
-  if (read.kind !== "message") return `a ${read.kind} record before the ClientHello`;
+  if (read.kind === "alert") return "an alert record before the ClientHello";
+  if (read.kind !== "message") return "an encrypted record before the ClientHello";
   if (read.type !== HANDSHAKE.clientHello) return `handshake message ${read.type} first`;
   try {
     return parseClientHello(read.body);

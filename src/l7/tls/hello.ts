@@ -21,6 +21,9 @@ const VERSIONS: Record<number, string> = {
   0x0304: "1.3",
 };
 
+/** The extensions whose contents moat reads (the others it skips). */
+const READ = new Set<number>(Object.values(EXT));
+
 /** RFC 8701: GREASE values (0x?a?a) are sent to keep servers tolerant, never chosen. */
 const isGrease = (v: number) => (v & 0x0f0f) === 0x0a0a && v >> 8 === (v & 0xff);
 
@@ -50,9 +53,14 @@ export function parseClientHello(body: Buffer): ClientHello {
   const hello: ClientHello = { versions: [], alpn: [], ech: false };
   let offered: number[] | null = null;
   const extensions = c.left > 0 ? c.vector(2) : null;
+  const read = new Set<number>();
   while (extensions && extensions.left > 0) {
     const type = extensions.uint(2);
     const data = extensions.vector(2);
+    // RFC 8446 4.2 allows each once; a server reading the first of two (an SNI router) and moat
+    // the last would judge different names, ALPN lists or versions
+    if (READ.has(type) && read.has(type)) throw new TlsParseError(`extension ${type} twice`);
+    read.add(type);
     if (type === EXT.serverName) hello.sni = serverName(data);
     else if (type === EXT.alpn) {
       const list = data.vector(2);
@@ -107,19 +115,23 @@ export function parseCertificates(body: Buffer): Buffer[] {
   return certificates;
 }
 
+/** The one host name of a server_name extension (RFC 6066 3: at most one of a type). */
 function serverName(data: Cursor): string | undefined {
   const list = data.vector(2);
+  let found: string | undefined;
   while (list.left > 0) {
     const type = list.uint(1);
     const name = list.vector(2);
     if (type !== 0) continue;
-    const text = name.bytes(name.left).toString("latin1");
+    // servers take the first (OpenSSL) or refuse the hello (BoringSSL, Go): never judge one name
+    // while the server may read another
+    if (found !== undefined) throw new TlsParseError("two host names in server_name");
+    found = name.bytes(name.left).toString("latin1");
     // a host name is printable ASCII; anything else is not a name moat can match or report
-    if (!/^[\x21-\x7e]{1,255}$/.test(text))
+    if (!/^[\x21-\x7e]{1,255}$/.test(found))
       throw new TlsParseError("server name is not a host name");
-    return text;
   }
-  return undefined;
+  return found;
 }
 
 function versionName(v: number): string {
