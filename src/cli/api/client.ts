@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { MoatEvent } from "../../datapath/index.ts";
 import type { OptionValues } from "../command.ts";
+import { readCliToken } from "./token-file.ts";
 
 /**
  * The daemon's API socket when --api is not given: the daemon's own default (src/api/listen.ts;
@@ -64,8 +65,7 @@ export function apiTarget(values: OptionValues): ApiTarget {
     target.host = m[2].replace(/^\[|\]$/g, "");
     target.port = Number(m[3]);
   }
-  if (typeof tokenFile === "string")
-    target.token = readFileSync(tokenFile, "utf8").trim().split(/\s+/).at(-1);
+  if (typeof tokenFile === "string") target.token = readCliToken(tokenFile);
   if (typeof values.ca === "string") target.ca = readFileSync(values.ca);
   return target;
 }
