@@ -1,6 +1,6 @@
 // The web console's files (build/web/, made by `make web`) under /console/, with a CSP that lets
 // a page load only its own files and talk only to its own origin.
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,17 +50,55 @@ export function consoleFile(pathname: string): string {
   return rest;
 }
 
-export function sendConsoleFile(res: ServerResponse, file: string, dir = WEB_DIR): void {
-  let body: Buffer;
+/** A console file as last read, and the identity of what was read. */
+interface HeldFile {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  body: Buffer;
+}
+
+// Each file once in memory, every answer written from it: a slow reader then holds a reference,
+// not a copy of its own (playground.js is ~1.4 MB). Only files that exist are held, so the map
+// is no larger than the build directory.
+const held = new Map<string, HeldFile>();
+
+function sameFile(a: HeldFile, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/** The file's content, read again only when it changed on disk (a rebuilt console); else null. */
+function consoleBody(path: string): Buffer | null {
   try {
-    body = readFileSync(join(dir, file));
+    const known = held.get(path);
+    if (known && sameFile(known, statSync(path, { bigint: true }))) return known.body;
+    // the identity comes from the open file, so a file replaced mid-read is read again next time
+    const fd = openSync(path, "r");
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile()) throw new Error("not a file");
+      const body = readFileSync(fd);
+      const { ino, size, mtimeNs, ctimeNs } = st;
+      held.set(path, { ino, size, mtimeNs, ctimeNs, body });
+      return body;
+    } finally {
+      closeSync(fd);
+    }
   } catch {
+    held.delete(path);
+    return null;
+  }
+}
+
+export function sendConsoleFile(res: ServerResponse, file: string, dir = WEB_DIR): void {
+  const body = consoleBody(join(dir, file));
+  if (!body)
     throw new HttpError(
       404,
       "ENOTFOUND",
       `no console file ${file} (the console is built by 'make web' into build/web/)`,
     );
-  }
   res
     .writeHead(200, { ...CONSOLE_HEADERS, "content-type": TYPES[extname(file)] ?? "text/plain" })
     .end(body);
