@@ -111,7 +111,8 @@ __noinline int accept_judge(struct moat_ct_key *k, struct moat_ct *ct, __u32 len
 		return 0;
 	facts_of_ct(k, ct, &f);
 	/* no owner known: process rules match nothing, as for the packet hooks */
-	__u32 rule = classify_tracked(slot, m, &f, ct->owner.pid ? &ct->owner : NULL, ct->ifindex);
+	__u32 rule =
+	    classify_tracked(slot, m, &f, ct->owner.pid ? &ct->owner : NULL, ct->ifindex, 0);
 	rule_get(slot, rule, &r);
 	set_judgement(ct, rule, &r, k->protocol, m->generation);
 	count_rule(slot, m, rule, len, 1);

@@ -448,17 +448,18 @@ static __always_inline __u32 classify_unowned_at(__u32 slot, const struct moat_m
 
 /* the rule deciding a tracked connection again (a reload, the accept hook): by its owner when a
  * hook saw one (`o`, else null), and the interface: an incoming connection's is the one its
- * first packet came in by, an outgoing one's with an owner the route mirror's, without one the
- * one its first packet left by */
+ * first packet came in by, an outgoing one's with an owner the route mirror's unless the
+ * post-route check judged it (`left_by`: ifindex, the one its first packet left by), without an
+ * owner the one its first packet left by */
 static __always_inline __u32 classify_tracked(__u32 slot, const struct moat_meta *m,
 					      struct facts *f, const struct moat_owner *o,
-					      __u32 ifindex)
+					      __u32 ifindex, int left_by)
 {
 	if (!o)
 		return classify_unowned_at(slot, m, f, ifindex);
-	if (f->dir == MOAT_DIR_INGRESS && m->socket_image)
-		return classify_owned_at(slot, m, f, o, ifindex);
-	return classify_owned(slot, m, f, o);
+	if (f->dir != MOAT_DIR_INGRESS && !left_by && m->socket_image)
+		ifindex = mirror_ifindex(slot, m, f);
+	return classify_owned_at(slot, m, f, o, ifindex);
 }
 
 /* the rule's entry; a missing one (inconsistent image) reads as allow, counted */

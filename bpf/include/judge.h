@@ -192,7 +192,7 @@ static __always_inline void rejudge(const struct judge_ctx *j, const struct moat
 	__u32 rule = ct->flags & MOAT_CT_LOCAL_UNSEEN
 			 ? classify(j->slot, 0, j->m, &f)
 			 : classify_tracked(j->slot, j->m, &f, ct->owner.pid ? &ct->owner : NULL,
-					    ct->ifindex);
+					    ct->ifindex, ct->flags & MOAT_CT_POST_ROUTE);
 	rule_get(j->slot, rule, &r);
 	__u8 before = ct->verdict;
 	set_judgement(ct, rule, &r, k->protocol, j->m->generation);
@@ -389,6 +389,11 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 		if ((s->post_route & MOAT_POST_RELAYED) && rule == s->rule &&
 		    s->generation == j->m->generation)
 			ct->flags |= MOAT_CT_RELAYED;
+		/* the post-route check's decision, by the interface it leaves by: so are its
+		 * re-judgings (rejudge) */
+		if ((s->post_route & MOAT_POST_JUDGED) && rule == s->rule &&
+		    s->generation == j->m->generation)
+			ct->flags |= MOAT_CT_POST_ROUTE;
 	}
 	int report = ct->verdict != MOAT_EV_ALLOWED || r.log;
 	if (report)

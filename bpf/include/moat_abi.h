@@ -391,6 +391,12 @@ enum moat_post_flag {
 	/* moat's L7 relay wrote the record (its upstream, docs/l7.md): the relay's decision
 	 * stands for the connection's life, a reload does not judge it again */
 	MOAT_POST_RELAYED = 0x08,
+	/* the first packet was checked; every later one is compared with the interface it was
+	 * judged for (ifindex): SO_BINDTODEVICE or IP_PKTINFO may move a socket after it */
+	MOAT_POST_CHECKED = 0x10,
+	/* the check judged the socket by its real interface (its rule, verdict and generation are
+	 * the check's): a reload judges it again by that interface */
+	MOAT_POST_JUDGED = 0x20,
 };
 
 /* QUIC (docs/l7-quic.md): the first datagrams a socket sends to udp port 443 are copied, up to
@@ -501,6 +507,9 @@ enum moat_ct_flag {
 	/* blocked by the daemon after an ids drop signature matched its bytes (ids.mode prevent):
 	 * stays blocked whatever a re-judging says */
 	MOAT_CT_IDS_CUT = 0x8000,
+	/* the post-route check's verdict, by the interface its packets leave by (ifindex): a
+	 * re-judging judges it by that one, not by the route mirror's */
+	MOAT_CT_POST_ROUTE = 0x10000,
 };
 
 /* What one flow has had copied so far for the ids signatures (ids.h), by direction (0: sent by

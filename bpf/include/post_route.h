@@ -20,14 +20,6 @@
 #define CG_SKB_PASS 1
 #define CG_SKB_DROP 0
 
-/* moat_sock.post_route: the first packet was checked; every later one is compared with the
- * interface it was judged for (ifindex), as setsockopt(SO_BINDTODEVICE) or IP_PKTINFO move a
- * socket after it */
-#define MOAT_POST_CHECKED 0x10
-/* moat_sock.post_route: the check judged the socket by its real interface (its rule, verdict
- * and generation are the check's): a reload judges it again by that interface */
-#define MOAT_POST_JUDGED 0x20
-
 /* whether the check's own verdict on the socket was made under an older policy */
 static __always_inline int post_route_stale(const struct moat_sock *s, const struct moat_meta *m)
 {
@@ -148,6 +140,10 @@ static __noinline void post_route_entry(const struct tuple *t, const struct moat
 	if (!ct || (ct->flags & (MOAT_CT_IDS_CUT | MOAT_CT_RELAYED)))
 		return;
 	set_judgement(ct, s->rule, r, t->proto, s->generation);
+	/* a re-judging before the socket's next packet (a peer's, after another reload) goes by the
+	 * interface the check judged, as this one did */
+	if (!(ct->flags & MOAT_CT_POST_ROUTE))
+		__sync_fetch_and_or(&ct->flags, MOAT_CT_POST_ROUTE);
 	/* the check reported it (now, or when it judged it before): its close is reported too */
 	if (ct->verdict != MOAT_EV_ALLOWED && !(ct->flags & MOAT_CT_REPORTED))
 		__sync_fetch_and_or(&ct->flags, MOAT_CT_REPORTED);

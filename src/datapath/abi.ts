@@ -114,6 +114,7 @@ export const CtFlag = {
   localUnseen: 0x2000,
   overdue: 0x4000,
   idsCut: 0x8000,
+  postRoute: 0x10000,
 } as const;
 
 /** enum moat_limit_algorithm (bpf/include/ratelimit.h). */
@@ -280,7 +281,14 @@ export const sock = defineStruct("moat_sock", 104, {
 });
 
 /** moat_sock.post_route (the post-route check, bpf/include/post_route.h). */
-export const PostRoute = { pending: 0x01, blocked: 0x02, reported: 0x04, relayed: 0x08 } as const;
+export const PostRoute = {
+  pending: 0x01,
+  blocked: 0x02,
+  reported: 0x04,
+  relayed: 0x08,
+  checked: 0x10,
+  judged: 0x20,
+} as const;
 
 export const limit = defineStruct("moat_limit", 56, {
   id: { offset: 0, type: "u32" },

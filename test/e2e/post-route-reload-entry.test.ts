@@ -1,15 +1,17 @@
 // The post-route check across a reload (docs/route-aware.md): a connection it judged by the
 // interface its packets really leave by is judged again by that interface, and the connection's
-// entry takes that verdict too, so its peer's packets go by it. The lab of
+// entry takes that verdict too, so its peer's packets and its close go by it. The lab of
 // post-route-reload.test.ts: one uid is policy-routed out of evil0, which the route mirror does
 // not see; a rule names evil0.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cgroupForTest, startCgroupLab, type CgroupForTest } from "../helpers/cgroup-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
+import { until } from "../helpers/until.ts";
 
 const EVIL_B = "10.66.0.1";
 const EVIL_A = "10.66.0.2";
@@ -108,14 +110,52 @@ rules:
     },
     ["tcp:80"],
   );
-  /** The policy with `rule`, once the daemon has applied it: the generation after the last one
-   * it printed (every policy here is in prevent mode, so the mode tells no line from another). */
+  /**
+   * The policy with `rule`, once the daemon has applied it: its reload's audit line, written after
+   * the write, with the text's hash. The daemon prints the same "applied" line for a compile of
+   * the running text again (a route change: evil0's IPv6 address once its DAD is done), which may
+   * take the generation after the last one before the reload does.
+   */
   const reload = async (rule: string) => {
+    const text = policy(lab.ifB, lab.auditPath, rule);
+    const hash = createHash("sha256").update(text).digest("hex");
+    const before = lab.audit().length;
+    lab.writePolicy(text);
+    const applied = new RegExp(`POLICY APPLIED reload by file change: .* sha256 ${hash}`);
+    await until(
+      `the reload of ${hash}`,
+      () => applied.exec(lab.audit().slice(before))?.[0],
+      10_000,
+      50,
+    );
+  };
+
+  /** Once the daemon has compiled the running policy again after `change`: its next generation. */
+  const recompiledBy = async (change: () => unknown) => {
     const last = lab.daemon.lines.findLast((l) => /applied: generation \d+,/.test(l)) ?? "";
     const next = Number(/applied: generation (\d+),/.exec(last)?.[1] ?? 0) + 1;
-    lab.writePolicy(policy(lab.ifB, lab.auditPath, rule));
+    change();
     await lab.daemon.waitFor(new RegExp(`applied: generation ${next}, \\d+ rules, mode prevent`));
   };
+
+  const a = lab.v4.a.replaceAll(".", "\\.");
+  await t.test("made detected by a reload: its close is reported", async () => {
+    const tcp = await startClient(cg, lab, 80, "tcp");
+    assert.equal(tcp.connected, "connected");
+    assert.equal(await step(tcp, "head"), "sent");
+    await reload("mode: detect, layer4: { protocol: tcp, port: [80] }");
+    assert.equal(await step(tcp, "end"), "answered");
+    await lab.daemon.waitFor(
+      new RegExp(
+        `DETECTED egress tcp \\S+ -> ${a}:80 on evil0 by rule no-evil \\(python3 pid ${tcp.pid}\\)`,
+      ),
+    );
+    assert.equal(await step(tcp, "close"), "closed");
+    await lab.daemon.waitFor(
+      new RegExp(`CLOSED egress tcp \\S+ -> ${a}:80 .*\\(python3 pid ${tcp.pid}\\)`),
+    );
+    tcp.child.kill();
+  });
 
   await t.test("made blocked by a reload: its peer's datagrams are dropped too", async () => {
     await reload("layer4: { protocol: udp, port: [9999] }");
@@ -143,6 +183,20 @@ rules:
     peer.send("tick");
     await peer.waitFor(/^ticked$/);
     assert.equal(await arrives(lab, udp, before), "dropped", "the peer's datagram after the block");
+
+    // a route change compiles the running policy again, a generation of its own: the entry is
+    // judged again by the interface the connection leaves by, not by the route mirror's
+    await recompiledBy(() =>
+      execFileSync("ip", ["-n", lab.b, "route", "add", "10.98.0.0/24", "dev", "evil0"]),
+    );
+    const again = blockedPackets(lab);
+    peer.send("tick");
+    await peer.waitFor(/^ticked$/);
+    assert.equal(
+      await arrives(lab, udp, again),
+      "dropped",
+      "the peer's datagram after a recompile",
+    );
     udp.child.kill();
     peer.kill();
   });
