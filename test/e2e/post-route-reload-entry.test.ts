@@ -6,12 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { cgroupForTest, startCgroupLab, type CgroupForTest } from "../helpers/cgroup-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
-import { until } from "../helpers/until.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const EVIL_B = "10.66.0.1";
 const EVIL_A = "10.66.0.2";
@@ -110,25 +109,10 @@ rules:
     },
     ["tcp:80"],
   );
-  /**
-   * The policy with `rule`, once the daemon has applied it: its reload's audit line, written after
-   * the write, with the text's hash. The daemon prints the same "applied" line for a compile of
-   * the running text again (a route change: evil0's IPv6 address once its DAD is done), which may
-   * take the generation after the last one before the reload does.
-   */
-  const reload = async (rule: string) => {
-    const text = policy(lab.ifB, lab.auditPath, rule);
-    const hash = createHash("sha256").update(text).digest("hex");
-    const before = lab.audit().length;
-    lab.writePolicy(text);
-    const applied = new RegExp(`POLICY APPLIED reload by file change: .* sha256 ${hash}`);
-    await until(
-      `the reload of ${hash}`,
-      () => applied.exec(lab.audit().slice(before))?.[0],
-      10_000,
-      50,
-    );
-  };
+  /** The policy with `rule`, once the daemon enforces it (by its hash: the daemon also compiles
+   * the running text again at a route change, evil0's IPv6 address once its DAD is done, which
+   * may take the next generation number first). */
+  const reload = (rule: string) => reloadPolicy(lab, policy(lab.ifB, lab.auditPath, rule));
 
   /** Once the daemon has compiled the running policy again after `change`: its next generation. */
   const recompiledBy = async (change: () => unknown) => {
