@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const policy = (lab: Lab & { auditPath: string }, failure: string) => `version: 1
 mode: prevent
@@ -51,8 +52,7 @@ test(
       assert.equal(opens(lab), false, "port 80 is blocked again with a daemon");
 
       // enforce (the default): the programs of a dead daemon keep judging
-      lab.writePolicy(policy(lab, ""));
-      await lab.daemon.waitFor(/ applied: generation \d+/);
+      await reloadPolicy(lab, policy(lab, ""));
       await killDaemon(lab);
       await new Promise((r) => setTimeout(r, 7000)); // past the 5 s grace period
       assert.equal(opens(lab), false, "port 80 stays blocked under enforce");

@@ -13,6 +13,7 @@ import { spawnLines, type LineChild } from "../helpers/child.ts";
 import { MOAT, NODE } from "../helpers/paths.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import type { Lab } from "../helpers/netns.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const PORT = 7777;
 
@@ -137,8 +138,7 @@ test("a decision's expiry: the policy without it decides its connections", async
   });
 
   await t.test("prevent: the session is cut, reported blocked", async (st) => {
-    lab.writePolicy(policy(lab, "prevent", "block"));
-    await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+    await reloadPolicy(lab, policy(lab, "prevent", "block"));
     const id = allowBriefly(lab);
     const { client, port } = await heldSession(lab);
     st.after(() => client.kill());
@@ -152,8 +152,7 @@ test("a decision's expiry: the policy without it decides its connections", async
   });
 
   await t.test("allowed without it: the session goes on, unreported", async (st) => {
-    lab.writePolicy(policy(lab, "prevent", "allow"));
-    await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+    await reloadPolicy(lab, policy(lab, "prevent", "allow"));
     const id = allowBriefly(lab);
     const { client, port } = await heldSession(lab);
     st.after(() => client.kill());

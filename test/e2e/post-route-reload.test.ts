@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab, type CgroupForTest } from "../helpers/cgroup-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const EVIL_B = "10.66.0.1";
 const EVIL_A = "10.66.0.2";
@@ -83,8 +84,7 @@ rules:
   );
   const a = lab.v4.a.replaceAll(".", "\\.");
   const reload = async (mode: string) => {
-    lab.writePolicy(policy(mode, lab.ifB));
-    await lab.daemon.waitFor(new RegExp(`applied: generation \\d+, \\d+ rules, mode ${mode}`));
+    await reloadPolicy(lab, policy(mode, lab.ifB));
   };
   const event = (verdict: string, proto: string, port: number, c: Client) =>
     lab.daemon.waitFor(

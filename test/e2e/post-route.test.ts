@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { http } from "../helpers/api-client.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const EVIL_B = "10.66.0.1";
 const EVIL_A = "10.66.0.2";
@@ -150,8 +151,7 @@ rules:
   });
 
   await t.test("detect mode: the connection passes and is reported as detected", async () => {
-    lab.writePolicy(policy("detect", cgroup, lab.ifB));
-    await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode detect/);
+    await reloadPolicy(lab, policy("detect", cgroup, lab.ifB));
     const r = client(lab.v4.a, 80, "tcp", "bind");
     assert.deepEqual(r.out, ["connected"]);
     await lab.daemon.waitFor(

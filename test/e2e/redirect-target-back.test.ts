@@ -12,6 +12,7 @@ import {
   stopProxy,
   udpRedirectPolicy,
 } from "../helpers/udp-redirect-lab.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const PORT = 18113;
 
@@ -47,8 +48,10 @@ test("a UDP redirect's target stops, then comes back, between sendto() of one so
   await t.test(
     "prevent, on_unavailable allow: the target is back: the next sendto() goes to it",
     async () => {
-      lab.writePolicy(udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT, "on_unavailable: allow"));
-      await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+      await reloadPolicy(
+        lab,
+        udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT, "on_unavailable: allow"),
+      );
       await backAgain();
     },
   );
@@ -56,8 +59,7 @@ test("a UDP redirect's target stops, then comes back, between sendto() of one so
   await t.test(
     "prevent, block: refused while down, reported once; redirected once back",
     async () => {
-      lab.writePolicy(udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
-      await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+      await reloadPolicy(lab, udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
       const proxy = await startProxy(cg, lab, PORT);
       const client = await startClient(cg, lab);
       const redirected = new RegExp(

@@ -12,6 +12,7 @@ import {
   stopProxy,
   udpRedirectPolicy,
 } from "../helpers/udp-redirect-lab.ts";
+import { reloadPolicy } from "../helpers/policy-reload.ts";
 
 const PORT = 18111;
 
@@ -41,8 +42,7 @@ test("a UDP redirect's target stops between two sendto() of one socket", async (
   });
 
   await t.test("prevent: sendto() fails with EPERM, reported blocked", async () => {
-    lab.writePolicy(udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
-    await lab.daemon.waitFor(/applied: generation \d+, \d+ rules, mode prevent/);
+    await reloadPolicy(lab, udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
     const proxy = await startProxy(cg, lab, PORT);
     const client = await startClient(cg, lab);
     assert.equal(await send(client), "proxy");
