@@ -164,6 +164,11 @@ export interface Answer {
   truncated: boolean;
   /** The query's name and every name its CNAME chain leads through. */
   names: string[];
+  /**
+   * The chain goes on past the names moat follows (16): a name it leads to is neither judged nor
+   * bound, and the client, which follows it, would reach it. Absent otherwise.
+   */
+  chainCut?: true;
   /** A and AAAA records of those names, each with its owner's place in `names`. */
   addresses: AddressRecord[];
   /** What the answer says, for events: addresses, else the chain's last name. */
@@ -202,7 +207,7 @@ export function readReply(
 function answerOf(m: Message, qname: string): Answer | null {
   if (m.type !== "response") return null;
   const records = m.answers ?? [];
-  const names = cnameChain(records, qname);
+  const { names, cut } = followChain(records, qname);
   // most answers have no CNAME: a record's name is compared with the query's, no map is built
   const places = names.length > 1 ? new Map(names.map((n, i) => [n, i])) : null;
   const addresses: AddressRecord[] = [];
@@ -218,7 +223,7 @@ function answerOf(m: Message, qname: string): Answer | null {
     ips.push(ip);
   }
   const summary = ips.length ? ips : names.length > 1 ? [names[names.length - 1] ?? ""] : [];
-  return {
+  const answer: Answer = {
     id: m.id ?? 0,
     rcode: m.rcode ?? "NOERROR",
     truncated: !!m.flag_tc,
@@ -226,6 +231,8 @@ function answerOf(m: Message, qname: string): Answer | null {
     addresses,
     summary,
   };
+  if (cut) answer.chainCut = true;
+  return answer;
 }
 
 /**
@@ -236,8 +243,13 @@ function answerOf(m: Message, qname: string): Answer | null {
  * one message would hold the proxy's thread (resolvers stop far sooner: BIND after 16 too).
  */
 export function cnameChain(records: readonly Record[], qname: string): string[] {
+  return followChain(records, qname).names;
+}
+
+/** cnameChain, and whether a CNAME goes on from its last name when it stops at MAX_CHAIN. */
+function followChain(records: readonly Record[], qname: string): { names: string[]; cut: boolean } {
   const chain = [dnsName(qname)];
-  if (!hasCname(records)) return chain;
+  if (!hasCname(records)) return { names: chain, cut: false };
   const seen = new Set(chain);
   // each name's first CNAME, looked up by name: a walk of the list per step was quadratic in a
   // chain of thousands of records
@@ -247,11 +259,12 @@ export function cnameChain(records: readonly Record[], qname: string): string[] 
       cnames.set(dnsName(r.name), dnsName(String(r.data)));
   while (chain.length < MAX_CHAIN) {
     const target = cnames.get(chain[chain.length - 1] ?? "") ?? "";
-    if (!target || seen.has(target)) return chain;
+    if (!target || seen.has(target)) return { names: chain, cut: false };
     chain.push(target);
     seen.add(target);
   }
-  return chain;
+  const next = cnames.get(chain[chain.length - 1] ?? "");
+  return { names: chain, cut: next !== undefined && !seen.has(next) };
 }
 
 /** The most names a chain holds, the query's included. */
@@ -273,15 +286,38 @@ export function errorAnswer(
 ): Buffer {
   if (query.length >= HEADER && u16(query, 4) !== 1) return headerAnswer(query, RCODE[rcode]);
   const q = decode(query);
-  return encode({
+  const answer = encode({
     id: q.id ?? 0,
     type: "response",
     flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | RCODE[rcode],
-    questions: q.questions ?? [],
+    questions: [],
     answers: [],
     authorities: [],
     additionals: [],
   });
+  return withQuestionsOf(query, answer);
+}
+
+/**
+ * `answer` (encoded without questions) with the questions of `message`, octet for octet: a name
+ * decoded and encoded again is not always the same octets (one that is not UTF-8 comes back
+ * with U+FFFD), and a stub takes an answer whose question differs from its own for another's.
+ */
+function withQuestionsOf(message: Buffer, answer: Buffer): Buffer {
+  let end = HEADER;
+  for (let n = u16(message, 4); n > 0; n--) {
+    nameCodec.decode(message, end);
+    end += nameCodec.decode.bytes + 4;
+  }
+  if (end > message.length) throw new Error("a question runs past the message");
+  const out = Buffer.concat([
+    answer.subarray(0, HEADER),
+    message.subarray(HEADER, end),
+    answer.subarray(HEADER),
+  ]);
+  out[4] = message[4]!;
+  out[5] = message[5]!;
+  return out;
 }
 
 /** A 12-byte answer: the query's id and RD flag, QR set, `rcode`, no questions or records. */
@@ -312,15 +348,16 @@ export function fitUdp(answer: Buffer, limit: number): Buffer {
 export function truncated(answer: Buffer): Buffer {
   const m = decode(answer);
   const opt = (m.additionals ?? []).filter((a) => a.type === "OPT");
-  return encode({
+  const header = encode({
     id: m.id ?? 0,
     type: "response",
     flags: (m.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE,
-    questions: m.questions ?? [],
+    questions: [],
     answers: [],
     authorities: [],
     additionals: opt,
   });
+  return withQuestionsOf(answer, header);
 }
 
 /**

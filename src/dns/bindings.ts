@@ -13,6 +13,7 @@ import {
   type NameKey,
 } from "./ports.ts";
 import { dnsName } from "./dns-name.ts";
+import { NameShares } from "./name-shares.ts";
 import { unmapped } from "./trusted.ts";
 
 /** The expiry of a binding that never expires (/etc/hosts). */
@@ -25,6 +26,13 @@ const NS = 1_000_000_000n;
  * sweep still unbinds by the store's own expiry; the kernel's is the backstop.
  */
 const REFRESH_STEP_NS = 5n * NS;
+/**
+ * The names one identity keeps for one address. A zone that answers every name with the same
+ * address would otherwise give it one more name per lookup, and every answer works out the
+ * binding's class from all of them (and every connection event to it lists them all). Past it,
+ * the name that expires first goes (never one of the answer bringing the new name).
+ */
+export const MAX_NAMES_PER_BINDING = 64;
 
 interface Entry {
   identity: NameIdentity;
@@ -63,6 +71,8 @@ export interface StoreOptions {
     record(names: JournaledName[]): void;
     forget(keys: JournalKey[]): void;
   };
+  /** The names held at most (default MAX_NAMES), a quarter of them per uid (NameShares). */
+  maxNames?: number;
 }
 
 /** What a sweep changed in the live slot. */
@@ -101,15 +111,43 @@ function keyIn(keys: { identity: string; byIp: Map<string, string> }, ip: string
 export class BindingStore {
   private readonly entries = new Map<string, Entry>();
   private readonly options: StoreOptions;
+  /** The names held, by the uid whose lookups made them. */
+  private readonly shares: NameShares;
+  /** sharedClassNames by address, for the classes of `sharedFor`. */
+  private readonly sharedByIp = new Map<string, readonly string[]>();
+  private sharedFor: ClassesOf | null = null;
   /** The life of the last address learned, by its TTL, floor and grace (most answers repeat them). */
   private life = { ttlSeconds: Number.NaN, floor: Number.NaN, grace: Number.NaN, ns: 0n };
 
   constructor(options: StoreOptions) {
     this.options = options;
+    this.shares = new NameShares(options.maxNames);
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /**
+   * Whether the store has room for the names `learn` would add for this answer (a name the
+   * identity has for the address already, or one that takes the place of another, adds none).
+   */
+  hasRoom(
+    identity: NameIdentity,
+    names: readonly string[],
+    addresses: readonly LearnedAddress[],
+  ): boolean {
+    if (isZero(identity)) return true;
+    const keys = keysOf(identity);
+    let added = 0;
+    for (const a of addresses) {
+      const had = this.entries.get(keyIn(keys, a.ip))?.names;
+      const last = Math.min(a.ownerIndex, names.length - 1);
+      let fresh = 0;
+      for (let i = 0; i <= last; i++) if (!had?.has(dnsName(names[i]!))) fresh++;
+      added += Math.min(fresh, MAX_NAMES_PER_BINDING - (had?.size ?? 0));
+    }
+    return this.shares.room(identity.uid, added);
   }
 
   /**
@@ -130,6 +168,7 @@ export class BindingStore {
     const grace = this.options.graceSeconds();
     const out: NameBinding[] = [];
     const journaled: JournaledName[] = [];
+    const evicted: JournalKey[] = [];
     for (const a of addresses) {
       const expires = now + this.lifeNs(a.ttlSeconds, floor, grace);
       const entry = this.entryFor(identity, a.ip);
@@ -142,8 +181,13 @@ export class BindingStore {
         const next = had === NEVER ? NEVER : expires > had ? expires : had;
         if (next > latest) latest = next;
         if (next === had) continue;
+        if (had === 0n) {
+          added = true;
+          this.counted(entry, 1);
+          if (entry.names.size >= MAX_NAMES_PER_BINDING && evictSoonest(entry, names, evicted))
+            this.counted(entry, -1);
+        }
         entry.names.set(name, next);
-        if (had === 0n) added = true;
         if (next === NEVER) continue;
         // a new name is journaled as it lives; a refresh with a step to spare, once per step
         const kept = entry.journaled.get(name) ?? 0n;
@@ -166,6 +210,7 @@ export class BindingStore {
       this.written(entry, binding);
       if (binding.nclass !== 0) out.push(binding);
     }
+    if (evicted.length) this.options.journal?.forget(evicted);
     if (journaled.length) this.options.journal?.record(journaled);
     return out;
   }
@@ -197,20 +242,28 @@ export class BindingStore {
    * the first policy's bindings are computed. The journal has them already.
    */
   restore(names: readonly JournaledName[]): void {
+    const evicted: JournalKey[] = [];
     for (const n of names) {
       if (isZero(n.identity)) continue;
       const entry = this.entryFor(n.identity, n.ip);
       const name = dnsName(n.name);
       const had = entry.names.get(name) ?? 0n;
       if (n.expiresNs > had) {
+        if (had === 0n) {
+          this.counted(entry, 1);
+          if (entry.names.size >= MAX_NAMES_PER_BINDING && evictSoonest(entry, [], evicted))
+            this.counted(entry, -1);
+        }
         entry.names.set(name, n.expiresNs);
         entry.journaled.set(name, n.expiresNs);
       }
     }
+    if (evicted.length) this.options.journal?.forget(evicted);
   }
 
   /** Replaces the bindings every identity shares (/etc/hosts): name -> addresses. */
   setShared(hosts: ReadonlyMap<string, readonly string[]>, classesOf: ClassesOf): SweepResult {
+    this.sharedByIp.clear();
     const before = new Set([...this.entries].filter(([, e]) => isZero(e.identity)).map(([k]) => k));
     const next = new Map<string, Set<string>>();
     for (const [name, ips] of hosts)
@@ -323,10 +376,18 @@ export class BindingStore {
       if (e <= now) {
         entry.names.delete(n);
         entry.journaled.delete(n);
-        if (!isZero(entry.identity)) gone.push({ identity: entry.identity, ip: entry.ip, name: n });
+        if (!isZero(entry.identity)) {
+          gone.push({ identity: entry.identity, ip: entry.ip, name: n });
+          this.counted(entry, -1);
+        }
         dropped = true;
       }
     return dropped;
+  }
+
+  /** Counts names the entry gained (or lost: negative) in its uid's share; /etc/hosts' are not. */
+  private counted(entry: Entry, delta: number): void {
+    if (!isZero(entry.identity)) this.shares.add(entry.identity.uid, delta);
   }
 
   /** The entry's binding goes into the live slot (or out of it, when its class became 0). */
@@ -363,15 +424,43 @@ export class BindingStore {
   }
 
   /**
+   * The names /etc/hosts gives `ip` that a binding's class needs: one per class they have one by
+   * one (in the file's order), none of class 0. A set's class is the union of what its names
+   * match one by one, so these give any binding of `ip` the class all of them would; a hosts
+   * file listing thousands of names for one address (a blocklist's 0.0.0.0) then costs an
+   * answer binding that address the few names that match patterns, not all of them. Kept until
+   * the hosts file or the classes change.
+   */
+  private sharedClassNames(ip: string, classesOf: ClassesOf): readonly string[] {
+    if (this.sharedFor !== classesOf) {
+      this.sharedByIp.clear();
+      this.sharedFor = classesOf;
+    }
+    const known = this.sharedByIp.get(ip);
+    if (known) return known;
+    // most addresses: none in the hosts file (nothing kept for them)
+    const listed = this.entries.get(keyOf(ZERO_IDENTITY, ip));
+    if (!listed) return NO_NAMES;
+    const seen = new Set<number>();
+    const kept: string[] = [];
+    for (const name of listed.names.keys()) {
+      const nclass = classesOf([name]);
+      if (nclass === 0 || seen.has(nclass)) continue;
+      seen.add(nclass);
+      kept.push(name);
+    }
+    this.sharedByIp.set(ip, kept);
+    return kept;
+  }
+
+  /**
    * The kernel reads an identity's own binding first and everyone's (/etc/hosts) only when it
    * has none: an identity's binding carries the address's shared names too.
    */
   private bindingOf(entry: Entry, classesOf: ClassesOf): NameBinding {
     let expiresNs = 0n;
     for (const e of entry.names.values()) if (e > expiresNs) expiresNs = e;
-    const shared = isZero(entry.identity)
-      ? []
-      : [...(this.entries.get(keyOf(ZERO_IDENTITY, entry.ip))?.names.keys() ?? [])];
+    const shared = isZero(entry.identity) ? [] : this.sharedClassNames(entry.ip, classesOf);
     return {
       identity: entry.identity,
       ip: entry.ip,
@@ -381,7 +470,28 @@ export class BindingStore {
   }
 }
 
+/**
+ * Drops the entry's name that expires first, other than `keep` (the names of the answer being
+ * learnt: a chain has at most 16, fewer than an entry holds); its journal entry is listed in
+ * `gone`.
+ */
+function evictSoonest(entry: Entry, keep: readonly string[], gone: JournalKey[]): boolean {
+  let soonest: string | null = null;
+  let at = NEVER;
+  for (const [n, e] of entry.names)
+    if (e <= at && !keep.includes(n)) {
+      soonest = n;
+      at = e;
+    }
+  if (soonest === null) return false;
+  entry.names.delete(soonest);
+  if (entry.journaled.delete(soonest))
+    gone.push({ identity: entry.identity, ip: entry.ip, name: soonest });
+  return true;
+}
+
 const ZERO_KEY = identityKey(ZERO_IDENTITY);
+const NO_NAMES: readonly string[] = [];
 const isZero = (i: NameIdentity): boolean => keysOf(i).identity === ZERO_KEY;
 
 /** The longest an answer's TTL binds, like `dns.min_ttl` and `dns.grace`: one day. */

@@ -27,7 +27,11 @@ export interface NameBinder {
   forgetNames?(keys: JournalKey[]): void;
 }
 
-/** The name class of a set of names in the live image (0 = matches no hostname pattern). */
+/**
+ * The name class of a set of names in the live image (0 = matches no hostname pattern): the
+ * union of what its names match one by one, so names of the same class (or of class 0) add
+ * nothing to a set that has one of them.
+ */
 export type ClassesOf = (names: readonly string[]) => number;
 
 /** A socket's owner as the kernel recorded it; the executable's inode and device when known. */

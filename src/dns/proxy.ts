@@ -16,6 +16,7 @@ import {
   fitUdp,
   MAX_MESSAGE,
   readQuery,
+  type AddressRecord,
   readReply,
   truncated,
   type Query,
@@ -98,12 +99,17 @@ export interface DnsProxyOptions {
   sweepMs?: number;
   /** Bounds on TCP clients (default TCP_LIMITS). */
   tcp?: Partial<TcpLimits>;
+  /** The names the binding store holds at most (default MAX_NAMES), a quarter per uid. */
+  maxNames?: number;
 }
 
 export interface DnsProxyStats {
   queries: number;
   refused: number;
-  /** Answers whose bindings the full kernel map did not take (failure.helper decided). */
+  /**
+   * Answers whose bindings the full kernel map did not take, or that would have taken the
+   * asking uid past its share of the store's names (failure.helper decided).
+   */
   bindFull: number;
   /** Servers that did not answer in time, or answered garbage. */
   failed: number;
@@ -193,6 +199,7 @@ export class DnsProxy {
         record: (names) => binder.recordNames?.(names),
         forget: (keys) => binder.forgetNames?.(keys),
       },
+      ...(options.maxNames !== undefined ? { maxNames: options.maxNames } : {}),
     });
   }
 
@@ -343,7 +350,8 @@ export class DnsProxy {
       const udp = createSocket({ type: "udp4", lookup: literalAddress });
       const listener: Listener = {
         udp,
-        tcp: createServer((s) => this.onConnection(s, listener)),
+        // a client that shuts its sending side still gets its answers (tcp-client.ts)
+        tcp: createServer({ allowHalfOpen: true }, (s) => this.onConnection(s, listener)),
         netns: made && served ? { ...served, cookie: made.cookie } : null,
       };
       udp.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo, listener));
@@ -580,6 +588,14 @@ export class DnsProxy {
       record.name = chained.name;
       return this.reported(record, errorAnswer(query, "REFUSED"), "REFUSED");
     }
+    // a name past the names followed is not judged: the client, which follows on, must not get it
+    if (a.chainCut) {
+      this.stats.failed++;
+      this.options.log(
+        `dns proxy: the answer from ${server.ip} for ${q.name} has a CNAME chain longer than 16 names`,
+      );
+      return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
+    }
     if (chained && record.verdict.verdict === "allowed") {
       record.verdict = chained.verdict;
       record.name = chained.name;
@@ -595,24 +611,45 @@ export class DnsProxy {
     }
     // the server truncated it: the client asks again over TCP, and that answer binds
     if (a.truncated) return this.reported(record, truncated(reply), a.rcode);
-    if (exchange.trusted && identity && a.rcode === "NOERROR" && a.addresses.length > 0) {
-      exchange.names = boundNames(a);
-      const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
-      // synchronous: the kernel has the bindings before the client has the answer
-      const { full } = bindings.length ? this.bind(bindings) : { full: 0 };
-      if (full > 0) {
-        this.store.unwritten(bindings);
-        this.stats.bindFull++;
-        const helper = this.options.failureHelper();
-        this.options.log(
-          `dns proxy: the bindings map is full: ${full} addresses of ${q.name} not bound (failure.helper: ${helper})`,
-        );
-        if (helper === "block")
-          return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
-      }
+    const binds = exchange.trusted && a.rcode === "NOERROR" && a.addresses.length > 0;
+    if (binds && identity && !this.bindAnswer(identity, q.name, a, exchange)) {
+      this.stats.bindFull++;
+      if (this.options.failureHelper() === "block")
+        return this.reported(record, errorAnswer(query, "SERVFAIL"), "SERVFAIL");
     }
     if (protocol === "udp") reply = fitUdp(reply, q.udpLimit);
     return this.reported(record, reply, a.rcode);
+  }
+
+  /**
+   * Binds a trusted answer's addresses to the asker's identity, in the store and (synchronously:
+   * before the client has the answer) in the kernel. False when they could not all be: the uid's
+   * share of the store's names is used up (nothing bound), or the kernel's map is full (logged;
+   * failure.helper decides).
+   */
+  private bindAnswer(
+    identity: NameIdentity,
+    name: string,
+    a: { names: string[]; addresses: AddressRecord[] },
+    exchange: DnsExchange,
+  ): boolean {
+    const helper = () => this.options.failureHelper();
+    // a uid past its share of the store's names binds no more until some of them expire
+    if (!this.store.hasRoom(identity, a.names, a.addresses)) {
+      this.options.log(
+        `dns proxy: the names of uid ${identity.uid} are at their bound: the addresses of ${name} not bound (failure.helper: ${helper()})`,
+      );
+      return false;
+    }
+    exchange.names = boundNames(a);
+    const bindings = this.store.learn(identity, a.names, a.addresses, this.classesOf);
+    const { full } = bindings.length ? this.bind(bindings) : { full: 0 };
+    if (full === 0) return true;
+    this.store.unwritten(bindings);
+    this.options.log(
+      `dns proxy: the bindings map is full: ${full} addresses of ${name} not bound (failure.helper: ${helper()})`,
+    );
+    return false;
   }
 
   /**
@@ -778,13 +815,22 @@ export class DnsProxy {
       timeoutMs,
       () => socket.destroy(),
       (done) => {
-        let buffered = Buffer.alloc(0);
+        // joined once the whole answer is in: a server sending a byte per segment would
+        // otherwise have moat copy all it sent so far once per byte
+        const chunks: Buffer[] = [];
+        let length = 0;
+        let need = 0;
         if (inNetns) socket.write(framed);
         else socket.on("connect", () => socket.write(framed));
         socket.on("data", (chunk) => {
-          buffered = Buffer.concat([buffered, chunk]);
-          if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0))
-            done(null, buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+          chunks.push(chunk);
+          length += chunk.length;
+          if (need === 0 && length >= 2) {
+            const head = chunks[0]!.length >= 2 ? chunks[0]! : Buffer.concat(chunks, length);
+            need = 2 + head.readUInt16BE(0);
+          }
+          if (need > 0 && length >= need)
+            done(null, Buffer.concat(chunks, length).subarray(2, need));
         });
         socket.on("error", (err) => done(err));
         socket.on("close", () => done(new Error("the server closed the connection")));

@@ -41,6 +41,8 @@ export class TcpClient {
   private chunks: Buffer[] = [];
   private length = 0;
   private inFlight = 0;
+  /** The client shut its sending side (its server was made with allowHalfOpen). */
+  private ended = false;
   private deadline: NodeJS.Timeout | null = null;
   readonly socket: Socket;
   /** Who connected, as the kernel recorded it (null: unknown). */
@@ -67,6 +69,12 @@ export class TcpClient {
       this.pump();
     });
     socket.on("drain", () => this.pump());
+    // a client may shut its side once its queries are sent (RFC 7766 6.2.1 lets it): they are
+    // answered, then moat's side is shut too
+    socket.on("end", () => {
+      this.ended = true;
+      this.pump();
+    });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => this.stopDeadline());
   }
@@ -87,13 +95,19 @@ export class TcpClient {
         .then((reply) => this.send(query, reply))
         .catch((err: unknown) => this.fail(err));
     }
-    if (this.full()) {
+    if (this.ended && this.inFlight === 0) {
+      // every whole query answered; a part of one left will never be whole
+      this.stopDeadline();
+      this.socket.end();
+    } else if (this.full()) {
       // not read meanwhile: a query it left half-sent is not the client's delay
       this.socket.pause();
       this.stopDeadline();
     } else {
       this.socket.resume();
-      this.watchPartial();
+      // once the client has shut its side, a part of a query left is not waited on
+      if (this.ended) this.stopDeadline();
+      else this.watchPartial();
     }
   }
 
