@@ -35,7 +35,15 @@ const FLOW_MS = 10_000;
 interface Flow {
   reader: QuicInitialReader;
   since: number;
+  /** Its follow-up event is out (a ClientHello read, or one that cannot be). */
+  told: boolean;
 }
+
+/**
+ * A ClientHello moat cannot read: its server name (and, as ever over QUIC, the certificate)
+ * unseen, as a TLS connection's unreadable hello is reported (docs/l7-tls.md).
+ */
+const UNREAD = { unseen: ["sni", "certificate"] };
 
 export function startQuicPath(options: QuicPathOptions): void {
   const flows = new Map<bigint, Flow>();
@@ -51,15 +59,19 @@ export function startQuicPath(options: QuicPathOptions): void {
     prune(now);
     let flow = flows.get(d.cookie);
     if (!flow) {
-      flow = { reader: new QuicInitialReader(), since: now };
+      flow = { reader: new QuicInitialReader(), since: now, told: false };
       flows.set(d.cookie, flow);
     }
     // a flow read (or given up) stays until it expires: its later datagrams are not read again
     const hello = flow.reader.feed(d.data);
-    if (hello) report(d, hello);
+    if (flow.told) return;
+    if (hello) report(d, helloFacts(hello));
+    else if (flow.reader.unreadable) report(d, UNREAD);
+    else return;
+    flow.told = true;
   });
 
-  function report(d: QuicDatagram, hello: QuicClientHello): void {
+  function report(d: QuicDatagram, tls: Record<string, unknown>): void {
     if (d.rule === null) return; // left to the packet hooks: their event has the decision
     const rule = options.source.contents.rule(d.rule, d.generation);
     if (!rule || (d.verdict === "allowed" && !rule.log)) return;
@@ -74,15 +86,7 @@ export function startQuicPath(options: QuicPathOptions): void {
       remote: { ...d.remote },
       interface: null,
       process: d.owner ? options.process(d.owner) : null,
-      layer7: {
-        tls: {
-          ...(hello.sni !== undefined ? { sni: hello.sni } : {}),
-          version: hello.versions.includes("1.3") ? "1.3" : (hello.versions[0] ?? ""),
-          alpn: hello.alpn,
-          ech: hello.ech,
-        },
-        quic: true,
-      },
+      layer7: { tls, quic: true },
       connection: null,
       reason: "quic_initial",
       verdict: d.verdict,
@@ -93,4 +97,14 @@ export function startQuicPath(options: QuicPathOptions): void {
     if (names?.length) event.remote.names = names;
     options.push(event);
   }
+}
+
+/** What an event says of a ClientHello read. */
+function helloFacts(hello: QuicClientHello): Record<string, unknown> {
+  return {
+    ...(hello.sni !== undefined ? { sni: hello.sni } : {}),
+    version: hello.versions.includes("1.3") ? "1.3" : (hello.versions[0] ?? ""),
+    alpn: hello.alpn,
+    ech: hello.ech,
+  };
 }

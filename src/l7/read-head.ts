@@ -8,6 +8,41 @@ export interface HeadRead {
   end: "enough" | "timeout" | "closed" | "full";
 }
 
+/** The smallest store a head grows into once a second read comes. */
+const FIRST_STORE = 1024;
+
+/**
+ * A head as it grows: the start of a store that doubles when full (at most `max`), so a client
+ * sending a byte per segment costs copies in proportion to its bytes, not their square. The
+ * first read is the head as it came (no copy).
+ */
+class GrowingHead {
+  bytes: Buffer;
+  private store: Buffer | null = null;
+  private readonly max: number;
+
+  constructor(head: Buffer, max: number) {
+    this.bytes = head;
+    this.max = max;
+  }
+
+  append(part: Buffer): void {
+    if (this.bytes.length === 0) {
+      this.bytes = part;
+      return;
+    }
+    const size = this.bytes.length + part.length;
+    if (!this.store || size > this.store.length) {
+      const room = Math.max(size, 2 * (this.store?.length ?? 0), FIRST_STORE);
+      const grown = Buffer.allocUnsafe(Math.min(this.max, room));
+      this.bytes.copy(grown);
+      this.store = grown;
+    }
+    part.copy(this.store, this.bytes.length);
+    this.bytes = this.store.subarray(0, size);
+  }
+}
+
 /** Reads from the paused `socket` onto `head`; leaves it paused. */
 export function readHead(
   socket: Socket,
@@ -19,7 +54,7 @@ export function readHead(
   if (enough(head)) return Promise.resolve({ head, end: "enough" });
   if (head.length >= max) return Promise.resolve({ head, end: "full" });
   return new Promise((resolve) => {
-    let got = head;
+    const got = new GrowingHead(head, max);
     const done = (end: HeadRead["end"]) => {
       clearTimeout(timer);
       socket.off("data", onData);
@@ -27,16 +62,14 @@ export function readHead(
       socket.off("close", onClosed);
       socket.off("error", onClosed);
       socket.pause();
-      resolve({ head: got, end });
+      resolve({ head: got.bytes, end });
     };
     const onData = (chunk: Buffer) => {
-      const room = max - got.length;
+      const room = max - got.bytes.length;
       const surplus = chunk.length > room ? chunk.subarray(room) : null;
-      // the first chunk is the head as it is (no copy); later ones are appended
-      const part = surplus ? chunk.subarray(0, room) : chunk;
-      got = got.length === 0 ? part : Buffer.concat([got, part]);
-      if (enough(got)) done("enough");
-      else if (got.length >= max) done("full");
+      got.append(surplus ? chunk.subarray(0, room) : chunk);
+      if (enough(got.bytes)) done("enough");
+      else if (got.bytes.length >= max) done("full");
       // what is past `max` goes back to the socket's buffer once reading stopped (done pauses
       // it): unshifted into a flowing socket it would come back as 'data' at once, before `got`
       if (surplus) socket.unshift(surplus);

@@ -20,6 +20,7 @@ export class QuicInitialReader {
   private dcid: Buffer | undefined;
   private done = false;
   private givenUp = false;
+  private unread = false;
 
   /** Adds one datagram; the ClientHello once it is whole (once), else undefined. */
   feed(datagram: Buffer): QuicClientHello | undefined {
@@ -36,6 +37,7 @@ export class QuicInitialReader {
     const bytes = this.stream.prefix();
     if (hopeless(bytes)) {
       this.givenUp = true;
+      this.unread = true;
       this.stream = undefined;
       return undefined;
     }
@@ -44,7 +46,16 @@ export class QuicInitialReader {
     this.done = true;
     this.stream = undefined;
     const hello = parseClientHello(bytes.subarray(0, length));
+    if (!hello) this.unread = true;
     return hello ? { ...hello, quicVersion: this.version } : undefined;
+  }
+
+  /**
+   * Initials decrypted, but what they carry is no ClientHello moat can read (malformed, two server
+   * names, another handshake message first, or more than it holds): its facts are unseen.
+   */
+  get unreadable(): boolean {
+    return this.unread;
   }
 
   /** The CRYPTO stream cannot hold a whole ClientHello: nothing more will come of this flow. */

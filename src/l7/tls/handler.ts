@@ -68,9 +68,7 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
       // as if the facts not shown yet matched, as the relay takes any undecided rule
       if (error instanceof NothingForwards)
         return block(ctx, ctx.judge({ tls: { ...tls, pending: "match" } }), tls, null);
-      ctx.log(`tls: no connection to ${ctx.original.ip}:${ctx.original.port}: ${String(error)}`);
-      ctx.client.resetAndDestroy();
-      return;
+      return noServer(ctx, decision, tls, error);
     }
     upstream.on("error", () => {});
     // decided: all the client sent goes on; else its hello's records only, and what came after
@@ -236,6 +234,44 @@ function layer7Of(tls: TlsFacts): Layer7Facts {
   return { tls: facts };
 }
 
+/** The facts of a connection whose server could not be reached, with why (events only). */
+interface TlsEnded extends TlsFacts {
+  ended: string;
+}
+
+/**
+ * The server could not be reached: the client is reset, logged, and reported with why
+ * (`layer7.tls.ended`), as HTTP and SSH report it. Decided before: that decision (HTTP's 502).
+ * Still waiting for the server's reply: judged with what it would show unseen and reported
+ * blocked in every mode (SSH's connection ended before its host key).
+ */
+function noServer(
+  ctx: L7Context,
+  decision: L7Decision | null,
+  tls: TlsFacts,
+  error: unknown,
+): void {
+  const ended = `no connection to the server: ${error instanceof Error ? error.message : String(error)}`;
+  ctx.log(`tls: ${ctx.original.ip}:${ctx.original.port}: ${ended}`);
+  ctx.client.resetAndDestroy();
+  const endedWith = (facts: TlsFacts): { tls: TlsEnded } => ({
+    tls: { ...layer7Of(facts).tls, ended },
+  });
+  if (decision) return ctx.report(decision, endedWith(tls));
+  const unseen: TlsFacts = tls.certificate
+    ? tls
+    : { ...tls, unseen: [...new Set([...(tls.unseen ?? []), "certificate" as const])] };
+  const judged = settled(ctx, unseen) ?? ctx.judge({ tls: { ...unseen, pending: "no-match" } });
+  const blocked: L7Decision = {
+    ...judged,
+    verdict: "blocked",
+    forward: false,
+    report: true,
+    mode: "prevent",
+  };
+  ctx.report(blocked, endedWith(unseen));
+}
+
 function block(ctx: L7Context, decision: L7Decision, tls: TlsFacts, upstream: Socket | null): void {
   ctx.client.resetAndDestroy();
   upstream?.resetAndDestroy();
@@ -275,9 +311,8 @@ async function unreadable(ctx: L7Context, flight: Flight, why: string): Promise<
   let upstream: Socket;
   try {
     upstream = await ctx.connectUpstream();
-  } catch {
-    ctx.client.resetAndDestroy();
-    return;
+  } catch (error) {
+    return noServer(ctx, decision, UNREAD, error);
   }
   upstream.on("error", () => {});
   upstream.write(flight.takeAll());
