@@ -509,7 +509,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const host = watchHost(
     () => {
       recompile();
-      void netns.refresh();
+      netns.refreshAfterChange();
     },
     {
       cgroupMount: cgroup2Mount(),

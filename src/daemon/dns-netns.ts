@@ -2,7 +2,7 @@
 // kernel's DNS redirect sends a query to 127.0.0.1 of the caller's own namespace, so each
 // namespace of a process under attach.cgroup gets the proxy's sockets inside it, and the kernel
 // learns their ports by the namespace's cookie. Found when the host watch fires (a cgroup
-// appears, and every few seconds); a namespace whose processes are all gone is let go. One that a
+// appears or gets its first process, and every 60 s) and 1 s and 5 s after; a namespace whose processes are all gone is let go. One that a
 // user namespace other than moat's owns (a rootless container's, `unshare -rn`'s) is served too,
 // but no answer asked there binds a name (src/dns/trusted.ts says why).
 import { closeSync, openSync } from "node:fs";
@@ -27,8 +27,16 @@ interface Served {
 export interface NetnsServe {
   /** Looks for namespaces that came or went (runs one pass at a time; resolves when done). */
   refresh(): Promise<void>;
+  /**
+   * Looks now and again shortly after: a process that has just joined a cgroup may make its
+   * network namespace right after (a container runtime, `unshare -n`), which no event reports.
+   */
+  refreshAfterChange(): void;
   close(): void;
 }
+
+/** When to look again after a host change (ms after it). */
+const FOLLOW_UPS_MS = [1_000, 5_000];
 
 export function serveNamespaces(options: NetnsServeOptions): NetnsServe {
   const { proxy, datapath, log } = options;
@@ -92,10 +100,19 @@ export function serveNamespaces(options: NetnsServeOptions): NetnsServe {
     return running;
   };
 
+  let followUps: NodeJS.Timeout[] = [];
+  const refreshAfterChange = () => {
+    void refresh();
+    for (const t of followUps) clearTimeout(t);
+    followUps = FOLLOW_UPS_MS.map((ms) => setTimeout(() => void refresh(), ms).unref());
+  };
+
   return {
     refresh,
+    refreshAfterChange,
     close() {
       closed = true;
+      for (const t of followUps) clearTimeout(t);
       for (const id of [...served.keys()]) drop(id, "moat stops");
     },
   };
