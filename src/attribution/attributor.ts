@@ -6,6 +6,7 @@ import { CgroupIndex } from "./cgroup-index.ts";
 import { findCgroup2Mount } from "./cgroup-mount.ts";
 import { ContainerDirectory, type RuntimeRoots } from "./containers/directory.ts";
 import { readProc } from "./proc.ts";
+import { runsRecordedExe } from "./recorded-exe.ts";
 import type { ContainerFacts, ProcessFacts } from "./types.ts";
 import { UserTable } from "./users.ts";
 
@@ -87,7 +88,8 @@ export class Attribution {
   /**
    * An event's owner from what the kernel gave, completed from /proc while the process lives.
    * The kernel's uid and cgroup win (the socket was made with them); a process that has exited
-   * keeps what the kernel said, with path "" (unknown).
+   * keeps what the kernel said, with path "" (unknown), and so does one that no longer runs the
+   * executable the kernel recorded (it exec'd another since, or repointed /proc/self/exe).
    */
   attribute(owner: KernelOwner): ProcessFacts {
     const live = readProc(owner.pid, this.#procRoot);
@@ -95,7 +97,7 @@ export class Attribution {
     return {
       pid: owner.pid,
       name: owner.comm || live?.name || "",
-      path: live?.path ?? "",
+      path: live && runsRecordedExe(owner, this.#procRoot) ? live.path : "",
       user: owner.uid,
       userName: this.users.nameOf(owner.uid),
       cgroup,
