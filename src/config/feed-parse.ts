@@ -58,8 +58,13 @@ export function feedAddresses(text: string, format: FeedFormat, column = 1): Fee
       count(parsed.refused, "not an address, CIDR or range");
       continue;
     }
-    if (e.until !== undefined && (until === undefined || e.until < until)) until = e.until;
     const target = entry.value.target;
+    // one such line would block (or allow) the whole internet: a feed lists threats, not "any"
+    if (coversFamily(target)) {
+      count(parsed.refused, "covers every address of its family");
+      continue;
+    }
+    if (e.until !== undefined && (until === undefined || e.until < until)) until = e.until;
     entries.push(target.family === 6 ? { ...e, value: unmapped(e.value, target) } : e);
   }
   return {
@@ -68,6 +73,14 @@ export function feedAddresses(text: string, format: FeedFormat, column = 1): Fee
     notInForce: parsed.notInForce,
     ...(until !== undefined ? { until } : {}),
   };
+}
+
+/** Whether an entry is every address of its family (0.0.0.0/0, ::/0, ::ffff:0:0/96 as IPv4). */
+function coversFamily(target: IntervalTarget): boolean {
+  const start = unmapIpv4({ family: target.family, value: target.start });
+  const end = unmapIpv4({ family: target.family, value: target.end });
+  if (start.family !== end.family) return false;
+  return start.value === 0n && end.value === (1n << (start.family === 4 ? 32n : 128n)) - 1n;
 }
 
 /** An entry inside ::ffff:0:0/96 written as the IPv4 entry it carries; any other as it is. */

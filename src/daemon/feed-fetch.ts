@@ -78,6 +78,41 @@ function withValidators(meta: Meta, res: Response): Meta {
   return meta;
 }
 
+/** Redirects followed at most: a loop is a failed fetch that says so. */
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * `url` fetched, its redirects followed one by one: to http or https only, and from an https
+ * feed to https only (a hop over http would let anyone on the path write the list). Errors name
+ * the target's scheme or origin, never more of what the server wrote.
+ */
+async function fetchFollowing(url: string, init: RequestInit): Promise<Response> {
+  const secure = new URL(url).protocol === "https:";
+  let at = url;
+  for (let hops = 0; ; hops++) {
+    const res = await fetch(at, { ...init, redirect: "manual" });
+    const location = res.headers.get("location");
+    if (!REDIRECTS.has(res.status) || location === null) return res;
+    await res.body?.cancel();
+    if (hops === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(location, at);
+    if (next.protocol !== "http:" && next.protocol !== "https:")
+      throw new Error(`a redirect to ${next.protocol} is refused (http and https only)`);
+    if (secure && next.protocol !== "https:")
+      throw new Error(`a redirect from https to ${next.origin} is refused`);
+    at = next.href;
+  }
+}
+
+/** Why a fetch failed: fetch's own "fetch failed" with the reason under it (ECONNREFUSED, ...). */
+function failure(err: unknown): string {
+  const e = err as Error;
+  const cause = e.cause instanceof Error ? e.cause : undefined;
+  const under = cause?.message || (cause as NodeJS.ErrnoException | undefined)?.code;
+  return under && under !== e.message ? `${e.message}: ${under}` : e.message;
+}
+
 export function startFeeds(options: FeedOptions): Feeds {
   const { dir, model, log } = options;
   const running = new Map<string, Running>();
@@ -108,7 +143,7 @@ export function startFeeds(options: FeedOptions): Feeds {
     }
     feed.status.lastFetch = new Date().toISOString();
     try {
-      const res = await fetch(feed.url, {
+      const res = await fetchFollowing(feed.url, {
         headers,
         signal: AbortSignal.any([
           feed.abort.signal,
@@ -116,8 +151,11 @@ export function startFeeds(options: FeedOptions): Feeds {
         ]),
       });
       if (res.status === 304) {
-        feed.status.lastResult = "304 not modified";
         await res.body?.cancel();
+        // nothing was named to be unmodified: the set would stay empty with "not modified" shown
+        if (Object.keys(headers).length === 0)
+          throw new Error("HTTP 304 to a fetch that named no stored list");
+        feed.status.lastResult = "304 not modified";
         return;
       }
       if (res.status !== 200) {
@@ -125,6 +163,10 @@ export function startFeeds(options: FeedOptions): Feeds {
         throw new Error(`HTTP ${res.status}`);
       }
       const body = await readLimited(res, feed.maxBytes, `max_bytes ${feed.maxBytes}`);
+      // a server that answers nothing (a broken export, a connection closed before the body)
+      // would empty the set and unblock every address it held
+      if (body.toString("utf8").trim() === "")
+        throw new Error("the body is empty: a list with no entry says so in a comment");
       // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
       if (closed || running.get(name) !== feed) return;
       if (!feed.notInForce && storedBody(name, meta)?.equals(body)) {
@@ -152,7 +194,7 @@ export function startFeeds(options: FeedOptions): Feeds {
     } catch (err) {
       // stopped: the fetch was ended on purpose, nothing failed
       if (feed.abort.signal.aborted) return;
-      const why = (err as Error).message;
+      const why = failure(err);
       feed.status.lastResult = `failed: ${why}`;
       log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
       return;
