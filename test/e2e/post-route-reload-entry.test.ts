@@ -6,62 +6,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cgroupForTest, startCgroupLab, type CgroupForTest } from "../helpers/cgroup-lab.ts";
-import { spawnLines, type LineChild } from "../helpers/child.ts";
+import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
+import { spawnLines } from "../helpers/child.ts";
+import { addEvil0Route } from "../helpers/evil0-route.ts";
 import type { MoatLab } from "../helpers/moat-lab.ts";
 import { MOAT } from "../helpers/paths.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
+import { startReroutedClient, step, type ReroutedClient } from "../helpers/rerouted-client.ts";
 
-const EVIL_B = "10.66.0.1";
-const EVIL_A = "10.66.0.2";
-const UID = 4242; // its connections are routed by table 4242, out of evil0
 const ECHO_PORT = 5356;
-
-/**
- * One connected socket, driven by stdin. udp: "send" sends a datagram ("sent" or the errno name),
- * "poll" reads what came without waiting ("received" or "nothing"). tcp: "head" sends the start
- * of an HTTP request ("sent"), "end" finishes it and reads the answer ("answered", "closed" or the
- * errno name), "close" closes the socket ("closed").
- */
-const CLIENT = `
-import errno, os, socket, sys
-host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-s.settimeout(5)
-print("pid", os.getpid(), flush=True)
-def say(word):
-    print(word, flush=True)
-try:
-    s.connect((host, port))
-    say("connected")
-except OSError as e:
-    say(errno.errorcode.get(e.errno, str(e.errno)))
-for line in sys.stdin:
-    command = line.strip()
-    try:
-        if command == "poll":
-            try:
-                s.recv(4096, socket.MSG_DONTWAIT)
-                say("received")
-            except BlockingIOError:
-                say("nothing")
-        elif command == "close":
-            s.close()
-            say("closed")
-        elif proto == "udp":
-            s.send(b"q")
-            say("sent")
-        elif command == "head":
-            s.sendall(b"GET / HTTP/1.0\\r\\n")
-            say("sent")
-        else:
-            s.sendall(b"\\r\\n")
-            say("answered" if s.recv(4096).startswith(b"HTTP/1.1 200") else "closed")
-    except socket.timeout:
-        say("timeout")
-    except OSError as e:
-        say(errno.errorcode.get(e.errno, str(e.errno)))
-`;
 
 /** A UDP peer in namespace a: remembers who sent to it; "tick" sends that one a datagram. */
 const PEER = `
@@ -75,13 +28,6 @@ for _ in sys.stdin:
     s.sendto(b"tick", client)
     print("ticked", flush=True)
 `;
-
-interface Client {
-  child: LineChild;
-  pid: string;
-  /** What connect() did: "connected" or the errno name. */
-  connected: string;
-}
 
 test("post-route check: a reload's verdict is the connection's too", async (t) => {
   const cg = cgroupForTest(t, "postentry");
@@ -97,14 +43,7 @@ rules:
     cg,
     "post-route entry",
     (l) => {
-      const ip = (...args: string[]) => execFileSync("ip", args);
-      ip("link", "add", "evil0", "netns", l.b, "type", "veth", "peer", "evil1", "netns", l.a);
-      ip("-n", l.b, "addr", "add", `${EVIL_B}/24`, "dev", "evil0");
-      ip("-n", l.a, "addr", "add", `${EVIL_A}/24`, "dev", "evil1");
-      ip("-n", l.b, "link", "set", "evil0", "up");
-      ip("-n", l.a, "link", "set", "evil1", "up");
-      ip("-n", l.b, "route", "add", `${l.v4.a}/32`, "via", EVIL_A, "dev", "evil0", "table", "4242");
-      ip("-n", l.b, "rule", "add", "uidrange", `${UID}-${UID}`, "lookup", "4242", "pref", "1000");
+      addEvil0Route(l);
       return policy(l.ifB, l.auditPath, "layer4: { protocol: tcp, port: [9999] }");
     },
     ["tcp:80"],
@@ -124,7 +63,7 @@ rules:
 
   const a = lab.v4.a.replaceAll(".", "\\.");
   await t.test("made detected by a reload: its close is reported", async () => {
-    const tcp = await startClient(cg, lab, 80, "tcp");
+    const tcp = await startReroutedClient(cg, lab, 80, "tcp");
     assert.equal(tcp.connected, "connected");
     assert.equal(await step(tcp, "head"), "sent");
     await reload("mode: detect, layer4: { protocol: tcp, port: [80] }");
@@ -153,7 +92,7 @@ rules:
     ]);
     cg.onClose(() => peer.kill());
     await peer.waitFor(/^listening$/);
-    const udp = await startClient(cg, lab, ECHO_PORT, "udp");
+    const udp = await startReroutedClient(cg, lab, ECHO_PORT, "udp");
     assert.equal(udp.connected, "connected");
     assert.equal(await step(udp, "send"), "sent");
     await peer.waitFor(/^heard$/);
@@ -201,7 +140,11 @@ function blockedPackets(lab: MoatLab): number {
  * What became of a datagram the peer sent: "received" once the client reads it, "dropped" once a
  * packet hook counted a blocked packet more than `blockedBefore` (given) and the client has none.
  */
-async function arrives(lab: MoatLab, client: Client, blockedBefore?: number): Promise<string> {
+async function arrives(
+  lab: MoatLab,
+  client: ReroutedClient,
+  blockedBefore?: number,
+): Promise<string> {
   for (let tries = 0; tries < 100; tries++) {
     const dropped = blockedBefore !== undefined && blockedPackets(lab) > blockedBefore;
     if ((await step(client, "poll")) === "received") return "received";
@@ -209,43 +152,4 @@ async function arrives(lab: MoatLab, client: Client, blockedBefore?: number): Pr
     await new Promise((r) => setTimeout(r, 100));
   }
   return "neither";
-}
-
-/** CLIENT as uid UID in the attached cgroup, connected to namespace a's `port`. */
-async function startClient(
-  cg: CgroupForTest,
-  lab: MoatLab,
-  port: number,
-  proto: "tcp" | "udp",
-): Promise<Client> {
-  const child = spawnLines("nsenter", [
-    `--net=/run/netns/${lab.b}`,
-    "sh",
-    "-c",
-    `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
-    "sh",
-    "setpriv",
-    `--reuid=${UID}`,
-    `--regid=${UID}`,
-    "--clear-groups",
-    "/usr/bin/python3",
-    "-c",
-    CLIENT,
-    lab.v4.a,
-    String(port),
-    proto,
-  ]);
-  cg.onClose(() => child.kill());
-  const pid = (await child.waitFor(/^pid \d+$/)).slice(4);
-  const connected = await child.waitFor(/^(connected|E[A-Z]+|timeout)$/);
-  return { child, pid, connected };
-}
-
-/** One command to the client: what it printed. */
-function step(
-  client: Client,
-  command: "send" | "head" | "end" | "poll" | "close",
-): Promise<string> {
-  client.child.send(command);
-  return client.child.waitFor(/^(sent|answered|closed|timeout|received|nothing|E[A-Z]+)$/);
 }

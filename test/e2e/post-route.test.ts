@@ -7,15 +7,11 @@
 // with ECONNABORTED, not after SYN retries); a UDP send fails with EPERM. Detect mode reports it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { http } from "../helpers/api-client.ts";
+import { addEvil0Route, EVIL_A, EVIL_UID } from "../helpers/evil0-route.ts";
 import { reloadPolicy } from "../helpers/policy-reload.ts";
-
-const EVIL_B = "10.66.0.1";
-const EVIL_A = "10.66.0.2";
-const UID = 4242; // its connections are routed by table 4242, out of evil0
 
 /** One client call: "connected" / "sent" or the errno name of each try, and how long it took. */
 const CLIENT = `
@@ -64,14 +60,7 @@ rules:
     "post-route check",
     (l) => {
       // a second link between the namespaces, and a routing table that uses it for one uid
-      const ip = (...args: string[]) => execFileSync("ip", args);
-      ip("link", "add", "evil0", "netns", l.b, "type", "veth", "peer", "evil1", "netns", l.a);
-      ip("-n", l.b, "addr", "add", `${EVIL_B}/24`, "dev", "evil0");
-      ip("-n", l.a, "addr", "add", `${EVIL_A}/24`, "dev", "evil1");
-      ip("-n", l.b, "link", "set", "evil0", "up");
-      ip("-n", l.a, "link", "set", "evil1", "up");
-      ip("-n", l.b, "route", "add", `${l.v4.a}/32`, "via", EVIL_A, "dev", "evil0", "table", "4242");
-      ip("-n", l.b, "rule", "add", "uidrange", `${UID}-${UID}`, "lookup", "4242", "pref", "1000");
+      addEvil0Route(l);
       return policy("prevent", cgroup, l.ifB);
     },
     ["tcp:80", "udp:53"],
@@ -88,7 +77,9 @@ rules:
       how === "bind" ? "evil0" : "",
     ];
     const cmd =
-      how === "uid" ? ["setpriv", `--reuid=${UID}`, `--regid=${UID}`, "--clear-groups", ...py] : py;
+      how === "uid"
+        ? ["setpriv", `--reuid=${EVIL_UID}`, `--regid=${EVIL_UID}`, "--clear-groups", ...py]
+        : py;
     const r = runIn(lab.b, dir, cmd);
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout) as Client;
@@ -130,7 +121,7 @@ rules:
   await t.test("policy routing by uid: tcp gets ECONNABORTED, udp EPERM", async () => {
     const tcp = client(lab.v4.a, 80, "tcp", "uid");
     assert.deepEqual(tcp.out, ["ECONNABORTED"]);
-    t.diagnostic(`uid ${UID}: ECONNABORTED after ${tcp.ms.toFixed(1)} ms`);
+    t.diagnostic(`uid ${EVIL_UID}: ECONNABORTED after ${tcp.ms.toFixed(1)} ms`);
     await lab.daemon.waitFor(
       new RegExp(
         `BLOCKED egress tcp \\S+ -> ${a}:80 on evil0 by rule no-evil .*\\(after routing\\)`,

@@ -4,37 +4,24 @@
 // sendto() goes to it again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import {
-  send,
-  startClient,
-  startProxy,
-  stopProxy,
-  udpRedirectPolicy,
-} from "../helpers/udp-redirect-lab.ts";
-import { reloadPolicy } from "../helpers/policy-reload.ts";
+import { send, startUdpRedirectLab, stopProxy } from "../helpers/udp-redirect-lab.ts";
 
 const PORT = 18113;
 
 test("a UDP redirect's target stops, then comes back, between sendto() of one socket", async (t) => {
-  const cg = cgroupForTest(t, "redirback");
-  const lab = await startCgroupLab(
-    cg,
-    "redirect-target-back",
-    (l) => udpRedirectPolicy(l, cg.cgroup, "detect", PORT),
-    ["udp:5353"],
-  );
+  const redirect = await startUdpRedirectLab(t, "redirback", "redirect-target-back", PORT);
+  const lab = redirect.lab;
   const a = lab.v4.a.replaceAll(".", "\\.");
 
   /** Sent while the target is there, while it is down (to the peer), and once it is back. */
   const backAgain = async () => {
-    const proxy = await startProxy(cg, lab, PORT);
-    const client = await startClient(cg, lab);
+    const proxy = await redirect.startProxy();
+    const client = await redirect.startClient();
     assert.equal(await send(client), "proxy");
     await stopProxy(proxy);
     assert.equal(await send(client), "peer");
     assert.equal(await send(client), "peer");
-    const again = await startProxy(cg, lab, PORT);
+    const again = await redirect.startProxy();
     try {
       assert.equal(await send(client), "proxy", "the target is back: redirected again");
     } finally {
@@ -48,10 +35,7 @@ test("a UDP redirect's target stops, then comes back, between sendto() of one so
   await t.test(
     "prevent, on_unavailable allow: the target is back: the next sendto() goes to it",
     async () => {
-      await reloadPolicy(
-        lab,
-        udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT, "on_unavailable: allow"),
-      );
+      await redirect.reload("prevent", "on_unavailable: allow");
       await backAgain();
     },
   );
@@ -59,9 +43,9 @@ test("a UDP redirect's target stops, then comes back, between sendto() of one so
   await t.test(
     "prevent, block: refused while down, reported once; redirected once back",
     async () => {
-      await reloadPolicy(lab, udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
-      const proxy = await startProxy(cg, lab, PORT);
-      const client = await startClient(cg, lab);
+      await redirect.reload("prevent");
+      const proxy = await redirect.startProxy();
+      const client = await redirect.startClient();
       const redirected = new RegExp(
         `ALLOWED egress udp \\S+ -> ${a}:5353 .*\\(python3 pid ${client.pid}\\), redirected to 127\\.0\\.0\\.1:${PORT} by redirect udp-proxy`,
       );
@@ -71,7 +55,7 @@ test("a UDP redirect's target stops, then comes back, between sendto() of one so
       assert.equal(await send(client), "EPERM");
       assert.equal(await send(client), "EPERM");
       assert.equal(await send(client), "EPERM");
-      const again = await startProxy(cg, lab, PORT);
+      const again = await redirect.startProxy();
       try {
         assert.equal(await send(client), "proxy", "the target is back: redirected again");
         // the events come in order: the outage's are all in before the redirect that ends it

@@ -4,31 +4,18 @@
 // prevent mode (failure.helper: block) sendto() fails with EPERM, reported `blocked`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
-import {
-  send,
-  startClient,
-  startProxy,
-  stopProxy,
-  udpRedirectPolicy,
-} from "../helpers/udp-redirect-lab.ts";
-import { reloadPolicy } from "../helpers/policy-reload.ts";
+import { send, startUdpRedirectLab, stopProxy } from "../helpers/udp-redirect-lab.ts";
 
 const PORT = 18111;
 
 test("a UDP redirect's target stops between two sendto() of one socket", async (t) => {
-  const cg = cgroupForTest(t, "redirstop");
-  const lab = await startCgroupLab(
-    cg,
-    "redirect-target-stops",
-    (l) => udpRedirectPolicy(l, cg.cgroup, "detect", PORT),
-    ["udp:5353"],
-  );
+  const redirect = await startUdpRedirectLab(t, "redirstop", "redirect-target-stops", PORT);
+  const lab = redirect.lab;
   const a = lab.v4.a.replaceAll(".", "\\.");
 
   await t.test("detect: the datagram goes where it was going, reported detected", async () => {
-    const proxy = await startProxy(cg, lab, PORT);
-    const client = await startClient(cg, lab);
+    const proxy = await redirect.startProxy();
+    const client = await redirect.startClient();
     assert.equal(await send(client), "proxy");
     await stopProxy(proxy);
     assert.equal(await send(client), "peer", "the target stopped: not redirected, not refused");
@@ -42,9 +29,9 @@ test("a UDP redirect's target stops between two sendto() of one socket", async (
   });
 
   await t.test("prevent: sendto() fails with EPERM, reported blocked", async () => {
-    await reloadPolicy(lab, udpRedirectPolicy(lab, cg.cgroup, "prevent", PORT));
-    const proxy = await startProxy(cg, lab, PORT);
-    const client = await startClient(cg, lab);
+    await redirect.reload("prevent");
+    const proxy = await redirect.startProxy();
+    const client = await redirect.startClient();
     assert.equal(await send(client), "proxy");
     await stopProxy(proxy);
     assert.equal(await send(client), "EPERM");

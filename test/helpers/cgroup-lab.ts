@@ -74,3 +74,17 @@ export async function startPeerHelper(
   await server.waitFor(/^listening$/);
   return server;
 }
+
+/** `cmd` in `lab`'s namespace b and in the test's cgroup, ended when the test ends. */
+export function spawnInCgroup(cg: CgroupForTest, lab: Lab, cmd: string[]): LineChild {
+  const child = spawnLines("nsenter", [
+    `--net=/run/netns/${lab.b}`,
+    "sh",
+    "-c",
+    `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
+    "sh",
+    ...cmd,
+  ]);
+  cg.onClose(() => child.kill());
+  return child;
+}

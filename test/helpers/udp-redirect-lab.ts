@@ -1,10 +1,12 @@
 // A UDP redirect lab (docs/redirect.md): moat's policy redirecting a cgroup's datagrams to
 // namespace a's port 5353 to a proxy on moat's host; the proxy, stopped and started again; one
 // client socket in the cgroup that sends on demand and says who answered.
-import type { CgroupForTest } from "./cgroup-lab.ts";
+import type { TestContext } from "node:test";
+import { cgroupForTest, spawnInCgroup, startCgroupLab, type CgroupForTest } from "./cgroup-lab.ts";
 import { spawnLines, type LineChild } from "./child.ts";
 import type { MoatLab } from "./moat-lab.ts";
 import type { Lab } from "./netns.ts";
+import { reloadPolicy } from "./policy-reload.ts";
 import { NODE, ROOT } from "./paths.ts";
 
 /** The policy: a cgroup's UDP to a:5353 redirected to 127.0.0.1:`port`; `extra` goes in the
@@ -27,6 +29,40 @@ redirect:
     to: 127.0.0.1:${port}
     ${extra}
 `;
+}
+
+export interface UdpRedirectLab {
+  lab: MoatLab;
+  /** The redirect's target on `port`, once it listens. */
+  startProxy(): Promise<LineChild>;
+  /** A client socket in the test's cgroup. */
+  startClient(): Promise<Client>;
+  /** The policy in `mode` (`extra` as udpRedirectPolicy's), once the daemon enforces it. */
+  reload(mode: string, extra?: string): Promise<void>;
+}
+
+/** The lab in detect mode, redirecting to 127.0.0.1:`port`, with a UDP server on a's 5353. */
+export async function startUdpRedirectLab(
+  t: TestContext,
+  kind: string,
+  name: string,
+  port: number,
+): Promise<UdpRedirectLab> {
+  const cg = cgroupForTest(t, kind);
+  const lab = await startCgroupLab(
+    cg,
+    name,
+    (l) => udpRedirectPolicy(l, cg.cgroup, "detect", port),
+    ["udp:5353"],
+  );
+  return {
+    lab,
+    startProxy: () => startProxy(cg, lab, port),
+    startClient: () => startClient(cg, lab),
+    reload: async (mode, extra) => {
+      await reloadPolicy(lab, udpRedirectPolicy(lab, cg.cgroup, mode, port, extra));
+    },
+  };
 }
 
 /**
@@ -82,19 +118,7 @@ export interface Client {
 
 /** CLIENT in the attached cgroup, sending to namespace a's UDP server. */
 export async function startClient(cg: CgroupForTest, lab: MoatLab): Promise<Client> {
-  const child = spawnLines("nsenter", [
-    `--net=/run/netns/${lab.b}`,
-    "sh",
-    "-c",
-    `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`,
-    "sh",
-    "python3",
-    "-c",
-    CLIENT,
-    lab.v4.a,
-    "5353",
-  ]);
-  cg.onClose(() => child.kill());
+  const child = spawnInCgroup(cg, lab, ["python3", "-c", CLIENT, lab.v4.a, "5353"]);
   const pid = (await child.waitFor(/^pid \d+$/)).slice(4);
   return { child, pid };
 }

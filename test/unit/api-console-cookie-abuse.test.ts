@@ -3,30 +3,17 @@
 // on another port therefore gets the session cookie (never the session's token) and can plant a
 // cookie of the same name. Neither may sign the console out, lock it out of its connections,
 // keep its session alive, or log the browser into another session.
-import { test, mock } from "node:test";
+import { test, mock, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startApi } from "../../src/api/server.ts";
 import { CONSOLE_LIFETIMES } from "../../src/api/console-sessions.ts";
 import { CONNECTION_LIMITS } from "../../src/api/connection-guard.ts";
-import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
+import { apiOnSocket } from "../helpers/api-on-socket.ts";
 import { login, mintConsoleUrl, splitUrl, type Session } from "../helpers/console-session.ts";
 
-async function signedIn(t: { after: (fn: () => Promise<void> | void) => void }) {
-  const dir = mkdtempSync(join(tmpdir(), "moat-cookie-"));
-  const pipeline = new EventPipeline();
-  const socketPath = join(dir, "api.sock");
-  const api = await startApi(testControl(pipeline), [{ listen: `unix:${socketPath}` }]);
-  t.after(async () => {
-    await api.close();
-    await pipeline.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+async function signedIn(t: TestContext) {
+  const socketPath = await apiOnSocket(t, "moat-cookie-");
   const { port, secret } = splitUrl((await mintConsoleUrl({ socketPath })).url);
   const session = await login(port, secret);
   /** A request as the browser sends it: `cookie` is the Cookie header, `token` the page's. */

@@ -3,14 +3,9 @@
 // but the next one, once a port is free, opens the listener.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import { Server } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startApi } from "../../src/api/server.ts";
-import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
+import { apiOnSocket } from "../helpers/api-on-socket.ts";
 
 /** The next listen() on 127.0.0.1 port 0 fails as it does when no port is free. */
 function noFreePortOnce(t: { after: (fn: () => void) => void }): void {
@@ -33,15 +28,7 @@ function noFreePortOnce(t: { after: (fn: () => void) => void }): void {
 }
 
 test("a console listener that could not be opened is tried again by the next login link", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-console-listener-"));
-  const pipeline = new EventPipeline();
-  const socketPath = join(dir, "api.sock");
-  const api = await startApi(testControl(pipeline), [{ listen: `unix:${socketPath}` }]);
-  t.after(async () => {
-    await api.close();
-    await pipeline.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const socketPath = await apiOnSocket(t, "moat-console-listener-");
   noFreePortOnce(t);
   const first = await http({ socketPath }, "POST", "/v1/console/url", "{}");
   const second = await http({ socketPath }, "POST", "/v1/console/url", "{}");

@@ -4,11 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { EventType, quicInitial, RULE_NONE } from "../../src/datapath/abi.ts";
-import { mappedAddress } from "../../src/datapath/address.ts";
+import { EventType, RULE_NONE } from "../../src/datapath/abi.ts";
 import type { ImageRule } from "../../src/policy/index.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
-import { startQuicPath } from "../../src/daemon/quic-path.ts";
+import { quicPathWith, quicRecord } from "../helpers/quic-path-feed.ts";
 
 const INITIAL = Buffer.from(
   readFileSync(
@@ -24,41 +22,9 @@ const RULES: ImageRule[] = [
   { name: "logged", action: "allow", mode: "prevent", log: true, maxDurationSeconds: 0 },
 ];
 
-function record(cookie: bigint, rule: number, verdict: number, data = INITIAL): Buffer {
-  const owner = Buffer.alloc(48);
-  owner.writeUInt32LE(812, 20); // pid (struct moat_owner)
-  owner.write("chromium", 32);
-  return quicInitial.encode({
-    ts_ns: 1_000_000_000n,
-    cookie,
-    local: mappedAddress("10.0.0.2"),
-    remote: mappedAddress("192.0.2.10"),
-    local_port: 51234,
-    remote_port: 443,
-    rule,
-    generation: 7,
-    len: data.length,
-    family: 4,
-    verdict,
-    owner,
-    data,
-  });
-}
-
-function path() {
-  const events: MoatEvent[] = [];
-  let deliver: (r: Buffer) => void = () => {};
-  startQuicPath({
-    source: {
-      subscribeQuic: (fn) => (deliver = fn),
-      contents: { rule: (i, g) => (g === 7 ? (RULES[i] ?? null) : null) },
-    },
-    push: (e) => events.push(e),
-    process: (o) => ({ pid: o.pid, name: o.comm, path: "", user: 0, cgroup: "", container: null }),
-    bootTimeMs: 0,
-  });
-  return { events, deliver: (r: Buffer) => deliver(r) };
-}
+const record = (cookie: bigint, rule: number, verdict: number, data = INITIAL) =>
+  quicRecord(cookie, rule, verdict, data);
+const path = () => quicPathWith(RULES);
 
 test("a detected flow's Initial becomes one event with the SNI, however many Initials it sends", () => {
   const { events, deliver } = path();

@@ -3,11 +3,9 @@
 // name and certificate unseen, never a name the server may not use; once, like any flow.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EventType, quicInitial } from "../../src/datapath/abi.ts";
-import { mappedAddress } from "../../src/datapath/address.ts";
+import { EventType } from "../../src/datapath/abi.ts";
 import type { ImageRule } from "../../src/policy/index.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
-import { startQuicPath } from "../../src/daemon/quic-path.ts";
+import { quicPathWith, quicRecord } from "../helpers/quic-path-feed.ts";
 import { cryptoFrame, datagram, sealInitial } from "../helpers/quic-initial.ts";
 
 const RULES: ImageRule[] = [
@@ -46,42 +44,12 @@ function twoNamesHello(): Buffer {
 const DCID = Buffer.from("8394c8f03e515708", "hex");
 const INITIAL = datagram(sealInitial(DCID, 0, cryptoFrame(0, twoNamesHello())));
 
-function record(cookie: bigint, rule: number, verdict: number): Buffer {
-  const owner = Buffer.alloc(48);
-  owner.writeUInt32LE(812, 20);
-  owner.write("chromium", 32);
-  return quicInitial.encode({
-    ts_ns: 1_000_000_000n,
-    cookie,
-    local: mappedAddress("10.0.0.2"),
-    remote: mappedAddress("192.0.2.10"),
-    local_port: 51234,
-    remote_port: 443,
-    rule,
-    generation: 7,
-    len: INITIAL.length,
-    family: 4,
-    verdict,
-    owner,
-    data: INITIAL,
-  });
-}
-
 test("an Initial whose ClientHello has two server names: one event, its name unseen", () => {
-  const events: MoatEvent[] = [];
-  let deliver: (r: Buffer) => void = () => {};
-  startQuicPath({
-    source: {
-      subscribeQuic: (fn) => (deliver = fn),
-      contents: { rule: (i, g) => (g === 7 ? (RULES[i] ?? null) : null) },
-    },
-    push: (e) => events.push(e),
-    process: (o) => ({ pid: o.pid, name: o.comm, path: "", user: 0, cgroup: "", container: null }),
-    bootTimeMs: 0,
-  });
-  deliver(record(1n, 0, EventType.detected));
-  deliver(record(1n, 0, EventType.detected));
-  deliver(record(2n, 1, EventType.allowed)); // allowed without log: no follow-up, as any flow
+  const { events, deliver } = quicPathWith(RULES);
+  deliver(quicRecord(1n, 0, EventType.detected, INITIAL));
+  deliver(quicRecord(1n, 0, EventType.detected, INITIAL));
+  // allowed without log: no follow-up, as any flow
+  deliver(quicRecord(2n, 1, EventType.allowed, INITIAL));
   assert.equal(events.length, 1);
   const e = events[0]!;
   assert.deepEqual(e.layer7, { tls: { unseen: ["sni", "certificate"] }, quic: true });

@@ -8,23 +8,14 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { parsePolicy } from "../../../src/config/index.ts";
+import { egressBlockPolicy } from "../../helpers/egress-block-policy.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 import { captureHello, nodeClient } from "../../helpers/tls-capture.ts";
 
-const POLICY = `version: 1
-mode: prevent
-attach: { cgroup: / }
-defaults: { ingress: block, egress: allow }
-rules:
-  - name: no-blocked
-    direction: egress
-    action: block
-    layer7: { tls: { sni: [blocked.example] } }
-  - name: no-blocked-http
-    direction: egress
-    action: block
-    layer7: { http: { host: [blocked.example] } }
-`;
+const POLICY = egressBlockPolicy([
+  { name: "no-blocked", match: ["layer7: { tls: { sni: [blocked.example] } }"] },
+  { name: "no-blocked-http", match: ["layer7: { http: { host: [blocked.example] } }"] },
+]);
 
 /** A server that greets each connection with `greeting` (none: silent) and counts what it got. */
 async function server(t: TestContext, greeting?: string) {

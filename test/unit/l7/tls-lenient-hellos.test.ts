@@ -11,20 +11,20 @@ import { once } from "node:events";
 import { parsePolicy } from "../../../src/config/index.ts";
 import type { L7Relay } from "../../../src/l7/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
+import { egressBlockPolicy } from "../../helpers/egress-block-policy.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 import { captureHello, nodeClient } from "../../helpers/tls-capture.ts";
 
-const POLICY = (port: number) => `version: 1
-mode: prevent
-attach: { cgroup: / }
-defaults: { ingress: block, egress: allow }
-rules:
-  - name: no-blocked
-    direction: egress
-    action: block
-    layer4: { protocol: tcp, port: [${port}] }
-    layer7: { tls: { sni: [blocked.example] } }
-`;
+const POLICY = (port: number) =>
+  egressBlockPolicy([
+    {
+      name: "no-blocked",
+      match: [
+        `layer4: { protocol: tcp, port: [${port}] }`,
+        "layer7: { tls: { sni: [blocked.example] } }",
+      ],
+    },
+  ]);
 
 let server: Server;
 let port: number;

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { parsePolicy } from "../../../src/config/index.ts";
 import { sniff, type L7Relay } from "../../../src/l7/index.ts";
 import type { MoatEvent } from "../../../src/datapath/index.ts";
+import { egressBlockPolicy } from "../../helpers/egress-block-policy.ts";
 import { openRealRelay } from "../../helpers/l7-real-relay.ts";
 
 /** SSLv2 CLIENT-HELLO offering TLS 1.2: type 1, version, lengths, 3-byte cipher specs, challenge. */
@@ -38,17 +39,13 @@ test("an SSLv2-format ClientHello is sniffed as TLS; its first two bytes alone a
   assert.equal(sniff(other), "unknown");
 });
 
-const POLICY = (port: number) => `version: 1
-mode: prevent
-attach: { cgroup: / }
-defaults: { ingress: block, egress: allow }
-rules:
-  - name: no-tls
-    direction: egress
-    action: block
-    layer4: { protocol: tcp, port: [${port}] }
-    layer7: { tls: {} }
-`;
+const POLICY = (port: number) =>
+  egressBlockPolicy([
+    {
+      name: "no-tls",
+      match: [`layer4: { protocol: tcp, port: [${port}] }`, "layer7: { tls: {} }"],
+    },
+  ]);
 
 let server: Server;
 let relay: L7Relay;
