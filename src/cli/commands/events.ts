@@ -45,7 +45,9 @@ export const eventsCommand: Command = {
       typeof values.until === "string" ? parseTimePoint(values.until, "--until", now) : undefined;
     let limit: number | undefined;
     if (typeof values.limit === "string") {
+      // the API's smallest page is one event: 0 would print one
       if (!/^\d+$/.test(values.limit)) throw new UsageError("--limit must be a whole number");
+      if (Number(values.limit) < 1) throw new UsageError("--limit must be 1 or more");
       limit = Number(values.limit);
     }
     if (values.follow && until !== undefined)

@@ -36,7 +36,9 @@ export const statsCommand: Command = {
     if (typeof values.process === "string") query.set("process", values.process);
     if (typeof values.peer === "string") query.set("peer", values.peer);
     if (typeof values.limit === "string") {
+      // the API's smallest answer is one row: 0 would print one
       if (!/^\d+$/.test(values.limit)) throw new UsageError("--limit must be a whole number");
+      if (Number(values.limit) < 1) throw new UsageError("--limit must be 1 or more");
       query.set("limit", values.limit);
     }
     const page = await call<StatsPage>(target, "GET", `/v1/stats?${query.toString()}`);

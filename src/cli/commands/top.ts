@@ -24,7 +24,7 @@ export const topCommand: Command = {
   async run({ values }, io) {
     const target = apiTarget(values);
     const query = filterQuery(values);
-    const rows = typeof values.rows === "string" ? Number(values.rows) || 10 : 10;
+    const rows = typeof values.rows === "string" ? rowsOf(values.rows) : 10;
     const width = () => Math.min(process.stdout.columns || 80, 120);
     if (values.once) {
       const history = new URLSearchParams(query);
@@ -61,3 +61,10 @@ export const topCommand: Command = {
     return 0;
   },
 };
+
+/** --rows: a whole number of 1 or more (a negative one cut rows off the end of each list). */
+function rowsOf(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new UsageError("--rows must be a whole number, 1 or more");
+  return Number(text);
+}

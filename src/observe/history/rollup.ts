@@ -7,19 +7,11 @@
 // events' limits.
 import type Database from "better-sqlite3";
 import { identityOf, peerOf, serverPort, type FlowSummary } from "../flows/record.ts";
+import { ROLLUP_LEVELS, type RollupLevel } from "./rollup-levels.ts";
+import { statsSearch, type StatsPage, type StatsQuery } from "./stats-search.ts";
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-
-export type RollupLevel = "minute" | "hour" | "day";
-
-/** Each level's bucket and how long its rows are kept. */
-export const ROLLUP_LEVELS: readonly { level: RollupLevel; bucketMs: number; keepMs: number }[] = [
-  { level: "minute", bucketMs: MINUTE, keepMs: 2 * DAY },
-  { level: "hour", bucketMs: HOUR, keepMs: 35 * DAY },
-  { level: "day", bucketMs: DAY, keepMs: 400 * DAY },
-];
+export { ROLLUP_LEVELS, type RollupLevel } from "./rollup-levels.ts";
+export type { StatsPage, StatsQuery, StatsRow } from "./stats-search.ts";
 
 export const ROLLUP_SQL = `
 CREATE TABLE IF NOT EXISTS flow_stats (
@@ -63,48 +55,6 @@ ON CONFLICT DO UPDATE SET
   blocked = blocked + excluded.blocked,
   detected = detected + excluded.detected
 `;
-
-/** What `moat stats` and GET /v1/stats ask. */
-export interface StatsQuery {
-  /** ms since the epoch; default: a day before `until`. */
-  since?: number;
-  /** ms since the epoch; default: now. */
-  until?: number;
-  /** An executable path, or its file name (comm where no path is known). */
-  process?: string;
-  /** A peer's name (its subdomains too) or address. */
-  peer?: string;
-  /** Rows (default 100, at most 1000), most bytes first. */
-  limit?: number;
-}
-
-export interface StatsRow {
-  identity: { exe: string; user: number | null; cgroup: string; container: string };
-  peer: string;
-  port: number;
-  protocol: string;
-  direction: string;
-  connections: number;
-  closed: number;
-  packets: number;
-  bytes: number;
-  durationMsSum: number;
-  durationMsMax: number;
-  firstSeen: string;
-  lastSeen: string;
-  /** Connections by verdict. */
-  verdicts: { allowed: number; blocked: number; detected: number };
-}
-
-export interface StatsPage {
-  /** The level the answer was read from: the finest that still covers `since`. */
-  resolution: RollupLevel;
-  /** The window the answer covers: the start of the bucket holding the asked `since`... */
-  since: string;
-  /** ...to the end of the bucket holding the asked `until` (or now, when that is earlier). */
-  until: string;
-  rows: StatsRow[];
-}
 
 /** Rows a level keeps at most (the oldest buckets go first): ~85 MB a level at worst (170 bytes a row with its indexes). */
 export const MAX_ROWS_PER_LEVEL = 500_000;
@@ -318,95 +268,10 @@ export class FlowRollups {
     return deleted;
   }
 
+  /** The statistics in one go (the history's thread asks statsSearch() a step a turn). */
   query(q: StatsQuery = {}, now = Date.now()): StatsPage {
-    const until = q.until ?? now;
-    const since = q.since ?? until - DAY;
-    const pick =
-      ROLLUP_LEVELS.find((l) => now - since <= l.keepMs) ??
-      ROLLUP_LEVELS[ROLLUP_LEVELS.length - 1]!;
-    // whole buckets: from the one holding since to the end of the one holding until
-    const first = since - (since % pick.bucketMs);
-    const last = until - (until % pick.bucketMs);
-    const terms = ["level = ?", "bucket_ms >= ?", "bucket_ms <= ?"];
-    const params: unknown[] = [pick.level, first, last];
-    // a whole name or a path's last part, compared as the live filter compares a process or a
-    // name (LIKE would ignore an ASCII letter's case)
-    if (q.process) {
-      terms.push("(exe = ? OR substr(exe, -length(?)) = ?)");
-      params.push(q.process, `/${q.process}`, `/${q.process}`);
-    }
-    if (q.peer) {
-      // names are kept in lower case, without the root's dot (addresses as events give them)
-      const peer = q.peer.toLowerCase().replace(/\.$/, "");
-      terms.push("(peer = ? OR substr(peer, -length(?)) = ?)");
-      params.push(peer, `.${peer}`, `.${peer}`);
-    }
-    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-    const rows = this.#db
-      .prepare(
-        `SELECT exe, user, cgroup, container, peer, port, protocol, direction,
-           sum(connections) AS connections, sum(closed) AS closed, sum(packets) AS packets,
-           sum(bytes) AS bytes, sum(duration_sum_ms) AS duration_sum_ms,
-           max(duration_max_ms) AS duration_max_ms, min(first_ms) AS first_ms,
-           max(last_ms) AS last_ms, sum(allowed) AS allowed, sum(blocked) AS blocked,
-           sum(detected) AS detected
-         FROM flow_stats WHERE ${terms.join(" AND ")}
-         GROUP BY exe, user, cgroup, container, peer, port, protocol, direction
-         ORDER BY bytes DESC, connections DESC LIMIT ?`,
-      )
-      .all(...params, limit) as RollupRow[];
-    return {
-      resolution: pick.level,
-      since: new Date(first).toISOString(),
-      // the last bucket's end; one not over yet ends now (or at the later until asked)
-      until: new Date(Math.min(last + pick.bucketMs, Math.max(until, now))).toISOString(),
-      rows: rows.map(statsRow),
-    };
+    const search = statsSearch(this.#db, q, now);
+    while (!search.step());
+    return search.page();
   }
-}
-
-interface RollupRow {
-  exe: string;
-  user: number;
-  cgroup: string;
-  container: string;
-  peer: string;
-  port: number;
-  protocol: string;
-  direction: string;
-  connections: number;
-  closed: number;
-  packets: number;
-  bytes: number;
-  duration_sum_ms: number;
-  duration_max_ms: number;
-  first_ms: number;
-  last_ms: number;
-  allowed: number;
-  blocked: number;
-  detected: number;
-}
-
-function statsRow(r: RollupRow): StatsRow {
-  return {
-    identity: {
-      exe: r.exe,
-      user: r.user < 0 ? null : r.user,
-      cgroup: r.cgroup,
-      container: r.container,
-    },
-    peer: r.peer,
-    port: r.port,
-    protocol: r.protocol,
-    direction: r.direction,
-    connections: r.connections,
-    closed: r.closed,
-    packets: r.packets,
-    bytes: r.bytes,
-    durationMsSum: r.duration_sum_ms,
-    durationMsMax: r.duration_max_ms,
-    firstSeen: new Date(r.first_ms).toISOString(),
-    lastSeen: new Date(r.last_ms).toISOString(),
-    verdicts: { allowed: r.allowed, blocked: r.blocked, detected: r.detected },
-  };
 }

@@ -22,6 +22,7 @@ import {
   type RowValue,
 } from "./rows.ts";
 import { FlowRollups, type StatsPage, type StatsQuery } from "./rollup.ts";
+import { statsSearch, type StatsSearch } from "./stats-search.ts";
 import { flowEvent, type FlowSummary } from "../flows/record.ts";
 import { baselineRows } from "./baseline.ts";
 import type { BaselineInput } from "../anomaly/from-rollups.ts";
@@ -93,6 +94,33 @@ export class HistoryStore {
     this.maxAgeSeconds = options.maxAgeSeconds ?? 30 * DAY;
     this.maxBytes = options.maxBytes ?? 1 << 30;
     this.db = new Database(path === ":memory:" ? path : trustedPath(path));
+    try {
+      this.prepareDb();
+      this.insertMany = this.db.transaction((blocks: readonly RowBlock[]) => {
+        for (const block of blocks) this.insertBlock(block);
+      });
+      this.pruning = {
+        olderThan: this.db.prepare(PRUNE_SQL.olderThan),
+        below: this.db.prepare(PRUNE_SQL.below),
+        idSpan: this.db.prepare(PRUNE_SQL.idSpan),
+        notices: this.db.prepare(PRUNE_SQL.notices),
+      };
+      this.rollups = new FlowRollups(
+        this.db,
+        options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
+      );
+      this.insertFlowsTx = this.db.transaction((summaries: readonly FlowSummary[]) => {
+        this.insertMany(eventBlocks(summaries.map(flowEvent)));
+        this.rollups.add(summaries);
+      });
+    } catch (err) {
+      this.db.close();
+      throw damaged(err);
+    }
+  }
+
+  /** The pragmas and the schema: what reads a damaged file first. */
+  private prepareDb(): void {
     // auto_vacuum only takes effect before the first table exists; later opens keep it
     this.db.pragma("auto_vacuum = INCREMENTAL");
     this.db.pragma("journal_mode = WAL");
@@ -101,23 +129,6 @@ export class HistoryStore {
     // history's thread waited on the disk and its queue overflowed
     this.db.pragma("wal_autocheckpoint = 16000");
     this.db.exec(SCHEMA_SQL);
-    this.insertMany = this.db.transaction((blocks: readonly RowBlock[]) => {
-      for (const block of blocks) this.insertBlock(block);
-    });
-    this.pruning = {
-      olderThan: this.db.prepare(PRUNE_SQL.olderThan),
-      below: this.db.prepare(PRUNE_SQL.below),
-      idSpan: this.db.prepare(PRUNE_SQL.idSpan),
-      notices: this.db.prepare(PRUNE_SQL.notices),
-    };
-    this.rollups = new FlowRollups(
-      this.db,
-      options.maxRollupRows ? { maxRowsPerLevel: options.maxRollupRows } : {},
-    );
-    this.insertFlowsTx = this.db.transaction((summaries: readonly FlowSummary[]) => {
-      this.insertMany(eventBlocks(summaries.map(flowEvent)));
-      this.rollups.add(summaries);
-    });
   }
 
   /** A window's flow summaries: "flow" events, and added to the roll-ups, in one transaction. */
@@ -139,6 +150,11 @@ export class HistoryStore {
   /** Flow statistics from the roll-ups. */
   flowStats(q: StatsQuery = {}, now = Date.now()): StatsPage {
     return this.rollups.query(q, now);
+  }
+
+  /** Flow statistics in steps of STATS_STEP_ROWS roll-up rows (the history's thread). */
+  flowStatsSearch(q: StatsQuery = {}, now = Date.now()): StatsSearch {
+    return statsSearch(this.db, q, now);
   }
 
   insert(batch: readonly MoatEvent[]): void {
@@ -365,6 +381,15 @@ export class HistoryStore {
     const size = this.db.pragma("page_size", { simple: true }) as number;
     return (pages - free) * size;
   }
+}
+
+/** SQLite's word for a damaged file, with what to do: waiting for it will not mend it. */
+function damaged(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code !== "SQLITE_CORRUPT" && code !== "SQLITE_NOTADB") return err;
+  return new Error(
+    `${(err as Error).message} (the file is damaged: move it aside for moat to start a new one)`,
+  );
 }
 
 /**

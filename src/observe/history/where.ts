@@ -17,7 +17,7 @@ export function whereClause(
   indexed: boolean;
 } {
   const { terms, params } = filterTerms(q);
-  const indexed = Boolean(q.rule) || Boolean(q.process && !/^\d+$/.test(q.process));
+  const indexed = Boolean(q.rule) || Boolean(q.process && !isPid(q.process));
   const column = time === "index" ? "time_ms" : "+time_ms";
   if (q.since !== undefined) {
     terms.push(`${column} >= ?`);
@@ -67,7 +67,7 @@ function filterTerms(q: EventFilter, inner = false): { terms: string[]; params: 
       q.remoteName,
     );
   if (q.process) {
-    if (/^\d+$/.test(q.process))
+    if (isPid(q.process))
       add("(process_name = ? OR process_pid = ?)", q.process, Number(q.process));
     else add("process_name = ?", q.process);
   }
@@ -86,6 +86,12 @@ function filterTerms(q: EventFilter, inner = false): { terms: string[]; params: 
   }
   return { terms, params };
 }
+
+/**
+ * A process filter that can name a pid: a pid's decimal form, as the live filter compares it
+ * (String(pid)); "0123" is a name only, never pid 123.
+ */
+const isPid = (text: string): boolean => /^(?:0|[1-9]\d{0,9})$/.test(text);
 
 /** Big-endian bytes: memcmp order is numeric order, so a CIDR is a BETWEEN of two keys. */
 export function addressKey(family: 4 | 6, value: bigint): Buffer {

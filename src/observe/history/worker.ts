@@ -7,6 +7,7 @@
 import { existsSync, rmSync, statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { HistoryStore, type HistoryOptions, type HistorySearch } from "./store.ts";
+import type { StatsSearch } from "./stats-search.ts";
 import type { HistoryRequest, HistoryResponse, HistoryStatus } from "./remote.ts";
 
 const { path, options, reopenMs, checkMs } = workerData as {
@@ -128,7 +129,8 @@ function handle(req: HistoryRequest): unknown {
       store.insertFlows(req.summaries);
       return null;
     case "flowStats":
-      return store.flowStats(req.query);
+      // a level at its row limit is seconds of reading: a step a turn, as a query
+      return searchInSteps(req.id, store.flowStatsSearch(req.query));
     case "baselineRows":
       return store.baselineRows(req.until);
     case "notice":
@@ -170,7 +172,7 @@ function pruneInSteps(id: number | null, deleted = 0): void {
  * A query a step per turn of the thread's loop, for the same reason as the prune: one that no
  * index narrows reads a window of the store a step, and inserts are written between windows.
  */
-function searchInSteps(id: number, search: HistorySearch): typeof STEPPING {
+function searchInSteps(id: number, search: HistorySearch | StatsSearch): typeof STEPPING {
   const next = () => {
     let done: boolean;
     try {
