@@ -2,7 +2,7 @@
 // programs (tc ingress, as `ingress: auto` chooses for a veth; a blocked port on it is dropped), deleting it releases them (links closed, pins
 // removed), and a reload that changes attach.interfaces (or an entry's ingress hook) attaches and
 // detaches (the socket hooks too, when attach.cgroup changes), seen by real clients in the lab.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -10,8 +10,9 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { cgroupForTest, startCgroupLab } from "../helpers/cgroup-lab.ts";
 import { runIn } from "../helpers/cgroup-run.ts";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
-import { labPinDir, sh, status, tagFor, type Lab } from "../helpers/netns.ts";
+import { labPinDir, sh, status, type Lab } from "../helpers/netns.ts";
 import { ROOT } from "../helpers/paths.ts";
+import { until } from "../helpers/until.ts";
 
 /** A test object with a plain XDP program (bpf/test/addon_attach.bpf.c). */
 const ADDON_OBJECT = `${ROOT}build/bpf/test/addon_attach.bpf.o`;
@@ -92,13 +93,130 @@ function linkIds(lab: MoatLab, name: string): number[] {
     .map((l) => Number(/, link (\d+)/.exec(l)?.[1]));
 }
 
-test("a veth made after start gets the programs; deleting it releases them", async (t) => {
-  const tag = tagFor(t.name);
+test("a reload that sets or drops attach.cgroup attaches or releases the socket hooks", async (t) => {
+  const cg = cgroupForTest(t, "attachcg");
+  const egress = (l: Lab, cgroup: string) => `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+attach: { interfaces: [${l.ifB}]${cgroup} }
+rules:
+  - { name: no-9000, direction: egress, action: block, layer4: { protocol: tcp, port: [9000] } }
+`;
+  const lab = await startCgroupLab(cg, "attach-cgroup", (l) => egress(l, ""), ["tcp:9000"]);
+  /** connect() from the cgroup: the errno name, or "timeout" (the SYN dropped at tc). */
+  const connect = () => {
+    const r = runIn(lab.b, cg.dir, [
+      "python3",
+      "-c",
+      `import socket, errno\ntry:\n  socket.create_connection(("${lab.v4.a}", 9000), timeout=2)\n  print("connected")\nexcept socket.timeout:\n  print("timeout")\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno, e))`,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  assert.equal(connect(), "timeout", "no socket hooks: the packet hook drops the SYN");
+
+  lab.writePolicy(egress(lab, `, cgroup: ${cg.cgroup}`));
+  await lab.daemon.waitFor(/^attached moat_connect4 to .* connect4 cgroup/);
+  await lab.daemon.waitFor(/applied: generation 2/);
+  assert.equal(connect(), "EPERM", "the connect hook refuses at once");
+
+  lab.writePolicy(egress(lab, ""));
+  await lab.daemon.waitFor(/^released moat_connect4 from .*attach\.cgroup changed/);
+  await lab.daemon.waitFor(/applied: generation 3/);
+  assert.equal(connect(), "timeout", "released: back to the packet hook");
+});
+
+/**
+ * One lab (and daemon) for the tests below (the cgroup test above has a lab of its own): each
+ * start costs a program load.
+ * It starts with no interface of its own selected (the reload test's start); the others select
+ * theirs with a reload (set()).
+ */
+let shared: Promise<MoatLab> | undefined;
+after(async () => {
+  await (await shared?.catch(() => undefined))?.close();
+});
+const labOf = () => (shared ??= startMoatLab("attach-follows", (l) => policy(l, `[mt${l.tag}zz]`)));
+
+/** The generation the daemon applied last. */
+function generationOf(lab: MoatLab): number {
+  const last = lab.daemon.lines.findLast((l) => / applied: generation \d+/.test(l)) ?? "";
+  return Number(/ applied: generation (\d+)/.exec(last)?.[1]);
+}
+
+/**
+ * Reloads the policy with `interfaces` selected; resolves once the daemon printed each of `wait`
+ * and applied it (the next generation).
+ */
+async function set(lab: MoatLab, interfaces: string, wait: RegExp[] = []): Promise<void> {
+  const next = generationOf(lab) + 1;
+  lab.writePolicy(policy({ ...lab, auditPath: lab.auditPath }, interfaces));
+  for (const w of wait) await lab.daemon.waitFor(w);
+  await lab.daemon.waitFor(new RegExp(` applied: generation ${next},`));
+}
+
+/** The lab with LATER's interfaces selected, and its own veth's programs attached (tc: auto). */
+async function withLater(): Promise<MoatLab> {
+  const lab = await labOf();
+  if (
+    readFileSync(lab.policyPath, "utf8") !==
+    policy({ ...lab, auditPath: lab.auditPath }, LATER(lab))
+  )
+    await set(lab, LATER(lab));
+  const pin = `${pinDir(lab)}/link_tc-ingress_${lab.ifB}`;
+  await until(`${pin} pinned`, () => (existsSync(pin) ? true : undefined), 10_000, 50);
+  return lab;
+}
+
+/**
+ * The lab's veth (auto), veths made later whose names start mt<tag>v (auto), and those whose
+ * names start mt<tag>x (XDP forced: another XDP program on one is what keeps moat's off).
+ */
+const LATER = (l: Lab) => `[${l.ifB}, "mt${l.tag}v*", { name: "mt${l.tag}x*", ingress: xdp }]`;
+
+test("a reload that changes attach.interfaces attaches and detaches", async () => {
+  // the lab's start: no interface of its own selected
+  const lab = await labOf();
+  assert.equal(generationOf(lab), 1, "this test runs on the lab's first policy");
+  const reload = (interfaces: string, wait: RegExp[]) => set(lab, interfaces, wait);
+  assert.equal(probe(lab, lab.v4.b, 8080), 0, "nothing attached: 8080 answers");
+
+  // XDP would cost a container veth most of its throughput: its entry can ask for tc
+  await reload(`[{ name: ${lab.ifB}, ingress: tc }]`, [
+    new RegExp(`^attached moat_tc_ingress to ${lab.ifB} \\(ifindex \\d+\\) tc-ingress tcx`),
+  ]);
+  assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc ingress drops 8080");
+  assert.equal(probe(lab, lab.v4.b, 80), 0, "tc ingress passes 80");
+  await lab.daemon.waitFor(/BLOCKED ingress tcp .*:8080 on /);
+
+  await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`, [
+    // the new hook first, then the old one goes
+    new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} .* \\(ingress: xdp\\)`),
+    new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
+  ]);
+  assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080");
+
+  // a plain name: moat chooses, and for a veth that is tc
+  await reload(`[${lab.ifB}]`, [
+    new RegExp(`^attached moat_tc_ingress to ${lab.ifB} .* \\(auto: veth -> tc\\)`),
+    new RegExp(`^released moat_xdp_ingress from ${lab.ifB} .*ingress hook now tc`),
+  ]);
+  assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc drops 8080");
+
+  await reload(`[mt${lab.tag}zz]`, [
+    new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*no longer selects it`),
+  ]);
+  assert.equal(probe(lab, lab.v4.b, 8080), 0, "detached: 8080 answers again");
+  assert.ok(!existsSync(`${pinDir(lab)}/link_tc-ingress_${lab.ifB}`), "its pin is removed");
+});
+
+test("a veth made after start gets the programs; deleting it releases them", async () => {
+  const lab = await withLater();
+  const tag = lab.tag;
   const late = `mt${tag}v1`;
   const peer = `mt${tag}w1`;
   const octet = parseInt(tag.slice(0, 2), 16);
   const [a, b] = [`10.232.${octet}.1`, `10.232.${octet}.2`];
-  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}, "mt${tag}v*"]`));
   try {
     sh("ip", ["link", "add", late, "netns", lab.b, "type", "veth", "peer", peer, "netns", lab.a]);
     sh("ip", ["-n", lab.b, "addr", "add", `${b}/24`, "dev", late]);
@@ -134,17 +252,15 @@ test("a veth made after start gets the programs; deleting it releases them", asy
     // the lab's own interface keeps its programs
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "8080 still dropped on the lab's veth");
   } finally {
-    await lab.close();
+    status("ip", ["-n", lab.b, "link", "del", late]); // if the test failed before it did
   }
 });
 
-test("an interface that cannot be attached is warned about once, the rest keeps working", async (t) => {
-  const tag = tagFor(t.name);
-  const [busy, peer] = [`mt${tag}v3`, `mt${tag}w3`];
-  // XDP forced: another XDP program on the interface is what keeps moat's off
-  const lab = await startMoatLab(t.name, (l) =>
-    policy(l, `[${l.ifB}, { name: "mt${tag}v*", ingress: xdp }]`),
-  );
+test("an interface that cannot be attached is warned about once, the rest keeps working", async () => {
+  const lab = await withLater();
+  const tag = lab.tag;
+  // XDP forced (LATER's mt<tag>x*): another XDP program on the interface keeps moat's off
+  const [busy, peer] = [`mt${tag}x3`, `mt${tag}w3`];
   try {
     // another XDP program, attached through netlink, excludes moat's XDP link (EBUSY); it is
     // attached under a name moat does not select, then renamed into the pattern
@@ -186,7 +302,7 @@ test("an interface that cannot be attached is warned about once, the rest keeps 
     assert.deepEqual(linkIds(lab, busy), [], "nothing of moat's is left on it");
     assert.equal(probe(lab, lab.v4.b, 8080), 28, "the lab's veth is still judged");
   } finally {
-    await lab.close();
+    status("ip", ["-n", lab.b, "link", "del", busy]);
   }
 });
 
@@ -208,135 +324,43 @@ function descendants(pid: number): { pid: number; cmdline: string }[] {
   return out;
 }
 
-test("the daemon follows links from its own rtnetlink socket: no monitor process", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}]`));
-  try {
-    const pid = lab.daemon.proc.pid ?? 0;
-    const monitors = descendants(pid).filter((p) => /\bmonitor\b/.test(p.cmdline));
-    assert.deepEqual(monitors, []);
-    // its own sockets' inodes, and /proc's table of netlink sockets: family 0 is NETLINK_ROUTE,
-    // Groups is the bitmask of the first 32 multicast groups (bit 0: RTNLGRP_LINK)
-    const inodes = new Set(
-      readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-        try {
-          return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? ""];
-        } catch {
-          return [];
-        }
-      }),
-    );
-    const linkWatchers = readFileSync(`/proc/${pid}/net/netlink`, "utf8")
-      .split("\n")
-      .slice(1)
-      .map((line) => line.trim().split(/\s+/))
-      .filter(
-        (f) => f[1] === "0" && (parseInt(f[3] ?? "0", 16) & 1) === 1 && inodes.has(f[9] ?? ""),
-      );
-    assert.ok(linkWatchers.length > 0, "the daemon holds an rtnetlink socket in the link group");
-  } finally {
-    await lab.close();
-  }
-});
-
-test("a reload that changes attach.interfaces attaches and detaches", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, `[mt${l.tag}zz]`));
-  const reload = async (interfaces: string, wait: RegExp[]) => {
-    lab.writePolicy(policy({ ...lab, auditPath: lab.auditPath }, interfaces));
-    for (const w of wait) await lab.daemon.waitFor(w);
-  };
-  try {
-    assert.equal(probe(lab, lab.v4.b, 8080), 0, "nothing attached: 8080 answers");
-
-    // XDP would cost a container veth most of its throughput: its entry can ask for tc
-    await reload(`[{ name: ${lab.ifB}, ingress: tc }]`, [
-      new RegExp(`^attached moat_tc_ingress to ${lab.ifB} \\(ifindex \\d+\\) tc-ingress tcx`),
-      /applied: generation 2/,
-    ]);
-    assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc ingress drops 8080");
-    assert.equal(probe(lab, lab.v4.b, 80), 0, "tc ingress passes 80");
-    await lab.daemon.waitFor(/BLOCKED ingress tcp .*:8080 on /);
-
-    await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`, [
-      // the new hook first, then the old one goes
-      new RegExp(`^attached moat_xdp_ingress to ${lab.ifB} .* \\(ingress: xdp\\)`),
-      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*ingress hook now xdp`),
-      /applied: generation 3/,
-    ]);
-    assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080");
-
-    // a plain name: moat chooses, and for a veth that is tc
-    await reload(`[${lab.ifB}]`, [
-      new RegExp(`^attached moat_tc_ingress to ${lab.ifB} .* \\(auto: veth -> tc\\)`),
-      new RegExp(`^released moat_xdp_ingress from ${lab.ifB} .*ingress hook now tc`),
-      /applied: generation 4/,
-    ]);
-    assert.equal(probe(lab, lab.v4.b, 8080), 28, "tc drops 8080");
-
-    await reload(`[mt${lab.tag}zz]`, [
-      new RegExp(`^released moat_tc_ingress from ${lab.ifB} .*no longer selects it`),
-      /applied: generation 5/,
-    ]);
-    assert.equal(probe(lab, lab.v4.b, 8080), 0, "detached: 8080 answers again");
-    assert.ok(!existsSync(`${pinDir(lab)}/link_tc-ingress_${lab.ifB}`), "its pin is removed");
-  } finally {
-    await lab.close();
-  }
-});
-
-test("a reload that sets or drops attach.cgroup attaches or releases the socket hooks", async (t) => {
-  const cg = cgroupForTest(t, "attachcg");
-  const egress = (l: Lab, cgroup: string) => `version: 1
-mode: prevent
-defaults: { ingress: allow, egress: allow }
-attach: { interfaces: [${l.ifB}]${cgroup} }
-rules:
-  - { name: no-9000, direction: egress, action: block, layer4: { protocol: tcp, port: [9000] } }
-`;
-  const lab = await startCgroupLab(cg, "attach-cgroup", (l) => egress(l, ""), ["tcp:9000"]);
-  /** connect() from the cgroup: the errno name, or "timeout" (the SYN dropped at tc). */
-  const connect = () => {
-    const r = runIn(lab.b, cg.dir, [
-      "python3",
-      "-c",
-      `import socket, errno\ntry:\n  socket.create_connection(("${lab.v4.a}", 9000), timeout=2)\n  print("connected")\nexcept socket.timeout:\n  print("timeout")\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno, e))`,
-    ]);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trim();
-  };
-  assert.equal(connect(), "timeout", "no socket hooks: the packet hook drops the SYN");
-
-  lab.writePolicy(egress(lab, `, cgroup: ${cg.cgroup}`));
-  await lab.daemon.waitFor(/^attached moat_connect4 to .* connect4 cgroup/);
-  await lab.daemon.waitFor(/applied: generation 2/);
-  assert.equal(connect(), "EPERM", "the connect hook refuses at once");
-
-  lab.writePolicy(egress(lab, ""));
-  await lab.daemon.waitFor(/^released moat_connect4 from .*attach\.cgroup changed/);
-  await lab.daemon.waitFor(/applied: generation 3/);
-  assert.equal(connect(), "timeout", "released: back to the packet hook");
-});
-
-test("switching an interface's ingress hook (tc <-> xdp) leaves no moment unjudged", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, `[${l.ifB}]`));
-  let generation = 1;
-  const reload = async (interfaces: string) => {
-    lab.writePolicy(policy({ ...lab, auditPath: lab.auditPath }, interfaces));
-    await lab.daemon.waitFor(new RegExp(`applied: generation ${++generation}`));
-  };
-  try {
-    const leaked = await leakedDuring(lab, async () => {
-      for (let i = 0; i < 3; i++) {
-        await reload(`[{ name: ${lab.ifB}, ingress: tc }]`);
-        await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`);
+test("the daemon follows links from its own rtnetlink socket: no monitor process", async () => {
+  const lab = await withLater();
+  const pid = lab.daemon.proc.pid ?? 0;
+  const monitors = descendants(pid).filter((p) => /\bmonitor\b/.test(p.cmdline));
+  assert.deepEqual(monitors, []);
+  // its own sockets' inodes, and /proc's table of netlink sockets: family 0 is NETLINK_ROUTE,
+  // Groups is the bitmask of the first 32 multicast groups (bit 0: RTNLGRP_LINK)
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      try {
+        return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? ""];
+      } catch {
+        return [];
       }
-    });
-    assert.equal(leaked, 0, "datagrams to the blocked port arrived during the switches");
-    assert.ok(lab.daemon.lines.some((l) => /BLOCKED ingress udp .*:9999 on /.test(l)));
-    assert.ok(
-      lab.daemon.lines.some((l) => /released moat_tc_ingress .*ingress hook now xdp/.test(l)),
-    );
-    assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080 after the switches");
-  } finally {
-    await lab.close();
-  }
+    }),
+  );
+  const linkWatchers = readFileSync(`/proc/${pid}/net/netlink`, "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1] === "0" && (parseInt(f[3] ?? "0", 16) & 1) === 1 && inodes.has(f[9] ?? ""));
+  assert.ok(linkWatchers.length > 0, "the daemon holds an rtnetlink socket in the link group");
+});
+
+test("switching an interface's ingress hook (tc <-> xdp) leaves no moment unjudged", async () => {
+  const lab = await withLater();
+  const reload = (interfaces: string) => set(lab, interfaces);
+  const from = lab.daemon.lines.length; // what the tests before printed is not this test's
+  const leaked = await leakedDuring(lab, async () => {
+    for (let i = 0; i < 3; i++) {
+      await reload(`[{ name: ${lab.ifB}, ingress: tc }]`);
+      await reload(`[{ name: ${lab.ifB}, ingress: xdp }]`);
+    }
+  });
+  assert.equal(leaked, 0, "datagrams to the blocked port arrived during the switches");
+  const printed = lab.daemon.lines.slice(from);
+  assert.ok(printed.some((l) => /BLOCKED ingress udp .*:9999 on /.test(l)));
+  assert.ok(printed.some((l) => /released moat_tc_ingress .*ingress hook now xdp/.test(l)));
+  assert.equal(probe(lab, lab.v4.b, 8080), 28, "xdp drops 8080 after the switches");
 });

@@ -2,7 +2,7 @@
 // client at once, the entry expiring lets it through again, an entry without expiry survives a
 // restart; a URL feed served in the lab and changed while probes run swaps the filter with no
 // probe misjudged, and an unchanged feed is answered 304 (ETag).
-import { test, type TestContext } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +13,8 @@ import { spawnLines } from "../helpers/child.ts";
 import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { SetView } from "../../src/api/index.ts";
 import { until } from "../helpers/until.ts";
-import { stateDir } from "../helpers/daemon-state.ts";
+import { appliedGenerations, stateDir } from "../helpers/daemon-state.ts";
+import type { Lab } from "../helpers/netns.ts";
 import { setBlockPolicy } from "../helpers/set-block-policy.ts";
 
 function moat(lab: MoatLab, ...args: string[]) {
@@ -175,16 +176,8 @@ test("a URL feed changed while probes run: no probe misjudged during the swaps; 
   });
 });
 
-/**
- * A lab whose rule quarantines the host (lab.b) for `timeout` when it contacts the IOC (lab.a's
- * port 8080), its other connections then blocked; `out(port)` is whether curl from it gets
- * through, `held()` the quarantine set's entries.
- */
-async function quarantineLab(t: TestContext, timeout: string) {
-  stateDir(t);
-  const lab = await startMoatLab(
-    t.name,
-    (l) => `version: 1
+/** The quarantine rule's policy: the host quarantined for `timeout` once it contacts the IOC. */
+const quarantinePolicy = (timeout: string) => (l: Lab & { auditPath: string }) => `version: 1
 mode: prevent
 defaults: { ingress: allow, egress: allow }
 attach: { interfaces: [${l.ifB}] }
@@ -202,11 +195,45 @@ rules:
     direction: egress
     action: block
     layer3: { local: [set:quarantined] }
-`,
-  );
-  t.after(() => lab.close());
-  const peer = await startPeerServers(lab, ["tcp:80,8080"]);
-  t.after(() => peer.kill());
+`;
+
+/** What ends the quarantine tests' lab, once the file's tests are done. */
+const closing: (() => unknown)[] = [];
+after(async () => {
+  for (const close of closing.reverse()) await close();
+});
+let quarantine: Promise<MoatLab> | undefined;
+
+/**
+ * The quarantine tests' lab (one daemon for them all: each start costs a program load): its rule
+ * quarantines the host (lab.b) for `timeout` when it contacts the IOC (lab.a's port 8080), its
+ * other connections then blocked; `out(port)` is whether curl from it gets through, `held()` the
+ * quarantine set's entries. A later test's `timeout` is applied with a reload, once the set is
+ * empty.
+ */
+async function quarantineLab(timeout: string) {
+  const fresh = !quarantine;
+  quarantine ??= (async () => {
+    stateDir({ after: (fn) => closing.push(fn) });
+    const lab = await startMoatLab("quarantine", quarantinePolicy(timeout));
+    closing.push(() => lab.close());
+    const peer = await startPeerServers(lab, ["tcp:80,8080"]);
+    closing.push(() => peer.kill());
+    return lab;
+  })();
+  const lab = await quarantine;
+  const held = () =>
+    sets(lab)
+      .find((s) => s.name === "quarantined")
+      ?.entries?.map((e) => e.entry);
+  if (!fresh) {
+    await until("no host quarantined when the test begins", () =>
+      held()?.length === 0 ? true : undefined,
+    );
+    const next = Math.max(...appliedGenerations(lab)) + 1;
+    lab.writePolicy(quarantinePolicy(timeout)({ ...lab, auditPath: lab.auditPath }));
+    await lab.daemon.waitFor(new RegExp(` applied: generation ${next},`));
+  }
   const out = (port: number) =>
     spawnSync(
       "ip",
@@ -215,17 +242,13 @@ rules:
       ),
       { timeout: 10_000 },
     ).status === 0;
-  const held = () =>
-    sets(lab)
-      .find((s) => s.name === "quarantined")
-      ?.entries?.map((e) => e.entry);
   const quarantined = () =>
     lab.daemon.waitFor(/^quarantine: \S+ in set quarantined until \S+ \(rule ioc-contact/);
   return { lab, out, held, quarantined };
 }
 
-test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async (t) => {
-  const { lab, out, held, quarantined } = await quarantineLab(t, "6s");
+test("quarantine: a host that contacted an IOC gets the stricter rules of the set until it expires", async () => {
+  const { lab, out, held, quarantined } = await quarantineLab("6s");
   assert.equal(out(80), true, "not quarantined yet");
   assert.equal(out(8080), false, "the IOC contact is blocked");
   await quarantined();
@@ -235,8 +258,8 @@ test("quarantine: a host that contacted an IOC gets the stricter rules of the se
   await until("the quarantine to end", () => (out(80) ? true : undefined));
 });
 
-test("quarantine: lifted early with moat set del, the host's next IOC contact quarantines it again", async (t) => {
-  const { lab, out, held, quarantined } = await quarantineLab(t, "1h");
+test("quarantine: lifted early with moat set del, the host's next IOC contact quarantines it again", async () => {
+  const { lab, out, held, quarantined } = await quarantineLab("1h");
   assert.equal(out(8080), false, "the IOC contact is blocked");
   await quarantined();
   assert.deepEqual(held(), [lab.v4.b]);

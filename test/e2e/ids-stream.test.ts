@@ -5,10 +5,10 @@
 // Each time the drop signature still fires and the download it asked for is cut (the client sees
 // the reset). A request its receiver drops 11 times (a lossy receiving host) is read as it is:
 // its repeats are not taken for bytes that went by unread.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { startMoatLab } from "../helpers/moat-lab.ts";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { http } from "../helpers/api-client.ts";
 import { idsEvents } from "../helpers/stored-events.ts";
@@ -148,108 +148,140 @@ function client(lab: Lab, script: string, args: string[]): string {
 const seen = (events: MoatEvent[]) =>
   events.map((e) => `${e.type} ${e.rule} ${e.ids?.flow} cut:${e.ids?.cut}`).sort();
 
-test("ids prevent: a request with an urgent byte inside the signature's bytes is cut", async (t) => {
-  const lab = await startMoatLab(t.name, policy);
-  try {
-    const out = client(lab, URGENT, [lab.v4.b]);
-    const events = await idsEvents(lab, 1);
-    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
-    assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
-  } finally {
-    await lab.close();
-  }
+/**
+ * One lab (and daemon) for every test: each start costs a program load. A test that changes the
+ * namespaces (checksums, firewall rules) puts them back when it ends; the last one reloads the
+ * policy with its own signature.
+ */
+let shared: Promise<MoatLab> | undefined;
+after(async () => {
+  await (await shared?.catch(() => undefined))?.close();
 });
-
-test("ids prevent: a decoy segment the receiver drops (bad checksum) before the real one is seen through, and cut", async (t) => {
-  const lab = await startMoatLab(t.name, policy);
-  try {
-    // the server's kernel checks TCP checksums itself, and drops the decoy
-    const ethtool = spawnSync("ip", [
-      "netns",
-      "exec",
-      lab.b,
-      "ethtool",
-      "-K",
-      lab.ifB,
-      "rx",
-      "off",
-    ]);
-    assert.equal(ethtool.status, 0, ethtool.stderr?.toString());
-    // the raw client has no socket: its kernel must not reset the server's SYN-ACK
-    const rst = ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"];
-    assert.equal(spawnSync("ip", ["netns", "exec", lab.a, "iptables", ...rst]).status, 0);
-    const out = client(lab, DECOY, [lab.v4.b, lab.v4.a]);
-    const events = await idsEvents(lab, 2);
-    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
-    assert.deepEqual(seen(events), [
-      "blocked ids:3101 to_server cut:true",
-      "blocked ids:stream to_server cut:true",
-    ]);
-    const overlap = events.find((e) => e.rule === "ids:stream");
-    assert.match(overlap?.ids?.msg ?? "", /another version of bytes already copied/);
-    const metrics = (await http({ socketPath: lab.apiSocket }, "GET", "/metrics")).body;
-    assert.match(metrics, /moat_ids_copies_total\{outcome="overlap"\} 1/);
-  } finally {
-    await lab.close();
-  }
-});
-
-test("ids prevent: 9,000 UDP flows between two halves of a request do not let it through", async (t) => {
-  const lab = await startMoatLab(t.name, policy);
-  try {
-    const out = client(lab, UDP_FLOOD, [lab.v4.b]);
-    const events = await idsEvents(lab, 1);
-    assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
-    assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
-  } finally {
-    await lab.close();
-  }
-});
+const labOf = () => (shared ??= startMoatLab("ids-stream", policy));
 
 /**
- * A raw client in namespace a whose request the server's host drops 11 times after moat read it
- * (its 12th copy goes in): the client kernel must not reset the server's SYN-ACK.
+ * The stored IDS events of what `run` does (those stored before it are not), once `enough` of
+ * them are (or 5 s, as idsEvents waits); resolves with `run`'s result too.
  */
-function lossyReceiver(lab: Lab): void {
-  const data = ["-p", "tcp", "--dport", "80", "-m", "length", "--length", "41:65535"];
-  const nth = ["-m", "statistic", "--mode", "nth", "--every", "12", "--packet", "11"];
-  const rules: [string, string[]][] = [
-    [lab.b, ["-A", "INPUT", ...data, ...nth, "-j", "ACCEPT"]],
-    [lab.b, ["-A", "INPUT", ...data, "-j", "DROP"]],
-    [lab.a, ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"]],
-  ];
-  for (const [ns, rule] of rules) {
-    const r = spawnSync("ip", ["netns", "exec", ns, "iptables", ...rule], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
+async function idsEventsOf<T>(
+  lab: MoatLab,
+  enough: number,
+  run: () => T,
+): Promise<{ result: T; events: MoatEvent[] }> {
+  const key = (e: MoatEvent) => JSON.stringify(e);
+  const before = new Set((await idsEvents(lab, 0)).map(key));
+  const result = run();
+  const events = (await idsEvents(lab, before.size + enough)).filter((e) => !before.has(key(e)));
+  return { result, events };
+}
+
+/** Runs `rules` (iptables arguments, -A ...) in their namespaces until `body` ends. */
+async function withIptables(rules: [string, string[]][], body: () => Promise<void>) {
+  const added: [string, string[]][] = [];
+  try {
+    for (const [ns, rule] of rules) {
+      const r = spawnSync("ip", ["netns", "exec", ns, "iptables", ...rule], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      added.push([ns, ["-D", ...rule.slice(1)]]);
+    }
+    await body();
+  } finally {
+    for (const [ns, rule] of added) spawnSync("ip", ["netns", "exec", ns, "iptables", ...rule]);
   }
 }
 
-test("ids prevent: a request retransmitted 12 times to a receiver that drops it is read, not lost: no signature matches, nothing is cut", async (t) => {
-  const admin = `'drop tcp any any -> any 80 (msg:"admin"; flow:to_server; content:"/admin"; sid:3102;)'`;
-  const lab = await startMoatLab(t.name, (l) => policy(l, admin));
+test("ids prevent: a decoy segment the receiver drops (bad checksum) before the real one is seen through, and cut", async () => {
+  // first on the lab: the copies counter below counts this test's overlap alone
+  const lab = await labOf();
+  const ethtool = (rx: "on" | "off") =>
+    spawnSync("ip", ["netns", "exec", lab.b, "ethtool", "-K", lab.ifB, "rx", rx]);
   try {
-    lossyReceiver(lab);
-    const request = "GET /stream/300000 HTTP/1.0\r\n\r\n";
-    const out = client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]);
-    const events = await idsEvents(lab, 1);
-    assert.match(out, /^read \d+$/, `the download is not cut: ${JSON.stringify(events)}`);
-    assert.ok(Number(out.split(" ")[1]) > 300_000, out);
-    assert.deepEqual(seen(events), []);
+    // the server's kernel checks TCP checksums itself, and drops the decoy
+    const off = ethtool("off");
+    assert.equal(off.status, 0, off.stderr?.toString());
+    // the raw client has no socket: its kernel must not reset the server's SYN-ACK
+    const rst = ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"];
+    await withIptables([[lab.a, rst]], async () => {
+      const { result: out, events } = await idsEventsOf(lab, 2, () =>
+        client(lab, DECOY, [lab.v4.b, lab.v4.a]),
+      );
+      assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+      assert.deepEqual(seen(events), [
+        "blocked ids:3101 to_server cut:true",
+        "blocked ids:stream to_server cut:true",
+      ]);
+      const overlap = events.find((e) => e.rule === "ids:stream");
+      assert.match(overlap?.ids?.msg ?? "", /another version of bytes already copied/);
+      const metrics = (await http({ socketPath: lab.apiSocket }, "GET", "/metrics")).body;
+      assert.match(metrics, /moat_ids_copies_total\{outcome="overlap"\} 1/);
+    });
   } finally {
-    await lab.close();
+    ethtool("on");
   }
 });
 
-test("ids prevent: a request retransmitted 12 times to a receiver that drops it is matched, and cut", async (t) => {
-  const lab = await startMoatLab(t.name, policy);
-  try {
-    lossyReceiver(lab);
+test("ids prevent: a request with an urgent byte inside the signature's bytes is cut", async () => {
+  const lab = await labOf();
+  const { result: out, events } = await idsEventsOf(lab, 1, () => client(lab, URGENT, [lab.v4.b]));
+  assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+  assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
+});
+
+test("ids prevent: 9,000 UDP flows between two halves of a request do not let it through", async () => {
+  const lab = await labOf();
+  const { result: out, events } = await idsEventsOf(lab, 1, () =>
+    client(lab, UDP_FLOOD, [lab.v4.b]),
+  );
+  assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
+  assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
+});
+
+/**
+ * While `body` runs: a raw client in namespace a whose request the server's host drops 11 times
+ * after moat read it (its 12th copy goes in; the rules are new, so is their packet count): the
+ * client kernel must not reset the server's SYN-ACK.
+ */
+function lossyReceiver(lab: Lab, body: () => Promise<void>): Promise<void> {
+  const data = ["-p", "tcp", "--dport", "80", "-m", "length", "--length", "41:65535"];
+  const nth = ["-m", "statistic", "--mode", "nth", "--every", "12", "--packet", "11"];
+  return withIptables(
+    [
+      [lab.b, ["-A", "INPUT", ...data, ...nth, "-j", "ACCEPT"]],
+      [lab.b, ["-A", "INPUT", ...data, "-j", "DROP"]],
+      [lab.a, ["-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"]],
+    ],
+    body,
+  );
+}
+
+test("ids prevent: a request retransmitted 12 times to a receiver that drops it is matched, and cut", async () => {
+  const lab = await labOf();
+  await lossyReceiver(lab, async () => {
     const request = "GET /stream/2000000000 HTTP/1.0\r\n\r\n";
-    const out = client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]);
-    const events = await idsEvents(lab, 1);
+    const { result: out, events } = await idsEventsOf(lab, 1, () =>
+      client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]),
+    );
     assert.equal(out, "reset", `the download is cut: ${JSON.stringify(events)}`);
     assert.deepEqual(seen(events), ["blocked ids:3101 to_server cut:true"]);
-  } finally {
-    await lab.close();
-  }
+  });
+});
+
+test("ids prevent: a request retransmitted 12 times to a receiver that drops it is read, not lost: no signature matches, nothing is cut", async () => {
+  const admin = `'drop tcp any any -> any 80 (msg:"admin"; flow:to_server; content:"/admin"; sid:3102;)'`;
+  const lab = await labOf();
+  // last on the lab: its policy has this signature alone
+  const generation = Math.max(
+    ...lab.daemon.lines.map((l) => Number(/ applied: generation (\d+)/.exec(l)?.[1] ?? 0)),
+  );
+  lab.writePolicy(policy(lab, admin));
+  await lab.daemon.waitFor(new RegExp(` applied: generation ${generation + 1},`));
+  await lossyReceiver(lab, async () => {
+    const request = "GET /stream/300000 HTTP/1.0\r\n\r\n";
+    const { result: out, events } = await idsEventsOf(lab, 1, () =>
+      client(lab, REPEATED, [lab.v4.b, lab.v4.a, request]),
+    );
+    assert.match(out, /^read \d+$/, `the download is not cut: ${JSON.stringify(events)}`);
+    assert.ok(Number(out.split(" ")[1]) > 300_000, out);
+    assert.deepEqual(seen(events), []);
+  });
 });

@@ -11,7 +11,9 @@ import { http } from "../helpers/api-client.ts";
 import { storedEvents, until } from "../helpers/stored-events.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
 
-const FLOOD = 300;
+// pings a flood sends: ten times the burst, well over what the limit (10/s, burst 10) lets
+// through in the second or so a flood of them lasts while most go unanswered
+const FLOOD = 100;
 
 function policy(lab: Lab & { auditPath: string }, mode: "detect" | "prevent"): string {
   return `version: 1

@@ -1,10 +1,10 @@
 // Events the pinned programs queue while no daemon runs (after kill -9, or after a SIGUSR2
 // hand-over, before the next start) are judged under the previous daemon's generations: the next
 // daemon reads them from the ring and names their rules as the previous daemon's policy did.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { startMoatLab } from "../helpers/moat-lab.ts";
+import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import type { LineChild } from "../helpers/child.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { guardedInterface } from "../helpers/ingress-mode.ts";
@@ -44,28 +44,33 @@ const blockedLine = (daemon: LineChild, lab: Lab, port: number) =>
     30_000,
   );
 
-for (const signal of ["SIGKILL", "SIGUSR2"] as const) {
-  test(`a connection blocked while no daemon runs (after ${signal}) is reported by the next daemon with its rule's name`, async (t) => {
-    const lab = await startMoatLab(t.name, policy);
-    try {
-      connect(lab, 80);
-      assert.match(await blockedLine(lab.daemon, lab, 80), / by rule banned$/);
+/**
+ * One lab for both tests (each daemon start costs a program load): the second begins with the
+ * daemon the first started last.
+ */
+let shared: Promise<MoatLab> | undefined;
+after(async () => {
+  await (await shared?.catch(() => undefined))?.close();
+});
 
-      const old = lab.daemon;
-      old.kill(signal);
-      await old.exited;
-      // the pinned programs judge alone: their events wait in the pinned ring
-      connect(lab, 80);
-      connect(lab, 23);
-      const next = await lab.restart(signal); // (the old one has exited already)
-      assert.match(
-        await blockedLine(next, lab, 80),
-        / by rule banned$/,
-        "the queued event names the rule of the previous daemon's generation",
-      );
-      assert.match(await blockedLine(next, lab, 23), / by rule no-telnet$/);
-    } finally {
-      await lab.close();
-    }
+for (const signal of ["SIGKILL", "SIGUSR2"] as const) {
+  test(`a connection blocked while no daemon runs (after ${signal}) is reported by the next daemon with its rule's name`, async () => {
+    const lab = await (shared ??= startMoatLab("restart-rule-names", policy));
+    connect(lab, 80);
+    assert.match(await blockedLine(lab.daemon, lab, 80), / by rule banned$/);
+
+    const old = lab.daemon;
+    old.kill(signal);
+    await old.exited;
+    // the pinned programs judge alone: their events wait in the pinned ring
+    connect(lab, 80);
+    connect(lab, 23);
+    const next = await lab.restart(signal); // (the old one has exited already)
+    assert.match(
+      await blockedLine(next, lab, 80),
+      / by rule banned$/,
+      "the queued event names the rule of the previous daemon's generation",
+    );
+    assert.match(await blockedLine(next, lab, 23), / by rule no-telnet$/);
   });
 }

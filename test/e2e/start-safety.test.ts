@@ -3,7 +3,7 @@
 // the same pin directory refuses before it touches the pins of the daemon that runs; SIGTERM,
 // SIGHUP and SIGUSR1 during start-up get the daemon's own handling, never the default action
 // (death, or Node's inspector on SIGUSR1). Seen from the peer: blocked port 80 never answers.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -80,23 +80,36 @@ async function noneAccepted(p: LineChild): Promise<void> {
   assert.match(summary, / accepted 0$/, `a blocked probe was accepted (${summary})`);
 }
 
+/** One lab for every test: each lab costs a daemon start (loading every program). */
+let shared: Promise<MoatLab> | undefined;
+after(async () => {
+  await (await shared?.catch(() => undefined))?.close();
+});
+
 /**
- * Runs `body` on a lab whose daemon runs the policy; the children it hands to `kept` are killed
- * (SIGKILL) and the lab is closed when it ends, whatever happened.
+ * Runs `body` on the file's lab, its policy file as `policy` writes it and its daemon `running`
+ * (started again if a test before left none) or `stopped` (cleanly); the children it hands to
+ * `kept` are killed (SIGKILL) when it ends, whatever happened.
  */
 async function inLab(
-  name: string,
+  daemon: "running" | "stopped",
   body: (lab: MoatLab, kept: (child: LineChild) => LineChild) => Promise<void>,
 ): Promise<void> {
-  const lab = await startMoatLab(name, (l) => policy(l));
+  shared ??= startMoatLab("start-safety", (l) => policy(l));
+  const lab = await shared;
+  if (readFileSync(lab.policyPath, "utf8") !== policy(lab)) lab.writePolicy(policy(lab));
+  if (daemon === "running" && !runs(lab.daemon)) await lab.restart("SIGKILL");
+  if (daemon === "stopped" && runs(lab.daemon)) await stopsCleanly(lab.daemon);
   const children: LineChild[] = [];
   try {
     await body(lab, (child) => (children.push(child), child));
   } finally {
     for (const child of children) child.kill("SIGKILL");
-    await lab.close();
+    await Promise.all(children.map((c) => c.exited));
   }
 }
+
+const runs = (d: LineChild) => d.proc.exitCode === null && d.proc.signalCode === null;
 
 /** Sends `signal` to a daemon, which stops cleanly: exit code 0. */
 async function stopsCleanly(d: LineChild, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
@@ -135,8 +148,8 @@ async function attachedLike(lab: MoatLab, kept: (child: LineChild) => LineChild)
 test(
   "a restart whose API cannot listen (a file at the socket path, a TCP port in use) keeps the pins enforcing",
   { timeout: 180_000 },
-  (t) =>
-    inLab(t.name, async (lab, kept) => {
+  () =>
+    inLab("running", async (lab, kept) => {
       const probe = kept(await probe80(lab));
       lab.daemon.kill("SIGKILL");
       await lab.daemon.exited;
@@ -166,8 +179,8 @@ test(
 test(
   "a second moat run on the same pin directory refuses before it touches the running daemon's pins",
   { timeout: 180_000 },
-  (t) =>
-    inLab(t.name, async (lab, kept) => {
+  () =>
+    inLab("running", async (lab, kept) => {
       const probe = kept(await probe80(lab));
       const before = pins(lab);
       const second = kept(daemonLike(lab));
@@ -197,10 +210,8 @@ test(
 test(
   "SIGTERM during start-up stops cleanly once started; SIGHUP during start-up reloads once started",
   { timeout: 180_000 },
-  (t) =>
-    inLab(t.name, async (lab, kept) => {
-      await stopsCleanly(lab.daemon);
-
+  () =>
+    inLab("stopped", async (lab, kept) => {
       // SIGTERM once programs are attached, before `moat is running`
       let d = await attachedLike(lab, kept);
       await stopsCleanly(d);
@@ -245,9 +256,8 @@ function usr1Taken(pid: number): boolean {
 test(
   "SIGUSR1 during start-up never opens Node's inspector; the audit log is reopened after rotation",
   { timeout: 180_000 },
-  (t) =>
-    inLab(t.name, async (lab, kept) => {
-      await stopsCleanly(lab.daemon);
+  () =>
+    inLab("stopped", async (lab, kept) => {
       const d = kept(daemonLike(lab));
       const pid = d.proc.pid!;
       // as soon as Node runs, while it loads its modules, and while the programs load

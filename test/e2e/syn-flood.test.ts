@@ -9,7 +9,7 @@
 // attack is reported as what prevent would have answered. A replay of DNS "replies" from port 53
 // to a UDP service the policy allows is cut to the amplification limit. Each test names its
 // guarded veth's hook (`ingress: auto` would choose tc on a veth).
-import { test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -171,9 +171,16 @@ function synFlood6(lab: Lab) {
   };
 }
 
-/** Once moat answers the flood with cookies: five curls to `url` that get their answer. */
-async function curlThroughCookies(lab: MoatLab, url: string): Promise<void> {
-  for (let i = 0; (await floodCounters(lab)).cookieSent === 0; i++) {
+/**
+ * Once moat answers the flood with cookies (its cookie counter past `before`'s): five curls to
+ * `url` that get their answer.
+ */
+async function curlThroughCookies(
+  lab: MoatLab,
+  url: string,
+  before: Record<string, number>,
+): Promise<void> {
+  for (let i = 0; (await floodCounters(lab)).cookieSent === before.cookieSent; i++) {
     assert.ok(i < 100, "moat answers the flood with cookies within 10 s");
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -184,15 +191,27 @@ async function curlThroughCookies(lab: MoatLab, url: string): Promise<void> {
   }
 }
 
+/** How far each counter of `now` has gone past `before` (the lab's tests before this one). */
+function since(now: Record<string, number>, before: Record<string, number>) {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(now)) out[k] = v - (before[k] ?? 0);
+  return out;
+}
+
 /**
  * After a flood: moat's cookies answered it and handed the curls to the listener, and the
- * kernel sent no cookie of its own and its queue never overflowed. Returns the counters.
+ * kernel sent no cookie of its own and its queue never overflowed (in the lab's whole life).
+ * Returns the counters' rise since `before`.
  */
-async function answeredByMoat(lab: MoatLab): Promise<Record<string, number>> {
-  const c = await floodCounters(lab);
+async function answeredByMoat(
+  lab: MoatLab,
+  before: Record<string, number>,
+): Promise<Record<string, number>> {
+  const all = await floodCounters(lab);
+  const c = since(all, before);
   assert.ok((c.cookieSent ?? 0) > 100, `cookies sent: ${c.cookieSent}`);
   assert.ok((c.assigned ?? 0) >= 5, `connections handed to the listener: ${c.assigned}`);
-  assert.equal(c.assignFailed, 0);
+  assert.equal(all.assignFailed, 0);
   const kernel = tcpExt(lab.b);
   assert.equal(
     kernel.SyncookiesSent,
@@ -204,14 +223,18 @@ async function answeredByMoat(lab: MoatLab): Promise<Record<string, number>> {
 }
 
 interface AttackEvent {
+  time: string;
   type: string;
   reason: string;
   rule: string;
   attack?: { state: string; port: number | null; syns: number; over: number; answered: string };
 }
 
-const attackEvents = (lab: MoatLab) =>
-  storedEvents<AttackEvent>(lab).filter((e) => e.reason === "syn_flood");
+/** The SYN flood events stored from time `from` (ms) on. */
+const attackEvents = (lab: MoatLab, from: number) =>
+  storedEvents<AttackEvent>(lab).filter(
+    (e) => e.reason === "syn_flood" && Date.parse(e.time) >= from,
+  );
 
 /** The SYN-ACKs to spoofed sources leave (and are lost) as on a host with a default route. */
 const defaultRoute = (lab: Lab) =>
@@ -229,15 +252,25 @@ const tcSide = (lab: Lab) => {
 };
 
 /**
- * At tc: every cookie SYN-ACK passed moat's egress program unjudged (counted), none became an
- * egress connection (with egress allowed by default, each would count one).
+ * At tc: every cookie SYN-ACK (`c`, the counters' rise during the flood) passed moat's egress
+ * program unjudged (counted), none became an egress connection (with egress allowed by default,
+ * each would count one past `egressBefore`).
  */
-async function syncookieEgress(lab: MoatLab, c: Record<string, number>): Promise<void> {
+async function syncookieEgress(
+  lab: MoatLab,
+  c: Record<string, number>,
+  egressBefore: number,
+): Promise<void> {
   assert.equal(c.cookieEgress, c.cookieSent, "each SYN-ACK let out by the egress program");
+  const egress = (await egressConnections(lab)) - egressBefore;
+  assert.ok(egress < 5, `egress connections: ${egress} for ${c.cookieSent} SYN-ACKs`);
+}
+
+/** The connections moat's default egress allowance counted. */
+async function egressConnections(lab: MoatLab): Promise<number> {
   const reply = await http({ socketPath: lab.apiSocket }, "GET", "/metrics");
   const m = /^moat_rule_connections_total\{rule="defaults\.egress"\} (\d+)$/m.exec(reply.body);
-  const egress = Number(m?.[1] ?? 0);
-  assert.ok(egress < 5, `egress connections: ${egress} for ${c.cookieSent} SYN-ACKs`);
+  return Number(m?.[1] ?? 0);
 }
 
 /**
@@ -253,114 +286,88 @@ const peerXdp = (lab: Lab) => {
   );
 };
 
-test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
-  const flood = synFlood(lab);
-  try {
-    peerXdp(lab);
-    assert.match(lab.daemon.lines.join("\n"), /SYN flood defence: moat's SYN cookies/);
-    await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`);
-    await flood.stop();
-    const c = await answeredByMoat(lab);
-    assert.ok((c.synOver ?? 0) > 100, `SYNs over the rate: ${c.synOver}`);
-    // one start, then one end once no SYN went over the rate for the hold time
-    const events = await until("the attack's end", () => {
-      const e = attackEvents(lab);
-      return e.some((x) => x.attack?.state === "ended") ? e : undefined;
-    });
-    assert.deepEqual(
-      events.map((e) => e.attack?.state),
-      ["started", "ended"],
-    );
-    for (const e of events) {
-      assert.equal(e.type, "blocked");
-      assert.equal(e.rule, "flood");
-      assert.equal(e.attack?.port, PORT);
-      assert.equal(e.attack?.answered, "moat");
+/**
+ * One lab (and daemon) for the tests of a describe(): `policy`, then `prepare` on the namespaces.
+ * Each test judges what changed during it (counters past those before it, events since it began).
+ */
+function sharedLab(
+  name: string,
+  labPolicy: (lab: Lab & { auditPath: string }) => string,
+  prepare: (lab: Lab) => void,
+): () => MoatLab {
+  let lab: MoatLab | undefined;
+  before(async () => {
+    lab = await startMoatLab(name, labPolicy, SERVERS);
+    prepare(lab);
+  });
+  after(() => lab?.close());
+  return () => {
+    assert.ok(lab, "the lab started");
+    return lab;
+  };
+}
+
+describe("prevent at XDP", () => {
+  const shared = sharedLab("syn-flood-prevent-xdp", (l) => policy(l, "prevent", "xdp"), peerXdp);
+
+  test("prevent: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async () => {
+    const lab = shared();
+    const before = await floodCounters(lab);
+    const from = Date.now();
+    const flood = synFlood(lab);
+    try {
+      assert.match(lab.daemon.lines.join("\n"), /SYN flood defence: moat's SYN cookies/);
+      await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`, before);
+      await flood.stop();
+      const c = await answeredByMoat(lab, before);
+      assert.ok((c.synOver ?? 0) > 100, `SYNs over the rate: ${c.synOver}`);
+      // one start, then one end once no SYN went over the rate for the hold time
+      const events = await until("the attack's end", () => {
+        const e = attackEvents(lab, from);
+        return e.some((x) => x.attack?.state === "ended") ? e : undefined;
+      });
+      assert.deepEqual(
+        events.map((e) => e.attack?.state),
+        ["started", "ended"],
+      );
+      for (const e of events) {
+        assert.equal(e.type, "blocked");
+        assert.equal(e.rule, "flood");
+        assert.equal(e.attack?.port, PORT);
+        assert.equal(e.attack?.answered, "moat");
+      }
+      assert.ok((events[1]?.attack?.over ?? 0) > 100, "the end says how many SYNs were over");
+      await lab.auditHas(/BLOCKED ingress tcp SYN flood on port 8080 started/);
+    } finally {
+      await flood.stop();
     }
-    assert.ok((events[1]?.attack?.over ?? 0) > 100, "the end says how many SYNs were over");
-    await lab.auditHas(/BLOCKED ingress tcp SYN flood on port 8080 started/);
-  } finally {
-    await flood.stop();
-    await lab.close();
-  }
-});
+  });
 
-test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies during a trafgen flood", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
-  const flood = synFlood6(lab);
-  try {
-    peerXdp(lab);
-    await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`);
-    await flood.stop();
-    await answeredByMoat(lab);
-    const started = await until("the attack's start", () =>
-      attackEvents(lab).find((e) => e.attack?.state === "started"),
-    );
-    assert.equal(started.attack?.answered, "moat");
-  } finally {
-    await flood.stop();
-    await lab.close();
-  }
-});
+  test("prevent, IPv6: curl -6 keeps getting answers through moat's SYN cookies during a trafgen flood", async () => {
+    const lab = shared();
+    const before = await floodCounters(lab);
+    const from = Date.now();
+    const flood = synFlood6(lab);
+    try {
+      await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`, before);
+      await flood.stop();
+      await answeredByMoat(lab, before);
+      const started = await until("the attack's start", () =>
+        attackEvents(lab, from).find((e) => e.attack?.state === "started"),
+      );
+      assert.equal(started.attack?.answered, "moat");
+    } finally {
+      await flood.stop();
+    }
+  });
 
-test("prevent, tc ingress: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "tc"), SERVERS);
-  const flood = synFlood(lab);
-  try {
-    tcSide(lab);
-    await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`);
-    await flood.stop();
-    await syncookieEgress(lab, await answeredByMoat(lab));
-  } finally {
-    await flood.stop();
-    await lab.close();
-  }
-});
-
-test("prevent, tc ingress, IPv6: curl -6 keeps getting answers through moat's SYN cookies", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "tc"), SERVERS);
-  const flood = synFlood6(lab);
-  try {
-    tcSide(lab);
-    await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`);
-    await flood.stop();
-    await syncookieEgress(lab, await answeredByMoat(lab));
-  } finally {
-    await flood.stop();
-    await lab.close();
-  }
-});
-
-test("detect: the flood reaches the kernel and is reported as what prevent would answer", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "detect", "xdp"), SERVERS);
-  const flood = synFlood(lab);
-  try {
-    peerXdp(lab);
-    const started = await until("the attack's start", () => {
-      const e = attackEvents(lab);
-      return e.length ? e[0] : undefined;
-    });
-    await flood.stop();
-    assert.equal(started.type, "detected");
-    assert.equal(started.attack?.answered, "kernel");
-    const c = await floodCounters(lab);
-    assert.equal(c.cookieSent, 0, "detect answers nothing");
-    assert.ok((c.cookieDetected ?? 0) > 0, "SYNs prevent would have answered");
-    assert.ok(tcpExt(lab.b).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
-  } finally {
-    await flood.stop();
-    await lab.close();
-  }
-});
-
-test("a UDP amplification replay from port 53 is cut to the limit and reported once", async (t) => {
-  const lab = await startMoatLab(t.name, (l) => policy(l, "prevent", "xdp"), SERVERS);
-  try {
+  test("a UDP amplification replay from port 53 is cut to the limit and reported once", async () => {
+    const lab = shared();
+    const before = await floodCounters(lab);
     const echoed = udpReplay(lab, 300);
     assert.ok(echoed >= 10, `the burst passes (${echoed} echoed)`);
     assert.ok(echoed < 100, `the rest is dropped (${echoed} of 300 echoed)`);
-    const c = await floodCounters(lab);
+    const c = since(await floodCounters(lab), before);
     assert.ok((c.udpDropped ?? 0) >= 300 - echoed - 5, `dropped: ${c.udpDropped}`);
     const reports = await until("an amplification report", () => {
       const r = storedEvents<AttackEvent & { aggregated?: { packets: number } }>(lab).filter(
@@ -372,7 +379,59 @@ test("a UDP amplification replay from port 53 is cut to the limit and reported o
     assert.equal(reports[0]?.type, "blocked");
     assert.equal(reports[0]?.rule, "flood");
     await lab.auditHas(/BLOCKED ingress udp .*:53 -> .* by rule flood \(UDP amplification/);
+  });
+});
+
+describe("prevent at tc ingress", () => {
+  const shared = sharedLab("syn-flood-prevent-tc", (l) => policy(l, "prevent", "tc"), tcSide);
+
+  test("prevent, tc ingress: curl keeps getting answers through moat's SYN cookies; the kernel's queue never fills", async () => {
+    const lab = shared();
+    const before = await floodCounters(lab);
+    const egressBefore = await egressConnections(lab);
+    const flood = synFlood(lab);
+    try {
+      await curlThroughCookies(lab, `http://${lab.v4.b}:${PORT}/`, before);
+      await flood.stop();
+      await syncookieEgress(lab, await answeredByMoat(lab, before), egressBefore);
+    } finally {
+      await flood.stop();
+    }
+  });
+
+  test("prevent, tc ingress, IPv6: curl -6 keeps getting answers through moat's SYN cookies", async () => {
+    const lab = shared();
+    const before = await floodCounters(lab);
+    const egressBefore = await egressConnections(lab);
+    const flood = synFlood6(lab);
+    try {
+      await curlThroughCookies(lab, `http://[${lab.v6.b}]:${PORT}/`, before);
+      await flood.stop();
+      await syncookieEgress(lab, await answeredByMoat(lab, before), egressBefore);
+    } finally {
+      await flood.stop();
+    }
+  });
+});
+
+test("detect: the flood reaches the kernel and is reported as what prevent would answer", async (t) => {
+  const lab = await startMoatLab(t.name, (l) => policy(l, "detect", "xdp"), SERVERS);
+  const flood = synFlood(lab);
+  try {
+    peerXdp(lab);
+    const started = await until("the attack's start", () => {
+      const e = attackEvents(lab, 0);
+      return e.length ? e[0] : undefined;
+    });
+    await flood.stop();
+    assert.equal(started.type, "detected");
+    assert.equal(started.attack?.answered, "kernel");
+    const c = await floodCounters(lab);
+    assert.equal(c.cookieSent, 0, "detect answers nothing");
+    assert.ok((c.cookieDetected ?? 0) > 0, "SYNs prevent would have answered");
+    assert.ok(tcpExt(lab.b).SyncookiesSent! > 0, "the kernel answered the flood with its cookies");
   } finally {
+    await flood.stop();
     await lab.close();
   }
 });
