@@ -149,6 +149,7 @@ check: deps
 # so a bound here. It runs beside the other tiers (its output shown at the end): most of its time
 # is spent waiting on the kernel lab's clients, not on a core (36 s user and 57 s system of 259 s
 # on a loaded machine), so it costs the unit tier little and spares its ~2 minutes of the run.
+# The core e2e files' second run at XDP goes beside the kernel tier too, one file at a time.
 # Every process of a test run (the runner's files, the daemons and CLIs they start) loads moat's
 # modules: one compile cache spares each of them stripping and compiling the same files again.
 test: export NODE_COMPILE_CACHE := $(ROOT)/$(BUILD)/node-compile-cache
@@ -159,11 +160,16 @@ test: setup check
 	timeout -k 10 900 $(NODE) $(TEST_FLAGS) --test-isolation=none $(PROPERTY_TESTS) \
 	  > $(BUILD)/property-tier.log 2>&1 & \
 	property=$$!; \
-	trap 'kill -TERM $$property 2>/dev/null; kill -TERM -- -$$warm 2>/dev/null || kill -TERM $$warm; wait' EXIT; \
+	xdp=; trap 'kill -TERM $$property $$xdp 2>/dev/null; kill -TERM -- -$$warm 2>/dev/null || kill -TERM $$warm; wait' EXIT; \
 	set -x; \
-	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS) && \
-	$(NODE) $(E2E_FLAGS) $(TEST_GLOBS) && \
-	MOAT_TEST_INGRESS=xdp $(NODE) $(UNIT_FLAGS) $(XDP_AGAIN); \
+	$(NODE) $(UNIT_FLAGS) $(UNIT_GLOBS) && { \
+	  MOAT_TEST_INGRESS=xdp $(NODE) $(TEST_FLAGS) $(XDP_AGAIN) > $(BUILD)/xdp-tier.log 2>&1 & \
+	  xdp=$$!; \
+	  $(NODE) $(E2E_FLAGS) $(TEST_GLOBS); e2e=$$?; \
+	  wait $$xdp; xrc=$$?; \
+	  echo "moat test: the core e2e files again at XDP (run beside the kernel tier):"; \
+	  cat $(BUILD)/xdp-tier.log; \
+	  [ $$e2e -eq 0 ] && [ $$xrc -eq 0 ]; }; \
 	rc=$$?; set +x; \
 	wait $$property; prc=$$?; \
 	echo "moat test: the property tier (run beside the others):"; cat $(BUILD)/property-tier.log; \
