@@ -155,13 +155,13 @@ export const decoded = (m: Buffer) => dnsPacket.decode(m) as Decoded;
 
 /**
  * One UDP query to the proxy's `port` on 127.0.0.1, from `from` (default: an address the kernel
- * picks); its answer, decoded, or an error after `timeoutMs`.
+ * picks); its answer's bytes, or an error after `timeoutMs`.
  */
-export function askUdp(
+export function askUdpRaw(
   port: number,
   msg: Buffer,
   o: { timeoutMs: number; from?: string },
-): Promise<Decoded> {
+): Promise<Buffer> {
   const c = createSocket("udp4");
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -171,10 +171,19 @@ export function askUdp(
     c.on("message", (m) => {
       clearTimeout(timer);
       c.close();
-      resolve(decoded(m));
+      resolve(m);
     });
     const send = () => c.send(msg, port, "127.0.0.1");
     if (o.from === undefined) send();
     else c.bind(0, o.from, send);
   });
+}
+
+/** askUdpRaw's answer, decoded. */
+export async function askUdp(
+  port: number,
+  msg: Buffer,
+  o: { timeoutMs: number; from?: string },
+): Promise<Decoded> {
+  return decoded(await askUdpRaw(port, msg, o));
 }

@@ -14,7 +14,6 @@
 //   number of times, not once per segment.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { connect, createServer } from "node:net";
 import dnsPacket from "dns-packet";
 import type { DnsOwner } from "../../src/dns/index.ts";
@@ -25,6 +24,7 @@ import {
   openLoopbackProxy,
   proxyToServer,
   udpUpstream,
+  askUdpRaw,
 } from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
@@ -139,23 +139,6 @@ test("one user's answers of addresses never seen before bind a bounded number of
   assert.equal(p.proxy.store.size, 120, "root's answer binds");
 });
 
-/** The bytes of a UDP answer to `msg` from the proxy's `port`. */
-function rawAnswer(port: number, msg: Buffer): Promise<Buffer> {
-  const c = createSocket("udp4");
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.close();
-      reject(new Error("no answer"));
-    }, 3000);
-    c.on("message", (m) => {
-      clearTimeout(timer);
-      c.close();
-      resolve(m);
-    });
-    c.send(msg, port, "127.0.0.1");
-  });
-}
-
 /** A query of one A question whose first label is the octets 0xff 0x78 (not UTF-8). */
 function notUtf8Query(zone: string, id: number): Buffer {
   const header = Buffer.from([id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -188,13 +171,13 @@ test("moat's own answers to a name that is not UTF-8 echo its question octet for
   const question = (m: Buffer, asked: Buffer) => m.subarray(12, asked.length);
 
   const blocked = notUtf8Query("ads.example", 0x4242);
-  const refused = await rawAnswer(port, blocked);
+  const refused = await askUdpRaw(port, blocked, { timeoutMs: 3000 });
   assert.equal(refused[3]! & 0x0f, 5, "REFUSED");
   assert.deepEqual(question(refused, blocked), blocked.subarray(12), "the question as asked");
 
   // 60 addresses: more than a client without EDNS takes over UDP, sent truncated
   const big = notUtf8Query("zone.example", 0x4343);
-  const tc = await rawAnswer(port, big);
+  const tc = await askUdpRaw(port, big, { timeoutMs: 3000 });
   assert.equal(tc[2]! & 0x02, 0x02, "TC set");
   assert.deepEqual(question(tc, big), big.subarray(12), "the question as asked");
   assert.equal(p.events.filter((e) => e.type === "dns").length, 2);

@@ -5,10 +5,9 @@
 // an address record owned by one to the name it reads as.
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import { errorAnswer, readQuery } from "../../src/dns/answer.ts";
-import { proxyToServer } from "../helpers/loopback-dns-proxy.ts";
+import { askUdpRaw, proxyToServer } from "../helpers/loopback-dns-proxy.ts";
 
 const POLICY = `version: 1
 mode: prevent
@@ -99,30 +98,13 @@ function wireLabels(b: Buffer): string[] {
   return labels;
 }
 
-/** One UDP datagram to the proxy and the raw bytes of its answer. */
-function askRaw(port: number, msg: Buffer): Promise<Buffer> {
-  const c = createSocket("udp4");
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.close();
-      reject(new Error("no answer"));
-    }, 3000);
-    c.on("message", (m) => {
-      clearTimeout(timer);
-      c.close();
-      resolve(m);
-    });
-    c.send(msg, port, "127.0.0.1");
-  });
-}
-
 const RCODES: Record<number, string> = { 0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 5: "REFUSED" };
 const rcodeOf = (m: Buffer) => RCODES[m[3]! & 0x0f] ?? String(m[3]! & 0x0f);
 
 /** The proxy before `server(wwwAnswer)`; `ask` sends a query's bytes, answers the reply's. */
 async function start(t: TestContext, wwwAnswer: Buffer[] = []) {
   const { p, up, port } = await proxyToServer(t, POLICY, server(wwwAnswer));
-  return { p, seen: up.seen, ask: (q: Buffer) => askRaw(port, q) };
+  return { p, seen: up.seen, ask: (q: Buffer) => askUdpRaw(port, q, { timeoutMs: 3000 }) };
 }
 
 test("a query whose label holds a dot is REFUSED, not judged as the dotted-together name", async (t) => {
