@@ -5,15 +5,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startApi } from "../../src/api/server.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { UsageError, type Command } from "../../src/cli/command.ts";
 import { eventsCommand } from "../../src/cli/commands/events.ts";
 import { statsCommand } from "../../src/cli/commands/stats.ts";
 import { topCommand } from "../../src/cli/commands/top.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
-import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
+import { fakeEvent } from "../helpers/events.ts";
+import { apiOverStore } from "../helpers/api-over-store.ts";
 
 test("a count of 0 or less is refused by moat events, moat stats and moat top", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-cli-limits-"));
@@ -23,17 +21,7 @@ test("a count of 0 or less is refused by moat events, moat stats and moat top", 
   store.insert(
     Array.from({ length: 5 }, (_, i) => fakeEvent({ rule: `r${i}`, connection: String(i) })),
   );
-  const pipeline = new EventPipeline();
-  t.after(() => pipeline.close());
-  const control = {
-    snapshot: () => fakeSnapshot(pipeline),
-    queryHistory: (q) => store.query(q),
-    flowStats: (q) => store.flowStats(q),
-    log: () => {},
-  } as Partial<ApiControl> as ApiControl;
-  const socket = join(dir, "api.sock");
-  const api = await startApi(control, [{ listen: `unix:${socket}` }]);
-  t.after(() => api.close());
+  const socket = await apiOverStore(t, store, dir);
 
   const run = async (command: Command, values: Record<string, string | boolean>) => {
     const out: string[] = [];

@@ -5,14 +5,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startApi } from "../../src/api/server.ts";
-import type { ApiControl } from "../../src/api/control.ts";
 import { HistoryStore } from "../../src/observe/history/store.ts";
-import { EventPipeline } from "../../src/observe/pipeline.ts";
 import type { StatsPage } from "../../src/observe/history/rollup.ts";
 import { statsCommand } from "../../src/cli/commands/stats.ts";
 import { UsageError } from "../../src/cli/command.ts";
-import { fakeEvent, fakeSnapshot } from "../helpers/events.ts";
+import { fakeEvent } from "../helpers/events.ts";
+import { apiOverStore } from "../helpers/api-over-store.ts";
 
 test("moat stats: table and --json from GET /v1/stats, with filters", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "moat-stats-"));
@@ -42,16 +40,7 @@ test("moat stats: table and --json from GET /v1/stats, with filters", async (t) 
     flow("example.com", "/usr/bin/curl", 5000),
     flow("api.github.com", "/usr/bin/git", 90_000),
   ]);
-  const pipeline = new EventPipeline();
-  const control = {
-    snapshot: () => fakeSnapshot(pipeline),
-    queryHistory: (q) => store.query(q),
-    flowStats: (q) => store.flowStats(q),
-    log: () => {},
-  } as Partial<ApiControl> as ApiControl;
-  const socket = join(dir, "api.sock");
-  const api = await startApi(control, [{ listen: `unix:${socket}` }]);
-  t.after(() => api.close());
+  const socket = await apiOverStore(t, store, dir);
 
   const run = async (...args: string[]) => {
     const out: string[] = [];
