@@ -37,6 +37,8 @@ export interface Command {
   options?: ParseArgsConfig["options"];
   /** The words the first argument takes (`moat policy apply|confirm|...`), for completion. */
   actions?: string[];
+  /** Runs on when its standard output's reader goes away, writing nothing more there. */
+  outlivesOutput?: true;
   /** Resolves to the process exit code; only cli/main.ts exits. */
   run: (args: { values: OptionValues; positionals: string[] }, io: Io) => Promise<number>;
 }

@@ -3,14 +3,25 @@ import { commands } from "./commands/index.ts";
 import { isUsageError, parseCommandArgs, UsageError, type Io } from "./command.ts";
 import { VERSION } from "./version.ts";
 
-// a reader that goes away (`moat events | head`) ends the output, not with a stack trace
+/** Whether the running command goes on when its output's reader goes away (the daemon does). */
+let outlivesOutput = false;
+let outputClosed = false;
+
+// a reader that goes away (`moat events | head`) ends the output, not with a stack trace; the
+// daemon keeps enforcing and logging to its other sinks (an exit would leave its programs
+// attached with nobody to reload or detach them)
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code === "EPIPE") process.exit(0);
-  throw err;
+  if (err.code !== "EPIPE") throw err;
+  if (!outlivesOutput) process.exit(0);
+  if (outputClosed) return;
+  outputClosed = true;
+  io.err("moat: standard output closed; events go on to the audit log and the other sinks");
 });
 
 const io: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
+  out: (line) => {
+    if (!outputClosed) process.stdout.write(`${line}\n`);
+  },
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
@@ -42,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
   const entry = commands.find((c) => c.name === name);
   if (!entry) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
   const command = await entry.load();
+  outlivesOutput = command.outlivesOutput === true;
   if (rest.includes("--help") || rest.includes("-h")) {
     io.out(`usage: ${command.usage}\n\n${command.summary}`);
     return 0;

@@ -1,7 +1,8 @@
 // failure.daemon, seen from the peer: under `allow`, a daemon killed with SIGKILL stops
 // beating and, after the grace period, the kernel lets everything through (a blocked port
 // opens) until a daemon runs again; under `enforce` (the default) the dead daemon's programs
-// keep blocking.
+// keep blocking. A daemon whose standard output goes away (a pipe's reader ended) is not a
+// failure: it goes on logging to its audit log and detaches on SIGTERM.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
@@ -12,6 +13,7 @@ const policy = (lab: Lab & { auditPath: string }, failure: string) => `version: 
 mode: prevent
 defaults: { ingress: block, egress: allow }
 attach: { interfaces: [${lab.ifB}] }
+logging: { audit: { path: ${lab.auditPath} } }
 rules:
   - name: ssh
     direction: ingress
@@ -56,6 +58,22 @@ test(
       await killDaemon(lab);
       await new Promise((r) => setTimeout(r, 7000)); // past the 5 s grace period
       assert.equal(opens(lab), false, "port 80 stays blocked under enforce");
+
+      // the reader of a daemon's standard output goes away: it keeps running and logging
+      const daemon = await lab.restart("SIGKILL");
+      daemon.proc.stdout?.destroy();
+      const blockedAfter = (port: number) =>
+        new RegExp(`(?:BLOCK|block).*${lab.v4.b.replaceAll(".", "\\.")}:${port}\\b`);
+      lab.inA("nc", ["-z", "-w", "1", lab.v4.b, "81"], 5000);
+      await lab.auditHas(blockedAfter(81));
+      await new Promise((r) => setTimeout(r, 500)); // a write's EPIPE comes a turn later
+      lab.inA("nc", ["-z", "-w", "1", lab.v4.b, "82"], 5000);
+      await lab.auditHas(blockedAfter(82));
+      const exited = await Promise.race([daemon.exited, Promise.resolve("running")]);
+      assert.equal(exited, "running", "the daemon runs on without its standard output");
+      daemon.kill("SIGTERM");
+      assert.equal(await daemon.exited, 0, "SIGTERM still detaches and exits");
+      assert.match(daemon.stderr.join("\n"), /standard output closed/);
     } finally {
       await lab.close();
     }

@@ -32,6 +32,7 @@ const DEFAULT_POLICY = "/etc/moat/policy.yaml";
 export const runCommand: Command = {
   name: "run",
   summary: "run the moat daemon in the foreground (Ctrl-C detaches everything and exits)",
+  outlivesOutput: true,
   usage:
     "moat run [--policy FILE] [--interface NAME_OR_GLOB]... [--json] [--no-pin | --pin-dir DIR]\n" +
     "         [--api unix:PATH | --api none] [--history FILE | --history none]\n" +
