@@ -162,7 +162,8 @@ static __always_inline int target_listens(struct bpf_sock_addr *ctx, const struc
  * REDIRECT_SENT if it did, REDIRECT_DOWN_* if the target does not listen. `how`: bit 0 the
  * socket is ipv6, bit 1 the policy slot, the rest the redirect index. A subprogram: the
  * original destination stays off the hook's stack */
-static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock *s, __u32 how)
+static __always_inline int redirect_sock_in(struct bpf_sock_addr *ctx, struct moat_sock *s,
+					    __u32 how)
 {
 	__u32 v6 = how & 1, slot = (how >> 1) & 1, idx = how >> 2;
 	void *targets = bpf_map_lookup_elem(&tbl_redirects, &slot);
@@ -214,6 +215,24 @@ static __noinline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock 
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return sent;
+}
+
+/* redirect_sock_in as a global function of each family: verified once in each hook, not once
+ * for every path that reaches a call, and with the family known (a hook writes only its own
+ * family's address) */
+__noinline int redirect_sock4(struct bpf_sock_addr *ctx __arg_ctx, struct moat_sock *s, __u32 how)
+{
+	return redirect_sock_in(ctx, s, how & ~1u);
+}
+
+__noinline int redirect_sock6(struct bpf_sock_addr *ctx __arg_ctx, struct moat_sock *s, __u32 how)
+{
+	return redirect_sock_in(ctx, s, how | 1);
+}
+
+static __always_inline int redirect_sock(struct bpf_sock_addr *ctx, struct moat_sock *s, __u32 how)
+{
+	return how & 1 ? redirect_sock6(ctx, s, how) : redirect_sock4(ctx, s, how);
 }
 
 #define EPHEMERAL_LOW 32768
