@@ -27,9 +27,9 @@ static __always_inline void count(__u32 which, __u32 bytes)
 	count_in(counters_get(), which, bytes);
 }
 
-/* adds a packet (and a connection if `judged`) to the rule's row for this cpu */
-static __always_inline void count_rule(__u32 slot, const struct moat_meta *m, __u32 rule,
-				       __u32 bytes, int judged)
+/* adds `packets` packets (and a connection if `judged`) to the rule's row for this cpu */
+static __always_inline void count_rule_as(__u32 slot, const struct moat_meta *m, __u32 rule,
+					  __u32 packets, __u32 bytes, int judged)
 {
 	__u32 rows = m->stats_rows;
 	__u32 stride = m->rule_count + 2;
@@ -46,15 +46,23 @@ static __always_inline void count_rule(__u32 slot, const struct moat_meta *m, __
 		return;
 	/* one row per cpu: plain adds; rows shared by cpus (a huge policy): atomic ones */
 	if (!m->stats_atomic) {
-		s->packets += 1;
+		s->packets += packets;
 		s->bytes += bytes;
 		s->connections += judged;
 		return;
 	}
-	__sync_fetch_and_add(&s->packets, 1);
+	if (packets)
+		__sync_fetch_and_add(&s->packets, packets);
 	__sync_fetch_and_add(&s->bytes, bytes);
 	if (judged)
 		__sync_fetch_and_add(&s->connections, 1);
+}
+
+/* adds a packet (and a connection if `judged`) to the rule's row for this cpu */
+static __always_inline void count_rule(__u32 slot, const struct moat_meta *m, __u32 rule,
+				       __u32 bytes, int judged)
+{
+	count_rule_as(slot, m, rule, 1, bytes, judged);
 }
 
 #endif /* MOAT_COUNTERS_H */

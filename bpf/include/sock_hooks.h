@@ -305,6 +305,8 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	}
 	if (s->verdict == MOAT_EV_BLOCKED) {
 		count(MOAT_CNT_BLOCKED, 0);
+		/* the rule's connection: no packet of it reaches a packet hook to count it */
+		count_rule_as(slot, m, rule, 0, 0, 1);
 		/* refused here: the event names the owner, nothing reads a record later */
 		if (scratch)
 			owner_now(&s->owner, sock_wants_exe(m));

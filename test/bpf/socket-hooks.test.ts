@@ -184,3 +184,21 @@ os.waitpid(pid, 0)
 `);
   assert.equal(out, "root passed\nnobody EPERM\nnobody EPERM\nroot passed\nchild passed");
 });
+
+test("a connect() or sendto() the hook refuses counts as a connection of the rule that refused it", () => {
+  apply(`  - { name: no-tcp-9, direction: egress, action: block, layer4: { protocol: tcp, port: [9] } }
+  - { name: no-udp-9, direction: egress, action: block, layer4: { protocol: udp, port: [9] } }
+`);
+  const code = `print(outcome(lambda: socket.socket().connect(("127.0.0.1", 9))))
+print(outcome(lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b"q", ("::1", 9))))`;
+  assert.equal(py(code), "EPERM\nEPERM");
+  const counted = (name: string) =>
+    dp.ruleCounters().rules.find((r) => r.name === name)?.connections;
+  assert.equal(counted("no-tcp-9"), 1n, "the refused connect()");
+  assert.equal(counted("no-udp-9"), 1n, "the refused sendto()");
+  const defaults = dp.ruleCounters().rules.filter((r) => r.name === "default");
+  assert.deepEqual(
+    defaults.map((r) => r.connections),
+    [0n, 0n],
+  );
+});
