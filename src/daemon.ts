@@ -367,6 +367,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       warnings: nameServiceStatus(() => policy.active.model),
       flows: () => flows.counters(),
       ids: () => idsPath.counters(),
+      feeds: () => sources.sets?.feeds.stats() ?? [],
     },
     pipeline,
   );
@@ -435,6 +436,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       model: () => policy.active.model,
       refresh: refreshSets,
       log,
+      notice: (n) => pipeline.notice(n),
     }),
   };
   const crowdsec = startCrowdsec({

@@ -284,6 +284,13 @@ export interface FeedStatusView {
   lastResult?: string;
   /** Entries not taken from the last content (not an address, refused STIX patterns...). */
   refused?: number;
+  /** Failed fetches since the daemon started. */
+  failures?: number;
+  /** ISO time of the first failure since the last good fetch; absent: the last fetch was good. */
+  failingSince?: string;
+  /** Why the last failed fetch failed, and when (ISO time); kept after a good fetch. */
+  lastError?: string;
+  lastErrorAt?: string;
 }
 
 /** A set whose entries come from elsewhere: a dynamic set or a feed (GET /v1/sets). */

@@ -131,6 +131,20 @@ export function prometheusText(s: MoatSnapshot, api: ApiCounters): string {
       "SYN flood defence: SYNs to defended ports, over the rate, cookies sent and checked, connections handed to listeners.",
       Object.entries(s.flood).map(([counter, n]) => [{ counter }, n]),
     );
+  if (s.feeds) {
+    e.metric(
+      "moat_feed_fetch_failures_total",
+      "counter",
+      "Failed fetches of each URL feed (its last good list stays in force).",
+      s.feeds.map((f) => [{ feed: f.name }, f.failures]),
+    );
+    e.metric(
+      "moat_feed_failing",
+      "gauge",
+      "1 while a URL feed's fetches fail since its last good one.",
+      s.feeds.map((f) => [{ feed: f.name }, f.failingSince ? 1 : 0]),
+    );
+  }
   e.metric("moat_ring_lost_events_total", "counter", "Events the kernel could not deliver.", [
     [{}, s.ringLost],
   ]);

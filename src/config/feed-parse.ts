@@ -125,24 +125,47 @@ export function commentAt(line: string): number {
 /**
  * A CSV feed's cells of `column`, record by record (RFC 4180: a record ends at a line break
  * outside quotes; a cell in quotes may hold commas, line breaks and "" for a quote). A # outside
- * quotes starts a comment to the end of its line; blank lines are skipped.
+ * quotes starts a comment to the end of its line; blank lines are skipped. A first record that is
+ * a header (isCsvHeader) is no entry: a header alone is a list with nothing listed now.
  */
 function parseCsv(text: string, column: number): FeedParse {
   const entries: FeedLine[] = [];
   const refused = new Map<string, number>();
   let line = 1;
+  let first = true;
   for (let at = 0; at < text.length;) {
     const record = readCsvRecord(text, at, column - 1);
     const cell = record.cell?.trim();
     if (record.unclosed) count(refused, "quote not closed");
     else if (record.blank) {
       // nothing to take
+    } else if (first && record.breaks <= 1 && isCsvHeader(text.slice(at, record.next), column)) {
+      // the column names
     } else if (cell === undefined || cell === "") count(refused, `no column ${column}`);
     else entries.push({ value: cell, line, col: 1 });
+    if (!record.blank) first = false;
     line += record.breaks;
     at = record.next;
   }
   return { entries, refused, notInForce: new Map() };
+}
+
+/** A header's cell: a name (a letter, then letters, digits, blanks, `_`, `-`, `.`), quoted or not. */
+const HEADER_CELL = /^(?:[A-Za-z][\w .-]*|"[A-Za-z][\w .-]*")$/;
+/** Longer than any header a feed writes: a longer first line is not looked at as one. */
+const MAX_HEADER = 4096;
+
+/**
+ * Whether a CSV record (one line) is a header: two cells or more, up to `column` at least, each
+ * a name. One cell alone is not (a one-word error page, "Forbidden", would empty the set); a
+ * name never reads as an address (an IPv6 one holds a colon).
+ */
+function isCsvHeader(record: string, column: number): boolean {
+  if (record.length > MAX_HEADER) return false;
+  const cells = record.replace(/\r?\n$/, "").split(",");
+  return (
+    cells.length >= Math.max(2, column) && cells.every((cell) => HEADER_CELL.test(cell.trim()))
+  );
 }
 
 interface CsvRecord {
@@ -364,7 +387,9 @@ function parseStix(text: string, now = Date.now()): FeedParse {
     count(refused, "not JSON");
     return result();
   }
-  const objects = (bundle as { objects?: unknown } | null)?.objects;
+  const { type, objects } = (bundle ?? {}) as { type?: unknown; objects?: unknown };
+  // a bundle's objects are optional (STIX 2.1): a bundle without them lists nothing now
+  if (type === "bundle" && objects === undefined) return result();
   if (!Array.isArray(objects)) {
     count(refused, "not a STIX bundle (no objects)");
     return result();

@@ -3,12 +3,15 @@
 // the set store (NAME.feed) where the policy loader reads it. A new body compiles the running
 // policy again (the datapath swaps its tables atomically); the body stored, served again (by a
 // server that sends no validators), compiles nothing; a failed fetch keeps the last good content
-// and says why (the daemon's output, `moat set list`).
+// and says why (the daemon's output, `moat set list`), is counted (`moat status`, /metrics), and
+// the first of a run of them, and the good fetch that ends it, are notices.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FeedStatusView } from "../api/index.ts";
+import type { FeedFetches, Notice } from "../observe/index.ts";
 import { checkTrustedPath, MAX_FILE_BYTES, writeTrustedFileAtomic } from "../host/index.ts";
 import { readLimited } from "./limited-body.ts";
+import { hostScope, redirectRefusal, type Scope } from "./redirect-scope.ts";
 import {
   feedAddresses,
   type FeedFormat,
@@ -22,6 +25,8 @@ export interface FeedOptions {
   model: () => PolicyModel;
   refresh: (reason: string) => Promise<void>;
   log: (line: string) => void;
+  /** Sends a notice through every sink: a feed started failing, or fetched again. */
+  notice?: (notice: Notice) => void;
   /** How long a fetch may take (default 60 s). */
   timeoutMs?: number;
 }
@@ -30,6 +35,8 @@ export interface Feeds {
   /** The running policy changed: feeds added, removed or changed start or stop. */
   applied(): void;
   status(name: string): FeedStatusView | undefined;
+  /** Every running URL feed's failed fetches (`moat status`, /metrics). */
+  stats(): FeedFetches[];
   close(): void;
 }
 
@@ -83,12 +90,14 @@ const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
- * `url` fetched, its redirects followed one by one: to http or https only, and from an https
- * feed to https only (a hop over http would let anyone on the path write the list). Errors name
- * the target's scheme or origin, never more of what the server wrote.
+ * `url` fetched, its redirects followed one by one: to http or https only, from an https feed to
+ * https only (a hop over http would let anyone on the path write the list), and never to an
+ * address more local than the feed's own (redirect-scope.ts). Errors name the target's scheme or
+ * origin, never more of what the server wrote.
  */
 async function fetchFollowing(url: string, init: RequestInit): Promise<Response> {
   const secure = new URL(url).protocol === "https:";
+  let feedScope: Scope | undefined;
   let at = url;
   for (let hops = 0; ; hops++) {
     const res = await fetch(at, { ...init, redirect: "manual" });
@@ -101,8 +110,24 @@ async function fetchFollowing(url: string, init: RequestInit): Promise<Response>
       throw new Error(`a redirect to ${next.protocol} is refused (http and https only)`);
     if (secure && next.protocol !== "https:")
       throw new Error(`a redirect from https to ${next.origin} is refused`);
+    // looked up once a redirect is met: most fetches have none
+    feedScope ??= await hostScope(new URL(url));
+    const refused = await redirectRefusal(feedScope, next);
+    if (refused) throw new Error(refused);
     at = next.href;
   }
+}
+
+/**
+ * Whether a body ended only by the server's close (no Content-Length, no chunks: a cut connection
+ * looks the same) stops in the middle of a line: a list cut there would lose its tail, and its
+ * last line could read as another address (203.0.113.1 of 203.0.113.12). A cut at a line's end
+ * cannot be told from the list's end. A STIX body cut short is no JSON, refused as it is.
+ */
+function cutMidLine(res: Response, body: Buffer, format: FeedFormat): boolean {
+  if (format === "stix" || res.headers.has("content-length")) return false;
+  if (res.headers.has("transfer-encoding")) return false;
+  return body[body.length - 1] !== 0x0a;
 }
 
 /** Why a fetch failed: fetch's own "fetch failed" with the reason under it (ECONNREFUSED, ...). */
@@ -156,6 +181,7 @@ export function startFeeds(options: FeedOptions): Feeds {
         if (Object.keys(headers).length === 0)
           throw new Error("HTTP 304 to a fetch that named no stored list");
         feed.status.lastResult = "304 not modified";
+        fetched(name, feed);
         return;
       }
       if (res.status !== 200) {
@@ -167,6 +193,10 @@ export function startFeeds(options: FeedOptions): Feeds {
       // would empty the set and unblock every address it held
       if (body.toString("utf8").trim() === "")
         throw new Error("the body is empty: a list with no entry says so in a comment");
+      if (cutMidLine(res, body, feed.format))
+        throw new Error(
+          "the body ended with the connection, in the middle of a line: it may be cut short",
+        );
       // the feed was stopped or its URL changed meanwhile: this body is no longer wanted
       if (closed || running.get(name) !== feed) return;
       if (!feed.notInForce && storedBody(name, meta)?.equals(body)) {
@@ -175,6 +205,7 @@ export function startFeeds(options: FeedOptions): Feeds {
         if (validators.etag !== meta.etag || validators.lastModified !== meta.lastModified)
           writeAtomic(metaFile(name), JSON.stringify(validators));
         feed.status.lastResult = "200 unchanged";
+        fetched(name, feed);
         return;
       }
       // an error page served as 200 would empty the set: a body of which nothing could be taken,
@@ -190,6 +221,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       writeAtomic(metaFile(name), JSON.stringify(next));
       feed.status.lastResult = "200";
       feed.status.lastChange = next.lastChange;
+      fetched(name, feed);
       watchValidUntil(name, feed, taken.until);
     } catch (err) {
       // stopped: the fetch was ended on purpose, nothing failed
@@ -197,6 +229,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       const why = failure(err);
       feed.status.lastResult = `failed: ${why}`;
       log(`feed ${name}: fetching ${feed.url} failed (${why}); the last good content stays`);
+      failed(name, feed, why);
       return;
     }
     feed.notInForce = true;
@@ -209,6 +242,36 @@ export function startFeeds(options: FeedOptions): Feeds {
       feed.status.lastResult = `200, not in force: ${why}`;
       log(`feed ${name}: the new list is stored but not in force: ${why}`);
     }
+  }
+
+  /** A failed fetch counted; the first since a good one (or the start) is a notice. */
+  function failed(name: string, feed: Running, why: string): void {
+    const at = new Date().toISOString();
+    const first = feed.status.failingSince === undefined;
+    feed.status.failures = (feed.status.failures ?? 0) + 1;
+    feed.status.failingSince ??= at;
+    feed.status.lastError = why;
+    feed.status.lastErrorAt = at;
+    if (first)
+      options.notice?.({
+        time: at,
+        type: "feed_failing",
+        feed: name,
+        error: why,
+        failures: feed.status.failures,
+      });
+  }
+
+  /** A good fetch (200 or 304): it ends a run of failed ones, and says so once. */
+  function fetched(name: string, feed: Running): void {
+    if (feed.status.failingSince === undefined) return;
+    delete feed.status.failingSince;
+    options.notice?.({
+      time: new Date().toISOString(),
+      type: "feed_recovered",
+      feed: name,
+      failures: feed.status.failures ?? 0,
+    });
   }
 
   /** Whether a body is stored for this URL that the loader can open (checked, not read). */
@@ -289,7 +352,7 @@ export function startFeeds(options: FeedOptions): Feeds {
       expiry: undefined,
       notInForce: false,
       abort: new AbortController(),
-      status: { url, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
+      status: { url, failures: 0, ...(meta.lastChange ? { lastChange: meta.lastChange } : {}) },
     };
     running.set(name, feed);
     watchValidUntil(name, feed, storedUntil(name, feed));
@@ -335,6 +398,14 @@ export function startFeeds(options: FeedOptions): Feeds {
       const feed = running.get(name);
       return feed ? { ...feed.status } : undefined;
     },
+    stats: () =>
+      [...running].map(([name, { status }]) => ({
+        name,
+        failures: status.failures ?? 0,
+        ...(status.failingSince !== undefined ? { failingSince: status.failingSince } : {}),
+        ...(status.lastError !== undefined ? { lastError: status.lastError } : {}),
+        ...(status.lastErrorAt !== undefined ? { lastErrorAt: status.lastErrorAt } : {}),
+      })),
     close() {
       closed = true;
       for (const feed of running.values()) stop(feed);

@@ -2,7 +2,7 @@
 // OpenTelemetry and publishers), the snapshot status and metrics read, loss reports, and event
 // filters (docs/observability.md).
 export { EventPipeline, type SinkOptions } from "./pipeline.ts";
-export type { EventSink, MoatSnapshot, SinkStats, SnapshotSource } from "./sink.ts";
+export type { EventSink, FeedFetches, MoatSnapshot, SinkStats, SnapshotSource } from "./sink.ts";
 export { stdoutSink } from "./stdout-sink.ts";
 export { auditSink, type AuditSink } from "./audit-sink.ts";
 export { HistoryWorker } from "./history/remote.ts";

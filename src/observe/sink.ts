@@ -108,6 +108,21 @@ export interface MoatSnapshot {
   };
   /** Flow records and their bytes by verdict since start (docs/observability.md). */
   flows?: Record<"allowed" | "blocked" | "detected", { records: number; bytes: number }>;
+  /** The running policy's URL feeds and their failed fetches since start. */
+  feeds?: FeedFetches[];
+}
+
+/** A URL feed's failed fetches: while it fails, its last good list stays in force. */
+export interface FeedFetches {
+  /** The feed's set name. */
+  name: string;
+  /** Failed fetches since the daemon started. */
+  failures: number;
+  /** ISO time of the first failure since the last good fetch; absent: the last fetch was good. */
+  failingSince?: string;
+  /** Why the last failed fetch failed, and when (ISO time); kept after a good fetch. */
+  lastError?: string;
+  lastErrorAt?: string;
 }
 
 export type SnapshotSource = () => MoatSnapshot;

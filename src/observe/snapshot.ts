@@ -31,6 +31,8 @@ export interface SnapshotState {
   flows?(): NonNullable<MoatSnapshot["flows"]>;
   /** The ids signatures' matching (the daemon's ids path). */
   ids?(): NonNullable<MoatSnapshot["ids"]>;
+  /** The URL feeds' failed fetches (the daemon's feed fetcher). */
+  feeds?(): NonNullable<MoatSnapshot["feeds"]>;
 }
 
 /** A snapshot taken more often than this reuses the last count (a walk where the kernel keeps none). */
@@ -77,6 +79,7 @@ export function snapshotSource(
       ...(state.flows ? { flows: structuredClone(state.flows()) } : {}),
       ...(datapath.floodCounters ? { flood: datapath.floodCounters() } : {}),
       ...(state.ids ? { ids: state.ids() } : {}),
+      ...(state.feeds ? { feeds: state.feeds() } : {}),
     };
   };
 }

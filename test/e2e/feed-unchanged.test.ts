@@ -72,5 +72,11 @@ test("a feed served again without validators, unchanged, is applied once", async
     `the start's policy, the first fetch's, then the reload's:\n${lab.daemon.lines.join("\n")}`,
   );
   assert.equal(feedView(lab)?.feed?.lastChange, first, "the list last changed at the first fetch");
+  // no fetch failed: `moat status` names the feed, good
+  const status = spawnSync(MOAT, ["status", "--api", `unix:${lab.apiSocket}`], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.match(status.stdout, /^feeds: ioc ok$/m, status.stdout + status.stderr);
   assert.equal(lab.curl(`http://${lab.v4.b}:80/`, ["--max-time", "1"]).status, 28, "blocked");
 });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { startFeeds } from "../../src/daemon/feed-fetch.ts";
 import type { PolicyModel } from "../../src/config/index.ts";
+import type { Notice } from "../../src/observe/notice.ts";
 import { feedSet, setsModel } from "./set-models.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -26,7 +27,10 @@ export async function feedServer(
   return { dir, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-/** The daemon's feeds of `model`: each re-apply's reason (or `refresh`) and each log line kept. */
+/**
+ * The daemon's feeds of `model`: each re-apply's reason (or `refresh`), each log line and each
+ * notice kept.
+ */
 export function watchFeeds(
   t: TestContext,
   dir: string,
@@ -35,6 +39,7 @@ export function watchFeeds(
 ) {
   const refreshes: string[] = [];
   const logs: string[] = [];
+  const notices: Notice[] = [];
   const feeds = startFeeds({
     dir,
     model,
@@ -45,9 +50,10 @@ export function watchFeeds(
         return Promise.resolve();
       }),
     log: (line) => logs.push(line),
+    notice: (n) => notices.push(n),
   });
   t.after(() => feeds.close());
-  return { feeds, refreshes, logs };
+  return { feeds, refreshes, logs, notices };
 }
 
 /** A feed set `ioc` at `url` (by default every second, 1000 bytes at most), as the policy names it. */

@@ -1,6 +1,8 @@
 // The daemon's feed fetcher against a local HTTP server: a 200 is kept in the set store and
 // re-applied, the next fetch sends If-None-Match / If-Modified-Since and a 304 changes nothing, a
-// failure (an HTTP error, a body over max_bytes) keeps the last good content and is reported.
+// failure (an HTTP error, a body over max_bytes) keeps the last good content and is reported:
+// logged, counted (status, metrics), a notice when the failures start and one when they end. A
+// list with no entry that says so (a CSV header alone, a STIX bundle with no objects) is taken.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
@@ -9,10 +11,17 @@ import { join } from "node:path";
 import { feedAddresses } from "../../src/config/feed-parse.ts";
 import { MAX_FILE_BYTES } from "../../src/host/policy-files.ts";
 import { feedModel, feedServer, watchFeeds } from "../helpers/feed-fetching.ts";
+import { untilTrue } from "../helpers/until.ts";
+import { snapshotSource } from "../../src/observe/snapshot.ts";
+import { EventPipeline } from "../../src/observe/pipeline.ts";
+import { formatStatus } from "../../src/cli/commands/status.ts";
+import { prometheusText } from "../../src/api/metrics.ts";
+import { formatNoticeLine } from "../../src/observe/notice.ts";
+import { fakeDatapath, state, statusJson } from "../helpers/status-snapshot.ts";
 
 test("feed fetches: 200 kept, 304 honoured, failures keep the last good content", async (t) => {
   const seen: IncomingHttpHeaders[] = [];
-  // what the server answers, request by request
+  // what the server answers, request by request (then 304: the stored list is current)
   const plan: ((res: ServerResponse) => void)[] = [
     (res) =>
       res
@@ -30,10 +39,8 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
   });
   const url = `${base}/feed.txt`;
   const model = feedModel(url, { maxBytes: 100 });
-  const { feeds, refreshes, logs } = watchFeeds(t, dir, () => model);
-  const end = Date.now() + 15_000;
-  while (seen.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 100));
+  const { feeds, refreshes, logs, notices } = watchFeeds(t, dir, () => model);
+  await untilTrue("the fourth fetch's result", () => seen.length >= 4 && logs.length >= 2, 15_000);
 
   assert.equal(seen[0]?.["if-none-match"], undefined, "the first fetch is unconditional");
   assert.equal(seen[1]?.["if-none-match"], '"v1"');
@@ -47,8 +54,61 @@ test("feed fetches: 200 kept, 304 honoured, failures keep the last good content"
     logs[1],
     `feed ioc: fetching ${url} failed (the body is over max_bytes 100); the last good content stays`,
   );
-  assert.match(feeds.status("ioc")?.lastResult ?? "", /^failed: the body/);
-  assert.ok(feeds.status("ioc")?.lastChange, "when the content last changed");
+  const failing = feeds.status("ioc");
+  assert.match(failing?.lastResult ?? "", /^failed: the body/);
+  assert.ok(failing?.lastChange, "when the content last changed");
+  // a user sees the feed going stale: how often, since when, and why, beside the last result
+  assert.equal(failing?.failures, 2);
+  assert.equal(failing?.lastError, "the body is over max_bytes 100");
+  assert.ok(
+    failing?.failingSince && failing.lastErrorAt && failing.failingSince <= failing.lastErrorAt,
+  );
+  const snapshot = snapshotSource(
+    fakeDatapath(),
+    { ...state, feeds: () => feeds.stats() },
+    new EventPipeline(),
+  );
+  const shown = formatStatus(statusJson(snapshot()));
+  assert.ok(
+    shown.includes(
+      `feeds: ioc failing since ${failing.failingSince} (2 failed fetches, the last at ${failing.lastErrorAt}: the body is over max_bytes 100)`,
+    ),
+    shown.join("\n"),
+  );
+  assert.match(
+    prometheusText(snapshot(), { requests: 0, unauthorized: 0 }),
+    /^moat_feed_fetch_failures_total\{feed="ioc"\} 2$/m,
+  );
+  // one notice when it starts failing, none for the failures after
+  assert.deepEqual(
+    notices.map(({ time: _, ...n }) => n),
+    [{ type: "feed_failing", feed: "ioc", error: "HTTP 500", failures: 1 }],
+  );
+
+  // the next fetch (a 304: the list kept is the server's): one notice that it recovered
+  await untilTrue("the recovery", () => notices.length >= 2, 15_000);
+  assert.deepEqual(
+    notices.map(({ time: _, ...n }) => n),
+    [
+      { type: "feed_failing", feed: "ioc", error: "HTTP 500", failures: 1 },
+      { type: "feed_recovered", feed: "ioc", failures: 2 },
+    ],
+  );
+  // as the daemon's output and the audit log write them
+  assert.deepEqual(notices.map(formatNoticeLine), [
+    "NOTICE feed ioc: fetching failed (HTTP 500); its last good list stays in force",
+    "NOTICE feed ioc: fetched again (2 failed fetches since the start)",
+  ]);
+  const recovered = feeds.status("ioc");
+  assert.equal(recovered?.lastResult, "304 not modified");
+  assert.equal(recovered?.failingSince, undefined);
+  assert.equal(recovered?.failures, 2, "failures are counted since the daemon started");
+  assert.equal(recovered?.lastError, "the body is over max_bytes 100", "the last error stays");
+  assert.ok(
+    formatStatus(statusJson(snapshot())).includes(
+      `feeds: ioc ok (2 failed fetches, the last at ${failing.lastErrorAt}: the body is over max_bytes 100)`,
+    ),
+  );
 });
 
 test("a fetch still running when the feed's URL changes does not overwrite the new URL's list", async (t) => {
@@ -117,6 +177,36 @@ test("a 200 whose body has no address to take (an error page) keeps the last goo
   while (served < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "# none today\n");
+});
+
+test("a CSV feed down to its header empties the set; a one-word page does not", async (t) => {
+  const bodies = ["ip,score\n203.0.113.9,90\n", '"ip","score"\r\n', "Forbidden\n"];
+  let served = 0;
+  const { dir, base } = await feedServer(t, (_req, res) =>
+    res.writeHead(200).end(bodies[served++] ?? bodies[2]),
+  );
+  const model = feedModel(`${base}/feed.csv`);
+  const origin = model.sets.get("ioc")?.origin;
+  if (origin) Object.assign(origin, { format: "csv" });
+  const { refreshes, logs } = watchFeeds(t, dir, () => model);
+  await untilTrue("three fetches", () => served >= 3 && logs.length > 0, 10_000);
+  // a header alone is a well-formed list with no entry: nothing is listed now
+  assert.deepEqual(refreshes, ["feed ioc updated", "feed ioc updated"]);
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), bodies[1]);
+  assert.deepEqual(feedAddresses(bodies[1] ?? "", "csv"), {
+    entries: [],
+    refused: new Map(),
+    notInForce: new Map(),
+  });
+  // one cell that is no address may be an error page: the list before stays
+  assert.match(logs[0] ?? "", /failed \(no entry of the body could be taken: 1 not an address/);
+});
+
+test("a STIX bundle with no objects is a list with no entry; JSON that is no bundle is refused", () => {
+  const empty = feedAddresses(JSON.stringify({ type: "bundle", id: "bundle--1" }), "stix");
+  assert.deepEqual([empty.entries, empty.refused], [[], new Map()]);
+  const other = feedAddresses(JSON.stringify({ error: "quota" }), "stix");
+  assert.deepEqual([...other.refused], [["not a STIX bundle (no objects)", 1]]);
 });
 
 test("a body bigger than the loader reads is a failed fetch, whatever max_bytes says", async (t) => {

@@ -1,5 +1,6 @@
 // The feed fetcher against a broken or hostile server: an empty 200 is not an empty list, a
-// redirect from https to http or to anything but http(s) is refused, and a failure says why.
+// redirect from https to http or to anything but http(s) is refused, a redirect to an address more
+// local than the feed's own (loopback, link-local, private) too, and a failure says why.
 // Feed contents that would block every address are refused line by line.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -7,7 +8,8 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:https";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import { feedAddresses } from "../../src/config/feed-parse.ts";
 import { feedModel, feedServer, watchFeeds } from "../helpers/feed-fetching.ts";
 import { makeCertificates } from "../helpers/test-certificates.ts";
@@ -63,6 +65,80 @@ test("an https feed redirected to http, or to another scheme, or in a loop, is r
     assert.equal(logs[0], `feed ioc: fetching ${url} failed (${why}); the last good content stays`);
     assert.equal(existsSync(join(plain.dir, "ioc.feed")), false);
   }
+});
+
+test("a feed not on loopback redirected to loopback, link-local or private addresses is refused", async (t) => {
+  // the host's own non-loopback address stands for a public feed server
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && !a.internal && a.family === "IPv4")?.address;
+  if (!external) return t.skip("no non-loopback IPv4 address on this host");
+  // what a redirect to loopback would reach: a list the feed's publisher never wrote
+  const local = await feedServer(t, (_req, res) => res.writeHead(200).end("198.51.100.7\n"));
+  const port = new URL(local.base).port;
+  const targets: [string, string][] = [
+    [`http://127.0.0.1:${port}/feed.txt`, "loopback"],
+    [`http://localhost:${port}/feed.txt`, "loopback"],
+    [`http://[::1]:${port}/feed.txt`, "loopback"],
+    [`http://0.0.0.0:${port}/feed.txt`, "loopback"],
+    [`http://[::ffff:127.0.0.1]:${port}/feed.txt`, "loopback"],
+    ["http://169.254.169.254/latest/meta-data/", "link-local"],
+    ["http://10.1.2.3/feed.txt", "private"],
+  ];
+  let asked = "";
+  const server = createHttpServer((req, res) => {
+    asked = req.url ?? "";
+    res.writeHead(302, { location: targets[Number(req.url?.slice(1))]?.[0] }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, external, r));
+  t.after(() => server.close());
+  const base = `http://${external}:${(server.address() as AddressInfo).port}`;
+  for (const [i, [target, scope]] of targets.entries()) {
+    const url = `${base}/${i}`;
+    const { logs } = watchFeeds(t, local.dir, () => feedModel(url, { intervalSeconds: 3600 }));
+    await settle(() => logs.length > 0);
+    assert.equal(asked, `/${i}`);
+    assert.equal(
+      logs[0],
+      `feed ioc: fetching ${url} failed (a redirect to ${new URL(target).origin} is refused: a ${scope} address, more local than the feed's own); the last good content stays`,
+    );
+    assert.equal(existsSync(join(local.dir, "ioc.feed")), false);
+  }
+});
+
+test("a feed on loopback may be redirected within loopback", async (t) => {
+  const { dir, base } = await feedServer(t, (req, res) => {
+    if (req.url === "/feed.txt") res.writeHead(200).end("198.51.100.7\n");
+    else
+      res.writeHead(302, { location: `${base.replace("127.0.0.1", "localhost")}/feed.txt` }).end();
+  });
+  const { feeds } = watchFeeds(t, dir, () => feedModel(`${base}/moved`));
+  await settle(() => feeds.status("ioc")?.lastResult !== undefined);
+  assert.equal(feeds.status("ioc")?.lastResult, "200");
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), "198.51.100.7\n");
+});
+
+test("a body ended only by the server's close is refused when it ends mid-line (cut short)", async (t) => {
+  // no Content-Length, no chunks: the body ends where the connection does
+  const bodies = ["203.0.113.9\n198.51.100.7\n", "203.0.113.9\n198.51.10"];
+  let served = 0;
+  const server = createNetServer((socket) =>
+    socket.once("data", () =>
+      socket.end(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${bodies[served++] ?? ""}`),
+    ),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  const { dir } = await feedServer(t, (_req, res) => res.end());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/feed.txt`;
+  const { logs, refreshes } = watchFeeds(t, dir, () => feedModel(url));
+  await settle(() => served >= 2 && logs.length > 0);
+  assert.deepEqual(refreshes, ["feed ioc updated"], "a body ending at a line's end is taken");
+  assert.equal(
+    logs[0],
+    `feed ioc: fetching ${url} failed (the body ended with the connection, in the middle of a line: it may be cut short); the last good content stays`,
+  );
+  assert.equal(readFileSync(join(dir, "ioc.feed"), "utf8"), bodies[0]);
 });
 
 test("a server that cannot be reached is named with the reason, not only 'fetch failed'", async (t) => {

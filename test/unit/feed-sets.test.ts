@@ -32,13 +32,13 @@ test("plain feed: one entry a line, comments and blank lines skipped", () => {
   assert.equal(got.refused.size, 0);
 });
 
-test("csv feed: the column asked for, quotes honoured, short lines counted", () => {
+test("csv feed: the column asked for, quotes honoured, short lines counted, the header skipped", () => {
   const text =
     'first_seen,ip,tag\n2026-01-01,"203.0.113.9",botnet\n2026-01-02\n2026-01-03,2001:db8::1,x\n';
   const got = parseFeed(text, "csv", 2);
   assert.deepEqual(
     got.entries.map((e) => e.value),
-    ["ip", "203.0.113.9", "2001:db8::1"],
+    ["203.0.113.9", "2001:db8::1"],
   );
   assert.deepEqual([...got.refused], [["no column 2", 1]]);
 });
@@ -178,7 +178,7 @@ test("loader: a feed file skips and counts what is not an address, with one warn
     const got = checkPolicySource(text, join(dir, "p.yaml"), host);
     assert.deepEqual(
       got.diagnostics.map((d) => [d.severity, d.message]),
-      [["warning", "feed 'banned': 2 entries not taken (2 not an address, CIDR or range)"]],
+      [["warning", "feed 'banned': 1 entry not taken (1 not an address, CIDR or range)"]],
     );
     const set = got.model?.sets.get("banned");
     assert.equal(set?.entries.length, 1);
@@ -187,7 +187,7 @@ test("loader: a feed file skips and counts what is not an address, with one warn
       format: "csv",
       category: "botnet",
       confidence: 80,
-      refused: 2,
+      refused: 1,
     });
     assert.deepEqual(got.model?.setFiles, [join(dir, "feed.csv")]);
   });

@@ -3,50 +3,11 @@
 // (a snapshot of a datapath stand-in).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { snapshotSource, type SnapshotDatapath } from "../../src/observe/snapshot.ts";
+import { snapshotSource } from "../../src/observe/snapshot.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
-import { formatStatus, type StatusJson } from "../../src/cli/commands/status.ts";
-import { Counter, type CounterName } from "../../src/datapath/abi.ts";
+import { formatStatus } from "../../src/cli/commands/status.ts";
 import type { Attachment } from "../../src/datapath/datapath.ts";
-
-function fakeDatapath(): SnapshotDatapath {
-  const counters = Object.fromEntries(
-    Object.keys(Counter)
-      .filter((k) => k !== "max")
-      .map((k) => [k, { packets: 0n, bytes: 0n }]),
-  ) as Record<CounterName, { packets: bigint; bytes: bigint }>;
-  counters.pass = { packets: 90n, bytes: 9000n };
-  counters.drop = { packets: 10n, bytes: 1000n };
-  counters.allowed = { packets: 80n, bytes: 8000n };
-  counters.blocked = { packets: 10n, bytes: 1000n };
-  counters.detected = { packets: 10n, bytes: 1000n };
-  counters.ctCreated = { packets: 4n, bytes: 0n };
-  const rule = (index: number, name: string) => ({
-    index,
-    name,
-    packets: 1n,
-    bytes: 1n,
-    connections: 1n,
-  });
-  return {
-    attachments: [],
-    generation: 2,
-    counters: () => counters,
-    ruleCounters: () => ({
-      generation: 2,
-      rules: [rule(0, "ssh"), rule(1, "default"), rule(2, "default")],
-    }),
-    conntrackMap: { maxEntries: 1024 },
-    conntrackEntries: () => 0,
-  };
-}
-
-const state = {
-  mode: () => "detect" as const,
-  policyPath: "/etc/moat/policy.yaml",
-  policyHash: () => "ab".repeat(32),
-  reloads: { ok: 0, refused: 0 },
-};
+import { fakeDatapath, state, statusJson } from "../helpers/status-snapshot.ts";
 
 test("status lists the two default pseudo-rules by the direction they decide", () => {
   const snap = snapshotSource(fakeDatapath(), state, new EventPipeline())();
@@ -58,9 +19,7 @@ test("status lists the two default pseudo-rules by the direction they decide", (
 
 test("status labels the verdict counters as packets, and counts connections apart", () => {
   const snap = snapshotSource(fakeDatapath(), state, new EventPipeline())();
-  const json = JSON.parse(
-    JSON.stringify(snap, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
-  ) as StatusJson;
+  const json = statusJson(snap);
   const lines = formatStatus(json);
   const packets = lines.find((l) => l.startsWith("packets:"));
   assert.equal(
@@ -103,9 +62,7 @@ test("status names each interface's ingress hook and why it was chosen", () => {
   ];
   const dp = { ...fakeDatapath(), attachments };
   const snap = snapshotSource(dp, state, new EventPipeline())();
-  const json = JSON.parse(
-    JSON.stringify(snap, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
-  ) as StatusJson;
+  const json = statusJson(snap);
   assert.deepEqual(json.attached[0], {
     interface: "veth1",
     hook: "tc-ingress",

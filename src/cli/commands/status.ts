@@ -1,5 +1,5 @@
-// moat status: what the running daemon is doing (mode, policy, hooks, counters, losses), and
-// what on the host keeps it from seeing what the policy needs.
+// moat status: what the running daemon is doing (mode, policy, hooks, counters, losses, URL
+// feeds failing), and what on the host keeps it from seeing what the policy needs.
 import type { Command } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, call } from "../api/client.ts";
 import { jsonLine } from "../json-line.ts";
@@ -26,8 +26,17 @@ export function formatStatus(s: StatusJson): string[] {
     `conntrack: ${s.conntrack.entries}/${s.conntrack.capacity} entries`,
     `sinks: ${s.sinks.map((x) => `${x.name} ${x.delivered} delivered, ${x.dropped} dropped${sinkFailures(x)}`).join("; ")}`,
   ];
+  if (s.feeds?.length) lines.push(`feeds: ${s.feeds.map(feedLine).join("; ")}`);
   for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
   return lines;
+}
+
+/** A URL feed: failing since when (its last good list in force meanwhile), and its last error. */
+function feedLine(f: NonNullable<StatusJson["feeds"]>[number]): string {
+  const state = f.failingSince ? `failing since ${f.failingSince}` : "ok";
+  if (!f.failures) return `${f.name} ${state}`;
+  const fetches = f.failures === 1 ? "1 failed fetch" : `${f.failures} failed fetches`;
+  return `${f.name} ${state} (${fetches}, the last at ${f.lastErrorAt}: ${f.lastError})`;
 }
 
 /** Events lost to failed writes, and the writes (a batch, or an audit line outside one). */

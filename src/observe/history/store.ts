@@ -234,11 +234,16 @@ export class HistoryStore {
     return insert;
   }
 
-  /** Keeps a notice (events lost in the kernel) beside the events. */
+  /** Keeps a notice beside the events (count: events lost, or a feed's failed fetches). */
   notice(n: Notice): void {
     this.db
       .prepare("INSERT INTO notices (time_ms, type, count, json) VALUES (?, ?, ?, ?)")
-      .run(Date.parse(n.time), n.type, n.count, JSON.stringify(n));
+      .run(
+        Date.parse(n.time),
+        n.type,
+        n.type === "events_lost" ? n.count : n.failures,
+        JSON.stringify(n),
+      );
   }
 
   /** The notices kept, newest first. */

@@ -1,6 +1,7 @@
 // One OTLP log record per event: the audit line (escaped as in the audit log) as the body, the event as attributes, the
 // severity by verdict, and the connection's span as context (so a backend links the two). A
-// notice (events lost in the kernel) is a WARN record of its own, `moat.notice.events_lost`.
+// notice is a record of its own, `moat.notice.TYPE`: WARN (events lost in the kernel, a feed
+// failing), INFO (a feed fetched again).
 import { SeverityNumber, type Context } from "@opentelemetry/api";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
 import type { Resource } from "@opentelemetry/resources";
@@ -80,10 +81,14 @@ export function createEventLogs(url: string, resource: Resource, timeoutMs: numb
       logger.emit({
         eventName: `moat.notice.${n.type}`,
         timestamp: new Date(n.time),
-        severityNumber: SeverityNumber.WARN,
-        severityText: "WARN",
+        ...(n.type === "feed_recovered"
+          ? { severityNumber: SeverityNumber.INFO, severityText: "INFO" }
+          : { severityNumber: SeverityNumber.WARN, severityText: "WARN" }),
         body: printable(formatNoticeLine(n)),
-        attributes: { "moat.events_lost": n.count, "moat.interval_ms": n.intervalMs },
+        attributes:
+          n.type === "events_lost"
+            ? { "moat.events_lost": n.count, "moat.interval_ms": n.intervalMs }
+            : { "moat.feed.name": n.feed, "moat.feed.failures": n.failures },
       });
     },
     flush: countingFlush(() => provider.forceFlush(), taken, exporter),
