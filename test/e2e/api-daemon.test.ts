@@ -124,9 +124,14 @@ test("status, events, policy apply and mode switch through the API of a running 
     bad,
     "version: 1\nrules:\n  - name: Web\n    direction: ingress\n    action: allow\n",
   );
+  // its errors name the file given, where their lines and columns are
   const refused = moat(["policy", "apply", bad, ...api]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, new RegExp(`^${lab.policyPath}:3:11 rules\\[0\\]\\.name: `, "m"));
+  assert.match(refused.stderr, new RegExp(`^${bad}:3:11 rules\\[0\\]\\.name: `, "m"));
+  const invalid = moat(["policy", "validate", bad, ...api]);
+  assert.equal(invalid.code, 1);
+  assert.match(invalid.stdout, new RegExp(`^${bad}:3:11 rules\\[0\\]\\.name: `, "m"));
+  assert.match(invalid.stdout, new RegExp(`^${bad}: 1 error$`, "m"));
   assert.match(refused.stderr, new RegExp(`generation ${before.generation} keeps running`));
   assert.equal(status().generation, before.generation);
 

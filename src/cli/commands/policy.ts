@@ -18,6 +18,7 @@ import { jsonLine } from "../json-line.ts";
 import { unifiedDiff } from "../../policy/index.ts";
 import { parseDuration } from "../time-args.ts";
 import { policyReplay, REPLAY_OPTIONS, REPLAY_USAGE } from "./policy-replay.ts";
+import { errorCount, namedAfter, runningPolicyPath } from "./policy-diagnostics.ts";
 
 const USAGE = `moat policy apply FILE [--confirm DURATION | --dry-run] | confirm | validate FILE | show
              [--json] ${API_USAGE}
@@ -72,13 +73,15 @@ export const policyCommand: Command = {
         r.ok && values["dry-run"] ? await diffAgainstRunning(target, text, file ?? "") : undefined;
       if (json) io.out(jsonLine(diff ? { ...r, diff } : r));
       else {
-        for (const line of [...r.errors, ...r.warnings]) io.out(line);
+        const diagnostics = [...r.errors, ...r.warnings];
+        const running = diagnostics.length ? await runningPolicyPath(target) : undefined;
+        for (const line of namedAfter(diagnostics, running, file ?? "")) io.out(line);
         for (const line of diff ?? []) io.out(line);
         if (diff && diff.length === 0) io.out(`${file}: the same as the running policy`);
         io.out(
           r.ok
             ? `${file}: ok${values["dry-run"] ? " (dry run: nothing applied)" : ""}`
-            : `${file}: ${r.errors.length} errors`,
+            : `${file}: ${errorCount(r.errors.length)}`,
         );
       }
       return r.ok ? EXIT.ok : EXIT.failed;
@@ -103,7 +106,8 @@ export const policyCommand: Command = {
     } catch (err) {
       if (!(err instanceof ApiClientError) || err.status !== 422) throw err;
       if (json) io.out(jsonLine({ ok: false, errors: err.details }));
-      for (const line of err.details) io.err(line);
+      const running = await runningPolicyPath(target);
+      for (const line of namedAfter(err.details, running, file ?? "")) io.err(line);
       io.err(`moat: ${err.message}`);
       return EXIT.failed;
     }
