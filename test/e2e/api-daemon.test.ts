@@ -150,9 +150,15 @@ test("status, events, policy apply and mode switch through the API of a running 
 
   // mode switch: detect lets the blocked port through, without a restart
   assert.notEqual(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 blocked in prevent");
+  assert.equal(moat(["mode", ...api]).stdout, "mode: prevent (the policy file's)\n");
   const switched = moat(["mode", "detect", ...api]);
   assert.equal(switched.code, 0, switched.stderr);
   assert.equal(status().mode, "detect");
+  // `moat mode` alone says which mode runs, and that it is a local decision over the file's
+  assert.match(
+    moat(["mode", ...api]).stdout,
+    /^mode: detect \(set by unix uid 0 pid \d+ at \S+ over the policy file's mode; 'moat mode policy' goes back to it\)$/m,
+  );
   assert.equal(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 passes in detect");
   // the connections just made are in the table whose entries status counts
   await untilTrue(
