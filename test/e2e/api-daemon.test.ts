@@ -151,6 +151,10 @@ test("status, events, policy apply and mode switch through the API of a running 
   // mode switch: detect lets the blocked port through, without a restart
   assert.notEqual(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 blocked in prevent");
   assert.equal(moat(["mode", ...api]).stdout, "mode: prevent (the policy file's)\n");
+  assert.equal(
+    moat(["set", "list", ...api]).stdout,
+    "the running policy has no dynamic set or feed\n",
+  );
   const switched = moat(["mode", "detect", ...api]);
   assert.equal(switched.code, 0, switched.stderr);
   assert.equal(status().mode, "detect");

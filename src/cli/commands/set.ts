@@ -26,6 +26,7 @@ export const setCommand: Command = {
       if (set !== undefined && shown.length === 0)
         throw new UsageError(`the running policy has no dynamic set or feed '${set}'`);
       if (values.json) io.out(jsonLine({ sets: shown }));
+      else if (shown.length === 0) io.out("the running policy has no dynamic set or feed");
       else for (const s of shown) for (const line of setLines(s)) io.out(line);
       return 0;
     }
