@@ -9,6 +9,9 @@ import { ANOMALY_DETECTORS, type AnomalyDetectorName } from "./anomaly-detectors
 export { ANOMALY_DETECTORS, type AnomalyDetectorName };
 
 const DAY = 86_400;
+/** The most random-looking names a DNS window keeps a domain (observe/anomaly/dns-oddities.ts):
+ * a higher `dns_names` could never be reached. */
+export const MAX_DNS_NAMES = 256;
 
 /** The section as the model has it (durations in seconds). */
 export interface AnomalyModel {
@@ -79,6 +82,13 @@ export function anomalySettings(ctx: CheckContext, doc: AnomalyDocument): Anomal
     nxdomains: a.nxdomains ?? d.nxdomains,
     pos: ctx.pos(["anomaly"]),
   };
+  if (model.dnsNames > MAX_DNS_NAMES) {
+    ctx.error(
+      ["anomaly", "dns_names"],
+      `must be at most ${MAX_DNS_NAMES}: a 10-minute window keeps no more names of a domain`,
+    );
+    model.dnsNames = MAX_DNS_NAMES;
+  }
   if (model.minBaselineSeconds > model.baselineSeconds)
     ctx.warn(
       ["anomaly", "min_baseline"],

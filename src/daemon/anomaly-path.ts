@@ -68,8 +68,9 @@ export function startAnomalyPath(options: AnomalyPathOptions): AnomalyPath {
     try {
       loaded = loadAnomalyState(path, detector);
     } catch (err) {
+      // the message names the file and what is wrong with it
       options.log(
-        `warning: anomaly state ${path} could not be read (${(err as Error).message}): baselines are rebuilt from the roll-ups`,
+        `warning: ${(err as Error).message}; it is not used: baselines are rebuilt from the roll-ups`,
       );
     }
   }

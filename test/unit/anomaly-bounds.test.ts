@@ -163,6 +163,14 @@ test("anomaly: a DNS window holds a bounded number of domains and still sees a t
     found.map((f) => [f.kind, f.key]),
     [["dns_entropy", "tunnel.net"]],
   );
+  // past the threshold a domain's names tell nothing more: a window keeps no more of them
+  for (let k = 0; k < 300; k++)
+    observeDns(
+      s,
+      { timeMs: t, name: `q7w1e5ra8f3k2j9x${k}.tunnel.net`, rcode: "NOERROR", server: "" },
+      limits,
+    );
+  assert.equal(s.random.get("tunnel.net")?.size, limits.names);
 });
 
 test("anomaly: a record after its hour closed does not close the current one", () => {
@@ -189,4 +197,67 @@ test("anomaly: a record after its hour closed does not close the current one", (
   observeVolume(s, observation(day + 2, "10.0.0.9"), limits);
   assert.equal(s.days.length, days);
   assert.equal(s.day?.start, day);
+});
+
+test("anomaly: after the clock is set back, a burst is still reported", () => {
+  const reports: AnomalyReport[] = [];
+  const d = new AnomalyDetector(DEFAULT_ANOMALY_SETTINGS, (r) => reports.push(r));
+  const p = proc("/system.slice/sync.service");
+  // 100 connections an hour, then 1000 more in half an hour
+  const usual = (from: number, hours: number) => {
+    for (let i = 0; i < hours * 100; i++) d.flow(record(from + i * 36_000, "10.0.0.9", 443, p));
+  };
+  const burst = (from: number) => {
+    for (let i = 0; i < 1000; i++) d.flow(record(from + i * 1800, "10.0.0.9", 443, p));
+  };
+  // an identity first seen just before the clock is corrected
+  const q = proc("/system.slice/new.service", "/usr/bin/new");
+  usual(T0, 72);
+  burst(T0 + 72 * HOUR);
+  d.flow(record(T0 + 72 * HOUR, "10.0.0.9", 443, q));
+  // the clock is set back a day and a half (a wrong clock corrected): the same again
+  usual(T0 + 36 * HOUR, 2);
+  burst(T0 + 38 * HOUR);
+  // learned a day after it was first seen, not a day after the time the clock showed then
+  d.flow(record(T0 + 36 * HOUR, "10.0.0.9", 443, q));
+  d.flow(record(T0 + 61 * HOUR, "198.51.100.7", 22, q));
+  assert.deepEqual(
+    reports.filter((r) => r.facts.identity.exe === "/usr/bin/new").map((r) => r.facts.key),
+    ["198.51.100.0/24 tcp/22"],
+  );
+  const burstOf = (r: AnomalyReport) =>
+    Date.parse(r.time) >= T0 + 72 * HOUR ? "first burst" : "after the clock was set back";
+  assert.deepEqual(
+    reports.filter((r) => r.facts.kind === "volume").map((r) => [burstOf(r), r.facts.key]),
+    [
+      ["first burst", "connections/hour"],
+      ["after the clock was set back", "connections/hour"],
+    ],
+  );
+});
+
+test("anomaly: beacon series and destinations are bounded over all identities together", () => {
+  // lowered bounds: the defaults need hundreds of thousands of records to reach
+  const d = new AnomalyDetector(DEFAULT_ANOMALY_SETTINGS, () => {}, {
+    series: 4096,
+    destinations: 2048,
+  });
+  const busy = proc("/user.slice/browser.scope", "/usr/bin/browser");
+  // many identities (cgroups are cheap), each to many peers of its own
+  for (let id = 0; id < 16; id++) {
+    const p = proc(`/user.slice/run-${id}.scope`, "/tmp/spray");
+    for (let i = 0; i < 1024; i++) d.flow(record(T0 + i, `10.${id}.${i >> 2}.${i & 3}`, 443, p));
+    d.flow(record(T0 + 2000, "192.0.2.80", 443, busy));
+  }
+  let series = 0;
+  let destinations = 0;
+  for (const p of d.profiles.values()) {
+    series += p.beacons.size;
+    destinations += p.destinations.known.size;
+  }
+  assert.ok(series <= 4096, `${series} series`);
+  assert.ok(destinations <= 2048, `${destinations} destinations`);
+  // the identities that spread widest give up theirs: the one with one peer keeps it
+  const kept = [...d.profiles.values()].find((p) => p.identity.exe === "/usr/bin/browser");
+  assert.equal(kept?.beacons.size, 1);
 });

@@ -307,6 +307,38 @@ test("the building blocks: beacon score, random-looking names, registrable domai
       human.map(() => 1000 * Math.exp(2 * r())),
     ).score < 0.6,
   );
+  // connections opened together (a pool of 6) at irregular times: no interval, so no beacon
+  t = 0;
+  const pools = Array.from({ length: 7 }, () => (t += (10 + 40 * r()) * 60_000)).flatMap((at) =>
+    [0, 2, 3, 5, 8, 9].map((ms) => at + ms),
+  );
+  const pooled = beaconScore(
+    pools,
+    pools.map(() => 5000),
+  );
+  assert.ok(
+    pooled.score < DEFAULT_ANOMALY_SETTINGS.beaconScore,
+    `pooled connections score ${pooled.score.toFixed(2)}`,
+  );
+  // nor a pool of 18 followed by three contacts an hour apart: mostly no intervals
+  const afterPool = [
+    ...Array.from({ length: 18 }, (_, i) => i * 5),
+    ...[1, 2, 3].map((h) => 85 + h * 3_600_000),
+  ];
+  assert.ok(
+    beaconScore(
+      afterPool,
+      afterPool.map(() => 500),
+    ).score < 0.5,
+  );
+  // a beacon opening two connections at each check-in is still one
+  const pairs = steady.flatMap((at) => [at, at + 40]);
+  assert.ok(
+    beaconScore(
+      pairs,
+      pairs.map(() => 500),
+    ).score > 0.95,
+  );
   assert.equal(randomLooking("mzxw6ytboi3dkmrqgq4tmnzy.t.example.com"), true);
   assert.equal(randomLooking("r3---sn-4g5e6nzz.googlevideo.com"), false);
   assert.equal(randomLooking("d3c33hcgiwev3.cloudfront.net"), false);

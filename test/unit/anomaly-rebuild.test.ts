@@ -8,7 +8,7 @@
 // meanwhile and replays them after.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AnomalyDetector, type AnomalyReport } from "../../src/observe/anomaly/detector.ts";
@@ -214,4 +214,25 @@ test("the anomaly path rebuilds only without a state file, replaying what came m
   await kept.rebuilt;
   kept.close();
   assert.equal(read, false);
+
+  // a damaged state file is said, with what is wrong in it, and the baselines are rebuilt
+  writeFileSync(join(dir, "damaged.json"), '{"version":1,"profiles":{"$map":[["x",{}]]}}');
+  const said: string[] = [];
+  const damaged = startAnomalyPath({
+    settings: () => undefined,
+    mode: () => "detect",
+    push: () => {},
+    statePath: join(dir, "damaged.json"),
+    rollups: (until) => Promise.resolve(store.baselineRows(until)),
+    now: () => RESTART,
+    audit: () => {},
+    log: (l) => said.push(l),
+  });
+  await damaged.rebuilt;
+  damaged.close();
+  assert.match(
+    said.join("\n"),
+    /^warning: anomaly state file .*damaged\.json: profiles\["x"\]\.identity is not an object; it is not used: baselines are rebuilt from the roll-ups$/m,
+  );
+  assert.match(said.join("\n"), /anomaly baselines rebuilt from the roll-ups: 2 identities/);
 });

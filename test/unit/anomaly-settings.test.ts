@@ -2,7 +2,7 @@
 // restart: an acceptance made before it still keeps the same anomaly quiet after it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkPolicySource, parsePolicy, textOnlyHost } from "../../src/config/index.ts";
@@ -45,6 +45,10 @@ test("the anomaly section: defaults, durations, detectors, and errors at their l
   const lines = bad.diagnostics.map((d) => `${d.line} ${d.message}`).join("\n");
   assert.match(lines, /^5 must be one of new_destination, .*'psychic'/m);
   assert.match(lines, /^4 'soon' is not a duration/m);
+  // a window keeps at most 256 names a domain: a higher threshold could never be reached
+  const high = checkPolicySource(`${BASE}anomaly:\n  dns_names: 300\n`, "p.yaml", textOnlyHost);
+  assert.equal(high.model, undefined, "dns_names past what a window keeps is refused");
+  assert.match(high.diagnostics.map((d) => `${d.line} ${d.message}`).join("\n"), /^4 .*256/m);
 });
 
 test("baselines and acceptances survive a restart of the engine", (t) => {
@@ -120,4 +124,48 @@ test("the periodic save in slices writes the same file as a save at once, and ne
   await saveAnomalyStateInSlices(slices, d, () => true);
   assert.equal(readFileSync(slices, "utf8"), "newer");
   assert.deepEqual(readdirSync(dir).sort(), ["once.json", "slices.json"], "no file left behind");
+});
+
+test("a damaged or hostile state file is refused with a clear message, the engine unchanged", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-anomaly-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "anomaly-state.json");
+  const p = processOf("/usr/bin/backup");
+  const engine = () => new AnomalyDetector(anomalySettingsOf(undefined), () => {});
+  const first = engine();
+  for (let i = 0; i < 30; i++)
+    first.flow(
+      flow({ timeMs: EPOCH + i * HOUR, process: p, remote: "192.0.2.1", port: 443, bytes: 1000 }),
+    );
+  saveAnomalyState(path, first);
+  const good = readFileSync(path, "utf8");
+  type Json = Record<string, unknown>;
+  const damaged: [string, (s: Json & { profiles: { $map: [string, Json][] } }) => void][] = [
+    ["a profile without its fields", (s) => (s.profiles.$map[0]![1] = {})],
+    ["hours that are not a list", (s) => ((s.profiles.$map[0]![1].volume as Json).hours = "x")],
+    [
+      "a beacon series without its times",
+      (s) => (s.profiles.$map[0]![1].beacons = { $map: [["k", { starts: 5 }]] }),
+    ],
+    ["DNS names that are not a map", (s) => ((s.profiles.$map[0]![1].dns as Json).random = 7)],
+    ["acceptances that are not a map", (s) => (s.accepted = 5)],
+    ["another version", (s) => (s.version = 2)],
+  ];
+  for (const [what, damage] of damaged) {
+    const s = JSON.parse(good) as Json & { profiles: { $map: [string, Json][] } };
+    damage(s);
+    writeFileSync(path, JSON.stringify(s));
+    const d = engine();
+    assert.throws(() => loadAnomalyState(path, d), /anomaly state/, what);
+    assert.equal(d.profiles.size, 0, `${what}: nothing loaded`);
+    assert.equal(d.accepted.size, 0, `${what}: nothing loaded`);
+    // the engine still runs
+    d.flow(flow({ timeMs: EPOCH, process: p, remote: "192.0.2.1", port: 443, bytes: 1000 }));
+  }
+  // a file others may write is not trusted: anyone could accept their own anomalies in it
+  writeFileSync(path, good);
+  chmodSync(path, 0o666);
+  assert.throws(() => loadAnomalyState(path, engine()), /writable/);
+  chmodSync(path, 0o600);
+  assert.equal(loadAnomalyState(path, engine()), true);
 });

@@ -10,9 +10,9 @@ import type { SeriesKeys } from "./series-key.ts";
 import { oldestCut } from "./new-destination.ts";
 
 /** Connections kept per series. */
-const KEEP = 64;
+export const KEEP = 64;
 /** Series kept per identity; past it, the least recently used quarter goes. */
-const MAX_SERIES = 1024;
+export const MAX_SERIES = 1024;
 /** Below the threshold by this much a series counts as irregular. */
 const IRREGULAR_MARGIN = 0.2;
 /** Judged every this many connections once there are enough (cost, not accuracy). */
@@ -45,21 +45,32 @@ export interface BeaconScore {
   sizeSkew: number;
 }
 
+/** Connections that start within this of the one before are one contact (a pool opened at
+ * once): the gap between them is no interval, or connections opened together at random times
+ * would score as a perfectly regular series of zero intervals. */
+const ONE_CONTACT_MS = 1000;
+
 /** The beacon score of a series of connection starts (ascending) and sizes. */
 export function beaconScore(starts: readonly number[], sizes: readonly number[]): BeaconScore {
   const intervals: number[] = [];
-  for (let i = 1; i < starts.length; i++) intervals.push((starts[i] ?? 0) - (starts[i - 1] ?? 0));
+  for (let i = 1; i < starts.length; i++) {
+    const gap = (starts[i] ?? 0) - (starts[i - 1] ?? 0);
+    if (gap >= ONE_CONTACT_MS) intervals.push(gap);
+  }
   const byValue = (a: number, b: number) => a - b;
   const si = intervals.sort(byValue);
   const ss = [...sizes].sort(byValue);
-  const im = sortedQuantile(si, 0.5);
+  const im = si.length ? sortedQuantile(si, 0.5) : 0;
   const sm = sortedQuantile(ss, 0.5);
   const dispersion = (s: number[], m: number) => {
     const mad = sortedQuantile(s.map((x) => Math.abs(x - m)).sort(byValue), 0.5);
     return m > 0 ? Math.max(0, 1 - mad / m) : mad === 0 ? 1 : 0;
   };
-  const intervalDispersion = dispersion(si, im);
-  const intervalSkew = Math.abs(sortedBowleySkew(si));
+  // a series of mostly connections opened together (fewer intervals than a quarter of its gaps,
+  // or fewer than two): nothing regular in time; a beacon opening a few at each check-in is timed
+  const timed = si.length >= 2 && si.length >= (starts.length - 1) / 4;
+  const intervalDispersion = timed ? dispersion(si, im) : 0;
+  const intervalSkew = timed ? Math.abs(sortedBowleySkew(si)) : 1;
   const sizeDispersion = dispersion(ss, sm);
   const sizeSkew = Math.abs(sortedBowleySkew(ss));
   const score =
@@ -205,7 +216,8 @@ export function observeBeacon(
   };
 }
 
-function forgetIdle(s: BeaconState, count: number): void {
+/** Forgets exactly the `count` least recently used series. */
+export function forgetIdle(s: BeaconState, count: number): void {
   // one pass over the map (a read of each series), then deletions by the copied keys and times
   const keys = new Array<string>(s.size);
   const series = new Array<Series>(s.size);

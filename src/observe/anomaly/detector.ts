@@ -12,10 +12,12 @@ import {
   type FlowIdentity,
   type FlowRecord,
 } from "../flows/record.ts";
-import { observeBeacon, type BeaconLimits, type BeaconState } from "./beacon.ts";
+import { forgetIdle, observeBeacon, type BeaconLimits, type BeaconState } from "./beacon.ts";
+import { Budget, DEFAULT_BUDGET, type BudgetBounds } from "./budget.ts";
 import { dnsState, observeDns, type DnsState } from "./dns-oddities.ts";
 import type { Finding, Observation } from "./finding.ts";
 import {
+  forgetOldest,
   newDestinationState,
   observeDestination,
   oldestCut,
@@ -113,8 +115,26 @@ export class AnomalyDetector {
   forgotten = 0;
   readonly #report: (r: AnomalyReport) => void;
   readonly #keys = new WeakMap<object, string>();
+  /** Beacon series and destinations over all identities together (budget.ts). */
+  readonly #series: Budget<Profile>;
+  readonly #destinations: Budget<Profile>;
 
-  constructor(settings: AnomalySettings, report: (r: AnomalyReport) => void) {
+  constructor(
+    settings: AnomalySettings,
+    report: (r: AnomalyReport) => void,
+    /** Totals over all identities (tests lower them). */
+    bounds: BudgetBounds = DEFAULT_BUDGET,
+  ) {
+    this.#series = new Budget<Profile>(
+      bounds.series,
+      (p) => p.beacons.size,
+      (p, n) => forgetIdle(p.beacons, n),
+    );
+    this.#destinations = new Budget<Profile>(
+      bounds.destinations,
+      (p) => p.destinations.known.size,
+      (p, n) => forgetOldest(p.destinations.known, n),
+    );
     this.#settings = settings;
     this.#on = detectorsOn(settings);
     this.#volumeLimits = {
@@ -165,7 +185,9 @@ export class AnomalyDetector {
     if (on.new_destination) {
       // everything is new in an identity's first moments; after them, what is new counts
       const countNovelty = r.timeMs >= p.firstMs + Math.min(HOUR, s.minBaselineMs / 10);
+      const known = p.destinations.known.size;
       const f = observeDestination(p.destinations, o, keys, s.baselineMs, countNovelty);
+      this.#destinations.grew(p.destinations.known.size - known, this.profiles);
       if (f && learned) this.#found(p, f, r.timeMs, c, null);
     }
     if (on.volume) {
@@ -176,7 +198,9 @@ export class AnomalyDetector {
     if (on.beacon) {
       const limits = this.#beaconLimits;
       limits.learnedAt = learnedAt;
+      const series = p.beacons.size;
       const f = observeBeacon(p.beacons, o, keys, limits);
+      this.#series.grew(p.beacons.size - series, this.profiles);
       if (f) this.#found(p, f, r.timeMs, c, null);
     }
   }
@@ -235,7 +259,8 @@ export class AnomalyDetector {
     const accepted = this.accepted.get(id);
     if (accepted && f.value <= accepted.value * ACCEPT_MARGIN) return;
     const last = this.reportedAt.get(id);
-    if (last !== undefined && timeMs - last < this.settings.cooldownMs) return;
+    // either way: after the clock was set back, a report "in the future" holds back only as long
+    if (last !== undefined && Math.abs(timeMs - last) < this.settings.cooldownMs) return;
     // re-inserted, so the map stays in report order and the old ones are at its front
     this.reportedAt.delete(id);
     this.reportedAt.set(id, timeMs);
@@ -304,6 +329,8 @@ export class AnomalyDetector {
       this.profiles.set(key, p);
     }
     p.lastMs = Math.max(p.lastMs, timeMs);
+    // the clock set back: it is learned from now, not from a time the clock has yet to reach
+    if (timeMs < p.firstMs) p.firstMs = timeMs;
     return p;
   }
 }

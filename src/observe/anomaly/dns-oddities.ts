@@ -2,6 +2,7 @@
 // registrable domain (data carried in names: DNS tunnelling), and many NXDOMAIN answers (a
 // domain-generation algorithm trying its names), the latter against the identity's own usual
 // count a window. A few random names (a browser probing for a hijacking resolver) are not enough.
+import { MAX_DNS_NAMES } from "../../config/anomaly-settings.ts";
 import { registrableDomain } from "../registrable-domain.ts";
 import { subdomainOf } from "./destination.ts";
 import { entropy, median } from "./robust.ts";
@@ -12,8 +13,9 @@ import type { Finding } from "./finding.ts";
 const KEEP_WINDOWS = 1008;
 /** Domains with random-looking names remembered per window. */
 export const MAX_DNS_DOMAINS = 1024;
-/** Names remembered per domain and window (enough to pass any sane threshold). */
-const MAX_NAMES = 256;
+/** Names remembered per domain and window at most (the policy's `dns_names` is at most this):
+ * past the threshold more names tell nothing, so a domain keeps only that many. */
+const MAX_NAMES = MAX_DNS_NAMES;
 /** The usual NXDOMAIN count of a window times this is the least a burst is. */
 const NX_FACTOR = 10;
 
@@ -113,7 +115,7 @@ export function observeDns(s: DnsState, q: DnsQuery, limits: DnsLimits): Finding
       for (const [d, n] of s.random) if (n.size <= 1) s.random.delete(d);
     }
     if (!names && s.random.size < MAX_DNS_DOMAINS) s.random.set(domain, (names = new Set()));
-    if (names && names.size < MAX_NAMES) names.add(q.name.toLowerCase());
+    if (names && names.size < Math.min(limits.names, MAX_NAMES)) names.add(q.name.toLowerCase());
     if (names && names.size >= limits.names && !s.reported.includes(`entropy ${domain}`)) {
       s.reported.push(`entropy ${domain}`);
       out.push({

@@ -8,7 +8,7 @@ import type { SeriesKeys } from "./series-key.ts";
 
 const DAY = 86_400_000;
 /** Destinations remembered per identity; past it, the least recently used quarter goes. */
-const MAX_DESTINATIONS = 4096;
+export const MAX_DESTINATIONS = 4096;
 /** Days of novelty counts kept. */
 const NOVELTY_DAYS = 14;
 export const NOVELTY_PER_DAY = 3;

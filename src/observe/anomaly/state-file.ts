@@ -1,17 +1,28 @@
 // The anomaly engine's state on disk (profiles, acceptances, recent anomalies), so baselines and
 // "accept as normal" survive a restart: one JSON file, written whole to a temporary file and
 // renamed over the old one (its name random, made O_EXCL|O_NOFOLLOW: nothing planted there is
-// written through). A file that cannot be read starts a fresh state, said once.
+// written through). It is read as moat reads every file it trusts (root's, in root's directories,
+// not writable by others: an acceptance in it silences an anomaly) and checked whole before the
+// engine takes any of it; a file that cannot be read, or is damaged, is refused with what is
+// wrong, and the engine starts without it.
 import { randomBytes } from "node:crypto";
-import { constants, readFileSync } from "node:fs";
+import { constants } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { trustedDirectory, writeTrustedFileAtomic } from "../../host/trusted-file.ts";
+import {
+  readTrustedFile,
+  trustedDirectory,
+  UnsafeFileError,
+  writeTrustedFileAtomic,
+} from "../../host/trusted-file.ts";
 import type { AnomalyDetector } from "./detector.ts";
 import { Ewma } from "./robust.ts";
+import { checkedState } from "./state-shape.ts";
 
 const VERSION = 1;
 const WHAT = "anomaly state file";
+/** Larger than any state the engine keeps (and than the longest text JSON can parse). */
+const MAX_BYTES = 512 << 20;
 
 /** Maps, sets and EWMAs as tagged JSON values. */
 function replacer(_key: string, value: unknown): unknown {
@@ -104,25 +115,32 @@ export async function saveAnomalyStateInSlices(
     });
 }
 
-/** Loads the saved state into `d`; false (d unchanged) when there is none or it is unreadable. */
+/**
+ * Loads the saved state into `d`: false (d unchanged) when there is none; throws, d unchanged,
+ * when the file is not to be trusted or not a state this version wrote, saying why.
+ */
 export function loadAnomalyState(path: string, d: AnomalyDetector): boolean {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return false;
+    text = readTrustedFile(path, { what: WHAT, maxBytes: MAX_BYTES });
+  } catch (err) {
+    if (err instanceof UnsafeFileError) {
+      if (err.missing) return false;
+      throw err;
+    }
+    throw new Error(`${WHAT} ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const saved = JSON.parse(text, reviver) as {
-    version?: number;
-    profiles?: AnomalyDetector["profiles"];
-    accepted?: AnomalyDetector["accepted"];
-    reportedAt?: AnomalyDetector["reportedAt"];
-    recent?: AnomalyDetector["recent"];
-  };
-  if (saved.version !== VERSION) return false;
-  for (const [k, v] of saved.profiles ?? []) d.profiles.set(k, v);
-  for (const [k, v] of saved.accepted ?? []) d.accepted.set(k, v);
-  for (const [k, v] of saved.reportedAt ?? []) d.reportedAt.set(k, v);
-  d.recent = saved.recent ?? [];
+  let saved: ReturnType<typeof checkedState>;
+  try {
+    const parsed = JSON.parse(text, reviver) as { version?: unknown };
+    if (parsed?.version !== VERSION) throw new Error(`is not a version ${VERSION} state`);
+    saved = checkedState(parsed);
+  } catch (err) {
+    throw new Error(`${WHAT} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  for (const [k, v] of saved.profiles) d.profiles.set(k, v);
+  for (const [k, v] of saved.accepted) d.accepted.set(k, v);
+  for (const [k, v] of saved.reportedAt) d.reportedAt.set(k, v);
+  d.recent = saved.recent;
   return true;
 }

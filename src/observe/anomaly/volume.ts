@@ -17,6 +17,9 @@ const MIN_SPREAD = 0.3;
  * identity whose usual is bimodal (small checks, now and then a large download) has a low
  * median and spread but has done the large thing before. */
 const PEAK_FACTOR = 2;
+/** Records come out of order by seconds; one this far before the bucket under way means the
+ * clock was set back: that bucket starts anew at the record (it is not added to the baselines). */
+const CLOCK_STEP_MS = 5 * MINUTE;
 /** EWMA weight of one active minute (about a day of active minutes remembered). */
 const MINUTE_ALPHA = 1 / 1440;
 
@@ -139,17 +142,24 @@ export function observeVolume(s: VolumeState, o: Observation, limits: VolumeLimi
   return out;
 }
 
+/** The bucket under way is one the clock was set back from (CLOCK_STEP_MS). */
+const setBack = (b: Bucket, timeMs: number) => timeMs < b.start - CLOCK_STEP_MS;
+
 /**
  * Closes the buckets `timeMs` is past, adding them to the baselines; never one going backwards
- * (records arrive slightly out of order: a close stamped by the kernel after a later scan).
+ * (records arrive slightly out of order: a close stamped by the kernel after a later scan). After
+ * the clock was set back, the bucket under way starts anew, so what follows is judged at once
+ * instead of being left out until the clock is back where it was.
  */
 function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
   const minute = timeMs - (timeMs % MINUTE);
+  if (s.minute && setBack(s.minute, timeMs)) s.minute = bucket(minute);
   if (!s.minute || s.minute.start < minute) {
     if (s.minute && s.minute.connections) s.perMinute.add(logOf(s.minute.connections));
     s.minute = bucket(minute);
   }
   const hour = timeMs - (timeMs % HOUR);
+  if (s.hour && setBack(s.hour, timeMs)) s.hour = bucket(hour);
   if (!s.hour || s.hour.start < hour) {
     if (s.hour) {
       const { connections, bytes, durationMax } = s.hour;
@@ -160,6 +170,7 @@ function roll(s: VolumeState, timeMs: number, limits: VolumeLimits): void {
     s.hour = bucket(hour);
   }
   const day = timeMs - (timeMs % DAY);
+  if (s.day && setBack(s.day, timeMs)) s.day = bucket(day);
   if (!s.day || s.day.start < day) {
     if (s.day) {
       s.days.push(s.day.bytes);
