@@ -2,8 +2,10 @@
 // prior knowledge (h2c), curl over HTTP/1.1, wget and python3's urllib, all under the attached
 // cgroup, reach one server in the peer namespace that speaks both versions on port 80. Each
 // request is judged by method, path and version: an allowed one gets the server's page, a
-// refused one moat's 403 naming the rule (the server never sees it). A reload that puts the
-// refusing rule in detect mode lets the same requests through and reports them as detected.
+// refused one moat's 403 naming the rule (the server never sees it). A request that expects
+// 100-continue is judged before anyone answers it: refused, it gets the 403 alone; allowed, the
+// server's own 100 Continue. A reload that puts the refusing rule in detect mode lets the same
+// requests through and reports them as detected.
 //
 // Run time: about 20 s on an idle machine (the daemon's start is most of it); keep it under 60 s.
 import { test } from "node:test";
@@ -23,6 +25,7 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cgroup} }
 rules:
   - { name: h2-pages, direction: egress, action: allow, log: true, layer4: { protocol: tcp, port: [80] }, layer7: { http: { version: ["2"], method: [GET], path: ["/h2/*"] } } }
   - { name: reads, direction: egress, action: allow, log: true, layer4: { protocol: tcp, port: [80] }, layer7: { http: { method: [GET, HEAD], path: ["/pub/*"] } } }
+  - { name: uploads, direction: egress, action: allow, log: true, layer4: { protocol: tcp, port: [80] }, layer7: { http: { method: [POST], path: ["/upload/*"] } } }
   - { name: other-http, direction: egress, action: block, ${otherMode}layer4: { protocol: tcp, port: [80] }, layer7: { http: {} } }
 `;
 }
@@ -107,6 +110,35 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
     await said(/BLOCKED egress tcp .* HTTP POST \S+\/pub\/by-python by rule other-http \(python3/);
   });
 
+  await t.test(
+    "Expect: 100-continue: a refused POST gets the 403 alone, an allowed one the server's 100",
+    async () => {
+      /** curl -v with a body that waits for 100 Continue: the body and status, the heads read. */
+      const expecting = (path: string, version: string) => {
+        const r = curl(path, ["-v", "-H", "Expect: 100-continue", "--data", "x=1", version]);
+        const heads = r.stderr
+          .split("\n")
+          .filter((l) => l.startsWith("< HTTP/"))
+          .map((l) => l.trim());
+        return { out: r.stdout, heads, stderr: r.stderr };
+      };
+      const refused = expecting("/private/upload", "--http1.1");
+      assert.equal(refused.out, `${BLOCKED}\n403`, refused.stderr);
+      assert.deepEqual(refused.heads, ["< HTTP/1.1 403 Forbidden"]);
+      const allowed = expecting("/upload/by-curl", "--http1.1");
+      assert.equal(allowed.out, "hello over HTTP/1.1\n\n200", allowed.stderr);
+      assert.deepEqual(allowed.heads, ["< HTTP/1.1 100 Continue", "< HTTP/1.1 200 OK"]);
+      await serverSaw("seen 1.1 POST /upload/by-curl");
+      const refusedH2 = expecting("/private/upload", "--http2-prior-knowledge");
+      assert.equal(refusedH2.out, `${BLOCKED}\n403`, refusedH2.stderr);
+      assert.deepEqual(refusedH2.heads, ["< HTTP/2 403"]);
+      const allowedH2 = expecting("/upload/over-h2", "--http2-prior-knowledge");
+      assert.equal(allowedH2.out, "hello over HTTP/2.0\n\n200", allowedH2.stderr);
+      assert.deepEqual(allowedH2.heads, ["< HTTP/2 100", "< HTTP/2 200"]);
+      await serverSaw("seen 2.0 POST /upload/over-h2");
+    },
+  );
+
   await t.test("detect: the refusing rule forwards and reports instead", async () => {
     await reloadPolicy(lab, policy(lab, cg.cgroup, "mode: detect, "));
     const path = h2c("/detected.txt");
@@ -127,6 +159,8 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
       "seen 2.0 GET /h2/page",
       "seen 1.1 GET /pub/by-wget",
       "seen 1.1 GET /pub/by-python",
+      "seen 1.1 POST /upload/by-curl",
+      "seen 2.0 POST /upload/over-h2",
       "seen 2.0 GET /detected.txt",
       "seen 1.1 POST /pub/detected",
     ]);
@@ -135,7 +169,7 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
   await t.test("the stored events: method, path, version and the status each got", async () => {
     const relayed = await until("the relay's events in the history", () => {
       const all = storedEvents(lab).filter((e) => e.hook === "l7_relay");
-      return all.length >= 11 ? all : undefined;
+      return all.length >= 15 ? all : undefined;
     }).catch(() => storedEvents(lab).filter((e) => e.hook === "l7_relay"));
     const brief = relayed.map((e) => {
       const h = e.layer7?.http;
@@ -151,6 +185,10 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
       ["blocked", "other-http", "GET", "/private/by-wget", "1.1", 403],
       ["allowed", "reads", "GET", "/pub/by-python", "1.1", 200],
       ["blocked", "other-http", "POST", "/pub/by-python", "1.1", 403],
+      ["blocked", "other-http", "POST", "/private/upload", "1.1", 403],
+      ["allowed", "uploads", "POST", "/upload/by-curl", "1.1", 200],
+      ["blocked", "other-http", "POST", "/private/upload", "2", 403],
+      ["allowed", "uploads", "POST", "/upload/over-h2", "2", 200],
       ["detected", "other-http", "GET", "/detected.txt", "2", 200],
       ["detected", "other-http", "POST", "/pub/detected", "1.1", 200],
     ]);

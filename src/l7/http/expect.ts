@@ -1,5 +1,7 @@
-// The Expect header's members (RFC 9110, 10.1.1): 100-continue is met on the client's hop (Node's
-// server answers `100 Continue` itself), any other expectation is the server's to meet or refuse.
+// The Expect header's members (RFC 9110, 10.1.1). An expectation is the server's to meet or
+// refuse: moat forwards it, after judging the request, and passes the server's `100 Continue`
+// back, never one of its own. HTTP/1.0 knows no 100-continue (a server ignores it in a 1.0
+// request), and moat sends every request as HTTP/1.1: that member is dropped from a 1.0 request.
 
 /** Splits a field list at commas outside quoted strings; empty members are dropped. */
 function members(value: string): string[] {
@@ -22,9 +24,21 @@ function members(value: string): string[] {
   return out.filter(Boolean);
 }
 
-/** The Expect value to send the server: the client's without its 100-continue member, if any. */
-export function expectationsForServer(value: string | undefined): string | undefined {
+/** A header value as one field list (an HTTP/2 client's repeated field as its members). */
+const asList = (value: string | string[]): string =>
+  Array.isArray(value) ? value.join(", ") : value;
+
+/**
+ * The Expect value to send the server: the client's as sent, or, from an HTTP/1.0 client,
+ * without its 100-continue member; undefined when nothing is left.
+ */
+export function expectationsForServer(
+  value: string | string[] | undefined,
+  clientVersion: string,
+): string | undefined {
   if (value === undefined) return undefined;
-  const others = members(value).filter((m) => m.toLowerCase() !== "100-continue");
+  const list = asList(value);
+  if (clientVersion !== "1.0") return list.trim() === "" ? undefined : list;
+  const others = members(list).filter((m) => m.toLowerCase() !== "100-continue");
   return others.length > 0 ? others.join(", ") : undefined;
 }

@@ -11,6 +11,7 @@ import {
 } from "node:http2";
 import type { HttpFacts } from "../../policy/facts.ts";
 import type { L7Context } from "../types.ts";
+import { expectationsForServer } from "./expect.ts";
 import { endToEnd } from "./headers.ts";
 import { headersClock, type HttpLimits } from "./limits.ts";
 import { blockedBody } from "./refusals.ts";
@@ -86,6 +87,16 @@ function respondAsSent(
   }
 }
 
+/** The server's 100 Continue to the client, before the answer (additionalHeaders throws after). */
+function passContinue(stream: ServerHttp2Stream): void {
+  if (stream.destroyed || stream.headersSent) return;
+  try {
+    stream.additionalHeaders({ ":status": 100 });
+  } catch {
+    // the stream ended meanwhile: nothing to tell it
+  }
+}
+
 async function exchange(
   ctx: L7Context,
   upstream: () => Promise<ClientHttp2Session>,
@@ -132,7 +143,16 @@ async function exchange(
     ":scheme": String(headers[":scheme"] ?? "http"),
   };
   if (headers[":authority"] !== undefined) pseudo[":authority"] = facts.host;
-  const up = session.request({ ...endToEnd(headers), ...pseudo });
+  // Expect is no connection-specific field in HTTP/2 (RFC 9113, 8.2.2): forwarded as HTTP/1.1
+  // forwards it, 100-continue too, and the server's 100 passed back (a 1xx HEADERS frame, RFC
+  // 9113, 8.1), so the stream waits for the server's cue, never moat's
+  const expect = expectationsForServer(headers.expect, "2");
+  const up = session.request({
+    ...endToEnd(headers),
+    ...(expect !== undefined ? { expect } : {}),
+    ...pseudo,
+  });
+  up.on("continue", () => passContinue(stream));
   up.on("response", (answerHeaders) => {
     const status = Number(answerHeaders[":status"] ?? 502);
     if (stream.destroyed) return;

@@ -115,9 +115,8 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   if (authority !== undefined) headers.host = authority;
   // HTTP/1.0 needs no Host, HTTP/1.1 (what moat sends) does: the address the client connected to
   else headers.host ??= destinationAuthority(ctx.original, 80);
-  // 100-continue is answered by Node's server on this hop; other expectations (alone or listed
-  // with it) are the server's to meet or refuse, as they would be directly
-  const expect = expectationsForServer(req.headers.expect);
+  // expectations, 100-continue too, are the server's to meet or refuse, as they would be directly
+  const expect = expectationsForServer(req.headers.expect, req.httpVersion);
   if (expect !== undefined) headers.expect = expect;
   if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
   const up = request({
@@ -133,6 +132,11 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
     res.end(body);
     ctx.report(decision, reportFacts(facts, 502));
   };
+  // the server's 100 Continue is the client's cue to send its body: passed on before the answer,
+  // never to an HTTP/1.0 client (RFC 9110, 15.2)
+  up.on("continue", () => {
+    if (req.httpVersion !== "1.0" && !res.headersSent) res.writeContinue();
+  });
   up.on("response", (answer) => {
     const head = passableHead(answer);
     if (!head) {
@@ -271,8 +275,11 @@ export function serveHttp1(ctx: L7Context, limits: HttpLimits): Promise<void> {
     take({ req, res });
   };
   server.on("request", onRequest);
-  // an Expect other than 100-continue: judged and forwarded like any request (else Node's server
-  // answers 417 itself, unjudged and unreported)
+  // Expect: 100-continue: judged before anyone answers it (else Node's server sends `100 Continue`
+  // at once, and a client would send its body toward a request moat then refuses); another
+  // expectation: judged and forwarded like any request (else Node's server answers 417 itself,
+  // unjudged and unreported)
+  server.on("checkContinue", onRequest);
   server.on("checkExpectation", onRequest);
   const handOver = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     clock.stop();

@@ -287,15 +287,17 @@ const UNREAD: TlsFacts = { unseen: ["sni", "certificate"] };
 /**
  * The judgement of a ClientHello moat cannot read: judged as if none of its other facts (ALPN,
  * ECH, versions) matched, and as if any might; blocked when either blocks (a block rule that the
- * hello might meet does), else the judgement that leaned on nothing the hello could show.
+ * hello might meet does), else the judgement that leaned on nothing the hello could show. That
+ * one is judged last: an upstream carries the latest judgement that forwards, so the connection
+ * goes as the rule its event names (judged the other way round, an upstream would carry a rule
+ * the hello might have met and the event would name another).
  */
 function judgeUnread(ctx: L7Context): L7Decision {
+  const any = ctx.judge({ tls: { ...UNREAD, ech: true, pending: "match" } });
   const none = ctx.judge({
     tls: { ...UNREAD, offered: [], alpn: [], ech: false, pending: "no-match" },
   });
-  const any = ctx.judge({ tls: { ...UNREAD, ech: true, pending: "match" } });
-  if (!none.forward) return none;
-  return any.forward ? none : any;
+  return none.forward && !any.forward ? any : none;
 }
 
 /** Not a ClientHello moat can read: judged with what it would show unseen (`unknown` decides). */

@@ -2,7 +2,7 @@
 // HTTP/2 server; each stream on one connection is judged (version "2"), blocked streams get 403.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type ClientHttp2Session } from "node:http2";
+import { connect, createServer as createH2Server, type ClientHttp2Session } from "node:http2";
 import { connect as tcp } from "node:net";
 import { once } from "node:events";
 import { execFile } from "node:child_process";
@@ -158,4 +158,89 @@ test("an h2c connection that opens no stream is closed at the header timeout", a
   await slow.close();
   // the relay closed it, and says why
   assert.deepEqual(slow.logs, ["http: no HTTP/2 request in time; closed"]);
+});
+
+/**
+ * A stream that expects 100-continue through the relay to a server that meets it as Node's
+ * http2 compat server does (`100` when the expectation is exactly 100-continue, else 417): the
+ * body goes once a 100 comes (or, should none come, after a second, as curl does), never after
+ * a final answer. What the client read, and the Expect the server read.
+ */
+async function expecting(
+  port: number,
+  path: string,
+  expect: string,
+): Promise<{ continued: boolean; status: number; serverRead: string | undefined }> {
+  const session = connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  const req = session.request({
+    ":method": "POST",
+    ":path": path,
+    ":authority": "www.example.org",
+    expect,
+  });
+  let continued = false;
+  let status = 0;
+  let text = "";
+  const send = () => {
+    if (!req.writableEnded) req.end("data");
+  };
+  // a safety net, not a measure: a client that gets no 100 sends its body anyway
+  const fallback = setTimeout(send, 1000);
+  req.on("continue", () => {
+    continued = true;
+    send();
+  });
+  req.on("response", (h) => {
+    status = Number(h[":status"]);
+    if (status >= 200 && !req.writableEnded) req.close();
+  });
+  req.on("data", (c: Buffer) => (text += c.toString()));
+  req.on("error", () => {});
+  await once(req, "close");
+  clearTimeout(fallback);
+  session.close();
+  const serverRead = status === 200 ? (JSON.parse(text) as { expect?: string }).expect : undefined;
+  return { continued, status, serverRead };
+}
+
+test("h2c Expect: judged before any 100; allowed, it reaches the server, whose 100 reaches the client", async () => {
+  const compat = createH2Server((request, response) => {
+    request.resume();
+    request.on("end", () => response.end(JSON.stringify({ expect: request.headers.expect })));
+  });
+  const port = await new Promise<number>((resolve) =>
+    compat.listen(0, "127.0.0.1", () => resolve((compat.address() as { port: number }).port)),
+  );
+  const through = await startL7Relay(HTTP_POLICY, port, httpHandler());
+  try {
+    assert.deepEqual(await expecting(through.port, "/up", "100-continue"), {
+      continued: true,
+      status: 200,
+      serverRead: "100-continue",
+    });
+    // the server refuses an expectation it does not know, as it would directly
+    assert.deepEqual(await expecting(through.port, "/up", "100-continue, x-other"), {
+      continued: false,
+      status: 417,
+      serverRead: undefined,
+    });
+    // blocked: moat's 403 alone
+    assert.deepEqual(await expecting(through.port, "/admin/x", "100-continue"), {
+      continued: false,
+      status: 403,
+      serverRead: undefined,
+    });
+    assert.deepEqual(
+      through.reports.map((r) => [r.verdict, r.rule, r.layer7.http?.status]),
+      [
+        ["allowed", "default", 200],
+        ["allowed", "default", 417],
+        ["blocked", "no-admin", 403],
+      ],
+    );
+  } finally {
+    await through.close();
+    compat.close();
+  }
 });

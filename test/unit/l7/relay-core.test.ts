@@ -263,6 +263,68 @@ test("an upstream carries out the latest judgement that forwards; one judged blo
   );
 });
 
+const TWO_TLS_RULES = parsePolicy(
+  `version: 1
+mode: prevent
+attach: { cgroup: / }
+rules:
+  - { name: h2-hellos, direction: egress, action: allow, log: true, layer7: { tls: { alpn: [h2] } } }
+  - { name: other-tls, direction: egress, action: allow, log: true, layer7: { tls: {} } }
+`,
+  "two.yaml",
+);
+
+test("a ClientHello moat cannot read: its event and its upstream name the same rule", async (t) => {
+  // judged as if the hello showed nothing (other-tls) and as if it might show anything (h2-hellos):
+  // both forward, and the connection goes as one of them, the one its event names
+  const purposes: UpstreamPurpose[] = [];
+  const events: MoatEvent[] = [];
+  const server = createServer((s) => s.on("error", () => {}));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const relay = await L7Relay.open({
+    original: () => ({
+      original: { ip: "127.0.0.1", port },
+      protocol: "tcp",
+      redirect: 0,
+      generation: 1,
+      target: { ip: "127.0.0.1", port: 1 },
+      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" },
+    }),
+    process: () => ({ pid: 4242, name: "curl" }) as never,
+    names: () => [],
+    policy: () => TWO_TLS_RULES,
+    generation: () => 1,
+    report: (e) => events.push(e),
+    log: () => {},
+    connectUpstream: (to, purpose) => {
+      purposes.push(purpose);
+      return new Promise((resolve, reject) => {
+        const u = connect(to.port, to.ip, () => resolve(u));
+        u.once("error", reject);
+      });
+    },
+  });
+  t.after(() => {
+    relay.close();
+    server.close();
+  });
+  const s = toRelay({ relay } as Lab);
+  t.after(() => s.destroy());
+  s.on("error", () => {});
+  // a handshake record whose ClientHello is cut short: no hello moat can read
+  s.write(Buffer.from([22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3]));
+  while (events.length === 0) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(
+    events.map((e) => [e.type, e.rule]),
+    [["allowed", "other-tls"]],
+  );
+  assert.deepEqual(
+    purposes.map((p) => [p.rule, p.verdict, p.probe]),
+    [["other-tls", "allowed", false]],
+  );
+});
+
 test("before any judgement (an SSH server's host key), an upstream carries what may still forward", async (t) => {
   const purposes: UpstreamPurpose[] = [];
   const relay = await L7Relay.open({
