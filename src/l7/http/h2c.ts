@@ -66,6 +66,10 @@ function hostDisagrees(headers: IncomingHttpHeaders): boolean {
 
 function answer(stream: ServerHttp2Stream, status: number, body: string): void {
   if (stream.destroyed) return;
+  // the request's body is read and dropped: Node resets a stream whose body was never read as
+  // soon as its answer is queued, and the reset can go out before the answer's frames do (the
+  // client then gets no answer, "Empty reply" or a stream error, instead of moat's)
+  stream.resume();
   stream.respond({ ":status": status, "content-type": TEXT });
   stream.end(body);
 }
