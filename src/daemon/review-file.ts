@@ -13,8 +13,12 @@ export const reviewPathOf = (decisionsPath: string): string =>
   join(dirname(decisionsPath), "review.json");
 
 const WHAT = "review queue file";
-/** A larger file is refused (the queue keeps a bounded number of entries). */
-const MAX_BYTES = 16 * 2 ** 20;
+/**
+ * A larger file is refused. The queue keeps a bounded number of entries, each at most about
+ * 36 KiB written: an executable's path (4,095 bytes, 6 characters each as JSON escapes a control
+ * character), 8 names of 1,265 characters each written, the rest; 1000 of them fit.
+ */
+const MAX_BYTES = 64 * 2 ** 20;
 
 export function writeReviewFile(path: string, view: ReviewView): void {
   const text = JSON.stringify({ version: VERSION, overflow: view.overflow, entries: view.entries });

@@ -13,6 +13,12 @@ import type { ReviewEntry, ReviewView } from "../api/index.ts";
 import { readReviewFile, writeReviewFile } from "./review-file.ts";
 
 export const MAX_REVIEW = 1000;
+/**
+ * Names an entry keeps (the first is what a domain or wildcard answer names): a binding holds
+ * up to 64, each up to 1,012 characters as moat writes odd octets, and a full queue of them
+ * would make a file larger than the one read back at start (review-file.ts).
+ */
+export const MAX_ENTRY_NAMES = 8;
 /** How soon after a change the queue is written (changes meanwhile go with it). */
 const SAVE_DELAY_MS = 1000;
 
@@ -30,6 +36,17 @@ export function queuesEvent(event: MoatEvent, model: PolicyModel): boolean {
   if (event.verdict === "detected") return true;
   return event.verdict === "blocked" && model.review?.silentBlock === true;
 }
+
+/** What one entry stands for: its identity and destination (its id is a hash of this). */
+const keyOf = (e: Pick<ReviewEntry, "direction" | "protocol" | "remote" | "port" | "process">) =>
+  [
+    e.direction,
+    e.protocol,
+    e.remote.ip,
+    e.port ?? "",
+    e.process?.path ?? "",
+    e.process?.user ?? "",
+  ].join("|");
 
 function serverPort(event: MoatEvent): number | undefined {
   if (event.protocol !== "tcp" && event.protocol !== "udp") return undefined;
@@ -52,21 +69,26 @@ export class ReviewQueue {
   add(event: MoatEvent): ReviewEntry | null {
     const port = serverPort(event);
     const p = event.process;
-    const key = [
-      event.direction,
-      event.protocol,
-      event.remote.ip,
-      port ?? "",
-      p?.path ?? "",
-      p?.user ?? "",
-    ].join("|");
+    const key = keyOf({
+      direction: event.direction,
+      protocol: event.protocol,
+      remote: event.remote,
+      ...(port !== undefined ? { port } : {}),
+      process: p ? { path: p.path, name: p.name, user: p.user } : null,
+    });
     const id = createHash("sha256").update(key).digest("hex").slice(0, 10);
     const known = this.entries.get(id);
     this.changed();
+    // ids are 40 bits: a connection someone made to share another entry's id is not that entry
+    if (known && keyOf(known) !== key) {
+      this.overflow++;
+      return null;
+    }
     if (known) {
       known.count++;
       known.last = event.time;
-      if (event.remote.names?.length) known.remote.names = event.remote.names;
+      if (event.remote.names?.length)
+        known.remote.names = event.remote.names.slice(0, MAX_ENTRY_NAMES);
       return known;
     }
     if (this.entries.size >= MAX_REVIEW) {
@@ -79,7 +101,9 @@ export class ReviewQueue {
       protocol: event.protocol,
       remote: {
         ip: event.remote.ip,
-        ...(event.remote.names?.length ? { names: event.remote.names } : {}),
+        ...(event.remote.names?.length
+          ? { names: event.remote.names.slice(0, MAX_ENTRY_NAMES) }
+          : {}),
       },
       ...(port !== undefined ? { port } : {}),
       process: p ? { path: p.path, name: p.name, user: p.user } : null,

@@ -46,3 +46,22 @@ test("a decision's process path is printed escaped", () => {
   assert.equal(hasControl(line), false);
   assert.match(line, /for \/tmp\/x\\r\\x1b\[2K/);
 });
+
+test("a review entry of a process known by name only does not read as an executable's path", () => {
+  // comm is anyone's to set, slashes included; a decision for it names no executable
+  const entry: ReviewEntry = {
+    id: "r2",
+    direction: "egress",
+    protocol: "tcp",
+    remote: { ip: "203.0.113.9" },
+    port: 443,
+    process: { path: "", name: "/usr/bin/apt", user: 1000 },
+    verdict: "detected",
+    first: "2026-12-06T00:00:00.000Z",
+    last: "2026-12-06T00:00:01.000Z",
+    count: 1,
+  };
+  const line = reviewLine(entry);
+  assert.doesNotMatch(line, /by \/usr\/bin\/apt/);
+  assert.match(line, /by a process named \/usr\/bin\/apt \(uid 1000, executable unknown\)/);
+});

@@ -3,7 +3,16 @@
 // the reasons on stderr, --json, --output, --promote after clean days, a refused policy file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
@@ -76,6 +85,24 @@ test("moat suggest: the diff from the daemon's roll-ups; --promote after clean d
   assert.match(proposed.err.join("\n"), /nothing was applied/);
   const suggested = readFileSync(output, "utf8");
   assert.ok(suggested.startsWith(POLICY.split("rules:")[0]!), "the file's head is kept");
+
+  // --output where another user planted a file (a shared /tmp): the suggestion is not written
+  // into their file, which they could edit before it is applied, nor through their link
+  const planted = join(dir, "planted.yaml");
+  writeFileSync(planted, "theirs\n", { mode: 0o666 });
+  chmodSync(planted, 0o666);
+  chownSync(planted, 65534, 65534);
+  const victim = join(dir, "victim");
+  writeFileSync(victim, "kept\n");
+  const linked = join(dir, "linked.yaml");
+  symlinkSync(victim, linked);
+  for (const o of [planted, linked])
+    assert.equal((await run({ policy: policyPath, since: "15d", output: o })).code, 0);
+  const st = lstatSync(planted);
+  assert.deepEqual([st.uid, st.mode & 0o022], [process.getuid?.(), 0], "a file of our own");
+  assert.equal(readFileSync(planted, "utf8"), suggested);
+  assert.equal(readFileSync(victim, "utf8"), "kept\n", "the link's target is untouched");
+  assert.equal(readFileSync(linked, "utf8"), suggested);
 
   // --json: the whole answer
   const json = JSON.parse(

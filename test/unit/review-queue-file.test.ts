@@ -124,3 +124,41 @@ test("an unreadable file starts an empty queue, said once; a malformed entry is 
   );
   assert.deepEqual(logged, ["warning: a stored review queue entry is dropped: not an entry"]);
 });
+
+test("a connection whose id is an entry's but whose identity or destination is not never joins it", (t) => {
+  // ids are 40 bits of a hash: a user searching their own paths and ports for another entry's
+  // id must not move its count or the names a domain answer would be made for
+  const path = join(tempDir(t), "review.json");
+  const theirs = event({ remote: { ip: "192.0.2.66", port: 443, names: ["evil.example"] } });
+  const id = new ReviewQueue({ path: null, log: () => {} }).add(theirs)!.id;
+  const victim = new ReviewQueue({ path: null, log: () => {} }).add(event({}))!;
+  writeFileSync(path, JSON.stringify({ version: 1, overflow: 0, entries: [{ ...victim, id }] }));
+  const q = new ReviewQueue({ path, log: () => {} });
+  assert.equal(q.add(theirs), null);
+  assert.deepEqual(
+    { names: q.get(id)?.remote.names, count: q.get(id)?.count, overflow: q.view().overflow },
+    { names: ["api.example.com"], count: 1, overflow: 1 },
+  );
+  q.close();
+});
+
+test("a full queue of connections with many long names is read back after a restart", (t) => {
+  // a zone answering 64 long names with each address, their octets outside printable ASCII
+  // written `\\DDD` (dns-name.ts): the file written must be one read back
+  const path = join(tempDir(t), "review.json");
+  const label = "\\200".repeat(62);
+  const names = Array.from({ length: 64 }, (_, i) =>
+    [label, label, label, `n${i}`, "example"].join("."),
+  );
+  // and an executable's path of control characters, each 6 characters as JSON writes it
+  const proc = { ...event({}).process!, path: `/${"\u0001".repeat(4094)}` };
+  const q = new ReviewQueue({ path, log: () => {} });
+  for (let i = 0; i < MAX_REVIEW; i++)
+    q.add(event({ remote: { ip: `10.0.${i >> 8}.${i & 255}`, port: 443, names }, process: proc }));
+  q.close();
+  const logged: string[] = [];
+  const again = new ReviewQueue({ path, log: (l) => logged.push(l) });
+  assert.deepEqual(logged, []);
+  assert.equal(again.view().entries.length, MAX_REVIEW);
+  assert.equal(again.view().entries[0]?.remote.names?.[0], names[0], "the first name is kept");
+});

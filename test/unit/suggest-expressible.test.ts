@@ -245,3 +245,29 @@ test("suggest: a peer known by name is undecided where a rule turns on the addre
     { undecided: 20, covered: 10, ports: [[27, 29]] },
   );
 });
+
+test("suggest: a peer whose DNS name reads as a wildcard pattern is not proposed", () => {
+  // a zone with a wildcard record answers the literal name `*.example.com` too: bound, it is
+  // the peer's name, and as a rule's entry it would allow every name below example.com
+  const { s, after } = suggest([
+    row({ peer: "*.example.com" }),
+    row({ peer: "**.example.net" }),
+    row({ peer: "api.example.org" }),
+  ]);
+  assert.deepEqual(
+    s.rules.map((r) => r.remote),
+    [["api.example.org"]],
+  );
+  assert.equal(s.notProposed.inexpressible, 20);
+  const other = { ip: "0.0.0.0", names: ["intranet.example.com"] };
+  assert.notEqual(evaluate(after, egress(other, 443)).verdict, "allowed");
+});
+
+test("suggest: a path ending in Unicode white space is written whole", () => {
+  // the trailing character is part of the executable's name: a rule without it names another file
+  for (const exe of ["/tmp/curl\ufeff", "/tmp/curl\u00a0", "/tmp/curl\u2028", "curl\u3000"]) {
+    const { after } = suggest([row({ exe })]);
+    const p = suggested(after)[0]!.process;
+    assert.deepEqual(p?.path ?? p?.name, [exe], JSON.stringify(exe));
+  }
+});

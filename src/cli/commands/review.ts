@@ -78,7 +78,13 @@ export function reviewLine(e: ReviewEntry): string {
     ? `${e.remote.names.join(",")} (${e.remote.ip})`
     : e.remote.ip;
   const port = e.port !== undefined ? `:${e.port}` : "";
-  const who = e.process ? ` by ${e.process.path || e.process.name} (uid ${e.process.user})` : "";
+  // a process that exited before its executable was read is known by its name (comm), which
+  // anyone sets, a slash included: never shown as a path (a decision for it names no executable)
+  const who = !e.process
+    ? ""
+    : e.process.path
+      ? ` by ${e.process.path} (uid ${e.process.user})`
+      : ` by a process named ${e.process.name} (uid ${e.process.user}, executable unknown)`;
   return printable(
     `${e.id}  ${e.verdict} ${e.direction} ${e.protocol} ${names}${port}${who}  x${e.count}, last ${e.last}`,
   );

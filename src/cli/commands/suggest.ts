@@ -1,8 +1,9 @@
 // moat suggest [--since 7d] [--policy FILE] [--promote] [--json]: least-privilege rules learnt
 // from the daemon's flow roll-ups, as a unified diff against the policy file (GET or POST
 // /v1/policy/suggest). Nothing is applied: the diff goes to stdout, the reasons to stderr.
-import { readFileSync, writeFileSync } from "node:fs";
-import { basename } from "node:path";
+import { randomBytes } from "node:crypto";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Command, Io } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { API_OPTIONS, API_USAGE, apiTarget, ApiClientError, call } from "../api/client.ts";
@@ -54,6 +55,22 @@ export function suggestLines(a: SuggestAnswer): string[] {
       : "no change to suggest",
   );
   return out.map(printable);
+}
+
+/**
+ * The suggested policy as a new file of the caller's own, 0600, renamed over `path`: a file or
+ * link another user planted there (a shared /tmp) is replaced, never written into or through,
+ * so nobody else can edit the text between this write and `moat policy apply`.
+ */
+function writeOutput(path: string, text: string): void {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}`);
+  writeFileSync(temporary, text, { flag: "wx", mode: 0o600 });
+  try {
+    renameSync(temporary, path);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw err;
+  }
 }
 
 export const suggestCommand: Command = {
@@ -108,7 +125,7 @@ export const suggestCommand: Command = {
       io.err(`moat: ${file ?? "the running policy"}: ${err.message}`);
       return 1;
     }
-    if (typeof values.output === "string") writeFileSync(values.output, answer.text);
+    if (typeof values.output === "string") writeOutput(values.output, answer.text);
     for (const w of answer.warnings) io.err(printable(w));
     if (values.json) io.out(jsonLine(answer, 2));
     else {

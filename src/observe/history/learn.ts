@@ -13,13 +13,23 @@ import { ROLLUP_LEVELS, type RollupLevel } from "./rollup.ts";
 
 const DAY = 86_400_000;
 
+/**
+ * Characters of executable, container and peer the rows read hold at most (64 Mi): each row
+ * holds its own copy of its path, and 200,000 rows of one 4 KiB path would fill the worker's
+ * heap. Past it, rows are left out and counted as past the row cap.
+ */
+export const MAX_LEARN_CHARS = 64 * 2 ** 20;
+
 function levelFor(since: number, now: number): { level: RollupLevel; bucketMs: number } {
   const hour = ROLLUP_LEVELS.find((l) => l.level === "hour")!;
   const day = ROLLUP_LEVELS.find((l) => l.level === "day")!;
   return now - since <= hour.keepMs ? hour : day;
 }
 
-/** The window's roll-ups as learning rows, largest first; `maxRows` (MAX_LEARN_ROWS) at most. */
+/**
+ * The window's roll-ups as learning rows, largest first; `maxRows` (MAX_LEARN_ROWS) at most, and
+ * no more once they hold MAX_LEARN_CHARS characters.
+ */
 export function learnRows(
   db: Database.Database,
   since: number,
@@ -48,9 +58,12 @@ export function learnRows(
     .iterate(...window) as IterableIterator<LearnRow>;
   const rows: LearnRow[] = [];
   const overflow = { rows: 0, connections: 0, rolledUp };
+  let chars = 0;
   for (const r of iterator) {
-    if (rows.length < maxRows) rows.push({ ...r });
-    else {
+    if (rows.length < maxRows && chars < MAX_LEARN_CHARS) {
+      rows.push({ ...r });
+      chars += r.exe.length + r.container.length + r.peer.length;
+    } else {
       overflow.rows++;
       overflow.connections += r.connections;
     }

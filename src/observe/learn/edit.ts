@@ -52,10 +52,11 @@ function flowText(value: unknown): string {
       .join(", ")} }`;
   if (typeof value !== "string") return stringify(value).trimEnd();
   // plain where YAML reads it back as the same string in a flow list, else double-quoted (a
-  // JSON string is one): a path or name with a comma, a bracket or a newline stays one value
-  const plain = stringify(value, { lineWidth: 0 }).trimEnd();
+  // JSON string is one): a path or name with a comma, a bracket or a newline stays one value.
+  // Compared whole: trimming the line's end would drop a trailing U+00A0 or U+FEFF of the value
+  const plain = stringify(value, { lineWidth: 0 }) === `${value}\n` && SAFE_PLAIN.test(value);
   // a YAML double-quoted scalar reads \uXXXX back as the character
-  return SAFE_PLAIN.test(plain) ? plain : JSON.stringify(value).replace(INVISIBLE, escaped);
+  return plain ? value : JSON.stringify(value).replace(INVISIBLE, escaped);
 }
 
 /** A rule as list-item lines at `indent` (the column of the list's `-`), its comment above. */

@@ -45,12 +45,16 @@ export function generalisePeers(
     const ip = parseIp(peer);
     if (ip.ok) {
       const prefix = prefixOf(ip.value);
-      byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), peer]);
+      // pushed, never copied: one prefix or domain may hold every row read
+      const list = byPrefix.get(prefix);
+      if (list) list.push(peer);
+      else byPrefix.set(prefix, [peer]);
       continue;
     }
     const domain = registrableDomain(peer);
-    if (domain !== peer) byDomain.set(domain, [...(byDomain.get(domain) ?? []), peer]);
-    else out.push({ entry: peer, peers: [peer] });
+    if (domain === peer) out.push({ entry: peer, peers: [peer] });
+    else if (byDomain.has(domain)) byDomain.get(domain)!.push(peer);
+    else byDomain.set(domain, [peer]);
   }
   for (const [domain, names] of byDomain) {
     if (names.length < options.siblings) {

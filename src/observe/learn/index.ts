@@ -18,6 +18,6 @@ export {
   type LearnRow,
 } from "./learn-rows.ts";
 export { generalisePeers, portRanges, GENERALISE_DEFAULTS } from "./generalise.ts";
-export { propose, MAX_DESTINATIONS, MAX_IDENTITIES } from "./propose.ts";
+export { propose, MAX_DESTINATIONS, MAX_IDENTITIES, MAX_RULES } from "./propose.ts";
 export { rowFacts } from "./identity.ts";
 export { SUGGESTED_PREFIX } from "./edit.ts";

@@ -32,6 +32,12 @@ export type { Identity };
 export const MAX_IDENTITIES = 500;
 /** Destination entries (after generalising) per identity, direction and protocol at most. */
 export const MAX_DESTINATIONS = 200;
+/**
+ * Rules proposed at most, each identity's all or none (most connections first): one hostile
+ * user's executables, each reaching many peers on ports of their own, would make a diff of
+ * millions of lines.
+ */
+export const MAX_RULES = 5000;
 
 export interface ProposeOptions extends GeneraliseOptions {
   now: number;
@@ -69,13 +75,14 @@ export interface NotProposed {
   /** The stored facts cannot say which rule decides (a process fact is missing). */
   undecided: number;
   /**
-   * Inbound by name (rules name inbound peers by address only), TCP/UDP without a port, or
-   * another protocol with a process (a rule names a process for TCP and UDP only).
+   * Inbound by name (rules name inbound peers by address only), a name that reads as a pattern
+   * (`*.` or `**.`), TCP/UDP without a port, or another protocol with a process (a rule names a
+   * process for TCP and UDP only).
    */
   inexpressible: number;
   /** The identity's path, name or container holds `*` or `?` (a rule's globs cannot escape them). */
   wildcard: number;
-  /** Past the identity or destination caps. */
+  /** Past the identity, destination or rule caps. */
   capped: number;
 }
 
@@ -119,7 +126,10 @@ export function propose(
     }
     const ported = PORTED.has(r.protocol);
     const isIp = parseIp(r.peer).ok;
-    const named = !isIp && parseHostname(r.peer).ok;
+    // a name DNS answered for (a zone's wildcard record answers `*.x` too) that reads as a
+    // pattern would allow every name below it: only a plain name is written as an entry
+    const host = isIp ? null : parseHostname(r.peer);
+    const named = !!host?.ok && host.value.wildcard === null;
     if (
       (!isIp && (r.direction === "ingress" || !named)) ||
       (ported && r.port === 0) ||
@@ -173,7 +183,9 @@ export function propose(
     return out;
   };
   const out: ProposedRule[] = [];
-  for (const { id, flows } of identities) {
+  for (const [at, { id, flows }] of identities.entries()) {
+    const cappedBefore = not.capped;
+    const first = out.length;
     const slug = slugOf(id);
     const process = processSection(id);
     const directions = new Set<"ingress" | "egress">();
@@ -265,6 +277,13 @@ export function propose(
         ],
         rows: [],
       });
+    }
+    if (out.length > MAX_RULES) {
+      // this identity and every smaller one are left out whole
+      out.splice(first);
+      not.capped = cappedBefore;
+      for (const rest of identities.slice(at)) not.capped += rest.total;
+      break;
     }
   }
   return { rules: out, notProposed: not };
