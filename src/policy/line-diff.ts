@@ -18,7 +18,8 @@ export function lineEdits(a: readonly string[], b: readonly string[]): DiffOp[] 
   const x = a.slice(head, a.length - tail);
   const y = b.slice(head, b.length - tail);
   const ops: DiffOp[] = a.slice(0, head).map((line) => ({ kind: " ", line }));
-  ops.push(...middle(x, y));
+  // one at a time: a spread of a big file's middle would pass more arguments than the stack holds
+  for (const op of middle(x, y)) ops.push(op);
   for (const line of a.slice(a.length - tail)) ops.push({ kind: " ", line });
   return ops;
 }
