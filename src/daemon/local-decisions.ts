@@ -30,6 +30,7 @@ import type {
 import { decisionIdOf, decisionRuleName, evaluate, storedFacts } from "../policy/index.ts";
 import { DecisionError, type DecisionRequest, type DecisionStore } from "./decision-store.ts";
 import { queuesEvent, ReviewQueue } from "./review-queue.ts";
+import { wildcardOfName } from "./review-wildcard.ts";
 import type { ReloadResult } from "./policy-lifecycle.ts";
 
 export interface LocalDecisionsOptions {
@@ -69,6 +70,10 @@ export interface CutJudgement {
   /** A connection whose socket was destroyed, with its `blocked` event. */
   cut(event: MoatEvent): void;
 }
+
+/** Why an allow answer for a program known only by its name (comm) is refused. */
+export const NAME_ONLY_ALLOW =
+  "this connection's program is known only by its name, which any process can take: an allow would let every program on this host through; allow the destination for every program with 'moat decisions add', or add a rule naming the executable";
 
 /** setTimeout's limit: later expiries are checked again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -139,6 +144,15 @@ export class LocalDecisions {
   async answer(a: ReviewAnswer, who: string): Promise<DecisionOutcome> {
     const entry = this.queue.get(a.id);
     if (!entry) return { ok: false, errors: [`no review queue entry ${a.id}`] };
+    // a decision names a program by its executable: without one, an allow would let every
+    // program on the host through (a block for every program is taken: it lets nothing more in)
+    if (
+      a.action === "allow" &&
+      entry.direction === "egress" &&
+      entry.process &&
+      !entry.process.path
+    )
+      return { ok: false, errors: [NAME_ONLY_ALLOW] };
     const remote = remoteOf(entry.remote, a);
     if (!remote.ok) return { ok: false, errors: [remote.error] };
     const protocol = entry.protocol;
@@ -339,14 +353,15 @@ function remoteOf(
     if (!parsed.ok || parsed.value.wildcard) return { ok: false, error: `'${name}' is not a name` };
     return { ok: true, value: parsed.value.name };
   }
-  // wildcard: a pattern as given, or every name below the learned name's parent
+  // wildcard: a pattern as given, or every name below the learned name's parent, never above
+  // its registrable domain
   if (a.name) {
     const parsed = parseHostname(a.name);
     if (!parsed.ok || !parsed.value.wildcard)
       return { ok: false, error: `'${a.name}' is not a name pattern (*.name or **.name)` };
     return { ok: true, value: a.name };
   }
-  const labels = name.split(".");
-  const parent = labels.length > 2 ? labels.slice(1).join(".") : name;
-  return { ok: true, value: `**.${parent}` };
+  const parsed = parseHostname(name);
+  if (!parsed.ok || parsed.value.wildcard) return { ok: false, error: `'${name}' is not a name` };
+  return wildcardOfName(parsed.value.name);
 }

@@ -44,3 +44,4 @@ export * from "./learn/index.ts";
 export * from "./anomaly/index.ts";
 export { ExeWatch, type ExeWatchOptions } from "./executables/index.ts";
 export { readSecretFile, PublishError } from "./publish/secret.ts";
+export { domainOf } from "./registrable-domain.ts";

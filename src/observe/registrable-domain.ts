@@ -7,12 +7,16 @@ import { getDomain } from "tldts";
 const KNOWN_NAMES = 4096;
 const known = new Map<string, string>();
 
+/** `name`'s registrable domain (lower case, no trailing dot); null for a public suffix itself. */
+export function domainOf(name: string): string | null {
+  return getDomain(name.toLowerCase().replace(/\.$/, ""), { allowPrivateDomains: true });
+}
+
 /** `name`'s registrable domain (lower case, no trailing dot); the name itself when it has none. */
 export function registrableDomain(name: string): string {
   let domain = known.get(name);
   if (domain === undefined) {
-    const n = name.toLowerCase().replace(/\.$/, "");
-    domain = getDomain(n, { allowPrivateDomains: true }) ?? n;
+    domain = domainOf(name) ?? name.toLowerCase().replace(/\.$/, "");
     if (known.size >= KNOWN_NAMES) known.clear();
     known.set(name, domain);
   }

@@ -188,3 +188,48 @@ test("a decision is audited when it is stored, before the policy with it is inst
     /decision \S+ \(block ingress 192\.0\.2\.9, forever\) added by unix uid 0/,
   );
 });
+
+test("a wildcard answer stops at the registrable domain, never below a public suffix", async (t) => {
+  const { decisions } = setUp(t);
+  const wildcardOf = async (name: string) => {
+    decisions.observe(unknown({ remote: { ip: "192.0.2.20", port: 443, names: [name] } }));
+    const entry = decisions.review().entries.find((e) => e.remote.names?.[0] === name);
+    const made = await decisions.answer(
+      { id: entry?.id ?? "", action: "allow", scope: "wildcard", lifetime: "1h" },
+      "tester",
+    );
+    return made.ok ? made.decision.remote : `refused: ${made.errors.join("; ")}`;
+  };
+  assert.equal(await wildcardOf("evil.co.uk"), "**.evil.co.uk");
+  assert.equal(await wildcardOf("a.b.example.co.uk"), "**.b.example.co.uk");
+  assert.equal(await wildcardOf("example.co.uk"), "**.example.co.uk");
+  assert.equal(await wildcardOf("me.github.io"), "**.me.github.io");
+  assert.equal(await wildcardOf("api.github.com"), "**.github.com");
+  assert.match(await wildcardOf("co.uk"), /^refused: 'co\.uk' is a public suffix/);
+  assert.match(await wildcardOf("github.io"), /^refused: 'github\.io' is a public suffix/);
+  assert.match(await wildcardOf("printer"), /^refused: 'printer' is a public suffix/);
+});
+
+test("a program known only by its name: an allow is refused, a block is taken", async (t) => {
+  const { store, decisions } = setUp(t);
+  const process = { pid: 6, name: "curl", path: "", user: 1000, cgroup: "/", container: null };
+  decisions.observe(unknown({ process }));
+  const [entry] = decisions.review().entries;
+  const allow = await decisions.answer(
+    { id: entry?.id ?? "", action: "allow", scope: "host", lifetime: "1h" },
+    "tester",
+  );
+  assert.equal(allow.ok, false);
+  assert.match(
+    allow.ok ? "" : (allow.errors[0] ?? ""),
+    /known only by its name, which any process can take/,
+  );
+  assert.deepEqual(store.list(), []);
+  assert.equal(decisions.review().entries.length, 1, "the entry still waits");
+  const block = await decisions.answer(
+    { id: entry?.id ?? "", action: "block", scope: "host", lifetime: "1h" },
+    "tester",
+  );
+  assert.ok(block.ok);
+  assert.equal(block.decision.process, undefined);
+});

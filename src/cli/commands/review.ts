@@ -20,8 +20,10 @@ const USAGE = `${SHORT_USAGE}
   With no action on a terminal: each queued connection in turn, asking allow, block or skip.
   list (the default elsewhere): the queue, one line an entry; --json: entries and overflow.
   allow ID / block ID: a local decision for the entry's host (--scope host, the default), the
-    name it was resolved from (domain) or every name below it (wildcard; --name gives the name
-    or pattern); --lifetime once (default), 1h, reboot, forever or any duration.`;
+    name it was resolved from (domain) or every name below its parent, never above its
+    registrable domain (wildcard; --name gives the name or pattern); --lifetime once (default),
+    1h, reboot, forever or any duration. An allow names the executable (for egress), not the
+    user; a program known only by its name cannot be allowed from here.`;
 
 export const reviewCommand: Command = {
   name: "review",
