@@ -268,7 +268,18 @@ export const OPENAPI = {
                   remote: { type: "string" },
                   protocol: { type: "string", enum: ["tcp", "udp", "icmp", "icmpv6"] },
                   port: { type: "integer" },
-                  process: { type: "object", properties: { path: { type: "string" } } },
+                  process: {
+                    type: "object",
+                    required: ["path"],
+                    properties: {
+                      path: { type: "string" },
+                      user: {
+                        description:
+                          "a uid or a user name: the program run by that user only (absent: every user)",
+                        oneOf: [{ type: "integer", minimum: 0 }, { type: "string" }],
+                      },
+                    },
+                  },
                   lifetime: { type: "string" },
                 },
               },

@@ -6,6 +6,7 @@
 import { parseAddressEntry } from "./address-entry.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import type { LocalDecision } from "./model.ts";
+import { processUserProblem } from "./process-user.ts";
 
 /** How long a decision holds: its first connection, until the host reboots, forever, or seconds. */
 export type DecisionLifetime = "once" | "reboot" | "forever" | { seconds: number };
@@ -82,7 +83,12 @@ const DECISION_FIELDS: Record<keyof LocalDecision, true> = {
   review: true,
 };
 const DECISION_KEYS: readonly string[] = Object.keys(DECISION_FIELDS);
-const PROCESS_KEYS: readonly string[] = ["path"];
+/** A decision's process keys (typed: a key added to its process is named here). */
+const PROCESS_FIELDS: Record<keyof NonNullable<LocalDecision["process"]>, true> = {
+  path: true,
+  user: true,
+};
+const PROCESS_KEYS: readonly string[] = Object.keys(PROCESS_FIELDS);
 
 const unknownKeysText = (keys: string[]): string =>
   `unknown key${keys.length > 1 ? "s" : ""} ${keys.join(", ")}`;
@@ -131,9 +137,11 @@ export function decisionProblems(value: unknown): string[] {
       problems.push("port: only with protocol tcp or udp");
   }
   if (d.process !== undefined) {
-    const p = d.process as { path?: unknown } | null;
+    const p = d.process as { path?: unknown; user?: unknown } | null;
     if (typeof p?.path !== "string" || !p.path.startsWith("/"))
       problems.push("process.path: an absolute path (or glob)");
+    const user = p?.user === undefined ? null : processUserProblem(p.user);
+    if (user) problems.push(user);
   }
   if (!text("lifetime") || !parseLifetime(d.lifetime as string).ok)
     problems.push("lifetime: once, reboot, forever or a duration (1h, 30m, 90s)");

@@ -223,8 +223,11 @@ export interface LocalDecision {
   protocol?: DecisionProtocol;
   /** The server port. */
   port?: number;
-  /** The executable it applies to (glob on the path); absent: every process. */
-  process?: { path: string };
+  /**
+   * The executable it applies to (glob on the path), and the user running it (a uid or a user
+   * name, as a rule's `process.user`; absent: every user); absent: every process.
+   */
+  process?: { path: string; user?: number | string };
   /** "once", "reboot", "forever" or a duration ("1h", "90s"). */
   lifetime: string;
   /** ISO time it was made. */

@@ -32,6 +32,7 @@ import { parsePortEntry, plainPortRange } from "./port-entry.ts";
 import { DOH_SET } from "./normalize-sets.ts";
 import type { Layer4Document, Layer7Document, MatchDocument } from "./schema-rule.ts";
 import type { PathSegment } from "./yaml-source.ts";
+import { MAX_UID } from "./process-user.ts";
 
 const TCP: number = PROTOCOL_NUMBERS.tcp;
 const UDP: number = PROTOCOL_NUMBERS.udp;
@@ -47,8 +48,6 @@ const ICMP_NAMES: Record<number, string> = {
 
 /** The kernel keeps max_duration in 32-bit seconds. */
 const MAX_DURATION_SECONDS = 2 ** 32 - 1;
-/** uid_t is 32 bits and (uid_t)-1 means "no uid". */
-const MAX_UID = 2 ** 32 - 2;
 
 /** Every address, excluded: what an empty list matches (nothing), in the evaluator and the tables. */
 const NOTHING = [

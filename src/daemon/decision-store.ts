@@ -47,12 +47,21 @@ function notSaved(path: string, err: unknown): HttpError {
   );
 }
 
+/** A user as a target compares: digits are the uid they write ("1000", "01000" and 1000). */
+function userKey(user: number | string | undefined): string {
+  if (user === undefined) return "";
+  if (typeof user === "number" || /^\d+$/.test(user)) return `uid ${Number(user)}`;
+  return `name ${user}`;
+}
+
 const sameTarget = (a: DecisionRequest, b: DecisionRequest): boolean =>
   a.direction === b.direction &&
   a.remote === b.remote &&
   a.protocol === b.protocol &&
   a.port === b.port &&
-  a.process?.path === b.process?.path;
+  a.process?.path === b.process?.path &&
+  // absent (every user) is a target of its own
+  userKey(a.process?.user) === userKey(b.process?.user);
 
 /** What a request gives (typed: a field added to DecisionRequest is named here). */
 const REQUEST_FIELDS: Record<keyof DecisionRequest, true> = {
@@ -65,6 +74,11 @@ const REQUEST_FIELDS: Record<keyof DecisionRequest, true> = {
   lifetime: true,
   by: true,
   review: true,
+};
+/** What a request's process gives (typed: a key added to a decision's process is named here). */
+const PROCESS_FIELDS: Record<keyof NonNullable<DecisionRequest["process"]>, true> = {
+  path: true,
+  user: true,
 };
 /** What the store sets itself: never taken from a request. */
 const STORE_FIELDS = ["id", "created", "expires", "boot"];
@@ -81,7 +95,7 @@ function requestKeyProblems(request: object): string[] {
     ...keys.filter((k) => !Object.hasOwn(REQUEST_FIELDS, k) && !STORE_FIELDS.includes(k)),
     ...(typeof process === "object" && process !== null
       ? Object.keys(process)
-          .filter((k) => k !== "path")
+          .filter((k) => !Object.hasOwn(PROCESS_FIELDS, k))
           .map((k) => `process.${k}`)
       : []),
   ];
@@ -89,17 +103,22 @@ function requestKeyProblems(request: object): string[] {
   return [
     ...(unknown.length > 0
       ? [
-          `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (a decision is {action, direction, remote, lifetime, protocol?, port?, process?: {path}})`,
+          `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (a decision is {action, direction, remote, lifetime, protocol?, port?, process?: {path, user?}})`,
         ]
       : []),
     ...(computed.length > 0 ? [`${computed.join(", ")}: set by moat, not by a request`] : []),
   ];
 }
 
-/** A process's path alone; what is not an object stays, for decisionProblems to name. */
-function pathOnly(p: unknown): LocalDecision["process"] {
-  const path = typeof p === "object" && p !== null ? (p as { path?: unknown }).path : undefined;
-  return (path === undefined ? p : { path }) as LocalDecision["process"];
+/** A process's path and user alone; what is not an object stays, for decisionProblems to name. */
+function processFields(p: unknown): LocalDecision["process"] {
+  if (typeof p !== "object" || p === null) return p as LocalDecision["process"];
+  const { path, user } = p as { path?: unknown; user?: unknown };
+  if (path === undefined) return p as LocalDecision["process"];
+  return {
+    path,
+    ...(user !== undefined ? { user } : {}),
+  } as LocalDecision["process"];
 }
 
 /** The request's own fields, copied one by one: nothing else of the object is kept. */
@@ -110,7 +129,7 @@ function requestFields(r: DecisionRequest): DecisionRequest {
     remote: r.remote,
     ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
     ...(r.port !== undefined ? { port: r.port } : {}),
-    ...(r.process !== undefined ? { process: pathOnly(r.process) } : {}),
+    ...(r.process !== undefined ? { process: processFields(r.process) } : {}),
     lifetime: r.lifetime,
     by: r.by,
     ...(r.review !== undefined ? { review: r.review } : {}),
@@ -171,9 +190,9 @@ export class DecisionStore {
   }
 
   /**
-   * Stores a decision; one for the same target (direction, remote, protocol, port, process)
-   * is replaced: the newest word on a destination is the one that holds. Returns it and the one
-   * it replaced.
+   * Stores a decision; one for the same target (direction, remote, protocol, port, process and
+   * its user) is replaced: the newest word on a destination is the one that holds. Returns it and
+   * the one it replaced.
    */
   add(request: DecisionRequest): { decision: LocalDecision; replaced?: LocalDecision } {
     const keys = requestKeyProblems(request);

@@ -164,9 +164,10 @@ export class LocalDecisions {
         ? { protocol }
         : {}),
       ...(entry.port !== undefined ? { port: entry.port } : {}),
-      // the identity the connection came from, when a socket hook saw it
+      // the identity the connection came from, when a socket hook saw it: the program and the
+      // user running it (another user's run of the same program was not what was reviewed)
       ...(entry.process?.path && entry.direction === "egress"
-        ? { process: { path: entry.process.path } }
+        ? { process: { path: entry.process.path, user: entry.process.user } }
         : {}),
       lifetime: a.lifetime,
       by: who,

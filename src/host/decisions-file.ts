@@ -90,10 +90,13 @@ function withoutUnknownKeys(stored: unknown): { entry: unknown; unknown: string 
   const entry: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(stored)) {
     if (unknown.includes(key)) continue;
-    entry[key] = key === "process" ? processPathOnly(value) : value;
+    entry[key] = key === "process" ? processFieldsOnly(value) : value;
   }
   return { entry, unknown: unknown.join(", ") };
 }
 
-const processPathOnly = (value: unknown): unknown =>
-  typeof value === "object" && value !== null && "path" in value ? { path: value.path } : value;
+/** A stored process's path and user alone (without its user a decision holds for every user). */
+function processFieldsOnly(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || !("path" in value)) return value;
+  return { path: value.path, ...("user" in value ? { user: value.user } : {}) };
+}

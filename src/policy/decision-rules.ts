@@ -87,6 +87,15 @@ function decisionRule(d: LocalDecision, model: PolicyModel): Rule {
     pos,
     layer3: { remote: { entries: [remoteEntry(d, pos)], pos }, pos },
     ...(layer4 ? { layer4 } : {}),
-    ...(d.process ? { process: { path: [d.process.path], pos } } : {}),
+    ...(d.process
+      ? {
+          process: {
+            path: [d.process.path],
+            // absent: the program whoever runs it (a decision stored before users were named)
+            ...(d.process.user !== undefined ? { user: [d.process.user] } : {}),
+            pos,
+          },
+        }
+      : {}),
   };
 }

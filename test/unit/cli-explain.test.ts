@@ -372,3 +372,32 @@ test("--decisions FILE: a local decision decides before the file's rules, named 
   assert.equal(moat(...args, "--decisions", file).code, 3);
   assert.equal(moat(...args, "--decisions", "none").code, 3);
 });
+
+test("--decisions FILE: a decision for a program run by one user decides that user's connections only", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-explain-decisions-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "decisions.json");
+  const decision = {
+    id: "c0ffee01",
+    action: "block",
+    direction: "egress",
+    remote: "203.0.113.9",
+    protocol: "tcp",
+    port: 443,
+    process: { path: "/usr/bin/curl", user: 1000 },
+    lifetime: "forever",
+    created: "2026-12-01T00:00:00.000Z",
+    by: "unix uid 0 pid 42",
+  };
+  writeFileSync(file, JSON.stringify({ version: 1, decisions: [decision] }));
+  const ruleFor = (user: string) => {
+    const result = moat(
+      ...["explain", SERVER, "--direction", "egress", "tcp", "10.0.0.1:40000", "->"],
+      ...["203.0.113.9:443", "--process", `path=/usr/bin/curl,user=${user}`],
+      ...["--decisions", file, "--json"],
+    );
+    return (JSON.parse(result.stdout[0] ?? "{}") as { rule?: string }).rule;
+  };
+  assert.equal(ruleFor("1000"), "decision:c0ffee01");
+  assert.equal(ruleFor("0"), "default", "root's curl is another user's");
+});

@@ -65,3 +65,23 @@ test("a review entry of a process known by name only does not read as an executa
   assert.doesNotMatch(line, /by \/usr\/bin\/apt/);
   assert.match(line, /by a process named \/usr\/bin\/apt \(uid 1000, executable unknown\)/);
 });
+
+test("a decision's user is listed with its program, a name escaped", () => {
+  const decision = (user: number | string) =>
+    ({
+      id: "d2",
+      action: "allow",
+      direction: "egress",
+      remote: "203.0.113.9",
+      lifetime: "forever",
+      by: "root",
+      process: { path: "/usr/bin/curl", user },
+    }) as LocalDecision;
+  assert.match(
+    decisionLine(decision(1000)),
+    / 203\.0\.113\.9 for \/usr\/bin\/curl run by uid 1000 /,
+  );
+  const named = decisionLine(decision(`al\x1b[2Kice`));
+  assert.equal(hasControl(named), false);
+  assert.match(named, /for \/usr\/bin\/curl run by user al\\x1b\[2Kice /);
+});

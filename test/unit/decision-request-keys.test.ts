@@ -18,7 +18,8 @@ import { LocalDecisions } from "../../src/daemon/local-decisions.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
 
-const POLICY = "version: 1\nmode: prevent\ndefaults: { ingress: block, egress: allow }\n";
+const POLICY =
+  "version: 1\nmode: prevent\nattach: { cgroup: / }\ndefaults: { ingress: block, egress: allow }\n";
 
 async function setUp(t: { after: (fn: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), "moat-decision-keys-"));
@@ -161,19 +162,47 @@ test("a decisions file written before is read as it was; a key no decision has i
     created: "2026-12-01T10:00:00.000Z",
     by: "unix uid 0 pid 7",
   };
+  // a process key no decision has goes; the user stays (without it the decision would hold for
+  // every user)
+  const userPid = {
+    id: "d4",
+    action: "allow",
+    direction: "egress",
+    remote: "192.0.2.11",
+    process: { path: "/usr/bin/curl", user: 1000, pid: 3 },
+    lifetime: "forever",
+    created: "2026-12-01T10:00:00.000Z",
+    by: "unix uid 0 pid 7",
+  };
   const mode = { mode: "detect", by: "unix uid 0 pid 7", created: "2026-12-01T10:00:00.000Z" };
-  writeFileSync(path, JSON.stringify({ version: 1, decisions: [...kept, widened], mode }), {
-    mode: 0o600,
-  });
+  writeFileSync(
+    path,
+    JSON.stringify({ version: 1, decisions: [...kept, widened, userPid], mode }),
+    { mode: 0o600 },
+  );
   const logs: string[] = [];
   const store = new DecisionStore({ path, boot, log: (l) => logs.push(l) });
   const withoutPorts = Object.fromEntries(Object.entries(widened).filter(([k]) => k !== "ports"));
-  assert.deepEqual(store.list(), [...kept, withoutPorts]);
+  const withoutPid = { ...userPid, process: { path: "/usr/bin/curl", user: 1000 } };
+  assert.deepEqual(store.list(), [...kept, withoutPorts, withoutPid]);
   assert.deepEqual(store.mode(), mode);
   assert.ok(
     logs.some((l) => /^warning: .*decision c3.*\bports\b/.test(l)),
     logs.join("\n"),
   );
   const file = JSON.parse(readFileSync(path, "utf8")) as { decisions: unknown[] };
-  assert.deepEqual(file.decisions, [...kept, withoutPorts]);
+  assert.deepEqual(file.decisions, [...kept, withoutPorts, withoutPid]);
+});
+
+test("a request's process user is kept; one that is not a user is refused", async (t) => {
+  const { post, stored } = await setUp(t);
+  const EGRESS = '"action":"allow","direction":"egress","remote":"10.231.206.2","lifetime":"1h"';
+  const bad = await post(`{${EGRESS},"process":{"path":"/usr/bin/curl","user":-1}}`);
+  assert.equal(bad.status, 422);
+  const error = bad.body.error as { code: string; details: string[] };
+  assert.match(error.details.join("; "), /process\.user: a uid or a user name/);
+  const r = await post(`{${EGRESS},"process":{"path":"/usr/bin/curl","user":"1000"}}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const [d] = await stored();
+  assert.deepEqual(d?.process, { path: "/usr/bin/curl", user: "1000" });
 });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { parsePolicy } from "../../src/config/index.ts";
 import { DecisionStore } from "../../src/daemon/decision-store.ts";
 import { LocalDecisions } from "../../src/daemon/local-decisions.ts";
+import { evaluate } from "../../src/policy/evaluator.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
 
 const model = parsePolicy(
@@ -93,7 +94,7 @@ test("an answer becomes a decision for the entry's identity; the entry leaves th
   );
   assert.ok(made.ok);
   assert.equal(made.decision.remote, "**.example.org");
-  assert.deepEqual(made.decision.process, { path: "/usr/bin/curl" });
+  assert.deepEqual(made.decision.process, { path: "/usr/bin/curl", user: 0 });
   assert.equal(made.decision.port, 443);
   assert.equal(made.decision.review, entry?.id);
   assert.deepEqual(decisions.review().entries, []);
@@ -232,4 +233,41 @@ test("a program known only by its name: an allow is refused, a block is taken", 
   );
   assert.ok(block.ok);
   assert.equal(block.decision.process, undefined);
+});
+
+test("an allow from the queue holds for the program run by the entry's user, not by another", async (t) => {
+  const { decisions } = setUp(t);
+  const process = {
+    pid: 7,
+    name: "curl",
+    path: "/usr/bin/curl",
+    user: 1000,
+    cgroup: "/",
+    container: null,
+  };
+  decisions.observe(unknown({ remote: { ip: "192.0.2.30", port: 443 }, process }));
+  const [entry] = decisions.review().entries;
+  const made = await decisions.answer(
+    { id: entry?.id ?? "", action: "allow", scope: "host", lifetime: "1h" },
+    "tester",
+  );
+  assert.ok(made.ok);
+  const judged = (user: number) =>
+    evaluate(
+      { ...model, mode: "prevent", decisions: [made.decision] },
+      {
+        family: 4,
+        direction: "egress",
+        protocol: "tcp",
+        local: { ip: "10.0.0.1", port: 40000 },
+        remote: { ip: "192.0.2.30", port: 443 },
+        process: { path: "/usr/bin/curl", name: "curl", user },
+      },
+    );
+  assert.equal(judged(1000).rule, `decision:${made.decision.id}`);
+  assert.equal(judged(1000).verdict, "allowed");
+  const other = judged(0);
+  assert.equal(other.rule, "default", "root's curl is not the connection that was reviewed");
+  assert.equal(other.verdict, "blocked");
+  assert.deepEqual(made.decision.process, { path: "/usr/bin/curl", user: 1000 });
 });

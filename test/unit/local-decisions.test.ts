@@ -376,3 +376,32 @@ test("a decision for one executable reaches the kernel's tables: its connections
   });
   assert.equal(socket.image.rules[rule]?.name, "decision:curl");
 });
+
+test("a decision for one executable run by one user reaches the kernel's tables with its user", () => {
+  const curl = realpathSync("/usr/bin/curl");
+  const m = withDecisions(policy("prevent", "attach: { cgroup: / }\n"), [
+    decision({ remote: "192.0.2.5", id: "curl", process: { path: curl, user: 1000 } }),
+  ]);
+  const img = compilePolicy(m, readProcessUniverse(m, new Attribution()));
+  const socket = img.socket;
+  assert.ok(socket?.process, "the decision's process is compiled");
+  const id = fileIdentities([curl]).get(curl);
+  assert.ok(id, "curl's identity");
+  const ruleFor = (uid: number) => {
+    const cls = processClass(socket.process, { ...id, comm: "curl", uid, cgroupId: 1n });
+    const rule = lookupImage(socket.image, {
+      direction: "egress",
+      family: 4,
+      protocol: 6,
+      remote: Uint8Array.from([192, 0, 2, 5]),
+      local: Uint8Array.from([10, 0, 0, 1]),
+      serverPort: 80,
+      clientPort: cls,
+      icmpType: 0,
+      icmpCode: 0,
+    });
+    return socket.image.rules[rule]?.name;
+  };
+  assert.equal(ruleFor(1000), "decision:curl");
+  assert.equal(ruleFor(0), "default", "root's curl is not decided by it");
+});

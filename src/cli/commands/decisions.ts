@@ -10,16 +10,18 @@ import { EXIT } from "../exit-codes.ts";
 import { jsonLine } from "../json-line.ts";
 
 const SHORT_USAGE =
-  "moat decisions [list] | add allow|block REMOTE --lifetime L [--direction D] [--protocol P] [--port N] [--process PATH] | remove ID";
+  "moat decisions [list] | add allow|block REMOTE --lifetime L [--direction D] [--protocol P] [--port N] [--process PATH [--user USER]] | remove ID";
 
 const USAGE = `${SHORT_USAGE}
              [--json] ${API_USAGE}
   list (the default): every decision in force, with its lifetime and who made it.
   add: REMOTE is an IP address (a host), a DNS name (a domain) or *.name / **.name (a wildcard);
     --lifetime once | reboot | forever | a duration (1h, 30m, 90s); --direction egress (default)
-    or ingress; --port goes with --protocol tcp or udp. One for the same destination is
-    replaced. An allow that expires or is removed cuts the connections it let through that the
-    policy without it blocks (in prevent mode); the others go on, judged again.
+    or ingress; --port goes with --protocol tcp or udp; --user (a uid or a user name) goes with
+    --process: that program run by that user only (without it: whoever runs it). One for the
+    same destination is replaced. An allow that expires or is removed cuts the connections it
+    let through that the policy without it blocks (in prevent mode); the others go on, judged
+    again.
   remove: the decision goes at once (as at expiry: what the policy then blocks is cut).`;
 
 export const decisionsCommand: Command = {
@@ -35,6 +37,7 @@ export const decisionsCommand: Command = {
     protocol: { type: "string" },
     port: { type: "string" },
     process: { type: "string" },
+    user: { type: "string" },
   },
   async run({ values, positionals }, io) {
     const [action = "list", ...rest] = positionals;
@@ -87,6 +90,9 @@ function decisionBody(
     throw new UsageError("--direction: egress or ingress");
   const protocol = values.protocol;
   const port = values.port === undefined ? undefined : Number(values.port);
+  const user = values.user;
+  if (typeof user === "string" && typeof values.process !== "string")
+    throw new UsageError("--user goes with --process PATH: a decision names a user's program");
   return {
     action,
     direction,
@@ -94,20 +100,35 @@ function decisionBody(
     lifetime,
     ...(typeof protocol === "string" ? { protocol: protocol as DecisionBody["protocol"] } : {}),
     ...(port !== undefined ? { port } : {}),
-    ...(typeof values.process === "string" ? { process: { path: values.process } } : {}),
+    ...(typeof values.process === "string"
+      ? {
+          process: {
+            path: values.process,
+            ...(typeof user === "string" ? { user: userOf(user) } : {}),
+          },
+        }
+      : {}),
   };
 }
+
+/** Digits are a uid, sent as that number (one too long to be a uid stays, for moat to refuse). */
+const userOf = (text: string): number | string =>
+  /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : text;
 
 /** One line a decision: what it does, for how long, who made it (escaped: a path is anyone's). */
 export function decisionLine(d: LocalDecision): string {
   const proto = d.protocol ? ` ${d.protocol}` : "";
   const port = d.port ? ` port ${d.port}` : "";
-  const who = d.process ? ` for ${d.process.path}` : "";
+  const runBy = d.process?.user !== undefined ? ` run by ${userText(d.process.user)}` : "";
+  const who = d.process ? ` for ${d.process.path}${runBy}` : "";
   const until = d.expires ? ` until ${d.expires}` : d.lifetime === "reboot" ? " until reboot" : "";
   return printable(
     `decision:${d.id}  ${d.action} ${d.direction}${proto} ${d.remote}${port}${who}  (${d.lifetime}${until}; by ${d.by})`,
   );
 }
+
+const userText = (user: number | string): string =>
+  typeof user === "number" ? `uid ${user}` : `user ${user}`;
 
 function printDecisions(list: LocalDecision[], io: Io): void {
   if (list.length === 0) io.out("no local decisions");
