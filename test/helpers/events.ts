@@ -26,13 +26,18 @@ export function fakeEvent(overrides: Partial<MoatEvent> = {}): MoatEvent {
   };
 }
 
-/** A snapshot with a few known values: drop 7 packets, rule ssh 2 connections. */
-export function fakeSnapshot(pipeline: EventPipeline): MoatSnapshot {
-  const counters = Object.fromEntries(
+/** Every kernel counter at 0 packets and 0 bytes. */
+export function zeroCounters(): Record<CounterName, { packets: bigint; bytes: bigint }> {
+  return Object.fromEntries(
     Object.keys(Counter)
       .filter((k) => k !== "max")
       .map((k) => [k, { packets: 0n, bytes: 0n }]),
   ) as Record<CounterName, { packets: bigint; bytes: bigint }>;
+}
+
+/** A snapshot with a few known values: drop 7 packets, rule ssh 2 connections. */
+export function fakeSnapshot(pipeline: EventPipeline): MoatSnapshot {
+  const counters = zeroCounters();
   counters.drop = { packets: 7n, bytes: 420n };
   return {
     mode: "prevent",

@@ -14,6 +14,8 @@ export interface RealRelayOptions {
   headerTimeoutMs?: number;
   /** In place of copying both ways in the process (the daemon's kernel splice). */
   splice?: L7RelayOptions["splice"];
+  /** In place of a plain connect to the original destination (to see what an upstream carries). */
+  connectUpstream?: L7RelayOptions["connectUpstream"];
 }
 
 export async function openRealRelay(o: RealRelayOptions) {
@@ -38,6 +40,7 @@ export async function openRealRelay(o: RealRelayOptions) {
     log: (line) => logs.push(line),
     ...(o.headerTimeoutMs !== undefined ? { headerTimeoutMs: o.headerTimeoutMs } : {}),
     ...(o.splice ? { splice: o.splice } : {}),
+    ...(o.connectUpstream ? { connectUpstream: o.connectUpstream } : {}),
   });
   return { relay, events, logs };
 }

@@ -3,15 +3,11 @@
 import type { SnapshotDatapath, SnapshotState } from "../../src/observe/snapshot.ts";
 import type { MoatSnapshot } from "../../src/observe/index.ts";
 import type { StatusJson } from "../../src/cli/commands/status.ts";
-import { Counter, type CounterName } from "../../src/datapath/abi.ts";
+import { zeroCounters } from "./events.ts";
 
 /** Counters with some packets, three rules (`ssh` and the two defaults), nothing attached. */
 export function fakeDatapath(): SnapshotDatapath {
-  const counters = Object.fromEntries(
-    Object.keys(Counter)
-      .filter((k) => k !== "max")
-      .map((k) => [k, { packets: 0n, bytes: 0n }]),
-  ) as Record<CounterName, { packets: bigint; bytes: bigint }>;
+  const counters = zeroCounters();
   counters.pass = { packets: 90n, bytes: 9000n };
   counters.drop = { packets: 10n, bytes: 1000n };
   counters.allowed = { packets: 80n, bytes: 8000n };

@@ -352,17 +352,22 @@ test("a decision the datapath cannot enforce here refuses the policy with it, sa
   );
 });
 
-test("a decision for one executable reaches the kernel's tables: its connections are decided by it there too", () => {
+/**
+ * The rule the kernel's socket tables give curl run by `uid` connecting to 192.0.2.5:80, under
+ * one decision for curl (`user`: the user it names, if any).
+ */
+function kernelRuleForCurl(uid: number, user?: number): string | undefined {
   const curl = realpathSync("/usr/bin/curl");
+  const process = user === undefined ? { path: curl } : { path: curl, user };
   const m = withDecisions(policy("prevent", "attach: { cgroup: / }\n"), [
-    decision({ remote: "192.0.2.5", id: "curl", process: { path: curl } }),
+    decision({ remote: "192.0.2.5", id: "curl", process }),
   ]);
   const img = compilePolicy(m, readProcessUniverse(m, new Attribution()));
   const socket = img.socket;
   assert.ok(socket?.process, "the decision's process is compiled");
   const id = fileIdentities([curl]).get(curl);
   assert.ok(id, "curl's identity");
-  const cls = processClass(socket.process, { ...id, comm: "curl", uid: 0, cgroupId: 1n });
+  const cls = processClass(socket.process, { ...id, comm: "curl", uid, cgroupId: 1n });
   const rule = lookupImage(socket.image, {
     direction: "egress",
     family: 4,
@@ -374,34 +379,14 @@ test("a decision for one executable reaches the kernel's tables: its connections
     icmpType: 0,
     icmpCode: 0,
   });
-  assert.equal(socket.image.rules[rule]?.name, "decision:curl");
+  return socket.image.rules[rule]?.name;
+}
+
+test("a decision for one executable reaches the kernel's tables: its connections are decided by it there too", () => {
+  assert.equal(kernelRuleForCurl(0), "decision:curl");
 });
 
 test("a decision for one executable run by one user reaches the kernel's tables with its user", () => {
-  const curl = realpathSync("/usr/bin/curl");
-  const m = withDecisions(policy("prevent", "attach: { cgroup: / }\n"), [
-    decision({ remote: "192.0.2.5", id: "curl", process: { path: curl, user: 1000 } }),
-  ]);
-  const img = compilePolicy(m, readProcessUniverse(m, new Attribution()));
-  const socket = img.socket;
-  assert.ok(socket?.process, "the decision's process is compiled");
-  const id = fileIdentities([curl]).get(curl);
-  assert.ok(id, "curl's identity");
-  const ruleFor = (uid: number) => {
-    const cls = processClass(socket.process, { ...id, comm: "curl", uid, cgroupId: 1n });
-    const rule = lookupImage(socket.image, {
-      direction: "egress",
-      family: 4,
-      protocol: 6,
-      remote: Uint8Array.from([192, 0, 2, 5]),
-      local: Uint8Array.from([10, 0, 0, 1]),
-      serverPort: 80,
-      clientPort: cls,
-      icmpType: 0,
-      icmpCode: 0,
-    });
-    return socket.image.rules[rule]?.name;
-  };
-  assert.equal(ruleFor(1000), "decision:curl");
-  assert.equal(ruleFor(0), "default", "root's curl is not decided by it");
+  assert.equal(kernelRuleForCurl(1000, 1000), "decision:curl");
+  assert.equal(kernelRuleForCurl(0, 1000), "default", "root's curl is not decided by it");
 });

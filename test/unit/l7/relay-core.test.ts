@@ -278,25 +278,12 @@ test("a ClientHello moat cannot read: its event and its upstream name the same r
   // judged as if the hello showed nothing (other-tls) and as if it might show anything (h2-hellos):
   // both forward, and the connection goes as one of them, the one its event names
   const purposes: UpstreamPurpose[] = [];
-  const events: MoatEvent[] = [];
   const server = createServer((s) => s.on("error", () => {}));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
-  const relay = await L7Relay.open({
-    original: () => ({
-      original: { ip: "127.0.0.1", port },
-      protocol: "tcp",
-      redirect: 0,
-      generation: 1,
-      target: { ip: "127.0.0.1", port: 1 },
-      owner: { pid: 4242, uid: 1000, cgroupId: 7n, comm: "curl" },
-    }),
-    process: () => ({ pid: 4242, name: "curl" }) as never,
-    names: () => [],
-    policy: () => TWO_TLS_RULES,
-    generation: () => 1,
-    report: (e) => events.push(e),
-    log: () => {},
+  const { relay, events } = await openRealRelay({
+    port,
+    policy: TWO_TLS_RULES,
     connectUpstream: (to, purpose) => {
       purposes.push(purpose);
       return new Promise((resolve, reject) => {
