@@ -5,7 +5,7 @@
 // --json outputs write them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { daemonLog } from "../../src/cli/commands/run.ts";
+import { daemonLog } from "../../src/cli/commands/daemon-log.ts";
 import { stdoutSink } from "../../src/observe/stdout-sink.ts";
 import { formatEventLine } from "../../src/datapath/event.ts";
 import { hostKeyOf } from "../../src/l7/ssh/host-key.ts";

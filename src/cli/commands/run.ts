@@ -1,7 +1,6 @@
 // moat run: the daemon in the foreground, until Ctrl-C; signals reload the policy and reopen logs.
 import { UsageError, type Command } from "../command.ts";
 import type { Daemon } from "../../daemon.ts";
-import { printable } from "../../config/index.ts";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGUSR2", "SIGHUP", "SIGUSR1"] as const;
 type Signal = (typeof SIGNALS)[number];
@@ -12,18 +11,6 @@ function act(daemon: Daemon, signal: Signal): void {
   else if (signal === "SIGUSR2") daemon.stop({ handOver: true });
   else if (signal === "SIGHUP") void daemon.reload("SIGHUP");
   else daemon.reopenLogs();
-}
-
-/**
- * Where the daemon logs (its stdout, the journal under moat.service): every line escaped as event
- * lines are (printable), whatever it quotes (a peer's host-key type, a client's version line), so
- * no line can hold a newline, CR, ESC or bidi control and pass for another line. The event sinks'
- * lines, escaped where they are made, are written as they are (`verbatim`).
- */
-export function daemonLog(
-  out: (line: string) => void,
-): ((line: string) => void) & { verbatim: (line: string) => void } {
-  return Object.assign((line: string) => out(printable(line)), { verbatim: out });
 }
 
 /** Where `make run` installs the bundled policy; moat saves applied policies there. */
@@ -84,6 +71,7 @@ export const runCommand: Command = {
     try {
       // the daemon loads when it runs: `moat run --help` does not load it
       const { startDaemon } = await import("../../daemon.ts");
+      const { daemonLog } = await import("./daemon-log.ts");
       const started = await startDaemon({
         policyPath,
         interfaces: values.interface as string[] | undefined,
