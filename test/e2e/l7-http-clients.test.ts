@@ -4,7 +4,8 @@
 // request is judged by method, path and version: an allowed one gets the server's page, a
 // refused one moat's 403 naming the rule (the server never sees it). A request that expects
 // 100-continue is judged before anyone answers it: refused, it gets the 403 alone; allowed, the
-// server's own 100 Continue. A reload that puts the refusing rule in detect mode lets the same
+// server's own 100 Continue. The server's 103 Early Hints reach the client before its answer. A
+// reload that puts the refusing rule in detect mode lets the same
 // requests through and reports them as detected.
 //
 // Run time: about 20 s on an idle machine (the daemon's start is most of it); keep it under 60 s.
@@ -139,6 +140,26 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
     },
   );
 
+  await t.test("the server's 103 Early Hints reach the client before its answer", async () => {
+    /** curl -v: the body and status, the heads read, the Link fields seen. */
+    const hinted = (version: string) => {
+      const r = curl("/pub/hints", ["-v", version]);
+      const lines = r.stderr.split("\n").map((l) => l.trim());
+      const heads = lines.filter((l) => l.startsWith("< HTTP/"));
+      const links = lines.filter((l) => /^< link:/i.test(l)).map((l) => l.slice(8));
+      return { out: r.stdout, heads, links, stderr: r.stderr };
+    };
+    const one = hinted("--http1.1");
+    assert.equal(one.out, "hello over HTTP/1.1\n\n200", one.stderr);
+    assert.deepEqual(one.heads, ["< HTTP/1.1 103 Early Hints", "< HTTP/1.1 200 OK"]);
+    assert.deepEqual(one.links, ["</style.css>; rel=preload; as=style"]);
+    const two = hinted("--http2-prior-knowledge");
+    assert.equal(two.out, "hello over HTTP/2.0\n\n200", two.stderr);
+    assert.deepEqual(two.heads, ["< HTTP/2 103", "< HTTP/2 200"]);
+    assert.deepEqual(two.links, ["</style.css>; rel=preload; as=style"]);
+    await serverSaw("seen 2.0 GET /pub/hints");
+  });
+
   await t.test("detect: the refusing rule forwards and reports instead", async () => {
     await reloadPolicy(lab, policy(lab, cg.cgroup, "mode: detect, "));
     const path = h2c("/detected.txt");
@@ -161,6 +182,8 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
       "seen 1.1 GET /pub/by-python",
       "seen 1.1 POST /upload/by-curl",
       "seen 2.0 POST /upload/over-h2",
+      "seen 1.1 GET /pub/hints",
+      "seen 2.0 GET /pub/hints",
       "seen 2.0 GET /detected.txt",
       "seen 1.1 POST /pub/detected",
     ]);
@@ -169,7 +192,7 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
   await t.test("the stored events: method, path, version and the status each got", async () => {
     const relayed = await until("the relay's events in the history", () => {
       const all = storedEvents(lab).filter((e) => e.hook === "l7_relay");
-      return all.length >= 15 ? all : undefined;
+      return all.length >= 17 ? all : undefined;
     }).catch(() => storedEvents(lab).filter((e) => e.hook === "l7_relay"));
     const brief = relayed.map((e) => {
       const h = e.layer7?.http;
@@ -189,6 +212,8 @@ test("L7 relay: h2c, HTTP/1.1, wget and python judged per request", async (t) =>
       ["allowed", "uploads", "POST", "/upload/by-curl", "1.1", 200],
       ["blocked", "other-http", "POST", "/private/upload", "2", 403],
       ["allowed", "uploads", "POST", "/upload/over-h2", "2", 200],
+      ["allowed", "reads", "GET", "/pub/hints", "1.1", 200],
+      ["allowed", "reads", "GET", "/pub/hints", "2", 200],
       ["detected", "other-http", "GET", "/detected.txt", "2", 200],
       ["detected", "other-http", "POST", "/pub/detected", "1.1", 200],
     ]);

@@ -2,7 +2,8 @@
 // on one port: `node http-peer.ts PORT`. A connection that starts with HTTP/2's preface goes to
 // an http2 server, any other to an http server. Every request is answered 200 with
 // "hello over HTTP/VERSION" and printed as a line "seen VERSION METHOD PATH", so a test sees
-// what reached the server (and what never did).
+// what reached the server (and what never did). A path with "/hints" gets a 103 Early Hints with
+// a Link header first.
 import { createServer as createHttp1, type IncomingMessage, type ServerResponse } from "node:http";
 import {
   createServer as createH2c,
@@ -14,12 +15,14 @@ import { withHead } from "../../src/l7/http/socket-stream.ts";
 
 const port = Number(process.argv[2]);
 const PREFACE = Buffer.from("PRI * HTTP/2.0");
+const HINT = "</style.css>; rel=preload; as=style";
 
 function answer(
   req: IncomingMessage | Http2ServerRequest,
   res: ServerResponse | Http2ServerResponse,
 ): void {
   process.stdout.write(`seen ${req.httpVersion} ${req.method} ${req.url}\n`);
+  if (req.url?.includes("/hints")) res.writeEarlyHints({ link: HINT });
   req.resume();
   req.on("end", () => {
     res.statusCode = 200;

@@ -13,6 +13,7 @@ import type { HttpFacts } from "../../policy/facts.ts";
 import type { L7Context } from "../types.ts";
 import { expectationsForServer } from "./expect.ts";
 import { endToEnd } from "./headers.ts";
+import { passable, passInformation2 } from "./informational.ts";
 import { headersClock, type HttpLimits } from "./limits.ts";
 import { blockedBody } from "./refusals.ts";
 import {
@@ -157,6 +158,13 @@ async function exchange(
     ...pseudo,
   });
   up.on("continue", () => passContinue(stream));
+  up.on("headers", (info) => {
+    const status = Number(info[":status"]);
+    // 100 is passed as "continue" above; a 1xx moat does not pass is dropped without a word
+    if (!passable(status)) return;
+    if (!passInformation2(info, stream))
+      ctx.log(`http: upstream stream sent ${status}; not passed on`);
+  });
   up.on("response", (answerHeaders) => {
     const status = Number(answerHeaders[":status"] ?? 502);
     if (stream.destroyed) return;

@@ -15,6 +15,7 @@ import type { Duplex } from "node:stream";
 import type { L7Context } from "../types.ts";
 import { expectationsForServer } from "./expect.ts";
 import { endToEnd } from "./headers.ts";
+import { passable, passInformation1 } from "./informational.ts";
 import { headersClock, MAX_ANSWER_HEADER_BYTES, type HttpLimits } from "./limits.ts";
 import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE, upstreamFailure } from "./refusals.ts";
 import { destinationAuthority, reportFacts, requestFacts } from "./request-facts.ts";
@@ -136,6 +137,14 @@ function exchange(ctx: L7Context, agent: UpstreamAgent, req: IncomingMessage, re
   // never to an HTTP/1.0 client (RFC 9110, 15.2)
   up.on("continue", () => {
     if (req.httpVersion !== "1.0" && !res.headersSent) res.writeContinue();
+  });
+  up.on("information", (info) => {
+    // 100 is passed as "continue" above; a 1xx moat does not pass is dropped without a word
+    if (!passable(info.statusCode)) return;
+    if (!passInformation1(info, res, req.httpVersion))
+      ctx.log(
+        `http: upstream ${ctx.original.ip}:${ctx.original.port} sent ${info.statusCode}; not passed on`,
+      );
   });
   up.on("response", (answer) => {
     const head = passableHead(answer);
