@@ -3,7 +3,8 @@
 // line), and for every number N read on stdin sends N copies of one 64-byte UDP frame (from MAC
 // argv[3] to MAC argv[4]) to argv[5] port 9 out of device argv[2] with BPF_PROG_TEST_RUN in live-frames mode (XDP_TX
 // from the kernel, no socket or skb on the sending side), each from the next source in turn;
-// prints {"seconds": ...} when they are sent.
+// prints {"seconds": ...} when they are sent. A kernel that refuses live-frame test runs gets one
+// line "refused: WHY" and no "ready".
 import { readFileSync } from "node:fs";
 import { native } from "../src/datapath/addon.ts";
 import { listInterfaces } from "../src/datapath/interfaces.ts";
@@ -50,21 +51,31 @@ ctx.writeUInt32LE(frame.length, 4);
 ctx.writeUInt32LE(nic.ifindex, 12);
 const program = object.program("traffic_gen");
 
+const send = (repeat: number) =>
+  program.testRunAsync({
+    data: frame,
+    ctx,
+    repeat,
+    flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+    // live frames take no output buffers
+    dataOutSize: 0,
+    ctxOutSize: 0,
+  });
+
+try {
+  await send(1);
+} catch (err) {
+  console.log(`refused: ${err instanceof Error ? err.message : String(err)}`);
+  object.close();
+  process.exit(0);
+}
 console.log("ready");
 let queue = Promise.resolve();
 process.stdin.on("data", (d: Buffer) => {
   for (const line of d.toString().split("\n").filter(Boolean)) {
     queue = queue.then(async () => {
       const t = performance.now();
-      await program.testRunAsync({
-        data: frame,
-        ctx,
-        repeat: Number(line),
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-        // live frames take no output buffers
-        dataOutSize: 0,
-        ctxOutSize: 0,
-      });
+      await send(Number(line));
       console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000 }));
     });
   }
