@@ -242,6 +242,10 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
       reloads: { ok: 2, refused: 1 },
       conntrack: { entries: 42, capacity: 65536 },
       sinks: [{ name: "webhook", delivered: 10, dropped: 5, failed: 1, lost: 10, queued: 0 }],
+      feeds: [
+        { name: "ioc", failures: 2, failingSince: "2026-12-07T01:00:00.000Z" },
+        { name: "spam", failures: 1 },
+      ],
     });
     snap.counters.limitDropped.packets = 120n;
     snap.counters.limitFull.packets = 3n;
@@ -302,6 +306,10 @@ test("metrics: connections by verdict, rule and direction, and the snapshot's co
     assert.equal(point("moat.ratelimit.packets", { "moat.outcome": "table_full" }), 3);
     assert.equal(point("moat.scrub.packets", { "moat.outcome": "dropped" }), 9);
     assert.equal(point("moat.otel.lost", { "moat.otel.signal": "logs" }), 0);
+    assert.equal(point("moat.feed.fetch_failures", { "moat.feed.name": "ioc" }), 2);
+    assert.equal(point("moat.feed.fetch_failures", { "moat.feed.name": "spam" }), 1);
+    assert.equal(point("moat.feed.failing", { "moat.feed.name": "ioc" }), 1);
+    assert.equal(point("moat.feed.failing", { "moat.feed.name": "spam" }), 0);
     assert.equal(
       r.points.find((p) => p.metric === "moat.connections")?.resource["service.name"],
       "moat",

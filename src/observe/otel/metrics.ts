@@ -124,6 +124,16 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
     "First bytes of flows copied by the kernel for the IDS signatures, or lost to a full ring",
     "{copy}",
   );
+  const feedFailures = counter(
+    "moat.feed.fetch_failures",
+    "Failed fetches of each URL feed (its last good list stays in force)",
+    "{fetch}",
+  );
+  const feedFailing = gauge(
+    "moat.feed.failing",
+    "1 while a URL feed's fetches fail since its last good one",
+    "1",
+  );
   const otelLost = counter(
     "moat.otel.lost",
     "Log records and spans the OTLP endpoint did not take",
@@ -168,6 +178,10 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       r.observe(idsCopies, Number(c.idsLost.packets), { "moat.outcome": "lost" });
       for (const [name, n] of Object.entries(s.flood ?? {}))
         r.observe(flood, Number(n), { "moat.flood.counter": name });
+      for (const f of s.feeds ?? []) {
+        r.observe(feedFailures, f.failures, { "moat.feed.name": f.name });
+        r.observe(feedFailing, f.failingSince ? 1 : 0, { "moat.feed.name": f.name });
+      }
       const lost = o.lost();
       r.observe(otelLost, lost.logs, { "moat.otel.signal": "logs" });
       r.observe(otelLost, lost.traces, { "moat.otel.signal": "traces" });
@@ -190,6 +204,8 @@ export function createEventMetrics(o: MetricsOptions): EventMetrics {
       flood,
       idsMatches,
       idsCopies,
+      feedFailures,
+      feedFailing,
       otelLost,
     ],
   );
