@@ -173,6 +173,41 @@ test("anomaly: a DNS window holds a bounded number of domains and still sees a t
   assert.equal(s.random.get("tunnel.net")?.size, limits.names);
 });
 
+test("anomaly: a DNS window filled with decoy domains of two names each still sees a tunnel", () => {
+  const s = dnsState();
+  const limits = { windowMs: 10 * MINUTE, names: 10, nxdomains: 20, minWindows: 6 };
+  const t = T0 + 5 * MINUTE;
+  const ask = (name: string) =>
+    observeDns(s, { timeMs: t, name, rcode: "NOERROR", server: "" }, limits);
+  // every slot taken by a domain with more than one name, under the threshold
+  for (let i = 0; i < MAX_DNS_DOMAINS; i++)
+    for (const k of [1, 2]) ask(`a8f3k2j9xq7w1e5r${k}.zz${i}.net`);
+  const found = [];
+  for (let k = 0; k < 10; k++) found.push(...ask(`q7w1e5ra8f3k2j9x${k}.tunnel.net`));
+  assert.deepEqual(
+    found.map((f) => [f.kind, f.key]),
+    [["dns_entropy", "tunnel.net"]],
+  );
+  assert.ok(s.random.size <= MAX_DNS_DOMAINS, `${s.random.size} domains`);
+});
+
+test("anomaly: DNS windows' names are bounded over all identities together", () => {
+  // lowered bound: the default needs about a million random names in one window to reach
+  const d = new AnomalyDetector({ ...DEFAULT_ANOMALY_SETTINGS, detectors: ["dns"] }, () => {}, {
+    series: 4096,
+    destinations: 2048,
+    dnsNames: 4096,
+  });
+  for (let id = 0; id < 16; id++) {
+    const p = proc(`/user.slice/run-${id}.scope`, "/tmp/spray");
+    for (let i = 0; i < 512; i++)
+      for (const k of [1, 2]) d.dns(query(T0 + i, `a8f3k2j9xq7w1e5r${k}.zz${i}.net`, p));
+  }
+  let names = 0;
+  for (const p of d.profiles.values()) for (const n of p.dns.random.values()) names += n.size;
+  assert.ok(names <= 4096, `${names} names`);
+});
+
 test("anomaly: a record after its hour closed does not close the current one", () => {
   const s = volumeState();
   const limits = { z: 5, minHours: 24, minDays: 5 };
@@ -241,6 +276,7 @@ test("anomaly: beacon series and destinations are bounded over all identities to
   const d = new AnomalyDetector(DEFAULT_ANOMALY_SETTINGS, () => {}, {
     series: 4096,
     destinations: 2048,
+    dnsNames: 4096,
   });
   const busy = proc("/user.slice/browser.scope", "/usr/bin/browser");
   // many identities (cgroups are cheap), each to many peers of its own

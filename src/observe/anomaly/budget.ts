@@ -1,5 +1,5 @@
-// Bounds over all identities together. Each identity's beacon series and destinations are
-// bounded (beacon.ts, new-destination.ts), but so many identities at their bounds (a user can make
+// Bounds over all identities together. Each identity's beacon series, destinations and DNS
+// window are bounded (beacon.ts, new-destination.ts, dns-oddities.ts), but so many identities at their bounds (a user can make
 // identities by the thousand: a cgroup or a copy of a binary each) would hold gigabytes and a
 // state file too large to write. Past a total, the identity holding the most gives up its least
 // recently used quarter, so the widest spread pays and an identity of a few peers keeps them.
@@ -7,15 +7,19 @@
 export const MAX_SERIES_IN_ALL = 262_144;
 /** Destinations in all (about 100 bytes each). */
 export const MAX_DESTINATIONS_IN_ALL = 1_048_576;
+/** Random-looking names in the DNS windows in all (about 100 bytes each). */
+export const MAX_DNS_NAMES_IN_ALL = 262_144;
 
 export interface BudgetBounds {
   series: number;
   destinations: number;
+  dnsNames: number;
 }
 
 export const DEFAULT_BUDGET: BudgetBounds = {
   series: MAX_SERIES_IN_ALL,
   destinations: MAX_DESTINATIONS_IN_ALL,
+  dnsNames: MAX_DNS_NAMES_IN_ALL,
 };
 
 /** One kind of entry (series, destinations) counted over the profiles (P: a profile). */

@@ -14,7 +14,13 @@ import {
 } from "../flows/record.ts";
 import { forgetIdle, observeBeacon, type BeaconLimits, type BeaconState } from "./beacon.ts";
 import { Budget, DEFAULT_BUDGET, type BudgetBounds } from "./budget.ts";
-import { dnsState, observeDns, type DnsState } from "./dns-oddities.ts";
+import {
+  dnsNamesHeld,
+  dnsState,
+  forgetDnsNames,
+  observeDns,
+  type DnsState,
+} from "./dns-oddities.ts";
 import type { Finding, Observation } from "./finding.ts";
 import {
   forgetOldest,
@@ -115,9 +121,10 @@ export class AnomalyDetector {
   forgotten = 0;
   readonly #report: (r: AnomalyReport) => void;
   readonly #keys = new WeakMap<object, string>();
-  /** Beacon series and destinations over all identities together (budget.ts). */
+  /** Beacon series, destinations and DNS windows' names over all identities together (budget.ts). */
   readonly #series: Budget<Profile>;
   readonly #destinations: Budget<Profile>;
+  readonly #dnsNames: Budget<Profile>;
 
   constructor(
     settings: AnomalySettings,
@@ -134,6 +141,11 @@ export class AnomalyDetector {
       bounds.destinations,
       (p) => p.destinations.known.size,
       (p, n) => forgetOldest(p.destinations.known, n),
+    );
+    this.#dnsNames = new Budget<Profile>(
+      bounds.dnsNames,
+      (p) => dnsNamesHeld(p.dns),
+      (p, n) => forgetDnsNames(p.dns, n),
     );
     this.#settings = settings;
     this.#on = detectorsOn(settings);
@@ -219,7 +231,10 @@ export class AnomalyDetector {
       minWindows: MIN_DNS_WINDOWS,
     };
     const q = { timeMs, name: d.query, rcode: d.rcode, server: ev.remote.ip };
-    for (const f of observeDns(p.dns, q, limits))
+    const held = dnsNamesHeld(p.dns);
+    const found = observeDns(p.dns, q, limits);
+    this.#dnsNames.grew(dnsNamesHeld(p.dns) - held, this.profiles);
+    for (const f of found)
       if (timeMs >= p.firstMs + s.minBaselineMs) this.#found(p, f, timeMs, null, ev);
   }
 

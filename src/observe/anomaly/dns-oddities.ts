@@ -34,6 +34,44 @@ export function dnsState(): DnsState {
   return { windowStart: 0, random: new Map(), nx: 0, nxNames: [], pastNx: [], reported: [] };
 }
 
+/** Names a state's window holds, counted beside it (not in the state file). */
+const held = new WeakMap<DnsState, number>();
+
+/** The names a state's window holds, over its domains. */
+export function dnsNamesHeld(s: DnsState): number {
+  let n = held.get(s);
+  if (n === undefined) {
+    n = 0;
+    for (const names of s.random.values()) n += names.size;
+    held.set(s, n);
+  }
+  return n;
+}
+
+/**
+ * Drops the window's domains with the fewest names (ties: the earliest first) until `done`: a
+ * domain that keeps gaining names, as a tunnel's does, outlasts those that do not, so decoy
+ * domains of a few names each cannot keep it out of the window.
+ */
+function dropSmallest(s: DnsState, done: (domains: number, names: number) => boolean): void {
+  const before = dnsNamesHeld(s);
+  const bySize = [...s.random].sort((a, b) => a[1].size - b[1].size);
+  let domains = 0;
+  let names = 0;
+  for (const [domain, set] of bySize) {
+    if (done(domains, names)) break;
+    s.random.delete(domain);
+    domains++;
+    names += set.size;
+  }
+  held.set(s, before - names);
+}
+
+/** Gives up at least `count` of the window's names, the smallest domains' first. */
+export function forgetDnsNames(s: DnsState, count: number): void {
+  dropSmallest(s, (_, names) => names >= count);
+}
+
 /**
  * Whether the labels below a name's registrable domain look generated: a long run of characters
  * with high entropy and digits mixed into letters, as encoded data or generated names are, and
@@ -92,6 +130,7 @@ export function observeDns(s: DnsState, q: DnsQuery, limits: DnsLimits): Finding
     }
     s.windowStart = window;
     s.random = new Map();
+    held.set(s, 0);
     s.nx = 0;
     s.nxNames = [];
     s.reported = [];
@@ -109,14 +148,16 @@ export function observeDns(s: DnsState, q: DnsQuery, limits: DnsLimits): Finding
   const domain = registrableDomain(q.name);
   if (randomLooking(q.name)) {
     let names = s.random.get(domain);
-    if (!names && s.random.size >= MAX_DNS_DOMAINS) {
-      // full: the domains with one name go (a tunnel's domain soon has more); with none to go,
-      // the new domain is not followed this window
-      for (const [d, n] of s.random) if (n.size <= 1) s.random.delete(d);
+    // full: the quarter with the fewest names go
+    if (!names && s.random.size >= MAX_DNS_DOMAINS)
+      dropSmallest(s, (domains) => domains >= MAX_DNS_DOMAINS / 4);
+    if (!names) s.random.set(domain, (names = new Set()));
+    if (names.size < Math.min(limits.names, MAX_NAMES)) {
+      const size = names.size;
+      names.add(q.name.toLowerCase());
+      held.set(s, dnsNamesHeld(s) + names.size - size);
     }
-    if (!names && s.random.size < MAX_DNS_DOMAINS) s.random.set(domain, (names = new Set()));
-    if (names && names.size < Math.min(limits.names, MAX_NAMES)) names.add(q.name.toLowerCase());
-    if (names && names.size >= limits.names && !s.reported.includes(`entropy ${domain}`)) {
+    if (names.size >= limits.names && !s.reported.includes(`entropy ${domain}`)) {
       s.reported.push(`entropy ${domain}`);
       out.push({
         kind: "dns_entropy",
