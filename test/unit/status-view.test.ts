@@ -30,7 +30,7 @@ test("status labels the verdict counters as packets, and counts connections apar
   assert.ok(!lines.some((l) => /connections: \d+ allowed/.test(l)), lines.join("\n"));
 });
 
-test("status names each interface's ingress hook and why it was chosen", () => {
+test("status names each interface's ingress hook and why it was chosen, a line per interface", () => {
   const at = { linkId: 1, pin: null, updated: false };
   const attachments: Attachment[] = [
     {
@@ -59,6 +59,14 @@ test("status names each interface's ingress hook and why it was chosen", () => {
       mode: "native",
       why: "ingress: xdp",
     },
+    ...(["connect4", "connect6"] as const).map((hook) => ({
+      ...at,
+      program: `moat_${hook}`,
+      hook,
+      interface: "/sys/fs/cgroup/moat",
+      ifindex: 0,
+      mode: "cgroup",
+    })),
   ];
   const dp = { ...fakeDatapath(), attachments };
   const snap = snapshotSource(dp, state, new EventPipeline())();
@@ -69,8 +77,12 @@ test("status names each interface's ingress hook and why it was chosen", () => {
     mode: "tcx",
     why: "auto: veth -> tc",
   });
-  assert.equal(
-    formatStatus(json).find((l) => l.startsWith("attached:")),
-    "attached: veth1 tc-ingress tcx (auto: veth -> tc), veth1 tc-egress tcx, eth1 xdp native (ingress: xdp)",
+  assert.deepEqual(
+    formatStatus(json).filter((l) => l.startsWith("attached:")),
+    [
+      "attached: veth1 tc-ingress tcx (auto: veth -> tc), tc-egress tcx",
+      "attached: eth1 xdp native (ingress: xdp)",
+      "attached: cgroup /sys/fs/cgroup/moat: connect4, connect6",
+    ],
   );
 });

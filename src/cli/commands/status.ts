@@ -15,7 +15,7 @@ export function formatStatus(s: StatusJson): string[] {
     `mode: ${s.mode}`,
     `policy: ${s.policyPath} (generation ${s.generation}, sha256 ${s.policyHash.slice(0, 12)})`,
     `reloads: ${s.reloads.ok} applied, ${s.reloads.refused} refused`,
-    `attached: ${s.attached.map((a) => `${a.interface} ${a.hook} ${a.mode}${a.why ? ` (${a.why})` : ""}`).join(", ") || "nothing"}`,
+    ...attachedLines(s.attached),
     // the verdict counters count packets of connections with that verdict, not connections
     `packets: ${c.pass.packets} passed, ${c.drop.packets} dropped; of allowed connections ${c.allowed.packets}, of blocked ${c.blocked.packets}, of detected ${c.detected.packets}`,
     `connections: ${c.ctCreated.packets} tracked`,
@@ -29,6 +29,19 @@ export function formatStatus(s: StatusJson): string[] {
   if (s.feeds?.length) lines.push(`feeds: ${s.feeds.map(feedLine).join("; ")}`);
   for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
   return lines;
+}
+
+/** One line per interface or cgroup, its hooks in the order they were attached. */
+function attachedLines(attached: StatusJson["attached"]): string[] {
+  const by = new Map<string, string[]>();
+  for (const a of attached) {
+    const cgroup = a.mode === "cgroup";
+    const where = cgroup ? `cgroup ${a.interface}:` : a.interface;
+    const hook = cgroup ? a.hook : `${a.hook} ${a.mode}${a.why ? ` (${a.why})` : ""}`;
+    by.set(where, [...(by.get(where) ?? []), hook]);
+  }
+  if (by.size === 0) return ["attached: nothing"];
+  return [...by].map(([where, hooks]) => `attached: ${where} ${hooks.join(", ")}`);
 }
 
 /** A URL feed: failing since when (its last good list in force meanwhile), and its last error. */
