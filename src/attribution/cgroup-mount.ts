@@ -1,7 +1,8 @@
 // Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on unified hosts, elsewhere on hybrid
 // ones (/sys/fs/cgroup/unified here). Read from mountinfo, never assumed.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 export interface Cgroup2Mount {
   /** Where it is mounted, e.g. /sys/fs/cgroup/unified. */
@@ -33,4 +34,19 @@ export function findCgroup2Mount(mountinfo = "/proc/self/mountinfo"): Cgroup2Mou
   } catch {
     return null;
   }
+}
+
+/**
+ * Why attach.cgroup `cgroup` (a path inside the hierarchy mounted at `mount`) names no cgroup;
+ * null: it names one. A cgroup's full path (under the mount point) gets the path to write.
+ */
+export function missingCgroup(cgroup: string, mount: string): string | null {
+  const dir = join(mount, cgroup);
+  if (existsSync(dir)) return null;
+  const under = cgroup === mount || cgroup.startsWith(`${mount}/`);
+  if (under && existsSync(cgroup)) {
+    const meant = `/${cgroup.slice(mount.length).replace(/^\/+/, "")}`;
+    return `attach.cgroup ${cgroup}: a path inside the cgroup v2 hierarchy (mounted at ${mount}) is meant: write ${meant}`;
+  }
+  return `attach.cgroup ${cgroup}: ${dir} does not exist`;
 }

@@ -4,7 +4,12 @@
 export type { ContainerFacts, ProcessFacts } from "./types.ts";
 export { Attribution, type AttributionOptions, type KernelOwner } from "./attributor.ts";
 export { CgroupIndex, type CgroupIndexOptions } from "./cgroup-index.ts";
-export { findCgroup2Mount, parseMountinfo, type Cgroup2Mount } from "./cgroup-mount.ts";
+export {
+  findCgroup2Mount,
+  missingCgroup,
+  parseMountinfo,
+  type Cgroup2Mount,
+} from "./cgroup-mount.ts";
 export { ContainerDirectory, DOCKER_ROOT, type RuntimeRoots } from "./containers/directory.ts";
 export { containerRefOf, type ContainerRef, type Runtime } from "./containers/detect.ts";
 export { UserTable } from "./users.ts";

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
-import { findCgroup2Mount } from "../attribution/cgroup-mount.ts";
+import { findCgroup2Mount, missingCgroup } from "../attribution/cgroup-mount.ts";
 
 export class PrerequisiteError extends Error {
   readonly code = "EPREREQ";
@@ -27,11 +27,9 @@ export function cgroupDirectory(cgroup: string | undefined): string | undefined 
     throw new PrerequisiteError(
       "attach.cgroup needs the cgroup v2 hierarchy mounted, and none is; mount it with 'mount -t cgroup2 none /sys/fs/cgroup' (systemd does at boot), or take attach.cgroup out of the policy.",
     );
-  const dir = join(mount, cgroup);
-  if (!existsSync(dir)) {
-    throw new PrerequisiteError(`attach.cgroup ${cgroup}: ${dir} does not exist`);
-  }
-  return dir;
+  const missing = missingCgroup(cgroup, mount);
+  if (missing) throw new PrerequisiteError(missing);
+  return join(mount, cgroup);
 }
 
 function bpffsMounted(mountinfo: string): boolean {

@@ -3,9 +3,9 @@
 // changing anything, so `moat check` refuses what the daemon would: the audit log, the token
 // and TLS files stop the daemon (errors); an unusable history leaves it running without one (a warning).
 // attach.cgroup is looked up as the daemon attaches to it: a cgroup that is not there stops it.
-import { existsSync, statfsSync, statSync, type Stats } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { findCgroup2Mount } from "../attribution/cgroup-mount.ts";
+import { statfsSync, statSync, type Stats } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { findCgroup2Mount, missingCgroup } from "../attribution/cgroup-mount.ts";
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
 import { MAX_TOKEN_FILE_BYTES } from "./policy-files.ts";
 import type { PolicyModel } from "../config/model.ts";
@@ -33,7 +33,7 @@ export function namedFileProblems(model: PolicyModel): Diagnostic[] {
     }
   };
   const cgroup = model.attach.cgroup;
-  const missing = cgroup && missingCgroup(cgroup.value);
+  const missing = cgroup && cgroupProblem(cgroup.value);
   if (cgroup && missing) out.push(diagnostic(cgroup.pos, missing));
   const audit = model.logging.audit;
   if (audit) check(audit.pos, audit.value.path, { what: "audit log", write: true });
@@ -68,11 +68,9 @@ export function namedFileProblems(model: PolicyModel): Diagnostic[] {
  * or this is no place to tell (no cgroup v2 hierarchy here: a chroot or an image being built is
  * checked before it runs; the daemon's start says what is missing where it runs).
  */
-function missingCgroup(cgroup: string): string | null {
+function cgroupProblem(cgroup: string): string | null {
   const mount = findCgroup2Mount()?.mountPoint;
-  if (!mount) return null;
-  const dir = join(mount, cgroup);
-  return existsSync(dir) ? null : `attach.cgroup ${cgroup}: ${dir} does not exist`;
+  return mount ? missingCgroup(cgroup, mount) : null;
 }
 
 /** Kernel interfaces, not storage (statfs f_type): no file moat writes can be made on them. */

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatDiagnostic, textOnlyHost } from "../../src/config/index.ts";
 import { acceptPolicyFile } from "../../src/host/index.ts";
+import { findCgroup2Mount } from "../../src/attribution/index.ts";
 import { acceptPolicyText } from "../../src/policy/index.ts";
 import { startApi } from "../../src/api/server.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
@@ -47,6 +48,18 @@ test("an attach.cgroup that does not exist is an error at its key", (t) => {
     new RegExp(`^policy\\.yaml:3:19 attach\\.cgroup: .*${MISSING_CGROUP} does not exist`),
   );
   assert.deepEqual(check(dir, policy("attach: { cgroup: / }")), []);
+});
+
+test("an attach.cgroup written as the full path of a cgroup is refused with the path to write", (t) => {
+  const dir = tempDir(t);
+  const mount = findCgroup2Mount()?.mountPoint;
+  assert.ok(mount, "a cgroup v2 hierarchy");
+  const errors = check(dir, policy(`attach: { cgroup: ${mount} }`));
+  assert.equal(errors.length, 1, errors.join("\n"));
+  assert.equal(
+    errors[0],
+    `policy.yaml:3:19 attach.cgroup: attach.cgroup ${mount}: a path inside the cgroup v2 hierarchy (mounted at ${mount}) is meant: write /`,
+  );
 });
 
 test("an audit log under /proc or /sys, or below a file, is an error at its key", (t) => {
