@@ -52,7 +52,7 @@ try {
   db.pragma("journal_mode = WAL");
   db.exec(ROLLUP_SQL);
   const insert = db.prepare(
-    "INSERT INTO flow_stats VALUES ('hour', ?, ?, ?, ?, '', ?, ?, 'tcp', 'egress', ?, ?, ?, ?, 0, 0, ?, ?, 0, 0, ?)",
+    "INSERT INTO flow_stats VALUES ('hour', ?, ?, 0, ?, ?, '', ?, ?, 'tcp', 'egress', ?, ?, ?, ?, 0, 0, ?, ?, 0, 0, ?)",
   );
   const keys = IDENTITIES * DESTINATIONS;
   const hoursPerKey = Math.ceil(ROWS / keys);

@@ -24,7 +24,7 @@ test("a statistics question over a day of minute rows lets inserts through and a
   const now = Date.now();
   const db = new Database(path);
   const row = db.prepare(
-    `INSERT INTO flow_stats VALUES ('minute', ?, '/usr/bin/curl', 0, '', '', ?, 443, 'tcp',
+    `INSERT INTO flow_stats VALUES ('minute', ?, '/usr/bin/curl', 0, 0, '', '', ?, 443, 'tcp',
        'egress', 1, 1, 2, ?, 5, 5, ?, ?, 1, 0, 0)`,
   );
   db.transaction(() => {

@@ -40,6 +40,7 @@ test("suggest: the proposed rules are capped, each identity's rules all or none"
   // 500 executables, each reaching 100 addresses on a port of its own: a rule each
   const rows: LearnRow[] = Array.from({ length: 50_000 }, (_, i) => ({
     exe: `/home/eve/bin/x${Math.floor(i / 100)}`,
+    nameOnly: false,
     user: 1000,
     container: "",
     peer: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
@@ -79,14 +80,14 @@ test("suggest: the roll-ups are read up to a budget of text, the rest counted", 
   const bucket = now - 3 * DAY;
   const exe = `/home/eve/${"d/".repeat(1995)}x`;
   const insert = db.prepare(
-    "INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const n = 20_000;
   db.transaction(() => {
     for (let i = 0; i < n; i++) {
       const peer = `10.0.${i >> 8}.${i & 255}`;
       const flow = [1, 1, 1, 1, 1, 1, bucket, bucket, 0, 0, 1];
-      insert.run("hour", bucket, exe, 1000, "/u", "", peer, 443, "tcp", "egress", ...flow);
+      insert.run("hour", bucket, exe, 0, 1000, "/u", "", peer, 443, "tcp", "egress", ...flow);
     }
   })();
   const read = learnRows(db, now - 7 * DAY, now);

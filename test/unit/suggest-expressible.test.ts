@@ -31,6 +31,7 @@ function model(text: string): PolicyModel {
 
 const row = (p: Partial<LearnRow>): LearnRow => ({
   exe: "/usr/bin/curl",
+  nameOnly: false,
   user: 1000,
   container: "",
   peer: "api.example.org",
@@ -76,8 +77,8 @@ test("suggest: an identity holding a glob character is not proposed, and spoils 
   const odd = [
     row({ exe: "/tmp/x*" }),
     row({ exe: "/tmp/a?b" }),
-    row({ exe: "*" }),
-    row({ exe: "a?b" }),
+    row({ exe: "*", nameOnly: true }),
+    row({ exe: "a?b", nameOnly: true }),
     row({ container: "we?" }),
     row({ container: "web*" }),
   ];
@@ -151,6 +152,7 @@ test("suggest --promote: only days after the rule was proposed count", () => {
   const days = (n: number, from: number): IdentityDay[] =>
     Array.from({ length: n }, (_, i) => ({
       exe: "/usr/bin/curl",
+      nameOnly: false,
       user: 1000,
       container: "",
       dayMs: from - (from % DAY) - i * DAY,
@@ -266,7 +268,7 @@ test("suggest: a peer whose DNS name reads as a wildcard pattern is not proposed
 test("suggest: a path ending in Unicode white space is written whole", () => {
   // the trailing character is part of the executable's name: a rule without it names another file
   for (const exe of ["/tmp/curl\ufeff", "/tmp/curl\u00a0", "/tmp/curl\u2028", "curl\u3000"]) {
-    const { after } = suggest([row({ exe })]);
+    const { after } = suggest([row({ exe, nameOnly: !exe.startsWith("/") })]);
     const p = suggested(after)[0]!.process;
     assert.deepEqual(p?.path ?? p?.name, [exe], JSON.stringify(exe));
   }

@@ -305,6 +305,7 @@ test("suggest --promote: N clean days make a proposed rule prevent; an unclean d
   const days = (exe: string, user: number, container: string, unclean: number[]): IdentityDay[] =>
     Array.from({ length: 8 }, (_, i) => ({
       exe,
+      nameOnly: false,
       user,
       container,
       dayMs: NOW - (NOW % DAY) - i * DAY,
@@ -364,8 +365,9 @@ test("suggest: the daemon's suggester reads the history on a worker thread", asy
   assert.deepEqual(outcome.suggestion.diff, direct.diff);
 });
 
-const row = (exe: string, detected: number, peer = "203.0.113.9") => ({
+const row = (exe: string, detected: number, peer = "203.0.113.9", nameOnly = false) => ({
   exe,
+  nameOnly,
   user: 1000,
   container: "",
   peer,
@@ -383,7 +385,7 @@ const row = (exe: string, detected: number, peer = "203.0.113.9") => ({
 
 test("suggest: a process known by name only joins the executable of that name", () => {
   const learn: LearnInput = {
-    rows: [row("/usr/bin/curl", 4), row("curl", 2)],
+    rows: [row("/usr/bin/curl", 4), row("curl", 2, undefined, true)],
     overflow: { rows: 0, connections: 0, rolledUp: 0 },
     resolution: "hour",
   };

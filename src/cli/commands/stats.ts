@@ -79,9 +79,10 @@ export function statsTable(page: StatsPage): string[] {
 }
 
 function cells(r: StatsRow): string[] {
-  const who = r.identity.container
-    ? `${r.identity.exe || "?"} [${r.identity.container}]`
-    : r.identity.exe || "?";
+  // a process known by its name only (comm, which it sets itself, a slash included): never
+  // shown as a path
+  const exe = r.identity.nameOnly ? `name:${r.identity.exe}` : r.identity.exe || "?";
+  const who = r.identity.container ? `${exe} [${r.identity.container}]` : exe;
   return [
     who,
     r.identity.user === null ? "-" : String(r.identity.user),

@@ -40,7 +40,7 @@ export function suggestLines(a: SuggestAnswer): string[] {
       );
     const n = a.notProposed;
     out.push(
-      `not proposed: ${n.covered} connections a rule already decides, ${n.blocked} only ever blocked, ${n.unstable} first seen within the ${s.stableSeconds / 3600}h stability period, ${n.undecided} undecided, ${n.inexpressible} inexpressible, ${n.wildcard} of identities whose path, name or container holds * or ?, ${n.capped} past the caps`,
+      `not proposed: ${n.covered} connections a rule already decides, ${n.blocked} only ever blocked, ${n.unstable} first seen within the ${s.stableSeconds / 3600}h stability period, ${n.undecided} undecided, ${n.inexpressible} inexpressible, ${n.wildcard} of identities whose path, name or container holds * or ?, ${n.pathLikeName} of processes known only by a name with a slash (never a path), ${n.capped} past the caps`,
     );
     const o = a.overflow;
     if (o.rows + o.rolledUp > 0)

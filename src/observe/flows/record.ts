@@ -65,6 +65,15 @@ export function identityOf(c: Pick<FlowConnection, "process">): FlowIdentity {
   };
 }
 
+/**
+ * Whether the identity's `exe` is the process's name (comm), its executable unknown (it exited
+ * before moat read it): a name any process chooses, a slash included, so never read as a path.
+ */
+export function nameOnly(c: Pick<FlowConnection, "process">): boolean {
+  const p = c.process;
+  return !!p && !p.path && !!p.name;
+}
+
 /** The peer as statistics name it: its first DNS name where moat knows one, else its address. */
 export function peerOf(c: Pick<FlowConnection, "remote">): string {
   return c.remote.names?.[0] ?? c.remote.ip;

@@ -4,7 +4,7 @@
 // of those numbers. A key string built per record (JSON of the fields) had to be made, hashed
 // and collected for every record: most of what the aggregator cost.
 import type { FlowConnection } from "./record.ts";
-import { identityOf, peerOf, serverPort } from "./record.ts";
+import { identityOf, nameOnly, peerOf, serverPort } from "./record.ts";
 
 /** Fields of a key. */
 const FIELDS = 9;
@@ -79,7 +79,9 @@ export class SummaryKeys {
     let n = p ? this.#identities.get(p) : undefined;
     if (n !== undefined) return n;
     const id = identityOf(c);
-    n = this.#number(JSON.stringify([id.exe, id.user, id.cgroup, id.container]), number);
+    // a comm and an executable path with the same text are two identities
+    const key = [id.exe, nameOnly(c), id.user, id.cgroup, id.container];
+    n = this.#number(JSON.stringify(key), number);
     if (p && n >= 0) this.#identities.set(p, n);
     return n;
   }

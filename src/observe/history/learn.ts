@@ -1,7 +1,8 @@
 // What `moat suggest` reads of the flow roll-ups (rollup.ts): a window's rows added up per
 // identity x peer x port x protocol x direction, largest first, at most MAX_LEARN_ROWS of them
-// (the rest counted), and per identity and day for promotion. The hour level while it covers the
-// window (35 days), else the day level; never the raw events.
+// (the rest counted), and per identity and day for promotion. Each row says whether its identity
+// is a process's name (comm) rather than an executable's path (rollup-name-only.ts). The hour
+// level while it covers the window (35 days), else the day level; never the raw events.
 import type Database from "better-sqlite3";
 import {
   MAX_LEARN_ROWS,
@@ -10,6 +11,7 @@ import {
   type LearnRow,
 } from "../learn/index.ts";
 import { ROLLUP_LEVELS, type RollupLevel } from "./rollup.ts";
+import { nameOnlyColumn } from "./rollup-name-only.ts";
 
 const DAY = 86_400_000;
 
@@ -47,21 +49,21 @@ export function learnRows(
   ).n;
   const iterator = db
     .prepare(
-      `SELECT exe, user, container, peer, port, protocol, direction,
-         sum(connections) AS connections, sum(allowed) AS allowed, sum(blocked) AS blocked,
+      `SELECT exe, ${nameOnlyColumn(db)} AS nameOnly, user, container, peer, port, protocol,
+         direction, sum(connections) AS connections, sum(allowed) AS allowed, sum(blocked) AS blocked,
          sum(detected) AS detected, min(first_ms) AS firstMs, max(last_ms) AS lastMs,
          count(DISTINCT cgroup) AS processes
        FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ? AND peer != '*'
-       GROUP BY exe, user, container, peer, port, protocol, direction
+       GROUP BY exe, nameOnly, user, container, peer, port, protocol, direction
        ORDER BY connections DESC`,
     )
-    .iterate(...window) as IterableIterator<LearnRow>;
+    .iterate(...window) as IterableIterator<Stored<LearnRow>>;
   const rows: LearnRow[] = [];
   const overflow = { rows: 0, connections: 0, rolledUp };
   let chars = 0;
   for (const r of iterator) {
     if (rows.length < maxRows && chars < MAX_LEARN_CHARS) {
-      rows.push({ ...r });
+      rows.push({ ...r, nameOnly: r.nameOnly === 1 });
       chars += r.exe.length + r.container.length + r.peer.length;
     } else {
       overflow.rows++;
@@ -74,12 +76,17 @@ export function learnRows(
 /** Each identity's connections per day in the window, and how many were blocked or detected. */
 export function identityDays(db: Database.Database, since: number, until: number): IdentityDay[] {
   const { level, bucketMs } = levelFor(since, until);
-  return db
+  const days = db
     .prepare(
-      `SELECT exe, user, container, bucket_ms - (bucket_ms % ${DAY}) AS dayMs,
+      `SELECT exe, ${nameOnlyColumn(db)} AS nameOnly, user, container,
+         bucket_ms - (bucket_ms % ${DAY}) AS dayMs,
          sum(connections) AS connections, sum(blocked) + sum(detected) AS unclean
        FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ?
-       GROUP BY exe, user, container, dayMs`,
+       GROUP BY exe, nameOnly, user, container, dayMs`,
     )
-    .all(level, since - (since % bucketMs), until) as IdentityDay[];
+    .all(level, since - (since % bucketMs), until) as Stored<IdentityDay>[];
+  return days.map((d) => ({ ...d, nameOnly: d.nameOnly === 1 }));
 }
+
+/** A row as SQLite answers it: the name-only mark a number. */
+type Stored<T> = Omit<T, "nameOnly"> & { nameOnly: number };

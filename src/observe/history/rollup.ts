@@ -1,12 +1,13 @@
 // The flow statistics: flow summaries added up per minute, hour and day (one table, a row per
 // level, bucket and key), so statistics over a day or a year read a bounded number of rows and
-// outlive the events the history prunes. Keyed by identity (executable, else comm; user; cgroup;
-// container) x peer (DNS name where known, else address) x server port x protocol x direction;
-// each row holds connections, bytes, packets, durations, first/last seen and connections by
-// verdict. Each level is kept for its own time (ROLLUP_LEVELS) and row limit, whatever the
-// events' limits.
+// outlive the events the history prunes. Keyed by identity (executable, else comm, marked
+// name_only: rollup-name-only.ts; user; cgroup; container) x peer (DNS name where known, else
+// address) x server port x protocol x direction; each row holds connections, bytes, packets,
+// durations, first/last seen and connections by verdict. Each level is kept for its own time
+// (ROLLUP_LEVELS) and row limit, whatever the events' limits.
 import type Database from "better-sqlite3";
-import { identityOf, peerOf, serverPort, type FlowSummary } from "../flows/record.ts";
+import { identityOf, nameOnly, peerOf, serverPort, type FlowSummary } from "../flows/record.ts";
+import { markNameOnly } from "./rollup-name-only.ts";
 import { ROLLUP_LEVELS, type RollupLevel } from "./rollup-levels.ts";
 import { statsSearch, type StatsPage, type StatsQuery } from "./stats-search.ts";
 
@@ -18,6 +19,7 @@ CREATE TABLE IF NOT EXISTS flow_stats (
   level           TEXT NOT NULL,
   bucket_ms       INTEGER NOT NULL,
   exe             TEXT NOT NULL,
+  name_only       INTEGER NOT NULL, -- 1: exe is the process's name (comm), its path unknown
   user            INTEGER NOT NULL,
   cgroup          TEXT NOT NULL,
   container       TEXT NOT NULL,
@@ -36,12 +38,13 @@ CREATE TABLE IF NOT EXISTS flow_stats (
   allowed         INTEGER NOT NULL,
   blocked         INTEGER NOT NULL,
   detected        INTEGER NOT NULL,
-  PRIMARY KEY (level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction)
+  PRIMARY KEY (level, bucket_ms, exe, name_only, user, cgroup, container, peer, port, protocol,
+    direction)
 ) WITHOUT ROWID;
 `;
 
 const UPSERT = `
-INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET
   connections = connections + excluded.connections,
   closed = closed + excluded.closed,
@@ -72,7 +75,7 @@ const MAX_COUNTED_BUCKETS = 12;
 const ANONYMOUS = "exe = '' AND peer != '*'";
 
 const KEY_COLUMNS =
-  "level, bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
+  "level, bucket_ms, exe, name_only, user, cgroup, container, peer, port, protocol, direction";
 
 export class FlowRollups {
   readonly #db: Database.Database;
@@ -106,6 +109,7 @@ export class FlowRollups {
     this.#db = db;
     this.#maxRows = options.maxRowsPerLevel ?? MAX_ROWS_PER_LEVEL;
     this.#maxKeys = options.maxKeysPerBucket ?? MAX_KEYS_PER_BUCKET;
+    markNameOnly(db, ROLLUP_SQL);
     db.exec(ROLLUP_SQL);
     this.#upsert = db.prepare(UPSERT);
     const keyIs = KEY_COLUMNS.split(", ")
@@ -192,8 +196,8 @@ export class FlowRollups {
       (anonymous && counted.anonymous >= this.#maxKeys * ANONYMOUS_SHARE)
     ) {
       this.overflowed++;
-      const [, , , , , , protocol, direction] = key;
-      const overflow = ["", -1, "", "", "*", 0, protocol!, direction!];
+      const [, , , , , , , protocol, direction] = key;
+      const overflow = ["", 0, -1, "", "", "*", 0, protocol!, direction!];
       if (!this.#exists.get(level, bucket, ...overflow)) this.#added(level, counted);
       return overflow;
     }
@@ -209,6 +213,7 @@ export class FlowRollups {
       const verdict = (v: string) => (c.verdict === v ? s.connections : 0);
       const key = [
         id.exe,
+        nameOnly(c) ? 1 : 0,
         id.user,
         id.cgroup,
         id.container,

@@ -12,7 +12,10 @@ export interface StatsQuery {
   since?: number;
   /** ms since the epoch; default: now. */
   until?: number;
-  /** An executable path, or its file name (comm where no path is known). */
+  /**
+   * An executable path, or its file name; a process known by name only (its comm, which it may
+   * have set to anything, a path included) matches its whole name only.
+   */
   process?: string;
   /** A peer's name (its subdomains too) or address. */
   peer?: string;
@@ -21,7 +24,14 @@ export interface StatsQuery {
 }
 
 export interface StatsRow {
-  identity: { exe: string; user: number | null; cgroup: string; container: string };
+  identity: {
+    /** The executable's path; with `nameOnly`, the process's name (comm), its path unknown. */
+    exe: string;
+    nameOnly: boolean;
+    user: number | null;
+    cgroup: string;
+    container: string;
+  };
   peer: string;
   port: number;
   protocol: string;
@@ -58,7 +68,7 @@ export interface StatsSearch {
 }
 
 /** The key columns after the level, in the primary key's order: a step resumes after its last. */
-const KEY = "bucket_ms, exe, user, cgroup, container, peer, port, protocol, direction";
+const KEY = "bucket_ms, exe, name_only, user, cgroup, container, peer, port, protocol, direction";
 
 export function statsSearch(db: Database.Database, q: StatsQuery, now: number): StatsSearch {
   const until = q.until ?? now;
@@ -69,12 +79,13 @@ export function statsSearch(db: Database.Database, q: StatsQuery, now: number): 
   const first = since - (since % pick.bucketMs);
   const last = until - (until % pick.bucketMs);
   // a whole name or a path's last part, compared as the live filter compares a process or a
-  // name (LIKE would ignore an ASCII letter's case); a step walks STATS_STEP_ROWS rows of the
-  // window whatever the filter, and adds up those that match
+  // name (LIKE would ignore an ASCII letter's case); a comm is a whole name, never a path's
+  // last part; a step walks STATS_STEP_ROWS rows of the window whatever the filter, and adds up
+  // those that match
   const hits: string[] = [];
   const params: unknown[] = [];
   if (q.process) {
-    hits.push("(exe = ? OR substr(exe, -length(?)) = ?)");
+    hits.push("(exe = ? OR (name_only = 0 AND substr(exe, -length(?)) = ?))");
     params.push(q.process, `/${q.process}`, `/${q.process}`);
   }
   if (q.peer) {
@@ -98,7 +109,7 @@ export function statsSearch(db: Database.Database, q: StatsQuery, now: number): 
   );
   const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
   // before every row of the first bucket (bucket times are whole buckets; first - 1 is none)
-  let after: unknown[] = [first - 1, "", 0, "", "", "", 0, "", ""];
+  let after: unknown[] = [first - 1, "", 0, 0, "", "", "", 0, "", ""];
   let dropped = false;
   const drop = () => {
     if (!dropped && db.open) db.exec(`DROP TABLE IF EXISTS temp.${sums}`);
@@ -146,9 +157,9 @@ const KEY_PARAMS = KEY.split(", ")
   .join(", ");
 
 /** The columns rows are added up by (GROUP BY), and what is added up. */
-const GROUP = "exe, user, cgroup, container, peer, port, protocol, direction";
-const SUMS_COLUMNS = `exe TEXT, user INTEGER, cgroup TEXT, container TEXT, peer TEXT,
-  port INTEGER, protocol TEXT, direction TEXT, connections INTEGER, closed INTEGER,
+const GROUP = "exe, name_only, user, cgroup, container, peer, port, protocol, direction";
+const SUMS_COLUMNS = `exe TEXT, name_only INTEGER, user INTEGER, cgroup TEXT, container TEXT,
+  peer TEXT, port INTEGER, protocol TEXT, direction TEXT, connections INTEGER, closed INTEGER,
   packets INTEGER, bytes INTEGER, duration_sum_ms REAL, duration_max_ms REAL, first_ms INTEGER,
   last_ms INTEGER, allowed INTEGER, blocked INTEGER, detected INTEGER`;
 const SUMS = `connections, closed, packets, bytes, duration_sum_ms, duration_max_ms, first_ms,
@@ -163,6 +174,7 @@ const ADD = `connections = connections + excluded.connections, closed = closed +
 
 interface RollupRow {
   exe: string;
+  name_only: number;
   user: number;
   cgroup: string;
   container: string;
@@ -187,6 +199,7 @@ function statsRow(r: RollupRow): StatsRow {
   return {
     identity: {
       exe: r.exe,
+      nameOnly: r.name_only === 1,
       user: r.user < 0 ? null : r.user,
       cgroup: r.cgroup,
       container: r.container,

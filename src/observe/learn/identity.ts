@@ -1,6 +1,6 @@
-// An identity as the roll-ups key it (executable path, else the process name; user;
-// container) and what a rule says of it: the `process` section naming it, a rule-name slug, a
-// roll-up row as the evaluator's facts, and which policy rule decides a row.
+// An identity as the roll-ups key it (executable path, else the process name, marked name-only;
+// user; container) and what a rule says of it: the `process` section naming it, a rule-name
+// slug, a roll-up row as the evaluator's facts, and which policy rule decides a row.
 import type { AddressEntry, PolicyModel, Rule } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
 import { evaluate } from "../../policy/evaluator.ts";
@@ -9,6 +9,8 @@ import type { LearnRow } from "./learn-rows.ts";
 
 export interface Identity {
   exe: string;
+  /** `exe` is the process's name (comm): it names no executable, whatever it reads like. */
+  nameOnly: boolean;
   user: number;
   container: string;
 }
@@ -36,10 +38,10 @@ export function rowFacts(r: LearnRow): ConnectionFacts {
     remote,
   };
   if (r.exe) {
-    const name = r.exe.slice(r.exe.lastIndexOf("/") + 1).slice(0, 15);
     facts.process = {
-      name,
-      ...(r.exe.startsWith("/") ? { path: r.exe } : {}),
+      name: commOf(r),
+      // a comm is no path, even one that reads like one: a rule's path never matches it
+      ...(r.nameOnly ? {} : { path: r.exe }),
       ...(r.user >= 0 ? { user: r.user } : {}),
       container: r.container ? { name: r.container, id: r.container } : null,
     };
@@ -153,10 +155,17 @@ function byNameModels(model: PolicyModel): { narrow: PolicyModel; wide: PolicyMo
  */
 export const expressible = (id: Identity): boolean => !/[*?]/.test(id.exe + id.container);
 
+/**
+ * A process known only by a name holding a slash: exec never gives one (it sets the comm to the
+ * file's name), so the process chose it, or it is a stored row from before the name-only mark
+ * whose short path cannot be told from such a name. No rule is proposed by it.
+ */
+export const pathLikeName = (id: Identity): boolean => id.nameOnly && id.exe.includes("/");
+
 /** The `process` section that names an identity; null when the flows had no process. */
 export function processSection(id: Identity): Record<string, unknown> | null {
   if (!id.exe) return null;
-  const out: Record<string, unknown> = id.exe.startsWith("/") ? { path: id.exe } : { name: id.exe };
+  const out: Record<string, unknown> = id.nameOnly ? { name: id.exe } : { path: id.exe };
   if (id.user >= 0) out.user = [id.user];
   // the roll-ups keep a container's name, else its id: only a full id is surely an id (a
   // shorter hex `id` matches every id it starts)
@@ -168,7 +177,7 @@ export function processSection(id: Identity): Record<string, unknown> | null {
 }
 
 export function slugOf(id: Identity): string {
-  const base = id.exe.slice(id.exe.lastIndexOf("/") + 1) || "host";
+  const base = (id.nameOnly ? id.exe : id.exe.slice(id.exe.lastIndexOf("/") + 1)) || "host";
   const text = `${id.container ? `${id.container}-` : ""}${base}`;
   return (
     text
@@ -179,20 +188,24 @@ export function slugOf(id: Identity): string {
   );
 }
 
-export const nameKey = (r: { exe: string; user: number; container: string }) =>
-  `${r.exe.slice(r.exe.lastIndexOf("/") + 1).slice(0, 15)}\0${r.user}\0${r.container}`;
+type Keyed = { exe: string; nameOnly: boolean; user: number; container: string };
+
+/** The comm a process of this identity has: its name, or its file name as exec sets it. */
+const commOf = (r: Keyed) =>
+  r.nameOnly ? r.exe : r.exe.slice(r.exe.lastIndexOf("/") + 1).slice(0, 15);
+
+export const nameKey = (r: Keyed) => `${commOf(r)}\0${r.user}\0${r.container}`;
 
 /**
  * A connection whose process exited before moat read its executable is keyed by its name
  * (comm): it joins the identity whose executable has that file name (as comm shortens it), user
- * and container, when exactly one does.
+ * and container, when exactly one does. A name with a slash joins none: exec never gives one
+ * (the process set it itself).
  */
-export function pathsByName(
-  rows: readonly { exe: string; user: number; container: string }[],
-): Map<string, string> {
+export function pathsByName(rows: readonly Keyed[]): Map<string, string> {
   const paths = new Map<string, Set<string>>();
   for (const r of rows) {
-    if (!r.exe.startsWith("/")) continue;
+    if (r.nameOnly || !r.exe) continue;
     const key = nameKey(r);
     paths.set(key, (paths.get(key) ?? new Set()).add(r.exe));
   }

@@ -6,6 +6,8 @@
 export interface LearnRow {
   /** Executable path (comm where no path was known); "" when no socket hook saw the socket. */
   exe: string;
+  /** `exe` is the process's name (comm), which it chose: never a path (a comm may hold a slash). */
+  nameOnly: boolean;
   /** uid; -1 unknown. */
   user: number;
   /** Container name (else id); "" when none. */
@@ -30,6 +32,7 @@ export interface LearnRow {
 /** One identity's connections on one day, and how many of them were blocked or detected. */
 export interface IdentityDay {
   exe: string;
+  nameOnly: boolean;
   user: number;
   container: string;
   /** The day's start, ms since the epoch (UTC). */
@@ -58,5 +61,9 @@ export interface LearnInput {
 /** Rows read at most, largest first: the cap on what a suggestion reads of the roll-ups. */
 export const MAX_LEARN_ROWS = 200_000;
 
-export const identityKey = (r: { exe: string; user: number; container: string }): string =>
-  `${r.exe}\0${r.user}\0${r.container}`;
+export const identityKey = (r: {
+  exe: string;
+  nameOnly: boolean;
+  user: number;
+  container: string;
+}): string => `${r.exe}\0${r.nameOnly ? "name" : "path"}\0${r.user}\0${r.container}`;

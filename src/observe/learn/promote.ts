@@ -26,11 +26,18 @@ export interface PromotionCheck {
 }
 
 /** The identity a rule's `process` section names, as the roll-ups key it. */
-function ruleIdentity(rule: Rule): { exe: string; user: number; container: string } {
+function ruleIdentity(rule: Rule): {
+  exe: string;
+  nameOnly: boolean;
+  user: number;
+  container: string;
+} {
   const p = rule.process;
   const user = p?.user?.[0];
+  const path = p?.path?.[0];
   return {
-    exe: p?.path?.[0] ?? p?.name?.[0] ?? "",
+    exe: path ?? p?.name?.[0] ?? "",
+    nameOnly: path === undefined && p?.name?.[0] !== undefined,
     user: typeof user === "number" ? user : -1,
     container: p?.container?.name ?? p?.container?.id ?? "",
   };
@@ -40,13 +47,14 @@ type Day = { connections: number; unclean: number };
 
 /** Each identity's days, newest first, from days in any order. */
 function daysByIdentity(days: readonly IdentityDay[]): Map<string, [number, Day][]> {
-  // a day's connections keyed by comm count for the executable that name stands for
+  // a day's connections keyed by comm count for the executable that name stands for (one a
+  // comm with a slash never stands for: promote by the days of the path itself)
   const withPath = pathsByName(days);
   // identity -> day -> connections and unclean ones
   const byIdentity = new Map<string, Map<number, { connections: number; unclean: number }>>();
   for (const d of days) {
-    const exe = (!d.exe.startsWith("/") && withPath.get(nameKey(d))) || d.exe;
-    const key = identityKey({ ...d, exe });
+    const joined = d.nameOnly ? withPath.get(nameKey(d)) : undefined;
+    const key = identityKey({ ...d, exe: joined ?? d.exe, nameOnly: d.nameOnly && !joined });
     const perDay =
       byIdentity.get(key) ?? new Map<number, { connections: number; unclean: number }>();
     byIdentity.set(key, perDay);

@@ -3,7 +3,9 @@
 // generalise.ts among peers seen on the same ports, destinations with the same ports in one
 // rule. Only connections the policy left to its defaults are learnt from (a rule already decides
 // the rest); connections that were only ever blocked are a decision already made and never
-// proposed; a flow first seen within the stability period is held back. Caps bound the work
+// proposed; a flow first seen within the stability period is held back. A process known only by
+// its name (comm) is named by that name and its user, never by a path, unless the name joins an
+// executable's; by a name holding a slash, not at all (identity.ts). Caps bound the work
 // whatever the history holds.
 import type { PolicyModel } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
@@ -19,6 +21,7 @@ import {
   decidedBy,
   expressible,
   nameKey,
+  pathLikeName,
   pathsByName,
   PORTED,
   processSection,
@@ -82,6 +85,12 @@ export interface NotProposed {
   inexpressible: number;
   /** The identity's path, name or container holds `*` or `?` (a rule's globs cannot escape them). */
   wildcard: number;
+  /**
+   * A process known only by a name holding a slash (a comm that reads like a path, which exec
+   * never gives: the process chose it), or a stored row from before the name-only mark that
+   * may be one: never proposed as a path, nor by that name.
+   */
+  pathLikeName: number;
   /** Past the identity, destination or rule caps. */
   capped: number;
 }
@@ -94,6 +103,7 @@ export const noneNotProposed = (): NotProposed => ({
   undecided: 0,
   inexpressible: 0,
   wildcard: 0,
+  pathLikeName: 0,
   capped: 0,
 });
 
@@ -147,16 +157,26 @@ export function propose(
       not.unstable += r.connections;
       continue;
     }
-    const exe = (!r.exe.startsWith("/") && withPath.get(nameKey(r))) || r.exe;
-    if (!expressible({ exe, user: r.user, container: r.container })) {
+    const joined = r.nameOnly ? withPath.get(nameKey(r)) : undefined;
+    const id: Identity = {
+      exe: joined ?? r.exe,
+      nameOnly: r.nameOnly && joined === undefined,
+      user: r.user,
+      container: r.container,
+    };
+    if (!expressible(id)) {
       not.wildcard += r.connections;
       continue;
     }
-    const key = identityKey({ ...r, exe });
+    if (pathLikeName(id)) {
+      not.pathLikeName += r.connections;
+      continue;
+    }
+    const key = identityKey(id);
     let entry = byIdentity.get(key);
     if (!entry) {
       entry = {
-        id: { exe, user: r.user, container: r.container },
+        id,
         total: 0,
         flows: new Map(),
       };
@@ -225,6 +245,10 @@ export function propose(
         );
         const ranges = ports.filter((p) => typeof p === "string");
         if (ranges.length) because.push(`ports ${ranges.join(", ")}: adjacent ports seen`);
+        if (id.nameOnly)
+          because.push(
+            "process: known by its name only (its executable was not read): any process of this user may take the name",
+          );
         const layer4: Record<string, unknown> = {
           protocol: /^\d+$/.test(protocol) ? Number(protocol) : protocol,
         };

@@ -39,7 +39,8 @@ export interface SuggestedRuleView {
   name: string;
   direction: string;
   action: "allow" | "block";
-  identity: { exe: string; user: number | null; container: string };
+  /** `exe`: the executable's path; with `nameOnly`, the process's name (comm), never a path. */
+  identity: { exe: string; nameOnly: boolean; user: number | null; container: string };
   remote: string[];
   ports: (number | string)[];
   protocol: string;
@@ -123,6 +124,7 @@ export function suggestPolicy(r: SuggestRequest, learn: LearnInput): Suggestion 
         action: p.action,
         identity: {
           exe: p.identity.exe,
+          nameOnly: p.identity.nameOnly,
           user: p.identity.user < 0 ? null : p.identity.user,
           container: p.identity.container,
         },
