@@ -224,8 +224,9 @@ export interface AnomalyFacts {
   /** Stable per (kind, identity, key): what `moat anomalies accept` names. */
   id: string;
   kind: AnomalyKind;
-  /** The identity (executable, user, cgroup, container) it is about. */
-  identity: { exe: string; user: number; cgroup: string; container: string };
+  /** The identity (executable, user, cgroup, container) it is about; `nameOnly`: `exe` is the
+   * process's name (comm), its executable unread, never a path. */
+  identity: { exe: string; nameOnly?: true; user: number; cgroup: string; container: string };
   /** What the value is about: a destination, a metric ("bytes/hour"), a domain. */
   key: string;
   /** One sentence: what was seen against what was usual. */
@@ -410,7 +411,9 @@ function dnsLine(ev: MoatEvent, d: DnsExchange): string {
 /** "... ANOMALY beacon 3f2a... /usr/bin/curl (curl pid 812): 20 connections to ...". */
 function anomalyLine(ev: MoatEvent, a: AnomalyFacts): string {
   const who = ev.process ? ` (${processWords(ev.process)})` : "";
-  const exe = a.identity.exe ? ` ${lineField(a.identity.exe)}` : "";
+  const exe = a.identity.exe
+    ? ` ${a.identity.nameOnly ? "name:" : ""}${lineField(a.identity.exe)}`
+    : "";
   // the summary is prose, last on the line: escaped, not quoted
   return `${ev.time} ANOMALY ${a.kind} ${lineField(a.id)}${exe}${who}: ${printable(a.summary)}`;
 }

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import type { MoatEvent } from "../../datapath/event.ts";
 import {
   identityOf,
+  nameOnly,
   serverPort,
   type FlowConnection,
   type FlowIdentity,
@@ -47,7 +48,7 @@ const HOUR = 3_600_000;
 const MIN_DNS_WINDOWS = 6;
 
 export interface Profile {
-  identity: FlowIdentity;
+  identity: AnomalyIdentity;
   firstMs: number;
   lastMs: number;
   destinations: NewDestinationState;
@@ -70,7 +71,7 @@ export interface AnomalyReport {
 export interface Acceptance {
   id: string;
   kind: AnomalyFacts["kind"];
-  identity: FlowIdentity;
+  identity: AnomalyIdentity;
   key: string;
   value: number;
   /** ISO time. */
@@ -82,10 +83,25 @@ export interface RecentAnomaly extends AnomalyReport {
   accepted: boolean;
 }
 
-export const identityKey = (i: FlowIdentity): string =>
-  `${i.exe}\u0000${i.user}\u0000${i.cgroup}\u0000${i.container}`;
+/**
+ * An identity as the detectors key it: a process known by its name only (its executable unread,
+ * a name any process can take, a slash included) is apart from the executable whose path reads
+ * the same, so what it does never becomes that executable's usual.
+ */
+export interface AnomalyIdentity extends FlowIdentity {
+  nameOnly?: true;
+}
 
-export function anomalyId(kind: string, identity: FlowIdentity, key: string): string {
+export const identityKey = (i: AnomalyIdentity): string =>
+  `${i.exe}\u0000${i.user}\u0000${i.cgroup}\u0000${i.container}${i.nameOnly ? "\u0000name" : ""}`;
+
+/** The identity of a connection's process, marked when it is known by its name only. */
+export function anomalyIdentityOf(process: FlowConnection["process"]): AnomalyIdentity {
+  const identity = identityOf({ process });
+  return nameOnly({ process }) ? { ...identity, nameOnly: true } : identity;
+}
+
+export function anomalyId(kind: string, identity: AnomalyIdentity, key: string): string {
   return createHash("sha256")
     .update(`${kind}\u0000${identityKey(identity)}\u0000${key}`)
     .digest("hex")
@@ -326,14 +342,14 @@ export class AnomalyDetector {
     let key = "";
     if (process) {
       const known = this.#keys.get(process);
-      key = known ?? identityKey(identityOf({ process }));
+      key = known ?? identityKey(anomalyIdentityOf(process));
       if (known === undefined) this.#keys.set(process, key);
     }
     let p = this.profiles.get(key);
     if (!p) {
       if (this.profiles.size >= MAX_IDENTITIES) this.#forgetProfiles();
       p = {
-        identity: identityOf({ process }),
+        identity: anomalyIdentityOf(process),
         firstMs: timeMs,
         lastMs: timeMs,
         destinations: newDestinationState(),

@@ -6,13 +6,18 @@
 // DNS windows have no stored form and start afresh. Pure: the rows are read elsewhere (the
 // history thread).
 import { isIP } from "node:net";
-import { identityKey, MAX_IDENTITIES, type AnomalyDetector, type Profile } from "./detector.ts";
+import {
+  identityKey,
+  MAX_IDENTITIES,
+  type AnomalyDetector,
+  type AnomalyIdentity,
+  type Profile,
+} from "./detector.ts";
 import { destinationOf } from "./destination.ts";
 import { dnsState } from "./dns-oddities.ts";
 import { seedDestinations } from "./new-destination.ts";
 import { seedBeacons } from "./beacon.ts";
 import { seedVolume, type VolumeState } from "./volume.ts";
-import type { FlowIdentity } from "../flows/record.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -27,6 +32,8 @@ export interface BaselineRow {
   level: "hour" | "day";
   bucketMs: number;
   exe: string;
+  /** `exe` is a process's name (comm), not a path (the roll-ups' name_only). */
+  nameOnly: boolean;
   user: number;
   cgroup: string;
   container: string;
@@ -52,7 +59,7 @@ export interface BaselineInput {
 type Uses = Map<string, { firstMs: number; lastMs: number }>;
 
 interface Gathered {
-  identity: FlowIdentity;
+  identity: AnomalyIdentity;
   firstMs: number;
   lastMs: number;
   hours: Map<number, { connections: number; bytes: number; durationMax: number }>;
@@ -84,7 +91,13 @@ export function seedFromRollups(
   const dayNow = nowMs - (nowMs % DAY);
   const byIdentity = new Map<string, Gathered>();
   for (const r of input.rows) {
-    const identity = { exe: r.exe, user: r.user, cgroup: r.cgroup, container: r.container };
+    const identity: AnomalyIdentity = {
+      exe: r.exe,
+      ...(r.nameOnly ? { nameOnly: true } : {}),
+      user: r.user,
+      cgroup: r.cgroup,
+      container: r.container,
+    };
     const key = identityKey(identity);
     if (d.profiles.has(key)) continue;
     let g = byIdentity.get(key);

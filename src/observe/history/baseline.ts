@@ -10,6 +10,7 @@ import {
   type BaselineInput,
   type BaselineRow,
 } from "../anomaly/from-rollups.ts";
+import { nameOnlyColumn } from "./rollup-name-only.ts";
 
 const WHERE = `FROM flow_stats WHERE peer != '*' AND bucket_ms < ? AND (
   (level = 'hour' AND bucket_ms >= ?) OR (level = 'day' AND bucket_ms >= ?))`;
@@ -23,10 +24,14 @@ export function baselineRows(
   const total = (db.prepare(`SELECT count(*) AS n ${WHERE}`).get(...window) as { n: number }).n;
   const rows = db
     .prepare(
-      `SELECT level, bucket_ms AS bucketMs, exe, user, cgroup, container, peer, port, protocol,
-         direction, connections, bytes, duration_max_ms AS durationMaxMs, first_ms AS firstMs,
-         last_ms AS lastMs ${WHERE} ORDER BY bucket_ms DESC LIMIT ?`,
+      `SELECT level, bucket_ms AS bucketMs, exe, ${nameOnlyColumn(db)} AS nameOnly, user, cgroup,
+         container, peer, port, protocol, direction, connections, bytes,
+         duration_max_ms AS durationMaxMs, first_ms AS firstMs, last_ms AS lastMs
+       ${WHERE} ORDER BY bucket_ms DESC LIMIT ?`,
     )
-    .all(...window, maxRows) as BaselineRow[];
-  return { rows, overflow: Math.max(0, total - rows.length) };
+    .all(...window, maxRows) as (Omit<BaselineRow, "nameOnly"> & { nameOnly: number })[];
+  return {
+    rows: rows.map((r) => ({ ...r, nameOnly: r.nameOnly === 1 })),
+    overflow: Math.max(0, total - rows.length),
+  };
 }
