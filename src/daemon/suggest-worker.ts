@@ -43,8 +43,8 @@ function run(job: SuggestJob): SuggestOutcome {
     let suggestion;
     if (job.promote) {
       const since = promoteSince(job.now, request.cleanDays ?? 7, job.since);
-      const days = reader.identityDays(since, job.now);
-      suggestion = promotePolicy(request, days, "day");
+      const { days, overflow } = reader.identityDays(since, job.now);
+      suggestion = promotePolicy(request, days, "day", overflow);
     } else suggestion = suggestPolicy(request, reader.learnRows(job.since, job.now));
     const check =
       suggestion.text === text ? { errors: [] } : accepted(suggestion.text, job.policyPath, host);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { acceptPolicy, nodeHost } from "../../src/host/index.ts";
-import { learnRows, MAX_LEARN_CHARS } from "../../src/observe/history/learn.ts";
+import { identityDays, learnRows, MAX_LEARN_CHARS } from "../../src/observe/history/learn.ts";
 import { ROLLUP_SQL } from "../../src/observe/history/rollup.ts";
 import {
   GENERALISE_DEFAULTS,
@@ -94,4 +94,42 @@ test("suggest: the roll-ups are read up to a budget of text, the rest counted", 
   const chars = read.rows.reduce((s, r) => s + r.exe.length + r.peer.length, 0);
   assert.ok(chars <= MAX_LEARN_CHARS + exe.length + 16, `${chars} characters read`);
   assert.equal(read.rows.length + read.overflow.rows, n, "the rows left out are counted");
+});
+
+test("suggest --promote: the days read are capped, and the rest counted, never taken as clean", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-suggest-days-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = new Database(join(dir, "h.db"));
+  t.after(() => db.close());
+  db.exec(ROLLUP_SQL);
+  const now = Date.parse("2026-11-30T12:00:00Z");
+  const insert = db.prepare(
+    "INSERT INTO flow_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  // 50 identities (a copy of a binary each) on each of 7 days
+  db.transaction(() => {
+    for (let day = 1; day <= 7; day++)
+      for (let i = 0; i < 50; i++) {
+        const bucket = now - day * DAY;
+        const flow = [1, 1, 1, 1, 1, 1, bucket, bucket, 0, 0, 1];
+        insert.run(
+          "hour",
+          bucket,
+          `/tmp/copy-${i}`,
+          0,
+          1000,
+          "/u",
+          "",
+          "10.0.0.1",
+          443,
+          "tcp",
+          "egress",
+          ...flow,
+        );
+      }
+  })();
+  const all = identityDays(db, now - 8 * DAY, now);
+  assert.deepEqual([all.days.length, all.overflow], [350, 0]);
+  const capped = identityDays(db, now - 8 * DAY, now, 100);
+  assert.deepEqual([capped.days.length, capped.overflow], [100, 250]);
 });

@@ -341,6 +341,11 @@ test("suggest --promote: N clean days make a proposed rule prevent; an unclean d
   );
   // promoting again changes nothing
   assert.deepEqual(promotePolicy(request(p.text, after), history7, "day").diff, []);
+  // days past the read cap may be unclean ones: nothing is promoted, and the answer says why
+  const partial = promotePolicy(request(s.text, proposed), history7, "day", 12);
+  assert.deepEqual(partial.diff, []);
+  assert.ok(partial.promotions.every((c) => !c.promoted));
+  assert.equal(partial.overflow.rows, 12);
 });
 
 test("suggest: the daemon's suggester reads the history on a worker thread", async (t) => {

@@ -30,6 +30,10 @@ export function suggestLines(a: SuggestAnswer): string[] {
           : `${p.promoted ? "promoted" : "kept in detect"}: ${p.name} (${plural(p.cleanDays, "clean day")} since ${p.proposed}, ${s.cleanDays} needed)`,
       );
     if (!a.promotions.length) out.push("no proposed rule in detect mode to promote");
+    if (a.overflow.rows > 0)
+      out.push(
+        `nothing promoted: ${plural(a.overflow.rows, "identity day")} past the read cap were not read, and a day not read cannot be told from a clean one`,
+      );
   } else {
     out.push(
       `learnt from the ${a.resolution} roll-ups ${s.since} to ${s.until}: ${plural(a.rules.length, "rule")} proposed in detect mode`,

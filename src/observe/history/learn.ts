@@ -73,10 +73,25 @@ export function learnRows(
   return { rows, overflow, resolution: level };
 }
 
-/** Each identity's connections per day in the window, and how many were blocked or detected. */
-export function identityDays(db: Database.Database, since: number, until: number): IdentityDay[] {
+/** The identity days a promotion reads, and those past its caps (counted, never read). */
+export interface IdentityDays {
+  days: IdentityDay[];
+  overflow: number;
+}
+
+/**
+ * Each identity's connections per day in the window, and how many were blocked or detected;
+ * `maxRows` (MAX_LEARN_ROWS) at most, and no more once they hold MAX_LEARN_CHARS characters.
+ * A day left out may be an unclean one: a promotion with any is refused (suggest.ts).
+ */
+export function identityDays(
+  db: Database.Database,
+  since: number,
+  until: number,
+  maxRows = MAX_LEARN_ROWS,
+): IdentityDays {
   const { level, bucketMs } = levelFor(since, until);
-  const days = db
+  const iterator = db
     .prepare(
       `SELECT exe, ${nameOnlyColumn(db)} AS nameOnly, user, container,
          bucket_ms - (bucket_ms % ${DAY}) AS dayMs,
@@ -84,8 +99,17 @@ export function identityDays(db: Database.Database, since: number, until: number
        FROM flow_stats WHERE level = ? AND bucket_ms BETWEEN ? AND ?
        GROUP BY exe, nameOnly, user, container, dayMs`,
     )
-    .all(level, since - (since % bucketMs), until) as Stored<IdentityDay>[];
-  return days.map((d) => ({ ...d, nameOnly: d.nameOnly === 1 }));
+    .iterate(level, since - (since % bucketMs), until) as IterableIterator<Stored<IdentityDay>>;
+  const days: IdentityDay[] = [];
+  let overflow = 0;
+  let chars = 0;
+  for (const d of iterator) {
+    if (days.length < maxRows && chars < MAX_LEARN_CHARS) {
+      days.push({ ...d, nameOnly: d.nameOnly === 1 });
+      chars += d.exe.length + d.container.length;
+    } else overflow++;
+  }
+  return { days, overflow };
 }
 
 /** A row as SQLite answers it: the name-only mark a number. */

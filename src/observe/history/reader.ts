@@ -4,8 +4,8 @@
 // store's thread never waits for it.
 import Database from "better-sqlite3";
 import type { MoatEvent } from "../../datapath/event.ts";
-import type { IdentityDay, LearnInput } from "../learn/index.ts";
-import { identityDays, learnRows } from "./learn.ts";
+import type { LearnInput } from "../learn/index.ts";
+import { identityDays, learnRows, type IdentityDays } from "./learn.ts";
 
 export interface HistoryWindow {
   /** Events in the window (read or not). */
@@ -46,7 +46,7 @@ export class HistoryReader {
   }
 
   /** Each identity's connections per day, and the blocked or detected ones (--promote). */
-  identityDays(since: number, until: number): IdentityDay[] {
+  identityDays(since: number, until: number): IdentityDays {
     return identityDays(this.#db, since, until);
   }
 

@@ -153,13 +153,16 @@ export function promotePolicy(
   r: SuggestRequest,
   days: readonly IdentityDay[],
   resolution: string,
+  /** Identity days past the read caps: any of them may be unclean, so nothing is promoted. */
+  overflow = 0,
 ): Suggestion {
   const settings = settingsOf(r);
-  const { checks, promote } = promotions(r.text, r.model, days, {
+  const found = promotions(r.text, r.model, days, {
     now: r.now,
     cleanDays: settings.cleanDays,
   });
-  const text = withPromoted(r.text, promote);
+  const checks = overflow > 0 ? found.checks.map((c) => ({ ...c, promoted: false })) : found.checks;
+  const text = withPromoted(r.text, overflow > 0 ? new Map() : found.promote);
   return {
     kind: "promote",
     settings,
@@ -168,7 +171,7 @@ export function promotePolicy(
     diff: diffOf(r, text),
     rules: [],
     notProposed: noneNotProposed(),
-    overflow: { rows: 0, connections: 0, rolledUp: 0 },
+    overflow: { rows: overflow, connections: 0, rolledUp: 0 },
     promotions: checks,
   };
 }
