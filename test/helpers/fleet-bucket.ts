@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KV } from "nats";
+import type { JetStreamManager, KV } from "nats";
 import type { FleetStatus } from "../../src/fleet/index.ts";
 import { startNatsCluster, type NatsCluster } from "./nats-cluster.ts";
 import { until } from "./until.ts";
@@ -55,4 +55,25 @@ export async function startPolicyBucket(
       50,
     );
   return { dir, cluster, kv, reportOn };
+}
+
+/**
+ * The bucket's largest message: `bytes`, or -1 for no limit. On a loaded machine the cluster may
+ * briefly count a server as away and answer "no suitable peers for placement": tried again.
+ */
+export async function setMaxMessage(jsm: JetStreamManager, bytes: number): Promise<void> {
+  const stream = `KV_${BUCKET}`;
+  const { config } = await jsm.streams.info(stream);
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await jsm.streams.update(stream, { ...config, max_msg_size: bytes });
+      return;
+    } catch (err) {
+      const placement =
+        (err as { api_error?: { err_code?: number } }).api_error?.err_code === 10005;
+      if (!placement || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

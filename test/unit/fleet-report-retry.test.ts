@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PolicyFollower, type ApplyOutcome } from "../../src/fleet/index.ts";
-import { BUCKET, HOST, KEY, startPolicyBucket } from "../helpers/fleet-bucket.ts";
+import { BUCKET, HOST, KEY, setMaxMessage, startPolicyBucket } from "../helpers/fleet-bucket.ts";
 import { until } from "../helpers/until.ts";
 
 const POLICY = "version: 1\nmode: detect\n";
@@ -15,10 +15,8 @@ test("a report the server refused is written once the server takes it", async (t
   const admin = await cluster.connectAdmin();
   t.after(() => admin.close());
   const jsm = await admin.jetstreamManager();
-  const stream = `KV_${BUCKET}`;
-  const { config } = await jsm.streams.info(stream);
   // the bucket takes the policy (24 bytes) but not a report (over 100)
-  await jsm.streams.update(stream, { ...config, max_msg_size: 100 });
+  await setMaxMessage(jsm, 100);
   const lines: string[] = [];
   let generation = 1;
   const follower = new PolicyFollower({
@@ -40,7 +38,7 @@ test("a report the server refused is written once the server takes it", async (t
     20_000,
     50,
   );
-  await jsm.streams.update(stream, { ...config, max_msg_size: -1 });
+  await setMaxMessage(jsm, -1);
   const report = await reportOn(revision);
   assert.equal(report.result, "applied");
   assert.equal(report.applied_revision, revision);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PolicyLifecycle, readPolicyFile } from "../../src/daemon/policy-lifecycle.ts";
 import { fleetFollow } from "../../src/daemon/fleet-follow.ts";
 import { stopAcceptWorker } from "../../src/host/accept-off-thread.ts";
-import { BUCKET, HOST, KEY, startPolicyBucket } from "../helpers/fleet-bucket.ts";
+import { BUCKET, HOST, KEY, setMaxMessage, startPolicyBucket } from "../helpers/fleet-bucket.ts";
 import { seedFile } from "../helpers/nats-cluster.ts";
 
 test("a revert after a local trial puts back the confirmed policy, not the trial", async (t) => {
@@ -17,11 +17,8 @@ test("a revert after a local trial puts back the confirmed policy, not the trial
   const admin = await cluster.connectAdmin();
   t.after(() => admin.close());
   const jsm = await admin.jetstreamManager();
-  const stream = `KV_${BUCKET}`;
-  const { config } = await jsm.streams.info(stream);
   /** While a policy with the rule `cut` runs, the bucket takes no report (over 100 bytes). */
-  const reachable = (yes: boolean) =>
-    jsm.streams.update(stream, { ...config, max_msg_size: yes ? -1 : 100 });
+  const reachable = (yes: boolean) => setMaxMessage(jsm, yes ? -1 : 100);
 
   const seed = seedFile(dir, "web1.nk", cluster.hosts.get(HOST)?.seed ?? "");
   mkdirSync(join(dir, "etc"));

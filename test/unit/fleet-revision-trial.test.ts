@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PolicyFollower, type ApplyOutcome } from "../../src/fleet/index.ts";
-import { BUCKET, HOST, KEY, startPolicyBucket } from "../helpers/fleet-bucket.ts";
+import { BUCKET, HOST, KEY, setMaxMessage, startPolicyBucket } from "../helpers/fleet-bucket.ts";
 
 const POLICY = "version: 1\nmode: detect\n";
 const CUT = "version: 1\nmode: prevent\n# cut\n";
@@ -16,11 +16,8 @@ test("a revision whose report cannot be written is reverted to the policy before
   const admin = await cluster.connectAdmin();
   t.after(() => admin.close());
   const jsm = await admin.jetstreamManager();
-  const stream = `KV_${BUCKET}`;
-  const { config } = await jsm.streams.info(stream);
   /** While the running policy cuts the host off, the bucket takes no report (over 100 bytes). */
-  const reachable = (yes: boolean) =>
-    jsm.streams.update(stream, { ...config, max_msg_size: yes ? -1 : 100 });
+  const reachable = (yes: boolean) => setMaxMessage(jsm, yes ? -1 : 100);
   let running = "";
   let generation = 1;
   const lines: string[] = [];
