@@ -101,9 +101,29 @@ static __always_inline __u64 ct_timeout_ns(const struct moat_ct *ct, __u8 proto)
 	return (__u64)s * NSEC;
 }
 
-/* how far the last tick's time (bpf_ktime_get_coarse_ns) may be behind the clock: a tick is 10
- * ms at most (CONFIG_HZ 100), with room for a late one */
+/* how far the last tick's time (tick_ns) may be behind the clock: two ticks are 20 ms at most
+ * (CONFIG_HZ 100), with room for a late one */
 #define CT_TICK_SLACK_NS 100000000ull
+
+/* The last tick's time, as bpf_ktime_get_coarse_ns gives it, read once a jiffy on each cpu: a
+ * packet in the same jiffy takes the time this cpu read before, without a helper call (the
+ * jiffies are one load). The time read is the one of the jiffy's tick, or of the tick before
+ * when it is read between the jiffy's start and the time's update: within two ticks of the
+ * clock, well within CT_TICK_SLACK_NS */
+static __always_inline __u64 tick_ns(void)
+{
+	__u32 zero = 0;
+	struct tick_time *t = bpf_map_lookup_elem(&tick_cache, &zero);
+	__u64 jiffy = bpf_jiffies64();
+
+	if (!t)
+		return bpf_ktime_get_coarse_ns();
+	if (t->jiffy != jiffy) {
+		t->ns = bpf_ktime_get_coarse_ns();
+		t->jiffy = jiffy;
+	}
+	return t->ns;
+}
 
 /* whether the entry is past its idle timeout. `*now` may be the last tick's time: a packet
  * within the slack of its timeout reads the clock (kept in *now), so an entry times out at the

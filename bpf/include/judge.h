@@ -39,7 +39,7 @@ struct judge_ctx {
 	const struct moat_sock *s; /* tc: the local socket's record, if the socket hooks made one */
 	const struct moat_meta *m; /* the live slot's meta */
 	struct moat_counters *cnt; /* this cpu's counters */
-	__u64 now;  /* the clock; a quiet packet's: the last tick's time (quiet_packet) */
+	__u64 now;  /* the clock; a quiet packet's: the last tick's time (quiet_packet, tick_ns) */
 	__u32 slot; /* the live slot, read once */
 	__u32 len;
 };
@@ -751,7 +751,7 @@ static __always_inline int judge_ip(struct judge_ctx *j, const struct pkt *p)
 	/* the last tick's time decides the idle timeout (ct_expired) and a quiet packet's
 	 * last-seen time; anything else reads the clock */
 	if (ct)
-		j->now = bpf_ktime_get_coarse_ns();
+		j->now = tick_ns();
 	int live = ct && ct_usable(ct, p, &j->now);
 	/* an entry of an older policy is judged again before anything reads its verdict: whether
 	 * this packet opens the flow anew depends on it */

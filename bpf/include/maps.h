@@ -331,6 +331,21 @@ struct {
 	__type(value, struct moat_counters);
 } counters SEC(".maps");
 
+/* the last tick's time (bpf_ktime_get_coarse_ns) as this cpu last read it, and the jiffy it was
+ * read in (conntrack.h, tick_ns); written by the packet programs */
+struct tick_time {
+	__u64 jiffy;
+	__u64 ns;
+};
+
+/* key: 0; value: this cpu's struct tick_time */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tick_time);
+} tick_cache SEC(".maps");
+
 /* key: enum moat_hook & 7; value: a connection record being built (per cpu: a packet hook
  * never interrupts itself on one cpu); written by the packet programs and, for their events,
  * the socket hooks and the post-route check. Those run in process context: a kernel with full

@@ -17,6 +17,12 @@
 #define MOAT_PULL_MAX 512
 #define MOAT_PULL_ALL (MOAT_L4_MAX + 60)
 
+/* icmp or icmpv6: the only packets icmp_oversized looks at, asked before its call */
+static __always_inline int is_icmp(const struct pkt *p)
+{
+	return p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6_;
+}
+
 /* a frame that does not parse, with bytes past the skb's linear part: pulled in (as little as
  * will do) and parsed again */
 static __always_inline int parse_pulled(struct __sk_buff *skb, struct pkt *p, int kind)
@@ -68,7 +74,7 @@ int moat_xdp_ingress(struct xdp_md *ctx)
 	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from))
 		return XDP_DROP;
 	/* icmp over flood.icmp.max_size */
-	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off))
+	if (kind == PKT_IP && is_icmp(p) && icmp_oversized(p, &h.from, h.len - p->l3_off))
 		return XDP_DROP;
 	int out = moat_judge(ctx, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
@@ -172,7 +178,7 @@ int moat_tc_ingress(struct __sk_buff *skb)
 	}
 	if (kind == PKT_IP && p->t.proto == IPPROTO_UDP && amp_over(p, &h.from))
 		return TC_ACT_SHOT;
-	if (kind == PKT_IP && icmp_oversized(p, &h.from, h.len - p->l3_off))
+	if (kind == PKT_IP && is_icmp(p) && icmp_oversized(p, &h.from, h.len - p->l3_off))
 		return TC_ACT_SHOT;
 	int out = moat_judge(skb, p, kind, &h, NULL);
 	if (out == OUT_PASS) {
