@@ -204,6 +204,8 @@ function timed(sink: EventSink): EventSink {
   sinkMs.set(sink.name, t);
   return {
     name: sink.name,
+    // the pipeline reads it off the sink: the history hands its thread several batches at once
+    ...(sink.batchesInFlight ? { batchesInFlight: sink.batchesInFlight } : {}),
     write(batch) {
       const s = performance.now();
       try {
@@ -406,15 +408,15 @@ try {
   console.error("floor: raw ring-buffer drain");
   const floorRow = await floor();
   await subscribed;
+  // one context for every record, as the daemon's event path has (src/daemon/event-path.ts)
+  const context = {
+    bootTimeMs,
+    rule: (index: number) => image.rules[index],
+    interfaceName: () => null,
+  };
   ring = dp.subscribe((record) => {
     pushed++;
-    pipeline.push(
-      decodeEvent(record, {
-        bootTimeMs,
-        rule: (index) => image.rules[index],
-        interfaceName: () => null,
-      }),
-    );
+    pipeline.push(decodeEvent(record, context));
   });
   // correctness first: a small lossless run is accounted for exactly, event by event
   const warm = await phase("check", 20_000, 1);

@@ -52,7 +52,7 @@ import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import type { NameBinding, NameIdentity } from "./name-maps.ts";
 import { NameJournal, type JournaledName, type JournalKey } from "./name-journal.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
-import { records } from "./ringbuf-batch.ts";
+import { forEachRecord, records } from "./ringbuf-batch.ts";
 import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
 import { markIdsCuts } from "./ids-cut-adoption.ts";
 import type { IdsCopy } from "./ids-record.ts";
@@ -940,9 +940,9 @@ export class Datapath {
   /** Delivers every event record (a copy) to `onRecord`. */
   subscribe(onRecord: (record: Buffer) => void): RingBuffer {
     this.eventListeners.push(onRecord);
-    const ring = new (native().RingBuffer)(this.maps.events, (batch) => {
-      for (const record of records(batch)) onRecord(record);
-    });
+    const ring = new (native().RingBuffer)(this.maps.events, (batch) =>
+      forEachRecord(batch, onRecord),
+    );
     this.rings.push(ring);
     return ring;
   }
@@ -952,9 +952,9 @@ export class Datapath {
    * whose opening was not reported; a copy) to `onRecord`.
    */
   subscribeFlows(onRecord: (record: Buffer) => void): RingBuffer {
-    const ring = new (native().RingBuffer)(this.maps.flowRecords, (batch) => {
-      for (const record of records(batch)) onRecord(record);
-    });
+    const ring = new (native().RingBuffer)(this.maps.flowRecords, (batch) =>
+      forEachRecord(batch, onRecord),
+    );
     this.rings.push(ring);
     return ring;
   }

@@ -81,6 +81,14 @@ class SinkQueue {
   /** Events of the batch being written. */
   private writing = 0;
   private idle: (() => void)[] = [];
+  /** Batches whose write() may be unsettled at once (the sink's batchesInFlight). */
+  private readonly window: number;
+  /** Batches handed over whose write() has not settled (window > 1). */
+  private inFlight = 0;
+  /** A hand-over is scheduled (window > 1). */
+  private scheduled = false;
+  /** Set while pump() hands batches over: a write that fails at once is settled by it. */
+  private pumping = false;
   /** Told when the batch being written at close() settles (its counts are final then). */
   private settled: (() => void) | undefined;
   private readonly failures: FailureLog;
@@ -91,6 +99,7 @@ class SinkQueue {
     this.capacity = options.capacity ?? DEFAULT_CAPACITY;
     this.maxBatch = options.maxBatch ?? DEFAULT_BATCH;
     this.lingerMs = options.lingerMs ?? 0;
+    this.window = Math.max(1, Math.floor(sink.batchesInFlight ?? 1));
     this.stats = { name: sink.name, delivered: 0, dropped: 0, failed: 0, lost: 0, queued: 0 };
   }
 
@@ -111,6 +120,10 @@ class SinkQueue {
     }
     this.queue.push(event);
     this.stats.queued++;
+    if (this.window > 1) {
+      if (!this.scheduled && this.inFlight < this.window) this.schedule();
+      return;
+    }
     if (!this.busy) {
       this.busy = true;
       // deliver after the current turn: events of one ring-buffer poll go out as one batch
@@ -119,31 +132,114 @@ class SinkQueue {
     }
   }
 
+  /** The next batch of the queue (up to maxBatch events), taken off it. */
+  private take(): MoatEvent[] {
+    const batch = this.queue.slice(this.head, this.head + this.maxBatch);
+    this.head += batch.length;
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  /** A settled write's events: delivered, or lost with the batch counted as failed. */
+  private count(events: number, failed: boolean, err?: unknown): void {
+    if (!failed) {
+      this.stats.delivered += events;
+      this.failures.wrote();
+    } else {
+      this.stats.failed++;
+      this.stats.lost += events;
+      this.failures.failed(err instanceof Error ? err.message : String(err), events);
+    }
+    this.stats.queued -= events;
+  }
+
   private async drain(): Promise<void> {
     while (this.head < this.queue.length && !this.closed) {
-      const batch = this.queue.slice(this.head, this.head + this.maxBatch);
-      this.head += batch.length;
-      if (this.head >= this.queue.length) {
-        this.queue = [];
-        this.head = 0;
-      } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
+      const batch = this.take();
       // a batch being written still counts as queued: every event is delivered, dropped or queued
       this.writing = batch.length;
+      let failed = false;
+      let err: unknown;
       try {
         await this.sink.write(batch);
-        this.stats.delivered += batch.length;
-        this.failures.wrote();
-      } catch (err) {
-        this.stats.failed++;
-        this.stats.lost += batch.length;
-        this.failures.failed(err instanceof Error ? err.message : String(err), batch.length);
+      } catch (e) {
+        failed = true;
+        err = e;
       }
       this.writing = 0;
-      this.stats.queued -= batch.length;
+      this.count(batch.length, failed, err);
     }
+    this.busy = false;
+    for (const resolve of this.idle.splice(0)) resolve();
+    this.settled?.();
+  }
+
+  // ---- a sink with batches in flight (window > 1) ----
+
+  /** The next hand-over: at once for a full batch, else after lingerMs (or this turn). */
+  private schedule(): void {
+    this.busy = true;
+    this.scheduled = true;
+    const go = () => this.pump();
+    if (this.lingerMs > 0 && this.queue.length - this.head < this.maxBatch)
+      setTimeout(go, this.lingerMs);
+    else setImmediate(go);
+  }
+
+  /** Hands over what is queued: a batch, and more while they are full and places are free. */
+  private pump(): void {
+    this.scheduled = false;
+    this.pumping = true;
+    let first = true;
+    while (!this.closed && this.inFlight < this.window && this.head < this.queue.length) {
+      // past the first, a partial batch gathers more events for the next hand-over
+      if (!first && this.queue.length - this.head < this.maxBatch) break;
+      first = false;
+      this.send(this.take());
+    }
+    this.pumping = false;
+    this.next();
+  }
+
+  private send(batch: MoatEvent[]): void {
+    const events = batch.length;
+    this.inFlight++;
+    this.writing += events;
+    let written: void | Promise<void>;
+    try {
+      written = this.sink.write(batch);
+    } catch (err) {
+      this.settle(events, true, err);
+      return;
+    }
+    Promise.resolve(written).then(
+      () => this.settle(events, false),
+      (err: unknown) => this.settle(events, true, err),
+    );
+  }
+
+  private settle(events: number, failed: boolean, err?: unknown): void {
+    this.inFlight--;
+    this.writing -= events;
+    this.count(events, failed, err);
+    if (!this.pumping) this.next();
+  }
+
+  /** After a hand-over or a settled write: another hand-over, or idle once nothing is left. */
+  private next(): void {
+    if (this.scheduled) return;
+    if (!this.closed && this.head < this.queue.length) {
+      // else a write that settles calls this again
+      if (this.inFlight < this.window) this.schedule();
+      return;
+    }
+    if (this.inFlight > 0) return;
     this.busy = false;
     for (const resolve of this.idle.splice(0)) resolve();
     this.settled?.();

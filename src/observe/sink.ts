@@ -10,10 +10,17 @@ export interface EventSink {
   readonly name: string;
   /**
    * Delivers a batch, in order. The pipeline does not call write() again for this sink until
-   * the returned promise settles; a rejection is counted as a failed batch and the sink keeps
-   * receiving later events.
+   * the returned promise settles (batchesInFlight: until fewer than that many are unsettled); a
+   * rejection is counted as a failed batch and the sink keeps receiving later events.
    */
   write(batch: readonly MoatEvent[]): void | Promise<void>;
+  /**
+   * Batches the pipeline may hand over before the first of them is written (default 1: the next
+   * batch waits for the last one's write() to settle). A sink that passes batches to another
+   * thread, which writes them in the order given, takes several, so that thread never waits for
+   * the daemon's between two batches. Events in flight count as queued against the capacity.
+   */
+  readonly batchesInFlight?: number;
   /**
    * For a sink that passes events on to many receivers (the API's live subscribers): the
    * (event, receiver) pairs it sent and skipped. Its stats then show these as `delivered` and

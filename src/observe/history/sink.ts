@@ -13,6 +13,14 @@ const PRUNE_EVERY_MS = 60_000;
  */
 export const HISTORY_LINGER_MS = 10;
 
+/**
+ * Batches handed to the history's thread before the first is written (EventSink.batchesInFlight):
+ * its thread takes the next batch as soon as it committed one, never waiting for the daemon's
+ * thread to hear of it first; and a backlog waits there, serialised, not on the daemon's heap.
+ * The pipeline's capacity bounds the events in flight as it bounds those queued.
+ */
+export const HISTORY_BATCHES_IN_FLIGHT = 16;
+
 /** What the sink needs of a store: HistoryStore (synchronous) or HistoryWorker. */
 export interface HistoryBackend {
   insert(batch: readonly MoatEvent[]): void | Promise<void>;
@@ -35,6 +43,7 @@ export function historySink(store: HistoryBackend, log: (line: string) => void):
   timer.unref();
   return {
     name: "history",
+    batchesInFlight: HISTORY_BATCHES_IN_FLIGHT,
     write(batch: readonly MoatEvent[]) {
       return store.insert(batch);
     },
