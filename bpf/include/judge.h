@@ -125,25 +125,39 @@ static __always_inline void set_judgement(struct moat_ct *ct, __u32 rule, const 
 }
 
 /* a packet from the remote of an allowed connection whose rule has a rate limit: over it, it is
- * dropped (prevent) or passed and reported (detect) */
+ * dropped (prevent) or passed and reported (detect). `tick`: j->now is the last tick's time
+ * (quiet_packet), up to CT_TICK_SLACK_NS behind the clock; the limit reads the clock whenever
+ * that could change its answer, so its answers are the clock's */
 static __always_inline int over_limit(const struct judge_ctx *j, const struct pkt *p,
-				      struct moat_ct *ct)
+				      struct moat_ct *ct, int tick)
 {
 	if (!(ct->flags & MOAT_CT_LIMITED) || ct->verdict != MOAT_EV_ALLOWED ||
 	    j->h->dir != MOAT_DIR_INGRESS)
 		return 0;
+	__u64 now = j->now;
 	/* credit its source's lease handed to the connection: the entry is read already. Read
 	 * once: another cpu may zero it meanwhile (a re-judging), and a second read could find 0
 	 * and store 255 */
 	if (ct->limit_credit) {
-		__u64 now = limit_now(j->now);
 		__u8 credit = *(volatile __u8 *)&ct->limit_credit;
-		if (credit && now < ct->limit_until) {
+		__u64 until = ct->limit_until;
+		/* a credit ending further off than the tick's lag is live by the clock too */
+		if (tick && !limit_test_clock && credit && now + CT_TICK_SLACK_NS < until) {
+			ct->limit_credit = credit - 1;
+			return 0;
+		}
+		if (tick) {
+			now = bpf_ktime_get_ns();
+			tick = 0;
+		}
+		if (credit && limit_now(now) < until) {
 			ct->limit_credit = credit - 1;
 			return 0;
 		}
 	}
-	if (!limit_over(j->slot, p, ct, &j->h->from, j->now))
+	if (tick)
+		now = bpf_ktime_get_ns();
+	if (!limit_over(j->slot, p, ct, &j->h->from, now))
 		return 0;
 	if (ct->mode == MOAT_MODE_PREVENT) {
 		tally(j, MOAT_CNT_LIMIT_DROPPED);
@@ -434,7 +448,7 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 		return OUT_PASS;
 	}
 	/* (a new connection has sent too few packets to be handed credit: ratelimit.h) */
-	if (over_limit(j, p, ct))
+	if (over_limit(j, p, ct, 0))
 		return OUT_DROP;
 	return out_of(j, ct->verdict);
 }
@@ -476,23 +490,30 @@ static __always_inline int passed(const struct judge_ctx *j, const struct pkt *p
 	return OUT_PASS;
 }
 
-/* A tracked connection's packet that only counts and passes or drops: no re-judging, no state
- * change that reports a close (fin, rst), no max_duration deadline, no accept hook awaited, no
- * rate limit, no ids copy, no fragment to remember. It needs no time but its entry's last-seen
- * time for the idle timeouts (seconds), and takes the last tick's, which costs a fraction of a
- * clock read (a VM's clock especially) */
-static __always_inline int quiet_packet(const struct judge_ctx *j, const struct pkt *p,
-					const struct moat_ct *ct)
+/* the tests of quiet_packet whose answer can only turn from "no" to "yes" while a packet is
+ * judged (the packet's own fields, an accept settled, ids done; not a deadline or the
+ * generation, which a re-judging on another cpu may change): a packet they pass late in its
+ * judging passed them at first too */
+static __always_inline int quiet_lasting(const struct judge_ctx *j, const struct pkt *p,
+					 const struct moat_ct *ct)
 {
-	if (ct->flags & (MOAT_CT_AWAIT | MOAT_CT_LIMITED))
-		return 0;
-	if (ct->deadline_ns || p->frag != FRAG_NONE)
-		return 0;
-	if (stale(j, ct))
+	if ((ct->flags & MOAT_CT_AWAIT) || p->frag != FRAG_NONE)
 		return 0;
 	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
 		return 0;
 	return !j->m->ids || (ct->flags & MOAT_CT_IDS_DONE);
+}
+
+/* A tracked connection's packet that only counts and passes or drops: no re-judging, no state
+ * change that reports a close (fin, rst), no max_duration deadline, no accept hook awaited, no
+ * ids copy, no fragment to remember. It needs no time but its entry's last-seen time for the
+ * idle timeouts (seconds), and takes the last tick's, which costs a fraction of a clock read (a
+ * VM's clock especially). A rate limit reads the clock when the tick's time could not answer
+ * (over_limit) */
+static __always_inline int quiet_packet(const struct judge_ctx *j, const struct pkt *p,
+					const struct moat_ct *ct)
+{
+	return quiet_lasting(j, p, ct) && !ct->deadline_ns && !stale(j, ct);
 }
 
 /* Whether a packet's sender is the side whose packets leave: this host's (the initiator of an
@@ -558,7 +579,10 @@ static __always_inline int established(struct judge_ctx *j, const struct pkt *p,
 		}
 		accept_settle(j->slot, j->m, k, ct, &j->h->from);
 	}
-	if (over_limit(j, p, ct))
+	/* j->now may be the tick's unless quiet_lasting fails now (then it failed at first, and
+	 * j->now is the clock's). Tested again, not kept: a value kept this long costs the
+	 * verifier a sixteenth more states */
+	if (over_limit(j, p, ct, quiet_lasting(j, p, ct)))
 		return OUT_DROP;
 	int out = out_of(j, ct->verdict);
 	return out == OUT_PASS ? passed(j, p, ct, from) : out;

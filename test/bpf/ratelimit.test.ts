@@ -569,3 +569,35 @@ describe("rate limits across CPUs", () => {
     assert.deepEqual(rest, [...Array(6).fill("pass"), ...Array(10).fill("drop")]);
   });
 });
+
+describe("rate limits by the kernel's clock", () => {
+  let lab: KernelLab;
+  let affinity = "";
+  before(() => {
+    lab = new KernelLab({ limitLease: 4 });
+    affinity = affinityNow();
+    pinTo("0");
+  });
+  after(() => {
+    pinTo(affinity);
+    lab.close();
+  });
+
+  test("a flow's packets on its credit take the tick's time and admit what the clock would: the burst, then none", () => {
+    // a burst of 40 and one packet an hour: within the test, nothing refills
+    lab.policy(POLICY.replace("rate: 10/s, burst: 3", "rate: 1/h, burst: 40"));
+    const flow = (): PacketSpec => udp("198.51.100.74", 5001, 31001);
+    const first = Array.from({ length: 34 }, () => lab.run("xdp", flow()).verdict);
+    // packets 1-32 from leases of 4, the lease taken at 33 handed to the connection (3 of it):
+    // its next packets pass on that credit, by the tick's time
+    const conntrack = lab.dp.object.map("conntrack");
+    const credits: number[] = [];
+    for (let k = conntrack.nextKey(null); k; k = conntrack.nextKey(k)) {
+      const e = conntrack.lookup(k);
+      if (e) credits.push(ctCodec.decode(e).limit_credit);
+    }
+    assert.deepEqual(credits, [2], "3 handed over, 1 spent");
+    const rest = Array.from({ length: 16 }, () => lab.run("xdp", flow()).verdict);
+    assert.deepEqual([...first, ...rest], [...Array(40).fill("pass"), ...Array(10).fill("drop")]);
+  });
+});
