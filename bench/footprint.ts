@@ -15,8 +15,12 @@
 //
 //   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
 //
+// FOOTPRINT_BUNDLE=DIR: the daemon from another bundle of the same tree (`node scripts/bundle.ts
+// DIR`), to compare two builds with the same bench.
+// FOOTPRINT_V8_FLAGS="--flag ...": the daemon with these V8 flags instead of the launcher's.
 // FOOTPRINT_HEAP_SNAPSHOT=DIR: after each case's reading, the daemon also writes a heap snapshot
-// of its main thread into DIR (--heapsnapshot-signal), to see what the memory read is made of.
+// of its main thread into DIR (--heapsnapshot-signal), and its /proc/PID/smaps (CASE.smaps: which
+// mappings the resident pages are in), to see what the memory read is made of.
 import { spawn } from "node:child_process";
 import {
   existsSync,
@@ -44,8 +48,14 @@ const SETTLE_S = 15;
 const START_TIMEOUT_MS = 240_000;
 
 /** moat as the package's launcher runs it (scripts/install.sh). */
-const BUNDLE = `${ROOT}build/dist/cli-main.mjs`;
-const INSTALLED_MOAT = [NODE, "--max-semi-space-size=2", BUNDLE];
+const BUNDLE = process.env.FOOTPRINT_BUNDLE
+  ? join(resolve(process.env.FOOTPRINT_BUNDLE), "cli-main.mjs")
+  : `${ROOT}build/dist/cli-main.mjs`;
+/** The launcher's V8 flags; FOOTPRINT_V8_FLAGS (space-separated) replaces them, to compare others. */
+const V8_FLAGS = process.env.FOOTPRINT_V8_FLAGS?.split(" ").filter(Boolean) ?? [
+  "--max-semi-space-size=2",
+];
+const INSTALLED_MOAT = [NODE, ...V8_FLAGS, BUNDLE];
 const SNAPSHOT_DIR = process.env.FOOTPRINT_HEAP_SNAPSHOT
   ? resolve(process.env.FOOTPRINT_HEAP_SNAPSHOT)
   : undefined;
@@ -168,7 +178,11 @@ async function daemonCase(
     const pid = daemon.proc.pid ?? 0;
     const row = await load(pid, daemon);
     const read = { case: name, startS, ...memory(pid), ...row };
-    if (SNAPSHOT_DIR) await heapSnapshot(pid, SNAPSHOT_DIR);
+    if (SNAPSHOT_DIR) {
+      mkdirSync(SNAPSHOT_DIR, { recursive: true });
+      writeFileSync(join(SNAPSHOT_DIR, `${name}.smaps`), readFileSync(`/proc/${pid}/smaps`));
+      await heapSnapshot(pid, SNAPSHOT_DIR);
+    }
     return read;
   } finally {
     await stop(daemon);

@@ -92,7 +92,9 @@ export class PositionTable {
     if (this.starts) return this.starts;
     const text = this.source?.text;
     if (text === undefined) throw new Error(`the positions of ${this.file} were not kept`);
-    return (this.starts = lineStartsOf(text));
+    const starts = (this.starts = lineStartsOf(text));
+    this.letTextGo();
+    return starts;
   }
 
   /** No entry will be added: the locator (a read of the whole file) is let go once it has run. */
@@ -135,6 +137,15 @@ export class PositionTable {
     this.offsets = offsets;
     this.locatedCount = this.count;
     this.locator = undefined;
+    this.letTextGo();
+  }
+
+  /**
+   * A sealed table whose offsets and line starts are all known reads its text no more: it is let
+   * go (a big policy's text is as large as its table; the running policy keeps its own copy).
+   */
+  private letTextGo(): void {
+    if (this.source?.sealed && this.starts && this.located) this.source = undefined;
   }
 
   /** Works out the offsets of the entries not located yet. */
@@ -146,7 +157,11 @@ export class PositionTable {
     this.locator.locate(this.partsInUse(), this.locatedCount, this.count, out);
     this.offsets = out;
     this.locatedCount = this.count;
-    if (this.source.sealed) this.locator = undefined; // its node table is garbage now
+    if (this.source.sealed) {
+      this.locator = undefined; // its node table is garbage now
+      this.starts ??= lineStartsOf(this.source.text);
+      this.letTextGo();
+    }
   }
 
   /** A table for `text`, with no entries yet. */

@@ -20,6 +20,7 @@ import {
   type UniverseReader,
 } from "../host/index.ts";
 import { compilePolicyText, sha256, writePolicyFile, type AcceptedPolicy } from "./policy-text.ts";
+import { KeptText } from "./kept-text.ts";
 import type { ClassesOf, NameBinding } from "../dns/index.ts";
 import { changeSummary, type PolicyCompileOptions } from "../policy/index.ts";
 
@@ -48,8 +49,20 @@ export interface RunningPolicy {
 /** A policy compiled and ready to apply. */
 export interface CompiledPolicy extends RunningPolicy, AcceptedPolicy {}
 
-/** What is kept of `policy` while it runs (a new object: `policy` may be held elsewhere). */
-const runningOf = ({ model, text, hash }: RunningPolicy): RunningPolicy => ({ model, text, hash });
+/**
+ * What is kept of `policy` while it runs (a new object: `policy` may be held elsewhere); its text
+ * deflated (src/daemon/kept-text.ts).
+ */
+function runningOf({ model, text, hash }: RunningPolicy): RunningPolicy {
+  const kept = new KeptText(text);
+  return {
+    model,
+    hash,
+    get text() {
+      return kept.text;
+    },
+  };
+}
 
 /** What a reload or an apply did: the generation running after it, and why it was refused. */
 export type ReloadResult = ApplyOutcome;

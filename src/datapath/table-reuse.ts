@@ -6,15 +6,14 @@
 import { createHash } from "node:crypto";
 import { native } from "./addon.ts";
 import type { BpfMap } from "./native.d.ts";
-import { freshMap, sequentialKeys, type MapContent, type MapMaker } from "./table-maps.ts";
+import { freshMap, isSequential, type MapContent, type MapMaker } from "./table-maps.ts";
 
 /** What makes two tables equal: shape and entries (not the name). */
 function contentKey(c: MapContent): string {
   // SHA-1 is twice SHA-256's speed here, and whoever could pick colliding tables writes the policy
   const h = createHash("sha1");
   h.update(`${c.type}/${c.keySize}/${c.valueSize}/${c.maxEntries}/${c.flags}/${c.count}/`);
-  const sequential = c.keys.buffer === sequentialKeys(0).buffer && c.keys.byteOffset === 0;
-  h.update(sequential ? "0..n" : c.keys.subarray(0, c.count * c.keySize));
+  h.update(isSequential(c.keys) ? "0..n" : c.keys.subarray(0, c.count * c.keySize));
   h.update(c.values.subarray(0, c.count * c.valueSize));
   return h.digest("base64");
 }

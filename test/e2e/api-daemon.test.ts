@@ -136,8 +136,10 @@ test("status, events, policy apply and mode switch through the API of a running 
   assert.equal(status().generation, before.generation);
 
   // a good one is applied atomically and audited with who applied it
+  // (with a long comment: a running text this long is kept deflated, and read back as it was)
   const good = join(lab.dir, "good.yaml");
-  writeFileSync(good, policy(lab, true));
+  const goodText = policy(lab, true) + `# the web rule's note: café ✓\n`.repeat(3000);
+  writeFileSync(good, goodText);
   const applied = moat(["policy", "apply", good, ...api]);
   assert.equal(applied.code, 0, applied.stderr);
   assert.equal(applied.stdout.trim(), `applied ${good}: generation ${before.generation + 1}`);
@@ -147,6 +149,9 @@ test("status, events, policy apply and mode switch through the API of a running 
       `POLICY APPLIED policy by unix uid 0 pid \\d+: generation ${before.generation + 1}, mode prevent`,
     ),
   );
+
+  const shown = moat(["policy", "show", "--json", ...api]);
+  assert.equal((JSON.parse(shown.stdout) as { text: string }).text, goodText);
 
   // mode switch: detect lets the blocked port through, without a restart
   assert.notEqual(lab.curl(`http://${lab.v4.b}:443/`).status, 0, "443 blocked in prevent");

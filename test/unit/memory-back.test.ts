@@ -20,3 +20,18 @@ test("garbage is collected when the daemon gives its memory back, every time it 
     assert.equal(ref.deref(), undefined, `round ${round}`);
   }
 });
+
+test("the C heap is given back again later: what the stopped worker's teardown frees after it", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let trims = 0;
+  giveMemoryBack(() => trims++);
+  assert.equal(trims, 1, "at once");
+  t.mock.timers.tick(2_000);
+  assert.equal(trims, 2, "2 s later");
+  t.mock.timers.tick(13_000);
+  assert.equal(trims, 3, "15 s later");
+  t.mock.timers.tick(15_000);
+  assert.equal(trims, 4, "30 s later");
+  t.mock.timers.tick(60_000);
+  assert.equal(trims, 4, "and no more");
+});

@@ -4,7 +4,7 @@
 // arrive before the reload settles are counted (an acceptance that held the loop lets none through).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startApi } from "../../src/api/server.ts";
@@ -77,6 +77,9 @@ test("the API answers status while a 10k-rule policy file is reloaded", async (t
   assert.deepEqual(result, { ok: true, generation: 2, errors: [] });
   assert.equal(h.lifecycle.active.model.rules.length, RULES);
   assert.equal(h.applied.length, 1);
+  // its text is kept deflated once in place (a few turns later): read back as the file holds it
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(h.lifecycle.active.text, readFileSync(h.path, "utf8"));
   assert.ok(answers >= 10, `status answered ${answers} times while the reload ran`);
   t.diagnostic(`status answered ${answers} times during the reload`);
 });
