@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect, nkeyAuthenticator, nkeys, type NatsConnection } from "nats";
+import { connect, nkeyAuthenticator, nkeys, StorageType, type NatsConnection } from "nats";
 import { accepts, freePort } from "./ports.ts";
 
 const NATS_SERVER = "/usr/sbin/nats-server";
@@ -166,7 +166,9 @@ authorization { users = [
     kill: (i) => killPid(procs[i]),
     close,
   };
-  // JetStream answers once the cluster elected its meta leader
+  // JetStream answers once the cluster elected its meta leader, and places a stream on every
+  // node once the leader knows them all ("no suitable peers for placement" until then): a
+  // stream of one replica a node, made and deleted, says both
   const nc = await cluster.connectAdmin();
   try {
     const jsm = await nc.jetstreamManager({ timeout: 2000, checkAPI: false });
@@ -174,6 +176,13 @@ authorization { users = [
     for (;;) {
       try {
         await jsm.getAccountInfo();
+        await jsm.streams.add({
+          name: "CLUSTER_READY",
+          subjects: ["cluster.ready"],
+          num_replicas: clientPorts.length,
+          storage: StorageType.Memory,
+        });
+        await jsm.streams.delete("CLUSTER_READY");
         break;
       } catch (err) {
         if (Date.now() > until) throw err;
