@@ -256,6 +256,10 @@ export class PolicyFollower {
     );
     const changed = () =>
       this.o.runningText?.() === text ? null : "the running policy changed meanwhile; not reverted";
+    // the revision's own report ("applied") is no longer true once the revert runs: held back, so
+    // a retry cannot write it while the policy before goes back in (the host reachable again)
+    const held = this.unreported;
+    this.unreported = null;
     let outcome: ApplyOutcome;
     try {
       outcome = await this.o.apply(before.text, who, changed);
@@ -264,6 +268,7 @@ export class PolicyFollower {
     }
     if (!outcome.ok) {
       log(`fleet: revision ${revision} not reverted: ${outcome.errors.join("; ")}`);
+      if (held && !this.unreported) await this.report(held);
       return;
     }
     this.record({ applied: before.applied });
@@ -278,7 +283,13 @@ export class PolicyFollower {
     this.unreported = status;
     if (this.reporting) return; // the loop writes the latest report next
     if (await this.writeReport()) return;
-    this.reporting = this.retryReports().finally(() => (this.reporting = null));
+    this.reporting = this.retryReports().finally(() => {
+      this.reporting = null;
+      // a report made after the loop's last write, before it ended, is written now: it found
+      // the loop still running and left the write to it
+      const latest = this.unreported;
+      if (latest && !this.closing.signal.aborted) void this.report(latest);
+    });
   }
 
   /** One try at writing the latest unwritten report; whether none is left unwritten. */
