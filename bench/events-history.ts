@@ -11,8 +11,8 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { event as eventCodec, EventType, Hook } from "../src/datapath/abi.ts";
 import { decodeEvent } from "../src/datapath/events.ts";
+import { syntheticContext, syntheticRecords } from "./synthetic-events.ts";
 import { EventPipeline } from "../src/observe/pipeline.ts";
 import { HistoryWorker } from "../src/observe/history/remote.ts";
 import { HISTORY_LINGER_MS, historySink } from "../src/observe/history/sink.ts";
@@ -22,46 +22,8 @@ const BUSY_US = Number(process.argv[3] ?? 2);
 const ROUNDS = Number(process.argv[4] ?? 3);
 const BATCH = 4096;
 
-const mapped = (n: number) =>
-  Buffer.from([
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0xff,
-    0xff,
-    n >>> 24,
-    (n >>> 16) & 255,
-    (n >>> 8) & 255,
-    n & 255,
-  ]);
-const records = Array.from({ length: 2 * BATCH }, (_, i) =>
-  eventCodec.encode({
-    ts_ns: BigInt(1e12 + i * 2000),
-    conn_id: BigInt(0x1234_0000 + i),
-    local: mapped(0x0a000001),
-    remote: mapped(Math.imul(i % 4096, 0x9e3779b1) >>> 0),
-    local_port: 8080,
-    remote_port: 1024 + (((i / 4096) | 0) % 64000),
-    rule: 0xffffffff,
-    generation: 1,
-    type: EventType.blocked,
-    verdict: EventType.blocked,
-    hook: Hook.xdpIngress,
-    family: 4,
-    protocol: 6,
-    direction: 0,
-    mode: 2,
-    reason: 1,
-  }),
-);
-const ctx = { bootTimeMs: Date.now() - 1e6, rule: () => undefined, interfaceName: () => null };
+const records = syntheticRecords(2 * BATCH);
+const ctx = syntheticContext();
 
 /** CPU seconds of the history's thread (HistoryWorker names it). */
 function historyCpu(): number {
