@@ -160,6 +160,11 @@ export interface DatapathOptions {
   image?: PolicyImage;
   /** A cgroup v2 directory whose processes get the socket hooks (attach.cgroup). */
   cgroup?: string;
+  /**
+   * false: the socket hooks' and the executable records' programs are not loaded (half the
+   * verifier's work of a load), and attachCgroup refuses; for test runs of the packet programs.
+   */
+  socketHooks?: boolean;
   /** Load-time u32 knobs (.rodata) by name; the benchmarks' bench_keys and bench_fresh. */
   globals?: Record<string, number>;
   /**
@@ -236,6 +241,8 @@ function openObject(
     // without bpf_sk_assign_tcp_reqsk (kernels before 6.9) the cookie check cannot load: the
     // kernel's own syncookies answer floods instead (docs/policy.md, "flood")
     if (!cookieKfunc()) object.setAutoload(COOKIE_PROGRAM, false);
+    if (options.socketHooks === false)
+      for (const [program] of [...SOCKET_HOOKS, ...EXEC_HOOKS]) object.setAutoload(program, false);
     const adoption = pinned ? pinned.adopt(object) : null;
     object.load();
     return { object, adoption };
@@ -321,6 +328,8 @@ export class Datapath {
   /** The DNS proxy's names, kept for the next daemon (name_journal). */
   private readonly journal: NameJournal;
   private stopped = false;
+  /** Whether the socket hooks' programs were loaded (DatapathOptions.socketHooks). */
+  private readonly socketHooks: boolean;
 
   private constructor(options: DatapathOptions) {
     this.pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
@@ -342,6 +351,8 @@ export class Datapath {
     }
     this.object = opened.object;
     this.adoption = opened.adoption;
+    // a preloaded object has every program
+    this.socketHooks = !!taken || options.socketHooks !== false;
     this.objects.push({ file: OBJECT_FILE, programs: this.object.programs().map((p) => p.name) });
     this.xdp = this.object.program("moat_xdp_ingress");
     this.tc = this.object.program("moat_tc_egress");
@@ -466,6 +477,7 @@ export class Datapath {
    * (docs/socket-hooks.md, "The accept side").
    */
   attachCgroup(directory: string): void {
+    if (!this.socketHooks) throw new Error("the socket hooks were not loaded (socketHooks: false)");
     this.attachExecRecords();
     const where = `cgroup${directory.replaceAll("/", "_")}`;
     for (const [program, hook] of SOCKET_HOOKS) {

@@ -102,7 +102,7 @@ const arrivals = {
 
 before(() => {
   // the accept hook attached (attach.cgroup): new incoming connections wait for it
-  dp = Datapath.start({ interfaces: [], pinRoot: null });
+  dp = Datapath.start({ interfaces: [], pinRoot: null, socketHooks: false });
   dp.acceptHooks = true;
   anchor = anchorXdp(dp.xdp);
   ring = dp.subscribe((record) =>

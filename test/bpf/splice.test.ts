@@ -19,7 +19,7 @@ const servers: Server[] = [];
 const children: ChildProcess[] = [];
 
 before(() => {
-  dp = Datapath.start({ interfaces: [], pinRoot: null });
+  dp = Datapath.start({ interfaces: [], pinRoot: null, socketHooks: false });
 });
 
 after(() => {

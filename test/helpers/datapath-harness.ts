@@ -24,6 +24,7 @@ const dp = Datapath.start({
   interfaces: selectInterfaces([nic], listInterfaces()).map((n) => ({ ...n, ingress })),
   pinRoot: null,
   image: first.image,
+  socketHooks: false,
 });
 const rules = new Map<number, ImageRule[]>([[dp.generation, first.image.packet.rules]]);
 const say = (line: string) => process.stdout.write(`${line}\n`);

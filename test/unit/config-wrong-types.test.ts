@@ -1,6 +1,8 @@
 // A policy with a value of the wrong type, or a required one missing, anywhere, is refused with
 // diagnostics, never an internal error: every node of every example and fixture policy is in
-// turn removed and replaced by a value of each other type, and the result is checked.
+// turn removed and replaced by a value of each other type, and the result is checked. A node
+// in the same place as one already checked (the same keys around it and in it, list indexes
+// aside: the tenth rule of one kind as the first) is checked once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -36,6 +38,17 @@ function paths(value: unknown, at: Path = [], out: Path[] = []): Path[] {
   return out;
 }
 
+/** Where a node is, for the checks: its path without list indexes, its siblings and its shape. */
+function place(data: unknown, path: Path): string {
+  let parent = data as Record<string | number, unknown>;
+  for (const seg of path.slice(0, -1)) parent = parent[seg] as Record<string | number, unknown>;
+  const node = parent[path.at(-1)!];
+  const keys = (v: unknown) =>
+    Array.isArray(v) ? "[]" : v && typeof v === "object" ? Object.keys(v).sort().join() : typeof v;
+  const at = path.map((seg) => (typeof seg === "number" ? "*" : seg)).join(".");
+  return `${at}|${keys(parent)}|${keys(node)}`;
+}
+
 /** A copy of `data` with the node at `path` replaced (or removed: `remove`). */
 function changed(data: unknown, path: Path, replacement: unknown, remove: boolean): unknown {
   const copy = structuredClone(data) as Record<string | number, unknown>;
@@ -51,9 +64,13 @@ function changed(data: unknown, path: Path, replacement: unknown, remove: boolea
 test("a value of the wrong type or a missing one anywhere in a policy is a diagnostic, never an internal error", () => {
   let checked = 0;
   const crashes: string[] = [];
+  const places = new Set<string>();
   for (const file of files) {
     const data: unknown = parse(readFileSync(file, "utf8"));
-    for (const path of paths(data))
+    for (const path of paths(data)) {
+      const where = place(data, path);
+      if (places.has(where)) continue;
+      places.add(where);
       for (const [replacement, remove] of [
         [undefined, true],
         ...WRONG.map((w) => [w, false] as const),
@@ -67,7 +84,8 @@ test("a value of the wrong type or a missing one anywhere in a policy is a diagn
         }
         checked++;
       }
+    }
   }
-  assert.ok(checked > 5_000, `${checked} policies checked`);
+  assert.ok(checked > 3_000, `${checked} policies checked`);
   assert.deepEqual(crashes, [], `${crashes.length} of ${checked} policies crashed`);
 });
