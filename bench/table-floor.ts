@@ -22,8 +22,19 @@ export interface TableFloor {
 /** Runs of the lookup copy that insert: twice the table's 65,536 entries, so it is full. */
 export const FILL = 131_072;
 
-function load(keys: number, fresh: boolean, fill = 0): BpfObject {
-  const o = native().BpfObject.open(`${ROOT}build/bpf/test/ct_floor.bpf.o`);
+/** Test programs of the table floor, each with its own kind of table (bpf/include/ct_floor.h). */
+export type TableObject = "ct_floor" | "ct_floor_no_common_lru" | "ct_floor_hash";
+
+/** A table floor loaded: `object`'s table, resized to `maxEntries` when given. */
+export function load(
+  keys: number,
+  fresh: boolean,
+  fill = 0,
+  object: TableObject = "ct_floor",
+  maxEntries?: number,
+): BpfObject {
+  const o = native().BpfObject.open(`${ROOT}build/bpf/test/${object}.bpf.o`);
+  if (maxEntries) o.setMaxEntries("table", maxEntries);
   const u32 = (n: number) => {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(n);

@@ -306,7 +306,9 @@ struct {
 } tbl_rule_stats SEC(".maps");
 
 /* key: normalized 5-tuple; value: struct moat_ct; written by both programs (and the
- * daemon when it re-judges); resized by user space before load */
+ * daemon when it re-judges); resized by user space before load. The LRU's common lists: per-CPU
+ * lists (BPF_F_NO_COMMON_LRU) made a full table's insert no cheaper at this size, and dearer at
+ * the same entries a CPU (docs/performance.md, "B1: the connection table's kind") */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
