@@ -214,6 +214,18 @@ static __always_inline __u32 mss_find(struct mss_walk *w, long err)
 	return w->at;
 }
 
+/* the mss value's offset when mss is the first option (22), as every common stack sends a syn,
+ * read in place; 0 otherwise, for the walk to find */
+static __always_inline __u32 mss_first(void *data, void *end, const struct pkt *p, __u32 n)
+{
+	if (n < 4 || p->l4_off > MOAT_L4_MAX)
+		return 0;
+	__u8 *o = data + p->l4_off + 20;
+	if ((void *)(o + 4) > end)
+		return 0;
+	return o[0] == 2 && o[1] == 4 ? 22 : 0;
+}
+
 /* how many option bytes a tcp header `hlen` bytes long has (0 to 40) */
 static __always_inline __u32 tcp_opt_len(__u32 hlen)
 {
@@ -260,8 +272,8 @@ static __always_inline struct tcphdr *mss_rewrite(void *data, void *end, const s
  * function: verified once */
 __noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
 {
+	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct mss_walk w = {};
 	__u16 from, to;
 
 	if (!p)
@@ -270,9 +282,12 @@ __noinline int mss_clamp_xdp(struct xdp_md *ctx, const struct pkt *p, __u16 mss)
 	barrier_var(n); /* the verifier learns n > 0 from n itself, not from l4_len */
 	if (!n || p->l4_off > MOAT_L4_MAX)
 		return 0;
-	w.n = n;
-	__u32 off = mss_find(&w, bpf_xdp_load_bytes(ctx, p->l4_off + 20, w.b, n));
-	struct tcphdr *tcp = mss_rewrite((void *)(long)ctx->data, end, p, off, mss, &from, &to);
+	__u32 off = mss_first(data, end, p, n);
+	if (!off) {
+		struct mss_walk w = {.n = n};
+		off = mss_find(&w, bpf_xdp_load_bytes(ctx, p->l4_off + 20, w.b, n));
+	}
+	struct tcphdr *tcp = mss_rewrite(data, end, p, off, mss, &from, &to);
 	if (!tcp)
 		return 0;
 	__u32 sum = (__u16)~bpf_ntohs(tcp->check) + (__u16)~from + to;
@@ -288,18 +303,20 @@ __noinline int mss_clamp_skb(struct __sk_buff *skb, const struct pkt *p, __u16 m
 {
 	__u16 from, to;
 
-	struct mss_walk w = {};
-
 	if (!p)
 		return 0;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	__u32 n = tcp_opt_len(p->l4_len);
 	barrier_var(n); /* the verifier learns n > 0 from n itself, not from l4_len */
 	if (!n || p->l4_off > MOAT_L4_MAX)
 		return 0;
-	w.n = n;
-	__u32 off = mss_find(&w, bpf_skb_load_bytes(skb, p->l4_off + 20, w.b, n));
-	if (!mss_rewrite((void *)(long)skb->data, (void *)(long)skb->data_end, p, off, mss, &from,
-			 &to))
+	__u32 off = mss_first(data, end, p, n);
+	if (!off) {
+		struct mss_walk w = {.n = n};
+		off = mss_find(&w, bpf_skb_load_bytes(skb, p->l4_off + 20, w.b, n));
+	}
+	if (!mss_rewrite(data, end, p, off, mss, &from, &to))
 		return 0;
 	bpf_l4_csum_replace(skb, p->l4_off + 16, bpf_htons(from), bpf_htons(to), 2);
 	return 1;
