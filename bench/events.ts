@@ -13,6 +13,9 @@
 // and for each sink delivered or dropped; the SSE client's count equals its sink's deliveries.
 //
 //   node bench/events.ts            writes bench/results/events.json
+//   B6_SINKS=api node bench/events.ts  the API subscriber without the audit and history sinks
+//                                   (a comma list of audit, history; the subscriber is always
+//                                   there): what one sink keeps up with beside the others
 //   node bench/events.ts --profile  also the CPU profiles of the event loop and of the history's
 //                                   thread during the rising rates,
 //                                   bench/results/events-main.cpuprofile and
@@ -48,6 +51,8 @@ const SUSTAIN_S = Number(process.env.B6_SUSTAIN_S ?? 60);
 /** The rate offered for SUSTAIN_S (default: the highest the rising rates found lossless). */
 const SUSTAIN_RATE = Number(process.env.B6_SUSTAIN_RATE ?? 0);
 const OVERLOAD_S = 5;
+/** The sinks beside the API subscriber (B6: both). */
+const SINKS = (process.env.B6_SINKS ?? "audit,history").split(",");
 /** Pacing step: one test run carries this much of a second's events. */
 const STEP_S = 0.01;
 const FLAT_OUT_CHUNK = 20_000;
@@ -220,16 +225,20 @@ function timed(sink: EventSink): EventSink {
 }
 
 const pipeline = new EventPipeline();
-const audit = auditSink();
-audit.setPath(join(tmp, "audit.log"));
-pipeline.add(timed(audit));
+if (SINKS.includes("audit")) {
+  const audit = auditSink();
+  audit.setPath(join(tmp, "audit.log"));
+  pipeline.add(timed(audit));
+}
 // as the daemon does (src/daemon/daemon-sinks.ts): the store in its worker thread, batches that
 // wait HISTORY_LINGER_MS for others
-const store = new HistoryWorker(join(tmp, "history.db"));
-await store.ready;
-pipeline.add(timed(historySink(store, (line) => console.error(line))), {
-  lingerMs: HISTORY_LINGER_MS,
-});
+const store = SINKS.includes("history") ? new HistoryWorker(join(tmp, "history.db")) : null;
+if (store) {
+  await store.ready;
+  pipeline.add(timed(historySink(store, (line) => console.error(line))), {
+    lingerMs: HISTORY_LINGER_MS,
+  });
+}
 
 /** The history thread's profiler, driven through the inspector's NodeWorker domain. */
 async function historyProfiler(session: Session) {
@@ -262,7 +271,7 @@ async function historyProfiler(session: Session) {
     stop: async () => ((await call("Profiler.stop")) as { profile: unknown }).profile,
   };
 }
-const historyProfile = inspector ? await historyProfiler(inspector) : null;
+const historyProfile = inspector && store ? await historyProfiler(inspector) : null;
 
 const wrapped = new Map<EventSink, EventSink>();
 const refuse = () => {
@@ -287,7 +296,7 @@ const control: ApiControl = {
   confirm: refuse,
   setMode: refuse,
   replay: refuse,
-  queryHistory: (q) => store.query(q),
+  queryHistory: (q) => (store ? store.query(q) : refuse()),
   addSink: (sink, options) => {
     const w = timed(sink);
     wrapped.set(sink, w);
@@ -439,7 +448,7 @@ try {
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/events-main.cpuprofile", JSON.stringify(profile));
     const history = await historyProfile?.stop();
-    writeFileSync("bench/results/events-history.cpuprofile", JSON.stringify(history));
+    if (history) writeFileSync("bench/results/events-history.cpuprofile", JSON.stringify(history));
   }
   // the bar: the highest rate found lossless, offered again for a minute
   const rate = SUSTAIN_RATE || sustainRate || (RATES[0] ?? 25_000);
@@ -481,7 +490,7 @@ try {
   );
   writeResult("events", {
     bench: "B6 event pipeline",
-    method: `XDP test runs (bench_keys 4096, bench_fresh 1) on the pool, paced in ${STEP_S * 1000} ms steps, ${PHASE_S} s per rate, the highest lossless rate again for ${SUSTAIN_S} s, overload ${OVERLOAD_S} s flat out; sinks audit + history + 1 SSE subscriber`,
+    method: `XDP test runs (bench_keys 4096, bench_fresh 1) on the pool, paced in ${STEP_S * 1000} ms steps, ${PHASE_S} s per rate, the highest lossless rate again for ${SUSTAIN_S} s, overload ${OVERLOAD_S} s flat out; sinks ${[...SINKS, "1 SSE subscriber"].join(" + ")}`,
     sustained,
     floor: floorRow,
     check: warm,

@@ -191,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("updateBatches", Napi::Function::New(env, UpdateBatches, "updateBatches"));
   exports.Set("sockDestroy", Napi::Function::New(env, SockDestroy, "sockDestroy"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("unixSendBuffer", Napi::Function::New(env, UnixSendBuffer, "unixSendBuffer"));
   exports.Set("sockList", Napi::Function::New(env, SockList, "sockList"));
   exports.Set("netnsSocket", Napi::Function::New(env, NetnsSocket, "netnsSocket"));
   exports.Set("sockmapAttach", Napi::Function::New(env, SockmapAttach, "sockmapAttach"));

@@ -60,6 +60,7 @@ Napi::Function InitRtnlWatch(Napi::Env env);
 Napi::Value SockDestroy(const Napi::CallbackInfo& info);
 Napi::Value UpdateBatches(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
+Napi::Value UnixSendBuffer(const Napi::CallbackInfo& info);
 Napi::Value SockList(const Napi::CallbackInfo& info);
 Napi::Value NetnsSocket(const Napi::CallbackInfo& info);
 Napi::Value SockmapAttach(const Napi::CallbackInfo& info);

@@ -19,7 +19,8 @@
         "splice.cc",
         "splice_pair.cc",
         "splice_socket.cc",
-        "relay-socket.cc"
+        "relay-socket.cc",
+        "unix-sndbuf.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -2,6 +2,7 @@
 // keepalives and for events this subscriber lost by falling behind.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { EventFilter } from "../observe/filter.ts";
+import { sizeSendBuffer } from "./send-buffer.ts";
 import type { SubscriberHub } from "./subscribers.ts";
 
 export function subscribe(
@@ -16,6 +17,7 @@ export function subscribe(
     buffered: () => res.writableLength,
     keepalive: () => res.write(": keepalive\n\n"),
     lost: (count) => res.write(`: lost ${count} events (this subscriber fell behind)\n\n`),
+    sendBuffer: (bytes) => sizeSendBuffer(req.socket, bytes),
     end: () => res.end(),
   });
   res.writeHead(200, {

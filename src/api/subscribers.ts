@@ -4,7 +4,8 @@
 // unsent skips events, counted (`api-subscriber` dropped), and is told how many when it catches
 // up; nothing is buffered without bound. The bound is a share of one budget while few subscribe
 // (a lone reader that pauses for a few ms at a flood's rate skips nothing), and a fixed floor
-// per subscriber when many do. At most `maxSubscribers` at once.
+// per subscriber when many do. Each connection's kernel send buffer is sized to the same bound,
+// so a client reads on while the daemon's loop is busy. At most `maxSubscribers` at once.
 import { eventJson, type MoatEvent } from "../datapath/index.ts";
 import { matchesFilter, type EventFilter } from "../observe/filter.ts";
 import type { EventSink } from "../observe/sink.ts";
@@ -19,7 +20,8 @@ export interface SubscriberLimits {
   /**
    * Bytes all subscribers' connections may hold unsent together (default 0): each may hold its
    * share of this where that is more than maxBufferedBytes. Together they hold at most the
-   * larger of this and maxBufferedBytes times their number, plus a batch each.
+   * larger of this and maxBufferedBytes times their number, plus a batch each; their kernel
+   * send buffers (Channel.sendBuffer) as much again.
    */
   sharedBufferedBytes?: number;
   keepaliveMs: number;
@@ -45,6 +47,12 @@ export interface Channel {
   keepalive(): void;
   /** Told after events were skipped, once the subscriber has room again (SSE: a comment). */
   lost?(count: number): void;
+  /**
+   * Asks the kernel to hold up to `bytes` unsent on the connection (its send buffer), so that the
+   * client reads on while the daemon's loop is busy; told again when the subscriber's share of
+   * the budget changes.
+   */
+  sendBuffer?(bytes: number): void;
   end(): void;
 }
 
@@ -54,6 +62,8 @@ interface Subscriber {
   key: string;
   channel: Channel;
   lost: number;
+  /** The bound its send buffer was last sized to (0: not yet). */
+  sized: number;
 }
 
 /**
@@ -198,11 +208,34 @@ export class SubscriberHub implements EventSink {
         "ESUBSCRIBERS",
         `too many live subscribers (${this.limits.maxSubscribers}); try again later`,
       );
-    const s: Subscriber = { filter, key: filterKey(filter, channel.framing), channel, lost: 0 };
+    const s: Subscriber = {
+      filter,
+      key: filterKey(filter, channel.framing),
+      channel,
+      lost: 0,
+      sized: 0,
+    };
     this.register?.();
     this.register = null;
     this.subscribers.add(s);
-    return () => this.subscribers.delete(s);
+    this.sizeSendBuffers();
+    return () => {
+      if (this.subscribers.delete(s)) this.sizeSendBuffers();
+    };
+  }
+
+  /**
+   * Each connection's kernel send buffer holds what its share of the budget allows (so the kernel
+   * holds at most as much again as the connections' own buffers). Only the subscribers whose
+   * share changed are told: from 32 subscribers on the share is the floor and stays.
+   */
+  private sizeSendBuffers(): void {
+    const bound = this.bound();
+    for (const s of this.subscribers)
+      if (s.sized !== bound) {
+        s.sized = bound;
+        s.channel.sendBuffer?.(bound);
+      }
   }
 
   /**

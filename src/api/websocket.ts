@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { EventFilter } from "../observe/filter.ts";
+import { sizeSendBuffer } from "./send-buffer.ts";
 import { wsText, type SubscriberHub } from "./subscribers.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -78,6 +79,7 @@ export function acceptWebSocket(
     framing: "websocket",
     write: (bytes) => socket.write(bytes),
     buffered: () => socket.writableLength,
+    sendBuffer: (bytes) => sizeSendBuffer(socket, bytes),
     keepalive: () => socket.write(frame(OP.ping, Buffer.alloc(0))),
     end: () => socket.end(frame(OP.close, Buffer.from([0x03, 0xe9]))), // 1001 going away
   });

@@ -368,6 +368,12 @@ export interface NativeAddon {
   sockList(family: 4 | 6, protocol: number, states: number): ListedSocket[];
   /** SO_PEERCRED of a connected unix socket `fd`: the peer as the kernel recorded it at connect(). */
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * Sets SO_SNDBUF of a unix stream socket `fd` so that about `bytes` of payload fit (the kernel
+   * caps it at net.core.wmem_max, doubled); returns SO_SNDBUF after, or 0 for any other kind of
+   * socket, left untouched.
+   */
+  unixSendBuffer(fd: number, bytes: number): number;
   /** Attaches a stream verdict program to a sockmap/sockhash (while the map lives). */
   sockmapAttach(programFd: number, map: BpfMap): void;
   /**
