@@ -57,6 +57,8 @@ interface Swap {
   totalMs: number;
   /** The event loop's longest stall from the start of loading to the end of apply(). */
   longestStallMs: number;
+  /** The longest stall while loading (reading, checking, compiling, the hand-back). */
+  loadStallMs: number;
   peakRssMiB: number;
   probePorts: number;
   judgedBeforeSwapEnd: string;
@@ -84,6 +86,7 @@ async function swap(
   dp.apply({ packet: oldImage });
   const stalls = watchStalls();
   const { image, loadMs } = await to();
+  const loadStallMs = stalls.sofar();
   const ports = CANDIDATE_PORTS.filter(
     (p) => verdict(oldImage, p) === "blocked" && verdict(image, p) === "blocked",
   );
@@ -94,7 +97,7 @@ async function swap(
     dp.xdp.testRunAsync({ data: syn(ports[i % ports.length]!), repeat: REPEAT }).catch(() => null),
   );
   const { ms: applyMs } = await dp.applyInTurns({ packet: image });
-  const longestStallMs = stalls();
+  const longestStallMs = stalls.stop();
   // packets judged by the time the apply returned (the flip is its last step): between 0 and
   // all of them means the runs straddled the swap
   const atSwap = dp.counters();
@@ -107,6 +110,7 @@ async function swap(
     applyMs: Math.round(applyMs),
     totalMs: Math.round(loadMs + applyMs),
     longestStallMs: Math.round(longestStallMs),
+    loadStallMs: Math.round(loadStallMs),
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     probePorts: ports.length,
     judgedBeforeSwapEnd: String(atSwap.blocked.packets - before.blocked.packets),
@@ -115,8 +119,8 @@ async function swap(
   };
 }
 
-/** Starts watching the event loop; the stop function returns the longest gap between 5 ms ticks. */
-function watchStalls(): () => number {
+/** Starts watching the event loop: the longest gap between 5 ms ticks so far, and at the end. */
+function watchStalls(): { sofar: () => number; stop: () => number } {
   let last = performance.now();
   let longest = 0;
   const timer = setInterval(() => {
@@ -124,9 +128,13 @@ function watchStalls(): () => number {
     longest = Math.max(longest, now - last);
     last = now;
   }, 5);
-  return () => {
-    clearInterval(timer);
-    return Math.max(longest, performance.now() - last);
+  const sofar = () => Math.max(longest, performance.now() - last);
+  return {
+    sofar,
+    stop: () => {
+      clearInterval(timer);
+      return sofar();
+    },
   };
 }
 

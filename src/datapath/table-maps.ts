@@ -73,6 +73,9 @@ export interface MapContent {
  */
 export type MapMaker = (content: MapContent) => Generator<void, BpfMap>;
 
+/** A u32 array with at most one zero entry in this many is written whole (u32Array). */
+const WHOLE_ZEROS = 32;
+
 /** Entries written to a new map in one step: a table of 100k+ entries is filled over several. */
 const FILL_STEP = 32768;
 
@@ -159,7 +162,19 @@ function* lpm6Map(make: MapMaker, name: string, entries: LpmEntry[]): Generator<
   });
 }
 
-/** An array of u32 sized `size`; only non-zero entries are written (arrays start zeroed). */
+/**
+ * A u32 array's content as machine-order bytes, shared with it (no copy): what the kernel reads is
+ * in the host's byte order, as the entries' little-endian writes gave on this machine.
+ */
+const bytesOf = (data: Uint32Array): Buffer =>
+  Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+
+/**
+ * An array of u32 sized `size` (arrays start zeroed). Mostly non-zero (at most one entry in
+ * WHOLE_ZEROS is 0): written whole from `data` itself with the shared 0..n keys, where building
+ * the list of non-zero entries cost more of the thread than writing the few zeros costs the kernel.
+ * Otherwise only the non-zero entries are written.
+ */
 function* u32Array(
   make: MapMaker,
   name: string,
@@ -168,41 +183,38 @@ function* u32Array(
 ): Generator<void, BpfMap> {
   if (data.length !== size) throw new Error(`${name}: ${data.length} entries, expected ${size}`);
   let n = 0;
-  for (const v of data) if (v !== 0) n++;
-  const keys = Buffer.alloc(4 * n);
-  const values = Buffer.alloc(4 * n);
-  let at = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] ?? 0;
-    if (v === 0) continue;
-    keys.writeUInt32LE(i, at);
-    values.writeUInt32LE(v, at);
-    at += 4;
-  }
+  for (let i = 0; i < size; i++) if (data[i] !== 0) n++;
   const flags = BPF_F_INNER_MAP;
-  return yield* make({
-    name,
-    type: MAP_ARRAY,
-    keySize: 4,
-    valueSize: 4,
-    maxEntries: size,
-    flags,
-    keys,
-    values,
-    count: n,
-  });
+  const array = { name, type: MAP_ARRAY, keySize: 4, valueSize: 4, maxEntries: size, flags };
+  if (n > 0 && size - n <= size / WHOLE_ZEROS)
+    return yield* make({
+      ...array,
+      keys: sequentialKeys(size),
+      values: bytesOf(data),
+      count: size,
+    });
+  const keys = new Uint32Array(n);
+  const values = new Uint32Array(n);
+  let at = 0;
+  for (let i = 0; i < size; i++) {
+    const v = data[i]!;
+    if (v === 0) continue;
+    keys[at] = i;
+    values[at++] = v;
+  }
+  return yield* make({ ...array, keys: bytesOf(keys), values: bytesOf(values), count: n });
 }
 
 function* remoteYMap(make: MapMaker, image: ClassifierImage): Generator<void, BpfMap> {
   const { r, y, rule } = image.remoteY;
   const n = r.length;
-  const keys = Buffer.alloc(8 * n);
-  const values = Buffer.alloc(4 * n);
+  // a key is (remote class, Y class), two u32 in machine order
+  const keys = new Uint32Array(2 * n);
   for (let i = 0; i < n; i++) {
-    keys.writeUInt32LE(r[i] ?? 0, i * 8);
-    keys.writeUInt32LE(y[i] ?? 0, i * 8 + 4);
-    values.writeUInt32LE(rule[i] ?? 0, i * 4);
+    keys[2 * i] = r[i]!;
+    keys[2 * i + 1] = y[i]!;
   }
+  const values = rule.length === n ? rule : rule.slice(0, n);
   const name = "moat_remote_y";
   return yield* make({
     name,
@@ -211,8 +223,8 @@ function* remoteYMap(make: MapMaker, image: ClassifierImage): Generator<void, Bp
     valueSize: 4,
     maxEntries: n,
     flags: 0,
-    keys,
-    values,
+    keys: bytesOf(keys),
+    values: bytesOf(values),
     count: n,
   });
 }
@@ -222,31 +234,28 @@ export function* rulesMap(
   make: MapMaker = freshMap,
 ): Generator<void, BpfMap> {
   const n = image.rules.length;
-  const keys = Buffer.alloc(4 * n);
   const values = Buffer.alloc(ruleCodec.size * n);
-  image.rules.forEach((r, i) => {
-    keys.writeUInt32LE(i, i * 4);
-    ruleCodec.encode(
-      {
-        action: Action[r.action],
-        mode: Mode[r.mode],
-        log: r.log ? 1 : 0,
-        flags: (r.layer7 ? RuleFlag.layer7 : 0) | (r.limit ? RuleFlag.limited : 0),
-        max_duration_s: Math.min(r.maxDurationSeconds, 0xffffffff),
-      },
-      values,
-      i * ruleCodec.size,
-    );
-  });
-  const [name, valueSize, flags] = ["moat_rules", ruleCodec.size, BPF_F_INNER_MAP];
+  const { action, mode, log, flags, max_duration_s: max } = ruleCodec.fields;
+  for (let i = 0; i < n; i++) {
+    // struct moat_rule's bytes, written in place (a rule's encode() walked its fields by name)
+    const r = image.rules[i]!;
+    const at = i * ruleCodec.size;
+    values[at + action.offset] = Action[r.action];
+    values[at + mode.offset] = Mode[r.mode];
+    values[at + log.offset] = r.log ? 1 : 0;
+    values[at + flags.offset] = (r.layer7 ? RuleFlag.layer7 : 0) | (r.limit ? RuleFlag.limited : 0);
+    if (r.maxDurationSeconds !== 0)
+      values.writeUInt32LE(Math.min(r.maxDurationSeconds, 0xffffffff), at + max.offset);
+  }
+  const [name, valueSize, mapFlags] = ["moat_rules", ruleCodec.size, BPF_F_INNER_MAP];
   return yield* make({
     name,
     type: MAP_ARRAY,
     keySize: 4,
     valueSize,
     maxEntries: n,
-    flags,
-    keys,
+    flags: mapFlags,
+    keys: sequentialKeys(n),
     values,
     count: n,
   });
