@@ -181,10 +181,13 @@ static __always_inline int ids_room(__u32 len)
 	return used + need < size;
 }
 
-/* the record's fields but its bytes: the flow, where its direction d stands */
-static __always_inline void ids_header(struct moat_ids_record *r, const struct pkt *p,
-				       const struct moat_ct *ct, const struct ev_from *from, int d)
+/* the record's fields but its bytes: the flow, where its direction d stands. A global function:
+ * verified once, not on each path of moat_ids_note to its two calls */
+__noinline int ids_header(struct moat_ids_record *r, const struct pkt *p, const struct moat_ct *ct,
+			  const struct ev_from *from, int d)
 {
+	if (!r || !p || !ct || !from)
+		return 0;
 	/* the local side: the sender of what leaves, the receiver of what comes in */
 	int leaving = from->hook == MOAT_HOOK_TC_EGRESS;
 	__builtin_memcpy(r->local, leaving ? p->t.src : p->t.dst, 16);
@@ -208,6 +211,7 @@ static __always_inline void ids_header(struct moat_ids_record *r, const struct p
 	r->urgent = 0;
 	r->flags = 0;
 	r->owner = ct->owner;
+	return 0;
 }
 
 /* A lost direction, told to the daemon with a record without bytes (once: a full ring, or the
@@ -520,6 +524,33 @@ static __always_inline void ids_sum_word(__u64 *a, __u64 *b, __u64 points, __u64
 	ids_sum_piece(a, b, points, word >> 48);
 }
 
+/* a copy's sum so far, and the points it is taken at */
+struct ids_sum_acc {
+	__u64 a, b, points;
+};
+
+/* eight of a copy's words */
+struct ids_words {
+	__u64 w[8];
+};
+
+/* The first n (up to eight) of words w into the sum. A global function, which the verifier
+ * checks once, not once for each word of the longest copy: a call each eight words */
+__noinline int ids_sum_words(struct ids_sum_acc *acc, const struct ids_words *w, __u32 n)
+{
+	if (!acc || !w)
+		return 0;
+	__u64 a = acc->a, b = acc->b, points = acc->points;
+	for (__u32 i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		ids_sum_word(&a, &b, points, w->w[i]);
+	}
+	acc->a = a;
+	acc->b = b;
+	return 0;
+}
+
 static __always_inline __u64 ids_sum_points_drawn(void)
 {
 	__u64 points = ids_sum_points;
@@ -539,20 +570,21 @@ static __always_inline __u64 ids_sum_points_drawn(void)
  * a sender cannot pass one version off as another. */
 static __always_inline __u64 ids_sum(const struct moat_ids_record *r, __u32 len)
 {
-	__u64 points = ids_sum_points_drawn();
-	__u64 a = 0, b = 0;
+	struct ids_sum_acc acc = {.points = ids_sum_points_drawn()};
+	__u64 points = acc.points;
 
-	ids_sum_piece(&a, &b, points, 1 + r->to_server + (r->flags & MOAT_IDS_URGENT));
-	ids_sum_piece(&a, &b, points, r->offset);
-	ids_sum_piece(&a, &b, points, len);
-	ids_sum_piece(&a, &b, points, r->urgent);
-	/* whole words, then the last one's bytes (one path a word for the verifier) */
+	ids_sum_piece(&acc.a, &acc.b, points, 1 + r->to_server + (r->flags & MOAT_IDS_URGENT));
+	ids_sum_piece(&acc.a, &acc.b, points, r->offset);
+	ids_sum_piece(&acc.a, &acc.b, points, len);
+	ids_sum_piece(&acc.a, &acc.b, points, r->urgent);
+	/* whole words eight at a time, then the last one's bytes */
 	__u32 words = len / 8;
-	for (__u32 i = 0; i < MOAT_IDS_MAX_BYTES / 8; i++) {
-		if (i >= words)
+	for (__u32 i = 0; i < MOAT_IDS_MAX_BYTES / 64; i++) {
+		if (i * 8 >= words)
 			break;
-		ids_sum_word(&a, &b, points, *(const __u64 *)&r->data[i * 8]);
+		ids_sum_words(&acc, (const struct ids_words *)&r->data[i * 64], words - i * 8);
 	}
+	__u64 a = acc.a, b = acc.b;
 	__u32 rest = len % 8;
 	if (rest) {
 		__u64 word = *(const __u64 *)&r->data[(words & (MOAT_IDS_MAX_BYTES / 8 - 1)) * 8];

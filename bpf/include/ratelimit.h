@@ -274,25 +274,50 @@ static __always_inline int limit_cache_take(struct limit_cached *c, __u64 now)
 	return 1;
 }
 
+/* The slot of cache set cs that holds source k's lease, or MOAT_LIMIT_CACHE_WAYS. Global
+ * functions (this and limit_cache_free_way): the verifier follows one slot pointer of an unknown
+ * way after them, not one path a way through the rest of limit_over */
+__noinline int limit_cache_way(const struct limit_cache_set *cs, const struct moat_limit_key *k)
+{
+	if (!cs || !k)
+		return MOAT_LIMIT_CACHE_WAYS;
+#pragma unroll
+	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
+		if (limit_key_eq(&cs->way[way].key, k))
+			return way;
+	return MOAT_LIMIT_CACHE_WAYS;
+}
+
+/* the slot of cache set cs that may take a new source's lease (limit_cache_take), or
+ * MOAT_LIMIT_CACHE_WAYS */
+__noinline int limit_cache_free_way(struct limit_cache_set *cs, __u64 now)
+{
+	if (!cs)
+		return MOAT_LIMIT_CACHE_WAYS;
+#pragma unroll
+	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
+		if (limit_cache_take(&cs->way[way], now))
+			return way;
+	return MOAT_LIMIT_CACHE_WAYS;
+}
+
 /* this cpu's lease of source k in its cache set cs, or NULL */
 static __always_inline struct moat_limit_lease *limit_cache_find(struct limit_cache_set *cs,
 								 const struct moat_limit_key *k)
 {
-#pragma unroll
-	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
-		if (limit_key_eq(&cs->way[way].key, k))
-			return &cs->way[way].lease;
-	return NULL;
+	__u32 way = limit_cache_way(cs, k);
+
+	/* (the mask: bounds the verifier keeps) */
+	return way < MOAT_LIMIT_CACHE_WAYS ? &cs->way[way & (MOAT_LIMIT_CACHE_WAYS - 1)].lease
+					   : NULL;
 }
 
 /* a slot of cache set cs that may take a new source's lease (limit_cache_take), or NULL */
 static __always_inline struct limit_cached *limit_cache_free(struct limit_cache_set *cs, __u64 now)
 {
-#pragma unroll
-	for (__u32 way = 0; way < MOAT_LIMIT_CACHE_WAYS; way++)
-		if (limit_cache_take(&cs->way[way], now))
-			return &cs->way[way];
-	return NULL;
+	__u32 way = limit_cache_free_way(cs, now);
+
+	return way < MOAT_LIMIT_CACHE_WAYS ? &cs->way[way & (MOAT_LIMIT_CACHE_WAYS - 1)] : NULL;
 }
 
 /* cpus whose over-limit counts a report collects (a cpu past it hands its count over at its

@@ -267,12 +267,13 @@ static __always_inline int bind_ephemeral(struct bpf_sock_addr *ctx, int v6)
 
 /* connect() of a udp socket (glibc's resolver connects its socket) runs before the kernel picks
  * the port, and no later hook sees the sends, so the proxy could not look the client up. The hook
- * binds the socket itself (bind_ephemeral), then records the original by it */
-static __always_inline void connected_udp_original(struct bpf_sock_addr *ctx, struct moat_sock *s,
-						   int v6)
+ * binds the socket itself (bind_ephemeral), then records the original by it. A subprogram: its
+ * record stays off the judging's stack (judge_sock_rules) */
+static __noinline void connected_udp_original(struct bpf_sock_addr *ctx, struct moat_sock *s,
+					      int v6)
 {
 	struct bpf_sock *sk = ctx->sk;
-	if (!sk || sk->src_port)
+	if (!s || !sk || sk->src_port)
 		return;
 	if (!bind_ephemeral(ctx, v6))
 		return; /* the kernel binds it after this hook: not found by its proxy, as before */

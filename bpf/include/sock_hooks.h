@@ -17,8 +17,12 @@
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
 
-static __always_inline void owner_now(struct moat_owner *o, int exe)
+/* the caller's process into o: a global function, verified once a program and not on every path
+ * to each of its callers (the verifier's check of a load through the task's BTF type is dear) */
+__noinline int owner_now(struct moat_owner *o, int exe)
 {
+	if (!o)
+		return 0;
 	/* the task by its BTF type: its fields are plain loads, no probe-read helper calls (a
 	 * missing pointer on the way, a kernel thread's mm, reads as 0) */
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -34,6 +38,7 @@ static __always_inline void owner_now(struct moat_owner *o, int exe)
 	 * workers are "isc-net-0000"), rules and events mean the process. The kernel pads comm
 	 * with NULs (strscpy_pad): all 16 bytes are the name */
 	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
+	return 0;
 }
 
 /* the unspecified address: 0.0.0.0, ::ffff:0.0.0.0 or :: */
@@ -190,6 +195,158 @@ static __always_inline int sock_redirect_down(const struct moat_sock *s)
 	return s->redirect && !s->target_port;
 }
 
+/* The judging of a connect()/sendmsg() the socket's record does not answer: the rules, the
+ * record, a redirect, the report, under the live slot's meta m. `how`: the family (bit 0), the
+ * live slot (bit 1), judged in scratch (bit 2), a redirect's outage reported already (bit 3). In
+ * global functions, one a hook (a hook's family and helpers are its own): the verifier checks it
+ * once, whatever the paths to it; the hook pays one call */
+static __always_inline int judge_sock_rules(struct bpf_sock_addr *ctx, const struct tuple *t,
+					    struct moat_sock *s, const struct moat_meta *m,
+					    __u32 how, int v6, __u8 hook)
+{
+	__u32 slot = how >> 1 & 1;
+	int scratch = how >> 2 & 1, down_reported = how >> 3 & 1;
+	/* the family as the verifier knows it: the redirect is the hook's family's */
+	how = (how & 2) | (v6 ? 1 : 0);
+
+	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t->family, .proto = t->proto};
+	__builtin_memcpy(f.remote, t->dst, 16);
+	__builtin_memcpy(f.local, t->src, 16);
+	f.server_port = t->dport;
+	f.client_port = t->sport;
+	/* a ping socket sends echo requests only (the kernel refuses other types) */
+	if (t->proto == IPPROTO_ICMP)
+		f.icmp_type = 8;
+	else if (t->proto == IPPROTO_ICMPV6_)
+		f.icmp_type = 128;
+	struct moat_rule r;
+	struct ev_from from = {.hook = hook};
+	__builtin_memset(s, 0, sizeof(*s));
+	s->generation = m->generation;
+	s->rule = MOAT_RULE_NONE;
+	s->protocol = t->proto;
+	s->port = t->dport;
+	__builtin_memcpy(s->addr, t->dst, 16);
+	if (!scratch)
+		owner_now(&s->owner, sock_wants_exe(m));
+
+	/* with process rules, the process class takes the client port's place (never known
+	 * here then): docs/socket-hooks.md */
+	__u32 image = m->socket_image;
+	if (image)
+		f.client_port = post_route_class(slot, m, s, &f);
+	__u32 rule = classify(slot, image, m, &f);
+	/* rules naming hosts: by the caller's name bindings (docs/socket-hooks.md, "Names") */
+	if (image) {
+		__u32 named = classify_names(slot, m, &f, &s->owner, f.client_port);
+		if (named < rule)
+			rule = named;
+	}
+
+	/* the source is chosen after connect() unless bound to an address and port (a socket
+	 * bound to the any-address has a port, not its address): a rule that needs it is left to
+	 * the tc hook */
+	int local_known = t->sport && !addr_is_unspecified(t->src);
+	if ((image || !local_known) && rule >= m->first_local_rule) {
+		s->verdict = MOAT_EV_ALLOWED;
+		s = sock_keep(ctx, s, &scratch, m);
+		post_route_arm(ctx, m, s);
+		return SOCK_ALLOW;
+	}
+	rule_get(slot, rule, &r);
+	if (r.flags & MOAT_RULE_LAYER7) {
+		/* a DNS query the proxy judges by name: let through to be redirected to it, not
+		 * reported; one that is not redirected is left to the tc hook */
+		s->verdict = MOAT_EV_ALLOWED;
+	} else {
+		s->rule = rule;
+		s->verdict = verdict_of(&r);
+	}
+	if (s->verdict == MOAT_EV_BLOCKED) {
+		count(MOAT_CNT_BLOCKED, 0);
+		/* the rule's connection: no packet of it reaches a packet hook to count it */
+		count_rule_as(slot, m, rule, 0, 0, 1);
+		/* refused here: the event names the owner, nothing reads a record later */
+		if (scratch)
+			owner_now(&s->owner, sock_wants_exe(m));
+		report_sock(t, s, &r, &from, MOAT_REASON_NEW);
+		return SOCK_DENY;
+	}
+
+	/* a reported QUIC flow (detected, or a rule with log): its first datagrams go to the
+	 * daemon, which reports their ClientHello (quic.h) */
+	if (t->proto == IPPROTO_UDP && t->dport == MOAT_QUIC_PORT &&
+	    (s->verdict == MOAT_EV_DETECTED || r.log))
+		s->quic = MOAT_QUIC_DATAGRAMS;
+
+	/* redirects are for tcp and udp; the L7 relay's only for connections an L7 rule judges */
+	__u32 idx = proto_ported(t->proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
+	if (idx != MOAT_RULE_NONE && !(r.flags & MOAT_RULE_LAYER7) &&
+	    redirect_layer7_only(slot, idx))
+		idx = MOAT_RULE_NONE;
+	/* the tc hook reports what is not allowed silently, with the record's owner; a redirect
+	 * and the post-route check read the record later */
+	if (s->verdict != MOAT_EV_ALLOWED || r.log || (r.flags & MOAT_RULE_LAYER7) ||
+	    idx != MOAT_RULE_NONE || m->post_route)
+		s = sock_keep(ctx, s, &scratch, m);
+	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
+	if (hook == MOAT_HOOK_CONNECT && t->proto == IPPROTO_UDP &&
+	    (sent == REDIRECT_QUIET || sent == REDIRECT_SENT))
+		connected_udp_original(ctx, s, v6);
+	if (sent == REDIRECT_QUIET) {
+		count(MOAT_CNT_REDIRECTED, 0);
+	} else if (sent == REDIRECT_SENT) {
+		from.redirect = s->redirect;
+		count(MOAT_CNT_REDIRECTED, 0);
+		report_sock(t, s, &r, &from, MOAT_REASON_REDIRECTED);
+	} else if (sent > REDIRECT_SENT) {
+		/* the target does not listen: refused (detected in detect mode) or let through to
+		 * where it was going, always reported */
+		from.redirect = idx + 1;
+		count(MOAT_CNT_UNAVAILABLE, 0);
+		int prevent = r.mode == MOAT_MODE_PREVENT;
+		if (sent == REDIRECT_DOWN_BLOCK)
+			s->verdict = prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED;
+		if (!down_reported)
+			report_sock(t, s, &r, &from, MOAT_REASON_UNAVAILABLE);
+		/* judged again at the next call: the target may be back */
+		if (t->proto == IPPROTO_UDP)
+			s->redirect = idx + 1;
+		else if (s->verdict == MOAT_EV_BLOCKED)
+			s->generation = 0;
+		if (s->verdict == MOAT_EV_BLOCKED)
+			return SOCK_DENY;
+	}
+	/* a redirected connection leaves for its target on purpose: no interface check */
+	if (!s->redirect || sock_redirect_down(s))
+		post_route_arm(ctx, m, s);
+	return SOCK_ALLOW;
+}
+
+__noinline int judge_sock_connect4(struct bpf_sock_addr *ctx __arg_ctx, const struct tuple *t,
+				   struct moat_sock *s, const struct moat_meta *m, __u32 how)
+{
+	return t && s && m ? judge_sock_rules(ctx, t, s, m, how, 0, MOAT_HOOK_CONNECT) : SOCK_ALLOW;
+}
+
+__noinline int judge_sock_connect6(struct bpf_sock_addr *ctx __arg_ctx, const struct tuple *t,
+				   struct moat_sock *s, const struct moat_meta *m, __u32 how)
+{
+	return t && s && m ? judge_sock_rules(ctx, t, s, m, how, 1, MOAT_HOOK_CONNECT) : SOCK_ALLOW;
+}
+
+__noinline int judge_sock_sendmsg4(struct bpf_sock_addr *ctx __arg_ctx, const struct tuple *t,
+				   struct moat_sock *s, const struct moat_meta *m, __u32 how)
+{
+	return t && s && m ? judge_sock_rules(ctx, t, s, m, how, 0, MOAT_HOOK_SENDMSG) : SOCK_ALLOW;
+}
+
+__noinline int judge_sock_sendmsg6(struct bpf_sock_addr *ctx __arg_ctx, const struct tuple *t,
+				   struct moat_sock *s, const struct moat_meta *m, __u32 how)
+{
+	return t && s && m ? judge_sock_rules(ctx, t, s, m, how, 1, MOAT_HOOK_SENDMSG) : SOCK_ALLOW;
+}
+
 /* judges a connect()/sendmsg() of any protocol (tcp, udp, udp-lite, a ping socket's icmp...), and
  * redirects a tcp or udp one if a redirect matches what the rules let through. The decision goes
  * into the socket's record, where the tc program, the post-route check, getpeername, recvmsg and
@@ -250,118 +407,18 @@ static __always_inline int judge_sock(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			return SOCK_ALLOW;
 	}
 
-	struct facts f = {.dir = MOAT_DIR_EGRESS, .family = t.family, .proto = t.proto};
-	__builtin_memcpy(f.remote, t.dst, 16);
-	__builtin_memcpy(f.local, t.src, 16);
-	f.server_port = t.dport;
-	f.client_port = t.sport;
-	/* a ping socket sends echo requests only (the kernel refuses other types) */
-	if (t.proto == IPPROTO_ICMP)
-		f.icmp_type = 8;
-	else if (t.proto == IPPROTO_ICMPV6_)
-		f.icmp_type = 128;
-	struct moat_rule r;
-	struct ev_from from = {.hook = hook};
-	__builtin_memset(s, 0, sizeof(*s));
-	s->generation = m->generation;
-	s->rule = MOAT_RULE_NONE;
-	s->protocol = t.proto;
-	s->port = t.dport;
-	__builtin_memcpy(s->addr, t.dst, 16);
-	if (!scratch)
-		owner_now(&s->owner, sock_wants_exe(m));
-
-	/* with process rules, the process class takes the client port's place (never known
-	 * here then): docs/socket-hooks.md */
-	__u32 image = m->socket_image;
-	if (image)
-		f.client_port = post_route_class(slot, m, s, &f);
-	__u32 rule = classify(slot, image, m, &f);
-	/* rules naming hosts: by the caller's name bindings (docs/socket-hooks.md, "Names") */
-	if (image) {
-		__u32 named = classify_names(slot, m, &f, &s->owner, f.client_port);
-		if (named < rule)
-			rule = named;
-	}
-
-	/* the source is chosen after connect() unless bound to an address and port (a socket
-	 * bound to the any-address has a port, not its address): a rule that needs it is left to
-	 * the tc hook */
-	int local_known = t.sport && !addr_is_unspecified(t.src);
-	if ((image || !local_known) && rule >= m->first_local_rule) {
-		s->verdict = MOAT_EV_ALLOWED;
-		s = sock_keep(ctx, s, &scratch, m);
-		post_route_arm(ctx, m, s);
-		return SOCK_ALLOW;
-	}
-	rule_get(slot, rule, &r);
-	if (r.flags & MOAT_RULE_LAYER7) {
-		/* a DNS query the proxy judges by name: let through to be redirected to it, not
-		 * reported; one that is not redirected is left to the tc hook */
-		s->verdict = MOAT_EV_ALLOWED;
-	} else {
-		s->rule = rule;
-		s->verdict = verdict_of(&r);
-	}
-	if (s->verdict == MOAT_EV_BLOCKED) {
-		count(MOAT_CNT_BLOCKED, 0);
-		/* the rule's connection: no packet of it reaches a packet hook to count it */
-		count_rule_as(slot, m, rule, 0, 0, 1);
-		/* refused here: the event names the owner, nothing reads a record later */
-		if (scratch)
-			owner_now(&s->owner, sock_wants_exe(m));
-		report_sock(&t, s, &r, &from, MOAT_REASON_NEW);
-		return SOCK_DENY;
-	}
-
-	/* a reported QUIC flow (detected, or a rule with log): its first datagrams go to the
-	 * daemon, which reports their ClientHello (quic.h) */
-	if (t.proto == IPPROTO_UDP && t.dport == MOAT_QUIC_PORT &&
-	    (s->verdict == MOAT_EV_DETECTED || r.log))
-		s->quic = MOAT_QUIC_DATAGRAMS;
-
-	/* redirects are for tcp and udp; the L7 relay's only for connections an L7 rule judges */
-	__u32 idx = proto_ported(t.proto) ? redirect_of(slot, m, &f, &s->owner) : MOAT_RULE_NONE;
-	if (idx != MOAT_RULE_NONE && !(r.flags & MOAT_RULE_LAYER7) &&
-	    redirect_layer7_only(slot, idx))
-		idx = MOAT_RULE_NONE;
-	/* the tc hook reports what is not allowed silently, with the record's owner; a redirect
-	 * and the post-route check read the record later */
-	if (s->verdict != MOAT_EV_ALLOWED || r.log || (r.flags & MOAT_RULE_LAYER7) ||
-	    idx != MOAT_RULE_NONE || m->post_route)
-		s = sock_keep(ctx, s, &scratch, m);
-	int sent = idx != MOAT_RULE_NONE ? redirect_sock(ctx, s, how | idx << 2) : REDIRECT_NONE;
-	if (hook == MOAT_HOOK_CONNECT && t.proto == IPPROTO_UDP &&
-	    (sent == REDIRECT_QUIET || sent == REDIRECT_SENT))
-		connected_udp_original(ctx, s, v6);
-	if (sent == REDIRECT_QUIET) {
-		count(MOAT_CNT_REDIRECTED, 0);
-	} else if (sent == REDIRECT_SENT) {
-		from.redirect = s->redirect;
-		count(MOAT_CNT_REDIRECTED, 0);
-		report_sock(&t, s, &r, &from, MOAT_REASON_REDIRECTED);
-	} else if (sent > REDIRECT_SENT) {
-		/* the target does not listen: refused (detected in detect mode) or let through to
-		 * where it was going, always reported */
-		from.redirect = idx + 1;
-		count(MOAT_CNT_UNAVAILABLE, 0);
-		int prevent = r.mode == MOAT_MODE_PREVENT;
-		if (sent == REDIRECT_DOWN_BLOCK)
-			s->verdict = prevent ? MOAT_EV_BLOCKED : MOAT_EV_DETECTED;
-		if (!down_reported)
-			report_sock(&t, s, &r, &from, MOAT_REASON_UNAVAILABLE);
-		/* judged again at the next call: the target may be back */
-		if (t.proto == IPPROTO_UDP)
-			s->redirect = idx + 1;
-		else if (s->verdict == MOAT_EV_BLOCKED)
-			s->generation = 0;
-		if (s->verdict == MOAT_EV_BLOCKED)
-			return SOCK_DENY;
-	}
-	/* a redirected connection leaves for its target on purpose: no interface check */
-	if (!s->redirect || sock_redirect_down(s))
-		post_route_arm(ctx, m, s);
-	return SOCK_ALLOW;
+	how |= scratch << 2 | down_reported << 3;
+	int verdict;
+	if (hook == MOAT_HOOK_CONNECT)
+		verdict = v6 ? judge_sock_connect6(ctx, &t, s, m, how)
+			     : judge_sock_connect4(ctx, &t, s, m, how);
+	else
+		verdict = v6 ? judge_sock_sendmsg6(ctx, &t, s, m, how)
+			     : judge_sock_sendmsg4(ctx, &t, s, m, how);
+	/* a hook returns 0 or 1, and the verifier knows nothing of a global function's value
+	 * (the barrier: the compiler knows it, and would leave the test out) */
+	barrier_var(verdict);
+	return verdict == SOCK_DENY ? SOCK_DENY : SOCK_ALLOW;
 }
 
 #endif /* MOAT_SOCK_HOOKS_H */
