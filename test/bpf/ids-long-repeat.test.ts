@@ -41,14 +41,15 @@ describe("ids: versions of a long copy", () => {
     run("tc", f.server("SA", 5000, 1001));
     run("xdp", f.client("A", 1001));
   }
-  for (const [len, at] of [
+  const cases: [len: number, at: number][] = [
     [300, 200],
     [300, 299],
     [1000, 900],
     [1000, 64],
     [130, 70],
     [64, 63],
-  ]) {
+  ];
+  for (const [len, at] of cases) {
     test(`${len} bytes, a version differing at ${at}`, () => {
       const f = inboundTcpFlow();
       handshake(f);
