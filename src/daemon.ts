@@ -38,7 +38,13 @@ import { startHeartbeat } from "./daemon/heartbeat.ts";
 import { startLimitSweep } from "./daemon/limit-sweep.ts";
 import { startFloodWatch, synCookiesLine } from "./daemon/flood-watch.ts";
 import { coalesced, hostUniverse, watchHost } from "./daemon/host-universe.ts";
-import { PolicyLifecycle, readPolicyFile, type ReloadResult } from "./daemon/policy-lifecycle.ts";
+import {
+  compileReadPolicy,
+  PolicyLifecycle,
+  readFileText,
+  type CompiledPolicy,
+  type ReloadResult,
+} from "./daemon/policy-lifecycle.ts";
 import { DecisionStore, DEFAULT_DECISIONS } from "./daemon/decision-store.ts";
 import { decidedConnection, LocalDecisions, type EntryLookups } from "./daemon/local-decisions.ts";
 import { reviewPathOf } from "./daemon/review-file.ts";
@@ -186,19 +192,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // what a policy change freed (the policy before it, a big policy's parse) goes back to the
   // system once the accept worker stops
   afterAcceptWorkerStops(giveMemoryBack);
-  // the programs loaded and verified before the policy is known (most of a start's time): a
-  // load that fails here fails again, and is reported, where the start loads them
   let preloaded: Preloaded | undefined;
-  try {
-    preloaded = Datapath.preload({ pinRoot: options.pinRoot });
-  } catch {
-    preloaded = undefined;
-  }
-  let initial: Awaited<ReturnType<typeof readPolicyFile>>;
+  let initial: CompiledPolicy;
   try {
     // on the worker thread, as reloads are: the reading's garbage stays in the worker's heap,
-    // which is given back when the worker stops, not in the daemon's
-    initial = await readPolicyFile(
+    // which is given back when the worker stops, not in the daemon's. The text is posted to it
+    // before the programs load, so it is checked and compiled meanwhile.
+    const text = await readFileText(policyPath);
+    const reading = compileReadPolicy(
+      text,
       policyPath,
       universe.read,
       compile,
@@ -206,6 +208,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       decisionStore.list(),
       decisionStore.mode()?.mode,
     );
+    // the programs loaded and verified before the policy is known (most of a start's time): a
+    // load that fails here fails again, and is reported, where the start loads them
+    try {
+      preloaded = Datapath.preload({ pinRoot: options.pinRoot });
+    } catch {
+      preloaded = undefined;
+    }
+    initial = await reading;
     // an API that cannot listen fails the start here, before the pins are adopted
     await tryListeners(apiListeners(initial.model, options.apiSocket));
   } catch (err) {

@@ -3,14 +3,11 @@
 // Live events: SSE on GET /v1/events/stream, or a WebSocket upgrade of the same path. The web
 // console (/console/) authenticates by a session cookie instead (console-*.ts), on a loopback
 // listener opened when `moat console` first asks, or on a TLS listener.
-import {
-  createServer as createHttp,
-  STATUS_CODES,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
+import type * as Http from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttps } from "node:https";
 import { rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { API_TLS_CERT, API_TLS_KEY, readTrustedFile, UnsafeFileError } from "../host/index.ts";
@@ -29,6 +26,11 @@ import type { Scope } from "./scopes.ts";
 import { filterOf, ROUTES, type Route } from "./routes.ts";
 import { SUBSCRIBER_LIMITS, SubscriberHub } from "./subscribers.ts";
 import { acceptWebSocket } from "./websocket.ts";
+
+// required, not imported: an ES import of node:http loads Node's fetch (undici) for its module
+// facade at every daemon start (src/l7/http/node-http.ts)
+const http = createRequire(import.meta.url)("node:http") as typeof Http;
+const { createServer: createHttp, STATUS_CODES } = http;
 
 /**
  * The live subscribers' sink: events it may hold (past that they are dropped, counted) and

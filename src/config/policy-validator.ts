@@ -1,8 +1,8 @@
-// The policy document's JSON Schema validator (Ajv). Run from source it is compiled when this
-// module loads; the CLI bundle (scripts/build-cli.ts) replaces this module with the same
+// The policy document's JSON Schema validator (Ajv). Run from source it is compiled at its first
+// call; the CLI bundle (scripts/build-cli.ts) replaces this module with the same
 // validator as Ajv standalone code generated at build time, so `moat check` does not compile
 // the schema at every start.
-import { Ajv, type Options, type ValidateFunction } from "ajv";
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from "ajv";
 import { PolicySchema } from "./schema.ts";
 
 /** The Ajv the validator is compiled with (build-cli.ts adds the standalone-code option). */
@@ -54,4 +54,22 @@ export function splitSchema(schema: object): SchemaNode {
   return { ...root, $defs: defs };
 }
 
-export const validatePolicy: ValidateFunction = policyAjv().compile(splitSchema(PolicySchema));
+/** What checkSchema calls: true or false, and the errors of the last call that returned false. */
+export interface PolicyValidator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+let compiled: ValidateFunction | undefined;
+
+/**
+ * Compiled at its first call, not when this module loads: the daemon's thread imports the policy
+ * code it shares with the policy worker, which alone validates policies; compiling the schema
+ * there too cost each daemon start ~0.25 s of CPU.
+ */
+export const validatePolicy: PolicyValidator = (data) => {
+  compiled ??= policyAjv().compile(splitSchema(PolicySchema));
+  const valid = compiled(data);
+  validatePolicy.errors = compiled.errors;
+  return valid;
+};

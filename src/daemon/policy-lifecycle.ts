@@ -141,12 +141,28 @@ export async function readPolicyFile(
   mode?: Mode,
 ): Promise<CompiledPolicy> {
   const text = await readFileText(path);
+  return compileReadPolicy(text, path, universe, compile, offThread, decisions, mode);
+}
+
+/**
+ * readPolicyFile's second step, for the text it read. With `offThread`, the text is posted to the
+ * worker before this returns: the daemon's start loads the programs while the worker checks it.
+ */
+export async function compileReadPolicy(
+  text: string,
+  path: string,
+  universe?: UniverseReader,
+  compile?: PolicyCompileOptions,
+  offThread = false,
+  decisions?: LocalDecision[],
+  mode?: Mode,
+): Promise<CompiledPolicy> {
   const loaded = await compilePolicyText(text, path, universe, compile, offThread, decisions, mode);
   return { ...loaded, text, hash: sha256(text) };
 }
 
 /** The policy file's text (off the event loop); rejects with a PolicyError. */
-async function readFileText(path: string): Promise<string> {
+export async function readFileText(path: string): Promise<string> {
   try {
     return await readPolicyFileTextAsync(path);
   } catch (err) {

@@ -1,15 +1,7 @@
 // HTTP/1.x: Node's own parser reads the client's requests (an http.Server that never listens is
 // handed the socket); each request is judged, then refused with 403 or re-sent upstream by Node's
 // client, bodies streamed both ways. Requests the parser refuses never reach the server.
-import {
-  createServer,
-  request,
-  type ClientRequest,
-  validateHeaderName,
-  validateHeaderValue,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { L7Context } from "../types.ts";
@@ -21,6 +13,9 @@ import { blockedBody, parseErrorResponse, TIMEOUT_RESPONSE, upstreamFailure } fr
 import { destinationAuthority, reportFacts, requestFacts } from "./request-facts.ts";
 import { tunnel } from "./tunnel.ts";
 import { UpstreamAgent } from "./upstream-agent.ts";
+import { http } from "./node-http.ts";
+
+const { createServer, request, validateHeaderName, validateHeaderValue } = http;
 
 /** Several Host lines make servers disagree about the host (RFC 9112, 3.2): refused. */
 const hostLines = (req: IncomingMessage): number =>

@@ -2,13 +2,16 @@
 // server has switched (2xx to CONNECT, 101 to the upgrade), nothing more can be judged, so both
 // sockets go to the relay's splice. Any other answer goes back and the connection ends: the bytes
 // a client sends after it are never forwarded unjudged.
-import { request, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { L7Context } from "../types.ts";
 import { endToEnd, headLines } from "./headers.ts";
 import { MAX_ANSWER_HEADER_BYTES } from "./limits.ts";
 import { blockedBody, closingResponse, upstreamFailure } from "./refusals.ts";
 import { reportFacts, requestFacts } from "./request-facts.ts";
+import { http } from "./node-http.ts";
+
+const { request } = http;
 
 export async function tunnel(ctx: L7Context, req: IncomingMessage, client: Socket, head: Buffer) {
   const { facts, target, authority, malformed } = requestFacts(req);

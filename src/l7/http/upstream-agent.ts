@@ -1,9 +1,12 @@
 // The upstream of one client connection: one socket to the original destination at a time, opened
 // through the relay (so moat's hooks let it through) when the first allowed request needs it, and
 // kept alive for the next.
-import { Agent, type ClientRequestArgs } from "node:http";
+import type { ClientRequestArgs } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { http } from "./node-http.ts";
+
+const { Agent } = http;
 
 export class UpstreamAgent extends Agent {
   private readonly open: () => Promise<Socket>;
