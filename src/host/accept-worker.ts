@@ -9,9 +9,14 @@ import {
   type MessagePort,
 } from "node:worker_threads";
 import type { PositionTable } from "../config/index.ts";
+import { validatePolicy } from "../config/policy-validator.ts";
 import { relayRule, usesNames, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
 import { acceptPolicyAsync, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
+
+// the schema's validator made as the worker starts, while its heap is small: made at the first
+// check instead, after a big policy's parse has filled the heap, its collections cost more
+validatePolicy(null);
 
 export interface AcceptRequest {
   id: number;
