@@ -6,7 +6,10 @@
 // receiver acknowledged them, in a budget of its own that a repeat of the copy before it does not
 // spend (a retransmission to a lossy receiver), and a segment ahead of the stream is copied at
 // its place; what cannot be copied (the budget spent, an urgent pointer on a segment not
-// copied) is told with a record that says bytes went by uncopied.
+// copied) is told with a record that says bytes went by uncopied. A copy's exact repeat is told
+// apart from another version by a sum over all its bytes: a version of a long copy that differs
+// only past its first 64 bytes, in its last byte or in the last of a whole word is another
+// version, copied; an exact repeat is copied once more only.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { KernelLab, type HookName } from "../helpers/kernel-lab.ts";
@@ -23,6 +26,8 @@ ids:
   rules: ['drop tcp any any -> any 80 (msg:"admin"; flow:to_server; content:"/admin"; sid:1;)']
   bytes: 64
 `;
+/** The same, copying up to 1,024 bytes a direction: room for long versions of one copy. */
+const LONG_POLICY = POLICY.replace("bytes: 64", "bytes: 1024");
 const REQUEST = Buffer.from("GET /admin HTTP/1.0\r\nHost: a\r\n\r\n");
 const DECOY = Buffer.from("GET /xxxxx HTTP/1.0\r\nHost: a\r\n\r\n");
 
@@ -237,5 +242,37 @@ describe("ids: a TCP direction's copies follow what its receiver reads", () => {
     for (let i = 0; i < 40; i++) run("tc", g.server("A", 5001, 1001 + 18));
     assert.equal(done(g.sport), true, "a request shorter than the window, acknowledged");
     taken();
+  });
+
+  describe("versions of a long copy", () => {
+    before(() => lab.policy(LONG_POLICY));
+    const cases: [len: number, at: number][] = [
+      [300, 200],
+      [300, 299],
+      [1000, 900],
+      [1000, 64],
+      [130, 70],
+      [64, 63],
+    ];
+    for (const [len, at] of cases) {
+      test(`${len} bytes, a version differing at ${at}`, () => {
+        const f = inboundTcpFlow();
+        handshake(f);
+        const a = Buffer.alloc(len, "a");
+        const b = Buffer.from(a);
+        b[at] = 0x62;
+        run("xdp", f.client("PA", 1001, a));
+        for (let i = 0; i < 5; i++) run("xdp", f.client("PA", 1001, a));
+        run("xdp", f.client("PA", 1001, b));
+        run("xdp", f.client("PA", 1001, b));
+        run("xdp", f.client("PA", 1001, a));
+        const version = (s: string) =>
+          s === a.toString("latin1") ? "A" : s === b.toString("latin1") ? "B" : `?${s.length}`;
+        assert.deepEqual(
+          taken().map(([, data]) => version(data)),
+          ["A", "A", "B", "A"],
+        );
+      });
+    }
   });
 });
