@@ -97,3 +97,22 @@ test("a query with until deep in a large store lets inserts through between its 
     [last, last - 1, last - 2].map(String),
   );
 });
+
+test("a store closed while it prunes answers the prune with the events it deleted", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-hworker-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const w = new HistoryWorker(join(dir, "h.db"), { maxBytes: 1 << 20 });
+  await w.ready;
+  const pad = "x".repeat(200);
+  for (let batch = 0; batch < 40; batch++)
+    await w.insert(
+      Array.from({ length: 1000 }, (_, i) =>
+        fakeEvent({ rule: `r-${pad}`, connection: `${batch}-${i}` }),
+      ),
+    );
+  // the close is posted while the prune has steps to go: the daemon stopping is not a failure
+  const pruned = w.prune();
+  await w.close();
+  const deleted = await pruned;
+  assert.ok(deleted > 0, `${deleted} deleted`);
+});

@@ -110,6 +110,8 @@ const STEPPING = Symbol("stepping");
 /** Rows written since the last prune; past PRUNE_AFTER_ROWS the thread prunes on its own. */
 let sincePrune = 0;
 let pruning = false;
+/** Prune requests being stepped through, and what each deleted so far: a close answers them. */
+const asked = new Map<number, number>();
 const PRUNE_AFTER_ROWS = 100_000;
 
 function handle(req: HistoryRequest): unknown {
@@ -142,6 +144,7 @@ function handle(req: HistoryRequest): unknown {
       return PRUNING;
     case "close":
       stop();
+      for (const id of asked.keys()) answerPrune(id);
       store.close();
       store = null;
       return null;
@@ -154,18 +157,33 @@ function handle(req: HistoryRequest): unknown {
  * would overflow and drop events.
  */
 function pruneInSteps(id: number | null, deleted = 0): void {
+  if (!store) {
+    // closed between two steps (the close answered it), or its file went and none opens again
+    pruning = false;
+    if (id !== null && asked.has(id)) answerPrune(id);
+    return;
+  }
   pruning = true;
   let step: number;
   try {
-    step = store ? store.pruneStep() : 0;
+    step = store.pruneStep();
   } catch (err) {
     pruning = false;
-    if (id !== null) port!.postMessage({ id, ok: false, error: (err as Error).message });
+    if (id === null) return;
+    asked.delete(id);
+    port!.postMessage({ id, ok: false, error: (err as Error).message });
     return;
   }
+  if (id !== null) asked.set(id, deleted + step);
   if (step > 0) return void setImmediate(() => pruneInSteps(id, deleted + step));
   pruning = false;
-  if (id !== null) port!.postMessage({ id, ok: true, value: deleted } satisfies HistoryResponse);
+  if (id !== null) answerPrune(id);
+}
+
+/** Answers prune request `id` with what it deleted: when it is done, or when the store closes. */
+function answerPrune(id: number): void {
+  port!.postMessage({ id, ok: true, value: asked.get(id) ?? 0 } satisfies HistoryResponse);
+  asked.delete(id);
 }
 
 /**
