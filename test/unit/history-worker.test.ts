@@ -41,13 +41,8 @@ test("a store that cannot open rejects ready and every call with the reason", as
   await assert.rejects(w.insert([fakeEvent({})]), /history/);
 });
 
-test("pruning a large store lets inserts through between its steps and keeps the newest events", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "moat-hworker-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const maxBytes = 1 << 20;
-  const w = new HistoryWorker(join(dir, "h.db"), { maxBytes });
-  t.after(() => w.close());
-  await w.ready;
+/** 40k events of ~16 MB into a store kept under 1 MiB: tens of thousands of rows to prune. */
+async function fillOverLimit(w: HistoryWorker): Promise<void> {
   const pad = "x".repeat(200);
   for (let batch = 0; batch < 40; batch++)
     await w.insert(
@@ -55,6 +50,15 @@ test("pruning a large store lets inserts through between its steps and keeps the
         fakeEvent({ rule: `r-${pad}`, connection: `${batch}-${i}` }),
       ),
     );
+}
+
+test("pruning a large store lets inserts through between its steps and keeps the newest events", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "moat-hworker-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const w = new HistoryWorker(join(dir, "h.db"), { maxBytes: 1 << 20 });
+  t.after(() => w.close());
+  await w.ready;
+  await fillOverLimit(w);
   // tens of thousands of rows to delete: the insert posted after the prune is answered first
   const order: string[] = [];
   const pruned = w.prune().then((n) => (order.push("prune"), n));
@@ -103,13 +107,7 @@ test("a store closed while it prunes answers the prune with the events it delete
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const w = new HistoryWorker(join(dir, "h.db"), { maxBytes: 1 << 20 });
   await w.ready;
-  const pad = "x".repeat(200);
-  for (let batch = 0; batch < 40; batch++)
-    await w.insert(
-      Array.from({ length: 1000 }, (_, i) =>
-        fakeEvent({ rule: `r-${pad}`, connection: `${batch}-${i}` }),
-      ),
-    );
+  await fillOverLimit(w);
   // the close is posted while the prune has steps to go: the daemon stopping is not a failure
   const pruned = w.prune();
   await w.close();
