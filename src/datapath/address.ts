@@ -58,26 +58,41 @@ export function mappedAddress(text: string): Buffer {
   return out;
 }
 
+/**
+ * An address as the kernel keys it, written into `out` at `at` (16 bytes): mappedAddress without
+ * a new buffer (the DNS proxy's lookup of a client's original destination does this per query).
+ */
+export function writeMappedAddress(text: string, out: Buffer, at = 0): void {
+  if (!writeMappedV4(text, out, at)) mappedAddress(text).copy(out, at);
+}
+
 /** "a.b.c.d" as ::ffff:a.b.c.d, read without splitting (the DNS proxy does this per query). */
 function mappedV4(text: string): Buffer | null {
   if (text.length > 15) return null;
   const out = Buffer.alloc(16);
-  out[10] = 0xff;
-  out[11] = 0xff;
-  let part = 12;
+  return writeMappedV4(text, out, 0) ? out : null;
+}
+
+/** mappedV4 into `out` at `at` (all 16 bytes); false, and `out` in part written, when not IPv4. */
+function writeMappedV4(text: string, out: Buffer, at: number): boolean {
+  if (text.length > 15) return false;
+  out.fill(0, at, at + 10);
+  out[at + 10] = 0xff;
+  out[at + 11] = 0xff;
+  let part = at + 12;
   let value = -1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 46 /* . */) {
-      if (value < 0 || part >= 15) return null;
+      if (value < 0 || part >= at + 15) return false;
       out[part++] = value;
       value = -1;
     } else if (c >= 48 && c <= 57) {
       value = value < 0 ? c - 48 : value * 10 + (c - 48);
-      if (value > 255) return null;
-    } else return null;
+      if (value > 255) return false;
+    } else return false;
   }
-  if (value < 0 || part !== 15) return null;
-  out[15] = value;
-  return out;
+  if (value < 0 || part !== at + 15) return false;
+  out[at + 15] = value;
+  return true;
 }

@@ -10,7 +10,7 @@ import {
   RedirectFlag,
   Unavailable,
 } from "./abi.ts";
-import { formatAddress, mappedAddress } from "./address.ts";
+import { formatAddress, mappedAddress, writeMappedAddress } from "./address.ts";
 import { decodeOwner } from "./events.ts";
 import { native } from "./addon.ts";
 import type { BpfMap, BpfObject } from "./native.d.ts";
@@ -101,12 +101,25 @@ export class RedirectMaps {
   private exempted: Buffer | null = null;
   /** originalOf's lookups land here: every field is copied out before the next one */
   private readonly original: Buffer;
+  /** originalOf's keys, written in place: by the client's address, by its port alone */
+  private readonly byAddress = Buffer.alloc(endpointCodec.size);
+  private readonly byPort = Buffer.alloc(endpointCodec.size);
+  /**
+   * The record originalOf read last, per protocol, and what it said. The record is read from the
+   * kernel every time; only when its bytes are the same is it not decoded again.
+   */
+  private readonly decoded: Record<
+    "tcp" | "udp",
+    { raw: Buffer; said: OriginalDestination | null }
+  >;
 
   constructor(object: BpfObject) {
     this.targets = object.map("redirect_targets");
     this.exempt = object.map("redirect_exempt");
     this.originals = object.map("originals");
     this.original = Buffer.alloc(this.originals.valueBufferSize);
+    const unread = () => ({ raw: Buffer.alloc(this.original.length), said: null });
+    this.decoded = { tcp: unread(), udp: unread() };
     this.netnsTargets = object.map("netns_targets");
     // targets a previous daemon wrote into an adopted map: dropped by the first setTargets()
     for (let k = this.targets.nextKey(null); k; k = this.targets.nextKey(k))
@@ -181,22 +194,39 @@ export class RedirectMaps {
   originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
     const p = PROTOCOL[protocol];
     const raw = this.original;
-    const found =
-      this.originals.lookupInto(endpointKey(peer.ip, peer.port, p), raw) ||
-      this.originals.lookupInto(endpointKey(null, peer.port, p), raw);
+    // the keys endpointKey makes, without three new buffers per query
+    const E = endpointCodec.fields;
+    const exact = this.byAddress;
+    writeMappedAddress(peer.ip, exact, E.addr.offset);
+    exact.writeUInt16LE(peer.port, E.port.offset);
+    exact[E.protocol.offset] = p;
+    const any = this.byPort;
+    any.writeUInt16LE(peer.port, E.port.offset);
+    any[E.protocol.offset] = p;
+    const found = this.originals.lookupInto(exact, raw) || this.originals.lookupInto(any, raw);
     if (!found) return null;
+    // the same record as the last one read (a DNS client's next query): what it said then
+    const last = this.decoded[protocol];
+    if (last.said && raw.equals(last.raw)) return last.said;
     // read in place (the DNS proxy does this per query)
     const O = originalCodec.fields;
     const target = O.target.offset;
     const T = redirectCodec.fields;
-    return {
-      original: addressAt(raw, O.addr.offset, raw.readUInt16LE(O.port.offset)),
+    const owner = decodeOwner(raw.subarray(O.owner.offset, O.owner.offset + ownerCodec.size));
+    // frozen: it is handed out again for the same record
+    const said: OriginalDestination = Object.freeze({
+      original: Object.freeze(addressAt(raw, O.addr.offset, raw.readUInt16LE(O.port.offset))),
       protocol,
       redirect: raw.readUInt32LE(O.redirect.offset),
       generation: raw.readUInt32LE(O.generation.offset),
-      target: addressAt(raw, target + T.addr.offset, raw.readUInt16LE(target + T.port.offset)),
-      owner: decodeOwner(raw.subarray(O.owner.offset, O.owner.offset + ownerCodec.size)),
-    };
+      target: Object.freeze(
+        addressAt(raw, target + T.addr.offset, raw.readUInt16LE(target + T.port.offset)),
+      ),
+      owner: owner && Object.freeze(owner),
+    });
+    raw.copy(last.raw);
+    last.said = said;
+    return said;
   }
 
   close(): void {
