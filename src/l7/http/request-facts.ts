@@ -43,6 +43,8 @@ function normalEscapes(path: string): string {
 
 /** Removes `.` and `..` segments (RFC 3986, 5.2.4); a `..` never climbs above the root. */
 function removeDots(path: string): string {
+  // a `.` or `..` segment starts with "/.": a path without one is its own result
+  if (path.startsWith("/") && !path.includes("/.")) return path;
   const out: string[] = [];
   const segments = path.split("/").slice(1);
   segments.forEach((segment, i) => {

@@ -106,7 +106,10 @@ export function makeTlsHandler(options: TlsHandlerOptions = {}): L7Handler {
       decision = settled(ctx, tls) ?? ctx.judge({ tls: { ...tls, pending: "no-match" } });
     }
     if (!decision.forward) return block(ctx, decision, tls, upstream);
-    upstream.write(fromClient.takeAll());
+    // what the client sent while the server's reply was read (mostly nothing: it waits for that
+    // reply); an empty write would cost a system call and send nothing
+    const held = fromClient.takeAll();
+    if (held.length > 0) upstream.write(held);
     ctx.client.write(fromServer.takeAll());
     const splice = await ctx.splice(ctx.client, upstream);
     ctx.report(decision, layer7Of(tls), { splice });

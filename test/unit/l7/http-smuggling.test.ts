@@ -137,6 +137,19 @@ test("an idle keep-alive connection is closed at the header timeout too", async 
   ]);
 });
 
+test("a request whose body outlasts the header timeout is relayed; the idle after it gets 408", async () => {
+  const logged = relay.logs.length;
+  const { text } = await raw(
+    ["POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n", "hi"],
+    500, // past the 300 ms header timeout: the clock is stopped while the request is on
+  );
+  assert.deepEqual(statusLines(text), [200, 408]);
+  assert.match(text, /"body":"hi"/);
+  assert.deepEqual(relay.logs.slice(logged), [
+    "http: no complete request head in time; closed with 408",
+  ]);
+});
+
 for (const [what, line, host] of [
   ["userinfo in an absolute-form target", "GET http://x@api.evil.example/ HTTP/1.1", "a"],
   ["userinfo naming another host", "GET http://api.evil.example:80@a/ HTTP/1.1", "a"],
