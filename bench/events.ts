@@ -8,7 +8,7 @@
 // Floor: the raw drain (a Datapath.subscribe callback that only counts). Then offered rates rise
 // until something is lost, then the highest lossless rate again for SUSTAIN_S (the bar asks for
 // 60 s; B6_SUSTAIN_S and B6_SUSTAIN_RATE set its length and rate; a minute that loses is tried
-// again a step lower, up to three minutes), then an overload (the
+// again a step below the rate reached, up to three minutes), then an overload (the
 // generator flat out). Every phase accounts for
 // each generated event exactly: delivered to the pipeline or counted lost in the ring (eventLost),
 // and for each sink delivered or dropped; the SSE client's count equals its sink's deliveries.
@@ -456,13 +456,14 @@ try {
   // the bar: the highest rate found lossless, offered again for a minute; a minute that loses
   // is tried again at the rising rates' steps below it (at most SUSTAIN_TRIES minutes in all)
   let rate = SUSTAIN_RATE || sustainRate || (RATES[0] ?? 25_000);
-  let sustained;
+  let sustained: Awaited<ReturnType<typeof phase>>;
   for (let tries = 1; ; tries++) {
     console.error(`sustained: ${rate} events/s offered for ${SUSTAIN_S} s`);
     sustained = await phase(`sustained ${SUSTAIN_S} s at ${rate / 1000}k/s`, rate, SUSTAIN_S);
     rows.push(sustained);
     if (!sustained.exact) throw new Error(`accounting is off: ${JSON.stringify(sustained)}`);
-    const lower = RATES.filter((r) => r < rate).at(-1);
+    // a step below what the generator reached, where it fell short of the rate asked
+    const lower = RATES.filter((r) => r < Math.min(rate, sustained.offered)).at(-1);
     if (sustained.lossless || SUSTAIN_RATE || tries === SUSTAIN_TRIES || lower === undefined) break;
     rate = lower;
   }
