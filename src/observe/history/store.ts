@@ -9,6 +9,7 @@ import type { MoatEvent } from "../../datapath/event.ts";
 import type { Notice } from "../notice.ts";
 import type { HistoryPage, HistoryQuery } from "./query.ts";
 import { SCHEMA_SQL } from "./schema.ts";
+import { newStorePageSize } from "./page-size.ts";
 import { whereClause } from "./where.ts";
 import {
   eventBlocks,
@@ -35,6 +36,9 @@ export interface HistorySearch {
   step(): boolean;
   page(): HistoryPage;
 }
+
+/** Bytes of log between two checkpoints (SQLite counts them in pages of the store's size). */
+const CHECKPOINT_LOG_BYTES = 64 << 20;
 
 /** Events one prune step deletes at most (pruneStep). */
 export const PRUNE_STEP_ROWS = 5000;
@@ -95,7 +99,7 @@ export class HistoryStore {
     this.maxBytes = options.maxBytes ?? 1 << 30;
     this.db = new Database(path === ":memory:" ? path : trustedPath(path));
     try {
-      this.prepareDb();
+      this.prepareDb(newStorePageSize(path));
       this.insertMany = this.db.transaction((blocks: readonly RowBlock[]) => {
         for (const block of blocks) this.insertBlock(block);
       });
@@ -120,14 +124,17 @@ export class HistoryStore {
   }
 
   /** The pragmas and the schema: what reads a damaged file first. */
-  private prepareDb(): void {
-    // auto_vacuum only takes effect before the first table exists; later opens keep it
+  private prepareDb(pageSize: number | null): void {
+    // page_size and auto_vacuum only take effect before the first table exists (and page_size
+    // before the log is in WAL mode); later opens keep them
+    if (pageSize !== null) this.db.pragma(`page_size = ${pageSize}`);
     this.db.pragma("auto_vacuum = INCREMENTAL");
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     // a checkpoint (and its fsyncs) every 64 MB of log, not every 4 MB: at 100k events/s the
     // history's thread waited on the disk and its queue overflowed
-    this.db.pragma("wal_autocheckpoint = 16000");
+    const size = this.db.pragma("page_size", { simple: true }) as number;
+    this.db.pragma(`wal_autocheckpoint = ${Math.ceil(CHECKPOINT_LOG_BYTES / size)}`);
     this.db.exec(SCHEMA_SQL);
   }
 
