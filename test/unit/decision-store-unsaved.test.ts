@@ -4,22 +4,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DecisionStore } from "../../src/daemon/decision-store.ts";
+import { smallDisk } from "../helpers/small-disk.ts";
 
 const NOT_SAVED =
   /could not save the decisions to \S+decisions\.json: ENOSPC \(no space left on device\)/;
 
 test("a change the decisions file cannot take is refused and not made", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), `moat-store-full-${process.pid}-`));
-  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir]);
-  t.after(() => {
-    if (mounted.status === 0) spawnSync("umount", [dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  assert.equal(mounted.status, 0, "a tmpfs is mounted");
+  const { dir } = smallDisk(t, "64k", "moat-store-full");
   const path = join(dir, "decisions.json");
   const clock = { ms: Date.parse("2026-01-01T00:00:00Z") };
   const logs: string[] = [];

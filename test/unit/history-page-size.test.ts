@@ -4,13 +4,13 @@
 // with.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { HistoryStore } from "../../src/observe/history/store.ts";
 import { fakeEvent } from "../helpers/events.ts";
+import { smallDisk } from "../helpers/small-disk.ts";
 
 function pageSizeOf(path: string): number {
   const db = new Database(path, { readonly: true });
@@ -38,13 +38,7 @@ test("a new store on a disk with room has 16 KiB pages, and keeps them", (t) => 
 });
 
 test("a new store on a small disk has SQLite's 4 KiB pages", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), `moat-history-pages-${process.pid}-`));
-  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", dir]);
-  t.after(() => {
-    if (mounted.status === 0) spawnSync("umount", [dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  assert.equal(mounted.status, 0, "a tmpfs is mounted");
+  const { dir } = smallDisk(t, "8m", "moat-history-pages");
   const path = join(dir, "history.db");
   madeAndClosed(path);
   assert.equal(pageSizeOf(path), 4096);

@@ -5,8 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { HistoryWorker } from "../../src/observe/history/remote.ts";
@@ -15,28 +14,10 @@ import { fakeEvent } from "../helpers/events.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
 import { until } from "../helpers/until.ts";
-
-/**
- * A directory of this run's own, a small tmpfs when `size` is given. `close` runs first (what
- * has files open there), then it is unmounted and removed, whatever the test's outcome.
- */
-function scratch(t: { after: (fn: () => Promise<void>) => void }, size?: string) {
-  const dir = mkdtempSync(join(tmpdir(), `moat-history-reopen-${process.pid}-`));
-  const closers: (() => Promise<void> | void)[] = [];
-  const mounted = size
-    ? spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir])
-    : null;
-  t.after(async () => {
-    for (const close of closers.reverse()) await close();
-    if (mounted?.status === 0) spawnSync("umount", [dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  if (mounted) assert.equal(mounted.status, 0, "a tmpfs is mounted");
-  return { dir, closing: (fn: () => Promise<void> | void) => void closers.push(fn) };
-}
+import { smallDisk } from "../helpers/small-disk.ts";
 
 test("a history that could not open on a full disk opens once there is room; meanwhile queries answer 503", async (t) => {
-  const { dir, closing } = scratch(t, "256k");
+  const { dir, closing } = smallDisk(t, "256k", "moat-history-reopen");
   spawnSync("dd", ["if=/dev/zero", `of=${join(dir, "fill")}`, "bs=4k"]);
   const history = new HistoryWorker(join(dir, "history.db"), { reopenMs: 200 });
   closing(() => history.close());
@@ -87,7 +68,7 @@ test("a history that could not open on a full disk opens once there is room; mea
 });
 
 test("a history file removed while open is replaced by a new store at its path, which keeps later events", async (t) => {
-  const { dir, closing } = scratch(t);
+  const { dir, closing } = smallDisk(t, undefined, "moat-history-reopen");
   const path = join(dir, "history.db");
   const history = new HistoryWorker(path, { checkMs: 100 });
   closing(() => history.close());

@@ -4,8 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { auditSink } from "../../src/observe/audit-sink.ts";
@@ -16,23 +15,7 @@ import { formatStatus, type StatusJson } from "../../src/cli/commands/status.ts"
 import { fakeEvent } from "../helpers/events.ts";
 import { testControl } from "../helpers/api-control.ts";
 import { http } from "../helpers/api-client.ts";
-
-/**
- * A small tmpfs of this run's own. `close` runs first (what has files open there), then it is
- * unmounted and removed, whatever the test's outcome.
- */
-function smallDisk(t: { after: (fn: () => Promise<void>) => void }) {
-  const dir = mkdtempSync(join(tmpdir(), `moat-sink-full-${process.pid}-`));
-  const closers: (() => Promise<void> | void)[] = [];
-  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", dir]);
-  t.after(async () => {
-    for (const close of closers.reverse()) await close();
-    if (mounted.status === 0) spawnSync("umount", [dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  assert.equal(mounted.status, 0, "a tmpfs is mounted");
-  return { dir, closing: (fn: () => Promise<void> | void) => void closers.push(fn) };
-}
+import { smallDisk } from "../helpers/small-disk.ts";
 
 /** A port scan's events: one kind each (a port apiece), so the audit log writes every one. */
 const events = (n: number, tag: string) =>
@@ -46,7 +29,7 @@ const events = (n: number, tag: string) =>
   );
 
 test("sink writes failing on a full disk are logged with their reason once, lost events counted, recovery said", async (t) => {
-  const { dir, closing } = smallDisk(t);
+  const { dir, closing } = smallDisk(t, "256k", "moat-sink-full");
   const logs: string[] = [];
   const log = (line: string) => void logs.push(line);
   const pipeline = new EventPipeline({ log });
