@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { JetStreamManager, KV } from "nats";
+import type { JetStreamManager, KV, NatsConnection } from "nats";
 import type { FleetStatus } from "../../src/fleet/index.ts";
 import { startNatsCluster, type NatsCluster } from "./nats-cluster.ts";
 import { until } from "./until.ts";
@@ -35,13 +35,21 @@ export async function startPolicyBucket(
   reportMs: number,
 ): Promise<PolicyBucket> {
   const dir = mkdtempSync(join(tmpdir(), `moat-fleet-${tag}-`));
-  const cluster = await startNatsCluster({ hosts: [HOST], bucket: BUCKET, subject: "moat.events" });
-  const admin = await cluster.connectAdmin();
-  t.after(async () => {
-    await admin.close();
-    await cluster.close();
+  let cluster: NatsCluster | undefined;
+  let admin: NatsConnection | undefined;
+  const close = async () => {
+    await admin?.close();
+    await cluster?.close();
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  try {
+    cluster = await startNatsCluster({ hosts: [HOST], bucket: BUCKET, subject: "moat.events" });
+    admin = await cluster.connectAdmin();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  t.after(close);
   const kv = await admin.jetstream().views.kv(BUCKET, { replicas: 3, history: 5 });
   const reportOn = (revision: number) =>
     until(

@@ -94,6 +94,7 @@ export async function startNatsCluster(o: ClusterOptions): Promise<NatsCluster> 
     ),
   ];
   const procs: (ChildProcess | undefined)[] = [];
+  const logs: (() => string)[] = [];
   const killPid = async (p: ChildProcess | undefined) => {
     if (!p || p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
     const exited = new Promise((r) => p.once("exit", r));
@@ -134,16 +135,23 @@ authorization { users = [
 ] }
 `,
       );
-      procs.push(
-        spawn(NATS_SERVER, ["-c", conf], {
-          stdio: ["ignore", "ignore", process.env.NATS_LOG ? "inherit" : "ignore"],
-        }),
-      );
+      const p = spawn(NATS_SERVER, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+      procs.push(p);
+      // its last log lines, to say why it ended if it does before listening
+      let tail = "";
+      p.stderr.on("data", (chunk: Buffer) => {
+        if (process.env.NATS_LOG) process.stderr.write(chunk);
+        tail = (tail + chunk.toString()).slice(-600);
+      });
+      logs.push(() => tail);
     }
     const end = Date.now() + 20_000;
-    for (const port of clientPorts)
+    for (const [i, port] of clientPorts.entries())
       while (!(await accepts(port, clientHost))) {
-        if (Date.now() > end) throw new Error("nats-server did not listen");
+        const p = procs[i]!;
+        if (p.exitCode !== null || p.signalCode !== null)
+          throw new Error(`nats-server n${i} ended before listening:\n${logs[i]!()}`);
+        if (Date.now() > end) throw new Error(`nats-server n${i} did not listen:\n${logs[i]!()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
   } catch (err) {
