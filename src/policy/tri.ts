@@ -20,10 +20,13 @@ export const maybe = (...needs: string[]): Outcome => ({ result: "maybe", becaus
 export function all(parts: Outcome[]): Outcome {
   if (parts.some((p) => p.result === "no")) return no();
   const unknown = parts.filter((p) => p.result === "maybe");
-  const because = parts.flatMap((p) => p.because);
+  // a loop, not flatMap and a spread: every rule that may match, and each of its sections, comes
+  // here, and those two were a third of the time of a judgement a rule decides
+  const because: string[] = [];
+  for (const p of parts) for (const b of p.because) because.push(b);
   if (unknown.length > 0)
     return { result: "maybe", because, needs: [...new Set(unknown.flatMap((p) => p.needs))] };
-  return yes(...because);
+  return { result: "yes", because, needs: [] };
 }
 
 /** Some part must match: the first "yes" wins, else any "maybe" is maybe. */
