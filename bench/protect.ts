@@ -1,30 +1,42 @@
 // B12 (docs/performance.md): what each protective function costs a packet, over the same program
-// and policy without it, measured in the same run. BPF_PROG_TEST_RUN with repeat = 1e5, the
-// program's bench knobs rotating the source over 4096 addresses (bpf/include/bench.h): NEW runs
-// make every run a new connection (a SYN judged by the policy), ESTABLISHED runs find the
-// connection tracked. A round measures the baseline and every variant back to back, so a busy
-// machine slows them alike; the figures are medians over the rounds of (variant - baseline).
+// and policy without it, measured in the same run. BPF_PROG_TEST_RUN, the program's bench knobs
+// rotating the source over 4096 addresses (bpf/include/bench.h): NEW runs make every run a new
+// connection (a SYN judged by the policy, into a connection table kept full: each one evicts
+// another), ESTABLISHED runs find the connection tracked.
+// The baseline and the variant are loaded side by side, in two copies of the datapath (a
+// connection table each), so their test runs alternate tightly (a pair of runs of 2e4 packets,
+// the one run first alternating pair by pair) without a policy swap between them: a busy machine
+// slows both runs of a pair alike. A round is B12_PAIRS such pairs (default 10); the two copies
+// swap policies every round (each copy's own memory layout costs its NEW runs up to ~40 ns
+// either way, whichever policy it runs), and a row's figure is the mean of the two
+// assignments' medians of (variant - baseline) over their pairs. Run it pinned to one cpu
+// (`taskset -c 1`) on a machine with other work.
 // The ids rows send a SYN with 64 bytes of payload (to the baseline too): NEW is a flow's first
-// bytes copied (1 in `sample` flows), ESTABLISHED a flow past them; the ids ring is drained
-// before each run, and fills after ~10k copies of a NEW run (a copy that finds it full costs a
-// check of its room); the "every copy sent" row's NEW runs are short enough that none does.
+// packet judged for its copies (1 in `sample` flows; a SYN's payload is not copied: its stream
+// starts after it), ESTABLISHED a flow past them; the ids rings are drained before each run.
 //
 //   node bench/protect.ts            writes bench/results/protect.json
 //   B12_ONLY=ids node bench/protect.ts   the variants whose name starts with "ids" only
+//   B12_ROUNDS=N (even; default 8), B12_PAIRS=N   rounds, pairs of runs a round
 import { cpus, release } from "node:os";
 import { Datapath } from "../src/datapath/datapath.ts";
 import { compile } from "../src/policy/compile/compile.ts";
 import { parsePolicy } from "../src/config/index.ts";
 import type { BpfProgram } from "../src/datapath/native.d.ts";
 import { packet, type PacketSpec } from "../test/helpers/packets.ts";
-import { benchDatapaths, testRunNs } from "./test-runs.ts";
+import { benchDatapaths, testRunNs, type BenchDatapaths } from "./test-runs.ts";
 import { writeResult } from "./results.ts";
 
 const KEYS = 4096;
-const REPEAT = 100_000;
-/** NEW runs of the ids row whose copies all fit in the ring. */
+/** Packets of each measured test run. */
+const REPEAT = 20_000;
+/** Packets that fill a fresh connection table (65,536 entries) before any NEW run is measured. */
+const FILL = 100_000;
+/** NEW runs of the "every copy sent" row. */
 const IDS_ROOM_REPEAT = 8192;
-const ROUNDS = Number(process.env.B12_ROUNDS ?? 7);
+/** Rounds: each half with the baseline in one copy of the datapath, half in the other. */
+const ROUNDS = Math.max(2, Number(process.env.B12_ROUNDS ?? 8));
+const PAIRS = Math.max(1, Number(process.env.B12_PAIRS ?? 10));
 const LOCAL = "10.0.0.1";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -74,8 +86,8 @@ const VARIANTS: Variant[] = [
   { name: "scrub.random_ip_id", hook: "tc", text: policy("", "scrub: { random_ip_id: true }") },
   { name: "ids sampling (1 in 8 flows)", hook: "xdp", text: policy("", IDS(8)), payload: 64 },
   { name: "ids (every flow)", hook: "xdp", text: policy("", IDS(1)), payload: 64 },
-  // a run short enough that every copy goes into the ring (2 MiB: ~10k records of 64 bytes);
-  // in the rows above most NEW packets find it full, as in a flood the daemon does not keep up with
+  // NEW runs as short as those in which every copy went into the ring (2 MiB: ~10k records of
+  // 64 bytes)
   {
     name: "ids (every flow, every copy sent)",
     hook: "xdp",
@@ -108,67 +120,103 @@ const probe = (hook: "xdp" | "tc", payload = 0): Buffer => {
 
 const program = (dp: Datapath, hook: "xdp" | "tc"): BpfProgram => (hook === "xdp" ? dp.xdp : dp.tc);
 
-/** ns per packet of one repeat = 1e5 test run. */
+/** ns per packet of one test run of `repeat` packets. */
 const run = (dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): number =>
   testRunNs(program(dp, hook), data, repeat);
 
-const bench = benchDatapaths(KEYS);
-const { fresh, tracked } = bench;
+// two copies of the datapath: the baseline in one, the variant in the other
+const sides: BenchDatapaths[] = [benchDatapaths(KEYS), benchDatapaths(KEYS)];
 // the ids copies, read away before each run so a full ring does not change what is measured
-const idsRings = [fresh.subscribeIds(() => {}), tracked.subscribeIds(() => {})];
+const idsRings = sides.flatMap((s) => [
+  s.fresh.subscribeIds(() => {}),
+  s.tracked.subscribeIds(() => {}),
+]);
 const drain = () => {
   for (const r of idsRings) r.drain();
 };
 
-/** One measurement of `text` on `hook`: NEW and ESTABLISHED ns per packet. */
-function measure(
-  text: string,
+/** the copies whose NEW connection table is full */
+const filled = new Set<BenchDatapaths>();
+
+/** `image` in both datapaths of `side`; its tracked connections of every rotated source made,
+ * past their first bytes (and packets); its NEW table full before its first measured run. */
+function load(
+  side: BenchDatapaths,
+  image: ReturnType<typeof compile>,
   hook: "xdp" | "tc",
-  payload = 0,
-  freshRepeat = REPEAT,
-): { fresh: number; established: number } {
-  const image = compile(parsePolicy(text, "bench.yaml"));
-  fresh.apply({ packet: image });
-  tracked.apply({ packet: image });
-  tracked.clearConntrack();
-  const data = probe(hook, payload);
-  // the connections of every rotated source exist, past their first bytes (and packets)
+  data: Buffer,
+): void {
+  side.fresh.apply({ packet: image });
+  side.tracked.apply({ packet: image });
+  side.tracked.clearConntrack();
   for (let i = 0; i < 40; i++) {
-    run(tracked, hook, data, KEYS);
+    run(side.tracked, hook, data, KEYS);
     drain();
   }
+  if (!filled.has(side)) run(side.fresh, hook, data, FILL);
+  filled.add(side);
   drain();
-  const f = run(fresh, hook, data, freshRepeat);
+}
+
+/** ns per packet of a NEW run and an ESTABLISHED run of `side`, the ring drained before each. */
+function measure(side: BenchDatapaths, hook: "xdp" | "tc", data: Buffer, freshRepeat: number) {
   drain();
-  return { fresh: f, established: run(tracked, hook, data) };
+  const f = run(side.fresh, hook, data, freshRepeat);
+  drain();
+  return { fresh: f, established: run(side.tracked, hook, data) };
+}
+
+interface Deltas {
+  fresh: number[];
+  established: number[];
 }
 
 try {
-  const deltas = new Map<string, { fresh: number[]; established: number[] }>();
-  const baselines: Record<string, { fresh: number[]; established: number[] }> = {
+  const baseImage = compile(parsePolicy(BASELINE, "bench.yaml"));
+  const results = new Map<string, { fresh: number; established: number }>();
+  const baselines: Record<string, Deltas> = {
     xdp: { fresh: [], established: [] },
     tc: { fresh: [], established: [] },
   };
-  for (let round = 0; round < ROUNDS; round++) {
-    console.error(`round ${round + 1} of ${ROUNDS}`);
-    for (const v of MEASURED) {
-      const base = measure(BASELINE, v.hook, v.payload, v.freshRepeat);
-      const with_ = measure(v.text, v.hook, v.payload, v.freshRepeat);
-      const d = deltas.get(v.name) ?? { fresh: [], established: [] };
-      d.fresh.push(with_.fresh - base.fresh);
-      d.established.push(with_.established - base.established);
-      deltas.set(v.name, d);
-      baselines[v.hook]?.fresh.push(base.fresh);
-      baselines[v.hook]?.established.push(base.established);
+  for (const v of MEASURED) {
+    console.error(v.name);
+    const image = compile(parsePolicy(v.text, "bench.yaml"));
+    const data = probe(v.hook, v.payload);
+    const freshRepeat = v.freshRepeat ?? REPEAT;
+    // by the copy the baseline runs in
+    const deltas: Deltas[] = [0, 1].map(() => ({ fresh: [], established: [] }));
+    for (let round = 0; round < ROUNDS; round++) {
+      const b = round % 2;
+      const baseSide = sides[b] as BenchDatapaths;
+      const variantSide = sides[1 - b] as BenchDatapaths;
+      load(baseSide, baseImage, v.hook, data);
+      load(variantSide, image, v.hook, data);
+      const d = deltas[b] as Deltas;
+      for (let pair = 0; pair < PAIRS; pair++) {
+        const baseFirst = pair % 2 === 0;
+        const first = measure(baseFirst ? baseSide : variantSide, v.hook, data, freshRepeat);
+        const second = measure(baseFirst ? variantSide : baseSide, v.hook, data, freshRepeat);
+        const base = baseFirst ? first : second;
+        const with_ = baseFirst ? second : first;
+        d.fresh.push(with_.fresh - base.fresh);
+        d.established.push(with_.established - base.established);
+        baselines[v.hook]?.fresh.push(base.fresh);
+        baselines[v.hook]?.established.push(base.established);
+      }
     }
+    const [d0, d1] = deltas as [Deltas, Deltas];
+    results.set(v.name, {
+      fresh: (median(d0.fresh) + median(d1.fresh)) / 2,
+      established: (median(d0.established) + median(d1.established)) / 2,
+    });
   }
   const rows = MEASURED.map((v) => {
-    const d = deltas.get(v.name) ?? { fresh: [], established: [] };
+    const r = results.get(v.name) ?? { fresh: 0, established: 0 };
     return {
       function: v.name,
       hook: v.hook === "xdp" ? "XDP ingress" : "TC egress",
-      "NEW + ns": Math.round(median(d.fresh) * 10) / 10,
-      "ESTABLISHED + ns": Math.round(median(d.established) * 10) / 10,
+      "NEW + ns": Math.round(r.fresh * 10) / 10,
+      "ESTABLISHED + ns": Math.round(r.established * 10) / 10,
     };
   });
   const floor = (h: string) => ({
@@ -183,12 +231,12 @@ try {
   const worst = Math.max(...rows.map((r) => Math.max(r["NEW + ns"], r["ESTABLISHED + ns"])));
   console.log(`B12: the costliest function adds ${worst} ns a packet (bar <= 30 ns each)`);
   writeResult("protect", {
-    method: `BPF_PROG_TEST_RUN repeat ${REPEAT}, bench_keys ${KEYS} rotating sources, ${ROUNDS} rounds, each variant against the same policy without it, back to back; medians of the differences`,
+    method: `BPF_PROG_TEST_RUN, bench_keys ${KEYS} rotating sources; baseline and variant in two copies of the datapath, runs of ${REPEAT} packets alternated in pairs, ${PAIRS} pairs a round, ${ROUNDS} rounds with the copies swapping policies; the mean of the two assignments' medians of the differences`,
     kernel: release(),
     cpus: cpus().length,
     baselines: { xdp: floor("xdp"), tc: floor("tc") },
     rows,
   });
 } finally {
-  bench.stop();
+  for (const side of sides) side.stop();
 }

@@ -10,8 +10,9 @@
  * then the real one: the daemon compares; the same copy twice in a row is sent once: a
  * retransmission to a lossy receiver), with the byte an urgent pointer takes out of the stream;
  * what cannot be copied loses the direction, and the daemon is told. A flow past its first
- * bytes has MOAT_CT_IDS_DONE and costs one flag test; without signatures nothing is looked up past
- * the payload length. A full ring loses the copy (counted, and the direction), never the packet. */
+ * bytes, or left out by the sample, has MOAT_CT_IDS_DONE and costs one flag test; without
+ * signatures nothing is looked up past the payload length. A full ring loses the copy (counted,
+ * and the direction), never the packet. */
 #ifndef MOAT_IDS_H
 #define MOAT_IDS_H
 
@@ -52,7 +53,7 @@ static __always_inline __u32 ids_payload(const struct pkt *p, __u32 frame_len, _
 }
 
 /* 1 in `sample` flows, by a hash of the flow's addresses and ports that is the same both ways
- * (known before any lookup, so a flow left out costs a few instructions a packet) */
+ * (a flow left out is marked past its copies at its first packet: one flag test after it) */
 static __always_inline int ids_sampled(const struct tuple *t, __u32 sample)
 {
 	if (sample <= 1)
@@ -84,6 +85,9 @@ enum {
 
 /* moat_ids_take's answer for a packet of a flow it does not read */
 #define IDS_UNREAD (-2)
+
+/* moat_ids_take's and moat_ids_note's `at`: the packet is its connection's first */
+#define IDS_AT_FIRST (1ull << 34)
 
 /* moat_ids_take's answer for a copy over bytes already copied: its place, with this bit */
 #define IDS_PLACE_AGAIN (1 << 16)
@@ -335,11 +339,11 @@ static __always_inline void ids_tcp_bare(const struct pkt *p, struct moat_ids_fl
  * one about to go in): the payload's offset and length into p->ids_off and p->ids_len, its place
  * in the direction's bytes returned (-1: nothing to copy; IDS_UNREAD: the flow is not read),
  * the flow's progress in ct->ids.
- * at: the frame's length, the live slot (bit 32) and whether the packet's sender is the flow's
- * responder (bit 33), packed (a global function takes at most 5 arguments). A global function,
- * verified once; called from the judge, its frame counts in the judge's call chain (keep it
- * small: that chain is near the 512-byte limit; moat_ids_note, which builds the record, is
- * called after it, not from it). */
+ * at: the frame's length, the live slot (bit 32), whether the packet's sender is the flow's
+ * responder (bit 33) and whether it is its connection's first (IDS_AT_FIRST), packed (a global
+ * function takes at most 5 arguments). A global function, verified once; called from the judge, its
+ * frame counts in the judge's call chain (keep it small: that chain is near the 512-byte limit;
+ * moat_ids_note, which builds the record, is called after it, not from it). */
 __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_from *from,
 			     __u64 at)
 {
@@ -352,10 +356,16 @@ __noinline int moat_ids_take(struct pkt *p, struct moat_ct *ct, const struct ev_
 		return IDS_UNREAD;
 	int tcp = p->t.proto == IPPROTO_TCP;
 	__u32 len = ids_payload(p, (__u32)at, &p->ids_off);
-	/* a tcp packet without payload may still place the stream (SYN, ACK, URG) */
-	if ((!len && !tcp) || !ids_sampled(&p->t, cfg->sample))
-		return IDS_UNREAD;
 	if ((ct->flags & MOAT_CT_IDS_DONE) || !ct->id)
+		return IDS_UNREAD;
+	/* a flow the sample leaves out, or of a protocol never read, is past its copies from its
+	 * first packet: its later packets cost the judge one flag test (its quiet path) */
+	if ((!tcp && p->t.proto != IPPROTO_UDP) || !ids_sampled(&p->t, cfg->sample)) {
+		ids_done(ct);
+		return IDS_UNREAD;
+	}
+	/* a tcp packet without payload may still place the stream (SYN, ACK, URG) */
+	if (!len && !tcp)
 		return IDS_UNREAD;
 	struct moat_ids_flow *f = &ct->ids;
 	/* read only if seen from its start */
@@ -426,6 +436,11 @@ __noinline int moat_ids_note(struct pkt *p, struct moat_ct *ct, const struct ev_
 	int d = (at >> 33) & 1;
 	if (place == IDS_UNREAD)
 		return 0;
+	/* a new connection's first packet has nothing to settle: it acknowledges nothing copied (a
+	 * tcp one read is a SYN without ACK), has lost nothing to tell, and leaves a direction of
+	 * the flow still to copy */
+	if (place < 0 && (at & IDS_AT_FIRST))
+		return 0;
 	ids_settle(p, ct, from, d, (at >> 32) & 1);
 	if (place < 0 || !p->ids_len)
 		return 0;
@@ -465,6 +480,17 @@ static __always_inline void ids_take(struct pkt *p, struct moat_ct *ct, const st
 				     __u32 frame_len, __u32 slot, int from_responder)
 {
 	__u64 at = frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33;
+
+	moat_ids_note(p, ct, from, at, moat_ids_take(p, ct, from, at));
+}
+
+/* ids_take for a new connection's first packet (IDS_AT_FIRST) */
+static __always_inline void ids_take_first(struct pkt *p, struct moat_ct *ct,
+					   const struct ev_from *from, __u32 frame_len, __u32 slot,
+					   int from_responder)
+{
+	__u64 at =
+	    frame_len | (__u64)(slot & 1) << 32 | (__u64)(from_responder & 1) << 33 | IDS_AT_FIRST;
 
 	moat_ids_note(p, ct, from, at, moat_ids_take(p, ct, from, at));
 }

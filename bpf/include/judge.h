@@ -425,8 +425,8 @@ static __always_inline int judge_new(struct judge_ctx *j, const struct pkt *p,
 		/* the flow's first bytes for the ids signatures (ids.h), noted in the entry before
 		 * it goes in: copied if the packet passes */
 		if (j->m->ids && ct->verdict != MOAT_EV_BLOCKED)
-			ids_take((struct pkt *)p, ct, &j->h->from, j->len, j->slot,
-				 src_side != ct->initiator);
+			ids_take_first((struct pkt *)p, ct, &j->h->from, j->len, j->slot,
+				       src_side != ct->initiator);
 		if (bpf_map_update_elem(&conntrack, k, ct, BPF_ANY)) {
 			tally(j, MOAT_CNT_CT_FULL);
 			ct->id = 0;
