@@ -348,6 +348,19 @@ struct {
 	__type(value, struct tick_time);
 } tick_cache SEC(".maps");
 
+/* the state of this cpu's generator of ipv4 ids (scrub.h, scrub_ip_id); 0 until its first use */
+struct ip_id_state {
+	__u64 next;
+};
+
+/* key: 0; value: this cpu's struct ip_id_state */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ip_id_state);
+} ip_id_rng SEC(".maps");
+
 /* key: enum moat_hook & 7; value: a connection record being built (per cpu: a packet hook
  * never interrupts itself on one cpu); written by the packet programs and, for their events,
  * the socket hooks and the post-route check. Those run in process context: a kernel with full

@@ -30,6 +30,25 @@ static __always_inline int tcp_flags_invalid(__u8 f)
 	return (f & (TCP_FIN | TCP_PSH | TCP_URG | TCP_ACK)) == (TCP_FIN | TCP_PSH | TCP_URG);
 }
 
+/* A random ipv4 id: the top 16 bits of the next value of this cpu's splitmix64 generator (a
+ * counter stepped by the golden ratio, each step mixed by two multiplies), seeded from the
+ * kernel's random helper at its first use on the cpu: no helper call a packet. Like the helper
+ * (the kernel's per-cpu prandom state) it is not a cryptographic generator. */
+static __always_inline __u16 scrub_ip_id(void)
+{
+	__u32 zero = 0;
+	struct ip_id_state *s = bpf_map_lookup_elem(&ip_id_rng, &zero);
+
+	if (!s)
+		return bpf_get_prandom_u32();
+	if (!s->next)
+		s->next = (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32() | 1;
+	__u64 z = s->next += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (__u16)((z ^ (z >> 31)) >> 48);
+}
+
 /* the packet's invalid flags, reported: one event a second per cpu, with the packets since the
  * previous one. A global function: verified once */
 __noinline int scrub_report(const struct pkt *p, const struct ev_from *from, __u8 prevent,
@@ -129,7 +148,7 @@ static __always_inline int ip_scrub(void *data, void *end, const struct pkt *p,
 	/* not a fragment: a fragment's id is what reassembly joins it by */
 	if (leaving && (c->flags & MOAT_SCRUB_RANDOM_IP_ID) && !(frag & (IP_MF | IP_OFFSET))) {
 		__u16 from = bpf_ntohs(ip->id);
-		__u16 to = bpf_get_prandom_u32();
+		__u16 to = scrub_ip_id();
 		ip->id = bpf_htons(to);
 		sum = csum_step(sum, from, to);
 		count_in(cnt, MOAT_CNT_IP_ID_RANDOMISED, 0);
