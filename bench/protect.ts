@@ -14,6 +14,13 @@
 // The ids rows send a SYN with 64 bytes of payload (to the baseline too): NEW is a flow's first
 // packet judged for its copies (1 in `sample` flows; a SYN's payload is not copied: its stream
 // starts after it), ESTABLISHED a flow past them; the ids rings are drained before each run.
+// The "first data" rows measure the copy itself: each run of a pair, in the tracked copy, clears
+// its connection table, sends every rotated source a SYN (unmeasured: it places the stream at
+// ISN+1), drains the ids ring, then measures a run of the ACK that carries each flow's first
+// data bytes (the run's packets are consecutive sources, at most bench_keys of them: each a
+// flow's first data packet, copied whole into the ring under ids); the baseline gets the same
+// SYNs and data packets. The ring (2 MiB) holds every record of such a run, so none is lost;
+// the bench stops unless each variant run sent one record a packet and each baseline run none.
 //
 //   node bench/protect.ts            writes bench/results/protect.json
 //   B12_ONLY=ids node bench/protect.ts   the variants whose name starts with "ids" only
@@ -63,6 +70,9 @@ interface Variant {
   payload?: number;
   /** NEW runs of this many packets (its baseline's too; default REPEAT). */
   freshRepeat?: number;
+  /** A "first data" row: the measured run's packets (<= KEYS), each a flow's first data
+   * packet of `payload` bytes, after the flow's SYN (no NEW or ESTABLISHED figures). */
+  firstData?: number;
 }
 
 const IDS = (sample: number) => `ids:
@@ -95,6 +105,22 @@ const VARIANTS: Variant[] = [
     payload: 64,
     freshRepeat: IDS_ROOM_REPEAT,
   },
+  // the copy: records of 128 + 64 bytes (+ 8), 4096 of them in a run
+  {
+    name: "ids first data (64 bytes copied)",
+    hook: "xdp",
+    text: policy("", IDS(1)),
+    payload: 64,
+    firstData: KEYS,
+  },
+  // the default `bytes` (512) in one packet: 2048 records of 648 bytes (+ 8) in a run
+  {
+    name: "ids first data (512 bytes copied)",
+    hook: "xdp",
+    text: policy("", IDS(1)),
+    payload: 512,
+    firstData: KEYS / 2,
+  },
 ];
 const BASELINE = policy("");
 /** B12_ONLY=ids: the variants whose name starts so (default: all). */
@@ -118,6 +144,31 @@ const probe = (hook: "xdp" | "tc", payload = 0): Buffer => {
   return packet(spec);
 };
 
+/** A flow's SYN (ISN 1000) and its first data packet (at ISN+1, acking the SYN-ACK). */
+const SYN_SEQ = 1000;
+const flowSyn = (): Buffer =>
+  packet({
+    src: "192.0.2.1",
+    dst: LOCAL,
+    proto: "tcp",
+    sport: 1000,
+    dport: 80,
+    flags: "S",
+    seq: SYN_SEQ,
+  });
+const firstData = (payload: number): Buffer =>
+  packet({
+    src: "192.0.2.1",
+    dst: LOCAL,
+    proto: "tcp",
+    sport: 1000,
+    dport: 80,
+    flags: "PA",
+    seq: SYN_SEQ + 1,
+    ack: 5001,
+    payload,
+  });
+
 const program = (dp: Datapath, hook: "xdp" | "tc"): BpfProgram => (hook === "xdp" ? dp.xdp : dp.tc);
 
 /** ns per packet of one test run of `repeat` packets. */
@@ -127,9 +178,10 @@ const run = (dp: Datapath, hook: "xdp" | "tc", data: Buffer, repeat = REPEAT): n
 // two copies of the datapath: the baseline in one, the variant in the other
 const sides: BenchDatapaths[] = [benchDatapaths(KEYS), benchDatapaths(KEYS)];
 // the ids copies, read away before each run so a full ring does not change what is measured
+let idsRecords = 0;
 const idsRings = sides.flatMap((s) => [
-  s.fresh.subscribeIds(() => {}),
-  s.tracked.subscribeIds(() => {}),
+  s.fresh.subscribeIds(() => idsRecords++),
+  s.tracked.subscribeIds(() => idsRecords++),
 ]);
 const drain = () => {
   for (const r of idsRings) r.drain();
@@ -163,28 +215,45 @@ function measure(side: BenchDatapaths, hook: "xdp" | "tc", data: Buffer, freshRe
   drain();
   const f = run(side.fresh, hook, data, freshRepeat);
   drain();
-  return { fresh: f, established: run(side.tracked, hook, data) };
+  return { fresh: f, established: run(side.tracked, hook, data), first: 0, copies: 0 };
+}
+
+/** ns per packet of a run of `repeat` flows' first data packets in `side`'s tracked copy: its
+ * table cleared, every rotated source's SYN sent (unmeasured), the ring drained before each;
+ * and the records the run sent to the ids ring. */
+function measureFirstData(side: BenchDatapaths, syn: Buffer, data: Buffer, repeat: number) {
+  side.tracked.clearConntrack();
+  run(side.tracked, "xdp", syn, KEYS);
+  drain();
+  const before = idsRecords;
+  const first = run(side.tracked, "xdp", data, repeat);
+  drain();
+  return { fresh: 0, established: 0, first, copies: idsRecords - before };
 }
 
 interface Deltas {
   fresh: number[];
   established: number[];
+  first: number[];
 }
 
 try {
   const baseImage = compile(parsePolicy(BASELINE, "bench.yaml"));
-  const results = new Map<string, { fresh: number; established: number }>();
-  const baselines: Record<string, Deltas> = {
-    xdp: { fresh: [], established: [] },
-    tc: { fresh: [], established: [] },
-  };
+  const results = new Map<string, { fresh: number; established: number; first: number }>();
+  const noDeltas = (): Deltas => ({ fresh: [], established: [], first: [] });
+  const baselines: Record<string, Deltas> = { xdp: noDeltas(), tc: noDeltas() };
   for (const v of MEASURED) {
     console.error(v.name);
     const image = compile(parsePolicy(v.text, "bench.yaml"));
-    const data = probe(v.hook, v.payload);
+    const data = v.firstData ? flowSyn() : probe(v.hook, v.payload);
+    const dataFirst = firstData(v.payload ?? 0);
     const freshRepeat = v.freshRepeat ?? REPEAT;
+    const measureOf = (side: BenchDatapaths) =>
+      v.firstData
+        ? measureFirstData(side, data, dataFirst, v.firstData)
+        : measure(side, v.hook, data, freshRepeat);
     // by the copy the baseline runs in
-    const deltas: Deltas[] = [0, 1].map(() => ({ fresh: [], established: [] }));
+    const deltas: Deltas[] = [0, 1].map(noDeltas);
     for (let round = 0; round < ROUNDS; round++) {
       const b = round % 2;
       const baseSide = sides[b] as BenchDatapaths;
@@ -194,44 +263,64 @@ try {
       const d = deltas[b] as Deltas;
       for (let pair = 0; pair < PAIRS; pair++) {
         const baseFirst = pair % 2 === 0;
-        const first = measure(baseFirst ? baseSide : variantSide, v.hook, data, freshRepeat);
-        const second = measure(baseFirst ? variantSide : baseSide, v.hook, data, freshRepeat);
+        const first = measureOf(baseFirst ? baseSide : variantSide);
+        const second = measureOf(baseFirst ? variantSide : baseSide);
         const base = baseFirst ? first : second;
         const with_ = baseFirst ? second : first;
+        // every measured packet copied under ids, none without
+        if (v.firstData && (with_.copies !== v.firstData || base.copies !== 0))
+          throw new Error(
+            `${v.name}: ${with_.copies} and ${base.copies} records, not ${v.firstData}`,
+          );
         d.fresh.push(with_.fresh - base.fresh);
         d.established.push(with_.established - base.established);
-        baselines[v.hook]?.fresh.push(base.fresh);
-        baselines[v.hook]?.established.push(base.established);
+        d.first.push(with_.first - base.first);
+        const floors = baselines[v.hook] as Deltas;
+        if (v.firstData) floors.first.push(base.first);
+        else {
+          floors.fresh.push(base.fresh);
+          floors.established.push(base.established);
+        }
       }
     }
     const [d0, d1] = deltas as [Deltas, Deltas];
+    const mean = (k: keyof Deltas) => (median(d0[k]) + median(d1[k])) / 2;
     results.set(v.name, {
-      fresh: (median(d0.fresh) + median(d1.fresh)) / 2,
-      established: (median(d0.established) + median(d1.established)) / 2,
+      fresh: mean("fresh"),
+      established: mean("established"),
+      first: mean("first"),
     });
   }
+  const tenth = (x: number) => Math.round(x * 10) / 10;
   const rows = MEASURED.map((v) => {
-    const r = results.get(v.name) ?? { fresh: 0, established: 0 };
+    const r = results.get(v.name) ?? { fresh: 0, established: 0, first: 0 };
     return {
       function: v.name,
       hook: v.hook === "xdp" ? "XDP ingress" : "TC egress",
-      "NEW + ns": Math.round(r.fresh * 10) / 10,
-      "ESTABLISHED + ns": Math.round(r.established * 10) / 10,
+      "NEW + ns": v.firstData ? null : tenth(r.fresh),
+      "ESTABLISHED + ns": v.firstData ? null : tenth(r.established),
+      "first data + ns": v.firstData ? tenth(r.first) : null,
     };
   });
+  const floorOf = (xs: number[] | undefined) => (xs?.length ? Math.round(median(xs)) : null);
   const floor = (h: string) => ({
-    "NEW ns": Math.round(median(baselines[h]?.fresh ?? [])),
-    "ESTABLISHED ns": Math.round(median(baselines[h]?.established ?? [])),
+    "NEW ns": floorOf(baselines[h]?.fresh),
+    "ESTABLISHED ns": floorOf(baselines[h]?.established),
+    "first data ns": floorOf(baselines[h]?.first),
   });
   console.table([
     { function: "baseline (no function)", hook: "XDP ingress", ...floor("xdp") },
     { function: "baseline (no function)", hook: "TC egress", ...floor("tc") },
   ]);
   console.table(rows);
-  const worst = Math.max(...rows.map((r) => Math.max(r["NEW + ns"], r["ESTABLISHED + ns"])));
+  const worst = Math.max(
+    ...rows.flatMap((r) =>
+      [r["NEW + ns"], r["ESTABLISHED + ns"], r["first data + ns"]].filter((x) => x !== null),
+    ),
+  );
   console.log(`B12: the costliest function adds ${worst} ns a packet (bar <= 30 ns each)`);
   writeResult("protect", {
-    method: `BPF_PROG_TEST_RUN, bench_keys ${KEYS} rotating sources; baseline and variant in two copies of the datapath, runs of ${REPEAT} packets alternated in pairs, ${PAIRS} pairs a round, ${ROUNDS} rounds with the copies swapping policies; the mean of the two assignments' medians of the differences`,
+    method: `BPF_PROG_TEST_RUN, bench_keys ${KEYS} rotating sources; baseline and variant in two copies of the datapath, runs of ${REPEAT} packets (first data rows: ${KEYS} flows' SYNs, then a measured run of their first data packets) alternated in pairs, ${PAIRS} pairs a round, ${ROUNDS} rounds with the copies swapping policies; the mean of the two assignments' medians of the differences`,
     kernel: release(),
     cpus: cpus().length,
     baselines: { xdp: floor("xdp"), tc: floor("tc") },

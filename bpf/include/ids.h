@@ -177,12 +177,23 @@ static __always_inline __u32 ids_key(__u8 hook)
  * that loss too. */
 static __always_inline int ids_room(__u32 len)
 {
-	__u64 size = bpf_ringbuf_query(&ids_records, BPF_RB_RING_SIZE);
 	__u64 used = bpf_ringbuf_query(&ids_records, BPF_RB_AVAIL_DATA);
 	__u64 need = (8 + MOAT_IDS_HEADER + len + 7) & ~7ull;
 
-	/* the kernel refuses a record that would fill the ring exactly */
-	return used + need < size;
+	/* the kernel refuses a record that would fill the ring exactly. The ring's size is its
+	 * map's, a constant (a pinned ring is adopted only at that size): one helper call fewer */
+	return used + need < MOAT_IDS_RING_SIZE;
+}
+
+/* a 16-byte address, in two words: both ends are 8-byte aligned (a struct tuple's, a record's
+ * in its map value), which a copy of __u8 arrays cannot know, and copies byte by byte */
+static __always_inline void ids_copy_address(__u8 *to, const __u8 *from)
+{
+	__u64 *t = (__u64 *)to;
+	const __u64 *f = (const __u64 *)from;
+
+	t[0] = f[0];
+	t[1] = f[1];
 }
 
 /* the record's fields but its bytes: the flow, where its direction d stands. A global function:
@@ -194,8 +205,8 @@ __noinline int ids_header(struct moat_ids_record *r, const struct pkt *p, const 
 		return 0;
 	/* the local side: the sender of what leaves, the receiver of what comes in */
 	int leaving = from->hook == MOAT_HOOK_TC_EGRESS;
-	__builtin_memcpy(r->local, leaving ? p->t.src : p->t.dst, 16);
-	__builtin_memcpy(r->remote, leaving ? p->t.dst : p->t.src, 16);
+	ids_copy_address(r->local, leaving ? p->t.src : p->t.dst);
+	ids_copy_address(r->remote, leaving ? p->t.dst : p->t.src);
 	r->local_port = leaving ? p->t.sport : p->t.dport;
 	r->remote_port = leaving ? p->t.dport : p->t.sport;
 	/* the judge set it to this packet's time */

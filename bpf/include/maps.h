@@ -700,10 +700,13 @@ struct {
 	__type(value, struct moat_ids);
 } ids_config SEC(".maps");
 
+/* the ids_records ring's bytes: a constant, so ids_room need not ask the ring */
+#define MOAT_IDS_RING_SIZE (1u << 21)
+
 /* struct moat_ids_record copies (header and data), read by the daemon's signatures */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 21);
+	__uint(max_entries, MOAT_IDS_RING_SIZE);
 } ids_records SEC(".maps");
 
 /* key: the hook (as scratch's); value: the record being built, off the stack */
