@@ -190,10 +190,16 @@ static __always_inline __u32 port_index(const struct facts *f)
 	return ((f->dir * MOAT_PROTO_SLOTS + pslot) << 16) | value;
 }
 
+/* classify_walk()'s result when a table was missing (an inconsistent image, counted): above
+ * any rule index */
+#define MOAT_WALK_MISSED (1ULL << 32)
+
 /* the deciding rule's index in generation `slot`, by table image `image` (0: packet hooks,
- * 1: socket hooks with process rules, 2: redirects), a default rule when none matches. A global
- * function: verified once, whatever the state of its callers */
-__noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, const struct facts *f)
+ * 1: socket hooks with process rules, 2: redirects), a default rule when none matches; with
+ * MOAT_WALK_MISSED when a table was missing. A global function: verified once, whatever the
+ * state of its callers */
+__noinline __u64 classify_walk(__u32 slot, __u32 image, const struct moat_meta *m,
+			       const struct facts *f)
 {
 	if (!m || !f)
 		return MOAT_RULE_NONE;
@@ -240,7 +246,14 @@ __noinline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m, co
 	return rule == MOAT_RULE_NONE ? dflt : rule;
 miss:
 	count(MOAT_CNT_TABLE_MISS, 0);
-	return dflt;
+	return MOAT_WALK_MISSED | dflt;
+}
+
+/* the deciding rule's index (classify_walk()) */
+static __always_inline __u32 classify(__u32 slot, __u32 image, const struct moat_meta *m,
+				      const struct facts *f)
+{
+	return (__u32)classify_walk(slot, image, m, f);
 }
 
 /* a u32 -> u32 class in one of a slot's process key maps; a miss is class 0 */

@@ -13,6 +13,7 @@
 #include "redirect.h"
 #include "post_route.h"
 #include "exe.h"
+#include "classify_memo.h"
 
 #define SOCK_ALLOW 1
 #define SOCK_DENY 0
@@ -235,7 +236,7 @@ static __always_inline int judge_sock_rules(struct bpf_sock_addr *ctx, const str
 	__u32 image = m->socket_image;
 	if (image)
 		f.client_port = post_route_class(slot, m, s, &f);
-	__u32 rule = classify(slot, image, m, &f);
+	__u32 rule = classify_memo_get(slot, image, m, &f);
 	/* rules naming hosts: by the caller's name bindings (docs/socket-hooks.md, "Names") */
 	if (image) {
 		__u32 named = classify_names(slot, m, &f, &s->owner, f.client_port);

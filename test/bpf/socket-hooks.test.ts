@@ -202,3 +202,18 @@ print(outcome(lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b
     [0n, 0n],
   );
 });
+
+test("a reload judges a repeated connect() afresh: the same destination passes, is refused, passes", () => {
+  // the second connect() of each run has the facts of the first, under the same policy
+  const probe = `print(outcome(lambda: socket.socket().connect(("127.0.0.1", 9))))`;
+  const twice = `${probe}\n${probe}`;
+  const others = `  - { name: no-tcp-7, direction: egress, action: block, layer4: { protocol: tcp, port: [7] } }
+`;
+  apply(others);
+  assert.equal(py(twice), "passed\npassed");
+  apply(`  - { name: no-tcp-9, direction: egress, action: block, layer4: { protocol: tcp, port: [9] } }
+`);
+  assert.equal(py(twice), "EPERM\nEPERM");
+  apply(others);
+  assert.equal(py(twice), "passed\npassed");
+});
