@@ -146,28 +146,10 @@ const probe = (hook: "xdp" | "tc", payload = 0): Buffer => {
 
 /** A flow's SYN (ISN 1000) and its first data packet (at ISN+1, acking the SYN-ACK). */
 const SYN_SEQ = 1000;
-const flowSyn = (): Buffer =>
-  packet({
-    src: "192.0.2.1",
-    dst: LOCAL,
-    proto: "tcp",
-    sport: 1000,
-    dport: 80,
-    flags: "S",
-    seq: SYN_SEQ,
-  });
+const FLOW: PacketSpec = { src: "192.0.2.1", dst: LOCAL, proto: "tcp", sport: 1000, dport: 80 };
+const flowSyn = (): Buffer => packet({ ...FLOW, flags: "S", seq: SYN_SEQ });
 const firstData = (payload: number): Buffer =>
-  packet({
-    src: "192.0.2.1",
-    dst: LOCAL,
-    proto: "tcp",
-    sport: 1000,
-    dport: 80,
-    flags: "PA",
-    seq: SYN_SEQ + 1,
-    ack: 5001,
-    payload,
-  });
+  packet({ ...FLOW, flags: "PA", seq: SYN_SEQ + 1, ack: 5001, payload });
 
 const program = (dp: Datapath, hook: "xdp" | "tc"): BpfProgram => (hook === "xdp" ? dp.xdp : dp.tc);
 
