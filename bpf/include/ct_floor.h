@@ -3,9 +3,9 @@
  * only (never part of moat.bpf.o): what the connection table alone costs a packet,
  * with nothing of moat's judging around it. The frame's source is rotated as moat's own bench
  * knobs rotate it (bench.h), the 40-byte connection key built, and one lookup made in an LRU hash
- * of moat's sizes (struct moat_ct_key -> struct moat_ct, 65,536 entries); with `fresh` every run
- * is a new connection, looked up and then inserted, as a NEW packet's is. With `fill` as well,
- * only the first `fill` runs insert: the later ones are the lookup alone, a miss in a full
+ * of moat's sizes (struct moat_ct_key -> struct moat_ct, 65,537 entries: maps.h); with `fresh`
+ * every run is a new connection, looked up and then inserted, as a NEW packet's is. With `fill` as
+ * well, only the first `fill` runs insert: the later ones are the lookup alone, a miss in a full
  * table. CT_FLOOR_TYPE and CT_FLOOR_FLAGS, defined before this header, give the table's kind:
  * bpf/test/ct_floor.bpf.c is moat's (an LRU hash with common lists), ct_floor_*.bpf.c the others
  * bench/table-kinds.ts compares with it. */
@@ -33,7 +33,7 @@ const volatile __u32 fill = 0;	  /* with fresh: runs that insert; 0: all */
 struct {
 	__uint(type, CT_FLOOR_TYPE);
 	__uint(map_flags, CT_FLOOR_FLAGS);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 65536 + 1);
 	__type(key, struct moat_ct_key);
 	__type(value, struct moat_ct);
 } table SEC(".maps");

@@ -308,16 +308,20 @@ struct {
 /* key: normalized 5-tuple; value: struct moat_ct; written by both programs (and the
  * daemon when it re-judges); resized by user space before load. The LRU's common lists: per-CPU
  * lists (BPF_F_NO_COMMON_LRU) made a full table's insert no cheaper at this size, and dearer at
- * the same entries a CPU (docs/performance.md, "B1: the connection table's kind") */
+ * the same entries a CPU (docs/performance.md, "B1: the connection table's kind"). One entry
+ * more than the connections it is sized for (65,536; src/datapath/conntrack-size.ts): the kernel
+ * gives an LRU hash its entries rounded up to a power of two as buckets, so a full table has
+ * half an entry a bucket, not one, and a new connection's miss walks half as many */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 65536 + 1);
 	__type(key, struct moat_ct_key);
 	__type(value, struct moat_ct);
 } conntrack SEC(".maps");
 
 /* key: datagram of a first fragment that passed; value: when, under which generation; written
- * by both programs; resized with conntrack by user space before load */
+ * by both programs; sized by user space before load as the connections conntrack is sized for
+ * (not its one entry more: a later fragment's lookup is rare) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);

@@ -30,6 +30,7 @@ import {
   type ConntrackEntry,
   type ConntrackView,
 } from "./conntrack.ts";
+import { conntrackCapacity, conntrackMaxEntries } from "./conntrack-size.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
 import { nextTurn } from "./in-turns.ts";
@@ -149,7 +150,10 @@ export interface DatapathOptions {
   /** Where links are pinned; null disables pinning (tests). */
   pinRoot?: string | null;
   xdpMode?: XdpMode;
-  /** Conntrack table size, and the fragment records' (default 65536 entries). */
+  /**
+   * Connections the conntrack table is sized for, and the fragment records' size (default
+   * 65536); the kernel's conntrack table holds one entry more (conntrack-size.ts).
+   */
   conntrackEntries?: number;
   /** Rate limit state table size: sources tracked at once (default 65536 entries). */
   limitEntries?: number;
@@ -215,7 +219,7 @@ function openObject(
     // the fragment records are sized with the connections: each is of a datagram in flight on a
     // flow that passed
     if (options.conntrackEntries) {
-      object.setMaxEntries("conntrack", options.conntrackEntries);
+      object.setMaxEntries("conntrack", conntrackMaxEntries(options.conntrackEntries));
       object.setMaxEntries("frags", options.conntrackEntries);
     }
     if (options.limitEntries) {
@@ -942,6 +946,11 @@ export class Datapath {
   /** The conntrack map itself (re-judging, occupancy, tests). */
   get conntrackMap(): BpfMap {
     return this.maps.conntrack;
+  }
+
+  /** Connections the table is sized for (its max_entries less the one more it holds). */
+  get conntrackCapacity(): number {
+    return conntrackCapacity(this.maps.conntrack.maxEntries);
   }
 
   /** Forgets every tracked connection (their next packets are judged as new). */

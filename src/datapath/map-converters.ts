@@ -104,7 +104,15 @@ for (const from of [2, 3, 4, 5, 6, 7, 8])
   });
 
 /** Counters per CPU in each conntrack layout. */
-const COUNTERS_IN_LAYOUT: Record<number, number> = { 1: 32, 2: 38, 3: 41, 4: 43, 5: 43, 6: 43 };
+const COUNTERS_IN_LAYOUT: Record<number, number> = {
+  1: 32,
+  2: 38,
+  3: 41,
+  4: 43,
+  5: 43,
+  6: 43,
+  7: 43,
+};
 
 /** A per-CPU counters value widened to another layout's count (new counters start at zero). */
 const widenCounters =
@@ -175,44 +183,62 @@ const ct5 = defineStruct("moat_ct (layout 5)", 160, {
   ids: { offset: 144, bytes: 16 },
 });
 
-// conntrack 1..4 -> 6: moat_ct grew by a rate limit's credit (none to start: the next packet asks
-// its lease), the ids signatures' copy state, which was in ids_flows, and each side's sequence
-// end (none known: each side's next segment sets it); a connection open before is not read by the
-// signatures any more (MOAT_CT_IDS_DONE), as its copies so far are not carried
-for (const from of [1, 2, 3, 4])
+// conntrack 1..4 -> 6 and 7: moat_ct grew by a rate limit's credit (none to start: the next
+// packet asks its lease), the ids signatures' copy state, which was in ids_flows, and each side's
+// sequence end (none known: each side's next segment sets it); a connection open before is not
+// read by the signatures any more (MOAT_CT_IDS_DONE), as its copies so far are not carried. Layout
+// 7's entries are layout 6's, in a table of one entry more (a converted map is created in this
+// build's size)
+for (const to of [6, 7])
+  for (const from of [1, 2, 3, 4])
+    registerConverter({
+      group: "conntrack",
+      from,
+      to,
+      maps: {
+        conntrack: {
+          convert: (key, value) => {
+            const old = ctBefore5.decode(value);
+            const flags = old.flags | CtFlag.idsDone;
+            const entry = {
+              ...old,
+              flags,
+              limit_until: 0n,
+              limit_credit: 0,
+              ids: Buffer.alloc(idsFlow.size),
+            };
+            return { key, value: ct.encode(entry) };
+          },
+        },
+        frags: { keep: true },
+        counters: from === 4 ? { keep: true } : { convert: widenCounters(from, to) },
+      },
+      note: "connections open before are not read by the ids signatures",
+    });
+
+// conntrack 5 -> 6 and 7: moat_ct holds each side's sequence end, none known for a connection
+// open before (until each side's next segment sets it, a reset from it is taken as before)
+for (const to of [6, 7])
   registerConverter({
     group: "conntrack",
-    from,
-    to: 6,
+    from: 5,
+    to,
     maps: {
-      conntrack: {
-        convert: (key, value) => {
-          const old = ctBefore5.decode(value);
-          const flags = old.flags | CtFlag.idsDone;
-          const entry = {
-            ...old,
-            flags,
-            limit_until: 0n,
-            limit_credit: 0,
-            ids: Buffer.alloc(idsFlow.size),
-          };
-          return { key, value: ct.encode(entry) };
-        },
-      },
+      conntrack: { convert: (key, value) => ({ key, value: ct.encode(ct5.decode(value)) }) },
       frags: { keep: true },
-      counters: from === 4 ? { keep: true } : { convert: widenCounters(from, 6) },
+      counters: { keep: true },
     },
-    note: "connections open before are not read by the ids signatures",
   });
 
-// conntrack 5 -> 6: moat_ct holds each side's sequence end, none known for a connection open
-// before (until each side's next segment sets it, a reset from it is taken as before)
+// conntrack 6 -> 7: the table holds one entry more than the connections it is sized for (twice
+// the buckets at a power of two): every connection is copied as it is into the larger table; the
+// fragment records (the same size) and the counters are kept as they are
 registerConverter({
   group: "conntrack",
-  from: 5,
-  to: 6,
+  from: 6,
+  to: 7,
   maps: {
-    conntrack: { convert: (key, value) => ({ key, value: ct.encode(ct5.decode(value)) }) },
+    conntrack: { keep: true },
     frags: { keep: true },
     counters: { keep: true },
   },

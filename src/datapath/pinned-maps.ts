@@ -61,7 +61,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   // 6: moat_ct holds each side's tcp sequence end (176 bytes); moat_frag the policy generation
   //    that passed a first fragment (a record of before has 0: never followed), frags as many
   //    entries as conntrack
-  conntrack: { version: 6, maps: ["conntrack", "frags", "counters"] },
+  // 7: conntrack holds one entry more than the connections it is sized for (65,537 by default:
+  //    twice the buckets; conntrack-size.ts), frags as many as it is sized for
+  conntrack: { version: 7, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
   redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   // the resolvers that bound port 53 (per process): apart from redirects, so a pin tree from

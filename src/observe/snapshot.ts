@@ -3,7 +3,6 @@
 import type { Counters } from "../datapath/datapath.ts";
 import type { Attachment } from "../datapath/datapath.ts";
 import type { RuleCounter } from "../datapath/policy-maps.ts";
-import type { BpfMap } from "../datapath/native.d.ts";
 import type { EventPipeline } from "./pipeline.ts";
 import type { MoatSnapshot, SnapshotSource } from "./sink.ts";
 
@@ -13,7 +12,8 @@ export interface SnapshotDatapath {
   readonly generation: number;
   counters(): Counters;
   ruleCounters(): { generation: number; rules: RuleCounter[] };
-  readonly conntrackMap: Pick<BpfMap, "maxEntries">;
+  /** Connections the table is sized for. */
+  readonly conntrackCapacity: number;
   /** Connections tracked now. */
   conntrackEntries(): number;
   /** The SYN flood defence's counts (absent in fakes). */
@@ -73,7 +73,7 @@ export function snapshotSource(
       })),
       events: { ...pipeline.events },
       ringLost: counters.eventLost.packets,
-      conntrack: { entries: conntrackEntries(), capacity: datapath.conntrackMap.maxEntries },
+      conntrack: { entries: conntrackEntries(), capacity: datapath.conntrackCapacity },
       sinks: pipeline.stats(),
       warnings: state.warnings?.() ?? [],
       ...(state.flows ? { flows: structuredClone(state.flows()) } : {}),

@@ -2,6 +2,7 @@
 // "When a layout changed"), with real kernel maps and the previous datapath's programs still
 // loaded: what those programs write between the copy and the swap is carried by the delta, and a
 // converter that fails leaves its group empty, with the reason in the log, and nothing else lost.
+// The connection table of layout 6 (65,536 entries) is carried into layout 7's of one more.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
@@ -19,6 +20,7 @@ import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
 import { readProcessUniverse } from "../../src/host/process-universe.ts";
 import { testCgroup, type TestCgroup } from "../helpers/cgroup-run.ts";
 import { packet } from "../helpers/packets.ts";
+import { LAYOUT6, LAYOUT6_ENTRIES, plantLayout6 } from "../helpers/ct-layout6.ts";
 import { ROOT } from "../helpers/paths.ts";
 
 const H = "10.0.0.1";
@@ -263,6 +265,64 @@ test("policy maps pinned in layout 2 are migrated by rebuilding them: the policy
     );
     assert.ok(next.generation > generation, "generations continue");
     open(next, 40010); // judged by the applied policy: egress allowed
+  } finally {
+    old?.stop();
+    next?.stop();
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+});
+
+test("a connection table of layout 6 is copied into one of an entry more: connections kept, capacity 65,536", () => {
+  const pinRoot = `/sys/fs/bpf/moat-test-migrate-layout6-${process.pid}`;
+  let old: Datapath | null = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+  let next: Datapath | null = null;
+  const pinnedMap = (name: string) => {
+    const m = native().BpfMap.openPinned(`${pinRoot}/maps/${name}`);
+    const facts = { id: m.id(), entries: m.maxEntries };
+    m.close();
+    return facts;
+  };
+  try {
+    open(old, 40001);
+    open(old, 40002);
+    const tracked = flows(old.conntrackMap);
+    old.stop({ keepPins: true });
+    old = null;
+    assert.equal(plantLayout6(pinRoot), 2);
+    const kept = { frags: pinnedMap("frags"), counters: pinnedMap("counters") };
+
+    next = Datapath.start({ interfaces: [], pinRoot, cgroup: cg.dir, image });
+    assert.deepEqual(
+      next.adoption?.migrated.map((m) => [m.group, m.from, m.to, m.copied]),
+      [["conntrack", LAYOUT6, MAP_GROUPS.conntrack!.version, 2]],
+    );
+    assert.ok(
+      next
+        .pinnedReport()
+        .includes(
+          `pinned conntrack maps migrated from layout 6 to ${MAP_GROUPS.conntrack!.version}: 2 entries copied`,
+        ),
+      next.pinnedReport().join("\n"),
+    );
+    // the kernel's table holds one entry more than it is sized for; what status reports is the
+    // size
+    assert.equal(next.conntrackMap.maxEntries, LAYOUT6_ENTRIES + 1);
+    assert.equal(next.conntrackCapacity, LAYOUT6_ENTRIES);
+    assert.equal(pinnedMap("conntrack").entries, LAYOUT6_ENTRIES + 1, "the new table is pinned");
+    assert.deepEqual(
+      [...flows(next.conntrackMap)].map(([port, e]) => [port, e.id, e.createdNs]).sort(),
+      [...tracked].map(([port, e]) => [port, e.id, e.createdNs]).sort(),
+      "every connection as it was",
+    );
+    assert.deepEqual(
+      { frags: pinnedMap("frags"), counters: pinnedMap("counters") },
+      kept,
+      "the fragment records and counters are the same maps",
+    );
+    assert.equal(kept.frags.entries, LAYOUT6_ENTRIES, "fragment records: as many as connections");
+    // a flow's next datagram is its connection's, in the new table
+    open(next, 40001);
+    assert.equal(flows(next.conntrackMap).get(40001)?.packets.initiator, 2n);
   } finally {
     old?.stop();
     next?.stop();

@@ -3,18 +3,22 @@
 // programs when their links are updated. Seen from the host: an allowed UDP flow the host opened
 // from an unconnected socket, whose peer keeps sending under `defaults.ingress: block`, still
 // passes after the restart; an empty table would judge the peer's next datagram as a new
-// ingress flow and block it (nothing says the host opened it).
+// ingress flow and block it (nothing says the host opened it). Then the same from a table a
+// daemon of layout 6 left (65,536 entries, this build's holds one more): copied as it is, the flow
+// still passes, and status reports the table's size as before.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { startMoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
-import { NODE, ROOT } from "../helpers/paths.ts";
+import { MOAT, NODE, ROOT } from "../helpers/paths.ts";
 import type { Lab } from "../helpers/netns.ts";
 import { native } from "../../src/datapath/addon.ts";
 import { ct } from "../../src/datapath/abi.ts";
 import { conntrackEntries } from "../../src/datapath/conntrack.ts";
 import { OLD_CT_VERSION, oldCt, toOldCt } from "../helpers/ct-layout-fixture.ts";
 import { MAP_GROUPS } from "../../src/datapath/pinned-maps.ts";
+import { LAYOUT6_ENTRIES, plantLayout6 } from "../helpers/ct-layout6.ts";
 
 const FEED_PORT = 7071;
 const TRAFFIC = `${ROOT}test/helpers/traffic.ts`;
@@ -85,7 +89,7 @@ function plantOldLayout(pinDir: string): number {
   return n;
 }
 
-test("a connection table pinned in an older layout is migrated: its flows are judged as before", async (t) => {
+test("a connection table pinned in an older layout, or in layout 6, is migrated: its flows are judged as before", async (t) => {
   const lab = await startMoatLab(t.name, policy, ["tcp:22"], {
     moat: [NODE, "--disable-warning=ExperimentalWarning", MIGRATING],
   });
@@ -130,6 +134,31 @@ test("a connection table pinned in an older layout is migrated: its flows are ju
 
     // the peer's datagrams still pass, for a good while after the new programs took over
     for (let i = 0; i < 5; i++) await flowing(hello, received(hello), `after the restart (${i})`);
+
+    // layout 6: the same entries in a table of 65,536, copied as they are into one of 65,537
+    lab.daemon.kill("SIGKILL");
+    await lab.daemon.exited;
+    const sixes = plantLayout6(lab.pinDir);
+    assert.ok(sixes >= 1);
+    const next = await lab.restart("SIGKILL");
+    const nextLog = next.lines.join("\n");
+    const copied6 = new RegExp(
+      `pinned conntrack maps migrated from layout 6 to ${MAP_GROUPS.conntrack!.version}: (\\d+) entries copied`,
+    ).exec(nextLog);
+    assert.ok(copied6, `the layout 6 table was migrated:\n${nextLog}`);
+    assert.equal(Number(copied6[1]), sixes);
+    const larger = native().BpfMap.openPinned(`${lab.pinDir}/maps/conntrack`);
+    assert.equal(larger.maxEntries, LAYOUT6_ENTRIES + 1);
+    assert.equal(flow(larger)?.id, tracked.id, "the flow's entry, as it was");
+    larger.close();
+    for (let i = 0; i < 3; i++) await flowing(hello, received(hello), `after layout 6 (${i})`);
+    const status = spawnSync(MOAT, ["status", "--json", "--api", `unix:${lab.apiSocket}`], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(status.status, 0, status.stderr);
+    const shown = JSON.parse(status.stdout) as { conntrack: { capacity: number } };
+    assert.equal(shown.conntrack.capacity, LAYOUT6_ENTRIES, "status: the size it is given");
   } finally {
     for (const c of children) c.kill("SIGKILL");
     await lab.close();

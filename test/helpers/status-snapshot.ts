@@ -29,7 +29,7 @@ export function fakeDatapath(): SnapshotDatapath {
       generation: 2,
       rules: [rule(0, "ssh"), rule(1, "default"), rule(2, "default")],
     }),
-    conntrackMap: { maxEntries: 1024 },
+    conntrackCapacity: 1024,
     conntrackEntries: () => 0,
   };
 }

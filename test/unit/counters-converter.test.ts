@@ -1,14 +1,15 @@
 // The conntrack group's converters: each CPU's counters of an older layout (1: 32, 2: 38, 3: 41)
-// land at the start of the wider value (4, 5 and 6: 43), the new counters at 0; the fragments are
+// land at the start of the wider value (4 to 7: 43), the new counters at 0; the fragments are
 // kept, the connections too until layout 5, whose wider entries get them with no rate-limit
-// credit and the ids signatures done; layout 6's get layout 5's with no sequence end known.
+// credit and the ids signatures done; layout 6's get layout 5's with no sequence end known;
+// layout 7's are layout 6's as they are (in a table of one entry more).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import "../../src/datapath/map-converters.ts";
 import { converterFor } from "../../src/datapath/map-migration.ts";
 import { ct, Counter, CtFlag } from "../../src/datapath/abi.ts";
 
-for (const to of [4, 6])
+for (const to of [4, 6, 7])
   for (const [from, width] of [
     [1, 32],
     [2, 38],
@@ -18,9 +19,19 @@ for (const to of [4, 6])
       carried(from, to, width);
     });
 
-test("counters of layouts 4 and 5 are kept as they are in layout 6", () => {
-  assert.deepEqual(converterFor("conntrack", 4, 6)?.maps.counters, { keep: true });
-  assert.deepEqual(converterFor("conntrack", 5, 6)?.maps.counters, { keep: true });
+test("counters of layouts 4 and 5 are kept as they are in layouts 6 and 7", () => {
+  for (const to of [6, 7]) {
+    assert.deepEqual(converterFor("conntrack", 4, to)?.maps.counters, { keep: true });
+    assert.deepEqual(converterFor("conntrack", 5, to)?.maps.counters, { keep: true });
+  }
+});
+
+test("layout 6 is carried into layout 7 as it is: connections, fragments and counters kept", () => {
+  assert.deepEqual(converterFor("conntrack", 6, 7)?.maps, {
+    conntrack: { keep: true },
+    frags: { keep: true },
+    counters: { keep: true },
+  });
 });
 
 const facts = {
@@ -44,48 +55,50 @@ const facts = {
   owner: Buffer.alloc(48, 5),
 };
 
-for (const from of [1, 2, 3, 4])
-  test(`connections of layout ${from} are carried into layout 6: facts kept, no credit, ids done`, () => {
-    const plan = converterFor("conntrack", from, 6)?.maps.conntrack;
+for (const to of [6, 7])
+  for (const from of [1, 2, 3, 4])
+    test(`connections of layout ${from} are carried into layout ${to}: facts kept, no credit, ids done`, () => {
+      const plan = converterFor("conntrack", from, to)?.maps.conntrack;
+      assert.ok(plan && "convert" in plan);
+      // an entry of layouts 1-4: the same facts, the owner right after them (at 88)
+      const now = ct.encode({ ...facts, limit_until: 0n, limit_credit: 0, ids: Buffer.alloc(24) });
+      const old = Buffer.concat([now.subarray(0, 87), Buffer.alloc(1), facts.owner]);
+      const key = Buffer.alloc(40, 1);
+      const out = plan.convert(key, old);
+      assert.ok(out);
+      assert.equal(out.value.length, ct.size);
+      assert.deepEqual(out.key, key);
+      assert.deepEqual(ct.decode(out.value), {
+        ...facts,
+        flags: CtFlag.replied | CtFlag.limited | CtFlag.idsDone,
+        limit_until: 0n,
+        limit_credit: 0,
+        seq_end: Buffer.alloc(8),
+        ids: Buffer.alloc(24),
+      });
+    });
+
+for (const to of [6, 7])
+  test(`connections of layout 5 are carried into layout ${to}: all kept, no sequence end known`, () => {
+    const plan = converterFor("conntrack", 5, to)?.maps.conntrack;
     assert.ok(plan && "convert" in plan);
-    // an entry of layouts 1-4: the same facts, the owner right after them (at 88)
-    const now = ct.encode({ ...facts, limit_until: 0n, limit_credit: 0, ids: Buffer.alloc(24) });
-    const old = Buffer.concat([now.subarray(0, 87), Buffer.alloc(1), facts.owner]);
+    const rest = { limit_until: 123n, limit_credit: 7, ids: Buffer.alloc(16, 9) };
+    // an entry of layout 5: the same facts, the owner at 96 and the ids state at 144 (160 bytes)
+    const now = ct.encode({ ...facts, ...rest });
+    const old = Buffer.concat([now.subarray(0, 96), facts.owner, rest.ids]);
+    assert.equal(old.length, 160);
     const key = Buffer.alloc(40, 1);
     const out = plan.convert(key, old);
     assert.ok(out);
     assert.equal(out.value.length, ct.size);
-    assert.deepEqual(out.key, key);
     assert.deepEqual(ct.decode(out.value), {
       ...facts,
-      flags: CtFlag.replied | CtFlag.limited | CtFlag.idsDone,
-      limit_until: 0n,
-      limit_credit: 0,
+      ...rest,
+      // the sum of the last repeated ids copy: none yet
+      ids: Buffer.concat([rest.ids, Buffer.alloc(8)]),
       seq_end: Buffer.alloc(8),
-      ids: Buffer.alloc(24),
     });
   });
-
-test("connections of layout 5 are carried into layout 6: all kept, no sequence end known", () => {
-  const plan = converterFor("conntrack", 5, 6)?.maps.conntrack;
-  assert.ok(plan && "convert" in plan);
-  const rest = { limit_until: 123n, limit_credit: 7, ids: Buffer.alloc(16, 9) };
-  // an entry of layout 5: the same facts, the owner at 96 and the ids state at 144 (160 bytes)
-  const now = ct.encode({ ...facts, ...rest });
-  const old = Buffer.concat([now.subarray(0, 96), facts.owner, rest.ids]);
-  assert.equal(old.length, 160);
-  const key = Buffer.alloc(40, 1);
-  const out = plan.convert(key, old);
-  assert.ok(out);
-  assert.equal(out.value.length, ct.size);
-  assert.deepEqual(ct.decode(out.value), {
-    ...facts,
-    ...rest,
-    // the sum of the last repeated ids copy: none yet
-    ids: Buffer.concat([rest.ids, Buffer.alloc(8)]),
-    seq_end: Buffer.alloc(8),
-  });
-});
 
 function carried(from: number, to: number, width: number): void {
   const c = converterFor("conntrack", from, to);
