@@ -306,8 +306,10 @@ export function encodeLimit(
 export function limitsMap(image: ClassifierImage, cpus: number, lease?: number): BpfMap {
   const n = image.rules.length;
   const map = createMap("moat_limits", MAP_ARRAY, 4, limitCodec.size, n, BPF_F_INNER_MAP);
-  // an array map starts zeroed (no limit): only the rules with a limit are written
-  const limited = image.rules.flatMap((r, i) => (r.limit ? [i] : []));
+  // an array map starts zeroed (no limit): only the rules with a limit are written (a loop: this
+  // runs in the flip's step, and flatMap made an array for each of a big policy's rules)
+  const limited: number[] = [];
+  for (let i = 0; i < n; i++) if (image.rules[i]!.limit) limited.push(i);
   const keys = Buffer.alloc(4 * limited.length);
   const values = Buffer.alloc(limitCodec.size * limited.length);
   limited.forEach((i, k) => {

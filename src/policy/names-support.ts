@@ -35,6 +35,16 @@ function namesIn(list: AddressList | undefined): NameUse[] {
   return uses;
 }
 
+/** Whether namesIn(list) has anything, without making the list. */
+function hasNames(list: AddressList | undefined): boolean {
+  if (!list) return false;
+  for (const e of list.entries) {
+    if (e.kind === "hostname") return true;
+    if (e.kind === "set") for (const inner of e.entries) if (inner.kind === "hostname") return true;
+  }
+  return false;
+}
+
 /** One use per list entry (a set holding several names is one use). */
 function byEntry(uses: NameUse[]): NameUse[] {
   return uses.filter((u, i) => uses.findIndex((v) => v.at === u.at) === i);
@@ -74,6 +84,9 @@ export function nameRuleProblems(model: PolicyModel): Diagnostic[] {
       );
   }
   for (const rule of model.rules) {
+    // nothing below finds a problem in a rule without names or layer7.dns (most rules)
+    const layer3 = rule.layer3;
+    if (!rule.layer7?.dns && !hasNames(layer3?.remote) && !hasNames(layer3?.local)) continue;
     const own = [
       ...localNameProblems(rule),
       ...remoteNameProblems(model, rule),
@@ -195,7 +208,7 @@ export function nameRuleWarnings(model: PolicyModel): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const rule of model.rules) {
     const list = rule.layer3?.remote;
-    if (!list || rule.action !== "block" || namesIn(list).length === 0) continue;
+    if (!list || rule.action !== "block" || !hasNames(list)) continue;
     out.push(
       diagnostic(
         list.pos,

@@ -74,3 +74,20 @@ test("a rule a reload keeps is one object in every generation that has it, whate
   assert.notEqual(r.rule(0, 3), r.rule(2, 2));
   assert.equal(r.rule(0, 3)?.limit?.count, 11);
 });
+
+test("a rule that moved is compared with the first rule of its name only", () => {
+  const r = new GenerationRecord();
+  r.record(1, { rules: [rule("a"), rule("b")], redirects: [] });
+  // both moved; a's name comes twice, its first an equal of the kept one
+  const first = rule("a");
+  r.record(2, {
+    rules: [rule("x"), first, { ...rule("a"), mode: "detect" }, rule("y"), rule("b")],
+    redirects: [],
+  });
+  assert.equal(r.rule(0, 1), first, "a: the first of its name");
+  assert.equal(r.rule(1, 1), r.rule(4, 2), "b: the same object");
+  // the first of a name that differs is not passed over for a later equal one
+  r.record(3, { rules: [{ ...rule("b"), mode: "detect" }, rule("z"), rule("b")], redirects: [] });
+  assert.notEqual(r.rule(4, 2), r.rule(0, 3));
+  assert.notEqual(r.rule(4, 2), r.rule(2, 3));
+});
