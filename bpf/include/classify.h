@@ -301,10 +301,10 @@ static __always_inline __u32 exe_class(__u32 slot, struct moat_exe_key *exe)
  * moat_meta.proc_folds does not fold). The socket hooks give the interface the route mirror
  * predicts, the post-route check the real one. No owner (`o` NULL: a forwarded or arriving
  * packet) is class 0 of every process field, which holds the rules that do not constrain it: so
- * no process rule's, and the interface rules' of `ifindex`.
- * A global function, like classify() */
-__noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const struct moat_owner *o,
-				  __u32 ifindex)
+ * no process rule's, and the interface rules' of `ifindex`. With MOAT_WALK_MISSED when a
+ * combination table was missing (class 0, counted). A global function, like classify_walk() */
+__noinline __u64 process_class_walk(__u32 slot, const struct moat_meta *m,
+				    const struct moat_owner *o, __u32 ifindex)
 {
 	if (!m)
 		return 0;
@@ -340,7 +340,14 @@ __noinline __u32 process_class_at(__u32 slot, const struct moat_meta *m, const s
 	return p;
 miss:
 	count(MOAT_CNT_TABLE_MISS, 0);
-	return 0;
+	return MOAT_WALK_MISSED;
+}
+
+/* the owner's class (process_class_walk()) */
+static __always_inline __u32 process_class_at(__u32 slot, const struct moat_meta *m,
+					      const struct moat_owner *o, __u32 ifindex)
+{
+	return (__u32)process_class_walk(slot, m, o, ifindex);
 }
 
 /* the name class bound to the owner's identity and f's remote address in generation `slot`

@@ -26,15 +26,6 @@ static __always_inline int post_route_stale(const struct moat_sock *s, const str
 	return (s->post_route & MOAT_POST_JUDGED) && s->generation != m->generation;
 }
 
-/* connect()/sendmsg(): the interface the route mirror predicts, recorded in the socket record,
- * and the class of the owner leaving by it */
-static __always_inline __u32 post_route_class(__u32 slot, const struct moat_meta *m,
-					      struct moat_sock *s, const struct facts *f)
-{
-	s->ifindex = mirror_ifindex(slot, m, f);
-	return process_class_at(slot, m, &s->owner, s->ifindex);
-}
-
 /* connect()/sendmsg() let through under rules that name interfaces: arm the check of the
  * connection's packets (in the socket's record): the first in full, every later one by its
  * interface. Only in moat's network namespace: another one's devices are numbered apart from

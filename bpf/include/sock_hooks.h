@@ -34,7 +34,8 @@ __noinline int owner_now(struct moat_owner *o, int exe)
 		task_exe(task, &o->exe_ino, &o->exe_dev, &o->exe_gen);
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->uid = (__u32)uid_gid;
-	o->cgroup_id = bpf_get_current_cgroup_id();
+	/* the cgroup v2 id by the same loads as bpf_get_current_cgroup_id(), without its call */
+	o->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
 	/* the process's name, not the calling thread's: threads name themselves (dig's libuv
 	 * workers are "isc-net-0000"), rules and events mean the process. The kernel pads comm
 	 * with NULs (strscpy_pad): all 16 bytes are the name */
@@ -232,11 +233,10 @@ static __always_inline int judge_sock_rules(struct bpf_sock_addr *ctx, const str
 		owner_now(&s->owner, sock_wants_exe(m));
 
 	/* with process rules, the process class takes the client port's place (never known
-	 * here then): docs/socket-hooks.md */
+	 * here then); the memo keeps both for the owner's identity: docs/socket-hooks.md */
 	__u32 image = m->socket_image;
-	if (image)
-		f.client_port = post_route_class(slot, m, s, &f);
-	__u32 rule = classify_memo_get(slot, image, m, &f);
+	__u32 rule =
+	    image ? classify_owner_memo_get(slot, m, s, &f) : classify_memo_get(slot, 0, m, &f);
 	/* rules naming hosts: by the caller's name bindings (docs/socket-hooks.md, "Names") */
 	if (image) {
 		__u32 named = classify_names(slot, m, &f, &s->owner, f.client_port);

@@ -217,3 +217,32 @@ test("a reload judges a repeated connect() afresh: the same destination passes, 
   apply(others);
   assert.equal(py(twice), "passed\npassed");
 });
+
+test("a repeated connect() on one cpu is judged by its caller's name and user, not the last caller's", () => {
+  apply(`  - { name: no-memo-name, direction: egress, action: block, layer4: { protocol: tcp, port: [9] }, process: { name: [moat-memo-b] } }
+  - { name: no-memo-user, direction: egress, action: block, layer4: { protocol: tcp, port: [9] }, process: { user: [65534] } }
+`);
+  // one cpu: the memo of the socket hooks' judgements is per cpu
+  const out = py(`
+os.sched_setaffinity(0, {0})
+def name(n):
+    with open("/proc/self/comm", "w") as f:
+        f.write(n)
+def probe(who):
+    print(who, outcome(lambda: socket.socket().connect(("127.0.0.1", 9))), flush=True)
+probe("python3")
+name("moat-memo-b"); probe("moat-memo-b")
+name("python3"); probe("python3")
+pid = os.fork()
+if pid == 0:
+    os.setgid(65534); os.setuid(65534)
+    probe("nobody")
+    os._exit(0)
+os.waitpid(pid, 0)
+probe("python3")
+`);
+  assert.equal(
+    out,
+    "python3 passed\nmoat-memo-b EPERM\npython3 passed\nnobody EPERM\npython3 passed",
+  );
+});
