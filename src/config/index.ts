@@ -9,7 +9,13 @@ export {
   type PolicyCheck,
 } from "./parse.ts";
 export type { PolicyFileKind, PolicyHost } from "./check-context.ts";
-export { plainPos, PositionTable, TablePos, type PositionTableParts } from "./positions.ts";
+export {
+  KEPT_POS,
+  plainPos,
+  PositionTable,
+  TablePos,
+  type PositionTableParts,
+} from "./positions.ts";
 export { positionsReader } from "./lean-source.ts";
 export {
   diagnostic,

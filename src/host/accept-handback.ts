@@ -315,6 +315,9 @@ function internString(
 
 const noPause = (): Promise<void> => Promise.resolve();
 
+/** A position's number of the file's table (a negative one is of another file: OtherPositions). */
+const isTableCode = (code: number): boolean => code >= 0;
+
 /**
  * The table's way to work its offsets out from the text. Made here, not in unpackAcceptance: a
  * closure keeps its whole scope alive, and the table lives as long as the policy, while the
@@ -400,6 +403,9 @@ export async function unpackAcceptance(
   // what a list as columns holds is made whole: positions, entries and strings (kept once each)
   const columns = new ColumnsReader({
     pos: posOf,
+    // the long lists' objects (a big policy's rules and what is in them) keep their positions as
+    // numbers of the table: a lazy table's are small integers, which an object holds in itself
+    ...(table?.lazy ? { keptPos: { table, keeps: isTableCode } } : {}),
     entries: (index) => entriesOf(index) ?? { packedEntries: index },
   });
   await inParts.fill(

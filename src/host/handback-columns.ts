@@ -14,7 +14,8 @@
 // as two (none is, in a model or an image): noting every object cost the worker more than the
 // rest of the writing. An array's own items are what it carries (not other properties of it).
 import { deserialize, serialize } from "node:v8";
-import { TablePos } from "../config/index.ts";
+import { KEPT_POS, TablePos, type PositionTable } from "../config/index.ts";
+import { posMaker, type Maker as PosMaker, type PosKit } from "./handback-pos-maker.ts";
 
 /** What a value of a column is, one byte each (or one for the whole column). */
 const UNDEF = 0;
@@ -607,6 +608,11 @@ export function columnBuffers(list: ColumnList): ArrayBuffer[] {
 export interface ColumnReadHooks {
   /** The position a code stands for. */
   pos(code: number): unknown;
+  /**
+   * Positions kept as their numbers (positions.ts: PositionTable.keepPos): their table, and which
+   * numbers are kept so (a position in another file is made).
+   */
+  keptPos?: { table: PositionTable; keeps(code: number): boolean };
   /** The list of entries `index` stands for. */
   entries(index: number): unknown;
 }
@@ -667,10 +673,7 @@ class ColumnReader {
 }
 
 /** Makes an object of one shape, its values read from their columns in the order of its keys. */
-type Maker = (
-  read: (col: ColumnReader) => unknown,
-  fields: ColumnReader[],
-) => Record<string, unknown>;
+type Maker = PosMaker<ColumnReader>;
 
 /**
  * Objects of a shape are made from a literal of its keys once this many were made a key at a time
@@ -688,10 +691,11 @@ const LITERAL_KEYS_MAX = 128;
  * itself and keeps the rest in an array of their own (16-40 bytes more an object: the rules of a
  * model and of its image, their address entries); one made from a literal has room for all of
  * them, and no more. The values are read as the literal's properties are evaluated, in order: the
- * same order as a key at a time.
+ * same order as a key at a time. A shape with a `pos` gets its maker from handback-pos-maker.ts.
  */
 function literalMaker(keys: string[]): Maker | undefined {
   if (keys.length > LITERAL_KEYS_MAX || keys.includes("__proto__")) return undefined;
+  if (keys.includes("pos")) return posMaker(keys);
   const props = keys.map((k, i) => `${JSON.stringify(k)}: read(fields[${i}])`).join(", ");
   try {
     return new Function("read", "fields", `"use strict"; return { ${props} };`) as Maker;
@@ -715,6 +719,26 @@ export class ColumnsReader {
   private readonly makers: (Maker | undefined)[] = [];
   private readonly uses: number[] = [];
   private readonly read = (col: ColumnReader): unknown => this.value(col);
+  private readonly kit: PosKit<ColumnReader> = {
+    code: (col) => {
+      const kept = this.hooks.keptPos;
+      if (!kept) return undefined;
+      const tag = col.tag >= 0 ? col.tag : col.tags[col.t]!;
+      let code: number;
+      if (tag === POS32 && kept.keeps((code = col.ints[col.i]!))) col.i++;
+      else if (tag === POS && kept.keeps((code = col.nums[col.f]!))) col.f++;
+      else return undefined;
+      if (col.tag < 0) col.t++;
+      return code;
+    },
+    key: () => this.hooks.keptPos!.table.posKey,
+    keep: (obj) => Object.defineProperty(obj, "pos", KEPT_POS),
+    put: (obj, col) => {
+      const code = this.kit.code(col);
+      if (code === undefined) obj.pos = this.value(col);
+      else this.hooks.keptPos!.table.keepPos(obj, code);
+    },
+  };
   // per list
   private kept: Int32Array = EMPTY_I32;
   private nextKept = 0;
@@ -793,11 +817,13 @@ export class ColumnsReader {
         const shape = col.shape >= 0 ? col.shape : col.shapes[col.s++]!;
         const fields = col.fields[shape]!;
         const make = this.makers[shape];
-        if (make) return make(this.read, fields);
+        if (make) return make(this.read, fields, this.kit);
         const keys = this.shapes[shape]!;
         if (++this.uses[shape]! === LITERAL_AFTER) this.makers[shape] = literalMaker(keys);
         const o: Record<string, unknown> = {};
-        for (let k = 0; k < keys.length; k++) o[keys[k]!] = this.value(fields[k]!);
+        for (let k = 0; k < keys.length; k++)
+          if (keys[k] === "pos") this.kit.put(o, fields[k]!);
+          else o[keys[k]!] = this.value(fields[k]!);
         return o;
       }
       case ARR: {
