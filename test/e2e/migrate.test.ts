@@ -109,17 +109,21 @@ test("a connection table pinned in an older layout, or in layout 6, is migrated:
     before.close();
     assert.ok(tracked, "the flow is tracked");
 
-    lab.daemon.kill("SIGKILL");
-    await lab.daemon.exited;
-    const planted = plantOldLayout(lab.pinDir);
-    assert.ok(planted >= 1);
-    const daemon = await lab.restart("SIGKILL");
-    const log = daemon.lines.join("\n");
-    const copied = new RegExp(
-      `pinned conntrack maps migrated from layout 0 to ${MAP_GROUPS.conntrack!.version}: (\\d+) entries copied`,
-    ).exec(log);
-    assert.ok(copied, `the table was migrated:\n${log}`);
-    assert.equal(Number(copied[1]), planted);
+    // the daemon killed, an older layout's pins planted (planting returns the entries), and the
+    // daemon started again: every planted entry is copied into this build's layout
+    const restartOver = async (from: number, plant: (pinDir: string) => number) => {
+      lab.daemon.kill("SIGKILL");
+      await lab.daemon.exited;
+      const planted = plant(lab.pinDir);
+      assert.ok(planted >= 1);
+      const log = (await lab.restart("SIGKILL")).lines.join("\n");
+      const copied = new RegExp(
+        `pinned conntrack maps migrated from layout ${from} to ${MAP_GROUPS.conntrack!.version}: (\\d+) entries copied`,
+      ).exec(log);
+      assert.ok(copied, `the layout ${from} table was migrated:\n${log}`);
+      assert.equal(Number(copied[1]), planted);
+    };
+    await restartOver(0, plantOldLayout);
 
     // the new table: this build's layout, the flow's entry as it was
     const after = native().BpfMap.openPinned(`${lab.pinDir}/maps/conntrack`);
@@ -136,17 +140,7 @@ test("a connection table pinned in an older layout, or in layout 6, is migrated:
     for (let i = 0; i < 5; i++) await flowing(hello, received(hello), `after the restart (${i})`);
 
     // layout 6: the same entries in a table of 65,536, copied as they are into one of 65,537
-    lab.daemon.kill("SIGKILL");
-    await lab.daemon.exited;
-    const sixes = plantLayout6(lab.pinDir);
-    assert.ok(sixes >= 1);
-    const next = await lab.restart("SIGKILL");
-    const nextLog = next.lines.join("\n");
-    const copied6 = new RegExp(
-      `pinned conntrack maps migrated from layout 6 to ${MAP_GROUPS.conntrack!.version}: (\\d+) entries copied`,
-    ).exec(nextLog);
-    assert.ok(copied6, `the layout 6 table was migrated:\n${nextLog}`);
-    assert.equal(Number(copied6[1]), sixes);
+    await restartOver(6, plantLayout6);
     const larger = native().BpfMap.openPinned(`${lab.pinDir}/maps/conntrack`);
     assert.equal(larger.maxEntries, LAYOUT6_ENTRIES + 1);
     assert.equal(flow(larger)?.id, tracked.id, "the flow's entry, as it was");
