@@ -32,6 +32,9 @@ export interface ProbeRule {
 
 const pos = { file: "bench.yaml", line: 1, col: 1, path: "rules" };
 
+/** The addresses the probe rule allows: 127.0.0.1 and the destinations the client turns through. */
+export const PROBE_REMOTES = "127.0.0.0/16";
+
 function addresses(text: string): AddressList {
   return { entries: [cidrEntry(text, pos)], pos };
 }
@@ -48,7 +51,7 @@ const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand(
 
 /**
  * `count` random egress rules, each naming a user, one of `cgroups` and a name when
- * `withProcess`, then the probe rule (allow tcp to 127.0.0.1:port, naming the client's name
+ * `withProcess`, then the probe rule (allow tcp to PROBE_REMOTES:port, naming the client's name
  * and cgroup when `withProcess`). The default egress is block.
  */
 export function connectModel(
@@ -98,7 +101,7 @@ export function connectModel(
     log: false,
     pos: { ...pos, line: count + 5 },
     direction: "egress",
-    layer3: { remote: addresses("127.0.0.1/32"), pos },
+    layer3: { remote: addresses(PROBE_REMOTES), pos },
     layer4: {
       protocol: 6,
       ports: [{ lo: probe.port, hi: probe.port, text: String(probe.port), pos }],

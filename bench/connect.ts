@@ -3,9 +3,11 @@
 // run. A C client in a cgroup v2 directory made here does non-blocking TCP connect()s to a closed
 // port on 127.0.0.1 (each on a new socket), timing connect() alone with clock_gettime; the
 // program's own cost comes from kernel.bpf_stats_enabled (run_time_ns / run_cnt of connect4).
-// Median of 5 rounds; each round runs the three cases in turn. First, the verdicts: the probe
-// port is allowed (for the process policy only to the client's own name and cgroup), every other
-// port is blocked by default and gets EPERM.
+// Median of 5 rounds; each round runs the cases in turn. Each policy is measured twice: every call
+// to 127.0.0.1 (a repeated call: the socket hooks' memo answers it), and the calls turning through
+// 4,096 addresses after it (each a miss in the memo's 256 entries: the tables walked). First, the
+// verdicts: the probe port is allowed (for the process policy only to the client's own name and
+// cgroup), every other port is blocked by default and gets EPERM.
 //
 //   node bench/connect.ts            writes bench/results/connect.json
 import { execFileSync, spawnSync } from "node:child_process";
@@ -32,6 +34,8 @@ const EPERM = 1;
 const CLIENT = "moat-b4-connect";
 /** The same executable under another name: the process policy does not allow it. */
 const OTHER = "moat-b4-other";
+/** Destinations the turning cases go through: 16 times the memo's entries. */
+const TURNING = 4096;
 
 const mount = cgroup2Mount();
 if (!mount) throw new Error("the cgroup v2 hierarchy is not mounted");
@@ -72,13 +76,14 @@ interface Call {
   errno: number;
 }
 
-/** `count` timed connect()s by `exe` from inside cgroup `dir`. */
-function client(exe: string, dir: string, port: number, count: number): Call[] {
-  const r = spawnSync(
-    "sh",
-    ["-c", `echo $$ > ${dir}/cgroup.procs && exec "$@"`, "sh", exe, String(port), String(count)],
-    { encoding: "utf8", maxBuffer: 64 << 20, timeout: 120_000 },
-  );
+/** `count` timed connect()s by `exe` from inside cgroup `dir`, to `dests` addresses in turn. */
+function client(exe: string, dir: string, port: number, count: number, dests = 1): Call[] {
+  const args = [exe, String(port), String(count), String(dests)];
+  const r = spawnSync("sh", ["-c", `echo $$ > ${dir}/cgroup.procs && exec "$@"`, "sh", ...args], {
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+    timeout: 120_000,
+  });
   if (r.status !== 0) throw new Error(`client failed (${r.status}): ${r.stderr}`);
   return r.stdout
     .trim()
@@ -120,10 +125,10 @@ interface Sample {
   raw: number[];
 }
 
-function measure(exe: string, dir: string, program: number | null): Sample {
-  client(exe, dir, PROBE_PORT, WARMUP);
+function measure(exe: string, dir: string, program: number | null, dests: number): Sample {
+  client(exe, dir, PROBE_PORT, WARMUP, dests);
   const before: RunStats | null = program === null ? null : programStats(program);
-  const calls = client(exe, dir, PROBE_PORT, CALLS);
+  const calls = client(exe, dir, PROBE_PORT, CALLS, dests);
   const after: RunStats | null = program === null ? null : programStats(program);
   // EINPROGRESS, or ECONNREFUSED when the RST was already processed
   const bad = calls.find((c) => c.errno !== 115 && c.errno !== 111);
@@ -176,15 +181,30 @@ try {
   console.error("verdicts checked: EPERM exactly where the policies block");
 
   restoreStats = enableBpfStats();
-  const cases = ["floor", "l4", "proc"] as const;
-  const samples: Record<(typeof cases)[number], Sample[]> = { floor: [], l4: [], proc: [] };
+  const cases = ["floor", "l4", "proc", "floorTurning", "l4Turning", "procTurning"] as const;
+  type Case = (typeof cases)[number];
+  const runs: Record<Case, { policy: keyof typeof dirs; dests: number }> = {
+    floor: { policy: "floor", dests: 1 },
+    l4: { policy: "l4", dests: 1 },
+    proc: { policy: "proc", dests: 1 },
+    floorTurning: { policy: "floor", dests: TURNING },
+    l4Turning: { policy: "l4", dests: TURNING },
+    procTurning: { policy: "proc", dests: TURNING },
+  };
+  const samples = Object.fromEntries(cases.map((c) => [c, [] as Sample[]])) as Record<
+    Case,
+    Sample[]
+  >;
   for (let r = 0; r < ROUNDS; r++) {
     console.error(`round ${r + 1} of ${ROUNDS}`);
-    for (const c of cases) samples[c].push(measure(exe, dirs[c], programs[c]));
+    for (const c of cases) {
+      const { policy, dests } = runs[c];
+      samples[c].push(measure(exe, dirs[policy], programs[policy], dests));
+    }
   }
   restoreStats();
 
-  const summary = (c: (typeof cases)[number]) => {
+  const summary = (c: Case) => {
     const s = samples[c];
     const ns = s.flatMap((x) => (x.programNs === null ? [] : [x.programNs]));
     return {
@@ -193,14 +213,17 @@ try {
       programNs: ns.length ? median(ns) : null,
     };
   };
-  const floor = summary("floor");
-  const labels = {
+  const labels: Record<Case, string> = {
     floor: "no program (floor)",
     l4: `${RULES} L3/L4 rules`,
     proc: `${RULES} process rules`,
+    floorTurning: `no program (floor), ${TURNING} destinations`,
+    l4Turning: `${RULES} L3/L4 rules, ${TURNING} destinations (memo misses)`,
+    procTurning: `${RULES} process rules, ${TURNING} destinations (memo misses)`,
   };
   const rows = cases.map((c) => {
     const s = summary(c);
+    const floor = summary(runs[c].dests === 1 ? "floor" : "floorTurning");
     return {
       case: labels[c],
       "connect p50 ns": s.p50,
@@ -211,6 +234,7 @@ try {
     };
   });
   console.table(rows);
+  const floor = summary("floor");
   const proc = summary("proc");
   console.log(
     `B4: program ${Math.round(proc.programNs ?? 0)} ns/run (bar <= 150), connect() p50 +${proc.p50 - floor.p50} ns over the floor (bar <= +2000); ` +
@@ -218,7 +242,7 @@ try {
   );
   writeResult("connect", {
     bench: "B4 connect() with socket hooks",
-    method: `${CALLS} non-blocking connect()s to closed 127.0.0.1:${PROBE_PORT} per case and round (after ${WARMUP} untimed), ${ROUNDS} rounds, medians; bpf_stats on during the timed calls`,
+    method: `${CALLS} non-blocking connect()s to closed 127.0.0.1:${PROBE_PORT}, or to ${TURNING} addresses from it in turn, per case and round (after ${WARMUP} untimed), ${ROUNDS} rounds, medians; bpf_stats on during the timed calls`,
     rules: RULES,
     processClasses,
     compileMs: { l4: Math.round(l4CompileMs), process: Math.round(procCompileMs) },
