@@ -44,6 +44,7 @@ export {
   readPolicyFileTextAsync,
 } from "./policy-files.ts";
 export { API_TLS_CERT, API_TLS_KEY } from "./file-checks.ts";
+export { useCompileCache } from "./compile-cache.ts";
 export {
   checkTrustedPath,
   openTrustedForWrite,

@@ -16,6 +16,7 @@ import {
 import { textOfBytes } from "../config/yaml-source.ts";
 import { MAX_SET_FILE_BYTES } from "../config/normalize-sets.ts";
 import { readTrustedFile, readTrustedFileAsync, UnsafeFileError } from "./trusted-file.ts";
+import { stateDirectory } from "./state-dir.ts";
 
 /**
  * The largest policy and set files read (docs/policy.md, "Files moat reads"): a set of a million
@@ -28,8 +29,7 @@ export const MAX_FILE_BYTES: Record<PolicyFileKind, number> = {
   set: MAX_SET_FILE_BYTES,
 };
 
-/** The daemon's state folder when MOAT_STATE_DIR does not name one. */
-export const DEFAULT_STATE_DIR = "/var/lib/moat";
+export { DEFAULT_STATE_DIR } from "./state-dir.ts";
 
 /** An API token file holds a few lines; anything bigger is not one. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
@@ -82,7 +82,7 @@ export const nodeHost: PolicyHost = {
 
 /** Where the daemon keeps dynamic sets and fetched feeds: $MOAT_STATE_DIR/sets. */
 export function setStoreDir(): string {
-  return join(process.env.MOAT_STATE_DIR ?? DEFAULT_STATE_DIR, "sets");
+  return join(stateDirectory(), "sets");
 }
 
 /** Reads and parses a policy file; throws PolicyError (code EPOLICY) with every problem found. */

@@ -6,7 +6,16 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { startMoatLab, type MoatLab } from "../helpers/moat-lab.ts";
 import { spawnLines, type LineChild } from "../helpers/child.ts";
@@ -31,10 +40,14 @@ ${extra}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Another daemon with the lab daemon's arguments (its pin directory and API socket). */
-function daemonLike(lab: MoatLab): LineChild {
+/**
+ * Another daemon with the lab daemon's arguments (its pin directory and API socket); `env`: what
+ * env(1) changes in its environment first.
+ */
+function daemonLike(lab: MoatLab, env: string[] = []): LineChild {
   return spawnLines("nsenter", [
     `--net=/run/netns/${lab.b}`,
+    ...(env.length > 0 ? ["env", ...env] : []),
     MOAT,
     "run",
     "--policy",
@@ -290,5 +303,38 @@ test(
       }
       assert.notEqual(written, "", "events go to the new audit log");
       await stopsCleanly(d);
+    }),
+);
+
+test(
+  "a compile cache others could write is not used, and the daemon says why; made 0700, it is",
+  { timeout: 180_000 },
+  () =>
+    inLab("stopped", async (lab, kept) => {
+      const state = join(lab.dir, "state");
+      const cache = join(state, "compile-cache");
+      rmSync(state, { recursive: true, force: true }); // the lab's folder, removed with it
+      mkdirSync(cache, { recursive: true, mode: 0o700 });
+      chmodSync(cache, 0o777);
+      // the test runner's own cache (NODE_COMPILE_CACHE) would be used instead
+      const env = ["-u", "NODE_COMPILE_CACHE", `MOAT_STATE_DIR=${state}`];
+      let d = kept(daemonLike(lab, env));
+      await d.waitFor(/^moat is running/, 60_000);
+      const warning = new RegExp(
+        `^warning: compile cache ${cache}: is open to group or others \\(mode 0777\\); make it 0700 .*; not used`,
+      );
+      assert.ok(
+        d.lines.some((l) => warning.test(l)),
+        `the daemon says why:\n${d.lines.join("\n")}`,
+      );
+      await stopsCleanly(d);
+      assert.deepEqual(readdirSync(cache), [], "nothing was written there");
+
+      chmodSync(cache, 0o700);
+      d = kept(daemonLike(lab, env));
+      await d.waitFor(/^moat is running/, 60_000);
+      assert.ok(!d.lines.some((l) => /compile cache/.test(l)), d.lines.join("\n"));
+      await stopsCleanly(d);
+      assert.notDeepEqual(readdirSync(cache), [], "the daemon's code is kept there");
     }),
 );

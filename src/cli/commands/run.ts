@@ -1,4 +1,5 @@
 // moat run: the daemon in the foreground, until Ctrl-C; signals reload the policy and reopen logs.
+import { flushCompileCache } from "node:module";
 import { UsageError, type Command } from "../command.ts";
 import type { Daemon } from "../../daemon.ts";
 
@@ -69,9 +70,15 @@ export const runCommand: Command = {
     ]);
     for (const [signal, handler] of handlers) process.on(signal, handler);
     try {
+      // before the rest of the daemon's modules load (the host's, which judge the directory, load
+      // first): they and its worker threads' come from the compile cache once it holds them
+      const { useCompileCache } = await import("../../host/index.ts");
+      const cacheWarning = useCompileCache();
       // the daemon loads when it runs: `moat run --help` does not load it
       const { startDaemon } = await import("../../daemon.ts");
       const { daemonLog } = await import("./daemon-log.ts");
+      const log = daemonLog(io.out);
+      if (cacheWarning) log(cacheWarning);
       const started = await startDaemon({
         policyPath,
         interfaces: values.interface as string[] | undefined,
@@ -83,9 +90,11 @@ export const runCommand: Command = {
           ? { decisionsPath: decisions === "none" ? null : decisions }
           : {}),
         ...(values["docker-root"] ? { dockerRoots: values["docker-root"] as string[] } : {}),
-        log: daemonLog(io.out),
+        log,
       });
       await started.ready;
+      // the start's code in the cache now, not when the daemon exits (a SIGKILL writes nothing)
+      flushCompileCache();
       daemon = started;
       io.out("moat is running; Ctrl-C to stop");
       // a stop that came during the start is the one thing left to do
