@@ -18,7 +18,7 @@ import { ct } from "../../src/datapath/abi.ts";
 import { conntrackEntries } from "../../src/datapath/conntrack.ts";
 import { OLD_CT_VERSION, oldCt, toOldCt } from "../helpers/ct-layout-fixture.ts";
 import { MAP_GROUPS } from "../../src/datapath/pinned-maps.ts";
-import { LAYOUT6_ENTRIES, plantLayout6 } from "../helpers/ct-layout6.ts";
+import { LAYOUT6_ENTRIES, plantConntrack, plantLayout6 } from "../helpers/ct-layout6.ts";
 
 const FEED_PORT = 7071;
 const TRAFFIC = `${ROOT}test/helpers/traffic.ts`;
@@ -58,36 +58,8 @@ async function flowing(f: LineChild, after: number, what: string): Promise<void>
 }
 
 /** Replaces the pinned conntrack table with one in layout 0 holding the same entries. */
-function plantOldLayout(pinDir: string): number {
-  const path = `${pinDir}/maps/conntrack`;
-  const current = native().BpfMap.openPinned(path);
-  const old = native().BpfMap.create({
-    type: current.type,
-    keySize: current.keySize,
-    valueSize: oldCt.size,
-    maxEntries: current.maxEntries,
-    name: "conntrack",
-  });
-  let n = 0;
-  for (let k = current.nextKey(null); k; k = current.nextKey(k)) {
-    const v = current.lookup(k);
-    if (!v) continue;
-    old.update(k, toOldCt(v));
-    n++;
-  }
-  current.unpin(path);
-  current.close();
-  old.pin(path);
-  old.close();
-  const record = native().BpfMap.openPinned(`${pinDir}/abi`);
-  const key = Buffer.alloc(16);
-  key.write("conntrack");
-  const version = Buffer.alloc(8);
-  version.writeBigUInt64LE(BigInt(OLD_CT_VERSION));
-  record.update(key, version);
-  record.close();
-  return n;
-}
+const plantOldLayout = (pinDir: string): number =>
+  plantConntrack(pinDir, { version: OLD_CT_VERSION, valueSize: oldCt.size, convert: toOldCt });
 
 test("a connection table pinned in an older layout, or in layout 6, is migrated: its flows are judged as before", async (t) => {
   const lab = await startMoatLab(t.name, policy, ["tcp:22"], {
