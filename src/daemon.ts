@@ -381,7 +381,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     pipeline,
   );
-  const watcher = watchFiles(() => void policy.reload("file changed"));
+  // the policy worker (stopped when idle) starts at a change's first event: its modules load
+  // during the debounce and the file's read, not after them
+  const watcher = watchFiles(
+    () => void policy.reload("file changed"),
+    undefined,
+    startAcceptWorker,
+  );
   const plumbing = policyPlumbing(initial.model, {
     policyPath,
     pipeline,

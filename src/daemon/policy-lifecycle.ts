@@ -16,6 +16,7 @@ import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/
 import {
   locateOffThread,
   readPolicyFileTextAsync,
+  startAcceptWorker,
   type LoadedPolicy,
   type UniverseReader,
 } from "../host/index.ts";
@@ -323,6 +324,8 @@ export class PolicyLifecycle {
 
   private async reloadFile(reason: string): Promise<ReloadResult> {
     const { path, universe, compile, decisions, mode } = this.options;
+    // the policy worker (stopped when idle) loads its modules while the file is read
+    startAcceptWorker();
     let text: string;
     try {
       text = await readFileText(path);

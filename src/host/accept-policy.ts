@@ -1,8 +1,9 @@
 // The one way a policy is accepted: `moat check`, the daemon (its file, SIGHUP, the API) and
 // POST /v1/policy/validate all call acceptPolicy, so what one accepts the others apply. It checks
 // the text (src/config), refuses what this datapath cannot enforce (an unenforced rule would be a
-// silent hole), and compiles the kernel tables; every problem is a diagnostic. The daemon and
-// `moat check` read the files first, off the event loop (acceptPolicyAsync), then call it.
+// silent hole), and compiles the kernel tables; every problem is a diagnostic. `moat check` and
+// the daemon's thread read the files first, off the event loop (acceptPolicyAsync), then call it;
+// the daemon's policy worker calls it and reads them as it goes (no event loop waits there).
 import {
   checkPolicySource,
   PolicyError,
@@ -157,8 +158,7 @@ async function prefetchSetFiles(
     text,
     fileName,
     {
-      ...storeOf(nodeHost),
-      resolve: nodeHost.resolve,
+      ...readerless(nodeHost),
       readFile: (path) => {
         named.add(path);
         return "";
@@ -177,8 +177,7 @@ async function prefetchSetFiles(
     }
   }
   const host: PolicyHost = {
-    ...storeOf(nodeHost),
-    resolve: nodeHost.resolve,
+    ...readerless(nodeHost),
     readFile: (path, kind) => {
       const got = kind === "set" ? read.get(path) : undefined;
       if (!got) return nodeHost.readFile(path, kind);
@@ -189,8 +188,10 @@ async function prefetchSetFiles(
   return { host };
 }
 
-/** The host's set store (dynamic sets, fetched feeds), if it has one. */
-const storeOf = (host: PolicyHost) => (host.setStore ? { setStore: host.setStore } : {});
+/** What `host` says besides reading files: where paths lead, its set store, its built-in sets. */
+function readerless({ readFile: _, ...rest }: PolicyHost): Omit<PolicyHost, "readFile"> {
+  return rest;
+}
 
 /** The accepted policy, or a PolicyError carrying every diagnostic. */
 export function acceptedOrThrow(acceptance: Acceptance): LoadedPolicy {

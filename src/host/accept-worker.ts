@@ -1,5 +1,7 @@
 // The worker thread side of acceptPolicyOffThread (accept-off-thread.ts): it runs the one
-// acceptance (acceptPolicyAsync) and hands the result back. What process rules name on the host
+// acceptance (acceptPolicy) and hands the result back. Its set files are read here as it goes:
+// this thread's waits hold no one's event loop, and reading them first (acceptPolicyAsync) would
+// check a policy that names one twice. What process rules name on the host
 // (users, executables, cgroups, routes) is the daemon's to read: the compile asks the daemon's
 // thread and waits for its answer. Name classes cross as their patterns (accept-handback.ts).
 import {
@@ -12,7 +14,7 @@ import type { PositionTable } from "../config/index.ts";
 import { validatePolicy } from "../config/policy-validator.ts";
 import { relayRule, usesNames, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
-import { acceptPolicyAsync, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
+import { acceptPolicy, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
 
 // the schema's validator made as the worker starts, while its heap is small: made at the first
 // check instead, after a big policy's parse has filled the heap, its collections cost more
@@ -107,9 +109,11 @@ function askHost(id: number, query: UniverseQuery): ProcessUniverse {
   }
 }
 
-async function answer(
-  req: AcceptRequest,
-): Promise<{ reply: AcceptReply; transfer?: ArrayBuffer[]; unlocated?: PositionTable }> {
+function answer(req: AcceptRequest): {
+  reply: AcceptReply;
+  transfer?: ArrayBuffer[];
+  unlocated?: PositionTable;
+} {
   const options: AcceptOptions = {
     ...(req.compile ? { compile: req.compile } : {}),
     ...(req.decisions ? { decisions: req.decisions } : {}),
@@ -117,7 +121,7 @@ async function answer(
     ...(req.universe ? { universe: (query: UniverseQuery) => askHost(req.id, query) } : {}),
   };
   try {
-    const acceptance = await acceptPolicyAsync(req.text, req.fileName, options);
+    const acceptance = acceptPolicy(req.text, req.fileName, options);
     try {
       const indexSets = judgedInUserSpace(acceptance);
       const { packed, transfer, unlocated } = packAcceptance(acceptance, undefined, indexSets);
@@ -152,8 +156,7 @@ function sendOffsets(id: number): void {
 parentPort?.on("message", (req: AcceptRequest | AcceptLocate) => {
   if ("locate" in req) return sendOffsets(req.locate);
   unlocated = undefined; // a newer policy: the daemon will not ask for the older one's
-  void answer(req).then(({ reply, transfer, unlocated: table }) => {
-    if (table) unlocated = { id: req.id, table };
-    parentPort?.postMessage(reply, transfer);
-  });
+  const { reply, transfer, unlocated: table } = answer(req);
+  if (table) unlocated = { id: req.id, table };
+  parentPort?.postMessage(reply, transfer);
 });

@@ -2,6 +2,8 @@
 // some replace the file by rename, so the parent directory is watched, not the inode). Setting
 // the paths again (every applied policy does) keeps the watcher of a directory still watched:
 // a change whose event is not read yet, or whose debounce runs, is never lost to a re-set.
+// `onBurst` is called at a burst's first event, a debounce before `onChange`: what the change
+// will need can be readied meanwhile (the daemon starts its policy worker then).
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 
@@ -10,13 +12,22 @@ export interface FileWatch {
   close(): void;
 }
 
-export function watchFiles(onChange: () => void, debounceMs = 150): FileWatch {
+export function watchFiles(
+  onChange: () => void,
+  debounceMs = 150,
+  onBurst?: () => void,
+): FileWatch {
   /** Directory -> its watcher and the names in it that count (updated in place by set()). */
   const watched = new Map<string, { watcher: FSWatcher; names: Set<string> }>();
   let timer: NodeJS.Timeout | undefined;
+  const settled = () => {
+    timer = undefined;
+    onChange();
+  };
   const fire = () => {
+    if (timer === undefined) onBurst?.();
     clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
+    timer = setTimeout(settled, debounceMs);
   };
   return {
     set(paths) {
@@ -49,6 +60,7 @@ export function watchFiles(onChange: () => void, debounceMs = 150): FileWatch {
       for (const { watcher } of watched.values()) watcher.close();
       watched.clear();
       clearTimeout(timer);
+      timer = undefined;
     },
   };
 }

@@ -24,13 +24,19 @@ function fixture(t: { after(fn: () => void): void }) {
   const file = join(dir, "policy.yaml");
   writeFileSync(file, "a\n");
   let changes = 0;
-  const watch = watchFiles(() => changes++, 100);
+  /** the change count each time a burst began */
+  const bursts: number[] = [];
+  const watch = watchFiles(
+    () => changes++,
+    100,
+    () => bursts.push(changes),
+  );
   t.after(() => {
     watch.close();
     rmSync(dir, { recursive: true, force: true });
   });
   watch.set([file]);
-  return { file, watch, changes: () => changes };
+  return { file, watch, changes: () => changes, bursts };
 }
 
 test("a burst of writes to a watched file is one change", async (t) => {
@@ -52,4 +58,14 @@ test("a change is not lost when the watch is set again within the debounce", asy
   await sleep(30); // the watcher has seen the write; its debounce runs
   f.watch.set([f.file]);
   assert.equal(await changesAfterFirst(f), 1);
+});
+
+test("a burst is told once at its first write, before its change; the next burst again", async (t) => {
+  const f = fixture(t);
+  for (const text of ["b\n", "c\n", "d\n"]) writeFileSync(f.file, text);
+  assert.equal(await changesAfterFirst(f), 1);
+  assert.deepEqual(f.bursts, [0]);
+  writeFileSync(f.file, "e\n");
+  await untilTrue("the second change", () => f.changes() > 1, 20_000);
+  assert.deepEqual(f.bursts, [0, 1]);
 });

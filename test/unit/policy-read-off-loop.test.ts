@@ -125,3 +125,28 @@ test("reading off the loop gives the diagnostics `moat check` and the harness gi
     if (name !== "good") assert.ok(sync.length > 0, `${name}: ${sync.join("; ")}`);
   }
 });
+
+test("the built-in set doh-resolvers is read off the loop too", async (t) => {
+  const dir = lab(t);
+  const policyPath = join(dir, "doh.yaml");
+  writeFileSync(
+    policyPath,
+    `version: 1
+mode: prevent
+defaults: { ingress: block, egress: allow }
+attach: { cgroup: "/" }
+rules:
+  - name: no-doh
+    direction: egress
+    action: block
+    layer3: { remote: [set:doh-resolvers] }
+    layer4: { protocol: tcp, port: [443] }
+`,
+  );
+  const sync = acceptPolicyFile(policyPath);
+  const async = await acceptPolicyFileAsync(policyPath);
+  assert.deepEqual(async.diagnostics.map(formatDiagnostic), sync.diagnostics.map(formatDiagnostic));
+  const errors = async.diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic);
+  assert.deepEqual(errors, [], "moat's shipped list is there for every reader");
+  assert.ok((async.policy?.model.sets.get("doh-resolvers")?.entries.length ?? 0) > 0);
+});
