@@ -1,0 +1,63 @@
+// The ids copies reach the daemon's reader on the event loop, with no drain asked: the packet
+// programs wake the reader at most once a millisecond, so copies sent close together (a burst of
+// flows, or a copy right after the reader caught up) are read by its next look instead.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate as turn } from "node:timers/promises";
+import { KernelLab } from "../helpers/kernel-lab.ts";
+import { inboundTcpFlow } from "../helpers/inbound-tcp-flow.ts";
+import { decodeIdsCopy, type IdsCopy } from "../../src/datapath/index.ts";
+
+const POLICY = `
+version: 1
+mode: prevent
+defaults: { ingress: allow, egress: allow }
+ids:
+  rules: ['alert tcp any any -> any 80 (msg:"admin"; content:"/admin"; sid:1;)']
+`;
+const REQUEST = Buffer.from("GET /admin HTTP/1.1\r\n\r\n");
+
+let lab: KernelLab;
+const copies: IdsCopy[] = [];
+before(() => {
+  lab = new KernelLab();
+  lab.dp.subscribeIds((r) => copies.push(decodeIdsCopy(r)));
+  lab.policy(POLICY);
+});
+after(() => lab.close());
+
+/** Sends `n` flows' requests back to back (each flow's one copy); returns their source ports. */
+function requests(n: number): number[] {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const f = inboundTcpFlow();
+    assert.equal(lab.run("xdp", f.client("S", 1000)).verdict, "pass");
+    assert.equal(lab.run("xdp", f.client("PA", 1001, REQUEST)).verdict, "pass");
+    ports.push(f.sport);
+  }
+  return ports;
+}
+
+/** The copies of these source ports read so far, waiting up to 5 s for them all (loop turn by
+ * loop turn: the next copies go out as soon as these are read, within the programs' wake limit). */
+async function readOf(ports: number[]): Promise<number> {
+  const of = () => copies.filter((c) => ports.includes(c.remote.port)).length;
+  const until = Date.now() + 5000;
+  while (of() < ports.length && Date.now() < until) await turn();
+  return of();
+}
+
+test("a burst of copies is read whole without a drain", async () => {
+  const ports = requests(20);
+  assert.equal(await readOf(ports), 20);
+});
+
+test("copies sent right after the reader caught up are read too", async () => {
+  for (let round = 0; round < 10; round++) {
+    const ports = requests(1 + (round % 3));
+    assert.equal(await readOf(ports), ports.length, `round ${round}`);
+    // a poll of the loop that finds the ring empty (its readiness gone), then the next round
+    await turn();
+    await turn();
+  }
+});
