@@ -8,6 +8,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "classify.h"
+#include "ring_wake.h"
 
 struct ev_from {
 	__u8 hook; /* enum moat_hook */
@@ -75,7 +76,11 @@ __noinline int emit(const struct moat_ct_key *k, const struct moat_ct *ct, __u8 
 	ev->pad = 0;
 	ev->redirect = from->redirect;
 	ev->owner = ct->owner;
-	bpf_ringbuf_submit(ev, 0);
+	/* a record of the last packet's time is sent now */
+	if (from->at_last)
+		now = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(
+	    ev, ring_wake(type == MOAT_EV_FLOW ? &flows_woken_ns : &events_woken_ns, now));
 	return 0;
 }
 

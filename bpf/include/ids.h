@@ -21,6 +21,7 @@
 #include "packet.h"
 #include "events.h"
 #include "conntrack.h"
+#include "ring_wake.h"
 
 /* a global function's argument that is the program's context (the kernel reads the tag) */
 #ifndef __arg_ctx
@@ -664,30 +665,13 @@ __noinline int moat_ids_repeat(const struct pkt *p, struct moat_ids_record *r)
 	return 1;
 }
 
-/* The reader is woken (the kernel's choice: only when it has read every record before) at most
- * once in IDS_WAKE_NS: a wakeup costs the sending cpu several microseconds (~6 in a VM), many
- * times the copy. A record sent without one is read by the reader's next look, which the daemon
- * takes IDS_WAKE_NS after any record it read (src/datapath/ids-ring.ts, IDS_LOOK_MS). */
-#define IDS_WAKE_NS 1000000ull
-
-/* the time of the last record allowed to wake the reader (races between cpus only move it) */
-static __u64 ids_woken_ns;
-
-/* the ring's flags for a record sent at now */
-static __always_inline __u64 ids_wake(__u64 now)
-{
-	if (now - ids_woken_ns < IDS_WAKE_NS)
-		return BPF_RB_NO_WAKEUP;
-	ids_woken_ns = now;
-	return 0;
-}
-
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
 static __always_inline void ids_submit(const struct pkt *p, struct moat_ids_record *r, __u32 len)
 {
 	if ((r->flags & IDS_AGAIN) && moat_ids_repeat(p, r))
 		return;
-	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, ids_wake(r->ts_ns))) {
+	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len,
+			       ring_wake(&ids_woken_ns, bpf_ktime_get_ns()))) {
 		count(MOAT_CNT_IDS_LOST, len);
 		ids_missed(p);
 	} else {

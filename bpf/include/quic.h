@@ -8,6 +8,7 @@
 #define MOAT_QUIC_H
 
 #include "maps.h"
+#include "ring_wake.h"
 
 /* the udp payload's offset, with the addresses and ports into q; 0 when the packet is not
  * a whole udp datagram to port 443 (a fragment, ipv6 extension headers) */
@@ -77,7 +78,7 @@ static __always_inline void quic_copy(struct __sk_buff *skb, struct moat_sock *s
 	q->verdict = s->verdict;
 	q->len = (__u16)len;
 	q->owner = s->owner;
-	bpf_ringbuf_submit(q, 0);
+	bpf_ringbuf_submit(q, ring_wake(&quic_woken_ns, q->ts_ns));
 }
 
 #endif /* MOAT_QUIC_H */

@@ -189,7 +189,7 @@ static __always_inline void limit_report(const struct pkt *p, const struct moat_
 		ev->tcp_state = ct->tcp_state;
 		ev->owner = ct->owner;
 	}
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, ring_wake(&events_woken_ns, ev->ts_ns));
 }
 
 /* the state of the packet's source under limit l: found, made, or (the table is full) the

@@ -34,15 +34,7 @@ import { conntrackCapacity, conntrackMaxEntries } from "./conntrack-size.ts";
 import type { GenerationRecord } from "./generations.ts";
 import { PolicyMaps, type ApplyResult, type RuleCounter } from "./policy-maps.ts";
 import { nextTurn } from "./in-turns.ts";
-import type {
-  BpfLink,
-  BpfMap,
-  BpfObject,
-  BpfProgram,
-  CgroupAttach,
-  RingBuffer,
-  XdpMode,
-} from "./native.d.ts";
+import type { BpfLink, BpfMap, BpfObject, BpfProgram, CgroupAttach, XdpMode } from "./native.d.ts";
 import type { NetInterface } from "./interfaces.ts";
 import type { IngressHook } from "./ingress-choice.ts";
 import type { SocketOwner } from "../attribution/listeners.ts";
@@ -57,7 +49,7 @@ import { forEachRecord, records } from "./ringbuf-batch.ts";
 import { cutIdsConnection, type IdsCut } from "./ids-cut.ts";
 import { markIdsCuts } from "./ids-cut-adoption.ts";
 import type { IdsCopy } from "./ids-record.ts";
-import { IdsRing } from "./ids-ring.ts";
+import { LookingRing } from "./looking-ring.ts";
 import { FloodMaps, type FloodCounters, type PortAttack } from "./flood-maps.ts";
 import { MapCounts } from "./map-counts.ts";
 import { cookieKfunc } from "./cookie-probe.ts";
@@ -305,7 +297,7 @@ export class Datapath {
   /** Whether the live policy has needed the cookie check: attached beside every XDP hook. */
   private cookieChecks = false;
   private readonly links: BpfLink[] = [];
-  private rings: Pick<RingBuffer, "close">[] = [];
+  private rings: LookingRing[] = [];
   /** subscribe()'s listeners: records made in user space (a swept source's report) reach them too. */
   private eventListeners: ((record: Buffer) => void)[] = [];
   private mapCounts = new MapCounts();
@@ -959,12 +951,11 @@ export class Datapath {
     return clearConntrack(this.maps.conntrack);
   }
 
-  /** Delivers every event record (a copy) to `onRecord`. */
-  subscribe(onRecord: (record: Buffer) => void): RingBuffer {
+  /** Delivers every event record (a copy) to `onRecord`, within about two milliseconds of its
+   * sending (looking-ring.ts), as each ring below. */
+  subscribe(onRecord: (record: Buffer) => void): LookingRing {
     this.eventListeners.push(onRecord);
-    const ring = new (native().RingBuffer)(this.maps.events, (batch) =>
-      forEachRecord(batch, onRecord),
-    );
+    const ring = new LookingRing(this.maps.events, (batch) => forEachRecord(batch, onRecord));
     this.rings.push(ring);
     return ring;
   }
@@ -973,17 +964,15 @@ export class Datapath {
    * Delivers every flow-only record (a struct moat_event of type flow: the close of a connection
    * whose opening was not reported; a copy) to `onRecord`.
    */
-  subscribeFlows(onRecord: (record: Buffer) => void): RingBuffer {
-    const ring = new (native().RingBuffer)(this.maps.flowRecords, (batch) =>
-      forEachRecord(batch, onRecord),
-    );
+  subscribeFlows(onRecord: (record: Buffer) => void): LookingRing {
+    const ring = new LookingRing(this.maps.flowRecords, (batch) => forEachRecord(batch, onRecord));
     this.rings.push(ring);
     return ring;
   }
 
   /** Delivers every copied QUIC datagram record (struct moat_quic_initial, a copy) to `onRecord`. */
-  subscribeQuic(onRecord: (record: Buffer) => void): RingBuffer {
-    const ring = new (native().RingBuffer)(this.maps.quicInitials, (batch) => {
+  subscribeQuic(onRecord: (record: Buffer) => void): LookingRing {
+    const ring = new LookingRing(this.maps.quicInitials, (batch) => {
       for (const record of records(batch)) onRecord(record);
     });
     this.rings.push(ring);
@@ -992,11 +981,12 @@ export class Datapath {
 
   /**
    * Delivers every copy of a flow's first bytes for the ids signatures (struct moat_ids_record,
-   * header and data; a copy) to `onRecord`, within about two milliseconds of its sending
-   * (ids-ring.ts).
+   * header and data; a copy) to `onRecord`.
    */
-  subscribeIds(onRecord: (record: Buffer) => void): IdsRing {
-    const ring = new IdsRing(this.maps.idsRecords, onRecord);
+  subscribeIds(onRecord: (record: Buffer) => void): LookingRing {
+    const ring = new LookingRing(this.maps.idsRecords, (batch) => {
+      for (const record of records(batch)) onRecord(record);
+    });
     this.rings.push(ring);
     return ring;
   }

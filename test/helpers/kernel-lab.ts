@@ -106,6 +106,11 @@ export class KernelLab {
     return { verdict, retval: r.retval, data: r.dataOut, duration: r.duration };
   }
 
+  /** Events the rings delivered on their own since the last events() (no drain asked). */
+  delivered(): readonly MoatEvent[] {
+    return this.pending;
+  }
+
   /** Events reported since the last call. */
   events(): MoatEvent[] {
     this.ring.drain();
