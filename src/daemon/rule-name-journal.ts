@@ -14,7 +14,12 @@
 import { readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { writeTrustedFileAtomic } from "../host/index.ts";
-import type { EventReason, GenerationContents } from "../datapath/index.ts";
+import {
+  richRules,
+  ruleName,
+  type EventReason,
+  type GenerationContents,
+} from "../datapath/index.ts";
 
 const VERSION = 1;
 
@@ -93,9 +98,7 @@ function parse(bytes: Buffer, pins: string, generation: number): Names | null {
 /** The file of `contents`: the header line, then the rule names. */
 function serialize(pins: string, generation: number, contents: GenerationContents): Buffer {
   const reasons: Record<string, EventReason> = {};
-  contents.rules.forEach((r, i) => {
-    if (r.reason) reasons[i] = r.reason;
-  });
+  for (const [i, r] of richRules(contents.rules)) if (r.reason) reasons[i] = r.reason;
   const header: Header = {
     version: VERSION,
     pins,
@@ -110,7 +113,7 @@ function serialize(pins: string, generation: number, contents: GenerationContent
     })),
   };
   let text = `${JSON.stringify(header)}\n`;
-  for (const r of contents.rules) text += `${r.name}\n`;
+  for (let i = 0; i < contents.rules.length; i++) text += `${ruleName(contents.rules, i)}\n`;
   return Buffer.from(text, "utf8");
 }
 

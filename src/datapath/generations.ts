@@ -4,28 +4,72 @@
 // was judged just before a reload still names the rule and the redirect that decided it.
 import type { ImageRule } from "../policy/compile/image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
+import { KeptRules, type RuleList } from "./kept-rules.ts";
 
 export interface GenerationContents {
-  rules: readonly ImageRule[];
+  rules: RuleList;
   redirects: readonly RedirectTarget[];
 }
 
 /** How many generations are kept: the live one, the one in the idle slot, and two more. */
 export const KEPT_GENERATIONS = 4;
+/** A policy of more rules than this is kept as names and bytes (kept-rules.ts), not objects. */
+export const KEPT_AS_NAMES_FROM = 4096;
 
 export class GenerationRecord {
   private readonly kept = new Map<number, GenerationContents>();
   private readonly keep: number;
+  private readonly namesFrom: number;
 
-  constructor(keep = KEPT_GENERATIONS) {
+  constructor(keep = KEPT_GENERATIONS, namesFrom = KEPT_AS_NAMES_FROM) {
     this.keep = keep;
+    this.namesFrom = namesFrom;
   }
 
   /** Records `generation`'s contents and forgets the generations too old to keep. */
   record(generation: number, contents: GenerationContents): void {
     for (const g of this.kept.keys()) if (g <= generation - this.keep) this.kept.delete(g);
-    this.share(contents.rules);
+    if (contents.rules.length > this.namesFrom && !(contents.rules instanceof KeptRules)) {
+      const rules = new KeptRules(contents.rules);
+      this.shareNames(rules);
+      this.kept.set(generation, { rules, redirects: contents.redirects });
+      return;
+    }
+    if (Array.isArray(contents.rules)) this.share(contents.rules as readonly ImageRule[]);
     this.kept.set(generation, contents);
+  }
+
+  /**
+   * The names of the kept generations kept as names become `rules`' equal ones: an older name
+   * read on this thread would hold what its own policy was read from, as an older rule would.
+   */
+  private shareNames(rules: KeptRules): void {
+    const olders: string[][] = [];
+    for (const { rules: older } of this.kept.values())
+      if (older instanceof KeptRules) olders.push(older.names);
+    if (olders.length === 0) return;
+    // by index first; the names that moved are looked for once, as namesMoved() does
+    const moved = new Map<string, string | undefined>();
+    for (const names of olders)
+      for (let i = 0; i < names.length; i++) {
+        const now = rules.names[i];
+        if (now !== undefined && now === names[i]) names[i] = now;
+        else moved.set(names[i]!, undefined);
+      }
+    if (moved.size === 0) return;
+    let left = moved.size;
+    for (let i = 0; i < rules.names.length && left > 0; i++) {
+      const name = rules.names[i]!;
+      if (moved.has(name) && moved.get(name) === undefined) {
+        moved.set(name, name);
+        left--;
+      }
+    }
+    for (const names of olders)
+      for (let i = 0; i < names.length; i++) {
+        const now = moved.get(names[i]!);
+        if (now !== undefined) names[i] = now;
+      }
   }
 
   /**
@@ -39,8 +83,9 @@ export class GenerationRecord {
   private share(rules: readonly ImageRule[]): void {
     let newest: [number, GenerationContents] | undefined;
     for (const entry of this.kept) newest = entry; // a Map iterates in insertion order
-    if (!newest) return;
-    const [newestGeneration, contents] = newest;
+    if (!newest || !Array.isArray(newest[1].rules)) return;
+    const newestGeneration = newest[0];
+    const contents = { rules: newest[1].rules as readonly ImageRule[] };
     const moved = new Map<ImageRule, ImageRule>();
     let byName: Map<string, ImageRule | undefined> | undefined;
     const shared = contents.rules.map((r, i) => {
@@ -51,7 +96,9 @@ export class GenerationRecord {
       return now;
     });
     for (const [g, c] of this.kept) {
-      const next = g === newestGeneration ? shared : c.rules.map((r) => moved.get(r) ?? r);
+      if (!Array.isArray(c.rules)) continue;
+      const older = c.rules as readonly ImageRule[];
+      const next = g === newestGeneration ? shared : older.map((r) => moved.get(r) ?? r);
       this.kept.set(g, { rules: next, redirects: c.redirects });
     }
   }
@@ -63,7 +110,8 @@ export class GenerationRecord {
 
   /** Rule `index` of `generation`, or null. */
   rule(index: number, generation: number): ImageRule | null {
-    return this.kept.get(generation)?.rules[index] ?? null;
+    if (!Number.isInteger(index) || index < 0) return null;
+    return this.kept.get(generation)?.rules.at(index) ?? null;
   }
 
   /** Redirect `index` of `generation`, or null. */

@@ -41,6 +41,7 @@ export {
   type IdsMatchFacts,
 } from "./event.ts";
 export { GenerationRecord, KEPT_GENERATIONS, type GenerationContents } from "./generations.ts";
+export { richRules, ruleName, type RuleList } from "./kept-rules.ts";
 export { listInterfaces, planInterfaces, type NetInterface } from "./interfaces.ts";
 export { attachHooks, describeAttachment, watchAttach, type AttachWatch } from "./attach-watch.ts";
 export { destroyBlockedSocket, type DestroyedSocket } from "./post-route.ts";

@@ -18,6 +18,7 @@ import { drain, inTurns } from "./in-turns.ts";
 import type { BpfMap, BpfObject, MapBatch } from "./native.d.ts";
 import { socketLean, type PolicyImage } from "../policy/compile/kernel-image.ts";
 import { GenerationRecord } from "./generations.ts";
+import { richRules, ruleName } from "./kept-rules.ts";
 import type { NameClasses } from "../policy/compile/names.ts";
 import {
   NameMaps,
@@ -530,16 +531,14 @@ export class PolicyMaps {
     // the rule of each limit, for the report of a swept source's last packets over it
     const ruleOf = new Map<number, { index: number; generation: number; prevent: boolean }>();
     for (const g of this.generations) {
-      const rules = g ? (this.contents.of(g.generation)?.rules ?? []) : [];
-      for (const l of liveLimits(rules)) live.set(l.id, l);
-      rules.forEach((r, index) => {
-        if (g && r.limit)
-          ruleOf.set(r.limit.id, {
-            index,
-            generation: g.generation,
-            prevent: r.mode === "prevent",
-          });
-      });
+      if (!g) continue;
+      const rules = this.contents.of(g.generation)?.rules ?? [];
+      // (a big policy's plain rules have no limit: only the others are read)
+      for (const [index, r] of richRules(rules)) {
+        if (!r.limit) continue;
+        live.set(r.limit.id, r.limit);
+        ruleOf.set(r.limit.id, { index, generation: g.generation, prevent: r.mode === "prevent" });
+      }
     }
     return this.limits.sweep(
       live,
@@ -576,16 +575,16 @@ export class PolicyMaps {
       }
       cursor = batch.next;
     } while (cursor);
-    return {
-      generation: g.generation,
-      rules: rules.map((r, index) => ({
+    const counters: RuleCounter[] = [];
+    for (let index = 0; index < stride; index++)
+      counters.push({
         index,
-        name: r.name,
+        name: ruleName(rules, index)!,
         packets: BigInt(sums[3 * index]!),
         bytes: BigInt(sums[3 * index + 1]!),
         connections: BigInt(sums[3 * index + 2]!),
-      })),
-    };
+      });
+    return { generation: g.generation, rules: counters };
   }
 
   close(): void {

@@ -6,6 +6,7 @@ import type { KernelOwner } from "../attribution/index.ts";
 import { EventType, owner as ownerCodec, PostRoute, sock as sockCodec } from "./abi.ts";
 import { mappedAddress } from "./address.ts";
 import type { GenerationContents } from "./generations.ts";
+import { ruleName as nameOf } from "./kept-rules.ts";
 
 export interface RelayedConnection {
   /** The original destination. */
@@ -27,8 +28,10 @@ export function relayRuleIndex(contents: GenerationContents, name: string): numb
   let index = byName.get(rules);
   if (!index) {
     index = new Map();
-    for (let i = 0; i < rules.length - 2; i++)
-      if (!index.has(rules[i]!.name)) index.set(rules[i]!.name, i);
+    for (let i = 0; i < rules.length - 2; i++) {
+      const ruleName = nameOf(rules, i)!;
+      if (!index.has(ruleName)) index.set(ruleName, i);
+    }
     byName.set(rules, index);
   }
   return index.get(name) ?? -1;

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GenerationRecord, KEPT_GENERATIONS } from "../../src/datapath/generations.ts";
+import { richRules, ruleName } from "../../src/datapath/kept-rules.ts";
 import type { ImageRule } from "../../src/policy/compile/image.ts";
 
 const rule = (name: string): ImageRule => ({
@@ -90,4 +91,60 @@ test("a rule that moved is compared with the first rule of its name only", () =>
   r.record(3, { rules: [{ ...rule("b"), mode: "detect" }, rule("z"), rule("b")], redirects: [] });
   assert.notEqual(r.rule(4, 2), r.rule(0, 3));
   assert.notEqual(r.rule(4, 2), r.rule(2, 3));
+});
+
+test("a big policy's rules read back as they were recorded, by index, in order and by name", () => {
+  // kept as names from 3 rules on: each rule reads as the object the image had
+  const r = new GenerationRecord(KEPT_GENERATIONS, 3);
+  const rules: ImageRule[] = [
+    rule("a"),
+    { ...rule("b"), action: "allow", mode: "detect", log: true },
+    { ...rule("c"), maxDurationSeconds: 30 },
+    { ...rule("d"), reason: "doh" },
+    { ...rule("e"), layer7: true },
+    { ...rule("default"), action: "allow" },
+    rule("default"),
+  ];
+  const copies = structuredClone(rules);
+  r.record(1, { rules, redirects: [] });
+  const kept = r.of(1)!.rules;
+  assert.equal(kept.length, rules.length);
+  for (let i = 0; i < rules.length; i++) {
+    const got = r.rule(i, 1);
+    assert.deepEqual(got, copies[i], `rule ${i}`);
+    assert.deepEqual(Object.keys(got!), Object.keys(copies[i]!), `rule ${i}: keys in order`);
+    assert.equal(JSON.stringify(got), JSON.stringify(copies[i]));
+    assert.deepEqual(kept.at(i), copies[i]);
+  }
+  assert.deepEqual([...kept], copies, "iterated in order");
+  assert.equal(r.rule(rules.length, 1), null);
+  assert.equal(r.rule(-1, 1), null, "no rule before the first");
+  assert.equal(ruleName(kept, 3), "d");
+  assert.deepEqual(
+    [...richRules(kept)].map(([i, x]) => [i, x.name]),
+    [
+      [2, "c"],
+      [3, "d"],
+      [4, "e"],
+    ],
+    "the rules that are more than a name, action, mode and log",
+  );
+});
+
+test("a big policy's older generations read their own rules after a reload moves and changes them", () => {
+  const r = new GenerationRecord(KEPT_GENERATIONS, 3);
+  const names = (g: number, list: string[]) => list.map((_, i) => r.rule(i, g)?.name ?? "(none)");
+  r.record(1, { rules: ["a", "b", "c", "d"].map(rule), redirects: [] });
+  r.record(2, {
+    rules: [rule("x"), rule("a"), { ...rule("b"), mode: "detect" }, rule("d"), rule("c")],
+    redirects: [],
+  });
+  r.record(3, { rules: [rule("d"), rule("y")], redirects: [] }); // small: kept as its objects
+  r.record(4, { rules: ["c", "b", "a", "z"].map(rule), redirects: [] });
+  assert.deepEqual(names(1, ["", "", "", ""]), ["a", "b", "c", "d"]);
+  assert.deepEqual(names(2, ["", "", "", "", ""]), ["x", "a", "b", "d", "c"]);
+  assert.equal(r.rule(2, 2)?.mode, "detect");
+  assert.equal(r.rule(1, 1)?.mode, "prevent");
+  assert.deepEqual(names(3, ["", ""]), ["d", "y"]);
+  assert.deepEqual(names(4, ["", "", "", ""]), ["c", "b", "a", "z"]);
 });

@@ -51,8 +51,8 @@ const rule = (name: string, reason?: "doh"): ImageRule => ({
 const rulesOf = (g: number) => [rule(`first-${g}`), rule(`second-${g}`, "doh"), rule("default")];
 
 /** A daemon's event path over `pinRoot`, its policy at `generation`; deliver() decodes a record. */
-function daemon(place: { dir: string; pinRoot: string }, generation: number) {
-  const contents = new GenerationRecord();
+function daemon(place: { dir: string; pinRoot: string }, generation: number, namesFrom?: number) {
+  const contents = new GenerationRecord(KEPT_GENERATIONS, namesFrom);
   const live = { generation };
   const apply = (g: number) => {
     contents.record(g, {
@@ -108,32 +108,37 @@ function pinsAndDir(t: { after: (f: () => void) => void }) {
   return { pinRoot, place: { dir: join(dir, "rule-names"), pinRoot } };
 }
 
-test("the next daemon names the rules and redirects of the previous daemon's kept generations", (t) => {
-  const { place } = pinsAndDir(t);
-  const old = daemon(place, 1);
-  for (let g = 2; g <= 6; g++) old.applied(g);
-  old.close(); // (a kill runs no clean-up: nothing is written at close)
+// (the record keeps a policy of more rules than namesFrom as names and bytes: these are of 3)
+for (const [kept, namesFrom] of [
+  ["objects", undefined],
+  ["names", 2],
+] as const)
+  test(`the next daemon names the rules and redirects of the previous daemon's kept generations (kept as ${kept})`, (t) => {
+    const { place } = pinsAndDir(t);
+    const old = daemon(place, 1, namesFrom);
+    for (let g = 2; g <= 6; g++) old.applied(g);
+    old.close(); // (a kill runs no clean-up: nothing is written at close)
 
-  const next = daemon(place, 7);
-  t.after(() => next.close());
-  const at6 = next.decode(record(1, 6, 1));
-  assert.equal(at6.rule, "second-6");
-  assert.equal(at6.reason, "doh", "a rule's own reason is journaled with its name");
-  assert.deepEqual(at6.redirect, { name: "proxy-6", to: { ip: "127.0.0.1", port: 3128 } });
-  assert.equal(next.decode(record(0, 7 - KEPT_GENERATIONS + 1)).rule, "first-4");
-  assert.equal(next.decode(record(0, 7 - KEPT_GENERATIONS)).rule, "#0", "older than those kept");
-  assert.equal(next.decode(record(0, 7)).rule, "first-7", "its own generation first");
+    const next = daemon(place, 7, namesFrom);
+    t.after(() => next.close());
+    const at6 = next.decode(record(1, 6, 1));
+    assert.equal(at6.rule, "second-6");
+    assert.equal(at6.reason, "doh", "a rule's own reason is journaled with its name");
+    assert.deepEqual(at6.redirect, { name: "proxy-6", to: { ip: "127.0.0.1", port: 3128 } });
+    assert.equal(next.decode(record(0, 7 - KEPT_GENERATIONS + 1)).rule, "first-4");
+    assert.equal(next.decode(record(0, 7 - KEPT_GENERATIONS)).rule, "#0", "older than those kept");
+    assert.equal(next.decode(record(0, 7)).rule, "first-7", "its own generation first");
 
-  // the previous daemon's generations leave as the new ones come
-  for (let g = 8; g <= 9; g++) next.applied(g);
-  assert.equal(next.decode(record(0, 6)).rule, "first-6");
-  assert.equal(next.decode(record(0, 5)).rule, "#0");
-  assert.deepEqual(
-    readdirSync(place.dir).sort(),
-    ["6", "7", "8", "9"],
-    "the journal keeps as many generations as the daemon does",
-  );
-});
+    // the previous daemon's generations leave as the new ones come
+    for (let g = 8; g <= 9; g++) next.applied(g);
+    assert.equal(next.decode(record(0, 6)).rule, "first-6");
+    assert.equal(next.decode(record(0, 5)).rule, "#0");
+    assert.deepEqual(
+      readdirSync(place.dir).sort(),
+      ["6", "7", "8", "9"],
+      "the journal keeps as many generations as the daemon does",
+    );
+  });
 
 test("a journal of other pins (a clean stop removed them; new pins made) is not read", (t) => {
   const { pinRoot, place } = pinsAndDir(t);
