@@ -17,13 +17,7 @@ import {
 } from "../config/index.ts";
 import { addressIndexBuffers, NameClasses } from "../policy/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
-import {
-  EntriesWriter,
-  entriesList,
-  isEntriesRef,
-  unpackEntries,
-  type EntryColumns,
-} from "./handback-entries.ts";
+import { EntriesWriter, isEntriesRef, lazyEntries, type EntryColumns } from "./handback-entries.ts";
 import { ColumnsReader, ColumnsWriter } from "./handback-columns.ts";
 import {
   isListRef,
@@ -328,6 +322,23 @@ function locatorOf(file: string, text: string): () => ReturnType<typeof position
 }
 
 /**
+ * The position a code stands for. Made apart from unpackAcceptance's scope, for the same reason as
+ * locatorOf: a big set's lazy list (lazyEntries) keeps it as long as the policy.
+ */
+function positionOf(
+  others: OtherPositions | undefined,
+  table: PositionTable | undefined,
+  file: string,
+): (code: number) => SourcePos {
+  return (code) =>
+    code < 0 && others
+      ? otherPos(others, code)
+      : table
+        ? table.pos(code)
+        : { file, line: 0, col: 0, path: "" };
+}
+
+/**
  * The acceptance with its positions back in place, and their table. `text` is the policy's text,
  * which a table whose offsets were not worked out yet (a file read the lean way) works them out
  * from when one is read, unless the sender's offsets come first (PositionTable.adoptOffsets).
@@ -349,17 +360,11 @@ export async function unpackAcceptance(
       undefined,
       text === undefined ? undefined : { text, locator: locatorOf(file, text), sealed: true },
     );
-  const posOf = (code: number): SourcePos =>
-    code < 0 && others
-      ? otherPos(others, code)
-      : table
-        ? table.pos(code)
-        : { file, line: 0, col: 0, path: "" };
+  const posOf = positionOf(others, table, file);
   const strings = new Map<string, string>();
-  // a list reached twice is one list; a list made here needs no walk; lists are filled once every
-  // ref to them is in place, a part at a time
+  // a list reached twice is one list; a list made here needs no walk (its entries are made when
+  // read: lazyEntries)
   const lists = new Map<number, IntervalEntry[]>();
-  const toFill: [EntryColumns, IntervalEntry[]][] = [];
   const made = new WeakSet<object>();
   const inParts = new ListsReader(packed.lists);
   const views = new PartViews();
@@ -369,9 +374,8 @@ export async function unpackAcceptance(
     if (!columns) return undefined;
     let list = lists.get(index);
     if (!list) {
-      list = entriesList(columns);
+      list = lazyEntries(columns, posOf);
       lists.set(index, list);
-      toFill.push([columns, list]);
       made.add(list);
     }
     return list;
@@ -417,9 +421,5 @@ export async function unpackAcceptance(
     },
     between,
   );
-  for (const [columns, list] of toFill) {
-    const making = unpackEntries(columns, posOf, list);
-    while (!making.next().done) await between();
-  }
   return table ? { acceptance, table } : { acceptance };
 }

@@ -1,7 +1,7 @@
 // Big lists of address entries (a set file's CIDRs) as columns in the accept worker's hand-back. A
 // message copies an object at a time with its property names: a set of 1M entries took ~120 MB
 // and 2.6-4 s of the daemon's thread to receive. As columns they move (transferred), and the
-// daemon's thread makes each entry once, with the bounds read from a typed array.
+// daemon's thread makes an entry from them only when something reads it (lazyEntries).
 import type { IntervalEntry, SourcePos } from "../config/index.ts";
 import { adoptAddressIndex, packAddressIndex, type PackedAddressIndex } from "../policy/index.ts";
 
@@ -34,6 +34,8 @@ export interface EntriesRef {
 /** An interval entry's keys, in the order the checker makes them (a rebuilt entry has the same). */
 const KEYS = ["kind", "text", "negate", "pos", "family", "start", "end"] as const;
 const LOW64 = (1n << 64n) - 1n;
+const TWO64 = 1n << 64n;
+const TWO128 = 1n << 128n;
 
 function isInterval(e: unknown): e is IntervalEntry {
   if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
@@ -51,8 +53,8 @@ function isInterval(e: unknown): e is IntervalEntry {
     typeof x.end === "bigint" &&
     x.start >= 0n &&
     x.end >= 0n &&
-    x.start >> 128n === 0n &&
-    x.end >> 128n === 0n
+    x.start < TWO128 &&
+    x.end < TWO128
   );
 }
 
@@ -102,10 +104,17 @@ export class EntriesWriter {
       texts[i] = e.text;
       negate[i] = e.negate ? 1 : 0;
       family[i] = e.family;
-      bounds[4 * i] = e.start >> 64n;
-      bounds[4 * i + 1] = e.start & LOW64;
-      bounds[4 * i + 2] = e.end >> 64n;
-      bounds[4 * i + 3] = e.end & LOW64;
+      // (an IPv4 bound needs no shift: the shifts' bigints were a third of packing 1M entries)
+      if (e.start < TWO64) bounds[4 * i + 1] = e.start;
+      else {
+        bounds[4 * i] = e.start >> 64n;
+        bounds[4 * i + 1] = e.start & LOW64;
+      }
+      if (e.end < TWO64) bounds[4 * i + 3] = e.end;
+      else {
+        bounds[4 * i + 2] = e.end >> 64n;
+        bounds[4 * i + 3] = e.end & LOW64;
+      }
     }
     const index = this.indexed ? packAddressIndex(list) : undefined;
     return { texts: texts.join("\n"), negate, family, bounds, pos, ...(index ? { index } : {}) };
@@ -120,39 +129,96 @@ export function isEntriesRef(v: unknown): v is EntriesRef {
   );
 }
 
-/** Entries made between two pauses: a 1M-entry set file's list is made over ~16 turns. */
-const UNPACK_STEP = 65536;
+/**
+ * The list of a packed list's entries, each made when it is first read. The daemon writes its
+ * kernel maps from the compiled image and judges with the index that came with the list, so a
+ * reload reads none of a 1M-entry set's entries: making them all took ~0.5 s of the daemon's
+ * thread and as much again of garbage collection, and ~150 MB more to hold them. It is an array
+ * to every reader (Array.isArray, its methods, iteration, JSON); what would see its holes (its
+ * keys, a property's descriptor, a write, freezing) makes every entry first.
+ */
+export function lazyEntries(
+  columns: EntryColumns,
+  pos: (code: number) => SourcePos,
+): IntervalEntry[] {
+  const n = columns.negate.length;
+  const target = new Array<IntervalEntry>(n);
+  let from: EntryColumns | undefined = columns;
+  let posOf: ((code: number) => SourcePos) | undefined = pos;
+  let textStarts: Int32Array | undefined;
+  let made = 0;
 
-/** A list the size of `columns`' entries, for unpackEntries to fill (sized once: no spare room). */
-export function entriesList(columns: EntryColumns): IntervalEntry[] {
-  const list = new Array<IntervalEntry>(columns.negate.length);
+  const make = (i: number): IntervalEntry => {
+    const c = from!;
+    textStarts ??= lineStarts(c.texts, n);
+    const { bounds } = c;
+    const sh = bounds[4 * i]!;
+    const eh = bounds[4 * i + 2]!;
+    const entry: IntervalEntry = {
+      kind: "interval",
+      text: c.texts.slice(textStarts[i]!, textStarts[i + 1]! - 1),
+      negate: c.negate[i] === 1,
+      pos: posOf!(c.pos[i]!),
+      family: c.family[i] === 6 ? 6 : 4,
+      start: sh === 0n ? bounds[4 * i + 1]! : (sh << 64n) | bounds[4 * i + 1]!,
+      end: eh === 0n ? bounds[4 * i + 3]! : (eh << 64n) | bounds[4 * i + 3]!,
+    };
+    target[i] = entry;
+    if (++made === n) from = posOf = textStarts = undefined; // all made: the columns can go
+    return entry;
+  };
+  const makeAll = (): void => {
+    for (let i = 0; from && i < n; i++) if (target[i] === undefined) make(i);
+  };
+  const indexOf = (key: string | symbol): number => {
+    if (typeof key !== "string") return -1;
+    const c = key.charCodeAt(0);
+    if (c < 48 || c > 57 || (c === 48 && key.length > 1)) return -1;
+    const i = Number(key);
+    return Number.isInteger(i) && i < n ? i : -1;
+  };
+  const whole =
+    <A extends unknown[], R>(op: (t: IntervalEntry[], ...a: A) => R) =>
+    (t: IntervalEntry[], ...a: A): R => {
+      makeAll();
+      return op(t, ...a);
+    };
+  const list = new Proxy(target, {
+    get(t, key, receiver) {
+      if (from) {
+        const i = indexOf(key);
+        if (i >= 0) return t[i] ?? make(i);
+      }
+      return Reflect.get(t, key, receiver);
+    },
+    has(t, key) {
+      return (from !== undefined && indexOf(key) >= 0) || Reflect.has(t, key);
+    },
+    ownKeys: whole((t) => Reflect.ownKeys(t)),
+    getOwnPropertyDescriptor: whole((t, key: string | symbol) =>
+      Reflect.getOwnPropertyDescriptor(t, key),
+    ),
+    defineProperty: whole((t, key: string | symbol, d: PropertyDescriptor) =>
+      Reflect.defineProperty(t, key, d),
+    ),
+    deleteProperty: whole((t, key: string | symbol) => Reflect.deleteProperty(t, key)),
+    set: whole((t, key: string | symbol, v: unknown, receiver: unknown) =>
+      Reflect.set(t, key, v, receiver),
+    ),
+    preventExtensions: whole((t) => Reflect.preventExtensions(t)),
+  });
   if (columns.index) adoptAddressIndex(list, columns.index);
   return list;
 }
 
-/**
- * Puts the entries of one packed list into `into` (from entriesList), their positions made by `pos`
- * from their codes, pausing (yielding) after each UNPACK_STEP.
- */
-export function* unpackEntries(
-  columns: EntryColumns,
-  pos: (code: number) => SourcePos,
-  into: IntervalEntry[],
-): Generator<void, void> {
-  const { negate, family, bounds } = columns;
-  const texts = columns.texts.split("\n");
-  for (let i = 0; i < negate.length; i++) {
-    if (i > 0 && i % UNPACK_STEP === 0) yield;
-    const sh = bounds[4 * i]!;
-    const eh = bounds[4 * i + 2]!;
-    into[i] = {
-      kind: "interval",
-      text: texts[i]!,
-      negate: negate[i] === 1,
-      pos: pos(columns.pos[i]!),
-      family: family[i] === 6 ? 6 : 4,
-      start: sh === 0n ? bounds[4 * i + 1]! : (sh << 64n) | bounds[4 * i + 1]!,
-      end: eh === 0n ? bounds[4 * i + 3]! : (eh << 64n) | bounds[4 * i + 3]!,
-    };
+/** Where each of the n texts joined by "\n" starts, and one past the last's end + 1. */
+function lineStarts(texts: string, n: number): Int32Array {
+  const starts = new Int32Array(n + 1);
+  let at = 0;
+  for (let i = 1; i < n; i++) {
+    at = texts.indexOf("\n", at) + 1;
+    starts[i] = at;
   }
+  starts[n] = texts.length + 1;
+  return starts;
 }

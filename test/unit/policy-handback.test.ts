@@ -14,7 +14,7 @@ import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import type { Acceptance } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
-import { EntriesWriter, entriesList, unpackEntries } from "../../src/host/handback-entries.ts";
+import { EntriesWriter, lazyEntries } from "../../src/host/handback-entries.ts";
 import {
   acceptPlaces,
   acceptPolicyOffThread,
@@ -213,24 +213,38 @@ test("addresses in a list that crossed in parts keep only their bytes, not the p
   assert.ok(bytes <= 16 * count, `${bytes} bytes kept for ${16 * count} bytes of addresses`);
 });
 
-test("a list of 100k entries is made back in steps, the same entries in the same order", () => {
+test("a list of 100k entries comes back as the same entries in the same order, each made when read", () => {
   const pos = (i: number): SourcePos => ({ file: "f.txt", line: i + 1, col: 1, path: "sets.f" });
   const list: IntervalEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
     kind: "interval",
-    text: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
+    text:
+      i % 5 === 0 ? `2001:db8::${i.toString(16)}` : `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
     negate: i % 7 === 0,
     pos: pos(i),
-    family: 4,
-    start: 0x0a000000n + BigInt(i),
-    end: 0x0a000000n + BigInt(i),
+    family: i % 5 === 0 ? 6 : 4,
+    start: i % 5 === 0 ? (0x20010db8n << 96n) | BigInt(i) : 0x0a000000n + BigInt(i),
+    end: i % 5 === 0 ? (0x20010db8n << 96n) | BigInt(i) : 0x0a000000n + BigInt(i),
   }));
   const writer = new EntriesWriter((p) => (p as SourcePos).line - 1);
   assert.ok(writer.ref(list), "packed as columns");
-  const back = entriesList(writer.lists[0]!);
-  const making = unpackEntries(writer.lists[0]!, pos, back);
-  let pauses = 0;
-  while (!making.next().done) pauses++;
-  assert.equal(pauses, 1, "a pause after the first 65,536");
+  const back = lazyEntries(writer.lists[0]!, pos);
+  assert.ok(Array.isArray(back));
+  assert.equal(back.length, 100_000);
+  assert.deepEqual(back[99_999], list[99_999]);
+  assert.deepEqual(back.at(-5), list.at(-5));
+  assert.equal(back[100_000], undefined);
+  assert.ok(0 in back && !(100_000 in back));
+  assert.equal(back.indexOf(back[70_000]!), 70_000, "an entry read twice is one object");
+  assert.deepEqual(
+    back.filter((e) => e.negate).map((e) => e.text),
+    list.filter((e) => e.negate).map((e) => e.text),
+  );
+  assert.deepEqual([...back].slice(0, 3), list.slice(0, 3));
+  assert.equal(
+    JSON.stringify(back, (_, v: unknown) => (typeof v === "bigint" ? `${v}` : v)),
+    JSON.stringify(list, (_, v: unknown) => (typeof v === "bigint" ? `${v}` : v)),
+  );
+  assert.deepEqual(Object.keys(back), Object.keys(list));
   assert.deepEqual(back, list);
 });
 
@@ -262,10 +276,13 @@ async function unpackedSets(): Promise<{
   return { back: await unpackAcceptance(packed, SETS), columns };
 }
 
-test("what crossed is let go once unpacked: the policy keeps its entries, not the message's columns", async () => {
+test("what crossed is let go once every entry is read: the policy keeps its entries, not the message's columns", async () => {
   setFlagsFromString("--expose-gc");
   const gc = runInNewContext("gc") as () => void;
   const { back, columns } = await unpackedSets();
+  const entries = back.acceptance.policy?.model.sets.get("corp")?.entries ?? [];
+  assert.equal(entries[2047]?.text, "10.0.7.255");
+  assert.equal(entries.filter((e) => e.text.startsWith("10.0.")).length, 2048);
   // a collection can leave what became garbage meanwhile to the next one
   for (let i = 0; i < 10 && columns.deref(); i++) {
     await new Promise((resolve) => setImmediate(resolve));
