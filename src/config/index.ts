@@ -17,6 +17,7 @@ export {
   type PositionTableParts,
 } from "./positions.ts";
 export { positionsReader } from "./lean-source.ts";
+export { isAddressOnly, markAddressOnly } from "./address-only.ts";
 export {
   diagnostic,
   diagnosticLines,

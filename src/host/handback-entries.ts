@@ -2,7 +2,7 @@
 // message copies an object at a time with its property names: a set of 1M entries took ~120 MB
 // and 2.6-4 s of the daemon's thread to receive. As columns they move (transferred), and the
 // daemon's thread makes an entry from them only when something reads it (lazyEntries).
-import type { IntervalEntry, SourcePos } from "../config/index.ts";
+import { markAddressOnly, type IntervalEntry, type SourcePos } from "../config/index.ts";
 import { adoptAddressIndex, packAddressIndex, type PackedAddressIndex } from "../policy/index.ts";
 
 /** A list of at least this many entries goes as columns (a shorter one costs less as it is). */
@@ -208,6 +208,7 @@ export function lazyEntries(
     preventExtensions: whole((t) => Reflect.preventExtensions(t)),
   });
   if (columns.index) adoptAddressIndex(list, columns.index);
+  markAddressOnly(list);
   return list;
 }
 

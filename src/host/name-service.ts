@@ -3,7 +3,13 @@
 // binding goes to that daemon's identity, never to the process that looked the name up, and
 // hostname rules do not match that process's connections.
 import { readdirSync, readFileSync } from "node:fs";
-import { diagnostic, type Diagnostic, type PolicyModel, type SourcePos } from "../config/index.ts";
+import {
+  diagnostic,
+  isAddressOnly,
+  type Diagnostic,
+  type PolicyModel,
+  type SourcePos,
+} from "../config/index.ts";
 
 export const NSSWITCH = "/etc/nsswitch.conf";
 
@@ -72,7 +78,10 @@ export function firstNameUse(model: PolicyModel): SourcePos | null {
   for (const rule of model.rules) {
     const hostname = rule.layer3?.remote?.entries.find(
       (e) =>
-        e.kind === "hostname" || (e.kind === "set" && e.entries.some((s) => s.kind === "hostname")),
+        e.kind === "hostname" ||
+        (e.kind === "set" &&
+          !isAddressOnly(e.entries) &&
+          e.entries.some((s) => s.kind === "hostname")),
     );
     if (hostname) return hostname.pos;
     if (rule.layer7?.dns?.name) return rule.layer7.pos;

@@ -6,6 +6,7 @@
 // connections this host opens, of processes under attach.cgroup, over TCP or UDP. Names and
 // addresses are matched by different tables, so one list cannot mix names with exclusions.
 import { diagnostic, type Diagnostic } from "../config/diagnostics.ts";
+import { isAddressOnly } from "../config/address-only.ts";
 import {
   PROTOCOL_NUMBERS,
   type AddressEntry,
@@ -40,7 +41,8 @@ function hasNames(list: AddressList | undefined): boolean {
   if (!list) return false;
   for (const e of list.entries) {
     if (e.kind === "hostname") return true;
-    if (e.kind === "set") for (const inner of e.entries) if (inner.kind === "hostname") return true;
+    if (e.kind !== "set" || isAddressOnly(e.entries)) continue;
+    for (const inner of e.entries) if (inner.kind === "hostname") return true;
   }
   return false;
 }

@@ -2,9 +2,11 @@
 // by name, or an L7 rule checks a Host header or SNI against the names. The daemon starts the DNS proxy, and the compiler adds the redirect of DNS queries to
 // it, exactly then (docs/policy.md, "Names"), and when the policy turns DoH off.
 import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
+import { isAddressOnly } from "../config/address-only.ts";
 import { decisionRules } from "./decision-rules.ts";
 
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
+  !isAddressOnly(entries) &&
   entries.some((e) => e.kind === "hostname" || (e.kind === "set" && hasHostname(e.entries)));
 
 /**
