@@ -171,15 +171,35 @@ static __always_inline __u32 ids_key(__u8 hook)
 	return hook == MOAT_HOOK_XDP_INGRESS ? 0 : hook == MOAT_HOOK_TC_EGRESS ? 1 : 2;
 }
 
-/* Whether the ring has room now for a record of `len` bytes after the header (the kernel's own
- * 8-byte header, rounded up to 8): a flood of new flows fills the ring faster than the daemon
+/* A copy of at most IDS_RESERVED_MOST bytes (ids.bytes' default) is built in the ring's own
+ * record, reserved at the smallest of four sizes that holds it (bpf_ringbuf_reserve takes a
+ * constant): the header and 64, 128, 256 or 512 bytes, of which the record's `len` are the
+ * copy's. Its bytes go once, from the packet into the ring; a longer copy, or one over bytes
+ * already copied (summed before it is sent or not), is built in the scratch and sent with
+ * bpf_ringbuf_output, a second copy of it. */
+#define IDS_RESERVED_MOST 512
+
+/* the bytes a copy of `len` bytes takes in the ring, but the kernel's own header */
+static __always_inline __u32 ids_record_bytes(__u32 len)
+{
+	if (len > IDS_RESERVED_MOST)
+		return MOAT_IDS_HEADER + len;
+	if (len > 256)
+		return MOAT_IDS_HEADER + 512;
+	if (len > 128)
+		return MOAT_IDS_HEADER + 256;
+	return MOAT_IDS_HEADER + (len > 64 ? 128 : 64);
+}
+
+/* Whether the ring has room now for a copy of `len` bytes (its record, the kernel's own 8-byte
+ * header, rounded up to 8): a flood of new flows fills the ring faster than the daemon
  * reads it, and a copy that cannot go in costs only this check, not the record's build and a
  * failed send under the ring's lock. Another cpu may take the room meanwhile: the send counts
  * that loss too. */
 static __always_inline int ids_room(__u32 len)
 {
 	__u64 used = bpf_ringbuf_query(&ids_records, BPF_RB_AVAIL_DATA);
-	__u64 need = (8 + MOAT_IDS_HEADER + len + 7) & ~7ull;
+	__u64 need = (8 + ids_record_bytes(len) + 7) & ~7ull;
 
 	/* the kernel refuses a record that would fill the ring exactly. The ring's size is its
 	 * map's, a constant (a pinned ring is adopted only at that size): one helper call fewer */
@@ -665,18 +685,88 @@ __noinline int moat_ids_repeat(const struct pkt *p, struct moat_ids_record *r)
 	return 1;
 }
 
+/* The ring's wakeup for a copy sent now. The record's time is its packet's clock, which the judge
+ * read in this same run (a flow still copying takes no quiet path with the tick's time; another
+ * cpu's packet of the flow moves it only on): no clock read of its own (ring_wake.h). */
+static __always_inline __u64 ids_wake(const struct moat_ids_record *r)
+{
+	return ring_wake(&ids_woken_ns, r->ts_ns);
+}
+
+/* a copy the ring did not take: counted, its direction lost */
+static __always_inline void ids_lost(const struct pkt *p, __u32 len)
+{
+	count(MOAT_CNT_IDS_LOST, len);
+	ids_missed(p);
+}
+
 /* the record ids_take built, with `len` bytes from `off`, to the ring buffer */
 static __always_inline void ids_submit(const struct pkt *p, struct moat_ids_record *r, __u32 len)
 {
 	if ((r->flags & IDS_AGAIN) && moat_ids_repeat(p, r))
 		return;
-	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len,
-			       ring_wake(&ids_woken_ns, bpf_ktime_get_ns()))) {
-		count(MOAT_CNT_IDS_LOST, len);
-		ids_missed(p);
-	} else {
+	if (bpf_ringbuf_output(&ids_records, r, MOAT_IDS_HEADER + len, ids_wake(r)))
+		ids_lost(p, len);
+	else
 		count(MOAT_CNT_IDS_COPIED, len);
+}
+
+/* Whether the copy of `len` bytes that the scratch's header r starts is built in the ring's own
+ * record (ids_reserve) */
+static __always_inline int ids_reserved(const struct moat_ids_record *r, __u32 len)
+{
+	return len <= IDS_RESERVED_MOST && !(r->flags & IDS_AGAIN);
+}
+
+/* n, which the caller knows is at most `most`, bounded so the verifier knows it too */
+static __always_inline __u32 ids_fit(__u32 n, __u32 most)
+{
+	barrier_var(n);
+	return n > most ? most : n;
+}
+
+/* The ring's record for a copy of *len (1..IDS_RESERVED_MOST) bytes, at its size
+ * (ids_record_bytes), with the scratch's header r; the bytes go at MOAT_IDS_HEADER. NULL: the
+ * ring is full (counted). *len comes back bounded by the record's size for the verifier. */
+static __always_inline __u64 *ids_reserve(const struct pkt *p, const struct moat_ids_record *r,
+					  __u32 *len)
+{
+	__u32 n = *len;
+	__u64 *w;
+
+	if (n <= 64) {
+		w = bpf_ringbuf_reserve(&ids_records, MOAT_IDS_HEADER + 64, 0);
+		n = ids_fit(n, 64);
+	} else if (n <= 128) {
+		w = bpf_ringbuf_reserve(&ids_records, MOAT_IDS_HEADER + 128, 0);
+		n = ids_fit(n, 128);
+	} else if (n <= 256) {
+		w = bpf_ringbuf_reserve(&ids_records, MOAT_IDS_HEADER + 256, 0);
+		n = ids_fit(n, 256);
+	} else {
+		w = bpf_ringbuf_reserve(&ids_records, MOAT_IDS_HEADER + IDS_RESERVED_MOST, 0);
 	}
+	*len = n;
+	if (!w) {
+		ids_lost(p, n);
+		return NULL;
+	}
+	const __u64 *h = (const __u64 *)r;
+	for (int i = 0; i < MOAT_IDS_HEADER / 8; i++)
+		w[i] = h[i];
+	return w;
+}
+
+/* the reserved record w to the daemon, or given back when its bytes' load failed (err) */
+static __always_inline void ids_commit(const struct moat_ids_record *r, __u64 *w, __u32 len,
+				       long err)
+{
+	if (err) {
+		bpf_ringbuf_discard(w, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	bpf_ringbuf_submit(w, ids_wake(r));
+	count(MOAT_CNT_IDS_COPIED, len);
 }
 
 /* the verifier needs the length's bounds in the register: 1 + [0, max - 1] */
@@ -722,6 +812,14 @@ __noinline int moat_ids_xdp(struct xdp_md *ctx __arg_ctx, struct pkt *p)
 		r->urgent = ids_urgent_place(r, bpf_ntohs(pointer));
 	}
 	__u32 len = ids_bounded(p->ids_len);
+	if (ids_reserved(r, len)) {
+		__u64 *w = ids_reserve(p, r, &len);
+		if (w) {
+			__u8 *to = (__u8 *)w + MOAT_IDS_HEADER;
+			ids_commit(r, w, len, bpf_xdp_load_bytes(ctx, p->ids_off, to, len));
+		}
+		return 0;
+	}
 	if (bpf_xdp_load_bytes(ctx, p->ids_off, r->data, len))
 		return 0;
 	ids_submit(p, r, len);
@@ -744,6 +842,14 @@ __noinline int moat_ids_skb(struct __sk_buff *skb __arg_ctx, struct pkt *p, __u3
 		r->urgent = ids_urgent_place(r, bpf_ntohs(pointer));
 	}
 	__u32 len = ids_bounded(p->ids_len);
+	if (ids_reserved(r, len)) {
+		__u64 *w = ids_reserve(p, r, &len);
+		if (w) {
+			__u8 *to = (__u8 *)w + MOAT_IDS_HEADER;
+			ids_commit(r, w, len, bpf_skb_load_bytes(skb, p->ids_off, to, len));
+		}
+		return 0;
+	}
 	if (bpf_skb_load_bytes(skb, p->ids_off, r->data, len))
 		return 0;
 	ids_submit(p, r, len);

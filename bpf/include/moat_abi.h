@@ -835,7 +835,8 @@ enum moat_ids_const {
 };
 
 /* One copy of a packet's first bytes, through the ids_records ring buffer (its length is the
- * header and `len` bytes of data). Oriented by the connection: local is this host. */
+ * header and at least `len` bytes of data: a short copy's record has a fixed size, ids.h).
+ * Oriented by the connection: local is this host. */
 struct moat_ids_record {
 	__u64 ts_ns;
 	__u64 conn_id;	/* the conntrack entry's id: one flow's copies share it */

@@ -17,8 +17,9 @@
 /* the time of each ring's last wakeup (races between cpus only move it) */
 static __u64 events_woken_ns, flows_woken_ns, quic_woken_ns, ids_woken_ns;
 
-/* the ring's flags for a record sent now (the clock read at the sending: a record's own time
- * may be older), `woken` the ring's last wakeup */
+/* the ring's flags for a record sent now (the clock read at the sending, or a time read in the
+ * same run: a record's own time may be older, an event's say, but an ids copy's is its packet's,
+ * ids.h's ids_wake), `woken` the ring's last wakeup */
 static __always_inline __u64 ring_wake(__u64 *woken, __u64 now)
 {
 	if (now - *woken < RING_WAKE_NS)

@@ -42,7 +42,8 @@ export interface IdsCopy {
 }
 
 export function decodeIdsCopy(record: Buffer): IdsCopy {
-  // a record is the header and its bytes: the codec reads a whole struct
+  // a record is the header and its bytes, `len` of them the copy's (a short copy's record has a
+  // fixed size, bpf/include/ids.h): the codec reads a whole struct
   const whole = Buffer.alloc(idsRecord.size);
   record.copy(whole, 0, 0, Math.min(record.length, whole.length));
   const r = idsRecord.decode(whole);
