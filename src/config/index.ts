@@ -13,7 +13,9 @@ export {
   KEPT_POS,
   plainPos,
   PositionTable,
+  setPackedHoldMs,
   TablePos,
+  type PackedTable,
   type PositionTableParts,
 } from "./positions.ts";
 export { positionsReader } from "./lean-source.ts";

@@ -10,6 +10,11 @@
 // enough for V8 to keep in the object itself (no heap number per position), and the offsets
 // of every entry are worked out by one more read of the text (a Locator) the first time a line or
 // column is asked for.
+//
+// A table whose every offset is known can keep its arrays packed (the daemon's: deflated, a tenth
+// of their size; src/host/packed-table.ts) while no position is read: they are made again from the
+// packed copy when one is (a message, `moat explain`, the API), and let go again once none has been
+// read for a while.
 
 import type { SourcePos } from "./diagnostics.ts";
 
@@ -46,6 +51,35 @@ export interface LazySource {
   sealed?: boolean;
 }
 
+/** A table's arrays in a smaller form, kept while no position is read (PositionTable.keepPacked). */
+export interface PackedTable {
+  /** How many entries the arrays hold. */
+  readonly entries: number;
+  /** The arrays made again (new ones each time). */
+  unpack(): {
+    parent: Int32Array;
+    segment: Int32Array;
+    /** Every entry's offsets (a lazy table's `located`). */
+    offsets: Int32Array;
+    lineStarts: Int32Array;
+  };
+}
+
+/**
+ * How long a table made from its packed copy stays made after its last read (ms): long enough that
+ * judgements a few minutes apart, whose reasons name a rule's line, do not each pay the unpacking
+ * (tens of ms at 100k rules).
+ */
+const HOLD_MADE_MS = 300_000;
+let holdMadeMs = HOLD_MADE_MS;
+
+/** Another hold of a table made from its packed copy (tests); undefined: the daemon's. */
+export function setPackedHoldMs(ms: number | undefined): void {
+  holdMadeMs = ms ?? HOLD_MADE_MS;
+}
+
+const NO_ENTRIES = new Int32Array(0);
+
 export class PositionTable {
   readonly file: string;
   readonly lazy: boolean;
@@ -64,6 +98,13 @@ export class PositionTable {
   private readonly Pos: new (code: number) => TablePos;
   /** posKey, made when first asked for */
   private key: symbol | undefined;
+  /** The arrays' packed copy (keepPacked); with `made` false, the arrays are not held. */
+  private packed: PackedTable | undefined;
+  private isMade = true;
+  /** Reads since the hold's timer last looked (a made table with none since is let go). */
+  private reads = 0;
+  /** Whether a hold's timer is running (holdWhileRead). */
+  private holding = false;
 
   constructor(parts: PositionTableParts, count = parts.parent.length, source?: LazySource) {
     this.file = parts.file;
@@ -91,6 +132,7 @@ export class PositionTable {
   }
 
   private get lineStarts(): Int32Array {
+    this.make();
     if (this.starts) return this.starts;
     const text = this.source?.text;
     if (text === undefined) throw new Error(`the positions of ${this.file} were not kept`);
@@ -110,6 +152,7 @@ export class PositionTable {
   /** The offset a position's number stands for. */
   offsetOf(code: number): number {
     if (!this.lazy) return code % OFFSET_LIMIT;
+    this.make();
     const entry = this.entryOf(code);
     if (!this.offsets || entry >= this.locatedCount) this.locateAll();
     return this.offsets?.[2 * entry + 2 + (code & 1)] ?? 0;
@@ -121,25 +164,81 @@ export class PositionTable {
   }
 
   /**
-   * Every entry's offsets and where each line starts, worked out now if they were not (copies, to
-   * hand to the thread whose table has the same entries: adoptOffsets).
+   * `use` given the table's arrays with every entry's offsets worked out now if they were not (to
+   * hand to the thread whose table has the same entries, packed: keepPacked; not copies: `use`
+   * reads them and keeps none), and its answer.
    */
-  offsetsNow(): { offsets: Int32Array; lineStarts: Int32Array } {
+  withArrays<T>(use: (arrays: ReturnType<PackedTable["unpack"]>) => T): T {
+    this.make();
     if (!this.located) this.locateAll();
-    return {
-      offsets: (this.offsets ?? new Int32Array(2)).slice(),
-      lineStarts: this.lineStarts.slice(),
-    };
+    return use({
+      parent: this.parent.subarray(0, this.count),
+      segment: this.segment.subarray(0, this.count),
+      offsets: this.offsets ?? new Int32Array(2),
+      lineStarts: this.lineStarts,
+    });
   }
 
-  /** What another thread's copy of this table worked out (offsetsNow), unless known already. */
-  adoptOffsets(offsets: Int32Array, lineStarts: Int32Array): void {
-    this.starts ??= lineStarts;
-    if (this.located || offsets.length !== 2 * this.count + 2) return;
-    this.offsets = offsets;
+  /**
+   * Keeps the table's arrays as `packed` (made by another thread from its copy of this table, with
+   * every offset worked out) instead of holding them: they are made again when a position is read,
+   * and let go once none has been read for a while. False (nothing changes) when `packed` is not
+   * this table's (another count of entries) or entries may still be added.
+   */
+  keepPacked(packed: PackedTable): boolean {
+    const adding = this.source !== undefined && this.source.sealed !== true;
+    if (!this.lazy || packed.entries !== this.count || adding) return false;
+    this.packed = packed;
+    this.source = undefined;
     this.locatedCount = this.count;
-    this.locator = undefined;
-    this.letTextGo();
+    this.letMadeGo();
+    return true;
+  }
+
+  /**
+   * Whether the table holds its arrays (entries, offsets, line starts): always, unless they are
+   * kept packed (keepPacked) and no position was read lately.
+   */
+  get made(): boolean {
+    return this.isMade;
+  }
+
+  /** Lets the arrays go, if they can be made again from their packed copy. */
+  letMadeGo(): void {
+    if (!this.packed) return;
+    this.parent = this.segment = NO_ENTRIES;
+    this.offsets = this.starts = undefined;
+    this.isMade = false;
+  }
+
+  /** The arrays made again from their packed copy, if they were let go; this read noted. */
+  private make(): void {
+    this.reads++;
+    if (this.isMade || !this.packed) return;
+    const { parent, segment, offsets, lineStarts } = this.packed.unpack();
+    this.parent = parent;
+    this.segment = segment;
+    this.offsets = offsets;
+    this.starts = lineStarts;
+    this.isMade = true;
+    this.holdWhileRead();
+  }
+
+  /** Lets the made arrays go once a hold's time has passed with no read (one timer at a time). */
+  private holdWhileRead(): void {
+    if (this.holding) return;
+    this.holding = true;
+    let seen = this.reads;
+    const look = () => {
+      if (this.isMade && this.reads !== seen) {
+        seen = this.reads;
+        setTimeout(look, holdMadeMs).unref?.();
+        return;
+      }
+      this.holding = false;
+      this.letMadeGo();
+    };
+    setTimeout(look, holdMadeMs).unref?.();
   }
 
   /**
@@ -183,6 +282,7 @@ export class PositionTable {
 
   /** A new entry for the child `seg` of entry `parent` (-1: the root); its number. */
   add(parent: number, seg: string | number): number {
+    this.make();
     const n = this.count++;
     if (n === this.parent.length) {
       const grow = (a: Int32Array) => {
@@ -257,6 +357,7 @@ export class PositionTable {
    * table's offsets go with them when its text has been read for them already.
    */
   parts(): PositionTableParts {
+    this.make();
     if (this.lazy && this.locator && this.locatedCount < this.count) this.locateAll();
     return {
       file: this.file,
@@ -291,6 +392,7 @@ export class PositionTable {
 
   /** The path of `entry` as formatPath writes it: "rules[2].layer4.port[0]"; "(root)". */
   path(entry: number): string {
+    this.make();
     const segs: number[] = [];
     for (let e = entry; e >= 0; e = this.parent[e] ?? -1) segs.push(this.segment[e] ?? 0);
     let text = "";

@@ -341,7 +341,7 @@ function positionOf(
 /**
  * The acceptance with its positions back in place, and their table. `text` is the policy's text,
  * which a table whose offsets were not worked out yet (a file read the lean way) works them out
- * from when one is read, unless the sender's offsets come first (PositionTable.adoptOffsets).
+ * from when one is read, unless the sender's packed copy comes first (PositionTable.keepPacked).
  * `between` is awaited after each part of a long list (the daemon's thread: a turn of its loop).
  */
 export async function unpackAcceptance(

@@ -5,6 +5,7 @@
 // this thread, as before.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { unpackAcceptance } from "./accept-handback.ts";
+import { packedTable } from "./packed-table.ts";
 import {
   acceptPolicyAsync,
   type AcceptOptions,
@@ -88,17 +89,22 @@ function idle(): boolean {
   return pending.size === 0 && unlocated.size === 0;
 }
 
-/** The worker's offsets of a table, put in place. */
-function adopt({ located: id, offsets, lineStarts }: AcceptOffsets): void {
+/**
+ * The worker's packed copy of a table, with every offset: the table keeps it instead of its arrays,
+ * and makes them again only when a position is read.
+ */
+function adopt({ located: id, packed }: AcceptOffsets): void {
   const table = unlocated.get(id);
   unlocated.delete(id);
-  if (table && offsets && lineStarts) table.adoptOffsets(offsets, lineStarts);
+  if (table && packed) table.keepPacked(packedTable(packed));
 }
 
 /**
  * Has the worker work out where each of `model`'s positions is in its file, if it came from the
- * worker without that (a file read the lean way): a line read afterwards costs this thread nothing.
- * Called once the policy is in place, so the work does not compete with putting it there.
+ * worker without that (a file read the lean way): a line read afterwards costs this thread nothing
+ * but the unpacking of what the worker sends (packed-table.ts), which the table keeps instead of
+ * its arrays and of the text. Called once the policy is in place, so the work does not compete
+ * with putting it there.
  */
 export function locateOffThread(model: PolicyModel): void {
   const entry = tableOf.get(model);

@@ -15,6 +15,7 @@ import { validatePolicy } from "../config/policy-validator.ts";
 import { relayRule, usesNames, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
 import { acceptPolicy, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
+import { packTable } from "./packed-table.ts";
 
 // the schema's validator made as the worker starts, while its heap is small: made at the first
 // check instead, after a big policy's parse has filled the heap, its collections cost more
@@ -68,12 +69,14 @@ export interface AcceptLocate {
   locate: number;
 }
 
-/** The answer to an AcceptLocate: no offsets when this worker no longer has that table. */
+/**
+ * The answer to an AcceptLocate: the table's arrays with every offset, packed (packed-table.ts),
+ * which the daemon keeps instead of the arrays; none when this worker no longer has that table.
+ */
 export interface AcceptOffsets {
   /** The request whose table these are. */
   located: number;
-  offsets?: Int32Array;
-  lineStarts?: Int32Array;
+  packed?: Uint8Array;
 }
 
 /**
@@ -141,15 +144,14 @@ let unlocated: { id: number; table: PositionTable } | undefined;
 function sendOffsets(id: number): void {
   const table = unlocated?.id === id ? unlocated.table : undefined;
   unlocated = undefined;
-  let message: AcceptOffsets = { located: id };
+  let packed: Uint8Array | undefined;
   try {
-    if (table) message = { located: id, ...table.offsetsNow() };
+    if (table) packed = table.withArrays(packTable);
   } catch {
     // the daemon's thread works them out itself when it reads a line
   }
-  const transfer = [message.offsets?.buffer, message.lineStarts?.buffer].filter(
-    (b): b is ArrayBuffer => b instanceof ArrayBuffer,
-  );
+  const message: AcceptOffsets = { located: id, ...(packed ? { packed } : {}) };
+  const transfer = packed?.buffer instanceof ArrayBuffer ? [packed.buffer] : [];
   parentPort?.postMessage(message, transfer);
 }
 

@@ -272,6 +272,7 @@ test("a reloaded policy's lines are worked out on the worker once it is in place
   // a line read now would read the file again here: none is read until the worker's offsets came
   for (let i = 0; i < 200 && !pos.table.located; i++) await new Promise((r) => setTimeout(r, 25));
   assert.ok(pos.table.located, "the worker sent where each rule is");
+  assert.equal(pos.table.made, false, "the running policy holds its positions packed, unread");
   const here = acceptPolicy(text, h.path).policy?.model.rules ?? [];
   assert.deepEqual(
     rules.map((r) => `${r.pos.line}:${r.pos.col}`),

@@ -26,6 +26,7 @@ import {
 import {
   formatDiagnostic,
   plainPos,
+  setPackedHoldMs,
   TablePos,
   type AddressEntry,
   type IntervalEntry,
@@ -396,6 +397,29 @@ test("the worker works out where each rule is, so the daemon's thread never read
   assert.ok(pos.table.located, "the worker sent the offsets of every entry");
   const here = acceptPolicy(text, "mixed.yaml");
   assert.deepEqual(positions(there.policy?.model), positions(here.policy?.model));
+});
+
+test("a policy from the worker holds its position table packed: made when a position is read, let go after", async (t) => {
+  setPackedHoldMs(200);
+  t.after(() => {
+    setPackedHoldMs(undefined);
+    return stopAcceptWorker();
+  });
+  const text = mixedPolicy(300);
+  const there = await acceptPolicyOffThread(text, "mixed.yaml");
+  const model = there.policy?.model;
+  const pos = model?.rules[0]?.pos;
+  assert.ok(model && pos instanceof TablePos, "a position of the worker's table");
+  locateOffThread(model); // as the daemon does once the policy is in place
+  for (let i = 0; i < 200 && !pos.table.located; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(pos.table.located, "the worker sent where every entry is");
+  assert.equal(pos.table.made, false, "held packed while no position is read");
+  const here = positions(acceptPolicy(text, "mixed.yaml").policy?.model);
+  assert.deepEqual(positions(model), here, "every FILE:LINE:COL and path as read here");
+  assert.equal(pos.table.made, true, "made when a position was read");
+  for (let i = 0; i < 100 && pos.table.made; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(pos.table.made, false, "let go once none was read for a while");
+  assert.deepEqual(positions(model), here, "and made again, the same, when read again");
 });
 
 test("a policy that names hosts crosses from the worker with its name classes", async () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { plainPos, PositionTable, TablePos } from "../../src/config/index.ts";
-import type { LazySource } from "../../src/config/positions.ts";
+import type { LazySource, PackedTable } from "../../src/config/positions.ts";
 
 const TEXT = "rules:\n  - name: ssh\n    action: allow\n";
 
@@ -85,7 +85,7 @@ test("a sealed table lets its text go once it knows where every line starts", as
   assert.deepEqual([pos.line, pos.col], [2, 11]);
 });
 
-test("a sealed lazy table lets its text go once another thread's offsets are adopted", async () => {
+test("a sealed lazy table lets its text go once it keeps another thread's packed copy", async () => {
   const names = ["rules", "name"];
   const parts = {
     file: "p.yaml",
@@ -100,10 +100,14 @@ test("a sealed lazy table lets its text go once another thread's offsets are ado
   source = undefined;
   // value and key of the root, then of each entry: rules[0].name's value is "ssh"
   const offsets = Int32Array.of(0, 0, 7, 0, 9, 9, TEXT.indexOf("ssh"), TEXT.indexOf("name"));
-  kept.adoptOffsets(offsets, Int32Array.of(0, 7, 21));
+  const packed: PackedTable = {
+    entries: 3,
+    unpack: () => ({ ...parts, offsets, lineStarts: Int32Array.of(0, 7, 21) }),
+  };
+  assert.equal(kept.keepPacked(packed), true);
+  assert.ok(await collected(ref), "the text is not held once the packed copy is kept");
   const pos = kept.at(2, 0);
   assert.deepEqual([pos.line, pos.col, pos.path], [2, 11, "rules[0].name"]);
-  assert.ok(await collected(ref), "the text is not held once the offsets are adopted");
   assert.deepEqual(kept.at(2, 1).toJSON(), {
     file: "p.yaml",
     line: 2,
