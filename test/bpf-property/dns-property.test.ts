@@ -179,6 +179,8 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cg.cgroup} }
       const results: StepResult[] = pySteps(where, dns.resolv.stub, PORT, steps);
       /** This identity's names of each address, from its own successful lookups. */
       const bound = new Map<string, Set<string>>();
+      const byNameRule = (rule: string) =>
+        model.rules.some((x) => x.name === rule && x.layer7?.dns?.name !== undefined);
       const verdict = (facts: ConnectionFacts) => {
         const e = evaluate(model, facts);
         assert.notEqual(e.verdict, "deferred", `${text}\n${JSON.stringify(facts)}: ${e.reason}`);
@@ -191,17 +193,27 @@ attach: { interfaces: [${l.ifB}], cgroup: ${cg.cgroup} }
           tally.lookups++;
           const name = zone.get(arg);
           assert.ok(name);
-          const e = verdict({
-            direction: "egress",
-            protocol: "udp",
-            family: 4,
-            local: { ip: "127.0.0.1", port: 40000 },
-            remote: { ip: STUB, port: 53, names: [] },
-            process,
-            layer7: { dns: { name: arg } },
-          });
-          if (e.verdict === "blocked") tally.refused++;
-          assert.equal(r.ok, e.verdict !== "blocked", `${context}: query ${e.reason}`);
+          const query = (asked: string) =>
+            verdict({
+              direction: "egress",
+              protocol: "udp",
+              family: 4,
+              local: { ip: "127.0.0.1", port: 40000 },
+              remote: { ip: STUB, port: 53, names: [] },
+              process,
+              layer7: { dns: { name: asked } },
+            });
+          const e = query(arg);
+          // each later name of the answer's CNAME chain is judged as a query for it, and only a
+          // rule with layer7.dns.name blocks the answer by it
+          const aliasBlock = name.chain
+            .slice(1)
+            .map(query)
+            .find((c) => c.verdict === "blocked" && byNameRule(c.rule));
+          const refused = e.verdict === "blocked" || aliasBlock !== undefined;
+          if (refused) tally.refused++;
+          const why = aliasBlock ? `; its chain: ${aliasBlock.reason}` : "";
+          assert.equal(r.ok, !refused, `${context}: query ${e.reason}${why}`);
           if (r.ok) {
             assert.deepEqual(r.addrs, [name.ip], context);
             const set = bound.get(name.ip) ?? new Set<string>();
