@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,6 +72,7 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
                            InstanceMethod<&BpfMap::Delete>("delete"),
                            InstanceMethod<&BpfMap::NextKey>("nextKey"),
                            InstanceMethod<&BpfMap::UpdateBatch>("updateBatch"),
+                           InstanceMethod<&BpfMap::WriteMapped>("writeMapped"),
                            InstanceMethod<&BpfMap::DeleteBatch>("deleteBatch"),
                            InstanceMethod<&BpfMap::LookupBatch>("lookupBatch"),
                            InstanceMethod<&BpfMap::LookupAndDeleteBatch>("lookupAndDeleteBatch"),
@@ -353,6 +355,38 @@ class BpfMap : public Napi::ObjectWrap<BpfMap>, public Closable {
                  "map '" + spec_.name + "' after " + std::to_string(n) + " of " +
                      std::to_string(count) + " entries");
     return Napi::Number::New(env, n);
+  }
+
+  // writeMapped(values, count): entries 0..count-1 of a BPF_F_MMAPABLE array written through a
+  // shared mapping of its values, a copy each instead of the syscall's update of one entry at a
+  // time. For a map no program reads yet: a program could see an entry half written.
+  Napi::Value WriteMapped(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "mmap";
+    int fd = Fd(env, op);
+    if (spec_.type != BPF_MAP_TYPE_ARRAY || !(spec_.flags & BPF_F_MMAPABLE))
+      ThrowErrno(env, op, EINVAL, "map '" + spec_.name + "' is not an mmapable array");
+    Napi::Buffer<uint8_t> values = BufferArg(Arg(info, 0), "values");
+    uint32_t count = U32Arg(Arg(info, 1), "count");
+    CheckAtLeast(env, op, "values", values.Length(), static_cast<size_t>(count) * spec_.valueSize);
+    if (count > spec_.maxEntries)
+      ThrowErrno(env, op, E2BIG, "map '" + spec_.name + "': more entries than it holds");
+    if (count == 0) return Napi::Number::New(env, 0);
+    // an array's values are 8-byte aligned, back to back from the mapping's start
+    const size_t stride = (spec_.valueSize + 7u) & ~static_cast<size_t>(7u);
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t length = (stride * spec_.maxEntries + page - 1) / page * page;
+    void* at = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (at == MAP_FAILED) ThrowErrno(env, op, errno, "map '" + spec_.name + "'");
+    auto* base = static_cast<uint8_t*>(at);
+    const uint8_t* from = values.Data();
+    const size_t size = spec_.valueSize;
+    if (stride == size)
+      std::memcpy(base, from, size * count);
+    else
+      for (uint32_t i = 0; i < count; i++) std::memcpy(base + i * stride, from + i * size, size);
+    munmap(at, length);
+    return Napi::Number::New(env, count);
   }
 
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info) {

@@ -411,6 +411,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
       apply: (image, bindings, beforeFlip) => datapath.applyInTurns(image, bindings, beforeFlip),
     },
+    tablesAhead: (tables) => datapath.buildAhead(tables),
     plumbing,
     audit: (line) => audit.note(line),
     log,

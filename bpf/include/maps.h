@@ -68,10 +68,12 @@ struct moat_btf_enums {
 struct moat_btf_enums *moat_btf_enums __attribute__((unused));
 
 /* inner map templates: user space creates maps of the same type, sizes and flags */
-/* an ipv4 address directory (docs/classifier.md); each generation sizes its own */
+/* an ipv4 address directory (docs/classifier.md); each generation sizes its own.
+ * BPF_F_MMAPABLE (here, inner_u32, inner_rules): user space writes a new array through a
+ * mapping of its values before it goes in, not an entry at a time through the syscall */
 struct inner_dir4 {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -88,7 +90,7 @@ struct inner_lpm6 {
 /* BPF_F_INNER_MAP: each generation's array may have its own size */
 struct inner_u32 {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -125,7 +127,7 @@ struct inner_cgroup {
 
 struct inner_rules {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct moat_rule);

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { diagnostic, diagnosticLines, PolicyError } from "../config/index.ts";
 import type { LocalDecision, Mode, PolicyModel } from "../config/index.ts";
-import type { PolicyImage } from "../policy/index.ts";
+import type { PolicyImage, TableImage } from "../policy/index.ts";
 import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import {
@@ -127,6 +127,11 @@ export interface PolicyLifecycleOptions {
   decisions?: () => LocalDecision[];
   /** The mode `moat mode` decided now (a local decision): every policy compiles in it. */
   mode?: () => Mode | undefined;
+  /**
+   * Makes a big policy's packet tables as soon as the worker compiled them, while the rest of it
+   * is handed back (Datapath.buildAhead): its swap takes them.
+   */
+  tablesAhead?: (tables: TableImage) => void;
 }
 
 /**
@@ -323,7 +328,7 @@ export class PolicyLifecycle {
   }
 
   private async reloadFile(reason: string): Promise<ReloadResult> {
-    const { path, universe, compile, decisions, mode } = this.options;
+    const { path, universe, compile, decisions, mode, tablesAhead } = this.options;
     // the policy worker (stopped when idle) loads its modules while the file is read
     startAcceptWorker();
     let text: string;
@@ -350,6 +355,7 @@ export class PolicyLifecycle {
         true,
         decisions?.(),
         mode?.(),
+        tablesAhead,
       );
       next = { ...loaded, text, hash };
     } catch (err) {
@@ -593,8 +599,17 @@ export class PolicyLifecycle {
   }
 
   private compile(text: string): Promise<AcceptedPolicy> {
-    const { path, universe, compile, decisions, mode } = this.options;
-    return compilePolicyText(text, path, universe, compile, true, decisions?.(), mode?.());
+    const { path, universe, compile, decisions, mode, tablesAhead } = this.options;
+    return compilePolicyText(
+      text,
+      path,
+      universe,
+      compile,
+      true,
+      decisions?.(),
+      mode?.(),
+      tablesAhead,
+    );
   }
 
   /**

@@ -20,7 +20,7 @@ import {
 } from "../host/index.ts";
 import type { ValidateResult } from "../api/index.ts";
 import { loadPolicySinks } from "../observe/index.ts";
-import type { PolicyCompileOptions } from "../policy/index.ts";
+import type { PolicyCompileOptions, TableImage } from "../policy/index.ts";
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
@@ -41,6 +41,7 @@ const warningLines = (diagnostics: readonly Diagnostic[], fileName: string): str
  * loop); rejects with a PolicyError. `offThread`: checked and compiled on the worker thread (a
  * reload, while the API and the event path run); at start, before either, on this thread.
  * `decisions` and `mode` are the local decisions layer (`mode`: `moat mode`'s, over the text's).
+ * `tablesAhead` (off the thread): a big policy's packet tables, before the rest of it comes.
  */
 export async function compilePolicyText(
   text: string,
@@ -50,6 +51,7 @@ export async function compilePolicyText(
   offThread = false,
   decisions?: LocalDecision[],
   mode?: Mode,
+  tablesAhead?: (tables: TableImage) => void,
 ): Promise<AcceptedPolicy> {
   const options = {
     ...(universe ? { universe } : {}),
@@ -58,7 +60,10 @@ export async function compilePolicyText(
     ...(mode ? { mode } : {}),
   };
   const acceptance = offThread
-    ? await acceptPolicyOffThread(text, fileName, options)
+    ? await acceptPolicyOffThread(text, fileName, {
+        ...options,
+        ...(tablesAhead ? { tablesAhead } : {}),
+      })
     : await acceptPolicyAsync(text, fileName, options);
   const loaded = acceptedOrThrow(acceptance);
   // the code of the sinks it asks for (OpenTelemetry, NATS), before it is installed

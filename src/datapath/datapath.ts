@@ -40,6 +40,7 @@ import type { IngressHook } from "./ingress-choice.ts";
 import type { SocketOwner } from "../attribution/listeners.ts";
 import { unsupportedLink } from "./link-type.ts";
 import type { PolicyImage } from "../policy/compile/kernel-image.ts";
+import type { TableImage } from "../policy/compile/image.ts";
 import type { RedirectTarget } from "../policy/compile/redirect.ts";
 import type { OriginalDestination, SocketAddress } from "./redirect-maps.ts";
 import type { NameBinding, NameIdentity } from "./name-maps.ts";
@@ -705,12 +706,32 @@ export class Datapath {
       await nextTurn();
       this.refuseStopped();
     };
+    // tables being made ahead are finished first: this swap takes them if they are its own
+    await this.ahead;
     this.refuseStopped();
     return this.applied(
       image,
       await this.policy.applyInTurns(image, bindings, between, beforeFlip),
     );
   }
+
+  /**
+   * Starts making the packet tables of a policy still on its way (its image 0's, `tables`), in
+   * turns of the event loop: the swap that brings it takes them instead of making them
+   * (applyInTurns waits for them). A failure here is the swap's to meet again.
+   */
+  buildAhead(tables: TableImage): void {
+    if (this.stopped) return;
+    const between = async () => {
+      await nextTurn();
+      this.refuseStopped();
+    };
+    const previous = this.ahead;
+    this.ahead = previous.then(() => this.policy.buildAhead(tables, between)).catch(() => {});
+  }
+
+  /** Tables being made ahead of their swap (buildAhead). */
+  private ahead: Promise<void> = Promise.resolve();
 
   private refuseStopped(): void {
     if (this.stopped) throw new Error("the datapath stopped: the policy was not applied");

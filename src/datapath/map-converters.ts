@@ -103,6 +103,21 @@ for (const from of [2, 3, 4, 5, 6, 7, 8])
         : "the policy slots are rebuilt by the first apply",
   });
 
+// policy 9 -> 10 made the arrays of tbl_dir4, tbl_u32 and tbl_rules mmapable: an outer map
+// takes only inner maps of its template's flags, so nothing is shared; as above, the first apply
+// rebuilds the policy slots before any link changes
+for (const from of [2, 3, 4, 5, 6, 7, 8, 9])
+  registerConverter({
+    group: "policy",
+    from,
+    to: 10,
+    maps: {},
+    note:
+      from === 2
+        ? "the policy slots are rebuilt by the first apply; layout 2 holds no name bindings"
+        : "the policy slots are rebuilt by the first apply",
+  });
+
 /** Counters per CPU in each conntrack layout. */
 const COUNTERS_IN_LAYOUT: Record<number, number> = {
   1: 32,

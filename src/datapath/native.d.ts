@@ -156,6 +156,11 @@ export declare class BpfMap {
   nextKey(key: Buffer | null): Buffer | null;
   /** keys/values are `count` records packed back to back; returns how many were applied. */
   updateBatch(keys: Buffer, values: Buffer, count: number, flags?: number): number;
+  /**
+   * Writes entries 0..count-1 of a BPF_F_MMAPABLE array (`values` back to back) through a mapping
+   * of its values, before any program reads it; returns `count`.
+   */
+  writeMapped(values: Buffer, count: number): number;
   /** Returns how many were deleted; a missing key stops the batch there (no error). */
   deleteBatch(keys: Buffer, count: number): number;
   /** One page of a batch lookup; pass `next` back as cursor (hash maps: ENOSPC if maxCount < a bucket). */

@@ -30,7 +30,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
     //    the IPv4 directory's /24 blocks and wide layout (tbl_dir4)
     // 8: ids_config holds when its settings began to choose flows (since_ns)
     // 9: macvlans by lower device and MAC address (tbl_proc_stacked, moat_meta.stacked)
-    version: 9,
+    // 10: the directories', u32 tables' and rules' arrays are BPF_F_MMAPABLE (their templates'
+    //     flags, which an inner map must share)
+    version: 10,
     maps: [
       "state",
       "tbl_dir4",

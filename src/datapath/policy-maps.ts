@@ -33,7 +33,7 @@ import { TableReuse } from "./table-reuse.ts";
 import { idsSettings, idsSettingsBegun } from "./ids-settings.ts";
 import { kernelMonotonicNs } from "./kernel-clock.ts";
 import { LimitMaps, limitTailRecord, type LimitSweep } from "./limit-maps.ts";
-import type { ImageLimit } from "../policy/compile/image.ts";
+import type { ImageLimit, TableImage } from "../policy/compile/image.ts";
 import {
   BPF_F_INNER_MAP,
   MAP_ARRAY,
@@ -89,6 +89,8 @@ const RULE_STATS_BUDGET = 64 << 20;
  * before this; a reload sooner than this after the previous one waits for a grace period.
  */
 const GRACE_MS = 50;
+/** How long tables made ahead of their swap wait for it (a refused or abandoned policy's). */
+const AHEAD_MS = 30_000;
 
 export interface ApplyResult {
   generation: number;
@@ -227,6 +229,20 @@ export class PolicyMaps {
   apply(policy: PolicyImage, bindings?: (classes: NameClasses) => NameBinding[]): ApplyResult {
     return this.flip(policy, drain(this.build(policy)), bindings);
   }
+
+  /**
+   * Makes the packet tables of a policy that is still on its way (`tables`: its image 0's), so
+   * that its swap finds them made (TableReuse); kept until the next swap goes live or is
+   * abandoned, or let go after AHEAD_MS without one.
+   */
+  async buildAhead(tables: TableImage, between: () => Promise<void>): Promise<void> {
+    if (this.aheadTimer) clearTimeout(this.aheadTimer);
+    const made = await inTurns(tableMaps(tables, "", this.tables.makeAhead), between);
+    for (const map of Object.values(made)) map.close(); // the reuse keeps its own handles
+    this.aheadTimer = setTimeout(() => this.tables.dropAhead(), AHEAD_MS).unref();
+  }
+
+  private aheadTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * apply() with a turn of the event loop (`between`) after each table is built: a 100k-rule
@@ -588,6 +604,7 @@ export class PolicyMaps {
   }
 
   close(): void {
+    if (this.aheadTimer) clearTimeout(this.aheadTimer);
     this.names.close();
     this.tables.close();
     this.limits.close();

@@ -28,18 +28,32 @@ export class TableReuse {
   /** Tables handed out again instead of built, since start (for tests and status). */
   reused = 0;
 
+  /**
+   * Tables made ahead of their swap (a policy's tables while the rest of it is still handed back
+   * from the accept worker): held until the next swap goes live or is abandoned, which takes them
+   * if its content is theirs.
+   */
+  private ahead = new Set<string>();
   /** A MapMaker for the swap being built. */
-  readonly make: MapMaker = (content) => this.made(content);
+  readonly make: MapMaker = (content) => this.made(content, this.building);
+  /** A MapMaker for tables made ahead of their swap. */
+  readonly makeAhead: MapMaker = (content) => this.made(content, this.ahead);
 
-  private *made(content: MapContent): Generator<void, BpfMap> {
+  private *made(content: MapContent, into: Set<string>): Generator<void, BpfMap> {
     const key = contentKey(content);
-    this.building.add(key);
+    into.add(key);
     const have = this.held.get(key);
     if (have) {
       this.reused++;
       return native().BpfMap.openById(have.id());
     }
     const map = yield* freshMap(content);
+    // made meanwhile by the other maker, between this one's turns: that one is kept
+    const made = this.held.get(key);
+    if (made) {
+      map.close();
+      return native().BpfMap.openById(made.id());
+    }
     try {
       this.held.set(key, native().BpfMap.openById(map.id()));
     } catch (err) {
@@ -54,12 +68,20 @@ export class TableReuse {
     this.idle = this.live;
     this.live = this.building;
     this.building = new Set();
+    this.ahead = new Set();
     this.release();
   }
 
   /** The swap was abandoned: what only it made is let go. */
   abandon(): void {
     this.building = new Set();
+    this.ahead = new Set();
+    this.release();
+  }
+
+  /** Tables made ahead that no swap took (by now) are let go. */
+  dropAhead(): void {
+    this.ahead = new Set();
     this.release();
   }
 
@@ -71,6 +93,7 @@ export class TableReuse {
   private release(): void {
     for (const [key, map] of this.held) {
       if (this.live.has(key) || this.idle.has(key) || this.building.has(key)) continue;
+      if (this.ahead.has(key)) continue;
       map.close();
       this.held.delete(key);
     }

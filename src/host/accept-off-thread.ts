@@ -17,17 +17,21 @@ import type {
   AcceptOffsets,
   AcceptReply,
   AcceptRequest,
+  AcceptTables,
   HostAnswer,
   HostLine,
   HostQuery,
 } from "./accept-worker.ts";
 import type { PolicyModel, PositionTable } from "../config/index.ts";
+import type { TableImage } from "../policy/index.ts";
 
 type Pending = {
   resolve: (reply: AcceptReply) => void;
   reject: (err: Error) => void;
   /** What the worker asks when the policy's process rules name the host's users, files... */
   universe?: UniverseReader;
+  /** Takes a big policy's packet tables ahead of the reply (AcceptTables). */
+  tablesAhead?: (tables: TableImage) => void;
 };
 
 let worker: Worker | null = null;
@@ -62,6 +66,14 @@ let hostWaitMs = 60_000;
  */
 const HEAP_MB = 3072;
 let heapMb = HEAP_MB;
+/**
+ * Entries of the address directories, the remote x Y table and the remote-only table from which a
+ * policy's packet tables come ahead of it (AcceptTables; the two directories hold 131,072 at
+ * least, 10k mixed rules ~190,000, 100k ~871,000): below, making them costs the daemon's thread a
+ * few milliseconds, not worth a message.
+ */
+const AHEAD_ENTRIES = 250_000;
+let aheadEntries = AHEAD_ENTRIES;
 let idleTimer: ReturnType<typeof setTimeout> | null = null;
 /** Bumped whenever the worker is asked something: a stop decided before that is void. */
 let idleEpoch = 0;
@@ -125,6 +137,11 @@ export function setAcceptWorkerTimes(
   if (wait !== undefined) hostWaitMs = wait;
 }
 
+/** Another size from which tables come ahead (tests); undefined: the daemon's. */
+export function setTablesAheadEntries(entries: number | undefined): void {
+  aheadEntries = entries ?? AHEAD_ENTRIES;
+}
+
 /** Another bound on a new worker's heap (tests); undefined: the daemon's. */
 export function setAcceptWorkerHeapMb(mb: number | undefined): void {
   heapMb = mb ?? HEAP_MB;
@@ -181,8 +198,9 @@ function acceptWorker(): Worker {
     transferList: [port2],
     resourceLimits: { maxOldGenerationSizeMb: limit },
   });
-  w.on("message", (message: AcceptReply | AcceptOffsets | HostQuery) => {
+  w.on("message", (message: AcceptReply | AcceptOffsets | HostQuery | AcceptTables) => {
     if ("hostQuery" in message) return answerHost(port1, line.signal, message);
+    if ("tablesOf" in message) return pending.get(message.tablesOf)?.tablesAhead?.(message.tables);
     if ("located" in message) adopt(message);
     else {
       const now = performance.now();
@@ -230,21 +248,40 @@ function answerHost(
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function ask(req: Omit<AcceptRequest, "id">, universe?: UniverseReader): Promise<AcceptReply> {
+function ask(
+  req: Omit<AcceptRequest, "id">,
+  universe?: UniverseReader,
+  tablesAhead?: (tables: TableImage) => void,
+): Promise<AcceptReply> {
   const w = acceptWorker();
   const id = nextId++;
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject, ...(universe ? { universe } : {}) });
+    pending.set(id, {
+      resolve,
+      reject,
+      ...(universe ? { universe } : {}),
+      ...(tablesAhead ? { tablesAhead } : {}),
+    });
     w.ref(); // a pending acceptance keeps the process alive
     w.postMessage({ ...req, id });
   });
 }
 
+/** What acceptPolicyOffThread takes: acceptPolicyAsync's options but the host, and one of its own. */
+export type OffThreadOptions = Omit<AcceptOptions, "host"> & {
+  /**
+   * Called with a big policy's packet tables (its image 0's) once it is compiled, before the rest
+   * of the acceptance is handed back: the daemon makes the kernel's tables meanwhile. The policy
+   * may still be refused after it (the plumbing, the caller's own checks).
+   */
+  tablesAhead?: (tables: TableImage) => void;
+};
+
 /** acceptPolicyAsync, run on the worker thread where it can be (options.host is not supported). */
 export async function acceptPolicyOffThread(
   text: string,
   fileName: string,
-  options: Omit<AcceptOptions, "host"> = {},
+  { tablesAhead, ...options }: OffThreadOptions = {},
 ): Promise<Acceptance> {
   // a progress callback cannot cross to the worker
   if (options.compile?.onPhase) return acceptPolicyAsync(text, fileName, options);
@@ -256,8 +293,10 @@ export async function acceptPolicyOffThread(
       ...(options.decisions ? { decisions: options.decisions } : {}),
       ...(options.mode ? { mode: options.mode } : {}),
       universe: options.universe !== undefined,
+      ...(tablesAhead ? { tablesAhead: aheadEntries } : {}),
     },
     options.universe,
+    tablesAhead,
   );
   if ("packed" in reply) {
     places.worker++;

@@ -12,7 +12,14 @@ import {
 } from "node:worker_threads";
 import type { PositionTable } from "../config/index.ts";
 import { validatePolicy } from "../config/policy-validator.ts";
-import { relayRule, usesNames, type ProcessUniverse, type UniverseQuery } from "../policy/index.ts";
+import {
+  relayRule,
+  tableImage,
+  usesNames,
+  type ProcessUniverse,
+  type TableImage,
+  type UniverseQuery,
+} from "../policy/index.ts";
 import { packAcceptance, type PackedAcceptance } from "./accept-handback.ts";
 import { acceptPolicy, type Acceptance, type AcceptOptions } from "./accept-policy.ts";
 import { packTable } from "./packed-table.ts";
@@ -30,6 +37,22 @@ export interface AcceptRequest {
   mode?: AcceptOptions["mode"];
   /** The caller reads what process rules name on the host: the compile asks it (HostQuery). */
   universe: boolean;
+  /**
+   * The caller makes a big policy's packet tables while the rest is handed back (AcceptTables):
+   * sent when the address directories, the remote x Y and the remote-only tables hold at least
+   * this many entries.
+   */
+  tablesAhead?: number;
+}
+
+/**
+ * A big policy's packet tables (its image 0's), sent as soon as it is compiled, before the
+ * acceptance is packed: the daemon makes the kernel's tables from them meanwhile, on its own
+ * thread, and its swap takes them (src/datapath/table-reuse.ts). The reply follows.
+ */
+export interface AcceptTables {
+  tablesOf: number;
+  tables: TableImage;
 }
 
 /** Asks the daemon's thread what request `hostQuery`'s process rules name on the host. */
@@ -125,6 +148,7 @@ function answer(req: AcceptRequest): {
   };
   try {
     const acceptance = acceptPolicy(req.text, req.fileName, options);
+    if (req.tablesAhead !== undefined) sendTables(req.id, acceptance, req.tablesAhead);
     try {
       const indexSets = judgedInUserSpace(acceptance);
       const { packed, transfer, unlocated } = packAcceptance(acceptance, undefined, indexSets);
@@ -134,6 +158,22 @@ function answer(req: AcceptRequest): {
     }
   } catch (err) {
     return { reply: { id: req.id, error: (err as Error).message } };
+  }
+}
+
+/** `acceptance`'s packet tables ahead of its reply, when they are big (AcceptTables). */
+function sendTables(id: number, { policy }: Acceptance, from: number): void {
+  const image = policy?.image.packet;
+  if (!image) return;
+  const entries =
+    image.remote4.length + image.local4.length + image.remoteY.r.length + image.remoteOnly.length;
+  if (entries < from) return;
+  // copied, not moved: the reply carries the image too
+  const message: AcceptTables = { tablesOf: id, tables: tableImage(image) };
+  try {
+    parentPort?.postMessage(message);
+  } catch {
+    // the swap makes its tables itself: nothing is refused for this
   }
 }
 

@@ -33,7 +33,8 @@ export {
 } from "./compile/policy-image.ts";
 export { NameClasses, NAME_CLASS_BUDGET } from "./compile/names.ts";
 export type { PolicyImage } from "./compile/kernel-image.ts";
-export type { ClassifierImage, ImageRule } from "./compile/image.ts";
+export type { ClassifierImage, ImageRule, TableImage } from "./compile/image.ts";
+export { tableImage } from "./compile/image.ts";
 export type { ProcessUniverse, UniverseQuery } from "./compile/process.ts";
 export { universeQuery } from "./compile/process.ts";
 export type { RedirectTarget } from "./compile/redirect.ts";

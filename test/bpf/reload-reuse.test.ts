@@ -10,6 +10,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { compile } from "../../src/policy/compile/compile.ts";
 import { parsePolicy } from "../../src/config/index.ts";
+import { tableImage } from "../../src/policy/index.ts";
 import { KernelLab } from "../helpers/kernel-lab.ts";
 
 const policy = (blocked: string) => `
@@ -89,6 +90,43 @@ test("a swap in turns: the event loop runs between its tables, packets see the o
   assert.deepEqual(verdicts(), { ten: "pass", lan: "drop" });
 });
 
+test("tables made ahead of their swap: the swap takes them, packets see the old policy until the flip", async () => {
+  // content no slot holds: its tables are made, ahead or by the swap
+  const fresh = (blocked: string) => compile(parsePolicy(policy(blocked), "c.yaml"));
+  const probe = () =>
+    lab.run("xdp", { src: "172.20.1.2", dst: "10.0.0.1", proto: "tcp", dport: 80 }).verdict;
+  let before = lab.dp.tablesReused;
+  await lab.dp.applyInTurns({ packet: fresh("172.16.0.0/16") });
+  const reusedWithout = lab.dp.tablesReused - before;
+  lab.dp.clearConntrack();
+  assert.equal(probe(), "pass");
+
+  const image = fresh("172.20.0.0/16");
+  const seen: string[] = [];
+  let building = true;
+  const watch = () => {
+    if (!building) return;
+    seen.push(probe());
+    setImmediate(watch);
+  };
+  setImmediate(watch);
+  before = lab.dp.tablesReused;
+  lab.dp.buildAhead(tableImage(image));
+  // the swap waits for the tables being made
+  await lab.dp.applyInTurns({ packet: image });
+  building = false;
+  const reused = lab.dp.tablesReused - before;
+  // the packet tables (11) came from those made ahead
+  assert.ok(
+    reused >= reusedWithout + 11,
+    `${reused} tables reused with tables ahead, ${reusedWithout} without`,
+  );
+  assert.ok(seen.length >= 11, `${seen.length} turns while building`);
+  assert.deepEqual(new Set(seen), new Set(["pass"]));
+  lab.dp.clearConntrack();
+  assert.equal(probe(), "drop");
+});
+
 // the map descriptors this process holds (the other tests' lab holds its own throughout)
 const maps = () =>
   readdirSync("/proc/self/fd").filter((fd) => {
@@ -124,6 +162,23 @@ test("a stopped datapath leaves no map descriptor open, and still says its last 
   assert.ok(left <= 0, `${left} map descriptors left open`);
   // a reload that waited its turn while the daemon stopped reads it
   assert.equal(dp?.generation, last);
+});
+
+test("tables made ahead for a policy that never comes, or cut short by a stop, are let go", async () => {
+  const other = tableImage(compile(parsePolicy(policy("172.31.0.0/16"), "d.yaml")));
+  const plain = await leftBy(async () => {});
+  // made ahead, then another policy goes live: closed with the datapath
+  const unused = await leftBy(async (dp) => {
+    dp.buildAhead(other);
+    await dp.applyInTurns({ packet: compile(parsePolicy(B, "b.yaml")) });
+  });
+  assert.ok(unused <= plain, `map descriptors left open: ${unused}, ${plain} without`);
+  // the datapath stops a few tables in
+  const stopped = await leftBy(async (dp) => {
+    dp.buildAhead(other);
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.ok(stopped <= plain, `map descriptors left open: ${stopped}, ${plain} without`);
 });
 
 test("a datapath stopped while a swap is being built: the swap fails and lets go of its tables", async () => {

@@ -21,6 +21,7 @@ import {
   afterAcceptWorkerStops,
   locateOffThread,
   setAcceptWorkerTimes,
+  setTablesAheadEntries,
   stopAcceptWorker,
 } from "../../src/host/accept-off-thread.ts";
 import {
@@ -32,7 +33,7 @@ import {
   type IntervalEntry,
   type SourcePos,
 } from "../../src/config/index.ts";
-import { NameClasses } from "../../src/policy/index.ts";
+import { NameClasses, tableImage, type TableImage } from "../../src/policy/index.ts";
 import { addressIndex, knownAddressIndex } from "../../src/policy/address-index.ts";
 import { Attribution } from "../../src/attribution/index.ts";
 import { readQueriedUniverse } from "../../src/host/process-universe.ts";
@@ -109,6 +110,41 @@ test("the worker hands back the model, its positions and the image unchanged", a
       here.diagnostics.map(formatDiagnostic),
     );
   }
+});
+
+test("a big policy's packet tables come ahead of it, as its image has them; a small one's do not", async (t) => {
+  t.after(() => {
+    setTablesAheadEntries(undefined);
+    return stopAcceptWorker();
+  });
+  const big = mixedPolicy(2000); // its tables hold ~140,000 entries
+  setTablesAheadEntries(135_000);
+  const came: TableImage[] = [];
+  let answered = false;
+  const tablesAhead = (tables: TableImage) => {
+    assert.equal(answered, false, "the tables come before the acceptance");
+    came.push(tables);
+  };
+  const acceptance = await acceptPolicyOffThread(big, "big.yaml", { tablesAhead });
+  answered = true;
+  assert.ok(acceptance.policy, "accepted");
+  assert.equal(came.length, 1);
+  assert.deepEqual(came[0], tableImage(acceptance.policy.image.packet));
+  assert.deepEqual(came[0], tableImage(acceptPolicy(big, "big.yaml").policy!.image.packet));
+  // under the size: nothing ahead, the same acceptance
+  const small = mixedPolicy(300);
+  const none: TableImage[] = [];
+  const after = await acceptPolicyOffThread(small, "small.yaml", {
+    tablesAhead: (tables) => none.push(tables),
+  });
+  assert.ok(after.policy, "accepted");
+  assert.equal(none.length, 0);
+  // a refused policy sends none
+  const refused = await acceptPolicyOffThread("version: 1\nrules: 3\n", "bad.yaml", {
+    tablesAhead: (tables) => none.push(tables),
+  });
+  assert.equal(refused.policy, undefined);
+  assert.equal(none.length, 0);
 });
 
 /**

@@ -11,6 +11,8 @@ import { startApi } from "../../src/api/server.ts";
 import { EventPipeline } from "../../src/observe/pipeline.ts";
 import { PolicyLifecycle, readPolicyFile } from "../../src/daemon/policy-lifecycle.ts";
 import { stopAcceptWorker } from "../../src/host/index.ts";
+import { setTablesAheadEntries } from "../../src/host/accept-off-thread.ts";
+import { tableImage, type TableImage } from "../../src/policy/index.ts";
 import type { PolicyImage } from "../../src/policy/compile/kernel-image.ts";
 import { mixedPolicy } from "../../bench/compile.ts";
 import { http } from "../helpers/api-client.ts";
@@ -18,7 +20,10 @@ import { testControl } from "../helpers/api-control.ts";
 
 const RULES = 10_000;
 
-async function lab(t: { after: (fn: () => void | Promise<void>) => void }) {
+async function lab(
+  t: { after: (fn: () => void | Promise<void>) => void },
+  tablesAhead?: (tables: TableImage) => void,
+) {
   const dir = mkdtempSync(join(tmpdir(), `moat-reload-large-${process.pid}-`));
   const path = join(dir, "policy.yaml");
   writeFileSync(path, mixedPolicy(10));
@@ -38,6 +43,7 @@ async function lab(t: { after: (fn: () => void | Promise<void>) => void }) {
     plumbing: { prepare: () => ({ commit: () => {}, abandon: () => {} }) },
     audit: () => {},
     log: (l) => lines.push(l),
+    ...(tablesAhead ? { tablesAhead } : {}),
   });
   const pipeline = new EventPipeline();
   const socketPath = join(dir, "api.sock");
@@ -111,4 +117,20 @@ test("a large policy file with an error is refused at FILE:LINE:COL; the running
   assert.equal(syntax.ok, false);
   assert.match(syntax.errors[0] ?? "", new RegExp(`^${h.path}:${10 + 5 * 1500}:\\d+ \\(yaml\\): `));
   assert.equal(h.lifecycle.active.model.rules.length, 10);
+});
+
+test("a reload hands a big policy's packet tables to be made before the rest of it comes", async (t) => {
+  const ahead: { tables: TableImage; appliedBefore: number }[] = [];
+  const h = await lab(t, (tables) => ahead.push({ tables, appliedBefore: h.applied.length }));
+  setTablesAheadEntries(135_000); // 2,000 mixed rules' tables hold ~140,000 entries
+  t.after(() => setTablesAheadEntries(undefined));
+  writeFileSync(h.path, mixedPolicy(2000));
+  assert.deepEqual(await h.lifecycle.reload("SIGHUP"), { ok: true, generation: 2, errors: [] });
+  assert.equal(ahead.length, 1);
+  assert.equal(ahead[0]?.appliedBefore, 0, "made ahead of the apply");
+  assert.deepEqual(ahead[0]?.tables, tableImage(h.applied[0]!.packet));
+  // a refused policy hands none
+  writeFileSync(h.path, "version: 1\nrules: 3\n");
+  assert.equal((await h.lifecycle.reload("SIGHUP")).ok, false);
+  assert.equal(ahead.length, 1);
 });

@@ -159,6 +159,37 @@ export interface ClassifierImage {
   remoteOnly: Uint32Array;
 }
 
+/** What an image's packet tables are made from (datapath/table-maps.ts tableMaps). */
+export type TableImage = Pick<
+  ClassifierImage,
+  | "remote4"
+  | "remote6"
+  | "local4"
+  | "local6"
+  | "portClass"
+  | "sportClass"
+  | "lx"
+  | "px"
+  | "remoteY"
+  | "anyRemote"
+  | "remoteOnly"
+>;
+
+/** `image`'s packet tables alone. */
+export const tableImage = (image: ClassifierImage): TableImage => ({
+  remote4: image.remote4,
+  remote6: image.remote6,
+  local4: image.local4,
+  local6: image.local6,
+  portClass: image.portClass,
+  sportClass: image.sportClass,
+  lx: image.lx,
+  px: image.px,
+  remoteY: image.remoteY,
+  anyRemote: image.anyRemote,
+  remoteOnly: image.remoteOnly,
+});
+
 /**
  * Kernel facts of a new connection, as the XDP/TC programs see them. IPv4-mapped IPv6 addresses
  * are IPv4. `portValue`/`ported` follow portIndex/sportIndex.
