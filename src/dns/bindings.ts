@@ -138,6 +138,9 @@ export class BindingStore {
     addresses: readonly LearnedAddress[],
   ): boolean {
     if (isZero(identity)) return true;
+    // room for every name on every address: the usual answer, no name looked up
+    const most = addresses.length * Math.min(names.length, MAX_NAMES_PER_BINDING);
+    if (this.shares.room(identity.uid, most)) return true;
     const keys = keysOf(identity);
     let added = 0;
     for (const a of addresses) {

@@ -150,7 +150,7 @@ const DOH_CANARY = "use-application-dns.net";
 
 /** The canary's verdict in detect mode: what `dns:doh` would have prevented. */
 function canaryDetected(): QueryVerdict {
-  return { verdict: "detected", rule: DOH_RULE, mode: "detect", reason: "doh" };
+  return { verdict: "detected", rule: DOH_RULE, mode: "detect" };
 }
 
 export class DnsProxy {

@@ -8,7 +8,6 @@ export interface QueryVerdict {
   verdict: "allowed" | "blocked" | "detected";
   rule: string;
   mode: "detect" | "prevent";
-  reason: string;
   /** Whether the deciding rule judges the DNS name (`layer7.dns.name`); set when not allowed. */
   byName?: boolean;
 }
@@ -24,6 +23,8 @@ export interface QueryContext {
   /** The names this identity's lookups gave the server's address (none: no identity). */
   serverNames?: string[] | undefined;
 }
+
+const WITHOUT_WORDS = { words: false } as const;
 
 export function queryFacts(q: QueryContext): ConnectionFacts {
   const family = q.server.ip.includes(":") && !q.server.ip.startsWith("::ffff:") ? 6 : 4;
@@ -44,20 +45,16 @@ export function queryFacts(q: QueryContext): ConnectionFacts {
 
 /**
  * The running policy's judge. A rule the proxy cannot decide (it names an interface, which the
- * proxy does not know) is taken as matching: the first decision it may lead to stands.
+ * proxy does not know) is taken as matching: the first decision it may lead to stands. Judged
+ * without words: no query's event says why, and a reason reads its rule's line.
  */
 export function policyJudge(model: () => PolicyModel): QueryJudge {
   return (facts) => {
     const m = model();
-    const e = evaluate(m, facts);
+    const e = evaluate(m, facts, WITHOUT_WORDS);
     const d = e.verdict === "deferred" ? e.possible[0] : e;
-    if (!d) return { verdict: "allowed", rule: "default", mode: m.mode, reason: e.reason };
-    const verdict: QueryVerdict = {
-      verdict: d.verdict,
-      rule: d.rule,
-      mode: d.mode,
-      reason: d.reason,
-    };
+    if (!d) return { verdict: "allowed", rule: "default", mode: m.mode };
+    const verdict: QueryVerdict = { verdict: d.verdict, rule: d.rule, mode: d.mode };
     if (d.verdict !== "allowed") verdict.byName = judgesName(m, d.rule);
     return verdict;
   };

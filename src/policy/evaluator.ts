@@ -72,14 +72,30 @@ export interface Deferred {
 
 export type Evaluation = Decision | Deferred;
 
-export function evaluate(written: PolicyModel, facts: ConnectionFacts): Evaluation {
+export interface EvaluateOptions {
+  /**
+   * false: a decision's reason is left empty, and its line, rate limit and redirect are left out,
+   * for a caller that reads the verdict, the rule and the mode alone, per query (the DNS proxy's
+   * judge). A rule's line is read from the policy's position table, which a first read makes
+   * (docs/performance.md, B8). Default true.
+   */
+  words?: boolean;
+}
+
+export function evaluate(
+  written: PolicyModel,
+  facts: ConnectionFacts,
+  options?: EvaluateOptions,
+): Evaluation {
   // moat's own rules first (dns:doh), as the compiler puts them
   const policy = withImplicitRules(written);
   const prepared = prepareFacts(facts);
   const basic = basicNetworking(policy, prepared, facts);
   if (basic) return basic;
-  const result = evaluateRules(policy, prepared, facts);
-  return result.verdict === "deferred" ? result : withRedirect(policy, prepared, result);
+  const words = options?.words ?? true;
+  const result = evaluateRules(policy, prepared, facts, words);
+  if (result.verdict === "deferred" || !words) return result;
+  return withRedirect(policy, prepared, result);
 }
 
 /**
@@ -151,22 +167,23 @@ function evaluateRules(
   policy: PolicyModel,
   prepared: PreparedFacts,
   facts: ConnectionFacts,
+  words: boolean,
 ): Evaluation {
   const possible: Decision[] = [];
   const pending: { rule: Rule; needs: string[] }[] = [];
   for (const rule of candidateRules(policy, prepared.direction, prepared.transport)) {
     const outcome = matchRule(rule, prepared);
     if (outcome.result === "no") continue;
-    const decision = decide(rule, outcome, facts.direction);
+    const decision = decide(rule, outcome, facts.direction, words);
     if (outcome.result === "yes") {
       if (pending.length === 0) return decision;
-      return defer(pending, [...possible, decision]);
+      return defer(pending, [...possible, decision], words);
     }
     pending.push({ rule, needs: outcome.needs });
     possible.push(decision);
   }
   const fallback = byDefault(policy, facts.direction);
-  return pending.length === 0 ? fallback : defer(pending, [...possible, fallback]);
+  return pending.length === 0 ? fallback : defer(pending, [...possible, fallback], words);
 }
 
 function verdictOf(action: Action, mode: Mode): Decision["verdict"] {
@@ -176,8 +193,21 @@ function verdictOf(action: Action, mode: Mode): Decision["verdict"] {
 
 const DETECT_NOTE = "; detect mode: reported, not dropped";
 
-function decide(rule: Rule, outcome: Outcome, direction: string): Decision {
+function decide(rule: Rule, outcome: Outcome, direction: string, words: boolean): Decision {
   const verdict = verdictOf(rule.action, rule.mode);
+  if (!words) {
+    const bare: Decision = {
+      verdict,
+      action: rule.action,
+      rule: rule.name,
+      mode: rule.mode,
+      reason: "",
+      report: verdict !== "allowed" || rule.log,
+    };
+    const max = rule.layer4?.maxDuration;
+    if (max && rule.action === "allow") bare.maxDurationSeconds = max.seconds;
+    return bare;
+  }
   const { because, needs } = outcome;
   const known = because.join(", ");
   const what =
@@ -231,9 +261,15 @@ function byDefault(policy: PolicyModel, direction: "ingress" | "egress"): Decisi
   };
 }
 
-function defer(pending: { rule: Rule; needs: string[] }[], possible: Decision[]): Deferred {
+function defer(
+  pending: { rule: Rule; needs: string[] }[],
+  possible: Decision[],
+  words: boolean,
+): Deferred {
   const first = pending[0]?.rule;
   const needs = [...new Set(pending.flatMap((p) => p.needs))];
+  if (!words)
+    return { verdict: "deferred", rule: first?.name ?? "default", reason: "", needs, possible };
   const rules = pending.map((p) => ruleTitle(p.rule).replace(/^rule /, "")).join(", ");
   const outcomes = possible.map((d) => `${d.verdict} by ${d.rule}`).join(", else ");
   return {

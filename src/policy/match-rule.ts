@@ -28,20 +28,21 @@ const PROCESS_PROTOCOLS = new Set<number>([PROTOCOL_NUMBERS.tcp, PROTOCOL_NUMBER
 
 export function matchRule(rule: Match, facts: PreparedFacts): Outcome {
   if (gated(rule, facts)) return no();
-  const parts = knownSections(rule, facts).map((s) => s.outcome);
+  const parts = knownSections(rule, facts);
   // cheap, known sections first: a "no" there settles it without the unknown ones
-  if (parts.some((p) => p.result === "no")) return no();
-  return all([...parts, ...contextSections(rule, facts).map((s) => s.outcome)]);
+  for (const p of parts) if (p.result === "no") return no();
+  contextSections(rule, facts, null, parts);
+  // one section that matches (a rule on ports alone): its outcome is what all() would make of it
+  const only = parts.length === 1 ? parts[0] : undefined;
+  if (only && only.result === "yes" && only.needs.length === 0) return only;
+  return all(parts);
 }
 
 /**
- * A section's outcome, with what the section says in words (for why a rule did not match): put
- * in words only when asked, as a judgement never reads it.
+ * What each section a rule names says, in words (for why a rule did not match), in the order of
+ * its outcomes: filled only when asked, as a judgement never reads it.
  */
-interface SectionOutcome {
-  outcome: Outcome;
-  says: () => string;
-}
+type Says = (() => string)[] | null;
 
 /** Whether a rule cannot apply to the connection at all, before any section is looked at. */
 const gated = (rule: Match, facts: PreparedFacts): boolean =>
@@ -71,49 +72,51 @@ function remoteOf(facts: PreparedFacts): PreparedFacts["remote"] {
 const entries = (list: { entries: { text: string }[] }): string =>
   list.entries.map((e) => e.text).join(", ");
 
-function knownSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
-  const out: SectionOutcome[] = [];
-  const remote = remoteOf(facts);
+/** The outcomes of the sections known from the addresses and ports; `says` gets their words. */
+function knownSections(rule: Match, facts: PreparedFacts, says: Says = null): Outcome[] {
+  const out: Outcome[] = [];
   const remoteList = rule.layer3?.remote;
   const localList = rule.layer3?.local;
-  if (remoteList)
-    out.push({
-      outcome: matchAddressList(remoteList, "remote", remote),
-      says: () => `remote ${facts.remote.text} is not in [${entries(remoteList)}]`,
-    });
-  if (localList)
-    out.push({
-      outcome: matchAddressList(localList, "local", facts.local),
-      says: () => `local ${facts.local.text} is not in [${entries(localList)}]`,
-    });
+  if (remoteList) {
+    out.push(matchAddressList(remoteList, "remote", remoteOf(facts)));
+    says?.push(() => `remote ${facts.remote.text} is not in [${entries(remoteList)}]`);
+  }
+  if (localList) {
+    out.push(matchAddressList(localList, "local", facts.local));
+    says?.push(() => `local ${facts.local.text} is not in [${entries(localList)}]`);
+  }
   const l4 = rule.layer4;
-  if (l4)
-    out.push({ outcome: matchLayer4(l4, facts.transport), says: () => layer4Miss(l4, facts) });
+  if (l4) {
+    out.push(matchLayer4(l4, facts.transport));
+    says?.push(() => layer4Miss(l4, facts));
+  }
   return out;
 }
 
-function contextSections(rule: Match, facts: PreparedFacts): SectionOutcome[] {
-  const out: SectionOutcome[] = [];
-  if (rule.process)
-    out.push({
-      outcome: matchProcess(rule.process, facts.raw.process),
-      says: () => "the process does not match its process section",
-    });
-  if (rule.interface)
-    out.push({
-      outcome: matchInterface(rule.interface, facts.raw.interface),
-      says: () => "the interface does not match its interface section",
-    });
+/** The outcomes of the process, interface and layer7 sections, added to `out`. */
+function contextSections(
+  rule: Match,
+  facts: PreparedFacts,
+  says: Says = null,
+  out: Outcome[] = [],
+): Outcome[] {
+  if (rule.process) {
+    out.push(matchProcess(rule.process, facts.raw.process));
+    says?.push(() => "the process does not match its process section");
+  }
+  if (rule.interface) {
+    out.push(matchInterface(rule.interface, facts.raw.interface));
+    says?.push(() => "the interface does not match its interface section");
+  }
   if (rule.layer7) {
-    const names = remoteOf(facts).names;
     const l7 = rule.layer7;
-    out.push({
-      outcome: matchLayer7(l7, facts.raw.layer7, facts.transport, names),
-      says: () =>
+    out.push(matchLayer7(l7, facts.raw.layer7, facts.transport, remoteOf(facts).names));
+    says?.push(
+      () =>
         `the layer7 facts do not match its layer7 (${Object.keys(l7)
           .filter((k) => k !== "pos")
           .join(", ")}) section`,
-    });
+    );
   }
   return out;
 }
@@ -142,10 +145,10 @@ function layer4Miss(l4: Layer4, facts: PreparedFacts): string {
 export function missedSection(rule: Match, facts: PreparedFacts): string | undefined {
   const gate = gateMiss(rule, facts);
   if (gate) return gate;
-  const known = knownSections(rule, facts);
-  const miss = known.find((s) => s.outcome.result === "no");
-  if (miss) return miss.says();
-  return contextSections(rule, facts)
-    .find((s) => s.outcome.result === "no")
-    ?.says();
+  const knownSays: (() => string)[] = [];
+  const known = knownSections(rule, facts, knownSays).findIndex((o) => o.result === "no");
+  if (known >= 0) return knownSays[known]?.();
+  const contextSays: (() => string)[] = [];
+  const context = contextSections(rule, facts, contextSays).findIndex((o) => o.result === "no");
+  return context >= 0 ? contextSays[context]?.() : undefined;
 }

@@ -26,7 +26,7 @@ test("a query is one dns event; its line says who asked whom what, and the answe
     client: { ip: "127.0.0.1", port: 40000 },
     server: { ip: "10.0.0.53", port: 53 },
     process: curl,
-    verdict: { verdict: "allowed", rule: "default", mode: "prevent", reason: "" },
+    verdict: { verdict: "allowed", rule: "default", mode: "prevent" },
     exchange: {
       query: "github.com",
       qtype: "A",
@@ -55,7 +55,7 @@ test("a blocked query is also a blocked event with layer7 dns and the deciding r
     client: { ip: "10.66.0.2", port: 40000 },
     server: { ip: "10.0.0.53", port: 53 },
     process: curl,
-    verdict: { verdict: "blocked", rule: "no-ads", mode: "prevent", reason: "" },
+    verdict: { verdict: "blocked", rule: "no-ads", mode: "prevent" },
     exchange: {
       query: "ads.example",
       qtype: "AAAA",

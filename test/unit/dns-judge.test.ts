@@ -76,3 +76,57 @@ test("a rule naming an interface is taken as matching (the proxy does not know t
 `);
   assert.deepEqual([j("github.com").verdict, j("github.com").rule], ["blocked", "vpn-dns"]);
 });
+
+test("a query is judged as the evaluator decides it, without reading any rule's position", () => {
+  const text = `version: 1
+mode: prevent
+defaults: { ingress: allow, egress: block }
+rules:
+${NO_ADS}  - name: vpn-dns
+    direction: egress
+    action: block
+    interface: { name: [wg0] }
+    layer3: { remote: [10.9.0.0/16] }
+  - name: dns
+    direction: egress
+    action: allow
+    layer4: { protocol: udp, port: [53] }
+`;
+  const checked = checkPolicySource(text, "p.yaml", textOnlyHost);
+  assert.ok(checked.model, JSON.stringify(checked.diagnostics));
+  // each rule's position counted as read: a first read makes a big policy's position table
+  let reads = 0;
+  const rules = checked.model.rules.map((r) => {
+    const pos = r.pos;
+    return Object.defineProperty({ ...r }, "pos", {
+      get: () => {
+        reads++;
+        return pos;
+      },
+    });
+  });
+  const model = { ...checked.model, rules };
+  const j = policyJudge(() => model);
+  const asked = (name: string, server: string) =>
+    queryFacts({
+      protocol: "udp",
+      client: { ip: "10.66.0.2", port: 40000 },
+      server: { ip: server, port: 53 },
+      name,
+      process: null,
+    });
+  const seen = [
+    ["x.ads.example", "10.0.0.53"],
+    ["github.com", "10.0.0.53"],
+    ["github.com", "10.9.0.53"],
+  ].map(([name = "", server = ""]) => j(asked(name, server)));
+  assert.equal(reads, 0);
+  assert.deepEqual(
+    seen.map((v) => [v.verdict, v.rule, v.mode]),
+    [
+      ["blocked", "no-ads", "prevent"],
+      ["allowed", "dns", "prevent"],
+      ["blocked", "vpn-dns", "prevent"],
+    ],
+  );
+});
