@@ -10,7 +10,8 @@
 //   idle       a small policy
 //   rules-100k 100k mixed rules (bench/compile.ts) from the policy file
 //   set-1m     a block list of 1M CIDRs /16../32 from a file
-//   reload-100k the rules-100k daemon after its file is replaced by another 100k rules (a reload)
+//   reload-100k the rules-100k daemon after its file is replaced by another 100k rules (a reload;
+//              reloadS: from the SIGHUP to the new generation applied)
 //   flood      the small policy, 60 s of frames to a port it blocks
 //
 //   node bench/footprint.ts [CASE...]  writes bench/results/footprint.json (every case, or those named)
@@ -269,10 +270,12 @@ async function reloadCase(count: number): Promise<Row> {
   });
   return daemonCase(`reload-${count / 1000}k`, rulesText(count), async (pid, daemon) => {
     writeFileSync(join(dir, "policy.yaml"), next);
+    const t = performance.now();
     process.kill(pid, "SIGHUP");
     await daemon.waitFor(/applied: generation 2\b/, START_TIMEOUT_MS);
+    const reloadS = Math.round((performance.now() - t) / 100) / 10;
     await sleep(SETTLE_S);
-    return idle(pid);
+    return { reloadS, ...(await idle(pid)) };
   });
 }
 

@@ -67,7 +67,12 @@ import { openL7Relay } from "./daemon/l7-relay.ts";
 import { feedOf, usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
-import { refuseLivePins, watchRtnl, type MoatEvent } from "./datapath/index.ts";
+import {
+  holdMallocThresholds,
+  refuseLivePins,
+  watchRtnl,
+  type MoatEvent,
+} from "./datapath/index.ts";
 import { dirname, join } from "node:path";
 
 export { DEFAULT_HISTORY } from "./daemon/at-start.ts";
@@ -140,6 +145,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // another daemon's pins are live: refused before anything is loaded or adopted
   const pinRoot = options.pinRoot === undefined ? PIN_ROOT : options.pinRoot;
   if (pinRoot !== null) refuseLivePins(pinRoot);
+  // before the policy worker's first parse: what a big policy's work frees at the top of a
+  // thread's arena goes back to the system, not only what trimMemory reaches
+  holdMallocThresholds();
   // the policy worker loads its modules on its thread while this one opens the proxies and
   // loads the programs
   startAcceptWorker();

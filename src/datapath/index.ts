@@ -58,7 +58,7 @@ export type { ApplyResult, RuleCounter } from "./policy-maps.ts";
 export type { NameBinding, NameIdentity } from "./name-maps.ts";
 export type { JournaledName, JournalKey } from "./name-journal.ts";
 export { boundSockets } from "./bound-sockets.ts";
-export { trimMemory } from "./trim-memory.ts";
+export { holdMallocThresholds, MALLOC_THRESHOLDS, trimMemory } from "./trim-memory.ts";
 export { watchRtnl, type RtnlChange, type RtnlTopic, type RtnlWatch } from "./rtnl-watch.ts";
 export { netnsSocket, type NetnsSocket, type NetnsSocketSpec } from "./netns-socket.ts";
 export type { SpliceMode, SpliceOptions, SpliceResult, SpliceStats } from "./splice.ts";

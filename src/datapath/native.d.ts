@@ -352,6 +352,11 @@ export interface NativeAddon {
   libbpfVersion(): string;
   /** malloc_trim(0): the C heap's free pages back to the system; true when some were. */
   trimMemory(): boolean;
+  /**
+   * mallopt(M_TRIM_THRESHOLD, trimBytes) and mallopt(M_MMAP_THRESHOLD, mmapBytes): glibc's
+   * thresholds fixed (no longer raised by what is unmapped); true when both were taken.
+   */
+  mallocThresholds(trimBytes: number, mmapBytes: number): boolean;
   /** The XDP attach mode on an interface (bpf_xdp_query). */
   xdpAttachMode(ifindex: number): "native" | "generic" | "offload" | "multi" | "none";
   /**
