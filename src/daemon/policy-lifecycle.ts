@@ -328,7 +328,7 @@ export class PolicyLifecycle {
   }
 
   private async reloadFile(reason: string): Promise<ReloadResult> {
-    const { path, universe, compile, decisions, mode, tablesAhead } = this.options;
+    const { path } = this.options;
     // the policy worker (stopped when idle) loads its modules while the file is read
     startAcceptWorker();
     let text: string;
@@ -347,17 +347,7 @@ export class PolicyLifecycle {
       return { ok: true, generation: this.options.target.generation, errors: [] };
     let next: CompiledPolicy;
     try {
-      const loaded = await compilePolicyText(
-        text,
-        path,
-        universe,
-        compile,
-        true,
-        decisions?.(),
-        mode?.(),
-        tablesAhead,
-      );
-      next = { ...loaded, text, hash };
+      next = { ...(await this.compile(text)), text, hash };
     } catch (err) {
       return this.refuse(reason, errorLines(err, path));
     }
