@@ -727,7 +727,14 @@ export class Datapath {
       this.refuseStopped();
     };
     const previous = this.ahead;
-    this.ahead = previous.then(() => this.policy.buildAhead(tables, between)).catch(() => {});
+    this.ahead = previous
+      .then(() => {
+        // a stop while the tables before these were made: nothing more is made (the policy
+        // maps are closed, and a table made now would be held by no one)
+        this.refuseStopped();
+        return this.policy.buildAhead(tables, between);
+      })
+      .catch(() => {});
   }
 
   /** Tables being made ahead of their swap (buildAhead). */

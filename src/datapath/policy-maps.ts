@@ -233,11 +233,19 @@ export class PolicyMaps {
   /**
    * Makes the packet tables of a policy that is still on its way (`tables`: its image 0's), so
    * that its swap finds them made (TableReuse); kept until the next swap goes live or is
-   * abandoned, or let go after AHEAD_MS without one.
+   * abandoned, or let go after AHEAD_MS without one (at once when they could not all be made).
    */
   async buildAhead(tables: TableImage, between: () => Promise<void>): Promise<void> {
     if (this.aheadTimer) clearTimeout(this.aheadTimer);
-    const made = await inTurns(tableMaps(tables, "", this.tables.makeAhead), between);
+    let made: Record<string, BpfMap>;
+    try {
+      made = await inTurns(tableMaps(tables, "", this.tables.makeAhead), between);
+    } catch (err) {
+      // the timer of those made before is cleared: what was made is let go now (the swap makes
+      // its tables itself), not kept until some later swap
+      this.tables.dropAhead();
+      throw err;
+    }
     for (const map of Object.values(made)) map.close(); // the reuse keeps its own handles
     this.aheadTimer = setTimeout(() => this.tables.dropAhead(), AHEAD_MS).unref();
   }

@@ -3,7 +3,7 @@
 // back and forth between two policies judges every packet by the policy applied last. The daemon
 // builds a new policy's tables over turns of its event loop (applyInTurns): packets see the old
 // policy until the flip.
-import { after, test } from "node:test";
+import { after, mock, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -179,6 +179,48 @@ test("tables made ahead for a policy that never comes, or cut short by a stop, a
     for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
   });
   assert.ok(stopped <= plain, `map descriptors left open: ${stopped}, ${plain} without`);
+});
+
+test("tables made ahead that could not all be made are let go though no swap comes", async () => {
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const good = tableImage(compile(parsePolicy(policy("172.28.0.0/16"), "g.yaml")));
+  // its IPv4 directory is made, then its IPv6 table fails (as a kernel out of memory would)
+  const failing = { ...good, remote6: [{ prefixlen: 128, addr: new Uint8Array(4), cls: 1 }] };
+  lab.policy(A);
+  const before = maps();
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    lab.dp.buildAhead(failing);
+    for (let i = 0; i < 20; i++) await turn();
+    // no swap comes (its policy was refused): the wait runs out
+    mock.timers.tick(30_000);
+  } finally {
+    mock.timers.reset();
+  }
+  const left = maps() - before;
+  assert.ok(left <= 0, `map descriptors left open: ${left}`);
+});
+
+test("tables made ahead for two policies in a row, the datapath stopped during the first: none left open", async () => {
+  // a refused policy's tables, then the next policy's, still waiting their turn at the stop
+  const first = tableImage(compile(parsePolicy(policy("172.30.0.0/16"), "e.yaml")));
+  const second = tableImage(compile(parsePolicy(policy("172.29.0.0/16"), "f.yaml")));
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const plain = await leftBy(async () => {});
+  const before = maps();
+  const own = new KernelLab();
+  try {
+    own.policy(A);
+    own.dp.buildAhead(first);
+    own.dp.buildAhead(second);
+    await turn();
+  } finally {
+    own.close();
+  }
+  // whatever was still on its way has met the stop
+  for (let i = 0; i < 20; i++) await turn();
+  const left = maps() - before;
+  assert.ok(left <= plain, `map descriptors left open: ${left}, ${plain} without`);
 });
 
 test("a datapath stopped while a swap is being built: the swap fails and lets go of its tables", async () => {
