@@ -168,7 +168,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     push?: (event: MoatEvent) => void;
   } = {};
   const dns = await openDnsNames({
-    original: (peer, protocol) => live.datapath?.originalOf(peer, protocol) ?? null,
+    original: (peer, protocol, netns) => live.datapath?.originalOf(peer, protocol, netns) ?? null,
     datapath: () => live.datapath ?? null,
     policy: () => live.model?.() ?? null,
     generation: () => live.datapath?.generation ?? 0,

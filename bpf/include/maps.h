@@ -505,14 +505,19 @@ struct {
 	__type(value, __u64);
 } home_netns SEC(".maps");
 
-/* whether the socket of a sock_addr hook's `ctx` is in moat's network namespace */
-static __always_inline int sock_in_home_netns(struct bpf_sock_addr *ctx)
+/* the cookie of moat's network namespace */
+static __always_inline __u64 home_netns_cookie(void)
 {
 	__u32 zero = 0;
 	__u64 *home = bpf_map_lookup_elem(&home_netns, &zero);
-	__u64 want = home && *home ? *home : bpf_get_netns_cookie(NULL);
 
-	return bpf_get_netns_cookie(ctx) == want;
+	return home && *home ? *home : bpf_get_netns_cookie(NULL);
+}
+
+/* whether the socket of a sock_addr hook's `ctx` is in moat's network namespace */
+static __always_inline int sock_in_home_netns(struct bpf_sock_addr *ctx)
+{
+	return bpf_get_netns_cookie(ctx) == home_netns_cookie();
 }
 
 /* key: a network namespace's cookie (bpf_get_netns_cookie); value: the ports of the DNS proxy's
@@ -525,12 +530,13 @@ struct {
 } netns_targets SEC(".maps");
 
 /* key: the redirected client as its proxy sees it (an all-zero address when the client's
- * socket was bound to none); value: its original destination; written by sock_ops (tcp)
- * and sendmsg4/6 (udp), read by user space */
+ * socket was bound to none; its network namespace when its proxy's socket is in that one:
+ * moat_client); value: its original destination; written by sock_ops (tcp) and sendmsg4/6
+ * (udp), read by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct moat_endpoint);
+	__type(key, struct moat_client);
 	__type(value, struct moat_original);
 } originals SEC(".maps");
 

@@ -660,6 +660,19 @@ struct moat_endpoint {
 };
 _Static_assert(sizeof(struct moat_endpoint) == 20, "moat_endpoint");
 
+/* a redirected client as its proxy sees it: its socket's address, and the network namespace of
+ * the proxy's socket when that is not moat's own (moat's DNS proxy on a container's loopback:
+ * ports are per namespace, so two namespaces' clients may share one); 0 otherwise */
+struct moat_client {
+	__u8 addr[16]; /* ipv4 mapped; all zero: any address */
+	__u16 port;    /* host order */
+	__u8 protocol;
+	__u8 pad;
+	__u32 pad2;
+	__u64 netns; /* a network namespace cookie, or 0 */
+};
+_Static_assert(sizeof(struct moat_client) == 32, "moat_client");
+
 /* a redirected connection: where its client meant to go, and who the client is */
 struct moat_original {
 	__u8 addr[16]; /* the original destination, ipv4 mapped */

@@ -34,11 +34,31 @@ static __always_inline int is_loopback(const struct moat_redirect *to)
 	return !w[0] && !w[1] && !w[2] && w[3] == bpf_htonl(1);
 }
 
-/* where socket `sk` is bound; an unbound address (any) is all zero */
-static __always_inline void bound_endpoint(const struct bpf_sock *sk, int v6,
-					   struct moat_endpoint *e)
+/* whether a 16-byte address (ipv4 mapped) is a loopback one: 127.0.0.0/8 or ::1 */
+static __always_inline int addr_is_loopback(const __u8 *a)
+{
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			return 0;
+	if (a[10] == 0xff && a[11] == 0xff)
+		return a[12] == 127;
+	return !a[10] && !a[11] && !a[12] && !a[13] && !a[14] && a[15] == 1;
+}
+
+/* moat_client.netns of a client redirected to `target` from the network namespace `cookie`:
+ * that namespace when the target is its own loopback (moat's proxy sockets there) and it is not
+ * moat's; else 0, where proxies in moat's namespace read it */
+static __always_inline __u64 client_netns(__u64 cookie, const __u8 *target)
+{
+	return addr_is_loopback(target) && cookie != home_netns_cookie() ? cookie : 0;
+}
+
+/* where socket `sk` is bound (an unbound address, any, is all zero), in namespace `netns` */
+static __always_inline void bound_endpoint(const struct bpf_sock *sk, int v6, __u64 netns,
+					   struct moat_client *e)
 {
 	__builtin_memset(e, 0, sizeof(*e));
+	e->netns = netns;
 	e->port = (__u16)sk->src_port;
 	e->protocol = (__u8)sk->protocol;
 	if (v6) {
@@ -209,9 +229,9 @@ static __always_inline int redirect_sock_in(struct bpf_sock_addr *ctx, struct mo
 	struct bpf_sock *sk = ctx->sk;
 	if (s->protocol != IPPROTO_UDP || !sk || !sk->src_port)
 		return sent;
-	struct moat_endpoint e;
+	struct moat_client e;
 	struct moat_original o;
-	bound_endpoint(sk, v6, &e);
+	bound_endpoint(sk, v6, client_netns(bpf_get_netns_cookie(ctx), s->target), &e);
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 	return sent;
@@ -277,9 +297,9 @@ static __noinline void connected_udp_original(struct bpf_sock_addr *ctx, struct 
 		return;
 	if (!bind_ephemeral(ctx, v6))
 		return; /* the kernel binds it after this hook: not found by its proxy, as before */
-	struct moat_endpoint e;
+	struct moat_client e;
 	struct moat_original o;
-	bound_endpoint(sk, v6, &e);
+	bound_endpoint(sk, v6, client_netns(bpf_get_netns_cookie(ctx), s->target), &e);
 	original_of(s, &o);
 	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
 }
@@ -300,11 +320,17 @@ static __always_inline void udp_direct_to_target(struct bpf_sock_addr *ctx, cons
 	asm volatile("" : "+r"(sk));
 	if (!sk)
 		return;
-	struct moat_endpoint e;
-	bound_endpoint(sk, v6, &e);
+	/* by its address and by its port alone (the proxy looks a client up both ways), kept for
+	 * moat's namespace or its own (client_netns) */
+	struct moat_client e;
+	bound_endpoint(sk, v6, 0, &e);
 	bpf_map_delete_elem(&originals, &e);
-	/* the proxy also looks a client up by its port alone */
+	__u64 own = bpf_get_netns_cookie(ctx);
+	e.netns = own;
+	bpf_map_delete_elem(&originals, &e);
 	__builtin_memset(e.addr, 0, sizeof(e.addr));
+	bpf_map_delete_elem(&originals, &e);
+	e.netns = 0;
 	bpf_map_delete_elem(&originals, &e);
 }
 

@@ -33,10 +33,12 @@ int moat_recvmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* the client's address as its proxy sees it */
-static __always_inline void sockops_local(const struct bpf_sock_ops *skops, struct moat_endpoint *e)
+/* the client's address as its proxy sees it, in namespace `netns` (client_netns) */
+static __always_inline void sockops_local(const struct bpf_sock_ops *skops, __u64 netns,
+					  struct moat_client *e)
 {
 	__builtin_memset(e, 0, sizeof(*e));
+	e->netns = netns;
 	e->port = (__u16)skops->local_port;
 	e->protocol = IPPROTO_TCP;
 	if (skops->family == AF_INET6_) {
@@ -64,8 +66,8 @@ int moat_sockops(struct bpf_sock_ops *skops)
 	const struct moat_sock *s = sk ? bpf_sk_storage_get(&socks, sk, 0, 0) : NULL;
 	if (!s || !s->redirect)
 		return 1;
-	struct moat_endpoint e;
-	sockops_local(skops, &e);
+	struct moat_client e;
+	sockops_local(skops, client_netns(bpf_get_netns_cookie(skops), s->target), &e);
 	if (op == BPF_SOCK_OPS_STATE_CB) {
 		/* only its own record: another socket may share the address (SO_REUSEADDR) */
 		const struct moat_original *o = bpf_map_lookup_elem(&originals, &e);

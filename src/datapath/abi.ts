@@ -577,6 +577,14 @@ export const endpoint = defineStruct("moat_endpoint", 20, {
   protocol: { offset: 18, type: "u8" },
 });
 
+/** A redirected client as its proxy sees it (the originals' key): netns 0 is moat's namespace. */
+export const client = defineStruct("moat_client", 32, {
+  addr: { offset: 0, bytes: 16 },
+  port: { offset: 16, type: "u16" },
+  protocol: { offset: 18, type: "u8" },
+  netns: { offset: 24, type: "u64" },
+});
+
 export const original = defineStruct("moat_original", 96, {
   addr: { offset: 0, bytes: 16 },
   port: { offset: 16, type: "u16" },
@@ -615,6 +623,7 @@ export const codecs = [
   quicInitial,
   redirect,
   endpoint,
+  client,
   original,
   splicePeer,
   limit,

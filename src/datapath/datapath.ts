@@ -823,9 +823,12 @@ export class Datapath {
     return this.policy.contents.redirect(index, generation);
   }
 
-  /** The original destination of a redirected client, as its proxy sees it (docs/redirect.md). */
-  originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
-    return this.policy.redirects.originalOf(peer, protocol);
+  /**
+   * The original destination of a redirected client, as its proxy sees it (docs/redirect.md);
+   * `netns`: the cookie of the namespace the proxy's socket is in, when it is not moat's.
+   */
+  originalOf(peer: SocketAddress, protocol: "tcp" | "udp", netns = 0n): OriginalDestination | null {
+    return this.policy.redirects.originalOf(peer, protocol, netns);
   }
 
   /** The DNS proxy's ports in network namespace `cookie` (null: it has none any more). */

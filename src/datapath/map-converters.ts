@@ -1,7 +1,7 @@
 // The converters of moat's own layout changes (docs/datapath.md, "When a layout changed"), one
 // per (group, from, to) where a group's version was raised. A group's change with none here
 // starts that group empty.
-import { ct, CtFlag, idsFlow } from "./abi.ts";
+import { client, ct, CtFlag, endpoint, idsFlow } from "./abi.ts";
 import { defineStruct } from "./struct.ts";
 import { type Converted, registerConverter } from "./map-migration.ts";
 
@@ -257,4 +257,24 @@ registerConverter({
     frags: { keep: true },
     counters: { keep: true },
   },
+});
+
+// redirects 1 -> 2: the originals' key is moat_client, the endpoint with a network namespace.
+// A record carried is kept for moat's namespace (0), where layout 1 read every record: a client
+// of the DNS proxy's sockets in another namespace is found by its proxy again from its next send.
+registerConverter({
+  group: "redirects",
+  from: 1,
+  to: 2,
+  maps: {
+    redirect_targets: { keep: true },
+    redirect_exempt: { keep: true },
+    originals: {
+      convert: (key, value) => ({
+        key: client.encode({ ...endpoint.decode(key), netns: 0n }),
+        value,
+      }),
+    },
+  },
+  note: "a container's client in the middle of a DNS query may be refused once",
 });

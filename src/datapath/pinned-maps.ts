@@ -67,7 +67,9 @@ export const MAP_GROUPS: Record<string, { version: number; maps: string[] }> = {
   //    twice the buckets; conntrack-size.ts), frags as many as it is sized for
   conntrack: { version: 7, maps: ["conntrack", "frags", "counters"] },
   sockets: { version: 1, maps: ["socks", "owners", "owner_cookies"] },
-  redirects: { version: 1, maps: ["redirect_targets", "redirect_exempt", "originals"] },
+  // 2: originals keyed by moat_client (the client's endpoint and, for moat's DNS proxy sockets
+  //    in another network namespace, that namespace's cookie)
+  redirects: { version: 2, maps: ["redirect_targets", "redirect_exempt", "originals"] },
   // the resolvers that bound port 53 (per process): apart from redirects, so a pin tree from
   // before it still has its redirects adopted
   resolvers: { version: 1, maps: ["resolvers"] },

@@ -2,6 +2,7 @@
 // each redirect sends connections, which endpoints are targets (never redirected again), the
 // daemon's own process (never redirected), and the original destination of a redirected client.
 import {
+  client as clientCodec,
   netnsPorts as netnsPortsCodec,
   endpoint as endpointCodec,
   original as originalCodec,
@@ -102,8 +103,8 @@ export class RedirectMaps {
   /** originalOf's lookups land here: every field is copied out before the next one */
   private readonly original: Buffer;
   /** originalOf's keys, written in place: by the client's address, by its port alone */
-  private readonly byAddress = Buffer.alloc(endpointCodec.size);
-  private readonly byPort = Buffer.alloc(endpointCodec.size);
+  private readonly byAddress = Buffer.alloc(clientCodec.size);
+  private readonly byPort = Buffer.alloc(clientCodec.size);
   /**
    * The record originalOf read last, per protocol, and what it said. The record is read from the
    * kernel every time; only when its bytes are the same is it not decoded again.
@@ -189,20 +190,24 @@ export class RedirectMaps {
 
   /**
    * The original destination of the redirected client `peer` (the address the proxy sees): by
-   * its exact address, else by its port alone (a udp socket bound to no address).
+   * its exact address, else by its port alone (a udp socket bound to no address). `netns`: the
+   * cookie of the network namespace the proxy's socket is in when it is not moat's (0n): the
+   * DNS proxy's sockets on a container's loopback, whose clients' ports are that namespace's.
    */
-  originalOf(peer: SocketAddress, protocol: "tcp" | "udp"): OriginalDestination | null {
+  originalOf(peer: SocketAddress, protocol: "tcp" | "udp", netns = 0n): OriginalDestination | null {
     const p = PROTOCOL[protocol];
     const raw = this.original;
-    // the keys endpointKey makes, without three new buffers per query
-    const E = endpointCodec.fields;
+    // the keys the kernel writes, without three new buffers per query
+    const E = clientCodec.fields;
     const exact = this.byAddress;
     writeMappedAddress(peer.ip, exact, E.addr.offset);
     exact.writeUInt16LE(peer.port, E.port.offset);
     exact[E.protocol.offset] = p;
+    exact.writeBigUInt64LE(netns, E.netns.offset);
     const any = this.byPort;
     any.writeUInt16LE(peer.port, E.port.offset);
     any[E.protocol.offset] = p;
+    any.writeBigUInt64LE(netns, E.netns.offset);
     const found = this.originals.lookupInto(exact, raw) || this.originals.lookupInto(any, raw);
     if (!found) return null;
     // the same record as the last one read (a DNS client's next query): what it said then

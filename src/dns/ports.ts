@@ -47,9 +47,11 @@ export interface OriginalQuery {
 }
 
 /** The kernel's record of a redirected client, by its address as the proxy sees it. */
+/** `netns`: the cookie of the namespace the proxy's socket is in, when it is not moat's (0n). */
 export type OriginalLookup = (
   peer: { ip: string; port: number },
   protocol: "udp" | "tcp",
+  netns: bigint,
 ) => OriginalQuery | null;
 
 export const ZERO_IDENTITY: NameIdentity = { cgroupId: 0n, exeIno: 0n, exeDev: 0, uid: 0 };

@@ -404,7 +404,7 @@ export class DnsProxy {
   /** TCP: 2-byte length framing, several queries per connection, within TCP_LIMITS. */
   private onConnection(client: Socket, via: Listener): void {
     const peer = { ip: client.remoteAddress ?? "", port: client.remotePort ?? 0 };
-    const uid = this.uidOf(peer);
+    const uid = this.uidOf(peer, via);
     makeRoom(this.clients, this.tcpLimits, uid);
     const log = this.options.log;
     const served = new TcpClient(
@@ -418,9 +418,9 @@ export class DnsProxy {
   }
 
   /** Who opened a TCP connection, as the kernel recorded it (null: unknown). */
-  private uidOf(peer: { ip: string; port: number }): number | null {
+  private uidOf(peer: { ip: string; port: number }, via: Listener): number | null {
     try {
-      return this.options.original(peer, "tcp")?.owner?.uid ?? null;
+      return this.options.original(peer, "tcp", via.netns?.cookie ?? 0n)?.owner?.uid ?? null;
     } catch {
       return null;
     }
@@ -499,7 +499,8 @@ export class DnsProxy {
     const q = readQuery(query);
     if (!q) return null;
     this.stats.queries++;
-    const found = this.options.original(client, protocol);
+    // a client's port is its namespace's: looked up in the listener's (moat's own: 0n)
+    const found = this.options.original(client, protocol, via.netns?.cookie ?? 0n);
     if (!found) {
       // not a redirected client (someone asked the proxy's port directly): nothing to ask
       this.stats.refused++;

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  endpoint,
+  client,
   original as originalCodec,
   owner as ownerCodec,
   redirect,
@@ -17,12 +17,16 @@ import { KernelLab } from "../helpers/kernel-lab.ts";
 const UDP = 17;
 const TCP = 6;
 
-/** A key as the kernel writes it (null: the socket was bound to no address). */
-function key(ip: string | null, port: number, protocol: number): Buffer {
-  return endpoint.encode({
+/**
+ * A key as the kernel writes it (null: the socket was bound to no address; netns: the client's
+ * namespace, when its proxy's socket is in that one).
+ */
+function key(ip: string | null, port: number, protocol: number, netns = 0n): Buffer {
+  return client.encode({
     addr: ip === null ? Buffer.alloc(16) : mappedAddress(ip),
     port,
     protocol,
+    netns,
   });
 }
 
@@ -83,6 +87,27 @@ describe("the original destinations of redirected clients", () => {
         assert.equal(found?.owner?.pid ?? null, pid, what);
         if (found) assert.deepEqual(found.target, { ip: "127.0.0.1", port: 5353 }, what);
       }
+  });
+
+  test("clients of two network namespaces on one port: each proxy socket reads its own", () => {
+    // moat's namespace (0) and two containers', each with a client bound to no address on 40020
+    const [c1, c2] = [4097n, 8193n];
+    originals.update(key(null, 40020, UDP), record("192.0.2.1", 53, 301));
+    originals.update(key(null, 40020, UDP, c1), record("192.0.2.2", 53, 302));
+    originals.update(key(null, 40020, UDP, c2), record("192.0.2.3", 53, 303));
+    const peer = { ip: "127.0.0.1", port: 40020 };
+    for (const [netns, pid] of [
+      [0n, 301],
+      [c1, 302],
+      [c2, 303],
+      [c2, 303],
+      [0n, 301],
+      [c1, 302],
+    ] as const)
+      assert.equal(lab.dp.originalOf(peer, "udp", netns)?.owner?.pid, pid, `netns ${netns}`);
+    // a namespace with no client on that port: none
+    assert.equal(lab.dp.originalOf(peer, "udp", 12289n), null);
+    for (const netns of [0n, c1, c2]) originals.delete(key(null, 40020, UDP, netns));
   });
 
   test("a client that asks another server from the same socket is read with that server", () => {
