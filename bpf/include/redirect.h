@@ -53,6 +53,50 @@ static __always_inline __u64 client_netns(__u64 cookie, const __u8 *target)
 	return addr_is_loopback(target) && cookie != home_netns_cookie() ? cookie : 0;
 }
 
+/* sets `addr` (all zero) to the address a datagram to a loopback target carries from a socket
+ * bound to no address: 127.0.0.1 (ipv4 mapped) for an ipv4 target, else ::1 */
+static __always_inline void loopback_source(__u8 *addr, int v4)
+{
+	if (v4) {
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		addr[12] = 127;
+	}
+	addr[15] = 1;
+}
+
+/* whether `e` is keyed by its port alone (its socket bound to no address) */
+static __always_inline int port_alone(const struct moat_client *e)
+{
+	for (int i = 0; i < 16; i++)
+		if (e->addr[i])
+			return 0;
+	return 1;
+}
+
+/* a udp client's record: by its address, and, when its socket is bound to no address and its
+ * target is a loopback one, under the address its datagrams carry there too. The proxy looks
+ * that key up first: a record another socket left under it (one bound to that address itself,
+ * gone since) is not this client's, and this one is found in one lookup */
+static __always_inline void record_udp_client(struct moat_client *e, const __u8 *target,
+					      const struct moat_original *o)
+{
+	bpf_map_update_elem(&originals, e, o, BPF_ANY);
+	if (!port_alone(e) || !addr_is_loopback(target))
+		return;
+	loopback_source(e->addr, target[10] == 0xff);
+	bpf_map_update_elem(&originals, e, o, BPF_ANY);
+}
+
+/* deletes the record keyed `e` in moat's namespace and in the namespace `own` */
+static __always_inline void drop_records(struct moat_client *e, __u64 own)
+{
+	e->netns = 0;
+	bpf_map_delete_elem(&originals, e);
+	e->netns = own;
+	bpf_map_delete_elem(&originals, e);
+}
+
 /* where socket `sk` is bound (an unbound address, any, is all zero), in namespace `netns` */
 static __always_inline void bound_endpoint(const struct bpf_sock *sk, int v6, __u64 netns,
 					   struct moat_client *e)
@@ -233,7 +277,7 @@ static __always_inline int redirect_sock_in(struct bpf_sock_addr *ctx, struct mo
 	struct moat_original o;
 	bound_endpoint(sk, v6, client_netns(bpf_get_netns_cookie(ctx), s->target), &e);
 	original_of(s, &o);
-	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
+	record_udp_client(&e, s->target, &o);
 	return sent;
 }
 
@@ -301,7 +345,7 @@ static __noinline void connected_udp_original(struct bpf_sock_addr *ctx, struct 
 	struct moat_original o;
 	bound_endpoint(sk, v6, client_netns(bpf_get_netns_cookie(ctx), s->target), &e);
 	original_of(s, &o);
-	bpf_map_update_elem(&originals, &e, &o, BPF_ANY);
+	record_udp_client(&e, s->target, &o);
 }
 
 /* a udp connect()/sendmsg() straight to a target: whatever record an earlier socket left on this
@@ -320,18 +364,23 @@ static __always_inline void udp_direct_to_target(struct bpf_sock_addr *ctx, cons
 	asm volatile("" : "+r"(sk));
 	if (!sk)
 		return;
-	/* by its address and by its port alone (the proxy looks a client up both ways), kept for
-	 * moat's namespace or its own (client_netns) */
+	/* every key a record of this address may have (record_udp_client): by the address, by the
+	 * port alone, and (bound to no address) under a loopback source; each kept for moat's
+	 * namespace or the socket's own (client_netns) */
+	__u64 own = bpf_get_netns_cookie(ctx);
 	struct moat_client e;
 	bound_endpoint(sk, v6, 0, &e);
-	bpf_map_delete_elem(&originals, &e);
-	__u64 own = bpf_get_netns_cookie(ctx);
-	e.netns = own;
-	bpf_map_delete_elem(&originals, &e);
+	int unbound = port_alone(&e);
+	drop_records(&e, own);
 	__builtin_memset(e.addr, 0, sizeof(e.addr));
-	bpf_map_delete_elem(&originals, &e);
-	e.netns = 0;
-	bpf_map_delete_elem(&originals, &e);
+	drop_records(&e, own);
+	if (!unbound)
+		return;
+	loopback_source(e.addr, 1);
+	drop_records(&e, own);
+	__builtin_memset(e.addr, 0, sizeof(e.addr));
+	loopback_source(e.addr, 0);
+	drop_records(&e, own);
 }
 
 /* whether redirect `idx` is moat's L7 relay's, taken only for connections an L7 rule judges */

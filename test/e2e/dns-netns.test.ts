@@ -3,8 +3,8 @@
 // loopback), asks the lab's resolver from there (the container's veth is its only way to it), and
 // the container's hostname rule works as on the host: curl reaches the allowed name and is
 // refused the unlisted one, dig asks over TCP too. A client in the container and one on the host
-// on the same port at once are each their own asker. With a policy using names, `moat status`
-// warns that nscd runs.
+// on the same port at once are each their own asker, and so is a client on a port another
+// process left. With a policy using names, `moat status` warns that nscd runs.
 //
 // Run time: about 15 s on 2 cores (the daemon's start, the namespace found, two curls).
 import { test } from "node:test";
@@ -19,73 +19,8 @@ import { curl, dig, type Where } from "../helpers/dns-clients.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT } from "../helpers/paths.ts";
 import { labNamespace, sh, status, tagFor, type Lab } from "../helpers/netns.ts";
+import { askerOf, step, UDP_CLIENT } from "../helpers/udp-dns-client.ts";
 import type { LineChild } from "../helpers/child.ts";
-import type { MoatEvent } from "../../src/datapath/index.ts";
-
-/**
- * python3 with one UDP socket, driven by stdin lines; one JSON line per command:
- *   bind PORT              bind to 0.0.0.0:PORT
- *   connect IP PORT        connect the socket (the kernel records its redirect here)
- *   sendto IP PORT NAME    ask NAME (A) from IP:PORT; the answer's rcode
- *   send NAME              ask NAME on the connected socket (no socket hook runs)
- */
-const UDP_CLIENT = String.raw`
-import json, os, socket, struct, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(6)
-def query(name):
-    q = struct.pack(">HHHHHH", 0x4d54, 0x0100, 1, 0, 0, 0)
-    for label in name.split("."):
-        q += bytes([len(label)]) + label.encode()
-    return q + b"\x00" + struct.pack(">HH", 1, 1)
-def answer():
-    try:
-        data = s.recv(4096)
-        return {"rcode": data[3] & 15}
-    except OSError as e:
-        return {"error": str(e)}
-print(json.dumps({"ready": os.getpid()}), flush=True)
-for line in sys.stdin:
-    w = line.split()
-    if w[0] == "bind":
-        s.bind(("0.0.0.0", int(w[1])))
-        print(json.dumps({"bound": s.getsockname()[1]}), flush=True)
-    elif w[0] == "connect":
-        s.connect((w[1], int(w[2])))
-        print(json.dumps({"connected": True}), flush=True)
-    elif w[0] == "sendto":
-        s.sendto(query(w[3]), (w[1], int(w[2])))
-        print(json.dumps(answer()), flush=True)
-    elif w[0] == "send":
-        s.send(query(w[1]))
-        print(json.dumps(answer()), flush=True)
-`;
-
-/** UDP_CLIENT's next JSON line after `command`. */
-async function step(client: LineChild, command: string): Promise<Record<string, unknown>> {
-  const seen = client.lines.length;
-  client.send(command);
-  for (let i = 0; i < 200; i++) {
-    const line = client.lines.slice(seen).find((l) => l.startsWith("{"));
-    if (line) return JSON.parse(line) as Record<string, unknown>;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no answer to ${command}: ${client.lines.join("\n")}`);
-}
-
-/** The pid of the asker of the newest stored DNS query for `name` from local `port` (null: none). */
-function askerOf(apiSocket: string, name: string, port: number): number | null {
-  const r = spawnSync(MOAT, ["events", "--json", "--limit", "50", "--api", `unix:${apiSocket}`], {
-    encoding: "utf8",
-  });
-  let pid: number | null = null;
-  for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) {
-    const e = JSON.parse(line) as MoatEvent;
-    if (e.type === "dns" && e.dns?.query === name && e.local.port === port)
-      pid = e.process?.pid ?? null;
-  }
-  return pid;
-}
 
 function policy(l: Lab & { auditPath: string }, cgroup: string): string {
   return `version: 1
@@ -248,6 +183,47 @@ test("a container in its own network namespace: its names go through moat's prox
       }
       assert.equal(asker, cPid, `the container's (pid ${cPid}), not the host's (pid ${bPid})`);
       assert.equal(askerOf(lab.apiSocket, "allowed.moat.test", port), bPid);
+    },
+  );
+
+  await t.test(
+    "a client on a port another left: the first one's record is not its own",
+    async () => {
+      // the first client bound its socket to 127.0.0.1 itself, asked, and is gone; the next one,
+      // another process, is bound to no address on the same port
+      const port = 40_000 + ((process.pid + 7) % 20_000);
+      const client = () => {
+        const c = spawnLines("nsenter", [
+          `--net=/run/netns/${lab.b}`,
+          "sh",
+          "-c",
+          `echo $$ > ${cg.dir}/cgroup.procs && exec python3 -c "$0"`,
+          UDP_CLIENT,
+        ]);
+        cg.onClose(() => c.kill("SIGKILL"));
+        return c;
+      };
+      const z = dnsZone(lab);
+      const first = client();
+      await first.waitFor(/ready/);
+      assert.deepEqual(await step(first, `bind ${port} 127.0.0.1`), { bound: port });
+      assert.deepEqual(await step(first, `sendto ${z.upstream} 53 allowed.moat.test`), {
+        rcode: 0,
+      });
+      first.kill("SIGKILL");
+      await first.exited;
+      const next = client();
+      const nextPid = (JSON.parse(await next.waitFor(/ready/)) as { ready: number }).ready;
+      assert.deepEqual(await step(next, `bind ${port}`), { bound: port });
+      assert.deepEqual(await step(next, `sendto ${z.upstream} 53 unlisted.moat.test`), {
+        rcode: 0,
+      });
+      let asker: number | null = null;
+      for (let i = 0; i < 50 && asker === null; i++) {
+        asker = askerOf(lab.apiSocket, "unlisted.moat.test", port);
+        if (asker === null) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(asker, nextPid);
     },
   );
 
