@@ -19,8 +19,7 @@ import { curl, dig, type Where } from "../helpers/dns-clients.ts";
 import { spawnLines } from "../helpers/child.ts";
 import { MOAT } from "../helpers/paths.ts";
 import { labNamespace, sh, status, tagFor, type Lab } from "../helpers/netns.ts";
-import { askerOf, step, UDP_CLIENT } from "../helpers/udp-dns-client.ts";
-import type { LineChild } from "../helpers/child.ts";
+import { askerOf, startUdpClient, step } from "../helpers/udp-dns-client.ts";
 
 function policy(l: Lab & { auditPath: string }, cgroup: string): string {
   return `version: 1
@@ -150,25 +149,10 @@ test("a container in its own network namespace: its names go through moat's prox
     async () => {
       // the same port in two namespaces: the container's socket records its redirect at connect(),
       // the host's at its send, after it; the container then asks on its connected socket
-      const inC = spawnLines("nsenter", [
-        `--net=/run/netns/${c}`,
-        "sh",
-        "-c",
-        `echo $$ > ${box}/cgroup.procs && exec python3 -c "$0"`,
-        UDP_CLIENT,
-      ]);
+      const { client: inC, pid: cPid } = await startUdpClient(c, box);
       cg.onClose(() => inC.kill("SIGKILL"));
-      const inB = spawnLines("nsenter", [
-        `--net=/run/netns/${lab.b}`,
-        "sh",
-        "-c",
-        `echo $$ > ${cg.dir}/cgroup.procs && exec python3 -c "$0"`,
-        UDP_CLIENT,
-      ]);
+      const { client: inB, pid: bPid } = await startUdpClient(lab.b, cg.dir);
       cg.onClose(() => inB.kill("SIGKILL"));
-      const pidOf = async (client: LineChild) =>
-        (JSON.parse(await client.waitFor(/ready/)) as { ready: number }).ready;
-      const [cPid, bPid] = [await pidOf(inC), await pidOf(inB)];
       const z = dnsZone(lab);
       const port = 40_000 + (process.pid % 20_000);
       assert.deepEqual(await step(inC, `bind ${port}`), { bound: port });
@@ -176,13 +160,9 @@ test("a container in its own network namespace: its names go through moat's prox
       assert.deepEqual(await step(inC, `connect ${z.upstream} 53`), { connected: true });
       assert.deepEqual(await step(inB, `sendto ${z.upstream} 53 allowed.moat.test`), { rcode: 0 });
       assert.deepEqual(await step(inC, "send unlisted.moat.test"), { rcode: 0 });
-      let asker: number | null = null;
-      for (let i = 0; i < 50 && asker === null; i++) {
-        asker = askerOf(lab.apiSocket, "unlisted.moat.test", port);
-        if (asker === null) await new Promise((r) => setTimeout(r, 100));
-      }
+      const asker = await askerOf(lab.apiSocket, "unlisted.moat.test", port);
       assert.equal(asker, cPid, `the container's (pid ${cPid}), not the host's (pid ${bPid})`);
-      assert.equal(askerOf(lab.apiSocket, "allowed.moat.test", port), bPid);
+      assert.equal(await askerOf(lab.apiSocket, "allowed.moat.test", port), bPid);
     },
   );
 
@@ -192,37 +172,25 @@ test("a container in its own network namespace: its names go through moat's prox
       // the first client bound its socket to 127.0.0.1 itself, asked, and is gone; the next one,
       // another process, is bound to no address on the same port
       const port = 40_000 + ((process.pid + 7) % 20_000);
-      const client = () => {
-        const c = spawnLines("nsenter", [
-          `--net=/run/netns/${lab.b}`,
-          "sh",
-          "-c",
-          `echo $$ > ${cg.dir}/cgroup.procs && exec python3 -c "$0"`,
-          UDP_CLIENT,
-        ]);
-        cg.onClose(() => c.kill("SIGKILL"));
-        return c;
+      const client = async () => {
+        const started = await startUdpClient(lab.b, cg.dir);
+        cg.onClose(() => started.client.kill("SIGKILL"));
+        return started;
       };
       const z = dnsZone(lab);
-      const first = client();
-      await first.waitFor(/ready/);
+      const { client: first } = await client();
       assert.deepEqual(await step(first, `bind ${port} 127.0.0.1`), { bound: port });
       assert.deepEqual(await step(first, `sendto ${z.upstream} 53 allowed.moat.test`), {
         rcode: 0,
       });
       first.kill("SIGKILL");
       await first.exited;
-      const next = client();
-      const nextPid = (JSON.parse(await next.waitFor(/ready/)) as { ready: number }).ready;
+      const { client: next, pid: nextPid } = await client();
       assert.deepEqual(await step(next, `bind ${port}`), { bound: port });
       assert.deepEqual(await step(next, `sendto ${z.upstream} 53 unlisted.moat.test`), {
         rcode: 0,
       });
-      let asker: number | null = null;
-      for (let i = 0; i < 50 && asker === null; i++) {
-        asker = askerOf(lab.apiSocket, "unlisted.moat.test", port);
-        if (asker === null) await new Promise((r) => setTimeout(r, 100));
-      }
+      const asker = await askerOf(lab.apiSocket, "unlisted.moat.test", port);
       assert.equal(asker, nextPid);
     },
   );

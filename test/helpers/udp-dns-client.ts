@@ -2,7 +2,7 @@
 // stdin), and the asker moat's history names for a query: for tests of who the DNS proxy takes a
 // query's client to be.
 import { spawnSync } from "node:child_process";
-import type { LineChild } from "./child.ts";
+import { spawnLines, type LineChild } from "./child.ts";
 import { MOAT } from "./paths.ts";
 import type { MoatEvent } from "../../src/datapath/index.ts";
 
@@ -59,7 +59,7 @@ export async function step(client: LineChild, command: string): Promise<Record<s
 }
 
 /** The pid of the asker of the newest stored DNS query for `name` from local `port` (null: none). */
-export function askerOf(apiSocket: string, name: string, port: number): number | null {
+function storedAsker(apiSocket: string, name: string, port: number): number | null {
   const r = spawnSync(MOAT, ["events", "--json", "--limit", "50", "--api", `unix:${apiSocket}`], {
     encoding: "utf8",
   });
@@ -70,4 +70,42 @@ export function askerOf(apiSocket: string, name: string, port: number): number |
       pid = e.process?.pid ?? null;
   }
   return pid;
+}
+
+/** storedAsker, waited for up to 5 s (the history takes an event in a moment). */
+export async function askerOf(
+  apiSocket: string,
+  name: string,
+  port: number,
+): Promise<number | null> {
+  for (let i = 0; i < 50; i++) {
+    const pid = storedAsker(apiSocket, name, port);
+    if (pid !== null) return pid;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
+
+/**
+ * UDP_CLIENT in network namespace `ns`, moved into the cgroup directory `cgroupDir` first; its
+ * pid once it is ready (the python process's own).
+ */
+export async function startUdpClient(
+  ns: string,
+  cgroupDir: string,
+): Promise<{ client: LineChild; pid: number }> {
+  const client = spawnLines("nsenter", [
+    `--net=/run/netns/${ns}`,
+    "sh",
+    "-c",
+    `echo $$ > ${cgroupDir}/cgroup.procs && exec python3 -c "$0"`,
+    UDP_CLIENT,
+  ]);
+  try {
+    const ready = JSON.parse(await client.waitFor(/ready/)) as { ready: number };
+    return { client, pid: ready.ready };
+  } catch (err) {
+    client.kill("SIGKILL");
+    throw err;
+  }
 }
