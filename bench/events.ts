@@ -156,11 +156,15 @@ function clientCpu(): number {
   }
 }
 
-/** Waits until `done()` holds, polling; returns the ms it took. */
-async function quiet(done: () => Promise<boolean>): Promise<number> {
+/**
+ * Waits until `done()` holds, polling; returns the ms it took. Past QUIET_TIMEOUT_MS it throws
+ * with `missing()`: the counts the last poll saw, and what they lack.
+ */
+async function quiet(done: () => Promise<boolean>, missing: () => string): Promise<number> {
   const t0 = performance.now();
   while (!(await done())) {
-    if (performance.now() - t0 > QUIET_TIMEOUT_MS) throw new Error("the pipeline never settled");
+    if (performance.now() - t0 > QUIET_TIMEOUT_MS)
+      throw new Error(`the pipeline never settled in ${QUIET_TIMEOUT_MS} ms: ${missing()}`);
     await sleep(20);
   }
   return performance.now() - t0;
@@ -175,14 +179,23 @@ async function floor() {
   const cpu0 = loopCpu();
   const ms = await generate(null, OVERLOAD_S);
   let last = -1;
-  await quiet(async () => {
-    const same = received === last;
-    last = received;
-    return (
-      same &&
-      received + Number(kernel().lost - k0.lost) >= Number(kernel().generated - k0.generated)
-    );
-  });
+  let seen = { generated: 0, lost: 0 };
+  await quiet(
+    async () => {
+      const same = received === last;
+      last = received;
+      const k = kernel();
+      seen = { generated: Number(k.generated - k0.generated), lost: Number(k.lost - k0.lost) };
+      return same && received + seen.lost >= seen.generated;
+    },
+    () => {
+      const { generated, lost } = seen;
+      const before = received;
+      // what the reader left in the ring: events sent and never read, or never sent at all
+      const left = ring.drain();
+      return `floor: ${generated} generated, ${before} received, ${lost} lost (${generated - before - lost} missing); a drain of the ring then read ${left}`;
+    },
+  );
   ring.close();
   const k1 = kernel();
   const generated = Number(k1.generated - k0.generated);
@@ -351,16 +364,33 @@ async function phase(label: string, rate: number | null, seconds: number) {
   const client0 = clientCpu();
   const ms0 = new Map([...sinkMs].map(([n, t]) => [n, t.ms]));
   const ms = await generate(rate, seconds);
-  const lagMs = await quiet(async () => {
-    const s = sinkTotals();
-    const k = kernel();
-    const inRing = Number(k.generated - k0.generated) - Number(k.lost - k0.lost) - (pushed - p0);
-    if (inRing > 0 || Object.values(s).some((x) => x.queued > 0)) return false;
-    return (
-      (await clientCount()) - c0 ===
-      s["api-subscriber"]!.delivered - s0["api-subscriber"]!.delivered
-    );
-  });
+  // what the last poll saw, for a timeout's message
+  let seen = { generated: 0, lost: 0, received: 0, queued: "", client: "" };
+  const lagMs = await quiet(
+    async () => {
+      const s = sinkTotals();
+      const k = kernel();
+      const generated = Number(k.generated - k0.generated);
+      const lost = Number(k.lost - k0.lost);
+      const received = pushed - p0;
+      const inRing = generated - lost - received;
+      const busy = Object.values(s).some((x) => x.queued > 0);
+      seen = { generated, lost, received, queued: "", client: "" };
+      if (busy)
+        seen.queued = Object.entries(s)
+          .map(([n, x]) => `${n} ${x.queued}`)
+          .join(", ");
+      if (inRing > 0 || busy) return false;
+      const client = (await clientCount()) - c0;
+      const delivered = s["api-subscriber"]!.delivered - s0["api-subscriber"]!.delivered;
+      seen.client = `${client} of the ${delivered} its sink delivered`;
+      return client === delivered;
+    },
+    () =>
+      `${label}: ${seen.generated} generated, ${seen.received} received, ${seen.lost} lost (${seen.generated - seen.received - seen.lost} missing)` +
+      (seen.queued ? `; queued in the sinks: ${seen.queued}` : "") +
+      (seen.client ? `; the SSE client has ${seen.client}` : ""),
+  );
   const cpu = loopCpu() - cpu0;
   const historyCpuS = historyCpu() - history0;
   const clientCpuS = clientCpu() - client0;

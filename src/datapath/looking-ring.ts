@@ -43,12 +43,19 @@ export class LookingRing {
     this.timer = setTimeout(() => this.look(), LOOK_MS).unref();
   }
 
-  /** Reads what came without a wakeup; looks again while a record was read in the last LOOK_MS
-   * (one sent then may not have woken the reader). */
+  /** Reads what came without a wakeup; looks again while a record was read in the LOOK_MS before
+   * the drain began (one sent then may not have woken the reader). Timed from the drain's start:
+   * a record sent after a drain that found the ring empty goes without a wakeup only within
+   * RING_WAKE_NS of an earlier one's sending, and that one was read before the drain began, so
+   * less than LOOK_MS before it. Timed after the drain, a pause of the thread between the drain
+   * and the clock's read (a preemption) could end the looks with such a record unread; the
+   * kernel wakes a reader only for the record at its position, so no later record would wake it,
+   * and the ring would stay unread for good. */
   private look(): void {
     this.timer = undefined;
     if (this.closed) return;
+    const began = performance.now();
     this.ring.drain();
-    if (performance.now() - this.lastRead < LOOK_MS) this.arm();
+    if (began - this.lastRead < LOOK_MS) this.arm();
   }
 }
