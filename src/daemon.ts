@@ -20,6 +20,7 @@ import {
 } from "./datapath/index.ts";
 import {
   afterAcceptWorkerStops,
+  afterRulesLetGo,
   locateOffThread,
   startAcceptWorker,
   watchFiles,
@@ -64,7 +65,7 @@ import { seedBoundOwners, startDatapath } from "./daemon/start-datapath.ts";
 import { nameServiceStatus, openDnsNames } from "./daemon/dns-names.ts";
 import { serveNamespaces } from "./daemon/dns-netns.ts";
 import { openL7Relay } from "./daemon/l7-relay.ts";
-import { feedOf, usesNames } from "./policy/index.ts";
+import { feedOf, namesProcesses, usesNames } from "./policy/index.ts";
 import { relayedUpstream } from "./daemon/l7-upstream.ts";
 import type { PolicyModel } from "./config/index.ts";
 import {
@@ -198,8 +199,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     options.decisionsPath === undefined ? DEFAULT_DECISIONS : options.decisionsPath;
   const decisionStore = new DecisionStore({ path: decisionsPath, log });
   // what a policy change freed (the policy before it, a big policy's parse) goes back to the
-  // system once the accept worker stops
+  // system once the accept worker stops, and a big policy's rules once let go unread
   afterAcceptWorkerStops(giveMemoryBack);
+  afterRulesLetGo(giveMemoryBack);
   let preloaded: Preloaded | undefined;
   let initial: CompiledPolicy;
   try {
@@ -439,6 +441,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       anomalies.applied();
       idsPath.applied();
       host.follow(universe.directories(p.model));
+      // asked at each change of the host: worked out now, while a big policy's rules are made
+      namesProcesses(p.model);
       fleet.update(p.model);
       sources.sets?.dynamic.applied();
       sources.sets?.feeds.applied();

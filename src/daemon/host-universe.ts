@@ -32,7 +32,7 @@ export interface HostUniverse {
   /** The kernel says links, addresses, routes or rules changed: the next read reads them anew. */
   routesChanged(): void;
   /** The directories whose entries `model`'s process rules depend on. */
-  directories(model: PolicyModel): WatchedDir[];
+  directories(model: PolicyModel): readonly WatchedDir[];
 }
 
 export function hostUniverse(attribution: Attribution): HostUniverse {
@@ -60,7 +60,7 @@ export function hostUniverse(attribution: Attribution): HostUniverse {
 
 export interface HostWatch {
   /** Watches the directories the running policy depends on (after each applied policy). */
-  follow(dirs: WatchedDir[]): void;
+  follow(dirs: readonly WatchedDir[]): void;
   close(): void;
 }
 

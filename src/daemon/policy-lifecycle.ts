@@ -16,6 +16,7 @@ import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/
 import {
   locateOffThread,
   readPolicyFileTextAsync,
+  rulesSoon,
   startAcceptWorker,
   type LoadedPolicy,
   type UniverseReader,
@@ -590,6 +591,9 @@ export class PolicyLifecycle {
 
   private compile(text: string): Promise<AcceptedPolicy> {
     const { path, universe, compile, decisions, mode, tablesAhead } = this.options;
+    // the change is diffed against the running policy's rules: a big policy's are made meanwhile
+    // (src/host/kept-rules.ts), a part a turn, where the diff would make them at once
+    rulesSoon(this.running.model).catch(() => {});
     return compilePolicyText(
       text,
       path,

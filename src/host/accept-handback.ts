@@ -18,7 +18,8 @@ import {
 import { addressIndexBuffers, NameClasses } from "../policy/index.ts";
 import type { Acceptance } from "./accept-policy.ts";
 import { EntriesWriter, isEntriesRef, lazyEntries, type EntryColumns } from "./handback-entries.ts";
-import { ColumnsReader, ColumnsWriter } from "./handback-columns.ts";
+import { ColumnsReader, ColumnsWriter, type ColumnReadHooks } from "./handback-columns.ts";
+import { keepRules } from "./kept-rules.ts";
 import {
   isListRef,
   ListsReader,
@@ -339,6 +340,48 @@ function positionOf(
 }
 
 /**
+ * The list of entries each index of the message stands for, made once each (lazyEntries). Made
+ * apart from unpackAcceptance's scope, as positionOf: a big policy's rules made again from their
+ * columns (kept-rules.ts) read entries through it as long as the policy runs.
+ */
+function entriesMaker(
+  entries: EntryColumns[] | undefined,
+  posOf: (code: number) => SourcePos,
+  made: WeakSet<object>,
+): (index: number) => IntervalEntry[] | undefined {
+  const lists = new Map<number, IntervalEntry[]>();
+  return (index) => {
+    const columns = entries?.[index];
+    if (!columns) return undefined;
+    let list = lists.get(index);
+    if (!list) {
+      list = lazyEntries(columns, posOf);
+      lists.set(index, list);
+      made.add(list);
+    }
+    return list;
+  };
+}
+
+/** How the daemon's thread makes a long list's items whole (apart from unpackAcceptance's scope). */
+function readHooks(
+  posOf: (code: number) => SourcePos,
+  table: PositionTable | undefined,
+  entriesOf: (index: number) => IntervalEntry[] | undefined,
+): ColumnReadHooks {
+  return {
+    pos: posOf,
+    // the long lists' objects (a big policy's rules and what is in them) keep their positions as
+    // numbers of the table: a lazy table's are small integers, which an object holds in itself
+    ...(table?.lazy ? { keptPos: { table, keeps: isTableCode } } : {}),
+    entries: (index) => entriesOf(index) ?? { packedEntries: index },
+  };
+}
+
+/** A model's rules from this many on are kept as their columns (kept-rules.ts). */
+export const KEEP_RULES_FROM = 10_000;
+
+/**
  * The acceptance with its positions back in place, and their table. `text` is the policy's text,
  * which a table whose offsets were not worked out yet (a file read the lean way) works them out
  * from when one is read, unless the sender's packed copy comes first (PositionTable.keepPacked).
@@ -348,6 +391,8 @@ export async function unpackAcceptance(
   packed: PackedAcceptance,
   text?: string,
   between: () => Promise<void> = noPause,
+  /** a model's rules from `from` on are kept as columns, let go `idleMs` unread (tests: fewer) */
+  keep: { from?: number; idleMs?: number } = {},
 ): Promise<{ acceptance: Acceptance; table?: PositionTable }> {
   const { acceptance, table: parts, others, entries } = packed;
   namesBack(acceptance);
@@ -364,22 +409,18 @@ export async function unpackAcceptance(
   const strings = new Map<string, string>();
   // a list reached twice is one list; a list made here needs no walk (its entries are made when
   // read: lazyEntries)
-  const lists = new Map<number, IntervalEntry[]>();
   const made = new WeakSet<object>();
   const inParts = new ListsReader(packed.lists);
   const views = new PartViews();
-  /** The list of entries `index` stands for (made once), or undefined if there is none. */
-  const entriesOf = (index: number): IntervalEntry[] | undefined => {
-    const columns = entries?.[index];
-    if (!columns) return undefined;
-    let list = lists.get(index);
-    if (!list) {
-      list = lazyEntries(columns, posOf);
-      lists.set(index, list);
-      made.add(list);
-    }
-    return list;
-  };
+  const entriesOf = entriesMaker(entries, posOf, made);
+  // a big model's rules, kept as their columns once made
+  const model = acceptance.policy?.model as Record<string, unknown> | undefined;
+  const rules = model?.rules;
+  const keptRules =
+    isListRef(rules) &&
+    (packed.lists?.[rules.packedList]?.length ?? 0) >= (keep.from ?? KEEP_RULES_FROM)
+      ? inParts.keep(rules) && rules
+      : false;
   const visitor: Visitor = {
     visit: (obj) => {
       if (typeof obj.pos === "number") obj.pos = posOf(obj.pos);
@@ -405,13 +446,7 @@ export async function unpackAcceptance(
   };
   walk(acceptance.policy, visitor, made);
   // what a list as columns holds is made whole: positions, entries and strings (kept once each)
-  const columns = new ColumnsReader({
-    pos: posOf,
-    // the long lists' objects (a big policy's rules and what is in them) keep their positions as
-    // numbers of the table: a lazy table's are small integers, which an object holds in itself
-    ...(table?.lazy ? { keptPos: { table, keeps: isTableCode } } : {}),
-    entries: (index) => entriesOf(index) ?? { packedEntries: index },
-  });
+  const columns = new ColumnsReader(readHooks(posOf, table, entriesOf));
   await inParts.fill(
     columns,
     (items, part) => {
@@ -421,5 +456,8 @@ export async function unpackAcceptance(
     },
     between,
   );
+  const again = keptRules && inParts.ready(keptRules);
+  if (model && again)
+    keepRules(model as { rules: unknown }, again, model.rules as unknown[], keep.idleMs);
   return table ? { acceptance, table } : { acceptance };
 }

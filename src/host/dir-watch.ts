@@ -12,7 +12,7 @@ export interface WatchedDir {
 
 export interface DirWatch {
   /** Watches exactly these directories from now on (unchanged ones keep their watcher). */
-  set(dirs: WatchedDir[]): void;
+  set(dirs: readonly WatchedDir[]): void;
   close(): void;
 }
 

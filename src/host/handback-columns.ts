@@ -704,6 +704,11 @@ function literalMaker(keys: string[]): Maker | undefined {
   }
 }
 
+/** Appends `from`'s items to `to` (a spread of a long list would overflow the call's stack). */
+function copyInto<T>(to: T[], from: readonly T[]): void {
+  for (const item of from) to.push(item);
+}
+
 /**
  * Makes lists back from their columns, on the daemon's thread, in the order they were written
  * (their strings and shapes are numbered across them).
@@ -750,6 +755,21 @@ export class ColumnsReader {
 
   constructor(hooks: ColumnReadHooks) {
     this.hooks = hooks;
+  }
+
+  /**
+   * A reader standing where this one stands: a list started on it reads as one started here now
+   * would (the strings, shapes and names noted so far are its own copies), and this one goes on
+   * as it was. A list whose parts are kept is read again from one made before it was started.
+   */
+  fork(): ColumnsReader {
+    const r = new ColumnsReader(this.hooks);
+    copyInto(r.strings, this.strings);
+    copyInto(r.shapes, this.shapes);
+    copyInto(r.names, this.names);
+    copyInto(r.makers, this.makers);
+    copyInto(r.uses, this.uses);
+    return r;
   }
 
   /** Starts list `list`, to be read into `into` a part at a time (part()). */

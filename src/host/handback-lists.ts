@@ -100,14 +100,73 @@ export class ListsWriter {
   }
 }
 
+/**
+ * A list as columns whose parts are kept after it was read, to make it again: each make() is a new
+ * list, as the first read made it, read at once (no turn between its parts).
+ */
+export class ListAgain {
+  private readonly list: ColumnList;
+  /** a reader standing where the first one stood when it started the list (never read from) */
+  private readonly from: ColumnsReader;
+
+  constructor(list: ColumnList, from: ColumnsReader) {
+    this.list = list;
+    this.from = from;
+  }
+
+  get length(): number {
+    return this.list.length;
+  }
+
+  make(): unknown[] {
+    const columns = this.from.fork();
+    const out = new Array<unknown>(this.list.length);
+    columns.start(this.list);
+    let at = 0;
+    for (const part of this.list.parts) at = columns.part(part, out, at);
+    return out;
+  }
+
+  /** make(), `between` awaited after each part (the daemon's thread: a turn of its loop). */
+  async makeSoon(between: () => Promise<void>): Promise<unknown[]> {
+    const columns = this.from.fork();
+    const out = new Array<unknown>(this.list.length);
+    columns.start(this.list);
+    let at = 0;
+    for (const part of this.list.parts) {
+      at = columns.part(part, out, at);
+      await between();
+    }
+    return out;
+  }
+}
+
 /** Puts lists in parts back on the daemon's thread, a part a turn. */
 export class ListsReader {
   private readonly lists: ListParts[];
   private readonly made = new Map<number, unknown[]>();
   private readonly queue: [SerializedList, unknown[]][] = [];
+  /** lists as columns to be made again: their parts are kept (keep()) */
+  private readonly again = new Map<number, ListAgain | null>();
 
   constructor(lists: ListParts[] | undefined) {
     this.lists = lists ?? [];
+  }
+
+  /**
+   * Keeps the parts of the list `ref` stands for, if it goes as columns, to make it again; the
+   * list's maker once fill() has read it (ready()).
+   */
+  keep(ref: ListRef): boolean {
+    const parts = this.lists[ref.packedList];
+    if (!parts || isSerialized(parts)) return false;
+    this.again.set(ref.packedList, null);
+    return true;
+  }
+
+  /** The maker of a list keep() kept, once fill() has read it. */
+  ready(ref: ListRef): ListAgain | undefined {
+    return this.again.get(ref.packedList) ?? undefined;
   }
 
   /** The list `ref` stands for, empty until fill() reads its parts (one list where it is shared). */
@@ -136,8 +195,17 @@ export class ListsReader {
       const parts = this.lists[i]!;
       if (isSerialized(parts)) continue;
       const list = this.list({ packedList: i })!;
-      columns.start(parts);
       let at = 0;
+      if (this.again.has(i)) {
+        this.again.set(i, new ListAgain(parts, columns.fork()));
+        columns.start(parts);
+        for (const part of parts.parts) {
+          at = columns.part(part, list, at);
+          await between();
+        }
+        continue;
+      }
+      columns.start(parts);
       // each part let go once read: the list's items are all that stays
       for (let part = parts.parts.shift(); part; part = parts.parts.shift()) {
         at = columns.part(part, list, at);

@@ -32,6 +32,7 @@ export {
   startAcceptWorker,
   stopAcceptWorker,
 } from "./accept-off-thread.ts";
+export { afterRulesLetGo, rulesSoon } from "./kept-rules.ts";
 export {
   checkPolicyFile,
   loadPolicyFile,

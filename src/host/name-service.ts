@@ -10,6 +10,7 @@ import {
   type PolicyModel,
   type SourcePos,
 } from "../config/index.ts";
+import { perModel } from "../policy/per-model.ts";
 
 export const NSSWITCH = "/etc/nsswitch.conf";
 
@@ -74,7 +75,7 @@ export function nameServiceWarnings(files: NameServiceFiles = {}): string[] {
 }
 
 /** Where the policy first uses DNS names (a hostname entry or layer7.dns.name), or null. */
-export function firstNameUse(model: PolicyModel): SourcePos | null {
+export const firstNameUse = perModel((model: PolicyModel): SourcePos | null => {
   for (const rule of model.rules) {
     const hostname = rule.layer3?.remote?.entries.find(
       (e) =>
@@ -87,7 +88,7 @@ export function firstNameUse(model: PolicyModel): SourcePos | null {
     if (rule.layer7?.dns?.name) return rule.layer7.pos;
   }
   return null;
-}
+});
 
 /** The name-service warnings as diagnostics of a policy that uses names (none otherwise). */
 export function nameServiceDiagnostics(model: PolicyModel, files?: NameServiceFiles): Diagnostic[] {

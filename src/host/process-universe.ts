@@ -27,6 +27,7 @@ import {
 } from "../policy/compile/process.ts";
 import { withRedirects } from "../policy/compile/redirect.ts";
 import { withImplicitRules } from "../policy/implicit-rules.ts";
+import { perModel } from "../policy/per-model.ts";
 import type { WatchedDir } from "./dir-watch.ts";
 import { imageFingerprint, readRouteImageSync, type BuiltImage } from "../route/index.ts";
 
@@ -227,7 +228,7 @@ function cgroupsOf(attribution: Attribution): ProcessUniverse["cgroups"] {
 }
 
 /** The directories whose entries decide what `model`'s process rules resolve to. */
-export function processDirectories(model: PolicyModel): WatchedDir[] {
+export const processDirectories = perModel((model: PolicyModel): readonly WatchedDir[] => {
   // moat's own rules too: a local decision's executable is watched as a rule's is
   const rules = withRedirects(withImplicitRules(model)).rules.filter(socketRule);
   const dirs: WatchedDir[] = rules
@@ -236,7 +237,7 @@ export function processDirectories(model: PolicyModel): WatchedDir[] {
   if (rules.some((r) => (r.process?.user ?? []).some((u) => typeof u === "string")))
     dirs.push({ dir: "/etc", names: ["passwd"] }); // replaced by rename: the directory is watched
   return dirs;
-}
+});
 
 /** Equal for two reads of an unchanged host: the daemon re-applies the policy when it differs. */
 export function universeFingerprint(u: ProcessUniverse): string {

@@ -4,6 +4,7 @@
 import type { AddressEntry, PolicyModel, Rule } from "../config/model.ts";
 import { isAddressOnly } from "../config/address-only.ts";
 import { decisionRules } from "./decision-rules.ts";
+import { perModel } from "./per-model.ts";
 
 const hasHostname = (entries: readonly AddressEntry[]): boolean =>
   !isAddressOnly(entries) &&
@@ -25,10 +26,9 @@ export const ruleChecksL7Names = (r: Rule): boolean =>
   (r.layer7?.tls?.sni !== undefined && r.layer7.tls.trust_sni !== true);
 
 /** Also `dns: { doh: block }`: the proxy answers the canary use-application-dns.net. */
-export function usesNames(model: PolicyModel): boolean {
-  return (
+export const usesNames = perModel(
+  (model: PolicyModel): boolean =>
     model.dns.doh === "block" ||
     model.rules.some((r) => ruleUsesNames(r) || ruleChecksL7Names(r)) ||
-    decisionRules(model).some(ruleUsesNames)
-  );
-}
+    decisionRules(model).some(ruleUsesNames),
+);

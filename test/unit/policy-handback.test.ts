@@ -14,6 +14,7 @@ import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import type { Acceptance } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
+import { rulesSoon } from "../../src/host/kept-rules.ts";
 import { EntriesWriter, lazyEntries } from "../../src/host/handback-entries.ts";
 import {
   acceptPlaces,
@@ -220,6 +221,45 @@ test("a big policy's rules cross in parts, the daemon's thread reading one a tur
   });
   assert.equal(turns, 6);
   assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
+});
+
+test("a big model's rules are kept as their columns: made while read, let go unread, made again the same", async () => {
+  const rules = PART_ITEMS + 50;
+  const text =
+    mixedPolicy(rules).replace(
+      "rules:\n",
+      `sets:\n  corp: ["10.0.0.0/8", "192.0.2.0/24"]\nrules:\n`,
+    ) + "  - { name: corp, direction: ingress, action: allow, layer3: { remote: [set:corp] } }\n";
+  const here = acceptPolicy(text, "kept.yaml");
+  assert.ok(here.policy, here.diagnostics.map(formatDiagnostic).join("\n"));
+  const { packed } = packAcceptance(acceptPolicy(text, "kept.yaml"));
+  const back = await unpackAcceptance(packed, text, undefined, { from: rules, idleMs: 50 });
+  const model = back.acceptance.policy!.model;
+  const first = model.rules;
+  assert.equal(first.length, rules + 1);
+  assert.equal(model.rules, first, "read again while made: the same rules");
+  assert.equal(spelled(back.acceptance.policy), spelled(here.policy));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const again = model.rules;
+  assert.notEqual(again, first, "let go once unread, and made again");
+  assert.equal(spelled(again), spelled(first));
+  assert.deepEqual(positions(again), positions(here.policy.model.rules));
+  // made ahead of a read to come, a part a turn: the read then finds them made
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  let turns = 0;
+  await rulesSoon(model, async () => void turns++);
+  assert.equal(turns, 2, "two parts, a turn each");
+  const soon = model.rules;
+  assert.notEqual(soon, again);
+  assert.equal(spelled(soon), spelled(first));
+  await rulesSoon(model, async () => void turns++);
+  assert.equal(turns, 2, "made already: nothing to do");
+  // a copy of the model carries its rules; a value assigned replaces them
+  assert.equal(spelled({ ...model }.rules), spelled(first));
+  model.rules = [];
+  assert.deepEqual(model.rules, []);
+  await rulesSoon(model, async () => void turns++);
+  assert.equal(turns, 2);
 });
 
 test("addresses in a list that crossed in parts keep only their bytes, not the parts", async () => {

@@ -10,6 +10,7 @@
 import { sshLoginsAside } from "./ssh-login-rules.ts";
 import { judgedBasics } from "../network-basics.ts";
 import { withImplicitRules } from "../implicit-rules.ts";
+import { perModel } from "../per-model.ts";
 import { usesNames } from "../uses-names.ts";
 import { relayRule } from "../layer7-support.ts";
 import type { Layer4, PolicyModel, Redirect, Rule, SourcePos } from "../../config/model.ts";
@@ -95,9 +96,9 @@ function socketModel(model: PolicyModel, classesOf: Map<number, number[]>): Poli
 }
 
 /** Whether rules or redirects name processes, interfaces or names (then a universe is needed). */
-export function namesProcesses(model: PolicyModel): boolean {
-  return withRedirects(withImplicitRules(model)).rules.some(socketRule);
-}
+export const namesProcesses = perModel((model: PolicyModel): boolean =>
+  withRedirects(withImplicitRules(model)).rules.some(socketRule),
+);
 
 const NOWHERE: SourcePos = { file: "", line: 0, col: 0, path: "" };
 
