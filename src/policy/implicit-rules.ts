@@ -12,6 +12,7 @@
 // the user's.
 import type { PolicyModel, PortRange, Rule, SourcePos } from "../config/model.ts";
 import { decisionRules } from "./decision-rules.ts";
+import { perRules } from "./per-model.ts";
 
 /** The implicit rule blocking DoH/DoT resolvers; events name it and say `reason: "doh"`. */
 export const DOH_RULE = "dns:doh";
@@ -25,33 +26,24 @@ const UDP = 17;
 /** DNS stays with the DNS proxy and the policy's own rules: QUIC does not run there. */
 const DNS_PORT = 53;
 
-const implicit = new WeakMap<PolicyModel, PolicyModel>();
-
 /**
  * The policy as judged: `dns:doh` first, the local decisions, `l7:quic` before each L7 web
  * rule, the policy's rules in their order (reindexed).
  */
-export function withImplicitRules(model: PolicyModel): PolicyModel {
-  const known = implicit.get(model);
-  if (known) return known;
+export const withImplicitRules = perRules((model: PolicyModel): PolicyModel => {
   const doh = dohRule(model);
   const quic = model.rules.map((r) => quicRule(model, r));
   const decisions = decisionRules(model);
   // a policy without implicit rules is remembered too: it is judged as it is, and working that
   // out walks every rule (for each DNS query and relayed connection judged by it)
-  if (!doh && decisions.length === 0 && !quic.some((q) => q)) {
-    implicit.set(model, model);
-    return model;
-  }
+  if (!doh && decisions.length === 0 && !quic.some((q) => q)) return model;
   const rules = [
     ...(doh ? [doh] : []),
     ...decisions,
     ...model.rules.flatMap((r, i) => (quic[i] ? [quic[i], r] : [r])),
   ].map((r, index) => ({ ...r, index }));
-  const out: PolicyModel = { ...model, rules };
-  implicit.set(model, out);
-  return out;
-}
+  return { ...model, rules };
+});
 
 /**
  * `l7:quic` for a rule judging HTTP or TLS: UDP on the rule's ports blocked for its process (without one: the processes under attach.cgroup, whose connections the relay sees),

@@ -4,6 +4,7 @@
 import type { AddressEntry, PolicyModel, Rule } from "../../config/model.ts";
 import { parseIp } from "../../config/ip.ts";
 import { evaluate } from "../../policy/evaluator.ts";
+import { perRules } from "../../policy/per-model.ts";
 import type { ConnectionFacts } from "../../policy/facts.ts";
 import type { LearnRow } from "./learn-rows.ts";
 
@@ -112,16 +113,12 @@ function byNameRule(rule: Rule): Rule | null | "maybe" {
   return { ...rule, layer3: { ...rule.layer3!, remote: { ...list, entries: kept } } };
 }
 
-const byName = new WeakMap<PolicyModel, { narrow: PolicyModel; wide: PolicyModel }>();
-
 /**
  * The policy as it judges a peer known by name, both ways an unknown address can go: `narrow`
  * where the rules that turn on it do not match, `wide` where they match (the same object when
  * no rule does). A row both judge alike is decided; else undecided.
  */
-function byNameModels(model: PolicyModel): { narrow: PolicyModel; wide: PolicyModel } {
-  const known = byName.get(model);
-  if (known) return known;
+const byNameModels = perRules((model: PolicyModel): { narrow: PolicyModel; wide: PolicyModel } => {
   const narrow: Rule[] = [];
   const wide: Rule[] = [];
   let changed = false;
@@ -141,13 +138,11 @@ function byNameModels(model: PolicyModel): { narrow: PolicyModel; wide: PolicyMo
   }
   const index = (rules: Rule[]) => rules.map((r, i) => (r.index === i ? r : { ...r, index: i }));
   const narrowModel = changed ? { ...model, rules: index(narrow) } : model;
-  const out = {
+  return {
     narrow: narrowModel,
     wide: open ? { ...model, rules: index(wide) } : narrowModel,
   };
-  byName.set(model, out);
-  return out;
-}
+});
 
 /**
  * Whether a `process` section can name exactly this identity: its fields are globs with no
