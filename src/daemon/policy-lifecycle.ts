@@ -15,6 +15,7 @@ import type { ApplyOptions, ApplyOutcome, TrialView } from "../api/index.ts";
 import { appliedLine, auditReload, recordChange, refusedLine } from "../observe/index.ts";
 import {
   locateOffThread,
+  letRulesGo,
   readPolicyFileTextAsync,
   rulesSoon,
   startAcceptWorker,
@@ -451,7 +452,7 @@ export class PolicyLifecycle {
     const { audit, log } = this.options;
     let next: CompiledPolicy;
     try {
-      next = { ...(await this.compile(text)), text, hash };
+      next = { ...(await this.compileToDiff(text)), text, hash };
     } catch (err) {
       log(
         `warning: the policy before the trial could not be compiled again: ${(err as Error).message}`,
@@ -505,7 +506,7 @@ export class PolicyLifecycle {
     const previous = this.trial?.previous ?? { text: this.running.text, hash: this.running.hash };
     let next: CompiledPolicy;
     try {
-      next = { ...(await this.compile(text)), text, hash };
+      next = { ...(await this.compileToDiff(text)), text, hash };
     } catch (err) {
       const result = this.refuse(`${what} from ${who}`, errorLines(err, path));
       audit(refusedLine(what, who, hash, result.errors.length));
@@ -568,7 +569,7 @@ export class PolicyLifecycle {
       const { text, hash } = this.running;
       let next: CompiledPolicy;
       try {
-        next = { ...(await this.compile(text)), text, hash };
+        next = { ...(await this.compileToDiff(text)), text, hash };
       } catch (err) {
         const result = this.refuse(`${what} from ${who}`, errorLines(err, this.options.path));
         this.options.audit(refusedLine(what, who, hash, result.errors.length));
@@ -589,11 +590,18 @@ export class PolicyLifecycle {
     });
   }
 
+  /**
+   * compile(), for a change whose audit line names what it changes (changeSummary): the running
+   * policy's rules are read for that, and a big policy's are made meanwhile
+   * (src/host/kept-rules.ts), a part a turn, where the diff would make them at once.
+   */
+  private compileToDiff(text: string): Promise<AcceptedPolicy> {
+    rulesSoon(this.running.model).catch(() => {});
+    return this.compile(text);
+  }
+
   private compile(text: string): Promise<AcceptedPolicy> {
     const { path, universe, compile, decisions, mode, tablesAhead } = this.options;
-    // the change is diffed against the running policy's rules: a big policy's are made meanwhile
-    // (src/host/kept-rules.ts), a part a turn, where the diff would make them at once
-    rulesSoon(this.running.model).catch(() => {});
     return compilePolicyText(
       text,
       path,
@@ -668,6 +676,8 @@ export class PolicyLifecycle {
       if (this.stopping) return { ok: false, generation: before, errors: [(err as Error).message] };
       throw err;
     }
+    // the policy before is let go; a big one's made rules with it now, not when next unread
+    if (this.running.model !== next.model) letRulesGo(this.running.model);
     this.running = runningOf(next);
     this.reloads.ok++;
     prepared.commit();

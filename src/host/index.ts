@@ -32,7 +32,7 @@ export {
   startAcceptWorker,
   stopAcceptWorker,
 } from "./accept-off-thread.ts";
-export { afterRulesLetGo, rulesSoon } from "./kept-rules.ts";
+export { afterRulesLetGo, letRulesGo, rulesSoon } from "./kept-rules.ts";
 export {
   checkPolicyFile,
   loadPolicyFile,

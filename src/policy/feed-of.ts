@@ -4,7 +4,7 @@
 // index per set, built once per set object: a million-entry feed is not scanned per event).
 import { parseIp, unmapIpv4 } from "../config/ip.ts";
 import type { AddressEntry, PolicyModel, PolicySet, Rule } from "../config/index.ts";
-import { ruleNamed } from "./rule-named.ts";
+import { perModel } from "./per-model.ts";
 
 export interface FeedTag {
   /** The set's name (a feed is a set). */
@@ -63,6 +63,30 @@ function feedSetsOf(model: PolicyModel, rule: Rule): PolicySet[] {
   return out;
 }
 
+/** A rule's feeds, and whether its remote list is that one feed. */
+interface FeedRule {
+  sets: PolicySet[];
+  only: boolean;
+}
+
+/**
+ * The rules that name feeds, by name (the first rule of a name, as events name it), worked out
+ * once per policy: an event reads this, not the rules (a big policy's rules are made again to be
+ * read once let go, src/host/kept-rules.ts).
+ */
+const feedRules = perModel((model: PolicyModel): Map<string, FeedRule> => {
+  const out = new Map<string, FeedRule>();
+  const seen = new Set<string>();
+  for (const rule of model.rules) {
+    if (seen.has(rule.name)) continue;
+    seen.add(rule.name);
+    const sets = feedSetsOf(model, rule);
+    const only = sets.length === 1 && rule.layer3?.remote?.entries.length === 1;
+    if (sets.length > 0) out.set(rule.name, { sets, only });
+  }
+  return out;
+});
+
 const tagOf = (set: PolicySet): FeedTag => ({
   name: set.name,
   kind: set.origin?.kind ?? "feed",
@@ -72,13 +96,11 @@ const tagOf = (set: PolicySet): FeedTag => ({
 
 /** The feed a connection of `ruleName` to or from `remoteIp` matched through, if any. */
 export function feedOf(model: PolicyModel, ruleName: string, remoteIp: string): FeedTag | null {
-  const rule = ruleNamed(model, ruleName);
+  const rule = feedRules(model).get(ruleName);
   if (!rule) return null;
-  const sets = feedSetsOf(model, rule);
+  const { sets, only } = rule;
   // the remote list is that one set: whatever the rule matched came from it
-  const only = sets.length === 1 && rule.layer3?.remote?.entries.length === 1 ? sets[0] : undefined;
-  if (only) return tagOf(only);
-  if (sets.length === 0) return null;
+  if (only) return tagOf(sets[0]!);
   const ip = parseIp(remoteIp);
   if (!ip.ok) return null;
   const { family, value } = unmapIpv4(ip.value);

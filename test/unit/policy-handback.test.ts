@@ -14,7 +14,7 @@ import { acceptPolicy } from "../../src/host/accept-policy.ts";
 import type { Acceptance } from "../../src/host/accept-policy.ts";
 import { packAcceptance, unpackAcceptance } from "../../src/host/accept-handback.ts";
 import { PART_ITEMS } from "../../src/host/handback-lists.ts";
-import { rulesSoon } from "../../src/host/kept-rules.ts";
+import { letRulesGo, rulesSoon } from "../../src/host/kept-rules.ts";
 import { EntriesWriter, lazyEntries } from "../../src/host/handback-entries.ts";
 import {
   acceptPlaces,
@@ -254,6 +254,12 @@ test("a big model's rules are kept as their columns: made while read, let go unr
   assert.equal(spelled(soon), spelled(first));
   await rulesSoon(model, async () => void turns++);
   assert.equal(turns, 2, "made already: nothing to do");
+  // made again after being let go, they stay twice as long: still made after the first idle time
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(model.rules, soon, "read again within twice the idle time: the same rules");
+  // a policy replaced lets its rules go at once
+  letRulesGo(model);
+  assert.notEqual(model.rules, soon);
   // a copy of the model carries its rules; a value assigned replaces them
   assert.equal(spelled({ ...model }.rules), spelled(first));
   model.rules = [];
