@@ -114,10 +114,6 @@ export class ListAgain {
     this.from = from;
   }
 
-  get length(): number {
-    return this.list.length;
-  }
-
   make(): unknown[] {
     const columns = this.from.fork();
     const out = new Array<unknown>(this.list.length);
